@@ -1,0 +1,362 @@
+//! The wgpu backend: device setup, per-kernel GPU resources (control block, input and output
+//! rings, pipelines, bind group — all created once at launch), and the shared readback buffer.
+
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use crate::codegen::{self, GeneratedShader};
+use crate::error::{Error, Result};
+use crate::kernel::KernelDefinition;
+use crate::queue::ControlBlock;
+
+/// Which adapters the runtime may pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// Any GPU adapter (WebGPU in the browser; Vulkan, Metal, DX12, then GL natively).
+    #[default]
+    Auto,
+    Vulkan,
+    Gl,
+    Metal,
+    Dx12,
+    /// The browser's WebGPU.
+    WebGpu,
+}
+
+impl BackendChoice {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "auto" => BackendChoice::Auto,
+            "vulkan" => BackendChoice::Vulkan,
+            "gl" | "gles" => BackendChoice::Gl,
+            "metal" => BackendChoice::Metal,
+            "dx12" => BackendChoice::Dx12,
+            "webgpu" => BackendChoice::WebGpu,
+            _ => return None,
+        })
+    }
+
+    fn backends(self) -> wgpu::Backends {
+        match self {
+            BackendChoice::Auto => wgpu::Backends::all(),
+            BackendChoice::Vulkan => wgpu::Backends::VULKAN,
+            BackendChoice::Gl => wgpu::Backends::GL,
+            BackendChoice::Metal => wgpu::Backends::METAL,
+            BackendChoice::Dx12 => wgpu::Backends::DX12,
+            BackendChoice::WebGpu => wgpu::Backends::BROWSER_WEBGPU,
+        }
+    }
+}
+
+/// Asks for an adapter. `Auto` tries the primary APIs (Vulkan, Metal, DX12, WebGPU) before GL,
+/// so a machine with Vulkan never probes EGL.
+async fn request_adapter(choice: BackendChoice) -> Result<wgpu::Adapter> {
+    let attempts: &[wgpu::Backends] = match choice {
+        BackendChoice::Auto => &[wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
+        other => &[other.backends()],
+    };
+    let mut failures = Vec::new();
+    for &backends in attempts {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let options = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            ..Default::default()
+        };
+        match instance.request_adapter(&options).await {
+            Ok(adapter) => return Ok(adapter),
+            Err(e) => failures.push(format!("{backends:?}: {e}")),
+        }
+    }
+    Err(Error::BackendUnavailable {
+        reason: format!(
+            "no adapter found (tried {}); natively install a Vulkan driver (mesa-vulkan-drivers provides lavapipe)",
+            failures.join("; ")
+        ),
+    })
+}
+
+/// What the runtime reports about the adapter it runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterSummary {
+    pub backend: String,
+    pub name: String,
+    pub driver: String,
+    pub device_type: String,
+}
+
+/// The device every kernel of one runtime shares.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    /// Set by wgpu when the device is lost or an error escapes every error scope; the pump
+    /// checks it each tick so later calls fail with `DeviceLostError` instead of hanging.
+    pub fault: Arc<Mutex<Option<String>>>,
+}
+
+impl GpuContext {
+    pub async fn new(choice: BackendChoice) -> Result<Self> {
+        #[cfg(target_arch = "wasm32")]
+        if !crate::platform::browser_has_webgpu() {
+            return Err(Error::BackendUnavailable {
+                reason: "navigator.gpu is missing: this browser has no WebGPU (Chrome/Edge 113+, or enable it in \
+                         your browser's flags; pages must be served over https or from localhost)"
+                    .into(),
+            });
+        }
+        let adapter = request_adapter(choice).await?;
+        let info = adapter.get_info();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("ringkernel-web"),
+                required_limits: adapter.limits(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::BackendUnavailable { reason: format!("adapter {} refused a device: {e}", info.name) })?;
+
+        let fault = Arc::new(Mutex::new(None));
+        let lost = fault.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            lost.lock().expect("fault lock").get_or_insert(format!("{reason:?}: {message}"));
+        });
+        let uncaptured = fault.clone();
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            // wgpu's default handler panics; an uncaptured error means the runtime issued bad
+            // GPU work, which must fail loudly but not abort the page.
+            uncaptured.lock().expect("fault lock").get_or_insert(format!("uncaptured GPU error: {error}"));
+        }));
+
+        Ok(GpuContext {
+            device,
+            queue,
+            adapter: AdapterSummary {
+                backend: format!("{:?}", info.backend).to_lowercase(),
+                name: info.name,
+                driver: info.driver,
+                device_type: format!("{:?}", info.device_type),
+            },
+            fault,
+        })
+    }
+
+    pub fn check_fault(&self) -> Result<()> {
+        match self.fault.lock().expect("fault lock").as_ref() {
+            Some(reason) => Err(Error::DeviceLost { reason: reason.clone() }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The GPU side of one launched kernel. Buffers and pipelines live as long as the kernel.
+pub struct GpuKernel {
+    pub control: wgpu::Buffer,
+    pub input_ring: wgpu::Buffer,
+    pub output_ring: wgpu::Buffer,
+    drain: wgpu::ComputePipeline,
+    commit: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    pub slots: u32,
+    pub input_stride: u64,
+    pub output_stride: u64,
+    workgroup_size: u32,
+    max_workgroups: u32,
+}
+
+impl GpuKernel {
+    /// Compiles the kernel's module and allocates its rings (`slots` must be a power of two, so
+    /// free-running u32 indices map onto slots consistently across wrap-around).
+    pub async fn create(ctx: &GpuContext, definition: &KernelDefinition, slots: u32) -> Result<Self> {
+        assert!(slots.is_power_of_two());
+        let device = &ctx.device;
+        let shader = codegen::generate(definition);
+        let label = definition.id.as_str();
+
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(shader.source.as_str().into()),
+        });
+        let info = module.get_compilation_info().await;
+        if let Some(error) = info.messages.iter().find(|m| m.message_type == wgpu::CompilationMessageType::Error) {
+            drop(scope.pop());
+            return Err(compile_error(&definition.id, &shader, &error.message, error.location));
+        }
+
+        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        // An explicit layout so both entry points (which use different bindings) share one bind group.
+        let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &[storage(0, false), storage(1, true), storage(2, false)],
+        });
+        let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(label),
+            bind_group_layouts: &[Some(&bind_group_layout)],
+            immediate_size: 0,
+        });
+        let pipeline = |entry_point| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: Some(&layout),
+                module: &module,
+                entry_point: Some(entry_point),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let drain = pipeline("ring_drain");
+        let commit = pipeline("ring_commit");
+        if let Some(error) = scope.pop().await {
+            return Err(Error::KernelCompile { id: definition.id.clone(), message: error.to_string(), line: None, column: None });
+        }
+
+        let input_stride = definition.input.size() as u64;
+        let output_stride = definition.output.size() as u64;
+        let control = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("control block"),
+            contents: bytemuck::bytes_of(&ControlBlock { capacity: slots, ..Default::default() }),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+        });
+        let ring = |label, stride: u64, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: stride * slots as u64, usage, mapped_at_creation: false })
+        };
+        let input_ring = ring("input ring", input_stride, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST);
+        let output_ring = ring("output ring", output_stride, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &bind_group_layout,
+            entries: &[
+                wgpu::BindGroupEntry { binding: 0, resource: control.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: input_ring.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 2, resource: output_ring.as_entire_binding() },
+            ],
+        });
+        Ok(GpuKernel {
+            control,
+            input_ring,
+            output_ring,
+            drain,
+            commit,
+            bind_group,
+            slots,
+            input_stride,
+            output_stride,
+            workgroup_size: definition.workgroup_size,
+            max_workgroups: device.limits().max_compute_workgroups_per_dimension,
+        })
+    }
+
+    /// Writes one u32 of the control block; it takes effect at the next submit.
+    pub fn write_control(&self, queue: &wgpu::Queue, offset: u64, value: u32) {
+        queue.write_buffer(&self.control, offset, bytemuck::bytes_of(&value));
+    }
+
+    /// Encodes one bounded drain of `pending` messages followed by the commit dispatch.
+    pub fn encode_dispatch(&self, pass: &mut wgpu::ComputePass<'_>, pending: u32) {
+        // Cap the grid: beyond a few thousand workgroups the grid-stride loop does the rest and
+        // fewer invocations mean fewer telemetry atomics.
+        let groups = pending.div_ceil(self.workgroup_size).clamp(1, self.max_workgroups.min(4096));
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.set_pipeline(&self.drain);
+        pass.dispatch_workgroups(groups, 1, 1);
+        pass.set_pipeline(&self.commit);
+        pass.dispatch_workgroups(1, 1, 1);
+    }
+
+    pub fn destroy(&self) {
+        self.control.destroy();
+        self.input_ring.destroy();
+        self.output_ring.destroy();
+    }
+
+    /// Bytes of GPU memory this kernel holds.
+    pub fn gpu_bytes(&self) -> u64 {
+        self.control.size() + self.input_ring.size() + self.output_ring.size()
+    }
+}
+
+fn compile_error(id: &str, shader: &GeneratedShader, message: &str, location: Option<wgpu::SourceLocation>) -> Error {
+    let (line, column) = match location {
+        Some(loc) => match shader.user_line(loc.line_number) {
+            Some(user_line) => (Some(user_line), Some(loc.line_position)),
+            // Inside generated code: the handler's types did not fit the harness.
+            None => (None, None),
+        },
+        None => (None, None),
+    };
+    Error::KernelCompile { id: id.to_owned(), message: message.trim().to_owned(), line, column }
+}
+
+/// A MAP_READ buffer that every tick's outputs are copied into, so one `mapAsync` brings back
+/// the results of all kernels. It grows (by doubling) and is never shrunk.
+pub struct Readback {
+    buffer: Option<wgpu::Buffer>,
+}
+
+impl Readback {
+    pub fn new() -> Self {
+        Readback { buffer: None }
+    }
+
+    /// A buffer of at least `size` bytes.
+    pub fn reserve(&mut self, device: &wgpu::Device, size: u64) -> wgpu::Buffer {
+        let size = size.next_multiple_of(wgpu::MAP_ALIGNMENT).max(256);
+        if self.buffer.as_ref().is_none_or(|b| b.size() < size) {
+            let grown = self.buffer.as_ref().map_or(size, |b| size.max(b.size() * 2));
+            if let Some(old) = self.buffer.take() {
+                old.destroy();
+            }
+            self.buffer = Some(device.create_buffer(&wgpu::BufferDescriptor {
+                // MAP_READ may only be combined with COPY_DST, hence a buffer apart from the rings.
+                label: Some("readback"),
+                size: grown,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        self.buffer.clone().expect("just reserved")
+    }
+}
+
+impl Default for Readback {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Maps `buffer[..size]`, copies it out and unmaps. Never blocks on the web.
+pub async fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+    let (sender, receiver) = futures_channel::oneshot::channel();
+    let slice = buffer.slice(..size.next_multiple_of(4));
+    slice.map_async(wgpu::MapMode::Read, move |result| {
+        let _ = sender.send(result);
+    });
+    crate::platform::drive_gpu(&ctx.device);
+    let mapped = receiver.await.map_err(|_| Error::DeviceLost { reason: "readback callback dropped".into() })?;
+    if let Err(e) = mapped {
+        ctx.check_fault()?;
+        return Err(Error::DeviceLost { reason: format!("mapping the readback buffer failed: {e}") });
+    }
+    let bytes = {
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| Error::DeviceLost { reason: format!("reading the mapped readback buffer failed: {e}") })?;
+        view[..size as usize].to_vec()
+    };
+    buffer.unmap();
+    Ok(bytes)
+}

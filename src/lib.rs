@@ -1,0 +1,50 @@
+//! # ringkernel-web
+//!
+//! GPU-resident actors ("ring kernels") on WebGPU and native wgpu. A ring kernel is a WGSL
+//! handler whose input ring, output ring and control block live in GPU memory for its whole
+//! life; the host [`Runtime`] drives its lifecycle and moves messages in and out in batches.
+//!
+//! Where things live:
+//! - [`lifecycle`]: states and the transition table.
+//! - [`message`]: field types, WGSL byte layout, packing.
+//! - [`kernel`]: kernel definitions, the registry and the built-ins.
+//! - [`codegen`]: message structs + ring harness + handler → WGSL.
+//! - [`queue`]: host staging queues and the GPU control block layout.
+//! - [`backend`]: the wgpu device, per-kernel GPU resources, readback.
+//! - [`runtime`]: the kernel table and every public operation.
+//! - `pump`: the tick that batches all GPU work.
+//! - `wasm` (wasm32 only): the JavaScript surface, `RingKernelRuntime`.
+//!
+//! ```no_run
+//! # async fn demo() -> ringkernel_web::Result<()> {
+//! use ringkernel_web::{Runtime, RuntimeOptions, LaunchOptions, Value};
+//! let runtime = Runtime::new(RuntimeOptions::default()).await?;
+//! runtime.launch("doubler", LaunchOptions::default()).await?;
+//! runtime.activate("doubler").await?;
+//! runtime.send("doubler", &[("value", Value::from(21))], Some(1000.0)).await?;
+//! let answer = runtime.receive("doubler", Some(1000.0)).await?;
+//! assert_eq!(answer, vec![("result".to_string(), Value::Number(42.0))]);
+//! # Ok(()) }
+//! ```
+
+pub mod backend;
+pub mod codegen;
+pub mod error;
+pub mod kernel;
+pub mod lifecycle;
+pub mod message;
+mod platform;
+mod pump;
+pub mod queue;
+pub mod runtime;
+pub mod telemetry;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
+
+pub use backend::gpu::{AdapterSummary, BackendChoice};
+pub use error::{Error, Result};
+pub use kernel::KernelDefinition;
+pub use lifecycle::KernelState;
+pub use message::{FieldType, MessageLayout, Value};
+pub use runtime::{LaunchOptions, Runtime, RuntimeOptions};
+pub use telemetry::KernelTelemetry;

@@ -1,0 +1,206 @@
+//! Kernel lifecycle: the six states and the one transition table every operation goes through.
+//!
+//! ```text
+//! CREATED ─launch→ LAUNCHED ─activate→ ACTIVE ⇄ DEACTIVATED (deactivate / reactivate)
+//! LAUNCHED | ACTIVE | DEACTIVATED ─terminate→ TERMINATING ─(drained)→ TERMINATED
+//! ```
+//! The table is PyDotCompute's. A terminated kernel never restarts; its id can be launched again
+//! once the runtime has removed it (`Runtime::remove`).
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// Where a kernel is in its life. Explicit discriminants because the value is also written to
+/// the GPU control block and reported in telemetry.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KernelState {
+    Created = 0,
+    Launched = 1,
+    Active = 2,
+    Deactivated = 3,
+    Terminating = 4,
+    Terminated = 5,
+}
+
+/// What a caller asks of a kernel. `Finish` is the runtime's own step out of `Terminating`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Launch,
+    Activate,
+    Deactivate,
+    Reactivate,
+    Terminate,
+    Finish,
+    Send,
+    Receive,
+}
+
+impl KernelState {
+    pub const ALL: [KernelState; 6] = [
+        KernelState::Created,
+        KernelState::Launched,
+        KernelState::Active,
+        KernelState::Deactivated,
+        KernelState::Terminating,
+        KernelState::Terminated,
+    ];
+
+    /// The lowercase name used by the JavaScript API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KernelState::Created => "created",
+            KernelState::Launched => "launched",
+            KernelState::Active => "active",
+            KernelState::Deactivated => "deactivated",
+            KernelState::Terminating => "terminating",
+            KernelState::Terminated => "terminated",
+        }
+    }
+
+    /// The transition table. `None` means the action is illegal in this state.
+    pub fn next(self, action: Action) -> Option<KernelState> {
+        use Action::*;
+        use KernelState::*;
+        match (self, action) {
+            (Created, Launch) => Some(Launched),
+            (Launched, Activate) => Some(Active),
+            (Active, Deactivate) => Some(Deactivated),
+            (Deactivated, Reactivate) => Some(Active),
+            (Launched | Active | Deactivated, Terminate) => Some(Terminating),
+            (Terminating, Finish) => Some(Terminated),
+            _ => None,
+        }
+    }
+
+    /// Whether messages may be queued for a kernel in this state. Deactivated kernels keep
+    /// accepting: their input waits on the host until reactivation.
+    pub fn accepts_messages(self) -> bool {
+        matches!(self, KernelState::Launched | KernelState::Active | KernelState::Deactivated)
+    }
+}
+
+/// Applies `action` to a kernel, or names the kernel, its state and the refused action.
+pub fn transition(id: &str, state: KernelState, action: Action) -> Result<KernelState> {
+    state.next(action).ok_or_else(|| Error::KernelState {
+        id: id.to_owned(),
+        state,
+        action,
+    })
+}
+
+impl fmt::Display for KernelState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Launch => "launch",
+            Action::Activate => "activate",
+            Action::Deactivate => "deactivate",
+            Action::Reactivate => "reactivate",
+            Action::Terminate => "terminate",
+            Action::Finish => "finish terminating",
+            Action::Send => "send",
+            Action::Receive => "receive",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use KernelState::*;
+
+    /// Every (state, action) pair of the lifecycle, checked against the table written out by hand
+    /// from PyDotCompute's documentation.
+    #[test]
+    fn transition_matrix_matches_the_seed_table() {
+        let legal: &[(KernelState, Action, KernelState)] = &[
+            (Created, Action::Launch, Launched),
+            (Launched, Action::Activate, Active),
+            (Active, Action::Deactivate, Deactivated),
+            (Deactivated, Action::Reactivate, Active),
+            (Active, Action::Terminate, Terminating),
+            (Deactivated, Action::Terminate, Terminating),
+            (Launched, Action::Terminate, Terminating),
+            (Terminating, Action::Finish, Terminated),
+        ];
+        let actions = [
+            Action::Launch,
+            Action::Activate,
+            Action::Deactivate,
+            Action::Reactivate,
+            Action::Terminate,
+            Action::Finish,
+        ];
+        let mut legal_seen = 0;
+        for from in KernelState::ALL {
+            for action in actions {
+                let expected = legal.iter().find(|(f, a, _)| *f == from && *a == action).map(|t| t.2);
+                let got = transition("k", from, action);
+                match expected {
+                    Some(to) => {
+                        assert_eq!(got, Ok(to), "{from} --{action}-->");
+                        legal_seen += 1;
+                    }
+                    None => assert_eq!(
+                        got,
+                        Err(Error::KernelState { id: "k".into(), state: from, action }),
+                        "{from} --{action}--> must be refused"
+                    ),
+                }
+            }
+        }
+        assert_eq!(legal_seen, legal.len());
+    }
+
+    /// The 6×6 state matrix: a state can reach another in one step only along the table.
+    #[test]
+    fn state_to_state_reachability() {
+        let actions = [
+            Action::Launch,
+            Action::Activate,
+            Action::Deactivate,
+            Action::Reactivate,
+            Action::Terminate,
+            Action::Finish,
+        ];
+        let mut edges = 0;
+        for from in KernelState::ALL {
+            for to in KernelState::ALL {
+                let reachable = actions.iter().any(|a| from.next(*a) == Some(to));
+                let expected = matches!(
+                    (from, to),
+                    (Created, Launched)
+                        | (Launched, Active)
+                        | (Active, Deactivated)
+                        | (Deactivated, Active)
+                        | (Launched | Active | Deactivated, Terminating)
+                        | (Terminating, Terminated)
+                );
+                assert_eq!(reachable, expected, "{from} -> {to}");
+                edges += reachable as usize;
+            }
+        }
+        assert_eq!(edges, 8);
+    }
+
+    #[test]
+    fn terminated_is_final() {
+        for action in [Action::Launch, Action::Activate, Action::Reactivate, Action::Terminate] {
+            assert!(Terminated.next(action).is_none());
+        }
+    }
+
+    #[test]
+    fn error_names_kernel_state_and_action() {
+        let err = transition("doubler", Created, Action::Activate).unwrap_err();
+        assert_eq!(err.name(), "KernelStateError");
+        assert_eq!(err.to_string(), "kernel 'doubler' is created: cannot activate");
+    }
+}

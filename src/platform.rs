@@ -1,0 +1,57 @@
+//! The few things that differ between native and wasm, kept at the edge so the runtime's logic
+//! has no `cfg`: spawning the pump, timers, and driving GPU callbacks.
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Runs the pump in the background. Natively it gets its own thread (blocking in
+/// `device.poll(Wait)` there is fine); on the web it is a task on the page's event loop.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn spawn_pump(pump: impl Future<Output = ()> + Send + 'static) {
+    std::thread::Builder::new()
+        .name("ringkernel-pump".into())
+        .spawn(move || pollster::block_on(pump))
+        .expect("spawning the pump thread");
+}
+
+#[cfg(target_arch = "wasm32")]
+pub fn spawn_pump(pump: impl Future<Output = ()> + 'static) {
+    wasm_bindgen_futures::spawn_local(pump);
+}
+
+/// Resolves after `ms` milliseconds without blocking (setTimeout on the web, a timer thread
+/// natively).
+pub fn sleep_ms(ms: f64) -> futures_timer::Delay {
+    futures_timer::Delay::new(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+}
+
+/// Lets wgpu deliver `map_async` callbacks. Natively this blocks the pump thread until the GPU
+/// is done; in the browser the event loop delivers them, so it does nothing.
+pub fn drive_gpu(device: &wgpu::Device) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        // An error here (device lost or timeout) surfaces through the map callback too.
+        let _ = device.poll(wgpu::PollType::wait_indefinitely());
+    }
+    #[cfg(target_arch = "wasm32")]
+    let _ = device;
+}
+
+/// Milliseconds on a monotonic clock shared by every runtime of this process or page.
+pub fn now_ms() -> f64 {
+    use std::sync::OnceLock;
+    static ORIGIN: OnceLock<web_time::Instant> = OnceLock::new();
+    ORIGIN.get_or_init(web_time::Instant::now).elapsed().as_secs_f64() * 1000.0
+}
+
+/// Whether this JavaScript realm exposes `navigator.gpu`. wgpu's WebGPU-only build hits
+/// `unreachable` when it is missing (plain Node, old browsers), so we ask first.
+#[cfg(target_arch = "wasm32")]
+pub fn browser_has_webgpu() -> bool {
+    let global = js_sys::global();
+    let navigator = js_sys::Reflect::get(&global, &"navigator".into()).unwrap_or(wasm_bindgen::JsValue::UNDEFINED);
+    if navigator.is_undefined() || navigator.is_null() {
+        return false;
+    }
+    js_sys::Reflect::get(&navigator, &"gpu".into()).map(|gpu| !gpu.is_undefined() && !gpu.is_null()).unwrap_or(false)
+}

@@ -1,0 +1,139 @@
+//! The pump: the one place GPU work is issued. Each tick takes the staged input of every
+//! running kernel, writes it into the kernels' GPU input rings (one `writeBuffer` per ring
+//! segment), encodes every kernel's bounded dispatch in one compute pass, copies every output
+//! region and control block into one readback buffer, submits once and maps once.
+//! Ticks run back to back while there is work and not at all while idle.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::backend::gpu::read_back;
+use crate::error::Result;
+use crate::queue::{ring_segments, ControlBlock};
+use crate::runtime::Shared;
+
+/// One kernel's share of a tick.
+struct Planned {
+    id: String,
+    /// Ring index of the first message dispatched (the GPU head before this tick).
+    head: u32,
+    /// Messages in the GPU ring this tick (earlier unanswered ones plus the new ones).
+    pending: u32,
+    /// Where this kernel's control block copy starts in the readback buffer; outputs follow.
+    offset: u64,
+    output_stride: u64,
+}
+
+/// Runs until the runtime is dropped or disposed, or the device fails.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    loop {
+        let listener = shared.wake_pump.listen();
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        match tick(&shared).await {
+            Ok(true) => continue,
+            Ok(false) => listener.await,
+            Err(error) => {
+                let mut table = shared.lock();
+                table.fatal.get_or_insert(error);
+                for kernel in table.kernels.values() {
+                    kernel.changed.notify(usize::MAX);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// One tick. Returns whether any GPU work was done.
+async fn tick(shared: &Shared) -> Result<bool> {
+    let gpu = &shared.gpu;
+    let (readback, plan, used) = {
+        let mut table = shared.lock();
+        gpu.check_fault()?;
+        let mut plan = Vec::new();
+        let mut used = 0u64;
+        let mut ids: Vec<&String> = table.kernels.iter().filter(|(_, k)| k.runs()).map(|(id, _)| id).collect();
+        ids.sort();
+        let ids: Vec<String> = ids.into_iter().cloned().collect();
+        for id in ids {
+            let kernel = table.kernels.get_mut(&id).expect("listed above");
+            let ring = kernel.gpu.as_ref().expect("running kernels have GPU resources");
+            // Bounded by ring room and by output-queue room, so every answer has a place.
+            let ring_room = ring.slots - kernel.gpu_pending();
+            let out_room = kernel.outbox.free().saturating_sub(kernel.gpu_pending() as usize);
+            let take = kernel.inbox.len().min(ring_room as usize).min(out_room);
+            let pending = kernel.gpu_pending() + take as u32;
+            if pending == 0 || pending as usize > kernel.outbox.free() {
+                continue;
+            }
+            let staged = kernel.inbox.pop_many(take);
+            let stride = ring.input_stride;
+            let mut written = 0u64;
+            for segment in ring_segments(kernel.gpu_tail, take as u32, ring.slots) {
+                let len = segment.len() as u64 * stride;
+                gpu.queue.write_buffer(&ring.input_ring, segment.start as u64 * stride, &staged[written as usize..(written + len) as usize]);
+                written += len;
+            }
+            kernel.gpu_tail = kernel.gpu_tail.wrapping_add(take as u32);
+            ring.write_control(&gpu.queue, ControlBlock::INPUT_TAIL_OFFSET, kernel.gpu_tail);
+            kernel.telemetry.bytes_to_device += written + 4;
+            if take > 0 {
+                // Senders waiting for queue room may continue.
+                kernel.changed.notify(usize::MAX);
+            }
+            plan.push(Planned { id, head: kernel.gpu_head, pending, offset: used, output_stride: ring.output_stride });
+            used += ControlBlock::SIZE + pending as u64 * ring.output_stride;
+        }
+        if plan.is_empty() {
+            return Ok(false);
+        }
+
+        let Table { kernels, readback, .. } = &mut *table;
+        let readback = readback.reserve(&gpu.device, used);
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ring tick") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ring tick"), timestamp_writes: None });
+            for p in &plan {
+                kernels[&p.id].gpu.as_ref().expect("planned").encode_dispatch(&mut pass, p.pending);
+            }
+        }
+        for p in &plan {
+            let ring = kernels[&p.id].gpu.as_ref().expect("planned");
+            encoder.copy_buffer_to_buffer(&ring.control, 0, &readback, p.offset, ControlBlock::SIZE);
+            let mut dst = p.offset + ControlBlock::SIZE;
+            for segment in ring_segments(p.head, p.pending, ring.slots) {
+                let len = segment.len() as u64 * p.output_stride;
+                encoder.copy_buffer_to_buffer(&ring.output_ring, segment.start as u64 * p.output_stride, &readback, dst, len);
+                dst += len;
+            }
+        }
+        gpu.queue.submit([encoder.finish()]);
+        (readback, plan, used)
+    };
+
+    let bytes = read_back(gpu, &readback, used).await?;
+
+    let mut table = shared.lock();
+    for p in plan {
+        let Some(kernel) = table.kernels.get_mut(&p.id) else { continue };
+        let at = p.offset as usize;
+        let control: ControlBlock = bytemuck::pod_read_unaligned(&bytes[at..at + ControlBlock::SIZE as usize]);
+        // The GPU says how far it got; anything not answered stays in the ring for next tick.
+        let answered = control.input_head.wrapping_sub(p.head).min(p.pending);
+        let outputs = at + ControlBlock::SIZE as usize;
+        let len = answered as usize * p.output_stride as usize;
+        let pushed = kernel.outbox.push_many(&bytes[outputs..outputs + len]);
+        debug_assert_eq!(pushed, answered as usize, "output room was reserved when planning");
+        kernel.gpu_head = p.head.wrapping_add(answered);
+        kernel.telemetry.messages_processed = control.processed();
+        kernel.telemetry.messages_dropped = control.dropped();
+        kernel.telemetry.dispatches = control.dispatches as u64;
+        kernel.telemetry.bytes_from_device += ControlBlock::SIZE + len as u64;
+        kernel.changed.notify(usize::MAX);
+    }
+    Ok(true)
+}
+
+use crate::runtime::Table;
