@@ -3,7 +3,8 @@
 //! (sent, received, queue depths, bytes moved).
 
 /// A snapshot of one kernel's counters.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct KernelTelemetry {
     /// Messages accepted by `send`/`send_batch`.
     pub messages_sent: u64,

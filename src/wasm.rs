@@ -1,0 +1,455 @@
+//! The JavaScript surface: `RingKernelRuntime`, `defineMessage`, `ringKernel`. It converts JS
+//! values to the core's types and forwards; every behaviour lives in [`crate::runtime`], so
+//! native users miss nothing. Errors become JS `Error`s whose `name` is the contract's.
+
+use std::rc::Rc;
+
+use js_sys::{Array, Object, Promise, Reflect};
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::backend::gpu::BackendChoice;
+use crate::error::Error;
+use crate::kernel::{self, KernelDefinition, DEFAULT_WORKGROUP_SIZE};
+use crate::message::{FieldType, MessageLayout, Value};
+use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions};
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// Converts a runtime error to a JS `Error` with the contract's `name` and the details as
+/// properties (`kernelId`, `state`, `field`, `line`, `column`) for programmatic handling.
+fn js_error(error: Error) -> JsValue {
+    let js = js_sys::Error::new(&error.to_string());
+    js.set_name(error.name());
+    let set = |key: &str, value: JsValue| {
+        let _ = Reflect::set(&js, &key.into(), &value);
+    };
+    match &error {
+        Error::KernelNotFound { id } | Error::QueueFull { id, .. } | Error::Timeout { id, .. } => set("kernelId", id.into()),
+        Error::KernelState { id, state, action } => {
+            set("kernelId", id.into());
+            set("state", state.as_str().into());
+            set("action", action.to_string().into());
+        }
+        Error::MessageFormat { id, field, .. } => {
+            set("kernelId", id.into());
+            set("field", field.into());
+        }
+        Error::KernelCompile { id, line, column, .. } => {
+            set("kernelId", id.into());
+            set("line", line.map_or(JsValue::NULL, JsValue::from));
+            set("column", column.map_or(JsValue::NULL, JsValue::from));
+        }
+        _ => {}
+    }
+    js.into()
+}
+
+fn type_error(message: String) -> JsValue {
+    js_error(Error::InvalidArgument(message))
+}
+
+/// Parses an optional options object; `undefined` and `null` mean defaults, unknown keys are
+/// refused so a typo never silently does nothing.
+fn parse_options<T: OptionKeys>(value: &JsValue, what: &str) -> Result<T, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(T::default());
+    }
+    if !value.is_object() {
+        return Err(type_error(format!("{what} must be an object, got {}", type_name(value))));
+    }
+    // serde-wasm-bindgen reads only the declared keys, so unknown ones are checked here.
+    for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !T::KEYS.contains(&key.as_str()) {
+            return Err(type_error(format!("{what}: unknown option '{key}' (expected one of {})", T::KEYS.join(", "))));
+        }
+    }
+    serde_wasm_bindgen::from_value(value.clone()).map_err(|e| type_error(format!("{what}: {e}")))
+}
+
+/// An options object and the keys it may carry.
+trait OptionKeys: for<'de> Deserialize<'de> + Default {
+    const KEYS: &'static [&'static str];
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct CreateOptions {
+    enable_telemetry: Option<bool>,
+    default_queue_size: Option<usize>,
+    backend: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct JsLaunchOptions {
+    queue_size: Option<usize>,
+    mode: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct TimeoutOptions {
+    timeout: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+struct ReceiveBatchOptions {
+    max: Option<usize>,
+    timeout: Option<f64>,
+}
+
+impl OptionKeys for CreateOptions {
+    const KEYS: &'static [&'static str] = &["enableTelemetry", "defaultQueueSize", "backend"];
+}
+impl OptionKeys for JsLaunchOptions {
+    const KEYS: &'static [&'static str] = &["queueSize", "mode"];
+}
+impl OptionKeys for TimeoutOptions {
+    const KEYS: &'static [&'static str] = &["timeout"];
+}
+impl OptionKeys for ReceiveBatchOptions {
+    const KEYS: &'static [&'static str] = &["max", "timeout"];
+}
+
+/// Reads one JS message object into named values. Shape problems (not an object, a field that
+/// is a string) are reported by field; the layout checks the rest.
+fn message_fields(id: &str, message: &JsValue) -> Result<Vec<(String, Value)>, JsValue> {
+    let malformed = |field: &str, problem: String| {
+        js_error(Error::MessageFormat { id: id.to_owned(), field: field.to_owned(), problem })
+    };
+    if !message.is_object() || Array::is_array(message) {
+        return Err(malformed("(message)", format!("must be an object, got {}", type_name(message))));
+    }
+    let entries = Object::entries(message.unchecked_ref());
+    let mut fields = Vec::with_capacity(entries.length() as usize);
+    for entry in entries.iter() {
+        let entry: Array = entry.unchecked_into();
+        let name = entry.get(0).as_string().unwrap_or_default();
+        let value = entry.get(1);
+        let value = if let Some(n) = value.as_f64() {
+            Value::Number(n)
+        } else if Array::is_array(&value) || ArrayBufferViewLike::is(&value) {
+            let list = Array::from(&value);
+            let mut numbers = Vec::with_capacity(list.length() as usize);
+            for item in list.iter() {
+                numbers.push(item.as_f64().ok_or_else(|| malformed(&name, format!("holds a {} where numbers are expected", type_name(&item))))?);
+            }
+            Value::List(numbers)
+        } else {
+            return Err(malformed(&name, format!("expects a number or an array, got {}", type_name(&value))));
+        };
+        fields.push((name, value));
+    }
+    Ok(fields)
+}
+
+/// Typed arrays (and DataView) share the ArrayBuffer.isView test.
+struct ArrayBufferViewLike;
+impl ArrayBufferViewLike {
+    fn is(value: &JsValue) -> bool {
+        js_sys::ArrayBuffer::is_view(value) && !value.is_instance_of::<js_sys::DataView>()
+    }
+}
+
+fn type_name(value: &JsValue) -> String {
+    if value.is_null() {
+        "null".into()
+    } else if Array::is_array(value) {
+        "array".into()
+    } else {
+        value.js_typeof().as_string().unwrap_or_else(|| "unknown".into())
+    }
+}
+
+fn decoded_object(fields: Vec<(String, Value)>) -> JsValue {
+    let object = Object::new();
+    for (name, value) in fields {
+        let js = match value {
+            Value::Number(n) => JsValue::from(n),
+            Value::List(list) => list.into_iter().map(JsValue::from).collect::<Array>().into(),
+        };
+        let _ = Reflect::set(&object, &name.into(), &js);
+    }
+    object.into()
+}
+
+fn borrow_fields(fields: &[(String, Value)]) -> Vec<(&str, Value)> {
+    fields.iter().map(|(n, v)| (n.as_str(), v.clone())).collect()
+}
+
+/// Promise-based host runtime for ring kernels (the seeds' `RingKernelRuntime`).
+#[wasm_bindgen(js_name = RingKernelRuntime)]
+pub struct JsRuntime {
+    inner: Rc<Runtime>,
+}
+
+#[wasm_bindgen(js_class = RingKernelRuntime)]
+impl JsRuntime {
+    /// Opens a WebGPU device. Rejects with `BackendUnavailableError` when the browser has no
+    /// WebGPU, explaining how to get it.
+    #[wasm_bindgen(unchecked_return_type = "Promise<RingKernelRuntime>")]
+    pub fn create(options: JsValue) -> Promise {
+        future_to_promise(async move {
+            let opts: CreateOptions = parse_options(&options, "RingKernelRuntime.create options")?;
+            let defaults = RuntimeOptions::default();
+            let backend = match opts.backend.as_deref() {
+                None => BackendChoice::Auto,
+                Some(name) => BackendChoice::parse(name).ok_or_else(|| type_error(format!("unknown backend '{name}'")))?,
+            };
+            let runtime = Runtime::new(RuntimeOptions {
+                enable_telemetry: opts.enable_telemetry.unwrap_or(defaults.enable_telemetry),
+                default_queue_size: opts.default_queue_size.unwrap_or(defaults.default_queue_size),
+                backend,
+            })
+            .await
+            .map_err(js_error)?;
+            Ok(JsRuntime { inner: Rc::new(runtime) }.into())
+        })
+    }
+
+    /// Launches a kernel: a registered id, or `definition` (from `ringKernel`-style fields).
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn launch(&self, id: String, definition: JsValue, options: JsValue) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let opts: JsLaunchOptions = parse_options(&options, "launch options")?;
+            if let Some(mode) = opts.mode.as_deref() {
+                if mode != "persistent" && mode != "event-driven" {
+                    return Err(type_error(format!("mode must be 'persistent' or 'event-driven', got '{mode}'")));
+                }
+            }
+            let launch = LaunchOptions { queue_size: opts.queue_size };
+            if definition.is_undefined() || definition.is_null() {
+                rt.launch(&id, launch).await.map_err(js_error)?;
+            } else {
+                let mut def = kernel_definition(&definition)?;
+                def.id = id;
+                rt.launch_definition(def, launch).await.map_err(js_error)?;
+            }
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn activate(&self, id: String) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move { rt.activate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn deactivate(&self, id: String) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move { rt.deactivate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn reactivate(&self, id: String) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move { rt.reactivate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+    }
+
+    /// Graceful stop; `{ timeout }` in milliseconds.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn terminate(&self, id: String, options: JsValue) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let opts: TimeoutOptions = parse_options(&options, "terminate options")?;
+            rt.terminate(&id, opts.timeout).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
+    }
+
+    #[wasm_bindgen(js_name = terminateAll, unchecked_return_type = "Promise<void>")]
+    pub fn terminate_all(&self, options: JsValue) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let opts: TimeoutOptions = parse_options(&options, "terminateAll options")?;
+            rt.terminate_all(opts.timeout).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
+    }
+
+    /// Forgets a terminated kernel so its id may be launched again.
+    pub fn remove(&self, id: String) -> Result<(), JsValue> {
+        self.inner.remove(&id).map_err(js_error)
+    }
+
+    /// Queues one message; waits up to `{ timeout }` ms for room, then `QueueFullError`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn send(&self, id: String, message: JsValue, options: JsValue) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let opts: TimeoutOptions = parse_options(&options, "send options")?;
+            let fields = message_fields(&id, &message)?;
+            rt.send(&id, &borrow_fields(&fields), opts.timeout).await.map_err(js_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Queues many messages (objects, or one typed array / ArrayBuffer already packed in the
+    /// input layout) and resolves with how many were accepted within `{ timeout }`.
+    #[wasm_bindgen(js_name = sendBatch, unchecked_return_type = "Promise<number>")]
+    pub fn send_batch(&self, id: String, messages: JsValue, options: JsValue) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let opts: TimeoutOptions = parse_options(&options, "sendBatch options")?;
+            let packed = if ArrayBufferViewLike::is(&messages) || messages.is_instance_of::<js_sys::ArrayBuffer>() {
+                let view: js_sys::Uint8Array = if messages.is_instance_of::<js_sys::ArrayBuffer>() {
+                    js_sys::Uint8Array::new(&messages)
+                } else {
+                    let v: js_sys::Object = messages.unchecked_into();
+                    let buffer = Reflect::get(&v, &"buffer".into())?;
+                    let offset = Reflect::get(&v, &"byteOffset".into())?.as_f64().unwrap_or(0.0) as u32;
+                    let length = Reflect::get(&v, &"byteLength".into())?.as_f64().unwrap_or(0.0) as u32;
+                    js_sys::Uint8Array::new_with_byte_offset_and_length(&buffer, offset, length)
+                };
+                view.to_vec()
+            } else if Array::is_array(&messages) {
+                let list = Array::from(&messages);
+                let mut packed = Vec::new();
+                for message in list.iter() {
+                    let fields = message_fields(&id, &message)?;
+                    packed.extend(rt.encode(&id, &borrow_fields(&fields)).map_err(js_error)?);
+                }
+                packed
+            } else {
+                return Err(type_error(format!("sendBatch expects an array of messages or a typed array, got {}", type_name(&messages))));
+            };
+            let accepted = rt.send_packed(&id, &packed, opts.timeout).await.map_err(js_error)?;
+            Ok(JsValue::from(accepted as f64))
+        })
+    }
+
+    /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Record<string, number | number[]>>")]
+    pub fn receive(&self, id: String, options: JsValue) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let opts: TimeoutOptions = parse_options(&options, "receive options")?;
+            let fields = rt.receive(&id, opts.timeout).await.map_err(js_error)?;
+            Ok(decoded_object(fields))
+        })
+    }
+
+    /// Resolves with up to `{ max }` answers packed in the output layout, as a `Uint8Array`.
+    #[wasm_bindgen(js_name = receiveBatch, unchecked_return_type = "Promise<Uint8Array>")]
+    pub fn receive_batch(&self, id: String, options: JsValue) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let opts: ReceiveBatchOptions = parse_options(&options, "receiveBatch options")?;
+            let packed = rt.receive_batch_packed(&id, opts.max.unwrap_or(usize::MAX), opts.timeout).await.map_err(js_error)?;
+            Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
+        })
+    }
+
+    /// The kernel's state: `created`, `launched`, `active`, `deactivated`, `terminating` or
+    /// `terminated`.
+    #[wasm_bindgen(js_name = getState)]
+    pub fn get_state(&self, id: String) -> Result<String, JsValue> {
+        self.inner.state(&id).map(|s| s.as_str().to_owned()).map_err(js_error)
+    }
+
+    #[wasm_bindgen(getter, js_name = kernelIds)]
+    pub fn kernel_ids(&self) -> Vec<String> {
+        self.inner.kernel_ids()
+    }
+
+    #[wasm_bindgen(getter, js_name = activeKernels)]
+    pub fn active_kernels(&self) -> Vec<String> {
+        self.inner.active_kernels()
+    }
+
+    /// The kernel's counters, or `null` when telemetry is disabled.
+    #[wasm_bindgen(js_name = getTelemetry)]
+    pub fn get_telemetry(&self, id: String) -> Result<JsValue, JsValue> {
+        match self.inner.telemetry(&id).map_err(js_error)? {
+            None => Ok(JsValue::NULL),
+            Some(t) => serde_wasm_bindgen::to_value(&t).map_err(|e| type_error(e.to_string())),
+        }
+    }
+
+    /// The adapter this runtime runs on: `{ backend, name, driver, deviceType }`.
+    #[wasm_bindgen(getter)]
+    pub fn adapter(&self) -> JsValue {
+        let a = self.inner.adapter();
+        let object = Object::new();
+        for (k, v) in [("backend", &a.backend), ("name", &a.name), ("driver", &a.driver), ("deviceType", &a.device_type)] {
+            let _ = Reflect::set(&object, &k.into(), &v.into());
+        }
+        object.into()
+    }
+
+    /// Terminates every kernel and stops the pump; later calls fail.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn dispose(&self) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move { rt.dispose().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+    }
+}
+
+/// A message type: `defineMessage("Request", { value: "i32" })`. Returns a plain description
+/// object `{ name, fields }` that `ringKernel` and `launch` accept.
+#[wasm_bindgen(js_name = defineMessage)]
+pub fn define_message(name: String, fields: JsValue) -> Result<JsValue, JsValue> {
+    let description = Object::new();
+    Reflect::set(&description, &"name".into(), &name.clone().into())?;
+    Reflect::set(&description, &"fields".into(), &fields)?;
+    // Validate now so a bad type is reported where it was written.
+    message_layout(&description.clone().into())?;
+    Ok(description.into())
+}
+
+fn message_layout(description: &JsValue) -> Result<MessageLayout, JsValue> {
+    let name = Reflect::get(description, &"name".into())?.as_string().ok_or_else(|| type_error("a message needs a string name".into()))?;
+    let fields = Reflect::get(description, &"fields".into())?;
+    if !fields.is_object() {
+        return Err(type_error(format!("message {name}: fields must be an object like {{ value: \"i32\" }}")));
+    }
+    let mut parsed = Vec::new();
+    for entry in Object::entries(fields.unchecked_ref()).iter() {
+        let entry: Array = entry.unchecked_into();
+        let field = entry.get(0).as_string().unwrap_or_default();
+        let ty = entry.get(1).as_string().unwrap_or_default();
+        let ty = FieldType::parse(&ty)
+            .ok_or_else(|| type_error(format!("message {name}: field '{field}' has unsupported type '{ty}'")))?;
+        parsed.push((field, ty));
+    }
+    let refs: Vec<(&str, FieldType)> = parsed.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    MessageLayout::new(&name, &refs).map_err(|e| type_error(format!("message {name}: '{}' {}", e.field, e.problem)))
+}
+
+fn kernel_definition(definition: &JsValue) -> Result<KernelDefinition, JsValue> {
+    let get = |key: &str| Reflect::get(definition, &key.into());
+    let id = get("id")?.as_string().unwrap_or_default();
+    let wgsl = get("wgsl")?.as_string().ok_or_else(|| type_error(format!("kernel '{id}': wgsl must be a string")))?;
+    let mut def = KernelDefinition::new(&id, message_layout(&get("input")?)?, message_layout(&get("output")?)?, &wgsl);
+    let workgroup_size = get("workgroupSize")?;
+    def.workgroup_size = match workgroup_size.as_f64() {
+        None if workgroup_size.is_undefined() => DEFAULT_WORKGROUP_SIZE,
+        Some(n) if n >= 1.0 && n <= 256.0 && n.fract() == 0.0 => n as u32,
+        _ => return Err(type_error(format!("kernel '{id}': workgroupSize must be an integer from 1 to 256"))),
+    };
+    Ok(def)
+}
+
+/// Registers a kernel globally so `runtime.launch(id)` finds it (the seeds' `@ring_kernel`).
+#[wasm_bindgen(js_name = ringKernel)]
+pub fn ring_kernel(definition: JsValue) -> Result<(), JsValue> {
+    let def = kernel_definition(&definition)?;
+    if def.id.is_empty() {
+        return Err(type_error("ringKernel needs an id".into()));
+    }
+    kernel::register(def);
+    Ok(())
+}
+
+impl JsRuntime {
+    /// Wraps a runtime created from Rust (other wasm crates, tests) for the JS surface.
+    pub fn from_runtime(runtime: Runtime) -> Self {
+        JsRuntime { inner: Rc::new(runtime) }
+    }
+}
