@@ -1,0 +1,65 @@
+// The npm package as users meet it: installed from pkg/ with `npm install`, loaded by a page
+// served from localhost, run in headless Chromium on its WebGPU (SwiftShader without a GPU).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { startServer } from "../../www/serve.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const installed = join(here, "..", "node_modules", "ringkernel-web");
+const artifacts = join(here, "..", "artifacts");
+const CHROMIUM_ARGS = [
+  "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
+];
+
+let server, url, browser;
+
+before(async () => {
+  ({ server, url } = await startServer({ routes: { "/": join(here, "..", "page"), "/ringkernel-web/": installed } }));
+  browser = await chromium.launch({
+    executablePath: process.env.CHROME_BIN ?? "/usr/bin/chromium",
+    // playwright gives every launch a fresh, empty profile of its own.
+    args: CHROMIUM_ARGS,
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+test("the installed package.json names the module and its types", async () => {
+  const pkg = JSON.parse(await readFile(join(installed, "package.json"), "utf8"));
+  assert.equal(pkg.name, "ringkernel-web");
+  for (const file of [pkg.main ?? pkg.module, pkg.types]) {
+    await readFile(join(installed, file)); // throws if the file the package names is missing
+  }
+  const types = await readFile(join(installed, pkg.types), "utf8");
+  assert.match(types, /export class RingKernelRuntime/);
+  assert.match(types, /receive\(id: string, options: any\): Promise<Record<string, number \| number\[\]>>/);
+});
+
+test("seed example: doubler answers 42 in headless Chromium over WebGPU", async () => {
+  const page = await browser.newPage();
+  const consoleErrors = [];
+  page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  await page.goto(`${url}/index.html`);
+  await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 120_000 });
+  const result = await page.evaluate(() => window.__result);
+  await mkdir(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, "seed-example.png") });
+  assert.equal(result.ok, true, `runtime failed: ${result.name}: ${result.message}`);
+  assert.deepEqual(result.response, { result: 42 });
+  assert.deepEqual(result.length, { length: 5 });
+  assert.equal(result.state, "active");
+  assert.equal(result.telemetry.messagesProcessed, 1);
+  assert.equal(result.adapter.backend, "browserwebgpu");
+  assert.deepEqual(consoleErrors, []);
+  await page.close();
+});

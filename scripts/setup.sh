@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs everything the build and the tests need on a fresh Debian machine, skipping what is
+# already present: Debian packages (Chromium, ChromeDriver, Mesa's lavapipe Vulkan driver), the
+# wasm32 Rust target, wasm-bindgen-cli at exactly the Cargo.lock version, and wasm-pack.
+# Sourced by build.sh and test.sh; safe to run any number of times.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export PATH="$HOME/.cargo/bin:$PATH"
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "need root to run: $*" >&2; exit 1
+    fi
+}
+
+# --- Debian packages -----------------------------------------------------------------------
+apt_packages=(chromium chromium-driver mesa-vulkan-drivers libvulkan1)
+missing=()
+for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Rust ------------------------------------------------------------------------------------
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+fi
+
+# wasm-pack downloads a wasm-bindgen of its own unless one of the exact Cargo.lock version is on
+# PATH; this machine cannot download it, so build it from crates.io.
+bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
+    log "installing wasm-bindgen-cli $bindgen_version (a few minutes)"
+    # Not --locked: the CLI's own lockfile pins a yanked crate.
+    cargo install -q wasm-bindgen-cli --version "$bindgen_version" --force
+fi
+if ! command -v wasm-pack >/dev/null; then
+    log "installing wasm-pack (a few minutes)"
+    cargo install -q wasm-pack --locked
+fi
+
+# --- Node ------------------------------------------------------------------------------------
+command -v npm >/dev/null || { as_root apt-get install -y -qq nodejs npm >/dev/null; }
+
+# Software adapters: Vulkan loaders and Mesa want a runtime dir even when nothing is displayed.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/runtime-$(id -u)}"
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+export CHROMEDRIVER=/usr/bin/chromedriver
+export CHROME_BIN=/usr/bin/chromium
+log "ready: $(rustc --version | cut -d' ' -f1-2), $(wasm-pack --version), wasm-bindgen $bindgen_version, $(chromium --version 2>/dev/null | head -1)"
+
+# Size-tuned release settings for the wasm package only (native release builds keep defaults).
+wasm_release() {
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 "$@"
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Every test: native unit and GPU tests (cargo test, lavapipe), browser tests (wasm-pack test in
+# headless Chromium on SwiftShader WebGPU), and the npm package as users install it (pkg-tests).
+# Installs what it needs first. A missing GPU adapter fails the tests; nothing is skipped.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup.sh
+
+log "native tests (cargo test --workspace)"
+cargo test --workspace
+
+log "browser tests (wasm-pack test --headless --chrome, WebGPU on SwiftShader)"
+WASM_BINDGEN_TEST_TIMEOUT=120 wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver
+
+log "package tests (npm install of pkg/, headless Chromium)"
+wasm_release wasm-pack build --release --target web --out-dir pkg --out-name ringkernel_web 2>&1 | grep -v "^\s*Compiling" || true
+test -f pkg/ringkernel_web_bg.wasm || { echo "wasm-pack build failed" >&2; exit 1; }
+(cd pkg-tests && npm install --no-audit --no-fund --loglevel=error && npm test)
