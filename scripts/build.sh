@@ -7,8 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 
 log "building pkg/ (wasm-pack, release, --target web)"
-wasm_release wasm-pack build --release --target web --out-dir pkg --out-name ringkernel_web 2>&1 | grep -v "^\s*Compiling" || true
-test -f pkg/ringkernel_web_bg.wasm || { echo "wasm-pack build failed" >&2; exit 1; }
+wasm_release wasm-pack build --release --target web --out-dir pkg --out-name ringkernel_web
 
 log "building the demo page (www/)"
 rm -rf www/pkg && cp -r pkg www/pkg

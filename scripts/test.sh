@@ -13,6 +13,5 @@ log "browser tests (wasm-pack test --headless --chrome, WebGPU on SwiftShader)"
 WASM_BINDGEN_TEST_TIMEOUT=120 wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver
 
 log "package tests (npm install of pkg/, headless Chromium)"
-wasm_release wasm-pack build --release --target web --out-dir pkg --out-name ringkernel_web 2>&1 | grep -v "^\s*Compiling" || true
-test -f pkg/ringkernel_web_bg.wasm || { echo "wasm-pack build failed" >&2; exit 1; }
+wasm_release wasm-pack build --release --target web --out-dir pkg --out-name ringkernel_web
 (cd pkg-tests && npm install --no-audit --no-fund --loglevel=error && npm test)

@@ -48,3 +48,8 @@ pub use lifecycle::KernelState;
 pub use message::{FieldType, MessageLayout, Value};
 pub use runtime::{LaunchOptions, Runtime, RuntimeOptions};
 pub use telemetry::KernelTelemetry;
+
+/// The README's Rust example, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -63,3 +63,30 @@ test("seed example: doubler answers 42 in headless Chromium over WebGPU", async 
   assert.deepEqual(consoleErrors, []);
   await page.close();
 });
+
+test("the README's JavaScript example runs as written", async () => {
+  const readme = await readFile(join(here, "..", "..", "README.md"), "utf8");
+  const example = readme.match(/```js\n([\s\S]*?)```/)[1]
+    .replace(`from "ringkernel-web"`, `from "/ringkernel-web/ringkernel_web.js"`);
+  // Imports must stay at module top level, outside the try block that reports failures.
+  const imports = example.split("\n").filter((l) => l.startsWith("import ")).join("\n");
+  const body = example.split("\n").filter((l) => !l.startsWith("import ")).join("\n");
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(`${url}/index.html`);
+  await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 120_000 });
+  await page.addScriptTag({
+    type: "module",
+    content: `${imports}\ntry {\n${body}\nwindow.__readme = { ok: true, response, answers: [...answers] };\n}` +
+      ` catch (e) { window.__readme = { ok: false, error: e.name + ": " + e.message }; }`,
+  });
+  await page.waitForFunction(() => window.__readme !== undefined, null, { timeout: 120_000 });
+  const result = await page.evaluate(() => window.__readme);
+  assert.equal(result.ok, true, result.error);
+  assert.deepEqual(result.response, { result: 42 });
+  assert.ok(result.answers.length >= 1 && result.answers.length <= 3, `${result.answers}`);
+  assert.deepEqual(result.answers, [2, 4, 6].slice(0, result.answers.length));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
