@@ -50,6 +50,6 @@ pub use runtime::{LaunchOptions, Runtime, RuntimeOptions};
 pub use telemetry::KernelTelemetry;
 
 /// The README's Rust example, compiled and run as a doctest so it cannot rot.
-#[cfg(doctest)]
+#[cfg(all(doctest, not(target_arch = "wasm32")))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -183,6 +183,26 @@ fn borrow_fields(fields: &[(String, Value)]) -> Vec<(&str, Value)> {
     fields.iter().map(|(n, v)| (n.as_str(), v.clone())).collect()
 }
 
+/// Makes `await using runtime = await RingKernelRuntime.create()` work: the class gets
+/// `[Symbol.asyncDispose]`, the very `dispose` method under the well-known symbol. wasm-bindgen
+/// cannot name symbol methods, so it is installed on the prototype at first use.
+fn install_async_dispose(instance: &JsValue) {
+    let Ok(symbol) = Reflect::get(&js_sys::global(), &"Symbol".into())
+        .and_then(|symbol_ctor| Reflect::get(&symbol_ctor, &"asyncDispose".into()))
+    else {
+        return;
+    };
+    if symbol.is_undefined() {
+        return; // engines without explicit resource management still have dispose()
+    }
+    let prototype = Object::get_prototype_of(instance);
+    if !Reflect::has(&prototype, &symbol).unwrap_or(true) {
+        if let Ok(dispose) = Reflect::get(&prototype, &"dispose".into()) {
+            let _ = Reflect::set(&prototype, &symbol, &dispose);
+        }
+    }
+}
+
 /// Promise-based host runtime for ring kernels (the seeds' `RingKernelRuntime`).
 #[wasm_bindgen(js_name = RingKernelRuntime)]
 pub struct JsRuntime {
@@ -209,7 +229,9 @@ impl JsRuntime {
             })
             .await
             .map_err(js_error)?;
-            Ok(JsRuntime { inner: Rc::new(runtime) }.into())
+            let runtime: JsValue = JsRuntime { inner: Rc::new(runtime) }.into();
+            install_async_dispose(&runtime);
+            Ok(runtime)
         })
     }
 

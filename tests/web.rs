@@ -30,6 +30,15 @@ async fn js_runtime() -> JsRuntime {
 async fn create_resolves_to_a_runtime_object() {
     let created = JsFuture::from(JsRuntime::create(object(&[("enableTelemetry", true.into())]))).await.expect("create() on WebGPU");
     assert!(Reflect::get(&created, &"launch".into()).unwrap().is_function());
+    // `await using` support: [Symbol.asyncDispose] is dispose itself, and calling it disposes.
+    let symbol = Reflect::get(&Reflect::get(&js_sys::global(), &"Symbol".into()).unwrap(), &"asyncDispose".into()).unwrap();
+    assert!(!symbol.is_undefined(), "this Chromium has Symbol.asyncDispose");
+    let async_dispose: js_sys::Function = Reflect::get(&created, &symbol).unwrap().dyn_into().unwrap();
+    assert_eq!(JsValue::from(async_dispose.clone()), Reflect::get(&created, &"dispose".into()).unwrap());
+    JsFuture::from(js_sys::Promise::from(async_dispose.call0(&created).unwrap())).await.unwrap();
+    let launch: js_sys::Function = Reflect::get(&created, &"launch".into()).unwrap().dyn_into().unwrap();
+    let after = JsFuture::from(js_sys::Promise::from(launch.call1(&created, &"doubler".into()).unwrap())).await.unwrap_err();
+    assert_eq!(Reflect::get(&after, &"name".into()).unwrap().as_string().unwrap(), "BackendUnavailableError");
     let bad = JsFuture::from(JsRuntime::create(object(&[("enableTelemetri", true.into())]))).await.unwrap_err();
     assert_eq!(Reflect::get(&bad, &"name".into()).unwrap().as_string().unwrap(), "TypeError");
 }

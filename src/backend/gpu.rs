@@ -137,7 +137,12 @@ impl GpuContext {
             queue,
             adapter: AdapterSummary {
                 backend: format!("{:?}", info.backend).to_lowercase(),
-                name: info.name,
+                // Browsers may withhold the description; say what kind of adapter it is instead.
+                name: match (info.name.is_empty(), info.device_type) {
+                    (false, _) => info.name,
+                    (true, wgpu::DeviceType::Cpu) => "software fallback adapter (name withheld by the browser)".into(),
+                    (true, _) => "adapter (name withheld by the browser)".into(),
+                },
                 driver: info.driver,
                 device_type: format!("{:?}", info.device_type),
             },
