@@ -77,7 +77,12 @@ pub fn doubler_response() -> MessageLayout {
 fn builtins() -> Vec<KernelDefinition> {
     let echo = layout("EchoMessage", &[("value", FieldType::I32)]);
     vec![
-        KernelDefinition::new("doubler", doubler_request(), doubler_response(), include_str!("../shaders/kernels/doubler.wgsl")),
+        KernelDefinition::new(
+            "doubler",
+            doubler_request(),
+            doubler_response(),
+            include_str!("../shaders/kernels/doubler.wgsl"),
+        ),
         KernelDefinition::new("echo", echo.clone(), echo, include_str!("../shaders/kernels/echo.wgsl")),
     ]
 }

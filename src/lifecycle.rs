@@ -83,11 +83,7 @@ impl KernelState {
 
 /// Applies `action` to a kernel, or names the kernel, its state and the refused action.
 pub fn transition(id: &str, state: KernelState, action: Action) -> Result<KernelState> {
-    state.next(action).ok_or_else(|| Error::KernelState {
-        id: id.to_owned(),
-        state,
-        action,
-    })
+    state.next(action).ok_or_else(|| Error::KernelState { id: id.to_owned(), state, action })
 }
 
 impl fmt::Display for KernelState {
@@ -116,6 +112,10 @@ mod tests {
     use super::*;
     use KernelState::*;
 
+    /// Every action that moves a kernel between states.
+    const LIFECYCLE_ACTIONS: [Action; 6] =
+        [Action::Launch, Action::Activate, Action::Deactivate, Action::Reactivate, Action::Terminate, Action::Finish];
+
     /// Every (state, action) pair of the lifecycle, checked against the table written out by hand
     /// from PyDotCompute's documentation.
     #[test]
@@ -130,17 +130,9 @@ mod tests {
             (Launched, Action::Terminate, Terminating),
             (Terminating, Action::Finish, Terminated),
         ];
-        let actions = [
-            Action::Launch,
-            Action::Activate,
-            Action::Deactivate,
-            Action::Reactivate,
-            Action::Terminate,
-            Action::Finish,
-        ];
         let mut legal_seen = 0;
         for from in KernelState::ALL {
-            for action in actions {
+            for action in LIFECYCLE_ACTIONS {
                 let expected = legal.iter().find(|(f, a, _)| *f == from && *a == action).map(|t| t.2);
                 let got = transition("k", from, action);
                 match expected {
@@ -162,18 +154,10 @@ mod tests {
     /// The 6×6 state matrix: a state can reach another in one step only along the table.
     #[test]
     fn state_to_state_reachability() {
-        let actions = [
-            Action::Launch,
-            Action::Activate,
-            Action::Deactivate,
-            Action::Reactivate,
-            Action::Terminate,
-            Action::Finish,
-        ];
         let mut edges = 0;
         for from in KernelState::ALL {
             for to in KernelState::ALL {
-                let reachable = actions.iter().any(|a| from.next(*a) == Some(to));
+                let reachable = LIFECYCLE_ACTIONS.iter().any(|a| from.next(*a) == Some(to));
                 let expected = matches!(
                     (from, to),
                     (Created, Launched)

@@ -234,13 +234,7 @@ impl MessageLayout {
             laid.push(Field { name: (*field_name).to_owned(), ty: ty.clone(), offset });
             offset += ty.size();
         }
-        Ok(MessageLayout {
-            name: name.to_owned(),
-            fields: laid,
-            size: round_up(offset, align),
-            align,
-            scalar_offsets,
-        })
+        Ok(MessageLayout { name: name.to_owned(), fields: laid, size: round_up(offset, align), align, scalar_offsets })
     }
 
     pub fn name(&self) -> &str {
@@ -291,12 +285,20 @@ impl MessageLayout {
                 (Value::Number(n), FieldType::Scalar(_)) => std::slice::from_ref(n),
                 (Value::List(list), FieldType::Vector(..) | FieldType::Array(..)) => list,
                 (Value::Number(_), _) => {
-                    return Err(FieldError::new(&field.name, format!("expects {} values ({}), got a number", count, field.ty)))
+                    return Err(FieldError::new(
+                        &field.name,
+                        format!("expects {} values ({}), got a number", count, field.ty),
+                    ))
                 }
-                (Value::List(_), _) => return Err(FieldError::new(&field.name, format!("expects a number ({}), got a list", field.ty))),
+                (Value::List(_), _) => {
+                    return Err(FieldError::new(&field.name, format!("expects a number ({}), got a list", field.ty)))
+                }
             };
             if numbers.len() != count {
-                return Err(FieldError::new(&field.name, format!("expects {} values ({}), got {}", count, field.ty, numbers.len())));
+                return Err(FieldError::new(
+                    &field.name,
+                    format!("expects {} values ({}), got {}", count, field.ty, numbers.len()),
+                ));
             }
             for &n in numbers {
                 words.push(scalar_bits(&field.name, field.ty.scalar(), n)?);
@@ -388,7 +390,13 @@ mod tests {
     #[test]
     fn wgsl_alignment_rules() {
         // vec3 aligns to 16 but is 12 long, so a following f32 fits in its tail.
-        let m = layout(&[("a", "f32"), ("p", "vec3<f32>"), ("w", "f32"), ("v2", "vec2<u32>"), ("arr", "array<vec3<f32>, 2>")]);
+        let m = layout(&[
+            ("a", "f32"),
+            ("p", "vec3<f32>"),
+            ("w", "f32"),
+            ("v2", "vec2<u32>"),
+            ("arr", "array<vec3<f32>, 2>"),
+        ]);
         let offsets: Vec<u32> = m.fields().iter().map(|f| f.offset).collect();
         assert_eq!(offsets, vec![0, 16, 28, 32, 48]);
         assert_eq!(FieldType::parse("array<vec3<f32>, 2>").unwrap().size(), 32);

@@ -73,7 +73,11 @@ async fn tick(shared: &Shared) -> Result<bool> {
             let mut written = 0u64;
             for segment in ring_segments(kernel.gpu_tail, take as u32, ring.slots) {
                 let len = segment.len() as u64 * stride;
-                gpu.queue.write_buffer(&ring.input_ring, segment.start as u64 * stride, &staged[written as usize..(written + len) as usize]);
+                gpu.queue.write_buffer(
+                    &ring.input_ring,
+                    segment.start as u64 * stride,
+                    &staged[written as usize..(written + len) as usize],
+                );
                 written += len;
             }
             kernel.gpu_tail = kernel.gpu_tail.wrapping_add(take as u32);
@@ -92,9 +96,11 @@ async fn tick(shared: &Shared) -> Result<bool> {
 
         let Table { kernels, readback, .. } = &mut *table;
         let readback = readback.reserve(&gpu.device, used);
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ring tick") });
+        let mut encoder =
+            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ring tick") });
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ring tick"), timestamp_writes: None });
+            let mut pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ring tick"), timestamp_writes: None });
             for p in &plan {
                 kernels[&p.id].gpu.as_ref().expect("planned").encode_dispatch(&mut pass, p.pending);
             }
@@ -105,7 +111,13 @@ async fn tick(shared: &Shared) -> Result<bool> {
             let mut dst = p.offset + ControlBlock::SIZE;
             for segment in ring_segments(p.head, p.pending, ring.slots) {
                 let len = segment.len() as u64 * p.output_stride;
-                encoder.copy_buffer_to_buffer(&ring.output_ring, segment.start as u64 * p.output_stride, &readback, dst, len);
+                encoder.copy_buffer_to_buffer(
+                    &ring.output_ring,
+                    segment.start as u64 * p.output_stride,
+                    &readback,
+                    dst,
+                    len,
+                );
                 dst += len;
             }
         }

@@ -145,8 +145,21 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["active_flag", "terminate_flag", "capacity", "input_tail", "input_head", "output_tail", "dispatches", "_pad",
-             "processed_lo", "processed_hi", "dropped_lo", "dropped_hi", "_reserved"]
+            [
+                "active_flag",
+                "terminate_flag",
+                "capacity",
+                "input_tail",
+                "input_head",
+                "output_tail",
+                "dispatches",
+                "_pad",
+                "processed_lo",
+                "processed_hi",
+                "dropped_lo",
+                "dropped_hi",
+                "_reserved"
+            ]
         );
     }
 }

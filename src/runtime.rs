@@ -120,7 +120,12 @@ impl Runtime {
         let shared = Arc::new(Shared {
             gpu,
             options,
-            table: Mutex::new(Table { kernels: HashMap::new(), readback: Readback::new(), fatal: None, disposed: false }),
+            table: Mutex::new(Table {
+                kernels: HashMap::new(),
+                readback: Readback::new(),
+                fatal: None,
+                disposed: false,
+            }),
             wake_pump: Event::new(),
             shutdown: AtomicBool::new(false),
         });
@@ -145,7 +150,9 @@ impl Runtime {
         validate_id(&id)?;
         let queue_size = options.queue_size.unwrap_or(self.shared.options.default_queue_size);
         if queue_size == 0 || queue_size > MAX_QUEUE_SIZE {
-            return Err(Error::InvalidArgument(format!("queueSize must be between 1 and {MAX_QUEUE_SIZE}, got {queue_size}")));
+            return Err(Error::InvalidArgument(format!(
+                "queueSize must be between 1 and {MAX_QUEUE_SIZE}, got {queue_size}"
+            )));
         }
         let definition = Arc::new(definition);
         {
@@ -320,7 +327,10 @@ impl Runtime {
                     return Err(Error::MessageFormat {
                         id: id.to_owned(),
                         field: kernel.def.input.name().to_owned(),
-                        problem: format!("packed batch of {} bytes is not a whole number of {stride}-byte messages", packed.len()),
+                        problem: format!(
+                            "packed batch of {} bytes is not a whole number of {stride}-byte messages",
+                            packed.len()
+                        ),
                     });
                 }
                 let pushed = kernel.inbox.push_many(&packed[accepted * stride..]);
@@ -372,9 +382,11 @@ impl Runtime {
     pub fn encode(&self, id: &str, fields: &[(&str, Value)]) -> Result<Vec<u8>> {
         let layout = self.input_layout(id)?;
         let mut packed = vec![0u8; layout.size()];
-        layout
-            .encode(fields.iter().map(|(n, v)| (*n, v)), &mut packed)
-            .map_err(|e| Error::MessageFormat { id: id.to_owned(), field: e.field, problem: e.problem })?;
+        layout.encode(fields.iter().map(|(n, v)| (*n, v)), &mut packed).map_err(|e| Error::MessageFormat {
+            id: id.to_owned(),
+            field: e.field,
+            problem: e.problem,
+        })?;
         Ok(packed)
     }
 
@@ -410,7 +422,11 @@ impl Runtime {
                 kernel.changed.listen()
             };
             if !wait(listener, deadline).await {
-                return Err(Error::Timeout { id: id.to_owned(), operation: "receive".into(), timeout_ms: timeout_ms.unwrap_or(0.0) });
+                return Err(Error::Timeout {
+                    id: id.to_owned(),
+                    operation: "receive".into(),
+                    timeout_ms: timeout_ms.unwrap_or(0.0),
+                });
             }
         }
     }
@@ -444,8 +460,14 @@ impl Runtime {
 
     /// Ids of the kernels in the ACTIVE state, sorted.
     pub fn active_kernels(&self) -> Vec<String> {
-        let mut ids: Vec<String> =
-            self.shared.lock().kernels.iter().filter(|(_, k)| k.state == KernelState::Active).map(|(id, _)| id.clone()).collect();
+        let mut ids: Vec<String> = self
+            .shared
+            .lock()
+            .kernels
+            .iter()
+            .filter(|(_, k)| k.state == KernelState::Active)
+            .map(|(id, _)| id.clone())
+            .collect();
         ids.sort();
         ids
     }
@@ -514,7 +536,9 @@ fn deadline(timeout_ms: TimeoutMs) -> Result<Option<f64>> {
     match timeout_ms {
         None => Ok(None),
         Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(Some(platform::now_ms() + ms)),
-        Some(ms) => Err(Error::InvalidArgument(format!("timeout must be a non-negative number of milliseconds, got {ms}"))),
+        Some(ms) => {
+            Err(Error::InvalidArgument(format!("timeout must be a non-negative number of milliseconds, got {ms}")))
+        }
     }
 }
 

@@ -30,7 +30,9 @@ fn js_error(error: Error) -> JsValue {
         let _ = Reflect::set(&js, &key.into(), &value);
     };
     match &error {
-        Error::KernelNotFound { id } | Error::QueueFull { id, .. } | Error::Timeout { id, .. } => set("kernelId", id.into()),
+        Error::KernelNotFound { id } | Error::QueueFull { id, .. } | Error::Timeout { id, .. } => {
+            set("kernelId", id.into())
+        }
         Error::KernelState { id, state, action } => {
             set("kernelId", id.into());
             set("state", state.as_str().into());
@@ -138,7 +140,9 @@ fn message_fields(id: &str, message: &JsValue) -> Result<Vec<(String, Value)>, J
             let list = Array::from(&value);
             let mut numbers = Vec::with_capacity(list.length() as usize);
             for item in list.iter() {
-                numbers.push(item.as_f64().ok_or_else(|| malformed(&name, format!("holds a {} where numbers are expected", type_name(&item))))?);
+                numbers.push(item.as_f64().ok_or_else(|| {
+                    malformed(&name, format!("holds a {} where numbers are expected", type_name(&item)))
+                })?);
             }
             Value::List(numbers)
         } else {
@@ -220,7 +224,9 @@ impl JsRuntime {
             let defaults = RuntimeOptions::default();
             let backend = match opts.backend.as_deref() {
                 None => BackendChoice::Auto,
-                Some(name) => BackendChoice::parse(name).ok_or_else(|| type_error(format!("unknown backend '{name}'")))?,
+                Some(name) => {
+                    BackendChoice::parse(name).ok_or_else(|| type_error(format!("unknown backend '{name}'")))?
+                }
             };
             let runtime = Runtime::new(RuntimeOptions {
                 enable_telemetry: opts.enable_telemetry.unwrap_or(defaults.enable_telemetry),
@@ -339,7 +345,10 @@ impl JsRuntime {
                 }
                 packed
             } else {
-                return Err(type_error(format!("sendBatch expects an array of messages or a typed array, got {}", type_name(&messages))));
+                return Err(type_error(format!(
+                    "sendBatch expects an array of messages or a typed array, got {}",
+                    type_name(&messages)
+                )));
             };
             let accepted = rt.send_packed(&id, &packed, opts.timeout).await.map_err(js_error)?;
             Ok(JsValue::from(accepted as f64))
@@ -363,7 +372,8 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let opts: ReceiveBatchOptions = parse_options(&options, "receiveBatch options")?;
-            let packed = rt.receive_batch_packed(&id, opts.max.unwrap_or(usize::MAX), opts.timeout).await.map_err(js_error)?;
+            let packed =
+                rt.receive_batch_packed(&id, opts.max.unwrap_or(usize::MAX), opts.timeout).await.map_err(js_error)?;
             Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
         })
     }
@@ -399,7 +409,9 @@ impl JsRuntime {
     pub fn adapter(&self) -> JsValue {
         let a = self.inner.adapter();
         let object = Object::new();
-        for (k, v) in [("backend", &a.backend), ("name", &a.name), ("driver", &a.driver), ("deviceType", &a.device_type)] {
+        for (k, v) in
+            [("backend", &a.backend), ("name", &a.name), ("driver", &a.driver), ("deviceType", &a.device_type)]
+        {
             let _ = Reflect::set(&object, &k.into(), &v.into());
         }
         object.into()
@@ -426,7 +438,9 @@ pub fn define_message(name: String, fields: JsValue) -> Result<JsValue, JsValue>
 }
 
 fn message_layout(description: &JsValue) -> Result<MessageLayout, JsValue> {
-    let name = Reflect::get(description, &"name".into())?.as_string().ok_or_else(|| type_error("a message needs a string name".into()))?;
+    let name = Reflect::get(description, &"name".into())?
+        .as_string()
+        .ok_or_else(|| type_error("a message needs a string name".into()))?;
     let fields = Reflect::get(description, &"fields".into())?;
     if !fields.is_object() {
         return Err(type_error(format!("message {name}: fields must be an object like {{ value: \"i32\" }}")));

@@ -28,16 +28,20 @@ async fn js_runtime() -> JsRuntime {
 
 #[wasm_bindgen_test]
 async fn create_resolves_to_a_runtime_object() {
-    let created = JsFuture::from(JsRuntime::create(object(&[("enableTelemetry", true.into())]))).await.expect("create() on WebGPU");
+    let created = JsFuture::from(JsRuntime::create(object(&[("enableTelemetry", true.into())])))
+        .await
+        .expect("create() on WebGPU");
     assert!(Reflect::get(&created, &"launch".into()).unwrap().is_function());
     // `await using` support: [Symbol.asyncDispose] is dispose itself, and calling it disposes.
-    let symbol = Reflect::get(&Reflect::get(&js_sys::global(), &"Symbol".into()).unwrap(), &"asyncDispose".into()).unwrap();
+    let symbol =
+        Reflect::get(&Reflect::get(&js_sys::global(), &"Symbol".into()).unwrap(), &"asyncDispose".into()).unwrap();
     assert!(!symbol.is_undefined(), "this Chromium has Symbol.asyncDispose");
     let async_dispose: js_sys::Function = Reflect::get(&created, &symbol).unwrap().dyn_into().unwrap();
     assert_eq!(JsValue::from(async_dispose.clone()), Reflect::get(&created, &"dispose".into()).unwrap());
     JsFuture::from(js_sys::Promise::from(async_dispose.call0(&created).unwrap())).await.unwrap();
     let launch: js_sys::Function = Reflect::get(&created, &"launch".into()).unwrap().dyn_into().unwrap();
-    let after = JsFuture::from(js_sys::Promise::from(launch.call1(&created, &"doubler".into()).unwrap())).await.unwrap_err();
+    let after =
+        JsFuture::from(js_sys::Promise::from(launch.call1(&created, &"doubler".into()).unwrap())).await.unwrap_err();
     assert_eq!(Reflect::get(&after, &"name".into()).unwrap().as_string().unwrap(), "BackendUnavailableError");
     let bad = JsFuture::from(JsRuntime::create(object(&[("enableTelemetri", true.into())]))).await.unwrap_err();
     assert_eq!(Reflect::get(&bad, &"name".into()).unwrap().as_string().unwrap(), "TypeError");
@@ -83,7 +87,9 @@ async fn errors_carry_their_names() {
     let err = JsFuture::from(rt.activate("missing".into())).await.unwrap_err();
     assert_eq!(Reflect::get(&err, &"name".into()).unwrap().as_string().unwrap(), "KernelNotFoundError");
     JsFuture::from(rt.launch("doubler".into(), JsValue::UNDEFINED, JsValue::UNDEFINED)).await.unwrap();
-    let err = JsFuture::from(rt.send("doubler".into(), object(&[("value", "21".into())]), JsValue::UNDEFINED)).await.unwrap_err();
+    let err = JsFuture::from(rt.send("doubler".into(), object(&[("value", "21".into())]), JsValue::UNDEFINED))
+        .await
+        .unwrap_err();
     assert_eq!(Reflect::get(&err, &"name".into()).unwrap().as_string().unwrap(), "MessageFormatError");
     assert_eq!(Reflect::get(&err, &"field".into()).unwrap().as_string().unwrap(), "value");
     let err = JsFuture::from(rt.receive("doubler".into(), object(&[("timeout", 50.into())]))).await.unwrap_err();

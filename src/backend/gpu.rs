@@ -118,7 +118,9 @@ impl GpuContext {
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error::BackendUnavailable { reason: format!("adapter {} refused a device: {e}", info.name) })?;
+            .map_err(|e| Error::BackendUnavailable {
+                reason: format!("adapter {} refused a device: {e}", info.name),
+            })?;
 
         let fault = Arc::new(Mutex::new(None));
         let lost = fault.clone();
@@ -226,7 +228,12 @@ impl GpuKernel {
         let drain = pipeline("ring_drain");
         let commit = pipeline("ring_commit");
         if let Some(error) = scope.pop().await {
-            return Err(Error::KernelCompile { id: definition.id.clone(), message: error.to_string(), line: None, column: None });
+            return Err(Error::KernelCompile {
+                id: definition.id.clone(),
+                message: error.to_string(),
+                line: None,
+                column: None,
+            });
         }
 
         let input_stride = definition.input.size() as u64;
@@ -237,10 +244,16 @@ impl GpuKernel {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
         });
         let ring = |label, stride: u64, usage| {
-            device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: stride * slots as u64, usage, mapped_at_creation: false })
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: stride * slots as u64,
+                usage,
+                mapped_at_creation: false,
+            })
         };
         let input_ring = ring("input ring", input_stride, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST);
-        let output_ring = ring("output ring", output_stride, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
+        let output_ring =
+            ring("output ring", output_stride, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(label),
             layout: &bind_group_layout,
