@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::backend::gpu::read_back;
 use crate::error::Result;
 use crate::queue::{ring_segments, ControlBlock};
-use crate::runtime::Shared;
+use crate::runtime::{Shared, Table};
 
 /// One kernel's share of a tick.
 struct Planned {
@@ -147,5 +147,3 @@ async fn tick(shared: &Shared) -> Result<bool> {
     }
     Ok(true)
 }
-
-use crate::runtime::Table;
