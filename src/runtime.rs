@@ -364,12 +364,12 @@ impl Runtime {
     }
 
     async fn send_one(&self, id: &str, packed: &[u8], timeout_ms: TimeoutMs) -> Result<()> {
-        let expected = self.input_layout(id)?.size();
-        if packed.len() != expected {
+        let layout = self.input_layout(id)?;
+        if packed.len() != layout.size() {
             return Err(Error::MessageFormat {
                 id: id.to_owned(),
-                field: self.input_layout(id)?.name().to_owned(),
-                problem: format!("is {expected} bytes, got {}", packed.len()),
+                field: layout.name().to_owned(),
+                problem: format!("is {} bytes, got {}", layout.size(), packed.len()),
             });
         }
         match self.send_packed(id, packed, timeout_ms).await? {

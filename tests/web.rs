@@ -4,7 +4,7 @@
 
 use js_sys::{Object, Reflect};
 use ringkernel_web::wasm::JsRuntime;
-use ringkernel_web::{LaunchOptions, Runtime, RuntimeOptions, Value};
+use ringkernel_web::{LaunchOptions, Runtime, RuntimeOptions};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
@@ -96,5 +96,4 @@ async fn errors_carry_their_names() {
     assert_eq!(Reflect::get(&err, &"name".into()).unwrap().as_string().unwrap(), "TimeoutError");
     let err = JsFuture::from(rt.reactivate("doubler".into())).await.unwrap_err();
     assert_eq!(Reflect::get(&err, &"name".into()).unwrap().as_string().unwrap(), "KernelStateError");
-    let _ = Value::from(0);
 }
