@@ -11,8 +11,10 @@
 //! - [`codegen`]: message structs + ring harness + handler → WGSL.
 //! - [`queue`]: host staging queues and the GPU control block layout.
 //! - [`backend`]: the wgpu device, per-kernel GPU resources, readback.
-//! - [`runtime`]: the kernel table and every public operation.
+//! - [`runtime`]: the kernel table and every public operation (lifecycle, messaging, queries).
+//! - [`correlation`]: sequence numbers that pair each `call` with its answer.
 //! - `pump`: the tick that batches all GPU work.
+//! - [`telemetry`] and [`metrics`]: counters, latency, the summary, Prometheus text.
 //! - `wasm` (wasm32 only): the JavaScript surface, `RingKernelRuntime`.
 //!
 //! ```no_run
@@ -29,10 +31,12 @@
 
 pub mod backend;
 pub mod codegen;
+pub mod correlation;
 pub mod error;
 pub mod kernel;
 pub mod lifecycle;
 pub mod message;
+pub mod metrics;
 mod platform;
 mod pump;
 pub mod queue;
@@ -44,10 +48,10 @@ pub mod wasm;
 pub use backend::gpu::{AdapterSummary, BackendChoice};
 pub use error::{Error, Result};
 pub use kernel::KernelDefinition;
-pub use lifecycle::KernelState;
+pub use lifecycle::{KernelMode, KernelState};
 pub use message::{FieldType, MessageLayout, Value};
-pub use runtime::{LaunchOptions, Runtime, RuntimeOptions};
-pub use telemetry::KernelTelemetry;
+pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, TimeoutMs};
+pub use telemetry::{KernelTelemetry, LatencySummary, RuntimeSummary};
 
 /// The README's Rust example, compiled and run as a doctest so it cannot rot.
 #[cfg(all(doctest, not(target_arch = "wasm32")))]

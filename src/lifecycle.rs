@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// Where a kernel is in its life. Explicit discriminants because the value is also written to
 /// the GPU control block and reported in telemetry.
 #[repr(u8)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum KernelState {
     Created = 0,
     Launched = 1,
@@ -35,6 +35,7 @@ pub enum Action {
     Finish,
     Send,
     Receive,
+    Remove,
 }
 
 impl KernelState {
@@ -81,6 +82,42 @@ impl KernelState {
     }
 }
 
+impl serde::Serialize for KernelState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// How the pump schedules a kernel. WebGPU has no dispatch that outlives a submit, so both
+/// modes keep pipelines, rings and state resident and are dispatched by the pump; they differ
+/// in what wakes them: a persistent kernel runs every tick it has input from anywhere
+/// (including, with `connect`, another kernel's output), an event-driven one only when the
+/// host sends to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelMode {
+    #[default]
+    Persistent,
+    EventDriven,
+}
+
+impl KernelMode {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "persistent" => Some(KernelMode::Persistent),
+            "event-driven" => Some(KernelMode::EventDriven),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KernelMode::Persistent => "persistent",
+            KernelMode::EventDriven => "event-driven",
+        }
+    }
+}
+
 /// Applies `action` to a kernel, or names the kernel, its state and the refused action.
 pub fn transition(id: &str, state: KernelState, action: Action) -> Result<KernelState> {
     state.next(action).ok_or_else(|| Error::KernelState { id: id.to_owned(), state, action })
@@ -103,6 +140,7 @@ impl fmt::Display for Action {
             Action::Finish => "finish terminating",
             Action::Send => "send",
             Action::Receive => "receive",
+            Action::Remove => "remove",
         })
     }
 }

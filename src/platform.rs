@@ -19,6 +19,34 @@ pub fn spawn_pump(pump: impl Future<Output = ()> + 'static) {
     wasm_bindgen_futures::spawn_local(pump);
 }
 
+/// Runs the future `work` makes to completion off the caller's thread and resolves with its
+/// output (`None` if it panicked). Natively this is a short-lived thread, so driver shader
+/// compilation does not stall the caller's executor (the future is made on that thread because
+/// wgpu error scopes are per thread); on the web, where nothing may block, it is just awaited.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn run_detached<T, F>(work: impl FnOnce() -> F + Send + 'static) -> Option<T>
+where
+    T: Send + 'static,
+    F: Future<Output = T>,
+{
+    let (sender, receiver) = futures_channel::oneshot::channel();
+    std::thread::Builder::new()
+        .name("ringkernel-compile".into())
+        .spawn(move || {
+            let _ = sender.send(pollster::block_on(work()));
+        })
+        .ok()?;
+    receiver.await.ok()
+}
+
+#[cfg(target_arch = "wasm32")]
+pub async fn run_detached<T, F>(work: impl FnOnce() -> F + 'static) -> Option<T>
+where
+    F: Future<Output = T>,
+{
+    Some(work().await)
+}
+
 /// Resolves after `ms` milliseconds without blocking (setTimeout on the web, a timer thread
 /// natively).
 pub fn sleep_ms(ms: f64) -> futures_timer::Delay {
@@ -42,6 +70,12 @@ pub fn now_ms() -> f64 {
     use std::sync::OnceLock;
     static ORIGIN: OnceLock<web_time::Instant> = OnceLock::new();
     ORIGIN.get_or_init(web_time::Instant::now).elapsed().as_secs_f64() * 1000.0
+}
+
+/// Wall-clock milliseconds since the Unix epoch (`Date.now()` on the web), for timestamps
+/// people read; durations use [`now_ms`].
+pub fn unix_time_ms() -> f64 {
+    web_time::SystemTime::now().duration_since(web_time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 /// Whether this JavaScript realm exposes `navigator.gpu`. wgpu's WebGPU-only build hits

@@ -9,12 +9,15 @@ use std::sync::Arc;
 
 use crate::backend::gpu::read_back;
 use crate::error::Result;
+use crate::lifecycle::KernelState;
+use crate::platform;
 use crate::queue::{ring_segments, ControlBlock};
-use crate::runtime::{Shared, Table};
+use crate::runtime::{Kernel, Shared, Table};
 
 /// One kernel's share of a tick.
 struct Planned {
     id: String,
+    instance: u64,
     /// Ring index of the first message dispatched (the GPU head before this tick).
     head: u32,
     /// Messages in the GPU ring this tick (earlier unanswered ones plus the new ones).
@@ -37,7 +40,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             Err(error) => {
                 let mut table = shared.lock();
                 table.fatal.get_or_insert(error);
-                for kernel in table.kernels.values() {
+                for kernel in table.kernels.values_mut() {
+                    // Waiting calls wake up and report the fatal error.
+                    kernel.ledger.cancel_unanswered();
                     kernel.changed.notify(usize::MAX);
                 }
                 return;
@@ -60,12 +65,16 @@ async fn tick(shared: &Shared) -> Result<bool> {
         for id in ids {
             let kernel = table.kernels.get_mut(&id).expect("listed above");
             let ring = kernel.gpu.as_ref().expect("running kernels have GPU resources");
-            // Bounded by ring room and by output-queue room, so every answer has a place.
+            // Bounded by ring room and by output-queue room, so every answer has a place. A
+            // terminating kernel drains regardless: no new input can arrive, and its answers
+            // are kept past the bound rather than the drain waiting on a reader.
+            let draining = kernel.state == KernelState::Terminating;
             let ring_room = ring.slots - kernel.gpu_pending();
-            let out_room = kernel.outbox.free().saturating_sub(kernel.gpu_pending() as usize);
+            let out_room =
+                if draining { usize::MAX } else { kernel.outbox.free().saturating_sub(kernel.gpu_pending() as usize) };
             let take = kernel.inbox.len().min(ring_room as usize).min(out_room);
             let pending = kernel.gpu_pending() + take as u32;
-            if pending == 0 || pending as usize > kernel.outbox.free() {
+            if pending == 0 || (!draining && pending as usize > kernel.outbox.free()) {
                 continue;
             }
             let staged = kernel.inbox.pop_many(take);
@@ -82,12 +91,19 @@ async fn tick(shared: &Shared) -> Result<bool> {
             }
             kernel.gpu_tail = kernel.gpu_tail.wrapping_add(take as u32);
             ring.write_control(&gpu.queue, ControlBlock::INPUT_TAIL_OFFSET, kernel.gpu_tail);
-            kernel.telemetry.bytes_to_device += written + 4;
+            kernel.counters.bytes_to_device += written + 4;
             if take > 0 {
                 // Senders waiting for queue room may continue.
                 kernel.changed.notify(usize::MAX);
             }
-            plan.push(Planned { id, head: kernel.gpu_head, pending, offset: used, output_stride: ring.output_stride });
+            plan.push(Planned {
+                id,
+                instance: kernel.instance,
+                head: kernel.gpu_head,
+                pending,
+                offset: used,
+                output_stride: ring.output_stride,
+            });
             used += ControlBlock::SIZE + pending as u64 * ring.output_stride;
         }
         if plan.is_empty() {
@@ -127,22 +143,33 @@ async fn tick(shared: &Shared) -> Result<bool> {
 
     let bytes = read_back(gpu, &readback, used).await?;
 
+    let now = platform::now_ms();
+    let wall_clock = platform::unix_time_ms();
     let mut table = shared.lock();
     for p in plan {
+        // Skip a kernel that was terminated (its unanswered messages were counted then) or
+        // removed and launched again while this tick was on the GPU.
         let Some(kernel) = table.kernels.get_mut(&p.id) else { continue };
+        if kernel.instance != p.instance || kernel.gpu.is_none() {
+            continue;
+        }
         let at = p.offset as usize;
         let control: ControlBlock = bytemuck::pod_read_unaligned(&bytes[at..at + ControlBlock::SIZE as usize]);
         // The GPU says how far it got; anything not answered stays in the ring for next tick.
         let answered = control.input_head.wrapping_sub(p.head).min(p.pending);
         let outputs = at + ControlBlock::SIZE as usize;
         let len = answered as usize * p.output_stride as usize;
-        let pushed = kernel.outbox.push_many(&bytes[outputs..outputs + len]);
-        debug_assert_eq!(pushed, answered as usize, "output room was reserved when planning");
+        let Kernel { ledger, outbox, counters, .. } = kernel;
+        ledger.deliver(&bytes[outputs..outputs + len], p.output_stride as usize, outbox, counters, now);
         kernel.gpu_head = p.head.wrapping_add(answered);
-        kernel.telemetry.messages_processed = control.processed();
-        kernel.telemetry.messages_dropped = control.dropped();
-        kernel.telemetry.dispatches = control.dispatches as u64;
-        kernel.telemetry.bytes_from_device += ControlBlock::SIZE + len as u64;
+        let c = &mut kernel.counters;
+        c.messages_processed = control.processed();
+        c.messages_dropped = control.dropped();
+        c.dispatches = control.dispatches as u64;
+        c.bytes_from_device += ControlBlock::SIZE + len as u64;
+        if answered > 0 {
+            c.last_message_time = Some(wall_clock);
+        }
         kernel.changed.notify(usize::MAX);
     }
     Ok(true)

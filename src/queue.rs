@@ -31,7 +31,7 @@ impl PackedQueue {
     }
     /// Room left before the queue is full.
     pub fn free(&self) -> usize {
-        self.capacity - self.len()
+        self.capacity.saturating_sub(self.len())
     }
     pub fn stride(&self) -> usize {
         self.stride
@@ -43,6 +43,15 @@ impl PackedQueue {
         let count = (packed.len() / self.stride).min(self.free());
         self.bytes.extend(&packed[..count * self.stride]);
         count
+    }
+
+    /// Appends every whole message of `packed`, even past the capacity. For answers only: the
+    /// pump reserves output room before dispatching, except while a kernel drains for
+    /// termination, when keeping every answer matters more than the bound.
+    pub fn push_overflowing(&mut self, packed: &[u8]) -> usize {
+        debug_assert_eq!(packed.len() % self.stride, 0);
+        self.bytes.extend(packed);
+        packed.len() / self.stride
     }
 
     /// Removes up to `max` messages from the front and returns them packed.

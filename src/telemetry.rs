@@ -1,29 +1,226 @@
-//! Per-kernel telemetry: counted on the GPU where the work happens (processed, dropped,
-//! dispatches, read back from the control block each tick) and on the host where it happens
-//! (sent, received, queue depths, bytes moved).
+//! Telemetry: counted on the GPU where the work happens (processed, dropped, dispatches, read
+//! back from each kernel's control block every tick) and on the host where it happens (sent,
+//! received, refused, queue depths, bytes moved, send→answer latency).
+//!
+//! Field names follow PyDotCompute's `KernelTelemetry` (messages, errors, throughput, uptime)
+//! and RingKernel's `KernelMetrics` (dispatches, bytes to and from the device, GPU memory,
+//! queue depths, min/mean/max latency), camelCase in JavaScript.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::backend::gpu::AdapterSummary;
+use crate::lifecycle::{KernelMode, KernelState};
 
 /// A snapshot of one kernel's counters.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KernelTelemetry {
-    /// Messages accepted by `send`/`send_batch`.
+    pub kernel_id: String,
+    pub state: KernelState,
+    pub mode: KernelMode,
+    /// Bound of the kernel's input and output queues, in messages.
+    pub queue_size: usize,
+    /// Messages accepted by `send`, `send_batch` and `call` (host → kernel).
     pub messages_sent: u64,
-    /// Messages handed to `receive` callers.
+    /// Answers handed to `receive`/`receive_batch`/`call` callers (kernel → host).
     pub messages_received: u64,
     /// Messages the GPU handler ran on (GPU counter).
     pub messages_processed: u64,
     /// Messages the handler chose to drop (GPU counter).
     pub messages_dropped: u64,
-    /// Ticks that dispatched this kernel (GPU counter of commit dispatches).
+    /// Operations on this kernel that failed: refused messages (malformed, full queue, wrong
+    /// state) and timeouts.
+    pub errors: u64,
+    /// `errors` per processed message (0 when nothing was processed).
+    pub error_rate: f64,
+    /// Dispatches of this kernel (GPU counter, one per tick that had work for it).
     pub dispatches: u64,
     /// Messages waiting on the host to go to the GPU.
     pub input_queue_depth: usize,
-    /// Messages in the GPU ring, not yet read back.
+    /// Messages in the GPU ring, written but not yet answered.
     pub in_flight: usize,
     /// Answers waiting for `receive`.
     pub output_queue_depth: usize,
     pub bytes_to_device: u64,
     pub bytes_from_device: u64,
-    /// Messages still unprocessed when a terminate timed out (never silently lost: reported here).
+    /// GPU memory held by the kernel's rings and control block.
+    pub gpu_memory_bytes: u64,
+    /// Milliseconds since the kernel was launched.
+    pub uptime_ms: f64,
+    /// Processed messages per second of uptime.
+    pub throughput: f64,
+    /// Wall-clock launch time, milliseconds since the Unix epoch.
+    pub start_time: f64,
+    /// Wall-clock time of the last answer, milliseconds since the Unix epoch (`None` before any).
+    pub last_message_time: Option<f64>,
+    /// Latency from `send` accepting a message to its answer arriving on the host.
+    pub latency: LatencySummary,
+    /// Messages still unprocessed when a `terminate` timed out (reported, never silently lost).
     pub unprocessed_at_termination: u64,
+    /// Answers that arrived after their `call` had timed out; processed, then discarded.
+    pub answers_abandoned: u64,
+}
+
+/// Latency statistics in milliseconds; `None` until an answer has been timed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencySummary {
+    pub count: u64,
+    pub min_ms: Option<f64>,
+    pub mean_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Sum of all latencies, for Prometheus' `_sum`.
+    pub sum_ms: f64,
+}
+
+/// Records send→answer latencies in an HDR histogram: O(1) per batch of answers, fixed memory
+/// (about 30 KB per kernel), 1% precision from a microsecond to an hour.
+#[derive(Debug, Clone)]
+pub struct LatencyRecorder {
+    histogram: Histogram<u64>,
+    sum_ms: f64,
+}
+
+impl LatencyRecorder {
+    const HIGHEST_US: u64 = 3_600_000_000;
+
+    pub fn new() -> Self {
+        let histogram = Histogram::new_with_bounds(1, Self::HIGHEST_US, 2).expect("valid histogram bounds");
+        LatencyRecorder { histogram, sum_ms: 0.0 }
+    }
+
+    /// Records `count` messages that each took `latency_ms`.
+    pub fn record(&mut self, latency_ms: f64, count: u64) {
+        let micros = (latency_ms.max(0.0) * 1000.0).round() as u64;
+        self.histogram.saturating_record_n(micros.min(Self::HIGHEST_US), count);
+        self.sum_ms += latency_ms.max(0.0) * count as f64;
+    }
+
+    pub fn summary(&self) -> LatencySummary {
+        let h = &self.histogram;
+        let count = h.len();
+        if count == 0 {
+            return LatencySummary::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        LatencySummary {
+            count,
+            min_ms: Some(ms(h.min())),
+            mean_ms: Some(self.sum_ms / count as f64),
+            max_ms: Some(ms(h.max())),
+            p50_ms: Some(ms(h.value_at_quantile(0.5))),
+            p99_ms: Some(ms(h.value_at_quantile(0.99))),
+            sum_ms: self.sum_ms,
+        }
+    }
+}
+
+impl Default for LatencyRecorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counters the host keeps for one kernel; GPU counters are copied in from the control block.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Counters {
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    pub messages_processed: u64,
+    pub messages_dropped: u64,
+    pub errors: u64,
+    pub dispatches: u64,
+    pub bytes_to_device: u64,
+    pub bytes_from_device: u64,
+    pub unprocessed_at_termination: u64,
+    pub answers_abandoned: u64,
+    pub last_message_time: Option<f64>,
+    /// `None` when the runtime was created with telemetry disabled.
+    pub latency: Option<LatencyRecorder>,
+}
+
+/// What `Runtime::summary` reports: where the runtime runs, every kernel, and totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeSummary {
+    pub backend: String,
+    pub adapter: AdapterSummary,
+    pub telemetry_enabled: bool,
+    /// Milliseconds since the runtime was created.
+    pub uptime_ms: f64,
+    pub kernel_count: usize,
+    pub active_kernels: usize,
+    /// Messages processed by all kernels (PyDotCompute's `total_messages`).
+    pub total_messages: u64,
+    pub total_sent: u64,
+    pub total_received: u64,
+    pub total_dropped: u64,
+    pub total_errors: u64,
+    pub total_bytes_to_device: u64,
+    pub total_bytes_from_device: u64,
+    /// Sum of every kernel's throughput, messages per second.
+    pub aggregate_throughput: f64,
+    /// Every kernel's telemetry by id (latency is empty when telemetry is disabled).
+    pub per_kernel: BTreeMap<String, KernelTelemetry>,
+}
+
+impl RuntimeSummary {
+    /// Totals over `per_kernel`.
+    pub(crate) fn new(
+        adapter: AdapterSummary,
+        telemetry_enabled: bool,
+        uptime_ms: f64,
+        per_kernel: BTreeMap<String, KernelTelemetry>,
+    ) -> Self {
+        let total = |f: fn(&KernelTelemetry) -> u64| per_kernel.values().map(f).sum::<u64>();
+        RuntimeSummary {
+            backend: adapter.backend.clone(),
+            telemetry_enabled,
+            uptime_ms,
+            kernel_count: per_kernel.len(),
+            active_kernels: per_kernel.values().filter(|k| k.state == KernelState::Active).count(),
+            total_messages: total(|k| k.messages_processed),
+            total_sent: total(|k| k.messages_sent),
+            total_received: total(|k| k.messages_received),
+            total_dropped: total(|k| k.messages_dropped),
+            total_errors: total(|k| k.errors),
+            total_bytes_to_device: total(|k| k.bytes_to_device),
+            total_bytes_from_device: total(|k| k.bytes_from_device),
+            aggregate_throughput: per_kernel.values().map(|k| k.throughput).sum(),
+            adapter,
+            per_kernel,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_summary_from_batches() {
+        let mut recorder = LatencyRecorder::new();
+        assert_eq!(recorder.summary().count, 0);
+        assert_eq!(recorder.summary().p50_ms, None);
+        recorder.record(1.0, 98);
+        recorder.record(10.0, 1);
+        recorder.record(100.0, 1);
+        let s = recorder.summary();
+        assert_eq!(s.count, 100);
+        let close = |got: Option<f64>, want: f64| {
+            let got = got.unwrap();
+            assert!((got - want).abs() <= want * 0.01, "{got} vs {want}");
+        };
+        close(s.min_ms, 1.0);
+        close(s.p50_ms, 1.0);
+        close(s.p99_ms, 10.0);
+        close(s.max_ms, 100.0);
+        close(s.mean_ms, (98.0 + 10.0 + 100.0) / 100.0);
+        assert!((s.sum_ms - 208.0).abs() < 1e-9);
+    }
 }

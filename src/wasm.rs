@@ -13,8 +13,74 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::backend::gpu::BackendChoice;
 use crate::error::Error;
 use crate::kernel::{self, KernelDefinition, DEFAULT_WORKGROUP_SIZE};
+use crate::lifecycle::{KernelMode, KernelState};
 use crate::message::{FieldType, MessageLayout, Value};
-use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions};
+use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT_MS};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+/** Lifecycle states, in order: created → launched → active ⇄ deactivated → terminating → terminated. */
+export type KernelState = "created" | "launched" | "active" | "deactivated" | "terminating" | "terminated";
+/** What wakes a kernel: any input (persistent, the default) or only host sends (event-driven). */
+export type KernelMode = "persistent" | "event-driven";
+
+export interface RuntimeOptions { enableTelemetry?: boolean; defaultQueueSize?: number; backend?: "auto" | "webgpu" | "vulkan" | "metal" | "dx12" | "gl"; }
+export interface LaunchOptions { queueSize?: number; mode?: KernelMode; }
+export interface ManagedKernelOptions { queueSize?: number; mode?: KernelMode; terminateTimeout?: number; }
+/** Milliseconds. Without a timeout, the operation waits for as long as it takes. */
+export interface TimeoutOptions { timeout?: number; }
+export interface ReceiveBatchOptions { max?: number; timeout?: number; }
+
+export interface AdapterInfo { backend: string; name: string; driver: string; deviceType: string; }
+
+/** Send→answer latency in milliseconds; null until an answer has been timed. */
+export interface LatencySummary {
+  count: number; minMs: number | null; meanMs: number | null; maxMs: number | null;
+  p50Ms: number | null; p99Ms: number | null; sumMs: number;
+}
+
+export interface KernelTelemetry {
+  kernelId: string; state: KernelState; mode: KernelMode; queueSize: number;
+  /** Accepted by send, sendBatch and call (host → kernel). */
+  messagesSent: number;
+  /** Answers handed to receive, receiveBatch and call (kernel → host). */
+  messagesReceived: number;
+  /** Counted on the GPU: messages the handler ran on. */
+  messagesProcessed: number;
+  /** Counted on the GPU: messages the handler dropped. */
+  messagesDropped: number;
+  /** Failed message operations: refused messages and timeouts. */
+  errors: number; errorRate: number;
+  /** Counted on the GPU: dispatches of this kernel. */
+  dispatches: number;
+  inputQueueDepth: number; inFlight: number; outputQueueDepth: number;
+  bytesToDevice: number; bytesFromDevice: number; gpuMemoryBytes: number;
+  uptimeMs: number;
+  /** Processed messages per second of uptime. */
+  throughput: number;
+  /** Wall clock, ms since the Unix epoch. */
+  startTime: number; lastMessageTime: number | null;
+  latency: LatencySummary;
+  /** Messages left unprocessed when terminate timed out. */
+  unprocessedAtTermination: number;
+  /** Answers that arrived after their call had timed out. */
+  answersAbandoned: number;
+}
+
+export interface RuntimeSummary {
+  backend: string; adapter: AdapterInfo; telemetryEnabled: boolean; uptimeMs: number;
+  kernelCount: number; activeKernels: number;
+  /** Messages processed by all kernels. */
+  totalMessages: number;
+  totalSent: number; totalReceived: number; totalDropped: number; totalErrors: number;
+  totalBytesToDevice: number; totalBytesFromDevice: number; aggregateThroughput: number;
+  perKernel: Record<string, KernelTelemetry>;
+}
+
+/** What defineMessage returns: `{ name, fields: { value: "i32", ... } }`. */
+export interface MessageDescription { name: string; fields: Record<string, string>; }
+export interface KernelDefinitionInput { id?: string; input: MessageDescription; output: MessageDescription; wgsl: string; workgroupSize?: number; }
+"#;
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -96,6 +162,14 @@ struct JsLaunchOptions {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ManagedKernelOptions {
+    queue_size: Option<usize>,
+    mode: Option<String>,
+    terminate_timeout: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
 struct TimeoutOptions {
     timeout: Option<f64>,
 }
@@ -111,6 +185,9 @@ impl OptionKeys for CreateOptions {
 }
 impl OptionKeys for JsLaunchOptions {
     const KEYS: &'static [&'static str] = &["queueSize", "mode"];
+}
+impl OptionKeys for ManagedKernelOptions {
+    const KEYS: &'static [&'static str] = &["queueSize", "mode", "terminateTimeout"];
 }
 impl OptionKeys for TimeoutOptions {
     const KEYS: &'static [&'static str] = &["timeout"];
@@ -187,10 +264,10 @@ fn borrow_fields(fields: &[(String, Value)]) -> Vec<(&str, Value)> {
     fields.iter().map(|(n, v)| (n.as_str(), v.clone())).collect()
 }
 
-/// Makes `await using runtime = await RingKernelRuntime.create()` work: the class gets
-/// `[Symbol.asyncDispose]`, the very `dispose` method under the well-known symbol. wasm-bindgen
-/// cannot name symbol methods, so it is installed on the prototype at first use.
-fn install_async_dispose(instance: &JsValue) {
+/// Makes `await using x = ...` work: the instance's class gets `[Symbol.asyncDispose]`, the
+/// very `method` (`dispose`, `terminate`) under the well-known symbol. wasm-bindgen cannot name
+/// symbol methods, so it is installed on the prototype at first use.
+fn install_async_dispose(instance: &JsValue, method: &str) {
     let Ok(symbol) = Reflect::get(&js_sys::global(), &"Symbol".into())
         .and_then(|symbol_ctor| Reflect::get(&symbol_ctor, &"asyncDispose".into()))
     else {
@@ -201,7 +278,7 @@ fn install_async_dispose(instance: &JsValue) {
     }
     let prototype = Object::get_prototype_of(instance);
     if !Reflect::has(&prototype, &symbol).unwrap_or(true) {
-        if let Ok(dispose) = Reflect::get(&prototype, &"dispose".into()) {
+        if let Ok(dispose) = Reflect::get(&prototype, &method.into()) {
             let _ = Reflect::set(&prototype, &symbol, &dispose);
         }
     }
@@ -236,7 +313,7 @@ impl JsRuntime {
             .await
             .map_err(js_error)?;
             let runtime: JsValue = JsRuntime { inner: Rc::new(runtime) }.into();
-            install_async_dispose(&runtime);
+            install_async_dispose(&runtime, "dispose");
             Ok(runtime)
         })
     }
@@ -247,19 +324,8 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let opts: JsLaunchOptions = parse_options(&options, "launch options")?;
-            if let Some(mode) = opts.mode.as_deref() {
-                if mode != "persistent" && mode != "event-driven" {
-                    return Err(type_error(format!("mode must be 'persistent' or 'event-driven', got '{mode}'")));
-                }
-            }
-            let launch = LaunchOptions { queue_size: opts.queue_size };
-            if definition.is_undefined() || definition.is_null() {
-                rt.launch(&id, launch).await.map_err(js_error)?;
-            } else {
-                let mut def = kernel_definition(&definition)?;
-                def.id = id;
-                rt.launch_definition(def, launch).await.map_err(js_error)?;
-            }
+            let launch = LaunchOptions { queue_size: opts.queue_size, mode: parse_mode(opts.mode.as_deref())? };
+            launch_kernel(&rt, id, &definition, launch).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -355,6 +421,25 @@ impl JsRuntime {
         })
     }
 
+    /// Sends one message and resolves with its own answer, matched by correlation id, however
+    /// many calls are in flight. `{ timeout }` ms covers queue room (`QueueFullError`) and the
+    /// answer (`TimeoutError`).
+    #[wasm_bindgen(unchecked_return_type = "Promise<Record<string, number | number[]>>")]
+    pub fn call(
+        &self,
+        id: String,
+        #[wasm_bindgen(unchecked_param_type = "Record<string, number | ArrayLike<number>>")] message: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "TimeoutOptions")] options: JsValue,
+    ) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let opts: TimeoutOptions = parse_options(&options, "call options")?;
+            let fields = message_fields(&id, &message)?;
+            let answer = rt.call(&id, &borrow_fields(&fields), opts.timeout).await.map_err(js_error)?;
+            Ok(decoded_object(answer))
+        })
+    }
+
     /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
     #[wasm_bindgen(unchecked_return_type = "Promise<Record<string, number | number[]>>")]
     pub fn receive(&self, id: String, options: JsValue) -> Promise {
@@ -396,25 +481,30 @@ impl JsRuntime {
     }
 
     /// The kernel's counters, or `null` when telemetry is disabled.
-    #[wasm_bindgen(js_name = getTelemetry)]
+    #[wasm_bindgen(js_name = getTelemetry, unchecked_return_type = "KernelTelemetry | null")]
     pub fn get_telemetry(&self, id: String) -> Result<JsValue, JsValue> {
         match self.inner.telemetry(&id).map_err(js_error)? {
             None => Ok(JsValue::NULL),
-            Some(t) => serde_wasm_bindgen::to_value(&t).map_err(|e| type_error(e.to_string())),
+            Some(t) => to_js(&t),
         }
     }
 
+    /// Backend, adapter, every kernel with its state and counters, and runtime totals.
+    #[wasm_bindgen(js_name = getSummary, unchecked_return_type = "RuntimeSummary")]
+    pub fn get_summary(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.summary())
+    }
+
+    /// Telemetry of every kernel in Prometheus' text exposition format.
+    #[wasm_bindgen(js_name = metricsText)]
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics_text()
+    }
+
     /// The adapter this runtime runs on: `{ backend, name, driver, deviceType }`.
-    #[wasm_bindgen(getter)]
-    pub fn adapter(&self) -> JsValue {
-        let a = self.inner.adapter();
-        let object = Object::new();
-        for (k, v) in
-            [("backend", &a.backend), ("name", &a.name), ("driver", &a.driver), ("deviceType", &a.device_type)]
-        {
-            let _ = Reflect::set(&object, &k.into(), &v.into());
-        }
-        object.into()
+    #[wasm_bindgen(getter, unchecked_return_type = "AdapterInfo")]
+    pub fn adapter(&self) -> Result<JsValue, JsValue> {
+        to_js(self.inner.adapter())
     }
 
     /// Terminates every kernel and stops the pump; later calls fail.
@@ -481,6 +571,90 @@ pub fn ring_kernel(definition: JsValue) -> Result<(), JsValue> {
     }
     kernel::register(def);
     Ok(())
+}
+
+/// Serializes telemetry-like values: `None` becomes `null`, maps become plain objects.
+fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    let serializer =
+        serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true).serialize_maps_as_objects(true);
+    value.serialize(&serializer).map_err(|e| type_error(e.to_string()))
+}
+
+fn parse_mode(mode: Option<&str>) -> Result<KernelMode, JsValue> {
+    match mode {
+        None => Ok(KernelMode::default()),
+        Some(name) => KernelMode::parse(name)
+            .ok_or_else(|| type_error(format!("mode must be 'persistent' or 'event-driven', got '{name}'"))),
+    }
+}
+
+/// Launches a registered id, or `definition` under `id`.
+async fn launch_kernel(rt: &Runtime, id: String, definition: &JsValue, options: LaunchOptions) -> Result<(), JsValue> {
+    if definition.is_undefined() || definition.is_null() {
+        rt.launch(&id, options).await.map_err(js_error)
+    } else {
+        let mut def = kernel_definition(definition)?;
+        def.id = id;
+        rt.launch_definition(def, options).await.map_err(js_error)
+    }
+}
+
+/// A kernel that was launched and activated by `managedKernel` and is terminated when the
+/// holder is done: `await using kernel = await managedKernel(runtime, "worker")`, or an
+/// explicit `await kernel.terminate()` in a `finally`.
+#[wasm_bindgen]
+pub struct ManagedKernel {
+    runtime: Rc<Runtime>,
+    id: String,
+    terminate_timeout: f64,
+}
+
+#[wasm_bindgen]
+impl ManagedKernel {
+    /// The kernel's id, for `runtime.send(kernel.id, ...)`.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> String {
+        self.id.clone()
+    }
+
+    /// Terminates the kernel gracefully (also `[Symbol.asyncDispose]`). Does nothing if it is
+    /// already terminated or removed.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn terminate(&self) -> Promise {
+        let (rt, id, timeout) = (self.runtime.clone(), self.id.clone(), self.terminate_timeout);
+        future_to_promise(async move {
+            match rt.state(&id) {
+                Ok(KernelState::Terminated) | Err(crate::Error::KernelNotFound { .. }) => Ok(JsValue::UNDEFINED),
+                _ => rt.terminate(&id, Some(timeout)).await.map(|_| JsValue::UNDEFINED).map_err(js_error),
+            }
+        })
+    }
+}
+
+/// The seeds' `managed_kernel`: launches and activates `id` (a registered kernel, or
+/// `definition`) and resolves with a handle that terminates it on `await using` exit.
+/// Options: `{ queueSize, mode, terminateTimeout }` (ms, default 5000).
+#[wasm_bindgen(js_name = managedKernel, unchecked_return_type = "Promise<ManagedKernel>")]
+pub fn managed_kernel(
+    runtime: &JsRuntime,
+    id: String,
+    #[wasm_bindgen(unchecked_param_type = "KernelDefinitionInput | null")] definition: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ManagedKernelOptions")] options: JsValue,
+) -> Promise {
+    let rt = runtime.inner.clone();
+    future_to_promise(async move {
+        let opts: ManagedKernelOptions = parse_options(&options, "managedKernel options")?;
+        let launch = LaunchOptions { queue_size: opts.queue_size, mode: parse_mode(opts.mode.as_deref())? };
+        let terminate_timeout = opts.terminate_timeout.unwrap_or(DEFAULT_TERMINATE_TIMEOUT_MS);
+        launch_kernel(&rt, id.clone(), &definition, launch).await?;
+        if let Err(e) = rt.activate(&id).await {
+            let _ = rt.terminate(&id, Some(terminate_timeout)).await;
+            return Err(js_error(e));
+        }
+        let managed: JsValue = ManagedKernel { runtime: rt, id, terminate_timeout }.into();
+        install_async_dispose(&managed, "terminate");
+        Ok(managed)
+    })
 }
 
 impl JsRuntime {

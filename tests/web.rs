@@ -66,7 +66,7 @@ async fn doubler_answers_42_through_the_js_api() {
 async fn thousand_messages_come_back_in_order() {
     let rt = Runtime::new(RuntimeOptions::default()).await.expect("WebGPU adapter");
     // 128 slots: 1,000 messages need several ticks and ring wrap-arounds.
-    rt.launch("doubler", LaunchOptions { queue_size: Some(128) }).await.unwrap();
+    rt.launch("doubler", LaunchOptions { queue_size: Some(128), ..Default::default() }).await.unwrap();
     rt.activate("doubler").await.unwrap();
     let mut answers: Vec<i32> = Vec::new();
     let mut next = 0i32;

@@ -81,7 +81,8 @@ async fn request_adapter(choice: BackendChoice) -> Result<wgpu::Adapter> {
 }
 
 /// What the runtime reports about the adapter it runs on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AdapterSummary {
     pub backend: String,
     pub name: String,

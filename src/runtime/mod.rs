@@ -1,29 +1,38 @@
-//! The runtime: the kernel table and every public operation (lifecycle, send, receive,
-//! queries). GPU work happens only in the pump (`crate::pump`); operations here stage data on
-//! the host, flip control flags, and wake the pump.
+//! The runtime: the kernel table and every public operation. GPU work happens only in the pump
+//! (`crate::pump`); operations here stage data on the host, flip control flags, and wake it.
+//!
+//! - this file: options, the kernel table, creation and the lifecycle (launch → activate ⇄
+//!   deactivate → terminate), `managed_kernel`;
+//! - [`messaging`]: `send`, `send_batch`, `call`, `receive`, `receive_batch`;
+//! - [`queries`]: state, ids, telemetry, `summary`, `metrics_text`.
 //!
 //! # Waiting
-//! Operations that wait (`send` on a full queue, `receive`, `terminate`) await an event that the
-//! pump fires after each tick, raced against a timer; nothing blocks a thread on the web.
+//! Operations that wait (`send` on a full queue, `receive`, `call`, `terminate`) await an event
+//! that the pump fires after each tick, raced against a timer; nothing blocks a thread on the web.
+
+mod messaging;
+mod queries;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use event_listener::Event;
 
 use crate::backend::gpu::{AdapterSummary, BackendChoice, GpuContext, GpuKernel, Readback};
+use crate::correlation::Ledger;
 use crate::error::{Error, Result};
 use crate::kernel::{self, KernelDefinition};
-use crate::lifecycle::{transition, Action, KernelState};
-use crate::message::{MessageLayout, Value};
+use crate::lifecycle::{transition, Action, KernelMode, KernelState};
 use crate::platform;
 use crate::queue::{ControlBlock, PackedQueue};
-use crate::telemetry::KernelTelemetry;
+use crate::telemetry::{Counters, LatencyRecorder};
 
 /// Options for [`Runtime::new`].
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
+    /// Record latency and report [`Runtime::telemetry`]; counters for `summary` are kept anyway.
     pub enable_telemetry: bool,
     /// Queue size for kernels launched without their own.
     pub default_queue_size: usize,
@@ -42,14 +51,25 @@ pub struct LaunchOptions {
     /// Bound of the host input queue and output queue, in messages (and the GPU ring's
     /// minimum slot count).
     pub queue_size: Option<usize>,
+    pub mode: KernelMode,
 }
 
 /// Largest queue a kernel may ask for: keeps a ring within WebGPU's default 128 MiB binding
 /// for messages of up to 32 bytes.
 pub const MAX_QUEUE_SIZE: usize = 1 << 22;
 
+/// How long to wait, in milliseconds: `None` waits for as long as it takes.
+pub type TimeoutMs = Option<f64>;
+
+/// How long `dispose` and `managed_kernel` give kernels to drain.
+pub const DEFAULT_TERMINATE_TIMEOUT_MS: f64 = 5000.0;
+
 pub(crate) struct Kernel {
     pub def: Arc<KernelDefinition>,
+    pub mode: KernelMode,
+    /// Tells launches of the same id apart, so a tick planned for a kernel that was removed
+    /// and launched again never delivers into the new one.
+    pub instance: u64,
     pub state: KernelState,
     pub gpu: Option<GpuKernel>,
     pub inbox: PackedQueue,
@@ -60,7 +80,12 @@ pub(crate) struct Kernel {
     pub gpu_tail: u32,
     /// Fired whenever answers arrive, queue room frees up, or the state changes.
     pub changed: Arc<Event>,
-    pub telemetry: KernelTelemetry,
+    pub ledger: Ledger,
+    pub counters: Counters,
+    pub launched_at_ms: f64,
+    pub launched_unix_ms: f64,
+    pub stopped_at_ms: Option<f64>,
+    pub gpu_memory_bytes: u64,
 }
 
 impl Kernel {
@@ -95,6 +120,7 @@ pub(crate) struct Shared {
     /// Wakes the pump: new input, a state change, or queue room freed.
     pub wake_pump: Event,
     pub shutdown: AtomicBool,
+    pub created_at_ms: f64,
 }
 
 impl Shared {
@@ -108,9 +134,6 @@ impl Shared {
 pub struct Runtime {
     shared: Arc<Shared>,
 }
-
-/// How long to wait: `None` waits for as long as it takes.
-pub type TimeoutMs = Option<f64>;
 
 impl Runtime {
     /// Opens a GPU device and starts the pump. Fails with `BackendUnavailable` (naming what was
@@ -128,6 +151,7 @@ impl Runtime {
             }),
             wake_pump: Event::new(),
             shutdown: AtomicBool::new(false),
+            created_at_ms: platform::now_ms(),
         });
         platform::spawn_pump(crate::pump::run(shared.clone()));
         Ok(Runtime { shared })
@@ -138,14 +162,18 @@ impl Runtime {
         &self.shared.gpu.adapter
     }
 
-    /// Launches a registered kernel by id (see [`kernel::register`]).
+    /// Launches a registered kernel by id (see [`kernel::register`]). A second launch of a live
+    /// id is a `KernelState` error; a terminated id must be [`remove`](Self::remove)d first.
     pub async fn launch(&self, id: &str, options: LaunchOptions) -> Result<()> {
         let definition = kernel::lookup(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })?;
         self.launch_definition((*definition).clone(), options).await
     }
 
     /// Launches `definition` under its own id: compiles its WGSL and allocates its GPU rings.
+    /// The kernel is `Created` while it compiles (natively on a helper thread, so launching
+    /// never stalls the caller's executor) and `Launched` once its rings exist.
     pub async fn launch_definition(&self, definition: KernelDefinition, options: LaunchOptions) -> Result<()> {
+        static INSTANCES: AtomicU64 = AtomicU64::new(0);
         let id = definition.id.clone();
         validate_id(&id)?;
         let queue_size = options.queue_size.unwrap_or(self.shared.options.default_queue_size);
@@ -155,16 +183,23 @@ impl Runtime {
             )));
         }
         let definition = Arc::new(definition);
+        let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
         {
             // Reserve the id (state Created) so a concurrent launch of the same id is refused.
             let mut table = self.open_table()?;
             if let Some(existing) = table.kernels.get(&id) {
                 return Err(Error::KernelState { id, state: existing.state, action: Action::Launch });
             }
+            let counters = Counters {
+                latency: self.shared.options.enable_telemetry.then(LatencyRecorder::new),
+                ..Default::default()
+            };
             table.kernels.insert(
                 id.clone(),
                 Kernel {
                     def: definition.clone(),
+                    mode: options.mode,
+                    instance,
                     state: KernelState::Created,
                     gpu: None,
                     inbox: PackedQueue::new(definition.input.size(), queue_size),
@@ -172,23 +207,46 @@ impl Runtime {
                     gpu_head: 0,
                     gpu_tail: 0,
                     changed: Arc::new(Event::new()),
-                    telemetry: KernelTelemetry::default(),
+                    ledger: Ledger::default(),
+                    counters,
+                    launched_at_ms: platform::now_ms(),
+                    launched_unix_ms: platform::unix_time_ms(),
+                    stopped_at_ms: None,
+                    gpu_memory_bytes: 0,
                 },
             );
         }
         let slots = (queue_size as u32).next_power_of_two();
-        let created = GpuKernel::create(&self.shared.gpu, &definition, slots).await;
+        let shared = self.shared.clone();
+        let compile = definition.clone();
+        let created =
+            platform::run_detached(move || async move { GpuKernel::create(&shared.gpu, &compile, slots).await })
+                .await
+                .unwrap_or_else(|| {
+                    Err(Error::KernelCompile {
+                        id: id.clone(),
+                        message: "the pipeline compiler panicked".into(),
+                        line: None,
+                        column: None,
+                    })
+                });
         let mut table = self.shared.lock();
+        let still_ours = table.kernels.get(&id).is_some_and(|k| k.instance == instance);
         match created {
-            Ok(gpu) => {
-                let kernel = table.kernels.get_mut(&id).expect("reserved above");
+            Ok(gpu) if still_ours => {
+                let kernel = table.kernels.get_mut(&id).expect("checked above");
                 kernel.state = transition(&id, kernel.state, Action::Launch)?;
+                kernel.gpu_memory_bytes = gpu.gpu_bytes();
                 kernel.gpu = Some(gpu);
                 kernel.changed.notify(usize::MAX);
                 Ok(())
             }
+            // The runtime was disposed while compiling.
+            Ok(_) => Err(table.fatal.clone().unwrap_or_else(disposed_error)),
             Err(e) => {
-                table.kernels.remove(&id);
+                if still_ours {
+                    table.kernels.remove(&id);
+                }
                 Err(e)
             }
         }
@@ -199,7 +257,8 @@ impl Runtime {
         self.set_active(id, Action::Activate, true)
     }
 
-    /// ACTIVE → DEACTIVATED: the GPU control flag goes off and input stays queued.
+    /// ACTIVE → DEACTIVATED: the GPU control flag goes off; input stays queued, nothing is
+    /// dispatched, nothing is dropped.
     pub async fn deactivate(&self, id: &str) -> Result<()> {
         self.set_active(id, Action::Deactivate, false)
     }
@@ -220,10 +279,16 @@ impl Runtime {
         Ok(())
     }
 
-    /// Graceful stop: queued and in-flight messages are processed first. Past `timeout_ms` the
-    /// kernel is stopped anyway and the unprocessed count is recorded in its telemetry and
-    /// returned in the `Timeout` error.
+    /// Graceful stop: the kernel passes through `Terminating` while queued and in-flight
+    /// messages are processed (their answers stay receivable), then becomes `Terminated`.
+    /// Past `timeout_ms` it is stopped anyway; the unprocessed count is recorded in its
+    /// telemetry and returned in the `Timeout` error, and waiting `call`s are cancelled.
     pub async fn terminate(&self, id: &str, timeout_ms: TimeoutMs) -> Result<()> {
+        let result = self.terminate_inner(id, timeout_ms).await;
+        self.count_error(id, result)
+    }
+
+    async fn terminate_inner(&self, id: &str, timeout_ms: TimeoutMs) -> Result<()> {
         let deadline = deadline(timeout_ms)?;
         let changed = {
             let mut table = self.open_table()?;
@@ -246,10 +311,14 @@ impl Runtime {
                 if drained || timed_out || fatal.is_some() {
                     let unprocessed = kernel.inbox.len() as u64 + kernel.gpu_pending() as u64;
                     kernel.state = transition(id, kernel.state, Action::Finish)?;
-                    kernel.telemetry.unprocessed_at_termination = unprocessed;
+                    kernel.counters.unprocessed_at_termination = unprocessed;
+                    kernel.stopped_at_ms = Some(platform::now_ms());
                     kernel.set_control(&self.shared.gpu, ControlBlock::TERMINATE_OFFSET, 1);
                     // Dropping (not destroying) lets wgpu free the rings once in-flight work ends.
                     kernel.gpu = None;
+                    kernel.inbox.pop_many(usize::MAX);
+                    kernel.gpu_head = kernel.gpu_tail;
+                    kernel.ledger.cancel_unanswered();
                     kernel.changed.notify(usize::MAX);
                     if let Some(fatal) = fatal {
                         return Err(fatal);
@@ -268,8 +337,8 @@ impl Runtime {
         }
     }
 
-    /// Terminates every kernel that can be terminated; the first failure is returned after all
-    /// have been tried.
+    /// Terminates every kernel that can be terminated, concurrently, each within
+    /// `timeout_ms`; the first failure is returned after all have finished.
     pub async fn terminate_all(&self, timeout_ms: TimeoutMs) -> Result<()> {
         let ids: Vec<String> = {
             let table = self.open_table()?;
@@ -282,231 +351,79 @@ impl Runtime {
             ids.sort();
             ids
         };
-        let mut first_error = None;
-        for id in ids {
-            if let Err(e) = self.terminate(&id, timeout_ms).await {
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        let results = futures_util::future::join_all(ids.iter().map(|id| self.terminate(id, timeout_ms))).await;
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     }
 
-    /// Forgets a terminated kernel so its id can be launched again.
+    /// Forgets a terminated kernel (and any answers nobody received) so its id can be
+    /// launched again.
     pub fn remove(&self, id: &str) -> Result<()> {
         let mut table = self.open_table()?;
         let kernel = kernel_mut(&mut table, id)?;
         if kernel.state != KernelState::Terminated {
-            return Err(Error::KernelState { id: id.to_owned(), state: kernel.state, action: Action::Finish });
+            return Err(Error::KernelState { id: id.to_owned(), state: kernel.state, action: Action::Remove });
         }
         table.kernels.remove(id);
         Ok(())
     }
 
-    /// Terminates all kernels, stops the pump and releases the device. Later calls fail.
+    /// The seeds' `managed_kernel`: launches and activates `id`, runs `body`, then terminates
+    /// the kernel whether `body` succeeded or not. `body`'s error wins over terminate's.
+    pub async fn managed_kernel<T, F, Fut>(&self, id: &str, options: LaunchOptions, body: F) -> Result<T>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.launch(id, options).await?;
+        if let Err(e) = self.activate(id).await {
+            let _ = self.terminate(id, Some(DEFAULT_TERMINATE_TIMEOUT_MS)).await;
+            return Err(e);
+        }
+        let outcome = body(id.to_owned()).await;
+        let terminated = self.terminate(id, Some(DEFAULT_TERMINATE_TIMEOUT_MS)).await;
+        let value = outcome?;
+        terminated.map(|()| value)
+    }
+
+    /// Terminates all kernels, stops the pump and releases the device. Later calls fail with
+    /// `BackendUnavailable`; a second `dispose` does nothing.
     pub async fn dispose(&self) -> Result<()> {
-        let result = self.terminate_all(Some(5000.0)).await;
+        if self.shared.lock().disposed {
+            return Ok(());
+        }
+        let result = self.terminate_all(Some(DEFAULT_TERMINATE_TIMEOUT_MS)).await;
         self.shared.lock().disposed = true;
         self.stop_pump();
         result
     }
 
-    /// Queues packed messages (already in the kernel's input layout). Waits up to `timeout_ms`
-    /// for room and returns how many whole messages were accepted; the rest were not queued.
-    pub async fn send_packed(&self, id: &str, packed: &[u8], timeout_ms: TimeoutMs) -> Result<usize> {
-        let deadline = deadline(timeout_ms)?;
-        let mut accepted = 0;
-        loop {
-            let listener = {
-                let mut table = self.open_table()?;
-                let kernel = kernel_mut(&mut table, id)?;
-                if !kernel.state.accepts_messages() {
-                    return Err(Error::KernelState { id: id.to_owned(), state: kernel.state, action: Action::Send });
-                }
-                let stride = kernel.inbox.stride();
-                if packed.len() % stride != 0 {
-                    return Err(Error::MessageFormat {
-                        id: id.to_owned(),
-                        field: kernel.def.input.name().to_owned(),
-                        problem: format!(
-                            "packed batch of {} bytes is not a whole number of {stride}-byte messages",
-                            packed.len()
-                        ),
-                    });
-                }
-                let pushed = kernel.inbox.push_many(&packed[accepted * stride..]);
-                accepted += pushed;
-                kernel.telemetry.messages_sent += pushed as u64;
-                let listener = kernel.changed.listen();
-                if pushed > 0 {
-                    self.shared.wake_pump.notify(usize::MAX);
-                }
-                if accepted * stride == packed.len() {
-                    return Ok(accepted);
-                }
-                listener
-            };
-            if !wait(listener, deadline).await {
-                return Ok(accepted);
-            }
-        }
-    }
-
-    /// Queues one message given as named values. Waits up to `timeout_ms` for room, then
-    /// fails with `QueueFull`.
-    pub async fn send(&self, id: &str, fields: &[(&str, Value)], timeout_ms: TimeoutMs) -> Result<()> {
-        let packed = self.encode(id, fields)?;
-        self.send_one(id, &packed, timeout_ms).await
-    }
-
-    /// Queues one `#[repr(C)]` message whose bytes match the kernel's input layout.
-    pub async fn send_pod<T: bytemuck::Pod>(&self, id: &str, message: &T, timeout_ms: TimeoutMs) -> Result<()> {
-        self.send_one(id, bytemuck::bytes_of(message), timeout_ms).await
-    }
-
-    async fn send_one(&self, id: &str, packed: &[u8], timeout_ms: TimeoutMs) -> Result<()> {
-        let layout = self.input_layout(id)?;
-        if packed.len() != layout.size() {
-            return Err(Error::MessageFormat {
-                id: id.to_owned(),
-                field: layout.name().to_owned(),
-                problem: format!("is {} bytes, got {}", layout.size(), packed.len()),
-            });
-        }
-        match self.send_packed(id, packed, timeout_ms).await? {
-            1 => Ok(()),
-            _ => Err(Error::QueueFull { id: id.to_owned(), capacity: self.queue_size(id)? }),
-        }
-    }
-
-    /// Packs named values into the kernel's input layout.
-    pub fn encode(&self, id: &str, fields: &[(&str, Value)]) -> Result<Vec<u8>> {
-        let layout = self.input_layout(id)?;
-        let mut packed = vec![0u8; layout.size()];
-        layout.encode(fields.iter().map(|(n, v)| (*n, v)), &mut packed).map_err(|e| Error::MessageFormat {
-            id: id.to_owned(),
-            field: e.field,
-            problem: e.problem,
-        })?;
-        Ok(packed)
-    }
-
-    /// Takes the next answer, packed in the output layout. Waits up to `timeout_ms` (forever
-    /// when `None`), then fails with `Timeout`.
-    pub async fn receive_packed(&self, id: &str, timeout_ms: TimeoutMs) -> Result<Vec<u8>> {
-        let mut batch = self.receive_batch_packed(id, 1, timeout_ms).await?;
-        batch.truncate(self.output_layout(id)?.size());
-        Ok(batch)
-    }
-
-    /// Takes up to `max` answers at once (at least one), packed back to back.
-    pub async fn receive_batch_packed(&self, id: &str, max: usize, timeout_ms: TimeoutMs) -> Result<Vec<u8>> {
-        let deadline = deadline(timeout_ms)?;
-        loop {
-            let listener = {
-                let mut table = self.open_table()?;
-                let fatal = table.fatal.clone();
-                let kernel = kernel_mut(&mut table, id)?;
-                if !kernel.outbox.is_empty() {
-                    let taken = kernel.outbox.pop_many(max.max(1));
-                    kernel.telemetry.messages_received += (taken.len() / kernel.outbox.stride()) as u64;
-                    // Room in the output queue lets the pump dispatch more.
-                    self.shared.wake_pump.notify(usize::MAX);
-                    return Ok(taken);
-                }
-                if let Some(fatal) = fatal {
-                    return Err(fatal);
-                }
-                if matches!(kernel.state, KernelState::Terminated) {
-                    return Err(Error::KernelState { id: id.to_owned(), state: kernel.state, action: Action::Receive });
-                }
-                kernel.changed.listen()
-            };
-            if !wait(listener, deadline).await {
-                return Err(Error::Timeout {
-                    id: id.to_owned(),
-                    operation: "receive".into(),
-                    timeout_ms: timeout_ms.unwrap_or(0.0),
-                });
-            }
-        }
-    }
-
-    /// Takes the next answer as named values.
-    pub async fn receive(&self, id: &str, timeout_ms: TimeoutMs) -> Result<Vec<(String, Value)>> {
-        let packed = self.receive_packed(id, timeout_ms).await?;
-        Ok(self.output_layout(id)?.decode(&packed))
-    }
-
-    /// Takes the next answer as a `#[repr(C)]` value matching the output layout.
-    pub async fn receive_pod<T: bytemuck::Pod>(&self, id: &str, timeout_ms: TimeoutMs) -> Result<T> {
-        let packed = self.receive_packed(id, timeout_ms).await?;
-        bytemuck::try_pod_read_unaligned(&packed).map_err(|_| Error::MessageFormat {
-            id: id.to_owned(),
-            field: std::any::type_name::<T>().to_owned(),
-            problem: format!("is {} bytes but answers are {}", std::mem::size_of::<T>(), packed.len()),
-        })
-    }
-
-    pub fn state(&self, id: &str) -> Result<KernelState> {
-        Ok(kernel_mut(&mut self.shared.lock(), id)?.state)
-    }
-
-    /// Ids of every kernel in the table, sorted.
-    pub fn kernel_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.shared.lock().kernels.keys().cloned().collect();
-        ids.sort();
-        ids
-    }
-
-    /// Ids of the kernels in the ACTIVE state, sorted.
-    pub fn active_kernels(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .shared
-            .lock()
-            .kernels
-            .iter()
-            .filter(|(_, k)| k.state == KernelState::Active)
-            .map(|(id, _)| id.clone())
-            .collect();
-        ids.sort();
-        ids
-    }
-
-    /// The kernel's counters, or `None` when telemetry is disabled.
-    pub fn telemetry(&self, id: &str) -> Result<Option<KernelTelemetry>> {
-        let mut table = self.shared.lock();
-        let kernel = kernel_mut(&mut table, id)?;
-        if !self.shared.options.enable_telemetry {
-            return Ok(None);
-        }
-        let mut t = kernel.telemetry.clone();
-        t.input_queue_depth = kernel.inbox.len();
-        t.in_flight = kernel.gpu_pending() as usize;
-        t.output_queue_depth = kernel.outbox.len();
-        Ok(Some(t))
-    }
-
-    pub fn input_layout(&self, id: &str) -> Result<MessageLayout> {
-        Ok(kernel_mut(&mut self.shared.lock(), id)?.def.input.clone())
-    }
-
-    pub fn output_layout(&self, id: &str) -> Result<MessageLayout> {
-        Ok(kernel_mut(&mut self.shared.lock(), id)?.def.output.clone())
-    }
-
-    pub fn queue_size(&self, id: &str) -> Result<usize> {
-        Ok(kernel_mut(&mut self.shared.lock(), id)?.inbox.capacity())
-    }
-
     fn open_table(&self) -> Result<MutexGuard<'_, Table>> {
         let table = self.shared.lock();
         if table.disposed {
-            return Err(Error::BackendUnavailable { reason: "the runtime has been disposed".into() });
+            return Err(disposed_error());
         }
         if let Some(fatal) = &table.fatal {
             return Err(fatal.clone());
         }
         Ok(table)
+    }
+
+    /// Counts a failed message operation in the kernel's `errors`.
+    fn count_error<T>(&self, id: &str, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result {
+            if matches!(
+                e,
+                Error::MessageFormat { .. }
+                    | Error::QueueFull { .. }
+                    | Error::Timeout { .. }
+                    | Error::KernelState { .. }
+            ) {
+                if let Some(kernel) = self.shared.lock().kernels.get_mut(id) {
+                    kernel.counters.errors += 1;
+                }
+            }
+        }
+        result
     }
 
     fn stop_pump(&self) {
@@ -519,6 +436,10 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         self.stop_pump();
     }
+}
+
+fn disposed_error() -> Error {
+    Error::BackendUnavailable { reason: "the runtime has been disposed".into() }
 }
 
 fn kernel_mut<'t>(table: &'t mut Table, id: &str) -> Result<&'t mut Kernel> {
@@ -544,20 +465,21 @@ fn deadline(timeout_ms: TimeoutMs) -> Result<Option<f64>> {
 
 /// Waits for `listener` or the deadline; `false` when the deadline passed first.
 async fn wait(listener: event_listener::EventListener, deadline: Option<f64>) -> bool {
+    wait_for(listener, deadline).await.is_some()
+}
+
+/// Awaits `future` until the deadline; `None` when the deadline passed first.
+async fn wait_for<F: Future + Unpin>(future: F, deadline: Option<f64>) -> Option<F::Output> {
     match deadline {
-        None => {
-            listener.await;
-            true
-        }
+        None => Some(future.await),
         Some(deadline) => {
             let remaining = deadline - platform::now_ms();
             if remaining <= 0.0 {
-                return false;
+                return None;
             }
-            let timer = platform::sleep_ms(remaining);
-            match futures_util::future::select(listener, timer).await {
-                futures_util::future::Either::Left(_) => true,
-                futures_util::future::Either::Right(_) => platform::now_ms() < deadline,
+            match futures_util::future::select(future, platform::sleep_ms(remaining)).await {
+                futures_util::future::Either::Left((output, _)) => Some(output),
+                futures_util::future::Either::Right(_) => None,
             }
         }
     }

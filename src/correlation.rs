@@ -1,0 +1,184 @@
+//! Correlation: which answer belongs to which message.
+//!
+//! Every message a kernel accepts gets the next sequence number. The GPU answers input slot i in
+//! output slot i and the pump delivers answers in ring order, so the n-th answer to arrive is the
+//! answer to message n: the sequence number is the correlation id, and it costs no bytes in the
+//! rings. `call` registers its message's number; the pump hands that answer straight to the
+//! caller and everything else to the output queue, so `call` and `receive` can be mixed and
+//! many calls can be in flight at once.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use futures_channel::oneshot;
+
+use crate::queue::PackedQueue;
+use crate::telemetry::Counters;
+
+/// Correlation id of one message: its position in the kernel's stream of accepted messages.
+pub type Sequence = u64;
+
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    /// Number the next accepted message gets.
+    next: Sequence,
+    /// Number of the next answer to arrive.
+    answered: Sequence,
+    /// Send times of unanswered messages, run-length encoded (a batch shares one time).
+    sent_at: VecDeque<(f64, u64)>,
+    /// `call`s waiting for their answer.
+    calls: BTreeMap<Sequence, oneshot::Sender<Vec<u8>>>,
+    /// `call`s that timed out; their answers are discarded (and counted) when they arrive.
+    abandoned: BTreeSet<Sequence>,
+}
+
+/// What happened to a call that stopped waiting.
+pub(crate) enum Abandon {
+    /// The answer had already been delivered; here it is.
+    Answered(Vec<u8>),
+    /// The answer will be discarded when it arrives.
+    Pending,
+}
+
+impl Ledger {
+    /// Records `count` messages accepted at `now_ms`; returns the first one's sequence number.
+    pub fn accept(&mut self, count: u64, now_ms: f64) -> Sequence {
+        let first = self.next;
+        if count > 0 {
+            self.next += count;
+            self.sent_at.push_back((now_ms, count));
+        }
+        first
+    }
+
+    /// Routes the answer to message `seq` to the returned receiver instead of the output queue.
+    pub fn expect_answer(&mut self, seq: Sequence) -> oneshot::Receiver<Vec<u8>> {
+        let (sender, receiver) = oneshot::channel();
+        self.calls.insert(seq, sender);
+        receiver
+    }
+
+    /// A caller gave up waiting for `seq`.
+    pub fn abandon(&mut self, seq: Sequence, mut receiver: oneshot::Receiver<Vec<u8>>) -> Abandon {
+        if self.calls.remove(&seq).is_some() {
+            self.abandoned.insert(seq);
+            return Abandon::Pending;
+        }
+        match receiver.try_recv() {
+            Ok(Some(answer)) => Abandon::Answered(answer),
+            _ => Abandon::Pending,
+        }
+    }
+
+    /// Delivers answers in arrival order: registered calls get theirs, the rest go to `outbox`.
+    /// Records their latency when telemetry is on. Returns how many went to `outbox`.
+    pub fn deliver(
+        &mut self,
+        answers: &[u8],
+        stride: usize,
+        outbox: &mut PackedQueue,
+        counters: &mut Counters,
+        now_ms: f64,
+    ) -> usize {
+        let count = (answers.len() / stride) as u64;
+        self.time_answers(count, now_ms, counters);
+        let first = self.answered;
+        self.answered += count;
+        let last = self.answered;
+        // Fast path: no call or abandoned call among these answers.
+        let routed =
+            self.calls.range(first..last).next().is_some() || self.abandoned.range(first..last).next().is_some();
+        if !routed {
+            return outbox.push_overflowing(answers);
+        }
+        let mut to_outbox = 0;
+        for (i, answer) in answers.chunks_exact(stride).enumerate() {
+            let seq = first + i as u64;
+            if let Some(caller) = self.calls.remove(&seq) {
+                counters.messages_received += 1;
+                // A caller that vanished without abandoning (its future was dropped) loses
+                // nothing it still wanted.
+                let _ = caller.send(answer.to_vec());
+            } else if self.abandoned.remove(&seq) {
+                counters.answers_abandoned += 1;
+            } else {
+                to_outbox += outbox.push_overflowing(answer);
+            }
+        }
+        to_outbox
+    }
+
+    fn time_answers(&mut self, mut count: u64, now_ms: f64, counters: &mut Counters) {
+        while count > 0 {
+            let Some((sent, run)) = self.sent_at.front_mut() else { break };
+            let take = (*run).min(count);
+            if let Some(latency) = counters.latency.as_mut() {
+                latency.record(now_ms - *sent, take);
+            }
+            *run -= take;
+            count -= take;
+            if *run == 0 {
+                self.sent_at.pop_front();
+            }
+        }
+    }
+
+    /// The kernel stopped with `unanswered` messages never processed: their calls are
+    /// cancelled (callers see the kernel terminated) and their send times dropped.
+    pub fn cancel_unanswered(&mut self) {
+        self.calls.clear();
+        self.abandoned.clear();
+        self.sent_at.clear();
+        self.answered = self.next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answers(values: &[u32]) -> Vec<u8> {
+        bytemuck::cast_slice(values).to_vec()
+    }
+
+    #[test]
+    fn calls_get_their_own_answers_and_the_rest_stay_in_order() {
+        let mut ledger = Ledger::default();
+        let mut outbox = PackedQueue::new(4, 16);
+        let mut counters = Counters { latency: Some(Default::default()), ..Default::default() };
+        assert_eq!(ledger.accept(2, 0.0), 0); // plain sends 0, 1
+        let call_seq = ledger.accept(1, 1.0); // a call: 2
+        let mut call = ledger.expect_answer(call_seq);
+        assert_eq!(ledger.accept(1, 2.0), 3); // a plain send: 3
+        let to_outbox = ledger.deliver(&answers(&[10, 11, 12, 13]), 4, &mut outbox, &mut counters, 5.0);
+        assert_eq!(to_outbox, 3);
+        assert_eq!(call.try_recv().unwrap(), Some(answers(&[12])));
+        assert_eq!(outbox.pop_many(8), answers(&[10, 11, 13]));
+        let latency = counters.latency.unwrap().summary();
+        assert_eq!(latency.count, 4);
+        assert!((latency.sum_ms - (5.0 + 5.0 + 4.0 + 3.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_abandoned_call_discards_its_late_answer() {
+        let mut ledger = Ledger::default();
+        let mut outbox = PackedQueue::new(4, 16);
+        let mut counters = Counters::default();
+        let seq = ledger.accept(1, 0.0);
+        let call = ledger.expect_answer(seq);
+        assert!(matches!(ledger.abandon(seq, call), Abandon::Pending));
+        ledger.accept(1, 0.0);
+        assert_eq!(ledger.deliver(&answers(&[1, 2]), 4, &mut outbox, &mut counters, 1.0), 1);
+        assert_eq!(counters.answers_abandoned, 1);
+        assert_eq!(outbox.pop_many(8), answers(&[2]));
+    }
+
+    #[test]
+    fn abandoning_after_delivery_returns_the_answer() {
+        let mut ledger = Ledger::default();
+        let mut outbox = PackedQueue::new(4, 16);
+        let seq = ledger.accept(1, 0.0);
+        let call = ledger.expect_answer(seq);
+        ledger.deliver(&answers(&[7]), 4, &mut outbox, &mut Counters::default(), 1.0);
+        assert!(matches!(ledger.abandon(seq, call), Abandon::Answered(a) if a == answers(&[7])));
+    }
+}

@@ -1,0 +1,222 @@
+//! Prometheus text exposition (format 0.0.4) of a [`RuntimeSummary`], for operators who scrape.
+//!
+//! Written by hand rather than with a metrics crate: the runtime keeps its own counters and
+//! exports snapshots, while `prometheus`/`prometheus-client` are live registries of metric
+//! objects; the format itself is a few line rules and one escaping rule. Native tests parse
+//! the output with `prometheus-parse`.
+
+use std::fmt::Write;
+
+use crate::lifecycle::KernelState;
+use crate::telemetry::{KernelTelemetry, RuntimeSummary};
+
+/// One metric family: name, help, type, and a sample per kernel.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: &'static str,
+    value: fn(&KernelTelemetry) -> f64,
+}
+
+const KERNEL_FAMILIES: &[Family] = &[
+    Family {
+        name: "ringkernel_messages_sent_total",
+        help: "Messages accepted by send, sendBatch and call.",
+        kind: "counter",
+        value: |k| k.messages_sent as f64,
+    },
+    Family {
+        name: "ringkernel_messages_received_total",
+        help: "Answers handed to receive and call callers.",
+        kind: "counter",
+        value: |k| k.messages_received as f64,
+    },
+    Family {
+        name: "ringkernel_messages_processed_total",
+        help: "Messages the GPU handler ran on (counted on the GPU).",
+        kind: "counter",
+        value: |k| k.messages_processed as f64,
+    },
+    Family {
+        name: "ringkernel_messages_dropped_total",
+        help: "Messages the handler dropped (counted on the GPU).",
+        kind: "counter",
+        value: |k| k.messages_dropped as f64,
+    },
+    Family {
+        name: "ringkernel_errors_total",
+        help: "Failed message operations: refused messages and timeouts.",
+        kind: "counter",
+        value: |k| k.errors as f64,
+    },
+    Family {
+        name: "ringkernel_dispatches_total",
+        help: "Dispatches of the kernel (counted on the GPU).",
+        kind: "counter",
+        value: |k| k.dispatches as f64,
+    },
+    Family {
+        name: "ringkernel_bytes_to_device_total",
+        help: "Bytes written to the GPU for this kernel.",
+        kind: "counter",
+        value: |k| k.bytes_to_device as f64,
+    },
+    Family {
+        name: "ringkernel_bytes_from_device_total",
+        help: "Bytes read back from the GPU for this kernel.",
+        kind: "counter",
+        value: |k| k.bytes_from_device as f64,
+    },
+    Family {
+        name: "ringkernel_answers_abandoned_total",
+        help: "Answers that arrived after their call timed out.",
+        kind: "counter",
+        value: |k| k.answers_abandoned as f64,
+    },
+    Family {
+        name: "ringkernel_unprocessed_at_termination",
+        help: "Messages left unprocessed when terminate timed out.",
+        kind: "gauge",
+        value: |k| k.unprocessed_at_termination as f64,
+    },
+    Family {
+        name: "ringkernel_input_queue_depth",
+        help: "Messages waiting on the host to go to the GPU.",
+        kind: "gauge",
+        value: |k| k.input_queue_depth as f64,
+    },
+    Family {
+        name: "ringkernel_in_flight_messages",
+        help: "Messages in the GPU ring, not yet answered.",
+        kind: "gauge",
+        value: |k| k.in_flight as f64,
+    },
+    Family {
+        name: "ringkernel_output_queue_depth",
+        help: "Answers waiting for receive.",
+        kind: "gauge",
+        value: |k| k.output_queue_depth as f64,
+    },
+    Family {
+        name: "ringkernel_queue_capacity",
+        help: "Bound of the kernel's input and output queues, in messages.",
+        kind: "gauge",
+        value: |k| k.queue_size as f64,
+    },
+    Family {
+        name: "ringkernel_gpu_memory_bytes",
+        help: "GPU memory held by the kernel's rings and control block.",
+        kind: "gauge",
+        value: |k| k.gpu_memory_bytes as f64,
+    },
+    Family {
+        name: "ringkernel_kernel_uptime_seconds",
+        help: "Seconds since the kernel was launched.",
+        kind: "gauge",
+        value: |k| k.uptime_ms / 1000.0,
+    },
+    Family {
+        name: "ringkernel_throughput_messages_per_second",
+        help: "Processed messages per second of uptime.",
+        kind: "gauge",
+        value: |k| k.throughput,
+    },
+];
+
+/// Renders the summary. Every kernel appears in every family, labelled `kernel="<id>"`.
+pub fn render(summary: &RuntimeSummary) -> String {
+    let mut out = String::new();
+    let a = &summary.adapter;
+    header(&mut out, "ringkernel_info", "The runtime's backend and adapter.", "gauge");
+    let _ = writeln!(
+        out,
+        "ringkernel_info{{backend=\"{}\",adapter=\"{}\",driver=\"{}\",device_type=\"{}\"}} 1",
+        escape(&a.backend),
+        escape(&a.name),
+        escape(&a.driver),
+        escape(&a.device_type)
+    );
+    header(&mut out, "ringkernel_uptime_seconds", "Seconds since the runtime was created.", "gauge");
+    let _ = writeln!(out, "ringkernel_uptime_seconds {}", number(summary.uptime_ms / 1000.0));
+    header(&mut out, "ringkernel_kernels", "Kernels in the runtime's table.", "gauge");
+    let _ = writeln!(out, "ringkernel_kernels {}", summary.kernel_count);
+
+    header(
+        &mut out,
+        "ringkernel_kernel_state",
+        "1 for the kernel's current lifecycle state, 0 for the others.",
+        "gauge",
+    );
+    for (id, kernel) in &summary.per_kernel {
+        for state in KernelState::ALL {
+            let _ = writeln!(
+                out,
+                "ringkernel_kernel_state{{kernel=\"{}\",mode=\"{}\",state=\"{}\"}} {}",
+                escape(id),
+                kernel.mode.as_str(),
+                state,
+                (kernel.state == state) as u8
+            );
+        }
+    }
+    for family in KERNEL_FAMILIES {
+        header(&mut out, family.name, family.help, family.kind);
+        for (id, kernel) in &summary.per_kernel {
+            let _ = writeln!(out, "{}{{kernel=\"{}\"}} {}", family.name, escape(id), number((family.value)(kernel)));
+        }
+    }
+
+    let latency = "ringkernel_latency_seconds";
+    header(&mut out, latency, "Latency from send to the answer arriving on the host.", "summary");
+    for (id, kernel) in &summary.per_kernel {
+        let l = &kernel.latency;
+        let id = escape(id);
+        for (quantile, value) in [("0.5", l.p50_ms), ("0.99", l.p99_ms)] {
+            let value = value.map_or("NaN".to_owned(), |ms| number(ms / 1000.0));
+            let _ = writeln!(out, "{latency}{{kernel=\"{id}\",quantile=\"{quantile}\"}} {value}");
+        }
+        let _ = writeln!(out, "{latency}_sum{{kernel=\"{id}\"}} {}", number(l.sum_ms / 1000.0));
+        let _ = writeln!(out, "{latency}_count{{kernel=\"{id}\"}} {}", l.count);
+    }
+    out
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Label values escape backslash, double quote and newline.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Integers without a fraction, other finite values as Rust prints them, and Prometheus'
+/// spellings of the non-finite ones.
+fn number(value: f64) -> String {
+    match value {
+        v if v.is_nan() => "NaN".into(),
+        v if v == f64::INFINITY => "+Inf".into(),
+        v if v == f64::NEG_INFINITY => "-Inf".into(),
+        v if v.fract() == 0.0 && v.abs() < 1e15 => format!("{}", v as i64),
+        v => format!("{v}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn numbers_are_prometheus_floats() {
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(0.25), "0.25");
+        assert_eq!(number(f64::INFINITY), "+Inf");
+        assert_eq!(number(f64::NAN), "NaN");
+    }
+}

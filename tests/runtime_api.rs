@@ -1,0 +1,568 @@
+//! The whole RingKernelRuntime API natively, on a real adapter (lavapipe without a GPU): the
+//! seeds' three usage examples, the lifecycle matrix, every error name, backpressure,
+//! timeouts, correlation under concurrent calls, and telemetry that matches what was sent.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::pin::pin;
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use futures_util::poll;
+use ringkernel_web::kernel::{self, doubler_request, doubler_response};
+use ringkernel_web::lifecycle::Action;
+use ringkernel_web::{Error, KernelDefinition, KernelMode, KernelState, LaunchOptions, Runtime, RuntimeOptions, Value};
+
+fn runtime() -> Runtime {
+    runtime_with(RuntimeOptions::default())
+}
+
+fn runtime_with(options: RuntimeOptions) -> Runtime {
+    pollster::block_on(Runtime::new(options))
+        .unwrap_or_else(|e| panic!("these tests need a wgpu adapter (install mesa-vulkan-drivers for lavapipe): {e}"))
+}
+
+fn queue(size: usize) -> LaunchOptions {
+    LaunchOptions { queue_size: Some(size), ..Default::default() }
+}
+
+/// A user kernel like the seeds' `worker`: adds 1000, so answers are told apart from doubler's.
+fn register_worker(id: &str) {
+    kernel::register(KernelDefinition::new(
+        id,
+        doubler_request(),
+        doubler_response(),
+        "fn handle(msg: Request) -> Response { return Response(msg.value + 1000); }",
+    ));
+}
+
+fn assert_state_error(result: Result<(), Error>, id: &str, state: KernelState, action: Action) {
+    assert_eq!(result, Err(Error::KernelState { id: id.into(), state, action }), "{id}: {state} must refuse {action}");
+}
+
+// ---- the seeds' usage examples (RingKernelRuntime reference page), ported ----
+
+#[test]
+fn seed_example_complete_lifecycle() {
+    let rt = runtime_with(RuntimeOptions { enable_telemetry: true, ..Default::default() });
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default()).await.unwrap(); // phase 1: allocate
+        rt.activate("doubler").await.unwrap(); // phase 2: start processing
+        rt.send("doubler", &[("value", Value::from(21))], None).await.unwrap();
+        let response = rt.receive("doubler", Some(1000.0)).await.unwrap();
+        assert_eq!(response, vec![("result".to_owned(), Value::Number(42.0))]);
+        let telemetry = rt.telemetry("doubler").unwrap().expect("telemetry enabled");
+        assert_eq!(telemetry.messages_processed, 1);
+        rt.dispose().await.unwrap(); // the seeds' `async with` exit terminates everything
+        assert!(matches!(rt.state("doubler"), Ok(KernelState::Terminated)));
+    });
+}
+
+#[test]
+fn seed_example_multiple_kernels() {
+    for id in ["processor1", "processor2", "aggregator"] {
+        register_worker(id);
+    }
+    let rt = runtime();
+    pollster::block_on(async {
+        rt.launch("processor1", LaunchOptions::default()).await.unwrap();
+        rt.launch("processor2", LaunchOptions::default()).await.unwrap();
+        rt.launch("aggregator", LaunchOptions::default()).await.unwrap();
+        for id in rt.kernel_ids() {
+            rt.activate(&id).await.unwrap();
+        }
+        assert_eq!(rt.active_kernels(), ["aggregator", "processor1", "processor2"]);
+        // Use the pipeline: both processors feed the aggregator through the host.
+        let a: i32 = rt.call_pod("processor1", &1, Some(5000.0)).await.unwrap();
+        let b: i32 = rt.call_pod("processor2", &2, Some(5000.0)).await.unwrap();
+        let total: i32 = rt.call_pod("aggregator", &(a + b), Some(5000.0)).await.unwrap();
+        assert_eq!(total, 1001 + 1002 + 1000);
+        rt.terminate_all(Some(5000.0)).await.unwrap();
+        assert!(rt.active_kernels().is_empty());
+    });
+}
+
+#[test]
+fn seed_example_pause_and_resume() {
+    register_worker("worker");
+    let rt = runtime();
+    pollster::block_on(async {
+        rt.launch("worker", LaunchOptions::default()).await.unwrap();
+        rt.activate("worker").await.unwrap();
+        for v in 0..10 {
+            rt.send_pod("worker", &v, None).await.unwrap(); // batch 1
+        }
+        rt.deactivate("worker").await.unwrap(); // pause for maintenance
+        assert_eq!(rt.state("worker").unwrap(), KernelState::Deactivated);
+        for v in 10..20 {
+            rt.send_pod("worker", &v, None).await.unwrap(); // batch 2 queues up
+        }
+        rt.reactivate("worker").await.unwrap(); // resume: batch 2 is processed, in order
+        assert_eq!(rt.state("worker").unwrap(), KernelState::Active);
+        let answers: Vec<i32> = rt_receive_n(&rt, "worker", 20).await;
+        assert_eq!(answers, (1000..1020).collect::<Vec<_>>());
+    });
+}
+
+async fn rt_receive_n(rt: &Runtime, id: &str, n: usize) -> Vec<i32> {
+    let mut answers = Vec::new();
+    while answers.len() < n {
+        answers.extend(rt.receive_batch::<i32>(id, n - answers.len(), Some(10_000.0)).await.unwrap());
+    }
+    answers
+}
+
+// ---- lifecycle ----
+
+/// Every state against every operation, on real kernels. A kernel is held in `created` by
+/// polling its launch once (it compiles on a helper thread) and in `terminating` by polling
+/// its terminate once while a queued message still has to drain.
+#[test]
+fn lifecycle_matrix_on_real_kernels() {
+    let rt = runtime();
+    let actions = [Action::Launch, Action::Activate, Action::Deactivate, Action::Reactivate, Action::Terminate];
+    pollster::block_on(async {
+        let mut reached = std::collections::BTreeSet::new();
+        for from in KernelState::ALL {
+            for action in actions {
+                let id = format!("m-{from}-{action}");
+                kernel::register(KernelDefinition { id: id.clone(), ..(*kernel::lookup("doubler").unwrap()).clone() });
+                let result = match from {
+                    KernelState::Created => {
+                        let mut launch = pin!(rt.launch(&id, LaunchOptions::default()));
+                        assert!(poll!(launch.as_mut()).is_pending(), "launch compiles off the caller's thread");
+                        assert_eq!(rt.state(&id).unwrap(), KernelState::Created);
+                        let result = apply(&rt, &id, action).await;
+                        launch.await.unwrap();
+                        result
+                    }
+                    KernelState::Terminating => {
+                        drive(&rt, &id, KernelState::Deactivated).await;
+                        rt.send_pod(&id, &1, None).await.unwrap();
+                        let mut terminate = pin!(rt.terminate(&id, Some(10_000.0)));
+                        assert!(poll!(terminate.as_mut()).is_pending(), "one queued message must drain first");
+                        assert_eq!(rt.state(&id).unwrap(), KernelState::Terminating);
+                        let result = apply(&rt, &id, action).await;
+                        terminate.await.unwrap();
+                        result
+                    }
+                    _ => {
+                        drive(&rt, &id, from).await;
+                        apply(&rt, &id, action).await
+                    }
+                };
+                // A second launch of a live id is always refused; otherwise the seeds' table.
+                let expected = if action == Action::Launch { None } else { from.next(action) };
+                match expected {
+                    Some(to) => {
+                        result.unwrap_or_else(|e| panic!("{from} --{action}--> should work: {e}"));
+                        let now = rt.state(&id).unwrap();
+                        // Terminating finishes on its own once drained.
+                        let settled = if to == KernelState::Terminating { KernelState::Terminated } else { to };
+                        assert_eq!(now, settled, "{from} --{action}-->");
+                        reached.insert((from, to));
+                    }
+                    None => assert_state_error(result, &id, from, action),
+                }
+            }
+        }
+        let legal: std::collections::BTreeSet<_> = [
+            (KernelState::Launched, KernelState::Active),
+            (KernelState::Active, KernelState::Deactivated),
+            (KernelState::Deactivated, KernelState::Active),
+            (KernelState::Launched, KernelState::Terminating),
+            (KernelState::Active, KernelState::Terminating),
+            (KernelState::Deactivated, KernelState::Terminating),
+        ]
+        .into();
+        assert_eq!(reached, legal, "every user-driven edge of the table, and no other");
+    });
+}
+
+async fn apply(rt: &Runtime, id: &str, action: Action) -> Result<(), Error> {
+    match action {
+        Action::Launch => rt.launch(id, LaunchOptions::default()).await,
+        Action::Activate => rt.activate(id).await,
+        Action::Deactivate => rt.deactivate(id).await,
+        Action::Reactivate => rt.reactivate(id).await,
+        Action::Terminate => rt.terminate(id, Some(10_000.0)).await,
+        other => unreachable!("{other} is not a user action"),
+    }
+}
+
+/// Launches `id` and walks it to `state` (one of the stable states).
+async fn drive(rt: &Runtime, id: &str, state: KernelState) {
+    rt.launch(id, LaunchOptions::default()).await.unwrap();
+    let path: &[Action] = match state {
+        KernelState::Launched => &[],
+        KernelState::Active => &[Action::Activate],
+        KernelState::Deactivated => &[Action::Activate, Action::Deactivate],
+        KernelState::Terminated => &[Action::Terminate],
+        other => unreachable!("{other} is transient"),
+    };
+    for action in path {
+        apply(rt, id, *action).await.unwrap();
+    }
+    assert_eq!(rt.state(id).unwrap(), state);
+}
+
+#[test]
+fn terminated_kernels_do_not_restart_until_removed() {
+    let rt = runtime();
+    pollster::block_on(async {
+        drive(&rt, "doubler", KernelState::Terminated).await;
+        assert_state_error(rt.activate("doubler").await, "doubler", KernelState::Terminated, Action::Activate);
+        assert_state_error(
+            rt.launch("doubler", LaunchOptions::default()).await,
+            "doubler",
+            KernelState::Terminated,
+            Action::Launch,
+        );
+        let sent = rt.send_pod("doubler", &1, None).await;
+        assert_state_error(sent, "doubler", KernelState::Terminated, Action::Send);
+        rt.remove("doubler").unwrap();
+        assert!(matches!(rt.state("doubler"), Err(Error::KernelNotFound { .. })));
+        rt.launch("doubler", LaunchOptions::default()).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        assert_eq!(rt.call_pod::<i32, i32>("doubler", &5, Some(5000.0)).await.unwrap(), 10);
+        // Only terminated kernels can be removed.
+        assert_state_error(rt.remove("doubler"), "doubler", KernelState::Active, Action::Remove);
+    });
+}
+
+#[test]
+fn terminate_drains_queued_messages_of_a_paused_kernel() {
+    let rt = runtime();
+    pollster::block_on(async {
+        // Queue 2: the answers exceed the output bound while draining and are kept anyway.
+        rt.launch("doubler", queue(2)).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        rt.deactivate("doubler").await.unwrap();
+        rt.send_batch("doubler", &[1i32, 2], None).await.unwrap();
+        rt.terminate("doubler", Some(10_000.0)).await.unwrap();
+        assert_eq!(rt.state("doubler").unwrap(), KernelState::Terminated);
+        assert_eq!(rt_receive_n(&rt, "doubler", 2).await, [2, 4], "answers stay receivable after termination");
+        let t = rt.telemetry("doubler").unwrap().unwrap();
+        assert_eq!((t.messages_processed, t.unprocessed_at_termination), (2, 0));
+        let e = rt.receive("doubler", Some(100.0)).await.unwrap_err();
+        assert_eq!(e.name(), "KernelStateError", "nothing more will come: {e}");
+    });
+}
+
+#[test]
+fn terminate_past_its_timeout_reports_what_was_left() {
+    let rt = runtime();
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default()).await.unwrap();
+        rt.send_batch("doubler", &[1i32, 2, 3], None).await.unwrap();
+        let waiting_call = rt.call_pod::<i32, i32>("doubler", &4, None);
+        let terminate = rt.terminate("doubler", Some(0.0));
+        let (call, terminate) = futures_util::join!(waiting_call, terminate);
+        let e = terminate.unwrap_err();
+        assert_eq!(e.name(), "TimeoutError");
+        assert!(e.to_string().contains("4 messages left unprocessed"), "{e}");
+        assert_eq!(rt.telemetry("doubler").unwrap().unwrap().unprocessed_at_termination, 4);
+        assert_eq!(rt.summary().per_kernel["doubler"].unprocessed_at_termination, 4);
+        let call = call.unwrap_err();
+        assert_eq!(call.name(), "KernelStateError", "the call learns its kernel stopped: {call}");
+    });
+}
+
+#[test]
+fn managed_kernel_terminates_on_exit_even_after_an_error() {
+    let rt = runtime();
+    pollster::block_on(async {
+        let answer = rt
+            .managed_kernel("doubler", LaunchOptions::default(), |id| {
+                let rt = &rt;
+                async move {
+                    assert_eq!(rt.state(&id)?, KernelState::Active);
+                    rt.call_pod::<i32, i32>(&id, &21, Some(5000.0)).await
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(answer, 42);
+        assert_eq!(rt.state("doubler").unwrap(), KernelState::Terminated);
+        register_worker("managed-worker");
+        let failed: Result<(), Error> = rt
+            .managed_kernel("managed-worker", LaunchOptions::default(), |id| {
+                let rt = &rt;
+                async move { rt.receive(&id, Some(10.0)).await.map(|_| ()) }
+            })
+            .await;
+        assert_eq!(failed.unwrap_err().name(), "TimeoutError");
+        assert_eq!(rt.state("managed-worker").unwrap(), KernelState::Terminated);
+    });
+}
+
+#[test]
+fn launch_mode_is_recorded() {
+    let rt = runtime();
+    pollster::block_on(async {
+        let options = LaunchOptions { mode: KernelMode::EventDriven, ..Default::default() };
+        rt.launch("doubler", options).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        assert_eq!(rt.mode("doubler").unwrap(), KernelMode::EventDriven);
+        assert_eq!(rt.call_pod::<i32, i32>("doubler", &4, Some(5000.0)).await.unwrap(), 8);
+        assert!(rt.metrics_text().contains("mode=\"event-driven\""));
+    });
+}
+
+// ---- messages ----
+
+#[test]
+fn malformed_messages_name_the_field_and_reach_nothing() {
+    let rt = runtime();
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default()).await.unwrap();
+        let cases: &[(&[(&str, Value)], &str)] = &[
+            (&[], "value"),                                                     // missing
+            (&[("value", Value::from(1)), ("extra", Value::from(2))], "extra"), // extra
+            (&[("value", Value::List(vec![1.0]))], "value"),                    // wrong type
+            (&[("value", Value::from(1.5))], "value"),                          // not an integer
+            (&[("value", Value::from(2_147_483_648.0))], "value"),              // out of range
+        ];
+        for (fields, field) in cases {
+            match rt.send("doubler", fields, None).await {
+                Err(Error::MessageFormat { field: named, .. }) => assert_eq!(named, *field),
+                other => panic!("{fields:?} should be refused for '{field}': {other:?}"),
+            }
+        }
+        let t = rt.telemetry("doubler").unwrap().unwrap();
+        assert_eq!((t.messages_sent, t.input_queue_depth, t.errors), (0, 0, cases.len() as u64));
+    });
+}
+
+#[test]
+fn a_full_queue_waits_then_refuses_and_keeps_what_it_accepted() {
+    let rt = runtime();
+    pollster::block_on(async {
+        rt.launch("doubler", queue(4)).await.unwrap(); // launched, not active: nothing drains
+        assert_eq!(rt.send_batch("doubler", &[1i32, 2, 3, 4, 5, 6], Some(0.0)).await.unwrap(), 4, "only room for 4");
+        let started = Instant::now();
+        let e = rt.send_pod("doubler", &7, Some(150.0)).await.unwrap_err();
+        assert_eq!(e, Error::QueueFull { id: "doubler".into(), capacity: 4 });
+        assert!(started.elapsed().as_millis() >= 140, "send waited for room before refusing");
+        // A send that waits is admitted as soon as room appears.
+        let waiting = rt.send_pod("doubler", &5, Some(10_000.0));
+        let drain = async {
+            rt.activate("doubler").await.unwrap();
+            rt_receive_n(&rt, "doubler", 4).await
+        };
+        let (sent, first) = futures_util::join!(waiting, drain);
+        sent.unwrap();
+        assert_eq!(first, [2, 4, 6, 8]);
+        assert_eq!(rt_receive_n(&rt, "doubler", 1).await, [10]);
+        let t = rt.telemetry("doubler").unwrap().unwrap();
+        assert_eq!((t.messages_sent, t.messages_processed, t.errors), (5, 5, 1));
+    });
+}
+
+#[test]
+fn receive_times_out_or_waits_as_asked() {
+    let rt = runtime();
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default()).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        let started = Instant::now();
+        let e = rt.receive("doubler", Some(100.0)).await.unwrap_err();
+        assert_eq!(e.name(), "TimeoutError");
+        assert!(started.elapsed().as_millis() >= 95);
+        // Without a timeout, receive waits until an answer exists.
+        let late_send = async {
+            futures_timer::Delay::new(std::time::Duration::from_millis(50)).await;
+            rt.send_pod("doubler", &8, None).await.unwrap();
+        };
+        let (answer, ()) = futures_util::join!(rt.receive_pod::<i32>("doubler", None), late_send);
+        assert_eq!(answer.unwrap(), 16);
+        let e = rt.call_pod::<i32, i32>("missing", &1, Some(10.0)).await.unwrap_err();
+        assert_eq!(e.name(), "KernelNotFoundError");
+    });
+}
+
+#[test]
+fn a_call_that_times_out_loses_nothing_else() {
+    let rt = runtime();
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default()).await.unwrap(); // not active yet
+        let e = rt.call_pod::<i32, i32>("doubler", &1, Some(50.0)).await.unwrap_err();
+        assert_eq!(e.name(), "TimeoutError");
+        rt.send_pod("doubler", &2, None).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        // The timed-out call's message is still processed; its answer does not leak into receive.
+        assert_eq!(rt.receive_pod::<i32>("doubler", Some(10_000.0)).await.unwrap(), 4);
+        let t = rt.telemetry("doubler").unwrap().unwrap();
+        assert_eq!((t.messages_processed, t.answers_abandoned, t.messages_received), (2, 1, 1));
+    });
+}
+
+#[test]
+fn hundred_concurrent_calls_each_get_their_own_answer() {
+    let rt = runtime();
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default()).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        // Plain sends interleaved with the calls: their answers must stay in the output queue.
+        let calls = join_all((0..100i32).map(|v| {
+            let rt = &rt;
+            async move {
+                if v % 10 == 0 {
+                    rt.send_pod("doubler", &-v, None).await.unwrap();
+                }
+                (v, rt.call_pod::<i32, i32>("doubler", &v, Some(20_000.0)).await.unwrap())
+            }
+        }))
+        .await;
+        for (v, answer) in calls {
+            assert_eq!(answer, v * 2, "call {v} got someone else's answer");
+        }
+        let plain = rt_receive_n(&rt, "doubler", 10).await;
+        assert_eq!(plain, (0..10).map(|i| -i * 20).collect::<Vec<_>>());
+        let t = rt.telemetry("doubler").unwrap().unwrap();
+        assert_eq!((t.messages_sent, t.messages_processed, t.messages_received), (110, 110, 110));
+        assert!(t.dispatches < 110, "concurrent calls share dispatches ({} for 110 messages)", t.dispatches);
+    });
+}
+
+// ---- queries and telemetry ----
+
+#[test]
+fn telemetry_matches_the_messages_sent() {
+    let rt = runtime();
+    pollster::block_on(async {
+        rt.launch("doubler", queue(256)).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        let batch: Vec<i32> = (0..200).collect();
+        assert_eq!(rt.send_batch("doubler", &batch, None).await.unwrap(), 200);
+        for v in 0..20 {
+            rt.send("doubler", &[("value", Value::from(v))], None).await.unwrap();
+        }
+        rt_receive_n(&rt, "doubler", 220).await;
+        for v in 0..5 {
+            rt.call_pod::<i32, i32>("doubler", &v, Some(5000.0)).await.unwrap();
+        }
+        let t = rt.telemetry("doubler").unwrap().unwrap();
+        assert_eq!(t.kernel_id, "doubler");
+        assert_eq!(t.state, KernelState::Active);
+        assert_eq!((t.messages_sent, t.messages_processed, t.messages_received), (225, 225, 225));
+        assert_eq!(
+            (t.messages_dropped, t.errors, t.input_queue_depth, t.in_flight, t.output_queue_depth),
+            (0, 0, 0, 0, 0)
+        );
+        assert!(t.dispatches >= 1 && t.dispatches <= 225);
+        assert!(t.bytes_to_device >= 225 * 4, "{} bytes for 225 messages", t.bytes_to_device);
+        assert!(t.bytes_from_device >= 225 * 4);
+        assert!(t.gpu_memory_bytes >= 2 * 256 * 4 + 64);
+        let l = &t.latency;
+        assert_eq!(l.count, 225);
+        let (min, p50, p99, max) = (l.min_ms.unwrap(), l.p50_ms.unwrap(), l.p99_ms.unwrap(), l.max_ms.unwrap());
+        assert!(min <= p50 && p50 <= p99 && p99 <= max * 1.01, "{l:?}");
+        assert!(t.uptime_ms > 0.0 && t.throughput > 0.0);
+        assert!(t.last_message_time.unwrap() >= t.start_time);
+
+        let summary = rt.summary();
+        assert_eq!((summary.kernel_count, summary.active_kernels, summary.total_messages), (1, 1, 225));
+        assert_eq!(summary.backend, rt.adapter().backend);
+        assert_eq!(summary.per_kernel["doubler"].messages_sent, 225);
+    });
+}
+
+#[test]
+fn telemetry_is_none_when_disabled_but_the_summary_still_counts() {
+    let rt = runtime_with(RuntimeOptions { enable_telemetry: false, ..Default::default() });
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default()).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        rt.call_pod::<i32, i32>("doubler", &1, Some(5000.0)).await.unwrap();
+        assert_eq!(rt.telemetry("doubler").unwrap(), None);
+        let summary = rt.summary();
+        assert!(!summary.telemetry_enabled);
+        assert_eq!(summary.total_messages, 1);
+        assert_eq!(summary.per_kernel["doubler"].latency.count, 0, "latency is not recorded");
+    });
+}
+
+#[test]
+fn metrics_text_parses_as_prometheus_and_matches_the_counters() {
+    let rt = runtime();
+    pollster::block_on(async {
+        register_worker("quoted \"id\"");
+        rt.launch("doubler", LaunchOptions::default()).await.unwrap();
+        rt.launch("quoted \"id\"", LaunchOptions::default()).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        for v in 0..7 {
+            rt.call_pod::<i32, i32>("doubler", &v, Some(5000.0)).await.unwrap();
+        }
+        let text = rt.metrics_text();
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
+        let sample = |name: &str, kernel: &str| {
+            scrape
+                .samples
+                .iter()
+                .find(|s| s.metric == name && s.labels.get("kernel") == Some(kernel))
+                .unwrap_or_else(|| panic!("{name}{{kernel={kernel}}} missing from\n{text}"))
+                .value
+                .clone()
+        };
+        use prometheus_parse::Value as P;
+        assert_eq!(sample("ringkernel_messages_processed_total", "doubler"), P::Counter(7.0));
+        assert_eq!(sample("ringkernel_messages_sent_total", "doubler"), P::Counter(7.0));
+        // prometheus-parse does not unescape label values, so the escaped id is checked as text.
+        assert!(text.contains("ringkernel_input_queue_depth{kernel=\"quoted \\\"id\\\"\"} 0\n"), "{text}");
+        match sample("ringkernel_latency_seconds", "doubler") {
+            P::Summary(quantiles) => assert_eq!(quantiles.len(), 2),
+            other => panic!("latency is a summary, got {other:?}"),
+        }
+        let state = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "ringkernel_kernel_state"
+                    && s.labels.get("kernel") == Some("doubler")
+                    && s.labels.get("state") == Some("active")
+            })
+            .expect("state sample");
+        assert_eq!(state.value, P::Gauge(1.0));
+        assert!(text.contains("ringkernel_info{backend="));
+    });
+}
+
+#[test]
+fn every_error_has_its_contract_name() {
+    let rt = runtime();
+    pollster::block_on(async {
+        let mut names = std::collections::BTreeSet::new();
+        let mut note = |e: Error| names.insert(e.name());
+        note(rt.activate("nope").await.unwrap_err());
+        rt.launch("doubler", queue(1)).await.unwrap();
+        note(rt.reactivate("doubler").await.unwrap_err());
+        rt.send_pod("doubler", &1, None).await.unwrap();
+        note(rt.send_pod("doubler", &2, Some(0.0)).await.unwrap_err());
+        note(rt.receive("doubler", Some(0.0)).await.unwrap_err());
+        note(rt.send("doubler", &[("nope", Value::from(1))], None).await.unwrap_err());
+        let broken = KernelDefinition::new(
+            "broken",
+            doubler_request(),
+            doubler_response(),
+            "fn handle(msg: Request) -> Response { return nope; }",
+        );
+        note(rt.launch_definition(broken, LaunchOptions::default()).await.unwrap_err());
+        note(rt.send_pod("doubler", &1, Some(-1.0)).await.unwrap_err());
+        rt.dispose().await.unwrap(); // terminate drains the queued message even though it was never activated
+        note(rt.launch("echo", LaunchOptions::default()).await.unwrap_err());
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            [
+                "BackendUnavailableError",
+                "KernelCompileError",
+                "KernelNotFoundError",
+                "KernelStateError",
+                "MessageFormatError",
+                "QueueFullError",
+                "TimeoutError",
+                "TypeError"
+            ]
+        );
+    });
+}
