@@ -556,7 +556,7 @@ fn kernel_definition(definition: &JsValue) -> Result<KernelDefinition, JsValue> 
     let workgroup_size = get("workgroupSize")?;
     def.workgroup_size = match workgroup_size.as_f64() {
         None if workgroup_size.is_undefined() => DEFAULT_WORKGROUP_SIZE,
-        Some(n) if n >= 1.0 && n <= 256.0 && n.fract() == 0.0 => n as u32,
+        Some(n) if (1.0..=256.0).contains(&n) && n.fract() == 0.0 => n as u32,
         _ => return Err(type_error(format!("kernel '{id}': workgroupSize must be an integer from 1 to 256"))),
     };
     Ok(def)

@@ -1,15 +1,19 @@
-//! Headless-browser tests (`wasm-pack test --headless --chrome`): the runtime on the browser's
-//! WebGPU (SwiftShader in CI). No adapter is a failure with the reason, never a skip.
+//! Headless-browser tests (`wasm-pack test --headless --chrome`): the JavaScript surface on the
+//! browser's WebGPU (SwiftShader in CI). Every call goes through the exported
+//! `RingKernelRuntime` methods and every error is checked as JavaScript sees it (`name` and
+//! properties). No adapter is a failure with the reason, never a skip.
 #![cfg(target_arch = "wasm32")]
 
-use js_sys::{Object, Reflect};
-use ringkernel_web::wasm::JsRuntime;
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use ringkernel_web::wasm::{define_message, managed_kernel, ring_kernel, JsRuntime};
 use ringkernel_web::{LaunchOptions, Runtime, RuntimeOptions};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+const NONE: JsValue = JsValue::UNDEFINED;
 
 fn object(pairs: &[(&str, JsValue)]) -> JsValue {
     let o = Object::new();
@@ -19,51 +23,303 @@ fn object(pairs: &[(&str, JsValue)]) -> JsValue {
     o.into()
 }
 
+fn value(v: i32) -> JsValue {
+    object(&[("value", v.into())])
+}
+
+fn timeout(ms: u32) -> JsValue {
+    object(&[("timeout", ms.into())])
+}
+
+fn get(target: &JsValue, key: &str) -> JsValue {
+    Reflect::get(target, &key.into()).unwrap()
+}
+
+fn num(target: &JsValue, key: &str) -> f64 {
+    get(target, key).as_f64().unwrap_or_else(|| panic!("{key} is not a number"))
+}
+
+async fn js(promise: Promise) -> Result<JsValue, JsValue> {
+    JsFuture::from(promise).await
+}
+
+/// Lets queued promise jobs run once.
+async fn yield_now() {
+    js(Promise::resolve(&NONE)).await.unwrap();
+}
+
+/// Asserts a rejected call is the named JS error carrying these properties.
+#[track_caller]
+fn assert_js_error(result: Result<JsValue, JsValue>, name: &str, props: &[(&str, &str)]) {
+    let error = result.expect_err(&format!("expected {name}"));
+    assert!(error.is_instance_of::<js_sys::Error>(), "errors are Error objects");
+    let message = get(&error, "message").as_string().unwrap_or_default();
+    assert_eq!(get(&error, "name").as_string().unwrap(), name, "{message}");
+    for (key, expected) in props {
+        assert_eq!(get(&error, key).as_string().as_deref(), Some(*expected), "{key} of {name}: {message}");
+    }
+}
+
 async fn js_runtime() -> JsRuntime {
-    let runtime = Runtime::new(RuntimeOptions::default())
+    js_runtime_with(RuntimeOptions::default()).await
+}
+
+async fn js_runtime_with(options: RuntimeOptions) -> JsRuntime {
+    let runtime = Runtime::new(options)
         .await
         .unwrap_or_else(|e| panic!("WebGPU runtime could not start (is --enable-unsafe-webgpu set?): {e}"));
     JsRuntime::from_runtime(runtime)
 }
 
+fn state(rt: &JsRuntime, id: &str) -> String {
+    rt.get_state(id.into()).unwrap()
+}
+
+/// Registers `id` as a user kernel that adds 1000 (the seeds' worker/processor kernels).
+fn register_worker(id: &str) {
+    let request = define_message("Request".into(), object(&[("value", "i32".into())])).unwrap();
+    let response = define_message("Response".into(), object(&[("result", "i32".into())])).unwrap();
+    let wgsl = "fn handle(msg: Request) -> Response { return Response(msg.value + 1000); }";
+    ring_kernel(object(&[("id", id.into()), ("input", request), ("output", response), ("wgsl", wgsl.into())])).unwrap();
+}
+
+async fn receive_values(rt: &JsRuntime, id: &str, n: usize) -> Vec<i32> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let bytes = js(rt.receive_batch(id.into(), object(&[("timeout", 20_000.into())]))).await.unwrap();
+        let bytes = js_sys::Uint8Array::new(&bytes).to_vec();
+        out.extend(bytemuck::pod_collect_to_vec::<u8, i32>(&bytes));
+    }
+    out
+}
+
+// ---- creation and the seeds' usage examples ----
+
 #[wasm_bindgen_test]
 async fn create_resolves_to_a_runtime_object() {
-    let created = JsFuture::from(JsRuntime::create(object(&[("enableTelemetry", true.into())])))
-        .await
-        .expect("create() on WebGPU");
-    assert!(Reflect::get(&created, &"launch".into()).unwrap().is_function());
+    let created = js(JsRuntime::create(object(&[("enableTelemetry", true.into())]))).await.expect("create() on WebGPU");
+    assert!(get(&created, "launch").is_function());
     // `await using` support: [Symbol.asyncDispose] is dispose itself, and calling it disposes.
-    let symbol =
-        Reflect::get(&Reflect::get(&js_sys::global(), &"Symbol".into()).unwrap(), &"asyncDispose".into()).unwrap();
+    let symbol = get(&get(&js_sys::global(), "Symbol"), "asyncDispose");
     assert!(!symbol.is_undefined(), "this Chromium has Symbol.asyncDispose");
-    let async_dispose: js_sys::Function = Reflect::get(&created, &symbol).unwrap().dyn_into().unwrap();
-    assert_eq!(JsValue::from(async_dispose.clone()), Reflect::get(&created, &"dispose".into()).unwrap());
-    JsFuture::from(js_sys::Promise::from(async_dispose.call0(&created).unwrap())).await.unwrap();
-    let launch: js_sys::Function = Reflect::get(&created, &"launch".into()).unwrap().dyn_into().unwrap();
-    let after =
-        JsFuture::from(js_sys::Promise::from(launch.call1(&created, &"doubler".into()).unwrap())).await.unwrap_err();
-    assert_eq!(Reflect::get(&after, &"name".into()).unwrap().as_string().unwrap(), "BackendUnavailableError");
-    let bad = JsFuture::from(JsRuntime::create(object(&[("enableTelemetri", true.into())]))).await.unwrap_err();
-    assert_eq!(Reflect::get(&bad, &"name".into()).unwrap().as_string().unwrap(), "TypeError");
+    let async_dispose: Function = Reflect::get(&created, &symbol).unwrap().dyn_into().unwrap();
+    assert_eq!(JsValue::from(async_dispose.clone()), get(&created, "dispose"));
+    js(async_dispose.call0(&created).unwrap().into()).await.unwrap();
+    let launch: Function = get(&created, "launch").dyn_into().unwrap();
+    let after = js(launch.call1(&created, &"doubler".into()).unwrap().into()).await;
+    assert_js_error(after, "BackendUnavailableError", &[]);
+    let bad = js(JsRuntime::create(object(&[("enableTelemetri", true.into())]))).await;
+    assert_js_error(bad, "TypeError", &[]);
+}
+
+/// Calls `target[name](...args)` the way JavaScript does.
+fn call_method(target: &JsValue, name: &str, args: &[JsValue]) -> JsValue {
+    let method: Function = get(target, name).dyn_into().unwrap_or_else(|_| panic!("{name} is a method"));
+    method.apply(target, &args.iter().collect::<Array>()).unwrap()
+}
+
+/// The seeds' first example, method by method as JavaScript calls it on the created object.
+#[wasm_bindgen_test]
+async fn seed_example_complete_lifecycle() {
+    let runtime = js(JsRuntime::create(object(&[("enableTelemetry", true.into())]))).await.unwrap();
+    let run = |name: &str, args: &[JsValue]| js(call_method(&runtime, name, args).unchecked_into());
+    run("launch", &["doubler".into()]).await.unwrap();
+    run("activate", &["doubler".into()]).await.unwrap();
+    run("send", &["doubler".into(), value(21)]).await.unwrap();
+    let response = run("receive", &["doubler".into(), timeout(1000)]).await.unwrap();
+    assert_eq!(num(&response, "result"), 42.0);
+    let telemetry = call_method(&runtime, "getTelemetry", &["doubler".into()]);
+    assert_eq!(num(&telemetry, "messagesProcessed"), 1.0);
+    run("dispose", &[]).await.unwrap();
+    assert_eq!(call_method(&runtime, "getState", &["doubler".into()]).as_string().unwrap(), "terminated");
 }
 
 #[wasm_bindgen_test]
-async fn doubler_answers_42_through_the_js_api() {
+async fn seed_example_multiple_kernels() {
+    for id in ["processor1", "processor2", "aggregator"] {
+        register_worker(id);
+    }
     let rt = js_runtime().await;
-    JsFuture::from(rt.launch("doubler".into(), JsValue::UNDEFINED, JsValue::UNDEFINED)).await.unwrap();
-    assert_eq!(rt.get_state("doubler".into()).unwrap(), "launched");
-    JsFuture::from(rt.activate("doubler".into())).await.unwrap();
-    assert_eq!(rt.get_state("doubler".into()).unwrap(), "active");
-    JsFuture::from(rt.send("doubler".into(), object(&[("value", 21.into())]), JsValue::UNDEFINED)).await.unwrap();
-    let answer = JsFuture::from(rt.receive("doubler".into(), object(&[("timeout", 10_000.into())]))).await.unwrap();
-    assert_eq!(Reflect::get(&answer, &"result".into()).unwrap().as_f64(), Some(42.0));
-    JsFuture::from(rt.terminate("doubler".into(), object(&[("timeout", 5000.into())]))).await.unwrap();
-    assert_eq!(rt.get_state("doubler".into()).unwrap(), "terminated");
-    JsFuture::from(rt.dispose()).await.unwrap();
+    for id in ["processor1", "processor2", "aggregator"] {
+        js(rt.launch(id.into(), NONE, NONE)).await.unwrap();
+    }
+    for id in rt.kernel_ids() {
+        js(rt.activate(id)).await.unwrap();
+    }
+    assert_eq!(rt.active_kernels(), ["aggregator", "processor1", "processor2"]);
+    let a = js(rt.call("processor1".into(), value(1), timeout(10_000))).await.unwrap();
+    let b = js(rt.call("processor2".into(), value(2), timeout(10_000))).await.unwrap();
+    let sum = (num(&a, "result") + num(&b, "result")) as i32;
+    let total = js(rt.call("aggregator".into(), value(sum), timeout(10_000))).await.unwrap();
+    assert_eq!(num(&total, "result"), 3003.0);
+    js(rt.terminate_all(timeout(5000))).await.unwrap();
+    assert!(rt.active_kernels().is_empty());
 }
 
 #[wasm_bindgen_test]
-async fn thousand_messages_come_back_in_order() {
+async fn seed_example_pause_and_resume() {
+    register_worker("worker");
+    let rt = js_runtime().await;
+    js(rt.launch("worker".into(), NONE, NONE)).await.unwrap();
+    js(rt.activate("worker".into())).await.unwrap();
+    for v in 0..10 {
+        js(rt.send("worker".into(), value(v), NONE)).await.unwrap();
+    }
+    js(rt.deactivate("worker".into())).await.unwrap();
+    assert_eq!(state(&rt, "worker"), "deactivated");
+    for v in 10..20 {
+        js(rt.send("worker".into(), value(v), NONE)).await.unwrap();
+    }
+    js(rt.reactivate("worker".into())).await.unwrap();
+    assert_eq!(state(&rt, "worker"), "active");
+    assert_eq!(receive_values(&rt, "worker", 20).await, (1000..1020).collect::<Vec<_>>());
+}
+
+// ---- lifecycle ----
+
+const ACTIONS: [&str; 5] = ["launch", "activate", "deactivate", "reactivate", "terminate"];
+
+async fn apply(rt: &JsRuntime, id: &str, action: &str) -> Result<JsValue, JsValue> {
+    js(match action {
+        "launch" => rt.launch(id.into(), NONE, NONE),
+        "activate" => rt.activate(id.into()),
+        "deactivate" => rt.deactivate(id.into()),
+        "reactivate" => rt.reactivate(id.into()),
+        "terminate" => rt.terminate(id.into(), timeout(10_000)),
+        other => unreachable!("{other}"),
+    })
+    .await
+}
+
+/// The seeds' table as JS sees it: (from, action) → state after the call. A second launch of
+/// a live id is always refused; terminate passes through `terminating` on its own.
+fn expected(from: &str, action: &str) -> Option<&'static str> {
+    match (from, action) {
+        ("launched", "activate") => Some("active"),
+        ("active", "deactivate") => Some("deactivated"),
+        ("deactivated", "reactivate") => Some("active"),
+        ("launched" | "active" | "deactivated", "terminate") => Some("terminated"),
+        _ => None,
+    }
+}
+
+/// All six states against every lifecycle call, on real kernels. `created` is held by a
+/// launch that is still compiling, `terminating` by a terminate that is still draining.
+#[wasm_bindgen_test]
+async fn lifecycle_matrix_through_the_js_api() {
+    let rt = js_runtime().await;
+    let states = ["created", "launched", "active", "deactivated", "terminating", "terminated"];
+    let mut legal = 0;
+    for from in states {
+        for action in ACTIONS {
+            let id = format!("m-{from}-{action}");
+            register_worker(&id);
+            let result = match from {
+                "created" => {
+                    let launch = js(rt.launch(id.clone().into(), NONE, NONE));
+                    let mut seen = false;
+                    for _ in 0..20 {
+                        yield_now().await;
+                        if rt.get_state(id.clone().into()).is_ok() {
+                            seen = true;
+                            break;
+                        }
+                    }
+                    assert!(seen, "launch reserves the id at once");
+                    assert_eq!(state(&rt, &id), "created", "still compiling");
+                    let result = apply(&rt, &id, action).await;
+                    launch.await.unwrap();
+                    result
+                }
+                "terminating" => {
+                    for step in ["launch", "activate", "deactivate"] {
+                        apply(&rt, &id, step).await.unwrap();
+                    }
+                    js(rt.send(id.clone().into(), value(1), NONE)).await.unwrap();
+                    let terminate = js(rt.terminate(id.clone().into(), timeout(10_000)));
+                    yield_now().await;
+                    yield_now().await;
+                    assert_eq!(state(&rt, &id), "terminating", "draining one queued message");
+                    let result = apply(&rt, &id, action).await;
+                    terminate.await.unwrap();
+                    result
+                }
+                _ => {
+                    let path: &[&str] = match from {
+                        "launched" => &["launch"],
+                        "active" => &["launch", "activate"],
+                        "deactivated" => &["launch", "activate", "deactivate"],
+                        _ => &["launch", "terminate"],
+                    };
+                    for step in path {
+                        apply(&rt, &id, step).await.unwrap();
+                    }
+                    assert_eq!(state(&rt, &id), from);
+                    apply(&rt, &id, action).await
+                }
+            };
+            match expected(from, action) {
+                Some(to) => {
+                    result.unwrap_or_else(|e| panic!("{from} --{action}--> should work: {e:?}"));
+                    assert_eq!(state(&rt, &id), to, "{from} --{action}-->");
+                    legal += 1;
+                }
+                None => assert_js_error(
+                    result,
+                    "KernelStateError",
+                    &[("kernelId", &id), ("state", from), ("action", action)],
+                ),
+            }
+        }
+    }
+    assert_eq!(legal, 6, "every user-driven edge of the table");
+}
+
+#[wasm_bindgen_test]
+async fn terminated_ids_relaunch_only_after_remove_and_terminate_drains() {
+    let rt = js_runtime().await;
+    js(rt.launch("doubler".into(), NONE, object(&[("queueSize", 2.into())]))).await.unwrap();
+    js(rt.send_batch("doubler".into(), Array::of2(&value(1), &value(2)).into(), NONE)).await.unwrap();
+    // Never activated, outputs beyond the queue bound: terminate still processes everything.
+    js(rt.terminate("doubler".into(), timeout(10_000))).await.unwrap();
+    assert_eq!(receive_values(&rt, "doubler", 2).await, [2, 4]);
+    assert_js_error(apply(&rt, "doubler", "launch").await, "KernelStateError", &[("state", "terminated")]);
+    rt.remove("doubler".into()).unwrap();
+    js(rt.launch("doubler".into(), NONE, object(&[("mode", "event-driven".into())]))).await.unwrap();
+    let t = rt.get_telemetry("doubler".into()).unwrap();
+    assert_eq!(get(&t, "mode").as_string().unwrap(), "event-driven");
+    let bad = js(rt.launch("echo".into(), NONE, object(&[("mode", "eager".into())]))).await;
+    assert_js_error(bad, "TypeError", &[]);
+    // Terminate past its timeout reports what was left.
+    js(rt.send("doubler".into(), value(1), NONE)).await.unwrap();
+    let late = js(rt.terminate("doubler".into(), timeout(0))).await;
+    assert_js_error(late, "TimeoutError", &[("kernelId", "doubler")]);
+    let t = rt.get_telemetry("doubler".into()).unwrap();
+    assert_eq!(num(&t, "unprocessedAtTermination"), 1.0);
+}
+
+#[wasm_bindgen_test]
+async fn managed_kernel_terminates_on_async_dispose() {
+    let rt = js_runtime().await;
+    let kernel = js(managed_kernel(&rt, "doubler".into(), JsValue::NULL, NONE)).await.unwrap();
+    assert_eq!(get(&kernel, "id").as_string().unwrap(), "doubler");
+    assert_eq!(state(&rt, "doubler"), "active");
+    let answer = js(rt.call("doubler".into(), value(21), timeout(10_000))).await.unwrap();
+    assert_eq!(num(&answer, "result"), 42.0);
+    let symbol = get(&get(&js_sys::global(), "Symbol"), "asyncDispose");
+    let dispose: Function = Reflect::get(&kernel, &symbol).unwrap().dyn_into().unwrap();
+    js(dispose.call0(&kernel).unwrap().into()).await.unwrap();
+    assert_eq!(state(&rt, "doubler"), "terminated");
+    // A second dispose (or an explicit terminate) is harmless.
+    js(dispose.call0(&kernel).unwrap().into()).await.unwrap();
+    let unknown = js(managed_kernel(&rt, "nope".into(), JsValue::NULL, NONE)).await;
+    assert_js_error(unknown, "KernelNotFoundError", &[("kernelId", "nope")]);
+}
+
+// ---- messages ----
+
+#[wasm_bindgen_test]
+async fn doubler_answers_42_and_a_thousand_come_back_in_order() {
     let rt = Runtime::new(RuntimeOptions::default()).await.expect("WebGPU adapter");
     // 128 slots: 1,000 messages need several ticks and ring wrap-arounds.
     rt.launch("doubler", LaunchOptions { queue_size: Some(128), ..Default::default() }).await.unwrap();
@@ -72,28 +328,178 @@ async fn thousand_messages_come_back_in_order() {
     let mut next = 0i32;
     while answers.len() < 1000 {
         let batch: Vec<i32> = (next..1000).collect();
-        next += rt.send_packed("doubler", bytemuck::cast_slice(&batch), Some(0.0)).await.unwrap() as i32;
-        let got = rt.receive_batch_packed("doubler", 1000, Some(20_000.0)).await.unwrap();
-        answers.extend_from_slice(bytemuck::cast_slice(&got));
+        next += rt.send_batch("doubler", &batch, Some(0.0)).await.unwrap() as i32;
+        answers.extend(rt.receive_batch::<i32>("doubler", 1000, Some(20_000.0)).await.unwrap());
     }
     assert_eq!(answers, (0..1000).map(|v| v * 2).collect::<Vec<i32>>());
-    let t = rt.telemetry("doubler").unwrap().unwrap();
-    assert_eq!(t.messages_processed, 1000);
+    assert_eq!(rt.telemetry("doubler").unwrap().unwrap().messages_processed, 1000);
 }
 
 #[wasm_bindgen_test]
-async fn errors_carry_their_names() {
+async fn malformed_messages_name_the_field_and_reach_nothing() {
     let rt = js_runtime().await;
-    let err = JsFuture::from(rt.activate("missing".into())).await.unwrap_err();
-    assert_eq!(Reflect::get(&err, &"name".into()).unwrap().as_string().unwrap(), "KernelNotFoundError");
-    JsFuture::from(rt.launch("doubler".into(), JsValue::UNDEFINED, JsValue::UNDEFINED)).await.unwrap();
-    let err = JsFuture::from(rt.send("doubler".into(), object(&[("value", "21".into())]), JsValue::UNDEFINED))
-        .await
-        .unwrap_err();
-    assert_eq!(Reflect::get(&err, &"name".into()).unwrap().as_string().unwrap(), "MessageFormatError");
-    assert_eq!(Reflect::get(&err, &"field".into()).unwrap().as_string().unwrap(), "value");
-    let err = JsFuture::from(rt.receive("doubler".into(), object(&[("timeout", 50.into())]))).await.unwrap_err();
-    assert_eq!(Reflect::get(&err, &"name".into()).unwrap().as_string().unwrap(), "TimeoutError");
-    let err = JsFuture::from(rt.reactivate("doubler".into())).await.unwrap_err();
-    assert_eq!(Reflect::get(&err, &"name".into()).unwrap().as_string().unwrap(), "KernelStateError");
+    js(rt.launch("doubler".into(), NONE, NONE)).await.unwrap();
+    let cases = [
+        (object(&[]), "value"),                                         // missing
+        (object(&[("value", 1.into()), ("extra", 2.into())]), "extra"), // extra
+        (object(&[("value", "21".into())]), "value"),                   // wrong type
+        (object(&[("value", 1.5.into())]), "value"),                    // not an integer
+        (object(&[("value", 2_147_483_648.0.into())]), "value"),        // out of range
+        ("not an object".into(), "(message)"),
+    ];
+    for (message, field) in cases {
+        let result = js(rt.send("doubler".into(), message, NONE)).await;
+        assert_js_error(result, "MessageFormatError", &[("kernelId", "doubler"), ("field", field)]);
+    }
+    let batch = Array::of2(&value(1), &object(&[("valu", 2.into())]));
+    let result = js(rt.send_batch("doubler".into(), batch.into(), NONE)).await;
+    assert_js_error(result, "MessageFormatError", &[("field", "valu")]);
+    let t = rt.get_telemetry("doubler".into()).unwrap();
+    assert_eq!((num(&t, "messagesSent"), num(&t, "inputQueueDepth")), (0.0, 0.0), "a bad batch queues nothing");
+}
+
+#[wasm_bindgen_test]
+async fn backpressure_waits_then_refuses_and_keeps_what_was_accepted() {
+    let rt = js_runtime().await;
+    js(rt.launch("doubler".into(), NONE, object(&[("queueSize", 4.into())]))).await.unwrap();
+    let six = (1..=6).map(value).collect::<Array>();
+    let accepted = js(rt.send_batch("doubler".into(), six.into(), timeout(0))).await.unwrap();
+    assert_eq!(accepted.as_f64(), Some(4.0), "sendBatch says how many fit");
+    let started = js_sys::Date::now();
+    assert_js_error(
+        js(rt.send("doubler".into(), value(7), timeout(150))).await,
+        "QueueFullError",
+        &[("kernelId", "doubler")],
+    );
+    assert!(js_sys::Date::now() - started >= 140.0, "send waited for room before refusing");
+    // A waiting send gets in once the kernel drains.
+    let waiting = js(rt.send("doubler".into(), value(5), timeout(20_000)));
+    js(rt.activate("doubler".into())).await.unwrap();
+    assert_eq!(receive_values(&rt, "doubler", 4).await, [2, 4, 6, 8]);
+    waiting.await.unwrap();
+    assert_eq!(receive_values(&rt, "doubler", 1).await, [10]);
+    let t = rt.get_telemetry("doubler".into()).unwrap();
+    assert_eq!((num(&t, "messagesSent"), num(&t, "messagesProcessed"), num(&t, "errors")), (5.0, 5.0, 1.0));
+}
+
+#[wasm_bindgen_test]
+async fn timeouts_and_waiting_receives() {
+    let rt = js_runtime().await;
+    js(rt.launch("doubler".into(), NONE, NONE)).await.unwrap();
+    assert_js_error(js(rt.receive("doubler".into(), timeout(50))).await, "TimeoutError", &[("kernelId", "doubler")]);
+    // Not active yet: the call times out, its message is still processed later, and its late
+    // answer never shows up in receive.
+    assert_js_error(js(rt.call("doubler".into(), value(1), timeout(50))).await, "TimeoutError", &[]);
+    let pending_receive = js(rt.receive("doubler".into(), NONE)); // no timeout: waits
+    js(rt.send("doubler".into(), value(2), NONE)).await.unwrap();
+    js(rt.activate("doubler".into())).await.unwrap();
+    assert_eq!(num(&pending_receive.await.unwrap(), "result"), 4.0);
+    let t = rt.get_telemetry("doubler".into()).unwrap();
+    assert_eq!((num(&t, "messagesProcessed"), num(&t, "answersAbandoned")), (2.0, 1.0));
+    assert_js_error(js(rt.receive("doubler".into(), object(&[("timeout", (-1).into())]))).await, "TypeError", &[]);
+}
+
+#[wasm_bindgen_test]
+async fn hundred_concurrent_calls_each_get_their_own_answer() {
+    let rt = js_runtime().await;
+    js(rt.launch("doubler".into(), NONE, NONE)).await.unwrap();
+    js(rt.activate("doubler".into())).await.unwrap();
+    let calls: Array = (0..100).map(|v| JsValue::from(rt.call("doubler".into(), value(v), timeout(30_000)))).collect();
+    // Plain sends in between: their answers stay in the output queue for receive.
+    for v in 0..10 {
+        js(rt.send("doubler".into(), value(-v), NONE)).await.unwrap();
+    }
+    let answers: Array = js(Promise::all(&calls)).await.unwrap().unchecked_into();
+    for (v, answer) in answers.iter().enumerate() {
+        assert_eq!(num(&answer, "result"), v as f64 * 2.0, "call {v} got someone else's answer");
+    }
+    assert_eq!(receive_values(&rt, "doubler", 10).await, (0..10).map(|v| -v * 2).collect::<Vec<_>>());
+    let t = rt.get_telemetry("doubler".into()).unwrap();
+    assert_eq!(
+        (num(&t, "messagesSent"), num(&t, "messagesProcessed"), num(&t, "messagesReceived")),
+        (110.0, 110.0, 110.0)
+    );
+    assert!(num(&t, "dispatches") < 110.0, "concurrent calls share dispatches");
+}
+
+// ---- queries and telemetry ----
+
+#[wasm_bindgen_test]
+async fn telemetry_summary_and_metrics_match_the_messages_sent() {
+    let rt = js_runtime().await;
+    js(rt.launch("doubler".into(), NONE, NONE)).await.unwrap();
+    js(rt.launch("echo".into(), NONE, NONE)).await.unwrap();
+    js(rt.activate("doubler".into())).await.unwrap();
+    let packed = js_sys::Int32Array::from(&(0..50).collect::<Vec<i32>>()[..]);
+    assert_eq!(js(rt.send_batch("doubler".into(), packed.into(), NONE)).await.unwrap().as_f64(), Some(50.0));
+    receive_values(&rt, "doubler", 50).await;
+    for v in 0..5 {
+        js(rt.call("doubler".into(), value(v), timeout(10_000))).await.unwrap();
+    }
+    let t = rt.get_telemetry("doubler".into()).unwrap();
+    assert_eq!(get(&t, "kernelId").as_string().unwrap(), "doubler");
+    assert_eq!(get(&t, "state").as_string().unwrap(), "active");
+    for (key, want) in
+        [("messagesSent", 55.0), ("messagesProcessed", 55.0), ("messagesReceived", 55.0), ("errors", 0.0)]
+    {
+        assert_eq!(num(&t, key), want, "{key}");
+    }
+    for key in
+        ["dispatches", "bytesToDevice", "bytesFromDevice", "gpuMemoryBytes", "uptimeMs", "throughput", "startTime"]
+    {
+        assert!(num(&t, key) > 0.0, "{key} > 0");
+    }
+    let latency = get(&t, "latency");
+    assert_eq!(num(&latency, "count"), 55.0);
+    let (min, p50, p99, max) =
+        (num(&latency, "minMs"), num(&latency, "p50Ms"), num(&latency, "p99Ms"), num(&latency, "maxMs"));
+    assert!(min <= p50 && p50 <= p99 && p99 <= max * 1.01, "{min} {p50} {p99} {max}");
+    assert!(num(&latency, "meanMs") > 0.0);
+
+    let summary = rt.get_summary().unwrap();
+    assert_eq!(get(&summary, "backend").as_string().unwrap(), "browserwebgpu");
+    assert_eq!(
+        (num(&summary, "kernelCount"), num(&summary, "activeKernels"), num(&summary, "totalMessages")),
+        (2.0, 1.0, 55.0)
+    );
+    let echo = get(&get(&summary, "perKernel"), "echo");
+    assert_eq!(get(&echo, "state").as_string().unwrap(), "launched");
+    assert!(get(&echo, "latency").is_object() && get(&get(&echo, "latency"), "p50Ms").is_null());
+
+    let text = rt.metrics_text();
+    assert!(text.contains("# TYPE ringkernel_messages_processed_total counter\n"), "{text}");
+    assert!(text.contains("ringkernel_messages_processed_total{kernel=\"doubler\"} 55\n"), "{text}");
+    assert!(text.contains("ringkernel_kernel_state{kernel=\"echo\",mode=\"persistent\",state=\"launched\"} 1\n"));
+    assert!(text.contains("ringkernel_latency_seconds_count{kernel=\"doubler\"} 55\n"));
+
+    let quiet = js_runtime_with(RuntimeOptions { enable_telemetry: false, ..Default::default() }).await;
+    js(quiet.launch("doubler".into(), NONE, NONE)).await.unwrap();
+    assert!(quiet.get_telemetry("doubler".into()).unwrap().is_null(), "null when telemetry is disabled");
+    assert_js_error(quiet.get_telemetry("nope".into()).map(|_| NONE), "KernelNotFoundError", &[]);
+}
+
+#[wasm_bindgen_test]
+async fn every_error_name_reaches_javascript() {
+    let rt = js_runtime().await;
+    assert_js_error(js(rt.activate("missing".into())).await, "KernelNotFoundError", &[("kernelId", "missing")]);
+    js(rt.launch("doubler".into(), NONE, object(&[("queueSize", 1.into())]))).await.unwrap();
+    assert_js_error(js(rt.reactivate("doubler".into())).await, "KernelStateError", &[("state", "launched")]);
+    js(rt.send("doubler".into(), value(1), NONE)).await.unwrap();
+    assert_js_error(js(rt.send("doubler".into(), value(2), timeout(0))).await, "QueueFullError", &[]);
+    assert_js_error(js(rt.receive("doubler".into(), timeout(0))).await, "TimeoutError", &[]);
+    assert_js_error(js(rt.send("doubler".into(), object(&[("v", 1.into())]), NONE)).await, "MessageFormatError", &[]);
+    let request = define_message("Request".into(), object(&[("value", "i32".into())])).unwrap();
+    let broken = object(&[
+        ("input", request.clone()),
+        ("output", request),
+        ("wgsl", "fn handle(msg: Request) -> Request { return nope; }".into()),
+    ]);
+    assert_js_error(
+        js(rt.launch("broken".into(), broken, NONE)).await,
+        "KernelCompileError",
+        &[("kernelId", "broken")],
+    );
+    assert_js_error(js(rt.send("doubler".into(), value(1), object(&[("timeuot", 5.into())]))).await, "TypeError", &[]);
+    js(rt.dispose()).await.unwrap();
+    assert_js_error(js(rt.launch("echo".into(), NONE, NONE)).await, "BackendUnavailableError", &[]);
 }

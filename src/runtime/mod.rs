@@ -140,6 +140,8 @@ impl Runtime {
     /// tried) when no adapter exists.
     pub async fn new(options: RuntimeOptions) -> Result<Runtime> {
         let gpu = GpuContext::new(options.backend).await?;
+        // On the web nothing is Send and the pump shares the page's thread; Arc keeps one type.
+        #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let shared = Arc::new(Shared {
             gpu,
             options,
