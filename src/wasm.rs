@@ -295,7 +295,10 @@ impl JsRuntime {
     /// Opens a WebGPU device. Rejects with `BackendUnavailableError` when the browser has no
     /// WebGPU, explaining how to get it.
     #[wasm_bindgen(unchecked_return_type = "Promise<RingKernelRuntime>")]
-    pub fn create(options: JsValue) -> Promise {
+    pub fn create(
+        #[wasm_bindgen(unchecked_optional_param_type = "RuntimeOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         future_to_promise(async move {
             let opts: CreateOptions = parse_options(&options, "RingKernelRuntime.create options")?;
             let defaults = RuntimeOptions::default();
@@ -320,7 +323,14 @@ impl JsRuntime {
 
     /// Launches a kernel: a registered id, or `definition` (from `ringKernel`-style fields).
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn launch(&self, id: String, definition: JsValue, options: JsValue) -> Promise {
+    pub fn launch(
+        &self,
+        id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "KernelDefinitionInput | null")] definition: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "LaunchOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let definition = definition.unwrap_or(JsValue::UNDEFINED);
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let rt = self.inner.clone();
         future_to_promise(async move {
             let opts: JsLaunchOptions = parse_options(&options, "launch options")?;
@@ -350,7 +360,12 @@ impl JsRuntime {
 
     /// Graceful stop; `{ timeout }` in milliseconds.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn terminate(&self, id: String, options: JsValue) -> Promise {
+    pub fn terminate(
+        &self,
+        id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let rt = self.inner.clone();
         future_to_promise(async move {
             let opts: TimeoutOptions = parse_options(&options, "terminate options")?;
@@ -359,7 +374,11 @@ impl JsRuntime {
     }
 
     #[wasm_bindgen(js_name = terminateAll, unchecked_return_type = "Promise<void>")]
-    pub fn terminate_all(&self, options: JsValue) -> Promise {
+    pub fn terminate_all(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let rt = self.inner.clone();
         future_to_promise(async move {
             let opts: TimeoutOptions = parse_options(&options, "terminateAll options")?;
@@ -374,7 +393,13 @@ impl JsRuntime {
 
     /// Queues one message; waits up to `{ timeout }` ms for room, then `QueueFullError`.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn send(&self, id: String, message: JsValue, options: JsValue) -> Promise {
+    pub fn send(
+        &self,
+        id: String,
+        #[wasm_bindgen(unchecked_param_type = "Record<string, number | ArrayLike<number>>")] message: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let rt = self.inner.clone();
         future_to_promise(async move {
             let opts: TimeoutOptions = parse_options(&options, "send options")?;
@@ -387,7 +412,16 @@ impl JsRuntime {
     /// Queues many messages (objects, or one typed array / ArrayBuffer already packed in the
     /// input layout) and resolves with how many were accepted within `{ timeout }`.
     #[wasm_bindgen(js_name = sendBatch, unchecked_return_type = "Promise<number>")]
-    pub fn send_batch(&self, id: String, messages: JsValue, options: JsValue) -> Promise {
+    pub fn send_batch(
+        &self,
+        id: String,
+        #[wasm_bindgen(
+            unchecked_param_type = "Record<string, number | ArrayLike<number>>[] | ArrayBufferView | ArrayBuffer"
+        )]
+        messages: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let rt = self.inner.clone();
         future_to_promise(async move {
             let opts: TimeoutOptions = parse_options(&options, "sendBatch options")?;
@@ -429,9 +463,10 @@ impl JsRuntime {
         &self,
         id: String,
         #[wasm_bindgen(unchecked_param_type = "Record<string, number | ArrayLike<number>>")] message: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "TimeoutOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         future_to_promise(async move {
             let opts: TimeoutOptions = parse_options(&options, "call options")?;
             let fields = message_fields(&id, &message)?;
@@ -442,7 +477,12 @@ impl JsRuntime {
 
     /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
     #[wasm_bindgen(unchecked_return_type = "Promise<Record<string, number | number[]>>")]
-    pub fn receive(&self, id: String, options: JsValue) -> Promise {
+    pub fn receive(
+        &self,
+        id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let rt = self.inner.clone();
         future_to_promise(async move {
             let opts: TimeoutOptions = parse_options(&options, "receive options")?;
@@ -453,7 +493,12 @@ impl JsRuntime {
 
     /// Resolves with up to `{ max }` answers packed in the output layout, as a `Uint8Array`.
     #[wasm_bindgen(js_name = receiveBatch, unchecked_return_type = "Promise<Uint8Array>")]
-    pub fn receive_batch(&self, id: String, options: JsValue) -> Promise {
+    pub fn receive_batch(
+        &self,
+        id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "ReceiveBatchOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let rt = self.inner.clone();
         future_to_promise(async move {
             let opts: ReceiveBatchOptions = parse_options(&options, "receiveBatch options")?;
@@ -465,7 +510,7 @@ impl JsRuntime {
 
     /// The kernel's state: `created`, `launched`, `active`, `deactivated`, `terminating` or
     /// `terminated`.
-    #[wasm_bindgen(js_name = getState)]
+    #[wasm_bindgen(js_name = getState, unchecked_return_type = "KernelState")]
     pub fn get_state(&self, id: String) -> Result<String, JsValue> {
         self.inner.state(&id).map(|s| s.as_str().to_owned()).map_err(js_error)
     }
@@ -638,10 +683,12 @@ impl ManagedKernel {
 pub fn managed_kernel(
     runtime: &JsRuntime,
     id: String,
-    #[wasm_bindgen(unchecked_param_type = "KernelDefinitionInput | null")] definition: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "ManagedKernelOptions")] options: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "KernelDefinitionInput | null")] definition: Option<JsValue>,
+    #[wasm_bindgen(unchecked_optional_param_type = "ManagedKernelOptions")] options: Option<JsValue>,
 ) -> Promise {
     let rt = runtime.inner.clone();
+    let definition = definition.unwrap_or(JsValue::UNDEFINED);
+    let options = options.unwrap_or(JsValue::UNDEFINED);
     future_to_promise(async move {
         let opts: ManagedKernelOptions = parse_options(&options, "managedKernel options")?;
         let launch = LaunchOptions { queue_size: opts.queue_size, mode: parse_mode(opts.mode.as_deref())? };

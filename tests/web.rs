@@ -86,7 +86,7 @@ fn register_worker(id: &str) {
 async fn receive_values(rt: &JsRuntime, id: &str, n: usize) -> Vec<i32> {
     let mut out = Vec::new();
     while out.len() < n {
-        let bytes = js(rt.receive_batch(id.into(), object(&[("timeout", 20_000.into())]))).await.unwrap();
+        let bytes = js(rt.receive_batch(id.into(), Some(object(&[("timeout", 20_000.into())])))).await.unwrap();
         let bytes = js_sys::Uint8Array::new(&bytes).to_vec();
         out.extend(bytemuck::pod_collect_to_vec::<u8, i32>(&bytes));
     }
@@ -97,7 +97,8 @@ async fn receive_values(rt: &JsRuntime, id: &str, n: usize) -> Vec<i32> {
 
 #[wasm_bindgen_test]
 async fn create_resolves_to_a_runtime_object() {
-    let created = js(JsRuntime::create(object(&[("enableTelemetry", true.into())]))).await.expect("create() on WebGPU");
+    let created =
+        js(JsRuntime::create(Some(object(&[("enableTelemetry", true.into())])))).await.expect("create() on WebGPU");
     assert!(get(&created, "launch").is_function());
     // `await using` support: [Symbol.asyncDispose] is dispose itself, and calling it disposes.
     let symbol = get(&get(&js_sys::global(), "Symbol"), "asyncDispose");
@@ -108,7 +109,7 @@ async fn create_resolves_to_a_runtime_object() {
     let launch: Function = get(&created, "launch").dyn_into().unwrap();
     let after = js(launch.call1(&created, &"doubler".into()).unwrap().into()).await;
     assert_js_error(after, "BackendUnavailableError", &[]);
-    let bad = js(JsRuntime::create(object(&[("enableTelemetri", true.into())]))).await;
+    let bad = js(JsRuntime::create(Some(object(&[("enableTelemetri", true.into())])))).await;
     assert_js_error(bad, "TypeError", &[]);
 }
 
@@ -121,7 +122,7 @@ fn call_method(target: &JsValue, name: &str, args: &[JsValue]) -> JsValue {
 /// The seeds' first example, method by method as JavaScript calls it on the created object.
 #[wasm_bindgen_test]
 async fn seed_example_complete_lifecycle() {
-    let runtime = js(JsRuntime::create(object(&[("enableTelemetry", true.into())]))).await.unwrap();
+    let runtime = js(JsRuntime::create(Some(object(&[("enableTelemetry", true.into())])))).await.unwrap();
     let run = |name: &str, args: &[JsValue]| js(call_method(&runtime, name, args).unchecked_into());
     run("launch", &["doubler".into()]).await.unwrap();
     run("activate", &["doubler".into()]).await.unwrap();
@@ -141,18 +142,18 @@ async fn seed_example_multiple_kernels() {
     }
     let rt = js_runtime().await;
     for id in ["processor1", "processor2", "aggregator"] {
-        js(rt.launch(id.into(), NONE, NONE)).await.unwrap();
+        js(rt.launch(id.into(), None, None)).await.unwrap();
     }
     for id in rt.kernel_ids() {
         js(rt.activate(id)).await.unwrap();
     }
     assert_eq!(rt.active_kernels(), ["aggregator", "processor1", "processor2"]);
-    let a = js(rt.call("processor1".into(), value(1), timeout(10_000))).await.unwrap();
-    let b = js(rt.call("processor2".into(), value(2), timeout(10_000))).await.unwrap();
+    let a = js(rt.call("processor1".into(), value(1), Some(timeout(10_000)))).await.unwrap();
+    let b = js(rt.call("processor2".into(), value(2), Some(timeout(10_000)))).await.unwrap();
     let sum = (num(&a, "result") + num(&b, "result")) as i32;
-    let total = js(rt.call("aggregator".into(), value(sum), timeout(10_000))).await.unwrap();
+    let total = js(rt.call("aggregator".into(), value(sum), Some(timeout(10_000)))).await.unwrap();
     assert_eq!(num(&total, "result"), 3003.0);
-    js(rt.terminate_all(timeout(5000))).await.unwrap();
+    js(rt.terminate_all(Some(timeout(5000)))).await.unwrap();
     assert!(rt.active_kernels().is_empty());
 }
 
@@ -160,15 +161,15 @@ async fn seed_example_multiple_kernels() {
 async fn seed_example_pause_and_resume() {
     register_worker("worker");
     let rt = js_runtime().await;
-    js(rt.launch("worker".into(), NONE, NONE)).await.unwrap();
+    js(rt.launch("worker".into(), None, None)).await.unwrap();
     js(rt.activate("worker".into())).await.unwrap();
     for v in 0..10 {
-        js(rt.send("worker".into(), value(v), NONE)).await.unwrap();
+        js(rt.send("worker".into(), value(v), None)).await.unwrap();
     }
     js(rt.deactivate("worker".into())).await.unwrap();
     assert_eq!(state(&rt, "worker"), "deactivated");
     for v in 10..20 {
-        js(rt.send("worker".into(), value(v), NONE)).await.unwrap();
+        js(rt.send("worker".into(), value(v), None)).await.unwrap();
     }
     js(rt.reactivate("worker".into())).await.unwrap();
     assert_eq!(state(&rt, "worker"), "active");
@@ -181,11 +182,11 @@ const ACTIONS: [&str; 5] = ["launch", "activate", "deactivate", "reactivate", "t
 
 async fn apply(rt: &JsRuntime, id: &str, action: &str) -> Result<JsValue, JsValue> {
     js(match action {
-        "launch" => rt.launch(id.into(), NONE, NONE),
+        "launch" => rt.launch(id.into(), None, None),
         "activate" => rt.activate(id.into()),
         "deactivate" => rt.deactivate(id.into()),
         "reactivate" => rt.reactivate(id.into()),
-        "terminate" => rt.terminate(id.into(), timeout(10_000)),
+        "terminate" => rt.terminate(id.into(), Some(timeout(10_000))),
         other => unreachable!("{other}"),
     })
     .await
@@ -216,11 +217,11 @@ async fn lifecycle_matrix_through_the_js_api() {
             register_worker(&id);
             let result = match from {
                 "created" => {
-                    let launch = js(rt.launch(id.clone().into(), NONE, NONE));
+                    let launch = js(rt.launch(id.clone(), None, None));
                     let mut seen = false;
                     for _ in 0..20 {
                         yield_now().await;
-                        if rt.get_state(id.clone().into()).is_ok() {
+                        if rt.get_state(id.clone()).is_ok() {
                             seen = true;
                             break;
                         }
@@ -235,8 +236,8 @@ async fn lifecycle_matrix_through_the_js_api() {
                     for step in ["launch", "activate", "deactivate"] {
                         apply(&rt, &id, step).await.unwrap();
                     }
-                    js(rt.send(id.clone().into(), value(1), NONE)).await.unwrap();
-                    let terminate = js(rt.terminate(id.clone().into(), timeout(10_000)));
+                    js(rt.send(id.clone(), value(1), None)).await.unwrap();
+                    let terminate = js(rt.terminate(id.clone(), Some(timeout(10_000))));
                     yield_now().await;
                     yield_now().await;
                     assert_eq!(state(&rt, &id), "terminating", "draining one queued message");
@@ -278,21 +279,21 @@ async fn lifecycle_matrix_through_the_js_api() {
 #[wasm_bindgen_test]
 async fn terminated_ids_relaunch_only_after_remove_and_terminate_drains() {
     let rt = js_runtime().await;
-    js(rt.launch("doubler".into(), NONE, object(&[("queueSize", 2.into())]))).await.unwrap();
-    js(rt.send_batch("doubler".into(), Array::of2(&value(1), &value(2)).into(), NONE)).await.unwrap();
+    js(rt.launch("doubler".into(), None, Some(object(&[("queueSize", 2.into())])))).await.unwrap();
+    js(rt.send_batch("doubler".into(), Array::of2(&value(1), &value(2)).into(), None)).await.unwrap();
     // Never activated, outputs beyond the queue bound: terminate still processes everything.
-    js(rt.terminate("doubler".into(), timeout(10_000))).await.unwrap();
+    js(rt.terminate("doubler".into(), Some(timeout(10_000)))).await.unwrap();
     assert_eq!(receive_values(&rt, "doubler", 2).await, [2, 4]);
     assert_js_error(apply(&rt, "doubler", "launch").await, "KernelStateError", &[("state", "terminated")]);
     rt.remove("doubler".into()).unwrap();
-    js(rt.launch("doubler".into(), NONE, object(&[("mode", "event-driven".into())]))).await.unwrap();
+    js(rt.launch("doubler".into(), None, Some(object(&[("mode", "event-driven".into())])))).await.unwrap();
     let t = rt.get_telemetry("doubler".into()).unwrap();
     assert_eq!(get(&t, "mode").as_string().unwrap(), "event-driven");
-    let bad = js(rt.launch("echo".into(), NONE, object(&[("mode", "eager".into())]))).await;
+    let bad = js(rt.launch("echo".into(), None, Some(object(&[("mode", "eager".into())])))).await;
     assert_js_error(bad, "TypeError", &[]);
     // Terminate past its timeout reports what was left.
-    js(rt.send("doubler".into(), value(1), NONE)).await.unwrap();
-    let late = js(rt.terminate("doubler".into(), timeout(0))).await;
+    js(rt.send("doubler".into(), value(1), None)).await.unwrap();
+    let late = js(rt.terminate("doubler".into(), Some(timeout(0)))).await;
     assert_js_error(late, "TimeoutError", &[("kernelId", "doubler")]);
     let t = rt.get_telemetry("doubler".into()).unwrap();
     assert_eq!(num(&t, "unprocessedAtTermination"), 1.0);
@@ -301,10 +302,10 @@ async fn terminated_ids_relaunch_only_after_remove_and_terminate_drains() {
 #[wasm_bindgen_test]
 async fn managed_kernel_terminates_on_async_dispose() {
     let rt = js_runtime().await;
-    let kernel = js(managed_kernel(&rt, "doubler".into(), JsValue::NULL, NONE)).await.unwrap();
+    let kernel = js(managed_kernel(&rt, "doubler".into(), None, None)).await.unwrap();
     assert_eq!(get(&kernel, "id").as_string().unwrap(), "doubler");
     assert_eq!(state(&rt, "doubler"), "active");
-    let answer = js(rt.call("doubler".into(), value(21), timeout(10_000))).await.unwrap();
+    let answer = js(rt.call("doubler".into(), value(21), Some(timeout(10_000)))).await.unwrap();
     assert_eq!(num(&answer, "result"), 42.0);
     let symbol = get(&get(&js_sys::global(), "Symbol"), "asyncDispose");
     let dispose: Function = Reflect::get(&kernel, &symbol).unwrap().dyn_into().unwrap();
@@ -312,7 +313,7 @@ async fn managed_kernel_terminates_on_async_dispose() {
     assert_eq!(state(&rt, "doubler"), "terminated");
     // A second dispose (or an explicit terminate) is harmless.
     js(dispose.call0(&kernel).unwrap().into()).await.unwrap();
-    let unknown = js(managed_kernel(&rt, "nope".into(), JsValue::NULL, NONE)).await;
+    let unknown = js(managed_kernel(&rt, "nope".into(), None, None)).await;
     assert_js_error(unknown, "KernelNotFoundError", &[("kernelId", "nope")]);
 }
 
@@ -338,7 +339,7 @@ async fn doubler_answers_42_and_a_thousand_come_back_in_order() {
 #[wasm_bindgen_test]
 async fn malformed_messages_name_the_field_and_reach_nothing() {
     let rt = js_runtime().await;
-    js(rt.launch("doubler".into(), NONE, NONE)).await.unwrap();
+    js(rt.launch("doubler".into(), None, None)).await.unwrap();
     let cases = [
         (object(&[]), "value"),                                         // missing
         (object(&[("value", 1.into()), ("extra", 2.into())]), "extra"), // extra
@@ -348,11 +349,11 @@ async fn malformed_messages_name_the_field_and_reach_nothing() {
         ("not an object".into(), "(message)"),
     ];
     for (message, field) in cases {
-        let result = js(rt.send("doubler".into(), message, NONE)).await;
+        let result = js(rt.send("doubler".into(), message, None)).await;
         assert_js_error(result, "MessageFormatError", &[("kernelId", "doubler"), ("field", field)]);
     }
     let batch = Array::of2(&value(1), &object(&[("valu", 2.into())]));
-    let result = js(rt.send_batch("doubler".into(), batch.into(), NONE)).await;
+    let result = js(rt.send_batch("doubler".into(), batch.into(), None)).await;
     assert_js_error(result, "MessageFormatError", &[("field", "valu")]);
     let t = rt.get_telemetry("doubler".into()).unwrap();
     assert_eq!((num(&t, "messagesSent"), num(&t, "inputQueueDepth")), (0.0, 0.0), "a bad batch queues nothing");
@@ -361,19 +362,19 @@ async fn malformed_messages_name_the_field_and_reach_nothing() {
 #[wasm_bindgen_test]
 async fn backpressure_waits_then_refuses_and_keeps_what_was_accepted() {
     let rt = js_runtime().await;
-    js(rt.launch("doubler".into(), NONE, object(&[("queueSize", 4.into())]))).await.unwrap();
+    js(rt.launch("doubler".into(), None, Some(object(&[("queueSize", 4.into())])))).await.unwrap();
     let six = (1..=6).map(value).collect::<Array>();
-    let accepted = js(rt.send_batch("doubler".into(), six.into(), timeout(0))).await.unwrap();
+    let accepted = js(rt.send_batch("doubler".into(), six.into(), Some(timeout(0)))).await.unwrap();
     assert_eq!(accepted.as_f64(), Some(4.0), "sendBatch says how many fit");
     let started = js_sys::Date::now();
     assert_js_error(
-        js(rt.send("doubler".into(), value(7), timeout(150))).await,
+        js(rt.send("doubler".into(), value(7), Some(timeout(150)))).await,
         "QueueFullError",
         &[("kernelId", "doubler")],
     );
     assert!(js_sys::Date::now() - started >= 140.0, "send waited for room before refusing");
     // A waiting send gets in once the kernel drains.
-    let waiting = js(rt.send("doubler".into(), value(5), timeout(20_000)));
+    let waiting = js(rt.send("doubler".into(), value(5), Some(timeout(20_000))));
     js(rt.activate("doubler".into())).await.unwrap();
     assert_eq!(receive_values(&rt, "doubler", 4).await, [2, 4, 6, 8]);
     waiting.await.unwrap();
@@ -385,29 +386,38 @@ async fn backpressure_waits_then_refuses_and_keeps_what_was_accepted() {
 #[wasm_bindgen_test]
 async fn timeouts_and_waiting_receives() {
     let rt = js_runtime().await;
-    js(rt.launch("doubler".into(), NONE, NONE)).await.unwrap();
-    assert_js_error(js(rt.receive("doubler".into(), timeout(50))).await, "TimeoutError", &[("kernelId", "doubler")]);
+    js(rt.launch("doubler".into(), None, None)).await.unwrap();
+    assert_js_error(
+        js(rt.receive("doubler".into(), Some(timeout(50)))).await,
+        "TimeoutError",
+        &[("kernelId", "doubler")],
+    );
     // Not active yet: the call times out, its message is still processed later, and its late
     // answer never shows up in receive.
-    assert_js_error(js(rt.call("doubler".into(), value(1), timeout(50))).await, "TimeoutError", &[]);
-    let pending_receive = js(rt.receive("doubler".into(), NONE)); // no timeout: waits
-    js(rt.send("doubler".into(), value(2), NONE)).await.unwrap();
+    assert_js_error(js(rt.call("doubler".into(), value(1), Some(timeout(50)))).await, "TimeoutError", &[]);
+    let pending_receive = js(rt.receive("doubler".into(), None)); // no timeout: waits
+    js(rt.send("doubler".into(), value(2), None)).await.unwrap();
     js(rt.activate("doubler".into())).await.unwrap();
     assert_eq!(num(&pending_receive.await.unwrap(), "result"), 4.0);
     let t = rt.get_telemetry("doubler".into()).unwrap();
     assert_eq!((num(&t, "messagesProcessed"), num(&t, "answersAbandoned")), (2.0, 1.0));
-    assert_js_error(js(rt.receive("doubler".into(), object(&[("timeout", (-1).into())]))).await, "TypeError", &[]);
+    assert_js_error(
+        js(rt.receive("doubler".into(), Some(object(&[("timeout", (-1).into())])))).await,
+        "TypeError",
+        &[],
+    );
 }
 
 #[wasm_bindgen_test]
 async fn hundred_concurrent_calls_each_get_their_own_answer() {
     let rt = js_runtime().await;
-    js(rt.launch("doubler".into(), NONE, NONE)).await.unwrap();
+    js(rt.launch("doubler".into(), None, None)).await.unwrap();
     js(rt.activate("doubler".into())).await.unwrap();
-    let calls: Array = (0..100).map(|v| JsValue::from(rt.call("doubler".into(), value(v), timeout(30_000)))).collect();
+    let calls: Array =
+        (0..100).map(|v| JsValue::from(rt.call("doubler".into(), value(v), Some(timeout(30_000))))).collect();
     // Plain sends in between: their answers stay in the output queue for receive.
     for v in 0..10 {
-        js(rt.send("doubler".into(), value(-v), NONE)).await.unwrap();
+        js(rt.send("doubler".into(), value(-v), None)).await.unwrap();
     }
     let answers: Array = js(Promise::all(&calls)).await.unwrap().unchecked_into();
     for (v, answer) in answers.iter().enumerate() {
@@ -427,14 +437,14 @@ async fn hundred_concurrent_calls_each_get_their_own_answer() {
 #[wasm_bindgen_test]
 async fn telemetry_summary_and_metrics_match_the_messages_sent() {
     let rt = js_runtime().await;
-    js(rt.launch("doubler".into(), NONE, NONE)).await.unwrap();
-    js(rt.launch("echo".into(), NONE, NONE)).await.unwrap();
+    js(rt.launch("doubler".into(), None, None)).await.unwrap();
+    js(rt.launch("echo".into(), None, None)).await.unwrap();
     js(rt.activate("doubler".into())).await.unwrap();
     let packed = js_sys::Int32Array::from(&(0..50).collect::<Vec<i32>>()[..]);
-    assert_eq!(js(rt.send_batch("doubler".into(), packed.into(), NONE)).await.unwrap().as_f64(), Some(50.0));
+    assert_eq!(js(rt.send_batch("doubler".into(), packed.into(), None)).await.unwrap().as_f64(), Some(50.0));
     receive_values(&rt, "doubler", 50).await;
     for v in 0..5 {
-        js(rt.call("doubler".into(), value(v), timeout(10_000))).await.unwrap();
+        js(rt.call("doubler".into(), value(v), Some(timeout(10_000)))).await.unwrap();
     }
     let t = rt.get_telemetry("doubler".into()).unwrap();
     assert_eq!(get(&t, "kernelId").as_string().unwrap(), "doubler");
@@ -473,7 +483,7 @@ async fn telemetry_summary_and_metrics_match_the_messages_sent() {
     assert!(text.contains("ringkernel_latency_seconds_count{kernel=\"doubler\"} 55\n"));
 
     let quiet = js_runtime_with(RuntimeOptions { enable_telemetry: false, ..Default::default() }).await;
-    js(quiet.launch("doubler".into(), NONE, NONE)).await.unwrap();
+    js(quiet.launch("doubler".into(), None, None)).await.unwrap();
     assert!(quiet.get_telemetry("doubler".into()).unwrap().is_null(), "null when telemetry is disabled");
     assert_js_error(quiet.get_telemetry("nope".into()).map(|_| NONE), "KernelNotFoundError", &[]);
 }
@@ -482,12 +492,12 @@ async fn telemetry_summary_and_metrics_match_the_messages_sent() {
 async fn every_error_name_reaches_javascript() {
     let rt = js_runtime().await;
     assert_js_error(js(rt.activate("missing".into())).await, "KernelNotFoundError", &[("kernelId", "missing")]);
-    js(rt.launch("doubler".into(), NONE, object(&[("queueSize", 1.into())]))).await.unwrap();
+    js(rt.launch("doubler".into(), None, Some(object(&[("queueSize", 1.into())])))).await.unwrap();
     assert_js_error(js(rt.reactivate("doubler".into())).await, "KernelStateError", &[("state", "launched")]);
-    js(rt.send("doubler".into(), value(1), NONE)).await.unwrap();
-    assert_js_error(js(rt.send("doubler".into(), value(2), timeout(0))).await, "QueueFullError", &[]);
-    assert_js_error(js(rt.receive("doubler".into(), timeout(0))).await, "TimeoutError", &[]);
-    assert_js_error(js(rt.send("doubler".into(), object(&[("v", 1.into())]), NONE)).await, "MessageFormatError", &[]);
+    js(rt.send("doubler".into(), value(1), None)).await.unwrap();
+    assert_js_error(js(rt.send("doubler".into(), value(2), Some(timeout(0)))).await, "QueueFullError", &[]);
+    assert_js_error(js(rt.receive("doubler".into(), Some(timeout(0)))).await, "TimeoutError", &[]);
+    assert_js_error(js(rt.send("doubler".into(), object(&[("v", 1.into())]), None)).await, "MessageFormatError", &[]);
     let request = define_message("Request".into(), object(&[("value", "i32".into())])).unwrap();
     let broken = object(&[
         ("input", request.clone()),
@@ -495,11 +505,15 @@ async fn every_error_name_reaches_javascript() {
         ("wgsl", "fn handle(msg: Request) -> Request { return nope; }".into()),
     ]);
     assert_js_error(
-        js(rt.launch("broken".into(), broken, NONE)).await,
+        js(rt.launch("broken".into(), Some(broken), None)).await,
         "KernelCompileError",
         &[("kernelId", "broken")],
     );
-    assert_js_error(js(rt.send("doubler".into(), value(1), object(&[("timeuot", 5.into())]))).await, "TypeError", &[]);
+    assert_js_error(
+        js(rt.send("doubler".into(), value(1), Some(object(&[("timeuot", 5.into())])))).await,
+        "TypeError",
+        &[],
+    );
     js(rt.dispose()).await.unwrap();
-    assert_js_error(js(rt.launch("echo".into(), NONE, NONE)).await, "BackendUnavailableError", &[]);
+    assert_js_error(js(rt.launch("echo".into(), None, None)).await, "BackendUnavailableError", &[]);
 }

@@ -1,0 +1,29 @@
+// The seeds' "Multiple Kernels" example, in JavaScript: two processors feed an aggregator.
+import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+
+await init();
+const Sample = defineMessage("Sample", { value: "f32" });
+const processor = { input: Sample, output: Sample, wgsl: "fn handle(s: Sample) -> Sample { return Sample(s.value * s.value); }" };
+const aggregator = { input: Sample, output: Sample, wgsl: "fn handle(s: Sample) -> Sample { return Sample(sqrt(s.value)); }" };
+{
+  await using runtime = await RingKernelRuntime.create();
+  // Launch multiple kernels
+  await runtime.launch("processor1", processor);
+  await runtime.launch("processor2", processor);
+  await runtime.launch("aggregator", aggregator);
+
+  // Activate all
+  for (const kernelId of runtime.kernelIds) {
+    await runtime.activate(kernelId);
+  }
+  console.log(`Active kernels: ${runtime.activeKernels.join(", ")}`);
+
+  // Use the pipeline: squares from both processors, summed on the host, rooted by the aggregator.
+  const [a, b] = await Promise.all([
+    runtime.call("processor1", { value: 3 }, { timeout: 5000 }),
+    runtime.call("processor2", { value: 4 }, { timeout: 5000 }),
+  ]);
+  const hypotenuse = await runtime.call("aggregator", { value: a.value + b.value }, { timeout: 5000 });
+  console.log(`Hypotenuse: ${hypotenuse.value}`); // 5
+  console.log(`Total messages: ${runtime.getSummary().totalMessages}`); // 3
+}
