@@ -1,6 +1,7 @@
 //! `ringkernel-native`: run ring kernels on native wgpu (Vulkan, Metal, DX12, GL).
 //!
-//! - `demo`: the seeds' doubler end to end, printing the adapter and the answers.
+//! - `demo`: the seeds' doubler end to end, printing the adapter, the answers, telemetry and
+//!   (with `--metrics`) the Prometheus text.
 //! - `info`: the adapter the runtime would use.
 
 use std::process::ExitCode;
@@ -34,6 +35,9 @@ enum Command {
         /// How many messages to send (0, 1, 2, ... doubled).
         #[arg(long, default_value_t = 5)]
         count: i32,
+        /// Also print every counter in Prometheus' text format.
+        #[arg(long)]
+        metrics: bool,
     },
     /// Print the adapter the runtime picks.
     Info,
@@ -63,7 +67,7 @@ async fn run(command: Command, backend: BackendChoice) -> ringkernel_web::Result
     println!("adapter: {} ({}, {}, driver {})", adapter.name, adapter.backend, adapter.device_type, adapter.driver);
     match command {
         Command::Info => Ok(()),
-        Command::Demo { count } => {
+        Command::Demo { count, metrics } => {
             runtime.launch("doubler", LaunchOptions::default()).await?;
             runtime.activate("doubler").await?;
             for value in 0..count.max(0) {
@@ -82,6 +86,18 @@ async fn run(command: Command, backend: BackendChoice) -> ringkernel_web::Result
                     "telemetry: sent {}, processed on GPU {}, received {}, ticks {}",
                     t.messages_sent, t.messages_processed, t.messages_received, t.dispatches
                 );
+                let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
+                let l = &t.latency;
+                println!(
+                    "latency ms (send to answer on host): min {} p50 {} p99 {} max {}",
+                    ms(l.min_ms),
+                    ms(l.p50_ms),
+                    ms(l.p99_ms),
+                    ms(l.max_ms)
+                );
+            }
+            if metrics {
+                print!("{}", runtime.metrics_text());
             }
             runtime.terminate("doubler", Some(5000.0)).await?;
             println!("doubler: {}", runtime.state("doubler")?);
