@@ -47,7 +47,7 @@ if ! command -v wasm-pack >/dev/null; then
 fi
 
 # --- Node ------------------------------------------------------------------------------------
-command -v npm >/dev/null || { as_root apt-get install -y -qq nodejs npm >/dev/null; }
+command -v npm >/dev/null || { as_root apt-get update -qq && as_root apt-get install -y -qq nodejs npm >/dev/null; }
 
 # Software adapters: Vulkan loaders and Mesa want a runtime dir even when nothing is displayed.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/runtime-$(id -u)}"

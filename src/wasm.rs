@@ -122,14 +122,14 @@ fn type_error(message: String) -> JsValue {
     js_error(Error::InvalidArgument(message))
 }
 
-/// Parses an optional options object; `undefined` and `null` mean defaults, unknown keys are
-/// refused so a typo never silently does nothing.
-fn parse_options<T: OptionKeys>(value: &JsValue, what: &str) -> Result<T, JsValue> {
-    if value.is_undefined() || value.is_null() {
+/// Parses an optional options object; a missing argument, `undefined` and `null` mean defaults,
+/// and unknown keys are refused so a typo never silently does nothing.
+fn parse_options<T: OptionKeys>(value: Option<JsValue>, what: &str) -> Result<T, JsValue> {
+    let Some(value) = value.filter(|v| !v.is_undefined() && !v.is_null()) else {
         return Ok(T::default());
-    }
+    };
     if !value.is_object() {
-        return Err(type_error(format!("{what} must be an object, got {}", type_name(value))));
+        return Err(type_error(format!("{what} must be an object, got {}", type_name(&value))));
     }
     // serde-wasm-bindgen reads only the declared keys, so unknown ones are checked here.
     for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
@@ -138,7 +138,7 @@ fn parse_options<T: OptionKeys>(value: &JsValue, what: &str) -> Result<T, JsValu
             return Err(type_error(format!("{what}: unknown option '{key}' (expected one of {})", T::KEYS.join(", "))));
         }
     }
-    serde_wasm_bindgen::from_value(value.clone()).map_err(|e| type_error(format!("{what}: {e}")))
+    serde_wasm_bindgen::from_value(value).map_err(|e| type_error(format!("{what}: {e}")))
 }
 
 /// An options object and the keys it may carry.
@@ -298,9 +298,8 @@ impl JsRuntime {
     pub fn create(
         #[wasm_bindgen(unchecked_optional_param_type = "RuntimeOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let options = options.unwrap_or(JsValue::UNDEFINED);
         future_to_promise(async move {
-            let opts: CreateOptions = parse_options(&options, "RingKernelRuntime.create options")?;
+            let opts: CreateOptions = parse_options(options, "RingKernelRuntime.create options")?;
             let defaults = RuntimeOptions::default();
             let backend = match opts.backend.as_deref() {
                 None => BackendChoice::Auto,
@@ -329,13 +328,11 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "KernelDefinitionInput | null")] definition: Option<JsValue>,
         #[wasm_bindgen(unchecked_optional_param_type = "LaunchOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let definition = definition.unwrap_or(JsValue::UNDEFINED);
-        let options = options.unwrap_or(JsValue::UNDEFINED);
         let rt = self.inner.clone();
         future_to_promise(async move {
-            let opts: JsLaunchOptions = parse_options(&options, "launch options")?;
+            let opts: JsLaunchOptions = parse_options(options, "launch options")?;
             let launch = LaunchOptions { queue_size: opts.queue_size, mode: parse_mode(opts.mode.as_deref())? };
-            launch_kernel(&rt, id, &definition, launch).await?;
+            launch_kernel(&rt, id, definition, launch).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -365,10 +362,9 @@ impl JsRuntime {
         id: String,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let options = options.unwrap_or(JsValue::UNDEFINED);
         let rt = self.inner.clone();
         future_to_promise(async move {
-            let opts: TimeoutOptions = parse_options(&options, "terminate options")?;
+            let opts: TimeoutOptions = parse_options(options, "terminate options")?;
             rt.terminate(&id, opts.timeout).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
         })
     }
@@ -378,10 +374,9 @@ impl JsRuntime {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let options = options.unwrap_or(JsValue::UNDEFINED);
         let rt = self.inner.clone();
         future_to_promise(async move {
-            let opts: TimeoutOptions = parse_options(&options, "terminateAll options")?;
+            let opts: TimeoutOptions = parse_options(options, "terminateAll options")?;
             rt.terminate_all(opts.timeout).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
         })
     }
@@ -399,10 +394,9 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "Record<string, number | ArrayLike<number>>")] message: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let options = options.unwrap_or(JsValue::UNDEFINED);
         let rt = self.inner.clone();
         future_to_promise(async move {
-            let opts: TimeoutOptions = parse_options(&options, "send options")?;
+            let opts: TimeoutOptions = parse_options(options, "send options")?;
             let fields = message_fields(&id, &message)?;
             rt.send(&id, &borrow_fields(&fields), opts.timeout).await.map_err(js_error)?;
             Ok(JsValue::UNDEFINED)
@@ -421,10 +415,9 @@ impl JsRuntime {
         messages: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let options = options.unwrap_or(JsValue::UNDEFINED);
         let rt = self.inner.clone();
         future_to_promise(async move {
-            let opts: TimeoutOptions = parse_options(&options, "sendBatch options")?;
+            let opts: TimeoutOptions = parse_options(options, "sendBatch options")?;
             let packed = if ArrayBufferViewLike::is(&messages) || messages.is_instance_of::<js_sys::ArrayBuffer>() {
                 let view: js_sys::Uint8Array = if messages.is_instance_of::<js_sys::ArrayBuffer>() {
                     js_sys::Uint8Array::new(&messages)
@@ -466,9 +459,8 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
-        let options = options.unwrap_or(JsValue::UNDEFINED);
         future_to_promise(async move {
-            let opts: TimeoutOptions = parse_options(&options, "call options")?;
+            let opts: TimeoutOptions = parse_options(options, "call options")?;
             let fields = message_fields(&id, &message)?;
             let answer = rt.call(&id, &borrow_fields(&fields), opts.timeout).await.map_err(js_error)?;
             Ok(decoded_object(answer))
@@ -482,10 +474,9 @@ impl JsRuntime {
         id: String,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let options = options.unwrap_or(JsValue::UNDEFINED);
         let rt = self.inner.clone();
         future_to_promise(async move {
-            let opts: TimeoutOptions = parse_options(&options, "receive options")?;
+            let opts: TimeoutOptions = parse_options(options, "receive options")?;
             let fields = rt.receive(&id, opts.timeout).await.map_err(js_error)?;
             Ok(decoded_object(fields))
         })
@@ -498,10 +489,9 @@ impl JsRuntime {
         id: String,
         #[wasm_bindgen(unchecked_optional_param_type = "ReceiveBatchOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let options = options.unwrap_or(JsValue::UNDEFINED);
         let rt = self.inner.clone();
         future_to_promise(async move {
-            let opts: ReceiveBatchOptions = parse_options(&options, "receiveBatch options")?;
+            let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
             let packed =
                 rt.receive_batch_packed(&id, opts.max.unwrap_or(usize::MAX), opts.timeout).await.map_err(js_error)?;
             Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
@@ -634,13 +624,19 @@ fn parse_mode(mode: Option<&str>) -> Result<KernelMode, JsValue> {
 }
 
 /// Launches a registered id, or `definition` under `id`.
-async fn launch_kernel(rt: &Runtime, id: String, definition: &JsValue, options: LaunchOptions) -> Result<(), JsValue> {
-    if definition.is_undefined() || definition.is_null() {
-        rt.launch(&id, options).await.map_err(js_error)
-    } else {
-        let mut def = kernel_definition(definition)?;
-        def.id = id;
-        rt.launch_definition(def, options).await.map_err(js_error)
+async fn launch_kernel(
+    rt: &Runtime,
+    id: String,
+    definition: Option<JsValue>,
+    options: LaunchOptions,
+) -> Result<(), JsValue> {
+    match definition.filter(|d| !d.is_undefined() && !d.is_null()) {
+        None => rt.launch(&id, options).await.map_err(js_error),
+        Some(definition) => {
+            let mut def = kernel_definition(&definition)?;
+            def.id = id;
+            rt.launch_definition(def, options).await.map_err(js_error)
+        }
     }
 }
 
@@ -669,7 +665,7 @@ impl ManagedKernel {
         let (rt, id, timeout) = (self.runtime.clone(), self.id.clone(), self.terminate_timeout);
         future_to_promise(async move {
             match rt.state(&id) {
-                Ok(KernelState::Terminated) | Err(crate::Error::KernelNotFound { .. }) => Ok(JsValue::UNDEFINED),
+                Ok(KernelState::Terminated) | Err(Error::KernelNotFound { .. }) => Ok(JsValue::UNDEFINED),
                 _ => rt.terminate(&id, Some(timeout)).await.map(|_| JsValue::UNDEFINED).map_err(js_error),
             }
         })
@@ -687,13 +683,11 @@ pub fn managed_kernel(
     #[wasm_bindgen(unchecked_optional_param_type = "ManagedKernelOptions")] options: Option<JsValue>,
 ) -> Promise {
     let rt = runtime.inner.clone();
-    let definition = definition.unwrap_or(JsValue::UNDEFINED);
-    let options = options.unwrap_or(JsValue::UNDEFINED);
     future_to_promise(async move {
-        let opts: ManagedKernelOptions = parse_options(&options, "managedKernel options")?;
+        let opts: ManagedKernelOptions = parse_options(options, "managedKernel options")?;
         let launch = LaunchOptions { queue_size: opts.queue_size, mode: parse_mode(opts.mode.as_deref())? };
         let terminate_timeout = opts.terminate_timeout.unwrap_or(DEFAULT_TERMINATE_TIMEOUT_MS);
-        launch_kernel(&rt, id.clone(), &definition, launch).await?;
+        launch_kernel(&rt, id.clone(), definition, launch).await?;
         if let Err(e) = rt.activate(&id).await {
             let _ = rt.terminate(&id, Some(terminate_timeout)).await;
             return Err(js_error(e));

@@ -23,14 +23,14 @@ impl Runtime {
     /// `timeout_ms` for room and returns how many whole messages were accepted: those are the
     /// first ones, and the rest were not queued. `Some(0.0)` takes what fits now.
     pub async fn send_packed(&self, id: &str, packed: &[u8], timeout_ms: TimeoutMs) -> Result<usize> {
-        let result = self.enqueue(id, packed, timeout_ms, false).await.map(|e| e.accepted);
+        let result = async { Ok(self.enqueue(id, packed, deadline(timeout_ms)?, false).await?.accepted) }.await;
         self.count_error(id, result)
     }
 
     /// Queues `#[repr(C)]` messages whose bytes match the input layout; returns how many were
     /// accepted within `timeout_ms` (see [`send_packed`](Self::send_packed)).
     pub async fn send_batch<T: bytemuck::Pod>(&self, id: &str, messages: &[T], timeout_ms: TimeoutMs) -> Result<usize> {
-        self.check_size::<T>(id)?;
+        self.expect_message_size(id, std::mem::size_of::<T>())?;
         self.send_packed(id, bytemuck::cast_slice(messages), timeout_ms).await
     }
 
@@ -48,10 +48,8 @@ impl Runtime {
 
     async fn send_one(&self, id: &str, packed: &[u8], timeout_ms: TimeoutMs) -> Result<()> {
         let result = async {
-            if packed.len() != self.input_layout(id)?.size() {
-                return Err(self.size_error(id, packed.len())?);
-            }
-            match self.enqueue(id, packed, timeout_ms, false).await?.accepted {
+            self.expect_message_size(id, packed.len())?;
+            match self.enqueue(id, packed, deadline(timeout_ms)?, false).await?.accepted {
                 1 => Ok(()),
                 _ => Err(Error::QueueFull { id: id.to_owned(), capacity: self.queue_size(id)? }),
             }
@@ -94,11 +92,9 @@ impl Runtime {
 
     async fn call_inner(&self, id: &str, packed: &[u8], timeout_ms: TimeoutMs) -> Result<Vec<u8>> {
         let deadline = deadline(timeout_ms)?;
-        let size = self.input_layout(id)?.size();
-        if packed.len() != size {
-            return Err(self.size_error(id, packed.len())?);
-        }
-        let enqueued = self.enqueue(id, packed, timeout_ms, true).await?;
+        self.expect_message_size(id, packed.len())?;
+        // One deadline covers both waiting for room and waiting for the answer.
+        let enqueued = self.enqueue(id, packed, deadline, true).await?;
         let Some((seq, mut answer)) = enqueued.answer else {
             return Err(Error::QueueFull { id: id.to_owned(), capacity: self.queue_size(id)? });
         };
@@ -131,8 +127,7 @@ impl Runtime {
 
     /// Queues whole messages, waiting until the deadline for room. With `call`, `packed` is one
     /// message and its answer is routed to the returned receiver.
-    async fn enqueue(&self, id: &str, packed: &[u8], timeout_ms: TimeoutMs, call: bool) -> Result<Enqueued> {
-        let deadline = deadline(timeout_ms)?;
+    async fn enqueue(&self, id: &str, packed: &[u8], deadline: Option<f64>, call: bool) -> Result<Enqueued> {
         let mut accepted = 0;
         loop {
             let listener = {
@@ -261,21 +256,16 @@ impl Runtime {
         }
     }
 
-    /// Refuses a `#[repr(C)]` type whose size differs from the input layout's.
-    fn check_size<T>(&self, id: &str) -> Result<()> {
-        let size = self.input_layout(id)?.size();
-        if std::mem::size_of::<T>() != size {
-            return Err(self.size_error(id, std::mem::size_of::<T>())?);
+    /// Refuses one message (or a `#[repr(C)]` type) whose size is not the input layout's.
+    fn expect_message_size(&self, id: &str, got: usize) -> Result<()> {
+        let layout = self.input_layout(id)?;
+        if got != layout.size() {
+            return Err(Error::MessageFormat {
+                id: id.to_owned(),
+                field: layout.name().to_owned(),
+                problem: format!("is {} bytes, got {got}", layout.size()),
+            });
         }
         Ok(())
-    }
-
-    fn size_error(&self, id: &str, got: usize) -> Result<Error> {
-        let layout = self.input_layout(id)?;
-        Ok(Error::MessageFormat {
-            id: id.to_owned(),
-            field: layout.name().to_owned(),
-            problem: format!("is {} bytes, got {got}", layout.size()),
-        })
     }
 }

@@ -85,7 +85,6 @@ pub(crate) struct Kernel {
     pub launched_at_ms: f64,
     pub launched_unix_ms: f64,
     pub stopped_at_ms: Option<f64>,
-    pub gpu_memory_bytes: u64,
 }
 
 impl Kernel {
@@ -214,7 +213,6 @@ impl Runtime {
                     launched_at_ms: platform::now_ms(),
                     launched_unix_ms: platform::unix_time_ms(),
                     stopped_at_ms: None,
-                    gpu_memory_bytes: 0,
                 },
             );
         }
@@ -238,7 +236,6 @@ impl Runtime {
             Ok(gpu) if still_ours => {
                 let kernel = table.kernels.get_mut(&id).expect("checked above");
                 kernel.state = transition(&id, kernel.state, Action::Launch)?;
-                kernel.gpu_memory_bytes = gpu.gpu_bytes();
                 kernel.gpu = Some(gpu);
                 kernel.changed.notify(usize::MAX);
                 Ok(())

@@ -98,7 +98,7 @@ fn snapshot(id: &str, kernel: &Kernel, now_ms: f64) -> KernelTelemetry {
         output_queue_depth: kernel.outbox.len(),
         bytes_to_device: c.bytes_to_device,
         bytes_from_device: c.bytes_from_device,
-        gpu_memory_bytes: if kernel.gpu.is_some() { kernel.gpu_memory_bytes } else { 0 },
+        gpu_memory_bytes: kernel.gpu.as_ref().map_or(0, |gpu| gpu.gpu_bytes()),
         uptime_ms,
         throughput: if uptime_ms > 0.0 { c.messages_processed as f64 * 1000.0 / uptime_ms } else { 0.0 },
         start_time: kernel.launched_unix_ms,
