@@ -4,6 +4,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::pin::pin;
+use std::task::Poll;
 use std::time::Instant;
 
 use futures_util::future::join_all;
@@ -115,39 +116,67 @@ async fn rt_receive_n(rt: &Runtime, id: &str, n: usize) -> Vec<i32> {
 
 /// Every state against every operation, on real kernels. A kernel is held in `created` by
 /// polling its launch once (it compiles on a helper thread) and in `terminating` by polling
-/// its terminate once while a queued message still has to drain.
+/// its terminate once while a queued message still has to drain. Both are races against
+/// another thread (the compiler, the pump), which a loaded machine can lose by descheduling
+/// the test mid-poll; such an attempt shows nothing, so it is set up again under a fresh id,
+/// at most `ATTEMPTS` times, and the held kernel gets the same assertions.
 #[test]
 fn lifecycle_matrix_on_real_kernels() {
+    const ATTEMPTS: usize = 20;
     let rt = runtime();
     let actions = [Action::Launch, Action::Activate, Action::Deactivate, Action::Reactivate, Action::Terminate];
+    let register = |id: &str| {
+        kernel::register(KernelDefinition { id: id.to_owned(), ..(*kernel::lookup("doubler").unwrap()).clone() })
+    };
     pollster::block_on(async {
         let mut reached = std::collections::BTreeSet::new();
         for from in KernelState::ALL {
             for action in actions {
-                let id = format!("m-{from}-{action}");
-                kernel::register(KernelDefinition { id: id.clone(), ..(*kernel::lookup("doubler").unwrap()).clone() });
-                let result = match from {
+                let base = format!("m-{from}-{action}");
+                let (id, result) = match from {
                     KernelState::Created => {
-                        let mut launch = pin!(rt.launch(&id, LaunchOptions::default()));
-                        assert!(poll!(launch.as_mut()).is_pending(), "launch compiles off the caller's thread");
-                        assert_eq!(rt.state(&id).unwrap(), KernelState::Created);
-                        let result = apply(&rt, &id, action).await;
-                        launch.await.unwrap();
-                        result
+                        let mut attempt = 0;
+                        loop {
+                            let id = format!("{base}-{attempt}");
+                            register(&id);
+                            let mut launch = pin!(rt.launch(&id, LaunchOptions::default()));
+                            if let Poll::Ready(done) = poll!(launch.as_mut()) {
+                                done.unwrap(); // finished before the first poll returned: try again
+                            } else {
+                                assert_eq!(rt.state(&id).unwrap(), KernelState::Created);
+                                let result = apply(&rt, &id, action).await;
+                                launch.await.unwrap();
+                                break (id.clone(), result);
+                            }
+                            attempt += 1;
+                            assert!(attempt < ATTEMPTS, "never caught a launch still compiling");
+                        }
                     }
                     KernelState::Terminating => {
-                        drive(&rt, &id, KernelState::Deactivated).await;
-                        rt.send_pod(&id, &1, None).await.unwrap();
-                        let mut terminate = pin!(rt.terminate(&id, Some(10_000.0)));
-                        assert!(poll!(terminate.as_mut()).is_pending(), "one queued message must drain first");
-                        assert_eq!(rt.state(&id).unwrap(), KernelState::Terminating);
-                        let result = apply(&rt, &id, action).await;
-                        terminate.await.unwrap();
-                        result
+                        let mut attempt = 0;
+                        loop {
+                            let id = format!("{base}-{attempt}");
+                            register(&id);
+                            drive(&rt, &id, KernelState::Deactivated).await;
+                            rt.send_pod(&id, &1, None).await.unwrap();
+                            let mut terminate = pin!(rt.terminate(&id, Some(10_000.0)));
+                            if let Poll::Ready(done) = poll!(terminate.as_mut()) {
+                                done.unwrap(); // finished before the first poll returned: try again
+                            } else {
+                                assert_eq!(rt.state(&id).unwrap(), KernelState::Terminating);
+                                let result = apply(&rt, &id, action).await;
+                                terminate.await.unwrap();
+                                break (id.clone(), result);
+                            }
+                            attempt += 1;
+                            assert!(attempt < ATTEMPTS, "never caught a terminate still draining");
+                        }
                     }
                     _ => {
-                        drive(&rt, &id, from).await;
-                        apply(&rt, &id, action).await
+                        register(&base);
+                        drive(&rt, &base, from).await;
+                        let result = apply(&rt, &base, action).await;
+                        (base, result)
                     }
                 };
                 // A second launch of a live id is always refused; otherwise the seeds' table.
