@@ -6,6 +6,10 @@
 //! rings. `call` registers its message's number; the pump hands that answer straight to the
 //! caller and everything else to the output queue, so `call` and `receive` can be mixed and
 //! many calls can be in flight at once.
+//!
+//! A handler that may drop messages (`fn handle(msg, out) -> bool`) still answers slot for slot:
+//! the GPU writes a kept flag per slot, and a dropped message's answer is skipped here. A `call`
+//! whose message was dropped learns so (its answer is `None`) instead of waiting forever.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -17,6 +21,9 @@ use crate::telemetry::Counters;
 /// Correlation id of one message: its position in the kernel's stream of accepted messages.
 pub type Sequence = u64;
 
+/// What a `call` gets: the answer's bytes, or `None` when the handler dropped the message.
+pub type Answer = Option<Vec<u8>>;
+
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
     /// Number the next accepted message gets.
@@ -26,7 +33,7 @@ pub(crate) struct Ledger {
     /// Send times of unanswered messages, run-length encoded (a batch shares one time).
     sent_at: VecDeque<(f64, u64)>,
     /// `call`s waiting for their answer.
-    calls: BTreeMap<Sequence, oneshot::Sender<Vec<u8>>>,
+    calls: BTreeMap<Sequence, oneshot::Sender<Answer>>,
     /// `call`s that timed out; their answers are discarded (and counted) when they arrive.
     abandoned: BTreeSet<Sequence>,
 }
@@ -34,7 +41,7 @@ pub(crate) struct Ledger {
 /// What happened to a call that stopped waiting.
 pub(crate) enum Abandon {
     /// The answer had already been delivered; here it is.
-    Answered(Vec<u8>),
+    Answered(Answer),
     /// The answer will be discarded when it arrives.
     Pending,
 }
@@ -51,14 +58,14 @@ impl Ledger {
     }
 
     /// Routes the answer to message `seq` to the returned receiver instead of the output queue.
-    pub fn expect_answer(&mut self, seq: Sequence) -> oneshot::Receiver<Vec<u8>> {
+    pub fn expect_answer(&mut self, seq: Sequence) -> oneshot::Receiver<Answer> {
         let (sender, receiver) = oneshot::channel();
         self.calls.insert(seq, sender);
         receiver
     }
 
     /// A caller gave up waiting for `seq`.
-    pub fn abandon(&mut self, seq: Sequence, mut receiver: oneshot::Receiver<Vec<u8>>) -> Abandon {
+    pub fn abandon(&mut self, seq: Sequence, mut receiver: oneshot::Receiver<Answer>) -> Abandon {
         if self.calls.remove(&seq).is_some() {
             self.abandoned.insert(seq);
             return Abandon::Pending;
@@ -70,11 +77,14 @@ impl Ledger {
     }
 
     /// Delivers answers in arrival order: registered calls get theirs, the rest go to `outbox`.
-    /// Records their latency when telemetry is on. Returns how many went to `outbox`.
+    /// `kept` holds one little-endian u32 flag per answer for handlers that may drop (0 =
+    /// dropped: nothing goes to the outbox). Records latency when telemetry is on. Returns how
+    /// many answers went to `outbox`.
     pub fn deliver(
         &mut self,
         answers: &[u8],
         stride: usize,
+        kept: Option<&[u8]>,
         outbox: &mut PackedQueue,
         counters: &mut Counters,
         now_ms: f64,
@@ -84,23 +94,27 @@ impl Ledger {
         let first = self.answered;
         self.answered += count;
         let last = self.answered;
-        // Fast path: no call or abandoned call among these answers.
-        let routed =
-            self.calls.range(first..last).next().is_some() || self.abandoned.range(first..last).next().is_some();
+        // Fast path: every answer kept, and no call or abandoned call among them.
+        let routed = kept.is_some()
+            || self.calls.range(first..last).next().is_some()
+            || self.abandoned.range(first..last).next().is_some();
         if !routed {
             return outbox.push_overflowing(answers);
         }
         let mut to_outbox = 0;
         for (i, answer) in answers.chunks_exact(stride).enumerate() {
             let seq = first + i as u64;
+            let was_kept = kept.is_none_or(|flags| flags[4 * i..4 * i + 4] != [0; 4]);
             if let Some(caller) = self.calls.remove(&seq) {
-                counters.messages_received += 1;
+                if was_kept {
+                    counters.messages_received += 1;
+                }
                 // A caller that vanished without abandoning (its future was dropped) loses
                 // nothing it still wanted.
-                let _ = caller.send(answer.to_vec());
+                let _ = caller.send(was_kept.then(|| answer.to_vec()));
             } else if self.abandoned.remove(&seq) {
-                counters.answers_abandoned += 1;
-            } else {
+                counters.answers_abandoned += was_kept as u64;
+            } else if was_kept {
                 to_outbox += outbox.push_overflowing(answer);
             }
         }
@@ -149,9 +163,9 @@ mod tests {
         let call_seq = ledger.accept(1, 1.0); // a call: 2
         let mut call = ledger.expect_answer(call_seq);
         assert_eq!(ledger.accept(1, 2.0), 3); // a plain send: 3
-        let to_outbox = ledger.deliver(&answers(&[10, 11, 12, 13]), 4, &mut outbox, &mut counters, 5.0);
+        let to_outbox = ledger.deliver(&answers(&[10, 11, 12, 13]), 4, None, &mut outbox, &mut counters, 5.0);
         assert_eq!(to_outbox, 3);
-        assert_eq!(call.try_recv().unwrap(), Some(answers(&[12])));
+        assert_eq!(call.try_recv().unwrap(), Some(Some(answers(&[12]))));
         assert_eq!(outbox.pop_many(8), answers(&[10, 11, 13]));
         let latency = counters.latency.unwrap().summary();
         assert_eq!(latency.count, 4);
@@ -167,7 +181,7 @@ mod tests {
         let call = ledger.expect_answer(seq);
         assert!(matches!(ledger.abandon(seq, call), Abandon::Pending));
         ledger.accept(1, 0.0);
-        assert_eq!(ledger.deliver(&answers(&[1, 2]), 4, &mut outbox, &mut counters, 1.0), 1);
+        assert_eq!(ledger.deliver(&answers(&[1, 2]), 4, None, &mut outbox, &mut counters, 1.0), 1);
         assert_eq!(counters.answers_abandoned, 1);
         assert_eq!(outbox.pop_many(8), answers(&[2]));
     }
@@ -178,7 +192,22 @@ mod tests {
         let mut outbox = PackedQueue::new(4, 16);
         let seq = ledger.accept(1, 0.0);
         let call = ledger.expect_answer(seq);
-        ledger.deliver(&answers(&[7]), 4, &mut outbox, &mut Counters::default(), 1.0);
-        assert!(matches!(ledger.abandon(seq, call), Abandon::Answered(a) if a == answers(&[7])));
+        ledger.deliver(&answers(&[7]), 4, None, &mut outbox, &mut Counters::default(), 1.0);
+        assert!(matches!(ledger.abandon(seq, call), Abandon::Answered(Some(a)) if a == answers(&[7])));
+    }
+
+    #[test]
+    fn dropped_messages_skip_the_outbox_and_tell_their_caller() {
+        let mut ledger = Ledger::default();
+        let mut outbox = PackedQueue::new(4, 16);
+        let mut counters = Counters::default();
+        ledger.accept(2, 0.0);
+        let seq = ledger.accept(1, 0.0);
+        let mut call = ledger.expect_answer(seq);
+        let kept = answers(&[1, 0, 0]);
+        assert_eq!(ledger.deliver(&answers(&[5, 6, 7]), 4, Some(&kept), &mut outbox, &mut counters, 1.0), 1);
+        assert_eq!(outbox.pop_many(8), answers(&[5]));
+        assert_eq!(call.try_recv().unwrap(), Some(None));
+        assert_eq!(counters.messages_received, 0);
     }
 }

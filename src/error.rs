@@ -26,6 +26,9 @@ pub enum Error {
     #[error("kernel '{id}' failed to compile{}: {message}", location(*.line, *.column))]
     KernelCompile { id: String, message: String, line: Option<u32>, column: Option<u32> },
 
+    #[error("kernel '{id}' dropped the message of this call (its handler returned false)")]
+    MessageDropped { id: String },
+
     #[error("no GPU backend available: {reason}")]
     BackendUnavailable { reason: String },
 
@@ -54,6 +57,7 @@ impl Error {
             Error::Timeout { .. } => "TimeoutError",
             Error::MessageFormat { .. } => "MessageFormatError",
             Error::KernelCompile { .. } => "KernelCompileError",
+            Error::MessageDropped { .. } => "MessageDroppedError",
             Error::BackendUnavailable { .. } => "BackendUnavailableError",
             Error::DeviceLost { .. } => "DeviceLostError",
             Error::InvalidArgument(_) => "TypeError",

@@ -36,6 +36,7 @@ pub enum Action {
     Send,
     Receive,
     Remove,
+    ReadState,
 }
 
 impl KernelState {
@@ -141,6 +142,7 @@ impl fmt::Display for Action {
             Action::Send => "send",
             Action::Receive => "receive",
             Action::Remove => "remove",
+            Action::ReadState => "read state",
         })
     }
 }

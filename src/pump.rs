@@ -22,9 +22,11 @@ struct Planned {
     head: u32,
     /// Messages in the GPU ring this tick (earlier unanswered ones plus the new ones).
     pending: u32,
-    /// Where this kernel's control block copy starts in the readback buffer; outputs follow.
+    /// Where this kernel's control block copy starts in the readback buffer; outputs follow,
+    /// then (for handlers that may drop) one kept flag per output.
     offset: u64,
     output_stride: u64,
+    drops: bool,
 }
 
 /// Runs until the runtime is dropped or disposed, or the device fails.
@@ -103,8 +105,9 @@ async fn tick(shared: &Shared) -> Result<bool> {
                 pending,
                 offset: used,
                 output_stride: ring.output_stride,
+                drops: ring.kept.is_some(),
             });
-            used += ControlBlock::SIZE + pending as u64 * ring.output_stride;
+            used += ControlBlock::SIZE + pending as u64 * (ring.output_stride + 4 * ring.kept.is_some() as u64);
         }
         if plan.is_empty() {
             return Ok(false);
@@ -125,16 +128,16 @@ async fn tick(shared: &Shared) -> Result<bool> {
             let ring = kernels[&p.id].gpu.as_ref().expect("planned");
             encoder.copy_buffer_to_buffer(&ring.control, 0, &readback, p.offset, ControlBlock::SIZE);
             let mut dst = p.offset + ControlBlock::SIZE;
-            for segment in ring_segments(p.head, p.pending, ring.slots) {
-                let len = segment.len() as u64 * p.output_stride;
-                encoder.copy_buffer_to_buffer(
-                    &ring.output_ring,
-                    segment.start as u64 * p.output_stride,
-                    &readback,
-                    dst,
-                    len,
-                );
-                dst += len;
+            let mut copy_slots = |buffer: &wgpu::Buffer, stride: u64| {
+                for segment in ring_segments(p.head, p.pending, ring.slots) {
+                    let len = segment.len() as u64 * stride;
+                    encoder.copy_buffer_to_buffer(buffer, segment.start as u64 * stride, &readback, dst, len);
+                    dst += len;
+                }
+            };
+            copy_slots(&ring.output_ring, p.output_stride);
+            if let Some(kept) = &ring.kept {
+                copy_slots(kept, 4);
             }
         }
         gpu.queue.submit([encoder.finish()]);
@@ -159,14 +162,16 @@ async fn tick(shared: &Shared) -> Result<bool> {
         let answered = control.input_head.wrapping_sub(p.head).min(p.pending);
         let outputs = at + ControlBlock::SIZE as usize;
         let len = answered as usize * p.output_stride as usize;
+        let flags = outputs + p.pending as usize * p.output_stride as usize;
+        let kept = p.drops.then(|| &bytes[flags..flags + 4 * answered as usize]);
         let Kernel { ledger, outbox, counters, .. } = kernel;
-        ledger.deliver(&bytes[outputs..outputs + len], p.output_stride as usize, outbox, counters, now);
+        ledger.deliver(&bytes[outputs..outputs + len], p.output_stride as usize, kept, outbox, counters, now);
         kernel.gpu_head = p.head.wrapping_add(answered);
         let c = &mut kernel.counters;
         c.messages_processed = control.processed();
         c.messages_dropped = control.dropped();
         c.dispatches = control.dispatches as u64;
-        c.bytes_from_device += ControlBlock::SIZE + len as u64;
+        c.bytes_from_device += ControlBlock::SIZE + (len + kept.map_or(0, <[u8]>::len)) as u64;
         if answered > 0 {
             c.last_message_time = Some(wall_clock);
         }

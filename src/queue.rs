@@ -66,7 +66,7 @@ impl PackedQueue {
     }
 }
 
-/// The GPU control block, mirrored from `ControlBlock` in `shaders/ring_harness.wgsl`.
+/// The GPU control block, mirrored from `ControlBlock` in `shaders/harness/ring.wgsl`.
 /// Offsets are asserted below and the WGSL text is checked against this struct in tests.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Pod, Zeroable)]
@@ -144,7 +144,7 @@ mod tests {
     /// The WGSL mirror must list the same fields in the same order.
     #[test]
     fn control_block_matches_wgsl() {
-        let harness = include_str!("../shaders/ring_harness.wgsl");
+        let harness = include_str!("../shaders/harness/ring.wgsl");
         let body = harness.split("struct ControlBlock {").nth(1).unwrap().split('}').next().unwrap();
         let names: Vec<&str> = body
             .lines()

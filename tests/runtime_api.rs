@@ -578,6 +578,15 @@ fn every_error_has_its_contract_name() {
         );
         note(rt.launch_definition(broken, LaunchOptions::default()).await.unwrap_err());
         note(rt.send_pod("doubler", &1, Some(-1.0)).await.unwrap_err());
+        let drops_all = KernelDefinition::new(
+            "drops_all",
+            doubler_request(),
+            doubler_response(),
+            "fn handle(msg: Request, out: ptr<function, Response>) -> bool { return false; }",
+        );
+        rt.launch_definition(drops_all, LaunchOptions::default()).await.unwrap();
+        rt.activate("drops_all").await.unwrap();
+        note(rt.call_pod::<i32, i32>("drops_all", &1, Some(10_000.0)).await.unwrap_err());
         rt.dispose().await.unwrap(); // terminate drains the queued message even though it was never activated
         note(rt.launch("echo", LaunchOptions::default()).await.unwrap_err());
         assert_eq!(
@@ -587,6 +596,7 @@ fn every_error_has_its_contract_name() {
                 "KernelCompileError",
                 "KernelNotFoundError",
                 "KernelStateError",
+                "MessageDroppedError",
                 "MessageFormatError",
                 "QueueFullError",
                 "TimeoutError",

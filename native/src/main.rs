@@ -75,10 +75,7 @@ async fn run(command: Command, backend: BackendChoice) -> ringkernel_web::Result
             }
             for value in 0..count.max(0) {
                 let answer = runtime.receive("doubler", Some(10_000.0)).await?;
-                let result = match &answer[0].1 {
-                    Value::Number(n) => *n,
-                    Value::List(_) => unreachable!("the doubler answers one i32"),
-                };
+                let result = answer[0].1.as_number().expect("the doubler answers one i32");
                 println!("doubler({}) = {}", value * 10 + 1, result);
             }
             if let Some(t) = runtime.telemetry("doubler")? {

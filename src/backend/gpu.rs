@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
-use crate::codegen::{self, GeneratedShader};
+use crate::codegen::{self, HandlerForm};
 use crate::error::{Error, Result};
 use crate::kernel::KernelDefinition;
 use crate::queue::ControlBlock;
@@ -166,6 +166,10 @@ pub struct GpuKernel {
     pub control: wgpu::Buffer,
     pub input_ring: wgpu::Buffer,
     pub output_ring: wgpu::Buffer,
+    /// One u32 per slot for handlers that may drop: 1 = the slot's answer is kept.
+    pub kept: Option<wgpu::Buffer>,
+    /// The handler's `state` array, when the definition asks for one.
+    pub state: Option<wgpu::Buffer>,
     drain: wgpu::ComputePipeline,
     commit: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
@@ -182,7 +186,9 @@ impl GpuKernel {
     pub async fn create(ctx: &GpuContext, definition: &KernelDefinition, slots: u32) -> Result<Self> {
         assert!(slots.is_power_of_two());
         let device = &ctx.device;
-        let shader = codegen::generate(definition);
+        let shader = codegen::generate(definition)?;
+        #[cfg(not(target_arch = "wasm32"))]
+        codegen::naga_check::check(&definition.id, &shader)?;
         let label = definition.id.as_str();
 
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -193,7 +199,8 @@ impl GpuKernel {
         let info = module.get_compilation_info().await;
         if let Some(error) = info.messages.iter().find(|m| m.message_type == wgpu::CompilationMessageType::Error) {
             drop(scope.pop());
-            return Err(compile_error(&definition.id, &shader, &error.message, error.location));
+            let at = error.location.map(|at| (at.line_number, at.line_position, at.length));
+            return Err(shader.compile_error(&definition.id, &error.message, at));
         }
 
         let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
@@ -206,11 +213,18 @@ impl GpuKernel {
             },
             count: None,
         };
+        // Bindings as in shaders/harness/: 3 only for handlers that may drop, 4 only with state.
+        let drops = shader.form == HandlerForm::AnswerOrDrop;
+        let mut entries = vec![storage(0, false), storage(1, true), storage(2, false)];
+        if drops {
+            entries.push(storage(3, false));
+        }
+        if definition.state.is_some() {
+            entries.push(storage(4, false));
+        }
         // An explicit layout so both entry points (which use different bindings) share one bind group.
-        let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(label),
-            entries: &[storage(0, false), storage(1, true), storage(2, false)],
-        });
+        let bind_group_layout =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &entries });
         let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(label),
             bind_group_layouts: &[Some(&bind_group_layout)],
@@ -255,19 +269,38 @@ impl GpuKernel {
         let input_ring = ring("input ring", input_stride, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST);
         let output_ring =
             ring("output ring", output_stride, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
+        let kept = drops.then(|| ring("kept flags", 4, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC));
+        // wgpu zero-initializes new buffers, which is the state's documented starting value.
+        let state = definition.state.map(|spec| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernel state"),
+                size: spec.size_bytes(),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            })
+        });
+        let mut entries = vec![
+            wgpu::BindGroupEntry { binding: 0, resource: control.as_entire_binding() },
+            wgpu::BindGroupEntry { binding: 1, resource: input_ring.as_entire_binding() },
+            wgpu::BindGroupEntry { binding: 2, resource: output_ring.as_entire_binding() },
+        ];
+        if let Some(kept) = &kept {
+            entries.push(wgpu::BindGroupEntry { binding: 3, resource: kept.as_entire_binding() });
+        }
+        if let Some(state) = &state {
+            entries.push(wgpu::BindGroupEntry { binding: 4, resource: state.as_entire_binding() });
+        }
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(label),
             layout: &bind_group_layout,
-            entries: &[
-                wgpu::BindGroupEntry { binding: 0, resource: control.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 1, resource: input_ring.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 2, resource: output_ring.as_entire_binding() },
-            ],
+            entries: &entries,
         });
         Ok(GpuKernel {
             control,
             input_ring,
             output_ring,
+            kept,
+            state,
             drain,
             commit,
             bind_group,
@@ -296,28 +329,15 @@ impl GpuKernel {
         pass.dispatch_workgroups(1, 1, 1);
     }
 
-    pub fn destroy(&self) {
-        self.control.destroy();
-        self.input_ring.destroy();
-        self.output_ring.destroy();
-    }
-
     /// Bytes of GPU memory this kernel holds.
     pub fn gpu_bytes(&self) -> u64 {
-        self.control.size() + self.input_ring.size() + self.output_ring.size()
+        let optional = |b: &Option<wgpu::Buffer>| b.as_ref().map_or(0, wgpu::Buffer::size);
+        self.control.size()
+            + self.input_ring.size()
+            + self.output_ring.size()
+            + optional(&self.kept)
+            + optional(&self.state)
     }
-}
-
-fn compile_error(id: &str, shader: &GeneratedShader, message: &str, location: Option<wgpu::SourceLocation>) -> Error {
-    let (line, column) = match location {
-        Some(loc) => match shader.user_line(loc.line_number) {
-            Some(user_line) => (Some(user_line), Some(loc.line_position)),
-            // Inside generated code: the handler's types did not fit the harness.
-            None => (None, None),
-        },
-        None => (None, None),
-    };
-    Error::KernelCompile { id: id.to_owned(), message: message.trim().to_owned(), line, column }
 }
 
 /// A MAP_READ buffer that every tick's outputs are copied into, so one `mapAsync` brings back

@@ -5,7 +5,7 @@
 use futures_channel::oneshot;
 
 use super::{deadline, kernel_mut, wait, wait_for, Runtime, TimeoutMs};
-use crate::correlation::Abandon;
+use crate::correlation::{Abandon, Answer};
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, KernelState};
 use crate::message::Value;
@@ -15,7 +15,7 @@ use crate::platform;
 struct Enqueued {
     accepted: usize,
     /// For a `call`: where its answer will arrive, and its correlation id.
-    answer: Option<(u64, oneshot::Receiver<Vec<u8>>)>,
+    answer: Option<(u64, oneshot::Receiver<Answer>)>,
 }
 
 impl Runtime {
@@ -61,7 +61,8 @@ impl Runtime {
     /// Sends one message and resolves with its own answer, matched by correlation id, however
     /// many other calls, sends and receives are in flight. `timeout_ms` covers both waiting for
     /// queue room (`QueueFull`) and for the answer (`Timeout`; the message is still processed
-    /// and its late answer is discarded and counted as `answers_abandoned`).
+    /// and its late answer is discarded and counted as `answers_abandoned`). A handler that
+    /// dropped the message gives `MessageDropped`.
     pub async fn call_packed(&self, id: &str, packed: &[u8], timeout_ms: TimeoutMs) -> Result<Vec<u8>> {
         let result = self.call_inner(id, packed, timeout_ms).await;
         self.count_error(id, result)
@@ -98,8 +99,9 @@ impl Runtime {
         let Some((seq, mut answer)) = enqueued.answer else {
             return Err(Error::QueueFull { id: id.to_owned(), capacity: self.queue_size(id)? });
         };
+        let dropped = || Error::MessageDropped { id: id.to_owned() };
         match wait_for(&mut answer, deadline).await {
-            Some(Ok(bytes)) => Ok(bytes),
+            Some(Ok(answer)) => answer.ok_or_else(dropped),
             // The sender was dropped: the kernel stopped (or the device failed) first.
             Some(Err(oneshot::Canceled)) => {
                 let table = self.shared.lock();
@@ -112,8 +114,8 @@ impl Runtime {
             None => {
                 let mut table = self.shared.lock();
                 if let Some(kernel) = table.kernels.get_mut(id) {
-                    if let Abandon::Answered(bytes) = kernel.ledger.abandon(seq, answer) {
-                        return Ok(bytes);
+                    if let Abandon::Answered(answer) = kernel.ledger.abandon(seq, answer) {
+                        return answer.ok_or_else(dropped);
                     }
                 }
                 Err(Error::Timeout {

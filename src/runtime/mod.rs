@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use event_listener::Event;
 
-use crate::backend::gpu::{AdapterSummary, BackendChoice, GpuContext, GpuKernel, Readback};
+use crate::backend::gpu::{read_back, AdapterSummary, BackendChoice, GpuContext, GpuKernel, Readback};
 use crate::correlation::Ledger;
 use crate::error::{Error, Result};
 use crate::kernel::{self, KernelDefinition};
@@ -72,6 +72,9 @@ pub(crate) struct Kernel {
     pub instance: u64,
     pub state: KernelState,
     pub gpu: Option<GpuKernel>,
+    /// The handler's state array, kept past termination so final results can be read, until
+    /// the kernel is removed.
+    pub state_buffer: Option<wgpu::Buffer>,
     pub inbox: PackedQueue,
     pub outbox: PackedQueue,
     /// Host view of the GPU ring indices: `tail` is what we wrote, `head` what the GPU
@@ -203,6 +206,7 @@ impl Runtime {
                     instance,
                     state: KernelState::Created,
                     gpu: None,
+                    state_buffer: None,
                     inbox: PackedQueue::new(definition.input.size(), queue_size),
                     outbox: PackedQueue::new(definition.output.size(), queue_size),
                     gpu_head: 0,
@@ -236,6 +240,7 @@ impl Runtime {
             Ok(gpu) if still_ours => {
                 let kernel = table.kernels.get_mut(&id).expect("checked above");
                 kernel.state = transition(&id, kernel.state, Action::Launch)?;
+                kernel.state_buffer = gpu.state.clone();
                 kernel.gpu = Some(gpu);
                 kernel.changed.notify(usize::MAX);
                 Ok(())
@@ -352,6 +357,50 @@ impl Runtime {
         };
         let results = futures_util::future::join_all(ids.iter().map(|id| self.terminate(id, timeout_ms))).await;
         results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    }
+
+    /// Copies the kernel's `state` array back from the GPU, as it stands after every dispatch
+    /// issued so far (so after receiving an answer, the state includes that message's updates).
+    /// Readable from launch until the kernel is removed, including after terminate.
+    pub async fn read_state(&self, id: &str) -> Result<Vec<u8>> {
+        let gpu = &self.shared.gpu;
+        let (staging, size) = {
+            let mut table = self.open_table()?;
+            let kernel = kernel_mut(&mut table, id)?;
+            if kernel.def.state.is_none() {
+                return Err(Error::InvalidArgument(format!(
+                    "kernel '{id}' has no state; declare one in its definition (state: {{ type, length }})"
+                )));
+            }
+            let Some(state) = &kernel.state_buffer else {
+                return Err(Error::KernelState { id: id.to_owned(), state: kernel.state, action: Action::ReadState });
+            };
+            let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("state readback"),
+                size: state.size(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder =
+                gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read state") });
+            encoder.copy_buffer_to_buffer(state, 0, &staging, 0, state.size());
+            gpu.queue.submit([encoder.finish()]);
+            kernel.counters.bytes_from_device += state.size();
+            (staging, state.size())
+        };
+        let bytes = read_back(gpu, &staging, size).await;
+        staging.destroy();
+        bytes
+    }
+
+    /// [`read_state`](Self::read_state) as `u32`, `i32` or `f32` values, matching the state's
+    /// element type.
+    pub async fn read_state_as<T: bytemuck::Pod>(&self, id: &str) -> Result<Vec<T>> {
+        let bytes = self.read_state(id).await?;
+        if std::mem::size_of::<T>() != 4 {
+            return Err(Error::InvalidArgument("state elements are 4 bytes (u32, i32 or f32)".into()));
+        }
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
     /// Forgets a terminated kernel (and any answers nobody received) so its id can be

@@ -1,7 +1,9 @@
 // Ring harness: wraps a user `handle` in a bounded, barrier-free drain of a GPU-resident ring.
-// Bindings, in order: 0 control block (read_write), 1 input ring (read), 2 output ring (read_write).
-// src/codegen.rs prepends the message structs, replaces {{IN}}, {{OUT}} and {{WORKGROUP_SIZE}},
-// and appends the user's handler after the marker line at the end of this file.
+// Bindings: 0 control block (read_write), 1 input ring (read), 2 output ring (read_write);
+// answer_or_drop.wgsl adds 3 (kept flags), state.wgsl adds 4 (the kernel's state).
+// src/codegen prepends the message structs, replaces {{IN}}, {{OUT}} and {{WORKGROUP_SIZE}},
+// appends one of answer.wgsl / answer_or_drop.wgsl (which define `ring_answer`), optionally
+// state.wgsl, and finally the user's handler.
 
 // Keep in sync with `ControlBlock` in src/queue.rs (size and offsets are asserted there).
 struct ControlBlock {
@@ -48,15 +50,25 @@ fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let pending = pending_messages();
     let stride = groups.x * {{WORKGROUP_SIZE}}u;
     var processed = 0u;
+    var dropped = 0u;
     for (var i = gid.x; i < pending; i += stride) {
         let slot = (head + i) % control.capacity;
-        output_ring[slot] = handle(input_ring[slot]);
+        if (!ring_answer(slot)) {
+            dropped += 1u;
+        }
         processed += 1u;
     }
+    // 64-bit counters: carry into the high word when the low word wraps.
     if (processed > 0u) {
         let before = atomicAdd(&control.processed_lo, processed);
         if (before + processed < before) {
             atomicAdd(&control.processed_hi, 1u);
+        }
+    }
+    if (dropped > 0u) {
+        let before = atomicAdd(&control.dropped_lo, dropped);
+        if (before + dropped < before) {
+            atomicAdd(&control.dropped_hi, 1u);
         }
     }
 }
@@ -73,5 +85,3 @@ fn ring_commit() {
     control.output_tail += pending;
     control.dispatches += 1u;
 }
-
-// ---- user handler below (line numbers in errors are reported relative to this marker) ----

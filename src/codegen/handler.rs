@@ -1,0 +1,270 @@
+//! Finds the user's `fn handle` and checks its signature against the kernel's message types
+//! before any GPU compiler sees it, so a wrong struct name or a missing handler gets a plain
+//! message at the user's own line and column instead of an error inside generated code.
+//!
+//! This is a scan, not a parser: comments are blanked out, then the `fn handle(...) -> ...`
+//! header is read. The body is left to the real compiler (naga natively, the browser's WGSL
+//! compiler on the web), whose positions `codegen` maps back to the user's source.
+
+use crate::error::Error;
+use crate::kernel::KernelDefinition;
+
+/// How the handler answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandlerForm {
+    /// `fn handle(msg: In) -> Out`: every message gets an answer.
+    Answer,
+    /// `fn handle(msg: In, out: ptr<function, Out>) -> bool`: `false` drops the message.
+    AnswerOrDrop,
+}
+
+/// A 1-based line and column (in bytes) of the user's source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Position {
+    fn of(source: &str, offset: usize) -> Self {
+        let before = &source[..offset];
+        let line = before.matches('\n').count() as u32 + 1;
+        let column = (offset - before.rfind('\n').map_or(0, |i| i + 1)) as u32 + 1;
+        Position { line, column }
+    }
+}
+
+/// Checks `definition.wgsl` and says which form its handler takes.
+pub fn inspect(definition: &KernelDefinition) -> Result<HandlerForm, Error> {
+    let source = definition.wgsl.as_str();
+    let code = blank_comments(source);
+    let (input, output) = (definition.input.name(), definition.output.name());
+    let expected = format!(
+        "write `fn handle(msg: {input}) -> {output}`, or to drop messages \
+         `fn handle(msg: {input}, out: ptr<function, {output}>) -> bool`"
+    );
+    let fail = |offset: Option<usize>, message: String| {
+        let at = offset.map(|o| Position::of(source, o));
+        Error::KernelCompile {
+            id: definition.id.clone(),
+            message,
+            line: at.map(|p| p.line),
+            column: at.map(|p| p.column),
+        }
+    };
+
+    let headers = find_handles(&code);
+    let Some(&first) = headers.first() else {
+        return Err(fail(None, format!("no `fn handle` found; {expected}")));
+    };
+    if let Some(&second) = headers.get(1) {
+        return Err(fail(Some(second), "`fn handle` is defined more than once".into()));
+    }
+    let header = read_header(&code, first)
+        .ok_or_else(|| fail(Some(first), format!("cannot read the `fn handle` header; {expected}")))?;
+
+    let wrong = |what: &str, (offset, found): &(usize, String), want: &str| {
+        let found = if found.is_empty() { "missing".to_owned() } else { format!("`{found}`") };
+        fail(Some(*offset), format!("{what} is {found} but kernel '{}' needs `{want}`; {expected}", definition.id))
+    };
+    let returns = header.returns.clone().unwrap_or((header.close_paren, String::new()));
+    match header.params.as_slice() {
+        [msg] => {
+            if msg.1 != input {
+                return Err(wrong("the message parameter's type", msg, input));
+            }
+            if returns.1 != output {
+                return Err(wrong("the return type", &returns, output));
+            }
+            Ok(HandlerForm::Answer)
+        }
+        [msg, out] => {
+            if msg.1 != input {
+                return Err(wrong("the message parameter's type", msg, input));
+            }
+            let out_ptr = format!("ptr<function,{output}>");
+            if out.1 != out_ptr {
+                return Err(wrong("the answer parameter's type", out, &format!("ptr<function, {output}>")));
+            }
+            if returns.1 != "bool" {
+                return Err(wrong("the return type of a handler that may drop", &returns, "bool"));
+            }
+            Ok(HandlerForm::AnswerOrDrop)
+        }
+        _ => Err(fail(Some(first), format!("`fn handle` takes {} parameters; {expected}", header.params.len()))),
+    }
+}
+
+/// `source` with every comment replaced by spaces (newlines kept), so offsets still match.
+fn blank_comments(source: &str) -> String {
+    let bytes = source.as_bytes();
+    let mut out = bytes.to_vec();
+    let mut i = 0;
+    let mut depth = 0; // WGSL block comments nest
+    while i < bytes.len() {
+        let pair = (bytes[i], bytes.get(i + 1).copied());
+        if depth == 0 && pair == (b'/', Some(b'/')) {
+            while i < bytes.len() && bytes[i] != b'\n' {
+                out[i] = b' ';
+                i += 1;
+            }
+            continue;
+        }
+        if pair == (b'/', Some(b'*')) {
+            depth += 1;
+            out[i] = b' ';
+            out[i + 1] = b' ';
+            i += 2;
+            continue;
+        }
+        if depth > 0 && pair == (b'*', Some(b'/')) {
+            depth -= 1;
+            out[i] = b' ';
+            out[i + 1] = b' ';
+            i += 2;
+            continue;
+        }
+        if depth > 0 && bytes[i] != b'\n' {
+            out[i] = b' ';
+        }
+        i += 1;
+    }
+    // Only ASCII bytes were replaced, and whole multi-byte characters lie inside comments.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Offsets of every `fn` keyword that introduces a function named `handle`.
+fn find_handles(code: &str) -> Vec<usize> {
+    let bytes = code.as_bytes();
+    let mut found = Vec::new();
+    for (at, _) in code.match_indices("fn") {
+        let starts_token = at == 0 || !is_ident_byte(bytes[at - 1]);
+        let rest = &code[at + 2..];
+        if !starts_token || !rest.starts_with(|c: char| c.is_whitespace()) {
+            continue;
+        }
+        let name = rest.trim_start();
+        let name_len = name.bytes().take_while(|b| is_ident_byte(*b)).count();
+        if &name[..name_len] == "handle" {
+            found.push(at);
+        }
+    }
+    found
+}
+
+/// A handler header: parameter types and return type, each with its offset in the source and
+/// written without whitespace (`ptr<function,Out>`).
+struct Header {
+    params: Vec<(usize, String)>,
+    returns: Option<(usize, String)>,
+    close_paren: usize,
+}
+
+fn read_header(code: &str, fn_offset: usize) -> Option<Header> {
+    let open = fn_offset + code[fn_offset..].find('(')?;
+    let mut depth = 0;
+    let mut close = None;
+    for (i, c) in code[open..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(open + i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let close = close?;
+    let mut params = Vec::new();
+    let mut start = open + 1;
+    let mut angle = 0;
+    for (i, c) in code[open + 1..=close].char_indices() {
+        let at = open + 1 + i;
+        match c {
+            '<' => angle += 1,
+            '>' => angle -= 1,
+            ',' | ')' if angle == 0 => {
+                let param = &code[start..at];
+                if !param.trim().is_empty() {
+                    let colon = param.find(':')?;
+                    params.push(typed(code, start + colon + 1, at));
+                }
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    let after = &code[close + 1..];
+    let arrow = after.len() - after.trim_start().len();
+    let returns = if after.trim_start().starts_with("->") {
+        let from = close + 1 + arrow + 2;
+        let body = from + code[from..].find('{')?;
+        Some(typed(code, from, body))
+    } else {
+        None
+    };
+    Some(Header { params, returns, close_paren: close })
+}
+
+/// The type written in `code[from..to]`: where it starts, and its text without whitespace.
+fn typed(code: &str, from: usize, to: usize) -> (usize, String) {
+    let text = &code[from..to];
+    let lead = text.len() - text.trim_start().len();
+    (from + lead, text.chars().filter(|c| !c.is_whitespace()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{doubler_request, doubler_response};
+
+    fn check(wgsl: &str) -> Result<HandlerForm, Error> {
+        inspect(&KernelDefinition::new("k", doubler_request(), doubler_response(), wgsl))
+    }
+
+    fn position(err: Error) -> (Option<u32>, Option<u32>, String) {
+        match err {
+            Error::KernelCompile { line, column, message, .. } => (line, column, message),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn finds_both_forms() {
+        assert_eq!(check("fn handle(msg: Request) -> Response { return Response(1); }").unwrap(), HandlerForm::Answer);
+        let drop =
+            "// keeps evens\nfn handle(m: Request,\n  out: ptr<function, Response>,\n) -> bool {\n  return true;\n}";
+        assert_eq!(check(drop).unwrap(), HandlerForm::AnswerOrDrop);
+        let with_helpers = "fn handler_helper() {}\n/* fn handle(x: Other) -> Other */\nfn handle(msg: Request) -> Response { return Response(0); }";
+        assert_eq!(check(with_helpers).unwrap(), HandlerForm::Answer);
+    }
+
+    #[test]
+    fn mismatches_point_at_the_users_text() {
+        let (line, column, message) = position(check("\n\nfn handle(msg: Requst) -> Response {}").unwrap_err());
+        assert_eq!((line, column), (Some(3), Some(16)));
+        assert!(message.contains("`Requst`") && message.contains("`Request`"), "{message}");
+
+        let (line, column, _) = position(check("fn handle(msg: Request) ->  Answer { }").unwrap_err());
+        assert_eq!((line, column), (Some(1), Some(29)));
+
+        let (line, column, message) =
+            position(check("fn handle(msg: Request, out: ptr<function, Response>) -> u32 {}").unwrap_err());
+        assert_eq!((line, column), (Some(1), Some(58)));
+        assert!(message.contains("bool"), "{message}");
+
+        let (line, column, message) = position(check("fn helper() -> i32 { return 1; }").unwrap_err());
+        assert_eq!((line, column), (None, None));
+        assert!(message.contains("no `fn handle`"), "{message}");
+
+        let twice = "fn handle(msg: Request) -> Response {}\nfn handle(msg: Request) -> Response {}";
+        assert_eq!(position(check(twice).unwrap_err()).0, Some(2));
+    }
+}

@@ -1,0 +1,163 @@
+//! Code generation: message structs + ring harness (`shaders/harness/`) + user handler → one
+//! WGSL module. The handler goes last, so a compiler position maps back to the user's source
+//! by subtracting a line offset ([`GeneratedShader::user_position`]).
+//!
+//! - [`handler`]: finds `fn handle` and checks its signature before any compiler runs;
+//! - `naga_check` (native): compiles the module with naga and maps its errors to user positions.
+
+pub mod handler;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod naga_check;
+
+use crate::error::Error;
+use crate::kernel::{KernelDefinition, MAX_STATE_LEN};
+use crate::message::MessageLayout;
+pub use handler::HandlerForm;
+
+const RING: &str = include_str!("../../shaders/harness/ring.wgsl");
+const ANSWER: &str = include_str!("../../shaders/harness/answer.wgsl");
+const ANSWER_OR_DROP: &str = include_str!("../../shaders/harness/answer_or_drop.wgsl");
+const STATE: &str = include_str!("../../shaders/harness/state.wgsl");
+
+/// A generated module, where the user's handler starts in it, and what the harness needs
+/// bound for it.
+#[derive(Debug, Clone)]
+pub struct GeneratedShader {
+    pub source: String,
+    /// 1-based line of the generated source on which the user's first line sits.
+    pub handler_first_line: u32,
+    pub form: HandlerForm,
+}
+
+impl GeneratedShader {
+    /// Maps a 1-based generated line to the user's own line, or `None` when the position lies
+    /// in generated code (the handler's types did not fit the harness).
+    pub fn user_line(&self, generated_line: u32) -> Option<u32> {
+        generated_line.checked_sub(self.handler_first_line).map(|l| l + 1)
+    }
+
+    /// A `KernelCompile` error at the most precise of `locations` (1-based generated line,
+    /// 1-based column, span length; the shortest span wins) that lies in the user's source, or
+    /// at no position when none does.
+    pub fn compile_error(
+        &self,
+        id: &str,
+        message: &str,
+        locations: impl IntoIterator<Item = (u32, u32, u32)>,
+    ) -> Error {
+        let at = locations
+            .into_iter()
+            .filter_map(|(line, column, length)| Some((self.user_line(line)?, column, length)))
+            .min_by_key(|&(_, _, length)| length);
+        Error::KernelCompile {
+            id: id.to_owned(),
+            message: message.trim().to_owned(),
+            line: at.map(|(line, _, _)| line),
+            column: at.map(|(_, column, _)| column),
+        }
+    }
+}
+
+/// Builds the complete WGSL for `definition`, or says what is wrong with the definition (at
+/// the user's line and column where there is one).
+pub fn generate(definition: &KernelDefinition) -> Result<GeneratedShader, Error> {
+    let invalid =
+        |message: String| Error::KernelCompile { id: definition.id.clone(), message, line: None, column: None };
+    if !(1..=256).contains(&definition.workgroup_size) {
+        return Err(invalid(format!("workgroupSize must be 1 to 256, got {}", definition.workgroup_size)));
+    }
+    if let Some(state) = definition.state {
+        if !(1..=MAX_STATE_LEN).contains(&state.len) {
+            return Err(invalid(format!("state length must be 1 to {MAX_STATE_LEN}, got {}", state.len)));
+        }
+    }
+    let form = handler::inspect(definition)?;
+
+    let mut source = String::new();
+    for layout in message_structs(&definition.input, &definition.output).map_err(invalid)? {
+        source.push_str(&layout.wgsl_struct());
+    }
+    let fill = |template: &str| {
+        template
+            .replace("{{IN}}", definition.input.name())
+            .replace("{{OUT}}", definition.output.name())
+            .replace("{{WORKGROUP_SIZE}}", &definition.workgroup_size.to_string())
+    };
+    source.push_str(&fill(RING));
+    source.push_str(&fill(match form {
+        HandlerForm::Answer => ANSWER,
+        HandlerForm::AnswerOrDrop => ANSWER_OR_DROP,
+    }));
+    if let Some(state) = definition.state {
+        source.push_str(
+            &STATE
+                .replace("{{STATE_ELEMENT}}", &state.element.to_string())
+                .replace("{{STATE_LEN}}", &state.len.to_string()),
+        );
+    }
+    source.push_str(&format!("// ---- handler of kernel '{}' (errors report lines from here) ----\n", definition.id));
+    let handler_first_line = source.lines().count() as u32 + 1;
+    source.push_str(&definition.wgsl);
+    Ok(GeneratedShader { source, handler_first_line, form })
+}
+
+/// Every struct the two message types need, each once, dependencies first.
+fn message_structs<'a>(input: &'a MessageLayout, output: &'a MessageLayout) -> Result<Vec<&'a MessageLayout>, String> {
+    let mut all: Vec<&MessageLayout> = Vec::new();
+    for layout in input.structs().into_iter().chain(output.structs()).flatten() {
+        match all.iter().find(|seen| seen.name() == layout.name()) {
+            Some(seen) if *seen != layout => {
+                return Err(format!(
+                    "the input and output messages both use a type named {} but define it differently",
+                    layout.name()
+                ))
+            }
+            Some(_) => {}
+            None => all.push(layout),
+        }
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel;
+
+    #[test]
+    fn doubler_module_has_structs_harness_and_handler() {
+        let def = kernel::lookup("doubler").unwrap();
+        let shader = generate(&def).unwrap();
+        assert!(shader.source.starts_with("struct Request {"));
+        assert!(shader.source.contains("var<storage, read> input_ring: array<Request>;"));
+        assert!(shader.source.contains("@compute @workgroup_size(64)"));
+        assert!(!shader.source.contains("{{"));
+        assert!(!shader.source.contains("output_kept"), "answer-only handlers bind no kept flags");
+        let handler_line = shader.source.lines().nth(shader.handler_first_line as usize - 1).unwrap();
+        assert_eq!(handler_line, def.wgsl.lines().next().unwrap());
+        assert_eq!(shader.user_line(shader.handler_first_line + 2), Some(3));
+        assert_eq!(shader.user_line(1), None);
+    }
+
+    #[test]
+    fn same_struct_in_and_out_is_declared_once() {
+        let def = kernel::lookup("echo").unwrap();
+        assert_eq!(generate(&def).unwrap().source.matches("struct EchoMessage").count(), 1);
+    }
+
+    #[test]
+    fn state_and_drop_add_their_bindings() {
+        let def = kernel::lookup("histogram").unwrap();
+        let shader = generate(&def).unwrap();
+        assert!(shader.source.contains("var<storage, read_write> state: array<atomic<u32>, 64>;"));
+        let drop = KernelDefinition::new(
+            "keep",
+            kernel::doubler_request(),
+            kernel::doubler_response(),
+            "fn handle(msg: Request, out: ptr<function, Response>) -> bool { return false; }",
+        );
+        let shader = generate(&drop).unwrap();
+        assert_eq!(shader.form, HandlerForm::AnswerOrDrop);
+        assert!(shader.source.contains("var answer: Response;"));
+    }
+}

@@ -1,0 +1,500 @@
+//! Message types: field types, their WGSL byte layout and the WGSL struct text.
+//!
+//! The layout follows WGSL's storage-buffer rules exactly (alignment and size per type, struct
+//! padding, array stride = element size rounded up to its alignment), so a packed message can be
+//! copied straight into a GPU ring slot. A test asks naga for the offsets of the generated
+//! struct and compares.
+//!
+//! - [`value`]: host values ↔ packed bytes (`encode`, `decode`);
+//! - [`registry`]: message types by name (the seeds' `@message`), so fields can name them.
+
+pub mod registry;
+pub mod value;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use value::Value;
+
+/// The scalar underneath every numeric field type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scalar {
+    I32,
+    U32,
+    F32,
+}
+
+/// A field's WGSL type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldType {
+    Scalar(Scalar),
+    /// `vecN<T>` with N in 2..=4.
+    Vector(Scalar, u32),
+    /// `array<T, N>` of any other field type.
+    Array(Box<FieldType>, u32),
+    /// Another message type, nested by value.
+    Struct(Arc<MessageLayout>),
+}
+
+impl FieldType {
+    pub const I32: FieldType = FieldType::Scalar(Scalar::I32);
+    pub const U32: FieldType = FieldType::Scalar(Scalar::U32);
+    pub const F32: FieldType = FieldType::Scalar(Scalar::F32);
+
+    /// `vecN<scalar>`; `n` must be 2, 3 or 4.
+    pub fn vector(scalar: Scalar, n: u32) -> FieldType {
+        assert!((2..=4).contains(&n), "WGSL vectors have 2 to 4 components, not {n}");
+        FieldType::Vector(scalar, n)
+    }
+
+    /// `array<element, len>`; `len` must be at least 1.
+    pub fn array(element: FieldType, len: u32) -> FieldType {
+        assert!(len > 0, "WGSL fixed-size arrays have at least one element");
+        FieldType::Array(Box::new(element), len)
+    }
+
+    /// A nested message.
+    pub fn message(layout: &MessageLayout) -> FieldType {
+        FieldType::Struct(Arc::new(layout.clone()))
+    }
+
+    /// Parses the WGSL spelling: `i32`, `vec3<f32>`, `array<f32, 16>`, or the name of a message
+    /// in the [`registry`] (`Particle`, `array<Particle, 8>`).
+    pub fn parse(text: &str) -> Option<FieldType> {
+        Self::parse_with(text, &registry::lookup)
+    }
+
+    /// [`parse`](Self::parse) with the message names resolved by `messages`.
+    pub fn parse_with(text: &str, messages: &dyn Fn(&str) -> Option<Arc<MessageLayout>>) -> Option<FieldType> {
+        let text = text.trim();
+        if let Some(s) = Scalar::parse(text) {
+            return Some(FieldType::Scalar(s));
+        }
+        let generic = |prefix: &str| text.strip_prefix(prefix)?.trim_start().strip_prefix('<')?.strip_suffix('>');
+        for n in 2..=4 {
+            if let Some(inner) = generic(&format!("vec{n}")) {
+                return Scalar::parse(inner).map(|s| FieldType::Vector(s, n));
+            }
+        }
+        if let Some(inner) = generic("array") {
+            let (element, len) = inner.rsplit_once(',')?;
+            let len: u32 = len.trim().trim_end_matches('u').parse().ok()?;
+            if len == 0 {
+                return None;
+            }
+            return Some(FieldType::Array(Box::new(Self::parse_with(element, messages)?), len));
+        }
+        if is_identifier(text) {
+            return messages(text).map(FieldType::Struct);
+        }
+        None
+    }
+
+    /// WGSL alignment in bytes.
+    pub fn align(&self) -> u32 {
+        match self {
+            FieldType::Scalar(_) => 4,
+            FieldType::Vector(_, 2) => 8,
+            FieldType::Vector(..) => 16,
+            FieldType::Array(element, _) => element.align(),
+            FieldType::Struct(layout) => layout.align,
+        }
+    }
+
+    /// WGSL size in bytes (vec3 is 12, not 16; its alignment pads what follows).
+    pub fn size(&self) -> u32 {
+        match self {
+            FieldType::Scalar(_) => 4,
+            FieldType::Vector(_, n) => 4 * n,
+            FieldType::Array(element, n) => n * element.stride(),
+            FieldType::Struct(layout) => layout.size,
+        }
+    }
+
+    /// Distance between consecutive elements when this type is an array element.
+    pub fn stride(&self) -> u32 {
+        round_up(self.size(), self.align())
+    }
+
+    /// The scalar underneath, for types made only of numbers (`None` when a struct is inside).
+    pub fn scalar(&self) -> Option<Scalar> {
+        match self {
+            FieldType::Scalar(s) | FieldType::Vector(s, _) => Some(*s),
+            FieldType::Array(element, _) => element.scalar(),
+            FieldType::Struct(_) => None,
+        }
+    }
+
+    /// How many numbers a flat host value of this numeric type carries (vectors and arrays are
+    /// flat lists in memory order).
+    pub fn scalar_count(&self) -> u32 {
+        match self {
+            FieldType::Scalar(_) => 1,
+            FieldType::Vector(_, n) => *n,
+            FieldType::Array(element, n) => n * element.scalar_count(),
+            FieldType::Struct(layout) => layout.fields.iter().map(|f| f.ty.scalar_count()).sum(),
+        }
+    }
+}
+
+impl Scalar {
+    fn parse(text: &str) -> Option<Scalar> {
+        match text.trim() {
+            "i32" => Some(Scalar::I32),
+            "u32" => Some(Scalar::U32),
+            "f32" => Some(Scalar::F32),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scalar::I32 => "i32",
+            Scalar::U32 => "u32",
+            Scalar::F32 => "f32",
+        })
+    }
+}
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldType::Scalar(s) => write!(f, "{s}"),
+            FieldType::Vector(s, n) => write!(f, "vec{n}<{s}>"),
+            FieldType::Array(element, n) => write!(f, "array<{element}, {n}>"),
+            FieldType::Struct(layout) => f.write_str(&layout.name),
+        }
+    }
+}
+
+/// One named field at its byte offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub name: String,
+    pub ty: FieldType,
+    pub offset: u32,
+}
+
+/// A message type: a WGSL struct with a fixed byte layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageLayout {
+    name: String,
+    fields: Vec<Field>,
+    size: u32,
+    align: u32,
+}
+
+/// Why a message type or a message value was refused; the runtime adds the kernel id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's path: `mass`, `bodies[2].position`, or the struct name for whole-type problems.
+    pub field: String,
+    pub problem: String,
+}
+
+impl FieldError {
+    pub(crate) fn new(field: &str, problem: impl Into<String>) -> Self {
+        FieldError { field: field.to_owned(), problem: problem.into() }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{}' {}", self.field, self.problem)
+    }
+}
+
+fn round_up(value: u32, align: u32) -> u32 {
+    value.div_ceil(align) * align
+}
+
+pub(crate) fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+        && name != "_"
+}
+
+/// Names a message struct may not take: the harness's own struct and WGSL's predeclared types
+/// (a user struct called `vec3` would shadow the builtin inside the generated module).
+const RESERVED_NAMES: &[&str] = &[
+    "ControlBlock",
+    "i32",
+    "u32",
+    "f32",
+    "f16",
+    "bool",
+    "vec2",
+    "vec3",
+    "vec4",
+    "array",
+    "atomic",
+    "ptr",
+    "struct",
+    "fn",
+    "var",
+    "let",
+    "const",
+];
+
+impl MessageLayout {
+    /// Lays out `fields` in order by WGSL's rules. Names must be WGSL identifiers and unique.
+    pub fn new(name: &str, fields: &[(&str, FieldType)]) -> Result<Self, FieldError> {
+        if !is_identifier(name) {
+            return Err(FieldError::new(name, "is not a valid WGSL struct name"));
+        }
+        if RESERVED_NAMES.contains(&name) || name.starts_with("ring_") {
+            return Err(FieldError::new(name, "is reserved by WGSL or the ring harness; pick another struct name"));
+        }
+        if fields.is_empty() {
+            return Err(FieldError::new(name, "has no fields (WGSL structs need at least one)"));
+        }
+        let mut laid = Vec::with_capacity(fields.len());
+        let mut offset = 0;
+        let mut align = 4;
+        for (field_name, ty) in fields {
+            if !is_identifier(field_name) {
+                return Err(FieldError::new(field_name, "is not a valid WGSL identifier"));
+            }
+            if laid.iter().any(|f: &Field| f.name == *field_name) {
+                return Err(FieldError::new(field_name, "appears twice"));
+            }
+            if ty.contains_struct_named(name) {
+                return Err(FieldError::new(field_name, format!("nests {name} inside itself")));
+            }
+            offset = round_up(offset, ty.align());
+            align = align.max(ty.align());
+            laid.push(Field { name: (*field_name).to_owned(), ty: ty.clone(), offset });
+            offset += ty.size();
+        }
+        let layout = MessageLayout { name: name.to_owned(), fields: laid, size: round_up(offset, align), align };
+        layout.structs()?; // two different nested types under one name cannot both be declared
+        Ok(layout)
+    }
+
+    /// Starts a layout field by field: `MessageLayout::builder("Particle").field("mass",
+    /// FieldType::F32).build()`.
+    pub fn builder(name: &str) -> MessageBuilder {
+        MessageBuilder { name: name.to_owned(), fields: Vec::new() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+    /// Bytes per message, which is also the ring slot stride.
+    pub fn size(&self) -> usize {
+        self.size as usize
+    }
+    pub fn align(&self) -> u32 {
+        self.align
+    }
+
+    /// The WGSL declaration of this struct alone (nested types are declared by [`structs`]).
+    ///
+    /// [`structs`]: Self::structs
+    pub fn wgsl_struct(&self) -> String {
+        let mut text = format!("struct {} {{\n", self.name);
+        for field in &self.fields {
+            text.push_str(&format!("    {}: {},\n", field.name, field.ty));
+        }
+        text.push_str("}\n");
+        text
+    }
+
+    /// This type and every type nested in it, each once, dependencies first, so their WGSL
+    /// declarations can be emitted in order. Refuses two different types sharing one name.
+    pub fn structs(&self) -> Result<Vec<&MessageLayout>, FieldError> {
+        let mut out = Vec::new();
+        collect_structs(self, &mut out)?;
+        Ok(out)
+    }
+
+    /// Checks that `T`, a `#[repr(C)]` Pod struct, is exactly one message of this layout, so
+    /// `send_pod`/`receive_pod` can move it without conversion. WGSL pads where C does not
+    /// (after a `vec3`, to 16-byte struct alignment), so mirror those pads in `T` explicitly.
+    pub fn check_pod<T: bytemuck::Pod>(&self) -> Result<(), FieldError> {
+        let (host, wgsl) = (std::mem::size_of::<T>(), self.size());
+        if host != wgsl {
+            return Err(FieldError::new(
+                &self.name,
+                format!(
+                    "is {wgsl} bytes in WGSL but {} is {host} bytes; add explicit padding fields to match WGSL's alignment",
+                    std::any::type_name::<T>()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn contains_struct_named(&self, name: &str) -> bool {
+        self.name == name || self.fields.iter().any(|f| f.ty.contains_struct_named(name))
+    }
+}
+
+impl FieldType {
+    fn contains_struct_named(&self, name: &str) -> bool {
+        match self {
+            FieldType::Array(element, _) => element.contains_struct_named(name),
+            FieldType::Struct(layout) => layout.contains_struct_named(name),
+            _ => false,
+        }
+    }
+
+    fn nested_struct(&self) -> Option<&MessageLayout> {
+        match self {
+            FieldType::Array(element, _) => element.nested_struct(),
+            FieldType::Struct(layout) => Some(layout),
+            _ => None,
+        }
+    }
+}
+
+fn collect_structs<'a>(layout: &'a MessageLayout, out: &mut Vec<&'a MessageLayout>) -> Result<(), FieldError> {
+    for field in &layout.fields {
+        if let Some(nested) = field.ty.nested_struct() {
+            collect_structs(nested, out)?;
+        }
+    }
+    match out.iter().find(|seen| seen.name == layout.name) {
+        Some(seen) if *seen != layout => {
+            Err(FieldError::new(&layout.name, "names two different message types; give each its own name"))
+        }
+        Some(_) => Ok(()),
+        None => {
+            out.push(layout);
+            Ok(())
+        }
+    }
+}
+
+/// Builds a [`MessageLayout`] one field at a time (see [`MessageLayout::builder`]).
+#[derive(Debug, Clone)]
+pub struct MessageBuilder {
+    name: String,
+    fields: Vec<(String, FieldType)>,
+}
+
+impl MessageBuilder {
+    pub fn field(mut self, name: &str, ty: FieldType) -> Self {
+        self.fields.push((name.to_owned(), ty));
+        self
+    }
+
+    pub fn build(self) -> Result<MessageLayout, FieldError> {
+        let fields: Vec<(&str, FieldType)> = self.fields.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+        MessageLayout::new(&self.name, &fields)
+    }
+
+    /// Builds the layout and checks that `T` matches it byte for byte (see
+    /// [`MessageLayout::check_pod`]).
+    pub fn build_for<T: bytemuck::Pod>(self) -> Result<MessageLayout, FieldError> {
+        let layout = self.build()?;
+        layout.check_pod::<T>()?;
+        Ok(layout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> FieldType {
+        FieldType::parse_with(text, &|_| None).unwrap_or_else(|| panic!("type {text}"))
+    }
+
+    fn layout(fields: &[(&str, &str)]) -> MessageLayout {
+        let fields: Vec<(&str, FieldType)> = fields.iter().map(|(n, t)| (*n, parse(t))).collect();
+        MessageLayout::new("M", &fields).unwrap()
+    }
+
+    #[test]
+    fn wgsl_alignment_rules() {
+        // vec3 aligns to 16 but is 12 long, so a following f32 fits in its tail.
+        let m = layout(&[
+            ("a", "f32"),
+            ("p", "vec3<f32>"),
+            ("w", "f32"),
+            ("v2", "vec2<u32>"),
+            ("arr", "array<vec3<f32>, 2>"),
+        ]);
+        let offsets: Vec<u32> = m.fields().iter().map(|f| f.offset).collect();
+        assert_eq!(offsets, vec![0, 16, 28, 32, 48]);
+        assert_eq!(parse("array<vec3<f32>, 2>").size(), 32);
+        assert_eq!(m.size(), 80);
+        assert_eq!(m.align(), 16);
+        assert_eq!(m.wgsl_struct().lines().nth(2), Some("    p: vec3<f32>,"));
+    }
+
+    #[test]
+    fn nested_structs_pad_to_their_alignment() {
+        let inner =
+            MessageLayout::builder("Inner").field("position", FieldType::vector(Scalar::F32, 3)).build().unwrap();
+        let outer = MessageLayout::builder("Outer")
+            .field("tag", FieldType::U32)
+            .field("inner", FieldType::message(&inner))
+            .field("after", FieldType::U32)
+            .field("many", FieldType::array(FieldType::message(&inner), 3))
+            .build()
+            .unwrap();
+        assert_eq!(inner.size(), 16); // 12 rounded up to the vec3's 16-byte alignment
+        let offsets: Vec<u32> = outer.fields().iter().map(|f| f.offset).collect();
+        assert_eq!(offsets, vec![0, 16, 32, 48]);
+        assert_eq!(outer.size(), 96);
+        let names: Vec<&str> = outer.structs().unwrap().iter().map(|s| s.name()).collect();
+        assert_eq!(names, vec!["Inner", "Outer"]);
+    }
+
+    #[test]
+    fn parse_resolves_message_names_and_nested_arrays() {
+        let point = MessageLayout::new("Point", &[("x", FieldType::F32), ("y", FieldType::F32)]).unwrap();
+        let point = Arc::new(point);
+        let resolve = |name: &str| (name == "Point").then(|| point.clone());
+        assert_eq!(FieldType::parse_with("array<Point, 4>", &resolve).unwrap().size(), 32);
+        assert_eq!(FieldType::parse_with("array<array<f32, 3>, 2>", &resolve).unwrap().size(), 24);
+        assert_eq!(FieldType::parse_with("Unknown", &resolve), None);
+    }
+
+    #[test]
+    fn refuses_bad_types_and_names() {
+        for bad in ["i64", "vec5<f32>", "array<f32>", "array<f32, 0>", "bool", "vec3<bool>", "1abc"] {
+            assert_eq!(FieldType::parse_with(bad, &|_| None), None, "{bad}");
+        }
+        assert!(MessageLayout::new("1bad", &[("a", FieldType::I32)]).is_err());
+        assert!(MessageLayout::new("ControlBlock", &[("a", FieldType::I32)]).is_err());
+        assert!(MessageLayout::new("vec3", &[("a", FieldType::I32)]).is_err());
+        assert!(MessageLayout::new("M", &[("a", FieldType::I32), ("a", FieldType::U32)]).is_err());
+        assert!(MessageLayout::new("M", &[]).is_err());
+    }
+
+    #[test]
+    fn refuses_two_types_under_one_name() {
+        let a = MessageLayout::new("Part", &[("x", FieldType::F32)]).unwrap();
+        let b = MessageLayout::new("Part", &[("x", FieldType::I32)]).unwrap();
+        let err =
+            MessageLayout::new("Both", &[("a", FieldType::message(&a)), ("b", FieldType::message(&b))]).unwrap_err();
+        assert_eq!(err.field, "Part");
+        let err = MessageLayout::new("Part", &[("x", FieldType::message(&a))]).unwrap_err();
+        assert!(err.problem.contains("inside itself"), "{err}");
+    }
+
+    #[test]
+    fn check_pod_compares_sizes() {
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        struct Padded {
+            position: [f32; 3],
+            _pad: f32,
+        }
+        let ok = MessageLayout::builder("P").field("position", FieldType::vector(Scalar::F32, 3)).build_for::<Padded>();
+        assert!(ok.is_ok());
+        let err =
+            MessageLayout::builder("P").field("position", FieldType::vector(Scalar::F32, 3)).build_for::<[f32; 3]>();
+        assert!(err.unwrap_err().problem.contains("padding"));
+    }
+}

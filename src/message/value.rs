@@ -1,0 +1,361 @@
+//! Host values ↔ packed message bytes.
+//!
+//! Numbers are `f64` on the host (what JavaScript has) and are checked against the field's
+//! scalar before packing: integers must be integral and in range, `f32` finite or ±Infinity.
+//! Vectors and numeric arrays are flat lists in memory order (what a typed array holds); nested
+//! structs are named fields; arrays of structs are lists of those.
+
+use super::{FieldError, FieldType, MessageLayout, Scalar};
+
+/// A host value for one field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A scalar field.
+    Number(f64),
+    /// A vector or an array of numbers, flat in memory order (`array<vec2<f32>, 2>` takes 4).
+    List(Vec<f64>),
+    /// A nested message: its fields by name.
+    Struct(Vec<(String, Value)>),
+    /// An array given element by element (required when the elements are structs).
+    Array(Vec<Value>),
+}
+
+macro_rules! value_from_number {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                Value::Number(v as f64)
+            }
+        }
+    )*};
+}
+value_from_number!(f64, f32, i32, u32);
+
+impl From<Vec<f64>> for Value {
+    fn from(v: Vec<f64>) -> Self {
+        Value::List(v)
+    }
+}
+
+impl From<Vec<f32>> for Value {
+    fn from(v: Vec<f32>) -> Self {
+        Value::List(v.into_iter().map(f64::from).collect())
+    }
+}
+
+impl MessageLayout {
+    /// Packs named values into `out` (exactly `size()` bytes, padding zeroed). Missing, extra,
+    /// mistyped and out-of-range fields are refused by their path (`bodies[2].mass`); `out` is
+    /// only written once every field checks out.
+    pub fn encode<'a, I>(&self, values: I, out: &mut [u8]) -> Result<(), FieldError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a Value)>,
+    {
+        assert_eq!(out.len(), self.size(), "encode target must be one message long");
+        let mut packed = vec![0u8; self.size()];
+        self.encode_fields(values, 0, "", &mut packed)?;
+        out.copy_from_slice(&packed);
+        Ok(())
+    }
+
+    fn encode_fields<'a, I>(&self, values: I, base: u32, path: &str, out: &mut [u8]) -> Result<(), FieldError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a Value)>,
+    {
+        let mut given: Vec<Option<&Value>> = vec![None; self.fields.len()];
+        for (name, value) in values {
+            let index = self
+                .fields
+                .iter()
+                .position(|f| f.name == name)
+                .ok_or_else(|| FieldError::new(&join(path, name), format!("is not a field of {}", self.name)))?;
+            given[index] = Some(value);
+        }
+        for (field, value) in self.fields.iter().zip(given) {
+            let path = join(path, &field.name);
+            let value = value.ok_or_else(|| FieldError::new(&path, "is missing"))?;
+            encode_value(&field.ty, value, base + field.offset, &path, out)?;
+        }
+        Ok(())
+    }
+
+    /// Unpacks one message into named values, in field order.
+    pub fn decode(&self, bytes: &[u8]) -> Vec<(String, Value)> {
+        assert_eq!(bytes.len(), self.size(), "decode source must be one message long");
+        self.decode_fields(bytes, 0)
+    }
+
+    fn decode_fields(&self, bytes: &[u8], base: u32) -> Vec<(String, Value)> {
+        self.fields.iter().map(|f| (f.name.clone(), decode_value(&f.ty, bytes, base + f.offset))).collect()
+    }
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+fn encode_value(ty: &FieldType, value: &Value, offset: u32, path: &str, out: &mut [u8]) -> Result<(), FieldError> {
+    match (ty, value) {
+        (FieldType::Scalar(s), Value::Number(n)) => write_scalar(*s, *n, offset, path, out),
+        (FieldType::Struct(layout), Value::Struct(fields)) => {
+            layout.encode_fields(fields.iter().map(|(n, v)| (n.as_str(), v)), offset, path, out)
+        }
+        (FieldType::Vector(..) | FieldType::Array(..), Value::List(numbers)) if ty.scalar().is_some() => {
+            let count = ty.scalar_count() as usize;
+            if numbers.len() != count {
+                return Err(FieldError::new(path, format!("expects {count} values ({ty}), got {}", numbers.len())));
+            }
+            let mut numbers = numbers.iter().copied();
+            write_flat(ty, &mut numbers, offset, path, out)
+        }
+        (FieldType::Array(element, len), Value::Array(items)) => {
+            if items.len() != *len as usize {
+                return Err(FieldError::new(path, format!("expects {len} elements ({ty}), got {}", items.len())));
+            }
+            for (i, item) in items.iter().enumerate() {
+                encode_value(element, item, offset + i as u32 * element.stride(), &format!("{path}[{i}]"), out)?;
+            }
+            Ok(())
+        }
+        (FieldType::Vector(_, n), Value::Array(items)) => {
+            // [x, y, z] given element by element: each must be a number.
+            let numbers: Option<Vec<f64>> =
+                items.iter().map(|v| if let Value::Number(n) = v { Some(*n) } else { None }).collect();
+            match numbers {
+                Some(numbers) => encode_value(ty, &Value::List(numbers), offset, path, out),
+                None => Err(FieldError::new(path, format!("expects {n} numbers ({ty})"))),
+            }
+        }
+        _ => Err(FieldError::new(path, format!("expects {}, got {}", describe(ty), value.kind()))),
+    }
+}
+
+/// Writes a numeric type from a flat list in memory order.
+fn write_flat(
+    ty: &FieldType,
+    numbers: &mut impl Iterator<Item = f64>,
+    offset: u32,
+    path: &str,
+    out: &mut [u8],
+) -> Result<(), FieldError> {
+    match ty {
+        FieldType::Scalar(s) => write_scalar(*s, numbers.next().expect("count checked"), offset, path, out),
+        FieldType::Vector(s, n) => (0..*n)
+            .try_for_each(|i| write_scalar(*s, numbers.next().expect("count checked"), offset + 4 * i, path, out)),
+        FieldType::Array(element, n) => {
+            (0..*n).try_for_each(|i| write_flat(element, numbers, offset + i * element.stride(), path, out))
+        }
+        FieldType::Struct(_) => unreachable!("flat lists hold numeric types only"),
+    }
+}
+
+fn write_scalar(scalar: Scalar, n: f64, offset: u32, path: &str, out: &mut [u8]) -> Result<(), FieldError> {
+    let word = scalar_bits(path, scalar, n)?;
+    out[offset as usize..offset as usize + 4].copy_from_slice(&word.to_le_bytes());
+    Ok(())
+}
+
+fn decode_value(ty: &FieldType, bytes: &[u8], offset: u32) -> Value {
+    match ty {
+        FieldType::Scalar(s) => Value::Number(read_scalar(*s, bytes, offset)),
+        FieldType::Struct(layout) => Value::Struct(layout.decode_fields(bytes, offset)),
+        FieldType::Array(element, n) if ty.scalar().is_none() => {
+            Value::Array((0..*n).map(|i| decode_value(element, bytes, offset + i * element.stride())).collect())
+        }
+        _ => {
+            let mut numbers = Vec::with_capacity(ty.scalar_count() as usize);
+            read_flat(ty, bytes, offset, &mut numbers);
+            Value::List(numbers)
+        }
+    }
+}
+
+fn read_flat(ty: &FieldType, bytes: &[u8], offset: u32, out: &mut Vec<f64>) {
+    match ty {
+        FieldType::Scalar(s) => out.push(read_scalar(*s, bytes, offset)),
+        FieldType::Vector(s, n) => out.extend((0..*n).map(|i| read_scalar(*s, bytes, offset + 4 * i))),
+        FieldType::Array(element, n) => {
+            (0..*n).for_each(|i| read_flat(element, bytes, offset + i * element.stride(), out))
+        }
+        FieldType::Struct(_) => unreachable!("flat lists hold numeric types only"),
+    }
+}
+
+fn read_scalar(scalar: Scalar, bytes: &[u8], offset: u32) -> f64 {
+    let at = offset as usize;
+    let word = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    match scalar {
+        Scalar::I32 => word as i32 as f64,
+        Scalar::U32 => word as f64,
+        Scalar::F32 => f32::from_bits(word) as f64,
+    }
+}
+
+fn describe(ty: &FieldType) -> String {
+    match ty {
+        FieldType::Scalar(_) => format!("a number ({ty})"),
+        FieldType::Struct(layout) => format!("an object with the fields of {}", layout.name()),
+        FieldType::Array(_, n) if ty.scalar().is_none() => format!("a list of {n} elements ({ty})"),
+        _ => format!("{} numbers ({ty})", ty.scalar_count()),
+    }
+}
+
+impl Value {
+    /// The number of a scalar field.
+    pub fn as_number(&self) -> Option<f64> {
+        match self {
+            Value::Number(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Value::Number(_) => "a number",
+            Value::List(_) => "a list of numbers",
+            Value::Struct(_) => "an object",
+            Value::Array(_) => "a list",
+        }
+    }
+}
+
+/// Converts one host number to the 32-bit pattern of `scalar`, refusing what would not survive.
+fn scalar_bits(field: &str, scalar: Scalar, n: f64) -> Result<u32, FieldError> {
+    match scalar {
+        Scalar::F32 => {
+            if n.is_nan() || n.is_finite() && (n as f32).is_infinite() {
+                // NaN is refused because it is almost always a bug upstream; ±Infinity passes.
+                return Err(FieldError::new(field, format!("is {n}, not a representable f32")));
+            }
+            Ok((n as f32).to_bits())
+        }
+        Scalar::I32 | Scalar::U32 => {
+            if !n.is_finite() || n.fract() != 0.0 {
+                return Err(FieldError::new(field, format!("expects an integer ({scalar}), got {n}")));
+            }
+            let (min, max) = match scalar {
+                Scalar::I32 => (i32::MIN as f64, i32::MAX as f64),
+                _ => (0.0, u32::MAX as f64),
+            };
+            if n < min || n > max {
+                return Err(FieldError::new(field, format!("value {n} is out of range for {scalar}")));
+            }
+            Ok(if scalar == Scalar::I32 { n as i32 as u32 } else { n as u32 })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(fields: &[(&str, &str)]) -> MessageLayout {
+        let fields: Vec<(&str, FieldType)> = fields
+            .iter()
+            .map(|(n, t)| (*n, FieldType::parse_with(t, &|_| None).unwrap_or_else(|| panic!("type {t}"))))
+            .collect();
+        MessageLayout::new("M", &fields).unwrap()
+    }
+
+    fn encode(m: &MessageLayout, values: &[(String, Value)]) -> Result<Vec<u8>, FieldError> {
+        let mut bytes = vec![0u8; m.size()];
+        m.encode(values.iter().map(|(n, v)| (n.as_str(), v)), &mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn named(pairs: Vec<(&str, Value)>) -> Vec<(String, Value)> {
+        pairs.into_iter().map(|(n, v)| (n.to_owned(), v)).collect()
+    }
+
+    #[test]
+    fn doubler_request_is_one_i32() {
+        let req = layout(&[("value", "i32")]);
+        assert_eq!(req.size(), 4);
+        let bytes = encode(&req, &named(vec![("value", 21.into())])).unwrap();
+        assert_eq!(bytes, 21i32.to_le_bytes());
+        assert_eq!(req.decode(&bytes), named(vec![("value", Value::Number(21.0))]));
+        assert_eq!(encode(&req, &named(vec![("value", (-7).into())])).unwrap(), (-7i32).to_le_bytes());
+    }
+
+    #[test]
+    fn round_trip_every_type() {
+        let m = layout(&[
+            ("i", "i32"),
+            ("u", "u32"),
+            ("f", "f32"),
+            ("v", "vec4<f32>"),
+            ("p", "vec3<i32>"),
+            ("a", "array<i32, 3>"),
+            ("grid", "array<array<u32, 2>, 2>"),
+        ]);
+        let values = named(vec![
+            ("i", Value::Number(-5.0)),
+            ("u", Value::Number(4_000_000_000.0)),
+            ("f", Value::Number(1.5)),
+            ("v", Value::List(vec![1.0, 2.0, 3.0, 4.0])),
+            ("p", Value::List(vec![-1.0, 0.0, 1.0])),
+            ("a", Value::List(vec![7.0, -8.0, 9.0])),
+            ("grid", Value::List(vec![1.0, 2.0, 3.0, 4.0])),
+        ]);
+        assert_eq!(m.decode(&encode(&m, &values).unwrap()), values);
+    }
+
+    #[test]
+    fn nested_structs_round_trip_and_zero_padding() {
+        let inner = MessageLayout::new(
+            "Body",
+            &[("position", FieldType::parse_with("vec3<f32>", &|_| None).unwrap()), ("mass", FieldType::F32)],
+        )
+        .unwrap();
+        let outer = MessageLayout::new(
+            "System",
+            &[
+                ("count", FieldType::U32),
+                ("sun", FieldType::message(&inner)),
+                ("planets", FieldType::array(FieldType::message(&inner), 2)),
+            ],
+        )
+        .unwrap();
+        let body = |x: f64, m: f64| {
+            Value::Struct(named(vec![("position", Value::List(vec![x, 0.0, 0.0])), ("mass", Value::Number(m))]))
+        };
+        let values = named(vec![
+            ("count", Value::Number(3.0)),
+            ("sun", body(0.0, 100.0)),
+            ("planets", Value::Array(vec![body(1.0, 1.0), body(2.0, 0.5)])),
+        ]);
+        let bytes = encode(&outer, &values).unwrap();
+        assert_eq!(outer.size(), 64);
+        assert_eq!(&bytes[4..16], &[0u8; 12], "padding before the nested struct is zero");
+        assert_eq!(f32::from_le_bytes(bytes[32 + 16 + 12..64].try_into().unwrap()), 0.5);
+        assert_eq!(outer.decode(&bytes), values);
+
+        let mut bad = values.clone();
+        bad[2].1 =
+            Value::Array(vec![body(1.0, 1.0), Value::Struct(named(vec![("position", Value::List(vec![0.0; 3]))]))]);
+        assert_eq!(encode(&outer, &bad).unwrap_err().field, "planets[1].mass");
+    }
+
+    #[test]
+    fn malformed_messages_name_the_field() {
+        let m = layout(&[("value", "i32"), ("scale", "f32")]);
+        let mut bytes = vec![0xAAu8; m.size()];
+        let check = |vals: Vec<(&str, Value)>, field: &str, bytes: &mut Vec<u8>| {
+            let err = m.encode(vals.iter().map(|(n, v)| (*n, v)), bytes).unwrap_err();
+            assert_eq!(err.field, field, "{err:?}");
+        };
+        check(vec![("value", 1.into())], "scale", &mut bytes); // missing
+        check(vec![("value", 1.into()), ("scale", 1.0f64.into()), ("extra", 1.into())], "extra", &mut bytes);
+        check(vec![("value", 1.5f64.into()), ("scale", 1.0f64.into())], "value", &mut bytes); // not integral
+        check(vec![("value", 3e9f64.into()), ("scale", 1.0f64.into())], "value", &mut bytes); // out of range
+        check(vec![("value", f64::NAN.into()), ("scale", 1.0f64.into())], "value", &mut bytes);
+        check(vec![("value", Value::List(vec![1.0])), ("scale", 1.0f64.into())], "value", &mut bytes);
+        check(vec![("value", 1.into()), ("scale", f64::NAN.into())], "scale", &mut bytes);
+        check(vec![("value", 1.into()), ("scale", Value::Struct(vec![]))], "scale", &mut bytes);
+        assert!(bytes.iter().all(|b| *b == 0xAA), "a refused message must not be written");
+    }
+}
