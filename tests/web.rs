@@ -517,3 +517,199 @@ async fn every_error_name_reaches_javascript() {
     js(rt.dispose()).await.unwrap();
     assert_js_error(js(rt.launch("echo".into(), None, None)).await, "BackendUnavailableError", &[]);
 }
+
+// ---- built-in and user-defined kernels (issue 4) ----
+
+fn random_f32s(n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| ((js_sys::Math::random() * 2.0 - 1.0) as f32) * scale).collect()
+}
+
+fn f32s(value: &JsValue) -> Vec<f32> {
+    assert!(value.is_instance_of::<js_sys::Float32Array>(), "f32 arrays come back as Float32Array");
+    js_sys::Float32Array::new(value).to_vec()
+}
+
+async fn start(rt: &JsRuntime, id: &str, definition: Option<JsValue>) {
+    js(rt.launch(id.into(), definition, None)).await.unwrap();
+    js(rt.activate(id.into())).await.unwrap();
+}
+
+/// Sends packed `inputs` with sendBatch and receives as many packed answers.
+async fn round_trip<In: bytemuck::Pod, Out: bytemuck::Pod>(rt: &JsRuntime, id: &str, inputs: &[In]) -> Vec<Out> {
+    let packed = js_sys::Uint8Array::from(bytemuck::cast_slice::<In, u8>(inputs));
+    let accepted = js(rt.send_batch(id.into(), packed.into(), None)).await.unwrap();
+    assert_eq!(accepted.as_f64(), Some(inputs.len() as f64));
+    let mut bytes = Vec::new();
+    while bytes.len() < inputs.len() * std::mem::size_of::<Out>() {
+        let batch = js(rt.receive_batch(id.into(), Some(timeout(20_000)))).await.unwrap();
+        bytes.extend(js_sys::Uint8Array::new(&batch).to_vec());
+    }
+    bytemuck::pod_collect_to_vec(&bytes)
+}
+
+#[wasm_bindgen_test]
+async fn vector_add_and_saxpy_match_the_cpu_in_the_browser() {
+    let rt = js_runtime().await;
+    start(&rt, "vector_add", None).await;
+    start(&rt, "saxpy", None).await;
+    // Objects with typed-array fields in, typed arrays out.
+    for _ in 0..20 {
+        let (a, b) = (random_f32s(32, 1e3), random_f32s(32, 1e3));
+        let message = object(&[
+            ("a", js_sys::Float32Array::from(a.as_slice()).into()),
+            ("b", js_sys::Float32Array::from(b.as_slice()).into()),
+        ]);
+        let answer = js(rt.call("vector_add".into(), message, Some(timeout(20_000)))).await.unwrap();
+        let expected: Vec<f32> = a.iter().zip(&b).map(|(a, b)| a + b).collect();
+        assert_eq!(f32s(&get(&answer, "sum")), expected);
+    }
+    // Packed batches: [a, x[32], y[32]] per message.
+    let inputs: Vec<[f32; 65]> = (0..200).map(|_| random_f32s(65, 100.0).try_into().unwrap()).collect();
+    let results: Vec<[f32; 32]> = round_trip(&rt, "saxpy", &inputs).await;
+    for (input, result) in inputs.iter().zip(&results) {
+        for i in 0..32 {
+            let cpu = input[0] * input[1 + i] + input[33 + i];
+            assert!((result[i] - cpu).abs() <= 1e-5 * cpu.abs().max(1.0), "saxpy: GPU {} vs CPU {cpu}", result[i]);
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn histogram_state_and_mandelbrot_match_the_cpu_in_the_browser() {
+    let rt = js_runtime().await;
+    start(&rt, "histogram", None).await;
+    let samples: Vec<[f32; 16]> = (0..300)
+        .map(|_| random_f32s(16, 0.6).iter().map(|v| v + 0.5).collect::<Vec<_>>().try_into().unwrap())
+        .collect();
+    let mut expected = vec![0u32; 64];
+    let mut binned = Vec::new();
+    for message in &samples {
+        let inside: Vec<f32> = message.iter().copied().filter(|v| (0.0..1.0).contains(v)).collect();
+        for v in &inside {
+            expected[((v * 64.0) as usize).min(63)] += 1;
+        }
+        binned.push(inside.len() as u32);
+    }
+    assert_eq!(round_trip::<_, u32>(&rt, "histogram", &samples).await, binned);
+    let state = js(rt.read_state("histogram".into())).await.unwrap();
+    assert!(state.is_instance_of::<js_sys::Uint32Array>(), "atomic<u32> state is a Uint32Array");
+    assert_eq!(js_sys::Uint32Array::new(&state).to_vec(), expected);
+    start(&rt, "echo", None).await;
+    assert_js_error(js(rt.read_state("echo".into())).await, "TypeError", &[]);
+
+    start(&rt, "mandelbrot", None).await;
+    let tile =
+        |x: f32, y: f32, step: f32, max_iter: u32| -> [u32; 4] { [x.to_bits(), y.to_bits(), step.to_bits(), max_iter] };
+    let tiles = [tile(-0.2, -0.1, 0.02, 200), tile(3.0, 3.0, 0.1, 200), tile(-0.75, 0.1, 0.003, 300)];
+    let answers: Vec<[u32; 64]> = round_trip(&rt, "mandelbrot", &tiles).await;
+    assert_eq!(answers[0], [200; 64], "inside the set every pixel reaches max_iter");
+    assert_eq!(answers[1], [1; 64], "far outside every pixel escapes at once");
+    let differing = (0..64)
+        .filter(|&p| {
+            let (cx, cy) = (-0.75 + 0.003 * (p % 8) as f32, 0.1 + 0.003 * (p / 8) as f32);
+            let (mut x, mut y, mut n) = (0f32, 0f32, 0);
+            while n < 300 && x * x + y * y <= 4.0 {
+                (x, y) = (x * x - y * y + cx, 2.0 * x * y + cy);
+                n += 1;
+            }
+            answers[2][p] != n
+        })
+        .count();
+    assert!(differing <= 3, "{differing} of 64 boundary pixels differ from the CPU reference");
+}
+
+#[wasm_bindgen_test]
+async fn user_kernels_with_nested_messages_state_and_drops_through_the_js_api() {
+    let rt = js_runtime().await;
+    let body =
+        define_message("Body".into(), object(&[("position", "vec3<f32>".into()), ("mass", "f32".into())])).unwrap();
+    // Nested by description and by name, and an array of them.
+    let system =
+        define_message("System".into(), object(&[("sun", body), ("planets", "array<Body, 2>".into())])).unwrap();
+    let total = define_message("Total".into(), object(&[("mass", "f32".into()), ("x", "vec2<i32>".into())])).unwrap();
+    let wgsl = "// Keeps systems heavier than 1; counts kept ones in state[0].
+fn handle(msg: System, out: ptr<function, Total>) -> bool {
+    let mass = msg.sun.mass + msg.planets[0].mass + msg.planets[1].mass;
+    if (mass <= 1.0) {
+        return false;
+    }
+    atomicAdd(&state[0], 1);
+    (*out).mass = mass;
+    (*out).x = vec2<i32>(i32(msg.planets[1].position.x), -1);
+    return true;
+}";
+    ring_kernel(object(&[
+        ("id", "heavy".into()),
+        ("input", system),
+        ("output", total),
+        ("wgsl", wgsl.into()),
+        ("state", object(&[("length", 1.into()), ("type", "atomic<i32>".into())])),
+    ]))
+    .unwrap();
+    start(&rt, "heavy", None).await;
+    let body = |x: f64, mass: f64| {
+        object(&[
+            ("position", [x, 0.0, 0.0].iter().map(|v| JsValue::from(*v)).collect::<Array>().into()),
+            ("mass", mass.into()),
+        ])
+    };
+    let system = |mass: f64| {
+        object(&[
+            ("sun", body(0.0, mass)),
+            ("planets", [body(1.0, 0.25), body(7.0, 0.25)].iter().collect::<Array>().into()),
+        ])
+    };
+    let kept = js(rt.call("heavy".into(), system(2.0), Some(timeout(20_000)))).await.unwrap();
+    assert_eq!(num(&kept, "mass"), 2.5);
+    let x = get(&kept, "x");
+    assert!(x.is_instance_of::<js_sys::Int32Array>(), "vec2<i32> comes back as an Int32Array");
+    assert_eq!(js_sys::Int32Array::new(&x).to_vec(), vec![7, -1]);
+    assert_js_error(
+        js(rt.call("heavy".into(), system(0.1), Some(timeout(20_000)))).await,
+        "MessageDroppedError",
+        &[("kernelId", "heavy")],
+    );
+    let state = js(rt.read_state("heavy".into())).await.unwrap();
+    assert_eq!(js_sys::Int32Array::new(&state).to_vec(), vec![1]);
+    let telemetry = rt.get_telemetry("heavy".into()).unwrap();
+    assert_eq!((num(&telemetry, "messagesProcessed"), num(&telemetry, "messagesDropped")), (2.0, 1.0));
+    // A malformed nested field is named by its path.
+    let bad = object(&[
+        ("sun", object(&[("position", "oops".into()), ("mass", 1.into())])),
+        ("planets", Array::new().into()),
+    ]);
+    assert_js_error(js(rt.send("heavy".into(), bad, None)).await, "MessageFormatError", &[("field", "sun.position")]);
+    // Unknown definition keys and unknown type names are refused where they are written.
+    let typo = object(&[
+        ("id", "t".into()),
+        ("input", "Body".into()),
+        ("output", "Body".into()),
+        ("wgsl", "".into()),
+        ("workGroupSize", 64.into()),
+    ]);
+    assert_js_error(ring_kernel(typo).map(|_| NONE), "TypeError", &[]);
+    assert_js_error(define_message("Bad".into(), object(&[("b", "array<Nope, 2>".into())])), "TypeError", &[]);
+}
+
+#[wasm_bindgen_test]
+async fn compile_errors_carry_the_users_line_and_column_in_the_browser() {
+    let rt = js_runtime().await;
+    let request = define_message("Request".into(), object(&[("value", "i32".into())])).unwrap();
+    let response = define_message("Response".into(), object(&[("result", "i32".into())])).unwrap();
+    let definition =
+        |wgsl: &str| object(&[("input", request.clone()), ("output", response.clone()), ("wgsl", wgsl.into())]);
+    let position = |error: &JsValue| (get(error, "line").as_f64(), get(error, "column").as_f64());
+    // The browser's WGSL compiler finds this one; its position is mapped to the user's source.
+    let source = "// doubles\nfn handle(msg: Request) -> Response {\n    return Response(nope * 2);\n}";
+    let error = js(rt.launch("broken".into(), Some(definition(source)), None)).await.unwrap_err();
+    assert_eq!(get(&error, "name").as_string().unwrap(), "KernelCompileError");
+    let message = get(&error, "message").as_string().unwrap();
+    assert_eq!(position(&error), (Some(3.0), Some(21.0)), "{message}");
+    assert!(message.contains("nope") && message.contains("line 3, column 21"), "{message}");
+    // A mismatched message type is caught before the compiler, at the same place natively.
+    let error = js(rt.launch("broken".into(), Some(definition("fn handle(msg: Reqest) -> Response {}")), None))
+        .await
+        .unwrap_err();
+    assert_eq!(position(&error), (Some(1.0), Some(16.0)));
+    assert!(rt.kernel_ids().is_empty(), "a failed launch leaves nothing behind");
+}

@@ -73,6 +73,11 @@ impl Runtime {
         Ok(kernel_mut(&mut self.shared.lock(), id)?.def.output.clone())
     }
 
+    /// The kernel's state array, if its definition declares one.
+    pub fn state_spec(&self, id: &str) -> Result<Option<crate::kernel::StateSpec>> {
+        Ok(kernel_mut(&mut self.shared.lock(), id)?.def.state)
+    }
+
     pub fn queue_size(&self, id: &str) -> Result<usize> {
         Ok(kernel_mut(&mut self.shared.lock(), id)?.inbox.capacity())
     }

@@ -1,6 +1,14 @@
 //! The JavaScript surface: `RingKernelRuntime`, `defineMessage`, `ringKernel`. It converts JS
 //! values to the core's types and forwards; every behaviour lives in [`crate::runtime`], so
 //! native users miss nothing. Errors become JS `Error`s whose `name` is the contract's.
+//!
+//! - this file: TypeScript types, errors, options, the `RingKernelRuntime` class, `managedKernel`;
+//! - [`messages`]: JS values ↔ messages;
+//! - [`definitions`]: `defineMessage` and `ringKernel`.
+
+mod definitions;
+pub use definitions::{define_message, ring_kernel};
+mod messages;
 
 use std::rc::Rc;
 
@@ -12,10 +20,10 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::backend::gpu::BackendChoice;
 use crate::error::Error;
-use crate::kernel::{self, KernelDefinition, DEFAULT_WORKGROUP_SIZE};
 use crate::lifecycle::{KernelMode, KernelState};
-use crate::message::{FieldType, MessageLayout, Value};
 use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT_MS};
+use definitions::kernel_definition;
+use messages::{borrow_fields, js_message, js_state, message_fields, packed_bytes, type_name};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
@@ -77,9 +85,26 @@ export interface RuntimeSummary {
   perKernel: Record<string, KernelTelemetry>;
 }
 
+export type ScalarType = "i32" | "u32" | "f32";
+export type VectorType = `vec${2 | 3 | 4}<${ScalarType}>`;
+/**
+ * A field's type: a WGSL scalar or vector, `array<T, N>` of any field type, another message
+ * (its description, or the name it was defined under).
+ */
+export type FieldType = ScalarType | VectorType | `array<${string}, ${number}>` | MessageDescription | (string & {});
 /** What defineMessage returns: `{ name, fields: { value: "i32", ... } }`. */
-export interface MessageDescription { name: string; fields: Record<string, string>; }
-export interface KernelDefinitionInput { id?: string; input: MessageDescription; output: MessageDescription; wgsl: string; workgroupSize?: number; }
+export interface MessageDescription { name: string; fields: Record<string, FieldType>; }
+/** A kernel's persistent `state` array (zeroed at launch); read it with `readState`. */
+export interface StateDefinition { length: number; type?: "atomic<u32>" | "atomic<i32>" | "u32" | "i32" | "f32"; }
+export interface KernelDefinitionInput {
+  id?: string;
+  input: MessageDescription | string;
+  output: MessageDescription | string;
+  /** WGSL with `fn handle(msg: In) -> Out`, or `fn handle(msg: In, out: ptr<function, Out>) -> bool` to drop messages. */
+  wgsl: string;
+  workgroupSize?: number;
+  state?: StateDefinition;
+}
 "#;
 
 #[wasm_bindgen(start)]
@@ -96,9 +121,10 @@ fn js_error(error: Error) -> JsValue {
         let _ = Reflect::set(&js, &key.into(), &value);
     };
     match &error {
-        Error::KernelNotFound { id } | Error::QueueFull { id, .. } | Error::Timeout { id, .. } => {
-            set("kernelId", id.into())
-        }
+        Error::KernelNotFound { id }
+        | Error::QueueFull { id, .. }
+        | Error::Timeout { id, .. }
+        | Error::MessageDropped { id } => set("kernelId", id.into()),
         Error::KernelState { id, state, action } => {
             set("kernelId", id.into());
             set("state", state.as_str().into());
@@ -194,74 +220,6 @@ impl OptionKeys for TimeoutOptions {
 }
 impl OptionKeys for ReceiveBatchOptions {
     const KEYS: &'static [&'static str] = &["max", "timeout"];
-}
-
-/// Reads one JS message object into named values. Shape problems (not an object, a field that
-/// is a string) are reported by field; the layout checks the rest.
-fn message_fields(id: &str, message: &JsValue) -> Result<Vec<(String, Value)>, JsValue> {
-    let malformed = |field: &str, problem: String| {
-        js_error(Error::MessageFormat { id: id.to_owned(), field: field.to_owned(), problem })
-    };
-    if !message.is_object() || Array::is_array(message) {
-        return Err(malformed("(message)", format!("must be an object, got {}", type_name(message))));
-    }
-    let entries = Object::entries(message.unchecked_ref());
-    let mut fields = Vec::with_capacity(entries.length() as usize);
-    for entry in entries.iter() {
-        let entry: Array = entry.unchecked_into();
-        let name = entry.get(0).as_string().unwrap_or_default();
-        let value = entry.get(1);
-        let value = if let Some(n) = value.as_f64() {
-            Value::Number(n)
-        } else if Array::is_array(&value) || ArrayBufferViewLike::is(&value) {
-            let list = Array::from(&value);
-            let mut numbers = Vec::with_capacity(list.length() as usize);
-            for item in list.iter() {
-                numbers.push(item.as_f64().ok_or_else(|| {
-                    malformed(&name, format!("holds a {} where numbers are expected", type_name(&item)))
-                })?);
-            }
-            Value::List(numbers)
-        } else {
-            return Err(malformed(&name, format!("expects a number or an array, got {}", type_name(&value))));
-        };
-        fields.push((name, value));
-    }
-    Ok(fields)
-}
-
-/// Typed arrays (and DataView) share the ArrayBuffer.isView test.
-struct ArrayBufferViewLike;
-impl ArrayBufferViewLike {
-    fn is(value: &JsValue) -> bool {
-        js_sys::ArrayBuffer::is_view(value) && !value.is_instance_of::<js_sys::DataView>()
-    }
-}
-
-fn type_name(value: &JsValue) -> String {
-    if value.is_null() {
-        "null".into()
-    } else if Array::is_array(value) {
-        "array".into()
-    } else {
-        value.js_typeof().as_string().unwrap_or_else(|| "unknown".into())
-    }
-}
-
-fn decoded_object(fields: Vec<(String, Value)>) -> JsValue {
-    let object = Object::new();
-    for (name, value) in fields {
-        let js = match value {
-            Value::Number(n) => JsValue::from(n),
-            Value::List(list) => list.into_iter().map(JsValue::from).collect::<Array>().into(),
-        };
-        let _ = Reflect::set(&object, &name.into(), &js);
-    }
-    object.into()
-}
-
-fn borrow_fields(fields: &[(String, Value)]) -> Vec<(&str, Value)> {
-    fields.iter().map(|(n, v)| (n.as_str(), v.clone())).collect()
 }
 
 /// Makes `await using x = ...` work: the instance's class gets `[Symbol.asyncDispose]`, the
@@ -418,17 +376,8 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let opts: TimeoutOptions = parse_options(options, "sendBatch options")?;
-            let packed = if ArrayBufferViewLike::is(&messages) || messages.is_instance_of::<js_sys::ArrayBuffer>() {
-                let view: js_sys::Uint8Array = if messages.is_instance_of::<js_sys::ArrayBuffer>() {
-                    js_sys::Uint8Array::new(&messages)
-                } else {
-                    let v: js_sys::Object = messages.unchecked_into();
-                    let buffer = Reflect::get(&v, &"buffer".into())?;
-                    let offset = Reflect::get(&v, &"byteOffset".into())?.as_f64().unwrap_or(0.0) as u32;
-                    let length = Reflect::get(&v, &"byteLength".into())?.as_f64().unwrap_or(0.0) as u32;
-                    js_sys::Uint8Array::new_with_byte_offset_and_length(&buffer, offset, length)
-                };
-                view.to_vec()
+            let packed = if let Some(bytes) = packed_bytes(&messages) {
+                bytes
             } else if Array::is_array(&messages) {
                 let list = Array::from(&messages);
                 let mut packed = Vec::new();
@@ -463,7 +412,7 @@ impl JsRuntime {
             let opts: TimeoutOptions = parse_options(options, "call options")?;
             let fields = message_fields(&id, &message)?;
             let answer = rt.call(&id, &borrow_fields(&fields), opts.timeout).await.map_err(js_error)?;
-            Ok(decoded_object(answer))
+            Ok(js_message(&rt.output_layout(&id).map_err(js_error)?, answer))
         })
     }
 
@@ -478,7 +427,7 @@ impl JsRuntime {
         future_to_promise(async move {
             let opts: TimeoutOptions = parse_options(options, "receive options")?;
             let fields = rt.receive(&id, opts.timeout).await.map_err(js_error)?;
-            Ok(decoded_object(fields))
+            Ok(js_message(&rt.output_layout(&id).map_err(js_error)?, fields))
         })
     }
 
@@ -495,6 +444,19 @@ impl JsRuntime {
             let packed =
                 rt.receive_batch_packed(&id, opts.max.unwrap_or(usize::MAX), opts.timeout).await.map_err(js_error)?;
             Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
+        })
+    }
+
+    /// Copies the kernel's `state` array back from the GPU, as a `Uint32Array`, `Int32Array` or
+    /// `Float32Array` by its element type; it includes every message answered so far. Readable
+    /// until the kernel is removed, so final results survive `terminate`.
+    #[wasm_bindgen(js_name = readState, unchecked_return_type = "Promise<Uint32Array | Int32Array | Float32Array>")]
+    pub fn read_state(&self, id: String) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let bytes = rt.read_state(&id).await.map_err(js_error)?;
+            let spec = rt.state_spec(&id).map_err(js_error)?.expect("read_state checked the kernel has state");
+            Ok(js_state(spec.element.scalar(), &bytes))
         })
     }
 
@@ -548,64 +510,6 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move { rt.dispose().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
     }
-}
-
-/// A message type: `defineMessage("Request", { value: "i32" })`. Returns a plain description
-/// object `{ name, fields }` that `ringKernel` and `launch` accept.
-#[wasm_bindgen(js_name = defineMessage)]
-pub fn define_message(name: String, fields: JsValue) -> Result<JsValue, JsValue> {
-    let description = Object::new();
-    Reflect::set(&description, &"name".into(), &name.clone().into())?;
-    Reflect::set(&description, &"fields".into(), &fields)?;
-    // Validate now so a bad type is reported where it was written.
-    message_layout(&description.clone().into())?;
-    Ok(description.into())
-}
-
-fn message_layout(description: &JsValue) -> Result<MessageLayout, JsValue> {
-    let name = Reflect::get(description, &"name".into())?
-        .as_string()
-        .ok_or_else(|| type_error("a message needs a string name".into()))?;
-    let fields = Reflect::get(description, &"fields".into())?;
-    if !fields.is_object() {
-        return Err(type_error(format!("message {name}: fields must be an object like {{ value: \"i32\" }}")));
-    }
-    let mut parsed = Vec::new();
-    for entry in Object::entries(fields.unchecked_ref()).iter() {
-        let entry: Array = entry.unchecked_into();
-        let field = entry.get(0).as_string().unwrap_or_default();
-        let ty = entry.get(1).as_string().unwrap_or_default();
-        let ty = FieldType::parse(&ty)
-            .ok_or_else(|| type_error(format!("message {name}: field '{field}' has unsupported type '{ty}'")))?;
-        parsed.push((field, ty));
-    }
-    let refs: Vec<(&str, FieldType)> = parsed.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
-    MessageLayout::new(&name, &refs).map_err(|e| type_error(format!("message {name}: '{}' {}", e.field, e.problem)))
-}
-
-fn kernel_definition(definition: &JsValue) -> Result<KernelDefinition, JsValue> {
-    let get = |key: &str| Reflect::get(definition, &key.into());
-    let id = get("id")?.as_string().unwrap_or_default();
-    let wgsl = get("wgsl")?.as_string().ok_or_else(|| type_error(format!("kernel '{id}': wgsl must be a string")))?;
-    let mut def = KernelDefinition::new(&id, message_layout(&get("input")?)?, message_layout(&get("output")?)?, &wgsl);
-    let workgroup_size = get("workgroupSize")?;
-    def.workgroup_size = match workgroup_size.as_f64() {
-        None if workgroup_size.is_undefined() => DEFAULT_WORKGROUP_SIZE,
-        Some(n) if (1.0..=256.0).contains(&n) && n.fract() == 0.0 => n as u32,
-        _ => return Err(type_error(format!("kernel '{id}': workgroupSize must be an integer from 1 to 256"))),
-    };
-    Ok(def)
-}
-
-/// Registers a kernel globally so `runtime.launch(id)` finds it (the seeds' `@ring_kernel`).
-#[wasm_bindgen(js_name = ringKernel)]
-pub fn ring_kernel(definition: JsValue) -> Result<(), JsValue> {
-    let def = kernel_definition(&definition)?;
-    if def.id.is_empty() {
-        return Err(type_error("ringKernel needs an id".into()));
-    }
-    kernel::register(def);
-    Ok(())
 }
 
 /// Serializes telemetry-like values: `None` becomes `null`, maps become plain objects.

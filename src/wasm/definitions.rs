@@ -1,0 +1,135 @@
+//! `defineMessage` and `ringKernel`: message types and kernels defined from JavaScript, turned
+//! into the core's [`MessageLayout`] and [`KernelDefinition`] and put in the registries
+//! (the seeds' `@message` and `@ring_kernel`).
+
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::messages::type_name;
+use super::type_error;
+use crate::kernel::{self, KernelDefinition, StateElement, DEFAULT_WORKGROUP_SIZE};
+use crate::message::{registry, FieldType, MessageLayout};
+
+/// A message type: `defineMessage("Particle", { position: "vec3<f32>", mass: "f32" })`.
+/// Field types are WGSL spellings (`i32`, `vec2<u32>`, `array<f32, 16>`), other message types
+/// (their description, or their name once defined: `"Particle"`, `"array<Particle, 8>"`).
+/// Registers the type by name and returns the description `{ name, fields }` that
+/// `ringKernel`, `launch` and other messages accept.
+#[wasm_bindgen(js_name = defineMessage, unchecked_return_type = "MessageDescription")]
+pub fn define_message(
+    name: String,
+    #[wasm_bindgen(unchecked_param_type = "Record<string, FieldType>")] fields: JsValue,
+) -> Result<JsValue, JsValue> {
+    let description = Object::new();
+    Reflect::set(&description, &"name".into(), &name.into())?;
+    Reflect::set(&description, &"fields".into(), &fields)?;
+    // Validate now so a bad type is reported where it was written.
+    registry::register(message_layout(&description.clone().into())?);
+    Ok(description.into())
+}
+
+/// A description object, or the name of a defined message.
+fn message_layout(description: &JsValue) -> Result<MessageLayout, JsValue> {
+    if let Some(name) = description.as_string() {
+        return registry::lookup(&name)
+            .map(|layout| (*layout).clone())
+            .ok_or_else(|| type_error(format!("no message type named '{name}'; define it with defineMessage first")));
+    }
+    if !description.is_object() {
+        return Err(type_error(format!(
+            "a message type must be a defineMessage result, got {}",
+            type_name(description)
+        )));
+    }
+    let name = Reflect::get(description, &"name".into())?
+        .as_string()
+        .ok_or_else(|| type_error("a message needs a string name".into()))?;
+    let fields = Reflect::get(description, &"fields".into())?;
+    if !fields.is_object() {
+        return Err(type_error(format!("message {name}: fields must be an object like {{ value: \"i32\" }}")));
+    }
+    let mut parsed = Vec::new();
+    for entry in Object::entries(fields.unchecked_ref()).iter() {
+        let entry: Array = entry.unchecked_into();
+        let field = entry.get(0).as_string().unwrap_or_default();
+        let ty = entry.get(1);
+        let ty = match ty.as_string() {
+            Some(text) => FieldType::parse(&text).ok_or_else(|| {
+                type_error(format!(
+                    "message {name}: field '{field}' has unsupported type '{text}' (use i32, u32, f32, vecN<T>, \
+                     array<T, N> or a defined message's name)"
+                ))
+            })?,
+            None if ty.is_object() => FieldType::message(&message_layout(&ty)?),
+            None => {
+                return Err(type_error(format!("message {name}: field '{field}' needs a type, got {}", type_name(&ty))))
+            }
+        };
+        parsed.push((field, ty));
+    }
+    let refs: Vec<(&str, FieldType)> = parsed.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    MessageLayout::new(&name, &refs).map_err(|e| type_error(format!("message {name}: {e}")))
+}
+
+const DEFINITION_KEYS: &[&str] = &["id", "input", "output", "wgsl", "workgroupSize", "state"];
+
+pub(super) fn kernel_definition(definition: &JsValue) -> Result<KernelDefinition, JsValue> {
+    if !definition.is_object() {
+        return Err(type_error(format!("a kernel definition must be an object, got {}", type_name(definition))));
+    }
+    let get = |key: &str| Reflect::get(definition, &key.into());
+    let id = get("id")?.as_string().unwrap_or_default();
+    for key in Object::keys(definition.unchecked_ref::<Object>()).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !DEFINITION_KEYS.contains(&key.as_str()) {
+            return Err(type_error(format!(
+                "kernel '{id}': unknown key '{key}' (expected one of {})",
+                DEFINITION_KEYS.join(", ")
+            )));
+        }
+    }
+    let wgsl = get("wgsl")?.as_string().ok_or_else(|| type_error(format!("kernel '{id}': wgsl must be a string")))?;
+    let mut def = KernelDefinition::new(&id, message_layout(&get("input")?)?, message_layout(&get("output")?)?, &wgsl);
+    let workgroup_size = get("workgroupSize")?;
+    def.workgroup_size = match workgroup_size.as_f64() {
+        None if workgroup_size.is_undefined() => DEFAULT_WORKGROUP_SIZE,
+        Some(n) if (1.0..=256.0).contains(&n) && n.fract() == 0.0 => n as u32,
+        _ => return Err(type_error(format!("kernel '{id}': workgroupSize must be an integer from 1 to 256"))),
+    };
+    let state = get("state")?;
+    if !state.is_undefined() {
+        let bad = || {
+            type_error(format!(
+                "kernel '{id}': state must be {{ length: 1 to {}, type?: \"atomic<u32>\" | \"atomic<i32>\" | \"u32\" | \
+                 \"i32\" | \"f32\" }}",
+                kernel::MAX_STATE_LEN
+            ))
+        };
+        let length = Reflect::get(&state, &"length".into())?.as_f64().ok_or_else(bad)?;
+        if !(1.0..=kernel::MAX_STATE_LEN as f64).contains(&length) || length.fract() != 0.0 {
+            return Err(bad());
+        }
+        let element = match Reflect::get(&state, &"type".into())?.as_string() {
+            None => StateElement::AtomicU32,
+            Some(text) => StateElement::parse(&text).ok_or_else(bad)?,
+        };
+        def = def.with_state(element, length as u32);
+    }
+    Ok(def)
+}
+
+/// Registers a kernel globally so `runtime.launch(id)` finds it (the seeds' `@ring_kernel`).
+/// The handler is WGSL: `fn handle(msg: In) -> Out`, or `fn handle(msg: In, out: ptr<function,
+/// Out>) -> bool` to drop messages; with `state`, it may use the `state` array.
+#[wasm_bindgen(js_name = ringKernel)]
+pub fn ring_kernel(
+    #[wasm_bindgen(unchecked_param_type = "KernelDefinitionInput")] definition: JsValue,
+) -> Result<(), JsValue> {
+    let def = kernel_definition(&definition)?;
+    if def.id.is_empty() {
+        return Err(type_error("ringKernel needs an id".into()));
+    }
+    kernel::register(def);
+    Ok(())
+}

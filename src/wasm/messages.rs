@@ -1,0 +1,137 @@
+//! JavaScript values ↔ messages.
+//!
+//! In: numbers for scalars; arrays or typed arrays of numbers for vectors and numeric arrays
+//! (flat, or nested per element); objects for nested messages; arrays of objects for arrays
+//! of messages. Out: the same shapes, with typed arrays (`Float32Array`, `Int32Array`,
+//! `Uint32Array`, by the field's scalar) for vectors and numeric arrays.
+
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::js_error;
+use crate::error::Error;
+use crate::message::{FieldType, MessageLayout, Scalar, Value};
+
+/// Reads one JS message object into named values. Shape problems (not an object, a field that
+/// is a string) are reported by field path; the layout checks the rest.
+pub(super) fn message_fields(id: &str, message: &JsValue) -> Result<Vec<(String, Value)>, JsValue> {
+    if !is_plain_object(message) {
+        return Err(malformed(id, "(message)", format!("must be an object, got {}", type_name(message))));
+    }
+    match js_value(id, message, "")? {
+        Value::Struct(fields) => Ok(fields),
+        _ => unreachable!("objects convert to structs"),
+    }
+}
+
+fn malformed(id: &str, field: &str, problem: String) -> JsValue {
+    js_error(Error::MessageFormat { id: id.to_owned(), field: field.to_owned(), problem })
+}
+
+fn is_plain_object(value: &JsValue) -> bool {
+    value.is_object() && !Array::is_array(value) && !is_typed_array(value)
+}
+
+fn js_value(id: &str, value: &JsValue, path: &str) -> Result<Value, JsValue> {
+    if let Some(n) = value.as_f64() {
+        return Ok(Value::Number(n));
+    }
+    if is_typed_array(value) {
+        let numbers = Array::from(value).iter().map(|n| n.as_f64().unwrap_or(f64::NAN)).collect();
+        return Ok(Value::List(numbers));
+    }
+    if Array::is_array(value) {
+        let items = Array::from(value);
+        if items.iter().all(|item| item.as_f64().is_some()) {
+            return Ok(Value::List(items.iter().map(|n| n.as_f64().expect("checked")).collect()));
+        }
+        let values: Result<Vec<Value>, JsValue> =
+            items.iter().enumerate().map(|(i, item)| js_value(id, &item, &format!("{path}[{i}]"))).collect();
+        return values.map(Value::Array);
+    }
+    if is_plain_object(value) {
+        let mut fields = Vec::new();
+        for entry in Object::entries(value.unchecked_ref()).iter() {
+            let entry: Array = entry.unchecked_into();
+            let name = entry.get(0).as_string().unwrap_or_default();
+            let child = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+            fields.push((name, js_value(id, &entry.get(1), &child)?));
+        }
+        return Ok(Value::Struct(fields));
+    }
+    Err(malformed(id, path, format!("expects a number, an array or an object, got {}", type_name(value))))
+}
+
+/// An answer as a JS object, shaped by its layout.
+pub(super) fn js_message(layout: &MessageLayout, fields: Vec<(String, Value)>) -> JsValue {
+    let object = Object::new();
+    for (field, (name, value)) in layout.fields().iter().zip(fields) {
+        let _ = Reflect::set(&object, &name.into(), &js_field(&field.ty, value));
+    }
+    object.into()
+}
+
+fn js_field(ty: &FieldType, value: Value) -> JsValue {
+    match (ty, value) {
+        (_, Value::Number(n)) => n.into(),
+        (FieldType::Struct(layout), Value::Struct(fields)) => js_message(layout, fields),
+        (FieldType::Array(element, _), Value::Array(items)) => {
+            items.into_iter().map(|item| js_field(element, item)).collect::<Array>().into()
+        }
+        (_, Value::List(numbers)) => match ty.scalar() {
+            Some(Scalar::F32) => {
+                js_sys::Float32Array::from(numbers.iter().map(|&n| n as f32).collect::<Vec<_>>().as_slice()).into()
+            }
+            Some(Scalar::I32) => {
+                js_sys::Int32Array::from(numbers.iter().map(|&n| n as i32).collect::<Vec<_>>().as_slice()).into()
+            }
+            _ => js_sys::Uint32Array::from(numbers.iter().map(|&n| n as u32).collect::<Vec<_>>().as_slice()).into(),
+        },
+        (_, other) => unreachable!("decode shapes values by their layout, got {other:?}"),
+    }
+}
+
+/// The bytes of a typed array, DataView or ArrayBuffer (messages already packed).
+pub(super) fn packed_bytes(value: &JsValue) -> Option<Vec<u8>> {
+    if value.is_instance_of::<js_sys::ArrayBuffer>() {
+        return Some(js_sys::Uint8Array::new(value).to_vec());
+    }
+    if !js_sys::ArrayBuffer::is_view(value) {
+        return None;
+    }
+    let get = |key: &str| Reflect::get(value, &key.into()).ok();
+    let buffer = get("buffer")?;
+    let offset = get("byteOffset")?.as_f64()? as u32;
+    let length = get("byteLength")?.as_f64()? as u32;
+    Some(js_sys::Uint8Array::new_with_byte_offset_and_length(&buffer, offset, length).to_vec())
+}
+
+/// Typed arrays (not DataView, which holds bytes rather than numbers).
+fn is_typed_array(value: &JsValue) -> bool {
+    js_sys::ArrayBuffer::is_view(value) && !value.is_instance_of::<js_sys::DataView>()
+}
+
+pub(super) fn type_name(value: &JsValue) -> String {
+    if value.is_null() {
+        "null".into()
+    } else if Array::is_array(value) {
+        "array".into()
+    } else {
+        value.js_typeof().as_string().unwrap_or_else(|| "unknown".into())
+    }
+}
+
+pub(super) fn borrow_fields(fields: &[(String, Value)]) -> Vec<(&str, Value)> {
+    fields.iter().map(|(n, v)| (n.as_str(), v.clone())).collect()
+}
+
+/// A state array as the typed array of its element type.
+pub(super) fn js_state(scalar: Scalar, bytes: &[u8]) -> JsValue {
+    let words: Vec<u32> = bytemuck::pod_collect_to_vec(bytes);
+    match scalar {
+        Scalar::U32 => js_sys::Uint32Array::from(words.as_slice()).into(),
+        Scalar::I32 => js_sys::Int32Array::from(bytemuck::cast_slice::<u32, i32>(&words)).into(),
+        Scalar::F32 => js_sys::Float32Array::from(bytemuck::cast_slice::<u32, f32>(&words)).into(),
+    }
+}
