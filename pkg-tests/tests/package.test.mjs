@@ -42,7 +42,10 @@ test("the installed package.json names the module and its types", async () => {
   }
   const types = await readFile(join(installed, pkg.types), "utf8");
   assert.match(types, /export class RingKernelRuntime/);
-  assert.match(types, /receive\(id: string, options\?: TimeoutOptions\): Promise<Record<string, number \| number\[\]>>/);
+  assert.match(types, /receive\(id: string, options\?: TimeoutOptions\): Promise<MessageOutput>/);
+  assert.match(types, /readState\(id: string\): Promise<Uint32Array \| Int32Array \| Float32Array>/);
+  assert.match(types, /export function defineMessage\(name: string, fields: Record<string, FieldType>\): MessageDescription;/);
+  assert.match(types, /export function ringKernel\(definition: KernelDefinitionInput\): void;/);
   assert.match(types, /call\(id: string, message: [^)]*, options\?: TimeoutOptions\): Promise</);
   assert.match(types, /getState\(id: string\): KernelState;/);
   assert.match(types, /getTelemetry\(id: string\): KernelTelemetry \| null;/);
@@ -112,6 +115,13 @@ const EXAMPLES = {
   "multiple-kernels": ["Active kernels: aggregator, processor1, processor2", "Hypotenuse: 5", "Total messages: 3"],
   "pause-and-resume": ["State: deactivated", "Done: 1, 2, 3, 4, 5, 6"],
   "managed-kernel": ["Result: 42", "State: terminated"],
+  "user-kernel": [
+    "Position: 0.25, 0.5, 0",
+    "Position: 0, 0, 0",
+    "Kept: 2, dropped: 1",
+    "Dropped in telemetry: 1",
+    "KernelCompileError at line 3, column 19",
+  ],
 };
 
 for (const [name, expected] of Object.entries(EXAMPLES)) {

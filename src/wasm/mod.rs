@@ -85,6 +85,11 @@ export interface RuntimeSummary {
   perKernel: Record<string, KernelTelemetry>;
 }
 
+/** A message as sent: numbers, arrays or typed arrays of numbers, objects for nested messages. */
+export type MessageInput = { [field: string]: number | ArrayLike<number> | ArrayLike<number>[] | MessageInput | MessageInput[] };
+/** An answer: numbers, typed arrays (by the field's scalar) for vectors and numeric arrays, objects for nested messages. */
+export type MessageOutput = { [field: string]: number | Float32Array | Int32Array | Uint32Array | MessageOutput | MessageOutput[] };
+
 export type ScalarType = "i32" | "u32" | "f32";
 export type VectorType = `vec${2 | 3 | 4}<${ScalarType}>`;
 /**
@@ -349,7 +354,7 @@ impl JsRuntime {
     pub fn send(
         &self,
         id: String,
-        #[wasm_bindgen(unchecked_param_type = "Record<string, number | ArrayLike<number>>")] message: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
@@ -367,10 +372,7 @@ impl JsRuntime {
     pub fn send_batch(
         &self,
         id: String,
-        #[wasm_bindgen(
-            unchecked_param_type = "Record<string, number | ArrayLike<number>>[] | ArrayBufferView | ArrayBuffer"
-        )]
-        messages: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "MessageInput[] | ArrayBufferView | ArrayBuffer")] messages: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
@@ -400,11 +402,11 @@ impl JsRuntime {
     /// Sends one message and resolves with its own answer, matched by correlation id, however
     /// many calls are in flight. `{ timeout }` ms covers queue room (`QueueFullError`) and the
     /// answer (`TimeoutError`).
-    #[wasm_bindgen(unchecked_return_type = "Promise<Record<string, number | number[]>>")]
+    #[wasm_bindgen(unchecked_return_type = "Promise<MessageOutput>")]
     pub fn call(
         &self,
         id: String,
-        #[wasm_bindgen(unchecked_param_type = "Record<string, number | ArrayLike<number>>")] message: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
@@ -417,7 +419,7 @@ impl JsRuntime {
     }
 
     /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
-    #[wasm_bindgen(unchecked_return_type = "Promise<Record<string, number | number[]>>")]
+    #[wasm_bindgen(unchecked_return_type = "Promise<MessageOutput>")]
     pub fn receive(
         &self,
         id: String,
