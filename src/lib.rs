@@ -6,9 +6,10 @@
 //!
 //! Where things live:
 //! - [`lifecycle`]: states and the transition table.
-//! - [`message`]: field types, WGSL byte layout, packing.
-//! - [`kernel`]: kernel definitions, the registry and the built-ins.
-//! - [`codegen`]: message structs + ring harness + handler → WGSL.
+//! - [`message`]: field types, WGSL byte layout, packing, message types by name.
+//! - [`kernel`]: kernel definitions (with optional state), the registry and the built-ins.
+//! - [`codegen`]: message structs + ring harness + handler → WGSL, and compile errors at the
+//!   user's line and column.
 //! - [`queue`]: host staging queues and the GPU control block layout.
 //! - [`backend`]: the wgpu device, per-kernel GPU resources, readback.
 //! - [`runtime`]: the kernel table and every public operation (lifecycle, messaging, queries).
@@ -47,9 +48,9 @@ pub mod wasm;
 
 pub use backend::gpu::{AdapterSummary, BackendChoice};
 pub use error::{Error, Result};
-pub use kernel::KernelDefinition;
+pub use kernel::{KernelDefinition, StateElement};
 pub use lifecycle::{KernelMode, KernelState};
-pub use message::{FieldType, MessageLayout, Value};
+pub use message::{FieldType, MessageLayout, Scalar, Value};
 pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, TimeoutMs};
 pub use telemetry::{KernelTelemetry, LatencySummary, RuntimeSummary};
 
