@@ -28,17 +28,14 @@ pub enum StateElement {
 }
 
 impl StateElement {
-    /// Parses the WGSL spelling: `atomic<u32>`, `atomic<i32>`, `u32`, `i32`, `f32`.
+    pub const ALL: [StateElement; 5] =
+        [StateElement::AtomicU32, StateElement::AtomicI32, StateElement::U32, StateElement::I32, StateElement::F32];
+
+    /// Parses the WGSL spelling (what `Display` writes): `atomic<u32>`, `atomic<i32>`, `u32`,
+    /// `i32`, `f32`; whitespace inside is ignored.
     pub fn parse(text: &str) -> Option<Self> {
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        Some(match compact.as_str() {
-            "atomic<u32>" => StateElement::AtomicU32,
-            "atomic<i32>" => StateElement::AtomicI32,
-            "u32" => StateElement::U32,
-            "i32" => StateElement::I32,
-            "f32" => StateElement::F32,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|element| element.to_string() == compact)
     }
 
     /// The scalar the host reads back.

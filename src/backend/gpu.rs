@@ -203,28 +203,59 @@ impl GpuKernel {
             return Err(shader.compile_error(&definition.id, &error.message, at));
         }
 
-        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
+        let input_stride = definition.input.size() as u64;
+        let output_stride = definition.output.size() as u64;
+        let control = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("control block"),
+            contents: bytemuck::bytes_of(&ControlBlock { capacity: slots, ..Default::default() }),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+        });
+        let ring = |label, stride: u64, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: stride * slots as u64,
+                usage,
+                mapped_at_creation: false,
+            })
         };
-        // Bindings as in shaders/harness/: 3 only for handlers that may drop, 4 only with state.
+        let input_ring = ring("input ring", input_stride, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST);
+        let output_ring =
+            ring("output ring", output_stride, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
         let drops = shader.form == HandlerForm::AnswerOrDrop;
-        let mut entries = vec![storage(0, false), storage(1, true), storage(2, false)];
-        if drops {
-            entries.push(storage(3, false));
-        }
-        if definition.state.is_some() {
-            entries.push(storage(4, false));
-        }
+        let kept = drops.then(|| ring("kept flags", 4, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC));
+        // wgpu zero-initializes new buffers, which is the state's documented starting value.
+        let state = definition.state.map(|spec| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernel state"),
+                size: spec.size_bytes(),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            })
+        });
+
+        // Bindings as in shaders/harness/ (binding, read-only, buffer): 3 only for handlers that
+        // may drop, 4 only with state. The layout and the bind group are both made from this list.
+        let mut bindings = vec![(0, false, &control), (1, true, &input_ring), (2, false, &output_ring)];
+        bindings.extend(kept.as_ref().map(|buffer| (3, false, buffer)));
+        bindings.extend(state.as_ref().map(|buffer| (4, false, buffer)));
+        let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+            .iter()
+            .map(|&(binding, read_only, _)| wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
         // An explicit layout so both entry points (which use different bindings) share one bind group.
-        let bind_group_layout =
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &entries });
+        let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &layout_entries,
+        });
         let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(label),
             bind_group_layouts: &[Some(&bind_group_layout)],
@@ -250,50 +281,14 @@ impl GpuKernel {
                 column: None,
             });
         }
-
-        let input_stride = definition.input.size() as u64;
-        let output_stride = definition.output.size() as u64;
-        let control = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("control block"),
-            contents: bytemuck::bytes_of(&ControlBlock { capacity: slots, ..Default::default() }),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
-        });
-        let ring = |label, stride: u64, usage| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: stride * slots as u64,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
-        let input_ring = ring("input ring", input_stride, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST);
-        let output_ring =
-            ring("output ring", output_stride, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
-        let kept = drops.then(|| ring("kept flags", 4, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC));
-        // wgpu zero-initializes new buffers, which is the state's documented starting value.
-        let state = definition.state.map(|spec| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("kernel state"),
-                size: spec.size_bytes(),
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            })
-        });
-        let mut entries = vec![
-            wgpu::BindGroupEntry { binding: 0, resource: control.as_entire_binding() },
-            wgpu::BindGroupEntry { binding: 1, resource: input_ring.as_entire_binding() },
-            wgpu::BindGroupEntry { binding: 2, resource: output_ring.as_entire_binding() },
-        ];
-        if let Some(kept) = &kept {
-            entries.push(wgpu::BindGroupEntry { binding: 3, resource: kept.as_entire_binding() });
-        }
-        if let Some(state) = &state {
-            entries.push(wgpu::BindGroupEntry { binding: 4, resource: state.as_entire_binding() });
-        }
+        let group_entries: Vec<wgpu::BindGroupEntry> = bindings
+            .iter()
+            .map(|&(binding, _, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
+            .collect();
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(label),
             layout: &bind_group_layout,
-            entries: &entries,
+            entries: &group_entries,
         });
         Ok(GpuKernel {
             control,

@@ -1,6 +1,6 @@
 //! Code generation: message structs + ring harness (`shaders/harness/`) + user handler → one
 //! WGSL module. The handler goes last, so a compiler position maps back to the user's source
-//! by subtracting a line offset ([`GeneratedShader::user_position`]).
+//! by subtracting a line offset ([`GeneratedShader::user_line`]).
 //!
 //! - [`handler`]: finds `fn handle` and checks its signature before any compiler runs;
 //! - `naga_check` (native): compiles the module with naga and maps its errors to user positions.

@@ -138,13 +138,11 @@ impl FieldType {
 }
 
 impl Scalar {
+    pub const ALL: [Scalar; 3] = [Scalar::I32, Scalar::U32, Scalar::F32];
+
+    /// Parses the WGSL spelling (what `Display` writes).
     fn parse(text: &str) -> Option<Scalar> {
-        match text.trim() {
-            "i32" => Some(Scalar::I32),
-            "u32" => Some(Scalar::U32),
-            "f32" => Some(Scalar::F32),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|scalar| scalar.to_string() == text.trim())
     }
 }
 

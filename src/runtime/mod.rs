@@ -396,11 +396,10 @@ impl Runtime {
     /// [`read_state`](Self::read_state) as `u32`, `i32` or `f32` values, matching the state's
     /// element type.
     pub async fn read_state_as<T: bytemuck::Pod>(&self, id: &str) -> Result<Vec<T>> {
-        let bytes = self.read_state(id).await?;
         if std::mem::size_of::<T>() != 4 {
             return Err(Error::InvalidArgument("state elements are 4 bytes (u32, i32 or f32)".into()));
         }
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        Ok(bytemuck::pod_collect_to_vec(&self.read_state(id).await?))
     }
 
     /// Forgets a terminated kernel (and any answers nobody received) so its id can be

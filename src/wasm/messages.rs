@@ -19,10 +19,19 @@ pub(super) fn message_fields(id: &str, message: &JsValue) -> Result<Vec<(String,
     if !is_plain_object(message) {
         return Err(malformed(id, "(message)", format!("must be an object, got {}", type_name(message))));
     }
-    match js_value(id, message, "")? {
-        Value::Struct(fields) => Ok(fields),
-        _ => unreachable!("objects convert to structs"),
+    js_fields(id, message, "")
+}
+
+/// An object's fields as named values; `path` names the object in errors.
+fn js_fields(id: &str, object: &JsValue, path: &str) -> Result<Vec<(String, Value)>, JsValue> {
+    let mut fields = Vec::new();
+    for entry in Object::entries(object.unchecked_ref()).iter() {
+        let entry: Array = entry.unchecked_into();
+        let name = entry.get(0).as_string().unwrap_or_default();
+        let child = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+        fields.push((name, js_value(id, &entry.get(1), &child)?));
     }
+    Ok(fields)
 }
 
 fn malformed(id: &str, field: &str, problem: String) -> JsValue {
@@ -51,14 +60,7 @@ fn js_value(id: &str, value: &JsValue, path: &str) -> Result<Value, JsValue> {
         return values.map(Value::Array);
     }
     if is_plain_object(value) {
-        let mut fields = Vec::new();
-        for entry in Object::entries(value.unchecked_ref()).iter() {
-            let entry: Array = entry.unchecked_into();
-            let name = entry.get(0).as_string().unwrap_or_default();
-            let child = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
-            fields.push((name, js_value(id, &entry.get(1), &child)?));
-        }
-        return Ok(Value::Struct(fields));
+        return js_fields(id, value, path).map(Value::Struct);
     }
     Err(malformed(id, path, format!("expects a number, an array or an object, got {}", type_name(value))))
 }

@@ -21,6 +21,7 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::backend::gpu::BackendChoice;
 use crate::error::Error;
 use crate::lifecycle::{KernelMode, KernelState};
+use crate::message::Scalar;
 use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT_MS};
 use definitions::kernel_definition;
 use messages::{borrow_fields, js_message, js_state, message_fields, packed_bytes, type_name};
@@ -413,8 +414,9 @@ impl JsRuntime {
         future_to_promise(async move {
             let opts: TimeoutOptions = parse_options(options, "call options")?;
             let fields = message_fields(&id, &message)?;
+            let layout = rt.output_layout(&id).map_err(js_error)?;
             let answer = rt.call(&id, &borrow_fields(&fields), opts.timeout).await.map_err(js_error)?;
-            Ok(js_message(&rt.output_layout(&id).map_err(js_error)?, answer))
+            Ok(js_message(&layout, answer))
         })
     }
 
@@ -428,8 +430,9 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let opts: TimeoutOptions = parse_options(options, "receive options")?;
-            let fields = rt.receive(&id, opts.timeout).await.map_err(js_error)?;
-            Ok(js_message(&rt.output_layout(&id).map_err(js_error)?, fields))
+            let layout = rt.output_layout(&id).map_err(js_error)?;
+            let answer = rt.receive_packed(&id, opts.timeout).await.map_err(js_error)?;
+            Ok(js_message(&layout, layout.decode(&answer)))
         })
     }
 
@@ -456,9 +459,10 @@ impl JsRuntime {
     pub fn read_state(&self, id: String) -> Promise {
         let rt = self.inner.clone();
         future_to_promise(async move {
-            let bytes = rt.read_state(&id).await.map_err(js_error)?;
-            let spec = rt.state_spec(&id).map_err(js_error)?.expect("read_state checked the kernel has state");
-            Ok(js_state(spec.element.scalar(), &bytes))
+            // The element type first: the kernel may be removed while the copy is in flight.
+            let spec = rt.state_spec(&id).map_err(js_error)?;
+            let bytes = rt.read_state(&id).await.map_err(js_error)?; // refuses a kernel without state
+            Ok(js_state(spec.map_or(Scalar::U32, |s| s.element.scalar()), &bytes))
         })
     }
 
