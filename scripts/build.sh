@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The main job: builds the npm package (pkg/, wasm-pack --target web, release), the demo page
+# The main job: builds the npm package (pkg/: wasm-pack web + bundler targets, release), the demo page
 # (www/, with the package copied to www/pkg) and the native CLI. Installs what it needs first.
 # `scripts/build.sh --serve` then serves the demo on http://localhost:8080.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 
-log "building pkg/ (wasm-pack, release, --target web)"
-wasm_release wasm-pack build --release --target web --out-dir pkg --out-name ringkernel_web
+log "building pkg/ (wasm-pack release builds for the web and bundler targets, wasm-opt)"
+build_npm_package
 
 log "building the demo page (www/)"
 rm -rf www/pkg && cp -r pkg www/pkg
@@ -15,8 +15,7 @@ rm -rf www/pkg && cp -r pkg www/pkg
 log "building the native CLI (target/release/ringkernel-native)"
 cargo build -q --release -p ringkernel-native
 
-wasm=pkg/ringkernel_web_bg.wasm
-log "done: $wasm is $(stat -c %s "$wasm") bytes ($(gzip -9 -c "$wasm" | wc -c) gzipped)"
+log "done: pkg/ringkernel_web_bg.wasm sizes in bytes: $(cat target/wasm-size.json)"
 log "demo: node www/serve.mjs, then open http://localhost:8080 in a browser with WebGPU"
 if [ "${1:-}" = "--serve" ]; then
     exec node www/serve.mjs

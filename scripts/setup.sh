@@ -49,6 +49,17 @@ fi
 # --- Node ------------------------------------------------------------------------------------
 command -v npm >/dev/null || { as_root apt-get update -qq && as_root apt-get install -y -qq nodejs npm >/dev/null; }
 
+# wasm-opt from npm's binaryen into .tools/ (Debian's binaryen 108 miscompiles reference types;
+# wasm-pack would try to download its own).
+binaryen_version=132.0.0
+if [ "$(.tools/node_modules/.bin/wasm-opt --version 2>/dev/null | awk '{print $3}')" != "${binaryen_version%%.*}" ]; then
+    log "installing binaryen $binaryen_version (wasm-opt) into .tools/"
+    mkdir -p .tools
+    [ -f .tools/package.json ] || echo '{ "private": true }' > .tools/package.json
+    npm install --prefix .tools --no-audit --no-fund --loglevel=error "binaryen@$binaryen_version"
+fi
+export PATH="$PWD/.tools/node_modules/.bin:$PATH"
+
 # Software adapters: Vulkan loaders and Mesa want a runtime dir even when nothing is displayed.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/runtime-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
@@ -59,4 +70,23 @@ log "ready: $(rustc --version | cut -d' ' -f1-2), $(wasm-pack --version), wasm-b
 # Size-tuned release settings for the wasm package only (native release builds keep defaults).
 wasm_release() {
     CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 "$@"
+}
+
+# The npm package in pkg/: wasm-pack's `web` build at the root and its `bundler` build under
+# pkg/bundler/, each .wasm shrunk by wasm-opt, and one package.json naming both (see
+# scripts/npm/finish-package.mjs). Sizes before and after wasm-opt go to target/wasm-size.json.
+build_npm_package() {
+    local bundler=target/wasm-pack/bundler
+    wasm_release wasm-pack build --release --target web --out-dir pkg --out-name ringkernel_web
+    wasm_release wasm-pack build --release --target bundler --out-dir "$bundler" --out-name ringkernel_web
+    local wasm=pkg/ringkernel_web_bg.wasm raw raw_gz opt opt_gz
+    raw=$(stat -c %s "$wasm"); raw_gz=$(gzip -9 -c "$wasm" | wc -c)
+    for file in "$wasm" "$bundler/ringkernel_web_bg.wasm"; do
+        wasm-opt -Os "$file" -o "$file.opt" && mv "$file.opt" "$file"
+    done
+    opt=$(stat -c %s "$wasm"); opt_gz=$(gzip -9 -c "$wasm" | wc -c)
+    printf '{ "raw": %d, "rawGzip": %d, "wasmOpt": %d, "wasmOptGzip": %d }\n' "$raw" "$raw_gz" "$opt" "$opt_gz" \
+        > target/wasm-size.json
+    log "release wasm: $raw bytes ($raw_gz gzipped) before wasm-opt, $opt bytes ($opt_gz gzipped) after"
+    node scripts/npm/finish-package.mjs pkg "$bundler"
 }

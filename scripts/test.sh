@@ -13,5 +13,5 @@ log "browser tests (wasm-pack test --headless --chrome, WebGPU on SwiftShader)"
 WASM_BINDGEN_TEST_TIMEOUT=120 wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver
 
 log "package tests (npm install of pkg/, headless Chromium)"
-wasm_release wasm-pack build --release --target web --out-dir pkg --out-name ringkernel_web
+build_npm_package
 (cd pkg-tests && npm install --no-audit --no-fund --loglevel=error && npm test)

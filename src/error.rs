@@ -48,6 +48,19 @@ fn location(line: Option<u32>, column: Option<u32>) -> String {
 }
 
 impl Error {
+    /// Every contract name [`name`](Self::name) gives, except `TypeError` (bad arguments).
+    pub const NAMES: [&'static str; 9] = [
+        "KernelNotFoundError",
+        "KernelStateError",
+        "QueueFullError",
+        "TimeoutError",
+        "MessageFormatError",
+        "KernelCompileError",
+        "MessageDroppedError",
+        "BackendUnavailableError",
+        "DeviceLostError",
+    ];
+
     /// The `Error.name` JavaScript sees; stable, part of the API contract.
     pub fn name(&self) -> &'static str {
         match self {

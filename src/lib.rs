@@ -46,7 +46,7 @@ pub mod telemetry;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
-pub use backend::gpu::{AdapterSummary, BackendChoice};
+pub use backend::{AdapterSummary, BackendChoice};
 pub use error::{Error, Result};
 pub use kernel::{KernelDefinition, StateElement};
 pub use lifecycle::{KernelMode, KernelState};

@@ -53,6 +53,14 @@ pub fn sleep_ms(ms: f64) -> futures_timer::Delay {
     futures_timer::Delay::new(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
 }
 
+/// Gives the page's event loop a turn (a zero-delay timer) between host-handler ticks, so a
+/// long stream of `cpu` work never freezes rendering and input. Natively the pump has its own
+/// thread and this returns at once.
+pub async fn yield_to_event_loop() {
+    #[cfg(target_arch = "wasm32")]
+    sleep_ms(0.0).await;
+}
+
 /// Lets wgpu deliver `map_async` callbacks. Natively this blocks the pump thread until the GPU
 /// is done; in the browser the event loop delivers them, so it does nothing.
 pub fn drive_gpu(device: &wgpu::Device) {

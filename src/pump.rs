@@ -1,13 +1,17 @@
-//! The pump: the one place GPU work is issued. Each tick takes the staged input of every
-//! running kernel, writes it into the kernels' GPU input rings (one `writeBuffer` per ring
-//! segment), encodes every kernel's bounded dispatch in one compute pass, copies every output
-//! region and control block into one readback buffer, submits once and maps once.
-//! Ticks run back to back while there is work and not at all while idle.
+//! The pump: the one place kernels run. Ticks run back to back while there is work and not at
+//! all while idle.
+//!
+//! On a GPU, each tick takes the staged input of every running kernel, writes it into the
+//! kernels' GPU input rings (one `writeBuffer` per ring segment), encodes every kernel's bounded
+//! dispatch in one compute pass, copies every output region and control block into one readback
+//! buffer, submits once and maps once. On the `cpu` backend, each tick hands every running
+//! kernel's staged input to its host handler as one run, then yields to the event loop.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::backend::gpu::read_back;
+use crate::backend::gpu::{read_back, GpuContext};
+use crate::backend::{cpu, Device, KernelExec};
 use crate::error::Result;
 use crate::lifecycle::KernelState;
 use crate::platform;
@@ -36,7 +40,18 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         if shared.shutdown.load(Ordering::SeqCst) {
             return;
         }
-        match tick(&shared).await {
+        let ticked = match &shared.device {
+            Device::Gpu(gpu) => gpu_tick(&shared, gpu).await,
+            Device::Cpu(_) => {
+                let ran = cpu_tick(&shared);
+                if ran {
+                    // Host handlers run on the caller's thread in the browser: let the page breathe.
+                    platform::yield_to_event_loop().await;
+                }
+                Ok(ran)
+            }
+        };
+        match ticked {
             Ok(true) => continue,
             Ok(false) => listener.await,
             Err(error) => {
@@ -53,32 +68,42 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// One tick. Returns whether any GPU work was done.
-async fn tick(shared: &Shared) -> Result<bool> {
-    let gpu = &shared.gpu;
+/// How many staged messages `kernel` takes this tick, and how many it then has in flight;
+/// `None` when it has nothing to do. Bounded by the backend's room (`slots`) and by
+/// output-queue room, so every answer has a place. A terminating kernel drains regardless: no
+/// new input can arrive, and its answers are kept past the bound rather than the drain waiting
+/// on a reader.
+fn share_of_tick(kernel: &Kernel, slots: u32) -> Option<(usize, u32)> {
+    let draining = kernel.state == KernelState::Terminating;
+    let in_flight = kernel.in_flight();
+    let room = slots - in_flight;
+    let out_room = if draining { usize::MAX } else { kernel.outbox.free().saturating_sub(in_flight as usize) };
+    let take = kernel.inbox.len().min(room as usize).min(out_room);
+    let pending = in_flight + take as u32;
+    if pending == 0 || (!draining && pending as usize > kernel.outbox.free()) {
+        return None;
+    }
+    Some((take, pending))
+}
+
+/// Ids of the kernels the pump runs now, in a stable order.
+fn running_ids(table: &Table) -> Vec<String> {
+    let mut ids: Vec<String> = table.kernels.iter().filter(|(_, k)| k.runs()).map(|(id, _)| id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+/// One GPU tick. Returns whether any GPU work was done.
+async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
     let (readback, plan, used) = {
         let mut table = shared.lock();
         gpu.check_fault()?;
         let mut plan = Vec::new();
         let mut used = 0u64;
-        let mut ids: Vec<&String> = table.kernels.iter().filter(|(_, k)| k.runs()).map(|(id, _)| id).collect();
-        ids.sort();
-        let ids: Vec<String> = ids.into_iter().cloned().collect();
-        for id in ids {
+        for id in running_ids(&table) {
             let kernel = table.kernels.get_mut(&id).expect("listed above");
-            let ring = kernel.gpu.as_ref().expect("running kernels have GPU resources");
-            // Bounded by ring room and by output-queue room, so every answer has a place. A
-            // terminating kernel drains regardless: no new input can arrive, and its answers
-            // are kept past the bound rather than the drain waiting on a reader.
-            let draining = kernel.state == KernelState::Terminating;
-            let ring_room = ring.slots - kernel.gpu_pending();
-            let out_room =
-                if draining { usize::MAX } else { kernel.outbox.free().saturating_sub(kernel.gpu_pending() as usize) };
-            let take = kernel.inbox.len().min(ring_room as usize).min(out_room);
-            let pending = kernel.gpu_pending() + take as u32;
-            if pending == 0 || (!draining && pending as usize > kernel.outbox.free()) {
-                continue;
-            }
+            let Some(KernelExec::Gpu(ring)) = &kernel.exec else { continue };
+            let Some((take, pending)) = share_of_tick(kernel, ring.slots) else { continue };
             let staged = kernel.inbox.pop_many(take);
             let stride = ring.input_stride;
             let mut written = 0u64;
@@ -121,11 +146,11 @@ async fn tick(shared: &Shared) -> Result<bool> {
             let mut pass = encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ring tick"), timestamp_writes: None });
             for p in &plan {
-                kernels[&p.id].gpu.as_ref().expect("planned").encode_dispatch(&mut pass, p.pending);
+                gpu_kernel(&kernels[&p.id]).encode_dispatch(&mut pass, p.pending);
             }
         }
         for p in &plan {
-            let ring = kernels[&p.id].gpu.as_ref().expect("planned");
+            let ring = gpu_kernel(&kernels[&p.id]);
             encoder.copy_buffer_to_buffer(&ring.control, 0, &readback, p.offset, ControlBlock::SIZE);
             let mut dst = p.offset + ControlBlock::SIZE;
             let mut copy_slots = |buffer: &wgpu::Buffer, stride: u64| {
@@ -153,7 +178,7 @@ async fn tick(shared: &Shared) -> Result<bool> {
         // Skip a kernel that was terminated (its unanswered messages were counted then) or
         // removed and launched again while this tick was on the GPU.
         let Some(kernel) = table.kernels.get_mut(&p.id) else { continue };
-        if kernel.instance != p.instance || kernel.gpu.is_none() {
+        if kernel.instance != p.instance || kernel.exec.is_none() {
             continue;
         }
         let at = p.offset as usize;
@@ -178,4 +203,72 @@ async fn tick(shared: &Shared) -> Result<bool> {
         kernel.changed.notify(usize::MAX);
     }
     Ok(true)
+}
+
+/// The GPU resources of a kernel planned into this tick (the table lock is held throughout).
+fn gpu_kernel(kernel: &Kernel) -> &crate::backend::gpu::GpuKernel {
+    match &kernel.exec {
+        Some(KernelExec::Gpu(ring)) => ring,
+        _ => unreachable!("only kernels with GPU resources are planned"),
+    }
+}
+
+/// One `cpu` tick: every running kernel's staged input goes to its host handler as one run.
+/// The handlers run without the table lock (a JavaScript handler may call back into the
+/// runtime); answers are delivered like a GPU readback, slot for slot. Returns whether any
+/// handler ran.
+fn cpu_tick(shared: &Shared) -> bool {
+    let runs: Vec<(String, u64, Arc<cpu::CpuKernel>, Vec<u8>)> = {
+        let mut table = shared.lock();
+        let mut runs = Vec::new();
+        for id in running_ids(&table) {
+            let kernel = table.kernels.get_mut(&id).expect("listed above");
+            let Some(KernelExec::Cpu(host)) = &kernel.exec else { continue };
+            let host = host.clone();
+            let Some((take, _)) = share_of_tick(kernel, cpu::MAX_RUN) else { continue };
+            if take == 0 {
+                continue;
+            }
+            let inputs = kernel.inbox.pop_many(take);
+            kernel.gpu_tail = kernel.gpu_tail.wrapping_add(take as u32);
+            // Senders waiting for queue room may continue.
+            kernel.changed.notify(usize::MAX);
+            runs.push((id, kernel.instance, host, inputs));
+        }
+        runs
+    };
+    if runs.is_empty() {
+        return false;
+    }
+    let answered: Vec<_> = runs.into_iter().map(|(id, instance, host, inputs)| (id, instance, host.run(&inputs))).collect();
+
+    let now = platform::now_ms();
+    let wall_clock = platform::unix_time_ms();
+    let mut table = shared.lock();
+    for (id, instance, answers) in answered {
+        // Skip a kernel terminated (past its timeout) or removed and relaunched meanwhile.
+        let Some(kernel) = table.kernels.get_mut(&id) else { continue };
+        if kernel.instance != instance || kernel.exec.is_none() {
+            continue;
+        }
+        let count = answers.kept.len() as u64;
+        let report = answers.report;
+        let kept = (report.dropped > 0).then(|| bytemuck::cast_slice::<u32, u8>(&answers.kept));
+        let Kernel { ledger, outbox, counters, .. } = kernel;
+        ledger.deliver(&answers.outputs, outbox.stride(), kept, outbox, counters, now);
+        kernel.gpu_head = kernel.gpu_head.wrapping_add(count as u32);
+        let c = &mut kernel.counters;
+        c.messages_processed += count;
+        c.messages_dropped += report.dropped;
+        c.errors += report.failed;
+        c.dispatches += 1;
+        if report.first_failure.is_some() {
+            c.last_error = report.first_failure;
+        }
+        if count > 0 {
+            c.last_message_time = Some(wall_clock);
+        }
+        kernel.changed.notify(usize::MAX);
+    }
+    true
 }

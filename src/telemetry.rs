@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::backend::gpu::AdapterSummary;
+use crate::backend::AdapterSummary;
 use crate::lifecycle::{KernelMode, KernelState};
 
 /// A snapshot of one kernel's counters.
@@ -62,6 +62,9 @@ pub struct KernelTelemetry {
     pub unprocessed_at_termination: u64,
     /// Answers that arrived after their `call` had timed out; processed, then discarded.
     pub answers_abandoned: u64,
+    /// Why the handler last failed (`cpu` backend: a host handler that threw or panicked; the
+    /// message was dropped and counted in `errors`). `None` while nothing failed.
+    pub last_error: Option<String>,
 }
 
 /// Latency statistics in milliseconds; `None` until an answer has been timed.
@@ -139,6 +142,7 @@ pub(crate) struct Counters {
     pub bytes_from_device: u64,
     pub unprocessed_at_termination: u64,
     pub answers_abandoned: u64,
+    pub last_error: Option<String>,
     pub last_message_time: Option<f64>,
     /// `None` when the runtime was created with telemetry disabled.
     pub latency: Option<LatencyRecorder>,

@@ -10,44 +10,17 @@ use crate::error::{Error, Result};
 use crate::kernel::KernelDefinition;
 use crate::queue::ControlBlock;
 
-/// Which adapters the runtime may pick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BackendChoice {
-    /// Any GPU adapter (WebGPU in the browser; Vulkan, Metal, DX12, then GL natively).
-    #[default]
-    Auto,
-    Vulkan,
-    Gl,
-    Metal,
-    Dx12,
-    /// The browser's WebGPU.
-    WebGpu,
-}
+use super::{AdapterSummary, BackendChoice};
 
-impl BackendChoice {
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "auto" => BackendChoice::Auto,
-            "vulkan" => BackendChoice::Vulkan,
-            "gl" | "gles" => BackendChoice::Gl,
-            "metal" => BackendChoice::Metal,
-            "dx12" => BackendChoice::Dx12,
-            "webgpu" => BackendChoice::WebGpu,
-            _ => return None,
-        })
-    }
-
-    fn backends(self) -> wgpu::Backends {
-        match self {
-            BackendChoice::Auto => wgpu::Backends::all(),
-            BackendChoice::Vulkan => wgpu::Backends::VULKAN,
-            BackendChoice::Gl => wgpu::Backends::GL,
-            BackendChoice::Metal => wgpu::Backends::METAL,
-            BackendChoice::Dx12 => wgpu::Backends::DX12,
-            BackendChoice::WebGpu => wgpu::Backends::BROWSER_WEBGPU,
-        }
-    }
-}
+/// What to do when no adapter exists, where that happens.
+#[cfg(not(target_arch = "wasm32"))]
+const NO_ADAPTER_HINT: &str = "install a Vulkan driver (on Debian, mesa-vulkan-drivers provides lavapipe), or use \
+                               the cpu backend to run kernels' host handlers";
+#[cfg(target_arch = "wasm32")]
+const NO_ADAPTER_HINT: &str = "the browser has WebGPU but gave no adapter: it may be disabled or the GPU blocklisted. \
+                               In Chrome or Edge see chrome://gpu; on Linux enable chrome://flags/#enable-unsafe-webgpu \
+                               (or start with --enable-unsafe-webgpu). Pages can fall back to \
+                               RingKernelRuntime.create({ backend: \"cpu\" }), which runs kernels' JavaScript handlers";
 
 /// Asks for an adapter. `Auto` tries the primary APIs (Vulkan, Metal, DX12, WebGPU) before GL,
 /// so a machine with Vulkan never probes EGL.
@@ -72,22 +45,7 @@ async fn request_adapter(choice: BackendChoice) -> Result<wgpu::Adapter> {
             Err(e) => failures.push(format!("{backends:?}: {e}")),
         }
     }
-    Err(Error::BackendUnavailable {
-        reason: format!(
-            "no adapter found (tried {}); natively install a Vulkan driver (mesa-vulkan-drivers provides lavapipe)",
-            failures.join("; ")
-        ),
-    })
-}
-
-/// What the runtime reports about the adapter it runs on.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AdapterSummary {
-    pub backend: String,
-    pub name: String,
-    pub driver: String,
-    pub device_type: String,
+    Err(Error::BackendUnavailable { reason: format!("no adapter found (tried {}); {NO_ADAPTER_HINT}", failures.join("; ")) })
 }
 
 /// The device every kernel of one runtime shares.
@@ -105,8 +63,11 @@ impl GpuContext {
         #[cfg(target_arch = "wasm32")]
         if !crate::platform::browser_has_webgpu() {
             return Err(Error::BackendUnavailable {
-                reason: "navigator.gpu is missing: this browser has no WebGPU (Chrome/Edge 113+, or enable it in \
-                         your browser's flags; pages must be served over https or from localhost)"
+                reason: "navigator.gpu is missing: this browser has no WebGPU. Use Chrome or Edge 113+ or Safari 26+, \
+                         or enable WebGPU in the browser's flags (Firefox: dom.webgpu.enabled; Chrome on Linux: \
+                         chrome://flags/#enable-unsafe-webgpu); pages must be served over https or from localhost. \
+                         Pages can fall back to RingKernelRuntime.create({ backend: \"cpu\" }), which runs kernels' \
+                         JavaScript handlers"
                     .into(),
             });
         }
@@ -185,6 +146,16 @@ impl GpuKernel {
     /// free-running u32 indices map onto slots consistently across wrap-around).
     pub async fn create(ctx: &GpuContext, definition: &KernelDefinition, slots: u32) -> Result<Self> {
         assert!(slots.is_power_of_two());
+        if !definition.has_wgsl() {
+            return Err(Error::KernelCompile {
+                id: definition.id.clone(),
+                message: "it has no WGSL handler, which GPU backends run; give it `wgsl`, or create the runtime with \
+                          the cpu backend to run its host handler"
+                    .into(),
+                line: None,
+                column: None,
+            });
+        }
         let device = &ctx.device;
         let shader = codegen::generate(definition)?;
         #[cfg(not(target_arch = "wasm32"))]

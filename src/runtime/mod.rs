@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use event_listener::Event;
 
-use crate::backend::gpu::{read_back, AdapterSummary, BackendChoice, GpuContext, GpuKernel, Readback};
+use crate::backend::cpu::CpuKernel;
+use crate::backend::gpu::{read_back, GpuKernel, Readback};
+use crate::backend::{AdapterSummary, BackendChoice, Device, KernelExec, StateStore};
 use crate::correlation::Ledger;
 use crate::error::{Error, Result};
 use crate::kernel::{self, KernelDefinition};
@@ -71,14 +73,17 @@ pub(crate) struct Kernel {
     /// and launched again never delivers into the new one.
     pub instance: u64,
     pub state: KernelState,
-    pub gpu: Option<GpuKernel>,
+    /// Rings and pipelines (GPU) or the host handler (CPU); `None` until launched and after
+    /// terminate.
+    pub exec: Option<KernelExec>,
     /// The handler's state array, kept past termination so final results can be read, until
     /// the kernel is removed.
-    pub state_buffer: Option<wgpu::Buffer>,
+    pub state_store: Option<StateStore>,
     pub inbox: PackedQueue,
     pub outbox: PackedQueue,
-    /// Host view of the GPU ring indices: `tail` is what we wrote, `head` what the GPU
-    /// reported consumed at the last readback.
+    /// Messages handed to the backend (`tail`) and answered by it (`head`), free-running: on a
+    /// GPU, what the host wrote into the input ring and what the GPU reported consumed at the
+    /// last readback.
     pub gpu_head: u32,
     pub gpu_tail: u32,
     /// Fired whenever answers arrive, queue room frees up, or the state changes.
@@ -91,18 +96,19 @@ pub(crate) struct Kernel {
 }
 
 impl Kernel {
-    pub fn gpu_pending(&self) -> u32 {
+    /// Messages handed to the backend and not yet answered.
+    pub fn in_flight(&self) -> u32 {
         self.gpu_tail.wrapping_sub(self.gpu_head)
     }
 
     /// Whether the pump should dispatch this kernel: active, or draining while terminating.
     pub fn runs(&self) -> bool {
-        matches!(self.state, KernelState::Active | KernelState::Terminating) && self.gpu.is_some()
+        matches!(self.state, KernelState::Active | KernelState::Terminating) && self.exec.is_some()
     }
 
-    fn set_control(&self, gpu: &GpuContext, offset: u64, value: u32) {
-        if let Some(k) = &self.gpu {
-            k.write_control(&gpu.queue, offset, value);
+    fn set_control(&self, device: &Device, offset: u64, value: u32) {
+        if let Some(exec) = &self.exec {
+            exec.write_control(device, offset, value);
         }
     }
 }
@@ -116,7 +122,7 @@ pub(crate) struct Table {
 }
 
 pub(crate) struct Shared {
-    pub gpu: GpuContext,
+    pub device: Device,
     pub options: RuntimeOptions,
     pub table: Mutex<Table>,
     /// Wakes the pump: new input, a state change, or queue room freed.
@@ -138,14 +144,14 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Opens a GPU device and starts the pump. Fails with `BackendUnavailable` (naming what was
-    /// tried) when no adapter exists.
+    /// Opens the backend (a GPU device, or the host for [`BackendChoice::Cpu`]) and starts the
+    /// pump. Fails with `BackendUnavailable` (naming what was tried) when no adapter exists.
     pub async fn new(options: RuntimeOptions) -> Result<Runtime> {
-        let gpu = GpuContext::new(options.backend).await?;
+        let device = Device::open(options.backend).await?;
         // On the web nothing is Send and the pump shares the page's thread; Arc keeps one type.
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let shared = Arc::new(Shared {
-            gpu,
+            device,
             options,
             table: Mutex::new(Table {
                 kernels: HashMap::new(),
@@ -163,7 +169,7 @@ impl Runtime {
 
     /// The adapter this runtime's device came from.
     pub fn adapter(&self) -> &AdapterSummary {
-        &self.shared.gpu.adapter
+        self.shared.device.adapter()
     }
 
     /// Launches a registered kernel by id (see [`kernel::register`]). A second launch of a live
@@ -205,8 +211,8 @@ impl Runtime {
                     mode: options.mode,
                     instance,
                     state: KernelState::Created,
-                    gpu: None,
-                    state_buffer: None,
+                    exec: None,
+                    state_store: None,
                     inbox: PackedQueue::new(definition.input.size(), queue_size),
                     outbox: PackedQueue::new(definition.output.size(), queue_size),
                     gpu_head: 0,
@@ -223,25 +229,30 @@ impl Runtime {
         let slots = (queue_size as u32).next_power_of_two();
         let shared = self.shared.clone();
         let compile = definition.clone();
-        let created =
-            platform::run_detached(move || async move { GpuKernel::create(&shared.gpu, &compile, slots).await })
-                .await
-                .unwrap_or_else(|| {
-                    Err(Error::KernelCompile {
-                        id: id.clone(),
-                        message: "the pipeline compiler panicked".into(),
-                        line: None,
-                        column: None,
-                    })
-                });
+        let created = match &self.shared.device {
+            Device::Cpu(_) => CpuKernel::create(&definition).map(|cpu| KernelExec::Cpu(Arc::new(cpu))),
+            Device::Gpu(_) => platform::run_detached(move || async move {
+                let gpu = shared.device.gpu().expect("matched above");
+                GpuKernel::create(gpu, &compile, slots).await.map(KernelExec::Gpu)
+            })
+            .await
+            .unwrap_or_else(|| {
+                Err(Error::KernelCompile {
+                    id: id.clone(),
+                    message: "the pipeline compiler panicked".into(),
+                    line: None,
+                    column: None,
+                })
+            }),
+        };
         let mut table = self.shared.lock();
         let still_ours = table.kernels.get(&id).is_some_and(|k| k.instance == instance);
         match created {
-            Ok(gpu) if still_ours => {
+            Ok(exec) if still_ours => {
                 let kernel = table.kernels.get_mut(&id).expect("checked above");
                 kernel.state = transition(&id, kernel.state, Action::Launch)?;
-                kernel.state_buffer = gpu.state.clone();
-                kernel.gpu = Some(gpu);
+                kernel.state_store = exec.state_store();
+                kernel.exec = Some(exec);
                 kernel.changed.notify(usize::MAX);
                 Ok(())
             }
@@ -276,7 +287,7 @@ impl Runtime {
         let mut table = self.open_table()?;
         let kernel = kernel_mut(&mut table, id)?;
         kernel.state = transition(id, kernel.state, action)?;
-        kernel.set_control(&self.shared.gpu, ControlBlock::ACTIVE_OFFSET, active as u32);
+        kernel.set_control(&self.shared.device, ControlBlock::ACTIVE_OFFSET, active as u32);
         kernel.changed.notify(usize::MAX);
         drop(table);
         self.shared.wake_pump.notify(usize::MAX);
@@ -299,7 +310,7 @@ impl Runtime {
             let kernel = kernel_mut(&mut table, id)?;
             kernel.state = transition(id, kernel.state, Action::Terminate)?;
             // Drain even if it was paused or never activated: nothing queued is dropped.
-            kernel.set_control(&self.shared.gpu, ControlBlock::ACTIVE_OFFSET, 1);
+            kernel.set_control(&self.shared.device, ControlBlock::ACTIVE_OFFSET, 1);
             kernel.changed.notify(usize::MAX);
             kernel.changed.clone()
         };
@@ -310,16 +321,16 @@ impl Runtime {
                 let mut table = self.shared.lock();
                 let fatal = table.fatal.clone();
                 let kernel = kernel_mut(&mut table, id)?;
-                let drained = kernel.inbox.is_empty() && kernel.gpu_pending() == 0;
+                let drained = kernel.inbox.is_empty() && kernel.in_flight() == 0;
                 let timed_out = deadline.is_some_and(|d| platform::now_ms() >= d);
                 if drained || timed_out || fatal.is_some() {
-                    let unprocessed = kernel.inbox.len() as u64 + kernel.gpu_pending() as u64;
+                    let unprocessed = kernel.inbox.len() as u64 + kernel.in_flight() as u64;
                     kernel.state = transition(id, kernel.state, Action::Finish)?;
                     kernel.counters.unprocessed_at_termination = unprocessed;
                     kernel.stopped_at_ms = Some(platform::now_ms());
-                    kernel.set_control(&self.shared.gpu, ControlBlock::TERMINATE_OFFSET, 1);
+                    kernel.set_control(&self.shared.device, ControlBlock::TERMINATE_OFFSET, 1);
                     // Dropping (not destroying) lets wgpu free the rings once in-flight work ends.
-                    kernel.gpu = None;
+                    kernel.exec = None;
                     kernel.inbox.pop_many(usize::MAX);
                     kernel.gpu_head = kernel.gpu_tail;
                     kernel.ledger.cancel_unanswered();
@@ -363,8 +374,7 @@ impl Runtime {
     /// issued so far (so after receiving an answer, the state includes that message's updates).
     /// Readable from launch until the kernel is removed, including after terminate.
     pub async fn read_state(&self, id: &str) -> Result<Vec<u8>> {
-        let gpu = &self.shared.gpu;
-        let (staging, size) = {
+        let store = {
             let mut table = self.open_table()?;
             let kernel = kernel_mut(&mut table, id)?;
             if kernel.def.state.is_none() {
@@ -372,25 +382,34 @@ impl Runtime {
                     "kernel '{id}' has no state; declare one in its definition (state: {{ type, length }})"
                 )));
             }
-            let Some(state) = &kernel.state_buffer else {
+            let Some(store) = kernel.state_store.clone() else {
                 return Err(Error::KernelState { id: id.to_owned(), state: kernel.state, action: Action::ReadState });
             };
-            let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("state readback"),
-                size: state.size(),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let mut encoder =
-                gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read state") });
-            encoder.copy_buffer_to_buffer(state, 0, &staging, 0, state.size());
-            gpu.queue.submit([encoder.finish()]);
-            kernel.counters.bytes_from_device += state.size();
-            (staging, state.size())
+            if let StateStore::Gpu(buffer) = &store {
+                kernel.counters.bytes_from_device += buffer.size();
+            }
+            store
         };
-        let bytes = read_back(gpu, &staging, size).await;
-        staging.destroy();
-        bytes
+        match (store, self.shared.device.gpu()) {
+            // The host handler updates the words under this lock, between messages.
+            (StateStore::Cpu(words), _) => Ok(bytemuck::cast_slice(&words.lock().unwrap_or_else(|p| p.into_inner())).to_vec()),
+            (StateStore::Gpu(state), Some(gpu)) => {
+                let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("state readback"),
+                    size: state.size(),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let mut encoder =
+                    gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read state") });
+                encoder.copy_buffer_to_buffer(&state, 0, &staging, 0, state.size());
+                gpu.queue.submit([encoder.finish()]);
+                let bytes = read_back(gpu, &staging, state.size()).await;
+                staging.destroy();
+                bytes
+            }
+            (StateStore::Gpu(_), None) => unreachable!("GPU state exists only on a GPU device"),
+        }
     }
 
     /// [`read_state`](Self::read_state) as `u32`, `i32` or `f32` values, matching the state's

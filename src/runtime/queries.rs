@@ -99,11 +99,11 @@ fn snapshot(id: &str, kernel: &Kernel, now_ms: f64) -> KernelTelemetry {
         error_rate: if c.messages_processed == 0 { 0.0 } else { c.errors as f64 / c.messages_processed as f64 },
         dispatches: c.dispatches,
         input_queue_depth: kernel.inbox.len(),
-        in_flight: kernel.gpu_pending() as usize,
+        in_flight: kernel.in_flight() as usize,
         output_queue_depth: kernel.outbox.len(),
         bytes_to_device: c.bytes_to_device,
         bytes_from_device: c.bytes_from_device,
-        gpu_memory_bytes: kernel.gpu.as_ref().map_or(0, |gpu| gpu.gpu_bytes()),
+        gpu_memory_bytes: kernel.exec.as_ref().map_or(0, |exec| exec.device_bytes()),
         uptime_ms,
         throughput: if uptime_ms > 0.0 { c.messages_processed as f64 * 1000.0 / uptime_ms } else { 0.0 },
         start_time: kernel.launched_unix_ms,
@@ -111,5 +111,6 @@ fn snapshot(id: &str, kernel: &Kernel, now_ms: f64) -> KernelTelemetry {
         latency: c.latency.as_ref().map(|l| l.summary()).unwrap_or_default(),
         unprocessed_at_termination: c.unprocessed_at_termination,
         answers_abandoned: c.answers_abandoned,
+        last_error: c.last_error.clone(),
     }
 }

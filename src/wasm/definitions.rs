@@ -6,6 +6,7 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::host_handler::JsHostHandler;
 use super::messages::type_name;
 use super::type_error;
 use crate::kernel::{self, KernelDefinition, StateElement, DEFAULT_WORKGROUP_SIZE};
@@ -16,7 +17,7 @@ use crate::message::{registry, FieldType, MessageLayout};
 /// (their description, or their name once defined: `"Particle"`, `"array<Particle, 8>"`).
 /// Registers the type by name and returns the description `{ name, fields }` that
 /// `ringKernel`, `launch` and other messages accept.
-#[wasm_bindgen(js_name = defineMessage, unchecked_return_type = "MessageDescription")]
+#[wasm_bindgen(js_name = defineMessage, skip_typescript)] // declared generic in TS_TYPES
 pub fn define_message(
     name: String,
     #[wasm_bindgen(unchecked_param_type = "Record<string, FieldType>")] fields: JsValue,
@@ -72,14 +73,19 @@ fn message_layout(description: &JsValue) -> Result<MessageLayout, JsValue> {
     MessageLayout::new(&name, &refs).map_err(|e| type_error(format!("message {name}: {e}")))
 }
 
-const DEFINITION_KEYS: &[&str] = &["id", "input", "output", "wgsl", "workgroupSize", "state"];
+const DEFINITION_KEYS: &[&str] = &["id", "input", "output", "wgsl", "handler", "workgroupSize", "state"];
 
-pub(super) fn kernel_definition(definition: &JsValue) -> Result<KernelDefinition, JsValue> {
+/// Reads a `ringKernel`-style definition object; `id` (from `launch(id, definition)`) wins over
+/// the object's own.
+pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Result<KernelDefinition, JsValue> {
     if !definition.is_object() {
         return Err(type_error(format!("a kernel definition must be an object, got {}", type_name(definition))));
     }
     let get = |key: &str| Reflect::get(definition, &key.into());
-    let id = get("id")?.as_string().unwrap_or_default();
+    let id = match id {
+        Some(id) => id,
+        None => get("id")?.as_string().unwrap_or_default(),
+    };
     for key in Object::keys(definition.unchecked_ref::<Object>()).iter() {
         let key = key.as_string().unwrap_or_default();
         if !DEFINITION_KEYS.contains(&key.as_str()) {
@@ -89,8 +95,19 @@ pub(super) fn kernel_definition(definition: &JsValue) -> Result<KernelDefinition
             )));
         }
     }
-    let wgsl = get("wgsl")?.as_string().ok_or_else(|| type_error(format!("kernel '{id}': wgsl must be a string")))?;
-    let mut def = KernelDefinition::new(&id, message_layout(&get("input")?)?, message_layout(&get("output")?)?, &wgsl);
+    let (wgsl, handler) = (get("wgsl")?, get("handler")?);
+    let wgsl = match wgsl.as_string() {
+        Some(text) => text,
+        None if wgsl.is_undefined() && handler.is_function() => String::new(),
+        None => {
+            return Err(type_error(format!(
+                "kernel '{id}': wgsl must be a string (GPU backends run it); a kernel for the cpu backend alone may \
+                 give only a handler function"
+            )))
+        }
+    };
+    let (input, output) = (message_layout(&get("input")?)?, message_layout(&get("output")?)?);
+    let mut def = KernelDefinition::new(&id, input, output, &wgsl);
     let workgroup_size = get("workgroupSize")?;
     def.workgroup_size = match workgroup_size.as_f64() {
         None if workgroup_size.is_undefined() => DEFAULT_WORKGROUP_SIZE,
@@ -116,17 +133,27 @@ pub(super) fn kernel_definition(definition: &JsValue) -> Result<KernelDefinition
         };
         def = def.with_state(element, length as u32);
     }
+    if !handler.is_undefined() {
+        let function = handler
+            .dyn_into::<js_sys::Function>()
+            .map_err(|other| type_error(format!("kernel '{id}': handler must be a function, got {}", type_name(&other))))?;
+        let scalar = def.state.map(|spec| spec.element.scalar());
+        let host = JsHostHandler::new(function, &id, def.input.clone(), def.output.clone(), scalar);
+        def = def.with_host_handler(host);
+    }
     Ok(def)
 }
 
 /// Registers a kernel globally so `runtime.launch(id)` finds it (the seeds' `@ring_kernel`).
-/// The handler is WGSL: `fn handle(msg: In) -> Out`, or `fn handle(msg: In, out: ptr<function,
-/// Out>) -> bool` to drop messages; with `state`, it may use the `state` array.
-#[wasm_bindgen(js_name = ringKernel)]
+/// `wgsl` is the GPU handler: `fn handle(msg: In) -> Out`, or `fn handle(msg: In, out:
+/// ptr<function, Out>) -> bool` to drop messages; with `state`, it may use the `state` array.
+/// `handler` is the same in JavaScript for the `cpu` backend: `(msg, state) => answer`, `null`
+/// to drop.
+#[wasm_bindgen(js_name = ringKernel, skip_typescript)] // declared generic in TS_TYPES
 pub fn ring_kernel(
     #[wasm_bindgen(unchecked_param_type = "KernelDefinitionInput")] definition: JsValue,
 ) -> Result<(), JsValue> {
-    let def = kernel_definition(&definition)?;
+    let def = kernel_definition(&definition, None)?;
     if def.id.is_empty() {
         return Err(type_error("ringKernel needs an id".into()));
     }

@@ -8,6 +8,7 @@
 
 mod definitions;
 pub use definitions::{define_message, ring_kernel};
+mod host_handler;
 mod messages;
 
 use std::rc::Rc;
@@ -18,7 +19,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::backend::gpu::BackendChoice;
+use crate::backend::BackendChoice;
 use crate::error::Error;
 use crate::lifecycle::{KernelMode, KernelState};
 use crate::message::Scalar;
@@ -32,8 +33,19 @@ const TS_TYPES: &str = r#"
 export type KernelState = "created" | "launched" | "active" | "deactivated" | "terminating" | "terminated";
 /** What wakes a kernel: any input (persistent, the default) or only host sends (event-driven). */
 export type KernelMode = "persistent" | "event-driven";
+/**
+ * Where kernels run. "auto" and "webgpu" use the browser's WebGPU; "cpu" runs every kernel's host
+ * `handler` instead (for browsers without WebGPU); the rest name native graphics APIs.
+ */
+export type BackendName = "auto" | "webgpu" | "cpu" | "vulkan" | "metal" | "dx12" | "gl";
 
-export interface RuntimeOptions { enableTelemetry?: boolean; defaultQueueSize?: number; backend?: "auto" | "webgpu" | "vulkan" | "metal" | "dx12" | "gl"; }
+export interface RuntimeOptions {
+  /** Record latency and report getTelemetry (default true). */
+  enableTelemetry?: boolean;
+  /** Queue size of kernels launched without their own (default 4096). */
+  defaultQueueSize?: number;
+  backend?: BackendName;
+}
 export interface LaunchOptions { queueSize?: number; mode?: KernelMode; }
 export interface ManagedKernelOptions { queueSize?: number; mode?: KernelMode; terminateTimeout?: number; }
 /** Milliseconds. Without a timeout, the operation waits for as long as it takes. */
@@ -54,13 +66,13 @@ export interface KernelTelemetry {
   messagesSent: number;
   /** Answers handed to receive, receiveBatch and call (kernel → host). */
   messagesReceived: number;
-  /** Counted on the GPU: messages the handler ran on. */
+  /** Counted where the handler runs (on the GPU, or on the host for the cpu backend). */
   messagesProcessed: number;
-  /** Counted on the GPU: messages the handler dropped. */
+  /** Messages the handler dropped (and, on the cpu backend, those whose handler threw). */
   messagesDropped: number;
-  /** Failed message operations: refused messages and timeouts. */
+  /** Failed message operations: refused messages, timeouts, host handlers that threw. */
   errors: number; errorRate: number;
-  /** Counted on the GPU: dispatches of this kernel. */
+  /** Dispatches (runs of the handler) of this kernel. */
   dispatches: number;
   inputQueueDepth: number; inFlight: number; outputQueueDepth: number;
   bytesToDevice: number; bytesFromDevice: number; gpuMemoryBytes: number;
@@ -74,6 +86,8 @@ export interface KernelTelemetry {
   unprocessedAtTermination: number;
   /** Answers that arrived after their call had timed out. */
   answersAbandoned: number;
+  /** Why a host handler last failed (cpu backend), or null. */
+  lastError: string | null;
 }
 
 export interface RuntimeSummary {
@@ -99,17 +113,89 @@ export type VectorType = `vec${2 | 3 | 4}<${ScalarType}>`;
  */
 export type FieldType = ScalarType | VectorType | `array<${string}, ${number}>` | MessageDescription | (string & {});
 /** What defineMessage returns: `{ name, fields: { value: "i32", ... } }`. */
-export interface MessageDescription { name: string; fields: Record<string, FieldType>; }
+export interface MessageDescription<N extends string = string, F extends Record<string, FieldType> = Record<string, FieldType>> {
+  name: N; fields: F;
+}
+
+type TypedArrayOf<T> = T extends "f32" ? Float32Array : T extends "i32" ? Int32Array : Uint32Array;
+type ElementOf<T extends string> = T extends `array<${infer E}, ${number}>` ? E : never;
+/** The JavaScript value `send` takes for a field of type `T`. */
+export type FieldInput<T> =
+  T extends ScalarType ? number :
+  T extends VectorType ? ArrayLike<number> :
+  T extends `array<${string}, ${number}>` ? (ElementOf<T> extends ScalarType | VectorType ? ArrayLike<number> | ArrayLike<number>[] : FieldInput<ElementOf<T>>[]) :
+  T extends MessageDescription<string, infer F> ? { [K in keyof F]: FieldInput<F[K]> } :
+  MessageInput;
+/** The JavaScript value `receive` gives for a field of type `T`. */
+export type FieldOutput<T> =
+  T extends ScalarType ? number :
+  T extends `vec${number}<${infer S}>` ? TypedArrayOf<S> :
+  T extends `array<${string}, ${number}>` ? (ElementOf<T> extends `vec${number}<${infer S}>` ? TypedArrayOf<S> : ElementOf<T> extends ScalarType ? TypedArrayOf<ElementOf<T>> : FieldOutput<ElementOf<T>>[]) :
+  T extends MessageDescription<string, infer F> ? { [K in keyof F]: FieldOutput<F[K]> } :
+  MessageOutput;
+/** A message of description `D` as `send` takes it: `InputOf<typeof Request>` is `{ value: number }`. */
+export type InputOf<D extends MessageDescription> = { [K in keyof D["fields"]]: FieldInput<D["fields"][K]> };
+/** A message of description `D` as `receive` gives it (vectors and numeric arrays as typed arrays). */
+export type OutputOf<D extends MessageDescription> = { [K in keyof D["fields"]]: FieldOutput<D["fields"][K]> };
+
+/** The kernel's `state` array as a host handler sees it and `readState` returns it. */
+export type StateArray = Uint32Array | Int32Array | Float32Array;
 /** A kernel's persistent `state` array (zeroed at launch); read it with `readState`. */
 export interface StateDefinition { length: number; type?: "atomic<u32>" | "atomic<i32>" | "u32" | "i32" | "f32"; }
-export interface KernelDefinitionInput {
+/**
+ * A kernel's handler in JavaScript, run by the "cpu" backend: gets the message as `receive` would
+ * give it and the state array (updated in place), returns the answer, or null/undefined to drop the
+ * message. Runs synchronously; a throw drops the message and counts an error.
+ */
+export type HostHandler<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> =
+  (message: OutputOf<I>, state: StateArray | undefined) => InputOf<O> | null | undefined;
+
+interface KernelDefinitionBase<I extends MessageDescription, O extends MessageDescription> {
   id?: string;
-  input: MessageDescription | string;
-  output: MessageDescription | string;
-  /** WGSL with `fn handle(msg: In) -> Out`, or `fn handle(msg: In, out: ptr<function, Out>) -> bool` to drop messages. */
-  wgsl: string;
+  input: I | string;
+  output: O | string;
   workgroupSize?: number;
   state?: StateDefinition;
+}
+/**
+ * A kernel: `wgsl` (`fn handle(msg: In) -> Out`, or `fn handle(msg: In, out: ptr<function, Out>) -> bool`
+ * to drop messages) runs on GPU backends, `handler` on the "cpu" backend; give at least one.
+ */
+export type KernelDefinitionInput<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> =
+  KernelDefinitionBase<I, O> & ({ wgsl: string; handler?: HostHandler<I, O> } | { wgsl?: string; handler: HostHandler<I, O> });
+
+/** Registers a message type by name and returns its description. */
+export function defineMessage<const N extends string, const F extends Record<string, FieldType>>(name: N, fields: F): MessageDescription<N, F>;
+/** Registers a kernel for `runtime.launch(id)` (the seeds' `@ring_kernel`). */
+export function ringKernel<I extends MessageDescription, O extends MessageDescription>(definition: KernelDefinitionInput<I, O> & { id: string }): void;
+
+/** The `name` of every error the runtime throws. */
+export type RingKernelErrorName =
+  | "KernelNotFoundError" | "KernelStateError" | "QueueFullError" | "TimeoutError" | "MessageFormatError"
+  | "KernelCompileError" | "MessageDroppedError" | "BackendUnavailableError" | "DeviceLostError";
+export interface KernelNotFoundError extends Error { name: "KernelNotFoundError"; kernelId: string; }
+/** An operation the kernel's state does not allow; `action` is what was asked (e.g. "activate"). */
+export interface KernelStateError extends Error { name: "KernelStateError"; kernelId: string; state: KernelState; action: string; }
+export interface QueueFullError extends Error { name: "QueueFullError"; kernelId: string; }
+export interface TimeoutError extends Error { name: "TimeoutError"; kernelId: string; }
+/** `field` is the path of the bad field, e.g. "bodies[2].mass". */
+export interface MessageFormatError extends Error { name: "MessageFormatError"; kernelId: string; field: string; }
+/** `line` and `column` are in the kernel's own WGSL, when the compiler gave a position. */
+export interface KernelCompileError extends Error { name: "KernelCompileError"; kernelId: string; line: number | null; column: number | null; }
+export interface MessageDroppedError extends Error { name: "MessageDroppedError"; kernelId: string; }
+export interface BackendUnavailableError extends Error { name: "BackendUnavailableError"; }
+export interface DeviceLostError extends Error { name: "DeviceLostError"; }
+export type RingKernelError =
+  | KernelNotFoundError | KernelStateError | QueueFullError | TimeoutError | MessageFormatError
+  | KernelCompileError | MessageDroppedError | BackendUnavailableError | DeviceLostError;
+/** Whether `error` is one of the runtime's errors; narrows on `error.name`. */
+export function isRingKernelError(error: unknown): error is RingKernelError;
+
+export interface RingKernelRuntime {
+  /** Resolves with the next answer; TimeoutError after `timeout` ms, waits without one. `T` types the answer (e.g. `OutputOf<typeof Response>`). */
+  receive<T extends MessageOutput = MessageOutput>(id: string, options?: TimeoutOptions): Promise<T>;
+  /** Sends one message and resolves with its own answer (matched by correlation id). */
+  call<T extends MessageOutput = MessageOutput>(id: string, message: MessageInput, options?: TimeoutOptions): Promise<T>;
 }
 "#;
 
@@ -148,6 +234,13 @@ fn js_error(error: Error) -> JsValue {
         _ => {}
     }
     js.into()
+}
+
+/// Whether `error` is one of the runtime's errors (a JS `Error` whose `name` is one of the
+/// contract's); the TypeScript declaration narrows on it.
+#[wasm_bindgen(js_name = isRingKernelError, skip_typescript)]
+pub fn is_ring_kernel_error(error: JsValue) -> bool {
+    error.dyn_ref::<js_sys::Error>().is_some_and(|e| Error::NAMES.contains(&String::from(e.name()).as_str()))
 }
 
 fn type_error(message: String) -> JsValue {
@@ -403,7 +496,7 @@ impl JsRuntime {
     /// Sends one message and resolves with its own answer, matched by correlation id, however
     /// many calls are in flight. `{ timeout }` ms covers queue room (`QueueFullError`) and the
     /// answer (`TimeoutError`).
-    #[wasm_bindgen(unchecked_return_type = "Promise<MessageOutput>")]
+    #[wasm_bindgen(skip_typescript)] // declared generic in TS_TYPES
     pub fn call(
         &self,
         id: String,
@@ -421,7 +514,7 @@ impl JsRuntime {
     }
 
     /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
-    #[wasm_bindgen(unchecked_return_type = "Promise<MessageOutput>")]
+    #[wasm_bindgen(skip_typescript)] // declared generic in TS_TYPES
     pub fn receive(
         &self,
         id: String,
@@ -543,8 +636,7 @@ async fn launch_kernel(
     match definition.filter(|d| !d.is_undefined() && !d.is_null()) {
         None => rt.launch(&id, options).await.map_err(js_error),
         Some(definition) => {
-            let mut def = kernel_definition(&definition)?;
-            def.id = id;
+            let def = kernel_definition(&definition, Some(id))?;
             rt.launch_definition(def, options).await.map_err(js_error)
         }
     }

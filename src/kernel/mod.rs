@@ -1,14 +1,23 @@
 //! Kernel definitions and the global registry (the seeds' `@ring_kernel` decorator registry).
 //!
-//! A definition is data: an id, input and output layouts, the WGSL source of `handle`, and
-//! optionally a state array. Built-ins from `shaders/kernels/` are registered before any user
-//! code runs.
+//! A definition is data: an id, input and output layouts, the WGSL source of `handle` (for GPU
+//! backends), a [`host`] handler (for the `cpu` backend), and optionally a state array. The
+//! built-ins ([`builtins`]) are registered before any user code runs.
+
+mod builtins;
+pub mod host;
+
+pub use builtins::{
+    doubler_request, doubler_response, HISTOGRAM_BINS, HISTOGRAM_SAMPLES, MANDELBROT_MAX_ITER, MANDELBROT_TILE,
+    VECTOR_LANES,
+};
+pub use host::{HostHandler, SharedHostHandler};
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::message::{FieldType, MessageLayout, Scalar};
+use crate::message::{MessageLayout, Scalar};
 
 /// Default invocations per workgroup: 64 is a safe fit for every adapter's limits and a
 /// multiple of common subgroup sizes (4 on SwiftShader, 32 on NVIDIA, 64 on AMD).
@@ -85,8 +94,11 @@ pub struct KernelDefinition {
     pub input: MessageLayout,
     pub output: MessageLayout,
     /// WGSL defining `fn handle(msg: In) -> Out` (or, to drop messages,
-    /// `fn handle(msg: In, out: ptr<function, Out>) -> bool`) plus any helpers it needs.
+    /// `fn handle(msg: In, out: ptr<function, Out>) -> bool`) plus any helpers it needs. Empty
+    /// for a kernel that only has a host handler (it runs on the `cpu` backend only).
     pub wgsl: String,
+    /// The same handler for the host, run by the `cpu` backend.
+    pub host: Option<SharedHostHandler>,
     pub workgroup_size: u32,
     pub state: Option<StateSpec>,
 }
@@ -98,9 +110,21 @@ impl KernelDefinition {
             input,
             output,
             wgsl: wgsl.to_owned(),
+            host: None,
             workgroup_size: DEFAULT_WORKGROUP_SIZE,
             state: None,
         }
+    }
+
+    /// Gives the kernel a handler for the `cpu` backend (see [`host`]).
+    pub fn with_host_handler(mut self, handler: impl HostHandler + 'static) -> Self {
+        self.host = Some(SharedHostHandler::new(handler));
+        self
+    }
+
+    /// Whether the kernel can run on a GPU backend (it has WGSL).
+    pub fn has_wgsl(&self) -> bool {
+        !self.wgsl.trim().is_empty()
     }
 
     /// Gives the handler a `state` array (see [`StateSpec`]).
@@ -118,7 +142,7 @@ impl KernelDefinition {
 fn registry() -> &'static Mutex<HashMap<String, Arc<KernelDefinition>>> {
     static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<KernelDefinition>>>> = OnceLock::new();
     REGISTRY.get_or_init(|| {
-        let map = builtins().into_iter().map(|def| (def.id.clone(), Arc::new(def))).collect();
+        let map = builtins::all().into_iter().map(|def| (def.id.clone(), Arc::new(def))).collect();
         Mutex::new(map)
     })
 }
@@ -140,74 +164,3 @@ pub fn registered_ids() -> Vec<String> {
     ids
 }
 
-fn layout(name: &str, fields: &[(&str, FieldType)]) -> MessageLayout {
-    MessageLayout::new(name, fields).expect("built-in layouts are valid")
-}
-
-/// The `{ value: i32 }` request of the seeds' doubler.
-pub fn doubler_request() -> MessageLayout {
-    layout("Request", &[("value", FieldType::I32)])
-}
-
-/// The `{ result: i32 }` response of the seeds' doubler.
-pub fn doubler_response() -> MessageLayout {
-    layout("Response", &[("result", FieldType::I32)])
-}
-
-/// f32 lanes per `vector_add` and `saxpy` message (the shaders loop to this bound).
-pub const VECTOR_LANES: u32 = 32;
-/// Samples per `histogram` message, and the number of bins in its state.
-pub const HISTOGRAM_SAMPLES: u32 = 16;
-pub const HISTOGRAM_BINS: u32 = 64;
-/// `mandelbrot` tiles are `MANDELBROT_TILE`² pixels; iterations are capped at this bound.
-pub const MANDELBROT_TILE: u32 = 8;
-pub const MANDELBROT_MAX_ITER: u32 = 1000;
-
-fn builtins() -> Vec<KernelDefinition> {
-    let lanes = || FieldType::array(FieldType::F32, VECTOR_LANES);
-    let echo = layout("EchoMessage", &[("value", FieldType::I32)]);
-    vec![
-        KernelDefinition::new(
-            "doubler",
-            doubler_request(),
-            doubler_response(),
-            include_str!("../shaders/kernels/doubler.wgsl"),
-        ),
-        KernelDefinition::new("echo", echo.clone(), echo, include_str!("../shaders/kernels/echo.wgsl")),
-        KernelDefinition::new(
-            "vector_add",
-            layout("VectorPair", &[("a", lanes()), ("b", lanes())]),
-            layout("VectorSum", &[("sum", lanes())]),
-            include_str!("../shaders/kernels/vector_add.wgsl"),
-        ),
-        KernelDefinition::new(
-            "saxpy",
-            layout("SaxpyInput", &[("a", FieldType::F32), ("x", lanes()), ("y", lanes())]),
-            layout("SaxpyOutput", &[("result", lanes())]),
-            include_str!("../shaders/kernels/saxpy.wgsl"),
-        ),
-        KernelDefinition::new(
-            "histogram",
-            layout("HistogramSamples", &[("samples", FieldType::array(FieldType::F32, HISTOGRAM_SAMPLES))]),
-            layout("HistogramAck", &[("binned", FieldType::U32)]),
-            include_str!("../shaders/kernels/histogram.wgsl"),
-        )
-        .with_state(StateElement::AtomicU32, HISTOGRAM_BINS),
-        KernelDefinition::new(
-            "mandelbrot",
-            layout(
-                "MandelbrotTile",
-                &[
-                    ("origin", FieldType::vector(Scalar::F32, 2)),
-                    ("step", FieldType::F32),
-                    ("max_iter", FieldType::U32),
-                ],
-            ),
-            layout(
-                "MandelbrotCounts",
-                &[("iterations", FieldType::array(FieldType::U32, MANDELBROT_TILE * MANDELBROT_TILE))],
-            ),
-            include_str!("../shaders/kernels/mandelbrot.wgsl"),
-        ),
-    ]
-}

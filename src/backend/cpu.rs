@@ -1,0 +1,106 @@
+//! The `cpu` backend: each kernel's messages are answered on the host by its
+//! [`HostHandler`](crate::kernel::HostHandler) instead of a GPU dispatch. Everything around the
+//! handler is shared with the GPU path: host queues, the lifecycle, correlation of `call`s,
+//! telemetry. It exists so a page without WebGPU (or a machine without a driver) degrades to
+//! slower, never to broken.
+
+use std::sync::{Arc, Mutex};
+
+use super::AdapterSummary;
+use crate::error::{Error, Result};
+use crate::kernel::host::{HostHandler, HostRun, RunReport};
+use crate::kernel::KernelDefinition;
+
+/// Most messages one tick hands a kernel's host handler: bounds how long a tick holds the page's
+/// event loop (the pump yields to it between ticks) while still amortizing per-run costs.
+pub const MAX_RUN: u32 = 4096;
+
+/// The `cpu` backend's stand-in for a device: nothing to open, only a description.
+pub struct CpuContext {
+    pub adapter: AdapterSummary,
+}
+
+impl CpuContext {
+    pub fn new() -> Self {
+        CpuContext {
+            adapter: AdapterSummary {
+                backend: "cpu".into(),
+                name: "host CPU (kernels run their host handlers; no GPU)".into(),
+                driver: format!("ringkernel-web {}", env!("CARGO_PKG_VERSION")),
+                device_type: "Cpu".into(),
+            },
+        }
+    }
+}
+
+impl Default for CpuContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One launched kernel on the host: its handler and its state words.
+pub struct CpuKernel {
+    handler: Arc<dyn HostHandler>,
+    /// The handler's `state` array (empty without one); shared with the runtime so it can be
+    /// read after terminate.
+    pub state: Arc<Mutex<Vec<u32>>>,
+    input_stride: usize,
+    output_stride: usize,
+}
+
+/// The answers of one run, slot for slot with its inputs.
+pub struct HostAnswers {
+    pub outputs: Vec<u8>,
+    /// 1 = kept, 0 = dropped, per answer (the GPU's kept-flag format).
+    pub kept: Vec<u32>,
+    pub report: RunReport,
+}
+
+impl CpuKernel {
+    /// Checks that the definition has a host handler that fits its layouts.
+    pub fn create(definition: &KernelDefinition) -> Result<Self> {
+        let compile_error = |message: String| Error::KernelCompile {
+            id: definition.id.clone(),
+            message,
+            line: None,
+            column: None,
+        };
+        let Some(host) = &definition.host else {
+            return Err(compile_error(
+                "it has no host handler, which the cpu backend runs (WGSL needs a GPU backend); give its definition \
+                 a handler (`handler` in JavaScript, `with_host_handler` in Rust)"
+                    .into(),
+            ));
+        };
+        host.0.check(&definition.input, &definition.output).map_err(compile_error)?;
+        let words = definition.state.map_or(0, |spec| spec.len as usize);
+        Ok(CpuKernel {
+            handler: host.0.clone(),
+            state: Arc::new(Mutex::new(vec![0; words])),
+            input_stride: definition.input.size(),
+            output_stride: definition.output.size(),
+        })
+    }
+
+    pub fn has_state(&self) -> bool {
+        !self.state.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
+    /// Runs the handler over `inputs` (packed back to back), in order.
+    pub fn run(&self, inputs: &[u8]) -> HostAnswers {
+        let count = inputs.len() / self.input_stride;
+        let mut outputs = vec![0; count * self.output_stride];
+        let mut kept = vec![0; count];
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let report = self.handler.handle_run(HostRun {
+            inputs,
+            input_stride: self.input_stride,
+            outputs: &mut outputs,
+            output_stride: self.output_stride,
+            kept: &mut kept,
+            state: &mut state,
+        });
+        HostAnswers { outputs, kept, report }
+    }
+}

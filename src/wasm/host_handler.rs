@@ -1,0 +1,111 @@
+//! JavaScript functions as host handlers: `ringKernel({ ..., handler })`, run by the `cpu`
+//! backend (the seeds' CPU actor model) when a page has no WebGPU.
+//!
+//! `handler(message, state)` gets the message as the same object `receive` would return and,
+//! for kernels with state, the state as a typed array it may update in place. It returns the
+//! answer object, or `null`/`undefined` to drop the message. It runs synchronously inside the
+//! pump's tick; a throw (or a returned Promise) drops that message, counts an error, and is
+//! reported in the console and in telemetry's `lastError`.
+
+use js_sys::{Function, Reflect};
+use wasm_bindgen::prelude::*;
+
+use super::messages::{borrow_fields, js_message, js_state, message_fields};
+use crate::kernel::host::{HostHandler, HostOutcome, HostRun, RunReport};
+use crate::message::{MessageLayout, Scalar};
+
+pub(super) struct JsHostHandler {
+    function: Function,
+    /// Names the kernel in the errors of malformed answers.
+    kernel_id: String,
+    input: MessageLayout,
+    output: MessageLayout,
+    /// The state's element scalar, when the kernel has state.
+    state: Option<Scalar>,
+}
+
+// SAFETY: without the `atomics` target feature a wasm32 module has exactly one thread, so the
+// JS function is never touched from another one. A threaded build fails to compile here
+// instead of becoming unsound.
+#[cfg(not(target_feature = "atomics"))]
+unsafe impl Send for JsHostHandler {}
+#[cfg(not(target_feature = "atomics"))]
+unsafe impl Sync for JsHostHandler {}
+
+impl JsHostHandler {
+    pub fn new(
+        function: Function,
+        kernel_id: &str,
+        input: MessageLayout,
+        output: MessageLayout,
+        state: Option<Scalar>,
+    ) -> Self {
+        JsHostHandler { function, kernel_id: kernel_id.to_owned(), input, output, state }
+    }
+
+    /// The state words as the typed array the handler sees (a copy; written back after the run).
+    fn state_array(&self, words: &[u32]) -> JsValue {
+        match self.state {
+            Some(scalar) => js_state(scalar, bytemuck::cast_slice(words)),
+            None => JsValue::UNDEFINED,
+        }
+    }
+
+    fn write_back(state_array: &JsValue, words: &mut [u32]) {
+        if let Ok(buffer) = Reflect::get(state_array, &"buffer".into()) {
+            js_sys::Uint32Array::new(&buffer).copy_to(words);
+        }
+    }
+
+    fn call(&self, input: &[u8], output: &mut [u8], state: &JsValue) -> HostOutcome {
+        let message = js_message(&self.input, self.input.decode(input));
+        let answer = self.function.call2(&JsValue::NULL, &message, state).map_err(|thrown| {
+            let text = describe(&thrown);
+            web_sys::console::error_1(&format!("ringkernel-web: a host handler threw: {text}").into());
+            format!("the handler threw: {text}")
+        })?;
+        if answer.is_null() || answer.is_undefined() {
+            return Ok(false);
+        }
+        if answer.is_instance_of::<js_sys::Promise>() {
+            return Err("the handler returned a Promise: host handlers run synchronously; return the answer object".into());
+        }
+        let fields = message_fields(&self.kernel_id, &answer)
+            .map_err(|e| format!("the handler's answer is malformed: {}", describe(&e)))?;
+        let fields = borrow_fields(&fields);
+        self.output
+            .encode(fields.iter().map(|(name, value)| (*name, value)), output)
+            .map_err(|e| format!("the handler's answer is malformed: {e}"))?;
+        Ok(true)
+    }
+}
+
+impl HostHandler for JsHostHandler {
+    fn handle(&self, input: &[u8], output: &mut [u8], state: &mut [u32]) -> HostOutcome {
+        let state_array = self.state_array(state);
+        let outcome = self.call(input, output, &state_array);
+        Self::write_back(&state_array, state);
+        outcome
+    }
+
+    /// One state copy each way per run, not per message.
+    fn handle_run(&self, run: HostRun<'_>) -> RunReport {
+        let state_array = self.state_array(run.state);
+        let mut report = RunReport::default();
+        let inputs = run.inputs.chunks_exact(run.input_stride);
+        let outputs = run.outputs.chunks_exact_mut(run.output_stride);
+        for ((input, output), kept) in inputs.zip(outputs).zip(run.kept.iter_mut()) {
+            *kept = report.record(self.call(input, output, &state_array)) as u32;
+        }
+        Self::write_back(&state_array, run.state);
+        report
+    }
+}
+
+/// `Name: message` for thrown Errors, the string form of anything else.
+fn describe(thrown: &JsValue) -> String {
+    match thrown.dyn_ref::<js_sys::Error>() {
+        Some(error) => format!("{}: {}", String::from(error.name()), String::from(error.message())),
+        None => js_sys::JSON::stringify(thrown).ok().and_then(|s| s.as_string()).unwrap_or_else(|| format!("{thrown:?}")),
+    }
+}
