@@ -1,0 +1,128 @@
+// The package as TypeScript and bundler users meet it: its package.json points at files that
+// exist, its declarations type-check a strict user app and reject misuse, and a Vite app built
+// against each of its two builds runs in headless Chromium, on WebGPU and on the cpu backend
+// (in a browser without WebGPU, where the default backend must refuse with a helpful error).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { chromium } from "playwright-core";
+import { startServer } from "../../www/serve.mjs";
+
+const run = promisify(execFile);
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..");
+const installed = join(root, "node_modules", "ringkernel-web");
+const bin = (name) => join(root, "node_modules", ".bin", name);
+const CHROMIUM_ARGS = [
+  "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
+];
+/** Makes the page look like a browser without WebGPU. */
+const hideWebGpu = () => Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined, configurable: true });
+
+let browser;
+before(async () => {
+  browser = await chromium.launch({ executablePath: process.env.CHROME_BIN ?? "/usr/bin/chromium", args: CHROMIUM_ARGS });
+});
+after(async () => {
+  await browser?.close();
+});
+
+test("package.json: every path it names exists and npm would publish it", async () => {
+  const pkg = JSON.parse(await readFile(join(installed, "package.json"), "utf8"));
+  for (const key of ["name", "version", "description", "license", "repository", "exports", "types", "sideEffects", "files"]) {
+    assert.ok(pkg[key] !== undefined, `package.json has ${key}`);
+  }
+  assert.equal(pkg.type, "module");
+  const exported = Object.values(pkg.exports).flatMap((e) => (typeof e === "string" ? [e] : Object.values(e)));
+  const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: installed });
+  const packed = new Set(JSON.parse(stdout)[0].files.map((f) => `./${f.path}`));
+  for (const file of [...exported, pkg.types, pkg.main, ...pkg.sideEffects].filter((f) => f !== "./package.json")) {
+    assert.ok(packed.has(file.startsWith("./") ? file : `./${file}`), `npm pack includes ${file}`);
+  }
+  assert.ok(packed.has("./bundler/ringkernel_web_bg.wasm") && packed.has("./ringkernel_web_bg.wasm"));
+});
+
+test("a strict TypeScript app type-checks against the package's declarations", async () => {
+  await run(bin("tsc"), ["-p", join(root, "tsconfig.json")]).catch((e) => assert.fail(`tsc failed:\n${e.stdout}${e.stderr}`));
+});
+
+test("misuse of the API fails to type-check, on exactly the lines marked misuse", async () => {
+  const file = join(root, "types", "misuse.ts");
+  const marked = (await readFile(file, "utf8")).split("\n").flatMap((line, i) => (/\/\/ misuse$/.test(line) ? [i + 1] : []));
+  const result = await run(bin("tsc"), ["-p", join(root, "types", "tsconfig.json")]).then(
+    () => ({ code: 0, stdout: "" }),
+    (e) => ({ code: e.code, stdout: e.stdout }),
+  );
+  assert.notEqual(result.code, 0, "tsc must reject the misuse file");
+  const reported = new Set([...result.stdout.matchAll(/misuse\.ts\((\d+),\d+\): error/g)].map((m) => Number(m[1])));
+  assert.ok(marked.length >= 20, `${marked.length} misuses`);
+  assert.deepEqual([...reported].sort((a, b) => a - b), marked, result.stdout);
+});
+
+/** Builds the Vite app in `mode` and serves its output. */
+async function viteBuild(mode) {
+  const args = ["build", join(root, "vite-app"), ...(mode === "bundler" ? ["--mode", "bundler"] : [])];
+  await run(bin("vite"), args, { cwd: root }).catch((e) => assert.fail(`vite build failed:\n${e.stdout}${e.stderr}`));
+  return startServer({ routes: { "/": join(root, "vite-app", "dist", mode) } });
+}
+
+/** Opens the app and resolves with what it recorded, plus any console errors. */
+async function openApp(url, { backend, withoutWebGpu = false }) {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  page.on("pageerror", (e) => errors.push(String(e)));
+  if (withoutWebGpu) await page.addInitScript(hideWebGpu);
+  await page.goto(`${url}/index.html?backend=${backend}`);
+  await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 120_000 });
+  const result = await page.evaluate(() => window.__result);
+  await page.close();
+  return { result, errors };
+}
+
+/** What the app computes, the same on every backend. */
+function checkApp(value) {
+  assert.equal(value.doubled, 42);
+  assert.equal(value.measured.length, 5);
+  assert.deepEqual(value.measured.scaled, [6, 8]);
+  assert.deepEqual(value.tallies, [1, 3], "the message with a negative scale is dropped");
+  assert.equal(value.dropped, 1);
+  assert.equal(value.state, 3, "state counted every message");
+  assert.equal(value.processed, 3);
+  assert.deepEqual(value.errorNames, [
+    "KernelStateError(active)", "KernelNotFoundError", "MessageFormatError(scale)", "TimeoutError",
+  ]);
+  assert.equal(value.summaryKernels, 3);
+}
+
+for (const mode of ["web", "bundler"]) {
+  test(`Vite app on the ${mode} build runs on WebGPU and, without WebGPU, on the cpu backend`, async () => {
+    const { server, url } = await viteBuild(mode);
+    try {
+      const gpu = await openApp(url, { backend: "auto" });
+      assert.equal(gpu.result.ok, true, gpu.result.error);
+      assert.equal(gpu.result.value.backend, "browserwebgpu");
+      checkApp(gpu.result.value);
+      assert.deepEqual(gpu.errors, []);
+
+      const refused = await openApp(url, { backend: "auto", withoutWebGpu: true });
+      assert.equal(refused.result.ok, false);
+      assert.match(refused.result.error, /^BackendUnavailableError: .*navigator\.gpu is missing/);
+      assert.match(refused.result.error, /enable/i);
+      assert.match(refused.result.error, /backend: "cpu"/);
+
+      const cpu = await openApp(url, { backend: "cpu", withoutWebGpu: true });
+      assert.equal(cpu.result.ok, true, cpu.result.error);
+      assert.equal(cpu.result.value.backend, "cpu");
+      checkApp(cpu.result.value);
+      assert.deepEqual(cpu.errors, []);
+    } finally {
+      server.close();
+    }
+  });
+}

@@ -1,0 +1,41 @@
+// Deliberate misuse: every line marked `// misuse` must be a type error, and no other line may
+// be (tests/types.test.mjs runs tsc on this file and compares the lines it reports).
+import { RingKernelRuntime, defineMessage, ringKernel, isRingKernelError } from "ringkernel-web";
+import type { InputOf, OutputOf } from "ringkernel-web";
+
+const Point = defineMessage("MisusePoint", { x: "f32", y: "f32" });
+const Length = defineMessage("MisuseLength", { length: "f32" });
+
+export async function misuse(): Promise<void> {
+  const runtime = await RingKernelRuntime.create({ enableTelemetry: "yes" }); // misuse
+  await RingKernelRuntime.create({ backend: "cuda" }); // misuse
+  await RingKernelRuntime.create({ defaultQueueSize: 10, telemetry: true }); // misuse
+  await runtime.launch("doubler", null, { queueSize: "big" }); // misuse
+  await runtime.launch("doubler", null, { mode: "polling" }); // misuse
+  await runtime.receive("doubler", { timout: 100 }); // misuse
+  await runtime.terminate("doubler", 5000); // misuse
+  await runtime.sendBatch("doubler", "1,2,3"); // misuse
+  await runtime.send("doubler", 21); // misuse
+  if (runtime.getState("doubler") === "running") return; // misuse
+  runtime.getTelemetry("doubler").messagesSent; // misuse
+  runtime.getSummary().perKernel["doubler"].latency.p50Ms.toFixed(2); // misuse
+  defineMessage("Bad", { value: 5 }); // misuse
+  ringKernel({ id: "no-handler", input: Point, output: Length }); // misuse
+  ringKernel({ input: Point, output: Length, wgsl: "" }); // misuse
+  ringKernel({ id: "wrong-answer", input: Point, output: Length, handler: (p) => ({ length: "far" }) }); // misuse
+  ringKernel({ id: "wrong-field", input: Point, output: Length, handler: (p) => ({ length: p.z }) }); // misuse
+  ringKernel({ id: "typo", input: Point, output: Length, wgsl: "", workGroupSize: 64 }); // misuse
+  const point: InputOf<typeof Point> = { x: 1 }; // misuse
+  const answer = await runtime.receive<OutputOf<typeof Length>>("length");
+  answer.length.toUpperCase(); // misuse
+  try {
+    await runtime.activate("doubler");
+  } catch (error) {
+    if (isRingKernelError(error) && error.name === "KernelCompileError") {
+      error.line.toFixed(0); // misuse
+    }
+    if (isRingKernelError(error) && error.name === "KernelStateError" && error.state === "paused") return; // misuse
+    if (isRingKernelError(error) && error.name === "OutOfMemoryError") return; // misuse
+  }
+  void point;
+}
