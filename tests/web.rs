@@ -6,7 +6,7 @@
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use ringkernel_web::wasm::{define_message, managed_kernel, ring_kernel, JsRuntime};
-use ringkernel_web::{LaunchOptions, Runtime, RuntimeOptions};
+use ringkernel_web::{BackendChoice, LaunchOptions, Runtime, RuntimeOptions};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
@@ -712,4 +712,129 @@ async fn compile_errors_carry_the_users_line_and_column_in_the_browser() {
         .unwrap_err();
     assert_eq!(position(&error), (Some(1.0), Some(16.0)));
     assert!(rt.kernel_ids().is_empty(), "a failed launch leaves nothing behind");
+}
+
+// ---- the cpu backend: JavaScript handlers for browsers without WebGPU (issue 5) ----
+
+async fn cpu_runtime() -> JsRuntime {
+    js_runtime_with(RuntimeOptions { backend: BackendChoice::Cpu, ..Default::default() }).await
+}
+
+fn js_function(args: &str, body: &str) -> JsValue {
+    Function::new_with_args(args, body).into()
+}
+
+#[wasm_bindgen_test]
+async fn cpu_backend_runs_javascript_handlers_with_state_drops_and_failures() {
+    let rt = cpu_runtime().await;
+    assert_eq!(get(&rt.adapter().unwrap(), "backend").as_string().as_deref(), Some("cpu"));
+    let counter = object(&[
+        ("id", "js-counter".into()),
+        ("input", object(&[("name", "CpuIn".into()), ("fields", object(&[("value", "i32".into())]))])),
+        ("output", object(&[("name", "CpuOut".into()), ("fields", object(&[("result", "i32".into())]))])),
+        ("state", object(&[("length", 2.into()), ("type", "i32".into())])),
+        (
+            "handler",
+            js_function(
+                "m, s",
+                "if (!(s instanceof Int32Array)) throw new TypeError('state is an Int32Array');
+                 s[0] += m.value; s[1] += 1;
+                 if (m.value === 13) throw new RangeError('unlucky');
+                 if (m.value < 0) return null;
+                 if (m.value === 7) return Promise.resolve({ result: 7 });
+                 if (m.value === 8) return { result: 'eight' };
+                 return { result: m.value * 3 };",
+            ),
+        ),
+    ]);
+    ring_kernel(counter).unwrap();
+    start(&rt, "js-counter", None).await;
+    let batch = js_sys::Int32Array::from([1, -2, 13, 7, 8, 4].as_slice());
+    assert_eq!(js(rt.send_batch("js-counter".into(), batch.into(), None)).await.unwrap().as_f64(), Some(6.0));
+    assert_eq!(receive_values(&rt, "js-counter", 2).await, [3, 12], "kept answers, in order");
+    let dropped = js(rt.call("js-counter".into(), value(-5), Some(timeout(5000)))).await;
+    assert_js_error(dropped, "MessageDroppedError", &[("kernelId", "js-counter")]);
+    let t = rt.get_telemetry("js-counter".into()).unwrap();
+    assert_eq!((num(&t, "messagesProcessed"), num(&t, "messagesDropped"), num(&t, "errors")), (7.0, 5.0, 3.0));
+    let why = get(&t, "lastError").as_string().expect("a failure is reported");
+    assert!(["RangeError: unlucky", "Promise", "malformed"].iter().any(|w| why.contains(w)), "{why}");
+    let state = js(rt.read_state("js-counter".into())).await.unwrap();
+    assert!(state.is_instance_of::<js_sys::Int32Array>());
+    assert_eq!(js_sys::Int32Array::new(&state).to_vec(), [1 - 2 + 13 + 7 + 8 + 4 - 5, 7], "state updates persist");
+    js(rt.terminate("js-counter".into(), Some(timeout(5000)))).await.unwrap();
+    assert_eq!(state_after(&rt, "js-counter").await, [26, 7], "and outlive terminate");
+}
+
+async fn state_after(rt: &JsRuntime, id: &str) -> Vec<i32> {
+    js_sys::Int32Array::new(&js(rt.read_state(id.into())).await.unwrap()).to_vec()
+}
+
+#[wasm_bindgen_test]
+async fn each_backend_refuses_kernels_it_cannot_run() {
+    let (cpu, gpu) = (cpu_runtime().await, js_runtime().await);
+    let request = || object(&[("name", "CpuIn".into()), ("fields", object(&[("value", "i32".into())]))]);
+    let response = || object(&[("name", "CpuOut".into()), ("fields", object(&[("result", "i32".into())]))]);
+    let wgsl_only = object(&[
+        ("input", request()),
+        ("output", response()),
+        ("wgsl", "fn handle(m: CpuIn) -> CpuOut { return CpuOut(m.value); }".into()),
+    ]);
+    let launched = js(cpu.launch("wgsl-only".into(), Some(wgsl_only), None)).await;
+    assert_js_error(launched, "KernelCompileError", &[("kernelId", "wgsl-only")]);
+    let handler_only = object(&[
+        ("input", request()),
+        ("output", response()),
+        ("handler", js_function("m", "return { result: m.value };")),
+    ]);
+    let launched = js(gpu.launch("handler-only".into(), Some(handler_only.clone()), None)).await;
+    assert_js_error(launched, "KernelCompileError", &[("kernelId", "handler-only")]);
+    js(cpu.launch("handler-only".into(), Some(handler_only), None)).await.expect("a handler runs on the cpu backend");
+    let neither = object(&[("id", "neither".into()), ("input", request()), ("output", response())]);
+    assert!(ring_kernel(neither).is_err(), "a kernel needs wgsl or a handler");
+    let not_a_function = object(&[("id", "x".into()), ("input", request()), ("output", response()), ("handler", 5.into())]);
+    let error = ring_kernel(not_a_function).unwrap_err();
+    assert_eq!(get(&error, "name").as_string().as_deref(), Some("TypeError"));
+}
+
+#[wasm_bindgen_test]
+async fn builtins_on_the_cpu_backend_answer_as_on_webgpu() {
+    let (cpu, gpu) = (cpu_runtime().await, js_runtime().await);
+    let values: Vec<i32> = (0..1000).map(|i| i * 7919 - 3_000_000).collect();
+    #[repr(C)]
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Tile([f32; 3], u32);
+    let tiles: Vec<Tile> = (0..16).map(|i| Tile([-2.0 + 0.15 * i as f32, -1.0 + 0.1 * i as f32, 0.01], 200)).collect();
+    for rt in [&cpu, &gpu] {
+        start(rt, "doubler", None).await;
+        start(rt, "mandelbrot", None).await;
+    }
+    let on_gpu: Vec<i32> = round_trip(&gpu, "doubler", &values).await;
+    assert_eq!(round_trip::<i32, i32>(&cpu, "doubler", &values).await, on_gpu);
+    let (on_gpu, on_cpu): (Vec<[u32; 64]>, Vec<[u32; 64]>) =
+        (round_trip(&gpu, "mandelbrot", &tiles).await, round_trip(&cpu, "mandelbrot", &tiles).await);
+    let differing = on_gpu.iter().flatten().zip(on_cpu.iter().flatten()).filter(|(g, c)| g != c).count();
+    assert!(differing * 100 <= 64 * tiles.len(), "{differing} pixels differ");
+}
+
+#[wasm_bindgen_test]
+async fn without_webgpu_create_explains_and_the_cpu_backend_still_works() {
+    // Make this page look like a browser without WebGPU, then put navigator.gpu back.
+    let prototype = get(&js_sys::global(), "Navigator");
+    let prototype = get(&prototype, "prototype");
+    let original = Object::get_own_property_descriptor(prototype.unchecked_ref::<Object>(), &"gpu".into());
+    let hidden = object(&[("get", js_function("", "return undefined;")), ("configurable", true.into())]);
+    Object::define_property(prototype.unchecked_ref::<Object>(), &"gpu".into(), hidden.unchecked_ref::<Object>());
+    let refused = js(JsRuntime::create(None)).await;
+    let fallback = js(JsRuntime::create(Some(object(&[("backend", "cpu".into())])))).await;
+    Object::define_property(prototype.unchecked_ref::<Object>(), &"gpu".into(), original.unchecked_ref::<Object>());
+
+    let error = refused.clone().expect_err("no WebGPU");
+    let message = get(&error, "message").as_string().unwrap();
+    assert_js_error(refused, "BackendUnavailableError", &[]);
+    assert!(message.contains("navigator.gpu is missing") && message.contains("backend: \"cpu\""), "{message}");
+    let runtime = fallback.expect("the cpu backend needs no WebGPU");
+    js(call_method(&runtime, "launch", &["doubler".into()]).into()).await.unwrap();
+    js(call_method(&runtime, "activate", &["doubler".into()]).into()).await.unwrap();
+    let answer = js(call_method(&runtime, "call", &["doubler".into(), value(21)]).into()).await.unwrap();
+    assert_eq!(num(&answer, "result"), 42.0);
 }
