@@ -1,33 +1,187 @@
 //! The CLI as a user runs it, on the machine's adapter (lavapipe without a GPU).
 
-use std::process::Command;
+use std::process::{Command, Output};
 
-#[test]
-fn demo_prints_adapter_and_doubled_answers() {
-    let output = Command::new(env!("CARGO_BIN_EXE_ringkernel-native"))
-        .args(["demo", "--count", "3", "--metrics"])
-        .output()
-        .expect("run ringkernel-native");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.starts_with("adapter: "), "{stdout}");
-    for line in [
-        "doubler(1) = 2",
-        "doubler(11) = 22",
-        "doubler(21) = 42",
-        "processed on GPU 3",
-        "doubler: terminated",
-        "latency ms (send to answer on host): min ",
-        "ringkernel_messages_processed_total{kernel=\"doubler\"} 3",
-    ] {
-        assert!(stdout.contains(line), "missing '{line}' in:\n{stdout}");
+use serde_json::Value;
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringkernel-native")).args(args).output().expect("run ringkernel-native")
+}
+
+/// Runs the CLI, expects success, returns stdout.
+fn cli_ok(args: &[&str]) -> String {
+    let output = cli(args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+fn assert_contains_all(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(text.contains(line), "missing '{line}' in:\n{text}");
     }
 }
 
 #[test]
+fn demo_prints_adapter_and_doubled_answers() {
+    let stdout = cli_ok(&["demo", "--count", "3", "--metrics"]);
+    assert!(stdout.starts_with("adapter: "), "{stdout}");
+    assert_contains_all(
+        &stdout,
+        &[
+            "doubler(1) = 2",
+            "doubler(11) = 22",
+            "doubler(21) = 42",
+            "processed on GPU 3",
+            "doubler: terminated",
+            "latency ms (send to answer on host): min ",
+            "ringkernel_messages_processed_total{kernel=\"doubler\"} 3",
+        ],
+    );
+}
+
+#[test]
+fn demo_runs_on_the_cpu_backend() {
+    let stdout = cli_ok(&["--backend", "cpu", "demo", "--count", "3"]);
+    assert_contains_all(
+        &stdout,
+        &["adapter: ", "doubler(21) = 42", "processed by host handlers 3", "doubler: terminated"],
+    );
+}
+
+#[test]
 fn unknown_backend_is_refused_by_clap() {
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_ringkernel-native")).args(["--backend", "cuda", "info"]).output().unwrap();
+    let output = cli(&["--backend", "cuda", "info"]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid value 'cuda'"));
+}
+
+#[test]
+fn info_json_names_the_adapters_their_limits_and_the_runtimes_pick() {
+    let info: Value = serde_json::from_str(&cli_ok(&["info", "--json"])).expect("info --json is JSON");
+    let adapters = info["adapters"].as_array().expect("an adapter list");
+    assert!(!adapters.is_empty(), "no adapter listed: {info:#}");
+    for adapter in adapters {
+        assert!(!adapter["name"].as_str().unwrap().is_empty(), "{adapter:#}");
+        assert!(adapter["backend"].is_string() && adapter["deviceType"].is_string() && adapter["driver"].is_string());
+        for limit in [
+            "maxStorageBufferBindingSize",
+            "maxBufferSize",
+            "maxComputeInvocationsPerWorkgroup",
+            "maxComputeWorkgroupsPerDimension",
+            "maxStorageBuffersPerShaderStage",
+            "maxComputeWorkgroupStorageSize",
+        ] {
+            assert!(adapter["limits"][limit].as_u64().is_some_and(|v| v > 0), "{limit} in {adapter:#}");
+        }
+    }
+    let picked = &info["runtime"]["adapter"];
+    assert!(
+        adapters.iter().any(|a| a["name"] == picked["name"] && a["backend"] == picked["backend"]),
+        "the runtime's adapter is one of those listed: {info:#}"
+    );
+}
+
+#[test]
+fn backend_cpu_is_accepted_and_info_says_host_handlers() {
+    let stdout = cli_ok(&["--backend", "cpu", "info"]);
+    assert!(stdout.contains("host handlers"), "{stdout}");
+    let info: Value = serde_json::from_str(&cli_ok(&["--backend", "cpu", "info", "--json"])).unwrap();
+    assert_eq!(info["backend"], "cpu");
+    assert_eq!(info["adapters"].as_array().map(Vec::len), Some(0), "no GPU adapter with --backend cpu");
+}
+
+/// A latency summary in microseconds with positive, ordered percentiles.
+fn assert_latency(value: &Value, what: &str) {
+    assert_eq!(value["unit"], "us", "{what}: {value:#}");
+    let p50 = value["p50"].as_f64().unwrap_or(f64::NAN);
+    let p99 = value["p99"].as_f64().unwrap_or(f64::NAN);
+    assert!(p50 > 0.0 && p99 >= p50, "{what}: {value:#}");
+    assert!(value["samples"].as_u64().is_some_and(|n| n > 0), "{what}: {value:#}");
+}
+
+fn assert_throughput(value: &Value, what: &str) {
+    assert_eq!(value["unit"], "msgs/s", "{what}: {value:#}");
+    assert!(value["msgsPerSec"].as_f64().is_some_and(|v| v > 0.0), "{what}: {value:#}");
+}
+
+fn positive(value: &Value) -> bool {
+    value.as_f64().is_some_and(|v| v.is_finite() && v > 0.0)
+}
+
+#[test]
+fn quick_bench_reports_every_section_as_json() {
+    let stdout = cli_ok(&["bench", "--quick", "--json"]);
+    let report: Value = serde_json::from_str(&stdout).expect("bench --json prints one JSON document");
+
+    for field in ["name", "backend", "deviceType"] {
+        assert!(report["adapter"][field].as_str().is_some_and(|s| !s.is_empty()), "adapter.{field}");
+    }
+    assert_eq!(report["config"]["quick"], true);
+    assert_latency(&report["floors"]["submitAndMap"], "floors.submitAndMap");
+    assert_latency(&report["floors"]["rawSingle"], "floors.rawSingle");
+    assert_latency(&report["roundTrip"]["sendReceive"], "roundTrip.sendReceive");
+    assert_latency(&report["roundTrip"]["call"], "roundTrip.call");
+
+    let batches = report["throughput"].as_array().expect("throughput rows");
+    let sizes: Vec<u64> = batches.iter().map(|b| b["messages"].as_u64().unwrap()).collect();
+    assert_eq!(
+        sizes,
+        report["config"]["batchSizes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect::<Vec<_>>()
+    );
+    assert!(sizes.contains(&1) && sizes.len() >= 3, "{sizes:?}");
+    for batch in batches {
+        assert_throughput(&batch["runtime"], "throughput.runtime");
+        assert_throughput(&batch["raw"], "throughput.raw");
+    }
+
+    assert_throughput(&report["perMessage"], "perMessage");
+    assert_latency(&report["perMessage"]["latency"], "perMessage.latency");
+
+    let kernels: Vec<u64> =
+        report["kernels"].as_array().expect("kernel rows").iter().map(|k| k["kernels"].as_u64().unwrap()).collect();
+    assert!(kernels.contains(&1) && kernels.contains(&16), "{kernels:?}");
+    for row in report["kernels"].as_array().unwrap() {
+        assert_latency(&row["tick"], "kernels.tick");
+    }
+
+    let cpu = &report["cpuBackend"];
+    match cpu["available"].as_bool() {
+        Some(true) => {
+            assert_latency(&cpu["sendReceive"], "cpuBackend.sendReceive");
+            assert_eq!(cpu["throughput"].as_array().map(Vec::len), Some(sizes.len()));
+            for t in cpu["throughput"].as_array().unwrap() {
+                assert_throughput(t, "cpuBackend.throughput");
+            }
+        }
+        Some(false) => assert!(cpu["reason"].as_str().is_some_and(|r| !r.is_empty()), "{cpu:#}"),
+        None => panic!("cpuBackend.available is missing: {cpu:#}"),
+    }
+
+    let ratios = &report["ratios"];
+    let per_size = ratios["batchedOverRaw"].as_array().expect("batched / raw per size");
+    assert_eq!(per_size.len(), sizes.len());
+    assert!(per_size.iter().all(|r| positive(&r["value"])), "{ratios:#}");
+    for ratio in ["roundTripOverRawSingle", "roundTripOverSubmitAndMap", "tick16OverTick1"] {
+        assert!(positive(&ratios[ratio]), "ratios.{ratio}: {ratios:#}");
+    }
+    assert!(positive(&ratios["batchedOverPerMessage"]["value"]), "{ratios:#}");
+}
+
+#[test]
+fn bench_table_names_each_section() {
+    let stdout = cli_ok(&["bench", "--quick", "--iterations", "3", "--naive-count", "3"]);
+    assert_contains_all(
+        &stdout,
+        &[
+            "adapter: ",
+            "floor: submit + map",
+            "runtime: send → receive",
+            "throughput",
+            "per message",
+            "kernels with traffic",
+            "cpu backend",
+            "ratios",
+        ],
+    );
 }

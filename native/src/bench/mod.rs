@@ -1,0 +1,352 @@
+//! `bench`: the runtime against hand-written wgpu, side by side in one run on one adapter
+//! (machines are noisy; numbers from different runs do not compare).
+//!
+//! Measured, in order:
+//! 1. floors: one submit + map of a 4-byte copy, and the raw doubler on one message;
+//! 2. one message through the runtime doubler and back (`send` → `receive`, and `call`);
+//! 3. batches of 1, 1k, 100k and 1M messages through the runtime next to the raw doubler
+//!    doing the same batch in one dispatch;
+//! 4. one raw dispatch + map per message (the naive design);
+//! 5. ticks of 1, 16 and 64 active doublers with traffic;
+//! 6. the CPU backend's doubler on the same batches, when that backend is available.
+//!
+//! Every answer is checked (after its clock stops) and a wrong one fails the bench. Nothing
+//! asserts a speed.
+
+mod progress;
+mod raw;
+mod report;
+mod runtime_doubler;
+mod stats;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use ringkernel_web::{BackendChoice, Runtime};
+
+use self::progress::Progress;
+use self::raw::RawGpu;
+use self::report::{BatchComparison, Config, CpuBackend, Floors, KernelTick, PerMessage, Ratios, Report, RoundTrip};
+use self::runtime_doubler::Fleet;
+use self::stats::{Latency, Throughput};
+use crate::backend::{adapter_like, Backend};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Small counts (seconds, for tests and CI) instead of the full sizes.
+    #[arg(long)]
+    quick: bool,
+    /// Print one JSON document on stdout instead of the table; no progress bars.
+    #[arg(long)]
+    json: bool,
+    /// Samples per latency measurement [default: 1000, 20 with --quick].
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// Messages for the one-dispatch-per-message baseline [default: 2000, 50 with --quick].
+    #[arg(long)]
+    naive_count: Option<usize>,
+    /// Queue size of the benchmarked doubler; larger batches stream through it.
+    #[arg(long, default_value_t = 1 << 20)]
+    queue_size: usize,
+}
+
+/// Counts for one run, from the flags.
+struct Plan {
+    quick: bool,
+    iterations: usize,
+    warmup: usize,
+    naive_count: usize,
+    queue_size: usize,
+    batch_sizes: Vec<usize>,
+    kernel_counts: Vec<usize>,
+    /// Messages each batch size gets in all, so small batches repeat often and big ones a
+    /// few times (between `min_repetitions` and `iterations`).
+    batch_budget: usize,
+    min_repetitions: usize,
+}
+
+impl Plan {
+    fn new(args: &BenchArgs) -> Self {
+        let iterations = args.iterations.unwrap_or(if args.quick { 20 } else { 1000 }).max(1);
+        Plan {
+            quick: args.quick,
+            iterations,
+            warmup: (iterations / 10).clamp(1, 20),
+            naive_count: args.naive_count.unwrap_or(if args.quick { 50 } else { 2000 }).max(1),
+            queue_size: args.queue_size,
+            batch_sizes: if args.quick { vec![1, 1000, 10_000] } else { vec![1, 1000, 100_000, 1_000_000] },
+            kernel_counts: if args.quick { vec![1, 16] } else { vec![1, 16, 64] },
+            batch_budget: if args.quick { 20_000 } else { 5_000_000 },
+            min_repetitions: if args.quick { 3 } else { 5 },
+        }
+    }
+
+    fn repetitions(&self, messages: usize) -> usize {
+        (self.batch_budget / messages).clamp(self.min_repetitions, self.iterations.max(self.min_repetitions))
+    }
+
+    fn config(&self) -> Config {
+        Config {
+            quick: self.quick,
+            iterations: self.iterations,
+            naive_count: self.naive_count,
+            queue_size: self.queue_size,
+            batch_sizes: self.batch_sizes.clone(),
+            kernel_counts: self.kernel_counts.clone(),
+            telemetry: true,
+        }
+    }
+}
+
+pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
+    if backend == Backend::Cpu {
+        bail!(
+            "bench holds a GPU adapter against hand-written wgpu on it, so it needs a GPU backend; \
+             the CPU backend is measured for reference in every bench run"
+        );
+    }
+    let plan = Plan::new(&args);
+    let progress = Progress::new(args.json);
+
+    let runtime = runtime_doubler::open(backend.choice(), plan.queue_size).await.context("opening the runtime")?;
+    let adapter = runtime.adapter().clone();
+    let wgpu_adapter = adapter_like(&adapter)
+        .await
+        .ok_or_else(|| anyhow!("wgpu does not list the runtime's adapter {} ({})", adapter.name, adapter.backend))?;
+    let raw = RawGpu::open(&wgpu_adapter).await?;
+    let bench = Bench { plan: &plan, progress: &progress };
+
+    let floors = bench.floors(&raw).await?;
+    let round_trip = RoundTrip {
+        send_receive: bench
+            .latency(
+                "runtime send → receive",
+                |i| values(1, i),
+                async |v: &[i32]| runtime_doubler::send_receive(&runtime, v[0]).await,
+            )
+            .await?,
+        call: bench
+            .latency("runtime call", |i| values(1, i), async |v: &[i32]| runtime_doubler::call(&runtime, v[0]).await)
+            .await?,
+    };
+    let mut throughput = Vec::new();
+    for &messages in &plan.batch_sizes {
+        let doubler = raw.doubler(messages);
+        throughput.push(BatchComparison {
+            messages,
+            runtime: bench.runtime_batches(&runtime, "runtime", messages).await?,
+            raw: bench
+                .throughput(format!("raw batch of {messages}"), messages, async |v: &[i32]| doubler.run(v))
+                .await?,
+        });
+    }
+    let per_message = bench.per_message(&raw).await?;
+    let kernels = bench.kernel_ticks(&runtime).await?;
+    runtime.dispose().await?;
+    let cpu_backend = bench.cpu_backend().await?;
+
+    let ratios = Ratios::compute(&floors, &round_trip, &throughput, &per_message, &kernels);
+    let report = Report {
+        adapter,
+        config: plan.config(),
+        floors,
+        round_trip,
+        throughput,
+        per_message,
+        kernels,
+        cpu_backend,
+        ratios,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        report.print_table();
+    }
+    Ok(())
+}
+
+/// The measurements, sharing the plan and the progress bars.
+struct Bench<'a> {
+    plan: &'a Plan,
+    progress: &'a Progress,
+}
+
+impl Bench<'_> {
+    async fn floors(&self, raw: &RawGpu) -> anyhow::Result<Floors> {
+        let single = raw.doubler(1);
+        Ok(Floors {
+            submit_and_map: self
+                .latency(
+                    "floor: submit + map",
+                    |_| Vec::new(),
+                    async |_: &[i32]| raw.submit_and_map().map(|()| Vec::new()),
+                )
+                .await?,
+            raw_single: self
+                .latency("floor: raw doubler, 1 message", |i| values(1, i), async |v: &[i32]| single.run(v))
+                .await?,
+        })
+    }
+
+    /// The naive design: every message its own write, dispatch, copy, submit and map.
+    async fn per_message(&self, raw: &RawGpu) -> anyhow::Result<PerMessage> {
+        let single = raw.doubler(1);
+        let samples = self
+            .timed(
+                "raw, one dispatch per message",
+                0,
+                self.plan.naive_count,
+                |i| values(1, i),
+                async |v: &[i32]| single.run(v),
+            )
+            .await?;
+        let total: Duration = samples.iter().sum();
+        Ok(PerMessage {
+            messages: samples.len(),
+            unit: "msgs/s",
+            msgs_per_sec: samples.len() as f64 / total.as_secs_f64(),
+            latency: Latency::from_samples(&samples),
+        })
+    }
+
+    /// Batches of `messages` through the runtime doubler of `runtime`.
+    async fn runtime_batches(&self, runtime: &Runtime, what: &str, messages: usize) -> anyhow::Result<Throughput> {
+        self.throughput(format!("{what} batch of {messages}"), messages, async |v: &[i32]| {
+            runtime_doubler::batch(runtime, v).await
+        })
+        .await
+    }
+
+    /// One round of send-to-all and receive-from-all, for each kernel count.
+    async fn kernel_ticks(&self, runtime: &Runtime) -> anyhow::Result<Vec<KernelTick>> {
+        let most = self.plan.kernel_counts.iter().copied().max().unwrap_or(0);
+        let launching = self.progress.phase(format!("launching {most} doublers"), 1);
+        let mut fleet = Fleet::launch(runtime, most).await?;
+        launching.finish_and_clear();
+        let mut ticks = Vec::new();
+        for &kernels in &self.plan.kernel_counts {
+            fleet.activate(runtime, kernels).await?;
+            let tick = self
+                .latency(
+                    format!("tick, {kernels} kernels"),
+                    |i| values(fleet.active(), i),
+                    async |v: &[i32]| fleet.tick(runtime, v).await,
+                )
+                .await?;
+            ticks.push(KernelTick { kernels, tick });
+        }
+        fleet.terminate(runtime).await?;
+        Ok(ticks)
+    }
+
+    /// The doubler on the CPU backend, or why there is none.
+    async fn cpu_backend(&self) -> anyhow::Result<CpuBackend> {
+        let runtime = match runtime_doubler::open(BackendChoice::Cpu, self.plan.queue_size).await {
+            Ok(runtime) => runtime,
+            Err(e) => return Ok(CpuBackend { reason: Some(format!("{e} ({})", e.name())), ..Default::default() }),
+        };
+        let send_receive = self
+            .latency(
+                "cpu send → receive",
+                |i| values(1, i),
+                async |v: &[i32]| runtime_doubler::send_receive(&runtime, v[0]).await,
+            )
+            .await?;
+        let mut throughput = Vec::new();
+        for &messages in &self.plan.batch_sizes {
+            throughput.push(self.runtime_batches(&runtime, "cpu", messages).await?);
+        }
+        runtime.dispose().await?;
+        Ok(CpuBackend { available: true, reason: None, send_receive: Some(send_receive), throughput })
+    }
+
+    /// Latency of `step` over the plan's iterations, after its warmup.
+    async fn latency(
+        &self,
+        label: impl Into<String>,
+        inputs: impl Fn(usize) -> Vec<i32>,
+        step: impl AsyncFnMut(&[i32]) -> anyhow::Result<Vec<i32>>,
+    ) -> anyhow::Result<Latency> {
+        let samples = self.timed(label, self.plan.warmup, self.plan.iterations, inputs, step).await?;
+        Ok(Latency::from_samples(&samples))
+    }
+
+    /// Throughput of `step` on batches of `messages`, repeated as the plan says.
+    async fn throughput(
+        &self,
+        label: impl Into<String>,
+        messages: usize,
+        step: impl AsyncFnMut(&[i32]) -> anyhow::Result<Vec<i32>>,
+    ) -> anyhow::Result<Throughput> {
+        let repetitions = self.plan.repetitions(messages);
+        let warmup = self.plan.warmup.min(repetitions);
+        let samples = self.timed(label, warmup, repetitions, |i| values(messages, i), step).await?;
+        Ok(Throughput::from_samples(messages, &samples))
+    }
+
+    /// Runs `step` `warmup` times untimed and then `samples` times timed, each on fresh inputs
+    /// (so a stale answer cannot pass), checking every answer once its clock has stopped.
+    async fn timed(
+        &self,
+        label: impl Into<String>,
+        warmup: usize,
+        samples: usize,
+        inputs: impl Fn(usize) -> Vec<i32>,
+        mut step: impl AsyncFnMut(&[i32]) -> anyhow::Result<Vec<i32>>,
+    ) -> anyhow::Result<Vec<Duration>> {
+        let label = label.into();
+        let bar = self.progress.phase(label.as_str(), (warmup + samples) as u64);
+        let mut timings = Vec::with_capacity(samples);
+        for i in 0..warmup + samples {
+            let values = inputs(i);
+            let start = Instant::now();
+            let answers = step(&values).await.with_context(|| format!("{label}: step {i}"))?;
+            let elapsed = start.elapsed();
+            expect_doubled(&label, &values, &answers)?;
+            if i >= warmup {
+                timings.push(elapsed);
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok(timings)
+    }
+}
+
+/// `count` distinct inputs for sample `sample`, spread over [-2^30, 2^30) so doubling never
+/// overflows, and different from sample to sample.
+fn values(count: usize, sample: usize) -> Vec<i32> {
+    let first = (sample * count) as u32;
+    (0..count as u32).map(|i| (first.wrapping_add(i).wrapping_mul(2_654_435_761) >> 1) as i32 - (1 << 30)).collect()
+}
+
+/// Fails the bench on any answer that is not its input doubled, in order.
+fn expect_doubled(what: &str, inputs: &[i32], answers: &[i32]) -> anyhow::Result<()> {
+    if answers.len() != inputs.len() {
+        bail!("{what}: {} answers to {} messages", answers.len(), inputs.len());
+    }
+    match inputs.iter().zip(answers).position(|(input, answer)| *answer != input * 2) {
+        Some(i) => bail!(
+            "{what}: message {i} of {}: {} doubled is {}, got {}",
+            inputs.len(),
+            inputs[i],
+            inputs[i] * 2,
+            answers[i]
+        ),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_double_without_overflow_and_differ_between_samples() {
+        let a = values(1000, 0);
+        assert!(a.iter().all(|v| v.checked_mul(2).is_some()));
+        assert_ne!(a, values(1000, 1));
+        assert!(expect_doubled("x", &a, &a.iter().map(|v| v * 2).collect::<Vec<_>>()).is_ok());
+        assert!(expect_doubled("x", &a, &a).is_err());
+    }
+}

@@ -1,0 +1,257 @@
+//! What one `bench` run found: every measurement with its unit, the ratios that say how far
+//! the runtime is from hand-written wgpu, as one JSON document or a table for people.
+
+use ringkernel_web::AdapterSummary;
+use serde::Serialize;
+
+use super::stats::{Latency, Throughput};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub adapter: AdapterSummary,
+    pub config: Config,
+    pub floors: Floors,
+    pub round_trip: RoundTrip,
+    /// The runtime doubler next to the raw doubler, batch by batch.
+    pub throughput: Vec<BatchComparison>,
+    pub per_message: PerMessage,
+    pub kernels: Vec<KernelTick>,
+    pub cpu_backend: CpuBackend,
+    pub ratios: Ratios,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Config {
+    pub quick: bool,
+    pub iterations: usize,
+    pub naive_count: usize,
+    pub queue_size: usize,
+    pub batch_sizes: Vec<usize>,
+    pub kernel_counts: Vec<usize>,
+    /// The runtime runs with its default telemetry (counters and latency histogram) on.
+    pub telemetry: bool,
+}
+
+/// What no runtime can beat on this adapter.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Floors {
+    /// One submit of a 4-byte copy and one map of it.
+    pub submit_and_map: Latency,
+    /// The raw doubler on one message: write, dispatch, copy, submit, map.
+    pub raw_single: Latency,
+}
+
+/// One message through a launched runtime kernel and back.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoundTrip {
+    pub send_receive: Latency,
+    pub call: Latency,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchComparison {
+    pub messages: usize,
+    /// `send_batch` + `receive_batch` through the runtime doubler.
+    pub runtime: Throughput,
+    /// The raw doubler on the whole batch in one dispatch: the limit.
+    pub raw: Throughput,
+}
+
+/// The naive design: one write + dispatch + copy + map per message (raw wgpu).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PerMessage {
+    pub messages: usize,
+    pub unit: &'static str,
+    /// Messages over the summed time of every message.
+    pub msgs_per_sec: f64,
+    pub latency: Latency,
+}
+
+/// One round of traffic to `kernels` active doublers: a send to each, then a receive from each.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KernelTick {
+    pub kernels: usize,
+    pub tick: Latency,
+}
+
+/// The same doubler on the CPU backend (host handlers), for reference.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CpuBackend {
+    pub available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_receive: Option<Latency>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub throughput: Vec<Throughput>,
+}
+
+/// How the runtime compares; every ratio of latencies uses p50s.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ratios {
+    /// Runtime msgs/s ÷ raw msgs/s per batch size: 1.0 is as fast as hand-written wgpu.
+    pub batched_over_raw: Vec<SizedRatio>,
+    /// Runtime msgs/s at the largest batch ÷ one-dispatch-per-message msgs/s: what batching buys.
+    pub batched_over_per_message: SizedRatio,
+    /// Runtime send → receive ÷ the raw doubler on one message: the runtime's cost per trip.
+    pub round_trip_over_raw_single: f64,
+    /// Runtime send → receive ÷ one submit and map: how many GPU round trips a message costs.
+    pub round_trip_over_submit_and_map: f64,
+    /// Tick with 16 active kernels ÷ tick with 1; absent when either was not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tick16_over_tick1: Option<f64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SizedRatio {
+    pub messages: usize,
+    pub value: f64,
+}
+
+impl Ratios {
+    pub fn compute(
+        floors: &Floors,
+        round_trip: &RoundTrip,
+        throughput: &[BatchComparison],
+        per_message: &PerMessage,
+        kernels: &[KernelTick],
+    ) -> Self {
+        let tick = |n| kernels.iter().find(|k| k.kernels == n).map(|k| k.tick.p50);
+        let largest = throughput.iter().max_by_key(|b| b.messages);
+        Ratios {
+            batched_over_raw: throughput
+                .iter()
+                .map(|b| SizedRatio { messages: b.messages, value: b.runtime.msgs_per_sec / b.raw.msgs_per_sec })
+                .collect(),
+            batched_over_per_message: SizedRatio {
+                messages: largest.map_or(0, |b| b.messages),
+                value: largest.map_or(f64::NAN, |b| b.runtime.msgs_per_sec) / per_message.msgs_per_sec,
+            },
+            round_trip_over_raw_single: round_trip.send_receive.p50 / floors.raw_single.p50,
+            round_trip_over_submit_and_map: round_trip.send_receive.p50 / floors.submit_and_map.p50,
+            tick16_over_tick1: tick(16).zip(tick(1)).map(|(many, one)| many / one),
+        }
+    }
+}
+
+impl Report {
+    pub fn print_table(&self) {
+        let a = &self.adapter;
+        let c = &self.config;
+        println!("adapter: {} ({}, {}, driver {})", a.name, a.backend, a.device_type, a.driver);
+        println!(
+            "{} samples per latency, doubler queue {}, telemetry {}{}",
+            c.iterations,
+            c.queue_size,
+            if c.telemetry { "on" } else { "off" },
+            if c.quick { ", quick" } else { "" }
+        );
+
+        println!("\n{:<44}{:>12}{:>12}", "latency (µs)", "p50", "p99");
+        let latency_row = |label: &str, l: &Latency| println!("  {label:<42}{:>12.1}{:>12.1}", l.p50, l.p99);
+        latency_row("floor: submit + map (4-byte copy)", &self.floors.submit_and_map);
+        latency_row("floor: raw doubler, 1 message", &self.floors.raw_single);
+        latency_row("runtime: send → receive, 1 message", &self.round_trip.send_receive);
+        latency_row("runtime: call, 1 message", &self.round_trip.call);
+
+        println!("\n{:<14}{:>16}{:>16}{:>14}", "throughput", "runtime msgs/s", "raw msgs/s", "runtime/raw");
+        for (b, ratio) in self.throughput.iter().zip(&self.ratios.batched_over_raw) {
+            println!(
+                "  {:>12}{:>16}{:>16}{:>14.3}",
+                grouped(b.messages as f64),
+                grouped(b.runtime.msgs_per_sec),
+                grouped(b.raw.msgs_per_sec),
+                ratio.value
+            );
+        }
+        let p = &self.per_message;
+        println!(
+            "\nper message (raw wgpu, one dispatch + map each): {} messages, {} msgs/s (p50 {:.1} µs)",
+            grouped(p.messages as f64),
+            grouped(p.msgs_per_sec),
+            p.latency.p50
+        );
+
+        println!("\n{:<24}{:>14}{:>14}{:>16}", "kernels with traffic", "tick p50 µs", "tick p99 µs", "p50 per kernel");
+        for k in &self.kernels {
+            println!(
+                "  {:>22}{:>14.1}{:>14.1}{:>16.1}",
+                k.kernels,
+                k.tick.p50,
+                k.tick.p99,
+                k.tick.p50 / k.kernels as f64
+            );
+        }
+
+        let cpu = &self.cpu_backend;
+        match (&cpu.send_receive, &cpu.reason) {
+            (Some(l), _) => {
+                println!("\ncpu backend (host handlers): send → receive p50 {:.1} µs, p99 {:.1} µs", l.p50, l.p99);
+                for t in &cpu.throughput {
+                    println!("  {:>12}{:>16} msgs/s", grouped(t.messages as f64), grouped(t.msgs_per_sec));
+                }
+            }
+            (None, reason) => println!("\ncpu backend: unavailable: {}", reason.as_deref().unwrap_or("unknown")),
+        }
+
+        let r = &self.ratios;
+        println!("\nratios (latencies compare p50s)");
+        let sizes: Vec<String> =
+            r.batched_over_raw.iter().map(|s| format!("{}: {:.3}", grouped(s.messages as f64), s.value)).collect();
+        println!("  batched / raw                   {}  (runtime msgs/s ÷ raw msgs/s)", sizes.join(", "));
+        println!(
+            "  batched / per-message           {:.1}×  ({} messages batched vs one dispatch each)",
+            r.batched_over_per_message.value,
+            grouped(r.batched_over_per_message.messages as f64)
+        );
+        println!("  round trip / raw single         {:.2}×", r.round_trip_over_raw_single);
+        println!("  round trip / submit + map       {:.2}×", r.round_trip_over_submit_and_map);
+        match r.tick16_over_tick1 {
+            Some(v) => println!("  16-kernel tick / 1-kernel tick  {v:.2}×"),
+            None => println!("  16-kernel tick / 1-kernel tick  not measured"),
+        }
+    }
+}
+
+/// A whole number with thousands separators: 1234567.8 → "1,234,568".
+fn grouped(value: f64) -> String {
+    if !value.is_finite() {
+        return format!("{value}");
+    }
+    let digits = format!("{:.0}", value.abs());
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if value < 0.0 && digits != "0" {
+        out.insert(0, '-');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grouped;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(grouped(0.0), "0");
+        assert_eq!(grouped(999.4), "999");
+        assert_eq!(grouped(1000.0), "1,000");
+        assert_eq!(grouped(1_234_567.8), "1,234,568");
+        assert_eq!(grouped(-12_345.0), "-12,345");
+    }
+}

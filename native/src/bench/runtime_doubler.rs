@@ -1,0 +1,113 @@
+//! The runtime's side of the bench: the built-in doubler driven through the public Rust API
+//! exactly as a user would (`send_pod`/`receive_pod`, `call_pod`, `send_batch`/`receive_batch`),
+//! and fleets of doubler copies under ids of their own for the many-kernels tick.
+
+use anyhow::Context;
+use futures_util::future::try_join_all;
+use ringkernel_web::kernel;
+use ringkernel_web::{BackendChoice, LaunchOptions, Runtime, RuntimeOptions};
+
+/// The id of the built-in doubler each bench runtime launches.
+pub const DOUBLER: &str = "doubler";
+
+/// Long enough for a million messages on a software adapter, short enough that a stuck
+/// runtime fails the bench instead of hanging it.
+const TIMEOUT_MS: Option<f64> = Some(120_000.0);
+
+/// Queue size of each fleet kernel: a tick sends one message to each.
+const FLEET_QUEUE_SIZE: usize = 16;
+
+/// A runtime on `backend` with the doubler launched and active, its queues `queue_size` deep.
+pub async fn open(backend: BackendChoice, queue_size: usize) -> ringkernel_web::Result<Runtime> {
+    let runtime = Runtime::new(RuntimeOptions { backend, ..Default::default() }).await?;
+    runtime.launch(DOUBLER, LaunchOptions { queue_size: Some(queue_size), ..Default::default() }).await?;
+    runtime.activate(DOUBLER).await?;
+    Ok(runtime)
+}
+
+/// One message in, its answer out: `send` then `receive`.
+pub async fn send_receive(runtime: &Runtime, value: i32) -> anyhow::Result<Vec<i32>> {
+    runtime.send_pod(DOUBLER, &value, TIMEOUT_MS).await?;
+    Ok(vec![runtime.receive_pod(DOUBLER, TIMEOUT_MS).await?])
+}
+
+/// One message in, its answer out, matched by correlation id.
+pub async fn call(runtime: &Runtime, value: i32) -> anyhow::Result<Vec<i32>> {
+    Ok(vec![runtime.call_pod(DOUBLER, &value, TIMEOUT_MS).await?])
+}
+
+/// A whole batch through the doubler. Sends what the queue takes, receives what has come back,
+/// and repeats, so a batch larger than the queue streams through under backpressure; a batch
+/// that fits goes out with one `send_batch` (one tick).
+pub async fn batch(runtime: &Runtime, values: &[i32]) -> anyhow::Result<Vec<i32>> {
+    let mut answers = Vec::with_capacity(values.len());
+    let mut sent = 0;
+    while answers.len() < values.len() {
+        if sent < values.len() {
+            // A zero timeout takes what fits now instead of waiting on answers nobody reads yet.
+            sent += runtime.send_batch(DOUBLER, &values[sent..], Some(0.0)).await?;
+        }
+        if answers.len() < sent {
+            let more: Vec<i32> = runtime.receive_batch(DOUBLER, sent - answers.len(), TIMEOUT_MS).await?;
+            answers.extend(more);
+        }
+    }
+    Ok(answers)
+}
+
+/// Copies of the doubler under ids `doubler-0`, `doubler-1`, ..., each with its own rings.
+pub struct Fleet {
+    ids: Vec<String>,
+    active: usize,
+}
+
+impl Fleet {
+    /// Launches `count` copies (compiled concurrently); none is active yet.
+    pub async fn launch(runtime: &Runtime, count: usize) -> anyhow::Result<Fleet> {
+        let doubler = kernel::lookup(DOUBLER).context("the built-in doubler is registered")?;
+        let ids: Vec<String> = (0..count).map(|i| format!("{DOUBLER}-{i}")).collect();
+        try_join_all(ids.iter().map(|id| {
+            let definition = kernel::KernelDefinition { id: id.clone(), ..(*doubler).clone() };
+            runtime.launch_definition(
+                definition,
+                LaunchOptions { queue_size: Some(FLEET_QUEUE_SIZE), ..Default::default() },
+            )
+        }))
+        .await?;
+        Ok(Fleet { ids, active: 0 })
+    }
+
+    /// Activates copies until `count` are active.
+    pub async fn activate(&mut self, runtime: &Runtime, count: usize) -> anyhow::Result<()> {
+        for id in &self.ids[self.active..count] {
+            runtime.activate(id).await?;
+        }
+        self.active = self.active.max(count);
+        Ok(())
+    }
+
+    /// One round of traffic: `values[i]` to each active copy i, then every answer back.
+    pub async fn tick(&self, runtime: &Runtime, values: &[i32]) -> anyhow::Result<Vec<i32>> {
+        let ids = &self.ids[..self.active];
+        for (id, value) in ids.iter().zip(values) {
+            runtime.send_pod(id, value, TIMEOUT_MS).await?;
+        }
+        let mut answers = Vec::with_capacity(ids.len());
+        for id in ids {
+            answers.push(runtime.receive_pod(id, TIMEOUT_MS).await?);
+        }
+        Ok(answers)
+    }
+
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    pub async fn terminate(self, runtime: &Runtime) -> anyhow::Result<()> {
+        for id in &self.ids {
+            runtime.terminate(id, TIMEOUT_MS).await?;
+            runtime.remove(id)?;
+        }
+        Ok(())
+    }
+}
