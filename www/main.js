@@ -1,101 +1,526 @@
-// Demo: launches the built-in kernels, streams batches through them, and shows state and telemetry.
-import init, { RingKernelRuntime } from "./pkg/ringkernel_web.js";
+// ringkernel-web live demo. Launches a built-in doubler, the compute-heavy mandelbrot built-in and
+// a three-stage pipeline of user-defined kernels, streams batches through them with the packed
+// fast path (sendBatch / receiveBatch), and charts each kernel's telemetry as it happens.
+import init, { RingKernelRuntime, defineMessage, ringKernel } from "./pkg/ringkernel_web.js";
+import { TimeSeriesChart, formatMs, formatShort } from "./charts.js";
+import { MandelbrotView, TILE_BYTES } from "./mandelbrot.js";
 
-const KERNELS = ["doubler", "echo"];
+const SAMPLE_MS = 250;
+const RATE_WINDOW_MS = 500;
+const WINDOW_MS = 60_000;
 const ACTIONS = ["launch", "activate", "deactivate", "reactivate", "terminate"];
-const $ = (id) => document.getElementById(id);
-const lastAnswer = {};
-const rates = {};
+/** What each state allows; "none" is an id the runtime does not know (never launched, or removed). */
+const LEGAL = {
+  none: ["launch"],
+  created: [],
+  launched: ["activate", "terminate"],
+  active: ["deactivate", "terminate"],
+  deactivated: ["reactivate", "terminate"],
+  terminating: [],
+  terminated: ["launch"],
+};
+const ACCEPTS_INPUT = new Set(["launched", "active", "deactivated"]);
+/** Errors that streaming meets whenever a kernel is paused, stopping, stopped or being relaunched. */
+const QUIET = new Set(["TimeoutError", "QueueFullError", "KernelStateError", "KernelNotFoundError"]);
+/** Shading behind a kernel's charts while it is not processing. */
+const BANDS = {
+  deactivated: "rgba(245, 158, 11, 0.16)",
+  launched: "rgba(59, 130, 246, 0.10)",
+  created: "rgba(59, 130, 246, 0.10)",
+  terminating: "rgba(100, 116, 139, 0.14)",
+  terminated: "rgba(100, 116, 139, 0.14)",
+  none: "rgba(100, 116, 139, 0.14)",
+};
+/** Offered load multipliers for the senders (msg/s below are "normal"). */
+const LOADS = { light: 0.25, normal: 1, heavy: 4 };
+const VALUE_RANGE = 1_000_000;
+const PIPELINE_INPUTS = 1000;
 
-function showError(error) {
-  $("error").hidden = false;
-  $("error").textContent = `${error.name}: ${error.message}`;
-}
+const KERNELS = [
+  {
+    id: "doubler", color: "#2563eb", queueSize: 4096, rate: 40_000, stride: 4,
+    kind: "built-in", signature: "{ value: i32 } → { result: i32 }",
+  },
+  {
+    id: "mandelbrot", color: "#9333ea", queueSize: 2048, rate: 4_000, stride: TILE_BYTES, answerLabel: "drawing",
+    kind: "built-in · compute-heavy", signature: "{ origin, step, max_iter } → { iterations: array<u32, 64> }",
+  },
+  {
+    id: "scale", color: "#0d9488", queueSize: 4096, rate: 20_000, stride: 4, group: "pipeline",
+    kind: "user WGSL · stage 1", signature: "{ value: f32 } → { value: value × 3 }",
+    wgsl: "fn handle(m: PipelineValue) -> PipelineValue { return PipelineValue(m.value * 3.0); }",
+    handler: (m) => ({ value: Math.fround(m.value * 3) }),
+  },
+  {
+    id: "offset", color: "#ea580c", queueSize: 4096, stride: 4, group: "pipeline",
+    kind: "user WGSL · stage 2", signature: "{ value: f32 } → { value: value + 1 }",
+    wgsl: "fn handle(m: PipelineValue) -> PipelineValue { return PipelineValue(m.value + 1.0); }",
+    handler: (m) => ({ value: Math.fround(m.value + 1) }),
+  },
+  {
+    id: "square", color: "#db2777", queueSize: 4096, stride: 4, group: "pipeline",
+    kind: "user WGSL · stage 3", signature: "{ value: f32 } → { value: value² }",
+    wgsl: "fn handle(m: PipelineValue) -> PipelineValue { return PipelineValue(m.value * m.value); }",
+    handler: (m) => ({ value: Math.fround(m.value * m.value) }),
+  },
+];
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const count = (n) => Math.round(n).toLocaleString("en-US");
+
+/** Everything the page tracks per kernel, by id. */
+const kernels = Object.fromEntries(KERNELS.map((def) => [def.id, {
+  ...def,
+  state: "none",
+  busy: false, // a lifecycle call is in progress: its buttons wait for it
+  history: [], // recent { t, processed } for msg/s
+  msgPerSec: 0,
+  checked: 0,
+  wrong: 0,
+  relayed: 0,
+  last: "",
+}]));
+
+let runtime;
+/** Where handlers run: "GPU", or "CPU" on the cpu backend (the words on the page follow it). */
+let device = "GPU";
+let streaming = true;
+let load = LOADS.normal;
 
 async function main() {
+  const backend = new URLSearchParams(location.search).get("backend") ?? undefined;
+  document.body.dataset.status = "starting";
   await init();
-  let runtime;
   try {
-    runtime = await RingKernelRuntime.create({ enableTelemetry: true, defaultQueueSize: 4096 });
+    runtime = await RingKernelRuntime.create({ enableTelemetry: true, defaultQueueSize: 4096, ...(backend && { backend }) });
   } catch (error) {
-    $("adapter").textContent = "unavailable";
+    return showUnavailable(error, backend);
+  }
+  const onCpu = runtime.adapter.backend === "cpu";
+  device = onCpu ? "CPU" : "GPU";
+  for (const el of document.querySelectorAll("[data-device]")) el.textContent = device;
+  $("#memory-total").hidden = onCpu;
+  showAdapter(runtime.adapter);
+  defineUserKernels(onCpu);
+  const mandelbrot = new MandelbrotView($("#mandelbrot-canvas"));
+  window.runtime = runtime;
+  window.demo = { runtime, kernels, mandelbrot, act, setStreaming, setLoad };
+
+  buildRows();
+  $("#dashboard").hidden = false;
+  $("#stream").checked = streaming;
+  $("#stream").onchange = (e) => setStreaming(e.target.checked);
+  $("#load").onchange = (e) => setLoad(e.target.value);
+  setInterval(() => sample(mandelbrot), SAMPLE_MS);
+  sample(mandelbrot);
+
+  startStreams(mandelbrot);
+  // Launch (compile) everything before activating anything, so they all start flowing together.
+  for (const { id } of KERNELS) await act(id, "launch");
+  for (const { id } of KERNELS) await act(id, "activate");
+  document.body.dataset.status = "running";
+}
+
+/** The pipeline's stages: one message type in and out, so stage N's answers are stage N+1's input as they are. */
+function defineUserKernels(onCpu) {
+  const PipelineValue = defineMessage("PipelineValue", { value: "f32" });
+  for (const k of KERNELS.filter((k) => k.wgsl)) {
+    // The CPU backend runs `handler` (the same function in JS); WebGPU runs the WGSL.
+    ringKernel({ id: k.id, input: PipelineValue, output: PipelineValue, wgsl: k.wgsl, ...(onCpu && { handler: k.handler }) });
+  }
+}
+
+function setStreaming(on) {
+  streaming = on;
+  $("#stream").checked = on;
+}
+
+function setLoad(name) {
+  load = LOADS[name] ?? LOADS.normal;
+  $("#load").value = name;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle
+
+async function act(id, action) {
+  const k = kernels[id];
+  k.busy = true;
+  render(k);
+  try {
+    if (action === "launch") {
+      // Terminated kernels never restart: forget this one so the id can be launched afresh.
+      if (runtime.kernelIds.includes(id)) runtime.remove(id);
+      // A fresh instance: its counters start at zero, and so do the page's checks of its answers.
+      Object.assign(k, { checked: 0, wrong: 0, relayed: 0 });
+      k.onRelaunch?.();
+      await runtime.launch(id, undefined, { queueSize: k.queueSize });
+    } else if (action === "terminate") {
+      await runtime.terminate(id, { timeout: 5000 });
+    } else {
+      await runtime[action](id);
+    }
+    k.last = "";
+  } catch (error) {
+    if (action === "terminate" && error.name === "TimeoutError") k.last = error.message;
+    else showError(error);
+  } finally {
+    k.busy = false;
+    k.state = stateOf(id);
+    render(k);
+  }
+}
+
+function stateOf(id) {
+  return runtime.kernelIds.includes(id) ? runtime.getState(id) : "none";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming: senders at an offered rate, receivers that check or draw answers, and the relays.
+// Nothing here blocks: every call is a promise with a short timeout, and a paused or stopped
+// kernel only makes its loop wait and try again.
+
+function startStreams(mandelbrot) {
+  const doubler = { seq: 0, expect: 0 };
+  kernels.doubler.onRelaunch = () => Object.assign(doubler, { seq: 0, expect: 0 });
+  sender("doubler", {
+    make: (n) => Int32Array.from({ length: n }, (_, i) => (doubler.seq + i) % VALUE_RANGE),
+    commit: (n) => (doubler.seq += n),
+  });
+  receiver("doubler", (bytes) => {
+    const answers = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    for (const result of answers) check("doubler", result === 2 * (doubler.expect++ % VALUE_RANGE));
+    const value = (doubler.expect - 1) % VALUE_RANGE;
+    kernels.doubler.answer = `${count(value)} → ${count(answers[answers.length - 1])}`;
+  });
+
+  kernels.mandelbrot.onRelaunch = () => mandelbrot.reset();
+  sender("mandelbrot", { make: (n) => mandelbrot.make(n), commit: (n) => mandelbrot.commit(n) });
+  receiver("mandelbrot", (bytes) => {
+    mandelbrot.paint(bytes);
+    kernels.mandelbrot.answer = mandelbrot.describe();
+    kernels.mandelbrot.drawn = mandelbrot.drawn;
+  }, 2048);
+
+  let x = 0;
+  sender("scale", {
+    make: (n) => Float32Array.from({ length: n }, (_, i) => (x + i) % PIPELINE_INPUTS),
+    commit: (n) => (x = (x + n) % PIPELINE_INPUTS),
+  });
+  hostRelay("scale", "offset");
+  hostRelay("offset", "square");
+  receiver("square", (bytes) => {
+    const answers = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    for (const v of answers) {
+      const input = (Math.sqrt(v) - 1) / 3; // invert (3x + 1)²
+      check("square", Math.abs(input - Math.round(input)) < 1e-3 && input > -0.5 && input < PIPELINE_INPUTS);
+    }
+    const last = answers[answers.length - 1];
+    kernels.square.answer = `x = ${Math.round((Math.sqrt(last) - 1) / 3)} → (3x + 1)² = ${count(last)}`;
+  });
+}
+
+function check(id, ok) {
+  if (ok) kernels[id].checked++;
+  else kernels[id].wrong++;
+}
+
+/**
+ * Sends to `id` at its offered rate while streaming is on. `make(n)` packs the next n messages,
+ * `commit(accepted)` moves past the ones the kernel took. A full queue (a paused kernel fills its
+ * queue up to the bound) accepts fewer: the sender then backs off instead of waiting.
+ */
+function sender(id, { make, commit }) {
+  const k = kernels[id];
+  let budget = 0;
+  let last = performance.now();
+  forever(async () => {
+    const now = performance.now();
+    const elapsed = now - last;
+    last = now;
+    if (!streaming || !ACCEPTS_INPUT.has(k.state)) {
+      budget = 0;
+      return 100;
+    }
+    // At most a quarter second's worth at once, so a stall never turns into a burst.
+    const rate = k.rate * load;
+    budget = Math.min(budget + (rate * elapsed) / 1000, rate / 4);
+    const n = Math.floor(budget);
+    if (n < 1) return 20;
+    const accepted = await runtime.sendBatch(id, make(n), { timeout: 20 });
+    commit(accepted);
+    budget -= n;
+    return accepted < n ? 200 : 20;
+  });
+}
+
+/** Takes `id`'s answers as they arrive and hands them, packed, to `onAnswers`. */
+function receiver(id, onAnswers, max = 16_384) {
+  forever(async () => {
+    const bytes = await runtime.receiveBatch(id, { max, timeout: 250 });
+    if (bytes.byteLength) onAnswers(bytes);
+    return 0;
+  });
+}
+
+/**
+ * The pipeline's links, relayed by the page: `from`'s answers (packed) go into `to`'s input as
+ * they are, since the stages share one message layout. This function is the only place that
+ * knows; a GPU-side `runtime.connect(from, to)` (no host round trip) will replace it.
+ */
+function hostRelay(from, to) {
+  const stride = kernels[to].stride;
+  let carry = null; // answers taken from `from` that `to` has not accepted yet: kept, never dropped
+  forever(async () => {
+    carry ??= await runtime.receiveBatch(from, { max: 16_384, timeout: 250 });
+    const accepted = await runtime.sendBatch(to, carry, { timeout: 20 });
+    kernels[from].relayed += accepted;
+    carry = accepted * stride < carry.byteLength ? carry.subarray(accepted * stride) : null;
+    return carry ? 50 : 0; // `to` is full (paused?): its back-pressure reaches `from` through this loop
+  });
+}
+
+/** Runs `step` again and again; it returns how long to wait before the next run. */
+async function forever(step) {
+  for (;;) {
+    let wait;
+    try {
+      wait = await step();
+    } catch (error) {
+      const quiet = QUIET.has(error?.name);
+      if (!quiet) showError(error);
+      wait = quiet ? 100 : 1000;
+    }
+    await sleep(wait);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Telemetry: sampled a few times a second into the numbers and charts.
+
+let overview;
+
+function sample(mandelbrot) {
+  const now = performance.now();
+  const known = new Set(runtime.kernelIds);
+  for (const k of Object.values(kernels)) {
+    k.state = known.has(k.id) ? runtime.getState(k.id) : "none";
+    const t = known.has(k.id) ? runtime.getTelemetry(k.id) : null;
+    k.telemetry = t;
+    // msg/s over the last half second: smooth enough to read, quick to show a pause.
+    // A relaunch restarts the counter (a drop reads as 0).
+    const processed = t?.messagesProcessed ?? 0;
+    const before = k.history[0];
+    k.history.push({ t: now, processed });
+    if (k.history.length > RATE_WINDOW_MS / SAMPLE_MS) k.history.shift();
+    k.msgPerSec = before && processed >= before.processed && now > before.t
+      ? ((processed - before.processed) * 1000) / (now - before.t) : 0;
+
+    const band = BANDS[k.state] ?? null;
+    k.charts.rate.push(now, [k.msgPerSec], band);
+    k.charts.queue.push(now, t ? [t.inputQueueDepth, t.inFlight, t.outputQueueDepth] : [null, null, null], band);
+    const lat = t?.latency;
+    k.charts.latency.push(now, lat?.count ? [lat.p50Ms, lat.p99Ms] : [null, null], band);
+    render(k);
+  }
+  overview.push(now, KERNELS.map(({ id }) => kernels[id].msgPerSec));
+  renderTotals();
+  mandelbrot.flush();
+  for (const k of Object.values(kernels)) for (const chart of Object.values(k.charts)) chart.draw(now);
+  overview.draw(now);
+}
+
+function renderTotals() {
+  const all = Object.values(kernels);
+  const processed = all.reduce((sum, k) => sum + (k.telemetry?.messagesProcessed ?? 0), 0);
+  $("#total-processed").textContent = count(processed);
+  $("#total-rate").textContent = formatShort(all.reduce((sum, k) => sum + k.msgPerSec, 0));
+  $("#total-active").textContent = `${all.filter((k) => k.state === "active").length} / ${all.length}`;
+  const bytes = all.reduce((sum, k) => sum + (k.telemetry?.gpuMemoryBytes ?? 0), 0);
+  $("#total-memory").textContent = `${(bytes / 1024).toFixed(0)} KiB`;
+  for (const k of all) $(`[data-legend="${k.id}"]`).textContent = formatShort(k.msgPerSec);
+}
+
+function render(k) {
+  const row = k.row;
+  if (!row) return;
+  const t = k.telemetry;
+  const set = (field, text) => {
+    const el = $(`[data-field="${field}"]`, row);
+    if (el && el.textContent !== text) el.textContent = text;
+  };
+  row.dataset.state = k.state;
+  set("state", k.state === "none" ? "not launched" : k.state);
+  for (const button of row.querySelectorAll("button[data-action]")) {
+    button.disabled = k.busy || !LEGAL[k.state].includes(button.dataset.action);
+  }
+  set("sent", count(t?.messagesSent ?? 0));
+  set("processed", count(t?.messagesProcessed ?? 0));
+  set("received", count(t?.messagesReceived ?? 0));
+  set("rate", formatShort(k.msgPerSec));
+  set("queued", count(t?.inputQueueDepth ?? 0));
+  set("inflight", count(t?.inFlight ?? 0));
+  set("outqueue", count(t?.outputQueueDepth ?? 0));
+  set("p50", t?.latency.count ? formatMs(t.latency.p50Ms) : "–");
+  set("p99", t?.latency.count ? formatMs(t.latency.p99Ms) : "–");
+  set("checked", count(k.checked));
+  set("wrong", count(k.wrong));
+  set("relayed", count(k.relayed));
+  set("drawn", count(k.drawn ?? 0));
+  set("answer", k.answer ?? "–");
+  set("note", k.last || explain(k));
+}
+
+/** One line on what the kernel is doing now, so pausing and stopping read as intended. */
+function explain(k) {
+  const t = k.telemetry;
+  switch (k.state) {
+    case "none": return "Not launched.";
+    case "created": return "Compiling the kernel…";
+    case "launched": return `Launched: resident on the ${device}, not dispatched until activated; input queues up.`;
+    case "active": return "Active: dispatched every tick while it has input.";
+    case "deactivated":
+      return `Paused: nothing dispatched; input queues (${count(t?.inputQueueDepth ?? 0)} of ${count(k.queueSize)}), then senders back off.`;
+    case "terminating": return "Terminating: finishing the queued messages first.";
+    case "terminated": return "Terminated: launch starts a fresh instance.";
+    default: return "";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Page building
+
+function buildRows() {
+  for (const k of Object.values(kernels)) {
+    const row = document.createElement("article");
+    row.className = "kernel";
+    row.dataset.kernel = k.id;
+    row.style.setProperty("--kernel-color", k.color);
+    row.innerHTML = `
+      <div class="about">
+        <header>
+          <h3><span class="swatch"></span>${k.id}</h3>
+          <span class="kind">${k.kind}</span>
+          <span class="pill" data-field="state">not launched</span>
+        </header>
+        <code class="signature">${escapeHtml(k.signature)}</code>
+        <div class="actions">${ACTIONS.map((a) => `<button type="button" data-action="${a}">${a}</button>`).join("")}</div>
+        <dl class="counters">
+          <div><dt>sent</dt><dd data-field="sent">0</dd></div>
+          <div><dt>processed (${device})</dt><dd data-field="processed">0</dd></div>
+          <div><dt>received</dt><dd data-field="received">0</dd></div>
+          ${counterFor(k)}
+        </dl>
+        ${k.group === "pipeline" && k.id !== "square" ? "" : `<p class="answer">${k.answerLabel ?? "last answer"} <b data-field="answer">–</b></p>`}
+        <p class="note" data-field="note"></p>
+      </div>
+      <figure class="chart">
+        <figcaption><span>messages / s</span><b data-field="rate">0</b></figcaption>
+        <canvas data-chart="rate"></canvas>
+      </figure>
+      <figure class="chart">
+        <figcaption><span><i class="key in"></i>input <b data-field="queued">0</b> <i class="key flight"></i>in flight <b data-field="inflight">0</b> <i class="key out"></i>output <b data-field="outqueue">0</b></span><span class="muted">bound ${count(k.queueSize)}</span></figcaption>
+        <canvas data-chart="queue"></canvas>
+      </figure>
+      <figure class="chart">
+        <figcaption><span><i class="key p50"></i>latency p50 <b data-field="p50">–</b> <i class="key p99"></i>p99 <b data-field="p99">–</b></span><span class="muted">send → answer</span></figcaption>
+        <canvas data-chart="latency"></canvas>
+      </figure>`;
+    k.charts = {
+      rate: new TimeSeriesChart($('[data-chart="rate"]', row), { series: [{ color: k.color, fill: true }], windowMs: WINDOW_MS }),
+      queue: new TimeSeriesChart($('[data-chart="queue"]', row), {
+        windowMs: WINDOW_MS, yMax: k.queueSize,
+        series: [{ color: "#0f766e", fill: true }, { color: "#6366f1", dash: [4, 3] }, { color: "#a16207", dash: [1, 2] }],
+      }),
+      latency: new TimeSeriesChart($('[data-chart="latency"]', row), {
+        windowMs: WINDOW_MS, log: [0.1, 10_000], format: formatMs,
+        series: [{ color: "#0369a1" }, { color: "#be123c" }],
+      }),
+    };
+    for (const button of row.querySelectorAll("button[data-action]")) {
+      button.onclick = () => act(k.id, button.dataset.action);
+    }
+    k.row = row;
+    $(k.group === "pipeline" ? "#pipeline-kernels" : "#kernels").append(row);
+    render(k);
+  }
+  $("#pipeline-wgsl").textContent = KERNELS.filter((k) => k.wgsl).map((k) => `// ${k.id}\n${k.wgsl}`).join("\n");
+
+  overview = new TimeSeriesChart($("#overview-chart"), {
+    windowMs: WINDOW_MS, timeAxis: true,
+    series: KERNELS.map((k) => ({ color: k.color, width: 2 })),
+  });
+  $("#legend").innerHTML = KERNELS.map((k) =>
+    `<span style="--kernel-color: ${k.color}"><i class="swatch"></i>${k.id} <b data-legend="${k.id}">0</b></span>`).join("");
+}
+
+/** The fourth counter: answers checked (doubler, the pipeline's end), tiles drawn, or answers relayed. */
+function counterFor(k) {
+  if (k.id === "doubler" || k.id === "square") {
+    return `<div><dt>checked ✓ / wrong</dt><dd><span data-field="checked">0</span> / <span data-field="wrong">0</span></dd></div>`;
+  }
+  if (k.id === "mandelbrot") return `<div><dt>tiles drawn</dt><dd data-field="drawn">0</dd></div>`;
+  const next = KERNELS[KERNELS.findIndex((d) => d.id === k.id) + 1].id;
+  return `<div><dt>relayed → ${next}</dt><dd data-field="relayed">0</dd></div>`;
+}
+
+function escapeHtml(text) {
+  return text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function showAdapter({ backend, name, driver, deviceType }) {
+  const el = $("#adapter");
+  el.dataset.status = "ok";
+  $("#adapter-name").textContent = name || "(unnamed adapter)";
+  $("#adapter-details").textContent =
+    `backend ${backend} · device type ${deviceType}${driver ? ` · driver ${driver}` : ""}`;
+  if (/cpu/i.test(deviceType)) {
+    $("#adapter-hint").textContent =
+      backend === "cpu"
+        ? "The CPU backend: the same lifecycle and queues, handlers run on the host."
+        : "A software adapter (no GPU here, e.g. SwiftShader): real WebGPU, far slower than a GPU.";
+  }
+}
+
+function showUnavailable(error, backend) {
+  $("#adapter").dataset.status = "missing";
+  $("#adapter-name").textContent = "no adapter";
+  $("#adapter-details").textContent = `${error.name}`;
+  if (error.name !== "BackendUnavailableError") {
+    document.body.dataset.status = "error";
     return showError(error);
   }
-  window.runtime = runtime;
-  const a = runtime.adapter;
-  $("adapter").textContent = `${a.name} (${a.backend}, ${a.deviceType})`;
-
-  for (const id of KERNELS) {
-    const row = document.createElement("tr");
-    row.id = `row-${id}`;
-    row.innerHTML = `<td>${id}</td><td class="state">—</td><td class="sent">0</td><td class="processed">0</td>
-      <td class="received">0</td><td class="queued">0</td><td class="rate">0</td><td class="answer">—</td><td class="controls"></td>`;
-    for (const action of ACTIONS) {
-      const button = document.createElement("button");
-      button.textContent = action;
-      button.dataset.action = action;
-      button.onclick = () => act(runtime, id, action);
-      row.querySelector(".controls").append(button);
-    }
-    $("kernels").append(row);
-    await runtime.launch(id);
-    await runtime.activate(id);
-  }
-  setInterval(() => render(runtime), 250);
-  stream(runtime);
-}
-
-async function act(runtime, id, action) {
-  try {
-    if (action === "launch" && runtime.kernelIds.includes(id)) runtime.remove(id);
-    if (action === "terminate") await runtime.terminate(id, { timeout: 2000 });
-    else await runtime[action](id);
-  } catch (error) {
-    showError(error);
-  }
-  render(runtime);
-}
-
-let value = 0;
-async function stream(runtime) {
-  for (;;) {
-    const active = runtime.activeKernels;
-    if (!$("stream").checked || active.length === 0) {
-      await new Promise((r) => setTimeout(r, 100));
-      continue;
-    }
-    await Promise.all(active.map(async (id) => {
-      const batch = new Int32Array(256).map(() => value++ % 1_000_000);
-      try {
-        await runtime.sendBatch(id, batch, { timeout: 100 });
-        const answers = new Int32Array((await runtime.receiveBatch(id, { timeout: 1000 })).buffer);
-        lastAnswer[id] = answers[answers.length - 1];
-      } catch (error) {
-        if (error.name !== "TimeoutError" && error.name !== "KernelStateError") showError(error);
-      }
-    }));
+  document.body.dataset.status = "unavailable";
+  const box = $("#webgpu-missing");
+  box.hidden = false;
+  $("#missing-name", box).textContent = error.name;
+  $("#missing-message", box).textContent = error.message;
+  $("#missing-context", box).hidden = window.isSecureContext;
+  if (backend === "cpu") {
+    $("#use-cpu", box).hidden = true;
+  } else {
+    $("#use-cpu", box).onclick = () => {
+      const url = new URL(location.href);
+      url.searchParams.set("backend", "cpu");
+      location.assign(url);
+    };
   }
 }
 
-function render(runtime) {
-  const now = performance.now();
-  for (const id of KERNELS) {
-    const row = $(`row-${id}`);
-    let state = "—", t = null;
-    try { state = runtime.getState(id); t = runtime.getTelemetry(id); } catch { /* not launched */ }
-    row.querySelector(".state").textContent = state;
-    row.querySelector(".state").className = `state ${state}`;
-    if (t) {
-      row.querySelector(".sent").textContent = t.messagesSent.toLocaleString();
-      row.querySelector(".processed").textContent = t.messagesProcessed.toLocaleString();
-      row.querySelector(".received").textContent = t.messagesReceived.toLocaleString();
-      row.querySelector(".queued").textContent = (t.inputQueueDepth + t.inFlight + t.outputQueueDepth).toLocaleString();
-      const prev = rates[id];
-      if (prev) row.querySelector(".rate").textContent = Math.round((t.messagesProcessed - prev.n) / ((now - prev.t) / 1000)).toLocaleString();
-      rates[id] = { n: t.messagesProcessed, t: now };
-    }
-    row.querySelector(".answer").textContent = lastAnswer[id] ?? "—";
-  }
+const shown = new Set();
+function showError(error) {
+  const text = `${error?.name ?? "Error"}: ${error?.message ?? error}`;
+  if (shown.has(text)) return;
+  shown.add(text);
+  const box = $("#error");
+  box.hidden = false;
+  const item = document.createElement("li");
+  item.textContent = text;
+  $("ul", box).append(item);
 }
 
-main().catch(showError);
+main().catch((error) => {
+  document.body.dataset.status = "error";
+  showError(error);
+});

@@ -1,0 +1,189 @@
+// The demo page (www/) in headless Chromium on its WebGPU (SwiftShader without a GPU): every
+// kernel streams, the lifecycle buttons drive the states they name, pausing holds a kernel's
+// input while the others keep going, and a browser without WebGPU gets a clear explanation.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { startServer } from "../../www/serve.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const www = join(here, "..", "..", "www");
+// www/pkg exists only after build.sh; the installed package (a link to pkg/) is the same build.
+const installed = join(here, "..", "node_modules", "ringkernel-web");
+const pkg = existsSync(installed) ? installed : join(here, "..", "..", "pkg");
+const artifacts = join(here, "..", "artifacts");
+const CHROMIUM_ARGS = [
+  "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
+];
+const KERNELS = ["doubler", "mandelbrot", "scale", "offset", "square"];
+const ACTIONS = ["launch", "activate", "deactivate", "reactivate", "terminate"];
+const LEGAL = {
+  launched: ["activate", "terminate"],
+  active: ["deactivate", "terminate"],
+  deactivated: ["reactivate", "terminate"],
+  terminated: ["launch"],
+};
+const WAIT = { timeout: 30_000 };
+
+let server, url, browser;
+
+before(async () => {
+  ({ server, url } = await startServer({ routes: { "/": www, "/pkg/": pkg } }));
+  browser = await chromium.launch({ executablePath: process.env.CHROME_BIN ?? "/usr/bin/chromium", args: CHROMIUM_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+/** Opens the demo and records every console error and uncaught page error. */
+async function openDemo({ hideWebGpu = false } = {}) {
+  const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+  const errors = [];
+  page.on("console", (m) => m.type() === "error" && errors.push(`console: ${m.text()}`));
+  page.on("pageerror", (e) => errors.push(`pageerror: ${e}`));
+  if (hideWebGpu) {
+    await page.addInitScript(() => Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined }));
+  }
+  await page.goto(`${url}/`);
+  return { page, errors };
+}
+
+/** A kernel row's field as text, and as a number ("12,345" → 12345). */
+const text = (page, id, field) => page.textContent(`[data-kernel="${id}"] [data-field="${field}"]`);
+const number = async (page, id, field) => Number((await text(page, id, field)).replace(/[^\d.]/g, ""));
+const numbers = async (page, field) => Object.fromEntries(await Promise.all(KERNELS.map(async (id) => [id, await number(page, id, field)])));
+
+function waitForState(page, id, state) {
+  return page.waitForFunction(
+    ([id, state]) => document.querySelector(`[data-kernel="${id}"] [data-field="state"]`)?.textContent === state,
+    [id, state], WAIT);
+}
+
+/** Waits until `field` of kernel `id` satisfies `op` against `value` ("gt", "lt"). */
+function waitForField(page, id, field, op, value) {
+  return page.waitForFunction(([id, field, op, value]) => {
+    const el = document.querySelector(`[data-kernel="${id}"] [data-field="${field}"]`);
+    const n = Number(el?.textContent.replace(/[^\d.]/g, ""));
+    return op === "gt" ? n > value : n < value;
+  }, [id, field, op, value], WAIT);
+}
+
+async function click(page, id, action) {
+  await page.click(`[data-kernel="${id}"] button[data-action="${action}"]`, WAIT);
+}
+
+/** Exactly the buttons legal in `state` are enabled (none while a lifecycle call is pending). */
+async function assertButtons(page, id, state) {
+  await page.waitForFunction(([id, legal]) => {
+    const buttons = [...document.querySelectorAll(`[data-kernel="${id}"] button[data-action]`)];
+    return buttons.length === 5 && buttons.every((b) => b.disabled === !legal.includes(b.dataset.action));
+  }, [id, LEGAL[state]], { timeout: 5_000 }).catch(() => {}); // the assertion below says what differs
+  const enabled = await page.$$eval(`[data-kernel="${id}"] button[data-action]`,
+    (buttons) => buttons.filter((b) => !b.disabled).map((b) => b.dataset.action));
+  assert.deepEqual(enabled, ACTIONS.filter((a) => LEGAL[state].includes(a)), `${id} ${state}: enabled buttons`);
+}
+
+test("the demo streams through every kernel; pause, resume, terminate and relaunch work from the buttons", async () => {
+  const { page, errors } = await openDemo();
+  try {
+    await page.waitForFunction(() => ["running", "unavailable", "error"].includes(document.body.dataset.status), null, { timeout: 60_000 });
+    assert.equal(await page.getAttribute("body", "data-status"), "running", `page failed: ${errors.join("\n")} ${await page.textContent("#error")}`);
+    await page.locator("#stream").check({ force: true });
+
+    // The adapter is named: WebGPU in the browser, whatever device it is.
+    assert.equal(await page.getAttribute("#adapter", "data-status"), "ok");
+    assert.match(await page.textContent("#adapter-details"), /backend browserwebgpu · device type \w+/);
+    assert.notEqual((await page.textContent("#adapter-name")).trim(), "");
+
+    for (const id of KERNELS) await waitForState(page, id, "active");
+    for (const id of KERNELS) await assertButtons(page, id, "active");
+
+    // Work flows through every kernel, the pipeline's end included, and the answers check out.
+    const start = await numbers(page, "processed");
+    for (const id of KERNELS) await waitForField(page, id, "processed", "gt", start[id]);
+    await waitForField(page, "doubler", "checked", "gt", 0);
+    await waitForField(page, "square", "checked", "gt", 0);
+    assert.equal(await number(page, "doubler", "wrong"), 0);
+    assert.equal(await number(page, "square", "wrong"), 0);
+    await waitForField(page, "mandelbrot", "drawn", "gt", 0);
+    await page.waitForTimeout(2000); // steady streaming before the pause, for the screenshot's charts
+    const painted = await page.evaluate(() => {
+      const canvas = document.getElementById("mandelbrot-canvas");
+      const { data } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
+      let n = 0;
+      for (let i = 0; i < data.length; i += 4) if (data[i] !== 0x0d || data[i + 1] !== 0x13 || data[i + 2] !== 0x21) n++;
+      return n;
+    });
+    assert.ok(painted > 0, "the mandelbrot canvas shows computed tiles");
+
+    // Pause the doubler: its counter stops while its input queues up; the others keep going.
+    await click(page, "doubler", "deactivate");
+    await waitForState(page, "doubler", "deactivated");
+    await assertButtons(page, "doubler", "deactivated");
+    await waitForField(page, "doubler", "queued", "gt", 0);
+    await page.waitForTimeout(1000); // a dispatch already submitted may still report in
+    const paused = await numbers(page, "processed");
+    await page.waitForTimeout(1500);
+    const later = await numbers(page, "processed");
+    assert.equal(later.doubler, paused.doubler, "a deactivated kernel processes nothing");
+    const queued = await number(page, "doubler", "queued");
+    assert.ok(queued > 0, `the paused doubler's input is queued (${queued})`);
+    for (const id of ["mandelbrot", "square"]) assert.ok(later[id] > paused[id], `${id} keeps processing`);
+
+    // Reactivate: the backlog drains.
+    await click(page, "doubler", "reactivate");
+    await waitForState(page, "doubler", "active");
+    await waitForField(page, "doubler", "processed", "gt", paused.doubler + queued - 1);
+    await waitForField(page, "doubler", "queued", "lt", queued);
+    assert.equal(await number(page, "doubler", "wrong"), 0);
+
+    // Terminate, then launch a fresh instance and activate it.
+    await click(page, "doubler", "terminate");
+    await waitForState(page, "doubler", "terminated");
+    await assertButtons(page, "doubler", "terminated");
+    await click(page, "doubler", "launch");
+    await waitForState(page, "doubler", "launched");
+    await assertButtons(page, "doubler", "launched");
+    await click(page, "doubler", "activate");
+    await waitForState(page, "doubler", "active");
+    const relaunched = await number(page, "doubler", "processed");
+    await waitForField(page, "doubler", "processed", "gt", relaunched);
+    assert.equal(await number(page, "doubler", "wrong"), 0, "answers after the relaunch check out");
+
+    await page.waitForTimeout(1500); // the charts show the relaunched doubler working again
+    await mkdir(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, "demo.png"), fullPage: true });
+    assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test("without WebGPU the page explains BackendUnavailableError and how to enable WebGPU", async () => {
+  const { page, errors } = await openDemo({ hideWebGpu: true });
+  try {
+    await page.waitForFunction(() => ["running", "unavailable", "error"].includes(document.body.dataset.status), null, { timeout: 60_000 });
+    assert.equal(await page.getAttribute("body", "data-status"), "unavailable");
+    assert.equal(await page.isVisible("#webgpu-missing"), true);
+    const notice = await page.textContent("#webgpu-missing");
+    assert.match(notice, /BackendUnavailableError/);
+    assert.match(notice, /enable-unsafe-webgpu/);
+    assert.match(notice, /localhost/);
+    assert.equal(await page.isVisible("#use-cpu"), true);
+    assert.equal(await page.isHidden("#dashboard"), true);
+    assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
+    await mkdir(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, "demo-no-webgpu.png") });
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
