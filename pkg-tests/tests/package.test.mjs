@@ -42,11 +42,12 @@ test("the installed package.json names the module and its types", async () => {
   }
   const types = await readFile(join(installed, pkg.types), "utf8");
   assert.match(types, /export class RingKernelRuntime/);
-  assert.match(types, /receive\(id: string, options\?: TimeoutOptions\): Promise<MessageOutput>/);
+  assert.match(types, /receive<T extends MessageOutput = MessageOutput>\(id: string, options\?: TimeoutOptions\): Promise<T>/);
   assert.match(types, /readState\(id: string\): Promise<Uint32Array \| Int32Array \| Float32Array>/);
-  assert.match(types, /export function defineMessage\(name: string, fields: Record<string, FieldType>\): MessageDescription;/);
-  assert.match(types, /export function ringKernel\(definition: KernelDefinitionInput\): void;/);
-  assert.match(types, /call\(id: string, message: [^)]*, options\?: TimeoutOptions\): Promise</);
+  assert.match(types, /export function defineMessage<.*>\(name: N, fields: F\): MessageDescription<N, F>;/);
+  assert.match(types, /export function ringKernel<.*>\(definition: KernelDefinitionInput<I, O> & \{ id: string \}\): void;/);
+  assert.match(types, /export function isRingKernelError\(error: unknown\): error is RingKernelError;/);
+  assert.match(types, /call<T extends MessageOutput = MessageOutput>\(id: string, message: MessageInput, options\?: TimeoutOptions\): Promise<T>/);
   assert.match(types, /getState\(id: string\): KernelState;/);
   assert.match(types, /getTelemetry\(id: string\): KernelTelemetry \| null;/);
   assert.match(types, /export function managedKernel\(runtime: RingKernelRuntime, id: string, definition\?/);
