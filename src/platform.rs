@@ -7,16 +7,33 @@ use std::time::Duration;
 /// Runs the pump in the background. Natively it gets its own thread (blocking in
 /// `device.poll(Wait)` there is fine); on the web it is a task on the page's event loop.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn spawn_pump(pump: impl Future<Output = ()> + Send + 'static) {
-    std::thread::Builder::new()
+pub fn spawn_pump(pump: impl Future<Output = ()> + Send + 'static) -> PumpHandle {
+    let thread = std::thread::Builder::new()
         .name("ringkernel-pump".into())
         .spawn(move || pollster::block_on(pump))
         .expect("spawning the pump thread");
+    PumpHandle(Some(thread))
 }
 
 #[cfg(target_arch = "wasm32")]
-pub fn spawn_pump(pump: impl Future<Output = ()> + 'static) {
+pub fn spawn_pump(pump: impl Future<Output = ()> + 'static) -> PumpHandle {
     wasm_bindgen_futures::spawn_local(pump);
+    PumpHandle(None)
+}
+
+/// The running pump. Natively its thread is joined once the pump was told to stop, so the
+/// device is released by the runtime's owner and not by a detached thread racing the process's
+/// exit (GL drivers abort with a double free then). On the web there is nothing to join.
+pub struct PumpHandle(Option<std::thread::JoinHandle<()>>);
+
+impl PumpHandle {
+    /// Waits for the pump to return; call after telling it to stop.
+    pub fn join(&mut self) {
+        if let Some(thread) = self.0.take() {
+            // A panic in the pump was already reported by the panic hook.
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Runs the future `work` makes to completion off the caller's thread and resolves with its

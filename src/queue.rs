@@ -56,8 +56,15 @@ impl PackedQueue {
 
     /// Removes up to `max` messages from the front and returns them packed.
     pub fn pop_many(&mut self, max: usize) -> Vec<u8> {
-        let count = max.min(self.len());
-        self.bytes.drain(..count * self.stride).collect()
+        let len = max.min(self.len()) * self.stride;
+        // Copy the ring's (at most two) contiguous runs at once rather than byte by byte.
+        let (front, back) = self.bytes.as_slices();
+        let from_front = len.min(front.len());
+        let mut popped = Vec::with_capacity(len);
+        popped.extend_from_slice(&front[..from_front]);
+        popped.extend_from_slice(&back[..len - from_front]);
+        self.bytes.drain(..len);
+        popped
     }
 
     /// Removes the front message.

@@ -104,7 +104,8 @@ impl Device {
 
 /// A launched kernel's execution resources, created at launch and dropped at terminate.
 pub(crate) enum KernelExec {
-    Gpu(GpuKernel),
+    /// Boxed: a GPU kernel's handles are many times the size of the CPU variant.
+    Gpu(Box<GpuKernel>),
     /// Shared so the pump can run the host handler without holding the kernel table's lock.
     Cpu(Arc<CpuKernel>),
 }

@@ -141,6 +141,7 @@ impl Shared {
 /// Host runtime for ring kernels on one GPU device. Dropping it stops the pump.
 pub struct Runtime {
     shared: Arc<Shared>,
+    pump: platform::PumpHandle,
 }
 
 impl Runtime {
@@ -163,8 +164,8 @@ impl Runtime {
             shutdown: AtomicBool::new(false),
             created_at_ms: platform::now_ms(),
         });
-        platform::spawn_pump(crate::pump::run(shared.clone()));
-        Ok(Runtime { shared })
+        let pump = platform::spawn_pump(crate::pump::run(shared.clone()));
+        Ok(Runtime { shared, pump })
     }
 
     /// The adapter this runtime's device came from.
@@ -233,7 +234,7 @@ impl Runtime {
             Device::Cpu(_) => CpuKernel::create(&definition).map(|cpu| KernelExec::Cpu(Arc::new(cpu))),
             Device::Gpu(_) => platform::run_detached(move || async move {
                 let gpu = shared.device.gpu().expect("matched above");
-                GpuKernel::create(gpu, &compile, slots).await.map(KernelExec::Gpu)
+                GpuKernel::create(gpu, &compile, slots).await.map(|gpu| KernelExec::Gpu(Box::new(gpu)))
             })
             .await
             .unwrap_or_else(|| {
@@ -501,6 +502,7 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.stop_pump();
+        self.pump.join();
     }
 }
 
