@@ -167,7 +167,7 @@ test("the demo streams through every kernel; pause, resume, terminate and relaun
   }
 });
 
-test("without WebGPU the page explains BackendUnavailableError and how to enable WebGPU", async () => {
+test("without WebGPU the page explains BackendUnavailableError, how to enable WebGPU, and runs on the cpu backend", async () => {
   const { page, errors } = await openDemo({ hideWebGpu: true });
   try {
     await page.waitForFunction(() => ["running", "unavailable", "error"].includes(document.body.dataset.status), null, { timeout: 60_000 });
@@ -182,6 +182,19 @@ test("without WebGPU the page explains BackendUnavailableError and how to enable
     assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
     await mkdir(artifacts, { recursive: true });
     await page.screenshot({ path: join(artifacts, "demo-no-webgpu.png") });
+
+    // The fallback the notice offers: the same demo on the cpu backend (JavaScript handlers).
+    await page.click("#use-cpu");
+    await page.waitForFunction(() => document.body.dataset.status === "running", null, { timeout: 60_000 });
+    assert.match(await page.textContent("#adapter-details"), /backend cpu/);
+    await page.locator("#stream").check({ force: true });
+    for (const id of KERNELS) await waitForState(page, id, "active");
+    const start = await numbers(page, "processed");
+    for (const id of KERNELS) await waitForField(page, id, "processed", "gt", start[id]);
+    await waitForField(page, "square", "checked", "gt", 0);
+    assert.equal(await number(page, "doubler", "wrong"), 0);
+    assert.equal(await number(page, "square", "wrong"), 0);
+    await page.screenshot({ path: join(artifacts, "demo-cpu-backend.png") });
     assert.deepEqual(errors, []);
   } finally {
     await page.close();
