@@ -121,6 +121,21 @@ impl Ledger {
         to_outbox
     }
 
+    /// The next `count` answers went on to a connected kernel instead of the host: they are
+    /// timed and counted here, and nobody receives them. Connecting refuses a kernel with
+    /// calls in flight, so none waits for these.
+    /// `kept` of them were forwarded (the rest the handler dropped).
+    pub fn forward(&mut self, count: u64, kept: u64, now_ms: f64, counters: &mut Counters) {
+        self.time_answers(count, now_ms, counters);
+        self.answered += count;
+        counters.messages_forwarded += kept;
+    }
+
+    /// Whether any `call` still waits for its answer.
+    pub fn has_waiting_calls(&self) -> bool {
+        !self.calls.is_empty()
+    }
+
     fn time_answers(&mut self, mut count: u64, now_ms: f64, counters: &mut Counters) {
         while count > 0 {
             let Some((sent, run)) = self.sent_at.front_mut() else { break };

@@ -37,6 +37,7 @@ pub enum Action {
     Receive,
     Remove,
     ReadState,
+    Connect,
 }
 
 impl KernelState {
@@ -143,6 +144,7 @@ impl fmt::Display for Action {
             Action::Receive => "receive",
             Action::Remove => "remove",
             Action::ReadState => "read state",
+            Action::Connect => "connect",
         })
     }
 }

@@ -44,6 +44,12 @@ const KERNEL_FAMILIES: &[Family] = &[
         value: |k| k.messages_dropped as f64,
     },
     Family {
+        name: "ringkernel_messages_forwarded_total",
+        help: "Answers routed to the connected kernel instead of the host.",
+        kind: "counter",
+        value: |k| k.messages_forwarded as f64,
+    },
+    Family {
         name: "ringkernel_errors_total",
         help: "Failed message operations: refused messages and timeouts.",
         kind: "counter",
@@ -140,6 +146,8 @@ pub fn render(summary: &RuntimeSummary) -> String {
     let _ = writeln!(out, "ringkernel_uptime_seconds {}", number(summary.uptime_ms / 1000.0));
     header(&mut out, "ringkernel_kernels", "Kernels in the runtime's table.", "gauge");
     let _ = writeln!(out, "ringkernel_kernels {}", summary.kernel_count);
+    header(&mut out, "ringkernel_ticks_total", "Pump ticks that did work (one submit and readback each).", "counter");
+    let _ = writeln!(out, "ringkernel_ticks_total {}", summary.ticks);
 
     header(
         &mut out,

@@ -15,10 +15,10 @@ use crate::backend::{cpu, Device, KernelExec};
 use crate::error::Result;
 use crate::lifecycle::KernelState;
 use crate::platform;
-use crate::queue::{ring_segments, ControlBlock};
+use crate::queue::{ring_copy_pieces, ring_segments, ControlBlock};
 use crate::runtime::{Kernel, Shared, Table};
 
-/// One kernel's share of a tick.
+/// One kernel's share of a GPU tick.
 struct Planned {
     id: String,
     instance: u64,
@@ -31,6 +31,11 @@ struct Planned {
     offset: u64,
     output_stride: u64,
     drops: bool,
+    /// For a connected kernel: the kernel its answers go to and the ring index they land at.
+    /// Its answers are then copied ring to ring on the GPU, not read back.
+    forward: Option<(String, u32)>,
+    /// The compute pass it is dispatched in: 0, or one after the kernel that feeds it.
+    level: usize,
 }
 
 /// Runs until the runtime is dropped or disposed, or the device fails.
@@ -93,36 +98,105 @@ fn running_ids(table: &Table) -> Vec<String> {
     ids
 }
 
+/// How many forwarded messages kernel `id` can take this tick after its whole host inbox: 0
+/// when it is not running on the GPU or cannot take its inbox. Bounded by its ring and by
+/// where its own answers go (its output queue, or its downstream's room, recursively).
+fn forward_room(table: &Table, id: &str) -> usize {
+    let Some(kernel) = table.kernels.get(id).filter(|k| k.runs()) else { return 0 };
+    let Some(KernelExec::Gpu(ring)) = &kernel.exec else { return 0 };
+    let queued = kernel.in_flight() as usize + kernel.inbox.len();
+    let ring_room = (ring.slots as usize).saturating_sub(queued);
+    let answer_room = match &kernel.downstream {
+        Some(down) => forward_room(table, down).saturating_sub(queued),
+        None if kernel.state == KernelState::Terminating => usize::MAX,
+        None => kernel.outbox.free().saturating_sub(queued),
+    };
+    ring_room.min(answer_room)
+}
+
+/// How many kernels feed `id`, one after another (0 for the first stage of a pipeline).
+fn depth(table: &Table, id: &str) -> usize {
+    let mut depth = 0;
+    let mut up = table.kernels.get(id).and_then(|k| k.upstream.as_deref());
+    while let Some(id) = up {
+        depth += 1;
+        up = table.kernels.get(id).and_then(|k| k.upstream.as_deref());
+    }
+    depth
+}
+
+/// Writes `staged` messages of `stride` bytes into `ring` from free-running index `at` on (one
+/// `writeBuffer` per contiguous segment); returns the bytes written.
+fn write_ring(queue: &wgpu::Queue, ring: &wgpu::Buffer, slots: u32, at: u32, staged: &[u8], stride: u64) -> u64 {
+    let mut written = 0u64;
+    for segment in ring_segments(at, (staged.len() as u64 / stride) as u32, slots) {
+        let len = segment.len() as u64 * stride;
+        queue.write_buffer(ring, segment.start as u64 * stride, &staged[written as usize..(written + len) as usize]);
+        written += len;
+    }
+    written
+}
+
 /// One GPU tick. Returns whether any GPU work was done.
 async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
     let (readback, plan, used) = {
         let mut table = shared.lock();
         gpu.check_fault()?;
-        let mut plan = Vec::new();
+        let now = platform::now_ms();
+        let mut plan: Vec<Planned> = Vec::new();
         let mut used = 0u64;
-        for id in running_ids(&table) {
+        // Upstream stages first, so each kernel knows what its feeder forwards this tick.
+        let mut ids = running_ids(&table);
+        ids.sort_by_cached_key(|id| depth(&table, id));
+        // Kernel id → (plan index of the kernel feeding it, messages it forwards).
+        let mut incoming: std::collections::HashMap<String, (usize, u32)> = Default::default();
+        for id in ids {
+            let room_downstream =
+                table.kernels[&id].downstream.as_deref().map(|down| forward_room(&table, down));
             let kernel = table.kernels.get_mut(&id).expect("listed above");
             let Some(KernelExec::Gpu(ring)) = &kernel.exec else { continue };
-            let Some((take, pending)) = share_of_tick(kernel, ring.slots) else { continue };
-            let staged = kernel.inbox.pop_many(take);
-            let stride = ring.input_stride;
-            let mut written = 0u64;
-            for segment in ring_segments(kernel.gpu_tail, take as u32, ring.slots) {
-                let len = segment.len() as u64 * stride;
-                gpu.queue.write_buffer(
-                    &ring.input_ring,
-                    segment.start as u64 * stride,
-                    &staged[written as usize..(written + len) as usize],
-                );
-                written += len;
+            let fed = incoming.remove(&id);
+            let in_flight = kernel.in_flight();
+            let take = match (fed, room_downstream) {
+                // Fed this tick: its whole inbox goes first (forward_room made sure it fits),
+                // so the forwarded messages get the next sequence numbers.
+                (Some(_), _) => kernel.inbox.len(),
+                (None, Some(room)) => kernel
+                    .inbox
+                    .len()
+                    .min((ring.slots - in_flight) as usize)
+                    .min(room.saturating_sub(in_flight as usize)),
+                (None, None) => match share_of_tick(kernel, ring.slots) {
+                    Some((take, _)) => take,
+                    None => continue,
+                },
+            };
+            let forwarded_in = fed.map_or(0, |(_, n)| n);
+            let pending = in_flight + take as u32 + forwarded_in;
+            if pending == 0 {
+                continue;
             }
+            let staged = kernel.inbox.pop_many(take);
+            let written = write_ring(&gpu.queue, &ring.input_ring, ring.slots, kernel.gpu_tail, &staged, ring.input_stride);
             kernel.gpu_tail = kernel.gpu_tail.wrapping_add(take as u32);
+            let mut level = 0;
+            if let Some((feeder, count)) = fed {
+                plan[feeder].forward = Some((id.clone(), kernel.gpu_tail));
+                level = plan[feeder].level + 1;
+                kernel.ledger.accept(count as u64, now);
+                kernel.gpu_tail = kernel.gpu_tail.wrapping_add(count);
+            }
             ring.write_control(&gpu.queue, ControlBlock::INPUT_TAIL_OFFSET, kernel.gpu_tail);
             kernel.counters.bytes_to_device += written + 4;
             if take > 0 {
                 // Senders waiting for queue room may continue.
                 kernel.changed.notify(usize::MAX);
             }
+            let forwards = room_downstream.is_some();
+            if let Some(down) = kernel.downstream.clone().filter(|_| forwards) {
+                incoming.insert(down, (plan.len(), pending));
+            }
+            let read_back_answers = !forwards as u64;
             plan.push(Planned {
                 id,
                 instance: kernel.instance,
@@ -131,8 +205,11 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
                 offset: used,
                 output_stride: ring.output_stride,
                 drops: ring.kept.is_some(),
+                forward: None,
+                level,
             });
-            used += ControlBlock::SIZE + pending as u64 * (ring.output_stride + 4 * ring.kept.is_some() as u64);
+            used += ControlBlock::SIZE
+                + read_back_answers * pending as u64 * (ring.output_stride + 4 * ring.kept.is_some() as u64);
         }
         if plan.is_empty() {
             return Ok(false);
@@ -142,16 +219,40 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
         let readback = readback.reserve(&gpu.device, used);
         let mut encoder =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ring tick") });
-        {
-            let mut pass = encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ring tick"), timestamp_writes: None });
-            for p in &plan {
-                gpu_kernel(&kernels[&p.id]).encode_dispatch(&mut pass, p.pending);
+        // One compute pass per pipeline stage; between passes, each stage's answers are copied
+        // into the next stage's input ring (copies cannot sit inside a compute pass).
+        let levels = plan.iter().map(|p| p.level).max().unwrap_or(0);
+        for level in 0..=levels {
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("ring tick"),
+                    timestamp_writes: None,
+                });
+                for p in plan.iter().filter(|p| p.level == level) {
+                    gpu_kernel(&kernels[&p.id]).encode_dispatch(&mut pass, p.pending);
+                }
+            }
+            for p in plan.iter().filter(|p| p.level == level) {
+                let Some((to, at)) = &p.forward else { continue };
+                let (from, to) = (gpu_kernel(&kernels[&p.id]), gpu_kernel(&kernels[to]));
+                let stride = p.output_stride;
+                for (src, dst, len) in ring_copy_pieces(p.head, from.slots, *at, to.slots, p.pending) {
+                    encoder.copy_buffer_to_buffer(
+                        &from.output_ring,
+                        src as u64 * stride,
+                        &to.input_ring,
+                        dst as u64 * stride,
+                        len as u64 * stride,
+                    );
+                }
             }
         }
         for p in &plan {
             let ring = gpu_kernel(&kernels[&p.id]);
             encoder.copy_buffer_to_buffer(&ring.control, 0, &readback, p.offset, ControlBlock::SIZE);
+            if p.forward.is_some() {
+                continue;
+            }
             let mut dst = p.offset + ControlBlock::SIZE;
             let mut copy_slots = |buffer: &wgpu::Buffer, stride: u64| {
                 for segment in ring_segments(p.head, p.pending, ring.slots) {
@@ -166,6 +267,7 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
             }
         }
         gpu.queue.submit([encoder.finish()]);
+        table.ticks += 1;
         (readback, plan, used)
     };
 
@@ -185,18 +287,24 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
         let control: ControlBlock = bytemuck::pod_read_unaligned(&bytes[at..at + ControlBlock::SIZE as usize]);
         // The GPU says how far it got; anything not answered stays in the ring for next tick.
         let answered = control.input_head.wrapping_sub(p.head).min(p.pending);
-        let outputs = at + ControlBlock::SIZE as usize;
-        let len = answered as usize * p.output_stride as usize;
-        let flags = outputs + p.pending as usize * p.output_stride as usize;
-        let kept = p.drops.then(|| &bytes[flags..flags + 4 * answered as usize]);
         let Kernel { ledger, outbox, counters, .. } = kernel;
-        ledger.deliver(&bytes[outputs..outputs + len], p.output_stride as usize, kept, outbox, counters, now);
+        let read = if p.forward.is_some() {
+            ledger.forward(answered as u64, answered as u64, now, counters);
+            0
+        } else {
+            let outputs = at + ControlBlock::SIZE as usize;
+            let len = answered as usize * p.output_stride as usize;
+            let flags = outputs + p.pending as usize * p.output_stride as usize;
+            let kept = p.drops.then(|| &bytes[flags..flags + 4 * answered as usize]);
+            ledger.deliver(&bytes[outputs..outputs + len], p.output_stride as usize, kept, outbox, counters, now);
+            len + kept.map_or(0, <[u8]>::len)
+        };
         kernel.gpu_head = p.head.wrapping_add(answered);
         let c = &mut kernel.counters;
         c.messages_processed = control.processed();
         c.messages_dropped = control.dropped();
         c.dispatches = control.dispatches as u64;
-        c.bytes_from_device += ControlBlock::SIZE + (len + kept.map_or(0, <[u8]>::len)) as u64;
+        c.bytes_from_device += ControlBlock::SIZE + read as u64;
         if answered > 0 {
             c.last_message_time = Some(wall_clock);
         }
@@ -213,6 +321,11 @@ fn gpu_kernel(kernel: &Kernel) -> &crate::backend::gpu::GpuKernel {
     }
 }
 
+/// Room in `id`'s inbox for a connected kernel's answers (none once it stops taking messages).
+fn down_room(table: &Table, id: &str) -> usize {
+    table.kernels.get(id).filter(|k| k.state.accepts_messages()).map_or(0, |k| k.inbox.free())
+}
+
 /// One `cpu` tick: every running kernel's staged input goes to its host handler as one run.
 /// The handlers run without the table lock (a JavaScript handler may call back into the
 /// runtime); answers are delivered like a GPU readback, slot for slot. Returns whether any
@@ -222,10 +335,18 @@ fn cpu_tick(shared: &Shared) -> bool {
         let mut table = shared.lock();
         let mut runs = Vec::new();
         for id in running_ids(&table) {
+            // A connected kernel's answers go to its downstream's inbox: bounded by its room.
+            let room_downstream = table.kernels[&id].downstream.as_deref().map(|down| down_room(&table, down));
             let kernel = table.kernels.get_mut(&id).expect("listed above");
             let Some(KernelExec::Cpu(host)) = &kernel.exec else { continue };
             let host = host.clone();
-            let Some((take, _)) = share_of_tick(kernel, cpu::MAX_RUN) else { continue };
+            let take = match room_downstream {
+                Some(room) => kernel.inbox.len().min(cpu::MAX_RUN as usize).min(room),
+                None => match share_of_tick(kernel, cpu::MAX_RUN) {
+                    Some((take, _)) => take,
+                    None => continue,
+                },
+            };
             if take == 0 {
                 continue;
             }
@@ -240,6 +361,7 @@ fn cpu_tick(shared: &Shared) -> bool {
     if runs.is_empty() {
         return false;
     }
+    shared.lock().ticks += 1;
     let answered: Vec<_> = runs.into_iter().map(|(id, instance, host, inputs)| (id, instance, host.run(&inputs))).collect();
 
     let now = platform::now_ms();
@@ -253,9 +375,33 @@ fn cpu_tick(shared: &Shared) -> bool {
         }
         let count = answers.kept.len() as u64;
         let report = answers.report;
-        let kept = (report.dropped > 0).then(|| bytemuck::cast_slice::<u32, u8>(&answers.kept));
-        let Kernel { ledger, outbox, counters, .. } = kernel;
-        ledger.deliver(&answers.outputs, outbox.stride(), kept, outbox, counters, now);
+        match kernel.downstream.clone() {
+            Some(down) => {
+                let stride = kernel.outbox.stride();
+                let forwarded: Vec<u8> = answers
+                    .outputs
+                    .chunks_exact(stride)
+                    .zip(&answers.kept)
+                    .filter(|(_, &kept)| kept != 0)
+                    .flat_map(|(answer, _)| answer)
+                    .copied()
+                    .collect();
+                let kept = (forwarded.len() / stride) as u64;
+                kernel.ledger.forward(count, kept, now, &mut kernel.counters);
+                if let Some(target) = table.kernels.get_mut(&down) {
+                    // Room was checked when the run was planned; sends since may overshoot by one run.
+                    target.inbox.push_overflowing(&forwarded);
+                    target.ledger.accept(kept, now);
+                    target.changed.notify(usize::MAX);
+                }
+            }
+            None => {
+                let kept = (report.dropped > 0).then(|| bytemuck::cast_slice::<u32, u8>(&answers.kept));
+                let Kernel { ledger, outbox, counters, .. } = kernel;
+                ledger.deliver(&answers.outputs, outbox.stride(), kept, outbox, counters, now);
+            }
+        }
+        let Some(kernel) = table.kernels.get_mut(&id) else { continue };
         kernel.gpu_head = kernel.gpu_head.wrapping_add(count as u32);
         let c = &mut kernel.counters;
         c.messages_processed += count;

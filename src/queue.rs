@@ -121,6 +121,21 @@ pub fn ring_segments(start: u32, count: u32, capacity: u32) -> impl Iterator<Ite
     [first..first + first_len, 0..second_len].into_iter().filter(|r| !r.is_empty())
 }
 
+/// How to copy `count` slots starting at free-running index `from` of a ring of `from_slots`
+/// into a ring of `to_slots` starting at `to`: contiguous pieces `(source slot, target slot,
+/// length)`, split wherever either ring wraps.
+pub fn ring_copy_pieces(from: u32, from_slots: u32, to: u32, to_slots: u32, count: u32) -> Vec<(u32, u32, u32)> {
+    let mut pieces = Vec::new();
+    let mut done = 0;
+    while done < count {
+        let (src, dst) = ((from.wrapping_add(done)) % from_slots, (to.wrapping_add(done)) % to_slots);
+        let len = (count - done).min(from_slots - src).min(to_slots - dst);
+        pieces.push((src, dst, len));
+        done += len;
+    }
+    pieces
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +161,15 @@ mod tests {
         let segs: Vec<_> = ring_segments(u32::MAX, 2, 8).collect();
         assert_eq!(segs, vec![7..8, 0..1], "free-running indices wrap at 2^32 (8 divides 2^32)");
         assert_eq!(ring_segments(3, 0, 8).count(), 0);
+    }
+
+    #[test]
+    fn ring_copy_pieces_split_where_either_ring_wraps() {
+        assert_eq!(ring_copy_pieces(6, 8, 1, 4, 5), vec![(6, 1, 2), (0, 3, 1), (1, 0, 2)]);
+        assert_eq!(ring_copy_pieces(0, 8, 0, 8, 8), vec![(0, 0, 8)]);
+        assert!(ring_copy_pieces(3, 8, 5, 16, 0).is_empty());
+        let total: u32 = ring_copy_pieces(u32::MAX, 16, 7, 4, 9).iter().map(|p| p.2).sum();
+        assert_eq!(total, 9);
     }
 
     /// The WGSL mirror must list the same fields in the same order.

@@ -62,6 +62,10 @@ pub struct KernelTelemetry {
     pub unprocessed_at_termination: u64,
     /// Answers that arrived after their `call` had timed out; processed, then discarded.
     pub answers_abandoned: u64,
+    /// Answers routed to the connected kernel (`connected_to`) instead of the host.
+    pub messages_forwarded: u64,
+    /// The kernel this one's answers go to (see `Runtime::connect`), if any.
+    pub connected_to: Option<String>,
     /// Why the handler last failed (`cpu` backend: a host handler that threw or panicked; the
     /// message was dropped and counted in `errors`). `None` while nothing failed.
     pub last_error: Option<String>,
@@ -142,6 +146,7 @@ pub(crate) struct Counters {
     pub bytes_from_device: u64,
     pub unprocessed_at_termination: u64,
     pub answers_abandoned: u64,
+    pub messages_forwarded: u64,
     pub last_error: Option<String>,
     pub last_message_time: Option<f64>,
     /// `None` when the runtime was created with telemetry disabled.
@@ -159,6 +164,9 @@ pub struct RuntimeSummary {
     pub uptime_ms: f64,
     pub kernel_count: usize,
     pub active_kernels: usize,
+    /// Pump ticks that did work: each is one submit and one readback for all kernels (one
+    /// run of host handlers on the cpu backend).
+    pub ticks: u64,
     /// Messages processed by all kernels (PyDotCompute's `total_messages`).
     pub total_messages: u64,
     pub total_sent: u64,
@@ -179,6 +187,7 @@ impl RuntimeSummary {
         adapter: AdapterSummary,
         telemetry_enabled: bool,
         uptime_ms: f64,
+        ticks: u64,
         per_kernel: BTreeMap<String, KernelTelemetry>,
     ) -> Self {
         let total = |f: fn(&KernelTelemetry) -> u64| per_kernel.values().map(f).sum::<u64>();
@@ -187,6 +196,7 @@ impl RuntimeSummary {
             telemetry_enabled,
             uptime_ms,
             kernel_count: per_kernel.len(),
+            ticks,
             active_kernels: per_kernel.values().filter(|k| k.state == KernelState::Active).count(),
             total_messages: total(|k| k.messages_processed),
             total_sent: total(|k| k.messages_sent),

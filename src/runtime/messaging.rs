@@ -93,6 +93,12 @@ impl Runtime {
 
     async fn call_inner(&self, id: &str, packed: &[u8], timeout_ms: TimeoutMs) -> Result<Vec<u8>> {
         let deadline = deadline(timeout_ms)?;
+        if let Some(to) = self.connected_to(id)? {
+            return Err(Error::InvalidArgument(format!(
+                "kernel '{id}' is connected to '{to}', so its answers go there: send to it and receive from the \
+                 pipeline's last kernel, or disconnect it first"
+            )));
+        }
         self.expect_message_size(id, packed.len())?;
         // One deadline covers both waiting for room and waiting for the answer.
         let enqueued = self.enqueue(id, packed, deadline, true).await?;

@@ -12,6 +12,7 @@
 
 mod messaging;
 mod queries;
+mod routing;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -90,6 +91,10 @@ pub(crate) struct Kernel {
     pub changed: Arc<Event>,
     pub ledger: Ledger,
     pub counters: Counters,
+    /// The kernel this one's answers go to instead of the host, and the one whose answers
+    /// come in here (see [`Runtime::connect`]).
+    pub downstream: Option<String>,
+    pub upstream: Option<String>,
     pub launched_at_ms: f64,
     pub launched_unix_ms: f64,
     pub stopped_at_ms: Option<f64>,
@@ -115,6 +120,8 @@ impl Kernel {
 
 pub(crate) struct Table {
     pub kernels: HashMap<String, Kernel>,
+    /// Pump ticks that did work (reported in the summary).
+    pub ticks: u64,
     pub readback: Readback,
     /// First fatal GPU error; every later operation reports it.
     pub fatal: Option<Error>,
@@ -156,6 +163,7 @@ impl Runtime {
             options,
             table: Mutex::new(Table {
                 kernels: HashMap::new(),
+                ticks: 0,
                 readback: Readback::new(),
                 fatal: None,
                 disposed: false,
@@ -221,6 +229,8 @@ impl Runtime {
                     changed: Arc::new(Event::new()),
                     ledger: Ledger::default(),
                     counters,
+                    downstream: None,
+                    upstream: None,
                     launched_at_ms: platform::now_ms(),
                     launched_unix_ms: platform::unix_time_ms(),
                     stopped_at_ms: None,
@@ -310,6 +320,9 @@ impl Runtime {
             let mut table = self.open_table()?;
             let kernel = kernel_mut(&mut table, id)?;
             kernel.state = transition(id, kernel.state, Action::Terminate)?;
+            // A stopping kernel leaves its pipeline: what it still answers goes to the host.
+            routing::detach(&mut table, id);
+            let kernel = kernel_mut(&mut table, id)?;
             // Drain even if it was paused or never activated: nothing queued is dropped.
             kernel.set_control(&self.shared.device, ControlBlock::ACTIVE_OFFSET, 1);
             kernel.changed.notify(usize::MAX);

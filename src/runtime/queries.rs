@@ -50,12 +50,14 @@ impl Runtime {
     /// Backend, adapter, every kernel with its state and counters, and runtime totals.
     pub fn summary(&self) -> RuntimeSummary {
         let now = platform::now_ms();
+        let table = self.shared.lock();
         let per_kernel: BTreeMap<String, KernelTelemetry> =
-            self.shared.lock().kernels.iter().map(|(id, k)| (id.clone(), snapshot(id, k, now))).collect();
+            table.kernels.iter().map(|(id, k)| (id.clone(), snapshot(id, k, now))).collect();
         RuntimeSummary::new(
             self.adapter().clone(),
             self.shared.options.enable_telemetry,
             now - self.shared.created_at_ms,
+            table.ticks,
             per_kernel,
         )
     }
@@ -111,6 +113,8 @@ fn snapshot(id: &str, kernel: &Kernel, now_ms: f64) -> KernelTelemetry {
         latency: c.latency.as_ref().map(|l| l.summary()).unwrap_or_default(),
         unprocessed_at_termination: c.unprocessed_at_termination,
         answers_abandoned: c.answers_abandoned,
+        messages_forwarded: c.messages_forwarded,
+        connected_to: kernel.downstream.clone(),
         last_error: c.last_error.clone(),
     }
 }

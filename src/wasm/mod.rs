@@ -86,6 +86,10 @@ export interface KernelTelemetry {
   unprocessedAtTermination: number;
   /** Answers that arrived after their call had timed out. */
   answersAbandoned: number;
+  /** Answers routed to the connected kernel instead of `receive`. */
+  messagesForwarded: number;
+  /** The kernel this one's answers go to (`connect`), or null. */
+  connectedTo: string | null;
   /** Why a host handler last failed (cpu backend), or null. */
   lastError: string | null;
 }
@@ -93,6 +97,8 @@ export interface KernelTelemetry {
 export interface RuntimeSummary {
   backend: string; adapter: AdapterInfo; telemetryEnabled: boolean; uptimeMs: number;
   kernelCount: number; activeKernels: number;
+  /** Pump ticks that did work: one submit and one readback each, for all kernels together. */
+  ticks: number;
   /** Messages processed by all kernels. */
   totalMessages: number;
   totalSent: number; totalReceived: number; totalDropped: number; totalErrors: number;
@@ -436,6 +442,22 @@ impl JsRuntime {
             let opts: TimeoutOptions = parse_options(options, "terminateAll options")?;
             rt.terminate_all(opts.timeout).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
         })
+    }
+
+    /// Routes `from`'s answers into `to`'s input: on the GPU they are copied ring to ring
+    /// inside the same submit, so a pipeline of n kernels costs one round trip. `to`'s input
+    /// layout must match `from`'s output layout byte for byte. Receive from the last kernel.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn connect(&self, from: String, to: String) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move { rt.connect(&from, &to).await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+    }
+
+    /// Ends `from`'s route; its answers go to `receive` again.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn disconnect(&self, from: String) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move { rt.disconnect(&from).await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
     }
 
     /// Forgets a terminated kernel so its id may be launched again.

@@ -1,0 +1,109 @@
+//! Kernel-to-kernel routing: `connect(from, to)` sends `from`'s answers into `to`'s input
+//! instead of to the host. On a GPU the pump copies them from one ring to the other between two
+//! dispatches of the same submit, so an n-stage pipeline costs one round trip, not n.
+//!
+//! A pipeline is a chain: a kernel has at most one downstream and one upstream, and no cycle.
+//! The answers of a connected kernel are not receivable (they are counted as forwarded); receive
+//! from the last stage. Terminating a kernel takes it out of its pipeline first.
+
+use super::{kernel_mut, Runtime, Table};
+use crate::backend::KernelExec;
+use crate::error::{Error, Result};
+use crate::lifecycle::{Action, KernelState};
+use crate::message::MessageLayout;
+
+impl Runtime {
+    /// Routes `from`'s answers into `to`'s input from the next tick on. `to`'s input layout must
+    /// be `from`'s output layout byte for byte (field names may differ). Refused for a kernel
+    /// that is stopping or stopped, already connected that way, with `call`s in flight, whose
+    /// GPU handler may drop messages, or when the route would close a cycle.
+    pub async fn connect(&self, from: &str, to: &str) -> Result<()> {
+        let mut table = self.open_table()?;
+        let invalid = |why: String| Err(Error::InvalidArgument(format!("connect('{from}', '{to}'): {why}")));
+        if from == to {
+            return invalid("a kernel cannot feed itself".into());
+        }
+        for id in [from, to] {
+            let kernel = kernel_mut(&mut table, id)?;
+            if !matches!(kernel.state, KernelState::Launched | KernelState::Active | KernelState::Deactivated) {
+                return Err(Error::KernelState { id: id.to_owned(), state: kernel.state, action: Action::Connect });
+            }
+        }
+        let (source, target) = (&table.kernels[from], &table.kernels[to]);
+        if let Some(existing) = &source.downstream {
+            return invalid(format!("'{from}' already feeds '{existing}'; disconnect it first"));
+        }
+        if let Some(existing) = &target.upstream {
+            return invalid(format!("'{to}' is already fed by '{existing}'; disconnect that first"));
+        }
+        if !same_bytes(&source.def.output, &target.def.input) {
+            return invalid(format!(
+                "'{from}' answers {} but '{to}' takes {}: the layouts must match byte for byte",
+                source.def.output.name(),
+                target.def.input.name()
+            ));
+        }
+        if source.ledger.has_waiting_calls() {
+            return invalid(format!("'{from}' has calls waiting for their answers; connect once they are answered"));
+        }
+        if let Some(KernelExec::Gpu(ring)) = &source.exec {
+            if ring.kept.is_some() {
+                return invalid(format!(
+                    "'{from}' may drop messages (fn handle(..) -> bool), so its answers cannot be forwarded slot for \
+                     slot on the GPU"
+                ));
+            }
+        }
+        let mut next = Some(to.to_owned());
+        while let Some(id) = next {
+            if id == from {
+                return invalid("the route would close a cycle".into());
+            }
+            next = table.kernels.get(&id).and_then(|k| k.downstream.clone());
+        }
+        kernel_mut(&mut table, from)?.downstream = Some(to.to_owned());
+        kernel_mut(&mut table, to)?.upstream = Some(from.to_owned());
+        drop(table);
+        self.shared.wake_pump.notify(usize::MAX);
+        Ok(())
+    }
+
+    /// Ends `from`'s route: from the next tick on its answers go to the host again. Messages
+    /// already forwarded stay with the kernel they went to.
+    pub async fn disconnect(&self, from: &str) -> Result<()> {
+        let mut table = self.open_table()?;
+        let kernel = kernel_mut(&mut table, from)?;
+        if kernel.downstream.is_none() {
+            return Err(Error::InvalidArgument(format!("disconnect('{from}'): it is not connected")));
+        }
+        let to = kernel.downstream.take();
+        if let Some(target) = to.and_then(|to| table.kernels.get_mut(&to)) {
+            target.upstream = None;
+        }
+        Ok(())
+    }
+
+    /// The kernel `id`'s answers go to, if it is connected.
+    pub fn connected_to(&self, id: &str) -> Result<Option<String>> {
+        Ok(kernel_mut(&mut self.shared.lock(), id)?.downstream.clone())
+    }
+}
+
+/// Takes `id` out of its pipeline, both ways.
+pub(super) fn detach(table: &mut Table, id: &str) {
+    let Some(kernel) = table.kernels.get_mut(id) else { return };
+    let (up, down) = (kernel.upstream.take(), kernel.downstream.take());
+    if let Some(source) = up.and_then(|up| table.kernels.get_mut(&up)) {
+        source.downstream = None;
+    }
+    if let Some(target) = down.and_then(|down| table.kernels.get_mut(&down)) {
+        target.upstream = None;
+    }
+}
+
+/// Whether messages of `a` can be read as `b`: the same size, field types and offsets.
+fn same_bytes(a: &MessageLayout, b: &MessageLayout) -> bool {
+    a.size() == b.size()
+        && a.fields().len() == b.fields().len()
+        && a.fields().iter().zip(b.fields()).all(|(x, y)| x.offset == y.offset && x.ty == y.ty)
+}

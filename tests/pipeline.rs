@@ -1,0 +1,146 @@
+//! Kernel-to-kernel pipelines (`connect`): answers of one kernel feed the next on the GPU in the
+//! same submit, so a 4-stage pipeline answers in one tick; order holds, pausing a stage holds
+//! the stages before it without losing anything, and bad routes are refused by name. The same
+//! on the cpu backend.
+#![cfg(not(target_arch = "wasm32"))]
+
+use ringkernel_web::kernel::{self, doubler_request, doubler_response, host};
+use ringkernel_web::{BackendChoice, Error, KernelDefinition, LaunchOptions, Runtime, RuntimeOptions};
+
+fn runtime_on(backend: BackendChoice) -> Runtime {
+    pollster::block_on(Runtime::new(RuntimeOptions { backend, ..Default::default() }))
+        .unwrap_or_else(|e| panic!("{backend:?}: {e} (GPU tests need lavapipe: mesa-vulkan-drivers)"))
+}
+
+/// Stage `id` computes `value * mul + add` (i32 in and out, both layouts 4 bytes), in WGSL
+/// and as a host handler.
+fn register_stage(id: &str, mul: i32, add: i32) {
+    let wgsl = format!("fn handle(m: Request) -> Response {{ return Response(m.value * {mul} + {add}); }}");
+    kernel::register(
+        KernelDefinition::new(id, doubler_request(), doubler_response(), &wgsl)
+            .with_host_handler(host::typed(move |v: &i32, _: &mut [u32]| Some(v * mul + add))),
+    );
+}
+
+const STAGES: [(&str, i32, i32); 4] = [("p-add1", 1, 1), ("p-times2", 2, 0), ("p-add3", 1, 3), ("p-times5", 5, 0)];
+
+fn expected(v: i32) -> i32 {
+    STAGES.iter().fold(v, |v, (_, mul, add)| v * mul + add)
+}
+
+async fn build_pipeline(rt: &Runtime, prefix: &str, queue_size: usize) -> Vec<String> {
+    let ids: Vec<String> = STAGES.iter().map(|(id, _, _)| format!("{prefix}{id}")).collect();
+    for (id, (_, mul, add)) in ids.iter().zip(STAGES) {
+        register_stage(id, mul, add);
+        rt.launch(id, LaunchOptions { queue_size: Some(queue_size), ..Default::default() }).await.unwrap();
+        rt.activate(id).await.unwrap();
+    }
+    for pair in ids.windows(2) {
+        rt.connect(&pair[0], &pair[1]).await.unwrap();
+    }
+    ids
+}
+
+async fn receive_n(rt: &Runtime, id: &str, n: usize) -> Vec<i32> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        out.extend(rt.receive_batch::<i32>(id, n - out.len(), Some(10_000.0)).await.unwrap());
+    }
+    out
+}
+
+fn check_pipeline(backend: BackendChoice) {
+    let rt = runtime_on(backend);
+    pollster::block_on(async {
+        let ids = build_pipeline(&rt, "", 1024).await;
+        let (first, last) = (&ids[0], &ids[3]);
+
+        // One message through four stages.
+        let ticks = rt.summary().ticks;
+        rt.send_pod(first, &7, None).await.unwrap();
+        assert_eq!(receive_n(&rt, last, 1).await, [expected(7)]);
+        if backend != BackendChoice::Cpu {
+            assert_eq!(rt.summary().ticks - ticks, 1, "four stages, one submit and one readback");
+        }
+
+        // Many messages, more than one ring's worth, in order.
+        let values: Vec<i32> = (0..5000).map(|i| i * 3 - 7000).collect();
+        let mut answers = Vec::new();
+        for chunk in values.chunks(700) {
+            assert_eq!(rt.send_batch(first, chunk, Some(10_000.0)).await.unwrap(), chunk.len());
+            answers.extend(receive_n(&rt, last, chunk.len()).await);
+        }
+        assert_eq!(answers, values.iter().map(|&v| expected(v)).collect::<Vec<_>>());
+        for (i, id) in ids.iter().enumerate() {
+            let t = rt.telemetry(id).unwrap().unwrap();
+            assert_eq!(t.messages_processed, 5001, "{id}");
+            assert_eq!(t.messages_forwarded, if i < 3 { 5001 } else { 0 }, "{id}");
+            assert_eq!(t.connected_to.as_deref(), ids.get(i + 1).map(String::as_str), "{id}");
+            assert_eq!(t.messages_received, if i == 3 { 5001 } else { 0 }, "{id}");
+        }
+
+        // Pausing a middle stage holds everything before it; nothing is lost or reordered.
+        rt.deactivate(&ids[2]).await.unwrap();
+        rt.send_batch(first, &[1i32, 2, 3], None).await.unwrap();
+        let e = rt.receive(last, Some(200.0)).await.unwrap_err();
+        assert_eq!(e.name(), "TimeoutError");
+        rt.reactivate(&ids[2]).await.unwrap();
+        assert_eq!(receive_n(&rt, last, 3).await, [expected(1), expected(2), expected(3)]);
+
+        // A host send into a middle stage joins the stream after what was forwarded before it.
+        rt.send_pod(&ids[2], &100, None).await.unwrap();
+        assert_eq!(receive_n(&rt, last, 1).await, [(100 + 3) * 5]);
+
+        // Terminating a stage takes it out of the pipeline: the stage before answers the host.
+        rt.terminate(&ids[3], Some(5000.0)).await.unwrap();
+        assert_eq!(rt.connected_to(&ids[2]).unwrap(), None);
+        rt.send_pod(first, &1, None).await.unwrap();
+        assert_eq!(receive_n(&rt, &ids[2], 1).await, [((1 + 1) * 2) + 3]);
+    });
+}
+
+#[test]
+fn a_four_stage_gpu_pipeline_answers_in_one_tick_in_order_and_holds_when_paused() {
+    check_pipeline(BackendChoice::Auto);
+}
+
+#[test]
+fn a_four_stage_pipeline_on_the_cpu_backend_behaves_the_same() {
+    check_pipeline(BackendChoice::Cpu);
+}
+
+#[test]
+fn bad_routes_are_refused_by_name() {
+    let rt = runtime_on(BackendChoice::Auto);
+    kernel::register(KernelDefinition::new(
+        "r-keep-even",
+        doubler_request(),
+        doubler_response(),
+        "fn handle(m: Request, out: ptr<function, Response>) -> bool { (*out).result = m.value; return m.value % 2 == 0; }",
+    ));
+    pollster::block_on(async {
+        let ids = build_pipeline(&rt, "r-", 64).await;
+        rt.launch("vector_add", LaunchOptions::default()).await.unwrap();
+        rt.launch("r-keep-even", LaunchOptions::default()).await.unwrap();
+        let refused = |result: Result<(), Error>, why: &str| {
+            let e = result.unwrap_err();
+            assert!(matches!(&e, Error::InvalidArgument(m) if m.contains(why)), "expected '{why}', got {e}");
+        };
+        refused(rt.connect(&ids[0], &ids[0]).await, "cannot feed itself");
+        refused(rt.connect(&ids[0], "vector_add").await, "already feeds");
+        refused(rt.connect("vector_add", &ids[1]).await, "already fed by");
+        refused(rt.connect(&ids[3], &ids[0]).await, "cycle");
+        refused(rt.connect("vector_add", &ids[0]).await, "layouts must match");
+        refused(rt.connect("r-keep-even", &ids[0]).await, "may drop messages");
+        rt.disconnect(&ids[2]).await.unwrap();
+        refused(rt.disconnect(&ids[2]).await, "not connected");
+        rt.connect(&ids[3], &ids[0]).await.unwrap(); // 2 no longer feeds 3, so 3 → 0 → 1 → 2 is a chain
+        let e = rt.call_pod::<i32, i32>(&ids[0], &1, Some(1000.0)).await.unwrap_err();
+        assert!(e.to_string().contains("is connected to"), "{e}");
+        let e = rt.connect("nope", &ids[0]).await.unwrap_err();
+        assert_eq!(e.name(), "KernelNotFoundError");
+        rt.terminate("vector_add", Some(1000.0)).await.unwrap();
+        let e = rt.connect("vector_add", &ids[0]).await.unwrap_err();
+        assert_eq!(e.name(), "KernelStateError");
+    });
+}
