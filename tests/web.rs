@@ -838,3 +838,33 @@ async fn without_webgpu_create_explains_and_the_cpu_backend_still_works() {
     let answer = js(call_method(&runtime, "call", &["doubler".into(), value(21)]).into()).await.unwrap();
     assert_eq!(num(&answer, "result"), 42.0);
 }
+
+// ---- kernel-to-kernel pipelines (issue 7) ----
+
+#[wasm_bindgen_test]
+async fn a_connected_pipeline_answers_in_one_tick_through_the_js_api() {
+    let rt = js_runtime().await;
+    let request = object(&[("name", "StageIn".into()), ("fields", object(&[("value", "i32".into())]))]);
+    let response = object(&[("name", "StageOut".into()), ("fields", object(&[("result", "i32".into())]))]);
+    let stages = [("js-add1", "m.value + 1"), ("js-times2", "m.value * 2"), ("js-add3", "m.value + 3"), ("js-times5", "m.value * 5")];
+    for (id, expr) in stages {
+        let wgsl = format!("fn handle(m: StageIn) -> StageOut {{ return StageOut({expr}); }}");
+        let def = object(&[("input", request.clone()), ("output", response.clone()), ("wgsl", wgsl.into())]);
+        start(&rt, id, Some(def)).await;
+    }
+    for pair in stages.windows(2) {
+        js(rt.connect(pair[0].0.into(), pair[1].0.into())).await.unwrap();
+    }
+    let ticks = num(&rt.get_summary().unwrap(), "ticks");
+    js(rt.send("js-add1".into(), value(7), None)).await.unwrap();
+    let answer = js(rt.receive("js-times5".into(), Some(timeout(20_000)))).await.unwrap();
+    assert_eq!(num(&answer, "result"), (((7.0 + 1.0) * 2.0) + 3.0) * 5.0);
+    let t = rt.get_telemetry("js-add1".into()).unwrap();
+    assert_eq!(get(&t, "connectedTo").as_string().as_deref(), Some("js-times2"));
+    assert_eq!(num(&t, "messagesForwarded"), 1.0);
+    assert_eq!(num(&rt.get_summary().unwrap(), "ticks") - ticks, 1.0, "four stages, one submit and one readback");
+    let cycle = js(rt.connect("js-times5".into(), "js-add1".into())).await;
+    assert_js_error(cycle, "TypeError", &[]);
+    let call = js(rt.call("js-add1".into(), value(1), None)).await;
+    assert_js_error(call, "TypeError", &[]);
+}
