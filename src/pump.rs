@@ -1,21 +1,23 @@
 //! The pump: the one place kernels run. Ticks run back to back while there is work and not at
 //! all while idle.
 //!
-//! On a GPU, each tick takes the staged input of every running kernel, writes it into the
-//! kernels' GPU input rings (one `writeBuffer` per ring segment), encodes every kernel's bounded
-//! dispatch in one compute pass, copies every output region and control block into one readback
-//! buffer, submits once and maps once. On the `cpu` backend, each tick hands every running
+//! On a GPU, each tick takes the staged input of every running kernel and writes it, behind a
+//! header saying where it starts and how much there is, into the kernel's input ring (one
+//! `writeBuffer` per kernel), encodes one bounded dispatch per kernel (one compute pass per
+//! pipeline stage, with ring-to-ring copies between stages for connected kernels), copies every
+//! kernel's counters and answers into one readback buffer (one copy per kernel), submits once
+//! and maps once. On the `cpu` backend, each tick hands every running
 //! kernel's staged input to its host handler as one run, then yields to the event loop.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::backend::gpu::{read_back, GpuContext};
+use crate::backend::gpu::{read_back_with, GpuContext, GpuKernel};
 use crate::backend::{cpu, Device, KernelExec};
 use crate::error::Result;
 use crate::lifecycle::KernelState;
 use crate::platform;
-use crate::queue::{ring_copy_pieces, ring_segments, ControlBlock};
+use crate::queue::{ring_copy_pieces, ring_segments, PackedQueue, RingCounters, RingHeader};
 use crate::runtime::{Kernel, Shared, Table};
 
 /// One kernel's share of a GPU tick.
@@ -26,8 +28,8 @@ struct Planned {
     head: u32,
     /// Messages in the GPU ring this tick (earlier unanswered ones plus the new ones).
     pending: u32,
-    /// Where this kernel's control block copy starts in the readback buffer; outputs follow,
-    /// then (for handlers that may drop) one kept flag per output.
+    /// Where this kernel's counters start in the readback buffer; its answers follow, then (for
+    /// handlers that may drop) one kept flag per answer.
     offset: u64,
     output_stride: u64,
     drops: bool,
@@ -125,16 +127,45 @@ fn depth(table: &Table, id: &str) -> usize {
     depth
 }
 
-/// Writes `staged` messages of `stride` bytes into `ring` from free-running index `at` on (one
-/// `writeBuffer` per contiguous segment); returns the bytes written.
-fn write_ring(queue: &wgpu::Queue, ring: &wgpu::Buffer, slots: u32, at: u32, staged: &[u8], stride: u64) -> u64 {
+/// Moves a tick's header and the first `take` messages of `inbox` into `ring`'s input buffer,
+/// the messages from free-running index `at` on. When they start at slot 0 (always, unless
+/// earlier messages are still unanswered) header and messages are contiguous: they are copied
+/// straight from the inbox into wgpu's staging memory and go up in one write. Returns the bytes
+/// written.
+fn write_input(
+    queue: &wgpu::Queue,
+    ring: &GpuKernel,
+    header: RingHeader,
+    at: u32,
+    inbox: &mut PackedQueue,
+    take: usize,
+) -> u64 {
+    let stride = ring.input_stride;
+    let header = bytemuck::bytes_of(&header);
+    let size = RingHeader::SIZE + take as u64 * stride;
+    if at.is_multiple_of(ring.slots) {
+        let staging = wgpu::BufferSize::new(size).and_then(|size| queue.write_buffer_with(&ring.input_ring, 0, size));
+        if let Some(mut view) = staging {
+            let (first, second) = inbox.front(take);
+            let h = header.len();
+            view.slice(..h).copy_from_slice(header);
+            view.slice(h..h + first.len()).copy_from_slice(first);
+            view.slice(h + first.len()..).copy_from_slice(second);
+            drop(view);
+            inbox.discard(take);
+            return size;
+        }
+    }
+    queue.write_buffer(&ring.input_ring, 0, header);
+    let staged = inbox.pop_many(take);
     let mut written = 0u64;
-    for segment in ring_segments(at, (staged.len() as u64 / stride) as u32, slots) {
+    for segment in ring_segments(at, take as u32, ring.slots) {
         let len = segment.len() as u64 * stride;
-        queue.write_buffer(ring, segment.start as u64 * stride, &staged[written as usize..(written + len) as usize]);
+        let offset = RingHeader::SIZE + segment.start as u64 * stride;
+        queue.write_buffer(&ring.input_ring, offset, &staged[written as usize..(written + len) as usize]);
         written += len;
     }
-    written
+    size
 }
 
 /// One GPU tick. Returns whether any GPU work was done.
@@ -151,12 +182,17 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
         // Kernel id → (plan index of the kernel feeding it, messages it forwards).
         let mut incoming: std::collections::HashMap<String, (usize, u32)> = Default::default();
         for id in ids {
-            let room_downstream =
-                table.kernels[&id].downstream.as_deref().map(|down| forward_room(&table, down));
+            let room_downstream = table.kernels[&id].downstream.as_deref().map(|down| forward_room(&table, down));
             let kernel = table.kernels.get_mut(&id).expect("listed above");
             let Some(KernelExec::Gpu(ring)) = &kernel.exec else { continue };
             let fed = incoming.remove(&id);
             let in_flight = kernel.in_flight();
+            if in_flight == 0 {
+                // Nothing unanswered: start this tick's messages at slot 0, right behind the
+                // header, so they go up in one write and come back in one copy.
+                kernel.gpu_head = 0;
+                kernel.gpu_tail = 0;
+            }
             let take = match (fed, room_downstream) {
                 // Fed this tick: its whole inbox goes first (forward_room made sure it fits),
                 // so the forwarded messages get the next sequence numbers.
@@ -176,18 +212,19 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
             if pending == 0 {
                 continue;
             }
-            let staged = kernel.inbox.pop_many(take);
-            let written = write_ring(&gpu.queue, &ring.input_ring, ring.slots, kernel.gpu_tail, &staged, ring.input_stride);
+            let header =
+                RingHeader { head: kernel.gpu_head % ring.slots, count: pending, capacity: ring.slots, running: 1 };
+            let written = write_input(&gpu.queue, ring, header, kernel.gpu_tail, &mut kernel.inbox, take);
             kernel.gpu_tail = kernel.gpu_tail.wrapping_add(take as u32);
             let mut level = 0;
             if let Some((feeder, count)) = fed {
+                // The feeder's answers are copied in behind this tick's own messages.
                 plan[feeder].forward = Some((id.clone(), kernel.gpu_tail));
                 level = plan[feeder].level + 1;
                 kernel.ledger.accept(count as u64, now);
                 kernel.gpu_tail = kernel.gpu_tail.wrapping_add(count);
             }
-            ring.write_control(&gpu.queue, ControlBlock::INPUT_TAIL_OFFSET, kernel.gpu_tail);
-            kernel.counters.bytes_to_device += written + 4;
+            kernel.counters.bytes_to_device += written;
             if take > 0 {
                 // Senders waiting for queue room may continue.
                 kernel.changed.notify(usize::MAX);
@@ -208,7 +245,7 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
                 forward: None,
                 level,
             });
-            used += ControlBlock::SIZE
+            used += RingCounters::SIZE
                 + read_back_answers * pending as u64 * (ring.output_stride + 4 * ring.kept.is_some() as u64);
         }
         if plan.is_empty() {
@@ -239,9 +276,9 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
                 for (src, dst, len) in ring_copy_pieces(p.head, from.slots, *at, to.slots, p.pending) {
                     encoder.copy_buffer_to_buffer(
                         &from.output_ring,
-                        src as u64 * stride,
+                        RingCounters::SIZE + src as u64 * stride,
                         &to.input_ring,
-                        dst as u64 * stride,
+                        RingHeader::SIZE + dst as u64 * stride,
                         len as u64 * stride,
                     );
                 }
@@ -249,21 +286,29 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
         }
         for p in &plan {
             let ring = gpu_kernel(&kernels[&p.id]);
-            encoder.copy_buffer_to_buffer(&ring.control, 0, &readback, p.offset, ControlBlock::SIZE);
-            if p.forward.is_some() {
-                continue;
-            }
-            let mut dst = p.offset + ControlBlock::SIZE;
-            let mut copy_slots = |buffer: &wgpu::Buffer, stride: u64| {
-                for segment in ring_segments(p.head, p.pending, ring.slots) {
-                    let len = segment.len() as u64 * stride;
-                    encoder.copy_buffer_to_buffer(buffer, segment.start as u64 * stride, &readback, dst, len);
+            let answers = if p.forward.is_some() { 0 } else { p.pending };
+            let stride = p.output_stride;
+            if p.head % ring.slots == 0 {
+                // Counters and answers are contiguous: one copy.
+                let len = RingCounters::SIZE + answers as u64 * stride;
+                encoder.copy_buffer_to_buffer(&ring.output_ring, 0, &readback, p.offset, len);
+            } else {
+                encoder.copy_buffer_to_buffer(&ring.output_ring, 0, &readback, p.offset, RingCounters::SIZE);
+                let mut dst = p.offset + RingCounters::SIZE;
+                for segment in ring_segments(p.head, answers, ring.slots) {
+                    let (src, len) =
+                        (RingCounters::SIZE + segment.start as u64 * stride, segment.len() as u64 * stride);
+                    encoder.copy_buffer_to_buffer(&ring.output_ring, src, &readback, dst, len);
                     dst += len;
                 }
-            };
-            copy_slots(&ring.output_ring, p.output_stride);
-            if let Some(kept) = &ring.kept {
-                copy_slots(kept, 4);
+            }
+            if let Some(kept) = ring.kept.as_ref().filter(|_| answers > 0) {
+                let mut dst = p.offset + RingCounters::SIZE + answers as u64 * stride;
+                for segment in ring_segments(p.head, answers, ring.slots) {
+                    let len = segment.len() as u64 * 4;
+                    encoder.copy_buffer_to_buffer(kept, segment.start as u64 * 4, &readback, dst, len);
+                    dst += len;
+                }
             }
         }
         gpu.queue.submit([encoder.finish()]);
@@ -271,8 +316,12 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
         (readback, plan, used)
     };
 
-    let bytes = read_back(gpu, &readback, used).await?;
+    read_back_with(gpu, &readback, used, |bytes| deliver_gpu_tick(shared, plan, bytes)).await?;
+    Ok(true)
+}
 
+/// Hands every planned kernel what its tick produced, straight from the mapped readback.
+fn deliver_gpu_tick(shared: &Shared, plan: Vec<Planned>, bytes: &[u8]) {
     let now = platform::now_ms();
     let wall_clock = platform::unix_time_ms();
     let mut table = shared.lock();
@@ -284,15 +333,17 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
             continue;
         }
         let at = p.offset as usize;
-        let control: ControlBlock = bytemuck::pod_read_unaligned(&bytes[at..at + ControlBlock::SIZE as usize]);
-        // The GPU says how far it got; anything not answered stays in the ring for next tick.
-        let answered = control.input_head.wrapping_sub(p.head).min(p.pending);
+        let gpu_counters: RingCounters = bytemuck::pod_read_unaligned(&bytes[at..at + RingCounters::SIZE as usize]);
+        // The GPU counts what it processed; anything not answered stays in the ring for the
+        // next tick (only if the dispatch did not run at all).
+        let processed = gpu_counters.processed().saturating_sub(kernel.counters.messages_processed);
+        let answered = processed.min(p.pending as u64) as u32;
         let Kernel { ledger, outbox, counters, .. } = kernel;
         let read = if p.forward.is_some() {
             ledger.forward(answered as u64, answered as u64, now, counters);
             0
         } else {
-            let outputs = at + ControlBlock::SIZE as usize;
+            let outputs = at + RingCounters::SIZE as usize;
             let len = answered as usize * p.output_stride as usize;
             let flags = outputs + p.pending as usize * p.output_stride as usize;
             let kept = p.drops.then(|| &bytes[flags..flags + 4 * answered as usize]);
@@ -301,20 +352,19 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
         };
         kernel.gpu_head = p.head.wrapping_add(answered);
         let c = &mut kernel.counters;
-        c.messages_processed = control.processed();
-        c.messages_dropped = control.dropped();
-        c.dispatches = control.dispatches as u64;
-        c.bytes_from_device += ControlBlock::SIZE + read as u64;
+        c.messages_processed = gpu_counters.processed();
+        c.messages_dropped = gpu_counters.dropped();
+        c.dispatches = gpu_counters.dispatches as u64;
+        c.bytes_from_device += RingCounters::SIZE + read as u64;
         if answered > 0 {
             c.last_message_time = Some(wall_clock);
         }
         kernel.changed.notify(usize::MAX);
     }
-    Ok(true)
 }
 
 /// The GPU resources of a kernel planned into this tick (the table lock is held throughout).
-fn gpu_kernel(kernel: &Kernel) -> &crate::backend::gpu::GpuKernel {
+fn gpu_kernel(kernel: &Kernel) -> &GpuKernel {
     match &kernel.exec {
         Some(KernelExec::Gpu(ring)) => ring,
         _ => unreachable!("only kernels with GPU resources are planned"),
@@ -362,7 +412,8 @@ fn cpu_tick(shared: &Shared) -> bool {
         return false;
     }
     shared.lock().ticks += 1;
-    let answered: Vec<_> = runs.into_iter().map(|(id, instance, host, inputs)| (id, instance, host.run(&inputs))).collect();
+    let answered: Vec<_> =
+        runs.into_iter().map(|(id, instance, host, inputs)| (id, instance, host.run(&inputs))).collect();
 
     let now = platform::now_ms();
     let wall_clock = platform::unix_time_ms();

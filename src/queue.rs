@@ -54,16 +54,38 @@ impl PackedQueue {
         packed.len() / self.stride
     }
 
-    /// Removes up to `max` messages from the front and returns them packed.
-    pub fn pop_many(&mut self, max: usize) -> Vec<u8> {
-        let len = max.min(self.len()) * self.stride;
-        // Copy the ring's (at most two) contiguous runs at once rather than byte by byte.
+    /// The first `count` messages (at most all of them), packed, as the (at most two)
+    /// contiguous runs they occupy, so callers copy them in bulk wherever they go.
+    pub fn front(&self, count: usize) -> (&[u8], &[u8]) {
+        let len = count.min(self.len()) * self.stride;
         let (front, back) = self.bytes.as_slices();
         let from_front = len.min(front.len());
-        let mut popped = Vec::with_capacity(len);
-        popped.extend_from_slice(&front[..from_front]);
-        popped.extend_from_slice(&back[..len - from_front]);
+        (&front[..from_front], &back[..len - from_front])
+    }
+
+    /// Removes the first `count` messages (at most all of them).
+    pub fn discard(&mut self, count: usize) {
+        let len = count.min(self.len()) * self.stride;
         self.bytes.drain(..len);
+    }
+
+    /// Removes up to `max` messages from the front and returns them packed.
+    pub fn pop_many(&mut self, max: usize) -> Vec<u8> {
+        let (front, back) = self.front(max);
+        let popped = [front, back].concat();
+        self.discard(max);
+        popped
+    }
+
+    /// Removes up to `max` messages from the front as values of `T`, copied straight into
+    /// the returned vector. `T` must divide the message size (checked by the caller).
+    pub fn pop_many_as<T: Pod>(&mut self, max: usize) -> Vec<T> {
+        let (front, back) = self.front(max);
+        let mut popped = vec![T::zeroed(); (front.len() + back.len()) / std::mem::size_of::<T>()];
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut popped);
+        bytes[..front.len()].copy_from_slice(front);
+        bytes[front.len()..].copy_from_slice(back);
+        self.discard(max);
         popped
     }
 
@@ -73,36 +95,43 @@ impl PackedQueue {
     }
 }
 
-/// The GPU control block, mirrored from `ControlBlock` in `shaders/harness/ring.wgsl`.
-/// Offsets are asserted below and the WGSL text is checked against this struct in tests.
+/// The host-written header in front of a kernel's GPU input ring, mirrored from `RingInput` in
+/// `shaders/harness/ring.wgsl`: where this tick's messages start, how many there are, and
+/// whether the kernel runs. It goes to the GPU in the same `writeBuffer` as the messages.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Pod, Zeroable)]
-pub struct ControlBlock {
-    pub active_flag: u32,
-    pub terminate_flag: u32,
+pub struct RingHeader {
+    pub head: u32,
+    pub count: u32,
     pub capacity: u32,
-    pub input_tail: u32,
-    pub input_head: u32,
-    pub output_tail: u32,
-    pub dispatches: u32,
-    pub _pad: u32,
+    pub running: u32,
+}
+
+/// The GPU-written counters in front of a kernel's output ring, mirrored from `RingOutput` in
+/// `shaders/harness/ring.wgsl`; they come back in the same copy as the answers.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct RingCounters {
     pub processed_lo: u32,
     pub processed_hi: u32,
     pub dropped_lo: u32,
     pub dropped_hi: u32,
-    pub _reserved: [u32; 4],
+    pub dispatches: u32,
+    pub _reserved: [u32; 3],
 }
 
-const _: () = assert!(std::mem::size_of::<ControlBlock>() == 64);
-const _: () = assert!(std::mem::offset_of!(ControlBlock, input_tail) == 12);
-const _: () = assert!(std::mem::offset_of!(ControlBlock, input_head) == 16);
-const _: () = assert!(std::mem::offset_of!(ControlBlock, processed_lo) == 32);
+const _: () = assert!(std::mem::size_of::<RingHeader>() == 16);
+const _: () = assert!(std::mem::size_of::<RingCounters>() == 32);
 
-impl ControlBlock {
-    pub const SIZE: u64 = std::mem::size_of::<ControlBlock>() as u64;
-    pub const ACTIVE_OFFSET: u64 = std::mem::offset_of!(ControlBlock, active_flag) as u64;
-    pub const TERMINATE_OFFSET: u64 = std::mem::offset_of!(ControlBlock, terminate_flag) as u64;
-    pub const INPUT_TAIL_OFFSET: u64 = std::mem::offset_of!(ControlBlock, input_tail) as u64;
+impl RingHeader {
+    /// Bytes before the first message: the header, which also satisfies the 16-byte alignment
+    /// of any message struct.
+    pub const SIZE: u64 = std::mem::size_of::<RingHeader>() as u64;
+}
+
+impl RingCounters {
+    /// Bytes before the first answer (a multiple of every message alignment).
+    pub const SIZE: u64 = std::mem::size_of::<RingCounters>() as u64;
 
     pub fn processed(&self) -> u64 {
         (self.processed_hi as u64) << 32 | self.processed_lo as u64
@@ -172,34 +201,22 @@ mod tests {
         assert_eq!(total, 9);
     }
 
-    /// The WGSL mirror must list the same fields in the same order.
+    /// The WGSL mirrors must list the same fields in the same order.
     #[test]
-    fn control_block_matches_wgsl() {
+    fn ring_header_and_counters_match_wgsl() {
         let harness = include_str!("../shaders/harness/ring.wgsl");
-        let body = harness.split("struct ControlBlock {").nth(1).unwrap().split('}').next().unwrap();
-        let names: Vec<&str> = body
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with("//"))
-            .map(|l| l.split(':').next().unwrap())
-            .collect();
+        let fields = |name: &str| -> Vec<String> {
+            let body = harness.split(&format!("struct {name} {{")).nth(1).unwrap().split('}').next().unwrap();
+            body.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("//"))
+                .map(|l| l.split(':').next().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(fields("RingInput"), ["head", "count", "capacity", "running", "messages"]);
         assert_eq!(
-            names,
-            [
-                "active_flag",
-                "terminate_flag",
-                "capacity",
-                "input_tail",
-                "input_head",
-                "output_tail",
-                "dispatches",
-                "_pad",
-                "processed_lo",
-                "processed_hi",
-                "dropped_lo",
-                "dropped_hi",
-                "_reserved"
-            ]
+            fields("RingOutput"),
+            ["processed_lo", "processed_hi", "dropped_lo", "dropped_hi", "dispatches", "_reserved", "answers"]
         );
     }
 }

@@ -142,15 +142,13 @@ fn hundred_concurrent_calls_each_get_their_own_answer() {
 
 #[test]
 fn host_handlers_that_drop_fail_or_panic_are_counted_and_reported() {
-    kernel::register(
-        KernelDefinition::new("picky", doubler_request(), doubler_response(), "").with_host_handler(host::typed(
-            |v: &i32, _: &mut [u32]| match v {
-                13 => panic!("thirteen"),
-                v if v % 2 == 1 => None,
-                v => Some(v * 10),
-            },
-        )),
-    );
+    kernel::register(KernelDefinition::new("picky", doubler_request(), doubler_response(), "").with_host_handler(
+        host::typed(|v: &i32, _: &mut [u32]| match v {
+            13 => panic!("thirteen"),
+            v if v % 2 == 1 => None,
+            v => Some(v * 10),
+        }),
+    ));
     let rt = cpu();
     pollster::block_on(async {
         start(&rt, "picky", 64).await;

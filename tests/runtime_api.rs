@@ -481,7 +481,7 @@ fn telemetry_matches_the_messages_sent() {
         assert!(t.dispatches >= 1 && t.dispatches <= 225);
         assert!(t.bytes_to_device >= 225 * 4, "{} bytes for 225 messages", t.bytes_to_device);
         assert!(t.bytes_from_device >= 225 * 4);
-        assert!(t.gpu_memory_bytes >= 2 * 256 * 4 + 64);
+        assert!(t.gpu_memory_bytes >= 2 * 256 * 4 + 48, "two rings of 256 slots and their headers");
         let l = &t.latency;
         assert_eq!(l.count, 225);
         let (min, p50, p99, max) = (l.min_ms.unwrap(), l.p50_ms.unwrap(), l.p99_ms.unwrap(), l.max_ms.unwrap());

@@ -791,7 +791,8 @@ async fn each_backend_refuses_kernels_it_cannot_run() {
     js(cpu.launch("handler-only".into(), Some(handler_only), None)).await.expect("a handler runs on the cpu backend");
     let neither = object(&[("id", "neither".into()), ("input", request()), ("output", response())]);
     assert!(ring_kernel(neither).is_err(), "a kernel needs wgsl or a handler");
-    let not_a_function = object(&[("id", "x".into()), ("input", request()), ("output", response()), ("handler", 5.into())]);
+    let not_a_function =
+        object(&[("id", "x".into()), ("input", request()), ("output", response()), ("handler", 5.into())]);
     let error = ring_kernel(not_a_function).unwrap_err();
     assert_eq!(get(&error, "name").as_string().as_deref(), Some("TypeError"));
 }
@@ -846,7 +847,12 @@ async fn a_connected_pipeline_answers_in_one_tick_through_the_js_api() {
     let rt = js_runtime().await;
     let request = object(&[("name", "StageIn".into()), ("fields", object(&[("value", "i32".into())]))]);
     let response = object(&[("name", "StageOut".into()), ("fields", object(&[("result", "i32".into())]))]);
-    let stages = [("js-add1", "m.value + 1"), ("js-times2", "m.value * 2"), ("js-add3", "m.value + 3"), ("js-times5", "m.value * 5")];
+    let stages = [
+        ("js-add1", "m.value + 1"),
+        ("js-times2", "m.value * 2"),
+        ("js-add3", "m.value + 3"),
+        ("js-times5", "m.value * 5"),
+    ];
     for (id, expr) in stages {
         let wgsl = format!("fn handle(m: StageIn) -> StageOut {{ return StageOut({expr}); }}");
         let def = object(&[("input", request.clone()), ("output", response.clone()), ("wgsl", wgsl.into())]);

@@ -60,12 +60,8 @@ pub struct HostAnswers {
 impl CpuKernel {
     /// Checks that the definition has a host handler that fits its layouts.
     pub fn create(definition: &KernelDefinition) -> Result<Self> {
-        let compile_error = |message: String| Error::KernelCompile {
-            id: definition.id.clone(),
-            message,
-            line: None,
-            column: None,
-        };
+        let compile_error =
+            |message: String| Error::KernelCompile { id: definition.id.clone(), message, line: None, column: None };
         let Some(host) = &definition.host else {
             return Err(compile_error(
                 "it has no host handler, which the cpu backend runs (WGSL needs a GPU backend); give its definition \

@@ -1,14 +1,12 @@
-//! The wgpu backend: device setup, per-kernel GPU resources (control block, input and output
+//! The wgpu backend: device setup, per-kernel GPU resources (input and output rings with their
 //! rings, pipelines, bind group — all created once at launch), and the shared readback buffer.
 
 use std::sync::{Arc, Mutex};
 
-use wgpu::util::DeviceExt;
-
 use crate::codegen::{self, HandlerForm};
 use crate::error::{Error, Result};
 use crate::kernel::KernelDefinition;
-use crate::queue::ControlBlock;
+use crate::queue::{RingCounters, RingHeader};
 
 use super::{AdapterSummary, BackendChoice};
 
@@ -45,7 +43,9 @@ async fn request_adapter(choice: BackendChoice) -> Result<wgpu::Adapter> {
             Err(e) => failures.push(format!("{backends:?}: {e}")),
         }
     }
-    Err(Error::BackendUnavailable { reason: format!("no adapter found (tried {}); {NO_ADAPTER_HINT}", failures.join("; ")) })
+    Err(Error::BackendUnavailable {
+        reason: format!("no adapter found (tried {}); {NO_ADAPTER_HINT}", failures.join("; ")),
+    })
 }
 
 /// The device every kernel of one runtime shares.
@@ -124,7 +124,6 @@ impl GpuContext {
 
 /// The GPU side of one launched kernel. Buffers and pipelines live as long as the kernel.
 pub struct GpuKernel {
-    pub control: wgpu::Buffer,
     pub input_ring: wgpu::Buffer,
     pub output_ring: wgpu::Buffer,
     /// One u32 per slot for handlers that may drop: 1 = the slot's answer is kept.
@@ -132,7 +131,6 @@ pub struct GpuKernel {
     /// The handler's `state` array, when the definition asks for one.
     pub state: Option<wgpu::Buffer>,
     drain: wgpu::ComputePipeline,
-    commit: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     pub slots: u32,
     pub input_stride: u64,
@@ -176,24 +174,30 @@ impl GpuKernel {
 
         let input_stride = definition.input.size() as u64;
         let output_stride = definition.output.size() as u64;
-        let control = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("control block"),
-            contents: bytemuck::bytes_of(&ControlBlock { capacity: slots, ..Default::default() }),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
-        });
-        let ring = |label, stride: u64, usage| {
+        let ring = |label, header: u64, stride: u64, usage| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
-                size: stride * slots as u64,
+                size: header + stride * slots as u64,
                 usage,
                 mapped_at_creation: false,
             })
         };
-        let input_ring = ring("input ring", input_stride, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST);
-        let output_ring =
-            ring("output ring", output_stride, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
+        // The input ring is also the target of a connected kernel's answers, the output ring
+        // their source.
+        let input_ring = ring(
+            "input ring",
+            RingHeader::SIZE,
+            input_stride,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        );
+        let output_ring = ring(
+            "output ring",
+            RingCounters::SIZE,
+            output_stride,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        );
         let drops = shader.form == HandlerForm::AnswerOrDrop;
-        let kept = drops.then(|| ring("kept flags", 4, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC));
+        let kept = drops.then(|| ring("kept flags", 0, 4, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC));
         // wgpu zero-initializes new buffers, which is the state's documented starting value.
         let state = definition.state.map(|spec| {
             device.create_buffer(&wgpu::BufferDescriptor {
@@ -204,11 +208,11 @@ impl GpuKernel {
             })
         });
 
-        // Bindings as in shaders/harness/ (binding, read-only, buffer): 3 only for handlers that
-        // may drop, 4 only with state. The layout and the bind group are both made from this list.
-        let mut bindings = vec![(0, false, &control), (1, true, &input_ring), (2, false, &output_ring)];
-        bindings.extend(kept.as_ref().map(|buffer| (3, false, buffer)));
-        bindings.extend(state.as_ref().map(|buffer| (4, false, buffer)));
+        // Bindings as in shaders/harness/ (binding, read-only, buffer): 2 only for handlers that
+        // may drop, 3 only with state. The layout and the bind group are both made from this list.
+        let mut bindings = vec![(0, true, &input_ring), (1, false, &output_ring)];
+        bindings.extend(kept.as_ref().map(|buffer| (2, false, buffer)));
+        bindings.extend(state.as_ref().map(|buffer| (3, false, buffer)));
         let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
             .iter()
             .map(|&(binding, read_only, _)| wgpu::BindGroupLayoutEntry {
@@ -243,7 +247,6 @@ impl GpuKernel {
             })
         };
         let drain = pipeline("ring_drain");
-        let commit = pipeline("ring_commit");
         if let Some(error) = scope.pop().await {
             return Err(Error::KernelCompile {
                 id: definition.id.clone(),
@@ -262,13 +265,11 @@ impl GpuKernel {
             entries: &group_entries,
         });
         Ok(GpuKernel {
-            control,
             input_ring,
             output_ring,
             kept,
             state,
             drain,
-            commit,
             bind_group,
             slots,
             input_stride,
@@ -278,12 +279,7 @@ impl GpuKernel {
         })
     }
 
-    /// Writes one u32 of the control block; it takes effect at the next submit.
-    pub fn write_control(&self, queue: &wgpu::Queue, offset: u64, value: u32) {
-        queue.write_buffer(&self.control, offset, bytemuck::bytes_of(&value));
-    }
-
-    /// Encodes one bounded drain of `pending` messages followed by the commit dispatch.
+    /// Encodes one bounded drain of `pending` messages: the kernel's only dispatch of a tick.
     pub fn encode_dispatch(&self, pass: &mut wgpu::ComputePass<'_>, pending: u32) {
         // Cap the grid: beyond a few thousand workgroups the grid-stride loop does the rest and
         // fewer invocations mean fewer telemetry atomics.
@@ -291,18 +287,12 @@ impl GpuKernel {
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.set_pipeline(&self.drain);
         pass.dispatch_workgroups(groups, 1, 1);
-        pass.set_pipeline(&self.commit);
-        pass.dispatch_workgroups(1, 1, 1);
     }
 
     /// Bytes of GPU memory this kernel holds.
     pub fn gpu_bytes(&self) -> u64 {
         let optional = |b: &Option<wgpu::Buffer>| b.as_ref().map_or(0, wgpu::Buffer::size);
-        self.control.size()
-            + self.input_ring.size()
-            + self.output_ring.size()
-            + optional(&self.kept)
-            + optional(&self.state)
+        self.input_ring.size() + self.output_ring.size() + optional(&self.kept) + optional(&self.state)
     }
 }
 
@@ -345,6 +335,17 @@ impl Default for Readback {
 
 /// Maps `buffer[..size]`, copies it out and unmaps. Never blocks on the web.
 pub async fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+    read_back_with(ctx, buffer, size, <[u8]>::to_vec).await
+}
+
+/// Maps `buffer[..size]`, hands the mapped bytes to `read` (no copy in between) and unmaps.
+/// Never blocks on the web.
+pub async fn read_back_with<R>(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    size: u64,
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
     let (sender, receiver) = futures_channel::oneshot::channel();
     let slice = buffer.slice(..size.next_multiple_of(4));
     slice.map_async(wgpu::MapMode::Read, move |result| {
@@ -356,12 +357,12 @@ pub async fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, size: u64) -> Re
         ctx.check_fault()?;
         return Err(Error::DeviceLost { reason: format!("mapping the readback buffer failed: {e}") });
     }
-    let bytes = {
+    let result = {
         let view = slice
             .get_mapped_range()
             .map_err(|e| Error::DeviceLost { reason: format!("reading the mapped readback buffer failed: {e}") })?;
-        view[..size as usize].to_vec()
+        read(&view[..size as usize])
     };
     buffer.unmap();
-    Ok(bytes)
+    Ok(result)
 }

@@ -70,7 +70,6 @@ pub struct AdapterSummary {
     pub device_type: String,
 }
 
-
 /// What every kernel of one runtime runs on.
 pub(crate) enum Device {
     Gpu(GpuContext),
@@ -111,13 +110,6 @@ pub(crate) enum KernelExec {
 }
 
 impl KernelExec {
-    /// Writes one u32 of the GPU control block (the host-side flags need no copy on the CPU).
-    pub fn write_control(&self, device: &Device, offset: u64, value: u32) {
-        if let (KernelExec::Gpu(kernel), Some(gpu)) = (self, device.gpu()) {
-            kernel.write_control(&gpu.queue, offset, value);
-        }
-    }
-
     /// The kernel's state array, to be kept past terminate until the kernel is removed.
     pub fn state_store(&self) -> Option<StateStore> {
         match self {

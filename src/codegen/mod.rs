@@ -129,7 +129,8 @@ mod tests {
         let def = kernel::lookup("doubler").unwrap();
         let shader = generate(&def).unwrap();
         assert!(shader.source.starts_with("struct Request {"));
-        assert!(shader.source.contains("var<storage, read> input_ring: array<Request>;"));
+        assert!(shader.source.contains("messages: array<Request>,"));
+        assert!(shader.source.contains("answers: array<Response>,"));
         assert!(shader.source.contains("@compute @workgroup_size(64)"));
         assert!(!shader.source.contains("{{"));
         assert!(!shader.source.contains("output_kept"), "answer-only handlers bind no kept flags");

@@ -163,4 +163,3 @@ pub fn registered_ids() -> Vec<String> {
     ids.sort();
     ids
 }
-

@@ -219,7 +219,8 @@ pub(crate) fn is_identifier(name: &str) -> bool {
 /// Names a message struct may not take: the harness's own struct and WGSL's predeclared types
 /// (a user struct called `vec3` would shadow the builtin inside the generated module).
 const RESERVED_NAMES: &[&str] = &[
-    "ControlBlock",
+    "RingInput",
+    "RingOutput",
     "i32",
     "u32",
     "f32",
@@ -464,7 +465,7 @@ mod tests {
             assert_eq!(FieldType::parse_with(bad, &|_| None), None, "{bad}");
         }
         assert!(MessageLayout::new("1bad", &[("a", FieldType::I32)]).is_err());
-        assert!(MessageLayout::new("ControlBlock", &[("a", FieldType::I32)]).is_err());
+        assert!(MessageLayout::new("RingInput", &[("a", FieldType::I32)]).is_err());
         assert!(MessageLayout::new("vec3", &[("a", FieldType::I32)]).is_err());
         assert!(MessageLayout::new("M", &[("a", FieldType::I32), ("a", FieldType::U32)]).is_err());
         assert!(MessageLayout::new("M", &[]).is_err());

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::{Action, KernelState};
 use crate::message::Value;
 use crate::platform;
+use crate::queue::PackedQueue;
 
 /// What `enqueue` accepted.
 struct Enqueued {
@@ -199,19 +200,27 @@ impl Runtime {
     /// `call`s never appear here. After termination the remaining answers can still be taken;
     /// then `receive` fails with `KernelState`.
     pub async fn receive_batch_packed(&self, id: &str, max: usize, timeout_ms: TimeoutMs) -> Result<Vec<u8>> {
-        let result = self.receive_inner(id, max, timeout_ms).await;
+        let result = self.receive_inner(id, max, timeout_ms, |outbox, n| outbox.pop_many(n)).await;
         self.count_error(id, result)
     }
 
-    async fn receive_inner(&self, id: &str, max: usize, timeout_ms: TimeoutMs) -> Result<Vec<u8>> {
+    /// Waits until answers are there, then takes up to `max` (at least one) with `take`.
+    async fn receive_inner<R>(
+        &self,
+        id: &str,
+        max: usize,
+        timeout_ms: TimeoutMs,
+        take: impl Fn(&mut PackedQueue, usize) -> R,
+    ) -> Result<R> {
         let deadline = deadline(timeout_ms)?;
         loop {
             let listener = {
                 let mut table = self.open_table()?;
                 let kernel = kernel_mut(&mut table, id)?;
                 if !kernel.outbox.is_empty() {
-                    let taken = kernel.outbox.pop_many(max.max(1));
-                    kernel.counters.messages_received += (taken.len() / kernel.outbox.stride()) as u64;
+                    let count = max.max(1).min(kernel.outbox.len());
+                    let taken = take(&mut kernel.outbox, count);
+                    kernel.counters.messages_received += count as u64;
                     // Room in the output queue lets the pump dispatch more.
                     self.shared.wake_pump.notify(usize::MAX);
                     return Ok(taken);
@@ -245,11 +254,13 @@ impl Runtime {
 
     /// Takes up to `max` answers as `#[repr(C)]` values.
     pub async fn receive_batch<T: bytemuck::Pod>(&self, id: &str, max: usize, timeout_ms: TimeoutMs) -> Result<Vec<T>> {
-        let packed = self.receive_batch_packed(id, max, timeout_ms).await?;
-        if packed.len() % std::mem::size_of::<T>() != 0 {
-            return Err(self.pod_error::<T>(id, packed.len()));
+        let stride = self.output_layout(id)?.size();
+        if !stride.is_multiple_of(std::mem::size_of::<T>()) {
+            return Err(self.pod_error::<T>(id, stride));
         }
-        Ok(bytemuck::pod_collect_to_vec(&packed))
+        // Straight from the output queue into the answer vector: one copy.
+        let result = self.receive_inner(id, max, timeout_ms, |outbox, n| outbox.pop_many_as::<T>(n)).await;
+        self.count_error(id, result)
     }
 
     fn pod_answer<T: bytemuck::Pod>(&self, id: &str, packed: &[u8]) -> Result<T> {

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::kernel::{self, KernelDefinition};
 use crate::lifecycle::{transition, Action, KernelMode, KernelState};
 use crate::platform;
-use crate::queue::{ControlBlock, PackedQueue};
+use crate::queue::PackedQueue;
 use crate::telemetry::{Counters, LatencyRecorder};
 
 /// Options for [`Runtime::new`].
@@ -109,12 +109,6 @@ impl Kernel {
     /// Whether the pump should dispatch this kernel: active, or draining while terminating.
     pub fn runs(&self) -> bool {
         matches!(self.state, KernelState::Active | KernelState::Terminating) && self.exec.is_some()
-    }
-
-    fn set_control(&self, device: &Device, offset: u64, value: u32) {
-        if let Some(exec) = &self.exec {
-            exec.write_control(device, offset, value);
-        }
     }
 }
 
@@ -280,25 +274,26 @@ impl Runtime {
 
     /// LAUNCHED → ACTIVE: the pump starts dispatching the kernel.
     pub async fn activate(&self, id: &str) -> Result<()> {
-        self.set_active(id, Action::Activate, true)
+        self.set_active(id, Action::Activate)
     }
 
-    /// ACTIVE → DEACTIVATED: the GPU control flag goes off; input stays queued, nothing is
-    /// dispatched, nothing is dropped.
+    /// ACTIVE → DEACTIVATED: the pump stops dispatching it; its input stays queued and nothing
+    /// is dropped.
     pub async fn deactivate(&self, id: &str) -> Result<()> {
-        self.set_active(id, Action::Deactivate, false)
+        self.set_active(id, Action::Deactivate)
     }
 
     /// DEACTIVATED → ACTIVE: queued input is processed, in order.
     pub async fn reactivate(&self, id: &str) -> Result<()> {
-        self.set_active(id, Action::Reactivate, true)
+        self.set_active(id, Action::Reactivate)
     }
 
-    fn set_active(&self, id: &str, action: Action, active: bool) -> Result<()> {
+    /// A transition between launched, active and deactivated: the pump reads the state (see
+    /// `Kernel::runs`) and the header it writes with every tick tells the GPU.
+    fn set_active(&self, id: &str, action: Action) -> Result<()> {
         let mut table = self.open_table()?;
         let kernel = kernel_mut(&mut table, id)?;
         kernel.state = transition(id, kernel.state, action)?;
-        kernel.set_control(&self.shared.device, ControlBlock::ACTIVE_OFFSET, active as u32);
         kernel.changed.notify(usize::MAX);
         drop(table);
         self.shared.wake_pump.notify(usize::MAX);
@@ -323,8 +318,8 @@ impl Runtime {
             // A stopping kernel leaves its pipeline: what it still answers goes to the host.
             routing::detach(&mut table, id);
             let kernel = kernel_mut(&mut table, id)?;
-            // Drain even if it was paused or never activated: nothing queued is dropped.
-            kernel.set_control(&self.shared.device, ControlBlock::ACTIVE_OFFSET, 1);
+            // Terminating runs the kernel even if it was paused or never activated, so nothing
+            // queued is dropped (see `Kernel::runs`).
             kernel.changed.notify(usize::MAX);
             kernel.changed.clone()
         };
@@ -342,7 +337,6 @@ impl Runtime {
                     kernel.state = transition(id, kernel.state, Action::Finish)?;
                     kernel.counters.unprocessed_at_termination = unprocessed;
                     kernel.stopped_at_ms = Some(platform::now_ms());
-                    kernel.set_control(&self.shared.device, ControlBlock::TERMINATE_OFFSET, 1);
                     // Dropping (not destroying) lets wgpu free the rings once in-flight work ends.
                     kernel.exec = None;
                     kernel.inbox.pop_many(usize::MAX);
@@ -406,7 +400,9 @@ impl Runtime {
         };
         match (store, self.shared.device.gpu()) {
             // The host handler updates the words under this lock, between messages.
-            (StateStore::Cpu(words), _) => Ok(bytemuck::cast_slice(&words.lock().unwrap_or_else(|p| p.into_inner())).to_vec()),
+            (StateStore::Cpu(words), _) => {
+                Ok(bytemuck::cast_slice(&words.lock().unwrap_or_else(|p| p.into_inner())).to_vec())
+            }
             (StateStore::Gpu(state), Some(gpu)) => {
                 let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("state readback"),

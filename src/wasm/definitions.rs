@@ -134,9 +134,9 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
         def = def.with_state(element, length as u32);
     }
     if !handler.is_undefined() {
-        let function = handler
-            .dyn_into::<js_sys::Function>()
-            .map_err(|other| type_error(format!("kernel '{id}': handler must be a function, got {}", type_name(&other))))?;
+        let function = handler.dyn_into::<js_sys::Function>().map_err(|other| {
+            type_error(format!("kernel '{id}': handler must be a function, got {}", type_name(&other)))
+        })?;
         let scalar = def.state.map(|spec| spec.element.scalar());
         let host = JsHostHandler::new(function, &id, def.input.clone(), def.output.clone(), scalar);
         def = def.with_host_handler(host);

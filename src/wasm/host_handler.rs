@@ -68,7 +68,9 @@ impl JsHostHandler {
             return Ok(false);
         }
         if answer.is_instance_of::<js_sys::Promise>() {
-            return Err("the handler returned a Promise: host handlers run synchronously; return the answer object".into());
+            return Err(
+                "the handler returned a Promise: host handlers run synchronously; return the answer object".into()
+            );
         }
         let fields = message_fields(&self.kernel_id, &answer)
             .map_err(|e| format!("the handler's answer is malformed: {}", describe(&e)))?;
@@ -106,6 +108,8 @@ impl HostHandler for JsHostHandler {
 fn describe(thrown: &JsValue) -> String {
     match thrown.dyn_ref::<js_sys::Error>() {
         Some(error) => format!("{}: {}", String::from(error.name()), String::from(error.message())),
-        None => js_sys::JSON::stringify(thrown).ok().and_then(|s| s.as_string()).unwrap_or_else(|| format!("{thrown:?}")),
+        None => {
+            js_sys::JSON::stringify(thrown).ok().and_then(|s| s.as_string()).unwrap_or_else(|| format!("{thrown:?}"))
+        }
     }
 }
