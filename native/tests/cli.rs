@@ -143,6 +143,12 @@ fn quick_bench_reports_every_section_as_json() {
     assert!(kernels.contains(&1) && kernels.contains(&16), "{kernels:?}");
     for row in report["kernels"].as_array().unwrap() {
         assert_latency(&row["tick"], "kernels.tick");
+        assert_latency(&row["rawTick"], "kernels.rawTick");
+    }
+    let pipeline = &report["pipeline"];
+    assert_eq!(pipeline["stages"].as_u64(), Some(4));
+    for part in ["connected", "hostRelayed", "singleStage"] {
+        assert_latency(&pipeline[part], "pipeline");
     }
 
     let cpu = &report["cpuBackend"];
@@ -162,7 +168,14 @@ fn quick_bench_reports_every_section_as_json() {
     let per_size = ratios["batchedOverRaw"].as_array().expect("batched / raw per size");
     assert_eq!(per_size.len(), sizes.len());
     assert!(per_size.iter().all(|r| positive(&r["value"])), "{ratios:#}");
-    for ratio in ["roundTripOverRawSingle", "roundTripOverSubmitAndMap", "tick16OverTick1"] {
+    for ratio in [
+        "roundTripOverRawSingle",
+        "roundTripOverSubmitAndMap",
+        "tick16OverTick1",
+        "rawTick16OverRawTick1",
+        "pipelineOverSingleStage",
+        "hostRelayedOverSingleStage",
+    ] {
         assert!(positive(&ratios[ratio]), "ratios.{ratio}: {ratios:#}");
     }
     assert!(positive(&ratios["batchedOverPerMessage"]["value"]), "{ratios:#}");

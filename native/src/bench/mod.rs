@@ -7,8 +7,11 @@
 //! 3. batches of 1, 1k, 100k and 1M messages through the runtime next to the raw doubler
 //!    doing the same batch in one dispatch;
 //! 4. one raw dispatch + map per message (the naive design);
-//! 5. ticks of 1, 16 and 64 active doublers with traffic;
-//! 6. the CPU backend's doubler on the same batches, when that backend is available.
+//! 5. ticks of 1, 16 and 64 active doublers with traffic, next to as many raw doublers in one
+//!    submit;
+//! 6. one message through a 4-stage pipeline connected on the GPU, relayed by the host, and
+//!    through a single stage;
+//! 7. the CPU backend's doubler on the same batches, when that backend is available.
 //!
 //! Every answer is checked (after its clock stops) and a wrong one fails the bench. Nothing
 //! asserts a speed.
@@ -26,8 +29,10 @@ use ringkernel_web::{BackendChoice, Runtime};
 
 use self::progress::Progress;
 use self::raw::RawGpu;
-use self::report::{BatchComparison, Config, CpuBackend, Floors, KernelTick, PerMessage, Ratios, Report, RoundTrip};
-use self::runtime_doubler::Fleet;
+use self::report::{
+    BatchComparison, Config, CpuBackend, Floors, KernelTick, PerMessage, Pipeline, Ratios, Report, RoundTrip,
+};
+use self::runtime_doubler::{Fleet, Pipelines, STAGES};
 use self::stats::{Latency, Throughput};
 use crate::backend::{adapter_like, Backend};
 
@@ -141,11 +146,12 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
         });
     }
     let per_message = bench.per_message(&raw).await?;
-    let kernels = bench.kernel_ticks(&runtime).await?;
+    let kernels = bench.kernel_ticks(&runtime, &raw).await?;
+    let pipeline = bench.pipeline(&runtime, round_trip.send_receive.clone()).await?;
     runtime.dispose().await?;
     let cpu_backend = bench.cpu_backend().await?;
 
-    let ratios = Ratios::compute(&floors, &round_trip, &throughput, &per_message, &kernels);
+    let ratios = Ratios::compute(&floors, &round_trip, &throughput, &per_message, &kernels, &pipeline);
     let report = Report {
         adapter,
         config: plan.config(),
@@ -154,6 +160,7 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
         throughput,
         per_message,
         kernels,
+        pipeline,
         cpu_backend,
         ratios,
     };
@@ -194,6 +201,7 @@ impl Bench<'_> {
         let samples = self
             .timed(
                 "raw, one dispatch per message",
+                2,
                 0,
                 self.plan.naive_count,
                 |i| values(1, i),
@@ -217,8 +225,9 @@ impl Bench<'_> {
         .await
     }
 
-    /// One round of send-to-all and receive-from-all, for each kernel count.
-    async fn kernel_ticks(&self, runtime: &Runtime) -> anyhow::Result<Vec<KernelTick>> {
+    /// One round of send-to-all and receive-from-all, for each kernel count, next to as many
+    /// raw doublers in one submit.
+    async fn kernel_ticks(&self, runtime: &Runtime, raw: &RawGpu) -> anyhow::Result<Vec<KernelTick>> {
         let most = self.plan.kernel_counts.iter().copied().max().unwrap_or(0);
         let launching = self.progress.phase(format!("launching {most} doublers"), 1);
         let mut fleet = Fleet::launch(runtime, most).await?;
@@ -233,10 +242,43 @@ impl Bench<'_> {
                     async |v: &[i32]| fleet.tick(runtime, v).await,
                 )
                 .await?;
-            ticks.push(KernelTick { kernels, tick });
+            let raw_fleet = raw.fleet(kernels);
+            let raw_tick = self
+                .latency(
+                    format!("raw tick, {kernels} kernels"),
+                    |i| values(kernels, i),
+                    async |v: &[i32]| raw_fleet.run(v),
+                )
+                .await?;
+            ticks.push(KernelTick { kernels, tick, raw_tick });
         }
         fleet.terminate(runtime).await?;
         Ok(ticks)
+    }
+
+    /// One message through four doublers: connected, host-relayed; `single_stage` is the
+    /// round trip already measured.
+    async fn pipeline(&self, runtime: &Runtime, single_stage: Latency) -> anyhow::Result<Pipeline> {
+        let pipelines = Pipelines::launch(runtime).await?;
+        let factor = 1i32 << STAGES;
+        let connected = self
+            .latency_of(
+                "pipeline, connected",
+                factor,
+                |i| values(1, i),
+                async |v: &[i32]| pipelines.connected(runtime, v[0]).await,
+            )
+            .await?;
+        let host_relayed = self
+            .latency_of(
+                "pipeline, host-relayed",
+                factor,
+                |i| values(1, i),
+                async |v: &[i32]| pipelines.host_relayed(runtime, v[0]).await,
+            )
+            .await?;
+        pipelines.terminate(runtime).await?;
+        Ok(Pipeline { stages: STAGES, connected, host_relayed, single_stage })
     }
 
     /// The doubler on the CPU backend, or why there is none.
@@ -260,14 +302,25 @@ impl Bench<'_> {
         Ok(CpuBackend { available: true, reason: None, send_receive: Some(send_receive), throughput })
     }
 
-    /// Latency of `step` over the plan's iterations, after its warmup.
+    /// Latency of `step` (which doubles its inputs) over the plan's iterations, after its warmup.
     async fn latency(
         &self,
         label: impl Into<String>,
         inputs: impl Fn(usize) -> Vec<i32>,
         step: impl AsyncFnMut(&[i32]) -> anyhow::Result<Vec<i32>>,
     ) -> anyhow::Result<Latency> {
-        let samples = self.timed(label, self.plan.warmup, self.plan.iterations, inputs, step).await?;
+        self.latency_of(label, 2, inputs, step).await
+    }
+
+    /// Latency of `step`, which multiplies its inputs by `factor` (wrapping, like WGSL's i32).
+    async fn latency_of(
+        &self,
+        label: impl Into<String>,
+        factor: i32,
+        inputs: impl Fn(usize) -> Vec<i32>,
+        step: impl AsyncFnMut(&[i32]) -> anyhow::Result<Vec<i32>>,
+    ) -> anyhow::Result<Latency> {
+        let samples = self.timed(label, factor, self.plan.warmup, self.plan.iterations, inputs, step).await?;
         Ok(Latency::from_samples(&samples))
     }
 
@@ -280,15 +333,17 @@ impl Bench<'_> {
     ) -> anyhow::Result<Throughput> {
         let repetitions = self.plan.repetitions(messages);
         let warmup = self.plan.warmup.min(repetitions);
-        let samples = self.timed(label, warmup, repetitions, |i| values(messages, i), step).await?;
+        let samples = self.timed(label, 2, warmup, repetitions, |i| values(messages, i), step).await?;
         Ok(Throughput::from_samples(messages, &samples))
     }
 
     /// Runs `step` `warmup` times untimed and then `samples` times timed, each on fresh inputs
-    /// (so a stale answer cannot pass), checking every answer once its clock has stopped.
+    /// (so a stale answer cannot pass), checking every answer (its input times `factor`) once
+    /// its clock has stopped.
     async fn timed(
         &self,
         label: impl Into<String>,
+        factor: i32,
         warmup: usize,
         samples: usize,
         inputs: impl Fn(usize) -> Vec<i32>,
@@ -302,7 +357,7 @@ impl Bench<'_> {
             let start = Instant::now();
             let answers = step(&values).await.with_context(|| format!("{label}: step {i}"))?;
             let elapsed = start.elapsed();
-            expect_doubled(&label, &values, &answers)?;
+            expect_multiplied(&label, factor, &values, &answers)?;
             if i >= warmup {
                 timings.push(elapsed);
             }
@@ -320,17 +375,17 @@ fn values(count: usize, sample: usize) -> Vec<i32> {
     (0..count as u32).map(|i| (first.wrapping_add(i).wrapping_mul(2_654_435_761) >> 1) as i32 - (1 << 30)).collect()
 }
 
-/// Fails the bench on any answer that is not its input doubled, in order.
-fn expect_doubled(what: &str, inputs: &[i32], answers: &[i32]) -> anyhow::Result<()> {
+/// Fails the bench on any answer that is not its input times `factor` (wrapping), in order.
+fn expect_multiplied(what: &str, factor: i32, inputs: &[i32], answers: &[i32]) -> anyhow::Result<()> {
     if answers.len() != inputs.len() {
         bail!("{what}: {} answers to {} messages", answers.len(), inputs.len());
     }
-    match inputs.iter().zip(answers).position(|(input, answer)| *answer != input * 2) {
+    match inputs.iter().zip(answers).position(|(input, answer)| *answer != input.wrapping_mul(factor)) {
         Some(i) => bail!(
-            "{what}: message {i} of {}: {} doubled is {}, got {}",
+            "{what}: message {i} of {}: {} times {factor} is {}, got {}",
             inputs.len(),
             inputs[i],
-            inputs[i] * 2,
+            inputs[i].wrapping_mul(factor),
             answers[i]
         ),
         None => Ok(()),
@@ -346,7 +401,8 @@ mod tests {
         let a = values(1000, 0);
         assert!(a.iter().all(|v| v.checked_mul(2).is_some()));
         assert_ne!(a, values(1000, 1));
-        assert!(expect_doubled("x", &a, &a.iter().map(|v| v * 2).collect::<Vec<_>>()).is_ok());
-        assert!(expect_doubled("x", &a, &a).is_err());
+        assert!(expect_multiplied("x", 2, &a, &a.iter().map(|v| v * 2).collect::<Vec<_>>()).is_ok());
+        assert!(expect_multiplied("x", 2, &a, &a).is_err());
+        assert!(expect_multiplied("x", 16, &a, &a.iter().map(|v| v.wrapping_mul(16)).collect::<Vec<_>>()).is_ok());
     }
 }

@@ -127,6 +127,50 @@ impl RawDoubler<'_> {
     }
 }
 
+/// `count` raw doublers of one message each, all dispatched in one pass of one submit and
+/// read back with one map: what the adapter itself charges per extra kernel in a tick.
+pub struct RawFleet<'g> {
+    gpu: &'g RawGpu,
+    members: Vec<RawDoubler<'g>>,
+    readback: wgpu::Buffer,
+}
+
+impl RawGpu {
+    pub fn fleet(&self, count: usize) -> RawFleet<'_> {
+        RawFleet {
+            gpu: self,
+            members: (0..count).map(|_| self.doubler(1)).collect(),
+            readback: readback_buffer(&self.device, 4 * count.max(1) as u64),
+        }
+    }
+}
+
+impl RawFleet<'_> {
+    /// `values[i]` to doubler i: one write each, one dispatch each in one pass, one copy each
+    /// into a shared readback buffer, one submit, one map.
+    pub fn run(&self, values: &[i32]) -> anyhow::Result<Vec<i32>> {
+        anyhow::ensure!(values.len() == self.members.len(), "raw fleet of {}", self.members.len());
+        let RawGpu { device, queue, doubler, .. } = self.gpu;
+        for (member, value) in self.members.iter().zip(values) {
+            queue.write_buffer(&member.values, 0, bytemuck::bytes_of(value));
+        }
+        let mut encoder = device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(doubler);
+            for member in &self.members {
+                pass.set_bind_group(0, &member.bind_group, &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+            }
+        }
+        for (i, member) in self.members.iter().enumerate() {
+            encoder.copy_buffer_to_buffer(&member.doubled, 0, &self.readback, 4 * i as u64, 4);
+        }
+        queue.submit([encoder.finish()]);
+        map_and_read(device, &self.readback)
+    }
+}
+
 /// A buffer the host can map: MAP_READ combines only with COPY_DST, hence one apart from the
 /// storage buffers.
 fn readback_buffer(device: &wgpu::Device, size: u64) -> wgpu::Buffer {

@@ -17,6 +17,7 @@ pub struct Report {
     pub throughput: Vec<BatchComparison>,
     pub per_message: PerMessage,
     pub kernels: Vec<KernelTick>,
+    pub pipeline: Pipeline,
     pub cpu_backend: CpuBackend,
     pub ratios: Ratios,
 }
@@ -73,12 +74,25 @@ pub struct PerMessage {
     pub latency: Latency,
 }
 
-/// One round of traffic to `kernels` active doublers: a send to each, then a receive from each.
+/// One round of traffic to `kernels` active doublers: a send to each, then a receive from each;
+/// next to `kernels` raw doublers dispatched in one submit (what the adapter charges per kernel).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KernelTick {
     pub kernels: usize,
     pub tick: Latency,
+    pub raw_tick: Latency,
+}
+
+/// One message through `stages` doublers: connected on the GPU, relayed by the host, and (for
+/// scale) through a single stage.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pipeline {
+    pub stages: usize,
+    pub connected: Latency,
+    pub host_relayed: Latency,
+    pub single_stage: Latency,
 }
 
 /// The same doubler on the CPU backend (host handlers), for reference.
@@ -109,6 +123,13 @@ pub struct Ratios {
     /// Tick with 16 active kernels ÷ tick with 1; absent when either was not measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tick16_over_tick1: Option<f64>,
+    /// The same for 16 raw doublers in one submit ÷ 1: the adapter's own cost of more kernels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_tick16_over_raw_tick1: Option<f64>,
+    /// Connected pipeline round trip ÷ one stage's round trip.
+    pub pipeline_over_single_stage: f64,
+    /// Host-relayed pipeline round trip ÷ one stage's round trip.
+    pub host_relayed_over_single_stage: f64,
 }
 
 #[derive(Serialize)]
@@ -125,8 +146,10 @@ impl Ratios {
         throughput: &[BatchComparison],
         per_message: &PerMessage,
         kernels: &[KernelTick],
+        pipeline: &Pipeline,
     ) -> Self {
         let tick = |n| kernels.iter().find(|k| k.kernels == n).map(|k| k.tick.p50);
+        let raw_tick = |n| kernels.iter().find(|k| k.kernels == n).map(|k| k.raw_tick.p50);
         let largest = throughput.iter().max_by_key(|b| b.messages);
         Ratios {
             batched_over_raw: throughput
@@ -140,6 +163,9 @@ impl Ratios {
             round_trip_over_raw_single: round_trip.send_receive.p50 / floors.raw_single.p50,
             round_trip_over_submit_and_map: round_trip.send_receive.p50 / floors.submit_and_map.p50,
             tick16_over_tick1: tick(16).zip(tick(1)).map(|(many, one)| many / one),
+            raw_tick16_over_raw_tick1: raw_tick(16).zip(raw_tick(1)).map(|(many, one)| many / one),
+            pipeline_over_single_stage: pipeline.connected.p50 / pipeline.single_stage.p50,
+            host_relayed_over_single_stage: pipeline.host_relayed.p50 / pipeline.single_stage.p50,
         }
     }
 }
@@ -182,16 +208,26 @@ impl Report {
             p.latency.p50
         );
 
-        println!("\n{:<24}{:>14}{:>14}{:>16}", "kernels with traffic", "tick p50 µs", "tick p99 µs", "p50 per kernel");
+        println!(
+            "\n{:<24}{:>14}{:>14}{:>16}{:>16}",
+            "kernels with traffic", "tick p50 µs", "tick p99 µs", "p50 per kernel", "raw tick p50 µs"
+        );
         for k in &self.kernels {
             println!(
-                "  {:>22}{:>14.1}{:>14.1}{:>16.1}",
+                "  {:>22}{:>14.1}{:>14.1}{:>16.1}{:>16.1}",
                 k.kernels,
                 k.tick.p50,
                 k.tick.p99,
-                k.tick.p50 / k.kernels as f64
+                k.tick.p50 / k.kernels as f64,
+                k.raw_tick.p50
             );
         }
+
+        let p = &self.pipeline;
+        println!("\n{:<44}{:>12}{:>12}", format!("{}-stage pipeline (µs)", p.stages), "p50", "p99");
+        latency_row("connected on the GPU (one tick)", &p.connected);
+        latency_row("relayed by the host (a round trip each)", &p.host_relayed);
+        latency_row("a single stage", &p.single_stage);
 
         let cpu = &self.cpu_backend;
         match (&cpu.send_receive, &cpu.reason) {
@@ -216,10 +252,14 @@ impl Report {
         );
         println!("  round trip / raw single         {:.2}×", r.round_trip_over_raw_single);
         println!("  round trip / submit + map       {:.2}×", r.round_trip_over_submit_and_map);
-        match r.tick16_over_tick1 {
-            Some(v) => println!("  16-kernel tick / 1-kernel tick  {v:.2}×"),
-            None => println!("  16-kernel tick / 1-kernel tick  not measured"),
+        match (r.tick16_over_tick1, r.raw_tick16_over_raw_tick1) {
+            (Some(v), Some(raw)) => println!("  16-kernel tick / 1-kernel tick  {v:.2}×  (raw wgpu: {raw:.2}×)"),
+            _ => println!("  16-kernel tick / 1-kernel tick  not measured"),
         }
+        println!(
+            "  pipeline / single stage         {:.2}×  (host-relayed: {:.2}×)",
+            r.pipeline_over_single_stage, r.host_relayed_over_single_stage
+        );
     }
 }
 

@@ -111,3 +111,54 @@ impl Fleet {
         Ok(())
     }
 }
+
+/// Four doubler copies in a row: connected (`stage-0` → ... → `stage-3`, answers copied ring to
+/// ring on the GPU) and unconnected (`hop-0` ... `hop-3`, the host relays each answer).
+pub struct Pipelines {
+    stages: Vec<String>,
+    hops: Vec<String>,
+}
+
+/// Stages in each pipeline; a message comes out multiplied by 2^STAGES.
+pub const STAGES: usize = 4;
+
+impl Pipelines {
+    pub async fn launch(runtime: &Runtime) -> anyhow::Result<Pipelines> {
+        let doubler = kernel::lookup(DOUBLER).context("the built-in doubler is registered")?;
+        let ids = |prefix: &str| (0..STAGES).map(|i| format!("{prefix}-{i}")).collect::<Vec<_>>();
+        let (stages, hops) = (ids("stage"), ids("hop"));
+        for id in stages.iter().chain(&hops) {
+            let definition = kernel::KernelDefinition { id: id.clone(), ..(*doubler).clone() };
+            runtime.launch_definition(definition, LaunchOptions { queue_size: Some(64), ..Default::default() }).await?;
+            runtime.activate(id).await?;
+        }
+        for pair in stages.windows(2) {
+            runtime.connect(&pair[0], &pair[1]).await?;
+        }
+        Ok(Pipelines { stages, hops })
+    }
+
+    /// One message through the connected pipeline: sent to the first stage, received from the last.
+    pub async fn connected(&self, runtime: &Runtime, value: i32) -> anyhow::Result<Vec<i32>> {
+        runtime.send_pod(&self.stages[0], &value, TIMEOUT_MS).await?;
+        Ok(vec![runtime.receive_pod(&self.stages[STAGES - 1], TIMEOUT_MS).await?])
+    }
+
+    /// The same four doublings with a host round trip each.
+    pub async fn host_relayed(&self, runtime: &Runtime, value: i32) -> anyhow::Result<Vec<i32>> {
+        let mut value = value;
+        for hop in &self.hops {
+            runtime.send_pod(hop, &value, TIMEOUT_MS).await?;
+            value = runtime.receive_pod(hop, TIMEOUT_MS).await?;
+        }
+        Ok(vec![value])
+    }
+
+    pub async fn terminate(self, runtime: &Runtime) -> anyhow::Result<()> {
+        for id in self.stages.iter().chain(&self.hops) {
+            runtime.terminate(id, TIMEOUT_MS).await?;
+            runtime.remove(id)?;
+        }
+        Ok(())
+    }
+}
