@@ -1,0 +1,113 @@
+// The browser bench (www/bench.html through pkg-tests/bench.mjs) in quick mode: the JSON has every
+// section, in the native bench's shape where the measurements are the same, with positive finite
+// numbers and every answer checked; a wrong answer fails it. Numbers only: no speed is asserted.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { runBenchPage } from "../bench.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const runner = join(here, "..", "bench.mjs");
+
+/** The top-level keys of native/src/bench/report.rs's Report, in its order. */
+const NATIVE_KEYS = ["adapter", "config", "floors", "roundTrip", "throughput", "perMessage", "kernels", "cpuBackend", "ratios"];
+
+const positive = (value, what) => assert.ok(Number.isFinite(value) && value > 0, `${what} is ${value}`);
+
+function assertLatency(l, what, samples) {
+  assert.equal(l.unit, "us", what);
+  if (samples !== undefined) assert.equal(l.samples, samples, `${what}.samples`);
+  for (const key of ["min", "p50", "p99", "max", "mean"]) positive(l[key], `${what}.${key}`);
+  assert.ok(l.min <= l.p50 && l.p50 <= l.p99 && l.p99 <= l.max, `${what}: min ≤ p50 ≤ p99 ≤ max: ${JSON.stringify(l)}`);
+}
+
+function assertThroughput(t, what, messages) {
+  assert.equal(t.unit, "msgs/s", what);
+  assert.equal(t.messages, messages, `${what}.messages`);
+  assert.ok(Number.isInteger(t.repetitions) && t.repetitions >= 1, `${what}.repetitions`);
+  for (const key of ["msgsPerSec", "medianMs", "bestMs"]) positive(t[key], `${what}.${key}`);
+}
+
+test("bench.mjs --json --quick prints one JSON document with every section, every answer checked", async () => {
+  const { stdout } = await promisify(execFile)(process.execPath, [runner, "--json", "--quick"], { timeout: 120_000 });
+  const r = JSON.parse(stdout); // stdout is the document and nothing else
+  assert.equal(r.error, undefined, r.error);
+  for (const key of [...NATIVE_KEYS, "pipeline", "jsActor", "hostPacking", "answersChecked"]) assert.ok(key in r, `missing ${key}`);
+
+  assert.equal(r.adapter.backend, "browserwebgpu");
+  for (const key of ["name", "driver", "deviceType"]) assert.equal(typeof r.adapter[key], "string", `adapter.${key}`);
+  assert.equal(typeof r.adapter.webgpu.isFallbackAdapter, "boolean");
+
+  const c = r.config;
+  assert.equal(c.quick, true);
+  assert.deepEqual(c.batchSizes, [1, 1000, 10_000]);
+  assert.deepEqual(c.kernelCounts, [1, 16]);
+  for (const key of ["iterations", "naiveCount", "queueSize", "timerResolutionUs", "packingMessages"]) positive(c[key], `config.${key}`);
+
+  assertLatency(r.floors.submitAndMap, "floors.submitAndMap", c.iterations);
+  assertLatency(r.floors.rawSingle, "floors.rawSingle", c.iterations);
+  assertLatency(r.roundTrip.sendReceive, "roundTrip.sendReceive", c.iterations);
+  assertLatency(r.roundTrip.call, "roundTrip.call", c.iterations);
+
+  assert.deepEqual(r.throughput.map((b) => b.messages), c.batchSizes);
+  for (const b of r.throughput) {
+    assertThroughput(b.runtime, `throughput[${b.messages}].runtime`, b.messages);
+    assertThroughput(b.raw, `throughput[${b.messages}].raw`, b.messages);
+  }
+
+  assert.equal(r.perMessage.messages, c.naiveCount);
+  positive(r.perMessage.msgsPerSec, "perMessage.msgsPerSec");
+  assertLatency(r.perMessage.latency, "perMessage.latency", c.naiveCount);
+
+  assert.deepEqual(r.kernels.map((k) => k.kernels), c.kernelCounts);
+  for (const k of r.kernels) assertLatency(k.tick, `kernels[${k.kernels}].tick`, c.iterations);
+
+  const p = r.pipeline;
+  assert.equal(p.stages, 4);
+  assertLatency(p.singleStage, "pipeline.singleStage", c.iterations);
+  assertLatency(p.hostRoundTrips, "pipeline.hostRoundTrips", c.iterations);
+  if (p.available) assertLatency(p.connected, "pipeline.connected", c.iterations);
+  else assert.match(p.reason, /connect/);
+
+  assertLatency(r.jsActor.sendReceive, "jsActor.sendReceive", c.iterations);
+  assert.deepEqual(r.jsActor.throughput.map((t) => t.messages), c.batchSizes);
+  for (const t of r.jsActor.throughput) assertThroughput(t, `jsActor.throughput[${t.messages}]`, t.messages);
+
+  // The doubler is built in with a host handler, so the cpu backend is there in every browser.
+  assert.equal(r.cpuBackend.available, true, r.cpuBackend.reason);
+  assertLatency(r.cpuBackend.sendReceive, "cpuBackend.sendReceive", c.iterations);
+  assert.deepEqual(r.cpuBackend.throughput.map((t) => t.messages), c.batchSizes);
+  for (const t of r.cpuBackend.throughput) assertThroughput(t, `cpuBackend.throughput[${t.messages}]`, t.messages);
+
+  const h = r.hostPacking;
+  assert.equal(h.messages, c.packingMessages);
+  assert.equal(h.messageBytes, 4);
+  assertThroughput(h.typedArray, "hostPacking.typedArray", h.messages);
+  assertThroughput(h.objects, "hostPacking.objects", h.messages);
+
+  const q = r.ratios;
+  assert.deepEqual(q.batchedOverRaw.map((s) => s.messages), c.batchSizes);
+  for (const s of q.batchedOverRaw) positive(s.value, `ratios.batchedOverRaw[${s.messages}]`);
+  assert.equal(q.batchedOverPerMessage.messages, 10_000);
+  for (const key of ["roundTripOverRawSingle", "roundTripOverSubmitAndMap", "tick16OverTick1", "hostRoundTripsOverSingleStage",
+    "hostPackingTypedOverObjects", "hostPackingOverTarget"]) positive(q[key], `ratios.${key}`);
+  positive(q.batchedOverPerMessage.value, "ratios.batchedOverPerMessage");
+  if (p.available) positive(q.pipelineOverSingleStage, "ratios.pipelineOverSingleStage");
+  else assert.equal(q.pipelineOverSingleStage, null);
+
+  // Every batch of every size was checked answer by answer, the million-message ones included.
+  const batches = r.throughput.reduce((n, b) => n + b.messages * (b.runtime.repetitions + b.raw.repetitions), 0);
+  assert.ok(r.answersChecked > batches + 2 * h.messages, `${r.answersChecked} answers checked`);
+});
+
+test("a wrong answer fails the bench, naming it, with what was measured before", async () => {
+  const outcome = await runBenchPage({ quick: true, query: { corrupt: "1" }, timeoutMs: 60_000 });
+  assert.equal(outcome.ok, false);
+  assert.match(outcome.error.message, /floor: raw doubler, 1 message: message 0 of 1: -?\d+ × 2 is -?\d+, got -?\d+/);
+  assert.equal(outcome.result.adapter.backend, "browserwebgpu");
+  assert.equal(outcome.result.config.quick, true);
+  assert.equal(outcome.result.ratios, undefined);
+});

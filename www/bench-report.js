@@ -1,0 +1,98 @@
+// The bench result as a table for people: the native bench's table (native/src/bench/report.rs)
+// plus the browser-only sections. Pure functions, no DOM: the page shows it and
+// pkg-tests/bench.mjs prints it.
+
+/** A whole number with thousands separators: 1234567.8 → "1,234,568". */
+export function grouped(value) {
+  if (!Number.isFinite(value)) return String(value);
+  return Math.round(value).toLocaleString("en-US");
+}
+
+const fixed = (value, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : String(value));
+const pad = (text, width) => String(text).padStart(width);
+const padEnd = (text, width) => String(text).padEnd(width);
+
+/** `result` (the JSON document) as lines of text. */
+export function formatReport(result) {
+  const out = [];
+  const line = (text = "") => out.push(text);
+  const a = result.adapter;
+  const c = result.config;
+  const gpu = a.webgpu ?? {};
+  line(`adapter: ${a.name} (${a.backend}, ${a.deviceType}${a.driver ? `, driver ${a.driver}` : ""})` +
+    (gpu.vendor || gpu.architecture ? ` · ${[gpu.vendor, gpu.architecture].filter(Boolean).join(" ")}` : "") +
+    (gpu.isFallbackAdapter ? ", fallback adapter" : ""));
+  line(`${c.iterations} samples per latency, doubler queue ${c.queueSize}, telemetry ${c.telemetry ? "on" : "off"}` +
+    `${c.quick ? ", quick" : ""}; timer resolution ${fixed(c.timerResolutionUs)} µs` +
+    `${c.crossOriginIsolated ? " (cross-origin isolated)" : ""}`);
+
+  line();
+  line(`${padEnd("latency (µs)", 44)}${pad("p50", 12)}${pad("p99", 12)}`);
+  const latencyRow = (label, l) => line(`  ${padEnd(label, 42)}${pad(fixed(l.p50), 12)}${pad(fixed(l.p99), 12)}`);
+  latencyRow("floor: submit + map (4-byte copy)", result.floors.submitAndMap);
+  latencyRow("floor: raw doubler, 1 message", result.floors.rawSingle);
+  latencyRow("runtime: send → receive, 1 message", result.roundTrip.sendReceive);
+  latencyRow("runtime: call, 1 message", result.roundTrip.call);
+
+  line();
+  line(`${padEnd("throughput", 14)}${pad("runtime msgs/s", 16)}${pad("raw msgs/s", 16)}${pad("runtime/raw", 14)}`);
+  result.throughput.forEach((b, i) => {
+    line(`  ${pad(grouped(b.messages), 12)}${pad(grouped(b.runtime.msgsPerSec), 16)}${pad(grouped(b.raw.msgsPerSec), 16)}` +
+      `${pad(fixed(result.ratios.batchedOverRaw[i]?.value, 3), 14)}`);
+  });
+  const p = result.perMessage;
+  line();
+  line(`per message (raw WebGPU, one dispatch + map each): ${grouped(p.messages)} messages, ${grouped(p.msgsPerSec)} msgs/s ` +
+    `(p50 ${fixed(p.latency.p50)} µs)`);
+
+  line();
+  line(`${padEnd("kernels with traffic", 24)}${pad("tick p50 µs", 14)}${pad("tick p99 µs", 14)}${pad("p50 per kernel", 16)}`);
+  for (const k of result.kernels) {
+    line(`  ${pad(k.kernels, 22)}${pad(fixed(k.tick.p50), 14)}${pad(fixed(k.tick.p99), 14)}${pad(fixed(k.tick.p50 / k.kernels), 16)}`);
+  }
+
+  const pipe = result.pipeline;
+  line();
+  line(`${padEnd(`pipeline of ${pipe.stages} stages (µs)`, 44)}${pad("p50", 12)}${pad("p99", 12)}`);
+  latencyRow("single stage: send → receive", pipe.singleStage);
+  latencyRow(`${pipe.stages} host round trips, one per stage`, pipe.hostRoundTrips);
+  if (pipe.available) latencyRow(`${pipe.stages} connected stages: send → receive`, pipe.connected);
+  else line(`  connected stages: unavailable: ${pipe.reason}`);
+
+  const actor = result.jsActor;
+  line();
+  line(`JS async actor (mailbox + async handler): send → receive p50 ${fixed(actor.sendReceive.p50, 2)} µs, ` +
+    `p99 ${fixed(actor.sendReceive.p99, 2)} µs (${actor.sendReceive.groupSize} per sample)`);
+  for (const t of actor.throughput) line(`  ${pad(grouped(t.messages), 12)}${pad(grouped(t.msgsPerSec), 16)} msgs/s`);
+
+  const cpu = result.cpuBackend;
+  line();
+  if (cpu.available) {
+    line(`cpu backend (host handlers): send → receive p50 ${fixed(cpu.sendReceive.p50)} µs, p99 ${fixed(cpu.sendReceive.p99)} µs`);
+    for (const t of cpu.throughput) line(`  ${pad(grouped(t.messages), 12)}${pad(grouped(t.msgsPerSec), 16)} msgs/s`);
+  } else {
+    line(`cpu backend: unavailable: ${cpu.reason ?? "unknown"}`);
+  }
+
+  const pack = result.hostPacking;
+  line();
+  line(`host packing: sendBatch of ${grouped(pack.messages)} ${pack.messageBytes}-byte messages into a deactivated kernel`);
+  line(`  ${padEnd("Int32Array (packed)", 28)}${pad(grouped(pack.typedArray.msgsPerSec), 16)} msgs/s  (median ${fixed(pack.typedArray.medianMs, 2)} ms)`);
+  line(`  ${padEnd("array of objects", 28)}${pad(grouped(pack.objects.msgsPerSec), 16)} msgs/s  (median ${fixed(pack.objects.medianMs, 2)} ms)`);
+
+  const r = result.ratios;
+  line();
+  line("ratios (latencies compare p50s)");
+  const sizes = r.batchedOverRaw.map((s) => `${grouped(s.messages)}: ${fixed(s.value, 3)}`).join(", ");
+  line(`  batched / raw                   ${sizes}  (runtime msgs/s ÷ raw msgs/s)`);
+  line(`  batched / per-message           ${fixed(r.batchedOverPerMessage.value)}×  ` +
+    `(${grouped(r.batchedOverPerMessage.messages)} messages batched vs one dispatch each)`);
+  line(`  round trip / raw single         ${fixed(r.roundTripOverRawSingle, 2)}×`);
+  line(`  round trip / submit + map       ${fixed(r.roundTripOverSubmitAndMap, 2)}×`);
+  line(`  16-kernel tick / 1-kernel tick  ${r.tick16OverTick1 == null ? "not measured" : `${fixed(r.tick16OverTick1, 2)}×`}`);
+  line(`  ${pipe.stages}-stage pipeline / single stage ${r.pipelineOverSingleStage == null ? "not measured (no connect)" : `${fixed(r.pipelineOverSingleStage, 2)}×`}` +
+    `  (${pipe.stages} host round trips / single stage: ${fixed(r.hostRoundTripsOverSingleStage, 2)}×)`);
+  line(`  host packing, typed / objects   ${fixed(r.hostPackingTypedOverObjects, 1)}×  ` +
+    `(typed: ${fixed(r.hostPackingOverTarget, 2)}× the ${grouped(pack.targetMsgsPerSec)} msgs/s target)`);
+  return out.join("\n");
+}

@@ -1,0 +1,629 @@
+// The browser bench: the runtime against hand-written WebGPU, side by side in one run on one
+// adapter, with the native bench's JSON keys (native/src/bench/) where the measurements are the
+// same ones, plus what only the browser has. Served by pkg-tests/bench.mjs, which also serves the
+// repository's shaders/ at /shaders/ (`node www/serve.mjs` alone does not).
+//
+// Measured, in order:
+// 1. floors: one submit + map of a 4-byte copy, and the raw doubler on one message;
+// 2. one message through the runtime doubler and back (`send` → `receive`, and `call`);
+// 3. batches of 1, 1k, 100k and 1M messages through the runtime (`sendBatch(Int32Array)` /
+//    `receiveBatch`) next to the raw doubler doing the same batch in one dispatch;
+// 4. one raw dispatch + map per message (the naive design);
+// 5. ticks of 1, 16 and 64 active doublers with traffic;
+// 6. a 4-stage pipeline: `connect`ed stages vs one host round trip per stage vs one stage;
+// 7. the doubler as a plain JS async actor, and on the runtime's cpu backend;
+// 8. host-side packing: how fast `sendBatch` takes 1M 4-byte messages, packed and as objects.
+//
+// What is compared is measured taking turns, one step each (floors with round trips, runtime
+// with raw per batch size, the pipeline's three forms), so both sides see the same machine.
+// Every answer is checked (after its clock stops) and a wrong one fails the bench. Nothing
+// asserts a speed. The page's clock resolves to 100 µs (5 µs when cross-origin isolated, as the
+// runner serves it): what is shorter is timed in groups.
+
+import init, { RingKernelRuntime, defineMessage } from "./pkg/ringkernel_web.js";
+import { RawGpu } from "./bench-raw.js";
+import { JsActor, doubleHandler } from "./bench-actor.js";
+import { latency, throughput, values, expectMultiplied } from "./bench-stats.js";
+import { formatReport, grouped } from "./bench-report.js";
+
+/** The id of the built-in doubler each bench runtime launches. */
+const DOUBLER = "doubler";
+/** Long enough for a million messages on a software adapter, short enough that a stuck runtime fails the bench. */
+const WAIT = { timeout: 120_000 };
+/** Queue size of each fleet kernel: a tick sends one message to each. */
+const FLEET_QUEUE_SIZE = 16;
+const PIPELINE_STAGES = 4;
+/** The issue's target for host-side packing of 4-byte messages. */
+const HOST_PACKING_TARGET = 20e6;
+const now = () => performance.now();
+
+/** Counts for one run, from the page's query (`quick=1`, `iterations=`, `naive=`, `corrupt=1`). */
+export function makePlan(params) {
+  const quick = params.get("quick") === "1";
+  const int = (name, fallback) => {
+    const n = Number.parseInt(params.get(name) ?? "", 10);
+    return Number.isFinite(n) && n > 0 ? n : fallback;
+  };
+  const iterations = int("iterations", quick ? 20 : 1000);
+  const plan = {
+    quick,
+    iterations,
+    warmup: Math.min(Math.max(Math.floor(iterations / 10), 1), 20),
+    naiveCount: int("naive", quick ? 50 : 500),
+    queueSize: 1 << 20,
+    batchSizes: quick ? [1, 1000, 10_000] : [1, 1000, 100_000, 1_000_000],
+    kernelCounts: quick ? [1, 16] : [1, 16, 64],
+    // Messages each batch size gets in all, so small batches repeat often and big ones a few
+    // times (between minRepetitions and iterations).
+    batchBudget: quick ? 20_000 : 5_000_000,
+    minRepetitions: quick ? 3 : 5,
+    packingMessages: quick ? 100_000 : 1_000_000,
+    // Round trips per latency sample of the JS actor, whose single round trip is below the
+    // clock's resolution, and the least messages per throughput sample.
+    actorGroupSize: 1000,
+    actorSampleMessages: 2000,
+    // `corrupt=1` changes the first answer before it is checked, so the tests can see that a
+    // wrong answer fails the bench.
+    corrupt: params.get("corrupt") === "1",
+  };
+  plan.repetitions = (messages) =>
+    Math.min(Math.max(Math.floor(plan.batchBudget / messages), plan.minRepetitions), Math.max(plan.iterations, plan.minRepetitions));
+  return plan;
+}
+
+let ready;
+/** Loads the wasm module and defines the bench's message types, once per page. */
+function setup() {
+  ready ??= (async () => {
+    await init();
+    // Copies of the doubler under ids of their own (fleet, packing) and the pipeline's stages,
+    // whose input and output are one layout so each can feed the next.
+    const value = defineMessage("BenchValue", { value: "i32" });
+    const result = defineMessage("BenchResult", { result: "i32" });
+    const stage = defineMessage("BenchStage", { value: "i32" });
+    return {
+      doublerCopy: { input: value, output: result, wgsl: "fn handle(msg: BenchValue) -> BenchResult { return BenchResult(msg.value * 2); }" },
+      stage: { input: stage, output: stage, wgsl: "fn handle(msg: BenchStage) -> BenchStage { return BenchStage(msg.value * 2); }" },
+    };
+  })();
+  return ready;
+}
+
+/** The i32s in answers packed as bytes (copied when unaligned). */
+function int32s(bytes) {
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  return new Int32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
+}
+
+// --- the runtime's side, through the public JS API exactly as a user would -------------------
+
+/** `send` then `receive`; `field` is the answer's (`result` for doublers, `value` for pipeline stages). */
+async function sendReceive(runtime, id, v, field = "result") {
+  await runtime.send(id, { value: v[0] }, WAIT);
+  return [(await runtime.receive(id, WAIT))[field]];
+}
+
+async function call(runtime, id, v) {
+  return [(await runtime.call(id, { value: v[0] }, WAIT)).result];
+}
+
+/** `n` answers from `id`, however many `receiveBatch` calls that takes. */
+async function drain(runtime, id, n) {
+  const answers = new Int32Array(n);
+  for (let got = 0; got < n;) {
+    const more = int32s(await runtime.receiveBatch(id, { max: n - got, ...WAIT }));
+    answers.set(more, got);
+    got += more.length;
+  }
+  return answers;
+}
+
+/**
+ * A whole batch through a doubler. Sends what the queue takes, receives what has come back, and
+ * repeats, so a batch larger than the queue streams through under backpressure; a batch that fits
+ * goes out with one `sendBatch` (one tick).
+ */
+async function batch(runtime, id, v) {
+  const answers = new Int32Array(v.length);
+  let sent = 0;
+  let got = 0;
+  while (got < v.length) {
+    // A zero timeout takes what fits now instead of waiting on answers nobody reads yet.
+    if (sent < v.length) sent += await runtime.sendBatch(id, v.subarray(sent), { timeout: 0 });
+    if (got < sent) {
+      const more = int32s(await runtime.receiveBatch(id, { max: sent - got, ...WAIT }));
+      answers.set(more, got);
+      got += more.length;
+    }
+  }
+  return answers;
+}
+
+/** One round of traffic: `v[k]` to each kernel k, then every answer back. */
+async function tick(runtime, ids, v) {
+  for (let k = 0; k < ids.length; k++) await runtime.send(ids[k], { value: v[k] }, WAIT);
+  const answers = [];
+  for (const id of ids) answers.push((await runtime.receive(id, WAIT)).result);
+  return answers;
+}
+
+/**
+ * Launches `ids` one after another: concurrent launches made the wasm build panic in wgpu's
+ * WebGPU backend ("Mismatched pop_error_scope call") with the package of 2026-11-23.
+ */
+async function launchAll(runtime, ids, definition, options) {
+  for (const id of ids) await runtime.launch(id, definition, options);
+}
+
+async function launchActive(runtime, ids, definition, options) {
+  await launchAll(runtime, ids, definition, options);
+  for (const id of ids) await runtime.activate(id);
+}
+
+async function terminateAll(runtime, ids) {
+  for (const id of ids) {
+    await runtime.terminate(id, WAIT);
+    runtime.remove(id);
+  }
+}
+
+/** The smallest step `performance.now()` takes here, in µs. */
+function timerResolutionUs() {
+  let best = Infinity;
+  for (let k = 0; k < 50; k++) {
+    const start = now();
+    let next;
+    while ((next = now()) === start);
+    best = Math.min(best, next - start);
+  }
+  return best * 1e3;
+}
+
+/** The measurements, sharing the plan and the page's progress display. */
+class Bench {
+  constructor(plan, ui) {
+    this.plan = plan;
+    this.ui = ui;
+    /** Answers checked so far, warmups included. */
+    this.checked = 0;
+  }
+
+  /**
+   * Runs `step` `warmup` times untimed and then `samples` times timed, each on fresh inputs (so a
+   * stale answer cannot pass), checking every answer once its clock has stopped. `prepare` turns
+   * the inputs into what `step` takes, off the clock; answers must be the inputs × `factor`. A
+   * `selfTimed` step times the part that counts itself and resolves with `{ answers, elapsed }`.
+   */
+  async timed(label, { warmup, samples, ...lane }) {
+    return (await this.rounds([{ label, ...lane }], warmup, samples))[0];
+  }
+
+  /**
+   * Like `timed` for several `lanes` ({ label, inputs, step, ... }) at once, taking turns one step
+   * each: measurements that are compared see the same machine. On this adapter a single GPU round
+   * trip is either ~0.4 ms or ~2.5 ms, and which one dominates drifts with the machine's load.
+   */
+  async rounds(lanes, warmup, samples) {
+    this.ui.phase(lanes.map((lane) => lane.label).join(" · "), warmup + samples);
+    const timings = lanes.map(() => []);
+    for (let i = 0; i < warmup + samples; i++) {
+      for (const [k, { label, inputs, step, prepare = (v) => v, factor = 2, selfTimed = false }] of lanes.entries()) {
+        const v = inputs(i);
+        const argument = prepare(v);
+        const start = now();
+        let answers;
+        let elapsed;
+        try {
+          answers = await step(argument);
+          elapsed = now() - start;
+          if (selfTimed) ({ answers, elapsed } = answers);
+        } catch (e) {
+          const error = new Error(`${label}: step ${i}: ${e?.message ?? e}`, { cause: e });
+          error.name = e?.name ?? "Error";
+          throw error;
+        }
+        if (this.plan.corrupt && this.checked === 0 && v.length > 0) answers[0] += 1; // the failure path's test
+        expectMultiplied(label, v, answers, factor);
+        this.checked += v.length;
+        if (i >= warmup) timings[k].push(elapsed);
+      }
+      this.ui.progress(i + 1);
+    }
+    return timings;
+  }
+
+  /** Latencies of `lanes` ({ label, inputs, step, ... }) over the plan's iterations, taking turns. */
+  async latencies(lanes) {
+    const timings = await this.rounds(lanes, this.plan.warmup, this.plan.iterations);
+    return lanes.map((lane, k) => {
+      const l = latency(timings[k]);
+      this.ui.latency(lane.label, l);
+      return l;
+    });
+  }
+
+  /** Latency of `step` over the plan's iterations, after its warmup. */
+  async latency(label, inputs, step, options = {}) {
+    return (await this.latencies([{ label, inputs, step, ...options }]))[0];
+  }
+
+  /** Throughputs of `lanes` ({ label, step, ... }) on batches of `messages`, repeated as the plan says, taking turns. */
+  async throughputs(messages, lanes) {
+    const samples = this.plan.repetitions(messages);
+    const warmup = Math.min(this.plan.warmup, samples);
+    const timings = await this.rounds(lanes.map((lane) => ({ inputs: (i) => values(messages, i), ...lane })), warmup, samples);
+    return lanes.map((lane, k) => {
+      const t = throughput(messages, timings[k]);
+      this.ui.throughput(lane.label, t);
+      return t;
+    });
+  }
+
+  /** Throughput of `step` on batches of `messages`, repeated as the plan says. */
+  async throughput(label, messages, step, options = {}) {
+    return (await this.throughputs(messages, [{ label, step, ...options }]))[0];
+  }
+
+  /** The floors and the runtime's round trips, taking turns. */
+  async floorsAndRoundTrip(runtime, raw) {
+    const single = raw.doubler(1);
+    const one = (i) => values(1, i);
+    const [submitAndMap, rawSingle, sendReceiveLatency, callLatency] = await this.latencies([
+      { label: "floor: submit + map", inputs: () => [], step: async () => (await raw.submitAndMap(), []) },
+      { label: "floor: raw doubler, 1 message", inputs: one, step: (v) => single.run(v) },
+      { label: "runtime send → receive", inputs: one, step: (v) => sendReceive(runtime, DOUBLER, v) },
+      { label: "runtime call", inputs: one, step: (v) => call(runtime, DOUBLER, v) },
+    ]);
+    single.destroy();
+    return { floors: { submitAndMap, rawSingle }, roundTrip: { sendReceive: sendReceiveLatency, call: callLatency } };
+  }
+
+  /** The naive design: every message its own write, dispatch, copy, submit and map. */
+  async perMessage(raw) {
+    const single = raw.doubler(1);
+    const label = "raw, one dispatch per message";
+    const samples = await this.timed(label, { warmup: 0, samples: this.plan.naiveCount, inputs: (i) => values(1, i), step: (v) => single.run(v) });
+    single.destroy();
+    const total = samples.reduce((sum, ms) => sum + ms, 0);
+    const perMessage = { messages: samples.length, unit: "msgs/s", msgsPerSec: samples.length / (total / 1e3), latency: latency(samples) };
+    this.ui.row(label, `${grouped(perMessage.msgsPerSec)} msgs/s`, `p50 ${perMessage.latency.p50.toFixed(1)} µs`);
+    return perMessage;
+  }
+
+  async batches(runtime, raw) {
+    const comparisons = [];
+    for (const messages of this.plan.batchSizes) {
+      const doubler = raw.doubler(messages);
+      const [runtimeBatches, rawBatches] = await this.throughputs(messages, [
+        { label: `runtime batch of ${grouped(messages)}`, step: (v) => batch(runtime, DOUBLER, v) },
+        { label: `raw batch of ${grouped(messages)}`, step: (v) => doubler.run(v) },
+      ]);
+      comparisons.push({ messages, runtime: runtimeBatches, raw: rawBatches });
+      doubler.destroy();
+    }
+    return comparisons;
+  }
+
+  /** One round of send-to-all and receive-from-all, for each kernel count. */
+  async kernelTicks(runtime, definitions) {
+    const most = Math.max(...this.plan.kernelCounts);
+    const ids = Array.from({ length: most }, (_, i) => `${DOUBLER}-${i}`);
+    this.ui.phase(`launching ${most} doublers`, 1);
+    await launchAll(runtime, ids, definitions.doublerCopy, { queueSize: FLEET_QUEUE_SIZE });
+    const ticks = [];
+    let active = 0;
+    for (const kernels of this.plan.kernelCounts) {
+      for (; active < kernels; active++) await runtime.activate(ids[active]);
+      const fleet = ids.slice(0, kernels);
+      ticks.push({ kernels, tick: await this.latency(`tick, ${kernels} kernels`, (i) => values(kernels, i), (v) => tick(runtime, fleet, v)) });
+    }
+    await terminateAll(runtime, ids);
+    return ticks;
+  }
+
+  /**
+   * One message through 4 doubling stages: `connect`ed on the GPU (send to the first, receive from
+   * the last), vs a host round trip per stage, vs one stage alone, taking turns. Inputs are
+   * shifted so ×16 fits.
+   */
+  async pipeline(runtime, definitions) {
+    const stages = PIPELINE_STAGES;
+    const factor = 2 ** stages;
+    const inputs = (i) => values(1, i).map((v) => v >> stages);
+    const section = { stages, available: false };
+    const hosted = Array.from({ length: stages }, (_, i) => `stage-host-${i}`);
+    const connected = Array.from({ length: stages }, (_, i) => `stage-connected-${i}`);
+    const lanes = [
+      { label: "pipeline: single stage", inputs, step: (v) => sendReceive(runtime, "stage-single", v, "value") },
+      {
+        label: `pipeline: ${stages} host round trips`, inputs, factor,
+        step: async (v) => {
+          let x = v;
+          for (const id of hosted) x = await sendReceive(runtime, id, x, "value");
+          return x;
+        },
+      },
+    ];
+    const ids = ["stage-single", ...hosted];
+    await launchActive(runtime, ids, definitions.stage);
+    if (typeof runtime.connect === "function") {
+      await launchAll(runtime, connected, definitions.stage);
+      for (let i = 0; i + 1 < stages; i++) await runtime.connect(connected[i], connected[i + 1]);
+      for (const id of connected) await runtime.activate(id);
+      ids.push(...connected);
+      const [first, last] = [connected[0], connected[stages - 1]];
+      lanes.push({
+        label: `pipeline: ${stages} connected stages`, inputs, factor,
+        step: async (v) => {
+          await runtime.send(first, { value: v[0] }, WAIT);
+          return [(await runtime.receive(last, WAIT)).value];
+        },
+      });
+    } else {
+      section.reason = "this build of ringkernel-web has no runtime.connect (kernel-to-kernel routing)";
+      this.ui.row(`pipeline: ${stages} connected stages`, "unavailable", section.reason);
+    }
+    [section.singleStage, section.hostRoundTrips, section.connected] = await this.latencies(lanes);
+    section.available = section.connected !== undefined;
+    if (!section.available) delete section.connected;
+    await terminateAll(runtime, ids);
+    return section;
+  }
+
+  /** The doubler as a plain JS async actor: no GPU, no runtime, for reference. */
+  async jsActor() {
+    const actor = new JsActor(doubleHandler);
+    const group = this.plan.actorGroupSize;
+    const label = "JS actor send → receive";
+    const samples = await this.timed(label, {
+      warmup: this.plan.warmup, samples: this.plan.iterations, inputs: (i) => values(group, i),
+      step: async (v) => {
+        const answers = new Int32Array(v.length);
+        for (let k = 0; k < v.length; k++) {
+          await actor.send({ value: v[k] });
+          answers[k] = (await actor.receive()).result;
+        }
+        return answers;
+      },
+    });
+    const sendReceive = latency(samples.map((ms) => ms / group), { groupSize: group });
+    this.ui.latency(label, sendReceive);
+    // A sample is `group` batches back to back (all sent, then all received, batch after batch),
+    // enough messages that the clock sees them; small batches would otherwise read as 0 ms.
+    const batches = [];
+    for (const messages of this.plan.batchSizes) {
+      const label = `JS actor batch of ${grouped(messages)}`;
+      const group = Math.max(1, Math.ceil(this.plan.actorSampleMessages / messages));
+      const repetitions = this.plan.repetitions(messages);
+      const samples = await this.timed(label, {
+        warmup: Math.min(this.plan.warmup, repetitions), samples: repetitions,
+        inputs: (i) => values(messages * group, i),
+        prepare: (v) => Array.from(v, (value) => ({ value })),
+        step: async (messagesIn) => {
+          const answers = new Int32Array(messagesIn.length);
+          for (let start = 0; start < messagesIn.length; start += messages) {
+            for (let k = start; k < start + messages; k++) await actor.send(messagesIn[k]);
+            for (let k = start; k < start + messages; k++) answers[k] = (await actor.receive()).result;
+          }
+          return answers;
+        },
+      });
+      const t = throughput(messages, samples.map((ms) => ms / group));
+      if (group > 1) t.groupSize = group;
+      this.ui.throughput(label, t);
+      batches.push(t);
+    }
+    await actor.stop();
+    return { sendReceive, throughput: batches };
+  }
+
+  /** The doubler on the cpu backend (its built-in host handler), or why there is none. */
+  async cpuBackend() {
+    let runtime;
+    try {
+      runtime = await RingKernelRuntime.create({ backend: "cpu" });
+      await runtime.launch(DOUBLER, null, { queueSize: this.plan.queueSize });
+      await runtime.activate(DOUBLER);
+    } catch (e) {
+      await runtime?.dispose().catch(() => {});
+      const reason = `${e.message} (${e.name})`;
+      this.ui.row("cpu backend", "unavailable", reason);
+      return { available: false, reason };
+    }
+    try {
+      const sendReceiveLatency = await this.latency("cpu send → receive", (i) => values(1, i), (v) => sendReceive(runtime, DOUBLER, v));
+      const batches = [];
+      for (const messages of this.plan.batchSizes) {
+        batches.push(await this.throughput(`cpu batch of ${grouped(messages)}`, messages, (v) => batch(runtime, DOUBLER, v)));
+      }
+      return { available: true, sendReceive: sendReceiveLatency, throughput: batches };
+    } finally {
+      await runtime.dispose();
+    }
+  }
+
+  /**
+   * How fast `sendBatch` takes N 4-byte messages into a deactivated kernel (nothing is
+   * dispatched while the clock runs): an Int32Array already in the input layout, and an array of
+   * objects. Between samples the kernel is reactivated and drained, checking every answer.
+   */
+  async hostPacking(runtime, definitions) {
+    const id = "packing";
+    const messages = this.plan.packingMessages;
+    await runtime.launch(id, definitions.doublerCopy, { queueSize: messages });
+    await runtime.activate(id);
+    await runtime.deactivate(id);
+    const measure = async (label, prepare) => {
+      const samples = await this.timed(label, {
+        warmup: 1, samples: this.plan.minRepetitions, inputs: (i) => values(messages, i), prepare,
+        // Only sendBatch's own time counts, not the drain that checks the answers.
+        selfTimed: true,
+        step: async (argument) => {
+          const start = now();
+          const accepted = await runtime.sendBatch(id, argument, { timeout: 0 });
+          const elapsed = now() - start;
+          if (accepted !== messages) throw new Error(`sendBatch accepted ${accepted} of ${messages} into an empty queue of ${messages}`);
+          await runtime.reactivate(id);
+          const answers = await drain(runtime, id, messages);
+          await runtime.deactivate(id);
+          return { answers, elapsed };
+        },
+      });
+      const t = throughput(messages, samples);
+      this.ui.throughput(label, t);
+      return t;
+    };
+    const typedArray = await measure(`host packing: sendBatch(Int32Array of ${grouped(messages)})`, (v) => v);
+    const objects = await measure(`host packing: sendBatch(${grouped(messages)} objects)`, (v) => Array.from(v, (value) => ({ value })));
+    await terminateAll(runtime, [id]);
+    return { messages, messageBytes: 4, targetMsgsPerSec: HOST_PACKING_TARGET, typedArray, objects };
+  }
+}
+
+function computeRatios(result) {
+  const { floors, roundTrip, throughput: batches, perMessage, kernels, pipeline, hostPacking } = result;
+  const tick = (n) => kernels.find((k) => k.kernels === n)?.tick.p50;
+  const largest = batches.reduce((a, b) => (b.messages > (a?.messages ?? -1) ? b : a), null);
+  return {
+    batchedOverRaw: batches.map((b) => ({ messages: b.messages, value: b.runtime.msgsPerSec / b.raw.msgsPerSec })),
+    batchedOverPerMessage: { messages: largest?.messages ?? 0, value: (largest?.runtime.msgsPerSec ?? NaN) / perMessage.msgsPerSec },
+    roundTripOverRawSingle: roundTrip.sendReceive.p50 / floors.rawSingle.p50,
+    roundTripOverSubmitAndMap: roundTrip.sendReceive.p50 / floors.submitAndMap.p50,
+    tick16OverTick1: tick(16) !== undefined && tick(1) !== undefined ? tick(16) / tick(1) : null,
+    pipelineOverSingleStage: pipeline.available ? pipeline.connected.p50 / pipeline.singleStage.p50 : null,
+    hostRoundTripsOverSingleStage: pipeline.hostRoundTrips.p50 / pipeline.singleStage.p50,
+    pipelineOverHostRoundTrips: pipeline.available ? pipeline.connected.p50 / pipeline.hostRoundTrips.p50 : null,
+    hostPackingTypedOverObjects: hostPacking.typedArray.msgsPerSec / hostPacking.objects.msgsPerSec,
+    hostPackingOverTarget: hostPacking.typedArray.msgsPerSec / hostPacking.targetMsgsPerSec,
+  };
+}
+
+/**
+ * Runs the whole bench and resolves with the report (the native bench's JSON plus the
+ * browser-only sections). `partial` fills in as sections finish, for the error report.
+ */
+export async function runBench(plan, ui, partial = {}) {
+  const definitions = await setup();
+  const bench = new Bench(plan, ui);
+  const result = partial;
+  let runtime;
+  let raw;
+  try {
+    ui.phase("opening the runtime and a raw WebGPU device", 1);
+    runtime = await RingKernelRuntime.create({ enableTelemetry: true });
+    raw = await RawGpu.open();
+    result.adapter = { ...runtime.adapter, webgpu: raw.adapterInfo() };
+    ui.adapter(result.adapter);
+    result.config = {
+      quick: plan.quick, iterations: plan.iterations, naiveCount: plan.naiveCount, queueSize: plan.queueSize,
+      batchSizes: plan.batchSizes, kernelCounts: plan.kernelCounts, telemetry: true,
+      warmup: plan.warmup, packingMessages: plan.packingMessages, pipelineStages: PIPELINE_STAGES,
+      actorGroupSize: plan.actorGroupSize, actorSampleMessages: plan.actorSampleMessages, crossOriginIsolated: globalThis.crossOriginIsolated === true,
+      timerResolutionUs: timerResolutionUs(), userAgent: navigator.userAgent,
+    };
+    await runtime.launch(DOUBLER, null, { queueSize: plan.queueSize });
+    await runtime.activate(DOUBLER);
+
+    Object.assign(result, await bench.floorsAndRoundTrip(runtime, raw));
+    result.throughput = await bench.batches(runtime, raw);
+    result.perMessage = await bench.perMessage(raw);
+    result.kernels = await bench.kernelTicks(runtime, definitions);
+    result.pipeline = await bench.pipeline(runtime, definitions);
+    result.hostPacking = await bench.hostPacking(runtime, definitions);
+    await runtime.dispose();
+    runtime = undefined;
+    raw.destroy();
+    raw = undefined;
+    result.jsActor = await bench.jsActor();
+    result.cpuBackend = await bench.cpuBackend();
+    result.ratios = computeRatios(result);
+    result.answersChecked = bench.checked;
+    return result;
+  } finally {
+    await runtime?.dispose().catch(() => {});
+    raw?.destroy();
+  }
+}
+
+// --- the page ----------------------------------------------------------------------------------
+
+const $ = (selector) => document.querySelector(selector);
+
+/** Progress and results as they come, in the page and on the console (the runner forwards it). */
+function pageUi() {
+  const rows = $("#rows");
+  const status = $("#status");
+  let label = "";
+  let steps = 0;
+  let shownAt = 0;
+  const row = (what, value, detail = "") => {
+    const tr = document.createElement("tr");
+    for (const text of [what, value, detail]) tr.appendChild(document.createElement("td")).textContent = text;
+    rows.appendChild(tr);
+    console.log(`[bench] ${what}: ${value}${detail ? ` (${detail})` : ""}`);
+  };
+  return {
+    phase(name, total) {
+      label = name;
+      steps = total;
+      status.textContent = `${name}…`;
+    },
+    progress(done) {
+      if (now() - shownAt < 200 && done < steps) return;
+      shownAt = now();
+      status.textContent = `${label}: ${done}/${steps}`;
+    },
+    row,
+    latency: (what, l) => row(what, `p50 ${l.p50.toFixed(1)} µs`, `p99 ${l.p99.toFixed(1)} µs, ${l.samples} samples`),
+    throughput: (what, t) => row(what, `${grouped(t.msgsPerSec)} msgs/s`, `median ${t.medianMs.toFixed(3)} ms of ${t.repetitions}`),
+    adapter(a) {
+      $("#adapter").textContent = `${a.name} · ${a.backend} · ${a.deviceType}${a.driver ? ` · driver ${a.driver}` : ""}` +
+        (a.webgpu.vendor ? ` · ${a.webgpu.vendor} ${a.webgpu.architecture}` : "") +
+        (a.webgpu.isFallbackAdapter ? " · fallback adapter" : "");
+    },
+    status(text) {
+      status.textContent = text;
+    },
+  };
+}
+
+async function start() {
+  const params = new URLSearchParams(location.search);
+  if ($("#quick").checked) params.set("quick", "1");
+  const plan = makePlan(params);
+  const ui = pageUi();
+  $("#run").disabled = true;
+  $("#rows").replaceChildren();
+  $("#report").textContent = "";
+  $("#json").textContent = "";
+  document.body.dataset.status = "running";
+  window.__bench = undefined;
+  const partial = {};
+  const started = now();
+  try {
+    const result = await runBench(plan, ui, partial);
+    const text = formatReport(result);
+    $("#report").textContent = text;
+    $("#json").textContent = JSON.stringify(result, null, 2);
+    ui.status(`done in ${((now() - started) / 1e3).toFixed(1)} s`);
+    document.body.dataset.status = "done";
+    window.__bench = { ok: true, result };
+  } catch (e) {
+    const error = { name: e?.name ?? "Error", message: e?.message ?? String(e), stack: e?.stack ?? "" };
+    console.error(`[bench] failed: ${error.name}: ${error.message}`);
+    ui.status(`failed: ${error.name}: ${error.message}`);
+    $("#json").textContent = JSON.stringify({ ...partial, error }, null, 2);
+    document.body.dataset.status = "failed";
+    window.__bench = { ok: false, error, result: partial };
+  } finally {
+    $("#run").disabled = false;
+  }
+}
+
+if (typeof document !== "undefined" && $("#run")) {
+  const params = new URLSearchParams(location.search);
+  $("#quick").checked = params.get("quick") === "1";
+  $("#run").addEventListener("click", start);
+  $("#adapter").textContent = navigator.gpu ? "WebGPU present; the adapter shows once the run starts" : "no navigator.gpu in this browser";
+  if (params.get("autorun") === "1") start();
+}
