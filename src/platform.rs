@@ -70,12 +70,26 @@ pub fn sleep_ms(ms: f64) -> futures_timer::Delay {
     futures_timer::Delay::new(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
 }
 
-/// Gives the page's event loop a turn (a zero-delay timer) between host-handler ticks, so a
+/// Gives the page's event loop a turn (a task of its own) between host-handler ticks, so a
 /// long stream of `cpu` work never freezes rendering and input. Natively the pump has its own
 /// thread and this returns at once.
 pub async fn yield_to_event_loop() {
     #[cfg(target_arch = "wasm32")]
-    sleep_ms(0.0).await;
+    {
+        // A message to ourselves, not `setTimeout(0)`: browsers stretch chained zero-delay
+        // timers to 4 ms, which capped the cpu backend near 250 ticks a second.
+        let turn = js_sys::Promise::new(&mut |resolve, _reject| {
+            let Ok(channel) = web_sys::MessageChannel::new() else {
+                let _ = resolve.call0(&wasm_bindgen::JsValue::UNDEFINED);
+                return;
+            };
+            channel.port1().set_onmessage(Some(&resolve));
+            if channel.port2().post_message(&wasm_bindgen::JsValue::UNDEFINED).is_err() {
+                let _ = resolve.call0(&wasm_bindgen::JsValue::UNDEFINED);
+            }
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(turn).await;
+    }
 }
 
 /// Lets wgpu deliver `map_async` callbacks. Natively this blocks the pump thread until the GPU

@@ -874,3 +874,33 @@ async fn a_connected_pipeline_answers_in_one_tick_through_the_js_api() {
     let call = js(rt.call("js-add1".into(), value(1), None)).await;
     assert_js_error(call, "TypeError", &[]);
 }
+
+#[wasm_bindgen_test]
+async fn concurrent_launches_each_get_their_own_compile_result() {
+    // WebGPU's error scopes are a stack per device: overlapping launches must not pop each
+    // other's (this panicked with "Mismatched pop_error_scope call" before launches took turns).
+    let rt = js_runtime().await;
+    let request = object(&[("name", "ManyIn".into()), ("fields", object(&[("value", "i32".into())]))]);
+    let response = object(&[("name", "ManyOut".into()), ("fields", object(&[("result", "i32".into())]))]);
+    let definition = |wgsl: &str| {
+        object(&[("input", request.clone()), ("output", response.clone()), ("wgsl", wgsl.into())])
+    };
+    let good = "fn handle(m: ManyIn) -> ManyOut { return ManyOut(m.value + 1); }";
+    let bad = "fn handle(m: ManyIn) -> ManyOut { return ManyOut(m.missing); }";
+    let launches: Vec<Promise> = (0..8)
+        .map(|i| rt.launch(format!("many-{i}"), Some(definition(if i == 5 { bad } else { good })), None))
+        .collect();
+    let settled = js(Promise::all_settled(&launches.into_iter().collect::<Array>())).await.unwrap();
+    for (i, outcome) in Array::from(&settled).iter().enumerate() {
+        let status = get(&outcome, "status").as_string().unwrap();
+        if i == 5 {
+            assert_eq!(status, "rejected");
+            assert_eq!(get(&get(&outcome, "reason"), "name").as_string().as_deref(), Some("KernelCompileError"));
+        } else {
+            assert_eq!(status, "fulfilled", "many-{i}: {:?}", get(&outcome, "reason"));
+            js(rt.activate(format!("many-{i}"))).await.unwrap();
+            let answer = js(rt.call(format!("many-{i}"), value(i as i32), Some(timeout(20_000)))).await.unwrap();
+            assert_eq!(num(&answer, "result"), i as f64 + 1.0);
+        }
+    }
+}

@@ -139,20 +139,20 @@ async function batch(runtime, id, v) {
   return answers;
 }
 
-/** One round of traffic: `v[k]` to each kernel k, then every answer back. */
+/**
+ * One round of traffic: `v[k]` to each kernel k, then every answer back. The sends go out
+ * together (as a page sending to many kernels would), so they land before the pump's next tick
+ * and share one submit; awaiting each in turn would let the pump tick between them.
+ */
 async function tick(runtime, ids, v) {
-  for (let k = 0; k < ids.length; k++) await runtime.send(ids[k], { value: v[k] }, WAIT);
-  const answers = [];
-  for (const id of ids) answers.push((await runtime.receive(id, WAIT)).result);
-  return answers;
+  await Promise.all(ids.map((id, k) => runtime.send(id, { value: v[k] }, WAIT)));
+  const answers = await Promise.all(ids.map((id) => runtime.receive(id, WAIT)));
+  return answers.map((a) => a.result);
 }
 
-/**
- * Launches `ids` one after another: concurrent launches made the wasm build panic in wgpu's
- * WebGPU backend ("Mismatched pop_error_scope call") with the package of 2026-11-23.
- */
+/** Launches `ids` concurrently (their compilations overlap; the runtime keeps them apart). */
 async function launchAll(runtime, ids, definition, options) {
-  for (const id of ids) await runtime.launch(id, definition, options);
+  await Promise.all(ids.map((id) => runtime.launch(id, definition, options)));
 }
 
 async function launchActive(runtime, ids, definition, options) {

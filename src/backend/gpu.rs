@@ -56,6 +56,11 @@ pub struct GpuContext {
     /// Set by wgpu when the device is lost or an error escapes every error scope; the pump
     /// checks it each tick so later calls fail with `DeviceLostError` instead of hanging.
     pub fault: Arc<Mutex<Option<String>>>,
+    /// WebGPU's error scopes are one stack per device, so launches whose compilations overlap
+    /// on the page's event loop must not interleave their push and pop. (Natively scopes are
+    /// per thread and every compilation has a thread of its own.)
+    #[cfg(target_arch = "wasm32")]
+    scopes: futures_util::lock::Mutex<()>,
 }
 
 impl GpuContext {
@@ -111,6 +116,8 @@ impl GpuContext {
                 device_type: format!("{:?}", info.device_type),
             },
             fault,
+            #[cfg(target_arch = "wasm32")]
+            scopes: futures_util::lock::Mutex::new(()),
         })
     }
 
@@ -160,6 +167,8 @@ impl GpuKernel {
         codegen::naga_check::check(&definition.id, &shader)?;
         let label = definition.id.as_str();
 
+        #[cfg(target_arch = "wasm32")]
+        let _one_scope_at_a_time = ctx.scopes.lock().await;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(label),
