@@ -1,7 +1,7 @@
 //! # ringkernel-web
 //!
 //! GPU-resident actors ("ring kernels") on WebGPU and native wgpu. A ring kernel is a WGSL
-//! handler whose input ring, output ring and control block live in GPU memory for its whole
+//! handler whose input ring, output ring and counters live in GPU memory for its whole
 //! life; the host [`Runtime`] drives its lifecycle and moves messages in and out in batches.
 //!
 //! Where things live:
@@ -10,7 +10,7 @@
 //! - [`kernel`]: kernel definitions (with optional state), the registry and the built-ins.
 //! - [`codegen`]: message structs + ring harness + handler → WGSL, and compile errors at the
 //!   user's line and column.
-//! - [`queue`]: host staging queues and the GPU control block layout.
+//! - [`queue`]: host staging queues and the GPU ring header and counters.
 //! - [`backend`]: the wgpu device, per-kernel GPU resources, readback.
 //! - [`runtime`]: the kernel table and every public operation (lifecycle, messaging, queries).
 //! - [`correlation`]: sequence numbers that pair each `call` with its answer.

@@ -11,8 +11,8 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
-/// Where a kernel is in its life. Explicit discriminants because the value is also written to
-/// the GPU control block and reported in telemetry.
+/// Where a kernel is in its life. Explicit discriminants: the order is the lifecycle's, and
+/// telemetry and metrics report it.
 #[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum KernelState {

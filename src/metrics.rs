@@ -111,7 +111,7 @@ const KERNEL_FAMILIES: &[Family] = &[
     },
     Family {
         name: "ringkernel_gpu_memory_bytes",
-        help: "GPU memory held by the kernel's rings and control block.",
+        help: "GPU memory held by the kernel's rings, their header and counters, and its state.",
         kind: "gauge",
         value: |k| k.gpu_memory_bytes as f64,
     },

@@ -1,5 +1,5 @@
 //! Queues: the bounded host-side FIFOs that stage packed messages, and the layout of the
-//! GPU-resident control block that holds the ring indices and counters.
+//! header and counters that sit in front of the GPU rings.
 
 use std::collections::VecDeque;
 

@@ -1,5 +1,5 @@
 //! Telemetry: counted on the GPU where the work happens (processed, dropped, dispatches, read
-//! back from each kernel's control block every tick) and on the host where it happens (sent,
+//! back with every tick's answers) and on the host where it happens (sent,
 //! received, refused, queue depths, bytes moved, send→answer latency).
 //!
 //! Field names follow PyDotCompute's `KernelTelemetry` (messages, errors, throughput, uptime)
@@ -46,7 +46,7 @@ pub struct KernelTelemetry {
     pub output_queue_depth: usize,
     pub bytes_to_device: u64,
     pub bytes_from_device: u64,
-    /// GPU memory held by the kernel's rings and control block.
+    /// GPU memory held by the kernel's rings, their header and counters, and its state.
     pub gpu_memory_bytes: u64,
     /// Milliseconds since the kernel was launched.
     pub uptime_ms: f64,
@@ -133,7 +133,7 @@ impl Default for LatencyRecorder {
     }
 }
 
-/// Counters the host keeps for one kernel; GPU counters are copied in from the control block.
+/// Counters the host keeps for one kernel; GPU counters are copied in with every readback.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Counters {
     pub messages_sent: u64,

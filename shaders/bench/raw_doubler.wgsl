@@ -1,5 +1,5 @@
 // Raw doubler: the hand-written baseline `bench` holds the runtime against. No ring, no
-// control block, no counters: each invocation doubles values i, i + grid, ... of one batch.
+// header, no counters: each invocation doubles values i, i + grid, ... of one batch.
 // Bindings: 0 the batch (read), 1 the doubled values (read_write); both exactly batch-sized,
 // so arrayLength is the message count.
 // Keep WORKGROUP_SIZE in native/src/bench/raw.rs equal to @workgroup_size.

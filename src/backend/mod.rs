@@ -1,6 +1,6 @@
 //! Backends that run ring kernels:
 //! - [`gpu`]: wgpu, on the browser's WebGPU or natively on Vulkan, Metal, DX12 and GL. Rings,
-//!   control block and state live in GPU memory.
+//!   headers, counters and state live in GPU memory.
 //! - [`cpu`]: host handlers (Rust natively, JavaScript functions in the browser) behind the same
 //!   lifecycle, queues and telemetry, for machines and browsers without a GPU adapter.
 //!
@@ -118,7 +118,8 @@ impl KernelExec {
         }
     }
 
-    /// Device memory held by the kernel's rings, control block and state (0 on the CPU).
+    /// Device memory held by the kernel's rings (with their header and counters) and state (0 on
+    /// the CPU).
     pub fn device_bytes(&self) -> u64 {
         match self {
             KernelExec::Gpu(gpu) => gpu.gpu_bytes(),
