@@ -882,9 +882,8 @@ async fn concurrent_launches_each_get_their_own_compile_result() {
     let rt = js_runtime().await;
     let request = object(&[("name", "ManyIn".into()), ("fields", object(&[("value", "i32".into())]))]);
     let response = object(&[("name", "ManyOut".into()), ("fields", object(&[("result", "i32".into())]))]);
-    let definition = |wgsl: &str| {
-        object(&[("input", request.clone()), ("output", response.clone()), ("wgsl", wgsl.into())])
-    };
+    let definition =
+        |wgsl: &str| object(&[("input", request.clone()), ("output", response.clone()), ("wgsl", wgsl.into())]);
     let good = "fn handle(m: ManyIn) -> ManyOut { return ManyOut(m.value + 1); }";
     let bad = "fn handle(m: ManyIn) -> ManyOut { return ManyOut(m.missing); }";
     let launches: Vec<Promise> = (0..8)
