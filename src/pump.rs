@@ -288,27 +288,24 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
             let ring = gpu_kernel(&kernels[&p.id]);
             let answers = if p.forward.is_some() { 0 } else { p.pending };
             let stride = p.output_stride;
-            if p.head % ring.slots == 0 {
-                // Counters and answers are contiguous: one copy.
-                let len = RingCounters::SIZE + answers as u64 * stride;
-                encoder.copy_buffer_to_buffer(&ring.output_ring, 0, &readback, p.offset, len);
-            } else {
-                encoder.copy_buffer_to_buffer(&ring.output_ring, 0, &readback, p.offset, RingCounters::SIZE);
-                let mut dst = p.offset + RingCounters::SIZE;
+            // Starting at slot 0, the answers lie right behind the counters: one copy for both.
+            let contiguous = p.head % ring.slots == 0;
+            let first_copy = RingCounters::SIZE + if contiguous { answers as u64 * stride } else { 0 };
+            encoder.copy_buffer_to_buffer(&ring.output_ring, 0, &readback, p.offset, first_copy);
+            // Otherwise slot runs of `buffer` (per-slot data from `base` on) go behind the counters.
+            let mut copy_slots = |buffer: &wgpu::Buffer, base: u64, stride: u64, mut dst: u64| {
                 for segment in ring_segments(p.head, answers, ring.slots) {
-                    let (src, len) =
-                        (RingCounters::SIZE + segment.start as u64 * stride, segment.len() as u64 * stride);
-                    encoder.copy_buffer_to_buffer(&ring.output_ring, src, &readback, dst, len);
+                    let len = segment.len() as u64 * stride;
+                    encoder.copy_buffer_to_buffer(buffer, base + segment.start as u64 * stride, &readback, dst, len);
                     dst += len;
                 }
+            };
+            let answers_at = p.offset + RingCounters::SIZE;
+            if !contiguous {
+                copy_slots(&ring.output_ring, RingCounters::SIZE, stride, answers_at);
             }
-            if let Some(kept) = ring.kept.as_ref().filter(|_| answers > 0) {
-                let mut dst = p.offset + RingCounters::SIZE + answers as u64 * stride;
-                for segment in ring_segments(p.head, answers, ring.slots) {
-                    let len = segment.len() as u64 * 4;
-                    encoder.copy_buffer_to_buffer(kept, segment.start as u64 * 4, &readback, dst, len);
-                    dst += len;
-                }
+            if let Some(kept) = &ring.kept {
+                copy_slots(kept, 0, 4, answers_at + answers as u64 * stride);
             }
         }
         gpu.queue.submit([encoder.finish()]);
@@ -406,12 +403,12 @@ fn cpu_tick(shared: &Shared) -> bool {
             kernel.changed.notify(usize::MAX);
             runs.push((id, kernel.instance, host, inputs));
         }
+        table.ticks += !runs.is_empty() as u64;
         runs
     };
     if runs.is_empty() {
         return false;
     }
-    shared.lock().ticks += 1;
     let answered: Vec<_> =
         runs.into_iter().map(|(id, instance, host, inputs)| (id, instance, host.run(&inputs))).collect();
 

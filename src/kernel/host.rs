@@ -25,16 +25,11 @@ pub trait HostHandler: Send + Sync {
 
     /// Answers a run of messages in order. Override to pay per-run costs once (the JavaScript
     /// adapter copies `state` across the boundary once per run, not per message).
-    fn handle_run(&self, run: HostRun<'_>) -> RunReport {
-        let mut report = RunReport::default();
-        let inputs = run.inputs.chunks_exact(run.input_stride);
-        let outputs = run.outputs.chunks_exact_mut(run.output_stride);
-        for ((input, output), kept) in inputs.zip(outputs).zip(run.kept.iter_mut()) {
-            let outcome = catch_unwind(AssertUnwindSafe(|| self.handle(input, output, run.state)))
-                .unwrap_or_else(|panic| Err(panic_text(&panic)));
-            *kept = report.record(outcome) as u32;
-        }
-        report
+    fn handle_run(&self, mut run: HostRun<'_>) -> RunReport {
+        run.answer_each(|input, output, state| {
+            catch_unwind(AssertUnwindSafe(|| self.handle(input, output, state)))
+                .unwrap_or_else(|panic| Err(panic_text(&panic)))
+        })
     }
 
     /// Checks the handler against the kernel's layouts before launch (e.g. the size of the
@@ -62,6 +57,20 @@ pub struct HostRun<'a> {
     pub output_stride: usize,
     pub kept: &'a mut [u32],
     pub state: &'a mut [u32],
+}
+
+impl HostRun<'_> {
+    /// Answers every message in order with `answer(input, output, state)`, setting its kept
+    /// flag and counting what was dropped or failed.
+    pub fn answer_each(&mut self, mut answer: impl FnMut(&[u8], &mut [u8], &mut [u32]) -> HostOutcome) -> RunReport {
+        let mut report = RunReport::default();
+        let inputs = self.inputs.chunks_exact(self.input_stride);
+        let outputs = self.outputs.chunks_exact_mut(self.output_stride);
+        for ((input, output), kept) in inputs.zip(outputs).zip(self.kept.iter_mut()) {
+            *kept = report.record(answer(input, output, self.state)) as u32;
+        }
+        report
+    }
 }
 
 /// How a run went: dropped on purpose, failed, and the first failure's text.

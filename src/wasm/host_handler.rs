@@ -91,14 +91,9 @@ impl HostHandler for JsHostHandler {
     }
 
     /// One state copy each way per run, not per message.
-    fn handle_run(&self, run: HostRun<'_>) -> RunReport {
+    fn handle_run(&self, mut run: HostRun<'_>) -> RunReport {
         let state_array = self.state_array(run.state);
-        let mut report = RunReport::default();
-        let inputs = run.inputs.chunks_exact(run.input_stride);
-        let outputs = run.outputs.chunks_exact_mut(run.output_stride);
-        for ((input, output), kept) in inputs.zip(outputs).zip(run.kept.iter_mut()) {
-            *kept = report.record(self.call(input, output, &state_array)) as u32;
-        }
+        let report = run.answer_each(|input, output, _| self.call(input, output, &state_array));
         Self::write_back(&state_array, run.state);
         report
     }
