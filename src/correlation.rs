@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use futures_channel::oneshot;
 
+use crate::error::Error;
 use crate::queue::PackedQueue;
 use crate::telemetry::Counters;
 
@@ -23,6 +24,9 @@ pub type Sequence = u64;
 
 /// What a `call` gets: the answer's bytes, or `None` when the handler dropped the message.
 pub type Answer = Option<Vec<u8>>;
+
+/// What reaches a waiting `call`: its answer, or why it will not get one (the device was lost).
+pub type Reply = Result<Answer, Error>;
 
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
@@ -33,7 +37,7 @@ pub(crate) struct Ledger {
     /// Send times of unanswered messages, run-length encoded (a batch shares one time).
     sent_at: VecDeque<(f64, u64)>,
     /// `call`s waiting for their answer.
-    calls: BTreeMap<Sequence, oneshot::Sender<Answer>>,
+    calls: BTreeMap<Sequence, oneshot::Sender<Reply>>,
     /// `call`s that timed out; their answers are discarded (and counted) when they arrive.
     abandoned: BTreeSet<Sequence>,
 }
@@ -58,22 +62,59 @@ impl Ledger {
     }
 
     /// Routes the answer to message `seq` to the returned receiver instead of the output queue.
-    pub fn expect_answer(&mut self, seq: Sequence) -> oneshot::Receiver<Answer> {
+    pub fn expect_answer(&mut self, seq: Sequence) -> oneshot::Receiver<Reply> {
         let (sender, receiver) = oneshot::channel();
         self.calls.insert(seq, sender);
         receiver
     }
 
     /// A caller gave up waiting for `seq`.
-    pub fn abandon(&mut self, seq: Sequence, mut receiver: oneshot::Receiver<Answer>) -> Abandon {
+    pub fn abandon(&mut self, seq: Sequence, mut receiver: oneshot::Receiver<Reply>) -> Abandon {
         if self.calls.remove(&seq).is_some() {
             self.abandoned.insert(seq);
             return Abandon::Pending;
         }
         match receiver.try_recv() {
-            Ok(Some(answer)) => Abandon::Answered(answer),
+            Ok(Some(Ok(answer))) => Abandon::Answered(answer),
             _ => Abandon::Pending,
         }
+    }
+
+    /// Every waiting `call` fails with `error` now; its message stays queued and is processed
+    /// later, and its answer is then discarded (and counted), as for a call that timed out.
+    pub fn abandon_calls(&mut self, error: &Error) {
+        for (seq, caller) in std::mem::take(&mut self.calls) {
+            let _ = caller.send(Err(error.clone()));
+            self.abandoned.insert(seq);
+        }
+    }
+
+    /// Messages `first .. first + count` will never be answered (a connected kernel's input
+    /// that was on a lost device: its feeder processes the messages again and forwards fresh
+    /// copies). Later numbers close the gap, so answers keep pairing with their messages.
+    pub fn void(&mut self, first: Sequence, count: u64) {
+        debug_assert!(first >= self.answered && first + count <= self.next);
+        let end = first + count;
+        let renumber = |seq: Sequence| match seq {
+            _ if seq < first => Some(seq),
+            _ if seq < end => None,
+            _ => Some(seq - count),
+        };
+        let calls = std::mem::take(&mut self.calls);
+        self.calls = calls.into_iter().filter_map(|(seq, caller)| Some((renumber(seq)?, caller))).collect();
+        self.abandoned = self.abandoned.iter().filter_map(|&seq| renumber(seq)).collect();
+        // Cut the voided messages out of the send-time runs (which start at `answered`).
+        let mut at = self.answered;
+        let mut runs = VecDeque::with_capacity(self.sent_at.len());
+        for (time, run) in self.sent_at.drain(..) {
+            let overlap = end.min(at + run).saturating_sub(first.max(at));
+            if run > overlap {
+                runs.push_back((time, run - overlap));
+            }
+            at += run;
+        }
+        self.sent_at = runs;
+        self.next -= count;
     }
 
     /// Delivers answers in arrival order: registered calls get theirs, the rest go to `outbox`.
@@ -111,7 +152,7 @@ impl Ledger {
                 }
                 // A caller that vanished without abandoning (its future was dropped) loses
                 // nothing it still wanted.
-                let _ = caller.send(was_kept.then(|| answer.to_vec()));
+                let _ = caller.send(Ok(was_kept.then(|| answer.to_vec())));
             } else if self.abandoned.remove(&seq) {
                 counters.answers_abandoned += was_kept as u64;
             } else if was_kept {
@@ -180,7 +221,7 @@ mod tests {
         assert_eq!(ledger.accept(1, 2.0), 3); // a plain send: 3
         let to_outbox = ledger.deliver(&answers(&[10, 11, 12, 13]), 4, None, &mut outbox, &mut counters, 5.0);
         assert_eq!(to_outbox, 3);
-        assert_eq!(call.try_recv().unwrap(), Some(Some(answers(&[12]))));
+        assert_eq!(call.try_recv().unwrap(), Some(Ok(Some(answers(&[12])))));
         assert_eq!(outbox.pop_many(8), answers(&[10, 11, 13]));
         let latency = counters.latency.unwrap().summary();
         assert_eq!(latency.count, 4);
@@ -199,6 +240,38 @@ mod tests {
         assert_eq!(ledger.deliver(&answers(&[1, 2]), 4, None, &mut outbox, &mut counters, 1.0), 1);
         assert_eq!(counters.answers_abandoned, 1);
         assert_eq!(outbox.pop_many(8), answers(&[2]));
+    }
+
+    #[test]
+    fn voided_messages_close_their_gap_and_calls_keep_their_answers() {
+        let mut ledger = Ledger::default();
+        let mut outbox = PackedQueue::new(4, 16);
+        let mut counters = Counters { latency: Some(Default::default()), ..Default::default() };
+        ledger.accept(1, 0.0); // 0: a host send
+        ledger.accept(2, 1.0); // 1, 2: forwarded, then lost with the device
+        let seq = ledger.accept(1, 2.0); // 3: a call
+        let mut call = ledger.expect_answer(seq);
+        ledger.void(1, 2);
+        assert_eq!(ledger.accept(1, 3.0), 2, "numbers continue after the closed gap");
+        ledger.deliver(&answers(&[10, 11, 12]), 4, None, &mut outbox, &mut counters, 4.0);
+        assert_eq!(call.try_recv().unwrap(), Some(Ok(Some(answers(&[11])))));
+        assert_eq!(outbox.pop_many(8), answers(&[10, 12]));
+        assert!((counters.latency.unwrap().summary().sum_ms - (4.0 + 2.0 + 1.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn calls_abandoned_for_a_lost_device_hear_why_and_their_answers_are_discarded() {
+        let mut ledger = Ledger::default();
+        let mut outbox = PackedQueue::new(4, 16);
+        let mut counters = Counters::default();
+        let seq = ledger.accept(1, 0.0);
+        let mut call = ledger.expect_answer(seq);
+        let lost = Error::DeviceLost { reason: "test".into() };
+        ledger.abandon_calls(&lost);
+        assert_eq!(call.try_recv().unwrap(), Some(Err(lost)));
+        ledger.deliver(&answers(&[5]), 4, None, &mut outbox, &mut counters, 1.0);
+        assert_eq!(counters.answers_abandoned, 1);
+        assert!(outbox.is_empty());
     }
 
     #[test]
@@ -222,7 +295,7 @@ mod tests {
         let kept = answers(&[1, 0, 0]);
         assert_eq!(ledger.deliver(&answers(&[5, 6, 7]), 4, Some(&kept), &mut outbox, &mut counters, 1.0), 1);
         assert_eq!(outbox.pop_many(8), answers(&[5]));
-        assert_eq!(call.try_recv().unwrap(), Some(None));
+        assert_eq!(call.try_recv().unwrap(), Some(Ok(None)));
         assert_eq!(counters.messages_received, 0);
     }
 }

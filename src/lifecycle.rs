@@ -3,9 +3,13 @@
 //! ```text
 //! CREATED ─launch→ LAUNCHED ─activate→ ACTIVE ⇄ DEACTIVATED (deactivate / reactivate)
 //! LAUNCHED | ACTIVE | DEACTIVATED ─terminate→ TERMINATING ─(drained)→ TERMINATED
+//! LAUNCHED | ACTIVE | DEACTIVATED | TERMINATING ─(device lost)→ FAILED
+//! FAILED ─recover→ the state it failed in;  FAILED ─terminate→ TERMINATING
 //! ```
-//! The table is PyDotCompute's. A terminated kernel never restarts; its id can be launched again
-//! once the runtime has removed it (`Runtime::remove`).
+//! The table is PyDotCompute's, plus `Failed`: the GPU device was lost and the kernel waits,
+//! with its queued and unanswered messages, for `Runtime::recover` to relaunch it on a new
+//! device. A terminated kernel never restarts; its id can be launched again once the runtime has
+//! removed it (`Runtime::remove`).
 
 use std::fmt;
 
@@ -22,9 +26,13 @@ pub enum KernelState {
     Deactivated = 3,
     Terminating = 4,
     Terminated = 5,
+    /// The device was lost; `recover` returns the kernel to the state it failed in.
+    Failed = 6,
 }
 
-/// What a caller asks of a kernel. `Finish` is the runtime's own step out of `Terminating`.
+/// What a caller asks of a kernel. `Finish` (out of `Terminating`) and `Fail` (the device was
+/// lost) are the runtime's own steps; `Recover` returns a failed kernel to where it was, which
+/// the table cannot know, so the runtime keeps that state aside (see [`KernelState::next`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     Launch,
@@ -38,16 +46,19 @@ pub enum Action {
     Remove,
     ReadState,
     Connect,
+    Fail,
+    Recover,
 }
 
 impl KernelState {
-    pub const ALL: [KernelState; 6] = [
+    pub const ALL: [KernelState; 7] = [
         KernelState::Created,
         KernelState::Launched,
         KernelState::Active,
         KernelState::Deactivated,
         KernelState::Terminating,
         KernelState::Terminated,
+        KernelState::Failed,
     ];
 
     /// The lowercase name used by the JavaScript API.
@@ -59,10 +70,13 @@ impl KernelState {
             KernelState::Deactivated => "deactivated",
             KernelState::Terminating => "terminating",
             KernelState::Terminated => "terminated",
+            KernelState::Failed => "failed",
         }
     }
 
-    /// The transition table. `None` means the action is illegal in this state.
+    /// The transition table. `None` means the action is illegal in this state. `Recover` is
+    /// legal only from `Failed` and leads back to the state the kernel failed in, which the
+    /// runtime remembers; the table answers `Failed` for it.
     pub fn next(self, action: Action) -> Option<KernelState> {
         use Action::*;
         use KernelState::*;
@@ -71,16 +85,18 @@ impl KernelState {
             (Launched, Activate) => Some(Active),
             (Active, Deactivate) => Some(Deactivated),
             (Deactivated, Reactivate) => Some(Active),
-            (Launched | Active | Deactivated, Terminate) => Some(Terminating),
-            (Terminating, Finish) => Some(Terminated),
+            (Launched | Active | Deactivated | Failed, Terminate) => Some(Terminating),
+            (Terminating | Failed, Finish) => Some(Terminated),
+            (Launched | Active | Deactivated | Terminating, Fail) => Some(Failed),
+            (Failed, Recover) => Some(Failed),
             _ => None,
         }
     }
 
-    /// Whether messages may be queued for a kernel in this state. Deactivated kernels keep
-    /// accepting: their input waits on the host until reactivation.
+    /// Whether messages may be queued for a kernel in this state. Deactivated and failed
+    /// kernels keep accepting: their input waits on the host until reactivation or recovery.
     pub fn accepts_messages(self) -> bool {
-        matches!(self, KernelState::Launched | KernelState::Active | KernelState::Deactivated)
+        matches!(self, KernelState::Launched | KernelState::Active | KernelState::Deactivated | KernelState::Failed)
     }
 }
 
@@ -145,6 +161,8 @@ impl fmt::Display for Action {
             Action::Remove => "remove",
             Action::ReadState => "read state",
             Action::Connect => "connect",
+            Action::Fail => "fail",
+            Action::Recover => "recover",
         })
     }
 }
@@ -155,8 +173,16 @@ mod tests {
     use KernelState::*;
 
     /// Every action that moves a kernel between states.
-    const LIFECYCLE_ACTIONS: [Action; 6] =
-        [Action::Launch, Action::Activate, Action::Deactivate, Action::Reactivate, Action::Terminate, Action::Finish];
+    const LIFECYCLE_ACTIONS: [Action; 8] = [
+        Action::Launch,
+        Action::Activate,
+        Action::Deactivate,
+        Action::Reactivate,
+        Action::Terminate,
+        Action::Finish,
+        Action::Fail,
+        Action::Recover,
+    ];
 
     /// Every (state, action) pair of the lifecycle, checked against the table written out by hand
     /// from PyDotCompute's documentation.
@@ -171,6 +197,13 @@ mod tests {
             (Deactivated, Action::Terminate, Terminating),
             (Launched, Action::Terminate, Terminating),
             (Terminating, Action::Finish, Terminated),
+            (Launched, Action::Fail, Failed),
+            (Active, Action::Fail, Failed),
+            (Deactivated, Action::Fail, Failed),
+            (Terminating, Action::Fail, Failed),
+            (Failed, Action::Recover, Failed),
+            (Failed, Action::Terminate, Terminating),
+            (Failed, Action::Finish, Terminated),
         ];
         let mut legal_seen = 0;
         for from in KernelState::ALL {
@@ -193,13 +226,14 @@ mod tests {
         assert_eq!(legal_seen, legal.len());
     }
 
-    /// The 6×6 state matrix: a state can reach another in one step only along the table.
+    /// The 7×7 state matrix: a state can reach another in one step only along the table
+    /// (recovery's way back out of `Failed` is the runtime's, not the table's).
     #[test]
     fn state_to_state_reachability() {
         let mut edges = 0;
         for from in KernelState::ALL {
             for to in KernelState::ALL {
-                let reachable = LIFECYCLE_ACTIONS.iter().any(|a| from.next(*a) == Some(to));
+                let reachable = LIFECYCLE_ACTIONS.iter().any(|a| from.next(*a) == Some(to) && from != to);
                 let expected = matches!(
                     (from, to),
                     (Created, Launched)
@@ -207,13 +241,15 @@ mod tests {
                         | (Active, Deactivated)
                         | (Deactivated, Active)
                         | (Launched | Active | Deactivated, Terminating)
-                        | (Terminating, Terminated)
+                        | (Terminating | Failed, Terminated)
+                        | (Launched | Active | Deactivated | Terminating, Failed)
+                        | (Failed, Terminating)
                 );
                 assert_eq!(reachable, expected, "{from} -> {to}");
                 edges += reachable as usize;
             }
         }
-        assert_eq!(edges, 8);
+        assert_eq!(edges, 14);
     }
 
     #[test]

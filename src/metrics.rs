@@ -148,6 +148,27 @@ pub fn render(summary: &RuntimeSummary) -> String {
     let _ = writeln!(out, "ringkernel_kernels {}", summary.kernel_count);
     header(&mut out, "ringkernel_ticks_total", "Pump ticks that did work (one submit and readback each).", "counter");
     let _ = writeln!(out, "ringkernel_ticks_total {}", summary.ticks);
+    let runtime_samples: [(&str, &str, &str, f64); 5] = [
+        ("ringkernel_gpu_buffers", "GPU buffers the runtime holds.", "gauge", summary.gpu_buffer_count as f64),
+        ("ringkernel_gpu_buffer_bytes", "Bytes of those GPU buffers.", "gauge", summary.gpu_buffer_bytes as f64),
+        (
+            "ringkernel_device_lost",
+            "1 while the device is lost and kernels wait for recovery.",
+            "gauge",
+            summary.device.lost.is_some() as u8 as f64,
+        ),
+        ("ringkernel_device_losses_total", "Times the GPU device was lost.", "counter", summary.device.losses as f64),
+        (
+            "ringkernel_device_recoveries_total",
+            "Recoveries onto a new device.",
+            "counter",
+            summary.device.recoveries as f64,
+        ),
+    ];
+    for (name, help, kind, value) in runtime_samples {
+        header(&mut out, name, help, kind);
+        let _ = writeln!(out, "{name} {}", number(value));
+    }
 
     header(
         &mut out,

@@ -5,9 +5,13 @@
 //! header saying where it starts and how much there is, into the kernel's input ring (one
 //! `writeBuffer` per kernel), encodes one bounded dispatch per kernel (one compute pass per
 //! pipeline stage, with ring-to-ring copies between stages for connected kernels), copies every
-//! kernel's counters and answers into one readback buffer (one copy per kernel), submits once
-//! and maps once. On the `cpu` backend, each tick hands every running
-//! kernel's staged input to its host handler as one run, then yields to the event loop.
+//! kernel's counters and answers (and the state array of kernels that have one, as the
+//! checkpoint recovery restores) into one readback buffer, submits once and maps once. Input
+//! written to the GPU stays held on the host until its answers arrive. On the `cpu` backend,
+//! each tick hands every running kernel's staged input to its host handler as one run, then
+//! yields to the event loop.
+//!
+//! A tick that fails because the device was lost hands over to [`crate::runtime::recovery`].
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,6 +22,7 @@ use crate::error::Result;
 use crate::lifecycle::KernelState;
 use crate::platform;
 use crate::queue::{ring_copy_pieces, ring_segments, PackedQueue, RingCounters, RingHeader};
+use crate::runtime::recovery;
 use crate::runtime::{Kernel, Shared, Table};
 
 /// One kernel's share of a GPU tick.
@@ -38,40 +43,46 @@ struct Planned {
     forward: Option<(String, u32)>,
     /// The compute pass it is dispatched in: 0, or one after the kernel that feeds it.
     level: usize,
+    /// Where the state checkpoint lies in the readback buffer, and its size.
+    state_at: Option<(u64, u64)>,
 }
 
-/// Runs until the runtime is dropped or disposed, or the device fails.
+/// Runs until the runtime is dropped or disposed. A lost device does not stop it: it idles
+/// until recovery (or recovers itself, with `auto_recover`).
 pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut auto_recovery_attempts = 0;
     loop {
         let listener = shared.wake_pump.listen();
         if shared.shutdown.load(Ordering::SeqCst) {
             return;
         }
-        let ticked = match &shared.device {
-            Device::Gpu(gpu) => gpu_tick(&shared, gpu).await,
+        let device = shared.device();
+        let ticked = match &*device {
+            Device::Gpu(gpu) => gpu_tick(&shared, &device, gpu).await,
             Device::Cpu(_) => {
                 let ran = cpu_tick(&shared);
                 if ran {
                     // Host handlers run on the caller's thread in the browser: let the page breathe.
                     platform::yield_to_event_loop().await;
                 }
-                Ok(ran)
+                ran
             }
         };
-        match ticked {
-            Ok(true) => continue,
-            Ok(false) => listener.await,
-            Err(error) => {
-                let mut table = shared.lock();
-                table.fatal.get_or_insert(error);
-                for kernel in table.kernels.values_mut() {
-                    // Waiting calls wake up and report the fatal error.
-                    kernel.ledger.cancel_unanswered();
-                    kernel.changed.notify(usize::MAX);
-                }
-                return;
-            }
+        if ticked {
+            continue;
         }
+        if shared.options.auto_recover && shared.lock().lost.is_some() {
+            if auto_recovery_attempts < recovery::AUTO_RECOVERY_DELAYS_MS.len() {
+                platform::sleep_ms(recovery::AUTO_RECOVERY_DELAYS_MS[auto_recovery_attempts]).await;
+                auto_recovery_attempts += 1;
+                // A failed attempt is recorded in the summary; the next one follows.
+                let _ = recovery::recover_device(&shared).await;
+                continue;
+            }
+        } else {
+            auto_recovery_attempts = 0;
+        }
+        listener.await;
     }
 }
 
@@ -83,7 +94,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 fn share_of_tick(kernel: &Kernel, slots: u32) -> Option<(usize, u32)> {
     let draining = kernel.state == KernelState::Terminating;
     let in_flight = kernel.in_flight();
-    let room = slots - in_flight;
+    let room = slots.min(kernel.max_batch).saturating_sub(in_flight);
     let out_room = if draining { usize::MAX } else { kernel.outbox.free().saturating_sub(in_flight as usize) };
     let take = kernel.inbox.len().min(room as usize).min(out_room);
     let pending = in_flight + take as u32;
@@ -128,10 +139,10 @@ fn depth(table: &Table, id: &str) -> usize {
 }
 
 /// Moves a tick's header and the first `take` messages of `inbox` into `ring`'s input buffer,
-/// the messages from free-running index `at` on. When they start at slot 0 (always, unless
-/// earlier messages are still unanswered) header and messages are contiguous: they are copied
-/// straight from the inbox into wgpu's staging memory and go up in one write. Returns the bytes
-/// written.
+/// the messages from free-running index `at` on; the inbox holds them until they are answered.
+/// When they start at slot 0 (always, unless earlier messages are still unanswered) header and
+/// messages are contiguous: they are copied straight from the inbox into wgpu's staging memory
+/// and go up in one write. Returns the bytes written.
 fn write_input(
     queue: &wgpu::Queue,
     ring: &GpuKernel,
@@ -152,12 +163,14 @@ fn write_input(
             view.slice(h..h + first.len()).copy_from_slice(first);
             view.slice(h + first.len()..).copy_from_slice(second);
             drop(view);
-            inbox.discard(take);
+            inbox.hold(take);
             return size;
         }
     }
     queue.write_buffer(&ring.input_ring, 0, header);
-    let staged = inbox.pop_many(take);
+    let (first, second) = inbox.front(take);
+    let staged = [first, second].concat();
+    inbox.hold(take);
     let mut written = 0u64;
     for segment in ring_segments(at, take as u32, ring.slots) {
         let len = segment.len() as u64 * stride;
@@ -168,10 +181,27 @@ fn write_input(
     size
 }
 
-/// One GPU tick. Returns whether any GPU work was done.
-async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
+/// One GPU tick on `device` (whose context is `gpu`). Returns whether it did anything: GPU
+/// work, or handling the loss of the device.
+async fn gpu_tick(shared: &Shared, device: &Arc<Device>, gpu: &GpuContext) -> bool {
+    let generation = shared.lock().generation;
+    match run_gpu_tick(shared, device, gpu, generation).await {
+        Ok(ticked) => ticked,
+        Err(error) => {
+            recovery::fail_device(shared, error, generation);
+            true
+        }
+    }
+}
+
+async fn run_gpu_tick(shared: &Shared, device: &Arc<Device>, gpu: &GpuContext, generation: u64) -> Result<bool> {
     let (readback, plan, used) = {
         let mut table = shared.lock();
+        // Lost and not yet recovered, or recovered since `device` was fetched: nothing to do
+        // here (kernels' resources belong to the device of the current generation).
+        if table.lost.is_some() || table.generation != generation || !Arc::ptr_eq(device, &shared.device()) {
+            return Ok(false);
+        }
         gpu.check_fault()?;
         let now = platform::now_ms();
         let mut plan: Vec<Planned> = Vec::new();
@@ -200,7 +230,7 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
                 (None, Some(room)) => kernel
                     .inbox
                     .len()
-                    .min((ring.slots - in_flight) as usize)
+                    .min(ring.slots.min(kernel.max_batch).saturating_sub(in_flight) as usize)
                     .min(room.saturating_sub(in_flight as usize)),
                 (None, None) => match share_of_tick(kernel, ring.slots) {
                     Some((take, _)) => take,
@@ -221,7 +251,8 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
                 // The feeder's answers are copied in behind this tick's own messages.
                 plan[feeder].forward = Some((id.clone(), kernel.gpu_tail));
                 level = plan[feeder].level + 1;
-                kernel.ledger.accept(count as u64, now);
+                let first = kernel.ledger.accept(count as u64, now);
+                kernel.forwarded_in_flight = Some((first, count as u64));
                 kernel.gpu_tail = kernel.gpu_tail.wrapping_add(count);
             }
             kernel.counters.bytes_to_device += written;
@@ -234,6 +265,10 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
                 incoming.insert(down, (plan.len(), pending));
             }
             let read_back_answers = !forwards as u64;
+            let answers_end = used
+                + RingCounters::SIZE
+                + read_back_answers * pending as u64 * (ring.output_stride + 4 * ring.kept.is_some() as u64);
+            let state_at = ring.state.as_ref().map(|state| (answers_end, state.size()));
             plan.push(Planned {
                 id,
                 instance: kernel.instance,
@@ -244,16 +279,16 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
                 drops: ring.kept.is_some(),
                 forward: None,
                 level,
+                state_at,
             });
-            used += RingCounters::SIZE
-                + read_back_answers * pending as u64 * (ring.output_stride + 4 * ring.kept.is_some() as u64);
+            used = answers_end + state_at.map_or(0, |(_, size)| size);
         }
         if plan.is_empty() {
             return Ok(false);
         }
 
         let Table { kernels, readback, .. } = &mut *table;
-        let readback = readback.reserve(&gpu.device, used);
+        let readback = readback.reserve(gpu, used);
         let mut encoder =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ring tick") });
         // One compute pass per pipeline stage; between passes, each stage's answers are copied
@@ -307,21 +342,29 @@ async fn gpu_tick(shared: &Shared, gpu: &GpuContext) -> Result<bool> {
             if let Some(kept) = &ring.kept {
                 copy_slots(kept, 0, 4, answers_at + answers as u64 * stride);
             }
+            if let (Some(state), Some((at, size))) = (&ring.state, p.state_at) {
+                encoder.copy_buffer_to_buffer(state, 0, &readback, at, size);
+            }
         }
         gpu.queue.submit([encoder.finish()]);
         table.ticks += 1;
         (readback, plan, used)
     };
 
-    read_back_with(gpu, &readback, used, |bytes| deliver_gpu_tick(shared, plan, bytes)).await?;
+    read_back_with(gpu, &readback, used, |bytes| deliver_gpu_tick(shared, plan, bytes, generation)).await?;
     Ok(true)
 }
 
 /// Hands every planned kernel what its tick produced, straight from the mapped readback.
-fn deliver_gpu_tick(shared: &Shared, plan: Vec<Planned>, bytes: &[u8]) {
+fn deliver_gpu_tick(shared: &Shared, plan: Vec<Planned>, bytes: &[u8], generation: u64) {
     let now = platform::now_ms();
     let wall_clock = platform::unix_time_ms();
     let mut table = shared.lock();
+    if table.generation != generation {
+        // The device was declared lost while this tick ran: its input was put back in line
+        // and will be processed again from the last checkpoint, so its answers must not count.
+        return;
+    }
     for p in plan {
         // Skip a kernel that was terminated (its unanswered messages were counted then) or
         // removed and launched again while this tick was on the GPU.
@@ -333,7 +376,9 @@ fn deliver_gpu_tick(shared: &Shared, plan: Vec<Planned>, bytes: &[u8]) {
         let gpu_counters: RingCounters = bytemuck::pod_read_unaligned(&bytes[at..at + RingCounters::SIZE as usize]);
         // The GPU counts what it processed; anything not answered stays in the ring for the
         // next tick (only if the dispatch did not run at all).
-        let processed = gpu_counters.processed().saturating_sub(kernel.counters.messages_processed);
+        let (processed_before, dropped_before, dispatches_before) = kernel.counted_before;
+        let processed_total = processed_before + gpu_counters.processed();
+        let processed = processed_total.saturating_sub(kernel.counters.messages_processed);
         let answered = processed.min(p.pending as u64) as u32;
         let Kernel { ledger, outbox, counters, .. } = kernel;
         let read = if p.forward.is_some() {
@@ -348,10 +393,25 @@ fn deliver_gpu_tick(shared: &Shared, plan: Vec<Planned>, bytes: &[u8]) {
             len + kept.map_or(0, <[u8]>::len)
         };
         kernel.gpu_head = p.head.wrapping_add(answered);
+        // Answered input is no longer needed for a replay. A dispatch answers all it was given
+        // or (if it did not run) nothing.
+        if answered == p.pending {
+            let held = kernel.inbox.held();
+            kernel.inbox.release(held);
+            kernel.forwarded_in_flight = None;
+        } else {
+            kernel.inbox.release(answered as usize);
+        }
+        if let Some((at, size)) = p.state_at.filter(|_| answered > 0) {
+            let state = &bytes[at as usize..(at + size) as usize];
+            let checkpoint = kernel.checkpoint.get_or_insert_with(Vec::new);
+            checkpoint.clear();
+            checkpoint.extend_from_slice(state);
+        }
         let c = &mut kernel.counters;
-        c.messages_processed = gpu_counters.processed();
-        c.messages_dropped = gpu_counters.dropped();
-        c.dispatches = gpu_counters.dispatches as u64;
+        c.messages_processed = processed_total;
+        c.messages_dropped = dropped_before + gpu_counters.dropped();
+        c.dispatches = dispatches_before + gpu_counters.dispatches as u64;
         c.bytes_from_device += RingCounters::SIZE + read as u64;
         if answered > 0 {
             c.last_message_time = Some(wall_clock);

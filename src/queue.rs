@@ -7,24 +7,32 @@ use bytemuck::{Pod, Zeroable};
 
 /// A bounded FIFO of fixed-size packed messages. Messages are stored back to back so a whole
 /// batch leaves with one copy (and one `writeBuffer`).
+///
+/// An input queue also keeps the messages it handed to the GPU until they are answered: they
+/// are *held* at its front, out of the count and the bound, and are released when their answers
+/// arrive. If the device is lost first, [`requeue_held`](Self::requeue_held) puts them back in
+/// line, in their order, ahead of everything sent since: nothing written to a lost GPU is lost.
 #[derive(Debug)]
 pub struct PackedQueue {
     stride: usize,
     capacity: usize,
+    /// Held messages first, then the waiting ones.
     bytes: VecDeque<u8>,
+    held: usize,
 }
 
 impl PackedQueue {
     pub fn new(stride: usize, capacity: usize) -> Self {
         assert!(stride > 0, "messages have at least one field");
-        PackedQueue { stride, capacity, bytes: VecDeque::new() }
+        PackedQueue { stride, capacity, bytes: VecDeque::new(), held: 0 }
     }
 
+    /// Messages waiting (not counting held ones).
     pub fn len(&self) -> usize {
-        self.bytes.len() / self.stride
+        self.bytes.len() / self.stride - self.held
     }
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.len() == 0
     }
     pub fn capacity(&self) -> usize {
         self.capacity
@@ -35,6 +43,14 @@ impl PackedQueue {
     }
     pub fn stride(&self) -> usize {
         self.stride
+    }
+    /// Messages handed on and not yet released.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+    /// Bytes the queue holds, held messages included.
+    pub fn bytes_len(&self) -> usize {
+        self.bytes.len()
     }
 
     /// Appends as many whole messages of `packed` as fit and returns how many that was.
@@ -54,22 +70,50 @@ impl PackedQueue {
         packed.len() / self.stride
     }
 
-    /// The first `count` messages (at most all of them), packed, as the (at most two)
+    /// The first `count` waiting messages (at most all of them), packed, as the (at most two)
     /// contiguous runs they occupy, so callers copy them in bulk wherever they go.
     pub fn front(&self, count: usize) -> (&[u8], &[u8]) {
+        let skip = self.held * self.stride;
         let len = count.min(self.len()) * self.stride;
         let (front, back) = self.bytes.as_slices();
+        let (front, back) =
+            if skip <= front.len() { (&front[skip..], back) } else { (&[][..], &back[skip - front.len()..]) };
         let from_front = len.min(front.len());
         (&front[..from_front], &back[..len - from_front])
     }
 
-    /// Removes the first `count` messages (at most all of them).
+    /// Removes the first `count` waiting messages (at most all of them).
     pub fn discard(&mut self, count: usize) {
         let len = count.min(self.len()) * self.stride;
-        self.bytes.drain(..len);
+        let skip = self.held * self.stride;
+        self.bytes.drain(skip..skip + len);
     }
 
-    /// Removes up to `max` messages from the front and returns them packed.
+    /// Marks the first `count` waiting messages as handed on: they stay, held, until
+    /// [`release`](Self::release)d or [`requeue_held`](Self::requeue_held).
+    pub fn hold(&mut self, count: usize) {
+        self.held += count.min(self.len());
+    }
+
+    /// Forgets the first `count` held messages: they were answered.
+    pub fn release(&mut self, count: usize) {
+        let count = count.min(self.held);
+        self.bytes.drain(..count * self.stride);
+        self.held -= count;
+    }
+
+    /// Makes every held message wait again, at the front and in order.
+    pub fn requeue_held(&mut self) {
+        self.held = 0;
+    }
+
+    /// Removes every message, held ones included.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.held = 0;
+    }
+
+    /// Removes up to `max` waiting messages from the front and returns them packed.
     pub fn pop_many(&mut self, max: usize) -> Vec<u8> {
         let (front, back) = self.front(max);
         let popped = [front, back].concat();
@@ -77,8 +121,8 @@ impl PackedQueue {
         popped
     }
 
-    /// Removes up to `max` messages from the front as values of `T`, copied straight into
-    /// the returned vector. `T` must divide the message size (checked by the caller).
+    /// Removes up to `max` waiting messages from the front as values of `T`, copied straight
+    /// into the returned vector. `T` must divide the message size (checked by the caller).
     pub fn pop_many_as<T: Pod>(&mut self, max: usize) -> Vec<T> {
         let (front, back) = self.front(max);
         let mut popped = vec![T::zeroed(); (front.len() + back.len()) / std::mem::size_of::<T>()];
@@ -89,7 +133,7 @@ impl PackedQueue {
         popped
     }
 
-    /// Removes the front message.
+    /// Removes the front waiting message.
     pub fn pop(&mut self) -> Option<Vec<u8>> {
         (!self.is_empty()).then(|| self.pop_many(1))
     }
@@ -181,6 +225,22 @@ mod tests {
         let rest: Vec<u32> = rest.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
         assert_eq!(rest, vec![2, 3, 5]);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn held_messages_leave_the_count_and_come_back_in_order() {
+        let mut q = PackedQueue::new(4, 3);
+        let msgs: Vec<u8> = (1..=6u32).flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(q.push_many(&msgs), 3);
+        q.hold(2);
+        assert_eq!((q.len(), q.held(), q.free()), (1, 2, 2), "held messages do not count against the bound");
+        assert_eq!(q.front(8), (&3u32.to_le_bytes()[..], &[][..]));
+        assert_eq!(q.push_many(&msgs[12..]), 2);
+        q.release(1);
+        assert_eq!(q.held(), 1);
+        q.requeue_held();
+        let all: Vec<u32> = q.pop_many(10).chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(all, vec![2, 3, 4, 5], "the held message is first again");
     }
 
     #[test]

@@ -153,6 +153,19 @@ pub(crate) struct Counters {
     pub latency: Option<LatencyRecorder>,
 }
 
+/// Device losses and recoveries (see `Runtime::recover`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceHealth {
+    /// Why the device was lost, while kernels wait for recovery; `None` when it is healthy.
+    pub lost: Option<String>,
+    pub losses: u64,
+    pub recoveries: u64,
+    pub auto_recover: bool,
+    /// Why the last recovery attempt failed, until one succeeds.
+    pub recovery_error: Option<String>,
+}
+
 /// What `Runtime::summary` reports: where the runtime runs, every kernel, and totals.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -177,6 +190,11 @@ pub struct RuntimeSummary {
     pub total_bytes_from_device: u64,
     /// Sum of every kernel's throughput, messages per second.
     pub aggregate_throughput: f64,
+    /// GPU buffers the runtime holds (rings, state, readback) and their bytes: back to where
+    /// they were once launched kernels are terminated and removed.
+    pub gpu_buffer_count: u64,
+    pub gpu_buffer_bytes: u64,
+    pub device: DeviceHealth,
     /// Every kernel's telemetry by id (latency is empty when telemetry is disabled).
     pub per_kernel: BTreeMap<String, KernelTelemetry>,
 }
@@ -188,6 +206,8 @@ impl RuntimeSummary {
         telemetry_enabled: bool,
         uptime_ms: f64,
         ticks: u64,
+        (gpu_buffer_count, gpu_buffer_bytes): (u64, u64),
+        device: DeviceHealth,
         per_kernel: BTreeMap<String, KernelTelemetry>,
     ) -> Self {
         let total = |f: fn(&KernelTelemetry) -> u64| per_kernel.values().map(f).sum::<u64>();
@@ -206,6 +226,9 @@ impl RuntimeSummary {
             total_bytes_to_device: total(|k| k.bytes_to_device),
             total_bytes_from_device: total(|k| k.bytes_from_device),
             aggregate_throughput: per_kernel.values().map(|k| k.throughput).sum(),
+            gpu_buffer_count,
+            gpu_buffer_bytes,
+            device,
             adapter,
             per_kernel,
         }

@@ -130,7 +130,9 @@ fn lifecycle_matrix_on_real_kernels() {
     };
     pollster::block_on(async {
         let mut reached = std::collections::BTreeSet::new();
-        for from in KernelState::ALL {
+        // `Failed` needs a lost device, which fails every kernel of a runtime: tests/recovery.rs
+        // walks its row of the table.
+        for from in KernelState::ALL.into_iter().filter(|s| *s != KernelState::Failed) {
             for action in actions {
                 let base = format!("m-{from}-{action}");
                 let (id, result) = match from {

@@ -9,7 +9,7 @@ pub async fn run(backend: Backend, count: i32, metrics: bool) -> anyhow::Result<
     let runtime = Runtime::new(RuntimeOptions { backend: backend.choice(), ..Default::default() }).await?;
     let adapter = runtime.adapter();
     println!("adapter: {} ({}, {}, driver {})", adapter.name, adapter.backend, adapter.device_type, adapter.driver);
-    let processed_where = if runs_on_host(adapter) { "by host handlers" } else { "on GPU" };
+    let processed_where = if runs_on_host(&adapter) { "by host handlers" } else { "on GPU" };
 
     runtime.launch("doubler", LaunchOptions::default()).await?;
     runtime.activate("doubler").await?;

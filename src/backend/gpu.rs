@@ -1,7 +1,11 @@
 //! The wgpu backend: device setup, per-kernel GPU resources (input and output rings with their
 //! rings, pipelines, bind group — all created once at launch), and the shared readback buffer.
 
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use event_listener::Event;
 
 use crate::codegen::{self, HandlerForm};
 use crate::error::{Error, Result};
@@ -48,6 +52,44 @@ async fn request_adapter(choice: BackendChoice) -> Result<wgpu::Adapter> {
     })
 }
 
+/// GPU buffers the runtime holds, counted as they are created and dropped, so the summary can
+/// show that launching and terminating kernels leaks nothing. One per runtime: it spans the
+/// devices recovery replaces.
+#[derive(Debug, Default)]
+pub struct BufferStats {
+    count: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl BufferStats {
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// A wgpu buffer counted in its runtime's [`BufferStats`] for as long as it lives.
+pub struct GpuBuffer {
+    buffer: wgpu::Buffer,
+    stats: Arc<BufferStats>,
+}
+
+impl Deref for GpuBuffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        self.stats.count.fetch_sub(1, Ordering::Relaxed);
+        self.stats.bytes.fetch_sub(self.buffer.size(), Ordering::Relaxed);
+    }
+}
+
 /// The device every kernel of one runtime shares.
 pub struct GpuContext {
     pub device: wgpu::Device,
@@ -56,6 +98,7 @@ pub struct GpuContext {
     /// Set by wgpu when the device is lost or an error escapes every error scope; the pump
     /// checks it each tick so later calls fail with `DeviceLostError` instead of hanging.
     pub fault: Arc<Mutex<Option<String>>>,
+    stats: Arc<BufferStats>,
     /// WebGPU's error scopes are one stack per device, so launches whose compilations overlap
     /// on the page's event loop must not interleave their push and pop. (Natively scopes are
     /// per thread and every compilation has a thread of its own.)
@@ -64,7 +107,9 @@ pub struct GpuContext {
 }
 
 impl GpuContext {
-    pub async fn new(choice: BackendChoice) -> Result<Self> {
+    /// Opens a device on an adapter `choice` allows. Buffers are counted in `stats`; `wake` is
+    /// notified when the device is lost, so the pump notices even while idle.
+    pub async fn new(choice: BackendChoice, stats: Arc<BufferStats>, wake: Arc<Event>) -> Result<Self> {
         #[cfg(target_arch = "wasm32")]
         if !crate::platform::browser_has_webgpu() {
             return Err(Error::BackendUnavailable {
@@ -91,14 +136,20 @@ impl GpuContext {
 
         let fault = Arc::new(Mutex::new(None));
         let lost = fault.clone();
+        let wake_on_loss = wake.clone();
         device.set_device_lost_callback(move |reason, message| {
-            lost.lock().expect("fault lock").get_or_insert(format!("{reason:?}: {message}"));
+            lost.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("{reason:?}: {message}"));
+            wake_on_loss.notify(usize::MAX);
         });
         let uncaptured = fault.clone();
         device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
             // wgpu's default handler panics; an uncaptured error means the runtime issued bad
             // GPU work, which must fail loudly but not abort the page.
-            uncaptured.lock().expect("fault lock").get_or_insert(format!("uncaptured GPU error: {error}"));
+            uncaptured
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(format!("uncaptured GPU error: {error}"));
+            wake.notify(usize::MAX);
         }));
 
         Ok(GpuContext {
@@ -116,27 +167,45 @@ impl GpuContext {
                 device_type: format!("{:?}", info.device_type),
             },
             fault,
+            stats,
             #[cfg(target_arch = "wasm32")]
             scopes: futures_util::lock::Mutex::new(()),
         })
     }
 
     pub fn check_fault(&self) -> Result<()> {
-        match self.fault.lock().expect("fault lock").as_ref() {
+        match self.fault.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             Some(reason) => Err(Error::DeviceLost { reason: reason.clone() }),
             None => Ok(()),
         }
+    }
+
+    /// Destroys the device (WebGPU's `device.destroy()`), as a driver reset or an unplugged GPU
+    /// would lose it. The fault is recorded first, so the pump reports it even if the lost
+    /// callback comes late.
+    pub fn destroy(&self, reason: &str) {
+        self.fault.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason.to_owned());
+        self.device.destroy();
+    }
+
+    /// Creates a buffer counted in the runtime's buffer statistics.
+    pub fn create_buffer(&self, descriptor: &wgpu::BufferDescriptor<'_>) -> GpuBuffer {
+        let buffer = self.device.create_buffer(descriptor);
+        self.stats.count.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(buffer.size(), Ordering::Relaxed);
+        GpuBuffer { buffer, stats: self.stats.clone() }
     }
 }
 
 /// The GPU side of one launched kernel. Buffers and pipelines live as long as the kernel.
 pub struct GpuKernel {
-    pub input_ring: wgpu::Buffer,
-    pub output_ring: wgpu::Buffer,
+    pub input_ring: GpuBuffer,
+    pub output_ring: GpuBuffer,
     /// One u32 per slot for handlers that may drop: 1 = the slot's answer is kept.
-    pub kept: Option<wgpu::Buffer>,
-    /// The handler's `state` array, when the definition asks for one.
-    pub state: Option<wgpu::Buffer>,
+    pub kept: Option<GpuBuffer>,
+    /// The handler's `state` array, when the definition asks for one. Shared: it outlives the
+    /// kernel's rings until the kernel is removed, so final results stay readable.
+    pub state: Option<Arc<GpuBuffer>>,
     drain: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     pub slots: u32,
@@ -184,7 +253,7 @@ impl GpuKernel {
         let input_stride = definition.input.size() as u64;
         let output_stride = definition.output.size() as u64;
         let ring = |label, header: u64, stride: u64, usage| {
-            device.create_buffer(&wgpu::BufferDescriptor {
+            ctx.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: header + stride * slots as u64,
                 usage,
@@ -208,20 +277,23 @@ impl GpuKernel {
         let drops = shader.form == HandlerForm::AnswerOrDrop;
         let kept = drops.then(|| ring("kept flags", 0, 4, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC));
         // wgpu zero-initializes new buffers, which is the state's documented starting value.
+        // COPY_DST: recovery writes the last checkpoint into a relaunched kernel's state.
+        // Arc for sharing, not threads: on the web nothing is Send.
+        #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let state = definition.state.map(|spec| {
-            device.create_buffer(&wgpu::BufferDescriptor {
+            Arc::new(ctx.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("kernel state"),
                 size: spec.size_bytes(),
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
-            })
+            }))
         });
 
         // Bindings as in shaders/harness/ (binding, read-only, buffer): 2 only for handlers that
         // may drop, 3 only with state. The layout and the bind group are both made from this list.
-        let mut bindings = vec![(0, true, &input_ring), (1, false, &output_ring)];
-        bindings.extend(kept.as_ref().map(|buffer| (2, false, buffer)));
-        bindings.extend(state.as_ref().map(|buffer| (3, false, buffer)));
+        let mut bindings: Vec<(u32, bool, &wgpu::Buffer)> = vec![(0, true, &input_ring), (1, false, &output_ring)];
+        bindings.extend(kept.as_deref().map(|buffer| (2, false, buffer)));
+        bindings.extend(state.as_deref().map(|buffer| (3, false, &**buffer)));
         let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
             .iter()
             .map(|&(binding, read_only, _)| wgpu::BindGroupLayoutEntry {
@@ -300,15 +372,17 @@ impl GpuKernel {
 
     /// Bytes of GPU memory this kernel holds.
     pub fn gpu_bytes(&self) -> u64 {
-        let optional = |b: &Option<wgpu::Buffer>| b.as_ref().map_or(0, wgpu::Buffer::size);
-        self.input_ring.size() + self.output_ring.size() + optional(&self.kept) + optional(&self.state)
+        self.input_ring.size()
+            + self.output_ring.size()
+            + self.kept.as_ref().map_or(0, |b| b.size())
+            + self.state.as_ref().map_or(0, |b| b.size())
     }
 }
 
 /// A MAP_READ buffer that every tick's outputs are copied into, so one `mapAsync` brings back
 /// the results of all kernels. It grows (by doubling) and is never shrunk.
 pub struct Readback {
-    buffer: Option<wgpu::Buffer>,
+    buffer: Option<GpuBuffer>,
 }
 
 impl Readback {
@@ -317,14 +391,14 @@ impl Readback {
     }
 
     /// A buffer of at least `size` bytes.
-    pub fn reserve(&mut self, device: &wgpu::Device, size: u64) -> wgpu::Buffer {
+    pub fn reserve(&mut self, ctx: &GpuContext, size: u64) -> wgpu::Buffer {
         let size = size.next_multiple_of(wgpu::MAP_ALIGNMENT).max(256);
         if self.buffer.as_ref().is_none_or(|b| b.size() < size) {
             let grown = self.buffer.as_ref().map_or(size, |b| size.max(b.size() * 2));
             if let Some(old) = self.buffer.take() {
                 old.destroy();
             }
-            self.buffer = Some(device.create_buffer(&wgpu::BufferDescriptor {
+            self.buffer = Some(ctx.create_buffer(&wgpu::BufferDescriptor {
                 // MAP_READ may only be combined with COPY_DST, hence a buffer apart from the rings.
                 label: Some("readback"),
                 size: grown,
@@ -332,7 +406,7 @@ impl Readback {
                 mapped_at_creation: false,
             }));
         }
-        self.buffer.clone().expect("just reserved")
+        self.buffer.as_deref().cloned().expect("just reserved")
     }
 }
 

@@ -12,9 +12,11 @@ pub mod gpu;
 
 use std::sync::{Arc, Mutex};
 
+use event_listener::Event;
+
 use crate::error::Result;
 use cpu::{CpuContext, CpuKernel};
-use gpu::{GpuContext, GpuKernel};
+use gpu::{BufferStats, GpuBuffer, GpuContext, GpuKernel};
 
 /// Which adapters the runtime may pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,10 +81,11 @@ pub(crate) enum Device {
 impl Device {
     /// Opens the backend `choice` names; `BackendUnavailable` (saying what was tried) when no
     /// adapter exists. `Auto` never falls back to the CPU: that is the caller's explicit choice.
-    pub async fn open(choice: BackendChoice) -> Result<Device> {
+    /// GPU buffers are counted in `stats`; `wake` hears of a lost device.
+    pub async fn open(choice: BackendChoice, stats: Arc<BufferStats>, wake: Arc<Event>) -> Result<Device> {
         match choice {
             BackendChoice::Cpu => Ok(Device::Cpu(CpuContext::new())),
-            gpu_choice => GpuContext::new(gpu_choice).await.map(Device::Gpu),
+            gpu_choice => GpuContext::new(gpu_choice, stats, wake).await.map(Device::Gpu),
         }
     }
 
@@ -131,6 +134,6 @@ impl KernelExec {
 /// A kernel's `state` array wherever its backend keeps it.
 #[derive(Clone)]
 pub(crate) enum StateStore {
-    Gpu(wgpu::Buffer),
+    Gpu(Arc<GpuBuffer>),
     Cpu(Arc<Mutex<Vec<u32>>>),
 }

@@ -5,7 +5,7 @@
 use futures_channel::oneshot;
 
 use super::{deadline, kernel_mut, wait, wait_for, Runtime, TimeoutMs};
-use crate::correlation::{Abandon, Answer};
+use crate::correlation::{Abandon, Reply};
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, KernelState};
 use crate::message::Value;
@@ -16,7 +16,7 @@ use crate::queue::PackedQueue;
 struct Enqueued {
     accepted: usize,
     /// For a `call`: where its answer will arrive, and its correlation id.
-    answer: Option<(u64, oneshot::Receiver<Answer>)>,
+    answer: Option<(u64, oneshot::Receiver<Reply>)>,
 }
 
 impl Runtime {
@@ -63,7 +63,9 @@ impl Runtime {
     /// many other calls, sends and receives are in flight. `timeout_ms` covers both waiting for
     /// queue room (`QueueFull`) and for the answer (`Timeout`; the message is still processed
     /// and its late answer is discarded and counted as `answers_abandoned`). A handler that
-    /// dropped the message gives `MessageDropped`.
+    /// dropped the message gives `MessageDropped`. If the device is lost first, the call fails
+    /// with `DeviceLost` and its message is treated like a timed-out call's: processed after
+    /// recovery, its answer discarded. A failed kernel refuses calls.
     pub async fn call_packed(&self, id: &str, packed: &[u8], timeout_ms: TimeoutMs) -> Result<Vec<u8>> {
         let result = self.call_inner(id, packed, timeout_ms).await;
         self.count_error(id, result)
@@ -108,13 +110,10 @@ impl Runtime {
         };
         let dropped = || Error::MessageDropped { id: id.to_owned() };
         match wait_for(&mut answer, deadline).await {
-            Some(Ok(answer)) => answer.ok_or_else(dropped),
-            // The sender was dropped: the kernel stopped (or the device failed) first.
+            Some(Ok(reply)) => reply?.ok_or_else(dropped),
+            // The sender was dropped: the kernel stopped first.
             Some(Err(oneshot::Canceled)) => {
                 let table = self.shared.lock();
-                if let Some(fatal) = &table.fatal {
-                    return Err(fatal.clone());
-                }
                 let state = table.kernels.get(id).map_or(KernelState::Terminated, |k| k.state);
                 Err(Error::KernelState { id: id.to_owned(), state, action: Action::Receive })
             }
@@ -141,9 +140,13 @@ impl Runtime {
         loop {
             let listener = {
                 let mut table = self.open_table()?;
+                let lost = table.lost.clone();
                 let kernel = kernel_mut(&mut table, id)?;
                 if !kernel.state.accepts_messages() {
                     return Err(Error::KernelState { id: id.to_owned(), state: kernel.state, action: Action::Send });
+                }
+                if call && kernel.state == KernelState::Failed {
+                    return Err(lost.unwrap_or_else(|| device_lost_error(id)));
                 }
                 let stride = kernel.inbox.stride();
                 if !packed.len().is_multiple_of(stride) {
@@ -216,6 +219,7 @@ impl Runtime {
         loop {
             let listener = {
                 let mut table = self.open_table()?;
+                let lost = table.lost.clone();
                 let kernel = kernel_mut(&mut table, id)?;
                 if !kernel.outbox.is_empty() {
                     let count = max.max(1).min(kernel.outbox.len());
@@ -225,8 +229,17 @@ impl Runtime {
                     self.shared.wake_pump.notify(usize::MAX);
                     return Ok(taken);
                 }
-                if kernel.state == KernelState::Terminated {
-                    return Err(Error::KernelState { id: id.to_owned(), state: kernel.state, action: Action::Receive });
+                match kernel.state {
+                    KernelState::Terminated => {
+                        return Err(Error::KernelState {
+                            id: id.to_owned(),
+                            state: kernel.state,
+                            action: Action::Receive,
+                        })
+                    }
+                    // Its answers come only after recovery: waiting receives hear why now.
+                    KernelState::Failed => return Err(lost.unwrap_or_else(|| device_lost_error(id))),
+                    _ => {}
                 }
                 kernel.changed.listen()
             };
@@ -287,4 +300,9 @@ impl Runtime {
         }
         Ok(())
     }
+}
+
+/// For a failed kernel when the runtime has already recovered (or is about to).
+fn device_lost_error(id: &str) -> Error {
+    Error::DeviceLost { reason: format!("kernel '{id}' is waiting for recovery") }
 }

@@ -4,7 +4,9 @@
 //! - this file: options, the kernel table, creation and the lifecycle (launch → activate ⇄
 //!   deactivate → terminate), `managed_kernel`;
 //! - [`messaging`]: `send`, `send_batch`, `call`, `receive`, `receive_batch`;
-//! - [`queries`]: state, ids, telemetry, `summary`, `metrics_text`.
+//! - [`queries`]: state, ids, telemetry, `summary`, `metrics_text`;
+//! - [`routing`]: `connect` and `disconnect`;
+//! - [`recovery`]: what a lost device does to kernels, and `recover`.
 //!
 //! # Waiting
 //! Operations that wait (`send` on a full queue, `receive`, `call`, `terminate`) await an event
@@ -12,17 +14,18 @@
 
 mod messaging;
 mod queries;
+pub(crate) mod recovery;
 mod routing;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use event_listener::Event;
 
 use crate::backend::cpu::CpuKernel;
-use crate::backend::gpu::{read_back, GpuKernel, Readback};
+use crate::backend::gpu::{read_back, BufferStats, GpuKernel, Readback};
 use crate::backend::{AdapterSummary, BackendChoice, Device, KernelExec, StateStore};
 use crate::correlation::Ledger;
 use crate::error::{Error, Result};
@@ -40,11 +43,19 @@ pub struct RuntimeOptions {
     /// Queue size for kernels launched without their own.
     pub default_queue_size: usize,
     pub backend: BackendChoice,
+    /// Recover from a lost device without waiting for [`Runtime::recover`]: the pump opens a
+    /// new device and relaunches the failed kernels itself (retrying a few times).
+    pub auto_recover: bool,
 }
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions { enable_telemetry: true, default_queue_size: 4096, backend: BackendChoice::Auto }
+        RuntimeOptions {
+            enable_telemetry: true,
+            default_queue_size: 4096,
+            backend: BackendChoice::Auto,
+            auto_recover: false,
+        }
     }
 }
 
@@ -55,6 +66,9 @@ pub struct LaunchOptions {
     /// minimum slot count).
     pub queue_size: Option<usize>,
     pub mode: KernelMode,
+    /// Most messages one dispatch of this kernel handles (default: its queue size). Lower it
+    /// for handlers that run long per message, so each GPU submission stays short.
+    pub max_batch: Option<usize>,
 }
 
 /// Largest queue a kernel may ask for: keeps a ring within WebGPU's default 128 MiB binding
@@ -95,6 +109,20 @@ pub(crate) struct Kernel {
     /// come in here (see [`Runtime::connect`]).
     pub downstream: Option<String>,
     pub upstream: Option<String>,
+    /// Most messages per dispatch (see [`LaunchOptions::max_batch`]).
+    pub max_batch: u32,
+    /// For a kernel whose device was lost: the state recovery returns it to. Also set while a
+    /// failed kernel is terminated, so recovery relaunches it to drain.
+    pub resume: Option<KernelState>,
+    /// The state array as of the last delivered tick: what recovery restores (GPU only).
+    pub checkpoint: Option<Vec<u8>>,
+    /// Sequence numbers of the messages a connected feeder forwarded into this kernel in the
+    /// tick on the GPU now (`first`, `count`); if the device is lost they are voided, because
+    /// the feeder processes their originals again.
+    pub forwarded_in_flight: Option<(u64, u64)>,
+    /// What the kernel's earlier devices counted (processed, dropped, dispatches): a relaunched
+    /// kernel's GPU counters start again from zero.
+    pub counted_before: (u64, u64, u64),
     pub launched_at_ms: f64,
     pub launched_unix_ms: f64,
     pub stopped_at_ms: Option<f64>,
@@ -117,25 +145,40 @@ pub(crate) struct Table {
     /// Pump ticks that did work (reported in the summary).
     pub ticks: u64,
     pub readback: Readback,
-    /// First fatal GPU error; every later operation reports it.
-    pub fatal: Option<Error>,
+    /// Why the device was lost, until recovery replaces it (see [`recovery`]).
+    pub lost: Option<Error>,
+    /// Counts device losses; a tick that ran on an earlier device delivers nothing.
+    pub generation: u64,
+    pub recoveries: u64,
+    /// Why the last recovery attempt failed, if it did.
+    pub recovery_error: Option<String>,
     pub disposed: bool,
 }
 
 pub(crate) struct Shared {
-    pub device: Device,
+    /// Replaced by recovery when the device is lost.
+    device: RwLock<Arc<Device>>,
     pub options: RuntimeOptions,
     pub table: Mutex<Table>,
-    /// Wakes the pump: new input, a state change, or queue room freed.
-    pub wake_pump: Event,
+    /// Wakes the pump: new input, a state change, queue room freed, or a lost device.
+    pub wake_pump: Arc<Event>,
     pub shutdown: AtomicBool,
     pub created_at_ms: f64,
+    /// GPU buffers held, across every device this runtime has had.
+    pub buffers: Arc<BufferStats>,
+    /// One recovery at a time (a manual `recover` may race the automatic one).
+    pub recovering: futures_util::lock::Mutex<()>,
 }
 
 impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, Table> {
         // A poisoned lock means a panic inside the runtime; keep serving rather than cascade.
         self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The device kernels run on now.
+    pub fn device(&self) -> Arc<Device> {
+        self.device.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -149,30 +192,37 @@ impl Runtime {
     /// Opens the backend (a GPU device, or the host for [`BackendChoice::Cpu`]) and starts the
     /// pump. Fails with `BackendUnavailable` (naming what was tried) when no adapter exists.
     pub async fn new(options: RuntimeOptions) -> Result<Runtime> {
-        let device = Device::open(options.backend).await?;
+        let buffers = Arc::new(BufferStats::default());
+        let wake_pump = Arc::new(Event::new());
+        let device = Device::open(options.backend, buffers.clone(), wake_pump.clone()).await?;
         // On the web nothing is Send and the pump shares the page's thread; Arc keeps one type.
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let shared = Arc::new(Shared {
-            device,
+            device: RwLock::new(Arc::new(device)),
             options,
             table: Mutex::new(Table {
                 kernels: HashMap::new(),
                 ticks: 0,
                 readback: Readback::new(),
-                fatal: None,
+                lost: None,
+                generation: 0,
+                recoveries: 0,
+                recovery_error: None,
                 disposed: false,
             }),
-            wake_pump: Event::new(),
+            wake_pump,
             shutdown: AtomicBool::new(false),
             created_at_ms: platform::now_ms(),
+            buffers,
+            recovering: futures_util::lock::Mutex::new(()),
         });
         let pump = platform::spawn_pump(crate::pump::run(shared.clone()));
         Ok(Runtime { shared, pump })
     }
 
     /// The adapter this runtime's device came from.
-    pub fn adapter(&self) -> &AdapterSummary {
-        self.shared.device.adapter()
+    pub fn adapter(&self) -> AdapterSummary {
+        self.shared.device().adapter().clone()
     }
 
     /// Launches a registered kernel by id (see [`kernel::register`]). A second launch of a live
@@ -195,13 +245,22 @@ impl Runtime {
                 "queueSize must be between 1 and {MAX_QUEUE_SIZE}, got {queue_size}"
             )));
         }
+        let max_batch = options.max_batch.unwrap_or(queue_size);
+        if max_batch == 0 || max_batch > queue_size {
+            return Err(Error::InvalidArgument(format!(
+                "maxBatch must be between 1 and the queue size ({queue_size}), got {max_batch}"
+            )));
+        }
         let definition = Arc::new(definition);
         let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
-        {
+        let (device, generation) = {
             // Reserve the id (state Created) so a concurrent launch of the same id is refused.
             let mut table = self.open_table()?;
             if let Some(existing) = table.kernels.get(&id) {
                 return Err(Error::KernelState { id, state: existing.state, action: Action::Launch });
+            }
+            if let Some(lost) = &table.lost {
+                return Err(lost.clone());
             }
             let counters = Counters {
                 latency: self.shared.options.enable_telemetry.then(LatencyRecorder::new),
@@ -225,33 +284,29 @@ impl Runtime {
                     counters,
                     downstream: None,
                     upstream: None,
+                    max_batch: max_batch as u32,
+                    resume: None,
+                    checkpoint: None,
+                    forwarded_in_flight: None,
+                    counted_before: (0, 0, 0),
                     launched_at_ms: platform::now_ms(),
                     launched_unix_ms: platform::unix_time_ms(),
                     stopped_at_ms: None,
                 },
             );
-        }
-        let slots = (queue_size as u32).next_power_of_two();
-        let shared = self.shared.clone();
-        let compile = definition.clone();
-        let created = match &self.shared.device {
-            Device::Cpu(_) => CpuKernel::create(&definition).map(|cpu| KernelExec::Cpu(Arc::new(cpu))),
-            Device::Gpu(_) => platform::run_detached(move || async move {
-                let gpu = shared.device.gpu().expect("matched above");
-                GpuKernel::create(gpu, &compile, slots).await.map(|gpu| KernelExec::Gpu(Box::new(gpu)))
-            })
-            .await
-            .unwrap_or_else(|| {
-                Err(Error::KernelCompile {
-                    id: id.clone(),
-                    message: "the pipeline compiler panicked".into(),
-                    line: None,
-                    column: None,
-                })
-            }),
+            (self.shared.device(), table.generation)
         };
+        let created = create_exec(device, definition.clone(), queue_size).await;
         let mut table = self.shared.lock();
         let still_ours = table.kernels.get(&id).is_some_and(|k| k.instance == instance);
+        // Built on a device that was lost meanwhile: it cannot run.
+        let created = match (created, &table.lost) {
+            (Ok(_), Some(lost)) => Err(lost.clone()),
+            (Ok(_), None) if table.generation != generation => {
+                Err(Error::DeviceLost { reason: "the device was lost and replaced while the kernel compiled".into() })
+            }
+            (created, _) => created,
+        };
         match created {
             Ok(exec) if still_ours => {
                 let kernel = table.kernels.get_mut(&id).expect("checked above");
@@ -262,7 +317,7 @@ impl Runtime {
                 Ok(())
             }
             // The runtime was disposed while compiling.
-            Ok(_) => Err(table.fatal.clone().unwrap_or_else(disposed_error)),
+            Ok(_) => Err(disposed_error()),
             Err(e) => {
                 if still_ours {
                     table.kernels.remove(&id);
@@ -314,7 +369,12 @@ impl Runtime {
         let changed = {
             let mut table = self.open_table()?;
             let kernel = kernel_mut(&mut table, id)?;
+            let failed = kernel.state == KernelState::Failed;
             kernel.state = transition(id, kernel.state, Action::Terminate)?;
+            if failed {
+                // Recovery relaunches it so it can drain; `resume` already says so.
+                kernel.resume = Some(KernelState::Terminating);
+            }
             // A stopping kernel leaves its pipeline: what it still answers goes to the host.
             routing::detach(&mut table, id);
             let kernel = kernel_mut(&mut table, id)?;
@@ -328,23 +388,28 @@ impl Runtime {
             let listener = changed.listen();
             {
                 let mut table = self.shared.lock();
-                let fatal = table.fatal.clone();
+                // Without automatic recovery nothing will drain a kernel whose device was lost.
+                let stranded = table.lost.clone().filter(|_| !self.shared.options.auto_recover);
                 let kernel = kernel_mut(&mut table, id)?;
                 let drained = kernel.inbox.is_empty() && kernel.in_flight() == 0;
                 let timed_out = deadline.is_some_and(|d| platform::now_ms() >= d);
-                if drained || timed_out || fatal.is_some() {
+                let stranded = stranded.filter(|_| kernel.exec.is_none());
+                if drained || timed_out || stranded.is_some() {
                     let unprocessed = kernel.inbox.len() as u64 + kernel.in_flight() as u64;
                     kernel.state = transition(id, kernel.state, Action::Finish)?;
                     kernel.counters.unprocessed_at_termination = unprocessed;
                     kernel.stopped_at_ms = Some(platform::now_ms());
                     // Dropping (not destroying) lets wgpu free the rings once in-flight work ends.
                     kernel.exec = None;
-                    kernel.inbox.pop_many(usize::MAX);
+                    kernel.resume = None;
+                    kernel.inbox.clear();
                     kernel.gpu_head = kernel.gpu_tail;
                     kernel.ledger.cancel_unanswered();
                     kernel.changed.notify(usize::MAX);
-                    if let Some(fatal) = fatal {
-                        return Err(fatal);
+                    if let Some(Error::DeviceLost { reason }) = stranded.filter(|_| unprocessed > 0) {
+                        return Err(Error::DeviceLost {
+                            reason: format!("{reason}; kernel '{id}' stopped with {unprocessed} messages unprocessed"),
+                        });
                     }
                     if unprocessed > 0 {
                         return Err(Error::Timeout {
@@ -384,6 +449,7 @@ impl Runtime {
     pub async fn read_state(&self, id: &str) -> Result<Vec<u8>> {
         let store = {
             let mut table = self.open_table()?;
+            let lost = table.lost.clone();
             let kernel = kernel_mut(&mut table, id)?;
             if kernel.def.state.is_none() {
                 return Err(Error::InvalidArgument(format!(
@@ -394,17 +460,21 @@ impl Runtime {
                 return Err(Error::KernelState { id: id.to_owned(), state: kernel.state, action: Action::ReadState });
             };
             if let StateStore::Gpu(buffer) = &store {
+                if let Some(lost) = lost {
+                    return Err(lost);
+                }
                 kernel.counters.bytes_from_device += buffer.size();
             }
             store
         };
-        match (store, self.shared.device.gpu()) {
+        let device = self.shared.device();
+        match (store, device.gpu()) {
             // The host handler updates the words under this lock, between messages.
             (StateStore::Cpu(words), _) => {
                 Ok(bytemuck::cast_slice(&words.lock().unwrap_or_else(|p| p.into_inner())).to_vec())
             }
             (StateStore::Gpu(state), Some(gpu)) => {
-                let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                let staging = gpu.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("state readback"),
                     size: state.size(),
                     usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
@@ -478,9 +548,6 @@ impl Runtime {
         if table.disposed {
             return Err(disposed_error());
         }
-        if let Some(fatal) = &table.fatal {
-            return Err(fatal.clone());
-        }
         Ok(table)
     }
 
@@ -512,6 +579,33 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         self.stop_pump();
         self.pump.join();
+    }
+}
+
+/// Compiles `definition` for `device`: its rings and pipeline on a GPU (natively on a helper
+/// thread, so compiling never stalls the caller's executor), its host handler on the CPU.
+/// `queue_size` sets the ring's slot count.
+async fn create_exec(device: Arc<Device>, definition: Arc<KernelDefinition>, queue_size: usize) -> Result<KernelExec> {
+    let id = definition.id.clone();
+    match &*device {
+        Device::Cpu(_) => CpuKernel::create(&definition).map(|cpu| KernelExec::Cpu(Arc::new(cpu))),
+        Device::Gpu(_) => {
+            // A power of two, so free-running indices map onto slots across wrap-around.
+            let slots = (queue_size as u32).next_power_of_two();
+            platform::run_detached(move || async move {
+                let gpu = device.gpu().expect("matched above");
+                GpuKernel::create(gpu, &definition, slots).await.map(|gpu| KernelExec::Gpu(Box::new(gpu)))
+            })
+            .await
+            .unwrap_or_else(|| {
+                Err(Error::KernelCompile {
+                    id,
+                    message: "the pipeline compiler panicked".into(),
+                    line: None,
+                    column: None,
+                })
+            })
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::lifecycle::{KernelMode, KernelState};
 use crate::message::MessageLayout;
 use crate::platform;
-use crate::telemetry::{KernelTelemetry, RuntimeSummary};
+use crate::telemetry::{DeviceHealth, KernelTelemetry, RuntimeSummary};
 
 impl Runtime {
     pub fn state(&self, id: &str) -> Result<KernelState> {
@@ -53,11 +53,20 @@ impl Runtime {
         let table = self.shared.lock();
         let per_kernel: BTreeMap<String, KernelTelemetry> =
             table.kernels.iter().map(|(id, k)| (id.clone(), snapshot(id, k, now))).collect();
+        let device = DeviceHealth {
+            lost: table.lost.as_ref().map(ToString::to_string),
+            losses: table.generation,
+            recoveries: table.recoveries,
+            auto_recover: self.shared.options.auto_recover,
+            recovery_error: table.recovery_error.clone(),
+        };
         RuntimeSummary::new(
-            self.adapter().clone(),
+            self.adapter(),
             self.shared.options.enable_telemetry,
             now - self.shared.created_at_ms,
             table.ticks,
+            (self.shared.buffers.count(), self.shared.buffers.bytes()),
+            device,
             per_kernel,
         )
     }

@@ -29,8 +29,11 @@ use messages::{borrow_fields, js_message, js_state, message_fields, packed_bytes
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
-/** Lifecycle states, in order: created → launched → active ⇄ deactivated → terminating → terminated. */
-export type KernelState = "created" | "launched" | "active" | "deactivated" | "terminating" | "terminated";
+/**
+ * Lifecycle states, in order: created → launched → active ⇄ deactivated → terminating → terminated.
+ * "failed": the GPU device was lost; `recover()` returns the kernel to the state it failed in.
+ */
+export type KernelState = "created" | "launched" | "active" | "deactivated" | "terminating" | "terminated" | "failed";
 /** What wakes a kernel: any input (persistent, the default) or only host sends (event-driven). */
 export type KernelMode = "persistent" | "event-driven";
 /**
@@ -45,8 +48,14 @@ export interface RuntimeOptions {
   /** Queue size of kernels launched without their own (default 4096). */
   defaultQueueSize?: number;
   backend?: BackendName;
+  /** When the GPU device is lost, open a new one and relaunch the failed kernels without waiting for `recover()` (default false). */
+  autoRecover?: boolean;
 }
-export interface LaunchOptions { queueSize?: number; mode?: KernelMode; }
+export interface LaunchOptions {
+  queueSize?: number; mode?: KernelMode;
+  /** Most messages one dispatch handles (default: the queue size); lower it for handlers that run long per message. */
+  maxBatch?: number;
+}
 export interface ManagedKernelOptions { queueSize?: number; mode?: KernelMode; terminateTimeout?: number; }
 /** Milliseconds. Without a timeout, the operation waits for as long as it takes. */
 export interface TimeoutOptions { timeout?: number; }
@@ -103,7 +112,19 @@ export interface RuntimeSummary {
   totalMessages: number;
   totalSent: number; totalReceived: number; totalDropped: number; totalErrors: number;
   totalBytesToDevice: number; totalBytesFromDevice: number; aggregateThroughput: number;
+  /** GPU buffers the runtime holds and their bytes (back to their start once kernels are terminated and removed). */
+  gpuBufferCount: number; gpuBufferBytes: number;
+  device: DeviceHealth;
   perKernel: Record<string, KernelTelemetry>;
+}
+
+/** Device losses and recoveries. */
+export interface DeviceHealth {
+  /** Why the device was lost, while kernels wait for recovery; null when healthy. */
+  lost: string | null;
+  losses: number; recoveries: number; autoRecover: boolean;
+  /** Why the last recovery attempt failed, until one succeeds. */
+  recoveryError: string | null;
 }
 
 /** A message as sent: numbers, arrays or typed arrays of numbers, objects for nested messages. */
@@ -283,6 +304,7 @@ struct CreateOptions {
     enable_telemetry: Option<bool>,
     default_queue_size: Option<usize>,
     backend: Option<String>,
+    auto_recover: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -290,6 +312,7 @@ struct CreateOptions {
 struct JsLaunchOptions {
     queue_size: Option<usize>,
     mode: Option<String>,
+    max_batch: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -312,10 +335,10 @@ struct ReceiveBatchOptions {
 }
 
 impl OptionKeys for CreateOptions {
-    const KEYS: &'static [&'static str] = &["enableTelemetry", "defaultQueueSize", "backend"];
+    const KEYS: &'static [&'static str] = &["enableTelemetry", "defaultQueueSize", "backend", "autoRecover"];
 }
 impl OptionKeys for JsLaunchOptions {
-    const KEYS: &'static [&'static str] = &["queueSize", "mode"];
+    const KEYS: &'static [&'static str] = &["queueSize", "mode", "maxBatch"];
 }
 impl OptionKeys for ManagedKernelOptions {
     const KEYS: &'static [&'static str] = &["queueSize", "mode", "terminateTimeout"];
@@ -374,6 +397,7 @@ impl JsRuntime {
                 enable_telemetry: opts.enable_telemetry.unwrap_or(defaults.enable_telemetry),
                 default_queue_size: opts.default_queue_size.unwrap_or(defaults.default_queue_size),
                 backend,
+                auto_recover: opts.auto_recover.unwrap_or(defaults.auto_recover),
             })
             .await
             .map_err(js_error)?;
@@ -394,7 +418,11 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let opts: JsLaunchOptions = parse_options(options, "launch options")?;
-            let launch = LaunchOptions { queue_size: opts.queue_size, mode: parse_mode(opts.mode.as_deref())? };
+            let launch = LaunchOptions {
+                queue_size: opts.queue_size,
+                mode: parse_mode(opts.mode.as_deref())?,
+                max_batch: opts.max_batch,
+            };
             launch_kernel(&rt, id, definition, launch).await?;
             Ok(JsValue::UNDEFINED)
         })
@@ -622,7 +650,24 @@ impl JsRuntime {
     /// The adapter this runtime runs on: `{ backend, name, driver, deviceType }`.
     #[wasm_bindgen(getter, unchecked_return_type = "AdapterInfo")]
     pub fn adapter(&self) -> Result<JsValue, JsValue> {
-        to_js(self.inner.adapter())
+        to_js(&self.inner.adapter())
+    }
+
+    /// After the GPU device was lost (kernels are "failed", `getSummary().device.lost` says
+    /// why): opens a new device, relaunches the failed kernels with their last state
+    /// checkpoint and returns each to the state it was in; messages without an answer are then
+    /// processed, in order. Resolves at once if nothing was lost.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn recover(&self) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move { rt.recover().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+    }
+
+    /// Destroys the GPU device (`GPUDevice.destroy()`), as a driver reset or a lost GPU would,
+    /// to test how an application handles `DeviceLostError` and `recover()`.
+    #[wasm_bindgen(js_name = destroyDevice)]
+    pub fn destroy_device(&self) -> Result<(), JsValue> {
+        self.inner.destroy_device().map_err(js_error)
     }
 
     /// Terminates every kernel and stops the pump; later calls fail.
@@ -709,7 +754,8 @@ pub fn managed_kernel(
     let rt = runtime.inner.clone();
     future_to_promise(async move {
         let opts: ManagedKernelOptions = parse_options(options, "managedKernel options")?;
-        let launch = LaunchOptions { queue_size: opts.queue_size, mode: parse_mode(opts.mode.as_deref())? };
+        let launch =
+            LaunchOptions { queue_size: opts.queue_size, mode: parse_mode(opts.mode.as_deref())?, max_batch: None };
         let terminate_timeout = opts.terminate_timeout.unwrap_or(DEFAULT_TERMINATE_TIMEOUT_MS);
         launch_kernel(&rt, id.clone(), definition, launch).await?;
         if let Err(e) = rt.activate(&id).await {

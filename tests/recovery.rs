@@ -1,0 +1,405 @@
+//! Device loss and recovery, natively on lavapipe: `destroy_device` loses the device the way a
+//! driver reset would. Every kernel becomes `Failed`, waiting receives and calls fail with
+//! `DeviceLost`, nothing queued or in flight is lost, and `recover` (or `auto_recover`)
+//! relaunches the kernels with their state so every message is answered exactly once, in order.
+//! Also: GPU buffers are accounted for across 1,000 launch/terminate cycles, and `max_batch`
+//! bounds every dispatch.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use futures_util::poll;
+use ringkernel_web::kernel::{doubler_request, doubler_response};
+use ringkernel_web::lifecycle::Action;
+use ringkernel_web::{Error, KernelDefinition, KernelState, LaunchOptions, Runtime, RuntimeOptions, StateElement};
+
+fn runtime_with(options: RuntimeOptions) -> Runtime {
+    pollster::block_on(Runtime::new(options))
+        .unwrap_or_else(|e| panic!("these tests need a wgpu adapter (install mesa-vulkan-drivers for lavapipe): {e}"))
+}
+
+fn runtime() -> Runtime {
+    runtime_with(RuntimeOptions::default())
+}
+
+fn queue(size: usize) -> LaunchOptions {
+    LaunchOptions { queue_size: Some(size), ..Default::default() }
+}
+
+/// Answers `3 * value + 1`, so the n-th answer names the message it belongs to.
+fn sequencer(id: &str) -> KernelDefinition {
+    KernelDefinition::new(
+        id,
+        doubler_request(),
+        doubler_response(),
+        "fn handle(msg: Request) -> Response { return Response(msg.value * 3 + 1); }",
+    )
+}
+
+fn answer_to(seq: i32) -> i32 {
+    seq * 3 + 1
+}
+
+/// Counts messages in `state[0]` and sums their values in `state[1]`: any message whose effect
+/// were applied twice (or never) would show.
+fn counter(id: &str) -> KernelDefinition {
+    KernelDefinition::new(
+        id,
+        doubler_request(),
+        doubler_response(),
+        "fn handle(msg: Request) -> Response {
+    atomicAdd(&state[0], 1);
+    atomicAdd(&state[1], msg.value);
+    return Response(msg.value);
+}",
+    )
+    .with_state(StateElement::AtomicI32, 2)
+}
+
+fn is_device_lost<T: std::fmt::Debug>(result: &Result<T, Error>) -> bool {
+    matches!(result, Err(Error::DeviceLost { .. }))
+}
+
+/// Polls until `id` is in `state` (the pump notices a lost device asynchronously).
+fn wait_for_state(rt: &Runtime, id: &str, state: KernelState) {
+    let start = Instant::now();
+    while rt.state(id).unwrap() != state {
+        assert!(start.elapsed() < Duration::from_secs(30), "{id} never became {state}: {:?}", rt.state(id));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Receives from `id` until `count` answers came or the receive fails; returns them and the
+/// error, if any.
+async fn receive_up_to(rt: &Runtime, id: &str, count: usize) -> (Vec<i32>, Option<Error>) {
+    let mut answers = Vec::new();
+    while answers.len() < count {
+        match rt.receive_batch::<i32>(id, count - answers.len(), Some(30_000.0)).await {
+            Ok(batch) => answers.extend(batch),
+            Err(e) => return (answers, Some(e)),
+        }
+    }
+    (answers, None)
+}
+
+/// The whole story on an idle runtime: kernels in every live state fail together, each
+/// refuses what it must with a named error, keeps what it holds, and comes back where it was.
+#[test]
+fn a_lost_device_fails_every_kernel_and_recover_brings_each_back_where_it_was() {
+    let rt = runtime();
+    pollster::block_on(async {
+        for (id, state) in
+            [("run", KernelState::Active), ("paused", KernelState::Deactivated), ("idle", KernelState::Launched)]
+        {
+            rt.launch_definition(sequencer(id), queue(256)).await.unwrap();
+            if state != KernelState::Launched {
+                rt.activate(id).await.unwrap();
+            }
+            if state == KernelState::Deactivated {
+                rt.deactivate(id).await.unwrap();
+            }
+        }
+        rt.launch_definition(counter("count"), queue(256)).await.unwrap();
+        rt.activate("count").await.unwrap();
+
+        // Before: answers flow, and some wait unreceived.
+        let first: Vec<i32> = (0..100).collect();
+        rt.send_batch("run", &first, None).await.unwrap();
+        let (early, _) = receive_up_to(&rt, "run", 60).await;
+        assert_eq!(early, first[..60].iter().map(|&s| answer_to(s)).collect::<Vec<_>>());
+        rt.send_batch("count", &[5, 6, 7], None).await.unwrap();
+        assert_eq!(receive_up_to(&rt, "count", 3).await.0, [5, 6, 7]);
+        rt.send_batch("paused", &[1, 2, 3], None).await.unwrap();
+        let buffers_before = rt.summary().gpu_buffer_count;
+
+        // A receive and a call already waiting when the device goes.
+        let mut waiting_receive = pin!(rt.receive_batch::<i32>("paused", 10, None));
+        assert!(poll!(waiting_receive.as_mut()).is_pending());
+        let mut waiting_call = pin!(rt.call_pod::<i32, i32>("paused", &4, None));
+        assert!(poll!(waiting_call.as_mut()).is_pending());
+
+        rt.destroy_device().unwrap();
+        for id in ["run", "paused", "idle", "count"] {
+            wait_for_state(&rt, id, KernelState::Failed);
+        }
+        let summary = rt.summary();
+        assert!(summary.device.lost.as_deref().is_some_and(|why| why.contains("destroyed")), "{:?}", summary.device);
+        assert_eq!((summary.device.losses, summary.device.recoveries), (1, 0));
+        assert!(summary.gpu_buffer_count < buffers_before, "the lost device's rings were released");
+        assert!(is_device_lost(&waiting_receive.await), "a waiting receive rejects");
+        assert!(is_device_lost(&waiting_call.await), "a waiting call rejects");
+
+        // While failed: delivered answers stay receivable, then receives fail at once; sends
+        // are queued; calls, lifecycle moves, launches and state reads are refused by name.
+        // At most 40 answers can be there; asking for 41 must end in the loss.
+        let (delivered, error) = receive_up_to(&rt, "run", 41).await;
+        assert!(delivered.len() <= 40 && matches!(error, Some(Error::DeviceLost { .. })), "{error:?}");
+        assert_eq!(rt.send_batch("run", &(100..150).collect::<Vec<i32>>(), Some(0.0)).await.unwrap(), 50);
+        assert!(is_device_lost(&rt.call_pod::<i32, i32>("run", &1, Some(1000.0)).await));
+        for (action, result) in [
+            (Action::Activate, rt.activate("idle").await),
+            (Action::Deactivate, rt.deactivate("run").await),
+            (Action::Reactivate, rt.reactivate("paused").await),
+        ] {
+            assert!(
+                matches!(result, Err(Error::KernelState { state: KernelState::Failed, action: a, .. }) if a == action)
+            );
+        }
+        assert!(matches!(rt.launch_definition(sequencer("run"), queue(8)).await, Err(Error::KernelState { .. })));
+        assert!(is_device_lost(&rt.launch_definition(sequencer("new"), queue(8)).await));
+        assert!(is_device_lost(&rt.read_state("count").await));
+
+        rt.recover().await.unwrap();
+        let summary = rt.summary();
+        assert_eq!((summary.device.lost.clone(), summary.device.losses, summary.device.recoveries), (None, 1, 1));
+        for (id, state) in [
+            ("run", KernelState::Active),
+            ("paused", KernelState::Deactivated),
+            ("idle", KernelState::Launched),
+            ("count", KernelState::Active),
+        ] {
+            assert_eq!(rt.state(id).unwrap(), state, "{id} is back where it failed");
+        }
+
+        // Every message of `run` answered exactly once, in order: 60 before, the rest after.
+        let (rest, error) = receive_up_to(&rt, "run", 150 - 60 - delivered.len()).await;
+        assert_eq!(error, None);
+        let all: Vec<i32> = early.into_iter().chain(delivered).chain(rest).collect();
+        assert_eq!(all, (0..150).map(answer_to).collect::<Vec<_>>());
+        assert_eq!(rt.summary().gpu_buffer_count, buffers_before, "the same buffers again, on the new device");
+
+        // The paused kernel kept its three sends and the call's message (answered, discarded).
+        rt.reactivate("paused").await.unwrap();
+        assert_eq!(receive_up_to(&rt, "paused", 3).await.0, [1, 2, 3].map(answer_to));
+        let abandoned = || rt.telemetry("paused").unwrap().unwrap().answers_abandoned;
+        let start = Instant::now();
+        while abandoned() == 0 && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(abandoned(), 1, "the rejected call's message was processed, its answer discarded");
+
+        // State came back from the checkpoint and keeps counting.
+        assert_eq!(rt.read_state_as::<i32>("count").await.unwrap(), [3, 18]);
+        rt.send_batch("count", &[10], None).await.unwrap();
+        assert_eq!(rt.call_pod::<i32, i32>("count", &20, Some(10_000.0)).await.unwrap(), 20);
+        assert_eq!(receive_up_to(&rt, "count", 1).await.0, [10]);
+        assert_eq!(rt.read_state_as::<i32>("count").await.unwrap(), [5, 48]);
+        rt.launch_definition(sequencer("new"), queue(8)).await.unwrap();
+        rt.recover().await.unwrap(); // nothing lost: nothing to do
+        assert_eq!(rt.summary().device.recoveries, 1);
+    });
+}
+
+/// `Failed` against every lifecycle call. Without recovery a failed kernel can still be
+/// terminated: it stops at once, and what it could not process is reported, not dropped.
+#[test]
+fn the_failed_row_of_the_lifecycle_table() {
+    let rt = runtime();
+    pollster::block_on(async {
+        for id in ["empty", "loaded", "other"] {
+            rt.launch_definition(sequencer(id), queue(64)).await.unwrap();
+        }
+        rt.send_batch("loaded", &[1, 2, 3], None).await.unwrap();
+        rt.destroy_device().unwrap();
+        wait_for_state(&rt, "other", KernelState::Failed);
+        for (action, result) in [
+            (Action::Launch, rt.launch_definition(sequencer("other"), queue(8)).await),
+            (Action::Activate, rt.activate("other").await),
+            (Action::Deactivate, rt.deactivate("other").await),
+            (Action::Reactivate, rt.reactivate("other").await),
+        ] {
+            assert_eq!(
+                result,
+                Err(Error::KernelState { id: "other".into(), state: KernelState::Failed, action }),
+                "failed --{action}-->"
+            );
+            assert_eq!(rt.state("other").unwrap(), KernelState::Failed, "nothing changed");
+        }
+        assert_eq!(rt.terminate("empty", Some(1000.0)).await, Ok(()));
+        assert_eq!(rt.state("empty").unwrap(), KernelState::Terminated);
+        let stopped = rt.terminate("loaded", Some(1000.0)).await;
+        assert!(
+            matches!(&stopped, Err(Error::DeviceLost { reason }) if reason.contains("3 messages unprocessed")),
+            "{stopped:?}"
+        );
+        assert_eq!(rt.telemetry("loaded").unwrap().unwrap().unprocessed_at_termination, 3);
+        rt.recover().await.unwrap();
+        assert_eq!(rt.state("other").unwrap(), KernelState::Launched);
+        assert_eq!(rt.state("loaded").unwrap(), KernelState::Terminated, "terminated stays terminated");
+    });
+}
+
+/// Sends `total` messages in batches to `first` while receiving from `last`, losing the device
+/// `losses` times along the way (after a share of the answers came back); the receiver
+/// recovers whenever a receive reports the loss, unless the runtime does it itself. Returns
+/// every answer received, in order.
+async fn stream_through_losses(rt: &Runtime, first: &str, last: &str, total: i32, losses: usize) -> Vec<i32> {
+    let sender = async {
+        for chunk in (0..total).collect::<Vec<i32>>().chunks(997) {
+            let mut sent = 0;
+            while sent < chunk.len() {
+                sent += rt.send_batch(first, &chunk[sent..], Some(60_000.0)).await.unwrap();
+            }
+        }
+    };
+    let receiver = async {
+        let mut answers = Vec::with_capacity(total as usize);
+        let mut lost = 0;
+        while answers.len() < total as usize {
+            match rt.receive_batch::<i32>(last, 4096, Some(60_000.0)).await {
+                Ok(batch) => answers.extend(batch),
+                Err(Error::DeviceLost { .. }) => {
+                    if !rt.summary().device.auto_recover {
+                        rt.recover().await.unwrap();
+                    }
+                    // Wait for the kernel to come back (immediately after a manual recover).
+                    while rt.state(last).unwrap() == KernelState::Failed {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                Err(e) => panic!("after {} answers: {e}", answers.len()),
+            }
+            if lost < losses && answers.len() >= (lost + 1) * total as usize / (losses + 1) {
+                rt.destroy_device().unwrap();
+                lost += 1;
+            }
+        }
+        answers
+    };
+    let ((), answers) = futures_util::join!(sender, receiver);
+    answers
+}
+
+/// Messages on the GPU when the device goes are replayed: every answer exactly once, in order,
+/// through three losses mid-stream, with manual recovery.
+#[test]
+fn messages_in_flight_when_the_device_is_lost_are_answered_exactly_once() {
+    let rt = runtime();
+    pollster::block_on(async {
+        rt.launch_definition(counter("stream"), queue(4096)).await.unwrap();
+        rt.activate("stream").await.unwrap();
+        let total = 100_000;
+        let answers = stream_through_losses(&rt, "stream", "stream", total, 3).await;
+        assert_eq!(answers, (0..total).collect::<Vec<_>>());
+        // Each message's effect on the state counted exactly once, across replays.
+        let sum: i64 = (0..total as i64).sum();
+        assert_eq!(rt.read_state_as::<i32>("stream").await.unwrap(), [total, sum as i32]);
+        let summary = rt.summary();
+        assert_eq!((summary.device.losses, summary.device.recoveries), (3, 3));
+        println!(
+            "{{\"test\":\"recovery_stream\",\"messages\":{total},\"losses\":3,\"processed_on_gpu\":{}}}",
+            summary.per_kernel["stream"].messages_processed
+        );
+    });
+}
+
+/// The same through a 3-stage connected pipeline with automatic recovery: forwarded messages
+/// lost with the device are produced again by their feeder, not duplicated.
+#[test]
+fn a_pipeline_recovers_by_itself_and_answers_exactly_once() {
+    let rt = runtime_with(RuntimeOptions { auto_recover: true, ..Default::default() });
+    pollster::block_on(async {
+        let stages = ["s1", "s2", "s3"];
+        for id in stages {
+            let wgsl = "fn handle(msg: Request) -> Response { return Response(msg.value + 1); }";
+            rt.launch_definition(KernelDefinition::new(id, doubler_request(), doubler_response(), wgsl), queue(2048))
+                .await
+                .unwrap();
+            rt.activate(id).await.unwrap();
+        }
+        rt.connect("s1", "s2").await.unwrap();
+        rt.connect("s2", "s3").await.unwrap();
+        let total = 60_000;
+        let answers = stream_through_losses(&rt, "s1", "s3", total, 2).await;
+        assert_eq!(answers, (3..total + 3).collect::<Vec<_>>());
+        let summary = rt.summary();
+        assert_eq!((summary.device.losses, summary.device.recoveries), (2, 2));
+        assert_eq!(summary.per_kernel["s3"].connected_to, None);
+        assert_eq!(summary.per_kernel["s1"].connected_to.as_deref(), Some("s2"), "connections survive recovery");
+    });
+}
+
+/// A terminate that is draining when the device goes finishes after automatic recovery.
+#[test]
+fn a_draining_terminate_finishes_after_automatic_recovery() {
+    let rt = runtime_with(RuntimeOptions { auto_recover: true, ..Default::default() });
+    pollster::block_on(async {
+        rt.launch_definition(sequencer("drain"), queue(65_536)).await.unwrap();
+        let values: Vec<i32> = (0..65_536).collect();
+        rt.send_batch("drain", &values, None).await.unwrap();
+        let mut terminate = pin!(rt.terminate("drain", Some(60_000.0)));
+        if let Poll::Ready(done) = poll!(terminate.as_mut()) {
+            panic!("terminate finished before its first poll returned: {done:?}");
+        }
+        rt.destroy_device().unwrap();
+        assert_eq!(terminate.await, Ok(()));
+        let (answers, _) = receive_up_to(&rt, "drain", values.len()).await;
+        assert_eq!(answers, values.iter().map(|&v| answer_to(v)).collect::<Vec<_>>());
+    });
+}
+
+/// 1,000 launch → activate → call → terminate → remove cycles leave the runtime's GPU buffers
+/// (count and bytes, reported in the summary) exactly where they started.
+#[test]
+fn a_thousand_launch_terminate_cycles_leave_no_gpu_buffer_behind() {
+    let rt = runtime();
+    pollster::block_on(async {
+        let cycle = |i: i32| {
+            let rt = &rt;
+            async move {
+                rt.launch_definition(counter("cycle"), queue(64)).await.unwrap();
+                rt.activate("cycle").await.unwrap();
+                let during = rt.summary();
+                assert_eq!(rt.call_pod::<i32, i32>("cycle", &i, Some(10_000.0)).await.unwrap(), i);
+                rt.terminate("cycle", Some(10_000.0)).await.unwrap();
+                rt.remove("cycle").unwrap();
+                during
+            }
+        };
+        cycle(-1).await; // the shared readback buffer is allocated once and kept
+        let start = rt.summary();
+        let mut peak = 0;
+        let started = Instant::now();
+        for i in 0..1000 {
+            let during = cycle(i).await;
+            // Input ring, output ring and state while the kernel lives.
+            assert_eq!(during.gpu_buffer_count, start.gpu_buffer_count + 3, "cycle {i}");
+            peak = peak.max(during.gpu_buffer_bytes);
+        }
+        let end = rt.summary();
+        assert_eq!((end.gpu_buffer_count, end.gpu_buffer_bytes), (start.gpu_buffer_count, start.gpu_buffer_bytes));
+        assert!(peak > start.gpu_buffer_bytes);
+        println!(
+            "{{\"test\":\"launch_terminate_cycles\",\"cycles\":1000,\"buffers\":{},\"bytes\":{},\"peak_bytes\":{peak},\"seconds\":{:.1}}}",
+            end.gpu_buffer_count,
+            end.gpu_buffer_bytes,
+            started.elapsed().as_secs_f64()
+        );
+    });
+}
+
+/// `max_batch` bounds how many messages one dispatch handles, so a slow handler's submissions
+/// stay short; everything is still answered in order. Out-of-range values are refused.
+#[test]
+fn max_batch_bounds_every_dispatch() {
+    let rt = runtime();
+    pollster::block_on(async {
+        let options = LaunchOptions { queue_size: Some(1024), max_batch: Some(64), ..Default::default() };
+        rt.launch_definition(sequencer("bounded"), options).await.unwrap();
+        rt.activate("bounded").await.unwrap();
+        let values: Vec<i32> = (0..1000).collect();
+        rt.send_batch("bounded", &values, None).await.unwrap();
+        let (answers, _) = receive_up_to(&rt, "bounded", values.len()).await;
+        assert_eq!(answers, values.iter().map(|&v| answer_to(v)).collect::<Vec<_>>());
+        let dispatches = rt.telemetry("bounded").unwrap().unwrap().dispatches;
+        assert!(dispatches > 1000 / 64, "{dispatches} dispatches for 1000 messages of at most 64");
+        for max_batch in [0, 1025] {
+            let options = LaunchOptions { queue_size: Some(1024), max_batch: Some(max_batch), ..Default::default() };
+            let refused = rt.launch_definition(sequencer("refused"), options).await;
+            assert!(matches!(refused, Err(Error::InvalidArgument(_))), "{max_batch}: {refused:?}");
+        }
+        assert!(matches!(rt.state("refused"), Err(Error::KernelNotFound { .. })));
+    });
+}

@@ -1,0 +1,283 @@
+//! Device loss, recovery and resource bounds in the browser (headless Chromium, SwiftShader
+//! WebGPU), through the JavaScript surface: `destroyDevice()` calls `GPUDevice.destroy()`,
+//! kernels become "failed", waiting receives and calls reject with `DeviceLostError`, and
+//! `recover()` (or `autoRecover`) brings every kernel back with its state; every message is
+//! answered exactly once, in order. No adapter is a failure with the reason, never a skip.
+#![cfg(target_arch = "wasm32")]
+
+use js_sys::{Function, Object, Promise, Reflect};
+use ringkernel_web::wasm::{define_message, ring_kernel, JsRuntime};
+use ringkernel_web::{Runtime, RuntimeOptions};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn object(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        Reflect::set(&o, &(*k).into(), v).unwrap();
+    }
+    o.into()
+}
+
+fn get(target: &JsValue, key: &str) -> JsValue {
+    Reflect::get(target, &key.into()).unwrap()
+}
+
+fn num(target: &JsValue, key: &str) -> f64 {
+    get(target, key).as_f64().unwrap_or_else(|| panic!("{key} is not a number"))
+}
+
+async fn js(promise: Promise) -> Result<JsValue, JsValue> {
+    JsFuture::from(promise).await
+}
+
+/// Resolves after `ms` milliseconds (setTimeout): lets the page's event loop run.
+async fn sleep(ms: u32) {
+    let promise = Promise::new(&mut |resolve, _| {
+        let set_timeout: Function = get(&js_sys::global(), "setTimeout").unchecked_into();
+        set_timeout.call2(&JsValue::UNDEFINED, &resolve, &ms.into()).unwrap();
+    });
+    js(promise).await.unwrap();
+}
+
+fn error_name(error: &JsValue) -> String {
+    get(error, "name").as_string().unwrap_or_default()
+}
+
+async fn js_runtime(auto_recover: bool) -> JsRuntime {
+    let runtime = Runtime::new(RuntimeOptions { auto_recover, ..Default::default() })
+        .await
+        .unwrap_or_else(|e| panic!("WebGPU runtime could not start (is --enable-unsafe-webgpu set?): {e}"));
+    JsRuntime::from_runtime(runtime)
+}
+
+fn timeout(ms: u32) -> JsValue {
+    object(&[("timeout", ms.into())])
+}
+
+/// Registers `id`: `value * 3 + 1` (so each answer names its message), optionally counting
+/// messages in `state[0]` and summing their values in `state[1]`.
+fn register(id: &str, counting: bool) {
+    let request = define_message("Request".into(), object(&[("value", "i32".into())])).unwrap();
+    let response = define_message("Response".into(), object(&[("result", "i32".into())])).unwrap();
+    let wgsl = if counting {
+        "fn handle(msg: Request) -> Response { atomicAdd(&state[0], 1); atomicAdd(&state[1], msg.value); return Response(msg.value * 3 + 1); }"
+    } else {
+        "fn handle(msg: Request) -> Response { return Response(msg.value * 3 + 1); }"
+    };
+    let mut fields = vec![("id", id.into()), ("input", request), ("output", response), ("wgsl", wgsl.into())];
+    if counting {
+        fields.push(("state", object(&[("length", 2.into()), ("type", "atomic<i32>".into())])));
+    }
+    ring_kernel(object(&fields)).unwrap();
+}
+
+fn answer_to(seq: i32) -> i32 {
+    seq * 3 + 1
+}
+
+fn state(rt: &JsRuntime, id: &str) -> String {
+    rt.get_state(id.into()).unwrap()
+}
+
+async fn send_values(rt: &JsRuntime, id: &str, values: &[i32]) -> usize {
+    let packed = js_sys::Int32Array::from(values);
+    js(rt.send_batch(id.into(), packed.into(), Some(timeout(60_000)))).await.unwrap().as_f64().unwrap() as usize
+}
+
+/// Receives up to `n` answers (fewer if a receive rejects); returns them and the rejection.
+async fn receive_up_to(rt: &JsRuntime, id: &str, n: usize) -> (Vec<i32>, Option<JsValue>) {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let options = object(&[("timeout", 60_000.into()), ("max", ((n - out.len()) as u32).into())]);
+        match js(rt.receive_batch(id.into(), Some(options))).await {
+            Ok(bytes) => out.extend(bytemuck::pod_collect_to_vec::<u8, i32>(&js_sys::Uint8Array::new(&bytes).to_vec())),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+    (out, None)
+}
+
+async fn wait_for_state(rt: &JsRuntime, id: &str, wanted: &str) {
+    for _ in 0..3000 {
+        if state(rt, id) == wanted {
+            return;
+        }
+        sleep(5).await;
+    }
+    panic!("{id} never became {wanted} (is {})", state(rt, id));
+}
+
+async fn state_words(rt: &JsRuntime, id: &str) -> Vec<i32> {
+    js_sys::Int32Array::new(&js(rt.read_state(id.into())).await.unwrap()).to_vec()
+}
+
+#[wasm_bindgen_test]
+async fn destroy_device_fails_every_kernel_and_recover_brings_each_back_with_its_state() {
+    let rt = js_runtime(false).await;
+    register("run", true);
+    register("paused", false);
+    for id in ["run", "paused"] {
+        js(rt.launch(id.into(), None, None)).await.unwrap();
+        js(rt.activate(id.into())).await.unwrap();
+    }
+    js(rt.deactivate("paused".into())).await.unwrap();
+    assert_eq!(send_values(&rt, "run", &(0..100).collect::<Vec<_>>()).await, 100);
+    let (early, _) = receive_up_to(&rt, "run", 60).await;
+    assert_eq!(send_values(&rt, "paused", &[1, 2, 3]).await, 3);
+    let waiting_receive = rt.receive("paused".into(), None);
+    let waiting_call = rt.call("paused".into(), object(&[("value", 4.into())]), None);
+
+    rt.destroy_device().unwrap();
+    wait_for_state(&rt, "run", "failed").await;
+    assert_eq!(state(&rt, "paused"), "failed");
+    let device = get(&rt.get_summary().unwrap(), "device");
+    assert!(get(&device, "lost").as_string().is_some(), "getSummary().device.lost says why");
+    assert_eq!((num(&device, "losses"), num(&device, "recoveries")), (1.0, 0.0));
+    assert_eq!(error_name(&js(waiting_receive).await.unwrap_err()), "DeviceLostError");
+    assert_eq!(error_name(&js(waiting_call).await.unwrap_err()), "DeviceLostError");
+    // Delivered answers stay receivable; then receives reject. Sends are still queued;
+    // lifecycle calls are refused by name.
+    let (delivered, rejected) = receive_up_to(&rt, "run", 41).await;
+    assert_eq!(error_name(&rejected.expect("at most 40 answers can be there")), "DeviceLostError");
+    assert_eq!(send_values(&rt, "run", &(100..150).collect::<Vec<_>>()).await, 50);
+    assert_eq!(error_name(&js(rt.activate("run".into())).await.unwrap_err()), "KernelStateError");
+    assert_eq!(error_name(&js(rt.read_state("run".into())).await.unwrap_err()), "DeviceLostError");
+
+    js(rt.recover()).await.unwrap();
+    assert_eq!((state(&rt, "run"), state(&rt, "paused")), ("active".into(), "deactivated".into()));
+    let (rest, rejected) = receive_up_to(&rt, "run", 150 - 60 - delivered.len()).await;
+    assert!(rejected.is_none(), "{rejected:?}");
+    let all: Vec<i32> = early.into_iter().chain(delivered).chain(rest).collect();
+    assert_eq!(all, (0..150).map(answer_to).collect::<Vec<_>>(), "exactly once, in order");
+    assert_eq!(state_words(&rt, "run").await, [150, (0..150).sum::<i32>()], "state counted each message once");
+    js(rt.reactivate("paused".into())).await.unwrap();
+    assert_eq!(receive_up_to(&rt, "paused", 3).await.0, [1, 2, 3].map(answer_to));
+    let device = get(&rt.get_summary().unwrap(), "device");
+    assert!(get(&device, "lost").is_null());
+    assert_eq!(num(&device, "recoveries"), 1.0);
+}
+
+/// Two losses mid-stream through a 3-stage connected pipeline, with JS promises racing: one
+/// sender and one receiver run concurrently, and the runtime recovers by itself.
+#[wasm_bindgen_test]
+async fn a_pipeline_streams_through_device_losses_with_auto_recover() {
+    let rt = js_runtime(true).await;
+    let stages = ["p1", "p2", "p3"];
+    for id in stages {
+        register(id, false);
+        js(rt.launch(id.into(), None, Some(object(&[("queueSize", 2048.into())])))).await.unwrap();
+        js(rt.activate(id.into())).await.unwrap();
+    }
+    js(rt.connect("p1".into(), "p2".into())).await.unwrap();
+    js(rt.connect("p2".into(), "p3".into())).await.unwrap();
+    let total = 50_000;
+    let sender = async {
+        for chunk in (0..total).collect::<Vec<i32>>().chunks(1500) {
+            let mut sent = 0;
+            while sent < chunk.len() {
+                sent += send_values(&rt, "p1", &chunk[sent..]).await;
+            }
+        }
+    };
+    let receiver = async {
+        let mut answers = Vec::new();
+        let mut losses = 0;
+        while answers.len() < total as usize {
+            let (batch, rejected) = receive_up_to(&rt, "p3", 1).await;
+            answers.extend(batch);
+            if let Some(error) = rejected {
+                assert_eq!(error_name(&error), "DeviceLostError");
+                sleep(1).await; // recovery is the runtime's own
+            }
+            if losses < 2 && answers.len() >= (losses + 1) * total as usize / 3 {
+                rt.destroy_device().unwrap();
+                losses += 1;
+            }
+        }
+        answers
+    };
+    let ((), answers) = futures_util::join!(sender, receiver);
+    let f = |v: i32| answer_to(answer_to(answer_to(v)));
+    assert_eq!(answers, (0..total).map(f).collect::<Vec<_>>(), "exactly once, in order, through two losses");
+    let device = get(&rt.get_summary().unwrap(), "device");
+    assert_eq!((num(&device, "losses"), num(&device, "recoveries")), (2.0, 2.0));
+}
+
+/// Launch → activate → call → terminate → remove, many times: the GPU buffers the runtime
+/// reports in getSummary are back to their start, count and bytes.
+#[wasm_bindgen_test]
+async fn launch_terminate_cycles_leave_no_gpu_buffer_behind() {
+    const CYCLES: i32 = 1000;
+    let rt = js_runtime(false).await;
+    register("cycle", true);
+    let cycle = |i: i32| {
+        let rt = &rt;
+        async move {
+            js(rt.launch("cycle".into(), None, Some(object(&[("queueSize", 64.into())])))).await.unwrap();
+            js(rt.activate("cycle".into())).await.unwrap();
+            let during = rt.get_summary().unwrap();
+            let answer = js(rt.call("cycle".into(), object(&[("value", i.into())]), Some(timeout(10_000)))).await;
+            assert_eq!(num(&answer.unwrap(), "result"), answer_to(i) as f64);
+            js(rt.terminate("cycle".into(), Some(timeout(10_000)))).await.unwrap();
+            rt.remove("cycle".into()).unwrap();
+            during
+        }
+    };
+    cycle(-1).await; // the shared readback buffer is made once and kept
+    let start = rt.get_summary().unwrap();
+    for i in 0..CYCLES {
+        let during = cycle(i).await;
+        assert_eq!(num(&during, "gpuBufferCount"), num(&start, "gpuBufferCount") + 3.0, "cycle {i}");
+    }
+    let end = rt.get_summary().unwrap();
+    for key in ["gpuBufferCount", "gpuBufferBytes"] {
+        assert_eq!(num(&end, key), num(&start, key), "{key} after {CYCLES} cycles");
+    }
+    web_sys::console::log_1(
+        &format!(
+            "{{\"test\":\"launch_terminate_cycles_browser\",\"cycles\":{CYCLES},\"buffers\":{}}}",
+            num(&end, "gpuBufferCount")
+        )
+        .into(),
+    );
+}
+
+/// A handler that loops long per message does not hold the page: `maxBatch` bounds each
+/// dispatch, and the event loop runs (a timer fires) between the resulting submissions.
+#[wasm_bindgen_test]
+async fn a_slow_handler_with_max_batch_leaves_the_page_responsive() {
+    let rt = js_runtime(false).await;
+    let request = define_message("Request".into(), object(&[("value", "i32".into())])).unwrap();
+    let response = define_message("Response".into(), object(&[("result", "i32".into())])).unwrap();
+    let wgsl = "fn handle(msg: Request) -> Response {
+    var x = u32(msg.value);
+    for (var i = 0u; i < 20000u; i++) { x = x * 1664525u + 1013904223u; }
+    return Response(msg.value + i32(x & 0u));
+}";
+    ring_kernel(object(&[("id", "slow".into()), ("input", request), ("output", response), ("wgsl", wgsl.into())]))
+        .unwrap();
+    let options = object(&[("queueSize", 1024.into()), ("maxBatch", 16.into())]);
+    js(rt.launch("slow".into(), None, Some(options))).await.unwrap();
+    js(rt.activate("slow".into())).await.unwrap();
+    let timer_fired = std::rc::Rc::new(std::cell::Cell::new(false));
+    let fired = timer_fired.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        sleep(0).await;
+        fired.set(true);
+    });
+    let values: Vec<i32> = (0..256).collect();
+    assert_eq!(send_values(&rt, "slow", &values).await, 256);
+    let (answers, rejected) = receive_up_to(&rt, "slow", 256).await;
+    assert!(rejected.is_none());
+    assert_eq!(answers, values);
+    assert!(timer_fired.get(), "a timer set before sending fired before the last answer");
+    let t = rt.get_telemetry("slow".into()).unwrap();
+    assert!(num(&t, "dispatches") >= 16.0, "256 messages at most 16 per dispatch: {}", num(&t, "dispatches"));
+    let refused =
+        js(rt.launch("slow2".into(), None, Some(object(&[("queueSize", 8.into()), ("maxBatch", 9.into())])))).await;
+    assert_eq!(error_name(&refused.unwrap_err()), "TypeError");
+}
