@@ -258,8 +258,11 @@ async fn a_slow_handler_with_max_batch_leaves_the_page_responsive() {
     for (var i = 0u; i < 20000u; i++) { x = x * 1664525u + 1013904223u; }
     return Response(msg.value + i32(x & 0u));
 }";
-    ring_kernel(object(&[("id", "slow".into()), ("input", request), ("output", response), ("wgsl", wgsl.into())]))
-        .unwrap();
+    for id in ["slow", "slow2"] {
+        let fields =
+            [("id", id.into()), ("input", request.clone()), ("output", response.clone()), ("wgsl", wgsl.into())];
+        ring_kernel(object(&fields)).unwrap();
+    }
     let options = object(&[("queueSize", 1024.into()), ("maxBatch", 16.into())]);
     js(rt.launch("slow".into(), None, Some(options))).await.unwrap();
     js(rt.activate("slow".into())).await.unwrap();
