@@ -18,10 +18,11 @@ const LEGAL = {
   deactivated: ["reactivate", "terminate"],
   terminating: [],
   terminated: ["launch"],
+  failed: ["terminate"], // until the device is recovered
 };
 const ACCEPTS_INPUT = new Set(["launched", "active", "deactivated"]);
 /** Errors that streaming meets whenever a kernel is paused, stopping, stopped or being relaunched. */
-const QUIET = new Set(["TimeoutError", "QueueFullError", "KernelStateError", "KernelNotFoundError"]);
+const QUIET = new Set(["TimeoutError", "QueueFullError", "KernelStateError", "KernelNotFoundError", "DeviceLostError"]);
 /** Shading behind a kernel's charts while it is not processing. */
 const BANDS = {
   deactivated: "rgba(245, 158, 11, 0.16)",
@@ -29,6 +30,7 @@ const BANDS = {
   created: "rgba(59, 130, 246, 0.10)",
   terminating: "rgba(100, 116, 139, 0.14)",
   terminated: "rgba(100, 116, 139, 0.14)",
+  failed: "rgba(220, 38, 38, 0.16)",
   none: "rgba(100, 116, 139, 0.14)",
 };
 /** Offered load multipliers for the senders (msg/s below are "normal"). */
@@ -105,13 +107,16 @@ async function main() {
   defineUserKernels(onCpu);
   const mandelbrot = new MandelbrotView($("#mandelbrot-canvas"));
   window.runtime = runtime;
-  window.demo = { runtime, kernels, mandelbrot, act, setStreaming, setLoad };
+  window.demo = { runtime, kernels, mandelbrot, act, setStreaming, setLoad, loseDevice, recover };
 
   buildRows();
   $("#dashboard").hidden = false;
   $("#stream").checked = streaming;
   $("#stream").onchange = (e) => setStreaming(e.target.checked);
   $("#load").onchange = (e) => setLoad(e.target.value);
+  $("#device-controls").hidden = onCpu;
+  $("#lose-device").onclick = loseDevice;
+  $("#recover").onclick = recover;
   setInterval(() => sample(mandelbrot), SAMPLE_MS);
   sample(mandelbrot);
 
@@ -169,6 +174,25 @@ async function act(id, action) {
     k.busy = false;
     k.state = stateOf(id);
     render(k);
+  }
+}
+
+/** Destroys the GPU device, as a driver reset would: every kernel becomes "failed" and keeps its messages. */
+function loseDevice() {
+  try {
+    runtime.destroyDevice();
+  } catch (error) {
+    showError(error);
+  }
+}
+
+/** A new device, every failed kernel relaunched where it was, unanswered messages processed in order. */
+async function recover() {
+  $("#recover").disabled = true;
+  try {
+    await runtime.recover();
+  } catch (error) {
+    showError(error);
   }
 }
 
@@ -340,6 +364,13 @@ function renderTotals() {
   const bytes = all.reduce((sum, k) => sum + (k.telemetry?.gpuMemoryBytes ?? 0), 0);
   $("#total-memory").textContent = `${(bytes / 1024).toFixed(0)} KiB`;
   for (const k of all) $(`[data-legend="${k.id}"]`).textContent = formatShort(k.msgPerSec);
+  const health = runtime.getSummary().device;
+  $("#lose-device").disabled = Boolean(health.lost);
+  $("#recover").disabled = !health.lost;
+  $("#device-status").textContent = health.lost
+    ? `Device lost: ${health.lost}`
+    : health.losses ? `Recovered ${health.recoveries} of ${health.losses} losses` : "";
+  $("#device-status").dataset.lost = Boolean(health.lost);
 }
 
 function render(k) {
@@ -384,6 +415,7 @@ function explain(k) {
       return `Paused: nothing dispatched; input queues (${count(t?.inputQueueDepth ?? 0)} of ${count(k.queueSize)}), then senders back off.`;
     case "terminating": return "Terminating: finishing the queued messages first.";
     case "terminated": return "Terminated: launch starts a fresh instance.";
+    case "failed": return `Failed: the ${device} device was lost. Queued and unanswered messages wait; Recover relaunches it where it was.`;
     default: return "";
   }
 }

@@ -27,6 +27,7 @@ const LEGAL = {
   active: ["deactivate", "terminate"],
   deactivated: ["reactivate", "terminate"],
   terminated: ["launch"],
+  failed: ["terminate"],
 };
 const WAIT = { timeout: 30_000 };
 
@@ -160,6 +161,40 @@ test("the demo streams through every kernel; pause, resume, terminate and relaun
     await page.waitForTimeout(1500); // the charts show the relaunched doubler working again
     await mkdir(artifacts, { recursive: true });
     await page.screenshot({ path: join(artifacts, "demo.png"), fullPage: true });
+    assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test("losing the GPU device fails every kernel visibly, and Recover brings them back with nothing lost", async () => {
+  const { page, errors } = await openDemo();
+  try {
+    await page.waitForFunction(() => document.body.dataset.status === "running", null, { timeout: 60_000 });
+    for (const id of KERNELS) await waitForState(page, id, "active");
+    await waitForField(page, "doubler", "checked", "gt", 0);
+    assert.equal(await page.isDisabled("#recover"), true, "nothing to recover yet");
+
+    await page.click("#lose-device", WAIT);
+    for (const id of KERNELS) await waitForState(page, id, "failed");
+    for (const id of KERNELS) await assertButtons(page, id, "failed");
+    await page.waitForFunction(() => !document.getElementById("recover").disabled, null, WAIT);
+    assert.match(await page.textContent("#device-status"), /Device lost: .*destroyed/);
+    assert.match(await text(page, "doubler", "note"), /device was lost/);
+    await mkdir(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, "demo-device-lost.png"), fullPage: true });
+
+    await page.click("#recover", WAIT);
+    for (const id of KERNELS) await waitForState(page, id, "active");
+    await page.waitForFunction(() => /Recovered 1 of 1/.test(document.getElementById("device-status").textContent), null, WAIT);
+    const checked = await number(page, "doubler", "checked");
+    await waitForField(page, "doubler", "checked", "gt", checked);
+    await waitForField(page, "square", "checked", "gt", await number(page, "square", "checked"));
+    // The doubler's and the pipeline's answers are checked in order: a lost, repeated or
+    // reordered message would count as wrong.
+    assert.equal(await number(page, "doubler", "wrong"), 0);
+    assert.equal(await number(page, "square", "wrong"), 0);
     assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
     assert.deepEqual(errors, []);
   } finally {

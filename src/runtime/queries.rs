@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{kernel_mut, Kernel, Runtime};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lifecycle::{KernelMode, KernelState};
 use crate::message::MessageLayout;
 use crate::platform;
@@ -54,7 +54,10 @@ impl Runtime {
         let per_kernel: BTreeMap<String, KernelTelemetry> =
             table.kernels.iter().map(|(id, k)| (id.clone(), snapshot(id, k, now))).collect();
         let device = DeviceHealth {
-            lost: table.lost.as_ref().map(ToString::to_string),
+            lost: table.lost.as_ref().map(|lost| match lost {
+                Error::DeviceLost { reason } => reason.clone(),
+                other => other.to_string(),
+            }),
             losses: table.generation,
             recoveries: table.recoveries,
             auto_recover: self.shared.options.auto_recover,
