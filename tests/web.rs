@@ -915,8 +915,8 @@ use common::{all_exactly_once, answer_after, stage_wgsl, InOrder, Increasing, Ta
 
 const SOAK_MESSAGES: u32 = 1_000_000;
 const SOAK_SEED: u64 = 0x5eed_0006;
-/// Send batches are 1..=SOAK_MAX_BATCH messages (one in ten is a single message); what does not
-/// fit in the 4096-slot queue is sent again later.
+/// Send batches are 1..=SOAK_MAX_BATCH messages; what does not fit in the 4096-slot queue is sent
+/// again later.
 const SOAK_MAX_BATCH: u32 = 20_000;
 
 /// `defineMessage("Tagged", { tag: "u32", seq: "u32", value: "u32" })`.
@@ -968,15 +968,22 @@ async fn receive_tagged(rt: &JsRuntime, id: &str, max: usize, timeout_ms: Option
     Ok(bytemuck::pod_collect_to_vec(&js_sys::Uint8Array::new(&packed).to_vec()))
 }
 
+fn tagged_from_js(message: &JsValue) -> Tagged {
+    let field = |name| num(message, name) as u32;
+    Tagged { tag: field("tag"), seq: field("seq"), value: field("value") }
+}
+
 fn error_name(error: &JsValue) -> String {
     get(error, "name").as_string().unwrap_or_default()
 }
 
 /// The browser soak over `stages` connected kernels: `messages` messages in seeded random
-/// steps (a `sendBatch` taking what fits now, a `receiveBatch` of random size, or a toggle of a
-/// random stage), every answer checked in order as it arrives, then every counter checked. While a
-/// stage is paused a receive only takes what is already there (`timeout: 0`); those that find
-/// nothing are `TimeoutError`s, counted, and must be the kernel's only errors. Logs one JSON line.
+/// steps (a `sendBatch` of random size taking what fits now or, one in ten, a single `send`; a
+/// `receiveBatch` of random size or, one in ten, a single `receive`; or a toggle of a random
+/// stage), every answer checked in order as it arrives, then every counter checked. While a stage
+/// is paused a receive only takes what is already there (`timeout: 0`); those that find nothing
+/// (`TimeoutError`) and single sends that find no room (`QueueFullError`) are counted and must be
+/// the only errors. Logs one JSON line.
 async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
     let ids = start_tagged_stages(&rt, prefix, stages, 4096).await;
     let (first, last) = (&ids[0], &ids[ids.len() - 1]);
@@ -984,7 +991,7 @@ async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
     let mut order = InOrder::new(1, stages);
     let mut active = vec![true; ids.len()];
     let mut batch: Vec<Tagged> = Vec::with_capacity(SOAK_MAX_BATCH as usize);
-    let (mut sent, mut toggles, mut send_batches, mut receive_batches, mut empty) = (0u32, 0, 0, 0, 0u64);
+    let (mut sent, mut toggles, mut sends, mut refused, mut receives, mut empty) = (0u32, 0, 0, 0u64, 0, 0u64);
     let started = js_sys::Date::now();
     while order.received < u64::from(messages) {
         let step = rng.u32(0..100);
@@ -995,30 +1002,43 @@ async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
             active[stage] = !active[stage];
             toggles += 1;
         } else if step < 50 && sent < messages {
-            let size = if rng.u32(0..10) == 0 { 1 } else { rng.u32(1..=SOAK_MAX_BATCH) };
-            let end = sent + size.min(messages - sent);
-            batch.clear();
-            batch.extend((sent..end).map(|seq| Tagged::new(0, seq)));
-            sent += send_tagged(&rt, first, &batch, Some(0)).await;
-            send_batches += 1;
+            sends += 1;
+            if rng.u32(0..10) == 0 {
+                match js(rt.send(first.clone(), tagged_js(Tagged::new(0, sent)), Some(timeout(0)))).await {
+                    Ok(_) => sent += 1,
+                    Err(e) if error_name(&e) == "QueueFullError" => refused += 1,
+                    Err(e) => panic!("send: {e:?}"),
+                }
+            } else {
+                let end = sent + rng.u32(1..=SOAK_MAX_BATCH).min(messages - sent);
+                batch.clear();
+                batch.extend((sent..end).map(|seq| Tagged::new(0, seq)));
+                sent += send_tagged(&rt, first, &batch, Some(0)).await;
+            }
         } else if u64::from(sent) > order.received {
-            let max = if rng.u32(0..10) == 0 { 1 } else { rng.usize(1..=2 * SOAK_MAX_BATCH as usize) };
             let flowing = !active.contains(&false);
-            match receive_tagged(&rt, last, max, Some(if flowing { 60_000 } else { 0 })).await {
+            let wait = if flowing { 60_000 } else { 0 };
+            let received = if rng.u32(0..10) == 0 {
+                js(rt.receive(last.clone(), Some(timeout(wait)))).await.map(|answer| vec![tagged_from_js(&answer)])
+            } else {
+                let max = rng.usize(1..=2 * SOAK_MAX_BATCH as usize);
+                let answers = receive_tagged(&rt, last, max, Some(wait)).await;
+                answers.inspect(|a| assert!(a.len() <= max, "asked for at most {max}, got {}", a.len()))
+            };
+            match received {
                 Ok(answers) => {
-                    assert!(answers.len() <= max, "asked for at most {max}, got {}", answers.len());
                     order.check(&answers);
-                    receive_batches += 1;
+                    receives += 1;
                 }
                 Err(e) if !flowing && error_name(&e) == "TimeoutError" => empty += 1,
-                Err(e) => panic!("receiveBatch with {} outstanding: {e:?}", u64::from(sent) - order.received),
+                Err(e) => panic!("receive with {} outstanding: {e:?}", u64::from(sent) - order.received),
             }
         }
     }
     let seconds = (js_sys::Date::now() - started) / 1000.0;
     console_log!(
         "{{\"test\":\"browser-soak\",\"backend\":{},\"stages\":{stages},\"messages\":{messages},\"toggles\":{toggles},\
-         \"sendBatches\":{send_batches},\"receiveBatches\":{receive_batches},\"emptyReceives\":{empty},\
+         \"sends\":{sends},\"refusedSends\":{refused},\"receives\":{receives},\"emptyReceives\":{empty},\
          \"seconds\":{seconds:.2},\"seed\":{SOAK_SEED}}}",
         get(&rt.adapter().unwrap(), "backend").as_string().map(|b| format!("{b:?}")).unwrap_or_default()
     );
@@ -1039,7 +1059,7 @@ async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
             ("inputQueueDepth", 0.0),
             ("inFlight", 0.0),
             ("outputQueueDepth", 0.0),
-            ("errors", if is_last { empty as f64 } else { 0.0 }),
+            ("errors", (if is_first { refused } else { 0 } + if is_last { empty } else { 0 }) as f64),
         ];
         for (key, want) in expected {
             assert_eq!(num(&t, key), want, "{id}: {key}");
@@ -1107,12 +1127,7 @@ async fn racing_send_receive_call_and_toggle_promises_keep_per_sender_fifo_and_l
         async move {
             let message = Tagged::new(100 + i % 4, i);
             let answer = js(rt.call(id.into(), tagged_js(message), Some(timeout(60_000)))).await.unwrap();
-            let got = Tagged {
-                tag: num(&answer, "tag") as u32,
-                seq: num(&answer, "seq") as u32,
-                value: num(&answer, "value") as u32,
-            };
-            assert_eq!(got, answer_after(message, 1), "call {message:?} got someone else's answer");
+            assert_eq!(tagged_from_js(&answer), answer_after(message, 1), "call {message:?} got someone else's answer");
         }
     }));
     let toggler = async {
