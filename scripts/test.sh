@@ -10,7 +10,7 @@ log "native tests (cargo test --workspace)"
 cargo test --workspace
 
 log "browser tests (wasm-pack test --headless --chrome, WebGPU on SwiftShader)"
-WASM_BINDGEN_TEST_TIMEOUT=120 wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver
+WASM_BINDGEN_TEST_TIMEOUT=240 wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver
 
 log "package tests (npm install of pkg/, headless Chromium)"
 build_npm_package

@@ -1,0 +1,122 @@
+//! Shared by the soak and concurrency tests (native and browser): a message that carries its
+//! sender and sequence number, so every answer says where it came from and where it belongs,
+//! and checkers for exactly-once and per-sender FIFO delivery.
+#![allow(dead_code)] // each test binary uses a different part
+
+/// A message tagged with its sender (`tag`) and its place in that sender's sequence (`seq`).
+/// Both directions use it, so connected stages share one layout.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Tagged {
+    pub tag: u32,
+    pub seq: u32,
+    pub value: u32,
+}
+
+/// WGSL message name, field names and types, in layout order.
+pub const TAGGED_NAME: &str = "Tagged";
+pub const TAGGED_FIELDS: [&str; 3] = ["tag", "seq", "value"];
+
+impl Tagged {
+    /// The `seq`-th message of sender `tag`; its value is derived from both.
+    pub fn new(tag: u32, seq: u32) -> Tagged {
+        Tagged { tag, seq, value: seq.wrapping_mul(2_654_435_761).wrapping_add(tag) }
+    }
+}
+
+/// What stage `stage` (0-based) of a pipeline does to a value: `value * 3 + stage + 1`, wrapping
+/// like WGSL's `u32`. Each stage differs, so an answer shows that every stage ran exactly once.
+pub fn stage_value(value: u32, stage: u32) -> u32 {
+    value.wrapping_mul(3).wrapping_add(stage + 1)
+}
+
+/// The WGSL `handle` of stage `stage`.
+pub fn stage_wgsl(stage: u32) -> String {
+    format!(
+        "fn handle(m: {TAGGED_NAME}) -> {TAGGED_NAME} {{ return {TAGGED_NAME}(m.tag, m.seq, m.value * 3u + {}u); }}",
+        stage + 1
+    )
+}
+
+/// The answer to `message` after `stages` stages.
+pub fn answer_after(message: Tagged, stages: u32) -> Tagged {
+    let value = (0..stages).fold(message.value, stage_value);
+    Tagged { value, ..message }
+}
+
+/// Checks one receiver's stream when it is the only receiver: for every sender, answers arrive
+/// exactly in send order with none missing or repeated (`seq` is the next one expected), and each
+/// is the right answer to its message.
+pub struct InOrder {
+    next: Vec<u32>,
+    stages: u32,
+    pub received: u64,
+}
+
+impl InOrder {
+    pub fn new(senders: usize, stages: u32) -> InOrder {
+        InOrder { next: vec![0; senders], stages, received: 0 }
+    }
+
+    #[track_caller]
+    pub fn check(&mut self, answers: &[Tagged]) {
+        for answer in answers {
+            let next = self.next.get_mut(answer.tag as usize).unwrap_or_else(|| panic!("unknown sender in {answer:?}"));
+            assert_eq!(answer.seq, *next, "sender {}: answer out of order, repeated or lost", answer.tag);
+            assert_eq!(*answer, answer_after(Tagged::new(answer.tag, answer.seq), self.stages), "wrong answer");
+            *next += 1;
+        }
+        self.received += answers.len() as u64;
+    }
+
+    /// How many answers each sender has had.
+    pub fn per_sender(&self) -> &[u32] {
+        &self.next
+    }
+}
+
+/// Checks one receiver's stream when several receivers share a kernel. Each receiver takes its
+/// batches one after another from the head of the kernel's single output queue, so its stream is
+/// a subsequence of the global answer order: per-sender FIFO there means strictly increasing
+/// `seq` per sender here. Exactly-once is checked over all receivers with [`all_exactly_once`].
+pub struct Increasing {
+    last: Vec<Option<u32>>,
+    stages: u32,
+    pub seen: Vec<Tagged>,
+}
+
+impl Increasing {
+    pub fn new(senders: usize, stages: u32) -> Increasing {
+        Increasing { last: vec![None; senders], stages, seen: Vec::new() }
+    }
+
+    #[track_caller]
+    pub fn check(&mut self, answers: &[Tagged]) {
+        for answer in answers {
+            let last = self.last.get_mut(answer.tag as usize).unwrap_or_else(|| panic!("unknown sender in {answer:?}"));
+            assert!(last.is_none_or(|l| answer.seq > l), "sender {}: {} after {last:?}", answer.tag, answer.seq);
+            assert_eq!(*answer, answer_after(Tagged::new(answer.tag, answer.seq), self.stages), "wrong answer");
+            *last = Some(answer.seq);
+        }
+        self.seen.extend_from_slice(answers);
+    }
+}
+
+/// Every `(sender, seq)` with `seq < per_sender[sender]` was received exactly once over all
+/// receivers, and nothing else was.
+#[track_caller]
+pub fn all_exactly_once(receivers: &[Increasing], per_sender: &[u32]) {
+    let mut seen: Vec<Vec<u8>> = per_sender.iter().map(|&n| vec![0; n as usize]).collect();
+    for answer in receivers.iter().flat_map(|r| &r.seen) {
+        let count = seen
+            .get_mut(answer.tag as usize)
+            .and_then(|s| s.get_mut(answer.seq as usize))
+            .unwrap_or_else(|| panic!("{answer:?} was never sent"));
+        *count += 1;
+        assert_eq!(*count, 1, "{answer:?} received twice");
+    }
+    for (tag, seen) in seen.iter().enumerate() {
+        let missing = seen.iter().filter(|&&c| c == 0).count();
+        assert_eq!(missing, 0, "sender {tag}: {missing} of {} answers never arrived", seen.len());
+    }
+}

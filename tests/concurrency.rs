@@ -1,0 +1,234 @@
+//! Concurrency (issue 6), natively: many sender and receiver threads on one kernel, with random
+//! deactivate / reactivate toggles from another thread, keep per-sender FIFO and lose nothing;
+//! `call`s racing plain sends each get their own answer while the plain answers stay in order.
+//!
+//! No timeouts decide anything here: receivers stop when the kernel is terminated (terminate
+//! drains everything first, and a receive on a terminated kernel with nothing left fails with
+//! `KernelStateError`), so a lost message shows up as a missing answer, not as a hang. A thread
+//! that fails stops the kernel at once ([`StopOnPanic`]), which releases every other thread.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{all_exactly_once, answer_after, stage_wgsl, InOrder, Increasing, Tagged, TAGGED_FIELDS, TAGGED_NAME};
+use futures_util::future::join_all;
+use ringkernel_web::kernel;
+use ringkernel_web::{
+    Error, FieldType, KernelDefinition, KernelState, LaunchOptions, MessageLayout, Runtime, RuntimeOptions,
+};
+
+const SEED: u64 = 0x5eed_c0c0;
+
+fn runtime() -> Runtime {
+    pollster::block_on(Runtime::new(RuntimeOptions::default()))
+        .unwrap_or_else(|e| panic!("these tests need a wgpu adapter (install mesa-vulkan-drivers for lavapipe): {e}"))
+}
+
+/// Launches and activates `id`, a one-stage [`Tagged`] kernel (`value * 3 + 1`), with a small
+/// queue so senders wait for room and the pump wraps its rings often.
+fn start(rt: &Runtime, id: &str, queue_size: usize) {
+    let layout = TAGGED_FIELDS
+        .iter()
+        .fold(MessageLayout::builder(TAGGED_NAME), |b, name| b.field(name, FieldType::U32))
+        .build_for::<Tagged>()
+        .unwrap();
+    kernel::register(KernelDefinition::new(id, layout.clone(), layout, &stage_wgsl(0)));
+    pollster::block_on(async {
+        rt.launch(id, LaunchOptions { queue_size: Some(queue_size), ..Default::default() }).await.unwrap();
+        rt.activate(id).await.unwrap();
+    });
+}
+
+/// Terminates the kernel at once when the thread holding it panics, so that the other threads
+/// (senders waiting for room, receivers waiting for answers, the toggler) fail or finish instead
+/// of waiting forever for a thread that is gone.
+struct StopOnPanic<'a>(&'a Runtime, &'a str);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = pollster::block_on(self.0.terminate(self.1, Some(0.0)));
+        }
+    }
+}
+
+/// Sends sender `tag`'s messages `0..count` in order, in random batches of 1..=max_batch, each
+/// waiting for room (a paused kernel only delays it).
+fn send_sequence(rt: &Runtime, id: &str, tag: u32, count: u32, max_batch: u32) {
+    let _stop = StopOnPanic(rt, id);
+    let mut rng = fastrand::Rng::with_seed(SEED + u64::from(tag));
+    let mut seq = 0;
+    pollster::block_on(async {
+        while seq < count {
+            let end = (seq + rng.u32(1..=max_batch)).min(count);
+            let batch: Vec<Tagged> = (seq..end).map(|s| Tagged::new(tag, s)).collect();
+            assert_eq!(rt.send_batch(id, &batch, None).await.unwrap(), batch.len(), "a send without timeout takes all");
+            seq = end;
+        }
+    });
+}
+
+/// Receives batches of random size until the kernel is terminated and drained, handing each to
+/// `check`.
+fn receive_until_terminated(rt: &Runtime, id: &str, seed: u64, mut check: impl FnMut(&[Tagged])) {
+    let _stop = StopOnPanic(rt, id);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    pollster::block_on(async {
+        loop {
+            match rt.receive_batch::<Tagged>(id, rng.usize(1..=100), None).await {
+                Ok(answers) => check(&answers),
+                Err(Error::KernelState { state: KernelState::Terminated, .. }) => return,
+                Err(e) => panic!("receive: {e}"),
+            }
+        }
+    });
+}
+
+/// Deactivates and reactivates `id` at random short intervals, at least once and then until
+/// `stop`, and leaves it active; returns how many toggles it made.
+fn toggle_until(rt: &Runtime, id: &str, stop: &AtomicBool) -> u32 {
+    let _stop = StopOnPanic(rt, id);
+    let mut rng = fastrand::Rng::with_seed(SEED + 300);
+    let mut toggles = 0;
+    pollster::block_on(async {
+        loop {
+            std::thread::sleep(Duration::from_micros(rng.u64(0..2000)));
+            rt.deactivate(id).await.unwrap();
+            std::thread::sleep(Duration::from_micros(rng.u64(0..2000)));
+            rt.reactivate(id).await.unwrap();
+            toggles += 2;
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    });
+    toggles
+}
+
+/// Eight sender threads (each its own tagged sequence, in random batches) and four receiver
+/// threads share one kernel while a fifth thread toggles it. Each receiver checks per-sender
+/// order on its own stream ([`Increasing`]: a receiver takes its batches one after another from
+/// the head of the single output queue, so its stream is a subsequence of the global order), and
+/// all streams together hold every answer exactly once ([`all_exactly_once`]).
+#[test]
+fn many_senders_and_receivers_with_toggles_keep_per_sender_fifo_and_lose_nothing() {
+    const SENDERS: u32 = 8;
+    const RECEIVERS: u64 = 4;
+    const PER_SENDER: u32 = 25_000;
+    let rt = runtime();
+    let id = "conc-fifo";
+    start(&rt, id, 512);
+    let started = Instant::now();
+    let senders_done = AtomicBool::new(false);
+    let (receivers, toggles) = std::thread::scope(|s| {
+        let _stop = StopOnPanic(&rt, id);
+        let receivers: Vec<_> = (0..RECEIVERS)
+            .map(|r| {
+                let rt = &rt;
+                s.spawn(move || {
+                    let mut stream = Increasing::new(SENDERS as usize, 1);
+                    receive_until_terminated(rt, id, SEED + 100 + r, |answers| stream.check(answers));
+                    stream
+                })
+            })
+            .collect();
+        let toggler = s.spawn(|| toggle_until(&rt, id, &senders_done));
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|tag| {
+                s.spawn({
+                    let rt = &rt;
+                    move || send_sequence(rt, id, tag, PER_SENDER, 64)
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        senders_done.store(true, Ordering::SeqCst);
+        let toggles = toggler.join().unwrap();
+        pollster::block_on(rt.terminate(id, Some(60_000.0))).unwrap();
+        (receivers.into_iter().map(|r| r.join().unwrap()).collect::<Vec<_>>(), toggles)
+    });
+    let counts: Vec<usize> = receivers.iter().map(|r| r.seen.len()).collect();
+    println!(
+        "{{\"test\":\"concurrency\",\"senders\":{SENDERS},\"receivers\":{RECEIVERS},\"messages\":{},\"toggles\":{toggles},\
+         \"perReceiver\":{counts:?},\"seconds\":{:.2}}}",
+        SENDERS * PER_SENDER,
+        started.elapsed().as_secs_f64()
+    );
+    all_exactly_once(&receivers, &[PER_SENDER; SENDERS as usize]);
+    let t = rt.telemetry(id).unwrap().unwrap();
+    let total = u64::from(SENDERS * PER_SENDER);
+    assert_eq!((t.messages_sent, t.messages_processed, t.messages_received), (total, total, total));
+    assert_eq!((t.messages_dropped, t.unprocessed_at_termination), (0, 0));
+}
+
+/// 100 `call`s (four threads of 25 concurrent futures) race four threads of plain sends on one
+/// kernel while it is toggled. Every call resolves with the answer to its own message, and the
+/// single receiver sees exactly the plain answers, each sender's in its send order with none
+/// missing ([`InOrder`]); call answers (tags 100 and up) never reach it.
+#[test]
+fn concurrent_calls_mixed_with_plain_sends_get_their_own_answers_and_plain_fifo_holds() {
+    const PLAIN_SENDERS: u32 = 4;
+    const PER_SENDER: u32 = 5_000;
+    const CALL_THREADS: u32 = 4;
+    const CALLS_PER_THREAD: u32 = 25;
+    let rt = runtime();
+    let id = "conc-calls";
+    start(&rt, id, 256);
+    let started = Instant::now();
+    let stop = AtomicBool::new(false);
+    let (order, toggles) = std::thread::scope(|s| {
+        let _stop = StopOnPanic(&rt, id);
+        let receiver = s.spawn(|| {
+            let mut order = InOrder::new(PLAIN_SENDERS as usize, 1);
+            receive_until_terminated(&rt, id, SEED + 200, |answers| order.check(answers));
+            order
+        });
+        let toggler = s.spawn(|| toggle_until(&rt, id, &stop));
+        let senders: Vec<_> = (0..PLAIN_SENDERS)
+            .map(|tag| {
+                s.spawn({
+                    let rt = &rt;
+                    move || send_sequence(rt, id, tag, PER_SENDER, 32)
+                })
+            })
+            .collect();
+        let callers: Vec<_> = (0..CALL_THREADS)
+            .map(|thread| {
+                let rt = &rt;
+                s.spawn(move || {
+                    let _stop = StopOnPanic(rt, id);
+                    pollster::block_on(join_all((0..CALLS_PER_THREAD).map(|i| async move {
+                        let message = Tagged::new(100 + thread, i);
+                        let answer: Tagged = rt.call_pod(id, &message, Some(60_000.0)).await.unwrap();
+                        assert_eq!(answer, answer_after(message, 1), "call {message:?} got someone else's answer");
+                    })));
+                })
+            })
+            .collect();
+        for thread in senders.into_iter().chain(callers) {
+            thread.join().unwrap();
+        }
+        stop.store(true, Ordering::SeqCst);
+        let toggles = toggler.join().unwrap();
+        pollster::block_on(rt.terminate(id, Some(60_000.0))).unwrap();
+        (receiver.join().unwrap(), toggles)
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(order.per_sender(), [PER_SENDER; PLAIN_SENDERS as usize], "every plain answer arrived");
+    let (plain, calls) = (u64::from(PLAIN_SENDERS * PER_SENDER), u64::from(CALL_THREADS * CALLS_PER_THREAD));
+    let t = rt.telemetry(id).unwrap().unwrap();
+    assert_eq!(
+        (t.messages_sent, t.messages_processed, t.messages_received),
+        (plain + calls, plain + calls, plain + calls)
+    );
+    assert_eq!((t.answers_abandoned, t.messages_dropped), (0, 0));
+    println!(
+        "{{\"test\":\"calls-and-sends\",\"calls\":{calls},\"plainMessages\":{plain},\"toggles\":{toggles},\
+         \"seconds\":{seconds:.2}}}"
+    );
+}
