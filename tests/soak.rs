@@ -4,6 +4,10 @@
 //! answer carries its sequence number, so exactly-once and FIFO order are checked on each one,
 //! and the counters (`telemetry`, `summary`) must agree with what the test saw.
 //!
+//! On the GPU the schedule also loses the device now and then (`destroy_device`, then
+//! `recover`): messages in flight at that moment are replayed, and every answer must still
+//! arrive exactly once and in order.
+//!
 //! The random schedule is seeded: each test prints its seed (and a one-line JSON summary), and
 //! `RINGKERNEL_SOAK_SEED=<n>` replays a schedule.
 #![cfg(not(target_arch = "wasm32"))]
@@ -25,6 +29,8 @@ const QUEUE_SIZE: usize = 4096;
 const MAX_BATCH: u32 = 20_000;
 /// Percent chance per step of toggling a random stage (deactivate if active, else reactivate).
 const TOGGLE_PERCENT: u32 = 3;
+/// On GPU backends, one step in this many loses the device and recovers it.
+const FAULT_ONE_IN: u32 = 500;
 
 fn runtime_on(backend: BackendChoice) -> Runtime {
     pollster::block_on(Runtime::new(RuntimeOptions { backend, ..Default::default() }))
@@ -70,6 +76,8 @@ async fn build_stages(rt: &Runtime, prefix: &str, stages: u32) -> Vec<String> {
 #[derive(Debug, Default)]
 struct Soak {
     toggles: u64,
+    /// Device losses injected, each followed by a recovery.
+    faults: u64,
     /// `send_batch` and `send_pod` calls, and the single sends refused with `QueueFull` because
     /// the queue had no room then.
     sends: u64,
@@ -93,9 +101,21 @@ async fn soak(rt: &Runtime, ids: &[String], seed: u64) -> Soak {
     let mut active = vec![true; ids.len()];
     let mut batch: Vec<Tagged> = Vec::with_capacity(MAX_BATCH as usize);
     let (mut sent, mut run) = (0u32, Soak::default());
+    let on_gpu = rt.adapter().backend != "cpu";
     while order.received < u64::from(MESSAGES) {
         let step = rng.u32(0..100);
-        if step < TOGGLE_PERCENT {
+        if on_gpu && rng.u32(0..FAULT_ONE_IN) == 0 {
+            // Lose the device with whatever is in flight, wait until the pump has failed every
+            // stage, then recover: each comes back in the state it was in (paused or not).
+            rt.destroy_device().unwrap();
+            let lost = Instant::now();
+            while ids.iter().any(|id| rt.state(id).unwrap() != ringkernel_web::KernelState::Failed) {
+                assert!(lost.elapsed().as_secs() < 30, "the loss was never noticed");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            rt.recover().await.unwrap();
+            run.faults += 1;
+        } else if step < TOGGLE_PERCENT {
             let stage = rng.usize(..ids.len());
             if active[stage] {
                 rt.deactivate(&ids[stage]).await.unwrap();
@@ -159,16 +179,21 @@ fn check_soak(backend: BackendChoice, prefix: &str, stages: u32) {
         let seconds = started.elapsed().as_secs_f64();
         println!(
             "{{\"test\":\"soak\",\"backend\":\"{}\",\"stages\":{stages},\"messages\":{MESSAGES},\"toggles\":{},\
-             \"sends\":{},\"refusedSends\":{},\"receives\":{},\"emptyReceives\":{},\"seconds\":{seconds:.2},\
+             \"faults\":{},\"sends\":{},\"refusedSends\":{},\"receives\":{},\"emptyReceives\":{},\"seconds\":{seconds:.2},\
              \"seed\":{seed}}}",
             rt.adapter().backend,
             run.toggles,
+            run.faults,
             run.sends,
             run.refused_sends,
             run.receives,
             run.empty_receives
         );
         assert!(run.toggles > 0, "the schedule toggled: {run:?}");
+        if backend != BackendChoice::Cpu {
+            assert!(run.faults > 0, "the schedule lost the device: {run:?}");
+            assert_eq!(rt.summary().device.recoveries, run.faults);
+        }
         let total = u64::from(MESSAGES);
         for (i, id) in ids.iter().enumerate() {
             let t = rt.telemetry(id).unwrap().unwrap();
