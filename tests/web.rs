@@ -983,7 +983,8 @@ fn error_name(error: &JsValue) -> String {
 /// stage), every answer checked in order as it arrives, then every counter checked. While a stage
 /// is paused a receive only takes what is already there (`timeout: 0`); those that find nothing
 /// (`TimeoutError`) and single sends that find no room (`QueueFullError`) are counted and must be
-/// the only errors. Logs one JSON line.
+/// the only errors. On WebGPU, one step in 500 also loses the device (`destroyDevice`, wait for
+/// every stage to fail, `recover`), and nothing may change in what arrives. Logs one JSON line.
 async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
     let ids = start_tagged_stages(&rt, prefix, stages, 4096).await;
     let (first, last) = (&ids[0], &ids[ids.len() - 1]);
@@ -992,10 +993,22 @@ async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
     let mut active = vec![true; ids.len()];
     let mut batch: Vec<Tagged> = Vec::with_capacity(SOAK_MAX_BATCH as usize);
     let (mut sent, mut toggles, mut sends, mut refused, mut receives, mut empty) = (0u32, 0, 0, 0u64, 0, 0u64);
+    let on_gpu = get(&rt.adapter().unwrap(), "backend").as_string().as_deref() != Some("cpu");
+    let mut faults = 0;
     let started = js_sys::Date::now();
     while order.received < u64::from(messages) {
         let step = rng.u32(0..100);
-        if step < 3 {
+        if on_gpu && rng.u32(0..500) == 0 {
+            rt.destroy_device().unwrap();
+            for _ in 0..10_000 {
+                if ids.iter().all(|id| rt.get_state(id.clone()).unwrap() == "failed") {
+                    break;
+                }
+                sleep_ms(1).await;
+            }
+            js(rt.recover()).await.unwrap();
+            faults += 1;
+        } else if step < 3 {
             let stage = rng.usize(..ids.len());
             let id = ids[stage].clone();
             js(if active[stage] { rt.deactivate(id) } else { rt.reactivate(id) }).await.unwrap();
@@ -1038,7 +1051,7 @@ async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
     let seconds = (js_sys::Date::now() - started) / 1000.0;
     console_log!(
         "{{\"test\":\"browser-soak\",\"backend\":{},\"stages\":{stages},\"messages\":{messages},\"toggles\":{toggles},\
-         \"sends\":{sends},\"refusedSends\":{refused},\"receives\":{receives},\"emptyReceives\":{empty},\
+         \"faults\":{faults},\"sends\":{sends},\"refusedSends\":{refused},\"receives\":{receives},\"emptyReceives\":{empty},\
          \"seconds\":{seconds:.2},\"seed\":{SOAK_SEED}}}",
         get(&rt.adapter().unwrap(), "backend").as_string().map(|b| format!("{b:?}")).unwrap_or_default()
     );
@@ -1069,6 +1082,19 @@ async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
     assert_eq!(num(&summary, "totalMessages"), total * f64::from(stages), "every stage processed every message");
     assert_eq!((num(&summary, "totalSent"), num(&summary, "totalReceived")), (total, total));
     assert!(toggles > 0, "the schedule toggled");
+    if on_gpu {
+        assert!(faults > 0, "the schedule lost the device");
+        assert_eq!(num(&get(&summary, "device"), "recoveries"), f64::from(faults));
+    }
+}
+
+/// Resolves after `ms` milliseconds (setTimeout), letting the page's event loop run.
+async fn sleep_ms(ms: u32) {
+    let promise = Promise::new(&mut |resolve, _| {
+        let set_timeout: Function = get(&js_sys::global(), "setTimeout").unchecked_into();
+        set_timeout.call2(&JsValue::UNDEFINED, &resolve, &ms.into()).unwrap();
+    });
+    js(promise).await.unwrap();
 }
 
 #[wasm_bindgen_test]
