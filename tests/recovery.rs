@@ -192,6 +192,35 @@ fn a_lost_device_fails_every_kernel_and_recover_brings_each_back_where_it_was() 
     });
 }
 
+/// A launch still compiling when the device goes fails with `DeviceLost` and leaves nothing
+/// behind: the id is free, and launches again once the device is recovered.
+#[test]
+fn a_launch_compiling_when_the_device_is_lost_fails_cleanly() {
+    const ATTEMPTS: usize = 20;
+    let rt = runtime();
+    pollster::block_on(async {
+        for attempt in 0.. {
+            assert!(attempt < ATTEMPTS, "never caught a launch still compiling");
+            let mut launch = pin!(rt.launch_definition(sequencer("late"), queue(64)));
+            if let Poll::Ready(done) = poll!(launch.as_mut()) {
+                done.unwrap(); // finished before the first poll returned: try again
+                rt.terminate("late", None).await.unwrap();
+                rt.remove("late").unwrap();
+                continue;
+            }
+            assert_eq!(rt.state("late").unwrap(), KernelState::Created);
+            rt.destroy_device().unwrap();
+            assert!(is_device_lost(&launch.await));
+            break;
+        }
+        assert!(matches!(rt.state("late"), Err(Error::KernelNotFound { .. })), "the id is free again");
+        rt.recover().await.unwrap();
+        rt.launch_definition(sequencer("late"), queue(64)).await.unwrap();
+        rt.activate("late").await.unwrap();
+        assert_eq!(rt.call_pod::<i32, i32>("late", &2, Some(10_000.0)).await.unwrap(), answer_to(2));
+    });
+}
+
 /// `Failed` against every lifecycle call. Without recovery a failed kernel can still be
 /// terminated: it stops at once, and what it could not process is reported, not dropped.
 #[test]

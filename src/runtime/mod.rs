@@ -296,16 +296,20 @@ impl Runtime {
             );
             (self.shared.device(), table.generation)
         };
-        let created = create_exec(device, definition.clone(), queue_size).await;
+        let created = create_exec(device.clone(), definition.clone(), queue_size).await;
+        // Lost meanwhile, whether or not the pump has noticed yet.
+        let fault = device.gpu().and_then(|gpu| gpu.check_fault().err());
         let mut table = self.shared.lock();
         let still_ours = table.kernels.get(&id).is_some_and(|k| k.instance == instance);
-        // Built on a device that was lost meanwhile: it cannot run.
-        let created = match (created, &table.lost) {
-            (Ok(_), Some(lost)) => Err(lost.clone()),
-            (Ok(_), None) if table.generation != generation => {
+        // Built (or failed to build) on a device that was lost meanwhile: it cannot run, and
+        // a compile error from a dead device says nothing about the kernel.
+        let created = match (&table.lost, fault) {
+            (Some(lost), _) => Err(lost.clone()),
+            (None, Some(fault)) => Err(fault),
+            (None, None) if table.generation != generation => {
                 Err(Error::DeviceLost { reason: "the device was lost and replaced while the kernel compiled".into() })
             }
-            (created, _) => created,
+            (None, None) => created,
         };
         match created {
             Ok(exec) if still_ours => {
