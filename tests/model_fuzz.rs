@@ -58,9 +58,9 @@
 //! accepted payloads and received answers, and checks at the end that each launch answered
 //! exactly what it accepted, in order (less what a timed-out terminate reported unprocessed).
 //!
-//! Shrinking reruns shortened sequences; a failure that depends on timing may not recur on
-//! every rerun, so its reported sequence may be longer than minimal (the message also lists
-//! every operation of the failing run with its outcome).
+//! Shrinking reruns shortened sequences, each up to `SHRINK_ATTEMPTS` times; a failure that
+//! needs a lucky interleaving may still not recur, so its reported sequence may be longer than
+//! minimal (the message also lists every operation of the failing run with its outcome).
 //!
 //! # Adding operations
 //! An operation is a variant of [`Op`], a line in [`op_strategy`], an arm in [`Model::plan`]
@@ -70,17 +70,19 @@
 //! refusals in `Model::plan`, and the fate of queued messages in `Model::apply`.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Once;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
-use ringkernel_web::{kernel, BackendChoice, Error, KernelMode, KernelState, LaunchOptions, Runtime, RuntimeOptions};
+use ringkernel_web::{
+    kernel, BackendChoice, Error, KernelDefinition, KernelMode, KernelState, LaunchOptions, Runtime, RuntimeOptions,
+};
 
-/// Kernel ids the operations pick from: the built-in doubler, a copy of it under another id,
-/// and an id nobody registered.
+/// Kernel ids the operations pick from: the built-in doubler, a copy of it under another id
+/// whose host handler is slow (see [`register_twin`]), and an id nobody registered.
 const IDS: [&str; 3] = ["doubler", "twin", "ghost"];
 const GHOST: usize = 2;
 
@@ -91,9 +93,14 @@ const NOW_MS: f64 = 0.0;
 /// For receives that must find nothing: a moment for a wrongly produced answer to show up.
 const SHORT_MS: f64 = 1.0;
 
+/// How long the cpu backend's "twin" handler takes per message.
+const SLOW_HANDLER: std::time::Duration = std::time::Duration::from_micros(200);
+
 const MAX_QUEUE: usize = 8;
 const MAX_BATCH: usize = 20;
 const MAX_OPS: usize = 50;
+/// Runs of each shortened sequence while shrinking (see [`fuzz`]).
+const SHRINK_ATTEMPTS: usize = 5;
 
 const NOT_FOUND: &str = "KernelNotFoundError";
 const STATE: &str = "KernelStateError";
@@ -188,11 +195,19 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 /// A case: both kernels launched (queue sizes drawn too), then random operations. The two
 /// launches only spare cases a long run-up of `KernelNotFoundError`s; later `Launch` ops
 /// relaunch removed kernels (or are refused).
+/// Mostly single operations; sometimes a restart burst (terminate at once, remove, launch
+/// again), back to back so the relaunch can meet work the old launch still had in progress.
+fn chunk_strategy() -> impl Strategy<Value = Vec<Op>> {
+    let restart = (prop_oneof![1 => Just(K(0)), 3 => Just(K(1))], 1..=MAX_QUEUE, mode())
+        .prop_map(|(k, queue_size, mode)| vec![Op::TerminateNow(k), Op::Remove(k), Op::Launch { k, queue_size, mode }]);
+    prop_oneof![40 => op_strategy().prop_map(|op| vec![op]), 1 => restart]
+}
+
 fn case_strategy() -> impl Strategy<Value = Vec<Op>> {
     let launch =
         |k| (1..=MAX_QUEUE, mode()).prop_map(move |(queue_size, mode)| Op::Launch { k: K(k), queue_size, mode });
-    (launch(0), launch(1), proptest::collection::vec(op_strategy(), 0..=MAX_OPS))
-        .prop_map(|(a, b, ops)| [a, b].into_iter().chain(ops).collect())
+    (launch(0), launch(1), proptest::collection::vec(chunk_strategy(), 0..=MAX_OPS))
+        .prop_map(|(a, b, chunks)| [a, b].into_iter().chain(chunks.into_iter().flatten()).collect())
 }
 
 // ---- the model ----
@@ -712,12 +727,18 @@ fn run_case(rt: &Runtime, ops: &[Op]) -> Result<(), TestCaseError> {
 
 // ---- the properties ----
 
+/// Registers "twin": the doubler's WGSL, and on the `cpu` backend a doubler that takes
+/// `SLOW_HANDLER` per message, so its runs are long enough for operations to land while one is
+/// in progress (deactivate, terminate, remove and relaunch mid-run).
 fn register_twin() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let mut twin = (*kernel::lookup("doubler").expect("built-in")).clone();
-        twin.id = "twin".into();
-        kernel::register(twin);
+        let doubler = (*kernel::lookup("doubler").expect("built-in")).clone();
+        let slow = kernel::host::typed(|value: &i32, _: &mut [u32]| {
+            std::thread::sleep(SLOW_HANDLER);
+            Some(value.wrapping_mul(2))
+        });
+        kernel::register(KernelDefinition { id: "twin".into(), ..doubler }.with_host_handler(slow));
         assert!(kernel::lookup(IDS[GHOST]).is_none());
     });
 }
@@ -727,12 +748,6 @@ fn runtime_on(backend: BackendChoice) -> Runtime {
         .unwrap_or_else(|e| panic!("{backend:?}: {e} (GPU tests need lavapipe: mesa-vulkan-drivers)"))
 }
 
-/// Leaves `rt` with no kernels (after a failed case); false if it cannot.
-fn reset(rt: &Runtime) -> bool {
-    let _ = pollster::block_on(rt.terminate_all(Some(LONG_MS)));
-    rt.kernel_ids().iter().all(|id| rt.remove(id).is_ok()) && rt.kernel_ids().is_empty()
-}
-
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
         Ok(text) => text.parse().unwrap_or_else(|_| panic!("{name}={text} is not a number")),
@@ -740,8 +755,8 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
     }
 }
 
-/// Runs `cases` random sequences on one runtime of `backend` (kernels are removed between
-/// cases, so ids are reused across launches), from a fixed seed.
+/// Runs `cases` random sequences on one runtime of `backend` (every case removes its kernels,
+/// so ids are reused across launches), from a fixed seed.
 fn fuzz(backend: BackendChoice, cases_var: &str, default_cases: u32) {
     register_twin();
     let cases = env_number(cases_var, default_cases);
@@ -760,13 +775,28 @@ fn fuzz(backend: BackendChoice, cases_var: &str, default_cases: u32) {
         ..Config::default()
     };
     let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
-    let runtime = RefCell::new(runtime_on(backend));
+    // A passing case removes every kernel it launched; after a failing one (which may leave
+    // kernels or a broken pump behind) the next case gets a fresh runtime.
+    let runtime: RefCell<Option<Runtime>> = RefCell::new(None);
+    let shrinking = Cell::new(false);
     let result = runner.run(&case_strategy(), |ops| {
-        let mut rt = runtime.borrow_mut();
-        if !reset(&rt) {
-            *rt = runtime_on(backend);
+        let mut slot = runtime.borrow_mut();
+        // Once a case has failed, proptest reruns shorter ones: run each a few times, so a
+        // failure that needs a lucky interleaving still shrinks.
+        let attempts = if shrinking.get() { SHRINK_ATTEMPTS } else { 1 };
+        let mut result = Ok(());
+        for _ in 0..attempts {
+            if slot.as_ref().is_some_and(|rt| !rt.kernel_ids().is_empty()) {
+                *slot = None;
+            }
+            result = run_case(slot.get_or_insert_with(|| runtime_on(backend)), &ops);
+            if result.is_err() {
+                *slot = None;
+                shrinking.set(true);
+                break;
+            }
         }
-        run_case(&rt, &ops)
+        result
     });
     match result {
         Ok(()) => {}
@@ -781,12 +811,12 @@ fn fuzz(backend: BackendChoice, cases_var: &str, default_cases: u32) {
 /// of the lifecycle and queues says, and loses, duplicates or reorders no answer.
 #[test]
 fn random_operation_sequences_match_the_model_on_the_cpu_backend() {
-    fuzz(BackendChoice::Cpu, "RINGKERNEL_FUZZ_CASES", 256);
+    fuzz(BackendChoice::Cpu, "RINGKERNEL_FUZZ_CASES", 1024);
 }
 
 /// The same property on a GPU adapter (lavapipe without a GPU), with fewer cases: the pump's
 /// GPU ticks, readbacks and ring indices against the same model.
 #[test]
 fn random_operation_sequences_match_the_model_on_the_gpu() {
-    fuzz(BackendChoice::Auto, "RINGKERNEL_FUZZ_GPU_CASES", 24);
+    fuzz(BackendChoice::Auto, "RINGKERNEL_FUZZ_GPU_CASES", 128);
 }
