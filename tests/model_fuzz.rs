@@ -562,11 +562,10 @@ fn check_runtime(rt: &Runtime, model: &Model) -> Result<(), String> {
             return Err(format!("state of {id:?} is {actual:?}, the model says {expected:?}"));
         }
     }
-    let ids: Vec<String> = model.kernels.keys().map(|k| k.id().to_owned()).collect();
-    let mut sorted = ids.clone();
-    sorted.sort();
-    if rt.kernel_ids() != sorted {
-        return Err(format!("kernel_ids() is {:?}, the model has {sorted:?}", rt.kernel_ids()));
+    let mut ids: Vec<String> = model.kernels.keys().map(|k| k.id().to_owned()).collect();
+    ids.sort();
+    if rt.kernel_ids() != ids {
+        return Err(format!("kernel_ids() is {:?}, the model has {ids:?}", rt.kernel_ids()));
     }
     let mut active: Vec<String> =
         model.kernels.iter().filter(|(_, m)| m.state == KernelState::Active).map(|(k, _)| k.id().to_owned()).collect();
