@@ -1,0 +1,821 @@
+//! Model-based fuzzing: random sequences of lifecycle and messaging operations run against the
+//! runtime and, side by side, against a small pure model of what the runtime promises. After
+//! every operation its result (success, count, answer, or error name), every kernel's state,
+//! the kernel lists and the queue counters must be ones the model allows; at the end of each
+//! sequence everything is terminated and drained, and every accepted message must have been
+//! answered exactly once, in order. proptest shrinks a failing sequence to a minimal one.
+//!
+//! Runs on the `cpu` backend (many cases) and on the GPU (lavapipe; fewer cases), with a fixed
+//! seed and a bounded case count so CI is deterministic in what it tries.
+//! `RINGKERNEL_FUZZ_CASES` / `RINGKERNEL_FUZZ_GPU_CASES` raise the case counts and
+//! `RINGKERNEL_FUZZ_SEED` picks another seed, for longer runs by hand.
+//!
+//! # What the model knows, and why it never depends on timing
+//! The pump runs concurrently, so where a queued message is at a given moment (host input
+//! queue, in flight, host output queue) depends on timing. The model does not track that. Per
+//! kernel it keeps the state, the queue size `q`, and the FIFO of messages accepted and not yet
+//! known to be finished: plain sends (whose answers `receive` must return, in order) and calls
+//! that timed out (they still occupy queue room until processed, but their answers are
+//! discarded and must never reach `receive`). It relies only on rules the runtime guarantees
+//! whatever the timing:
+//!
+//! 1. the input queue holds at most `q` messages, and the output queue plus the messages in
+//!    flight at most `q` (the pump takes input only when every answer will have room), except
+//!    while terminating, when the drain ignores the output bound;
+//! 2. the pump takes input in FIFO order, and only while the kernel is active or terminating;
+//! 3. an active kernel makes progress: it processes input as long as rule 1 lets it;
+//! 4. `terminate` returns successfully only once everything queued has been processed (it
+//!    runs the kernel, whatever its state, to drain it); past its timeout it stops the kernel
+//!    anyway and reports the unprocessed count with a `TimeoutError`.
+//!
+//! Hence: every message behind the q-th unreceived send is certainly still in the input queue
+//! ("held back": the sends before it fill the output side); messages queued while launched or
+//! deactivated are certainly still there until the kernel runs again ("waiting"); and an active
+//! kernel, left alone, processes everything up to its q-th unreceived send. So:
+//!
+//! - lifecycle operations are fully determined (success, `KernelStateError`,
+//!   `KernelNotFoundError`), and so is every state;
+//! - on an active kernel, a send or batch that will fit once the kernel has caught up is sent
+//!   with a long timeout and must be accepted whole; a `receive` with an answer due, and a
+//!   `call` with fewer than `q` unreceived sends ahead of it, must answer. The long timeout
+//!   (`LONG_MS`) is a liveness bound that a passing run never waits out, not a timed assertion;
+//! - where the outcome is already fixed (a queue that is full and cannot drain, a receive with
+//!   nothing that could have been answered), the operation uses a zero or 1 ms timeout;
+//! - where timing alone decides (how much a deactivated kernel processed before it paused, how
+//!   much room an active one has made right now), the model allows every outcome timing can
+//!   produce (a range of accepted counts, "the next answer or a timeout", "queue full or an
+//!   abandoned call", "some prefix of the due answers" for `receive_batch`) and learns from
+//!   the one observed. Whatever arrives must still be exactly the next answers the model
+//!   expects;
+//! - a terminate with a zero timeout (`TerminateNow`) races the drain it starts: it may finish,
+//!   or stop the kernel with some prefix of the answers delivered. The harness reads how many
+//!   from the output queue's depth; exactly those must be received afterwards, and nothing else.
+//!
+//! Telemetry is checked against the same rules: the queue depths stay within the bounds above,
+//! `messages_sent` / `messages_received` count exactly what the model accepted and took, and
+//! once a kernel is terminated every message it accepted was processed or counted in
+//! `unprocessed_at_termination`. Independently of the model, the harness logs every launch's
+//! accepted payloads and received answers, and checks at the end that each launch answered
+//! exactly what it accepted, in order (less what a timed-out terminate reported unprocessed).
+//!
+//! Shrinking reruns shortened sequences, each up to `SHRINK_ATTEMPTS` times; a failure that
+//! needs a lucky interleaving may still not recur, so its reported sequence may be longer than
+//! minimal (the message also lists every operation of the failing run with its outcome).
+//!
+//! # Adding operations
+//! An operation is a variant of [`Op`], a line in [`op_strategy`], an arm in [`Model::plan`]
+//! (what it may return, under which timeout), in [`execute`] (the runtime call) and in
+//! [`Model::apply`] (what the observed outcome changes). Device loss would go there: `Op::
+//! DestroyDevice` / `Op::Recover` arms, a `Failed` state in `KernelModel::state` with its own
+//! refusals in `Model::plan`, and the fate of queued messages in `Model::apply`.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::Once;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use ringkernel_web::{
+    kernel, BackendChoice, Error, KernelDefinition, KernelMode, KernelState, LaunchOptions, Runtime, RuntimeOptions,
+};
+
+/// Kernel ids the operations pick from: the built-in doubler, a copy of it under another id
+/// whose host handler is slow (see [`register_twin`]), and an id nobody registered.
+const IDS: [&str; 3] = ["doubler", "twin", "ghost"];
+const GHOST: usize = 2;
+
+/// Liveness bound for operations that must succeed eventually; never waited out when passing.
+const LONG_MS: f64 = 10_000.0;
+/// For operations whose outcome is already fixed: take what is there now.
+const NOW_MS: f64 = 0.0;
+/// For receives that must find nothing: a moment for a wrongly produced answer to show up.
+const SHORT_MS: f64 = 1.0;
+
+/// How long the cpu backend's "twin" handler takes per message.
+const SLOW_HANDLER: std::time::Duration = std::time::Duration::from_micros(200);
+
+const MAX_QUEUE: usize = 8;
+const MAX_BATCH: usize = 20;
+const MAX_OPS: usize = 50;
+/// Runs of each shortened sequence while shrinking (see [`fuzz`]).
+const SHRINK_ATTEMPTS: usize = 5;
+
+const NOT_FOUND: &str = "KernelNotFoundError";
+const STATE: &str = "KernelStateError";
+const QUEUE_FULL: &str = "QueueFullError";
+const TIMEOUT: &str = "TimeoutError";
+
+// ---- operations ----
+
+/// One of `IDS`, printed by name so shrunk sequences read well.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct K(usize);
+
+impl K {
+    fn id(self) -> &'static str {
+        IDS[self.0]
+    }
+}
+
+impl fmt::Debug for K {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.id())
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Launch {
+        k: K,
+        queue_size: usize,
+        mode: KernelMode,
+    },
+    Activate(K),
+    Deactivate(K),
+    Reactivate(K),
+    /// Terminate with a long timeout: drains everything first.
+    Terminate(K),
+    /// Terminate with a zero timeout: stops at once, reporting what it left unprocessed.
+    TerminateNow(K),
+    Remove(K),
+    /// One message, payload the next sequence number.
+    Send(K),
+    /// This many messages with consecutive sequence numbers.
+    SendBatch(K, usize),
+    Receive(K),
+    /// `receive_batch` of up to this many (0 counts as 1).
+    ReceiveBatch(K, usize),
+    Call(K),
+}
+
+impl Op {
+    fn k(&self) -> K {
+        match *self {
+            Op::Launch { k, .. } => k,
+            Op::Activate(k)
+            | Op::Deactivate(k)
+            | Op::Reactivate(k)
+            | Op::Terminate(k)
+            | Op::TerminateNow(k)
+            | Op::Remove(k)
+            | Op::Send(k)
+            | Op::SendBatch(k, _)
+            | Op::Receive(k)
+            | Op::ReceiveBatch(k, _)
+            | Op::Call(k) => k,
+        }
+    }
+}
+
+/// Both modes schedule alike today; the model holds for either.
+fn mode() -> impl Strategy<Value = KernelMode> {
+    prop_oneof![Just(KernelMode::Persistent), Just(KernelMode::EventDriven)]
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let k = || prop_oneof![6 => Just(K(0)), 6 => Just(K(1)), 1 => Just(K(GHOST))];
+    prop_oneof![
+        2 => (k(), 1..=MAX_QUEUE, mode()).prop_map(|(k, queue_size, mode)| Op::Launch { k, queue_size, mode }),
+        4 => k().prop_map(Op::Activate),
+        3 => k().prop_map(Op::Deactivate),
+        3 => k().prop_map(Op::Reactivate),
+        1 => k().prop_map(Op::Terminate),
+        1 => k().prop_map(Op::TerminateNow),
+        1 => k().prop_map(Op::Remove),
+        8 => k().prop_map(Op::Send),
+        4 => (k(), 0..=MAX_BATCH).prop_map(|(k, n)| Op::SendBatch(k, n)),
+        6 => k().prop_map(Op::Receive),
+        3 => (k(), 0..=10usize).prop_map(|(k, n)| Op::ReceiveBatch(k, n)),
+        3 => k().prop_map(Op::Call),
+    ]
+}
+
+/// A case: both kernels launched (queue sizes drawn too), then random operations. The two
+/// launches only spare cases a long run-up of `KernelNotFoundError`s; later `Launch` ops
+/// relaunch removed kernels (or are refused).
+/// Mostly single operations; sometimes a restart burst (terminate at once, remove, launch
+/// again), back to back so the relaunch can meet work the old launch still had in progress.
+fn chunk_strategy() -> impl Strategy<Value = Vec<Op>> {
+    let restart = (prop_oneof![1 => Just(K(0)), 3 => Just(K(1))], 1..=MAX_QUEUE, mode())
+        .prop_map(|(k, queue_size, mode)| vec![Op::TerminateNow(k), Op::Remove(k), Op::Launch { k, queue_size, mode }]);
+    prop_oneof![40 => op_strategy().prop_map(|op| vec![op]), 1 => restart]
+}
+
+fn case_strategy() -> impl Strategy<Value = Vec<Op>> {
+    let launch =
+        |k| (1..=MAX_QUEUE, mode()).prop_map(move |(queue_size, mode)| Op::Launch { k: K(k), queue_size, mode });
+    (launch(0), launch(1), proptest::collection::vec(chunk_strategy(), 0..=MAX_OPS))
+        .prop_map(|(a, b, chunks)| [a, b].into_iter().chain(chunks.into_iter().flatten()).collect())
+}
+
+// ---- the model ----
+
+/// What an operation returned, reduced to what the model predicts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    /// `send_batch`: how many were accepted.
+    Accepted(usize),
+    /// `receive` or `call`: the answer.
+    Answer(i32),
+    /// `receive_batch`: the answers.
+    Answers(Vec<i32>),
+    /// `terminate` timed out (`TimeoutError`) and stopped the kernel, with this many answers
+    /// left in its output queue (read from telemetry right after).
+    CutShort {
+        answers_kept: usize,
+    },
+    /// The error's name.
+    Failed(&'static str),
+}
+
+/// What the model expects of one operation: the timeout to run it with, the payload it sends,
+/// and every outcome it allows.
+#[derive(Debug)]
+struct Plan {
+    timeout_ms: f64,
+    payload: Vec<i32>,
+    allowed: Vec<Outcome>,
+}
+
+/// A message accepted and not yet known to be finished.
+#[derive(Clone, Copy, Debug)]
+struct Queued {
+    /// `Some(value)` for a send (its answer, `2 * value`, is due to `receive`); `None` for a
+    /// call that timed out (processed some time, answer discarded).
+    send: Option<i32>,
+    /// Certainly still in the input queue (queued while the kernel did not run, or seen full).
+    waiting: bool,
+}
+
+#[derive(Debug)]
+struct KernelModel {
+    /// `Created` and `Terminating` are never observed between operations: `launch` and
+    /// `terminate` return after leaving them.
+    state: KernelState,
+    mode: KernelMode,
+    queue_size: usize,
+    fifo: VecDeque<Queued>,
+    /// Accepted messages, and answers taken by `receive` or `call` (telemetry counts both).
+    sent: u64,
+    received: u64,
+    /// Once terminated: bounds on the count telemetry reports as unprocessed.
+    unprocessed: (usize, usize),
+}
+
+impl KernelModel {
+    fn sends(&self) -> usize {
+        self.fifo.iter().filter(|m| m.send.is_some()).count()
+    }
+
+    /// Payloads of the sends still due to `receive`, in order.
+    fn due(&self) -> Vec<i32> {
+        self.fifo.iter().filter_map(|m| m.send).collect()
+    }
+
+    /// Sends that may have been processed: all but those in the certainly unprocessed tail.
+    fn maybe_processed_sends(&self) -> usize {
+        self.fifo.iter().take(self.fifo.len() - self.inbox_min()).filter(|m| m.send.is_some()).count()
+    }
+
+    /// `receive` took the next answer: it and everything before it was processed.
+    fn take_answer(&mut self) {
+        while let Some(q) = self.fifo.pop_front() {
+            if q.send.is_some() {
+                break;
+            }
+        }
+        self.received += 1;
+    }
+
+    /// Stopped: the first `answers_kept` answers stay receivable, nothing else remains.
+    fn stop(&mut self, answers_kept: usize) {
+        self.state = KernelState::Terminated;
+        let mut kept = 0;
+        self.fifo.retain(|q| q.send.is_some() && (kept < answers_kept).then(|| kept += 1).is_some());
+        self.fifo.iter_mut().for_each(|q| q.waiting = false);
+    }
+
+    /// How many messages are held back in the input queue if `extra` (true: a send, false: a
+    /// call) joins the FIFO: those behind the q-th send, whose answers fill the output side.
+    fn held_back(&self, extra: impl IntoIterator<Item = bool>) -> usize {
+        let (mut sends, mut held) = (0, 0);
+        for answers in self.fifo.iter().map(|m| m.send.is_some()).chain(extra) {
+            if sends >= self.queue_size {
+                held += 1;
+            } else if answers {
+                sends += 1;
+            }
+        }
+        held
+    }
+
+    /// Bounds on the input queue's length right now.
+    fn inbox_min(&self) -> usize {
+        let waiting = self.fifo.iter().rev().take_while(|m| m.waiting).count();
+        waiting.max(self.held_back([]))
+    }
+
+    fn inbox_max(&self) -> usize {
+        self.fifo.len().min(self.queue_size)
+    }
+
+    /// A paused kernel refused input: its input queue is full, so the last `q` messages are in it.
+    fn learn_full(&mut self) {
+        if self.state != KernelState::Active {
+            for m in self.fifo.iter_mut().rev().take(self.queue_size) {
+                m.waiting = true;
+            }
+        }
+    }
+
+    fn push(&mut self, send: Option<i32>) {
+        let waiting = self.state != KernelState::Active;
+        self.fifo.push_back(Queued { send, waiting });
+        self.sent += 1;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Model {
+    kernels: BTreeMap<K, KernelModel>,
+    /// Payloads are unique across kernels and launches, so a stray answer is never mistaken.
+    next_value: i32,
+}
+
+fn only(timeout_ms: f64, outcome: Outcome) -> (f64, Vec<Outcome>) {
+    (timeout_ms, vec![outcome])
+}
+
+fn refused(name: &'static str) -> (f64, Vec<Outcome>) {
+    only(NOW_MS, Outcome::Failed(name))
+}
+
+/// `allowed` outcomes, each only where its condition holds.
+fn any_of(timeout_ms: f64, outcomes: impl IntoIterator<Item = (bool, Outcome)>) -> (f64, Vec<Outcome>) {
+    (timeout_ms, outcomes.into_iter().filter(|(possible, _)| *possible).map(|(_, o)| o).collect())
+}
+
+impl Model {
+    fn plan(&self, op: &Op) -> Plan {
+        use KernelState::*;
+        use Outcome::*;
+        let k = op.k();
+        let first = self.next_value + 1;
+        let payload: Vec<i32> = match op {
+            Op::Send(_) | Op::Call(_) => vec![first],
+            Op::SendBatch(_, n) => (first..first + *n as i32).collect(),
+            _ => vec![],
+        };
+        let lifecycle = |legal: bool| if legal { only(NOW_MS, Done) } else { refused(STATE) };
+        let (timeout_ms, allowed) = match (op, self.kernels.get(&k)) {
+            (Op::Launch { .. }, _) if k.0 == GHOST => refused(NOT_FOUND),
+            (Op::Launch { .. }, None) => only(NOW_MS, Done),
+            (Op::Launch { .. }, Some(_)) => refused(STATE),
+            (_, None) => refused(NOT_FOUND),
+            (Op::Activate(_), Some(m)) => lifecycle(m.state == Launched),
+            (Op::Deactivate(_), Some(m)) => lifecycle(m.state == Active),
+            (Op::Reactivate(_), Some(m)) => lifecycle(m.state == Deactivated),
+            (Op::Remove(_), Some(m)) => lifecycle(m.state == Terminated),
+            (Op::Terminate(_) | Op::TerminateNow(_), Some(m)) if m.state == Terminated => refused(STATE),
+            (Op::Terminate(_), Some(_)) => only(LONG_MS, Done),
+            (Op::TerminateNow(_), Some(m)) => {
+                // Terminating runs the kernel, past the output bound, while `terminate` looks:
+                // the pump may drain everything first, or the kernel stops with some prefix of
+                // the answers delivered (and something left unprocessed).
+                let cut_short = (0..=m.sends()).filter(|&kept| kept < m.fifo.len());
+                (NOW_MS, std::iter::once(Done).chain(cut_short.map(|answers_kept| CutShort { answers_kept })).collect())
+            }
+            (Op::Receive(_) | Op::ReceiveBatch(..), Some(m)) => {
+                let due = m.due();
+                let most = match op {
+                    Op::ReceiveBatch(_, max) => (*max).max(1).min(due.len()),
+                    _ => due.len().min(1),
+                };
+                let answers = |n: usize| match op {
+                    Op::ReceiveBatch(..) => Answers(due[..n].iter().map(|v| 2 * v).collect()),
+                    _ => Answer(2 * due[0]),
+                };
+                match m.state {
+                    // Terminate processed everything; what is left is there now.
+                    Terminated if due.is_empty() => refused(STATE),
+                    Terminated => only(NOW_MS, answers(most)),
+                    // Waits for the next answer, then takes what has arrived.
+                    Active if most > 0 => (LONG_MS, (1..=most).map(answers).collect()),
+                    // Processed before the pause (or in flight then), or still queued.
+                    Deactivated => {
+                        let ready = most.min(m.maybe_processed_sends());
+                        any_of(
+                            SHORT_MS,
+                            std::iter::once((true, Failed(TIMEOUT))).chain((1..=ready).map(|n| (true, answers(n)))),
+                        )
+                    }
+                    _ => only(SHORT_MS, Failed(TIMEOUT)),
+                }
+            }
+            (_, Some(m)) if m.state == Terminated => refused(STATE),
+            (Op::Send(_), Some(m)) if m.state == Active => {
+                if m.held_back([true]) <= m.queue_size {
+                    only(LONG_MS, Done)
+                } else {
+                    // The input queue is full and stays full until something is received.
+                    only(NOW_MS, Failed(QUEUE_FULL))
+                }
+            }
+            // Nothing drains a launched or deactivated kernel's input: room now or never.
+            (Op::Send(_), Some(m)) => any_of(
+                NOW_MS,
+                [(m.inbox_min() < m.queue_size, Done), (m.inbox_max() >= m.queue_size, Failed(QUEUE_FULL))],
+            ),
+            (Op::SendBatch(_, n), Some(m)) => {
+                let (q, n) = (m.queue_size, *n);
+                // Fewest accepted right away; most that can ever fit without a receive.
+                let now = n.min(q.saturating_sub(m.inbox_max()));
+                let most = if m.state == Active {
+                    (0..=n).rev().find(|&c| m.held_back(std::iter::repeat_n(true, c)) <= q).expect("0 fits")
+                } else {
+                    n.min(q.saturating_sub(m.inbox_min()))
+                };
+                if m.state == Active && most == n {
+                    only(LONG_MS, Accepted(n))
+                } else {
+                    (NOW_MS, (now..=most).map(Accepted).collect())
+                }
+            }
+            (Op::Call(_), Some(m)) => {
+                let q = m.queue_size;
+                let answer = Answer(2 * first);
+                if m.state == Active && m.held_back([false]) > q {
+                    only(NOW_MS, Failed(QUEUE_FULL))
+                } else if m.state == Active && m.sends() < q {
+                    only(LONG_MS, answer)
+                } else {
+                    // Cannot be answered before something is received: queued and abandoned
+                    // (a timeout), or refused for room.
+                    any_of(NOW_MS, [(m.inbox_min() < q, Failed(TIMEOUT)), (m.inbox_max() >= q, Failed(QUEUE_FULL))])
+                }
+            }
+        };
+        Plan { timeout_ms, payload, allowed }
+    }
+
+    /// Updates the model with an outcome `plan` allowed.
+    fn apply(&mut self, op: &Op, plan: &Plan, outcome: &Outcome) {
+        use KernelState::*;
+        self.next_value += plan.payload.len() as i32;
+        let k = op.k();
+        if let (Op::Launch { queue_size, mode, .. }, Outcome::Done) = (op, outcome) {
+            let kernel = KernelModel {
+                state: Launched,
+                mode: *mode,
+                queue_size: *queue_size,
+                fifo: VecDeque::new(),
+                sent: 0,
+                received: 0,
+                unprocessed: (0, 0),
+            };
+            self.kernels.insert(k, kernel);
+            return;
+        }
+        let Some(m) = self.kernels.get_mut(&k) else { return };
+        match (op, outcome) {
+            (Op::Activate(_) | Op::Reactivate(_), Outcome::Done) => {
+                m.state = Active;
+                m.fifo.iter_mut().for_each(|q| q.waiting = false);
+            }
+            (Op::Deactivate(_), Outcome::Done) => m.state = Deactivated,
+            // Drained: abandoned calls are gone, every answer is in the output queue.
+            (Op::Terminate(_) | Op::TerminateNow(_), Outcome::Done) => m.stop(usize::MAX),
+            (Op::TerminateNow(_), Outcome::CutShort { answers_kept }) => {
+                // Everything not delivered by then was unprocessed: the sends after the kept
+                // answers, and abandoned calls (some of them may have been processed).
+                m.unprocessed = (m.sends() - answers_kept, m.fifo.len() - answers_kept);
+                m.stop(*answers_kept);
+            }
+            (Op::Remove(_), Outcome::Done) => {
+                self.kernels.remove(&k);
+            }
+            (Op::Send(_), Outcome::Done) => m.push(Some(plan.payload[0])),
+            (Op::SendBatch(_, n), Outcome::Accepted(c)) => {
+                plan.payload[..*c].iter().for_each(|&v| m.push(Some(v)));
+                if c < n {
+                    m.learn_full();
+                }
+            }
+            (Op::Receive(_), Outcome::Answer(_)) => m.take_answer(),
+            (Op::ReceiveBatch(..), Outcome::Answers(answers)) => answers.iter().for_each(|_| m.take_answer()),
+            (Op::Call(_), Outcome::Answer(_)) => {
+                // Everything ahead of the call has been processed.
+                m.fifo.retain(|q| q.send.is_some());
+                m.sent += 1;
+                m.received += 1;
+            }
+            (Op::Call(_), Outcome::Failed(TIMEOUT)) => m.push(None),
+            (Op::Send(_) | Op::Call(_), Outcome::Failed(QUEUE_FULL)) => m.learn_full(),
+            _ => {}
+        }
+    }
+}
+
+// ---- running operations on the runtime ----
+
+async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
+    let id = op.k().id();
+    let timeout = Some(plan.timeout_ms);
+    Ok(match op {
+        Op::Launch { queue_size, mode, .. } => {
+            rt.launch(id, LaunchOptions { queue_size: Some(*queue_size), mode: *mode }).await?;
+            Outcome::Done
+        }
+        Op::Activate(_) => rt.activate(id).await.map(|()| Outcome::Done)?,
+        Op::Deactivate(_) => rt.deactivate(id).await.map(|()| Outcome::Done)?,
+        Op::Reactivate(_) => rt.reactivate(id).await.map(|()| Outcome::Done)?,
+        Op::Terminate(_) => rt.terminate(id, timeout).await.map(|()| Outcome::Done)?,
+        Op::TerminateNow(_) => match rt.terminate(id, timeout).await {
+            Err(Error::Timeout { .. }) => {
+                let answers_kept = rt.telemetry(id)?.expect("telemetry is enabled").output_queue_depth;
+                Outcome::CutShort { answers_kept }
+            }
+            done => done.map(|()| Outcome::Done)?,
+        },
+        Op::Remove(_) => rt.remove(id).map(|()| Outcome::Done)?,
+        Op::Send(_) => rt.send_pod(id, &plan.payload[0], timeout).await.map(|()| Outcome::Done)?,
+        Op::SendBatch(..) => Outcome::Accepted(rt.send_batch(id, &plan.payload, timeout).await?),
+        Op::Receive(_) => Outcome::Answer(rt.receive_pod::<i32>(id, timeout).await?),
+        Op::ReceiveBatch(_, max) => Outcome::Answers(rt.receive_batch::<i32>(id, *max, timeout).await?),
+        Op::Call(_) => Outcome::Answer(rt.call_pod::<i32, i32>(id, &plan.payload[0], timeout).await?),
+    })
+}
+
+/// Every kernel's state, the id lists and the queue counters, against the model.
+fn check_runtime(rt: &Runtime, model: &Model) -> Result<(), String> {
+    for (i, id) in IDS.iter().enumerate() {
+        let expected = model.kernels.get(&K(i)).map(|m| m.state);
+        let actual = match rt.state(id) {
+            Ok(state) => Some(state),
+            Err(Error::KernelNotFound { .. }) => None,
+            Err(e) => return Err(format!("state({id:?}) failed: {e}")),
+        };
+        if actual != expected {
+            return Err(format!("state of {id:?} is {actual:?}, the model says {expected:?}"));
+        }
+    }
+    let mut ids: Vec<String> = model.kernels.keys().map(|k| k.id().to_owned()).collect();
+    ids.sort();
+    if rt.kernel_ids() != ids {
+        return Err(format!("kernel_ids() is {:?}, the model has {ids:?}", rt.kernel_ids()));
+    }
+    let mut active: Vec<String> =
+        model.kernels.iter().filter(|(_, m)| m.state == KernelState::Active).map(|(k, _)| k.id().to_owned()).collect();
+    active.sort();
+    if rt.active_kernels() != active {
+        return Err(format!("active_kernels() is {:?}, the model has {active:?}", rt.active_kernels()));
+    }
+    for (k, m) in &model.kernels {
+        let t = rt.telemetry(k.id()).map_err(|e| e.to_string())?.expect("telemetry is enabled");
+        let (inbox, in_flight, outbox) = (t.input_queue_depth, t.in_flight, t.output_queue_depth);
+        let q = m.queue_size;
+        let problem = if (t.messages_sent, t.messages_received) != (m.sent, m.received) {
+            Some(format!(
+                "sent/received {}/{}, the model counts {}/{}",
+                t.messages_sent, t.messages_received, m.sent, m.received
+            ))
+        } else if t.mode != m.mode || t.queue_size != q {
+            Some(format!("launched as {:?} with queue {}, the model says {:?} and {q}", t.mode, t.queue_size, m.mode))
+        } else if t.messages_processed > t.messages_sent {
+            Some(format!("{} processed of {} sent", t.messages_processed, t.messages_sent))
+        } else if m.state == KernelState::Terminated
+            && t.messages_processed + t.unprocessed_at_termination != t.messages_sent
+        {
+            // Nothing silently lost: processed, or reported by the terminate that timed out.
+            Some(format!(
+                "{} processed + {} unprocessed != {} sent",
+                t.messages_processed, t.unprocessed_at_termination, t.messages_sent
+            ))
+        } else if m.state == KernelState::Terminated {
+            let (lo, hi) = m.unprocessed;
+            let unprocessed = t.unprocessed_at_termination as usize;
+            if inbox + in_flight > 0 || outbox != m.sends() {
+                Some(format!("{} answers due after terminate", m.sends()))
+            } else {
+                (!(lo..=hi).contains(&unprocessed))
+                    .then(|| format!("{unprocessed} unprocessed, the model says {lo}..={hi}"))
+            }
+        } else if inbox > q || outbox + in_flight > q {
+            Some(format!("queue bound {q} exceeded"))
+        } else if !(m.inbox_min()..=m.inbox_max()).contains(&inbox) {
+            Some(format!("input queue outside the model's {}..={}", m.inbox_min(), m.inbox_max()))
+        } else if !(m.sends()..=m.fifo.len()).contains(&(inbox + in_flight + outbox)) {
+            Some(format!("{} sends and {} unfinished messages in the model", m.sends(), m.fifo.len()))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(format!(
+                "telemetry of {k:?} (input {inbox}, in flight {in_flight}, output {outbox}): {problem}; model {m:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One launch of a kernel as the harness saw it, apart from the model: the payloads
+/// `send`/`send_batch` had accepted and the answers `receive`/`receive_batch` took (halved).
+#[derive(Default)]
+struct Launch {
+    k: K,
+    accepted: Vec<i32>,
+    answered: Vec<i32>,
+    /// After a terminate that timed out: how many of `accepted` can ever be answered (those
+    /// answered by then plus those left in the output queue); the rest were reported
+    /// unprocessed.
+    answerable: Option<usize>,
+    /// Terminated and drained by the end of the case (else removed earlier by an op).
+    drained: bool,
+    removed: bool,
+}
+
+/// One case on one runtime: the model, the launches seen and the operations run so far.
+struct Case<'r> {
+    rt: &'r Runtime,
+    model: Model,
+    launches: Vec<Launch>,
+    trace: Vec<String>,
+}
+
+impl Case<'_> {
+    /// Runs `op` on the runtime and checks its outcome, then every state and counter.
+    fn step(&mut self, op: Op) -> Result<(), TestCaseError> {
+        let plan = self.model.plan(&op);
+        let result = pollster::block_on(execute(self.rt, &op, &plan));
+        let outcome = result.as_ref().map_or_else(|e| Outcome::Failed(e.name()), Outcome::clone);
+        let error = result.err().map(|e| format!(" ({e})")).unwrap_or_default();
+        self.trace.push(format!("{:<36} -> {outcome:?}{error}", format!("{op:?}")));
+        if !plan.allowed.contains(&outcome) {
+            return self.fail(format!("the model allows {:?} (timeout {} ms)", plan.allowed, plan.timeout_ms));
+        }
+        self.model.apply(&op, &plan, &outcome);
+        self.record(&op, &plan, &outcome);
+        check_runtime(self.rt, &self.model).or_else(|why| self.fail(why))
+    }
+
+    fn fail(&self, why: String) -> Result<(), TestCaseError> {
+        Err(TestCaseError::fail(format!("{why}\nops run (the last one failed):\n  {}", self.trace.join("\n  "))))
+    }
+
+    fn current(&mut self, k: K) -> &mut Launch {
+        self.launches.iter_mut().rev().find(|l| l.k == k && !l.removed).expect("launched")
+    }
+
+    fn record(&mut self, op: &Op, plan: &Plan, outcome: &Outcome) {
+        let k = op.k();
+        match (op, outcome) {
+            (Op::Launch { .. }, Outcome::Done) => self.launches.push(Launch { k, ..Default::default() }),
+            (Op::Remove(_), Outcome::Done) => self.current(k).removed = true,
+            (Op::Send(_), Outcome::Done) => self.current(k).accepted.push(plan.payload[0]),
+            (Op::SendBatch(..), Outcome::Accepted(n)) => self.current(k).accepted.extend(&plan.payload[..*n]),
+            (Op::Receive(_), Outcome::Answer(a)) => self.current(k).answered.push(a / 2),
+            (Op::ReceiveBatch(..), Outcome::Answers(a)) => self.current(k).answered.extend(a.iter().map(|a| a / 2)),
+            (Op::TerminateNow(_), Outcome::CutShort { answers_kept }) => {
+                let launch = self.current(k);
+                launch.answerable = Some(launch.answered.len() + answers_kept);
+            }
+            _ => {}
+        }
+    }
+
+    /// Terminates (which drains) every kernel left, takes every answer, sees none remain and
+    /// removes it, each step checked like the others; then every launch must have answered
+    /// exactly what it accepted, in order: all of it, less what a timed-out terminate reported
+    /// unprocessed, and a prefix of that if an op removed the kernel earlier.
+    fn finish(&mut self) -> Result<(), TestCaseError> {
+        let live: Vec<K> = self.model.kernels.keys().copied().collect();
+        for k in live {
+            if self.model.kernels[&k].state != KernelState::Terminated {
+                self.step(Op::Terminate(k))?;
+            }
+            while !self.model.kernels[&k].due().is_empty() {
+                self.step(Op::Receive(k))?;
+            }
+            self.step(Op::Receive(k))?; // nothing left: KernelStateError
+            self.current(k).drained = true;
+            self.step(Op::Remove(k))?;
+        }
+        for l in &self.launches {
+            let answerable = &l.accepted[..l.answerable.unwrap_or(l.accepted.len()).min(l.accepted.len())];
+            let fine = if l.drained { l.answered == answerable } else { answerable.starts_with(&l.answered) };
+            if !fine {
+                let why = format!("{:?} accepted {:?} but answered {:?}", l.k, l.accepted, l.answered);
+                return self.fail(why);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One case: `ops`, then the end (see [`Case::finish`]).
+fn run_case(rt: &Runtime, ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut case = Case { rt, model: Model::default(), launches: vec![], trace: vec![] };
+    for op in ops {
+        case.step(op.clone())?;
+    }
+    case.finish()
+}
+
+// ---- the properties ----
+
+/// Registers "twin": the doubler's WGSL, and on the `cpu` backend a doubler that takes
+/// `SLOW_HANDLER` per message, so its runs are long enough for operations to land while one is
+/// in progress (deactivate, terminate, remove and relaunch mid-run).
+fn register_twin() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let doubler = (*kernel::lookup("doubler").expect("built-in")).clone();
+        let slow = kernel::host::typed(|value: &i32, _: &mut [u32]| {
+            std::thread::sleep(SLOW_HANDLER);
+            Some(value.wrapping_mul(2))
+        });
+        kernel::register(KernelDefinition { id: "twin".into(), ..doubler }.with_host_handler(slow));
+        assert!(kernel::lookup(IDS[GHOST]).is_none());
+    });
+}
+
+fn runtime_on(backend: BackendChoice) -> Runtime {
+    pollster::block_on(Runtime::new(RuntimeOptions { backend, enable_telemetry: true, ..Default::default() }))
+        .unwrap_or_else(|e| panic!("{backend:?}: {e} (GPU tests need lavapipe: mesa-vulkan-drivers)"))
+}
+
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(text) => text.parse().unwrap_or_else(|_| panic!("{name}={text} is not a number")),
+        Err(_) => default,
+    }
+}
+
+/// Runs `cases` random sequences on one runtime of `backend` (every case removes its kernels,
+/// so ids are reused across launches), from a fixed seed.
+fn fuzz(backend: BackendChoice, cases_var: &str, default_cases: u32) {
+    register_twin();
+    let cases = env_number(cases_var, default_cases);
+    let seed: u64 = env_number("RINGKERNEL_FUZZ_SEED", 0x52_49_4E_47);
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        rng_algorithm: RngAlgorithm::ChaCha,
+        source_file: Some(file!()),
+        max_shrink_iters: 2048,
+        // Failures that wait out LONG_MS shrink slowly: keep the best found within 5 minutes.
+        max_shrink_time: 300_000,
+        verbose: 0,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
+    // A passing case removes every kernel it launched; after a failing one (which may leave
+    // kernels or a broken pump behind) the next case gets a fresh runtime.
+    let runtime: RefCell<Option<Runtime>> = RefCell::new(None);
+    let shrinking = Cell::new(false);
+    let result = runner.run(&case_strategy(), |ops| {
+        let mut slot = runtime.borrow_mut();
+        // Once a case has failed, proptest reruns shorter ones: run each a few times, so a
+        // failure that needs a lucky interleaving still shrinks.
+        let attempts = if shrinking.get() { SHRINK_ATTEMPTS } else { 1 };
+        let mut result = Ok(());
+        for _ in 0..attempts {
+            if slot.as_ref().is_some_and(|rt| !rt.kernel_ids().is_empty()) {
+                *slot = None;
+            }
+            result = run_case(slot.get_or_insert_with(|| runtime_on(backend)), &ops);
+            if result.is_err() {
+                *slot = None;
+                shrinking.set(true);
+                break;
+            }
+        }
+        result
+    });
+    match result {
+        Ok(()) => {}
+        Err(TestError::Fail(why, ops)) => {
+            panic!("{backend:?} (seed {seed}): {why}\n\nminimal failing sequence ({} ops): {ops:?}", ops.len())
+        }
+        Err(e) => panic!("{backend:?} (seed {seed}): {e}"),
+    }
+}
+
+/// On the `cpu` backend (host handlers): every random operation sequence behaves as the model
+/// of the lifecycle and queues says, and loses, duplicates or reorders no answer.
+#[test]
+fn random_operation_sequences_match_the_model_on_the_cpu_backend() {
+    fuzz(BackendChoice::Cpu, "RINGKERNEL_FUZZ_CASES", 1024);
+}
+
+/// The same property on a GPU adapter (lavapipe without a GPU), with fewer cases: the pump's
+/// GPU ticks, readbacks and ring indices against the same model.
+#[test]
+fn random_operation_sequences_match_the_model_on_the_gpu() {
+    fuzz(BackendChoice::Auto, "RINGKERNEL_FUZZ_GPU_CASES", 128);
+}
