@@ -409,10 +409,11 @@ impl Model {
                         let ready = most.min(m.maybe_processed_sends());
                         any_of(
                             SHORT_MS,
-                            std::iter::once((true, Failed(TIMEOUT))).chain((1..=ready).map(|n| (true, answers(n)))),
+                            std::iter::once((true, Outcome::Failed(TIMEOUT)))
+                                .chain((1..=ready).map(|n| (true, answers(n)))),
                         )
                     }
-                    _ => only(SHORT_MS, Failed(TIMEOUT)),
+                    _ => only(SHORT_MS, Outcome::Failed(TIMEOUT)),
                 }
             }
             (_, Some(m)) if m.state == Terminated => refused(STATE),
@@ -421,13 +422,13 @@ impl Model {
                     only(LONG_MS, Done)
                 } else {
                     // The input queue is full and stays full until something is received.
-                    only(NOW_MS, Failed(QUEUE_FULL))
+                    only(NOW_MS, Outcome::Failed(QUEUE_FULL))
                 }
             }
             // Nothing drains a launched or deactivated kernel's input: room now or never.
             (Op::Send(_), Some(m)) => any_of(
                 NOW_MS,
-                [(m.inbox_min() < m.queue_size, Done), (m.inbox_max() >= m.queue_size, Failed(QUEUE_FULL))],
+                [(m.inbox_min() < m.queue_size, Done), (m.inbox_max() >= m.queue_size, Outcome::Failed(QUEUE_FULL))],
             ),
             (Op::SendBatch(_, n), Some(m)) => {
                 let (q, n) = (m.queue_size, *n);
@@ -448,13 +449,19 @@ impl Model {
                 let q = m.queue_size;
                 let answer = Answer(2 * first);
                 if m.state == Active && m.held_back([false]) > q {
-                    only(NOW_MS, Failed(QUEUE_FULL))
+                    only(NOW_MS, Outcome::Failed(QUEUE_FULL))
                 } else if m.state == Active && m.sends() < q {
                     only(LONG_MS, answer)
                 } else {
                     // Cannot be answered before something is received: queued and abandoned
                     // (a timeout), or refused for room.
-                    any_of(NOW_MS, [(m.inbox_min() < q, Failed(TIMEOUT)), (m.inbox_max() >= q, Failed(QUEUE_FULL))])
+                    any_of(
+                        NOW_MS,
+                        [
+                            (m.inbox_min() < q, Outcome::Failed(TIMEOUT)),
+                            (m.inbox_max() >= q, Outcome::Failed(QUEUE_FULL)),
+                        ],
+                    )
                 }
             }
         };
@@ -526,7 +533,7 @@ async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
     let timeout = Some(plan.timeout_ms);
     Ok(match op {
         Op::Launch { queue_size, mode, .. } => {
-            rt.launch(id, LaunchOptions { queue_size: Some(*queue_size), mode: *mode }).await?;
+            rt.launch(id, LaunchOptions { queue_size: Some(*queue_size), mode: *mode, ..Default::default() }).await?;
             Outcome::Done
         }
         Op::Activate(_) => rt.activate(id).await.map(|()| Outcome::Done)?,
