@@ -1,4 +1,4 @@
-//! Kernel lifecycle: the six states and the one transition table every operation goes through.
+//! Kernel lifecycle: the seven states and the one transition table every operation goes through.
 //!
 //! ```text
 //! CREATED ─launch→ LAUNCHED ─activate→ ACTIVE ⇄ DEACTIVATED (deactivate / reactivate)

@@ -204,8 +204,9 @@ fn expected(from: &str, action: &str) -> Option<&'static str> {
     }
 }
 
-/// All six states against every lifecycle call, on real kernels. `created` is held by a
-/// launch that is still compiling, `terminating` by a terminate that is still draining.
+/// All six states of a healthy device against every lifecycle call, on real kernels (`failed`
+/// is in tests/web_recovery.rs). `created` is held by a launch that is still compiling,
+/// `terminating` by a terminate that is still draining.
 #[wasm_bindgen_test]
 async fn lifecycle_matrix_through_the_js_api() {
     let rt = js_runtime().await;

@@ -144,7 +144,15 @@ async fn destroy_device_fails_every_kernel_and_recover_brings_each_back_with_its
     let (delivered, rejected) = receive_up_to(&rt, "run", 41).await;
     assert_eq!(error_name(&rejected.expect("at most 40 answers can be there")), "DeviceLostError");
     assert_eq!(send_values(&rt, "run", &(100..150).collect::<Vec<_>>()).await, 50);
-    assert_eq!(error_name(&js(rt.activate("run".into())).await.unwrap_err()), "KernelStateError");
+    for refused in [
+        rt.activate("paused".into()),
+        rt.deactivate("run".into()),
+        rt.reactivate("paused".into()),
+        rt.launch("run".into(), None, None),
+    ] {
+        assert_eq!(error_name(&js(refused).await.unwrap_err()), "KernelStateError");
+    }
+    assert_eq!((state(&rt, "run"), state(&rt, "paused")), ("failed".into(), "failed".into()), "nothing changed");
     assert_eq!(error_name(&js(rt.read_state("run".into())).await.unwrap_err()), "DeviceLostError");
 
     js(rt.recover()).await.unwrap();
