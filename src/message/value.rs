@@ -69,7 +69,10 @@ impl MessageLayout {
                 .iter()
                 .position(|f| f.name == name)
                 .ok_or_else(|| FieldError::new(&join(path, name), format!("is not a field of {}", self.name)))?;
-            given[index] = Some(value);
+            if given[index].replace(value).is_some() {
+                // Which of two values was meant is anyone's guess; taking either would hide a bug.
+                return Err(FieldError::new(&join(path, name), "is given more than once"));
+            }
         }
         for (field, value) in self.fields.iter().zip(given) {
             let path = join(path, &field.name);
@@ -356,6 +359,7 @@ mod tests {
         check(vec![("value", Value::List(vec![1.0])), ("scale", 1.0f64.into())], "value", &mut bytes);
         check(vec![("value", 1.into()), ("scale", f64::NAN.into())], "scale", &mut bytes);
         check(vec![("value", 1.into()), ("scale", Value::Struct(vec![]))], "scale", &mut bytes);
+        check(vec![("value", 1.into()), ("scale", 1.0f64.into()), ("value", 2.into())], "value", &mut bytes); // twice
         assert!(bytes.iter().all(|b| *b == 0xAA), "a refused message must not be written");
     }
 }
