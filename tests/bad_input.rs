@@ -704,20 +704,26 @@ fn check(rt: &Runtime, case: &Case) -> Result<(), String> {
 }
 
 /// Runs every row whose `fix` is set as `fixed` says (`false`: rows the runtime passes today),
-/// panics listing every row that failed, and returns how many rows ran.
+/// panics listing every row that failed (grouped under the fix they need, if any), and returns
+/// how many rows ran.
 fn run_table(world: &World, table: &str, rows: Vec<Case>, fixed: bool) -> usize {
     let rows: Vec<Case> = rows.into_iter().filter(|row| row.fix.is_some() == fixed).collect();
-    let failures: Vec<String> = rows
-        .iter()
-        .filter_map(|row| {
-            check(&world.rt, row).err().map(|why| match row.fix {
-                Some(fix) => format!("- {}: {why}\n    needs: {fix}", row.name),
-                None => format!("- {}: {why}", row.name),
-            })
+    let mut failures: BTreeMap<Option<&str>, Vec<String>> = BTreeMap::new();
+    for row in &rows {
+        if let Err(why) = check(&world.rt, row) {
+            failures.entry(row.fix).or_default().push(format!("- {}: {why}", row.name));
+        }
+    }
+    println!("bad inputs tried ({table}, {:?} backend): {}", world.backend, rows.len());
+    let failed: usize = failures.values().map(Vec::len).sum();
+    let report: Vec<String> = failures
+        .into_iter()
+        .map(|(fix, lines)| match fix {
+            Some(fix) => format!("{}\n  needs: {fix}", lines.join("\n")),
+            None => lines.join("\n"),
         })
         .collect();
-    println!("bad inputs tried ({table}, {:?} backend): {}", world.backend, rows.len());
-    assert!(failures.is_empty(), "{} of {} rows failed:\n{}", failures.len(), rows.len(), failures.join("\n"));
+    assert!(failed == 0, "{failed} of {} rows failed:\n{}", rows.len(), report.join("\n"));
     rows.len()
 }
 
@@ -953,6 +959,7 @@ fn message_rows() -> Vec<Case> {
             "inner.a",
         ),
         ("a list for an integer", shape_with("i", list(&[1.0])), "i"),
+        ("a value of no supported kind for an integer", shape_with("i", Value::Unsupported("string".into())), "i"),
         ("an object for an integer", shape_with("i", object(&[])), "i"),
         ("a number for a vector", shape_with("p", num(1.0)), "p"),
         ("an object for an array", shape_with("arr", object(&[])), "arr"),
