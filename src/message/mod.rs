@@ -16,6 +16,16 @@ use std::sync::Arc;
 
 pub use value::Value;
 
+/// Largest message, in bytes: 128 MiB, WebGPU's default `maxStorageBufferBindingSize`, the
+/// most one ring binding holds, so a larger message could not have a single slot. The bound also
+/// keeps every size and offset of a layout far from `u32` overflow.
+pub const MAX_MESSAGE_SIZE: u32 = 1 << 27;
+
+/// Deepest nesting of composite types (vectors, arrays, messages) in a message, the message
+/// itself included: WGSL's implementation limit, which every WGSL compiler supports. Types and
+/// values nested deeper are refused before anything recurses through them.
+pub const MAX_NESTING: u32 = 15;
+
 /// The scalar underneath every numeric field type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scalar {
@@ -66,6 +76,20 @@ impl FieldType {
 
     /// [`parse`](Self::parse) with the message names resolved by `messages`.
     pub fn parse_with(text: &str, messages: &dyn Fn(&str) -> Option<Arc<MessageLayout>>) -> Option<FieldType> {
+        Self::parse_nested(text, messages, 0)
+    }
+
+    /// [`parse_with`](Self::parse_with) `depth` arrays deep; deeper than [`MAX_NESTING`] is
+    /// refused rather than recursed into (a long `array<array<...` string would otherwise
+    /// overflow the stack).
+    fn parse_nested(
+        text: &str,
+        messages: &dyn Fn(&str) -> Option<Arc<MessageLayout>>,
+        depth: u32,
+    ) -> Option<FieldType> {
+        if depth >= MAX_NESTING {
+            return None;
+        }
         let text = text.trim();
         if let Some(s) = Scalar::parse(text) {
             return Some(FieldType::Scalar(s));
@@ -82,7 +106,7 @@ impl FieldType {
             if len == 0 {
                 return None;
             }
-            return Some(FieldType::Array(Box::new(Self::parse_with(element, messages)?), len));
+            return Some(FieldType::Array(Box::new(Self::parse_nested(element, messages, depth + 1)?), len));
         }
         if is_identifier(text) {
             return messages(text).map(FieldType::Struct);
@@ -101,19 +125,40 @@ impl FieldType {
         }
     }
 
-    /// WGSL size in bytes (vec3 is 12, not 16; its alignment pads what follows).
+    /// WGSL size in bytes (vec3 is 12, not 16; its alignment pads what follows). Saturates at
+    /// `u32::MAX` for types too large for any message (see [`MAX_MESSAGE_SIZE`]).
     pub fn size(&self) -> u32 {
-        match self {
-            FieldType::Scalar(_) => 4,
-            FieldType::Vector(_, n) => 4 * n,
-            FieldType::Array(element, n) => n * element.stride(),
-            FieldType::Struct(layout) => layout.size,
-        }
+        self.size_u64().min(u32::MAX as u64) as u32
     }
 
     /// Distance between consecutive elements when this type is an array element.
     pub fn stride(&self) -> u32 {
-        round_up(self.size(), self.align())
+        self.stride_u64().min(u32::MAX as u64) as u32
+    }
+
+    /// The size without overflow: `array<array<f32, 65536>, 65536>` is 16 GiB, not 0.
+    fn size_u64(&self) -> u64 {
+        match self {
+            FieldType::Scalar(_) => 4,
+            FieldType::Vector(_, n) => 4 * *n as u64,
+            FieldType::Array(element, n) => (*n as u64).saturating_mul(element.stride_u64()),
+            FieldType::Struct(layout) => layout.size as u64,
+        }
+    }
+
+    fn stride_u64(&self) -> u64 {
+        round_up_u64(self.size_u64(), self.align() as u64)
+    }
+
+    /// How deeply composite types nest in this one (a scalar is 0, `vec3<f32>` is 1, a message
+    /// of scalars is 1).
+    pub fn depth(&self) -> u32 {
+        match self {
+            FieldType::Scalar(_) => 0,
+            FieldType::Vector(..) => 1,
+            FieldType::Array(element, _) => 1 + element.depth(),
+            FieldType::Struct(layout) => layout.depth(),
+        }
     }
 
     /// The scalar underneath, for types made only of numbers (`None` when a struct is inside).
@@ -208,6 +253,10 @@ fn round_up(value: u32, align: u32) -> u32 {
     value.div_ceil(align) * align
 }
 
+fn round_up_u64(value: u64, align: u64) -> u64 {
+    value.div_ceil(align).saturating_mul(align)
+}
+
 pub(crate) fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -264,6 +313,24 @@ impl MessageLayout {
             if ty.contains_struct_named(name) {
                 return Err(FieldError::new(field_name, format!("nests {name} inside itself")));
             }
+            if ty.depth() + 1 > MAX_NESTING {
+                return Err(FieldError::new(
+                    field_name,
+                    format!("nests types {} deep in {name}; WGSL allows {MAX_NESTING}", ty.depth() + 1),
+                ));
+            }
+            // Checked in u64 before anything is computed in u32: with every field at most
+            // MAX_MESSAGE_SIZE, the running offset below cannot overflow either.
+            let end = round_up_u64(offset as u64, ty.align() as u64) + ty.size_u64();
+            if end > MAX_MESSAGE_SIZE as u64 {
+                return Err(FieldError::new(
+                    field_name,
+                    format!(
+                        "ends at byte {end} of {name}, but a message may take at most {MAX_MESSAGE_SIZE} bytes (128 \
+                         MiB, what one ring slot can ever be bound as)"
+                    ),
+                ));
+            }
             offset = round_up(offset, ty.align());
             align = align.max(ty.align());
             laid.push(Field { name: (*field_name).to_owned(), ty: ty.clone(), offset });
@@ -292,6 +359,10 @@ impl MessageLayout {
     }
     pub fn align(&self) -> u32 {
         self.align
+    }
+    /// How deeply composite types nest in this message, itself included (see [`MAX_NESTING`]).
+    pub fn depth(&self) -> u32 {
+        1 + self.fields.iter().map(|f| f.ty.depth()).max().unwrap_or(0)
     }
 
     /// The WGSL declaration of this struct alone (nested types are declared by [`structs`]).
@@ -469,6 +540,39 @@ mod tests {
         assert!(MessageLayout::new("vec3", &[("a", FieldType::I32)]).is_err());
         assert!(MessageLayout::new("M", &[("a", FieldType::I32), ("a", FieldType::U32)]).is_err());
         assert!(MessageLayout::new("M", &[]).is_err());
+    }
+
+    /// Sizes are computed without overflow and capped, so an absurd array is refused by name
+    /// instead of panicking (debug) or wrapping to a tiny layout (release).
+    #[test]
+    fn refuses_messages_too_large_for_a_ring_slot() {
+        let huge = parse("array<array<f32, 65536>, 65536>");
+        assert_eq!(huge.size(), u32::MAX, "saturates instead of overflowing");
+        let err = MessageLayout::new("Huge", &[("x", huge)]).unwrap_err();
+        assert_eq!(err.field, "x");
+        assert!(err.problem.contains("at most 134217728 bytes"), "{err}");
+        let err = MessageLayout::new("Huge", &[("x", parse("array<f32, 4294967295>"))]).unwrap_err();
+        assert_eq!(err.field, "x");
+        // The last field pushes it over: offsets count too.
+        let limit = MAX_MESSAGE_SIZE / 4;
+        let fields = [("a", FieldType::F32), ("b", parse(&format!("array<f32, {limit}>")))];
+        assert_eq!(MessageLayout::new("Over", &fields).unwrap_err().field, "b");
+        let just = MessageLayout::new("Just", &fields[1..]).unwrap();
+        assert_eq!(just.size(), MAX_MESSAGE_SIZE as usize);
+    }
+
+    /// A type string nested deeper than WGSL allows is refused without recursing through all of
+    /// it (a long enough one would overflow the stack).
+    #[test]
+    fn refuses_types_nested_deeper_than_wgsl_allows() {
+        let nested = |depth: usize| format!("{}f32{}", "array<".repeat(depth), ", 2>".repeat(depth));
+        assert!(FieldType::parse_with(&nested(14), &|_| None).is_some());
+        assert_eq!(FieldType::parse_with(&nested(15), &|_| None), None);
+        assert_eq!(FieldType::parse_with(&nested(200_000), &|_| None), None);
+        let deepest = MessageLayout::new("Deep", &[("x", parse(&nested(14)))]).unwrap();
+        assert_eq!(deepest.depth(), MAX_NESTING);
+        let err = MessageLayout::new("Deeper", &[("x", FieldType::message(&deepest))]).unwrap_err();
+        assert!(err.problem.contains("16 deep"), "{err}");
     }
 
     #[test]

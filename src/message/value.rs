@@ -18,6 +18,11 @@ pub enum Value {
     Struct(Vec<(String, Value)>),
     /// An array given element by element (required when the elements are structs).
     Array(Vec<Value>),
+    /// A host value of no kind above (in JavaScript a string, boolean, `null`, `undefined`,
+    /// BigInt, function or symbol), named by its type. Kept as a value so that encoding refuses
+    /// it by its field path like every other mistake, through the same path (and counted the
+    /// same way) as a number out of range.
+    Unsupported(String),
 }
 
 macro_rules! value_from_number {
@@ -69,7 +74,10 @@ impl MessageLayout {
                 .iter()
                 .position(|f| f.name == name)
                 .ok_or_else(|| FieldError::new(&join(path, name), format!("is not a field of {}", self.name)))?;
-            given[index] = Some(value);
+            if given[index].replace(value).is_some() {
+                // Which of two values was meant is anyone's guess; taking either would hide a bug.
+                return Err(FieldError::new(&join(path, name), "is given more than once"));
+            }
         }
         for (field, value) in self.fields.iter().zip(given) {
             let path = join(path, &field.name);
@@ -213,12 +221,13 @@ impl Value {
         }
     }
 
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> String {
         match self {
-            Value::Number(_) => "a number",
-            Value::List(_) => "a list of numbers",
-            Value::Struct(_) => "an object",
-            Value::Array(_) => "a list",
+            Value::Number(_) => "a number".into(),
+            Value::List(_) => "a list of numbers".into(),
+            Value::Struct(_) => "an object".into(),
+            Value::Array(_) => "a list".into(),
+            Value::Unsupported(type_name) => type_name.clone(),
         }
     }
 }
@@ -356,6 +365,8 @@ mod tests {
         check(vec![("value", Value::List(vec![1.0])), ("scale", 1.0f64.into())], "value", &mut bytes);
         check(vec![("value", 1.into()), ("scale", f64::NAN.into())], "scale", &mut bytes);
         check(vec![("value", 1.into()), ("scale", Value::Struct(vec![]))], "scale", &mut bytes);
+        check(vec![("value", Value::Unsupported("string".into())), ("scale", 1.0f64.into())], "value", &mut bytes);
+        check(vec![("value", 1.into()), ("scale", 1.0f64.into()), ("value", 2.into())], "value", &mut bytes); // twice
         assert!(bytes.iter().all(|b| *b == 0xAA), "a refused message must not be written");
     }
 }

@@ -10,7 +10,7 @@ use super::host_handler::JsHostHandler;
 use super::messages::type_name;
 use super::type_error;
 use crate::kernel::{self, KernelDefinition, StateElement, DEFAULT_WORKGROUP_SIZE};
-use crate::message::{registry, FieldType, MessageLayout};
+use crate::message::{registry, FieldType, MessageLayout, MAX_NESTING};
 
 /// A message type: `defineMessage("Particle", { position: "vec3<f32>", mass: "f32" })`.
 /// Field types are WGSL spellings (`i32`, `vec2<u32>`, `array<f32, 16>`), other message types
@@ -26,12 +26,13 @@ pub fn define_message(
     Reflect::set(&description, &"name".into(), &name.into())?;
     Reflect::set(&description, &"fields".into(), &fields)?;
     // Validate now so a bad type is reported where it was written.
-    registry::register(message_layout(&description.clone().into())?);
+    registry::register(message_layout(&description.clone().into(), 0)?);
     Ok(description.into())
 }
 
-/// A description object, or the name of a defined message.
-fn message_layout(description: &JsValue) -> Result<MessageLayout, JsValue> {
+/// A description object, or the name of a defined message; `depth` counts the descriptions it
+/// is nested in, so a deliberately deep one is refused instead of overflowing the stack.
+fn message_layout(description: &JsValue, depth: u32) -> Result<MessageLayout, JsValue> {
     if let Some(name) = description.as_string() {
         return registry::lookup(&name)
             .map(|layout| (*layout).clone())
@@ -46,6 +47,11 @@ fn message_layout(description: &JsValue) -> Result<MessageLayout, JsValue> {
     let name = Reflect::get(description, &"name".into())?
         .as_string()
         .ok_or_else(|| type_error("a message needs a string name".into()))?;
+    if depth >= MAX_NESTING {
+        return Err(type_error(format!(
+            "message {name} nests messages more than {MAX_NESTING} deep; WGSL allows {MAX_NESTING}"
+        )));
+    }
     let fields = Reflect::get(description, &"fields".into())?;
     if !fields.is_object() {
         return Err(type_error(format!("message {name}: fields must be an object like {{ value: \"i32\" }}")));
@@ -62,7 +68,7 @@ fn message_layout(description: &JsValue) -> Result<MessageLayout, JsValue> {
                      array<T, N> or a defined message's name)"
                 ))
             })?,
-            None if ty.is_object() => FieldType::message(&message_layout(&ty)?),
+            None if ty.is_object() => FieldType::message(&message_layout(&ty, depth + 1)?),
             None => {
                 return Err(type_error(format!("message {name}: field '{field}' needs a type, got {}", type_name(&ty))))
             }
@@ -106,7 +112,7 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
             )))
         }
     };
-    let (input, output) = (message_layout(&get("input")?)?, message_layout(&get("output")?)?);
+    let (input, output) = (message_layout(&get("input")?, 0)?, message_layout(&get("output")?, 0)?);
     let mut def = KernelDefinition::new(&id, input, output, &wgsl);
     let workgroup_size = get("workgroupSize")?;
     def.workgroup_size = match workgroup_size.as_f64() {

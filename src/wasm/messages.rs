@@ -11,25 +11,28 @@ use wasm_bindgen::JsCast;
 
 use super::js_error;
 use crate::error::Error;
-use crate::message::{FieldType, MessageLayout, Scalar, Value};
+use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
 
-/// Reads one JS message object into named values. Shape problems (not an object, a field that
-/// is a string) are reported by field path; the layout checks the rest.
+/// Reads one JS message object into named values. Only a message that is not an object is
+/// refused here; a field of the wrong kind (a string, `null`, an array nested deeper than any
+/// message type) becomes [`Value::Unsupported`], so the layout refuses it by its field path
+/// along with every other mistake (and the runtime counts it like them).
 pub(super) fn message_fields(id: &str, message: &JsValue) -> Result<Vec<(String, Value)>, JsValue> {
     if !is_plain_object(message) {
         return Err(malformed(id, "(message)", format!("must be an object, got {}", type_name(message))));
     }
-    js_fields(id, message, "")
+    js_fields(id, message, "", 1)
 }
 
-/// An object's fields as named values; `path` names the object in errors.
-fn js_fields(id: &str, object: &JsValue, path: &str) -> Result<Vec<(String, Value)>, JsValue> {
+/// An object's fields as named values; `path` names the object in errors, `depth` counts the
+/// objects and arrays it sits in.
+fn js_fields(id: &str, object: &JsValue, path: &str, depth: u32) -> Result<Vec<(String, Value)>, JsValue> {
     let mut fields = Vec::new();
     for entry in Object::entries(object.unchecked_ref()).iter() {
         let entry: Array = entry.unchecked_into();
         let name = entry.get(0).as_string().unwrap_or_default();
         let child = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
-        fields.push((name, js_value(id, &entry.get(1), &child)?));
+        fields.push((name, js_value(id, &entry.get(1), &child, depth)?));
     }
     Ok(fields)
 }
@@ -42,13 +45,21 @@ fn is_plain_object(value: &JsValue) -> bool {
     value.is_object() && !Array::is_array(value) && !is_typed_array(value)
 }
 
-fn js_value(id: &str, value: &JsValue, path: &str) -> Result<Value, JsValue> {
+fn js_value(id: &str, value: &JsValue, path: &str, depth: u32) -> Result<Value, JsValue> {
     if let Some(n) = value.as_f64() {
         return Ok(Value::Number(n));
     }
     if is_typed_array(value) {
+        if has_64_bit_elements(value) {
+            return Ok(Value::Unsupported(type_name(value)));
+        }
         let numbers = Array::from(value).iter().map(|n| n.as_f64().unwrap_or(f64::NAN)).collect();
         return Ok(Value::List(numbers));
+    }
+    // No message type nests deeper than MAX_NESTING, so a deeper value is malformed; stopping
+    // here keeps a deliberately deep one from overflowing the stack.
+    if depth >= MAX_NESTING && (Array::is_array(value) || is_plain_object(value)) {
+        return Ok(Value::Unsupported(format!("{}s nested more than {MAX_NESTING} deep", type_name(value))));
     }
     if Array::is_array(value) {
         let items = Array::from(value);
@@ -56,13 +67,14 @@ fn js_value(id: &str, value: &JsValue, path: &str) -> Result<Value, JsValue> {
             return Ok(Value::List(items.iter().map(|n| n.as_f64().expect("checked")).collect()));
         }
         let values: Result<Vec<Value>, JsValue> =
-            items.iter().enumerate().map(|(i, item)| js_value(id, &item, &format!("{path}[{i}]"))).collect();
+            items.iter().enumerate().map(|(i, item)| js_value(id, &item, &format!("{path}[{i}]"), depth + 1)).collect();
         return values.map(Value::Array);
     }
     if is_plain_object(value) {
-        return js_fields(id, value, path).map(Value::Struct);
+        return js_fields(id, value, path, depth + 1).map(Value::Struct);
     }
-    Err(malformed(id, path, format!("expects a number, an array or an object, got {}", type_name(value))))
+    // Refused by the layout, by its path, like any other mistake in a field.
+    Ok(Value::Unsupported(type_name(value)))
 }
 
 /// An answer as a JS object, shaped by its layout.
@@ -94,12 +106,14 @@ fn js_field(ty: &FieldType, value: Value) -> JsValue {
     }
 }
 
-/// The bytes of a typed array, DataView or ArrayBuffer (messages already packed).
+/// The bytes of a typed array, DataView or ArrayBuffer (messages already packed). Not of a
+/// `Float64Array`, `BigInt64Array` or `BigUint64Array`: no message field has 64-bit elements, so
+/// such an array is a mistake (`new Float64Array([1, 2])` for two `f32`s), not packed messages.
 pub(super) fn packed_bytes(value: &JsValue) -> Option<Vec<u8>> {
     if value.is_instance_of::<js_sys::ArrayBuffer>() {
         return Some(js_sys::Uint8Array::new(value).to_vec());
     }
-    if !js_sys::ArrayBuffer::is_view(value) {
+    if !js_sys::ArrayBuffer::is_view(value) || has_64_bit_elements(value) {
         return None;
     }
     let get = |key: &str| Reflect::get(value, &key.into()).ok();
@@ -114,11 +128,22 @@ fn is_typed_array(value: &JsValue) -> bool {
     js_sys::ArrayBuffer::is_view(value) && !value.is_instance_of::<js_sys::DataView>()
 }
 
+/// `Float64Array`, `BigInt64Array` and `BigUint64Array`: 8 bytes per element.
+fn has_64_bit_elements(value: &JsValue) -> bool {
+    Reflect::get(value, &"BYTES_PER_ELEMENT".into()).ok().and_then(|n| n.as_f64()) == Some(8.0)
+}
+
 pub(super) fn type_name(value: &JsValue) -> String {
     if value.is_null() {
         "null".into()
     } else if Array::is_array(value) {
         "array".into()
+    } else if js_sys::ArrayBuffer::is_view(value) || value.is_instance_of::<js_sys::ArrayBuffer>() {
+        let name = String::from(value.unchecked_ref::<Object>().constructor().name());
+        match has_64_bit_elements(value) {
+            true => format!("{name} (no message field has 64-bit elements)"),
+            false => name,
+        }
     } else {
         value.js_typeof().as_string().unwrap_or_else(|| "unknown".into())
     }

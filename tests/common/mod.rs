@@ -1,7 +1,42 @@
-//! Shared by the soak and concurrency tests (native and browser): a message that carries its
-//! sender and sequence number, so every answer says where it came from and where it belongs,
-//! and checkers for exactly-once and per-sender FIFO delivery.
-#![allow(dead_code)] // each test binary uses a different part
+//! Helpers shared by test files (`mod common;`); each test binary uses a different part:
+//! - a message that carries its sender and sequence number, so every answer says where it came
+//!   from and where it belongs, and checkers for exactly-once and per-sender FIFO delivery (the
+//!   soak and concurrency tests, native and browser);
+//! - runtimes on a chosen backend and bounded polling (natively);
+//! - the browser's JavaScript helpers, in [`web`].
+#![allow(dead_code)]
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::*;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::time::{Duration, Instant};
+
+    use ringkernel_web::{BackendChoice, Runtime, RuntimeOptions};
+
+    /// A runtime on `backend`; a GPU backend without an adapter is a failure that says what to
+    /// install, never a skip.
+    pub fn runtime_on(backend: BackendChoice) -> Runtime {
+        pollster::block_on(Runtime::new(RuntimeOptions { backend, ..Default::default() })).unwrap_or_else(|e| {
+            panic!("{backend:?}: {e} (GPU tests need a wgpu adapter; install mesa-vulkan-drivers for lavapipe)")
+        })
+    }
+
+    /// Polls `done` until it holds. The bound only keeps a broken runtime from hanging the suite;
+    /// it is generous so that a slow machine never fails here.
+    #[track_caller]
+    pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !done() {
+            assert!(started.elapsed() < Duration::from_secs(60), "waited a minute for {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
 
 /// A message tagged with its sender (`tag`) and its place in that sender's sequence (`seq`).
 /// Both directions use it, so connected stages share one layout.

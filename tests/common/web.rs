@@ -1,0 +1,53 @@
+//! Helpers for the browser tests: build JS values, call methods the way JavaScript does, and
+//! check errors as JavaScript sees them.
+
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+/// `{ k: v, ... }`.
+pub fn object(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        Reflect::set(&o, &(*k).into(), v).unwrap();
+    }
+    o.into()
+}
+
+/// `[a, b, ...]`.
+pub fn array(items: &[JsValue]) -> JsValue {
+    items.iter().collect::<Array>().into()
+}
+
+pub fn get(target: &JsValue, key: &str) -> JsValue {
+    Reflect::get(target, &key.into()).unwrap()
+}
+
+pub async fn js(promise: Promise) -> Result<JsValue, JsValue> {
+    JsFuture::from(promise).await
+}
+
+/// A JavaScript function from its source, `new Function(args, body)`.
+pub fn js_function(args: &str, body: &str) -> Function {
+    Function::new_with_args(args, body)
+}
+
+/// Calls `target[name](...args)` as JavaScript does: a throw is an `Err`, and a returned promise
+/// is awaited.
+pub async fn invoke(target: &JsValue, name: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+    let method: Function = get(target, name).dyn_into().unwrap_or_else(|_| panic!("{name} is a method"));
+    let returned = method.apply(target, &args.iter().collect::<Array>())?;
+    match returned.dyn_into::<Promise>() {
+        Ok(promise) => js(promise).await,
+        Err(value) => Ok(value),
+    }
+}
+
+/// The error's `name` and `message`, or why it is not a JavaScript `Error`.
+pub fn error_name(error: &JsValue) -> (String, String) {
+    if !error.is_instance_of::<js_sys::Error>() {
+        return ("(not an Error)".into(), format!("{error:?}"));
+    }
+    let name = get(error, "name").as_string().unwrap_or_default();
+    (name, get(error, "message").as_string().unwrap_or_default())
+}
