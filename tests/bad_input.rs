@@ -18,9 +18,6 @@
 //! also holds a kernel in each transient state — `created` (its host handler's launch check waits
 //! on a gate) and `terminating` (its handler waits on a gate while terminate drains) — so illegal
 //! transitions are tried from all six states without racing anything.
-//!
-//! Rows whose expected behaviour the runtime does not have yet carry the fix they need (`fix`)
-//! and run in their own tests, named `needs_fix_*`, which fail until the fix is made.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -643,12 +640,10 @@ struct Case {
     /// The `Error::name()` it must fail with.
     expect: &'static str,
     detail: Detail,
-    /// Set on rows the runtime does not pass yet: the fix they need. They run in `needs_fix_*`.
-    fix: Option<&'static str>,
 }
 
 fn case(name: impl Into<String>, op: Op, expect: &'static str) -> Case {
-    Case { name: name.into(), op, expect, detail: Detail::None, fix: None }
+    Case { name: name.into(), op, expect, detail: Detail::None }
 }
 
 impl Case {
@@ -663,11 +658,6 @@ impl Case {
 
     fn compile(self, line: Option<u32>, column: Option<u32>, mentions: &[&'static str]) -> Self {
         self.detail(Detail::Compile { line, column, mentions: mentions.to_vec() })
-    }
-
-    fn needs(mut self, fix: &'static str) -> Self {
-        self.fix = Some(fix);
-        self
     }
 }
 
@@ -703,44 +693,14 @@ fn check(rt: &Runtime, case: &Case) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs every row whose `fix` is set as `fixed` says (`false`: rows the runtime passes today),
-/// panics listing every row that failed (grouped under the fix they need, if any), and returns
-/// how many rows ran.
-fn run_table(world: &World, table: &str, rows: Vec<Case>, fixed: bool) -> usize {
-    let rows: Vec<Case> = rows.into_iter().filter(|row| row.fix.is_some() == fixed).collect();
-    let mut failures: BTreeMap<Option<&str>, Vec<String>> = BTreeMap::new();
-    for row in &rows {
-        if let Err(why) = check(&world.rt, row) {
-            failures.entry(row.fix).or_default().push(format!("- {}: {why}", row.name));
-        }
-    }
+/// Runs every row, panics listing every row that failed, and returns how many rows ran.
+fn run_table(world: &World, table: &str, rows: Vec<Case>) -> usize {
+    let failures: Vec<String> =
+        rows.iter().filter_map(|row| check(&world.rt, row).err().map(|why| format!("- {}: {why}", row.name))).collect();
     println!("bad inputs tried ({table}, {:?} backend): {}", world.backend, rows.len());
-    let failed: usize = failures.values().map(Vec::len).sum();
-    let report: Vec<String> = failures
-        .into_iter()
-        .map(|(fix, lines)| match fix {
-            Some(fix) => format!("{}\n  needs: {fix}", lines.join("\n")),
-            None => lines.join("\n"),
-        })
-        .collect();
-    assert!(failed == 0, "{failed} of {} rows failed:\n{}", rows.len(), report.join("\n"));
+    assert!(failures.is_empty(), "{} of {} rows failed:\n{}", failures.len(), rows.len(), failures.join("\n"));
     rows.len()
 }
-
-// The fixes the `needs_fix_*` rows wait for (files the bad-input work may not edit).
-const FIX_TERMINATE_COUNT: &str = "src/runtime/mod.rs: `terminate` wraps terminate_inner in count_error, so refusing \
-     an illegal terminate counts an error, while refusing activate/deactivate/reactivate does not; count only \
-     terminate's Timeout (e.g. `if matches!(result, Err(Error::Timeout { .. })) { count }`)";
-const FIX_SEND_BATCH_COUNT: &str = "src/runtime/messaging.rs: `send_batch` checks size_of::<T>() outside \
-     count_error, so a refused batch is not counted; wrap it: `self.count_error(id, self.expect_message_size(..))?`";
-const FIX_RECEIVE_BATCH_COUNT: &str = "src/runtime/messaging.rs: `receive_batch` returns pod_error outside \
-     count_error; wrap it like the other refused message operations";
-const FIX_RECEIVE_POD: &str = "src/runtime/messaging.rs: `receive_pod` takes the answer off the queue before \
-     checking size_of::<T>() against the output layout, so a wrong T loses the answer; check first (as \
-     receive_batch does) and count the error";
-const FIX_CALL_POD: &str = "src/runtime/messaging.rs: `call_pod` sends the message before checking size_of::<Out>() \
-     against the output layout, so a wrong Out has the message processed and its answer lost; check Out before \
-     sending and count the error";
 
 fn value(v: f64) -> Fields {
     vec![("value".to_owned(), Value::Number(v))]
@@ -834,7 +794,7 @@ fn transition_rows(held: &[(KernelState, &'static str)]) -> Vec<Case> {
         let mut refuse = |op: Op, action: Action| {
             let name = format!("{} of a {state} kernel", op.name());
             let row = case(name, op, "KernelStateError").detail(Detail::State(id.to_owned(), state, action));
-            rows.push(if action == Action::Terminate { row.needs(FIX_TERMINATE_COUNT) } else { row });
+            rows.push(row);
         };
         let s = || id.to_owned();
         refuse(Launch(s(), queue(QUEUE)), Action::Launch);
@@ -1055,17 +1015,12 @@ fn packed_rows() -> Vec<Case> {
         case("call_pod of a 2-byte message", CallPod(l(), Short, Exact, Some(0.0)), format).field("Request"),
         case("call_pod of an 8-byte message, larger than a ring slot", CallPod(l(), Wide, Exact, Some(0.0)), format)
             .field("Request"),
-        case("send_batch of 2-byte messages", SendBatch(l(), Short, Some(0.0)), format)
-            .field("Request")
-            .needs(FIX_SEND_BATCH_COUNT),
-        case("send_batch of 8-byte messages", SendBatch(l(), Wide, Some(0.0)), format)
-            .field("Request")
-            .needs(FIX_SEND_BATCH_COUNT),
-        case("receive_batch as 8-byte answers", ReceiveBatch(a(), Wide, Some(0.0)), format)
-            .needs(FIX_RECEIVE_BATCH_COUNT),
-        case("receive_pod as an 8-byte answer", ReceivePod(a(), Wide, Some(0.0)), format).needs(FIX_RECEIVE_POD),
-        case("receive_pod as a 2-byte answer", ReceivePod(a(), Short, Some(0.0)), format).needs(FIX_RECEIVE_POD),
-        case("call_pod answered as an 8-byte type", CallPod(l(), Exact, Wide, Some(0.0)), format).needs(FIX_CALL_POD),
+        case("send_batch of 2-byte messages", SendBatch(l(), Short, Some(0.0)), format).field("Request"),
+        case("send_batch of 8-byte messages", SendBatch(l(), Wide, Some(0.0)), format).field("Request"),
+        case("receive_batch as 8-byte answers", ReceiveBatch(a(), Wide, Some(0.0)), format),
+        case("receive_pod as an 8-byte answer", ReceivePod(a(), Wide, Some(0.0)), format),
+        case("receive_pod as a 2-byte answer", ReceivePod(a(), Short, Some(0.0)), format),
+        case("call_pod answered as an 8-byte type", CallPod(l(), Exact, Wide, Some(0.0)), format),
         case("send to a full queue", Send(f(), value(1.0), Some(0.0)), "QueueFullError"),
         case("send_pod to a full queue", SendPod(f(), Exact, Some(0.0)), "QueueFullError"),
         case("call to a full queue", Call(f(), value(1.0), Some(0.0)), "QueueFullError"),
@@ -1216,7 +1171,7 @@ fn rows_for(world: &World) -> Vec<Case> {
 #[test]
 fn every_bad_input_is_refused_by_name_and_changes_nothing_on_the_gpu() {
     with_gpu_world(|world| {
-        run_table(world, "table", rows_for(world), false);
+        run_table(world, "table", rows_for(world));
     });
 }
 
@@ -1224,23 +1179,7 @@ fn every_bad_input_is_refused_by_name_and_changes_nothing_on_the_gpu() {
 #[test]
 fn every_bad_input_is_refused_by_name_and_changes_nothing_on_the_cpu() {
     with_cpu_world(|world| {
-        run_table(world, "table", rows_for(world), false);
-    });
-}
-
-/// Rows the runtime gets wrong today, on the GPU; each failure names the fix it needs.
-#[test]
-fn needs_fix_bad_inputs_the_runtime_still_gets_wrong_on_the_gpu() {
-    with_gpu_world(|world| {
-        run_table(world, "needing a fix", rows_for(world), true);
-    });
-}
-
-/// Rows the runtime gets wrong today, on the cpu backend from all six states.
-#[test]
-fn needs_fix_bad_inputs_the_runtime_still_gets_wrong_on_the_cpu() {
-    with_cpu_world(|world| {
-        run_table(world, "needing a fix", rows_for(world), true);
+        run_table(world, "table", rows_for(world));
     });
 }
 
@@ -1294,7 +1233,7 @@ fn after_dispose_every_operation_is_refused_and_nothing_changes() {
         .into_iter()
         .map(|op| case(format!("{} after dispose", op.name()), op, "BackendUnavailableError"))
         .collect();
-    run_table(&world, "after dispose", rows, false);
+    run_table(&world, "after dispose", rows);
 
     use Op::*;
     let before = snapshot(rt);
@@ -1364,16 +1303,11 @@ fn adapter_limits() -> wgpu::Limits {
 /// A kernel whose ring would be larger than the device can bind: 4 KiB messages and a queue
 /// one message past `max_storage_buffer_binding_size` (the buffer itself stays within
 /// `max_buffer_size`), the case where a message no longer fits in a ring slot the device can
-/// address. Launch must refuse it with a named error, leave nothing behind, and keep
-/// the runtime working. Today the launch succeeds and the bind group's validation error escapes
-/// every error scope, so the next operation finds the device lost.
+/// address. Launch must refuse it with a named error that says what fits, leave nothing
+/// behind, and keep the runtime working. (It used to launch, and the bind group's validation
+/// error then escaped every error scope, so the next operation found the device lost.)
 #[test]
-fn needs_fix_a_ring_larger_than_the_device_can_bind_is_refused_at_launch() {
-    const FIX: &str = "src/backend/gpu.rs: GpuKernel::create allocates rings without checking them against \
-         device.limits() and creates the bind group outside the error scope; before compiling, refuse a ring whose \
-         header + stride × slots exceeds max_storage_buffer_binding_size or max_buffer_size with a \
-         KernelCompileError naming the limit and the largest queueSize that fits, and create the bind group \
-         inside the scope as a backstop";
+fn a_ring_larger_than_the_device_can_bind_is_refused_at_launch() {
     let _turn = one_world_at_a_time();
     let limits = adapter_limits();
     let stride = 4096u64;
@@ -1396,11 +1330,12 @@ fn needs_fix_a_ring_larger_than_the_device_can_bind_is_refused_at_launch() {
         rt.call_pod::<i32, i32>("doubler", &21, Some(30_000.0)).await
     });
     println!("bad inputs tried (ring limits): 1");
-    let refused = matches!(&launched, Err(e) if e.name() == "KernelCompileError");
+    let refused =
+        matches!(&launched, Err(Error::KernelCompile { message, .. }) if message.contains("largest queueSize"));
     assert!(
         refused && works == Ok(42),
         "a queue of {queue_size} {stride}-byte messages ({ring} bytes of ring, the device binds at most {}): launch \
-         gave {launched:?}, and then a doubler call gave {works:?}\n  needs: {FIX}",
+         gave {launched:?}, and then a doubler call gave {works:?}",
         limits.max_storage_buffer_binding_size
     );
     assert!(!snapshot(&rt).ids.contains(&"bad-big".to_owned()), "{before:?}");

@@ -145,7 +145,7 @@ async fn seed_example_multiple_kernels() {
         js(rt.launch(id.into(), None, None)).await.unwrap();
     }
     for id in rt.kernel_ids() {
-        js(rt.activate(id)).await.unwrap();
+        js(rt.activate(id.into())).await.unwrap();
     }
     assert_eq!(rt.active_kernels(), ["aggregator", "processor1", "processor2"]);
     let a = js(rt.call("processor1".into(), value(1), Some(timeout(10_000)))).await.unwrap();
@@ -218,11 +218,11 @@ async fn lifecycle_matrix_through_the_js_api() {
             register_worker(&id);
             let result = match from {
                 "created" => {
-                    let launch = js(rt.launch(id.clone(), None, None));
+                    let launch = js(rt.launch(id.clone().into(), None, None));
                     let mut seen = false;
                     for _ in 0..20 {
                         yield_now().await;
-                        if rt.get_state(id.clone()).is_ok() {
+                        if rt.get_state(id.clone().into()).is_ok() {
                             seen = true;
                             break;
                         }
@@ -237,8 +237,8 @@ async fn lifecycle_matrix_through_the_js_api() {
                     for step in ["launch", "activate", "deactivate"] {
                         apply(&rt, &id, step).await.unwrap();
                     }
-                    js(rt.send(id.clone(), value(1), None)).await.unwrap();
-                    let terminate = js(rt.terminate(id.clone(), Some(timeout(10_000))));
+                    js(rt.send(id.clone().into(), value(1), None)).await.unwrap();
+                    let terminate = js(rt.terminate(id.clone().into(), Some(timeout(10_000))));
                     yield_now().await;
                     yield_now().await;
                     assert_eq!(state(&rt, &id), "terminating", "draining one queued message");
@@ -888,7 +888,7 @@ async fn concurrent_launches_each_get_their_own_compile_result() {
     let good = "fn handle(m: ManyIn) -> ManyOut { return ManyOut(m.value + 1); }";
     let bad = "fn handle(m: ManyIn) -> ManyOut { return ManyOut(m.missing); }";
     let launches: Vec<Promise> = (0..8)
-        .map(|i| rt.launch(format!("many-{i}"), Some(definition(if i == 5 { bad } else { good })), None))
+        .map(|i| rt.launch(format!("many-{i}").into(), Some(definition(if i == 5 { bad } else { good })), None))
         .collect();
     let settled = js(Promise::all_settled(&launches.into_iter().collect::<Array>())).await.unwrap();
     for (i, outcome) in Array::from(&settled).iter().enumerate() {
@@ -898,8 +898,8 @@ async fn concurrent_launches_each_get_their_own_compile_result() {
             assert_eq!(get(&get(&outcome, "reason"), "name").as_string().as_deref(), Some("KernelCompileError"));
         } else {
             assert_eq!(status, "fulfilled", "many-{i}: {:?}", get(&outcome, "reason"));
-            js(rt.activate(format!("many-{i}"))).await.unwrap();
-            let answer = js(rt.call(format!("many-{i}"), value(i as i32), Some(timeout(20_000)))).await.unwrap();
+            js(rt.activate(format!("many-{i}").into())).await.unwrap();
+            let answer = js(rt.call(format!("many-{i}").into(), value(i as i32), Some(timeout(20_000)))).await.unwrap();
             assert_eq!(num(&answer, "result"), i as f64 + 1.0);
         }
     }
@@ -944,12 +944,14 @@ async fn start_tagged_stages(rt: &JsRuntime, prefix: &str, stages: u32, queue_si
             ("wgsl", stage_wgsl(stage).into()),
             ("handler", js_function("m", &handler)),
         ]);
-        js(rt.launch(id.clone(), Some(definition), Some(object(&[("queueSize", queue_size.into())])))).await.unwrap();
-        js(rt.activate(id.clone())).await.unwrap();
+        js(rt.launch(id.clone().into(), Some(definition), Some(object(&[("queueSize", queue_size.into())]))))
+            .await
+            .unwrap();
+        js(rt.activate(id.clone().into())).await.unwrap();
         ids.push(id);
     }
     for pair in ids.windows(2) {
-        js(rt.connect(pair[0].clone(), pair[1].clone())).await.unwrap();
+        js(rt.connect(pair[0].clone().into(), pair[1].clone().into())).await.unwrap();
     }
     ids
 }
@@ -1002,7 +1004,7 @@ async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
         if on_gpu && rng.u32(0..500) == 0 {
             rt.destroy_device().unwrap();
             for _ in 0..10_000 {
-                if ids.iter().all(|id| rt.get_state(id.clone()).unwrap() == "failed") {
+                if ids.iter().all(|id| rt.get_state(id.clone().into()).unwrap() == "failed") {
                     break;
                 }
                 sleep_ms(1).await;
@@ -1012,13 +1014,13 @@ async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
         } else if step < 3 {
             let stage = rng.usize(..ids.len());
             let id = ids[stage].clone();
-            js(if active[stage] { rt.deactivate(id) } else { rt.reactivate(id) }).await.unwrap();
+            js(if active[stage] { rt.deactivate(id.clone().into()) } else { rt.reactivate(id.into()) }).await.unwrap();
             active[stage] = !active[stage];
             toggles += 1;
         } else if step < 50 && sent < messages {
             sends += 1;
             if rng.u32(0..10) == 0 {
-                match js(rt.send(first.clone(), tagged_js(Tagged::new(0, sent)), Some(timeout(0)))).await {
+                match js(rt.send(first.clone().into(), tagged_js(Tagged::new(0, sent)), Some(timeout(0)))).await {
                     Ok(_) => sent += 1,
                     Err(e) if error_name(&e) == "QueueFullError" => refused += 1,
                     Err(e) => panic!("send: {e:?}"),
@@ -1033,7 +1035,9 @@ async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
             let flowing = !active.contains(&false);
             let wait = if flowing { 60_000 } else { 0 };
             let received = if rng.u32(0..10) == 0 {
-                js(rt.receive(last.clone(), Some(timeout(wait)))).await.map(|answer| vec![tagged_from_js(&answer)])
+                js(rt.receive(last.clone().into(), Some(timeout(wait))))
+                    .await
+                    .map(|answer| vec![tagged_from_js(&answer)])
             } else {
                 let max = rng.usize(1..=2 * SOAK_MAX_BATCH as usize);
                 let answers = receive_tagged(&rt, last, max, Some(wait)).await;
@@ -1058,11 +1062,11 @@ async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
     );
     assert_eq!(order.per_sender(), [messages]);
     for (id, _) in ids.iter().zip(&active).filter(|(_, active)| !**active) {
-        js(rt.reactivate(id.clone())).await.unwrap();
+        js(rt.reactivate(id.clone().into())).await.unwrap();
     }
     let total = f64::from(messages);
     for (i, id) in ids.iter().enumerate() {
-        let t = rt.get_telemetry(id.clone()).unwrap();
+        let t = rt.get_telemetry(id.clone().into()).unwrap();
         let (is_first, is_last) = (i == 0, i + 1 == ids.len());
         let expected = [
             ("messagesSent", if is_first { total } else { 0.0 }),

@@ -15,9 +15,6 @@
 //! kinds matter most here: `NaN`, `Infinity`, `1.5`, `2**40`, strings, BigInts, `null`,
 //! `undefined`, objects and symbols where numbers belong, non-numeric timeouts, typed arrays of
 //! the wrong size or element width, non-object messages, and bad definitions.
-//!
-//! Rows the runtime does not pass yet carry the fix they need and run in `needs_fix_*` tests,
-//! which fail until it is made.
 #![cfg(target_arch = "wasm32")]
 
 mod common;
@@ -359,12 +356,10 @@ struct Row {
     expect: &'static str,
     /// Properties the error must carry, as strings (numbers compare by their text).
     props: Vec<(&'static str, String)>,
-    /// Set on rows the runtime does not pass yet: the fix they need.
-    fix: Option<&'static str>,
 }
 
 fn row(name: impl Into<String>, op: Op, expect: &'static str) -> Row {
-    Row { name: name.into(), op, expect, props: Vec::new(), fix: None }
+    Row { name: name.into(), op, expect, props: Vec::new() }
 }
 
 fn method(name: &'static str, args: &[JsValue]) -> Op {
@@ -374,11 +369,6 @@ fn method(name: &'static str, args: &[JsValue]) -> Op {
 impl Row {
     fn prop(mut self, key: &'static str, value: impl ToString) -> Self {
         self.props.push((key, value.to_string()));
-        self
-    }
-
-    fn needs(mut self, fix: &'static str) -> Self {
-        self.fix = Some(fix);
         self
     }
 }
@@ -458,33 +448,23 @@ async fn check(world: &World, row: &Row) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the rows whose `fix` is set as `fixed` says, and panics listing every row that failed
-/// (grouped under the fix they need, if any).
-async fn run_table(world: &World, table: &str, rows: Vec<Row>, fixed: bool) -> usize {
-    try_table(world, table, rows, fixed).await.unwrap_or_else(|report| panic!("{report}"))
+/// Runs every row and panics listing every row that failed.
+async fn run_table(world: &World, table: &str, rows: Vec<Row>) -> usize {
+    try_table(world, table, rows).await.unwrap_or_else(|report| panic!("{report}"))
 }
 
 /// [`run_table`], returning the report of what failed instead of panicking.
-async fn try_table(world: &World, table: &str, rows: Vec<Row>, fixed: bool) -> Result<usize, String> {
-    let rows: Vec<Row> = rows.into_iter().filter(|row| row.fix.is_some() == fixed).collect();
-    let mut failures: BTreeMap<Option<&str>, Vec<String>> = BTreeMap::new();
+async fn try_table(world: &World, table: &str, rows: Vec<Row>) -> Result<usize, String> {
+    let mut failures = Vec::new();
     for row in &rows {
         if let Err(why) = check(world, row).await {
-            failures.entry(row.fix).or_default().push(format!("- {}: {why}", row.name));
+            failures.push(format!("- {}: {why}", row.name));
         }
     }
     web_sys_log(&format!("bad inputs tried in the browser ({table}, {}): {}", world.backend, rows.len()));
-    let failed: usize = failures.values().map(Vec::len).sum();
-    let report: Vec<String> = failures
-        .into_iter()
-        .map(|(fix, lines)| match fix {
-            Some(fix) => format!("{}\n  needs: {fix}", lines.join("\n")),
-            None => lines.join("\n"),
-        })
-        .collect();
-    match failed {
+    match failures.len() {
         0 => Ok(rows.len()),
-        _ => Err(format!("{table}: {failed} of {} rows failed:\n{}", rows.len(), report.join("\n"))),
+        failed => Err(format!("{table}: {failed} of {} rows failed:\n{}", rows.len(), failures.join("\n"))),
     }
 }
 
@@ -493,24 +473,6 @@ fn web_sys_log(text: &str) {
     let log: js_sys::Function = get(&console, "log").dyn_into().unwrap();
     log.call1(&console, &s(text)).unwrap();
 }
-
-// The fixes the `needs_fix_*` rows wait for (files the bad-input work may not edit).
-const FIX_TERMINATE_COUNT: &str = "src/runtime/mod.rs: `terminate` counts its KernelStateError in `errors` (see \
-     tests/bad_input.rs)";
-const FIX_JS_IDS: &str = "src/wasm/mod.rs: methods take `id: String`, so wasm-bindgen's glue converts whatever \
-     JavaScript passes (a number becomes \"5\", undefined becomes \"\", a debug build throws a plain Error); take \
-     `id: JsValue` and refuse a non-string with a TypeError naming the argument";
-const FIX_JS_MESSAGE_COUNT: &str = "src/wasm/mod.rs: a message that is not an object is refused by \
-     message_fields before the runtime sees it, so `errors` does not count it; route the refusal through the \
-     runtime's count_error (make it pub(crate)) like every other refused message";
-const FIX_JS_BATCH_COUNT: &str = "src/wasm/mod.rs: sendBatch of message objects encodes each with `rt.encode`, \
-     which counts nothing, so a refused batch does not count in `errors`; count the refusal (count_error) as \
-     `send` does";
-
-const FIX_JS_BIGINT: &str = "src/wasm/mod.rs: parse_options reads integer options with serde-wasm-bindgen, \
-     which takes a BigInt for a usize, so `queueSize: 10n` (or `max: 3n`) is accepted though the TypeScript types \
-     say number and every other non-number is a TypeError; refuse BigInts for number options (check \
-     `value.is_bigint()` per key before deserializing, or deserialize numbers as f64 and convert)";
 
 fn long_id() -> String {
     "x".repeat(129)
@@ -580,9 +542,7 @@ fn non_string_id_rows() -> Vec<Row> {
             ("getState", vec![id.clone()]),
             ("remove", vec![id.clone()]),
         ] {
-            rows.push(
-                row(format!("{name} with the id {shown}"), Op::Method(name, args), "TypeError").needs(FIX_JS_IDS),
-            );
+            rows.push(row(format!("{name} with the id {shown}"), Op::Method(name, args), "TypeError"));
         }
     }
     rows
@@ -598,7 +558,7 @@ fn transition_rows(held: &[(KernelState, &'static str)]) -> Vec<Row> {
                 .prop("kernelId", id)
                 .prop("state", state.as_str())
                 .prop("action", action);
-            rows.push(if action == Action::Terminate { r.needs(FIX_TERMINATE_COUNT) } else { r });
+            rows.push(r);
         };
         refuse("launch", vec![s(id)], Action::Launch);
         refuse("launch", vec![s(id), doubler_definition()], Action::Launch);
@@ -738,7 +698,7 @@ fn message_rows() -> Vec<Row> {
         for name in ["send", "call"] {
             let args = [s(LAUNCHED), message.clone(), timeout(0.0)];
             let r = row(format!("{name} of the message {shown}"), method(name, &args), "MessageFormatError");
-            rows.push(r.prop("field", "(message)").needs(FIX_JS_MESSAGE_COUNT));
+            rows.push(r.prop("field", "(message)"));
         }
     }
     rows
@@ -767,11 +727,9 @@ fn batch_rows() -> Vec<Row> {
             array(&[value(n(1.0)), value(s("2")), value(n(3.0))]),
             "MessageFormatError",
         )
-        .prop("field", "value")
-        .needs(FIX_JS_BATCH_COUNT),
+        .prop("field", "value"),
         batch("messages with a non-object among them", array(&[value(n(1.0)), n(2.0)]), "MessageFormatError")
-            .prop("field", "(message)")
-            .needs(FIX_JS_BATCH_COUNT),
+            .prop("field", "(message)"),
         batch("a number", n(5.0), "TypeError"),
         batch("a string", s("abc"), "TypeError"),
         batch("one message object", value(n(1.0)), "TypeError"),
@@ -845,7 +803,7 @@ fn option_rows() -> Vec<Row> {
         let options = object(&[("queueSize", size.clone())]);
         let launch = method("launch", &[s(FRESH), JsValue::NULL, options]);
         let r = row(format!("launch with a queueSize of {shown}"), launch, "TypeError");
-        rows.push(if size.is_bigint() { r.needs(FIX_JS_BIGINT) } else { r });
+        rows.push(r);
     }
     for (shown, mode) in [("\"fast\"", s("fast")), ("5", n(5.0))] {
         let options = object(&[("mode", mode)]);
@@ -864,11 +822,9 @@ fn option_rows() -> Vec<Row> {
         ("3n", BigInt::from(3).into()),
     ];
     for (shown, max) in maxima {
-        let bigint = max.is_bigint();
         let options = object(&[("max", max), ("timeout", n(0.0))]);
         let receive = method("receiveBatch", &[s(ACTIVE), options]);
-        let r = row(format!("receiveBatch with a max of {shown}"), receive, "TypeError");
-        rows.push(if bigint { r.needs(FIX_JS_BIGINT) } else { r });
+        rows.push(row(format!("receiveBatch with a max of {shown}"), receive, "TypeError"));
     }
     rows.push(row("readState of a kernel without state", method("readState", &[s(LAUNCHED)]), "TypeError"));
     rows.push(row("connect of a kernel to itself", method("connect", &[s(ACTIVE), s(ACTIVE)]), "TypeError"));
@@ -1031,7 +987,7 @@ fn rows_for(world: &World) -> Vec<Row> {
 /// one in `terminating` (its queue is draining). Both wait on the GPU, which reports only in
 /// later event-loop tasks; the rows run within microtasks, so neither can move meanwhile (it is
 /// checked: both must still be where they were after the rows).
-async fn with_transient_states(world: &World, fixed: bool) -> Result<usize, String> {
+async fn with_transient_states(world: &World) -> Result<usize, String> {
     register_doubler(CREATING);
     register_doubler(TERMINATING);
     call(world, "launch", &[s(TERMINATING)]).await.unwrap();
@@ -1056,7 +1012,7 @@ async fn with_transient_states(world: &World, fixed: bool) -> Result<usize, Stri
     assert_eq!(state_of(world, CREATING).as_deref(), Some("created"), "the launch is compiling");
     assert_eq!(state_of(world, TERMINATING).as_deref(), Some("terminating"), "the terminate is draining");
     let held = [(KernelState::Created, CREATING), (KernelState::Terminating, TERMINATING)];
-    let count = try_table(world, "transient states", transition_rows(&held), fixed).await;
+    let count = try_table(world, "transient states", transition_rows(&held)).await;
     assert_eq!(state_of(world, CREATING).as_deref(), Some("created"), "still compiling after the rows");
     assert_eq!(state_of(world, TERMINATING).as_deref(), Some("terminating"), "still draining after the rows");
     js(launch).await.expect("the held launch completes");
@@ -1073,8 +1029,8 @@ async fn with_transient_states(world: &World, fixed: bool) -> Result<usize, Stri
 async fn every_bad_input_is_refused_by_name_and_changes_nothing_on_webgpu() {
     let world = World::new("webgpu").await;
     let rows = rows_for(&world);
-    let count = run_table(&world, "table", rows, false).await
-        + with_transient_states(&world, false).await.unwrap_or_else(|report| panic!("{report}"));
+    let count = run_table(&world, "table", rows).await
+        + with_transient_states(&world).await.unwrap_or_else(|report| panic!("{report}"));
     world.assert_queues_intact().await;
     web_sys_log(&format!("bad inputs tried in the browser (webgpu, all): {count}"));
 }
@@ -1084,19 +1040,8 @@ async fn every_bad_input_is_refused_by_name_and_changes_nothing_on_webgpu() {
 async fn every_bad_input_is_refused_by_name_and_changes_nothing_on_the_cpu_backend() {
     let world = World::new("cpu").await;
     let rows = rows_for(&world);
-    run_table(&world, "table", rows, false).await;
+    run_table(&world, "table", rows).await;
     world.assert_queues_intact().await;
-}
-
-/// Rows the runtime gets wrong today; each failure names the fix it needs.
-#[wasm_bindgen_test]
-async fn needs_fix_bad_inputs_the_runtime_still_gets_wrong_in_the_browser() {
-    let world = World::new("webgpu").await;
-    let transient = with_transient_states(&world, true).await;
-    let rows = rows_for(&world);
-    let table = try_table(&world, "needing a fix", rows, true).await;
-    let failed: Vec<String> = [transient, table].into_iter().filter_map(Result::err).collect();
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
 /// `managedKernel(runtime, id, definition)` (a free function the tests call from Rust, on a
@@ -1126,7 +1071,7 @@ async fn managed_kernel_refuses_bad_ids_and_definitions() {
     ];
     let mut failures = Vec::new();
     for (what, id, definition, expect) in &cases {
-        let result = js(managed_kernel(&rt, id.clone(), definition.clone(), None)).await;
+        let result = js(managed_kernel(&rt, id.clone().into(), definition.clone(), None)).await;
         let (name, message) = match &result {
             Ok(_) => ("(accepted)".to_owned(), String::new()),
             Err(error) => error_name(error),
@@ -1224,10 +1169,7 @@ async fn negative_zero_is_zero_and_oversized_batches_take_what_fits() {
 }
 
 /// A kernel whose ring would be larger than the device can bind: launch refuses it by name and
-/// the runtime keeps working. (Natively, where lavapipe binds less than a buffer may hold, this
-/// needs a fix: see `needs_fix_a_ring_larger_than_the_device_can_bind_is_refused_at_launch` in
-/// `tests/bad_input.rs`. Chromium's SwiftShader binds as much as a buffer holds, so here the
-/// buffer's own size check, inside the launch's error scope, refuses it.)
+/// the runtime keeps working (natively too: `tests/bad_input.rs`).
 #[wasm_bindgen_test]
 async fn a_ring_larger_than_the_device_can_bind_is_refused_at_launch() {
     let navigator = get(&js_sys::global(), "navigator");

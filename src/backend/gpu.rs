@@ -231,6 +231,7 @@ impl GpuKernel {
             });
         }
         let device = &ctx.device;
+        check_limits(device, definition, slots)?;
         let shader = codegen::generate(definition)?;
         #[cfg(not(target_arch = "wasm32"))]
         codegen::naga_check::check(&definition.id, &shader)?;
@@ -328,6 +329,17 @@ impl GpuKernel {
             })
         };
         let drain = pipeline("ring_drain");
+        let group_entries: Vec<wgpu::BindGroupEntry> = bindings
+            .iter()
+            .map(|&(binding, _, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
+            .collect();
+        // Inside the scope too: a binding the device refuses is this kernel's error, not the
+        // device's.
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &bind_group_layout,
+            entries: &group_entries,
+        });
         if let Some(error) = scope.pop().await {
             return Err(Error::KernelCompile {
                 id: definition.id.clone(),
@@ -336,15 +348,6 @@ impl GpuKernel {
                 column: None,
             });
         }
-        let group_entries: Vec<wgpu::BindGroupEntry> = bindings
-            .iter()
-            .map(|&(binding, _, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
-            .collect();
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(label),
-            layout: &bind_group_layout,
-            entries: &group_entries,
-        });
         Ok(GpuKernel {
             input_ring,
             output_ring,
@@ -377,6 +380,38 @@ impl GpuKernel {
             + self.kept.as_ref().map_or(0, |b| b.size())
             + self.state.as_ref().map_or(0, |b| b.size())
     }
+}
+
+/// Refuses a kernel whose rings (`slots` messages each) or state the device cannot bind, naming
+/// the limit and the largest queue size that fits, before anything is compiled or allocated.
+fn check_limits(device: &wgpu::Device, definition: &KernelDefinition, slots: u32) -> Result<()> {
+    let limits = device.limits();
+    let bindable = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+    let too_big =
+        |message: String| Error::KernelCompile { id: definition.id.clone(), message, line: None, column: None };
+    let rings = [
+        ("input", RingHeader::SIZE, definition.input.size() as u64),
+        ("output", RingCounters::SIZE, definition.output.size() as u64),
+    ];
+    for (ring, header, stride) in rings {
+        let size = header + stride * slots as u64;
+        if size > bindable {
+            // Slots are a power of two: the largest queue that fits is the largest such count.
+            let fits = bindable.saturating_sub(header) / stride;
+            let largest = if fits == 0 { 0 } else { 1u64 << fits.ilog2() };
+            return Err(too_big(format!(
+                "its {ring} ring would be {size} bytes ({slots} slots of {stride}-byte messages), more than this \
+                 device can bind ({bindable} bytes); the largest queueSize that fits is {largest}"
+            )));
+        }
+    }
+    if let Some(state) = definition.state.filter(|state| state.size_bytes() > bindable) {
+        return Err(too_big(format!(
+            "its state would be {} bytes, more than this device can bind ({bindable} bytes)",
+            state.size_bytes()
+        )));
+    }
+    Ok(())
 }
 
 /// A MAP_READ buffer that every tick's outputs are copied into, so one `mapAsync` brings back

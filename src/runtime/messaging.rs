@@ -31,7 +31,7 @@ impl Runtime {
     /// Queues `#[repr(C)]` messages whose bytes match the input layout; returns how many were
     /// accepted within `timeout_ms` (see [`send_packed`](Self::send_packed)).
     pub async fn send_batch<T: bytemuck::Pod>(&self, id: &str, messages: &[T], timeout_ms: TimeoutMs) -> Result<usize> {
-        self.expect_message_size(id, std::mem::size_of::<T>())?;
+        self.count_error(id, self.expect_message_size(id, std::mem::size_of::<T>()))?;
         self.send_packed(id, bytemuck::cast_slice(messages), timeout_ms).await
     }
 
@@ -90,6 +90,8 @@ impl Runtime {
         message: &In,
         timeout_ms: TimeoutMs,
     ) -> Result<Out> {
+        // Checked before sending: a wrong `Out` must not cost the message its answer.
+        self.count_error(id, self.expect_answer_size::<Out>(id))?;
         let answer = self.call_packed(id, bytemuck::bytes_of(message), timeout_ms).await?;
         self.pod_answer(id, &answer)
     }
@@ -261,6 +263,8 @@ impl Runtime {
 
     /// Takes the next answer as a `#[repr(C)]` value matching the output layout.
     pub async fn receive_pod<T: bytemuck::Pod>(&self, id: &str, timeout_ms: TimeoutMs) -> Result<T> {
+        // Checked before taking: a wrong `T` must not take the answer off the queue.
+        self.count_error(id, self.expect_answer_size::<T>(id))?;
         let packed = self.receive_packed(id, timeout_ms).await?;
         self.pod_answer(id, &packed)
     }
@@ -269,7 +273,7 @@ impl Runtime {
     pub async fn receive_batch<T: bytemuck::Pod>(&self, id: &str, max: usize, timeout_ms: TimeoutMs) -> Result<Vec<T>> {
         let stride = self.output_layout(id)?.size();
         if !stride.is_multiple_of(std::mem::size_of::<T>()) {
-            return Err(self.pod_error::<T>(id, stride));
+            return self.count_error(id, Err(self.pod_error::<T>(id, stride)));
         }
         // Straight from the output queue into the answer vector: one copy.
         let result = self.receive_inner(id, max, timeout_ms, |outbox, n| outbox.pop_many_as::<T>(n)).await;
@@ -278,6 +282,19 @@ impl Runtime {
 
     fn pod_answer<T: bytemuck::Pod>(&self, id: &str, packed: &[u8]) -> Result<T> {
         bytemuck::try_pod_read_unaligned(packed).map_err(|_| self.pod_error::<T>(id, packed.len()))
+    }
+
+    /// Refuses a `#[repr(C)]` answer type whose size is not the output layout's.
+    fn expect_answer_size<T>(&self, id: &str) -> Result<()> {
+        let size = self.output_layout(id)?.size();
+        if std::mem::size_of::<T>() != size {
+            return Err(Error::MessageFormat {
+                id: id.to_owned(),
+                field: std::any::type_name::<T>().to_owned(),
+                problem: format!("is {} bytes, but answers are {size} bytes", std::mem::size_of::<T>()),
+            });
+        }
+        Ok(())
     }
 
     fn pod_error<T>(&self, id: &str, got: usize) -> Error {

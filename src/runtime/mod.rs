@@ -365,7 +365,12 @@ impl Runtime {
     /// telemetry and returned in the `Timeout` error, and waiting `call`s are cancelled.
     pub async fn terminate(&self, id: &str, timeout_ms: TimeoutMs) -> Result<()> {
         let result = self.terminate_inner(id, timeout_ms).await;
-        self.count_error(id, result)
+        // Like every lifecycle call, a refused terminate is not a message error; one that timed
+        // out left messages unprocessed, which is.
+        match result {
+            Err(Error::Timeout { .. }) => self.count_error(id, result),
+            other => other,
+        }
     }
 
     async fn terminate_inner(&self, id: &str, timeout_ms: TimeoutMs) -> Result<()> {
@@ -556,7 +561,7 @@ impl Runtime {
     }
 
     /// Counts a failed message operation in the kernel's `errors`.
-    fn count_error<T>(&self, id: &str, result: Result<T>) -> Result<T> {
+    pub(crate) fn count_error<T>(&self, id: &str, result: Result<T>) -> Result<T> {
         if let Err(e) = &result {
             if matches!(
                 e,

@@ -72,8 +72,8 @@ impl JsHostHandler {
                 "the handler returned a Promise: host handlers run synchronously; return the answer object".into()
             );
         }
-        let fields = message_fields(&self.kernel_id, &answer)
-            .map_err(|e| format!("the handler's answer is malformed: {}", describe(&e)))?;
+        let fields =
+            message_fields(&self.kernel_id, &answer).map_err(|e| format!("the handler's answer is malformed: {e}"))?;
         let fields = borrow_fields(&fields);
         self.output
             .encode(fields.iter().map(|(name, value)| (*name, value)), output)

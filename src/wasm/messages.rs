@@ -9,7 +9,6 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::js_error;
 use crate::error::Error;
 use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
 
@@ -17,7 +16,7 @@ use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
 /// refused here; a field of the wrong kind (a string, `null`, an array nested deeper than any
 /// message type) becomes [`Value::Unsupported`], so the layout refuses it by its field path
 /// along with every other mistake (and the runtime counts it like them).
-pub(super) fn message_fields(id: &str, message: &JsValue) -> Result<Vec<(String, Value)>, JsValue> {
+pub(super) fn message_fields(id: &str, message: &JsValue) -> Result<Vec<(String, Value)>, Error> {
     if !is_plain_object(message) {
         return Err(malformed(id, "(message)", format!("must be an object, got {}", type_name(message))));
     }
@@ -26,7 +25,7 @@ pub(super) fn message_fields(id: &str, message: &JsValue) -> Result<Vec<(String,
 
 /// An object's fields as named values; `path` names the object in errors, `depth` counts the
 /// objects and arrays it sits in.
-fn js_fields(id: &str, object: &JsValue, path: &str, depth: u32) -> Result<Vec<(String, Value)>, JsValue> {
+fn js_fields(id: &str, object: &JsValue, path: &str, depth: u32) -> Result<Vec<(String, Value)>, Error> {
     let mut fields = Vec::new();
     for entry in Object::entries(object.unchecked_ref()).iter() {
         let entry: Array = entry.unchecked_into();
@@ -37,15 +36,15 @@ fn js_fields(id: &str, object: &JsValue, path: &str, depth: u32) -> Result<Vec<(
     Ok(fields)
 }
 
-fn malformed(id: &str, field: &str, problem: String) -> JsValue {
-    js_error(Error::MessageFormat { id: id.to_owned(), field: field.to_owned(), problem })
+fn malformed(id: &str, field: &str, problem: String) -> Error {
+    Error::MessageFormat { id: id.to_owned(), field: field.to_owned(), problem }
 }
 
 fn is_plain_object(value: &JsValue) -> bool {
     value.is_object() && !Array::is_array(value) && !is_typed_array(value)
 }
 
-fn js_value(id: &str, value: &JsValue, path: &str, depth: u32) -> Result<Value, JsValue> {
+fn js_value(id: &str, value: &JsValue, path: &str, depth: u32) -> Result<Value, Error> {
     if let Some(n) = value.as_f64() {
         return Ok(Value::Number(n));
     }
@@ -66,7 +65,7 @@ fn js_value(id: &str, value: &JsValue, path: &str, depth: u32) -> Result<Value, 
         if items.iter().all(|item| item.as_f64().is_some()) {
             return Ok(Value::List(items.iter().map(|n| n.as_f64().expect("checked")).collect()));
         }
-        let values: Result<Vec<Value>, JsValue> =
+        let values: Result<Vec<Value>, Error> =
             items.iter().enumerate().map(|(i, item)| js_value(id, &item, &format!("{path}[{i}]"), depth + 1)).collect();
         return values.map(Value::Array);
     }

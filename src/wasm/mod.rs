@@ -283,11 +283,15 @@ fn parse_options<T: OptionKeys>(value: Option<JsValue>, what: &str) -> Result<T,
     if !value.is_object() {
         return Err(type_error(format!("{what} must be an object, got {}", type_name(&value))));
     }
-    // serde-wasm-bindgen reads only the declared keys, so unknown ones are checked here.
+    // serde-wasm-bindgen reads only the declared keys, so unknown ones are checked here; it
+    // would also take a BigInt for a number, which the types say these options are not.
     for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
         let key = key.as_string().unwrap_or_default();
         if !T::KEYS.contains(&key.as_str()) {
             return Err(type_error(format!("{what}: unknown option '{key}' (expected one of {})", T::KEYS.join(", "))));
+        }
+        if Reflect::get(&value, &key.as_str().into())?.is_bigint() {
+            return Err(type_error(format!("{what}: option '{key}' must be a number, got a BigInt")));
         }
     }
     serde_wasm_bindgen::from_value(value).map_err(|e| type_error(format!("{what}: {e}")))
@@ -411,12 +415,13 @@ impl JsRuntime {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn launch(
         &self,
-        id: String,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "KernelDefinitionInput | null")] definition: Option<JsValue>,
         #[wasm_bindgen(unchecked_optional_param_type = "LaunchOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
         future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
             let opts: JsLaunchOptions = parse_options(options, "launch options")?;
             let launch = LaunchOptions {
                 queue_size: opts.queue_size,
@@ -429,32 +434,42 @@ impl JsRuntime {
     }
 
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn activate(&self, id: String) -> Promise {
+    pub fn activate(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move { rt.activate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            rt.activate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
     }
 
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn deactivate(&self, id: String) -> Promise {
+    pub fn deactivate(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move { rt.deactivate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            rt.deactivate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
     }
 
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn reactivate(&self, id: String) -> Promise {
+    pub fn reactivate(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move { rt.reactivate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            rt.reactivate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
     }
 
     /// Graceful stop; `{ timeout }` in milliseconds.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn terminate(
         &self,
-        id: String,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
         future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
             let opts: TimeoutOptions = parse_options(options, "terminate options")?;
             rt.terminate(&id, opts.timeout).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
         })
@@ -476,35 +491,46 @@ impl JsRuntime {
     /// inside the same submit, so a pipeline of n kernels costs one round trip. `to`'s input
     /// layout must match `from`'s output layout byte for byte. Receive from the last kernel.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn connect(&self, from: String, to: String) -> Promise {
+    pub fn connect(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] from: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] to: JsValue,
+    ) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move { rt.connect(&from, &to).await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+        future_to_promise(async move {
+            let (from, to) = (kernel_id(&from, "from")?, kernel_id(&to, "to")?);
+            rt.connect(&from, &to).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
     }
 
     /// Ends `from`'s route; its answers go to `receive` again.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn disconnect(&self, from: String) -> Promise {
+    pub fn disconnect(&self, #[wasm_bindgen(unchecked_param_type = "string")] from: JsValue) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move { rt.disconnect(&from).await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+        future_to_promise(async move {
+            let from = kernel_id(&from, "from")?;
+            rt.disconnect(&from).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
     }
 
     /// Forgets a terminated kernel so its id may be launched again.
-    pub fn remove(&self, id: String) -> Result<(), JsValue> {
-        self.inner.remove(&id).map_err(js_error)
+    pub fn remove(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<(), JsValue> {
+        self.inner.remove(&kernel_id(&id, "id")?).map_err(js_error)
     }
 
     /// Queues one message; waits up to `{ timeout }` ms for room, then `QueueFullError`.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn send(
         &self,
-        id: String,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
         future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
             let opts: TimeoutOptions = parse_options(options, "send options")?;
-            let fields = message_fields(&id, &message)?;
+            let fields = rt.count_error(&id, message_fields(&id, &message)).map_err(js_error)?;
             rt.send(&id, &borrow_fields(&fields), opts.timeout).await.map_err(js_error)?;
             Ok(JsValue::UNDEFINED)
         })
@@ -515,23 +541,25 @@ impl JsRuntime {
     #[wasm_bindgen(js_name = sendBatch, unchecked_return_type = "Promise<number>")]
     pub fn send_batch(
         &self,
-        id: String,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_param_type = "MessageInput[] | ArrayBufferView | ArrayBuffer")] messages: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
         future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
             let opts: TimeoutOptions = parse_options(options, "sendBatch options")?;
             let packed = if let Some(bytes) = packed_bytes(&messages) {
                 bytes
             } else if Array::is_array(&messages) {
                 let list = Array::from(&messages);
-                let mut packed = Vec::new();
-                for message in list.iter() {
+                let encoded = list.iter().try_fold(Vec::new(), |mut packed, message| {
                     let fields = message_fields(&id, &message)?;
-                    packed.extend(rt.encode(&id, &borrow_fields(&fields)).map_err(js_error)?);
-                }
-                packed
+                    packed.extend(rt.encode(&id, &borrow_fields(&fields))?);
+                    Ok(packed)
+                });
+                // Refused whole, and counted once, like a malformed `send`.
+                rt.count_error(&id, encoded).map_err(js_error)?
             } else {
                 return Err(type_error(format!(
                     "sendBatch expects an array of messages or a typed array, got {}",
@@ -549,14 +577,15 @@ impl JsRuntime {
     #[wasm_bindgen(skip_typescript)] // declared generic in TS_TYPES
     pub fn call(
         &self,
-        id: String,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
         future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
             let opts: TimeoutOptions = parse_options(options, "call options")?;
-            let fields = message_fields(&id, &message)?;
+            let fields = rt.count_error(&id, message_fields(&id, &message)).map_err(js_error)?;
             let layout = rt.output_layout(&id).map_err(js_error)?;
             let answer = rt.call(&id, &borrow_fields(&fields), opts.timeout).await.map_err(js_error)?;
             Ok(js_message(&layout, answer))
@@ -567,11 +596,12 @@ impl JsRuntime {
     #[wasm_bindgen(skip_typescript)] // declared generic in TS_TYPES
     pub fn receive(
         &self,
-        id: String,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
         future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
             let opts: TimeoutOptions = parse_options(options, "receive options")?;
             let layout = rt.output_layout(&id).map_err(js_error)?;
             let answer = rt.receive_packed(&id, opts.timeout).await.map_err(js_error)?;
@@ -583,11 +613,12 @@ impl JsRuntime {
     #[wasm_bindgen(js_name = receiveBatch, unchecked_return_type = "Promise<Uint8Array>")]
     pub fn receive_batch(
         &self,
-        id: String,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "ReceiveBatchOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
         future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
             let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
             let packed =
                 rt.receive_batch_packed(&id, opts.max.unwrap_or(usize::MAX), opts.timeout).await.map_err(js_error)?;
@@ -599,9 +630,10 @@ impl JsRuntime {
     /// `Float32Array` by its element type; it includes every message answered so far. Readable
     /// until the kernel is removed, so final results survive `terminate`.
     #[wasm_bindgen(js_name = readState, unchecked_return_type = "Promise<Uint32Array | Int32Array | Float32Array>")]
-    pub fn read_state(&self, id: String) -> Promise {
+    pub fn read_state(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
         let rt = self.inner.clone();
         future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
             // The element type first: the kernel may be removed while the copy is in flight.
             let spec = rt.state_spec(&id).map_err(js_error)?;
             let bytes = rt.read_state(&id).await.map_err(js_error)?; // refuses a kernel without state
@@ -612,8 +644,8 @@ impl JsRuntime {
     /// The kernel's state: `created`, `launched`, `active`, `deactivated`, `terminating` or
     /// `terminated`.
     #[wasm_bindgen(js_name = getState, unchecked_return_type = "KernelState")]
-    pub fn get_state(&self, id: String) -> Result<String, JsValue> {
-        self.inner.state(&id).map(|s| s.as_str().to_owned()).map_err(js_error)
+    pub fn get_state(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<String, JsValue> {
+        self.inner.state(&kernel_id(&id, "id")?).map(|s| s.as_str().to_owned()).map_err(js_error)
     }
 
     #[wasm_bindgen(getter, js_name = kernelIds)]
@@ -628,8 +660,11 @@ impl JsRuntime {
 
     /// The kernel's counters, or `null` when telemetry is disabled.
     #[wasm_bindgen(js_name = getTelemetry, unchecked_return_type = "KernelTelemetry | null")]
-    pub fn get_telemetry(&self, id: String) -> Result<JsValue, JsValue> {
-        match self.inner.telemetry(&id).map_err(js_error)? {
+    pub fn get_telemetry(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        match self.inner.telemetry(&kernel_id(&id, "id")?).map_err(js_error)? {
             None => Ok(JsValue::NULL),
             Some(t) => to_js(&t),
         }
@@ -693,6 +728,13 @@ fn parse_mode(mode: Option<&str>) -> Result<KernelMode, JsValue> {
     }
 }
 
+/// A kernel id from JavaScript: a string, or a `TypeError` naming the argument and what came
+/// instead (wasm-bindgen's own conversion would turn `5` into "5" and `undefined` into "").
+fn kernel_id(id: &JsValue, argument: &str) -> Result<String, JsValue> {
+    id.as_string()
+        .ok_or_else(|| type_error(format!("{argument} must be a kernel id (a string), got {}", type_name(id))))
+}
+
 /// Launches a registered id, or `definition` under `id`.
 async fn launch_kernel(
     rt: &Runtime,
@@ -747,12 +789,13 @@ impl ManagedKernel {
 #[wasm_bindgen(js_name = managedKernel, unchecked_return_type = "Promise<ManagedKernel>")]
 pub fn managed_kernel(
     runtime: &JsRuntime,
-    id: String,
+    #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
     #[wasm_bindgen(unchecked_optional_param_type = "KernelDefinitionInput | null")] definition: Option<JsValue>,
     #[wasm_bindgen(unchecked_optional_param_type = "ManagedKernelOptions")] options: Option<JsValue>,
 ) -> Promise {
     let rt = runtime.inner.clone();
     future_to_promise(async move {
+        let id = kernel_id(&id, "id")?;
         let opts: ManagedKernelOptions = parse_options(options, "managedKernel options")?;
         let launch =
             LaunchOptions { queue_size: opts.queue_size, mode: parse_mode(opts.mode.as_deref())?, max_batch: None };
