@@ -16,15 +16,12 @@ use std::time::{Duration, Instant};
 use common::{all_exactly_once, answer_after, stage_wgsl, InOrder, Increasing, Tagged, TAGGED_FIELDS, TAGGED_NAME};
 use futures_util::future::join_all;
 use ringkernel_web::kernel;
-use ringkernel_web::{
-    Error, FieldType, KernelDefinition, KernelState, LaunchOptions, MessageLayout, Runtime, RuntimeOptions,
-};
+use ringkernel_web::{Error, FieldType, KernelDefinition, KernelState, LaunchOptions, MessageLayout, Runtime};
 
 const SEED: u64 = 0x5eed_c0c0;
 
 fn runtime() -> Runtime {
-    pollster::block_on(Runtime::new(RuntimeOptions::default()))
-        .unwrap_or_else(|e| panic!("these tests need a wgpu adapter (install mesa-vulkan-drivers for lavapipe): {e}"))
+    common::runtime_on(ringkernel_web::BackendChoice::Auto)
 }
 
 /// Launches and activates `id`, a one-stage [`Tagged`] kernel (`value * 3 + 1`), with a small

@@ -16,11 +16,9 @@ mod common;
 
 use std::time::Instant;
 
-use common::{stage_value, stage_wgsl, InOrder, Tagged, TAGGED_FIELDS, TAGGED_NAME};
+use common::{runtime_on, stage_value, stage_wgsl, InOrder, Tagged, TAGGED_FIELDS, TAGGED_NAME};
 use ringkernel_web::kernel::{self, host};
-use ringkernel_web::{
-    BackendChoice, Error, FieldType, KernelDefinition, LaunchOptions, MessageLayout, Runtime, RuntimeOptions,
-};
+use ringkernel_web::{BackendChoice, Error, FieldType, KernelDefinition, LaunchOptions, MessageLayout, Runtime};
 
 const MESSAGES: u32 = 1_000_000;
 const QUEUE_SIZE: usize = 4096;
@@ -31,11 +29,6 @@ const MAX_BATCH: u32 = 20_000;
 const TOGGLE_PERCENT: u32 = 3;
 /// On GPU backends, one step in this many loses the device and recovers it.
 const FAULT_ONE_IN: u32 = 500;
-
-fn runtime_on(backend: BackendChoice) -> Runtime {
-    pollster::block_on(Runtime::new(RuntimeOptions { backend, ..Default::default() }))
-        .unwrap_or_else(|e| panic!("{backend:?}: {e} (GPU tests need lavapipe: mesa-vulkan-drivers)"))
-}
 
 fn seed() -> u64 {
     std::env::var("RINGKERNEL_SOAK_SEED")
