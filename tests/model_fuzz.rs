@@ -5,8 +5,9 @@
 //! sequence everything is terminated and drained, and every accepted message must have been
 //! answered exactly once, in order. proptest shrinks a failing sequence to a minimal one.
 //!
-//! Runs on the `cpu` backend (many cases) and on the GPU (lavapipe; fewer cases), with a fixed
-//! seed and a bounded case count so CI is deterministic in what it tries.
+//! Runs on the `cpu` backend (many cases) and on the GPU (lavapipe; fewer cases, and device
+//! loss and recovery besides, see below), with a fixed seed and a bounded case count so CI is
+//! deterministic in what it tries.
 //! `RINGKERNEL_FUZZ_CASES` / `RINGKERNEL_FUZZ_GPU_CASES` raise the case counts and
 //! `RINGKERNEL_FUZZ_SEED` picks another seed, for longer runs by hand.
 //!
@@ -21,7 +22,8 @@
 //!
 //! 1. the input queue holds at most `q` messages, and the output queue plus the messages in
 //!    flight at most `q` (the pump takes input only when every answer will have room), except
-//!    while terminating, when the drain ignores the output bound;
+//!    while terminating, when the drain ignores the output bound (and just after a device loss,
+//!    see below);
 //! 2. the pump takes input in FIFO order, and only while the kernel is active or terminating;
 //! 3. an active kernel makes progress: it processes input as long as rule 1 lets it;
 //! 4. `terminate` returns successfully only once everything queued has been processed (it
@@ -56,7 +58,38 @@
 //! once a kernel is terminated every message it accepted was processed or counted in
 //! `unprocessed_at_termination`. Independently of the model, the harness logs every launch's
 //! accepted payloads and received answers, and checks at the end that each launch answered
-//! exactly what it accepted, in order (less what a timed-out terminate reported unprocessed).
+//! exactly what it accepted, in order (less what a timed-out or stranded terminate reported
+//! unprocessed).
+//!
+//! # Device loss (GPU only)
+//! `DestroyDevice` loses the device and polls until the pump has noticed (the summary says
+//! lost, and no kernel is left launched, active, deactivated or terminating); `Recover` calls
+//! `recover`; `CallLosingDevice` loses the device while a `call` waits. A loss moves every
+//! kernel not terminated to `Failed`, remembering its state. How much each had processed by
+//! then is timing, so the harness reads each failed kernel's input-queue depth: the model
+//! allows any depth from what is certainly unprocessed to its whole FIFO, and learns the
+//! split. From then on it knows each failed kernel exactly, since nothing moves until
+//! recovery: the answers delivered before the loss (the FIFO's front: output queue) and the
+//! messages not processed (the rest: input queue, nothing in flight). While failed:
+//! - `receive`/`receive_batch` return delivered answers, then `DeviceLostError` (zero timeout:
+//!   a wait would show as `TimeoutError`); `call` is refused with `DeviceLostError`; `send` and
+//!   `send_batch` queue as far as the input queue has room below `q`;
+//! - activate, deactivate, reactivate and remove give `KernelStateError`, launching a new id
+//!   `DeviceLostError`;
+//! - `terminate` (any timeout) stops the kernel at once: `Ok` if nothing was unprocessed, else
+//!   `DeviceLostError`, with exactly that count in `unprocessed_at_termination`; the delivered
+//!   answers stay receivable and are all the launch will ever answer;
+//! - a call waiting at the loss ends in its answer (if it came first), or in `DeviceLostError`:
+//!   its message is then queued (the harness sees `messages_sent` grow) and certainly not
+//!   processed, or it was still waiting for room and was never queued.
+//!
+//! `recover` returns each failed kernel to its state; its queued messages are then processed in
+//! order, so the model's rules above hold again, with one change: the messages the GPU had not
+//! answered went back to the front of the input queue, which may then hold more than `q` (up
+//! to `q` waiting plus `q` in flight; sends wait until it is below `q`), so the input bound is
+//! `q` or the requeued messages left, whichever is more. The summary's `lost`, `losses` and
+//! `recoveries` are checked after every operation, and a case that ends lost recovers before
+//! draining, so the answer log must hold across every loss.
 //!
 //! Shrinking reruns shortened sequences, each up to `SHRINK_ATTEMPTS` times; a failure that
 //! needs a lucky interleaving may still not recur, so its reported sequence may be longer than
@@ -65,16 +98,18 @@
 //! # Adding operations
 //! An operation is a variant of [`Op`], a line in [`op_strategy`], an arm in [`Model::plan`]
 //! (what it may return, under which timeout), in [`execute`] (the runtime call) and in
-//! [`Model::apply`] (what the observed outcome changes). Device loss would go there: `Op::
-//! DestroyDevice` / `Op::Recover` arms, a `Failed` state in `KernelModel::state` with its own
-//! refusals in `Model::plan`, and the fate of queued messages in `Model::apply`.
+//! [`Model::apply`] (what the observed outcome changes). An operation that is one runtime
+//! action but two model steps (like `CallLosingDevice`) is split in [`Case::step`].
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::pin::pin;
 use std::sync::Once;
+use std::task::Poll;
 
+use futures_util::poll;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use ringkernel_web::{
@@ -106,6 +141,7 @@ const NOT_FOUND: &str = "KernelNotFoundError";
 const STATE: &str = "KernelStateError";
 const QUEUE_FULL: &str = "QueueFullError";
 const TIMEOUT: &str = "TimeoutError";
+const DEVICE_LOST: &str = "DeviceLostError";
 
 // ---- operations ----
 
@@ -148,9 +184,23 @@ enum Op {
     /// `receive_batch` of up to this many (0 counts as 1).
     ReceiveBatch(K, usize),
     Call(K),
+    /// `destroy_device` (GPU only), then waiting until the pump has noticed: every kernel that
+    /// had GPU resources is `Failed`.
+    DestroyDevice,
+    /// `recover`: a new device, every failed kernel back in the state it failed in.
+    Recover,
+    /// A `call` (long timeout), and the device lost while it waits, at once or after a
+    /// millisecond's `pause` (time for the pump to answer it first): checked as the call, then
+    /// `DestroyDevice`.
+    CallLosingDevice {
+        k: K,
+        pause: bool,
+    },
 }
 
 impl Op {
+    /// The kernel a kernel operation names (the device operations name none and are handled
+    /// before anything asks).
     fn k(&self) -> K {
         match *self {
             Op::Launch { k, .. } => k,
@@ -164,7 +214,9 @@ impl Op {
             | Op::SendBatch(k, _)
             | Op::Receive(k)
             | Op::ReceiveBatch(k, _)
-            | Op::Call(k) => k,
+            | Op::Call(k)
+            | Op::CallLosingDevice { k, .. } => k,
+            Op::DestroyDevice | Op::Recover => unreachable!("{self:?} names no kernel"),
         }
     }
 }
@@ -174,9 +226,14 @@ fn mode() -> impl Strategy<Value = KernelMode> {
     prop_oneof![Just(KernelMode::Persistent), Just(KernelMode::EventDriven)]
 }
 
-fn op_strategy() -> impl Strategy<Value = Op> {
-    let k = || prop_oneof![6 => Just(K(0)), 6 => Just(K(1)), 1 => Just(K(GHOST))];
-    prop_oneof![
+fn kernel() -> impl Strategy<Value = K> {
+    prop_oneof![6 => Just(K(0)), 6 => Just(K(1)), 1 => Just(K(GHOST))]
+}
+
+/// With `device`, also device loss and recovery (GPU only: the cpu backend has no device).
+fn op_strategy(device: bool) -> BoxedStrategy<Op> {
+    let k = kernel;
+    let ops = prop_oneof![
         2 => (k(), 1..=MAX_QUEUE, mode()).prop_map(|(k, queue_size, mode)| Op::Launch { k, queue_size, mode }),
         4 => k().prop_map(Op::Activate),
         3 => k().prop_map(Op::Deactivate),
@@ -189,24 +246,43 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         6 => k().prop_map(Op::Receive),
         3 => (k(), 0..=10usize).prop_map(|(k, n)| Op::ReceiveBatch(k, n)),
         3 => k().prop_map(Op::Call),
-    ]
+    ];
+    if device {
+        prop_oneof![
+            39 => ops,
+            1 => Just(Op::DestroyDevice),
+            1 => (kernel(), any::<bool>()).prop_map(|(k, pause)| Op::CallLosingDevice { k, pause }),
+            2 => Just(Op::Recover),
+        ]
+        .boxed()
+    } else {
+        ops.boxed()
+    }
 }
 
 /// A case: both kernels launched (queue sizes drawn too), then random operations. The two
 /// launches only spare cases a long run-up of `KernelNotFoundError`s; later `Launch` ops
 /// relaunch removed kernels (or are refused).
 /// Mostly single operations; sometimes a restart burst (terminate at once, remove, launch
-/// again), back to back so the relaunch can meet work the old launch still had in progress.
-fn chunk_strategy() -> impl Strategy<Value = Vec<Op>> {
+/// again), back to back so the relaunch can meet work the old launch still had in progress;
+/// with `device`, sometimes a batch followed at once by a loss, so the device goes while
+/// messages are on the GPU.
+fn chunk_strategy(device: bool) -> BoxedStrategy<Vec<Op>> {
     let restart = (prop_oneof![1 => Just(K(0)), 3 => Just(K(1))], 1..=MAX_QUEUE, mode())
         .prop_map(|(k, queue_size, mode)| vec![Op::TerminateNow(k), Op::Remove(k), Op::Launch { k, queue_size, mode }]);
-    prop_oneof![40 => op_strategy().prop_map(|op| vec![op]), 1 => restart]
+    let chunks = prop_oneof![40 => op_strategy(device).prop_map(|op| vec![op]), 1 => restart];
+    if device {
+        let lost_mid_batch = (kernel(), 1..=MAX_BATCH).prop_map(|(k, n)| vec![Op::SendBatch(k, n), Op::DestroyDevice]);
+        prop_oneof![41 => chunks, 1 => lost_mid_batch].boxed()
+    } else {
+        chunks.boxed()
+    }
 }
 
-fn case_strategy() -> impl Strategy<Value = Vec<Op>> {
+fn case_strategy(device: bool) -> impl Strategy<Value = Vec<Op>> {
     let launch =
         |k| (1..=MAX_QUEUE, mode()).prop_map(move |(queue_size, mode)| Op::Launch { k: K(k), queue_size, mode });
-    (launch(0), launch(1), proptest::collection::vec(chunk_strategy(), 0..=MAX_OPS))
+    (launch(0), launch(1), proptest::collection::vec(chunk_strategy(device), 0..=MAX_OPS))
         .prop_map(|(a, b, chunks)| [a, b].into_iter().chain(chunks.into_iter().flatten()).collect())
 }
 
@@ -229,6 +305,15 @@ enum Outcome {
     },
     /// The error's name.
     Failed(&'static str),
+    /// `destroy_device`, once noticed: every `Failed` kernel with its input queue's depth then,
+    /// which is everything it had not processed (the pump put what the GPU had not answered
+    /// back in line). Read from telemetry, like `CutShort`'s answers.
+    Lost(Vec<(K, usize)>),
+    /// `call`: `DeviceLost` after its message was queued (the harness sees `messages_sent`
+    /// grow). The message stays queued; its answer will be discarded.
+    Abandoned,
+    /// `CallLosingDevice`: the call's outcome, then the loss's.
+    CallLost(Box<Outcome>, Vec<(K, usize)>),
 }
 
 /// What the model expects of one operation: the timeout to run it with, the payload it sends,
@@ -248,6 +333,9 @@ struct Queued {
     send: Option<i32>,
     /// Certainly still in the input queue (queued while the kernel did not run, or seen full).
     waiting: bool,
+    /// Put back in the input queue when the device was last lost. The input queue may then
+    /// hold more than `q` (see [`KernelModel::inbox_cap`]).
+    requeued: bool,
 }
 
 #[derive(Debug)]
@@ -255,6 +343,8 @@ struct KernelModel {
     /// `Created` and `Terminating` are never observed between operations: `launch` and
     /// `terminate` return after leaving them.
     state: KernelState,
+    /// While `Failed`: the state `recover` returns it to.
+    resume: Option<KernelState>,
     mode: KernelMode,
     queue_size: usize,
     fifo: VecDeque<Queued>,
@@ -293,6 +383,7 @@ impl KernelModel {
     /// Stopped: the first `answers_kept` answers stay receivable, nothing else remains.
     fn stop(&mut self, answers_kept: usize) {
         self.state = KernelState::Terminated;
+        self.resume = None;
         let mut kept = 0;
         self.fifo.retain(|q| q.send.is_some() && (kept < answers_kept).then(|| kept += 1).is_some());
         self.fifo.iter_mut().for_each(|q| q.waiting = false);
@@ -319,7 +410,40 @@ impl KernelModel {
     }
 
     fn inbox_max(&self) -> usize {
-        self.fifo.len().min(self.queue_size)
+        self.fifo.len().min(self.inbox_cap())
+    }
+
+    /// The input queue's bound: `q`, or more just after a loss put messages back in line
+    /// (sends wait for room below `q`, so it never grows past the requeued messages left).
+    fn inbox_cap(&self) -> usize {
+        self.queue_size.max(self.fifo.iter().filter(|m| m.requeued).count())
+    }
+
+    /// Messages certainly in the input queue. While `Failed`, exactly those not processed.
+    fn waiting(&self) -> usize {
+        self.fifo.iter().filter(|m| m.waiting).count()
+    }
+
+    /// While `Failed`: answers delivered before the loss and not yet received (the FIFO's
+    /// front; nothing is delivered until recovery).
+    fn delivered(&self) -> usize {
+        self.fifo.len() - self.waiting()
+    }
+
+    /// The device was lost with `unprocessed` of the FIFO's messages not processed (its tail):
+    /// the processed sends' answers stay receivable, processed abandoned calls are finished, the
+    /// rest waits in the input queue for recovery.
+    fn fail(&mut self, unprocessed: usize) {
+        self.resume = Some(self.state);
+        self.state = KernelState::Failed;
+        let processed = self.fifo.len() - unprocessed;
+        let mut seen = 0;
+        self.fifo.retain_mut(|m| {
+            let done = seen < processed;
+            seen += 1;
+            (m.waiting, m.requeued) = (!done, !done);
+            !done || m.send.is_some()
+        });
     }
 
     /// A paused kernel refused input: its input queue is full, so the last `q` messages are in it.
@@ -331,9 +455,27 @@ impl KernelModel {
         }
     }
 
+    /// What a call may end in when the device is lost while it waits: its answer, if it can
+    /// be answered and was; `DeviceLost` after it was queued, if there was room in time;
+    /// `DeviceLost` while it waited for room, if there was none at first.
+    fn call_losing_device(&self, value: i32) -> Vec<Outcome> {
+        let q = self.queue_size;
+        let room_in_time =
+            if self.state == KernelState::Active { self.held_back([false]) <= q } else { self.inbox_min() < q };
+        let answerable = self.state == KernelState::Active && self.sends() < q && room_in_time;
+        [
+            (answerable, Outcome::Answer(2 * value)),
+            (room_in_time, Outcome::Abandoned),
+            (self.inbox_max() >= q, Outcome::Failed(DEVICE_LOST)),
+        ]
+        .into_iter()
+        .filter_map(|(possible, outcome)| possible.then_some(outcome))
+        .collect()
+    }
+
     fn push(&mut self, send: Option<i32>) {
         let waiting = self.state != KernelState::Active;
-        self.fifo.push_back(Queued { send, waiting });
+        self.fifo.push_back(Queued { send, waiting, requeued: false });
         self.sent += 1;
     }
 }
@@ -343,6 +485,11 @@ struct Model {
     kernels: BTreeMap<K, KernelModel>,
     /// Payloads are unique across kernels and launches, so a stray answer is never mistaken.
     next_value: i32,
+    /// The device is lost and not yet recovered.
+    lost: bool,
+    /// The runtime's counts of losses and recoveries (cumulative over the cases it ran).
+    losses: u64,
+    recoveries: u64,
 }
 
 fn only(timeout_ms: f64, outcome: Outcome) -> (f64, Vec<Outcome>) {
@@ -359,22 +506,69 @@ fn any_of(timeout_ms: f64, outcomes: impl IntoIterator<Item = (bool, Outcome)>) 
 }
 
 impl Model {
+    /// A model of a fresh runtime, or of one that earlier cases left healthy.
+    fn new(rt: &Runtime) -> Model {
+        let device = rt.summary().device;
+        assert_eq!(device.lost, None, "a case starts on a healthy device");
+        Model { losses: device.losses, recoveries: device.recoveries, ..Model::default() }
+    }
+
+    /// What a loss may leave: every kernel not terminated fails, with each message it had not
+    /// processed waiting in its input queue: at least those certainly there, at most all of its
+    /// FIFO. An already failed kernel stays as it is.
+    fn lost_outcomes(&self) -> Vec<Outcome> {
+        let mut outcomes = vec![vec![]];
+        for (&k, m) in &self.kernels {
+            let unprocessed = match m.state {
+                KernelState::Terminated => continue,
+                KernelState::Failed => m.waiting()..=m.waiting(),
+                _ => m.inbox_min()..=m.fifo.len(),
+            };
+            outcomes = outcomes
+                .into_iter()
+                .flat_map(|failed: Vec<(K, usize)>| {
+                    unprocessed.clone().map(move |u| failed.iter().copied().chain([(k, u)]).collect())
+                })
+                .collect();
+        }
+        outcomes.into_iter().map(Outcome::Lost).collect()
+    }
+
     fn plan(&self, op: &Op) -> Plan {
         use KernelState::*;
         use Outcome::*;
+        match op {
+            // A loss is noticed within the liveness bound.
+            Op::DestroyDevice => return Plan { timeout_ms: LONG_MS, payload: vec![], allowed: self.lost_outcomes() },
+            // Resolves at once when nothing is lost.
+            Op::Recover => return Plan { timeout_ms: NOW_MS, payload: vec![], allowed: vec![Done] },
+            _ => {}
+        }
         let k = op.k();
         let first = self.next_value + 1;
         let payload: Vec<i32> = match op {
-            Op::Send(_) | Op::Call(_) => vec![first],
+            Op::Send(_) | Op::Call(_) | Op::CallLosingDevice { .. } => vec![first],
             Op::SendBatch(_, n) => (first..first + *n as i32).collect(),
             _ => vec![],
         };
         let lifecycle = |legal: bool| if legal { only(NOW_MS, Done) } else { refused(STATE) };
+        if let (Op::CallLosingDevice { .. }, Some(m)) = (op, self.kernels.get(&k)) {
+            if matches!(m.state, Launched | Active | Deactivated) {
+                return Plan { timeout_ms: LONG_MS, payload, allowed: m.call_losing_device(first) };
+            }
+        }
         let (timeout_ms, allowed) = match (op, self.kernels.get(&k)) {
             (Op::Launch { .. }, _) if k.0 == GHOST => refused(NOT_FOUND),
+            (Op::Launch { .. }, None) if self.lost => refused(DEVICE_LOST),
             (Op::Launch { .. }, None) => only(NOW_MS, Done),
             (Op::Launch { .. }, Some(_)) => refused(STATE),
             (_, None) => refused(NOT_FOUND),
+            // Nothing will drain it without recovery: it stops at once, and the error names
+            // what it had not processed, if anything.
+            (Op::Terminate(_) | Op::TerminateNow(_), Some(m)) if m.state == KernelState::Failed => {
+                let timeout_ms = if matches!(op, Op::Terminate(_)) { LONG_MS } else { NOW_MS };
+                only(timeout_ms, if m.waiting() == 0 { Done } else { Outcome::Failed(DEVICE_LOST) })
+            }
             (Op::Activate(_), Some(m)) => lifecycle(m.state == Launched),
             (Op::Deactivate(_), Some(m)) => lifecycle(m.state == Active),
             (Op::Reactivate(_), Some(m)) => lifecycle(m.state == Deactivated),
@@ -402,6 +596,11 @@ impl Model {
                     // Terminate processed everything; what is left is there now.
                     Terminated if due.is_empty() => refused(STATE),
                     Terminated => only(NOW_MS, answers(most)),
+                    // The answers delivered before the loss, then the loss, never a wait.
+                    KernelState::Failed => match most.min(m.delivered()) {
+                        0 => refused(DEVICE_LOST),
+                        ready => only(NOW_MS, answers(ready)),
+                    },
                     // Waits for the next answer, then takes what has arrived.
                     Active if most > 0 => (LONG_MS, (1..=most).map(answers).collect()),
                     // Processed before the pause (or in flight then), or still queued.
@@ -417,6 +616,17 @@ impl Model {
                 }
             }
             (_, Some(m)) if m.state == Terminated => refused(STATE),
+            // Sends queue while the device is lost, as far as the input queue has room (its
+            // depth is known exactly); calls are refused.
+            (Op::Call(_) | Op::CallLosingDevice { .. }, Some(m)) if m.state == KernelState::Failed => {
+                refused(DEVICE_LOST)
+            }
+            (Op::Send(_), Some(m)) if m.state == KernelState::Failed => {
+                only(NOW_MS, if m.waiting() < m.queue_size { Done } else { Outcome::Failed(QUEUE_FULL) })
+            }
+            (Op::SendBatch(_, n), Some(m)) if m.state == KernelState::Failed => {
+                only(NOW_MS, Accepted((*n).min(m.queue_size.saturating_sub(m.waiting()))))
+            }
             (Op::Send(_), Some(m)) if m.state == Active => {
                 if m.held_back([true]) <= m.queue_size {
                     only(LONG_MS, Done)
@@ -464,6 +674,7 @@ impl Model {
                     )
                 }
             }
+            (Op::DestroyDevice | Op::Recover | Op::CallLosingDevice { .. }, _) => unreachable!("planned above"),
         };
         Plan { timeout_ms, payload, allowed }
     }
@@ -472,10 +683,37 @@ impl Model {
     fn apply(&mut self, op: &Op, plan: &Plan, outcome: &Outcome) {
         use KernelState::*;
         self.next_value += plan.payload.len() as i32;
+        match (op, outcome) {
+            (Op::DestroyDevice, Outcome::Lost(failed)) if !self.lost => {
+                self.lost = true;
+                self.losses += 1;
+                for &(k, unprocessed) in failed {
+                    self.kernels.get_mut(&k).expect("allowed only for kernels in the model").fail(unprocessed);
+                }
+                return;
+            }
+            (Op::Recover, Outcome::Done) if self.lost => {
+                self.lost = false;
+                self.recoveries += 1;
+                for m in self.kernels.values_mut() {
+                    if let Some(state) = m.resume.take() {
+                        m.state = state;
+                        if state == Active {
+                            m.fifo.iter_mut().for_each(|q| q.waiting = false);
+                        }
+                    }
+                }
+                return;
+            }
+            // Lost again while lost, or recovered while healthy: nothing changes.
+            (Op::DestroyDevice | Op::Recover, _) => return,
+            _ => {}
+        }
         let k = op.k();
         if let (Op::Launch { queue_size, mode, .. }, Outcome::Done) = (op, outcome) {
             let kernel = KernelModel {
                 state: Launched,
+                resume: None,
                 mode: *mode,
                 queue_size: *queue_size,
                 fifo: VecDeque::new(),
@@ -495,6 +733,11 @@ impl Model {
             (Op::Deactivate(_), Outcome::Done) => m.state = Deactivated,
             // Drained: abandoned calls are gone, every answer is in the output queue.
             (Op::Terminate(_) | Op::TerminateNow(_), Outcome::Done) => m.stop(usize::MAX),
+            // Stopped while failed: the delivered answers stay, the rest was never processed.
+            (Op::Terminate(_) | Op::TerminateNow(_), Outcome::Failed(DEVICE_LOST)) => {
+                m.unprocessed = (m.waiting(), m.waiting());
+                m.stop(m.delivered());
+            }
             (Op::TerminateNow(_), Outcome::CutShort { answers_kept }) => {
                 // Everything not delivered by then was unprocessed: the sends after the kept
                 // answers, and abandoned calls (some of them may have been processed).
@@ -520,6 +763,11 @@ impl Model {
                 m.received += 1;
             }
             (Op::Call(_), Outcome::Failed(TIMEOUT)) => m.push(None),
+            (Op::Call(_), Outcome::Abandoned) => {
+                // Not answered, so not processed on the lost device: it waits for recovery.
+                m.push(None);
+                m.fifo.back_mut().expect("just pushed").waiting = true;
+            }
             (Op::Send(_) | Op::Call(_), Outcome::Failed(QUEUE_FULL)) => m.learn_full(),
             _ => {}
         }
@@ -528,7 +776,65 @@ impl Model {
 
 // ---- running operations on the runtime ----
 
+/// Whether the pump has noticed a lost device: the runtime reports it lost, and no kernel is
+/// left in a state that has GPU resources (a kernel the loss missed is the model's to report).
+fn loss_noticed(rt: &Runtime) -> bool {
+    use KernelState::*;
+    rt.summary().device.lost.is_some()
+        && rt.kernel_ids().iter().all(|id| !matches!(rt.state(id), Ok(Launched | Active | Deactivated | Terminating)))
+}
+
+/// After a loss: every failed kernel and the depth of its input queue.
+fn failed_kernels(rt: &Runtime) -> Result<Vec<(K, usize)>, Error> {
+    let mut failed = Vec::new();
+    for (i, id) in IDS.iter().enumerate() {
+        if matches!(rt.state(id), Ok(KernelState::Failed)) {
+            failed.push((K(i), rt.telemetry(id)?.expect("telemetry is enabled").input_queue_depth));
+        }
+    }
+    Ok(failed)
+}
+
+/// `destroy_device`, then polls until the pump has noticed, up to the liveness bound.
+fn lose_device(rt: &Runtime) -> Result<(), Error> {
+    rt.destroy_device()?;
+    let start = std::time::Instant::now();
+    while !loss_noticed(rt) && start.elapsed().as_secs_f64() * 1000.0 < LONG_MS {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Ok(())
+}
+
 async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
+    match op {
+        Op::DestroyDevice => {
+            lose_device(rt)?;
+            return Ok(Outcome::Lost(failed_kernels(rt)?));
+        }
+        Op::Recover => return rt.recover().await.map(|()| Outcome::Done),
+        &Op::CallLosingDevice { k, pause } => {
+            let sent = || rt.telemetry(k.id()).ok().flatten().map_or(0, |t| t.messages_sent);
+            let sent_before = sent();
+            let mut call = pin!(rt.call_pod::<i32, i32>(k.id(), &plan.payload[0], Some(LONG_MS)));
+            // Queued (or refused) and waiting, unless the answer was already there.
+            let early = poll!(call.as_mut());
+            if pause {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            lose_device(rt)?;
+            let call = match early {
+                Poll::Ready(done) => done,
+                Poll::Pending => call.await,
+            };
+            let call = match call {
+                Ok(answer) => Outcome::Answer(answer),
+                Err(Error::DeviceLost { .. }) if sent() > sent_before => Outcome::Abandoned,
+                Err(e) => Outcome::Failed(e.name()),
+            };
+            return Ok(Outcome::CallLost(Box::new(call), failed_kernels(rt)?));
+        }
+        _ => {}
+    }
     let id = op.k().id();
     let timeout = Some(plan.timeout_ms);
     Ok(match op {
@@ -553,11 +859,19 @@ async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
         Op::Receive(_) => Outcome::Answer(rt.receive_pod::<i32>(id, timeout).await?),
         Op::ReceiveBatch(_, max) => Outcome::Answers(rt.receive_batch::<i32>(id, *max, timeout).await?),
         Op::Call(_) => Outcome::Answer(rt.call_pod::<i32, i32>(id, &plan.payload[0], timeout).await?),
+        Op::DestroyDevice | Op::Recover | Op::CallLosingDevice { .. } => unreachable!("run above"),
     })
 }
 
 /// Every kernel's state, the id lists and the queue counters, against the model.
 fn check_runtime(rt: &Runtime, model: &Model) -> Result<(), String> {
+    let device = rt.summary().device;
+    if (device.lost.is_some(), device.losses, device.recoveries) != (model.lost, model.losses, model.recoveries) {
+        return Err(format!(
+            "device lost {:?} after {} losses and {} recoveries; the model says lost {}, {} and {}",
+            device.lost, device.losses, device.recoveries, model.lost, model.losses, model.recoveries
+        ));
+    }
     for (i, id) in IDS.iter().enumerate() {
         let expected = model.kernels.get(&K(i)).map(|m| m.state);
         let actual = match rt.state(id) {
@@ -601,6 +915,11 @@ fn check_runtime(rt: &Runtime, model: &Model) -> Result<(), String> {
                 "{} processed + {} unprocessed != {} sent",
                 t.messages_processed, t.unprocessed_at_termination, t.messages_sent
             ))
+        } else if m.state == KernelState::Failed {
+            // Nothing moves until recovery: what was delivered, and what waits, exactly.
+            (in_flight > 0 || inbox != m.waiting() || outbox != m.delivered()).then(|| {
+                format!("failed with {} answers delivered and {} messages waiting", m.delivered(), m.waiting())
+            })
         } else if m.state == KernelState::Terminated {
             let (lo, hi) = m.unprocessed;
             let unprocessed = t.unprocessed_at_termination as usize;
@@ -610,8 +929,8 @@ fn check_runtime(rt: &Runtime, model: &Model) -> Result<(), String> {
                 (!(lo..=hi).contains(&unprocessed))
                     .then(|| format!("{unprocessed} unprocessed, the model says {lo}..={hi}"))
             }
-        } else if inbox > q || outbox + in_flight > q {
-            Some(format!("queue bound {q} exceeded"))
+        } else if inbox > m.inbox_cap() || outbox + in_flight > q {
+            Some(format!("queue bound {q} exceeded (input bound {})", m.inbox_cap()))
         } else if !(m.inbox_min()..=m.inbox_max()).contains(&inbox) {
             Some(format!("input queue outside the model's {}..={}", m.inbox_min(), m.inbox_max()))
         } else if !(m.sends()..=m.fifo.len()).contains(&(inbox + in_flight + outbox)) {
@@ -660,12 +979,29 @@ impl Case<'_> {
         let outcome = result.as_ref().map_or_else(|e| Outcome::Failed(e.name()), Outcome::clone);
         let error = result.err().map(|e| format!(" ({e})")).unwrap_or_default();
         self.trace.push(format!("{:<36} -> {outcome:?}{error}", format!("{op:?}")));
-        if !plan.allowed.contains(&outcome) {
-            return self.fail(format!("the model allows {:?} (timeout {} ms)", plan.allowed, plan.timeout_ms));
+        match (&op, outcome) {
+            // One runtime action, two steps of the model: the call, then the loss.
+            (&Op::CallLosingDevice { k, .. }, Outcome::CallLost(call, failed)) => {
+                self.check(&Op::Call(k), &plan, &call)?;
+                let loss = self.model.plan(&Op::DestroyDevice);
+                self.check(&Op::DestroyDevice, &loss, &Outcome::Lost(failed))?;
+            }
+            (_, outcome) => self.check(&op, &plan, &outcome)?,
         }
-        self.model.apply(&op, &plan, &outcome);
-        self.record(&op, &plan, &outcome);
         check_runtime(self.rt, &self.model).or_else(|why| self.fail(why))
+    }
+
+    /// Checks `outcome` against `plan` and applies it to the model and the launch log.
+    fn check(&mut self, op: &Op, plan: &Plan, outcome: &Outcome) -> Result<(), TestCaseError> {
+        if !plan.allowed.contains(outcome) {
+            // A loss's outcomes multiply over kernels: name a few.
+            let (few, more) = plan.allowed.split_at(plan.allowed.len().min(12));
+            let more = if more.is_empty() { String::new() } else { format!(" and {} more", more.len()) };
+            return self.fail(format!("{op:?}: the model allows {few:?}{more} (timeout {} ms)", plan.timeout_ms));
+        }
+        self.model.apply(op, plan, outcome);
+        self.record(op, plan, outcome);
+        Ok(())
     }
 
     fn fail(&self, why: String) -> Result<(), TestCaseError> {
@@ -677,6 +1013,9 @@ impl Case<'_> {
     }
 
     fn record(&mut self, op: &Op, plan: &Plan, outcome: &Outcome) {
+        if matches!(op, Op::DestroyDevice | Op::Recover) {
+            return;
+        }
         let k = op.k();
         match (op, outcome) {
             (Op::Launch { .. }, Outcome::Done) => self.launches.push(Launch { k, ..Default::default() }),
@@ -689,15 +1028,25 @@ impl Case<'_> {
                 let launch = self.current(k);
                 launch.answerable = Some(launch.answered.len() + answers_kept);
             }
+            // Stopped while failed: the model (already updated) keeps the answers delivered.
+            (Op::Terminate(_) | Op::TerminateNow(_), Outcome::Failed(DEVICE_LOST)) => {
+                let answers_kept = self.model.kernels[&k].sends();
+                let launch = self.current(k);
+                launch.answerable = Some(launch.answered.len() + answers_kept);
+            }
             _ => {}
         }
     }
 
-    /// Terminates (which drains) every kernel left, takes every answer, sees none remain and
-    /// removes it, each step checked like the others; then every launch must have answered
-    /// exactly what it accepted, in order: all of it, less what a timed-out terminate reported
-    /// unprocessed, and a prefix of that if an op removed the kernel earlier.
+    /// Recovers a lost device, terminates (which drains) every kernel left, takes every answer,
+    /// sees none remain and removes it, each step checked like the others; then every launch
+    /// must have answered exactly what it accepted, in order, across every loss: all of it, less
+    /// what a timed-out or stranded terminate reported unprocessed, and a prefix of that if an
+    /// op removed the kernel earlier.
     fn finish(&mut self) -> Result<(), TestCaseError> {
+        if self.model.lost {
+            self.step(Op::Recover)?;
+        }
         let live: Vec<K> = self.model.kernels.keys().copied().collect();
         for k in live {
             if self.model.kernels[&k].state != KernelState::Terminated {
@@ -724,7 +1073,7 @@ impl Case<'_> {
 
 /// One case: `ops`, then the end (see [`Case::finish`]).
 fn run_case(rt: &Runtime, ops: &[Op]) -> Result<(), TestCaseError> {
-    let mut case = Case { rt, model: Model::default(), launches: vec![], trace: vec![] };
+    let mut case = Case { rt, model: Model::new(rt), launches: vec![], trace: vec![] };
     for op in ops {
         case.step(op.clone())?;
     }
@@ -764,6 +1113,7 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// Runs `cases` random sequences on one runtime of `backend` (every case removes its kernels,
 /// so ids are reused across launches), from a fixed seed.
 fn fuzz(backend: BackendChoice, cases_var: &str, default_cases: u32) {
+    let device_ops = backend != BackendChoice::Cpu;
     register_twin();
     let cases = env_number(cases_var, default_cases);
     let seed: u64 = env_number("RINGKERNEL_FUZZ_SEED", 0x52_49_4E_47);
@@ -785,7 +1135,7 @@ fn fuzz(backend: BackendChoice, cases_var: &str, default_cases: u32) {
     // kernels or a broken pump behind) the next case gets a fresh runtime.
     let runtime: RefCell<Option<Runtime>> = RefCell::new(None);
     let shrinking = Cell::new(false);
-    let result = runner.run(&case_strategy(), |ops| {
+    let result = runner.run(&case_strategy(device_ops), |ops| {
         let mut slot = runtime.borrow_mut();
         // Once a case has failed, proptest reruns shorter ones: run each a few times, so a
         // failure that needs a lucky interleaving still shrinks.
@@ -821,7 +1171,9 @@ fn random_operation_sequences_match_the_model_on_the_cpu_backend() {
 }
 
 /// The same property on a GPU adapter (lavapipe without a GPU), with fewer cases: the pump's
-/// GPU ticks, readbacks and ring indices against the same model.
+/// GPU ticks, readbacks and ring indices against the same model; and device loss and recovery
+/// at random points (`Failed` kernels, requeued messages, recovery to the state each failed
+/// in), with every answer still delivered exactly once, in order.
 #[test]
 fn random_operation_sequences_match_the_model_on_the_gpu() {
     fuzz(BackendChoice::Auto, "RINGKERNEL_FUZZ_GPU_CASES", 128);
