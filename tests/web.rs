@@ -8,39 +8,18 @@ use js_sys::{Array, Function, Object, Promise, Reflect};
 use ringkernel_web::wasm::{define_message, managed_kernel, ring_kernel, JsRuntime};
 use ringkernel_web::{BackendChoice, LaunchOptions, Runtime, RuntimeOptions};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
+
+mod common;
+
+use common::web::{get, js, name_of, num, object, sleep_ms, timeout};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 const NONE: JsValue = JsValue::UNDEFINED;
 
-fn object(pairs: &[(&str, JsValue)]) -> JsValue {
-    let o = Object::new();
-    for (k, v) in pairs {
-        Reflect::set(&o, &(*k).into(), v).unwrap();
-    }
-    o.into()
-}
-
 fn value(v: i32) -> JsValue {
     object(&[("value", v.into())])
-}
-
-fn timeout(ms: u32) -> JsValue {
-    object(&[("timeout", ms.into())])
-}
-
-fn get(target: &JsValue, key: &str) -> JsValue {
-    Reflect::get(target, &key.into()).unwrap()
-}
-
-fn num(target: &JsValue, key: &str) -> f64 {
-    get(target, key).as_f64().unwrap_or_else(|| panic!("{key} is not a number"))
-}
-
-async fn js(promise: Promise) -> Result<JsValue, JsValue> {
-    JsFuture::from(promise).await
 }
 
 /// Lets queued promise jobs run once.
@@ -910,8 +889,6 @@ async fn concurrent_launches_each_get_their_own_compile_result() {
 // The same tagged messages as the native soak (`tests/common`): every answer carries its sender
 // and sequence number, so order and exactly-once are checked on each one.
 
-mod common;
-
 use common::{all_exactly_once, answer_after, stage_wgsl, InOrder, Increasing, Tagged, TAGGED_FIELDS, TAGGED_NAME};
 
 const SOAK_MESSAGES: u32 = 1_000_000;
@@ -976,10 +953,6 @@ fn tagged_from_js(message: &JsValue) -> Tagged {
     Tagged { tag: field("tag"), seq: field("seq"), value: field("value") }
 }
 
-fn error_name(error: &JsValue) -> String {
-    get(error, "name").as_string().unwrap_or_default()
-}
-
 /// The browser soak over `stages` connected kernels: `messages` messages in seeded random
 /// steps (a `sendBatch` of random size taking what fits now or, one in ten, a single `send`; a
 /// `receiveBatch` of random size or, one in ten, a single `receive`; or a toggle of a random
@@ -1022,7 +995,7 @@ async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
             if rng.u32(0..10) == 0 {
                 match js(rt.send(first.clone().into(), tagged_js(Tagged::new(0, sent)), Some(timeout(0)))).await {
                     Ok(_) => sent += 1,
-                    Err(e) if error_name(&e) == "QueueFullError" => refused += 1,
+                    Err(e) if name_of(&e) == "QueueFullError" => refused += 1,
                     Err(e) => panic!("send: {e:?}"),
                 }
             } else {
@@ -1048,7 +1021,7 @@ async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
                     order.check(&answers);
                     receives += 1;
                 }
-                Err(e) if !flowing && error_name(&e) == "TimeoutError" => empty += 1,
+                Err(e) if !flowing && name_of(&e) == "TimeoutError" => empty += 1,
                 Err(e) => panic!("receive with {} outstanding: {e:?}", u64::from(sent) - order.received),
             }
         }
@@ -1091,15 +1064,6 @@ async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
         assert!(faults > 0, "the schedule lost the device");
         assert_eq!(num(&get(&summary, "device"), "recoveries"), f64::from(faults));
     }
-}
-
-/// Resolves after `ms` milliseconds (setTimeout), letting the page's event loop run.
-async fn sleep_ms(ms: u32) {
-    let promise = Promise::new(&mut |resolve, _| {
-        let set_timeout: Function = get(&js_sys::global(), "setTimeout").unchecked_into();
-        set_timeout.call2(&JsValue::UNDEFINED, &resolve, &ms.into()).unwrap();
-    });
-    js(promise).await.unwrap();
 }
 
 #[wasm_bindgen_test]
@@ -1186,7 +1150,7 @@ async fn racing_send_receive_call_and_toggle_promises_keep_per_sender_fifo_and_l
             loop {
                 match receive_tagged(rt, id, rng.usize(1..=100), None).await {
                     Ok(answers) => stream.check(&answers),
-                    Err(e) if error_name(&e) == "KernelStateError" => return stream,
+                    Err(e) if name_of(&e) == "KernelStateError" => return stream,
                     Err(e) => panic!("receiveBatch: {e:?}"),
                 }
             }

@@ -5,57 +5,22 @@
 //! answered exactly once, in order. No adapter is a failure with the reason, never a skip.
 #![cfg(target_arch = "wasm32")]
 
-use js_sys::{Function, Object, Promise, Reflect};
 use ringkernel_web::wasm::{define_message, ring_kernel, JsRuntime};
 use ringkernel_web::{Runtime, RuntimeOptions};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
+mod common;
+
+use common::web::{get, js, name_of, num, object, sleep_ms, timeout};
+
 wasm_bindgen_test_configure!(run_in_browser);
-
-fn object(pairs: &[(&str, JsValue)]) -> JsValue {
-    let o = Object::new();
-    for (k, v) in pairs {
-        Reflect::set(&o, &(*k).into(), v).unwrap();
-    }
-    o.into()
-}
-
-fn get(target: &JsValue, key: &str) -> JsValue {
-    Reflect::get(target, &key.into()).unwrap()
-}
-
-fn num(target: &JsValue, key: &str) -> f64 {
-    get(target, key).as_f64().unwrap_or_else(|| panic!("{key} is not a number"))
-}
-
-async fn js(promise: Promise) -> Result<JsValue, JsValue> {
-    JsFuture::from(promise).await
-}
-
-/// Resolves after `ms` milliseconds (setTimeout): lets the page's event loop run.
-async fn sleep(ms: u32) {
-    let promise = Promise::new(&mut |resolve, _| {
-        let set_timeout: Function = get(&js_sys::global(), "setTimeout").unchecked_into();
-        set_timeout.call2(&JsValue::UNDEFINED, &resolve, &ms.into()).unwrap();
-    });
-    js(promise).await.unwrap();
-}
-
-fn error_name(error: &JsValue) -> String {
-    get(error, "name").as_string().unwrap_or_default()
-}
 
 async fn js_runtime(auto_recover: bool) -> JsRuntime {
     let runtime = Runtime::new(RuntimeOptions { auto_recover, ..Default::default() })
         .await
         .unwrap_or_else(|e| panic!("WebGPU runtime could not start (is --enable-unsafe-webgpu set?): {e}"));
     JsRuntime::from_runtime(runtime)
-}
-
-fn timeout(ms: u32) -> JsValue {
-    object(&[("timeout", ms.into())])
 }
 
 /// Registers `id`: `value * 3 + 1` (so each answer names its message), optionally counting
@@ -106,7 +71,7 @@ async fn wait_for_state(rt: &JsRuntime, id: &str, wanted: &str) {
         if state(rt, id) == wanted {
             return;
         }
-        sleep(5).await;
+        sleep_ms(5).await;
     }
     panic!("{id} never became {wanted} (is {})", state(rt, id));
 }
@@ -137,12 +102,12 @@ async fn destroy_device_fails_every_kernel_and_recover_brings_each_back_with_its
     let device = get(&rt.get_summary().unwrap(), "device");
     assert!(get(&device, "lost").as_string().is_some(), "getSummary().device.lost says why");
     assert_eq!((num(&device, "losses"), num(&device, "recoveries")), (1.0, 0.0));
-    assert_eq!(error_name(&js(waiting_receive).await.unwrap_err()), "DeviceLostError");
-    assert_eq!(error_name(&js(waiting_call).await.unwrap_err()), "DeviceLostError");
+    assert_eq!(name_of(&js(waiting_receive).await.unwrap_err()), "DeviceLostError");
+    assert_eq!(name_of(&js(waiting_call).await.unwrap_err()), "DeviceLostError");
     // Delivered answers stay receivable; then receives reject. Sends are still queued;
     // lifecycle calls are refused by name.
     let (delivered, rejected) = receive_up_to(&rt, "run", 41).await;
-    assert_eq!(error_name(&rejected.expect("at most 40 answers can be there")), "DeviceLostError");
+    assert_eq!(name_of(&rejected.expect("at most 40 answers can be there")), "DeviceLostError");
     assert_eq!(send_values(&rt, "run", &(100..150).collect::<Vec<_>>()).await, 50);
     for refused in [
         rt.activate("paused".into()),
@@ -150,10 +115,10 @@ async fn destroy_device_fails_every_kernel_and_recover_brings_each_back_with_its
         rt.reactivate("paused".into()),
         rt.launch("run".into(), None, None),
     ] {
-        assert_eq!(error_name(&js(refused).await.unwrap_err()), "KernelStateError");
+        assert_eq!(name_of(&js(refused).await.unwrap_err()), "KernelStateError");
     }
     assert_eq!((state(&rt, "run"), state(&rt, "paused")), ("failed".into(), "failed".into()), "nothing changed");
-    assert_eq!(error_name(&js(rt.read_state("run".into())).await.unwrap_err()), "DeviceLostError");
+    assert_eq!(name_of(&js(rt.read_state("run".into())).await.unwrap_err()), "DeviceLostError");
 
     js(rt.recover()).await.unwrap();
     assert_eq!((state(&rt, "run"), state(&rt, "paused")), ("active".into(), "deactivated".into()));
@@ -198,8 +163,8 @@ async fn a_pipeline_streams_through_device_losses_with_auto_recover() {
             let (batch, rejected) = receive_up_to(&rt, "p3", 1).await;
             answers.extend(batch);
             if let Some(error) = rejected {
-                assert_eq!(error_name(&error), "DeviceLostError");
-                sleep(1).await; // recovery is the runtime's own
+                assert_eq!(name_of(&error), "DeviceLostError");
+                sleep_ms(1).await; // recovery is the runtime's own
             }
             if losses < 2 && answers.len() >= (losses + 1) * total as usize / 3 {
                 rt.destroy_device().unwrap();
@@ -277,7 +242,7 @@ async fn a_slow_handler_with_max_batch_leaves_the_page_responsive() {
     let timer_fired = std::rc::Rc::new(std::cell::Cell::new(false));
     let fired = timer_fired.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        sleep(0).await;
+        sleep_ms(0).await;
         fired.set(true);
     });
     let values: Vec<i32> = (0..256).collect();
@@ -290,5 +255,5 @@ async fn a_slow_handler_with_max_batch_leaves_the_page_responsive() {
     assert!(num(&t, "dispatches") >= 16.0, "256 messages at most 16 per dispatch: {}", num(&t, "dispatches"));
     let refused =
         js(rt.launch("slow2".into(), None, Some(object(&[("queueSize", 8.into()), ("maxBatch", 9.into())])))).await;
-    assert_eq!(error_name(&refused.unwrap_err()), "TypeError");
+    assert_eq!(name_of(&refused.unwrap_err()), "TypeError");
 }

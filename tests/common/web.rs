@@ -23,6 +23,31 @@ pub fn get(target: &JsValue, key: &str) -> JsValue {
     Reflect::get(target, &key.into()).unwrap()
 }
 
+/// `target[key]`, which must be a number.
+pub fn num(target: &JsValue, key: &str) -> f64 {
+    get(target, key).as_f64().unwrap_or_else(|| panic!("{key} is not a number"))
+}
+
+/// `{ timeout: ms }`.
+pub fn timeout(ms: u32) -> JsValue {
+    object(&[("timeout", ms.into())])
+}
+
+/// Resolves after `ms` milliseconds (setTimeout), letting the page's event loop (and with it
+/// the runtime's pump) run.
+pub async fn sleep_ms(ms: u32) {
+    let promise = Promise::new(&mut |resolve, _| {
+        let set_timeout: Function = get(&js_sys::global(), "setTimeout").unchecked_into();
+        set_timeout.call2(&JsValue::UNDEFINED, &resolve, &ms.into()).unwrap();
+    });
+    js(promise).await.unwrap();
+}
+
+/// The error's `name` alone.
+pub fn name_of(error: &JsValue) -> String {
+    get(error, "name").as_string().unwrap_or_default()
+}
+
 pub async fn js(promise: Promise) -> Result<JsValue, JsValue> {
     JsFuture::from(promise).await
 }
