@@ -12,6 +12,10 @@ export async function misuse(): Promise<void> {
   await RingKernelRuntime.create({ defaultQueueSize: 10, telemetry: true }); // misuse
   await runtime.launch("doubler", null, { queueSize: "big" }); // misuse
   await runtime.launch("doubler", null, { mode: "polling" }); // misuse
+  await runtime.launch("doubler", null, { maxBatch: "all" }); // misuse
+  await RingKernelRuntime.create({ autoRecover: 1 }); // misuse
+  await runtime.recover({ timeout: 5000 }); // misuse
+  if (runtime.getSummary().device.lost.length > 0) return; // misuse
   await runtime.receive("doubler", { timout: 100 }); // misuse
   await runtime.terminate("doubler", 5000); // misuse
   await runtime.sendBatch("doubler", "1,2,3"); // misuse

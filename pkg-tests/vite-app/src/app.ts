@@ -3,7 +3,7 @@
 // answers, and error handling by name. `tsc --noEmit` checks it; Vite builds it; the package
 // tests run the build in headless Chromium on WebGPU and on the cpu backend.
 import { RingKernelRuntime, defineMessage, ringKernel, isRingKernelError } from "ringkernel-web";
-import type { BackendName, InputOf, KernelTelemetry, OutputOf, RuntimeSummary } from "ringkernel-web";
+import type { BackendName, DeviceHealth, InputOf, KernelTelemetry, KernelState, OutputOf, RuntimeSummary } from "ringkernel-web";
 
 const Sample = defineMessage("Sample", { position: "vec2<f32>", scale: "f32" });
 const Measured = defineMessage("Measured", { length: "f32", scaled: "vec2<f32>" });
@@ -52,9 +52,9 @@ export interface AppResult {
 }
 
 export async function run(backend: BackendName): Promise<AppResult> {
-  await using runtime = await RingKernelRuntime.create({ backend, defaultQueueSize: 256, enableTelemetry: true });
+  await using runtime = await RingKernelRuntime.create({ backend, defaultQueueSize: 256, enableTelemetry: true, autoRecover: false });
   for (const id of ["doubler", "measure", "tally"]) {
-    await runtime.launch(id);
+    await runtime.launch(id, null, { maxBatch: 128 });
     await runtime.activate(id);
   }
 
@@ -96,6 +96,11 @@ export async function run(backend: BackendName): Promise<AppResult> {
 
   const telemetry: KernelTelemetry | null = runtime.getTelemetry("tally");
   const summary: RuntimeSummary = runtime.getSummary();
+  // A healthy device: nothing lost, nothing to recover (recover() then resolves at once).
+  const health: DeviceHealth = summary.device;
+  const failed: KernelState[] = runtime.kernelIds.map((id) => runtime.getState(id)).filter((s) => s === "failed");
+  if (health.lost !== null || failed.length > 0 || summary.gpuBufferCount < 0) throw new Error("device lost");
+  await runtime.recover();
   return {
     backend: summary.backend,
     adapter: runtime.adapter.name,
