@@ -73,8 +73,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
         if shared.options.auto_recover && shared.lock().lost.is_some() {
             if auto_recovery_attempts < recovery::AUTO_RECOVERY_DELAYS_MS.len() {
-                platform::sleep_ms(recovery::AUTO_RECOVERY_DELAYS_MS[auto_recovery_attempts]).await;
+                let delay = recovery::AUTO_RECOVERY_DELAYS_MS[auto_recovery_attempts];
                 auto_recovery_attempts += 1;
+                if !pause_unless_shut_down(&shared, delay).await {
+                    return;
+                }
                 // A failed attempt is recorded in the summary; the next one follows.
                 let _ = recovery::recover_device(&shared).await;
                 continue;
@@ -83,6 +86,21 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             auto_recovery_attempts = 0;
         }
         listener.await;
+    }
+}
+
+/// Waits `ms` milliseconds, or less if the runtime shuts down meanwhile (then `false`), so
+/// dropping a runtime never waits out a recovery back-off.
+async fn pause_unless_shut_down(shared: &Shared, ms: f64) -> bool {
+    let deadline = platform::now_ms() + ms;
+    loop {
+        let listener = shared.wake_pump.listen();
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return false;
+        }
+        if !crate::runtime::wait(listener, Some(deadline)).await {
+            return !shared.shutdown.load(Ordering::SeqCst);
+        }
     }
 }
 

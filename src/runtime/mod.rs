@@ -644,7 +644,7 @@ fn deadline(timeout_ms: TimeoutMs) -> Result<Option<f64>> {
 }
 
 /// Waits for `listener` or the deadline; `false` when the deadline passed first.
-async fn wait(listener: event_listener::EventListener, deadline: Option<f64>) -> bool {
+pub(crate) async fn wait(listener: event_listener::EventListener, deadline: Option<f64>) -> bool {
     wait_for(listener, deadline).await.is_some()
 }
 
