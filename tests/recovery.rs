@@ -112,6 +112,12 @@ fn a_lost_device_fails_every_kernel_and_recover_brings_each_back_where_it_was() 
         rt.send_batch("count", &[5, 6, 7], None).await.unwrap();
         assert_eq!(receive_up_to(&rt, "count", 3).await.0, [5, 6, 7]);
         rt.send_batch("paused", &[1, 2, 3], None).await.unwrap();
+        // A kernel that finished before the loss: its final state must stay readable.
+        rt.launch_definition(counter("finished"), queue(64)).await.unwrap();
+        rt.activate("finished").await.unwrap();
+        rt.send_batch("finished", &[4, 5], None).await.unwrap();
+        rt.terminate("finished", Some(10_000.0)).await.unwrap();
+        assert_eq!(rt.read_state_as::<i32>("finished").await.unwrap(), [2, 9]);
         let buffers_before = rt.summary().gpu_buffer_count;
 
         // A receive and a call already waiting when the device goes.
@@ -150,6 +156,7 @@ fn a_lost_device_fails_every_kernel_and_recover_brings_each_back_where_it_was() 
         assert!(matches!(rt.launch_definition(sequencer("run"), queue(8)).await, Err(Error::KernelState { .. })));
         assert!(is_device_lost(&rt.launch_definition(sequencer("new"), queue(8)).await));
         assert!(is_device_lost(&rt.read_state("count").await));
+        assert_eq!(rt.read_state_as::<i32>("finished").await.unwrap(), [2, 9], "kept as its checkpoint");
 
         rt.recover().await.unwrap();
         let summary = rt.summary();
@@ -168,7 +175,9 @@ fn a_lost_device_fails_every_kernel_and_recover_brings_each_back_where_it_was() 
         assert_eq!(error, None);
         let all: Vec<i32> = early.into_iter().chain(delivered).chain(rest).collect();
         assert_eq!(all, (0..150).map(answer_to).collect::<Vec<_>>());
-        assert_eq!(rt.summary().gpu_buffer_count, buffers_before, "the same buffers again, on the new device");
+        // The same buffers again, on the new device, but for the finished kernel's state, which
+        // is now its checkpoint on the host.
+        assert_eq!(rt.summary().gpu_buffer_count, buffers_before - 1);
 
         // The paused kernel kept its three sends and the call's message (answered, discarded).
         rt.reactivate("paused").await.unwrap();
@@ -186,6 +195,10 @@ fn a_lost_device_fails_every_kernel_and_recover_brings_each_back_where_it_was() 
         assert_eq!(rt.call_pod::<i32, i32>("count", &20, Some(10_000.0)).await.unwrap(), 20);
         assert_eq!(receive_up_to(&rt, "count", 1).await.0, [10]);
         assert_eq!(rt.read_state_as::<i32>("count").await.unwrap(), [5, 48]);
+        // Reading a state from the lost device never touches the new one.
+        assert_eq!(rt.read_state_as::<i32>("finished").await.unwrap(), [2, 9]);
+        assert_eq!(rt.call_pod::<i32, i32>("count", &1, Some(10_000.0)).await.unwrap(), 1);
+        assert_eq!(rt.summary().device.losses, 1);
         rt.launch_definition(sequencer("new"), queue(8)).await.unwrap();
         rt.recover().await.unwrap(); // nothing lost: nothing to do
         assert_eq!(rt.summary().device.recoveries, 1);

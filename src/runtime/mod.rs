@@ -456,7 +456,7 @@ impl Runtime {
     /// issued so far (so after receiving an answer, the state includes that message's updates).
     /// Readable from launch until the kernel is removed, including after terminate.
     pub async fn read_state(&self, id: &str) -> Result<Vec<u8>> {
-        let store = {
+        let (store, device) = {
             let mut table = self.open_table()?;
             let lost = table.lost.clone();
             let kernel = kernel_mut(&mut table, id)?;
@@ -468,15 +468,19 @@ impl Runtime {
             let Some(store) = kernel.state_store.clone() else {
                 return Err(Error::KernelState { id: id.to_owned(), state: kernel.state, action: Action::ReadState });
             };
+            if kernel.state == KernelState::Failed {
+                // Its state comes back with it on recovery.
+                return Err(lost.unwrap_or_else(|| Error::DeviceLost { reason: format!("kernel '{id}' has failed") }));
+            }
             if let StateStore::Gpu(buffer) = &store {
                 if let Some(lost) = lost {
                     return Err(lost);
                 }
                 kernel.counters.bytes_from_device += buffer.size();
             }
-            store
+            // The device the buffer lives on, taken with it: recovery may replace the runtime's.
+            (store, self.shared.device())
         };
-        let device = self.shared.device();
         match (store, device.gpu()) {
             // The host handler updates the words under this lock, between messages.
             (StateStore::Cpu(words), _) => {

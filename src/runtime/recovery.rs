@@ -21,7 +21,7 @@
 //! only that second answer is delivered: every message is answered exactly once, in order, and
 //! state reflects each message once.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::{create_exec, disposed_error, Runtime, Shared};
 use crate::backend::gpu::Readback;
@@ -74,6 +74,15 @@ pub(crate) fn fail_device(shared: &Shared, error: Error, generation: u64) {
     table.generation += 1;
     table.readback = Readback::new();
     for kernel in table.kernels.values_mut() {
+        // State arrays on the lost device are gone; what remains is each one's checkpoint,
+        // which stays readable for kernels that are not relaunched (terminated ones).
+        if let (Some(StateStore::Gpu(_)), Some(spec)) = (&kernel.state_store, kernel.def.state) {
+            let words = match &kernel.checkpoint {
+                Some(bytes) => bytemuck::pod_collect_to_vec(bytes),
+                None => vec![0u32; (spec.size_bytes() / 4) as usize],
+            };
+            kernel.state_store = Some(StateStore::Cpu(Arc::new(Mutex::new(words))));
+        }
         if let Some(KernelExec::Gpu(_)) = kernel.exec {
             kernel.resume = Some(kernel.state);
             kernel.state = kernel.state.next(Action::Fail).unwrap_or(KernelState::Failed);
