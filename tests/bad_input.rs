@@ -327,14 +327,7 @@ async fn receive_n(rt: &Runtime, id: &str, n: usize) -> Vec<i32> {
 
 /// Everything a bad input must leave alone, with each kernel's `errors` apart (see [`counted`]).
 /// Uptime, throughput and the error rate move on their own and are left out.
-#[derive(Debug, Clone, PartialEq)]
-struct Snapshot {
-    ids: Vec<String>,
-    active: Vec<String>,
-    ticks: u64,
-    kernels: BTreeMap<String, KernelView>,
-    errors: BTreeMap<String, u64>,
-}
+type Snapshot = common::Snapshot<Vec<String>, u64, KernelView, u64>;
 
 /// One kernel's part of a [`Snapshot`].
 #[derive(Debug, Clone, PartialEq)]
@@ -390,29 +383,6 @@ fn snapshot(rt: &Runtime) -> Snapshot {
         errors.insert(id.clone(), t.errors);
     }
     Snapshot { ids: rt.kernel_ids(), active: rt.active_kernels(), ticks: summary.ticks, kernels, errors }
-}
-
-/// What differs between two snapshots, one line each.
-fn diff(expected: &Snapshot, found: &Snapshot) -> String {
-    let mut lines = Vec::new();
-    if (&expected.ids, &expected.active, expected.ticks) != (&found.ids, &found.active, found.ticks) {
-        lines.push(format!(
-            "ids/active/ticks {:?} -> {:?}",
-            (&expected.ids, &expected.active, expected.ticks),
-            (&found.ids, &found.active, found.ticks)
-        ));
-    }
-    for id in expected.kernels.keys().chain(found.kernels.keys()).collect::<std::collections::BTreeSet<_>>() {
-        let (was, is) = (expected.kernels.get(id), found.kernels.get(id));
-        if was != is {
-            lines.push(format!("{id}: {was:?}\n      -> {is:?}"));
-        }
-        let (was, is) = (expected.errors.get(id), found.errors.get(id));
-        if was != is {
-            lines.push(format!("{id}: errors should be {was:?}, is {is:?}"));
-        }
-    }
-    lines.join("\n    ")
 }
 
 // ---- operations ----
@@ -688,7 +658,7 @@ fn check(rt: &Runtime, case: &Case) -> Result<(), String> {
         *expected.errors.get_mut(id).expect("a counted failure is of an existing kernel") += 1;
     }
     if after != expected {
-        return Err(format!("changed the runtime:\n    {}", diff(&expected, &after)));
+        return Err(format!("changed the runtime:\n    {}", after.diff(&expected)));
     }
     Ok(())
 }

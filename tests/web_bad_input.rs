@@ -283,14 +283,7 @@ fn state_of(world: &World, id: &str) -> Option<String> {
 /// What a bad input must leave alone: ids, active ids, ticks, and each kernel's summary record
 /// without the fields that move on their own (uptime, throughput, error rate) and `errors`,
 /// which is kept apart.
-#[derive(Debug, Clone, PartialEq)]
-struct Snapshot {
-    ids: String,
-    active: String,
-    ticks: f64,
-    kernels: BTreeMap<String, String>,
-    errors: BTreeMap<String, f64>,
-}
+type Snapshot = common::Snapshot<String, f64, String, f64>;
 
 fn snapshot(world: &World) -> Snapshot {
     let rt = &world.runtime;
@@ -315,26 +308,6 @@ fn snapshot(world: &World) -> Snapshot {
         kernels,
         errors,
     }
-}
-
-fn diff(expected: &Snapshot, found: &Snapshot) -> String {
-    let mut lines = Vec::new();
-    if (&expected.ids, &expected.active, expected.ticks) != (&found.ids, &found.active, found.ticks) {
-        lines.push(format!(
-            "ids/active/ticks {:?} -> {:?}",
-            (&expected.ids, &expected.active, expected.ticks),
-            (&found.ids, &found.active, found.ticks)
-        ));
-    }
-    for id in expected.kernels.keys().chain(found.kernels.keys()).collect::<std::collections::BTreeSet<_>>() {
-        if expected.kernels.get(id) != found.kernels.get(id) {
-            lines.push(format!("{id}: {:?}\n      -> {:?}", expected.kernels.get(id), found.kernels.get(id)));
-        }
-        if expected.errors.get(id) != found.errors.get(id) {
-            lines.push(format!("{id}: errors should be {:?}, is {:?}", expected.errors.get(id), found.errors.get(id)));
-        }
-    }
-    lines.join("\n    ")
 }
 
 // ---- rows ----
@@ -429,7 +402,7 @@ async fn check(world: &World, row: &Row) -> Result<(), String> {
         *expected.errors.get_mut(&id).expect("a counted failure is of an existing kernel") += 1.0;
     }
     if after != expected {
-        return Err(format!("changed the runtime ({message}):\n    {}", diff(&expected, &after)));
+        return Err(format!("changed the runtime ({message}):\n    {}", after.diff(&expected)));
     }
     // Definitions that failed must not have registered anything.
     match &row.op {

@@ -6,6 +6,48 @@
 //! - the browser's JavaScript helpers, in [`web`].
 #![allow(dead_code)]
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+
+/// What the bad-input tables compare before and after each refused operation: kernel ids,
+/// active ids, pump ticks, each kernel's record, and its `errors` apart (a refusal may count
+/// there). Natively the parts are Rust values; in the browser, JSON text and numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot<Ids, Ticks, Kernel, Errors> {
+    pub ids: Ids,
+    pub active: Ids,
+    pub ticks: Ticks,
+    pub kernels: BTreeMap<String, Kernel>,
+    pub errors: BTreeMap<String, Errors>,
+}
+
+impl<Ids: Debug + PartialEq, Ticks: Debug + PartialEq, Kernel: Debug + PartialEq, Errors: Debug + PartialEq>
+    Snapshot<Ids, Ticks, Kernel, Errors>
+{
+    /// What differs from `expected`, one line each.
+    pub fn diff(&self, expected: &Self) -> String {
+        let mut lines = Vec::new();
+        if (&expected.ids, &expected.active, &expected.ticks) != (&self.ids, &self.active, &self.ticks) {
+            lines.push(format!(
+                "ids/active/ticks {:?} -> {:?}",
+                (&expected.ids, &expected.active, &expected.ticks),
+                (&self.ids, &self.active, &self.ticks)
+            ));
+        }
+        for id in expected.kernels.keys().chain(self.kernels.keys()).collect::<BTreeSet<_>>() {
+            let (was, is) = (expected.kernels.get(id), self.kernels.get(id));
+            if was != is {
+                lines.push(format!("{id}: {was:?}\n      -> {is:?}"));
+            }
+            let (was, is) = (expected.errors.get(id), self.errors.get(id));
+            if was != is {
+                lines.push(format!("{id}: errors should be {was:?}, is {is:?}"));
+            }
+        }
+        lines.join("\n    ")
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
