@@ -48,10 +48,6 @@ impl PackedQueue {
     pub fn held(&self) -> usize {
         self.held
     }
-    /// Bytes the queue holds, held messages included.
-    pub fn bytes_len(&self) -> usize {
-        self.bytes.len()
-    }
 
     /// Appends as many whole messages of `packed` as fit and returns how many that was.
     pub fn push_many(&mut self, packed: &[u8]) -> usize {
