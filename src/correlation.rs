@@ -20,13 +20,13 @@ use crate::queue::PackedQueue;
 use crate::telemetry::Counters;
 
 /// Correlation id of one message: its position in the kernel's stream of accepted messages.
-pub type Sequence = u64;
+pub(crate) type Sequence = u64;
 
 /// What a `call` gets: the answer's bytes, or `None` when the handler dropped the message.
-pub type Answer = Option<Vec<u8>>;
+pub(crate) type Answer = Option<Vec<u8>>;
 
 /// What reaches a waiting `call`: its answer, or why it will not get one (the device was lost).
-pub type Reply = Result<Answer, Error>;
+pub(crate) type Reply = Result<Answer, Error>;
 
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {

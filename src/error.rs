@@ -1,42 +1,70 @@
-//! One error type for the whole runtime. Every variant maps to the JavaScript `Error.name`
-//! the API contract promises (see [`Error::name`]), so native and browser users see the same
-//! failure vocabulary.
+//! One error type for the whole runtime, with a [`kind`](Error::kind) to match on.
+//!
+//! Display text is short and names the kernel, state or field involved. How each kind is
+//! presented to JavaScript (an `Error` subclass name) is the wasm layer's business, not this
+//! module's.
 
-use crate::lifecycle::{Action, KernelState};
+use crate::lifecycle::{Action, IllegalTransition, KernelState};
 
-/// Everything the runtime can refuse or fail with. Display text is short and names the kernel,
-/// state or field involved.
+/// Everything the runtime can refuse or fail with.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
+    /// No kernel (or registered definition) has this id.
     #[error("kernel '{id}' not found")]
     KernelNotFound { id: String },
 
+    /// The kernel's state does not allow the action (see [`crate::lifecycle`]).
     #[error("kernel '{id}' is {state}: cannot {action}")]
     KernelState { id: String, state: KernelState, action: Action },
 
+    /// The input queue stayed full until the timeout.
     #[error("queue of kernel '{id}' is full ({capacity} messages)")]
     QueueFull { id: String, capacity: usize },
 
+    /// A receive, call or terminate outlasted its timeout.
     #[error("{operation} on kernel '{id}' timed out after {timeout_ms} ms")]
     Timeout { id: String, operation: String, timeout_ms: f64 },
 
+    /// A message that does not fit the kernel's layout; `field` is the path of the bad field.
     #[error("malformed message for kernel '{id}': field '{field}' {problem}")]
     MessageFormat { id: String, field: String, problem: String },
 
+    /// The kernel's WGSL (or its host handler) was refused; `line`/`column` are in the user's
+    /// own source when the compiler gave a position.
     #[error("kernel '{id}' failed to compile{}: {message}", location(*.line, *.column))]
     KernelCompile { id: String, message: String, line: Option<u32>, column: Option<u32> },
 
+    /// The handler dropped the message of this `call`, so it has no answer.
     #[error("kernel '{id}' dropped the message of this call (its handler returned false)")]
     MessageDropped { id: String },
 
+    /// No adapter (or the runtime was disposed); `reason` says what was tried.
     #[error("no GPU backend available: {reason}")]
     BackendUnavailable { reason: String },
 
+    /// The GPU device was lost; kernels wait for recovery.
     #[error("GPU device lost: {reason}")]
     DeviceLost { reason: String },
 
+    /// An argument out of its range or of the wrong shape.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+}
+
+/// Which kind of [`Error`] this is, without its details: what callers match on, and what the
+/// JavaScript layer turns into an error class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    KernelNotFound,
+    KernelState,
+    QueueFull,
+    Timeout,
+    MessageFormat,
+    KernelCompile,
+    MessageDropped,
+    BackendUnavailable,
+    DeviceLost,
+    InvalidArgument,
 }
 
 fn location(line: Option<u32>, column: Option<u32>) -> String {
@@ -48,34 +76,39 @@ fn location(line: Option<u32>, column: Option<u32>) -> String {
 }
 
 impl Error {
-    /// Every contract name [`name`](Self::name) gives, except `TypeError` (bad arguments).
-    pub const NAMES: [&'static str; 9] = [
-        "KernelNotFoundError",
-        "KernelStateError",
-        "QueueFullError",
-        "TimeoutError",
-        "MessageFormatError",
-        "KernelCompileError",
-        "MessageDroppedError",
-        "BackendUnavailableError",
-        "DeviceLostError",
-    ];
-
-    /// The `Error.name` JavaScript sees; stable, part of the API contract.
-    pub fn name(&self) -> &'static str {
+    /// The kind of error, for matching without destructuring.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::KernelNotFound { .. } => "KernelNotFoundError",
-            Error::KernelState { .. } => "KernelStateError",
-            Error::QueueFull { .. } => "QueueFullError",
-            Error::Timeout { .. } => "TimeoutError",
-            Error::MessageFormat { .. } => "MessageFormatError",
-            Error::KernelCompile { .. } => "KernelCompileError",
-            Error::MessageDropped { .. } => "MessageDroppedError",
-            Error::BackendUnavailable { .. } => "BackendUnavailableError",
-            Error::DeviceLost { .. } => "DeviceLostError",
-            Error::InvalidArgument(_) => "TypeError",
+            Error::KernelNotFound { .. } => ErrorKind::KernelNotFound,
+            Error::KernelState { .. } => ErrorKind::KernelState,
+            Error::QueueFull { .. } => ErrorKind::QueueFull,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::MessageFormat { .. } => ErrorKind::MessageFormat,
+            Error::KernelCompile { .. } => ErrorKind::KernelCompile,
+            Error::MessageDropped { .. } => ErrorKind::MessageDropped,
+            Error::BackendUnavailable { .. } => ErrorKind::BackendUnavailable,
+            Error::DeviceLost { .. } => ErrorKind::DeviceLost,
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
         }
+    }
+
+    /// Whether a failed message operation with this error counts in the kernel's `errors`:
+    /// the message was refused or its wait ran out. Lifecycle refusals and device loss are
+    /// reported elsewhere (the state, the device health).
+    pub(crate) fn counts_against_kernel(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::MessageFormat | ErrorKind::QueueFull | ErrorKind::Timeout | ErrorKind::KernelState
+        )
     }
 }
 
+impl IllegalTransition {
+    /// The refusal as the runtime reports it, naming the kernel.
+    pub fn for_kernel(self, id: &str) -> Error {
+        Error::KernelState { id: id.to_owned(), state: self.state, action: self.action }
+    }
+}
+
+/// The runtime's `Result`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,26 +1,12 @@
 //! # ringkernel-web
 //!
 //! GPU-resident actors ("ring kernels") on WebGPU and native wgpu. A ring kernel is a WGSL
-//! handler whose input ring, output ring and counters live in GPU memory for its whole
-//! life; the host [`Runtime`] drives its lifecycle and moves messages in and out in batches.
-//!
-//! Where things live:
-//! - [`lifecycle`]: states and the transition table.
-//! - [`message`]: field types, WGSL byte layout, packing, message types by name.
-//! - [`kernel`]: kernel definitions (with optional state), the registry and the built-ins.
-//! - [`codegen`]: message structs + ring harness + handler → WGSL, and compile errors at the
-//!   user's line and column.
-//! - [`queue`]: host staging queues and the GPU ring header and counters.
-//! - [`backend`]: the wgpu device, per-kernel GPU resources, readback.
-//! - [`runtime`]: the kernel table and every public operation (lifecycle, messaging, queries).
-//! - [`correlation`]: sequence numbers that pair each `call` with its answer.
-//! - `pump`: the tick that batches all GPU work.
-//! - [`telemetry`] and [`metrics`]: counters, latency, the summary, Prometheus text.
-//! - `wasm` (wasm32 only): the JavaScript surface, `RingKernelRuntime`.
+//! handler whose input ring, output ring and counters live in GPU memory for its whole life;
+//! the host [`Runtime`] drives its lifecycle and moves messages in and out in batches.
 //!
 //! ```no_run
 //! # async fn demo() -> ringkernel_web::Result<()> {
-//! use ringkernel_web::{Runtime, RuntimeOptions, LaunchOptions, Value};
+//! use ringkernel_web::{LaunchOptions, Runtime, RuntimeOptions, Value};
 //! let runtime = Runtime::new(RuntimeOptions::default()).await?;
 //! runtime.launch("doubler", LaunchOptions::default()).await?;
 //! runtime.activate("doubler").await?;
@@ -29,30 +15,69 @@
 //! assert_eq!(answer, vec![("result".to_string(), Value::Number(42.0))]);
 //! # Ok(()) }
 //! ```
+//!
+//! # Kernels and messages
+//! A kernel is a [`KernelDefinition`]: an input and an output [`MessageLayout`] (fields laid
+//! out by WGSL's rules, see [`message`]), a WGSL `fn handle` for GPU backends and optionally a
+//! host handler for the `cpu` backend and a `state` array (see [`kernel`]). Register it with
+//! [`kernel::register`] and [`Runtime::launch`] it by id, or pass it to
+//! [`Runtime::launch_definition`]. [`codegen`] turns it into the WGSL module that runs.
+//!
+//! # Lifecycle
+//! `launch → activate ⇄ deactivate → terminate`, one transition table for every operation (see
+//! [`lifecycle`]); a refused transition is an [`Error::KernelState`]. A kernel whose device was
+//! lost is `Failed` until [`Runtime::recover`] relaunches it with nothing lost.
+//!
+//! # Moving messages
+//! `send`, `send_batch` and `call` queue messages on the host; `receive` and `receive_batch`
+//! take answers. Every message accepted is answered exactly once and in order. Queues are
+//! bounded: a send waits for room up to its timeout. Nothing touches the GPU per message: one
+//! tick per batch writes every kernel's input with one write, dispatches every kernel in one
+//! submit, and reads every answer back with one map.
+//!
+//! # Errors
+//! Every operation returns [`Result`]; [`Error::kind`] gives an [`ErrorKind`] to match on, and
+//! the message names the kernel, state or field.
+//!
+//! # Where things live (for contributors)
+//! The crate is layered; each layer uses only those below it:
+//! - `wasm` (wasm32 only): the JavaScript surface, `RingKernelRuntime`; it converts and forwards.
+//! - `runtime`: [`Runtime`]'s operations (lifecycle, messaging, queries, routing).
+//! - `tick`: the loop that runs kernels: plan → execute → deliver; `recovery`: device loss.
+//! - `table`: the kernel table, each kernel as named parts: `lifecycle`, `mailbox` (queues
+//!   and the `correlation` ledger), `cursor` (what the device holds), `telemetry` counters.
+//! - `backend`: the execute step per backend (`gpu`, `cpu`) and devices.
+//! - [`codegen`], [`kernel`], [`message`]: definitions and the WGSL they compile to.
+//! - `platform`: the only place native and wasm differ.
 
-pub mod backend;
+mod backend;
 pub mod codegen;
-pub mod correlation;
-pub mod error;
+mod correlation;
+mod cursor;
+mod error;
 pub mod kernel;
 pub mod lifecycle;
+mod mailbox;
 pub mod message;
-pub mod metrics;
+mod metrics;
 mod platform;
-mod pump;
-pub mod queue;
-pub mod runtime;
-pub mod telemetry;
+mod queue;
+mod recovery;
+mod runtime;
+mod table;
+mod telemetry;
+mod tick;
+mod waiting;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
 pub use backend::{AdapterSummary, BackendChoice};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use kernel::{KernelDefinition, StateElement};
 pub use lifecycle::{KernelMode, KernelState};
 pub use message::{FieldType, MessageLayout, Scalar, Value};
-pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, TimeoutMs};
-pub use telemetry::{KernelTelemetry, LatencySummary, RuntimeSummary};
+pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, TimeoutMs, DEFAULT_TERMINATE_TIMEOUT_MS, MAX_QUEUE_SIZE};
+pub use telemetry::{DeviceHealth, KernelTelemetry, LatencySummary, RuntimeSummary};
 
 /// The README's Rust example, compiled and run as a doctest so it cannot rot.
 #[cfg(all(doctest, not(target_arch = "wasm32")))]

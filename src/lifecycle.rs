@@ -1,19 +1,22 @@
-//! Kernel lifecycle: the seven states and the one transition table every operation goes through.
+//! Kernel lifecycle: the seven states and the one transition table every state change goes
+//! through.
 //!
 //! ```text
 //! CREATED ─launch→ LAUNCHED ─activate→ ACTIVE ⇄ DEACTIVATED (deactivate / reactivate)
-//! LAUNCHED | ACTIVE | DEACTIVATED ─terminate→ TERMINATING ─(drained)→ TERMINATED
-//! LAUNCHED | ACTIVE | DEACTIVATED | TERMINATING ─(device lost)→ FAILED
+//! LAUNCHED | ACTIVE | DEACTIVATED ─terminate→ TERMINATING ─finish (drained)→ TERMINATED
+//! LAUNCHED | ACTIVE | DEACTIVATED | TERMINATING ─fail (device lost)→ FAILED
 //! FAILED ─recover→ the state it failed in;  FAILED ─terminate→ TERMINATING
 //! ```
 //! The table is PyDotCompute's, plus `Failed`: the GPU device was lost and the kernel waits,
 //! with its queued and unanswered messages, for `Runtime::recover` to relaunch it on a new
 //! device. A terminated kernel never restarts; its id can be launched again once the runtime has
 //! removed it (`Runtime::remove`).
+//!
+//! [`KernelState::step`] is the table; an illegal action is an [`IllegalTransition`], which the
+//! runtime reports as a `KernelState` error naming the kernel. [`Lifecycle`] is one kernel's
+//! place in the table, plus what a failed kernel must remember to come back.
 
 use std::fmt;
-
-use crate::error::{Error, Result};
 
 /// Where a kernel is in its life. Explicit discriminants: the order is the lifecycle's, and
 /// telemetry and metrics report it.
@@ -74,21 +77,31 @@ impl KernelState {
         }
     }
 
-    /// The transition table. `None` means the action is illegal in this state. `Recover` is
-    /// legal only from `Failed` and leads back to the state the kernel failed in, which the
-    /// runtime remembers; the table answers `Failed` for it.
-    pub fn next(self, action: Action) -> Option<KernelState> {
+    /// The transition table: where `action` leads from this state, or why it cannot.
+    pub fn step(self, action: Action) -> Result<Next, IllegalTransition> {
         use Action::*;
         use KernelState::*;
-        match (self, action) {
-            (Created, Launch) => Some(Launched),
-            (Launched, Activate) => Some(Active),
-            (Active, Deactivate) => Some(Deactivated),
-            (Deactivated, Reactivate) => Some(Active),
-            (Launched | Active | Deactivated | Failed, Terminate) => Some(Terminating),
-            (Terminating | Failed, Finish) => Some(Terminated),
-            (Launched | Active | Deactivated | Terminating, Fail) => Some(Failed),
-            (Failed, Recover) => Some(Failed),
+        let to = match (self, action) {
+            (Created, Launch) => Launched,
+            (Launched, Activate) => Active,
+            (Active, Deactivate) => Deactivated,
+            (Deactivated, Reactivate) => Active,
+            (Launched | Active | Deactivated | Failed, Terminate) => Terminating,
+            (Terminating | Failed, Finish) => Terminated,
+            (Launched | Active | Deactivated | Terminating, Fail) => Failed,
+            // Back to where it failed: only the kernel knows (see `Lifecycle`).
+            (Failed, Recover) => return Ok(Next::WhereItFailed),
+            _ => return Err(IllegalTransition { state: self, action }),
+        };
+        Ok(Next::State(to))
+    }
+
+    /// Where `action` leads from this state when the table alone decides it: every legal
+    /// action but `Recover` (which returns a kernel to the state it failed in, which only
+    /// the kernel knows). `None` otherwise.
+    pub fn next(self, action: Action) -> Option<KernelState> {
+        match self.step(action) {
+            Ok(Next::State(to)) => Some(to),
             _ => None,
         }
     }
@@ -111,7 +124,7 @@ impl serde::Serialize for KernelState {
 /// in what wakes them: a persistent kernel runs every tick it has input from anywhere
 /// (including, with `connect`, another kernel's output), an event-driven one only when the
 /// host sends to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KernelMode {
     #[default]
@@ -120,6 +133,7 @@ pub enum KernelMode {
 }
 
 impl KernelMode {
+    /// The mode named `"persistent"` or `"event-driven"`.
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "persistent" => Some(KernelMode::Persistent),
@@ -128,6 +142,7 @@ impl KernelMode {
         }
     }
 
+    /// The mode's name, as [`parse`](Self::parse) takes it.
     pub fn as_str(self) -> &'static str {
         match self {
             KernelMode::Persistent => "persistent",
@@ -136,9 +151,85 @@ impl KernelMode {
     }
 }
 
-/// Applies `action` to a kernel, or names the kernel, its state and the refused action.
-pub fn transition(id: &str, state: KernelState, action: Action) -> Result<KernelState> {
-    state.next(action).ok_or_else(|| Error::KernelState { id: id.to_owned(), state, action })
+/// Where a legal action leads (see [`KernelState::step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// This state.
+    State(KernelState),
+    /// The state the kernel was in when it failed.
+    WhereItFailed,
+}
+
+/// An action the table refuses in a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IllegalTransition {
+    /// The state the kernel is in.
+    pub state: KernelState,
+    /// What was asked of it.
+    pub action: Action,
+}
+
+/// One kernel's place in the lifecycle. Every change goes through the table; what the table
+/// cannot know (where a failed kernel returns to) is kept here.
+#[derive(Debug, Clone)]
+pub(crate) struct Lifecycle {
+    state: KernelState,
+    /// For a failed kernel: the state it failed in, which recovery returns it to.
+    failed_in: Option<KernelState>,
+    /// Lost its device and waits for recovery to relaunch it: failed, or terminated while
+    /// failed (then it is relaunched to drain).
+    awaiting_device: bool,
+}
+
+impl Lifecycle {
+    /// A kernel being launched (`Created`).
+    pub fn new() -> Self {
+        Lifecycle { state: KernelState::Created, failed_in: None, awaiting_device: false }
+    }
+
+    pub fn state(&self) -> KernelState {
+        self.state
+    }
+
+    /// Applies `action` through the table and returns the new state.
+    pub fn apply(&mut self, action: Action) -> Result<KernelState, IllegalTransition> {
+        let to = match self.state.step(action)? {
+            Next::State(to) => to,
+            Next::WhereItFailed => self.failed_in.expect("a failed kernel remembers where it failed"),
+        };
+        match action {
+            Action::Fail => {
+                self.failed_in = Some(self.state);
+                self.awaiting_device = true;
+            }
+            Action::Recover | Action::Terminate | Action::Finish => self.failed_in = None,
+            _ => {}
+        }
+        if action == Action::Finish {
+            self.awaiting_device = false;
+        }
+        self.state = to;
+        Ok(to)
+    }
+
+    /// Whether the kernel lost its device and waits for recovery to relaunch it.
+    pub fn awaiting_device(&self) -> bool {
+        self.awaiting_device
+    }
+
+    /// Recovery gave the kernel a new device: a failed kernel returns to where it failed (a
+    /// kernel terminated meanwhile stays `Terminating`, and drains).
+    pub fn relaunched(&mut self) {
+        if self.state == KernelState::Failed {
+            self.apply(Action::Recover).expect("failed kernels may recover");
+        }
+        self.awaiting_device = false;
+    }
+
+    /// Whether the tick should dispatch the kernel: active, or draining while terminating.
+    pub fn runs(&self) -> bool {
+        matches!(self.state, KernelState::Active | KernelState::Terminating)
+    }
 }
 
 impl fmt::Display for KernelState {
@@ -188,28 +279,28 @@ mod tests {
     /// from PyDotCompute's documentation.
     #[test]
     fn transition_matrix_matches_the_seed_table() {
-        let legal: &[(KernelState, Action, KernelState)] = &[
-            (Created, Action::Launch, Launched),
-            (Launched, Action::Activate, Active),
-            (Active, Action::Deactivate, Deactivated),
-            (Deactivated, Action::Reactivate, Active),
-            (Active, Action::Terminate, Terminating),
-            (Deactivated, Action::Terminate, Terminating),
-            (Launched, Action::Terminate, Terminating),
-            (Terminating, Action::Finish, Terminated),
-            (Launched, Action::Fail, Failed),
-            (Active, Action::Fail, Failed),
-            (Deactivated, Action::Fail, Failed),
-            (Terminating, Action::Fail, Failed),
-            (Failed, Action::Recover, Failed),
-            (Failed, Action::Terminate, Terminating),
-            (Failed, Action::Finish, Terminated),
+        let legal: &[(KernelState, Action, Next)] = &[
+            (Created, Action::Launch, Next::State(Launched)),
+            (Launched, Action::Activate, Next::State(Active)),
+            (Active, Action::Deactivate, Next::State(Deactivated)),
+            (Deactivated, Action::Reactivate, Next::State(Active)),
+            (Active, Action::Terminate, Next::State(Terminating)),
+            (Deactivated, Action::Terminate, Next::State(Terminating)),
+            (Launched, Action::Terminate, Next::State(Terminating)),
+            (Terminating, Action::Finish, Next::State(Terminated)),
+            (Launched, Action::Fail, Next::State(Failed)),
+            (Active, Action::Fail, Next::State(Failed)),
+            (Deactivated, Action::Fail, Next::State(Failed)),
+            (Terminating, Action::Fail, Next::State(Failed)),
+            (Failed, Action::Recover, Next::WhereItFailed),
+            (Failed, Action::Terminate, Next::State(Terminating)),
+            (Failed, Action::Finish, Next::State(Terminated)),
         ];
         let mut legal_seen = 0;
         for from in KernelState::ALL {
             for action in LIFECYCLE_ACTIONS {
                 let expected = legal.iter().find(|(f, a, _)| *f == from && *a == action).map(|t| t.2);
-                let got = transition("k", from, action);
+                let got = from.step(action);
                 match expected {
                     Some(to) => {
                         assert_eq!(got, Ok(to), "{from} --{action}-->");
@@ -217,7 +308,7 @@ mod tests {
                     }
                     None => assert_eq!(
                         got,
-                        Err(Error::KernelState { id: "k".into(), state: from, action }),
+                        Err(IllegalTransition { state: from, action }),
                         "{from} --{action}--> must be refused"
                     ),
                 }
@@ -227,7 +318,7 @@ mod tests {
     }
 
     /// The 7×7 state matrix: a state can reach another in one step only along the table
-    /// (recovery's way back out of `Failed` is the runtime's, not the table's).
+    /// (recovery's way back out of `Failed` goes where the kernel failed, checked below).
     #[test]
     fn state_to_state_reachability() {
         let mut edges = 0;
@@ -259,10 +350,40 @@ mod tests {
         }
     }
 
+    /// A failed kernel comes back to where it failed; one terminated while failed drains.
     #[test]
-    fn error_names_kernel_state_and_action() {
-        let err = transition("doubler", Created, Action::Activate).unwrap_err();
-        assert_eq!(err.name(), "KernelStateError");
-        assert_eq!(err.to_string(), "kernel 'doubler' is created: cannot activate");
+    fn recovery_returns_where_the_kernel_failed() {
+        for failed_in in [Launched, Active, Deactivated, Terminating] {
+            let mut life = Lifecycle::new();
+            life.apply(Action::Launch).unwrap();
+            match failed_in {
+                Active => drop(life.apply(Action::Activate)),
+                Deactivated => {
+                    life.apply(Action::Activate).unwrap();
+                    life.apply(Action::Deactivate).unwrap();
+                }
+                Terminating => drop(life.apply(Action::Terminate)),
+                _ => {}
+            }
+            assert_eq!(life.state(), failed_in);
+            life.apply(Action::Fail).unwrap();
+            assert!(life.awaiting_device());
+            life.relaunched();
+            assert_eq!(life.state(), failed_in);
+            assert!(!life.awaiting_device());
+        }
+        let mut life = Lifecycle::new();
+        life.apply(Action::Launch).unwrap();
+        life.apply(Action::Fail).unwrap();
+        life.apply(Action::Terminate).unwrap();
+        assert!(life.awaiting_device(), "relaunched to drain");
+        life.relaunched();
+        assert_eq!(life.state(), Terminating);
+    }
+
+    #[test]
+    fn refusal_names_state_and_action() {
+        let err = Created.step(Action::Activate).unwrap_err();
+        assert_eq!(err, IllegalTransition { state: Created, action: Action::Activate });
     }
 }

@@ -151,6 +151,21 @@ pub(crate) struct Counters {
     pub last_message_time: Option<f64>,
     /// `None` when the runtime was created with telemetry disabled.
     pub latency: Option<LatencyRecorder>,
+    pub launched_at_ms: f64,
+    pub launched_unix_ms: f64,
+    pub stopped_at_ms: Option<f64>,
+}
+
+impl Counters {
+    /// A kernel's counters from launch on; latency is recorded only with telemetry on.
+    pub fn new(telemetry: bool, now_ms: f64, unix_ms: f64) -> Self {
+        Counters {
+            latency: telemetry.then(LatencyRecorder::new),
+            launched_at_ms: now_ms,
+            launched_unix_ms: unix_ms,
+            ..Default::default()
+        }
+    }
 }
 
 /// Device losses and recoveries (see `Runtime::recover`).

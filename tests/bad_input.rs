@@ -31,10 +31,10 @@ use ringkernel_web::kernel::host::HostOutcome;
 use ringkernel_web::kernel::{self, doubler_request, doubler_response, host, HostHandler};
 use ringkernel_web::lifecycle::Action;
 use ringkernel_web::message::MessageLayout;
-use ringkernel_web::runtime::MAX_QUEUE_SIZE;
+use ringkernel_web::MAX_QUEUE_SIZE;
 use ringkernel_web::{
-    BackendChoice, Error, FieldType, KernelDefinition, KernelState, LaunchOptions, Runtime, Scalar, StateElement,
-    TimeoutMs, Value,
+    BackendChoice, Error, ErrorKind, FieldType, KernelDefinition, KernelState, LaunchOptions, Runtime, Scalar,
+    StateElement, TimeoutMs, Value,
 };
 
 // ---- the kernels of the world ----
@@ -245,7 +245,7 @@ impl World {
             assert_eq!(receive_n(rt, ACTIVE, 2).await, [6, 8], "{ACTIVE}'s queued answers");
             assert_eq!(receive_n(rt, DONE, 1).await, [14], "{DONE}'s queued answer");
             let gone = rt.receive(DONE, Some(0.0)).await.unwrap_err();
-            assert_eq!(gone.name(), "KernelStateError", "nothing more comes from a terminated kernel");
+            assert_eq!(gone.kind(), ErrorKind::KernelState, "nothing more comes from a terminated kernel");
             rt.activate(LAUNCHED).await.unwrap();
             assert_eq!(receive_n(rt, LAUNCHED, 2).await, [2, 4], "{LAUNCHED}'s queued inputs");
             rt.reactivate(PAUSED).await.unwrap();
@@ -607,7 +607,7 @@ enum Detail {
 struct Case {
     name: String,
     op: Op,
-    /// The `Error::name()` it must fail with.
+    /// The contract name of the error it must fail with (see `common::js_name`).
     expect: &'static str,
     detail: Detail,
 }
@@ -640,8 +640,8 @@ fn check(rt: &Runtime, case: &Case) -> Result<(), String> {
         Ok(()) => return Err("was accepted".into()),
         Err(error) => error,
     };
-    if error.name() != case.expect {
-        return Err(format!("failed with {} instead of {}: {error}", error.name(), case.expect));
+    if common::js_name(&error) != case.expect {
+        return Err(format!("failed with {} instead of {}: {error}", common::js_name(&error), case.expect));
     }
     match (&case.detail, &error) {
         (Detail::None, _) => {}

@@ -6,7 +6,9 @@
 
 use futures_util::future::join_all;
 use ringkernel_web::kernel::{self, doubler_request, doubler_response, host, HISTOGRAM_BINS, HISTOGRAM_SAMPLES};
-use ringkernel_web::{BackendChoice, Error, KernelDefinition, KernelState, LaunchOptions, Runtime, RuntimeOptions};
+use ringkernel_web::{
+    BackendChoice, Error, ErrorKind, KernelDefinition, KernelState, LaunchOptions, Runtime, RuntimeOptions,
+};
 
 fn runtime_on(backend: BackendChoice) -> Runtime {
     pollster::block_on(Runtime::new(RuntimeOptions { backend, ..Default::default() }))
@@ -114,8 +116,12 @@ fn pausing_keeps_input_queued_and_backpressure_refuses_without_losing() {
         rt.deactivate("doubler").await.unwrap();
         assert_eq!(rt.send_batch("doubler", &(0..12).collect::<Vec<i32>>(), Some(0.0)).await.unwrap(), 8);
         let e = rt.send_pod("doubler", &99, Some(50.0)).await.unwrap_err();
-        assert_eq!(e.name(), "QueueFullError");
-        assert_eq!(rt.receive("doubler", Some(50.0)).await.unwrap_err().name(), "TimeoutError", "paused: no answers");
+        assert_eq!(e.kind(), ErrorKind::QueueFull);
+        assert_eq!(
+            rt.receive("doubler", Some(50.0)).await.unwrap_err().kind(),
+            ErrorKind::Timeout,
+            "paused: no answers"
+        );
         let t = rt.telemetry("doubler").unwrap().unwrap();
         assert_eq!((t.input_queue_depth, t.messages_processed), (8, 0));
         rt.reactivate("doubler").await.unwrap();
@@ -159,7 +165,7 @@ fn host_handlers_that_drop_fail_or_panic_are_counted_and_reported() {
         }
         assert_eq!(answers, [20, 40], "dropped and failed messages leave no answer, the rest keep their order");
         let e = rt.call_pod::<i32, i32>("picky", &5, Some(5000.0)).await.unwrap_err();
-        assert_eq!(e.name(), "MessageDroppedError");
+        assert_eq!(e.kind(), ErrorKind::MessageDropped);
         let t = rt.telemetry("picky").unwrap().unwrap();
         assert_eq!((t.messages_processed, t.messages_dropped, t.errors), (5, 3, 1));
         let why = t.last_error.expect("the panic is reported");
@@ -205,6 +211,6 @@ fn terminate_drains_a_paused_kernel_on_the_cpu() {
         rt.send_batch("doubler", &[1i32, 2, 3], None).await.unwrap();
         rt.terminate("doubler", Some(5000.0)).await.unwrap();
         assert_eq!(rt.receive_batch::<i32>("doubler", 8, Some(100.0)).await.unwrap(), [2, 4, 6]);
-        assert_eq!(rt.send_pod("doubler", &1, None).await.unwrap_err().name(), "KernelStateError");
+        assert_eq!(rt.send_pod("doubler", &1, None).await.unwrap_err().kind(), ErrorKind::KernelState);
     });
 }

@@ -10,7 +10,7 @@ use ringkernel_web::kernel::{
 };
 use ringkernel_web::message::Scalar;
 use ringkernel_web::{
-    Error, FieldType, KernelDefinition, LaunchOptions, MessageLayout, Runtime, RuntimeOptions, Value,
+    Error, ErrorKind, FieldType, KernelDefinition, LaunchOptions, MessageLayout, Runtime, RuntimeOptions, Value,
 };
 
 fn runtime() -> Runtime {
@@ -321,7 +321,7 @@ fn a_handler_may_drop_and_drops_are_counted() {
         // A call whose message is dropped is told so; a kept one gets its answer.
         let dropped = rt.call("keep_even", &[("value", Value::from(3))], Some(10_000.0)).await;
         assert_eq!(dropped, Err(Error::MessageDropped { id: "keep_even".into() }));
-        assert_eq!(dropped.unwrap_err().name(), "MessageDroppedError");
+        assert_eq!(dropped.unwrap_err().kind(), ErrorKind::MessageDropped);
         let kept = rt.call("keep_even", &[("value", Value::from(8))], Some(10_000.0)).await.unwrap();
         assert_eq!(kept, vec![("result".to_owned(), Value::Number(4.0))]);
     });

@@ -102,6 +102,9 @@
 //! action but two model steps (like `CallLosingDevice`) is split in [`Case::step`].
 #![cfg(not(target_arch = "wasm32"))]
 
+#[allow(unused_imports)]
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -112,6 +115,7 @@ use std::task::Poll;
 use futures_util::poll;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+
 use ringkernel_web::{
     kernel, BackendChoice, Error, KernelDefinition, KernelMode, KernelState, LaunchOptions, Runtime, RuntimeOptions,
 };
@@ -829,7 +833,7 @@ async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
             let call = match call {
                 Ok(answer) => Outcome::Answer(answer),
                 Err(Error::DeviceLost { .. }) if sent() > sent_before => Outcome::Abandoned,
-                Err(e) => Outcome::Failed(e.name()),
+                Err(e) => Outcome::Failed(common::js_name(&e)),
             };
             return Ok(Outcome::CallLost(Box::new(call), failed_kernels(rt)?));
         }
@@ -976,7 +980,7 @@ impl Case<'_> {
     fn step(&mut self, op: Op) -> Result<(), TestCaseError> {
         let plan = self.model.plan(&op);
         let result = pollster::block_on(execute(self.rt, &op, &plan));
-        let outcome = result.as_ref().map_or_else(|e| Outcome::Failed(e.name()), Outcome::clone);
+        let outcome = result.as_ref().map_or_else(|e| Outcome::Failed(common::js_name(e)), Outcome::clone);
         let error = result.err().map(|e| format!(" ({e})")).unwrap_or_default();
         self.trace.push(format!("{:<36} -> {outcome:?}{error}", format!("{op:?}")));
         match (&op, outcome) {

@@ -2,7 +2,7 @@
 //! adapter fails these tests with the reason; they never pass vacuously.
 #![cfg(not(target_arch = "wasm32"))]
 
-use ringkernel_web::{Error, KernelState, LaunchOptions, Runtime, RuntimeOptions, Value};
+use ringkernel_web::{Error, ErrorKind, KernelState, LaunchOptions, Runtime, RuntimeOptions, Value};
 
 fn runtime() -> Runtime {
     pollster::block_on(Runtime::new(RuntimeOptions::default()))
@@ -75,16 +75,16 @@ fn named_errors() {
     let rt = runtime();
     pollster::block_on(async {
         let e = rt.launch("nope", LaunchOptions::default()).await.unwrap_err();
-        assert_eq!(e.name(), "KernelNotFoundError");
+        assert_eq!(e.kind(), ErrorKind::KernelNotFound);
         let e = rt.activate("doubler").await.unwrap_err();
-        assert_eq!(e.name(), "KernelNotFoundError");
+        assert_eq!(e.kind(), ErrorKind::KernelNotFound);
         rt.launch("doubler", LaunchOptions::default()).await.unwrap();
         let e = rt.launch("doubler", LaunchOptions::default()).await.unwrap_err();
         assert_eq!(e.to_string(), "kernel 'doubler' is launched: cannot launch");
         let e = rt.reactivate("doubler").await.unwrap_err();
-        assert_eq!(e.name(), "KernelStateError");
+        assert_eq!(e.kind(), ErrorKind::KernelState);
         let e = rt.send("doubler", &[("valeu", Value::from(1))], None).await.unwrap_err();
-        assert_eq!(e.name(), "MessageFormatError");
+        assert_eq!(e.kind(), ErrorKind::MessageFormat);
         assert!(e.to_string().contains("valeu"), "{e}");
         let e = rt.send("doubler", &[("value", Value::from(1.5))], None).await.unwrap_err();
         assert!(e.to_string().contains("'value'"), "{e}");
@@ -95,7 +95,7 @@ fn named_errors() {
         rt.send_pod("doubler", &1i32, Some(0.0)).await.unwrap();
         rt.send_pod("doubler", &2i32, Some(0.0)).await.unwrap();
         let e = rt.send_pod("doubler", &3i32, Some(50.0)).await.unwrap_err();
-        assert_eq!(e.name(), "QueueFullError");
+        assert_eq!(e.kind(), ErrorKind::QueueFull);
         assert_eq!(rt.telemetry("doubler").unwrap().unwrap().input_queue_depth, 2, "accepted messages are kept");
     });
 }

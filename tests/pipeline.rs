@@ -5,7 +5,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use ringkernel_web::kernel::{self, doubler_request, doubler_response, host};
-use ringkernel_web::{BackendChoice, Error, KernelDefinition, LaunchOptions, Runtime, RuntimeOptions};
+use ringkernel_web::{BackendChoice, Error, ErrorKind, KernelDefinition, LaunchOptions, Runtime, RuntimeOptions};
 
 fn runtime_on(backend: BackendChoice) -> Runtime {
     pollster::block_on(Runtime::new(RuntimeOptions { backend, ..Default::default() }))
@@ -83,7 +83,7 @@ fn check_pipeline(backend: BackendChoice) {
         rt.deactivate(&ids[2]).await.unwrap();
         rt.send_batch(first, &[1i32, 2, 3], None).await.unwrap();
         let e = rt.receive(last, Some(200.0)).await.unwrap_err();
-        assert_eq!(e.name(), "TimeoutError");
+        assert_eq!(e.kind(), ErrorKind::Timeout);
         rt.reactivate(&ids[2]).await.unwrap();
         assert_eq!(receive_n(&rt, last, 3).await, [expected(1), expected(2), expected(3)]);
 
@@ -138,9 +138,9 @@ fn bad_routes_are_refused_by_name() {
         let e = rt.call_pod::<i32, i32>(&ids[0], &1, Some(1000.0)).await.unwrap_err();
         assert!(e.to_string().contains("is connected to"), "{e}");
         let e = rt.connect("nope", &ids[0]).await.unwrap_err();
-        assert_eq!(e.name(), "KernelNotFoundError");
+        assert_eq!(e.kind(), ErrorKind::KernelNotFound);
         rt.terminate("vector_add", Some(1000.0)).await.unwrap();
         let e = rt.connect("vector_add", &ids[0]).await.unwrap_err();
-        assert_eq!(e.name(), "KernelStateError");
+        assert_eq!(e.kind(), ErrorKind::KernelState);
     });
 }

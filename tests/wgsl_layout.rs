@@ -124,6 +124,6 @@ fn every_builtin_compiles_with_naga() {
     for id in kernel::registered_ids() {
         let definition = kernel::lookup(&id).unwrap();
         let shader = codegen::generate(&definition).unwrap();
-        codegen::naga_check::check(&id, &shader).unwrap_or_else(|e| panic!("{id}: {e}\n{}", shader.source));
+        codegen::check(&id, &shader).unwrap_or_else(|e| panic!("{id}: {e}\n{}", shader.source));
     }
 }

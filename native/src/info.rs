@@ -58,7 +58,7 @@ pub async fn run(backend: Backend, json: bool) -> anyhow::Result<()> {
     let adapters = enumerate_adapters(backend.wgpu_backends()).await.iter().map(describe).collect();
     let runtime = match Runtime::new(RuntimeOptions { backend: backend.choice(), ..Default::default() }).await {
         Ok(runtime) => RuntimePick::Adapter(runtime.adapter().clone()),
-        Err(e) => RuntimePick::Unavailable(format!("{e} ({})", e.name())),
+        Err(e) => RuntimePick::Unavailable(format!("{e} ({:?})", e.kind())),
     };
     let report = InfoReport {
         backend: backend.name(),

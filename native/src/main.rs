@@ -61,7 +61,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             match e.downcast_ref::<ringkernel_web::Error>() {
-                Some(runtime_error) => eprintln!("error ({}): {e:#}", runtime_error.name()),
+                Some(runtime_error) => eprintln!("error ({:?}): {e:#}", runtime_error.kind()),
                 None => eprintln!("error: {e:#}"),
             }
             ExitCode::FAILURE

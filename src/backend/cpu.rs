@@ -6,17 +6,18 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::AdapterSummary;
+use super::{AdapterSummary, Dispatch, Execute, KernelExec, Outcome, Routing};
 use crate::error::{Error, Result};
 use crate::kernel::host::{HostHandler, HostRun, RunReport};
 use crate::kernel::KernelDefinition;
+use crate::platform;
 
 /// Most messages one tick hands a kernel's host handler: bounds how long a tick holds the page's
 /// event loop (the pump yields to it between ticks) while still amortizing per-run costs.
-pub const MAX_RUN: u32 = 4096;
+pub(crate) const MAX_RUN: u32 = 4096;
 
 /// The `cpu` backend's stand-in for a device: nothing to open, only a description.
-pub struct CpuContext {
+pub(crate) struct CpuContext {
     pub adapter: AdapterSummary,
 }
 
@@ -40,7 +41,7 @@ impl Default for CpuContext {
 }
 
 /// One launched kernel on the host: its handler and its state words.
-pub struct CpuKernel {
+pub(crate) struct CpuKernel {
     handler: Arc<dyn HostHandler>,
     /// The handler's `state` array (empty without one); shared with the runtime so it can be
     /// read after terminate.
@@ -50,7 +51,7 @@ pub struct CpuKernel {
 }
 
 /// The answers of one run, slot for slot with its inputs.
-pub struct HostAnswers {
+pub(crate) struct HostAnswers {
     pub outputs: Vec<u8>,
     /// 1 = kept, 0 = dropped, per answer (the GPU's kept-flag format).
     pub kept: Vec<u32>,
@@ -98,5 +99,60 @@ impl CpuKernel {
             state: &mut state,
         });
         HostAnswers { outputs, kept, report }
+    }
+}
+
+/// One kernel's run in a tick: its handler and a copy of its input, so the handlers run without
+/// the table lock (a JavaScript handler may call back into the runtime).
+pub(crate) struct HostRunInput {
+    kernel: Arc<CpuKernel>,
+    inputs: Vec<u8>,
+}
+
+impl Execute for CpuContext {
+    type Submitted = Vec<HostRunInput>;
+    const ROUTING: Routing = Routing::ViaHost;
+
+    fn capacity(exec: &KernelExec) -> Option<u32> {
+        match exec {
+            KernelExec::Cpu(_) => Some(MAX_RUN),
+            KernelExec::Gpu(_) => None,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn submit(&self, dispatches: &[Dispatch<'_>]) -> Result<Vec<HostRunInput>> {
+        Ok(dispatches
+            .iter()
+            .map(|d| match d.exec {
+                KernelExec::Cpu(kernel) => HostRunInput { kernel: kernel.clone(), inputs: d.input.to_vec() },
+                KernelExec::Gpu(_) => unreachable!("only kernels with host handlers are dispatched on the cpu"),
+            })
+            .collect())
+    }
+
+    async fn complete<R>(&self, runs: Vec<HostRunInput>, deliver: impl FnOnce(&[Outcome<'_>]) -> R) -> Result<R> {
+        let answers: Vec<HostAnswers> = runs.iter().map(|run| run.kernel.run(&run.inputs)).collect();
+        let outcomes: Vec<Outcome<'_>> = answers
+            .iter()
+            .map(|a| Outcome {
+                answered: a.kept.len() as u32,
+                answers: &a.outputs,
+                kept: (a.report.dropped > 0).then(|| bytemuck::cast_slice::<u32, u8>(&a.kept)),
+                processed: a.kept.len() as u64,
+                dropped: a.report.dropped,
+                dispatches: 1,
+                failed: a.report.failed,
+                first_failure: a.report.first_failure.clone(),
+                ..Default::default()
+            })
+            .collect();
+        let delivered = deliver(&outcomes);
+        // Host handlers run on the caller's thread in the browser: let the page breathe.
+        platform::yield_to_event_loop().await;
+        Ok(delivered)
     }
 }

@@ -5,28 +5,41 @@
 //!   lifecycle, queues and telemetry, for machines and browsers without a GPU adapter.
 //!
 //! The runtime sees them through [`Device`] (one per runtime) and [`KernelExec`] (one per
-//! launched kernel); only the pump tells them apart when it runs a tick.
+//! launched kernel). The tick sees them through [`Execute`]: the one step of a tick that differs
+//! between backends. Everything around it (what each kernel takes, where its answers go, how
+//! they are counted) is the tick's, written once.
 
-pub mod cpu;
-pub mod gpu;
+pub(crate) mod cpu;
+pub(crate) mod gpu;
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use event_listener::Event;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::kernel::KernelDefinition;
+use crate::platform;
 use cpu::{CpuContext, CpuKernel};
-use gpu::{BufferStats, GpuBuffer, GpuContext, GpuKernel};
+pub(crate) use gpu::BufferStats;
+use gpu::{GpuBuffer, GpuContext, GpuKernel};
 
-/// Which adapters the runtime may pick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which adapters the runtime may pick. In JavaScript (and in serialized options) these are
+/// the lowercase names `"auto"`, `"vulkan"`, `"gl"`, `"metal"`, `"dx12"`, `"webgpu"` and `"cpu"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
     /// Any GPU adapter (WebGPU in the browser; Vulkan, Metal, DX12, then GL natively).
     #[default]
     Auto,
+    /// Vulkan (on machines without a GPU, Mesa's lavapipe).
     Vulkan,
+    /// OpenGL ES / WebGL-class GL.
+    #[serde(alias = "gles")]
     Gl,
+    /// Apple's Metal.
     Metal,
+    /// Direct3D 12.
     Dx12,
     /// The browser's WebGPU.
     WebGpu,
@@ -36,6 +49,7 @@ pub enum BackendChoice {
 }
 
 impl BackendChoice {
+    /// The choice named `name` (see the type's docs), or `None`.
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "auto" => BackendChoice::Auto,
@@ -66,9 +80,11 @@ impl BackendChoice {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdapterSummary {
+    /// `vulkan`, `gl`, `metal`, `dx12`, `browserwebgpu` or `cpu`.
     pub backend: String,
     pub name: String,
     pub driver: String,
+    /// wgpu's device type: `DiscreteGpu`, `IntegratedGpu`, `Cpu`, ...
     pub device_type: String,
 }
 
@@ -102,13 +118,50 @@ impl Device {
             Device::Cpu(_) => None,
         }
     }
+
+    /// Why the device is unusable, if it is (lost, or an error escaped every scope).
+    pub fn fault(&self) -> Option<Error> {
+        self.gpu().and_then(|gpu| gpu.check_fault().err())
+    }
+
+    /// Compiles `definition` for this device: its rings and pipeline on a GPU (natively on a
+    /// helper thread, so compiling never stalls the caller's executor), its host handler on the
+    /// CPU. `queue_size` sets the ring's slot count.
+    pub async fn create_kernel(
+        self: &Arc<Self>,
+        definition: Arc<KernelDefinition>,
+        queue_size: usize,
+    ) -> Result<KernelExec> {
+        match &**self {
+            Device::Cpu(_) => CpuKernel::create(&definition).map(|cpu| KernelExec::Cpu(Arc::new(cpu))),
+            Device::Gpu(_) => {
+                let id = definition.id.clone();
+                // A power of two, so free-running indices map onto slots across wrap-around.
+                let slots = (queue_size as u32).next_power_of_two();
+                let device = self.clone();
+                platform::run_detached(move || async move {
+                    let gpu = device.gpu().expect("matched above");
+                    GpuKernel::create(gpu, &definition, slots).await.map(|gpu| KernelExec::Gpu(Box::new(gpu)))
+                })
+                .await
+                .unwrap_or_else(|| {
+                    Err(Error::KernelCompile {
+                        id,
+                        message: "the pipeline compiler panicked".into(),
+                        line: None,
+                        column: None,
+                    })
+                })
+            }
+        }
+    }
 }
 
 /// A launched kernel's execution resources, created at launch and dropped at terminate.
 pub(crate) enum KernelExec {
     /// Boxed: a GPU kernel's handles are many times the size of the CPU variant.
     Gpu(Box<GpuKernel>),
-    /// Shared so the pump can run the host handler without holding the kernel table's lock.
+    /// Shared so the tick can run the host handler without holding the kernel table's lock.
     Cpu(Arc<CpuKernel>),
 }
 
@@ -129,6 +182,12 @@ impl KernelExec {
             KernelExec::Cpu(_) => 0,
         }
     }
+
+    /// Whether the GPU handler may drop messages (then its answers cannot be forwarded slot for
+    /// slot on the device).
+    pub fn drops_on_gpu(&self) -> bool {
+        matches!(self, KernelExec::Gpu(gpu) if gpu.kept.is_some())
+    }
 }
 
 /// A kernel's `state` array wherever its backend keeps it.
@@ -136,4 +195,81 @@ impl KernelExec {
 pub(crate) enum StateStore {
     Gpu(Arc<GpuBuffer>),
     Cpu(Arc<Mutex<Vec<u32>>>),
+}
+
+/// How a connected kernel's answers reach the next kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Routing {
+    /// Copied ring to ring on the device, inside the tick: the next stage runs on them in the
+    /// same tick.
+    OnDevice,
+    /// Through the host: pushed into the next kernel's input queue once the tick delivers.
+    ViaHost,
+}
+
+/// One kernel's share of a tick, as the tick planned it for the backend.
+pub(crate) struct Dispatch<'a> {
+    pub exec: &'a KernelExec,
+    /// The messages handed over this tick, packed back to back.
+    pub input: &'a [u8],
+    /// Ring index where `input` goes (behind the unanswered messages).
+    pub input_at: u32,
+    /// Ring index of the first message of the dispatch (the oldest unanswered one).
+    pub head: u32,
+    /// Messages the dispatch runs on: unanswered, handed over this tick, and forwarded in.
+    pub pending: u32,
+    /// For [`Routing::OnDevice`]: the dispatch (an index into the tick's dispatches) that
+    /// this one's answers are copied into, and the ring index they land at.
+    pub forward: Option<(usize, u32)>,
+    /// The stage of the pipeline: 0, or one after the dispatch that feeds it.
+    pub level: usize,
+}
+
+/// What one kernel's dispatch produced, as the tick delivers it.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome<'a> {
+    /// How many of the dispatch's messages were answered (all, or none if it did not run).
+    pub answered: u32,
+    /// The answers, packed (empty when they were forwarded on the device).
+    pub answers: &'a [u8],
+    /// One little-endian u32 per answer for handlers that may drop (0 = dropped).
+    pub kept: Option<&'a [u8]>,
+    /// What the handler added to its counters.
+    pub processed: u64,
+    pub dropped: u64,
+    pub dispatches: u64,
+    /// Host handlers that failed (threw or panicked), and why the first did.
+    pub failed: u64,
+    pub first_failure: Option<String>,
+    /// The state array after the dispatch, for handlers whose device can be lost.
+    pub checkpoint: Option<&'a [u8]>,
+    pub bytes_to_device: u64,
+    pub bytes_from_device: u64,
+}
+
+/// The backend-specific step of a tick: run the planned dispatches, report their outcomes.
+pub(crate) trait Execute {
+    /// Work handed to the device, to be completed without the table lock.
+    type Submitted;
+
+    /// How connected kernels pass answers to each other on this backend.
+    const ROUTING: Routing;
+
+    /// Most messages one dispatch of `exec` may hold in flight, or `None` when `exec` belongs
+    /// to another backend.
+    fn capacity(exec: &KernelExec) -> Option<u32>;
+
+    /// Why the device cannot run anything now, if it cannot.
+    fn check(&self) -> Result<()>;
+
+    /// Under the table lock: hands the dispatches' input to the device and starts the work.
+    fn submit(&self, dispatches: &[Dispatch<'_>]) -> Result<Self::Submitted>;
+
+    /// Without the table lock: waits for the work, then hands each dispatch's outcome, in the
+    /// order submitted, to `deliver`.
+    fn complete<R>(
+        &self,
+        submitted: Self::Submitted,
+        deliver: impl FnOnce(&[Outcome<'_>]) -> R,
+    ) -> impl Future<Output = Result<R>>;
 }

@@ -2,17 +2,19 @@
 //! WGSL module. The handler goes last, so a compiler position maps back to the user's source
 //! by subtracting a line offset ([`GeneratedShader::user_line`]).
 //!
-//! - [`handler`]: finds `fn handle` and checks its signature before any compiler runs;
-//! - `naga_check` (native): compiles the module with naga and maps its errors to user positions.
+//! - `handler`: finds `fn handle` and checks its signature before any compiler runs;
+//! - [`check`] (native): compiles the module with naga and maps its errors to user positions.
 
-pub mod handler;
+pub(crate) mod handler;
 #[cfg(not(target_arch = "wasm32"))]
-pub mod naga_check;
+mod naga_check;
 
 use crate::error::Error;
-use crate::kernel::{KernelDefinition, MAX_STATE_LEN};
+use crate::kernel::KernelDefinition;
 use crate::message::MessageLayout;
 pub use handler::HandlerForm;
+#[cfg(not(target_arch = "wasm32"))]
+pub use naga_check::check;
 
 const RING: &str = include_str!("../../shaders/harness/ring.wgsl");
 const ANSWER: &str = include_str!("../../shaders/harness/answer.wgsl");
@@ -63,14 +65,7 @@ impl GeneratedShader {
 pub fn generate(definition: &KernelDefinition) -> Result<GeneratedShader, Error> {
     let invalid =
         |message: String| Error::KernelCompile { id: definition.id.clone(), message, line: None, column: None };
-    if !(1..=256).contains(&definition.workgroup_size) {
-        return Err(invalid(format!("workgroupSize must be 1 to 256, got {}", definition.workgroup_size)));
-    }
-    if let Some(state) = definition.state {
-        if !(1..=MAX_STATE_LEN).contains(&state.len) {
-            return Err(invalid(format!("state length must be 1 to {MAX_STATE_LEN}, got {}", state.len)));
-        }
-    }
+    definition.check_shape().map_err(invalid)?;
     let form = handler::inspect(definition)?;
 
     let mut source = String::new();

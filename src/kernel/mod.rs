@@ -104,6 +104,8 @@ pub struct KernelDefinition {
 }
 
 impl KernelDefinition {
+    /// A kernel `id` taking `input` messages and answering `output` ones with the WGSL `handle`
+    /// in `wgsl` (empty for a kernel with only a host handler).
     pub fn new(id: &str, input: MessageLayout, output: MessageLayout, wgsl: &str) -> Self {
         KernelDefinition {
             id: id.to_owned(),
@@ -133,9 +135,23 @@ impl KernelDefinition {
         self
     }
 
+    /// Sets the invocations per workgroup (1 to 256; default [`DEFAULT_WORKGROUP_SIZE`]).
     pub fn with_workgroup_size(mut self, size: u32) -> Self {
         self.workgroup_size = size;
         self
+    }
+
+    /// Checks the numbers a definition is made of: the workgroup size and the state length.
+    /// Code generation refuses a definition that fails; front ends may ask earlier, to report
+    /// the mistake where it was written.
+    pub fn check_shape(&self) -> Result<(), String> {
+        if !(1..=256).contains(&self.workgroup_size) {
+            return Err(format!("workgroupSize must be 1 to 256, got {}", self.workgroup_size));
+        }
+        if let Some(state) = self.state.filter(|state| !(1..=MAX_STATE_LEN).contains(&state.len)) {
+            return Err(format!("state length must be 1 to {MAX_STATE_LEN}, got {}", state.len));
+        }
+        Ok(())
     }
 }
 

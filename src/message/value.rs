@@ -56,11 +56,20 @@ impl MessageLayout {
     where
         I: IntoIterator<Item = (&'a str, &'a Value)>,
     {
-        assert_eq!(out.len(), self.size(), "encode target must be one message long");
         let mut packed = vec![0u8; self.size()];
-        self.encode_fields(values, 0, "", &mut packed)?;
+        self.encode_in_place(values, &mut packed)?;
         out.copy_from_slice(&packed);
         Ok(())
+    }
+
+    /// [`encode`](Self::encode) straight into `out`, which must be zeroed: on an error it holds
+    /// part of the message, for the caller to throw away (a queue slot it takes back).
+    pub(crate) fn encode_in_place<'a, I>(&self, values: I, out: &mut [u8]) -> Result<(), FieldError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a Value)>,
+    {
+        assert_eq!(out.len(), self.size(), "encode target must be one message long");
+        self.encode_fields(values, 0, "", out)
     }
 
     fn encode_fields<'a, I>(&self, values: I, base: u32, path: &str, out: &mut [u8]) -> Result<(), FieldError>
@@ -213,6 +222,17 @@ fn describe(ty: &FieldType) -> String {
 }
 
 impl Value {
+    /// What kind of value this is, for error messages: `number`, `array`, `object`, or the host
+    /// type an unsupported value was.
+    pub fn kind_name(&self) -> &str {
+        match self {
+            Value::Number(_) => "number",
+            Value::List(_) | Value::Array(_) => "array",
+            Value::Struct(_) => "object",
+            Value::Unsupported(name) => name,
+        }
+    }
+
     /// The number of a scalar field.
     pub fn as_number(&self) -> Option<f64> {
         match self {

@@ -3,20 +3,24 @@
 
 use std::collections::BTreeMap;
 
-use super::{kernel_mut, Kernel, Runtime};
+use super::Runtime;
 use crate::error::{Error, Result};
+use crate::kernel::StateSpec;
 use crate::lifecycle::{KernelMode, KernelState};
 use crate::message::MessageLayout;
 use crate::platform;
+use crate::table::Kernel;
 use crate::telemetry::{DeviceHealth, KernelTelemetry, RuntimeSummary};
 
 impl Runtime {
+    /// Where the kernel is in its lifecycle.
     pub fn state(&self, id: &str) -> Result<KernelState> {
-        Ok(kernel_mut(&mut self.shared.lock(), id)?.state)
+        Ok(self.shared.lock().kernel(id)?.life.state())
     }
 
+    /// What wakes the kernel.
     pub fn mode(&self, id: &str) -> Result<KernelMode> {
-        Ok(kernel_mut(&mut self.shared.lock(), id)?.mode)
+        Ok(self.shared.lock().kernel(id)?.mode)
     }
 
     /// Ids of every kernel in the table (launched and not removed), sorted.
@@ -33,7 +37,7 @@ impl Runtime {
             .lock()
             .kernels
             .iter()
-            .filter(|(_, k)| k.state == KernelState::Active)
+            .filter(|(_, k)| k.life.state() == KernelState::Active)
             .map(|(id, _)| id.clone())
             .collect();
         ids.sort();
@@ -43,8 +47,8 @@ impl Runtime {
     /// The kernel's counters, or `None` when the runtime was created with telemetry disabled.
     pub fn telemetry(&self, id: &str) -> Result<Option<KernelTelemetry>> {
         let mut table = self.shared.lock();
-        let kernel = kernel_mut(&mut table, id)?;
-        Ok(self.shared.options.enable_telemetry.then(|| snapshot(id, kernel, platform::now_ms())))
+        let kernel = table.kernel(id)?;
+        Ok(self.shared.settings.enable_telemetry.then(|| snapshot(id, kernel, platform::now_ms())))
     }
 
     /// Backend, adapter, every kernel with its state and counters, and runtime totals.
@@ -54,18 +58,18 @@ impl Runtime {
         let per_kernel: BTreeMap<String, KernelTelemetry> =
             table.kernels.iter().map(|(id, k)| (id.clone(), snapshot(id, k, now))).collect();
         let device = DeviceHealth {
-            lost: table.lost.as_ref().map(|lost| match lost {
+            lost: table.device.lost.as_ref().map(|lost| match lost {
                 Error::DeviceLost { reason } => reason.clone(),
                 other => other.to_string(),
             }),
-            losses: table.generation,
-            recoveries: table.recoveries,
-            auto_recover: self.shared.options.auto_recover,
-            recovery_error: table.recovery_error.clone(),
+            losses: table.device.generation,
+            recoveries: table.device.recoveries,
+            auto_recover: self.shared.settings.auto_recover,
+            recovery_error: table.device.recovery_error.clone(),
         };
         RuntimeSummary::new(
             self.adapter(),
-            self.shared.options.enable_telemetry,
+            self.shared.settings.enable_telemetry,
             now - self.shared.created_at_ms,
             table.ticks,
             (self.shared.buffers.count(), self.shared.buffers.bytes()),
@@ -79,32 +83,35 @@ impl Runtime {
         crate::metrics::render(&self.summary())
     }
 
+    /// The layout of the kernel's messages.
     pub fn input_layout(&self, id: &str) -> Result<MessageLayout> {
-        Ok(kernel_mut(&mut self.shared.lock(), id)?.def.input.clone())
+        Ok(self.shared.lock().kernel(id)?.def.input.clone())
     }
 
+    /// The layout of the kernel's answers.
     pub fn output_layout(&self, id: &str) -> Result<MessageLayout> {
-        Ok(kernel_mut(&mut self.shared.lock(), id)?.def.output.clone())
+        Ok(self.shared.lock().kernel(id)?.def.output.clone())
     }
 
     /// The kernel's state array, if its definition declares one.
-    pub fn state_spec(&self, id: &str) -> Result<Option<crate::kernel::StateSpec>> {
-        Ok(kernel_mut(&mut self.shared.lock(), id)?.def.state)
+    pub fn state_spec(&self, id: &str) -> Result<Option<StateSpec>> {
+        Ok(self.shared.lock().kernel(id)?.def.state)
     }
 
+    /// The bound of the kernel's input and output queues, in messages.
     pub fn queue_size(&self, id: &str) -> Result<usize> {
-        Ok(kernel_mut(&mut self.shared.lock(), id)?.inbox.capacity())
+        Ok(self.shared.lock().kernel(id)?.mailbox.inbox.capacity())
     }
 }
 
 fn snapshot(id: &str, kernel: &Kernel, now_ms: f64) -> KernelTelemetry {
     let c = &kernel.counters;
-    let uptime_ms = kernel.stopped_at_ms.unwrap_or(now_ms) - kernel.launched_at_ms;
+    let uptime_ms = c.stopped_at_ms.unwrap_or(now_ms) - c.launched_at_ms;
     KernelTelemetry {
         kernel_id: id.to_owned(),
-        state: kernel.state,
+        state: kernel.life.state(),
         mode: kernel.mode,
-        queue_size: kernel.inbox.capacity(),
+        queue_size: kernel.mailbox.inbox.capacity(),
         messages_sent: c.messages_sent,
         messages_received: c.messages_received,
         messages_processed: c.messages_processed,
@@ -112,21 +119,21 @@ fn snapshot(id: &str, kernel: &Kernel, now_ms: f64) -> KernelTelemetry {
         errors: c.errors,
         error_rate: if c.messages_processed == 0 { 0.0 } else { c.errors as f64 / c.messages_processed as f64 },
         dispatches: c.dispatches,
-        input_queue_depth: kernel.inbox.len(),
-        in_flight: kernel.in_flight() as usize,
-        output_queue_depth: kernel.outbox.len(),
+        input_queue_depth: kernel.mailbox.inbox.len(),
+        in_flight: kernel.cursor.in_flight() as usize,
+        output_queue_depth: kernel.mailbox.outbox.len(),
         bytes_to_device: c.bytes_to_device,
         bytes_from_device: c.bytes_from_device,
-        gpu_memory_bytes: kernel.exec.as_ref().map_or(0, |exec| exec.device_bytes()),
+        gpu_memory_bytes: kernel.resources.exec.as_ref().map_or(0, |exec| exec.device_bytes()),
         uptime_ms,
         throughput: if uptime_ms > 0.0 { c.messages_processed as f64 * 1000.0 / uptime_ms } else { 0.0 },
-        start_time: kernel.launched_unix_ms,
+        start_time: c.launched_unix_ms,
         last_message_time: c.last_message_time,
         latency: c.latency.as_ref().map(|l| l.summary()).unwrap_or_default(),
         unprocessed_at_termination: c.unprocessed_at_termination,
         answers_abandoned: c.answers_abandoned,
         messages_forwarded: c.messages_forwarded,
-        connected_to: kernel.downstream.clone(),
+        connected_to: kernel.route.downstream.clone(),
         last_error: c.last_error.clone(),
     }
 }

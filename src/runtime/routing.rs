@@ -6,11 +6,11 @@
 //! The answers of a connected kernel are not receivable (they are counted as forwarded); receive
 //! from the last stage. Terminating a kernel takes it out of its pipeline first.
 
-use super::{kernel_mut, Runtime, Table};
-use crate::backend::KernelExec;
+use super::Runtime;
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, KernelState};
 use crate::message::MessageLayout;
+use crate::table::Table;
 
 impl Runtime {
     /// Routes `from`'s answers into `to`'s input from the next tick on. `to`'s input layout must
@@ -24,16 +24,16 @@ impl Runtime {
             return invalid("a kernel cannot feed itself".into());
         }
         for id in [from, to] {
-            let kernel = kernel_mut(&mut table, id)?;
-            if !matches!(kernel.state, KernelState::Launched | KernelState::Active | KernelState::Deactivated) {
-                return Err(Error::KernelState { id: id.to_owned(), state: kernel.state, action: Action::Connect });
+            let state = table.kernel(id)?.life.state();
+            if !matches!(state, KernelState::Launched | KernelState::Active | KernelState::Deactivated) {
+                return Err(Error::KernelState { id: id.to_owned(), state, action: Action::Connect });
             }
         }
         let (source, target) = (&table.kernels[from], &table.kernels[to]);
-        if let Some(existing) = &source.downstream {
+        if let Some(existing) = &source.route.downstream {
             return invalid(format!("'{from}' already feeds '{existing}'; disconnect it first"));
         }
-        if let Some(existing) = &target.upstream {
+        if let Some(existing) = &target.route.upstream {
             return invalid(format!("'{to}' is already fed by '{existing}'; disconnect that first"));
         }
         if !same_bytes(&source.def.output, &target.def.input) {
@@ -43,28 +43,26 @@ impl Runtime {
                 target.def.input.name()
             ));
         }
-        if source.ledger.has_waiting_calls() {
+        if source.mailbox.ledger.has_waiting_calls() {
             return invalid(format!("'{from}' has calls waiting for their answers; connect once they are answered"));
         }
-        if let Some(KernelExec::Gpu(ring)) = &source.exec {
-            if ring.kept.is_some() {
-                return invalid(format!(
-                    "'{from}' may drop messages (fn handle(..) -> bool), so its answers cannot be forwarded slot for \
-                     slot on the GPU"
-                ));
-            }
+        if source.resources.exec.as_ref().is_some_and(|exec| exec.drops_on_gpu()) {
+            return invalid(format!(
+                "'{from}' may drop messages (fn handle(..) -> bool), so its answers cannot be forwarded slot for slot \
+                 on the GPU"
+            ));
         }
         let mut next = Some(to.to_owned());
         while let Some(id) = next {
             if id == from {
                 return invalid("the route would close a cycle".into());
             }
-            next = table.kernels.get(&id).and_then(|k| k.downstream.clone());
+            next = table.kernels.get(&id).and_then(|k| k.route.downstream.clone());
         }
-        kernel_mut(&mut table, from)?.downstream = Some(to.to_owned());
-        kernel_mut(&mut table, to)?.upstream = Some(from.to_owned());
+        table.kernel(from)?.route.downstream = Some(to.to_owned());
+        table.kernel(to)?.route.upstream = Some(from.to_owned());
         drop(table);
-        self.shared.wake_pump.notify(usize::MAX);
+        self.shared.wake();
         Ok(())
     }
 
@@ -72,32 +70,31 @@ impl Runtime {
     /// already forwarded stay with the kernel they went to.
     pub async fn disconnect(&self, from: &str) -> Result<()> {
         let mut table = self.open_table()?;
-        let kernel = kernel_mut(&mut table, from)?;
-        if kernel.downstream.is_none() {
+        let kernel = table.kernel(from)?;
+        let Some(to) = kernel.route.downstream.take() else {
             return Err(Error::InvalidArgument(format!("disconnect('{from}'): it is not connected")));
-        }
-        let to = kernel.downstream.take();
-        if let Some(target) = to.and_then(|to| table.kernels.get_mut(&to)) {
-            target.upstream = None;
+        };
+        if let Some(target) = table.kernels.get_mut(&to) {
+            target.route.upstream = None;
         }
         Ok(())
     }
 
     /// The kernel `id`'s answers go to, if it is connected.
     pub fn connected_to(&self, id: &str) -> Result<Option<String>> {
-        Ok(kernel_mut(&mut self.shared.lock(), id)?.downstream.clone())
+        Ok(self.shared.lock().kernel(id)?.route.downstream.clone())
     }
 }
 
 /// Takes `id` out of its pipeline, both ways.
 pub(super) fn detach(table: &mut Table, id: &str) {
     let Some(kernel) = table.kernels.get_mut(id) else { return };
-    let (up, down) = (kernel.upstream.take(), kernel.downstream.take());
+    let (up, down) = (kernel.route.upstream.take(), kernel.route.downstream.take());
     if let Some(source) = up.and_then(|up| table.kernels.get_mut(&up)) {
-        source.downstream = None;
+        source.route.downstream = None;
     }
     if let Some(target) = down.and_then(|down| table.kernels.get_mut(&down)) {
-        target.upstream = None;
+        target.route.upstream = None;
     }
 }
 

@@ -6,9 +6,9 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::errors::type_error;
 use super::host_handler::JsHostHandler;
 use super::messages::type_name;
-use super::type_error;
 use crate::kernel::{self, KernelDefinition, StateElement, DEFAULT_WORKGROUP_SIZE};
 use crate::message::{registry, FieldType, MessageLayout, MAX_NESTING};
 
@@ -117,7 +117,7 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
     let workgroup_size = get("workgroupSize")?;
     def.workgroup_size = match workgroup_size.as_f64() {
         None if workgroup_size.is_undefined() => DEFAULT_WORKGROUP_SIZE,
-        Some(n) if (1.0..=256.0).contains(&n) && n.fract() == 0.0 => n as u32,
+        Some(n) if is_u32(n) => n as u32,
         _ => return Err(type_error(format!("kernel '{id}': workgroupSize must be an integer from 1 to 256"))),
     };
     let state = get("state")?;
@@ -129,25 +129,32 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
                 kernel::MAX_STATE_LEN
             ))
         };
-        let length = Reflect::get(&state, &"length".into())?.as_f64().ok_or_else(bad)?;
-        if !(1.0..=kernel::MAX_STATE_LEN as f64).contains(&length) || length.fract() != 0.0 {
+        if !state.is_object() {
             return Err(bad());
         }
+        let length = Reflect::get(&state, &"length".into())?.as_f64().filter(|&n| is_u32(n)).ok_or_else(bad)?;
         let element = match Reflect::get(&state, &"type".into())?.as_string() {
             None => StateElement::AtomicU32,
             Some(text) => StateElement::parse(&text).ok_or_else(bad)?,
         };
         def = def.with_state(element, length as u32);
     }
+    // The core's rules, reported here, where the definition was written.
+    def.check_shape().map_err(|e| type_error(format!("kernel '{id}': {e}")))?;
     if !handler.is_undefined() {
         let function = handler.dyn_into::<js_sys::Function>().map_err(|other| {
             type_error(format!("kernel '{id}': handler must be a function, got {}", type_name(&other)))
         })?;
         let scalar = def.state.map(|spec| spec.element.scalar());
-        let host = JsHostHandler::new(function, &id, def.input.clone(), def.output.clone(), scalar);
+        let host = JsHostHandler::new(function, def.input.clone(), def.output.clone(), scalar);
         def = def.with_host_handler(host);
     }
     Ok(def)
+}
+
+/// Whether a JS number is a whole number a `u32` holds.
+fn is_u32(n: f64) -> bool {
+    n.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&n)
 }
 
 /// Registers a kernel globally so `runtime.launch(id)` finds it (the seeds' `@ring_kernel`).

@@ -10,14 +10,12 @@
 use js_sys::{Function, Reflect};
 use wasm_bindgen::prelude::*;
 
-use super::messages::{borrow_fields, js_message, js_state, message_fields};
+use super::messages::{js_message, js_message_value, js_state};
 use crate::kernel::host::{HostHandler, HostOutcome, HostRun, RunReport};
-use crate::message::{MessageLayout, Scalar};
+use crate::message::{MessageLayout, Scalar, Value};
 
 pub(super) struct JsHostHandler {
     function: Function,
-    /// Names the kernel in the errors of malformed answers.
-    kernel_id: String,
     input: MessageLayout,
     output: MessageLayout,
     /// The state's element scalar, when the kernel has state.
@@ -33,14 +31,8 @@ unsafe impl Send for JsHostHandler {}
 unsafe impl Sync for JsHostHandler {}
 
 impl JsHostHandler {
-    pub fn new(
-        function: Function,
-        kernel_id: &str,
-        input: MessageLayout,
-        output: MessageLayout,
-        state: Option<Scalar>,
-    ) -> Self {
-        JsHostHandler { function, kernel_id: kernel_id.to_owned(), input, output, state }
+    pub fn new(function: Function, input: MessageLayout, output: MessageLayout, state: Option<Scalar>) -> Self {
+        JsHostHandler { function, input, output, state }
     }
 
     /// The state words as the typed array the handler sees (a copy; written back after the run).
@@ -72,11 +64,17 @@ impl JsHostHandler {
                 "the handler returned a Promise: host handlers run synchronously; return the answer object".into()
             );
         }
-        let fields =
-            message_fields(&self.kernel_id, &answer).map_err(|e| format!("the handler's answer is malformed: {e}"))?;
-        let fields = borrow_fields(&fields);
+        let fields = match js_message_value(&answer) {
+            Value::Struct(fields) => fields,
+            other => {
+                return Err(format!(
+                    "the handler's answer is malformed: it must be an object, got {}",
+                    other.kind_name()
+                ))
+            }
+        };
         self.output
-            .encode(fields.iter().map(|(name, value)| (*name, value)), output)
+            .encode(fields.iter().map(|(name, value)| (name.as_str(), value)), output)
             .map_err(|e| format!("the handler's answer is malformed: {e}"))?;
         Ok(true)
     }

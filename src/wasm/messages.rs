@@ -9,71 +9,68 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::error::Error;
 use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
 
-/// Reads one JS message object into named values. Only a message that is not an object is
-/// refused here; a field of the wrong kind (a string, `null`, an array nested deeper than any
-/// message type) becomes [`Value::Unsupported`], so the layout refuses it by its field path
-/// along with every other mistake (and the runtime counts it like them).
-pub(super) fn message_fields(id: &str, message: &JsValue) -> Result<Vec<(String, Value)>, Error> {
+/// Reads one JS message into a [`Value`]: a plain object becomes a [`Value::Struct`] of its
+/// fields, anything else a [`Value::Unsupported`] naming its type, which the runtime refuses
+/// (and counts) like every other malformed message. A field of the wrong kind (a string,
+/// `null`, an array nested deeper than any message type) is kept as `Unsupported` too, so the
+/// layout refuses it by its field path.
+pub(super) fn js_message_value(message: &JsValue) -> Value {
     if !is_plain_object(message) {
-        return Err(malformed(id, "(message)", format!("must be an object, got {}", type_name(message))));
+        return Value::Unsupported(type_name(message));
     }
-    js_fields(id, message, "", 1)
+    Value::Struct(js_fields(message, "", 1))
 }
 
-/// An object's fields as named values; `path` names the object in errors, `depth` counts the
-/// objects and arrays it sits in.
-fn js_fields(id: &str, object: &JsValue, path: &str, depth: u32) -> Result<Vec<(String, Value)>, Error> {
-    let mut fields = Vec::new();
-    for entry in Object::entries(object.unchecked_ref()).iter() {
-        let entry: Array = entry.unchecked_into();
-        let name = entry.get(0).as_string().unwrap_or_default();
-        let child = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
-        fields.push((name, js_value(id, &entry.get(1), &child, depth)?));
-    }
-    Ok(fields)
-}
-
-fn malformed(id: &str, field: &str, problem: String) -> Error {
-    Error::MessageFormat { id: id.to_owned(), field: field.to_owned(), problem }
+/// An object's fields as named values; `path` names the object, `depth` counts the objects and
+/// arrays it sits in.
+fn js_fields(object: &JsValue, path: &str, depth: u32) -> Vec<(String, Value)> {
+    Object::entries(object.unchecked_ref())
+        .iter()
+        .map(|entry| {
+            let entry: Array = entry.unchecked_into();
+            let name = entry.get(0).as_string().unwrap_or_default();
+            let child = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+            let value = js_value(&entry.get(1), &child, depth);
+            (name, value)
+        })
+        .collect()
 }
 
 fn is_plain_object(value: &JsValue) -> bool {
     value.is_object() && !Array::is_array(value) && !is_typed_array(value)
 }
 
-fn js_value(id: &str, value: &JsValue, path: &str, depth: u32) -> Result<Value, Error> {
+fn js_value(value: &JsValue, path: &str, depth: u32) -> Value {
     if let Some(n) = value.as_f64() {
-        return Ok(Value::Number(n));
+        return Value::Number(n);
     }
     if is_typed_array(value) {
         if has_64_bit_elements(value) {
-            return Ok(Value::Unsupported(type_name(value)));
+            return Value::Unsupported(type_name(value));
         }
-        let numbers = Array::from(value).iter().map(|n| n.as_f64().unwrap_or(f64::NAN)).collect();
-        return Ok(Value::List(numbers));
+        return Value::List(Array::from(value).iter().map(|n| n.as_f64().unwrap_or(f64::NAN)).collect());
     }
     // No message type nests deeper than MAX_NESTING, so a deeper value is malformed; stopping
     // here keeps a deliberately deep one from overflowing the stack.
     if depth >= MAX_NESTING && (Array::is_array(value) || is_plain_object(value)) {
-        return Ok(Value::Unsupported(format!("{}s nested more than {MAX_NESTING} deep", type_name(value))));
+        return Value::Unsupported(format!("{}s nested more than {MAX_NESTING} deep", type_name(value)));
     }
     if Array::is_array(value) {
         let items = Array::from(value);
         if items.iter().all(|item| item.as_f64().is_some()) {
-            return Ok(Value::List(items.iter().map(|n| n.as_f64().expect("checked")).collect()));
+            return Value::List(items.iter().map(|n| n.as_f64().expect("checked")).collect());
         }
-        let values: Result<Vec<Value>, Error> =
-            items.iter().enumerate().map(|(i, item)| js_value(id, &item, &format!("{path}[{i}]"), depth + 1)).collect();
-        return values.map(Value::Array);
+        return Value::Array(
+            items.iter().enumerate().map(|(i, item)| js_value(&item, &format!("{path}[{i}]"), depth + 1)).collect(),
+        );
     }
     if is_plain_object(value) {
-        return js_fields(id, value, path, depth + 1).map(Value::Struct);
+        return Value::Struct(js_fields(value, path, depth + 1));
     }
     // Refused by the layout, by its path, like any other mistake in a field.
-    Ok(Value::Unsupported(type_name(value)))
+    Value::Unsupported(type_name(value))
 }
 
 /// An answer as a JS object, shaped by its layout.
@@ -146,10 +143,6 @@ pub(super) fn type_name(value: &JsValue) -> String {
     } else {
         value.js_typeof().as_string().unwrap_or_else(|| "unknown".into())
     }
-}
-
-pub(super) fn borrow_fields(fields: &[(String, Value)]) -> Vec<(&str, Value)> {
-    fields.iter().map(|(n, v)| (n.as_str(), v.clone())).collect()
 }
 
 /// A state array as the typed array of its element type.

@@ -9,6 +9,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
+use ringkernel_web::{Error, ErrorKind};
+
+/// The JavaScript name of an error's kind: the tables and the model were written in the API
+/// contract's names, which the browser tests check on real `Error`s.
+pub fn js_name(error: &Error) -> &'static str {
+    match error.kind() {
+        ErrorKind::KernelNotFound => "KernelNotFoundError",
+        ErrorKind::KernelState => "KernelStateError",
+        ErrorKind::QueueFull => "QueueFullError",
+        ErrorKind::Timeout => "TimeoutError",
+        ErrorKind::MessageFormat => "MessageFormatError",
+        ErrorKind::KernelCompile => "KernelCompileError",
+        ErrorKind::MessageDropped => "MessageDroppedError",
+        ErrorKind::BackendUnavailable => "BackendUnavailableError",
+        ErrorKind::DeviceLost => "DeviceLostError",
+        ErrorKind::InvalidArgument => "TypeError",
+    }
+}
+
 /// What the bad-input tables compare before and after each refused operation: kernel ids,
 /// active ids, pump ticks, each kernel's record, and its `errors` apart (a refusal may count
 /// there). Natively the parts are Rust values; in the browser, JSON text and numbers.

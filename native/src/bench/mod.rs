@@ -285,7 +285,7 @@ impl Bench<'_> {
     async fn cpu_backend(&self) -> anyhow::Result<CpuBackend> {
         let runtime = match runtime_doubler::open(BackendChoice::Cpu, self.plan.queue_size).await {
             Ok(runtime) => runtime,
-            Err(e) => return Ok(CpuBackend { reason: Some(format!("{e} ({})", e.name())), ..Default::default() }),
+            Err(e) => return Ok(CpuBackend { reason: Some(format!("{e} ({:?})", e.kind())), ..Default::default() }),
         };
         let send_receive = self
             .latency(

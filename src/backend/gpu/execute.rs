@@ -1,0 +1,185 @@
+//! The tick's GPU step. Per kernel: one `writeBuffer` (the ring header and the tick's messages
+//! together) and one bounded dispatch; one compute pass per pipeline stage, with connected
+//! kernels' answers copied ring to ring between passes; every kernel's counters, answers and
+//! state copied into one readback buffer; one submit and one `mapAsync` for all of them.
+
+use std::sync::Arc;
+
+use super::kernel::{GpuKernel, Tally};
+use super::readback::{read_back_with, ReadbackLayout};
+use super::ring::{ring_copy_pieces, ring_segments, RingCounters, RingHeader};
+use super::GpuContext;
+use crate::backend::{Dispatch, Execute, KernelExec, Outcome, Routing};
+use crate::error::Result;
+
+/// A tick on the GPU: its readback buffer and layout, and per dispatch what delivery needs.
+pub(crate) struct Submitted {
+    readback: wgpu::Buffer,
+    layout: ReadbackLayout,
+    dispatches: Vec<Submission>,
+}
+
+struct Submission {
+    pending: u32,
+    tally: Arc<Tally>,
+    written: u64,
+}
+
+impl Execute for GpuContext {
+    type Submitted = Submitted;
+    const ROUTING: Routing = Routing::OnDevice;
+
+    fn capacity(exec: &KernelExec) -> Option<u32> {
+        match exec {
+            KernelExec::Gpu(ring) => Some(ring.slots),
+            KernelExec::Cpu(_) => None,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        self.check_fault()
+    }
+
+    fn submit(&self, dispatches: &[Dispatch<'_>]) -> Result<Submitted> {
+        let rings: Vec<&GpuKernel> = dispatches.iter().map(|d| gpu_kernel(d.exec)).collect();
+        let mut layout = ReadbackLayout::default();
+        let mut submissions = Vec::with_capacity(dispatches.len());
+        for (d, ring) in dispatches.iter().zip(&rings) {
+            // Forwarded answers stay on the device: only the counters come back.
+            let answers = if d.forward.is_some() { 0 } else { d.pending };
+            let state = ring.state.as_ref().map_or(0, |s| s.size());
+            layout.push(answers, ring.output_stride, ring.kept.is_some(), state);
+            let header = RingHeader { head: d.head % ring.slots, count: d.pending, capacity: ring.slots, running: 1 };
+            let written = write_input(&self.queue, ring, header, d.input_at, d.input);
+            submissions.push(Submission { pending: d.pending, tally: ring.tally.clone(), written });
+        }
+        let readback = self.readback.lock().unwrap_or_else(|p| p.into_inner()).reserve(self, layout.size());
+        let mut encoder =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ring tick") });
+        encode_stages(&mut encoder, dispatches, &rings);
+        for ((d, ring), region) in dispatches.iter().zip(&rings).zip(layout.regions()) {
+            // Starting at slot 0, the answers lie right behind the counters: one copy for both.
+            let answers = region.answer_slots();
+            let contiguous = d.head % ring.slots == 0;
+            let first_copy = RingCounters::SIZE + if contiguous { answers as u64 * ring.output_stride } else { 0 };
+            encoder.copy_buffer_to_buffer(&ring.output_ring, 0, &readback, region.counters_at(), first_copy);
+            // Otherwise slot runs of `buffer` (per-slot data from `base` on) go behind the counters.
+            let mut copy_slots = |buffer: &wgpu::Buffer, base: u64, stride: u64, mut dst: u64| {
+                for segment in ring_segments(d.head, answers, ring.slots) {
+                    let len = segment.len() as u64 * stride;
+                    encoder.copy_buffer_to_buffer(buffer, base + segment.start as u64 * stride, &readback, dst, len);
+                    dst += len;
+                }
+            };
+            if !contiguous {
+                copy_slots(&ring.output_ring, RingCounters::SIZE, ring.output_stride, region.answers_at());
+            }
+            if let Some(kept) = &ring.kept {
+                copy_slots(kept, 0, 4, region.kept_at());
+            }
+            if let Some(state) = &ring.state {
+                encoder.copy_buffer_to_buffer(state, 0, &readback, region.state_at(), state.size());
+            }
+        }
+        self.queue.submit([encoder.finish()]);
+        Ok(Submitted { readback, layout, dispatches: submissions })
+    }
+
+    async fn complete<R>(&self, submitted: Submitted, deliver: impl FnOnce(&[Outcome<'_>]) -> R) -> Result<R> {
+        let Submitted { readback, layout, dispatches } = submitted;
+        read_back_with(self, &readback, layout.size(), |bytes| {
+            let outcomes: Vec<Outcome<'_>> = layout
+                .regions()
+                .iter()
+                .zip(&dispatches)
+                .map(|(region, d)| {
+                    let (processed, dropped, dispatched) = d.tally.advance(&region.counters(bytes));
+                    // A dispatch answers all it was given or (if it did not run) nothing.
+                    let answered = processed.min(d.pending as u64) as u32;
+                    let answers = region.answers(bytes, answered);
+                    let kept = region.kept(bytes, answered);
+                    Outcome {
+                        answered,
+                        answers,
+                        kept,
+                        processed,
+                        dropped,
+                        dispatches: dispatched,
+                        checkpoint: region.state(bytes),
+                        bytes_to_device: d.written,
+                        bytes_from_device: RingCounters::SIZE
+                            + answers.len() as u64
+                            + kept.map_or(0, |k| k.len() as u64),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            deliver(&outcomes)
+        })
+        .await
+    }
+}
+
+/// One compute pass per pipeline stage; between passes, each stage's answers are copied into the
+/// next stage's input ring (copies cannot sit inside a compute pass).
+fn encode_stages(encoder: &mut wgpu::CommandEncoder, dispatches: &[Dispatch<'_>], rings: &[&GpuKernel]) {
+    let levels = dispatches.iter().map(|d| d.level).max().unwrap_or(0);
+    for level in 0..=levels {
+        let stage = || dispatches.iter().zip(rings).filter(move |(d, _)| d.level == level);
+        {
+            let mut pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ring tick"), timestamp_writes: None });
+            for (d, ring) in stage() {
+                ring.encode_dispatch(&mut pass, d.pending);
+            }
+        }
+        for (d, from) in stage() {
+            let Some((to, at)) = d.forward else { continue };
+            let to = rings[to];
+            let stride = from.output_stride;
+            for (src, dst, len) in ring_copy_pieces(d.head, from.slots, at, to.slots, d.pending) {
+                encoder.copy_buffer_to_buffer(
+                    &from.output_ring,
+                    RingCounters::SIZE + src as u64 * stride,
+                    &to.input_ring,
+                    RingHeader::SIZE + dst as u64 * stride,
+                    len as u64 * stride,
+                );
+            }
+        }
+    }
+}
+
+/// Writes a tick's header and `input` (messages from free-running ring index `at` on) into the
+/// kernel's input ring. When they start at slot 0 (always, unless earlier messages are still
+/// unanswered) header and messages are contiguous and go up in one write, copied straight from
+/// the input queue into wgpu's staging memory. Returns the bytes written.
+fn write_input(queue: &wgpu::Queue, ring: &GpuKernel, header: RingHeader, at: u32, input: &[u8]) -> u64 {
+    let header = bytemuck::bytes_of(&header);
+    let size = RingHeader::SIZE + input.len() as u64;
+    if at.is_multiple_of(ring.slots) {
+        let staging = wgpu::BufferSize::new(size).and_then(|size| queue.write_buffer_with(&ring.input_ring, 0, size));
+        if let Some(mut view) = staging {
+            view.slice(..header.len()).copy_from_slice(header);
+            view.slice(header.len()..).copy_from_slice(input);
+            return size;
+        }
+    }
+    queue.write_buffer(&ring.input_ring, 0, header);
+    let mut written = 0;
+    for segment in ring_segments(at, (input.len() as u64 / ring.input_stride) as u32, ring.slots) {
+        let len = (segment.len() as u64 * ring.input_stride) as usize;
+        let offset = RingHeader::SIZE + segment.start as u64 * ring.input_stride;
+        queue.write_buffer(&ring.input_ring, offset, &input[written..written + len]);
+        written += len;
+    }
+    size
+}
+
+/// The GPU resources of a dispatch's kernel (the tick plans only this backend's kernels).
+fn gpu_kernel<'a>(exec: &'a KernelExec) -> &'a GpuKernel {
+    match exec {
+        KernelExec::Gpu(ring) => ring,
+        KernelExec::Cpu(_) => unreachable!("only kernels with GPU resources are dispatched on a GPU"),
+    }
+}

@@ -1,0 +1,254 @@
+//! One kernel on the GPU: its input and output rings (with their header and counters), the
+//! kept flags of handlers that may drop, its state array, pipeline and bind group, all created
+//! once at launch and dropped at terminate.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::ring::{RingCounters, RingHeader};
+use super::{GpuBuffer, GpuContext};
+use crate::codegen::{self, HandlerForm};
+use crate::error::{Error, Result};
+use crate::kernel::KernelDefinition;
+
+/// The GPU side of one launched kernel. Buffers and pipelines live as long as the kernel.
+pub(crate) struct GpuKernel {
+    pub input_ring: GpuBuffer,
+    pub output_ring: GpuBuffer,
+    /// One u32 per slot for handlers that may drop: 1 = the slot's answer is kept.
+    pub kept: Option<GpuBuffer>,
+    /// The handler's `state` array, when the definition asks for one. Shared: it outlives the
+    /// kernel's rings until the kernel is removed, so final results stay readable.
+    pub state: Option<Arc<GpuBuffer>>,
+    drain: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    pub slots: u32,
+    pub input_stride: u64,
+    pub output_stride: u64,
+    workgroup_size: u32,
+    max_workgroups: u32,
+    /// What the GPU counters said at the last readback, so each tick reports what it added.
+    pub tally: Arc<Tally>,
+}
+
+/// A kernel's GPU counters as last read back. The counters only grow on one device (a
+/// relaunched kernel starts from zero with a new tally).
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    processed: AtomicU64,
+    dropped: AtomicU64,
+    dispatches: AtomicU64,
+}
+
+impl Tally {
+    /// Records the counters just read back; returns what they added since the last reading
+    /// (processed, dropped, dispatches).
+    pub fn advance(&self, counters: &RingCounters) -> (u64, u64, u64) {
+        let step = |seen: &AtomicU64, now: u64| now.saturating_sub(seen.swap(now, Ordering::Relaxed));
+        (
+            step(&self.processed, counters.processed()),
+            step(&self.dropped, counters.dropped()),
+            step(&self.dispatches, counters.dispatches as u64),
+        )
+    }
+}
+
+impl GpuKernel {
+    /// Compiles the kernel's module and allocates its rings (`slots` must be a power of two, so
+    /// free-running u32 indices map onto slots consistently across wrap-around).
+    pub async fn create(ctx: &GpuContext, definition: &KernelDefinition, slots: u32) -> Result<Self> {
+        assert!(slots.is_power_of_two());
+        if !definition.has_wgsl() {
+            return Err(Error::KernelCompile {
+                id: definition.id.clone(),
+                message: "it has no WGSL handler, which GPU backends run; give it `wgsl`, or create the runtime with \
+                          the cpu backend to run its host handler"
+                    .into(),
+                line: None,
+                column: None,
+            });
+        }
+        let device = &ctx.device;
+        check_limits(device, definition, slots)?;
+        let shader = codegen::generate(definition)?;
+        #[cfg(not(target_arch = "wasm32"))]
+        codegen::check(&definition.id, &shader)?;
+        let label = definition.id.as_str();
+
+        #[cfg(target_arch = "wasm32")]
+        let _one_scope_at_a_time = ctx.one_scope_at_a_time().await;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(shader.source.as_str().into()),
+        });
+        let info = module.get_compilation_info().await;
+        if let Some(error) = info.messages.iter().find(|m| m.message_type == wgpu::CompilationMessageType::Error) {
+            drop(scope.pop());
+            let at = error.location.map(|at| (at.line_number, at.line_position, at.length));
+            return Err(shader.compile_error(&definition.id, &error.message, at));
+        }
+
+        let input_stride = definition.input.size() as u64;
+        let output_stride = definition.output.size() as u64;
+        let ring = |label, header: u64, stride: u64, usage| {
+            ctx.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: header + stride * slots as u64,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        // The input ring is also the target of a connected kernel's answers, the output ring
+        // their source.
+        let input_ring = ring(
+            "input ring",
+            RingHeader::SIZE,
+            input_stride,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        );
+        let output_ring = ring(
+            "output ring",
+            RingCounters::SIZE,
+            output_stride,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        );
+        let drops = shader.form == HandlerForm::AnswerOrDrop;
+        let kept = drops.then(|| ring("kept flags", 0, 4, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC));
+        // wgpu zero-initializes new buffers, which is the state's documented starting value.
+        // COPY_DST: recovery writes the last checkpoint into a relaunched kernel's state.
+        // Arc for sharing, not threads: on the web nothing is Send.
+        #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+        let state = definition.state.map(|spec| {
+            Arc::new(ctx.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernel state"),
+                size: spec.size_bytes(),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }))
+        });
+
+        // Bindings as in shaders/harness/ (binding, read-only, buffer): 2 only for handlers that
+        // may drop, 3 only with state. The layout and the bind group are both made from this list.
+        let mut bindings: Vec<(u32, bool, &wgpu::Buffer)> = vec![(0, true, &input_ring), (1, false, &output_ring)];
+        bindings.extend(kept.as_deref().map(|buffer| (2, false, buffer)));
+        bindings.extend(state.as_deref().map(|buffer| (3, false, &**buffer)));
+        let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+            .iter()
+            .map(|&(binding, read_only, _)| wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        // An explicit layout so both entry points (which use different bindings) share one bind group.
+        let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &layout_entries,
+        });
+        let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(label),
+            bind_group_layouts: &[Some(&bind_group_layout)],
+            immediate_size: 0,
+        });
+        let pipeline = |entry_point| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: Some(&layout),
+                module: &module,
+                entry_point: Some(entry_point),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let drain = pipeline("ring_drain");
+        let group_entries: Vec<wgpu::BindGroupEntry> = bindings
+            .iter()
+            .map(|&(binding, _, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
+            .collect();
+        // Inside the scope too: a binding the device refuses is this kernel's error, not the
+        // device's.
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &bind_group_layout,
+            entries: &group_entries,
+        });
+        if let Some(error) = scope.pop().await {
+            return Err(Error::KernelCompile {
+                id: definition.id.clone(),
+                message: error.to_string(),
+                line: None,
+                column: None,
+            });
+        }
+        Ok(GpuKernel {
+            input_ring,
+            output_ring,
+            kept,
+            state,
+            drain,
+            bind_group,
+            slots,
+            input_stride,
+            output_stride,
+            workgroup_size: definition.workgroup_size,
+            max_workgroups: device.limits().max_compute_workgroups_per_dimension,
+            tally: Arc::default(),
+        })
+    }
+
+    /// Encodes one bounded drain of `pending` messages: the kernel's only dispatch of a tick.
+    pub fn encode_dispatch(&self, pass: &mut wgpu::ComputePass<'_>, pending: u32) {
+        // Cap the grid: beyond a few thousand workgroups the grid-stride loop does the rest and
+        // fewer invocations mean fewer telemetry atomics.
+        let groups = pending.div_ceil(self.workgroup_size).clamp(1, self.max_workgroups.min(4096));
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.set_pipeline(&self.drain);
+        pass.dispatch_workgroups(groups, 1, 1);
+    }
+
+    /// Bytes of GPU memory this kernel holds.
+    pub fn gpu_bytes(&self) -> u64 {
+        self.input_ring.size()
+            + self.output_ring.size()
+            + self.kept.as_ref().map_or(0, |b| b.size())
+            + self.state.as_ref().map_or(0, |b| b.size())
+    }
+}
+
+/// Refuses a kernel whose rings (`slots` messages each) or state the device cannot bind, naming
+/// the limit and the largest queue size that fits, before anything is compiled or allocated.
+fn check_limits(device: &wgpu::Device, definition: &KernelDefinition, slots: u32) -> Result<()> {
+    let limits = device.limits();
+    let bindable = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+    let too_big =
+        |message: String| Error::KernelCompile { id: definition.id.clone(), message, line: None, column: None };
+    let rings = [
+        ("input", RingHeader::SIZE, definition.input.size() as u64),
+        ("output", RingCounters::SIZE, definition.output.size() as u64),
+    ];
+    for (ring, header, stride) in rings {
+        let size = header + stride * slots as u64;
+        if size > bindable {
+            // Slots are a power of two: the largest queue that fits is the largest such count.
+            let fits = bindable.saturating_sub(header) / stride;
+            let largest = if fits == 0 { 0 } else { 1u64 << fits.ilog2() };
+            return Err(too_big(format!(
+                "its {ring} ring would be {size} bytes ({slots} slots of {stride}-byte messages), more than this \
+                 device can bind ({bindable} bytes); the largest queueSize that fits is {largest}"
+            )));
+        }
+    }
+    if let Some(state) = definition.state.filter(|state| state.size_bytes() > bindable) {
+        return Err(too_big(format!(
+            "its state would be {} bytes, more than this device can bind ({bindable} bytes)",
+            state.size_bytes()
+        )));
+    }
+    Ok(())
+}

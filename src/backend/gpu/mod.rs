@@ -1,0 +1,219 @@
+//! The wgpu backend: the device every kernel of a runtime shares, and the modules for what
+//! lives on it:
+//! - [`kernel`]: one kernel's rings, pipeline and bind group, created once at launch;
+//! - [`ring`]: the rings' header and counters, mirrored from `shaders/harness/ring.wgsl`;
+//! - [`readback`]: the buffer one tick's results come back in, and its layout;
+//! - [`execute`]: the tick's GPU step (one write per kernel, one submit, one map).
+
+pub(crate) mod execute;
+pub(crate) mod kernel;
+pub(crate) mod readback;
+pub(crate) mod ring;
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use event_listener::Event;
+
+use super::{AdapterSummary, BackendChoice};
+use crate::error::{Error, Result};
+pub(crate) use kernel::GpuKernel;
+use readback::Readback;
+
+/// What to do when no adapter exists, where that happens.
+#[cfg(not(target_arch = "wasm32"))]
+const NO_ADAPTER_HINT: &str = "install a Vulkan driver (on Debian, mesa-vulkan-drivers provides lavapipe), or use \
+                               the cpu backend to run kernels' host handlers";
+#[cfg(target_arch = "wasm32")]
+const NO_ADAPTER_HINT: &str = "the browser has WebGPU but gave no adapter: it may be disabled or the GPU blocklisted. \
+                               In Chrome or Edge see chrome://gpu; on Linux enable chrome://flags/#enable-unsafe-webgpu \
+                               (or start with --enable-unsafe-webgpu). Pages can fall back to \
+                               RingKernelRuntime.create({ backend: \"cpu\" }), which runs kernels' JavaScript handlers";
+
+/// Asks for an adapter. `Auto` tries the primary APIs (Vulkan, Metal, DX12, WebGPU) before GL,
+/// so a machine with Vulkan never probes EGL.
+async fn request_adapter(choice: BackendChoice) -> Result<wgpu::Adapter> {
+    let attempts: &[wgpu::Backends] = match choice {
+        BackendChoice::Auto => &[wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
+        other => &[other.backends()],
+    };
+    let mut failures = Vec::new();
+    for &backends in attempts {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let options = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            ..Default::default()
+        };
+        match instance.request_adapter(&options).await {
+            Ok(adapter) => return Ok(adapter),
+            Err(e) => failures.push(format!("{backends:?}: {e}")),
+        }
+    }
+    Err(Error::BackendUnavailable {
+        reason: format!("no adapter found (tried {}); {NO_ADAPTER_HINT}", failures.join("; ")),
+    })
+}
+
+/// GPU buffers the runtime holds, counted as they are created and dropped, so the summary can
+/// show that launching and terminating kernels leaks nothing. One per runtime: it spans the
+/// devices recovery replaces.
+#[derive(Debug, Default)]
+pub(crate) struct BufferStats {
+    count: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl BufferStats {
+    /// Buffers alive now.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+    /// Their bytes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// A wgpu buffer counted in its runtime's [`BufferStats`] for as long as it lives.
+pub(crate) struct GpuBuffer {
+    buffer: wgpu::Buffer,
+    stats: Arc<BufferStats>,
+}
+
+impl Deref for GpuBuffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        self.stats.count.fetch_sub(1, Ordering::Relaxed);
+        self.stats.bytes.fetch_sub(self.buffer.size(), Ordering::Relaxed);
+    }
+}
+
+/// The device every kernel of one runtime shares.
+pub(crate) struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    /// Set by wgpu when the device is lost or an error escapes every error scope; the pump
+    /// checks it each tick so later calls fail with `DeviceLostError` instead of hanging.
+    pub fault: Arc<Mutex<Option<String>>>,
+    stats: Arc<BufferStats>,
+    /// WebGPU's error scopes are one stack per device, so launches whose compilations overlap
+    /// on the page's event loop must not interleave their push and pop. (Natively scopes are
+    /// per thread and every compilation has a thread of its own.)
+    #[cfg(target_arch = "wasm32")]
+    scopes: futures_util::lock::Mutex<()>,
+    /// Where every tick's results come back (ticks on one device run one at a time).
+    readback: Mutex<Readback>,
+}
+
+impl GpuContext {
+    /// Opens a device on an adapter `choice` allows. Buffers are counted in `stats`; `wake` is
+    /// notified when the device is lost, so the pump notices even while idle.
+    pub async fn new(choice: BackendChoice, stats: Arc<BufferStats>, wake: Arc<Event>) -> Result<Self> {
+        #[cfg(target_arch = "wasm32")]
+        if !crate::platform::browser_has_webgpu() {
+            return Err(Error::BackendUnavailable {
+                reason: "navigator.gpu is missing: this browser has no WebGPU. Use Chrome or Edge 113+ or Safari 26+, \
+                         or enable WebGPU in the browser's flags (Firefox: dom.webgpu.enabled; Chrome on Linux: \
+                         chrome://flags/#enable-unsafe-webgpu); pages must be served over https or from localhost. \
+                         Pages can fall back to RingKernelRuntime.create({ backend: \"cpu\" }), which runs kernels' \
+                         JavaScript handlers"
+                    .into(),
+            });
+        }
+        let adapter = request_adapter(choice).await?;
+        let info = adapter.get_info();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("ringkernel-web"),
+                required_limits: adapter.limits(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::BackendUnavailable {
+                reason: format!("adapter {} refused a device: {e}", info.name),
+            })?;
+
+        let fault = Arc::new(Mutex::new(None));
+        let lost = fault.clone();
+        let wake_on_loss = wake.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            lost.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("{reason:?}: {message}"));
+            wake_on_loss.notify(usize::MAX);
+        });
+        let uncaptured = fault.clone();
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            // wgpu's default handler panics; an uncaptured error means the runtime issued bad
+            // GPU work, which must fail loudly but not abort the page.
+            uncaptured
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(format!("uncaptured GPU error: {error}"));
+            wake.notify(usize::MAX);
+        }));
+
+        Ok(GpuContext {
+            device,
+            queue,
+            adapter: AdapterSummary {
+                backend: format!("{:?}", info.backend).to_lowercase(),
+                // Browsers may withhold the description; say what kind of adapter it is instead.
+                name: match (info.name.is_empty(), info.device_type) {
+                    (false, _) => info.name,
+                    (true, wgpu::DeviceType::Cpu) => "software fallback adapter (name withheld by the browser)".into(),
+                    (true, _) => "adapter (name withheld by the browser)".into(),
+                },
+                driver: info.driver,
+                device_type: format!("{:?}", info.device_type),
+            },
+            fault,
+            stats,
+            #[cfg(target_arch = "wasm32")]
+            scopes: futures_util::lock::Mutex::new(()),
+            readback: Mutex::new(Readback::new()),
+        })
+    }
+
+    /// `DeviceLost` once the device was lost or an error escaped every error scope.
+    pub fn check_fault(&self) -> Result<()> {
+        match self.fault.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(reason) => Err(Error::DeviceLost { reason: reason.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Destroys the device (WebGPU's `device.destroy()`), as a driver reset or an unplugged GPU
+    /// would lose it. The fault is recorded first, so the pump reports it even if the lost
+    /// callback comes late.
+    pub fn destroy(&self, reason: &str) {
+        self.fault.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason.to_owned());
+        self.device.destroy();
+    }
+
+    /// Creates a buffer counted in the runtime's buffer statistics.
+    pub fn create_buffer(&self, descriptor: &wgpu::BufferDescriptor<'_>) -> GpuBuffer {
+        let buffer = self.device.create_buffer(descriptor);
+        self.stats.count.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(buffer.size(), Ordering::Relaxed);
+        GpuBuffer { buffer, stats: self.stats.clone() }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl GpuContext {
+    /// Holds the device's error-scope stack for one compilation (see `scopes`).
+    pub(crate) async fn one_scope_at_a_time(&self) -> futures_util::lock::MutexGuard<'_, ()> {
+        self.scopes.lock().await
+    }
+}

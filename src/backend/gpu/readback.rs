@@ -1,0 +1,158 @@
+//! How one tick's results come back: every kernel's counters, answers, kept flags and state
+//! checkpoint are copied into one MAP_READ buffer, mapped once. [`ReadbackLayout`] says where
+//! each kernel's part lies; the submit writes by it and the delivery reads by it.
+
+use super::ring::RingCounters;
+use super::{GpuBuffer, GpuContext};
+use crate::error::{Error, Result};
+
+/// Where one dispatch's results lie in the readback buffer, in this order: its counters, its
+/// answers (none when they were forwarded on the device), one kept flag per answer (for
+/// handlers that may drop), and its state array.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Region {
+    at: u64,
+    answers: u32,
+    stride: u64,
+    kept: bool,
+    state: u64,
+}
+
+impl Region {
+    pub fn counters_at(&self) -> u64 {
+        self.at
+    }
+    pub fn answers_at(&self) -> u64 {
+        self.at + RingCounters::SIZE
+    }
+    /// Slots of answers copied back (0 for a dispatch whose answers were forwarded).
+    pub fn answer_slots(&self) -> u32 {
+        self.answers
+    }
+    pub fn kept_at(&self) -> u64 {
+        self.answers_at() + self.answers as u64 * self.stride
+    }
+    pub fn state_at(&self) -> u64 {
+        self.kept_at() + if self.kept { 4 * self.answers as u64 } else { 0 }
+    }
+    fn end(&self) -> u64 {
+        self.state_at() + self.state
+    }
+
+    /// The dispatch's counters.
+    pub fn counters(&self, bytes: &[u8]) -> RingCounters {
+        bytemuck::pod_read_unaligned(slice(bytes, self.counters_at(), RingCounters::SIZE))
+    }
+    /// Its first `answered` answers.
+    pub fn answers<'a>(&self, bytes: &'a [u8], answered: u32) -> &'a [u8] {
+        slice(bytes, self.answers_at(), answered.min(self.answers) as u64 * self.stride)
+    }
+    /// Their kept flags, for handlers that may drop.
+    pub fn kept<'a>(&self, bytes: &'a [u8], answered: u32) -> Option<&'a [u8]> {
+        self.kept.then(|| slice(bytes, self.kept_at(), 4 * answered.min(self.answers) as u64))
+    }
+    /// The state array after the dispatch, for kernels that have one.
+    pub fn state<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        (self.state > 0).then(|| slice(bytes, self.state_at(), self.state))
+    }
+}
+
+fn slice(bytes: &[u8], at: u64, len: u64) -> &[u8] {
+    &bytes[at as usize..(at + len) as usize]
+}
+
+/// The regions of one tick, back to back.
+#[derive(Debug, Default)]
+pub(crate) struct ReadbackLayout {
+    regions: Vec<Region>,
+    size: u64,
+}
+
+impl ReadbackLayout {
+    /// Adds a dispatch reading back `answers` answers of `stride` bytes (with kept flags when
+    /// the handler may drop) and a state array of `state` bytes (0 without one).
+    pub fn push(&mut self, answers: u32, stride: u64, kept: bool, state: u64) -> Region {
+        let region = Region { at: self.size, answers, stride, kept, state };
+        self.size = region.end();
+        self.regions.push(region);
+        region
+    }
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+    /// Bytes the tick reads back.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+/// A MAP_READ buffer that every tick's outputs are copied into, so one `mapAsync` brings back
+/// the results of all kernels. It grows (by doubling) and is never shrunk.
+pub(crate) struct Readback {
+    buffer: Option<GpuBuffer>,
+}
+
+impl Readback {
+    pub fn new() -> Self {
+        Readback { buffer: None }
+    }
+
+    /// A buffer of at least `size` bytes.
+    pub fn reserve(&mut self, ctx: &GpuContext, size: u64) -> wgpu::Buffer {
+        let size = size.next_multiple_of(wgpu::MAP_ALIGNMENT).max(256);
+        if self.buffer.as_ref().is_none_or(|b| b.size() < size) {
+            let grown = self.buffer.as_ref().map_or(size, |b| size.max(b.size() * 2));
+            if let Some(old) = self.buffer.take() {
+                old.destroy();
+            }
+            self.buffer = Some(ctx.create_buffer(&wgpu::BufferDescriptor {
+                // MAP_READ may only be combined with COPY_DST, hence a buffer apart from the rings.
+                label: Some("readback"),
+                size: grown,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        self.buffer.as_deref().cloned().expect("just reserved")
+    }
+}
+
+impl Default for Readback {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Maps `buffer[..size]`, copies it out and unmaps. Never blocks on the web.
+pub(crate) async fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+    read_back_with(ctx, buffer, size, <[u8]>::to_vec).await
+}
+
+/// Maps `buffer[..size]`, hands the mapped bytes to `read` (no copy in between) and unmaps.
+/// Never blocks on the web.
+pub(crate) async fn read_back_with<R>(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    size: u64,
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
+    let (sender, receiver) = futures_channel::oneshot::channel();
+    let slice = buffer.slice(..size.next_multiple_of(4));
+    slice.map_async(wgpu::MapMode::Read, move |result| {
+        let _ = sender.send(result);
+    });
+    crate::platform::drive_gpu(&ctx.device);
+    let mapped = receiver.await.map_err(|_| Error::DeviceLost { reason: "readback callback dropped".into() })?;
+    if let Err(e) = mapped {
+        ctx.check_fault()?;
+        return Err(Error::DeviceLost { reason: format!("mapping the readback buffer failed: {e}") });
+    }
+    let result = {
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| Error::DeviceLost { reason: format!("reading the mapped readback buffer failed: {e}") })?;
+        read(&view[..size as usize])
+    };
+    buffer.unmap();
+    Ok(result)
+}

@@ -1,0 +1,196 @@
+//! A lost GPU device, and coming back from it.
+//!
+//! A device can be lost at any time: a driver reset or a GPU watchdog (a handler that ran too
+//! long), an unplugged or sleeping GPU, the browser reclaiming a background tab's device, or
+//! `device.destroy()` (`Runtime::destroy_device` does that, for testing). The tick loop hands
+//! every tick's outcome to [`Recovery::after_tick`], the one entry point here. When a tick
+//! failed that way, the device is declared lost:
+//! - every kernel that had GPU resources moves to `Failed` (through the lifecycle table, which
+//!   remembers the state it was in);
+//! - the messages it had written to the GPU and not yet seen answered go back to the front of
+//!   its input queue, in their order (see [`crate::cursor`]);
+//! - waiting `receive`s and `call`s fail with `DeviceLost` (a call's message stays queued, like a
+//!   timed-out call's, and its answer is discarded when it comes).
+//!
+//! Answers already delivered stay receivable, and sends keep being queued (up to the queue
+//! size). Nothing is dropped.
+//!
+//! [`recover_device`] (`Runtime::recover`, or the loop itself with automatic recovery) opens a
+//! new device, relaunches every failed kernel with its state array as of the last tick whose
+//! answers were delivered (every tick reads it back with the answers), and returns each to the
+//! state it failed in; the tick then processes the queued messages in order. A message whose
+//! tick was lost is processed again on the new device, from the state it saw the first time, and
+//! only that second answer is delivered: every message is answered exactly once, in order, and
+//! state reflects each message once.
+
+use std::sync::{Arc, Mutex};
+
+use crate::backend::{Device, KernelExec, StateStore};
+use crate::error::{Error, Result};
+use crate::lifecycle::Action;
+use crate::platform;
+use crate::table::Shared;
+use crate::tick::TickOutcome;
+use crate::waiting;
+
+/// With automatic recovery, how long the loop waits before each attempt to recover (in
+/// milliseconds). After the last failed attempt it waits for a manual `recover`.
+const AUTO_RECOVERY_DELAYS_MS: [f64; 4] = [0.0, 100.0, 1000.0, 5000.0];
+
+/// What the tick loop does next.
+pub(crate) enum Flow {
+    TickAgain,
+    WaitForWork,
+    Stop,
+}
+
+/// The tick loop's side of recovery: automatic attempts made since the device was lost.
+#[derive(Default)]
+pub(crate) struct Recovery {
+    attempts: usize,
+}
+
+impl Recovery {
+    /// Called after every tick. A failed tick loses the device; an idle loop with automatic
+    /// recovery tries to recover, backing off between attempts.
+    pub async fn after_tick(&mut self, shared: &Arc<Shared>, outcome: TickOutcome) -> Flow {
+        match outcome {
+            TickOutcome::Ran => return Flow::TickAgain,
+            TickOutcome::Failed { error, generation } => {
+                fail_device(shared, error, generation);
+                return Flow::TickAgain;
+            }
+            TickOutcome::Idle => {}
+        }
+        if !(shared.settings.auto_recover && shared.lock().device.lost.is_some()) {
+            self.attempts = 0;
+            return Flow::WaitForWork;
+        }
+        let Some(&delay) = AUTO_RECOVERY_DELAYS_MS.get(self.attempts) else { return Flow::WaitForWork };
+        self.attempts += 1;
+        if !pause_unless_shut_down(shared, delay).await {
+            return Flow::Stop;
+        }
+        // A failed attempt is recorded in the summary; the next one follows.
+        let _ = recover_device(shared).await;
+        Flow::TickAgain
+    }
+}
+
+/// Waits `ms` milliseconds, or less if the runtime shuts down meanwhile (then `false`), so
+/// dropping a runtime never waits out a recovery back-off.
+async fn pause_unless_shut_down(shared: &Shared, ms: f64) -> bool {
+    let deadline = platform::now_ms() + ms;
+    loop {
+        let listener = shared.wake.listen();
+        if shared.is_shut_down() {
+            return false;
+        }
+        if !waiting::wait(listener, Some(deadline)).await {
+            return !shared.is_shut_down();
+        }
+    }
+}
+
+/// The tick of `generation` failed with `error`: the device is lost. A failure of a device
+/// that was already replaced, or already reported, changes nothing.
+fn fail_device(shared: &Shared, error: Error, generation: u64) {
+    let mut table = shared.lock();
+    if table.device.generation != generation || table.device.lost.is_some() {
+        return;
+    }
+    let lost = match error {
+        lost @ Error::DeviceLost { .. } => lost,
+        // Anything else a tick can fail with means the device is unusable too (an uncaptured
+        // validation error, a failed mapping); report it as lost, with the cause.
+        other => Error::DeviceLost { reason: other.to_string() },
+    };
+    table.device.generation += 1;
+    for kernel in table.kernels.values_mut() {
+        let resources = &mut kernel.resources;
+        // State arrays on the lost device are gone; what remains is each one's checkpoint,
+        // which stays readable for kernels that are not relaunched (terminated ones).
+        if let (Some(StateStore::Gpu(_)), Some(spec)) = (&resources.state, kernel.def.state) {
+            let words = match &resources.checkpoint {
+                Some(bytes) => bytemuck::pod_collect_to_vec(bytes),
+                None => vec![0u32; (spec.size_bytes() / 4) as usize],
+            };
+            resources.state = Some(StateStore::Cpu(Arc::new(Mutex::new(words))));
+        }
+        if let Some(KernelExec::Gpu(_)) = resources.exec {
+            kernel.life.apply(Action::Fail).expect("kernels with GPU resources may fail");
+            resources.exec = None;
+            kernel.cursor.device_lost(&mut kernel.mailbox);
+            kernel.mailbox.ledger.abandon_calls(&lost);
+        }
+        kernel.notify();
+    }
+    table.device.lost = Some(lost);
+}
+
+/// Opens a new device and relaunches the failed kernels on it (see the module docs). If that
+/// fails, nothing changes and the error says why (also in the summary until an attempt
+/// succeeds). Resolves at once when no device was lost.
+pub(crate) async fn recover_device(shared: &Arc<Shared>) -> Result<()> {
+    let _one_at_a_time = shared.recovering.lock().await;
+    let relaunch: Vec<_> = {
+        let table = shared.lock();
+        if table.disposed {
+            return Err(Error::BackendUnavailable { reason: "the runtime has been disposed".into() });
+        }
+        if table.device.lost.is_none() {
+            return Ok(());
+        }
+        table
+            .kernels
+            .iter()
+            .filter(|(_, k)| k.life.awaiting_device())
+            .map(|(id, k)| {
+                (id.clone(), k.instance, k.def.clone(), k.mailbox.inbox.capacity(), k.resources.checkpoint.clone())
+            })
+            .collect()
+    };
+    let rebuilt = async {
+        #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+        let device =
+            Arc::new(Device::open(shared.settings.backend, shared.buffers.clone(), shared.wake.clone()).await?);
+        let mut execs = Vec::with_capacity(relaunch.len());
+        for (id, instance, definition, queue_size, checkpoint) in relaunch {
+            let exec = device.create_kernel(definition, queue_size).await?;
+            if let (Some(StateStore::Gpu(state)), Some(checkpoint), Some(gpu)) =
+                (exec.state_store(), checkpoint, device.gpu())
+            {
+                gpu.queue.write_buffer(&state, 0, &checkpoint);
+            }
+            execs.push((id, instance, exec));
+        }
+        Ok::<_, Error>((device, execs))
+    }
+    .await;
+    let mut table = shared.lock();
+    let (device, execs) = match rebuilt {
+        Ok(rebuilt) => rebuilt,
+        Err(error) => {
+            table.device.recovery_error = Some(error.to_string());
+            return Err(error);
+        }
+    };
+    shared.replace_device(device);
+    for (id, instance, exec) in execs {
+        // Skip a kernel terminated (stranded) while the device was being replaced.
+        let Some(kernel) = table.kernels.get_mut(&id).filter(|k| k.instance == instance) else { continue };
+        if !kernel.life.awaiting_device() {
+            continue;
+        }
+        kernel.life.relaunched();
+        kernel.resources.state = exec.state_store();
+        kernel.resources.exec = Some(exec);
+        kernel.notify();
+    }
+    table.device.lost = None;
+    table.device.recoveries += 1;
+    table.device.recovery_error = None;
+    drop(table);
+    shared.wake();
+    Ok(())
+}

@@ -1,0 +1,385 @@
+//! The lifecycle operations: launch → activate ⇄ deactivate → terminate, `remove`,
+//! `managed_kernel`, state arrays, and device recovery. Every state change goes through the
+//! lifecycle table ([`crate::lifecycle`]).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use event_listener::Event;
+
+use super::{disposed_error, LaunchOptions, Runtime, TimeoutMs, DEFAULT_TERMINATE_TIMEOUT_MS, MAX_QUEUE_SIZE};
+use crate::backend::gpu::readback::read_back;
+use crate::backend::StateStore;
+use crate::cursor::RingCursor;
+use crate::error::{Error, Result};
+use crate::kernel::{self, KernelDefinition};
+use crate::lifecycle::{Action, KernelState, Lifecycle};
+use crate::mailbox::Mailbox;
+use crate::platform;
+use crate::recovery;
+use crate::table::{Kernel, Resources, Route};
+use crate::telemetry::Counters;
+use crate::waiting::{deadline, wait};
+
+impl Runtime {
+    /// Launches a registered kernel by id (see [`kernel::register`]). A second launch of a live
+    /// id is a `KernelState` error; a terminated id must be [`remove`](Self::remove)d first.
+    pub async fn launch(&self, id: &str, options: LaunchOptions) -> Result<()> {
+        let definition = kernel::lookup(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })?;
+        self.launch_shared(definition, options).await
+    }
+
+    /// Launches `definition` under its own id: compiles its WGSL and allocates its GPU rings.
+    /// The kernel is `Created` while it compiles (natively on a helper thread, so launching
+    /// never stalls the caller's executor) and `Launched` once its rings exist.
+    pub async fn launch_definition(&self, definition: KernelDefinition, options: LaunchOptions) -> Result<()> {
+        self.launch_shared(Arc::new(definition), options).await
+    }
+
+    async fn launch_shared(&self, definition: Arc<KernelDefinition>, options: LaunchOptions) -> Result<()> {
+        static INSTANCES: AtomicU64 = AtomicU64::new(0);
+        let id = definition.id.clone();
+        validate_id(&id)?;
+        let queue_size = options.queue_size.unwrap_or(self.options.default_queue_size);
+        if queue_size == 0 || queue_size > MAX_QUEUE_SIZE {
+            return Err(Error::InvalidArgument(format!(
+                "queueSize must be between 1 and {MAX_QUEUE_SIZE}, got {queue_size}"
+            )));
+        }
+        let max_batch = options.max_batch.unwrap_or(queue_size);
+        if max_batch == 0 || max_batch > queue_size {
+            return Err(Error::InvalidArgument(format!(
+                "maxBatch must be between 1 and the queue size ({queue_size}), got {max_batch}"
+            )));
+        }
+        let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
+        let (device, generation) = {
+            // Reserve the id (state Created) so a concurrent launch of the same id is refused.
+            let mut table = self.open_table()?;
+            if let Some(existing) = table.kernels.get(&id) {
+                return Err(Error::KernelState { id, state: existing.life.state(), action: Action::Launch });
+            }
+            if let Some(lost) = &table.device.lost {
+                return Err(lost.clone());
+            }
+            let kernel = Kernel {
+                mode: options.mode,
+                max_batch: max_batch as u32,
+                instance,
+                life: Lifecycle::new(),
+                mailbox: Mailbox::new(definition.input.size(), definition.output.size(), queue_size),
+                cursor: RingCursor::default(),
+                counters: Counters::new(
+                    self.shared.settings.enable_telemetry,
+                    platform::now_ms(),
+                    platform::unix_time_ms(),
+                ),
+                route: Route::default(),
+                resources: Resources::default(),
+                changed: Arc::new(Event::new()),
+                def: definition.clone(),
+            };
+            table.kernels.insert(id.clone(), kernel);
+            (self.shared.device(), table.device.generation)
+        };
+        let created = device.create_kernel(definition, queue_size).await;
+        // Lost meanwhile, whether or not the tick has noticed yet.
+        let fault = device.fault();
+        let mut table = self.shared.lock();
+        let still_ours = table.kernels.get(&id).is_some_and(|k| k.instance == instance);
+        // Built (or failed to build) on a device that was lost meanwhile: it cannot run, and
+        // a compile error from a dead device says nothing about the kernel.
+        let created = match (&table.device.lost, fault) {
+            (Some(lost), _) => Err(lost.clone()),
+            (None, Some(fault)) => Err(fault),
+            (None, None) if table.device.generation != generation => {
+                Err(Error::DeviceLost { reason: "the device was lost and replaced while the kernel compiled".into() })
+            }
+            (None, None) => created,
+        };
+        match created {
+            Ok(exec) if still_ours => {
+                let kernel = table.kernel(&id)?;
+                kernel.life.apply(Action::Launch).map_err(|t| t.for_kernel(&id))?;
+                kernel.resources.state = exec.state_store();
+                kernel.resources.exec = Some(exec);
+                kernel.notify();
+                Ok(())
+            }
+            // The runtime was disposed while compiling.
+            Ok(_) => Err(disposed_error()),
+            Err(e) => {
+                if still_ours {
+                    table.kernels.remove(&id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// LAUNCHED → ACTIVE: the tick starts dispatching the kernel.
+    pub async fn activate(&self, id: &str) -> Result<()> {
+        self.apply(id, Action::Activate)
+    }
+
+    /// ACTIVE → DEACTIVATED: the tick stops dispatching it; its input stays queued and nothing
+    /// is dropped.
+    pub async fn deactivate(&self, id: &str) -> Result<()> {
+        self.apply(id, Action::Deactivate)
+    }
+
+    /// DEACTIVATED → ACTIVE: queued input is processed, in order.
+    pub async fn reactivate(&self, id: &str) -> Result<()> {
+        self.apply(id, Action::Reactivate)
+    }
+
+    /// Applies a lifecycle action and wakes the tick, which reads the new state.
+    fn apply(&self, id: &str, action: Action) -> Result<()> {
+        let mut table = self.open_table()?;
+        let kernel = table.kernel(id)?;
+        kernel.life.apply(action).map_err(|t| t.for_kernel(id))?;
+        kernel.notify();
+        drop(table);
+        self.shared.wake();
+        Ok(())
+    }
+
+    /// The seeds' `managed_kernel` start: launches `id` (a registered kernel, or `definition`)
+    /// and activates it; if activating fails, terminates it again and returns that error.
+    pub async fn launch_and_activate(
+        &self,
+        id: &str,
+        definition: Option<KernelDefinition>,
+        options: LaunchOptions,
+    ) -> Result<()> {
+        match definition {
+            Some(definition) => self.launch_definition(definition, options).await?,
+            None => self.launch(id, options).await?,
+        }
+        if let Err(e) = self.activate(id).await {
+            let _ = self.terminate(id, Some(DEFAULT_TERMINATE_TIMEOUT_MS)).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The seeds' `managed_kernel`: launches and activates `id`, runs `body`, then terminates
+    /// the kernel whether `body` succeeded or not. `body`'s error wins over terminate's.
+    pub async fn managed_kernel<T, F, Fut>(&self, id: &str, options: LaunchOptions, body: F) -> Result<T>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.launch_and_activate(id, None, options).await?;
+        let outcome = body(id.to_owned()).await;
+        let terminated = self.terminate(id, Some(DEFAULT_TERMINATE_TIMEOUT_MS)).await;
+        let value = outcome?;
+        terminated.map(|()| value)
+    }
+
+    /// Terminates `id` unless it already is terminated or removed: the end of a managed
+    /// kernel's scope, which must not fail because the body stopped it first.
+    pub async fn terminate_if_live(&self, id: &str, timeout_ms: TimeoutMs) -> Result<()> {
+        match self.state(id) {
+            Ok(KernelState::Terminated) | Err(Error::KernelNotFound { .. }) => Ok(()),
+            _ => self.terminate(id, timeout_ms).await,
+        }
+    }
+
+    /// Graceful stop: the kernel passes through `Terminating` while queued and in-flight
+    /// messages are processed (their answers stay receivable), then becomes `Terminated`.
+    /// Past `timeout_ms` it is stopped anyway; the unprocessed count is recorded in its
+    /// telemetry and returned in the `Timeout` error, and waiting `call`s are cancelled.
+    pub async fn terminate(&self, id: &str, timeout_ms: TimeoutMs) -> Result<()> {
+        let result = self.terminate_inner(id, timeout_ms).await;
+        // Like every lifecycle call, a refused terminate is not a message error; one that timed
+        // out left messages unprocessed, which is.
+        match result {
+            Err(Error::Timeout { .. }) => self.counted(id, result),
+            other => other,
+        }
+    }
+
+    async fn terminate_inner(&self, id: &str, timeout_ms: TimeoutMs) -> Result<()> {
+        let deadline = deadline(timeout_ms)?;
+        let changed = {
+            let mut table = self.open_table()?;
+            let kernel = table.kernel(id)?;
+            // A failed kernel is relaunched by recovery to drain (its lifecycle remembers).
+            kernel.life.apply(Action::Terminate).map_err(|t| t.for_kernel(id))?;
+            // Terminating runs the kernel even if it was paused or never activated, so nothing
+            // queued is dropped (see `Kernel::runs`).
+            kernel.notify();
+            let changed = kernel.changed.clone();
+            // A stopping kernel leaves its pipeline: what it still answers goes to the host.
+            super::routing::detach(&mut table, id);
+            changed
+        };
+        self.shared.wake();
+        loop {
+            let listener = changed.listen();
+            {
+                let mut table = self.shared.lock();
+                // Without automatic recovery nothing will drain a kernel whose device was lost.
+                let stranded = table.device.lost.clone().filter(|_| !self.shared.settings.auto_recover);
+                let kernel = table.kernel(id)?;
+                let unprocessed = kernel.mailbox.inbox.len() as u64 + kernel.cursor.in_flight() as u64;
+                let timed_out = deadline.is_some_and(|d| platform::now_ms() >= d);
+                let stranded = stranded.filter(|_| kernel.resources.exec.is_none());
+                if unprocessed == 0 || timed_out || stranded.is_some() {
+                    kernel.life.apply(Action::Finish).map_err(|t| t.for_kernel(id))?;
+                    kernel.counters.unprocessed_at_termination = unprocessed;
+                    kernel.counters.stopped_at_ms = Some(platform::now_ms());
+                    // Dropping (not destroying) lets wgpu free the rings once in-flight work ends.
+                    kernel.resources.exec = None;
+                    kernel.mailbox.inbox.clear();
+                    kernel.cursor.stopped();
+                    kernel.mailbox.ledger.cancel_unanswered();
+                    kernel.notify();
+                    if let Some(Error::DeviceLost { reason }) = stranded.filter(|_| unprocessed > 0) {
+                        return Err(Error::DeviceLost {
+                            reason: format!("{reason}; kernel '{id}' stopped with {unprocessed} messages unprocessed"),
+                        });
+                    }
+                    if unprocessed > 0 {
+                        return Err(Error::Timeout {
+                            id: id.to_owned(),
+                            operation: format!("terminate ({unprocessed} messages left unprocessed)"),
+                            timeout_ms: timeout_ms.unwrap_or(0.0),
+                        });
+                    }
+                    return Ok(());
+                }
+            }
+            wait(listener, deadline).await;
+        }
+    }
+
+    /// Terminates every kernel that can be terminated, concurrently, each within
+    /// `timeout_ms`; the first failure is returned after all have finished.
+    pub async fn terminate_all(&self, timeout_ms: TimeoutMs) -> Result<()> {
+        let ids: Vec<String> = {
+            let table = self.open_table()?;
+            let mut ids: Vec<String> = table
+                .kernels
+                .iter()
+                .filter(|(_, k)| k.life.state().step(Action::Terminate).is_ok())
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.sort();
+            ids
+        };
+        let results = futures_util::future::join_all(ids.iter().map(|id| self.terminate(id, timeout_ms))).await;
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    }
+
+    /// Forgets a terminated kernel (and any answers nobody received) so its id can be
+    /// launched again.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let mut table = self.open_table()?;
+        let state = table.kernel(id)?.life.state();
+        if state != KernelState::Terminated {
+            return Err(Error::KernelState { id: id.to_owned(), state, action: Action::Remove });
+        }
+        table.kernels.remove(id);
+        Ok(())
+    }
+
+    /// Copies the kernel's `state` array back from the GPU, as it stands after every dispatch
+    /// issued so far (so after receiving an answer, the state includes that message's updates).
+    /// Readable from launch until the kernel is removed, including after terminate.
+    pub async fn read_state(&self, id: &str) -> Result<Vec<u8>> {
+        let (store, device) = {
+            let mut table = self.open_table()?;
+            let lost = table.device.lost.clone();
+            let kernel = table.kernel(id)?;
+            if kernel.def.state.is_none() {
+                return Err(Error::InvalidArgument(format!(
+                    "kernel '{id}' has no state; declare one in its definition (state: {{ type, length }})"
+                )));
+            }
+            let Some(store) = kernel.resources.state.clone() else {
+                return Err(Error::KernelState {
+                    id: id.to_owned(),
+                    state: kernel.life.state(),
+                    action: Action::ReadState,
+                });
+            };
+            if kernel.life.state() == KernelState::Failed {
+                // Its state comes back with it on recovery.
+                return Err(lost.unwrap_or_else(|| Error::DeviceLost { reason: format!("kernel '{id}' has failed") }));
+            }
+            if let StateStore::Gpu(buffer) = &store {
+                if let Some(lost) = lost {
+                    return Err(lost);
+                }
+                kernel.counters.bytes_from_device += buffer.size();
+            }
+            // The device the buffer lives on, taken with it: recovery may replace the runtime's.
+            (store, self.shared.device())
+        };
+        match (store, device.gpu()) {
+            // The host handler updates the words under this lock, between messages.
+            (StateStore::Cpu(words), _) => {
+                Ok(bytemuck::cast_slice(&words.lock().unwrap_or_else(|p| p.into_inner())).to_vec())
+            }
+            (StateStore::Gpu(state), Some(gpu)) => {
+                let staging = gpu.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("state readback"),
+                    size: state.size(),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let mut encoder =
+                    gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read state") });
+                encoder.copy_buffer_to_buffer(&state, 0, &staging, 0, state.size());
+                gpu.queue.submit([encoder.finish()]);
+                let bytes = read_back(gpu, &staging, state.size()).await;
+                staging.destroy();
+                bytes
+            }
+            (StateStore::Gpu(_), None) => unreachable!("GPU state exists only on a GPU device"),
+        }
+    }
+
+    /// [`read_state`](Self::read_state) as `u32`, `i32` or `f32` values, matching the state's
+    /// element type.
+    pub async fn read_state_as<T: bytemuck::Pod>(&self, id: &str) -> Result<Vec<T>> {
+        if std::mem::size_of::<T>() != 4 {
+            return Err(Error::InvalidArgument("state elements are 4 bytes (u32, i32 or f32)".into()));
+        }
+        Ok(bytemuck::pod_collect_to_vec(&self.read_state(id).await?))
+    }
+
+    /// Replaces a lost device: opens a new one on the same kind of adapter, relaunches every
+    /// failed kernel with its last state checkpoint, returns each to the state it was in, and
+    /// lets the tick process the messages that had no answer (see [`crate::recovery`]).
+    /// Resolves at once when no device was lost (and always on the cpu backend). If opening the
+    /// device or relaunching fails, nothing changes and the error says why; `recover` may be
+    /// retried.
+    pub async fn recover(&self) -> Result<()> {
+        drop(self.open_table()?);
+        recovery::recover_device(&self.shared).await
+    }
+
+    /// Destroys the GPU device, as a driver reset or an unplugged GPU would lose it, so
+    /// applications can test how they handle `DeviceLost` and [`recover`](Self::recover).
+    /// Kernels become `Failed` as soon as the tick notices (at once if it is idle).
+    pub fn destroy_device(&self) -> Result<()> {
+        drop(self.open_table()?);
+        match self.shared.device().gpu() {
+            Some(gpu) => gpu.destroy("the device was destroyed (destroyDevice)"),
+            None => return Err(Error::InvalidArgument("the cpu backend has no device to destroy".into())),
+        }
+        self.shared.wake();
+        Ok(())
+    }
+}
+
+fn validate_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 128 {
+        return Err(Error::InvalidArgument(format!("kernel ids are 1 to 128 characters, got {}", id.len())));
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! The kernel table: what the runtime's operations and the tick share. Each kernel is a handful
+//! of named parts, each changed by the module that owns it:
+//!
+//! | part | type | owned by |
+//! |---|---|---|
+//! | where it is in its life | [`Lifecycle`] | `lifecycle` |
+//! | queues and the correlation ledger | [`Mailbox`] | `mailbox`, `correlation` |
+//! | what the backend holds of its input | [`RingCursor`] | `cursor` |
+//! | counters | [`Counters`] | `telemetry` |
+//! | its pipeline neighbours | [`Route`] | `runtime::routing` |
+//! | its device resources | [`Resources`] | `backend`, `recovery` |
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use event_listener::Event;
+
+use crate::backend::{BackendChoice, BufferStats, Device, KernelExec, StateStore};
+use crate::cursor::RingCursor;
+use crate::error::{Error, Result};
+use crate::kernel::KernelDefinition;
+use crate::lifecycle::{KernelMode, Lifecycle};
+use crate::mailbox::Mailbox;
+use crate::telemetry::Counters;
+
+/// One launched kernel.
+pub(crate) struct Kernel {
+    pub def: Arc<KernelDefinition>,
+    pub mode: KernelMode,
+    /// Most messages per dispatch (see `LaunchOptions::max_batch`).
+    pub max_batch: u32,
+    /// Tells launches of the same id apart, so a tick planned for a kernel that was removed
+    /// and launched again never delivers into the new one.
+    pub instance: u64,
+    pub life: Lifecycle,
+    pub mailbox: Mailbox,
+    pub cursor: RingCursor,
+    pub counters: Counters,
+    pub route: Route,
+    pub resources: Resources,
+    /// Fired whenever answers arrive, queue room frees up, or the state changes.
+    pub changed: Arc<Event>,
+}
+
+/// A kernel's neighbours in a pipeline (see `Runtime::connect`).
+#[derive(Debug, Default)]
+pub(crate) struct Route {
+    /// The kernel this one's answers go to instead of the host.
+    pub downstream: Option<String>,
+    /// The kernel whose answers come in here.
+    pub upstream: Option<String>,
+}
+
+/// What a kernel holds on its device.
+#[derive(Default)]
+pub(crate) struct Resources {
+    /// Rings and pipelines (GPU) or the host handler (CPU); `None` until launched, after
+    /// terminate, and while its device is lost.
+    pub exec: Option<KernelExec>,
+    /// The handler's state array, kept past termination so final results can be read, until
+    /// the kernel is removed.
+    pub state: Option<StateStore>,
+    /// The state array as of the last delivered tick: what recovery restores (GPU only).
+    pub checkpoint: Option<Vec<u8>>,
+}
+
+impl Kernel {
+    /// Whether the tick should dispatch this kernel: active or draining, with resources.
+    pub fn runs(&self) -> bool {
+        self.life.runs() && self.resources.exec.is_some()
+    }
+
+    /// Fires the kernel's `changed` event.
+    pub fn notify(&self) {
+        self.changed.notify(usize::MAX);
+    }
+}
+
+/// The device's health as recovery tracks it.
+#[derive(Debug, Default)]
+pub(crate) struct DeviceStatus {
+    /// Why the device was lost, until recovery replaces it.
+    pub lost: Option<Error>,
+    /// Counts device losses; a tick that ran on an earlier device delivers nothing.
+    pub generation: u64,
+    pub recoveries: u64,
+    /// Why the last recovery attempt failed, if it did.
+    pub recovery_error: Option<String>,
+}
+
+/// Every kernel by id, and what the runtime knows beside them.
+#[derive(Default)]
+pub(crate) struct Table {
+    pub kernels: HashMap<String, Kernel>,
+    /// Ticks that did work (reported in the summary).
+    pub ticks: u64,
+    pub device: DeviceStatus,
+    pub disposed: bool,
+}
+
+impl Table {
+    /// The kernel `id`, or `KernelNotFound`.
+    pub fn kernel(&mut self, id: &str) -> Result<&mut Kernel> {
+        self.kernels.get_mut(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })
+    }
+
+    /// Ids of the kernels the tick dispatches now, sorted.
+    pub fn running_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.kernels.iter().filter(|(_, k)| k.runs()).map(|(id, _)| id.clone()).collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// How the runtime was configured, as the table's users need it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub enable_telemetry: bool,
+    pub auto_recover: bool,
+    /// What recovery opens in place of a lost device.
+    pub backend: BackendChoice,
+}
+
+/// What a runtime and its tick loop share.
+pub(crate) struct Shared {
+    /// Replaced by recovery when the device is lost.
+    device: RwLock<Arc<Device>>,
+    pub settings: Settings,
+    table: Mutex<Table>,
+    /// Wakes the tick loop: new input, a state change, queue room freed, or a lost device.
+    pub wake: Arc<Event>,
+    shutdown: AtomicBool,
+    pub created_at_ms: f64,
+    /// GPU buffers held, across every device this runtime has had.
+    pub buffers: Arc<BufferStats>,
+    /// One recovery at a time (a manual `recover` may race the automatic one).
+    pub recovering: futures_util::lock::Mutex<()>,
+}
+
+impl Shared {
+    pub fn new(device: Device, settings: Settings, wake: Arc<Event>, buffers: Arc<BufferStats>, now_ms: f64) -> Self {
+        Shared {
+            device: RwLock::new(Arc::new(device)),
+            settings,
+            table: Mutex::new(Table::default()),
+            wake,
+            shutdown: AtomicBool::new(false),
+            created_at_ms: now_ms,
+            buffers,
+            recovering: futures_util::lock::Mutex::new(()),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Table> {
+        // A poisoned lock means a panic inside the runtime; keep serving rather than cascade.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The device kernels run on now.
+    pub fn device(&self) -> Arc<Device> {
+        self.device.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Recovery's replacement for a lost device.
+    pub fn replace_device(&self, device: Arc<Device>) {
+        *self.device.write().unwrap_or_else(|p| p.into_inner()) = device;
+    }
+
+    /// Wakes the tick loop.
+    pub fn wake(&self) {
+        self.wake.notify(usize::MAX);
+    }
+
+    /// Tells the tick loop to stop.
+    pub fn shut_down(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    pub fn is_shut_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,81 @@
+//! Deliver: what each planned kernel's dispatch produced goes where it belongs. Answers reach
+//! their `call`s or the output queue (or the next kernel of a pipeline), held input that was
+//! answered is released, and the counters grow by what the dispatch added. Written once for
+//! every backend.
+
+use super::plan::Planned;
+use crate::backend::{Outcome, Routing};
+use crate::table::{Kernel, Table};
+
+/// Delivers one tick: `outcomes` are in plan order. A kernel terminated, or removed and
+/// launched again, while the tick ran gets nothing (its unanswered messages were counted then).
+pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'_>], routing: Routing, now_ms: f64) {
+    let wall_clock = crate::platform::unix_time_ms();
+    for (p, out) in plan.iter().zip(outcomes) {
+        let Some(kernel) = table.kernels.get_mut(&p.id) else { continue };
+        if kernel.instance != p.instance || kernel.resources.exec.is_none() {
+            continue;
+        }
+        let Kernel { mailbox, cursor, counters, resources, .. } = kernel;
+        let mut relay = None;
+        match (&p.downstream, routing) {
+            (None, _) => {
+                let stride = mailbox.outbox.stride();
+                mailbox.ledger.deliver(out.answers, stride, out.kept, &mut mailbox.outbox, counters, now_ms);
+            }
+            // Already copied into the next kernel's ring, which numbered them when planned.
+            (Some(_), Routing::OnDevice) => {
+                mailbox.ledger.forward(out.answered as u64, out.answered as u64, now_ms, counters)
+            }
+            (Some(down), Routing::ViaHost) => {
+                let kept = kept_answers(out, mailbox.outbox.stride());
+                let count = (kept.len() / mailbox.outbox.stride()) as u64;
+                mailbox.ledger.forward(out.answered as u64, count, now_ms, counters);
+                relay = Some((down, kept, count));
+            }
+        }
+        cursor.answered(mailbox, p.head, out.answered, p.pending);
+        if let Some(state) = out.checkpoint.filter(|_| out.answered > 0) {
+            let checkpoint = resources.checkpoint.get_or_insert_with(Vec::new);
+            checkpoint.clear();
+            checkpoint.extend_from_slice(state);
+        }
+        counters.messages_processed += out.processed;
+        counters.messages_dropped += out.dropped;
+        counters.dispatches += out.dispatches;
+        counters.errors += out.failed;
+        if out.first_failure.is_some() {
+            counters.last_error = out.first_failure.clone();
+        }
+        counters.bytes_to_device += out.bytes_to_device;
+        counters.bytes_from_device += out.bytes_from_device;
+        if out.answered > 0 {
+            counters.last_message_time = Some(wall_clock);
+        }
+        kernel.notify();
+        if let Some((down, answers, count)) = relay {
+            if let Some(target) = table.kernels.get_mut(down) {
+                // Room was reserved when the tick was planned; sends since may overshoot it by
+                // one run.
+                target.mailbox.inbox.push_overflowing(&answers);
+                target.mailbox.ledger.accept(count, now_ms);
+                target.notify();
+            }
+        }
+    }
+}
+
+/// The answers the handler kept, packed back to back.
+fn kept_answers(out: &Outcome<'_>, stride: usize) -> Vec<u8> {
+    match out.kept {
+        None => out.answers.to_vec(),
+        Some(flags) => out
+            .answers
+            .chunks_exact(stride)
+            .zip(flags.chunks_exact(4))
+            .filter(|(_, flag)| *flag != [0; 4])
+            .flat_map(|(answer, _)| answer)
+            .copied()
+            .collect(),
+    }
+}

@@ -1,0 +1,101 @@
+//! The tick: the one place kernels run. Ticks run back to back while there is work and not at
+//! all while idle. Each tick is three steps:
+//!
+//! 1. [**plan**](plan) (under the table lock): per running kernel, what it takes from its input
+//!    queue, what its feeder forwards into it, and whether its answers have room;
+//! 2. **execute**: the backend's step ([`Execute`]). On a GPU: one write per kernel (ring header
+//!    and messages together), one bounded dispatch per kernel, ring-to-ring copies between
+//!    connected kernels, every kernel's counters, answers and state copied into one readback
+//!    buffer, one submit and one map. On the cpu backend: each kernel's host handler runs over
+//!    its input, without the lock;
+//! 3. [**deliver**](deliver) (under the lock again): answers into ledgers and queues, held input
+//!    released, counters.
+//!
+//! A tick that fails because the device was lost hands over to [`crate::recovery`], which also
+//! decides what the loop does next.
+
+mod deliver;
+mod plan;
+
+use std::sync::Arc;
+
+use crate::backend::{Device, Execute};
+use crate::error::Error;
+use crate::platform;
+use crate::recovery::{Flow, Recovery};
+use crate::table::Shared;
+
+/// How a tick went.
+pub(crate) enum TickOutcome {
+    /// It ran work.
+    Ran,
+    /// Nothing to do (or the device is lost and not yet replaced).
+    Idle,
+    /// The device of `generation` failed.
+    Failed { error: Error, generation: u64 },
+}
+
+/// Runs until the runtime is dropped or disposed. A lost device does not stop it: it idles
+/// until recovery (or recovers itself, with automatic recovery).
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut recovery = Recovery::default();
+    loop {
+        let listener = shared.wake.listen();
+        if shared.is_shut_down() {
+            return;
+        }
+        let device = shared.device();
+        let outcome = match &*device {
+            Device::Gpu(gpu) => tick(&shared, &device, gpu).await,
+            Device::Cpu(cpu) => tick(&shared, &device, cpu).await,
+        };
+        match recovery.after_tick(&shared, outcome).await {
+            Flow::TickAgain => continue,
+            Flow::WaitForWork => listener.await,
+            Flow::Stop => return,
+        }
+    }
+}
+
+/// One tick on `backend`, the execution side of `device`.
+async fn tick<B: Execute>(shared: &Shared, device: &Arc<Device>, backend: &B) -> TickOutcome {
+    let (plan, submitted, generation) = {
+        let mut table = shared.lock();
+        let generation = table.device.generation;
+        // Lost and not yet recovered, or recovered since `device` was fetched: nothing to do
+        // here (kernels' resources belong to the current device).
+        if table.device.lost.is_some() || !Arc::ptr_eq(device, &shared.device()) {
+            return TickOutcome::Idle;
+        }
+        if let Err(error) = backend.check() {
+            return TickOutcome::Failed { error, generation };
+        }
+        let plan = plan::plan(&mut table, B::ROUTING, B::capacity, platform::now_ms());
+        if plan.is_empty() {
+            return TickOutcome::Idle;
+        }
+        let submitted = backend.submit(&plan::dispatches(&table, &plan));
+        match submitted {
+            Ok(submitted) => {
+                table.ticks += 1;
+                (plan, submitted, generation)
+            }
+            Err(error) => return TickOutcome::Failed { error, generation },
+        }
+    };
+    let completed = backend
+        .complete(submitted, |outcomes| {
+            let now = platform::now_ms();
+            let mut table = shared.lock();
+            // The device was declared lost while this tick ran: its input was put back in line
+            // and is processed again from the last checkpoint, so its answers must not count.
+            if table.device.generation == generation {
+                deliver::deliver(&mut table, &plan, outcomes, B::ROUTING, now);
+            }
+        })
+        .await;
+    match completed {
+        Ok(()) => TickOutcome::Ran,
+        Err(error) => TickOutcome::Failed { error, generation },
+    }
+}

@@ -1,0 +1,44 @@
+//! Waiting without blocking: an operation that waits (`send` on a full queue, `receive`, `call`,
+//! `terminate`) awaits an event the tick fires, raced against a timer. Nothing blocks a thread,
+//! so the same code runs on the web's event loop.
+
+use std::future::Future;
+
+use crate::error::{Error, Result};
+use crate::platform;
+
+/// When a wait ends, on [`platform::now_ms`]'s clock; `None` waits for as long as it takes.
+pub(crate) type Deadline = Option<f64>;
+
+/// The deadline `timeout_ms` from now, refusing negative and non-finite timeouts.
+pub(crate) fn deadline(timeout_ms: Option<f64>) -> Result<Deadline> {
+    match timeout_ms {
+        None => Ok(None),
+        Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(Some(platform::now_ms() + ms)),
+        Some(ms) => {
+            Err(Error::InvalidArgument(format!("timeout must be a non-negative number of milliseconds, got {ms}")))
+        }
+    }
+}
+
+/// Waits for `listener` or the deadline; `false` when the deadline passed first.
+pub(crate) async fn wait(listener: event_listener::EventListener, deadline: Deadline) -> bool {
+    wait_for(listener, deadline).await.is_some()
+}
+
+/// Awaits `future` until the deadline; `None` when the deadline passed first.
+pub(crate) async fn wait_for<F: Future + Unpin>(future: F, deadline: Deadline) -> Option<F::Output> {
+    match deadline {
+        None => Some(future.await),
+        Some(deadline) => {
+            let remaining = deadline - platform::now_ms();
+            if remaining <= 0.0 {
+                return None;
+            }
+            match futures_util::future::select(future, platform::sleep_ms(remaining)).await {
+                futures_util::future::Either::Left((output, _)) => Some(output),
+                futures_util::future::Either::Right(_) => None,
+            }
+        }
+    }
+}

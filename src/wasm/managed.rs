@@ -1,0 +1,66 @@
+//! `managedKernel`: the seeds' `managed_kernel` for JavaScript, a kernel launched and activated
+//! for a scope and terminated when the holder is done (`await using`).
+
+use std::rc::Rc;
+
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::errors::js_error;
+use super::options::{parse_options, ManagedKernelOptions};
+use super::runtime::{launch_definition, JsRuntime};
+use super::{install_async_dispose, kernel_id};
+use crate::runtime::{Runtime, DEFAULT_TERMINATE_TIMEOUT_MS};
+
+/// A kernel that was launched and activated by `managedKernel` and is terminated when the
+/// holder is done: `await using kernel = await managedKernel(runtime, "worker")`, or an
+/// explicit `await kernel.terminate()` in a `finally`.
+#[wasm_bindgen]
+pub struct ManagedKernel {
+    runtime: Rc<Runtime>,
+    id: String,
+    terminate_timeout: f64,
+}
+
+#[wasm_bindgen]
+impl ManagedKernel {
+    /// The kernel's id, for `runtime.send(kernel.id, ...)`.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> String {
+        self.id.clone()
+    }
+
+    /// Terminates the kernel gracefully (also `[Symbol.asyncDispose]`). Does nothing if it is
+    /// already terminated or removed.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn terminate(&self) -> Promise {
+        let (rt, id, timeout) = (self.runtime.clone(), self.id.clone(), self.terminate_timeout);
+        future_to_promise(async move {
+            rt.terminate_if_live(&id, Some(timeout)).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
+    }
+}
+
+/// The seeds' `managed_kernel`: launches and activates `id` (a registered kernel, or
+/// `definition`) and resolves with a handle that terminates it on `await using` exit.
+/// Options: `{ queueSize, mode, terminateTimeout }` (ms, default 5000).
+#[wasm_bindgen(js_name = managedKernel, unchecked_return_type = "Promise<ManagedKernel>")]
+pub fn managed_kernel(
+    runtime: &JsRuntime,
+    #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "KernelDefinitionInput | null")] definition: Option<JsValue>,
+    #[wasm_bindgen(unchecked_optional_param_type = "ManagedKernelOptions")] options: Option<JsValue>,
+) -> Promise {
+    let rt = runtime.inner.clone();
+    future_to_promise(async move {
+        let id = kernel_id(&id, "id")?;
+        let options: ManagedKernelOptions = parse_options(options, "managedKernel options")?;
+        let terminate_timeout = options.terminate_timeout.unwrap_or(DEFAULT_TERMINATE_TIMEOUT_MS);
+        let definition = launch_definition(&id, definition)?;
+        rt.launch_and_activate(&id, definition, options.launch()).await.map_err(js_error)?;
+        let managed: JsValue = ManagedKernel { runtime: rt, id, terminate_timeout }.into();
+        install_async_dispose(&managed, "terminate");
+        Ok(managed)
+    })
+}

@@ -1,0 +1,105 @@
+//! Option objects from JavaScript. Each deserializes with serde into a struct (the core's
+//! `RuntimeOptions` and `LaunchOptions`, or one of the small ones here); a missing argument,
+//! `undefined` and `null` mean defaults. Unknown keys are refused so a typo never silently does
+//! nothing: serde-wasm-bindgen reads only the keys a struct declares, so the keys allowed are
+//! asked of the struct's own `Deserialize` (no list kept by hand).
+
+use js_sys::{Object, Reflect};
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde::forward_to_deserialize_any;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::errors::type_error;
+use super::messages::type_name;
+use crate::lifecycle::KernelMode;
+use crate::runtime::LaunchOptions;
+
+/// `{ timeout }` in milliseconds: without one, the operation waits as long as it takes.
+#[derive(serde::Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct TimeoutOptions {
+    pub timeout: Option<f64>,
+}
+
+/// `receiveBatch`'s `{ max, timeout }`.
+#[derive(serde::Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct ReceiveBatchOptions {
+    pub max: Option<usize>,
+    pub timeout: Option<f64>,
+}
+
+/// `managedKernel`'s `{ queueSize, mode, terminateTimeout }`.
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct ManagedKernelOptions {
+    pub queue_size: Option<usize>,
+    pub mode: KernelMode,
+    /// Milliseconds the kernel gets to drain when the holder is done.
+    pub terminate_timeout: Option<f64>,
+}
+
+impl ManagedKernelOptions {
+    pub fn launch(&self) -> LaunchOptions {
+        LaunchOptions { queue_size: self.queue_size, mode: self.mode, max_batch: None }
+    }
+}
+
+/// Parses an optional options object into `T` (see the module docs); `what` names it in errors.
+pub(super) fn parse_options<T>(value: Option<JsValue>, what: &str) -> Result<T, JsValue>
+where
+    T: for<'de> Deserialize<'de> + Default,
+{
+    let Some(value) = value.filter(|v| !v.is_undefined() && !v.is_null()) else {
+        return Ok(T::default());
+    };
+    if !value.is_object() {
+        return Err(type_error(format!("{what} must be an object, got {}", type_name(&value))));
+    }
+    let known = field_names::<T>();
+    for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !known.contains(&key.as_str()) {
+            return Err(type_error(format!("{what}: unknown option '{key}' (expected one of {})", known.join(", "))));
+        }
+        // serde-wasm-bindgen would take a BigInt for a number, which these options are not.
+        if Reflect::get(&value, &key.as_str().into())?.is_bigint() {
+            return Err(type_error(format!("{what}: option '{key}' must be a number, got a BigInt")));
+        }
+    }
+    serde_wasm_bindgen::from_value(value).map_err(|e| type_error(format!("{what}: {e}")))
+}
+
+/// The field names `T`'s derived `Deserialize` asks for (in their serialized spelling).
+fn field_names<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    let mut names = FieldNames(&[]);
+    let _ = T::deserialize(&mut names);
+    names.0
+}
+
+/// A deserializer that only records the fields a struct asks for, then gives up.
+struct FieldNames(&'static [&'static str]);
+
+impl<'de> Deserializer<'de> for &mut FieldNames {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(de::Error::custom("only struct fields are read"))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0 = fields;
+        Err(de::Error::custom("fields recorded"))
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+        unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+    }
+}

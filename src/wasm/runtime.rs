@@ -1,0 +1,349 @@
+//! `RingKernelRuntime`, the JavaScript class: every method converts its arguments, forwards to
+//! the core's [`Runtime`] and converts the result; no behaviour lives here.
+
+use std::rc::Rc;
+
+use js_sys::{Array, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::definitions::kernel_definition;
+use super::errors::{js_error, type_error};
+use super::messages::{js_message, js_message_value, js_state, packed_bytes, type_name};
+use super::options::{parse_options, ReceiveBatchOptions, TimeoutOptions};
+use super::{install_async_dispose, kernel_id, to_js};
+use crate::kernel::KernelDefinition;
+use crate::message::{MessageLayout, Scalar, Value};
+use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions};
+
+/// Promise-based host runtime for ring kernels (the seeds' `RingKernelRuntime`).
+#[wasm_bindgen(js_name = RingKernelRuntime)]
+pub struct JsRuntime {
+    pub(super) inner: Rc<Runtime>,
+}
+
+#[wasm_bindgen(js_class = RingKernelRuntime)]
+impl JsRuntime {
+    /// Opens a WebGPU device. Rejects with `BackendUnavailableError` when the browser has no
+    /// WebGPU, explaining how to get it.
+    #[wasm_bindgen(unchecked_return_type = "Promise<RingKernelRuntime>")]
+    pub fn create(
+        #[wasm_bindgen(unchecked_optional_param_type = "RuntimeOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        future_to_promise(async move {
+            let options: RuntimeOptions = parse_options(options, "RingKernelRuntime.create options")?;
+            let runtime = Runtime::new(options).await.map_err(js_error)?;
+            let runtime: JsValue = JsRuntime { inner: Rc::new(runtime) }.into();
+            install_async_dispose(&runtime, "dispose");
+            Ok(runtime)
+        })
+    }
+
+    /// Launches a kernel: a registered id, or `definition` (from `ringKernel`-style fields).
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn launch(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "KernelDefinitionInput | null")] definition: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "LaunchOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            let options: LaunchOptions = parse_options(options, "launch options")?;
+            match launch_definition(&id, definition)? {
+                Some(definition) => rt.launch_definition(definition, options).await,
+                None => rt.launch(&id, options).await,
+            }
+            .map_err(js_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn activate(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            rt.activate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn deactivate(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            rt.deactivate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn reactivate(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            rt.reactivate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
+    }
+
+    /// Graceful stop; `{ timeout }` in milliseconds.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn terminate(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            let opts: TimeoutOptions = parse_options(options, "terminate options")?;
+            rt.terminate(&id, opts.timeout).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
+    }
+
+    #[wasm_bindgen(js_name = terminateAll, unchecked_return_type = "Promise<void>")]
+    pub fn terminate_all(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let opts: TimeoutOptions = parse_options(options, "terminateAll options")?;
+            rt.terminate_all(opts.timeout).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
+    }
+
+    /// Routes `from`'s answers into `to`'s input: on the GPU they are copied ring to ring
+    /// inside the same submit, so a pipeline of n kernels costs one round trip. `to`'s input
+    /// layout must match `from`'s output layout byte for byte. Receive from the last kernel.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn connect(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] from: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] to: JsValue,
+    ) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let (from, to) = (kernel_id(&from, "from")?, kernel_id(&to, "to")?);
+            rt.connect(&from, &to).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
+    }
+
+    /// Ends `from`'s route; its answers go to `receive` again.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn disconnect(&self, #[wasm_bindgen(unchecked_param_type = "string")] from: JsValue) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let from = kernel_id(&from, "from")?;
+            rt.disconnect(&from).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        })
+    }
+
+    /// Forgets a terminated kernel so its id may be launched again.
+    pub fn remove(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<(), JsValue> {
+        self.inner.remove(&kernel_id(&id, "id")?).map_err(js_error)
+    }
+
+    /// Queues one message; waits up to `{ timeout }` ms for room, then `QueueFullError`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn send(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            let opts: TimeoutOptions = parse_options(options, "send options")?;
+            rt.send_value(&id, &js_message_value(&message), opts.timeout).await.map_err(js_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Queues many messages (objects, or one typed array / ArrayBuffer already packed in the
+    /// input layout) and resolves with how many were accepted within `{ timeout }`.
+    #[wasm_bindgen(js_name = sendBatch, unchecked_return_type = "Promise<number>")]
+    pub fn send_batch(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "MessageInput[] | ArrayBufferView | ArrayBuffer")] messages: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            let opts: TimeoutOptions = parse_options(options, "sendBatch options")?;
+            let accepted = if let Some(bytes) = packed_bytes(&messages) {
+                rt.send_packed(&id, &bytes, opts.timeout).await
+            } else if Array::is_array(&messages) {
+                let values: Vec<Value> = Array::from(&messages).iter().map(|m| js_message_value(&m)).collect();
+                rt.send_values(&id, &values, opts.timeout).await
+            } else {
+                return Err(type_error(format!(
+                    "sendBatch expects an array of messages or a typed array, got {}",
+                    type_name(&messages)
+                )));
+            }
+            .map_err(js_error)?;
+            Ok(JsValue::from(accepted as f64))
+        })
+    }
+
+    /// Sends one message and resolves with its own answer, matched by correlation id, however
+    /// many calls are in flight. `{ timeout }` ms covers queue room (`QueueFullError`) and the
+    /// answer (`TimeoutError`).
+    #[wasm_bindgen(skip_typescript)] // declared generic in TS_TYPES
+    pub fn call(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            let opts: TimeoutOptions = parse_options(options, "call options")?;
+            rt.call_value(&id, &js_message_value(&message), opts.timeout, js_answer).await.map_err(js_error)
+        })
+    }
+
+    /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
+    #[wasm_bindgen(skip_typescript)] // declared generic in TS_TYPES
+    pub fn receive(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            let opts: TimeoutOptions = parse_options(options, "receive options")?;
+            rt.receive_with(&id, opts.timeout, js_answer).await.map_err(js_error)
+        })
+    }
+
+    /// Resolves with up to `{ max }` answers packed in the output layout, as a `Uint8Array`.
+    #[wasm_bindgen(js_name = receiveBatch, unchecked_return_type = "Promise<Uint8Array>")]
+    pub fn receive_batch(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "ReceiveBatchOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
+            let packed =
+                rt.receive_batch_packed(&id, opts.max.unwrap_or(usize::MAX), opts.timeout).await.map_err(js_error)?;
+            Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
+        })
+    }
+
+    /// Copies the kernel's `state` array back from the GPU, as a `Uint32Array`, `Int32Array` or
+    /// `Float32Array` by its element type; it includes every message answered so far. Readable
+    /// until the kernel is removed, so final results survive `terminate`.
+    #[wasm_bindgen(js_name = readState, unchecked_return_type = "Promise<Uint32Array | Int32Array | Float32Array>")]
+    pub fn read_state(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            // The element type first: the kernel may be removed while the copy is in flight.
+            let spec = rt.state_spec(&id).map_err(js_error)?;
+            let bytes = rt.read_state(&id).await.map_err(js_error)?; // refuses a kernel without state
+            Ok(js_state(spec.map_or(Scalar::U32, |s| s.element.scalar()), &bytes))
+        })
+    }
+
+    /// The kernel's state: `created`, `launched`, `active`, `deactivated`, `terminating` or
+    /// `terminated`.
+    #[wasm_bindgen(js_name = getState, unchecked_return_type = "KernelState")]
+    pub fn get_state(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<String, JsValue> {
+        self.inner.state(&kernel_id(&id, "id")?).map(|s| s.as_str().to_owned()).map_err(js_error)
+    }
+
+    #[wasm_bindgen(getter, js_name = kernelIds)]
+    pub fn kernel_ids(&self) -> Vec<String> {
+        self.inner.kernel_ids()
+    }
+
+    #[wasm_bindgen(getter, js_name = activeKernels)]
+    pub fn active_kernels(&self) -> Vec<String> {
+        self.inner.active_kernels()
+    }
+
+    /// The kernel's counters, or `null` when telemetry is disabled.
+    #[wasm_bindgen(js_name = getTelemetry, unchecked_return_type = "KernelTelemetry | null")]
+    pub fn get_telemetry(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        match self.inner.telemetry(&kernel_id(&id, "id")?).map_err(js_error)? {
+            None => Ok(JsValue::NULL),
+            Some(t) => to_js(&t),
+        }
+    }
+
+    /// Backend, adapter, every kernel with its state and counters, and runtime totals.
+    #[wasm_bindgen(js_name = getSummary, unchecked_return_type = "RuntimeSummary")]
+    pub fn get_summary(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.summary())
+    }
+
+    /// Telemetry of every kernel in Prometheus' text exposition format.
+    #[wasm_bindgen(js_name = metricsText)]
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics_text()
+    }
+
+    /// The adapter this runtime runs on: `{ backend, name, driver, deviceType }`.
+    #[wasm_bindgen(getter, unchecked_return_type = "AdapterInfo")]
+    pub fn adapter(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.adapter())
+    }
+
+    /// After the GPU device was lost (kernels are "failed", `getSummary().device.lost` says
+    /// why): opens a new device, relaunches the failed kernels with their last state
+    /// checkpoint and returns each to the state it was in; messages without an answer are then
+    /// processed, in order. Resolves at once if nothing was lost.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn recover(&self) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move { rt.recover().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+    }
+
+    /// Destroys the GPU device (`GPUDevice.destroy()`), as a driver reset or a lost GPU would,
+    /// to test how an application handles `DeviceLostError` and `recover()`.
+    #[wasm_bindgen(js_name = destroyDevice)]
+    pub fn destroy_device(&self) -> Result<(), JsValue> {
+        self.inner.destroy_device().map_err(js_error)
+    }
+
+    /// Terminates every kernel and stops the pump; later calls fail.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn dispose(&self) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move { rt.dispose().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+    }
+}
+
+impl JsRuntime {
+    /// Wraps a runtime created from Rust (other wasm crates, tests) for the JS surface.
+    pub fn from_runtime(runtime: Runtime) -> Self {
+        JsRuntime { inner: Rc::new(runtime) }
+    }
+}
+
+/// An answer as a JS object shaped by its layout.
+fn js_answer(layout: &MessageLayout, answer: &[u8]) -> JsValue {
+    js_message(layout, layout.decode(answer))
+}
+
+/// `launch(id, definition?)`'s definition: `None` launches the registered `id`.
+pub(super) fn launch_definition(id: &str, definition: Option<JsValue>) -> Result<Option<KernelDefinition>, JsValue> {
+    definition
+        .filter(|d| !d.is_undefined() && !d.is_null())
+        .map(|definition| kernel_definition(&definition, Some(id.to_owned())))
+        .transpose()
+}

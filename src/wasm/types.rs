@@ -1,0 +1,203 @@
+//! The TypeScript declarations wasm-bindgen cannot derive: option and telemetry shapes, message
+//! typing (`InputOf`, `OutputOf`), the error interfaces and the generic `receive`/`call`.
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+/**
+ * Lifecycle states, in order: created → launched → active ⇄ deactivated → terminating → terminated.
+ * "failed": the GPU device was lost; `recover()` returns the kernel to the state it failed in.
+ */
+export type KernelState = "created" | "launched" | "active" | "deactivated" | "terminating" | "terminated" | "failed";
+/** What wakes a kernel: any input (persistent, the default) or only host sends (event-driven). */
+export type KernelMode = "persistent" | "event-driven";
+/**
+ * Where kernels run. "auto" and "webgpu" use the browser's WebGPU; "cpu" runs every kernel's host
+ * `handler` instead (for browsers without WebGPU); the rest name native graphics APIs.
+ */
+export type BackendName = "auto" | "webgpu" | "cpu" | "vulkan" | "metal" | "dx12" | "gl";
+
+export interface RuntimeOptions {
+  /** Record latency and report getTelemetry (default true). */
+  enableTelemetry?: boolean;
+  /** Queue size of kernels launched without their own (default 4096). */
+  defaultQueueSize?: number;
+  backend?: BackendName;
+  /** When the GPU device is lost, open a new one and relaunch the failed kernels without waiting for `recover()` (default false). */
+  autoRecover?: boolean;
+}
+export interface LaunchOptions {
+  queueSize?: number; mode?: KernelMode;
+  /** Most messages one dispatch handles (default: the queue size); lower it for handlers that run long per message. */
+  maxBatch?: number;
+}
+export interface ManagedKernelOptions { queueSize?: number; mode?: KernelMode; terminateTimeout?: number; }
+/** Milliseconds. Without a timeout, the operation waits for as long as it takes. */
+export interface TimeoutOptions { timeout?: number; }
+export interface ReceiveBatchOptions { max?: number; timeout?: number; }
+
+export interface AdapterInfo { backend: string; name: string; driver: string; deviceType: string; }
+
+/** Send→answer latency in milliseconds; null until an answer has been timed. */
+export interface LatencySummary {
+  count: number; minMs: number | null; meanMs: number | null; maxMs: number | null;
+  p50Ms: number | null; p99Ms: number | null; sumMs: number;
+}
+
+export interface KernelTelemetry {
+  kernelId: string; state: KernelState; mode: KernelMode; queueSize: number;
+  /** Accepted by send, sendBatch and call (host → kernel). */
+  messagesSent: number;
+  /** Answers handed to receive, receiveBatch and call (kernel → host). */
+  messagesReceived: number;
+  /** Counted where the handler runs (on the GPU, or on the host for the cpu backend). */
+  messagesProcessed: number;
+  /** Messages the handler dropped (and, on the cpu backend, those whose handler threw). */
+  messagesDropped: number;
+  /** Failed message operations: refused messages, timeouts, host handlers that threw. */
+  errors: number; errorRate: number;
+  /** Dispatches (runs of the handler) of this kernel. */
+  dispatches: number;
+  inputQueueDepth: number; inFlight: number; outputQueueDepth: number;
+  bytesToDevice: number; bytesFromDevice: number; gpuMemoryBytes: number;
+  uptimeMs: number;
+  /** Processed messages per second of uptime. */
+  throughput: number;
+  /** Wall clock, ms since the Unix epoch. */
+  startTime: number; lastMessageTime: number | null;
+  latency: LatencySummary;
+  /** Messages left unprocessed when terminate timed out. */
+  unprocessedAtTermination: number;
+  /** Answers that arrived after their call had timed out. */
+  answersAbandoned: number;
+  /** Answers routed to the connected kernel instead of `receive`. */
+  messagesForwarded: number;
+  /** The kernel this one's answers go to (`connect`), or null. */
+  connectedTo: string | null;
+  /** Why a host handler last failed (cpu backend), or null. */
+  lastError: string | null;
+}
+
+export interface RuntimeSummary {
+  backend: string; adapter: AdapterInfo; telemetryEnabled: boolean; uptimeMs: number;
+  kernelCount: number; activeKernels: number;
+  /** Pump ticks that did work: one submit and one readback each, for all kernels together. */
+  ticks: number;
+  /** Messages processed by all kernels. */
+  totalMessages: number;
+  totalSent: number; totalReceived: number; totalDropped: number; totalErrors: number;
+  totalBytesToDevice: number; totalBytesFromDevice: number; aggregateThroughput: number;
+  /** GPU buffers the runtime holds and their bytes (back to their start once kernels are terminated and removed). */
+  gpuBufferCount: number; gpuBufferBytes: number;
+  device: DeviceHealth;
+  perKernel: Record<string, KernelTelemetry>;
+}
+
+/** Device losses and recoveries. */
+export interface DeviceHealth {
+  /** Why the device was lost, while kernels wait for recovery; null when healthy. */
+  lost: string | null;
+  losses: number; recoveries: number; autoRecover: boolean;
+  /** Why the last recovery attempt failed, until one succeeds. */
+  recoveryError: string | null;
+}
+
+/** A message as sent: numbers, arrays or typed arrays of numbers, objects for nested messages. */
+export type MessageInput = { [field: string]: number | ArrayLike<number> | ArrayLike<number>[] | MessageInput | MessageInput[] };
+/** An answer: numbers, typed arrays (by the field's scalar) for vectors and numeric arrays, objects for nested messages. */
+export type MessageOutput = { [field: string]: number | Float32Array | Int32Array | Uint32Array | MessageOutput | MessageOutput[] };
+
+export type ScalarType = "i32" | "u32" | "f32";
+export type VectorType = `vec${2 | 3 | 4}<${ScalarType}>`;
+/**
+ * A field's type: a WGSL scalar or vector, `array<T, N>` of any field type, another message
+ * (its description, or the name it was defined under).
+ */
+export type FieldType = ScalarType | VectorType | `array<${string}, ${number}>` | MessageDescription | (string & {});
+/** What defineMessage returns: `{ name, fields: { value: "i32", ... } }`. */
+export interface MessageDescription<N extends string = string, F extends Record<string, FieldType> = Record<string, FieldType>> {
+  name: N; fields: F;
+}
+
+type TypedArrayOf<T> = T extends "f32" ? Float32Array : T extends "i32" ? Int32Array : Uint32Array;
+type ElementOf<T extends string> = T extends `array<${infer E}, ${number}>` ? E : never;
+/** The JavaScript value `send` takes for a field of type `T`. */
+export type FieldInput<T> =
+  T extends ScalarType ? number :
+  T extends VectorType ? ArrayLike<number> :
+  T extends `array<${string}, ${number}>` ? (ElementOf<T> extends ScalarType | VectorType ? ArrayLike<number> | ArrayLike<number>[] : FieldInput<ElementOf<T>>[]) :
+  T extends MessageDescription<string, infer F> ? { [K in keyof F]: FieldInput<F[K]> } :
+  MessageInput;
+/** The JavaScript value `receive` gives for a field of type `T`. */
+export type FieldOutput<T> =
+  T extends ScalarType ? number :
+  T extends `vec${number}<${infer S}>` ? TypedArrayOf<S> :
+  T extends `array<${string}, ${number}>` ? (ElementOf<T> extends `vec${number}<${infer S}>` ? TypedArrayOf<S> : ElementOf<T> extends ScalarType ? TypedArrayOf<ElementOf<T>> : FieldOutput<ElementOf<T>>[]) :
+  T extends MessageDescription<string, infer F> ? { [K in keyof F]: FieldOutput<F[K]> } :
+  MessageOutput;
+/** A message of description `D` as `send` takes it: `InputOf<typeof Request>` is `{ value: number }`. */
+export type InputOf<D extends MessageDescription> = { [K in keyof D["fields"]]: FieldInput<D["fields"][K]> };
+/** A message of description `D` as `receive` gives it (vectors and numeric arrays as typed arrays). */
+export type OutputOf<D extends MessageDescription> = { [K in keyof D["fields"]]: FieldOutput<D["fields"][K]> };
+
+/** The kernel's `state` array as a host handler sees it and `readState` returns it. */
+export type StateArray = Uint32Array | Int32Array | Float32Array;
+/** A kernel's persistent `state` array (zeroed at launch); read it with `readState`. */
+export interface StateDefinition { length: number; type?: "atomic<u32>" | "atomic<i32>" | "u32" | "i32" | "f32"; }
+/**
+ * A kernel's handler in JavaScript, run by the "cpu" backend: gets the message as `receive` would
+ * give it and the state array (updated in place), returns the answer, or null/undefined to drop the
+ * message. Runs synchronously; a throw drops the message and counts an error.
+ */
+export type HostHandler<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> =
+  (message: OutputOf<I>, state: StateArray | undefined) => InputOf<O> | null | undefined;
+
+interface KernelDefinitionBase<I extends MessageDescription, O extends MessageDescription> {
+  id?: string;
+  input: I | string;
+  output: O | string;
+  workgroupSize?: number;
+  state?: StateDefinition;
+}
+/**
+ * A kernel: `wgsl` (`fn handle(msg: In) -> Out`, or `fn handle(msg: In, out: ptr<function, Out>) -> bool`
+ * to drop messages) runs on GPU backends, `handler` on the "cpu" backend; give at least one.
+ */
+export type KernelDefinitionInput<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> =
+  KernelDefinitionBase<I, O> & ({ wgsl: string; handler?: HostHandler<I, O> } | { wgsl?: string; handler: HostHandler<I, O> });
+
+/** Registers a message type by name and returns its description. */
+export function defineMessage<const N extends string, const F extends Record<string, FieldType>>(name: N, fields: F): MessageDescription<N, F>;
+/** Registers a kernel for `runtime.launch(id)` (the seeds' `@ring_kernel`). */
+export function ringKernel<I extends MessageDescription, O extends MessageDescription>(definition: KernelDefinitionInput<I, O> & { id: string }): void;
+
+/** The `name` of every error the runtime throws. */
+export type RingKernelErrorName =
+  | "KernelNotFoundError" | "KernelStateError" | "QueueFullError" | "TimeoutError" | "MessageFormatError"
+  | "KernelCompileError" | "MessageDroppedError" | "BackendUnavailableError" | "DeviceLostError";
+export interface KernelNotFoundError extends Error { name: "KernelNotFoundError"; kernelId: string; }
+/** An operation the kernel's state does not allow; `action` is what was asked (e.g. "activate"). */
+export interface KernelStateError extends Error { name: "KernelStateError"; kernelId: string; state: KernelState; action: string; }
+export interface QueueFullError extends Error { name: "QueueFullError"; kernelId: string; }
+export interface TimeoutError extends Error { name: "TimeoutError"; kernelId: string; }
+/** `field` is the path of the bad field, e.g. "bodies[2].mass". */
+export interface MessageFormatError extends Error { name: "MessageFormatError"; kernelId: string; field: string; }
+/** `line` and `column` are in the kernel's own WGSL, when the compiler gave a position. */
+export interface KernelCompileError extends Error { name: "KernelCompileError"; kernelId: string; line: number | null; column: number | null; }
+export interface MessageDroppedError extends Error { name: "MessageDroppedError"; kernelId: string; }
+export interface BackendUnavailableError extends Error { name: "BackendUnavailableError"; }
+export interface DeviceLostError extends Error { name: "DeviceLostError"; }
+export type RingKernelError =
+  | KernelNotFoundError | KernelStateError | QueueFullError | TimeoutError | MessageFormatError
+  | KernelCompileError | MessageDroppedError | BackendUnavailableError | DeviceLostError;
+/** Whether `error` is one of the runtime's errors; narrows on `error.name`. */
+export function isRingKernelError(error: unknown): error is RingKernelError;
+
+export interface RingKernelRuntime {
+  /** Resolves with the next answer; TimeoutError after `timeout` ms, waits without one. `T` types the answer (e.g. `OutputOf<typeof Response>`). */
+  receive<T extends MessageOutput = MessageOutput>(id: string, options?: TimeoutOptions): Promise<T>;
+  /** Sends one message and resolves with its own answer (matched by correlation id). */
+  call<T extends MessageOutput = MessageOutput>(id: string, message: MessageInput, options?: TimeoutOptions): Promise<T>;
+}
+"#;
