@@ -13,7 +13,7 @@
 //! removed it (`Runtime::remove`).
 //!
 //! [`KernelState::step`] is the table; an illegal action is an [`IllegalTransition`], which the
-//! runtime reports as a `KernelState` error naming the kernel. [`Lifecycle`] is one kernel's
+//! runtime reports as a `KernelState` error naming the kernel. `Lifecycle` (internal) is one kernel's
 //! place in the table, plus what a failed kernel must remember to come back.
 
 use std::fmt;

@@ -30,12 +30,21 @@ use crate::error::{Error, Result};
 use crate::lifecycle::Action;
 use crate::platform;
 use crate::table::Shared;
-use crate::tick::TickOutcome;
 use crate::waiting;
 
 /// With automatic recovery, how long the loop waits before each attempt to recover (in
 /// milliseconds). After the last failed attempt it waits for a manual `recover`.
 const AUTO_RECOVERY_DELAYS_MS: [f64; 4] = [0.0, 100.0, 1000.0, 5000.0];
+
+/// How a tick went, as the tick loop reports it.
+pub(crate) enum TickOutcome {
+    /// It ran work.
+    Ran,
+    /// Nothing to do (or the device is lost and not yet replaced).
+    Idle,
+    /// The device of `generation` failed.
+    Failed { error: Error, generation: u64 },
+}
 
 /// What the tick loop does next.
 pub(crate) enum Flow {

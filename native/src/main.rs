@@ -4,7 +4,7 @@
 //! - `info`: every adapter wgpu can see, the limits that bound ring kernels, and the one the
 //!   runtime picks ([`info`]).
 //! - `demo`: the seeds' doubler end to end ([`demo`]).
-//! - `bench`: the runtime against hand-written wgpu on one adapter ([`bench`]).
+//! - `bench`: the runtime against hand-written wgpu on one adapter ([`mod@bench`]).
 
 mod backend;
 mod bench;

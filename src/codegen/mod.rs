@@ -3,7 +3,7 @@
 //! by subtracting a line offset ([`GeneratedShader::user_line`]).
 //!
 //! - `handler`: finds `fn handle` and checks its signature before any compiler runs;
-//! - [`check`] (native): compiles the module with naga and maps its errors to user positions.
+//! - `check` (native): compiles the module with naga and maps its errors to user positions.
 
 pub(crate) mod handler;
 #[cfg(not(target_arch = "wasm32"))]

@@ -2,7 +2,7 @@
 //!
 //! A definition is data: an id, input and output layouts, the WGSL source of `handle` (for GPU
 //! backends), a [`host`] handler (for the `cpu` backend), and optionally a state array. The
-//! built-ins ([`builtins`]) are registered before any user code runs.
+//! built-ins (`doubler`, `echo` and the rest in `builtins.rs`) are registered before any user code runs.
 
 mod builtins;
 pub mod host;

@@ -354,7 +354,7 @@ impl Runtime {
 
     /// Replaces a lost device: opens a new one on the same kind of adapter, relaunches every
     /// failed kernel with its last state checkpoint, returns each to the state it was in, and
-    /// lets the tick process the messages that had no answer (see [`crate::recovery`]).
+    /// lets the tick process the messages that had no answer (see the README's Reliability section).
     /// Resolves at once when no device was lost (and always on the cpu backend). If opening the
     /// device or relaunching fails, nothing changes and the error says why; `recover` may be
     /// retried.

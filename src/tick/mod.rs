@@ -20,20 +20,9 @@ mod plan;
 use std::sync::Arc;
 
 use crate::backend::{Device, Execute};
-use crate::error::Error;
 use crate::platform;
-use crate::recovery::{Flow, Recovery};
+use crate::recovery::{Flow, Recovery, TickOutcome};
 use crate::table::Shared;
-
-/// How a tick went.
-pub(crate) enum TickOutcome {
-    /// It ran work.
-    Ran,
-    /// Nothing to do (or the device is lost and not yet replaced).
-    Idle,
-    /// The device of `generation` failed.
-    Failed { error: Error, generation: u64 },
-}
 
 /// Runs until the runtime is dropped or disposed. A lost device does not stop it: it idles
 /// until recovery (or recovers itself, with automatic recovery).

@@ -2,7 +2,7 @@
 //! It converts JS values to the core's types and forwards; every behaviour lives in the core, so
 //! native users miss nothing.
 //!
-//! - [`runtime`](RingKernelRuntime): the `RingKernelRuntime` class;
+//! - `runtime`: the `RingKernelRuntime` class ([`JsRuntime`] in Rust);
 //! - `managed`: `managedKernel`;
 //! - `definitions`: `defineMessage` and `ringKernel`;
 //! - `messages`: JS values ↔ messages; `host_handler`: JavaScript handlers for the cpu backend;
