@@ -11,40 +11,87 @@ use crate::lifecycle::{Action, IllegalTransition, KernelState};
 pub enum Error {
     /// No kernel (or registered definition) has this id.
     #[error("kernel '{id}' not found")]
-    KernelNotFound { id: String },
+    KernelNotFound {
+        /// The id that was looked up.
+        id: String,
+    },
 
     /// The kernel's state does not allow the action (see [`crate::lifecycle`]).
     #[error("kernel '{id}' is {state}: cannot {action}")]
-    KernelState { id: String, state: KernelState, action: Action },
+    KernelState {
+        /// The kernel the error is about.
+        id: String,
+        /// The state the kernel was in.
+        state: KernelState,
+        /// The action that state refused.
+        action: Action,
+    },
 
     /// The input queue stayed full until the timeout.
     #[error("queue of kernel '{id}' is full ({capacity} messages)")]
-    QueueFull { id: String, capacity: usize },
+    QueueFull {
+        /// The kernel whose input queue is full.
+        id: String,
+        /// The queue's capacity, in messages.
+        capacity: usize,
+    },
 
     /// A receive, call or terminate outlasted its timeout.
     #[error("{operation} on kernel '{id}' timed out after {timeout_ms} ms")]
-    Timeout { id: String, operation: String, timeout_ms: f64 },
+    Timeout {
+        /// The kernel the error is about.
+        id: String,
+        /// What timed out: `call`, `receive` or `terminate` (with what it left unprocessed).
+        operation: String,
+        /// The timeout that ran out, in milliseconds.
+        timeout_ms: f64,
+    },
 
     /// A message that does not fit the kernel's layout; `field` is the path of the bad field.
     #[error("malformed message for kernel '{id}': field '{field}' {problem}")]
-    MessageFormat { id: String, field: String, problem: String },
+    MessageFormat {
+        /// The kernel the message was for.
+        id: String,
+        /// Path of the bad field, or the message's (or Rust type's) name when the whole of it is wrong.
+        field: String,
+        /// What is wrong with it, phrased to follow the field name.
+        problem: String,
+    },
 
     /// The kernel's WGSL (or its host handler) was refused; `line`/`column` are in the user's
     /// own source when the compiler gave a position.
     #[error("kernel '{id}' failed to compile{}: {message}", location(*.line, *.column))]
-    KernelCompile { id: String, message: String, line: Option<u32>, column: Option<u32> },
+    KernelCompile {
+        /// The kernel that failed to compile.
+        id: String,
+        /// What the compiler (or the handler check) said.
+        message: String,
+        /// 1-based line in the user's source, if known.
+        line: Option<u32>,
+        /// 1-based column in the user's source, if known.
+        column: Option<u32>,
+    },
 
     /// The handler dropped the message of this `call`, so it has no answer.
     #[error("kernel '{id}' dropped the message of this call (its handler returned false)")]
-    MessageDropped { id: String },
+    MessageDropped {
+        /// The kernel whose handler dropped the message.
+        id: String,
+    },
 
     /// No adapter (or the runtime was disposed); `reason` says what was tried.
     #[error("no GPU backend available: {reason}")]
-    BackendUnavailable { reason: String },
+    BackendUnavailable {
+        /// What was tried and why it failed, or that the runtime was disposed.
+        reason: String,
+    },
 
     /// The GPU device was lost; kernels wait for recovery.
     #[error("GPU device lost: {reason}")]
-    DeviceLost { reason: String },
+    DeviceLost {
+        /// Why the device was lost, as reported.
+        reason: String,
+    },
 
     /// An argument out of its range or of the wrong shape.
     #[error("invalid argument: {0}")]
@@ -55,15 +102,25 @@ pub enum Error {
 /// JavaScript layer turns into an error class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorKind {
+    /// [`Error::KernelNotFound`].
     KernelNotFound,
+    /// [`Error::KernelState`].
     KernelState,
+    /// [`Error::QueueFull`].
     QueueFull,
+    /// [`Error::Timeout`].
     Timeout,
+    /// [`Error::MessageFormat`].
     MessageFormat,
+    /// [`Error::KernelCompile`].
     KernelCompile,
+    /// [`Error::MessageDropped`].
     MessageDropped,
+    /// [`Error::BackendUnavailable`].
     BackendUnavailable,
+    /// [`Error::DeviceLost`].
     DeviceLost,
+    /// [`Error::InvalidArgument`].
     InvalidArgument,
 }
 

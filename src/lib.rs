@@ -50,6 +50,8 @@
 //! - [`codegen`], [`kernel`], [`message`]: definitions and the WGSL they compile to.
 //! - `platform`: the only place native and wasm differ.
 
+#![deny(missing_docs)]
+
 mod backend;
 pub mod codegen;
 mod correlation;

@@ -23,11 +23,17 @@ use std::fmt;
 #[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum KernelState {
+    /// Being launched: its id is reserved while its WGSL compiles.
     Created = 0,
+    /// Compiled, with its rings allocated; not dispatched until activated.
     Launched = 1,
+    /// Dispatched by the tick (when its mode says it has work).
     Active = 2,
+    /// Not dispatched; its input stays queued until reactivation.
     Deactivated = 3,
+    /// Processing what is still queued before it stops.
     Terminating = 4,
+    /// Stopped for good; [`Runtime::remove`](crate::Runtime::remove) frees its id.
     Terminated = 5,
     /// The device was lost; `recover` returns the kernel to the state it failed in.
     Failed = 6,
@@ -38,22 +44,36 @@ pub enum KernelState {
 /// the table cannot know, so the runtime keeps that state aside (see [`KernelState::next`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
+    /// Launch the kernel (`Created` → `Launched`).
     Launch,
+    /// Start dispatching it (`Launched` → `Active`).
     Activate,
+    /// Stop dispatching it, keeping its input (`Active` → `Deactivated`).
     Deactivate,
+    /// Resume dispatching it (`Deactivated` → `Active`).
     Reactivate,
+    /// Stop it once its queued messages are processed (→ `Terminating`).
     Terminate,
+    /// End a termination once drained (`Terminating` or `Failed` → `Terminated`); the runtime's step.
     Finish,
+    /// Queue a message for it (`send`, `send_batch`, `call`).
     Send,
+    /// Wait for one of its answers.
     Receive,
+    /// Forget a terminated kernel.
     Remove,
+    /// Copy its state array back from the device.
     ReadState,
+    /// Route one kernel's answers into another's input.
     Connect,
+    /// Mark it failed because the device was lost; the runtime's step.
     Fail,
+    /// Return a failed kernel to the state it failed in.
     Recover,
 }
 
 impl KernelState {
+    /// Every state, in lifecycle order.
     pub const ALL: [KernelState; 7] = [
         KernelState::Created,
         KernelState::Launched,
@@ -127,8 +147,10 @@ impl serde::Serialize for KernelState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KernelMode {
+    /// Runs every tick it has input, from the host or from a connected kernel.
     #[default]
     Persistent,
+    /// Runs only when the host sends to it.
     EventDriven,
 }
 

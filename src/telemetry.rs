@@ -18,8 +18,11 @@ use crate::lifecycle::{KernelMode, KernelState};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KernelTelemetry {
+    /// The kernel's id.
     pub kernel_id: String,
+    /// Where the kernel is in its lifecycle.
     pub state: KernelState,
+    /// How the pump schedules the kernel.
     pub mode: KernelMode,
     /// Bound of the kernel's input and output queues, in messages.
     pub queue_size: usize,
@@ -44,7 +47,9 @@ pub struct KernelTelemetry {
     pub in_flight: usize,
     /// Answers waiting for `receive`.
     pub output_queue_depth: usize,
+    /// Bytes written to the GPU for this kernel: each tick's ring header and its messages.
     pub bytes_to_device: u64,
+    /// Bytes read back from the GPU for this kernel: counters, answers and state reads.
     pub bytes_from_device: u64,
     /// GPU memory held by the kernel's rings, their header and counters, and its state.
     pub gpu_memory_bytes: u64,
@@ -75,11 +80,17 @@ pub struct KernelTelemetry {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LatencySummary {
+    /// Answers whose latency was recorded.
     pub count: u64,
+    /// Shortest latency, in milliseconds.
     pub min_ms: Option<f64>,
+    /// Mean latency, in milliseconds.
     pub mean_ms: Option<f64>,
+    /// Longest latency, in milliseconds.
     pub max_ms: Option<f64>,
+    /// Median latency, in milliseconds.
     pub p50_ms: Option<f64>,
+    /// 99th-percentile latency, in milliseconds.
     pub p99_ms: Option<f64>,
     /// Sum of all latencies, for Prometheus' `_sum`.
     pub sum_ms: f64,
@@ -174,8 +185,11 @@ impl Counters {
 pub struct DeviceHealth {
     /// Why the device was lost, while kernels wait for recovery; `None` when it is healthy.
     pub lost: Option<String>,
+    /// Times the device was lost.
     pub losses: u64,
+    /// Recoveries onto a new device.
     pub recoveries: u64,
+    /// Whether the runtime recovers from a lost device by itself (`RuntimeOptions::auto_recover`).
     pub auto_recover: bool,
     /// Why the last recovery attempt failed, until one succeeds.
     pub recovery_error: Option<String>,
@@ -185,30 +199,43 @@ pub struct DeviceHealth {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeSummary {
+    /// The adapter's backend, as in [`AdapterSummary::backend`].
     pub backend: String,
+    /// The adapter the runtime runs on.
     pub adapter: AdapterSummary,
+    /// Whether the runtime was created with telemetry enabled.
     pub telemetry_enabled: bool,
     /// Milliseconds since the runtime was created.
     pub uptime_ms: f64,
+    /// Kernels in the runtime, in any state.
     pub kernel_count: usize,
+    /// Kernels in the `Active` state.
     pub active_kernels: usize,
     /// Pump ticks that did work: each is one submit and one readback for all kernels (one
     /// run of host handlers on the cpu backend).
     pub ticks: u64,
     /// Messages processed by all kernels (PyDotCompute's `total_messages`).
     pub total_messages: u64,
+    /// Messages accepted by `send`, `send_batch` and `call`, over all kernels.
     pub total_sent: u64,
+    /// Answers handed to callers, over all kernels.
     pub total_received: u64,
+    /// Messages dropped by handlers, over all kernels.
     pub total_dropped: u64,
+    /// Failed operations, over all kernels (see [`KernelTelemetry::errors`]).
     pub total_errors: u64,
+    /// Bytes written to the GPU, over all kernels.
     pub total_bytes_to_device: u64,
+    /// Bytes read back from the GPU, over all kernels.
     pub total_bytes_from_device: u64,
     /// Sum of every kernel's throughput, messages per second.
     pub aggregate_throughput: f64,
     /// GPU buffers the runtime holds (rings, state, readback) and their bytes: back to where
     /// they were once launched kernels are terminated and removed.
     pub gpu_buffer_count: u64,
+    /// Bytes of those buffers.
     pub gpu_buffer_bytes: u64,
+    /// Device losses and recoveries.
     pub device: DeviceHealth,
     /// Every kernel's telemetry by id (latency is empty when telemetry is disabled).
     pub per_kernel: BTreeMap<String, KernelTelemetry>,

@@ -82,7 +82,9 @@ impl BackendChoice {
 pub struct AdapterSummary {
     /// `vulkan`, `gl`, `metal`, `dx12`, `browserwebgpu` or `cpu`.
     pub backend: String,
+    /// The adapter's name (a description when the browser withholds it).
     pub name: String,
+    /// The driver's name (`ringkernel-web <version>` on the `cpu` backend).
     pub driver: String,
     /// wgpu's device type: `DiscreteGpu`, `IntegratedGpu`, `Cpu`, ...
     pub device_type: String,

@@ -25,9 +25,11 @@ const STATE: &str = include_str!("../../shaders/harness/state.wgsl");
 /// bound for it.
 #[derive(Debug, Clone)]
 pub struct GeneratedShader {
+    /// The complete WGSL module.
     pub source: String,
     /// 1-based line of the generated source on which the user's first line sits.
     pub handler_first_line: u32,
+    /// How the user's handler answers, which decides the harness entry point and bindings.
     pub form: HandlerForm,
 }
 

@@ -8,11 +8,13 @@ use crate::message::{FieldType, MessageLayout, Scalar};
 
 /// f32 lanes per `vector_add` and `saxpy` message (the shaders loop to this bound).
 pub const VECTOR_LANES: u32 = 32;
-/// Samples per `histogram` message, and the number of bins in its state.
+/// Samples per `histogram` message.
 pub const HISTOGRAM_SAMPLES: u32 = 16;
+/// Bins in the `histogram` kernel's state, evenly splitting [0, 1).
 pub const HISTOGRAM_BINS: u32 = 64;
-/// `mandelbrot` tiles are `MANDELBROT_TILE`² pixels; iterations are capped at this bound.
+/// `mandelbrot` tiles are `MANDELBROT_TILE`² pixels.
 pub const MANDELBROT_TILE: u32 = 8;
+/// Cap on a `mandelbrot` tile's `max_iter`: no pixel iterates more than this.
 pub const MANDELBROT_MAX_ITER: u32 = 1000;
 
 const LANES: usize = VECTOR_LANES as usize;

@@ -51,11 +51,17 @@ where
 /// A run of messages for [`HostHandler::handle_run`]: `kept[i]` receives 1 when answer `i` is
 /// kept and 0 when it is dropped (the GPU's kept-flag format).
 pub struct HostRun<'a> {
+    /// The messages, packed back to back in the input layout.
     pub inputs: &'a [u8],
+    /// Bytes per input message.
     pub input_stride: usize,
+    /// The answers, zeroed, one per message in the output layout.
     pub outputs: &'a mut [u8],
+    /// Bytes per answer.
     pub output_stride: usize,
+    /// One kept flag per message, written by the run.
     pub kept: &'a mut [u32],
+    /// The kernel's state words (empty without state).
     pub state: &'a mut [u32],
 }
 
@@ -76,8 +82,11 @@ impl HostRun<'_> {
 /// How a run went: dropped on purpose, failed, and the first failure's text.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RunReport {
+    /// Messages whose answer was not kept, failures included.
     pub dropped: u64,
+    /// Messages whose handler failed (returned `Err` or panicked).
     pub failed: u64,
+    /// The first failure's text, if any.
     pub first_failure: Option<String>,
 }
 
@@ -157,6 +166,7 @@ where
 pub struct SharedHostHandler(pub Arc<dyn HostHandler>);
 
 impl SharedHostHandler {
+    /// Wraps `handler` for sharing.
     pub fn new(handler: impl HostHandler + 'static) -> Self {
         SharedHostHandler(Arc::new(handler))
     }

@@ -29,14 +29,20 @@ pub const MAX_STATE_LEN: u32 = 1 << 24;
 /// Element type of a kernel's state array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateElement {
+    /// `atomic<u32>`, for counters many invocations update at once.
     AtomicU32,
+    /// `atomic<i32>`, for signed values many invocations update at once.
     AtomicI32,
+    /// Plain `u32`.
     U32,
+    /// Plain `i32`.
     I32,
+    /// Plain `f32`.
     F32,
 }
 
 impl StateElement {
+    /// Every element type.
     pub const ALL: [StateElement; 5] =
         [StateElement::AtomicU32, StateElement::AtomicI32, StateElement::U32, StateElement::I32, StateElement::F32];
 
@@ -73,15 +79,19 @@ impl fmt::Display for StateElement {
 /// at launch and kept on the GPU until the kernel is removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateSpec {
+    /// Type of each element.
     pub element: StateElement,
+    /// Number of elements (1 to [`MAX_STATE_LEN`]).
     pub len: u32,
 }
 
 impl StateSpec {
+    /// A state array of `len` elements of `element`.
     pub fn new(element: StateElement, len: u32) -> Self {
         StateSpec { element, len }
     }
 
+    /// Size of the array in bytes (every element is 4 bytes).
     pub fn size_bytes(&self) -> u64 {
         4 * self.len as u64
     }
@@ -90,8 +100,11 @@ impl StateSpec {
 /// Everything needed to launch a ring kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelDefinition {
+    /// The id the kernel is registered and launched under.
     pub id: String,
+    /// Layout of the messages the kernel takes.
     pub input: MessageLayout,
+    /// Layout of the answers the kernel gives.
     pub output: MessageLayout,
     /// WGSL defining `fn handle(msg: In) -> Out` (or, to drop messages,
     /// `fn handle(msg: In, out: ptr<function, Out>) -> bool`) plus any helpers it needs. Empty
@@ -99,7 +112,9 @@ pub struct KernelDefinition {
     pub wgsl: String,
     /// The same handler for the host, run by the `cpu` backend.
     pub host: Option<SharedHostHandler>,
+    /// Invocations per workgroup (1 to 256; default [`DEFAULT_WORKGROUP_SIZE`]).
     pub workgroup_size: u32,
+    /// The handler's persistent `state` array, if it has one.
     pub state: Option<StateSpec>,
 }
 

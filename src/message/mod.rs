@@ -29,14 +29,18 @@ pub const MAX_NESTING: u32 = 15;
 /// The scalar underneath every numeric field type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scalar {
+    /// WGSL `i32`: a 32-bit signed integer.
     I32,
+    /// WGSL `u32`: a 32-bit unsigned integer.
     U32,
+    /// WGSL `f32`: a 32-bit float.
     F32,
 }
 
 /// A field's WGSL type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldType {
+    /// A single `i32`, `u32` or `f32`.
     Scalar(Scalar),
     /// `vecN<T>` with N in 2..=4.
     Vector(Scalar, u32),
@@ -47,8 +51,11 @@ pub enum FieldType {
 }
 
 impl FieldType {
+    /// The `i32` field type.
     pub const I32: FieldType = FieldType::Scalar(Scalar::I32);
+    /// The `u32` field type.
     pub const U32: FieldType = FieldType::Scalar(Scalar::U32);
+    /// The `f32` field type.
     pub const F32: FieldType = FieldType::Scalar(Scalar::F32);
 
     /// `vecN<scalar>`; `n` must be 2, 3 or 4.
@@ -183,6 +190,7 @@ impl FieldType {
 }
 
 impl Scalar {
+    /// Every scalar type.
     pub const ALL: [Scalar; 3] = [Scalar::I32, Scalar::U32, Scalar::F32];
 
     /// Parses the WGSL spelling (what `Display` writes).
@@ -215,8 +223,11 @@ impl fmt::Display for FieldType {
 /// One named field at its byte offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
+    /// The field's name, a WGSL identifier.
     pub name: String,
+    /// The field's type.
     pub ty: FieldType,
+    /// Byte offset of the field from the start of the message.
     pub offset: u32,
 }
 
@@ -234,6 +245,7 @@ pub struct MessageLayout {
 pub struct FieldError {
     /// The field's path: `mass`, `bodies[2].position`, or the struct name for whole-type problems.
     pub field: String,
+    /// What is wrong, phrased to follow the field's name (`is not a valid WGSL identifier`).
     pub problem: String,
 }
 
@@ -347,9 +359,11 @@ impl MessageLayout {
         MessageBuilder { name: name.to_owned(), fields: Vec::new() }
     }
 
+    /// The struct's name.
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// The fields in declaration order, with their offsets.
     pub fn fields(&self) -> &[Field] {
         &self.fields
     }
@@ -357,6 +371,7 @@ impl MessageLayout {
     pub fn size(&self) -> usize {
         self.size as usize
     }
+    /// WGSL alignment of the struct in bytes: the largest of its fields'.
     pub fn align(&self) -> u32 {
         self.align
     }
@@ -451,11 +466,13 @@ pub struct MessageBuilder {
 }
 
 impl MessageBuilder {
+    /// Adds a field after the ones already added.
     pub fn field(mut self, name: &str, ty: FieldType) -> Self {
         self.fields.push((name.to_owned(), ty));
         self
     }
 
+    /// Lays out the fields (see [`MessageLayout::new`]).
     pub fn build(self) -> Result<MessageLayout, FieldError> {
         let fields: Vec<(&str, FieldType)> = self.fields.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
         MessageLayout::new(&self.name, &fields)

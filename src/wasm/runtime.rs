@@ -60,6 +60,7 @@ impl JsRuntime {
         })
     }
 
+    /// `launched` → `active`: the kernel starts processing its queued messages.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn activate(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
         let rt = self.inner.clone();
@@ -69,6 +70,7 @@ impl JsRuntime {
         })
     }
 
+    /// `active` → `deactivated`: nothing more is dispatched; queued input stays and nothing is dropped.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn deactivate(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
         let rt = self.inner.clone();
@@ -78,6 +80,7 @@ impl JsRuntime {
         })
     }
 
+    /// `deactivated` → `active`: queued input is processed, in order.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn reactivate(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
         let rt = self.inner.clone();
@@ -102,6 +105,7 @@ impl JsRuntime {
         })
     }
 
+    /// Terminates every kernel that can be, concurrently, each within `{ timeout }` ms.
     #[wasm_bindgen(js_name = terminateAll, unchecked_return_type = "Promise<void>")]
     pub fn terminate_all(
         &self,
@@ -263,11 +267,13 @@ impl JsRuntime {
         self.inner.state(&kernel_id(&id, "id")?).map(|s| s.as_str().to_owned()).map_err(js_error)
     }
 
+    /// Ids of every kernel launched and not removed, sorted.
     #[wasm_bindgen(getter, js_name = kernelIds)]
     pub fn kernel_ids(&self) -> Vec<String> {
         self.inner.kernel_ids()
     }
 
+    /// Ids of the kernels in the `active` state, sorted.
     #[wasm_bindgen(getter, js_name = activeKernels)]
     pub fn active_kernels(&self) -> Vec<String> {
         self.inner.active_kernels()

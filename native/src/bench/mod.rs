@@ -11,11 +11,14 @@
 //!    submit;
 //! 6. one message through a 4-stage pipeline connected on the GPU, relayed by the host, and
 //!    through a single stage;
-//! 7. the CPU backend's doubler on the same batches, when that backend is available.
+//! 7. the CPU backend's doubler on the same batches, when that backend is available;
+//! 8. the host's own cost of one message on the named-values path (`send` and `receive`, one
+//!    message a call, no GPU time in the figure).
 //!
 //! Every answer is checked (after its clock stops) and a wrong one fails the bench. Nothing
 //! asserts a speed.
 
+mod host_cost;
 mod progress;
 mod raw;
 mod report;
@@ -148,6 +151,13 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
     let per_message = bench.per_message(&raw).await?;
     let kernels = bench.kernel_ticks(&runtime, &raw).await?;
     let pipeline = bench.pipeline(&runtime, round_trip.send_receive.clone()).await?;
+    let host_cost = {
+        let (messages, rounds) = if plan.quick { (1_000, 3) } else { (20_000, 7) };
+        let measuring = progress.phase("host cost: send, receive", 1);
+        let cost = host_cost::measure(&runtime, messages, rounds).await?;
+        measuring.finish_and_clear();
+        cost
+    };
     runtime.dispose().await?;
     let cpu_backend = bench.cpu_backend().await?;
 
@@ -162,6 +172,7 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
         kernels,
         pipeline,
         cpu_backend,
+        host_cost,
         ratios,
     };
     if args.json {

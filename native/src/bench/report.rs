@@ -4,6 +4,7 @@
 use ringkernel_web::AdapterSummary;
 use serde::Serialize;
 
+use super::host_cost::HostCost;
 use super::stats::{Latency, Throughput};
 
 #[derive(Serialize)]
@@ -19,6 +20,7 @@ pub struct Report {
     pub kernels: Vec<KernelTick>,
     pub pipeline: Pipeline,
     pub cpu_backend: CpuBackend,
+    pub host_cost: HostCost,
     pub ratios: Ratios,
 }
 
@@ -228,6 +230,15 @@ impl Report {
         latency_row("connected on the GPU (one tick)", &p.connected);
         latency_row("relayed by the host (a round trip each)", &p.host_relayed);
         latency_row("a single stage", &p.single_stage);
+
+        let h = &self.host_cost;
+        println!(
+            "\nhost cost per message (named values, {} a round, median of {}): send {:.0} ns, receive {:.0} ns",
+            grouped(h.messages as f64),
+            h.rounds,
+            h.send_ns,
+            h.receive_ns
+        );
 
         let cpu = &self.cpu_backend;
         match (&cpu.send_receive, &cpu.reason) {

@@ -89,95 +89,11 @@ impl GpuKernel {
             return Err(shader.compile_error(&definition.id, &error.message, at));
         }
 
-        let input_stride = definition.input.size() as u64;
-        let output_stride = definition.output.size() as u64;
-        let ring = |label, header: u64, stride: u64, usage| {
-            ctx.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: header + stride * slots as u64,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
-        // The input ring is also the target of a connected kernel's answers, the output ring
-        // their source.
-        let input_ring = ring(
-            "input ring",
-            RingHeader::SIZE,
-            input_stride,
-            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-        );
-        let output_ring = ring(
-            "output ring",
-            RingCounters::SIZE,
-            output_stride,
-            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        );
         let drops = shader.form == HandlerForm::AnswerOrDrop;
-        let kept = drops.then(|| ring("kept flags", 0, 4, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC));
-        // wgpu zero-initializes new buffers, which is the state's documented starting value.
-        // COPY_DST: recovery writes the last checkpoint into a relaunched kernel's state.
-        // Arc for sharing, not threads: on the web nothing is Send.
-        #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-        let state = definition.state.map(|spec| {
-            Arc::new(ctx.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("kernel state"),
-                size: spec.size_bytes(),
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }))
-        });
-
-        // Bindings as in shaders/harness/ (binding, read-only, buffer): 2 only for handlers that
-        // may drop, 3 only with state. The layout and the bind group are both made from this list.
-        let mut bindings: Vec<(u32, bool, &wgpu::Buffer)> = vec![(0, true, &input_ring), (1, false, &output_ring)];
-        bindings.extend(kept.as_deref().map(|buffer| (2, false, buffer)));
-        bindings.extend(state.as_deref().map(|buffer| (3, false, &**buffer)));
-        let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
-            .iter()
-            .map(|&(binding, read_only, _)| wgpu::BindGroupLayoutEntry {
-                binding,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage { read_only },
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                count: None,
-            })
-            .collect();
-        // An explicit layout so both entry points (which use different bindings) share one bind group.
-        let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(label),
-            entries: &layout_entries,
-        });
-        let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(label),
-            bind_group_layouts: &[Some(&bind_group_layout)],
-            immediate_size: 0,
-        });
-        let pipeline = |entry_point| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(label),
-                layout: Some(&layout),
-                module: &module,
-                entry_point: Some(entry_point),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let drain = pipeline("ring_drain");
-        let group_entries: Vec<wgpu::BindGroupEntry> = bindings
-            .iter()
-            .map(|&(binding, _, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
-            .collect();
-        // Inside the scope too: a binding the device refuses is this kernel's error, not the
-        // device's.
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(label),
-            layout: &bind_group_layout,
-            entries: &group_entries,
-        });
+        let buffers = Buffers::allocate(ctx, definition, slots, drops);
+        let (drain, bind_group) = drain_pipeline(device, label, &module, &buffers.bindings());
+        // The bind group is made inside the scope too: a binding the device refuses is this
+        // kernel's error, not the device's.
         if let Some(error) = scope.pop().await {
             return Err(Error::KernelCompile {
                 id: definition.id.clone(),
@@ -186,6 +102,7 @@ impl GpuKernel {
                 column: None,
             });
         }
+        let Buffers { input_ring, output_ring, kept, state } = buffers;
         Ok(GpuKernel {
             input_ring,
             output_ring,
@@ -194,8 +111,8 @@ impl GpuKernel {
             drain,
             bind_group,
             slots,
-            input_stride,
-            output_stride,
+            input_stride: definition.input.size() as u64,
+            output_stride: definition.output.size() as u64,
             workgroup_size: definition.workgroup_size,
             max_workgroups: device.limits().max_compute_workgroups_per_dimension,
             tally: Arc::default(),
@@ -251,4 +168,114 @@ fn check_limits(device: &wgpu::Device, definition: &KernelDefinition, slots: u32
         )));
     }
     Ok(())
+}
+
+/// A kernel's buffers, as [`GpuKernel`] holds them.
+struct Buffers {
+    input_ring: GpuBuffer,
+    output_ring: GpuBuffer,
+    kept: Option<GpuBuffer>,
+    state: Option<Arc<GpuBuffer>>,
+}
+
+impl Buffers {
+    /// Rings of `slots` messages behind their header and counters, kept flags for handlers that
+    /// may drop (`drops`), and the state array when the definition has one.
+    fn allocate(ctx: &GpuContext, definition: &KernelDefinition, slots: u32, drops: bool) -> Self {
+        let ring = |label, header: u64, stride: u64, usage| {
+            ctx.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: header + stride * slots as u64,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let (input_stride, output_stride) = (definition.input.size() as u64, definition.output.size() as u64);
+        // The input ring is also the target of a connected kernel's answers, the output ring
+        // their source.
+        let input_ring = ring(
+            "input ring",
+            RingHeader::SIZE,
+            input_stride,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        );
+        let output_ring = ring(
+            "output ring",
+            RingCounters::SIZE,
+            output_stride,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        );
+        let kept = drops.then(|| ring("kept flags", 0, 4, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC));
+        // wgpu zero-initializes new buffers, which is the state's documented starting value.
+        // COPY_DST: recovery writes the last checkpoint into a relaunched kernel's state.
+        // Arc for sharing, not threads: on the web nothing is Send.
+        #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+        let state = definition.state.map(|spec| {
+            Arc::new(ctx.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernel state"),
+                size: spec.size_bytes(),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }))
+        });
+        Buffers { input_ring, output_ring, kept, state }
+    }
+
+    /// Bindings as in shaders/harness/ (binding, read-only, buffer): 2 only for handlers that
+    /// may drop, 3 only with state.
+    fn bindings(&self) -> Vec<(u32, bool, &wgpu::Buffer)> {
+        let mut bindings: Vec<(u32, bool, &wgpu::Buffer)> =
+            vec![(0, true, &self.input_ring), (1, false, &self.output_ring)];
+        bindings.extend(self.kept.as_deref().map(|buffer| (2, false, buffer)));
+        bindings.extend(self.state.as_deref().map(|buffer| (3, false, &**buffer)));
+        bindings
+    }
+}
+
+/// The drain pipeline of `module` and its bind group, both made from one list of `bindings`.
+fn drain_pipeline(
+    device: &wgpu::Device,
+    label: &str,
+    module: &wgpu::ShaderModule,
+    bindings: &[(u32, bool, &wgpu::Buffer)],
+) -> (wgpu::ComputePipeline, wgpu::BindGroup) {
+    let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+        .iter()
+        .map(|&(binding, read_only, _)| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    // An explicit layout, so the bindings a handler form leaves unused still match the group.
+    let bind_group_layout = device
+        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &layout_entries });
+    let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(label),
+        bind_group_layouts: &[Some(&bind_group_layout)],
+        immediate_size: 0,
+    });
+    let drain = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(label),
+        layout: Some(&layout),
+        module,
+        entry_point: Some("ring_drain"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let group_entries: Vec<wgpu::BindGroupEntry> = bindings
+        .iter()
+        .map(|&(binding, _, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
+        .collect();
+    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &bind_group_layout,
+        entries: &group_entries,
+    });
+    (drain, bind_group)
 }

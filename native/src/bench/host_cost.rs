@@ -1,0 +1,77 @@
+//! The host's own cost of one message on the named-values path, the one the JavaScript layer
+//! uses: `send` of `[("value", n)]` and `receive` into named values, one message per call. The
+//! doubler is deactivated while the sends run and every answer is back before the receives run,
+//! so no GPU time is in either figure.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use ringkernel_web::{Runtime, Value};
+use serde::Serialize;
+
+use super::runtime_doubler::DOUBLER;
+
+/// What one single-message `send` and one `receive` cost the host, in nanoseconds per message
+/// (the median over rounds of `messages` calls each).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostCost {
+    pub messages: usize,
+    pub rounds: usize,
+    pub send_ns: f64,
+    pub receive_ns: f64,
+}
+
+/// Measures [`HostCost`] on `runtime`'s active doubler, `rounds` rounds of `messages` each.
+pub async fn measure(runtime: &Runtime, messages: usize, rounds: usize) -> anyhow::Result<HostCost> {
+    let (mut sends, mut receives) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let base = (round * messages) as i32;
+        runtime.deactivate(DOUBLER).await?;
+        let start = Instant::now();
+        for i in 0..messages as i32 {
+            runtime.send(DOUBLER, &[("value", Value::from(base + i))], None).await?;
+        }
+        sends.push(per_message(start.elapsed(), messages));
+        runtime.reactivate(DOUBLER).await?;
+        wait_for_answers(runtime, messages).await?;
+        let start = Instant::now();
+        let mut answers = Vec::with_capacity(messages);
+        for _ in 0..messages {
+            answers.push(runtime.receive(DOUBLER, Some(0.0)).await?);
+        }
+        receives.push(per_message(start.elapsed(), messages));
+        for (i, answer) in answers.iter().enumerate() {
+            let expected = Value::Number(2.0 * (base + i as i32) as f64);
+            if answer.first().map(|(_, v)| v) != Some(&expected) {
+                bail!("host cost: answer {i} of round {round} is {answer:?}, expected {expected:?}");
+            }
+        }
+    }
+    Ok(HostCost { messages, rounds, send_ns: median(sends), receive_ns: median(receives) })
+}
+
+/// Waits until `count` answers wait in the doubler's output queue.
+async fn wait_for_answers(runtime: &Runtime, count: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let telemetry = runtime.telemetry(DOUBLER)?.context("the bench runtime keeps telemetry")?;
+        if telemetry.output_queue_depth >= count {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("host cost: only {} of {count} answers arrived", telemetry.output_queue_depth);
+        }
+        // The tick runs on its own thread natively: sleeping here holds nothing up.
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn per_message(elapsed: Duration, messages: usize) -> f64 {
+    elapsed.as_nanos() as f64 / messages as f64
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
