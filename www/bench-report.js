@@ -80,6 +80,13 @@ export function formatReport(result) {
   line(`  ${padEnd("Int32Array (packed)", 28)}${pad(grouped(pack.typedArray.msgsPerSec), 16)} msgs/s  (median ${fixed(pack.typedArray.medianMs, 2)} ms)`);
   line(`  ${padEnd("array of objects", 28)}${pad(grouped(pack.objects.msgsPerSec), 16)} msgs/s  (median ${fixed(pack.objects.medianMs, 2)} ms)`);
 
+  const cost = result.hostCost;
+  if (cost) {
+    line();
+    line(`host cost per message (objects, one a call, median of ${cost.rounds} rounds of ${grouped(cost.messages)}): ` +
+      `send ${fixed(cost.sendUs, 2)} µs, receive ${fixed(cost.receiveUs, 2)} µs`);
+  }
+
   const r = result.ratios;
   line();
   line("ratios (latencies compare p50s)");

@@ -58,6 +58,7 @@ export function makePlan(params) {
     batchBudget: quick ? 20_000 : 5_000_000,
     minRepetitions: quick ? 3 : 5,
     packingMessages: quick ? 100_000 : 1_000_000,
+    hostCostMessages: quick ? 1_000 : 10_000,
     // Round trips per latency sample of the JS actor, whose single round trip is below the
     // clock's resolution, and the least messages per throughput sample.
     actorGroupSize: 1000,
@@ -443,6 +444,43 @@ class Bench {
   }
 
   /**
+   * What one `send` of an object and one `receive` of an answer object cost on the page, one
+   * message a call: sends go into a deactivated kernel (nothing is dispatched while the clock
+   * runs), receives start once every answer is back. Medians over rounds, in µs per message;
+   * every answer is checked.
+   */
+  async hostCost(runtime, definitions) {
+    const id = "host-cost";
+    const messages = this.plan.hostCostMessages;
+    const rounds = this.plan.minRepetitions;
+    await runtime.launch(id, definitions.doublerCopy, { queueSize: messages });
+    await runtime.activate(id);
+    const sends = [];
+    const receives = [];
+    this.ui.phase("host cost: send, receive", rounds);
+    for (let round = 0; round < rounds; round++) {
+      const inputs = values(messages, round);
+      await runtime.deactivate(id);
+      let start = now();
+      for (let k = 0; k < messages; k++) await runtime.send(id, { value: inputs[k] });
+      sends.push(((now() - start) * 1e3) / messages);
+      await runtime.reactivate(id);
+      while (runtime.getTelemetry(id).outputQueueDepth < messages) await new Promise((done) => setTimeout(done, 1));
+      const answers = new Int32Array(messages);
+      start = now();
+      for (let k = 0; k < messages; k++) answers[k] = (await runtime.receive(id, { timeout: 0 })).result;
+      receives.push(((now() - start) * 1e3) / messages);
+      expectMultiplied("host cost", inputs, answers, 2);
+      this.checked += messages;
+    }
+    await terminateAll(runtime, [id]);
+    const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const cost = { messages, rounds, sendUs: median(sends), receiveUs: median(receives) };
+    this.ui.row("host cost per message", `send ${cost.sendUs.toFixed(2)} µs`, `receive ${cost.receiveUs.toFixed(2)} µs`);
+    return cost;
+  }
+
+  /**
    * How fast `sendBatch` takes N 4-byte messages into a deactivated kernel (nothing is
    * dispatched while the clock runs): an Int32Array already in the input layout, and an array of
    * objects. Between samples the kernel is reactivated and drained, checking every answer.
@@ -517,7 +555,8 @@ export async function runBench(plan, ui, partial = {}) {
     result.config = {
       quick: plan.quick, iterations: plan.iterations, naiveCount: plan.naiveCount, queueSize: plan.queueSize,
       batchSizes: plan.batchSizes, kernelCounts: plan.kernelCounts, telemetry: true,
-      warmup: plan.warmup, packingMessages: plan.packingMessages, pipelineStages: PIPELINE_STAGES,
+      warmup: plan.warmup, packingMessages: plan.packingMessages, hostCostMessages: plan.hostCostMessages,
+      pipelineStages: PIPELINE_STAGES,
       actorGroupSize: plan.actorGroupSize, actorSampleMessages: plan.actorSampleMessages, crossOriginIsolated: globalThis.crossOriginIsolated === true,
       timerResolutionUs: timerResolutionUs(), userAgent: navigator.userAgent,
     };
@@ -530,6 +569,7 @@ export async function runBench(plan, ui, partial = {}) {
     result.kernels = await bench.kernelTicks(runtime, definitions);
     result.pipeline = await bench.pipeline(runtime, definitions);
     result.hostPacking = await bench.hostPacking(runtime, definitions);
+    result.hostCost = await bench.hostCost(runtime, definitions);
     await runtime.dispose();
     runtime = undefined;
     raw.destroy();

@@ -164,6 +164,10 @@ fn quick_bench_reports_every_section_as_json() {
         None => panic!("cpuBackend.available is missing: {cpu:#}"),
     }
 
+    let cost = &report["hostCost"];
+    assert_eq!(cost["messages"].as_u64(), Some(1_000), "{cost:#}");
+    assert!(positive(&cost["sendNs"]) && positive(&cost["receiveNs"]), "{cost:#}");
+
     let ratios = &report["ratios"];
     let per_size = ratios["batchedOverRaw"].as_array().expect("batched / raw per size");
     assert_eq!(per_size.len(), sizes.len());
@@ -193,6 +197,7 @@ fn bench_table_names_each_section() {
             "throughput",
             "per message",
             "kernels with traffic",
+            "host cost per message",
             "cpu backend",
             "ratios",
         ],

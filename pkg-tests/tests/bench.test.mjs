@@ -35,7 +35,7 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   const { stdout } = await promisify(execFile)(process.execPath, [runner, "--json", "--quick"], { timeout: 120_000 });
   const r = JSON.parse(stdout); // stdout is the document and nothing else
   assert.equal(r.error, undefined, r.error);
-  for (const key of [...NATIVE_KEYS, "pipeline", "jsActor", "hostPacking", "answersChecked"]) assert.ok(key in r, `missing ${key}`);
+  for (const key of [...NATIVE_KEYS, "pipeline", "jsActor", "hostPacking", "hostCost", "answersChecked"]) assert.ok(key in r, `missing ${key}`);
 
   assert.equal(r.adapter.backend, "browserwebgpu");
   for (const key of ["name", "driver", "deviceType"]) assert.equal(typeof r.adapter[key], "string", `adapter.${key}`);
@@ -45,7 +45,7 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   assert.equal(c.quick, true);
   assert.deepEqual(c.batchSizes, [1, 1000, 10_000]);
   assert.deepEqual(c.kernelCounts, [1, 16]);
-  for (const key of ["iterations", "naiveCount", "queueSize", "timerResolutionUs", "packingMessages"]) positive(c[key], `config.${key}`);
+  for (const key of ["iterations", "naiveCount", "queueSize", "timerResolutionUs", "packingMessages", "hostCostMessages"]) positive(c[key], `config.${key}`);
 
   assertLatency(r.floors.submitAndMap, "floors.submitAndMap", c.iterations);
   assertLatency(r.floors.rawSingle, "floors.rawSingle", c.iterations);
@@ -87,6 +87,11 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   assert.equal(h.messageBytes, 4);
   assertThroughput(h.typedArray, "hostPacking.typedArray", h.messages);
   assertThroughput(h.objects, "hostPacking.objects", h.messages);
+
+  const cost = r.hostCost;
+  assert.equal(cost.messages, c.hostCostMessages);
+  positive(cost.sendUs, "hostCost.sendUs");
+  positive(cost.receiveUs, "hostCost.receiveUs");
 
   const q = r.ratios;
   assert.deepEqual(q.batchedOverRaw.map((s) => s.messages), c.batchSizes);
