@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test: native unit and GPU tests (cargo test, lavapipe), browser tests (wasm-pack test in
-# headless Chromium on SwiftShader WebGPU), and the npm package as users install it (pkg-tests).
+# Every test: native unit and GPU tests (cargo test, lavapipe), the API docs and the layering,
+# browser tests (wasm-pack test in headless Chromium on SwiftShader WebGPU), and the npm package
+# as users install it (pkg-tests).
 # Installs what it needs first. A missing GPU adapter fails the tests; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -8,6 +9,11 @@ source scripts/setup.sh
 
 log "native tests (cargo test --workspace)"
 cargo test --workspace
+
+log "API docs (cargo doc, warnings are errors, native and wasm32) and the layering (no cycles between files)"
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --workspace
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p ringkernel-web --target wasm32-unknown-unknown
+python3 scripts/code-shape.py --check > /dev/null
 
 log "browser tests (wasm-pack test --headless --chrome, WebGPU on SwiftShader)"
 WASM_BINDGEN_TEST_TIMEOUT=240 wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver

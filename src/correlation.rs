@@ -1,9 +1,9 @@
 //! Correlation: which answer belongs to which message.
 //!
 //! Every message a kernel accepts gets the next sequence number. The GPU answers input slot i in
-//! output slot i and the pump delivers answers in ring order, so the n-th answer to arrive is the
+//! output slot i and the tick loop delivers answers in ring order, so the n-th answer to arrive is the
 //! answer to message n: the sequence number is the correlation id, and it costs no bytes in the
-//! rings. `call` registers its message's number; the pump hands that answer straight to the
+//! rings. `call` registers its message's number; the tick loop hands that answer straight to the
 //! caller and everything else to the output queue, so `call` and `receive` can be mixed and
 //! many calls can be in flight at once.
 //!

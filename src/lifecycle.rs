@@ -139,8 +139,8 @@ impl serde::Serialize for KernelState {
     }
 }
 
-/// How the pump schedules a kernel. WebGPU has no dispatch that outlives a submit, so both
-/// modes keep pipelines, rings and state resident and are dispatched by the pump; they differ
+/// How the tick loop schedules a kernel. WebGPU has no dispatch that outlives a submit, so both
+/// modes keep pipelines, rings and state resident and are dispatched by the tick loop; they differ
 /// in what wakes them: a persistent kernel runs every tick it has input from anywhere
 /// (including, with `connect`, another kernel's output), an event-driven one only when the
 /// host sends to it.

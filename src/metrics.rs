@@ -146,7 +146,7 @@ pub fn render(summary: &RuntimeSummary) -> String {
     let _ = writeln!(out, "ringkernel_uptime_seconds {}", number(summary.uptime_ms / 1000.0));
     header(&mut out, "ringkernel_kernels", "Kernels in the runtime's table.", "gauge");
     let _ = writeln!(out, "ringkernel_kernels {}", summary.kernel_count);
-    header(&mut out, "ringkernel_ticks_total", "Pump ticks that did work (one submit and readback each).", "counter");
+    header(&mut out, "ringkernel_ticks_total", "Ticks that did work (one submit and readback each).", "counter");
     let _ = writeln!(out, "ringkernel_ticks_total {}", summary.ticks);
     let runtime_samples: [(&str, &str, &str, f64); 5] = [
         ("ringkernel_gpu_buffers", "GPU buffers the runtime holds.", "gauge", summary.gpu_buffer_count as f64),

@@ -1,36 +1,36 @@
 //! The few things that differ between native and wasm, kept at the edge so the runtime's logic
-//! has no `cfg`: spawning the pump, timers, and driving GPU callbacks.
+//! has no `cfg`: spawning the tick loop, timers, and driving GPU callbacks.
 
 use std::future::Future;
 use std::time::Duration;
 
-/// Runs the pump in the background. Natively it gets its own thread (blocking in
+/// Runs the tick loop in the background. Natively it gets its own thread (blocking in
 /// `device.poll(Wait)` there is fine); on the web it is a task on the page's event loop.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn spawn_pump(pump: impl Future<Output = ()> + Send + 'static) -> PumpHandle {
+pub fn spawn_tick_loop(tick_loop: impl Future<Output = ()> + Send + 'static) -> TickLoopHandle {
     let thread = std::thread::Builder::new()
-        .name("ringkernel-pump".into())
-        .spawn(move || pollster::block_on(pump))
-        .expect("spawning the pump thread");
-    PumpHandle(Some(thread))
+        .name("ringkernel-tick".into())
+        .spawn(move || pollster::block_on(tick_loop))
+        .expect("spawning the tick loop thread");
+    TickLoopHandle(Some(thread))
 }
 
 #[cfg(target_arch = "wasm32")]
-pub fn spawn_pump(pump: impl Future<Output = ()> + 'static) -> PumpHandle {
-    wasm_bindgen_futures::spawn_local(pump);
-    PumpHandle(None)
+pub fn spawn_tick_loop(tick_loop: impl Future<Output = ()> + 'static) -> TickLoopHandle {
+    wasm_bindgen_futures::spawn_local(tick_loop);
+    TickLoopHandle(None)
 }
 
-/// The running pump. Natively its thread is joined once the pump was told to stop, so the
+/// The running tick loop. Natively its thread is joined once the tick loop was told to stop, so the
 /// device is released by the runtime's owner and not by a detached thread racing the process's
 /// exit (GL drivers abort with a double free then). On the web there is nothing to join.
-pub struct PumpHandle(Option<std::thread::JoinHandle<()>>);
+pub struct TickLoopHandle(Option<std::thread::JoinHandle<()>>);
 
-impl PumpHandle {
-    /// Waits for the pump to return; call after telling it to stop.
+impl TickLoopHandle {
+    /// Waits for the tick loop to return; call after telling it to stop.
     pub fn join(&mut self) {
         if let Some(thread) = self.0.take() {
-            // A panic in the pump was already reported by the panic hook.
+            // A panic in the tick loop was already reported by the panic hook.
             let _ = thread.join();
         }
     }
@@ -71,7 +71,7 @@ pub fn sleep_ms(ms: f64) -> futures_timer::Delay {
 }
 
 /// Gives the page's event loop a turn (a task of its own) between host-handler ticks, so a
-/// long stream of `cpu` work never freezes rendering and input. Natively the pump has its own
+/// long stream of `cpu` work never freezes rendering and input. Natively the tick loop has its own
 /// thread and this returns at once.
 pub async fn yield_to_event_loop() {
     #[cfg(target_arch = "wasm32")]
@@ -92,7 +92,7 @@ pub async fn yield_to_event_loop() {
     }
 }
 
-/// Lets wgpu deliver `map_async` callbacks. Natively this blocks the pump thread until the GPU
+/// Lets wgpu deliver `map_async` callbacks. Natively this blocks the tick loop thread until the GPU
 /// is done; in the browser the event loop delivers them, so it does nothing.
 pub fn drive_gpu(device: &wgpu::Device) {
     #[cfg(not(target_arch = "wasm32"))]

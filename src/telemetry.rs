@@ -22,7 +22,7 @@ pub struct KernelTelemetry {
     pub kernel_id: String,
     /// Where the kernel is in its lifecycle.
     pub state: KernelState,
-    /// How the pump schedules the kernel.
+    /// How the tick loop schedules the kernel.
     pub mode: KernelMode,
     /// Bound of the kernel's input and output queues, in messages.
     pub queue_size: usize,
@@ -211,7 +211,7 @@ pub struct RuntimeSummary {
     pub kernel_count: usize,
     /// Kernels in the `Active` state.
     pub active_kernels: usize,
-    /// Pump ticks that did work: each is one submit and one readback for all kernels (one
+    /// Ticks that did work: each is one submit and one readback for all kernels (one
     /// run of host handlers on the cpu backend).
     pub ticks: u64,
     /// Messages processed by all kernels (PyDotCompute's `total_messages`).

@@ -144,6 +144,7 @@ fn quick_bench_reports_every_section_as_json() {
     for row in report["kernels"].as_array().unwrap() {
         assert_latency(&row["tick"], "kernels.tick");
         assert_latency(&row["rawTick"], "kernels.rawTick");
+        assert!(row["ticksPerRound"].as_f64().is_some_and(|t| t >= 1.0), "kernels.ticksPerRound: {row:#}");
     }
     let pipeline = &report["pipeline"];
     assert_eq!(pipeline["stages"].as_u64(), Some(4));

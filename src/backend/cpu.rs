@@ -13,7 +13,7 @@ use crate::kernel::KernelDefinition;
 use crate::platform;
 
 /// Most messages one tick hands a kernel's host handler: bounds how long a tick holds the page's
-/// event loop (the pump yields to it between ticks) while still amortizing per-run costs.
+/// event loop (the tick loop yields to it between ticks) while still amortizing per-run costs.
 pub(crate) const MAX_RUN: u32 = 4096;
 
 /// The `cpu` backend's stand-in for a device: nothing to open, only a description.

@@ -83,7 +83,7 @@ pub const DEFAULT_TERMINATE_TIMEOUT_MS: f64 = 5000.0;
 pub struct Runtime {
     shared: Arc<Shared>,
     options: RuntimeOptions,
-    tick_loop: platform::PumpHandle,
+    tick_loop: platform::TickLoopHandle,
 }
 
 impl Runtime {
@@ -101,7 +101,7 @@ impl Runtime {
         // On the web nothing is Send and the loop shares the page's thread; Arc keeps one type.
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let shared = Arc::new(Shared::new(device, settings, wake, buffers, platform::now_ms()));
-        let tick_loop = platform::spawn_pump(crate::tick::run(shared.clone()));
+        let tick_loop = platform::spawn_tick_loop(crate::tick::run(shared.clone()));
         Ok(Runtime { shared, options, tick_loop })
     }
 

@@ -1,5 +1,5 @@
 //! Kernel-to-kernel routing: `connect(from, to)` sends `from`'s answers into `to`'s input
-//! instead of to the host. On a GPU the pump copies them from one ring to the other between two
+//! instead of to the host. On a GPU the tick loop copies them from one ring to the other between two
 //! dispatches of the same submit, so an n-stage pipeline costs one round trip, not n.
 //!
 //! A pipeline is a chain: a kernel has at most one downstream and one upstream, and no cycle.

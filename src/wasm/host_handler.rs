@@ -4,7 +4,7 @@
 //! `handler(message, state)` gets the message as the same object `receive` would return and,
 //! for kernels with state, the state as a typed array it may update in place. It returns the
 //! answer object, or `null`/`undefined` to drop the message. It runs synchronously inside the
-//! pump's tick; a throw (or a returned Promise) drops that message, counts an error, and is
+//! tick; a throw (or a returned Promise) drops that message, counts an error, and is
 //! reported in the console and in telemetry's `lastError`.
 
 use js_sys::{Function, Reflect};

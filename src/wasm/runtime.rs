@@ -326,7 +326,7 @@ impl JsRuntime {
         self.inner.destroy_device().map_err(js_error)
     }
 
-    /// Terminates every kernel and stops the pump; later calls fail.
+    /// Terminates every kernel and stops the tick loop; later calls fail.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn dispose(&self) -> Promise {
         let rt = self.inner.clone();

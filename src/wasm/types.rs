@@ -82,7 +82,7 @@ export interface KernelTelemetry {
 export interface RuntimeSummary {
   backend: string; adapter: AdapterInfo; telemetryEnabled: boolean; uptimeMs: number;
   kernelCount: number; activeKernels: number;
-  /** Pump ticks that did work: one submit and one readback each, for all kernels together. */
+  /** Ticks that did work: one submit and one readback each, for all kernels together. */
   ticks: number;
   /** Messages processed by all kernels. */
   totalMessages: number;

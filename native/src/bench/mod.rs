@@ -246,6 +246,7 @@ impl Bench<'_> {
         let mut ticks = Vec::new();
         for &kernels in &self.plan.kernel_counts {
             fleet.activate(runtime, kernels).await?;
+            let ticks_before = runtime.summary().ticks;
             let tick = self
                 .latency(
                     format!("tick, {kernels} kernels"),
@@ -253,6 +254,9 @@ impl Bench<'_> {
                     async |v: &[i32]| fleet.tick(runtime, v).await,
                 )
                 .await?;
+            // Rounds whose sends the runtime split over more than one tick show up here.
+            let rounds = (self.plan.warmup + self.plan.iterations) as f64;
+            let ticks_per_round = (runtime.summary().ticks - ticks_before) as f64 / rounds;
             let raw_fleet = raw.fleet(kernels);
             let raw_tick = self
                 .latency(
@@ -261,7 +265,7 @@ impl Bench<'_> {
                     async |v: &[i32]| raw_fleet.run(v),
                 )
                 .await?;
-            ticks.push(KernelTick { kernels, tick, raw_tick });
+            ticks.push(KernelTick { kernels, tick, raw_tick, ticks_per_round });
         }
         fleet.terminate(runtime).await?;
         Ok(ticks)

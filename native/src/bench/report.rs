@@ -84,6 +84,8 @@ pub struct KernelTick {
     pub kernels: usize,
     pub tick: Latency,
     pub raw_tick: Latency,
+    /// Ticks the runtime ran per round (1 when every round's sends went out together).
+    pub ticks_per_round: f64,
 }
 
 /// One message through `stages` doublers: connected on the GPU, relayed by the host, and (for
@@ -211,17 +213,18 @@ impl Report {
         );
 
         println!(
-            "\n{:<24}{:>14}{:>14}{:>16}{:>16}",
-            "kernels with traffic", "tick p50 µs", "tick p99 µs", "p50 per kernel", "raw tick p50 µs"
+            "\n{:<24}{:>14}{:>14}{:>16}{:>16}{:>14}",
+            "kernels with traffic", "tick p50 µs", "tick p99 µs", "p50 per kernel", "raw tick p50 µs", "ticks/round"
         );
         for k in &self.kernels {
             println!(
-                "  {:>22}{:>14.1}{:>14.1}{:>16.1}{:>16.1}",
+                "  {:>22}{:>14.1}{:>14.1}{:>16.1}{:>16.1}{:>14.2}",
                 k.kernels,
                 k.tick.p50,
                 k.tick.p99,
                 k.tick.p50 / k.kernels as f64,
-                k.raw_tick.p50
+                k.raw_tick.p50,
+                k.ticks_per_round
             );
         }
 

@@ -104,7 +104,7 @@ pub(crate) struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub adapter: AdapterSummary,
-    /// Set by wgpu when the device is lost or an error escapes every error scope; the pump
+    /// Set by wgpu when the device is lost or an error escapes every error scope; the tick loop
     /// checks it each tick so later calls fail with `DeviceLostError` instead of hanging.
     pub fault: Arc<Mutex<Option<String>>>,
     stats: Arc<BufferStats>,
@@ -119,7 +119,7 @@ pub(crate) struct GpuContext {
 
 impl GpuContext {
     /// Opens a device on an adapter `choice` allows. Buffers are counted in `stats`; `wake` is
-    /// notified when the device is lost, so the pump notices even while idle.
+    /// notified when the device is lost, so the tick loop notices even while idle.
     pub async fn new(choice: BackendChoice, stats: Arc<BufferStats>, wake: Arc<Event>) -> Result<Self> {
         #[cfg(target_arch = "wasm32")]
         if !crate::platform::browser_has_webgpu() {
@@ -194,7 +194,7 @@ impl GpuContext {
     }
 
     /// Destroys the device (WebGPU's `device.destroy()`), as a driver reset or an unplugged GPU
-    /// would lose it. The fault is recorded first, so the pump reports it even if the lost
+    /// would lose it. The fault is recorded first, so the tick loop reports it even if the lost
     /// callback comes late.
     pub fn destroy(&self, reason: &str) {
         self.fault.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason.to_owned());
