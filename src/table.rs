@@ -140,8 +140,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn new(device: Device, settings: Settings, wake: Arc<Event>, buffers: Arc<BufferStats>, now_ms: f64) -> Self {
+        // On the web nothing is Send and everything shares the page's thread; Arc keeps one type.
+        #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+        let device = Arc::new(device);
         Shared {
-            device: RwLock::new(Arc::new(device)),
+            device: RwLock::new(device),
             settings,
             table: Mutex::new(Table::default()),
             wake,

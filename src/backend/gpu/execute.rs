@@ -177,7 +177,7 @@ fn write_input(queue: &wgpu::Queue, ring: &GpuKernel, header: RingHeader, at: u3
 }
 
 /// The GPU resources of a dispatch's kernel (the tick plans only this backend's kernels).
-fn gpu_kernel<'a>(exec: &'a KernelExec) -> &'a GpuKernel {
+fn gpu_kernel(exec: &KernelExec) -> &GpuKernel {
     match exec {
         KernelExec::Gpu(ring) => ring,
         KernelExec::Cpu(_) => unreachable!("only kernels with GPU resources are dispatched on a GPU"),
