@@ -70,10 +70,14 @@ def strong(v):
         if len(comp) > 1: sccs.append(sorted(comp))
 for v in files:
     if v not in idx: strong(v)
-# longest fn
+# longest fn (braces counted outside comments, strings and char literals)
+def code_only(line):
+    line = re.sub(r"//.*", "", line)
+    line = re.sub(r'"(\\.|[^"\\])*"', '""', line)
+    return re.sub(r"'(\\.|[^'\\])'", "''", line)
 longest = []
 for p, text in files.items():
-    lines = text.split("\n")
+    lines = [code_only(l) for l in text.split("\n")]
     i = 0
     while i < len(lines):
         if re.match(r"\s*(pub(\(\w+\))?\s+)?(async\s+)?fn\s+\w+", lines[i]) and not lines[i].rstrip().endswith(";"):

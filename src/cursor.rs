@@ -89,3 +89,72 @@ impl RingCursor {
         *self = RingCursor::default();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mailbox() -> Mailbox {
+        Mailbox::new(4, 4, 16)
+    }
+
+    fn queued(mailbox: &mut Mailbox, values: &[u32]) {
+        let packed: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(mailbox.accept_packed(&packed, 0.0), values.len());
+    }
+
+    /// What the cursor claims is in flight is exactly what the host holds for a replay plus what
+    /// a feeder forwarded on the device.
+    fn assert_invariant(cursor: &RingCursor, mailbox: &Mailbox) {
+        let forwarded = cursor.forwarded.map_or(0, |(_, count)| count as u32);
+        assert_eq!(cursor.in_flight(), mailbox.inbox.held() as u32 + forwarded);
+    }
+
+    #[test]
+    fn handed_over_input_is_held_until_answered() {
+        let (mut cursor, mut mailbox) = (RingCursor::default(), mailbox());
+        queued(&mut mailbox, &[1, 2, 3]);
+        cursor.rewind_if_idle();
+        cursor.hand_over(&mut mailbox, 2);
+        assert_eq!((cursor.head(), cursor.in_flight(), mailbox.inbox.len()), (0, 2, 1));
+        assert_invariant(&cursor, &mailbox);
+        // A dispatch that did not run answers nothing: the input stays held, in flight.
+        cursor.answered(&mut mailbox, 0, 0, 2);
+        assert_eq!(cursor.in_flight(), 2);
+        assert_invariant(&cursor, &mailbox);
+        cursor.answered(&mut mailbox, 0, 2, 2);
+        assert_eq!((cursor.head(), cursor.in_flight(), mailbox.inbox.held()), (2, 0, 0));
+        assert_invariant(&cursor, &mailbox);
+        cursor.rewind_if_idle();
+        assert_eq!(cursor.head(), 0, "idle: the next tick starts at slot 0");
+    }
+
+    #[test]
+    fn forwarded_input_is_numbered_after_the_queue_and_counted_in_flight() {
+        let (mut cursor, mut mailbox) = (RingCursor::default(), mailbox());
+        queued(&mut mailbox, &[1]);
+        cursor.hand_over(&mut mailbox, 1);
+        let at = cursor.take_forwarded(&mut mailbox, 3, 0.0);
+        assert_eq!((at, cursor.in_flight()), (1, 4));
+        assert_invariant(&cursor, &mailbox);
+        cursor.answered(&mut mailbox, 0, 4, 4);
+        assert_eq!((cursor.in_flight(), mailbox.inbox.held()), (0, 0));
+        assert_invariant(&cursor, &mailbox);
+    }
+
+    #[test]
+    fn a_lost_device_puts_held_input_back_in_order_and_voids_forwarded_input() {
+        let (mut cursor, mut mailbox) = (RingCursor::default(), mailbox());
+        queued(&mut mailbox, &[1, 2]);
+        cursor.hand_over(&mut mailbox, 2);
+        cursor.take_forwarded(&mut mailbox, 2, 0.0);
+        queued(&mut mailbox, &[3]);
+        cursor.device_lost(&mut mailbox);
+        assert_eq!(cursor.in_flight(), 0);
+        assert_invariant(&cursor, &mailbox);
+        let waiting: Vec<u32> = bytemuck::pod_collect_to_vec(mailbox.inbox.front(8));
+        assert_eq!(waiting, [1, 2, 3], "held input first, in order, then what came after");
+        // The voided forwarded messages gave their numbers back: the next message is number 3.
+        assert_eq!(mailbox.ledger.accept(1, 0.0), 3);
+    }
+}

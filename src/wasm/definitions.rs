@@ -114,30 +114,9 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
     };
     let (input, output) = (message_layout(&get("input")?, 0)?, message_layout(&get("output")?, 0)?);
     let mut def = KernelDefinition::new(&id, input, output, &wgsl);
-    let workgroup_size = get("workgroupSize")?;
-    def.workgroup_size = match workgroup_size.as_f64() {
-        None if workgroup_size.is_undefined() => DEFAULT_WORKGROUP_SIZE,
-        Some(n) if is_u32(n) => n as u32,
-        _ => return Err(type_error(format!("kernel '{id}': workgroupSize must be an integer from 1 to 256"))),
-    };
-    let state = get("state")?;
-    if !state.is_undefined() {
-        let bad = || {
-            type_error(format!(
-                "kernel '{id}': state must be {{ length: 1 to {}, type?: \"atomic<u32>\" | \"atomic<i32>\" | \"u32\" | \
-                 \"i32\" | \"f32\" }}",
-                kernel::MAX_STATE_LEN
-            ))
-        };
-        if !state.is_object() {
-            return Err(bad());
-        }
-        let length = Reflect::get(&state, &"length".into())?.as_f64().filter(|&n| is_u32(n)).ok_or_else(bad)?;
-        let element = match Reflect::get(&state, &"type".into())?.as_string() {
-            None => StateElement::AtomicU32,
-            Some(text) => StateElement::parse(&text).ok_or_else(bad)?,
-        };
-        def = def.with_state(element, length as u32);
+    def.workgroup_size = workgroup_size(&id, &get("workgroupSize")?)?;
+    if let Some((element, length)) = state(&id, &get("state")?)? {
+        def = def.with_state(element, length);
     }
     // The core's rules, reported here, where the definition was written.
     def.check_shape().map_err(|e| type_error(format!("kernel '{id}': {e}")))?;
@@ -150,6 +129,38 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
         def = def.with_host_handler(host);
     }
     Ok(def)
+}
+
+/// `workgroupSize`: a whole number (the core checks its range), or the default.
+fn workgroup_size(id: &str, value: &JsValue) -> Result<u32, JsValue> {
+    match value.as_f64() {
+        None if value.is_undefined() => Ok(DEFAULT_WORKGROUP_SIZE),
+        Some(n) if is_u32(n) => Ok(n as u32),
+        _ => Err(type_error(format!("kernel '{id}': workgroupSize must be an integer from 1 to 256"))),
+    }
+}
+
+/// `state: { length, type? }`, if given: its element type and length (the core checks the range).
+fn state(id: &str, state: &JsValue) -> Result<Option<(StateElement, u32)>, JsValue> {
+    if state.is_undefined() {
+        return Ok(None);
+    }
+    let bad = || {
+        type_error(format!(
+            "kernel '{id}': state must be {{ length: 1 to {}, type?: \"atomic<u32>\" | \"atomic<i32>\" | \"u32\" | \
+             \"i32\" | \"f32\" }}",
+            kernel::MAX_STATE_LEN
+        ))
+    };
+    if !state.is_object() {
+        return Err(bad());
+    }
+    let length = Reflect::get(state, &"length".into())?.as_f64().filter(|&n| is_u32(n)).ok_or_else(bad)?;
+    let element = match Reflect::get(state, &"type".into())?.as_string() {
+        None => StateElement::AtomicU32,
+        Some(text) => StateElement::parse(&text).ok_or_else(bad)?,
+    };
+    Ok(Some((element, length as u32)))
 }
 
 /// Whether a JS number is a whole number a `u32` holds.
