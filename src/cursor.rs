@@ -95,7 +95,7 @@ mod tests {
     use super::*;
 
     fn mailbox() -> Mailbox {
-        Mailbox::new(4, 4, 16)
+        Mailbox::new(4, 4, 16, 16)
     }
 
     fn queued(mailbox: &mut Mailbox, values: &[u32]) {

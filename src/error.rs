@@ -8,6 +8,7 @@ use crate::lifecycle::{Action, IllegalTransition, KernelState};
 
 /// Everything the runtime can refuse or fail with.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// No kernel (or registered definition) has this id.
     #[error("kernel '{id}' not found")]
@@ -27,13 +28,17 @@ pub enum Error {
         action: Action,
     },
 
-    /// The input queue stayed full until the timeout.
-    #[error("queue of kernel '{id}' is full ({capacity} messages)")]
+    /// The input queue stayed full until the timeout. For a batch, `accepted` says how many of
+    /// its messages (from the front) were queued before; those are answered, the rest were not
+    /// queued.
+    #[error("queue of kernel '{id}' is full ({capacity} messages){}", batch_part(*.accepted))]
     QueueFull {
         /// The kernel whose input queue is full.
         id: String,
         /// The queue's capacity, in messages.
         capacity: usize,
+        /// Messages of the refused send that were queued before it gave up (0 for one message).
+        accepted: usize,
     },
 
     /// A receive, call or terminate outlasted its timeout.
@@ -101,6 +106,7 @@ pub enum Error {
 /// Which kind of [`Error`] this is, without its details: what callers match on, and what the
 /// JavaScript layer turns into an error class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// [`Error::KernelNotFound`].
     KernelNotFound,
@@ -122,6 +128,13 @@ pub enum ErrorKind {
     DeviceLost,
     /// [`Error::InvalidArgument`].
     InvalidArgument,
+}
+
+fn batch_part(accepted: usize) -> String {
+    match accepted {
+        0 => String::new(),
+        n => format!("; the first {n} messages of the batch were queued, the rest not"),
+    }
 }
 
 fn location(line: Option<u32>, column: Option<u32>) -> String {
@@ -169,3 +182,121 @@ impl IllegalTransition {
 
 /// The runtime's `Result`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why [`KernelHandle::send`](crate::KernelHandle::send) refused a message (the kernel does not
+/// take messages now, or the runtime is gone). The message comes back unsent.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("message not sent: {error}")]
+pub struct SendError<T> {
+    /// The message, unsent.
+    pub message: T,
+    /// Why.
+    pub error: Error,
+}
+
+/// Why [`KernelHandle::try_send`](crate::KernelHandle::try_send) did not queue a message. The
+/// message comes back unsent.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrySendError<T> {
+    /// The input queue is full now (the error is the `QueueFull` that says so).
+    #[error("message not sent: {1}")]
+    Full(T, Error),
+    /// The kernel does not take messages (see [`SendError`]).
+    #[error("message not sent: {1}")]
+    Refused(T, Error),
+}
+
+/// Why [`KernelHandle::send_timeout`](crate::KernelHandle::send_timeout) did not queue a
+/// message. The message comes back unsent.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendTimeoutError<T> {
+    /// The input queue stayed full for the whole timeout (the error is the `QueueFull`).
+    #[error("message not sent: {1}")]
+    Timeout(T, Error),
+    /// The kernel does not take messages (see [`SendError`]).
+    #[error("message not sent: {1}")]
+    Refused(T, Error),
+}
+
+/// Why a batch was not queued whole: the first `accepted` messages were queued (and will be
+/// answered), the rest were not.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{accepted} of the batch's messages were queued, the rest not: {error}")]
+pub struct BatchSendError {
+    /// How many messages, from the front of the batch, were queued.
+    pub accepted: usize,
+    /// Why the rest were not (`QueueFull` when the timeout ran out, or the kernel's refusal).
+    pub error: Error,
+}
+
+/// Why [`KernelHandle::try_receive`](crate::KernelHandle::try_receive) got no answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryReceiveError {
+    /// No answer is waiting now (the error is a `Timeout` of zero milliseconds).
+    #[error("{0}")]
+    Empty(Error),
+    /// No answer will come (the kernel terminated with none left, its device was lost, ...).
+    #[error(transparent)]
+    Refused(Error),
+}
+
+/// Why [`KernelHandle::call`](crate::KernelHandle::call) has no answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError<T> {
+    /// The message was not sent (the queue stayed full, or the kernel does not take messages);
+    /// it comes back.
+    #[error("call not sent: {1}")]
+    NotSent(T, Error),
+    /// The message was sent, but no answer came in time, or none will: it was dropped by the
+    /// handler, the kernel stopped, the device was lost. Its late answer is discarded.
+    #[error("call unanswered: {0}")]
+    Unanswered(Error),
+}
+
+impl<T> From<SendError<T>> for Error {
+    fn from(e: SendError<T>) -> Self {
+        e.error
+    }
+}
+
+impl<T> From<TrySendError<T>> for Error {
+    fn from(e: TrySendError<T>) -> Self {
+        match e {
+            TrySendError::Full(_, error) | TrySendError::Refused(_, error) => error,
+        }
+    }
+}
+
+impl<T> From<SendTimeoutError<T>> for Error {
+    fn from(e: SendTimeoutError<T>) -> Self {
+        match e {
+            SendTimeoutError::Timeout(_, error) | SendTimeoutError::Refused(_, error) => error,
+        }
+    }
+}
+
+impl From<BatchSendError> for Error {
+    fn from(e: BatchSendError) -> Self {
+        e.error
+    }
+}
+
+impl From<TryReceiveError> for Error {
+    fn from(e: TryReceiveError) -> Self {
+        match e {
+            TryReceiveError::Empty(error) | TryReceiveError::Refused(error) => error,
+        }
+    }
+}
+
+impl<T> From<CallError<T>> for Error {
+    fn from(e: CallError<T>) -> Self {
+        match e {
+            CallError::NotSent(_, error) | CallError::Unanswered(error) => error,
+        }
+    }
+}

@@ -52,6 +52,8 @@
 
 #![deny(missing_docs)]
 
+extern crate self as ringkernel_web;
+
 mod backend;
 pub mod codegen;
 mod correlation;
@@ -74,12 +76,17 @@ mod waiting;
 pub mod wasm;
 
 pub use backend::{AdapterSummary, BackendChoice};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{
+    BatchSendError, CallError, Error, ErrorKind, Result, SendError, SendTimeoutError, TryReceiveError, TrySendError,
+};
 pub use kernel::{KernelDefinition, StateElement};
 pub use lifecycle::{KernelMode, KernelState};
 pub use message::{FieldType, MessageLayout, Scalar, Value};
+pub use ringkernel_derive::RingMessage;
+pub use runtime::builder::RuntimeBuilder;
+pub use runtime::handle::{Dynamic, KernelHandle, KernelStatus};
 pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, TimeoutMs, DEFAULT_TERMINATE_TIMEOUT_MS, MAX_QUEUE_SIZE};
-pub use telemetry::{DeviceHealth, KernelTelemetry, LatencySummary, RuntimeSummary};
+pub use telemetry::{DeviceHealth, KernelTelemetry, LatencySummary, RuntimeMetrics, RuntimeSummary};
 
 /// The README's Rust example, compiled and run as a doctest so it cannot rot.
 #[cfg(all(doctest, not(target_arch = "wasm32")))]

@@ -22,11 +22,11 @@ pub(crate) struct Mailbox {
 pub(crate) type CallTicket = (Sequence, oneshot::Receiver<Reply>);
 
 impl Mailbox {
-    /// Empty queues of `queue_size` messages each.
-    pub fn new(input_stride: usize, output_stride: usize, queue_size: usize) -> Self {
+    /// Empty queues bounded to `input_size` and `output_size` messages.
+    pub fn new(input_stride: usize, output_stride: usize, input_size: usize, output_size: usize) -> Self {
         Mailbox {
-            inbox: PackedQueue::new(input_stride, queue_size),
-            outbox: PackedQueue::new(output_stride, queue_size),
+            inbox: PackedQueue::new(input_stride, input_size),
+            outbox: PackedQueue::new(output_stride, output_size),
             ledger: Ledger::default(),
         }
     }

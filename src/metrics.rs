@@ -50,6 +50,12 @@ const KERNEL_FAMILIES: &[Family] = &[
         value: |k| k.messages_forwarded as f64,
     },
     Family {
+        name: "ringkernel_stalled_sends_total",
+        help: "Sends that waited on a kernel whose output queue was full (answers nobody received).",
+        kind: "counter",
+        value: |k| k.stalled_sends as f64,
+    },
+    Family {
         name: "ringkernel_errors_total",
         help: "Failed message operations: refused messages and timeouts.",
         kind: "counter",

@@ -128,3 +128,11 @@ pub fn browser_has_webgpu() -> bool {
     }
     js_sys::Reflect::get(&navigator, &"gpu".into()).map(|gpu| !gpu.is_undefined() && !gpu.is_null()).unwrap_or(false)
 }
+
+/// A warning for the developer: `tracing`'s `warn!` natively, `console.warn` in the browser.
+pub fn warn(message: &str) {
+    #[cfg(not(target_arch = "wasm32"))]
+    tracing::warn!("{message}");
+    #[cfg(target_arch = "wasm32")]
+    web_sys::console::warn_1(&message.into());
+}

@@ -51,6 +51,10 @@ impl PackedQueue {
     pub fn held(&self) -> usize {
         self.held
     }
+    /// Host memory the queue holds, in bytes.
+    pub fn memory(&self) -> usize {
+        self.bytes.capacity()
+    }
 
     /// Appends as many whole messages of `packed` as fit and returns how many that was.
     pub fn push_many(&mut self, packed: &[u8]) -> usize {

@@ -161,8 +161,7 @@ pub(crate) async fn recover_device(shared: &Arc<Shared>) -> Result<()> {
     };
     let rebuilt = async {
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-        let device =
-            Arc::new(Device::open(shared.settings.backend, shared.buffers.clone(), shared.wake.clone()).await?);
+        let device = Arc::new(Device::open(shared.settings.device, shared.buffers.clone(), shared.wake.clone()).await?);
         let mut execs = Vec::with_capacity(relaunch.len());
         for (id, instance, definition, queue_size, checkpoint) in relaunch {
             let exec = device.create_kernel(definition, queue_size).await?;

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use event_listener::Event;
 
-use crate::backend::{BackendChoice, BufferStats, Device, KernelExec, StateStore};
+use crate::backend::{BufferStats, Device, DeviceRequest, KernelExec, StateStore};
 use crate::cursor::RingCursor;
 use crate::error::{Error, Result};
 use crate::kernel::KernelDefinition;
@@ -95,6 +95,8 @@ pub(crate) struct Table {
     pub kernels: HashMap<String, Kernel>,
     /// Ticks that did work (reported in the summary).
     pub ticks: u64,
+    /// Kernels launched so far, removed ones included.
+    pub launched: u64,
     pub device: DeviceStatus,
     pub disposed: bool,
 }
@@ -119,7 +121,7 @@ pub(crate) struct Settings {
     pub enable_telemetry: bool,
     pub auto_recover: bool,
     /// What recovery opens in place of a lost device.
-    pub backend: BackendChoice,
+    pub device: DeviceRequest,
 }
 
 /// What a runtime and its tick loop share.

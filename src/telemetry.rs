@@ -69,6 +69,9 @@ pub struct KernelTelemetry {
     pub answers_abandoned: u64,
     /// Answers routed to the connected kernel (`connected_to`) instead of the host.
     pub messages_forwarded: u64,
+    /// Sends that waited on a full input queue while the kernel's own output queue was full
+    /// (answers nobody received): each was also reported as a warning.
+    pub stalled_sends: u64,
     /// The kernel this one's answers go to (see `Runtime::connect`), if any.
     pub connected_to: Option<String>,
     /// Why the handler last failed (`cpu` backend: a host handler that threw or panicked; the
@@ -158,6 +161,7 @@ pub(crate) struct Counters {
     pub unprocessed_at_termination: u64,
     pub answers_abandoned: u64,
     pub messages_forwarded: u64,
+    pub stalled_sends: u64,
     pub last_error: Option<String>,
     pub last_message_time: Option<f64>,
     /// `None` when the runtime was created with telemetry disabled.
@@ -177,6 +181,25 @@ impl Counters {
             ..Default::default()
         }
     }
+}
+
+/// What `Runtime::metrics` reports (the seed's `RuntimeMetrics`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct RuntimeMetrics {
+    /// Kernels in the `active` state now.
+    pub active_kernels: usize,
+    /// Kernels launched since the runtime was created.
+    pub total_launched: u64,
+    /// Messages accepted by every kernel's sends.
+    pub messages_sent: u64,
+    /// Answers handed to receivers.
+    pub messages_received: u64,
+    /// Bytes of GPU buffers the runtime holds.
+    pub gpu_memory_used: u64,
+    /// Bytes the host queues hold.
+    pub host_memory_used: u64,
 }
 
 /// Device losses and recoveries (see `Runtime::recover`).

@@ -32,9 +32,9 @@ fn start(rt: &Runtime, id: &str, queue_size: usize) {
         .fold(MessageLayout::builder(TAGGED_NAME), |b, name| b.field(name, FieldType::U32))
         .build_for::<Tagged>()
         .unwrap();
-    kernel::register(KernelDefinition::new(id, layout.clone(), layout, &stage_wgsl(0)));
+    kernel::register_or_replace(KernelDefinition::new(id, layout.clone(), layout, &stage_wgsl(0)));
     pollster::block_on(async {
-        rt.launch(id, LaunchOptions { queue_size: Some(queue_size), ..Default::default() }).await.unwrap();
+        rt.launch(id, LaunchOptions::default().with_queue_capacity(queue_size)).await.unwrap();
         rt.activate(id).await.unwrap();
     });
 }

@@ -843,7 +843,7 @@ async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
     let timeout = Some(plan.timeout_ms);
     Ok(match op {
         Op::Launch { queue_size, mode, .. } => {
-            rt.launch(id, LaunchOptions { queue_size: Some(*queue_size), mode: *mode, ..Default::default() }).await?;
+            rt.launch(id, LaunchOptions::default().with_queue_capacity(*queue_size).with_mode(*mode)).await?;
             Outcome::Done
         }
         Op::Activate(_) => rt.activate(id).await.map(|()| Outcome::Done)?,
@@ -859,7 +859,11 @@ async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
         },
         Op::Remove(_) => rt.remove(id).map(|()| Outcome::Done)?,
         Op::Send(_) => rt.send_pod(id, &plan.payload[0], timeout).await.map(|()| Outcome::Done)?,
-        Op::SendBatch(..) => Outcome::Accepted(rt.send_batch(id, &plan.payload, timeout).await?),
+        // A batch its timeout cut short says how many went in (`QueueFull`'s `accepted`).
+        Op::SendBatch(..) => Outcome::Accepted(match rt.send_batch(id, &plan.payload, timeout).await {
+            Err(Error::QueueFull { accepted, .. }) => accepted,
+            other => other?,
+        }),
         Op::Receive(_) => Outcome::Answer(rt.receive_pod::<i32>(id, timeout).await?),
         Op::ReceiveBatch(_, max) => Outcome::Answers(rt.receive_batch::<i32>(id, *max, timeout).await?),
         Op::Call(_) => Outcome::Answer(rt.call_pod::<i32, i32>(id, &plan.payload[0], timeout).await?),
@@ -1097,13 +1101,13 @@ fn register_twin() {
             std::thread::sleep(SLOW_HANDLER);
             Some(value.wrapping_mul(2))
         });
-        kernel::register(KernelDefinition { id: "twin".into(), ..doubler }.with_host_handler(slow));
+        kernel::register_or_replace(KernelDefinition { id: "twin".into(), ..doubler }.with_host_handler(slow));
         assert!(kernel::lookup(IDS[GHOST]).is_none());
     });
 }
 
 fn runtime_on(backend: BackendChoice) -> Runtime {
-    pollster::block_on(Runtime::new(RuntimeOptions { backend, enable_telemetry: true, ..Default::default() }))
+    pollster::block_on(Runtime::new(RuntimeOptions::default().with_backend(backend).with_telemetry(true)))
         .unwrap_or_else(|e| panic!("{backend:?}: {e} (GPU tests need lavapipe: mesa-vulkan-drivers)"))
 }
 

@@ -31,7 +31,7 @@ fn thousand_messages_in_order_across_ring_wrap() {
     let rt = runtime();
     pollster::block_on(async {
         // A 64-slot ring forces many ticks and wrap-arounds for 1,000 messages.
-        rt.launch("doubler", LaunchOptions { queue_size: Some(64), ..Default::default() }).await.unwrap();
+        rt.launch("doubler", LaunchOptions::default().with_queue_capacity(64)).await.unwrap();
         rt.activate("doubler").await.unwrap();
         let mut answers = Vec::new();
         let mut next = 0i32;
@@ -91,7 +91,7 @@ fn named_errors() {
         // Full queue: two slots, kernel not active, so nothing drains.
         rt.terminate("doubler", Some(1000.0)).await.unwrap();
         rt.remove("doubler").unwrap();
-        rt.launch("doubler", LaunchOptions { queue_size: Some(2), ..Default::default() }).await.unwrap();
+        rt.launch("doubler", LaunchOptions::default().with_queue_capacity(2)).await.unwrap();
         rt.send_pod("doubler", &1i32, Some(0.0)).await.unwrap();
         rt.send_pod("doubler", &2i32, Some(0.0)).await.unwrap();
         let e = rt.send_pod("doubler", &3i32, Some(50.0)).await.unwrap_err();

@@ -8,7 +8,7 @@ use ringkernel_web::kernel::{self, doubler_request, doubler_response, host};
 use ringkernel_web::{BackendChoice, Error, ErrorKind, KernelDefinition, LaunchOptions, Runtime, RuntimeOptions};
 
 fn runtime_on(backend: BackendChoice) -> Runtime {
-    pollster::block_on(Runtime::new(RuntimeOptions { backend, ..Default::default() }))
+    pollster::block_on(Runtime::new(RuntimeOptions::default().with_backend(backend)))
         .unwrap_or_else(|e| panic!("{backend:?}: {e} (GPU tests need lavapipe: mesa-vulkan-drivers)"))
 }
 
@@ -16,7 +16,7 @@ fn runtime_on(backend: BackendChoice) -> Runtime {
 /// and as a host handler.
 fn register_stage(id: &str, mul: i32, add: i32) {
     let wgsl = format!("fn handle(m: Request) -> Response {{ return Response(m.value * {mul} + {add}); }}");
-    kernel::register(
+    kernel::register_or_replace(
         KernelDefinition::new(id, doubler_request(), doubler_response(), &wgsl)
             .with_host_handler(host::typed(move |v: &i32, _: &mut [u32]| Some(v * mul + add))),
     );
@@ -32,7 +32,7 @@ async fn build_pipeline(rt: &Runtime, prefix: &str, queue_size: usize) -> Vec<St
     let ids: Vec<String> = STAGES.iter().map(|(id, _, _)| format!("{prefix}{id}")).collect();
     for (id, (_, mul, add)) in ids.iter().zip(STAGES) {
         register_stage(id, mul, add);
-        rt.launch(id, LaunchOptions { queue_size: Some(queue_size), ..Default::default() }).await.unwrap();
+        rt.launch(id, LaunchOptions::default().with_queue_capacity(queue_size)).await.unwrap();
         rt.activate(id).await.unwrap();
     }
     for pair in ids.windows(2) {
@@ -112,7 +112,7 @@ fn a_four_stage_pipeline_on_the_cpu_backend_behaves_the_same() {
 #[test]
 fn bad_routes_are_refused_by_name() {
     let rt = runtime_on(BackendChoice::Auto);
-    kernel::register(KernelDefinition::new(
+    kernel::register_or_replace(KernelDefinition::new(
         "r-keep-even",
         doubler_request(),
         doubler_response(),

@@ -25,12 +25,12 @@ fn runtime_with(options: RuntimeOptions) -> Runtime {
 }
 
 fn queue(size: usize) -> LaunchOptions {
-    LaunchOptions { queue_size: Some(size), ..Default::default() }
+    LaunchOptions::default().with_queue_capacity(size)
 }
 
 /// A user kernel like the seeds' `worker`: adds 1000, so answers are told apart from doubler's.
 fn register_worker(id: &str) {
-    kernel::register(KernelDefinition::new(
+    kernel::register_or_replace(KernelDefinition::new(
         id,
         doubler_request(),
         doubler_response(),
@@ -46,7 +46,7 @@ fn assert_state_error(result: Result<(), Error>, id: &str, state: KernelState, a
 
 #[test]
 fn seed_example_complete_lifecycle() {
-    let rt = runtime_with(RuntimeOptions { enable_telemetry: true, ..Default::default() });
+    let rt = runtime_with(RuntimeOptions::default().with_telemetry(true));
     pollster::block_on(async {
         rt.launch("doubler", LaunchOptions::default()).await.unwrap(); // phase 1: allocate
         rt.activate("doubler").await.unwrap(); // phase 2: start processing
@@ -128,7 +128,10 @@ fn lifecycle_matrix_on_real_kernels() {
     let rt = runtime();
     let actions = [Action::Launch, Action::Activate, Action::Deactivate, Action::Reactivate, Action::Terminate];
     let register = |id: &str| {
-        kernel::register(KernelDefinition { id: id.to_owned(), ..(*kernel::lookup("doubler").unwrap()).clone() })
+        kernel::register_or_replace(KernelDefinition {
+            id: id.to_owned(),
+            ..(*kernel::lookup("doubler").unwrap()).clone()
+        })
     };
     pollster::block_on(async {
         let mut reached = std::collections::BTreeSet::new();
@@ -213,7 +216,7 @@ fn lifecycle_matrix_on_real_kernels() {
 
 async fn apply(rt: &Runtime, id: &str, action: Action) -> Result<(), Error> {
     match action {
-        Action::Launch => rt.launch(id, LaunchOptions::default()).await,
+        Action::Launch => rt.launch(id, LaunchOptions::default()).await.map(drop),
         Action::Activate => rt.activate(id).await,
         Action::Deactivate => rt.deactivate(id).await,
         Action::Reactivate => rt.reactivate(id).await,
@@ -245,7 +248,7 @@ fn terminated_kernels_do_not_restart_until_removed() {
         drive(&rt, "doubler", KernelState::Terminated).await;
         assert_state_error(rt.activate("doubler").await, "doubler", KernelState::Terminated, Action::Activate);
         assert_state_error(
-            rt.launch("doubler", LaunchOptions::default()).await,
+            rt.launch("doubler", LaunchOptions::default()).await.map(drop),
             "doubler",
             KernelState::Terminated,
             Action::Launch,
@@ -332,7 +335,7 @@ fn managed_kernel_terminates_on_exit_even_after_an_error() {
 fn launch_mode_is_recorded() {
     let rt = runtime();
     pollster::block_on(async {
-        let options = LaunchOptions { mode: KernelMode::EventDriven, ..Default::default() };
+        let options = LaunchOptions::default().with_mode(KernelMode::EventDriven);
         rt.launch("doubler", options).await.unwrap();
         rt.activate("doubler").await.unwrap();
         assert_eq!(rt.mode("doubler").unwrap(), KernelMode::EventDriven);
@@ -371,10 +374,15 @@ fn a_full_queue_waits_then_refuses_and_keeps_what_it_accepted() {
     let rt = runtime();
     pollster::block_on(async {
         rt.launch("doubler", queue(4)).await.unwrap(); // launched, not active: nothing drains
-        assert_eq!(rt.send_batch("doubler", &[1i32, 2, 3, 4, 5, 6], Some(0.0)).await.unwrap(), 4, "only room for 4");
+        let partial = rt.send_batch("doubler", &[1i32, 2, 3, 4, 5, 6], Some(0.0)).await;
+        assert_eq!(
+            partial,
+            Err(Error::QueueFull { id: "doubler".into(), capacity: 4, accepted: 4 }),
+            "only room for 4"
+        );
         let started = Instant::now();
         let e = rt.send_pod("doubler", &7, Some(150.0)).await.unwrap_err();
-        assert_eq!(e, Error::QueueFull { id: "doubler".into(), capacity: 4 });
+        assert_eq!(e, Error::QueueFull { id: "doubler".into(), capacity: 4, accepted: 0 });
         assert!(started.elapsed().as_millis() >= 140, "send waited for room before refusing");
         // A send that waits is admitted as soon as room appears.
         let waiting = rt.send_pod("doubler", &5, Some(10_000.0));
@@ -387,7 +395,8 @@ fn a_full_queue_waits_then_refuses_and_keeps_what_it_accepted() {
         assert_eq!(first, [2, 4, 6, 8]);
         assert_eq!(rt_receive_n(&rt, "doubler", 1).await, [10]);
         let t = rt.telemetry("doubler").unwrap().unwrap();
-        assert_eq!((t.messages_sent, t.messages_processed, t.errors), (5, 5, 1));
+        // Two refusals: the batch cut short and the single send.
+        assert_eq!((t.messages_sent, t.messages_processed, t.errors), (5, 5, 2));
     });
 }
 
@@ -502,7 +511,7 @@ fn telemetry_matches_the_messages_sent() {
 
 #[test]
 fn telemetry_is_none_when_disabled_but_the_summary_still_counts() {
-    let rt = runtime_with(RuntimeOptions { enable_telemetry: false, ..Default::default() });
+    let rt = runtime_with(RuntimeOptions::default().with_telemetry(false));
     pollster::block_on(async {
         rt.launch("doubler", LaunchOptions::default()).await.unwrap();
         rt.activate("doubler").await.unwrap();

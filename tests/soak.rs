@@ -54,8 +54,8 @@ async fn build_stages(rt: &Runtime, prefix: &str, stages: u32) -> Vec<String> {
         let definition = KernelDefinition::new(&id, layout.clone(), layout, &stage_wgsl(stage)).with_host_handler(
             host::typed(move |m: &Tagged, _: &mut [u32]| Some(Tagged { value: stage_value(m.value, stage), ..*m })),
         );
-        kernel::register(definition);
-        rt.launch(&id, LaunchOptions { queue_size: Some(QUEUE_SIZE), ..Default::default() }).await.unwrap();
+        kernel::register_or_replace(definition);
+        rt.launch(&id, LaunchOptions::default().with_queue_capacity(QUEUE_SIZE)).await.unwrap();
         rt.activate(&id).await.unwrap();
         ids.push(id);
     }
@@ -129,7 +129,7 @@ async fn soak(rt: &Runtime, ids: &[String], seed: u64) -> Soak {
                 let end = sent + rng.u32(1..=MAX_BATCH).min(MESSAGES - sent);
                 batch.clear();
                 batch.extend((sent..end).map(|seq| Tagged::new(0, seq)));
-                sent += rt.send_batch(first, &batch, Some(0.0)).await.unwrap() as u32;
+                sent += common::accepted(rt.send_batch(first, &batch, Some(0.0)).await) as u32;
             }
         } else if u64::from(sent) > order.received {
             let flowing = !active.contains(&false);

@@ -303,13 +303,13 @@ async fn managed_kernel_terminates_on_async_dispose() {
 async fn doubler_answers_42_and_a_thousand_come_back_in_order() {
     let rt = Runtime::new(RuntimeOptions::default()).await.expect("WebGPU adapter");
     // 128 slots: 1,000 messages need several ticks and ring wrap-arounds.
-    rt.launch("doubler", LaunchOptions { queue_size: Some(128), ..Default::default() }).await.unwrap();
+    rt.launch("doubler", LaunchOptions::default().with_queue_capacity(128)).await.unwrap();
     rt.activate("doubler").await.unwrap();
     let mut answers: Vec<i32> = Vec::new();
     let mut next = 0i32;
     while answers.len() < 1000 {
         let batch: Vec<i32> = (next..1000).collect();
-        next += rt.send_batch("doubler", &batch, Some(0.0)).await.unwrap() as i32;
+        next += common::accepted(rt.send_batch("doubler", &batch, Some(0.0)).await) as i32;
         answers.extend(rt.receive_batch::<i32>("doubler", 1000, Some(20_000.0)).await.unwrap());
     }
     assert_eq!(answers, (0..1000).map(|v| v * 2).collect::<Vec<i32>>());
@@ -344,8 +344,10 @@ async fn backpressure_waits_then_refuses_and_keeps_what_was_accepted() {
     let rt = js_runtime().await;
     js(rt.launch("doubler".into(), None, Some(object(&[("queueSize", 4.into())])))).await.unwrap();
     let six = (1..=6).map(value).collect::<Array>();
-    let accepted = js(rt.send_batch("doubler".into(), six.into(), Some(timeout(0)))).await.unwrap();
-    assert_eq!(accepted.as_f64(), Some(4.0), "sendBatch says how many fit");
+    let cut_short = js(rt.send_batch("doubler".into(), six.into(), Some(timeout(0)))).await;
+    let e = cut_short.clone().expect_err("a batch that does not fit in time is an error");
+    assert_js_error(cut_short, "QueueFullError", &[("kernelId", "doubler")]);
+    assert_eq!(num(&e, "accepted"), 4.0, "the error says how many fit");
     let started = js_sys::Date::now();
     assert_js_error(
         js(rt.send("doubler".into(), value(7), Some(timeout(150)))).await,
@@ -462,7 +464,7 @@ async fn telemetry_summary_and_metrics_match_the_messages_sent() {
     assert!(text.contains("ringkernel_kernel_state{kernel=\"echo\",mode=\"persistent\",state=\"launched\"} 1\n"));
     assert!(text.contains("ringkernel_latency_seconds_count{kernel=\"doubler\"} 55\n"));
 
-    let quiet = js_runtime_with(RuntimeOptions { enable_telemetry: false, ..Default::default() }).await;
+    let quiet = js_runtime_with(RuntimeOptions::default().with_telemetry(false)).await;
     js(quiet.launch("doubler".into(), None, None)).await.unwrap();
     assert!(quiet.get_telemetry("doubler".into()).unwrap().is_null(), "null when telemetry is disabled");
     assert_js_error(quiet.get_telemetry("nope".into()).map(|_| NONE), "KernelNotFoundError", &[]);
@@ -697,7 +699,7 @@ async fn compile_errors_carry_the_users_line_and_column_in_the_browser() {
 // ---- the cpu backend: JavaScript handlers for browsers without WebGPU (issue 5) ----
 
 async fn cpu_runtime() -> JsRuntime {
-    js_runtime_with(RuntimeOptions { backend: BackendChoice::Cpu, ..Default::default() }).await
+    js_runtime_with(RuntimeOptions::default().with_backend(BackendChoice::Cpu)).await
 }
 
 fn js_function(args: &str, body: &str) -> JsValue {
@@ -933,11 +935,16 @@ async fn start_tagged_stages(rt: &JsRuntime, prefix: &str, stages: u32, queue_si
     ids
 }
 
-/// `sendBatch(id, Uint8Array)` of packed messages; resolves with how many were accepted.
+/// `sendBatch(id, Uint8Array)` of packed messages: how many were queued (all, or as many as
+/// the `QueueFullError` of a timeout that ran out says).
 async fn send_tagged(rt: &JsRuntime, id: &str, batch: &[Tagged], timeout_ms: Option<u32>) -> u32 {
     let packed = js_sys::Uint8Array::from(bytemuck::cast_slice::<Tagged, u8>(batch));
     let options = timeout_ms.map(timeout);
-    js(rt.send_batch(id.into(), packed.into(), options)).await.unwrap().as_f64().unwrap() as u32
+    match js(rt.send_batch(id.into(), packed.into(), options)).await {
+        Ok(all) => all.as_f64().unwrap() as u32,
+        Err(e) if name_of(&e) == "QueueFullError" => num(&e, "accepted") as u32,
+        Err(e) => panic!("sendBatch refused: {e:?}"),
+    }
 }
 
 /// `receiveBatch(id, { max, timeout })`, unpacked.

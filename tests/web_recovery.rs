@@ -17,7 +17,7 @@ use common::web::{get, js, name_of, num, object, sleep_ms, timeout};
 wasm_bindgen_test_configure!(run_in_browser);
 
 async fn js_runtime(auto_recover: bool) -> JsRuntime {
-    let runtime = Runtime::new(RuntimeOptions { auto_recover, ..Default::default() })
+    let runtime = Runtime::new(RuntimeOptions::default().with_auto_recover(auto_recover))
         .await
         .unwrap_or_else(|e| panic!("WebGPU runtime could not start (is --enable-unsafe-webgpu set?): {e}"));
     JsRuntime::from_runtime(runtime)

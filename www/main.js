@@ -272,11 +272,24 @@ function sender(id, { make, commit }) {
     budget = Math.min(budget + (rate * elapsed) / 1000, rate / 4);
     const n = Math.floor(budget);
     if (n < 1) return 20;
-    const accepted = await runtime.sendBatch(id, make(n), { timeout: 20 });
+    const accepted = await sendWhatFits(id, make(n), 20);
     commit(accepted);
     budget -= n;
     return accepted < n ? 200 : 20;
   });
+}
+
+/**
+ * Sends what fits of `batch` within `timeout` ms: how many were queued (all, or as many as the
+ * `QueueFullError` of a timeout that ran out says; those are answered, the rest were not queued).
+ */
+async function sendWhatFits(id, batch, timeout) {
+  try {
+    return await runtime.sendBatch(id, batch, { timeout });
+  } catch (e) {
+    if (e?.name === "QueueFullError") return e.accepted;
+    throw e;
+  }
 }
 
 /** Takes `id`'s answers as they arrive and hands them, packed, to `onAnswers`. */
@@ -298,7 +311,7 @@ function hostRelay(from, to) {
   let carry = null; // answers taken from `from` that `to` has not accepted yet: kept, never dropped
   forever(async () => {
     carry ??= await runtime.receiveBatch(from, { max: 16_384, timeout: 250 });
-    const accepted = await runtime.sendBatch(to, carry, { timeout: 20 });
+    const accepted = await sendWhatFits(to, carry, 20);
     kernels[from].relayed += accepted;
     carry = accepted * stride < carry.byteLength ? carry.subarray(accepted * stride) : null;
     return carry ? 50 : 0; // `to` is full (paused?): its back-pressure reaches `from` through this loop

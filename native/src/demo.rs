@@ -6,7 +6,7 @@ use ringkernel_web::{LaunchOptions, Runtime, RuntimeOptions, Value};
 use crate::backend::{runs_on_host, Backend};
 
 pub async fn run(backend: Backend, count: i32, metrics: bool) -> anyhow::Result<()> {
-    let runtime = Runtime::new(RuntimeOptions { backend: backend.choice(), ..Default::default() }).await?;
+    let runtime = Runtime::new(RuntimeOptions::default().with_backend(backend.choice())).await?;
     let adapter = runtime.adapter();
     println!("adapter: {} ({}, {}, driver {})", adapter.name, adapter.backend, adapter.device_type, adapter.driver);
     let processed_where = if runs_on_host(&adapter) { "by host handlers" } else { "on GPU" };

@@ -56,7 +56,7 @@ const HOST_HANDLERS_NOTE: &str =
 
 pub async fn run(backend: Backend, json: bool) -> anyhow::Result<()> {
     let adapters = enumerate_adapters(backend.wgpu_backends()).await.iter().map(describe).collect();
-    let runtime = match Runtime::new(RuntimeOptions { backend: backend.choice(), ..Default::default() }).await {
+    let runtime = match Runtime::new(RuntimeOptions::default().with_backend(backend.choice())).await {
         Ok(runtime) => RuntimePick::Adapter(runtime.adapter().clone()),
         Err(e) => RuntimePick::Unavailable(format!("{e} ({:?})", e.kind())),
     };

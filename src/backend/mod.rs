@@ -90,6 +90,28 @@ pub struct AdapterSummary {
     pub device_type: String,
 }
 
+/// Which device to open: the backend, the adapter's index among those wgpu lists (0: the one
+/// it recommends), and whether to turn on debug labels and the API's validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct DeviceRequest {
+    pub backend: BackendChoice,
+    pub index: usize,
+    pub debug: bool,
+}
+
+/// Whether `backend` has an adapter (always, for the cpu backend).
+pub(crate) async fn is_available(backend: BackendChoice) -> bool {
+    if backend == BackendChoice::Cpu {
+        return true;
+    }
+    // wgpu's WebGPU-only build traps without `navigator.gpu`: ask first.
+    #[cfg(target_arch = "wasm32")]
+    if !platform::browser_has_webgpu() {
+        return false;
+    }
+    gpu::request_adapter(DeviceRequest { backend, ..Default::default() }).await.is_ok()
+}
+
 /// What every kernel of one runtime runs on.
 pub(crate) enum Device {
     Gpu(GpuContext),
@@ -97,13 +119,13 @@ pub(crate) enum Device {
 }
 
 impl Device {
-    /// Opens the backend `choice` names; `BackendUnavailable` (saying what was tried) when no
+    /// Opens the device `request` names; `BackendUnavailable` (saying what was tried) when no
     /// adapter exists. `Auto` never falls back to the CPU: that is the caller's explicit choice.
     /// GPU buffers are counted in `stats`; `wake` hears of a lost device.
-    pub async fn open(choice: BackendChoice, stats: Arc<BufferStats>, wake: Arc<Event>) -> Result<Device> {
-        match choice {
+    pub async fn open(request: DeviceRequest, stats: Arc<BufferStats>, wake: Arc<Event>) -> Result<Device> {
+        match request.backend {
             BackendChoice::Cpu => Ok(Device::Cpu(CpuContext::new())),
-            gpu_choice => GpuContext::new(gpu_choice, stats, wake).await.map(Device::Gpu),
+            _ => GpuContext::new(request, stats, wake).await.map(Device::Gpu),
         }
     }
 

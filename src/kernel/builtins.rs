@@ -4,7 +4,7 @@
 
 use super::host::typed;
 use super::{KernelDefinition, StateElement};
-use crate::message::{FieldType, MessageLayout, Scalar};
+use crate::message::{FieldType, MessageLayout, RingMessage, Vec2};
 
 /// f32 lanes per `vector_add` and `saxpy` message (the shaders loop to this bound).
 pub const VECTOR_LANES: u32 = 32;
@@ -25,19 +25,33 @@ fn layout(name: &str, fields: &[(&str, FieldType)]) -> MessageLayout {
     MessageLayout::new(name, fields).expect("built-in layouts are valid")
 }
 
+/// The doubler's request.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable, RingMessage)]
+struct Request {
+    value: i32,
+}
+
+/// The doubler's response.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable, RingMessage)]
+struct Response {
+    result: i32,
+}
+
 /// The `{ value: i32 }` request of the seeds' doubler.
 pub fn doubler_request() -> MessageLayout {
-    layout("Request", &[("value", FieldType::I32)])
+    Request::layout()
 }
 
 /// The `{ result: i32 }` response of the seeds' doubler.
 pub fn doubler_response() -> MessageLayout {
-    layout("Response", &[("result", FieldType::I32)])
+    Response::layout()
 }
 
 /// `{ a: f32, x, y: array<f32, 32> }`: `a` at 0, `x` at 4, `y` at 132 (f32 arrays align to 4).
 #[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable, RingMessage)]
 struct SaxpyInput {
     a: f32,
     x: [f32; LANES],
@@ -46,9 +60,9 @@ struct SaxpyInput {
 
 /// `{ origin: vec2<f32>, step: f32, max_iter: u32 }`, 16 bytes.
 #[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable, RingMessage)]
 struct MandelbrotTile {
-    origin: [f32; 2],
+    origin: Vec2<f32>,
     step: f32,
     max_iter: u32,
 }
@@ -56,9 +70,9 @@ struct MandelbrotTile {
 /// `shaders/kernels/mandelbrot.wgsl` on the host.
 fn mandelbrot(tile: &MandelbrotTile) -> [u32; PIXELS] {
     let limit = tile.max_iter.min(MANDELBROT_MAX_ITER);
-    let side = MANDELBROT_TILE as usize;
+    let (side, origin) = (MANDELBROT_TILE as usize, tile.origin.0);
     std::array::from_fn(|p| {
-        let c = [tile.origin[0] + tile.step * (p % side) as f32, tile.origin[1] + tile.step * (p / side) as f32];
+        let c = [origin[0] + tile.step * (p % side) as f32, origin[1] + tile.step * (p / side) as f32];
         let (mut z, mut n) = ([0f32; 2], 0);
         while n < limit && z[0] * z[0] + z[1] * z[1] <= 4.0 {
             z = [z[0] * z[0] - z[1] * z[1] + c[0], 2.0 * z[0] * z[1] + c[1]];
@@ -88,7 +102,7 @@ pub(super) fn all() -> Vec<KernelDefinition> {
             doubler_response(),
             include_str!("../../shaders/kernels/doubler.wgsl"),
         )
-        .with_host_handler(typed(|value: &i32, _: &mut [u32]| Some(value.wrapping_mul(2)))),
+        .with_host_handler(typed(|r: &Request, _: &mut [u32]| Some(Response { result: r.value.wrapping_mul(2) }))),
         KernelDefinition::new("echo", echo.clone(), echo, include_str!("../../shaders/kernels/echo.wgsl"))
             .with_host_handler(typed(|value: &i32, _: &mut [u32]| Some(*value))),
         KernelDefinition::new(
@@ -102,7 +116,7 @@ pub(super) fn all() -> Vec<KernelDefinition> {
         })),
         KernelDefinition::new(
             "saxpy",
-            layout("SaxpyInput", &[("a", FieldType::F32), ("x", lanes()), ("y", lanes())]),
+            SaxpyInput::layout(),
             layout("SaxpyOutput", &[("result", lanes())]),
             include_str!("../../shaders/kernels/saxpy.wgsl"),
         )
@@ -119,14 +133,7 @@ pub(super) fn all() -> Vec<KernelDefinition> {
         .with_host_handler(typed(|samples: &[f32; SAMPLES], bins: &mut [u32]| Some(histogram(samples, bins)))),
         KernelDefinition::new(
             "mandelbrot",
-            layout(
-                "MandelbrotTile",
-                &[
-                    ("origin", FieldType::vector(Scalar::F32, 2)),
-                    ("step", FieldType::F32),
-                    ("max_iter", FieldType::U32),
-                ],
-            ),
+            MandelbrotTile::layout(),
             layout(
                 "MandelbrotCounts",
                 &[("iterations", FieldType::array(FieldType::U32, MANDELBROT_TILE * MANDELBROT_TILE))],
@@ -150,11 +157,29 @@ mod tests {
         }
     }
 
+    /// The derived message types are the layouts the shaders were written against.
+    #[test]
+    fn derived_messages_keep_their_wgsl_layouts() {
+        let lanes = || FieldType::array(FieldType::F32, VECTOR_LANES);
+        assert_eq!(doubler_request(), layout("Request", &[("value", FieldType::I32)]));
+        assert_eq!(doubler_response(), layout("Response", &[("result", FieldType::I32)]));
+        assert_eq!(
+            SaxpyInput::layout(),
+            layout("SaxpyInput", &[("a", FieldType::F32), ("x", lanes()), ("y", lanes())])
+        );
+        let tile = [
+            ("origin", FieldType::vector(crate::message::Scalar::F32, 2)),
+            ("step", FieldType::F32),
+            ("max_iter", FieldType::U32),
+        ];
+        assert_eq!(MandelbrotTile::layout(), layout("MandelbrotTile", &tile));
+    }
+
     #[test]
     fn host_mandelbrot_and_histogram_follow_the_shaders() {
-        let inside = mandelbrot(&MandelbrotTile { origin: [-0.1, -0.1], step: 0.01, max_iter: 5000 });
+        let inside = mandelbrot(&MandelbrotTile { origin: Vec2([-0.1, -0.1]), step: 0.01, max_iter: 5000 });
         assert!(inside.iter().all(|&n| n == MANDELBROT_MAX_ITER), "capped at 1000 like the WGSL");
-        let outside = mandelbrot(&MandelbrotTile { origin: [2.0, 2.0], step: 0.1, max_iter: 100 });
+        let outside = mandelbrot(&MandelbrotTile { origin: Vec2([2.0, 2.0]), step: 0.1, max_iter: 100 });
         assert!(outside.iter().all(|&n| n == 1));
         let mut bins = [0u32; HISTOGRAM_BINS as usize];
         let mut samples = [0.5f32; SAMPLES];

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::error::Error;
 use crate::message::{MessageLayout, Scalar};
 
 /// Default invocations per workgroup: 64 is a safe fit for every adapter's limits and a
@@ -150,6 +151,12 @@ impl KernelDefinition {
         self
     }
 
+    /// The same kernel under another id, for a second instance of it.
+    pub fn with_id(mut self, id: &str) -> Self {
+        self.id = id.to_owned();
+        self
+    }
+
     /// Sets the invocations per workgroup (1 to 256; default [`DEFAULT_WORKGROUP_SIZE`]).
     pub fn with_workgroup_size(mut self, size: u32) -> Self {
         self.workgroup_size = size;
@@ -178,8 +185,25 @@ fn registry() -> &'static Mutex<HashMap<String, Arc<KernelDefinition>>> {
     })
 }
 
-/// Registers (or replaces) a definition under its id, for `Runtime::launch(id)` to find.
-pub fn register(definition: KernelDefinition) {
+/// Registers a definition under its id, for `Runtime::launch(id)` to find. An id that is
+/// already registered is refused (`InvalidArgument`), so two kernels never silently share one;
+/// see [`register_or_replace`].
+pub fn register(definition: KernelDefinition) -> Result<(), Error> {
+    let mut registry = registry().lock().expect("kernel registry poisoned");
+    if registry.contains_key(&definition.id) {
+        return Err(Error::InvalidArgument(format!(
+            "a kernel named '{}' is already registered; register_or_replace replaces it, and a second instance \
+             runs under another id (Runtime::launch_as)",
+            definition.id
+        )));
+    }
+    registry.insert(definition.id.clone(), Arc::new(definition));
+    Ok(())
+}
+
+/// Registers a definition under its id, replacing any registered under the same id (kernels
+/// already launched keep the definition they were launched with).
+pub fn register_or_replace(definition: KernelDefinition) {
     registry().lock().expect("kernel registry poisoned").insert(definition.id.clone(), Arc::new(definition));
 }
 

@@ -6,14 +6,21 @@
 //! struct and compares.
 //!
 //! - [`value`]: host values ↔ packed bytes (`encode`, `decode`);
-//! - [`registry`]: message types by name (the seeds' `@message`), so fields can name them.
+//! - [`registry`]: message types by name (the seeds' `@message`), so fields can name them;
+//! - [`typed`]: messages as Rust types (`#[derive(RingMessage)]`), their layout checked at
+//!   compile time.
 
 pub mod registry;
+pub mod typed;
 pub mod value;
 
 use std::fmt;
 use std::sync::Arc;
 
+/// `#[derive(RingMessage)]`: exported beside the [`RingMessage`] trait it implements, so one
+/// `use` brings both.
+pub use ringkernel_derive::RingMessage;
+pub use typed::{same_bytes, RingMessage, Vec2, Vec3, Vec4, WgslScalar, WgslType};
 pub use value::Value;
 
 /// Largest message, in bytes: 128 MiB, WebGPU's default `maxStorageBufferBindingSize`, the
@@ -261,7 +268,16 @@ impl fmt::Display for FieldError {
     }
 }
 
-fn round_up(value: u32, align: u32) -> u32 {
+impl std::error::Error for FieldError {}
+
+/// So a layout can be built with `?` in a function returning [`crate::Result`].
+impl From<FieldError> for crate::Error {
+    fn from(error: FieldError) -> Self {
+        crate::Error::InvalidArgument(error.to_string())
+    }
+}
+
+const fn round_up(value: u32, align: u32) -> u32 {
     value.div_ceil(align) * align
 }
 
@@ -403,6 +419,7 @@ impl MessageLayout {
     /// Checks that `T`, a `#[repr(C)]` Pod struct, is exactly one message of this layout, so
     /// `send_pod`/`receive_pod` can move it without conversion. WGSL pads where C does not
     /// (after a `vec3`, to 16-byte struct alignment), so mirror those pads in `T` explicitly.
+    /// This compares sizes only; `#[derive(RingMessage)]` (see [`typed`]) checks every field.
     pub fn check_pod<T: bytemuck::Pod>(&self) -> Result<(), FieldError> {
         let (host, wgsl) = (std::mem::size_of::<T>(), self.size());
         if host != wgsl {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use event_listener::Event;
 
+use super::handle::KernelHandle;
 use super::{disposed_error, LaunchOptions, Runtime, TimeoutMs, DEFAULT_TERMINATE_TIMEOUT_MS, MAX_QUEUE_SIZE};
 use crate::backend::gpu::readback::read_back;
 use crate::backend::StateStore;
@@ -23,34 +24,52 @@ use crate::telemetry::Counters;
 use crate::waiting::{deadline, wait};
 
 impl Runtime {
-    /// Launches a registered kernel by id (see [`kernel::register`]). A second launch of a live
-    /// id is a `KernelState` error; a terminated id must be [`remove`](Self::remove)d first.
-    pub async fn launch(&self, id: &str, options: LaunchOptions) -> Result<()> {
+    /// Launches a registered kernel by id (see [`kernel::register`]) and returns its handle
+    /// (turn it into a typed one with [`KernelHandle::typed`]). A second launch of a live id is
+    /// a `KernelState` error; a terminated id must be [`remove`](Self::remove)d first.
+    pub async fn launch(&self, id: &str, options: LaunchOptions) -> Result<KernelHandle> {
         let definition = kernel::lookup(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })?;
         self.launch_shared(definition, options).await
+    }
+
+    /// Launches a second (third, ...) instance of the registered kernel `id` under the id
+    /// `as_id`, with rings and state of its own.
+    pub async fn launch_as(&self, id: &str, as_id: &str, options: LaunchOptions) -> Result<KernelHandle> {
+        let definition = kernel::lookup(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })?;
+        self.launch_definition((*definition).clone().with_id(as_id), options).await
     }
 
     /// Launches `definition` under its own id: compiles its WGSL and allocates its GPU rings.
     /// The kernel is `Created` while it compiles (natively on a helper thread, so launching
     /// never stalls the caller's executor) and `Launched` once its rings exist.
-    pub async fn launch_definition(&self, definition: KernelDefinition, options: LaunchOptions) -> Result<()> {
+    pub async fn launch_definition(
+        &self,
+        definition: KernelDefinition,
+        options: LaunchOptions,
+    ) -> Result<KernelHandle> {
         self.launch_shared(Arc::new(definition), options).await
     }
 
-    async fn launch_shared(&self, definition: Arc<KernelDefinition>, options: LaunchOptions) -> Result<()> {
+    async fn launch_shared(&self, definition: Arc<KernelDefinition>, options: LaunchOptions) -> Result<KernelHandle> {
         static INSTANCES: AtomicU64 = AtomicU64::new(0);
         let id = definition.id.clone();
         validate_id(&id)?;
-        let queue_size = options.queue_size.unwrap_or(self.options.default_queue_size);
-        if queue_size == 0 || queue_size > MAX_QUEUE_SIZE {
+        let queue_size = options.queue_size.unwrap_or(self.options().default_queue_size);
+        let bound = |name: &str, size: usize| {
+            if size == 0 || size > MAX_QUEUE_SIZE {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} must be between 1 and {MAX_QUEUE_SIZE}, got {size}"
+                )));
+            }
+            Ok(size)
+        };
+        bound("queueSize", queue_size)?;
+        let input_size = bound("inputQueueSize", options.input_queue_size.unwrap_or(queue_size))?;
+        let output_size = bound("outputQueueSize", options.output_queue_size.unwrap_or(queue_size))?;
+        let max_batch = options.max_batch.unwrap_or(input_size);
+        if max_batch == 0 || max_batch > input_size {
             return Err(Error::InvalidArgument(format!(
-                "queueSize must be between 1 and {MAX_QUEUE_SIZE}, got {queue_size}"
-            )));
-        }
-        let max_batch = options.max_batch.unwrap_or(queue_size);
-        if max_batch == 0 || max_batch > queue_size {
-            return Err(Error::InvalidArgument(format!(
-                "maxBatch must be between 1 and the queue size ({queue_size}), got {max_batch}"
+                "maxBatch must be between 1 and the queue size ({input_size}), got {max_batch}"
             )));
         }
         let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
@@ -68,7 +87,7 @@ impl Runtime {
                 max_batch: max_batch as u32,
                 instance,
                 life: Lifecycle::new(),
-                mailbox: Mailbox::new(definition.input.size(), definition.output.size(), queue_size),
+                mailbox: Mailbox::new(definition.input.size(), definition.output.size(), input_size, output_size),
                 cursor: RingCursor::default(),
                 counters: Counters::new(
                     self.shared.settings.enable_telemetry,
@@ -83,7 +102,7 @@ impl Runtime {
             table.kernels.insert(id.clone(), kernel);
             (self.shared.device(), table.device.generation)
         };
-        let created = device.create_kernel(definition, queue_size).await;
+        let created = device.create_kernel(definition, input_size).await;
         // Lost meanwhile, whether or not the tick has noticed yet.
         let fault = device.fault();
         let mut table = self.shared.lock();
@@ -105,7 +124,12 @@ impl Runtime {
                 kernel.resources.state = exec.state_store();
                 kernel.resources.exec = Some(exec);
                 kernel.notify();
-                Ok(())
+                table.launched += 1;
+                drop(table);
+                if options.auto_activate {
+                    self.activate(&id).await?;
+                }
+                Ok(KernelHandle::new(self.clone(), &id))
             }
             // The runtime was disposed while compiling.
             Ok(_) => Err(disposed_error()),
@@ -154,8 +178,8 @@ impl Runtime {
         options: LaunchOptions,
     ) -> Result<()> {
         match definition {
-            Some(definition) => self.launch_definition(definition, options).await?,
-            None => self.launch(id, options).await?,
+            Some(definition) => drop(self.launch_definition(definition, options).await?),
+            None => drop(self.launch(id, options).await?),
         }
         if let Err(e) = self.activate(id).await {
             let _ = self.terminate(id, Some(DEFAULT_TERMINATE_TIMEOUT_MS)).await;
@@ -361,6 +385,11 @@ impl Runtime {
     pub async fn recover(&self) -> Result<()> {
         drop(self.open_table()?);
         recovery::recover_device(&self.shared).await
+    }
+
+    /// The seed's `shutdown`: [`dispose`](Self::dispose).
+    pub async fn shutdown(&self) -> Result<()> {
+        self.dispose().await
     }
 
     /// Destroys the GPU device, as a driver reset or an unplugged GPU would lose it, so

@@ -40,6 +40,32 @@ impl Runtime {
         self.counted(id, result)
     }
 
+    /// Queues one message given as a [`Value::Struct`] if there is room now (else `QueueFull`).
+    pub fn try_send_value(&self, id: &str, message: &Value) -> Result<()> {
+        let result = struct_fields(id, message).and_then(|fields| {
+            let pack = |layout: &MessageLayout, slot: &mut [u8]| pack_fields(id, layout, named(fields), slot);
+            match self.try_enqueue_one(id, None, &pack)? {
+                Attempt::Done(_) => Ok(()),
+                Attempt::Wait(_, full) => Err(full),
+            }
+        });
+        self.counted(id, result)
+    }
+
+    /// Takes the next answer if one is waiting now, handing `read` the output layout and its
+    /// bytes; `Ok(None)` when none is.
+    pub fn try_receive_with<R>(&self, id: &str, read: impl FnOnce(&MessageLayout, &[u8]) -> R) -> Result<Option<R>> {
+        let mut take = Some(|layout: &MessageLayout, outbox: &mut PackedQueue| {
+            outbox.pop_with(|answer| read(layout, answer)).expect("not empty")
+        });
+        let result = match self.try_take(id, None::<fn(&MessageLayout) -> Result<()>>, &mut take) {
+            Ok(Attempt::Done(answer)) => Ok(Some(answer)),
+            Ok(Attempt::Wait(..)) => Ok(None),
+            Err(refused) => Err(refused),
+        };
+        self.counted(id, result)
+    }
+
     /// Queues one `#[repr(C)]` message whose bytes match the kernel's input layout.
     pub async fn send_pod<T: bytemuck::Pod>(&self, id: &str, message: &T, timeout_ms: TimeoutMs) -> Result<()> {
         let pack =
@@ -48,24 +74,32 @@ impl Runtime {
         self.counted(id, result)
     }
 
-    /// Queues packed messages (already in the kernel's input layout, back to back). Waits up to
-    /// `timeout_ms` for room and returns how many whole messages were accepted: those are the
-    /// first ones, and the rest were not queued. `Some(0.0)` takes what fits now.
+    /// Queues packed messages (already in the kernel's input layout, back to back), all of them:
+    /// waits up to `timeout_ms` for room and returns how many were queued (all). When the
+    /// timeout runs out first, `QueueFull`'s `accepted` says how many were queued (the first
+    /// ones; they are answered) and the rest were not. `Some(0.0)` takes what fits now.
     pub async fn send_packed(&self, id: &str, packed: &[u8], timeout_ms: TimeoutMs) -> Result<usize> {
-        let result = async { self.enqueue_many(id, packed, deadline(timeout_ms)?).await }.await;
+        let result = async {
+            match self.enqueue_many(id, packed, deadline(timeout_ms)?).await {
+                (accepted, None) => Ok(accepted),
+                // Past the timeout the `QueueFull` says how many went in.
+                (_, Some(error)) => Err(error),
+            }
+        }
+        .await;
         self.counted(id, result)
     }
 
-    /// Queues `#[repr(C)]` messages whose bytes match the input layout; returns how many were
-    /// accepted within `timeout_ms` (see [`send_packed`](Self::send_packed)).
+    /// Queues `#[repr(C)]` messages whose bytes match the input layout, all of them, within
+    /// `timeout_ms` (see [`send_packed`](Self::send_packed)).
     pub async fn send_batch<T: bytemuck::Pod>(&self, id: &str, messages: &[T], timeout_ms: TimeoutMs) -> Result<usize> {
         self.counted(id, self.expect_message_size(id, std::mem::size_of::<T>()))?;
         self.send_packed(id, bytemuck::cast_slice(messages), timeout_ms).await
     }
 
     /// Queues messages given as [`Value::Struct`]s (see [`send_value`](Self::send_value)); a
-    /// malformed one refuses the whole batch, counted once. Returns how many were accepted
-    /// within `timeout_ms`.
+    /// malformed one refuses the whole batch, counted once. All are queued within `timeout_ms`,
+    /// or `QueueFull` says how many were (see [`send_packed`](Self::send_packed)).
     pub async fn send_values(&self, id: &str, messages: &[Value], timeout_ms: TimeoutMs) -> Result<usize> {
         let packed = self.counted(id, self.encode_values(id, messages))?;
         self.send_packed(id, &packed, timeout_ms).await
@@ -133,14 +167,27 @@ impl Runtime {
         pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> Result<R>,
     ) -> Result<R> {
-        let result = async {
-            // One deadline covers both waiting for room and waiting for the answer.
-            let deadline = deadline(timeout_ms)?;
-            let mut output = None;
-            let (seq, mut answer) =
-                self.enqueue_one(id, deadline, Some(&mut output), pack).await?.expect("a call gets its ticket");
+        let result = self.call_inner(id, timeout_ms, pack, read).await.and_then(|answered| answered);
+        self.counted(id, result)
+    }
+
+    /// A call, telling apart a message that was not sent (the outer error) from one that was
+    /// sent and got no answer (the inner error). Nothing is counted here.
+    pub(super) async fn call_inner<R>(
+        &self,
+        id: &str,
+        timeout_ms: TimeoutMs,
+        pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
+        read: impl FnOnce(&MessageLayout, &[u8]) -> Result<R>,
+    ) -> Result<Result<R>> {
+        // One deadline covers both waiting for room and waiting for the answer.
+        let deadline = deadline(timeout_ms)?;
+        let mut output = None;
+        let (seq, mut answer) =
+            self.enqueue_one(id, deadline, Some(&mut output), pack).await?.expect("a call gets its ticket");
+        let layout = output.expect("set with the ticket");
+        Ok(async {
             let dropped = || Error::MessageDropped { id: id.to_owned() };
-            let layout = output.expect("set with the ticket");
             let answer = match wait_for(&mut answer, deadline).await {
                 Some(Ok(reply)) => reply?.ok_or_else(dropped)?,
                 // The sender was dropped: the kernel stopped first.
@@ -169,8 +216,7 @@ impl Runtime {
             };
             read(&layout, &answer)
         }
-        .await;
-        self.counted(id, result)
+        .await)
     }
 
     /// Queues one message that `pack` writes in place (given the input layout), waiting until
@@ -184,73 +230,99 @@ impl Runtime {
         mut call: Option<&mut Option<MessageLayout>>,
         pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
     ) -> Result<Option<CallTicket>> {
+        let mut stall = StallWatch::default();
         loop {
-            let (listener, capacity) = {
-                let mut table = self.open_table()?;
-                let lost = table.device.lost.clone();
-                let kernel = table.kernel(id)?;
-                let connected = kernel.route.downstream.clone();
-                let refusal = match kernel.life.state() {
-                    _ if call.is_some() && connected.is_some() => Some(Error::InvalidArgument(format!(
-                        "kernel '{id}' is connected to '{}', so its answers go there: send to it and receive from \
-                         the pipeline's last kernel, or disconnect it first",
-                        connected.unwrap_or_default()
-                    ))),
-                    state if !state.accepts_messages() => {
-                        Some(Error::KernelState { id: id.to_owned(), state, action: Action::Send })
+            match self.try_enqueue_one(id, call.as_deref_mut(), &pack)? {
+                Attempt::Done(ticket) => return Ok(ticket),
+                Attempt::Wait(listener, full) => {
+                    if !self.wait_for_room(id, listener, deadline, &mut stall).await {
+                        return Err(full);
                     }
-                    KernelState::Failed if call.is_some() => Some(lost.unwrap_or_else(|| device_lost_error(id))),
-                    _ => None,
-                };
-                let input = &kernel.def.input;
-                if kernel.mailbox.inbox.free() > 0 {
-                    let pack = |slot: &mut [u8]| {
-                        pack(input, slot)?;
-                        refusal.map_or(Ok(()), Err)
-                    };
-                    let ticket = kernel.mailbox.accept_one(pack, call.is_some(), platform::now_ms())?;
-                    if let Some(output) = call.take() {
-                        *output = Some(kernel.def.output.clone());
-                    }
-                    kernel.counters.messages_sent += 1;
-                    self.shared.wake();
-                    return Ok(ticket);
                 }
-                // Full: refuse a malformed message now rather than after waiting for room.
-                pack(input, &mut vec![0; input.size()])?;
-                if let Some(refusal) = refusal {
-                    return Err(refusal);
-                }
-                (kernel.changed.listen(), kernel.mailbox.inbox.capacity())
-            };
-            if !wait(listener, deadline).await {
-                return Err(Error::QueueFull { id: id.to_owned(), capacity });
             }
         }
     }
 
+    /// One attempt of [`enqueue_one`](Self::enqueue_one): queued, or the queue is full (with
+    /// the `QueueFull` error and what to wait on for room).
+    pub(super) fn try_enqueue_one(
+        &self,
+        id: &str,
+        call: Option<&mut Option<MessageLayout>>,
+        pack: &impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
+    ) -> Result<Attempt<Option<CallTicket>>> {
+        let mut table = self.open_table()?;
+        let lost = table.device.lost.clone();
+        let kernel = table.kernel(id)?;
+        let connected = kernel.route.downstream.clone();
+        let refusal = match kernel.life.state() {
+            _ if call.is_some() && connected.is_some() => Some(Error::InvalidArgument(format!(
+                "kernel '{id}' is connected to '{}', so its answers go there: send to it and receive from the \
+                 pipeline's last kernel, or disconnect it first",
+                connected.unwrap_or_default()
+            ))),
+            state if !state.accepts_messages() => {
+                Some(Error::KernelState { id: id.to_owned(), state, action: Action::Send })
+            }
+            KernelState::Failed if call.is_some() => Some(lost.unwrap_or_else(|| device_lost_error(id))),
+            _ => None,
+        };
+        let input = &kernel.def.input;
+        if kernel.mailbox.inbox.free() > 0 {
+            let pack = |slot: &mut [u8]| {
+                pack(input, slot)?;
+                refusal.map_or(Ok(()), Err)
+            };
+            let ticket = kernel.mailbox.accept_one(pack, call.is_some(), platform::now_ms())?;
+            if let Some(output) = call {
+                *output = Some(kernel.def.output.clone());
+            }
+            kernel.counters.messages_sent += 1;
+            self.shared.wake();
+            return Ok(Attempt::Done(ticket));
+        }
+        // Full: refuse a malformed message now rather than after waiting for room.
+        pack(input, &mut vec![0; input.size()])?;
+        if let Some(refusal) = refusal {
+            return Err(refusal);
+        }
+        let full = Error::QueueFull { id: id.to_owned(), capacity: kernel.mailbox.inbox.capacity(), accepted: 0 };
+        Ok(Attempt::Wait(kernel.changed.listen(), full))
+    }
+
     /// Queues whole packed messages, waiting until the deadline for room; returns how many
-    /// were accepted (the first ones).
-    async fn enqueue_many(&self, id: &str, packed: &[u8], deadline: Deadline) -> Result<usize> {
+    /// were accepted (the first ones) and, when not all were, why the rest were not: the
+    /// `QueueFull` of a deadline that passed, or the kernel's refusal.
+    pub(super) async fn enqueue_many(&self, id: &str, packed: &[u8], deadline: Deadline) -> (usize, Option<Error>) {
         let mut accepted = 0;
+        let mut stall = StallWatch::default();
         loop {
             let listener = {
-                let mut table = self.open_table()?;
-                let kernel = table.kernel(id)?;
+                let mut table = match self.open_table() {
+                    Ok(table) => table,
+                    Err(e) => return (accepted, Some(e)),
+                };
+                let kernel = match table.kernel(id) {
+                    Ok(kernel) => kernel,
+                    Err(e) => return (accepted, Some(e)),
+                };
                 let state = kernel.life.state();
                 if !state.accepts_messages() {
-                    return Err(Error::KernelState { id: id.to_owned(), state, action: Action::Send });
+                    return (accepted, Some(Error::KernelState { id: id.to_owned(), state, action: Action::Send }));
                 }
                 let stride = kernel.mailbox.inbox.stride();
                 if !packed.len().is_multiple_of(stride) {
-                    return Err(Error::MessageFormat {
-                        id: id.to_owned(),
-                        field: kernel.def.input.name().to_owned(),
-                        problem: format!(
-                            "packed batch of {} bytes is not a whole number of {stride}-byte messages",
-                            packed.len()
-                        ),
-                    });
+                    return (
+                        accepted,
+                        Some(Error::MessageFormat {
+                            id: id.to_owned(),
+                            field: kernel.def.input.name().to_owned(),
+                            problem: format!(
+                                "packed batch of {} bytes is not a whole number of {stride}-byte messages",
+                                packed.len()
+                            ),
+                        }),
+                    );
                 }
                 let pushed = kernel.mailbox.accept_packed(&packed[accepted * stride..], platform::now_ms());
                 accepted += pushed;
@@ -260,14 +332,52 @@ impl Runtime {
                     self.shared.wake();
                 }
                 if accepted * stride == packed.len() {
-                    return Ok(accepted);
+                    return (accepted, None);
                 }
-                listener
+                let full = Error::QueueFull { id: id.to_owned(), capacity: kernel.mailbox.inbox.capacity(), accepted };
+                (listener, full)
             };
-            if !wait(listener, deadline).await {
-                return Ok(accepted);
+            if !self.wait_for_room(id, listener.0, deadline, &mut stall).await {
+                return (accepted, Some(listener.1));
             }
         }
+    }
+
+    /// Waits for room in `id`'s input queue until the deadline (`false` when it passed). A send
+    /// that has waited a second on a kernel whose own output queue is full (its answers wait
+    /// for a receiver that may never come) is reported once: a warning and `stalled_sends`.
+    async fn wait_for_room(
+        &self,
+        id: &str,
+        listener: event_listener::EventListener,
+        deadline: Deadline,
+        stall: &mut StallWatch,
+    ) -> bool {
+        let check_at = *stall.check_at.get_or_insert_with(|| platform::now_ms() + STALL_REPORT_MS);
+        let until = deadline.map_or(check_at, |d| d.min(check_at));
+        if wait(listener, Some(until)).await {
+            return true;
+        }
+        if deadline.is_some_and(|d| platform::now_ms() >= d) {
+            return false;
+        }
+        if !stall.reported {
+            stall.check_at = Some(platform::now_ms() + STALL_REPORT_MS);
+            let mut table = self.shared.lock();
+            if let Some(kernel) = table.kernels.get_mut(id).filter(|k| k.mailbox.outbox.free() == 0) {
+                stall.reported = true;
+                kernel.counters.stalled_sends += 1;
+                let (queued, answers) = (kernel.mailbox.inbox.len(), kernel.mailbox.outbox.len());
+                drop(table);
+                platform::warn(&format!(
+                    "ringkernel-web: a send to kernel '{id}' has waited {:.0} s for room: its {queued} queued \
+                     messages wait because its output queue is full ({answers} answers nobody has received). \
+                     Receive its answers (or connect it to a kernel that takes them).",
+                    STALL_REPORT_MS / 1000.0
+                ));
+            }
+        }
+        true
     }
 
     /// Packs named values into the kernel's input layout.
@@ -355,41 +465,55 @@ impl Runtime {
     ) -> Result<R> {
         let deadline = deadline(timeout_ms)?;
         let mut take = Some(take);
-        let mut checked = false;
+        let mut check = Some(check);
         loop {
-            let listener = {
-                let mut table = self.open_table()?;
-                let lost = table.device.lost.clone();
-                let kernel = table.kernel(id)?;
-                if !checked {
-                    check(&kernel.def.output)?;
-                    checked = true;
-                }
-                let outbox = &mut kernel.mailbox.outbox;
-                if !outbox.is_empty() {
-                    let before = outbox.len();
-                    let taken = take.take().expect("taken once")(&kernel.def.output, outbox);
-                    kernel.counters.messages_received += (before - kernel.mailbox.outbox.len()) as u64;
-                    // Room in the output queue lets the tick dispatch more.
-                    self.shared.wake();
-                    return Ok(taken);
-                }
-                match kernel.life.state() {
-                    state @ KernelState::Terminated => {
-                        return Err(Error::KernelState { id: id.to_owned(), state, action: Action::Receive })
+            match self.try_take(id, check.take(), &mut take)? {
+                Attempt::Done(taken) => return Ok(taken),
+                Attempt::Wait(listener, _) => {
+                    if !wait(listener, deadline).await {
+                        return Err(Error::Timeout {
+                            id: id.to_owned(),
+                            operation: "receive".into(),
+                            timeout_ms: timeout_ms.unwrap_or(0.0),
+                        });
                     }
-                    // Its answers come only after recovery: waiting receives hear why now.
-                    KernelState::Failed => return Err(lost.unwrap_or_else(|| device_lost_error(id))),
-                    _ => {}
                 }
-                kernel.changed.listen()
-            };
-            if !wait(listener, deadline).await {
-                return Err(Error::Timeout {
-                    id: id.to_owned(),
-                    operation: "receive".into(),
-                    timeout_ms: timeout_ms.unwrap_or(0.0),
-                });
+            }
+        }
+    }
+
+    /// One attempt of [`receive_inner`](Self::receive_inner): answers taken (`take` is used up),
+    /// or none waiting (with a zero-timeout `Timeout` and what to wait on).
+    pub(super) fn try_take<R>(
+        &self,
+        id: &str,
+        check: Option<impl Fn(&MessageLayout) -> Result<()>>,
+        take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
+    ) -> Result<Attempt<R>> {
+        let mut table = self.open_table()?;
+        let lost = table.device.lost.clone();
+        let kernel = table.kernel(id)?;
+        if let Some(check) = check {
+            check(&kernel.def.output)?;
+        }
+        let outbox = &mut kernel.mailbox.outbox;
+        if !outbox.is_empty() {
+            let before = outbox.len();
+            let taken = take.take().expect("taken once")(&kernel.def.output, outbox);
+            kernel.counters.messages_received += (before - kernel.mailbox.outbox.len()) as u64;
+            // Room in the output queue lets the tick dispatch more.
+            self.shared.wake();
+            return Ok(Attempt::Done(taken));
+        }
+        match kernel.life.state() {
+            state @ KernelState::Terminated => {
+                Err(Error::KernelState { id: id.to_owned(), state, action: Action::Receive })
+            }
+            // Its answers come only after recovery: waiting receives hear why now.
+            KernelState::Failed => Err(lost.unwrap_or_else(|| device_lost_error(id))),
+            _ => {
+                let empty = Error::Timeout { id: id.to_owned(), operation: "receive".into(), timeout_ms: 0.0 };
+                Ok(Attempt::Wait(kernel.changed.listen(), empty))
             }
         }
     }
@@ -403,6 +527,23 @@ impl Runtime {
     fn expect_message_size(&self, id: &str, got: usize) -> Result<()> {
         message_size_matches(id, &self.input_layout(id)?, got)
     }
+}
+
+/// How long a send waits on a full queue before it looks for a stalled kernel, in milliseconds.
+const STALL_REPORT_MS: f64 = 1000.0;
+
+/// A waiting send's watch for a stalled kernel: when to look next, and whether it has reported.
+#[derive(Default)]
+struct StallWatch {
+    check_at: Option<f64>,
+    reported: bool,
+}
+
+/// One attempt at an operation that may have to wait: done, or not yet (with the error that says
+/// why if the caller will not wait, and the event that fires when it may be worth trying again).
+pub(super) enum Attempt<T> {
+    Done(T),
+    Wait(event_listener::EventListener, Error),
 }
 
 /// Packs named values into `slot` (zeroed, one message long), naming the bad field on error.

@@ -12,16 +12,18 @@
 //! Operations that wait (`send` on a full queue, `receive`, `call`, `terminate`) await an event
 //! the tick fires, raced against a timer; nothing blocks a thread on the web.
 
+pub(crate) mod builder;
 mod control;
+pub(crate) mod handle;
 mod messaging;
 mod queries;
 mod routing;
 
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use event_listener::Event;
 
-use crate::backend::{AdapterSummary, BackendChoice, BufferStats, Device};
+use crate::backend::{AdapterSummary, BackendChoice, BufferStats, Device, DeviceRequest};
 use crate::error::{Error, Result};
 use crate::lifecycle::KernelMode;
 use crate::platform;
@@ -30,8 +32,9 @@ use crate::table::{Settings, Shared, Table};
 /// Options for [`Runtime::new`]. In JavaScript, the same fields in camelCase
 /// (`RingKernelRuntime.create({ enableTelemetry, defaultQueueSize, backend, autoRecover })`);
 /// missing ones take their defaults and unknown ones are refused.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RuntimeOptions {
     /// Record latency and report [`Runtime::telemetry`]; counters for `summary` are kept anyway.
     pub enable_telemetry: bool,
@@ -42,6 +45,49 @@ pub struct RuntimeOptions {
     /// Recover from a lost device without waiting for [`Runtime::recover`]: the runtime opens a
     /// new device and relaunches the failed kernels itself (retrying a few times).
     pub auto_recover: bool,
+    /// Which adapter, among those wgpu lists for the backend (0: the one it recommends; a
+    /// browser offers only 0).
+    pub device_index: usize,
+    /// Debug labels and the graphics API's validation layers where installed (slower).
+    pub debug: bool,
+}
+
+impl RuntimeOptions {
+    /// Which adapters may be used.
+    pub fn with_backend(mut self, backend: BackendChoice) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Latency histograms and per-kernel telemetry on or off.
+    pub fn with_telemetry(mut self, enable: bool) -> Self {
+        self.enable_telemetry = enable;
+        self
+    }
+
+    /// The queue size of kernels launched without their own.
+    pub fn with_default_queue_size(mut self, messages: usize) -> Self {
+        self.default_queue_size = messages;
+        self
+    }
+
+    /// Recover from a lost device without waiting for `recover`.
+    pub fn with_auto_recover(mut self, enable: bool) -> Self {
+        self.auto_recover = enable;
+        self
+    }
+
+    /// Which adapter among those wgpu lists for the backend.
+    pub fn with_device_index(mut self, index: usize) -> Self {
+        self.device_index = index;
+        self
+    }
+
+    /// Debug labels and validation layers on or off.
+    pub fn with_debug(mut self, enable: bool) -> Self {
+        self.debug = enable;
+        self
+    }
 }
 
 impl Default for RuntimeOptions {
@@ -51,22 +97,78 @@ impl Default for RuntimeOptions {
             default_queue_size: 4096,
             backend: BackendChoice::Auto,
             auto_recover: false,
+            device_index: 0,
+            debug: false,
         }
     }
 }
 
-/// Options for [`Runtime::launch`]. In JavaScript, `{ queueSize, mode, maxBatch }`.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+/// Options for [`Runtime::launch`], built from [`LaunchOptions::default`] with the `with_*`
+/// methods (RingKernel's builders). In JavaScript, `{ queueSize, inputQueueSize,
+/// outputQueueSize, mode, maxBatch, autoActivate }`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct LaunchOptions {
-    /// Bound of the host input queue and output queue, in messages (and the GPU ring's
+    /// Bound of the host input queue and of the output queue, in messages (and the GPU ring's
     /// minimum slot count). Default: the runtime's `default_queue_size`.
     pub queue_size: Option<usize>,
+    /// Bound of the input queue alone (and the ring's minimum slot count), over `queue_size`.
+    pub input_queue_size: Option<usize>,
+    /// Bound of the output queue alone, over `queue_size`.
+    pub output_queue_size: Option<usize>,
     /// What wakes the kernel (see [`KernelMode`]).
     pub mode: KernelMode,
-    /// Most messages one dispatch of this kernel handles (default: its queue size). Lower it
-    /// for handlers that run long per message, so each GPU submission stays short.
+    /// Most messages one dispatch of this kernel handles (default: its input queue size).
+    /// Lower it for handlers that run long per message, so each GPU submission stays short.
     pub max_batch: Option<usize>,
+    /// Activate the kernel as soon as it is launched. Off by default: as in PyDotCompute, a
+    /// launched kernel waits for `activate` (RingKernel's default is on).
+    pub auto_activate: bool,
+}
+
+impl LaunchOptions {
+    /// The same bound for the input and the output queue, in messages.
+    pub fn with_queue_capacity(mut self, messages: usize) -> Self {
+        self.queue_size = Some(messages);
+        self
+    }
+
+    /// The input queue's bound (and the ring's minimum slot count), in messages.
+    pub fn with_input_queue_capacity(mut self, messages: usize) -> Self {
+        self.input_queue_size = Some(messages);
+        self
+    }
+
+    /// The output queue's bound, in messages.
+    pub fn with_output_queue_capacity(mut self, messages: usize) -> Self {
+        self.output_queue_size = Some(messages);
+        self
+    }
+
+    /// What wakes the kernel.
+    pub fn with_mode(mut self, mode: KernelMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Most messages one dispatch handles.
+    pub fn with_max_batch(mut self, messages: usize) -> Self {
+        self.max_batch = Some(messages);
+        self
+    }
+
+    /// Activate the kernel as soon as it is launched.
+    pub fn with_auto_activate(mut self) -> Self {
+        self.auto_activate = true;
+        self
+    }
+
+    /// Leave the kernel `launched` until `activate` (the default).
+    pub fn without_auto_activate(mut self) -> Self {
+        self.auto_activate = false;
+        self
+    }
 }
 
 /// Largest queue a kernel may ask for: keeps a ring within WebGPU's default 128 MiB binding
@@ -79,11 +181,22 @@ pub type TimeoutMs = Option<f64>;
 /// How long `dispose` and `managed_kernel` give kernels to drain, in milliseconds.
 pub const DEFAULT_TERMINATE_TIMEOUT_MS: f64 = 5000.0;
 
-/// Host runtime for ring kernels on one device. Dropping it stops its tick loop.
+/// Host runtime for ring kernels on one device. Cheap to clone: clones and [`KernelHandle`]s
+/// share one runtime, which stops its tick loop and releases its device when the last of them
+/// is dropped (or at once on [`dispose`](Self::dispose)).
+///
+/// [`KernelHandle`]: crate::KernelHandle
+#[derive(Clone)]
 pub struct Runtime {
     shared: Arc<Shared>,
+    inner: Arc<Inner>,
+}
+
+/// What the runtime's clones share besides the kernel table.
+struct Inner {
+    shared: Arc<Shared>,
     options: RuntimeOptions,
-    tick_loop: platform::TickLoopHandle,
+    tick_loop: Mutex<platform::TickLoopHandle>,
 }
 
 impl Runtime {
@@ -92,17 +205,26 @@ impl Runtime {
     pub async fn new(options: RuntimeOptions) -> Result<Runtime> {
         let buffers = Arc::new(BufferStats::default());
         let wake = Arc::new(Event::new());
-        let device = Device::open(options.backend, buffers.clone(), wake.clone()).await?;
+        let request = DeviceRequest { backend: options.backend, index: options.device_index, debug: options.debug };
+        let device = Device::open(request, buffers.clone(), wake.clone()).await?;
         let settings = Settings {
             enable_telemetry: options.enable_telemetry,
             auto_recover: options.auto_recover,
-            backend: options.backend,
+            device: request,
         };
         // On the web nothing is Send and the loop shares the page's thread; Arc keeps one type.
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let shared = Arc::new(Shared::new(device, settings, wake, buffers, platform::now_ms()));
-        let tick_loop = platform::spawn_tick_loop(crate::tick::run(shared.clone()));
-        Ok(Runtime { shared, options, tick_loop })
+        let tick_loop = Mutex::new(platform::spawn_tick_loop(crate::tick::run(shared.clone())));
+        #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+        let inner = Arc::new(Inner { shared: shared.clone(), options, tick_loop });
+        Ok(Runtime { shared, inner })
+    }
+
+    /// Whether `backend` has an adapter here (always, for the cpu backend). Asks for an adapter
+    /// and lets it go; opens no device.
+    pub async fn is_backend_available(backend: BackendChoice) -> bool {
+        crate::backend::is_available(backend).await
     }
 
     /// The adapter this runtime's device came from.
@@ -112,7 +234,7 @@ impl Runtime {
 
     /// The options the runtime was created with.
     pub fn options(&self) -> &RuntimeOptions {
-        &self.options
+        &self.inner.options
     }
 
     /// Terminates all kernels, stops the tick loop and releases the device. Later calls fail
@@ -136,6 +258,11 @@ impl Runtime {
         Ok(table)
     }
 
+    /// [`counted`](Self::counted) for an error on its own: counts it and hands it back.
+    fn count(&self, id: &str, error: Error) -> Error {
+        self.counted::<()>(id, Err(error)).expect_err("an error stays an error")
+    }
+
     /// Counts a failed message operation in the kernel's `errors` (see
     /// [`Error::counts_against_kernel`]).
     fn counted<T>(&self, id: &str, result: Result<T>) -> Result<T> {
@@ -150,10 +277,19 @@ impl Runtime {
     }
 }
 
-impl Drop for Runtime {
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("adapter", &self.adapter().name)
+            .field("kernels", &self.kernel_ids())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
     fn drop(&mut self) {
         self.shared.shut_down();
-        self.tick_loop.join();
+        self.tick_loop.get_mut().unwrap_or_else(|p| p.into_inner()).join();
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::handle::KernelHandle;
 use super::Runtime;
 use crate::error::{Error, Result};
 use crate::kernel::StateSpec;
@@ -10,7 +11,7 @@ use crate::lifecycle::{KernelMode, KernelState};
 use crate::message::MessageLayout;
 use crate::platform;
 use crate::table::Kernel;
-use crate::telemetry::{DeviceHealth, KernelTelemetry, RuntimeSummary};
+use crate::telemetry::{DeviceHealth, KernelTelemetry, RuntimeMetrics, RuntimeSummary};
 
 impl Runtime {
     /// Where the kernel is in its lifecycle.
@@ -42,6 +43,33 @@ impl Runtime {
             .collect();
         ids.sort();
         ids
+    }
+
+    /// A listener that fires when the kernel `id` changes (answers, room, state), or `None`
+    /// once it is terminated or removed.
+    pub(super) fn until_changed(&self, id: &str) -> Result<Option<event_listener::EventListener>> {
+        let mut table = self.shared.lock();
+        let Some(kernel) = table.kernels.get_mut(id) else { return Ok(None) };
+        let listener = kernel.changed.listen();
+        Ok((kernel.life.state() != KernelState::Terminated).then_some(listener))
+    }
+
+    /// Every counter of the kernel `id`, whether or not the runtime keeps telemetry (then the
+    /// latency summary is empty).
+    pub fn kernel_metrics(&self, id: &str) -> Result<KernelTelemetry> {
+        let mut table = self.shared.lock();
+        Ok(snapshot(id, table.kernel(id)?, platform::now_ms()))
+    }
+
+    /// A handle to the kernel `id`, if it exists (the seed's `get_kernel`).
+    pub fn get_kernel(&self, id: &str) -> Option<KernelHandle> {
+        self.shared.lock().kernels.contains_key(id).then(|| KernelHandle::new(self.clone(), id))
+    }
+
+    /// Ids of every kernel, sorted (the seed's `list_kernels`; the same as
+    /// [`kernel_ids`](Self::kernel_ids)).
+    pub fn list_kernels(&self) -> Vec<String> {
+        self.kernel_ids()
     }
 
     /// The kernel's counters, or `None` when the runtime was created with telemetry disabled.
@@ -76,6 +104,20 @@ impl Runtime {
             device,
             per_kernel,
         )
+    }
+
+    /// The seed's `RuntimeMetrics`: kernels, messages and memory, totalled.
+    pub fn metrics(&self) -> RuntimeMetrics {
+        let table = self.shared.lock();
+        let kernels = table.kernels.values();
+        RuntimeMetrics {
+            active_kernels: kernels.clone().filter(|k| k.life.state() == KernelState::Active).count(),
+            total_launched: table.launched,
+            messages_sent: kernels.clone().map(|k| k.counters.messages_sent).sum(),
+            messages_received: kernels.clone().map(|k| k.counters.messages_received).sum(),
+            gpu_memory_used: self.shared.buffers.bytes(),
+            host_memory_used: kernels.map(|k| (k.mailbox.inbox.memory() + k.mailbox.outbox.memory()) as u64).sum(),
+        }
     }
 
     /// The summary in Prometheus' text exposition format, for scraping.
@@ -133,6 +175,7 @@ fn snapshot(id: &str, kernel: &Kernel, now_ms: f64) -> KernelTelemetry {
         unprocessed_at_termination: c.unprocessed_at_termination,
         answers_abandoned: c.answers_abandoned,
         messages_forwarded: c.messages_forwarded,
+        stalled_sends: c.stalled_sends,
         connected_to: kernel.route.downstream.clone(),
         last_error: c.last_error.clone(),
     }

@@ -181,6 +181,6 @@ pub fn ring_kernel(
     if def.id.is_empty() {
         return Err(type_error("ringKernel needs an id".into()));
     }
-    kernel::register(def);
+    kernel::register_or_replace(def);
     Ok(())
 }

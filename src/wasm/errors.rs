@@ -45,10 +45,13 @@ pub(super) fn js_error(error: Error) -> JsValue {
         let _ = Reflect::set(&js, &key.into(), &value);
     };
     match &error {
-        Error::KernelNotFound { id }
-        | Error::QueueFull { id, .. }
-        | Error::Timeout { id, .. }
-        | Error::MessageDropped { id } => set("kernelId", id.into()),
+        Error::KernelNotFound { id } | Error::Timeout { id, .. } | Error::MessageDropped { id } => {
+            set("kernelId", id.into())
+        }
+        Error::QueueFull { id, accepted, .. } => {
+            set("kernelId", id.into());
+            set("accepted", (*accepted as f64).into());
+        }
         Error::KernelState { id, state, action } => {
             set("kernelId", id.into());
             set("state", state.as_str().into());

@@ -42,7 +42,7 @@ pub(super) struct ManagedKernelOptions {
 
 impl ManagedKernelOptions {
     pub fn launch(&self) -> LaunchOptions {
-        LaunchOptions { queue_size: self.queue_size, mode: self.mode, max_batch: None }
+        LaunchOptions { queue_size: self.queue_size, mode: self.mode, ..LaunchOptions::default() }
     }
 }
 

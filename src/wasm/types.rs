@@ -73,6 +73,8 @@ export interface KernelTelemetry {
   answersAbandoned: number;
   /** Answers routed to the connected kernel instead of `receive`. */
   messagesForwarded: number;
+  /** Sends that waited on this kernel while its output queue was full (each also warned in the console). */
+  stalledSends: number;
   /** The kernel this one's answers go to (`connect`), or null. */
   connectedTo: string | null;
   /** Why a host handler last failed (cpu backend), or null. */
@@ -179,7 +181,8 @@ export type RingKernelErrorName =
 export interface KernelNotFoundError extends Error { name: "KernelNotFoundError"; kernelId: string; }
 /** An operation the kernel's state does not allow; `action` is what was asked (e.g. "activate"). */
 export interface KernelStateError extends Error { name: "KernelStateError"; kernelId: string; state: KernelState; action: string; }
-export interface QueueFullError extends Error { name: "QueueFullError"; kernelId: string; }
+/** The input queue stayed full until the timeout; for `sendBatch`, `accepted` messages (from the front) were queued and will be answered, the rest were not. */
+export interface QueueFullError extends Error { name: "QueueFullError"; kernelId: string; accepted: number; }
 export interface TimeoutError extends Error { name: "TimeoutError"; kernelId: string; }
 /** `field` is the path of the bad field, e.g. "bodies[2].mass". */
 export interface MessageFormatError extends Error { name: "MessageFormatError"; kernelId: string; field: string; }

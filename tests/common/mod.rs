@@ -11,6 +11,17 @@ use std::fmt::Debug;
 
 use ringkernel_web::{Error, ErrorKind};
 
+/// How many messages of a batch send were queued: all (`Ok`), or as many as `QueueFull`'s
+/// `accepted` says when its timeout ran out first.
+#[track_caller]
+pub fn accepted(sent: ringkernel_web::Result<usize>) -> usize {
+    match sent {
+        Ok(all) => all,
+        Err(Error::QueueFull { accepted, .. }) => accepted,
+        Err(other) => panic!("the batch was refused: {other}"),
+    }
+}
+
 /// The JavaScript name of an error's kind: the tables and the model were written in the API
 /// contract's names, which the browser tests check on real `Error`s.
 pub fn js_name(error: &Error) -> &'static str {
@@ -25,6 +36,7 @@ pub fn js_name(error: &Error) -> &'static str {
         ErrorKind::BackendUnavailable => "BackendUnavailableError",
         ErrorKind::DeviceLost => "DeviceLostError",
         ErrorKind::InvalidArgument => "TypeError",
+        other => panic!("{other:?} needs its contract name here"),
     }
 }
 
@@ -82,7 +94,7 @@ mod native {
     /// A runtime on `backend`; a GPU backend without an adapter is a failure that says what to
     /// install, never a skip.
     pub fn runtime_on(backend: BackendChoice) -> Runtime {
-        pollster::block_on(Runtime::new(RuntimeOptions { backend, ..Default::default() })).unwrap_or_else(|e| {
+        pollster::block_on(Runtime::new(RuntimeOptions::default().with_backend(backend))).unwrap_or_else(|e| {
             panic!("{backend:?}: {e} (GPU tests need a wgpu adapter; install mesa-vulkan-drivers for lavapipe)")
         })
     }

@@ -19,8 +19,8 @@ const FLEET_QUEUE_SIZE: usize = 16;
 
 /// A runtime on `backend` with the doubler launched and active, its queues `queue_size` deep.
 pub async fn open(backend: BackendChoice, queue_size: usize) -> ringkernel_web::Result<Runtime> {
-    let runtime = Runtime::new(RuntimeOptions { backend, ..Default::default() }).await?;
-    runtime.launch(DOUBLER, LaunchOptions { queue_size: Some(queue_size), ..Default::default() }).await?;
+    let runtime = Runtime::new(RuntimeOptions::default().with_backend(backend)).await?;
+    runtime.launch(DOUBLER, LaunchOptions::default().with_queue_capacity(queue_size)).await?;
     runtime.activate(DOUBLER).await?;
     Ok(runtime)
 }
@@ -68,10 +68,7 @@ impl Fleet {
         let ids: Vec<String> = (0..count).map(|i| format!("{DOUBLER}-{i}")).collect();
         try_join_all(ids.iter().map(|id| {
             let definition = kernel::KernelDefinition { id: id.clone(), ..(*doubler).clone() };
-            runtime.launch_definition(
-                definition,
-                LaunchOptions { queue_size: Some(FLEET_QUEUE_SIZE), ..Default::default() },
-            )
+            runtime.launch_definition(definition, LaunchOptions::default().with_queue_capacity(FLEET_QUEUE_SIZE))
         }))
         .await?;
         Ok(Fleet { ids, active: 0 })
@@ -129,7 +126,7 @@ impl Pipelines {
         let (stages, hops) = (ids("stage"), ids("hop"));
         for id in stages.iter().chain(&hops) {
             let definition = kernel::KernelDefinition { id: id.clone(), ..(*doubler).clone() };
-            runtime.launch_definition(definition, LaunchOptions { queue_size: Some(64), ..Default::default() }).await?;
+            runtime.launch_definition(definition, LaunchOptions::default().with_queue_capacity(64)).await?;
             runtime.activate(id).await?;
         }
         for pair in stages.windows(2) {

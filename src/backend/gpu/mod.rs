@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use event_listener::Event;
 
-use super::{AdapterSummary, BackendChoice};
+use super::{AdapterSummary, BackendChoice, DeviceRequest};
 use crate::error::{Error, Result};
 pub(crate) use kernel::GpuKernel;
 use readback::Readback;
@@ -32,17 +32,40 @@ const NO_ADAPTER_HINT: &str = "the browser has WebGPU but gave no adapter: it ma
                                RingKernelRuntime.create({ backend: \"cpu\" }), which runs kernels' JavaScript handlers";
 
 /// Asks for an adapter. `Auto` tries the primary APIs (Vulkan, Metal, DX12, WebGPU) before GL,
-/// so a machine with Vulkan never probes EGL.
-async fn request_adapter(choice: BackendChoice) -> Result<wgpu::Adapter> {
-    let attempts: &[wgpu::Backends] = match choice {
+/// so a machine with Vulkan never probes EGL. Adapter 0 is the one wgpu recommends; others
+/// are counted in the order wgpu lists them (natively only: a browser offers one).
+pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adapter> {
+    let attempts: &[wgpu::Backends] = match request.backend {
         BackendChoice::Auto => &[wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
         other => &[other.backends()],
     };
     let mut failures = Vec::new();
+    // Adapters of the backends tried so far, for counting `request.index` across them.
+    #[cfg(not(target_arch = "wasm32"))]
+    let mut listed = 0;
     for &backends in attempts {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         desc.backends = backends;
+        if request.debug {
+            // Debug labels and the API's validation (where its layers are installed).
+            desc.flags |= wgpu::InstanceFlags::DEBUG | wgpu::InstanceFlags::VALIDATION;
+        }
         let instance = wgpu::Instance::new(desc);
+        if request.index > 0 {
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                let adapters = instance.enumerate_adapters(backends).await;
+                let count = adapters.len();
+                if let Some(adapter) = adapters.into_iter().nth(request.index - listed) {
+                    return Ok(adapter);
+                }
+                listed += count;
+                failures.push(format!("{backends:?}: {count} adapters, no adapter {}", request.index));
+            }
+            #[cfg(target_arch = "wasm32")]
+            failures.push(format!("{backends:?}: a browser offers one adapter, not adapter {}", request.index));
+            continue;
+        }
         let options = wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
             force_fallback_adapter: false,
@@ -120,7 +143,7 @@ pub(crate) struct GpuContext {
 impl GpuContext {
     /// Opens a device on an adapter `choice` allows. Buffers are counted in `stats`; `wake` is
     /// notified when the device is lost, so the tick loop notices even while idle.
-    pub async fn new(choice: BackendChoice, stats: Arc<BufferStats>, wake: Arc<Event>) -> Result<Self> {
+    pub async fn new(request: DeviceRequest, stats: Arc<BufferStats>, wake: Arc<Event>) -> Result<Self> {
         #[cfg(target_arch = "wasm32")]
         if !crate::platform::browser_has_webgpu() {
             return Err(Error::BackendUnavailable {
@@ -132,7 +155,7 @@ impl GpuContext {
                     .into(),
             });
         }
-        let adapter = request_adapter(choice).await?;
+        let adapter = request_adapter(request).await?;
         let info = adapter.get_info();
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {

@@ -1,0 +1,90 @@
+//! `RuntimeBuilder`: RingKernel's way to make a runtime, with presets for the usual settings.
+//!
+//! | preset | `debug` | `profiling` (latency telemetry) | `auto_recover` | default queue |
+//! |---|---|---|---|---|
+//! | [`new`](RuntimeBuilder::new) (= `RuntimeOptions::default()`) | off | on | off | 4096 |
+//! | [`development`](RuntimeBuilder::development) | on | on | off | 1024 |
+//! | [`production`](RuntimeBuilder::production) | off | on | on | 4096 |
+//! | [`high_performance`](RuntimeBuilder::high_performance) | off | off | on | 65536 |
+
+use super::{Runtime, RuntimeOptions};
+use crate::backend::BackendChoice;
+use crate::error::Result;
+
+/// Builds a [`Runtime`]: `RuntimeBuilder::production().backend(BackendChoice::Vulkan).build().await`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuntimeBuilder {
+    options: RuntimeOptions,
+}
+
+impl RuntimeBuilder {
+    /// The defaults of [`RuntimeOptions`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// For developing kernels: debug labels and validation on, latency telemetry on, small queues
+    /// (mistakes show up sooner), no automatic recovery (a lost device stays visible).
+    pub fn development() -> Self {
+        Self::new().debug(true).profiling(true).default_queue_size(1024).auto_recover(false)
+    }
+
+    /// For serving: no validation, telemetry on for the operators, automatic recovery from a
+    /// lost device.
+    pub fn production() -> Self {
+        Self::new().debug(false).profiling(true).auto_recover(true)
+    }
+
+    /// For throughput: no validation, no latency histograms, deep queues (bigger batches per
+    /// tick), automatic recovery.
+    pub fn high_performance() -> Self {
+        Self::new().debug(false).profiling(false).default_queue_size(1 << 16).auto_recover(true)
+    }
+
+    /// Which adapters may be used.
+    pub fn backend(self, backend: BackendChoice) -> Self {
+        RuntimeBuilder { options: self.options.with_backend(backend) }
+    }
+
+    /// Which adapter among those wgpu lists for the backend (0: the one it recommends).
+    pub fn device(self, index: usize) -> Self {
+        RuntimeBuilder { options: self.options.with_device_index(index) }
+    }
+
+    /// Debug labels and the graphics API's validation layers where installed.
+    pub fn debug(self, enable: bool) -> Self {
+        RuntimeBuilder { options: self.options.with_debug(enable) }
+    }
+
+    /// Latency histograms and per-kernel telemetry (counters are kept either way).
+    pub fn profiling(self, enable: bool) -> Self {
+        RuntimeBuilder { options: self.options.with_telemetry(enable) }
+    }
+
+    /// Recover from a lost device without waiting for `recover`.
+    pub fn auto_recover(self, enable: bool) -> Self {
+        RuntimeBuilder { options: self.options.with_auto_recover(enable) }
+    }
+
+    /// The queue size of kernels launched without their own.
+    pub fn default_queue_size(self, messages: usize) -> Self {
+        RuntimeBuilder { options: self.options.with_default_queue_size(messages) }
+    }
+
+    /// The options this builder has gathered.
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.options
+    }
+
+    /// Opens the device and starts the runtime (see [`Runtime::new`]).
+    pub async fn build(self) -> Result<Runtime> {
+        Runtime::new(self.options).await
+    }
+}
+
+impl RuntimeOptions {
+    /// A builder starting from these options.
+    pub fn builder(self) -> RuntimeBuilder {
+        RuntimeBuilder { options: self }
+    }
+}

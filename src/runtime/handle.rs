@@ -1,0 +1,352 @@
+//! Kernel handles: RingKernel's `KernelHandle`, a cheap-to-clone reference to one launched kernel
+//! (like ractor's `ActorRef`), with every operation on it.
+//!
+//! [`Runtime::launch`] returns a [`KernelHandle`] whose messages are known only at run time
+//! ([`Dynamic`]: `Value`s). [`KernelHandle::typed`] turns it into a `KernelHandle<In, Out>` after
+//! checking that `In` and `Out` have the kernel's layouts byte for byte (field types and offsets,
+//! not only sizes); from then on the handle sends only `In` and receives only `Out`.
+//!
+//! Timeouts are [`Duration`]s: no timeout means wait, `try_*` means don't. Each operation has its
+//! own error, and a refused send hands the message back (see [`crate::SendError`]); every such
+//! error converts into the crate's [`Error`].
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::messaging::Attempt;
+use super::{Runtime, DEFAULT_TERMINATE_TIMEOUT_MS};
+use crate::error::{
+    BatchSendError, CallError, Error, Result, SendError, SendTimeoutError, TryReceiveError, TrySendError,
+};
+use crate::lifecycle::{KernelMode, KernelState};
+use crate::message::{same_bytes, MessageLayout, RingMessage, Value};
+use crate::telemetry::KernelTelemetry;
+use crate::waiting::wait;
+
+/// The message type of a handle whose kernel's messages are known only at run time: it sends
+/// and receives [`Value`]s (see [`KernelHandle::typed`] for Rust types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dynamic {}
+
+/// A launched kernel. Cheap to clone; keeps its runtime alive while it exists.
+pub struct KernelHandle<In = Dynamic, Out = Dynamic> {
+    runtime: Runtime,
+    id: Arc<str>,
+    messages: PhantomData<fn(In) -> Out>,
+}
+
+impl<In, Out> Clone for KernelHandle<In, Out> {
+    fn clone(&self) -> Self {
+        KernelHandle { runtime: self.runtime.clone(), id: self.id.clone(), messages: PhantomData }
+    }
+}
+
+impl<In, Out> std::fmt::Debug for KernelHandle<In, Out> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelHandle").field("id", &self.id).finish()
+    }
+}
+
+/// A kernel's state and queue depths at a glance (the seed's `KernelStatus`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct KernelStatus {
+    /// The kernel's id.
+    pub id: String,
+    /// Where it is in its lifecycle.
+    pub state: KernelState,
+    /// What wakes it.
+    pub mode: KernelMode,
+    /// Messages waiting on the host to go to the device.
+    pub input_queue_depth: usize,
+    /// Answers waiting to be received.
+    pub output_queue_depth: usize,
+    /// Messages its handler ran on.
+    pub messages_processed: u64,
+    /// Time since launch (until termination).
+    pub uptime: Duration,
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+impl<In, Out> KernelHandle<In, Out> {
+    pub(super) fn new(runtime: Runtime, id: &str) -> Self {
+        KernelHandle { runtime, id: id.into(), messages: PhantomData }
+    }
+
+    /// The kernel's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The runtime the kernel runs in.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// `launched` → `active`, or `deactivated` → `active`: the kernel processes its queued
+    /// messages.
+    pub async fn activate(&self) -> Result<()> {
+        match self.state()? {
+            KernelState::Deactivated => self.runtime.reactivate(&self.id).await,
+            _ => self.runtime.activate(&self.id).await,
+        }
+    }
+
+    /// `active` → `deactivated`: nothing more is dispatched; queued input stays.
+    pub async fn deactivate(&self) -> Result<()> {
+        self.runtime.deactivate(&self.id).await
+    }
+
+    /// The seed's name for [`deactivate`](Self::deactivate).
+    pub async fn suspend(&self) -> Result<()> {
+        self.deactivate().await
+    }
+
+    /// `deactivated` → `active` (the seed's `resume`).
+    pub async fn resume(&self) -> Result<()> {
+        self.runtime.reactivate(&self.id).await
+    }
+
+    /// Graceful stop: queued and in-flight messages are processed first (their answers stay
+    /// receivable), for up to five seconds; see [`terminate_timeout`](Self::terminate_timeout).
+    pub async fn terminate(&self) -> Result<()> {
+        self.runtime.terminate(&self.id, Some(DEFAULT_TERMINATE_TIMEOUT_MS)).await
+    }
+
+    /// Graceful stop within `timeout`; past it the kernel stops anyway and the `Timeout` error
+    /// says how many messages were left unprocessed.
+    pub async fn terminate_timeout(&self, timeout: Duration) -> Result<()> {
+        self.runtime.terminate(&self.id, Some(millis(timeout))).await
+    }
+
+    /// Resolves once the kernel is terminated (or removed).
+    pub async fn wait(&self) -> Result<()> {
+        loop {
+            let Some(listener) = self.runtime.until_changed(&self.id)? else { return Ok(()) };
+            wait(listener, None).await;
+        }
+    }
+
+    /// The kernel's state now.
+    pub fn state(&self) -> Result<KernelState> {
+        self.runtime.state(&self.id)
+    }
+
+    /// Whether the kernel is active now.
+    pub fn is_active(&self) -> bool {
+        self.state().is_ok_and(|state| state == KernelState::Active)
+    }
+
+    /// Whether the kernel has terminated (or was removed).
+    pub fn is_terminated(&self) -> bool {
+        self.state().is_err_and(|e| matches!(e, Error::KernelNotFound { .. }))
+            || self.state().is_ok_and(|state| state == KernelState::Terminated)
+    }
+
+    /// State, mode, queue depths, messages processed and uptime.
+    pub fn status(&self) -> Result<KernelStatus> {
+        let t = self.metrics()?;
+        Ok(KernelStatus {
+            id: t.kernel_id,
+            state: t.state,
+            mode: t.mode,
+            input_queue_depth: t.input_queue_depth,
+            output_queue_depth: t.output_queue_depth,
+            messages_processed: t.messages_processed,
+            uptime: Duration::from_secs_f64(t.uptime_ms.max(0.0) / 1000.0),
+        })
+    }
+
+    /// Every counter of the kernel (latency is empty when the runtime keeps no telemetry).
+    pub fn metrics(&self) -> Result<KernelTelemetry> {
+        self.runtime.kernel_metrics(&self.id)
+    }
+}
+
+impl KernelHandle {
+    /// This kernel as a handle that sends `In` and receives `Out`, after checking that their
+    /// layouts are the kernel's byte for byte (field types and offsets; names may differ).
+    pub fn typed<In: RingMessage, Out: RingMessage>(&self) -> Result<KernelHandle<In, Out>> {
+        let check = |layout: MessageLayout, theirs: MessageLayout, which: &str, ty: &str| {
+            if same_bytes(&layout, &theirs) {
+                return Ok(());
+            }
+            Err(Error::MessageFormat {
+                id: self.id.to_string(),
+                field: ty.to_owned(),
+                problem: format!(
+                    "does not match the kernel's {which}: it is {}, the kernel's is {}",
+                    theirs.wgsl_struct().trim(),
+                    layout.wgsl_struct().trim()
+                ),
+            })
+        };
+        check(self.runtime.input_layout(&self.id)?, In::layout(), "messages", std::any::type_name::<In>())?;
+        check(self.runtime.output_layout(&self.id)?, Out::layout(), "answers", std::any::type_name::<Out>())?;
+        Ok(KernelHandle::new(self.runtime.clone(), &self.id))
+    }
+
+    /// Queues one message given as named values (a [`Value::Struct`]), waiting up to
+    /// `timeout` for room (as long as it takes without one).
+    pub async fn send_value(&self, message: &Value, timeout: Option<Duration>) -> Result<()> {
+        self.runtime.send_value(&self.id, message, timeout.map(millis)).await
+    }
+
+    /// Queues one message given as named values if there is room now (else `QueueFull`).
+    pub fn try_send_value(&self, message: &Value) -> Result<()> {
+        self.runtime.try_send_value(&self.id, message)
+    }
+
+    /// Queues every message of `messages` (each a [`Value::Struct`]) within `timeout`, or
+    /// `QueueFull` says how many (from the front) were queued.
+    pub async fn send_values(&self, messages: &[Value], timeout: Option<Duration>) -> Result<usize> {
+        self.runtime.send_values(&self.id, messages, timeout.map(millis)).await
+    }
+
+    /// Queues messages already packed in the input layout, all of them within `timeout`, or
+    /// `QueueFull` says how many were queued.
+    pub async fn send_packed(&self, packed: &[u8], timeout: Option<Duration>) -> Result<usize> {
+        self.runtime.send_packed(&self.id, packed, timeout.map(millis)).await
+    }
+
+    /// The next answer, as named values, waiting up to `timeout` (as long as it takes without).
+    pub async fn receive_value(&self, timeout: Option<Duration>) -> Result<Vec<(String, Value)>> {
+        self.runtime.receive(&self.id, timeout.map(millis)).await
+    }
+
+    /// The next answer handed to `read` with the output layout, straight from the queue.
+    pub async fn receive_with<R>(
+        &self,
+        timeout: Option<Duration>,
+        read: impl FnOnce(&MessageLayout, &[u8]) -> R,
+    ) -> Result<R> {
+        self.runtime.receive_with(&self.id, timeout.map(millis), read).await
+    }
+
+    /// The next answer handed to `read` if one is waiting now.
+    pub fn try_receive_with<R>(&self, read: impl FnOnce(&MessageLayout, &[u8]) -> R) -> Result<R, TryReceiveError> {
+        match self.runtime.try_receive_with(&self.id, read) {
+            Ok(Some(answer)) => Ok(answer),
+            Ok(None) => Err(TryReceiveError::Empty(Error::Timeout {
+                id: self.id.to_string(),
+                operation: "try_receive".into(),
+                timeout_ms: 0.0,
+            })),
+            Err(refused) => Err(TryReceiveError::Refused(refused)),
+        }
+    }
+
+    /// Up to `max` answers (at least one), packed back to back, waiting up to `timeout` for
+    /// the first.
+    pub async fn receive_batch_packed(&self, max: usize, timeout: Option<Duration>) -> Result<Vec<u8>> {
+        self.runtime.receive_batch_packed(&self.id, max, timeout.map(millis)).await
+    }
+
+    /// Sends one message (a [`Value::Struct`]) and hands its own answer to `read`, waiting up to
+    /// `timeout` in all.
+    pub async fn call_value<R>(
+        &self,
+        message: &Value,
+        timeout: Option<Duration>,
+        read: impl FnOnce(&MessageLayout, &[u8]) -> R,
+    ) -> Result<R> {
+        self.runtime.call_value(&self.id, message, timeout.map(millis), read).await
+    }
+}
+
+impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
+    /// Queues `message`, waiting for room as long as it takes. Refused only when the kernel
+    /// does not take messages; the message comes back.
+    pub async fn send(&self, message: In) -> Result<(), SendError<In>> {
+        self.runtime.send_pod(&self.id, &message, None).await.map_err(|error| SendError { message, error })
+    }
+
+    /// Queues `message` if there is room now.
+    pub fn try_send(&self, message: In) -> Result<(), TrySendError<In>> {
+        let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytemuck::bytes_of(&message), slot);
+        match self.runtime.try_enqueue_one(&self.id, None, &pack) {
+            Ok(Attempt::Done(_)) => Ok(()),
+            Ok(Attempt::Wait(_, full)) => Err(TrySendError::Full(message, self.runtime.count(&self.id, full))),
+            Err(refused) => Err(TrySendError::Refused(message, self.runtime.count(&self.id, refused))),
+        }
+    }
+
+    /// Queues `message`, waiting up to `timeout` for room.
+    pub async fn send_timeout(&self, message: In, timeout: Duration) -> Result<(), SendTimeoutError<In>> {
+        match self.runtime.send_pod(&self.id, &message, Some(millis(timeout))).await {
+            Ok(()) => Ok(()),
+            Err(full @ Error::QueueFull { .. }) => Err(SendTimeoutError::Timeout(message, full)),
+            Err(refused) => Err(SendTimeoutError::Refused(message, refused)),
+        }
+    }
+
+    /// Queues every message of `messages`, in order, waiting for room as long as it takes; or
+    /// says how many were queued before the kernel refused the rest.
+    pub async fn send_batch(&self, messages: &[In]) -> Result<(), BatchSendError> {
+        self.send_batch_until(messages, None).await
+    }
+
+    /// [`send_batch`](Self::send_batch) within `timeout`: past it, the error says how many of
+    /// the messages (from the front) were queued; those are answered, the rest were not queued.
+    pub async fn send_batch_timeout(&self, messages: &[In], timeout: Duration) -> Result<(), BatchSendError> {
+        self.send_batch_until(messages, Some(millis(timeout))).await
+    }
+
+    async fn send_batch_until(&self, messages: &[In], timeout_ms: Option<f64>) -> Result<(), BatchSendError> {
+        let deadline = crate::waiting::deadline(timeout_ms).map_err(|error| BatchSendError { accepted: 0, error })?;
+        match self.runtime.enqueue_many(&self.id, bytemuck::cast_slice(messages), deadline).await {
+            (_, None) => Ok(()),
+            (accepted, Some(error)) => Err(BatchSendError { accepted, error: self.runtime.count(&self.id, error) }),
+        }
+    }
+
+    /// The next answer, waiting as long as it takes.
+    pub async fn receive(&self) -> Result<Out> {
+        self.runtime.receive_pod(&self.id, None).await
+    }
+
+    /// The next answer, waiting up to `timeout` (then `Timeout`).
+    pub async fn receive_timeout(&self, timeout: Duration) -> Result<Out> {
+        self.runtime.receive_pod(&self.id, Some(millis(timeout))).await
+    }
+
+    /// The next answer if one is waiting now.
+    pub fn try_receive(&self) -> Result<Out, TryReceiveError> {
+        let mut take = Some(|_: &MessageLayout, outbox: &mut crate::queue::PackedQueue| {
+            outbox.pop_with(bytemuck::pod_read_unaligned::<Out>).expect("not empty")
+        });
+        match self.runtime.try_take(&self.id, None::<fn(&MessageLayout) -> Result<()>>, &mut take) {
+            Ok(Attempt::Done(answer)) => Ok(answer),
+            Ok(Attempt::Wait(_, empty)) => Err(TryReceiveError::Empty(empty)),
+            Err(refused) => Err(TryReceiveError::Refused(self.runtime.count(&self.id, refused))),
+        }
+    }
+
+    /// Up to `max` answers (at least one), waiting for the first as long as it takes.
+    pub async fn receive_batch(&self, max: usize) -> Result<Vec<Out>> {
+        self.runtime.receive_batch::<Out>(&self.id, max, None).await
+    }
+
+    /// Sends `message` and waits up to `timeout` for its own answer (matched by correlation
+    /// id, however many calls are in flight).
+    pub async fn call(&self, message: In, timeout: Duration) -> Result<Out, CallError<In>> {
+        let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytemuck::bytes_of(&message), slot);
+        let read = |_: &MessageLayout, answer: &[u8]| Ok(bytemuck::pod_read_unaligned::<Out>(answer));
+        match self.runtime.call_inner(&self.id, Some(millis(timeout)), pack, read).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(unanswered)) => Err(CallError::Unanswered(self.runtime.count(&self.id, unanswered))),
+            Err(not_sent) => Err(CallError::NotSent(message, self.runtime.count(&self.id, not_sent))),
+        }
+    }
+}
+
+/// Copies a message whose layout was checked when the handle was typed.
+fn copy_into(layout: &MessageLayout, message: &[u8], slot: &mut [u8]) -> Result<()> {
+    debug_assert_eq!(layout.size(), message.len());
+    slot.copy_from_slice(message);
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! RingKernel's typed API: `KernelHandle<In, Out>` from `launch(..).typed()`, its per-operation
+//! errors (a refused message comes back), `Duration` timeouts, `LaunchOptions` builders and
+//! `RuntimeBuilder` presets. On lavapipe and on the cpu backend.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::time::Duration;
+
+use futures_util::future::join;
+use ringkernel_web::{
+    BackendChoice, CallError, Error, ErrorKind, KernelHandle, KernelState, LaunchOptions, Runtime, RuntimeBuilder,
+    SendTimeoutError, TryReceiveError, TrySendError,
+};
+
+const BACKENDS: [BackendChoice; 2] = [BackendChoice::Auto, BackendChoice::Cpu];
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The built-in doubler under `id` (a second instance), typed `i32 → i32`.
+async fn doubler(rt: &Runtime, id: &str, options: LaunchOptions) -> KernelHandle<i32, i32> {
+    let definition = ringkernel_web::KernelDefinition {
+        id: id.to_owned(),
+        ..(*ringkernel_web::kernel::lookup("doubler").expect("built-in")).clone()
+    };
+    rt.launch_definition(definition, options).await.unwrap().typed::<i32, i32>().unwrap()
+}
+
+#[test]
+fn a_typed_handle_sends_and_receives_its_types() {
+    for backend in BACKENDS {
+        let rt = common::runtime_on(backend);
+        pollster::block_on(async {
+            let h = doubler(&rt, "d", LaunchOptions::default()).await;
+            assert_eq!((h.id(), h.state().unwrap()), ("d", KernelState::Launched));
+            h.activate().await.unwrap();
+            assert!(h.is_active());
+            h.send(21).await.unwrap();
+            assert_eq!(h.receive().await.unwrap(), 42, "{backend:?}");
+            h.send_batch(&[1, 2, 3]).await.unwrap();
+            let mut got = Vec::new();
+            while got.len() < 3 {
+                got.extend(h.receive_batch(3 - got.len()).await.unwrap());
+            }
+            assert_eq!(got, [2, 4, 6]);
+            assert_eq!(h.call(5, WAIT).await.unwrap(), 10);
+            let status = h.status().unwrap();
+            assert_eq!(
+                (status.state, status.messages_processed, status.output_queue_depth),
+                (KernelState::Active, 5, 0)
+            );
+            assert_eq!(h.metrics().unwrap().messages_processed, 5);
+            // Clones and `get_kernel` reach the same kernel.
+            let again = rt.get_kernel("d").unwrap().typed::<i32, i32>().unwrap();
+            again.clone().send(7).await.unwrap();
+            assert_eq!(h.receive_timeout(WAIT).await.unwrap(), 14);
+            assert_eq!(rt.list_kernels(), ["d"]);
+            h.terminate().await.unwrap();
+            assert!(h.is_terminated() && again.is_terminated());
+        });
+    }
+}
+
+#[test]
+fn types_are_checked_against_the_layouts_not_only_sizes() {
+    let rt = common::runtime_on(BackendChoice::Auto);
+    pollster::block_on(async {
+        let untyped = rt.launch("doubler", LaunchOptions::default()).await.unwrap();
+        // f32 has i32's size; the kernel takes i32.
+        let e = untyped.typed::<f32, i32>().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MessageFormat, "{e}");
+        assert!(e.to_string().contains("f32") && e.to_string().contains("i32"), "{e}");
+        let e = untyped.typed::<i32, u32>().unwrap_err();
+        assert!(e.to_string().contains("answers"), "{e}");
+        assert!(untyped.typed::<i32, i32>().is_ok());
+        assert!(rt.get_kernel("nope").is_none());
+    });
+}
+
+#[test]
+fn refused_messages_come_back_with_why() {
+    for backend in BACKENDS {
+        let rt = common::runtime_on(backend);
+        pollster::block_on(async {
+            let h = doubler(&rt, "small", LaunchOptions::default().with_queue_capacity(2)).await;
+            // Launched, not active: messages queue up to the bound and wait.
+            h.try_send(1).unwrap();
+            h.send_timeout(2, Duration::ZERO).await.unwrap();
+            match h.try_send(3) {
+                Err(TrySendError::Full(3, full)) => assert_eq!(full.kind(), ErrorKind::QueueFull),
+                other => panic!("{other:?}"),
+            }
+            match h.send_timeout(4, Duration::from_millis(20)).await {
+                Err(SendTimeoutError::Timeout(4, full)) => assert_eq!(full.kind(), ErrorKind::QueueFull),
+                other => panic!("{other:?}"),
+            }
+            match h.try_receive() {
+                Err(TryReceiveError::Empty(e)) => assert_eq!(e.kind(), ErrorKind::Timeout),
+                other => panic!("{other:?}"),
+            }
+            let e = h.receive_timeout(Duration::from_millis(20)).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Timeout);
+            // A batch that cannot fit in time says how many went in (none: the queue is full).
+            let e = h.send_batch_timeout(&[5, 6], Duration::from_millis(20)).await.unwrap_err();
+            assert_eq!((e.accepted, e.error.kind()), (0, ErrorKind::QueueFull));
+            h.activate().await.unwrap();
+            assert_eq!(h.receive().await.unwrap(), 2);
+            assert_eq!(h.receive().await.unwrap(), 4);
+            h.terminate().await.unwrap();
+            let refused = h.send(8).await.unwrap_err();
+            assert_eq!((refused.message, refused.error.kind()), (8, ErrorKind::KernelState));
+            match h.call(9, WAIT).await {
+                Err(CallError::NotSent(9, e)) => assert_eq!(e.kind(), ErrorKind::KernelState),
+                other => panic!("{other:?}"),
+            }
+            match h.try_receive() {
+                Err(TryReceiveError::Refused(e)) => assert_eq!(e.kind(), ErrorKind::KernelState),
+                other => panic!("{other:?}"),
+            }
+            // Every per-operation error is also the crate's `Error`.
+            let e: Error = h.send(10).await.unwrap_err().into();
+            assert_eq!(e.kind(), ErrorKind::KernelState);
+        });
+    }
+}
+
+#[test]
+fn a_call_that_gets_no_answer_in_time_says_so() {
+    let rt = common::runtime_on(BackendChoice::Auto);
+    pollster::block_on(async {
+        let h = doubler(&rt, "paused", LaunchOptions::default()).await;
+        match h.call(1, Duration::from_millis(30)).await {
+            Err(CallError::Unanswered(e)) => assert_eq!(e.kind(), ErrorKind::Timeout),
+            other => panic!("{other:?}"),
+        }
+        // Its message stays queued and is processed once active; the late answer is discarded.
+        h.activate().await.unwrap();
+        assert_eq!(h.call(2, WAIT).await.unwrap(), 4);
+        assert_eq!(h.metrics().unwrap().answers_abandoned, 1);
+    });
+}
+
+#[test]
+fn a_batch_larger_than_the_queue_goes_in_whole_while_answers_are_received() {
+    for backend in BACKENDS {
+        let rt = common::runtime_on(backend);
+        pollster::block_on(async {
+            let h = doubler(&rt, "stream", LaunchOptions::default().with_queue_capacity(64).with_auto_activate()).await;
+            assert_eq!(h.state().unwrap(), KernelState::Active, "auto-activated");
+            let values: Vec<i32> = (0..2_000).collect();
+            let receiver = async {
+                let mut got = Vec::new();
+                while got.len() < values.len() {
+                    got.extend(h.receive_batch(values.len() - got.len()).await.unwrap());
+                }
+                got
+            };
+            let (sent, got) = join(h.send_batch(&values), receiver).await;
+            sent.unwrap();
+            assert_eq!(got, values.iter().map(|v| v * 2).collect::<Vec<_>>(), "{backend:?}");
+        });
+    }
+}
+
+#[test]
+fn wait_resolves_when_another_handle_terminates_the_kernel() {
+    let rt = common::runtime_on(BackendChoice::Cpu);
+    pollster::block_on(async {
+        let h = doubler(&rt, "waited", LaunchOptions::default()).await;
+        let other = h.clone();
+        let (waited, terminated) = join(h.wait(), async move { other.terminate().await }).await;
+        terminated.unwrap();
+        waited.unwrap();
+        assert!(h.is_terminated());
+    });
+}
+
+#[test]
+fn input_and_output_queues_have_their_own_bounds() {
+    let rt = common::runtime_on(BackendChoice::Auto);
+    pollster::block_on(async {
+        let options = LaunchOptions::default().with_input_queue_capacity(8).with_output_queue_capacity(2);
+        let h = doubler(&rt, "bounds", options).await;
+        let t = h.metrics().unwrap();
+        assert_eq!(t.queue_size, 8);
+        h.send_batch(&[1, 2, 3, 4, 5, 6, 7, 8]).await.unwrap();
+        assert!(matches!(h.try_send(9), Err(TrySendError::Full(9, _))));
+        h.activate().await.unwrap();
+        // Only two answers fit in the output queue: the rest wait as input until received.
+        common::wait_until("two answers", || h.status().unwrap().output_queue_depth == 2);
+        std::thread::sleep(Duration::from_millis(50));
+        let status = h.status().unwrap();
+        assert_eq!((status.output_queue_depth, status.input_queue_depth), (2, 6));
+        let mut got = Vec::new();
+        while got.len() < 8 {
+            got.push(h.receive().await.unwrap());
+        }
+        assert_eq!(got, [2, 4, 6, 8, 10, 12, 14, 16]);
+        let bad = rt.launch("doubler", LaunchOptions::default().with_output_queue_capacity(0)).await.unwrap_err();
+        assert!(bad.to_string().contains("outputQueueSize"), "{bad}");
+    });
+}
+
+#[test]
+fn builder_presets_set_what_the_readme_says() {
+    // (preset, debug, profiling, auto_recover, default queue) as in the README's table.
+    let table = [
+        (RuntimeBuilder::new(), false, true, false, 4096),
+        (RuntimeBuilder::development(), true, true, false, 1024),
+        (RuntimeBuilder::production(), false, true, true, 4096),
+        (RuntimeBuilder::high_performance(), false, false, true, 65_536),
+    ];
+    for (builder, debug, profiling, auto_recover, queue) in table {
+        let o = builder.options();
+        assert_eq!(
+            (o.debug, o.enable_telemetry, o.auto_recover, o.default_queue_size),
+            (debug, profiling, auto_recover, queue)
+        );
+    }
+    pollster::block_on(async {
+        // Validation on (where the layers are installed) still runs kernels.
+        let rt = RuntimeBuilder::development().backend(BackendChoice::Auto).build().await.unwrap();
+        let h = doubler(&rt, "dev", LaunchOptions::default().with_auto_activate()).await;
+        assert_eq!(h.call(3, WAIT).await.unwrap(), 6);
+        assert!(rt.telemetry("dev").unwrap().is_some(), "profiling keeps telemetry");
+        let quiet = RuntimeBuilder::high_performance().backend(BackendChoice::Cpu).build().await.unwrap();
+        doubler(&quiet, "fast", LaunchOptions::default()).await;
+        assert!(quiet.telemetry("fast").unwrap().is_none(), "no latency telemetry without profiling");
+        assert!(Runtime::is_backend_available(BackendChoice::Cpu).await);
+        assert!(Runtime::is_backend_available(BackendChoice::Auto).await, "lavapipe");
+        let metrics = rt.metrics();
+        assert_eq!((metrics.active_kernels, metrics.total_launched), (1, 1));
+        assert!(
+            metrics.messages_sent >= 1 && metrics.gpu_memory_used > 0 && metrics.host_memory_used > 0,
+            "{metrics:?}"
+        );
+        rt.shutdown().await.unwrap();
+        let missing = RuntimeBuilder::new().backend(BackendChoice::Auto).device(99).build().await.unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::BackendUnavailable, "{missing}");
+        assert!(missing.to_string().contains("99"), "{missing}");
+    });
+}
+
+#[test]
+fn a_send_stalled_by_unreceived_answers_is_reported_in_a_second() {
+    for backend in BACKENDS {
+        let rt = common::runtime_on(backend);
+        pollster::block_on(async {
+            let h = doubler(&rt, "stuck", LaunchOptions::default().with_queue_capacity(4).with_auto_activate()).await;
+            h.send_batch(&[1, 2, 3, 4]).await.unwrap();
+            common::wait_until("a full output queue", || h.status().unwrap().output_queue_depth == 4);
+            h.send_batch(&[5, 6, 7, 8]).await.unwrap();
+            // Nobody receives: the input cannot move, and this send waits. After a second it is
+            // reported (a warning and the counter); the timeout then ends it as usual.
+            let started = std::time::Instant::now();
+            match h.send_timeout(9, Duration::from_millis(1_500)).await {
+                Err(SendTimeoutError::Timeout(9, e)) => assert_eq!(e.kind(), ErrorKind::QueueFull),
+                other => panic!("{other:?}"),
+            }
+            assert!(started.elapsed() >= Duration::from_millis(1_400));
+            assert_eq!(h.metrics().unwrap().stalled_sends, 1, "{backend:?}");
+            assert!(rt.metrics_text().contains("ringkernel_stalled_sends_total{kernel=\"stuck\"} 1"));
+            // Receiving frees the pipeline: nothing was lost.
+            let mut got = Vec::new();
+            while got.len() < 8 {
+                got.push(h.receive().await.unwrap());
+            }
+            assert_eq!(got, [2, 4, 6, 8, 10, 12, 14, 16]);
+        });
+    }
+}
