@@ -42,14 +42,14 @@ pub enum Error {
     },
 
     /// A receive, call or terminate outlasted its timeout.
-    #[error("{operation} on kernel '{id}' timed out after {timeout_ms} ms")]
+    #[error("{operation} on kernel '{id}' timed out after {} ms", timeout.as_millis())]
     Timeout {
         /// The kernel the error is about.
         id: String,
         /// What timed out: `call`, `receive` or `terminate` (with what it left unprocessed).
         operation: String,
-        /// The timeout that ran out, in milliseconds.
-        timeout_ms: f64,
+        /// The timeout that ran out.
+        timeout: std::time::Duration,
     },
 
     /// A message that does not fit the kernel's layout; `field` is the path of the bad field.

@@ -6,13 +6,18 @@
 //!
 //! ```no_run
 //! # async fn demo() -> ringkernel_web::Result<()> {
+//! use std::time::Duration;
 //! use ringkernel_web::{LaunchOptions, Runtime, RuntimeOptions, Value};
 //! let runtime = Runtime::new(RuntimeOptions::default()).await?;
-//! runtime.launch("doubler", LaunchOptions::default()).await?;
-//! runtime.activate("doubler").await?;
-//! runtime.send("doubler", &[("value", Value::from(21))], Some(1000.0)).await?;
-//! let answer = runtime.receive("doubler", Some(1000.0)).await?;
-//! assert_eq!(answer, vec![("result".to_string(), Value::Number(42.0))]);
+//! // A handle typed by its messages: i32 in, i32 out (checked against the kernel's layouts).
+//! let doubler = runtime.launch("doubler", LaunchOptions::default()).await?.typed::<i32, i32>()?;
+//! doubler.activate().await?;
+//! doubler.send(20).await?;
+//! assert_eq!(doubler.receive().await?, 40);
+//! // Or by id, with named values.
+//! runtime.send("doubler", &[("value", Value::from(21))], Some(Duration::from_secs(1))).await?;
+//! let answer = runtime.receive("doubler", Some(Duration::from_secs(1))).await?;
+//! assert_eq!(answer, vec![("result".to_string(), Value::I32(42))]);
 //! # Ok(()) }
 //! ```
 //!
@@ -71,7 +76,7 @@ mod runtime;
 mod table;
 mod telemetry;
 mod tick;
-mod waiting;
+pub(crate) mod waiting;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
@@ -85,7 +90,7 @@ pub use message::{FieldType, MessageLayout, Scalar, Value};
 pub use ringkernel_derive::RingMessage;
 pub use runtime::builder::RuntimeBuilder;
 pub use runtime::handle::{Dynamic, KernelHandle, KernelStatus};
-pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, TimeoutMs, DEFAULT_TERMINATE_TIMEOUT_MS, MAX_QUEUE_SIZE};
+pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
 pub use telemetry::{DeviceHealth, KernelTelemetry, LatencySummary, RuntimeMetrics, RuntimeSummary};
 
 /// The README's Rust example, compiled and run as a doctest so it cannot rot.

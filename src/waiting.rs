@@ -3,6 +3,7 @@
 //! so the same code runs on the web's event loop.
 
 use std::future::Future;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::platform;
@@ -10,15 +11,19 @@ use crate::platform;
 /// When a wait ends, on [`platform::now_ms`]'s clock; `None` waits for as long as it takes.
 pub(crate) type Deadline = Option<f64>;
 
-/// The deadline `timeout_ms` from now, refusing negative and non-finite timeouts.
-pub(crate) fn deadline(timeout_ms: Option<f64>) -> Result<Deadline> {
-    match timeout_ms {
-        None => Ok(None),
-        Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(Some(platform::now_ms() + ms)),
-        Some(ms) => {
-            Err(Error::InvalidArgument(format!("timeout must be a non-negative number of milliseconds, got {ms}")))
-        }
+/// The deadline `timeout` from now (`None`: no deadline).
+pub(crate) fn deadline(timeout: Option<Duration>) -> Deadline {
+    timeout.map(|timeout| platform::now_ms() + timeout.as_secs_f64() * 1000.0)
+}
+
+/// A timeout given in milliseconds (JavaScript's unit) as a `Duration`, refusing negative and
+/// non-finite numbers. Only the JavaScript layer has timeouts in numbers.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn duration_from_ms(ms: f64) -> Result<Duration> {
+    if ms.is_finite() && ms >= 0.0 {
+        return Ok(Duration::from_secs_f64(ms / 1000.0));
     }
+    Err(Error::InvalidArgument(format!("timeout must be a non-negative number of milliseconds, got {ms}")))
 }
 
 /// Waits for `listener` or the deadline; `false` when the deadline passed first.

@@ -47,7 +47,7 @@ struct StopOnPanic<'a>(&'a Runtime, &'a str);
 impl Drop for StopOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let _ = pollster::block_on(self.0.terminate(self.1, Some(0.0)));
+            let _ = pollster::block_on(self.0.terminate(self.1, Some(Duration::from_millis(0))));
         }
     }
 }
@@ -146,7 +146,7 @@ fn many_senders_and_receivers_with_toggles_keep_per_sender_fifo_and_lose_nothing
         }
         senders_done.store(true, Ordering::SeqCst);
         let toggles = toggler.join().unwrap();
-        pollster::block_on(rt.terminate(id, Some(60_000.0))).unwrap();
+        pollster::block_on(rt.terminate(id, Some(Duration::from_millis(60_000)))).unwrap();
         (receivers.into_iter().map(|r| r.join().unwrap()).collect::<Vec<_>>(), toggles)
     });
     let counts: Vec<usize> = receivers.iter().map(|r| r.seen.len()).collect();
@@ -201,7 +201,8 @@ fn concurrent_calls_mixed_with_plain_sends_get_their_own_answers_and_plain_fifo_
                     let _stop = StopOnPanic(rt, id);
                     pollster::block_on(join_all((0..CALLS_PER_THREAD).map(|i| async move {
                         let message = Tagged::new(100 + thread, i);
-                        let answer: Tagged = rt.call_pod(id, &message, Some(60_000.0)).await.unwrap();
+                        let answer: Tagged =
+                            rt.call_pod(id, &message, Some(Duration::from_millis(60_000))).await.unwrap();
                         assert_eq!(answer, answer_after(message, 1), "call {message:?} got someone else's answer");
                     })));
                 })
@@ -212,7 +213,7 @@ fn concurrent_calls_mixed_with_plain_sends_get_their_own_answers_and_plain_fifo_
         }
         stop.store(true, Ordering::SeqCst);
         let toggles = toggler.join().unwrap();
-        pollster::block_on(rt.terminate(id, Some(60_000.0))).unwrap();
+        pollster::block_on(rt.terminate(id, Some(Duration::from_millis(60_000)))).unwrap();
         (receiver.join().unwrap(), toggles)
     });
     let seconds = started.elapsed().as_secs_f64();

@@ -7,6 +7,8 @@
 #[allow(unused_imports)]
 mod common;
 
+use std::time::Duration;
+
 use futures_util::future::join_all;
 use ringkernel_web::kernel::{self, doubler_request, doubler_response, host, HISTOGRAM_BINS, HISTOGRAM_SAMPLES};
 use ringkernel_web::{
@@ -31,10 +33,11 @@ async fn start(rt: &Runtime, id: &str, queue_size: usize) {
 async fn round_trip<In: bytemuck::Pod, Out: bytemuck::Pod>(rt: &Runtime, id: &str, messages: &[In]) -> Vec<Out> {
     let mut answers = Vec::with_capacity(messages.len());
     for chunk in messages.chunks(256) {
-        assert_eq!(rt.send_batch(id, chunk, Some(10_000.0)).await.unwrap(), chunk.len());
+        assert_eq!(rt.send_batch(id, chunk, Some(Duration::from_millis(10_000))).await.unwrap(), chunk.len());
         let target = answers.len() + chunk.len();
         while answers.len() < target {
-            answers.extend(rt.receive_batch::<Out>(id, chunk.len(), Some(10_000.0)).await.unwrap());
+            answers
+                .extend(rt.receive_batch::<Out>(id, chunk.len(), Some(Duration::from_millis(10_000))).await.unwrap());
         }
     }
     answers
@@ -47,14 +50,18 @@ fn the_cpu_backend_describes_itself_and_runs_the_seed_example() {
     pollster::block_on(async {
         start(&rt, "doubler", 64).await;
         rt.send("doubler", &[("value", 21.into())], None).await.unwrap();
-        let answer = rt.receive("doubler", Some(5000.0)).await.unwrap();
+        let answer = rt.receive("doubler", Some(Duration::from_millis(5000))).await.unwrap();
         assert_eq!(answer, vec![("result".to_string(), 42.into())]);
-        assert_eq!(rt.call_pod::<i32, i32>("doubler", &i32::MAX, Some(5000.0)).await.unwrap(), -2, "wraps like WGSL");
+        assert_eq!(
+            rt.call_pod::<i32, i32>("doubler", &i32::MAX, Some(Duration::from_millis(5000))).await.unwrap(),
+            -2,
+            "wraps like WGSL"
+        );
         let t = rt.telemetry("doubler").unwrap().unwrap();
         assert_eq!((t.messages_sent, t.messages_processed, t.messages_received), (2, 2, 2));
         assert!(t.dispatches >= 1 && t.dispatches <= 2);
         assert_eq!(t.gpu_memory_bytes, 0);
-        rt.terminate("doubler", Some(5000.0)).await.unwrap();
+        rt.terminate("doubler", Some(Duration::from_millis(5000))).await.unwrap();
         assert_eq!(rt.state("doubler").unwrap(), KernelState::Terminated);
         assert_eq!(rt.summary().backend, "cpu");
     });
@@ -104,7 +111,7 @@ fn every_builtin_answers_on_the_cpu_as_on_the_gpu() {
         assert_eq!(bins.len(), HISTOGRAM_BINS as usize);
         assert_eq!(host.read_state_as::<u32>("histogram").await.unwrap(), bins);
         // State outlives terminate on the host too, until remove.
-        host.terminate("histogram", Some(5000.0)).await.unwrap();
+        host.terminate("histogram", Some(Duration::from_millis(5000))).await.unwrap();
         assert_eq!(host.read_state_as::<u32>("histogram").await.unwrap(), bins);
         host.remove("histogram").unwrap();
         assert!(matches!(host.read_state("histogram").await, Err(Error::KernelNotFound { .. })));
@@ -117,21 +124,26 @@ fn pausing_keeps_input_queued_and_backpressure_refuses_without_losing() {
     pollster::block_on(async {
         start(&rt, "doubler", 8).await;
         rt.deactivate("doubler").await.unwrap();
-        assert_eq!(common::accepted(rt.send_batch("doubler", &(0..12).collect::<Vec<i32>>(), Some(0.0)).await), 8);
-        let e = rt.send_pod("doubler", &99, Some(50.0)).await.unwrap_err();
+        assert_eq!(
+            common::accepted(
+                rt.send_batch("doubler", &(0..12).collect::<Vec<i32>>(), Some(Duration::from_millis(0))).await
+            ),
+            8
+        );
+        let e = rt.send_pod("doubler", &99, Some(Duration::from_millis(50))).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::QueueFull);
         assert_eq!(
-            rt.receive("doubler", Some(50.0)).await.unwrap_err().kind(),
+            rt.receive("doubler", Some(Duration::from_millis(50))).await.unwrap_err().kind(),
             ErrorKind::Timeout,
             "paused: no answers"
         );
         let t = rt.telemetry("doubler").unwrap().unwrap();
         assert_eq!((t.input_queue_depth, t.messages_processed), (8, 0));
         rt.reactivate("doubler").await.unwrap();
-        let answers = rt.receive_batch::<i32>("doubler", 8, Some(5000.0)).await.unwrap();
+        let answers = rt.receive_batch::<i32>("doubler", 8, Some(Duration::from_millis(5000))).await.unwrap();
         let mut answers = answers;
         while answers.len() < 8 {
-            answers.extend(rt.receive_batch::<i32>("doubler", 8, Some(5000.0)).await.unwrap());
+            answers.extend(rt.receive_batch::<i32>("doubler", 8, Some(Duration::from_millis(5000))).await.unwrap());
         }
         assert_eq!(answers, (0..8).map(|v| v * 2).collect::<Vec<_>>(), "in order, none lost");
     });
@@ -143,7 +155,7 @@ fn hundred_concurrent_calls_each_get_their_own_answer() {
     pollster::block_on(async {
         start(&rt, "echo", 32).await;
         let values: Vec<i32> = (0..100).collect();
-        let calls = values.iter().map(|v| rt.call_pod::<i32, i32>("echo", v, Some(10_000.0)));
+        let calls = values.iter().map(|v| rt.call_pod::<i32, i32>("echo", v, Some(Duration::from_millis(10_000))));
         let answers: Vec<i32> = join_all(calls).await.into_iter().map(Result::unwrap).collect();
         assert_eq!(answers, (0..100).collect::<Vec<_>>());
     });
@@ -166,10 +178,10 @@ fn host_handlers_that_drop_fail_or_panic_are_counted_and_reported() {
         assert_eq!(rt.send_batch("picky", &[2i32, 3, 13, 4], None).await.unwrap(), 4);
         let mut answers = Vec::new();
         while answers.len() < 2 {
-            answers.extend(rt.receive_batch::<i32>("picky", 4, Some(5000.0)).await.unwrap());
+            answers.extend(rt.receive_batch::<i32>("picky", 4, Some(Duration::from_millis(5000))).await.unwrap());
         }
         assert_eq!(answers, [20, 40], "dropped and failed messages leave no answer, the rest keep their order");
-        let e = rt.call_pod::<i32, i32>("picky", &5, Some(5000.0)).await.unwrap_err();
+        let e = rt.call_pod::<i32, i32>("picky", &5, Some(Duration::from_millis(5000))).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::MessageDropped);
         let t = rt.telemetry("picky").unwrap().unwrap();
         assert_eq!((t.messages_processed, t.messages_dropped, t.errors), (5, 3, 1));
@@ -214,8 +226,8 @@ fn terminate_drains_a_paused_kernel_on_the_cpu() {
         start(&rt, "doubler", 16).await;
         rt.deactivate("doubler").await.unwrap();
         rt.send_batch("doubler", &[1i32, 2, 3], None).await.unwrap();
-        rt.terminate("doubler", Some(5000.0)).await.unwrap();
-        assert_eq!(rt.receive_batch::<i32>("doubler", 8, Some(100.0)).await.unwrap(), [2, 4, 6]);
+        rt.terminate("doubler", Some(Duration::from_millis(5000))).await.unwrap();
+        assert_eq!(rt.receive_batch::<i32>("doubler", 8, Some(Duration::from_millis(100))).await.unwrap(), [2, 4, 6]);
         assert_eq!(rt.send_pod("doubler", &1, None).await.unwrap_err().kind(), ErrorKind::KernelState);
     });
 }

@@ -182,7 +182,7 @@ fn derived_bytes_are_the_layouts_bytes() {
     let layout = Inner::layout();
     let mut packed = vec![0u8; layout.size()];
     let fields =
-        [("flag", ringkernel_web::Value::from(7)), ("position", ringkernel_web::Value::List(vec![1.0, 2.0, 3.0]))];
+        [("flag", ringkernel_web::Value::Number(7.0)), ("position", ringkernel_web::Value::List(vec![1.0, 2.0, 3.0]))];
     layout.encode(fields.iter().map(|(n, v)| (*n, v)), &mut packed).unwrap();
     assert_eq!(bytemuck::bytes_of(&value), packed.as_slice());
 }

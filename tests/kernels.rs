@@ -4,6 +4,8 @@
 //! and column.
 #![cfg(not(target_arch = "wasm32"))]
 
+use std::time::Duration;
+
 use ringkernel_web::kernel::{
     self, doubler_request, doubler_response, StateElement, HISTOGRAM_BINS, HISTOGRAM_SAMPLES, MANDELBROT_MAX_ITER,
     MANDELBROT_TILE, VECTOR_LANES,
@@ -31,10 +33,14 @@ async fn start_definition(rt: &Runtime, definition: KernelDefinition) {
 
 /// Sends `inputs` as one batch and receives exactly as many answers.
 async fn round_trip<In: bytemuck::Pod, Out: bytemuck::Pod>(rt: &Runtime, id: &str, inputs: &[In]) -> Vec<Out> {
-    assert_eq!(rt.send_batch(id, inputs, Some(10_000.0)).await.unwrap(), inputs.len());
+    assert_eq!(rt.send_batch(id, inputs, Some(Duration::from_millis(10_000))).await.unwrap(), inputs.len());
     let mut answers = Vec::new();
     while answers.len() < inputs.len() {
-        answers.extend(rt.receive_batch::<Out>(id, inputs.len() - answers.len(), Some(10_000.0)).await.unwrap());
+        answers.extend(
+            rt.receive_batch::<Out>(id, inputs.len() - answers.len(), Some(Duration::from_millis(10_000)))
+                .await
+                .unwrap(),
+        );
     }
     answers
 }
@@ -132,7 +138,7 @@ fn histogram_state_matches_the_cpu_and_survives_terminate() {
         let more: Vec<u32> = round_trip(&rt, "histogram", &[[0.5f32; HISTOGRAM_SAMPLES as usize]]).await;
         assert_eq!(more, vec![HISTOGRAM_SAMPLES]);
         expected[32] += HISTOGRAM_SAMPLES;
-        rt.terminate("histogram", Some(5000.0)).await.unwrap();
+        rt.terminate("histogram", Some(Duration::from_millis(5000))).await.unwrap();
         assert_eq!(rt.read_state_as::<u32>("histogram").await.unwrap(), expected);
         rt.remove("histogram").unwrap();
         assert!(matches!(rt.read_state("histogram").await, Err(Error::KernelNotFound { .. })));
@@ -244,11 +250,13 @@ fn handle(msg: System) -> Center {
                 Value::Array(vec![body_value(0.0, 0.0, 2.0), body_value(4.0, 0.0, 1.0), body_value(0.0, 3.0, 1.0)]),
             ),
         ];
-        let answer = rt.call("center", &message, Some(10_000.0)).await.unwrap();
-        assert_eq!(
-            answer,
-            vec![("tag".to_owned(), Value::Number(9.0)), ("center".to_owned(), body_value(1.0, 0.75, 4.0))]
-        );
+        let answer = rt.call("center", &message, Some(Duration::from_millis(10_000))).await.unwrap();
+        // Answers keep their scalar types: u32 and f32 values, an f32 vector.
+        let center = Value::Struct(vec![
+            ("position".into(), Value::F32s(vec![1.0, 0.75, 0.0])),
+            ("mass".into(), Value::F32(4.0)),
+        ]);
+        assert_eq!(answer, vec![("tag".to_owned(), Value::U32(9)), ("center".to_owned(), center)]);
     });
 }
 
@@ -278,7 +286,7 @@ fn pod_structs_with_vec3_match_the_wgsl_layout() {
 }";
         start_definition(&rt, KernelDefinition::new("step", particle.clone(), particle, wgsl)).await;
         let p = Particle { position: [1.0, 2.0, 3.0], _pad: 0.0, velocity: [2.0, 4.0, -6.0], mass: 7.0 };
-        let next: Particle = rt.call_pod("step", &p, Some(10_000.0)).await.unwrap();
+        let next: Particle = rt.call_pod("step", &p, Some(Duration::from_millis(10_000))).await.unwrap();
         assert_eq!(next, Particle { position: [2.0, 4.0, 0.0], ..p });
     });
 }
@@ -308,10 +316,11 @@ fn a_handler_may_drop_and_drops_are_counted() {
         assert_eq!(rt.send_batch("keep_even", &values, None).await.unwrap(), 1000);
         let mut answers = Vec::new();
         while answers.len() < 500 {
-            answers.extend(rt.receive_batch::<i32>("keep_even", 1000, Some(10_000.0)).await.unwrap());
+            answers
+                .extend(rt.receive_batch::<i32>("keep_even", 1000, Some(Duration::from_millis(10_000))).await.unwrap());
         }
         assert_eq!(answers, (0..500).collect::<Vec<i32>>(), "kept answers arrive in order");
-        assert!(matches!(rt.receive("keep_even", Some(50.0)).await, Err(Error::Timeout { .. })));
+        assert!(matches!(rt.receive("keep_even", Some(Duration::from_millis(50))).await, Err(Error::Timeout { .. })));
         let t = rt.telemetry("keep_even").unwrap().unwrap();
         assert_eq!(
             (t.messages_sent, t.messages_processed, t.messages_dropped, t.messages_received),
@@ -319,11 +328,12 @@ fn a_handler_may_drop_and_drops_are_counted() {
         );
 
         // A call whose message is dropped is told so; a kept one gets its answer.
-        let dropped = rt.call("keep_even", &[("value", Value::from(3))], Some(10_000.0)).await;
+        let dropped = rt.call("keep_even", &[("value", Value::from(3))], Some(Duration::from_millis(10_000))).await;
         assert_eq!(dropped, Err(Error::MessageDropped { id: "keep_even".into() }));
         assert_eq!(dropped.unwrap_err().kind(), ErrorKind::MessageDropped);
-        let kept = rt.call("keep_even", &[("value", Value::from(8))], Some(10_000.0)).await.unwrap();
-        assert_eq!(kept, vec![("result".to_owned(), Value::Number(4.0))]);
+        let kept =
+            rt.call("keep_even", &[("value", Value::from(8))], Some(Duration::from_millis(10_000))).await.unwrap();
+        assert_eq!(kept, vec![("result".to_owned(), Value::I32(4))]);
     });
 }
 

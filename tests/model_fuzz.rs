@@ -111,6 +111,7 @@ use std::fmt;
 use std::pin::pin;
 use std::sync::Once;
 use std::task::Poll;
+use std::time::Duration;
 
 use futures_util::poll;
 use proptest::prelude::*;
@@ -819,7 +820,11 @@ async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
         &Op::CallLosingDevice { k, pause } => {
             let sent = || rt.telemetry(k.id()).ok().flatten().map_or(0, |t| t.messages_sent);
             let sent_before = sent();
-            let mut call = pin!(rt.call_pod::<i32, i32>(k.id(), &plan.payload[0], Some(LONG_MS)));
+            let mut call = pin!(rt.call_pod::<i32, i32>(
+                k.id(),
+                &plan.payload[0],
+                Some(Duration::from_secs_f64(LONG_MS / 1000.0))
+            ));
             // Queued (or refused) and waiting, unless the answer was already there.
             let early = poll!(call.as_mut());
             if pause {
@@ -840,7 +845,7 @@ async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
         _ => {}
     }
     let id = op.k().id();
-    let timeout = Some(plan.timeout_ms);
+    let timeout = Some(Duration::from_secs_f64(plan.timeout_ms / 1000.0));
     Ok(match op {
         Op::Launch { queue_size, mode, .. } => {
             rt.launch(id, LaunchOptions::default().with_queue_capacity(*queue_size).with_mode(*mode)).await?;

@@ -2,6 +2,8 @@
 //! adapter fails these tests with the reason; they never pass vacuously.
 #![cfg(not(target_arch = "wasm32"))]
 
+use std::time::Duration;
+
 use ringkernel_web::{Error, ErrorKind, KernelState, LaunchOptions, Runtime, RuntimeOptions, Value};
 
 fn runtime() -> Runtime {
@@ -16,12 +18,12 @@ fn doubler_answers_42() {
         rt.launch("doubler", LaunchOptions::default()).await.unwrap();
         assert_eq!(rt.state("doubler").unwrap(), KernelState::Launched);
         rt.activate("doubler").await.unwrap();
-        rt.send("doubler", &[("value", Value::from(21))], Some(5000.0)).await.unwrap();
-        let answer = rt.receive("doubler", Some(10_000.0)).await.unwrap();
-        assert_eq!(answer, vec![("result".to_owned(), Value::Number(42.0))]);
+        rt.send("doubler", &[("value", Value::from(21))], Some(Duration::from_millis(5000))).await.unwrap();
+        let answer = rt.receive("doubler", Some(Duration::from_millis(10_000))).await.unwrap();
+        assert_eq!(answer, vec![("result".to_owned(), Value::I32(42))]);
         let t = rt.telemetry("doubler").unwrap().unwrap();
         assert_eq!((t.messages_sent, t.messages_processed, t.messages_received), (1, 1, 1));
-        rt.terminate("doubler", Some(5000.0)).await.unwrap();
+        rt.terminate("doubler", Some(Duration::from_millis(5000))).await.unwrap();
         assert_eq!(rt.state("doubler").unwrap(), KernelState::Terminated);
     });
 }
@@ -37,9 +39,10 @@ fn thousand_messages_in_order_across_ring_wrap() {
         let mut next = 0i32;
         while answers.len() < 1000 {
             let batch: Vec<i32> = (next..(next + 37).min(1000)).collect();
-            let accepted = rt.send_packed("doubler", bytemuck::cast_slice(&batch), Some(0.0)).await.unwrap();
+            let accepted =
+                rt.send_packed("doubler", bytemuck::cast_slice(&batch), Some(Duration::from_millis(0))).await.unwrap();
             next += accepted as i32;
-            let got = rt.receive_batch_packed("doubler", 1000, Some(10_000.0)).await.unwrap();
+            let got = rt.receive_batch_packed("doubler", 1000, Some(Duration::from_millis(10_000))).await.unwrap();
             answers.extend_from_slice(bytemuck::cast_slice::<u8, i32>(&got));
         }
         let expected: Vec<i32> = (0..1000).map(|v| v * 2).collect();
@@ -60,12 +63,12 @@ fn deactivated_kernel_holds_messages_until_reactivated() {
         for v in 0..10 {
             rt.send_pod("doubler", &v, None).await.unwrap();
         }
-        let err = rt.receive("doubler", Some(200.0)).await.unwrap_err();
+        let err = rt.receive("doubler", Some(Duration::from_millis(200))).await.unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
         assert_eq!(rt.telemetry("doubler").unwrap().unwrap().input_queue_depth, 10);
         rt.reactivate("doubler").await.unwrap();
         for v in 0..10 {
-            assert_eq!(rt.receive_pod::<i32>("doubler", Some(10_000.0)).await.unwrap(), v * 2);
+            assert_eq!(rt.receive_pod::<i32>("doubler", Some(Duration::from_millis(10_000))).await.unwrap(), v * 2);
         }
     });
 }
@@ -89,12 +92,12 @@ fn named_errors() {
         let e = rt.send("doubler", &[("value", Value::from(1.5))], None).await.unwrap_err();
         assert!(e.to_string().contains("'value'"), "{e}");
         // Full queue: two slots, kernel not active, so nothing drains.
-        rt.terminate("doubler", Some(1000.0)).await.unwrap();
+        rt.terminate("doubler", Some(Duration::from_millis(1000))).await.unwrap();
         rt.remove("doubler").unwrap();
         rt.launch("doubler", LaunchOptions::default().with_queue_capacity(2)).await.unwrap();
-        rt.send_pod("doubler", &1i32, Some(0.0)).await.unwrap();
-        rt.send_pod("doubler", &2i32, Some(0.0)).await.unwrap();
-        let e = rt.send_pod("doubler", &3i32, Some(50.0)).await.unwrap_err();
+        rt.send_pod("doubler", &1i32, Some(Duration::from_millis(0))).await.unwrap();
+        rt.send_pod("doubler", &2i32, Some(Duration::from_millis(0))).await.unwrap();
+        let e = rt.send_pod("doubler", &3i32, Some(Duration::from_millis(50))).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::QueueFull);
         assert_eq!(rt.telemetry("doubler").unwrap().unwrap().input_queue_depth, 2, "accepted messages are kept");
     });

@@ -4,6 +4,8 @@
 //! on the cpu backend.
 #![cfg(not(target_arch = "wasm32"))]
 
+use std::time::Duration;
+
 use ringkernel_web::kernel::{self, doubler_request, doubler_response, host};
 use ringkernel_web::{BackendChoice, Error, ErrorKind, KernelDefinition, LaunchOptions, Runtime, RuntimeOptions};
 
@@ -44,7 +46,7 @@ async fn build_pipeline(rt: &Runtime, prefix: &str, queue_size: usize) -> Vec<St
 async fn receive_n(rt: &Runtime, id: &str, n: usize) -> Vec<i32> {
     let mut out = Vec::new();
     while out.len() < n {
-        out.extend(rt.receive_batch::<i32>(id, n - out.len(), Some(10_000.0)).await.unwrap());
+        out.extend(rt.receive_batch::<i32>(id, n - out.len(), Some(Duration::from_millis(10_000))).await.unwrap());
     }
     out
 }
@@ -67,7 +69,7 @@ fn check_pipeline(backend: BackendChoice) {
         let values: Vec<i32> = (0..5000).map(|i| i * 3 - 7000).collect();
         let mut answers = Vec::new();
         for chunk in values.chunks(700) {
-            assert_eq!(rt.send_batch(first, chunk, Some(10_000.0)).await.unwrap(), chunk.len());
+            assert_eq!(rt.send_batch(first, chunk, Some(Duration::from_millis(10_000))).await.unwrap(), chunk.len());
             answers.extend(receive_n(&rt, last, chunk.len()).await);
         }
         assert_eq!(answers, values.iter().map(|&v| expected(v)).collect::<Vec<_>>());
@@ -82,7 +84,7 @@ fn check_pipeline(backend: BackendChoice) {
         // Pausing a middle stage holds everything before it; nothing is lost or reordered.
         rt.deactivate(&ids[2]).await.unwrap();
         rt.send_batch(first, &[1i32, 2, 3], None).await.unwrap();
-        let e = rt.receive(last, Some(200.0)).await.unwrap_err();
+        let e = rt.receive(last, Some(Duration::from_millis(200))).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
         rt.reactivate(&ids[2]).await.unwrap();
         assert_eq!(receive_n(&rt, last, 3).await, [expected(1), expected(2), expected(3)]);
@@ -92,7 +94,7 @@ fn check_pipeline(backend: BackendChoice) {
         assert_eq!(receive_n(&rt, last, 1).await, [(100 + 3) * 5]);
 
         // Terminating a stage takes it out of the pipeline: the stage before answers the host.
-        rt.terminate(&ids[3], Some(5000.0)).await.unwrap();
+        rt.terminate(&ids[3], Some(Duration::from_millis(5000))).await.unwrap();
         assert_eq!(rt.connected_to(&ids[2]).unwrap(), None);
         rt.send_pod(first, &1, None).await.unwrap();
         assert_eq!(receive_n(&rt, &ids[2], 1).await, [((1 + 1) * 2) + 3]);
@@ -135,11 +137,11 @@ fn bad_routes_are_refused_by_name() {
         rt.disconnect(&ids[2]).await.unwrap();
         refused(rt.disconnect(&ids[2]).await, "not connected");
         rt.connect(&ids[3], &ids[0]).await.unwrap(); // 2 no longer feeds 3, so 3 → 0 → 1 → 2 is a chain
-        let e = rt.call_pod::<i32, i32>(&ids[0], &1, Some(1000.0)).await.unwrap_err();
+        let e = rt.call_pod::<i32, i32>(&ids[0], &1, Some(Duration::from_millis(1000))).await.unwrap_err();
         assert!(e.to_string().contains("is connected to"), "{e}");
         let e = rt.connect("nope", &ids[0]).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::KernelNotFound);
-        rt.terminate("vector_add", Some(1000.0)).await.unwrap();
+        rt.terminate("vector_add", Some(Duration::from_millis(1000))).await.unwrap();
         let e = rt.connect("vector_add", &ids[0]).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::KernelState);
     });

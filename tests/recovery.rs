@@ -76,7 +76,7 @@ fn wait_for_state(rt: &Runtime, id: &str, state: KernelState) {
 async fn receive_up_to(rt: &Runtime, id: &str, count: usize) -> (Vec<i32>, Option<Error>) {
     let mut answers = Vec::new();
     while answers.len() < count {
-        match rt.receive_batch::<i32>(id, count - answers.len(), Some(30_000.0)).await {
+        match rt.receive_batch::<i32>(id, count - answers.len(), Some(Duration::from_millis(30_000))).await {
             Ok(batch) => answers.extend(batch),
             Err(e) => return (answers, Some(e)),
         }
@@ -116,7 +116,7 @@ fn a_lost_device_fails_every_kernel_and_recover_brings_each_back_where_it_was() 
         rt.launch_definition(counter("finished"), queue(64)).await.unwrap();
         rt.activate("finished").await.unwrap();
         rt.send_batch("finished", &[4, 5], None).await.unwrap();
-        rt.terminate("finished", Some(10_000.0)).await.unwrap();
+        rt.terminate("finished", Some(Duration::from_millis(10_000))).await.unwrap();
         assert_eq!(rt.read_state_as::<i32>("finished").await.unwrap(), [2, 9]);
         let buffers_before = rt.summary().gpu_buffer_count;
 
@@ -142,8 +142,11 @@ fn a_lost_device_fails_every_kernel_and_recover_brings_each_back_where_it_was() 
         // At most 40 answers can be there; asking for 41 must end in the loss.
         let (delivered, error) = receive_up_to(&rt, "run", 41).await;
         assert!(delivered.len() <= 40 && matches!(error, Some(Error::DeviceLost { .. })), "{error:?}");
-        assert_eq!(rt.send_batch("run", &(100..150).collect::<Vec<i32>>(), Some(0.0)).await, Ok(50));
-        assert!(is_device_lost(&rt.call_pod::<i32, i32>("run", &1, Some(1000.0)).await));
+        assert_eq!(
+            rt.send_batch("run", &(100..150).collect::<Vec<i32>>(), Some(Duration::from_millis(0))).await,
+            Ok(50)
+        );
+        assert!(is_device_lost(&rt.call_pod::<i32, i32>("run", &1, Some(Duration::from_millis(1000))).await));
         for (action, result) in [
             (Action::Activate, rt.activate("idle").await),
             (Action::Deactivate, rt.deactivate("run").await),
@@ -192,12 +195,12 @@ fn a_lost_device_fails_every_kernel_and_recover_brings_each_back_where_it_was() 
         // State came back from the checkpoint and keeps counting.
         assert_eq!(rt.read_state_as::<i32>("count").await.unwrap(), [3, 18]);
         rt.send_batch("count", &[10], None).await.unwrap();
-        assert_eq!(rt.call_pod::<i32, i32>("count", &20, Some(10_000.0)).await.unwrap(), 20);
+        assert_eq!(rt.call_pod::<i32, i32>("count", &20, Some(Duration::from_millis(10_000))).await.unwrap(), 20);
         assert_eq!(receive_up_to(&rt, "count", 1).await.0, [10]);
         assert_eq!(rt.read_state_as::<i32>("count").await.unwrap(), [5, 48]);
         // Reading a state from the lost device never touches the new one.
         assert_eq!(rt.read_state_as::<i32>("finished").await.unwrap(), [2, 9]);
-        assert_eq!(rt.call_pod::<i32, i32>("count", &1, Some(10_000.0)).await.unwrap(), 1);
+        assert_eq!(rt.call_pod::<i32, i32>("count", &1, Some(Duration::from_millis(10_000))).await.unwrap(), 1);
         assert_eq!(rt.summary().device.losses, 1);
         rt.launch_definition(sequencer("new"), queue(8)).await.unwrap();
         rt.recover().await.unwrap(); // nothing lost: nothing to do
@@ -230,7 +233,10 @@ fn a_launch_compiling_when_the_device_is_lost_fails_cleanly() {
         rt.recover().await.unwrap();
         rt.launch_definition(sequencer("late"), queue(64)).await.unwrap();
         rt.activate("late").await.unwrap();
-        assert_eq!(rt.call_pod::<i32, i32>("late", &2, Some(10_000.0)).await.unwrap(), answer_to(2));
+        assert_eq!(
+            rt.call_pod::<i32, i32>("late", &2, Some(Duration::from_millis(10_000))).await.unwrap(),
+            answer_to(2)
+        );
     });
 }
 
@@ -259,9 +265,9 @@ fn the_failed_row_of_the_lifecycle_table() {
             );
             assert_eq!(rt.state("other").unwrap(), KernelState::Failed, "nothing changed");
         }
-        assert_eq!(rt.terminate("empty", Some(1000.0)).await, Ok(()));
+        assert_eq!(rt.terminate("empty", Some(Duration::from_millis(1000))).await, Ok(()));
         assert_eq!(rt.state("empty").unwrap(), KernelState::Terminated);
-        let stopped = rt.terminate("loaded", Some(1000.0)).await;
+        let stopped = rt.terminate("loaded", Some(Duration::from_millis(1000))).await;
         assert!(
             matches!(&stopped, Err(Error::DeviceLost { reason }) if reason.contains("3 messages unprocessed")),
             "{stopped:?}"
@@ -282,7 +288,7 @@ async fn stream_through_losses(rt: &Runtime, first: &str, last: &str, total: i32
         for chunk in (0..total).collect::<Vec<i32>>().chunks(997) {
             let mut sent = 0;
             while sent < chunk.len() {
-                sent += rt.send_batch(first, &chunk[sent..], Some(60_000.0)).await.unwrap();
+                sent += rt.send_batch(first, &chunk[sent..], Some(Duration::from_millis(60_000))).await.unwrap();
             }
         }
     };
@@ -290,7 +296,7 @@ async fn stream_through_losses(rt: &Runtime, first: &str, last: &str, total: i32
         let mut answers = Vec::with_capacity(total as usize);
         let mut lost = 0;
         while answers.len() < total as usize {
-            match rt.receive_batch::<i32>(last, 4096, Some(60_000.0)).await {
+            match rt.receive_batch::<i32>(last, 4096, Some(Duration::from_millis(60_000))).await {
                 Ok(batch) => answers.extend(batch),
                 Err(Error::DeviceLost { .. }) => {
                     if !rt.summary().device.auto_recover {
@@ -371,7 +377,7 @@ fn a_draining_terminate_finishes_after_automatic_recovery() {
         rt.launch_definition(sequencer("drain"), queue(65_536)).await.unwrap();
         let values: Vec<i32> = (0..65_536).collect();
         rt.send_batch("drain", &values, None).await.unwrap();
-        let mut terminate = pin!(rt.terminate("drain", Some(60_000.0)));
+        let mut terminate = pin!(rt.terminate("drain", Some(Duration::from_millis(60_000))));
         if let Poll::Ready(done) = poll!(terminate.as_mut()) {
             panic!("terminate finished before its first poll returned: {done:?}");
         }
@@ -394,8 +400,8 @@ fn a_thousand_launch_terminate_cycles_leave_no_gpu_buffer_behind() {
                 rt.launch_definition(counter("cycle"), queue(64)).await.unwrap();
                 rt.activate("cycle").await.unwrap();
                 let during = rt.summary();
-                assert_eq!(rt.call_pod::<i32, i32>("cycle", &i, Some(10_000.0)).await.unwrap(), i);
-                rt.terminate("cycle", Some(10_000.0)).await.unwrap();
+                assert_eq!(rt.call_pod::<i32, i32>("cycle", &i, Some(Duration::from_millis(10_000))).await.unwrap(), i);
+                rt.terminate("cycle", Some(Duration::from_millis(10_000))).await.unwrap();
                 rt.remove("cycle").unwrap();
                 during
             }

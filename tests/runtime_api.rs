@@ -5,6 +5,7 @@
 
 use std::pin::pin;
 use std::task::Poll;
+use std::time::Duration;
 use std::time::Instant;
 
 use futures_util::future::join_all;
@@ -51,8 +52,8 @@ fn seed_example_complete_lifecycle() {
         rt.launch("doubler", LaunchOptions::default()).await.unwrap(); // phase 1: allocate
         rt.activate("doubler").await.unwrap(); // phase 2: start processing
         rt.send("doubler", &[("value", Value::from(21))], None).await.unwrap();
-        let response = rt.receive("doubler", Some(1000.0)).await.unwrap();
-        assert_eq!(response, vec![("result".to_owned(), Value::Number(42.0))]);
+        let response = rt.receive("doubler", Some(Duration::from_millis(1000))).await.unwrap();
+        assert_eq!(response, vec![("result".to_owned(), Value::I32(42))]);
         let telemetry = rt.telemetry("doubler").unwrap().expect("telemetry enabled");
         assert_eq!(telemetry.messages_processed, 1);
         rt.dispose().await.unwrap(); // the seeds' `async with` exit terminates everything
@@ -75,11 +76,11 @@ fn seed_example_multiple_kernels() {
         }
         assert_eq!(rt.active_kernels(), ["aggregator", "processor1", "processor2"]);
         // Use the pipeline: both processors feed the aggregator through the host.
-        let a: i32 = rt.call_pod("processor1", &1, Some(5000.0)).await.unwrap();
-        let b: i32 = rt.call_pod("processor2", &2, Some(5000.0)).await.unwrap();
-        let total: i32 = rt.call_pod("aggregator", &(a + b), Some(5000.0)).await.unwrap();
+        let a: i32 = rt.call_pod("processor1", &1, Some(Duration::from_millis(5000))).await.unwrap();
+        let b: i32 = rt.call_pod("processor2", &2, Some(Duration::from_millis(5000))).await.unwrap();
+        let total: i32 = rt.call_pod("aggregator", &(a + b), Some(Duration::from_millis(5000))).await.unwrap();
         assert_eq!(total, 1001 + 1002 + 1000);
-        rt.terminate_all(Some(5000.0)).await.unwrap();
+        rt.terminate_all(Some(Duration::from_millis(5000))).await.unwrap();
         assert!(rt.active_kernels().is_empty());
     });
 }
@@ -109,7 +110,8 @@ fn seed_example_pause_and_resume() {
 async fn rt_receive_n(rt: &Runtime, id: &str, n: usize) -> Vec<i32> {
     let mut answers = Vec::new();
     while answers.len() < n {
-        answers.extend(rt.receive_batch::<i32>(id, n - answers.len(), Some(10_000.0)).await.unwrap());
+        answers
+            .extend(rt.receive_batch::<i32>(id, n - answers.len(), Some(Duration::from_millis(10_000))).await.unwrap());
     }
     answers
 }
@@ -166,7 +168,7 @@ fn lifecycle_matrix_on_real_kernels() {
                             register(&id);
                             drive(&rt, &id, KernelState::Deactivated).await;
                             rt.send_pod(&id, &1, None).await.unwrap();
-                            let mut terminate = pin!(rt.terminate(&id, Some(10_000.0)));
+                            let mut terminate = pin!(rt.terminate(&id, Some(Duration::from_millis(10_000))));
                             if let Poll::Ready(done) = poll!(terminate.as_mut()) {
                                 done.unwrap(); // finished before the first poll returned: try again
                             } else {
@@ -220,7 +222,7 @@ async fn apply(rt: &Runtime, id: &str, action: Action) -> Result<(), Error> {
         Action::Activate => rt.activate(id).await,
         Action::Deactivate => rt.deactivate(id).await,
         Action::Reactivate => rt.reactivate(id).await,
-        Action::Terminate => rt.terminate(id, Some(10_000.0)).await,
+        Action::Terminate => rt.terminate(id, Some(Duration::from_millis(10_000))).await,
         other => unreachable!("{other} is not a user action"),
     }
 }
@@ -259,7 +261,7 @@ fn terminated_kernels_do_not_restart_until_removed() {
         assert!(matches!(rt.state("doubler"), Err(Error::KernelNotFound { .. })));
         rt.launch("doubler", LaunchOptions::default()).await.unwrap();
         rt.activate("doubler").await.unwrap();
-        assert_eq!(rt.call_pod::<i32, i32>("doubler", &5, Some(5000.0)).await.unwrap(), 10);
+        assert_eq!(rt.call_pod::<i32, i32>("doubler", &5, Some(Duration::from_millis(5000))).await.unwrap(), 10);
         // Only terminated kernels can be removed.
         assert_state_error(rt.remove("doubler"), "doubler", KernelState::Active, Action::Remove);
     });
@@ -274,12 +276,12 @@ fn terminate_drains_queued_messages_of_a_paused_kernel() {
         rt.activate("doubler").await.unwrap();
         rt.deactivate("doubler").await.unwrap();
         rt.send_batch("doubler", &[1i32, 2], None).await.unwrap();
-        rt.terminate("doubler", Some(10_000.0)).await.unwrap();
+        rt.terminate("doubler", Some(Duration::from_millis(10_000))).await.unwrap();
         assert_eq!(rt.state("doubler").unwrap(), KernelState::Terminated);
         assert_eq!(rt_receive_n(&rt, "doubler", 2).await, [2, 4], "answers stay receivable after termination");
         let t = rt.telemetry("doubler").unwrap().unwrap();
         assert_eq!((t.messages_processed, t.unprocessed_at_termination), (2, 0));
-        let e = rt.receive("doubler", Some(100.0)).await.unwrap_err();
+        let e = rt.receive("doubler", Some(Duration::from_millis(100))).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::KernelState, "nothing more will come: {e}");
     });
 }
@@ -291,7 +293,7 @@ fn terminate_past_its_timeout_reports_what_was_left() {
         rt.launch("doubler", LaunchOptions::default()).await.unwrap();
         rt.send_batch("doubler", &[1i32, 2, 3], None).await.unwrap();
         let waiting_call = rt.call_pod::<i32, i32>("doubler", &4, None);
-        let terminate = rt.terminate("doubler", Some(0.0));
+        let terminate = rt.terminate("doubler", Some(Duration::from_millis(0)));
         let (call, terminate) = futures_util::join!(waiting_call, terminate);
         let e = terminate.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
@@ -312,7 +314,7 @@ fn managed_kernel_terminates_on_exit_even_after_an_error() {
                 let rt = &rt;
                 async move {
                     assert_eq!(rt.state(&id)?, KernelState::Active);
-                    rt.call_pod::<i32, i32>(&id, &21, Some(5000.0)).await
+                    rt.call_pod::<i32, i32>(&id, &21, Some(Duration::from_millis(5000))).await
                 }
             })
             .await
@@ -323,7 +325,7 @@ fn managed_kernel_terminates_on_exit_even_after_an_error() {
         let failed: Result<(), Error> = rt
             .managed_kernel("managed-worker", LaunchOptions::default(), |id| {
                 let rt = &rt;
-                async move { rt.receive(&id, Some(10.0)).await.map(|_| ()) }
+                async move { rt.receive(&id, Some(Duration::from_millis(10))).await.map(|_| ()) }
             })
             .await;
         assert_eq!(failed.unwrap_err().kind(), ErrorKind::Timeout);
@@ -339,7 +341,7 @@ fn launch_mode_is_recorded() {
         rt.launch("doubler", options).await.unwrap();
         rt.activate("doubler").await.unwrap();
         assert_eq!(rt.mode("doubler").unwrap(), KernelMode::EventDriven);
-        assert_eq!(rt.call_pod::<i32, i32>("doubler", &4, Some(5000.0)).await.unwrap(), 8);
+        assert_eq!(rt.call_pod::<i32, i32>("doubler", &4, Some(Duration::from_millis(5000))).await.unwrap(), 8);
         assert!(rt.metrics_text().contains("mode=\"event-driven\""));
     });
 }
@@ -374,18 +376,18 @@ fn a_full_queue_waits_then_refuses_and_keeps_what_it_accepted() {
     let rt = runtime();
     pollster::block_on(async {
         rt.launch("doubler", queue(4)).await.unwrap(); // launched, not active: nothing drains
-        let partial = rt.send_batch("doubler", &[1i32, 2, 3, 4, 5, 6], Some(0.0)).await;
+        let partial = rt.send_batch("doubler", &[1i32, 2, 3, 4, 5, 6], Some(Duration::from_millis(0))).await;
         assert_eq!(
             partial,
             Err(Error::QueueFull { id: "doubler".into(), capacity: 4, accepted: 4 }),
             "only room for 4"
         );
         let started = Instant::now();
-        let e = rt.send_pod("doubler", &7, Some(150.0)).await.unwrap_err();
+        let e = rt.send_pod("doubler", &7, Some(Duration::from_millis(150))).await.unwrap_err();
         assert_eq!(e, Error::QueueFull { id: "doubler".into(), capacity: 4, accepted: 0 });
         assert!(started.elapsed().as_millis() >= 140, "send waited for room before refusing");
         // A send that waits is admitted as soon as room appears.
-        let waiting = rt.send_pod("doubler", &5, Some(10_000.0));
+        let waiting = rt.send_pod("doubler", &5, Some(Duration::from_millis(10_000)));
         let drain = async {
             rt.activate("doubler").await.unwrap();
             rt_receive_n(&rt, "doubler", 4).await
@@ -407,7 +409,7 @@ fn receive_times_out_or_waits_as_asked() {
         rt.launch("doubler", LaunchOptions::default()).await.unwrap();
         rt.activate("doubler").await.unwrap();
         let started = Instant::now();
-        let e = rt.receive("doubler", Some(100.0)).await.unwrap_err();
+        let e = rt.receive("doubler", Some(Duration::from_millis(100))).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
         assert!(started.elapsed().as_millis() >= 95);
         // Without a timeout, receive waits until an answer exists.
@@ -417,7 +419,7 @@ fn receive_times_out_or_waits_as_asked() {
         };
         let (answer, ()) = futures_util::join!(rt.receive_pod::<i32>("doubler", None), late_send);
         assert_eq!(answer.unwrap(), 16);
-        let e = rt.call_pod::<i32, i32>("missing", &1, Some(10.0)).await.unwrap_err();
+        let e = rt.call_pod::<i32, i32>("missing", &1, Some(Duration::from_millis(10))).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::KernelNotFound);
     });
 }
@@ -427,12 +429,12 @@ fn a_call_that_times_out_loses_nothing_else() {
     let rt = runtime();
     pollster::block_on(async {
         rt.launch("doubler", LaunchOptions::default()).await.unwrap(); // not active yet
-        let e = rt.call_pod::<i32, i32>("doubler", &1, Some(50.0)).await.unwrap_err();
+        let e = rt.call_pod::<i32, i32>("doubler", &1, Some(Duration::from_millis(50))).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
         rt.send_pod("doubler", &2, None).await.unwrap();
         rt.activate("doubler").await.unwrap();
         // The timed-out call's message is still processed; its answer does not leak into receive.
-        assert_eq!(rt.receive_pod::<i32>("doubler", Some(10_000.0)).await.unwrap(), 4);
+        assert_eq!(rt.receive_pod::<i32>("doubler", Some(Duration::from_millis(10_000))).await.unwrap(), 4);
         let t = rt.telemetry("doubler").unwrap().unwrap();
         assert_eq!((t.messages_processed, t.answers_abandoned, t.messages_received), (2, 1, 1));
     });
@@ -451,7 +453,7 @@ fn hundred_concurrent_calls_each_get_their_own_answer() {
                 if v % 10 == 0 {
                     rt.send_pod("doubler", &-v, None).await.unwrap();
                 }
-                (v, rt.call_pod::<i32, i32>("doubler", &v, Some(20_000.0)).await.unwrap())
+                (v, rt.call_pod::<i32, i32>("doubler", &v, Some(Duration::from_millis(20_000))).await.unwrap())
             }
         }))
         .await;
@@ -481,7 +483,7 @@ fn telemetry_matches_the_messages_sent() {
         }
         rt_receive_n(&rt, "doubler", 220).await;
         for v in 0..5 {
-            rt.call_pod::<i32, i32>("doubler", &v, Some(5000.0)).await.unwrap();
+            rt.call_pod::<i32, i32>("doubler", &v, Some(Duration::from_millis(5000))).await.unwrap();
         }
         let t = rt.telemetry("doubler").unwrap().unwrap();
         assert_eq!(t.kernel_id, "doubler");
@@ -515,7 +517,7 @@ fn telemetry_is_none_when_disabled_but_the_summary_still_counts() {
     pollster::block_on(async {
         rt.launch("doubler", LaunchOptions::default()).await.unwrap();
         rt.activate("doubler").await.unwrap();
-        rt.call_pod::<i32, i32>("doubler", &1, Some(5000.0)).await.unwrap();
+        rt.call_pod::<i32, i32>("doubler", &1, Some(Duration::from_millis(5000))).await.unwrap();
         assert_eq!(rt.telemetry("doubler").unwrap(), None);
         let summary = rt.summary();
         assert!(!summary.telemetry_enabled);
@@ -533,7 +535,7 @@ fn metrics_text_parses_as_prometheus_and_matches_the_counters() {
         rt.launch("quoted \"id\"", LaunchOptions::default()).await.unwrap();
         rt.activate("doubler").await.unwrap();
         for v in 0..7 {
-            rt.call_pod::<i32, i32>("doubler", &v, Some(5000.0)).await.unwrap();
+            rt.call_pod::<i32, i32>("doubler", &v, Some(Duration::from_millis(5000))).await.unwrap();
         }
         let text = rt.metrics_text();
         let lines = text.lines().map(|l| Ok(l.to_owned()));
@@ -580,8 +582,8 @@ fn every_error_kind_is_reachable() {
         rt.launch("doubler", queue(1)).await.unwrap();
         note(rt.reactivate("doubler").await.unwrap_err());
         rt.send_pod("doubler", &1, None).await.unwrap();
-        note(rt.send_pod("doubler", &2, Some(0.0)).await.unwrap_err());
-        note(rt.receive("doubler", Some(0.0)).await.unwrap_err());
+        note(rt.send_pod("doubler", &2, Some(Duration::from_millis(0))).await.unwrap_err());
+        note(rt.receive("doubler", Some(Duration::from_millis(0))).await.unwrap_err());
         note(rt.send("doubler", &[("nope", Value::from(1))], None).await.unwrap_err());
         let broken = KernelDefinition::new(
             "broken",
@@ -590,7 +592,7 @@ fn every_error_kind_is_reachable() {
             "fn handle(msg: Request) -> Response { return nope; }",
         );
         note(rt.launch_definition(broken, LaunchOptions::default()).await.unwrap_err());
-        note(rt.send_pod("doubler", &1, Some(-1.0)).await.unwrap_err());
+        note(rt.read_state("doubler").await.unwrap_err()); // it has no state
         let drops_all = KernelDefinition::new(
             "drops_all",
             doubler_request(),
@@ -599,7 +601,7 @@ fn every_error_kind_is_reachable() {
         );
         rt.launch_definition(drops_all, LaunchOptions::default()).await.unwrap();
         rt.activate("drops_all").await.unwrap();
-        note(rt.call_pod::<i32, i32>("drops_all", &1, Some(10_000.0)).await.unwrap_err());
+        note(rt.call_pod::<i32, i32>("drops_all", &1, Some(Duration::from_millis(10_000))).await.unwrap_err());
         rt.dispose().await.unwrap(); // terminate drains the queued message even though it was never activated
         note(rt.launch("echo", LaunchOptions::default()).await.unwrap_err());
         assert_eq!(

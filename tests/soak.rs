@@ -14,6 +14,7 @@
 
 mod common;
 
+use std::time::Duration;
 use std::time::Instant;
 
 use common::{runtime_on, stage_value, stage_wgsl, InOrder, Tagged, TAGGED_FIELDS, TAGGED_NAME};
@@ -71,8 +72,8 @@ struct Soak {
     toggles: u64,
     /// Device losses injected, each followed by a recovery.
     faults: u64,
-    /// `send_batch` and `send_pod` calls, and the single sends refused with `QueueFull` because
-    /// the queue had no room then.
+    /// `send_batch` and `send_pod` calls, and those refused (or, for batches, cut short) with
+    /// `QueueFull` because the queue had no room then.
     sends: u64,
     refused_sends: u64,
     /// `receive_batch` and `receive_pod` calls that returned answers, and those that found none
@@ -120,7 +121,7 @@ async fn soak(rt: &Runtime, ids: &[String], seed: u64) -> Soak {
         } else if step < 50 && sent < MESSAGES {
             run.sends += 1;
             if rng.u32(0..10) == 0 {
-                match rt.send_pod(first, &Tagged::new(0, sent), Some(0.0)).await {
+                match rt.send_pod(first, &Tagged::new(0, sent), Some(Duration::from_millis(0))).await {
                     Ok(()) => sent += 1,
                     Err(Error::QueueFull { .. }) => run.refused_sends += 1,
                     Err(e) => panic!("send: {e}"),
@@ -129,11 +130,14 @@ async fn soak(rt: &Runtime, ids: &[String], seed: u64) -> Soak {
                 let end = sent + rng.u32(1..=MAX_BATCH).min(MESSAGES - sent);
                 batch.clear();
                 batch.extend((sent..end).map(|seq| Tagged::new(0, seq)));
-                sent += common::accepted(rt.send_batch(first, &batch, Some(0.0)).await) as u32;
+                // A batch cut short by its zero timeout is a `QueueFull` saying how many went in.
+                let accepted = common::accepted(rt.send_batch(first, &batch, Some(Duration::from_millis(0))).await);
+                run.refused_sends += u64::from(accepted < batch.len());
+                sent += accepted as u32;
             }
         } else if u64::from(sent) > order.received {
             let flowing = !active.contains(&false);
-            let timeout = Some(if flowing { 60_000.0 } else { 0.0 });
+            let timeout = Some(if flowing { Duration::from_secs(60) } else { Duration::ZERO });
             let received = if rng.u32(0..10) == 0 {
                 rt.receive_pod::<Tagged>(last, timeout).await.map(|answer| vec![answer])
             } else {

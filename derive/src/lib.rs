@@ -25,7 +25,7 @@ use syn::{parse_macro_input, Data, DeriveInput, Error, Field, Fields, Ident, Lit
 /// elsewhere than WGSL; fill the gap with a field marked `#[ring(padding)]`, which keeps its
 /// bytes in the Rust struct but leaves it out of the WGSL layout:
 ///
-/// ```ignore
+/// ```text
 /// #[repr(C)]
 /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable, RingMessage)]
 /// struct Particle {

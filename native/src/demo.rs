@@ -1,6 +1,8 @@
 //! `demo`: the seeds' doubler end to end on whichever backend was chosen, printing the
 //! adapter, the answers, telemetry and (with `--metrics`) the Prometheus text.
 
+use std::time::Duration;
+
 use ringkernel_web::{LaunchOptions, Runtime, RuntimeOptions, Value};
 
 use crate::backend::{runs_on_host, Backend};
@@ -15,10 +17,10 @@ pub async fn run(backend: Backend, count: i32, metrics: bool) -> anyhow::Result<
     runtime.activate("doubler").await?;
     let inputs: Vec<i32> = (0..count.max(0)).map(|i| i * 10 + 1).collect();
     for &value in &inputs {
-        runtime.send("doubler", &[("value", Value::from(value))], Some(5000.0)).await?;
+        runtime.send("doubler", &[("value", Value::from(value))], Some(Duration::from_millis(5000))).await?;
     }
     for &value in &inputs {
-        let answer = runtime.receive("doubler", Some(10_000.0)).await?;
+        let answer = runtime.receive("doubler", Some(Duration::from_millis(10_000))).await?;
         let result = answer
             .first()
             .and_then(|(_, v)| v.as_number())
@@ -43,7 +45,7 @@ pub async fn run(backend: Backend, count: i32, metrics: bool) -> anyhow::Result<
     if metrics {
         print!("{}", runtime.metrics_text());
     }
-    runtime.terminate("doubler", Some(5000.0)).await?;
+    runtime.terminate("doubler", Some(Duration::from_millis(5000))).await?;
     println!("doubler: {}", runtime.state("doubler")?);
     runtime.dispose().await?;
     Ok(())

@@ -1,19 +1,34 @@
 //! Host values ↔ packed message bytes.
 //!
-//! Numbers are `f64` on the host (what JavaScript has) and are checked against the field's
-//! scalar before packing: integers must be integral and in range, `f32` finite or ±Infinity.
-//! Vectors and numeric arrays are flat lists in memory order (what a typed array holds); nested
-//! structs are named fields; arrays of structs are lists of those.
+//! Values keep their scalar types: decoding gives `I32`, `U32` and `F32` (and typed lists for
+//! vectors and numeric arrays, flat in memory order, as a typed array holds them), and a typed
+//! value must match its field's scalar. Untyped numbers (`Number`, `List`: what JavaScript has)
+//! are checked against the field before packing: integers must be integral and in range, `f32`
+//! finite or ±Infinity. Nested structs are named fields; arrays of structs are lists of those.
 
 use super::{FieldError, FieldType, MessageLayout, Scalar};
 
 /// A host value for one field.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Value {
-    /// A scalar field.
+    /// A number of no particular scalar type (JavaScript's), checked against the field's.
     Number(f64),
-    /// A vector or an array of numbers, flat in memory order (`array<vec2<f32>, 2>` takes 4).
+    /// An `i32` field's value.
+    I32(i32),
+    /// A `u32` field's value.
+    U32(u32),
+    /// An `f32` field's value.
+    F32(f32),
+    /// A vector or an array of numbers of no particular scalar type, flat in memory order
+    /// (`array<vec2<f32>, 2>` takes 4).
     List(Vec<f64>),
+    /// A vector or numeric array of `i32`s, flat in memory order.
+    I32s(Vec<i32>),
+    /// A vector or numeric array of `u32`s, flat in memory order.
+    U32s(Vec<u32>),
+    /// A vector or numeric array of `f32`s, flat in memory order.
+    F32s(Vec<f32>),
     /// A nested message: its fields by name.
     Struct(Vec<(String, Value)>),
     /// An array given element by element (required when the elements are structs).
@@ -25,28 +40,17 @@ pub enum Value {
     Unsupported(String),
 }
 
-macro_rules! value_from_number {
-    ($($t:ty),*) => {$(
+macro_rules! value_from {
+    ($($t:ty => $variant:ident),*) => {$(
         impl From<$t> for Value {
             fn from(v: $t) -> Self {
-                Value::Number(v as f64)
+                Value::$variant(v)
             }
         }
     )*};
 }
-value_from_number!(f64, f32, i32, u32);
-
-impl From<Vec<f64>> for Value {
-    fn from(v: Vec<f64>) -> Self {
-        Value::List(v)
-    }
-}
-
-impl From<Vec<f32>> for Value {
-    fn from(v: Vec<f32>) -> Self {
-        Value::List(v.into_iter().map(f64::from).collect())
-    }
-}
+value_from!(f64 => Number, i32 => I32, u32 => U32, f32 => F32, Vec<f64> => List, Vec<i32> => I32s, Vec<u32> => U32s,
+    Vec<f32> => F32s);
 
 impl MessageLayout {
     /// Packs named values into `out` (exactly `size()` bytes, padding zeroed). Missing, extra,
@@ -118,6 +122,29 @@ fn join(path: &str, name: &str) -> String {
 fn encode_value(ty: &FieldType, value: &Value, offset: u32, path: &str, out: &mut [u8]) -> Result<(), FieldError> {
     match (ty, value) {
         (FieldType::Scalar(s), Value::Number(n)) => write_scalar(*s, *n, offset, path, out),
+        (FieldType::Scalar(s), typed @ (Value::I32(_) | Value::U32(_) | Value::F32(_))) => {
+            let (scalar, word) = typed_word(typed).expect("a typed scalar");
+            if scalar != *s {
+                return Err(FieldError::new(path, format!("is {ty}, got {}", value.kind())));
+            }
+            out[offset as usize..offset as usize + 4].copy_from_slice(&word.to_le_bytes());
+            Ok(())
+        }
+        (FieldType::Vector(..) | FieldType::Array(..), typed @ (Value::I32s(_) | Value::U32s(_) | Value::F32s(_)))
+            if ty.scalar().is_some() =>
+        {
+            let (scalar, words) = typed_words(typed).expect("a typed list");
+            let count = ty.scalar_count() as usize;
+            if Some(scalar) != ty.scalar() {
+                return Err(FieldError::new(path, format!("is {ty}, got {}", value.kind())));
+            }
+            if words.len() != count {
+                return Err(FieldError::new(path, format!("expects {count} values ({ty}), got {}", words.len())));
+            }
+            let mut numbers = words.into_iter();
+            write_words(ty, &mut numbers, offset, out);
+            Ok(())
+        }
         (FieldType::Struct(layout), Value::Struct(fields)) => {
             layout.encode_fields(fields.iter().map(|(n, v)| (n.as_str(), v)), offset, path, out)
         }
@@ -140,8 +167,7 @@ fn encode_value(ty: &FieldType, value: &Value, offset: u32, path: &str, out: &mu
         }
         (FieldType::Vector(_, n), Value::Array(items)) => {
             // [x, y, z] given element by element: each must be a number.
-            let numbers: Option<Vec<f64>> =
-                items.iter().map(|v| if let Value::Number(n) = v { Some(*n) } else { None }).collect();
+            let numbers: Option<Vec<f64>> = items.iter().map(Value::as_number).collect();
             match numbers {
                 Some(numbers) => encode_value(ty, &Value::List(numbers), offset, path, out),
                 None => Err(FieldError::new(path, format!("expects {n} numbers ({ty})"))),
@@ -170,6 +196,39 @@ fn write_flat(
     }
 }
 
+/// Writes a numeric type from 32-bit words in memory order (already of its scalar).
+fn write_words(ty: &FieldType, words: &mut impl Iterator<Item = u32>, offset: u32, out: &mut [u8]) {
+    let mut put = |at: u32, word: u32| out[at as usize..at as usize + 4].copy_from_slice(&word.to_le_bytes());
+    match ty {
+        FieldType::Scalar(_) => put(offset, words.next().expect("count checked")),
+        FieldType::Vector(_, n) => (0..*n).for_each(|i| put(offset + 4 * i, words.next().expect("count checked"))),
+        FieldType::Array(element, n) => {
+            (0..*n).for_each(|i| write_words(element, words, offset + i * element.stride(), out))
+        }
+        FieldType::Struct(_) => unreachable!("typed lists hold numeric types only"),
+    }
+}
+
+/// A typed scalar's type and bits.
+fn typed_word(value: &Value) -> Option<(Scalar, u32)> {
+    match value {
+        Value::I32(v) => Some((Scalar::I32, *v as u32)),
+        Value::U32(v) => Some((Scalar::U32, *v)),
+        Value::F32(v) => Some((Scalar::F32, v.to_bits())),
+        _ => None,
+    }
+}
+
+/// A typed list's scalar type and bits.
+fn typed_words(value: &Value) -> Option<(Scalar, Vec<u32>)> {
+    match value {
+        Value::I32s(v) => Some((Scalar::I32, v.iter().map(|&x| x as u32).collect())),
+        Value::U32s(v) => Some((Scalar::U32, v.clone())),
+        Value::F32s(v) => Some((Scalar::F32, v.iter().map(|x| x.to_bits()).collect())),
+        _ => None,
+    }
+}
+
 fn write_scalar(scalar: Scalar, n: f64, offset: u32, path: &str, out: &mut [u8]) -> Result<(), FieldError> {
     let word = scalar_bits(path, scalar, n)?;
     out[offset as usize..offset as usize + 4].copy_from_slice(&word.to_le_bytes());
@@ -178,38 +237,44 @@ fn write_scalar(scalar: Scalar, n: f64, offset: u32, path: &str, out: &mut [u8])
 
 fn decode_value(ty: &FieldType, bytes: &[u8], offset: u32) -> Value {
     match ty {
-        FieldType::Scalar(s) => Value::Number(read_scalar(*s, bytes, offset)),
+        FieldType::Scalar(s) => {
+            let word = read_word(bytes, offset);
+            match s {
+                Scalar::I32 => Value::I32(word as i32),
+                Scalar::U32 => Value::U32(word),
+                Scalar::F32 => Value::F32(f32::from_bits(word)),
+            }
+        }
         FieldType::Struct(layout) => Value::Struct(layout.decode_fields(bytes, offset)),
         FieldType::Array(element, n) if ty.scalar().is_none() => {
             Value::Array((0..*n).map(|i| decode_value(element, bytes, offset + i * element.stride())).collect())
         }
         _ => {
-            let mut numbers = Vec::with_capacity(ty.scalar_count() as usize);
-            read_flat(ty, bytes, offset, &mut numbers);
-            Value::List(numbers)
+            let mut words = Vec::with_capacity(ty.scalar_count() as usize);
+            read_words(ty, bytes, offset, &mut words);
+            match ty.scalar().expect("numeric") {
+                Scalar::I32 => Value::I32s(words.into_iter().map(|w| w as i32).collect()),
+                Scalar::U32 => Value::U32s(words),
+                Scalar::F32 => Value::F32s(words.into_iter().map(f32::from_bits).collect()),
+            }
         }
     }
 }
 
-fn read_flat(ty: &FieldType, bytes: &[u8], offset: u32, out: &mut Vec<f64>) {
+fn read_words(ty: &FieldType, bytes: &[u8], offset: u32, out: &mut Vec<u32>) {
     match ty {
-        FieldType::Scalar(s) => out.push(read_scalar(*s, bytes, offset)),
-        FieldType::Vector(s, n) => out.extend((0..*n).map(|i| read_scalar(*s, bytes, offset + 4 * i))),
+        FieldType::Scalar(_) => out.push(read_word(bytes, offset)),
+        FieldType::Vector(_, n) => out.extend((0..*n).map(|i| read_word(bytes, offset + 4 * i))),
         FieldType::Array(element, n) => {
-            (0..*n).for_each(|i| read_flat(element, bytes, offset + i * element.stride(), out))
+            (0..*n).for_each(|i| read_words(element, bytes, offset + i * element.stride(), out))
         }
         FieldType::Struct(_) => unreachable!("flat lists hold numeric types only"),
     }
 }
 
-fn read_scalar(scalar: Scalar, bytes: &[u8], offset: u32) -> f64 {
+fn read_word(bytes: &[u8], offset: u32) -> u32 {
     let at = offset as usize;
-    let word = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-    match scalar {
-        Scalar::I32 => word as i32 as f64,
-        Scalar::U32 => word as f64,
-        Scalar::F32 => f32::from_bits(word) as f64,
-    }
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
 
 fn describe(ty: &FieldType) -> String {
@@ -226,17 +291,20 @@ impl Value {
     /// type an unsupported value was.
     pub fn kind_name(&self) -> &str {
         match self {
-            Value::Number(_) => "number",
-            Value::List(_) | Value::Array(_) => "array",
+            Value::Number(_) | Value::I32(_) | Value::U32(_) | Value::F32(_) => "number",
+            Value::List(_) | Value::I32s(_) | Value::U32s(_) | Value::F32s(_) | Value::Array(_) => "array",
             Value::Struct(_) => "object",
             Value::Unsupported(name) => name,
         }
     }
 
-    /// The number of a scalar field.
+    /// The number of a scalar field, whatever its type.
     pub fn as_number(&self) -> Option<f64> {
         match self {
             Value::Number(n) => Some(*n),
+            Value::I32(n) => Some(*n as f64),
+            Value::U32(n) => Some(*n as f64),
+            Value::F32(n) => Some(*n as f64),
             _ => None,
         }
     }
@@ -244,7 +312,13 @@ impl Value {
     fn kind(&self) -> String {
         match self {
             Value::Number(_) => "a number".into(),
+            Value::I32(_) => "an i32".into(),
+            Value::U32(_) => "a u32".into(),
+            Value::F32(_) => "an f32".into(),
             Value::List(_) => "a list of numbers".into(),
+            Value::I32s(_) => "a list of i32s".into(),
+            Value::U32s(_) => "a list of u32s".into(),
+            Value::F32s(_) => "a list of f32s".into(),
             Value::Struct(_) => "an object".into(),
             Value::Array(_) => "a list".into(),
             Value::Unsupported(type_name) => type_name.clone(),
@@ -306,7 +380,7 @@ mod tests {
         assert_eq!(req.size(), 4);
         let bytes = encode(&req, &named(vec![("value", 21.into())])).unwrap();
         assert_eq!(bytes, 21i32.to_le_bytes());
-        assert_eq!(req.decode(&bytes), named(vec![("value", Value::Number(21.0))]));
+        assert_eq!(req.decode(&bytes), named(vec![("value", Value::I32(21))]));
         assert_eq!(encode(&req, &named(vec![("value", (-7).into())])).unwrap(), (-7i32).to_le_bytes());
     }
 
@@ -330,7 +404,33 @@ mod tests {
             ("a", Value::List(vec![7.0, -8.0, 9.0])),
             ("grid", Value::List(vec![1.0, 2.0, 3.0, 4.0])),
         ]);
-        assert_eq!(m.decode(&encode(&m, &values).unwrap()), values);
+        // Untyped numbers go in; decoding gives each field its own scalar type back.
+        let decoded = named(vec![
+            ("i", Value::I32(-5)),
+            ("u", Value::U32(4_000_000_000)),
+            ("f", Value::F32(1.5)),
+            ("v", Value::F32s(vec![1.0, 2.0, 3.0, 4.0])),
+            ("p", Value::I32s(vec![-1, 0, 1])),
+            ("a", Value::I32s(vec![7, -8, 9])),
+            ("grid", Value::U32s(vec![1, 2, 3, 4])),
+        ]);
+        let bytes = encode(&m, &values).unwrap();
+        assert_eq!(m.decode(&bytes), decoded);
+        // Typed values round-trip as they are.
+        assert_eq!(encode(&m, &decoded).unwrap(), bytes);
+    }
+
+    #[test]
+    fn typed_values_must_match_their_field() {
+        let m = layout(&[("i", "i32"), ("v", "vec2<f32>")]);
+        let with = |i: Value, v: Value| named(vec![("i", i), ("v", v)]);
+        assert!(encode(&m, &with(Value::I32(1), Value::F32s(vec![1.0, 2.0]))).is_ok());
+        let e = encode(&m, &with(Value::F32(1.0), Value::F32s(vec![1.0, 2.0]))).unwrap_err();
+        assert_eq!((e.field.as_str(), e.problem.as_str()), ("i", "is i32, got an f32"));
+        let e = encode(&m, &with(Value::I32(1), Value::I32s(vec![1, 2]))).unwrap_err();
+        assert_eq!((e.field.as_str(), e.problem.as_str()), ("v", "is vec2<f32>, got a list of i32s"));
+        let e = encode(&m, &with(Value::I32(1), Value::F32s(vec![1.0]))).unwrap_err();
+        assert!(e.problem.contains("expects 2 values"), "{e}");
     }
 
     #[test]
@@ -361,7 +461,15 @@ mod tests {
         assert_eq!(outer.size(), 64);
         assert_eq!(&bytes[4..16], &[0u8; 12], "padding before the nested struct is zero");
         assert_eq!(f32::from_le_bytes(bytes[32 + 16 + 12..64].try_into().unwrap()), 0.5);
-        assert_eq!(outer.decode(&bytes), values);
+        let typed_body = |x: f32, m: f32| {
+            Value::Struct(named(vec![("position", Value::F32s(vec![x, 0.0, 0.0])), ("mass", Value::F32(m))]))
+        };
+        let decoded = named(vec![
+            ("count", Value::U32(3)),
+            ("sun", typed_body(0.0, 100.0)),
+            ("planets", Value::Array(vec![typed_body(1.0, 1.0), typed_body(2.0, 0.5)])),
+        ]);
+        assert_eq!(outer.decode(&bytes), decoded);
 
         let mut bad = values.clone();
         bad[2].1 =

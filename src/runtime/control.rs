@@ -5,11 +5,12 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use event_listener::Event;
 
 use super::handle::KernelHandle;
-use super::{disposed_error, LaunchOptions, Runtime, TimeoutMs, DEFAULT_TERMINATE_TIMEOUT_MS, MAX_QUEUE_SIZE};
+use super::{disposed_error, LaunchOptions, Runtime, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
 use crate::backend::gpu::readback::read_back;
 use crate::backend::StateStore;
 use crate::cursor::RingCursor;
@@ -182,7 +183,7 @@ impl Runtime {
             None => drop(self.launch(id, options).await?),
         }
         if let Err(e) = self.activate(id).await {
-            let _ = self.terminate(id, Some(DEFAULT_TERMINATE_TIMEOUT_MS)).await;
+            let _ = self.terminate(id, Some(DEFAULT_TERMINATE_TIMEOUT)).await;
             return Err(e);
         }
         Ok(())
@@ -197,26 +198,26 @@ impl Runtime {
     {
         self.launch_and_activate(id, None, options).await?;
         let outcome = body(id.to_owned()).await;
-        let terminated = self.terminate(id, Some(DEFAULT_TERMINATE_TIMEOUT_MS)).await;
+        let terminated = self.terminate(id, Some(DEFAULT_TERMINATE_TIMEOUT)).await;
         let value = outcome?;
         terminated.map(|()| value)
     }
 
     /// Terminates `id` unless it already is terminated or removed: the end of a managed
     /// kernel's scope, which must not fail because the body stopped it first.
-    pub async fn terminate_if_live(&self, id: &str, timeout_ms: TimeoutMs) -> Result<()> {
+    pub async fn terminate_if_live(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
         match self.state(id) {
             Ok(KernelState::Terminated) | Err(Error::KernelNotFound { .. }) => Ok(()),
-            _ => self.terminate(id, timeout_ms).await,
+            _ => self.terminate(id, timeout).await,
         }
     }
 
     /// Graceful stop: the kernel passes through `Terminating` while queued and in-flight
     /// messages are processed (their answers stay receivable), then becomes `Terminated`.
-    /// Past `timeout_ms` it is stopped anyway; the unprocessed count is recorded in its
+    /// Past `timeout` it is stopped anyway; the unprocessed count is recorded in its
     /// telemetry and returned in the `Timeout` error, and waiting `call`s are cancelled.
-    pub async fn terminate(&self, id: &str, timeout_ms: TimeoutMs) -> Result<()> {
-        let result = self.terminate_inner(id, timeout_ms).await;
+    pub async fn terminate(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
+        let result = self.terminate_inner(id, timeout).await;
         // Like every lifecycle call, a refused terminate is not a message error; one that timed
         // out left messages unprocessed, which is.
         match result {
@@ -225,8 +226,8 @@ impl Runtime {
         }
     }
 
-    async fn terminate_inner(&self, id: &str, timeout_ms: TimeoutMs) -> Result<()> {
-        let deadline = deadline(timeout_ms)?;
+    async fn terminate_inner(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
+        let deadline = deadline(timeout);
         let changed = {
             let mut table = self.open_table()?;
             let kernel = table.kernel(id)?;
@@ -270,7 +271,7 @@ impl Runtime {
                         return Err(Error::Timeout {
                             id: id.to_owned(),
                             operation: format!("terminate ({unprocessed} messages left unprocessed)"),
-                            timeout_ms: timeout_ms.unwrap_or(0.0),
+                            timeout: timeout.unwrap_or_default(),
                         });
                     }
                     return Ok(());
@@ -281,8 +282,8 @@ impl Runtime {
     }
 
     /// Terminates every kernel that can be terminated, concurrently, each within
-    /// `timeout_ms`; the first failure is returned after all have finished.
-    pub async fn terminate_all(&self, timeout_ms: TimeoutMs) -> Result<()> {
+    /// `timeout`; the first failure is returned after all have finished.
+    pub async fn terminate_all(&self, timeout: Option<Duration>) -> Result<()> {
         let ids: Vec<String> = {
             let table = self.open_table()?;
             let mut ids: Vec<String> = table
@@ -294,7 +295,7 @@ impl Runtime {
             ids.sort();
             ids
         };
-        let results = futures_util::future::join_all(ids.iter().map(|id| self.terminate(id, timeout_ms))).await;
+        let results = futures_util::future::join_all(ids.iter().map(|id| self.terminate(id, timeout))).await;
         results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     }
 

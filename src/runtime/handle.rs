@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::messaging::Attempt;
-use super::{Runtime, DEFAULT_TERMINATE_TIMEOUT_MS};
+use super::{Runtime, DEFAULT_TERMINATE_TIMEOUT};
 use crate::error::{
     BatchSendError, CallError, Error, Result, SendError, SendTimeoutError, TryReceiveError, TrySendError,
 };
@@ -68,10 +68,6 @@ pub struct KernelStatus {
     pub uptime: Duration,
 }
 
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
 impl<In, Out> KernelHandle<In, Out> {
     pub(super) fn new(runtime: Runtime, id: &str) -> Self {
         KernelHandle { runtime, id: id.into(), messages: PhantomData }
@@ -114,13 +110,13 @@ impl<In, Out> KernelHandle<In, Out> {
     /// Graceful stop: queued and in-flight messages are processed first (their answers stay
     /// receivable), for up to five seconds; see [`terminate_timeout`](Self::terminate_timeout).
     pub async fn terminate(&self) -> Result<()> {
-        self.runtime.terminate(&self.id, Some(DEFAULT_TERMINATE_TIMEOUT_MS)).await
+        self.runtime.terminate(&self.id, Some(DEFAULT_TERMINATE_TIMEOUT)).await
     }
 
     /// Graceful stop within `timeout`; past it the kernel stops anyway and the `Timeout` error
     /// says how many messages were left unprocessed.
     pub async fn terminate_timeout(&self, timeout: Duration) -> Result<()> {
-        self.runtime.terminate(&self.id, Some(millis(timeout))).await
+        self.runtime.terminate(&self.id, Some(timeout)).await
     }
 
     /// Resolves once the kernel is terminated (or removed).
@@ -193,7 +189,7 @@ impl KernelHandle {
     /// Queues one message given as named values (a [`Value::Struct`]), waiting up to
     /// `timeout` for room (as long as it takes without one).
     pub async fn send_value(&self, message: &Value, timeout: Option<Duration>) -> Result<()> {
-        self.runtime.send_value(&self.id, message, timeout.map(millis)).await
+        self.runtime.send_value(&self.id, message, timeout).await
     }
 
     /// Queues one message given as named values if there is room now (else `QueueFull`).
@@ -204,18 +200,18 @@ impl KernelHandle {
     /// Queues every message of `messages` (each a [`Value::Struct`]) within `timeout`, or
     /// `QueueFull` says how many (from the front) were queued.
     pub async fn send_values(&self, messages: &[Value], timeout: Option<Duration>) -> Result<usize> {
-        self.runtime.send_values(&self.id, messages, timeout.map(millis)).await
+        self.runtime.send_values(&self.id, messages, timeout).await
     }
 
     /// Queues messages already packed in the input layout, all of them within `timeout`, or
     /// `QueueFull` says how many were queued.
     pub async fn send_packed(&self, packed: &[u8], timeout: Option<Duration>) -> Result<usize> {
-        self.runtime.send_packed(&self.id, packed, timeout.map(millis)).await
+        self.runtime.send_packed(&self.id, packed, timeout).await
     }
 
     /// The next answer, as named values, waiting up to `timeout` (as long as it takes without).
     pub async fn receive_value(&self, timeout: Option<Duration>) -> Result<Vec<(String, Value)>> {
-        self.runtime.receive(&self.id, timeout.map(millis)).await
+        self.runtime.receive(&self.id, timeout).await
     }
 
     /// The next answer handed to `read` with the output layout, straight from the queue.
@@ -224,7 +220,7 @@ impl KernelHandle {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
-        self.runtime.receive_with(&self.id, timeout.map(millis), read).await
+        self.runtime.receive_with(&self.id, timeout, read).await
     }
 
     /// The next answer handed to `read` if one is waiting now.
@@ -234,7 +230,7 @@ impl KernelHandle {
             Ok(None) => Err(TryReceiveError::Empty(Error::Timeout {
                 id: self.id.to_string(),
                 operation: "try_receive".into(),
-                timeout_ms: 0.0,
+                timeout: Duration::ZERO,
             })),
             Err(refused) => Err(TryReceiveError::Refused(refused)),
         }
@@ -243,7 +239,7 @@ impl KernelHandle {
     /// Up to `max` answers (at least one), packed back to back, waiting up to `timeout` for
     /// the first.
     pub async fn receive_batch_packed(&self, max: usize, timeout: Option<Duration>) -> Result<Vec<u8>> {
-        self.runtime.receive_batch_packed(&self.id, max, timeout.map(millis)).await
+        self.runtime.receive_batch_packed(&self.id, max, timeout).await
     }
 
     /// Sends one message (a [`Value::Struct`]) and hands its own answer to `read`, waiting up to
@@ -254,7 +250,7 @@ impl KernelHandle {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
-        self.runtime.call_value(&self.id, message, timeout.map(millis), read).await
+        self.runtime.call_value(&self.id, message, timeout, read).await
     }
 }
 
@@ -277,7 +273,7 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     /// Queues `message`, waiting up to `timeout` for room.
     pub async fn send_timeout(&self, message: In, timeout: Duration) -> Result<(), SendTimeoutError<In>> {
-        match self.runtime.send_pod(&self.id, &message, Some(millis(timeout))).await {
+        match self.runtime.send_pod(&self.id, &message, Some(timeout)).await {
             Ok(()) => Ok(()),
             Err(full @ Error::QueueFull { .. }) => Err(SendTimeoutError::Timeout(message, full)),
             Err(refused) => Err(SendTimeoutError::Refused(message, refused)),
@@ -293,11 +289,11 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     /// [`send_batch`](Self::send_batch) within `timeout`: past it, the error says how many of
     /// the messages (from the front) were queued; those are answered, the rest were not queued.
     pub async fn send_batch_timeout(&self, messages: &[In], timeout: Duration) -> Result<(), BatchSendError> {
-        self.send_batch_until(messages, Some(millis(timeout))).await
+        self.send_batch_until(messages, Some(timeout)).await
     }
 
-    async fn send_batch_until(&self, messages: &[In], timeout_ms: Option<f64>) -> Result<(), BatchSendError> {
-        let deadline = crate::waiting::deadline(timeout_ms).map_err(|error| BatchSendError { accepted: 0, error })?;
+    async fn send_batch_until(&self, messages: &[In], timeout: Option<Duration>) -> Result<(), BatchSendError> {
+        let deadline = crate::waiting::deadline(timeout);
         match self.runtime.enqueue_many(&self.id, bytemuck::cast_slice(messages), deadline).await {
             (_, None) => Ok(()),
             (accepted, Some(error)) => Err(BatchSendError { accepted, error: self.runtime.count(&self.id, error) }),
@@ -311,7 +307,7 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     /// The next answer, waiting up to `timeout` (then `Timeout`).
     pub async fn receive_timeout(&self, timeout: Duration) -> Result<Out> {
-        self.runtime.receive_pod(&self.id, Some(millis(timeout))).await
+        self.runtime.receive_pod(&self.id, Some(timeout)).await
     }
 
     /// The next answer if one is waiting now.
@@ -336,7 +332,7 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     pub async fn call(&self, message: In, timeout: Duration) -> Result<Out, CallError<In>> {
         let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytemuck::bytes_of(&message), slot);
         let read = |_: &MessageLayout, answer: &[u8]| Ok(bytemuck::pod_read_unaligned::<Out>(answer));
-        match self.runtime.call_inner(&self.id, Some(millis(timeout)), pack, read).await {
+        match self.runtime.call_inner(&self.id, Some(timeout), pack, read).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(unanswered)) => Err(CallError::Unanswered(self.runtime.count(&self.id, unanswered))),
             Err(not_sent) => Err(CallError::NotSent(message, self.runtime.count(&self.id, not_sent))),

@@ -5,9 +5,11 @@
 //! A single message is packed straight into its queue slot, with the kernel's layout looked up
 //! once under the table lock; a received answer is read straight from the output queue.
 
+use std::time::Duration;
+
 use futures_channel::oneshot;
 
-use super::{Runtime, TimeoutMs};
+use super::Runtime;
 use crate::correlation::Abandon;
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, KernelState};
@@ -18,23 +20,23 @@ use crate::queue::PackedQueue;
 use crate::waiting::{deadline, wait, wait_for, Deadline};
 
 impl Runtime {
-    /// Queues one message given as named values. Waits up to `timeout_ms` for room, then
+    /// Queues one message given as named values. Waits up to `timeout` for room, then
     /// fails with `QueueFull`; a malformed message is a `MessageFormat` error naming the field.
-    pub async fn send(&self, id: &str, fields: &[(&str, Value)], timeout_ms: TimeoutMs) -> Result<()> {
+    pub async fn send(&self, id: &str, fields: &[(&str, Value)], timeout: Option<Duration>) -> Result<()> {
         let pack = |layout: &MessageLayout, slot: &mut [u8]| {
             pack_fields(id, layout, fields.iter().map(|(n, v)| (*n, v)), slot)
         };
-        let result = async { self.enqueue_one(id, deadline(timeout_ms)?, None, pack).await.map(drop) }.await;
+        let result = async { self.enqueue_one(id, deadline(timeout), None, pack).await.map(drop) }.await;
         self.counted(id, result)
     }
 
     /// Queues one message given as a [`Value::Struct`] of its fields (what the JavaScript
     /// layer hands over); any other value is a `MessageFormat` error.
-    pub async fn send_value(&self, id: &str, message: &Value, timeout_ms: TimeoutMs) -> Result<()> {
+    pub async fn send_value(&self, id: &str, message: &Value, timeout: Option<Duration>) -> Result<()> {
         let result = async {
             let fields = struct_fields(id, message)?;
             let pack = |layout: &MessageLayout, slot: &mut [u8]| pack_fields(id, layout, named(fields), slot);
-            self.enqueue_one(id, deadline(timeout_ms)?, None, pack).await.map(drop)
+            self.enqueue_one(id, deadline(timeout), None, pack).await.map(drop)
         }
         .await;
         self.counted(id, result)
@@ -67,20 +69,20 @@ impl Runtime {
     }
 
     /// Queues one `#[repr(C)]` message whose bytes match the kernel's input layout.
-    pub async fn send_pod<T: bytemuck::Pod>(&self, id: &str, message: &T, timeout_ms: TimeoutMs) -> Result<()> {
+    pub async fn send_pod<T: bytemuck::Pod>(&self, id: &str, message: &T, timeout: Option<Duration>) -> Result<()> {
         let pack =
             |layout: &MessageLayout, slot: &mut [u8]| copy_message(id, layout, bytemuck::bytes_of(message), slot);
-        let result = async { self.enqueue_one(id, deadline(timeout_ms)?, None, pack).await.map(drop) }.await;
+        let result = async { self.enqueue_one(id, deadline(timeout), None, pack).await.map(drop) }.await;
         self.counted(id, result)
     }
 
     /// Queues packed messages (already in the kernel's input layout, back to back), all of them:
-    /// waits up to `timeout_ms` for room and returns how many were queued (all). When the
+    /// waits up to `timeout` for room and returns how many were queued (all). When the
     /// timeout runs out first, `QueueFull`'s `accepted` says how many were queued (the first
     /// ones; they are answered) and the rest were not. `Some(0.0)` takes what fits now.
-    pub async fn send_packed(&self, id: &str, packed: &[u8], timeout_ms: TimeoutMs) -> Result<usize> {
+    pub async fn send_packed(&self, id: &str, packed: &[u8], timeout: Option<Duration>) -> Result<usize> {
         let result = async {
-            match self.enqueue_many(id, packed, deadline(timeout_ms)?).await {
+            match self.enqueue_many(id, packed, deadline(timeout)).await {
                 (accepted, None) => Ok(accepted),
                 // Past the timeout the `QueueFull` says how many went in.
                 (_, Some(error)) => Err(error),
@@ -91,22 +93,27 @@ impl Runtime {
     }
 
     /// Queues `#[repr(C)]` messages whose bytes match the input layout, all of them, within
-    /// `timeout_ms` (see [`send_packed`](Self::send_packed)).
-    pub async fn send_batch<T: bytemuck::Pod>(&self, id: &str, messages: &[T], timeout_ms: TimeoutMs) -> Result<usize> {
+    /// `timeout` (see [`send_packed`](Self::send_packed)).
+    pub async fn send_batch<T: bytemuck::Pod>(
+        &self,
+        id: &str,
+        messages: &[T],
+        timeout: Option<Duration>,
+    ) -> Result<usize> {
         self.counted(id, self.expect_message_size(id, std::mem::size_of::<T>()))?;
-        self.send_packed(id, bytemuck::cast_slice(messages), timeout_ms).await
+        self.send_packed(id, bytemuck::cast_slice(messages), timeout).await
     }
 
     /// Queues messages given as [`Value::Struct`]s (see [`send_value`](Self::send_value)); a
-    /// malformed one refuses the whole batch, counted once. All are queued within `timeout_ms`,
+    /// malformed one refuses the whole batch, counted once. All are queued within `timeout`,
     /// or `QueueFull` says how many were (see [`send_packed`](Self::send_packed)).
-    pub async fn send_values(&self, id: &str, messages: &[Value], timeout_ms: TimeoutMs) -> Result<usize> {
+    pub async fn send_values(&self, id: &str, messages: &[Value], timeout: Option<Duration>) -> Result<usize> {
         let packed = self.counted(id, self.encode_values(id, messages))?;
-        self.send_packed(id, &packed, timeout_ms).await
+        self.send_packed(id, &packed, timeout).await
     }
 
     /// Sends one message and resolves with its own answer, matched by correlation id, however
-    /// many other calls, sends and receives are in flight. `timeout_ms` covers both waiting for
+    /// many other calls, sends and receives are in flight. `timeout` covers both waiting for
     /// queue room (`QueueFull`) and for the answer (`Timeout`; the message is still processed
     /// and its late answer is discarded and counted as `answers_abandoned`). A handler that
     /// dropped the message gives `MessageDropped`. If the device is lost first, the call fails
@@ -116,12 +123,12 @@ impl Runtime {
         &self,
         id: &str,
         fields: &[(&str, Value)],
-        timeout_ms: TimeoutMs,
+        timeout: Option<Duration>,
     ) -> Result<Vec<(String, Value)>> {
         let pack = |layout: &MessageLayout, slot: &mut [u8]| {
             pack_fields(id, layout, fields.iter().map(|(n, v)| (*n, v)), slot)
         };
-        self.call_with(id, timeout_ms, pack, |layout, answer| Ok(layout.decode(answer))).await
+        self.call_with(id, timeout, pack, |layout, answer| Ok(layout.decode(answer))).await
     }
 
     /// [`call`](Self::call) with the message as a [`Value::Struct`] (see
@@ -130,19 +137,19 @@ impl Runtime {
         &self,
         id: &str,
         message: &Value,
-        timeout_ms: TimeoutMs,
+        timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
         let fields = self.counted(id, struct_fields(id, message))?;
         let pack = |layout: &MessageLayout, slot: &mut [u8]| pack_fields(id, layout, named(fields), slot);
-        self.call_with(id, timeout_ms, pack, |layout, answer| Ok(read(layout, answer))).await
+        self.call_with(id, timeout, pack, |layout, answer| Ok(read(layout, answer))).await
     }
 
     /// [`call`](Self::call) with the message packed in the input layout; the answer comes back
     /// packed.
-    pub async fn call_packed(&self, id: &str, packed: &[u8], timeout_ms: TimeoutMs) -> Result<Vec<u8>> {
+    pub async fn call_packed(&self, id: &str, packed: &[u8], timeout: Option<Duration>) -> Result<Vec<u8>> {
         let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_message(id, layout, packed, slot);
-        self.call_with(id, timeout_ms, pack, |_, answer| Ok(answer.to_vec())).await
+        self.call_with(id, timeout, pack, |_, answer| Ok(answer.to_vec())).await
     }
 
     /// [`call`](Self::call) with `#[repr(C)]` values in and out.
@@ -150,24 +157,24 @@ impl Runtime {
         &self,
         id: &str,
         message: &In,
-        timeout_ms: TimeoutMs,
+        timeout: Option<Duration>,
     ) -> Result<Out> {
         // Checked before sending: a wrong `Out` must not cost the message its answer.
         self.counted(id, self.expect_answer_size::<Out>(id))?;
         let pack =
             |layout: &MessageLayout, slot: &mut [u8]| copy_message(id, layout, bytemuck::bytes_of(message), slot);
-        self.call_with(id, timeout_ms, pack, |_, answer| Ok(bytemuck::pod_read_unaligned(answer))).await
+        self.call_with(id, timeout, pack, |_, answer| Ok(bytemuck::pod_read_unaligned(answer))).await
     }
 
     /// A call: `pack` writes the message into its slot, `read` turns the answer into the result.
     async fn call_with<R>(
         &self,
         id: &str,
-        timeout_ms: TimeoutMs,
+        timeout: Option<Duration>,
         pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> Result<R>,
     ) -> Result<R> {
-        let result = self.call_inner(id, timeout_ms, pack, read).await.and_then(|answered| answered);
+        let result = self.call_inner(id, timeout, pack, read).await.and_then(|answered| answered);
         self.counted(id, result)
     }
 
@@ -176,12 +183,12 @@ impl Runtime {
     pub(super) async fn call_inner<R>(
         &self,
         id: &str,
-        timeout_ms: TimeoutMs,
+        timeout: Option<Duration>,
         pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> Result<R>,
     ) -> Result<Result<R>> {
         // One deadline covers both waiting for room and waiting for the answer.
-        let deadline = deadline(timeout_ms)?;
+        let deadline = deadline(timeout);
         let mut output = None;
         let (seq, mut answer) =
             self.enqueue_one(id, deadline, Some(&mut output), pack).await?.expect("a call gets its ticket");
@@ -208,7 +215,7 @@ impl Runtime {
                             return Err(Error::Timeout {
                                 id: id.to_owned(),
                                 operation: "call".into(),
-                                timeout_ms: timeout_ms.unwrap_or(0.0),
+                                timeout: timeout.unwrap_or_default(),
                             })
                         }
                     }
@@ -398,10 +405,10 @@ impl Runtime {
         Ok(packed)
     }
 
-    /// Takes the next answer as named values. Waits up to `timeout_ms` (forever when `None`),
+    /// Takes the next answer as named values. Waits up to `timeout` (forever when `None`),
     /// then fails with `Timeout`.
-    pub async fn receive(&self, id: &str, timeout_ms: TimeoutMs) -> Result<Vec<(String, Value)>> {
-        self.receive_with(id, timeout_ms, |layout, answer| layout.decode(answer)).await
+    pub async fn receive(&self, id: &str, timeout: Option<Duration>) -> Result<Vec<(String, Value)>> {
+        self.receive_with(id, timeout, |layout, answer| layout.decode(answer)).await
     }
 
     /// Takes the next answer, handing `read` the output layout and the answer's bytes straight
@@ -409,26 +416,26 @@ impl Runtime {
     pub async fn receive_with<R>(
         &self,
         id: &str,
-        timeout_ms: TimeoutMs,
+        timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
         let result = self
-            .receive_inner(id, timeout_ms, |_| Ok(()), |layout, outbox| outbox.pop_with(|answer| read(layout, answer)))
+            .receive_inner(id, timeout, |_| Ok(()), |layout, outbox| outbox.pop_with(|answer| read(layout, answer)))
             .await;
         self.counted(id, result.map(|read| read.expect("the output queue had an answer")))
     }
 
     /// Takes the next answer, packed in the output layout.
-    pub async fn receive_packed(&self, id: &str, timeout_ms: TimeoutMs) -> Result<Vec<u8>> {
-        self.receive_with(id, timeout_ms, |_, answer| answer.to_vec()).await
+    pub async fn receive_packed(&self, id: &str, timeout: Option<Duration>) -> Result<Vec<u8>> {
+        self.receive_with(id, timeout, |_, answer| answer.to_vec()).await
     }
 
     /// Takes the next answer as a `#[repr(C)]` value matching the output layout.
-    pub async fn receive_pod<T: bytemuck::Pod>(&self, id: &str, timeout_ms: TimeoutMs) -> Result<T> {
+    pub async fn receive_pod<T: bytemuck::Pod>(&self, id: &str, timeout: Option<Duration>) -> Result<T> {
         // Checked before taking: a wrong `T` must not take the answer off the queue.
         let check = |layout: &MessageLayout| answer_size_matches::<T>(id, layout);
         let result = self
-            .receive_inner(id, timeout_ms, check, |_, outbox| outbox.pop_with(bytemuck::pod_read_unaligned::<T>))
+            .receive_inner(id, timeout, check, |_, outbox| outbox.pop_with(bytemuck::pod_read_unaligned::<T>))
             .await;
         self.counted(id, result.map(|read| read.expect("the output queue had an answer")))
     }
@@ -436,13 +443,18 @@ impl Runtime {
     /// Takes up to `max` answers at once (at least one), packed back to back. Answers to
     /// `call`s never appear here. After termination the remaining answers can still be taken;
     /// then `receive` fails with `KernelState`.
-    pub async fn receive_batch_packed(&self, id: &str, max: usize, timeout_ms: TimeoutMs) -> Result<Vec<u8>> {
-        let result = self.receive_inner(id, timeout_ms, |_| Ok(()), |_, outbox| outbox.pop_many(max.max(1))).await;
+    pub async fn receive_batch_packed(&self, id: &str, max: usize, timeout: Option<Duration>) -> Result<Vec<u8>> {
+        let result = self.receive_inner(id, timeout, |_| Ok(()), |_, outbox| outbox.pop_many(max.max(1))).await;
         self.counted(id, result)
     }
 
     /// Takes up to `max` answers as `#[repr(C)]` values.
-    pub async fn receive_batch<T: bytemuck::Pod>(&self, id: &str, max: usize, timeout_ms: TimeoutMs) -> Result<Vec<T>> {
+    pub async fn receive_batch<T: bytemuck::Pod>(
+        &self,
+        id: &str,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<T>> {
         let check = |layout: &MessageLayout| {
             if !layout.size().is_multiple_of(std::mem::size_of::<T>()) {
                 return Err(pod_error::<T>(id, layout.size()));
@@ -450,7 +462,7 @@ impl Runtime {
             Ok(())
         };
         // Straight from the output queue into the answer vector: one copy.
-        let result = self.receive_inner(id, timeout_ms, check, |_, outbox| outbox.pop_many_as::<T>(max.max(1))).await;
+        let result = self.receive_inner(id, timeout, check, |_, outbox| outbox.pop_many_as::<T>(max.max(1))).await;
         self.counted(id, result)
     }
 
@@ -459,11 +471,11 @@ impl Runtime {
     async fn receive_inner<R>(
         &self,
         id: &str,
-        timeout_ms: TimeoutMs,
+        timeout: Option<Duration>,
         check: impl Fn(&MessageLayout) -> Result<()>,
         take: impl FnOnce(&MessageLayout, &mut PackedQueue) -> R,
     ) -> Result<R> {
-        let deadline = deadline(timeout_ms)?;
+        let deadline = deadline(timeout);
         let mut take = Some(take);
         let mut check = Some(check);
         loop {
@@ -474,7 +486,7 @@ impl Runtime {
                         return Err(Error::Timeout {
                             id: id.to_owned(),
                             operation: "receive".into(),
-                            timeout_ms: timeout_ms.unwrap_or(0.0),
+                            timeout: timeout.unwrap_or_default(),
                         });
                     }
                 }
@@ -512,7 +524,7 @@ impl Runtime {
             // Its answers come only after recovery: waiting receives hear why now.
             KernelState::Failed => Err(lost.unwrap_or_else(|| device_lost_error(id))),
             _ => {
-                let empty = Error::Timeout { id: id.to_owned(), operation: "receive".into(), timeout_ms: 0.0 };
+                let empty = Error::Timeout { id: id.to_owned(), operation: "receive".into(), timeout: Duration::ZERO };
                 Ok(Attempt::Wait(kernel.changed.listen(), empty))
             }
         }

@@ -20,6 +20,7 @@ mod queries;
 mod routing;
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use event_listener::Event;
 
@@ -175,11 +176,9 @@ impl LaunchOptions {
 /// for messages of up to 32 bytes.
 pub const MAX_QUEUE_SIZE: usize = 1 << 22;
 
-/// How long to wait, in milliseconds: `None` waits for as long as it takes.
-pub type TimeoutMs = Option<f64>;
-
-/// How long `dispose` and `managed_kernel` give kernels to drain, in milliseconds.
-pub const DEFAULT_TERMINATE_TIMEOUT_MS: f64 = 5000.0;
+/// How long `dispose`, `managed_kernel` and [`KernelHandle::terminate`](crate::KernelHandle::terminate)
+/// give kernels to drain.
+pub const DEFAULT_TERMINATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Host runtime for ring kernels on one device. Cheap to clone: clones and [`KernelHandle`]s
 /// share one runtime, which stops its tick loop and releases its device when the last of them
@@ -243,7 +242,7 @@ impl Runtime {
         if self.shared.lock().disposed {
             return Ok(());
         }
-        let result = self.terminate_all(Some(DEFAULT_TERMINATE_TIMEOUT_MS)).await;
+        let result = self.terminate_all(Some(DEFAULT_TERMINATE_TIMEOUT)).await;
         self.shared.lock().disposed = true;
         self.shared.shut_down();
         result

@@ -9,7 +9,7 @@
 use super::Runtime;
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, KernelState};
-use crate::message::MessageLayout;
+use crate::message::same_bytes;
 use crate::table::Table;
 
 impl Runtime {
@@ -96,11 +96,4 @@ pub(super) fn detach(table: &mut Table, id: &str) {
     if let Some(target) = down.and_then(|down| table.kernels.get_mut(&down)) {
         target.route.upstream = None;
     }
-}
-
-/// Whether messages of `a` can be read as `b`: the same size, field types and offsets.
-fn same_bytes(a: &MessageLayout, b: &MessageLayout) -> bool {
-    a.size() == b.size()
-        && a.fields().len() == b.fields().len()
-        && a.fields().iter().zip(b.fields()).all(|(x, y)| x.offset == y.offset && x.ty == y.ty)
 }

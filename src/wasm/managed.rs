@@ -2,6 +2,7 @@
 //! for a scope and terminated when the holder is done (`await using`).
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
@@ -11,7 +12,7 @@ use super::errors::js_error;
 use super::options::{parse_options, ManagedKernelOptions};
 use super::runtime::{launch_definition, JsRuntime};
 use super::{install_async_dispose, kernel_id};
-use crate::runtime::{Runtime, DEFAULT_TERMINATE_TIMEOUT_MS};
+use crate::runtime::Runtime;
 
 /// A kernel that was launched and activated by `managedKernel` and is terminated when the
 /// holder is done: `await using kernel = await managedKernel(runtime, "worker")`, or an
@@ -20,7 +21,7 @@ use crate::runtime::{Runtime, DEFAULT_TERMINATE_TIMEOUT_MS};
 pub struct ManagedKernel {
     runtime: Rc<Runtime>,
     id: String,
-    terminate_timeout: f64,
+    terminate_timeout: Duration,
 }
 
 #[wasm_bindgen]
@@ -56,7 +57,7 @@ pub fn managed_kernel(
     future_to_promise(async move {
         let id = kernel_id(&id, "id")?;
         let options: ManagedKernelOptions = parse_options(options, "managedKernel options")?;
-        let terminate_timeout = options.terminate_timeout.unwrap_or(DEFAULT_TERMINATE_TIMEOUT_MS);
+        let terminate_timeout = options.terminate_timeout()?;
         let definition = launch_definition(&id, definition)?;
         rt.launch_and_activate(&id, definition, options.launch()).await.map_err(js_error)?;
         let managed: JsValue = ManagedKernel { runtime: rt, id, terminate_timeout }.into();

@@ -85,6 +85,12 @@ pub(super) fn js_message(layout: &MessageLayout, fields: Vec<(String, Value)>) -
 fn js_field(ty: &FieldType, value: Value) -> JsValue {
     match (ty, value) {
         (_, Value::Number(n)) => n.into(),
+        (_, Value::I32(n)) => n.into(),
+        (_, Value::U32(n)) => n.into(),
+        (_, Value::F32(n)) => n.into(),
+        (_, Value::I32s(numbers)) => js_sys::Int32Array::from(numbers.as_slice()).into(),
+        (_, Value::U32s(numbers)) => js_sys::Uint32Array::from(numbers.as_slice()).into(),
+        (_, Value::F32s(numbers)) => js_sys::Float32Array::from(numbers.as_slice()).into(),
         (FieldType::Struct(layout), Value::Struct(fields)) => js_message(layout, fields),
         (FieldType::Array(element, _), Value::Array(items)) => {
             items.into_iter().map(|item| js_field(element, item)).collect::<Array>().into()

@@ -10,10 +10,13 @@ use serde::forward_to_deserialize_any;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::errors::type_error;
+use std::time::Duration;
+
+use super::errors::{js_error, type_error};
 use super::messages::type_name;
 use crate::lifecycle::KernelMode;
-use crate::runtime::LaunchOptions;
+use crate::runtime::{LaunchOptions, DEFAULT_TERMINATE_TIMEOUT};
+use crate::waiting::duration_from_ms;
 
 /// `{ timeout }` in milliseconds: without one, the operation waits as long as it takes.
 #[derive(serde::Deserialize, Default)]
@@ -22,12 +25,31 @@ pub(super) struct TimeoutOptions {
     pub timeout: Option<f64>,
 }
 
+impl TimeoutOptions {
+    /// The timeout as a `Duration` (`TypeError` for a negative or non-finite number).
+    pub fn timeout(&self) -> Result<Option<Duration>, JsValue> {
+        millis(self.timeout)
+    }
+}
+
 /// `receiveBatch`'s `{ max, timeout }`.
 #[derive(serde::Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub(super) struct ReceiveBatchOptions {
     pub max: Option<usize>,
     pub timeout: Option<f64>,
+}
+
+impl ReceiveBatchOptions {
+    /// The timeout as a `Duration` (`TypeError` for a negative or non-finite number).
+    pub fn timeout(&self) -> Result<Option<Duration>, JsValue> {
+        millis(self.timeout)
+    }
+}
+
+/// Milliseconds from JavaScript as a `Duration`, by the core's rule.
+fn millis(ms: Option<f64>) -> Result<Option<Duration>, JsValue> {
+    ms.map(duration_from_ms).transpose().map_err(js_error)
 }
 
 /// `managedKernel`'s `{ queueSize, mode, terminateTimeout }`.
@@ -41,6 +63,12 @@ pub(super) struct ManagedKernelOptions {
 }
 
 impl ManagedKernelOptions {
+    /// How long the kernel gets to drain when the holder is done (default five seconds).
+    pub fn terminate_timeout(&self) -> Result<Duration, JsValue> {
+        Ok(millis(self.terminate_timeout)?.unwrap_or(DEFAULT_TERMINATE_TIMEOUT))
+    }
+
+    /// The launch options among these.
     pub fn launch(&self) -> LaunchOptions {
         LaunchOptions { queue_size: self.queue_size, mode: self.mode, ..LaunchOptions::default() }
     }

@@ -101,7 +101,7 @@ impl JsRuntime {
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
             let opts: TimeoutOptions = parse_options(options, "terminate options")?;
-            rt.terminate(&id, opts.timeout).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+            rt.terminate(&id, opts.timeout()?).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
         })
     }
 
@@ -114,7 +114,7 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let opts: TimeoutOptions = parse_options(options, "terminateAll options")?;
-            rt.terminate_all(opts.timeout).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+            rt.terminate_all(opts.timeout()?).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
         })
     }
 
@@ -161,7 +161,7 @@ impl JsRuntime {
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
             let opts: TimeoutOptions = parse_options(options, "send options")?;
-            rt.send_value(&id, &js_message_value(&message), opts.timeout).await.map_err(js_error)?;
+            rt.send_value(&id, &js_message_value(&message), opts.timeout()?).await.map_err(js_error)?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -180,10 +180,10 @@ impl JsRuntime {
             let id = kernel_id(&id, "id")?;
             let opts: TimeoutOptions = parse_options(options, "sendBatch options")?;
             let accepted = if let Some(bytes) = packed_bytes(&messages) {
-                rt.send_packed(&id, &bytes, opts.timeout).await
+                rt.send_packed(&id, &bytes, opts.timeout()?).await
             } else if Array::is_array(&messages) {
                 let values: Vec<Value> = Array::from(&messages).iter().map(|m| js_message_value(&m)).collect();
-                rt.send_values(&id, &values, opts.timeout).await
+                rt.send_values(&id, &values, opts.timeout()?).await
             } else {
                 return Err(type_error(format!(
                     "sendBatch expects an array of messages or a typed array, got {}",
@@ -209,7 +209,7 @@ impl JsRuntime {
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
             let opts: TimeoutOptions = parse_options(options, "call options")?;
-            rt.call_value(&id, &js_message_value(&message), opts.timeout, js_answer).await.map_err(js_error)
+            rt.call_value(&id, &js_message_value(&message), opts.timeout()?, js_answer).await.map_err(js_error)
         })
     }
 
@@ -224,7 +224,7 @@ impl JsRuntime {
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
             let opts: TimeoutOptions = parse_options(options, "receive options")?;
-            rt.receive_with(&id, opts.timeout, js_answer).await.map_err(js_error)
+            rt.receive_with(&id, opts.timeout()?, js_answer).await.map_err(js_error)
         })
     }
 
@@ -239,8 +239,10 @@ impl JsRuntime {
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
             let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
-            let packed =
-                rt.receive_batch_packed(&id, opts.max.unwrap_or(usize::MAX), opts.timeout).await.map_err(js_error)?;
+            let packed = rt
+                .receive_batch_packed(&id, opts.max.unwrap_or(usize::MAX), opts.timeout()?)
+                .await
+                .map_err(js_error)?;
             Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
         })
     }

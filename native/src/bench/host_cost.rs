@@ -38,11 +38,11 @@ pub async fn measure(runtime: &Runtime, messages: usize, rounds: usize) -> anyho
         let start = Instant::now();
         let mut answers = Vec::with_capacity(messages);
         for _ in 0..messages {
-            answers.push(runtime.receive(DOUBLER, Some(0.0)).await?);
+            answers.push(runtime.receive(DOUBLER, Some(Duration::from_millis(0))).await?);
         }
         receives.push(per_message(start.elapsed(), messages));
         for (i, answer) in answers.iter().enumerate() {
-            let expected = Value::Number(2.0 * (base + i as i32) as f64);
+            let expected = Value::I32(2 * (base + i as i32));
             if answer.first().map(|(_, v)| v) != Some(&expected) {
                 bail!("host cost: answer {i} of round {round} is {answer:?}, expected {expected:?}");
             }

@@ -2,6 +2,8 @@
 //! exactly as a user would (`send_pod`/`receive_pod`, `call_pod`, `send_batch`/`receive_batch`),
 //! and fleets of doubler copies under ids of their own for the many-kernels tick.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use futures_util::future::try_join_all;
 use ringkernel_web::kernel;
@@ -12,7 +14,7 @@ pub const DOUBLER: &str = "doubler";
 
 /// Long enough for a million messages on a software adapter, short enough that a stuck
 /// runtime fails the bench instead of hanging it.
-const TIMEOUT_MS: Option<f64> = Some(120_000.0);
+const TIMEOUT: Option<Duration> = Some(Duration::from_secs(120));
 
 /// Queue size of each fleet kernel: a tick sends one message to each.
 const FLEET_QUEUE_SIZE: usize = 16;
@@ -27,13 +29,13 @@ pub async fn open(backend: BackendChoice, queue_size: usize) -> ringkernel_web::
 
 /// One message in, its answer out: `send` then `receive`.
 pub async fn send_receive(runtime: &Runtime, value: i32) -> anyhow::Result<Vec<i32>> {
-    runtime.send_pod(DOUBLER, &value, TIMEOUT_MS).await?;
-    Ok(vec![runtime.receive_pod(DOUBLER, TIMEOUT_MS).await?])
+    runtime.send_pod(DOUBLER, &value, TIMEOUT).await?;
+    Ok(vec![runtime.receive_pod(DOUBLER, TIMEOUT).await?])
 }
 
 /// One message in, its answer out, matched by correlation id.
 pub async fn call(runtime: &Runtime, value: i32) -> anyhow::Result<Vec<i32>> {
-    Ok(vec![runtime.call_pod(DOUBLER, &value, TIMEOUT_MS).await?])
+    Ok(vec![runtime.call_pod(DOUBLER, &value, TIMEOUT).await?])
 }
 
 /// A whole batch through the doubler. Sends what the queue takes, receives what has come back,
@@ -45,10 +47,10 @@ pub async fn batch(runtime: &Runtime, values: &[i32]) -> anyhow::Result<Vec<i32>
     while answers.len() < values.len() {
         if sent < values.len() {
             // A zero timeout takes what fits now instead of waiting on answers nobody reads yet.
-            sent += runtime.send_batch(DOUBLER, &values[sent..], Some(0.0)).await?;
+            sent += runtime.send_batch(DOUBLER, &values[sent..], Some(Duration::from_millis(0))).await?;
         }
         if answers.len() < sent {
-            let more: Vec<i32> = runtime.receive_batch(DOUBLER, sent - answers.len(), TIMEOUT_MS).await?;
+            let more: Vec<i32> = runtime.receive_batch(DOUBLER, sent - answers.len(), TIMEOUT).await?;
             answers.extend(more);
         }
     }
@@ -87,11 +89,11 @@ impl Fleet {
     pub async fn tick(&self, runtime: &Runtime, values: &[i32]) -> anyhow::Result<Vec<i32>> {
         let ids = &self.ids[..self.active];
         for (id, value) in ids.iter().zip(values) {
-            runtime.send_pod(id, value, TIMEOUT_MS).await?;
+            runtime.send_pod(id, value, TIMEOUT).await?;
         }
         let mut answers = Vec::with_capacity(ids.len());
         for id in ids {
-            answers.push(runtime.receive_pod(id, TIMEOUT_MS).await?);
+            answers.push(runtime.receive_pod(id, TIMEOUT).await?);
         }
         Ok(answers)
     }
@@ -102,7 +104,7 @@ impl Fleet {
 
     pub async fn terminate(self, runtime: &Runtime) -> anyhow::Result<()> {
         for id in &self.ids {
-            runtime.terminate(id, TIMEOUT_MS).await?;
+            runtime.terminate(id, TIMEOUT).await?;
             runtime.remove(id)?;
         }
         Ok(())
@@ -137,23 +139,23 @@ impl Pipelines {
 
     /// One message through the connected pipeline: sent to the first stage, received from the last.
     pub async fn connected(&self, runtime: &Runtime, value: i32) -> anyhow::Result<Vec<i32>> {
-        runtime.send_pod(&self.stages[0], &value, TIMEOUT_MS).await?;
-        Ok(vec![runtime.receive_pod(&self.stages[STAGES - 1], TIMEOUT_MS).await?])
+        runtime.send_pod(&self.stages[0], &value, TIMEOUT).await?;
+        Ok(vec![runtime.receive_pod(&self.stages[STAGES - 1], TIMEOUT).await?])
     }
 
     /// The same four doublings with a host round trip each.
     pub async fn host_relayed(&self, runtime: &Runtime, value: i32) -> anyhow::Result<Vec<i32>> {
         let mut value = value;
         for hop in &self.hops {
-            runtime.send_pod(hop, &value, TIMEOUT_MS).await?;
-            value = runtime.receive_pod(hop, TIMEOUT_MS).await?;
+            runtime.send_pod(hop, &value, TIMEOUT).await?;
+            value = runtime.receive_pod(hop, TIMEOUT).await?;
         }
         Ok(vec![value])
     }
 
     pub async fn terminate(self, runtime: &Runtime) -> anyhow::Result<()> {
         for id in self.stages.iter().chain(&self.hops) {
-            runtime.terminate(id, TIMEOUT_MS).await?;
+            runtime.terminate(id, TIMEOUT).await?;
             runtime.remove(id)?;
         }
         Ok(())
