@@ -86,8 +86,7 @@ pub use error::{
 };
 pub use kernel::{KernelDefinition, StateElement};
 pub use lifecycle::{KernelMode, KernelState};
-pub use message::{FieldType, MessageLayout, Scalar, Value};
-pub use ringkernel_derive::RingMessage;
+pub use message::{FieldType, MessageLayout, RingMessage, Scalar, Value, Vec2, Vec3, Vec4};
 pub use runtime::builder::RuntimeBuilder;
 pub use runtime::handle::{Dynamic, KernelHandle, KernelStatus};
 pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};

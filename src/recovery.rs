@@ -155,7 +155,8 @@ pub(crate) async fn recover_device(shared: &Arc<Shared>) -> Result<()> {
             .iter()
             .filter(|(_, k)| k.life.awaiting_device())
             .map(|(id, k)| {
-                (id.clone(), k.instance, k.def.clone(), k.mailbox.inbox.capacity(), k.resources.checkpoint.clone())
+                let checkpoint = k.resources.checkpoint.clone();
+                (id.clone(), k.instance, k.def.clone(), k.mailbox.inbox.capacity(), k.shape, checkpoint)
             })
             .collect()
     };
@@ -163,8 +164,8 @@ pub(crate) async fn recover_device(shared: &Arc<Shared>) -> Result<()> {
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let device = Arc::new(Device::open(shared.settings.device, shared.buffers.clone(), shared.wake.clone()).await?);
         let mut execs = Vec::with_capacity(relaunch.len());
-        for (id, instance, definition, queue_size, checkpoint) in relaunch {
-            let exec = device.create_kernel(definition, queue_size).await?;
+        for (id, instance, definition, queue_size, shape, checkpoint) in relaunch {
+            let exec = device.create_kernel(definition, queue_size, shape).await?;
             if let (Some(StateStore::Gpu(state)), Some(checkpoint), Some(gpu)) =
                 (exec.state_store(), checkpoint, device.gpu())
             {

@@ -19,7 +19,7 @@ use event_listener::Event;
 use crate::backend::{BufferStats, Device, DeviceRequest, KernelExec, StateStore};
 use crate::cursor::RingCursor;
 use crate::error::{Error, Result};
-use crate::kernel::KernelDefinition;
+use crate::kernel::{DispatchShape, KernelDefinition};
 use crate::lifecycle::{KernelMode, Lifecycle};
 use crate::mailbox::Mailbox;
 use crate::telemetry::Counters;
@@ -30,6 +30,10 @@ pub(crate) struct Kernel {
     pub mode: KernelMode,
     /// Most messages per dispatch (see `LaunchOptions::max_batch`).
     pub max_batch: u32,
+    /// Its place when a tick is bounded (see `LaunchOptions::priority`).
+    pub priority: i32,
+    /// How its GPU dispatches are shaped (kept for relaunching it after a lost device).
+    pub shape: DispatchShape,
     /// Tells launches of the same id apart, so a tick planned for a kernel that was removed
     /// and launched again never delivers into the new one.
     pub instance: u64,
@@ -122,6 +126,8 @@ pub(crate) struct Settings {
     pub auto_recover: bool,
     /// What recovery opens in place of a lost device.
     pub device: DeviceRequest,
+    /// Most messages one tick takes from all input queues together.
+    pub tick_budget: Option<usize>,
 }
 
 /// What a runtime and its tick loop share.

@@ -268,3 +268,75 @@ fn a_send_stalled_by_unreceived_answers_is_reported_in_a_second() {
         });
     }
 }
+
+#[test]
+fn blocks_grids_and_workgroup_memory_shape_the_dispatch() {
+    let rt = common::runtime_on(BackendChoice::Auto);
+    pollster::block_on(async {
+        let values: Vec<i32> = (0..1_000).collect();
+        let doubled: Vec<i32> = values.iter().map(|v| v * 2).collect();
+        for (id, options) in [
+            ("one-block", LaunchOptions::single_block()),
+            ("two-by-32", LaunchOptions::multi_block(2, 32)),
+            ("blocks-of-256", LaunchOptions::default().with_block_size(256).with_grid_size(3)),
+        ] {
+            let h = doubler(&rt, id, options.with_queue_capacity(1_000).with_auto_activate()).await;
+            h.send_batch(&values).await.unwrap();
+            let mut got = Vec::new();
+            while got.len() < values.len() {
+                got.extend(h.receive_batch(values.len()).await.unwrap());
+            }
+            assert_eq!(got, doubled, "{id}: grid-stride over few invocations answers every message, in order");
+        }
+
+        // Workgroup memory, zeroed, under the name the handler uses.
+        let wgsl = "fn handle(msg: Request) -> Response { return Response(msg.value * 2 + i32(workgroup_memory[3])); }";
+        let shared = ringkernel_web::KernelDefinition::new(
+            "shared",
+            ringkernel_web::kernel::doubler_request(),
+            ringkernel_web::kernel::doubler_response(),
+            wgsl,
+        );
+        let options = LaunchOptions::default().with_shared_memory(16).with_auto_activate();
+        let h = rt.launch_definition(shared.clone(), options).await.unwrap().typed::<i32, i32>().unwrap();
+        assert_eq!(h.call(21, WAIT).await.unwrap(), 42);
+        // Without asking for it the name does not exist; past the device's limit it is refused.
+        let e = rt.launch_definition(shared.clone().with_id("unshared"), LaunchOptions::default()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::KernelCompile, "{e}");
+        let e = rt
+            .launch_definition(shared.with_id("too-much"), LaunchOptions::default().with_shared_memory(1 << 30))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("workgroup memory"), "{e}");
+        let e =
+            rt.launch_as("doubler", "huge-block", LaunchOptions::default().with_block_size(1 << 20)).await.unwrap_err();
+        assert!(e.to_string().contains("a block of 1048576 invocations"), "{e}");
+        let e = rt.launch_as("doubler", "no-grid", LaunchOptions::default().with_grid_size(0)).await.unwrap_err();
+        assert!(e.to_string().contains("grid of 0"), "{e}");
+    });
+}
+
+#[test]
+fn a_bounded_tick_serves_every_kernel_in_priority_order() {
+    for backend in BACKENDS {
+        let rt = pollster::block_on(RuntimeBuilder::new().backend(backend).max_messages_per_tick(16).build()).unwrap();
+        pollster::block_on(async {
+            let low = doubler(&rt, "low", LaunchOptions::default().with_priority(0)).await;
+            let high = doubler(&rt, "high", LaunchOptions::default().with_priority(9)).await;
+            let values: Vec<i32> = (0..100).collect();
+            low.send_batch(&values).await.unwrap();
+            high.send_batch(&values).await.unwrap();
+            low.activate().await.unwrap();
+            high.activate().await.unwrap();
+            for h in [&low, &high] {
+                let mut got = Vec::new();
+                while got.len() < values.len() {
+                    got.extend(h.receive_batch(values.len()).await.unwrap());
+                }
+                assert_eq!(got, values.iter().map(|v| v * 2).collect::<Vec<_>>(), "{backend:?}");
+            }
+            // 200 messages, at most 16 a tick.
+            assert!(rt.summary().ticks >= 13, "{backend:?}: {} ticks", rt.summary().ticks);
+        });
+    }
+}

@@ -1,7 +1,8 @@
 // Ring harness: wraps a user `handle` in a bounded, barrier-free drain of GPU-resident rings.
 // Bindings: 0 the input ring (read), 1 the output ring (read_write); answer_or_drop.wgsl adds 2
 // (kept flags), state.wgsl adds 3 (the kernel's state).
-// src/codegen prepends the message structs, replaces {{IN}}, {{OUT}} and {{WORKGROUP_SIZE}},
+// src/codegen prepends the message structs, replaces {{IN}}, {{OUT}} and {{WORKGROUP_SIZE}} (the
+// default of the pipeline-overridable RING_WORKGROUP_SIZE: a launch may set another),
 // appends one of answer.wgsl / answer_or_drop.wgsl (which define `ring_answer`), optionally
 // state.wgsl, and finally the user's handler.
 //
@@ -31,6 +32,9 @@ struct RingOutput {
     answers: array<{{OUT}}>,
 }
 
+// Invocations per workgroup: the definition's, unless the launch asked for another block size.
+override RING_WORKGROUP_SIZE: u32 = {{WORKGROUP_SIZE}}u;
+
 @group(0) @binding(0) var<storage, read> input_ring: RingInput;
 @group(0) @binding(1) var<storage, read_write> output_ring: RingOutput;
 
@@ -38,7 +42,7 @@ struct RingOutput {
 // the host wrote, clamped to the capacity so a corrupt header can never make a dispatch run
 // longer than one ring's worth of work. Output slot i answers input slot i, so order holds
 // without any sorting or barrier.
-@compute @workgroup_size({{WORKGROUP_SIZE}})
+@compute @workgroup_size(RING_WORKGROUP_SIZE)
 fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     if (input_ring.running == 0u) {
         return;
@@ -46,7 +50,7 @@ fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let head = input_ring.head % input_ring.capacity;
     let capacity = input_ring.capacity;
     let pending = min(input_ring.count, capacity);
-    let stride = groups.x * {{WORKGROUP_SIZE}}u;
+    let stride = groups.x * RING_WORKGROUP_SIZE;
     var processed = 0u;
     var dropped = 0u;
     for (var i = gid.x; i < pending; i += stride) {

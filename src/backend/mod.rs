@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use event_listener::Event;
 
 use crate::error::{Error, Result};
-use crate::kernel::KernelDefinition;
+use crate::kernel::{DispatchShape, KernelDefinition};
 use crate::platform;
 use cpu::{CpuContext, CpuKernel};
 pub(crate) use gpu::BufferStats;
@@ -150,11 +150,12 @@ impl Device {
 
     /// Compiles `definition` for this device: its rings and pipeline on a GPU (natively on a
     /// helper thread, so compiling never stalls the caller's executor), its host handler on the
-    /// CPU. `queue_size` sets the ring's slot count.
+    /// CPU. `queue_size` sets the ring's slot count, `shape` the GPU dispatch.
     pub async fn create_kernel(
         self: &Arc<Self>,
         definition: Arc<KernelDefinition>,
         queue_size: usize,
+        shape: DispatchShape,
     ) -> Result<KernelExec> {
         match &**self {
             Device::Cpu(_) => CpuKernel::create(&definition).map(|cpu| KernelExec::Cpu(Arc::new(cpu))),
@@ -165,7 +166,7 @@ impl Device {
                 let device = self.clone();
                 platform::run_detached(move || async move {
                     let gpu = device.gpu().expect("matched above");
-                    GpuKernel::create(gpu, &definition, slots).await.map(|gpu| KernelExec::Gpu(Box::new(gpu)))
+                    GpuKernel::create(gpu, &definition, slots, &shape).await.map(|gpu| KernelExec::Gpu(Box::new(gpu)))
                 })
                 .await
                 .unwrap_or_else(|| {

@@ -10,7 +10,7 @@ pub(crate) mod handler;
 mod naga_check;
 
 use crate::error::Error;
-use crate::kernel::KernelDefinition;
+use crate::kernel::{DispatchShape, KernelDefinition};
 use crate::message::MessageLayout;
 pub use handler::HandlerForm;
 #[cfg(not(target_arch = "wasm32"))]
@@ -65,6 +65,13 @@ impl GeneratedShader {
 /// Builds the complete WGSL for `definition`, or says what is wrong with the definition (at
 /// the user's line and column where there is one).
 pub fn generate(definition: &KernelDefinition) -> Result<GeneratedShader, Error> {
+    generate_for(definition, &DispatchShape::default())
+}
+
+/// [`generate`] for a launch that shapes the dispatch: with workgroup memory, the handler
+/// can use `workgroup_memory: array<u32, N>` (the block size is a pipeline constant, set when
+/// the pipeline is made).
+pub fn generate_for(definition: &KernelDefinition, shape: &DispatchShape) -> Result<GeneratedShader, Error> {
     let invalid =
         |message: String| Error::KernelCompile { id: definition.id.clone(), message, line: None, column: None };
     definition.check_shape().map_err(invalid)?;
@@ -85,6 +92,13 @@ pub fn generate(definition: &KernelDefinition) -> Result<GeneratedShader, Error>
         HandlerForm::Answer => ANSWER,
         HandlerForm::AnswerOrDrop => ANSWER_OR_DROP,
     }));
+    let words = shape.workgroup_memory_bytes.div_ceil(4);
+    if words > 0 {
+        source.push_str(&format!(
+            "// Workgroup memory the handler may use (sharedMemory / with_shared_memory).\nvar<workgroup> \
+             workgroup_memory: array<u32, {words}>;\n"
+        ));
+    }
     if let Some(state) = definition.state {
         source.push_str(
             &STATE
@@ -128,7 +142,12 @@ mod tests {
         assert!(shader.source.starts_with("struct Request {"));
         assert!(shader.source.contains("messages: array<Request>,"));
         assert!(shader.source.contains("answers: array<Response>,"));
-        assert!(shader.source.contains("@compute @workgroup_size(64)"));
+        assert!(shader.source.contains("override RING_WORKGROUP_SIZE: u32 = 64u;"));
+        assert!(shader.source.contains("@compute @workgroup_size(RING_WORKGROUP_SIZE)"));
+        assert!(!shader.source.contains("workgroup_memory"), "no workgroup memory unless asked");
+        let shape = DispatchShape { workgroup_memory_bytes: 10, ..Default::default() };
+        let shared = generate_for(&def, &shape).unwrap();
+        assert!(shared.source.contains("var<workgroup> workgroup_memory: array<u32, 3>;"));
         assert!(!shader.source.contains("{{"));
         assert!(!shader.source.contains("output_kept"), "answer-only handlers bind no kept flags");
         let handler_line = shader.source.lines().nth(shader.handler_first_line as usize - 1).unwrap();

@@ -98,6 +98,20 @@ impl StateSpec {
     }
 }
 
+/// How a launch shapes a GPU kernel's dispatches (RingKernel's grid and block), set through
+/// `LaunchOptions`; the cpu backend ignores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct DispatchShape {
+    /// Invocations per workgroup (the block), over the definition's `workgroup_size`.
+    pub workgroup_size: Option<u32>,
+    /// Most workgroups one dispatch may use (the grid); invocations take more messages each
+    /// (grid stride) when there are more messages than invocations.
+    pub max_workgroups: Option<u32>,
+    /// Bytes of workgroup memory the handler can use, as `workgroup_memory: array<u32, N>`.
+    pub workgroup_memory_bytes: u32,
+}
+
 /// Everything needed to launch a ring kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelDefinition {

@@ -71,6 +71,12 @@ impl RuntimeBuilder {
         RuntimeBuilder { options: self.options.with_default_queue_size(messages) }
     }
 
+    /// Bounds how many messages one tick takes from all input queues together (kernels of
+    /// higher priority first).
+    pub fn max_messages_per_tick(self, messages: usize) -> Self {
+        RuntimeBuilder { options: self.options.with_max_messages_per_tick(messages) }
+    }
+
     /// The options this builder has gathered.
     pub fn options(&self) -> &RuntimeOptions {
         &self.options

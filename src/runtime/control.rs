@@ -55,24 +55,7 @@ impl Runtime {
         static INSTANCES: AtomicU64 = AtomicU64::new(0);
         let id = definition.id.clone();
         validate_id(&id)?;
-        let queue_size = options.queue_size.unwrap_or(self.options().default_queue_size);
-        let bound = |name: &str, size: usize| {
-            if size == 0 || size > MAX_QUEUE_SIZE {
-                return Err(Error::InvalidArgument(format!(
-                    "{name} must be between 1 and {MAX_QUEUE_SIZE}, got {size}"
-                )));
-            }
-            Ok(size)
-        };
-        bound("queueSize", queue_size)?;
-        let input_size = bound("inputQueueSize", options.input_queue_size.unwrap_or(queue_size))?;
-        let output_size = bound("outputQueueSize", options.output_queue_size.unwrap_or(queue_size))?;
-        let max_batch = options.max_batch.unwrap_or(input_size);
-        if max_batch == 0 || max_batch > input_size {
-            return Err(Error::InvalidArgument(format!(
-                "maxBatch must be between 1 and the queue size ({input_size}), got {max_batch}"
-            )));
-        }
+        let (input_size, output_size, max_batch) = queue_sizes(&options, self.options().default_queue_size)?;
         let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
         let (device, generation) = {
             // Reserve the id (state Created) so a concurrent launch of the same id is refused.
@@ -86,6 +69,8 @@ impl Runtime {
             let kernel = Kernel {
                 mode: options.mode,
                 max_batch: max_batch as u32,
+                priority: options.priority,
+                shape: options.dispatch_shape(),
                 instance,
                 life: Lifecycle::new(),
                 mailbox: Mailbox::new(definition.input.size(), definition.output.size(), input_size, output_size),
@@ -103,44 +88,48 @@ impl Runtime {
             table.kernels.insert(id.clone(), kernel);
             (self.shared.device(), table.device.generation)
         };
-        let created = device.create_kernel(definition, input_size).await;
+        let created = device.create_kernel(definition, input_size, options.dispatch_shape()).await;
         // Lost meanwhile, whether or not the tick has noticed yet.
         let fault = device.fault();
-        let mut table = self.shared.lock();
-        let still_ours = table.kernels.get(&id).is_some_and(|k| k.instance == instance);
-        // Built (or failed to build) on a device that was lost meanwhile: it cannot run, and
-        // a compile error from a dead device says nothing about the kernel.
-        let created = match (&table.device.lost, fault) {
-            (Some(lost), _) => Err(lost.clone()),
-            (None, Some(fault)) => Err(fault),
-            (None, None) if table.device.generation != generation => {
-                Err(Error::DeviceLost { reason: "the device was lost and replaced while the kernel compiled".into() })
+        // The table's lock, held only here: what follows awaits.
+        let launched = {
+            let mut table = self.shared.lock();
+            let still_ours = table.kernels.get(&id).is_some_and(|k| k.instance == instance);
+            // Built (or failed to build) on a device that was lost meanwhile: it cannot run, and
+            // a compile error from a dead device says nothing about the kernel.
+            let created = match (&table.device.lost, fault) {
+                (Some(lost), _) => Err(lost.clone()),
+                (None, Some(fault)) => Err(fault),
+                (None, None) if table.device.generation != generation => Err(Error::DeviceLost {
+                    reason: "the device was lost and replaced while the kernel compiled".into(),
+                }),
+                (None, None) => created,
+            };
+            match created {
+                Ok(exec) if still_ours => {
+                    let kernel = table.kernel(&id)?;
+                    kernel.life.apply(Action::Launch).map_err(|t| t.for_kernel(&id))?;
+                    kernel.resources.state = exec.state_store();
+                    kernel.resources.exec = Some(exec);
+                    kernel.notify();
+                    table.launched += 1;
+                    Ok(())
+                }
+                // The runtime was disposed while compiling.
+                Ok(_) => Err(disposed_error()),
+                Err(e) => {
+                    if still_ours {
+                        table.kernels.remove(&id);
+                    }
+                    Err(e)
+                }
             }
-            (None, None) => created,
         };
-        match created {
-            Ok(exec) if still_ours => {
-                let kernel = table.kernel(&id)?;
-                kernel.life.apply(Action::Launch).map_err(|t| t.for_kernel(&id))?;
-                kernel.resources.state = exec.state_store();
-                kernel.resources.exec = Some(exec);
-                kernel.notify();
-                table.launched += 1;
-                drop(table);
-                if options.auto_activate {
-                    self.activate(&id).await?;
-                }
-                Ok(KernelHandle::new(self.clone(), &id))
-            }
-            // The runtime was disposed while compiling.
-            Ok(_) => Err(disposed_error()),
-            Err(e) => {
-                if still_ours {
-                    table.kernels.remove(&id);
-                }
-                Err(e)
-            }
+        launched?;
+        if options.auto_activate {
+            self.activate(&id).await?;
         }
+        Ok(KernelHandle::new(self.clone(), &id))
     }
 
     /// LAUNCHED → ACTIVE: the tick starts dispatching the kernel.
@@ -405,6 +394,27 @@ impl Runtime {
         self.shared.wake();
         Ok(())
     }
+}
+
+/// The input and output queue bounds and the largest batch `options` ask for (the runtime's
+/// `default_queue_size` where they ask nothing), or which one is out of range.
+fn queue_sizes(options: &LaunchOptions, default_queue_size: usize) -> Result<(usize, usize, usize)> {
+    let bound = |name: &str, size: usize| {
+        if size == 0 || size > MAX_QUEUE_SIZE {
+            return Err(Error::InvalidArgument(format!("{name} must be between 1 and {MAX_QUEUE_SIZE}, got {size}")));
+        }
+        Ok(size)
+    };
+    let queue_size = bound("queueSize", options.queue_size.unwrap_or(default_queue_size))?;
+    let input_size = bound("inputQueueSize", options.input_queue_size.unwrap_or(queue_size))?;
+    let output_size = bound("outputQueueSize", options.output_queue_size.unwrap_or(queue_size))?;
+    let max_batch = options.max_batch.unwrap_or(input_size);
+    if max_batch == 0 || max_batch > input_size {
+        return Err(Error::InvalidArgument(format!(
+            "maxBatch must be between 1 and the queue size ({input_size}), got {max_batch}"
+        )));
+    }
+    Ok((input_size, output_size, max_batch))
 }
 
 fn validate_id(id: &str) -> Result<()> {

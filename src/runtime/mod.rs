@@ -26,6 +26,7 @@ use event_listener::Event;
 
 use crate::backend::{AdapterSummary, BackendChoice, BufferStats, Device, DeviceRequest};
 use crate::error::{Error, Result};
+use crate::kernel::DispatchShape;
 use crate::lifecycle::KernelMode;
 use crate::platform;
 use crate::table::{Settings, Shared, Table};
@@ -51,6 +52,10 @@ pub struct RuntimeOptions {
     pub device_index: usize,
     /// Debug labels and the graphics API's validation layers where installed (slower).
     pub debug: bool,
+    /// Most messages one tick takes from all input queues together (`None`: no bound). When a
+    /// tick is bounded, kernels of higher `LaunchOptions::priority` take theirs first; a kernel
+    /// fed by a connected kernel drains its queue regardless.
+    pub max_messages_per_tick: Option<usize>,
 }
 
 impl RuntimeOptions {
@@ -89,6 +94,12 @@ impl RuntimeOptions {
         self.debug = enable;
         self
     }
+
+    /// Bounds how many messages one tick takes from all input queues together.
+    pub fn with_max_messages_per_tick(mut self, messages: usize) -> Self {
+        self.max_messages_per_tick = Some(messages);
+        self
+    }
 }
 
 impl Default for RuntimeOptions {
@@ -100,13 +111,15 @@ impl Default for RuntimeOptions {
             auto_recover: false,
             device_index: 0,
             debug: false,
+            max_messages_per_tick: None,
         }
     }
 }
 
 /// Options for [`Runtime::launch`], built from [`LaunchOptions::default`] with the `with_*`
 /// methods (RingKernel's builders). In JavaScript, `{ queueSize, inputQueueSize,
-/// outputQueueSize, mode, maxBatch, autoActivate }`.
+/// outputQueueSize, mode, maxBatch, autoActivate, workgroupSize, maxWorkgroups, sharedMemory,
+/// priority }`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
@@ -126,6 +139,21 @@ pub struct LaunchOptions {
     /// Activate the kernel as soon as it is launched. Off by default: as in PyDotCompute, a
     /// launched kernel waits for `activate` (RingKernel's default is on).
     pub auto_activate: bool,
+    /// Invocations per workgroup (RingKernel's block size), over the definition's
+    /// `workgroup_size`. GPU backends only.
+    #[serde(rename = "workgroupSize")]
+    pub block_size: Option<u32>,
+    /// Most workgroups one dispatch may use (RingKernel's grid size); with more messages than
+    /// invocations, each invocation takes several. GPU backends only.
+    #[serde(rename = "maxWorkgroups")]
+    pub grid_size: Option<u32>,
+    /// Bytes of workgroup memory the handler can use, as `workgroup_memory: array<u32, N>`.
+    /// GPU backends only.
+    #[serde(rename = "sharedMemory")]
+    pub shared_memory: u32,
+    /// When the runtime bounds a tick (`RuntimeOptions::max_messages_per_tick`), kernels of
+    /// higher priority take their messages first. Default 0.
+    pub priority: i32,
 }
 
 impl LaunchOptions {
@@ -170,6 +198,51 @@ impl LaunchOptions {
         self.auto_activate = false;
         self
     }
+
+    /// One workgroup per dispatch (RingKernel's `single_block`): its invocations take every
+    /// message in turn.
+    pub fn single_block() -> Self {
+        Self::default().with_grid_size(1)
+    }
+
+    /// `grid` workgroups of `block` invocations at most per dispatch (RingKernel's
+    /// `multi_block`).
+    pub fn multi_block(grid: u32, block: u32) -> Self {
+        Self::default().with_grid_size(grid).with_block_size(block)
+    }
+
+    /// Most workgroups one dispatch may use.
+    pub fn with_grid_size(mut self, workgroups: u32) -> Self {
+        self.grid_size = Some(workgroups);
+        self
+    }
+
+    /// Invocations per workgroup.
+    pub fn with_block_size(mut self, invocations: u32) -> Self {
+        self.block_size = Some(invocations);
+        self
+    }
+
+    /// Bytes of workgroup memory the handler can use (`workgroup_memory`).
+    pub fn with_shared_memory(mut self, bytes: u32) -> Self {
+        self.shared_memory = bytes;
+        self
+    }
+
+    /// Priority in a bounded tick (higher first).
+    pub fn with_priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// The GPU dispatch these options ask for.
+    pub(crate) fn dispatch_shape(&self) -> DispatchShape {
+        DispatchShape {
+            workgroup_size: self.block_size,
+            max_workgroups: self.grid_size,
+            workgroup_memory_bytes: self.shared_memory,
+        }
+    }
 }
 
 /// Largest queue a kernel may ask for: keeps a ring within WebGPU's default 128 MiB binding
@@ -210,6 +283,7 @@ impl Runtime {
             enable_telemetry: options.enable_telemetry,
             auto_recover: options.auto_recover,
             device: request,
+            tick_budget: options.max_messages_per_tick,
         };
         // On the web nothing is Send and the loop shares the page's thread; Arc keeps one type.
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]

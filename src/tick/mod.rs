@@ -59,7 +59,7 @@ async fn tick<B: Execute>(shared: &Shared, device: &Arc<Device>, backend: &B) ->
         if let Err(error) = backend.check() {
             return TickOutcome::Failed { error, generation };
         }
-        let plan = plan::plan(&mut table, B::ROUTING, B::capacity, platform::now_ms());
+        let plan = plan::plan(&mut table, B::ROUTING, B::capacity, platform::now_ms(), shared.settings.tick_budget);
         if plan.is_empty() {
             return TickOutcome::Idle;
         }

@@ -36,15 +36,19 @@ pub(crate) struct Planned {
 
 /// Plans a tick over every running kernel of the backend whose dispatch `capacity` this is, and
 /// hands each planned kernel its input (held in its input queue until answered). Upstream
-/// stages come first, so each kernel knows what its feeder forwards.
+/// stages come first, so each kernel knows what its feeder forwards; among kernels of one
+/// stage, higher priority first. With a `budget`, the tick takes at most that many messages
+/// from input queues, in that order (a kernel fed this tick drains its queue regardless).
 pub(crate) fn plan(
     table: &mut Table,
     routing: Routing,
     capacity: fn(&KernelExec) -> Option<u32>,
     now_ms: f64,
+    budget: Option<usize>,
 ) -> Vec<Planned> {
     let mut ids = table.running_ids();
-    ids.sort_by_cached_key(|id| depth(table, id));
+    ids.sort_by_cached_key(|id| (depth(table, id), std::cmp::Reverse(table.kernels[id].priority)));
+    let mut budget = budget.unwrap_or(usize::MAX);
     let mut plan: Vec<Planned> = Vec::new();
     // Kernel id → (plan index of the kernel feeding it on the device, messages it forwards).
     let mut incoming: HashMap<String, (usize, u32)> = HashMap::new();
@@ -69,8 +73,13 @@ pub(crate) fn plan(
             Some(_) => (kernel.mailbox.inbox.len(), usize::MAX),
             None => {
                 let batch_room = slots.min(kernel.max_batch).saturating_sub(in_flight) as usize;
-                let take =
-                    kernel.mailbox.inbox.len().min(batch_room).min(answer_room.saturating_sub(in_flight as usize));
+                let take = kernel
+                    .mailbox
+                    .inbox
+                    .len()
+                    .min(batch_room)
+                    .min(answer_room.saturating_sub(in_flight as usize))
+                    .min(budget);
                 (take, answer_room)
             }
         };
@@ -79,6 +88,7 @@ pub(crate) fn plan(
         if pending == 0 || pending as usize > room {
             continue;
         }
+        budget = budget.saturating_sub(take);
         let head = kernel.cursor.head();
         let input_at = head.wrapping_add(in_flight);
         kernel.cursor.hand_over(&mut kernel.mailbox, take);
@@ -159,4 +169,79 @@ fn depth(table: &Table, id: &str) -> usize {
         up = table.kernels.get(id).and_then(|k| k.route.upstream.as_deref());
     }
     depth
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use event_listener::Event;
+
+    use super::*;
+    use crate::backend::cpu::{CpuContext, CpuKernel};
+    use crate::backend::Execute;
+    use crate::cursor::RingCursor;
+    use crate::kernel;
+    use crate::lifecycle::{Action, KernelMode, Lifecycle};
+    use crate::mailbox::Mailbox;
+    use crate::table::{Kernel, Resources, Route};
+    use crate::telemetry::Counters;
+
+    /// An active doubler on the cpu backend with `queued` messages waiting.
+    fn doubler(priority: i32, queued: usize) -> Kernel {
+        let def = kernel::lookup("doubler").expect("built-in");
+        let mut life = Lifecycle::new();
+        life.apply(Action::Launch).unwrap();
+        life.apply(Action::Activate).unwrap();
+        let mut mailbox = Mailbox::new(4, 4, 64, 64);
+        let packed: Vec<u8> = (0..queued as i32).flat_map(i32::to_le_bytes).collect();
+        assert_eq!(mailbox.accept_packed(&packed, 0.0), queued);
+        Kernel {
+            mode: KernelMode::Persistent,
+            max_batch: 64,
+            priority,
+            shape: Default::default(),
+            instance: 0,
+            life,
+            mailbox,
+            cursor: RingCursor::default(),
+            counters: Counters::default(),
+            route: Route::default(),
+            resources: Resources {
+                exec: Some(KernelExec::Cpu(Arc::new(CpuKernel::create(&def).unwrap()))),
+                ..Default::default()
+            },
+            changed: Arc::new(Event::new()),
+            def,
+        }
+    }
+
+    /// Plans a tick and answers everything it dispatched (as the cpu backend would).
+    fn planned(table: &mut Table, budget: Option<usize>) -> Vec<(String, usize)> {
+        let plan = plan(table, CpuContext::ROUTING, CpuContext::capacity, 0.0, budget);
+        for p in &plan {
+            let k = table.kernels.get_mut(&p.id).unwrap();
+            k.cursor.answered(&mut k.mailbox, p.head, p.pending, p.pending);
+        }
+        plan.into_iter().map(|p| (p.id, p.take)).collect()
+    }
+
+    #[test]
+    fn a_bounded_tick_serves_higher_priority_first() {
+        let mut table = Table::default();
+        table.kernels.insert("a-low".into(), doubler(0, 8));
+        table.kernels.insert("b-high".into(), doubler(5, 8));
+        table.kernels.insert("c-mid".into(), doubler(1, 8));
+        assert_eq!(planned(&mut table, Some(12)), [("b-high".to_owned(), 8), ("c-mid".to_owned(), 4)]);
+        // What is left goes in the next tick, the lower priority last.
+        assert_eq!(planned(&mut table, Some(100)), [("c-mid".to_owned(), 4), ("a-low".to_owned(), 8)]);
+    }
+
+    #[test]
+    fn an_unbounded_tick_takes_every_queue() {
+        let mut table = Table::default();
+        table.kernels.insert("a".into(), doubler(0, 3));
+        table.kernels.insert("b".into(), doubler(9, 5));
+        assert_eq!(planned(&mut table, None), [("b".to_owned(), 5), ("a".to_owned(), 3)]);
+    }
 }

@@ -9,7 +9,7 @@ use super::ring::{RingCounters, RingHeader};
 use super::{GpuBuffer, GpuContext};
 use crate::codegen::{self, HandlerForm};
 use crate::error::{Error, Result};
-use crate::kernel::KernelDefinition;
+use crate::kernel::{DispatchShape, KernelDefinition};
 
 /// The GPU side of one launched kernel. Buffers and pipelines live as long as the kernel.
 pub(crate) struct GpuKernel {
@@ -56,7 +56,12 @@ impl Tally {
 impl GpuKernel {
     /// Compiles the kernel's module and allocates its rings (`slots` must be a power of two, so
     /// free-running u32 indices map onto slots consistently across wrap-around).
-    pub async fn create(ctx: &GpuContext, definition: &KernelDefinition, slots: u32) -> Result<Self> {
+    pub async fn create(
+        ctx: &GpuContext,
+        definition: &KernelDefinition,
+        slots: u32,
+        shape: &DispatchShape,
+    ) -> Result<Self> {
         assert!(slots.is_power_of_two());
         if !definition.has_wgsl() {
             return Err(Error::KernelCompile {
@@ -70,7 +75,9 @@ impl GpuKernel {
         }
         let device = &ctx.device;
         check_limits(device, definition, slots)?;
-        let shader = codegen::generate(definition)?;
+        let shader = codegen::generate_for(definition, shape)?;
+        let workgroup_size = shape.workgroup_size.unwrap_or(definition.workgroup_size);
+        check_shape(device, definition, workgroup_size, shape)?;
         #[cfg(not(target_arch = "wasm32"))]
         codegen::check(&definition.id, &shader)?;
         let label = definition.id.as_str();
@@ -91,7 +98,7 @@ impl GpuKernel {
 
         let drops = shader.form == HandlerForm::AnswerOrDrop;
         let buffers = Buffers::allocate(ctx, definition, slots, drops);
-        let (drain, bind_group) = drain_pipeline(device, label, &module, &buffers.bindings());
+        let (drain, bind_group) = drain_pipeline(device, label, &module, &buffers.bindings(), workgroup_size);
         // The bind group is made inside the scope too: a binding the device refuses is this
         // kernel's error, not the device's.
         if let Some(error) = scope.pop().await {
@@ -113,8 +120,11 @@ impl GpuKernel {
             slots,
             input_stride: definition.input.size() as u64,
             output_stride: definition.output.size() as u64,
-            workgroup_size: definition.workgroup_size,
-            max_workgroups: device.limits().max_compute_workgroups_per_dimension,
+            workgroup_size,
+            max_workgroups: shape
+                .max_workgroups
+                .unwrap_or(u32::MAX)
+                .min(device.limits().max_compute_workgroups_per_dimension),
             tally: Arc::default(),
         })
     }
@@ -136,6 +146,35 @@ impl GpuKernel {
             + self.kept.as_ref().map_or(0, |b| b.size())
             + self.state.as_ref().map_or(0, |b| b.size())
     }
+}
+
+/// Refuses a dispatch shape the device cannot run: a block (workgroup) larger than its limits,
+/// an empty grid, more workgroup memory than it has.
+fn check_shape(
+    device: &wgpu::Device,
+    definition: &KernelDefinition,
+    workgroup_size: u32,
+    shape: &DispatchShape,
+) -> Result<()> {
+    let limits = device.limits();
+    let refuse =
+        |message: String| Err(Error::KernelCompile { id: definition.id.clone(), message, line: None, column: None });
+    let most = limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x);
+    if workgroup_size == 0 || workgroup_size > most {
+        return refuse(format!(
+            "a block of {workgroup_size} invocations: this device runs 1 to {most} in one workgroup"
+        ));
+    }
+    if shape.max_workgroups == Some(0) {
+        return refuse("a grid of 0 workgroups runs nothing; give at least 1".into());
+    }
+    if shape.workgroup_memory_bytes > limits.max_compute_workgroup_storage_size {
+        return refuse(format!(
+            "{} bytes of workgroup memory is more than this device has ({} bytes)",
+            shape.workgroup_memory_bytes, limits.max_compute_workgroup_storage_size
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses a kernel whose rings (`slots` messages each) or state the device cannot bind, naming
@@ -238,6 +277,7 @@ fn drain_pipeline(
     label: &str,
     module: &wgpu::ShaderModule,
     bindings: &[(u32, bool, &wgpu::Buffer)],
+    workgroup_size: u32,
 ) -> (wgpu::ComputePipeline, wgpu::BindGroup) {
     let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
         .iter()
@@ -265,7 +305,10 @@ fn drain_pipeline(
         layout: Some(&layout),
         module,
         entry_point: Some("ring_drain"),
-        compilation_options: Default::default(),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &[("RING_WORKGROUP_SIZE", workgroup_size as f64)],
+            ..Default::default()
+        },
         cache: None,
     });
     let group_entries: Vec<wgpu::BindGroupEntry> = bindings
