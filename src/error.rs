@@ -42,14 +42,16 @@ pub enum Error {
     },
 
     /// A receive, call or terminate outlasted its timeout.
-    #[error("{operation} on kernel '{id}' timed out after {} ms", timeout.as_millis())]
+    #[error("{operation} on kernel '{id}' timed out after {} ms{}", timeout.as_millis(), unprocessed_part(*.unprocessed))]
     Timeout {
         /// The kernel the error is about.
         id: String,
-        /// What timed out: `call`, `receive` or `terminate` (with what it left unprocessed).
+        /// What timed out: `call`, `receive`, `try_receive` or `terminate`.
         operation: String,
         /// The timeout that ran out.
         timeout: std::time::Duration,
+        /// Messages a `terminate` that timed out left unprocessed (0 for other operations).
+        unprocessed: u64,
     },
 
     /// A message that does not fit the kernel's layout; `field` is the path of the bad field.
@@ -130,6 +132,13 @@ pub enum ErrorKind {
     InvalidArgument,
 }
 
+fn unprocessed_part(unprocessed: u64) -> String {
+    match unprocessed {
+        0 => String::new(),
+        n => format!(" ({n} messages left unprocessed)"),
+    }
+}
+
 fn batch_part(accepted: usize) -> String {
     match accepted {
         0 => String::new(),
@@ -187,6 +196,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// take messages now, or the runtime is gone). The message comes back unsent.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("message not sent: {error}")]
+#[non_exhaustive]
 pub struct SendError<T> {
     /// The message, unsent.
     pub message: T,
@@ -224,6 +234,7 @@ pub enum SendTimeoutError<T> {
 /// answered), the rest were not.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{accepted} of the batch's messages were queued, the rest not: {error}")]
+#[non_exhaustive]
 pub struct BatchSendError {
     /// How many messages, from the front of the batch, were queued.
     pub accepted: usize,

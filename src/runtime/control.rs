@@ -259,8 +259,9 @@ impl Runtime {
                     if unprocessed > 0 {
                         return Err(Error::Timeout {
                             id: id.to_owned(),
-                            operation: format!("terminate ({unprocessed} messages left unprocessed)"),
+                            operation: "terminate".into(),
                             timeout: timeout.unwrap_or_default(),
+                            unprocessed,
                         });
                     }
                     return Ok(());

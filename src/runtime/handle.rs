@@ -231,6 +231,7 @@ impl KernelHandle {
                 id: self.id.to_string(),
                 operation: "try_receive".into(),
                 timeout: Duration::ZERO,
+                unprocessed: 0,
             })),
             Err(refused) => Err(TryReceiveError::Refused(refused)),
         }

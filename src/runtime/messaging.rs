@@ -216,6 +216,7 @@ impl Runtime {
                                 id: id.to_owned(),
                                 operation: "call".into(),
                                 timeout: timeout.unwrap_or_default(),
+                                unprocessed: 0,
                             })
                         }
                     }
@@ -487,6 +488,7 @@ impl Runtime {
                             id: id.to_owned(),
                             operation: "receive".into(),
                             timeout: timeout.unwrap_or_default(),
+                            unprocessed: 0,
                         });
                     }
                 }
@@ -524,7 +526,12 @@ impl Runtime {
             // Its answers come only after recovery: waiting receives hear why now.
             KernelState::Failed => Err(lost.unwrap_or_else(|| device_lost_error(id))),
             _ => {
-                let empty = Error::Timeout { id: id.to_owned(), operation: "receive".into(), timeout: Duration::ZERO };
+                let empty = Error::Timeout {
+                    id: id.to_owned(),
+                    operation: "receive".into(),
+                    timeout: Duration::ZERO,
+                    unprocessed: 0,
+                };
                 Ok(Attempt::Wait(kernel.changed.listen(), empty))
             }
         }
