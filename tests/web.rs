@@ -12,7 +12,7 @@ use wasm_bindgen_test::*;
 
 mod common;
 
-use common::web::{get, js, name_of, num, object, sleep_ms, timeout};
+use common::web::{array, get, invoke, js, name_of, num, object, sleep_ms, timeout};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -274,6 +274,7 @@ async fn terminated_ids_relaunch_only_after_remove_and_terminate_drains() {
     // Terminate past its timeout reports what was left.
     js(rt.send("doubler".into(), value(1), None)).await.unwrap();
     let late = js(rt.terminate("doubler".into(), Some(timeout(0)))).await;
+    assert_eq!(num(late.as_ref().unwrap_err(), "unprocessed"), 1.0, "the error says how many were left");
     assert_js_error(late, "TimeoutError", &[("kernelId", "doubler")]);
     let t = rt.get_telemetry("doubler".into()).unwrap();
     assert_eq!(num(&t, "unprocessedAtTermination"), 1.0);
@@ -295,6 +296,197 @@ async fn managed_kernel_terminates_on_async_dispose() {
     js(dispose.call0(&kernel).unwrap().into()).await.unwrap();
     let unknown = js(managed_kernel(&rt, "nope".into(), None, None)).await;
     assert_js_error(unknown, "KernelNotFoundError", &[("kernelId", "nope")]);
+}
+
+// ---- kernel handles: what launch resolves with ----
+
+/// `handle.receiveBatch(...)` until `n` answers of one i32 each have come.
+async fn receive_from(handle: &JsValue, n: usize) -> Vec<i32> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let options = object(&[("max", ((n - out.len()) as u32).into()), ("timeout", 20_000.into())]);
+        let bytes = invoke(handle, "receiveBatch", &[options]).await.unwrap();
+        out.extend(bytemuck::pod_collect_to_vec::<u8, i32>(&js_sys::Uint8Array::new(&bytes).to_vec()));
+    }
+    out
+}
+
+fn text(target: &JsValue, key: &str) -> String {
+    get(target, key).as_string().unwrap_or_else(|| panic!("{key} is not a string"))
+}
+
+/// A registered kernel's handle, as JavaScript gets it from `launch`, end to end: `trySend` up to
+/// a full queue, `tryReceive` (null, then an answer), `sendBatch` (all, or `QueueFullError` with
+/// `accepted`), `receive`, `receiveBatch`, `call`, `suspend`/`resume`, `status`, `metrics`, and
+/// `wait` resolving when another handle (from `getKernel`) terminates the kernel.
+#[wasm_bindgen_test]
+async fn launch_resolves_with_a_handle_that_forwards_every_call() {
+    register_worker("h-worker");
+    let runtime = js(JsRuntime::create(None)).await.unwrap();
+    let options = object(&[("queueSize", 4.into())]);
+    let handle = invoke(&runtime, "launch", &["h-worker".into(), JsValue::NULL, options]).await.unwrap();
+    assert_eq!((text(&handle, "id"), text(&handle, "state")), ("h-worker".into(), "launched".into()));
+    let found = invoke(&runtime, "getKernel", &["h-worker".into()]).await.unwrap();
+    assert_eq!(text(&found, "id"), "h-worker");
+    assert!(invoke(&runtime, "getKernel", &["nope".into()]).await.unwrap().is_null(), "no such kernel: null");
+
+    assert!(invoke(&handle, "tryReceive", &[]).await.unwrap().is_null(), "nothing waiting: null");
+    for v in 1..=4 {
+        invoke(&handle, "trySend", &[value(v)]).await.unwrap();
+    }
+    assert_js_error(invoke(&handle, "trySend", &[value(5)]).await, "QueueFullError", &[("kernelId", "h-worker")]);
+    let refused = invoke(&handle, "sendBatch", &[array(&[value(5)]), timeout(0)]).await;
+    assert_eq!(num(refused.as_ref().unwrap_err(), "accepted"), 0.0);
+    assert_js_error(refused, "QueueFullError", &[("kernelId", "h-worker")]);
+    let status = invoke(&handle, "status", &[]).await.unwrap();
+    assert_eq!(
+        (text(&status, "id"), text(&status, "state"), text(&status, "mode")),
+        ("h-worker".into(), "launched".into(), "persistent".into())
+    );
+    assert_eq!((num(&status, "inputQueueDepth"), num(&status, "messagesProcessed")), (4.0, 0.0));
+
+    invoke(&handle, "activate", &[]).await.unwrap();
+    assert_eq!(text(&handle, "state"), "active");
+    let first = loop {
+        let answer = invoke(&handle, "tryReceive", &[]).await.unwrap();
+        if !answer.is_null() {
+            break answer;
+        }
+        sleep_ms(1).await;
+    };
+    assert_eq!(num(&first, "result"), 1001.0);
+    assert_eq!(num(&invoke(&handle, "receive", &[timeout(20_000)]).await.unwrap(), "result"), 1002.0);
+    assert_eq!(receive_from(&handle, 2).await, [1003, 1004]);
+
+    // Suspended, the queue fills: a batch of six puts four in and says so.
+    invoke(&handle, "suspend", &[]).await.unwrap();
+    assert_eq!(text(&handle, "state"), "deactivated");
+    let six: Vec<JsValue> = (11..=16).map(value).collect();
+    let cut_short = invoke(&handle, "sendBatch", &[array(&six), timeout(0)]).await;
+    assert_eq!(num(cut_short.as_ref().unwrap_err(), "accepted"), 4.0, "the first four went in");
+    assert_js_error(cut_short, "QueueFullError", &[("kernelId", "h-worker")]);
+    invoke(&handle, "resume", &[]).await.unwrap();
+    assert_eq!(receive_from(&handle, 4).await, [1011, 1012, 1013, 1014]);
+    let packed = js_sys::Int32Array::from([20, 21].as_slice());
+    assert_eq!(invoke(&handle, "sendBatch", &[packed.into()]).await.unwrap().as_f64(), Some(2.0), "all of them");
+    assert_eq!(receive_from(&handle, 2).await, [1020, 1021]);
+    let answer = invoke(&handle, "call", &[value(5), timeout(20_000)]).await.unwrap();
+    assert_eq!(num(&answer, "result"), 1005.0);
+
+    let metrics = invoke(&handle, "metrics", &[]).await.unwrap();
+    assert_eq!(text(&metrics, "kernelId"), "h-worker");
+    // Three refusals: the full trySend, the batch with no room and the one cut short.
+    for (key, want) in
+        [("messagesSent", 11.0), ("messagesProcessed", 11.0), ("messagesReceived", 11.0), ("errors", 3.0)]
+    {
+        assert_eq!(num(&metrics, key), want, "{key}");
+    }
+    let status = invoke(&handle, "status", &[]).await.unwrap();
+    assert_eq!((num(&status, "messagesProcessed"), num(&status, "outputQueueDepth")), (11.0, 0.0));
+    assert!(num(&status, "uptimeMs") > 0.0);
+
+    // wait() resolves when the kernel terminates, whoever terminates it.
+    let waited = std::rc::Rc::new(std::cell::Cell::new(false));
+    let waiting: Promise = call_method(&handle, "wait", &[]).unchecked_into();
+    let flag = waited.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        js(waiting).await.unwrap();
+        flag.set(true);
+    });
+    sleep_ms(20).await;
+    assert!(!waited.get(), "wait() waits while the kernel runs");
+    invoke(&found, "terminate", &[timeout(10_000)]).await.unwrap();
+    for _ in 0..100 {
+        if waited.get() {
+            break;
+        }
+        sleep_ms(1).await;
+    }
+    assert!(waited.get(), "wait() resolved on terminate from another handle");
+    assert_eq!(text(&handle, "state"), "terminated");
+    invoke(&handle, "wait", &[]).await.expect("wait() on a terminated kernel resolves at once");
+    assert_js_error(invoke(&handle, "send", &[value(1)]).await, "KernelStateError", &[("state", "terminated")]);
+    assert_js_error(invoke(&handle, "tryReceive", &[]).await, "KernelStateError", &[("action", "receive")]);
+    assert_js_error(invoke(&handle, "terminate", &[]).await, "KernelStateError", &[("action", "terminate")]);
+    invoke(&runtime, "remove", &["h-worker".into()]).await.unwrap();
+    assert_js_error(Reflect::get(&handle, &"state".into()), "KernelNotFoundError", &[("kernelId", "h-worker")]);
+    assert!(invoke(&runtime, "getKernel", &["h-worker".into()]).await.unwrap().is_null());
+    invoke(&handle, "wait", &[]).await.expect("wait() on a removed kernel resolves at once");
+}
+
+/// A handle from `launch(id, definition, { autoActivate })`, a built-in's handle, `metrics()`
+/// without telemetry, and `[Symbol.asyncDispose]` (what `await using` calls) terminating.
+#[wasm_bindgen_test]
+async fn handles_from_definitions_and_builtins_and_async_dispose() {
+    let runtime = js(JsRuntime::create(Some(object(&[("enableTelemetry", false.into())])))).await.unwrap();
+    let request = define_message("Request".into(), object(&[("value", "i32".into())])).unwrap();
+    let response = define_message("Response".into(), object(&[("result", "i32".into())])).unwrap();
+    let wgsl = "fn handle(msg: Request) -> Response { return Response(msg.value * 2 + 1); }";
+    let definition = object(&[("input", request), ("output", response), ("wgsl", wgsl.into())]);
+    let options = object(&[("autoActivate", true.into()), ("inputQueueSize", 8.into()), ("outputQueueSize", 2.into())]);
+    let handle = invoke(&runtime, "launch", &["h-defined".into(), definition, options]).await.unwrap();
+    assert_eq!(text(&handle, "state"), "active", "autoActivate");
+    let answer = invoke(&handle, "call", &[value(20), timeout(20_000)]).await.unwrap();
+    assert_eq!(num(&answer, "result"), 41.0);
+    assert!(invoke(&runtime, "getTelemetry", &["h-defined".into()]).await.unwrap().is_null());
+    let metrics = invoke(&handle, "metrics", &[]).await.unwrap();
+    assert_eq!(
+        (num(&metrics, "messagesProcessed"), num(&metrics, "queueSize")),
+        (1.0, 8.0),
+        "metrics() whatever the flag"
+    );
+
+    let symbol = get(&get(&js_sys::global(), "Symbol"), "asyncDispose");
+    let dispose: Function = Reflect::get(&handle, &symbol).unwrap().dyn_into().unwrap();
+    assert_eq!(JsValue::from(dispose.clone()), get(&handle, "terminate"), "[Symbol.asyncDispose] is terminate");
+    js(dispose.call0(&handle).unwrap().into()).await.unwrap();
+    assert_eq!(invoke(&runtime, "getState", &["h-defined".into()]).await.unwrap().as_string().unwrap(), "terminated");
+
+    let doubler = invoke(&runtime, "launch", &["doubler".into()]).await.unwrap();
+    invoke(&doubler, "activate", &[]).await.unwrap();
+    invoke(&doubler, "send", &[value(21)]).await.unwrap();
+    assert_eq!(num(&invoke(&doubler, "receive", &[timeout(20_000)]).await.unwrap(), "result"), 42.0);
+    invoke(&doubler, "send", &[value(1)]).await.unwrap();
+    invoke(&doubler, "deactivate", &[]).await.unwrap();
+    invoke(&doubler, "send", &[value(2)]).await.unwrap();
+    let late = invoke(&doubler, "terminate", &[timeout(0)]).await;
+    assert_js_error(late, "TimeoutError", &[("kernelId", "doubler")]);
+    invoke(&runtime, "dispose", &[]).await.unwrap();
+    assert_js_error(invoke(&doubler, "call", &[value(1)]).await, "BackendUnavailableError", &[]);
+}
+
+/// `ringKernel` refuses an id that is registered (a `TypeError`, the old kernel stays) unless the
+/// definition says `replace: true`.
+#[wasm_bindgen_test]
+async fn ring_kernel_refuses_a_taken_id_unless_told_to_replace_it() {
+    let request = define_message("Request".into(), object(&[("value", "i32".into())])).unwrap();
+    let response = define_message("Response".into(), object(&[("result", "i32".into())])).unwrap();
+    let definition = |add: i32, replace: Option<JsValue>| {
+        let wgsl = format!("fn handle(msg: Request) -> Response {{ return Response(msg.value + {add}); }}");
+        let mut fields = vec![
+            ("id", "h-replaced".into()),
+            ("input", request.clone()),
+            ("output", response.clone()),
+            ("wgsl", wgsl.into()),
+        ];
+        fields.extend(replace.map(|r| ("replace", r)));
+        object(&fields)
+    };
+    ring_kernel(definition(1000, None)).unwrap();
+    let taken = ring_kernel(definition(2000, None)).map(|()| NONE);
+    let message = get(taken.as_ref().unwrap_err(), "message").as_string().unwrap();
+    assert!(message.contains("already registered") && message.contains("replace: true"), "{message}");
+    assert_js_error(taken, "TypeError", &[]);
+    assert_js_error(ring_kernel(definition(2000, Some("yes".into()))).map(|()| NONE), "TypeError", &[]);
+    let runtime = js(JsRuntime::create(None)).await.unwrap();
+    let options = object(&[("autoActivate", true.into())]);
+    let first = invoke(&runtime, "launch", &["h-replaced".into(), JsValue::NULL, options.clone()]).await.unwrap();
+    assert_eq!(num(&invoke(&first, "call", &[value(1), timeout(20_000)]).await.unwrap(), "result"), 1001.0);
+    invoke(&first, "terminate", &[]).await.unwrap();
+    invoke(&runtime, "remove", &["h-replaced".into()]).await.unwrap();
+    ring_kernel(definition(2000, Some(true.into()))).unwrap();
+    let second = invoke(&runtime, "launch", &["h-replaced".into(), JsValue::NULL, options]).await.unwrap();
+    assert_eq!(num(&invoke(&second, "call", &[value(1), timeout(20_000)]).await.unwrap(), "result"), 2001.0);
 }
 
 // ---- messages ----

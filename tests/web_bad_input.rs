@@ -1,7 +1,8 @@
 //! The bad-input table in the browser, through the JavaScript surface (`wasm-pack test`). Every
-//! row is a call as JavaScript makes it (`runtime[method](...args)`, through wasm-bindgen's
-//! glue) and the `name` of the `Error` it must reject with, run against one runtime whose kernels
-//! sit in known states with known queued messages and answers. For every row:
+//! row is a call as JavaScript makes it (`runtime[method](...args)`, or a kernel handle's
+//! `handle[method](...args)` from `runtime.getKernel(id)`, through wasm-bindgen's glue) and the
+//! `name` of the `Error` it must reject with, run against one runtime whose kernels sit in known
+//! states with known queued messages and answers. For every row:
 //!
 //! - the call rejects (or throws) a JavaScript `Error` with that `name`, and with the
 //!   properties the row gives (`kernelId`, `field`, `state`, `action`, `line`, `column`);
@@ -51,6 +52,8 @@ const FULL: &str = "web-bad-full";
 const SHAPES: &str = "web-bad-shapes";
 /// Registered, never launched.
 const FRESH: &str = "web-bad-fresh";
+/// Launched, terminated and removed; the world keeps a `KernelHandle` to it.
+const REMOVED: &str = "web-bad-removed";
 /// webgpu only: `created` while its WGSL compiles, held by running rows within microtasks.
 const CREATING: &str = "web-bad-creating";
 /// webgpu only: `terminating` while its queue drains, held the same way.
@@ -118,9 +121,11 @@ fn doubler_definition() -> JsValue {
     ])
 }
 
+/// Registers (or, for the next test on this page, registers again) a doubler under `id`.
 fn register_doubler(id: &str) {
     let definition = doubler_definition();
     Reflect::set(&definition, &"id".into(), &s(id)).unwrap();
+    Reflect::set(&definition, &"replace".into(), &true.into()).unwrap();
     ring_kernel(definition).unwrap();
 }
 
@@ -145,6 +150,7 @@ fn register_shapes() {
         ("output", response()),
         ("wgsl", s(SHAPE_WGSL)),
         ("handler", js_function("m", "return { result: m.i };").into()),
+        ("replace", true.into()),
     ]))
     .unwrap();
 }
@@ -171,6 +177,8 @@ struct World {
     runtime: JsValue,
     backend: &'static str,
     held: Vec<(KernelState, &'static str)>,
+    /// The `KernelHandle` `launch` gave for [`REMOVED`] (`null` in worlds without it).
+    removed: JsValue,
 }
 
 async fn call(world: &World, method: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
@@ -188,11 +196,11 @@ impl World {
     /// Launches the kernels of the stable states and fills their queues; waits until the pump
     /// has nothing left to do.
     async fn new(backend: &'static str) -> World {
-        for id in [LAUNCHED, ACTIVE, PAUSED, DONE, GONE, FULL, FRESH] {
+        for id in [LAUNCHED, ACTIVE, PAUSED, DONE, GONE, FULL, FRESH, REMOVED] {
             register_doubler(id);
         }
         register_shapes();
-        let world = World { runtime: create(backend).await, backend, held: Vec::new() };
+        let world = World { runtime: create(backend).await, backend, held: Vec::new(), removed: JsValue::NULL };
         let queue = |size: f64| object(&[("queueSize", n(size))]);
         let ok = |result: Result<JsValue, JsValue>| result.unwrap_or_else(|e| panic!("setting up: {e:?}"));
         let w = &world;
@@ -213,6 +221,9 @@ impl World {
         ok(call(w, "launch", &[s(FULL), JsValue::NULL, queue(2.0)]).await);
         ok(call(w, "sendBatch", &[s(FULL), int32s(&[9, 10])]).await);
         ok(call(w, "launch", &[s(SHAPES), JsValue::NULL, queue(4.0)]).await);
+        let removed = ok(call(w, "launch", &[s(REMOVED)]).await);
+        ok(call(w, "terminate", &[s(REMOVED), timeout(30_000.0)]).await);
+        ok(call(w, "remove", &[s(REMOVED)]).await);
         while depth(w, ACTIVE, "outputQueueDepth") < 2.0 {
             sleep(1).await;
         }
@@ -222,7 +233,7 @@ impl World {
             (KernelState::Deactivated, PAUSED),
             (KernelState::Terminated, DONE),
         ];
-        World { held, ..world }
+        World { held, removed, ..world }
     }
 
     /// Every queued message and answer is still there, in order, and the kernels still work.
@@ -319,8 +330,14 @@ enum Op {
     Method(&'static str, Vec<JsValue>),
     /// `defineMessage(name, fields)`; afterwards `name` must still be unknown.
     DefineMessage(String, JsValue),
-    /// `ringKernel(definition)`; afterwards the definition's id must still be unknown.
+    /// `ringKernel(definition)`; afterwards the registry must hold for the definition's id what
+    /// it held before (nothing, or the very same definition).
     RingKernel(JsValue),
+    /// `runtime.getKernel(id)[method](...args)`: the kernel's `KernelHandle` as JavaScript has
+    /// it; for [`REMOVED`], the handle the world kept.
+    Handle(&'static str, &'static str, Vec<JsValue>),
+    /// `RingKernelRuntime.create(options)`: a runtime of its own, which the world never sees.
+    Create(JsValue),
 }
 
 struct Row {
@@ -346,21 +363,31 @@ impl Row {
     }
 }
 
+fn handle(id: &'static str, method: &'static str, args: &[JsValue]) -> Op {
+    Op::Handle(id, method, args.to_vec())
+}
+
 /// Whether the runtime counts this failure in the kernel's `errors` (as natively).
 fn counted(op: &Op, name: &str) -> bool {
-    match op {
-        Op::Method("terminate", _) => name == "TimeoutError",
-        Op::Method("send" | "sendBatch" | "call" | "receive" | "receiveBatch", _) => {
+    let method = match op {
+        Op::Method(method, _) | Op::Handle(_, method, _) => *method,
+        _ => return false,
+    };
+    match method {
+        "terminate" => name == "TimeoutError",
+        "send" | "trySend" | "sendBatch" | "call" | "receive" | "tryReceive" | "receiveBatch" => {
             ["MessageFormatError", "QueueFullError", "TimeoutError", "KernelStateError"].contains(&name)
         }
         _ => false,
     }
 }
 
-/// The kernel whose `errors` may count the failure: the first argument, if it names one.
+/// The kernel whose `errors` may count the failure: the first argument, if it names one, or
+/// the handle's kernel.
 fn target(op: &Op) -> Option<String> {
     match op {
         Op::Method(_, args) => args.first().and_then(|id| id.as_string()),
+        Op::Handle(id, _, _) => Some((*id).to_owned()),
         _ => None,
     }
 }
@@ -370,12 +397,36 @@ async fn run(world: &World, op: &Op) -> Result<JsValue, JsValue> {
         Op::Method(name, args) => call(world, name, args).await,
         Op::DefineMessage(name, fields) => define_message(name.clone(), fields.clone()),
         Op::RingKernel(definition) => ring_kernel(definition.clone()).map(|()| JsValue::UNDEFINED),
+        Op::Handle(id, method, args) => {
+            let handle = match *id {
+                REMOVED => world.removed.clone(),
+                id => call(world, "getKernel", &[s(id)]).await.expect("getKernel"),
+            };
+            assert!(handle.is_object(), "a handle of {id}");
+            match *method {
+                // A getter, read as JavaScript reads a property.
+                "state" => Reflect::get(&handle, &"state".into()),
+                method => invoke(&handle, method, args).await,
+            }
+        }
+        Op::Create(options) => js(JsRuntime::create(Some(options.clone()))).await,
+    }
+}
+
+/// What the registry holds for a `ringKernel` row's id.
+fn registered(op: &Op) -> Option<std::sync::Arc<ringkernel_web::KernelDefinition>> {
+    match op {
+        Op::RingKernel(definition) if definition.is_object() => {
+            get(definition, "id").as_string().and_then(|id| ringkernel_web::kernel::lookup(&id))
+        }
+        _ => None,
     }
 }
 
 /// Runs one row and says what went wrong, if anything.
 async fn check(world: &World, row: &Row) -> Result<(), String> {
     let before = snapshot(world);
+    let registered_before = registered(&row.op);
     let result = run(world, &row.op).await;
     let after = snapshot(world);
     let error = match result {
@@ -404,16 +455,19 @@ async fn check(world: &World, row: &Row) -> Result<(), String> {
     if after != expected {
         return Err(format!("changed the runtime ({message}):\n    {}", after.diff(&expected)));
     }
-    // Definitions that failed must not have registered anything.
+    // Definitions that failed must not have registered (or replaced) anything.
     match &row.op {
         Op::DefineMessage(name, _) if ringkernel_web::message::registry::lookup(name).is_some() => {
             return Err(format!("registered a message type '{name}'"))
         }
-        Op::RingKernel(definition) if definition.is_object() => {
-            if let Some(id) = get(definition, "id").as_string() {
-                if ringkernel_web::kernel::lookup(&id).is_some() {
-                    return Err(format!("registered a kernel '{id}'"));
-                }
+        Op::RingKernel(_) => {
+            let same = match (registered_before, registered(&row.op)) {
+                (None, None) => true,
+                (Some(before), Some(after)) => std::sync::Arc::ptr_eq(&before, &after),
+                _ => false,
+            };
+            if !same {
+                return Err("changed the kernel registry".into());
             }
         }
         _ => {}
@@ -514,6 +568,7 @@ fn non_string_id_rows() -> Vec<Row> {
             ("receive", vec![id.clone(), timeout(0.0)]),
             ("getState", vec![id.clone()]),
             ("remove", vec![id.clone()]),
+            ("getKernel", vec![id.clone()]),
         ] {
             rows.push(row(format!("{name} with the id {shown}"), Op::Method(name, args), "TypeError"));
         }
@@ -526,12 +581,40 @@ fn non_string_id_rows() -> Vec<Row> {
 fn transition_rows(held: &[(KernelState, &'static str)]) -> Vec<Row> {
     let mut rows = Vec::new();
     for &(state, id) in held {
-        let mut refuse = |name: &'static str, args: Vec<JsValue>, action: Action| {
-            let r = row(format!("{name} of a {state} kernel"), Op::Method(name, args), "KernelStateError")
+        let mut refuse_op = |name: String, op: Op, action: Action| {
+            let r = row(format!("{name} of a {state} kernel"), op, "KernelStateError")
                 .prop("kernelId", id)
                 .prop("state", state.as_str())
                 .prop("action", action);
             rows.push(r);
+        };
+        // The kernel's handle: activate also resumes a deactivated kernel.
+        if state != KernelState::Deactivated && state.next(Action::Activate).is_none() {
+            refuse_op("handle.activate".into(), handle(id, "activate", &[]), Action::Activate);
+        }
+        for (name, action, args) in [
+            ("deactivate", Action::Deactivate, vec![]),
+            ("suspend", Action::Deactivate, vec![]),
+            ("resume", Action::Reactivate, vec![]),
+            ("terminate", Action::Terminate, vec![timeout(30_000.0)]),
+        ] {
+            if state.next(action).is_none() {
+                refuse_op(format!("handle.{name}"), handle(id, name, &args), action);
+            }
+        }
+        if !state.accepts_messages() {
+            for (name, args) in [
+                ("send", vec![value(n(1.0)), timeout(0.0)]),
+                ("trySend", vec![value(n(1.0))]),
+                ("sendBatch", vec![int32s(&[1]), timeout(0.0)]),
+                ("sendBatch", vec![array(&[value(n(1.0))]), timeout(0.0)]),
+                ("call", vec![value(n(1.0)), timeout(0.0)]),
+            ] {
+                refuse_op(format!("handle.{name}"), handle(id, name, &args), Action::Send);
+            }
+        }
+        let mut refuse = |name: &'static str, args: Vec<JsValue>, action: Action| {
+            refuse_op(name.to_owned(), Op::Method(name, args), action);
         };
         refuse("launch", vec![s(id)], Action::Launch);
         refuse("launch", vec![s(id), doubler_definition()], Action::Launch);
@@ -557,21 +640,71 @@ fn transition_rows(held: &[(KernelState, &'static str)]) -> Vec<Row> {
             refuse("connect", vec![s(SHAPES), s(id)], Action::Connect);
         }
     }
-    for name in ["receive", "receiveBatch"] {
-        let r = row(
-            format!("{name} of a drained terminated kernel"),
-            method(name, &[s(GONE), timeout(0.0)]),
-            "KernelStateError",
-        );
+    let drained = [
+        ("receive".to_owned(), method("receive", &[s(GONE), timeout(0.0)])),
+        ("receiveBatch".to_owned(), method("receiveBatch", &[s(GONE), timeout(0.0)])),
+        ("handle.receive".to_owned(), handle(GONE, "receive", &[timeout(0.0)])),
+        ("handle.tryReceive".to_owned(), handle(GONE, "tryReceive", &[])),
+        ("handle.receiveBatch".to_owned(), handle(GONE, "receiveBatch", &[timeout(0.0)])),
+    ];
+    for (name, op) in drained {
+        let r = row(format!("{name} of a drained terminated kernel"), op, "KernelStateError");
         rows.push(r.prop("kernelId", GONE).prop("state", "terminated").prop("action", Action::Receive));
     }
     rows
 }
 
+/// Each bad message through a kernel's handle: `send`, `trySend`, `call` and a `sendBatch` of it.
+fn handle_message_rows() -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (what, message, field, target) in bad_messages() {
+        // In a batch, behind a good message: nothing of the batch is queued.
+        let good = if target == SHAPES { shape_with("i", n(1.0)) } else { value(n(1.0)) };
+        for (name, args) in [
+            ("send", vec![message.clone(), timeout(0.0)]),
+            ("trySend", vec![message.clone()]),
+            ("call", vec![message.clone(), timeout(0.0)]),
+            ("sendBatch", vec![array(&[good.clone(), message.clone()]), timeout(0.0)]),
+        ] {
+            let r = row(format!("handle.{name} of {what}"), handle(target, name, &args), "MessageFormatError");
+            rows.push(r.prop("field", field).prop("kernelId", target));
+        }
+    }
+    rows
+}
+
+/// Every method of a handle whose kernel was removed.
+fn removed_handle_rows() -> Vec<Row> {
+    let calls: Vec<(&'static str, Vec<JsValue>)> = vec![
+        ("state", vec![]),
+        ("send", vec![value(n(1.0)), timeout(0.0)]),
+        ("trySend", vec![value(n(1.0))]),
+        ("sendBatch", vec![int32s(&[1]), timeout(0.0)]),
+        ("call", vec![value(n(1.0)), timeout(0.0)]),
+        ("receive", vec![timeout(0.0)]),
+        ("tryReceive", vec![]),
+        ("receiveBatch", vec![timeout(0.0)]),
+        ("activate", vec![]),
+        ("deactivate", vec![]),
+        ("suspend", vec![]),
+        ("resume", vec![]),
+        ("terminate", vec![timeout(0.0)]),
+        ("status", vec![]),
+        ("metrics", vec![]),
+    ];
+    calls
+        .into_iter()
+        .map(|(name, args)| {
+            row(format!("handle.{name} of a removed kernel"), handle(REMOVED, name, &args), "KernelNotFoundError")
+                .prop("kernelId", REMOVED)
+        })
+        .collect()
+}
+
 /// JavaScript values where a message field's number belongs, in a plain field, a nested one
-/// and array elements; missing and unknown fields; and messages that are not objects. Each is
-/// sent and called; the `field` names the culprit.
-fn message_rows() -> Vec<Row> {
+/// and array elements; missing and unknown fields; and messages that are not objects: (what,
+/// message, the `field` that names the culprit, the kernel it goes to).
+fn bad_messages() -> Vec<(String, JsValue, &'static str, &'static str)> {
     let not_numbers: Vec<(&str, JsValue)> = vec![
         ("NaN", n(f64::NAN)),
         ("Infinity", n(f64::INFINITY)),
@@ -646,15 +779,13 @@ fn message_rows() -> Vec<Row> {
         ("an unknown field".to_owned(), object(&[("value", n(1.0)), ("extra", n(2.0))]), "extra"),
         ("a misspelt field".to_owned(), object(&[("Value", n(1.0))]), "Value"),
     ]);
-    let mut rows = Vec::new();
-    for (what, message, field) in messages {
-        let target = if ["value", "Value", "extra"].contains(&field) { LAUNCHED } else { SHAPES };
-        for name in ["send", "call"] {
-            let args = [s(target), message.clone(), timeout(0.0)];
-            let r = row(format!("{name} of {what}"), method(name, &args), "MessageFormatError");
-            rows.push(r.prop("field", field).prop("kernelId", target));
-        }
-    }
+    let mut bad: Vec<_> = messages
+        .into_iter()
+        .map(|(what, message, field)| {
+            let target = if ["value", "Value", "extra"].contains(&field) { LAUNCHED } else { SHAPES };
+            (what, message, field, target)
+        })
+        .collect();
     let not_objects: Vec<(&str, JsValue)> = vec![
         ("5", n(5.0)),
         ("\"message\"", s("message")),
@@ -668,50 +799,104 @@ fn message_rows() -> Vec<Row> {
         ("a function", js_function("", "return { value: 1 };").into()),
     ];
     for (shown, message) in not_objects {
+        bad.push((format!("the message {shown}"), message, "(message)", LAUNCHED));
+    }
+    bad
+}
+
+/// Each bad message sent and called; the `field` names the culprit.
+fn message_rows() -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (what, message, field, target) in bad_messages() {
         for name in ["send", "call"] {
-            let args = [s(LAUNCHED), message.clone(), timeout(0.0)];
-            let r = row(format!("{name} of the message {shown}"), method(name, &args), "MessageFormatError");
-            rows.push(r.prop("field", "(message)"));
+            let args = [s(target), message.clone(), timeout(0.0)];
+            let r = row(format!("{name} of {what}"), method(name, &args), "MessageFormatError");
+            rows.push(r.prop("field", field).prop("kernelId", target));
         }
     }
     rows
 }
 
 /// `sendBatch` with packed bytes of the wrong size or element width, batches with one bad
-/// message, things that are not batches, and full queues.
+/// message, and things that are not batches, through the runtime and through a handle; and full
+/// queues.
 fn batch_rows() -> Vec<Row> {
-    let batch = |what: &str, messages: JsValue, expect: &'static str| {
-        row(format!("sendBatch of {what}"), method("sendBatch", &[s(LAUNCHED), messages, timeout(0.0)]), expect)
-    };
     let buffer = |bytes: f64| construct("ArrayBuffer", n(bytes));
-    vec![
-        batch("a 3-byte Uint8Array (not whole 4-byte messages)", construct("Uint8Array", n(3.0)), "MessageFormatError")
-            .prop("field", "Request"),
-        batch("a 6-byte Uint8Array", construct("Uint8Array", n(6.0)), "MessageFormatError").prop("field", "Request"),
-        batch("an Int16Array of one", construct("Int16Array", n(1.0)), "MessageFormatError").prop("field", "Request"),
-        batch("a 3-byte DataView", construct("DataView", buffer(3.0)), "MessageFormatError").prop("field", "Request"),
-        batch("a 5-byte ArrayBuffer", buffer(5.0), "MessageFormatError").prop("field", "Request"),
-        batch("a Float64Array (64-bit elements)", construct("Float64Array", n(1.0)), "TypeError"),
-        batch("a Float64Array of two", construct("Float64Array", n(2.0)), "TypeError"),
-        batch("a BigInt64Array", construct("BigInt64Array", n(1.0)), "TypeError"),
-        batch("a BigUint64Array", construct("BigUint64Array", n(2.0)), "TypeError"),
-        batch(
+    let batches: Vec<(&str, JsValue, &'static str, Option<&str>)> = vec![
+        (
+            "a 3-byte Uint8Array (not whole 4-byte messages)",
+            construct("Uint8Array", n(3.0)),
+            "MessageFormatError",
+            Some("Request"),
+        ),
+        ("a 6-byte Uint8Array", construct("Uint8Array", n(6.0)), "MessageFormatError", Some("Request")),
+        ("an Int16Array of one", construct("Int16Array", n(1.0)), "MessageFormatError", Some("Request")),
+        ("a 3-byte DataView", construct("DataView", buffer(3.0)), "MessageFormatError", Some("Request")),
+        ("a 5-byte ArrayBuffer", buffer(5.0), "MessageFormatError", Some("Request")),
+        ("a Float64Array (64-bit elements)", construct("Float64Array", n(1.0)), "TypeError", None),
+        ("a Float64Array of two", construct("Float64Array", n(2.0)), "TypeError", None),
+        ("a BigInt64Array", construct("BigInt64Array", n(1.0)), "TypeError", None),
+        ("a BigUint64Array", construct("BigUint64Array", n(2.0)), "TypeError", None),
+        (
             "messages with a bad one in the middle",
             array(&[value(n(1.0)), value(s("2")), value(n(3.0))]),
             "MessageFormatError",
-        )
-        .prop("field", "value"),
-        batch("messages with a non-object among them", array(&[value(n(1.0)), n(2.0)]), "MessageFormatError")
-            .prop("field", "(message)"),
-        batch("a number", n(5.0), "TypeError"),
-        batch("a string", s("abc"), "TypeError"),
-        batch("one message object", value(n(1.0)), "TypeError"),
-        batch("null", JsValue::NULL, "TypeError"),
-        batch("undefined", JsValue::UNDEFINED, "TypeError"),
-        row("send to a full queue", method("send", &[s(FULL), value(n(1.0)), timeout(0.0)]), "QueueFullError")
-            .prop("kernelId", FULL),
-        row("call to a full queue", method("call", &[s(FULL), value(n(1.0)), timeout(0.0)]), "QueueFullError")
-            .prop("kernelId", FULL),
+            Some("value"),
+        ),
+        (
+            "messages with a non-object among them",
+            array(&[value(n(1.0)), n(2.0)]),
+            "MessageFormatError",
+            Some("(message)"),
+        ),
+        ("a number", n(5.0), "TypeError", None),
+        ("a string", s("abc"), "TypeError", None),
+        ("one message object", value(n(1.0)), "TypeError", None),
+        ("null", JsValue::NULL, "TypeError", None),
+        ("undefined", JsValue::UNDEFINED, "TypeError", None),
+    ];
+    let mut rows = Vec::new();
+    for (what, messages, expect, field) in batches {
+        let ops = [
+            ("sendBatch", method("sendBatch", &[s(LAUNCHED), messages.clone(), timeout(0.0)])),
+            ("handle.sendBatch", handle(LAUNCHED, "sendBatch", &[messages, timeout(0.0)])),
+        ];
+        for (name, op) in ops {
+            let r = row(format!("{name} of {what}"), op, expect);
+            rows.push(match field {
+                Some(field) => r.prop("field", field),
+                None => r,
+            });
+        }
+    }
+    let full: Vec<(&str, Op)> = vec![
+        ("send", method("send", &[s(FULL), value(n(1.0)), timeout(0.0)])),
+        ("call", method("call", &[s(FULL), value(n(1.0)), timeout(0.0)])),
+        ("sendBatch of objects", method("sendBatch", &[s(FULL), array(&[value(n(1.0))]), timeout(0.0)])),
+        ("sendBatch of an Int32Array", method("sendBatch", &[s(FULL), int32s(&[1, 2]), timeout(0.0)])),
+        ("handle.send", handle(FULL, "send", &[value(n(1.0)), timeout(0.0)])),
+        ("handle.trySend", handle(FULL, "trySend", &[value(n(1.0))])),
+        ("handle.call", handle(FULL, "call", &[value(n(1.0)), timeout(0.0)])),
+        ("handle.sendBatch of objects", handle(FULL, "sendBatch", &[array(&[value(n(1.0))]), timeout(0.0)])),
+        ("handle.sendBatch of an Int32Array", handle(FULL, "sendBatch", &[int32s(&[1, 2]), timeout(0.0)])),
+    ];
+    for (name, op) in full {
+        let batch = name.contains("sendBatch");
+        let r = row(format!("{name} to a full queue"), op, "QueueFullError").prop("kernelId", FULL);
+        rows.push(if batch { r.prop("accepted", 0) } else { r });
+    }
+    rows
+}
+
+/// The handle's calls that take options, each with `options` (a valid message where it takes one).
+fn handle_option_calls(options: &JsValue) -> [(&'static str, Vec<JsValue>); 6] {
+    [
+        ("send", vec![value(n(1.0)), options.clone()]),
+        ("sendBatch", vec![int32s(&[1]), options.clone()]),
+        ("call", vec![value(n(1.0)), options.clone()]),
+        ("receive", vec![options.clone()]),
+        ("receiveBatch", vec![options.clone()]),
+        ("terminate", vec![options.clone()]),
     ]
 }
 
@@ -742,6 +927,13 @@ fn option_rows() -> Vec<Row> {
         ] {
             rows.push(row(format!("{name} with a timeout of {shown}"), Op::Method(name, args), "TypeError"));
         }
+        for (name, args) in handle_option_calls(&options) {
+            rows.push(row(
+                format!("handle.{name} with a timeout of {shown}"),
+                handle(ACTIVE, name, &args),
+                "TypeError",
+            ));
+        }
     }
     let not_options: Vec<(&str, JsValue)> = vec![
         ("5", n(5.0)),
@@ -758,6 +950,48 @@ fn option_rows() -> Vec<Row> {
         ] {
             rows.push(row(format!("{name} with the options {shown}"), Op::Method(name, args), "TypeError"));
         }
+        for (name, args) in handle_option_calls(options) {
+            rows.push(row(format!("handle.{name} with the options {shown}"), handle(ACTIVE, name, &args), "TypeError"));
+        }
+    }
+    let misspelt = object(&[("timeout", n(0.0)), ("maxx", n(1.0))]);
+    rows.push(row(
+        "handle.receiveBatch with the options { maxx }",
+        handle(ACTIVE, "receiveBatch", &[misspelt]),
+        "TypeError",
+    ));
+    let launch_options: Vec<(&str, JsValue)> = vec![
+        ("{ autoActivate: \"yes\" }", object(&[("autoActivate", s("yes"))])),
+        ("{ autoActivate: 1 }", object(&[("autoActivate", n(1.0))])),
+        ("{ autoactivate: true }", object(&[("autoactivate", true.into())])),
+        ("{ inputQueueSize: 0 }", object(&[("inputQueueSize", n(0.0))])),
+        ("{ inputQueueSize: -1 }", object(&[("inputQueueSize", n(-1.0))])),
+        ("{ inputQueueSize: \"8\" }", object(&[("inputQueueSize", s("8"))])),
+        ("{ outputQueueSize: 0 }", object(&[("outputQueueSize", n(0.0))])),
+        ("{ outputQueueSize: 1.5 }", object(&[("outputQueueSize", n(1.5))])),
+        ("{ outputQueueSize: 2**40 }", object(&[("outputQueueSize", n(2f64.powi(40)))])),
+        ("{ inputQueueSize: 4, maxBatch: 8 }", object(&[("inputQueueSize", n(4.0)), ("maxBatch", n(8.0))])),
+    ];
+    for (shown, options) in launch_options {
+        let launch = method("launch", &[s(FRESH), JsValue::NULL, options]);
+        rows.push(row(format!("launch with the options {shown}"), launch, "TypeError"));
+    }
+    let create_options: Vec<(&str, JsValue, &'static str)> = vec![
+        ("{ deviceIndex: \"0\" }", object(&[("deviceIndex", s("0"))]), "TypeError"),
+        ("{ deviceIndex: -1 }", object(&[("deviceIndex", n(-1.0))]), "TypeError"),
+        ("{ deviceIndex: 1.5 }", object(&[("deviceIndex", n(1.5))]), "TypeError"),
+        ("{ deviceIndex: 0n }", object(&[("deviceIndex", BigInt::from(0).into())]), "TypeError"),
+        ("{ deviceindex: 0 }", object(&[("deviceindex", n(0.0))]), "TypeError"),
+        ("{ debug: \"yes\" }", object(&[("debug", s("yes"))]), "TypeError"),
+        ("{ debug: 1 }", object(&[("debug", n(1.0))]), "TypeError"),
+        (
+            "{ deviceIndex: 1 } (a browser has one adapter)",
+            object(&[("deviceIndex", n(1.0))]),
+            "BackendUnavailableError",
+        ),
+    ];
+    for (shown, options, expect) in create_options {
+        rows.push(row(format!("RingKernelRuntime.create with {shown}"), Op::Create(options), expect));
     }
     let bad_sizes: Vec<(&str, JsValue)> = vec![
         ("NaN", n(f64::NAN)),
@@ -796,8 +1030,10 @@ fn option_rows() -> Vec<Row> {
     ];
     for (shown, max) in maxima {
         let options = object(&[("max", max), ("timeout", n(0.0))]);
-        let receive = method("receiveBatch", &[s(ACTIVE), options]);
+        let receive = method("receiveBatch", &[s(ACTIVE), options.clone()]);
         rows.push(row(format!("receiveBatch with a max of {shown}"), receive, "TypeError"));
+        let receive = handle(ACTIVE, "receiveBatch", &[options]);
+        rows.push(row(format!("handle.receiveBatch with a max of {shown}"), receive, "TypeError"));
     }
     rows.push(row("readState of a kernel without state", method("readState", &[s(LAUNCHED)]), "TypeError"));
     rows.push(row("connect of a kernel to itself", method("connect", &[s(ACTIVE), s(ACTIVE)]), "TypeError"));
@@ -877,6 +1113,8 @@ fn definition_rows() -> Vec<Row> {
         ("a state longer than the maximum", with(&[("state", state(&[("length", n(MAX_STATE_LEN as f64 + 1.0))]))])),
         ("a state of f64", with(&[("state", state(&[("length", n(1.0)), ("type", s("f64"))]))])),
         ("a state that is a number", with(&[("state", n(4.0))])),
+        ("a replace that is a string", with(&[("replace", s("yes"))])),
+        ("a replace of 1", with(&[("replace", n(1.0))])),
     ];
     let mut rows = Vec::new();
     for (i, (what, definition)) in definitions.into_iter().enumerate() {
@@ -887,6 +1125,11 @@ fn definition_rows() -> Vec<Row> {
         rows.push(row(format!("ringKernel with {what}"), Op::RingKernel(definition), "TypeError"));
     }
     rows.push(row("ringKernel without an id", Op::RingKernel(doubler_definition()), "TypeError"));
+    let taken = doubler_definition();
+    Reflect::set(&taken, &"id".into(), &s(FRESH)).unwrap();
+    rows.push(row("ringKernel of a registered id without replace", Op::RingKernel(taken.clone()), "TypeError"));
+    Reflect::set(&taken, &"replace".into(), &false.into()).unwrap();
+    rows.push(row("ringKernel of a registered id with replace: false", Op::RingKernel(taken), "TypeError"));
     rows.push(row("ringKernel of a number", Op::RingKernel(n(5.0)), "TypeError"));
     rows.push(row(
         "launch with a definition that is a string",
@@ -945,6 +1188,8 @@ fn rows_for(world: &World) -> Vec<Row> {
     rows.extend(non_string_id_rows());
     rows.extend(transition_rows(&world.held));
     rows.extend(message_rows());
+    rows.extend(handle_message_rows());
+    rows.extend(removed_handle_rows());
     rows.extend(batch_rows());
     rows.extend(option_rows());
     rows.extend(define_message_rows());
@@ -1064,7 +1309,7 @@ async fn managed_kernel_refuses_bad_ids_and_definitions() {
 /// on answering.
 #[wasm_bindgen_test]
 async fn cpu_handlers_answering_the_wrong_shape_fail_only_that_message() {
-    let world = World { runtime: create("cpu").await, backend: "cpu", held: Vec::new() };
+    let world = World { runtime: create("cpu").await, backend: "cpu", held: Vec::new(), removed: JsValue::NULL };
     let handler = js_function(
         "m",
         "switch (m.value) {
@@ -1123,20 +1368,25 @@ async fn cpu_handlers_answering_the_wrong_shape_fail_only_that_message() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Edge values that are not bad input: `-0` is the integer 0, and a `sendBatch` larger than
-/// the queue's room queues the first messages that fit and resolves with how many (0 when
-/// there is no room, changing nothing); see `tests/bad_input.rs`.
+/// Edge values that are not bad input: `-0` is the integer 0; a `sendBatch` larger than the
+/// queue's room queues the first messages that fit and rejects with a `QueueFullError` whose
+/// `accepted` says how many (0 when there is no room, changing nothing but the kernel's
+/// `errors`); see `tests/bad_input.rs`.
 #[wasm_bindgen_test]
-async fn negative_zero_is_zero_and_oversized_batches_take_what_fits() {
+async fn negative_zero_is_zero_and_oversized_batches_say_how_many_went_in() {
     let world = World::new("webgpu").await;
     let answer = call(&world, "call", &[s(ACTIVE), value(n(-0.0)), timeout(30_000.0)]).await.unwrap();
     assert_eq!(get(&answer, "result").as_f64(), Some(0.0));
-    let accepted = call(&world, "sendBatch", &[s(LAUNCHED), int32s(&[10, 11, 12, 13, 14]), timeout(0.0)]).await;
-    assert_eq!(accepted.unwrap().as_f64(), Some(2.0), "room for 2 of 5");
+    let batch = [s(LAUNCHED), int32s(&[10, 11, 12, 13, 14]), timeout(0.0)];
+    let cut_short = call(&world, "sendBatch", &batch).await.expect_err("room for 2 of 5");
+    assert_eq!(error_name(&cut_short).0, "QueueFullError");
+    assert_eq!(get(&cut_short, "accepted").as_f64(), Some(2.0), "the first two went in");
     let full = snapshot(&world);
-    let accepted = call(&world, "sendBatch", &[s(LAUNCHED), int32s(&[15]), timeout(0.0)]).await;
-    assert_eq!(accepted.unwrap().as_f64(), Some(0.0), "no room");
-    assert_eq!(snapshot(&world), full, "a batch with no room changes nothing");
+    let refused = call(&world, "sendBatch", &[s(LAUNCHED), int32s(&[15]), timeout(0.0)]).await.expect_err("no room");
+    assert_eq!((error_name(&refused).0, get(&refused, "accepted").as_f64()), ("QueueFullError".into(), Some(0.0)));
+    let mut expected = full.clone();
+    *expected.errors.get_mut(LAUNCHED).unwrap() += 1.0;
+    assert_eq!(snapshot(&world), expected, "a batch with no room changes nothing but the error count");
     call(&world, "activate", &[s(LAUNCHED)]).await.unwrap();
     assert_eq!(receive_n(&world, LAUNCHED, 4).await, [2, 4, 20, 22], "exactly the first two, in order");
 }
@@ -1155,7 +1405,7 @@ async fn a_ring_larger_than_the_device_can_bind_is_refused_at_launch() {
         ("output", response()),
         ("wgsl", s("fn handle(m: WebBadBig) -> Response { return Response(i32(m.x[0])); }")),
     ]);
-    let world = World { runtime: create("webgpu").await, backend: "webgpu", held: Vec::new() };
+    let world = World { runtime: create("webgpu").await, backend: "webgpu", held: Vec::new(), removed: JsValue::NULL };
     let options = object(&[("queueSize", n(queue_size))]);
     let launched = call(&world, "launch", &[s("web-bad-big"), definition, options]).await;
     let works = async {

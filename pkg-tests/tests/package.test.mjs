@@ -51,6 +51,12 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /getState\(id: string\): KernelState;/);
   assert.match(types, /getTelemetry\(id: string\): KernelTelemetry \| null;/);
   assert.match(types, /export function managedKernel\(runtime: RingKernelRuntime, id: string, definition\?/);
+  assert.match(types, /launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>\(\s*id: string, definition\?: KernelDefinitionInput<I, O> \| null, options\?: LaunchOptions\): Promise<KernelHandle<I, O>>;/);
+  assert.match(types, /getKernel\(id: string\): KernelHandle \| null;/);
+  assert.match(types, /export class KernelHandle<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> \{/);
+  assert.match(types, /call\(message: InputOf<I>, options\?: TimeoutOptions\): Promise<OutputOf<O>>;/);
+  assert.match(types, /tryReceive\(\): OutputOf<O> \| null;/);
+  assert.match(types, /\[Symbol\.asyncDispose\]\(\): Promise<void>;/);
   // Every telemetry field the runtime serializes is declared.
   const declared = types.match(/export interface KernelTelemetry \{([\s\S]*?)\n\}/)[1];
   const page = await browser.newPage();
@@ -82,40 +88,63 @@ test("seed example: doubler answers 42 in headless Chromium over WebGPU", async 
   await page.close();
 });
 
-test("the README's JavaScript example runs as written", async () => {
+/**
+ * Runs one of the README's ```js blocks as written in a fresh page, with "ringkernel-web" resolved
+ * to the installed package, and resolves with `result` (an expression over the block's variables)
+ * and what it logged.
+ */
+async function runReadmeBlock(index, result) {
   const readme = await readFile(join(here, "..", "..", "README.md"), "utf8");
-  const example = readme.match(/```js\n([\s\S]*?)```/)[1]
+  const example = [...readme.matchAll(/```js\n([\s\S]*?)```/g)][index][1]
     .replace(`from "ringkernel-web"`, `from "/ringkernel-web/ringkernel_web.js"`);
   // Imports must stay at module top level, outside the try block that reports failures.
   const imports = example.split("\n").filter((l) => l.startsWith("import ")).join("\n");
   const body = example.split("\n").filter((l) => !l.startsWith("import ")).join("\n");
   const page = await browser.newPage();
   const errors = [];
+  const logs = [];
   page.on("pageerror", (e) => errors.push(String(e)));
-  await page.goto(`${url}/index.html`);
-  await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 120_000 });
+  page.on("console", (m) => (m.type() === "error" ? errors : logs).push(m.text()));
+  await page.goto(`${url}/blank.html`);
   await page.addScriptTag({
     type: "module",
-    content: `${imports}\ntry {\n${body}\nwindow.__readme = { ok: true, response, answers: [...answers] };\n}` +
+    content: `${imports}\ntry {\n${body}\nwindow.__readme = { ok: true, result: ${result} };\n}` +
       ` catch (e) { window.__readme = { ok: false, error: e.name + ": " + e.message }; }`,
   });
   await page.waitForFunction(() => window.__readme !== undefined, null, { timeout: 120_000 });
-  const result = await page.evaluate(() => window.__readme);
-  assert.equal(result.ok, true, result.error);
+  const outcome = await page.evaluate(() => window.__readme);
+  await page.close();
+  assert.equal(outcome.ok, true, outcome.error);
+  assert.deepEqual(errors, []);
+  return { result: outcome.result, logs };
+}
+
+test("the README's JavaScript example runs as written", async () => {
+  const { result } = await runReadmeBlock(0, "{ response, answers: [...answers] }");
   assert.deepEqual(result.response, { result: 42 });
   assert.ok(result.answers.length >= 1 && result.answers.length <= 3, `${result.answers}`);
   assert.deepEqual(result.answers, [2, 4, 6].slice(0, result.answers.length));
-  assert.deepEqual(errors, []);
-  await page.close();
 });
 
-// The seeds' usage examples ported to JavaScript (pkg-tests/examples/), each run as written with
-// "ringkernel-web" resolved to the installed package; what they print is checked line by line.
+test("the README's kernel handle example runs as written", async () => {
+  const { result, logs } = await runReadmeBlock(1, "{ answer, reply }");
+  assert.deepEqual(result, { answer: { result: 42 }, reply: { result: 10 } });
+  assert.deepEqual(logs, ["5"]);
+});
+
+// The seeds' usage examples ported to JavaScript (pkg-tests/examples/), by id and with kernel
+// handles, each run as written with "ringkernel-web" resolved to the installed package; what they
+// print is checked line by line.
 const EXAMPLES = {
   "complete-lifecycle": ["Result: 42", "Messages processed: 1"],
   "multiple-kernels": ["Active kernels: aggregator, processor1, processor2", "Hypotenuse: 5", "Total messages: 3"],
   "pause-and-resume": ["State: deactivated", "Done: 1, 2, 3, 4, 5, 6"],
   "managed-kernel": ["Result: 42", "State: terminated"],
+  // The same four with kernel handles (launch resolves with one).
+  "complete-lifecycle-handle": ["Result: 42", "Messages processed: 1"],
+  "multiple-kernels-handle": ["Active kernels: aggregator, processor1, processor2", "Hypotenuse: 5", "Total messages: 3"],
+  "pause-and-resume-handle": ["State: deactivated", "Done: 1, 2, 3, 4, 5, 6"],
+  "managed-kernel-handle": ["Result: 42", "State: terminated"],
   "user-kernel": [
     "Position: 0.25, 0.5, 0",
     "Position: 0, 0, 0",

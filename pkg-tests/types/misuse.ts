@@ -5,6 +5,8 @@ import type { InputOf, OutputOf } from "ringkernel-web";
 
 const Point = defineMessage("MisusePoint", { x: "f32", y: "f32" });
 const Length = defineMessage("MisuseLength", { length: "f32" });
+const Request = defineMessage("MisuseRequest", { value: "i32" });
+const Response = defineMessage("MisuseResponse", { result: "i32" });
 
 export async function misuse(): Promise<void> {
   const runtime = await RingKernelRuntime.create({ enableTelemetry: "yes" }); // misuse
@@ -41,5 +43,25 @@ export async function misuse(): Promise<void> {
     if (isRingKernelError(error) && error.name === "KernelStateError" && error.state === "paused") return; // misuse
     if (isRingKernelError(error) && error.name === "OutOfMemoryError") return; // misuse
   }
+  // A kernel's handle, typed by the definition it was launched with.
+  const handle = await runtime.launch("misuse-typed", { input: Request, output: Response, wgsl: "" });
+  await handle.send({ value: 1 });
+  await handle.send({ val: 1 }); // misuse
+  handle.trySend({ value: "1" }); // misuse
+  await handle.sendBatch([{ value: 1 }, { valu: 2 }]); // misuse
+  const reply = await handle.receive();
+  reply.nope; // misuse
+  (await handle.call({ value: 1 })).result.toUpperCase(); // misuse
+  handle.tryReceive().result; // misuse
+  await handle.terminate(5000); // misuse
+  await handle.receiveBatch({ max: "all" }); // misuse
+  if (handle.status().state === "running") return; // misuse
+  handle.id = "other"; // misuse
+  await runtime.getKernel("misuse-typed").activate(); // misuse
+  await runtime.launch("doubler", null, { autoActivate: "yes" }); // misuse
+  await runtime.launch("doubler", null, { inputQueueSize: "8" }); // misuse
+  await RingKernelRuntime.create({ deviceIndex: "0" }); // misuse
+  ringKernel({ id: "again", input: Point, output: Length, wgsl: "", replace: "yes" }); // misuse
   void point;
+  void reply.result;
 }

@@ -79,7 +79,7 @@ fn message_layout(description: &JsValue, depth: u32) -> Result<MessageLayout, Js
     MessageLayout::new(&name, &refs).map_err(|e| type_error(format!("message {name}: {e}")))
 }
 
-const DEFINITION_KEYS: &[&str] = &["id", "input", "output", "wgsl", "handler", "workgroupSize", "state"];
+const DEFINITION_KEYS: &[&str] = &["id", "input", "output", "wgsl", "handler", "workgroupSize", "state", "replace"];
 
 /// Reads a `ringKernel`-style definition object; `id` (from `launch(id, definition)`) wins over
 /// the object's own.
@@ -101,6 +101,7 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
             )));
         }
     }
+    replace(&id, &get("replace")?)?; // checked here, read by ringKernel (launch has nothing to replace)
     let (wgsl, handler) = (get("wgsl")?, get("handler")?);
     let wgsl = match wgsl.as_string() {
         Some(text) => text,
@@ -140,6 +141,15 @@ fn workgroup_size(id: &str, value: &JsValue) -> Result<u32, JsValue> {
     }
 }
 
+/// `replace`: whether `ringKernel` may replace a kernel registered under the same id.
+fn replace(id: &str, value: &JsValue) -> Result<bool, JsValue> {
+    match value.as_bool() {
+        None if value.is_undefined() => Ok(false),
+        Some(replace) => Ok(replace),
+        None => Err(type_error(format!("kernel '{id}': replace must be a boolean, got {}", type_name(value)))),
+    }
+}
+
 /// `state: { length, type? }`, if given: its element type and length (the core checks the range).
 fn state(id: &str, state: &JsValue) -> Result<Option<(StateElement, u32)>, JsValue> {
     if state.is_undefined() {
@@ -172,7 +182,8 @@ fn is_u32(n: f64) -> bool {
 /// `wgsl` is the GPU handler: `fn handle(msg: In) -> Out`, or `fn handle(msg: In, out:
 /// ptr<function, Out>) -> bool` to drop messages; with `state`, it may use the `state` array.
 /// `handler` is the same in JavaScript for the `cpu` backend: `(msg, state) => answer`, `null`
-/// to drop.
+/// to drop. An id that is already registered is a `TypeError` unless the definition says
+/// `replace: true` (kernels already launched keep the definition they were launched with).
 #[wasm_bindgen(js_name = ringKernel, skip_typescript)] // declared generic in TS_TYPES
 pub fn ring_kernel(
     #[wasm_bindgen(unchecked_param_type = "KernelDefinitionInput")] definition: JsValue,
@@ -181,6 +192,16 @@ pub fn ring_kernel(
     if def.id.is_empty() {
         return Err(type_error("ringKernel needs an id".into()));
     }
-    kernel::register_or_replace(def);
-    Ok(())
+    if replace(&def.id, &Reflect::get(&definition, &"replace".into())?)? {
+        kernel::register_or_replace(def);
+        return Ok(());
+    }
+    // The core refuses only an id that is taken; its message names the Rust calls.
+    let id = def.id.clone();
+    kernel::register(def).map_err(|_| {
+        type_error(format!(
+            "a kernel named '{id}' is already registered; ringKernel({{ ..., replace: true }}) replaces it, and \
+             launch(otherId, definition) runs a second kernel from the same definition"
+        ))
+    })
 }

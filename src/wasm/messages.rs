@@ -9,6 +9,7 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::errors::type_error;
 use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
 
 /// Reads one JS message into a [`Value`]: a plain object becomes a [`Value::Struct`] of its
@@ -73,6 +74,31 @@ fn js_value(value: &JsValue, path: &str, depth: u32) -> Value {
     Value::Unsupported(type_name(value))
 }
 
+/// An answer as a JS object shaped by its layout, from its bytes.
+pub(super) fn js_answer(layout: &MessageLayout, answer: &[u8]) -> JsValue {
+    js_message(layout, layout.decode(answer))
+}
+
+/// `sendBatch`'s messages: already packed in the input layout, or message objects.
+pub(super) enum Batch {
+    /// A typed array, DataView or ArrayBuffer (see [`packed_bytes`]).
+    Packed(Vec<u8>),
+    /// An array of message objects, each read by [`js_message_value`].
+    Values(Vec<Value>),
+}
+
+/// Reads `sendBatch`'s argument: a `TypeError` for anything that is neither an array of
+/// messages nor packed bytes (a malformed message inside the array is the core's to refuse).
+pub(super) fn js_batch(messages: &JsValue) -> Result<Batch, JsValue> {
+    if let Some(bytes) = packed_bytes(messages) {
+        return Ok(Batch::Packed(bytes));
+    }
+    if Array::is_array(messages) {
+        return Ok(Batch::Values(Array::from(messages).iter().map(|m| js_message_value(&m)).collect()));
+    }
+    Err(type_error(format!("sendBatch expects an array of messages or a typed array, got {}", type_name(messages))))
+}
+
 /// An answer as a JS object, shaped by its layout.
 pub(super) fn js_message(layout: &MessageLayout, fields: Vec<(String, Value)>) -> JsValue {
     let object = Object::new();
@@ -111,7 +137,7 @@ fn js_field(ty: &FieldType, value: Value) -> JsValue {
 /// The bytes of a typed array, DataView or ArrayBuffer (messages already packed). Not of a
 /// `Float64Array`, `BigInt64Array` or `BigUint64Array`: no message field has 64-bit elements, so
 /// such an array is a mistake (`new Float64Array([1, 2])` for two `f32`s), not packed messages.
-pub(super) fn packed_bytes(value: &JsValue) -> Option<Vec<u8>> {
+fn packed_bytes(value: &JsValue) -> Option<Vec<u8>> {
     if value.is_instance_of::<js_sys::ArrayBuffer>() {
         return Some(js_sys::Uint8Array::new(value).to_vec());
     }

@@ -1,8 +1,10 @@
-//! The JavaScript surface: `RingKernelRuntime`, `managedKernel`, `defineMessage`, `ringKernel`.
+//! The JavaScript surface: `RingKernelRuntime`, `KernelHandle`, `managedKernel`, `defineMessage`,
+//! `ringKernel`.
 //! It converts JS values to the core's types and forwards; every behaviour lives in the core, so
 //! native users miss nothing.
 //!
 //! - `runtime`: the `RingKernelRuntime` class ([`JsRuntime`] in Rust);
+//! - `handle`: the `KernelHandle` class ([`JsKernelHandle`]), what `launch` resolves with;
 //! - `managed`: `managedKernel`;
 //! - `definitions`: `defineMessage` and `ringKernel`;
 //! - `messages`: JS values ↔ messages; `host_handler`: JavaScript handlers for the cpu backend;
@@ -11,6 +13,7 @@
 
 mod definitions;
 mod errors;
+mod handle;
 mod host_handler;
 mod managed;
 mod messages;
@@ -20,6 +23,7 @@ mod types;
 
 pub use definitions::{define_message, ring_kernel};
 pub use errors::is_ring_kernel_error;
+pub use handle::JsKernelHandle;
 pub use managed::{managed_kernel, ManagedKernel};
 pub use runtime::JsRuntime;
 

@@ -32,6 +32,11 @@ impl TimeoutOptions {
     }
 }
 
+/// Reads an optional `{ timeout }` argument (`what` names it in errors) as a `Duration`.
+pub(super) fn timeout_option(options: Option<JsValue>, what: &str) -> Result<Option<Duration>, JsValue> {
+    parse_options::<TimeoutOptions>(options, what)?.timeout()
+}
+
 /// `receiveBatch`'s `{ max, timeout }`.
 #[derive(serde::Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]

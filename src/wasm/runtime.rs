@@ -3,17 +3,18 @@
 
 use std::rc::Rc;
 
-use js_sys::{Array, Promise};
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::definitions::kernel_definition;
-use super::errors::{js_error, type_error};
-use super::messages::{js_message, js_message_value, js_state, packed_bytes, type_name};
-use super::options::{parse_options, ReceiveBatchOptions, TimeoutOptions};
+use super::errors::js_error;
+use super::handle::JsKernelHandle;
+use super::messages::{js_answer, js_batch, js_message_value, js_state, Batch};
+use super::options::{parse_options, timeout_option, ReceiveBatchOptions, TimeoutOptions};
 use super::{install_async_dispose, kernel_id, to_js};
 use crate::kernel::KernelDefinition;
-use crate::message::{MessageLayout, Scalar, Value};
+use crate::message::Scalar;
 use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions};
 
 /// Promise-based host runtime for ring kernels (the seeds' `RingKernelRuntime`).
@@ -39,25 +40,28 @@ impl JsRuntime {
         })
     }
 
-    /// Launches a kernel: a registered id, or `definition` (from `ringKernel`-style fields).
-    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn launch(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "KernelDefinitionInput | null")] definition: Option<JsValue>,
-        #[wasm_bindgen(unchecked_optional_param_type = "LaunchOptions")] options: Option<JsValue>,
-    ) -> Promise {
+    /// Launches a kernel: a registered id, or `definition` (from `ringKernel`-style fields), and
+    /// resolves with its `KernelHandle`.
+    #[wasm_bindgen(skip_typescript)] // declared generic in TS_TYPES
+    pub fn launch(&self, id: JsValue, definition: Option<JsValue>, options: Option<JsValue>) -> Promise {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
             let options: LaunchOptions = parse_options(options, "launch options")?;
-            match launch_definition(&id, definition)? {
+            let handle = match launch_definition(&id, definition)? {
                 Some(definition) => rt.launch_definition(definition, options).await,
                 None => rt.launch(&id, options).await,
             }
             .map_err(js_error)?;
-            Ok(JsValue::UNDEFINED)
+            Ok(JsKernelHandle::new_js(handle))
         })
+    }
+
+    /// A handle to the kernel `id` (launched and not removed), or `null`.
+    #[wasm_bindgen(js_name = getKernel, unchecked_return_type = "KernelHandle | null")]
+    pub fn get_kernel(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+        let id = kernel_id(&id, "id")?;
+        Ok(self.inner.get_kernel(&id).map_or(JsValue::NULL, JsKernelHandle::new_js))
     }
 
     /// `launched` → `active`: the kernel starts processing its queued messages.
@@ -167,7 +171,8 @@ impl JsRuntime {
     }
 
     /// Queues many messages (objects, or one typed array / ArrayBuffer already packed in the
-    /// input layout) and resolves with how many were accepted within `{ timeout }`.
+    /// input layout), in order: all of them within `{ timeout }` (resolving with their count), or
+    /// `QueueFullError` whose `accepted` says how many (from the front) were queued.
     #[wasm_bindgen(js_name = sendBatch, unchecked_return_type = "Promise<number>")]
     pub fn send_batch(
         &self,
@@ -178,17 +183,10 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
-            let opts: TimeoutOptions = parse_options(options, "sendBatch options")?;
-            let accepted = if let Some(bytes) = packed_bytes(&messages) {
-                rt.send_packed(&id, &bytes, opts.timeout()?).await
-            } else if Array::is_array(&messages) {
-                let values: Vec<Value> = Array::from(&messages).iter().map(|m| js_message_value(&m)).collect();
-                rt.send_values(&id, &values, opts.timeout()?).await
-            } else {
-                return Err(type_error(format!(
-                    "sendBatch expects an array of messages or a typed array, got {}",
-                    type_name(&messages)
-                )));
+            let timeout = timeout_option(options, "sendBatch options")?;
+            let accepted = match js_batch(&messages)? {
+                Batch::Packed(bytes) => rt.send_packed(&id, &bytes, timeout).await,
+                Batch::Values(values) => rt.send_values(&id, &values, timeout).await,
             }
             .map_err(js_error)?;
             Ok(JsValue::from(accepted as f64))
@@ -341,11 +339,6 @@ impl JsRuntime {
     pub fn from_runtime(runtime: Runtime) -> Self {
         JsRuntime { inner: Rc::new(runtime) }
     }
-}
-
-/// An answer as a JS object shaped by its layout.
-fn js_answer(layout: &MessageLayout, answer: &[u8]) -> JsValue {
-    js_message(layout, layout.decode(answer))
 }
 
 /// `launch(id, definition?)`'s definition: `None` launches the registered `id`.

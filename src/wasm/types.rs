@@ -1,5 +1,6 @@
 //! The TypeScript declarations wasm-bindgen cannot derive: option and telemetry shapes, message
-//! typing (`InputOf`, `OutputOf`), the error interfaces and the generic `receive`/`call`.
+//! typing (`InputOf`, `OutputOf`), the error interfaces, the generic `launch`/`receive`/`call`
+//! and the `KernelHandle` class, generic over its kernel's messages.
 
 use wasm_bindgen::prelude::*;
 
@@ -26,11 +27,33 @@ export interface RuntimeOptions {
   backend?: BackendName;
   /** When the GPU device is lost, open a new one and relaunch the failed kernels without waiting for `recover()` (default false). */
   autoRecover?: boolean;
+  /** Which adapter, among those the backend lists (default 0; a browser offers only 0). */
+  deviceIndex?: number;
+  /** Debug labels and validation (slower; default false). */
+  debug?: boolean;
+  /** Most messages one tick takes from all input queues together (default: no bound); kernels of higher `priority` first. */
+  maxMessagesPerTick?: number;
 }
 export interface LaunchOptions {
-  queueSize?: number; mode?: KernelMode;
-  /** Most messages one dispatch handles (default: the queue size); lower it for handlers that run long per message. */
+  /** Bound of the input and of the output queue, in messages (default: the runtime's `defaultQueueSize`). */
+  queueSize?: number;
+  /** Bound of the input queue alone, over `queueSize`. */
+  inputQueueSize?: number;
+  /** Bound of the output queue alone, over `queueSize`. */
+  outputQueueSize?: number;
+  mode?: KernelMode;
+  /** Most messages one dispatch handles (default: the input queue size); lower it for handlers that run long per message. */
   maxBatch?: number;
+  /** Activate the kernel as soon as it is launched (default false: it waits for `activate`). */
+  autoActivate?: boolean;
+  /** Invocations per workgroup (RingKernel's block size), over the definition's `workgroupSize`. GPU backends only. */
+  workgroupSize?: number;
+  /** Most workgroups one dispatch may use (RingKernel's grid size); invocations then take several messages each. GPU backends only. */
+  maxWorkgroups?: number;
+  /** Bytes of workgroup memory the WGSL handler can use, as `workgroup_memory: array<u32, N>`. GPU backends only. */
+  sharedMemory?: number;
+  /** With `maxMessagesPerTick`, kernels of higher priority take their messages first (default 0). */
+  priority?: number;
 }
 export interface ManagedKernelOptions { queueSize?: number; mode?: KernelMode; terminateTimeout?: number; }
 /** Milliseconds. Without a timeout, the operation waits for as long as it takes. */
@@ -157,6 +180,8 @@ export type HostHandler<I extends MessageDescription = MessageDescription, O ext
 
 interface KernelDefinitionBase<I extends MessageDescription, O extends MessageDescription> {
   id?: string;
+  /** `ringKernel` only: replace a kernel registered under the same id (without it, that is a TypeError). */
+  replace?: boolean;
   input: I | string;
   output: O | string;
   workgroupSize?: number;
@@ -171,7 +196,7 @@ export type KernelDefinitionInput<I extends MessageDescription = MessageDescript
 
 /** Registers a message type by name and returns its description. */
 export function defineMessage<const N extends string, const F extends Record<string, FieldType>>(name: N, fields: F): MessageDescription<N, F>;
-/** Registers a kernel for `runtime.launch(id)` (the seeds' `@ring_kernel`). */
+/** Registers a kernel for `runtime.launch(id)` (the seeds' `@ring_kernel`); a taken id is a TypeError unless `replace: true`. */
 export function ringKernel<I extends MessageDescription, O extends MessageDescription>(definition: KernelDefinitionInput<I, O> & { id: string }): void;
 
 /** The `name` of every error the runtime throws. */
@@ -183,7 +208,8 @@ export interface KernelNotFoundError extends Error { name: "KernelNotFoundError"
 export interface KernelStateError extends Error { name: "KernelStateError"; kernelId: string; state: KernelState; action: string; }
 /** The input queue stayed full until the timeout; for `sendBatch`, `accepted` messages (from the front) were queued and will be answered, the rest were not. */
 export interface QueueFullError extends Error { name: "QueueFullError"; kernelId: string; accepted: number; }
-export interface TimeoutError extends Error { name: "TimeoutError"; kernelId: string; }
+/** `unprocessed`: for a `terminate` that timed out, the messages it left unprocessed (0 otherwise). */
+export interface TimeoutError extends Error { name: "TimeoutError"; kernelId: string; unprocessed: number; }
 /** `field` is the path of the bad field, e.g. "bodies[2].mass". */
 export interface MessageFormatError extends Error { name: "MessageFormatError"; kernelId: string; field: string; }
 /** `line` and `column` are in the kernel's own WGSL, when the compiler gave a position. */
@@ -197,7 +223,70 @@ export type RingKernelError =
 /** Whether `error` is one of the runtime's errors; narrows on `error.name`. */
 export function isRingKernelError(error: unknown): error is RingKernelError;
 
+/** `handle.status()`: a kernel's state and queue depths at a glance. */
+export interface KernelStatus {
+  id: string; state: KernelState; mode: KernelMode;
+  /** Messages waiting on the host to go to the device. */
+  inputQueueDepth: number;
+  /** Answers waiting to be received. */
+  outputQueueDepth: number;
+  messagesProcessed: number;
+  /** Milliseconds since launch (until termination). */
+  uptimeMs: number;
+}
+
+/**
+ * A launched kernel: what `launch` resolves with and `getKernel` finds. `I` and `O` (from a typed
+ * definition, or given: `launch<typeof Request, typeof Response>("worker")`) type its messages
+ * and answers. `await using kernel = await runtime.launch(...)` terminates it at block exit.
+ */
+export class KernelHandle<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> {
+  private constructor();
+  free(): void;
+  [Symbol.dispose](): void;
+  /** The same as `terminate()`. */
+  [Symbol.asyncDispose](): Promise<void>;
+  readonly id: string;
+  /** The state now (KernelNotFoundError once the kernel is removed). */
+  readonly state: KernelState;
+  /** Queues one message; waits up to `timeout` ms for room, then QueueFullError. */
+  send(message: InputOf<I>, options?: TimeoutOptions): Promise<void>;
+  /** Queues one message if there is room now; throws QueueFullError if not. */
+  trySend(message: InputOf<I>): void;
+  /** Queues every message within `timeout` and resolves with their count, or rejects with QueueFullError whose `accepted` (from the front) went in. */
+  sendBatch(messages: ReadonlyArray<InputOf<I>> | ArrayBufferView | ArrayBuffer, options?: TimeoutOptions): Promise<number>;
+  /** The next answer; TimeoutError after `timeout` ms, waits without one. */
+  receive(options?: TimeoutOptions): Promise<OutputOf<O>>;
+  /** The next answer if one is waiting now, or null; throws when none will come. */
+  tryReceive(): OutputOf<O> | null;
+  /** Up to `max` answers (at least one) packed in the output layout. */
+  receiveBatch(options?: ReceiveBatchOptions): Promise<Uint8Array>;
+  /** Sends one message and resolves with its own answer (matched by correlation id). */
+  call(message: InputOf<I>, options?: TimeoutOptions): Promise<OutputOf<O>>;
+  /** launched → active, or deactivated → active. */
+  activate(): Promise<void>;
+  /** active → deactivated: input stays queued, nothing is dispatched. */
+  deactivate(): Promise<void>;
+  /** The seeds' name for `deactivate`. */
+  suspend(): Promise<void>;
+  /** deactivated → active (the seeds' `resume`). */
+  resume(): Promise<void>;
+  /** Graceful stop within `timeout` ms (default 5000): queued messages are processed first. */
+  terminate(options?: TimeoutOptions): Promise<void>;
+  /** Resolves once the kernel is terminated (by this handle or any other call). */
+  wait(): Promise<void>;
+  status(): KernelStatus;
+  /** Every counter, whether or not the runtime keeps telemetry (then `latency` is empty). */
+  metrics(): KernelTelemetry;
+}
+
 export interface RingKernelRuntime {
+  /**
+   * Launches a registered kernel, or `definition`, and resolves with its handle; a typed
+   * definition gives a typed handle.
+   */
+  launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>(
+    id: string, definition?: KernelDefinitionInput<I, O> | null, options?: LaunchOptions): Promise<KernelHandle<I, O>>;
   /** Resolves with the next answer; TimeoutError after `timeout` ms, waits without one. `T` types the answer (e.g. `OutputOf<typeof Response>`). */
   receive<T extends MessageOutput = MessageOutput>(id: string, options?: TimeoutOptions): Promise<T>;
   /** Sends one message and resolves with its own answer (matched by correlation id). */

@@ -1,9 +1,12 @@
 // A small app written as a TypeScript user writes one (strict mode): typed message descriptions,
-// a kernel with both a WGSL handler (GPU) and a JavaScript handler (the cpu backend), typed
-// answers, and error handling by name. `tsc --noEmit` checks it; Vite builds it; the package
-// tests run the build in headless Chromium on WebGPU and on the cpu backend.
+// a kernel with both a WGSL handler (GPU) and a JavaScript handler (the cpu backend), kernel
+// handles typed by their messages, and error handling by name. `tsc --noEmit` checks it; Vite
+// builds it; the package tests run the build in headless Chromium on WebGPU and on the cpu backend.
 import { RingKernelRuntime, defineMessage, ringKernel, isRingKernelError } from "ringkernel-web";
-import type { BackendName, DeviceHealth, InputOf, KernelTelemetry, KernelState, OutputOf, RuntimeSummary } from "ringkernel-web";
+import type {
+  BackendName, DeviceHealth, InputOf, KernelDefinitionInput, KernelHandle, KernelState, KernelStatus, KernelTelemetry,
+  LaunchOptions, OutputOf, RuntimeSummary,
+} from "ringkernel-web";
 
 const Sample = defineMessage("Sample", { position: "vec2<f32>", scale: "f32" });
 const Measured = defineMessage("Measured", { length: "f32", scaled: "vec2<f32>" });
@@ -21,8 +24,8 @@ ringKernel({
 });
 
 // Counts every message in its state, answers with the sample's x, and drops negative scales.
-ringKernel({
-  id: "tally",
+// Launched from this definition (not registered), so its handle is typed by it.
+const tallyKernel: KernelDefinitionInput<typeof Sample, typeof Tally> = {
   input: Sample,
   output: Tally,
   state: { length: 1 },
@@ -36,7 +39,7 @@ ringKernel({
     state[0] += 1;
     return s.scale >= 0 ? { count: s.position[0] } : null;
   },
-});
+};
 
 export interface AppResult {
   backend: string;
@@ -53,35 +56,41 @@ export interface AppResult {
 
 export async function run(backend: BackendName): Promise<AppResult> {
   await using runtime = await RingKernelRuntime.create({ backend, defaultQueueSize: 256, enableTelemetry: true, autoRecover: false });
-  for (const id of ["doubler", "measure", "tally"]) {
-    await runtime.launch(id, null, { maxBatch: 128 });
-    await runtime.activate(id);
-  }
+  const options: LaunchOptions = { maxBatch: 128, autoActivate: true };
+  // A built-in: its handle is untyped. A registered kernel: typed by the descriptions given.
+  // A definition: typed by it. `await using` terminates the kernel when the function returns.
+  const doubler = await runtime.launch("doubler", null, options);
+  const measure = await runtime.launch<typeof Sample, typeof Measured>("measure", null, options);
+  await using tally = await runtime.launch("tally", tallyKernel, options);
+  const handles: KernelHandle[] = [doubler, measure, tally];
+  if (handles.some((h) => h.state !== "active")) throw new Error("autoActivate");
 
-  const doubled = await runtime.call<{ result: number }>("doubler", { value: 21 }, { timeout: 10_000 });
+  const doubled = await doubler.call({ value: 21 }, { timeout: 10_000 });
+  if (typeof doubled.result !== "number") throw new Error("the doubler answers a number");
 
   const sample: InputOf<typeof Sample> = { position: [3, 4], scale: 2 };
-  await runtime.send("measure", sample);
-  const measured = await runtime.receive<OutputOf<typeof Measured>>("measure", { timeout: 10_000 });
+  await measure.send(sample);
+  const measured: OutputOf<typeof Measured> = await measure.receive({ timeout: 10_000 });
 
-  const accepted = await runtime.sendBatch("tally", [
+  const accepted = await tally.sendBatch([
     { position: [1, 0], scale: 1 },
     { position: [2, 0], scale: -1 },
     { position: [3, 0], scale: 1 },
   ]);
   const tallies: number[] = [];
   while (tallies.length < accepted - 1) {
-    const answer = await runtime.receive<OutputOf<typeof Tally>>("tally", { timeout: 10_000 });
+    const answer = await tally.receive({ timeout: 10_000 });
     tallies.push(answer.count);
   }
-  const state = (await runtime.readState("tally"))[0];
+  const state = (await runtime.readState(tally.id))[0];
 
   const errorNames: string[] = [];
   const attempts: Array<() => Promise<unknown>> = [
-    () => runtime.activate("doubler"),
+    () => doubler.activate(),
     () => runtime.launch("no-such-kernel"),
-    () => runtime.send("measure", { position: [1, 2] }),
-    () => runtime.receive("measure", { timeout: 10 }),
+    // The untyped handle takes any message object; the kernel refuses this one by its layout.
+    async () => runtime.getKernel("measure")?.send({ position: [1, 2] }),
+    () => measure.receive({ timeout: 10 }),
   ];
   for (const attempt of attempts) {
     try {
@@ -94,7 +103,9 @@ export async function run(backend: BackendName): Promise<AppResult> {
     }
   }
 
-  const telemetry: KernelTelemetry | null = runtime.getTelemetry("tally");
+  const telemetry: KernelTelemetry = tally.metrics();
+  const status: KernelStatus = tally.status();
+  if (status.messagesProcessed !== telemetry.messagesProcessed) throw new Error("status and metrics disagree");
   const summary: RuntimeSummary = runtime.getSummary();
   // A healthy device: nothing lost, nothing to recover (recover() then resolves at once).
   const health: DeviceHealth = summary.device;
@@ -109,9 +120,9 @@ export async function run(backend: BackendName): Promise<AppResult> {
     doubled: doubled.result,
     measured: { length: measured.length, scaled: Array.from(measured.scaled) },
     tallies,
-    dropped: telemetry?.messagesDropped ?? -1,
+    dropped: telemetry.messagesDropped,
     state,
-    processed: telemetry?.messagesProcessed ?? -1,
+    processed: status.messagesProcessed,
     errorNames,
     summaryKernels: summary.kernelCount,
   };

@@ -1,0 +1,203 @@
+//! `KernelHandle`, the JavaScript class: one launched kernel, as `launch` resolves with it and
+//! `getKernel` finds it. Every method converts its arguments and forwards to the core's
+//! [`KernelHandle`] (its value-level methods); no behaviour lives here. Its TypeScript
+//! declaration is generic over the kernel's message descriptions, so it is written by hand in
+//! `types.rs`.
+
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::errors::js_error;
+use super::messages::{js_answer, js_batch, js_message_value, Batch};
+use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
+use super::{install_async_dispose, to_js};
+use crate::error::TryReceiveError;
+use crate::KernelHandle;
+
+/// A launched kernel, the JavaScript face of the core's [`KernelHandle`]: the id-based calls of
+/// `RingKernelRuntime` as methods, with the seeds' `suspend`/`resume`, `status()`, `wait()` and
+/// `[Symbol.asyncDispose]` (terminate, for `await using`).
+#[wasm_bindgen(js_name = KernelHandle, skip_typescript)] // declared generic in TS_TYPES
+pub struct JsKernelHandle {
+    inner: KernelHandle,
+}
+
+impl JsKernelHandle {
+    /// Wraps a handle from Rust (other wasm crates, tests) for the JS surface.
+    pub fn from_handle(handle: KernelHandle) -> Self {
+        JsKernelHandle { inner: handle }
+    }
+
+    /// The handle as JavaScript gets it, with `[Symbol.asyncDispose]` installed.
+    pub(super) fn new_js(handle: KernelHandle) -> JsValue {
+        let js: JsValue = Self::from_handle(handle).into();
+        install_async_dispose(&js, "terminate");
+        js
+    }
+}
+
+/// `{ id, state, mode, inputQueueDepth, outputQueueDepth, messagesProcessed, uptimeMs }`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Status<'a> {
+    id: &'a str,
+    state: &'static str,
+    mode: &'static str,
+    input_queue_depth: usize,
+    output_queue_depth: usize,
+    messages_processed: u64,
+    uptime_ms: f64,
+}
+
+#[wasm_bindgen(js_class = KernelHandle)]
+impl JsKernelHandle {
+    /// The kernel's id.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> String {
+        self.inner.id().to_owned()
+    }
+
+    /// The kernel's state now (`KernelNotFoundError` once it is removed).
+    #[wasm_bindgen(getter)]
+    pub fn state(&self) -> Result<String, JsValue> {
+        self.inner.state().map(|state| state.as_str().to_owned()).map_err(js_error)
+    }
+
+    /// Queues one message; waits up to `{ timeout }` ms for room, then `QueueFullError`.
+    pub fn send(&self, message: JsValue, options: Option<JsValue>) -> Promise {
+        let handle = self.inner.clone();
+        future_to_promise(async move {
+            let timeout = timeout_option(options, "send options")?;
+            handle.send_value(&js_message_value(&message), timeout).await.map_err(js_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Queues one message if there is room now; throws `QueueFullError` if not.
+    #[wasm_bindgen(js_name = trySend)]
+    pub fn try_send(&self, message: JsValue) -> Result<(), JsValue> {
+        self.inner.try_send_value(&js_message_value(&message)).map_err(js_error)
+    }
+
+    /// Queues many messages (objects, or packed bytes), all within `{ timeout }` (resolving
+    /// with their count), or `QueueFullError` whose `accepted` says how many were queued.
+    #[wasm_bindgen(js_name = sendBatch)]
+    pub fn send_batch(&self, messages: JsValue, options: Option<JsValue>) -> Promise {
+        let handle = self.inner.clone();
+        future_to_promise(async move {
+            let timeout = timeout_option(options, "sendBatch options")?;
+            let accepted = match js_batch(&messages)? {
+                Batch::Packed(bytes) => handle.send_packed(&bytes, timeout).await,
+                Batch::Values(values) => handle.send_values(&values, timeout).await,
+            }
+            .map_err(js_error)?;
+            Ok(JsValue::from(accepted as f64))
+        })
+    }
+
+    /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
+    pub fn receive(&self, options: Option<JsValue>) -> Promise {
+        let handle = self.inner.clone();
+        future_to_promise(async move {
+            let timeout = timeout_option(options, "receive options")?;
+            handle.receive_with(timeout, js_answer).await.map_err(js_error)
+        })
+    }
+
+    /// The next answer if one is waiting now, or `null`; throws when none will come (the
+    /// kernel terminated with none left, its device was lost, ...).
+    #[wasm_bindgen(js_name = tryReceive)]
+    pub fn try_receive(&self) -> Result<JsValue, JsValue> {
+        match self.inner.try_receive_with(js_answer) {
+            Ok(answer) => Ok(answer),
+            Err(TryReceiveError::Empty(_)) => Ok(JsValue::NULL),
+            Err(TryReceiveError::Refused(refused)) => Err(js_error(refused)),
+        }
+    }
+
+    /// Resolves with up to `{ max }` answers packed in the output layout, as a `Uint8Array`.
+    #[wasm_bindgen(js_name = receiveBatch)]
+    pub fn receive_batch(&self, options: Option<JsValue>) -> Promise {
+        let handle = self.inner.clone();
+        future_to_promise(async move {
+            let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
+            let packed =
+                handle.receive_batch_packed(opts.max.unwrap_or(usize::MAX), opts.timeout()?).await.map_err(js_error)?;
+            Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
+        })
+    }
+
+    /// Sends one message and resolves with its own answer (matched by correlation id);
+    /// `{ timeout }` ms covers queue room and the answer.
+    pub fn call(&self, message: JsValue, options: Option<JsValue>) -> Promise {
+        let handle = self.inner.clone();
+        future_to_promise(async move {
+            let timeout = timeout_option(options, "call options")?;
+            handle.call_value(&js_message_value(&message), timeout, js_answer).await.map_err(js_error)
+        })
+    }
+
+    /// `launched` → `active`, or `deactivated` → `active`.
+    pub fn activate(&self) -> Promise {
+        let handle = self.inner.clone();
+        future_to_promise(async move { handle.activate().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+    }
+
+    /// `active` → `deactivated`: nothing more is dispatched; queued input stays.
+    pub fn deactivate(&self) -> Promise {
+        let handle = self.inner.clone();
+        future_to_promise(async move { handle.deactivate().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+    }
+
+    /// The seeds' name for `deactivate`.
+    pub fn suspend(&self) -> Promise {
+        let handle = self.inner.clone();
+        future_to_promise(async move { handle.suspend().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+    }
+
+    /// `deactivated` → `active` (the seeds' `resume`).
+    pub fn resume(&self) -> Promise {
+        let handle = self.inner.clone();
+        future_to_promise(async move { handle.resume().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+    }
+
+    /// Graceful stop within `{ timeout }` ms (default 5000); also `[Symbol.asyncDispose]`.
+    pub fn terminate(&self, options: Option<JsValue>) -> Promise {
+        let handle = self.inner.clone();
+        future_to_promise(async move {
+            match timeout_option(options, "terminate options")? {
+                Some(timeout) => handle.terminate_timeout(timeout).await,
+                None => handle.terminate().await,
+            }
+            .map(|_| JsValue::UNDEFINED)
+            .map_err(js_error)
+        })
+    }
+
+    /// Resolves once the kernel is terminated (or removed).
+    pub fn wait(&self) -> Promise {
+        let handle = self.inner.clone();
+        future_to_promise(async move { handle.wait().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+    }
+
+    /// State, mode, queue depths, messages processed and uptime.
+    pub fn status(&self) -> Result<JsValue, JsValue> {
+        let status = self.inner.status().map_err(js_error)?;
+        to_js(&Status {
+            id: &status.id,
+            state: status.state.as_str(),
+            mode: status.mode.as_str(),
+            input_queue_depth: status.input_queue_depth,
+            output_queue_depth: status.output_queue_depth,
+            messages_processed: status.messages_processed,
+            uptime_ms: status.uptime.as_secs_f64() * 1000.0,
+        })
+    }
+
+    /// Every counter of the kernel, whether or not the runtime keeps telemetry (then the latency
+    /// summary is empty).
+    pub fn metrics(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.metrics().map_err(js_error)?)
+    }
+}
