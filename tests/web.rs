@@ -472,12 +472,15 @@ async fn ring_kernel_refuses_a_taken_id_unless_told_to_replace_it() {
         fields.extend(replace.map(|r| ("replace", r)));
         object(&fields)
     };
-    ring_kernel(definition(1000, None)).unwrap();
-    let taken = ring_kernel(definition(2000, None)).map(|()| NONE);
+    let first_definition = definition(1000, None);
+    let returned = ring_kernel(first_definition.clone()).unwrap();
+    assert!(js_sys::Object::is(&returned, &first_definition), "ringKernel returns its definition");
+    let taken = ring_kernel(definition(2000, None)).map(|_| NONE);
+    assert!(taken.as_ref().unwrap_err().is_instance_of::<js_sys::TypeError>(), "a real TypeError");
     let message = get(taken.as_ref().unwrap_err(), "message").as_string().unwrap();
     assert!(message.contains("already registered") && message.contains("replace: true"), "{message}");
     assert_js_error(taken, "TypeError", &[]);
-    assert_js_error(ring_kernel(definition(2000, Some("yes".into()))).map(|()| NONE), "TypeError", &[]);
+    assert_js_error(ring_kernel(definition(2000, Some("yes".into()))).map(|_| NONE), "TypeError", &[]);
     let runtime = js(JsRuntime::create(None)).await.unwrap();
     let options = object(&[("autoActivate", true.into())]);
     let first = invoke(&runtime, "launch", &["h-replaced".into(), JsValue::NULL, options.clone()]).await.unwrap();

@@ -396,7 +396,7 @@ async fn run(world: &World, op: &Op) -> Result<JsValue, JsValue> {
     match op {
         Op::Method(name, args) => call(world, name, args).await,
         Op::DefineMessage(name, fields) => define_message(name.clone(), fields.clone()),
-        Op::RingKernel(definition) => ring_kernel(definition.clone()).map(|()| JsValue::UNDEFINED),
+        Op::RingKernel(definition) => ring_kernel(definition.clone()),
         Op::Handle(id, method, args) => {
             let handle = match *id {
                 REMOVED => world.removed.clone(),

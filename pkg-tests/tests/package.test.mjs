@@ -45,7 +45,7 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /receive<T extends MessageOutput = MessageOutput>\(id: string, options\?: TimeoutOptions\): Promise<T>/);
   assert.match(types, /readState\(id: string\): Promise<Uint32Array \| Int32Array \| Float32Array>/);
   assert.match(types, /export function defineMessage<.*>\(name: N, fields: F\): MessageDescription<N, F>;/);
-  assert.match(types, /export function ringKernel<.*>\(definition: KernelDefinitionInput<I, O> & \{ id: string \}\): void;/);
+  assert.match(types, /export function ringKernel<.*>\(definition: KernelDefinitionInput<I, O> & \{ id: string \}\): KernelDefinitionInput<I, O> & \{ id: string \};/);
   assert.match(types, /export function isRingKernelError\(error: unknown\): error is RingKernelError;/);
   assert.match(types, /call<T extends MessageOutput = MessageOutput>\(id: string, message: MessageInput, options\?: TimeoutOptions\): Promise<T>/);
   assert.match(types, /getState\(id: string\): KernelState;/);

@@ -27,6 +27,10 @@ for (const file of [`${stem}.js`, `${stem}_bg.js`, `${stem}_bg.wasm`, `${stem}.d
 }
 await copyFile(join(here, "bundler-index.js"), join(bundlerDir, "index.js"));
 await copyFile(join(here, "bundler-index.d.ts"), join(bundlerDir, "index.d.ts"));
+// The licences Cargo.toml declares (MIT OR Apache-2.0), shipped with the package.
+for (const file of ["LICENSE-MIT", "LICENSE-APACHE"]) {
+  await copyFile(join(here, "..", "..", file), join(pkgDir, file));
+}
 
 // name, version, description, license, repository and keywords come from Cargo.toml via wasm-pack.
 const generated = JSON.parse(await readFile(join(pkgDir, "package.json"), "utf8"));
@@ -47,7 +51,8 @@ const pkg = {
     [`./${stem}_bg.wasm`]: `./${stem}_bg.wasm`,
     "./package.json": "./package.json",
   },
-  files: [`${stem}.js`, `${stem}.d.ts`, `${stem}_bg.wasm`, `${stem}_bg.wasm.d.ts`, "bundler/", "README.md"],
+  files: [`${stem}.js`, `${stem}.d.ts`, `${stem}_bg.wasm`, `${stem}_bg.wasm.d.ts`, "bundler/", "README.md", "LICENSE-MIT",
+    "LICENSE-APACHE"],
   // The bundler build instantiates the wasm module (and runs its start function) on import.
   sideEffects: ["./bundler/index.js", `./bundler/${stem}.js`, `./bundler/${stem}_bg.js`],
 };

@@ -184,17 +184,18 @@ fn is_u32(n: f64) -> bool {
 /// `handler` is the same in JavaScript for the `cpu` backend: `(msg, state) => answer`, `null`
 /// to drop. An id that is already registered is a `TypeError` unless the definition says
 /// `replace: true` (kernels already launched keep the definition they were launched with).
+/// Returns the definition it was given, for `launch(otherId, definition)` and for typing.
 #[wasm_bindgen(js_name = ringKernel, skip_typescript)] // declared generic in TS_TYPES
 pub fn ring_kernel(
     #[wasm_bindgen(unchecked_param_type = "KernelDefinitionInput")] definition: JsValue,
-) -> Result<(), JsValue> {
+) -> Result<JsValue, JsValue> {
     let def = kernel_definition(&definition, None)?;
     if def.id.is_empty() {
         return Err(type_error("ringKernel needs an id".into()));
     }
     if replace(&def.id, &Reflect::get(&definition, &"replace".into())?)? {
         kernel::register_or_replace(def);
-        return Ok(());
+        return Ok(definition);
     }
     // The core refuses only an id that is taken; its message names the Rust calls.
     let id = def.id.clone();
@@ -203,5 +204,6 @@ pub fn ring_kernel(
             "a kernel named '{id}' is already registered; ringKernel({{ ..., replace: true }}) replaces it, and \
              launch(otherId, definition) runs a second kernel from the same definition"
         ))
-    })
+    })?;
+    Ok(definition)
 }

@@ -39,6 +39,10 @@ fn name(kind: ErrorKind) -> &'static str {
 
 /// Converts a runtime error to a JS `Error` with the contract's `name` and its details.
 pub(super) fn js_error(error: Error) -> JsValue {
+    if let Error::InvalidArgument(message) = &error {
+        // Bad arguments are JavaScript's own `TypeError`, as a built-in would throw.
+        return type_error(message.clone());
+    }
     let js = js_sys::Error::new(&error.to_string());
     js.set_name(name(error.kind()));
     let set = |key: &str, value: JsValue| {
@@ -73,9 +77,9 @@ pub(super) fn js_error(error: Error) -> JsValue {
     js.into()
 }
 
-/// A `TypeError` for a bad argument.
+/// A `TypeError` for a bad argument: a real one (`instanceof TypeError`).
 pub(super) fn type_error(message: String) -> JsValue {
-    js_error(Error::InvalidArgument(message))
+    js_sys::TypeError::new(&message).into()
 }
 
 /// Whether `error` is one of the runtime's errors (a JS `Error` whose `name` is one of the

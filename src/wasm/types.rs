@@ -196,8 +196,8 @@ export type KernelDefinitionInput<I extends MessageDescription = MessageDescript
 
 /** Registers a message type by name and returns its description. */
 export function defineMessage<const N extends string, const F extends Record<string, FieldType>>(name: N, fields: F): MessageDescription<N, F>;
-/** Registers a kernel for `runtime.launch(id)` (the seeds' `@ring_kernel`); a taken id is a TypeError unless `replace: true`. */
-export function ringKernel<I extends MessageDescription, O extends MessageDescription>(definition: KernelDefinitionInput<I, O> & { id: string }): void;
+/** Registers a kernel for `runtime.launch(id)` (the seeds' `@ring_kernel`) and returns its definition; a taken id is a TypeError unless `replace: true`. */
+export function ringKernel<I extends MessageDescription, O extends MessageDescription>(definition: KernelDefinitionInput<I, O> & { id: string }): KernelDefinitionInput<I, O> & { id: string };
 
 /** The `name` of every error the runtime throws. */
 export type RingKernelErrorName =
