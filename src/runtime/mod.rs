@@ -255,7 +255,8 @@ pub const DEFAULT_TERMINATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Host runtime for ring kernels on one device. Cheap to clone: clones and [`KernelHandle`]s
 /// share one runtime, which stops its tick loop and releases its device when the last of them
-/// is dropped (or at once on [`dispose`](Self::dispose)).
+/// is dropped (or at once on [`dispose`](Self::dispose)). A host handler that keeps a clone or a
+/// handle keeps its own runtime alive: dispose such a runtime explicitly.
 ///
 /// [`KernelHandle`]: crate::KernelHandle
 #[derive(Clone)]
