@@ -77,6 +77,11 @@ pub(super) fn js_error(error: Error) -> JsValue {
     js.into()
 }
 
+/// Converts the result of an operation that answers nothing: `undefined`, or its JS error.
+pub(super) fn js_void(result: Result<(), Error>) -> Result<JsValue, JsValue> {
+    result.map(|()| JsValue::UNDEFINED).map_err(js_error)
+}
+
 /// A `TypeError` for a bad argument: a real one (`instanceof TypeError`).
 pub(super) fn type_error(message: String) -> JsValue {
     js_sys::TypeError::new(&message).into()

@@ -8,7 +8,7 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::errors::js_error;
+use super::errors::{js_error, js_void};
 use super::messages::{js_answer, js_batch, js_message_value, Batch};
 use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
 use super::{install_async_dispose, to_js};
@@ -69,8 +69,7 @@ impl JsKernelHandle {
         let handle = self.inner.clone();
         future_to_promise(async move {
             let timeout = timeout_option(options, "send options")?;
-            handle.send_value(&js_message_value(&message), timeout).await.map_err(js_error)?;
-            Ok(JsValue::UNDEFINED)
+            js_void(handle.send_value(&js_message_value(&message), timeout).await)
         })
     }
 
@@ -141,44 +140,42 @@ impl JsKernelHandle {
     /// `launched` → `active`, or `deactivated` → `active`.
     pub fn activate(&self) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move { handle.activate().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+        future_to_promise(async move { js_void(handle.activate().await) })
     }
 
     /// `active` → `deactivated`: nothing more is dispatched; queued input stays.
     pub fn deactivate(&self) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move { handle.deactivate().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+        future_to_promise(async move { js_void(handle.deactivate().await) })
     }
 
     /// The seeds' name for `deactivate`.
     pub fn suspend(&self) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move { handle.suspend().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+        future_to_promise(async move { js_void(handle.suspend().await) })
     }
 
     /// `deactivated` → `active` (the seeds' `resume`).
     pub fn resume(&self) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move { handle.resume().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+        future_to_promise(async move { js_void(handle.resume().await) })
     }
 
     /// Graceful stop within `{ timeout }` ms (default 5000); also `[Symbol.asyncDispose]`.
     pub fn terminate(&self, options: Option<JsValue>) -> Promise {
         let handle = self.inner.clone();
         future_to_promise(async move {
-            match timeout_option(options, "terminate options")? {
+            js_void(match timeout_option(options, "terminate options")? {
                 Some(timeout) => handle.terminate_timeout(timeout).await,
                 None => handle.terminate().await,
-            }
-            .map(|_| JsValue::UNDEFINED)
-            .map_err(js_error)
+            })
         })
     }
 
     /// Resolves once the kernel is terminated (or removed).
     pub fn wait(&self) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move { handle.wait().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+        future_to_promise(async move { js_void(handle.wait().await) })
     }
 
     /// State, mode, queue depths, messages processed and uptime.

@@ -8,7 +8,7 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::errors::js_error;
+use super::errors::{js_error, js_void};
 use super::options::{parse_options, ManagedKernelOptions};
 use super::runtime::{launch_definition, JsRuntime};
 use super::{install_async_dispose, kernel_id};
@@ -37,9 +37,7 @@ impl ManagedKernel {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn terminate(&self) -> Promise {
         let (rt, id, timeout) = (self.runtime.clone(), self.id.clone(), self.terminate_timeout);
-        future_to_promise(async move {
-            rt.terminate_if_live(&id, Some(timeout)).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
-        })
+        future_to_promise(async move { js_void(rt.terminate_if_live(&id, Some(timeout)).await) })
     }
 }
 

@@ -8,10 +8,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::definitions::kernel_definition;
-use super::errors::js_error;
+use super::errors::{js_error, js_void};
 use super::handle::JsKernelHandle;
 use super::messages::{js_answer, js_batch, js_message_value, js_state, Batch};
-use super::options::{parse_options, timeout_option, ReceiveBatchOptions, TimeoutOptions};
+use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
 use super::{install_async_dispose, kernel_id, to_js};
 use crate::kernel::KernelDefinition;
 use crate::message::Scalar;
@@ -70,7 +70,7 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
-            rt.activate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+            js_void(rt.activate(&id).await)
         })
     }
 
@@ -80,7 +80,7 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
-            rt.deactivate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+            js_void(rt.deactivate(&id).await)
         })
     }
 
@@ -90,7 +90,7 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
-            rt.reactivate(&id).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+            js_void(rt.reactivate(&id).await)
         })
     }
 
@@ -104,8 +104,8 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
-            let opts: TimeoutOptions = parse_options(options, "terminate options")?;
-            rt.terminate(&id, opts.timeout()?).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+            let timeout = timeout_option(options, "terminate options")?;
+            js_void(rt.terminate(&id, timeout).await)
         })
     }
 
@@ -117,8 +117,8 @@ impl JsRuntime {
     ) -> Promise {
         let rt = self.inner.clone();
         future_to_promise(async move {
-            let opts: TimeoutOptions = parse_options(options, "terminateAll options")?;
-            rt.terminate_all(opts.timeout()?).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+            let timeout = timeout_option(options, "terminateAll options")?;
+            js_void(rt.terminate_all(timeout).await)
         })
     }
 
@@ -134,7 +134,7 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let (from, to) = (kernel_id(&from, "from")?, kernel_id(&to, "to")?);
-            rt.connect(&from, &to).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+            js_void(rt.connect(&from, &to).await)
         })
     }
 
@@ -144,7 +144,7 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let from = kernel_id(&from, "from")?;
-            rt.disconnect(&from).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+            js_void(rt.disconnect(&from).await)
         })
     }
 
@@ -164,9 +164,8 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
-            let opts: TimeoutOptions = parse_options(options, "send options")?;
-            rt.send_value(&id, &js_message_value(&message), opts.timeout()?).await.map_err(js_error)?;
-            Ok(JsValue::UNDEFINED)
+            let timeout = timeout_option(options, "send options")?;
+            js_void(rt.send_value(&id, &js_message_value(&message), timeout).await)
         })
     }
 
@@ -206,8 +205,8 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
-            let opts: TimeoutOptions = parse_options(options, "call options")?;
-            rt.call_value(&id, &js_message_value(&message), opts.timeout()?, js_answer).await.map_err(js_error)
+            let timeout = timeout_option(options, "call options")?;
+            rt.call_value(&id, &js_message_value(&message), timeout, js_answer).await.map_err(js_error)
         })
     }
 
@@ -221,8 +220,8 @@ impl JsRuntime {
         let rt = self.inner.clone();
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
-            let opts: TimeoutOptions = parse_options(options, "receive options")?;
-            rt.receive_with(&id, opts.timeout()?, js_answer).await.map_err(js_error)
+            let timeout = timeout_option(options, "receive options")?;
+            rt.receive_with(&id, timeout, js_answer).await.map_err(js_error)
         })
     }
 
@@ -316,7 +315,7 @@ impl JsRuntime {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn recover(&self) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move { rt.recover().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+        future_to_promise(async move { js_void(rt.recover().await) })
     }
 
     /// Destroys the GPU device (`GPUDevice.destroy()`), as a driver reset or a lost GPU would,
@@ -330,7 +329,7 @@ impl JsRuntime {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn dispose(&self) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move { rt.dispose().await.map(|_| JsValue::UNDEFINED).map_err(js_error) })
+        future_to_promise(async move { js_void(rt.dispose().await) })
     }
 }
 
