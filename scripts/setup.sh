@@ -46,8 +46,9 @@ if ! command -v wasm-pack >/dev/null; then
     cargo install -q wasm-pack --locked
 fi
 
-# --- Node ------------------------------------------------------------------------------------
+# --- Node, and Python for scripts/code-shape.py ----------------------------------------------
 command -v npm >/dev/null || { as_root apt-get update -qq && as_root apt-get install -y -qq nodejs npm >/dev/null; }
+command -v python3 >/dev/null || { as_root apt-get update -qq && as_root apt-get install -y -qq python3 >/dev/null; }
 
 # wasm-opt from npm's binaryen into .tools/ (Debian's binaryen 108 miscompiles reference types;
 # wasm-pack would try to download its own).
