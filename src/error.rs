@@ -180,6 +180,11 @@ impl Error {
             ErrorKind::MessageFormat | ErrorKind::QueueFull | ErrorKind::Timeout | ErrorKind::KernelState
         )
     }
+
+    /// Why every operation on a disposed runtime is refused.
+    pub(crate) fn disposed() -> Self {
+        Error::BackendUnavailable { reason: "the runtime has been disposed".into() }
+    }
 }
 
 impl IllegalTransition {

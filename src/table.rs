@@ -111,6 +111,13 @@ impl Table {
         self.kernels.get_mut(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })
     }
 
+    /// The kernel `id` and, beside it, the device's status (why it was lost, if it was), both
+    /// from one borrow of the table.
+    pub fn kernel_on_device(&mut self, id: &str) -> Result<(&mut Kernel, &DeviceStatus)> {
+        let kernel = self.kernels.get_mut(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })?;
+        Ok((kernel, &self.device))
+    }
+
     /// Ids of the kernels the tick dispatches now, sorted.
     pub fn running_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.kernels.iter().filter(|(_, k)| k.runs()).map(|(id, _)| id.clone()).collect();

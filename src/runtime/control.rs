@@ -10,7 +10,7 @@ use std::time::Duration;
 use event_listener::Event;
 
 use super::handle::KernelHandle;
-use super::{disposed_error, LaunchOptions, Runtime, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
+use super::{LaunchOptions, Runtime, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
 use crate::backend::gpu::readback::read_back;
 use crate::backend::StateStore;
 use crate::cursor::RingCursor;
@@ -116,7 +116,7 @@ impl Runtime {
                     Ok(())
                 }
                 // The runtime was disposed while compiling.
-                Ok(_) => Err(disposed_error()),
+                Ok(_) => Err(Error::disposed()),
                 Err(e) => {
                     if still_ours {
                         table.kernels.remove(&id);

@@ -139,8 +139,7 @@ impl<In, Out> KernelHandle<In, Out> {
 
     /// Whether the kernel has terminated (or was removed).
     pub fn is_terminated(&self) -> bool {
-        self.state().is_err_and(|e| matches!(e, Error::KernelNotFound { .. }))
-            || self.state().is_ok_and(|state| state == KernelState::Terminated)
+        matches!(self.state(), Ok(KernelState::Terminated) | Err(Error::KernelNotFound { .. }))
     }
 
     /// State, mode, queue depths, messages processed and uptime.
@@ -160,6 +159,21 @@ impl<In, Out> KernelHandle<In, Out> {
     /// Every counter of the kernel (latency is empty when the runtime keeps no telemetry).
     pub fn metrics(&self) -> Result<KernelTelemetry> {
         self.runtime.kernel_metrics(&self.id)
+    }
+
+    /// The next answer handed to `read` if one is waiting now: the `try_receive` of both kinds
+    /// of handle.
+    fn try_receive_read<R>(&self, read: impl FnOnce(&MessageLayout, &[u8]) -> R) -> Result<R, TryReceiveError> {
+        match self.runtime.try_receive_with(&self.id, read) {
+            Ok(Some(answer)) => Ok(answer),
+            Ok(None) => Err(TryReceiveError::Empty(Error::Timeout {
+                id: self.id.to_string(),
+                operation: "try_receive".into(),
+                timeout: Duration::ZERO,
+                unprocessed: 0,
+            })),
+            Err(refused) => Err(TryReceiveError::Refused(refused)),
+        }
     }
 }
 
@@ -225,16 +239,7 @@ impl KernelHandle {
 
     /// The next answer handed to `read` if one is waiting now.
     pub fn try_receive_with<R>(&self, read: impl FnOnce(&MessageLayout, &[u8]) -> R) -> Result<R, TryReceiveError> {
-        match self.runtime.try_receive_with(&self.id, read) {
-            Ok(Some(answer)) => Ok(answer),
-            Ok(None) => Err(TryReceiveError::Empty(Error::Timeout {
-                id: self.id.to_string(),
-                operation: "try_receive".into(),
-                timeout: Duration::ZERO,
-                unprocessed: 0,
-            })),
-            Err(refused) => Err(TryReceiveError::Refused(refused)),
-        }
+        self.try_receive_read(read)
     }
 
     /// Up to `max` answers (at least one), packed back to back, waiting up to `timeout` for
@@ -313,14 +318,7 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     /// The next answer if one is waiting now.
     pub fn try_receive(&self) -> Result<Out, TryReceiveError> {
-        let mut take = Some(|_: &MessageLayout, outbox: &mut crate::queue::PackedQueue| {
-            outbox.pop_with(bytemuck::pod_read_unaligned::<Out>).expect("not empty")
-        });
-        match self.runtime.try_take(&self.id, None::<fn(&MessageLayout) -> Result<()>>, &mut take) {
-            Ok(Attempt::Done(answer)) => Ok(answer),
-            Ok(Attempt::Wait(_, empty)) => Err(TryReceiveError::Empty(empty)),
-            Err(refused) => Err(TryReceiveError::Refused(self.runtime.count(&self.id, refused))),
-        }
+        self.try_receive_read(|_, answer| bytemuck::pod_read_unaligned::<Out>(answer))
     }
 
     /// Up to `max` answers (at least one), waiting for the first as long as it takes.

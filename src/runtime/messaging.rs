@@ -5,6 +5,7 @@
 //! A single message is packed straight into its queue slot, with the kernel's layout looked up
 //! once under the table lock; a received answer is read straight from the output queue.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_channel::oneshot;
@@ -12,6 +13,7 @@ use futures_channel::oneshot;
 use super::Runtime;
 use crate::correlation::Abandon;
 use crate::error::{Error, Result};
+use crate::kernel::KernelDefinition;
 use crate::lifecycle::{Action, KernelState};
 use crate::mailbox::CallTicket;
 use crate::message::{MessageLayout, Value};
@@ -192,7 +194,7 @@ impl Runtime {
         let mut output = None;
         let (seq, mut answer) =
             self.enqueue_one(id, deadline, Some(&mut output), pack).await?.expect("a call gets its ticket");
-        let layout = output.expect("set with the ticket");
+        let definition = output.expect("set with the ticket");
         Ok(async {
             let dropped = || Error::MessageDropped { id: id.to_owned() };
             let answer = match wait_for(&mut answer, deadline).await {
@@ -222,7 +224,7 @@ impl Runtime {
                     }
                 }
             };
-            read(&layout, &answer)
+            read(&definition.output, &answer)
         }
         .await)
     }
@@ -230,12 +232,12 @@ impl Runtime {
     /// Queues one message that `pack` writes in place (given the input layout), waiting until
     /// the deadline for room, then `QueueFull`. A malformed message is refused before any
     /// state is checked or room waited for. With `call` set, the message's answer goes to the
-    /// returned ticket, and `call` receives the output layout to read it with.
+    /// returned ticket, and `call` receives the definition whose output layout reads it.
     async fn enqueue_one(
         &self,
         id: &str,
         deadline: Deadline,
-        mut call: Option<&mut Option<MessageLayout>>,
+        mut call: Option<&mut Option<Arc<KernelDefinition>>>,
         pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
     ) -> Result<Option<CallTicket>> {
         let mut stall = StallWatch::default();
@@ -256,23 +258,22 @@ impl Runtime {
     pub(super) fn try_enqueue_one(
         &self,
         id: &str,
-        call: Option<&mut Option<MessageLayout>>,
+        call: Option<&mut Option<Arc<KernelDefinition>>>,
         pack: &impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
     ) -> Result<Attempt<Option<CallTicket>>> {
         let mut table = self.open_table()?;
-        let lost = table.device.lost.clone();
-        let kernel = table.kernel(id)?;
-        let connected = kernel.route.downstream.clone();
-        let refusal = match kernel.life.state() {
-            _ if call.is_some() && connected.is_some() => Some(Error::InvalidArgument(format!(
-                "kernel '{id}' is connected to '{}', so its answers go there: send to it and receive from the \
-                 pipeline's last kernel, or disconnect it first",
-                connected.unwrap_or_default()
+        let (kernel, device) = table.kernel_on_device(id)?;
+        let refusal = match (kernel.life.state(), &kernel.route.downstream) {
+            (_, Some(downstream)) if call.is_some() => Some(Error::InvalidArgument(format!(
+                "kernel '{id}' is connected to '{downstream}', so its answers go there: send to it and receive \
+                 from the pipeline's last kernel, or disconnect it first"
             ))),
-            state if !state.accepts_messages() => {
+            (state, _) if !state.accepts_messages() => {
                 Some(Error::KernelState { id: id.to_owned(), state, action: Action::Send })
             }
-            KernelState::Failed if call.is_some() => Some(lost.unwrap_or_else(|| device_lost_error(id))),
+            (KernelState::Failed, _) if call.is_some() => {
+                Some(device.lost.clone().unwrap_or_else(|| device_lost_error(id)))
+            }
             _ => None,
         };
         let input = &kernel.def.input;
@@ -283,7 +284,7 @@ impl Runtime {
             };
             let ticket = kernel.mailbox.accept_one(pack, call.is_some(), platform::now_ms())?;
             if let Some(output) = call {
-                *output = Some(kernel.def.output.clone());
+                *output = Some(kernel.def.clone());
             }
             kernel.counters.messages_sent += 1;
             self.shared.wake();
@@ -497,16 +498,15 @@ impl Runtime {
     }
 
     /// One attempt of [`receive_inner`](Self::receive_inner): answers taken (`take` is used up),
-    /// or none waiting (with a zero-timeout `Timeout` and what to wait on).
+    /// or none waiting (with what to wait on).
     pub(super) fn try_take<R>(
         &self,
         id: &str,
         check: Option<impl Fn(&MessageLayout) -> Result<()>>,
         take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
-    ) -> Result<Attempt<R>> {
+    ) -> Result<Attempt<R, ()>> {
         let mut table = self.open_table()?;
-        let lost = table.device.lost.clone();
-        let kernel = table.kernel(id)?;
+        let (kernel, device) = table.kernel_on_device(id)?;
         if let Some(check) = check {
             check(&kernel.def.output)?;
         }
@@ -524,16 +524,8 @@ impl Runtime {
                 Err(Error::KernelState { id: id.to_owned(), state, action: Action::Receive })
             }
             // Its answers come only after recovery: waiting receives hear why now.
-            KernelState::Failed => Err(lost.unwrap_or_else(|| device_lost_error(id))),
-            _ => {
-                let empty = Error::Timeout {
-                    id: id.to_owned(),
-                    operation: "receive".into(),
-                    timeout: Duration::ZERO,
-                    unprocessed: 0,
-                };
-                Ok(Attempt::Wait(kernel.changed.listen(), empty))
-            }
+            KernelState::Failed => Err(device.lost.clone().unwrap_or_else(|| device_lost_error(id))),
+            _ => Ok(Attempt::Wait(kernel.changed.listen(), ())),
         }
     }
 
@@ -558,11 +550,12 @@ struct StallWatch {
     reported: bool,
 }
 
-/// One attempt at an operation that may have to wait: done, or not yet (with the error that says
-/// why if the caller will not wait, and the event that fires when it may be worth trying again).
-pub(super) enum Attempt<T> {
+/// One attempt at an operation that may have to wait: done, or not yet (with the event that
+/// fires when it may be worth trying again and, for a send, the error that says why if the
+/// caller will not wait).
+pub(super) enum Attempt<T, E = Error> {
     Done(T),
-    Wait(event_listener::EventListener, Error),
+    Wait(event_listener::EventListener, E),
 }
 
 /// Packs named values into `slot` (zeroed, one message long), naming the bad field on error.

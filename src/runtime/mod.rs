@@ -327,27 +327,25 @@ impl Runtime {
     fn open_table(&self) -> Result<MutexGuard<'_, Table>> {
         let table = self.shared.lock();
         if table.disposed {
-            return Err(disposed_error());
+            return Err(Error::disposed());
         }
         Ok(table)
     }
 
-    /// [`counted`](Self::counted) for an error on its own: counts it and hands it back.
-    fn count(&self, id: &str, error: Error) -> Error {
-        self.counted::<()>(id, Err(error)).expect_err("an error stays an error")
-    }
-
     /// Counts a failed message operation in the kernel's `errors` (see
-    /// [`Error::counts_against_kernel`]).
-    fn counted<T>(&self, id: &str, result: Result<T>) -> Result<T> {
-        if let Err(e) = &result {
-            if e.counts_against_kernel() {
-                if let Some(kernel) = self.shared.lock().kernels.get_mut(id) {
-                    kernel.counters.errors += 1;
-                }
+    /// [`Error::counts_against_kernel`]) and hands the error back.
+    fn count(&self, id: &str, error: Error) -> Error {
+        if error.counts_against_kernel() {
+            if let Some(kernel) = self.shared.lock().kernels.get_mut(id) {
+                kernel.counters.errors += 1;
             }
         }
-        result
+        error
+    }
+
+    /// [`count`](Self::count) for the error of a result, if it is one.
+    fn counted<T>(&self, id: &str, result: Result<T>) -> Result<T> {
+        result.map_err(|error| self.count(id, error))
     }
 }
 
@@ -365,8 +363,4 @@ impl Drop for Inner {
         self.shared.shut_down();
         self.tick_loop.get_mut().unwrap_or_else(|p| p.into_inner()).join();
     }
-}
-
-fn disposed_error() -> Error {
-    Error::BackendUnavailable { reason: "the runtime has been disposed".into() }
 }
