@@ -224,11 +224,12 @@ impl Lifecycle {
                 self.failed_in = Some(self.state);
                 self.awaiting_device = true;
             }
-            Action::Recover | Action::Terminate | Action::Finish => self.failed_in = None,
+            Action::Finish => {
+                self.failed_in = None;
+                self.awaiting_device = false;
+            }
+            Action::Recover | Action::Terminate => self.failed_in = None,
             _ => {}
-        }
-        if action == Action::Finish {
-            self.awaiting_device = false;
         }
         self.state = to;
         Ok(to)

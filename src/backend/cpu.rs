@@ -34,12 +34,6 @@ impl CpuContext {
     }
 }
 
-impl Default for CpuContext {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// One launched kernel on the host: its handler and its state words.
 pub(crate) struct CpuKernel {
     handler: Arc<dyn HostHandler>,

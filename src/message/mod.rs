@@ -322,7 +322,7 @@ impl MessageLayout {
         if !is_identifier(name) {
             return Err(FieldError::new(name, "is not a valid WGSL struct name"));
         }
-        if RESERVED_NAMES.contains(&name) || name.starts_with("ring_") {
+        if typed::__private::is_reserved_name(name) {
             return Err(FieldError::new(name, "is reserved by WGSL or the ring harness; pick another struct name"));
         }
         if fields.is_empty() {

@@ -3,6 +3,8 @@
 //! answered is released, and the counters grow by what the dispatch added. Written once for
 //! every backend.
 
+use std::borrow::Cow;
+
 use super::plan::Planned;
 use crate::backend::{Outcome, Routing};
 use crate::table::{Kernel, Table};
@@ -65,10 +67,10 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
     }
 }
 
-/// The answers the handler kept, packed back to back.
-fn kept_answers(out: &Outcome<'_>, stride: usize) -> Vec<u8> {
+/// The answers the handler kept, packed back to back (borrowed when it kept them all).
+fn kept_answers<'a>(out: &Outcome<'a>, stride: usize) -> Cow<'a, [u8]> {
     match out.kept {
-        None => out.answers.to_vec(),
+        None => Cow::Borrowed(out.answers),
         Some(flags) => out
             .answers
             .chunks_exact(stride)

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use crate::backend::{Dispatch, KernelExec, Routing};
 use crate::lifecycle::KernelState;
-use crate::table::Table;
+use crate::table::{Kernel, Table};
 
 /// One kernel's share of a tick.
 #[derive(Debug)]
@@ -56,13 +56,7 @@ pub(crate) fn plan(
         let kernel = &table.kernels[&id];
         let Some(slots) = kernel.resources.exec.as_ref().and_then(capacity) else { continue };
         let downstream = kernel.route.downstream.clone();
-        // Room where its answers go: the next kernel, or the output queue.
-        let answer_room = match (&downstream, routing) {
-            (Some(down), Routing::OnDevice) => forward_room(table, down, capacity),
-            (Some(down), Routing::ViaHost) => inbox_room(table, down),
-            (None, _) if kernel.life.state() == KernelState::Terminating => usize::MAX,
-            (None, _) => kernel.mailbox.outbox.free(),
-        };
+        let answer_room = answer_room(table, kernel, routing, capacity);
         let fed = incoming.remove(&id);
         let kernel = table.kernels.get_mut(&id).expect("listed above");
         kernel.cursor.rewind_if_idle();
@@ -146,12 +140,18 @@ fn forward_room(table: &Table, id: &str, capacity: fn(&KernelExec) -> Option<u32
     let Some(slots) = kernel.resources.exec.as_ref().and_then(capacity) else { return 0 };
     let queued = kernel.cursor.in_flight() as usize + kernel.mailbox.inbox.len();
     let ring_room = (slots as usize).saturating_sub(queued);
-    let answer_room = match &kernel.route.downstream {
-        Some(down) => forward_room(table, down, capacity).saturating_sub(queued),
-        None if kernel.life.state() == KernelState::Terminating => usize::MAX,
-        None => kernel.mailbox.outbox.free().saturating_sub(queued),
-    };
-    ring_room.min(answer_room)
+    ring_room.min(answer_room(table, kernel, Routing::OnDevice, capacity).saturating_sub(queued))
+}
+
+/// Room where `kernel`'s answers go this tick: the next kernel (on the device, or relayed
+/// through the host), or its output queue; no bound while a last stage drains to terminate.
+fn answer_room(table: &Table, kernel: &Kernel, routing: Routing, capacity: fn(&KernelExec) -> Option<u32>) -> usize {
+    match (&kernel.route.downstream, routing) {
+        (Some(down), Routing::OnDevice) => forward_room(table, down, capacity),
+        (Some(down), Routing::ViaHost) => inbox_room(table, down),
+        (None, _) if kernel.life.state() == KernelState::Terminating => usize::MAX,
+        (None, _) => kernel.mailbox.outbox.free(),
+    }
 }
 
 /// Room in `id`'s input queue for a connected kernel's answers relayed through the host (none

@@ -71,11 +71,10 @@ pub(crate) struct ReadbackLayout {
 impl ReadbackLayout {
     /// Adds a dispatch reading back `answers` answers of `stride` bytes (with kept flags when
     /// the handler may drop) and a state array of `state` bytes (0 without one).
-    pub fn push(&mut self, answers: u32, stride: u64, kept: bool, state: u64) -> Region {
+    pub fn push(&mut self, answers: u32, stride: u64, kept: bool, state: u64) {
         let region = Region { at: self.size, answers, stride, kept, state };
         self.size = region.end();
         self.regions.push(region);
-        region
     }
     pub fn regions(&self) -> &[Region] {
         &self.regions
@@ -114,12 +113,6 @@ impl Readback {
             }));
         }
         self.buffer.as_deref().cloned().expect("just reserved")
-    }
-}
-
-impl Default for Readback {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
