@@ -10,7 +10,7 @@
 use js_sys::{Function, Reflect};
 use wasm_bindgen::prelude::*;
 
-use super::messages::{js_message, js_message_value, js_state};
+use super::messages::{js_answer, js_message_value, js_state};
 use crate::kernel::host::{HostHandler, HostOutcome, HostRun, RunReport};
 use crate::message::{MessageLayout, Scalar, Value};
 
@@ -50,7 +50,7 @@ impl JsHostHandler {
     }
 
     fn call(&self, input: &[u8], output: &mut [u8], state: &JsValue) -> HostOutcome {
-        let message = js_message(&self.input, self.input.decode(input));
+        let message = js_answer(&self.input, input);
         let answer = self.function.call2(&JsValue::NULL, &message, state).map_err(|thrown| {
             let text = describe(&thrown);
             web_sys::console::error_1(&format!("ringkernel-web: a host handler threw: {text}").into());

@@ -74,7 +74,7 @@ fn js_value(value: &JsValue, path: &str, depth: u32) -> Value {
     Value::Unsupported(type_name(value))
 }
 
-/// An answer as a JS object shaped by its layout, from its bytes.
+/// A message or an answer as a JS object shaped by its layout, from its bytes.
 pub(super) fn js_answer(layout: &MessageLayout, answer: &[u8]) -> JsValue {
     js_message(layout, layout.decode(answer))
 }
@@ -99,8 +99,9 @@ pub(super) fn js_batch(messages: &JsValue) -> Result<Batch, JsValue> {
     Err(type_error(format!("sendBatch expects an array of messages or a typed array, got {}", type_name(messages))))
 }
 
-/// An answer as a JS object, shaped by its layout.
-pub(super) fn js_message(layout: &MessageLayout, fields: Vec<(String, Value)>) -> JsValue {
+/// An answer decoded by its layout as a JS object: numbers, typed arrays for numeric vectors and
+/// arrays, nested objects and arrays for the rest.
+fn js_message(layout: &MessageLayout, fields: Vec<(String, Value)>) -> JsValue {
     let object = Object::new();
     for (field, (name, value)) in layout.fields().iter().zip(fields) {
         let _ = Reflect::set(&object, &name.into(), &js_field(&field.ty, value));
@@ -110,7 +111,6 @@ pub(super) fn js_message(layout: &MessageLayout, fields: Vec<(String, Value)>) -
 
 fn js_field(ty: &FieldType, value: Value) -> JsValue {
     match (ty, value) {
-        (_, Value::Number(n)) => n.into(),
         (_, Value::I32(n)) => n.into(),
         (_, Value::U32(n)) => n.into(),
         (_, Value::F32(n)) => n.into(),
@@ -121,15 +121,6 @@ fn js_field(ty: &FieldType, value: Value) -> JsValue {
         (FieldType::Array(element, _), Value::Array(items)) => {
             items.into_iter().map(|item| js_field(element, item)).collect::<Array>().into()
         }
-        (_, Value::List(numbers)) => match ty.scalar() {
-            Some(Scalar::F32) => {
-                js_sys::Float32Array::from(numbers.iter().map(|&n| n as f32).collect::<Vec<_>>().as_slice()).into()
-            }
-            Some(Scalar::I32) => {
-                js_sys::Int32Array::from(numbers.iter().map(|&n| n as i32).collect::<Vec<_>>().as_slice()).into()
-            }
-            _ => js_sys::Uint32Array::from(numbers.iter().map(|&n| n as u32).collect::<Vec<_>>().as_slice()).into(),
-        },
         (_, other) => unreachable!("decode shapes values by their layout, got {other:?}"),
     }
 }
