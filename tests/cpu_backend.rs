@@ -9,16 +9,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::runtime_on;
 use futures_util::future::join_all;
 use ringkernel_web::kernel::{self, doubler_request, doubler_response, host, HISTOGRAM_BINS, HISTOGRAM_SAMPLES};
-use ringkernel_web::{
-    BackendChoice, Error, ErrorKind, KernelDefinition, KernelState, LaunchOptions, Runtime, RuntimeOptions,
-};
-
-fn runtime_on(backend: BackendChoice) -> Runtime {
-    pollster::block_on(Runtime::new(RuntimeOptions::default().with_backend(backend)))
-        .unwrap_or_else(|e| panic!("{backend:?}: {e} (GPU tests need lavapipe: mesa-vulkan-drivers)"))
-}
+use ringkernel_web::{BackendChoice, Error, ErrorKind, KernelDefinition, KernelState, LaunchOptions, Runtime};
 
 fn cpu() -> Runtime {
     runtime_on(BackendChoice::Cpu)

@@ -18,11 +18,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// The built-in doubler under `id` (a second instance), typed `i32 → i32`.
 async fn doubler(rt: &Runtime, id: &str, options: LaunchOptions) -> KernelHandle<i32, i32> {
-    let definition = ringkernel_web::KernelDefinition {
-        id: id.to_owned(),
-        ..(*ringkernel_web::kernel::lookup("doubler").expect("built-in")).clone()
-    };
-    rt.launch_definition(definition, options).await.unwrap().typed::<i32, i32>().unwrap()
+    rt.launch_as("doubler", id, options).await.unwrap().typed::<i32, i32>().unwrap()
 }
 
 #[test]

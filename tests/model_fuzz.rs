@@ -113,13 +113,12 @@ use std::sync::Once;
 use std::task::Poll;
 use std::time::Duration;
 
+use common::runtime_on;
 use futures_util::poll;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 
-use ringkernel_web::{
-    kernel, BackendChoice, Error, KernelDefinition, KernelMode, KernelState, LaunchOptions, Runtime, RuntimeOptions,
-};
+use ringkernel_web::{kernel, BackendChoice, Error, KernelDefinition, KernelMode, KernelState, LaunchOptions, Runtime};
 
 /// Kernel ids the operations pick from: the built-in doubler, a copy of it under another id
 /// whose host handler is slow (see [`register_twin`]), and an id nobody registered.
@@ -1109,11 +1108,6 @@ fn register_twin() {
         kernel::register_or_replace(KernelDefinition { id: "twin".into(), ..doubler }.with_host_handler(slow));
         assert!(kernel::lookup(IDS[GHOST]).is_none());
     });
-}
-
-fn runtime_on(backend: BackendChoice) -> Runtime {
-    pollster::block_on(Runtime::new(RuntimeOptions::default().with_backend(backend).with_telemetry(true)))
-        .unwrap_or_else(|e| panic!("{backend:?}: {e} (GPU tests need lavapipe: mesa-vulkan-drivers)"))
 }
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
