@@ -81,7 +81,8 @@ impl Runtime {
     /// Queues packed messages (already in the kernel's input layout, back to back), all of them:
     /// waits up to `timeout` for room and returns how many were queued (all). When the
     /// timeout runs out first, `QueueFull`'s `accepted` says how many were queued (the first
-    /// ones; they are answered) and the rest were not. `Some(0.0)` takes what fits now.
+    /// ones; they are answered) and the rest were not. `Some(Duration::ZERO)` takes what fits
+    /// now: all of it, or `QueueFull` with the count.
     pub async fn send_packed(&self, id: &str, packed: &[u8], timeout: Option<Duration>) -> Result<usize> {
         let result = async {
             match self.enqueue_many(id, packed, deadline(timeout)).await {

@@ -1,12 +1,13 @@
 //! The host's own cost of one message on the named-values path, the one the JavaScript layer
-//! uses: `send` of `[("value", n)]` and `receive` into named values, one message per call. The
-//! doubler is deactivated while the sends run and every answer is back before the receives run,
-//! so no GPU time is in either figure.
+//! uses: `send` of `[("value", n)]` and `receive` into named values, one message per call. A
+//! copy of the doubler whose queues hold a whole round is deactivated while the sends run, and
+//! every answer is back before the receives run, so no GPU time is in either figure (as the
+//! browser benchmark's `hostCost` does).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use ringkernel_web::{Runtime, Value};
+use ringkernel_web::{LaunchOptions, Runtime, Value};
 use serde::Serialize;
 
 use super::runtime_doubler::DOUBLER;
@@ -22,23 +23,28 @@ pub struct HostCost {
     pub receive_ns: f64,
 }
 
-/// Measures [`HostCost`] on `runtime`'s active doubler, `rounds` rounds of `messages` each.
+/// The doubler copy measured, launched for the measurement and removed after it.
+const KERNEL: &str = "host-cost";
+
+/// Measures [`HostCost`] on a copy of the doubler, `rounds` rounds of `messages` each.
 pub async fn measure(runtime: &Runtime, messages: usize, rounds: usize) -> anyhow::Result<HostCost> {
+    runtime.launch_as(DOUBLER, KERNEL, LaunchOptions::default().with_queue_capacity(messages)).await?;
+    runtime.activate(KERNEL).await?;
     let (mut sends, mut receives) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let base = (round * messages) as i32;
-        runtime.deactivate(DOUBLER).await?;
+        runtime.deactivate(KERNEL).await?;
         let start = Instant::now();
         for i in 0..messages as i32 {
-            runtime.send(DOUBLER, &[("value", Value::from(base + i))], None).await?;
+            runtime.send(KERNEL, &[("value", Value::from(base + i))], None).await?;
         }
         sends.push(per_message(start.elapsed(), messages));
-        runtime.reactivate(DOUBLER).await?;
+        runtime.reactivate(KERNEL).await?;
         wait_for_answers(runtime, messages).await?;
         let start = Instant::now();
         let mut answers = Vec::with_capacity(messages);
         for _ in 0..messages {
-            answers.push(runtime.receive(DOUBLER, Some(Duration::from_millis(0))).await?);
+            answers.push(runtime.receive(KERNEL, Some(Duration::ZERO)).await?);
         }
         receives.push(per_message(start.elapsed(), messages));
         for (i, answer) in answers.iter().enumerate() {
@@ -48,14 +54,16 @@ pub async fn measure(runtime: &Runtime, messages: usize, rounds: usize) -> anyho
             }
         }
     }
+    runtime.terminate(KERNEL, None).await?;
+    runtime.remove(KERNEL)?;
     Ok(HostCost { messages, rounds, send_ns: median(sends), receive_ns: median(receives) })
 }
 
-/// Waits until `count` answers wait in the doubler's output queue.
+/// Waits until `count` answers wait in the measured kernel's output queue.
 async fn wait_for_answers(runtime: &Runtime, count: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let telemetry = runtime.telemetry(DOUBLER)?.context("the bench runtime keeps telemetry")?;
+        let telemetry = runtime.telemetry(KERNEL)?.context("the bench runtime keeps telemetry")?;
         if telemetry.output_queue_depth >= count {
             return Ok(());
         }
