@@ -86,12 +86,16 @@ pub enum Error {
         id: String,
     },
 
-    /// No adapter (or the runtime was disposed); `reason` says what was tried.
+    /// No adapter; `reason` says what was tried.
     #[error("no GPU backend available: {reason}")]
     BackendUnavailable {
-        /// What was tried and why it failed, or that the runtime was disposed.
+        /// What was tried and why it failed.
         reason: String,
     },
+
+    /// The runtime was disposed; nothing can be done with it any more.
+    #[error("the runtime has been disposed")]
+    Disposed,
 
     /// The GPU device was lost; kernels wait for recovery.
     #[error("GPU device lost: {reason}")]
@@ -128,6 +132,8 @@ pub enum ErrorKind {
     BackendUnavailable,
     /// [`Error::DeviceLost`].
     DeviceLost,
+    /// [`Error::Disposed`].
+    Disposed,
     /// [`Error::InvalidArgument`].
     InvalidArgument,
 }
@@ -167,6 +173,7 @@ impl Error {
             Error::MessageDropped { .. } => ErrorKind::MessageDropped,
             Error::BackendUnavailable { .. } => ErrorKind::BackendUnavailable,
             Error::DeviceLost { .. } => ErrorKind::DeviceLost,
+            Error::Disposed => ErrorKind::Disposed,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
         }
     }
@@ -179,11 +186,6 @@ impl Error {
             self.kind(),
             ErrorKind::MessageFormat | ErrorKind::QueueFull | ErrorKind::Timeout | ErrorKind::KernelState
         )
-    }
-
-    /// Why every operation on a disposed runtime is refused.
-    pub(crate) fn disposed() -> Self {
-        Error::BackendUnavailable { reason: "the runtime has been disposed".into() }
     }
 }
 

@@ -145,7 +145,7 @@ pub(crate) async fn recover_device(shared: &Arc<Shared>) -> Result<()> {
     let relaunch: Vec<_> = {
         let table = shared.lock();
         if table.disposed {
-            return Err(Error::disposed());
+            return Err(Error::Disposed);
         }
         if table.device.lost.is_none() {
             return Ok(());

@@ -1203,7 +1203,7 @@ fn every_action() -> Vec<Op> {
     ]
 }
 
-/// After `dispose`, every operation that would act fails with `BackendUnavailableError` (the
+/// After `dispose`, every operation that would act fails with `RuntimeDisposedError` (the
 /// device is gone) and changes nothing, queued answers included; queries keep answering with
 /// the final state (the seeds' example reads `getState` after its `async with` block), and a
 /// second `dispose` does nothing.
@@ -1215,7 +1215,7 @@ fn after_dispose_every_operation_is_refused_and_nothing_changes() {
     pollster::block_on(rt.dispose()).expect("dispose drains and stops every kernel");
     let rows = every_action()
         .into_iter()
-        .map(|op| case(format!("{} after dispose", op.name()), op, "BackendUnavailableError"))
+        .map(|op| case(format!("{} after dispose", op.name()), op, "RuntimeDisposedError"))
         .collect();
     run_table(&world, "after dispose", rows);
 

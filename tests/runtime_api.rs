@@ -13,7 +13,7 @@ use futures_util::poll;
 use ringkernel_web::kernel::{self, doubler_request, doubler_response};
 use ringkernel_web::lifecycle::Action;
 use ringkernel_web::{
-    Error, ErrorKind, KernelDefinition, KernelMode, KernelState, LaunchOptions, Runtime, RuntimeOptions, Value,
+    BackendChoice, Error, ErrorKind, KernelDefinition, KernelMode, KernelState, LaunchOptions, Runtime, RuntimeBuilder, RuntimeOptions, Value,
 };
 
 fn runtime() -> Runtime {
@@ -604,10 +604,13 @@ fn every_error_kind_is_reachable() {
         note(rt.call_pod::<i32, i32>("drops_all", &1, Some(Duration::from_millis(10_000))).await.unwrap_err());
         rt.dispose().await.unwrap(); // terminate drains the queued message even though it was never activated
         note(rt.launch("echo", LaunchOptions::default()).await.unwrap_err());
+        let missing = RuntimeBuilder::new().backend(BackendChoice::Auto).device(99).build().await.unwrap_err();
+        note(missing);
         assert_eq!(
             names,
             std::collections::BTreeSet::from([
                 ErrorKind::BackendUnavailable,
+                ErrorKind::Disposed,
                 ErrorKind::KernelCompile,
                 ErrorKind::KernelNotFound,
                 ErrorKind::KernelState,

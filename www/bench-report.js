@@ -87,6 +87,16 @@ export function formatReport(result) {
       `send ${fixed(cost.sendUs, 2)} µs, receive ${fixed(cost.receiveUs, 2)} µs`);
   }
 
+  const objects = result.objects;
+  if (objects) {
+    line();
+    line(`objects in and out: sendBatch of ${grouped(objects.messages)} objects, receiveBatch of answer objects, vs the same as typed arrays`);
+    for (const [layout, lanes] of Object.entries(objects.layouts)) {
+      const cells = Object.entries(lanes).map(([lane, t]) => `${lane} ${grouped(t.msgsPerSec)}`).join(", ");
+      line(`  ${padEnd(layout, 10)}${cells} msgs/s`);
+    }
+  }
+
   const r = result.ratios;
   line();
   line("ratios (latencies compare p50s)");
@@ -101,5 +111,9 @@ export function formatReport(result) {
     `  (${pipe.stages} host round trips / single stage: ${fixed(r.hostRoundTripsOverSingleStage, 2)}×)`);
   line(`  host packing, typed / objects   ${fixed(r.hostPackingTypedOverObjects, 1)}×  ` +
     `(typed: ${fixed(r.hostPackingOverTarget, 2)}× the ${grouped(pack.targetMsgsPerSec)} msgs/s target)`);
+  if (r.objectsOverTypedArrays != null) {
+    line(`  objects / typed arrays          ${fixed(r.objectsOverTypedArrays, 2)}×  (doubler, in and out)`);
+    line(`  objects / plain JS actor        ${fixed(r.objectsOverJsActor, 2)}×  (doubler, the same objects)`);
+  }
   return out.join("\n");
 }

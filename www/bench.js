@@ -12,7 +12,10 @@
 // 5. ticks of 1, 16 and 64 active doublers with traffic;
 // 6. a 4-stage pipeline: `connect`ed stages vs one host round trip per stage vs one stage;
 // 7. the doubler as a plain JS async actor, and on the runtime's cpu backend;
-// 8. host-side packing: how fast `sendBatch` takes 1M 4-byte messages, packed and as objects.
+// 8. host-side packing: how fast `sendBatch` takes 1M 4-byte messages, packed and as objects;
+// 9. objects in and out (`sendBatch(objects)` / `receiveBatch` answer objects) next to typed
+//    arrays and a plain JS async actor over the same objects, for the doubler, a layout with
+//    vec3 padding and one with nested messages.
 //
 // What is compared is measured taking turns, one step each (floors with round trips, runtime
 // with raw per batch size, the pipeline's three forms), so both sides see the same machine.
@@ -20,7 +23,7 @@
 // asserts a speed. The page's clock resolves to 100 µs (5 µs when cross-origin isolated, as the
 // runner serves it): what is shorter is timed in groups.
 
-import init, { RingKernelRuntime, defineMessage } from "./pkg/ringkernel_web.js";
+import init, { RingKernelRuntime, defineMessage } from "./pkg/index.js";
 import { RawGpu } from "./bench-raw.js";
 import { JsActor, doubleHandler } from "./bench-actor.js";
 import { latency, throughput, values, expectMultiplied } from "./bench-stats.js";
@@ -58,6 +61,7 @@ export function makePlan(params) {
     batchBudget: quick ? 20_000 : 5_000_000,
     minRepetitions: quick ? 3 : 5,
     packingMessages: quick ? 100_000 : 1_000_000,
+    objectMessages: quick ? 10_000 : 100_000,
     hostCostMessages: quick ? 1_000 : 10_000,
     // Round trips per latency sample of the JS actor, whose single round trip is below the
     // clock's resolution, and the least messages per throughput sample.
@@ -82,7 +86,16 @@ function setup() {
     const value = defineMessage("BenchValue", { value: "i32" });
     const result = defineMessage("BenchResult", { result: "i32" });
     const stage = defineMessage("BenchStage", { value: "i32" });
+    // A layout with padding (each vec3 takes 16 bytes) and one with messages nested in messages.
+    const body = defineMessage("BenchBody", { position: "vec3<i32>", velocity: "vec3<i32>" });
+    const outer = defineMessage("BenchOuter", { tag: "u32", inner: value });
+    const outerAnswer = defineMessage("BenchOuterAnswer", { tag: "u32", inner: result });
     return {
+      vec3: { input: body, output: body, wgsl: "fn handle(b: BenchBody) -> BenchBody { return BenchBody(b.position * 2, b.velocity); }" },
+      nested: {
+        input: outer, output: outerAnswer,
+        wgsl: "fn handle(m: BenchOuter) -> BenchOuterAnswer { return BenchOuterAnswer(m.tag, BenchResult(m.inner.value * 2)); }",
+      },
       doublerCopy: { input: value, output: result, wgsl: "fn handle(msg: BenchValue) -> BenchResult { return BenchResult(msg.value * 2); }" },
       stage: { input: stage, output: stage, wgsl: "fn handle(msg: BenchStage) -> BenchStage { return BenchStage(msg.value * 2); }" },
     };
@@ -125,7 +138,7 @@ async function sendWhatFits(runtime, id, batch, timeout) {
 async function drain(runtime, id, n) {
   const answers = new Int32Array(n);
   for (let got = 0; got < n;) {
-    const more = int32s(await runtime.receiveBatch(id, { max: n - got, ...WAIT }));
+    const more = int32s(await runtime.receiveBatch(id, { max: n - got, ...WAIT, packed: true }));
     answers.set(more, got);
     got += more.length;
   }
@@ -145,10 +158,39 @@ async function batch(runtime, id, v) {
     // A zero timeout takes what fits now instead of waiting on answers nobody reads yet.
     if (sent < v.length) sent += await sendWhatFits(runtime, id, v.subarray(sent), 0);
     if (got < sent) {
-      const more = int32s(await runtime.receiveBatch(id, { max: sent - got, ...WAIT }));
+      const more = int32s(await runtime.receiveBatch(id, { max: sent - got, ...WAIT, packed: true }));
       answers.set(more, got);
       got += more.length;
     }
+  }
+  return answers;
+}
+
+/**
+ * A whole batch of message objects through a kernel that has room for it: one `sendBatch` of the
+ * objects, then `receiveBatch` of answer objects until all are back; `read` takes the checked
+ * number out of each answer.
+ */
+async function objectBatch(runtime, id, objects, read) {
+  const answers = new Int32Array(objects.length);
+  await runtime.sendBatch(id, objects, WAIT);
+  for (let got = 0; got < objects.length;) {
+    for (const answer of await runtime.receiveBatch(id, { max: objects.length - got, ...WAIT })) answers[got++] = read(answer);
+  }
+  return answers;
+}
+
+/**
+ * The same batch packed by hand: one `sendBatch` of the typed array, then packed answers until
+ * all are back; each message and answer is `words` i32s, the checked one at word `at`.
+ */
+async function packedBatch(runtime, id, packed, words, at) {
+  const count = packed.length / words;
+  const answers = new Int32Array(count);
+  await runtime.sendBatch(id, packed, WAIT);
+  for (let got = 0; got < count;) {
+    const more = int32s(await runtime.receiveBatch(id, { max: count - got, ...WAIT, packed: true }));
+    for (let k = at; k < more.length; k += words) answers[got++] = more[k];
   }
   return answers;
 }
@@ -431,6 +473,61 @@ class Bench {
     return { sendReceive, throughput: batches };
   }
 
+  /**
+   * Objects in and out, the API's natural form, against the same messages as typed arrays and
+   * against a plain JS async actor over the same objects, taking turns; then a layout with vec3
+   * padding and one with nested messages, as objects and as typed arrays.
+   */
+  async objects(runtime, definitions, actor) {
+    const messages = this.plan.objectMessages;
+    const kinds = [
+      { layout: "doubler", id: DOUBLER, make: (v) => ({ value: v }), read: (a) => a.result, words: 1, at: 0 },
+      {
+        layout: "vec3", id: "objects-vec3", definition: definitions.vec3, words: 8, at: 0,
+        make: (v) => ({ position: [v, 1, 2], velocity: [3, 4, 5] }), read: (a) => a.position[0],
+      },
+      {
+        layout: "nested", id: "objects-nested", definition: definitions.nested, words: 2, at: 1,
+        make: (v) => ({ tag: 7, inner: { value: v } }), read: (a) => a.inner.result,
+      },
+    ];
+    const section = { messages, layouts: {} };
+    for (const kind of kinds) {
+      if (kind.definition) await launchActive(runtime, [kind.id], kind.definition, { queueSize: this.plan.queueSize });
+      // Packed by hand as a user of the fast path would: the checked value at its word, the
+      // rest as the objects say (vec3: [v, 1, 2] and [3, 4, 5] with a padding word each).
+      const pack = (v) => {
+        const packed = new Int32Array(v.length * kind.words);
+        for (let k = 0; k < v.length; k++) {
+          const at = k * kind.words;
+          if (kind.layout === "vec3") packed.set([v[k], 1, 2, 0, 3, 4, 5, 0], at);
+          else if (kind.layout === "nested") packed.set([7, v[k]], at);
+          else packed[at] = v[k];
+        }
+        return packed;
+      };
+      const lanes = [
+        { label: `objects: ${kind.layout}, objects in and out`, prepare: (v) => Array.from(v, kind.make),
+          step: (objects) => objectBatch(runtime, kind.id, objects, kind.read) },
+        { label: `objects: ${kind.layout}, typed arrays in and out`, prepare: pack,
+          step: (packed) => packedBatch(runtime, kind.id, packed, kind.words, kind.at) },
+      ];
+      if (kind.layout === "doubler") {
+        lanes.push({ label: "objects: doubler, plain JS async actor", prepare: (v) => Array.from(v, kind.make),
+          step: async (objects) => {
+            const answers = new Int32Array(objects.length);
+            for (const message of objects) await actor.send(message);
+            for (let k = 0; k < objects.length; k++) answers[k] = (await actor.receive()).result;
+            return answers;
+          } });
+      }
+      const [objects, typedArrays, jsActor] = await this.throughputs(messages, lanes);
+      section.layouts[kind.layout] = { objects, typedArrays, ...(jsActor && { jsActor }) };
+      if (kind.definition) await terminateAll(runtime, [kind.id]);
+    }
+    return section;
+  }
+
   /** The doubler on the cpu backend (its built-in host handler), or why there is none. */
   async cpuBackend() {
     let runtime;
@@ -532,7 +629,7 @@ class Bench {
 }
 
 function computeRatios(result) {
-  const { floors, roundTrip, throughput: batches, perMessage, kernels, pipeline, hostPacking } = result;
+  const { floors, roundTrip, throughput: batches, perMessage, kernels, pipeline, hostPacking, objects } = result;
   const tick = (n) => kernels.find((k) => k.kernels === n)?.tick.p50;
   const largest = batches.reduce((a, b) => (b.messages > (a?.messages ?? -1) ? b : a), null);
   return {
@@ -546,6 +643,8 @@ function computeRatios(result) {
     pipelineOverHostRoundTrips: pipeline.available ? pipeline.connected.p50 / pipeline.hostRoundTrips.p50 : null,
     hostPackingTypedOverObjects: hostPacking.typedArray.msgsPerSec / hostPacking.objects.msgsPerSec,
     hostPackingOverTarget: hostPacking.typedArray.msgsPerSec / hostPacking.targetMsgsPerSec,
+    objectsOverTypedArrays: objects.layouts.doubler.objects.msgsPerSec / objects.layouts.doubler.typedArrays.msgsPerSec,
+    objectsOverJsActor: objects.layouts.doubler.objects.msgsPerSec / objects.layouts.doubler.jsActor.msgsPerSec,
   };
 }
 
@@ -569,6 +668,7 @@ export async function runBench(plan, ui, partial = {}) {
       quick: plan.quick, iterations: plan.iterations, naiveCount: plan.naiveCount, queueSize: plan.queueSize,
       batchSizes: plan.batchSizes, kernelCounts: plan.kernelCounts, telemetry: true,
       warmup: plan.warmup, packingMessages: plan.packingMessages, hostCostMessages: plan.hostCostMessages,
+      objectMessages: plan.objectMessages,
       pipelineStages: PIPELINE_STAGES,
       actorGroupSize: plan.actorGroupSize, actorSampleMessages: plan.actorSampleMessages, crossOriginIsolated: globalThis.crossOriginIsolated === true,
       timerResolutionUs: timerResolutionUs(), userAgent: navigator.userAgent,
@@ -583,6 +683,9 @@ export async function runBench(plan, ui, partial = {}) {
     result.pipeline = await bench.pipeline(runtime, definitions);
     result.hostPacking = await bench.hostPacking(runtime, definitions);
     result.hostCost = await bench.hostCost(runtime, definitions);
+    const actor = new JsActor(doubleHandler);
+    result.objects = await bench.objects(runtime, definitions, actor);
+    await actor.stop();
     await runtime.dispose();
     runtime = undefined;
     raw.destroy();

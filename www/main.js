@@ -1,7 +1,7 @@
 // ringkernel-web live demo. Launches a built-in doubler, the compute-heavy mandelbrot built-in and
 // a three-stage pipeline of user-defined kernels, streams batches through them with the packed
 // fast path (sendBatch / receiveBatch), and charts each kernel's telemetry as it happens.
-import init, { RingKernelRuntime, defineMessage, ringKernel } from "./pkg/ringkernel_web.js";
+import init, { RingKernelRuntime, defineMessage, ringKernel } from "./pkg/index.js";
 import { TimeSeriesChart, formatMs, formatShort } from "./charts.js";
 import { MandelbrotView, TILE_BYTES } from "./mandelbrot.js";
 
@@ -295,7 +295,7 @@ async function sendWhatFits(id, batch, timeout) {
 /** Takes `id`'s answers as they arrive and hands them, packed, to `onAnswers`. */
 function receiver(id, onAnswers, max = 16_384) {
   forever(async () => {
-    const bytes = await runtime.receiveBatch(id, { max, timeout: 250 });
+    const bytes = await runtime.receiveBatch(id, { max, timeout: 250, packed: true });
     if (bytes.byteLength) onAnswers(bytes);
     return 0;
   });
@@ -310,7 +310,7 @@ function hostRelay(from, to) {
   const stride = kernels[to].stride;
   let carry = null; // answers taken from `from` that `to` has not accepted yet: kept, never dropped
   forever(async () => {
-    carry ??= await runtime.receiveBatch(from, { max: 16_384, timeout: 250 });
+    carry ??= await runtime.receiveBatch(from, { max: 16_384, timeout: 250, packed: true });
     const accepted = await sendWhatFits(to, carry, 20);
     kernels[from].relayed += accepted;
     carry = accepted * stride < carry.byteLength ? carry.subarray(accepted * stride) : null;

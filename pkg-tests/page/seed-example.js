@@ -1,5 +1,5 @@
 // The seeds' doubler example, written as a user of the npm package writes it.
-import init, { RingKernelRuntime, defineMessage, ringKernel } from "/ringkernel-web/ringkernel_web.js";
+import init, { RingKernelRuntime, defineMessage, ringKernel } from "/ringkernel-web/index.js";
 
 async function run() {
   await init();

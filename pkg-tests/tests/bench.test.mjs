@@ -93,12 +93,21 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   positive(cost.sendUs, "hostCost.sendUs");
   positive(cost.receiveUs, "hostCost.receiveUs");
 
+  // Objects in and out next to typed arrays (and the JS actor for the doubler), per layout.
+  const o = r.objects;
+  assert.equal(o.messages, c.objectMessages);
+  assert.deepEqual(Object.keys(o.layouts), ["doubler", "vec3", "nested"]);
+  for (const [layout, lanes] of Object.entries(o.layouts)) {
+    assert.deepEqual(Object.keys(lanes), layout === "doubler" ? ["objects", "typedArrays", "jsActor"] : ["objects", "typedArrays"]);
+    for (const [lane, t] of Object.entries(lanes)) assertThroughput(t, `objects.${layout}.${lane}`, o.messages);
+  }
+
   const q = r.ratios;
   assert.deepEqual(q.batchedOverRaw.map((s) => s.messages), c.batchSizes);
   for (const s of q.batchedOverRaw) positive(s.value, `ratios.batchedOverRaw[${s.messages}]`);
   assert.equal(q.batchedOverPerMessage.messages, 10_000);
   for (const key of ["roundTripOverRawSingle", "roundTripOverSubmitAndMap", "tick16OverTick1", "hostRoundTripsOverSingleStage",
-    "hostPackingTypedOverObjects", "hostPackingOverTarget"]) positive(q[key], `ratios.${key}`);
+    "hostPackingTypedOverObjects", "hostPackingOverTarget", "objectsOverTypedArrays", "objectsOverJsActor"]) positive(q[key], `ratios.${key}`);
   positive(q.batchedOverPerMessage.value, "ratios.batchedOverPerMessage");
   if (p.available) positive(q.pipelineOverSingleStage, "ratios.pipelineOverSingleStage");
   else assert.equal(q.pipelineOverSingleStage, null);

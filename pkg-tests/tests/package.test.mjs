@@ -40,13 +40,19 @@ test("the installed package.json names the module and its types", async () => {
   for (const file of [pkg.main ?? pkg.module, pkg.types]) {
     await readFile(join(installed, file)); // throws if the file the package names is missing
   }
-  const types = await readFile(join(installed, pkg.types), "utf8");
+  // The entry's declarations re-export the wasm-bindgen module's and the error classes'.
+  const entry = await readFile(join(installed, pkg.types), "utf8");
+  assert.match(entry, /export \* from "\.\/ringkernel_web\.js";/);
+  assert.match(entry, /export \* from "\.\/errors\.js";/);
+  const types = [entry, ...(await Promise.all(["ringkernel_web.d.ts", "errors.d.ts"].map((f) => readFile(join(installed, f), "utf8"))))].join("\n");
   assert.match(types, /export class RingKernelRuntime/);
+  assert.match(types, /export class KernelStateError extends RingKernelError \{ name: "KernelStateError";/);
+  assert.doesNotMatch(types, /\[Symbol\.dispose\]/, "a synchronous `using` must not type-check: disposal is async");
   assert.match(types, /receive<T extends MessageOutput = MessageOutput>\(id: string, options\?: TimeoutOptions\): Promise<T>/);
   assert.match(types, /readState\(id: string\): Promise<Uint32Array \| Int32Array \| Float32Array>/);
   assert.match(types, /export function defineMessage<.*>\(name: N, fields: F\): MessageDescription<N, F>;/);
   assert.match(types, /export function ringKernel<.*>\(definition: KernelDefinitionInput<I, O> & \{ id: string \}\): KernelDefinitionInput<I, O> & \{ id: string \};/);
-  assert.match(types, /export function isRingKernelError\(error: unknown\): error is RingKernelError;/);
+  assert.match(types, /export function isRingKernelError\(error: unknown\): error is AnyRingKernelError;/);
   assert.match(types, /call<T extends MessageOutput = MessageOutput>\(id: string, message: MessageInput, options\?: TimeoutOptions\): Promise<T>/);
   assert.match(types, /getState\(id: string\): KernelState;/);
   assert.match(types, /getTelemetry\(id: string\): KernelTelemetry \| null;/);
@@ -96,7 +102,7 @@ test("seed example: doubler answers 42 in headless Chromium over WebGPU", async 
 async function runReadmeBlock(index, result) {
   const readme = await readFile(join(here, "..", "..", "README.md"), "utf8");
   const example = [...readme.matchAll(/```js\n([\s\S]*?)```/g)][index][1]
-    .replace(`from "ringkernel-web"`, `from "/ringkernel-web/ringkernel_web.js"`);
+    .replace(`from "ringkernel-web"`, `from "/ringkernel-web/index.js"`);
   // Imports must stay at module top level, outside the try block that reports failures.
   const imports = example.split("\n").filter((l) => l.startsWith("import ")).join("\n");
   const body = example.split("\n").filter((l) => !l.startsWith("import ")).join("\n");
@@ -120,8 +126,10 @@ async function runReadmeBlock(index, result) {
 }
 
 test("the README's JavaScript example runs as written", async () => {
-  const { result } = await runReadmeBlock(0, "{ response, answers: [...answers] }");
+  const { result } = await runReadmeBlock(0, "{ response, objects, answers: [...answers] }");
   assert.deepEqual(result.response, { result: 42 });
+  assert.ok(result.objects.length >= 1 && result.objects.length <= 3, JSON.stringify(result.objects));
+  assert.deepEqual(result.objects, [{ result: 2 }, { result: 4 }, { result: 6 }].slice(0, result.objects.length));
   assert.ok(result.answers.length >= 1 && result.answers.length <= 3, `${result.answers}`);
   assert.deepEqual(result.answers, [2, 4, 6].slice(0, result.answers.length));
 });

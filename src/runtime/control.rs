@@ -116,7 +116,7 @@ impl Runtime {
                     Ok(())
                 }
                 // The runtime was disposed while compiling.
-                Ok(_) => Err(Error::disposed()),
+                Ok(_) => Err(Error::Disposed),
                 Err(e) => {
                     if still_ours {
                         table.kernels.remove(&id);

@@ -312,7 +312,7 @@ impl Runtime {
     }
 
     /// Terminates all kernels, stops the tick loop and releases the device. Later calls fail
-    /// with `BackendUnavailable`; a second `dispose` does nothing.
+    /// with `Disposed`; a second `dispose` does nothing.
     pub async fn dispose(&self) -> Result<()> {
         if self.shared.lock().disposed {
             return Ok(());
@@ -323,11 +323,11 @@ impl Runtime {
         result
     }
 
-    /// The kernel table, or `BackendUnavailable` once the runtime is disposed.
+    /// The kernel table, or `Disposed` once the runtime is disposed.
     fn open_table(&self) -> Result<MutexGuard<'_, Table>> {
         let table = self.shared.lock();
         if table.disposed {
-            return Err(Error::disposed());
+            return Err(Error::Disposed);
         }
         Ok(table)
     }

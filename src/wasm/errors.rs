@@ -1,50 +1,46 @@
-//! Runtime errors as JavaScript sees them: `Error`s whose `name` is the contract's (one per
-//! [`ErrorKind`]), with the details as properties (`kernelId`, `state`, `action`, `field`,
-//! `line`, `column`) for programmatic handling.
+//! Runtime errors as JavaScript sees them: instances of the classes in `js/errors.js`
+//! (`RingKernelError` and a subclass per [`ErrorKind`], exported by the package, so `instanceof`
+//! works), whose `name` is the contract's, with the details as properties (`kernelId`, `state`,
+//! `action`, `accepted`, `unprocessed`, `field`, `line`, `column`) for programmatic handling.
+//! Bad arguments are JavaScript's own `TypeError` and `RangeError`.
 
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 use crate::error::{Error, ErrorKind};
 
-/// The `name` of every error the runtime rejects with, except `TypeError` (bad arguments).
-const NAMES: [&str; 9] = [
-    "KernelNotFoundError",
-    "KernelStateError",
-    "QueueFullError",
-    "TimeoutError",
-    "MessageFormatError",
-    "KernelCompileError",
-    "MessageDroppedError",
-    "BackendUnavailableError",
-    "DeviceLostError",
-];
+#[wasm_bindgen(module = "/src/wasm/js/errors.js")]
+extern "C" {
+    /// A new instance of the error class `name`, with `message`.
+    #[wasm_bindgen(js_name = ringKernelError)]
+    fn ring_kernel_error(name: &str, message: &str) -> js_sys::Error;
+}
 
-/// The JavaScript `Error.name` of a kind; stable, part of the API contract.
+/// The JavaScript `Error.name` (and class in `js/errors.js`) of a kind; stable, part of the API
+/// contract.
 fn name(kind: ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::KernelNotFound => NAMES[0],
-        ErrorKind::KernelState => NAMES[1],
-        ErrorKind::QueueFull => NAMES[2],
-        ErrorKind::Timeout => NAMES[3],
-        ErrorKind::MessageFormat => NAMES[4],
-        ErrorKind::KernelCompile => NAMES[5],
-        ErrorKind::MessageDropped => NAMES[6],
-        ErrorKind::BackendUnavailable => NAMES[7],
-        ErrorKind::DeviceLost => NAMES[8],
+        ErrorKind::KernelNotFound => "KernelNotFoundError",
+        ErrorKind::KernelState => "KernelStateError",
+        ErrorKind::QueueFull => "QueueFullError",
+        ErrorKind::Timeout => "TimeoutError",
+        ErrorKind::MessageFormat => "MessageFormatError",
+        ErrorKind::KernelCompile => "KernelCompileError",
+        ErrorKind::MessageDropped => "MessageDroppedError",
+        ErrorKind::BackendUnavailable => "BackendUnavailableError",
+        ErrorKind::DeviceLost => "DeviceLostError",
+        ErrorKind::Disposed => "RuntimeDisposedError",
         ErrorKind::InvalidArgument => "TypeError",
     }
 }
 
-/// Converts a runtime error to a JS `Error` with the contract's `name` and its details.
+/// Converts a runtime error to an instance of its JS class, with its details.
 pub(super) fn js_error(error: Error) -> JsValue {
     if let Error::InvalidArgument(message) = &error {
         // Bad arguments are JavaScript's own `TypeError`, as a built-in would throw.
         return type_error(message.clone());
     }
-    let js = js_sys::Error::new(&error.to_string());
-    js.set_name(name(error.kind()));
+    let js = ring_kernel_error(name(error.kind()), &error.to_string());
     let set = |key: &str, value: JsValue| {
         let _ = Reflect::set(&js, &key.into(), &value);
     };
@@ -85,11 +81,4 @@ pub(super) fn js_void(result: Result<(), Error>) -> Result<JsValue, JsValue> {
 /// A `TypeError` for a bad argument: a real one (`instanceof TypeError`).
 pub(super) fn type_error(message: String) -> JsValue {
     js_sys::TypeError::new(&message).into()
-}
-
-/// Whether `error` is one of the runtime's errors (a JS `Error` whose `name` is one of the
-/// contract's); the TypeScript declaration narrows on it.
-#[wasm_bindgen(js_name = isRingKernelError, skip_typescript)]
-pub fn is_ring_kernel_error(error: JsValue) -> bool {
-    error.dyn_ref::<js_sys::Error>().is_some_and(|e| NAMES.contains(&String::from(e.name()).as_str()))
 }

@@ -9,9 +9,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::errors::{js_error, js_void};
-use super::messages::{js_answer, js_batch, js_message_value, Batch};
+use super::messages::{js_answer, js_answers, js_batch, js_message_value, Batch};
 use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
-use super::{install_async_dispose, to_js};
+use super::to_js;
 use crate::error::TryReceiveError;
 use crate::KernelHandle;
 
@@ -29,11 +29,9 @@ impl JsKernelHandle {
         JsKernelHandle { inner: handle }
     }
 
-    /// The handle as JavaScript gets it, with `[Symbol.asyncDispose]` installed.
+    /// The handle as JavaScript gets it.
     pub(super) fn new_js(handle: KernelHandle) -> JsValue {
-        let js: JsValue = Self::from_handle(handle).into();
-        install_async_dispose(&js, "terminate");
-        js
+        Self::from_handle(handle).into()
     }
 }
 
@@ -86,7 +84,7 @@ impl JsKernelHandle {
         let handle = self.inner.clone();
         future_to_promise(async move {
             let timeout = timeout_option(options, "sendBatch options")?;
-            let accepted = match js_batch(&messages)? {
+            let accepted = match js_batch(&messages, || handle.runtime().input_layout(handle.id()).ok())? {
                 Batch::Packed(bytes) => handle.send_packed(&bytes, timeout).await,
                 Batch::Values(values) => handle.send_values(&values, timeout).await,
             }
@@ -115,15 +113,20 @@ impl JsKernelHandle {
         }
     }
 
-    /// Resolves with up to `{ max }` answers packed in the output layout, as a `Uint8Array`.
+    /// Resolves with up to `{ max }` answers (at least one) as objects, or with `{ packed: true }`
+    /// packed in the output layout, as a `Uint8Array`.
     #[wasm_bindgen(js_name = receiveBatch)]
     pub fn receive_batch(&self, options: Option<JsValue>) -> Promise {
         let handle = self.inner.clone();
         future_to_promise(async move {
             let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
+            let layout = (!opts.packed).then(|| handle.runtime().output_layout(handle.id())).transpose();
             let packed =
                 handle.receive_batch_packed(opts.max.unwrap_or(usize::MAX), opts.timeout()?).await.map_err(js_error)?;
-            Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
+            Ok(match layout.map_err(js_error)? {
+                Some(layout) => js_answers(&layout, &packed),
+                None => js_sys::Uint8Array::from(packed.as_slice()).into(),
+            })
         })
     }
 

@@ -11,7 +11,7 @@ use wasm_bindgen_futures::future_to_promise;
 use super::errors::{js_error, js_void};
 use super::options::{parse_options, ManagedKernelOptions};
 use super::runtime::{launch_definition, JsRuntime};
-use super::{install_async_dispose, kernel_id};
+use super::kernel_id;
 use crate::runtime::Runtime;
 
 /// A kernel that was launched and activated by `managedKernel` and is terminated when the
@@ -58,8 +58,6 @@ pub fn managed_kernel(
         let terminate_timeout = options.terminate_timeout()?;
         let definition = launch_definition(&id, definition)?;
         rt.launch_and_activate(&id, definition, options.launch()).await.map_err(js_error)?;
-        let managed: JsValue = ManagedKernel { runtime: rt, id, terminate_timeout }.into();
-        install_async_dispose(&managed, "terminate");
-        Ok(managed)
+        Ok(ManagedKernel { runtime: rt, id, terminate_timeout }.into())
     })
 }

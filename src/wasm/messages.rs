@@ -5,10 +5,11 @@
 //! of messages. Out: the same shapes, with typed arrays (`Float32Array`, `Int32Array`,
 //! `Uint32Array`, by the field's scalar) for vectors and numeric arrays.
 
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::codec::codec;
 use super::errors::type_error;
 use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
 
@@ -74,9 +75,21 @@ fn js_value(value: &JsValue, path: &str, depth: u32) -> Value {
     Value::Unsupported(type_name(value))
 }
 
-/// A message or an answer as a JS object shaped by its layout, from its bytes.
+/// A message or an answer as a JS object shaped by its layout, from its bytes: decoded by the
+/// layout's JavaScript codec, or field by field here where a page allows no codec.
 pub(super) fn js_answer(layout: &MessageLayout, answer: &[u8]) -> JsValue {
-    js_message(layout, layout.decode(answer))
+    match codec(layout) {
+        Some(codec) => codec.decode_one(&Uint8Array::from(answer)),
+        None => js_message(layout, layout.decode(answer)),
+    }
+}
+
+/// Answers packed back to back as an array of JS objects (see [`js_answer`]).
+pub(super) fn js_answers(layout: &MessageLayout, packed: &[u8]) -> JsValue {
+    match codec(layout) {
+        Some(codec) => codec.decode_batch(&Uint8Array::from(packed)).into(),
+        None => packed.chunks_exact(layout.size()).map(|answer| js_message(layout, layout.decode(answer))).collect::<Array>().into(),
+    }
 }
 
 /// `sendBatch`'s messages: already packed in the input layout, or message objects.
@@ -89,12 +102,20 @@ pub(super) enum Batch {
 
 /// Reads `sendBatch`'s argument: a `TypeError` for anything that is neither an array of
 /// messages nor packed bytes (a malformed message inside the array is the core's to refuse).
-pub(super) fn js_batch(messages: &JsValue) -> Result<Batch, JsValue> {
+/// An array is packed by the input layout's JavaScript codec when it vouches for every
+/// message; otherwise the core reads each message and judges them.
+pub(super) fn js_batch(messages: &JsValue, input: impl FnOnce() -> Option<MessageLayout>) -> Result<Batch, JsValue> {
     if let Some(bytes) = packed_bytes(messages) {
         return Ok(Batch::Packed(bytes));
     }
     if Array::is_array(messages) {
-        return Ok(Batch::Values(Array::from(messages).iter().map(|m| js_message_value(&m)).collect()));
+        let messages: &Array = messages.unchecked_ref();
+        if let Some(packed) = input().and_then(|layout| codec(&layout)).map(|codec| codec.encode_batch(messages)) {
+            if let Some(bytes) = packed.dyn_ref::<Uint8Array>() {
+                return Ok(Batch::Packed(bytes.to_vec()));
+            }
+        }
+        return Ok(Batch::Values(messages.iter().map(|m| js_message_value(&m)).collect()));
     }
     Err(type_error(format!("sendBatch expects an array of messages or a typed array, got {}", type_name(messages))))
 }

@@ -7,10 +7,13 @@
 //! - `handle`: the `KernelHandle` class ([`JsKernelHandle`]), what `launch` resolves with;
 //! - `managed`: `managedKernel`;
 //! - `definitions`: `defineMessage` and `ringKernel`;
-//! - `messages`: JS values ↔ messages; `host_handler`: JavaScript handlers for the cpu backend;
-//! - `options`: option objects; `errors`: runtime errors as named JS `Error`s;
+//! - `messages`: JS values ↔ messages, through `codec` (the JavaScript encoders and decoders
+//!   of `js/codec.js`) where it can; `host_handler`: JavaScript handlers for the cpu backend;
+//! - `options`: option objects; `errors`: runtime errors as instances of the JS classes of
+//!   `js/errors.js`;
 //! - `types`: the TypeScript declarations wasm-bindgen cannot derive.
 
+mod codec;
 mod definitions;
 mod errors;
 mod handle;
@@ -22,12 +25,10 @@ mod runtime;
 mod types;
 
 pub use definitions::{define_message, ring_kernel};
-pub use errors::is_ring_kernel_error;
 pub use handle::JsKernelHandle;
 pub use managed::{managed_kernel, ManagedKernel};
 pub use runtime::JsRuntime;
 
-use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 
 use errors::type_error;
@@ -36,26 +37,6 @@ use messages::type_name;
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();
-}
-
-/// Makes `await using x = ...` work: the instance's class gets `[Symbol.asyncDispose]`, the
-/// very `method` (`dispose`, `terminate`) under the well-known symbol. wasm-bindgen cannot name
-/// symbol methods, so it is installed on the prototype at first use.
-fn install_async_dispose(instance: &JsValue, method: &str) {
-    let Ok(symbol) = Reflect::get(&js_sys::global(), &"Symbol".into())
-        .and_then(|symbol_ctor| Reflect::get(&symbol_ctor, &"asyncDispose".into()))
-    else {
-        return;
-    };
-    if symbol.is_undefined() {
-        return; // engines without explicit resource management still have dispose()
-    }
-    let prototype = Object::get_prototype_of(instance);
-    if !Reflect::has(&prototype, &symbol).unwrap_or(true) {
-        if let Ok(dispose) = Reflect::get(&prototype, &method.into()) {
-            let _ = Reflect::set(&prototype, &symbol, &dispose);
-        }
-    }
 }
 
 /// Serializes telemetry-like values: `None` becomes `null`, maps become plain objects.

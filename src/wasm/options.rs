@@ -37,12 +37,14 @@ pub(super) fn timeout_option(options: Option<JsValue>, what: &str) -> Result<Opt
     parse_options::<TimeoutOptions>(options, what)?.timeout()
 }
 
-/// `receiveBatch`'s `{ max, timeout }`.
+/// `receiveBatch`'s `{ max, timeout, packed }`.
 #[derive(serde::Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub(super) struct ReceiveBatchOptions {
     pub max: Option<usize>,
     pub timeout: Option<f64>,
+    /// The answers packed in the output layout (a `Uint8Array`) instead of objects.
+    pub packed: bool,
 }
 
 impl ReceiveBatchOptions {

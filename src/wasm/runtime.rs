@@ -10,9 +10,9 @@ use wasm_bindgen_futures::future_to_promise;
 use super::definitions::kernel_definition;
 use super::errors::{js_error, js_void};
 use super::handle::JsKernelHandle;
-use super::messages::{js_answer, js_batch, js_message_value, js_state, Batch};
+use super::messages::{js_answer, js_answers, js_batch, js_message_value, js_state, Batch};
 use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
-use super::{install_async_dispose, kernel_id, to_js};
+use super::{kernel_id, to_js};
 use crate::kernel::KernelDefinition;
 use crate::message::Scalar;
 use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions};
@@ -34,9 +34,7 @@ impl JsRuntime {
         future_to_promise(async move {
             let options: RuntimeOptions = parse_options(options, "RingKernelRuntime.create options")?;
             let runtime = Runtime::new(options).await.map_err(js_error)?;
-            let runtime: JsValue = JsRuntime { inner: Rc::new(runtime) }.into();
-            install_async_dispose(&runtime, "dispose");
-            Ok(runtime)
+            Ok(JsRuntime { inner: Rc::new(runtime) }.into())
         })
     }
 
@@ -183,7 +181,7 @@ impl JsRuntime {
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
             let timeout = timeout_option(options, "sendBatch options")?;
-            let accepted = match js_batch(&messages)? {
+            let accepted = match js_batch(&messages, || rt.input_layout(&id).ok())? {
                 Batch::Packed(bytes) => rt.send_packed(&id, &bytes, timeout).await,
                 Batch::Values(values) => rt.send_values(&id, &values, timeout).await,
             }
@@ -225,8 +223,9 @@ impl JsRuntime {
         })
     }
 
-    /// Resolves with up to `{ max }` answers packed in the output layout, as a `Uint8Array`.
-    #[wasm_bindgen(js_name = receiveBatch, unchecked_return_type = "Promise<Uint8Array>")]
+    /// Resolves with up to `{ max }` answers (at least one) as objects, or with `{ packed: true }`
+    /// packed in the output layout, as a `Uint8Array`.
+    #[wasm_bindgen(js_name = receiveBatch, skip_typescript)] // declared generic in TS_TYPES
     pub fn receive_batch(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
@@ -236,11 +235,15 @@ impl JsRuntime {
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
             let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
+            let layout = (!opts.packed).then(|| rt.output_layout(&id)).transpose().map_err(js_error)?;
             let packed = rt
                 .receive_batch_packed(&id, opts.max.unwrap_or(usize::MAX), opts.timeout()?)
                 .await
                 .map_err(js_error)?;
-            Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
+            Ok(match layout {
+                Some(layout) => js_answers(&layout, &packed),
+                None => js_sys::Uint8Array::from(packed.as_slice()).into(),
+            })
         })
     }
 

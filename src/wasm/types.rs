@@ -58,7 +58,10 @@ export interface LaunchOptions {
 export interface ManagedKernelOptions { queueSize?: number; mode?: KernelMode; terminateTimeout?: number; }
 /** Milliseconds. Without a timeout, the operation waits for as long as it takes. */
 export interface TimeoutOptions { timeout?: number; }
-export interface ReceiveBatchOptions { max?: number; timeout?: number; }
+/** `max` answers at most (at least one comes); `timeout` ms to wait for the first (waits without one). */
+export interface ReceiveBatchOptions { max?: number; timeout?: number; packed?: boolean; }
+/** `receiveBatch` options that ask for the answers packed in the output layout, as bytes. */
+export interface PackedReceiveBatchOptions extends ReceiveBatchOptions { packed: true; }
 
 export interface AdapterInfo { backend: string; name: string; driver: string; deviceType: string; }
 
@@ -199,30 +202,6 @@ export function defineMessage<const N extends string, const F extends Record<str
 /** Registers a kernel for `runtime.launch(id)` (the seeds' `@ring_kernel`) and returns its definition; a taken id is a TypeError unless `replace: true`. */
 export function ringKernel<I extends MessageDescription, O extends MessageDescription>(definition: KernelDefinitionInput<I, O> & { id: string }): KernelDefinitionInput<I, O> & { id: string };
 
-/** The `name` of every error the runtime throws. */
-export type RingKernelErrorName =
-  | "KernelNotFoundError" | "KernelStateError" | "QueueFullError" | "TimeoutError" | "MessageFormatError"
-  | "KernelCompileError" | "MessageDroppedError" | "BackendUnavailableError" | "DeviceLostError";
-export interface KernelNotFoundError extends Error { name: "KernelNotFoundError"; kernelId: string; }
-/** An operation the kernel's state does not allow; `action` is what was asked (e.g. "activate"). */
-export interface KernelStateError extends Error { name: "KernelStateError"; kernelId: string; state: KernelState; action: string; }
-/** The input queue stayed full until the timeout; for `sendBatch`, `accepted` messages (from the front) were queued and will be answered, the rest were not. */
-export interface QueueFullError extends Error { name: "QueueFullError"; kernelId: string; accepted: number; }
-/** `unprocessed`: for a `terminate` that timed out, the messages it left unprocessed (0 otherwise). */
-export interface TimeoutError extends Error { name: "TimeoutError"; kernelId: string; unprocessed: number; }
-/** `field` is the path of the bad field, e.g. "bodies[2].mass". */
-export interface MessageFormatError extends Error { name: "MessageFormatError"; kernelId: string; field: string; }
-/** `line` and `column` are in the kernel's own WGSL, when the compiler gave a position. */
-export interface KernelCompileError extends Error { name: "KernelCompileError"; kernelId: string; line: number | null; column: number | null; }
-export interface MessageDroppedError extends Error { name: "MessageDroppedError"; kernelId: string; }
-export interface BackendUnavailableError extends Error { name: "BackendUnavailableError"; }
-export interface DeviceLostError extends Error { name: "DeviceLostError"; }
-export type RingKernelError =
-  | KernelNotFoundError | KernelStateError | QueueFullError | TimeoutError | MessageFormatError
-  | KernelCompileError | MessageDroppedError | BackendUnavailableError | DeviceLostError;
-/** Whether `error` is one of the runtime's errors; narrows on `error.name`. */
-export function isRingKernelError(error: unknown): error is RingKernelError;
-
 /** `handle.status()`: a kernel's state and queue depths at a glance. */
 export interface KernelStatus {
   id: string; state: KernelState; mode: KernelMode;
@@ -242,8 +221,6 @@ export interface KernelStatus {
  */
 export class KernelHandle<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> {
   private constructor();
-  free(): void;
-  [Symbol.dispose](): void;
   /** The same as `terminate()`. */
   [Symbol.asyncDispose](): Promise<void>;
   readonly id: string;
@@ -259,8 +236,11 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   receive(options?: TimeoutOptions): Promise<OutputOf<O>>;
   /** The next answer if one is waiting now, or null; throws when none will come. */
   tryReceive(): OutputOf<O> | null;
-  /** Up to `max` answers (at least one) packed in the output layout. */
-  receiveBatch(options?: ReceiveBatchOptions): Promise<Uint8Array>;
+  /** Up to `max` answers (at least one) packed in the output layout, with `packed: true`. */
+  receiveBatch(options: PackedReceiveBatchOptions): Promise<Uint8Array>;
+  /** Up to `max` answers (at least one), as objects. */
+  receiveBatch(options?: ReceiveBatchOptions & { packed?: false }): Promise<OutputOf<O>[]>;
+  receiveBatch(options?: ReceiveBatchOptions): Promise<OutputOf<O>[] | Uint8Array>;
   /** Sends one message and resolves with its own answer (matched by correlation id). */
   call(message: InputOf<I>, options?: TimeoutOptions): Promise<OutputOf<O>>;
   /** launched → active, or deactivated → active. */
@@ -291,5 +271,17 @@ export interface RingKernelRuntime {
   receive<T extends MessageOutput = MessageOutput>(id: string, options?: TimeoutOptions): Promise<T>;
   /** Sends one message and resolves with its own answer (matched by correlation id). */
   call<T extends MessageOutput = MessageOutput>(id: string, message: MessageInput, options?: TimeoutOptions): Promise<T>;
+  /** Up to `max` answers (at least one) packed in the output layout, with `packed: true`. */
+  receiveBatch(id: string, options: PackedReceiveBatchOptions): Promise<Uint8Array>;
+  /** Up to `max` answers (at least one), as objects; `T` types each (e.g. `OutputOf<typeof Response>`). */
+  receiveBatch<T extends MessageOutput = MessageOutput>(id: string, options?: ReceiveBatchOptions & { packed?: false }): Promise<T[]>;
+  receiveBatch(id: string, options?: ReceiveBatchOptions): Promise<MessageOutput[] | Uint8Array>;
+  /** The same as `dispose()`: `await using runtime = await RingKernelRuntime.create()`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export interface ManagedKernel {
+  /** The same as `terminate()`: `await using kernel = await managedKernel(...)`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 "#;

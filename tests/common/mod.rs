@@ -35,6 +35,7 @@ pub fn js_name(error: &Error) -> &'static str {
         ErrorKind::MessageDropped => "MessageDroppedError",
         ErrorKind::BackendUnavailable => "BackendUnavailableError",
         ErrorKind::DeviceLost => "DeviceLostError",
+        ErrorKind::Disposed => "RuntimeDisposedError",
         ErrorKind::InvalidArgument => "TypeError",
         other => panic!("{other:?} needs its contract name here"),
     }

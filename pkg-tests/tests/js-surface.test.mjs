@@ -1,0 +1,228 @@
+// The package's JavaScript surface as JS developers expect it, from the installed package in
+// headless Chromium on WebGPU: objects in and out through the layout codecs (the same answers
+// as packed bytes, every shape of field), malformed objects refused by name with nothing queued,
+// real error classes, and disposal that cannot leave a half-freed object behind.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { startServer } from "../../www/serve.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const installed = join(here, "..", "node_modules", "ringkernel-web");
+const CHROMIUM_ARGS = [
+  "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
+];
+
+let server, url, browser;
+
+before(async () => {
+  ({ server, url } = await startServer({ routes: { "/": join(here, "..", "page"), "/ringkernel-web/": installed } }));
+  browser = await chromium.launch({ executablePath: process.env.CHROME_BIN ?? "/usr/bin/chromium", args: CHROMIUM_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+/**
+ * Runs `body` (an async function body with `rk`, the package's exports, in scope) as a module in
+ * a fresh page after `init()`, and resolves with what it returns. A throw fails the test with
+ * the error's name and message; so does anything logged as an error.
+ */
+async function inPage(body) {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  await page.goto(`${url}/blank.html`);
+  await page.addScriptTag({
+    type: "module",
+    content: `import init, * as rk from "/ringkernel-web/index.js";
+try {
+  await init();
+  window.__out = { ok: true, value: await (async () => { ${body} })() };
+} catch (e) {
+  window.__out = { ok: false, error: \`\${e?.name}: \${e?.message}\` };
+}`,
+  });
+  await page.waitForFunction(() => window.__out !== undefined, null, { timeout: 120_000 });
+  const out = await page.evaluate(() => window.__out);
+  await page.close();
+  assert.equal(out.ok, true, out.error);
+  assert.deepEqual(errors, []);
+  return out.value;
+}
+
+test("objects in and out: receiveBatch gives answer objects, the same as the packed bytes", async () => {
+  const value = await inPage(`
+    const rt = await rk.RingKernelRuntime.create();
+    const doubler = await rt.launch("doubler", null, { autoActivate: true, queueSize: 4096 });
+    const values = Array.from({ length: 3000 }, (_, i) => (i * 7919) % 4001 - 2000);
+    const take = async (n, options) => {
+      const out = [];
+      while (out.length < n) out.push(...(await doubler.receiveBatch({ max: n - out.length, timeout: 20000, ...options })));
+      return out;
+    };
+    const accepted = await doubler.sendBatch(values.map((v) => ({ value: v })));
+    const objects = await take(values.length);
+    await doubler.sendBatch(new Int32Array(values));
+    const bytes = [];
+    while (bytes.length < values.length * 4) bytes.push(...(await doubler.receiveBatch({ timeout: 20000, packed: true })));
+    const packed = Array.from(new Int32Array(new Uint8Array(bytes).buffer));
+    // receive, tryReceive and call decode with the same codec.
+    await doubler.send({ value: 21 });
+    const received = await doubler.receive({ timeout: 20000 });
+    const called = await doubler.call({ value: 5 }, { timeout: 20000 });
+    await rt.dispose();
+    return { accepted, values, objects, packed, received, called };
+  `);
+  assert.equal(value.accepted, value.values.length);
+  assert.deepEqual(value.objects, value.values.map((v) => ({ result: v * 2 })));
+  assert.deepEqual(value.packed, value.values.map((v) => v * 2));
+  assert.deepEqual(value.received, { result: 42 });
+  assert.deepEqual(value.called, { result: 10 });
+});
+
+test("every field shape round-trips through the codecs: vec3 padding, arrays, nested messages", async () => {
+  const value = await inPage(`
+    const Inner = rk.defineMessage("SurfaceInner", { a: "i32", v: "vec2<f32>" });
+    const Outer = rk.defineMessage("SurfaceOuter", {
+      id: "u32", position: "vec3<f32>", inner: Inner, many: "array<SurfaceInner, 2>",
+      points: "array<vec3<f32>, 2>", counts: "array<u32, 3>", grid: "array<array<i32, 2>, 2>",
+    });
+    const rt = await rk.RingKernelRuntime.create();
+    const echo = await rt.launch("surface-echo", { input: Outer, output: Outer,
+      wgsl: "fn handle(m: SurfaceOuter) -> SurfaceOuter { var o = m; o.id = m.id + 1u; return o; }" }, { autoActivate: true });
+    const message = (k) => ({
+      id: k, position: [k + 0.5, -1.25, 2], inner: { a: -k, v: new Float32Array([0.25, k]) },
+      many: [{ a: 1, v: [2, 3] }, { a: 4, v: [5, 6] }], points: [1, 2, 3, 4, 5, 6 + k], counts: new Uint32Array([7, 8, k]),
+      grid: [k, -k, 2 * k, -2 * k],
+    });
+    // Typed arrays come back for numeric fields: compare them as plain arrays.
+    const plain = (x) => JSON.parse(JSON.stringify(x, (_, v) => (ArrayBuffer.isView(v) ? Array.from(v) : v)));
+    const types = (a) => [a.position, a.inner.v, a.points, a.counts, a.grid, a.many[0].v].map((t) => t.constructor.name);
+    await echo.sendBatch([message(1), message(2), message(3)]);
+    const batch = [];
+    while (batch.length < 3) batch.push(...(await echo.receiveBatch({ timeout: 20000 })));
+    const called = await echo.call(message(9), { timeout: 20000 });
+    await echo.send(message(10));
+    await new Promise((done) => setTimeout(done, 0));
+    let tried = null;
+    while (tried === null) { tried = echo.tryReceive(); if (tried === null) await new Promise((done) => setTimeout(done, 5)); }
+    await rt.dispose();
+    return { batch: plain(batch), called: plain(called), tried: plain(tried), types: types(batch[0]), expect: plain([1, 2, 3, 9, 10].map(message)) };
+  `);
+  const expected = value.expect.map((m) => ({ ...m, id: m.id + 1 }));
+  assert.deepEqual(value.batch, expected.slice(0, 3));
+  assert.deepEqual(value.called, expected[3]);
+  assert.deepEqual(value.tried, expected[4]);
+  assert.deepEqual(value.types, ["Float32Array", "Float32Array", "Float32Array", "Uint32Array", "Int32Array", "Float32Array"]);
+});
+
+test("a malformed object in a batch is refused by its field path and nothing of the batch is queued", async () => {
+  const value = await inPage(`
+    const rt = await rk.RingKernelRuntime.create({ enableTelemetry: true });
+    const doubler = await rt.launch("doubler", null, { queueSize: 64 }); // launched, not active: nothing drains
+    const refusal = async (batch) => {
+      try { await doubler.sendBatch(batch); return "accepted"; }
+      catch (e) { return { name: e.name, field: e.field, message: e.message, isClass: e instanceof rk.MessageFormatError && e instanceof rk.RingKernelError }; }
+    };
+    const fraction = await refusal([{ value: 1 }, { value: 1.5 }]);
+    const extra = await refusal([{ value: 1 }, { value: 2, valeu: 3 }]);
+    const missing = await refusal([{ value: 1 }, {}]);
+    const range = await refusal([{ value: 2 ** 31 }]);
+    const text = await refusal([{ value: "1" }]);
+    const depth = doubler.status().inputQueueDepth;
+    // Objects the fast path does not vouch for but the core accepts go in too: a class instance, -0.
+    class Request { constructor(value) { this.value = value; } }
+    const accepted = await doubler.sendBatch([new Request(3), { value: -0 }, { value: 4 }]);
+    await doubler.activate();
+    const answers = [];
+    while (answers.length < 3) answers.push(...(await doubler.receiveBatch({ timeout: 20000 })));
+    const errors = rt.getTelemetry("doubler").errors;
+    await rt.dispose();
+    return { fraction, extra, missing, range, text, depth, accepted, answers, errors };
+  `);
+  assert.deepEqual(value.fraction.field, "value");
+  assert.match(value.fraction.message, /expects an integer \(i32\), got 1\.5/);
+  assert.deepEqual(value.extra.field, "valeu");
+  assert.deepEqual(value.missing.field, "value");
+  assert.match(value.missing.message, /is missing/);
+  assert.match(value.range.message, /out of range/);
+  assert.deepEqual(value.text.field, "value");
+  for (const refused of [value.fraction, value.extra, value.missing, value.range, value.text]) {
+    assert.equal(refused.name, "MessageFormatError");
+    assert.equal(refused.isClass, true);
+  }
+  assert.equal(value.depth, 0, "a refused batch queues nothing");
+  assert.equal(value.errors, 5, "each refused batch counts once");
+  assert.equal(value.accepted, 3);
+  assert.deepEqual(value.answers, [{ result: 6 }, { result: 0 }, { result: 8 }]);
+});
+
+test("errors are instances of exported classes, with their names and details", async () => {
+  const value = await inPage(`
+    const catchIt = async (f) => { try { await f(); return null; } catch (e) { return e; } };
+    const rt = await rk.RingKernelRuntime.create();
+    const notFound = await catchIt(() => rt.activate("nope"));
+    const state = await catchIt(async () => { await rt.launch("doubler"); await rt.deactivate("doubler"); });
+    const Req = rk.defineMessage("SurfaceReq", { value: "i32" });
+    const Res = rk.defineMessage("SurfaceRes", { result: "i32" });
+    const small = await rt.launch("small", { input: Req, output: Res,
+      wgsl: "fn handle(msg: SurfaceReq) -> SurfaceRes { return SurfaceRes(msg.value); }" }, { queueSize: 2 });
+    const full = await catchIt(() => small.sendBatch(new Int32Array([1, 2, 3]), { timeout: 0 }));
+    const timeout = await catchIt(() => small.receive({ timeout: 0 }));
+    const typo = await catchIt(() => rk.RingKernelRuntime.create({ enableTelemetri: true }));
+    const describe = (e) => Object.fromEntries(Object.entries({
+      name: e.name, ctor: e.constructor.name, error: e instanceof Error, ringKernel: e instanceof rk.RingKernelError,
+      guard: rk.isRingKernelError(e), kernelId: e.kernelId, accepted: e.accepted, state: e.state, action: e.action,
+      stack: typeof e.stack === "string",
+    }).filter(([, v]) => v !== undefined));
+    await rt.dispose();
+    return {
+      notFound: describe(notFound), state: describe(state), full: describe(full), timeout: describe(timeout),
+      typo: { ...describe(typo), typeError: typo instanceof TypeError },
+      classes: ["KernelNotFoundError", "KernelStateError", "QueueFullError", "TimeoutError", "MessageFormatError",
+        "KernelCompileError", "MessageDroppedError", "BackendUnavailableError", "DeviceLostError", "RuntimeDisposedError"]
+        .map((name) => [name, new rk[name]("x").name, rk[name].prototype instanceof rk.RingKernelError]),
+    };
+  `);
+  const common = { error: true, ringKernel: true, guard: true, stack: true };
+  assert.deepEqual(value.notFound, { ...common, name: "KernelNotFoundError", ctor: "KernelNotFoundError", kernelId: "nope" });
+  assert.deepEqual(value.state, {
+    ...common, name: "KernelStateError", ctor: "KernelStateError", kernelId: "doubler", state: "launched", action: "deactivate",
+  });
+  assert.deepEqual(value.full, { ...common, name: "QueueFullError", ctor: "QueueFullError", kernelId: "small", accepted: 2 });
+  assert.deepEqual(value.timeout, { ...common, name: "TimeoutError", ctor: "TimeoutError", kernelId: "small" });
+  assert.deepEqual(value.typo, { error: true, ringKernel: false, guard: false, stack: true, name: "TypeError", ctor: "TypeError", typeError: true });
+  for (const [name, shown, subclass] of value.classes) assert.deepEqual([shown, subclass], [name, true], name);
+});
+
+test("disposal: [Symbol.asyncDispose] from init() on, no synchronous dispose or free, RuntimeDisposedError after", async () => {
+  const value = await inPage(`
+    const prototypes = { runtime: rk.RingKernelRuntime.prototype, handle: rk.KernelHandle.prototype, managed: rk.ManagedKernel.prototype };
+    const before = Object.fromEntries(Object.entries(prototypes).map(([k, p]) =>
+      [k, { asyncDispose: typeof p[Symbol.asyncDispose], dispose: Symbol.dispose in p, free: "free" in p }]));
+    const rt = await rk.RingKernelRuntime.create();
+    const doubler = await rt.launch("doubler", null, { autoActivate: true });
+    await rt[Symbol.asyncDispose]();
+    const after = [];
+    for (const call of [() => rt.launch("doubler"), () => rt.send("doubler", { value: 1 }), () => doubler.call({ value: 1 }),
+      () => rt.sendBatch("doubler", new Int32Array(4)), () => rt.receiveBatch("doubler", { timeout: 0 })]) {
+      try { await call(); after.push("resolved"); } catch (e) { after.push(\`\${e.constructor.name} \${e instanceof rk.RingKernelError}\`); }
+    }
+    let usingError = "none";
+    try { const disposable = rt; disposable[Symbol.dispose](); } catch (e) { usingError = e.constructor.name; }
+    return { before, after, usingError, disposeAgain: await rt.dispose() === undefined };
+  `);
+  for (const [name, found] of Object.entries(value.before)) {
+    assert.deepEqual(found, { asyncDispose: "function", dispose: false, free: false }, name);
+  }
+  assert.deepEqual(value.after, Array(5).fill("RuntimeDisposedError true"));
+  assert.equal(value.usingError, "TypeError");
+  assert.equal(value.disposeAgain, true, "a second dispose does nothing");
+});

@@ -1,0 +1,291 @@
+// Message objects ↔ packed bytes, in JavaScript, one codec per message layout.
+//
+// Crossing into wasm once per field made objects ten times slower than typed arrays. A codec is
+// JavaScript generated from the layout (one typed-array access per field, object literals of a
+// fixed shape), so V8 runs it at typed-array speed. It is a fast path, never a second set of
+// rules: the encoder only writes messages it can vouch for (plain objects whose fields are all
+// present, of the right kind and in range) and otherwise says which message stopped it; the
+// caller then hands the batch to the core, which refuses the bad message by its field path and
+// counts it. The decoder gives the same shapes as the core: numbers for scalars, typed arrays
+// for vectors and numeric arrays, objects and arrays of objects for nested messages.
+//
+// Where code generation is refused (a Content-Security-Policy without 'unsafe-eval'),
+// `compileCodec` returns null and every message takes the core's path.
+
+/** The largest finite f32; larger finite numbers are refused by the core (or round to it). */
+const F32_MAX = 3.4028234663852886e38;
+
+/**
+ * Compiles a codec from a layout description `{ name, size, fields: [{ name, offset, type }] }`,
+ * types being `{ kind: "scalar", scalar }`, `{ kind: "vector", scalar, n }`,
+ * `{ kind: "array", element, len, stride }` or `{ kind: "struct", layout }`.
+ * @returns {Codec | null}
+ */
+export function compileCodec(layout) {
+  try {
+    const source = new Source();
+    // Generated functions see only globals, so the one helper they call comes in as an argument.
+    const encode = new Function("isNumberList", `return function encode(m, U, I, F, b) {\n${source.encoder(layout)}}`);
+    const decode = new Function(`return function decode(U, I, F, b) {\n${source.decoder(layout)}}`);
+    return new Codec(layout.size, encode(isNumberList), decode());
+  } catch (error) {
+    if (error instanceof EvalError) return null; // no code generation here: the core's path
+    throw error;
+  }
+}
+
+/** Encoders and decoders of one layout over 32-bit views of the packed bytes. */
+class Codec {
+  constructor(size, encode, decode) {
+    this.size = size;
+    this.words = size / 4;
+    this.encodeAt = encode;
+    this.decodeAt = decode;
+  }
+
+  /**
+   * Packs an array of message objects: a `Uint8Array` of all of them, or the index of the first
+   * one the fast path cannot vouch for (the caller lets the core judge the batch).
+   */
+  encodeBatch(messages) {
+    const count = messages.length;
+    const buffer = new ArrayBuffer(count * this.size);
+    const [U, I, F] = views(buffer);
+    const words = this.words;
+    for (let i = 0; i < count; i++) {
+      if (!this.encodeAt(messages[i], U, I, F, i * words)) return i;
+    }
+    return new Uint8Array(buffer);
+  }
+
+  /** Packs one message object, or `null` when the fast path cannot vouch for it. */
+  encodeOne(message) {
+    const buffer = new ArrayBuffer(this.size);
+    const [U, I, F] = views(buffer);
+    return this.encodeAt(message, U, I, F, 0) ? new Uint8Array(buffer) : null;
+  }
+
+  /** Every message in `bytes` (packed back to back, starting at a 4-byte boundary) as objects. */
+  decodeBatch(bytes) {
+    const [U, I, F] = views(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const count = bytes.byteLength / this.size;
+    const words = this.words;
+    const out = new Array(count);
+    for (let i = 0; i < count; i++) out[i] = this.decodeAt(U, I, F, i * words);
+    return out;
+  }
+
+  /** The one message in `bytes` as an object. */
+  decodeOne(bytes) {
+    const [U, I, F] = views(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return this.decodeAt(U, I, F, 0);
+  }
+}
+
+function views(buffer, byteOffset = 0, byteLength = buffer.byteLength) {
+  const length = byteLength >>> 2;
+  return [
+    new Uint32Array(buffer, byteOffset, length),
+    new Int32Array(buffer, byteOffset, length),
+    new Float32Array(buffer, byteOffset, length),
+  ];
+}
+
+/** The view a scalar is read and written through. */
+const VIEW = { i32: "I", u32: "U", f32: "F" };
+const TYPED_ARRAY = { i32: "Int32Array", u32: "Uint32Array", f32: "Float32Array" };
+
+/**
+ * Writes the bodies of the generated functions. Word offsets are expressions in `b`, the first
+ * word of the message; variables get fresh names so nested loops never shadow each other.
+ */
+class Source {
+  constructor() {
+    this.next = 0;
+  }
+
+  fresh(stem) {
+    return `${stem}${this.next++}`;
+  }
+
+  // ----- encoding: `return false` for anything the core might judge differently ------------
+
+  encoder(layout) {
+    return `${this.encodeObject(layout, "m", "b")}return true;`;
+  }
+
+  /** Checks that `value` is a plain object with exactly the layout's fields, and writes them. */
+  encodeObject(layout, value, base) {
+    const keys = this.fresh("k");
+    let code = `if (typeof ${value} !== "object" || ${value} === null) return false;
+{ const p = Object.getPrototypeOf(${value}); if (p !== Object.prototype && p !== null) return false; }
+let ${keys} = 0; for (const _ in ${value}) ${keys}++;
+if (${keys} !== ${layout.fields.length}) return false;
+`;
+    for (const field of layout.fields) {
+      const v = this.fresh("v");
+      code += `const ${v} = ${value}[${JSON.stringify(field.name)}];\n`;
+      code += this.encodeField(field.type, v, `${base} + ${field.offset / 4}`);
+    }
+    return code;
+  }
+
+  encodeField(type, v, at) {
+    switch (type.kind) {
+      case "scalar":
+        return `${scalarCheck(type.scalar, v)}${VIEW[type.scalar]}[${at}] = ${v};\n`;
+      case "struct":
+        return `{ ${this.encodeObject(type.layout, v, at)}}\n`;
+      case "vector":
+      case "array": {
+        const scalar = numericScalar(type);
+        if (scalar) return this.encodeNumbers(type, scalar, v, at);
+        // An array of messages or of arrays of messages: one element at a time.
+        const i = this.fresh("i");
+        const e = this.fresh("e");
+        return `if (!Array.isArray(${v}) || ${v}.length !== ${type.len}) return false;
+for (let ${i} = 0; ${i} < ${type.len}; ${i}++) { const ${e} = ${v}[${i}];
+${this.encodeField(type.element, e, `${at} + ${i} * ${type.stride / 4}`)}}\n`;
+      }
+      default:
+        throw new Error(`unknown field kind ${type.kind}`);
+    }
+  }
+
+  /** A vector or numeric array from one flat list of numbers (an array or a 32-bit typed array). */
+  encodeNumbers(type, scalar, v, at) {
+    return `if (!isNumberList(${v}) || ${v}.length !== ${countOf(type)}) return false;
+${this.writeNumbers(type, scalar, v, "0", at)}`;
+  }
+
+  /** Writes `type` from `v[index...]` (memory order, padding skipped) at word `at`. */
+  writeNumbers(type, scalar, v, index, at) {
+    switch (type.kind) {
+      case "scalar": {
+        const n = this.fresh("n");
+        return `{ const ${n} = ${v}[${index}]; ${scalarCheck(scalar, n)}${VIEW[scalar]}[${at}] = ${n}; }\n`;
+      }
+      case "vector":
+        return Array.from({ length: type.n }, (_, k) =>
+          this.writeNumbers({ kind: "scalar" }, scalar, v, `${index} + ${k}`, `${at} + ${k}`),
+        ).join("");
+      case "array": {
+        const i = this.fresh("i");
+        const inner = this.writeNumbers(type.element, scalar, v, `${index} + ${i} * ${countOf(type.element)}`,
+          `${at} + ${i} * ${type.stride / 4}`);
+        return `for (let ${i} = 0; ${i} < ${type.len}; ${i}++) {\n${inner}}\n`;
+      }
+      default:
+        throw new Error(`not numeric: ${type.kind}`);
+    }
+  }
+
+  // ----- decoding: the shapes the core gives ------------------------------------------------
+
+  decoder(layout) {
+    return `return ${this.decodeObject(layout, "b")};`;
+  }
+
+  decodeObject(layout, base) {
+    const fields = layout.fields.map(
+      (field) => `${JSON.stringify(field.name)}: ${this.decodeField(field.type, `${base} + ${field.offset / 4}`)}`,
+    );
+    return `{ ${fields.join(", ")} }`;
+  }
+
+  /** Reads `type` at word `at` into `out[index...]` (memory order, padding skipped). */
+  readNumbers(type, scalar, out, index, at) {
+    switch (type.kind) {
+      case "vector":
+        return Array.from({ length: type.n }, (_, k) => `${out}[${index} + ${k}] = ${VIEW[scalar]}[${at} + ${k}];\n`).join("");
+      case "array": {
+        const i = this.fresh("i");
+        const inner = this.readNumbers(type.element, scalar, out, `${index} + ${i} * ${countOf(type.element)}`,
+          `${at} + ${i} * ${type.stride / 4}`);
+        return `for (let ${i} = 0; ${i} < ${type.len}; ${i}++) {\n${inner}}\n`;
+      }
+      default: // a scalar
+        return `${out}[${index}] = ${VIEW[scalar]}[${at}];\n`;
+    }
+  }
+
+  decodeField(type, at) {
+    switch (type.kind) {
+      case "scalar":
+        return `${VIEW[type.scalar]}[${at}]`;
+      case "struct":
+        return this.decodeObject(type.layout, `(${at})`);
+      case "vector":
+      case "array": {
+        const scalar = numericScalar(type);
+        if (scalar) {
+          const count = countOf(type);
+          // Long runs without padding in one copy; short ones element by element, which V8
+          // does twice as fast as `slice`.
+          if (count > 16 && wordsSpanned(type) === count) return `${VIEW[scalar]}.slice(${at}, ${at} + ${count})`;
+          const out = this.fresh("t");
+          return `((${out}) => {\n${this.readNumbers(type, scalar, out, "0", at)}return ${out}; })(new ${TYPED_ARRAY[scalar]}(${count}))`;
+        }
+        const i = this.fresh("i");
+        const out = this.fresh("a");
+        const element = this.decodeField(type.element, `${at} + ${i} * ${type.stride / 4}`);
+        return `((${out}) => { for (let ${i} = 0; ${i} < ${type.len}; ${i}++) ${out}[${i}] = ${element}; return ${out}; })(new Array(${type.len}))`;
+      }
+      default:
+        throw new Error(`unknown field kind ${type.kind}`);
+    }
+  }
+}
+
+/** A check that `n` is a number the core would write unchanged as `scalar` (else `return false`). */
+function scalarCheck(scalar, n) {
+  switch (scalar) {
+    case "i32":
+      return `if (typeof ${n} !== "number" || (${n} | 0) !== ${n}) return false; `;
+    case "u32":
+      return `if (typeof ${n} !== "number" || (${n} >>> 0) !== ${n}) return false; `;
+    case "f32":
+      // NaN, the infinities and numbers past the f32 range are the core's to judge.
+      return `if (typeof ${n} !== "number" || !(${n} >= -${F32_MAX} && ${n} <= ${F32_MAX})) return false; `;
+    default:
+      throw new Error(`unknown scalar ${scalar}`);
+  }
+}
+
+/** The scalar of a vector or an array of numbers (at any depth), or undefined. */
+function numericScalar(type) {
+  if (type.kind === "scalar") return type.scalar;
+  if (type.kind === "vector") return type.scalar;
+  if (type.kind === "array") return numericScalar(type.element);
+  return undefined;
+}
+
+/** How many numbers a numeric type holds (`array<vec3<f32>, 4>`: 12). */
+function countOf(type) {
+  switch (type.kind) {
+    case "scalar":
+      return 1;
+    case "vector":
+      return type.n;
+    default:
+      return type.len * countOf(type.element);
+  }
+}
+
+/** How many words a numeric type spans in memory, padding included. */
+function wordsSpanned(type) {
+  switch (type.kind) {
+    case "scalar":
+      return 1;
+    case "vector":
+      return type.n;
+    default:
+      return (type.len - 1) * (type.stride / 4) + wordsSpanned(type.element);
+  }
+}
+
+/** An array or a typed array of 32-bit (or smaller) numbers, as the core reads vectors. */
+function isNumberList(value) {
+  if (Array.isArray(value)) return true;
+  return ArrayBuffer.isView(value) && !(value instanceof DataView) && value.BYTES_PER_ELEMENT !== 8;
+}

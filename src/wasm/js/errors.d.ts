@@ -1,0 +1,35 @@
+import type { KernelState } from "./ringkernel_web.js";
+
+/** The `name` of every error the runtime rejects with (bad arguments are `TypeError`s). */
+export type RingKernelErrorName =
+  | "KernelNotFoundError" | "KernelStateError" | "QueueFullError" | "TimeoutError" | "MessageFormatError"
+  | "KernelCompileError" | "MessageDroppedError" | "BackendUnavailableError" | "DeviceLostError"
+  | "RuntimeDisposedError";
+/** Every error the runtime rejects with: `catch (e) { if (e instanceof RingKernelError) ... }`. */
+export class RingKernelError extends Error { name: RingKernelErrorName; }
+/** No kernel has this id. */
+export class KernelNotFoundError extends RingKernelError { name: "KernelNotFoundError"; kernelId: string; }
+/** An operation the kernel's state does not allow; `action` is what was asked (e.g. "activate"). */
+export class KernelStateError extends RingKernelError { name: "KernelStateError"; kernelId: string; state: KernelState; action: string; }
+/** The input queue stayed full until the timeout; for `sendBatch`, `accepted` messages (from the front) were queued and will be answered, the rest were not. */
+export class QueueFullError extends RingKernelError { name: "QueueFullError"; kernelId: string; accepted: number; }
+/** `unprocessed`: for a `terminate` that timed out, the messages it left unprocessed (0 otherwise). */
+export class TimeoutError extends RingKernelError { name: "TimeoutError"; kernelId: string; unprocessed: number; }
+/** `field` is the path of the bad field, e.g. "bodies[2].mass". */
+export class MessageFormatError extends RingKernelError { name: "MessageFormatError"; kernelId: string; field: string; }
+/** `line` and `column` are in the kernel's own WGSL, when the compiler gave a position. */
+export class KernelCompileError extends RingKernelError { name: "KernelCompileError"; kernelId: string; line: number | null; column: number | null; }
+/** The handler dropped the message of this call, so it has no answer. */
+export class MessageDroppedError extends RingKernelError { name: "MessageDroppedError"; kernelId: string; }
+/** No WebGPU adapter or device; the message says what was tried and how to get WebGPU. */
+export class BackendUnavailableError extends RingKernelError { name: "BackendUnavailableError"; }
+/** The GPU device was lost; kernels wait for `recover()`. */
+export class DeviceLostError extends RingKernelError { name: "DeviceLostError"; }
+/** The runtime was disposed: every later call rejects with this. */
+export class RuntimeDisposedError extends RingKernelError { name: "RuntimeDisposedError"; }
+/** One of the runtime's errors, as a union that narrows on `name`. */
+export type AnyRingKernelError =
+  | KernelNotFoundError | KernelStateError | QueueFullError | TimeoutError | MessageFormatError
+  | KernelCompileError | MessageDroppedError | BackendUnavailableError | DeviceLostError | RuntimeDisposedError;
+/** Whether `error` is one of the runtime's errors (`instanceof RingKernelError`); narrows on `error.name`. */
+export function isRingKernelError(error: unknown): error is AnyRingKernelError;

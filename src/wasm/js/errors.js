@@ -1,0 +1,55 @@
+// The runtime's errors as JavaScript classes: `catch (e) { if (e instanceof QueueFullError) ... }`.
+// Each class keeps the contract's `name` (set on the prototype, so minifiers that rename classes
+// cannot change it) and carries its details as properties (`kernelId`, `accepted`, ...), which
+// the wasm layer sets. Bad arguments are JavaScript's own `TypeError` and `RangeError`.
+
+/** Every error the runtime rejects with, apart from bad arguments. */
+export class RingKernelError extends Error {}
+/** No kernel has this id. */
+export class KernelNotFoundError extends RingKernelError {}
+/** The kernel's state does not allow the operation (`state`, `action`). */
+export class KernelStateError extends RingKernelError {}
+/** The input queue stayed full until the timeout; `accepted` messages of a batch went in. */
+export class QueueFullError extends RingKernelError {}
+/** A receive, call or terminate outlasted its timeout (`unprocessed` for terminate). */
+export class TimeoutError extends RingKernelError {}
+/** A message that does not fit the kernel's layout; `field` is the bad field's path. */
+export class MessageFormatError extends RingKernelError {}
+/** The kernel's WGSL was refused; `line` and `column` are in its own source. */
+export class KernelCompileError extends RingKernelError {}
+/** The handler dropped the message of this call, so it has no answer. */
+export class MessageDroppedError extends RingKernelError {}
+/** No WebGPU adapter (or device) could be had; the message says what was tried. */
+export class BackendUnavailableError extends RingKernelError {}
+/** The GPU device was lost; kernels wait for `recover()`. */
+export class DeviceLostError extends RingKernelError {}
+/** The runtime was disposed: nothing can be done with it any more. */
+export class RuntimeDisposedError extends RingKernelError {}
+
+const CLASSES = {
+  RingKernelError,
+  KernelNotFoundError,
+  KernelStateError,
+  QueueFullError,
+  TimeoutError,
+  MessageFormatError,
+  KernelCompileError,
+  MessageDroppedError,
+  BackendUnavailableError,
+  DeviceLostError,
+  RuntimeDisposedError,
+};
+for (const [name, errorClass] of Object.entries(CLASSES)) {
+  Object.defineProperty(errorClass.prototype, "name", { value: name, writable: true, configurable: true });
+}
+
+/** The error of class `name` (one of the above) with `message`; called by the wasm layer. */
+export function ringKernelError(name, message) {
+  const errorClass = CLASSES[name] ?? RingKernelError;
+  return new errorClass(message);
+}
+
+/** Whether `error` is one of the runtime's errors (it narrows the type in TypeScript). */
+export function isRingKernelError(error) {
+  return error instanceof RingKernelError;
+}

@@ -1,0 +1,33 @@
+// How the package's objects end: `await using` disposes them, and nothing can free one under a
+// pending call. Installed when the package is imported, before any object exists.
+//
+// wasm-bindgen gives every class `free()` and `[Symbol.dispose]`, which release the Rust object
+// at once: any later call then dies with "null pointer passed to rust". A runtime must drain
+// its kernels first, which only an async dispose can do, so both are taken away (and from the
+// TypeScript declarations, so a synchronous `using` does not type-check). Objects end with
+// `dispose()` or `terminate()` (or `await using`); their memory is reclaimed by the garbage
+// collector once nothing holds them. After `dispose()` every call rejects with
+// `RuntimeDisposedError`.
+import { KernelHandle, ManagedKernel, RingKernelRuntime } from "./ringkernel_web.js";
+
+/** Each class and what `await using` calls when its block ends. */
+const ASYNC_DISPOSE = [
+  [RingKernelRuntime, "dispose"],
+  [KernelHandle, "terminate"],
+  [ManagedKernel, "terminate"],
+];
+
+for (const [objectClass, method] of ASYNC_DISPOSE) {
+  const prototype = objectClass.prototype;
+  if (typeof Symbol.asyncDispose === "symbol") {
+    Object.defineProperty(prototype, Symbol.asyncDispose, {
+      value: function asyncDispose() {
+        return this[method]();
+      },
+      writable: true,
+      configurable: true,
+    });
+  }
+  if (typeof Symbol.dispose === "symbol") delete prototype[Symbol.dispose];
+  delete prototype.free;
+}
