@@ -55,7 +55,7 @@ pub enum Error {
     },
 
     /// A message that does not fit the kernel's layout; `field` is the path of the bad field.
-    #[error("malformed message for kernel '{id}': field '{field}' {problem}")]
+    #[error("malformed message for kernel '{id}': {} {problem}", subject(field))]
     MessageFormat {
         /// The kernel the message was for.
         id: String,
@@ -149,6 +149,15 @@ fn batch_part(accepted: usize) -> String {
     match accepted {
         0 => String::new(),
         n => format!("; the first {n} messages of the batch were queued, the rest not"),
+    }
+}
+
+/// What a `MessageFormat` error is about, as its text names it: a field's path, a message
+/// type's (or Rust type's) name, or "(message)" for the message as a whole.
+fn subject(field: &str) -> String {
+    match field {
+        "(message)" => "the message".to_owned(),
+        path => format!("'{path}'"),
     }
 }
 

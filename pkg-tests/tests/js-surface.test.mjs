@@ -31,13 +31,13 @@ after(async () => {
 /**
  * Runs `body` (an async function body with `rk`, the package's exports, in scope) as a module in
  * a fresh page after `init()`, and resolves with what it returns. A throw fails the test with
- * the error's name and message; so does anything logged as an error.
+ * the error's name and message; so does anything logged as an error. Warnings go to `warnings`.
  */
-async function inPage(body) {
+async function inPage(body, warnings = []) {
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  page.on("console", (m) => (m.type() === "error" ? errors : m.type() === "warning" ? warnings : []).push(m.text()));
   await page.goto(`${url}/blank.html`);
   await page.addScriptTag({
     type: "module",
@@ -225,4 +225,31 @@ test("disposal: [Symbol.asyncDispose] from init() on, no synchronous dispose or 
   assert.deepEqual(value.after, Array(5).fill("RuntimeDisposedError true"));
   assert.equal(value.usingError, "TypeError");
   assert.equal(value.disposeAgain, true, "a second dispose does nothing");
+});
+
+test("a batch larger than the queue, sent before any receive, waits with a warning and a counter, then says how many went in", async () => {
+  const warnings = [];
+  const value = await inPage(`
+    const rt = await rk.RingKernelRuntime.create({ enableTelemetry: true });
+    const doubler = await rt.launch("doubler", null, { autoActivate: true, queueSize: 1000 });
+    const objects = Array.from({ length: 100000 }, (_, i) => ({ value: i }));
+    let refused;
+    try { await doubler.sendBatch(objects, { timeout: 1500 }); } catch (e) { refused = { name: e.name, accepted: e.accepted, queueFull: e instanceof rk.QueueFullError }; }
+    const stalledSends = rt.getTelemetry("doubler").stalledSends;
+    // Every accepted message is answered, in order; nothing else is.
+    const answers = [];
+    while (answers.length < refused.accepted) answers.push(...(await doubler.receiveBatch({ max: refused.accepted - answers.length, timeout: 20000 })));
+    const inOrder = answers.every((a, i) => a.result === 2 * i);
+    const leftover = doubler.tryReceive();
+    await rt.dispose();
+    return { refused, stalledSends, answered: answers.length, inOrder, leftover };
+  `, warnings);
+  // The input queue (1000) and the output queue (1000) filled; the rest was never queued.
+  assert.deepEqual(value.refused, { name: "QueueFullError", accepted: 2000, queueFull: true });
+  assert.equal(value.stalledSends, 1);
+  assert.equal(value.answered, 2000);
+  assert.equal(value.inOrder, true);
+  assert.equal(value.leftover, null);
+  assert.equal(warnings.length, 1, warnings.join("\n"));
+  assert.match(warnings[0], /a send to kernel 'doubler' has waited 1 s for room: .*output queue is full \(1000 answers nobody has received\)/);
 });

@@ -1,6 +1,6 @@
 // Deliberate misuse: every line marked `// misuse` must be a type error, and no other line may
 // be (tests/types.test.mjs runs tsc on this file and compares the lines it reports).
-import { RingKernelRuntime, defineMessage, ringKernel, isRingKernelError } from "ringkernel-web";
+import { RingKernelRuntime, defineMessage, ringKernel, isRingKernelError, KernelStateError } from "ringkernel-web";
 import type { InputOf, OutputOf } from "ringkernel-web";
 
 const Point = defineMessage("MisusePoint", { x: "f32", y: "f32" });
@@ -62,6 +62,19 @@ export async function misuse(): Promise<void> {
   await runtime.launch("doubler", null, { inputQueueSize: "8" }); // misuse
   await RingKernelRuntime.create({ deviceIndex: "0" }); // misuse
   ringKernel({ id: "again", input: Point, output: Length, wgsl: "", replace: "yes" }); // misuse
+  const answers = await handle.receiveBatch({ max: 10 });
+  answers[0].result.toUpperCase(); // misuse
+  const bytes = await handle.receiveBatch({ max: 10, packed: true });
+  bytes[0].result; // misuse
+  try {
+    await handle.activate();
+  } catch (error) {
+    if (error instanceof KernelStateError && error.state === "paused") return; // misuse
+  }
+  {
+    using synchronous = await RingKernelRuntime.create(); // misuse
+  }
+  runtime.free(); // misuse
   void point;
   void reply.result;
 }

@@ -328,7 +328,8 @@ impl Runtime {
                             id: id.to_owned(),
                             field: kernel.def.input.name().to_owned(),
                             problem: format!(
-                                "packed batch of {} bytes is not a whole number of {stride}-byte messages",
+                                "messages are {stride} bytes each: a packed batch of {} bytes is not a whole number \
+                                 of them",
                                 packed.len()
                             ),
                         }),

@@ -20,24 +20,50 @@ extern "C" {
     #[wasm_bindgen(js_name = compileCodec)]
     fn compile_codec(description: &JsValue) -> Option<Codec>;
 
-    /// All the messages packed, or (a number) the index of the first the fast path cannot
-    /// vouch for.
-    #[wasm_bindgen(method, js_name = encodeBatch)]
-    pub(super) fn encode_batch(this: &Codec, messages: &Array) -> JsValue;
+    /// Packs the messages into `out` (zeroed, their size): how many it packed, all of them, or
+    /// fewer when one stopped the fast path.
+    #[wasm_bindgen(method, js_name = encodeInto)]
+    fn encode_into(this: &Codec, messages: &Array, out: &Uint8Array) -> u32;
 
     /// Every message in the packed bytes as an object.
     #[wasm_bindgen(method, js_name = decodeBatch)]
-    pub(super) fn decode_batch(this: &Codec, bytes: &Uint8Array) -> Array;
+    fn decode_batch(this: &Codec, bytes: &Uint8Array) -> Array;
 
     /// The one message in the packed bytes as an object.
     #[wasm_bindgen(method, js_name = decodeOne)]
-    pub(super) fn decode_one(this: &Codec, bytes: &Uint8Array) -> JsValue;
+    fn decode_one(this: &Codec, bytes: &Uint8Array) -> JsValue;
 }
 
 thread_local! {
     /// Codecs by layout (`None`: code generation is refused here). Layouts are few and small,
     /// so a list compared by value is enough.
     static CODECS: RefCell<Vec<(MessageLayout, Option<Codec>)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Codec {
+    /// The messages packed in `layout` (this codec's), or `None` when one of them stopped the
+    /// fast path and the core must judge them. The codec writes straight into wasm memory.
+    pub(super) fn encode(&self, layout: &MessageLayout, messages: &Array) -> Option<Vec<u8>> {
+        let count = messages.length();
+        let mut packed = vec![0u8; count as usize * layout.size()];
+        // SAFETY: the view is used only by `encode_into`, which runs JavaScript alone (no call
+        // into wasm, so no allocation can move memory) and keeps nothing of it.
+        let encoded = self.encode_into(messages, &unsafe { Uint8Array::view_mut_raw(packed.as_mut_ptr(), packed.len()) });
+        (encoded == count).then_some(packed)
+    }
+
+    /// Every answer in `packed` (back to back, in this codec's layout) as an object.
+    pub(super) fn decode_all(&self, packed: &[u8]) -> Array {
+        // SAFETY: as in `encode`: only JavaScript reads the view, and the objects it builds
+        // copy every value out of it.
+        self.decode_batch(&unsafe { Uint8Array::view(packed) })
+    }
+
+    /// The one answer in `answer` as an object.
+    pub(super) fn decode(&self, answer: &[u8]) -> JsValue {
+        // SAFETY: as in `decode_all`.
+        self.decode_one(&unsafe { Uint8Array::view(answer) })
+    }
 }
 
 /// The codec of `layout`, compiled on first use; `None` where code generation is refused.

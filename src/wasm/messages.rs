@@ -5,7 +5,7 @@
 //! of messages. Out: the same shapes, with typed arrays (`Float32Array`, `Int32Array`,
 //! `Uint32Array`, by the field's scalar) for vectors and numeric arrays.
 
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -79,7 +79,7 @@ fn js_value(value: &JsValue, path: &str, depth: u32) -> Value {
 /// layout's JavaScript codec, or field by field here where a page allows no codec.
 pub(super) fn js_answer(layout: &MessageLayout, answer: &[u8]) -> JsValue {
     match codec(layout) {
-        Some(codec) => codec.decode_one(&Uint8Array::from(answer)),
+        Some(codec) => codec.decode(answer),
         None => js_message(layout, layout.decode(answer)),
     }
 }
@@ -87,7 +87,7 @@ pub(super) fn js_answer(layout: &MessageLayout, answer: &[u8]) -> JsValue {
 /// Answers packed back to back as an array of JS objects (see [`js_answer`]).
 pub(super) fn js_answers(layout: &MessageLayout, packed: &[u8]) -> JsValue {
     match codec(layout) {
-        Some(codec) => codec.decode_batch(&Uint8Array::from(packed)).into(),
+        Some(codec) => codec.decode_all(packed).into(),
         None => packed.chunks_exact(layout.size()).map(|answer| js_message(layout, layout.decode(answer))).collect::<Array>().into(),
     }
 }
@@ -110,10 +110,9 @@ pub(super) fn js_batch(messages: &JsValue, input: impl FnOnce() -> Option<Messag
     }
     if Array::is_array(messages) {
         let messages: &Array = messages.unchecked_ref();
-        if let Some(packed) = input().and_then(|layout| codec(&layout)).map(|codec| codec.encode_batch(messages)) {
-            if let Some(bytes) = packed.dyn_ref::<Uint8Array>() {
-                return Ok(Batch::Packed(bytes.to_vec()));
-            }
+        let layout = input();
+        if let Some(packed) = layout.as_ref().and_then(|l| codec(l)?.encode(l, messages)) {
+            return Ok(Batch::Packed(packed));
         }
         return Ok(Batch::Values(messages.iter().map(|m| js_message_value(&m)).collect()));
     }

@@ -44,29 +44,23 @@ class Codec {
   }
 
   /**
-   * Packs an array of message objects: a `Uint8Array` of all of them, or the index of the first
-   * one the fast path cannot vouch for (the caller lets the core judge the batch).
+   * Packs an array of message objects into `out` (zeroed, exactly their size, 4-byte aligned):
+   * how many it packed, all of them or (less) the index of the first one the fast path cannot
+   * vouch for (the caller lets the core judge the batch).
    */
-  encodeBatch(messages) {
+  encodeInto(messages, out) {
+    const [U, I, F] = views(out.buffer, out.byteOffset, out.byteLength);
     const count = messages.length;
-    const buffer = new ArrayBuffer(count * this.size);
-    const [U, I, F] = views(buffer);
     const words = this.words;
     for (let i = 0; i < count; i++) {
       if (!this.encodeAt(messages[i], U, I, F, i * words)) return i;
     }
-    return new Uint8Array(buffer);
+    return count;
   }
 
-  /** Packs one message object, or `null` when the fast path cannot vouch for it. */
-  encodeOne(message) {
-    const buffer = new ArrayBuffer(this.size);
-    const [U, I, F] = views(buffer);
-    return this.encodeAt(message, U, I, F, 0) ? new Uint8Array(buffer) : null;
-  }
-
-  /** Every message in `bytes` (packed back to back, starting at a 4-byte boundary) as objects. */
+  /** Every message in `bytes` (packed back to back) as objects. */
   decodeBatch(bytes) {
+    if (bytes.byteOffset % 4 !== 0) bytes = bytes.slice(); // the 32-bit views need alignment
     const [U, I, F] = views(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const count = bytes.byteLength / this.size;
     const words = this.words;
@@ -77,6 +71,7 @@ class Codec {
 
   /** The one message in `bytes` as an object. */
   decodeOne(bytes) {
+    if (bytes.byteOffset % 4 !== 0) bytes = bytes.slice();
     const [U, I, F] = views(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     return this.decodeAt(U, I, F, 0);
   }
@@ -117,8 +112,11 @@ class Source {
   /** Checks that `value` is a plain object with exactly the layout's fields, and writes them. */
   encodeObject(layout, value, base) {
     const keys = this.fresh("k");
-    let code = `if (typeof ${value} !== "object" || ${value} === null) return false;
-{ const p = Object.getPrototypeOf(${value}); if (p !== Object.prototype && p !== null) return false; }
+    // Plain objects only (their constructor is Object: a class instance or an object without a
+    // prototype goes to the core), holding exactly the layout's fields: a misspelt extra one
+    // is the core's to refuse. Reading `constructor` is much cheaper than asking for the
+    // prototype; for...in counts enumerable keys, inherited ones too, without allocating.
+    let code = `if (typeof ${value} !== "object" || ${value} === null || ${value}.constructor !== Object) return false;
 let ${keys} = 0; for (const _ in ${value}) ${keys}++;
 if (${keys} !== ${layout.fields.length}) return false;
 `;
