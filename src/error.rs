@@ -104,9 +104,14 @@ pub enum Error {
         reason: String,
     },
 
-    /// An argument out of its range or of the wrong shape.
+    /// An argument of the wrong shape (a type error in JavaScript).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// A number outside the range its argument allows: a queue size of 0, a negative timeout,
+    /// an id too long (a `RangeError` in JavaScript).
+    #[error("out of range: {0}")]
+    OutOfRange(String),
 }
 
 /// Which kind of [`Error`] this is, without its details: what callers match on, and what the
@@ -136,6 +141,8 @@ pub enum ErrorKind {
     Disposed,
     /// [`Error::InvalidArgument`].
     InvalidArgument,
+    /// [`Error::OutOfRange`].
+    OutOfRange,
 }
 
 fn unprocessed_part(unprocessed: u64) -> String {
@@ -184,6 +191,7 @@ impl Error {
             Error::DeviceLost { .. } => ErrorKind::DeviceLost,
             Error::Disposed => ErrorKind::Disposed,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::OutOfRange(_) => ErrorKind::OutOfRange,
         }
     }
 

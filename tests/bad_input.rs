@@ -581,7 +581,7 @@ async fn run(rt: &Runtime, op: &Op) -> Result<(), Error> {
 /// Whether the runtime counts `error` from `op` in the kernel's `errors`: the failed message
 /// operations its telemetry documents ("refused messages, timeouts, host handlers that threw"):
 /// a send, call or receive refused as malformed, for a full queue, for the kernel's state, or
-/// timed out; and a terminate that timed out. Bad arguments (`TypeError`), unknown kernels,
+/// timed out; and a terminate that timed out. Bad arguments (`TypeError`, `RangeError`), unknown kernels,
 /// lifecycle refusals and compile errors are not counted.
 fn counted(op: &Op, error: &Error) -> bool {
     match op {
@@ -749,15 +749,15 @@ fn id_rows() -> Vec<Case> {
             rows.push(case(
                 format!("LaunchDefinition with an {shown} id"),
                 LaunchDefinition(def, queue(QUEUE)),
-                "TypeError",
+                "RangeError",
             ));
         }
     }
     // Registered under an id no kernel may have: launching it is refused for the id.
     let long = long_id().replace('x', "y");
     register_doubler(&long);
-    rows.push(case("Launch of a registered over-long id", Op::Launch(long.clone(), queue(QUEUE)), "TypeError"));
-    rows.push(case("ManagedKernel of a registered over-long id", Op::ManagedKernel(long), "TypeError"));
+    rows.push(case("Launch of a registered over-long id", Op::Launch(long.clone(), queue(QUEUE)), "RangeError"));
+    rows.push(case("ManagedKernel of a registered over-long id", Op::ManagedKernel(long), "RangeError"));
     rows
 }
 
@@ -1047,8 +1047,8 @@ fn packed_rows() -> Vec<Case> {
 fn argument_rows() -> Vec<Case> {
     use Op::*;
     vec![
-        case("launch with a queue of 0", Launch(FRESH.into(), queue(0)), "TypeError"),
-        case("launch with a queue over the maximum", Launch(FRESH.into(), queue(MAX_QUEUE_SIZE + 1)), "TypeError"),
+        case("launch with a queue of 0", Launch(FRESH.into(), queue(0)), "RangeError"),
+        case("launch with a queue over the maximum", Launch(FRESH.into(), queue(MAX_QUEUE_SIZE + 1)), "RangeError"),
         case("read_state of a kernel without state", ReadState(LAUNCHED.into()), "TypeError"),
         case("read_state_as of a kernel without state", ReadStateAs(LAUNCHED.into()), "TypeError"),
         case("connect of a kernel to itself", Connect(ACTIVE.into(), ACTIVE.into()), "TypeError"),

@@ -606,6 +606,8 @@ fn every_error_kind_is_reachable() {
         note(rt.launch("echo", LaunchOptions::default()).await.unwrap_err());
         let missing = RuntimeBuilder::new().backend(BackendChoice::Auto).device(99).build().await.unwrap_err();
         note(missing);
+        let empty_queue = LaunchOptions::default().with_queue_capacity(0);
+        note(runtime().launch("echo", empty_queue).await.unwrap_err());
         assert_eq!(
             names,
             std::collections::BTreeSet::from([
@@ -618,7 +620,8 @@ fn every_error_kind_is_reachable() {
                 ErrorKind::MessageFormat,
                 ErrorKind::QueueFull,
                 ErrorKind::Timeout,
-                ErrorKind::InvalidArgument
+                ErrorKind::InvalidArgument,
+                ErrorKind::OutOfRange
             ])
         );
     });

@@ -578,7 +578,7 @@ async fn timeouts_and_waiting_receives() {
     assert_eq!((num(&t, "messagesProcessed"), num(&t, "answersAbandoned")), (2.0, 1.0));
     assert_js_error(
         js(rt.receive("doubler".into(), Some(object(&[("timeout", (-1).into())])))).await,
-        "TypeError",
+        "RangeError",
         &[],
     );
 }
@@ -716,7 +716,8 @@ async fn round_trip<In: bytemuck::Pod, Out: bytemuck::Pod>(rt: &JsRuntime, id: &
     assert_eq!(accepted.as_f64(), Some(inputs.len() as f64));
     let mut bytes = Vec::new();
     while bytes.len() < inputs.len() * std::mem::size_of::<Out>() {
-        let batch = js(rt.receive_batch(id.into(), Some(timeout(20_000)))).await.unwrap();
+        let options = object(&[("timeout", 20_000.into()), ("packed", true.into())]);
+        let batch = js(rt.receive_batch(id.into(), Some(options))).await.unwrap();
         bytes.extend(js_sys::Uint8Array::new(&batch).to_vec());
     }
     bytemuck::pod_collect_to_vec(&bytes)

@@ -542,7 +542,7 @@ fn id_rows() -> Vec<Row> {
         rows.push(row(format!("connect to an {shown} id"), to, "KernelNotFoundError").prop("kernelId", &bad));
         if bad != NOWHERE {
             let launch = method("launch", &[id(), doubler_definition()]);
-            rows.push(row(format!("launch of a definition with an {shown} id"), launch, "TypeError"));
+            rows.push(row(format!("launch of a definition with an {shown} id"), launch, "RangeError"));
         }
     }
     rows
@@ -903,18 +903,19 @@ fn handle_option_calls(options: &JsValue) -> [(&'static str, Vec<JsValue>); 6] {
 /// Timeouts and other options that are not what they must be.
 fn option_rows() -> Vec<Row> {
     let mut rows = Vec::new();
-    let bad_timeouts: Vec<(&str, JsValue)> = vec![
-        ("\"10\"", s("10")),
-        ("{}", object(&[])),
-        ("NaN", n(f64::NAN)),
-        ("-1", n(-1.0)),
-        ("Infinity", n(f64::INFINITY)),
-        ("-Infinity", n(f64::NEG_INFINITY)),
-        ("10n", BigInt::from(10).into()),
-        ("true", true.into()),
-        ("[]", array(&[])),
+    // Not a number: TypeError; a number outside 0 to Infinity (exclusive): RangeError.
+    let bad_timeouts: Vec<(&str, JsValue, &str)> = vec![
+        ("\"10\"", s("10"), "TypeError"),
+        ("{}", object(&[]), "TypeError"),
+        ("NaN", n(f64::NAN), "RangeError"),
+        ("-1", n(-1.0), "RangeError"),
+        ("Infinity", n(f64::INFINITY), "RangeError"),
+        ("-Infinity", n(f64::NEG_INFINITY), "RangeError"),
+        ("10n", BigInt::from(10).into(), "TypeError"),
+        ("true", true.into(), "TypeError"),
+        ("[]", array(&[]), "TypeError"),
     ];
-    for (shown, t) in &bad_timeouts {
+    for (shown, t, expect) in &bad_timeouts {
         let options = object(&[("timeout", t.clone())]);
         for (name, args) in [
             ("send", vec![s(ACTIVE), value(n(1.0)), options.clone()]),
@@ -925,14 +926,10 @@ fn option_rows() -> Vec<Row> {
             ("terminate", vec![s(ACTIVE), options.clone()]),
             ("terminateAll", vec![options.clone()]),
         ] {
-            rows.push(row(format!("{name} with a timeout of {shown}"), Op::Method(name, args), "TypeError"));
+            rows.push(row(format!("{name} with a timeout of {shown}"), Op::Method(name, args), expect));
         }
         for (name, args) in handle_option_calls(&options) {
-            rows.push(row(
-                format!("handle.{name} with a timeout of {shown}"),
-                handle(ACTIVE, name, &args),
-                "TypeError",
-            ));
+            rows.push(row(format!("handle.{name} with a timeout of {shown}"), handle(ACTIVE, name, &args), expect));
         }
     }
     let not_options: Vec<(&str, JsValue)> = vec![
@@ -960,26 +957,30 @@ fn option_rows() -> Vec<Row> {
         handle(ACTIVE, "receiveBatch", &[misspelt]),
         "TypeError",
     ));
-    let launch_options: Vec<(&str, JsValue)> = vec![
-        ("{ autoActivate: \"yes\" }", object(&[("autoActivate", s("yes"))])),
-        ("{ autoActivate: 1 }", object(&[("autoActivate", n(1.0))])),
-        ("{ autoactivate: true }", object(&[("autoactivate", true.into())])),
-        ("{ inputQueueSize: 0 }", object(&[("inputQueueSize", n(0.0))])),
-        ("{ inputQueueSize: -1 }", object(&[("inputQueueSize", n(-1.0))])),
-        ("{ inputQueueSize: \"8\" }", object(&[("inputQueueSize", s("8"))])),
-        ("{ outputQueueSize: 0 }", object(&[("outputQueueSize", n(0.0))])),
-        ("{ outputQueueSize: 1.5 }", object(&[("outputQueueSize", n(1.5))])),
-        ("{ outputQueueSize: 2**40 }", object(&[("outputQueueSize", n(2f64.powi(40)))])),
-        ("{ inputQueueSize: 4, maxBatch: 8 }", object(&[("inputQueueSize", n(4.0)), ("maxBatch", n(8.0))])),
+    let launch_options: Vec<(&str, JsValue, &str)> = vec![
+        ("{ autoActivate: \"yes\" }", object(&[("autoActivate", s("yes"))]), "TypeError"),
+        ("{ autoActivate: 1 }", object(&[("autoActivate", n(1.0))]), "TypeError"),
+        ("{ autoactivate: true }", object(&[("autoactivate", true.into())]), "TypeError"),
+        ("{ inputQueueSize: 0 }", object(&[("inputQueueSize", n(0.0))]), "RangeError"),
+        ("{ inputQueueSize: -1 }", object(&[("inputQueueSize", n(-1.0))]), "RangeError"),
+        ("{ inputQueueSize: \"8\" }", object(&[("inputQueueSize", s("8"))]), "TypeError"),
+        ("{ outputQueueSize: 0 }", object(&[("outputQueueSize", n(0.0))]), "RangeError"),
+        ("{ outputQueueSize: 1.5 }", object(&[("outputQueueSize", n(1.5))]), "RangeError"),
+        ("{ outputQueueSize: 2**40 }", object(&[("outputQueueSize", n(2f64.powi(40)))]), "RangeError"),
+        (
+            "{ inputQueueSize: 4, maxBatch: 8 }",
+            object(&[("inputQueueSize", n(4.0)), ("maxBatch", n(8.0))]),
+            "RangeError",
+        ),
     ];
-    for (shown, options) in launch_options {
+    for (shown, options, expect) in launch_options {
         let launch = method("launch", &[s(FRESH), JsValue::NULL, options]);
-        rows.push(row(format!("launch with the options {shown}"), launch, "TypeError"));
+        rows.push(row(format!("launch with the options {shown}"), launch, expect));
     }
     let create_options: Vec<(&str, JsValue, &'static str)> = vec![
         ("{ deviceIndex: \"0\" }", object(&[("deviceIndex", s("0"))]), "TypeError"),
-        ("{ deviceIndex: -1 }", object(&[("deviceIndex", n(-1.0))]), "TypeError"),
-        ("{ deviceIndex: 1.5 }", object(&[("deviceIndex", n(1.5))]), "TypeError"),
+        ("{ deviceIndex: -1 }", object(&[("deviceIndex", n(-1.0))]), "RangeError"),
+        ("{ deviceIndex: 1.5 }", object(&[("deviceIndex", n(1.5))]), "RangeError"),
         ("{ deviceIndex: 0n }", object(&[("deviceIndex", BigInt::from(0).into())]), "TypeError"),
         ("{ deviceindex: 0 }", object(&[("deviceindex", n(0.0))]), "TypeError"),
         ("{ debug: \"yes\" }", object(&[("debug", s("yes"))]), "TypeError"),
@@ -993,24 +994,23 @@ fn option_rows() -> Vec<Row> {
     for (shown, options, expect) in create_options {
         rows.push(row(format!("RingKernelRuntime.create with {shown}"), Op::Create(options), expect));
     }
-    let bad_sizes: Vec<(&str, JsValue)> = vec![
-        ("NaN", n(f64::NAN)),
-        ("Infinity", n(f64::INFINITY)),
-        ("-1", n(-1.0)),
-        ("1.5", n(1.5)),
-        ("2**40", n(2f64.powi(40))),
-        ("0", n(0.0)),
-        ("-0", n(-0.0)),
-        ("\"10\"", s("10")),
-        ("10n", BigInt::from(10).into()),
-        ("{}", object(&[])),
-        ("true", true.into()),
+    let bad_sizes: Vec<(&str, JsValue, &str)> = vec![
+        ("NaN", n(f64::NAN), "RangeError"),
+        ("Infinity", n(f64::INFINITY), "RangeError"),
+        ("-1", n(-1.0), "RangeError"),
+        ("1.5", n(1.5), "RangeError"),
+        ("2**40", n(2f64.powi(40)), "RangeError"),
+        ("0", n(0.0), "RangeError"),
+        ("-0", n(-0.0), "RangeError"),
+        ("\"10\"", s("10"), "TypeError"),
+        ("10n", BigInt::from(10).into(), "TypeError"),
+        ("{}", object(&[]), "TypeError"),
+        ("true", true.into(), "TypeError"),
     ];
-    for (shown, size) in &bad_sizes {
+    for (shown, size, expect) in &bad_sizes {
         let options = object(&[("queueSize", size.clone())]);
         let launch = method("launch", &[s(FRESH), JsValue::NULL, options]);
-        let r = row(format!("launch with a queueSize of {shown}"), launch, "TypeError");
-        rows.push(r);
+        rows.push(row(format!("launch with a queueSize of {shown}"), launch, expect));
     }
     for (shown, mode) in [("\"fast\"", s("fast")), ("5", n(5.0))] {
         let options = object(&[("mode", mode)]);
@@ -1020,20 +1020,20 @@ fn option_rows() -> Vec<Row> {
             "TypeError",
         ));
     }
-    let maxima: Vec<(&str, JsValue)> = vec![
-        ("-1", n(-1.0)),
-        ("1.5", n(1.5)),
-        ("NaN", n(f64::NAN)),
-        ("\"3\"", s("3")),
-        ("Infinity", n(f64::INFINITY)),
-        ("3n", BigInt::from(3).into()),
+    let maxima: Vec<(&str, JsValue, &str)> = vec![
+        ("-1", n(-1.0), "RangeError"),
+        ("1.5", n(1.5), "RangeError"),
+        ("NaN", n(f64::NAN), "RangeError"),
+        ("\"3\"", s("3"), "TypeError"),
+        ("Infinity", n(f64::INFINITY), "RangeError"),
+        ("3n", BigInt::from(3).into(), "TypeError"),
     ];
-    for (shown, max) in maxima {
+    for (shown, max, expect) in maxima {
         let options = object(&[("max", max), ("timeout", n(0.0))]);
         let receive = method("receiveBatch", &[s(ACTIVE), options.clone()]);
-        rows.push(row(format!("receiveBatch with a max of {shown}"), receive, "TypeError"));
+        rows.push(row(format!("receiveBatch with a max of {shown}"), receive, expect));
         let receive = handle(ACTIVE, "receiveBatch", &[options]);
-        rows.push(row(format!("handle.receiveBatch with a max of {shown}"), receive, "TypeError"));
+        rows.push(row(format!("handle.receiveBatch with a max of {shown}"), receive, expect));
     }
     rows.push(row("readState of a kernel without state", method("readState", &[s(LAUNCHED)]), "TypeError"));
     rows.push(row("connect of a kernel to itself", method("connect", &[s(ACTIVE), s(ACTIVE)]), "TypeError"));
@@ -1096,33 +1096,42 @@ fn definition_rows() -> Vec<Row> {
         definition
     };
     let state = |pairs: &[(&str, JsValue)]| object(pairs);
-    let definitions: Vec<(&str, JsValue)> = vec![
-        ("an unknown key", with(&[("wgls", s(DOUBLER_WGSL))])),
-        ("wgsl that is a number", with(&[("wgsl", n(5.0))])),
-        ("neither wgsl nor a handler", with(&[("wgsl", JsValue::UNDEFINED), ("handler", JsValue::UNDEFINED)])),
-        ("a handler that is a number", with(&[("handler", n(5.0))])),
-        ("an input that is a number", with(&[("input", n(5.0))])),
-        ("an input naming no message", with(&[("input", s("NoSuchMessage"))])),
-        ("an output that is missing", with(&[("output", JsValue::UNDEFINED)])),
-        ("a workgroupSize of 0", with(&[("workgroupSize", n(0.0))])),
-        ("a workgroupSize of 257", with(&[("workgroupSize", n(257.0))])),
-        ("a workgroupSize of 1.5", with(&[("workgroupSize", n(1.5))])),
-        ("a workgroupSize of \"64\"", with(&[("workgroupSize", s("64"))])),
-        ("a state of length 0", with(&[("state", state(&[("length", n(0.0))]))])),
-        ("a state of length 1.5", with(&[("state", state(&[("length", n(1.5))]))])),
-        ("a state longer than the maximum", with(&[("state", state(&[("length", n(MAX_STATE_LEN as f64 + 1.0))]))])),
-        ("a state of f64", with(&[("state", state(&[("length", n(1.0)), ("type", s("f64"))]))])),
-        ("a state that is a number", with(&[("state", n(4.0))])),
-        ("a replace that is a string", with(&[("replace", s("yes"))])),
-        ("a replace of 1", with(&[("replace", n(1.0))])),
+    let (type_error, range_error) = ("TypeError", "RangeError");
+    let definitions: Vec<(&str, JsValue, &str)> = vec![
+        ("an unknown key", with(&[("wgls", s(DOUBLER_WGSL))]), type_error),
+        ("wgsl that is a number", with(&[("wgsl", n(5.0))]), type_error),
+        (
+            "neither wgsl nor a handler",
+            with(&[("wgsl", JsValue::UNDEFINED), ("handler", JsValue::UNDEFINED)]),
+            type_error,
+        ),
+        ("a handler that is a number", with(&[("handler", n(5.0))]), type_error),
+        ("an input that is a number", with(&[("input", n(5.0))]), type_error),
+        ("an input naming no message", with(&[("input", s("NoSuchMessage"))]), type_error),
+        ("an output that is missing", with(&[("output", JsValue::UNDEFINED)]), type_error),
+        ("a workgroupSize of 0", with(&[("workgroupSize", n(0.0))]), range_error),
+        ("a workgroupSize of 257", with(&[("workgroupSize", n(257.0))]), range_error),
+        ("a workgroupSize of 1.5", with(&[("workgroupSize", n(1.5))]), range_error),
+        ("a workgroupSize of \"64\"", with(&[("workgroupSize", s("64"))]), type_error),
+        ("a state of length 0", with(&[("state", state(&[("length", n(0.0))]))]), range_error),
+        ("a state of length 1.5", with(&[("state", state(&[("length", n(1.5))]))]), range_error),
+        (
+            "a state longer than the maximum",
+            with(&[("state", state(&[("length", n(MAX_STATE_LEN as f64 + 1.0))]))]),
+            range_error,
+        ),
+        ("a state of f64", with(&[("state", state(&[("length", n(1.0)), ("type", s("f64"))]))]), type_error),
+        ("a state that is a number", with(&[("state", n(4.0))]), type_error),
+        ("a replace that is a string", with(&[("replace", s("yes"))]), type_error),
+        ("a replace of 1", with(&[("replace", n(1.0))]), type_error),
     ];
     let mut rows = Vec::new();
-    for (i, (what, definition)) in definitions.into_iter().enumerate() {
+    for (i, (what, definition, expect)) in definitions.into_iter().enumerate() {
         let id = format!("web-bad-def-{i}");
         let launch = method("launch", &[s(&id), definition.clone()]);
-        rows.push(row(format!("launch of a definition with {what}"), launch, "TypeError"));
+        rows.push(row(format!("launch of a definition with {what}"), launch, expect));
         Reflect::set(&definition, &"id".into(), &s(&id)).unwrap();
-        rows.push(row(format!("ringKernel with {what}"), Op::RingKernel(definition), "TypeError"));
+        rows.push(row(format!("ringKernel with {what}"), Op::RingKernel(definition), expect));
     }
     rows.push(row("ringKernel without an id", Op::RingKernel(doubler_definition()), "TypeError"));
     let taken = doubler_definition();
@@ -1281,9 +1290,9 @@ async fn managed_kernel_refuses_bad_ids_and_definitions() {
         ("an unknown id", NOWHERE.into(), None, "KernelNotFoundError"),
         ("an empty id", String::new(), None, "KernelNotFoundError"),
         ("an over-long id", long_id(), None, "KernelNotFoundError"),
-        ("a definition with an empty id", String::new(), Some(doubler_definition()), "TypeError"),
-        ("a definition with an over-long id", long_id(), Some(doubler_definition()), "TypeError"),
-        ("a definition with a bad state", "web-bad-managed".into(), Some(bad_state), "TypeError"),
+        ("a definition with an empty id", String::new(), Some(doubler_definition()), "RangeError"),
+        ("a definition with an over-long id", long_id(), Some(doubler_definition()), "RangeError"),
+        ("a definition with a bad state", "web-bad-managed".into(), Some(bad_state), "RangeError"),
         ("a definition that is a number", "web-bad-managed".into(), Some(n(5.0)), "TypeError"),
         ("a definition with invalid WGSL", "web-bad-managed".into(), Some(broken), "KernelCompileError"),
     ];

@@ -57,7 +57,8 @@ async fn send_values(rt: &JsRuntime, id: &str, values: &[i32]) -> usize {
 async fn receive_up_to(rt: &JsRuntime, id: &str, n: usize) -> (Vec<i32>, Option<JsValue>) {
     let mut out = Vec::new();
     while out.len() < n {
-        let options = object(&[("timeout", 60_000.into()), ("max", ((n - out.len()) as u32).into())]);
+        let options =
+            object(&[("timeout", 60_000.into()), ("max", ((n - out.len()) as u32).into()), ("packed", true.into())]);
         match js(rt.receive_batch(id.into(), Some(options))).await {
             Ok(bytes) => out.extend(bytemuck::pod_collect_to_vec::<u8, i32>(&js_sys::Uint8Array::new(&bytes).to_vec())),
             Err(e) => return (out, Some(e)),
@@ -255,5 +256,5 @@ async fn a_slow_handler_with_max_batch_leaves_the_page_responsive() {
     assert!(num(&t, "dispatches") >= 16.0, "256 messages at most 16 per dispatch: {}", num(&t, "dispatches"));
     let refused =
         js(rt.launch("slow2".into(), None, Some(object(&[("queueSize", 8.into()), ("maxBatch", 9.into())])))).await;
-    assert_eq!(name_of(&refused.unwrap_err()), "TypeError");
+    assert_eq!(name_of(&refused.unwrap_err()), "RangeError");
 }

@@ -253,3 +253,20 @@ test("a batch larger than the queue, sent before any receive, waits with a warni
   assert.equal(warnings.length, 1, warnings.join("\n"));
   assert.match(warnings[0], /a send to kernel 'doubler' has waited 1 s for room: .*output queue is full \(1000 answers nobody has received\)/);
 });
+
+test("under a Content-Security-Policy without 'unsafe-eval' (no codecs), objects give the same answers and refusals", async () => {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(`${url}/csp.html`);
+  await page.waitForFunction(() => window.__csp !== undefined, null, { timeout: 120_000 });
+  const out = await page.evaluate(() => window.__csp);
+  await page.close();
+  assert.equal(out.ok, true, out.error);
+  assert.equal(out.codegen, "EvalError", "the policy forbids generated code");
+  assert.deepEqual(out.answers, [{ result: 2 }, { result: 4 }, { result: 6 }]);
+  assert.deepEqual(out.called, { result: 42 });
+  assert.deepEqual(out.refused, { name: "MessageFormatError", field: "value", isClass: true });
+  assert.deepEqual(out.body, { position: [0.5, 1, 2], tags: [7, 8], types: ["Float32Array", "Uint32Array"] });
+  assert.deepEqual(errors, []);
+});

@@ -402,7 +402,7 @@ impl Runtime {
 fn queue_sizes(options: &LaunchOptions, default_queue_size: usize) -> Result<(usize, usize, usize)> {
     let bound = |name: &str, size: usize| {
         if size == 0 || size > MAX_QUEUE_SIZE {
-            return Err(Error::InvalidArgument(format!("{name} must be between 1 and {MAX_QUEUE_SIZE}, got {size}")));
+            return Err(Error::OutOfRange(format!("{name} must be between 1 and {MAX_QUEUE_SIZE}, got {size}")));
         }
         Ok(size)
     };
@@ -411,7 +411,7 @@ fn queue_sizes(options: &LaunchOptions, default_queue_size: usize) -> Result<(us
     let output_size = bound("outputQueueSize", options.output_queue_size.unwrap_or(queue_size))?;
     let max_batch = options.max_batch.unwrap_or(input_size);
     if max_batch == 0 || max_batch > input_size {
-        return Err(Error::InvalidArgument(format!(
+        return Err(Error::OutOfRange(format!(
             "maxBatch must be between 1 and the queue size ({input_size}), got {max_batch}"
         )));
     }
@@ -420,7 +420,7 @@ fn queue_sizes(options: &LaunchOptions, default_queue_size: usize) -> Result<(us
 
 fn validate_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 128 {
-        return Err(Error::InvalidArgument(format!("kernel ids are 1 to 128 characters, got {}", id.len())));
+        return Err(Error::OutOfRange(format!("kernel ids are 1 to 128 characters, got {}", id.len())));
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::errors::type_error;
+use super::errors::{range_error, type_error};
 use super::host_handler::JsHostHandler;
 use super::messages::type_name;
 use crate::kernel::{self, KernelDefinition, StateElement, DEFAULT_WORKGROUP_SIZE};
@@ -120,7 +120,7 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
         def = def.with_state(element, length);
     }
     // The core's rules, reported here, where the definition was written.
-    def.check_shape().map_err(|e| type_error(format!("kernel '{id}': {e}")))?;
+    def.check_shape().map_err(|e| range_error(format!("kernel '{id}': {e}")))?;
     if !handler.is_undefined() {
         let function = handler.dyn_into::<js_sys::Function>().map_err(|other| {
             type_error(format!("kernel '{id}': handler must be a function, got {}", type_name(&other)))
@@ -137,7 +137,8 @@ fn workgroup_size(id: &str, value: &JsValue) -> Result<u32, JsValue> {
     match value.as_f64() {
         None if value.is_undefined() => Ok(DEFAULT_WORKGROUP_SIZE),
         Some(n) if is_u32(n) => Ok(n as u32),
-        _ => Err(type_error(format!("kernel '{id}': workgroupSize must be an integer from 1 to 256"))),
+        Some(_) => Err(range_error(format!("kernel '{id}': workgroupSize must be an integer from 1 to 256"))),
+        None => Err(type_error(format!("kernel '{id}': workgroupSize must be an integer from 1 to 256"))),
     }
 }
 
@@ -155,17 +156,20 @@ fn state(id: &str, state: &JsValue) -> Result<Option<(StateElement, u32)>, JsVal
     if state.is_undefined() {
         return Ok(None);
     }
-    let bad = || {
-        type_error(format!(
-            "kernel '{id}': state must be {{ length: 1 to {}, type?: \"atomic<u32>\" | \"atomic<i32>\" | \"u32\" | \
-             \"i32\" | \"f32\" }}",
-            kernel::MAX_STATE_LEN
-        ))
-    };
+    let expected = format!(
+        "kernel '{id}': state must be {{ length: 1 to {}, type?: \"atomic<u32>\" | \"atomic<i32>\" | \"u32\" | \"i32\" \
+         | \"f32\" }}",
+        kernel::MAX_STATE_LEN
+    );
+    let bad = || type_error(expected.clone());
     if !state.is_object() {
         return Err(bad());
     }
-    let length = Reflect::get(state, &"length".into())?.as_f64().filter(|&n| is_u32(n)).ok_or_else(bad)?;
+    let length = match Reflect::get(state, &"length".into())?.as_f64() {
+        Some(n) if is_u32(n) => n,
+        Some(_) => return Err(range_error(expected)), // a number, but no length
+        None => return Err(bad()),
+    };
     let element = match Reflect::get(state, &"type".into())?.as_string() {
         None => StateElement::AtomicU32,
         Some(text) => StateElement::parse(&text).ok_or_else(bad)?,

@@ -31,14 +31,17 @@ fn name(kind: ErrorKind) -> &'static str {
         ErrorKind::DeviceLost => "DeviceLostError",
         ErrorKind::Disposed => "RuntimeDisposedError",
         ErrorKind::InvalidArgument => "TypeError",
+        ErrorKind::OutOfRange => "RangeError",
     }
 }
 
 /// Converts a runtime error to an instance of its JS class, with its details.
 pub(super) fn js_error(error: Error) -> JsValue {
-    if let Error::InvalidArgument(message) = &error {
-        // Bad arguments are JavaScript's own `TypeError`, as a built-in would throw.
-        return type_error(message.clone());
+    // Bad arguments are JavaScript's own `TypeError` and `RangeError`, as a built-in's would be.
+    match &error {
+        Error::InvalidArgument(message) => return type_error(message.clone()),
+        Error::OutOfRange(message) => return range_error(message.clone()),
+        _ => {}
     }
     let js = ring_kernel_error(name(error.kind()), &error.to_string());
     let set = |key: &str, value: JsValue| {
@@ -81,4 +84,9 @@ pub(super) fn js_void(result: Result<(), Error>) -> Result<JsValue, JsValue> {
 /// A `TypeError` for a bad argument: a real one (`instanceof TypeError`).
 pub(super) fn type_error(message: String) -> JsValue {
     js_sys::TypeError::new(&message).into()
+}
+
+/// A `RangeError` for a number outside what its argument allows (`instanceof RangeError`).
+pub(super) fn range_error(message: String) -> JsValue {
+    js_sys::RangeError::new(&message).into()
 }

@@ -12,7 +12,7 @@ use wasm_bindgen::JsCast;
 
 use std::time::Duration;
 
-use super::errors::{js_error, type_error};
+use super::errors::{js_error, range_error, type_error};
 use super::messages::type_name;
 use crate::lifecycle::KernelMode;
 use crate::runtime::{LaunchOptions, DEFAULT_TERMINATE_TIMEOUT};
@@ -103,8 +103,22 @@ where
             return Err(type_error(format!("{what}: option '{key}' must be a number, got a BigInt")));
         }
     }
-    serde_wasm_bindgen::from_value(value).map_err(|e| type_error(format!("{what}: {e}")))
+    serde_wasm_bindgen::from_value(value).map_err(|e| {
+        let message = format!("{what}: {e}");
+        // serde names what it refused and what it wanted: a number (`floating point \`1.5\``)
+        // where a number of narrower range belongs (`expected usize`) is a RangeError, any other
+        // mismatch a TypeError.
+        let given_number = message.contains("integer `") || message.contains("floating point `");
+        let wanted_number = NUMBER_TYPES.iter().any(|ty| message.ends_with(&format!("expected {ty}")));
+        match given_number && wanted_number {
+            true => range_error(message),
+            false => type_error(message),
+        }
+    })
 }
+
+/// How serde names the numeric types of option fields in its errors.
+const NUMBER_TYPES: [&str; 6] = ["usize", "u32", "u64", "i32", "f32", "f64"];
 
 /// The field names `T`'s derived `Deserialize` asks for (in their serialized spelling).
 fn field_names<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
