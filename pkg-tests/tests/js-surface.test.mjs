@@ -177,6 +177,9 @@ test("errors are instances of exported classes, with their names and details", a
     const full = await catchIt(() => small.sendBatch(new Int32Array([1, 2, 3]), { timeout: 0 }));
     const timeout = await catchIt(() => small.receive({ timeout: 0 }));
     const typo = await catchIt(() => rk.RingKernelRuntime.create({ enableTelemetri: true }));
+    const range = await catchIt(() => rt.launch("small-2", { input: Req, output: Res,
+      wgsl: "fn handle(msg: SurfaceReq) -> SurfaceRes { return SurfaceRes(msg.value); }" }, { queueSize: 0 }));
+    const negative = await catchIt(() => small.receive({ timeout: -1 }));
     const describe = (e) => Object.fromEntries(Object.entries({
       name: e.name, ctor: e.constructor.name, error: e instanceof Error, ringKernel: e instanceof rk.RingKernelError,
       guard: rk.isRingKernelError(e), kernelId: e.kernelId, accepted: e.accepted, state: e.state, action: e.action,
@@ -186,6 +189,7 @@ test("errors are instances of exported classes, with their names and details", a
     return {
       notFound: describe(notFound), state: describe(state), full: describe(full), timeout: describe(timeout),
       typo: { ...describe(typo), typeError: typo instanceof TypeError },
+      ranges: [range, negative].map((e) => [e.constructor.name, e instanceof RangeError, e.message]),
       classes: ["KernelNotFoundError", "KernelStateError", "QueueFullError", "TimeoutError", "MessageFormatError",
         "KernelCompileError", "MessageDroppedError", "BackendUnavailableError", "DeviceLostError", "RuntimeDisposedError"]
         .map((name) => [name, new rk[name]("x").name, rk[name].prototype instanceof rk.RingKernelError]),
@@ -199,6 +203,9 @@ test("errors are instances of exported classes, with their names and details", a
   assert.deepEqual(value.full, { ...common, name: "QueueFullError", ctor: "QueueFullError", kernelId: "small", accepted: 2 });
   assert.deepEqual(value.timeout, { ...common, name: "TimeoutError", ctor: "TimeoutError", kernelId: "small" });
   assert.deepEqual(value.typo, { error: true, ringKernel: false, guard: false, stack: true, name: "TypeError", ctor: "TypeError", typeError: true });
+  assert.deepEqual(value.ranges.map(([ctor, isRange]) => [ctor, isRange]), [["RangeError", true], ["RangeError", true]]);
+  assert.match(value.ranges[0][2], /queueSize must be between 1 and \d+, got 0/);
+  assert.match(value.ranges[1][2], /timeout must be a non-negative number of milliseconds, got -1/);
   for (const [name, shown, subclass] of value.classes) assert.deepEqual([shown, subclass], [name, true], name);
 });
 
