@@ -1,6 +1,6 @@
 //! The JavaScript codecs of `js/codec.js`: message objects ↔ packed bytes without crossing into
 //! wasm per field. One codec per message layout, compiled on first use and kept; a page that
-//! forbids code generation gets none, and messages take the core's path ([`super::messages`]).
+//! forbids code generation gets none, and messages take the core's path (see `messages.rs`).
 
 use std::cell::RefCell;
 
@@ -17,8 +17,8 @@ extern "C" {
     #[derive(Clone)]
     pub(super) type Codec;
 
-    #[wasm_bindgen(js_name = compileCodec)]
-    fn compile_codec(description: &JsValue) -> Option<Codec>;
+    #[wasm_bindgen(js_name = compileCodec, catch)]
+    fn compile_codec(description: &JsValue) -> Result<Option<Codec>, JsValue>;
 
     /// Packs the messages into `out` (zeroed, their size): how many it packed, all of them, or
     /// fewer when one stopped the fast path.
@@ -71,7 +71,14 @@ pub(super) fn codec(layout: &MessageLayout) -> Option<Codec> {
     if let Some(known) = CODECS.with_borrow(|codecs| codecs.iter().find(|(l, _)| l == layout).map(|(_, c)| c.clone())) {
         return known;
     }
-    let compiled = to_js(&Description::of(layout)).ok().and_then(|description| compile_codec(&description));
+    let compiled = to_js(&Description::of(layout)).ok().and_then(|description| {
+        // A codec that fails to compile is a bug here, never the user's: say so, and let the
+        // core's reader take the messages.
+        compile_codec(&description).unwrap_or_else(|error| {
+            web_sys::console::error_2(&format!("ringkernel-web: no codec for {}:", layout.name()).into(), &error);
+            None
+        })
+    });
     CODECS.with_borrow_mut(|codecs| codecs.push((layout.clone(), compiled.clone())));
     compiled
 }
