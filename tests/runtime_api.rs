@@ -13,7 +13,8 @@ use futures_util::poll;
 use ringkernel_web::kernel::{self, doubler_request, doubler_response};
 use ringkernel_web::lifecycle::Action;
 use ringkernel_web::{
-    BackendChoice, Error, ErrorKind, KernelDefinition, KernelMode, KernelState, LaunchOptions, Runtime, RuntimeBuilder, RuntimeOptions, Value,
+    BackendChoice, Error, ErrorKind, KernelDefinition, KernelMode, KernelState, LaunchOptions, Runtime, RuntimeBuilder,
+    RuntimeOptions, Value,
 };
 
 fn runtime() -> Runtime {

@@ -272,7 +272,8 @@ fn web_sys_timeout(callback: &js_sys::Function, ms: i32) {
 async fn receive_n(world: &World, id: &str, count: usize) -> Vec<i32> {
     let mut out = Vec::new();
     while out.len() < count {
-        let options = object(&[("max", n((count - out.len()) as f64)), ("timeout", n(30_000.0)), ("packed", true.into())]);
+        let options =
+            object(&[("max", n((count - out.len()) as f64)), ("timeout", n(30_000.0)), ("packed", true.into())]);
         let bytes = call(world, "receiveBatch", &[s(id), options]).await.unwrap();
         out.extend(bytemuck::pod_collect_to_vec::<u8, i32>(&js_sys::Uint8Array::new(&bytes).to_vec()));
     }

@@ -48,7 +48,8 @@ impl Codec {
         let mut packed = vec![0u8; count as usize * layout.size()];
         // SAFETY: the view is used only by `encode_into`, which runs JavaScript alone (no call
         // into wasm, so no allocation can move memory) and keeps nothing of it.
-        let encoded = self.encode_into(messages, &unsafe { Uint8Array::view_mut_raw(packed.as_mut_ptr(), packed.len()) });
+        let encoded =
+            self.encode_into(messages, &unsafe { Uint8Array::view_mut_raw(packed.as_mut_ptr(), packed.len()) });
         (encoded == count).then_some(packed)
     }
 

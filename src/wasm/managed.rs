@@ -9,9 +9,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::errors::{js_error, js_void};
+use super::kernel_id;
 use super::options::{parse_options, ManagedKernelOptions};
 use super::runtime::{launch_definition, JsRuntime};
-use super::kernel_id;
 use crate::runtime::Runtime;
 
 /// A kernel that was launched and activated by `managedKernel` and is terminated when the

@@ -88,7 +88,11 @@ pub(super) fn js_answer(layout: &MessageLayout, answer: &[u8]) -> JsValue {
 pub(super) fn js_answers(layout: &MessageLayout, packed: &[u8]) -> JsValue {
     match codec(layout) {
         Some(codec) => codec.decode_all(packed).into(),
-        None => packed.chunks_exact(layout.size()).map(|answer| js_message(layout, layout.decode(answer))).collect::<Array>().into(),
+        None => packed
+            .chunks_exact(layout.size())
+            .map(|answer| js_message(layout, layout.decode(answer)))
+            .collect::<Array>()
+            .into(),
     }
 }
 
