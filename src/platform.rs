@@ -78,17 +78,19 @@ pub async fn yield_to_event_loop() {
     {
         // A message to ourselves, not `setTimeout(0)`: browsers stretch chained zero-delay
         // timers to 4 ms, which capped the cpu backend near 250 ticks a second.
+        let Ok(channel) = web_sys::MessageChannel::new() else {
+            return;
+        };
         let turn = js_sys::Promise::new(&mut |resolve, _reject| {
-            let Ok(channel) = web_sys::MessageChannel::new() else {
-                let _ = resolve.call0(&wasm_bindgen::JsValue::UNDEFINED);
-                return;
-            };
             channel.port1().set_onmessage(Some(&resolve));
             if channel.port2().post_message(&wasm_bindgen::JsValue::UNDEFINED).is_err() {
                 let _ = resolve.call0(&wasm_bindgen::JsValue::UNDEFINED);
             }
         });
         let _ = wasm_bindgen_futures::JsFuture::from(turn).await;
+        // Node keeps a port that has a listener alive until it is closed: left open, one turn
+        // kept the process from ever exiting.
+        channel.port1().close();
     }
 }
 
@@ -117,8 +119,8 @@ pub fn unix_time_ms() -> f64 {
     web_time::SystemTime::now().duration_since(web_time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-/// Whether this JavaScript realm exposes `navigator.gpu`. wgpu's WebGPU-only build hits
-/// `unreachable` when it is missing (plain Node, old browsers), so we ask first.
+/// Whether this JavaScript realm exposes `navigator.gpu` (browsers with WebGPU, Node with the
+/// `webgpu` package). wgpu's WebGPU-only build panics when it is missing, so [`gpu_instance`] asks first.
 #[cfg(target_arch = "wasm32")]
 pub fn browser_has_webgpu() -> bool {
     let global = js_sys::global();
@@ -127,6 +129,55 @@ pub fn browser_has_webgpu() -> bool {
         return false;
     }
     js_sys::Reflect::get(&navigator, &"gpu".into()).map(|gpu| !gpu.is_undefined() && !gpu.is_null()).unwrap_or(false)
+}
+
+/// Whether this JavaScript realm is Node (`process.versions.node`), to say how to get WebGPU there.
+#[cfg(target_arch = "wasm32")]
+pub fn runs_in_node() -> bool {
+    let field = |object: &wasm_bindgen::JsValue, name: &str| {
+        js_sys::Reflect::get(object, &name.into()).unwrap_or(wasm_bindgen::JsValue::UNDEFINED)
+    };
+    let process = field(&js_sys::global(), "process");
+    if process.is_undefined() || process.is_null() {
+        return false;
+    }
+    let versions = field(&process, "versions");
+    !versions.is_undefined() && !versions.is_null() && field(&versions, "node").is_string()
+}
+
+/// wgpu's instance, or `None` where wgpu would panic for want of `navigator.gpu`.
+///
+/// wgpu's WebGPU backend looks for `navigator.gpu` only in a window or a dedicated worker, which it
+/// recognises by a global `Window` or `WorkerGlobalScope`, and panics anywhere else, even where
+/// `navigator.gpu` exists (Node with the `webgpu` package has neither). There a placeholder
+/// `WorkerGlobalScope` stands on `globalThis` for the synchronous `Instance::new` only: wgpu reads
+/// `navigator.gpu` then, keeps the object it found, and never looks for it again.
+#[cfg(target_arch = "wasm32")]
+pub fn gpu_instance(desc: wgpu::InstanceDescriptor) -> Option<wgpu::Instance> {
+    use js_sys::Reflect;
+    use wasm_bindgen::JsValue;
+    if !browser_has_webgpu() {
+        return None;
+    }
+    let global = js_sys::global();
+    let scope = JsValue::from_str("WorkerGlobalScope");
+    let defined = |name: &JsValue| Reflect::get(&global, name).is_ok_and(|value| !value.is_undefined());
+    let placeholder = !defined(&"Window".into()) && !defined(&scope);
+    // A global that refuses the placeholder (frozen, say) means no WebGPU, not a panic.
+    if placeholder && !(Reflect::set(&global, &scope, &js_sys::Object::new()).unwrap_or(false) && defined(&scope)) {
+        return None;
+    }
+    let instance = wgpu::Instance::new(desc);
+    if placeholder {
+        let _ = Reflect::delete_property(&global, &scope);
+    }
+    Some(instance)
+}
+
+/// wgpu's instance; natively there is always one (it may still find no adapter).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn gpu_instance(desc: wgpu::InstanceDescriptor) -> Option<wgpu::Instance> {
+    Some(wgpu::Instance::new(desc))
 }
 
 /// A warning for the developer: `tracing`'s `warn!` natively, `console.warn` in the browser.

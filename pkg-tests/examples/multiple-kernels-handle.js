@@ -3,8 +3,17 @@ import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
 
 await init();
 const Sample = defineMessage("Sample", { value: "f32" });
-const processor = { input: Sample, output: Sample, wgsl: "fn handle(s: Sample) -> Sample { return Sample(s.value * s.value); }" };
-const aggregator = { input: Sample, output: Sample, wgsl: "fn handle(s: Sample) -> Sample { return Sample(sqrt(s.value)); }" };
+// WGSL for GPU backends, a JavaScript handler for the cpu backend.
+const processor = {
+  input: Sample, output: Sample,
+  wgsl: "fn handle(s: Sample) -> Sample { return Sample(s.value * s.value); }",
+  handler: (s) => ({ value: s.value * s.value }),
+};
+const aggregator = {
+  input: Sample, output: Sample,
+  wgsl: "fn handle(s: Sample) -> Sample { return Sample(sqrt(s.value)); }",
+  handler: (s) => ({ value: Math.sqrt(s.value) }),
+};
 {
   await using runtime = await RingKernelRuntime.create();
   // Launch multiple kernels

@@ -4,7 +4,12 @@ import init, { RingKernelRuntime, defineMessage, ringKernel } from "ringkernel-w
 await init();
 const Job = defineMessage("Job", { id: "u32" });
 const Done = defineMessage("Done", { id: "u32" });
-ringKernel({ id: "worker", input: Job, output: Done, wgsl: "fn handle(job: Job) -> Done { return Done(job.id); }" });
+// WGSL for GPU backends, a JavaScript handler for the cpu backend.
+ringKernel({
+  id: "worker", input: Job, output: Done,
+  wgsl: "fn handle(job: Job) -> Done { return Done(job.id); }",
+  handler: (job) => ({ id: job.id }),
+});
 const batch1 = [1, 2, 3].map((id) => ({ id }));
 const batch2 = [4, 5, 6].map((id) => ({ id }));
 {

@@ -8,6 +8,7 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { startServer } from "../../www/serve.mjs";
+import { EXAMPLES } from "../examples/expected.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const installed = join(here, "..", "node_modules", "ringkernel-web");
@@ -142,26 +143,7 @@ test("the README's kernel handle example runs as written", async () => {
 
 // The seeds' usage examples ported to JavaScript (pkg-tests/examples/), by id and with kernel
 // handles, each run as written with "ringkernel-web" resolved to the installed package; what they
-// print is checked line by line.
-const EXAMPLES = {
-  "complete-lifecycle": ["Result: 42", "Messages processed: 1"],
-  "multiple-kernels": ["Active kernels: aggregator, processor1, processor2", "Hypotenuse: 5", "Total messages: 3"],
-  "pause-and-resume": ["State: deactivated", "Done: 1, 2, 3, 4, 5, 6"],
-  "managed-kernel": ["Result: 42", "State: terminated"],
-  // The same four with kernel handles (launch resolves with one).
-  "complete-lifecycle-handle": ["Result: 42", "Messages processed: 1"],
-  "multiple-kernels-handle": ["Active kernels: aggregator, processor1, processor2", "Hypotenuse: 5", "Total messages: 3"],
-  "pause-and-resume-handle": ["State: deactivated", "Done: 1, 2, 3, 4, 5, 6"],
-  "managed-kernel-handle": ["Result: 42", "State: terminated"],
-  "user-kernel": [
-    "Position: 0.25, 0.5, 0",
-    "Position: 0, 0, 0",
-    "Kept: 2, dropped: 1",
-    "Dropped in telemetry: 1",
-    "KernelCompileError at line 3, column 19",
-  ],
-};
-
+// print (examples/expected.mjs) is checked line by line.
 for (const [name, expected] of Object.entries(EXAMPLES)) {
   test(`seed example ${name}.js runs as written`, async () => {
     const page = await browser.newPage();

@@ -104,11 +104,6 @@ pub(crate) async fn is_available(backend: BackendChoice) -> bool {
     if backend == BackendChoice::Cpu {
         return true;
     }
-    // wgpu's WebGPU-only build traps without `navigator.gpu`: ask first.
-    #[cfg(target_arch = "wasm32")]
-    if !platform::browser_has_webgpu() {
-        return false;
-    }
     gpu::request_adapter(DeviceRequest { backend, ..Default::default() }).await.is_ok()
 }
 

@@ -23,13 +23,42 @@ use readback::Readback;
 
 /// What to do when no adapter exists, where that happens.
 #[cfg(not(target_arch = "wasm32"))]
-const NO_ADAPTER_HINT: &str = "install a Vulkan driver (on Debian, mesa-vulkan-drivers provides lavapipe), or use \
-                               the cpu backend to run kernels' host handlers";
+fn no_adapter_hint() -> &'static str {
+    "install a Vulkan driver (on Debian, mesa-vulkan-drivers provides lavapipe), or use the cpu backend to run \
+     kernels' host handlers"
+}
 #[cfg(target_arch = "wasm32")]
-const NO_ADAPTER_HINT: &str = "the browser has WebGPU but gave no adapter: it may be disabled or the GPU blocklisted. \
-                               In Chrome or Edge see chrome://gpu; on Linux enable chrome://flags/#enable-unsafe-webgpu \
-                               (or start with --enable-unsafe-webgpu). Pages can fall back to \
-                               RingKernelRuntime.create({ backend: \"cpu\" }), which runs kernels' JavaScript handlers";
+fn no_adapter_hint() -> &'static str {
+    if crate::platform::runs_in_node() {
+        return "Node has navigator.gpu but it gave no adapter. Dawn (the webgpu npm package) needs a GPU driver or a \
+                software Vulkan driver it accepts: SwiftShader, which Chromium ships (on Debian start Node with \
+                VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json); it turns Mesa's lavapipe down. Or fall \
+                back to RingKernelRuntime.create({ backend: \"cpu\" }), which runs kernels' JavaScript handlers";
+    }
+    "the browser has WebGPU but gave no adapter: it may be disabled or the GPU blocklisted. In Chrome or Edge see \
+     chrome://gpu; on Linux enable chrome://flags/#enable-unsafe-webgpu (or start with --enable-unsafe-webgpu). Pages \
+     can fall back to RingKernelRuntime.create({ backend: \"cpu\" }), which runs kernels' JavaScript handlers"
+}
+
+/// Why there is no WebGPU here (no `navigator.gpu`), and what to do: in a browser, or in Node.
+/// Natively wgpu always makes an instance, so this is never reached there.
+fn no_webgpu() -> Error {
+    #[cfg(not(target_arch = "wasm32"))]
+    let reason = no_adapter_hint();
+    #[cfg(target_arch = "wasm32")]
+    let reason = if crate::platform::runs_in_node() {
+        "navigator.gpu is missing: Node has no WebGPU of its own. Install the webgpu npm package (Dawn, `npm install \
+         webgpu`) and make its GPU navigator.gpu before RingKernelRuntime.create(): `import { create, globals } from \
+         \"webgpu\"; Object.assign(globalThis, globals); globalThis.navigator = { gpu: create([]) };`. Or use \
+         RingKernelRuntime.create({ backend: \"cpu\" }), which runs kernels' JavaScript handlers"
+    } else {
+        "navigator.gpu is missing: this browser has no WebGPU. Use Chrome or Edge 113+ or Safari 26+, or enable WebGPU \
+         in the browser's flags (Firefox: dom.webgpu.enabled; Chrome on Linux: chrome://flags/#enable-unsafe-webgpu); \
+         pages must be served over https or from localhost. Pages can fall back to \
+         RingKernelRuntime.create({ backend: \"cpu\" }), which runs kernels' JavaScript handlers"
+    };
+    Error::BackendUnavailable { reason: reason.into() }
+}
 
 /// Asks for an adapter. `Auto` tries the primary APIs (Vulkan, Metal, DX12, WebGPU) before GL,
 /// so a machine with Vulkan never probes EGL. Adapter 0 is the one wgpu recommends; others
@@ -50,7 +79,9 @@ pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adap
             // Debug labels and the API's validation (where its layers are installed).
             desc.flags |= wgpu::InstanceFlags::DEBUG | wgpu::InstanceFlags::VALIDATION;
         }
-        let instance = wgpu::Instance::new(desc);
+        let Some(instance) = crate::platform::gpu_instance(desc) else {
+            return Err(no_webgpu());
+        };
         if request.index > 0 {
             #[cfg(not(target_arch = "wasm32"))]
             {
@@ -78,7 +109,7 @@ pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adap
         }
     }
     Err(Error::BackendUnavailable {
-        reason: format!("no adapter found (tried {}); {NO_ADAPTER_HINT}", failures.join("; ")),
+        reason: format!("no adapter found (tried {}); {}", failures.join("; "), no_adapter_hint()),
     })
 }
 
@@ -144,17 +175,6 @@ impl GpuContext {
     /// Opens a device on an adapter `choice` allows. Buffers are counted in `stats`; `wake` is
     /// notified when the device is lost, so the tick loop notices even while idle.
     pub async fn new(request: DeviceRequest, stats: Arc<BufferStats>, wake: Arc<Event>) -> Result<Self> {
-        #[cfg(target_arch = "wasm32")]
-        if !crate::platform::browser_has_webgpu() {
-            return Err(Error::BackendUnavailable {
-                reason: "navigator.gpu is missing: this browser has no WebGPU. Use Chrome or Edge 113+ or Safari 26+, \
-                         or enable WebGPU in the browser's flags (Firefox: dom.webgpu.enabled; Chrome on Linux: \
-                         chrome://flags/#enable-unsafe-webgpu); pages must be served over https or from localhost. \
-                         Pages can fall back to RingKernelRuntime.create({ backend: \"cpu\" }), which runs kernels' \
-                         JavaScript handlers"
-                    .into(),
-            });
-        }
         let adapter = request_adapter(request).await?;
         let info = adapter.get_info();
         let (device, queue) = adapter

@@ -1,0 +1,207 @@
+// The npm package in Node (no browser): `init()` with no argument, WebGPU from the `webgpu` npm
+// package (Dawn) set up as the README says and nothing else, the cpu backend, and a Node without
+// WebGPU. Every check runs in a child `node`, so a panic or an exit cannot take the test runner
+// down, and Dawn's environment applies to that process only.
+//
+// Dawn runs on Chromium's SwiftShader here (VK_ICD_FILENAMES, unless it is set already): Dawn turns
+// Mesa's lavapipe down, and its GLES adapter on llvmpipe exists only in compatibility mode, which
+// wgpu does not ask for. A test that needs WebGPU fails with the reason when Dawn gives no adapter.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { EXAMPLES, GPU_ONLY } from "../examples/expected.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const DAWN_ENV = { VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? "/usr/lib/chromium/vk_swiftshader_icd.json" };
+const CHILD_TIMEOUT_MS = 120_000;
+
+/** The README's setup of WebGPU in Node, for scripts run with `node -e`. */
+const DAWN_SETUP = `
+import { create, globals } from "webgpu";
+Object.assign(globalThis, globals);
+globalThis.navigator = { gpu: create([]) };
+`;
+
+/**
+ * Runs `node ...args` in pkg-tests/ (so "ringkernel-web" is the installed package) with `env` added,
+ * and resolves with its exit code, signal, stdout and stderr. A child still running after
+ * CHILD_TIMEOUT_MS is killed and reported as `timedOut` (a process that never exits is a failure).
+ */
+function runNode(args, env = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, CHILD_TIMEOUT_MS);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, timedOut });
+    });
+  });
+}
+
+/** Runs an ES module given as text, like a user's script next to the installed package. */
+const runModule = (source, env) => runNode(["--input-type=module", "-e", source], env);
+
+/** Asserts the child ended by itself with exit code 0, showing what it said if not. */
+function assertExited(result) {
+  const said = `\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
+  assert.equal(result.timedOut, false, `still running after ${CHILD_TIMEOUT_MS} ms: it never exits${said}`);
+  assert.equal(result.code, 0, `exit code ${result.code} (signal ${result.signal})${said}`);
+  assert.doesNotMatch(result.stderr, /panicked|RuntimeError: unreachable/, said);
+}
+
+/** The last line of stdout, parsed: the scripts below end by printing their findings as JSON. */
+const findings = (result) => JSON.parse(result.stdout.trim().split("\n").at(-1));
+
+test("init() with no argument loads the wasm next to the package in Node", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    const wasm = await init();
+    const again = await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true });
+    const answer = await doubler.call({ value: 21 }, { timeout: 5000 });
+    await runtime.dispose();
+    console.log(JSON.stringify({ memory: wasm.memory instanceof WebAssembly.Memory, same: wasm === again, answer }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), { memory: true, same: true, answer: { result: 42 } });
+});
+
+test("without WebGPU, create() rejects with BackendUnavailableError saying how to get it in Node", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, BackendUnavailableError } from "ringkernel-web";
+    await init();
+    const refusals = [];
+    for (const options of [undefined, { backend: "webgpu" }]) {
+      await RingKernelRuntime.create(options).then(
+        () => refusals.push("created"),
+        (e) => refusals.push({ name: e.name, named: e instanceof BackendUnavailableError, message: e.message }),
+      );
+    }
+    // The process lives on, and the fallback the message names works.
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true });
+    const answer = await doubler.call({ value: 5 }, { timeout: 5000 });
+    await runtime.dispose();
+    console.log(JSON.stringify({ refusals, answer, scope: typeof globalThis.WorkerGlobalScope }));
+  `);
+  assertExited(result);
+  const { refusals, answer, scope } = findings(result);
+  assert.equal(refusals.length, 2);
+  for (const refusal of refusals) {
+    assert.equal(refusal.name, "BackendUnavailableError", JSON.stringify(refusal));
+    assert.equal(refusal.named, true);
+    assert.match(refusal.message, /navigator\.gpu is missing: Node has no WebGPU/);
+    assert.match(refusal.message, /webgpu npm package/);
+    assert.match(refusal.message, /import \{ create, globals \} from "webgpu"; Object\.assign\(globalThis, globals\); globalThis\.navigator = \{ gpu: create\(\[\]\) \};/);
+    assert.match(refusal.message, /backend: "cpu"/);
+  }
+  assert.deepEqual(answer, { result: 10 });
+  assert.equal(scope, "undefined");
+});
+
+test("Dawn without an adapter: create() rejects with BackendUnavailableError naming SwiftShader", async () => {
+  const result = await runModule(`${DAWN_SETUP}
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const error = await RingKernelRuntime.create().then(() => null, (e) => ({ name: e.name, message: e.message }));
+    console.log(JSON.stringify({ error, scope: typeof globalThis.WorkerGlobalScope }));
+  `, { VK_ICD_FILENAMES: "/nonexistent/no_icd.json" });
+  assertExited(result);
+  const { error, scope } = findings(result);
+  assert.equal(error?.name, "BackendUnavailableError", JSON.stringify(error));
+  assert.match(error.message, /Node has navigator\.gpu but it gave no adapter/);
+  assert.match(error.message, /VK_ICD_FILENAMES=\/usr\/lib\/chromium\/vk_swiftshader_icd\.json/);
+  assert.match(error.message, /backend: "cpu"/);
+  assert.equal(scope, "undefined");
+});
+
+test("Dawn: create() opens a WebGPU device with no other shim and leaves no global behind", async () => {
+  const result = await runModule(`${DAWN_SETUP}
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const globalsBefore = Object.getOwnPropertyNames(globalThis).sort();
+    const runtime = await RingKernelRuntime.create();
+    const globalsAfter = Object.getOwnPropertyNames(globalThis).sort();
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true });
+    const answer = await doubler.call({ value: 21 }, { timeout: 10000 });
+    const added = globalsAfter.filter((name) => !globalsBefore.includes(name));
+    const adapter = runtime.getSummary().adapter;
+    await runtime.dispose();
+    console.log(JSON.stringify({ adapter, answer, added }));
+  `, DAWN_ENV);
+  assertExited(result);
+  const { adapter, answer, added } = findings(result);
+  console.log(`Dawn adapter: ${JSON.stringify(adapter)}`);
+  assert.equal(adapter.backend, "browserwebgpu");
+  assert.deepEqual(answer, { result: 42 });
+  assert.deepEqual(added, []);
+});
+
+test("the README's Node example runs as written on Dawn", async () => {
+  const readme = await readFile(join(root, "..", "README.md"), "utf8");
+  const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
+  const example = blocks.find((block) => block.includes('from "webgpu"'));
+  assert.ok(example, "the README has a ```js block that imports webgpu");
+  const result = await runModule(example, DAWN_ENV);
+  assertExited(result);
+  assert.equal(result.stdout, "{ result: 42 }\n");
+});
+
+for (const [backend, env] of [["webgpu", DAWN_ENV], ["cpu", {}]]) {
+  const label = backend === "webgpu" ? "Dawn" : "the cpu backend";
+
+  test(`1000 messages through sendBatch and receiveBatch on ${label}`, async () => {
+    const result = await runModule(`${backend === "webgpu" ? DAWN_SETUP : ""}
+      import init, { RingKernelRuntime } from "ringkernel-web";
+      await init();
+      const runtime = await RingKernelRuntime.create({ backend: ${JSON.stringify(backend)}, enableTelemetry: true });
+      const doubler = await runtime.launch("doubler", null, { autoActivate: true, queueSize: 1000 });
+      const sent = await doubler.sendBatch(Array.from({ length: 1000 }, (_, i) => ({ value: i })), { timeout: 30000 });
+      const answers = [];
+      while (answers.length < 1000) {
+        answers.push(...(await doubler.receiveBatch({ max: 1000 - answers.length, timeout: 30000 })));
+      }
+      const wrong = answers.flatMap((a, i) => (a.result === 2 * i ? [] : [{ i, got: a.result }])).slice(0, 5);
+      const telemetry = runtime.getTelemetry("doubler");
+      const found = { backend: runtime.getSummary().adapter.backend, sent, received: answers.length, wrong,
+        processed: telemetry.messagesProcessed, left: doubler.tryReceive() };
+      await runtime.dispose();
+      console.log(JSON.stringify(found));
+    `, env);
+    assertExited(result);
+    assert.deepEqual(findings(result), {
+      backend: backend === "webgpu" ? "browserwebgpu" : "cpu",
+      sent: 1000,
+      received: 1000,
+      wrong: [],
+      processed: 1000,
+      left: null,
+    });
+  });
+
+  // The seeds' examples as written (lowered for Node 20, which cannot parse `await using`; see
+  // run-example.mjs), each in its own process; what they print is checked line by line.
+  for (const [name, expected] of Object.entries(EXAMPLES)) {
+    if (backend === "cpu" && GPU_ONLY.has(name)) continue;
+    test(`seed example ${name}.js runs in Node on ${label}`, async () => {
+      const result = await runNode(["run-example.mjs", name], { ...env, RINGKERNEL_BACKEND: backend });
+      assertExited(result);
+      assert.deepEqual(result.stdout.trimEnd().split("\n"), expected, result.stderr);
+      const adapter = JSON.parse(result.stderr.match(/^\[run-example\] adapter: (.*)$/m)?.[1] ?? "null");
+      assert.equal(adapter?.backend, backend === "webgpu" ? "browserwebgpu" : "cpu", result.stderr);
+    });
+  }
+}
