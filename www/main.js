@@ -1,9 +1,11 @@
 // ringkernel-web live demo. Launches a built-in doubler, the compute-heavy mandelbrot built-in and
-// a three-stage pipeline of user-defined kernels, streams batches through them with the packed
-// fast path (sendBatch / receiveBatch), and charts each kernel's telemetry as it happens.
+// a three-stage pipeline of user-defined kernels connected on the GPU (`connect`: each stage's
+// answers go ring to ring into the next; the page sends to the first stage and receives from the
+// last), streams batches through them with the packed fast path (sendBatch / receiveBatch), and
+// charts each kernel's telemetry as it happens.
 import init, { RingKernelRuntime, defineMessage, ringKernel } from "./pkg/index.js";
 import { TimeSeriesChart, formatMs, formatShort } from "./charts.js";
-import { MandelbrotView, TILE_BYTES } from "./mandelbrot.js";
+import { MandelbrotView } from "./mandelbrot.js";
 
 const SAMPLE_MS = 250;
 const RATE_WINDOW_MS = 500;
@@ -37,39 +39,47 @@ const BANDS = {
 const LOADS = { light: 0.25, normal: 1, heavy: 4 };
 const VALUE_RANGE = 1_000_000;
 const PIPELINE_INPUTS = 1000;
+/** Kernels whose ids are connectable: both ends of a `connect` must be in one of these. */
+const CONNECTABLE = new Set(["launched", "active", "deactivated"]);
 
 const KERNELS = [
   {
-    id: "doubler", color: "#2563eb", queueSize: 4096, rate: 40_000, stride: 4,
+    id: "doubler", color: "#2563eb", queueSize: 4096, rate: 40_000,
     kind: "built-in", signature: "{ value: i32 } → { result: i32 }",
   },
   {
-    id: "mandelbrot", color: "#9333ea", queueSize: 2048, rate: 4_000, stride: TILE_BYTES, answerLabel: "drawing",
+    id: "mandelbrot", color: "#9333ea", queueSize: 2048, rate: 4_000, answerLabel: "drawing",
     kind: "built-in · compute-heavy", signature: "{ origin, step, max_iter } → { iterations: array<u32, 64> }",
   },
   {
-    id: "scale", color: "#0d9488", queueSize: 4096, rate: 20_000, stride: 4, group: "pipeline",
+    id: "scale", color: "#0d9488", queueSize: 4096, rate: 20_000, group: "pipeline",
     kind: "user WGSL · stage 1", signature: "{ value: f32 } → { value: value × 3 }",
     wgsl: "fn handle(m: PipelineValue) -> PipelineValue { return PipelineValue(m.value * 3.0); }",
     handler: (m) => ({ value: Math.fround(m.value * 3) }),
+    input: (v) => v / 3, formula: "3x",
   },
   {
-    id: "offset", color: "#ea580c", queueSize: 4096, stride: 4, group: "pipeline",
+    id: "offset", color: "#ea580c", queueSize: 4096, group: "pipeline",
     kind: "user WGSL · stage 2", signature: "{ value: f32 } → { value: value + 1 }",
     wgsl: "fn handle(m: PipelineValue) -> PipelineValue { return PipelineValue(m.value + 1.0); }",
     handler: (m) => ({ value: Math.fround(m.value + 1) }),
+    input: (v) => (v - 1) / 3, formula: "3x + 1",
   },
   {
-    id: "square", color: "#db2777", queueSize: 4096, stride: 4, group: "pipeline",
+    id: "square", color: "#db2777", queueSize: 4096, group: "pipeline",
     kind: "user WGSL · stage 3", signature: "{ value: f32 } → { value: value² }",
     wgsl: "fn handle(m: PipelineValue) -> PipelineValue { return PipelineValue(m.value * m.value); }",
     handler: (m) => ({ value: Math.fround(m.value * m.value) }),
+    input: (v) => (Math.sqrt(v) - 1) / 3, formula: "(3x + 1)²",
   },
 ];
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const count = (n) => Math.round(n).toLocaleString("en-US");
+
+/** The pipeline's stages in order: each one's answers go into the next one's input. */
+const PIPELINE = KERNELS.filter((k) => k.group === "pipeline").map((k) => k.id);
 
 /** Everything the page tracks per kernel, by id. */
 const kernels = Object.fromEntries(KERNELS.map((def) => [def.id, {
@@ -80,7 +90,6 @@ const kernels = Object.fromEntries(KERNELS.map((def) => [def.id, {
   msgPerSec: 0,
   checked: 0,
   wrong: 0,
-  relayed: 0,
   last: "",
 }]));
 
@@ -122,6 +131,7 @@ async function main() {
 
   startStreams(mandelbrot);
   // Launch (compile) everything before activating anything, so they all start flowing together.
+  // Launching a pipeline stage connects it to its launched neighbours (see connectPipeline).
   for (const { id } of KERNELS) await act(id, "launch");
   for (const { id } of KERNELS) await act(id, "activate");
   document.body.dataset.status = "running";
@@ -158,9 +168,11 @@ async function act(id, action) {
       // Terminated kernels never restart: forget this one so the id can be launched afresh.
       if (runtime.kernelIds.includes(id)) runtime.remove(id);
       // A fresh instance: its counters start at zero, and so do the page's checks of its answers.
-      Object.assign(k, { checked: 0, wrong: 0, relayed: 0 });
+      Object.assign(k, { checked: 0, wrong: 0 });
       k.onRelaunch?.();
       await runtime.launch(id, undefined, { queueSize: k.queueSize });
+      // Terminating a stage took it out of the pipeline; launched again, it goes back in.
+      if (k.group === "pipeline") await connectPipeline();
     } else if (action === "terminate") {
       await runtime.terminate(id, { timeout: 5000 });
     } else {
@@ -200,8 +212,23 @@ function stateOf(id) {
   return runtime.kernelIds.includes(id) ? runtime.getState(id) : "none";
 }
 
+/**
+ * Connects every pair of neighbouring pipeline stages that both exist and are not connected yet:
+ * from then on the runtime copies the first one's answers into the second one's input ring on the
+ * GPU (between two passes of one submit), with no host round trip. A stage that is compiling or
+ * terminated is skipped; its own launch connects it once it is back.
+ */
+async function connectPipeline() {
+  for (let i = 0; i + 1 < PIPELINE.length; i++) {
+    const [from, to] = [PIPELINE[i], PIPELINE[i + 1]];
+    if (!CONNECTABLE.has(stateOf(from)) || !CONNECTABLE.has(stateOf(to))) continue;
+    if (runtime.getTelemetry(from)?.connectedTo === to) continue;
+    await runtime.connect(from, to);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
-// Streaming: senders at an offered rate, receivers that check or draw answers, and the relays.
+// Streaming: senders at an offered rate, and receivers that check or draw answers.
 // Nothing here blocks: every call is a promise with a short timeout, and a paused or stopped
 // kernel only makes its loop wait and try again.
 
@@ -227,22 +254,48 @@ function startStreams(mandelbrot) {
     kernels.mandelbrot.drawn = mandelbrot.drawn;
   }, 2048);
 
-  let x = 0;
-  sender("scale", {
-    make: (n) => Float32Array.from({ length: n }, (_, i) => (x + i) % PIPELINE_INPUTS),
-    commit: (n) => (x = (x + n) % PIPELINE_INPUTS),
+  // The pipeline: the page sends to the first stage and receives from the last; the stages in
+  // between pass answers on the GPU. Answers come out in the order the inputs went in.
+  const pipeline = { x: 0, expect: 0, resync: false };
+  sender(PIPELINE[0], {
+    make: (n) => Float32Array.from({ length: n }, (_, i) => (pipeline.x + i) % PIPELINE_INPUTS),
+    commit: (n) => (pipeline.x = (pipeline.x + n) % PIPELINE_INPUTS),
   });
-  hostRelay("scale", "offset");
-  hostRelay("offset", "square");
-  receiver("square", (bytes) => {
-    const answers = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-    for (const v of answers) {
-      const input = (Math.sqrt(v) - 1) / 3; // invert (3x + 1)²
-      check("square", Math.abs(input - Math.round(input)) < 1e-3 && input > -0.5 && input < PIPELINE_INPUTS);
-    }
-    const last = answers[answers.length - 1];
-    kernels.square.answer = `x = ${Math.round((Math.sqrt(last) - 1) / 3)} → (3x + 1)² = ${count(last)}`;
-  });
+  for (const id of PIPELINE) {
+    const last = id === PIPELINE[PIPELINE.length - 1];
+    const k = kernels[id];
+    // A stage that feeds the next one has nothing to receive. Only while the pipeline is broken
+    // after it (the next stage terminated) does the pipeline end there: the page takes its
+    // answers then, and those that were waiting when it was connected again.
+    const idle = last ? null : () => {
+      const t = runtime.kernelIds.includes(id) ? runtime.getTelemetry(id) : null;
+      return !t || (t.connectedTo !== null && t.outputQueueDepth === 0);
+    };
+    receiver(id, (bytes) => {
+      const answers = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+      for (const v of answers) {
+        const input = k.input(v);
+        const x = Math.round(input);
+        const valid = Math.abs(input - x) < 1e-3 && x >= 0 && x < PIPELINE_INPUTS;
+        if (!last) {
+          // These inputs leave the pipeline here: the last stage's answers skip them.
+          check(id, valid);
+          pipeline.resync = true;
+        } else if (valid && pipeline.resync) {
+          check(id, true);
+          pipeline.resync = false;
+          pipeline.expect = x + 1;
+        } else {
+          check(id, valid && x === pipeline.expect % PIPELINE_INPUTS);
+          pipeline.expect = x + 1;
+        }
+      }
+      const v = answers[answers.length - 1];
+      k.answer = `x = ${Math.round(k.input(v))} → ${k.formula} = ${count(v)}`;
+    }, 16_384, idle);
+  }
+  // A relaunched stage starts a fresh instance: the last stage's answers restart where they are.
+  for (const id of PIPELINE) kernels[id].onRelaunch = () => (pipeline.resync = true);
 }
 
 function check(id, ok) {
@@ -292,29 +345,13 @@ async function sendWhatFits(id, batch, timeout) {
   }
 }
 
-/** Takes `id`'s answers as they arrive and hands them, packed, to `onAnswers`. */
-function receiver(id, onAnswers, max = 16_384) {
+/** Takes `id`'s answers as they arrive and hands them, packed, to `onAnswers` (not while `idle()`). */
+function receiver(id, onAnswers, max = 16_384, idle = null) {
   forever(async () => {
+    if (idle?.()) return 250;
     const bytes = await runtime.receiveBatch(id, { max, timeout: 250, packed: true });
     if (bytes.byteLength) onAnswers(bytes);
     return 0;
-  });
-}
-
-/**
- * The pipeline's links, relayed by the page: `from`'s answers (packed) go into `to`'s input as
- * they are, since the stages share one message layout. This function is the only place that
- * knows; a GPU-side `runtime.connect(from, to)` (no host round trip) will replace it.
- */
-function hostRelay(from, to) {
-  const stride = kernels[to].stride;
-  let carry = null; // answers taken from `from` that `to` has not accepted yet: kept, never dropped
-  forever(async () => {
-    carry ??= await runtime.receiveBatch(from, { max: 16_384, timeout: 250, packed: true });
-    const accepted = await sendWhatFits(to, carry, 20);
-    kernels[from].relayed += accepted;
-    carry = accepted * stride < carry.byteLength ? carry.subarray(accepted * stride) : null;
-    return carry ? 50 : 0; // `to` is full (paused?): its back-pressure reaches `from` through this loop
   });
 }
 
@@ -410,7 +447,8 @@ function render(k) {
   set("p99", t?.latency.count ? formatMs(t.latency.p99Ms) : "–");
   set("checked", count(k.checked));
   set("wrong", count(k.wrong));
-  set("relayed", count(k.relayed));
+  set("forwarded", count(t?.messagesForwarded ?? 0));
+  set("route", route(k));
   set("drawn", count(k.drawn ?? 0));
   set("answer", k.answer ?? "–");
   set("note", k.last || explain(k));
@@ -457,7 +495,7 @@ function buildRows() {
           <div><dt>received</dt><dd data-field="received">0</dd></div>
           ${counterFor(k)}
         </dl>
-        ${k.group === "pipeline" && k.id !== "square" ? "" : `<p class="answer">${k.answerLabel ?? "last answer"} <b data-field="answer">–</b></p>`}
+        ${next(k) ? `<p class="answer">answers go to <b data-field="route">–</b></p>` : `<p class="answer">${k.answerLabel ?? "last answer"} <b data-field="answer">–</b></p>`}
         <p class="note" data-field="note"></p>
       </div>
       <figure class="chart">
@@ -500,14 +538,27 @@ function buildRows() {
     `<span style="--kernel-color: ${k.color}"><i class="swatch"></i>${k.id} <b data-legend="${k.id}">0</b></span>`).join("");
 }
 
-/** The fourth counter: answers checked (doubler, the pipeline's end), tiles drawn, or answers relayed. */
+/** The fourth counter: answers checked (doubler, the pipeline's end), tiles drawn, or answers forwarded. */
 function counterFor(k) {
-  if (k.id === "doubler" || k.id === "square") {
+  if (k.id === "doubler" || !next(k) && k.group === "pipeline") {
     return `<div><dt>checked ✓ / wrong</dt><dd><span data-field="checked">0</span> / <span data-field="wrong">0</span></dd></div>`;
   }
   if (k.id === "mandelbrot") return `<div><dt>tiles drawn</dt><dd data-field="drawn">0</dd></div>`;
-  const next = KERNELS[KERNELS.findIndex((d) => d.id === k.id) + 1].id;
-  return `<div><dt>relayed → ${next}</dt><dd data-field="relayed">0</dd></div>`;
+  return `<div><dt>forwarded → ${next(k)}</dt><dd data-field="forwarded">0</dd></div>`;
+}
+
+/** The pipeline stage after `k`, or undefined (the last stage, or not in the pipeline). */
+function next(k) {
+  const i = PIPELINE.indexOf(k.id);
+  return i < 0 ? undefined : PIPELINE[i + 1];
+}
+
+/** Where a pipeline stage's answers go: the next stage, on the device, or the page while the pipeline is broken there. */
+function route(k) {
+  const to = k.telemetry?.connectedTo;
+  const checked = k.checked || k.wrong ? ` · ${count(k.checked)} checked, ${count(k.wrong)} wrong` : "";
+  if (to) return `${to} (connect), ${device === "GPU" ? "ring to ring on the GPU" : "inside the runtime"}${checked}`;
+  return k.state === "none" || k.state === "terminated" ? "–" : `the page: ${next(k)} is not running, the pipeline ends here${checked}`;
 }
 
 function escapeHtml(text) {

@@ -1,6 +1,8 @@
 // The demo page (www/) in headless Chromium on its WebGPU (SwiftShader without a GPU): every
-// kernel streams, the lifecycle buttons drive the states they name, pausing holds a kernel's
-// input while the others keep going, and a browser without WebGPU gets a clear explanation.
+// kernel streams, the pipeline's stages are `connect`ed (the page sends to the first stage and
+// receives from the last, and every answer it gets is checked), the lifecycle buttons drive the
+// states they name, pausing holds a kernel's input while the others keep going, and a browser
+// without WebGPU gets a clear explanation.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
@@ -21,6 +23,7 @@ const CHROMIUM_ARGS = [
   "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
 ];
 const KERNELS = ["doubler", "mandelbrot", "scale", "offset", "square"];
+const PIPELINE = ["scale", "offset", "square"];
 const ACTIONS = ["launch", "activate", "deactivate", "reactivate", "terminate"];
 const LEGAL = {
   launched: ["activate", "terminate"],
@@ -76,6 +79,36 @@ function waitForField(page, id, field, op, value) {
   }, [id, field, op, value], WAIT);
 }
 
+/** What the runtime says about each pipeline stage: where its answers go, and its counters. */
+function stages(page) {
+  return page.evaluate((ids) => Object.fromEntries(ids.map((id) => {
+    const t = window.runtime.getTelemetry(id);
+    const { checked, wrong } = window.demo.kernels[id];
+    return [id, { connectedTo: t.connectedTo, received: t.messagesReceived, forwarded: t.messagesForwarded,
+      processed: t.messagesProcessed, checked, wrong }];
+  })), PIPELINE);
+}
+
+/**
+ * The pipeline is connected end to end: the middle stages forward their answers (more and more
+ * of them), the page never receives from them, and every answer the last stage gave the page was
+ * right and in order.
+ */
+async function assertPipelineConnected(page) {
+  const before = await stages(page);
+  assert.deepEqual(PIPELINE.map((id) => before[id].connectedTo), ["offset", "square", null], "connectedTo of each stage");
+  for (const id of ["scale", "offset"]) await waitForField(page, id, "forwarded", "gt", before[id].forwarded);
+  await waitForField(page, "square", "checked", "gt", before.square.checked);
+  const after = await stages(page);
+  for (const id of ["scale", "offset"]) {
+    assert.ok(after[id].forwarded > before[id].forwarded, `${id} forwards: ${JSON.stringify(after[id])}`);
+    assert.ok(after[id].forwarded <= after[id].processed, `${id} forwards only what it processed: ${JSON.stringify(after[id])}`);
+  }
+  assert.equal(after.square.forwarded, 0, "the last stage answers the page");
+  for (const id of PIPELINE) assert.equal(after[id].wrong, 0, `${id}: wrong answers`);
+  return after;
+}
+
 async function click(page, id, action) {
   await page.click(`[data-kernel="${id}"] button[data-action="${action}"]`, WAIT);
 }
@@ -114,6 +147,15 @@ test("the demo streams through every kernel; pause, resume, terminate and relaun
     assert.equal(await number(page, "doubler", "wrong"), 0);
     assert.equal(await number(page, "square", "wrong"), 0);
     await waitForField(page, "mandelbrot", "drawn", "gt", 0);
+
+    // The pipeline runs on `connect`: nothing goes through the page between its stages.
+    const pipeline = await assertPipelineConnected(page);
+    for (const id of ["scale", "offset"]) {
+      assert.equal(pipeline[id].received, 0, `the page never received from ${id}`);
+      assert.equal(await number(page, id, "received"), 0, `${id}'s received counter on the page`);
+    }
+    assert.match(await text(page, "scale", "route"), /^offset \(connect\), ring to ring on the GPU$/);
+    assert.match(await text(page, "offset", "route"), /^square \(connect\), ring to ring on the GPU$/);
     await page.waitForTimeout(2000); // steady streaming before the pause, for the screenshot's charts
     const painted = await page.evaluate(() => {
       const canvas = document.getElementById("mandelbrot-canvas");
@@ -157,10 +199,48 @@ test("the demo streams through every kernel; pause, resume, terminate and relaun
     const relaunched = await number(page, "doubler", "processed");
     await waitForField(page, "doubler", "processed", "gt", relaunched);
     assert.equal(await number(page, "doubler", "wrong"), 0, "answers after the relaunch check out");
+    await assertPipelineConnected(page);
 
     await page.waitForTimeout(1500); // the charts show the relaunched doubler working again
     await mkdir(artifacts, { recursive: true });
     await page.screenshot({ path: join(artifacts, "demo.png"), fullPage: true });
+    assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test("terminating a middle stage ends the pipeline before it; launched again, it is reconnected", async () => {
+  const { page, errors } = await openDemo();
+  try {
+    await page.waitForFunction(() => document.body.dataset.status === "running", null, { timeout: 60_000 });
+    await page.locator("#stream").check({ force: true });
+    for (const id of PIPELINE) await waitForState(page, id, "active");
+    await assertPipelineConnected(page);
+
+    // Terminating offset takes it out of the pipeline: scale's answers now come to the page,
+    // which checks them (3x), and offset's drained answers too (3x + 1).
+    await click(page, "offset", "terminate");
+    await waitForState(page, "offset", "terminated");
+    const broken = await stages(page);
+    assert.equal(broken.scale.connectedTo, null, "scale is disconnected from the terminated offset");
+    assert.equal(broken.offset.connectedTo, null, "offset is out of the pipeline");
+    await waitForField(page, "scale", "received", "gt", 0);
+    await page.waitForFunction(() => /checked/.test(document.querySelector('[data-kernel="scale"] [data-field="route"]').textContent), null, WAIT);
+    assert.match(await text(page, "scale", "route"), /^the page: offset is not running, the pipeline ends here · [\d,]+ checked, 0 wrong$/);
+    await mkdir(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, "demo-pipeline-broken.png"), fullPage: true });
+
+    // Launched and activated again, offset goes back between scale and square.
+    await click(page, "offset", "launch");
+    await waitForState(page, "offset", "launched");
+    await click(page, "offset", "activate");
+    await waitForState(page, "offset", "active");
+    await assertPipelineConnected(page);
+    const after = await stages(page);
+    assert.ok(after.scale.checked > 0, `the page checked scale's answers while the pipeline ended there: ${JSON.stringify(after.scale)}`);
+    assert.equal(after.offset.received, 0, "the relaunched offset forwards everything");
     assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
     assert.deepEqual(errors, []);
   } finally {
@@ -187,6 +267,8 @@ test("losing the GPU device fails every kernel visibly, and Recover brings them 
 
     await page.click("#recover", WAIT);
     for (const id of KERNELS) await waitForState(page, id, "active");
+    // Recovery keeps the connections: the pipeline still runs without the page in between.
+    await assertPipelineConnected(page);
     await page.waitForFunction(() => /Recovered 1 of 1/.test(document.getElementById("device-status").textContent), null, WAIT);
     const checked = await number(page, "doubler", "checked");
     await waitForField(page, "doubler", "checked", "gt", checked);
@@ -229,6 +311,10 @@ test("without WebGPU the page explains BackendUnavailableError, how to enable We
     await waitForField(page, "square", "checked", "gt", 0);
     assert.equal(await number(page, "doubler", "wrong"), 0);
     assert.equal(await number(page, "square", "wrong"), 0);
+    // The cpu backend connects the stages too (inside the runtime, no round trip through the page).
+    const pipeline = await assertPipelineConnected(page);
+    for (const id of ["scale", "offset"]) assert.equal(pipeline[id].received, 0, `the page never received from ${id}`);
+    assert.match(await text(page, "scale", "route"), /^offset \(connect\), inside the runtime$/);
     await page.screenshot({ path: join(artifacts, "demo-cpu-backend.png") });
     assert.deepEqual(errors, []);
   } finally {
