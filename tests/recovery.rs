@@ -446,7 +446,7 @@ fn max_batch_bounds_every_dispatch() {
         for max_batch in [0, 1025] {
             let options = LaunchOptions::default().with_queue_capacity(1024).with_max_batch(max_batch);
             let refused = rt.launch_definition(sequencer("refused"), options).await;
-            assert!(matches!(refused, Err(Error::InvalidArgument(_))), "{max_batch}: {refused:?}");
+            assert!(matches!(refused, Err(Error::OutOfRange(_))), "{max_batch}: {refused:?}");
         }
         assert!(matches!(rt.state("refused"), Err(Error::KernelNotFound { .. })));
     });
