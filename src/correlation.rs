@@ -100,9 +100,18 @@ impl Ledger {
             _ if seq < end => None,
             _ => Some(seq - count),
         };
-        let calls = std::mem::take(&mut self.calls);
-        self.calls = calls.into_iter().filter_map(|(seq, caller)| Some((renumber(seq)?, caller))).collect();
-        self.abandoned = self.abandoned.iter().filter_map(|&seq| renumber(seq)).collect();
+        // Inserted one by one rather than collected: `collect` into a B-tree sorts its input
+        // first, and each sort is a few kilobytes of wasm per element type.
+        for (seq, caller) in std::mem::take(&mut self.calls) {
+            if let Some(seq) = renumber(seq) {
+                self.calls.insert(seq, caller);
+            }
+        }
+        for seq in std::mem::take(&mut self.abandoned) {
+            if let Some(seq) = renumber(seq) {
+                self.abandoned.insert(seq);
+            }
+        }
         // Cut the voided messages out of the send-time runs (which start at `answered`).
         let mut at = self.answered;
         let mut runs = VecDeque::with_capacity(self.sent_at.len());
