@@ -123,7 +123,7 @@ wasm_size_verdict() {
 # Fails when the last build_npm_package left a release wasm over the budget.
 check_wasm_size() {
     local opt_gz
-    opt_gz=$(sed -n 's/.*"wasmOptGzip": \([0-9]*\).*/\1/p' "$wasm_size_file")
+    opt_gz=$(sed -n 's/.*"wasmOptGzip": \([0-9]*\).*/\1/p' "$wasm_size_file" 2>/dev/null || true)
     if [ -z "$opt_gz" ]; then
         echo "no wasmOptGzip in $wasm_size_file: run build_npm_package first" >&2
         return 1
