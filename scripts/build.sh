@@ -15,7 +15,7 @@ rm -rf www/pkg && cp -r pkg www/pkg
 log "building the native CLI (target/release/ringkernel-native)"
 cargo build -q --release -p ringkernel-native
 
-log "done: pkg/ringkernel_web_bg.wasm sizes in bytes: $(cat target/wasm-size.json)"
+log "done: pkg/ringkernel_web_bg.wasm sizes in bytes: $(cat "$wasm_size_file")"
 log "demo: node www/serve.mjs, then open http://localhost:8080 in a browser with WebGPU"
 if [ "${1:-}" = "--serve" ]; then
     exec node www/serve.mjs

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: native unit and GPU tests (cargo test, lavapipe), the API docs and the layering,
-# browser tests (wasm-pack test in headless Chromium on SwiftShader WebGPU), and the npm package
-# as users install it (pkg-tests).
+# browser tests (wasm-pack test in headless Chromium on SwiftShader WebGPU), the npm package
+# as users install it (pkg-tests), and the release wasm's size against its budget
+# (wasm_size_budget in setup.sh).
 # Installs what it needs first. A missing GPU adapter fails the tests; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,3 +22,6 @@ WASM_BINDGEN_TEST_TIMEOUT=240 wasm-pack test --headless --chrome --chromedriver 
 log "package tests (npm install of pkg/, headless Chromium)"
 build_npm_package
 (cd pkg-tests && npm install --no-audit --no-fund --loglevel=error && npm test)
+
+log "release wasm size (gzipped, after wasm-opt) against the budget"
+check_wasm_size

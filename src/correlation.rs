@@ -11,7 +11,7 @@
 //! the GPU writes a kept flag per slot, and a dropped message's answer is skipped here. A `call`
 //! whose message was dropped learns so (its answer is `None`) instead of waiting forever.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use futures_channel::oneshot;
 
@@ -36,10 +36,11 @@ pub(crate) struct Ledger {
     answered: Sequence,
     /// Send times of unanswered messages, run-length encoded (a batch shares one time).
     sent_at: VecDeque<(f64, u64)>,
-    /// `call`s waiting for their answer.
-    calls: BTreeMap<Sequence, oneshot::Sender<Reply>>,
-    /// `call`s that timed out; their answers are discarded (and counted) when they arrive.
-    abandoned: BTreeSet<Sequence>,
+    /// `call`s by sequence number, in increasing order: `Some` waits for its answer, `None`
+    /// timed out (its answer is discarded, and counted, when it arrives). Calls are registered
+    /// as their messages are accepted and answered in the same order, so entries join at the
+    /// back and leave from the front; a sorted deque does that with less wasm than a B-tree.
+    calls: VecDeque<(Sequence, Option<oneshot::Sender<Reply>>)>,
 }
 
 /// What happened to a call that stopped waiting.
@@ -61,18 +62,27 @@ impl Ledger {
         first
     }
 
+    /// Where `seq` is, or would go, in `calls`.
+    fn call_index(&self, seq: Sequence) -> Result<usize, usize> {
+        self.calls.binary_search_by_key(&seq, |&(seq, _)| seq)
+    }
+
     /// Routes the answer to message `seq` to the returned receiver instead of the output queue.
     pub fn expect_answer(&mut self, seq: Sequence) -> oneshot::Receiver<Reply> {
         let (sender, receiver) = oneshot::channel();
-        self.calls.insert(seq, sender);
+        match self.call_index(seq) {
+            Ok(at) => self.calls[at].1 = Some(sender),
+            Err(at) => self.calls.insert(at, (seq, Some(sender))),
+        }
         receiver
     }
 
     /// A caller gave up waiting for `seq`.
     pub fn abandon(&mut self, seq: Sequence, mut receiver: oneshot::Receiver<Reply>) -> Abandon {
-        if self.calls.remove(&seq).is_some() {
-            self.abandoned.insert(seq);
-            return Abandon::Pending;
+        if let Ok(at) = self.call_index(seq) {
+            if self.calls[at].1.take().is_some() {
+                return Abandon::Pending;
+            }
         }
         match receiver.try_recv() {
             Ok(Some(Ok(answer))) => Abandon::Answered(answer),
@@ -83,9 +93,8 @@ impl Ledger {
     /// Every waiting `call` fails with `error` now; its message stays queued and is processed
     /// later, and its answer is then discarded (and counted), as for a call that timed out.
     pub fn abandon_calls(&mut self, error: &Error) {
-        for (seq, caller) in std::mem::take(&mut self.calls) {
+        for caller in self.calls.iter_mut().filter_map(|(_, caller)| caller.take()) {
             let _ = caller.send(Err(error.clone()));
-            self.abandoned.insert(seq);
         }
     }
 
@@ -100,9 +109,14 @@ impl Ledger {
             _ if seq < end => None,
             _ => Some(seq - count),
         };
-        let calls = std::mem::take(&mut self.calls);
-        self.calls = calls.into_iter().filter_map(|(seq, caller)| Some((renumber(seq)?, caller))).collect();
-        self.abandoned = self.abandoned.iter().filter_map(|&seq| renumber(seq)).collect();
+        // Renumbering keeps the order, so `calls` stays sorted.
+        self.calls.retain_mut(|(seq, _)| match renumber(*seq) {
+            Some(renumbered) => {
+                *seq = renumbered;
+                true
+            }
+            None => false,
+        });
         // Cut the voided messages out of the send-time runs (which start at `answered`).
         let mut at = self.answered;
         let mut runs = VecDeque::with_capacity(self.sent_at.len());
@@ -136,9 +150,10 @@ impl Ledger {
         self.answered += count;
         let last = self.answered;
         // Fast path: every answer kept, and no call or abandoned call among them.
-        let routed = kept.is_some()
-            || self.calls.range(first..last).next().is_some()
-            || self.abandoned.range(first..last).next().is_some();
+        let routed = kept.is_some() || {
+            let at = self.calls.partition_point(|&(seq, _)| seq < first);
+            self.calls.get(at).is_some_and(|&(seq, _)| seq < last)
+        };
         if !routed {
             return outbox.push_overflowing(answers);
         }
@@ -146,14 +161,15 @@ impl Ledger {
         for (i, answer) in answers.chunks_exact(stride).enumerate() {
             let seq = first + i as u64;
             let was_kept = kept.is_none_or(|flags| flags[4 * i..4 * i + 4] != [0; 4]);
-            if let Some(caller) = self.calls.remove(&seq) {
+            let call = self.call_index(seq).ok().and_then(|at| self.calls.remove(at));
+            if let Some((_, Some(caller))) = call {
                 if was_kept {
                     counters.messages_received += 1;
                 }
                 // A caller that vanished without abandoning (its future was dropped) loses
                 // nothing it still wanted.
                 let _ = caller.send(Ok(was_kept.then(|| answer.to_vec())));
-            } else if self.abandoned.remove(&seq) {
+            } else if call.is_some() {
                 counters.answers_abandoned += was_kept as u64;
             } else if was_kept {
                 to_outbox += outbox.push_overflowing(answer);
@@ -174,7 +190,7 @@ impl Ledger {
 
     /// Whether any `call` still waits for its answer.
     pub fn has_waiting_calls(&self) -> bool {
-        !self.calls.is_empty()
+        self.calls.iter().any(|(_, caller)| caller.is_some())
     }
 
     fn time_answers(&mut self, mut count: u64, now_ms: f64, counters: &mut Counters) {
@@ -196,7 +212,6 @@ impl Ledger {
     /// cancelled (callers see the kernel terminated) and their send times dropped.
     pub fn cancel_unanswered(&mut self) {
         self.calls.clear();
-        self.abandoned.clear();
         self.sent_at.clear();
         self.answered = self.next;
     }

@@ -3,6 +3,7 @@
 //! so the same code runs on the web's event loop.
 
 use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -46,4 +47,33 @@ pub(crate) async fn wait_for<F: Future + Unpin>(future: F, deadline: Deadline) -
             }
         }
     }
+}
+
+/// Runs `futures` concurrently until every one has finished; their outputs, in order. What
+/// `futures_util::future::join_all` does for short lists, without its second implementation for
+/// long ones (a `FuturesOrdered`, a few kilobytes of wasm for a list of kernels).
+pub(crate) async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(|future| Some(Box::pin(future))).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, output) in futures.iter_mut().zip(&mut outputs) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => {
+                        *output = Some(value);
+                        *slot = None;
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }

@@ -22,7 +22,7 @@ use crate::platform;
 use crate::recovery;
 use crate::table::{Kernel, Resources, Route};
 use crate::telemetry::Counters;
-use crate::waiting::{deadline, wait};
+use crate::waiting::{deadline, join_all, wait};
 
 impl Runtime {
     /// Launches a registered kernel by id (see [`kernel::register`]) and returns its handle
@@ -285,7 +285,7 @@ impl Runtime {
             ids.sort();
             ids
         };
-        let results = futures_util::future::join_all(ids.iter().map(|id| self.terminate(id, timeout))).await;
+        let results = join_all(ids.iter().map(|id| self.terminate(id, timeout))).await;
         results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     }
 

@@ -83,8 +83,12 @@ impl Runtime {
     pub fn summary(&self) -> RuntimeSummary {
         let now = platform::now_ms();
         let table = self.shared.lock();
-        let per_kernel: BTreeMap<String, KernelTelemetry> =
-            table.kernels.iter().map(|(id, k)| (id.clone(), snapshot(id, k, now))).collect();
+        // Inserted rather than collected: `collect` into a B-tree would sort first (a sort of
+        // its own in the wasm build, for ids that are unique anyway).
+        let mut per_kernel = BTreeMap::new();
+        for (id, k) in &table.kernels {
+            per_kernel.insert(id.clone(), snapshot(id, k, now));
+        }
         let device = DeviceHealth {
             lost: table.device.lost.as_ref().map(|lost| match lost {
                 Error::DeviceLost { reason } => reason.clone(),
