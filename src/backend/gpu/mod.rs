@@ -210,7 +210,7 @@ impl GpuContext {
             device,
             queue,
             adapter: AdapterSummary {
-                backend: format!("{:?}", info.backend).to_lowercase(),
+                backend: format!("{:?}", info.backend).to_ascii_lowercase(),
                 // Browsers may withhold the description; say what kind of adapter it is instead.
                 name: match (info.name.is_empty(), info.device_type) {
                     (false, _) => info.name,
