@@ -97,6 +97,11 @@ pub enum Error {
     #[error("the runtime has been disposed")]
     Disposed,
 
+    /// The runtime is draining (see `Runtime::drain`): it finishes what it has and takes no
+    /// new launches, sends or calls.
+    #[error("the runtime is draining: it takes no new {0}")]
+    Draining(&'static str),
+
     /// The GPU device was lost; kernels wait for recovery.
     #[error("GPU device lost: {reason}")]
     DeviceLost {
@@ -139,6 +144,8 @@ pub enum ErrorKind {
     DeviceLost,
     /// [`Error::Disposed`].
     Disposed,
+    /// [`Error::Draining`].
+    Draining,
     /// [`Error::InvalidArgument`].
     InvalidArgument,
     /// [`Error::OutOfRange`].
@@ -190,6 +197,7 @@ impl Error {
             Error::BackendUnavailable { .. } => ErrorKind::BackendUnavailable,
             Error::DeviceLost { .. } => ErrorKind::DeviceLost,
             Error::Disposed => ErrorKind::Disposed,
+            Error::Draining(_) => ErrorKind::Draining,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::OutOfRange(_) => ErrorKind::OutOfRange,
         }

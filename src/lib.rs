@@ -85,12 +85,12 @@ pub use error::{
     BatchSendError, CallError, Error, ErrorKind, Result, SendError, SendTimeoutError, TryReceiveError, TrySendError,
 };
 pub use kernel::{KernelDefinition, StateElement};
-pub use lifecycle::{KernelMode, KernelState};
+pub use lifecycle::{KernelMode, KernelState, LifecycleState};
 pub use message::{FieldType, MessageLayout, RingMessage, Scalar, Value, Vec2, Vec3, Vec4};
 pub use runtime::builder::RuntimeBuilder;
 pub use runtime::handle::{Dynamic, KernelHandle, KernelStatus};
 pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
-pub use telemetry::{DeviceHealth, KernelTelemetry, LatencySummary, RuntimeMetrics, RuntimeSummary};
+pub use telemetry::{DeviceHealth, KernelTelemetry, LatencySummary, RuntimeMetrics, RuntimeSummary, ShutdownReport};
 
 /// The README's Rust example, compiled and run as a doctest so it cannot rot.
 #[cfg(all(doctest, not(target_arch = "wasm32")))]

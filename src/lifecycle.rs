@@ -139,6 +139,48 @@ impl serde::Serialize for KernelState {
     }
 }
 
+/// The runtime's own lifecycle (the seeds' `LifecycleState`): `Initializing` while
+/// `Runtime::new` opens its device (a caller only ever gets a runtime that is `Running`),
+/// `Running` while it takes work, `Draining` once [`drain`](crate::Runtime::drain) began (new
+/// launches, sends and calls are refused; queued and in-flight work completes, answers stay
+/// receivable), `Stopped` after [`complete_shutdown`](crate::Runtime::complete_shutdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum LifecycleState {
+    /// Opening the device; not yet taking work.
+    Initializing,
+    /// Taking work.
+    #[default]
+    Running,
+    /// Finishing what it has; refusing new work.
+    Draining,
+    /// Shut down; every call is refused.
+    Stopped,
+}
+
+impl LifecycleState {
+    /// Whether new launches, sends and calls are accepted (only while `Running`).
+    pub fn is_accepting_work(self) -> bool {
+        self == LifecycleState::Running
+    }
+
+    /// The state's name as JavaScript sees it: `initializing`, `running`, `draining`, `stopped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleState::Initializing => "initializing",
+            LifecycleState::Running => "running",
+            LifecycleState::Draining => "draining",
+            LifecycleState::Stopped => "stopped",
+        }
+    }
+}
+
+impl fmt::Display for LifecycleState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How the tick loop schedules a kernel. WebGPU has no dispatch that outlives a submit, so both
 /// modes keep pipelines, rings and state resident and are dispatched by the tick loop; they differ
 /// in what wakes them: a persistent kernel runs every tick it has input from anywhere

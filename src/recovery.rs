@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::backend::{Device, KernelExec, StateStore};
 use crate::error::{Error, Result};
-use crate::lifecycle::Action;
+use crate::lifecycle::{Action, LifecycleState};
 use crate::platform;
 use crate::table::Shared;
 use crate::waiting;
@@ -144,7 +144,7 @@ pub(crate) async fn recover_device(shared: &Arc<Shared>) -> Result<()> {
     let _one_at_a_time = shared.recovering.lock().await;
     let relaunch: Vec<_> = {
         let table = shared.lock();
-        if table.disposed {
+        if table.state == LifecycleState::Stopped {
             return Err(Error::Disposed);
         }
         if table.device.lost.is_none() {

@@ -20,9 +20,9 @@ use crate::backend::{BufferStats, Device, DeviceRequest, KernelExec, StateStore}
 use crate::cursor::RingCursor;
 use crate::error::{Error, Result};
 use crate::kernel::{DispatchShape, KernelDefinition};
-use crate::lifecycle::{KernelMode, Lifecycle};
+use crate::lifecycle::{KernelMode, Lifecycle, LifecycleState};
 use crate::mailbox::Mailbox;
-use crate::telemetry::Counters;
+use crate::telemetry::{Counters, ShutdownReport};
 
 /// One launched kernel.
 pub(crate) struct Kernel {
@@ -102,7 +102,21 @@ pub(crate) struct Table {
     /// Kernels launched so far, removed ones included.
     pub launched: u64,
     pub device: DeviceStatus,
-    pub disposed: bool,
+    /// The runtime's own lifecycle (see [`LifecycleState`]).
+    pub state: LifecycleState,
+    /// What removed kernels leave behind for the shutdown report.
+    pub retired: Retired,
+    /// The report, once the runtime has stopped (a second shutdown hands it back).
+    pub report: Option<ShutdownReport>,
+}
+
+/// The counts of removed kernels that the shutdown report still owes.
+#[derive(Debug, Default)]
+pub(crate) struct Retired {
+    pub kernels: u64,
+    pub messages_processed: u64,
+    pub messages_unprocessed: u64,
+    pub answers_never_received: u64,
 }
 
 impl Table {

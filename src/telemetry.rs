@@ -218,6 +218,33 @@ pub struct DeviceHealth {
     pub recovery_error: Option<String>,
 }
 
+/// What [`Runtime::complete_shutdown`](crate::Runtime::complete_shutdown) (and `dispose`)
+/// reports: the runtime's whole life in numbers, every message accounted for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// From creation to shutdown, in milliseconds.
+    pub total_uptime_ms: f64,
+    /// Kernels launched over the runtime's life, removed ones included.
+    pub kernels_launched: u64,
+    /// Kernels terminated over the runtime's life, removed ones included.
+    pub kernels_terminated: u64,
+    /// Messages processed by every kernel (the seeds' `total_messages`).
+    pub messages_processed: u64,
+    /// Messages accepted but never processed: left behind by a terminate or drain that timed out.
+    pub messages_unprocessed: u64,
+    /// Answers nobody received: left in output queues at shutdown or when a kernel was
+    /// removed, and late answers of calls that had timed out. Counted, never silently discarded.
+    pub answers_never_received: u64,
+    /// Times the GPU device was lost.
+    pub device_losses: u64,
+    /// Times a lost device was replaced and its kernels relaunched.
+    pub recoveries: u64,
+    /// Kernels moved between devices (none yet: one device per runtime).
+    pub migrated_kernels: u64,
+}
+
 /// What `Runtime::summary` reports: where the runtime runs, every kernel, and totals.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

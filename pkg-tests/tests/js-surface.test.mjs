@@ -191,7 +191,8 @@ test("errors are instances of exported classes, with their names and details", a
       typo: { ...describe(typo), typeError: typo instanceof TypeError },
       ranges: [range, negative].map((e) => [e.constructor.name, e instanceof RangeError, e.message]),
       classes: ["KernelNotFoundError", "KernelStateError", "QueueFullError", "TimeoutError", "MessageFormatError",
-        "KernelCompileError", "MessageDroppedError", "BackendUnavailableError", "DeviceLostError", "RuntimeDisposedError"]
+        "KernelCompileError", "MessageDroppedError", "BackendUnavailableError", "DeviceLostError", "RuntimeDisposedError",
+        "RuntimeDrainingError"]
         .map((name) => [name, new rk[name]("x").name, rk[name].prototype instanceof rk.RingKernelError]),
     };
   `);
@@ -224,14 +225,15 @@ test("disposal: [Symbol.asyncDispose] from init() on, no synchronous dispose or 
     }
     let usingError = "none";
     try { const disposable = rt; disposable[Symbol.dispose](); } catch (e) { usingError = e.constructor.name; }
-    return { before, after, usingError, disposeAgain: await rt.dispose() === undefined };
+    const report = await rt.completeShutdown();
+    return { before, after, usingError, disposeAgain: JSON.stringify(await rt.dispose()) === JSON.stringify(report) };
   `);
   for (const [name, found] of Object.entries(value.before)) {
     assert.deepEqual(found, { asyncDispose: "function", dispose: false, free: false }, name);
   }
   assert.deepEqual(value.after, Array(5).fill("RuntimeDisposedError true"));
   assert.equal(value.usingError, "TypeError");
-  assert.equal(value.disposeAgain, true, "a second dispose does nothing");
+  assert.equal(value.disposeAgain, true, "a second dispose hands back the same report");
 });
 
 test("a batch larger than the queue, sent before any receive, waits with a warning and a counter, then says how many went in", async () => {
@@ -276,4 +278,46 @@ test("under a Content-Security-Policy without 'unsafe-eval' (no codecs), objects
   assert.deepEqual(out.refused, { name: "MessageFormatError", field: "value", isClass: true });
   assert.deepEqual(out.body, { position: [0.5, 1, 2], tags: [7, 8], types: ["Float32Array", "Uint32Array"] });
   assert.deepEqual(errors, []);
+});
+
+test("drain refuses new work with RuntimeDrainingError and dispose resolves with the shutdown report", async () => {
+  const value = await inPage(`
+    const catchIt = async (f) => { try { await f(); return "resolved"; } catch (e) { return \`\${e.constructor.name} \${e instanceof rk.RingKernelError}\`; } };
+    const rt = await rk.RingKernelRuntime.create({ enableTelemetry: true });
+    const before = rt.lifecycleState;
+    const doubler = await rt.launch("doubler", null, { autoActivate: true, queueSize: 256 });
+    await doubler.sendBatch(Array.from({ length: 100 }, (_, i) => ({ value: i })));
+    const first = [];
+    while (first.length < 40) first.push(...(await doubler.receiveBatch({ max: 40 - first.length, timeout: 20000 })));
+    const draining = rt.drain({ timeout: 20000 });
+    const during = rt.lifecycleState;
+    const refused = [
+      await catchIt(() => doubler.send({ value: 1 })),
+      await catchIt(() => rt.sendBatch("doubler", new Int32Array(2))),
+      await catchIt(() => doubler.call({ value: 1 })),
+      await catchIt(() => rt.launch("echo")),
+    ];
+    const more = [];
+    while (more.length < 30) more.push(...(await doubler.receiveBatch({ max: 30 - more.length, timeout: 20000 })));
+    await draining;
+    const totalMessages = rt.getSummary().totalMessages;
+    const report = await rt.dispose();
+    const again = await rt.completeShutdown();
+    const after = await catchIt(() => rt.send("doubler", { value: 1 }));
+    return { before, during, refused, received: first.length + more.length, totalMessages, report, again, after, stopped: rt.lifecycleState };
+  `);
+  assert.equal(value.before, "running");
+  assert.equal(value.during, "draining");
+  assert.deepEqual(value.refused, Array(4).fill("RuntimeDrainingError true"));
+  assert.equal(value.received, 70);
+  assert.equal(value.totalMessages, 100);
+  const { totalUptimeMs, ...counts } = value.report;
+  assert.ok(totalUptimeMs > 0, `${totalUptimeMs}`);
+  assert.deepEqual(counts, {
+    kernelsLaunched: 1, kernelsTerminated: 1, messagesProcessed: 100, messagesUnprocessed: 0,
+    answersNeverReceived: 30, deviceLosses: 0, recoveries: 0, migratedKernels: 0,
+  });
+  assert.deepEqual(value.again, value.report);
+  assert.equal(value.after, "RuntimeDisposedError true");
+  assert.equal(value.stopped, "stopped");
 });

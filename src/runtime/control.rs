@@ -21,7 +21,7 @@ use crate::mailbox::Mailbox;
 use crate::platform;
 use crate::recovery;
 use crate::table::{Kernel, Resources, Route};
-use crate::telemetry::Counters;
+use crate::telemetry::{Counters, ShutdownReport};
 use crate::waiting::{deadline, join_all, wait};
 
 impl Runtime {
@@ -59,7 +59,7 @@ impl Runtime {
         let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
         let (device, generation) = {
             // Reserve the id (state Created) so a concurrent launch of the same id is refused.
-            let mut table = self.open_table()?;
+            let mut table = self.accepting_table("launches")?;
             if let Some(existing) = table.kernels.get(&id) {
                 return Err(Error::KernelState { id, state: existing.life.state(), action: Action::Launch });
             }
@@ -297,7 +297,14 @@ impl Runtime {
         if state != KernelState::Terminated {
             return Err(Error::KernelState { id: id.to_owned(), state, action: Action::Remove });
         }
-        table.kernels.remove(id);
+        if let Some(kernel) = table.kernels.remove(id) {
+            // What the shutdown report still owes for it.
+            let retired = &mut table.retired;
+            retired.kernels += 1;
+            retired.messages_processed += kernel.counters.messages_processed;
+            retired.messages_unprocessed += kernel.counters.unprocessed_at_termination;
+            retired.answers_never_received += kernel.mailbox.outbox.len() as u64 + kernel.counters.answers_abandoned;
+        }
         Ok(())
     }
 
@@ -379,7 +386,7 @@ impl Runtime {
     }
 
     /// The seed's `shutdown`: [`dispose`](Self::dispose).
-    pub async fn shutdown(&self) -> Result<()> {
+    pub async fn shutdown(&self) -> Result<ShutdownReport> {
         self.dispose().await
     }
 

@@ -262,7 +262,7 @@ impl Runtime {
         call: Option<&mut Option<Arc<KernelDefinition>>>,
         pack: &impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
     ) -> Result<Attempt<Option<CallTicket>>> {
-        let mut table = self.open_table()?;
+        let mut table = self.accepting_table(if call.is_some() { "calls" } else { "sends" })?;
         let (kernel, device) = table.kernel_on_device(id)?;
         let refusal = match (kernel.life.state(), &kernel.route.downstream) {
             (_, Some(downstream)) if call.is_some() => Some(Error::InvalidArgument(format!(
@@ -308,7 +308,9 @@ impl Runtime {
         let mut stall = StallWatch::default();
         loop {
             let listener = {
-                let mut table = match self.open_table() {
+                // A batch that began before a drain finishes as a send in flight.
+                let table = if accepted == 0 { self.accepting_table("sends") } else { self.open_table() };
+                let mut table = match table {
                     Ok(table) => table,
                     Err(e) => return (accepted, Some(e)),
                 };

@@ -18,6 +18,7 @@ pub(crate) mod handle;
 mod messaging;
 mod queries;
 mod routing;
+mod shutdown;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -27,9 +28,10 @@ use event_listener::Event;
 use crate::backend::{AdapterSummary, BackendChoice, BufferStats, Device, DeviceRequest};
 use crate::error::{Error, Result};
 use crate::kernel::DispatchShape;
-use crate::lifecycle::KernelMode;
+use crate::lifecycle::{KernelMode, LifecycleState};
 use crate::platform;
 use crate::table::{Settings, Shared, Table};
+use crate::telemetry::ShutdownReport;
 
 /// Options for [`Runtime::new`]. In JavaScript, the same fields in camelCase
 /// (`RingKernelRuntime.create({ enableTelemetry, defaultQueueSize, backend, autoRecover })`);
@@ -311,23 +313,35 @@ impl Runtime {
         &self.inner.options
     }
 
-    /// Terminates all kernels, stops the tick loop and releases the device. Later calls fail
-    /// with `Disposed`; a second `dispose` does nothing.
-    pub async fn dispose(&self) -> Result<()> {
-        if self.shared.lock().disposed {
-            return Ok(());
+    /// [`drain`](Self::drain) (every kernel terminated gracefully, within
+    /// [`DEFAULT_TERMINATE_TIMEOUT`] each) and [`complete_shutdown`](Self::complete_shutdown):
+    /// the report, or the drain's `Timeout` (the runtime stops all the same, and
+    /// `complete_shutdown` then hands back the report). Later calls fail with `Disposed`; a
+    /// second `dispose` hands back the same report.
+    pub async fn dispose(&self) -> Result<ShutdownReport> {
+        if self.lifecycle_state() != LifecycleState::Stopped {
+            let drained = self.drain(DEFAULT_TERMINATE_TIMEOUT).await;
+            let report = self.complete_shutdown().await?;
+            return drained.map(|()| report);
         }
-        let result = self.terminate_all(Some(DEFAULT_TERMINATE_TIMEOUT)).await;
-        self.shared.lock().disposed = true;
-        self.shared.shut_down();
-        result
+        self.complete_shutdown().await
     }
 
-    /// The kernel table, or `Disposed` once the runtime is disposed.
+    /// The kernel table, or `Disposed` once the runtime has stopped.
     fn open_table(&self) -> Result<MutexGuard<'_, Table>> {
         let table = self.shared.lock();
-        if table.disposed {
+        if table.state == LifecycleState::Stopped {
             return Err(Error::Disposed);
+        }
+        Ok(table)
+    }
+
+    /// The kernel table for new work (`what`: a launch, send or call): refused with `Draining`
+    /// while the runtime drains, and with `Disposed` once it has stopped.
+    fn accepting_table(&self, what: &'static str) -> Result<MutexGuard<'_, Table>> {
+        let table = self.open_table()?;
+        if table.state == LifecycleState::Draining {
+            return Err(Error::Draining(what));
         }
         Ok(table)
     }

@@ -30,6 +30,7 @@ fn name(kind: ErrorKind) -> &'static str {
         ErrorKind::BackendUnavailable => "BackendUnavailableError",
         ErrorKind::DeviceLost => "DeviceLostError",
         ErrorKind::Disposed => "RuntimeDisposedError",
+        ErrorKind::Draining => "RuntimeDrainingError",
         ErrorKind::InvalidArgument => "TypeError",
         ErrorKind::OutOfRange => "RangeError",
     }

@@ -15,7 +15,7 @@ use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
 use super::{kernel_id, to_js};
 use crate::kernel::KernelDefinition;
 use crate::message::Scalar;
-use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions};
+use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
 
 /// Promise-based host runtime for ring kernels (the seeds' `RingKernelRuntime`).
 #[wasm_bindgen(js_name = RingKernelRuntime)]
@@ -328,11 +328,51 @@ impl JsRuntime {
         self.inner.destroy_device().map_err(js_error)
     }
 
-    /// Terminates every kernel and stops the tick loop; later calls fail.
-    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    /// `drain` (every kernel terminated gracefully) and `completeShutdown`: resolves with the
+    /// shutdown report. Later calls reject with `RuntimeDisposedError`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ShutdownReport>")]
     pub fn dispose(&self) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move { js_void(rt.dispose().await) })
+        // New work is refused from this call on, not from when the promise's job first runs.
+        let _ = rt.begin_drain(); // stopped already: dispose hands back the report
+        future_to_promise(async move { to_js(&rt.dispose().await.map_err(js_error)?) })
+    }
+
+    /// The runtime's lifecycle: `running`, `draining` (after `drain`) or `stopped`.
+    #[wasm_bindgen(getter, js_name = lifecycleState, unchecked_return_type = "LifecycleState")]
+    pub fn lifecycle_state(&self) -> String {
+        self.inner.lifecycle_state().as_str().to_owned()
+    }
+
+    /// Confirms the runtime runs (it does from `create`); a draining or stopped one cannot start.
+    pub fn start(&self) -> Result<(), JsValue> {
+        self.inner.start().map_err(js_error)
+    }
+
+    /// `running → draining`: new launches, sends and calls reject with `RuntimeDrainingError`
+    /// from now on; every kernel is terminated gracefully, each within `{ timeout }` ms (default
+    /// 5000), so what is queued or in flight is processed. Answers stay receivable.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn drain(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        let rt = self.inner.clone();
+        // New work is refused from this call on, not from when the promise's job first runs.
+        let begun = rt.begin_drain();
+        future_to_promise(async move {
+            let timeout = timeout_option(options, "drain options")?.unwrap_or(DEFAULT_TERMINATE_TIMEOUT);
+            begun.map_err(js_error)?;
+            js_void(rt.drain(timeout).await)
+        })
+    }
+
+    /// `→ stopped` (draining first if that has not begun): resolves with the shutdown report,
+    /// the same one on every later call.
+    #[wasm_bindgen(js_name = completeShutdown, unchecked_return_type = "Promise<ShutdownReport>")]
+    pub fn complete_shutdown(&self) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move { to_js(&rt.complete_shutdown().await.map_err(js_error)?) })
     }
 }
 

@@ -202,6 +202,26 @@ export function defineMessage<const N extends string, const F extends Record<str
 /** Registers a kernel for `runtime.launch(id)` (the seeds' `@ring_kernel`) and returns its definition; a taken id is a TypeError unless `replace: true`. */
 export function ringKernel<I extends MessageDescription, O extends MessageDescription>(definition: KernelDefinitionInput<I, O> & { id: string }): KernelDefinitionInput<I, O> & { id: string };
 
+/** The runtime's own lifecycle: `running` from `create`, `draining` after `drain()`, `stopped` after `completeShutdown()` or `dispose()`. */
+export type LifecycleState = "initializing" | "running" | "draining" | "stopped";
+
+/** What `dispose()` and `completeShutdown()` resolve with: the runtime's whole life, every message accounted for. */
+export interface ShutdownReport {
+  /** From `create` to shutdown, in milliseconds. */
+  totalUptimeMs: number;
+  /** Kernels launched and terminated over the runtime's life, removed ones included. */
+  kernelsLaunched: number; kernelsTerminated: number;
+  /** Messages processed by every kernel. */
+  messagesProcessed: number;
+  /** Messages accepted but never processed (left by a terminate or drain that timed out). */
+  messagesUnprocessed: number;
+  /** Answers nobody received: left in output queues at shutdown or at `remove`, and late answers of calls that timed out. */
+  answersNeverReceived: number;
+  deviceLosses: number; recoveries: number;
+  /** Kernels moved between devices (none yet: one device per runtime). */
+  migratedKernels: number;
+}
+
 /** `handle.status()`: a kernel's state and queue depths at a glance. */
 export interface KernelStatus {
   id: string; state: KernelState; mode: KernelMode;

@@ -36,6 +36,7 @@ pub fn js_name(error: &Error) -> &'static str {
         ErrorKind::BackendUnavailable => "BackendUnavailableError",
         ErrorKind::DeviceLost => "DeviceLostError",
         ErrorKind::Disposed => "RuntimeDisposedError",
+        ErrorKind::Draining => "RuntimeDrainingError",
         ErrorKind::InvalidArgument => "TypeError",
         ErrorKind::OutOfRange => "RangeError",
         other => panic!("{other:?} needs its contract name here"),

@@ -4,7 +4,7 @@ import type { KernelState } from "./ringkernel_web.js";
 export type RingKernelErrorName =
   | "KernelNotFoundError" | "KernelStateError" | "QueueFullError" | "TimeoutError" | "MessageFormatError"
   | "KernelCompileError" | "MessageDroppedError" | "BackendUnavailableError" | "DeviceLostError"
-  | "RuntimeDisposedError";
+  | "RuntimeDisposedError" | "RuntimeDrainingError";
 /** Every error the runtime rejects with: `catch (e) { if (e instanceof RingKernelError) ... }`. */
 export class RingKernelError extends Error { name: RingKernelErrorName; }
 /** No kernel has this id. */
@@ -27,9 +27,12 @@ export class BackendUnavailableError extends RingKernelError { name: "BackendUna
 export class DeviceLostError extends RingKernelError { name: "DeviceLostError"; }
 /** The runtime was disposed: every later call rejects with this. */
 export class RuntimeDisposedError extends RingKernelError { name: "RuntimeDisposedError"; }
+/** The runtime is draining (`drain()`): new launches, sends and calls are refused; receives still work. */
+export class RuntimeDrainingError extends RingKernelError { name: "RuntimeDrainingError"; }
 /** One of the runtime's errors, as a union that narrows on `name`. */
 export type AnyRingKernelError =
   | KernelNotFoundError | KernelStateError | QueueFullError | TimeoutError | MessageFormatError
-  | KernelCompileError | MessageDroppedError | BackendUnavailableError | DeviceLostError | RuntimeDisposedError;
+  | KernelCompileError | MessageDroppedError | BackendUnavailableError | DeviceLostError | RuntimeDisposedError
+  | RuntimeDrainingError;
 /** Whether `error` is one of the runtime's errors (`instanceof RingKernelError`); narrows on `error.name`. */
 export function isRingKernelError(error: unknown): error is AnyRingKernelError;

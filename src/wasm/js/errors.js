@@ -25,6 +25,8 @@ export class BackendUnavailableError extends RingKernelError {}
 export class DeviceLostError extends RingKernelError {}
 /** The runtime was disposed: nothing can be done with it any more. */
 export class RuntimeDisposedError extends RingKernelError {}
+/** The runtime is draining (`drain()`): it finishes what it has and takes no new launches, sends or calls. */
+export class RuntimeDrainingError extends RingKernelError {}
 
 const CLASSES = {
   RingKernelError,
@@ -38,6 +40,7 @@ const CLASSES = {
   BackendUnavailableError,
   DeviceLostError,
   RuntimeDisposedError,
+  RuntimeDrainingError,
 };
 for (const [name, errorClass] of Object.entries(CLASSES)) {
   Object.defineProperty(errorClass.prototype, "name", { value: name, writable: true, configurable: true });

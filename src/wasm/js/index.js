@@ -14,6 +14,7 @@ export {
   BackendUnavailableError,
   DeviceLostError,
   RuntimeDisposedError,
+  RuntimeDrainingError,
   isRingKernelError,
 } from "./SNIPPETS/errors.js";
 import "./lifetimes.js";

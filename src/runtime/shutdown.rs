@@ -1,0 +1,94 @@
+//! The runtime's own lifecycle (the seeds' enterprise runtime): `start`, `drain(timeout)` and
+//! `complete_shutdown()`, which hands back a [`ShutdownReport`] accounting for every message.
+//! While draining, new launches, sends and calls are refused with `Draining`; what is queued or
+//! in flight completes, and answers stay receivable until the runtime stops.
+
+use std::time::Duration;
+
+use super::Runtime;
+use crate::error::{Error, Result};
+use crate::lifecycle::{KernelState, LifecycleState};
+use crate::platform;
+use crate::runtime::DEFAULT_TERMINATE_TIMEOUT;
+use crate::telemetry::ShutdownReport;
+
+impl Runtime {
+    /// The runtime's lifecycle state: `Running` from creation, `Draining` after
+    /// [`drain`](Self::drain), `Stopped` after [`complete_shutdown`](Self::complete_shutdown).
+    pub fn lifecycle_state(&self) -> LifecycleState {
+        self.shared.lock().state
+    }
+
+    /// `Initializing → Running`. A runtime is running once created, so this only confirms it;
+    /// a draining or stopped runtime cannot start again (`Draining`, `Disposed`).
+    pub fn start(&self) -> Result<()> {
+        let mut table = self.shared.lock();
+        match table.state {
+            LifecycleState::Stopped => Err(Error::Disposed),
+            LifecycleState::Draining => Err(Error::Draining("start")),
+            _ => {
+                table.state = LifecycleState::Running;
+                Ok(())
+            }
+        }
+    }
+
+    /// `Running → Draining` now, without waiting: new launches, sends and calls are refused
+    /// from here on ([`drain`](Self::drain) then finishes what is left). `Disposed` once stopped.
+    pub fn begin_drain(&self) -> Result<()> {
+        let mut table = self.shared.lock();
+        match table.state {
+            LifecycleState::Stopped => Err(Error::Disposed),
+            _ => {
+                table.state = LifecycleState::Draining;
+                Ok(())
+            }
+        }
+    }
+
+    /// `Running → Draining`: refuses new launches, sends and calls from now on, and terminates
+    /// every kernel gracefully, each within `timeout`, so that everything queued or in flight is
+    /// processed; answers stay receivable. Past the timeout, `Timeout` says how many messages a
+    /// kernel left unprocessed (the shutdown report counts them too). Draining again waits again.
+    pub async fn drain(&self, timeout: Duration) -> Result<()> {
+        self.begin_drain()?;
+        self.terminate_all(Some(timeout)).await
+    }
+
+    /// `→ Stopped`: drains first if that has not begun (within [`DEFAULT_TERMINATE_TIMEOUT`]),
+    /// stops the tick loop, releases the device and reports the runtime's whole life. Every later
+    /// call fails with `Disposed`; a second `complete_shutdown` hands back the same report.
+    pub async fn complete_shutdown(&self) -> Result<ShutdownReport> {
+        if self.lifecycle_state() == LifecycleState::Running {
+            // What a drain that timed out left unprocessed is in the report.
+            let _ = self.drain(DEFAULT_TERMINATE_TIMEOUT).await;
+        }
+        let report = {
+            let mut table = self.shared.lock();
+            if let Some(report) = &table.report {
+                return Ok(report.clone());
+            }
+            table.state = LifecycleState::Stopped;
+            let kernels = || table.kernels.values();
+            let report = ShutdownReport {
+                total_uptime_ms: platform::now_ms() - self.shared.created_at_ms,
+                kernels_launched: table.launched,
+                kernels_terminated: table.retired.kernels
+                    + kernels().filter(|k| k.life.state() == KernelState::Terminated).count() as u64,
+                messages_processed: table.retired.messages_processed
+                    + kernels().map(|k| k.counters.messages_processed).sum::<u64>(),
+                messages_unprocessed: table.retired.messages_unprocessed
+                    + kernels().map(|k| k.counters.unprocessed_at_termination).sum::<u64>(),
+                answers_never_received: table.retired.answers_never_received
+                    + kernels().map(|k| k.mailbox.outbox.len() as u64 + k.counters.answers_abandoned).sum::<u64>(),
+                device_losses: table.device.generation,
+                recoveries: table.device.recoveries,
+                migrated_kernels: 0,
+            };
+            table.report = Some(report.clone());
+            report
+        };
+        self.shared.shut_down();
+        Ok(report)
+    }
+}

@@ -1,0 +1,132 @@
+//! The runtime's own lifecycle (`running → draining → stopped`), on lavapipe and on the cpu
+//! backend: `drain` refuses new launches, sends and calls by name while what was queued or in
+//! flight completes and stays receivable, and `complete_shutdown`'s report accounts for every
+//! message, with the same numbers the telemetry gave.
+#![cfg(not(target_arch = "wasm32"))]
+#[allow(unused_imports)]
+mod common;
+
+use std::time::Duration;
+
+use common::runtime_on;
+use futures_util::future::join;
+use ringkernel_web::{BackendChoice, Error, ErrorKind, KernelState, LaunchOptions, LifecycleState, Runtime};
+
+const WAIT: Option<Duration> = Some(Duration::from_secs(30));
+const NOW: Option<Duration> = Some(Duration::ZERO);
+
+fn queue(size: usize) -> LaunchOptions {
+    LaunchOptions::default().with_queue_capacity(size)
+}
+
+/// Takes `n` answers of `id`, as i32s.
+async fn take(rt: &Runtime, id: &str, n: usize) -> Vec<i32> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        out.extend(rt.receive_batch::<i32>(id, n - out.len(), WAIT).await.unwrap());
+    }
+    out
+}
+
+fn drain_then_report(backend: BackendChoice) {
+    let rt = runtime_on(backend);
+    pollster::block_on(async {
+        assert_eq!(rt.lifecycle_state(), LifecycleState::Running);
+        rt.start().expect("a running runtime starts: nothing to do");
+        rt.launch("doubler", queue(256)).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        // Launched and never activated: its messages wait in its queue until the drain.
+        rt.launch("echo", queue(16)).await.unwrap();
+        for v in 0..10 {
+            rt.send_pod("echo", &v, NOW).await.unwrap();
+        }
+        let values: Vec<i32> = (0..100).collect();
+        rt.send_batch("doubler", &values, NOW).await.unwrap();
+        let mut doubled = take(&rt, "doubler", 40).await;
+
+        let refusals = async {
+            // The drain below began first (join polls it first): new work is refused by name.
+            let kinds = vec![
+                rt.send_pod("doubler", &1, NOW).await.unwrap_err(),
+                rt.send_batch("doubler", &[1, 2], NOW).await.unwrap_err(),
+                rt.call_pod::<i32, i32>("doubler", &1, NOW).await.unwrap_err(),
+                rt.launch("histogram", queue(16)).await.map(drop).unwrap_err(),
+                rt.start().unwrap_err(),
+            ];
+            let state = rt.lifecycle_state();
+            // Answers stay receivable while it drains.
+            let more = take(&rt, "doubler", 30).await;
+            (kinds, state, more)
+        };
+        let (drained, (refused, state_while_draining, more)) = join(rt.drain(Duration::from_secs(30)), refusals).await;
+        drained.expect("everything queued is processed within the drain's timeout");
+        assert_eq!(state_while_draining, LifecycleState::Draining);
+        for error in &refused {
+            assert!(matches!(error, Error::Draining(_)), "refused while draining: {error:?}");
+            assert_eq!(error.kind(), ErrorKind::Draining);
+        }
+        assert!(refused[0].to_string().contains("draining"), "{}", refused[0]);
+        doubled.extend(more);
+        assert!(matches!(rt.state("histogram"), Err(Error::KernelNotFound { .. })), "the refused launch left nothing");
+        for id in ["doubler", "echo"] {
+            assert_eq!(rt.state(id).unwrap(), KernelState::Terminated, "{id}");
+        }
+
+        // Drained: every accepted message was processed. Leave 30 doubler and 5 echo answers
+        // unreceived; the report must count them.
+        doubled.extend(take(&rt, "doubler", 0).await);
+        let echoed = take(&rt, "echo", 5).await;
+        assert_eq!(echoed, (0..5).collect::<Vec<_>>());
+        assert_eq!(doubled, values[..70].iter().map(|v| v * 2).collect::<Vec<_>>());
+        let summary = rt.summary();
+        assert_eq!(summary.total_messages, 110);
+
+        let report = rt.complete_shutdown().await.unwrap();
+        assert_eq!(rt.lifecycle_state(), LifecycleState::Stopped);
+        assert_eq!((report.kernels_launched, report.kernels_terminated), (2, 2));
+        assert_eq!(report.messages_processed, summary.total_messages);
+        assert_eq!(report.messages_unprocessed, 0);
+        assert_eq!(report.answers_never_received, 30 + 5);
+        assert_eq!((report.device_losses, report.recoveries, report.migrated_kernels), (0, 0, 0));
+        assert!(report.total_uptime_ms >= summary.uptime_ms, "{report:?} vs {summary:?}");
+
+        // Stopped: every call is refused; shutting down again hands back the same report.
+        assert!(matches!(rt.send_pod("doubler", &1, NOW).await, Err(Error::Disposed)));
+        assert!(matches!(rt.receive_batch::<i32>("doubler", 1, NOW).await, Err(Error::Disposed)));
+        assert!(matches!(rt.drain(Duration::ZERO).await, Err(Error::Disposed)));
+        assert!(matches!(rt.start(), Err(Error::Disposed)));
+        assert_eq!(rt.complete_shutdown().await.unwrap(), report);
+        assert_eq!(rt.dispose().await.unwrap(), report);
+    });
+}
+
+#[test]
+fn drain_refuses_new_work_finishes_old_and_the_report_accounts_for_every_message_on_the_gpu() {
+    drain_then_report(BackendChoice::Auto);
+}
+
+#[test]
+fn drain_refuses_new_work_finishes_old_and_the_report_accounts_for_every_message_on_the_cpu() {
+    drain_then_report(BackendChoice::Cpu);
+}
+
+/// `dispose` is drain + complete_shutdown; kernels removed before it are still in the report,
+/// with the answers nobody took from them.
+#[test]
+fn dispose_reports_removed_kernels_too() {
+    let rt = runtime_on(BackendChoice::Auto);
+    pollster::block_on(async {
+        rt.launch("doubler", queue(64)).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        rt.send_batch("doubler", &(0..10).collect::<Vec<i32>>(), NOW).await.unwrap();
+        assert_eq!(take(&rt, "doubler", 7).await, (0..7).map(|v| v * 2).collect::<Vec<_>>());
+        rt.terminate("doubler", WAIT).await.unwrap();
+        rt.remove("doubler").unwrap();
+        rt.launch("doubler", queue(64)).await.unwrap(); // the id again, never used
+        let report = rt.dispose().await.unwrap();
+        assert_eq!((report.kernels_launched, report.kernels_terminated), (2, 2));
+        assert_eq!(report.messages_processed, 10);
+        assert_eq!(report.answers_never_received, 3);
+        assert_eq!(rt.lifecycle_state(), LifecycleState::Stopped);
+    });
+}
