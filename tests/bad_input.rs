@@ -421,6 +421,7 @@ enum Op {
     Reactivate(String),
     Terminate(String, Option<Duration>),
     TerminateAll(Option<Duration>),
+    Drain(Duration),
     Remove(String),
     ReadState(String),
     ReadStateAs(String),
@@ -454,7 +455,7 @@ impl Op {
     fn kernel(&self) -> Option<&str> {
         use Op::*;
         match self {
-            TerminateAll(_) => None,
+            TerminateAll(_) | Drain(_) => None,
             LaunchDefinition(def, _) => Some(&def.id),
             Launch(id, _)
             | ManagedKernel(id)
@@ -535,6 +536,7 @@ async fn run(rt: &Runtime, op: &Op) -> Result<(), Error> {
         Reactivate(id) => rt.reactivate(id).await,
         Terminate(id, timeout) => rt.terminate(id, *timeout).await,
         TerminateAll(timeout) => rt.terminate_all(*timeout).await,
+        Drain(timeout) => rt.drain(*timeout).await,
         Remove(id) => rt.remove(id),
         ReadState(id) => rt.read_state(id).await.map(drop),
         ReadStateAs(id) => rt.read_state_as::<u32>(id).await.map(drop),
@@ -1183,6 +1185,7 @@ fn every_action() -> Vec<Op> {
         Reactivate(PAUSED.into()),
         Terminate(a(), Some(Duration::from_millis(1000))),
         TerminateAll(Some(Duration::from_millis(1000))),
+        Drain(Duration::from_millis(1000)),
         Remove(DONE.into()),
         ReadState(l()),
         ReadStateAs(l()),
@@ -1239,6 +1242,38 @@ fn after_dispose_every_operation_is_refused_and_nothing_changes() {
     assert!(rt.metrics_text().contains("ringkernel_"));
     pollster::block_on(rt.dispose()).expect("a second dispose does nothing");
     assert_eq!(snapshot(rt), before, "queries and a second dispose change nothing");
+}
+
+/// While the runtime drains, every operation that would add work (a launch, a send, a call)
+/// is refused with `RuntimeDrainingError` and changes nothing; the drain then completes.
+#[test]
+fn while_draining_new_work_is_refused_and_nothing_changes() {
+    let _turn = one_world_at_a_time();
+    let world = World::new(BackendChoice::Auto);
+    let rt = &world.rt;
+    rt.begin_drain().expect("a running runtime begins to drain");
+    use Op::*;
+    use Width::Exact;
+    let a = || ACTIVE.to_owned();
+    let now = Some(Duration::from_millis(0));
+    let rows = [
+        Launch(FRESH.into(), queue(QUEUE)),
+        LaunchDefinition(Box::new(definition(FRESH)), queue(QUEUE)),
+        ManagedKernel(FRESH.into()),
+        Send(a(), value(1.0), now),
+        SendPacked(a(), vec![0; 4], now),
+        SendPod(a(), Exact, now),
+        SendBatch(a(), Exact, now),
+        Call(a(), value(1.0), now),
+        CallPacked(a(), vec![0; 4], now),
+        CallPod(a(), Exact, Exact, now),
+    ]
+    .into_iter()
+    .map(|op| case(format!("{} while draining", op.name()), op, "RuntimeDrainingError"))
+    .collect();
+    run_table(&world, "while draining", rows);
+    pollster::block_on(rt.drain(Duration::from_secs(30))).expect("what was queued is processed");
+    assert_eq!(rt.state(ACTIVE).unwrap(), KernelState::Terminated);
 }
 
 // ---- oversized batches and rings ----

@@ -926,6 +926,7 @@ fn option_rows() -> Vec<Row> {
             ("receiveBatch", vec![s(ACTIVE), options.clone()]),
             ("terminate", vec![s(ACTIVE), options.clone()]),
             ("terminateAll", vec![options.clone()]),
+            ("drain", vec![options.clone()]),
         ] {
             rows.push(row(format!("{name} with a timeout of {shown}"), Op::Method(name, args), expect));
         }
@@ -945,6 +946,7 @@ fn option_rows() -> Vec<Row> {
             ("receive", vec![s(ACTIVE), options.clone()]),
             ("terminate", vec![s(ACTIVE), options.clone()]),
             ("launch", vec![s(FRESH), JsValue::NULL, options.clone()]),
+            ("drain", vec![options.clone()]),
         ] {
             rows.push(row(format!("{name} with the options {shown}"), Op::Method(name, args), "TypeError"));
         }

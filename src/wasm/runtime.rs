@@ -358,13 +358,13 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
-        // New work is refused from this call on, not from when the promise's job first runs.
-        let begun = rt.begin_drain();
-        future_to_promise(async move {
-            let timeout = timeout_option(options, "drain options")?.unwrap_or(DEFAULT_TERMINATE_TIMEOUT);
-            begun.map_err(js_error)?;
-            js_void(rt.drain(timeout).await)
-        })
+        // Bad options change nothing; good ones refuse new work from this call on, not from
+        // when the promise's job first runs.
+        let begun = timeout_option(options, "drain options").and_then(|timeout| {
+            rt.begin_drain().map_err(js_error)?;
+            Ok(timeout.unwrap_or(DEFAULT_TERMINATE_TIMEOUT))
+        });
+        future_to_promise(async move { js_void(rt.drain(begun?).await) })
     }
 
     /// `→ stopped` (draining first if that has not begun): resolves with the shutdown report,
