@@ -67,6 +67,7 @@ test("objects in and out: receiveBatch gives answer objects, the same as the pac
       while (out.length < n) out.push(...(await doubler.receiveBatch({ max: n - out.length, timeout: 20000, ...options })));
       return out;
     };
+    const empty = [await doubler.sendBatch([]), await doubler.sendBatch(new Int32Array(0))];
     const accepted = await doubler.sendBatch(values.map((v) => ({ value: v })));
     const objects = await take(values.length);
     await doubler.sendBatch(new Int32Array(values));
@@ -78,8 +79,9 @@ test("objects in and out: receiveBatch gives answer objects, the same as the pac
     const received = await doubler.receive({ timeout: 20000 });
     const called = await doubler.call({ value: 5 }, { timeout: 20000 });
     await rt.dispose();
-    return { accepted, values, objects, packed, received, called };
+    return { empty, accepted, values, objects, packed, received, called };
   `);
+  assert.deepEqual(value.empty, [0, 0], "an empty batch queues nothing and says so");
   assert.equal(value.accepted, value.values.length);
   assert.deepEqual(value.objects, value.values.map((v) => ({ result: v * 2 })));
   assert.deepEqual(value.packed, value.values.map((v) => v * 2));

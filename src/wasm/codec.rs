@@ -45,6 +45,10 @@ impl Codec {
     /// fast path and the core must judge them. The codec writes straight into wasm memory.
     pub(super) fn encode(&self, layout: &MessageLayout, messages: &Array) -> Option<Vec<u8>> {
         let count = messages.length();
+        if count == 0 {
+            // Nothing to pack (and an empty Vec's dangling pointer is no 4-byte boundary).
+            return Some(Vec::new());
+        }
         let mut packed = vec![0u8; count as usize * layout.size()];
         // SAFETY: the view is used only by `encode_into`, which runs JavaScript alone (no call
         // into wasm, so no allocation can move memory) and keeps nothing of it.

@@ -49,6 +49,7 @@ class Codec {
    * vouch for (the caller lets the core judge the batch).
    */
   encodeInto(messages, out) {
+    if (out.byteOffset % 4 !== 0) return 0; // the 32-bit views need alignment: the core packs these
     const [U, I, F] = views(out.buffer, out.byteOffset, out.byteLength);
     const count = messages.length;
     const words = this.words;
