@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind};
 #[wasm_bindgen(module = "/src/wasm/js/errors.js")]
 extern "C" {
     /// A new instance of the error class `name`, with `message`.
-    #[wasm_bindgen(js_name = ringKernelError)]
+    #[wasm_bindgen(js_name = default)]
     fn ring_kernel_error(name: &str, message: &str) -> js_sys::Error;
 }
 

@@ -3,21 +3,8 @@
 // file is imported, so `init` has nothing left to do. It is kept so code written for the default
 // (`web`) build, which starts with `await init()`, runs unchanged.
 export * from "./ringkernel_web.js";
-export {
-  RingKernelError,
-  KernelNotFoundError,
-  KernelStateError,
-  QueueFullError,
-  TimeoutError,
-  MessageFormatError,
-  KernelCompileError,
-  MessageDroppedError,
-  BackendUnavailableError,
-  DeviceLostError,
-  RuntimeDisposedError,
-  RuntimeDrainingError,
-  isRingKernelError,
-} from "./SNIPPETS/errors.js";
+// The error classes and isRingKernelError (not the default export: the wasm layer's factory).
+export * from "./SNIPPETS/errors.js";
 import "./lifetimes.js";
 
 /** Nothing to do: the bundler instantiated the module on import. */

@@ -46,8 +46,11 @@ for (const [name, errorClass] of Object.entries(CLASSES)) {
   Object.defineProperty(errorClass.prototype, "name", { value: name, writable: true, configurable: true });
 }
 
-/** The error of class `name` (one of the above) with `message`; called by the wasm layer. */
-export function ringKernelError(name, message) {
+/**
+ * The error of class `name` (one of the above) with `message`; called by the wasm layer. The
+ * default export, so the package's `export *` of this module leaves it out.
+ */
+export default function ringKernelError(name, message) {
   const errorClass = CLASSES[name] ?? RingKernelError;
   return new errorClass(message);
 }

@@ -2,21 +2,8 @@
 // `web` build, the error classes, the lifetimes of its objects, and an `init()` that finds the
 // wasm module in a browser, a worker, a bundler or Node.
 export * from "./ringkernel_web.js";
-export {
-  RingKernelError,
-  KernelNotFoundError,
-  KernelStateError,
-  QueueFullError,
-  TimeoutError,
-  MessageFormatError,
-  KernelCompileError,
-  MessageDroppedError,
-  BackendUnavailableError,
-  DeviceLostError,
-  RuntimeDisposedError,
-  RuntimeDrainingError,
-  isRingKernelError,
-} from "./SNIPPETS/errors.js";
+// The error classes and isRingKernelError (not the default export: the wasm layer's factory).
+export * from "./SNIPPETS/errors.js";
 import "./lifetimes.js";
 import initWasm from "./ringkernel_web.js";
 
