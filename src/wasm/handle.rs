@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::errors::{js_error, js_void};
-use super::messages::{js_answer, js_answers, js_batch, js_message_value, Batch};
+use super::messages::{js_answer, js_batch, js_message_value, receive_answers, Batch};
 use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
 use super::to_js;
 use crate::error::TryReceiveError;
@@ -120,13 +120,8 @@ impl JsKernelHandle {
         let handle = self.inner.clone();
         future_to_promise(async move {
             let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
-            let layout = (!opts.packed).then(|| handle.runtime().output_layout(handle.id())).transpose();
-            let packed =
-                handle.receive_batch_packed(opts.max.unwrap_or(usize::MAX), opts.timeout()?).await.map_err(js_error)?;
-            Ok(match layout.map_err(js_error)? {
-                Some(layout) => js_answers(&layout, &packed),
-                None => js_sys::Uint8Array::from(packed.as_slice()).into(),
-            })
+            let (max, timeout) = (opts.max.unwrap_or(usize::MAX), opts.timeout()?);
+            receive_answers(handle.runtime(), handle.id(), max, timeout, opts.packed).await
         })
     }
 

@@ -5,13 +5,16 @@
 //! of messages. Out: the same shapes, with typed arrays (`Float32Array`, `Int32Array`,
 //! `Uint32Array`, by the field's scalar) for vectors and numeric arrays.
 
+use std::time::Duration;
+
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::codec::codec;
-use super::errors::type_error;
+use super::errors::{js_error, type_error};
 use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
+use crate::Runtime;
 
 /// Reads one JS message into a [`Value`]: a plain object becomes a [`Value::Struct`] of its
 /// fields, anything else a [`Value::Unsupported`] naming its type, which the runtime refuses
@@ -84,8 +87,25 @@ pub(super) fn js_answer(layout: &MessageLayout, answer: &[u8]) -> JsValue {
     }
 }
 
+/// `receiveBatch` for the runtime and its handles: up to `max` answers of `id` as objects, or
+/// with `packed` the bytes as they are.
+pub(super) async fn receive_answers(
+    rt: &Runtime,
+    id: &str,
+    max: usize,
+    timeout: Option<Duration>,
+    packed: bool,
+) -> Result<JsValue, JsValue> {
+    let layout = (!packed).then(|| rt.output_layout(id)).transpose().map_err(js_error)?;
+    let answers = rt.receive_batch_packed(id, max, timeout).await.map_err(js_error)?;
+    Ok(match layout {
+        Some(layout) => js_answers(&layout, &answers),
+        None => js_sys::Uint8Array::from(answers.as_slice()).into(),
+    })
+}
+
 /// Answers packed back to back as an array of JS objects (see [`js_answer`]).
-pub(super) fn js_answers(layout: &MessageLayout, packed: &[u8]) -> JsValue {
+fn js_answers(layout: &MessageLayout, packed: &[u8]) -> JsValue {
     match codec(layout) {
         Some(codec) => codec.decode_all(packed).into(),
         None => packed

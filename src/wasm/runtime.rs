@@ -10,7 +10,7 @@ use wasm_bindgen_futures::future_to_promise;
 use super::definitions::kernel_definition;
 use super::errors::{js_error, js_void};
 use super::handle::JsKernelHandle;
-use super::messages::{js_answer, js_answers, js_batch, js_message_value, js_state, Batch};
+use super::messages::{js_answer, js_batch, js_message_value, js_state, receive_answers, Batch};
 use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
 use super::{kernel_id, to_js};
 use crate::kernel::KernelDefinition;
@@ -235,15 +235,7 @@ impl JsRuntime {
         future_to_promise(async move {
             let id = kernel_id(&id, "id")?;
             let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
-            let layout = (!opts.packed).then(|| rt.output_layout(&id)).transpose().map_err(js_error)?;
-            let packed = rt
-                .receive_batch_packed(&id, opts.max.unwrap_or(usize::MAX), opts.timeout()?)
-                .await
-                .map_err(js_error)?;
-            Ok(match layout {
-                Some(layout) => js_answers(&layout, &packed),
-                None => js_sys::Uint8Array::from(packed.as_slice()).into(),
-            })
+            receive_answers(&rt, &id, opts.max.unwrap_or(usize::MAX), opts.timeout()?, opts.packed).await
         })
     }
 
