@@ -11,7 +11,7 @@
 import { existsSync } from "node:fs";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { startServer } from "../www/serve.mjs";
 import { formatReport } from "../www/bench-report.js";
 
@@ -20,10 +20,6 @@ const root = join(here, "..");
 // The installed package (a link to pkg/) is what users get; pkg/ itself when not installed.
 const installed = join(here, "node_modules", "ringkernel-web");
 const pkg = existsSync(installed) ? installed : join(root, "pkg");
-export const CHROMIUM_ARGS = [
-  "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
-];
 
 /**
  * Serves and opens the bench page with `?autorun=1`, waits for `window.__bench` and resolves with
@@ -40,7 +36,7 @@ export async function runBenchPage({ quick = false, iterations, naive, query: ex
   });
   let browser;
   try {
-    browser = await chromium.launch({ executablePath: process.env.CHROME_BIN ?? "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     const page = await browser.newPage();
     const consoleErrors = [];
     let last = "nothing yet";

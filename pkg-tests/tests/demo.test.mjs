@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../chromium.mjs";
 import { startServer } from "../../www/serve.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -18,10 +18,6 @@ const www = join(here, "..", "..", "www");
 const installed = join(here, "..", "node_modules", "ringkernel-web");
 const pkg = existsSync(installed) ? installed : join(here, "..", "..", "pkg");
 const artifacts = join(here, "..", "artifacts");
-const CHROMIUM_ARGS = [
-  "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
-];
 const KERNELS = ["doubler", "mandelbrot", "scale", "offset", "square"];
 const PIPELINE = ["scale", "offset", "square"];
 const ACTIONS = ["launch", "activate", "deactivate", "reactivate", "terminate"];
@@ -38,7 +34,7 @@ let server, url, browser;
 
 before(async () => {
   ({ server, url } = await startServer({ routes: { "/": www, "/pkg/": pkg } }));
-  browser = await chromium.launch({ executablePath: process.env.CHROME_BIN ?? "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -6,21 +6,17 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../chromium.mjs";
 import { startServer } from "../../www/serve.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const installed = join(here, "..", "node_modules", "ringkernel-web");
-const CHROMIUM_ARGS = [
-  "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
-];
 
 let server, url, browser;
 
 before(async () => {
   ({ server, url } = await startServer({ routes: { "/": join(here, "..", "page"), "/ringkernel-web/": installed } }));
-  browser = await chromium.launch({ executablePath: process.env.CHROME_BIN ?? "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {

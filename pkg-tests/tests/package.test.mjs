@@ -6,28 +6,20 @@ import { readFile } from "node:fs/promises";
 import { mkdir } from "node:fs/promises";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../chromium.mjs";
 import { startServer } from "../../www/serve.mjs";
 import { EXAMPLES } from "../examples/expected.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const installed = join(here, "..", "node_modules", "ringkernel-web");
 const artifacts = join(here, "..", "artifacts");
-const CHROMIUM_ARGS = [
-  "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
-];
 
 let server, url, browser;
 
 before(async () => {
   const routes = { "/": join(here, "..", "page"), "/examples/": join(here, "..", "examples"), "/ringkernel-web/": installed };
   ({ server, url } = await startServer({ routes }));
-  browser = await chromium.launch({
-    executablePath: process.env.CHROME_BIN ?? "/usr/bin/chromium",
-    // playwright gives every launch a fresh, empty profile of its own.
-    args: CHROMIUM_ARGS,
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -9,7 +9,7 @@ import { readFile } from "node:fs/promises";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../chromium.mjs";
 import { startServer } from "../../www/serve.mjs";
 
 const run = promisify(execFile);
@@ -17,16 +17,12 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
 const installed = join(root, "node_modules", "ringkernel-web");
 const bin = (name) => join(root, "node_modules", ".bin", name);
-const CHROMIUM_ARGS = [
-  "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
-];
 /** Makes the page look like a browser without WebGPU. */
 const hideWebGpu = () => Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined, configurable: true });
 
 let browser;
 before(async () => {
-  browser = await chromium.launch({ executablePath: process.env.CHROME_BIN ?? "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

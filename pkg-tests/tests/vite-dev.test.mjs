@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../chromium.mjs";
 import { assertWorkerResult, runWorkerPage } from "./worker-check.mjs";
 
 const run = promisify(execFile);
@@ -22,14 +22,10 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
 const installed = join(root, "node_modules", "ringkernel-web");
 const vite = join(root, "node_modules", ".bin", "vite");
-const CHROMIUM_ARGS = [
-  "--enable-unsafe-webgpu", "--no-sandbox", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
-];
 
 let browser;
 before(async () => {
-  browser = await chromium.launch({ executablePath: process.env.CHROME_BIN ?? "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();
