@@ -106,16 +106,7 @@ test("`vite` dev with the package installed as the README says (npm pack, npm in
     const copy = join(app, "node_modules", "ringkernel-web");
     assert.equal((await lstat(copy)).isSymbolicLink(), false, "the tarball installs a copy, not a link");
 
-    const server = await startViteDev(app, "vite-app");
-    try {
-      assertApp(await runApp(server.url));
-      assertWorkerResult(await runWorkerPage(browser, `${server.url}/worker.html`));
-    } catch (error) {
-      error.message += `\nvite said:\n${server.output()}`;
-      throw error;
-    } finally {
-      await server.stop();
-    }
+    await checkUnderViteDev(app);
   } finally {
     await rm(app, { recursive: true, force: true });
   }
@@ -126,7 +117,15 @@ test("`vite` dev with the package linked (npm install ./pkg) and the README's se
   const config = await readFile(join(root, "vite-app", "vite.config.js"), "utf8");
   assert.match(config, /allow: \[searchForWorkspaceRoot\(.*\), ringkernelWeb\]/, "vite-app allows the link's target");
 
-  const server = await startViteDev(root, "vite-app");
+  await checkUnderViteDev(root);
+});
+
+/**
+ * Starts `vite` (dev) on `dir`'s vite-app and checks the app and the worker page it serves;
+ * a failure carries what vite said.
+ */
+async function checkUnderViteDev(dir) {
+  const server = await startViteDev(dir, "vite-app");
   try {
     assertApp(await runApp(server.url));
     assertWorkerResult(await runWorkerPage(browser, `${server.url}/worker.html`));
@@ -136,4 +135,4 @@ test("`vite` dev with the package linked (npm install ./pkg) and the README's se
   } finally {
     await server.stop();
   }
-});
+}
