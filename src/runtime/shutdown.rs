@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use super::Runtime;
+use super::DEFAULT_TERMINATE_TIMEOUT;
 use crate::error::{Error, Result};
 use crate::lifecycle::{KernelState, LifecycleState};
 use crate::platform;
-use crate::runtime::DEFAULT_TERMINATE_TIMEOUT;
 use crate::telemetry::ShutdownReport;
 
 impl Runtime {
