@@ -34,8 +34,11 @@ use wasm_bindgen::prelude::*;
 use errors::type_error;
 use messages::type_name;
 
-#[wasm_bindgen(start)]
-fn start() {
+/// Runs when the module is instantiated: panics reach the console with their message. (wasm-bindgen
+/// also exports it; it is kept out of the TypeScript declarations, and its name says it is no
+/// `start()` of the runtime's lifecycle.)
+#[wasm_bindgen(start, skip_typescript)]
+fn install_panic_hook() {
     console_error_panic_hook::set_once();
 }
 
