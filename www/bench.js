@@ -480,37 +480,37 @@ class Bench {
    */
   async objects(runtime, definitions, actor) {
     const messages = this.plan.objectMessages;
+    // Each layout: its object and, packed by hand as a user of the fast path would, the same
+    // message as i32 words (the checked value at word `at`; vec3s take a padding word each).
     const kinds = [
-      { layout: "doubler", id: DOUBLER, make: (v) => ({ value: v }), read: (a) => a.result, words: 1, at: 0 },
       {
-        layout: "vec3", id: "objects-vec3", definition: definitions.vec3, words: 8, at: 0,
-        make: (v) => ({ position: [v, 1, 2], velocity: [3, 4, 5] }), read: (a) => a.position[0],
+        layout: "doubler", id: DOUBLER, at: 0,
+        make: (v) => ({ value: v }), words: (v) => [v], read: (a) => a.result,
       },
       {
-        layout: "nested", id: "objects-nested", definition: definitions.nested, words: 2, at: 1,
-        make: (v) => ({ tag: 7, inner: { value: v } }), read: (a) => a.inner.result,
+        layout: "vec3", id: "objects-vec3", definition: definitions.vec3, at: 0,
+        make: (v) => ({ position: [v, 1, 2], velocity: [3, 4, 5] }), words: (v) => [v, 1, 2, 0, 3, 4, 5, 0],
+        read: (a) => a.position[0],
+      },
+      {
+        layout: "nested", id: "objects-nested", definition: definitions.nested, at: 1,
+        make: (v) => ({ tag: 7, inner: { value: v } }), words: (v) => [7, v], read: (a) => a.inner.result,
       },
     ];
     const section = { messages, layouts: {} };
     for (const kind of kinds) {
       if (kind.definition) await launchActive(runtime, [kind.id], kind.definition, { queueSize: this.plan.queueSize });
-      // Packed by hand as a user of the fast path would: the checked value at its word, the
-      // rest as the objects say (vec3: [v, 1, 2] and [3, 4, 5] with a padding word each).
+      const stride = kind.words(0).length;
       const pack = (v) => {
-        const packed = new Int32Array(v.length * kind.words);
-        for (let k = 0; k < v.length; k++) {
-          const at = k * kind.words;
-          if (kind.layout === "vec3") packed.set([v[k], 1, 2, 0, 3, 4, 5, 0], at);
-          else if (kind.layout === "nested") packed.set([7, v[k]], at);
-          else packed[at] = v[k];
-        }
+        const packed = new Int32Array(v.length * stride);
+        for (let k = 0; k < v.length; k++) packed.set(kind.words(v[k]), k * stride);
         return packed;
       };
       const lanes = [
         { label: `objects: ${kind.layout}, objects in and out`, prepare: (v) => Array.from(v, kind.make),
           step: (objects) => objectBatch(runtime, kind.id, objects, kind.read) },
         { label: `objects: ${kind.layout}, typed arrays in and out`, prepare: pack,
-          step: (packed) => packedBatch(runtime, kind.id, packed, kind.words, kind.at) },
+          step: (packed) => packedBatch(runtime, kind.id, packed, stride, kind.at) },
       ];
       if (kind.layout === "doubler") {
         lanes.push({ label: "objects: doubler, plain JS async actor", prepare: (v) => Array.from(v, kind.make),
