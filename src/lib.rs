@@ -73,6 +73,7 @@ mod platform;
 mod queue;
 mod recovery;
 mod runtime;
+mod spans;
 mod table;
 mod telemetry;
 mod tick;

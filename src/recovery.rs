@@ -29,6 +29,7 @@ use crate::backend::{Device, KernelExec, StateStore};
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, LifecycleState};
 use crate::platform;
+use crate::spans::{self, Phase};
 use crate::table::Shared;
 use crate::waiting;
 
@@ -142,6 +143,11 @@ fn fail_device(shared: &Shared, error: Error, generation: u64) {
 /// succeeds). Resolves at once when no device was lost.
 pub(crate) async fn recover_device(shared: &Arc<Shared>) -> Result<()> {
     let _one_at_a_time = shared.recovering.lock().await;
+    spans::around(shared.settings.tracing, Phase::Recovery, None, recover_locked(shared)).await
+}
+
+/// [`recover_device`], one recovery at a time.
+async fn recover_locked(shared: &Arc<Shared>) -> Result<()> {
     let relaunch: Vec<_> = {
         let table = shared.lock();
         if table.state == LifecycleState::Stopped {

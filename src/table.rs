@@ -149,6 +149,8 @@ pub(crate) struct Settings {
     pub device: DeviceRequest,
     /// Most messages one tick takes from all input queues together.
     pub tick_budget: Option<usize>,
+    /// Spans around launches, ticks and recoveries ([`crate::spans`]).
+    pub tracing: bool,
 }
 
 /// What a runtime and its tick loop share.

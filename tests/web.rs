@@ -1397,3 +1397,65 @@ async fn racing_send_receive_call_and_toggle_promises_keep_per_sender_fifo_and_l
         assert_eq!(num(&t, key), want, "{key}");
     }
 }
+
+// ---- tracing ----
+
+/// The names of the `ringkernel:` measures in the page's performance timeline.
+fn ringkernel_measures() -> Vec<(String, JsValue)> {
+    let performance = get(&js_sys::global(), "performance");
+    let entries: Array = call_method(&performance, "getEntriesByType", &["measure".into()]).dyn_into().unwrap();
+    entries
+        .iter()
+        .filter_map(|entry| {
+            let name = get(&entry, "name").as_string()?;
+            name.starts_with("ringkernel:").then(|| (name, get(&entry, "detail")))
+        })
+        .collect()
+}
+
+fn clear_ringkernel_measures() {
+    let performance = get(&js_sys::global(), "performance");
+    for (name, _) in ringkernel_measures() {
+        call_method(&performance, "clearMeasures", &[name.into()]);
+    }
+}
+
+/// `create({ tracing: true })` records launches, ticks and their steps, and recoveries as User
+/// Timing measures (what DevTools' performance panel shows); without it, none.
+#[wasm_bindgen_test]
+async fn tracing_records_user_timing_measures_only_when_on() {
+    for on in [true, false] {
+        clear_ringkernel_measures();
+        let runtime = js(JsRuntime::create(Some(object(&[("tracing", on.into())])))).await.expect("create() on WebGPU");
+        let rt = |name: &'static str, args: Vec<JsValue>| {
+            let runtime = runtime.clone();
+            async move { invoke(&runtime, name, &args).await.unwrap_or_else(|e| panic!("{name}: {e:?}")) }
+        };
+        rt("launch", vec!["doubler".into()]).await;
+        rt("activate", vec!["doubler".into()]).await;
+        let answer = rt("call", vec!["doubler".into(), value(21), timeout(20_000)]).await;
+        assert_eq!(num(&answer, "result"), 42.0);
+        rt("destroyDevice", vec![]).await;
+        rt("recover", vec![]).await;
+        rt("dispose", vec![]).await;
+        let measures = ringkernel_measures();
+        let count = |name: &str| measures.iter().filter(|(n, _)| n == name).count();
+        if !on {
+            assert_eq!(
+                measures.len(),
+                0,
+                "measures with tracing off: {:?}",
+                measures.iter().map(|m| &m.0).collect::<Vec<_>>()
+            );
+            continue;
+        }
+        let launches: Vec<_> = measures.iter().filter(|(n, _)| n == "ringkernel:launch").collect();
+        assert_eq!(launches.len(), 1);
+        assert_eq!(get(&launches[0].1, "kernel").as_string().as_deref(), Some("doubler"));
+        assert!(count("ringkernel:tick") >= 1, "{:?}", measures.iter().map(|m| &m.0).collect::<Vec<_>>());
+        assert!(count("ringkernel:tick.plan") >= 1);
+        assert!(count("ringkernel:tick.execute") >= 1);
+        assert!(count("ringkernel:tick.deliver") >= 1);
+        assert_eq!(count("ringkernel:recovery"), 1);
+    }
+}

@@ -77,6 +77,12 @@ impl RuntimeBuilder {
         RuntimeBuilder { options: self.options.with_max_messages_per_tick(messages) }
     }
 
+    /// Tracing spans around launches, ticks and recoveries (`tracing` natively, User Timing
+    /// measures in the browser).
+    pub fn tracing(self, enable: bool) -> Self {
+        RuntimeBuilder { options: self.options.with_tracing(enable) }
+    }
+
     /// The options this builder has gathered.
     pub fn options(&self) -> &RuntimeOptions {
         &self.options

@@ -20,6 +20,7 @@ use crate::lifecycle::{Action, KernelState, Lifecycle};
 use crate::mailbox::Mailbox;
 use crate::platform;
 use crate::recovery;
+use crate::spans::{self, Phase};
 use crate::table::{Kernel, Resources, Route};
 use crate::telemetry::{Counters, ShutdownReport};
 use crate::waiting::{deadline, join_all, wait};
@@ -88,7 +89,13 @@ impl Runtime {
             table.kernels.insert(id.clone(), kernel);
             (self.shared.device(), table.device.generation)
         };
-        let created = device.create_kernel(definition, input_size, options.dispatch_shape()).await;
+        let created = spans::around(
+            self.shared.settings.tracing,
+            Phase::Launch,
+            Some(&id),
+            device.create_kernel(definition, input_size, options.dispatch_shape()),
+        )
+        .await;
         // Lost meanwhile, whether or not the tick has noticed yet.
         let fault = device.fault();
         // The table's lock, held only here: what follows awaits.

@@ -58,6 +58,10 @@ pub struct RuntimeOptions {
     /// tick is bounded, kernels of higher `LaunchOptions::priority` take theirs first; a kernel
     /// fed by a connected kernel drains its queue regardless.
     pub max_messages_per_tick: Option<usize>,
+    /// Tracing spans around launches, ticks (plan, execute, deliver) and recoveries: the
+    /// `tracing` crate's natively, User Timing measures (`performance.measure`) in the browser,
+    /// where DevTools' performance panel shows them. Off by default; free when off.
+    pub tracing: bool,
 }
 
 impl RuntimeOptions {
@@ -102,6 +106,12 @@ impl RuntimeOptions {
         self.max_messages_per_tick = Some(messages);
         self
     }
+
+    /// Tracing spans (natively `tracing`'s, in the browser User Timing measures) on or off.
+    pub fn with_tracing(mut self, enable: bool) -> Self {
+        self.tracing = enable;
+        self
+    }
 }
 
 impl Default for RuntimeOptions {
@@ -114,6 +124,7 @@ impl Default for RuntimeOptions {
             device_index: 0,
             debug: false,
             max_messages_per_tick: None,
+            tracing: false,
         }
     }
 }
@@ -287,6 +298,7 @@ impl Runtime {
             auto_recover: options.auto_recover,
             device: request,
             tick_budget: options.max_messages_per_tick,
+            tracing: options.tracing,
         };
         // On the web nothing is Send and the loop shares the page's thread; Arc keeps one type.
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use crate::backend::{Device, Execute};
 use crate::platform;
 use crate::recovery::{Flow, Recovery, TickOutcome};
+use crate::spans::{self, Phase};
 use crate::table::Shared;
 
 /// Runs until the runtime is dropped or disposed. A lost device does not stop it: it idles
@@ -46,9 +47,15 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// One tick on `backend`, the execution side of `device`.
+/// One tick on `backend`, the execution side of `device`, in a span when tracing is on.
 async fn tick<B: Execute>(shared: &Shared, device: &Arc<Device>, backend: &B) -> TickOutcome {
-    let (plan, submitted, generation) = {
+    let tracing = shared.settings.tracing;
+    // A pass that finds nothing to run (the last of a burst) is a short span with a plan only.
+    spans::around(tracing, Phase::Tick, None, tick_steps(shared, device, backend, tracing)).await
+}
+
+async fn tick_steps<B: Execute>(shared: &Shared, device: &Arc<Device>, backend: &B, tracing: bool) -> TickOutcome {
+    let (plan, submitted, generation, executing) = {
         let mut table = shared.lock();
         let generation = table.device.generation;
         // Lost and not yet recovered, or recovered since `device` was fetched: nothing to do
@@ -59,30 +66,36 @@ async fn tick<B: Execute>(shared: &Shared, device: &Arc<Device>, backend: &B) ->
         if let Err(error) = backend.check() {
             return TickOutcome::Failed { error, generation };
         }
-        let plan = plan::plan(&mut table, B::ROUTING, B::capacity, platform::now_ms(), shared.settings.tick_budget);
+        let plan = spans::span(tracing, Phase::Plan, None).in_scope(|| {
+            plan::plan(&mut table, B::ROUTING, B::capacity, platform::now_ms(), shared.settings.tick_budget)
+        });
         if plan.is_empty() {
             return TickOutcome::Idle;
         }
-        let submitted = backend.submit(&plan::dispatches(&table, &plan));
+        // Execute: this submission and waiting for it; deliver runs inside, as the backend
+        // completes.
+        let executing = spans::span(tracing, Phase::Execute, None);
+        let submitted = executing.in_scope(|| backend.submit(&plan::dispatches(&table, &plan)));
         match submitted {
             Ok(submitted) => {
                 table.ticks += 1;
-                (plan, submitted, generation)
+                (plan, submitted, generation, executing)
             }
             Err(error) => return TickOutcome::Failed { error, generation },
         }
     };
-    let completed = backend
-        .complete(submitted, |outcomes| {
-            let now = platform::now_ms();
-            let mut table = shared.lock();
-            // The device was declared lost while this tick ran: its input was put back in line
-            // and is processed again from the last checkpoint, so its answers must not count.
-            if table.device.generation == generation {
-                deliver::deliver(&mut table, &plan, outcomes, B::ROUTING, now);
-            }
-        })
-        .await;
+    let completing = backend.complete(submitted, |outcomes| {
+        let now = platform::now_ms();
+        let mut table = shared.lock();
+        // The device was declared lost while this tick ran: its input was put back in line
+        // and is processed again from the last checkpoint, so its answers must not count.
+        if table.device.generation == generation {
+            spans::span(tracing, Phase::Deliver, None)
+                .in_scope(|| deliver::deliver(&mut table, &plan, outcomes, B::ROUTING, now));
+        }
+    });
+    let completed = executing.run(completing).await;
+    drop(executing);
     match completed {
         Ok(()) => TickOutcome::Ran,
         Err(error) => TickOutcome::Failed { error, generation },

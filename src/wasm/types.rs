@@ -33,6 +33,8 @@ export interface RuntimeOptions {
   debug?: boolean;
   /** Most messages one tick takes from all input queues together (default: no bound); kernels of higher `priority` first. */
   maxMessagesPerTick?: number;
+  /** User Timing measures (`ringkernel:launch`, `ringkernel:tick`, `ringkernel:tick.plan`, `.execute`, `.deliver`, `ringkernel:recovery`) for DevTools' performance panel and `PerformanceObserver`s (default false). */
+  tracing?: boolean;
 }
 export interface LaunchOptions {
   /** Bound of the input and of the output queue, in messages (default: the runtime's `defaultQueueSize`). */
