@@ -64,6 +64,7 @@ pub mod codegen;
 mod correlation;
 mod cursor;
 mod error;
+pub mod health;
 pub mod kernel;
 pub mod lifecycle;
 mod mailbox;
@@ -85,11 +86,13 @@ pub use backend::{AdapterSummary, BackendChoice};
 pub use error::{
     BatchSendError, CallError, Error, ErrorKind, Result, SendError, SendTimeoutError, TryReceiveError, TrySendError,
 };
+pub use health::{HealthReport, HealthStatus, HealthThresholds};
 pub use kernel::{KernelDefinition, StateElement};
 pub use lifecycle::{KernelMode, KernelState, LifecycleState};
 pub use message::{FieldType, MessageLayout, RingMessage, Scalar, Value, Vec2, Vec3, Vec4};
 pub use runtime::builder::RuntimeBuilder;
 pub use runtime::handle::{Dynamic, KernelHandle, KernelStatus};
+pub use runtime::health::HealthChecker;
 pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
 pub use telemetry::{DeviceHealth, KernelTelemetry, LatencySummary, RuntimeMetrics, RuntimeSummary, ShutdownReport};
 

@@ -1459,3 +1459,55 @@ async fn tracing_records_user_timing_measures_only_when_on() {
         assert_eq!(count("ringkernel:recovery"), 1);
     }
 }
+
+// ---- health ----
+
+/// `health()` in JavaScript: `{ status, reason, issues }`, a full queue naming its kernel, a
+/// lost device unhealthy until `recover()`.
+#[wasm_bindgen_test]
+async fn health_reports_status_reason_and_issues_to_javascript() {
+    let runtime = js(JsRuntime::create(Some(object(&[("health", object(&[("queueFill", 0.5.into())]))]))))
+        .await
+        .expect("create() on WebGPU");
+    let rt = |name: &'static str, args: Vec<JsValue>| {
+        let runtime = runtime.clone();
+        async move { invoke(&runtime, name, &args).await.unwrap_or_else(|e| panic!("{name}: {e:?}")) }
+    };
+    let health = rt("health", vec![]).await;
+    assert_eq!(get(&health, "status").as_string().as_deref(), Some("healthy"));
+    assert!(get(&health, "reason").is_null());
+    assert_eq!(Array::from(&get(&health, "issues")).length(), 0);
+
+    rt("launch", vec!["doubler".into(), NONE, object(&[("queueSize", 4.into())])]).await;
+    let batch = array(&[value(1), value(2), value(3)]);
+    rt("sendBatch", vec!["doubler".into(), batch]).await;
+    let health = rt("health", vec![]).await;
+    assert_eq!(get(&health, "status").as_string().as_deref(), Some("degraded"));
+    assert_eq!(get(&health, "reason").as_string().as_deref(), Some("kernel 'doubler': input queue 75% full"));
+    let issue = Array::from(&get(&health, "issues")).get(0);
+    assert_eq!(get(&issue, "severity").as_string().as_deref(), Some("degraded"));
+    assert_eq!(get(&issue, "subject").as_string().as_deref(), Some("kernel"));
+    assert_eq!(get(&issue, "kernel").as_string().as_deref(), Some("doubler"));
+
+    rt("destroyDevice", vec![]).await;
+    let mut status = String::new();
+    for _ in 0..200 {
+        status = get(&rt("health", vec![]).await, "status").as_string().unwrap();
+        if status == "unhealthy" {
+            break;
+        }
+        sleep_ms(10).await;
+    }
+    assert_eq!(status, "unhealthy", "a lost device");
+    let device = Array::from(&get(&rt("health", vec![]).await, "issues")).get(0);
+    assert_eq!(get(&device, "subject").as_string().as_deref(), Some("device"));
+    assert!(get(&device, "kernel").is_undefined() || get(&device, "kernel").is_null());
+    rt("recover", vec![]).await;
+    rt("activate", vec!["doubler".into()]).await;
+    let answers =
+        rt("receiveBatch", vec!["doubler".into(), object(&[("max", 3.into()), ("timeout", 20_000.into())])]).await;
+    assert_eq!(Array::from(&answers).length(), 3);
+    assert_eq!(get(&rt("health", vec![]).await, "status").as_string().as_deref(), Some("healthy"));
+    rt("dispose", vec![]).await;
+    assert_eq!(get(&rt("health", vec![]).await, "status").as_string().as_deref(), Some("unhealthy"));
+}

@@ -988,6 +988,20 @@ fn option_rows() -> Vec<Row> {
         ("{ deviceindex: 0 }", object(&[("deviceindex", n(0.0))]), "TypeError"),
         ("{ debug: \"yes\" }", object(&[("debug", s("yes"))]), "TypeError"),
         ("{ debug: 1 }", object(&[("debug", n(1.0))]), "TypeError"),
+        ("{ tracing: \"on\" }", object(&[("tracing", s("on"))]), "TypeError"),
+        ("{ health: { queueFill: 1.5 } }", object(&[("health", object(&[("queueFill", n(1.5))]))]), "RangeError"),
+        (
+            "{ health: { memoryDegraded: -0.1 } }",
+            object(&[("health", object(&[("memoryDegraded", n(-0.1))]))]),
+            "RangeError",
+        ),
+        (
+            "{ health: { errorRateUnhealthy: NaN } }",
+            object(&[("health", object(&[("errorRateUnhealthy", n(f64::NAN))]))]),
+            "RangeError",
+        ),
+        ("{ health: { queuefill: 0.5 } }", object(&[("health", object(&[("queuefill", n(0.5))]))]), "TypeError"),
+        ("{ health: 0.5 }", object(&[("health", n(0.5))]), "TypeError"),
         (
             "{ deviceIndex: 1 } (a browser has one adapter)",
             object(&[("deviceIndex", n(1.0))]),

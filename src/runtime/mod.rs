@@ -15,6 +15,7 @@
 pub(crate) mod builder;
 mod control;
 pub(crate) mod handle;
+pub(crate) mod health;
 mod messaging;
 mod queries;
 mod routing;
@@ -27,6 +28,7 @@ use event_listener::Event;
 
 use crate::backend::{AdapterSummary, BackendChoice, BufferStats, Device, DeviceRequest};
 use crate::error::{Error, Result};
+use crate::health::HealthThresholds;
 use crate::kernel::DispatchShape;
 use crate::lifecycle::{KernelMode, LifecycleState};
 use crate::platform;
@@ -62,6 +64,8 @@ pub struct RuntimeOptions {
     /// `tracing` crate's natively, User Timing measures (`performance.measure`) in the browser,
     /// where DevTools' performance panel shows them. Off by default; free when off.
     pub tracing: bool,
+    /// Where [`Runtime::health`] draws its lines (queue fill, error rates, memory pressure).
+    pub health: HealthThresholds,
 }
 
 impl RuntimeOptions {
@@ -107,6 +111,12 @@ impl RuntimeOptions {
         self
     }
 
+    /// Where [`Runtime::health`] draws its lines.
+    pub fn with_health_thresholds(mut self, thresholds: HealthThresholds) -> Self {
+        self.health = thresholds;
+        self
+    }
+
     /// Tracing spans (natively `tracing`'s, in the browser User Timing measures) on or off.
     pub fn with_tracing(mut self, enable: bool) -> Self {
         self.tracing = enable;
@@ -125,6 +135,7 @@ impl Default for RuntimeOptions {
             debug: false,
             max_messages_per_tick: None,
             tracing: false,
+            health: HealthThresholds::default(),
         }
     }
 }
@@ -283,12 +294,17 @@ struct Inner {
     shared: Arc<Shared>,
     options: RuntimeOptions,
     tick_loop: Mutex<platform::TickLoopHandle>,
+    /// What the previous health check counted (see [`Runtime::health`]).
+    error_samples: Mutex<health::ErrorSamples>,
 }
 
 impl Runtime {
     /// Opens the backend (a GPU device, or the host for [`BackendChoice::Cpu`]) and starts the
     /// tick loop. Fails with `BackendUnavailable` (naming what was tried) when no adapter exists.
     pub async fn new(options: RuntimeOptions) -> Result<Runtime> {
+        if let Some(name) = options.health.out_of_range() {
+            return Err(Error::OutOfRange(format!("health.{name} must be a fraction from 0 to 1")));
+        }
         let buffers = Arc::new(BufferStats::default());
         let wake = Arc::new(Event::new());
         let request = DeviceRequest { backend: options.backend, index: options.device_index, debug: options.debug };
@@ -305,7 +321,7 @@ impl Runtime {
         let shared = Arc::new(Shared::new(device, settings, wake, buffers, platform::now_ms()));
         let tick_loop = Mutex::new(platform::spawn_tick_loop(crate::tick::run(shared.clone())));
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-        let inner = Arc::new(Inner { shared: shared.clone(), options, tick_loop });
+        let inner = Arc::new(Inner { shared: shared.clone(), options, tick_loop, error_samples: Mutex::default() });
         Ok(Runtime { shared, inner })
     }
 

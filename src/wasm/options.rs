@@ -89,20 +89,7 @@ where
     let Some(value) = value.filter(|v| !v.is_undefined() && !v.is_null()) else {
         return Ok(T::default());
     };
-    if !value.is_object() {
-        return Err(type_error(format!("{what} must be an object, got {}", type_name(&value))));
-    }
-    let known = field_names::<T>();
-    for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
-        let key = key.as_string().unwrap_or_default();
-        if !known.contains(&key.as_str()) {
-            return Err(type_error(format!("{what}: unknown option '{key}' (expected one of {})", known.join(", "))));
-        }
-        // serde-wasm-bindgen would take a BigInt for a number, which these options are not.
-        if Reflect::get(&value, &key.as_str().into())?.is_bigint() {
-            return Err(type_error(format!("{what}: option '{key}' must be a number, got a BigInt")));
-        }
-    }
+    check_keys::<T>(&value, what)?;
     serde_wasm_bindgen::from_value(value).map_err(|e| {
         let message = format!("{what}: {e}");
         // serde names what it refused and what it wanted: a number (`floating point \`1.5\``)
@@ -115,6 +102,40 @@ where
             false => type_error(message),
         }
     })
+}
+
+/// Refuses what `T` would not read: a non-object, unknown keys and BigInts. serde-wasm-bindgen
+/// reads only the fields a struct asks for, so `deny_unknown_fields` never sees the others.
+fn check_keys<T: for<'de> Deserialize<'de>>(value: &JsValue, what: &str) -> Result<(), JsValue> {
+    if !value.is_object() {
+        return Err(type_error(format!("{what} must be an object, got {}", type_name(value))));
+    }
+    let known = field_names::<T>();
+    for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !known.contains(&key.as_str()) {
+            return Err(type_error(format!("{what}: unknown option '{key}' (expected one of {})", known.join(", "))));
+        }
+        // serde-wasm-bindgen would take a BigInt for a number, which these options are not.
+        if Reflect::get(value, &key.as_str().into())?.is_bigint() {
+            return Err(type_error(format!("{what}: option '{key}' must be a number, got a BigInt")));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_keys`] for the option object nested at `options[key]`, when there is one.
+pub(super) fn check_nested_keys<T: for<'de> Deserialize<'de>>(
+    options: &Option<JsValue>,
+    key: &str,
+    what: &str,
+) -> Result<(), JsValue> {
+    let Some(options) = options.as_ref().filter(|o| o.is_object()) else { return Ok(()) };
+    let nested = Reflect::get(options, &key.into())?;
+    if nested.is_undefined() || nested.is_null() {
+        return Ok(());
+    }
+    check_keys::<T>(&nested, &format!("{what}: {key}"))
 }
 
 /// How serde names the numeric types of option fields in its errors.

@@ -35,6 +35,34 @@ export interface RuntimeOptions {
   maxMessagesPerTick?: number;
   /** User Timing measures (`ringkernel:launch`, `ringkernel:tick`, `ringkernel:tick.plan`, `.execute`, `.deliver`, `ringkernel:recovery`) for DevTools' performance panel and `PerformanceObserver`s (default false). */
   tracing?: boolean;
+  /** Where `health()` draws its lines (fractions from 0 to 1). */
+  health?: HealthThresholds;
+}
+export interface HealthThresholds {
+  /** A queue this full makes its kernel degraded (default 0.8). */
+  queueFill?: number;
+  /** Failed operations per operation since the previous check that make a kernel degraded (default 0.05). */
+  errorRateDegraded?: number;
+  /** ... and unhealthy (default 0.5). */
+  errorRateUnhealthy?: number;
+  /** Memory pressure that makes the runtime degraded (default 0.8). */
+  memoryDegraded?: number;
+  /** ... and unhealthy (default 0.95). */
+  memoryUnhealthy?: number;
+}
+/** One finding of `health()`, naming the kernel or resource it is about. */
+export interface HealthIssue {
+  severity: "degraded" | "unhealthy";
+  subject: "runtime" | "device" | "memory" | "kernel";
+  /** The kernel's id, when `subject` is `"kernel"`. */
+  kernel?: string;
+  reason: string;
+}
+/** `health()`: the worst finding decides; `reason` joins the findings of that severity. */
+export interface HealthReport {
+  status: "healthy" | "degraded" | "unhealthy";
+  reason: string | null;
+  issues: HealthIssue[];
 }
 export interface LaunchOptions {
   /** Bound of the input and of the output queue, in messages (default: the runtime's `defaultQueueSize`). */

@@ -1,0 +1,98 @@
+//! `Runtime::health` and the seed's `health_checker()`: the vitals [`crate::health`] judges,
+//! gathered under the table lock.
+
+use std::collections::HashMap;
+
+use super::Runtime;
+use crate::error::Result;
+use crate::health::{assess, HealthReport, HealthStatus, KernelVitals, Vitals};
+use crate::lifecycle::LifecycleState;
+
+/// Each kernel's (errors, operations) at the previous check, so error rates are recent ones.
+#[derive(Default)]
+pub(super) struct ErrorSamples(HashMap<String, (u64, u64)>);
+
+impl Runtime {
+    /// Healthy, degraded or unhealthy, with every finding (see [`crate::health`] for the rules
+    /// and [`RuntimeOptions::health`](super::RuntimeOptions::health) for the thresholds). Error
+    /// rates are over the operations since the previous check, so a probe polled every few
+    /// seconds sees what happens now, not since launch.
+    pub fn health(&self) -> HealthReport {
+        let mut samples = self.inner.error_samples.lock().unwrap_or_else(|p| p.into_inner());
+        let table = self.shared.lock();
+        let runtime = match table.state {
+            LifecycleState::Draining => Some("draining"),
+            LifecycleState::Stopped => Some("stopped"),
+            _ => None,
+        };
+        let mut ids: Vec<&String> = table.kernels.keys().collect();
+        ids.sort_unstable();
+        let mut seen = HashMap::with_capacity(ids.len());
+        let kernels = ids
+            .into_iter()
+            .map(|id| {
+                let k = &table.kernels[id];
+                let c = &k.counters;
+                let now = (c.errors, c.messages_sent + c.errors);
+                // A kernel launched again under the same id starts from zero.
+                let before = samples.0.get(id).copied().filter(|b| b.0 <= now.0 && b.1 <= now.1).unwrap_or((0, 0));
+                seen.insert(id.clone(), now);
+                KernelVitals {
+                    id: id.clone(),
+                    input_fill: fill(k.mailbox.inbox.len(), k.mailbox.inbox.capacity()),
+                    output_fill: fill(k.mailbox.outbox.len(), k.mailbox.outbox.capacity()),
+                    errors: now.0 - before.0,
+                    operations: now.1 - before.1,
+                    ..KernelVitals::default()
+                }
+            })
+            .collect();
+        samples.0 = seen;
+        let lost = table.device.lost.as_ref();
+        let vitals = Vitals {
+            runtime,
+            device_lost: lost.map(|lost| match lost {
+                crate::Error::DeviceLost { reason } => reason.clone(),
+                other => other.to_string(),
+            }),
+            recovering: lost.is_some()
+                && (self.shared.settings.auto_recover || self.shared.recovering.try_lock().is_none()),
+            recovery_error: table.device.recovery_error.clone(),
+            memory_pressure: 0.0,
+            kernels,
+        };
+        assess(&vitals, &self.inner.options.health)
+    }
+
+    /// The seed's health checker: `runtime.health_checker().check().await?`.
+    pub fn health_checker(&self) -> HealthChecker {
+        HealthChecker { runtime: self.clone() }
+    }
+}
+
+fn fill(len: usize, capacity: usize) -> f64 {
+    if capacity == 0 {
+        0.0
+    } else {
+        len as f64 / capacity as f64
+    }
+}
+
+/// The seed's `HealthChecker`, checking one runtime.
+#[derive(Clone)]
+pub struct HealthChecker {
+    runtime: Runtime,
+}
+
+impl HealthChecker {
+    /// The verdict now (as [`Runtime::health`]'s status). Async in the seed's shape; it does
+    /// not wait for the GPU.
+    pub async fn check(&self) -> Result<HealthStatus> {
+        Ok(self.runtime.health().status)
+    }
+
+    /// The verdict with every finding.
+    pub fn report(&self) -> HealthReport {
+        self.runtime.health()
+    }
+}

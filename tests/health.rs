@@ -1,0 +1,108 @@
+//! `Runtime::health` on lavapipe and on the cpu backend: healthy when idle, degraded by a
+//! nearly full queue and by recent errors (naming the kernel), unhealthy while the device is
+//! lost and healthy again after `recover`, degraded while draining and unhealthy once stopped.
+//! The rules themselves are unit-tested in `src/health.rs`.
+#![cfg(not(target_arch = "wasm32"))]
+#[allow(unused_imports)]
+mod common;
+
+use std::time::Duration;
+
+use common::{runtime_on, wait_until};
+use ringkernel_web::health::{HealthSubject, Severity};
+use ringkernel_web::{
+    BackendChoice, Error, ErrorKind, HealthStatus, HealthThresholds, LaunchOptions, Runtime, RuntimeOptions,
+};
+
+const WAIT: Option<Duration> = Some(Duration::from_secs(30));
+const NOW: Option<Duration> = Some(Duration::ZERO);
+
+fn check(backend: BackendChoice) {
+    let rt = runtime_on(backend);
+    pollster::block_on(async {
+        assert_eq!(rt.health().status, HealthStatus::Healthy, "{backend:?}: a new runtime");
+        assert_eq!(rt.health_checker().check().await.unwrap(), HealthStatus::Healthy);
+
+        // Launched, not active: what is sent waits in its queue of 10.
+        rt.launch("doubler", LaunchOptions::default().with_queue_capacity(10)).await.unwrap();
+        rt.send_batch("doubler", &[1, 2, 3, 4, 5, 6, 7, 8], NOW).await.unwrap();
+        let report = rt.health();
+        assert_eq!(
+            report.status,
+            HealthStatus::Degraded("kernel 'doubler': input queue 80% full".into()),
+            "{backend:?}"
+        );
+        assert_eq!(report.issues[0].subject, HealthSubject::Kernel("doubler".into()));
+        assert_eq!(report.issues[0].severity, Severity::Degraded);
+
+        // Three refused sends (the first still queues 2 of its 3) against two messages
+        // accepted since the last check: 3 of 5 operations failed, over the unhealthy line.
+        for accepted in [2, 0, 0] {
+            match rt.send_batch("doubler", &[1, 2, 3], NOW).await {
+                Err(Error::QueueFull { accepted: n, .. }) => assert_eq!(n, accepted),
+                other => panic!("{backend:?}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            rt.health().status,
+            HealthStatus::Unhealthy("kernel 'doubler': 3 of 5 operations failed since the last check".into()),
+            "{backend:?}"
+        );
+
+        // The queue drained and no new errors: healthy again (rates are since the last check).
+        rt.activate("doubler").await.unwrap();
+        let mut answers = Vec::new();
+        while answers.len() < 10 {
+            answers.extend(rt.receive_batch::<i32>("doubler", 10, WAIT).await.unwrap());
+        }
+        assert_eq!(answers, vec![2, 4, 6, 8, 10, 12, 14, 16, 2, 4]);
+        assert_eq!(rt.health().status, HealthStatus::Healthy, "{backend:?}");
+
+        if backend != BackendChoice::Cpu {
+            rt.destroy_device().unwrap();
+            wait_until("the tick to notice the lost device", || rt.summary().device.lost.is_some());
+            let status = rt.health().status;
+            let HealthStatus::Unhealthy(reason) = &status else { panic!("{status:?}") };
+            assert!(reason.starts_with("the device is lost (") && reason.ends_with("call recover()"), "{reason}");
+            rt.recover().await.unwrap();
+            assert_eq!(rt.health().status, HealthStatus::Healthy);
+        }
+
+        rt.terminate("doubler", WAIT).await.unwrap();
+        rt.begin_drain().unwrap();
+        assert_eq!(rt.health().status, HealthStatus::Degraded("the runtime is draining".into()));
+        rt.dispose().await.unwrap();
+        assert_eq!(rt.health().status, HealthStatus::Unhealthy("the runtime is stopped".into()));
+    });
+}
+
+#[test]
+fn health_follows_queues_errors_the_device_and_the_lifecycle_on_the_gpu() {
+    check(BackendChoice::Auto);
+}
+
+#[test]
+fn health_follows_queues_errors_and_the_lifecycle_on_the_cpu() {
+    check(BackendChoice::Cpu);
+}
+
+/// Thresholds move the lines; fractions outside [0, 1] are refused by name.
+#[test]
+fn thresholds_are_options_and_are_checked() {
+    let strict = HealthThresholds::default().with_queue_fill(0.1);
+    let options = RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_health_thresholds(strict);
+    let rt = pollster::block_on(Runtime::new(options)).unwrap();
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default().with_queue_capacity(10)).await.unwrap();
+        rt.send_batch("doubler", &[1], NOW).await.unwrap();
+        assert_eq!(rt.health().status.as_str(), "degraded");
+    });
+    for bad in [-0.1, 1.5, f64::NAN] {
+        let options = RuntimeOptions::default()
+            .with_backend(BackendChoice::Cpu)
+            .with_health_thresholds(HealthThresholds::default().with_memory(0.8, bad));
+        let error = pollster::block_on(Runtime::new(options)).err().expect("refused");
+        assert_eq!(error.kind(), ErrorKind::OutOfRange);
+        assert!(error.to_string().contains("health.memoryUnhealthy"), "{error}");
+    }
+}
