@@ -7,6 +7,7 @@
 
 use std::fmt::Write;
 
+use crate::health::{HealthReport, HealthSubject, Severity};
 use crate::lifecycle::KernelState;
 use crate::telemetry::{KernelTelemetry, RuntimeSummary};
 
@@ -212,6 +213,35 @@ pub fn render(summary: &RuntimeSummary) -> String {
         }
         let _ = writeln!(out, "{latency}_sum{{kernel=\"{id}\"}} {}", number(l.sum_ms / 1000.0));
         let _ = writeln!(out, "{latency}_count{{kernel=\"{id}\"}} {}", l.count);
+    }
+    out
+}
+
+/// Renders the health verdict: the status one-hot, and the findings behind it by severity and
+/// subject (`kernel` labelled with its id).
+pub fn render_health(report: &HealthReport) -> String {
+    let mut out = String::new();
+    header(&mut out, "ringkernel_health", "1 for the runtime's health status, 0 for the others.", "gauge");
+    for status in ["healthy", "degraded", "unhealthy"] {
+        let _ = writeln!(out, "ringkernel_health{{status=\"{status}\"}} {}", (report.status.as_str() == status) as u8);
+    }
+    header(&mut out, "ringkernel_health_issues", "Findings behind the health status.", "gauge");
+    let mut counts: Vec<(Severity, String, usize)> = Vec::new();
+    for issue in &report.issues {
+        let labels = match &issue.subject {
+            HealthSubject::Kernel(id) => format!("subject=\"kernel\",kernel=\"{}\"", escape(id)),
+            HealthSubject::Runtime => "subject=\"runtime\"".into(),
+            HealthSubject::Device => "subject=\"device\"".into(),
+            HealthSubject::Memory => "subject=\"memory\"".into(),
+        };
+        match counts.iter_mut().find(|(s, l, _)| *s == issue.severity && *l == labels) {
+            Some(entry) => entry.2 += 1,
+            None => counts.push((issue.severity, labels, 1)),
+        }
+    }
+    for (severity, labels, count) in counts {
+        let severity = if severity == Severity::Unhealthy { "unhealthy" } else { "degraded" };
+        let _ = writeln!(out, "ringkernel_health_issues{{severity=\"{severity}\",{labels}}} {count}");
     }
     out
 }

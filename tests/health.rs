@@ -34,6 +34,22 @@ fn check(backend: BackendChoice) {
         );
         assert_eq!(report.issues[0].subject, HealthSubject::Kernel("doubler".into()));
         assert_eq!(report.issues[0].severity, Severity::Degraded);
+        let text = rt.metrics_text();
+        let scraped = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        let sample = |name: &str, labels: &[(&str, &str)]| {
+            scraped
+                .samples
+                .iter()
+                .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Gauge(v) => v,
+                    ref other => panic!("{name} is a gauge: {other:?}"),
+                })
+        };
+        assert_eq!(sample("ringkernel_health", &[("status", "degraded")]), Some(1.0), "{text}");
+        assert_eq!(sample("ringkernel_health", &[("status", "healthy")]), Some(0.0));
+        let labels = [("severity", "degraded"), ("subject", "kernel"), ("kernel", "doubler")];
+        assert_eq!(sample("ringkernel_health_issues", &labels), Some(1.0), "{text}");
 
         // Three refused sends (the first still queues 2 of its 3) against two messages
         // accepted since the last check: 3 of 5 operations failed, over the unhealthy line.

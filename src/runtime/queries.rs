@@ -124,9 +124,13 @@ impl Runtime {
         }
     }
 
-    /// The summary in Prometheus' text exposition format, for scraping.
+    /// The summary and the health verdict in Prometheus' text exposition format, for
+    /// scraping. The verdict's error rates are since the previous check ([`Runtime::health`]
+    /// or a scrape).
     pub fn metrics_text(&self) -> String {
-        crate::metrics::render(&self.summary())
+        let mut text = crate::metrics::render(&self.summary());
+        text.push_str(&crate::metrics::render_health(&self.health()));
+        text
     }
 
     /// The layout of the kernel's messages.
