@@ -9,6 +9,8 @@
 
 use super::{Runtime, RuntimeOptions};
 use crate::backend::BackendChoice;
+use crate::circuit::CircuitBreakerConfig;
+use crate::watchdog::WatchdogConfig;
 use crate::error::Result;
 
 /// Builds a [`Runtime`]: `RuntimeBuilder::production().backend(BackendChoice::Vulkan).build().await`.
@@ -75,6 +77,16 @@ impl RuntimeBuilder {
     /// higher priority first).
     pub fn max_messages_per_tick(self, messages: usize) -> Self {
         RuntimeBuilder { options: self.options.with_max_messages_per_tick(messages) }
+    }
+
+    /// A circuit breaker per kernel (off unless set).
+    pub fn circuit_breaker(self, config: CircuitBreakerConfig) -> Self {
+        RuntimeBuilder { options: self.options.with_circuit_breaker(config) }
+    }
+
+    /// The kernel watchdog's heartbeat timeout and action.
+    pub fn watchdog(self, config: WatchdogConfig) -> Self {
+        RuntimeBuilder { options: self.options.with_watchdog(config) }
     }
 
     /// The options this builder has gathered.

@@ -7,7 +7,8 @@
 //!   state arrays, device recovery;
 //! - `messaging`: `send`, `send_batch`, `call`, `receive`, `receive_batch`;
 //! - `queries`: state, ids, telemetry, `summary`, `metrics_text`;
-//! - `routing`: `connect` and `disconnect`.
+//! - `routing`: `connect` and `disconnect`;
+//! - `resilience`: per-kernel circuit breakers and the kernel watchdog.
 //!
 //! Operations that wait (`send` on a full queue, `receive`, `call`, `terminate`) await an event
 //! the tick fires, raced against a timer; nothing blocks a thread on the web.
@@ -17,6 +18,7 @@ mod control;
 pub(crate) mod handle;
 mod messaging;
 mod queries;
+pub(crate) mod resilience;
 mod routing;
 mod shutdown;
 
@@ -26,15 +28,18 @@ use std::time::Duration;
 use event_listener::Event;
 
 use crate::backend::{AdapterSummary, BackendChoice, BufferStats, Device, DeviceRequest};
+use crate::circuit::CircuitBreakerConfig;
 use crate::error::{Error, Result};
 use crate::kernel::DispatchShape;
 use crate::lifecycle::{KernelMode, LifecycleState};
 use crate::platform;
 use crate::table::{Settings, Shared, Table};
 use crate::telemetry::ShutdownReport;
+use crate::watchdog::WatchdogConfig;
 
 /// Options for [`Runtime::new`]. In JavaScript, the same fields in camelCase
-/// (`RingKernelRuntime.create({ enableTelemetry, defaultQueueSize, backend, autoRecover })`);
+/// (`RingKernelRuntime.create({ enableTelemetry, defaultQueueSize, backend, autoRecover,
+/// circuitBreaker, watchdog })`);
 /// missing ones take their defaults and unknown ones are refused.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
@@ -58,6 +63,11 @@ pub struct RuntimeOptions {
     /// tick is bounded, kernels of higher `LaunchOptions::priority` take theirs first; a kernel
     /// fed by a connected kernel drains its queue regardless.
     pub max_messages_per_tick: Option<usize>,
+    /// A circuit breaker per kernel (see [`Runtime::circuit_breaker`]); `None` (the default):
+    /// none, nothing is ever refused by one.
+    pub circuit_breaker: Option<CircuitBreakerConfig>,
+    /// The kernel watchdog's heartbeat timeout and action (see [`Runtime::kernel_watchdog`]).
+    pub watchdog: WatchdogConfig,
 }
 
 impl RuntimeOptions {
@@ -102,6 +112,18 @@ impl RuntimeOptions {
         self.max_messages_per_tick = Some(messages);
         self
     }
+
+    /// A circuit breaker per kernel, configured so.
+    pub fn with_circuit_breaker(mut self, config: CircuitBreakerConfig) -> Self {
+        self.circuit_breaker = Some(config);
+        self
+    }
+
+    /// The kernel watchdog's settings.
+    pub fn with_watchdog(mut self, config: WatchdogConfig) -> Self {
+        self.watchdog = config;
+        self
+    }
 }
 
 impl Default for RuntimeOptions {
@@ -114,6 +136,8 @@ impl Default for RuntimeOptions {
             device_index: 0,
             debug: false,
             max_messages_per_tick: None,
+            circuit_breaker: None,
+            watchdog: WatchdogConfig::default(),
         }
     }
 }
@@ -278,6 +302,9 @@ impl Runtime {
     /// Opens the backend (a GPU device, or the host for [`BackendChoice::Cpu`]) and starts the
     /// tick loop. Fails with `BackendUnavailable` (naming what was tried) when no adapter exists.
     pub async fn new(options: RuntimeOptions) -> Result<Runtime> {
+        if let Some(breaker) = &options.circuit_breaker {
+            breaker.validate().map_err(Error::OutOfRange)?;
+        }
         let buffers = Arc::new(BufferStats::default());
         let wake = Arc::new(Event::new());
         let request = DeviceRequest { backend: options.backend, index: options.device_index, debug: options.debug };
@@ -287,10 +314,12 @@ impl Runtime {
             auto_recover: options.auto_recover,
             device: request,
             tick_budget: options.max_messages_per_tick,
+            circuit_breaker: options.circuit_breaker,
         };
         // On the web nothing is Send and the loop shares the page's thread; Arc keeps one type.
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let shared = Arc::new(Shared::new(device, settings, wake, buffers, platform::now_ms()));
+        shared.lock().watchdog = options.watchdog;
         let tick_loop = Mutex::new(platform::spawn_tick_loop(crate::tick::run(shared.clone())));
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let inner = Arc::new(Inner { shared: shared.clone(), options, tick_loop });
@@ -347,11 +376,20 @@ impl Runtime {
     }
 
     /// Counts a failed message operation in the kernel's `errors` (see
-    /// [`Error::counts_against_kernel`]) and hands the error back.
+    /// [`Error::counts_against_kernel`]) and hands the error back. A timed-out `call`, or a
+    /// `receive` that timed out while the kernel had unanswered input, is also a failure for
+    /// the kernel's circuit breaker: the kernel did not answer in time.
     fn count(&self, id: &str, error: Error) -> Error {
+        let timed_out = match &error {
+            Error::Timeout { operation, .. } => Some(operation.as_str()),
+            _ => None,
+        };
         if error.counts_against_kernel() {
             if let Some(kernel) = self.shared.lock().kernels.get_mut(id) {
                 kernel.counters.errors += 1;
+                if timed_out == Some("call") || (timed_out == Some("receive") && kernel.input_depth() > 0) {
+                    kernel.circuit_failures(1, platform::now_ms());
+                }
             }
         }
         error
