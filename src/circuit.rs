@@ -11,7 +11,8 @@
 //! A "run" of failures is broken by a success: a kernel that fails now and then while answering
 //! most messages stays closed. While open, every send, call and protected operation is refused.
 //! Half-open admits `half_open_probes` operations (a send, a batch, a call or an `execute`); the
-//! rest are refused until one of them settles it. A probe that never settles (its message still
+//! rest are refused until one of them settles it (a protected `execute` checks but takes no probe:
+//! the sends inside it do). A probe that never settles (its message still
 //! waits) gives way to a new round of probes after another `open_duration`.
 //!
 //! What counts as a failure and a success is the runtime's business (see `runtime::resilience`);

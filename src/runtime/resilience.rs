@@ -54,8 +54,9 @@ impl CircuitBreaker {
     }
 
     /// Runs a protected operation of the caller's: refused with `CircuitOpen` (converted into
-    /// `E`) without running it while the circuit is open, otherwise run, its `Err` counted as a
-    /// failure and its `Ok` as a success of the kernel's circuit.
+    /// `E`) without running it while the circuit refuses work, otherwise run, its `Err` counted
+    /// as a failure and its `Ok` as a success of the kernel's circuit. It takes no half-open
+    /// probe itself, so an operation that sends to the kernel takes the probe with its send.
     ///
     /// ```no_run
     /// # async fn demo(runtime: ringkernel_web::Runtime) -> ringkernel_web::Result<()> {
@@ -75,7 +76,6 @@ impl CircuitBreaker {
             let kernel = table.kernel(&self.id)?;
             let now = platform::now_ms();
             kernel.circuit_check(&self.id, now)?;
-            kernel.circuit_admit(now);
             kernel.instance
         };
         let outcome = operation().await;
