@@ -66,10 +66,10 @@ pub struct CircuitBreakerConfig {
     /// Failures in a row that open the circuit. Default 5.
     pub failure_threshold: u32,
     /// The run must fall within this long (older failures are forgotten). Default 60 s.
-    #[serde(rename = "windowMs", deserialize_with = "millis")]
+    #[serde(rename = "windowMs", deserialize_with = "window_ms")]
     pub window: Duration,
     /// How long the circuit stays open before it lets probes through. Default 30 s.
-    #[serde(rename = "openMs", deserialize_with = "millis")]
+    #[serde(rename = "openMs", deserialize_with = "open_ms")]
     pub open_duration: Duration,
     /// Operations let through while half-open. Default 1.
     pub half_open_probes: u32,
@@ -124,11 +124,23 @@ impl CircuitBreakerConfig {
     }
 }
 
-/// A duration given in milliseconds (a non-negative, finite number), as JavaScript options are.
-pub(crate) fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+/// A duration given in milliseconds (a non-negative, finite number), as JavaScript options are;
+/// anything else is an `OutOfRange` naming the option.
+pub(crate) fn millis<'de, D: Deserializer<'de>>(deserializer: D, name: &str) -> Result<Duration, D::Error> {
     let ms = f64::deserialize(deserializer)?;
-    Duration::try_from_secs_f64(ms / 1000.0)
-        .map_err(|_| serde::de::Error::custom(format!("must be a non-negative number of milliseconds, got {ms}")))
+    Duration::try_from_secs_f64(ms / 1000.0).map_err(|_| {
+        let refusal =
+            crate::error::Error::OutOfRange(format!("{name} must be a non-negative number of milliseconds, got {ms}"));
+        serde::de::Error::custom(refusal)
+    })
+}
+
+fn window_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    millis(deserializer, "circuitBreaker.windowMs")
+}
+
+fn open_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    millis(deserializer, "circuitBreaker.openMs")
 }
 
 /// A kernel's circuit as a snapshot: what `Runtime::circuit_breaker(..).status()` and
@@ -159,9 +171,14 @@ fn optional_millis<S: serde::Serializer>(value: &Option<Duration>, serializer: S
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
     Closed,
-    Open { until_ms: f64 },
+    Open {
+        until_ms: f64,
+    },
     /// `admitted` probes let through since `since_ms`.
-    HalfOpen { since_ms: f64, admitted: u32 },
+    HalfOpen {
+        since_ms: f64,
+        admitted: u32,
+    },
 }
 
 /// One kernel's breaker.
@@ -262,7 +279,8 @@ impl Breaker {
         };
         let open_ms = self.open_ms();
         if now_ms >= since_ms + open_ms {
-            since_ms = if open_ms > 0.0 { since_ms + ((now_ms - since_ms) / open_ms).floor() * open_ms } else { now_ms };
+            since_ms =
+                if open_ms > 0.0 { since_ms + ((now_ms - since_ms) / open_ms).floor() * open_ms } else { now_ms };
             admitted = 0;
         }
         Phase::HalfOpen { since_ms, admitted }

@@ -85,10 +85,10 @@ mod runtime;
 mod table;
 mod telemetry;
 mod tick;
-mod watchdog;
 pub(crate) mod waiting;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
+mod watchdog;
 
 pub use backend::{AdapterSummary, BackendChoice};
 pub use circuit::{CircuitBreakerConfig, CircuitState, CircuitStatus};

@@ -130,7 +130,8 @@ const KERNEL_FAMILIES: &[Family] = &[
     },
     Family {
         name: "ringkernel_kernel_stale",
-        help: "1 while the watchdog calls the kernel stale: it has input and made no progress for the heartbeat timeout.",
+        help:
+            "1 while the watchdog calls the kernel stale: it has input and made no progress for the heartbeat timeout.",
         kind: "gauge",
         value: |k| k.stale as u8 as f64,
     },

@@ -46,12 +46,12 @@ impl WatchdogAction {
 
 /// The watchdog's settings, from `RuntimeOptions::watchdog` and changeable later through
 /// `KernelWatchdog`. In JavaScript, `{ heartbeatTimeoutMs, action }`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct WatchdogConfig {
     /// How long a kernel with input may go without progress before it is stale. Default 30 s.
-    #[serde(rename = "heartbeatTimeoutMs", deserialize_with = "crate::circuit::millis")]
+    #[serde(rename = "heartbeatTimeoutMs", deserialize_with = "heartbeat_timeout_ms", serialize_with = "as_millis")]
     pub heartbeat_timeout: Duration,
     /// What a scan does with stale kernels. Default [`WatchdogAction::Report`].
     pub action: WatchdogAction,
@@ -93,6 +93,10 @@ pub struct StaleKernel {
     /// What the scan did about it (the configured action; `Report` where it could not apply,
     /// as for `RecoverDevice` on the cpu backend or a kernel no longer active).
     pub action: WatchdogAction,
+}
+
+fn heartbeat_timeout_ms<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    crate::circuit::millis(deserializer, "watchdog.heartbeatTimeoutMs")
 }
 
 fn as_millis<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {

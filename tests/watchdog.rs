@@ -104,7 +104,10 @@ fn a_stalled_kernel_is_stale_and_a_slow_one_is_not() {
         // A longer timeout, set at run time, forgives the same stall.
         let watchdog = rt.kernel_watchdog();
         watchdog.set_heartbeat_timeout(Duration::from_secs(3600));
-        assert_eq!((watchdog.heartbeat_timeout(), watchdog.action()), (Duration::from_secs(3600), WatchdogAction::Report));
+        assert_eq!(
+            (watchdog.heartbeat_timeout(), watchdog.action()),
+            (Duration::from_secs(3600), WatchdogAction::Report)
+        );
         rt.send_batch("stuck", &messages, LONG).await.unwrap();
         std::thread::sleep(HEARTBEAT + Duration::from_millis(100));
         assert!(stale_ids(&rt).is_empty());

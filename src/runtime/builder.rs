@@ -10,8 +10,8 @@
 use super::{Runtime, RuntimeOptions};
 use crate::backend::BackendChoice;
 use crate::circuit::CircuitBreakerConfig;
-use crate::watchdog::WatchdogConfig;
 use crate::error::Result;
+use crate::watchdog::WatchdogConfig;
 
 /// Builds a [`Runtime`]: `RuntimeBuilder::production().backend(BackendChoice::Vulkan).build().await`.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -330,13 +330,6 @@ impl Runtime {
                 if !state.accepts_messages() {
                     return (accepted, Some(Error::KernelState { id: id.to_owned(), state, action: Action::Send }));
                 }
-                let now = platform::now_ms();
-                // A batch under way finishes as it began; a new one is refused whole.
-                if accepted == 0 {
-                    if let Err(open) = kernel.circuit_check(id, now) {
-                        return (0, Some(open));
-                    }
-                }
                 let stride = kernel.mailbox.inbox.stride();
                 if !packed.len().is_multiple_of(stride) {
                     return (
@@ -351,6 +344,13 @@ impl Runtime {
                             ),
                         }),
                     );
+                }
+                let now = platform::now_ms();
+                // A batch under way finishes as it began; a new one is refused whole.
+                if accepted == 0 {
+                    if let Err(open) = kernel.circuit_check(id, now) {
+                        return (0, Some(open));
+                    }
                 }
                 let was_idle = kernel.input_depth() == 0;
                 let pushed = kernel.mailbox.accept_packed(&packed[accepted * stride..], now);
