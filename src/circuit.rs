@@ -297,11 +297,9 @@ impl Breaker {
 
 #[cfg(test)]
 mod tests {
-    use proptest::prelude::*;
-
     use super::*;
 
-    fn config(threshold: u32, window_ms: u64, open_ms: u64, probes: u32) -> CircuitBreakerConfig {
+    pub(super) fn config(threshold: u32, window_ms: u64, open_ms: u64, probes: u32) -> CircuitBreakerConfig {
         CircuitBreakerConfig::default()
             .with_failure_threshold(threshold)
             .with_window(Duration::from_millis(window_ms))
@@ -369,6 +367,15 @@ mod tests {
         assert!(config(1, 1, 1, 0).validate().is_err());
         assert!(config(1, 0, 0, 1).validate().is_ok());
     }
+}
+
+/// The state machine against a model of it, over random event sequences (proptest runs natively).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::tests::config;
+    use super::*;
 
     #[derive(Debug, Clone)]
     enum Event {
