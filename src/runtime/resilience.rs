@@ -62,7 +62,8 @@ impl CircuitBreaker {
     /// # async fn demo(runtime: ringkernel_web::Runtime) -> ringkernel_web::Result<()> {
     /// use ringkernel_web::Value;
     /// let circuit = runtime.circuit_breaker("doubler")?;
-    /// let answer = circuit.execute(|| runtime.call("doubler", &[("value", Value::from(2))], None)).await?;
+    /// let message = [("value", Value::from(2))];
+    /// let answer = circuit.execute(|| runtime.call("doubler", &message, None)).await?;
     /// # Ok(()) }
     /// ```
     pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, E>
