@@ -128,11 +128,13 @@ impl CircuitBreakerConfig {
 /// anything else is an `OutOfRange` naming the option.
 pub(crate) fn millis<'de, D: Deserializer<'de>>(deserializer: D, name: &str) -> Result<Duration, D::Error> {
     let ms = f64::deserialize(deserializer)?;
-    Duration::try_from_secs_f64(ms / 1000.0).map_err(|_| {
-        let refusal =
-            crate::error::Error::OutOfRange(format!("{name} must be a non-negative number of milliseconds, got {ms}"));
-        serde::de::Error::custom(refusal)
-    })
+    // Below 2^53 ms (285,000 years): every such number is exact and fits a `Duration`.
+    if ms.is_finite() && (0.0..9.0e15).contains(&ms) {
+        return Ok(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let refusal =
+        crate::error::Error::OutOfRange(format!("{name} must be a non-negative number of milliseconds, got {ms}"));
+    Err(serde::de::Error::custom(refusal))
 }
 
 fn window_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {

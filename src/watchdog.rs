@@ -46,12 +46,12 @@ impl WatchdogAction {
 
 /// The watchdog's settings, from `RuntimeOptions::watchdog` and changeable later through
 /// `KernelWatchdog`. In JavaScript, `{ heartbeatTimeoutMs, action }`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct WatchdogConfig {
     /// How long a kernel with input may go without progress before it is stale. Default 30 s.
-    #[serde(rename = "heartbeatTimeoutMs", deserialize_with = "heartbeat_timeout_ms", serialize_with = "as_millis")]
+    #[serde(rename = "heartbeatTimeoutMs", deserialize_with = "heartbeat_timeout_ms")]
     pub heartbeat_timeout: Duration,
     /// What a scan does with stale kernels. Default [`WatchdogAction::Report`].
     pub action: WatchdogAction,

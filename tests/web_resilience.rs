@@ -171,11 +171,6 @@ async fn scan(rt: &JsValue) -> Vec<JsValue> {
 async fn the_watchdog_finds_a_stalled_kernel_on_webgpu_and_deactivates_it_losing_nothing() {
     let watchdog = object(&[("heartbeatTimeoutMs", 200.into())]);
     let rt = create(object(&[("watchdog", watchdog)])).await;
-    let settings = get(&rt, "watchdog");
-    assert_eq!(
-        (num(&settings, "heartbeatTimeoutMs"), get(&settings, "action").as_string()),
-        (200.0, Some("report".into()))
-    );
     start_stuck(&rt, "doubler").await;
     assert!(scan(&rt).await.is_empty(), "not late yet");
     sleep_ms(400).await;

@@ -155,7 +155,7 @@ impl Runtime {
         KernelWatchdog { runtime: self.clone() }
     }
 
-    /// Kernels that run (active, or draining to terminate), have input, and made no progress
+    /// Kernels that run (active, or draining to terminate, on a live device), have input, and made no progress
     /// for the watchdog's heartbeat timeout, sorted by id; then the watchdog's action is applied
     /// to them (see [`WatchdogAction`]), and each record says what was done.
     pub async fn scan_stale_kernels(&self) -> Result<Vec<StaleKernel>> {
@@ -163,21 +163,22 @@ impl Runtime {
             let table = self.open_table()?;
             let (timeout, action) = (table.watchdog.heartbeat_timeout, table.watchdog.action);
             let now = platform::now_ms();
-            let mut stale: Vec<StaleKernel> = table
-                .kernels
-                .iter()
-                .filter(|(_, k)| k.life.runs())
-                .filter_map(|(id, k)| {
+            // In the order of `running_ids` (sorted), so nothing else needs sorting.
+            let stale: Vec<StaleKernel> = table
+                .running_ids()
+                .into_iter()
+                .filter_map(|id| {
+                    let k = &table.kernels[&id];
                     let since = staleness(k.input_depth(), k.counters.heartbeat_ms, now, timeout)?;
+                    let input_depth = k.input_depth();
                     Some(StaleKernel {
-                        kernel_id: id.clone(),
-                        input_depth: k.input_depth(),
+                        kernel_id: id,
+                        input_depth,
                         since_progress: since,
                         action: WatchdogAction::Report,
                     })
                 })
                 .collect();
-            stale.sort_by(|a, b| a.kernel_id.cmp(&b.kernel_id));
             (stale, action)
         };
         match action {
@@ -210,15 +211,11 @@ impl Runtime {
         let table = self.shared.lock();
         let now = platform::now_ms();
         let timeout = table.watchdog.heartbeat_timeout;
-        let mut ids: Vec<String> = table
-            .kernels
-            .iter()
-            .filter(|(_, k)| {
-                k.life.runs() && staleness(k.input_depth(), k.counters.heartbeat_ms, now, timeout).is_some()
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        ids.sort();
+        let mut ids = table.running_ids();
+        ids.retain(|id| {
+            let k = &table.kernels[id];
+            staleness(k.input_depth(), k.counters.heartbeat_ms, now, timeout).is_some()
+        });
         ids
     }
 

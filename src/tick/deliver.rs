@@ -68,10 +68,11 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
             if let Some(target) = table.kernels.get_mut(down) {
                 // Room was reserved when the tick was planned; sends since may overshoot it by
                 // one run.
-                target.mailbox.inbox.push_overflowing(&answers);
+                // Work reaching an idle kernel starts its watchdog's clock afresh.
                 if target.input_depth() == 0 {
                     target.beat(now_ms);
                 }
+                target.mailbox.inbox.push_overflowing(&answers);
                 target.mailbox.ledger.accept(count, now_ms);
                 target.notify();
             }

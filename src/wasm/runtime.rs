@@ -17,7 +17,6 @@ use crate::kernel::KernelDefinition;
 use crate::message::Scalar;
 use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
 use crate::waiting::duration_from_ms;
-use crate::watchdog::WatchdogConfig;
 
 /// Promise-based host runtime for ring kernels (the seeds' `RingKernelRuntime`).
 #[wasm_bindgen(js_name = RingKernelRuntime)]
@@ -336,17 +335,6 @@ impl JsRuntime {
     pub fn scan_stale_kernels(&self) -> Promise {
         let rt = self.inner.clone();
         future_to_promise(async move { to_js(&rt.scan_stale_kernels().await.map_err(js_error)?) })
-    }
-
-    /// The kernel watchdog's settings: `{ heartbeatTimeoutMs, action }`.
-    #[wasm_bindgen(getter, unchecked_return_type = "Required<WatchdogOptions>")]
-    pub fn watchdog(&self) -> Result<JsValue, JsValue> {
-        let watchdog = self.inner.kernel_watchdog();
-        to_js(
-            &WatchdogConfig::default()
-                .with_heartbeat_timeout(watchdog.heartbeat_timeout())
-                .with_action(watchdog.action()),
-        )
     }
 
     /// How long a kernel with input may go without progress before scans call it stale, in ms.
