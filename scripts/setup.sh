@@ -76,9 +76,10 @@ wasm_release() {
 
 # The release wasm's size limit in bytes, gzipped (gzip -9) after wasm-opt: the one place it is
 # set. Every build prints the sizes against it; scripts/test.sh fails when the package is over.
-# 190 KiB holds what the package is now (189,762 bytes) so it cannot grow unnoticed; the goal is
-# 150 KB (issue 16): lower this as the package shrinks.
-wasm_size_budget=194560
+# 200 KiB holds what the package is now (201,738 bytes: circuit breakers and the watchdog of
+# issue 17 added 8.8 KB to 192,964) so it cannot grow unnoticed; the goal is 150 KB (issue 16):
+# lower this as the package shrinks.
+wasm_size_budget=204800
 
 # wasm-opt for the release wasm. --converge reruns the passes while they still shrink it;
 # --low-memory-unused lets it fold constant offsets into loads and stores, which assumes the low

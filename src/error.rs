@@ -109,6 +109,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// The kernel's circuit breaker is open (see [`crate::CircuitState`]): the send, call or
+    /// protected operation was refused and nothing of it was queued. Try again after
+    /// `retry_after`.
+    #[error("circuit of kernel '{id}' is open: retry in {} ms", retry_after.as_millis())]
+    CircuitOpen {
+        /// The kernel whose circuit refused.
+        id: String,
+        /// How long until the circuit lets a probe through.
+        retry_after: std::time::Duration,
+    },
+
     /// An argument of the wrong shape (a type error in JavaScript).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -146,6 +157,8 @@ pub enum ErrorKind {
     Disposed,
     /// [`Error::Draining`].
     Draining,
+    /// [`Error::CircuitOpen`].
+    CircuitOpen,
     /// [`Error::InvalidArgument`].
     InvalidArgument,
     /// [`Error::OutOfRange`].
@@ -198,6 +211,7 @@ impl Error {
             Error::DeviceLost { .. } => ErrorKind::DeviceLost,
             Error::Disposed => ErrorKind::Disposed,
             Error::Draining(_) => ErrorKind::Draining,
+            Error::CircuitOpen { .. } => ErrorKind::CircuitOpen,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::OutOfRange(_) => ErrorKind::OutOfRange,
         }

@@ -40,6 +40,13 @@
 //! tick per batch writes every kernel's input with one write, dispatches every kernel in one
 //! submit, and reads every answer back with one map.
 //!
+//! # Resilience
+//! With [`RuntimeOptions::circuit_breaker`] set, each kernel has a circuit breaker
+//! ([`Runtime::circuit_breaker`]) that refuses sends and calls with [`Error::CircuitOpen`] after
+//! a run of failures, and [`CircuitBreaker::execute`] protects the caller's own operations. The
+//! [`KernelWatchdog`] ([`Runtime::kernel_watchdog`]) lists kernels that have input and make no
+//! progress, and can deactivate them or recover the device.
+//!
 //! # Errors
 //! Every operation returns [`Result`]; [`Error::kind`] gives an [`ErrorKind`] to match on, and
 //! the message names the kernel, state or field.
@@ -47,10 +54,11 @@
 //! # Where things live (for contributors)
 //! The crate is layered; each layer uses only those below it:
 //! - `wasm` (wasm32 only): the JavaScript surface, `RingKernelRuntime`; it converts and forwards.
-//! - `runtime`: [`Runtime`]'s operations (lifecycle, messaging, queries, routing).
+//! - `runtime`: [`Runtime`]'s operations (lifecycle, messaging, queries, routing, resilience).
 //! - `tick`: the loop that runs kernels: plan → execute → deliver; `recovery`: device loss.
 //! - `table`: the kernel table, each kernel as named parts: `lifecycle`, `mailbox` (queues
-//!   and the `correlation` ledger), `cursor` (what the device holds), `telemetry` counters.
+//!   and the `correlation` ledger), `cursor` (what the device holds), `telemetry` counters,
+//!   `circuit` (the breaker's state machine); `watchdog`: what a stale kernel is.
 //! - `backend`: the execute step per backend (`gpu`, `cpu`) and devices.
 //! - [`codegen`], [`kernel`], [`message`]: definitions and the WGSL they compile to.
 //! - `platform`: the only place native and wasm differ.
@@ -60,6 +68,7 @@
 extern crate self as ringkernel_web;
 
 mod backend;
+mod circuit;
 pub mod codegen;
 mod correlation;
 mod cursor;
@@ -81,8 +90,10 @@ mod tick;
 pub(crate) mod waiting;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
+mod watchdog;
 
 pub use backend::{AdapterSummary, BackendChoice};
+pub use circuit::{CircuitBreakerConfig, CircuitState, CircuitStatus};
 pub use error::{
     BatchSendError, CallError, Error, ErrorKind, Result, SendError, SendTimeoutError, TryReceiveError, TrySendError,
 };
@@ -93,8 +104,10 @@ pub use message::{FieldType, MessageLayout, RingMessage, Scalar, Value, Vec2, Ve
 pub use runtime::builder::RuntimeBuilder;
 pub use runtime::handle::{Dynamic, KernelHandle, KernelStatus};
 pub use runtime::health::HealthChecker;
+pub use runtime::resilience::{CircuitBreaker, KernelWatchdog};
 pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
 pub use telemetry::{DeviceHealth, KernelTelemetry, LatencySummary, RuntimeMetrics, RuntimeSummary, ShutdownReport};
+pub use watchdog::{StaleKernel, WatchdogAction, WatchdogConfig};
 
 /// The README's Rust example, compiled and run as a doctest so it cannot rot.
 #[cfg(all(doctest, not(target_arch = "wasm32")))]

@@ -7,6 +7,7 @@
 
 use std::fmt::Write;
 
+use crate::circuit::CircuitState;
 use crate::health::{HealthReport, HealthSubject, Severity};
 use crate::lifecycle::KernelState;
 use crate::telemetry::{KernelTelemetry, RuntimeSummary};
@@ -123,6 +124,19 @@ const KERNEL_FAMILIES: &[Family] = &[
         value: |k| k.gpu_memory_bytes as f64,
     },
     Family {
+        name: "ringkernel_circuit_opened_total",
+        help: "Times the kernel's circuit breaker opened.",
+        kind: "counter",
+        value: |k| k.circuit_opened as f64,
+    },
+    Family {
+        name: "ringkernel_kernel_stale",
+        help:
+            "1 while the watchdog calls the kernel stale: it has input and made no progress for the heartbeat timeout.",
+        kind: "gauge",
+        value: |k| k.stale as u8 as f64,
+    },
+    Family {
         name: "ringkernel_kernel_uptime_seconds",
         help: "Seconds since the kernel was launched.",
         kind: "gauge",
@@ -195,6 +209,26 @@ pub fn render(summary: &RuntimeSummary) -> String {
             );
         }
     }
+    header(
+        &mut out,
+        "ringkernel_circuit_state",
+        "1 for the state the kernel's circuit breaker is in, 0 for the others.",
+        "gauge",
+    );
+    for (id, kernel) in &summary.per_kernel {
+        for state in CircuitState::ALL {
+            let _ = writeln!(
+                out,
+                "ringkernel_circuit_state{{kernel=\"{}\",state=\"{}\"}} {}",
+                escape(id),
+                state,
+                (kernel.circuit_state == state) as u8
+            );
+        }
+    }
+    let stale = summary.per_kernel.values().filter(|k| k.stale).count();
+    header(&mut out, "ringkernel_stale_kernels", "Kernels the watchdog calls stale now.", "gauge");
+    let _ = writeln!(out, "ringkernel_stale_kernels {stale}");
     for family in KERNEL_FAMILIES {
         header(&mut out, family.name, family.help, family.kind);
         for (id, kernel) in &summary.per_kernel {

@@ -104,7 +104,7 @@ async fn pause_unless_shut_down(shared: &Shared, ms: f64) -> bool {
 
 /// The tick of `generation` failed with `error`: the device is lost. A failure of a device
 /// that was already replaced, or already reported, changes nothing.
-fn fail_device(shared: &Shared, error: Error, generation: u64) {
+pub(crate) fn fail_device(shared: &Shared, error: Error, generation: u64) {
     let mut table = shared.lock();
     if table.device.generation != generation || table.device.lost.is_some() {
         return;
@@ -132,6 +132,7 @@ fn fail_device(shared: &Shared, error: Error, generation: u64) {
             resources.exec = None;
             kernel.cursor.device_lost(&mut kernel.mailbox);
             kernel.mailbox.ledger.abandon_calls(&lost);
+            kernel.circuit_failures(1, platform::now_ms());
         }
         kernel.notify();
     }
@@ -198,6 +199,7 @@ async fn recover_locked(shared: &Arc<Shared>) -> Result<()> {
             continue;
         }
         kernel.life.relaunched();
+        kernel.beat(platform::now_ms());
         kernel.resources.state = exec.state_store();
         kernel.resources.exec = Some(exec);
         kernel.notify();

@@ -9,6 +9,7 @@
 //! | counters | [`Counters`] | `telemetry` |
 //! | its pipeline neighbours | [`Route`] | `runtime::routing` |
 //! | its device resources | [`Resources`] | `backend`, `recovery` |
+//! | its circuit breaker, when enabled | [`Breaker`] | `circuit` (fed by the runtime and the tick) |
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,12 +18,14 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use event_listener::Event;
 
 use crate::backend::{BufferStats, Device, DeviceRequest, KernelExec, StateStore};
+use crate::circuit::{Breaker, CircuitBreakerConfig, CircuitState};
 use crate::cursor::RingCursor;
 use crate::error::{Error, Result};
 use crate::kernel::{DispatchShape, KernelDefinition};
 use crate::lifecycle::{KernelMode, Lifecycle, LifecycleState};
 use crate::mailbox::Mailbox;
 use crate::telemetry::{Counters, ShutdownReport};
+use crate::watchdog::WatchdogConfig;
 
 /// One launched kernel.
 pub(crate) struct Kernel {
@@ -43,6 +46,8 @@ pub(crate) struct Kernel {
     pub counters: Counters,
     pub route: Route,
     pub resources: Resources,
+    /// `None` unless the runtime enables circuit breakers.
+    pub breaker: Option<Breaker>,
     /// Fired whenever answers arrive, queue room frees up, or the state changes.
     pub changed: Arc<Event>,
 }
@@ -79,6 +84,53 @@ impl Kernel {
     pub fn notify(&self) {
         self.changed.notify(usize::MAX);
     }
+
+    /// Messages accepted and not yet answered: queued on the host and in flight.
+    pub fn input_depth(&self) -> usize {
+        self.mailbox.inbox.len() + self.cursor.in_flight() as usize
+    }
+
+    /// The watchdog's heartbeat (see [`crate::watchdog`]): progress, or work arriving at an idle
+    /// kernel, or a state change.
+    pub fn beat(&mut self, now_ms: f64) {
+        self.counters.heartbeat_ms = now_ms;
+    }
+
+    /// Where its circuit is (`Closed` when breakers are off).
+    pub fn circuit_state(&self, now_ms: f64) -> CircuitState {
+        self.breaker.as_ref().map_or(CircuitState::Closed, |b| b.state(now_ms))
+    }
+
+    /// `CircuitOpen` when its breaker refuses new work now.
+    pub fn circuit_check(&self, id: &str, now_ms: f64) -> Result<()> {
+        match self.breaker.as_ref().map(|b| b.check(now_ms)) {
+            Some(Err(retry_after)) => Err(Error::CircuitOpen { id: id.to_owned(), retry_after }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Work was let through its breaker (a probe, while half-open).
+    pub fn circuit_admit(&mut self, now_ms: f64) {
+        if let Some(breaker) = &mut self.breaker {
+            breaker.admit(now_ms);
+        }
+    }
+
+    /// `count` failures for its breaker: handler errors, a lost device, timeouts.
+    pub fn circuit_failures(&mut self, count: u64, now_ms: f64) {
+        if let Some(breaker) = &mut self.breaker {
+            for _ in 0..count.min(u32::MAX as u64) {
+                breaker.failure(now_ms);
+            }
+        }
+    }
+
+    /// A success for its breaker: a tick answered its messages without a handler error.
+    pub fn circuit_success(&mut self, now_ms: f64) {
+        if let Some(breaker) = &mut self.breaker {
+            breaker.success(now_ms);
+        }
+    }
 }
 
 /// The device's health as recovery tracks it.
@@ -108,6 +160,8 @@ pub(crate) struct Table {
     pub retired: Retired,
     /// The report, once the runtime has stopped (a second shutdown hands it back).
     pub report: Option<ShutdownReport>,
+    /// What the kernel watchdog calls stale and does about it (changeable at run time).
+    pub watchdog: WatchdogConfig,
 }
 
 /// The counts of removed kernels that the shutdown report still owes.
@@ -151,6 +205,8 @@ pub(crate) struct Settings {
     pub tick_budget: Option<usize>,
     /// Spans around launches, ticks and recoveries ([`crate::spans`]).
     pub tracing: bool,
+    /// Each kernel's circuit breaker, or `None` for none.
+    pub circuit_breaker: Option<CircuitBreakerConfig>,
 }
 
 /// What a runtime and its tick loop share.

@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::backend::AdapterSummary;
+use crate::circuit::CircuitState;
 use crate::lifecycle::{KernelMode, KernelState};
 
 /// A snapshot of one kernel's counters.
@@ -77,6 +78,16 @@ pub struct KernelTelemetry {
     /// Why the handler last failed (`cpu` backend: a host handler that threw or panicked; the
     /// message was dropped and counted in `errors`). `None` while nothing failed.
     pub last_error: Option<String>,
+    /// Where the kernel's circuit breaker is (`Closed` while breakers are off).
+    pub circuit_state: CircuitState,
+    /// Times the kernel's circuit has opened.
+    pub circuit_opened: u64,
+    /// The watchdog's heartbeat: wall-clock time of the kernel's last progress (or of work
+    /// arriving while it was idle, or of a state change), milliseconds since the Unix epoch.
+    pub last_progress_time: f64,
+    /// Whether the watchdog calls the kernel stale now: it runs, has input, and made no
+    /// progress for the heartbeat timeout.
+    pub stale: bool,
 }
 
 /// Latency statistics in milliseconds; `None` until an answer has been timed.
@@ -169,6 +180,8 @@ pub(crate) struct Counters {
     pub launched_at_ms: f64,
     pub launched_unix_ms: f64,
     pub stopped_at_ms: Option<f64>,
+    /// The watchdog's heartbeat, on the runtime's clock (see [`crate::watchdog`]).
+    pub heartbeat_ms: f64,
 }
 
 impl Counters {
@@ -178,6 +191,7 @@ impl Counters {
             latency: telemetry.then(LatencyRecorder::new),
             launched_at_ms: now_ms,
             launched_unix_ms: unix_ms,
+            heartbeat_ms: now_ms,
             ..Default::default()
         }
     }

@@ -37,6 +37,7 @@ use ringkernel_web::{
     BackendChoice, Error, ErrorKind, FieldType, KernelDefinition, KernelState, LaunchOptions, Runtime, Scalar,
     StateElement, Value,
 };
+use ringkernel_web::{CircuitBreakerConfig, CircuitState, RuntimeOptions};
 
 // ---- the kernels of the world ----
 
@@ -202,11 +203,17 @@ impl World {
     /// Launches the kernels of the stable states and fills their queues; waits until the pump
     /// has nothing left to do, so only the rows can change anything.
     fn new(backend: BackendChoice) -> World {
+        Self::with_options(RuntimeOptions::default().with_backend(backend))
+    }
+
+    /// [`new`](Self::new) with a runtime made from `options`.
+    fn with_options(options: RuntimeOptions) -> World {
+        let backend = options.backend;
         for id in [LAUNCHED, ACTIVE, PAUSED, DONE, GONE, FULL, FRESH] {
             register_doubler(id);
         }
         register_shapes();
-        let rt = runtime_on(backend);
+        let rt = pollster::block_on(Runtime::new(options)).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
         pollster::block_on(async {
             rt.launch(LAUNCHED, queue(QUEUE)).await.unwrap();
             rt.send_batch(LAUNCHED, &[1i32, 2], None).await.unwrap();
@@ -448,6 +455,10 @@ enum Op {
     StateSpec(String),
     QueueSize(String),
     ConnectedTo(String),
+    CircuitBreaker(String),
+    CircuitStatus(String),
+    /// A protected operation that would succeed.
+    Execute(String),
 }
 
 impl Op {
@@ -488,7 +499,10 @@ impl Op {
             | OutputLayout(id)
             | StateSpec(id)
             | QueueSize(id)
-            | ConnectedTo(id) => Some(id),
+            | ConnectedTo(id)
+            | CircuitBreaker(id)
+            | CircuitStatus(id)
+            | Execute(id) => Some(id),
         }
     }
 
@@ -577,6 +591,9 @@ async fn run(rt: &Runtime, op: &Op) -> Result<(), Error> {
         StateSpec(id) => rt.state_spec(id).map(drop),
         QueueSize(id) => rt.queue_size(id).map(drop),
         ConnectedTo(id) => rt.connected_to(id).map(drop),
+        CircuitBreaker(id) => rt.circuit_breaker(id).map(drop),
+        CircuitStatus(id) => rt.circuit_status(id).map(drop),
+        Execute(id) => rt.circuit_breaker(id)?.execute(|| async { Ok::<_, Error>(()) }).await,
     }
 }
 
@@ -736,6 +753,9 @@ fn id_rows() -> Vec<Case> {
             StateSpec(bad.clone()),
             QueueSize(bad.clone()),
             ConnectedTo(bad.clone()),
+            CircuitBreaker(bad.clone()),
+            CircuitStatus(bad.clone()),
+            Execute(bad.clone()),
         ];
         for op in ops {
             rows.push(case(format!("{} with an {shown} id", op.name()), op, "KernelNotFoundError"));
@@ -1274,6 +1294,54 @@ fn while_draining_new_work_is_refused_and_nothing_changes() {
     run_table(&world, "while draining", rows);
     pollster::block_on(rt.drain(Duration::from_secs(30))).expect("what was queued is processed");
     assert_eq!(rt.state(ACTIVE).unwrap(), KernelState::Terminated);
+}
+
+// ---- an open circuit ----
+
+/// While a kernel's circuit is open, every send, batch, call and protected operation on it is
+/// refused whole with `CircuitOpenError` (not counted in `errors`: the kernel did nothing
+/// wrong this time) and changes nothing; a malformed message is still named as such first.
+/// Its queued answers stay receivable.
+#[test]
+fn while_a_circuit_is_open_new_work_is_refused_and_nothing_changes() {
+    let _turn = one_world_at_a_time();
+    let breaker =
+        CircuitBreakerConfig::default().with_failure_threshold(1).with_open_duration(Duration::from_secs(3600));
+    for backend in [BackendChoice::Auto, BackendChoice::Cpu] {
+        let world = World::with_options(RuntimeOptions::default().with_backend(backend).with_circuit_breaker(breaker));
+        let rt = &world.rt;
+        let failed = pollster::block_on(
+            rt.circuit_breaker(ACTIVE).unwrap().execute(|| async { Err::<(), _>(Error::InvalidArgument("x".into())) }),
+        );
+        assert_eq!(failed.unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(rt.circuit_breaker(ACTIVE).unwrap().state().unwrap(), CircuitState::Open);
+        use Op::*;
+        use Width::*;
+        let (a, now) = (|| ACTIVE.to_owned(), Some(Duration::from_millis(0)));
+        let mut rows: Vec<Case> = [
+            Send(a(), value(1.0), now),
+            Send(a(), value(1.0), None),
+            SendPacked(a(), vec![0; 8], now),
+            SendPod(a(), Exact, now),
+            SendBatch(a(), Exact, None),
+            Call(a(), value(1.0), None),
+            CallPacked(a(), vec![0; 4], now),
+            CallPod(a(), Exact, Exact, None),
+            Execute(a()),
+        ]
+        .into_iter()
+        .map(|op| case(format!("{} while the circuit is open", op.name()), op, "CircuitOpenError"))
+        .collect();
+        let malformed = vec![("value".to_owned(), Value::List(vec![1.0, 2.0]))];
+        rows.push(case("Send of a malformed message", Send(a(), malformed, now), "MessageFormatError").field("value"));
+        rows.push(case("SendPacked of a partial message", SendPacked(a(), vec![0; 3], now), "MessageFormatError"));
+        rows.push(case("SendPod of the wrong size", SendPod(a(), Wide, now), "MessageFormatError"));
+        run_table(&world, "an open circuit", rows);
+        pollster::block_on(async {
+            assert_eq!(receive_n(rt, ACTIVE, 2).await, [6, 8], "its queued answers ({backend:?})");
+        });
+        assert_eq!(rt.circuit_breaker(ACTIVE).unwrap().state().unwrap(), CircuitState::Open);
+    }
 }
 
 // ---- oversized batches and rings ----

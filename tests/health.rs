@@ -11,7 +11,8 @@ use std::time::Duration;
 use common::{runtime_on, wait_until};
 use ringkernel_web::health::{HealthSubject, Severity};
 use ringkernel_web::{
-    BackendChoice, Error, ErrorKind, HealthStatus, HealthThresholds, LaunchOptions, Runtime, RuntimeOptions,
+    BackendChoice, CircuitBreakerConfig, Error, ErrorKind, HealthStatus, HealthThresholds, LaunchOptions, Runtime,
+    RuntimeOptions, WatchdogConfig,
 };
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(30));
@@ -121,4 +122,32 @@ fn thresholds_are_options_and_are_checked() {
         assert_eq!(error.kind(), ErrorKind::OutOfRange);
         assert!(error.to_string().contains("health.memoryUnhealthy"), "{error}");
     }
+}
+
+/// An open circuit and a stalled kernel (full output queue, nobody receiving) are findings
+/// naming their kernels.
+#[test]
+fn open_circuits_and_stale_kernels_are_findings() {
+    let options = RuntimeOptions::default()
+        .with_backend(BackendChoice::Cpu)
+        .with_circuit_breaker(CircuitBreakerConfig::default().with_failure_threshold(1))
+        .with_watchdog(WatchdogConfig::default().with_heartbeat_timeout(Duration::from_millis(50)));
+    let rt = pollster::block_on(Runtime::new(options)).unwrap();
+    pollster::block_on(async {
+        // Launched, never activated: a call times out, a failure that opens the circuit.
+        rt.launch("echo", LaunchOptions::default()).await.unwrap();
+        let timed_out = rt.call_pod::<i32, i32>("echo", &1, Some(Duration::from_millis(1))).await.unwrap_err();
+        assert_eq!(timed_out.kind(), ErrorKind::Timeout);
+        // Active with an output queue of 4 nobody receives from: 4 answers, then no progress.
+        rt.launch("doubler", LaunchOptions::default().with_queue_capacity(4).with_auto_activate()).await.unwrap();
+        rt.send_batch("doubler", &[1, 2, 3, 4, 5, 6, 7], WAIT).await.unwrap();
+        wait_until("the doubler to stall", || rt.stale_kernel_ids() == ["doubler"]);
+        let report = rt.health();
+        let reasons: Vec<&str> = report.issues.iter().map(|i| i.reason.as_str()).collect();
+        assert!(reasons.contains(&"kernel 'echo': circuit breaker open"), "{reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r.starts_with("kernel 'doubler': has input and made no progress for ")),
+            "{reasons:?}"
+        );
+    });
 }

@@ -534,6 +534,8 @@ fn id_rows() -> Vec<Row> {
             ("receiveBatch", vec![id(), timeout(0.0)]),
             ("getState", vec![id()]),
             ("getTelemetry", vec![id()]),
+            ("circuitBreaker", vec![id()]),
+            ("withCircuitBreaker", vec![id(), js_function("", "return 1;").into()]),
         ];
         for (name, args) in calls {
             let r = row(format!("{name} with an {shown} id"), Op::Method(name, args), "KernelNotFoundError");
@@ -570,6 +572,8 @@ fn non_string_id_rows() -> Vec<Row> {
             ("getState", vec![id.clone()]),
             ("remove", vec![id.clone()]),
             ("getKernel", vec![id.clone()]),
+            ("circuitBreaker", vec![id.clone()]),
+            ("withCircuitBreaker", vec![id.clone(), js_function("", "return 1;").into()]),
         ] {
             rows.push(row(format!("{name} with the id {shown}"), Op::Method(name, args), "TypeError"));
         }
@@ -1008,8 +1012,48 @@ fn option_rows() -> Vec<Row> {
             "BackendUnavailableError",
         ),
     ];
-    for (shown, options, expect) in create_options {
+    let breaker = |key: &str, v: JsValue| object(&[("circuitBreaker", object(&[(key, v)]))]);
+    let watchdog = |key: &str, v: JsValue| object(&[("watchdog", object(&[(key, v)]))]);
+    let resilience_options: Vec<(&str, JsValue, &'static str)> = vec![
+        ("{ circuitBreaker: 5 }", object(&[("circuitBreaker", n(5.0))]), "TypeError"),
+        ("{ circuitBreaker: { failureTreshold: 3 } }", breaker("failureTreshold", n(3.0)), "TypeError"),
+        ("{ circuitBreaker: { failureThreshold: 0 } }", breaker("failureThreshold", n(0.0)), "RangeError"),
+        ("{ circuitBreaker: { failureThreshold: -1 } }", breaker("failureThreshold", n(-1.0)), "RangeError"),
+        ("{ circuitBreaker: { failureThreshold: \"3\" } }", breaker("failureThreshold", s("3")), "TypeError"),
+        ("{ circuitBreaker: { halfOpenProbes: 0 } }", breaker("halfOpenProbes", n(0.0)), "RangeError"),
+        ("{ circuitBreaker: { halfOpenProbes: 1.5 } }", breaker("halfOpenProbes", n(1.5)), "RangeError"),
+        ("{ circuitBreaker: { windowMs: -1 } }", breaker("windowMs", n(-1.0)), "RangeError"),
+        ("{ circuitBreaker: { openMs: NaN } }", breaker("openMs", n(f64::NAN)), "RangeError"),
+        ("{ circuitBreaker: { openMs: Infinity } }", breaker("openMs", n(f64::INFINITY)), "RangeError"),
+        ("{ circuitBreaker: { openMs: 10n } }", breaker("openMs", BigInt::from(10).into()), "TypeError"),
+        ("{ watchdog: null }", object(&[("watchdog", JsValue::NULL)]), "TypeError"),
+        ("{ watchdog: { heartbeat: 5 } }", watchdog("heartbeat", n(5.0)), "TypeError"),
+        ("{ watchdog: { heartbeatTimeoutMs: -5 } }", watchdog("heartbeatTimeoutMs", n(-5.0)), "RangeError"),
+        ("{ watchdog: { heartbeatTimeoutMs: \"5\" } }", watchdog("heartbeatTimeoutMs", s("5")), "TypeError"),
+        ("{ watchdog: { action: \"reboot\" } }", watchdog("action", s("reboot")), "TypeError"),
+        ("{ watchdog: { action: 1 } }", watchdog("action", n(1.0)), "TypeError"),
+    ];
+    for (shown, options, expect) in create_options.into_iter().chain(resilience_options) {
         rows.push(row(format!("RingKernelRuntime.create with {shown}"), Op::Create(options), expect));
+    }
+    // The watchdog's settings at run time, and protected operations that are not functions.
+    let settings: Vec<(&'static str, JsValue, &'static str, &'static str)> = vec![
+        ("setHeartbeatTimeout", n(-1.0), "-1", "RangeError"),
+        ("setHeartbeatTimeout", n(f64::NAN), "NaN", "RangeError"),
+        ("setHeartbeatTimeout", s("10"), "\"10\"", "TypeError"),
+        ("setHeartbeatTimeout", JsValue::UNDEFINED, "undefined", "TypeError"),
+        ("setWatchdogAction", s("reboot"), "\"reboot\"", "TypeError"),
+        ("setWatchdogAction", s("Report"), "\"Report\"", "TypeError"),
+        ("setWatchdogAction", JsValue::NULL, "null", "TypeError"),
+        ("withCircuitBreaker", JsValue::UNDEFINED, "no operation", "TypeError"),
+        ("withCircuitBreaker", s("f"), "a string for an operation", "TypeError"),
+    ];
+    for (name, arg, shown, expect) in settings {
+        let args = match name {
+            "withCircuitBreaker" => vec![s(ACTIVE), arg],
+            _ => vec![arg],
+        };
+        rows.push(row(format!("{name} with {shown}"), Op::Method(name, args), expect));
     }
     let bad_sizes: Vec<(&str, JsValue, &str)> = vec![
         ("NaN", n(f64::NAN), "RangeError"),

@@ -190,7 +190,7 @@ test("errors are instances of exported classes, with their names and details", a
       ranges: [range, negative].map((e) => [e.constructor.name, e instanceof RangeError, e.message]),
       classes: ["KernelNotFoundError", "KernelStateError", "QueueFullError", "TimeoutError", "MessageFormatError",
         "KernelCompileError", "MessageDroppedError", "BackendUnavailableError", "DeviceLostError", "RuntimeDisposedError",
-        "RuntimeDrainingError"]
+        "RuntimeDrainingError", "CircuitOpenError"]
         .map((name) => [name, new rk[name]("x").name, rk[name].prototype instanceof rk.RingKernelError]),
     };
   `);
@@ -318,4 +318,51 @@ test("drain refuses new work with RuntimeDrainingError and dispose resolves with
   assert.deepEqual(value.again, value.report);
   assert.equal(value.after, "RuntimeDisposedError true");
   assert.equal(value.stopped, "stopped");
+});
+
+test("circuit breakers refuse with CircuitOpenError and the watchdog lists a stalled kernel", async () => {
+  const value = await inPage(`
+    const rt = await rk.RingKernelRuntime.create({
+      circuitBreaker: { failureThreshold: 2, openMs: 60000 },
+      watchdog: { heartbeatTimeoutMs: 150 },
+    });
+    const doubler = await rt.launch("doubler", null, { autoActivate: true, inputQueueSize: 16, outputQueueSize: 2 });
+    const closed = rt.circuitBreaker("doubler");
+    for (let i = 0; i < 2; i++) {
+      await rt.withCircuitBreaker("doubler", async () => { throw new Error("the caller's failure"); }).catch(() => {});
+    }
+    const open = rt.circuitBreaker("doubler");
+    let refused;
+    try { await doubler.send({ value: 1 }); } catch (e) { refused = e; }
+    const sent = rt.getTelemetry("doubler").messagesSent;
+    await rt.dispose();
+
+    const rt2 = await rk.RingKernelRuntime.create({ watchdog: { heartbeatTimeoutMs: 150 } });
+    const stuck = await rt2.launch("doubler", null, { autoActivate: true, inputQueueSize: 16, outputQueueSize: 2 });
+    await stuck.sendBatch([1, 2, 3, 4, 5].map((value) => ({ value })));
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const stale = await rt2.scanStaleKernels();
+    const metrics = rt2.metricsText();
+    const answers = [];
+    while (answers.length < 5) answers.push((await stuck.receive({ timeout: 20000 })).result);
+    const after = await rt2.scanStaleKernels();
+    await rt2.dispose();
+    return {
+      closed, open: { state: open.state, failures: open.failures, opened: open.opened, retry: open.retryAfterMs > 0 },
+      refused: { name: refused?.name, cls: refused instanceof rk.CircuitOpenError, base: refused instanceof rk.RingKernelError,
+        kernelId: refused?.kernelId, retry: refused?.retryAfterMs > 0 },
+      sent,
+      stale: stale.map(({ kernelId, inputDepth, action, sinceProgressMs }) => ({ kernelId, inputDepth, action, late: sinceProgressMs >= 150 })),
+      metric: /ringkernel_kernel_stale\\{kernel="doubler"\\} 1/.test(metrics),
+      answers, after,
+    };
+  `);
+  assert.deepEqual(value.closed, { state: "closed", failures: 0, opened: 0, retryAfterMs: null });
+  assert.deepEqual(value.open, { state: "open", failures: 0, opened: 1, retry: true });
+  assert.deepEqual(value.refused, { name: "CircuitOpenError", cls: true, base: true, kernelId: "doubler", retry: true });
+  assert.equal(value.sent, 0, "nothing was queued");
+  assert.deepEqual(value.stale, [{ kernelId: "doubler", inputDepth: 3, action: "report", late: true }]);
+  assert.equal(value.metric, true);
+  assert.deepEqual(value.answers, [2, 4, 6, 8, 10]);
+  assert.deepEqual(value.after, []);
 });

@@ -40,6 +40,11 @@ test("the installed package.json names the module and its types", async () => {
   const types = [entry, ...(await Promise.all(["ringkernel_web.d.ts", "errors.d.ts"].map((f) => readFile(join(installed, f), "utf8"))))].join("\n");
   assert.match(types, /export class RingKernelRuntime/);
   assert.match(types, /export class KernelStateError extends RingKernelError \{ name: "KernelStateError";/);
+  assert.match(types, /export class CircuitOpenError extends RingKernelError \{ name: "CircuitOpenError"; kernelId: string; retryAfterMs: number; \}/);
+  assert.match(types, /circuitBreaker\(id: string\): CircuitBreakerStatus;/);
+  assert.match(types, /withCircuitBreaker<T>\(id: string, operation: \(\) => T \| PromiseLike<T>\): Promise<Awaited<T>>;/);
+  assert.match(types, /scanStaleKernels\(\): Promise<StaleKernel\[\]>;/);
+  assert.match(types, /export type CircuitState = "closed" \| "open" \| "halfOpen";/);
   assert.doesNotMatch(types, /\[Symbol\.dispose\]/, "a synchronous `using` must not type-check: disposal is async");
   assert.match(types, /receive<T extends MessageOutput = MessageOutput>\(id: string, options\?: TimeoutOptions\): Promise<T>/);
   assert.match(types, /readState\(id: string\): Promise<Uint32Array \| Int32Array \| Float32Array>/);

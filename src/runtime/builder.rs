@@ -9,7 +9,9 @@
 
 use super::{Runtime, RuntimeOptions};
 use crate::backend::BackendChoice;
+use crate::circuit::CircuitBreakerConfig;
 use crate::error::Result;
+use crate::watchdog::WatchdogConfig;
 
 /// Builds a [`Runtime`]: `RuntimeBuilder::production().backend(BackendChoice::Vulkan).build().await`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -81,6 +83,16 @@ impl RuntimeBuilder {
     /// measures in the browser).
     pub fn tracing(self, enable: bool) -> Self {
         RuntimeBuilder { options: self.options.with_tracing(enable) }
+    }
+
+    /// A circuit breaker per kernel (off unless set).
+    pub fn circuit_breaker(self, config: CircuitBreakerConfig) -> Self {
+        RuntimeBuilder { options: self.options.with_circuit_breaker(config) }
+    }
+
+    /// The kernel watchdog's heartbeat timeout and action.
+    pub fn watchdog(self, config: WatchdogConfig) -> Self {
+        RuntimeBuilder { options: self.options.with_watchdog(config) }
     }
 
     /// The options this builder has gathered.

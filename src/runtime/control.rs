@@ -13,6 +13,7 @@ use super::handle::KernelHandle;
 use super::{LaunchOptions, Runtime, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
 use crate::backend::gpu::readback::read_back;
 use crate::backend::StateStore;
+use crate::circuit::Breaker;
 use crate::cursor::RingCursor;
 use crate::error::{Error, Result};
 use crate::kernel::{self, KernelDefinition};
@@ -83,6 +84,7 @@ impl Runtime {
                 ),
                 route: Route::default(),
                 resources: Resources::default(),
+                breaker: self.shared.settings.circuit_breaker.map(Breaker::new),
                 changed: Arc::new(Event::new()),
                 def: definition.clone(),
             };
@@ -160,6 +162,8 @@ impl Runtime {
         let mut table = self.open_table()?;
         let kernel = table.kernel(id)?;
         kernel.life.apply(action).map_err(|t| t.for_kernel(id))?;
+        // A kernel that starts (or stops) running is not late yet.
+        kernel.beat(platform::now_ms());
         kernel.notify();
         drop(table);
         self.shared.wake();

@@ -4,9 +4,12 @@
 use std::collections::HashMap;
 
 use super::Runtime;
+use crate::circuit::CircuitState;
 use crate::error::Result;
 use crate::health::{assess, HealthReport, HealthStatus, KernelVitals, Vitals};
 use crate::lifecycle::LifecycleState;
+use crate::platform;
+use crate::watchdog::staleness;
 
 /// Each kernel's (errors, operations) at the previous check, so error rates are recent ones.
 #[derive(Default)]
@@ -28,6 +31,8 @@ impl Runtime {
         let mut ids: Vec<&String> = table.kernels.keys().collect();
         ids.sort_unstable();
         let mut seen = HashMap::with_capacity(ids.len());
+        let now_ms = platform::now_ms();
+        let heartbeat_timeout = table.watchdog.heartbeat_timeout;
         let kernels = ids
             .into_iter()
             .map(|id| {
@@ -43,7 +48,16 @@ impl Runtime {
                     output_fill: fill(k.mailbox.outbox.len(), k.mailbox.outbox.capacity()),
                     errors: now.0 - before.0,
                     operations: now.1 - before.1,
-                    ..KernelVitals::default()
+                    stale_for_ms: k
+                        .runs()
+                        .then(|| staleness(k.input_depth(), k.counters.heartbeat_ms, now_ms, heartbeat_timeout))
+                        .flatten()
+                        .map(|since| since.as_secs_f64() * 1000.0),
+                    circuit: match k.circuit_state(now_ms) {
+                        CircuitState::Closed => None,
+                        CircuitState::Open => Some("open"),
+                        CircuitState::HalfOpen => Some("halfOpen"),
+                    },
                 }
             })
             .collect();

@@ -277,15 +277,23 @@ impl Runtime {
             }
             _ => None,
         };
+        let now = platform::now_ms();
+        // An open circuit refuses the message whole (after a malformed one is named).
+        let refusal = refusal.or_else(|| kernel.circuit_check(id, now).err());
         let input = &kernel.def.input;
         if kernel.mailbox.inbox.free() > 0 {
+            let was_idle = kernel.input_depth() == 0;
             let pack = |slot: &mut [u8]| {
                 pack(input, slot)?;
                 refusal.map_or(Ok(()), Err)
             };
-            let ticket = kernel.mailbox.accept_one(pack, call.is_some(), platform::now_ms())?;
+            let ticket = kernel.mailbox.accept_one(pack, call.is_some(), now)?;
             if let Some(output) = call {
                 *output = Some(kernel.def.clone());
+            }
+            kernel.circuit_admit(now);
+            if was_idle {
+                kernel.beat(now);
             }
             kernel.counters.messages_sent += 1;
             self.shared.wake();
@@ -337,7 +345,21 @@ impl Runtime {
                         }),
                     );
                 }
-                let pushed = kernel.mailbox.accept_packed(&packed[accepted * stride..], platform::now_ms());
+                let now = platform::now_ms();
+                // A batch under way finishes as it began; a new one is refused whole.
+                if accepted == 0 {
+                    if let Err(open) = kernel.circuit_check(id, now) {
+                        return (0, Some(open));
+                    }
+                }
+                let was_idle = kernel.input_depth() == 0;
+                let pushed = kernel.mailbox.accept_packed(&packed[accepted * stride..], now);
+                if pushed > 0 && accepted == 0 {
+                    kernel.circuit_admit(now);
+                }
+                if pushed > 0 && was_idle {
+                    kernel.beat(now);
+                }
                 accepted += pushed;
                 kernel.counters.messages_sent += pushed as u64;
                 let listener = kernel.changed.listen();

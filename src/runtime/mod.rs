@@ -7,7 +7,8 @@
 //!   state arrays, device recovery;
 //! - `messaging`: `send`, `send_batch`, `call`, `receive`, `receive_batch`;
 //! - `queries`: state, ids, telemetry, `summary`, `metrics_text`;
-//! - `routing`: `connect` and `disconnect`.
+//! - `routing`: `connect` and `disconnect`;
+//! - `resilience`: per-kernel circuit breakers and the kernel watchdog.
 //!
 //! Operations that wait (`send` on a full queue, `receive`, `call`, `terminate`) await an event
 //! the tick fires, raced against a timer; nothing blocks a thread on the web.
@@ -18,6 +19,7 @@ pub(crate) mod handle;
 pub(crate) mod health;
 mod messaging;
 mod queries;
+pub(crate) mod resilience;
 mod routing;
 mod shutdown;
 
@@ -27,6 +29,7 @@ use std::time::Duration;
 use event_listener::Event;
 
 use crate::backend::{AdapterSummary, BackendChoice, BufferStats, Device, DeviceRequest};
+use crate::circuit::CircuitBreakerConfig;
 use crate::error::{Error, Result};
 use crate::health::HealthThresholds;
 use crate::kernel::DispatchShape;
@@ -34,9 +37,11 @@ use crate::lifecycle::{KernelMode, LifecycleState};
 use crate::platform;
 use crate::table::{Settings, Shared, Table};
 use crate::telemetry::ShutdownReport;
+use crate::watchdog::WatchdogConfig;
 
 /// Options for [`Runtime::new`]. In JavaScript, the same fields in camelCase
-/// (`RingKernelRuntime.create({ enableTelemetry, defaultQueueSize, backend, autoRecover })`);
+/// (`RingKernelRuntime.create({ enableTelemetry, defaultQueueSize, backend, autoRecover,
+/// circuitBreaker, watchdog })`);
 /// missing ones take their defaults and unknown ones are refused.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
@@ -66,6 +71,11 @@ pub struct RuntimeOptions {
     pub tracing: bool,
     /// Where [`Runtime::health`] draws its lines (queue fill, error rates, memory pressure).
     pub health: HealthThresholds,
+    /// A circuit breaker per kernel (see [`Runtime::circuit_breaker`]); `None` (the default):
+    /// none, nothing is ever refused by one.
+    pub circuit_breaker: Option<CircuitBreakerConfig>,
+    /// The kernel watchdog's heartbeat timeout and action (see [`Runtime::kernel_watchdog`]).
+    pub watchdog: WatchdogConfig,
 }
 
 impl RuntimeOptions {
@@ -122,6 +132,18 @@ impl RuntimeOptions {
         self.tracing = enable;
         self
     }
+
+    /// A circuit breaker per kernel, configured so.
+    pub fn with_circuit_breaker(mut self, config: CircuitBreakerConfig) -> Self {
+        self.circuit_breaker = Some(config);
+        self
+    }
+
+    /// The kernel watchdog's settings.
+    pub fn with_watchdog(mut self, config: WatchdogConfig) -> Self {
+        self.watchdog = config;
+        self
+    }
 }
 
 impl Default for RuntimeOptions {
@@ -136,6 +158,8 @@ impl Default for RuntimeOptions {
             max_messages_per_tick: None,
             tracing: false,
             health: HealthThresholds::default(),
+            circuit_breaker: None,
+            watchdog: WatchdogConfig::default(),
         }
     }
 }
@@ -305,6 +329,9 @@ impl Runtime {
         if let Some(name) = options.health.out_of_range() {
             return Err(Error::OutOfRange(format!("health.{name} must be a fraction from 0 to 1")));
         }
+        if let Some(breaker) = &options.circuit_breaker {
+            breaker.validate().map_err(Error::OutOfRange)?;
+        }
         let buffers = Arc::new(BufferStats::default());
         let wake = Arc::new(Event::new());
         let request = DeviceRequest { backend: options.backend, index: options.device_index, debug: options.debug };
@@ -315,10 +342,12 @@ impl Runtime {
             device: request,
             tick_budget: options.max_messages_per_tick,
             tracing: options.tracing,
+            circuit_breaker: options.circuit_breaker,
         };
         // On the web nothing is Send and the loop shares the page's thread; Arc keeps one type.
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let shared = Arc::new(Shared::new(device, settings, wake, buffers, platform::now_ms()));
+        shared.lock().watchdog = options.watchdog;
         let tick_loop = Mutex::new(platform::spawn_tick_loop(crate::tick::run(shared.clone())));
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let inner = Arc::new(Inner { shared: shared.clone(), options, tick_loop, error_samples: Mutex::default() });
@@ -375,11 +404,20 @@ impl Runtime {
     }
 
     /// Counts a failed message operation in the kernel's `errors` (see
-    /// [`Error::counts_against_kernel`]) and hands the error back.
+    /// [`Error::counts_against_kernel`]) and hands the error back. A timed-out `call`, or a
+    /// `receive` that timed out while the kernel had unanswered input, is also a failure for
+    /// the kernel's circuit breaker: the kernel did not answer in time.
     fn count(&self, id: &str, error: Error) -> Error {
+        let timed_out = match &error {
+            Error::Timeout { operation, .. } => Some(operation.as_str()),
+            _ => None,
+        };
         if error.counts_against_kernel() {
             if let Some(kernel) = self.shared.lock().kernels.get_mut(id) {
                 kernel.counters.errors += 1;
+                if timed_out == Some("call") || (timed_out == Some("receive") && kernel.input_depth() > 0) {
+                    kernel.circuit_failures(1, platform::now_ms());
+                }
             }
         }
         error

@@ -12,6 +12,7 @@ use crate::message::MessageLayout;
 use crate::platform;
 use crate::table::Kernel;
 use crate::telemetry::{DeviceHealth, KernelTelemetry, RuntimeMetrics, RuntimeSummary};
+use crate::watchdog::staleness;
 
 impl Runtime {
     /// Where the kernel is in its lifecycle.
@@ -58,7 +59,8 @@ impl Runtime {
     /// latency summary is empty).
     pub fn kernel_metrics(&self, id: &str) -> Result<KernelTelemetry> {
         let mut table = self.shared.lock();
-        Ok(snapshot(id, table.kernel(id)?, platform::now_ms()))
+        let timeout = table.watchdog.heartbeat_timeout;
+        Ok(snapshot(id, table.kernel(id)?, platform::now_ms(), timeout))
     }
 
     /// A handle to the kernel `id`, if it exists (the seed's `get_kernel`).
@@ -75,8 +77,9 @@ impl Runtime {
     /// The kernel's counters, or `None` when the runtime was created with telemetry disabled.
     pub fn telemetry(&self, id: &str) -> Result<Option<KernelTelemetry>> {
         let mut table = self.shared.lock();
+        let timeout = table.watchdog.heartbeat_timeout;
         let kernel = table.kernel(id)?;
-        Ok(self.shared.settings.enable_telemetry.then(|| snapshot(id, kernel, platform::now_ms())))
+        Ok(self.shared.settings.enable_telemetry.then(|| snapshot(id, kernel, platform::now_ms(), timeout)))
     }
 
     /// Backend, adapter, every kernel with its state and counters, and runtime totals.
@@ -87,7 +90,7 @@ impl Runtime {
         // its own in the wasm build, for ids that are unique anyway).
         let mut per_kernel = BTreeMap::new();
         for (id, k) in &table.kernels {
-            per_kernel.insert(id.clone(), snapshot(id, k, now));
+            per_kernel.insert(id.clone(), snapshot(id, k, now, table.watchdog.heartbeat_timeout));
         }
         let device = DeviceHealth {
             lost: table.device.lost.as_ref().map(|lost| match lost {
@@ -154,7 +157,7 @@ impl Runtime {
     }
 }
 
-fn snapshot(id: &str, kernel: &Kernel, now_ms: f64) -> KernelTelemetry {
+fn snapshot(id: &str, kernel: &Kernel, now_ms: f64, heartbeat_timeout: std::time::Duration) -> KernelTelemetry {
     let c = &kernel.counters;
     let uptime_ms = c.stopped_at_ms.unwrap_or(now_ms) - c.launched_at_ms;
     KernelTelemetry {
@@ -186,5 +189,10 @@ fn snapshot(id: &str, kernel: &Kernel, now_ms: f64) -> KernelTelemetry {
         stalled_sends: c.stalled_sends,
         connected_to: kernel.route.downstream.clone(),
         last_error: c.last_error.clone(),
+        circuit_state: kernel.circuit_state(now_ms),
+        circuit_opened: kernel.breaker.as_ref().map_or(0, |b| b.status(now_ms).opened),
+        last_progress_time: c.launched_unix_ms + (c.heartbeat_ms - c.launched_at_ms),
+        stale: kernel.life.runs()
+            && staleness(kernel.input_depth(), c.heartbeat_ms, now_ms, heartbeat_timeout).is_some(),
     }
 }

@@ -54,11 +54,24 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
         if out.answered > 0 {
             counters.last_message_time = Some(wall_clock);
         }
+        // The watchdog's heartbeat and the circuit breaker's outcomes.
+        if out.answered > 0 || out.processed > 0 {
+            kernel.beat(now_ms);
+        }
+        if out.failed > 0 {
+            kernel.circuit_failures(out.failed, now_ms);
+        } else if out.answered > 0 {
+            kernel.circuit_success(now_ms);
+        }
         kernel.notify();
         if let Some((down, answers, count)) = relay {
             if let Some(target) = table.kernels.get_mut(down) {
                 // Room was reserved when the tick was planned; sends since may overshoot it by
                 // one run.
+                // Work reaching an idle kernel starts its watchdog's clock afresh.
+                if target.input_depth() == 0 {
+                    target.beat(now_ms);
+                }
                 target.mailbox.inbox.push_overflowing(&answers);
                 target.mailbox.ledger.accept(count, now_ms);
                 target.notify();

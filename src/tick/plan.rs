@@ -211,6 +211,7 @@ mod tests {
                 exec: Some(KernelExec::Cpu(Arc::new(CpuKernel::create(&def).unwrap()))),
                 ..Default::default()
             },
+            breaker: None,
             changed: Arc::new(Event::new()),
             def,
         }

@@ -1,7 +1,8 @@
 //! Runtime errors as JavaScript sees them: instances of the classes in `js/errors.js`
 //! (`RingKernelError` and a subclass per [`ErrorKind`], exported by the package, so `instanceof`
 //! works), whose `name` is the contract's, with the details as properties (`kernelId`, `state`,
-//! `action`, `accepted`, `unprocessed`, `field`, `line`, `column`) for programmatic handling.
+//! `action`, `accepted`, `unprocessed`, `field`, `line`, `column`, `retryAfterMs`) for
+//! programmatic handling.
 //! Bad arguments are JavaScript's own `TypeError` and `RangeError`.
 
 use js_sys::Reflect;
@@ -31,6 +32,7 @@ fn name(kind: ErrorKind) -> &'static str {
         ErrorKind::DeviceLost => "DeviceLostError",
         ErrorKind::Disposed => "RuntimeDisposedError",
         ErrorKind::Draining => "RuntimeDrainingError",
+        ErrorKind::CircuitOpen => "CircuitOpenError",
         ErrorKind::InvalidArgument => "TypeError",
         ErrorKind::OutOfRange => "RangeError",
     }
@@ -66,6 +68,10 @@ pub(super) fn js_error(error: Error) -> JsValue {
         Error::MessageFormat { id, field, .. } => {
             set("kernelId", id.into());
             set("field", field.into());
+        }
+        Error::CircuitOpen { id, retry_after } => {
+            set("kernelId", id.into());
+            set("retryAfterMs", (retry_after.as_secs_f64() * 1000.0).into());
         }
         Error::KernelCompile { id, line, column, .. } => {
             set("kernelId", id.into());

@@ -14,9 +14,12 @@ use std::time::Duration;
 
 use super::errors::{js_error, range_error, type_error};
 use super::messages::type_name;
+use crate::circuit::CircuitBreakerConfig;
+use crate::health::HealthThresholds;
 use crate::lifecycle::KernelMode;
-use crate::runtime::{LaunchOptions, DEFAULT_TERMINATE_TIMEOUT};
+use crate::runtime::{LaunchOptions, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
 use crate::waiting::duration_from_ms;
+use crate::watchdog::{WatchdogAction, WatchdogConfig};
 
 /// `{ timeout }` in milliseconds: without one, the operation waits as long as it takes.
 #[derive(serde::Deserialize, Default)]
@@ -89,28 +92,27 @@ where
     let Some(value) = value.filter(|v| !v.is_undefined() && !v.is_null()) else {
         return Ok(T::default());
     };
-    check_keys::<T>(&value, what)?;
+    check_keys(&value, field_names::<T>(), what)?;
     serde_wasm_bindgen::from_value(value).map_err(|e| {
         let message = format!("{what}: {e}");
         // serde names what it refused and what it wanted: a number (`floating point \`1.5\``)
         // where a number of narrower range belongs (`expected usize`) is a RangeError, any other
-        // mismatch a TypeError.
+        // mismatch a TypeError; so is a duration the core refused as out of range.
         let given_number = message.contains("integer `") || message.contains("floating point `");
         let wanted_number = NUMBER_TYPES.iter().any(|ty| message.ends_with(&format!("expected {ty}")));
-        match given_number && wanted_number {
+        match (given_number && wanted_number) || message.contains("out of range: ") {
             true => range_error(message),
             false => type_error(message),
         }
     })
 }
 
-/// Refuses what `T` would not read: a non-object, unknown keys and BigInts. serde-wasm-bindgen
-/// reads only the fields a struct asks for, so `deny_unknown_fields` never sees the others.
-fn check_keys<T: for<'de> Deserialize<'de>>(value: &JsValue, what: &str) -> Result<(), JsValue> {
+/// Refuses an options object with a key `known` does not list (or a BigInt where a number
+/// belongs), naming it; `what` names the object.
+fn check_keys(value: &JsValue, known: &[&str], what: &str) -> Result<(), JsValue> {
     if !value.is_object() {
         return Err(type_error(format!("{what} must be an object, got {}", type_name(value))));
     }
-    let known = field_names::<T>();
     for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
         let key = key.as_string().unwrap_or_default();
         if !known.contains(&key.as_str()) {
@@ -124,18 +126,34 @@ fn check_keys<T: for<'de> Deserialize<'de>>(value: &JsValue, what: &str) -> Resu
     Ok(())
 }
 
-/// [`check_keys`] for the option object nested at `options[key]`, when there is one.
-pub(super) fn check_nested_keys<T: for<'de> Deserialize<'de>>(
-    options: &Option<JsValue>,
-    key: &str,
-    what: &str,
-) -> Result<(), JsValue> {
-    let Some(options) = options.as_ref().filter(|o| o.is_object()) else { return Ok(()) };
-    let nested = Reflect::get(options, &key.into())?;
-    if nested.is_undefined() || nested.is_null() {
-        return Ok(());
+/// `RingKernelRuntime.create`'s options: [`parse_options`], with the nested `circuitBreaker`,
+/// `watchdog` and `health` objects held to their own keys too (serde would skip unknown ones silently).
+pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, JsValue> {
+    const WHAT: &str = "RingKernelRuntime.create options";
+    if let Some(options) = value.as_ref().filter(|v| v.is_object()) {
+        let nested = [
+            ("circuitBreaker", field_names::<CircuitBreakerConfig>()),
+            ("watchdog", field_names::<WatchdogConfig>()),
+            ("health", field_names::<HealthThresholds>()),
+        ];
+        for (key, known) in nested {
+            let inner = Reflect::get(options, &key.into())?;
+            if !inner.is_undefined() && !inner.is_null() {
+                check_keys(&inner, known, &format!("{WHAT}.{key}"))?;
+            }
+        }
     }
-    check_keys::<T>(&nested, &format!("{what}: {key}"))
+    parse_options(value, WHAT)
+}
+
+/// A watchdog action from JavaScript: `"report"`, `"deactivate"` or `"recoverDevice"`.
+pub(super) fn watchdog_action(value: JsValue) -> Result<WatchdogAction, JsValue> {
+    serde_wasm_bindgen::from_value(value.clone()).map_err(|_| {
+        type_error(format!(
+            "the watchdog action must be \"report\", \"deactivate\" or \"recoverDevice\", got {}",
+            value.as_string().map_or_else(|| type_name(&value), |s| format!("\"{s}\""))
+        ))
+    })
 }
 
 /// How serde names the numeric types of option fields in its errors.

@@ -5,18 +5,18 @@ use std::rc::Rc;
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use super::definitions::kernel_definition;
-use super::errors::{js_error, js_void};
+use super::errors::{js_error, js_void, type_error};
 use super::handle::JsKernelHandle;
-use super::messages::{js_answer, js_batch, js_message_value, js_state, receive_answers, Batch};
-use super::options::{check_nested_keys, parse_options, timeout_option, ReceiveBatchOptions};
+use super::messages::{js_answer, js_batch, js_message_value, js_state, receive_answers, type_name, Batch};
+use super::options::{parse_options, runtime_options, timeout_option, watchdog_action, ReceiveBatchOptions};
 use super::{kernel_id, to_js};
-use crate::health::HealthThresholds;
 use crate::kernel::KernelDefinition;
 use crate::message::Scalar;
 use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
+use crate::waiting::duration_from_ms;
 
 /// Promise-based host runtime for ring kernels (the seeds' `RingKernelRuntime`).
 #[wasm_bindgen(js_name = RingKernelRuntime)]
@@ -33,9 +33,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "RuntimeOptions")] options: Option<JsValue>,
     ) -> Promise {
         future_to_promise(async move {
-            const WHAT: &str = "RingKernelRuntime.create options";
-            check_nested_keys::<HealthThresholds>(&options, "health", WHAT)?;
-            let options: RuntimeOptions = parse_options(options, WHAT)?;
+            let options: RuntimeOptions = runtime_options(options)?;
             let runtime = Runtime::new(options).await.map_err(js_error)?;
             Ok(JsRuntime { inner: Rc::new(runtime) }.into())
         })
@@ -308,6 +306,74 @@ impl JsRuntime {
         self.inner.metrics_text()
     }
 
+    /// The kernel's circuit breaker now: `{ state, failures, opened, retryAfterMs }` (always
+    /// `"closed"` unless the runtime was created with `circuitBreaker` options).
+    #[wasm_bindgen(js_name = circuitBreaker, unchecked_return_type = "CircuitBreakerStatus")]
+    pub fn circuit_breaker(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.circuit_status(&kernel_id(&id, "id")?).map_err(js_error)?)
+    }
+
+    /// Runs `operation` (a function, its result awaited) under the kernel's circuit breaker:
+    /// rejects with `CircuitOpenError` without calling it while the circuit is open; otherwise
+    /// its rejection (or throw) counts as a failure and its result as a success.
+    #[wasm_bindgen(js_name = withCircuitBreaker, skip_typescript)] // declared generic in TS_TYPES
+    pub fn with_circuit_breaker(&self, id: JsValue, operation: JsValue) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move {
+            let id = kernel_id(&id, "id")?;
+            let operation: js_sys::Function = operation.dyn_into().map_err(|other: JsValue| {
+                type_error(format!("operation must be a function, got {}", type_name(&other)))
+            })?;
+            let circuit = rt.circuit_breaker(&id).map_err(js_error)?;
+            let protected = || async move {
+                let returned = operation.call0(&JsValue::UNDEFINED).map_err(JsFailure)?;
+                JsFuture::from(Promise::resolve(&returned)).await.map_err(JsFailure)
+            };
+            circuit.execute(protected).await.map_err(|failure| failure.0)
+        })
+    }
+
+    /// Kernels that have input and made no progress for the watchdog's heartbeat timeout, after
+    /// the watchdog's action was applied to them: `[{ kernelId, inputDepth, sinceProgressMs,
+    /// action }]`, sorted by id.
+    #[wasm_bindgen(js_name = scanStaleKernels, unchecked_return_type = "Promise<StaleKernel[]>")]
+    pub fn scan_stale_kernels(&self) -> Promise {
+        let rt = self.inner.clone();
+        future_to_promise(async move { to_js(&rt.scan_stale_kernels().await.map_err(js_error)?) })
+    }
+
+    /// How long a kernel with input may go without progress before scans call it stale, in ms.
+    #[wasm_bindgen(js_name = setHeartbeatTimeout)]
+    pub fn set_heartbeat_timeout(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "number")] ms: JsValue,
+    ) -> Result<(), JsValue> {
+        let timeout = match ms.as_f64() {
+            Some(ms) => duration_from_ms(ms).map_err(js_error)?,
+            None => {
+                return Err(type_error(format!(
+                    "the heartbeat timeout must be a number of milliseconds, got {}",
+                    type_name(&ms)
+                )))
+            }
+        };
+        self.inner.kernel_watchdog().set_heartbeat_timeout(timeout);
+        Ok(())
+    }
+
+    /// What scans do with stale kernels: `"report"`, `"deactivate"` or `"recoverDevice"`.
+    #[wasm_bindgen(js_name = setWatchdogAction)]
+    pub fn set_watchdog_action(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "WatchdogAction")] action: JsValue,
+    ) -> Result<(), JsValue> {
+        self.inner.kernel_watchdog().set_action(watchdog_action(action)?);
+        Ok(())
+    }
+
     /// The adapter this runtime runs on: `{ backend, name, driver, deviceType }`.
     #[wasm_bindgen(getter, unchecked_return_type = "AdapterInfo")]
     pub fn adapter(&self) -> Result<JsValue, JsValue> {
@@ -392,4 +458,14 @@ pub(super) fn launch_definition(id: &str, definition: Option<JsValue>) -> Result
         .filter(|d| !d.is_undefined() && !d.is_null())
         .map(|definition| kernel_definition(&definition, Some(id.to_owned())))
         .transpose()
+}
+
+/// A protected operation's failure as JavaScript threw it (or the runtime's refusal, as its
+/// JavaScript error), for `CircuitBreaker::execute`.
+struct JsFailure(JsValue);
+
+impl From<crate::error::Error> for JsFailure {
+    fn from(error: crate::error::Error) -> Self {
+        JsFailure(js_error(error))
+    }
 }

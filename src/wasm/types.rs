@@ -37,6 +37,10 @@ export interface RuntimeOptions {
   tracing?: boolean;
   /** Where `health()` draws its lines (fractions from 0 to 1). */
   health?: HealthThresholds;
+  /** A circuit breaker per kernel (default: none, nothing is refused by one); `{}` takes every default. */
+  circuitBreaker?: CircuitBreakerOptions | null;
+  /** The kernel watchdog's heartbeat timeout and action. */
+  watchdog?: WatchdogOptions;
 }
 export interface HealthThresholds {
   /** A queue this full makes its kernel degraded (default 0.8). */
@@ -63,6 +67,47 @@ export interface HealthReport {
   status: "healthy" | "degraded" | "unhealthy";
   reason: string | null;
   issues: HealthIssue[];
+}
+/** When a kernel's circuit opens and how it closes again. */
+export interface CircuitBreakerOptions {
+  /** Failures in a row (handler errors, a lost device, timed-out calls) that open the circuit (default 5). */
+  failureThreshold?: number;
+  /** The run must fall within this many ms (default 60000). */
+  windowMs?: number;
+  /** How long the circuit stays open before it lets a probe through, in ms (default 30000). */
+  openMs?: number;
+  /** Operations let through while half-open (default 1). */
+  halfOpenProbes?: number;
+}
+/** `closed`: everything goes through; `open`: sends and calls reject with `CircuitOpenError`; `halfOpen`: a probe goes through. */
+export type CircuitState = "closed" | "open" | "halfOpen";
+/** A kernel's circuit breaker, as `circuitBreaker(id)` reports it. */
+export interface CircuitBreakerStatus {
+  state: CircuitState;
+  /** Failures in the current run (within the window). */
+  failures: number;
+  /** Times the circuit has opened. */
+  opened: number;
+  /** Ms until a refused operation may be tried again; null while nothing is refused. */
+  retryAfterMs: number | null;
+}
+/** What a watchdog scan does with stale kernels besides listing them. */
+export type WatchdogAction = "report" | "deactivate" | "recoverDevice";
+export interface WatchdogOptions {
+  /** How long a kernel with input may go without progress before it is stale, in ms (default 30000). */
+  heartbeatTimeoutMs?: number;
+  /** Default `"report"`. */
+  action?: WatchdogAction;
+}
+/** A kernel that has input and made no progress for the heartbeat timeout. */
+export interface StaleKernel {
+  kernelId: string;
+  /** Messages queued and in flight, unanswered. */
+  inputDepth: number;
+  /** Ms since its last progress. */
+  sinceProgressMs: number;
+  /** What the scan did (`"report"` where the configured action could not apply). */
+  action: WatchdogAction;
 }
 export interface LaunchOptions {
   /** Bound of the input and of the output queue, in messages (default: the runtime's `defaultQueueSize`). */
@@ -135,6 +180,14 @@ export interface KernelTelemetry {
   connectedTo: string | null;
   /** Why a host handler last failed (cpu backend), or null. */
   lastError: string | null;
+  /** Where the kernel's circuit breaker is ("closed" while breakers are off). */
+  circuitState: CircuitState;
+  /** Times its circuit has opened. */
+  circuitOpened: number;
+  /** Wall clock (ms since the Unix epoch) of its last progress, or of work arriving while idle, or of a state change. */
+  lastProgressTime: number;
+  /** Whether the watchdog calls it stale now. */
+  stale: boolean;
 }
 
 export interface RuntimeSummary {
@@ -326,6 +379,8 @@ export interface RingKernelRuntime {
   /** Up to `max` answers (at least one), as objects; `T` types each (e.g. `OutputOf<typeof Response>`). */
   receiveBatch<T extends MessageOutput = MessageOutput>(id: string, options?: ReceiveBatchOptions & { packed?: false }): Promise<T[]>;
   receiveBatch(id: string, options?: ReceiveBatchOptions): Promise<MessageOutput[] | Uint8Array>;
+  /** Runs `operation` under the kernel's circuit breaker: `CircuitOpenError` without calling it while the circuit is open; its rejection counts as a failure, its result as a success. */
+  withCircuitBreaker<T>(id: string, operation: () => T | PromiseLike<T>): Promise<Awaited<T>>;
   /** The same as `dispose()`: `await using runtime = await RingKernelRuntime.create()`. */
   [Symbol.asyncDispose](): Promise<void>;
 }

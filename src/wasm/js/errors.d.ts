@@ -4,7 +4,7 @@ import type { KernelState } from "./ringkernel_web.js";
 export type RingKernelErrorName =
   | "KernelNotFoundError" | "KernelStateError" | "QueueFullError" | "TimeoutError" | "MessageFormatError"
   | "KernelCompileError" | "MessageDroppedError" | "BackendUnavailableError" | "DeviceLostError"
-  | "RuntimeDisposedError" | "RuntimeDrainingError";
+  | "RuntimeDisposedError" | "RuntimeDrainingError" | "CircuitOpenError";
 /** Every error the runtime rejects with: `catch (e) { if (e instanceof RingKernelError) ... }`. */
 export class RingKernelError extends Error { name: RingKernelErrorName; }
 /** No kernel has this id. */
@@ -29,10 +29,12 @@ export class DeviceLostError extends RingKernelError { name: "DeviceLostError"; 
 export class RuntimeDisposedError extends RingKernelError { name: "RuntimeDisposedError"; }
 /** The runtime is draining (`drain()`): new launches, sends and calls are refused; receives still work. */
 export class RuntimeDrainingError extends RingKernelError { name: "RuntimeDrainingError"; }
+/** The kernel's circuit breaker is open (see `circuitBreaker(id)`): the send, batch or call was refused whole and nothing was queued; `retryAfterMs` says when the circuit lets a probe through. */
+export class CircuitOpenError extends RingKernelError { name: "CircuitOpenError"; kernelId: string; retryAfterMs: number; }
 /** One of the runtime's errors, as a union that narrows on `name`. */
 export type AnyRingKernelError =
   | KernelNotFoundError | KernelStateError | QueueFullError | TimeoutError | MessageFormatError
   | KernelCompileError | MessageDroppedError | BackendUnavailableError | DeviceLostError | RuntimeDisposedError
-  | RuntimeDrainingError;
+  | RuntimeDrainingError | CircuitOpenError;
 /** Whether `error` is one of the runtime's errors (`instanceof RingKernelError`); narrows on `error.name`. */
 export function isRingKernelError(error: unknown): error is AnyRingKernelError;

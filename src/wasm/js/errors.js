@@ -27,6 +27,8 @@ export class DeviceLostError extends RingKernelError {}
 export class RuntimeDisposedError extends RingKernelError {}
 /** The runtime is draining (`drain()`): it finishes what it has and takes no new launches, sends or calls. */
 export class RuntimeDrainingError extends RingKernelError {}
+/** The kernel's circuit breaker is open: nothing was queued; try again after `retryAfterMs`. */
+export class CircuitOpenError extends RingKernelError {}
 
 const CLASSES = {
   RingKernelError,
@@ -41,6 +43,7 @@ const CLASSES = {
   DeviceLostError,
   RuntimeDisposedError,
   RuntimeDrainingError,
+  CircuitOpenError,
 };
 for (const [name, errorClass] of Object.entries(CLASSES)) {
   Object.defineProperty(errorClass.prototype, "name", { value: name, writable: true, configurable: true });

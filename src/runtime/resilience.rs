@@ -1,0 +1,232 @@
+//! Resilience: each kernel's circuit breaker as a handle ([`CircuitBreaker`]), and the kernel
+//! watchdog ([`KernelWatchdog`]).
+//!
+//! What a breaker counts, and where: handler errors (the tick's delivery), a lost device (for
+//! each kernel on it, where recovery declares the loss), timed-out calls and receives that timed
+//! out while the kernel had unanswered input (where the runtime counts errors), and whatever
+//! [`CircuitBreaker::execute`] protects. A tick that answered a kernel's messages without a
+//! handler error is a success. While a circuit is open, sends, batches and calls are refused
+//! with [`Error::CircuitOpen`] before anything is queued (see the `circuit` module for the state
+//! machine itself).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Runtime;
+use crate::circuit::{CircuitState, CircuitStatus};
+use crate::error::{Error, Result};
+use crate::lifecycle::KernelState;
+use crate::platform;
+use crate::recovery;
+use crate::watchdog::{staleness, StaleKernel, WatchdogAction};
+
+/// One kernel's circuit breaker (the seed's `runtime.circuit_breaker()`), from
+/// [`Runtime::circuit_breaker`]. Cheap to clone. With breakers off
+/// (`RuntimeOptions::circuit_breaker` unset) it is always closed and refuses nothing.
+#[derive(Clone)]
+pub struct CircuitBreaker {
+    runtime: Runtime,
+    id: Arc<str>,
+}
+
+impl std::fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CircuitBreaker").field("kernel", &self.id).finish()
+    }
+}
+
+impl CircuitBreaker {
+    /// The kernel whose circuit this is.
+    pub fn kernel_id(&self) -> &str {
+        &self.id
+    }
+
+    /// Where the circuit is now (`KernelNotFound` once the kernel is removed).
+    pub fn state(&self) -> Result<CircuitState> {
+        Ok(self.status()?.state)
+    }
+
+    /// The state with the failures of the current run, how often it opened, and when a refused
+    /// operation may be tried again.
+    pub fn status(&self) -> Result<CircuitStatus> {
+        self.runtime.circuit_status(&self.id)
+    }
+
+    /// Runs a protected operation of the caller's: refused with `CircuitOpen` (converted into
+    /// `E`) without running it while the circuit refuses work, otherwise run, its `Err` counted
+    /// as a failure and its `Ok` as a success of the kernel's circuit. It takes no half-open
+    /// probe itself, so an operation that sends to the kernel takes the probe with its send.
+    ///
+    /// ```no_run
+    /// # async fn demo(runtime: ringkernel_web::Runtime) -> ringkernel_web::Result<()> {
+    /// use ringkernel_web::Value;
+    /// let circuit = runtime.circuit_breaker("doubler")?;
+    /// let message = [("value", Value::from(2))];
+    /// let answer = circuit.execute(|| runtime.call("doubler", &message, None)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<Error>,
+    {
+        let instance = {
+            let mut table = self.runtime.open_table()?;
+            let kernel = table.kernel(&self.id)?;
+            let now = platform::now_ms();
+            kernel.circuit_check(&self.id, now)?;
+            kernel.instance
+        };
+        let outcome = operation().await;
+        let mut table = self.runtime.shared.lock();
+        // Not for a kernel launched again under the same id meanwhile.
+        if let Some(kernel) = table.kernels.get_mut(&*self.id).filter(|k| k.instance == instance) {
+            match &outcome {
+                Ok(_) => kernel.circuit_success(platform::now_ms()),
+                Err(_) => kernel.circuit_failures(1, platform::now_ms()),
+            }
+        }
+        outcome
+    }
+}
+
+/// The kernel watchdog (the seed's `runtime.kernel_watchdog()`), from
+/// [`Runtime::kernel_watchdog`]: its settings are the runtime's, shared by every clone.
+#[derive(Clone)]
+pub struct KernelWatchdog {
+    runtime: Runtime,
+}
+
+impl std::fmt::Debug for KernelWatchdog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelWatchdog").field("heartbeat_timeout", &self.heartbeat_timeout()).finish()
+    }
+}
+
+impl KernelWatchdog {
+    /// How long a kernel with input may go without progress before it is stale.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        self.runtime.shared.lock().watchdog.heartbeat_timeout
+    }
+
+    /// Sets the heartbeat timeout for later scans.
+    pub fn set_heartbeat_timeout(&self, timeout: Duration) {
+        self.runtime.shared.lock().watchdog.heartbeat_timeout = timeout;
+    }
+
+    /// What a scan does with the stale kernels it finds.
+    pub fn action(&self) -> WatchdogAction {
+        self.runtime.shared.lock().watchdog.action
+    }
+
+    /// Sets what later scans do with stale kernels.
+    pub fn set_action(&self, action: WatchdogAction) {
+        self.runtime.shared.lock().watchdog.action = action;
+    }
+
+    /// Lists the stale kernels (see [`Runtime::scan_stale_kernels`]) and applies the action.
+    pub async fn scan_stale_kernels(&self) -> Result<Vec<StaleKernel>> {
+        self.runtime.scan_stale_kernels().await
+    }
+}
+
+impl Runtime {
+    /// The circuit breaker of kernel `id` (`KernelNotFound` if there is none).
+    pub fn circuit_breaker(&self, id: &str) -> Result<CircuitBreaker> {
+        self.open_table()?.kernel(id)?;
+        Ok(CircuitBreaker { runtime: self.clone(), id: id.into() })
+    }
+
+    /// Kernel `id`'s circuit now (closed, with nothing counted, while breakers are off).
+    pub fn circuit_status(&self, id: &str) -> Result<CircuitStatus> {
+        let mut table = self.shared.lock();
+        let kernel = table.kernel(id)?;
+        let now = platform::now_ms();
+        Ok(match &kernel.breaker {
+            Some(breaker) => breaker.status(now),
+            None => CircuitStatus { state: CircuitState::Closed, failures: 0, opened: 0, retry_after: None },
+        })
+    }
+
+    /// The kernel watchdog.
+    pub fn kernel_watchdog(&self) -> KernelWatchdog {
+        KernelWatchdog { runtime: self.clone() }
+    }
+
+    /// Kernels that run (active, or draining to terminate, on a live device), have input, and made no progress
+    /// for the watchdog's heartbeat timeout, sorted by id; then the watchdog's action is applied
+    /// to them (see [`WatchdogAction`]), and each record says what was done.
+    pub async fn scan_stale_kernels(&self) -> Result<Vec<StaleKernel>> {
+        let (mut stale, action) = {
+            let table = self.open_table()?;
+            let (timeout, action) = (table.watchdog.heartbeat_timeout, table.watchdog.action);
+            let now = platform::now_ms();
+            // In the order of `running_ids` (sorted), so nothing else needs sorting.
+            let stale: Vec<StaleKernel> = table
+                .running_ids()
+                .into_iter()
+                .filter_map(|id| {
+                    let k = &table.kernels[&id];
+                    let since = staleness(k.input_depth(), k.counters.heartbeat_ms, now, timeout)?;
+                    let input_depth = k.input_depth();
+                    Some(StaleKernel {
+                        kernel_id: id,
+                        input_depth,
+                        since_progress: since,
+                        action: WatchdogAction::Report,
+                    })
+                })
+                .collect();
+            (stale, action)
+        };
+        match action {
+            WatchdogAction::Deactivate => {
+                for kernel in &mut stale {
+                    // Only an active kernel can be deactivated; one draining to terminate is
+                    // reported.
+                    if self.state(&kernel.kernel_id) == Ok(KernelState::Active)
+                        && self.deactivate(&kernel.kernel_id).await.is_ok()
+                    {
+                        kernel.action = WatchdogAction::Deactivate;
+                    }
+                }
+            }
+            WatchdogAction::RecoverDevice if !stale.is_empty() && self.shared.device().gpu().is_some() => {
+                let ids: Vec<&str> = stale.iter().map(|k| k.kernel_id.as_str()).collect();
+                self.lose_device(&format!("the watchdog found kernels stale: {}", ids.join(", ")));
+                recovery::recover_device(&self.shared).await?;
+                for kernel in &mut stale {
+                    kernel.action = WatchdogAction::RecoverDevice;
+                }
+            }
+            _ => {}
+        }
+        Ok(stale)
+    }
+
+    /// Ids of the kernels the watchdog would call stale now, sorted (no action applied).
+    pub fn stale_kernel_ids(&self) -> Vec<String> {
+        let table = self.shared.lock();
+        let now = platform::now_ms();
+        let timeout = table.watchdog.heartbeat_timeout;
+        let mut ids = table.running_ids();
+        ids.retain(|id| {
+            let k = &table.kernels[id];
+            staleness(k.input_depth(), k.counters.heartbeat_ms, now, timeout).is_some()
+        });
+        ids
+    }
+
+    /// Destroys the GPU device (which also ends a tick waiting on it) and declares it lost at
+    /// once, rather than when the tick notices, so recovery that follows has a loss to recover.
+    fn lose_device(&self, reason: &str) {
+        let generation = self.shared.lock().device.generation;
+        if let Some(gpu) = self.shared.device().gpu() {
+            gpu.destroy(reason);
+        }
+        recovery::fail_device(&self.shared, Error::DeviceLost { reason: reason.to_owned() }, generation);
+        self.shared.wake();
+    }
+}

@@ -1,0 +1,212 @@
+//! Circuit breakers natively, on the cpu backend (handler errors, timeouts, `execute`) and on
+//! lavapipe (a lost device): closed → open after a run of failures, refusals that queue nothing
+//! and hand the message back, half-open probes, and closing on success. The state machine on
+//! its own is tested (with proptest) in `src/circuit.rs`.
+#![cfg(not(target_arch = "wasm32"))]
+
+#[allow(unused_imports)]
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::wait_until;
+use ringkernel_web::kernel::{doubler_request, doubler_response, host::HostOutcome};
+use ringkernel_web::{
+    BackendChoice, CircuitBreakerConfig, CircuitState, Error, ErrorKind, KernelDefinition, KernelState, LaunchOptions,
+    Runtime, RuntimeOptions,
+};
+
+const OPEN: Duration = Duration::from_millis(600);
+const LONG: Option<Duration> = Some(Duration::from_secs(10));
+
+fn breaker(threshold: u32) -> CircuitBreakerConfig {
+    CircuitBreakerConfig::default().with_failure_threshold(threshold).with_open_duration(OPEN)
+}
+
+fn runtime(backend: BackendChoice, breaker: Option<CircuitBreakerConfig>) -> Runtime {
+    let mut options = RuntimeOptions::default().with_backend(backend);
+    if let Some(config) = breaker {
+        options = options.with_circuit_breaker(config);
+    }
+    pollster::block_on(Runtime::new(options)).unwrap_or_else(|e| panic!("{backend:?}: {e}"))
+}
+
+/// Doubles its input on the host, and fails (an error, not a drop) on negative values.
+fn flaky(id: &str) -> KernelDefinition {
+    KernelDefinition::new(id, doubler_request(), doubler_response(), "").with_host_handler(
+        |input: &[u8], output: &mut [u8], _: &mut [u32]| -> HostOutcome {
+            let value: i32 = bytemuck::pod_read_unaligned(input);
+            if value < 0 {
+                return Err(format!("negative input {value}"));
+            }
+            output.copy_from_slice(&(value * 2).to_le_bytes());
+            Ok(true)
+        },
+    )
+}
+
+async fn start(rt: &Runtime, definition: KernelDefinition) {
+    rt.launch_definition(definition, LaunchOptions::default().with_queue_capacity(16)).await.unwrap();
+    rt.activate(rt.kernel_ids().last().unwrap()).await.unwrap();
+}
+
+fn circuit(rt: &Runtime, id: &str) -> CircuitState {
+    rt.circuit_breaker(id).unwrap().state().unwrap()
+}
+
+#[test]
+fn handler_errors_open_the_circuit_which_refuses_then_probes_and_closes() {
+    let rt = runtime(BackendChoice::Cpu, Some(breaker(3)));
+    pollster::block_on(async {
+        start(&rt, flaky("flaky")).await;
+        // Two failures, then a success: the run is broken, the circuit stays closed.
+        assert_eq!(rt.send_batch("flaky", &[-1i32, -2], LONG).await.unwrap(), 2);
+        wait_until("two failures", || rt.kernel_metrics("flaky").unwrap().errors == 2);
+        assert_eq!(rt.circuit_status("flaky").unwrap().failures, 2);
+        assert_eq!(rt.call_pod::<i32, i32>("flaky", &5, LONG).await.unwrap(), 10);
+        assert_eq!(circuit(&rt, "flaky"), CircuitState::Closed);
+        assert_eq!(rt.circuit_status("flaky").unwrap().failures, 0);
+
+        assert_eq!(rt.send_batch("flaky", &[-3i32, -4, -5], LONG).await.unwrap(), 3);
+        wait_until("the circuit to open", || circuit(&rt, "flaky") == CircuitState::Open);
+        let before = rt.kernel_metrics("flaky").unwrap();
+        let status = rt.circuit_status("flaky").unwrap();
+        assert_eq!(status.opened, 1);
+        assert!(status.retry_after.is_some_and(|d| d <= OPEN), "{status:?}");
+
+        // Refused, whole, and nothing queued: single sends, batches, calls, handles, execute.
+        let refused = rt.send_pod("flaky", &7i32, LONG).await.unwrap_err();
+        assert!(matches!(&refused, Error::CircuitOpen { id, retry_after } if id == "flaky" && *retry_after <= OPEN));
+        assert!(refused.to_string().contains("circuit of kernel 'flaky' is open"), "{refused}");
+        assert_eq!(rt.send_batch("flaky", &[1i32, 2, 3], LONG).await.unwrap_err().kind(), ErrorKind::CircuitOpen);
+        assert_eq!(rt.call_pod::<i32, i32>("flaky", &1, LONG).await.unwrap_err().kind(), ErrorKind::CircuitOpen);
+        let handle = rt.get_kernel("flaky").unwrap().typed::<i32, i32>().unwrap();
+        let back = handle.send(41).await.unwrap_err();
+        assert_eq!((back.message, back.error.kind()), (41, ErrorKind::CircuitOpen), "the message comes back");
+        let ran = AtomicUsize::new(0);
+        let protected = rt
+            .circuit_breaker("flaky")
+            .unwrap()
+            .execute(|| async {
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, Error>(())
+            })
+            .await;
+        assert_eq!((protected.unwrap_err().kind(), ran.load(Ordering::SeqCst)), (ErrorKind::CircuitOpen, 0));
+        let after = rt.kernel_metrics("flaky").unwrap();
+        assert_eq!((after.messages_sent, after.input_queue_depth), (before.messages_sent, 0), "nothing was queued");
+        assert_eq!(after.errors, before.errors, "refusals by the circuit are not the kernel's errors");
+        assert_eq!(after.circuit_state, CircuitState::Open);
+        assert!(rt.metrics_text().contains("ringkernel_circuit_state{kernel=\"flaky\",state=\"open\"} 1"));
+        assert!(rt.metrics_text().contains("ringkernel_circuit_opened_total{kernel=\"flaky\"} 1"));
+
+        // Half-open: one probe goes through, the next operation waits for its outcome.
+        wait_until("half-open", || circuit(&rt, "flaky") == CircuitState::HalfOpen);
+        rt.deactivate("flaky").await.unwrap();
+        rt.send_pod("flaky", &8i32, LONG).await.unwrap();
+        assert_eq!(rt.send_pod("flaky", &9i32, LONG).await.unwrap_err().kind(), ErrorKind::CircuitOpen);
+        rt.reactivate("flaky").await.unwrap();
+        assert_eq!(rt.receive_pod::<i32>("flaky", LONG).await.unwrap(), 16);
+        wait_until("closed after the probe", || circuit(&rt, "flaky") == CircuitState::Closed);
+        assert_eq!(rt.call_pod::<i32, i32>("flaky", &10, LONG).await.unwrap(), 20);
+
+        // A probe that fails reopens it.
+        assert_eq!(rt.send_batch("flaky", &[-6i32, -7, -8], LONG).await.unwrap(), 3);
+        wait_until("open again", || circuit(&rt, "flaky") == CircuitState::Open);
+        wait_until("half-open again", || circuit(&rt, "flaky") == CircuitState::HalfOpen);
+        rt.send_pod("flaky", &-9i32, LONG).await.unwrap();
+        wait_until("reopened by the failed probe", || circuit(&rt, "flaky") == CircuitState::Open);
+        let t = rt.kernel_metrics("flaky").unwrap();
+        assert_eq!((t.circuit_opened, t.errors, t.messages_processed), (3, 9, 12));
+        assert_eq!(t.messages_received, 3, "every answered message was received once");
+    });
+}
+
+#[test]
+fn without_breakers_nothing_is_refused() {
+    let rt = runtime(BackendChoice::Cpu, None);
+    pollster::block_on(async {
+        start(&rt, flaky("flaky-off")).await;
+        let failing: Vec<i32> = (1..=12).map(|v| -v).collect();
+        assert_eq!(rt.send_batch("flaky-off", &failing, LONG).await.unwrap(), 12);
+        wait_until("twelve failures", || rt.kernel_metrics("flaky-off").unwrap().errors == 12);
+        assert_eq!(circuit(&rt, "flaky-off"), CircuitState::Closed);
+        assert_eq!(rt.call_pod::<i32, i32>("flaky-off", &4, LONG).await.unwrap(), 8);
+        assert!(rt.metrics_text().contains("ringkernel_circuit_state{kernel=\"flaky-off\",state=\"closed\"} 1"));
+    });
+}
+
+#[test]
+fn timed_out_calls_open_the_circuit() {
+    let rt = runtime(BackendChoice::Cpu, Some(breaker(2)));
+    pollster::block_on(async {
+        start(&rt, flaky("slowpoke")).await;
+        // Deactivated, it keeps its input and answers nothing: calls time out.
+        rt.deactivate("slowpoke").await.unwrap();
+        for value in [1i32, 2] {
+            let e = rt.call_pod::<i32, i32>("slowpoke", &value, Some(Duration::from_millis(30))).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Timeout);
+        }
+        assert_eq!(circuit(&rt, "slowpoke"), CircuitState::Open);
+        // The timed-out calls' messages are still queued and are processed on reactivation.
+        assert_eq!(rt.kernel_metrics("slowpoke").unwrap().input_queue_depth, 2);
+        rt.reactivate("slowpoke").await.unwrap();
+        wait_until("both processed", || rt.kernel_metrics("slowpoke").unwrap().answers_abandoned == 2);
+    });
+}
+
+#[test]
+fn execute_counts_the_callers_outcomes() {
+    let rt = runtime(BackendChoice::Cpu, Some(breaker(2)));
+    pollster::block_on(async {
+        start(&rt, flaky("guarded")).await;
+        let circuit = rt.circuit_breaker("guarded").unwrap();
+        assert_eq!(circuit.kernel_id(), "guarded");
+        let failing = || async { Err::<(), _>(Error::InvalidArgument("the caller's own failure".into())) };
+        for _ in 0..2 {
+            assert_eq!(circuit.execute(failing).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+        }
+        assert_eq!(circuit.state().unwrap(), CircuitState::Open);
+        wait_until("half-open", || circuit.state().unwrap() == CircuitState::HalfOpen);
+        let answer = circuit.execute(|| rt.call_pod::<i32, i32>("guarded", &21, LONG)).await.unwrap();
+        assert_eq!((answer, circuit.state().unwrap()), (42, CircuitState::Closed));
+        assert_eq!(rt.circuit_breaker("nobody").unwrap_err().kind(), ErrorKind::KernelNotFound);
+    });
+}
+
+#[test]
+fn a_lost_device_opens_the_circuit_of_its_kernels() {
+    let rt = runtime(BackendChoice::Auto, Some(breaker(1)));
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default().with_queue_capacity(16)).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        assert_eq!(rt.call_pod::<i32, i32>("doubler", &1, LONG).await.unwrap(), 2);
+        rt.destroy_device().unwrap();
+        wait_until("the loss", || rt.state("doubler").unwrap() == KernelState::Failed);
+        assert_eq!(circuit(&rt, "doubler"), CircuitState::Open);
+        assert_eq!(rt.send_pod("doubler", &2i32, LONG).await.unwrap_err().kind(), ErrorKind::CircuitOpen);
+        rt.recover().await.unwrap();
+        wait_until("half-open", || circuit(&rt, "doubler") == CircuitState::HalfOpen);
+        assert_eq!(rt.call_pod::<i32, i32>("doubler", &3, LONG).await.unwrap(), 6);
+        assert_eq!(circuit(&rt, "doubler"), CircuitState::Closed);
+        assert_eq!(rt.kernel_metrics("doubler").unwrap().messages_received, 2);
+    });
+}
+
+#[test]
+fn a_breaker_that_could_never_open_or_close_is_refused() {
+    for config in [breaker(0), breaker(1).with_half_open_probes(0)] {
+        let e = pollster::block_on(Runtime::new(
+            RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_circuit_breaker(config),
+        ))
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
+    }
+    // The defaults are documented: five failures in a minute, thirty seconds open, one probe.
+    let d = CircuitBreakerConfig::default();
+    assert_eq!(
+        (d.failure_threshold, d.window, d.open_duration, d.half_open_probes),
+        (5, Duration::from_secs(60), Duration::from_secs(30), 1)
+    );
+}
