@@ -6,12 +6,11 @@
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use super::errors::{js_error, js_void};
 use super::messages::{js_answer, js_batch, js_message_value, receive_answers, Batch};
 use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
-use super::to_js;
+use super::{promise, to_js};
 use crate::error::TryReceiveError;
 use crate::KernelHandle;
 
@@ -65,7 +64,7 @@ impl JsKernelHandle {
     /// Queues one message; waits up to `{ timeout }` ms for room, then `QueueFullError`.
     pub fn send(&self, message: JsValue, options: Option<JsValue>) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let timeout = timeout_option(options, "send options")?;
             js_void(handle.send_value(&js_message_value(&message), timeout).await)
         })
@@ -82,7 +81,7 @@ impl JsKernelHandle {
     #[wasm_bindgen(js_name = sendBatch)]
     pub fn send_batch(&self, messages: JsValue, options: Option<JsValue>) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let timeout = timeout_option(options, "sendBatch options")?;
             let accepted = match js_batch(&messages, || handle.runtime().input_layout(handle.id()).ok())? {
                 Batch::Packed(bytes) => handle.send_packed(&bytes, timeout).await,
@@ -96,7 +95,7 @@ impl JsKernelHandle {
     /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
     pub fn receive(&self, options: Option<JsValue>) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let timeout = timeout_option(options, "receive options")?;
             handle.receive_with(timeout, js_answer).await.map_err(js_error)
         })
@@ -118,7 +117,7 @@ impl JsKernelHandle {
     #[wasm_bindgen(js_name = receiveBatch)]
     pub fn receive_batch(&self, options: Option<JsValue>) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
             let (max, timeout) = (opts.max.unwrap_or(usize::MAX), opts.timeout()?);
             receive_answers(handle.runtime(), handle.id(), max, timeout, opts.packed).await
@@ -129,7 +128,7 @@ impl JsKernelHandle {
     /// `{ timeout }` ms covers queue room and the answer.
     pub fn call(&self, message: JsValue, options: Option<JsValue>) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let timeout = timeout_option(options, "call options")?;
             handle.call_value(&js_message_value(&message), timeout, js_answer).await.map_err(js_error)
         })
@@ -138,31 +137,31 @@ impl JsKernelHandle {
     /// `launched` → `active`, or `deactivated` → `active`.
     pub fn activate(&self) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move { js_void(handle.activate().await) })
+        promise(async move { js_void(handle.activate().await) })
     }
 
     /// `active` → `deactivated`: nothing more is dispatched; queued input stays.
     pub fn deactivate(&self) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move { js_void(handle.deactivate().await) })
+        promise(async move { js_void(handle.deactivate().await) })
     }
 
     /// The seeds' name for `deactivate`.
     pub fn suspend(&self) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move { js_void(handle.suspend().await) })
+        promise(async move { js_void(handle.suspend().await) })
     }
 
     /// `deactivated` → `active` (the seeds' `resume`).
     pub fn resume(&self) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move { js_void(handle.resume().await) })
+        promise(async move { js_void(handle.resume().await) })
     }
 
     /// Graceful stop within `{ timeout }` ms (default 5000); also `[Symbol.asyncDispose]`.
     pub fn terminate(&self, options: Option<JsValue>) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             js_void(match timeout_option(options, "terminate options")? {
                 Some(timeout) => handle.terminate_timeout(timeout).await,
                 None => handle.terminate().await,
@@ -173,7 +172,7 @@ impl JsKernelHandle {
     /// Resolves once the kernel is terminated (or removed).
     pub fn wait(&self) -> Promise {
         let handle = self.inner.clone();
-        future_to_promise(async move { js_void(handle.wait().await) })
+        promise(async move { js_void(handle.wait().await) })
     }
 
     /// State, mode, queue depths, messages processed and uptime.

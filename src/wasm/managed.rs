@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use super::errors::{js_error, js_void};
-use super::kernel_id;
 use super::options::{parse_options, ManagedKernelOptions};
 use super::runtime::{launch_definition, JsRuntime};
+use super::{kernel_id, promise};
 use crate::runtime::Runtime;
 
 /// A kernel that was launched and activated by `managedKernel` and is terminated when the
@@ -37,7 +36,7 @@ impl ManagedKernel {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn terminate(&self) -> Promise {
         let (rt, id, timeout) = (self.runtime.clone(), self.id.clone(), self.terminate_timeout);
-        future_to_promise(async move { js_void(rt.terminate_if_live(&id, Some(timeout)).await) })
+        promise(async move { js_void(rt.terminate_if_live(&id, Some(timeout)).await) })
     }
 }
 
@@ -52,7 +51,7 @@ pub fn managed_kernel(
     #[wasm_bindgen(unchecked_optional_param_type = "ManagedKernelOptions")] options: Option<JsValue>,
 ) -> Promise {
     let rt = runtime.inner.clone();
-    future_to_promise(async move {
+    promise(async move {
         let id = kernel_id(&id, "id")?;
         let options: ManagedKernelOptions = parse_options(options, "managedKernel options")?;
         let terminate_timeout = options.terminate_timeout()?;

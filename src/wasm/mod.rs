@@ -29,6 +29,10 @@ pub use handle::JsKernelHandle;
 pub use managed::{managed_kernel, ManagedKernel};
 pub use runtime::JsRuntime;
 
+use std::future::Future;
+use std::pin::Pin;
+
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use errors::type_error;
@@ -54,4 +58,16 @@ fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
 fn kernel_id(id: &JsValue, argument: &str) -> Result<String, JsValue> {
     id.as_string()
         .ok_or_else(|| type_error(format!("{argument} must be a kernel id (a string), got {}", type_name(id))))
+}
+
+/// The promise of an async method. Each method's future is boxed here, so the module holds one
+/// copy of `future_to_promise`'s machinery rather than one per method (a size matter: the
+/// package is measured gzipped).
+fn promise(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    boxed_promise(Box::pin(future))
+}
+
+/// [`promise`]'s one instance of `future_to_promise`.
+fn boxed_promise(future: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
+    wasm_bindgen_futures::future_to_promise(future)
 }

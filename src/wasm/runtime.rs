@@ -5,14 +5,14 @@ use std::rc::Rc;
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 
 use super::definitions::kernel_definition;
 use super::errors::{js_error, js_void, type_error};
 use super::handle::JsKernelHandle;
 use super::messages::{js_answer, js_batch, js_message_value, js_state, receive_answers, type_name, Batch};
 use super::options::{parse_options, runtime_options, timeout_option, watchdog_action, ReceiveBatchOptions};
-use super::{kernel_id, to_js};
+use super::{kernel_id, promise, to_js};
 use crate::kernel::KernelDefinition;
 use crate::message::Scalar;
 use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
@@ -32,7 +32,7 @@ impl JsRuntime {
     pub fn create(
         #[wasm_bindgen(unchecked_optional_param_type = "RuntimeOptions")] options: Option<JsValue>,
     ) -> Promise {
-        future_to_promise(async move {
+        promise(async move {
             let options: RuntimeOptions = runtime_options(options)?;
             let runtime = Runtime::new(options).await.map_err(js_error)?;
             Ok(JsRuntime { inner: Rc::new(runtime) }.into())
@@ -44,7 +44,7 @@ impl JsRuntime {
     #[wasm_bindgen(skip_typescript)] // declared generic in TS_TYPES
     pub fn launch(&self, id: JsValue, definition: Option<JsValue>, options: Option<JsValue>) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let id = kernel_id(&id, "id")?;
             let options: LaunchOptions = parse_options(options, "launch options")?;
             let handle = match launch_definition(&id, definition)? {
@@ -67,7 +67,7 @@ impl JsRuntime {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn activate(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let id = kernel_id(&id, "id")?;
             js_void(rt.activate(&id).await)
         })
@@ -77,7 +77,7 @@ impl JsRuntime {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn deactivate(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let id = kernel_id(&id, "id")?;
             js_void(rt.deactivate(&id).await)
         })
@@ -87,7 +87,7 @@ impl JsRuntime {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn reactivate(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let id = kernel_id(&id, "id")?;
             js_void(rt.reactivate(&id).await)
         })
@@ -101,7 +101,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let id = kernel_id(&id, "id")?;
             let timeout = timeout_option(options, "terminate options")?;
             js_void(rt.terminate(&id, timeout).await)
@@ -115,7 +115,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let timeout = timeout_option(options, "terminateAll options")?;
             js_void(rt.terminate_all(timeout).await)
         })
@@ -131,7 +131,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "string")] to: JsValue,
     ) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let (from, to) = (kernel_id(&from, "from")?, kernel_id(&to, "to")?);
             js_void(rt.connect(&from, &to).await)
         })
@@ -141,7 +141,7 @@ impl JsRuntime {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn disconnect(&self, #[wasm_bindgen(unchecked_param_type = "string")] from: JsValue) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let from = kernel_id(&from, "from")?;
             js_void(rt.disconnect(&from).await)
         })
@@ -161,7 +161,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let id = kernel_id(&id, "id")?;
             let timeout = timeout_option(options, "send options")?;
             js_void(rt.send_value(&id, &js_message_value(&message), timeout).await)
@@ -179,7 +179,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let id = kernel_id(&id, "id")?;
             let timeout = timeout_option(options, "sendBatch options")?;
             let accepted = match js_batch(&messages, || rt.input_layout(&id).ok())? {
@@ -202,7 +202,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let id = kernel_id(&id, "id")?;
             let timeout = timeout_option(options, "call options")?;
             rt.call_value(&id, &js_message_value(&message), timeout, js_answer).await.map_err(js_error)
@@ -217,7 +217,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let id = kernel_id(&id, "id")?;
             let timeout = timeout_option(options, "receive options")?;
             rt.receive_with(&id, timeout, js_answer).await.map_err(js_error)
@@ -233,7 +233,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "ReceiveBatchOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let id = kernel_id(&id, "id")?;
             let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
             receive_answers(&rt, &id, opts.max.unwrap_or(usize::MAX), opts.timeout()?, opts.packed).await
@@ -246,7 +246,7 @@ impl JsRuntime {
     #[wasm_bindgen(js_name = readState, unchecked_return_type = "Promise<Uint32Array | Int32Array | Float32Array>")]
     pub fn read_state(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let id = kernel_id(&id, "id")?;
             // The element type first: the kernel may be removed while the copy is in flight.
             let spec = rt.state_spec(&id).map_err(js_error)?;
@@ -322,7 +322,7 @@ impl JsRuntime {
     #[wasm_bindgen(js_name = withCircuitBreaker, skip_typescript)] // declared generic in TS_TYPES
     pub fn with_circuit_breaker(&self, id: JsValue, operation: JsValue) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move {
+        promise(async move {
             let id = kernel_id(&id, "id")?;
             let operation: js_sys::Function = operation.dyn_into().map_err(|other: JsValue| {
                 type_error(format!("operation must be a function, got {}", type_name(&other)))
@@ -342,7 +342,7 @@ impl JsRuntime {
     #[wasm_bindgen(js_name = scanStaleKernels, unchecked_return_type = "Promise<StaleKernel[]>")]
     pub fn scan_stale_kernels(&self) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move { to_js(&rt.scan_stale_kernels().await.map_err(js_error)?) })
+        promise(async move { to_js(&rt.scan_stale_kernels().await.map_err(js_error)?) })
     }
 
     /// How long a kernel with input may go without progress before scans call it stale, in ms.
@@ -387,7 +387,7 @@ impl JsRuntime {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn recover(&self) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move { js_void(rt.recover().await) })
+        promise(async move { js_void(rt.recover().await) })
     }
 
     /// Destroys the GPU device (`GPUDevice.destroy()`), as a driver reset or a lost GPU would,
@@ -404,7 +404,7 @@ impl JsRuntime {
         let rt = self.inner.clone();
         // New work is refused from this call on, not from when the promise's job first runs.
         let _ = rt.begin_drain(); // stopped already: dispose hands back the report
-        future_to_promise(async move { to_js(&rt.dispose().await.map_err(js_error)?) })
+        promise(async move { to_js(&rt.dispose().await.map_err(js_error)?) })
     }
 
     /// The runtime's lifecycle: `running`, `draining` (after `drain`) or `stopped`.
@@ -433,7 +433,7 @@ impl JsRuntime {
             rt.begin_drain().map_err(js_error)?;
             Ok(timeout.unwrap_or(DEFAULT_TERMINATE_TIMEOUT))
         });
-        future_to_promise(async move { js_void(rt.drain(begun?).await) })
+        promise(async move { js_void(rt.drain(begun?).await) })
     }
 
     /// `→ stopped` (draining first if that has not begun): resolves with the shutdown report,
@@ -441,7 +441,7 @@ impl JsRuntime {
     #[wasm_bindgen(js_name = completeShutdown, unchecked_return_type = "Promise<ShutdownReport>")]
     pub fn complete_shutdown(&self) -> Promise {
         let rt = self.inner.clone();
-        future_to_promise(async move { to_js(&rt.complete_shutdown().await.map_err(js_error)?) })
+        promise(async move { to_js(&rt.complete_shutdown().await.map_err(js_error)?) })
     }
 }
 
