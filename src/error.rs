@@ -42,7 +42,7 @@ pub enum Error {
     },
 
     /// A receive, call or terminate outlasted its timeout.
-    #[error("{operation} on kernel '{id}' timed out after {} ms{}", timeout.as_millis(), unprocessed_part(*.unprocessed))]
+    #[error("{operation} on kernel '{id}' timed out after {} ms{}", millis(timeout), unprocessed_part(*.unprocessed))]
     Timeout {
         /// The kernel the error is about.
         id: String,
@@ -163,6 +163,15 @@ pub enum ErrorKind {
     InvalidArgument,
     /// [`Error::OutOfRange`].
     OutOfRange,
+}
+
+/// `timeout.as_millis()` in decimal, from its whole seconds and milliseconds: printing a `u128`
+/// would link 128-bit formatting into the wasm for this one number.
+fn millis(timeout: &std::time::Duration) -> String {
+    match (timeout.as_secs(), timeout.subsec_millis()) {
+        (0, ms) => ms.to_string(),
+        (secs, ms) => format!("{secs}{ms:03}"),
+    }
 }
 
 fn unprocessed_part(unprocessed: u64) -> String {
@@ -354,6 +363,27 @@ impl<T> From<CallError<T>> for Error {
     fn from(e: CallError<T>) -> Self {
         match e {
             CallError::NotSent(_, error) | CallError::Unanswered(error) => error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn millis_prints_as_millis() {
+        for timeout in [
+            Duration::ZERO,
+            Duration::from_micros(999),
+            Duration::from_millis(7),
+            Duration::from_millis(1000),
+            Duration::from_millis(1005),
+            Duration::from_millis(61_234),
+            Duration::new(5, 999_999_999),
+            Duration::MAX,
+        ] {
+            assert_eq!(super::millis(&timeout), timeout.as_millis().to_string(), "{timeout:?}");
         }
     }
 }
