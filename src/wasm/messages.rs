@@ -165,7 +165,8 @@ fn js_field(ty: &FieldType, value: Value) -> JsValue {
         (FieldType::Array(element, _), Value::Array(items)) => {
             items.into_iter().map(|item| js_field(element, item)).collect::<Array>().into()
         }
-        (_, other) => unreachable!("decode shapes values by their layout, got {other:?}"),
+        // Names the kind, not the value: a value's Debug would link float formatting for `f32`.
+        (_, other) => unreachable!("decode shapes values by their layout, got a {} for {ty}", other.kind_name()),
     }
 }
 
