@@ -8,10 +8,10 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use super::errors::{js_error, js_void};
-use super::messages::{js_answer, js_batch, js_message_value, receive_answers, Batch};
-use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
-use super::{promise, to_js};
+use super::messages::{js_answer, js_message_value};
+use super::{calls, promise, to_js};
 use crate::error::TryReceiveError;
+use crate::runtime::{Runtime, DEFAULT_TERMINATE_TIMEOUT};
 use crate::KernelHandle;
 
 /// A launched kernel, the JavaScript face of the core's [`KernelHandle`]: the id-based calls of
@@ -31,6 +31,16 @@ impl JsKernelHandle {
     /// The handle as JavaScript gets it.
     pub(super) fn new_js(handle: KernelHandle) -> JsValue {
         Self::from_handle(handle).into()
+    }
+
+    /// The runtime, for the calls this handle shares with it (`calls`).
+    fn runtime(&self) -> Runtime {
+        self.inner.runtime().clone()
+    }
+
+    /// The kernel id, as those calls take it.
+    fn id_js(&self) -> JsValue {
+        JsValue::from_str(self.inner.id())
     }
 }
 
@@ -63,11 +73,7 @@ impl JsKernelHandle {
 
     /// Queues one message; waits up to `{ timeout }` ms for room, then `QueueFullError`.
     pub fn send(&self, message: JsValue, options: Option<JsValue>) -> Promise {
-        let handle = self.inner.clone();
-        promise(async move {
-            let timeout = timeout_option(options, "send options")?;
-            js_void(handle.send_value(&js_message_value(&message), timeout).await)
-        })
+        promise(calls::send(self.runtime(), self.id_js(), message, options))
     }
 
     /// Queues one message if there is room now; throws `QueueFullError` if not.
@@ -80,25 +86,12 @@ impl JsKernelHandle {
     /// with their count), or `QueueFullError` whose `accepted` says how many were queued.
     #[wasm_bindgen(js_name = sendBatch)]
     pub fn send_batch(&self, messages: JsValue, options: Option<JsValue>) -> Promise {
-        let handle = self.inner.clone();
-        promise(async move {
-            let timeout = timeout_option(options, "sendBatch options")?;
-            let accepted = match js_batch(&messages, || handle.runtime().input_layout(handle.id()).ok())? {
-                Batch::Packed(bytes) => handle.send_packed(&bytes, timeout).await,
-                Batch::Values(values) => handle.send_values(&values, timeout).await,
-            }
-            .map_err(js_error)?;
-            Ok(JsValue::from(accepted as f64))
-        })
+        promise(calls::send_batch(self.runtime(), self.id_js(), messages, options))
     }
 
     /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
     pub fn receive(&self, options: Option<JsValue>) -> Promise {
-        let handle = self.inner.clone();
-        promise(async move {
-            let timeout = timeout_option(options, "receive options")?;
-            handle.receive_with(timeout, js_answer).await.map_err(js_error)
-        })
+        promise(calls::receive(self.runtime(), self.id_js(), options))
     }
 
     /// The next answer if one is waiting now, or `null`; throws when none will come (the
@@ -116,22 +109,13 @@ impl JsKernelHandle {
     /// packed in the output layout, as a `Uint8Array`.
     #[wasm_bindgen(js_name = receiveBatch)]
     pub fn receive_batch(&self, options: Option<JsValue>) -> Promise {
-        let handle = self.inner.clone();
-        promise(async move {
-            let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
-            let (max, timeout) = (opts.max.unwrap_or(usize::MAX), opts.timeout()?);
-            receive_answers(handle.runtime(), handle.id(), max, timeout, opts.packed).await
-        })
+        promise(calls::receive_batch(self.runtime(), self.id_js(), options))
     }
 
     /// Sends one message and resolves with its own answer (matched by correlation id);
     /// `{ timeout }` ms covers queue room and the answer.
     pub fn call(&self, message: JsValue, options: Option<JsValue>) -> Promise {
-        let handle = self.inner.clone();
-        promise(async move {
-            let timeout = timeout_option(options, "call options")?;
-            handle.call_value(&js_message_value(&message), timeout, js_answer).await.map_err(js_error)
-        })
+        promise(calls::call(self.runtime(), self.id_js(), message, options))
     }
 
     /// `launched` → `active`, or `deactivated` → `active`.
@@ -142,31 +126,22 @@ impl JsKernelHandle {
 
     /// `active` → `deactivated`: nothing more is dispatched; queued input stays.
     pub fn deactivate(&self) -> Promise {
-        let handle = self.inner.clone();
-        promise(async move { js_void(handle.deactivate().await) })
+        promise(calls::deactivate(self.runtime(), self.id_js()))
     }
 
     /// The seeds' name for `deactivate`.
     pub fn suspend(&self) -> Promise {
-        let handle = self.inner.clone();
-        promise(async move { js_void(handle.suspend().await) })
+        promise(calls::deactivate(self.runtime(), self.id_js()))
     }
 
     /// `deactivated` → `active` (the seeds' `resume`).
     pub fn resume(&self) -> Promise {
-        let handle = self.inner.clone();
-        promise(async move { js_void(handle.resume().await) })
+        promise(calls::reactivate(self.runtime(), self.id_js()))
     }
 
     /// Graceful stop within `{ timeout }` ms (default 5000); also `[Symbol.asyncDispose]`.
     pub fn terminate(&self, options: Option<JsValue>) -> Promise {
-        let handle = self.inner.clone();
-        promise(async move {
-            js_void(match timeout_option(options, "terminate options")? {
-                Some(timeout) => handle.terminate_timeout(timeout).await,
-                None => handle.terminate().await,
-            })
-        })
+        promise(calls::terminate(self.runtime(), self.id_js(), options, Some(DEFAULT_TERMINATE_TIMEOUT)))
     }
 
     /// Resolves once the kernel is terminated (or removed).

@@ -5,6 +5,7 @@
 //!
 //! - `runtime`: the `RingKernelRuntime` class ([`JsRuntime`] in Rust);
 //! - `handle`: the `KernelHandle` class ([`JsKernelHandle`]), what `launch` resolves with;
+//! - `calls`: the asynchronous calls the two share (a handle's are its runtime's, by its id);
 //! - `managed`: `managedKernel`;
 //! - `definitions`: `defineMessage` and `ringKernel`;
 //! - `messages`: JS values ↔ messages, through `codec` (the JavaScript encoders and decoders
@@ -13,6 +14,7 @@
 //!   `js/errors.js`;
 //! - `types`: the TypeScript declarations wasm-bindgen cannot derive.
 
+mod calls;
 mod codec;
 mod definitions;
 mod errors;

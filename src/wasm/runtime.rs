@@ -10,9 +10,9 @@ use wasm_bindgen_futures::JsFuture;
 use super::definitions::kernel_definition;
 use super::errors::{js_error, js_void, type_error};
 use super::handle::JsKernelHandle;
-use super::messages::{js_answer, js_batch, js_message_value, js_state, receive_answers, type_name, Batch};
-use super::options::{parse_options, runtime_options, timeout_option, watchdog_action, ReceiveBatchOptions};
-use super::{kernel_id, promise, to_js};
+use super::messages::{js_state, type_name};
+use super::options::{parse_options, runtime_options, timeout_option, watchdog_action};
+use super::{calls, kernel_id, promise, to_js};
 use crate::kernel::KernelDefinition;
 use crate::message::Scalar;
 use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
@@ -76,21 +76,13 @@ impl JsRuntime {
     /// `active` → `deactivated`: nothing more is dispatched; queued input stays and nothing is dropped.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn deactivate(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
-        let rt = self.inner.clone();
-        promise(async move {
-            let id = kernel_id(&id, "id")?;
-            js_void(rt.deactivate(&id).await)
-        })
+        promise(calls::deactivate(Runtime::clone(&self.inner), id))
     }
 
     /// `deactivated` → `active`: queued input is processed, in order.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn reactivate(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
-        let rt = self.inner.clone();
-        promise(async move {
-            let id = kernel_id(&id, "id")?;
-            js_void(rt.reactivate(&id).await)
-        })
+        promise(calls::reactivate(Runtime::clone(&self.inner), id))
     }
 
     /// Graceful stop; `{ timeout }` in milliseconds.
@@ -100,12 +92,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let rt = self.inner.clone();
-        promise(async move {
-            let id = kernel_id(&id, "id")?;
-            let timeout = timeout_option(options, "terminate options")?;
-            js_void(rt.terminate(&id, timeout).await)
-        })
+        promise(calls::terminate(Runtime::clone(&self.inner), id, options, None))
     }
 
     /// Terminates every kernel that can be, concurrently, each within `{ timeout }` ms.
@@ -160,12 +147,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let rt = self.inner.clone();
-        promise(async move {
-            let id = kernel_id(&id, "id")?;
-            let timeout = timeout_option(options, "send options")?;
-            js_void(rt.send_value(&id, &js_message_value(&message), timeout).await)
-        })
+        promise(calls::send(Runtime::clone(&self.inner), id, message, options))
     }
 
     /// Queues many messages (objects, or one typed array / ArrayBuffer already packed in the
@@ -178,17 +160,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "MessageInput[] | ArrayBufferView | ArrayBuffer")] messages: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let rt = self.inner.clone();
-        promise(async move {
-            let id = kernel_id(&id, "id")?;
-            let timeout = timeout_option(options, "sendBatch options")?;
-            let accepted = match js_batch(&messages, || rt.input_layout(&id).ok())? {
-                Batch::Packed(bytes) => rt.send_packed(&id, &bytes, timeout).await,
-                Batch::Values(values) => rt.send_values(&id, &values, timeout).await,
-            }
-            .map_err(js_error)?;
-            Ok(JsValue::from(accepted as f64))
-        })
+        promise(calls::send_batch(Runtime::clone(&self.inner), id, messages, options))
     }
 
     /// Sends one message and resolves with its own answer, matched by correlation id, however
@@ -201,12 +173,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let rt = self.inner.clone();
-        promise(async move {
-            let id = kernel_id(&id, "id")?;
-            let timeout = timeout_option(options, "call options")?;
-            rt.call_value(&id, &js_message_value(&message), timeout, js_answer).await.map_err(js_error)
-        })
+        promise(calls::call(Runtime::clone(&self.inner), id, message, options))
     }
 
     /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
@@ -216,12 +183,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let rt = self.inner.clone();
-        promise(async move {
-            let id = kernel_id(&id, "id")?;
-            let timeout = timeout_option(options, "receive options")?;
-            rt.receive_with(&id, timeout, js_answer).await.map_err(js_error)
-        })
+        promise(calls::receive(Runtime::clone(&self.inner), id, options))
     }
 
     /// Resolves with up to `{ max }` answers (at least one) as objects, or with `{ packed: true }`
@@ -232,12 +194,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "ReceiveBatchOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let rt = self.inner.clone();
-        promise(async move {
-            let id = kernel_id(&id, "id")?;
-            let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
-            receive_answers(&rt, &id, opts.max.unwrap_or(usize::MAX), opts.timeout()?, opts.packed).await
-        })
+        promise(calls::receive_batch(Runtime::clone(&self.inner), id, options))
     }
 
     /// Copies the kernel's `state` array back from the GPU, as a `Uint32Array`, `Int32Array` or
