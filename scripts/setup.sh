@@ -135,7 +135,7 @@ check_wasm_size() {
         return 1
     fi
     if [ "$opt_gz" -gt "$wasm_size_budget" ]; then
-        echo "wasm size check failed: pkg/ringkernel_web_bg.wasm is $opt_gz bytes gzipped after wasm-opt," \
+        echo "wasm size check failed: pkg/ringkernel_web_bg.wasm is $opt_gz bytes gzipped as the package ships it," \
             "over the budget of $wasm_size_budget bytes (wasm_size_budget in scripts/setup.sh) by" \
             "$((opt_gz - wasm_size_budget)) bytes" >&2
         return 1

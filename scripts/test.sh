@@ -23,5 +23,5 @@ log "package tests (npm install of pkg/, headless Chromium)"
 build_npm_package
 (cd pkg-tests && npm install --no-audit --no-fund --loglevel=error && npm test)
 
-log "release wasm size (gzipped, after wasm-opt) against the budget"
+log "release wasm size (gzipped, as the package ships it) against the budget"
 check_wasm_size
