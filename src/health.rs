@@ -10,7 +10,7 @@
 //! | the device lost, no recovery under way (or the last one failed) | unhealthy |
 //! | the device lost, automatic recovery under way | degraded |
 //! | a kernel's input or output queue at least `queue_fill` full | degraded |
-//! | a kernel's error rate since the last check at least `error_rate_degraded` / `error_rate_unhealthy` | degraded / unhealthy |
+//! | a kernel's failure rate since the last check (failures: handler errors, device losses, timed-out calls; per message processed or failed) at least `error_rate_degraded` / `error_rate_unhealthy` | degraded / unhealthy |
 //! | a kernel the watchdog finds stale | degraded |
 //! | a kernel's circuit breaker open (or half-open) | degraded |
 //! | memory pressure at least `memory_degraded` / `memory_unhealthy` | degraded / unhealthy |
@@ -122,7 +122,8 @@ impl Serialize for HealthReport {
 pub struct HealthThresholds {
     /// A queue this full (0–1) makes its kernel degraded.
     pub queue_fill: f64,
-    /// Failed operations per operation since the last check that make a kernel degraded.
+    /// Failures per operation (message processed or failure) since the last check that make a
+    /// kernel degraded; refusals such as a full queue are back-pressure, not failures.
     pub error_rate_degraded: f64,
     /// ... and unhealthy.
     pub error_rate_unhealthy: f64,
@@ -202,7 +203,8 @@ pub(crate) struct KernelVitals {
     pub id: String,
     pub input_fill: f64,
     pub output_fill: f64,
-    /// Failed operations and operations since the last check.
+    /// Failures of the kernel (`Counters::failures`) since the last check, and those plus the
+    /// messages it processed.
     pub errors: u64,
     pub operations: u64,
     /// How long it has had input and made no progress, if the watchdog calls it stale.

@@ -116,8 +116,9 @@ impl Kernel {
         }
     }
 
-    /// `count` failures for its breaker: handler errors, a lost device, timeouts.
+    /// `count` failures of the kernel (see `Counters::failures`), for its breaker if it has one.
     pub fn circuit_failures(&mut self, count: u64, now_ms: f64) {
+        self.counters.failures += count;
         if let Some(breaker) = &mut self.breaker {
             for _ in 0..count.min(u32::MAX as u64) {
                 breaker.failure(now_ms);

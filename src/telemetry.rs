@@ -182,6 +182,10 @@ pub(crate) struct Counters {
     pub stopped_at_ms: Option<f64>,
     /// The watchdog's heartbeat, on the runtime's clock (see [`crate::watchdog`]).
     pub heartbeat_ms: f64,
+    /// Failures of the kernel itself, what a circuit breaker counts whether or not there is
+    /// one: handler errors, device losses, timed-out calls, receives timed out while it ran
+    /// with input. (Refusals such as a full queue are back-pressure, not failures.)
+    pub failures: u64,
 }
 
 impl Counters {

@@ -52,8 +52,7 @@ fn check(backend: BackendChoice) {
         let labels = [("severity", "degraded"), ("subject", "kernel"), ("kernel", "doubler")];
         assert_eq!(sample("ringkernel_health_issues", &labels), Some(1.0), "{text}");
 
-        // Three refused sends (the first still queues 2 of its 3) against two messages
-        // accepted since the last check: 3 of 5 operations failed, over the unhealthy line.
+        // Refusals of a full queue are back-pressure, not failures: still degraded by the queue.
         for accepted in [2, 0, 0] {
             match rt.send_batch("doubler", &[1, 2, 3], NOW).await {
                 Err(Error::QueueFull { accepted: n, .. }) => assert_eq!(n, accepted),
@@ -62,9 +61,22 @@ fn check(backend: BackendChoice) {
         }
         assert_eq!(
             rt.health().status,
-            HealthStatus::Unhealthy("kernel 'doubler': 3 of 5 operations failed since the last check".into()),
+            HealthStatus::Degraded("kernel 'doubler': input queue 100% full".into()),
             "{backend:?}"
         );
+        // Three calls that time out are failures: 3 of 3 operations since the last check.
+        rt.launch("echo", LaunchOptions::default()).await.unwrap();
+        for _ in 0..3 {
+            let error = rt.call_pod::<i32, i32>("echo", &1, Some(Duration::from_millis(1))).await.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Timeout);
+        }
+        assert_eq!(
+            rt.health().status,
+            HealthStatus::Unhealthy("kernel 'echo': 3 of 3 operations failed since the last check".into()),
+            "{backend:?}"
+        );
+        rt.terminate("echo", WAIT).await.unwrap();
+        rt.remove("echo").unwrap();
 
         // The queue drained and no new errors: healthy again (rates are since the last check).
         rt.activate("doubler").await.unwrap();
@@ -80,7 +92,9 @@ fn check(backend: BackendChoice) {
             wait_until("the tick to notice the lost device", || rt.summary().device.lost.is_some());
             let status = rt.health().status;
             let HealthStatus::Unhealthy(reason) = &status else { panic!("{status:?}") };
-            assert!(reason.starts_with("the device is lost (") && reason.ends_with("call recover()"), "{reason}");
+            // The loss is also a failure of the kernel that was on the device.
+            assert!(reason.starts_with("the device is lost (") && reason.contains("; call recover()"), "{reason}");
+            assert!(reason.ends_with("kernel 'doubler': 1 of 1 operations failed since the last check"), "{reason}");
             rt.recover().await.unwrap();
             assert_eq!(rt.health().status, HealthStatus::Healthy);
         }

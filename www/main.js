@@ -24,7 +24,13 @@ const LEGAL = {
 };
 const ACCEPTS_INPUT = new Set(["launched", "active", "deactivated"]);
 /** Errors that streaming meets whenever a kernel is paused, stopping, stopped or being relaunched. */
-const QUIET = new Set(["TimeoutError", "QueueFullError", "KernelStateError", "KernelNotFoundError", "DeviceLostError"]);
+const QUIET = new Set([
+  "TimeoutError", "QueueFullError", "KernelStateError", "KernelNotFoundError", "DeviceLostError",
+  // Refusals of the operations layer: an open circuit breaker, a degraded runtime shedding load.
+  "CircuitOpenError", "OverloadedError",
+]);
+/** Circuit breakers for every kernel, quick to open and to probe again so a visitor sees both. */
+const CIRCUIT_BREAKER = { failureThreshold: 3, windowMs: 10_000, openMs: 3000, halfOpenProbes: 1 };
 /** Shading behind a kernel's charts while it is not processing. */
 const BANDS = {
   deactivated: "rgba(245, 158, 11, 0.16)",
@@ -104,7 +110,9 @@ async function main() {
   document.body.dataset.status = "starting";
   await init();
   try {
-    runtime = await RingKernelRuntime.create({ enableTelemetry: true, defaultQueueSize: 4096, ...(backend && { backend }) });
+    runtime = await RingKernelRuntime.create({
+      enableTelemetry: true, defaultQueueSize: 4096, circuitBreaker: CIRCUIT_BREAKER, ...(backend && { backend }),
+    });
   } catch (error) {
     return showUnavailable(error, backend);
   }
@@ -116,7 +124,7 @@ async function main() {
   defineUserKernels(onCpu);
   const mandelbrot = new MandelbrotView($("#mandelbrot-canvas"));
   window.runtime = runtime;
-  window.demo = { runtime, kernels, mandelbrot, act, setStreaming, setLoad, loseDevice, recover };
+  window.demo = { runtime, kernels, mandelbrot, act, setStreaming, setLoad, loseDevice, recover, misbehave };
 
   buildRows();
   $("#dashboard").hidden = false;
@@ -126,6 +134,7 @@ async function main() {
   $("#device-controls").hidden = onCpu;
   $("#lose-device").onclick = loseDevice;
   $("#recover").onclick = recover;
+  $("#misbehave").onclick = misbehave;
   setInterval(() => sample(mandelbrot), SAMPLE_MS);
   sample(mandelbrot);
 
@@ -205,6 +214,28 @@ async function recover() {
     await runtime.recover();
   } catch (error) {
     showError(error);
+  }
+}
+
+/**
+ * Makes the doubler fail three times in a row: paused, three calls with a 1 ms timeout time out.
+ * Its circuit breaker opens: sends to it are refused (`CircuitOpenError`) and nothing is queued.
+ * After `openMs` it lets one probe through; the doubler, active again, answers it and the circuit
+ * closes. The calls' messages are still processed; their late answers are discarded (counted as
+ * `answersAbandoned`), so the page's checks of the doubler's answers stay in order.
+ */
+async function misbehave() {
+  const button = $("#misbehave");
+  button.disabled = true;
+  try {
+    if (stateOf("doubler") === "active") await act("doubler", "deactivate");
+    const calls = [1, 2, 3].map((value) => runtime.call("doubler", { value }, { timeout: 1 }).catch((e) => e));
+    for (const outcome of await Promise.all(calls)) {
+      if (!["TimeoutError", "CircuitOpenError"].includes(outcome?.name)) showError(outcome);
+    }
+    await act("doubler", "reactivate");
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -421,6 +452,32 @@ function renderTotals() {
     ? `Device lost: ${health.lost}`
     : health.losses ? `Recovered ${health.recoveries} of ${health.losses} losses` : "";
   $("#device-status").dataset.lost = Boolean(health.lost);
+  renderOperations();
+}
+
+/** Health (with its reason), and each kernel's circuit breaker. */
+function renderOperations() {
+  const { status, reason } = runtime.health();
+  const el = $("#health");
+  el.textContent = status;
+  el.dataset.status = status;
+  $("#health-reason").hidden = !reason;
+  $("#health-reason").textContent = reason ?? "";
+  for (const k of Object.values(kernels)) {
+    let circuit = null;
+    try {
+      if (k.state !== "none") circuit = runtime.circuitBreaker(k.id);
+    } catch {
+      // Removed since the last sample: no breaker to show.
+    }
+    const pill = k.row && $("[data-field=circuit]", k.row);
+    if (!pill) continue;
+    const state = circuit?.state ?? "closed";
+    pill.dataset.circuit = state;
+    pill.textContent = state === "open" && circuit.retryAfterMs !== null
+      ? `circuit open · probe in ${(circuit.retryAfterMs / 1000).toFixed(1)} s`
+      : `circuit ${state === "halfOpen" ? "half-open" : state}`;
+  }
 }
 
 function render(k) {
@@ -487,6 +544,7 @@ function buildRows() {
           <span class="kind">${k.kind}</span>
           <span class="pill" data-field="state">not launched</span>
         </header>
+        <span class="circuit" data-field="circuit" data-circuit="closed">circuit closed</span>
         <code class="signature">${escapeHtml(k.signature)}</code>
         <div class="actions">${ACTIONS.map((a) => `<button type="button" data-action="${a}">${a}</button>`).join("")}</div>
         <dl class="counters">

@@ -11,7 +11,7 @@ use crate::lifecycle::LifecycleState;
 use crate::platform;
 use crate::watchdog::staleness;
 
-/// Each kernel's (errors, operations) at the previous check, so error rates are recent ones.
+/// Each kernel's (failures, operations) at the previous check, so error rates are recent ones.
 #[derive(Default)]
 pub(super) struct ErrorSamples(HashMap<String, (u64, u64)>);
 
@@ -38,7 +38,7 @@ impl Runtime {
             .map(|id| {
                 let k = &table.kernels[id];
                 let c = &k.counters;
-                let now = (c.errors, c.messages_sent + c.errors);
+                let now = (c.failures, c.messages_processed + c.failures);
                 // A kernel launched again under the same id starts from zero.
                 let before = samples.0.get(id).copied().filter(|b| b.0 <= now.0 && b.1 <= now.1).unwrap_or((0, 0));
                 seen.insert(id.clone(), now);

@@ -415,7 +415,10 @@ impl Runtime {
         if error.counts_against_kernel() {
             if let Some(kernel) = self.shared.lock().kernels.get_mut(id) {
                 kernel.counters.errors += 1;
-                if timed_out == Some("call") || (timed_out == Some("receive") && kernel.input_depth() > 0) {
+                // A receive that timed out fails the kernel only if it ran with input: a paused
+                // kernel was not expected to answer.
+                let ran_with_input = kernel.runs() && kernel.input_depth() > 0;
+                if timed_out == Some("call") || (timed_out == Some("receive") && ran_with_input) {
                     kernel.circuit_failures(1, platform::now_ms());
                 }
             }
