@@ -40,6 +40,13 @@
 //! tick per batch writes every kernel's input with one write, dispatches every kernel in one
 //! submit, and reads every answer back with one map.
 //!
+//! # Under load
+//! [`Runtime::gpu_memory_dashboard`] reports device bytes by kernel and by purpose against an
+//! optional budget, with alerts when pressure crosses a threshold ([`memory`]).
+//! [`Runtime::degradation_manager`] reports how loaded the runtime is, and when
+//! `RuntimeOptions::degradation` is set, defers and sheds low-priority work without dropping
+//! anything accepted ([`degradation`]).
+//!
 //! # Errors
 //! Every operation returns [`Result`]; [`Error::kind`] gives an [`ErrorKind`] to match on, and
 //! the message names the kernel, state or field.
@@ -63,13 +70,16 @@ mod backend;
 pub mod codegen;
 mod correlation;
 mod cursor;
+pub mod degradation;
 mod error;
 pub mod kernel;
 pub mod lifecycle;
 mod mailbox;
+pub mod memory;
 pub mod message;
 mod metrics;
 mod platform;
+mod pressure;
 mod queue;
 mod recovery;
 mod runtime;
@@ -81,13 +91,18 @@ pub(crate) mod waiting;
 pub mod wasm;
 
 pub use backend::{AdapterSummary, BackendChoice};
+pub use degradation::{DegradationLevel, DegradationOptions, DegradationReason, DegradationSignals, DegradationStatus};
 pub use error::{
     BatchSendError, CallError, Error, ErrorKind, Result, SendError, SendTimeoutError, TryReceiveError, TrySendError,
 };
 pub use kernel::{KernelDefinition, StateElement};
 pub use lifecycle::{KernelMode, KernelState, LifecycleState};
+pub use memory::{
+    MemoryAlertEvent, MemoryByPurpose, MemoryPressureAlert, MemoryPurpose, MemoryReport, MemoryWatchId,
+};
 pub use message::{FieldType, MessageLayout, RingMessage, Scalar, Value, Vec2, Vec3, Vec4};
 pub use runtime::builder::RuntimeBuilder;
+pub use runtime::dashboards::{DegradationManager, GpuMemoryDashboard};
 pub use runtime::handle::{Dynamic, KernelHandle, KernelStatus};
 pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
 pub use telemetry::{DeviceHealth, KernelTelemetry, LatencySummary, RuntimeMetrics, RuntimeSummary, ShutdownReport};

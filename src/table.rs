@@ -18,10 +18,12 @@ use event_listener::Event;
 
 use crate::backend::{BufferStats, Device, DeviceRequest, KernelExec, StateStore};
 use crate::cursor::RingCursor;
+use crate::degradation::Degrader;
 use crate::error::{Error, Result};
 use crate::kernel::{DispatchShape, KernelDefinition};
 use crate::lifecycle::{KernelMode, Lifecycle, LifecycleState};
 use crate::mailbox::Mailbox;
+use crate::memory::AlertWatches;
 use crate::telemetry::{Counters, ShutdownReport};
 
 /// One launched kernel.
@@ -30,8 +32,10 @@ pub(crate) struct Kernel {
     pub mode: KernelMode,
     /// Most messages per dispatch (see `LaunchOptions::max_batch`).
     pub max_batch: u32,
-    /// Its place when a tick is bounded (see `LaunchOptions::priority`).
+    /// Its place when a tick is bounded, and under load (see `LaunchOptions::priority`).
     pub priority: i32,
+    /// The latency p99 it should keep, in milliseconds (see `LaunchOptions::latency_budget`).
+    pub latency_budget_ms: Option<f64>,
     /// How its GPU dispatches are shaped (kept for relaunching it after a lost device).
     pub shape: DispatchShape,
     /// Tells launches of the same id apart, so a tick planned for a kernel that was removed
@@ -108,6 +112,8 @@ pub(crate) struct Table {
     pub retired: Retired,
     /// The report, once the runtime has stopped (a second shutdown hands it back).
     pub report: Option<ShutdownReport>,
+    /// The degradation manager, when the runtime has one (see [`crate::degradation`]).
+    pub degrader: Option<Degrader>,
 }
 
 /// The counts of removed kernels that the shutdown report still owes.
@@ -149,6 +155,8 @@ pub(crate) struct Settings {
     pub device: DeviceRequest,
     /// Most messages one tick takes from all input queues together.
     pub tick_budget: Option<usize>,
+    /// The device bytes memory pressure is measured against.
+    pub memory_budget: Option<u64>,
 }
 
 /// What a runtime and its tick loop share.
@@ -165,6 +173,8 @@ pub(crate) struct Shared {
     pub buffers: Arc<BufferStats>,
     /// One recovery at a time (a manual `recover` may race the automatic one).
     pub recovering: futures_util::lock::Mutex<()>,
+    /// Memory pressure watches (their callbacks run with neither lock held).
+    pub alerts: Mutex<AlertWatches>,
 }
 
 impl Shared {
@@ -181,6 +191,7 @@ impl Shared {
             created_at_ms: now_ms,
             buffers,
             recovering: futures_util::lock::Mutex::new(()),
+            alerts: Mutex::new(AlertWatches::default()),
         }
     }
 
@@ -197,6 +208,11 @@ impl Shared {
     /// Recovery's replacement for a lost device.
     pub fn replace_device(&self, device: Arc<Device>) {
         *self.device.write().unwrap_or_else(|p| p.into_inner()) = device;
+    }
+
+    /// The memory watches.
+    pub fn alerts(&self) -> MutexGuard<'_, AlertWatches> {
+        self.alerts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Wakes the tick loop.

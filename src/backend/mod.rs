@@ -19,6 +19,7 @@ use event_listener::Event;
 
 use crate::error::{Error, Result};
 use crate::kernel::{DispatchShape, KernelDefinition};
+use crate::memory::{DeviceMemoryLimits, MemoryByPurpose};
 use crate::platform;
 use cpu::{CpuContext, CpuKernel};
 pub(crate) use gpu::BufferStats;
@@ -131,6 +132,11 @@ impl Device {
         }
     }
 
+    /// What the device says about memory (nothing on the CPU).
+    pub fn memory_limits(&self) -> DeviceMemoryLimits {
+        self.gpu().map(GpuContext::memory_limits).unwrap_or_default()
+    }
+
     pub fn gpu(&self) -> Option<&GpuContext> {
         match self {
             Device::Gpu(gpu) => Some(gpu),
@@ -203,6 +209,15 @@ impl KernelExec {
         }
     }
 
+    /// Device bytes by purpose, its state left out (the kernel's [`StateStore`] holds that,
+    /// also past terminate). 0 on the CPU, whose rings are the host queues.
+    pub fn ring_memory(&self) -> MemoryByPurpose {
+        match self {
+            KernelExec::Gpu(gpu) => MemoryByPurpose { state: 0, ..gpu.memory() },
+            KernelExec::Cpu(_) => MemoryByPurpose::default(),
+        }
+    }
+
     /// Whether the GPU handler may drop messages (then its answers cannot be forwarded slot for
     /// slot on the device).
     pub fn drops_on_gpu(&self) -> bool {
@@ -215,6 +230,16 @@ impl KernelExec {
 pub(crate) enum StateStore {
     Gpu(Arc<GpuBuffer>),
     Cpu(Arc<Mutex<Vec<u32>>>),
+}
+
+impl StateStore {
+    /// Bytes of the state array (host words on the CPU).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            StateStore::Gpu(buffer) => buffer.size(),
+            StateStore::Cpu(words) => 4 * words.lock().unwrap_or_else(|p| p.into_inner()).len() as u64,
+        }
+    }
 }
 
 /// How a connected kernel's answers reach the next kernel.

@@ -9,6 +9,7 @@
 
 use super::{Runtime, RuntimeOptions};
 use crate::backend::BackendChoice;
+use crate::degradation::DegradationOptions;
 use crate::error::Result;
 
 /// Builds a [`Runtime`]: `RuntimeBuilder::production().backend(BackendChoice::Vulkan).build().await`.
@@ -75,6 +76,16 @@ impl RuntimeBuilder {
     /// higher priority first).
     pub fn max_messages_per_tick(self, messages: usize) -> Self {
         RuntimeBuilder { options: self.options.with_max_messages_per_tick(messages) }
+    }
+
+    /// The device bytes memory pressure is measured against (see [`crate::memory`]).
+    pub fn memory_budget(self, bytes: u64) -> Self {
+        RuntimeBuilder { options: self.options.with_memory_budget(bytes) }
+    }
+
+    /// Turns the degradation manager on (see [`crate::degradation`]).
+    pub fn degradation(self, options: DegradationOptions) -> Self {
+        RuntimeBuilder { options: self.options.with_degradation(options) }
     }
 
     /// The options this builder has gathered.

@@ -7,13 +7,15 @@
 //!   state arrays, device recovery;
 //! - `messaging`: `send`, `send_batch`, `call`, `receive`, `receive_batch`;
 //! - `queries`: state, ids, telemetry, `summary`, `metrics_text`;
-//! - `routing`: `connect` and `disconnect`.
+//! - `routing`: `connect` and `disconnect`;
+//! - `dashboards`: the memory dashboard and the degradation manager's view.
 //!
 //! Operations that wait (`send` on a full queue, `receive`, `call`, `terminate`) await an event
 //! the tick fires, raced against a timer; nothing blocks a thread on the web.
 
 pub(crate) mod builder;
 mod control;
+pub(crate) mod dashboards;
 pub(crate) mod handle;
 mod messaging;
 mod queries;
@@ -26,6 +28,7 @@ use std::time::Duration;
 use event_listener::Event;
 
 use crate::backend::{AdapterSummary, BackendChoice, BufferStats, Device, DeviceRequest};
+use crate::degradation::{Degrader, DegradationOptions};
 use crate::error::{Error, Result};
 use crate::kernel::DispatchShape;
 use crate::lifecycle::{KernelMode, LifecycleState};
@@ -58,9 +61,28 @@ pub struct RuntimeOptions {
     /// tick is bounded, kernels of higher `LaunchOptions::priority` take theirs first; a kernel
     /// fed by a connected kernel drains its queue regardless.
     pub max_messages_per_tick: Option<usize>,
+    /// Device bytes the runtime may hold before memory pressure reads 1 (see
+    /// [`crate::memory`]): WebGPU reports no device total, so this is the denominator. `None`
+    /// (the default): pressure reads 0.
+    pub memory_budget: Option<u64>,
+    /// The degradation manager and its settings (see [`crate::degradation`]); `None` (the
+    /// default): off, every kernel served alike whatever the load.
+    pub degradation: Option<DegradationOptions>,
 }
 
 impl RuntimeOptions {
+    /// The device bytes memory pressure is measured against.
+    pub fn with_memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = Some(bytes);
+        self
+    }
+
+    /// Turns the degradation manager on with `options`.
+    pub fn with_degradation(mut self, options: DegradationOptions) -> Self {
+        self.degradation = Some(options);
+        self
+    }
+
     /// Which adapters may be used.
     pub fn with_backend(mut self, backend: BackendChoice) -> Self {
         self.backend = backend;
@@ -114,6 +136,8 @@ impl Default for RuntimeOptions {
             device_index: 0,
             debug: false,
             max_messages_per_tick: None,
+            memory_budget: None,
+            degradation: None,
         }
     }
 }
@@ -121,7 +145,7 @@ impl Default for RuntimeOptions {
 /// Options for [`Runtime::launch`], built from [`LaunchOptions::default`] with the `with_*`
 /// methods (RingKernel's builders). In JavaScript, `{ queueSize, inputQueueSize,
 /// outputQueueSize, mode, maxBatch, autoActivate, workgroupSize, maxWorkgroups, sharedMemory,
-/// priority }`.
+/// priority, latencyBudgetMs }`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
@@ -154,8 +178,13 @@ pub struct LaunchOptions {
     #[serde(rename = "sharedMemory")]
     pub shared_memory: u32,
     /// When the runtime bounds a tick (`RuntimeOptions::max_messages_per_tick`), kernels of
-    /// higher priority take their messages first. Default 0.
+    /// higher priority take their messages first. Default 0. Under load, the degradation
+    /// manager defers and refuses kernels below its `protected_priority` first.
     pub priority: i32,
+    /// The latency p99 this kernel should keep (the degradation manager's latency signal; at
+    /// `severe`, a kernel over it takes smaller batches). In JavaScript `latencyBudgetMs`.
+    #[serde(rename = "latencyBudgetMs", deserialize_with = "crate::degradation::optional_millis")]
+    pub latency_budget: Option<Duration>,
 }
 
 impl LaunchOptions {
@@ -237,6 +266,12 @@ impl LaunchOptions {
         self
     }
 
+    /// The latency p99 this kernel should keep.
+    pub fn with_latency_budget(mut self, budget: Duration) -> Self {
+        self.latency_budget = Some(budget);
+        self
+    }
+
     /// The GPU dispatch these options ask for.
     pub(crate) fn dispatch_shape(&self) -> DispatchShape {
         DispatchShape {
@@ -278,6 +313,9 @@ impl Runtime {
     /// Opens the backend (a GPU device, or the host for [`BackendChoice::Cpu`]) and starts the
     /// tick loop. Fails with `BackendUnavailable` (naming what was tried) when no adapter exists.
     pub async fn new(options: RuntimeOptions) -> Result<Runtime> {
+        if let Some(problem) = options.degradation.as_ref().and_then(DegradationOptions::problem) {
+            return Err(Error::OutOfRange(problem));
+        }
         let buffers = Arc::new(BufferStats::default());
         let wake = Arc::new(Event::new());
         let request = DeviceRequest { backend: options.backend, index: options.device_index, debug: options.debug };
@@ -287,10 +325,12 @@ impl Runtime {
             auto_recover: options.auto_recover,
             device: request,
             tick_budget: options.max_messages_per_tick,
+            memory_budget: options.memory_budget,
         };
         // On the web nothing is Send and the loop shares the page's thread; Arc keeps one type.
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let shared = Arc::new(Shared::new(device, settings, wake, buffers, platform::now_ms()));
+        shared.lock().degrader = options.degradation.clone().map(|o| Degrader::new(o, platform::now_ms()));
         let tick_loop = Mutex::new(platform::spawn_tick_loop(crate::tick::run(shared.clone())));
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let inner = Arc::new(Inner { shared: shared.clone(), options, tick_loop });
