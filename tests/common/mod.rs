@@ -37,6 +37,7 @@ pub fn js_name(error: &Error) -> &'static str {
         ErrorKind::DeviceLost => "DeviceLostError",
         ErrorKind::Disposed => "RuntimeDisposedError",
         ErrorKind::Draining => "RuntimeDrainingError",
+        ErrorKind::Overloaded => "OverloadedError",
         ErrorKind::InvalidArgument => "TypeError",
         ErrorKind::OutOfRange => "RangeError",
         other => panic!("{other:?} needs its contract name here"),
