@@ -339,13 +339,8 @@ impl Degrader {
             (s.latency_ratio.map_or(0, |r| level_of(r, &o.latency_thresholds)), DegradationReason::Latency),
             (level_of(s.memory_pressure, &o.memory_thresholds), DegradationReason::MemoryPressure),
         ];
-        let (level, reason) = readings.into_iter().fold((0, DegradationReason::None), |best, r| {
-            if r.0 > best.0 {
-                r
-            } else {
-                best
-            }
-        });
+        let (level, reason) =
+            readings.into_iter().fold((0, DegradationReason::None), |best, r| if r.0 > best.0 { r } else { best });
         (DegradationLevel::from_index(level), reason)
     }
 
@@ -420,7 +415,9 @@ impl Policy {
             DegradationLevel::Critical if priority < self.top_priority.max(self.protected_priority) => {
                 Some(self.top_priority.max(self.protected_priority))
             }
-            DegradationLevel::Severe | DegradationLevel::Critical if self.low(priority) => Some(self.protected_priority),
+            DegradationLevel::Severe | DegradationLevel::Critical if self.low(priority) => {
+                Some(self.protected_priority)
+            }
             _ => None,
         }
     }

@@ -327,7 +327,13 @@ impl AlertWatches {
 
     /// `alert` to every watch now, whatever pressure is (the seed's `trigger_alert`); the
     /// watches' crossing state is left alone.
-    pub fn trigger(&self, alert: MemoryPressureAlert, pressure: f64, used_bytes: u64, budget_bytes: Option<u64>) -> Due {
+    pub fn trigger(
+        &self,
+        alert: MemoryPressureAlert,
+        pressure: f64,
+        used_bytes: u64,
+        budget_bytes: Option<u64>,
+    ) -> Due {
         self.watches
             .iter()
             .map(|w| {

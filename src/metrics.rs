@@ -226,7 +226,12 @@ pub fn render(summary: &RuntimeSummary) -> String {
 fn render_memory(out: &mut String, summary: &RuntimeSummary) {
     let memory = &summary.memory;
     let name = "ringkernel_memory_bytes";
-    header(out, name, "Device memory held, by kernel and purpose (kernel=\"\" for the shared readback buffer).", "gauge");
+    header(
+        out,
+        name,
+        "Device memory held, by kernel and purpose (kernel=\"\" for the shared readback buffer).",
+        "gauge",
+    );
     for (id, bytes) in &memory.by_kernel {
         for purpose in MemoryPurpose::ALL.into_iter().filter(|p| *p != MemoryPurpose::Readback) {
             let _ = writeln!(out, "{name}{{kernel=\"{}\",purpose=\"{purpose}\"}} {}", escape(id), bytes.get(purpose));

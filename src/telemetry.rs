@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use crate::backend::AdapterSummary;
 use crate::degradation::DegradationStatus;
-use crate::memory::MemoryReport;
 use crate::lifecycle::{KernelMode, KernelState};
+use crate::memory::MemoryReport;
 
 /// A snapshot of one kernel's counters.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -180,7 +180,10 @@ fn load_raises_the_level_refusals_hand_messages_back_and_nothing_accepted_is_los
         }
         assert_eq!(rt.degradation_level(), DegradationLevel::Critical, "{backend:?}: high is 19 of 20");
         match mid.try_send(501) {
-            Err(TrySendError::Refused(501, Error::Overloaded { level: DegradationLevel::Critical, required: 3, .. })) => {}
+            Err(TrySendError::Refused(
+                501,
+                Error::Overloaded { level: DegradationLevel::Critical, required: 3, .. },
+            )) => {}
             other => panic!("{backend:?}: expected Overloaded at critical, got {other:?}"),
         }
         let metrics = rt.metrics_text();

@@ -17,8 +17,8 @@ use crate::cursor::RingCursor;
 use crate::error::{Error, Result};
 use crate::kernel::{self, KernelDefinition};
 use crate::lifecycle::{Action, KernelState, Lifecycle};
-use crate::memory::MemoryPurpose;
 use crate::mailbox::Mailbox;
+use crate::memory::MemoryPurpose;
 use crate::platform;
 use crate::recovery;
 use crate::table::{Kernel, Resources, Route};
@@ -352,12 +352,15 @@ impl Runtime {
                 Ok(bytemuck::cast_slice(&words.lock().unwrap_or_else(|p| p.into_inner())).to_vec())
             }
             (StateStore::Gpu(state), Some(gpu)) => {
-                let staging = gpu.create_buffer(MemoryPurpose::Readback, &wgpu::BufferDescriptor {
-                    label: Some("state readback"),
-                    size: state.size(),
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
+                let staging = gpu.create_buffer(
+                    MemoryPurpose::Readback,
+                    &wgpu::BufferDescriptor {
+                        label: Some("state readback"),
+                        size: state.size(),
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    },
+                );
                 let mut encoder =
                     gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read state") });
                 encoder.copy_buffer_to_buffer(&state, 0, &staging, 0, state.size());

@@ -28,7 +28,7 @@ use std::time::Duration;
 use event_listener::Event;
 
 use crate::backend::{AdapterSummary, BackendChoice, BufferStats, Device, DeviceRequest};
-use crate::degradation::{Degrader, DegradationOptions};
+use crate::degradation::{DegradationOptions, Degrader};
 use crate::error::{Error, Result};
 use crate::kernel::DispatchShape;
 use crate::lifecycle::{KernelMode, LifecycleState};

@@ -1,7 +1,8 @@
 //! Runtime errors as JavaScript sees them: instances of the classes in `js/errors.js`
 //! (`RingKernelError` and a subclass per [`ErrorKind`], exported by the package, so `instanceof`
 //! works), whose `name` is the contract's, with the details as properties (`kernelId`, `state`,
-//! `action`, `accepted`, `unprocessed`, `field`, `line`, `column`) for programmatic handling.
+//! `action`, `accepted`, `unprocessed`, `field`, `line`, `column`, `level`, `priority`,
+//! `requiredPriority`) for programmatic handling.
 //! Bad arguments are JavaScript's own `TypeError` and `RangeError`.
 
 use js_sys::Reflect;
@@ -31,6 +32,7 @@ fn name(kind: ErrorKind) -> &'static str {
         ErrorKind::DeviceLost => "DeviceLostError",
         ErrorKind::Disposed => "RuntimeDisposedError",
         ErrorKind::Draining => "RuntimeDrainingError",
+        ErrorKind::Overloaded => "OverloadedError",
         ErrorKind::InvalidArgument => "TypeError",
         ErrorKind::OutOfRange => "RangeError",
     }
@@ -62,6 +64,12 @@ pub(super) fn js_error(error: Error) -> JsValue {
             set("kernelId", id.into());
             set("state", state.as_str().into());
             set("action", action.to_string().into());
+        }
+        Error::Overloaded { id, level, priority, required } => {
+            set("kernelId", id.into());
+            set("level", level.as_str().into());
+            set("priority", (*priority).into());
+            set("requiredPriority", (*required).into());
         }
         Error::MessageFormat { id, field, .. } => {
             set("kernelId", id.into());

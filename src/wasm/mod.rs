@@ -6,6 +6,7 @@
 //! - `runtime`: the `RingKernelRuntime` class ([`JsRuntime`] in Rust);
 //! - `handle`: the `KernelHandle` class ([`JsKernelHandle`]), what `launch` resolves with;
 //! - `managed`: `managedKernel`;
+//! - `operations`: the memory dashboard and the degradation level on `RingKernelRuntime`;
 //! - `definitions`: `defineMessage` and `ringKernel`;
 //! - `messages`: JS values ↔ messages, through `codec` (the JavaScript encoders and decoders
 //!   of `js/codec.js`) where it can; `host_handler`: JavaScript handlers for the cpu backend;
@@ -20,6 +21,7 @@ mod handle;
 mod host_handler;
 mod managed;
 mod messages;
+mod operations;
 mod options;
 mod runtime;
 mod types;

@@ -117,6 +117,32 @@ where
     })
 }
 
+/// Refuses unknown keys in the object under `key` of `options` (serde-wasm-bindgen reads nested
+/// objects as leniently as top-level ones), as `parse_options` does for the top level.
+pub(super) fn check_nested_keys<T>(options: &Option<JsValue>, key: &str, what: &str) -> Result<(), JsValue>
+where
+    T: for<'de> Deserialize<'de>,
+{
+    let Some(nested) = options.as_ref().filter(|o| o.is_object()).map(|o| Reflect::get(o, &key.into())).transpose()?
+    else {
+        return Ok(());
+    };
+    if !nested.is_object() {
+        return Ok(()); // undefined and null mean none; other values serde refuses with its own words
+    }
+    let known = field_names::<T>();
+    for name in Object::keys(nested.unchecked_ref::<Object>()).iter() {
+        let name = name.as_string().unwrap_or_default();
+        if !known.contains(&name.as_str()) {
+            return Err(type_error(format!(
+                "{what}: unknown option '{key}.{name}' (expected one of {})",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// How serde names the numeric types of option fields in its errors.
 const NUMBER_TYPES: [&str; 6] = ["usize", "u32", "u64", "i32", "f32", "f64"];
 

@@ -11,8 +11,9 @@ use super::definitions::kernel_definition;
 use super::errors::{js_error, js_void};
 use super::handle::JsKernelHandle;
 use super::messages::{js_answer, js_batch, js_message_value, js_state, receive_answers, Batch};
-use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
+use super::options::{check_nested_keys, parse_options, timeout_option, ReceiveBatchOptions};
 use super::{kernel_id, to_js};
+use crate::degradation::DegradationOptions;
 use crate::kernel::KernelDefinition;
 use crate::message::Scalar;
 use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
@@ -32,7 +33,9 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "RuntimeOptions")] options: Option<JsValue>,
     ) -> Promise {
         future_to_promise(async move {
-            let options: RuntimeOptions = parse_options(options, "RingKernelRuntime.create options")?;
+            let what = "RingKernelRuntime.create options";
+            check_nested_keys::<DegradationOptions>(&options, "degradation", what)?;
+            let options: RuntimeOptions = parse_options(options, what)?;
             let runtime = Runtime::new(options).await.map_err(js_error)?;
             Ok(JsRuntime { inner: Rc::new(runtime) }.into())
         })

@@ -230,12 +230,15 @@ impl Buffers {
     /// may drop (`drops`), and the state array when the definition has one.
     fn allocate(ctx: &GpuContext, definition: &KernelDefinition, slots: u32, drops: bool) -> Self {
         let ring = |purpose, label, header: u64, stride: u64, usage| {
-            ctx.create_buffer(purpose, &wgpu::BufferDescriptor {
-                label: Some(label),
-                size: header + stride * slots as u64,
-                usage,
-                mapped_at_creation: false,
-            })
+            ctx.create_buffer(
+                purpose,
+                &wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: header + stride * slots as u64,
+                    usage,
+                    mapped_at_creation: false,
+                },
+            )
         };
         let (input_stride, output_stride) = (definition.input.size() as u64, definition.output.size() as u64);
         // The input ring is also the target of a connected kernel's answers, the output ring
@@ -254,18 +257,29 @@ impl Buffers {
             output_stride,
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         );
-        let kept = drops.then(|| ring(MemoryPurpose::KeptFlags, "kept flags", 0, 4, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC));
+        let kept = drops.then(|| {
+            ring(
+                MemoryPurpose::KeptFlags,
+                "kept flags",
+                0,
+                4,
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            )
+        });
         // wgpu zero-initializes new buffers, which is the state's documented starting value.
         // COPY_DST: recovery writes the last checkpoint into a relaunched kernel's state.
         // Arc for sharing, not threads: on the web nothing is Send.
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let state = definition.state.map(|spec| {
-            Arc::new(ctx.create_buffer(MemoryPurpose::State, &wgpu::BufferDescriptor {
-                label: Some("kernel state"),
-                size: spec.size_bytes(),
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }))
+            Arc::new(ctx.create_buffer(
+                MemoryPurpose::State,
+                &wgpu::BufferDescriptor {
+                    label: Some("kernel state"),
+                    size: spec.size_bytes(),
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                },
+            ))
         });
         Buffers { input_ring, output_ring, kept, state }
     }

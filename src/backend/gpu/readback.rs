@@ -105,13 +105,16 @@ impl Readback {
             if let Some(old) = self.buffer.take() {
                 old.destroy();
             }
-            self.buffer = Some(ctx.create_buffer(MemoryPurpose::Readback, &wgpu::BufferDescriptor {
-                // MAP_READ may only be combined with COPY_DST, hence a buffer apart from the rings.
-                label: Some("readback"),
-                size: grown,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }));
+            self.buffer = Some(ctx.create_buffer(
+                MemoryPurpose::Readback,
+                &wgpu::BufferDescriptor {
+                    // MAP_READ may only be combined with COPY_DST, hence a buffer apart from the rings.
+                    label: Some("readback"),
+                    size: grown,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                },
+            ));
         }
         self.buffer.as_deref().cloned().expect("just reserved")
     }

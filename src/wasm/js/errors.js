@@ -27,6 +27,8 @@ export class DeviceLostError extends RingKernelError {}
 export class RuntimeDisposedError extends RingKernelError {}
 /** The runtime is draining (`drain()`): it finishes what it has and takes no new launches, sends or calls. */
 export class RuntimeDrainingError extends RingKernelError {}
+/** The runtime is degraded (`level`) and refused a message for a kernel below `requiredPriority`; nothing was accepted. */
+export class OverloadedError extends RingKernelError {}
 
 const CLASSES = {
   RingKernelError,
@@ -41,6 +43,7 @@ const CLASSES = {
   DeviceLostError,
   RuntimeDisposedError,
   RuntimeDrainingError,
+  OverloadedError,
 };
 for (const [name, errorClass] of Object.entries(CLASSES)) {
   Object.defineProperty(errorClass.prototype, "name", { value: name, writable: true, configurable: true });
