@@ -240,11 +240,15 @@ impl DegradationOptions {
     }
 }
 
+/// What a duration option must be, as serde's errors say it (JavaScript's option parser makes a
+/// number that is not one a `RangeError`).
+pub(crate) const MILLISECONDS: &str = "milliseconds, at least 0";
+
 /// Milliseconds (a finite number, at least 0) as a `Duration`.
 fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let ms = f64::deserialize(deserializer)?;
     Duration::try_from_secs_f64(ms / 1000.0)
-        .map_err(|_| serde::de::Error::custom(format!("a duration is milliseconds, at least 0, not {ms}")))
+        .map_err(|_| serde::de::Error::invalid_value(serde::de::Unexpected::Float(ms), &MILLISECONDS))
 }
 
 pub(crate) fn optional_millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
@@ -425,8 +429,6 @@ impl Policy {
 
 #[cfg(test)]
 mod tests {
-    use proptest::prelude::*;
-
     use super::*;
     use DegradationLevel::*;
 
@@ -502,55 +504,63 @@ mod tests {
         assert_eq!(DegradationOptions::default().problem(), None);
     }
 
-    proptest! {
-        /// Under any synthetic load: the level is always the one the signals point at or (while
-        /// it steps down) above it; it never rises without a signal over its threshold; it
-        /// never falls more than one level per cooldown; and it never flaps: between two
-        /// changes down at least a cooldown passes.
-        #[test]
-        fn levels_follow_load_without_flapping(load in proptest::collection::vec((0.0f64..1.0, 0.0f64..6.0, 0.0f64..1.0, 1u32..400), 1..200)) {
-            let mut d = degrader();
-            let mut now = 0.0;
-            let mut last_change = f64::NEG_INFINITY;
-            for (queue_fill, latency, memory, step) in load {
-                now += step as f64;
-                let before = d.level();
-                let signals = DegradationSignals::new(queue_fill, Some(latency), memory);
-                let (pointed, _) = d.indicated(&signals, 1.0);
-                let changed = d.evaluate(signals, now);
-                let after = d.level();
-                prop_assert!(after >= pointed, "never below what the signals point at");
-                if after > before {
-                    prop_assert_eq!(after, pointed, "up only as far as the signals point");
-                }
-                if after < before {
-                    prop_assert_eq!(after as u8 + 1, before as u8, "down one level at a time");
-                    prop_assert!(now - last_change >= 100.0, "down only after the cooldown");
-                }
-                prop_assert_eq!(changed.is_some(), after != before);
-                if changed.is_some() {
-                    last_change = now;
-                }
-            }
-        }
+    /// Property tests under synthetic load (proptest runs natively).
+    #[cfg(not(target_arch = "wasm32"))]
+    mod load {
+        use proptest::prelude::*;
 
-        /// Load held constant settles: after enough time the level is exactly what it points
-        /// at with the hysteresis applied or the level it points at, and it stays there.
-        #[test]
-        fn constant_load_settles(queue_fill in 0.0f64..1.0, memory in 0.0f64..1.0) {
-            let mut d = degrader();
-            d.evaluate(fill(1.0), 0.0);
-            let signals = DegradationSignals::new(queue_fill, None, memory);
-            for i in 1..=10 {
-                d.evaluate(signals, i as f64 * 100.0);
+        use super::*;
+
+        proptest! {
+            /// Under any synthetic load: the level is always the one the signals point at or (while
+            /// it steps down) above it; it never rises without a signal over its threshold; it
+            /// never falls more than one level per cooldown; and it never flaps: between two
+            /// changes down at least a cooldown passes.
+            #[test]
+            fn levels_follow_load_without_flapping(load in proptest::collection::vec((0.0f64..1.0, 0.0f64..6.0, 0.0f64..1.0, 1u32..400), 1..200)) {
+                let mut d = degrader();
+                let mut now = 0.0;
+                let mut last_change = f64::NEG_INFINITY;
+                for (queue_fill, latency, memory, step) in load {
+                    now += step as f64;
+                    let before = d.level();
+                    let signals = DegradationSignals::new(queue_fill, Some(latency), memory);
+                    let (pointed, _) = d.indicated(&signals, 1.0);
+                    let changed = d.evaluate(signals, now);
+                    let after = d.level();
+                    prop_assert!(after >= pointed, "never below what the signals point at");
+                    if after > before {
+                        prop_assert_eq!(after, pointed, "up only as far as the signals point");
+                    }
+                    if after < before {
+                        prop_assert_eq!(after as u8 + 1, before as u8, "down one level at a time");
+                        prop_assert!(now - last_change >= 100.0, "down only after the cooldown");
+                    }
+                    prop_assert_eq!(changed.is_some(), after != before);
+                    if changed.is_some() {
+                        last_change = now;
+                    }
+                }
             }
-            let settled = d.level();
-            for i in 11..=20 {
-                prop_assert_eq!(d.evaluate(signals, i as f64 * 100.0), None);
+
+            /// Load held constant settles: after enough time the level is exactly what it points
+            /// at with the hysteresis applied or the level it points at, and it stays there.
+            #[test]
+            fn constant_load_settles(queue_fill in 0.0f64..1.0, memory in 0.0f64..1.0) {
+                let mut d = degrader();
+                d.evaluate(fill(1.0), 0.0);
+                let signals = DegradationSignals::new(queue_fill, None, memory);
+                for i in 1..=10 {
+                    d.evaluate(signals, i as f64 * 100.0);
+                }
+                let settled = d.level();
+                for i in 11..=20 {
+                    prop_assert_eq!(d.evaluate(signals, i as f64 * 100.0), None);
+                }
+                let (pointed, _) = d.indicated(&signals, 1.0);
+                let (released, _) = d.indicated(&signals, 0.9);
+                prop_assert!(settled >= pointed && settled <= released.max(pointed));
             }
-            let (pointed, _) = d.indicated(&signals, 1.0);
-            let (released, _) = d.indicated(&signals, 0.9);
-            prop_assert!(settled >= pointed && settled <= released.max(pointed));
         }
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::errors::{js_error, range_error, type_error};
 use super::messages::type_name;
+use crate::degradation::MILLISECONDS;
 use crate::lifecycle::KernelMode;
 use crate::runtime::{LaunchOptions, DEFAULT_TERMINATE_TIMEOUT};
 use crate::waiting::duration_from_ms;
@@ -109,7 +110,8 @@ where
         // where a number of narrower range belongs (`expected usize`) is a RangeError, any other
         // mismatch a TypeError.
         let given_number = message.contains("integer `") || message.contains("floating point `");
-        let wanted_number = NUMBER_TYPES.iter().any(|ty| message.ends_with(&format!("expected {ty}")));
+        let wanted_number = NUMBER_TYPES.iter().any(|ty| message.ends_with(&format!("expected {ty}")))
+            || message.ends_with(&format!("expected {MILLISECONDS}"));
         match given_number && wanted_number {
             true => range_error(message),
             false => type_error(message),
