@@ -76,9 +76,11 @@ wasm_release() {
 
 # The release wasm's size limit in bytes, gzipped (gzip -9) after wasm-opt: the one place it is
 # set. Every build prints the sizes against it; scripts/test.sh fails when the package is over.
-# 190 KiB holds what the package is now (189,762 bytes) so it cannot grow unnoticed; the goal is
-# 150 KB (issue 16): lower this as the package shrinks.
-wasm_size_budget=194560
+# 190 KiB held the package before issue 17's operations layer (189,762 bytes); the GPU memory
+# dashboard and the degradation manager (their wasm surface, options and reports) added about
+# 14.6 KB gzipped (193,086 → 207,687 measured on this branch), so 205 KiB holds it now and it
+# cannot grow unnoticed; the goal is 150 KB (issue 16): lower this as the package shrinks.
+wasm_size_budget=209920
 
 # wasm-opt for the release wasm. --converge reruns the passes while they still shrink it;
 # --low-memory-unused lets it fold constant offsets into loads and stores, which assumes the low
