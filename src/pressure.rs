@@ -4,15 +4,23 @@
 
 use std::collections::BTreeMap;
 
+use crate::backend::StateStore;
 use crate::degradation::{DegradationSignals, Policy};
 use crate::memory::{self, MemoryByPurpose, MemoryPurpose, MemoryReport};
 use crate::table::{Kernel, Shared, Table};
 
 /// One kernel's bytes by purpose: its rings from its device resources, its state from the store
-/// that outlives them until the kernel is removed.
-pub(crate) fn kernel_memory(kernel: &Kernel) -> MemoryByPurpose {
+/// that outlives them until the kernel is removed. The state's size comes from its buffer or its
+/// definition, never from its words: a host handler holds those locked while it runs, and this
+/// is read under the table's lock. A host copy kept on a GPU device (the state of a terminated
+/// kernel whose device was lost) is not device memory and counts 0.
+pub(crate) fn kernel_memory(kernel: &Kernel, on_cpu: bool) -> MemoryByPurpose {
     let mut bytes = kernel.resources.exec.as_ref().map(|exec| exec.ring_memory()).unwrap_or_default();
-    bytes.state = kernel.resources.state.as_ref().map_or(0, |store| store.bytes());
+    bytes.state = match &kernel.resources.state {
+        Some(StateStore::Gpu(buffer)) => buffer.size(),
+        Some(StateStore::Cpu(_)) if on_cpu => kernel.def.state.map_or(0, |spec| spec.size_bytes()),
+        _ => 0,
+    };
     bytes
 }
 
@@ -22,8 +30,8 @@ pub(crate) fn used_and_pressure(shared: &Shared, table: Option<&Table>) -> (u64,
     let used = match shared.device().gpu() {
         Some(_) => shared.buffers.bytes(),
         None => match table {
-            Some(table) => table.kernels.values().map(|k| kernel_memory(k).total()).sum(),
-            None => shared.lock().kernels.values().map(|k| kernel_memory(k).total()).sum(),
+            Some(table) => table.kernels.values().map(|k| kernel_memory(k, true).total()).sum(),
+            None => shared.lock().kernels.values().map(|k| kernel_memory(k, true).total()).sum(),
         },
     };
     (used, memory::pressure(used, shared.settings.memory_budget))
@@ -31,11 +39,12 @@ pub(crate) fn used_and_pressure(shared: &Shared, table: Option<&Table>) -> (u64,
 
 /// The memory dashboard's snapshot.
 pub(crate) fn memory_report(shared: &Shared, table: &Table) -> MemoryReport {
+    let device = shared.device();
+    let on_cpu = device.gpu().is_none();
     let mut by_kernel = BTreeMap::new();
     for (id, kernel) in &table.kernels {
-        by_kernel.insert(id.clone(), kernel_memory(kernel));
+        by_kernel.insert(id.clone(), kernel_memory(kernel, on_cpu));
     }
-    let device = shared.device();
     // On a GPU every buffer is counted where it is made, readback included; the cpu backend
     // holds only the kernels' state words.
     let by_purpose = match device.gpu() {

@@ -232,16 +232,6 @@ pub(crate) enum StateStore {
     Cpu(Arc<Mutex<Vec<u32>>>),
 }
 
-impl StateStore {
-    /// Bytes of the state array (host words on the CPU).
-    pub fn bytes(&self) -> u64 {
-        match self {
-            StateStore::Gpu(buffer) => buffer.size(),
-            StateStore::Cpu(words) => 4 * words.lock().unwrap_or_else(|p| p.into_inner()).len() as u64,
-        }
-    }
-}
-
 /// How a connected kernel's answers reach the next kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Routing {
