@@ -360,7 +360,13 @@ impl Degrader {
             let held = now_ms - self.changed_at_ms >= self.options.cooldown.as_secs_f64() * 1000.0;
             if down < self.level && held {
                 let next = self.level.below();
-                self.reason = if next == DegradationLevel::Normal { DegradationReason::None } else { down_reason };
+                // Stepping down: the signal still over the next level's thresholds, if any, is
+                // its reason; otherwise the one that raised it (its thresholds are being left).
+                self.reason = match (next, down_reason) {
+                    (DegradationLevel::Normal, _) => DegradationReason::None,
+                    (_, DegradationReason::None) => self.reason,
+                    (_, reason) => reason,
+                };
                 next
             } else {
                 if down == self.level {
