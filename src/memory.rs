@@ -1,7 +1,7 @@
 //! The GPU memory dashboard's vocabulary: what each byte the runtime holds on its device is
 //! for ([`MemoryPurpose`]), the report that adds them up by kernel and by purpose
 //! ([`MemoryReport`]), memory pressure against an optional budget, and the alerts that fire when
-//! pressure crosses a threshold ([`AlertWatches`]).
+//! pressure crosses a threshold (`GpuMemoryDashboard::on_alert`).
 //!
 //! # The denominator
 //! WebGPU tells a page nothing about how much memory its device has: its limits bound one
