@@ -197,6 +197,9 @@ impl Ledger {
         while count > 0 {
             let Some((sent, run)) = self.sent_at.front_mut() else { break };
             let take = (*run).min(count);
+            if let Some(window) = counters.window_latency.as_mut() {
+                window.record(now_ms - *sent, take);
+            }
             if let Some(latency) = counters.latency.as_mut() {
                 latency.record(now_ms - *sent, take);
             }

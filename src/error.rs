@@ -4,6 +4,7 @@
 //! presented to JavaScript (an `Error` subclass name) is the wasm layer's business, not this
 //! module's.
 
+use crate::degradation::DegradationLevel;
 use crate::lifecycle::{Action, IllegalTransition, KernelState};
 
 /// Everything the runtime can refuse or fail with.
@@ -119,6 +120,23 @@ pub enum Error {
         /// How long until the circuit lets a probe through.
         retry_after: std::time::Duration,
     },
+    /// The degradation manager refused a new message for a kernel of too low a priority while
+    /// the runtime is loaded (see [`crate::degradation`]). Nothing was accepted: the message
+    /// comes back to the sender.
+    #[error(
+        "kernel '{id}' takes no new messages while the runtime is degraded to {level}: its priority {priority} is \
+         below {required}"
+    )]
+    Overloaded {
+        /// The kernel the message was for.
+        id: String,
+        /// The degradation level that refused it.
+        level: DegradationLevel,
+        /// The kernel's priority.
+        priority: i32,
+        /// The priority a kernel needs for its messages to be taken at this level.
+        required: i32,
+    },
 
     /// An argument of the wrong shape (a type error in JavaScript).
     #[error("invalid argument: {0}")]
@@ -159,6 +177,8 @@ pub enum ErrorKind {
     Draining,
     /// [`Error::CircuitOpen`].
     CircuitOpen,
+    /// [`Error::Overloaded`].
+    Overloaded,
     /// [`Error::InvalidArgument`].
     InvalidArgument,
     /// [`Error::OutOfRange`].
@@ -221,6 +241,7 @@ impl Error {
             Error::Disposed => ErrorKind::Disposed,
             Error::Draining(_) => ErrorKind::Draining,
             Error::CircuitOpen { .. } => ErrorKind::CircuitOpen,
+            Error::Overloaded { .. } => ErrorKind::Overloaded,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::OutOfRange(_) => ErrorKind::OutOfRange,
         }
@@ -232,7 +253,11 @@ impl Error {
     pub(crate) fn counts_against_kernel(&self) -> bool {
         matches!(
             self.kind(),
-            ErrorKind::MessageFormat | ErrorKind::QueueFull | ErrorKind::Timeout | ErrorKind::KernelState
+            ErrorKind::MessageFormat
+                | ErrorKind::QueueFull
+                | ErrorKind::Timeout
+                | ErrorKind::KernelState
+                | ErrorKind::Overloaded
         )
     }
 }

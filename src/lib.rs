@@ -47,6 +47,13 @@
 //! [`KernelWatchdog`] ([`Runtime::kernel_watchdog`]) lists kernels that have input and make no
 //! progress, and can deactivate them or recover the device.
 //!
+//! # Under load
+//! [`Runtime::gpu_memory_dashboard`] reports device bytes by kernel and by purpose against an
+//! optional budget, with alerts when pressure crosses a threshold ([`memory`]).
+//! [`Runtime::degradation_manager`] reports how loaded the runtime is, and when
+//! `RuntimeOptions::degradation` is set, defers and sheds low-priority work without dropping
+//! anything accepted ([`degradation`]).
+//!
 //! # Errors
 //! Every operation returns [`Result`]; [`Error::kind`] gives an [`ErrorKind`] to match on, and
 //! the message names the kernel, state or field.
@@ -72,14 +79,17 @@ mod circuit;
 pub mod codegen;
 mod correlation;
 mod cursor;
+pub mod degradation;
 mod error;
 pub mod health;
 pub mod kernel;
 pub mod lifecycle;
 mod mailbox;
+pub mod memory;
 pub mod message;
 mod metrics;
 mod platform;
+mod pressure;
 mod queue;
 mod recovery;
 mod runtime;
@@ -94,14 +104,17 @@ mod watchdog;
 
 pub use backend::{AdapterSummary, BackendChoice};
 pub use circuit::{CircuitBreakerConfig, CircuitState, CircuitStatus};
+pub use degradation::{DegradationLevel, DegradationOptions, DegradationReason, DegradationSignals, DegradationStatus};
 pub use error::{
     BatchSendError, CallError, Error, ErrorKind, Result, SendError, SendTimeoutError, TryReceiveError, TrySendError,
 };
 pub use health::{HealthReport, HealthStatus, HealthThresholds};
 pub use kernel::{KernelDefinition, StateElement};
 pub use lifecycle::{KernelMode, KernelState, LifecycleState};
+pub use memory::{MemoryAlertEvent, MemoryByPurpose, MemoryPressureAlert, MemoryPurpose, MemoryReport, MemoryWatchId};
 pub use message::{FieldType, MessageLayout, RingMessage, Scalar, Value, Vec2, Vec3, Vec4};
 pub use runtime::builder::RuntimeBuilder;
+pub use runtime::dashboards::{DegradationManager, GpuMemoryDashboard};
 pub use runtime::handle::{Dynamic, KernelHandle, KernelStatus};
 pub use runtime::health::HealthChecker;
 pub use runtime::resilience::{CircuitBreaker, KernelWatchdog};

@@ -8,8 +8,10 @@
 use std::fmt::Write;
 
 use crate::circuit::CircuitState;
+use crate::degradation::DegradationLevel;
 use crate::health::{HealthReport, HealthSubject, Severity};
 use crate::lifecycle::KernelState;
+use crate::memory::MemoryPurpose;
 use crate::telemetry::{KernelTelemetry, RuntimeSummary};
 
 /// One metric family: name, help, type, and a sample per kernel.
@@ -236,6 +238,9 @@ pub fn render(summary: &RuntimeSummary) -> String {
         }
     }
 
+    render_memory(&mut out, summary);
+    render_degradation(&mut out, summary);
+
     let latency = "ringkernel_latency_seconds";
     header(&mut out, latency, "Latency from send to the answer arriving on the host.", "summary");
     for (id, kernel) in &summary.per_kernel {
@@ -278,6 +283,55 @@ pub fn render_health(report: &HealthReport) -> String {
         let _ = writeln!(out, "ringkernel_health_issues{{severity=\"{severity}\",{labels}}} {count}");
     }
     out
+}
+
+/// Device memory by kernel and purpose (the readback buffer, shared, under `kernel=""`), the
+/// budget and the pressure.
+fn render_memory(out: &mut String, summary: &RuntimeSummary) {
+    let memory = &summary.memory;
+    let name = "ringkernel_memory_bytes";
+    header(
+        out,
+        name,
+        "Device memory held, by kernel and purpose (kernel=\"\" for the shared readback buffer).",
+        "gauge",
+    );
+    for (id, bytes) in &memory.by_kernel {
+        for purpose in MemoryPurpose::ALL.into_iter().filter(|p| *p != MemoryPurpose::Readback) {
+            let _ = writeln!(out, "{name}{{kernel=\"{}\",purpose=\"{purpose}\"}} {}", escape(id), bytes.get(purpose));
+        }
+    }
+    let readback = MemoryPurpose::Readback;
+    let _ = writeln!(out, "{name}{{kernel=\"\",purpose=\"{readback}\"}} {}", memory.by_purpose.get(readback));
+    let samples = [
+        ("ringkernel_memory_used_bytes", "Device memory held in all.", memory.used_bytes as f64),
+        (
+            "ringkernel_memory_budget_bytes",
+            "The memory budget pressure is measured against (NaN without one).",
+            memory.budget_bytes.map_or(f64::NAN, |b| b as f64),
+        ),
+        ("ringkernel_memory_pressure", "Memory held over the budget, 0 to 1 (0 without a budget).", memory.pressure),
+    ];
+    for (name, help, value) in samples {
+        header(out, name, help, "gauge");
+        let _ = writeln!(out, "{name} {}", number(value));
+    }
+}
+
+/// The degradation level as a number and as a one-hot state set, with its reason.
+fn render_degradation(out: &mut String, summary: &RuntimeSummary) {
+    let status = &summary.degradation;
+    let name = "ringkernel_degradation_level";
+    header(out, name, "Degradation level: 0 normal, 1 light, 2 moderate, 3 severe, 4 critical.", "gauge");
+    let _ = writeln!(out, "{name} {}", status.level.as_u8());
+    let name = "ringkernel_degradation_state";
+    header(out, name, "1 for the current degradation level, 0 for the others.", "gauge");
+    for level in DegradationLevel::ALL {
+        let _ = writeln!(out, "{name}{{level=\"{level}\"}} {}", (status.level == level) as u8);
+    }
+    let name = "ringkernel_degradation_transitions_total";
+    header(out, name, "Degradation level changes.", "counter");
+    let _ = writeln!(out, "{name} {}", status.transitions);
 }
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {

@@ -141,9 +141,17 @@ pub(crate) fn fail_device(shared: &Shared, error: Error, generation: u64) {
 
 /// Opens a new device and relaunches the failed kernels on it (see the module docs). If that
 /// fails, nothing changes and the error says why (also in the summary until an attempt
-/// succeeds). Resolves at once when no device was lost.
+/// succeeds). Resolves at once when no device was lost (counting a failure the tick has not seen
+/// yet).
 pub(crate) async fn recover_device(shared: &Arc<Shared>) -> Result<()> {
     let _one_at_a_time = shared.recovering.lock().await;
+    // The device may have failed before the tick loop noticed (it looks at its next tick, and
+    // an idle loop may not have one yet): record the loss here as the tick would, so a
+    // `recover` right after the loss replaces the device instead of finding nothing lost.
+    if let Some(fault) = shared.device().fault() {
+        let generation = shared.lock().device.generation;
+        fail_device(shared, fault, generation);
+    }
     spans::around(shared.settings.tracing, Phase::Recovery, None, recover_locked(shared)).await
 }
 

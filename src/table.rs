@@ -20,10 +20,12 @@ use event_listener::Event;
 use crate::backend::{BufferStats, Device, DeviceRequest, KernelExec, StateStore};
 use crate::circuit::{Breaker, CircuitBreakerConfig, CircuitState};
 use crate::cursor::RingCursor;
+use crate::degradation::Degrader;
 use crate::error::{Error, Result};
 use crate::kernel::{DispatchShape, KernelDefinition};
 use crate::lifecycle::{KernelMode, Lifecycle, LifecycleState};
 use crate::mailbox::Mailbox;
+use crate::memory::AlertWatches;
 use crate::telemetry::{Counters, ShutdownReport};
 use crate::watchdog::WatchdogConfig;
 
@@ -33,8 +35,10 @@ pub(crate) struct Kernel {
     pub mode: KernelMode,
     /// Most messages per dispatch (see `LaunchOptions::max_batch`).
     pub max_batch: u32,
-    /// Its place when a tick is bounded (see `LaunchOptions::priority`).
+    /// Its place when a tick is bounded, and under load (see `LaunchOptions::priority`).
     pub priority: i32,
+    /// The latency p99 it should keep, in milliseconds (see `LaunchOptions::latency_budget`).
+    pub latency_budget_ms: Option<f64>,
     /// How its GPU dispatches are shaped (kept for relaunching it after a lost device).
     pub shape: DispatchShape,
     /// Tells launches of the same id apart, so a tick planned for a kernel that was removed
@@ -163,6 +167,8 @@ pub(crate) struct Table {
     pub report: Option<ShutdownReport>,
     /// What the kernel watchdog calls stale and does about it (changeable at run time).
     pub watchdog: WatchdogConfig,
+    /// The degradation manager, when the runtime has one (see [`crate::degradation`]).
+    pub degrader: Option<Degrader>,
 }
 
 /// The counts of removed kernels that the shutdown report still owes.
@@ -209,6 +215,8 @@ pub(crate) struct Settings {
     pub tracing: bool,
     /// Each kernel's circuit breaker, or `None` for none.
     pub circuit_breaker: Option<CircuitBreakerConfig>,
+    /// The device bytes memory pressure is measured against.
+    pub memory_budget: Option<u64>,
 }
 
 /// What a runtime and its tick loop share.
@@ -225,6 +233,8 @@ pub(crate) struct Shared {
     pub buffers: Arc<BufferStats>,
     /// One recovery at a time (a manual `recover` may race the automatic one).
     pub recovering: futures_util::lock::Mutex<()>,
+    /// Memory pressure watches (their callbacks run with neither lock held).
+    pub alerts: Mutex<AlertWatches>,
 }
 
 impl Shared {
@@ -241,6 +251,7 @@ impl Shared {
             created_at_ms: now_ms,
             buffers,
             recovering: futures_util::lock::Mutex::new(()),
+            alerts: Mutex::new(AlertWatches::default()),
         }
     }
 
@@ -257,6 +268,11 @@ impl Shared {
     /// Recovery's replacement for a lost device.
     pub fn replace_device(&self, device: Arc<Device>) {
         *self.device.write().unwrap_or_else(|p| p.into_inner()) = device;
+    }
+
+    /// The memory watches.
+    pub fn alerts(&self) -> MutexGuard<'_, AlertWatches> {
+        self.alerts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Wakes the tick loop.

@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use crate::backend::AdapterSummary;
 use crate::circuit::CircuitState;
+use crate::degradation::DegradationStatus;
 use crate::lifecycle::{KernelMode, KernelState};
+use crate::memory::MemoryReport;
 
 /// A snapshot of one kernel's counters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -121,6 +123,12 @@ pub struct LatencyRecorder {
 impl LatencyRecorder {
     const HIGHEST_US: u64 = 3_600_000_000;
 
+    /// Forgets every recorded latency (keeps the histogram's memory).
+    pub fn reset(&mut self) {
+        self.histogram.reset();
+        self.sum_ms = 0.0;
+    }
+
     pub fn new() -> Self {
         let histogram = Histogram::new_with_bounds(1, Self::HIGHEST_US, 2).expect("valid histogram bounds");
         LatencyRecorder { histogram, sum_ms: 0.0 }
@@ -177,6 +185,12 @@ pub(crate) struct Counters {
     pub last_message_time: Option<f64>,
     /// `None` when the runtime was created with telemetry disabled.
     pub latency: Option<LatencyRecorder>,
+    /// The latencies of the degradation manager's current window (see
+    /// `DegradationOptions::window`), kept beside `latency`; restarted every window.
+    pub window_latency: Option<LatencyRecorder>,
+    /// When the window began, and the p99 of the last complete one (`None`: nothing answered).
+    pub window_started_ms: f64,
+    pub window_p99_ms: Option<f64>,
     pub launched_at_ms: f64,
     pub launched_unix_ms: f64,
     pub stopped_at_ms: Option<f64>,
@@ -193,6 +207,8 @@ impl Counters {
     pub fn new(telemetry: bool, now_ms: f64, unix_ms: f64) -> Self {
         Counters {
             latency: telemetry.then(LatencyRecorder::new),
+            window_latency: telemetry.then(LatencyRecorder::new),
+            window_started_ms: now_ms,
             launched_at_ms: now_ms,
             launched_unix_ms: unix_ms,
             heartbeat_ms: now_ms,
@@ -307,10 +323,15 @@ pub struct RuntimeSummary {
     pub device: DeviceHealth,
     /// Every kernel's telemetry by id (latency is empty when telemetry is disabled).
     pub per_kernel: BTreeMap<String, KernelTelemetry>,
+    /// Device memory by kernel and by purpose, against the budget (see [`crate::memory`]).
+    pub memory: MemoryReport,
+    /// The degradation manager's level, reason and signals (see [`crate::degradation`]).
+    pub degradation: DegradationStatus,
 }
 
 impl RuntimeSummary {
-    /// Totals over `per_kernel`.
+    /// Totals over `per_kernel` (the memory report and degradation status are the caller's to
+    /// fill in).
     pub(crate) fn new(
         adapter: AdapterSummary,
         telemetry_enabled: bool,
@@ -341,6 +362,8 @@ impl RuntimeSummary {
             device,
             adapter,
             per_kernel,
+            memory: MemoryReport::default(),
+            degradation: DegradationStatus::default(),
         }
     }
 }

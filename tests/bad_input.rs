@@ -34,10 +34,10 @@ use ringkernel_web::lifecycle::Action;
 use ringkernel_web::message::MessageLayout;
 use ringkernel_web::MAX_QUEUE_SIZE;
 use ringkernel_web::{
-    BackendChoice, Error, ErrorKind, FieldType, KernelDefinition, KernelState, LaunchOptions, Runtime, Scalar,
-    StateElement, Value,
+    BackendChoice, DegradationLevel, DegradationOptions, Error, ErrorKind, FieldType, KernelDefinition, KernelState,
+    LaunchOptions, MemoryPressureAlert, Runtime, RuntimeOptions, Scalar, StateElement, Value,
 };
-use ringkernel_web::{CircuitBreakerConfig, CircuitState, RuntimeOptions};
+use ringkernel_web::{CircuitBreakerConfig, CircuitState};
 
 // ---- the kernels of the world ----
 
@@ -607,7 +607,11 @@ fn counted(op: &Op, error: &Error) -> bool {
         Op::Terminate(..) => matches!(error, Error::Timeout { .. }),
         op if op.moves_messages() => matches!(
             error,
-            Error::MessageFormat { .. } | Error::QueueFull { .. } | Error::Timeout { .. } | Error::KernelState { .. }
+            Error::MessageFormat { .. }
+                | Error::QueueFull { .. }
+                | Error::Timeout { .. }
+                | Error::KernelState { .. }
+                | Error::Overloaded { .. }
         ),
         _ => false,
     }
@@ -1342,6 +1346,102 @@ fn while_a_circuit_is_open_new_work_is_refused_and_nothing_changes() {
         });
         assert_eq!(rt.circuit_breaker(ACTIVE).unwrap().state().unwrap(), CircuitState::Open);
     }
+}
+
+// ---- under load, and the operations layer's arguments ----
+
+/// While the degradation manager is at `severe`, every way to send to a low-priority kernel is
+/// refused with `OverloadedError` before anything is accepted (counted in its `errors`, nothing
+/// else changed), malformed messages are still refused as malformed first, and a kernel at the
+/// protected priority still takes messages. Once the load is served, the refused kernel is
+/// served again.
+#[test]
+fn while_degraded_sends_to_low_priority_kernels_are_refused_and_nothing_changes() {
+    let _turn = one_world_at_a_time();
+    register_doubler("bad-low");
+    let options = RuntimeOptions::default()
+        .with_backend(BackendChoice::Auto)
+        .with_degradation(DegradationOptions::default().with_cooldown(Duration::from_millis(1)));
+    let rt = pollster::block_on(Runtime::new(options)).unwrap();
+    pollster::block_on(async {
+        rt.launch("bad-low", queue(10).with_priority(-1)).await.unwrap();
+        rt.send_batch("bad-low", &[1i32, 2, 3, 4, 5, 6, 7, 8, 9], None).await.unwrap();
+    });
+    assert_eq!(rt.degradation_level(), DegradationLevel::Severe, "9 of 10 queued");
+    use Op::*;
+    use Width::Exact;
+    let low = || "bad-low".to_owned();
+    let now = Some(Duration::from_millis(0));
+    let mut rows: Vec<Case> = [
+        Send(low(), value(1.0), now),
+        SendPacked(low(), vec![0; 4], now),
+        SendPod(low(), Exact, now),
+        SendBatch(low(), Exact, now),
+        Call(low(), value(1.0), now),
+        CallPacked(low(), vec![0; 4], now),
+        CallPod(low(), Exact, Exact, now),
+    ]
+    .into_iter()
+    .map(|op| case(format!("{} while severe", op.name()), op, "OverloadedError"))
+    .collect();
+    rows.push(case("a malformed send while severe", Send(low(), value(0.5), now), "MessageFormatError").field("value"));
+    let failures: Vec<String> =
+        rows.iter().filter_map(|row| check(&rt, row).err().map(|why| format!("- {}: {why}", row.name))).collect();
+    assert!(failures.is_empty(), "{} of {} rows failed:\n{}", failures.len(), rows.len(), failures.join("\n"));
+    pollster::block_on(async {
+        rt.activate("bad-low").await.unwrap();
+        assert_eq!(receive_n(&rt, "bad-low", 9).await, [2, 4, 6, 8, 10, 12, 14, 16, 18], "the accepted nine");
+    });
+    wait_until("the level to come down", || rt.degradation_level() == DegradationLevel::Normal);
+    pollster::block_on(rt.send("bad-low", &[("value", Value::from(21))], now)).expect("served again");
+}
+
+/// The operations layer's own arguments: degradation options that cannot work, memory alert
+/// thresholds outside (0, 1], and option objects (as JSON, the shape JavaScript hands over)
+/// with unknown keys or negative durations. Each is refused by name and registers nothing.
+#[test]
+fn bad_degradation_options_and_alert_thresholds_are_refused_by_name() {
+    let bad_options = [
+        DegradationOptions::default().with_queue_fill_thresholds([0.9, 0.5, 0.95, 0.99]),
+        DegradationOptions::default().with_latency_thresholds([1.0, 2.0, f64::INFINITY, 4.0]),
+        DegradationOptions::default().with_memory_thresholds([-0.1, 0.8, 0.9, 0.97]),
+        DegradationOptions::default().with_hysteresis(1.0),
+        DegradationOptions::default().with_hysteresis(-0.5),
+        DegradationOptions::default().with_window(Duration::ZERO),
+    ];
+    for degradation in bad_options {
+        let options = RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_degradation(degradation.clone());
+        let refused = pollster::block_on(Runtime::new(options)).unwrap_err();
+        assert_eq!(common::js_name(&refused), "RangeError", "{degradation:?}: {refused}");
+    }
+    let rt = runtime_on(BackendChoice::Cpu);
+    let dashboard = rt.gpu_memory_dashboard();
+    let heard = Arc::new(Mutex::new(0));
+    for threshold in [0.0, -0.5, 1.000_001, f64::NAN, f64::INFINITY] {
+        let into = heard.clone();
+        let refused = dashboard.on_alert(threshold, move |_| *into.lock().unwrap() += 1).unwrap_err();
+        assert_eq!(common::js_name(&refused), "RangeError", "threshold {threshold}");
+    }
+    dashboard.trigger_alert(MemoryPressureAlert::High);
+    assert_eq!(*heard.lock().unwrap(), 0, "no refused watch was registered");
+
+    let runtime_json = [
+        r#"{"degradation": {"cooldownMs": -1}}"#,
+        r#"{"degradation": {"cooldown": 5}}"#,
+        r#"{"degradation": {"queueFillThresholds": [0.5, 0.7]}}"#,
+        r#"{"degradation": 5}"#,
+        r#"{"memoryBudget": -1}"#,
+        r#"{"memoryBudget": "1"}"#,
+    ];
+    for json in runtime_json {
+        assert!(serde_json::from_str::<RuntimeOptions>(json).is_err(), "{json} was accepted");
+    }
+    for json in [r#"{"latencyBudgetMs": -5}"#, r#"{"latencyBudgetMs": "5"}"#, r#"{"latencyBudget": 5}"#] {
+        assert!(serde_json::from_str::<LaunchOptions>(json).is_err(), "{json} was accepted");
+    }
+    let fine: RuntimeOptions =
+        serde_json::from_str(r#"{"memoryBudget": 1024, "degradation": {"cooldownMs": 250}}"#).unwrap();
+    assert_eq!(fine.degradation.unwrap().cooldown, Duration::from_millis(250));
 }
 
 // ---- oversized batches and rings ----

@@ -165,3 +165,25 @@ fn open_circuits_and_stale_kernels_are_findings() {
         );
     });
 }
+
+/// Memory pressure against the budget is a finding: a kernel whose rings take most of a small
+/// budget makes the runtime degraded, then unhealthy.
+#[test]
+fn memory_pressure_is_a_finding() {
+    let rt = runtime_on(BackendChoice::Auto);
+    let used_by_one = pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default().with_queue_capacity(1024)).await.unwrap();
+        let used = rt.memory_report().used_bytes;
+        rt.dispose().await.unwrap();
+        used
+    });
+    for (budget, status) in [(used_by_one * 100 / 85, "degraded"), (used_by_one, "unhealthy")] {
+        let options = RuntimeOptions::default().with_backend(BackendChoice::Auto).with_memory_budget(budget);
+        let rt = pollster::block_on(Runtime::new(options)).unwrap();
+        pollster::block_on(rt.launch("doubler", LaunchOptions::default().with_queue_capacity(1024))).unwrap();
+        let report = rt.health();
+        assert_eq!(report.status.as_str(), status, "{report:?}");
+        assert_eq!(report.issues[0].subject, HealthSubject::Memory);
+        assert!(report.issues[0].reason.starts_with("GPU memory pressure is "), "{report:?}");
+    }
+}

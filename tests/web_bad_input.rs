@@ -1103,6 +1103,77 @@ fn option_rows() -> Vec<Row> {
     rows
 }
 
+/// The operations layer's calls and options: memory alert thresholds, callbacks, watch ids and
+/// alert names; memory budgets, degradation options and latency budgets.
+fn operations_rows() -> Vec<Row> {
+    let mut rows = Vec::new();
+    let callback = || JsValue::from(js_function("event", "globalThis.__heard = event"));
+    let thresholds: Vec<(&str, JsValue, &str)> = vec![
+        ("0", n(0.0), "RangeError"),
+        ("-0.5", n(-0.5), "RangeError"),
+        ("1.5", n(1.5), "RangeError"),
+        ("NaN", n(f64::NAN), "RangeError"),
+        ("Infinity", n(f64::INFINITY), "RangeError"),
+        ("\"0.5\"", s("0.5"), "TypeError"),
+        ("undefined", JsValue::UNDEFINED, "TypeError"),
+        ("0.5n", BigInt::from(1).into(), "TypeError"),
+    ];
+    for (shown, threshold, expect) in thresholds {
+        let op = method("onMemoryAlert", &[threshold, callback()]);
+        rows.push(row(format!("onMemoryAlert with a threshold of {shown}"), op, expect));
+    }
+    for (shown, not_function) in [("5", n(5.0)), ("undefined", JsValue::UNDEFINED), ("{}", object(&[]))] {
+        let op = method("onMemoryAlert", &[n(0.5), not_function]);
+        rows.push(row(format!("onMemoryAlert with the callback {shown}"), op, "TypeError"));
+    }
+    for (shown, id) in [("\"1\"", s("1")), ("-1", n(-1.0)), ("1.5", n(1.5)), ("undefined", JsValue::UNDEFINED)] {
+        rows.push(row(format!("removeMemoryAlert of {shown}"), method("removeMemoryAlert", &[id]), "TypeError"));
+    }
+    for (shown, alert) in
+        [("\"loud\"", s("loud")), ("\"High\"", s("High")), ("1", n(1.0)), ("undefined", JsValue::UNDEFINED)]
+    {
+        rows.push(row(format!("triggerMemoryAlert of {shown}"), method("triggerMemoryAlert", &[alert]), "TypeError"));
+    }
+    let degradation = |pairs: &[(&str, JsValue)]| object(&[("degradation", object(pairs))]);
+    let create_options: Vec<(&str, JsValue, &'static str)> = vec![
+        ("{ memoryBudget: -1 }", object(&[("memoryBudget", n(-1.0))]), "RangeError"),
+        ("{ memoryBudget: 1.5 }", object(&[("memoryBudget", n(1.5))]), "RangeError"),
+        ("{ memoryBudget: \"1\" }", object(&[("memoryBudget", s("1"))]), "TypeError"),
+        ("{ memoryBudget: 1n }", object(&[("memoryBudget", BigInt::from(1).into())]), "TypeError"),
+        ("{ degradation: 5 }", object(&[("degradation", n(5.0))]), "TypeError"),
+        ("{ degradation: { cooldown: 5 } }", degradation(&[("cooldown", n(5.0))]), "TypeError"),
+        ("{ degradation: { cooldownMs: -1 } }", degradation(&[("cooldownMs", n(-1.0))]), "RangeError"),
+        ("{ degradation: { windowMs: \"5\" } }", degradation(&[("windowMs", s("5"))]), "TypeError"),
+        ("{ degradation: { windowMs: 0 } }", degradation(&[("windowMs", n(0.0))]), "RangeError"),
+        ("{ degradation: { hysteresis: 1 } }", degradation(&[("hysteresis", n(1.0))]), "RangeError"),
+        (
+            "{ degradation: { queueFillThresholds: [0.9, 0.5, 0.95, 0.99] } }",
+            degradation(&[("queueFillThresholds", array(&[n(0.9), n(0.5), n(0.95), n(0.99)]))]),
+            "RangeError",
+        ),
+        (
+            "{ degradation: { queueFillThresholds: [0.5] } }",
+            degradation(&[("queueFillThresholds", array(&[n(0.5)]))]),
+            "TypeError",
+        ),
+        ("{ degradation: { protectedPriority: 0.5 } }", degradation(&[("protectedPriority", n(0.5))]), "RangeError"),
+    ];
+    for (shown, options, expect) in create_options {
+        rows.push(row(format!("RingKernelRuntime.create with {shown}"), Op::Create(options), expect));
+    }
+    let launch_options: Vec<(&str, JsValue, &str)> = vec![
+        ("{ latencyBudgetMs: -5 }", object(&[("latencyBudgetMs", n(-5.0))]), "RangeError"),
+        ("{ latencyBudgetMs: NaN }", object(&[("latencyBudgetMs", n(f64::NAN))]), "RangeError"),
+        ("{ latencyBudgetMs: \"5\" }", object(&[("latencyBudgetMs", s("5"))]), "TypeError"),
+        ("{ latencyBudget: 5 }", object(&[("latencyBudget", n(5.0))]), "TypeError"),
+    ];
+    for (shown, options, expect) in launch_options {
+        let launch = method("launch", &[s(FRESH), JsValue::NULL, options]);
+        rows.push(row(format!("launch with the options {shown}"), launch, expect));
+    }
+    rows
+}
+
 /// Message types that cannot be: unknown field types, bad names, too large, nested too deep.
 fn define_message_rows() -> Vec<Row> {
     let deep_type = format!("{}f32{}", "array<".repeat(100_000), ", 2>".repeat(100_000));
@@ -1262,6 +1333,7 @@ fn rows_for(world: &World) -> Vec<Row> {
     rows.extend(removed_handle_rows());
     rows.extend(batch_rows());
     rows.extend(option_rows());
+    rows.extend(operations_rows());
     rows.extend(define_message_rows());
     rows.extend(definition_rows());
     match world.backend {

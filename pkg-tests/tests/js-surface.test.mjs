@@ -190,7 +190,7 @@ test("errors are instances of exported classes, with their names and details", a
       ranges: [range, negative].map((e) => [e.constructor.name, e instanceof RangeError, e.message]),
       classes: ["KernelNotFoundError", "KernelStateError", "QueueFullError", "TimeoutError", "MessageFormatError",
         "KernelCompileError", "MessageDroppedError", "BackendUnavailableError", "DeviceLostError", "RuntimeDisposedError",
-        "RuntimeDrainingError", "CircuitOpenError"]
+        "RuntimeDrainingError", "CircuitOpenError", "OverloadedError"]
         .map((name) => [name, new rk[name]("x").name, rk[name].prototype instanceof rk.RingKernelError]),
     };
   `);

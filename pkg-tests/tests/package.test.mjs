@@ -57,6 +57,13 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /export function managedKernel\(runtime: RingKernelRuntime, id: string, definition\?/);
   assert.match(types, /launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>\(\s*id: string, definition\?: KernelDefinitionInput<I, O> \| null, options\?: LaunchOptions\): Promise<KernelHandle<I, O>>;/);
   assert.match(types, /getKernel\(id: string\): KernelHandle \| null;/);
+  // The operations layer: memory dashboard, degradation level, OverloadedError.
+  assert.match(types, /memory\(\): MemoryReport;/);
+  assert.match(types, /readonly memoryPressure: number;/);
+  assert.match(types, /onMemoryAlert\(threshold: number, callback: \(event: MemoryAlertEvent\) => void\): number;/);
+  assert.match(types, /readonly degradationLevel: DegradationLevel;/);
+  assert.match(types, /degradationStatus\(\): DegradationStatus;/);
+  assert.match(types, /export class OverloadedError extends RingKernelError \{ name: "OverloadedError";/);
   assert.match(types, /export class KernelHandle<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> \{/);
   assert.match(types, /call\(message: InputOf<I>, options\?: TimeoutOptions\): Promise<OutputOf<O>>;/);
   assert.match(types, /tryReceive\(\): OutputOf<O> \| null;/);

@@ -43,6 +43,20 @@ export async function misuse(): Promise<void> {
     if (isRingKernelError(error) && error.name === "KernelStateError" && error.state === "paused") return; // misuse
     if (isRingKernelError(error) && error.name === "OutOfMemoryError") return; // misuse
   }
+  // The operations layer.
+  await RingKernelRuntime.create({ degradation: { cooldown: 5 } }); // misuse
+  await RingKernelRuntime.create({ memoryBudget: "1GB" }); // misuse
+  await runtime.launch("doubler", null, { latencyBudget: 5 }); // misuse
+  if (runtime.degradationLevel === "overloaded") return; // misuse
+  runtime.memory().byPurpose.rings; // misuse
+  runtime.onMemoryAlert(0.9, (event) => event.alert === "low"); // misuse
+  runtime.triggerMemoryAlert("loud"); // misuse
+  runtime.memoryPressure = 0; // misuse
+  try {
+    await runtime.send("doubler", { value: 1 });
+  } catch (error) {
+    if (isRingKernelError(error) && error.name === "OverloadedError" && error.level === "busy") return; // misuse
+  }
   // A kernel's handle, typed by the definition it was launched with.
   const handle = await runtime.launch("misuse-typed", { input: Request, output: Response, wgsl: "" });
   await handle.send({ value: 1 });

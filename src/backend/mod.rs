@@ -19,6 +19,7 @@ use event_listener::Event;
 
 use crate::error::{Error, Result};
 use crate::kernel::{DispatchShape, KernelDefinition};
+use crate::memory::{DeviceMemoryLimits, MemoryByPurpose};
 use crate::platform;
 use cpu::{CpuContext, CpuKernel};
 pub(crate) use gpu::BufferStats;
@@ -131,6 +132,11 @@ impl Device {
         }
     }
 
+    /// What the device says about memory (nothing on the CPU).
+    pub fn memory_limits(&self) -> DeviceMemoryLimits {
+        self.gpu().map(GpuContext::memory_limits).unwrap_or_default()
+    }
+
     pub fn gpu(&self) -> Option<&GpuContext> {
         match self {
             Device::Gpu(gpu) => Some(gpu),
@@ -200,6 +206,15 @@ impl KernelExec {
         match self {
             KernelExec::Gpu(gpu) => gpu.gpu_bytes(),
             KernelExec::Cpu(_) => 0,
+        }
+    }
+
+    /// Device bytes by purpose, its state left out (the kernel's [`StateStore`] holds that,
+    /// also past terminate). 0 on the CPU, whose rings are the host queues.
+    pub fn ring_memory(&self) -> MemoryByPurpose {
+        match self {
+            KernelExec::Gpu(gpu) => MemoryByPurpose { state: 0, ..gpu.memory() },
+            KernelExec::Cpu(_) => MemoryByPurpose::default(),
         }
     }
 

@@ -10,6 +10,7 @@
 use super::{Runtime, RuntimeOptions};
 use crate::backend::BackendChoice;
 use crate::circuit::CircuitBreakerConfig;
+use crate::degradation::DegradationOptions;
 use crate::error::Result;
 use crate::watchdog::WatchdogConfig;
 
@@ -93,6 +94,16 @@ impl RuntimeBuilder {
     /// The kernel watchdog's heartbeat timeout and action.
     pub fn watchdog(self, config: WatchdogConfig) -> Self {
         RuntimeBuilder { options: self.options.with_watchdog(config) }
+    }
+
+    /// The device bytes memory pressure is measured against (see [`crate::memory`]).
+    pub fn memory_budget(self, bytes: u64) -> Self {
+        RuntimeBuilder { options: self.options.with_memory_budget(bytes) }
+    }
+
+    /// Turns the degradation manager on (see [`crate::degradation`]).
+    pub fn degradation(self, options: DegradationOptions) -> Self {
+        RuntimeBuilder { options: self.options.with_degradation(options) }
     }
 
     /// The options this builder has gathered.

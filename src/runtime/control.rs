@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::kernel::{self, KernelDefinition};
 use crate::lifecycle::{Action, KernelState, Lifecycle};
 use crate::mailbox::Mailbox;
+use crate::memory::MemoryPurpose;
 use crate::platform;
 use crate::recovery;
 use crate::spans::{self, Phase};
@@ -68,20 +69,23 @@ impl Runtime {
             if let Some(lost) = &table.device.lost {
                 return Err(lost.clone());
             }
+            let mut counters =
+                Counters::new(self.shared.settings.enable_telemetry, platform::now_ms(), platform::unix_time_ms());
+            // The windowed latencies only feed the degradation manager.
+            if table.degrader.is_none() {
+                counters.window_latency = None;
+            }
             let kernel = Kernel {
                 mode: options.mode,
                 max_batch: max_batch as u32,
                 priority: options.priority,
+                latency_budget_ms: options.latency_budget.map(|budget| budget.as_secs_f64() * 1000.0),
                 shape: options.dispatch_shape(),
                 instance,
                 life: Lifecycle::new(),
                 mailbox: Mailbox::new(definition.input.size(), definition.output.size(), input_size, output_size),
                 cursor: RingCursor::default(),
-                counters: Counters::new(
-                    self.shared.settings.enable_telemetry,
-                    platform::now_ms(),
-                    platform::unix_time_ms(),
-                ),
+                counters,
                 route: Route::default(),
                 resources: Resources::default(),
                 breaker: self.shared.settings.circuit_breaker.map(Breaker::new),
@@ -135,6 +139,7 @@ impl Runtime {
             }
         };
         launched?;
+        crate::pressure::check_memory_alerts(&self.shared);
         if options.auto_activate {
             self.activate(&id).await?;
         }
@@ -359,12 +364,15 @@ impl Runtime {
                 Ok(bytemuck::cast_slice(&words.lock().unwrap_or_else(|p| p.into_inner())).to_vec())
             }
             (StateStore::Gpu(state), Some(gpu)) => {
-                let staging = gpu.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("state readback"),
-                    size: state.size(),
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
+                let staging = gpu.create_buffer(
+                    MemoryPurpose::Readback,
+                    &wgpu::BufferDescriptor {
+                        label: Some("state readback"),
+                        size: state.size(),
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    },
+                );
                 let mut encoder =
                     gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read state") });
                 encoder.copy_buffer_to_buffer(&state, 0, &staging, 0, state.size());

@@ -72,7 +72,7 @@ impl Runtime {
             recovering: lost.is_some()
                 && (self.shared.settings.auto_recover || self.shared.recovering.try_lock().is_none()),
             recovery_error: table.device.recovery_error.clone(),
-            memory_pressure: 0.0,
+            memory_pressure: crate::pressure::used_and_pressure(&self.shared, Some(&table)).1,
             kernels,
         };
         assess(&vitals, &self.inner.options.health)

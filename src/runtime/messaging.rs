@@ -12,13 +12,16 @@ use futures_channel::oneshot;
 
 use super::Runtime;
 use crate::correlation::Abandon;
+use crate::degradation::DegradationLevel;
 use crate::error::{Error, Result};
 use crate::kernel::KernelDefinition;
 use crate::lifecycle::{Action, KernelState};
 use crate::mailbox::CallTicket;
 use crate::message::{MessageLayout, Value};
 use crate::platform;
+use crate::pressure;
 use crate::queue::PackedQueue;
+use crate::table::Table;
 use crate::waiting::{deadline, wait, wait_for, Deadline};
 
 impl Runtime {
@@ -263,6 +266,7 @@ impl Runtime {
         pack: &impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
     ) -> Result<Attempt<Option<CallTicket>>> {
         let mut table = self.accepting_table(if call.is_some() { "calls" } else { "sends" })?;
+        let overloaded = self.overload_refusal(&mut table, id);
         let (kernel, device) = table.kernel_on_device(id)?;
         let refusal = match (kernel.life.state(), &kernel.route.downstream) {
             (_, Some(downstream)) if call.is_some() => Some(Error::InvalidArgument(format!(
@@ -275,7 +279,7 @@ impl Runtime {
             (KernelState::Failed, _) if call.is_some() => {
                 Some(device.lost.clone().unwrap_or_else(|| device_lost_error(id)))
             }
-            _ => None,
+            _ => overloaded,
         };
         let now = platform::now_ms();
         // An open circuit refuses the message whole (after a malformed one is named).
@@ -322,6 +326,8 @@ impl Runtime {
                     Ok(table) => table,
                     Err(e) => return (accepted, Some(e)),
                 };
+                // A batch that began is finished as a send in flight, as in a drain.
+                let overloaded = if accepted == 0 { self.overload_refusal(&mut table, id) } else { None };
                 let kernel = match table.kernel(id) {
                     Ok(kernel) => kernel,
                     Err(e) => return (accepted, Some(e)),
@@ -329,6 +335,9 @@ impl Runtime {
                 let state = kernel.life.state();
                 if !state.accepts_messages() {
                     return (accepted, Some(Error::KernelState { id: id.to_owned(), state, action: Action::Send }));
+                }
+                if let Some(refusal) = overloaded {
+                    return (accepted, Some(refusal));
                 }
                 let stride = kernel.mailbox.inbox.stride();
                 if !packed.len().is_multiple_of(stride) {
@@ -376,6 +385,19 @@ impl Runtime {
                 return (accepted, Some(listener.1));
             }
         }
+    }
+
+    /// The degradation manager's refusal of a new message for `id`, if it refuses one (see
+    /// [`crate::degradation`]). Refusals start at `severe`; the level is read afresh first, so
+    /// a refusal never rests on a level the load has left.
+    fn overload_refusal(&self, table: &mut Table, id: &str) -> Option<Error> {
+        if table.degrader.as_ref()?.level() < DegradationLevel::Severe {
+            return None;
+        }
+        let policy = pressure::evaluate_degradation(&self.shared, table, platform::now_ms());
+        let priority = table.kernels.get(id)?.priority;
+        let required = policy.refuses(priority)?;
+        Some(Error::Overloaded { id: id.to_owned(), level: policy.level, priority, required })
     }
 
     /// Waits for room in `id`'s input queue until the deadline (`false` when it passed). A send

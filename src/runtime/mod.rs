@@ -9,12 +9,14 @@
 //! - `queries`: state, ids, telemetry, `summary`, `metrics_text`;
 //! - `routing`: `connect` and `disconnect`;
 //! - `resilience`: per-kernel circuit breakers and the kernel watchdog.
+//! - `dashboards`: the memory dashboard and the degradation manager's view.
 //!
 //! Operations that wait (`send` on a full queue, `receive`, `call`, `terminate`) await an event
 //! the tick fires, raced against a timer; nothing blocks a thread on the web.
 
 pub(crate) mod builder;
 mod control;
+pub(crate) mod dashboards;
 pub(crate) mod handle;
 pub(crate) mod health;
 mod messaging;
@@ -30,6 +32,7 @@ use event_listener::Event;
 
 use crate::backend::{AdapterSummary, BackendChoice, BufferStats, Device, DeviceRequest};
 use crate::circuit::CircuitBreakerConfig;
+use crate::degradation::{DegradationOptions, Degrader};
 use crate::error::{Error, Result};
 use crate::health::HealthThresholds;
 use crate::kernel::DispatchShape;
@@ -76,9 +79,28 @@ pub struct RuntimeOptions {
     pub circuit_breaker: Option<CircuitBreakerConfig>,
     /// The kernel watchdog's heartbeat timeout and action (see [`Runtime::kernel_watchdog`]).
     pub watchdog: WatchdogConfig,
+    /// Device bytes the runtime may hold before memory pressure reads 1 (see
+    /// [`crate::memory`]): WebGPU reports no device total, so this is the denominator. `None`
+    /// (the default): pressure reads 0.
+    pub memory_budget: Option<u64>,
+    /// The degradation manager and its settings (see [`crate::degradation`]); `None` (the
+    /// default): off, every kernel served alike whatever the load.
+    pub degradation: Option<DegradationOptions>,
 }
 
 impl RuntimeOptions {
+    /// The device bytes memory pressure is measured against.
+    pub fn with_memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = Some(bytes);
+        self
+    }
+
+    /// Turns the degradation manager on with `options`.
+    pub fn with_degradation(mut self, options: DegradationOptions) -> Self {
+        self.degradation = Some(options);
+        self
+    }
+
     /// Which adapters may be used.
     pub fn with_backend(mut self, backend: BackendChoice) -> Self {
         self.backend = backend;
@@ -160,6 +182,8 @@ impl Default for RuntimeOptions {
             health: HealthThresholds::default(),
             circuit_breaker: None,
             watchdog: WatchdogConfig::default(),
+            memory_budget: None,
+            degradation: None,
         }
     }
 }
@@ -167,7 +191,7 @@ impl Default for RuntimeOptions {
 /// Options for [`Runtime::launch`], built from [`LaunchOptions::default`] with the `with_*`
 /// methods (RingKernel's builders). In JavaScript, `{ queueSize, inputQueueSize,
 /// outputQueueSize, mode, maxBatch, autoActivate, workgroupSize, maxWorkgroups, sharedMemory,
-/// priority }`.
+/// priority, latencyBudgetMs }`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
@@ -200,8 +224,13 @@ pub struct LaunchOptions {
     #[serde(rename = "sharedMemory")]
     pub shared_memory: u32,
     /// When the runtime bounds a tick (`RuntimeOptions::max_messages_per_tick`), kernels of
-    /// higher priority take their messages first. Default 0.
+    /// higher priority take their messages first. Default 0. Under load, the degradation
+    /// manager defers and refuses kernels below its `protected_priority` first.
     pub priority: i32,
+    /// The latency p99 this kernel should keep (the degradation manager's latency signal; at
+    /// `severe`, a kernel over it takes smaller batches). In JavaScript `latencyBudgetMs`.
+    #[serde(rename = "latencyBudgetMs", deserialize_with = "crate::degradation::optional_millis")]
+    pub latency_budget: Option<Duration>,
 }
 
 impl LaunchOptions {
@@ -283,6 +312,12 @@ impl LaunchOptions {
         self
     }
 
+    /// The latency p99 this kernel should keep.
+    pub fn with_latency_budget(mut self, budget: Duration) -> Self {
+        self.latency_budget = Some(budget);
+        self
+    }
+
     /// The GPU dispatch these options ask for.
     pub(crate) fn dispatch_shape(&self) -> DispatchShape {
         DispatchShape {
@@ -332,6 +367,9 @@ impl Runtime {
         if let Some(breaker) = &options.circuit_breaker {
             breaker.validate().map_err(Error::OutOfRange)?;
         }
+        if let Some(problem) = options.degradation.as_ref().and_then(DegradationOptions::problem) {
+            return Err(Error::OutOfRange(problem));
+        }
         let buffers = Arc::new(BufferStats::default());
         let wake = Arc::new(Event::new());
         let request = DeviceRequest { backend: options.backend, index: options.device_index, debug: options.debug };
@@ -343,11 +381,13 @@ impl Runtime {
             tick_budget: options.max_messages_per_tick,
             tracing: options.tracing,
             circuit_breaker: options.circuit_breaker,
+            memory_budget: options.memory_budget,
         };
         // On the web nothing is Send and the loop shares the page's thread; Arc keeps one type.
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let shared = Arc::new(Shared::new(device, settings, wake, buffers, platform::now_ms()));
         shared.lock().watchdog = options.watchdog;
+        shared.lock().degrader = options.degradation.clone().map(|o| Degrader::new(o, platform::now_ms()));
         let tick_loop = Mutex::new(platform::spawn_tick_loop(crate::tick::run(shared.clone())));
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let inner = Arc::new(Inner { shared: shared.clone(), options, tick_loop, error_samples: Mutex::default() });

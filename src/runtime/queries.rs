@@ -10,6 +10,7 @@ use crate::kernel::StateSpec;
 use crate::lifecycle::{KernelMode, KernelState};
 use crate::message::MessageLayout;
 use crate::platform;
+use crate::pressure;
 use crate::table::Kernel;
 use crate::telemetry::{DeviceHealth, KernelTelemetry, RuntimeMetrics, RuntimeSummary};
 use crate::watchdog::staleness;
@@ -87,7 +88,10 @@ impl Runtime {
     /// Backend, adapter, every kernel with its state and counters, and runtime totals.
     pub fn summary(&self) -> RuntimeSummary {
         let now = platform::now_ms();
-        let table = self.shared.lock();
+        let mut table = self.shared.lock();
+        pressure::evaluate_degradation(&self.shared, &mut table, now);
+        let degradation = table.degrader.as_ref().map(|d| d.status()).unwrap_or_default();
+        let memory = pressure::memory_report(&self.shared, &table);
         // Inserted rather than collected: `collect` into a B-tree would sort first (a sort of
         // its own in the wasm build, for ids that are unique anyway).
         let mut per_kernel = BTreeMap::new();
@@ -104,7 +108,7 @@ impl Runtime {
             auto_recover: self.shared.settings.auto_recover,
             recovery_error: table.device.recovery_error.clone(),
         };
-        RuntimeSummary::new(
+        let mut summary = RuntimeSummary::new(
             self.adapter(),
             self.shared.settings.enable_telemetry,
             now - self.shared.created_at_ms,
@@ -112,7 +116,10 @@ impl Runtime {
             (self.shared.buffers.count(), self.shared.buffers.bytes()),
             device,
             per_kernel,
-        )
+        );
+        summary.memory = memory;
+        summary.degradation = degradation;
+        summary
     }
 
     /// The seed's `RuntimeMetrics`: kernels, messages and memory, totalled.

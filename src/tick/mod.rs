@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::backend::{Device, Execute};
 use crate::platform;
+use crate::pressure;
 use crate::recovery::{Flow, Recovery, TickOutcome};
 use crate::spans::{self, Phase};
 use crate::table::Shared;
@@ -39,6 +40,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             Device::Gpu(gpu) => tick(&shared, &device, gpu).await,
             Device::Cpu(cpu) => tick(&shared, &device, cpu).await,
         };
+        pressure::check_memory_alerts(&shared);
         match recovery.after_tick(&shared, outcome).await {
             Flow::TickAgain => continue,
             Flow::WaitForWork => listener.await,
@@ -66,9 +68,10 @@ async fn tick_steps<B: Execute>(shared: &Shared, device: &Arc<Device>, backend: 
         if let Err(error) = backend.check() {
             return TickOutcome::Failed { error, generation };
         }
-        let plan = spans::span(tracing, Phase::Plan, None).in_scope(|| {
-            plan::plan(&mut table, B::ROUTING, B::capacity, platform::now_ms(), shared.settings.tick_budget)
-        });
+        let now = platform::now_ms();
+        let policy = pressure::evaluate_degradation(shared, &mut table, now);
+        let plan = spans::span(tracing, Phase::Plan, None)
+            .in_scope(|| plan::plan(&mut table, B::ROUTING, B::capacity, now, shared.settings.tick_budget, &policy));
         if plan.is_empty() {
             return TickOutcome::Idle;
         }

@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 
 use crate::backend::{Dispatch, KernelExec, Routing};
+use crate::degradation::Policy;
 use crate::lifecycle::KernelState;
+use crate::pressure;
 use crate::table::{Kernel, Table};
 
 /// One kernel's share of a tick.
@@ -39,12 +41,45 @@ pub(crate) struct Planned {
 /// stages come first, so each kernel knows what its feeder forwards; among kernels of one
 /// stage, higher priority first. With a `budget`, the tick takes at most that many messages
 /// from input queues, in that order (a kernel fed this tick drains its queue regardless).
+///
+/// Under load the degradation `policy` shapes the tick (see [`crate::degradation`]): kernels it
+/// defers sit the tick out while other kernels have work (never when nothing else would run),
+/// and kernels over their latency budget take smaller batches.
 pub(crate) fn plan(
     table: &mut Table,
     routing: Routing,
     capacity: fn(&KernelExec) -> Option<u32>,
     now_ms: f64,
     budget: Option<usize>,
+    policy: &Policy,
+) -> Vec<Planned> {
+    let tick = table.ticks;
+    let others_have_work = table.kernels.values().any(|k| {
+        k.runs() && !policy.defers(k.priority, tick) && (!k.mailbox.inbox.is_empty() || k.cursor.in_flight() > 0)
+    });
+    let defer = |priority: i32| others_have_work && policy.defers(priority, tick);
+    let mut deferred = false;
+    let planned = plan_with(table, routing, capacity, now_ms, budget, policy, &mut |priority| {
+        let defers = defer(priority);
+        deferred |= defers;
+        defers
+    });
+    if planned.is_empty() && deferred {
+        // Everything that had work was deferred: run it rather than idle the device.
+        return plan_with(table, routing, capacity, now_ms, budget, policy, &mut |_| false);
+    }
+    planned
+}
+
+/// [`plan`], with `defer` saying which (unfed) kernels sit this tick out, by priority.
+fn plan_with(
+    table: &mut Table,
+    routing: Routing,
+    capacity: fn(&KernelExec) -> Option<u32>,
+    now_ms: f64,
+    budget: Option<usize>,
+    policy: &Policy,
+    defer: &mut dyn FnMut(i32) -> bool,
 ) -> Vec<Planned> {
     let mut ids = table.running_ids();
     ids.sort_by_cached_key(|id| (depth(table, id), std::cmp::Reverse(table.kernels[id].priority)));
@@ -57,7 +92,11 @@ pub(crate) fn plan(
         let Some(slots) = kernel.resources.exec.as_ref().and_then(capacity) else { continue };
         let downstream = kernel.route.downstream.clone();
         let answer_room = answer_room(table, kernel, routing, capacity);
+        let max_batch = policy.max_batch(kernel.max_batch, pressure::over_latency_budget(table, kernel));
         let fed = incoming.remove(&id);
+        if fed.is_none() && defer(kernel.priority) {
+            continue;
+        }
         let kernel = table.kernels.get_mut(&id).expect("listed above");
         kernel.cursor.rewind_if_idle();
         let in_flight = kernel.cursor.in_flight();
@@ -66,7 +105,7 @@ pub(crate) fn plan(
             // fits), so the forwarded messages get the next sequence numbers.
             Some(_) => (kernel.mailbox.inbox.len(), usize::MAX),
             None => {
-                let batch_room = slots.min(kernel.max_batch).saturating_sub(in_flight) as usize;
+                let batch_room = slots.min(max_batch).saturating_sub(in_flight) as usize;
                 let take = kernel
                     .mailbox
                     .inbox
@@ -181,6 +220,7 @@ mod tests {
     use crate::backend::cpu::{CpuContext, CpuKernel};
     use crate::backend::Execute;
     use crate::cursor::RingCursor;
+    use crate::degradation::DegradationLevel;
     use crate::kernel;
     use crate::lifecycle::{Action, KernelMode, Lifecycle};
     use crate::mailbox::Mailbox;
@@ -200,6 +240,7 @@ mod tests {
             mode: KernelMode::Persistent,
             max_batch: 64,
             priority,
+            latency_budget_ms: None,
             shape: Default::default(),
             instance: 0,
             life,
@@ -219,7 +260,12 @@ mod tests {
 
     /// Plans a tick and answers everything it dispatched (as the cpu backend would).
     fn planned(table: &mut Table, budget: Option<usize>) -> Vec<(String, usize)> {
-        let plan = plan(table, CpuContext::ROUTING, CpuContext::capacity, 0.0, budget);
+        planned_under(table, budget, &Policy::off())
+    }
+
+    /// [`planned`] under a degradation policy.
+    fn planned_under(table: &mut Table, budget: Option<usize>, policy: &Policy) -> Vec<(String, usize)> {
+        let plan = plan(table, CpuContext::ROUTING, CpuContext::capacity, 0.0, budget, policy);
         for p in &plan {
             let k = table.kernels.get_mut(&p.id).unwrap();
             k.cursor.answered(&mut k.mailbox, p.head, p.pending, p.pending);
@@ -244,5 +290,46 @@ mod tests {
         table.kernels.insert("a".into(), doubler(0, 3));
         table.kernels.insert("b".into(), doubler(9, 5));
         assert_eq!(planned(&mut table, None), [("b".to_owned(), 5), ("a".to_owned(), 3)]);
+    }
+
+    fn at(level: DegradationLevel) -> Policy {
+        Policy { level, protected_priority: 0, top_priority: 0 }
+    }
+
+    #[test]
+    fn moderate_defers_low_priority_kernels_while_others_have_work_and_loses_nothing() {
+        let mut table = Table::default();
+        table.kernels.insert("low".into(), doubler(-1, 8));
+        table.kernels.insert("high".into(), doubler(0, 8));
+        table.ticks = 1;
+        assert_eq!(planned_under(&mut table, None, &at(DegradationLevel::Light)).len(), 2, "light only reports");
+        table.kernels.insert("low".into(), doubler(-1, 8));
+        table.kernels.insert("high".into(), doubler(0, 8));
+        assert_eq!(planned_under(&mut table, None, &at(DegradationLevel::Moderate)), [("high".to_owned(), 8)]);
+        assert_eq!(table.kernels["low"].mailbox.inbox.len(), 8, "deferred, still queued");
+        // Nothing else has work: the deferred kernel runs rather than the device idling.
+        assert_eq!(planned_under(&mut table, None, &at(DegradationLevel::Moderate)), [("low".to_owned(), 8)]);
+        // One tick in DEFER_EVERY it runs beside the others.
+        table.kernels.insert("low".into(), doubler(-1, 8));
+        table.kernels.insert("high".into(), doubler(0, 8));
+        table.ticks = crate::degradation::DEFER_EVERY;
+        assert_eq!(planned_under(&mut table, None, &at(DegradationLevel::Moderate)).len(), 2);
+    }
+
+    #[test]
+    fn severe_shrinks_the_batches_of_kernels_over_their_latency_budget() {
+        let degrader = Some(crate::degradation::Degrader::new(Default::default(), 0.0));
+        let mut table = Table { degrader, ..Default::default() };
+        let mut slow = doubler(0, 40);
+        slow.latency_budget_ms = Some(1.0);
+        slow.counters.window_p99_ms = Some(5.0);
+        table.kernels.insert("slow".into(), slow);
+        table.kernels.insert("fast".into(), doubler(0, 40));
+        let bound = 64 / crate::degradation::BATCH_DIVISOR as usize;
+        assert_eq!(
+            planned_under(&mut table, None, &at(DegradationLevel::Severe)),
+            [("fast".to_owned(), 40), ("slow".to_owned(), bound)]
+        );
+        assert_eq!(table.kernels["slow"].mailbox.inbox.len(), 40 - bound, "the rest waits its turn");
     }
 }

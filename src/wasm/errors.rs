@@ -1,8 +1,8 @@
 //! Runtime errors as JavaScript sees them: instances of the classes in `js/errors.js`
 //! (`RingKernelError` and a subclass per [`ErrorKind`], exported by the package, so `instanceof`
 //! works), whose `name` is the contract's, with the details as properties (`kernelId`, `state`,
-//! `action`, `accepted`, `unprocessed`, `field`, `line`, `column`, `retryAfterMs`) for
-//! programmatic handling.
+//! `action`, `accepted`, `unprocessed`, `field`, `line`, `column`, `retryAfterMs`, `level`,
+//! `priority`, `requiredPriority`) for programmatic handling.
 //! Bad arguments are JavaScript's own `TypeError` and `RangeError`.
 
 use js_sys::Reflect;
@@ -33,6 +33,7 @@ fn name(kind: ErrorKind) -> &'static str {
         ErrorKind::Disposed => "RuntimeDisposedError",
         ErrorKind::Draining => "RuntimeDrainingError",
         ErrorKind::CircuitOpen => "CircuitOpenError",
+        ErrorKind::Overloaded => "OverloadedError",
         ErrorKind::InvalidArgument => "TypeError",
         ErrorKind::OutOfRange => "RangeError",
     }
@@ -64,6 +65,12 @@ pub(super) fn js_error(error: Error) -> JsValue {
             set("kernelId", id.into());
             set("state", state.as_str().into());
             set("action", action.to_string().into());
+        }
+        Error::Overloaded { id, level, priority, required } => {
+            set("kernelId", id.into());
+            set("level", level.as_str().into());
+            set("priority", (*priority).into());
+            set("requiredPriority", (*required).into());
         }
         Error::MessageFormat { id, field, .. } => {
             set("kernelId", id.into());

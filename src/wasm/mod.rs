@@ -7,6 +7,7 @@
 //! - `handle`: the `KernelHandle` class ([`JsKernelHandle`]), what `launch` resolves with;
 //! - `calls`: the asynchronous calls the two share (a handle's are its runtime's, by its id);
 //! - `managed`: `managedKernel`;
+//! - `operations`: the memory dashboard and the degradation level on `RingKernelRuntime`;
 //! - `definitions`: `defineMessage` and `ringKernel`;
 //! - `messages`: JS values ↔ messages, through `codec` (the JavaScript encoders and decoders
 //!   of `js/codec.js`) where it can; `host_handler`: JavaScript handlers for the cpu backend;
@@ -22,6 +23,7 @@ mod handle;
 mod host_handler;
 mod managed;
 mod messages;
+mod operations;
 mod options;
 mod runtime;
 mod types;

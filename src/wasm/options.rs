@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::errors::{js_error, range_error, type_error};
 use super::messages::type_name;
 use crate::circuit::CircuitBreakerConfig;
+use crate::degradation::{DegradationOptions, MILLISECONDS};
 use crate::health::HealthThresholds;
 use crate::lifecycle::KernelMode;
 use crate::runtime::{LaunchOptions, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
@@ -99,7 +100,8 @@ where
         // where a number of narrower range belongs (`expected usize`) is a RangeError, any other
         // mismatch a TypeError; so is a duration the core refused as out of range.
         let given_number = message.contains("integer `") || message.contains("floating point `");
-        let wanted_number = NUMBER_TYPES.iter().any(|ty| message.ends_with(&format!("expected {ty}")));
+        let wanted_number = NUMBER_TYPES.iter().any(|ty| message.ends_with(&format!("expected {ty}")))
+            || message.ends_with(&format!("expected {MILLISECONDS}"));
         match (given_number && wanted_number) || message.contains("out of range: ") {
             true => range_error(message),
             false => type_error(message),
@@ -127,7 +129,7 @@ fn check_keys(value: &JsValue, known: &[&str], what: &str) -> Result<(), JsValue
 }
 
 /// `RingKernelRuntime.create`'s options: [`parse_options`], with the nested `circuitBreaker`,
-/// `watchdog` and `health` objects held to their own keys too (serde would skip unknown ones silently).
+/// `watchdog`, `health` and `degradation` objects held to their own keys too (serde would skip unknown ones silently).
 pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, JsValue> {
     const WHAT: &str = "RingKernelRuntime.create options";
     if let Some(options) = value.as_ref().filter(|v| v.is_object()) {
@@ -135,6 +137,7 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
             ("circuitBreaker", field_names::<CircuitBreakerConfig>()),
             ("watchdog", field_names::<WatchdogConfig>()),
             ("health", field_names::<HealthThresholds>()),
+            ("degradation", field_names::<DegradationOptions>()),
         ];
         for (key, known) in nested {
             let inner = Reflect::get(options, &key.into())?;

@@ -41,6 +41,10 @@ export interface RuntimeOptions {
   circuitBreaker?: CircuitBreakerOptions | null;
   /** The kernel watchdog's heartbeat timeout and action. */
   watchdog?: WatchdogOptions;
+  /** Device bytes `memoryPressure` is measured against (WebGPU reports no device total); without one, pressure reads 0. */
+  memoryBudget?: number;
+  /** Turns the degradation manager on (`{}` for its defaults); off without it. */
+  degradation?: DegradationOptions;
 }
 export interface HealthThresholds {
   /** A queue this full makes its kernel degraded (default 0.8). */
@@ -109,6 +113,65 @@ export interface StaleKernel {
   /** What the scan did (`"report"` where the configured action could not apply). */
   action: WatchdogAction;
 }
+/** The degradation manager's settings; every field optional. Thresholds are [light, moderate, severe, critical]. */
+export interface DegradationOptions {
+  /** Input queue fill (0..1) at which each level starts (default [0.5, 0.7, 0.85, 0.95]). */
+  queueFillThresholds?: [number, number, number, number];
+  /** Latency p99 over the kernel's `latencyBudgetMs` at which each level starts (default [1, 1.5, 2, 4]). */
+  latencyThresholds?: [number, number, number, number];
+  /** Memory pressure (0..1) at which each level starts (default [0.7, 0.8, 0.9, 0.97]). */
+  memoryThresholds?: [number, number, number, number];
+  /** How far below a level's thresholds, as a fraction of them, the signals must fall before it steps down (default 0.1). */
+  hysteresis?: number;
+  /** How long a level holds before it may step down one level, in ms (default 1000). */
+  cooldownMs?: number;
+  /** The span of answers the latency p99 is taken over, in ms (default 1000). */
+  windowMs?: number;
+  /** The latency budget of kernels launched without `latencyBudgetMs`. */
+  defaultLatencyBudgetMs?: number;
+  /** Kernels with a `priority` below this are low priority: deferred at "moderate", refused at "severe" (default 0). */
+  protectedPriority?: number;
+}
+/** How loaded the runtime is. normal: nothing; light: reported; moderate: low-priority kernels' ticks deferred; severe: also smaller batches for kernels over their latency budget and low-priority sends refused (OverloadedError); critical: only the highest priority takes messages. */
+export type DegradationLevel = "normal" | "light" | "moderate" | "severe" | "critical";
+/** Which signal set the level. */
+export type DegradationReason = "none" | "queueFill" | "latency" | "memoryPressure";
+export interface DegradationSignals {
+  /** The fullest input queue among kernels that take messages, 0..1. */
+  queueFill: number;
+  /** The worst recent latency p99 over its budget; null when no kernel with a budget answered in the window. */
+  latencyRatio: number | null;
+  memoryPressure: number;
+}
+/** `degradationStatus()`, and `getSummary().degradation`. */
+export interface DegradationStatus {
+  /** Whether the runtime has a degradation manager (the `degradation` option). */
+  enabled: boolean;
+  level: DegradationLevel; reason: DegradationReason; signals: DegradationSignals;
+  /** Level changes so far. */
+  transitions: number;
+}
+/** What device memory is for. */
+export type MemoryPurpose = "inputRing" | "outputRing" | "keptFlags" | "state" | "readback";
+/** Bytes by purpose (the readback buffer is shared: 0 for a kernel). */
+export type MemoryByPurpose = Record<MemoryPurpose, number>;
+/** `memory()`, and `getSummary().memory`: device bytes by purpose and by kernel. On the "cpu" backend only the kernels' state words count. */
+export interface MemoryReport {
+  byPurpose: MemoryByPurpose;
+  byKernel: Record<string, MemoryByPurpose>;
+  usedBytes: number;
+  /** The `memoryBudget`, or null. */
+  budgetBytes: number | null;
+  /** usedBytes / budgetBytes in [0, 1]; 0 without a budget. */
+  pressure: number;
+  /** What the device reports: WebGPU bounds one buffer and one binding, not the total (null on the "cpu" backend). */
+  deviceLimits: { maxBufferBytes: number | null; maxBindingBytes: number | null };
+}
+export type MemoryPressureAlert = "high" | "normal";
+/** What an `onMemoryAlert` callback receives. */
+export interface MemoryAlertEvent {
+  alert: MemoryPressureAlert; threshold: number; pressure: number; usedBytes: number; budgetBytes: number | null;
+}
 export interface LaunchOptions {
   /** Bound of the input and of the output queue, in messages (default: the runtime's `defaultQueueSize`). */
   queueSize?: number;
@@ -127,8 +190,10 @@ export interface LaunchOptions {
   maxWorkgroups?: number;
   /** Bytes of workgroup memory the WGSL handler can use, as `workgroup_memory: array<u32, N>`. GPU backends only. */
   sharedMemory?: number;
-  /** With `maxMessagesPerTick`, kernels of higher priority take their messages first (default 0). */
+  /** With `maxMessagesPerTick`, kernels of higher priority take their messages first (default 0); under load, lower ones are deferred and refused first. */
   priority?: number;
+  /** The latency p99 this kernel should keep, in ms: the degradation manager's latency signal, and at "severe" a kernel over it takes smaller batches. */
+  latencyBudgetMs?: number;
 }
 export interface ManagedKernelOptions { queueSize?: number; mode?: KernelMode; terminateTimeout?: number; }
 /** Milliseconds. Without a timeout, the operation waits for as long as it takes. */
@@ -203,6 +268,8 @@ export interface RuntimeSummary {
   gpuBufferCount: number; gpuBufferBytes: number;
   device: DeviceHealth;
   perKernel: Record<string, KernelTelemetry>;
+  memory: MemoryReport;
+  degradation: DegradationStatus;
 }
 
 /** Device losses and recoveries. */

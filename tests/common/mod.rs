@@ -38,6 +38,7 @@ pub fn js_name(error: &Error) -> &'static str {
         ErrorKind::Disposed => "RuntimeDisposedError",
         ErrorKind::Draining => "RuntimeDrainingError",
         ErrorKind::CircuitOpen => "CircuitOpenError",
+        ErrorKind::Overloaded => "OverloadedError",
         ErrorKind::InvalidArgument => "TypeError",
         ErrorKind::OutOfRange => "RangeError",
         other => panic!("{other:?} needs its contract name here"),

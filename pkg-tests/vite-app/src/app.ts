@@ -4,8 +4,9 @@
 // builds it; the package tests run the build in headless Chromium on WebGPU and on the cpu backend.
 import { RingKernelRuntime, defineMessage, ringKernel, isRingKernelError } from "ringkernel-web";
 import type {
-  BackendName, DeviceHealth, InputOf, KernelDefinitionInput, KernelHandle, KernelState, KernelStatus, KernelTelemetry,
-  LaunchOptions, OutputOf, RuntimeSummary,
+  BackendName, DegradationLevel, DegradationStatus, DeviceHealth, InputOf, KernelDefinitionInput, KernelHandle,
+  KernelState, KernelStatus, KernelTelemetry, LaunchOptions, MemoryAlertEvent, MemoryPurpose, MemoryReport, OutputOf,
+  RuntimeSummary,
 } from "ringkernel-web";
 
 const Sample = defineMessage("Sample", { position: "vec2<f32>", scale: "f32" });
@@ -52,10 +53,16 @@ export interface AppResult {
   processed: number;
   errorNames: string[];
   summaryKernels: number;
+  operations: { level: DegradationLevel; purposesAddUp: boolean; pressureInRange: boolean; alerts: string[] };
 }
 
 export async function run(backend: BackendName): Promise<AppResult> {
-  await using runtime = await RingKernelRuntime.create({ backend, defaultQueueSize: 256, enableTelemetry: true, autoRecover: false });
+  await using runtime = await RingKernelRuntime.create({
+    backend, defaultQueueSize: 256, enableTelemetry: true, autoRecover: false,
+    memoryBudget: 1 << 30, degradation: { cooldownMs: 500, protectedPriority: 0 },
+  });
+  const alerts: string[] = [];
+  const watch: number = runtime.onMemoryAlert(0.5, (event: MemoryAlertEvent) => alerts.push(`${event.alert}@${event.threshold}`));
   const options: LaunchOptions = { maxBatch: 128, autoActivate: true };
   // A built-in: its handle is untyped. A registered kernel: typed by the descriptions given.
   // A definition: typed by it. `await using` terminates the kernel when the function returns.
@@ -114,6 +121,13 @@ export async function run(backend: BackendName): Promise<AppResult> {
   // Rings and readback on WebGPU; none on the cpu backend, which has no device.
   if ((summary.gpuBufferCount === 0) !== (summary.backend === "cpu")) throw new Error("GPU buffers miscounted");
   await runtime.recover();
+  // The operations views: memory by purpose against the budget, and the degradation level.
+  const memory: MemoryReport = runtime.memory();
+  const purposes: MemoryPurpose[] = ["inputRing", "outputRing", "keptFlags", "state", "readback"];
+  const byPurpose = purposes.reduce((total, purpose) => total + memory.byPurpose[purpose], 0);
+  const degradation: DegradationStatus = runtime.degradationStatus();
+  runtime.triggerMemoryAlert("high");
+  runtime.removeMemoryAlert(watch);
   return {
     backend: summary.backend,
     adapter: runtime.adapter.name,
@@ -125,5 +139,11 @@ export async function run(backend: BackendName): Promise<AppResult> {
     processed: status.messagesProcessed,
     errorNames,
     summaryKernels: summary.kernelCount,
+    operations: {
+      level: runtime.degradationLevel === degradation.level ? degradation.level : "critical",
+      purposesAddUp: byPurpose === memory.usedBytes && memory.budgetBytes === 1 << 30,
+      pressureInRange: runtime.memoryPressure >= 0 && runtime.memoryPressure < 0.01,
+      alerts,
+    },
   };
 }

@@ -10,6 +10,7 @@ use super::{GpuBuffer, GpuContext};
 use crate::codegen::{self, HandlerForm};
 use crate::error::{Error, Result};
 use crate::kernel::{DispatchShape, KernelDefinition};
+use crate::memory::{MemoryByPurpose, MemoryPurpose};
 
 /// The GPU side of one launched kernel. Buffers and pipelines live as long as the kernel.
 pub(crate) struct GpuKernel {
@@ -141,10 +142,17 @@ impl GpuKernel {
 
     /// Bytes of GPU memory this kernel holds.
     pub fn gpu_bytes(&self) -> u64 {
-        self.input_ring.size()
-            + self.output_ring.size()
-            + self.kept.as_ref().map_or(0, |b| b.size())
-            + self.state.as_ref().map_or(0, |b| b.size())
+        self.memory().total()
+    }
+
+    /// Those bytes by purpose.
+    pub fn memory(&self) -> MemoryByPurpose {
+        let mut bytes = MemoryByPurpose::default();
+        let buffers = [Some(&self.input_ring), Some(&self.output_ring), self.kept.as_ref(), self.state.as_deref()];
+        for buffer in buffers.into_iter().flatten() {
+            bytes.add(buffer.purpose(), buffer.size());
+        }
+        bytes
     }
 }
 
@@ -221,41 +229,57 @@ impl Buffers {
     /// Rings of `slots` messages behind their header and counters, kept flags for handlers that
     /// may drop (`drops`), and the state array when the definition has one.
     fn allocate(ctx: &GpuContext, definition: &KernelDefinition, slots: u32, drops: bool) -> Self {
-        let ring = |label, header: u64, stride: u64, usage| {
-            ctx.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: header + stride * slots as u64,
-                usage,
-                mapped_at_creation: false,
-            })
+        let ring = |purpose, label, header: u64, stride: u64, usage| {
+            ctx.create_buffer(
+                purpose,
+                &wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: header + stride * slots as u64,
+                    usage,
+                    mapped_at_creation: false,
+                },
+            )
         };
         let (input_stride, output_stride) = (definition.input.size() as u64, definition.output.size() as u64);
         // The input ring is also the target of a connected kernel's answers, the output ring
         // their source.
         let input_ring = ring(
+            MemoryPurpose::InputRing,
             "input ring",
             RingHeader::SIZE,
             input_stride,
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         );
         let output_ring = ring(
+            MemoryPurpose::OutputRing,
             "output ring",
             RingCounters::SIZE,
             output_stride,
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         );
-        let kept = drops.then(|| ring("kept flags", 0, 4, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC));
+        let kept = drops.then(|| {
+            ring(
+                MemoryPurpose::KeptFlags,
+                "kept flags",
+                0,
+                4,
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            )
+        });
         // wgpu zero-initializes new buffers, which is the state's documented starting value.
         // COPY_DST: recovery writes the last checkpoint into a relaunched kernel's state.
         // Arc for sharing, not threads: on the web nothing is Send.
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let state = definition.state.map(|spec| {
-            Arc::new(ctx.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("kernel state"),
-                size: spec.size_bytes(),
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }))
+            Arc::new(ctx.create_buffer(
+                MemoryPurpose::State,
+                &wgpu::BufferDescriptor {
+                    label: Some("kernel state"),
+                    size: spec.size_bytes(),
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                },
+            ))
         });
         Buffers { input_ring, output_ring, kept, state }
     }

@@ -18,6 +18,7 @@ use event_listener::Event;
 
 use super::{AdapterSummary, BackendChoice, DeviceRequest};
 use crate::error::{Error, Result};
+use crate::memory::{DeviceMemoryLimits, MemoryPurpose, PurposeBytes};
 pub(crate) use kernel::GpuKernel;
 use readback::Readback;
 
@@ -120,6 +121,8 @@ pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adap
 pub(crate) struct BufferStats {
     count: AtomicU64,
     bytes: AtomicU64,
+    /// The same bytes by what they are for (the memory dashboard's totals).
+    by_purpose: PurposeBytes,
 }
 
 impl BufferStats {
@@ -131,12 +134,24 @@ impl BufferStats {
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
     }
+    /// Their bytes by purpose.
+    pub fn by_purpose(&self) -> &PurposeBytes {
+        &self.by_purpose
+    }
 }
 
 /// A wgpu buffer counted in its runtime's [`BufferStats`] for as long as it lives.
 pub(crate) struct GpuBuffer {
     buffer: wgpu::Buffer,
+    purpose: MemoryPurpose,
     stats: Arc<BufferStats>,
+}
+
+impl GpuBuffer {
+    /// What the buffer is for.
+    pub fn purpose(&self) -> MemoryPurpose {
+        self.purpose
+    }
 }
 
 impl Deref for GpuBuffer {
@@ -150,6 +165,7 @@ impl Drop for GpuBuffer {
     fn drop(&mut self) {
         self.stats.count.fetch_sub(1, Ordering::Relaxed);
         self.stats.bytes.fetch_sub(self.buffer.size(), Ordering::Relaxed);
+        self.stats.by_purpose.sub(self.purpose, self.buffer.size());
     }
 }
 
@@ -244,12 +260,23 @@ impl GpuContext {
         self.device.destroy();
     }
 
-    /// Creates a buffer counted in the runtime's buffer statistics.
-    pub fn create_buffer(&self, descriptor: &wgpu::BufferDescriptor<'_>) -> GpuBuffer {
+    /// Creates a buffer for `purpose`, counted in the runtime's buffer statistics.
+    pub fn create_buffer(&self, purpose: MemoryPurpose, descriptor: &wgpu::BufferDescriptor<'_>) -> GpuBuffer {
         let buffer = self.device.create_buffer(descriptor);
         self.stats.count.fetch_add(1, Ordering::Relaxed);
         self.stats.bytes.fetch_add(buffer.size(), Ordering::Relaxed);
-        GpuBuffer { buffer, stats: self.stats.clone() }
+        self.stats.by_purpose.add(purpose, buffer.size());
+        GpuBuffer { buffer, purpose, stats: self.stats.clone() }
+    }
+
+    /// What the device says about memory: its per-buffer and per-binding bounds (WebGPU has no
+    /// total to report).
+    pub fn memory_limits(&self) -> DeviceMemoryLimits {
+        let limits = self.device.limits();
+        DeviceMemoryLimits {
+            max_buffer_bytes: Some(limits.max_buffer_size),
+            max_binding_bytes: Some(limits.max_storage_buffer_binding_size),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 use super::ring::RingCounters;
 use super::{GpuBuffer, GpuContext};
 use crate::error::{Error, Result};
+use crate::memory::MemoryPurpose;
 
 /// Where one dispatch's results lie in the readback buffer, in this order: its counters, its
 /// answers (none when they were forwarded on the device), one kept flag per answer (for
@@ -104,13 +105,16 @@ impl Readback {
             if let Some(old) = self.buffer.take() {
                 old.destroy();
             }
-            self.buffer = Some(ctx.create_buffer(&wgpu::BufferDescriptor {
-                // MAP_READ may only be combined with COPY_DST, hence a buffer apart from the rings.
-                label: Some("readback"),
-                size: grown,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }));
+            self.buffer = Some(ctx.create_buffer(
+                MemoryPurpose::Readback,
+                &wgpu::BufferDescriptor {
+                    // MAP_READ may only be combined with COPY_DST, hence a buffer apart from the rings.
+                    label: Some("readback"),
+                    size: grown,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                },
+            ));
         }
         self.buffer.as_deref().cloned().expect("just reserved")
     }

@@ -1,10 +1,10 @@
-import type { KernelState } from "./ringkernel_web.js";
+import type { DegradationLevel, KernelState } from "./ringkernel_web.js";
 
 /** The `name` of every error the runtime rejects with (bad arguments are `TypeError`s). */
 export type RingKernelErrorName =
   | "KernelNotFoundError" | "KernelStateError" | "QueueFullError" | "TimeoutError" | "MessageFormatError"
   | "KernelCompileError" | "MessageDroppedError" | "BackendUnavailableError" | "DeviceLostError"
-  | "RuntimeDisposedError" | "RuntimeDrainingError" | "CircuitOpenError";
+  | "RuntimeDisposedError" | "RuntimeDrainingError" | "CircuitOpenError" | "OverloadedError";
 /** Every error the runtime rejects with: `catch (e) { if (e instanceof RingKernelError) ... }`. */
 export class RingKernelError extends Error { name: RingKernelErrorName; }
 /** No kernel has this id. */
@@ -31,10 +31,12 @@ export class RuntimeDisposedError extends RingKernelError { name: "RuntimeDispos
 export class RuntimeDrainingError extends RingKernelError { name: "RuntimeDrainingError"; }
 /** The kernel's circuit breaker is open (see `circuitBreaker(id)`): the send, batch or call was refused whole and nothing was queued; `retryAfterMs` says when the circuit lets a probe through. */
 export class CircuitOpenError extends RingKernelError { name: "CircuitOpenError"; kernelId: string; retryAfterMs: number; }
+/** The runtime is degraded to `level` and refuses messages for kernels below `requiredPriority` (this one has `priority`); nothing was accepted, the message is still yours. */
+export class OverloadedError extends RingKernelError { name: "OverloadedError"; kernelId: string; level: DegradationLevel; priority: number; requiredPriority: number; }
 /** One of the runtime's errors, as a union that narrows on `name`. */
 export type AnyRingKernelError =
   | KernelNotFoundError | KernelStateError | QueueFullError | TimeoutError | MessageFormatError
   | KernelCompileError | MessageDroppedError | BackendUnavailableError | DeviceLostError | RuntimeDisposedError
-  | RuntimeDrainingError | CircuitOpenError;
+  | RuntimeDrainingError | CircuitOpenError | OverloadedError;
 /** Whether `error` is one of the runtime's errors (`instanceof RingKernelError`); narrows on `error.name`. */
 export function isRingKernelError(error: unknown): error is AnyRingKernelError;

@@ -29,6 +29,8 @@ export class RuntimeDisposedError extends RingKernelError {}
 export class RuntimeDrainingError extends RingKernelError {}
 /** The kernel's circuit breaker is open: nothing was queued; try again after `retryAfterMs`. */
 export class CircuitOpenError extends RingKernelError {}
+/** The runtime is degraded (`level`) and refused a message for a kernel below `requiredPriority`; nothing was accepted. */
+export class OverloadedError extends RingKernelError {}
 
 const CLASSES = {
   RingKernelError,
@@ -44,6 +46,7 @@ const CLASSES = {
   RuntimeDisposedError,
   RuntimeDrainingError,
   CircuitOpenError,
+  OverloadedError,
 };
 for (const [name, errorClass] of Object.entries(CLASSES)) {
   Object.defineProperty(errorClass.prototype, "name", { value: name, writable: true, configurable: true });

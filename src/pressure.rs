@@ -1,0 +1,128 @@
+//! Readings of load off the kernel table: the memory report and pressure (see
+//! [`crate::memory`]), the degradation manager's signals and its evaluation (see
+//! [`crate::degradation`]). The tick and the runtime's queries both read them here.
+
+use std::collections::BTreeMap;
+
+use crate::backend::StateStore;
+use crate::degradation::{DegradationSignals, Policy};
+use crate::memory::{self, MemoryByPurpose, MemoryPurpose, MemoryReport};
+use crate::table::{Kernel, Shared, Table};
+
+/// One kernel's bytes by purpose: its rings from its device resources, its state from the store
+/// that outlives them until the kernel is removed. The state's size comes from its buffer or its
+/// definition, never from its words: a host handler holds those locked while it runs, and this
+/// is read under the table's lock. A host copy kept on a GPU device (the state of a terminated
+/// kernel whose device was lost) is not device memory and counts 0.
+pub(crate) fn kernel_memory(kernel: &Kernel, on_cpu: bool) -> MemoryByPurpose {
+    let mut bytes = kernel.resources.exec.as_ref().map(|exec| exec.ring_memory()).unwrap_or_default();
+    bytes.state = match &kernel.resources.state {
+        Some(StateStore::Gpu(buffer)) => buffer.size(),
+        Some(StateStore::Cpu(_)) if on_cpu => kernel.def.state.map_or(0, |spec| spec.size_bytes()),
+        _ => 0,
+    };
+    bytes
+}
+
+/// Bytes held on the device now, and the pressure they make. On a GPU the buffer statistics
+/// say (no lock taken); on the cpu backend the kernels' state words, read under the lock.
+pub(crate) fn used_and_pressure(shared: &Shared, table: Option<&Table>) -> (u64, f64) {
+    let used = match shared.device().gpu() {
+        Some(_) => shared.buffers.bytes(),
+        None => match table {
+            Some(table) => table.kernels.values().map(|k| kernel_memory(k, true).total()).sum(),
+            None => shared.lock().kernels.values().map(|k| kernel_memory(k, true).total()).sum(),
+        },
+    };
+    (used, memory::pressure(used, shared.settings.memory_budget))
+}
+
+/// The memory dashboard's snapshot.
+pub(crate) fn memory_report(shared: &Shared, table: &Table) -> MemoryReport {
+    let device = shared.device();
+    let on_cpu = device.gpu().is_none();
+    let mut by_kernel = BTreeMap::new();
+    for (id, kernel) in &table.kernels {
+        by_kernel.insert(id.clone(), kernel_memory(kernel, on_cpu));
+    }
+    // On a GPU every buffer is counted where it is made, readback included; the cpu backend
+    // holds only the kernels' state words.
+    let by_purpose = match device.gpu() {
+        Some(_) => MemoryByPurpose::of(shared.buffers.by_purpose()),
+        None => {
+            let mut total = MemoryByPurpose::default();
+            for kernel in by_kernel.values() {
+                total.add(MemoryPurpose::State, kernel.state);
+            }
+            total
+        }
+    };
+    let used_bytes = by_purpose.total();
+    let budget_bytes = shared.settings.memory_budget;
+    MemoryReport {
+        by_purpose,
+        by_kernel,
+        used_bytes,
+        budget_bytes,
+        pressure: memory::pressure(used_bytes, budget_bytes),
+        device_limits: device.memory_limits(),
+    }
+}
+
+/// Runs the memory watches against the pressure now. Call it with no lock held: callbacks may
+/// call back into the runtime.
+pub(crate) fn check_memory_alerts(shared: &Shared) {
+    if shared.alerts().is_empty() {
+        return;
+    }
+    let (used, pressure) = used_and_pressure(shared, None);
+    let due = shared.alerts().observe(pressure, used, shared.settings.memory_budget);
+    memory::fire(due);
+}
+
+/// Reads the signals, closes latency windows that have run their span, and evaluates the
+/// degradation manager at `now_ms`. Returns what the level means for each kernel (every action
+/// off without a manager).
+pub(crate) fn evaluate_degradation(shared: &Shared, table: &mut Table, now_ms: f64) -> Policy {
+    let Some(degrader) = table.degrader.as_ref() else { return Policy::off() };
+    let options = degrader.options().clone();
+    let window_ms = options.window.as_secs_f64() * 1000.0;
+    let default_budget = options.default_latency_budget.map(|b| b.as_secs_f64() * 1000.0);
+    let mut queue_fill: f64 = 0.0;
+    let mut latency_ratio: Option<f64> = None;
+    let mut top_priority = i32::MIN;
+    for kernel in table.kernels.values_mut() {
+        if !kernel.life.state().accepts_messages() {
+            continue;
+        }
+        top_priority = top_priority.max(kernel.priority);
+        let inbox = &kernel.mailbox.inbox;
+        queue_fill = queue_fill.max(inbox.len() as f64 / inbox.capacity().max(1) as f64);
+        let counters = &mut kernel.counters;
+        if now_ms - counters.window_started_ms >= window_ms {
+            if let Some(window) = counters.window_latency.as_mut() {
+                counters.window_p99_ms = window.summary().p99_ms;
+                window.reset();
+            }
+            counters.window_started_ms = now_ms;
+        }
+        let budget = kernel.latency_budget_ms.or(default_budget).filter(|b| *b > 0.0);
+        if let (Some(p99), Some(budget)) = (counters.window_p99_ms, budget) {
+            latency_ratio = Some(latency_ratio.unwrap_or(0.0).max(p99 / budget));
+        }
+    }
+    let (_, memory_pressure) = used_and_pressure(shared, Some(table));
+    let degrader = table.degrader.as_mut().expect("checked above");
+    degrader.evaluate(DegradationSignals::new(queue_fill, latency_ratio, memory_pressure), now_ms);
+    Policy { level: degrader.level(), protected_priority: options.protected_priority, top_priority }
+}
+
+/// Whether a kernel ran over its latency budget in the last complete window.
+pub(crate) fn over_latency_budget(table: &Table, kernel: &Kernel) -> bool {
+    let default_budget =
+        table.degrader.as_ref().and_then(|d| d.options().default_latency_budget).map(|b| b.as_secs_f64() * 1000.0);
+    match (kernel.counters.window_p99_ms, kernel.latency_budget_ms.or(default_budget)) {
+        (Some(p99), Some(budget)) => p99 > budget,
+        _ => false,
+    }
+}

@@ -1,0 +1,298 @@
+//! The operations layer natively, on lavapipe and on the cpu backend: the GPU memory dashboard
+//! (bytes by kernel and purpose add up to what telemetry and the buffer statistics say,
+//! pressure against a budget, alerts once per crossing) and the degradation manager under
+//! synthetic load (levels, refusals that hand the message back, nothing accepted lost).
+#![cfg(not(target_arch = "wasm32"))]
+
+#[allow(unused_imports)]
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::wait_until;
+use ringkernel_web::kernel::HISTOGRAM_BINS;
+use ringkernel_web::{
+    BackendChoice, DegradationLevel, DegradationOptions, DegradationReason, Error, ErrorKind, LaunchOptions,
+    MemoryPressureAlert, MemoryPurpose, Runtime, RuntimeOptions, TrySendError,
+};
+
+const BACKENDS: [BackendChoice; 2] = [BackendChoice::Vulkan, BackendChoice::Cpu];
+
+fn runtime(options: RuntimeOptions) -> Runtime {
+    let backend = options.backend;
+    pollster::block_on(Runtime::new(options)).unwrap_or_else(|e| panic!("{backend:?}: {e}"))
+}
+
+fn launch(rt: &Runtime, id: &str, as_id: &str, options: LaunchOptions) {
+    pollster::block_on(rt.launch_as(id, as_id, options)).unwrap();
+}
+
+#[test]
+fn memory_by_purpose_adds_up_to_telemetry_and_the_buffer_statistics() {
+    for backend in BACKENDS {
+        let rt = runtime(RuntimeOptions::default().with_backend(backend));
+        launch(&rt, "doubler", "d", LaunchOptions::default().with_queue_capacity(64).with_auto_activate());
+        launch(&rt, "histogram", "h", LaunchOptions::default().with_queue_capacity(16));
+        // A tick's readback buffer, too.
+        pollster::block_on(async {
+            rt.send_batch("d", &[1i32, 2, 3], None).await.unwrap();
+            rt.receive_batch::<i32>("d", 3, Some(Duration::from_secs(30))).await.unwrap();
+        });
+
+        let report = rt.gpu_memory_dashboard().report();
+        let summary = rt.summary();
+        assert_eq!(report.used_bytes, report.by_purpose.total(), "{backend:?}");
+        for purpose in MemoryPurpose::ALL.into_iter().filter(|p| *p != MemoryPurpose::Readback) {
+            let kernels: u64 = report.by_kernel.values().map(|k| k.get(purpose)).sum();
+            assert_eq!(kernels, report.by_purpose.get(purpose), "{backend:?}: {purpose} by kernel and in all");
+        }
+        assert_eq!(report.by_kernel["h"].state, 4 * HISTOGRAM_BINS as u64, "{backend:?}: the histogram's bins");
+        assert_eq!(report.by_kernel["d"].state, 0);
+        if backend == BackendChoice::Cpu {
+            assert_eq!(report.used_bytes, 4 * HISTOGRAM_BINS as u64, "the cpu backend holds state words only");
+            assert_eq!(report.device_limits.max_buffer_bytes, None);
+        } else {
+            for (id, kernel) in &summary.per_kernel {
+                assert_eq!(report.by_kernel[id].total(), kernel.gpu_memory_bytes, "{id}: as telemetry says");
+            }
+            assert_eq!(report.used_bytes, summary.gpu_buffer_bytes, "every buffer counted once");
+            assert!(report.by_purpose.readback > 0, "the tick's readback buffer");
+            assert!(report.by_kernel["d"].input_ring >= 16 + 4 * 64, "header and 64 slots");
+            assert!(report.device_limits.max_binding_bytes.unwrap() > 0);
+        }
+        assert_eq!(summary.memory, report, "the summary carries the same report");
+        assert_eq!(report.pressure, 0.0, "no budget: no pressure");
+
+        pollster::block_on(async {
+            rt.terminate("d", None).await.unwrap();
+            rt.terminate("h", None).await.unwrap();
+        });
+        assert_eq!(rt.memory_report().by_kernel["h"].state, 4 * HISTOGRAM_BINS as u64, "state kept until removed");
+        rt.remove("d").unwrap();
+        rt.remove("h").unwrap();
+        let report = rt.memory_report();
+        assert!(report.by_kernel.is_empty());
+        assert_eq!(report.used_bytes, report.by_purpose.readback, "{backend:?}: only the shared readback is left");
+    }
+}
+
+#[test]
+fn pressure_crosses_its_budget_and_alerts_fire_once_per_crossing() {
+    for backend in BACKENDS {
+        // Measure one kernel's bytes, then budget for a little under two of them.
+        let probe = runtime(RuntimeOptions::default().with_backend(backend));
+        launch(&probe, "histogram", "probe", LaunchOptions::default().with_queue_capacity(16));
+        let one = probe.memory_report().by_kernel["probe"].total();
+        let budget = one * 2 - one / 4;
+
+        let rt = runtime(RuntimeOptions::default().with_backend(backend).with_memory_budget(budget));
+        let dashboard = rt.gpu_memory_dashboard();
+        assert_eq!(dashboard.budget(), Some(budget));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let into = seen.clone();
+        let watch = dashboard
+            .on_alert(0.9, move |event| into.lock().unwrap().push((event.alert, event.pressure, event.threshold)))
+            .unwrap();
+        launch(&rt, "histogram", "a", LaunchOptions::default().with_queue_capacity(16));
+        let half = dashboard.memory_pressure();
+        assert!(half > 0.5 && half < 0.9, "{backend:?}: one kernel makes {half}");
+        assert!(seen.lock().unwrap().is_empty());
+
+        launch(&rt, "histogram", "b", LaunchOptions::default().with_queue_capacity(16));
+        assert_eq!(dashboard.memory_pressure(), 1.0, "{backend:?}: over the budget reads 1");
+        for _ in 0..5 {
+            dashboard.memory_pressure();
+            rt.memory_report();
+        }
+        assert_eq!(seen.lock().unwrap().len(), 1, "{backend:?}: one crossing, one alert: {seen:?}");
+        assert_eq!(seen.lock().unwrap()[0].0, MemoryPressureAlert::High);
+        assert_eq!(seen.lock().unwrap()[0].2, 0.9);
+
+        pollster::block_on(rt.terminate("b", None)).unwrap();
+        rt.remove("b").unwrap();
+        wait_until("the Normal alert", || {
+            dashboard.memory_pressure();
+            seen.lock().unwrap().len() == 2
+        });
+        assert_eq!(seen.lock().unwrap()[1].0, MemoryPressureAlert::Normal);
+
+        // trigger_alert reaches every watch at once, and a removed watch hears nothing more.
+        dashboard.trigger_alert(MemoryPressureAlert::High);
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(seen.lock().unwrap()[2].0, MemoryPressureAlert::High);
+        assert!(dashboard.remove_alert(watch));
+        dashboard.trigger_alert(MemoryPressureAlert::High);
+        assert_eq!(seen.lock().unwrap().len(), 3);
+
+        let refused = dashboard.on_alert(1.5, |_| {}).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::OutOfRange);
+    }
+}
+
+/// A degradation manager that reacts within a few milliseconds.
+fn quick() -> DegradationOptions {
+    DegradationOptions::default().with_cooldown(Duration::from_millis(20)).with_window(Duration::from_millis(20))
+}
+
+#[test]
+fn load_raises_the_level_refusals_hand_messages_back_and_nothing_accepted_is_lost() {
+    for backend in BACKENDS {
+        let rt = runtime(RuntimeOptions::default().with_backend(backend).with_degradation(quick()));
+        assert!(rt.degradation_manager().is_enabled());
+        // Launched, not active: messages wait in their queues (the synthetic load).
+        launch(&rt, "doubler", "low", LaunchOptions::default().with_queue_capacity(20).with_priority(-1));
+        launch(&rt, "doubler", "high", LaunchOptions::default().with_queue_capacity(20).with_priority(3));
+        launch(&rt, "doubler", "mid", LaunchOptions::default().with_queue_capacity(20));
+        let low = rt.get_kernel("low").unwrap().typed::<i32, i32>().unwrap();
+        let high = rt.get_kernel("high").unwrap().typed::<i32, i32>().unwrap();
+        let mid = rt.get_kernel("mid").unwrap().typed::<i32, i32>().unwrap();
+        assert_eq!(rt.degradation_level(), DegradationLevel::Normal);
+
+        // 12 of 20: light (0.5) → moderate (0.7 needs 14).
+        for i in 0..12 {
+            low.try_send(i).unwrap();
+        }
+        assert_eq!(rt.degradation_level(), DegradationLevel::Light, "{backend:?}");
+        for i in 12..18 {
+            low.try_send(i).unwrap();
+        }
+        let status = rt.degradation_manager().status();
+        assert_eq!((status.level, status.reason), (DegradationLevel::Severe, DegradationReason::QueueFill));
+        assert_eq!(status.signals.queue_fill, 0.9);
+
+        // Severe: the low-priority kernel's sends are refused, the message handed back.
+        match low.try_send(99) {
+            Err(TrySendError::Refused(message, Error::Overloaded { level, priority, required, .. })) => {
+                assert_eq!((message, level, priority, required), (99, DegradationLevel::Severe, -1, 0));
+            }
+            other => panic!("{backend:?}: expected Overloaded, got {other:?}"),
+        }
+        let batch = pollster::block_on(rt.send_batch("low", &[7i32, 8], Some(Duration::ZERO)));
+        assert_eq!(batch.unwrap_err().kind(), ErrorKind::Overloaded);
+        high.try_send(1000).unwrap();
+
+        // Critical (19 of 20 ≥ 0.95): only the highest priority takes messages; at severe, a
+        // kernel at the protected priority still did.
+        mid.try_send(500).unwrap();
+        for i in 1001..1019 {
+            high.try_send(i).unwrap();
+        }
+        assert_eq!(rt.degradation_level(), DegradationLevel::Critical, "{backend:?}: high is 19 of 20");
+        match mid.try_send(501) {
+            Err(TrySendError::Refused(
+                501,
+                Error::Overloaded { level: DegradationLevel::Critical, required: 3, .. },
+            )) => {}
+            other => panic!("{backend:?}: expected Overloaded at critical, got {other:?}"),
+        }
+        let metrics = rt.metrics_text();
+        assert!(metrics.contains("ringkernel_degradation_level 4\n"), "{metrics}");
+        assert!(metrics.contains("ringkernel_degradation_state{level=\"critical\"} 1\n"));
+        assert_eq!(rt.kernel_metrics("low").unwrap().errors, 2, "each refusal counted against its kernel");
+        assert_eq!(rt.kernel_metrics("low").unwrap().messages_sent, 18, "refused messages were never accepted");
+
+        // Serve the load: every accepted message is answered once, in order; the level comes down
+        // step by step.
+        pollster::block_on(async {
+            low.activate().await.unwrap();
+            high.activate().await.unwrap();
+            let answers = rt.receive_batch::<i32>("low", 64, Some(Duration::from_secs(30))).await.unwrap();
+            let mut answers = answers;
+            while answers.len() < 18 {
+                answers.extend(rt.receive_batch::<i32>("low", 64, Some(Duration::from_secs(30))).await.unwrap());
+            }
+            assert_eq!(answers, (0..18).map(|i| i * 2).collect::<Vec<_>>(), "{backend:?}");
+            let mut answers = Vec::new();
+            while answers.len() < 19 {
+                answers.extend(rt.receive_batch::<i32>("high", 64, Some(Duration::from_secs(30))).await.unwrap());
+            }
+            assert_eq!(answers, (1000..1019).map(|i| i * 2).collect::<Vec<_>>());
+            mid.activate().await.unwrap();
+            assert_eq!(mid.receive().await.unwrap(), 1000, "mid's one accepted message");
+        });
+        let mut seen = vec![rt.degradation_level()];
+        wait_until("the level to come back to normal", || {
+            let level = rt.degradation_level();
+            if seen.last() != Some(&level) {
+                seen.push(level);
+            }
+            level == DegradationLevel::Normal
+        });
+        for pair in seen.windows(2) {
+            assert!(pair[1] as u8 + 1 == pair[0] as u8, "{backend:?}: down one level at a time: {seen:?}");
+        }
+        assert!(low.try_send(5).is_ok(), "served again at normal");
+    }
+}
+
+#[test]
+fn latency_over_budget_raises_the_level_and_without_a_manager_nothing_changes() {
+    // A budget no answer can meet: one nanosecond. The level holds for a minute once raised, so
+    // what it says is not racing the cooldown on a busy machine.
+    let options = quick().with_latency_thresholds([1.0, 2.0, 3.0, 1e12]).with_cooldown(Duration::from_secs(60));
+    let rt = runtime(RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_degradation(options));
+    let budget = LaunchOptions::default().with_auto_activate().with_latency_budget(Duration::from_nanos(1));
+    launch(&rt, "doubler", "slow", budget.with_queue_capacity(64));
+    let slow = rt.get_kernel("slow").unwrap().typed::<i32, i32>().unwrap();
+    wait_until("latency to count", || {
+        pollster::block_on(async {
+            slow.send(1).await.unwrap();
+            slow.receive().await.unwrap();
+        });
+        rt.degradation_level() >= DegradationLevel::Severe
+    });
+    assert_eq!(rt.degradation_manager().status().reason, DegradationReason::Latency);
+    // Severe with every kernel at the protected priority: the slow kernel takes smaller
+    // batches, but its sends are taken.
+    for i in 0..40 {
+        slow.try_send(i).unwrap();
+    }
+    let answers: Vec<i32> = pollster::block_on(async {
+        let mut answers = Vec::new();
+        while answers.len() < 40 {
+            answers.extend(slow.receive_batch(64).await.unwrap());
+        }
+        answers
+    });
+    assert_eq!(answers, (0..40).map(|i| i * 2).collect::<Vec<_>>());
+
+    let plain = runtime(RuntimeOptions::default().with_backend(BackendChoice::Cpu));
+    launch(&plain, "doubler", "x", LaunchOptions::default().with_queue_capacity(4).with_priority(-5));
+    for i in 0..4 {
+        pollster::block_on(plain.send("x", &[("value", i.into())], None)).unwrap();
+    }
+    let status = plain.degradation_manager().status();
+    assert!(!status.enabled);
+    assert_eq!(status.level, DegradationLevel::Normal, "no manager: full queues change nothing");
+    assert!(plain.metrics_text().contains("ringkernel_degradation_level 0\n"));
+}
+
+#[test]
+fn prometheus_reports_memory_by_kernel_and_purpose() {
+    let rt = runtime(RuntimeOptions::default().with_backend(BackendChoice::Vulkan).with_memory_budget(1 << 30));
+    launch(&rt, "histogram", "h", LaunchOptions::default().with_queue_capacity(16));
+    let text = rt.metrics_text();
+    let lines: Vec<_> = text.lines().map(|l| Ok(l.to_owned())).collect();
+    let scrape = prometheus_parse::Scrape::parse(lines.into_iter()).unwrap();
+    let report = rt.memory_report();
+    let mut total = 0.0;
+    for sample in scrape.samples.iter().filter(|s| s.metric == "ringkernel_memory_bytes") {
+        let prometheus_parse::Value::Gauge(bytes) = sample.value else { panic!("a gauge") };
+        let purpose = &sample.labels["purpose"];
+        if sample.labels["kernel"] == *"h" && purpose == "state" {
+            assert_eq!(bytes, report.by_kernel["h"].state as f64);
+        }
+        total += bytes;
+    }
+    assert_eq!(total, report.used_bytes as f64, "the samples add up to what is held");
+    let gauge = |name: &str| {
+        scrape.samples.iter().find(|s| s.metric == name).map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) => v,
+            _ => panic!("{name} is a gauge"),
+        })
+    };
+    assert_eq!(gauge("ringkernel_memory_budget_bytes"), Some((1u64 << 30) as f64));
+    assert_eq!(gauge("ringkernel_memory_pressure"), Some(report.pressure));
+    assert_eq!(gauge("ringkernel_degradation_level"), Some(0.0));
+}
