@@ -12,7 +12,7 @@ use common::{runtime_on, wait_until};
 use ringkernel_web::health::{HealthSubject, Severity};
 use ringkernel_web::{
     BackendChoice, CircuitBreakerConfig, Error, ErrorKind, HealthStatus, HealthThresholds, LaunchOptions, Runtime,
-    RuntimeOptions, WatchdogConfig,
+    RuntimeBuilder, RuntimeOptions, WatchdogConfig,
 };
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(30));
@@ -186,4 +186,27 @@ fn memory_pressure_is_a_finding() {
         assert_eq!(report.issues[0].subject, HealthSubject::Memory);
         assert!(report.issues[0].reason.starts_with("GPU memory pressure is "), "{report:?}");
     }
+}
+
+/// The presets turn the operations layer on and off as the builder's table says.
+#[test]
+fn presets_turn_the_operations_layer_on_and_off() {
+    let production = RuntimeBuilder::production();
+    let o = production.options();
+    assert_eq!(o.circuit_breaker, Some(CircuitBreakerConfig::default()));
+    assert!(o.degradation.is_some() && o.auto_recover && o.enable_telemetry && !o.tracing && !o.debug);
+    let o = RuntimeBuilder::development().options().clone();
+    assert!(o.tracing && o.debug && !o.auto_recover && o.circuit_breaker.is_none() && o.degradation.is_none());
+    assert_eq!(o.watchdog.heartbeat_timeout, Duration::from_secs(5));
+    let o = RuntimeBuilder::high_performance().options().clone();
+    assert!(!o.enable_telemetry && !o.tracing && o.circuit_breaker.is_none() && o.degradation.is_none());
+    for name in ["development", "production", "highPerformance"] {
+        assert!(RuntimeBuilder::preset(name).is_some(), "{name}");
+    }
+    assert!(RuntimeBuilder::preset("fast").is_none());
+    // A production runtime: breakers and the degradation manager are there.
+    let rt = pollster::block_on(production.backend(BackendChoice::Cpu).build()).unwrap();
+    pollster::block_on(rt.launch("doubler", LaunchOptions::default())).unwrap();
+    assert_eq!(rt.circuit_breaker("doubler").unwrap().state().unwrap(), ringkernel_web::CircuitState::Closed);
+    assert!(rt.degradation_status().enabled);
 }

@@ -1511,3 +1511,32 @@ async fn health_reports_status_reason_and_issues_to_javascript() {
     rt("dispose", vec![]).await;
     assert_eq!(get(&rt("health", vec![]).await, "status").as_string().as_deref(), Some("unhealthy"));
 }
+
+/// `create({ preset })`: RuntimeBuilder's presets in JavaScript, the other keys overriding.
+#[wasm_bindgen_test]
+async fn presets_in_javascript_start_from_the_builders_options() {
+    let create = |pairs: &[(&str, JsValue)]| js(JsRuntime::create(Some(object(pairs))));
+    let production = create(&[("preset", "production".into()), ("backend", "cpu".into())]).await.unwrap();
+    let status = invoke(&production, "degradationStatus", &[]).await.unwrap();
+    assert_eq!(get(&status, "enabled").as_bool(), Some(true), "production has the degradation manager");
+    invoke(&production, "launch", &["doubler".into()]).await.unwrap();
+    let circuit = invoke(&production, "circuitBreaker", &["doubler".into()]).await.unwrap();
+    assert_eq!(get(&circuit, "state").as_string().as_deref(), Some("closed"));
+
+    let fast = create(&[("preset", "highPerformance".into()), ("backend", "cpu".into())]).await.unwrap();
+    invoke(&fast, "launch", &["doubler".into()]).await.unwrap();
+    assert!(invoke(&fast, "getTelemetry", &["doubler".into()]).await.unwrap().is_null(), "no telemetry");
+    let overridden =
+        create(&[("preset", "highPerformance".into()), ("backend", "cpu".into()), ("enableTelemetry", true.into())])
+            .await
+            .unwrap();
+    invoke(&overridden, "launch", &["doubler".into()]).await.unwrap();
+    assert!(invoke(&overridden, "getTelemetry", &["doubler".into()]).await.unwrap().is_object(), "given keys win");
+    let status = invoke(&overridden, "degradationStatus", &[]).await.unwrap();
+    assert_eq!(get(&status, "enabled").as_bool(), Some(false));
+
+    for bad in [JsValue::from("fast"), JsValue::from(1), JsValue::NULL] {
+        assert_js_error(create(&[("preset", bad)]).await, "TypeError", &[]);
+    }
+    assert_js_error(create(&[("preset", "production".into()), ("debugg", true.into())]).await, "TypeError", &[]);
+}

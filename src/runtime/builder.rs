@@ -1,11 +1,16 @@
 //! `RuntimeBuilder`: RingKernel's way to make a runtime, with presets for the usual settings.
+//! In JavaScript, `RingKernelRuntime.create({ preset: "production", ...overrides })`.
 //!
-//! | preset | `debug` | `profiling` (latency telemetry) | `auto_recover` | default queue |
-//! |---|---|---|---|---|
-//! | [`new`](RuntimeBuilder::new) (= `RuntimeOptions::default()`) | off | on | off | 4096 |
-//! | [`development`](RuntimeBuilder::development) | on | on | off | 1024 |
-//! | [`production`](RuntimeBuilder::production) | off | on | on | 4096 |
-//! | [`high_performance`](RuntimeBuilder::high_performance) | off | off | on | 65536 |
+//! | preset | `debug` | `profiling` (latency telemetry) | `auto_recover` | default queue | tracing | circuit breakers | watchdog heartbeat | degradation manager |
+//! |---|---|---|---|---|---|---|---|---|
+//! | [`new`](RuntimeBuilder::new) (= `RuntimeOptions::default()`) | off | on | off | 4096 | off | off | 30 s | off |
+//! | [`development`](RuntimeBuilder::development) | on | on | off | 1024 | on | off | 5 s | off |
+//! | [`production`](RuntimeBuilder::production) | off | on | on | 4096 | off | on (defaults) | 30 s | on (defaults) |
+//! | [`high_performance`](RuntimeBuilder::high_performance) | off | off | on | 65536 | off | off | 30 s | off |
+//!
+//! Health ([`Runtime::health`]) is there in every preset: it judges what the runtime already
+//! counts, and costs nothing until asked. The watchdog judges at each
+//! [`scan_stale_kernels`](crate::KernelWatchdog::scan_stale_kernels) and each health check.
 
 use super::{Runtime, RuntimeOptions};
 use crate::backend::BackendChoice;
@@ -26,22 +31,47 @@ impl RuntimeBuilder {
         Self::default()
     }
 
-    /// For developing kernels: debug labels and validation on, latency telemetry on, small queues
-    /// (mistakes show up sooner), no automatic recovery (a lost device stays visible).
+    /// For developing kernels, loud: debug labels and validation on, latency telemetry and
+    /// tracing spans on, small queues (mistakes show up sooner), a 5 s watchdog heartbeat, no
+    /// automatic recovery (a lost device stays visible) and no circuit breakers or degradation
+    /// (failures reach the caller as they are).
     pub fn development() -> Self {
-        Self::new().debug(true).profiling(true).default_queue_size(1024).auto_recover(false)
+        Self::new()
+            .debug(true)
+            .profiling(true)
+            .tracing(true)
+            .default_queue_size(1024)
+            .auto_recover(false)
+            .watchdog(WatchdogConfig::default().with_heartbeat_timeout(std::time::Duration::from_secs(5)))
     }
 
     /// For serving: no validation, telemetry on for the operators, automatic recovery from a
-    /// lost device.
+    /// lost device, a circuit breaker per kernel and the degradation manager, each with its
+    /// documented defaults ([`CircuitBreakerConfig::default`], [`DegradationOptions::default`]).
     pub fn production() -> Self {
-        Self::new().debug(false).profiling(true).auto_recover(true)
+        Self::new()
+            .debug(false)
+            .profiling(true)
+            .auto_recover(true)
+            .circuit_breaker(CircuitBreakerConfig::default())
+            .degradation(DegradationOptions::default())
     }
 
     /// For throughput: no validation, no latency histograms, deep queues (bigger batches per
-    /// tick), automatic recovery.
+    /// tick), automatic recovery, and none of the extras (no tracing, breakers or degradation).
     pub fn high_performance() -> Self {
         Self::new().debug(false).profiling(false).default_queue_size(1 << 16).auto_recover(true)
+    }
+
+    /// The preset named as JavaScript names it (`"development"`, `"production"`,
+    /// `"highPerformance"`), or `None`.
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "development" => Some(Self::development()),
+            "production" => Some(Self::production()),
+            "highPerformance" => Some(Self::high_performance()),
+            _ => None,
+        }
     }
 
     /// Which adapters may be used.

@@ -18,6 +18,7 @@ use crate::circuit::CircuitBreakerConfig;
 use crate::degradation::{DegradationOptions, MILLISECONDS};
 use crate::health::HealthThresholds;
 use crate::lifecycle::KernelMode;
+use crate::runtime::builder::RuntimeBuilder;
 use crate::runtime::{LaunchOptions, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
 use crate::waiting::duration_from_ms;
 use crate::watchdog::{WatchdogAction, WatchdogConfig};
@@ -132,6 +133,7 @@ fn check_keys(value: &JsValue, known: &[&str], what: &str) -> Result<(), JsValue
 /// `watchdog`, `health` and `degradation` objects held to their own keys too (serde would skip unknown ones silently).
 pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, JsValue> {
     const WHAT: &str = "RingKernelRuntime.create options";
+    let (value, preset) = without_preset(value)?;
     if let Some(options) = value.as_ref().filter(|v| v.is_object()) {
         let nested = [
             ("circuitBreaker", field_names::<CircuitBreakerConfig>()),
@@ -146,7 +148,69 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
             }
         }
     }
-    parse_options(value, WHAT)
+    let Some(mut options) = preset else { return parse_options(value, WHAT) };
+    // The preset's options, with each key the object gives taking the given value.
+    let Some(given) = value.filter(|v| v.is_object()) else { return Ok(options) };
+    let keys = Object::keys(given.unchecked_ref::<Object>());
+    let parsed: RuntimeOptions = parse_options(Some(given), WHAT)?;
+    for key in keys.iter() {
+        override_option(&mut options, &parsed, &key.as_string().unwrap_or_default());
+    }
+    Ok(options)
+}
+
+/// The object without its `preset` key (a copy), and that preset's options.
+fn without_preset(value: Option<JsValue>) -> Result<(Option<JsValue>, Option<RuntimeOptions>), JsValue> {
+    let Some(object) = value.as_ref().filter(|v| v.is_object()) else { return Ok((value, None)) };
+    let name = Reflect::get(object, &"preset".into())?;
+    if name.is_undefined() && !Reflect::has(object, &"preset".into())? {
+        return Ok((value, None));
+    }
+    let preset = name.as_string().as_deref().and_then(RuntimeBuilder::preset).ok_or_else(|| {
+        type_error(format!(
+            "RingKernelRuntime.create options: preset must be \"development\", \"production\" or \"highPerformance\", got {}",
+            name.as_string().map_or_else(|| type_name(&name), |s| format!("\"{s}\""))
+        ))
+    })?;
+    let rest = Object::assign(&Object::new(), object.unchecked_ref::<Object>());
+    Reflect::delete_property(&rest, &"preset".into())?;
+    Ok((Some(rest.into()), Some(preset.options().clone())))
+}
+
+/// Sets the option named `key` (as JavaScript spells it) of `options` to its value in `given`.
+fn override_option(options: &mut RuntimeOptions, given: &RuntimeOptions, key: &str) {
+    // Every field by name: a field added to RuntimeOptions does not compile without its key here.
+    let RuntimeOptions {
+        enable_telemetry,
+        default_queue_size,
+        backend,
+        auto_recover,
+        device_index,
+        debug,
+        max_messages_per_tick,
+        tracing,
+        health,
+        circuit_breaker,
+        watchdog,
+        memory_budget,
+        degradation,
+    } = given.clone();
+    match key {
+        "enableTelemetry" => options.enable_telemetry = enable_telemetry,
+        "defaultQueueSize" => options.default_queue_size = default_queue_size,
+        "backend" => options.backend = backend,
+        "autoRecover" => options.auto_recover = auto_recover,
+        "deviceIndex" => options.device_index = device_index,
+        "debug" => options.debug = debug,
+        "maxMessagesPerTick" => options.max_messages_per_tick = max_messages_per_tick,
+        "tracing" => options.tracing = tracing,
+        "health" => options.health = health,
+        "circuitBreaker" => options.circuit_breaker = circuit_breaker,
+        "watchdog" => options.watchdog = watchdog,
+        "memoryBudget" => options.memory_budget = memory_budget,
+        "degradation" => options.degradation = degradation,
+        _ => {} // parse_options refused every other key
+    }
 }
 
 /// A watchdog action from JavaScript: `"report"`, `"deactivate"` or `"recoverDevice"`.

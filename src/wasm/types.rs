@@ -20,6 +20,8 @@ export type KernelMode = "persistent" | "event-driven";
 export type BackendName = "auto" | "webgpu" | "cpu" | "vulkan" | "metal" | "dx12" | "gl";
 
 export interface RuntimeOptions {
+  /** Start from `RuntimeBuilder`'s preset (see the README's presets table); the other keys given override it. */
+  preset?: "development" | "production" | "highPerformance";
   /** Record latency and report getTelemetry (default true). */
   enableTelemetry?: boolean;
   /** Queue size of kernels launched without their own (default 4096). */
