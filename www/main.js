@@ -29,6 +29,8 @@ const QUIET = new Set([
   // Refusals of the operations layer: an open circuit breaker, a degraded runtime shedding load.
   "CircuitOpenError", "OverloadedError",
 ]);
+/** Device bytes the page lets the runtime hold (its memory pressure is measured against them). */
+const MEMORY_BUDGET = 32 * 1024 * 1024;
 /** Circuit breakers for every kernel, quick to open and to probe again so a visitor sees both. */
 const CIRCUIT_BREAKER = { failureThreshold: 3, windowMs: 10_000, openMs: 3000, halfOpenProbes: 1 };
 /** Shading behind a kernel's charts while it is not processing. */
@@ -110,8 +112,13 @@ async function main() {
   document.body.dataset.status = "starting";
   await init();
   try {
+    // The production preset (circuit breakers, the degradation manager), with breakers quick to
+    // open and probe, a memory budget so memory pressure means something, and recovery left to
+    // the Recover button so a lost device stays on screen.
     runtime = await RingKernelRuntime.create({
-      enableTelemetry: true, defaultQueueSize: 4096, circuitBreaker: CIRCUIT_BREAKER, ...(backend && { backend }),
+      preset: "production", autoRecover: false, enableTelemetry: true, defaultQueueSize: 4096,
+      circuitBreaker: CIRCUIT_BREAKER,
+      memoryBudget: MEMORY_BUDGET, ...(backend && { backend }),
     });
   } catch (error) {
     return showUnavailable(error, backend);
@@ -455,8 +462,10 @@ function renderTotals() {
   renderOperations();
 }
 
-/** Health (with its reason), and each kernel's circuit breaker. */
+/** Health (with its reason), degradation, memory pressure, and each kernel's circuit breaker. */
 function renderOperations() {
+  $("#degradation").textContent = runtime.degradationLevel;
+  $("#memory-pressure").textContent = `${Math.round(runtime.memoryPressure * 100)} %`;
   const { status, reason } = runtime.health();
   const el = $("#health");
   el.textContent = status;

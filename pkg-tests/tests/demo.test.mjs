@@ -280,6 +280,38 @@ test("losing the GPU device fails every kernel visibly, and Recover brings them 
   }
 });
 
+test("the operations panel shows health, degradation and memory; a misbehaving doubler's circuit opens and closes again", async () => {
+  const { page, errors } = await openDemo();
+  try {
+    await page.waitForFunction(() => document.body.dataset.status === "running", null, { timeout: 60_000 });
+    await waitForState(page, "doubler", "active");
+    await waitForField(page, "doubler", "checked", "gt", 0);
+    assert.match(await page.textContent("#health"), /^(healthy|degraded|unhealthy)$/);
+    assert.match(await page.textContent("#degradation"), /^(normal|light|moderate|severe|critical)$/);
+    assert.match(await page.textContent("#memory-pressure"), /^\d+ %$/);
+    assert.equal(await text(page, "doubler", "circuit"), "circuit closed");
+
+    await page.click("#misbehave", WAIT);
+    // Three timed-out calls in a row: the circuit opens, and the health check names it.
+    await page.waitForFunction(() =>
+      document.querySelector('[data-kernel="doubler"] [data-field="circuit"]').dataset.circuit === "open", null, WAIT);
+    assert.match(await text(page, "doubler", "circuit"), /circuit open · probe in \d/);
+    await page.waitForFunction(() => /kernel 'doubler': circuit breaker open/.test(document.getElementById("health-reason").textContent), null, WAIT);
+    await mkdir(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, "demo-circuit-open.png"), fullPage: true });
+    // After openMs a probe goes through, the doubler answers it, and the circuit closes.
+    await page.waitForFunction(() =>
+      document.querySelector('[data-kernel="doubler"] [data-field="circuit"]').dataset.circuit === "closed", null, WAIT);
+    const checked = await number(page, "doubler", "checked");
+    await waitForField(page, "doubler", "checked", "gt", checked);
+    assert.equal(await number(page, "doubler", "wrong"), 0, "the doubler's answers stay in order");
+    assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
 test("without WebGPU the page explains BackendUnavailableError, how to enable WebGPU, and runs on the cpu backend", async () => {
   const { page, errors } = await openDemo({ hideWebGpu: true });
   try {
