@@ -1,7 +1,7 @@
 //! Health: one verdict, healthy, degraded or unhealthy, from what the runtime already knows,
 //! with every reason naming the kernel or resource it is about. The assessment is a pure
-//! function of [`Vitals`] and [`HealthThresholds`], so its rules are tested without a GPU;
-//! `Runtime::health` gathers the vitals (see `runtime/queries.rs`).
+//! function of the runtime's vitals and [`HealthThresholds`], so its rules are tested without a GPU;
+//! `Runtime::health` gathers the vitals (`runtime/health.rs`).
 //!
 //! | finding | verdict |
 //! |---|---|
