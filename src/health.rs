@@ -282,7 +282,7 @@ pub(crate) fn assess(vitals: &Vitals, limits: &HealthThresholds) -> HealthReport
             found(Severity::Degraded, kernel(), format!("kernel '{}': circuit breaker {circuit}", k.id));
         }
     }
-    issues.sort_by(|a, b| b.severity.cmp(&a.severity));
+    issues.sort_by_key(|issue| std::cmp::Reverse(issue.severity));
     let worst = issues.first().map(|i| i.severity);
     let reason = || {
         let lines: Vec<&str> = issues.iter().filter(|i| Some(i.severity) == worst).map(|i| i.reason.as_str()).collect();

@@ -186,7 +186,7 @@ mod imp {
             m.set(m.get() + 1);
             m.get()
         });
-        if measured % CLEAR_EVERY == 0 {
+        if measured.is_multiple_of(CLEAR_EVERY) {
             for phase in [Phase::Launch, Phase::Tick, Phase::Plan, Phase::Execute, Phase::Deliver, Phase::Recovery] {
                 let _ = call(performance, "clearMeasures", &[phase.measure_name().into()]);
             }

@@ -132,7 +132,7 @@ fn thresholds_are_options_and_are_checked() {
         let options = RuntimeOptions::default()
             .with_backend(BackendChoice::Cpu)
             .with_health_thresholds(HealthThresholds::default().with_memory(0.8, bad));
-        let error = pollster::block_on(Runtime::new(options)).err().expect("refused");
+        let error = pollster::block_on(Runtime::new(options)).expect_err("refused");
         assert_eq!(error.kind(), ErrorKind::OutOfRange);
         assert!(error.to_string().contains("health.memoryUnhealthy"), "{error}");
     }
