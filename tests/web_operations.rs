@@ -129,7 +129,7 @@ async fn memory_by_purpose_pressure_and_alerts_through_javascript() {
         assert_eq!(get(&heard.get(1), "alert").as_string().as_deref(), Some("normal"));
         call(&rt, "triggerMemoryAlert", &["high".into()]).await;
         assert_eq!(heard.length(), 3);
-        assert_eq!(call(&rt, "removeMemoryAlert", &[watch.clone()]).await.as_bool(), Some(true));
+        assert_eq!(call(&rt, "removeMemoryAlert", std::slice::from_ref(&watch)).await.as_bool(), Some(true));
         assert_eq!(call(&rt, "removeMemoryAlert", &[watch]).await.as_bool(), Some(false));
         call(&rt, "triggerMemoryAlert", &["high".into()]).await;
         assert_eq!(heard.length(), 3, "{backend}: removed");
