@@ -94,7 +94,9 @@ function checkApp(value) {
     "KernelStateError(active)", "KernelNotFoundError", "MessageFormatError(scale)", "TimeoutError",
   ]);
   assert.equal(value.summaryKernels, 3);
-  assert.deepEqual(value.operations, { level: "normal", purposesAddUp: true, pressureInRange: true, alerts: ["high@0.5"] });
+  assert.deepEqual(value.operations, {
+    level: "normal", purposesAddUp: true, pressureInRange: true, alerts: ["high@0.5"], health: "healthy", circuit: "closed",
+  });
 }
 
 for (const mode of ["web", "bundler"]) {

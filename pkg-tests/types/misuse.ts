@@ -89,6 +89,9 @@ export async function misuse(): Promise<void> {
     using synchronous = await RingKernelRuntime.create(); // misuse
   }
   runtime.free(); // misuse
+  await RingKernelRuntime.create({ preset: "fast" }); // misuse
+  await RingKernelRuntime.create({ health: { queueFill: "80%" } }); // misuse
+  if (runtime.health().status === "ok") return; // misuse
   void point;
   void reply.result;
 }

@@ -4,7 +4,7 @@
 // builds it; the package tests run the build in headless Chromium on WebGPU and on the cpu backend.
 import { RingKernelRuntime, defineMessage, ringKernel, isRingKernelError } from "ringkernel-web";
 import type {
-  BackendName, DegradationLevel, DegradationStatus, DeviceHealth, InputOf, KernelDefinitionInput, KernelHandle,
+  BackendName, DegradationLevel, DegradationStatus, DeviceHealth, HealthReport, InputOf, KernelDefinitionInput, KernelHandle,
   KernelState, KernelStatus, KernelTelemetry, LaunchOptions, MemoryAlertEvent, MemoryPurpose, MemoryReport, OutputOf,
   RuntimeSummary,
 } from "ringkernel-web";
@@ -53,12 +53,16 @@ export interface AppResult {
   processed: number;
   errorNames: string[];
   summaryKernels: number;
-  operations: { level: DegradationLevel; purposesAddUp: boolean; pressureInRange: boolean; alerts: string[] };
+  operations: {
+    level: DegradationLevel; purposesAddUp: boolean; pressureInRange: boolean; alerts: string[];
+    health: HealthReport["status"]; circuit: string;
+  };
 }
 
 export async function run(backend: BackendName): Promise<AppResult> {
   await using runtime = await RingKernelRuntime.create({
-    backend, defaultQueueSize: 256, enableTelemetry: true, autoRecover: false,
+    preset: "production", backend, defaultQueueSize: 256, enableTelemetry: true, autoRecover: false, tracing: false,
+    health: { queueFill: 0.9 },
     memoryBudget: 1 << 30, degradation: { cooldownMs: 500, protectedPriority: 0 },
   });
   const alerts: string[] = [];
@@ -126,6 +130,8 @@ export async function run(backend: BackendName): Promise<AppResult> {
   const purposes: MemoryPurpose[] = ["inputRing", "outputRing", "keptFlags", "state", "readback"];
   const byPurpose = purposes.reduce((total, purpose) => total + memory.byPurpose[purpose], 0);
   const degradation: DegradationStatus = runtime.degradationStatus();
+  const healthReport: HealthReport = runtime.health();
+  const issueKernels = healthReport.issues.map((issue) => issue.kernel ?? issue.subject);
   runtime.triggerMemoryAlert("high");
   runtime.removeMemoryAlert(watch);
   return {
@@ -144,6 +150,8 @@ export async function run(backend: BackendName): Promise<AppResult> {
       purposesAddUp: byPurpose === memory.usedBytes && memory.budgetBytes === 1 << 30,
       pressureInRange: runtime.memoryPressure >= 0 && runtime.memoryPressure < 0.01,
       alerts,
+      health: issueKernels.length === healthReport.issues.length ? healthReport.status : "unhealthy",
+      circuit: runtime.circuitBreaker("doubler").state,
     },
   };
 }
