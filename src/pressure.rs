@@ -97,7 +97,7 @@ pub(crate) fn evaluate_degradation(shared: &Shared, table: &mut Table, now_ms: f
         }
         top_priority = top_priority.max(kernel.priority);
         let inbox = &kernel.mailbox.inbox;
-        queue_fill = queue_fill.max(inbox.len() as f64 / inbox.capacity().max(1) as f64);
+        queue_fill = queue_fill.max(inbox.fill());
         let counters = &mut kernel.counters;
         if now_ms - counters.window_started_ms >= window_ms {
             if let Some(window) = counters.window_latency.as_mut() {

@@ -40,6 +40,10 @@ impl PackedQueue {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+    /// How full it is, 0 to 1 (what health and the degradation manager read).
+    pub fn fill(&self) -> f64 {
+        self.len() as f64 / self.capacity.max(1) as f64
+    }
     /// Room left before the queue is full.
     pub fn free(&self) -> usize {
         self.capacity.saturating_sub(self.len())

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use event_listener::Event;
 
@@ -27,7 +28,7 @@ use crate::lifecycle::{KernelMode, Lifecycle, LifecycleState};
 use crate::mailbox::Mailbox;
 use crate::memory::AlertWatches;
 use crate::telemetry::{Counters, ShutdownReport};
-use crate::watchdog::WatchdogConfig;
+use crate::watchdog::{staleness, WatchdogConfig};
 
 /// One launched kernel.
 pub(crate) struct Kernel {
@@ -94,6 +95,15 @@ impl Kernel {
         self.mailbox.inbox.len() + self.cursor.in_flight() as usize
     }
 
+    /// How long the kernel has been stale at `now_ms` with the watchdog's `timeout`: it runs,
+    /// has input, and made no progress for that long (see [`crate::watchdog`]).
+    pub fn stale_for(&self, now_ms: f64, timeout: Duration) -> Option<Duration> {
+        if !self.runs() {
+            return None;
+        }
+        staleness(self.input_depth(), self.counters.heartbeat_ms, now_ms, timeout)
+    }
+
     /// The watchdog's heartbeat (see [`crate::watchdog`]): progress, or work arriving at an idle
     /// kernel, or a state change.
     pub fn beat(&mut self, now_ms: f64) {
@@ -148,6 +158,16 @@ pub(crate) struct DeviceStatus {
     pub recoveries: u64,
     /// Why the last recovery attempt failed, if it did.
     pub recovery_error: Option<String>,
+}
+
+impl DeviceStatus {
+    /// Why the device is lost, if it is, as the summary and health report it.
+    pub fn lost_reason(&self) -> Option<String> {
+        self.lost.as_ref().map(|lost| match lost {
+            Error::DeviceLost { reason } => reason.clone(),
+            other => other.to_string(),
+        })
+    }
 }
 
 /// Every kernel by id, and what the runtime knows beside them.

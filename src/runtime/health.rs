@@ -9,7 +9,6 @@ use crate::error::Result;
 use crate::health::{assess, HealthReport, HealthStatus, KernelVitals, Vitals};
 use crate::lifecycle::LifecycleState;
 use crate::platform;
-use crate::watchdog::staleness;
 
 /// Each kernel's (failures, operations) at the previous check, so error rates are recent ones.
 #[derive(Default)]
@@ -44,32 +43,22 @@ impl Runtime {
                 seen.insert(id.clone(), now);
                 KernelVitals {
                     id: id.clone(),
-                    input_fill: fill(k.mailbox.inbox.len(), k.mailbox.inbox.capacity()),
-                    output_fill: fill(k.mailbox.outbox.len(), k.mailbox.outbox.capacity()),
+                    input_fill: k.mailbox.inbox.fill(),
+                    output_fill: k.mailbox.outbox.fill(),
                     errors: now.0 - before.0,
                     operations: now.1 - before.1,
-                    stale_for_ms: k
-                        .runs()
-                        .then(|| staleness(k.input_depth(), k.counters.heartbeat_ms, now_ms, heartbeat_timeout))
-                        .flatten()
-                        .map(|since| since.as_secs_f64() * 1000.0),
-                    circuit: match k.circuit_state(now_ms) {
-                        CircuitState::Closed => None,
-                        CircuitState::Open => Some("open"),
-                        CircuitState::HalfOpen => Some("halfOpen"),
-                    },
+                    stale_for_ms: k.stale_for(now_ms, heartbeat_timeout).map(|since| since.as_secs_f64() * 1000.0),
+                    circuit: Some(k.circuit_state(now_ms))
+                        .filter(|state| *state != CircuitState::Closed)
+                        .map(CircuitState::as_str),
                 }
             })
             .collect();
         samples.0 = seen;
-        let lost = table.device.lost.as_ref();
         let vitals = Vitals {
             runtime,
-            device_lost: lost.map(|lost| match lost {
-                crate::Error::DeviceLost { reason } => reason.clone(),
-                other => other.to_string(),
-            }),
-            recovering: lost.is_some()
+            device_lost: table.device.lost_reason(),
+            recovering: table.device.lost.is_some()
                 && (self.shared.settings.auto_recover || self.shared.recovering.try_lock().is_none()),
             recovery_error: table.device.recovery_error.clone(),
             memory_pressure: crate::pressure::used_and_pressure(&self.shared, Some(&table)).1,
@@ -81,14 +70,6 @@ impl Runtime {
     /// The seed's health checker: `runtime.health_checker().check().await?`.
     pub fn health_checker(&self) -> HealthChecker {
         HealthChecker { runtime: self.clone() }
-    }
-}
-
-fn fill(len: usize, capacity: usize) -> f64 {
-    if capacity == 0 {
-        0.0
-    } else {
-        len as f64 / capacity as f64
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::handle::KernelHandle;
 use super::Runtime;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernel::StateSpec;
 use crate::lifecycle::{KernelMode, KernelState};
 use crate::message::MessageLayout;
@@ -13,7 +13,6 @@ use crate::platform;
 use crate::pressure;
 use crate::table::Kernel;
 use crate::telemetry::{DeviceHealth, KernelTelemetry, RuntimeMetrics, RuntimeSummary};
-use crate::watchdog::staleness;
 
 impl Runtime {
     /// Where the kernel is in its lifecycle.
@@ -99,10 +98,7 @@ impl Runtime {
             per_kernel.insert(id.clone(), snapshot(id, k, now, table.watchdog.heartbeat_timeout));
         }
         let device = DeviceHealth {
-            lost: table.device.lost.as_ref().map(|lost| match lost {
-                Error::DeviceLost { reason } => reason.clone(),
-                other => other.to_string(),
-            }),
+            lost: table.device.lost_reason(),
             losses: table.device.generation,
             recoveries: table.device.recoveries,
             auto_recover: self.shared.settings.auto_recover,
@@ -201,7 +197,6 @@ fn snapshot(id: &str, kernel: &Kernel, now_ms: f64, heartbeat_timeout: std::time
         circuit_state: kernel.circuit_state(now_ms),
         circuit_opened: kernel.breaker.as_ref().map_or(0, |b| b.status(now_ms).opened),
         last_progress_time: c.launched_unix_ms + (c.heartbeat_ms - c.launched_at_ms),
-        stale: kernel.life.runs()
-            && staleness(kernel.input_depth(), c.heartbeat_ms, now_ms, heartbeat_timeout).is_some(),
+        stale: kernel.stale_for(now_ms, heartbeat_timeout).is_some(),
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::KernelState;
 use crate::platform;
 use crate::recovery;
-use crate::watchdog::{staleness, StaleKernel, WatchdogAction};
+use crate::watchdog::{StaleKernel, WatchdogAction};
 
 /// One kernel's circuit breaker (the seed's `runtime.circuit_breaker()`), from
 /// [`Runtime::circuit_breaker`]. Cheap to clone. With breakers off
@@ -169,7 +169,7 @@ impl Runtime {
                 .into_iter()
                 .filter_map(|id| {
                     let k = &table.kernels[&id];
-                    let since = staleness(k.input_depth(), k.counters.heartbeat_ms, now, timeout)?;
+                    let since = k.stale_for(now, timeout)?;
                     let input_depth = k.input_depth();
                     Some(StaleKernel {
                         kernel_id: id,
@@ -214,7 +214,7 @@ impl Runtime {
         let mut ids = table.running_ids();
         ids.retain(|id| {
             let k = &table.kernels[id];
-            staleness(k.input_depth(), k.counters.heartbeat_ms, now, timeout).is_some()
+            k.stale_for(now, timeout).is_some()
         });
         ids
     }
