@@ -404,10 +404,15 @@ impl Policy {
         priority < self.protected_priority
     }
 
+    /// Whether any kernel may sit a tick out at this level.
+    pub fn may_defer(&self) -> bool {
+        self.level >= DegradationLevel::Moderate
+    }
+
     /// Whether a kernel of `priority` sits this tick out (not when it is fed by a connected
     /// kernel, nor when nothing else has work: deferring then would only idle the device).
     pub fn defers(&self, priority: i32, tick: u64) -> bool {
-        self.level >= DegradationLevel::Moderate && self.low(priority) && !tick.is_multiple_of(DEFER_EVERY)
+        self.may_defer() && self.low(priority) && !tick.is_multiple_of(DEFER_EVERY)
     }
 
     /// The batch bound of a kernel whose own is `max_batch`, `over_budget` or not.

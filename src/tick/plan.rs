@@ -53,6 +53,10 @@ pub(crate) fn plan(
     budget: Option<usize>,
     policy: &Policy,
 ) -> Vec<Planned> {
+    // Below `moderate` nothing is deferred: one pass, without looking for others' work.
+    if !policy.may_defer() {
+        return plan_with(table, routing, capacity, now_ms, budget, policy, &mut |_| false);
+    }
     let tick = table.ticks;
     let others_have_work = table.kernels.values().any(|k| {
         k.runs() && !policy.defers(k.priority, tick) && (!k.mailbox.inbox.is_empty() || k.cursor.in_flight() > 0)
