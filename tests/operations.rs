@@ -154,9 +154,10 @@ fn load_raises_the_level_refusals_hand_messages_back_and_nothing_accepted_is_los
             low.try_send(i).unwrap();
         }
         assert_eq!(rt.degradation_level(), DegradationLevel::Light, "{backend:?}");
-        for i in 12..18 {
-            low.try_send(i).unwrap();
-        }
+        // One batch: it begins at light and finishes whole (a send one at a time could meet
+        // `severe` at 17 of 20 if the tick loop evaluated the level in between, and be refused).
+        let more: Vec<i32> = (12..18).collect();
+        assert_eq!(pollster::block_on(rt.send_batch("low", &more, Some(Duration::ZERO))).unwrap(), 6);
         let status = rt.degradation_manager().status();
         assert_eq!((status.level, status.reason), (DegradationLevel::Severe, DegradationReason::QueueFill));
         assert_eq!(status.signals.queue_fill, 0.9);
