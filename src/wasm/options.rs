@@ -16,6 +16,7 @@ use super::errors::{js_error, range_error, type_error};
 use super::messages::type_name;
 use crate::circuit::CircuitBreakerConfig;
 use crate::degradation::{DegradationOptions, MILLISECONDS};
+use crate::devices::{DeviceRequirements, DeviceSpec};
 use crate::health::HealthThresholds;
 use crate::lifecycle::KernelMode;
 use crate::runtime::builder::RuntimeBuilder;
@@ -142,9 +143,12 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
             ("degradation", field_names::<DegradationOptions>()),
         ];
         for (key, known) in nested {
-            let inner = Reflect::get(options, &key.into())?;
-            if !inner.is_undefined() && !inner.is_null() {
-                check_keys(&inner, known, &format!("{WHAT}.{key}"))?;
+            check_nested(options, key, known, WHAT)?;
+        }
+        let devices = Reflect::get(options, &"devices".into())?;
+        if let Some(devices) = devices.dyn_ref::<js_sys::Array>() {
+            for (i, device) in devices.iter().enumerate() {
+                check_keys(&device, field_names::<DeviceSpec>(), &format!("{WHAT}.devices[{i}]"))?;
             }
         }
     }
@@ -157,6 +161,24 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
         override_option(&mut options, &parsed, &key.as_string().unwrap_or_default());
     }
     Ok(options)
+}
+
+/// `launch`'s options: [`parse_options`], with the nested `requirements` held to its own keys.
+pub(super) fn launch_options(value: Option<JsValue>) -> Result<LaunchOptions, JsValue> {
+    const WHAT: &str = "launch options";
+    if let Some(options) = value.as_ref().filter(|v| v.is_object()) {
+        check_nested(options, "requirements", field_names::<DeviceRequirements>(), WHAT)?;
+    }
+    parse_options(value, WHAT)
+}
+
+/// Refuses unknown keys in the object at `options[key]`, if there is one.
+fn check_nested(options: &JsValue, key: &str, known: &[&str], what: &str) -> Result<(), JsValue> {
+    let inner = Reflect::get(options, &key.into())?;
+    if inner.is_undefined() || inner.is_null() {
+        return Ok(());
+    }
+    check_keys(&inner, known, &format!("{what}.{key}"))
 }
 
 /// The object without its `preset` key (a copy), and that preset's options.
@@ -186,6 +208,8 @@ fn override_option(options: &mut RuntimeOptions, given: &RuntimeOptions, key: &s
         backend,
         auto_recover,
         device_index,
+        devices,
+        load_balancing,
         debug,
         max_messages_per_tick,
         tracing,
@@ -201,6 +225,8 @@ fn override_option(options: &mut RuntimeOptions, given: &RuntimeOptions, key: &s
         "backend" => options.backend = backend,
         "autoRecover" => options.auto_recover = auto_recover,
         "deviceIndex" => options.device_index = device_index,
+        "devices" => options.devices = devices,
+        "loadBalancing" => options.load_balancing = load_balancing,
         "debug" => options.debug = debug,
         "maxMessagesPerTick" => options.max_messages_per_tick = max_messages_per_tick,
         "tracing" => options.tracing = tracing,

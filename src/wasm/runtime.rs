@@ -11,7 +11,7 @@ use super::definitions::kernel_definition;
 use super::errors::{js_error, js_void, type_error};
 use super::handle::JsKernelHandle;
 use super::messages::{js_state, type_name};
-use super::options::{parse_options, runtime_options, timeout_option, watchdog_action};
+use super::options::{launch_options, runtime_options, timeout_option, watchdog_action};
 use super::{calls, kernel_id, promise, to_js};
 use crate::kernel::KernelDefinition;
 use crate::message::Scalar;
@@ -46,7 +46,7 @@ impl JsRuntime {
         let rt = self.inner.clone();
         promise(async move {
             let id = kernel_id(&id, "id")?;
-            let options: LaunchOptions = parse_options(options, "launch options")?;
+            let options: LaunchOptions = launch_options(options)?;
             let handle = match launch_definition(&id, definition)? {
                 Some(definition) => rt.launch_definition(definition, options).await,
                 None => rt.launch(&id, options).await,
