@@ -42,6 +42,12 @@ pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
             Device::Cpu(cpu) => tick(&context, cpu).await,
         };
         pressure::check_memory_alerts(&shared);
+        // Connected kernels on other devices relay through the host both ways: answers pushed
+        // into their input queues, and room freed in queues their feeders wait on. With several
+        // devices a tick that ran wakes the others' loops to look.
+        if matches!(outcome, TickOutcome::Ran) && shared.device_count() > 1 {
+            shared.wake();
+        }
         match recovery.after_tick(&shared, outcome).await {
             Flow::TickAgain => continue,
             Flow::WaitForWork => listener.await,

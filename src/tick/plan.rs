@@ -125,7 +125,6 @@ fn plan_with(
             continue;
         }
         let kernel = table.kernels.get_mut(&id).expect("listed above");
-        kernel.in_tick = true;
         kernel.cursor.rewind_if_idle();
         let in_flight = kernel.cursor.in_flight();
         let (take, room) = match fed {
@@ -150,6 +149,7 @@ fn plan_with(
             continue;
         }
         budget = budget.saturating_sub(take);
+        kernel.in_tick = true;
         let head = kernel.cursor.head();
         let input_at = head.wrapping_add(in_flight);
         kernel.cursor.hand_over(&mut kernel.mailbox, take);
