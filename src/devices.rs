@@ -6,12 +6,13 @@
 //! and devices tick side by side. Connected kernels on one device pass answers ring to ring on the
 //! GPU; across devices the answers are relayed through the host. Losing one device fails and
 //! recovers only the kernels placed on it. [`Runtime::migrate`](crate::Runtime::migrate) moves a
-//! live kernel to another device (see [`crate::migration`]).
+//! live kernel to another device.
 
 use std::fmt;
 
 use serde::Serialize;
 
+pub use crate::backend::PowerPreference;
 use crate::backend::{AdapterSummary, BackendChoice};
 use crate::error::Error;
 use crate::memory::DeviceMemoryLimits;
@@ -34,19 +35,6 @@ impl fmt::Display for DeviceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
     }
-}
-
-/// Which way a browser (or wgpu natively) leans when it picks an adapter: on laptops with two
-/// GPUs, `HighPerformance` asks for the discrete one and `LowPower` for the integrated one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum PowerPreference {
-    /// The faster adapter (the default).
-    #[default]
-    HighPerformance,
-    /// The adapter that saves power.
-    LowPower,
 }
 
 /// One device for the runtime to open. In JavaScript `{ backend, index, powerPreference }`, each

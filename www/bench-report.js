@@ -59,6 +59,16 @@ export function formatReport(result) {
   if (pipe.available) latencyRow(`${pipe.stages} connected stages: send → receive`, pipe.connected);
   else line(`  connected stages: unavailable: ${pipe.reason}`);
 
+  const dev = result.devices;
+  if (dev) {
+    line();
+    line(`${padEnd(`two devices, ${dev.migrations} migrations (µs)`, 44)}${pad("p50", 12)}${pad("p99", 12)}`);
+    latencyRow("migration pause (out of every tick)", dev.pause);
+    latencyRow("migrate call (compiling included)", dev.migrate);
+    latencyRow("3-stage pipeline, middle on the other device", dev.pipelineAcrossDevices);
+    latencyRow("3-stage pipeline, one device", dev.pipelineOneDevice);
+  }
+
   const actor = result.jsActor;
   line();
   line(`JS async actor (mailbox + async handler): send → receive p50 ${fixed(actor.sendReceive.p50, 2)} µs, ` +

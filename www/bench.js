@@ -626,6 +626,58 @@ class Bench {
     await terminateAll(runtime, [id]);
     return { messages, messageBytes: 4, targetMsgsPerSec: HOST_PACKING_TARGET, typedArray, objects };
   }
+
+  /**
+   * Two WebGPU devices: the pause a live migration causes while messages flow (the kernel is out of
+   * every tick that long; compiling on the target comes first), and one message through 3 connected
+   * stages with the middle one on the other device (relayed through the host) vs all on one device.
+   */
+  async devices(definitions) {
+    const runtime = await RingKernelRuntime.create({ devices: [{}, {}] });
+    try {
+      const migrations = this.plan.quick ? 10 : 100;
+      const moving = "migrating-doubler";
+      await runtime.launch(moving, definitions.doublerCopy, { queueSize: 4096, device: 0, autoActivate: true });
+      const pauses = [];
+      const calls = [];
+      this.ui.phase("two devices: migrations with 500 messages in flight", migrations);
+      for (let i = 0; i < migrations; i++) {
+        const v = values(500, i);
+        await runtime.sendBatch(moving, v, WAIT);
+        const start = now();
+        const report = await runtime.migrate(moving, (i + 1) % 2);
+        calls.push(now() - start);
+        pauses.push(report.pauseMs);
+        expectMultiplied("migration", v, await drain(runtime, moving, v.length), 2);
+        this.checked += v.length;
+        this.ui.progress(i + 1);
+      }
+      const pause = latency(pauses);
+      const migrate = latency(calls);
+      this.ui.latency("two devices: migration pause", pause);
+      this.ui.latency("two devices: migrate call (compiling included)", migrate);
+      const stages = 3;
+      const inputs = (i) => values(1, i).map((v) => v >> stages);
+      const lanes = [];
+      for (const [name, devices] of [["middle stage on the other device", [0, 1, 0]], ["one device", [0, 0, 0]]]) {
+        const chain = devices.map((_, k) => `devices-${devices.join("")}-${k}`);
+        for (let k = 0; k < stages; k++) await runtime.launch(chain[k], definitions.stage, { device: devices[k] });
+        for (let k = 0; k + 1 < stages; k++) await runtime.connect(chain[k], chain[k + 1]);
+        for (const id of chain) await runtime.activate(id);
+        lanes.push({
+          label: `two devices: 3-stage pipeline, ${name}`, inputs, factor: 2 ** stages,
+          step: async (v) => {
+            await runtime.send(chain[0], { value: v[0] }, WAIT);
+            return [(await runtime.receive(chain[stages - 1], WAIT)).value];
+          },
+        });
+      }
+      const [pipelineAcrossDevices, pipelineOneDevice] = await this.latencies(lanes);
+      return { migrations, pause, migrate, pipelineAcrossDevices, pipelineOneDevice };
+    } finally {
+      await runtime.dispose().catch(() => {});
+    }
+  }
 }
 
 function computeRatios(result) {
@@ -692,6 +744,7 @@ export async function runBench(plan, ui, partial = {}) {
     raw = undefined;
     result.jsActor = await bench.jsActor();
     result.cpuBackend = await bench.cpuBackend();
+    result.devices = await bench.devices(definitions);
     result.ratios = computeRatios(result);
     result.answersChecked = bench.checked;
     return result;

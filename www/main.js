@@ -115,10 +115,13 @@ async function main() {
     // The production preset (circuit breakers, the degradation manager), with breakers quick to
     // open and probe, a memory budget so memory pressure means something, and recovery left to
     // the Recover button so a lost device stays on screen.
+    // Two devices on WebGPU (two adapters asked for: on a laptop with two GPUs, one each), so a
+    // kernel can be moved, live, from one to the other.
+    const devices = backend === "cpu" ? undefined : [{}, { powerPreference: "low-power" }];
     runtime = await RingKernelRuntime.create({
       preset: "production", autoRecover: false, enableTelemetry: true, defaultQueueSize: 4096,
       circuitBreaker: CIRCUIT_BREAKER,
-      memoryBudget: MEMORY_BUDGET, ...(backend && { backend }),
+      memoryBudget: MEMORY_BUDGET, ...(backend && { backend }), ...(devices && { devices }),
     });
   } catch (error) {
     return showUnavailable(error, backend);
@@ -131,7 +134,7 @@ async function main() {
   defineUserKernels(onCpu);
   const mandelbrot = new MandelbrotView($("#mandelbrot-canvas"));
   window.runtime = runtime;
-  window.demo = { runtime, kernels, mandelbrot, act, setStreaming, setLoad, loseDevice, recover, misbehave };
+  window.demo = { runtime, kernels, mandelbrot, act, setStreaming, setLoad, loseDevice, recover, misbehave, migrate };
 
   buildRows();
   $("#dashboard").hidden = false;
@@ -186,7 +189,9 @@ async function act(id, action) {
       // A fresh instance: its counters start at zero, and so do the page's checks of its answers.
       Object.assign(k, { checked: 0, wrong: 0 });
       k.onRelaunch?.();
-      await runtime.launch(id, undefined, { queueSize: k.queueSize });
+      // Everything starts on device 0, so the pipeline's stages pass answers ring to ring there;
+      // "move" takes a kernel to the other device while it runs.
+      await runtime.launch(id, undefined, { queueSize: k.queueSize, device: 0 });
       // Terminating a stage took it out of the pipeline; launched again, it goes back in.
       if (k.group === "pipeline") await connectPipeline();
     } else if (action === "terminate") {
@@ -198,6 +203,29 @@ async function act(id, action) {
   } catch (error) {
     if (action === "terminate" && error.name === "TimeoutError") k.last = error.message;
     else showError(error);
+  } finally {
+    k.busy = false;
+    k.state = stateOf(id);
+    render(k);
+  }
+}
+
+/**
+ * Moves kernel `id`, live, to the runtime's other device: its counters, state and connections
+ * come along, and every message is answered once and in order (a connected neighbour left behind
+ * relays through the page's host side). The card shows the pause the move caused.
+ */
+async function migrate(id) {
+  const k = kernels[id];
+  k.busy = true;
+  render(k);
+  try {
+    const to = (runtime.deviceOf(id) + 1) % runtime.deviceCount;
+    const report = await runtime.migrate(id, to);
+    k.last = `Moved to device ${report.to}: out of the tick for ${report.pauseMs.toFixed(2)} ms, ` +
+      `${report.requeued} messages in flight answered there.`;
+  } catch (error) {
+    showError(error);
   } finally {
     k.busy = false;
     k.state = stateOf(id);
@@ -459,7 +487,18 @@ function renderTotals() {
     ? `Device lost: ${health.lost}`
     : health.losses ? `Recovered ${health.recoveries} of ${health.losses} losses` : "";
   $("#device-status").dataset.lost = Boolean(health.lost);
+  renderDevices();
   renderOperations();
+}
+
+/** Each device: its adapter, the kernels placed there, its ticks. */
+function renderDevices() {
+  const list = $("#devices");
+  const { devices } = runtime.topology();
+  list.hidden = devices.length < 2;
+  const text = devices.map((d) => `device ${d.id}: ${d.adapter.name} · ${d.kernels.length} kernels · ` +
+    `${count(d.ticks)} ticks${d.lost ? " · lost" : ""}`).join("\n");
+  if (list.textContent !== text) list.textContent = text;
 }
 
 /** Health (with its reason), degradation, memory pressure, and each kernel's circuit breaker. */
@@ -502,6 +541,11 @@ function render(k) {
   for (const button of row.querySelectorAll("button[data-action]")) {
     button.disabled = k.busy || !LEGAL[k.state].includes(button.dataset.action);
   }
+  const movable = ["launched", "active", "deactivated"].includes(k.state);
+  const move = $("button[data-move]", row);
+  move.hidden = runtime.deviceCount < 2;
+  move.disabled = k.busy || !movable;
+  set("device", movable || k.state === "terminated" ? `device ${t?.device ?? 0}` : "");
   set("sent", count(t?.messagesSent ?? 0));
   set("processed", count(t?.messagesProcessed ?? 0));
   set("received", count(t?.messagesReceived ?? 0));
@@ -554,8 +598,9 @@ function buildRows() {
           <span class="pill" data-field="state">not launched</span>
         </header>
         <span class="circuit" data-field="circuit" data-circuit="closed">circuit closed</span>
+        <span class="device-pill" data-field="device"></span>
         <code class="signature">${escapeHtml(k.signature)}</code>
-        <div class="actions">${ACTIONS.map((a) => `<button type="button" data-action="${a}">${a}</button>`).join("")}</div>
+        <div class="actions">${ACTIONS.map((a) => `<button type="button" data-action="${a}">${a}</button>`).join("")}<button type="button" data-move title="runtime.migrate(id, otherDevice): moves the running kernel with its state and queued messages">move to the other device</button></div>
         <dl class="counters">
           <div><dt>sent</dt><dd data-field="sent">0</dd></div>
           <div><dt>processed (${device})</dt><dd data-field="processed">0</dd></div>
@@ -591,6 +636,7 @@ function buildRows() {
     for (const button of row.querySelectorAll("button[data-action]")) {
       button.onclick = () => act(k.id, button.dataset.action);
     }
+    $("button[data-move]", row).onclick = () => migrate(k.id);
     k.row = row;
     $(k.group === "pipeline" ? "#pipeline-kernels" : "#kernels").append(row);
     render(k);

@@ -35,7 +35,15 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   const { stdout } = await promisify(execFile)(process.execPath, [runner, "--json", "--quick"], { timeout: 120_000 });
   const r = JSON.parse(stdout); // stdout is the document and nothing else
   assert.equal(r.error, undefined, r.error);
-  for (const key of [...NATIVE_KEYS, "pipeline", "jsActor", "hostPacking", "hostCost", "answersChecked"]) assert.ok(key in r, `missing ${key}`);
+  for (const key of [...NATIVE_KEYS, "pipeline", "jsActor", "hostPacking", "hostCost", "devices", "answersChecked"]) assert.ok(key in r, `missing ${key}`);
+  // Two devices: migration pauses (a pause may read 0 on a coarse clock) and the pipelines.
+  const d = r.devices;
+  assert.equal(d.migrations, 10);
+  assert.equal(d.pause.samples, 10);
+  assert.ok(d.pause.min >= 0 && d.pause.p50 <= d.pause.p99, JSON.stringify(d.pause));
+  assertLatency(d.migrate, "devices.migrate", 10);
+  assertLatency(d.pipelineAcrossDevices, "devices.pipelineAcrossDevices");
+  assertLatency(d.pipelineOneDevice, "devices.pipelineOneDevice");
 
   assert.equal(r.adapter.backend, "browserwebgpu");
   for (const key of ["name", "driver", "deviceType"]) assert.equal(typeof r.adapter[key], "string", `adapter.${key}`);

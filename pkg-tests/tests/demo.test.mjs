@@ -312,6 +312,38 @@ test("the operations panel shows health, degradation and memory; a misbehaving d
   }
 });
 
+test("the page runs on two devices; moving the doubler and a middle pipeline stage keeps every answer and counter", async () => {
+  const { page, errors } = await openDemo();
+  try {
+    await page.waitForFunction(() => document.body.dataset.status === "running", null, { timeout: 60_000 });
+    await waitForState(page, "doubler", "active");
+    await waitForField(page, "doubler", "checked", "gt", 0);
+    await page.waitForFunction(() => !document.getElementById("devices").hidden, null, WAIT);
+    assert.match(await page.textContent("#devices"), /device 0: .* kernels[^]*device 1: /);
+    assert.equal(await text(page, "doubler", "device"), "device 0");
+    for (const id of ["doubler", "offset"]) {
+      const processed = await number(page, id, "processed");
+      await page.click(`[data-kernel="${id}"] button[data-move]`, WAIT);
+      await page.waitForFunction((id) =>
+        document.querySelector(`[data-kernel="${id}"] [data-field="device"]`).textContent === "device 1", id, WAIT);
+      assert.match(await text(page, id, "note"), /^Moved to device 1: out of the tick for [\d.]+ ms/);
+      // Its counters carry on from where they were, on the other device.
+      await waitForField(page, id, "processed", "gt", processed);
+    }
+    await mkdir(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, "demo-migrated.png"), fullPage: true });
+    await waitForField(page, "doubler", "checked", "gt", await number(page, "doubler", "checked"));
+    await waitForField(page, "square", "checked", "gt", await number(page, "square", "checked"));
+    assert.equal(await number(page, "doubler", "wrong"), 0, "the doubler's answers stay in order");
+    assert.equal(await number(page, "square", "wrong"), 0, "the pipeline's answers stay in order");
+    assert.match(await page.textContent("#devices"), /device 1: [^\n]*2 kernels/);
+    assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
 test("without WebGPU the page explains BackendUnavailableError, how to enable WebGPU, and runs on the cpu backend", async () => {
   const { page, errors } = await openDemo({ hideWebGpu: true });
   try {

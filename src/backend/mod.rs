@@ -77,6 +77,19 @@ impl BackendChoice {
     }
 }
 
+/// Which way a browser (or wgpu natively) leans when it picks an adapter: on laptops with two
+/// GPUs, `HighPerformance` asks for the discrete one and `LowPower` for the integrated one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum PowerPreference {
+    /// The faster adapter (the default).
+    #[default]
+    HighPerformance,
+    /// The adapter that saves power.
+    LowPower,
+}
+
 /// What the runtime reports about the adapter it runs on.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -98,7 +111,7 @@ pub struct AdapterSummary {
 pub(crate) struct DeviceRequest {
     pub backend: BackendChoice,
     pub index: usize,
-    pub power: crate::devices::PowerPreference,
+    pub power: PowerPreference,
     pub debug: bool,
 }
 

@@ -65,7 +65,7 @@ impl Runtime {
     /// Moves kernel `id`, live, to `device` (the seed's `kernel_migrator().migrate_kernel`): it
     /// keeps its id, handles, connections, counters and state, and every message accepted
     /// before, during and after the move is answered exactly once and in order (see
-    /// [`crate::migration`]). Refused, changing nothing, with `KernelState` unless the kernel is
+    /// [`MigrationReport`]). Refused, changing nothing, with `KernelState` unless the kernel is
     /// launched, active or deactivated, and when the target is lost or cannot compile it.
     pub async fn migrate(&self, id: &str, device: DeviceId) -> Result<MigrationReport> {
         self.check_device(device)?;

@@ -71,4 +71,19 @@ impl JsRuntime {
             to_js(&rt.migrate(&id, device).await.map_err(js_error)?)
         })
     }
+
+    /// Destroys a GPU device (`GPUDevice.destroy()`; the first without `device`), as a driver
+    /// reset or a lost GPU would, to test how an application handles `DeviceLostError` and
+    /// `recover()`. Only the kernels on that device fail.
+    #[wasm_bindgen(js_name = destroyDevice)]
+    pub fn destroy_device(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "number")] device: Option<JsValue>,
+    ) -> Result<(), JsValue> {
+        let device = match device.filter(|d| !d.is_undefined()) {
+            Some(device) => device_id(&device, "device")?,
+            None => DeviceId(0),
+        };
+        self.inner.destroy_device_at(device).map_err(js_error)
+    }
 }

@@ -347,21 +347,6 @@ impl JsRuntime {
         promise(async move { js_void(rt.recover().await) })
     }
 
-    /// Destroys a GPU device (`GPUDevice.destroy()`; the first without `device`), as a driver
-    /// reset or a lost GPU would, to test how an application handles `DeviceLostError` and
-    /// `recover()`. Only the kernels on that device fail.
-    #[wasm_bindgen(js_name = destroyDevice)]
-    pub fn destroy_device(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "number")] device: Option<JsValue>,
-    ) -> Result<(), JsValue> {
-        let device = match device.filter(|d| !d.is_undefined()) {
-            Some(device) => super::devices::device_id(&device, "device")?,
-            None => crate::devices::DeviceId(0),
-        };
-        self.inner.destroy_device_at(device).map_err(js_error)
-    }
-
     /// `drain` (every kernel terminated gracefully) and `completeShutdown`: resolves with the
     /// shutdown report. Later calls reject with `RuntimeDisposedError`.
     #[wasm_bindgen(unchecked_return_type = "Promise<ShutdownReport>")]

@@ -100,8 +100,8 @@ pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adap
         }
         let options = wgpu::RequestAdapterOptions {
             power_preference: match request.power {
-                crate::devices::PowerPreference::HighPerformance => wgpu::PowerPreference::HighPerformance,
-                crate::devices::PowerPreference::LowPower => wgpu::PowerPreference::LowPower,
+                super::PowerPreference::HighPerformance => wgpu::PowerPreference::HighPerformance,
+                super::PowerPreference::LowPower => wgpu::PowerPreference::LowPower,
             },
             force_fallback_adapter: false,
             compatible_surface: None,
