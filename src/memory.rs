@@ -287,7 +287,8 @@ impl AlertWatches {
     pub fn add(&mut self, threshold: f64, callback: AlertCallback) -> Result<MemoryWatchId> {
         if !(threshold > 0.0 && threshold <= 1.0) {
             return Err(Error::OutOfRange(format!(
-                "a memory alert threshold is a pressure in (0, 1], not {threshold}"
+                "a memory alert threshold is a pressure in (0, 1], not {}",
+                crate::platform::Float(threshold)
             )));
         }
         self.next += 1;

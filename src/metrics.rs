@@ -352,7 +352,7 @@ fn number(value: f64) -> String {
         v if v == f64::INFINITY => "+Inf".into(),
         v if v == f64::NEG_INFINITY => "-Inf".into(),
         v if v.fract() == 0.0 && v.abs() < 1e15 => format!("{}", v as i64),
-        v => format!("{v}"),
+        v => crate::platform::Float(v).to_string(),
     }
 }
 

@@ -187,3 +187,118 @@ pub fn warn(message: &str) {
     #[cfg(target_arch = "wasm32")]
     web_sys::console::warn_1(&message.into());
 }
+
+/// An `f64` printed as Rust prints it: `{}` (Display) and `{:?}` (Debug) give the same text as
+/// for the `f64` itself. Natively it is the `f64`'s own formatting; in the wasm it is built from
+/// JavaScript's shortest round-trip digits (`Number.prototype.toString`, the same digits Rust
+/// picks), because Rust's float formatting would cost the package about 6 KB gzipped.
+#[derive(Clone, Copy)]
+pub struct Float(pub f64);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl std::fmt::Display for Float {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl std::fmt::Debug for Float {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl std::fmt::Display for Float {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&float_text(self.0, false))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl std::fmt::Debug for Float {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&float_text(self.0, true))
+    }
+}
+
+/// [`Float`]'s text: Display's (never an exponent) or, with `debug`, Debug's (`.0` on whole
+/// numbers; an exponent below 1e-4 and from 1e16 on).
+#[cfg(target_arch = "wasm32")]
+#[inline(never)]
+fn float_text(value: f64, debug: bool) -> String {
+    let sign = if value.is_sign_negative() && !value.is_nan() { "-" } else { "" };
+    let abs = value.abs();
+    if abs.is_nan() {
+        return "NaN".into();
+    }
+    if abs.is_infinite() {
+        return format!("{sign}inf");
+    }
+    if abs == 0.0 {
+        return format!("{sign}{}", if debug { "0.0" } else { "0" });
+    }
+    // Shortest digits (no leading or trailing zeros) and where the point goes: abs = 0.digits × 10^point.
+    let js = String::from(js_sys::Number::from(abs).to_string_with_radix(10).unwrap_or_else(|_| "0".into()));
+    let (digits, point) = match js.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let exponent: i32 = exponent.trim_start_matches('+').parse().unwrap_or(0);
+            (mantissa.replace('.', ""), exponent + 1)
+        }
+        None => {
+            let (whole, fraction) = js.split_once('.').unwrap_or((&js, ""));
+            match whole.trim_start_matches('0') {
+                "" => {
+                    let zeros = fraction.len() - fraction.trim_start_matches('0').len();
+                    (fraction[zeros..].to_owned(), -(zeros as i32))
+                }
+                whole => (format!("{whole}{fraction}"), whole.len() as i32),
+            }
+        }
+    };
+    let digits = digits.trim_end_matches('0');
+    let len = digits.len() as i32;
+    if debug && (abs >= 1e16 || abs < 1e-4) {
+        let (first, rest) = digits.split_at(1);
+        let dot = if rest.is_empty() { "" } else { "." };
+        return format!("{sign}{first}{dot}{rest}e{}", point - 1);
+    }
+    let text = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat(-point as usize))
+    } else if point >= len {
+        format!("{digits}{}{}", "0".repeat((point - len) as usize), if debug { ".0" } else { "" })
+    } else {
+        format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+    };
+    format!("{sign}{text}")
+}
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests {
+    use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+    use super::Float;
+
+    wasm_bindgen_test_configure!(run_in_browser);
+
+    /// [`Float`] prints what Rust's own float formatting prints.
+    #[wasm_bindgen_test]
+    fn floats_print_as_rust_prints_them() {
+        let mut values = vec![
+            0.0, -0.0, 1.0, -1.0, 0.5, 1.5, -1.5, 0.1, 0.2 + 0.1, 1.0 / 3.0, 2.0 / 3.0, 100.0, 123.456, 1e-4, 9.99e-5,
+            1e-5, 1.5e-7, 1e-7, 1e-6, 1.25e-6, 1e15, 1e16, 1.5e16, 9.007_199_254_740_993e15, 1e20, 1e21, 1.5e21,
+            1.234_567_89e25, 5e-324, f64::MIN_POSITIVE, f64::MAX, f64::MIN, f64::EPSILON, f64::NAN, f64::INFINITY,
+            f64::NEG_INFINITY, 2f64.powi(53), 2f64.powi(64), 0.8, 0.95, 0.05, 60_000.0, 9.0e15, 4_294_967_296.0,
+        ];
+        let mut x = 1.0e-30_f64;
+        while x < 1e30 {
+            values.extend([x, x * 1.7, -x * 3.3, x * 9.999]);
+            x *= 10.0;
+        }
+        for v in values {
+            assert_eq!(Float(v).to_string(), v.to_string(), "{v:e}");
+            assert_eq!(format!("{:?}", Float(v)), format!("{v:?}"), "{v:e}");
+        }
+    }
+}
