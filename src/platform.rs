@@ -257,7 +257,38 @@ fn float_text(value: f64, debug: bool) -> String {
             }
         }
     };
-    let digits = digits.trim_end_matches('0');
+    let mut digits = digits.trim_end_matches('0').to_owned();
+    let mut point = point;
+    // Where two shortest digit strings are equally near (`abs` lies exactly halfway), JavaScript
+    // takes the even one and Rust the upper one. Halfway means abs's exact decimal expansion is
+    // the digits and a 5; toFixed(100) gives it whole for every abs below 1e21 that can be halfway.
+    if abs < 1e21 {
+        let exact = String::from(js_sys::Number::from(abs).to_fixed(100).unwrap_or_else(|_| "".into()));
+        let exact = exact.replace('.', "");
+        let lower = exact.trim_start_matches('0').trim_end_matches('0').strip_suffix('5').unwrap_or("");
+        // (A shortest string has no trailing zeros, so the 5 comes right after its digits.)
+        if !lower.is_empty() && lower == digits {
+            // The upper string: one more in the last digit, carried.
+            let mut bytes = lower.as_bytes().to_vec();
+            let mut i = bytes.len();
+            loop {
+                if i == 0 {
+                    bytes.insert(0, b'1');
+                    point += 1;
+                    break;
+                }
+                i -= 1;
+                if bytes[i] == b'9' {
+                    bytes[i] = b'0';
+                } else {
+                    bytes[i] += 1;
+                    break;
+                }
+            }
+            digits = String::from_utf8(bytes).unwrap_or_default().trim_end_matches('0').to_owned();
+        }
+    }
+    let digits = digits.as_str();
     let len = digits.len() as i32;
     if debug && (abs >= 1e16 || abs < 1e-4) {
         let (first, rest) = digits.split_at(1);
@@ -290,7 +321,10 @@ mod tests {
             1e-5, 1.5e-7, 1e-7, 1e-6, 1.25e-6, 1e15, 1e16, 1.5e16, 9.007_199_254_740_993e15, 1e20, 1e21, 1.5e21,
             1.234_567_89e25, 5e-324, f64::MIN_POSITIVE, f64::MAX, f64::MIN, f64::EPSILON, f64::NAN, f64::INFINITY,
             f64::NEG_INFINITY, 2f64.powi(53), 2f64.powi(64), 0.8, 0.95, 0.05, 60_000.0, 9.0e15, 4_294_967_296.0,
+            1.700_000_000_000_001_3e14, 0.999_999_999_999_999_9, 9.999_999_999_999_999e22,
         ];
+        // Halfway cases (JavaScript and Rust break the tie differently) among powers of two.
+        values.extend((-80..80).map(|k| 2f64.powi(k)));
         let mut x = 1.0e-30_f64;
         while x < 1e30 {
             values.extend([x, x * 1.7, -x * 3.3, x * 9.999]);
