@@ -190,8 +190,8 @@ pub fn warn(message: &str) {
 
 /// An `f64` printed as Rust prints it: `{}` (Display) and `{:?}` (Debug) give the same text as
 /// for the `f64` itself. Natively it is the `f64`'s own formatting; in the wasm it is built from
-/// JavaScript's shortest round-trip digits (`Number.prototype.toString`, the same digits Rust
-/// picks), because Rust's float formatting would cost the package about 6 KB gzipped.
+/// JavaScript's shortest round-trip digits (`src/wasm/js/float.js`, the digits Rust picks),
+/// because Rust's float formatting would cost the package about 6 KB gzipped.
 #[derive(Clone, Copy)]
 pub struct Float(pub f64);
 
@@ -223,86 +223,13 @@ impl std::fmt::Debug for Float {
     }
 }
 
-/// [`Float`]'s text: Display's (never an exponent) or, with `debug`, Debug's (`.0` on whole
-/// numbers; an exponent below 1e-4 and from 1e16 on).
 #[cfg(target_arch = "wasm32")]
-#[inline(never)]
-fn float_text(value: f64, debug: bool) -> String {
-    let sign = if value.is_sign_negative() && !value.is_nan() { "-" } else { "" };
-    let abs = value.abs();
-    if abs.is_nan() {
-        return "NaN".into();
-    }
-    if abs.is_infinite() {
-        return format!("{sign}inf");
-    }
-    if abs == 0.0 {
-        return format!("{sign}{}", if debug { "0.0" } else { "0" });
-    }
-    // Shortest digits (no leading or trailing zeros) and where the point goes: abs = 0.digits × 10^point.
-    let js = String::from(js_sys::Number::from(abs).to_string_with_radix(10).unwrap_or_else(|_| "0".into()));
-    let (digits, point) = match js.split_once('e') {
-        Some((mantissa, exponent)) => {
-            let exponent: i32 = exponent.trim_start_matches('+').parse().unwrap_or(0);
-            (mantissa.replace('.', ""), exponent + 1)
-        }
-        None => {
-            let (whole, fraction) = js.split_once('.').unwrap_or((&js, ""));
-            match whole.trim_start_matches('0') {
-                "" => {
-                    let zeros = fraction.len() - fraction.trim_start_matches('0').len();
-                    (fraction[zeros..].to_owned(), -(zeros as i32))
-                }
-                whole => (format!("{whole}{fraction}"), whole.len() as i32),
-            }
-        }
-    };
-    let mut digits = digits.trim_end_matches('0').to_owned();
-    let mut point = point;
-    // Where two shortest digit strings are equally near (`abs` lies exactly halfway), JavaScript
-    // takes the even one and Rust the upper one. Halfway means abs's exact decimal expansion is
-    // the digits and a 5; toFixed(100) gives it whole for every abs below 1e21 that can be halfway.
-    if abs < 1e21 {
-        let exact = String::from(js_sys::Number::from(abs).to_fixed(100).unwrap_or_else(|_| "".into()));
-        let exact = exact.replace('.', "");
-        let lower = exact.trim_start_matches('0').trim_end_matches('0').strip_suffix('5').unwrap_or("");
-        // (A shortest string has no trailing zeros, so the 5 comes right after its digits.)
-        if !lower.is_empty() && lower == digits {
-            // The upper string: one more in the last digit, carried.
-            let mut bytes = lower.as_bytes().to_vec();
-            let mut i = bytes.len();
-            loop {
-                if i == 0 {
-                    bytes.insert(0, b'1');
-                    point += 1;
-                    break;
-                }
-                i -= 1;
-                if bytes[i] == b'9' {
-                    bytes[i] = b'0';
-                } else {
-                    bytes[i] += 1;
-                    break;
-                }
-            }
-            digits = String::from_utf8(bytes).unwrap_or_default().trim_end_matches('0').to_owned();
-        }
-    }
-    let digits = digits.as_str();
-    let len = digits.len() as i32;
-    if debug && (abs >= 1e16 || abs < 1e-4) {
-        let (first, rest) = digits.split_at(1);
-        let dot = if rest.is_empty() { "" } else { "." };
-        return format!("{sign}{first}{dot}{rest}e{}", point - 1);
-    }
-    let text = if point <= 0 {
-        format!("0.{}{digits}", "0".repeat(-point as usize))
-    } else if point >= len {
-        format!("{digits}{}{}", "0".repeat((point - len) as usize), if debug { ".0" } else { "" })
-    } else {
-        format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
-    };
-    format!("{sign}{text}")
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/wasm/js/float.js")]
+extern "C" {
+    /// [`Float`]'s text: Display's (never an exponent) or, with `debug`, Debug's (`.0` on whole
+    /// numbers; an exponent below 1e-4 and from 1e16 on).
+    #[wasm_bindgen(js_name = floatText)]
+    fn float_text(value: f64, debug: bool) -> String;
 }
 
 #[cfg(all(test, target_arch = "wasm32"))]
