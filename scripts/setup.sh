@@ -69,9 +69,18 @@ export CHROME_BIN=/usr/bin/chromium
 log "ready: $(rustc --version | cut -d' ' -f1-2), $(wasm-pack --version), wasm-bindgen $bindgen_version, $(chromium --version 2>/dev/null | head -1)"
 
 # Size-tuned release settings for the wasm package only (native release builds keep defaults):
-# opt-level "z" (14 KB less gzipped than "s" after wasm-opt), fat LTO, one codegen unit.
+# opt-level "z" (14 KB less gzipped than "s" after wasm-opt), fat LTO, one codegen unit. The
+# source paths that panic messages carry are shortened: the registry's prefix goes, and the
+# toolchain's rust-src becomes /rustc/<commit> as in the prebuilt std, so each std path is
+# stored once (and the build machine's paths stay out of the package).
 wasm_release() {
-    CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 "$@"
+    local remap registry
+    remap="--remap-path-prefix=$(rustc --print sysroot)/lib/rustlib/src/rust=/rustc/$(rustc -vV | sed -n 's/^commit-hash: //p')"
+    for registry in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
+        remap+=" --remap-path-prefix=$registry="
+    done
+    RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }$remap" CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_LTO=true \
+        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 "$@"
 }
 
 # The release wasm's size limit in bytes, gzipped (gzip -9) as the package ships it (after
