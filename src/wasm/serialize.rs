@@ -51,6 +51,21 @@ fn set_field(object: &Object, key: &str, value: JsValue) {
     set(object, &key.into(), value)
 }
 
+/// [`set_field`] with the value as serialized, or its error passed on: one copy of the error's
+/// path for every field.
+#[inline(never)]
+fn put_field(object: &Object, key: &str, value: Result) -> Result<()> {
+    set_field(object, key, value?);
+    Ok(())
+}
+
+/// `array.push(value)`, or the value's error passed on (as [`put_field`]).
+#[inline(never)]
+fn push_element(array: &Array, value: Result) -> Result<()> {
+    array.push(&value?);
+    Ok(())
+}
+
 /// `{ variant: value }`.
 #[inline(never)]
 fn variant_object(variant: &str, value: JsValue) -> JsValue {
@@ -219,8 +234,7 @@ impl ser::SerializeSeq for ArrayBuilder {
     type Ok = JsValue;
     type Error = Error;
     fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<()> {
-        self.0.push(&value.serialize(JsSerializer)?);
-        Ok(())
+        push_element(&self.0, value.serialize(JsSerializer))
     }
     fn end(self) -> Result {
         Ok(self.0.into())
@@ -285,8 +299,7 @@ impl ser::SerializeStruct for ObjectBuilder {
     type Ok = JsValue;
     type Error = Error;
     fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<()> {
-        set_field(&self.object, key, value.serialize(JsSerializer)?);
-        Ok(())
+        put_field(&self.object, key, value.serialize(JsSerializer))
     }
     fn end(self) -> Result {
         Ok(self.object.into())
