@@ -95,8 +95,9 @@ wasm_size_budget=192512
 # wasm-opt for the release wasm. --converge reruns the passes while they still shrink it;
 # --low-memory-unused lets it fold constant offsets into loads and stores, which assumes the low
 # 1 KiB of memory is never accessed: rustc puts the 1 MiB stack first in memory, growing down
-# towards 0, so only a stack already overflowing would reach it.
-wasm_opt_flags=(-Os --converge --low-memory-unused --strip-producers)
+# towards 0, so only a stack already overflowing would reach it. The producers and
+# target_features sections are for tools; browsers and bundlers never read them.
+wasm_opt_flags=(-Os --converge --low-memory-unused --strip-producers --strip-target-features)
 
 # Where cargo builds (CARGO_TARGET_DIR or target/): the bundler build and wasm-size.json go there.
 target_dir=${CARGO_TARGET_DIR:-target}
