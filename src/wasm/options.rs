@@ -185,12 +185,15 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
         }
     }
     let Some(mut options) = preset else { return parse_options(value, WHAT) };
-    // The preset's options, with each key the object gives taking the given value.
+    // The preset's options, with each key the object gives taking the given value: the object
+    // is checked whole first (its errors as without a preset), then each of its own keys is
+    // read again onto the preset's options (a nested object replaces the preset's whole).
     let Some(given) = value.filter(|v| v.is_object()) else { return Ok(options) };
-    let keys = Object::keys(given.unchecked_ref::<Object>());
-    let parsed: RuntimeOptions = parse_options(Some(given), WHAT)?;
-    for key in keys.iter() {
-        override_option(&mut options, &parsed, &key.as_string().unwrap_or_default());
+    parse_options::<RuntimeOptions>(Some(given.clone()), WHAT)?;
+    for key in Object::keys(given.unchecked_ref::<Object>()).iter() {
+        let key = key.as_string().unwrap_or_default();
+        let value = Reflect::get(&given, &key.as_str().into())?;
+        options.read_field(&key, &value).map_err(|e| refused(WHAT, e))?;
     }
     Ok(options)
 }
@@ -211,42 +214,6 @@ fn without_preset(value: Option<JsValue>) -> Result<(Option<JsValue>, Option<Run
     let rest = Object::assign(&Object::new(), object.unchecked_ref::<Object>());
     Reflect::delete_property(&rest, &"preset".into())?;
     Ok((Some(rest.into()), Some(preset.options().clone())))
-}
-
-/// Sets the option named `key` (as JavaScript spells it) of `options` to its value in `given`.
-fn override_option(options: &mut RuntimeOptions, given: &RuntimeOptions, key: &str) {
-    // Every field by name: a field added to RuntimeOptions does not compile without its key here.
-    let RuntimeOptions {
-        enable_telemetry,
-        default_queue_size,
-        backend,
-        auto_recover,
-        device_index,
-        debug,
-        max_messages_per_tick,
-        tracing,
-        health,
-        circuit_breaker,
-        watchdog,
-        memory_budget,
-        degradation,
-    } = given.clone();
-    match key {
-        "enableTelemetry" => options.enable_telemetry = enable_telemetry,
-        "defaultQueueSize" => options.default_queue_size = default_queue_size,
-        "backend" => options.backend = backend,
-        "autoRecover" => options.auto_recover = auto_recover,
-        "deviceIndex" => options.device_index = device_index,
-        "debug" => options.debug = debug,
-        "maxMessagesPerTick" => options.max_messages_per_tick = max_messages_per_tick,
-        "tracing" => options.tracing = tracing,
-        "health" => options.health = health,
-        "circuitBreaker" => options.circuit_breaker = circuit_breaker,
-        "watchdog" => options.watchdog = watchdog,
-        "memoryBudget" => options.memory_budget = memory_budget,
-        "degradation" => options.degradation = degradation,
-        _ => {} // parse_options refused every other key
-    }
 }
 
 /// A watchdog action from JavaScript: `"report"`, `"deactivate"` or `"recoverDevice"`.
