@@ -108,7 +108,12 @@ where
 }
 
 /// [`parse_options`] past the struct's type, so the wasm holds one copy of it.
-fn read_options(value: Option<JsValue>, what: &str, fields: &[&str], options: &mut dyn ReadFields) -> Result<(), JsValue> {
+fn read_options(
+    value: Option<JsValue>,
+    what: &str,
+    fields: &[&str],
+    options: &mut dyn ReadFields,
+) -> Result<(), JsValue> {
     let Some(value) = value.filter(|v| !v.is_undefined() && !v.is_null()) else {
         return Ok(());
     };
@@ -250,133 +255,134 @@ fn unread(name: &str) -> Read<()> {
 impl ReadFields for TimeoutOptions {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "timeout" => self.timeout = option(value, number)?,
-            _ => return unread(name),
+            "timeout" => put(&mut self.timeout, option(value, number)),
+            _ => unread(name),
         }
-        Ok(())
     }
 }
 
 impl ReadFields for ReceiveBatchOptions {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "max" => self.max = option(value, size)?,
-            "timeout" => self.timeout = option(value, number)?,
-            "packed" => self.packed = boolean(value)?,
-            _ => return unread(name),
+            "max" => put(&mut self.max, option(value, size)),
+            "timeout" => put(&mut self.timeout, option(value, number)),
+            "packed" => put(&mut self.packed, boolean(value)),
+            _ => unread(name),
         }
-        Ok(())
     }
 }
 
 impl ReadFields for ManagedKernelOptions {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "queueSize" => self.queue_size = option(value, size)?,
-            "mode" => self.mode = variant(value)?,
-            "terminateTimeout" => self.terminate_timeout = option(value, number)?,
-            _ => return unread(name),
+            "queueSize" => put(&mut self.queue_size, option(value, size)),
+            "mode" => put(&mut self.mode, variant(value)),
+            "terminateTimeout" => put(&mut self.terminate_timeout, option(value, number)),
+            _ => unread(name),
         }
-        Ok(())
     }
 }
 
 impl ReadFields for RuntimeOptions {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "enableTelemetry" => self.enable_telemetry = boolean(value)?,
-            "defaultQueueSize" => self.default_queue_size = size(value)?,
-            "backend" => self.backend = variant::<BackendChoice>(value)?,
-            "autoRecover" => self.auto_recover = boolean(value)?,
-            "deviceIndex" => self.device_index = size(value)?,
-            "debug" => self.debug = boolean(value)?,
-            "maxMessagesPerTick" => self.max_messages_per_tick = option(value, size)?,
-            "tracing" => self.tracing = boolean(value)?,
-            "health" => self.health = nested(value)?,
-            "circuitBreaker" => self.circuit_breaker = option(value, nested)?,
-            "watchdog" => self.watchdog = nested(value)?,
-            "memoryBudget" => self.memory_budget = option(value, unsigned_u64)?,
-            "degradation" => self.degradation = option(value, nested)?,
-            _ => return unread(name),
+            "enableTelemetry" => put(&mut self.enable_telemetry, boolean(value)),
+            "defaultQueueSize" => put(&mut self.default_queue_size, size(value)),
+            "backend" => put(&mut self.backend, variant::<BackendChoice>(value)),
+            "autoRecover" => put(&mut self.auto_recover, boolean(value)),
+            "deviceIndex" => put(&mut self.device_index, size(value)),
+            "debug" => put(&mut self.debug, boolean(value)),
+            "maxMessagesPerTick" => put(&mut self.max_messages_per_tick, option(value, size)),
+            "tracing" => put(&mut self.tracing, boolean(value)),
+            "health" => put(&mut self.health, nested(value)),
+            "circuitBreaker" => put(&mut self.circuit_breaker, option(value, nested)),
+            "watchdog" => put(&mut self.watchdog, nested(value)),
+            "memoryBudget" => put(&mut self.memory_budget, option(value, unsigned_u64)),
+            "degradation" => put(&mut self.degradation, option(value, nested)),
+            _ => unread(name),
         }
-        Ok(())
     }
 }
 
 impl ReadFields for LaunchOptions {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "queueSize" => self.queue_size = option(value, size)?,
-            "inputQueueSize" => self.input_queue_size = option(value, size)?,
-            "outputQueueSize" => self.output_queue_size = option(value, size)?,
-            "mode" => self.mode = variant(value)?,
-            "maxBatch" => self.max_batch = option(value, size)?,
-            "autoActivate" => self.auto_activate = boolean(value)?,
-            "workgroupSize" => self.block_size = option(value, unsigned_u32)?,
-            "maxWorkgroups" => self.grid_size = option(value, unsigned_u32)?,
-            "sharedMemory" => self.shared_memory = unsigned_u32(value)?,
-            "priority" => self.priority = signed_i32(value)?,
+            "queueSize" => put(&mut self.queue_size, option(value, size)),
+            "inputQueueSize" => put(&mut self.input_queue_size, option(value, size)),
+            "outputQueueSize" => put(&mut self.output_queue_size, option(value, size)),
+            "mode" => put(&mut self.mode, variant(value)),
+            "maxBatch" => put(&mut self.max_batch, option(value, size)),
+            "autoActivate" => put(&mut self.auto_activate, boolean(value)),
+            "workgroupSize" => put(&mut self.block_size, option(value, unsigned_u32)),
+            "maxWorkgroups" => put(&mut self.grid_size, option(value, unsigned_u32)),
+            "sharedMemory" => put(&mut self.shared_memory, unsigned_u32(value)),
+            "priority" => put(&mut self.priority, signed_i32(value)),
             // `deserialize_with` takes the value as it is: `null` is no number, not `None`.
-            "latencyBudgetMs" => self.latency_budget = Some(degradation_millis(value)?),
-            _ => return unread(name),
+            "latencyBudgetMs" => put(&mut self.latency_budget, degradation_millis(value).map(Some)),
+            _ => unread(name),
         }
-        Ok(())
     }
 }
 
 impl ReadFields for CircuitBreakerConfig {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "failureThreshold" => self.failure_threshold = unsigned_u32(value)?,
-            "windowMs" => self.window = circuit_millis(value, "circuitBreaker.windowMs")?,
-            "openMs" => self.open_duration = circuit_millis(value, "circuitBreaker.openMs")?,
-            "halfOpenProbes" => self.half_open_probes = unsigned_u32(value)?,
-            _ => return unread(name),
+            "failureThreshold" => put(&mut self.failure_threshold, unsigned_u32(value)),
+            "windowMs" => put(&mut self.window, circuit_millis(value, "circuitBreaker.windowMs")),
+            "openMs" => put(&mut self.open_duration, circuit_millis(value, "circuitBreaker.openMs")),
+            "halfOpenProbes" => put(&mut self.half_open_probes, unsigned_u32(value)),
+            _ => unread(name),
         }
-        Ok(())
     }
 }
 
 impl ReadFields for WatchdogConfig {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "heartbeatTimeoutMs" => self.heartbeat_timeout = circuit_millis(value, "watchdog.heartbeatTimeoutMs")?,
-            "action" => self.action = variant(value)?,
-            _ => return unread(name),
+            "heartbeatTimeoutMs" => {
+                put(&mut self.heartbeat_timeout, circuit_millis(value, "watchdog.heartbeatTimeoutMs"))
+            }
+            "action" => put(&mut self.action, variant(value)),
+            _ => unread(name),
         }
-        Ok(())
     }
 }
 
 impl ReadFields for HealthThresholds {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "queueFill" => self.queue_fill = number(value)?,
-            "errorRateDegraded" => self.error_rate_degraded = number(value)?,
-            "errorRateUnhealthy" => self.error_rate_unhealthy = number(value)?,
-            "memoryDegraded" => self.memory_degraded = number(value)?,
-            "memoryUnhealthy" => self.memory_unhealthy = number(value)?,
-            _ => return unread(name),
+            "queueFill" => put(&mut self.queue_fill, number(value)),
+            "errorRateDegraded" => put(&mut self.error_rate_degraded, number(value)),
+            "errorRateUnhealthy" => put(&mut self.error_rate_unhealthy, number(value)),
+            "memoryDegraded" => put(&mut self.memory_degraded, number(value)),
+            "memoryUnhealthy" => put(&mut self.memory_unhealthy, number(value)),
+            _ => unread(name),
         }
-        Ok(())
     }
 }
 
 impl ReadFields for DegradationOptions {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "queueFillThresholds" => self.queue_fill_thresholds = four_numbers(value)?,
-            "latencyThresholds" => self.latency_thresholds = four_numbers(value)?,
-            "memoryThresholds" => self.memory_thresholds = four_numbers(value)?,
-            "hysteresis" => self.hysteresis = number(value)?,
-            "cooldownMs" => self.cooldown = degradation_millis(value)?,
-            "windowMs" => self.window = degradation_millis(value)?,
-            "defaultLatencyBudgetMs" => self.default_latency_budget = Some(degradation_millis(value)?),
-            "protectedPriority" => self.protected_priority = signed_i32(value)?,
-            _ => return unread(name),
+            "queueFillThresholds" => put(&mut self.queue_fill_thresholds, four_numbers(value)),
+            "latencyThresholds" => put(&mut self.latency_thresholds, four_numbers(value)),
+            "memoryThresholds" => put(&mut self.memory_thresholds, four_numbers(value)),
+            "hysteresis" => put(&mut self.hysteresis, number(value)),
+            "cooldownMs" => put(&mut self.cooldown, degradation_millis(value)),
+            "windowMs" => put(&mut self.window, degradation_millis(value)),
+            "defaultLatencyBudgetMs" => put(&mut self.default_latency_budget, degradation_millis(value).map(Some)),
+            "protectedPriority" => put(&mut self.protected_priority, signed_i32(value)),
+            _ => unread(name),
         }
-        Ok(())
     }
+}
+
+/// Stores what a reader read in `slot`, or passes its error on: one copy of that for every
+/// field type, rather than one per field.
+#[inline(never)]
+fn put<T>(slot: &mut T, read: Read<T>) -> Read<()> {
+    *slot = read?;
+    Ok(())
 }
 
 /// `Option<T>`: `null` and `undefined` are `None`.
