@@ -28,6 +28,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::platform::Float;
 
 /// What a device buffer is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -288,7 +289,7 @@ impl AlertWatches {
         if !(threshold > 0.0 && threshold <= 1.0) {
             return Err(Error::OutOfRange(format!(
                 "a memory alert threshold is a pressure in (0, 1], not {}",
-                crate::platform::Float(threshold)
+                Float(threshold)
             )));
         }
         self.next += 1;

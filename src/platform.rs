@@ -243,6 +243,7 @@ mod tests {
     /// [`Float`] prints what Rust's own float formatting prints.
     #[wasm_bindgen_test]
     fn floats_print_as_rust_prints_them() {
+        #[rustfmt::skip]
         let mut values = vec![
             0.0, -0.0, 1.0, -1.0, 0.5, 1.5, -1.5, 0.1, 0.2 + 0.1, 1.0 / 3.0, 2.0 / 3.0, 100.0, 123.456, 1e-4, 9.99e-5,
             1e-5, 1.5e-7, 1e-7, 1e-6, 1.25e-6, 1e15, 1e16, 1.5e16, 9.007_199_254_740_993e15, 1e20, 1e21, 1.5e21,
