@@ -394,6 +394,7 @@ fn option<T>(value: &JsValue, read: fn(&JsValue) -> Read<T>) -> Read<Option<T>> 
 }
 
 /// A nested options struct: an object whose fields are read as the top level's are.
+#[inline(never)] // one copy for each struct, not one in every reader of its parent
 fn nested<T: ReadFields + Default + for<'de> Deserialize<'de>>(value: &JsValue) -> Read<T> {
     let mut options = T::default();
     read_nested(value, shape::<T>(), &mut options)?;
