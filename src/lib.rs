@@ -80,6 +80,7 @@ pub mod codegen;
 mod correlation;
 mod cursor;
 pub mod degradation;
+pub mod devices;
 mod error;
 pub mod health;
 pub mod kernel;
@@ -88,6 +89,7 @@ mod mailbox;
 pub mod memory;
 pub mod message;
 mod metrics;
+mod migration;
 mod platform;
 mod pressure;
 mod queue;
@@ -105,6 +107,7 @@ mod watchdog;
 pub use backend::{AdapterSummary, BackendChoice};
 pub use circuit::{CircuitBreakerConfig, CircuitState, CircuitStatus};
 pub use degradation::{DegradationLevel, DegradationOptions, DegradationReason, DegradationSignals, DegradationStatus};
+pub use devices::{DeviceId, DeviceInfo, DeviceRequirements, DeviceSpec, LoadBalancing, PowerPreference, Topology};
 pub use error::{
     BatchSendError, CallError, Error, ErrorKind, Result, SendError, SendTimeoutError, TryReceiveError, TrySendError,
 };

@@ -66,6 +66,8 @@ pub enum Action {
     ReadState,
     /// Route one kernel's answers into another's input.
     Connect,
+    /// Move it to another device, live (its state is unchanged).
+    Migrate,
     /// Mark it failed because the device was lost; the runtime's step.
     Fail,
     /// Return a failed kernel to the state it failed in.
@@ -317,6 +319,7 @@ impl fmt::Display for Action {
             Action::Remove => "remove",
             Action::ReadState => "read state",
             Action::Connect => "connect",
+            Action::Migrate => "migrate",
             Action::Fail => "fail",
             Action::Recover => "recover",
         })

@@ -140,6 +140,12 @@ const KERNEL_FAMILIES: &[Family] = &[
         value: |k| k.stale as u8 as f64,
     },
     Family {
+        name: "ringkernel_kernel_migrations_total",
+        help: "Times the kernel moved, live, to another device.",
+        kind: "counter",
+        value: |k| k.migrations as f64,
+    },
+    Family {
         name: "ringkernel_kernel_uptime_seconds",
         help: "Seconds since the kernel was launched.",
         kind: "gauge",
@@ -238,6 +244,7 @@ pub fn render(summary: &RuntimeSummary) -> String {
             let _ = writeln!(out, "{}{{kernel=\"{}\"}} {}", family.name, escape(id), number((family.value)(kernel)));
         }
     }
+    render_devices(&mut out, summary);
 
     render_memory(&mut out, summary);
     render_degradation(&mut out, summary);
@@ -255,6 +262,48 @@ pub fn render(summary: &RuntimeSummary) -> String {
         let _ = writeln!(out, "{latency}_count{{kernel=\"{id}\"}} {}", l.count);
     }
     out
+}
+
+/// A device's figure for one per-device family.
+type DeviceFamily = (&'static str, &'static str, &'static str, fn(&crate::devices::DeviceInfo) -> f64);
+
+/// Per-device families, labelled `device="<id>"` (see [`crate::devices`]), and where each kernel
+/// runs as an info family (`ringkernel_kernel_device{kernel,device} 1`), so kernel families keep
+/// their labels when a kernel moves and join on `kernel` for a device breakdown.
+fn render_devices(out: &mut String, summary: &RuntimeSummary) {
+    header(out, "ringkernel_kernel_device", "The device each kernel runs on now.", "gauge");
+    for (id, kernel) in &summary.per_kernel {
+        let _ = writeln!(out, "ringkernel_kernel_device{{kernel=\"{}\",device=\"{}\"}} 1", escape(id), kernel.device);
+    }
+    header(out, "ringkernel_device_info", "Each device of the runtime and its adapter.", "gauge");
+    for d in &summary.devices {
+        let a = &d.adapter;
+        let _ = writeln!(
+            out,
+            "ringkernel_device_info{{device=\"{}\",backend=\"{}\",adapter=\"{}\"}} 1",
+            d.id,
+            escape(&a.backend),
+            escape(&a.name)
+        );
+    }
+    let families: [DeviceFamily; 5] = [
+        ("ringkernel_device_kernels", "Kernels placed on the device.", "gauge", |d| d.kernels.len() as f64),
+        ("ringkernel_device_memory_bytes", "Device bytes its kernels hold there.", "gauge", |d| d.memory_bytes as f64),
+        (
+            "ringkernel_device_messages_processed_total",
+            "Messages processed by the kernels placed on the device now.",
+            "counter",
+            |d| d.messages_processed as f64,
+        ),
+        ("ringkernel_device_ticks_total", "Ticks that did work on the device.", "counter", |d| d.ticks as f64),
+        ("ringkernel_device_is_lost", "1 while the device is lost.", "gauge", |d| d.lost.is_some() as u8 as f64),
+    ];
+    for (name, help, kind, value) in families {
+        header(out, name, help, kind);
+        for d in &summary.devices {
+            let _ = writeln!(out, "{name}{{device=\"{}\"}} {}", d.id, number(value(d)));
+        }
+    }
 }
 
 /// Renders the health verdict: the status one-hot, and the findings behind it by severity and

@@ -27,36 +27,52 @@ pub(crate) fn kernel_memory(kernel: &Kernel, on_cpu: bool) -> MemoryByPurpose {
 /// Bytes held on the device now, and the pressure they make. On a GPU the buffer statistics
 /// say (no lock taken); on the cpu backend the kernels' state words, read under the lock.
 pub(crate) fn used_and_pressure(shared: &Shared, table: Option<&Table>) -> (u64, f64) {
-    let used = match shared.device().gpu() {
-        Some(_) => shared.buffers.bytes(),
-        None => match table {
-            Some(table) => table.kernels.values().map(|k| kernel_memory(k, true).total()).sum(),
-            None => shared.lock().kernels.values().map(|k| kernel_memory(k, true).total()).sum(),
-        },
+    let cpu_devices = cpu_devices(shared);
+    let used = match cpu_devices.iter().any(|&cpu| cpu) {
+        false => shared.buffers.bytes(),
+        true => {
+            let state_words = |table: &Table| -> u64 {
+                let on_cpu = |k: &Kernel| cpu_devices[k.device.index()];
+                table.kernels.values().filter(|k| on_cpu(k)).map(|k| kernel_memory(k, true).total()).sum()
+            };
+            shared.buffers.bytes() + table.map_or_else(|| state_words(&shared.lock()), state_words)
+        }
     };
     (used, memory::pressure(used, shared.settings.memory_budget))
 }
 
+/// Bytes the kernels placed on each device hold there (rings, flags and state; the tick's shared
+/// readback buffer is left out), by device id.
+pub(crate) fn memory_by_device(shared: &Shared, table: &Table) -> Vec<u64> {
+    let cpu_devices = cpu_devices(shared);
+    let mut bytes = vec![0; cpu_devices.len()];
+    for kernel in table.kernels.values() {
+        let device = kernel.device.index();
+        bytes[device] += kernel_memory(kernel, cpu_devices[device]).total();
+    }
+    bytes
+}
+
+/// For each device, whether it is the cpu backend (whose kernels' state lives in host memory).
+fn cpu_devices(shared: &Shared) -> Vec<bool> {
+    shared.device_ids().map(|device| shared.device(device).gpu().is_none()).collect()
+}
+
 /// The memory dashboard's snapshot.
 pub(crate) fn memory_report(shared: &Shared, table: &Table) -> MemoryReport {
-    let device = shared.device();
-    let on_cpu = device.gpu().is_none();
+    let cpu_devices = cpu_devices(shared);
     let mut by_kernel = BTreeMap::new();
-    for (id, kernel) in &table.kernels {
-        by_kernel.insert(id.clone(), kernel_memory(kernel, on_cpu));
-    }
     // On a GPU every buffer is counted where it is made, readback included; the cpu backend
     // holds only the kernels' state words.
-    let by_purpose = match device.gpu() {
-        Some(_) => MemoryByPurpose::of(shared.buffers.by_purpose()),
-        None => {
-            let mut total = MemoryByPurpose::default();
-            for kernel in by_kernel.values() {
-                total.add(MemoryPurpose::State, kernel.state);
-            }
-            total
+    let mut by_purpose = MemoryByPurpose::of(shared.buffers.by_purpose());
+    for (id, kernel) in &table.kernels {
+        let on_cpu = cpu_devices[kernel.device.index()];
+        let memory = kernel_memory(kernel, on_cpu);
+        if on_cpu {
+            by_purpose.add(MemoryPurpose::State, memory.state);
         }
-    };
+        by_kernel.insert(id.clone(), memory);
+    }
     let used_bytes = by_purpose.total();
     let budget_bytes = shared.settings.memory_budget;
     MemoryReport {
@@ -65,7 +81,7 @@ pub(crate) fn memory_report(shared: &Shared, table: &Table) -> MemoryReport {
         used_bytes,
         budget_bytes,
         pressure: memory::pressure(used_bytes, budget_bytes),
-        device_limits: device.memory_limits(),
+        device_limits: shared.device(crate::devices::DeviceId(0)).memory_limits(),
     }
 }
 

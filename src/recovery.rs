@@ -4,9 +4,10 @@
 //! long), an unplugged or sleeping GPU, the browser reclaiming a background tab's device, or
 //! `device.destroy()` (`Runtime::destroy_device` does that, for testing). The tick loop hands
 //! every tick's outcome to [`Recovery::after_tick`], the one entry point here. When a tick
-//! failed that way, the device is declared lost:
-//! - every kernel that had GPU resources moves to `Failed` (through the lifecycle table, which
-//!   remembers the state it was in);
+//! failed that way, the device is declared lost (only that device: a runtime's other devices
+//! and their kernels keep running):
+//! - every kernel on it that had GPU resources moves to `Failed` (through the lifecycle table,
+//!   which remembers the state it was in);
 //! - the messages it had written to the GPU and not yet seen answered go back to the front of
 //!   its input queue, in their order (see [`crate::cursor`]);
 //! - waiting `receive`s and `call`s fail with `DeviceLost` (a call's message stays queued, like a
@@ -26,6 +27,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::backend::{Device, KernelExec, StateStore};
+use crate::devices::DeviceId;
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, LifecycleState};
 use crate::platform;
@@ -54,25 +56,30 @@ pub(crate) enum Flow {
     Stop,
 }
 
-/// The tick loop's side of recovery: automatic attempts made since the device was lost.
-#[derive(Default)]
+/// One tick loop's side of recovery: automatic attempts made since its device was lost.
 pub(crate) struct Recovery {
+    device: DeviceId,
     attempts: usize,
 }
 
 impl Recovery {
+    /// Recovery for the tick loop of `device`.
+    pub fn new(device: DeviceId) -> Self {
+        Recovery { device, attempts: 0 }
+    }
+
     /// Called after every tick. A failed tick loses the device; an idle loop with automatic
     /// recovery tries to recover, backing off between attempts.
     pub async fn after_tick(&mut self, shared: &Arc<Shared>, outcome: TickOutcome) -> Flow {
         match outcome {
             TickOutcome::Ran => return Flow::TickAgain,
             TickOutcome::Failed { error, generation } => {
-                fail_device(shared, error, generation);
+                fail_device(shared, self.device, error, generation);
                 return Flow::TickAgain;
             }
             TickOutcome::Idle => {}
         }
-        if !(shared.settings.auto_recover && shared.lock().device.lost.is_some()) {
+        if !(shared.settings.auto_recover && shared.lock().device(self.device).lost.is_some()) {
             self.attempts = 0;
             return Flow::WaitForWork;
         }
@@ -82,7 +89,7 @@ impl Recovery {
             return Flow::Stop;
         }
         // A failed attempt is recorded in the summary; the next one follows.
-        let _ = recover_device(shared).await;
+        let _ = recover_device(shared, self.device).await;
         Flow::TickAgain
     }
 }
@@ -102,11 +109,12 @@ async fn pause_unless_shut_down(shared: &Shared, ms: f64) -> bool {
     }
 }
 
-/// The tick of `generation` failed with `error`: the device is lost. A failure of a device
-/// that was already replaced, or already reported, changes nothing.
-pub(crate) fn fail_device(shared: &Shared, error: Error, generation: u64) {
+/// The tick of `device`'s `generation` failed with `error`: the device is lost. A failure of a
+/// device that was already replaced, or already reported, changes nothing.
+pub(crate) fn fail_device(shared: &Shared, device: DeviceId, error: Error, generation: u64) {
     let mut table = shared.lock();
-    if table.device.generation != generation || table.device.lost.is_some() {
+    let status = table.device(device);
+    if status.generation != generation || status.lost.is_some() {
         return;
     }
     let lost = match error {
@@ -115,8 +123,9 @@ pub(crate) fn fail_device(shared: &Shared, error: Error, generation: u64) {
         // validation error, a failed mapping); report it as lost, with the cause.
         other => Error::DeviceLost { reason: other.to_string() },
     };
-    table.device.generation += 1;
-    for kernel in table.kernels.values_mut() {
+    table.device(device).generation += 1;
+    for kernel in table.kernels.values_mut().filter(|k| k.device == device) {
+        kernel.in_tick = false;
         let resources = &mut kernel.resources;
         // State arrays on the lost device are gone; what remains is each one's checkpoint,
         // which stays readable for kernels that are not relaunched (terminated ones).
@@ -136,39 +145,51 @@ pub(crate) fn fail_device(shared: &Shared, error: Error, generation: u64) {
         }
         kernel.notify();
     }
-    table.device.lost = Some(lost);
+    table.device(device).lost = Some(lost);
+}
+
+/// [`recover_device`] for every lost device of the runtime; the first failure, after trying all.
+pub(crate) async fn recover_all(shared: &Arc<Shared>) -> Result<()> {
+    let mut result = Ok(());
+    for device in shared.device_ids() {
+        let recovered = recover_device(shared, device).await;
+        if result.is_ok() {
+            result = recovered;
+        }
+    }
+    result
 }
 
 /// Opens a new device and relaunches the failed kernels on it (see the module docs). If that
 /// fails, nothing changes and the error says why (also in the summary until an attempt
 /// succeeds). Resolves at once when no device was lost (counting a failure the tick has not seen
 /// yet).
-pub(crate) async fn recover_device(shared: &Arc<Shared>) -> Result<()> {
+pub(crate) async fn recover_device(shared: &Arc<Shared>, device: DeviceId) -> Result<()> {
     let _one_at_a_time = shared.recovering.lock().await;
     // The device may have failed before the tick loop noticed (it looks at its next tick, and
     // an idle loop may not have one yet): record the loss here as the tick would, so a
     // `recover` right after the loss replaces the device instead of finding nothing lost.
-    if let Some(fault) = shared.device().fault() {
-        let generation = shared.lock().device.generation;
-        fail_device(shared, fault, generation);
+    if let Some(fault) = shared.device(device).fault() {
+        let generation = shared.lock().device(device).generation;
+        fail_device(shared, device, fault, generation);
     }
-    spans::around(shared.settings.tracing, Phase::Recovery, None, recover_locked(shared)).await
+    spans::around(shared.settings.tracing, Phase::Recovery, None, recover_locked(shared, device)).await
 }
 
 /// [`recover_device`], one recovery at a time.
-async fn recover_locked(shared: &Arc<Shared>) -> Result<()> {
+async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()> {
     let relaunch: Vec<_> = {
-        let table = shared.lock();
+        let mut table = shared.lock();
         if table.state == LifecycleState::Stopped {
             return Err(Error::Disposed);
         }
-        if table.device.lost.is_none() {
+        if table.device(device_id).lost.is_none() {
             return Ok(());
         }
         table
             .kernels
             .iter()
-            .filter(|(_, k)| k.life.awaiting_device())
+            .filter(|(_, k)| k.device == device_id && k.life.awaiting_device())
             .map(|(id, k)| {
                 let checkpoint = k.resources.checkpoint.clone();
                 (id.clone(), k.instance, k.def.clone(), k.mailbox.inbox.capacity(), k.shape, checkpoint)
@@ -177,7 +198,8 @@ async fn recover_locked(shared: &Arc<Shared>) -> Result<()> {
     };
     let rebuilt = async {
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-        let device = Arc::new(Device::open(shared.settings.device, shared.buffers.clone(), shared.wake.clone()).await?);
+        let device =
+            Arc::new(Device::open(shared.request(device_id), shared.buffers.clone(), shared.wake.clone()).await?);
         let mut execs = Vec::with_capacity(relaunch.len());
         for (id, instance, definition, queue_size, shape, checkpoint) in relaunch {
             let exec = device.create_kernel(definition, queue_size, shape).await?;
@@ -195,14 +217,17 @@ async fn recover_locked(shared: &Arc<Shared>) -> Result<()> {
     let (device, execs) = match rebuilt {
         Ok(rebuilt) => rebuilt,
         Err(error) => {
-            table.device.recovery_error = Some(error.to_string());
+            table.device(device_id).recovery_error = Some(error.to_string());
             return Err(error);
         }
     };
-    shared.replace_device(device);
+    shared.replace_device(device_id, device);
     for (id, instance, exec) in execs {
         // Skip a kernel terminated (stranded) while the device was being replaced.
-        let Some(kernel) = table.kernels.get_mut(&id).filter(|k| k.instance == instance) else { continue };
+        let Some(kernel) = table.kernels.get_mut(&id).filter(|k| k.instance == instance && k.device == device_id)
+        else {
+            continue;
+        };
         if !kernel.life.awaiting_device() {
             continue;
         }
@@ -212,9 +237,10 @@ async fn recover_locked(shared: &Arc<Shared>) -> Result<()> {
         kernel.resources.exec = Some(exec);
         kernel.notify();
     }
-    table.device.lost = None;
-    table.device.recoveries += 1;
-    table.device.recovery_error = None;
+    let status = table.device(device_id);
+    status.lost = None;
+    status.recoveries += 1;
+    status.recovery_error = None;
     drop(table);
     shared.wake();
     Ok(())

@@ -22,6 +22,7 @@ use crate::backend::{BufferStats, Device, DeviceRequest, KernelExec, StateStore}
 use crate::circuit::{Breaker, CircuitBreakerConfig, CircuitState};
 use crate::cursor::RingCursor;
 use crate::degradation::Degrader;
+use crate::devices::DeviceId;
 use crate::error::{Error, Result};
 use crate::kernel::{DispatchShape, KernelDefinition};
 use crate::lifecycle::{KernelMode, Lifecycle, LifecycleState};
@@ -33,6 +34,12 @@ use crate::watchdog::{staleness, WatchdogConfig};
 /// One launched kernel.
 pub(crate) struct Kernel {
     pub def: Arc<KernelDefinition>,
+    /// The device it runs on (see [`crate::devices`]); migration moves it.
+    pub device: DeviceId,
+    /// A migration is moving it: the tick leaves it out until the move is done.
+    pub migrating: bool,
+    /// A tick on its device has it planned and not yet delivered (migration waits for that).
+    pub in_tick: bool,
     pub mode: KernelMode,
     /// Most messages per dispatch (see `LaunchOptions::max_batch`).
     pub max_batch: u32,
@@ -80,7 +87,8 @@ pub(crate) struct Resources {
 }
 
 impl Kernel {
-    /// Whether the tick should dispatch this kernel: active or draining, with resources.
+    /// Whether the tick should dispatch this kernel: active or draining, with resources (a
+    /// migrating kernel runs, on the device it moves to, once the move is done).
     pub fn runs(&self) -> bool {
         self.life.runs() && self.resources.exec.is_some()
     }
@@ -148,7 +156,7 @@ impl Kernel {
     }
 }
 
-/// The device's health as recovery tracks it.
+/// One device's health as recovery tracks it, and its ticks.
 #[derive(Debug, Default)]
 pub(crate) struct DeviceStatus {
     /// Why the device was lost, until recovery replaces it.
@@ -158,6 +166,8 @@ pub(crate) struct DeviceStatus {
     pub recoveries: u64,
     /// Why the last recovery attempt failed, if it did.
     pub recovery_error: Option<String>,
+    /// Ticks that did work on this device.
+    pub ticks: u64,
 }
 
 impl DeviceStatus {
@@ -178,7 +188,12 @@ pub(crate) struct Table {
     pub ticks: u64,
     /// Kernels launched so far, removed ones included.
     pub launched: u64,
-    pub device: DeviceStatus,
+    /// Each device's status, by [`DeviceId`].
+    pub devices: Vec<DeviceStatus>,
+    /// Launches placed round-robin so far (see [`crate::devices::LoadBalancing`]).
+    pub placed: usize,
+    /// Kernels moved between devices (the shutdown report's `migrated_kernels`).
+    pub migrations: u64,
     /// The runtime's own lifecycle (see [`LifecycleState`]).
     pub state: LifecycleState,
     /// What removed kernels leave behind for the shutdown report.
@@ -206,16 +221,28 @@ impl Table {
         self.kernels.get_mut(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })
     }
 
-    /// The kernel `id` and, beside it, the device's status (why it was lost, if it was), both
+    /// The kernel `id` and, beside it, its device's status (why it was lost, if it was), both
     /// from one borrow of the table.
     pub fn kernel_on_device(&mut self, id: &str) -> Result<(&mut Kernel, &DeviceStatus)> {
         let kernel = self.kernels.get_mut(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })?;
-        Ok((kernel, &self.device))
+        let device = &self.devices[kernel.device.index()];
+        Ok((kernel, device))
     }
 
-    /// Ids of the kernels the tick dispatches now, sorted.
-    pub fn running_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.kernels.iter().filter(|(_, k)| k.runs()).map(|(id, _)| id.clone()).collect();
+    /// The status of `device`.
+    pub fn device(&mut self, device: DeviceId) -> &mut DeviceStatus {
+        &mut self.devices[device.index()]
+    }
+
+    /// Ids of the kernels the tick of `device` dispatches now (not moving between devices),
+    /// sorted; every device's with `None`.
+    pub fn running_ids(&self, device: Option<DeviceId>) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .kernels
+            .iter()
+            .filter(|(_, k)| device.is_none_or(|d| k.device == d) && !k.migrating && k.runs())
+            .map(|(id, _)| id.clone())
+            .collect();
         // Ids are unique, so this is `sort`'s order (one sort instance in the wasm, not two).
         ids.sort_unstable();
         ids
@@ -227,8 +254,6 @@ impl Table {
 pub(crate) struct Settings {
     pub enable_telemetry: bool,
     pub auto_recover: bool,
-    /// What recovery opens in place of a lost device.
-    pub device: DeviceRequest,
     /// Most messages one tick takes from all input queues together.
     pub tick_budget: Option<usize>,
     /// Spans around launches, ticks and recoveries ([`crate::spans`]).
@@ -239,13 +264,20 @@ pub(crate) struct Settings {
     pub memory_budget: Option<u64>,
 }
 
-/// What a runtime and its tick loop share.
-pub(crate) struct Shared {
+/// One device of the runtime and what recovery opens in its place when it is lost.
+pub(crate) struct DeviceSlot {
     /// Replaced by recovery when the device is lost.
     device: RwLock<Arc<Device>>,
+    pub request: DeviceRequest,
+}
+
+/// What a runtime and its tick loops share.
+pub(crate) struct Shared {
+    /// Every device, by [`DeviceId`].
+    devices: Vec<DeviceSlot>,
     pub settings: Settings,
     table: Mutex<Table>,
-    /// Wakes the tick loop: new input, a state change, queue room freed, or a lost device.
+    /// Wakes the tick loops: new input, a state change, queue room freed, or a lost device.
     pub wake: Arc<Event>,
     shutdown: AtomicBool,
     pub created_at_ms: f64,
@@ -258,14 +290,28 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(device: Device, settings: Settings, wake: Arc<Event>, buffers: Arc<BufferStats>, now_ms: f64) -> Self {
-        // On the web nothing is Send and everything shares the page's thread; Arc keeps one type.
-        #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-        let device = Arc::new(device);
+    pub fn new(
+        devices: Vec<(Device, DeviceRequest)>,
+        settings: Settings,
+        wake: Arc<Event>,
+        buffers: Arc<BufferStats>,
+        now_ms: f64,
+    ) -> Self {
+        let table = Table { devices: devices.iter().map(|_| DeviceStatus::default()).collect(), ..Table::default() };
+        let devices = devices
+            .into_iter()
+            .map(|(device, request)| {
+                // On the web nothing is Send and everything shares the page's thread; Arc keeps
+                // one type.
+                #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+                let device = Arc::new(device);
+                DeviceSlot { device: RwLock::new(device), request }
+            })
+            .collect();
         Shared {
-            device: RwLock::new(device),
+            devices,
             settings,
-            table: Mutex::new(Table::default()),
+            table: Mutex::new(table),
             wake,
             shutdown: AtomicBool::new(false),
             created_at_ms: now_ms,
@@ -280,14 +326,29 @@ impl Shared {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The device kernels run on now.
-    pub fn device(&self) -> Arc<Device> {
-        self.device.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The device `id` is now.
+    pub fn device(&self, id: DeviceId) -> Arc<Device> {
+        self.devices[id.index()].device.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Recovery's replacement for a lost device.
-    pub fn replace_device(&self, device: Arc<Device>) {
-        *self.device.write().unwrap_or_else(|p| p.into_inner()) = device;
+    /// How many devices the runtime has.
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Every device id.
+    pub fn device_ids(&self) -> impl Iterator<Item = DeviceId> {
+        (0..self.devices.len() as u32).map(DeviceId)
+    }
+
+    /// What recovery opens in place of device `id`.
+    pub fn request(&self, id: DeviceId) -> DeviceRequest {
+        self.devices[id.index()].request
+    }
+
+    /// Recovery's replacement for the lost device `id`.
+    pub fn replace_device(&self, id: DeviceId, device: Arc<Device>) {
+        *self.devices[id.index()].device.write().unwrap_or_else(|p| p.into_inner()) = device;
     }
 
     /// The memory watches.

@@ -75,6 +75,10 @@ pub struct KernelTelemetry {
     /// Sends that waited on a full input queue while the kernel's own output queue was full
     /// (answers nobody received): each was also reported as a warning.
     pub stalled_sends: u64,
+    /// The device it runs on (see [`crate::devices`]).
+    pub device: crate::devices::DeviceId,
+    /// Times it moved between devices ([`Runtime::migrate`](crate::Runtime::migrate)).
+    pub migrations: u64,
     /// The kernel this one's answers go to (see `Runtime::connect`), if any.
     pub connected_to: Option<String>,
     /// Why the handler last failed (`cpu` backend: a host handler that threw or panicked; the
@@ -181,6 +185,7 @@ pub(crate) struct Counters {
     pub answers_abandoned: u64,
     pub messages_forwarded: u64,
     pub stalled_sends: u64,
+    pub migrations: u64,
     pub last_error: Option<String>,
     pub last_message_time: Option<f64>,
     /// `None` when the runtime was created with telemetry disabled.
@@ -275,7 +280,7 @@ pub struct ShutdownReport {
     pub device_losses: u64,
     /// Times a lost device was replaced and its kernels relaunched.
     pub recoveries: u64,
-    /// Kernels moved between devices (none yet: one device per runtime).
+    /// Live migrations of kernels between devices ([`Runtime::migrate`](crate::Runtime::migrate)).
     pub migrated_kernels: u64,
 }
 
@@ -319,8 +324,11 @@ pub struct RuntimeSummary {
     pub gpu_buffer_count: u64,
     /// Bytes of those buffers.
     pub gpu_buffer_bytes: u64,
-    /// Device losses and recoveries.
+    /// Device losses and recoveries, over every device.
     pub device: DeviceHealth,
+    /// Each device: adapter, kernels placed there, memory, messages, losses (see
+    /// [`Runtime::gpu_topology`](crate::Runtime::gpu_topology)).
+    pub devices: Vec<crate::devices::DeviceInfo>,
     /// Every kernel's telemetry by id (latency is empty when telemetry is disabled).
     pub per_kernel: BTreeMap<String, KernelTelemetry>,
     /// Device memory by kernel and by purpose, against the budget (see [`crate::memory`]).
@@ -364,6 +372,7 @@ impl RuntimeSummary {
             per_kernel,
             memory: MemoryReport::default(),
             degradation: DegradationStatus::default(),
+            devices: Vec::new(),
         }
     }
 }

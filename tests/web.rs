@@ -1185,7 +1185,7 @@ async fn js_soak(rt: JsRuntime, prefix: &str, stages: u32, messages: u32) {
     while order.received < u64::from(messages) {
         let step = rng.u32(0..100);
         if on_gpu && rng.u32(0..500) == 0 {
-            rt.destroy_device().unwrap();
+            rt.destroy_device(None).unwrap();
             for _ in 0..10_000 {
                 if ids.iter().all(|id| rt.get_state(id.clone().into()).unwrap() == "failed") {
                     break;

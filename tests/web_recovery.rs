@@ -97,7 +97,7 @@ async fn destroy_device_fails_every_kernel_and_recover_brings_each_back_with_its
     let waiting_receive = rt.receive("paused".into(), None);
     let waiting_call = rt.call("paused".into(), object(&[("value", 4.into())]), None);
 
-    rt.destroy_device().unwrap();
+    rt.destroy_device(None).unwrap();
     wait_for_state(&rt, "run", "failed").await;
     assert_eq!(state(&rt, "paused"), "failed");
     let device = get(&rt.get_summary().unwrap(), "device");
@@ -168,7 +168,7 @@ async fn a_pipeline_streams_through_device_losses_with_auto_recover() {
                 sleep_ms(1).await; // recovery is the runtime's own
             }
             if losses < 2 && answers.len() >= (losses + 1) * total as usize / 3 {
-                rt.destroy_device().unwrap();
+                rt.destroy_device(None).unwrap();
                 losses += 1;
             }
         }

@@ -92,11 +92,13 @@ pub struct AdapterSummary {
 }
 
 /// Which device to open: the backend, the adapter's index among those wgpu lists (0: the one
-/// it recommends), and whether to turn on debug labels and the API's validation.
+/// it recommends, leaning the way `power` says), and whether to turn on debug labels and the
+/// API's validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct DeviceRequest {
     pub backend: BackendChoice,
     pub index: usize,
+    pub power: crate::devices::PowerPreference,
     pub debug: bool,
 }
 

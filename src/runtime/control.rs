@@ -66,7 +66,8 @@ impl Runtime {
             if let Some(existing) = table.kernels.get(&id) {
                 return Err(Error::KernelState { id, state: existing.life.state(), action: Action::Launch });
             }
-            if let Some(lost) = &table.device.lost {
+            let device = self.place(&mut table, &options)?;
+            if let Some(lost) = &table.device(device).lost {
                 return Err(lost.clone());
             }
             let mut counters =
@@ -76,6 +77,9 @@ impl Runtime {
                 counters.window_latency = None;
             }
             let kernel = Kernel {
+                device,
+                migrating: false,
+                in_tick: false,
                 mode: options.mode,
                 max_batch: max_batch as u32,
                 priority: options.priority,
@@ -93,8 +97,10 @@ impl Runtime {
                 def: definition.clone(),
             };
             table.kernels.insert(id.clone(), kernel);
-            (self.shared.device(), table.device.generation)
+            (device, table.device(device).generation)
         };
+        let device_id = device;
+        let device = self.shared.device(device_id);
         let created = spans::around(
             self.shared.settings.tracing,
             Phase::Launch,
@@ -110,10 +116,11 @@ impl Runtime {
             let still_ours = table.kernels.get(&id).is_some_and(|k| k.instance == instance);
             // Built (or failed to build) on a device that was lost meanwhile: it cannot run, and
             // a compile error from a dead device says nothing about the kernel.
-            let created = match (&table.device.lost, fault) {
+            let status = table.device(device_id);
+            let created = match (&status.lost, fault) {
                 (Some(lost), _) => Err(lost.clone()),
                 (None, Some(fault)) => Err(fault),
-                (None, None) if table.device.generation != generation => Err(Error::DeviceLost {
+                (None, None) if status.generation != generation => Err(Error::DeviceLost {
                     reason: "the device was lost and replaced while the kernel compiled".into(),
                 }),
                 (None, None) => created,
@@ -252,8 +259,8 @@ impl Runtime {
             {
                 let mut table = self.shared.lock();
                 // Without automatic recovery nothing will drain a kernel whose device was lost.
-                let stranded = table.device.lost.clone().filter(|_| !self.shared.settings.auto_recover);
-                let kernel = table.kernel(id)?;
+                let (kernel, device) = table.kernel_on_device(id)?;
+                let stranded = device.lost.clone().filter(|_| !self.shared.settings.auto_recover);
                 let unprocessed = kernel.mailbox.inbox.len() as u64 + kernel.cursor.in_flight() as u64;
                 let timed_out = deadline.is_some_and(|d| platform::now_ms() >= d);
                 let stranded = stranded.filter(|_| kernel.resources.exec.is_none());
@@ -331,8 +338,8 @@ impl Runtime {
     pub async fn read_state(&self, id: &str) -> Result<Vec<u8>> {
         let (store, device) = {
             let mut table = self.open_table()?;
-            let lost = table.device.lost.clone();
-            let kernel = table.kernel(id)?;
+            let (kernel, device) = table.kernel_on_device(id)?;
+            let lost = device.lost.clone();
             if kernel.def.state.is_none() {
                 return Err(Error::InvalidArgument(format!(
                     "kernel '{id}' has no state; declare one in its definition (state: {{ type, length }})"
@@ -356,7 +363,7 @@ impl Runtime {
                 kernel.counters.bytes_from_device += buffer.size();
             }
             // The device the buffer lives on, taken with it: recovery may replace the runtime's.
-            (store, self.shared.device())
+            (store, self.shared.device(kernel.device))
         };
         match (store, device.gpu()) {
             // The host handler updates the words under this lock, between messages.
@@ -394,15 +401,15 @@ impl Runtime {
         Ok(bytemuck::pod_collect_to_vec(&self.read_state(id).await?))
     }
 
-    /// Replaces a lost device: opens a new one on the same kind of adapter, relaunches every
-    /// failed kernel with its last state checkpoint, returns each to the state it was in, and
-    /// lets the tick process the messages that had no answer (see the README's Reliability section).
-    /// Resolves at once when no device was lost (and always on the cpu backend). If opening the
-    /// device or relaunching fails, nothing changes and the error says why; `recover` may be
-    /// retried.
+    /// Replaces every lost device: opens a new one on the same kind of adapter, relaunches
+    /// every failed kernel with its last state checkpoint, returns each to the state it was in,
+    /// and lets the tick process the messages that had no answer (see the README's Reliability
+    /// section). Resolves at once when no device was lost (and always on the cpu backend). If
+    /// opening a device or relaunching fails, nothing changes there and the error says why;
+    /// `recover` may be retried.
     pub async fn recover(&self) -> Result<()> {
         drop(self.open_table()?);
-        recovery::recover_device(&self.shared).await
+        recovery::recover_all(&self.shared).await
     }
 
     /// The seed's `shutdown`: [`dispose`](Self::dispose).
@@ -410,12 +417,18 @@ impl Runtime {
         self.dispose().await
     }
 
-    /// Destroys the GPU device, as a driver reset or an unplugged GPU would lose it, so
-    /// applications can test how they handle `DeviceLost` and [`recover`](Self::recover).
+    /// Destroys the (first) GPU device, as a driver reset or an unplugged GPU would lose it,
+    /// so applications can test how they handle `DeviceLost` and [`recover`](Self::recover).
     /// Kernels become `Failed` as soon as the tick notices (at once if it is idle).
     pub fn destroy_device(&self) -> Result<()> {
+        self.destroy_device_at(crate::devices::DeviceId(0))
+    }
+
+    /// [`destroy_device`](Self::destroy_device) for `device`: only its kernels fail.
+    pub fn destroy_device_at(&self, device: crate::devices::DeviceId) -> Result<()> {
         drop(self.open_table()?);
-        match self.shared.device().gpu() {
+        self.check_device(device)?;
+        match self.shared.device(device).gpu() {
             Some(gpu) => gpu.destroy("the device was destroyed (destroyDevice)"),
             None => return Err(Error::InvalidArgument("the cpu backend has no device to destroy".into())),
         }

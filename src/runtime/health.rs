@@ -56,12 +56,14 @@ impl Runtime {
             })
             .collect();
         samples.0 = seen;
+        // The first lost device (each recovers on its own; one is enough to degrade).
+        let lost = table.devices.iter().enumerate().find(|(_, d)| d.lost.is_some());
         let vitals = Vitals {
             runtime,
-            device_lost: table.device.lost_reason(),
-            recovering: table.device.lost.is_some()
+            device_lost: lost.map(|(id, d)| self.name_device(id, d.lost_reason().unwrap_or_default())),
+            recovering: lost.is_some()
                 && (self.shared.settings.auto_recover || self.shared.recovering.try_lock().is_none()),
-            recovery_error: table.device.recovery_error.clone(),
+            recovery_error: table.devices.iter().find_map(|d| d.recovery_error.clone()),
             memory_pressure: crate::pressure::used_and_pressure(&self.shared, Some(&table)).1,
             kernels,
         };

@@ -10,6 +10,7 @@
 //! - `routing`: `connect` and `disconnect`;
 //! - `resilience`: per-kernel circuit breakers and the kernel watchdog.
 //! - `dashboards`: the memory dashboard and the degradation manager's view.
+//! - `placement`: several devices: where a launch goes, the topology, and live migration.
 //!
 //! Operations that wait (`send` on a full queue, `receive`, `call`, `terminate`) await an event
 //! the tick fires, raced against a timer; nothing blocks a thread on the web.
@@ -20,6 +21,7 @@ pub(crate) mod dashboards;
 pub(crate) mod handle;
 pub(crate) mod health;
 mod messaging;
+pub(crate) mod placement;
 mod queries;
 pub(crate) mod resilience;
 mod routing;
@@ -33,6 +35,7 @@ use event_listener::Event;
 use crate::backend::{AdapterSummary, BackendChoice, BufferStats, Device, DeviceRequest};
 use crate::circuit::CircuitBreakerConfig;
 use crate::degradation::{DegradationOptions, Degrader};
+use crate::devices::{DeviceId, DeviceRequirements, DeviceSpec, LoadBalancing};
 use crate::error::{Error, Result};
 use crate::health::HealthThresholds;
 use crate::kernel::DispatchShape;
@@ -62,6 +65,13 @@ pub struct RuntimeOptions {
     /// Which adapter, among those wgpu lists for the backend (0: the one it recommends; a
     /// browser offers only 0).
     pub device_index: usize,
+    /// Several devices, each with its own tick loop (see [`crate::devices`]): empty (the
+    /// default) opens one, from `backend` and `device_index`. Kernels are placed on them at
+    /// launch (`LaunchOptions::device`, or `load_balancing`) and can move with
+    /// [`Runtime::migrate`].
+    pub devices: Vec<DeviceSpec>,
+    /// Where launches that name no device go (the seed's `LoadBalancing`).
+    pub load_balancing: LoadBalancing,
     /// Debug labels and the graphics API's validation layers where installed (slower).
     pub debug: bool,
     /// Most messages one tick takes from all input queues together (`None`: no bound). When a
@@ -131,6 +141,32 @@ impl RuntimeOptions {
         self
     }
 
+    /// Opens these devices (each with its own tick loop) instead of one.
+    pub fn with_devices(mut self, devices: impl IntoIterator<Item = DeviceSpec>) -> Self {
+        self.devices = devices.into_iter().collect();
+        self
+    }
+
+    /// Where launches that name no device go.
+    pub fn with_load_balancing(mut self, policy: LoadBalancing) -> Self {
+        self.load_balancing = policy;
+        self
+    }
+
+    /// The devices the runtime opens: `devices`, or the one `backend` and `device_index` name.
+    fn device_requests(&self) -> Vec<DeviceRequest> {
+        let request = |spec: &DeviceSpec| DeviceRequest {
+            backend: spec.backend,
+            index: spec.index,
+            power: spec.power_preference,
+            debug: self.debug,
+        };
+        if self.devices.is_empty() {
+            return vec![request(&DeviceSpec::new(self.backend).with_index(self.device_index))];
+        }
+        self.devices.iter().map(request).collect()
+    }
+
     /// Debug labels and validation layers on or off.
     pub fn with_debug(mut self, enable: bool) -> Self {
         self.debug = enable;
@@ -176,6 +212,8 @@ impl Default for RuntimeOptions {
             backend: BackendChoice::Auto,
             auto_recover: false,
             device_index: 0,
+            devices: Vec::new(),
+            load_balancing: LoadBalancing::default(),
             debug: false,
             max_messages_per_tick: None,
             tracing: false,
@@ -191,7 +229,7 @@ impl Default for RuntimeOptions {
 /// Options for [`Runtime::launch`], built from [`LaunchOptions::default`] with the `with_*`
 /// methods (RingKernel's builders). In JavaScript, `{ queueSize, inputQueueSize,
 /// outputQueueSize, mode, maxBatch, autoActivate, workgroupSize, maxWorkgroups, sharedMemory,
-/// priority, latencyBudgetMs }`.
+/// priority, latencyBudgetMs, device, requirements }`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
@@ -231,6 +269,11 @@ pub struct LaunchOptions {
     /// `severe`, a kernel over it takes smaller batches). In JavaScript `latencyBudgetMs`.
     #[serde(rename = "latencyBudgetMs", deserialize_with = "crate::degradation::optional_millis")]
     pub latency_budget: Option<Duration>,
+    /// The device to run on (`None`: the runtime's `load_balancing` picks one that meets
+    /// `requirements`).
+    pub device: Option<DeviceId>,
+    /// What the kernel needs of its device when the runtime picks one.
+    pub requirements: DeviceRequirements,
 }
 
 impl LaunchOptions {
@@ -318,6 +361,18 @@ impl LaunchOptions {
         self
     }
 
+    /// Runs the kernel on `device`.
+    pub fn on_device(mut self, device: DeviceId) -> Self {
+        self.device = Some(device);
+        self
+    }
+
+    /// What the kernel needs of the device the runtime picks for it.
+    pub fn with_requirements(mut self, requirements: DeviceRequirements) -> Self {
+        self.requirements = requirements;
+        self
+    }
+
     /// The GPU dispatch these options ask for.
     pub(crate) fn dispatch_shape(&self) -> DispatchShape {
         DispatchShape {
@@ -336,7 +391,7 @@ pub const MAX_QUEUE_SIZE: usize = 1 << 22;
 /// give kernels to drain.
 pub const DEFAULT_TERMINATE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Host runtime for ring kernels on one device. Cheap to clone: clones and [`KernelHandle`]s
+/// Host runtime for ring kernels on one device or several. Cheap to clone: clones and [`KernelHandle`]s
 /// share one runtime, which stops its tick loop and releases its device when the last of them
 /// is dropped (or at once on [`dispose`](Self::dispose)). A host handler that keeps a clone or a
 /// handle keeps its own runtime alive: dispose such a runtime explicitly.
@@ -352,7 +407,8 @@ pub struct Runtime {
 struct Inner {
     shared: Arc<Shared>,
     options: RuntimeOptions,
-    tick_loop: Mutex<platform::TickLoopHandle>,
+    /// One per device.
+    tick_loops: Mutex<Vec<platform::TickLoopHandle>>,
     /// What the previous health check counted (see [`Runtime::health`]).
     error_samples: Mutex<health::ErrorSamples>,
 }
@@ -372,12 +428,13 @@ impl Runtime {
         }
         let buffers = Arc::new(BufferStats::default());
         let wake = Arc::new(Event::new());
-        let request = DeviceRequest { backend: options.backend, index: options.device_index, debug: options.debug };
-        let device = Device::open(request, buffers.clone(), wake.clone()).await?;
+        let mut devices = Vec::new();
+        for request in options.device_requests() {
+            devices.push((Device::open(request, buffers.clone(), wake.clone()).await?, request));
+        }
         let settings = Settings {
             enable_telemetry: options.enable_telemetry,
             auto_recover: options.auto_recover,
-            device: request,
             tick_budget: options.max_messages_per_tick,
             tracing: options.tracing,
             circuit_breaker: options.circuit_breaker,
@@ -385,12 +442,14 @@ impl Runtime {
         };
         // On the web nothing is Send and the loop shares the page's thread; Arc keeps one type.
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-        let shared = Arc::new(Shared::new(device, settings, wake, buffers, platform::now_ms()));
+        let shared = Arc::new(Shared::new(devices, settings, wake, buffers, platform::now_ms()));
         shared.lock().watchdog = options.watchdog;
         shared.lock().degrader = options.degradation.clone().map(|o| Degrader::new(o, platform::now_ms()));
-        let tick_loop = Mutex::new(platform::spawn_tick_loop(crate::tick::run(shared.clone())));
+        let tick_loops =
+            shared.device_ids().map(|device| platform::spawn_tick_loop(crate::tick::run(shared.clone(), device)));
+        let tick_loops = Mutex::new(tick_loops.collect());
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-        let inner = Arc::new(Inner { shared: shared.clone(), options, tick_loop, error_samples: Mutex::default() });
+        let inner = Arc::new(Inner { shared: shared.clone(), options, tick_loops, error_samples: Mutex::default() });
         Ok(Runtime { shared, inner })
     }
 
@@ -400,9 +459,10 @@ impl Runtime {
         crate::backend::is_available(backend).await
     }
 
-    /// The adapter this runtime's device came from.
+    /// The adapter this runtime's first device came from (see
+    /// [`gpu_topology`](Self::gpu_topology) for every device).
     pub fn adapter(&self) -> AdapterSummary {
-        self.shared.device().adapter().clone()
+        self.shared.device(DeviceId(0)).adapter().clone()
     }
 
     /// The options the runtime was created with.
@@ -484,6 +544,8 @@ impl std::fmt::Debug for Runtime {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shared.shut_down();
-        self.tick_loop.get_mut().unwrap_or_else(|p| p.into_inner()).join();
+        for tick_loop in self.tick_loops.get_mut().unwrap_or_else(|p| p.into_inner()) {
+            tick_loop.join();
+        }
     }
 }

@@ -97,13 +97,15 @@ impl Runtime {
         for (id, k) in &table.kernels {
             per_kernel.insert(id.clone(), snapshot(id, k, now, table.watchdog.heartbeat_timeout));
         }
+        let lost = table.devices.iter().enumerate().find(|(_, d)| d.lost.is_some());
         let device = DeviceHealth {
-            lost: table.device.lost_reason(),
-            losses: table.device.generation,
-            recoveries: table.device.recoveries,
+            lost: lost.map(|(id, d)| self.name_device(id, d.lost_reason().unwrap_or_default())),
+            losses: table.devices.iter().map(|d| d.generation).sum(),
+            recoveries: table.devices.iter().map(|d| d.recoveries).sum(),
             auto_recover: self.shared.settings.auto_recover,
-            recovery_error: table.device.recovery_error.clone(),
+            recovery_error: table.devices.iter().find_map(|d| d.recovery_error.clone()),
         };
+        let devices = self.topology_of(&table).devices;
         let mut summary = RuntimeSummary::new(
             self.adapter(),
             self.shared.settings.enable_telemetry,
@@ -115,6 +117,7 @@ impl Runtime {
         );
         summary.memory = memory;
         summary.degradation = degradation;
+        summary.devices = devices;
         summary
     }
 
@@ -192,6 +195,8 @@ fn snapshot(id: &str, kernel: &Kernel, now_ms: f64, heartbeat_timeout: std::time
         answers_abandoned: c.answers_abandoned,
         messages_forwarded: c.messages_forwarded,
         stalled_sends: c.stalled_sends,
+        device: kernel.device,
+        migrations: c.migrations,
         connected_to: kernel.route.downstream.clone(),
         last_error: c.last_error.clone(),
         circuit_state: kernel.circuit_state(now_ms),

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use super::Runtime;
 use crate::circuit::{CircuitState, CircuitStatus};
+use crate::devices::DeviceId;
 use crate::error::{Error, Result};
 use crate::lifecycle::KernelState;
 use crate::platform;
@@ -165,7 +166,7 @@ impl Runtime {
             let now = platform::now_ms();
             // In the order of `running_ids` (sorted), so nothing else needs sorting.
             let stale: Vec<StaleKernel> = table
-                .running_ids()
+                .running_ids(None)
                 .into_iter()
                 .filter_map(|id| {
                     let k = &table.kernels[&id];
@@ -193,12 +194,26 @@ impl Runtime {
                     }
                 }
             }
-            WatchdogAction::RecoverDevice if !stale.is_empty() && self.shared.device().gpu().is_some() => {
-                let ids: Vec<&str> = stale.iter().map(|k| k.kernel_id.as_str()).collect();
-                self.lose_device(&format!("the watchdog found kernels stale: {}", ids.join(", ")));
-                recovery::recover_device(&self.shared).await?;
+            WatchdogAction::RecoverDevice if !stale.is_empty() => {
+                // Each device with a stale kernel on it is replaced, once.
+                let mut devices: Vec<DeviceId> =
+                    stale.iter().filter_map(|k| self.device_of(&k.kernel_id).ok()).collect();
+                devices.sort_unstable();
+                devices.dedup();
+                devices.retain(|&device| self.shared.device(device).gpu().is_some());
+                for &device in &devices {
+                    let on_it: Vec<&str> = stale
+                        .iter()
+                        .filter(|k| self.device_of(&k.kernel_id).ok() == Some(device))
+                        .map(|k| k.kernel_id.as_str())
+                        .collect();
+                    self.lose_device(device, &format!("the watchdog found kernels stale: {}", on_it.join(", ")));
+                    recovery::recover_device(&self.shared, device).await?;
+                }
                 for kernel in &mut stale {
-                    kernel.action = WatchdogAction::RecoverDevice;
+                    if self.device_of(&kernel.kernel_id).is_ok_and(|d| devices.contains(&d)) {
+                        kernel.action = WatchdogAction::RecoverDevice;
+                    }
                 }
             }
             _ => {}
@@ -211,7 +226,7 @@ impl Runtime {
         let table = self.shared.lock();
         let now = platform::now_ms();
         let timeout = table.watchdog.heartbeat_timeout;
-        let mut ids = table.running_ids();
+        let mut ids = table.running_ids(None);
         ids.retain(|id| {
             let k = &table.kernels[id];
             k.stale_for(now, timeout).is_some()
@@ -219,14 +234,14 @@ impl Runtime {
         ids
     }
 
-    /// Destroys the GPU device (which also ends a tick waiting on it) and declares it lost at
+    /// Destroys the GPU `device` (which also ends a tick waiting on it) and declares it lost at
     /// once, rather than when the tick notices, so recovery that follows has a loss to recover.
-    fn lose_device(&self, reason: &str) {
-        let generation = self.shared.lock().device.generation;
-        if let Some(gpu) = self.shared.device().gpu() {
+    fn lose_device(&self, device: DeviceId, reason: &str) {
+        let generation = self.shared.lock().device(device).generation;
+        if let Some(gpu) = self.shared.device(device).gpu() {
             gpu.destroy(reason);
         }
-        recovery::fail_device(&self.shared, Error::DeviceLost { reason: reason.to_owned() }, generation);
+        recovery::fail_device(&self.shared, device, Error::DeviceLost { reason: reason.to_owned() }, generation);
         self.shared.wake();
     }
 }

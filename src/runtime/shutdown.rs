@@ -81,9 +81,9 @@ impl Runtime {
                     + kernels().map(|k| k.counters.unprocessed_at_termination).sum::<u64>(),
                 answers_never_received: table.retired.answers_never_received
                     + kernels().map(|k| k.mailbox.outbox.len() as u64 + k.counters.answers_abandoned).sum::<u64>(),
-                device_losses: table.device.generation,
-                recoveries: table.device.recoveries,
-                migrated_kernels: 0,
+                device_losses: table.devices.iter().map(|d| d.generation).sum(),
+                recoveries: table.devices.iter().map(|d| d.recoveries).sum(),
+                migrated_kernels: table.migrations,
             };
             table.report = Some(report.clone());
             report

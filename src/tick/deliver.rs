@@ -11,16 +11,21 @@ use crate::table::{Kernel, Table};
 
 /// Delivers one tick: `outcomes` are in plan order. A kernel terminated, or removed and
 /// launched again, while the tick ran gets nothing (its unanswered messages were counted then).
-pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'_>], routing: Routing, now_ms: f64) {
+pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'_>], now_ms: f64) {
     let wall_clock = crate::platform::unix_time_ms();
     for (p, out) in plan.iter().zip(outcomes) {
         let Some(kernel) = table.kernels.get_mut(&p.id) else { continue };
-        if kernel.instance != p.instance || kernel.resources.exec.is_none() {
+        if kernel.instance != p.instance {
+            continue;
+        }
+        kernel.in_tick = false;
+        if kernel.resources.exec.is_none() {
+            kernel.notify();
             continue;
         }
         let Kernel { mailbox, cursor, counters, resources, .. } = kernel;
         let mut relay = None;
-        match (&p.downstream, routing) {
+        match (&p.downstream, p.routing) {
             (None, _) => {
                 let stride = mailbox.outbox.stride();
                 mailbox.ledger.deliver(out.answers, stride, out.kept, &mut mailbox.outbox, counters, now_ms);

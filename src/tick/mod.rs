@@ -1,5 +1,5 @@
-//! The tick: the one place kernels run. Ticks run back to back while there is work and not at
-//! all while idle. Each tick is three steps:
+//! The tick: the one place kernels run. Each device has its own tick loop; ticks run back to
+//! back while there is work and not at all while idle. Each tick is three steps:
 //!
 //! 1. [**plan**](plan) (under the table lock): per running kernel, what it takes from its input
 //!    queue, what its feeder forwards into it, and whether its answers have room;
@@ -20,27 +20,34 @@ mod plan;
 use std::sync::Arc;
 
 use crate::backend::{Device, Execute};
+use crate::devices::DeviceId;
 use crate::platform;
 use crate::pressure;
 use crate::recovery::{Flow, Recovery, TickOutcome};
 use crate::spans::{self, Phase};
 use crate::table::Shared;
 
-/// Runs until the runtime is dropped or disposed. A lost device does not stop it: it idles
-/// until recovery (or recovers itself, with automatic recovery).
-pub(crate) async fn run(shared: Arc<Shared>) {
-    let mut recovery = Recovery::default();
+/// Ticks `device` until the runtime is dropped or disposed. A lost device does not stop it: it
+/// idles until recovery (or recovers itself, with automatic recovery).
+pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
+    let mut recovery = Recovery::new(device);
     loop {
         let listener = shared.wake.listen();
         if shared.is_shut_down() {
             return;
         }
-        let device = shared.device();
-        let outcome = match &*device {
-            Device::Gpu(gpu) => tick(&shared, &device, gpu).await,
-            Device::Cpu(cpu) => tick(&shared, &device, cpu).await,
+        let context = Tick { shared: &shared, id: device, device: shared.device(device) };
+        let outcome = match &*context.device {
+            Device::Gpu(gpu) => tick(&context, gpu).await,
+            Device::Cpu(cpu) => tick(&context, cpu).await,
         };
         pressure::check_memory_alerts(&shared);
+        // Connected kernels on other devices relay through the host both ways: answers pushed
+        // into their input queues, and room freed in queues their feeders wait on. With several
+        // devices a tick that ran wakes the others' loops to look.
+        if matches!(outcome, TickOutcome::Ran) && shared.device_count() > 1 {
+            shared.wake();
+        }
         match recovery.after_tick(&shared, outcome).await {
             Flow::TickAgain => continue,
             Flow::WaitForWork => listener.await,
@@ -49,20 +56,29 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// One tick on `backend`, the execution side of `device`, in a span when tracing is on.
-async fn tick<B: Execute>(shared: &Shared, device: &Arc<Device>, backend: &B) -> TickOutcome {
-    let tracing = shared.settings.tracing;
-    // A pass that finds nothing to run (the last of a burst) is a short span with a plan only.
-    spans::around(tracing, Phase::Tick, None, tick_steps(shared, device, backend, tracing)).await
+/// Which device a tick runs on.
+struct Tick<'a> {
+    shared: &'a Shared,
+    id: DeviceId,
+    /// The device as the tick found it (recovery may replace it meanwhile).
+    device: Arc<Device>,
 }
 
-async fn tick_steps<B: Execute>(shared: &Shared, device: &Arc<Device>, backend: &B, tracing: bool) -> TickOutcome {
+/// One tick on `backend`, the execution side of the tick's device, in a span when tracing is on.
+async fn tick<B: Execute>(context: &Tick<'_>, backend: &B) -> TickOutcome {
+    let tracing = context.shared.settings.tracing;
+    // A pass that finds nothing to run (the last of a burst) is a short span with a plan only.
+    spans::around(tracing, Phase::Tick, None, tick_steps(context, backend, tracing)).await
+}
+
+async fn tick_steps<B: Execute>(context: &Tick<'_>, backend: &B, tracing: bool) -> TickOutcome {
+    let Tick { shared, id: device, .. } = *context;
     let (plan, submitted, generation, executing) = {
         let mut table = shared.lock();
-        let generation = table.device.generation;
-        // Lost and not yet recovered, or recovered since `device` was fetched: nothing to do
+        let generation = table.device(device).generation;
+        // Lost and not yet recovered, or recovered since the device was fetched: nothing to do
         // here (kernels' resources belong to the current device).
-        if table.device.lost.is_some() || !Arc::ptr_eq(device, &shared.device()) {
+        if table.device(device).lost.is_some() || !Arc::ptr_eq(&context.device, &shared.device(device)) {
             return TickOutcome::Idle;
         }
         if let Err(error) = backend.check() {
@@ -70,8 +86,9 @@ async fn tick_steps<B: Execute>(shared: &Shared, device: &Arc<Device>, backend: 
         }
         let now = platform::now_ms();
         let policy = pressure::evaluate_degradation(shared, &mut table, now);
-        let plan = spans::span(tracing, Phase::Plan, None)
-            .in_scope(|| plan::plan(&mut table, B::ROUTING, B::capacity, now, shared.settings.tick_budget, &policy));
+        let plan = spans::span(tracing, Phase::Plan, None).in_scope(|| {
+            plan::plan(&mut table, device, B::ROUTING, B::capacity, now, shared.settings.tick_budget, &policy)
+        });
         if plan.is_empty() {
             return TickOutcome::Idle;
         }
@@ -82,9 +99,13 @@ async fn tick_steps<B: Execute>(shared: &Shared, device: &Arc<Device>, backend: 
         match submitted {
             Ok(submitted) => {
                 table.ticks += 1;
+                table.device(device).ticks += 1;
                 (plan, submitted, generation, executing)
             }
-            Err(error) => return TickOutcome::Failed { error, generation },
+            Err(error) => {
+                plan::unplan(&mut table, &plan);
+                return TickOutcome::Failed { error, generation };
+            }
         }
     };
     let completing = backend.complete(submitted, |outcomes| {
@@ -92,9 +113,10 @@ async fn tick_steps<B: Execute>(shared: &Shared, device: &Arc<Device>, backend: 
         let mut table = shared.lock();
         // The device was declared lost while this tick ran: its input was put back in line
         // and is processed again from the last checkpoint, so its answers must not count.
-        if table.device.generation == generation {
-            spans::span(tracing, Phase::Deliver, None)
-                .in_scope(|| deliver::deliver(&mut table, &plan, outcomes, B::ROUTING, now));
+        if table.device(device).generation == generation {
+            spans::span(tracing, Phase::Deliver, None).in_scope(|| deliver::deliver(&mut table, &plan, outcomes, now));
+        } else {
+            plan::unplan(&mut table, &plan);
         }
     });
     let completed = executing.run(completing).await;

@@ -1,7 +1,8 @@
-//! Plan: what each running kernel takes from its input queue this tick, what its feeder forwards
-//! into it, and whether its answers have room where they go. Written once for every backend;
-//! the backend contributes only each dispatch's capacity and how connected kernels pass answers
-//! ([`Routing`]).
+//! Plan: what each running kernel of one device takes from its input queue this tick, what its
+//! feeder forwards into it, and whether its answers have room where they go. Written once for
+//! every backend; the backend contributes only each dispatch's capacity and how connected
+//! kernels on one device pass answers ([`Routing`]). Connected kernels on different devices
+//! always relay through the host.
 //!
 //! Room is reserved before anything is dispatched, so every answer has a place: a kernel takes
 //! no more than its output queue (or its downstream) can hold, except while it drains for
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 
 use crate::backend::{Dispatch, KernelExec, Routing};
 use crate::degradation::Policy;
+use crate::devices::DeviceId;
 use crate::lifecycle::KernelState;
 use crate::pressure;
 use crate::table::{Kernel, Table};
@@ -31,12 +33,15 @@ pub(crate) struct Planned {
     pub level: usize,
     /// The connected kernel its answers go to (otherwise the host's output queue).
     pub downstream: Option<String>,
+    /// How its answers reach `downstream`: on the device, or through the host.
+    pub routing: Routing,
     /// With [`Routing::OnDevice`]: the plan index of that kernel and the ring index its answers
     /// land at.
     pub forward: Option<(usize, u32)>,
 }
 
-/// Plans a tick over every running kernel of the backend whose dispatch `capacity` this is, and
+/// Plans a tick of `device` over every running kernel placed there, on the backend whose
+/// dispatch `capacity` this is, and
 /// hands each planned kernel its input (held in its input queue until answered). Upstream
 /// stages come first, so each kernel knows what its feeder forwards; among kernels of one
 /// stage, higher priority first. With a `budget`, the tick takes at most that many messages
@@ -47,6 +52,7 @@ pub(crate) struct Planned {
 /// and kernels over their latency budget take smaller batches.
 pub(crate) fn plan(
     table: &mut Table,
+    device: DeviceId,
     routing: Routing,
     capacity: fn(&KernelExec) -> Option<u32>,
     now_ms: f64,
@@ -55,37 +61,53 @@ pub(crate) fn plan(
 ) -> Vec<Planned> {
     // Below `moderate` nothing is deferred: one pass, without looking for others' work.
     if !policy.may_defer() {
-        return plan_with(table, routing, capacity, now_ms, budget, policy, &mut |_| false);
+        return plan_with(table, device, routing, capacity, now_ms, budget, policy, &mut |_| false);
     }
     let tick = table.ticks;
     let others_have_work = table.kernels.values().any(|k| {
-        k.runs() && !policy.defers(k.priority, tick) && (!k.mailbox.inbox.is_empty() || k.cursor.in_flight() > 0)
+        k.device == device
+            && k.runs()
+            && !policy.defers(k.priority, tick)
+            && (!k.mailbox.inbox.is_empty() || k.cursor.in_flight() > 0)
     });
     let defer = |priority: i32| others_have_work && policy.defers(priority, tick);
     let mut deferred = false;
-    let planned = plan_with(table, routing, capacity, now_ms, budget, policy, &mut |priority| {
+    let planned = plan_with(table, device, routing, capacity, now_ms, budget, policy, &mut |priority| {
         let defers = defer(priority);
         deferred |= defers;
         defers
     });
     if planned.is_empty() && deferred {
         // Everything that had work was deferred: run it rather than idle the device.
-        return plan_with(table, routing, capacity, now_ms, budget, policy, &mut |_| false);
+        return plan_with(table, device, routing, capacity, now_ms, budget, policy, &mut |_| false);
     }
     planned
 }
 
+/// A planned tick that will not be delivered (its submission failed, or its device was replaced
+/// meanwhile): its kernels are no longer in a tick. Their held input stays held for recovery.
+pub(crate) fn unplan(table: &mut Table, plan: &[Planned]) {
+    for p in plan {
+        if let Some(kernel) = table.kernels.get_mut(&p.id).filter(|k| k.instance == p.instance) {
+            kernel.in_tick = false;
+            kernel.notify();
+        }
+    }
+}
+
 /// [`plan`], with `defer` saying which (unfed) kernels sit this tick out, by priority.
+#[allow(clippy::too_many_arguments)]
 fn plan_with(
     table: &mut Table,
-    routing: Routing,
+    device: DeviceId,
+    backend: Routing,
     capacity: fn(&KernelExec) -> Option<u32>,
     now_ms: f64,
     budget: Option<usize>,
     policy: &Policy,
     defer: &mut dyn FnMut(i32) -> bool,
 ) -> Vec<Planned> {
-    let mut ids = table.running_ids();
+    let mut ids = table.running_ids(Some(device));
     ids.sort_by_cached_key(|id| (depth(table, id), std::cmp::Reverse(table.kernels[id].priority)));
     let mut budget = budget.unwrap_or(usize::MAX);
     let mut plan: Vec<Planned> = Vec::new();
@@ -95,7 +117,8 @@ fn plan_with(
         let kernel = &table.kernels[&id];
         let Some(slots) = kernel.resources.exec.as_ref().and_then(capacity) else { continue };
         let downstream = kernel.route.downstream.clone();
-        let answer_room = answer_room(table, kernel, routing, capacity);
+        let routing = routing_of(table, kernel, backend);
+        let answer_room = answer_room(table, kernel, backend, capacity);
         let max_batch = policy.max_batch(kernel.max_batch, pressure::over_latency_budget(table, kernel));
         let fed = incoming.remove(&id);
         if fed.is_none() && defer(kernel.priority) {
@@ -126,6 +149,7 @@ fn plan_with(
             continue;
         }
         budget = budget.saturating_sub(take);
+        kernel.in_tick = true;
         let head = kernel.cursor.head();
         let input_at = head.wrapping_add(in_flight);
         kernel.cursor.hand_over(&mut kernel.mailbox, take);
@@ -151,6 +175,7 @@ fn plan_with(
             pending,
             level,
             downstream,
+            routing,
             forward: None,
         });
     }
@@ -175,22 +200,33 @@ pub(crate) fn dispatches<'t>(table: &'t Table, plan: &[Planned]) -> Vec<Dispatch
         .collect()
 }
 
+/// How `kernel`'s answers reach its downstream on a backend that routes so: on the device only
+/// when both run on the same device and the downstream is not moving to another.
+fn routing_of(table: &Table, kernel: &Kernel, backend: Routing) -> Routing {
+    let same_device =
+        |down: &String| table.kernels.get(down).is_some_and(|d| d.device == kernel.device && !d.migrating);
+    match (&kernel.route.downstream, backend) {
+        (Some(down), Routing::OnDevice) if same_device(down) => Routing::OnDevice,
+        _ => Routing::ViaHost,
+    }
+}
+
 /// How many forwarded messages kernel `id` can take on the device this tick after its whole
 /// input queue: 0 when it does not run on this backend. Bounded by its ring and by where its
 /// own answers go (its output queue, or its downstream's room, recursively).
-fn forward_room(table: &Table, id: &str, capacity: fn(&KernelExec) -> Option<u32>) -> usize {
-    let Some(kernel) = table.kernels.get(id).filter(|k| k.runs()) else { return 0 };
+fn forward_room(table: &Table, id: &str, backend: Routing, capacity: fn(&KernelExec) -> Option<u32>) -> usize {
+    let Some(kernel) = table.kernels.get(id).filter(|k| k.runs() && !k.migrating) else { return 0 };
     let Some(slots) = kernel.resources.exec.as_ref().and_then(capacity) else { return 0 };
     let queued = kernel.cursor.in_flight() as usize + kernel.mailbox.inbox.len();
     let ring_room = (slots as usize).saturating_sub(queued);
-    ring_room.min(answer_room(table, kernel, Routing::OnDevice, capacity).saturating_sub(queued))
+    ring_room.min(answer_room(table, kernel, backend, capacity).saturating_sub(queued))
 }
 
 /// Room where `kernel`'s answers go this tick: the next kernel (on the device, or relayed
 /// through the host), or its output queue; no bound while a last stage drains to terminate.
-fn answer_room(table: &Table, kernel: &Kernel, routing: Routing, capacity: fn(&KernelExec) -> Option<u32>) -> usize {
-    match (&kernel.route.downstream, routing) {
-        (Some(down), Routing::OnDevice) => forward_room(table, down, capacity),
+fn answer_room(table: &Table, kernel: &Kernel, backend: Routing, capacity: fn(&KernelExec) -> Option<u32>) -> usize {
+    match (&kernel.route.downstream, routing_of(table, kernel, backend)) {
+        (Some(down), Routing::OnDevice) => forward_room(table, down, backend, capacity),
         (Some(down), Routing::ViaHost) => inbox_room(table, down),
         (None, _) if kernel.life.state() == KernelState::Terminating => usize::MAX,
         (None, _) => kernel.mailbox.outbox.free(),
@@ -241,6 +277,9 @@ mod tests {
         let packed: Vec<u8> = (0..queued as i32).flat_map(i32::to_le_bytes).collect();
         assert_eq!(mailbox.accept_packed(&packed, 0.0), queued);
         Kernel {
+            device: DeviceId(0),
+            migrating: false,
+            in_tick: false,
             mode: KernelMode::Persistent,
             max_batch: 64,
             priority,
@@ -269,7 +308,7 @@ mod tests {
 
     /// [`planned`] under a degradation policy.
     fn planned_under(table: &mut Table, budget: Option<usize>, policy: &Policy) -> Vec<(String, usize)> {
-        let plan = plan(table, CpuContext::ROUTING, CpuContext::capacity, 0.0, budget, policy);
+        let plan = plan(table, DeviceId(0), CpuContext::ROUTING, CpuContext::capacity, 0.0, budget, policy);
         for p in &plan {
             let k = table.kernels.get_mut(&p.id).unwrap();
             k.cursor.answered(&mut k.mailbox, p.head, p.pending, p.pending);

@@ -18,6 +18,7 @@
 mod calls;
 mod codec;
 mod definitions;
+mod devices;
 mod errors;
 mod handle;
 mod host_handler;

@@ -22,6 +22,7 @@ use super::messages::type_name;
 use crate::backend::BackendChoice;
 use crate::circuit::CircuitBreakerConfig;
 use crate::degradation::{DegradationOptions, MILLISECONDS};
+use crate::devices::{DeviceId, DeviceRequirements, DeviceSpec, LoadBalancing, PowerPreference};
 use crate::health::HealthThresholds;
 use crate::lifecycle::KernelMode;
 use crate::platform::Float;
@@ -183,9 +184,12 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
             ("degradation", shape::<DegradationOptions>().1),
         ];
         for (key, known) in nested {
-            let inner = Reflect::get(options, &key.into())?;
-            if !inner.is_undefined() && !inner.is_null() {
-                check_keys(&inner, known, &format!("{WHAT}.{key}"))?;
+            check_nested(options, key, known, WHAT)?;
+        }
+        let devices = Reflect::get(options, &"devices".into())?;
+        if let Some(devices) = devices.dyn_ref::<js_sys::Array>() {
+            for (i, device) in devices.iter().enumerate() {
+                check_keys(&device, shape::<DeviceSpec>().1, &format!("{WHAT}.devices[{i}]"))?;
             }
         }
     }
@@ -201,6 +205,24 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
         options.read_field(&key, &value).map_err(|e| refused(WHAT, e))?;
     }
     Ok(options)
+}
+
+/// `launch`'s options: [`parse_options`], with the nested `requirements` held to its own keys.
+pub(super) fn launch_options(value: Option<JsValue>) -> Result<LaunchOptions, JsValue> {
+    const WHAT: &str = "launch options";
+    if let Some(options) = value.as_ref().filter(|v| v.is_object()) {
+        check_nested(options, "requirements", shape::<DeviceRequirements>().1, WHAT)?;
+    }
+    parse_options(value, WHAT)
+}
+
+/// Refuses unknown keys in the object at `options[key]`, if there is one.
+fn check_nested(options: &JsValue, key: &str, known: &[&str], what: &str) -> Result<(), JsValue> {
+    let inner = Reflect::get(options, &key.into())?;
+    if inner.is_undefined() || inner.is_null() {
+        return Ok(());
+    }
+    check_keys(&inner, known, &format!("{what}.{key}"))
 }
 
 /// The object without its `preset` key (a copy), and that preset's options.
@@ -291,6 +313,8 @@ impl ReadFields for RuntimeOptions {
             "backend" => put(&mut self.backend, variant::<BackendChoice>(value)),
             "autoRecover" => put(&mut self.auto_recover, boolean(value)),
             "deviceIndex" => put(&mut self.device_index, size(value)),
+            "devices" => put(&mut self.devices, sequence(value, nested)),
+            "loadBalancing" => put(&mut self.load_balancing, variant::<LoadBalancing>(value)),
             "debug" => put(&mut self.debug, boolean(value)),
             "maxMessagesPerTick" => put(&mut self.max_messages_per_tick, option(value, size)),
             "tracing" => put(&mut self.tracing, boolean(value)),
@@ -319,6 +343,31 @@ impl ReadFields for LaunchOptions {
             "priority" => put(&mut self.priority, signed_i32(value)),
             // `deserialize_with` takes the value as it is: `null` is no number, not `None`.
             "latencyBudgetMs" => put(&mut self.latency_budget, degradation_millis(value).map(Some)),
+            // `DeviceId` is a transparent `u32`.
+            "device" => put(&mut self.device, option(value, unsigned_u32).map(|id| id.map(DeviceId))),
+            "requirements" => put(&mut self.requirements, nested(value)),
+            _ => unread(name),
+        }
+    }
+}
+
+impl ReadFields for DeviceSpec {
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
+        match name {
+            "backend" => put(&mut self.backend, variant::<BackendChoice>(value)),
+            "index" => put(&mut self.index, size(value)),
+            "powerPreference" => put(&mut self.power_preference, variant::<PowerPreference>(value)),
+            _ => unread(name),
+        }
+    }
+}
+
+impl ReadFields for DeviceRequirements {
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
+        match name {
+            "backend" => put(&mut self.backend, option(value, variant::<BackendChoice>)),
+            "minBufferBytes" => put(&mut self.min_buffer_bytes, option(value, unsigned_u64)),
+            "minBindingBytes" => put(&mut self.min_binding_bytes, option(value, unsigned_u64)),
             _ => unread(name),
         }
     }
@@ -469,18 +518,31 @@ fn safe_integer(value: &JsValue) -> Option<i64> {
     Number::is_safe_integer(value).then(|| value.unchecked_into_f64() as i64)
 }
 
+/// The elements of an array, or of another iterable, one by one as they are asked for (an
+/// iterator's exception passed on as serde-wasm-bindgen passed it); `expected` names what was
+/// wanted when `value` is neither.
+#[inline(never)] // one copy for every sequence
+fn elements<'a>(value: &'a JsValue, expected: &str) -> Read<Box<dyn Iterator<Item = Read<JsValue>> + 'a>> {
+    Ok(match value.dyn_ref::<Array>() {
+        Some(array) => Box::new(array.iter().map(Ok)),
+        None => match js_sys::try_iter(value).map_err(|e| js_string(&e))? {
+            Some(iter) => Box::new(iter.map(|element| element.map_err(|e| js_string(&e)))),
+            None => return Err(invalid_type(value, expected)),
+        },
+    })
+}
+
+/// `Vec<T>`: every element of an array (or another iterable), each read by `read`.
+fn sequence<T>(value: &JsValue, read: fn(&JsValue) -> Read<T>) -> Read<Vec<T>> {
+    elements(value, "a sequence")?.map(|element| read(&element?)).collect()
+}
+
 /// `[f64; 4]`: an array (or another iterable) whose first four elements are numbers; more are
 /// not looked at.
 #[inline(never)] // one copy for every field that reads it
 fn four_numbers(value: &JsValue) -> Read<[f64; 4]> {
     const EXPECTED: &str = "an array of length 4";
-    let mut elements: Box<dyn Iterator<Item = Read<JsValue>>> = match value.dyn_ref::<Array>() {
-        Some(array) => Box::new(array.iter().map(Ok)),
-        None => match js_sys::try_iter(value).map_err(|e| js_string(&e))? {
-            Some(iter) => Box::new(iter.map(|element| element.map_err(|e| js_string(&e)))),
-            None => return Err(invalid_type(value, EXPECTED)),
-        },
-    };
+    let mut elements = elements(value, EXPECTED)?;
     let mut numbers = [0.0; 4];
     for (i, slot) in numbers.iter_mut().enumerate() {
         match elements.next() {
@@ -687,6 +749,10 @@ mod tests {
             "cpu",
             "report",
             "recoverDevice",
+            "leastLoaded",
+            "roundRobin",
+            "low-power",
+            "high-performance",
             "say \"hi\"\n",
         ] {
             values.push(s.into());
@@ -708,6 +774,10 @@ mod tests {
             object(&[("queueFill", 0.5.into()), ("memoryUnhealthy", "x".into())]),
             object(&[("queueFillThresholds", numbers(&[0.1, 0.2, 0.3, 0.4])), ("cooldownMs", 1e300.into())]),
             object(&[("latencyThresholds", numbers(&[1.0, 2.0])), ("protectedPriority", 3.into())]),
+            object(&[("backend", "cpu".into()), ("index", 1.into()), ("powerPreference", "low-power".into())]),
+            object(&[("backend", JsValue::NULL), ("minBufferBytes", 1024.into()), ("minBindingBytes", (-1).into())]),
+            Array::of2(&object(&[("backend", "cpu".into())]), &object(&[("index", 1.5.into())])).into(),
+            Array::of1(&object(&[("powerPreference", "fast".into())])).into(),
             Array::new().into(),
             Array::of1(&"persistent".into()).into(),
             numbers(&[1.0, 2.0, 3.0]),
@@ -753,6 +823,8 @@ mod tests {
         same_as_serde::<WatchdogConfig>();
         same_as_serde::<HealthThresholds>();
         same_as_serde::<DegradationOptions>();
+        same_as_serde::<DeviceSpec>();
+        same_as_serde::<DeviceRequirements>();
     }
 
     #[wasm_bindgen_test]

@@ -11,7 +11,7 @@ use super::definitions::kernel_definition;
 use super::errors::{js_error, js_void, type_error};
 use super::handle::JsKernelHandle;
 use super::messages::{js_state, type_name};
-use super::options::{parse_options, runtime_options, timeout_option, watchdog_action};
+use super::options::{launch_options, runtime_options, timeout_option, watchdog_action};
 use super::{calls, kernel_id, promise, to_js};
 use crate::kernel::KernelDefinition;
 use crate::message::Scalar;
@@ -46,7 +46,7 @@ impl JsRuntime {
         let rt = self.inner.clone();
         promise(async move {
             let id = kernel_id(&id, "id")?;
-            let options: LaunchOptions = parse_options(options, "launch options")?;
+            let options: LaunchOptions = launch_options(options)?;
             let handle = match launch_definition(&id, definition)? {
                 Some(definition) => rt.launch_definition(definition, options).await,
                 None => rt.launch(&id, options).await,
@@ -347,11 +347,19 @@ impl JsRuntime {
         promise(async move { js_void(rt.recover().await) })
     }
 
-    /// Destroys the GPU device (`GPUDevice.destroy()`), as a driver reset or a lost GPU would,
-    /// to test how an application handles `DeviceLostError` and `recover()`.
+    /// Destroys a GPU device (`GPUDevice.destroy()`; the first without `device`), as a driver
+    /// reset or a lost GPU would, to test how an application handles `DeviceLostError` and
+    /// `recover()`. Only the kernels on that device fail.
     #[wasm_bindgen(js_name = destroyDevice)]
-    pub fn destroy_device(&self) -> Result<(), JsValue> {
-        self.inner.destroy_device().map_err(js_error)
+    pub fn destroy_device(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "number")] device: Option<JsValue>,
+    ) -> Result<(), JsValue> {
+        let device = match device.filter(|d| !d.is_undefined()) {
+            Some(device) => super::devices::device_id(&device, "device")?,
+            None => crate::devices::DeviceId(0),
+        };
+        self.inner.destroy_device_at(device).map_err(js_error)
     }
 
     /// `drain` (every kernel terminated gracefully) and `completeShutdown`: resolves with the

@@ -31,6 +31,10 @@ export interface RuntimeOptions {
   autoRecover?: boolean;
   /** Which adapter, among those the backend lists (default 0; a browser offers only 0). */
   deviceIndex?: number;
+  /** Several devices, each with its own tick loop (device ids are their places here); without it, one from `backend` and `deviceIndex`. A browser opens one adapter per entry (e.g. `[{ powerPreference: "high-performance" }, { powerPreference: "low-power" }]`). */
+  devices?: DeviceSpec[];
+  /** Where launches without a `device` go (default "leastLoaded"). */
+  loadBalancing?: LoadBalancing;
   /** Debug labels and validation (slower; default false). */
   debug?: boolean;
   /** Most messages one tick takes from all input queues together (default: no bound); kernels of higher `priority` first. */
@@ -174,6 +178,54 @@ export type MemoryPressureAlert = "high" | "normal";
 export interface MemoryAlertEvent {
   alert: MemoryPressureAlert; threshold: number; pressure: number; usedBytes: number; budgetBytes: number | null;
 }
+/** One device for the runtime to open. */
+export interface DeviceSpec {
+  backend?: BackendName;
+  /** Which adapter among those the backend lists (native only; a browser offers 0). */
+  index?: number;
+  /** Which adapter to ask for (default "high-performance"). */
+  powerPreference?: "high-performance" | "low-power";
+}
+/** `"leastLoaded"`: the device with the least queued work, then memory; `"roundRobin"`: each in turn. */
+export type LoadBalancing = "leastLoaded" | "roundRobin";
+/** What a kernel needs of the device the runtime picks for it. */
+export interface DeviceRequirements {
+  /** Only devices of this backend ("auto": any GPU). */
+  backend?: BackendName;
+  /** Only devices whose largest buffer is at least this many bytes. */
+  minBufferBytes?: number;
+  /** Only devices whose largest storage binding (one ring or state array) is at least this many bytes. */
+  minBindingBytes?: number;
+}
+/** One device of the runtime, as `topology()` and `getSummary().devices` report it. */
+export interface DeviceInfo {
+  /** What `launch`'s `device` and `migrate` take. */
+  id: number;
+  adapter: AdapterInfo;
+  limits: { maxBufferBytes: number | null; maxBindingBytes: number | null };
+  /** Device bytes its kernels hold there. */
+  memoryBytes: number;
+  /** Ids of the kernels placed there, sorted. */
+  kernels: string[];
+  /** Messages processed by the kernels placed there now (a kernel's count moves with it). */
+  messagesProcessed: number;
+  /** Messages queued or in flight on those kernels. */
+  queued: number;
+  /** Why it is lost, while it is; null when healthy. */
+  lost: string | null;
+  losses: number; recoveries: number;
+  /** Ticks that did work on it. */
+  ticks: number;
+}
+export interface Topology { devices: DeviceInfo[]; }
+/** What `migrate` resolves with. */
+export interface MigrationReport {
+  kernelId: string; from: number; to: number;
+  /** How long the kernel was out of every tick (compiling on the target comes before). */
+  pauseMs: number;
+  /** Messages handed to the old device and not yet answered there, answered on the new one. */
+  requeued: number;
+}
 export interface LaunchOptions {
   /** Bound of the input and of the output queue, in messages (default: the runtime's `defaultQueueSize`). */
   queueSize?: number;
@@ -196,6 +248,9 @@ export interface LaunchOptions {
   priority?: number;
   /** The latency p99 this kernel should keep, in ms: the degradation manager's latency signal, and at "severe" a kernel over it takes smaller batches. */
   latencyBudgetMs?: number;
+  /** The device to run on (an id from `topology()`); without it the runtime's `loadBalancing` picks one meeting `requirements`. */
+  device?: number;
+  requirements?: DeviceRequirements;
 }
 export interface ManagedKernelOptions { queueSize?: number; mode?: KernelMode; terminateTimeout?: number; }
 /** Milliseconds. Without a timeout, the operation waits for as long as it takes. */
@@ -243,6 +298,10 @@ export interface KernelTelemetry {
   messagesForwarded: number;
   /** Sends that waited on this kernel while its output queue was full (each also warned in the console). */
   stalledSends: number;
+  /** The device it runs on now. */
+  device: number;
+  /** Times it moved to another device (`migrate`). */
+  migrations: number;
   /** The kernel this one's answers go to (`connect`), or null. */
   connectedTo: string | null;
   /** Why a host handler last failed (cpu backend), or null. */
@@ -272,11 +331,13 @@ export interface RuntimeSummary {
   perKernel: Record<string, KernelTelemetry>;
   memory: MemoryReport;
   degradation: DegradationStatus;
+  /** Each device: adapter, kernels, memory, messages, losses. */
+  devices: DeviceInfo[];
 }
 
-/** Device losses and recoveries. */
+/** Device losses and recoveries, over every device. */
 export interface DeviceHealth {
-  /** Why the device was lost, while kernels wait for recovery; null when healthy. */
+  /** Why a device was lost (the first lost one, named when there are several), while its kernels wait for recovery; null when healthy. */
   lost: string | null;
   losses: number; recoveries: number; autoRecover: boolean;
   /** Why the last recovery attempt failed, until one succeeds. */
@@ -370,7 +431,7 @@ export interface ShutdownReport {
   /** Answers nobody received: left in output queues at shutdown or at `remove`, and late answers of calls that timed out. */
   answersNeverReceived: number;
   deviceLosses: number; recoveries: number;
-  /** Kernels moved between devices (none yet: one device per runtime). */
+  /** Live migrations of kernels between devices (`migrate`). */
   migratedKernels: number;
 }
 

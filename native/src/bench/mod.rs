@@ -18,6 +18,7 @@
 //! Every answer is checked (after its clock stops) and a wrong one fails the bench. Nothing
 //! asserts a speed.
 
+mod devices;
 mod host_cost;
 mod progress;
 mod raw;
@@ -160,6 +161,13 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
     };
     runtime.dispose().await?;
     let cpu_backend = bench.cpu_backend().await?;
+    let devices = {
+        let migrations = if plan.quick { 20 } else { 200 };
+        let measuring = progress.phase("two devices: migration pause, pipeline across devices", 1);
+        let devices = devices::measure(backend.choice(), migrations, plan.iterations.min(300)).await?;
+        measuring.finish_and_clear();
+        devices
+    };
 
     let ratios = Ratios::compute(&floors, &round_trip, &throughput, &per_message, &kernels, &pipeline);
     let report = Report {
@@ -173,6 +181,7 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
         pipeline,
         cpu_backend,
         host_cost,
+        devices,
         ratios,
     };
     if args.json {

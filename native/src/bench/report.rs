@@ -4,6 +4,7 @@
 use ringkernel_web::AdapterSummary;
 use serde::Serialize;
 
+use super::devices::Devices;
 use super::host_cost::HostCost;
 use super::stats::{Latency, Throughput};
 
@@ -21,6 +22,8 @@ pub struct Report {
     pub pipeline: Pipeline,
     pub cpu_backend: CpuBackend,
     pub host_cost: HostCost,
+    /// Two devices on the adapter: migration pauses and a pipeline across them.
+    pub devices: Devices,
     pub ratios: Ratios,
 }
 
@@ -233,6 +236,13 @@ impl Report {
         latency_row("connected on the GPU (one tick)", &p.connected);
         latency_row("relayed by the host (a round trip each)", &p.host_relayed);
         latency_row("a single stage", &p.single_stage);
+
+        let d = &self.devices;
+        println!("\n{:<44}{:>12}{:>12}", format!("two devices, {} migrations (µs)", d.migrations), "p50", "p99");
+        latency_row("migration pause (out of every tick)", &d.pause);
+        latency_row("migrate call (compiling included)", &d.migrate);
+        latency_row("3-stage pipeline, middle on the other device", &d.pipeline_across_devices);
+        latency_row("3-stage pipeline, one device", &d.pipeline_one_device);
 
         let h = &self.host_cost;
         println!(

@@ -99,7 +99,10 @@ pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adap
             continue;
         }
         let options = wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
+            power_preference: match request.power {
+                crate::devices::PowerPreference::HighPerformance => wgpu::PowerPreference::HighPerformance,
+                crate::devices::PowerPreference::LowPower => wgpu::PowerPreference::LowPower,
+            },
             force_fallback_adapter: false,
             compatible_surface: None,
             ..Default::default()

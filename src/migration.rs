@@ -1,0 +1,152 @@
+//! Live migration: moving a running kernel to another device of its runtime with nothing lost,
+//! duplicated or reordered (the seed's `kernel_migrator().migrate_kernel`).
+//!
+//! It is recovery's move ([`crate::recovery`]) made on purpose, on a live kernel:
+//! 1. the kernel is compiled on the target device while it keeps running where it is;
+//! 2. it leaves its device's ticks (`migrating`), and a tick that already has it planned is
+//!    waited for, so every answer of that tick is delivered;
+//! 3. under the table lock, in one step: its held input goes back to the front of its input
+//!    queue (in order), its state as of that tick is written on the target, its rings are
+//!    swapped and it is placed on the target, whose tick loop takes it from there.
+//!
+//! Nothing else changes: the id, handles, connections, counters and the correlation ledger stay,
+//! so a `call` waiting for an answer gets it from the new device, and a connected neighbour left
+//! on the old device relays through the host. Steps 2 and 3 are the pause a migration causes
+//! ([`MigrationReport::pause`]); compiling happens before it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::backend::StateStore;
+use crate::devices::DeviceId;
+use crate::error::{Error, Result};
+use crate::lifecycle::{Action, KernelState, LifecycleState};
+use crate::platform;
+use crate::table::{Kernel, Shared};
+use crate::waiting;
+
+/// What one migration did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct MigrationReport {
+    /// The kernel moved.
+    pub kernel_id: String,
+    /// The device it left.
+    pub from: DeviceId,
+    /// The device it runs on now.
+    pub to: DeviceId,
+    /// How long the kernel was out of every tick: waiting for its last tick on the old device
+    /// to deliver, then the move itself (compiling on the target comes before).
+    #[serde(rename = "pauseMs", serialize_with = "millis")]
+    pub pause: Duration,
+    /// Messages handed to the old device and not yet answered there, queued again to be
+    /// answered on the new one.
+    pub requeued: u64,
+}
+
+/// A duration as JavaScript reads it: fractional milliseconds.
+fn millis<S: serde::Serializer>(value: &Duration, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    serializer.serialize_f64(value.as_secs_f64() * 1000.0)
+}
+
+/// Moves kernel `id` to device `to` (see the module docs). A kernel already there is left as
+/// it is (a report with a zero pause). Refused, changing nothing, for a kernel that is not
+/// launched, active or deactivated (`KernelState`), a target that is lost (`DeviceLost`) or
+/// unknown, and when compiling on the target fails.
+pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Result<MigrationReport> {
+    // One migration or recovery at a time: each moves kernels' resources between devices.
+    let _one_at_a_time = shared.recovering.lock().await;
+    let (definition, queue_size, shape, instance) = {
+        let mut table = shared.lock();
+        if table.state == LifecycleState::Stopped {
+            return Err(Error::Disposed);
+        }
+        let (kernel, _) = table.kernel_on_device(id)?;
+        let state = kernel.life.state();
+        if !matches!(state, KernelState::Launched | KernelState::Active | KernelState::Deactivated) {
+            return Err(Error::KernelState { id: id.to_owned(), state, action: Action::Migrate });
+        }
+        if kernel.device == to {
+            return Ok(MigrationReport { kernel_id: id.to_owned(), from: to, to, pause: Duration::ZERO, requeued: 0 });
+        }
+        let found = (kernel.def.clone(), kernel.mailbox.inbox.capacity(), kernel.shape, kernel.instance);
+        if let Some(lost) = &table.device(to).lost {
+            return Err(lost.clone());
+        }
+        found
+    };
+    let target = shared.device(to);
+    let exec = target.create_kernel(definition, queue_size, shape).await?;
+    if let Some(fault) = target.fault() {
+        return Err(fault);
+    }
+    let started = platform::now_ms();
+    let mut table = loop {
+        let listener = {
+            let mut table = shared.lock();
+            let Some(kernel) = table.kernels.get_mut(id).filter(|k| k.instance == instance) else {
+                return Err(Error::KernelNotFound { id: id.to_owned() });
+            };
+            kernel.migrating = true;
+            if !kernel.in_tick {
+                break table;
+            }
+            kernel.changed.listen()
+        };
+        waiting::wait(listener, None).await;
+    };
+    let kernel = table.kernels.get_mut(id).expect("found above, under this lock");
+    let from = kernel.device;
+    let requeued = kernel.mailbox.inbox.held() as u64;
+    // Held input waits again at the front, in order; its answers come from the new device.
+    kernel.cursor.device_lost(&mut kernel.mailbox);
+    carry_state(kernel, &exec, &target);
+    // Dropping (not destroying) the old rings lets wgpu free them once in-flight work ends.
+    kernel.resources.state = exec.state_store();
+    kernel.resources.exec = Some(exec);
+    kernel.device = to;
+    kernel.migrating = false;
+    // Its old device was lost while it moved: it runs again, on the new one.
+    if kernel.life.awaiting_device() {
+        kernel.life.relaunched();
+    }
+    kernel.counters.migrations += 1;
+    kernel.beat(platform::now_ms());
+    kernel.notify();
+    table.migrations += 1;
+    drop(table);
+    shared.wake();
+    Ok(MigrationReport {
+        kernel_id: id.to_owned(),
+        from,
+        to,
+        pause: Duration::from_secs_f64((platform::now_ms() - started).max(0.0) / 1000.0),
+        requeued,
+    })
+}
+
+/// Writes `kernel`'s state, as of its last delivered tick, into the state array of `exec` on
+/// `target`. A kernel that never ran a tick keeps the fresh array (its state as launched).
+fn carry_state(kernel: &Kernel, exec: &crate::backend::KernelExec, target: &crate::backend::Device) {
+    let bytes: Option<Vec<u8>> = match &kernel.resources.state {
+        // The cpu backend's words, or a lost GPU's last checkpoint kept on the host.
+        Some(StateStore::Cpu(words)) => {
+            Some(bytemuck::cast_slice(&words.lock().unwrap_or_else(|p| p.into_inner())).to_vec())
+        }
+        Some(StateStore::Gpu(_)) => kernel.resources.checkpoint.clone(),
+        None => None,
+    };
+    let Some(bytes) = bytes else { return };
+    match (exec.state_store(), target.gpu()) {
+        (Some(StateStore::Gpu(state)), Some(gpu)) => gpu.queue.write_buffer(&state, 0, &bytes),
+        (Some(StateStore::Cpu(words)), _) => {
+            let mut words = words.lock().unwrap_or_else(|p| p.into_inner());
+            let len = words.len().min(bytes.len() / 4);
+            words[..len].copy_from_slice(&bytemuck::pod_collect_to_vec::<u8, u32>(&bytes[..len * 4]));
+        }
+        _ => {}
+    }
+}

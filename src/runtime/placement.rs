@@ -1,0 +1,159 @@
+//! Several devices: where a launch goes, what the runtime reports about its devices, and live
+//! migration between them (see [`crate::devices`] and [`crate::migration`]).
+
+use super::{LaunchOptions, Runtime};
+use crate::devices::{self, DeviceId, DeviceInfo, DeviceRequirements, Load, Topology};
+use crate::error::{Error, Result};
+use crate::migration::{self, MigrationReport};
+use crate::table::Table;
+
+impl Runtime {
+    /// How many devices the runtime runs kernels on.
+    pub fn device_count(&self) -> usize {
+        self.shared.device_count()
+    }
+
+    /// Every device: adapter, limits, memory held there, kernels placed there, losses (the
+    /// seed's `gpu_topology()`).
+    pub fn gpu_topology(&self) -> Topology {
+        self.topology_of(&self.shared.lock())
+    }
+
+    /// [`gpu_topology`](Self::gpu_topology) from the locked `table`.
+    pub(super) fn topology_of(&self, table: &Table) -> Topology {
+        let memory = crate::pressure::memory_by_device(&self.shared, table);
+        let devices = self
+            .shared
+            .device_ids()
+            .map(|id| {
+                let device = self.shared.device(id);
+                let status = &table.devices[id.index()];
+                let on_it = || table.kernels.iter().filter(move |(_, k)| k.device == id);
+                let mut kernels: Vec<String> = on_it().map(|(name, _)| name.clone()).collect();
+                kernels.sort_unstable();
+                DeviceInfo {
+                    id,
+                    adapter: device.adapter().clone(),
+                    limits: device.memory_limits(),
+                    memory_bytes: memory[id.index()],
+                    messages_processed: on_it().map(|(_, k)| k.counters.messages_processed).sum(),
+                    queued: on_it().map(|(_, k)| k.input_depth() as u64).sum(),
+                    kernels,
+                    lost: status.lost_reason(),
+                    losses: status.generation,
+                    recoveries: status.recoveries,
+                    ticks: status.ticks,
+                }
+            })
+            .collect();
+        Topology { devices }
+    }
+
+    /// The device the runtime's load balancing picks now among those that meet `requirements`
+    /// and are not lost (the seed's `select_device(requirements)`): what a launch without a
+    /// device would get.
+    pub fn select_device(&self, requirements: &DeviceRequirements) -> Result<DeviceId> {
+        let table = self.open_table()?;
+        self.choose(&table, requirements)
+    }
+
+    /// The device kernel `id` runs on.
+    pub fn device_of(&self, id: &str) -> Result<DeviceId> {
+        Ok(self.shared.lock().kernel(id)?.device)
+    }
+
+    /// Moves kernel `id`, live, to `device` (the seed's `kernel_migrator().migrate_kernel`): it
+    /// keeps its id, handles, connections, counters and state, and every message accepted
+    /// before, during and after the move is answered exactly once and in order (see
+    /// [`crate::migration`]). Refused, changing nothing, with `KernelState` unless the kernel is
+    /// launched, active or deactivated, and when the target is lost or cannot compile it.
+    pub async fn migrate(&self, id: &str, device: DeviceId) -> Result<MigrationReport> {
+        self.check_device(device)?;
+        drop(self.open_table()?);
+        migration::migrate(&self.shared, id, device).await
+    }
+
+    /// The seed's kernel migrator.
+    pub fn kernel_migrator(&self) -> KernelMigrator {
+        KernelMigrator { runtime: self.clone() }
+    }
+
+    /// `InvalidArgument` unless the runtime has `device`.
+    pub(crate) fn check_device(&self, device: DeviceId) -> Result<()> {
+        let count = self.shared.device_count();
+        if device.index() >= count {
+            return Err(Error::OutOfRange(format!(
+                "device {device} does not exist: the runtime has {count} device{} (0 to {})",
+                if count == 1 { "" } else { "s" },
+                count - 1
+            )));
+        }
+        Ok(())
+    }
+
+    /// The device a launch with `options` goes on: the one it names, or the load balancer's
+    /// pick; counts a round-robin turn.
+    pub(super) fn place(&self, table: &mut Table, options: &LaunchOptions) -> Result<DeviceId> {
+        if let Some(device) = options.device {
+            self.check_device(device)?;
+            return Ok(device);
+        }
+        let device = self.choose(table, &options.requirements)?;
+        table.placed += 1;
+        Ok(device)
+    }
+
+    fn choose(&self, table: &Table, requirements: &DeviceRequirements) -> Result<DeviceId> {
+        let memory = crate::pressure::memory_by_device(&self.shared, table);
+        let loads: Vec<Load> = self
+            .shared
+            .device_ids()
+            .map(|id| {
+                let device = self.shared.device(id);
+                let on_it = || table.kernels.values().filter(move |k| k.device == id);
+                Load {
+                    eligible: table.devices[id.index()].lost.is_none()
+                        && requirements.met_by(&device.adapter().backend, &device.memory_limits()),
+                    queued: on_it().map(|k| k.input_depth() as u64).sum(),
+                    bytes: memory[id.index()],
+                    kernels: on_it().count(),
+                }
+            })
+            .collect();
+        devices::choose(&loads, self.inner.options.load_balancing, table.placed).ok_or_else(|| {
+            // Every device that would do is lost: that is the reason, as on one device.
+            let lost = self.shared.device_ids().find_map(|id| {
+                let device = self.shared.device(id);
+                let meets = requirements.met_by(&device.adapter().backend, &device.memory_limits());
+                table.devices[id.index()].lost.clone().filter(|_| meets)
+            });
+            lost.unwrap_or_else(|| devices::none_eligible(requirements, loads.len()))
+        })
+    }
+
+    /// `reason` about device `id`, naming the device when the runtime has several.
+    pub(crate) fn name_device(&self, id: usize, reason: String) -> String {
+        match self.shared.device_count() {
+            1 => reason,
+            _ => format!("device {id}: {reason}"),
+        }
+    }
+}
+
+/// Moves kernels between a runtime's devices (the seed's `runtime.kernel_migrator()`).
+#[derive(Clone, Debug)]
+pub struct KernelMigrator {
+    runtime: Runtime,
+}
+
+impl KernelMigrator {
+    /// Moves kernel `id` from `source` to `target` ([`Runtime::migrate`]); `InvalidArgument`,
+    /// changing nothing, when the kernel is not on `source`.
+    pub async fn migrate_kernel(&self, id: &str, source: DeviceId, target: DeviceId) -> Result<MigrationReport> {
+        let on = self.runtime.device_of(id)?;
+        if on != source {
+            return Err(Error::InvalidArgument(format!("kernel '{id}' runs on device {on}, not on device {source}")));
+        }
+        self.runtime.migrate(id, target).await
+    }
+}

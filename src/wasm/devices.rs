@@ -1,0 +1,74 @@
+//! Several devices on `RingKernelRuntime`: `topology()`, `deviceCount`, `deviceOf`,
+//! `selectDevice`, `migrate` and `destroyDevice(device)` (see [`crate::devices`]). A device is a
+//! plain number in JavaScript: its place in the runtime's list.
+
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+
+use super::errors::{js_error, type_error};
+use super::messages::type_name;
+use super::options::parse_options;
+use super::runtime::JsRuntime;
+use super::{kernel_id, promise, to_js};
+use crate::devices::{DeviceId, DeviceRequirements};
+
+/// A device id from JavaScript: a whole number from 0 (`TypeError` otherwise; one past the
+/// runtime's devices is the core's `RangeError`).
+pub(super) fn device_id(value: &JsValue, argument: &str) -> Result<DeviceId, JsValue> {
+    match value.as_f64() {
+        Some(n) if n.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&n) => Ok(DeviceId(n as u32)),
+        _ => {
+            Err(type_error(format!("{argument} must be a device id (a whole number from 0), got {}", type_name(value))))
+        }
+    }
+}
+
+#[wasm_bindgen(js_class = RingKernelRuntime)]
+impl JsRuntime {
+    /// Every device: `{ devices: [{ id, adapter, limits, memoryBytes, kernels, messagesProcessed,
+    /// queued, lost, losses, recoveries, ticks }] }`.
+    #[wasm_bindgen(unchecked_return_type = "Topology")]
+    pub fn topology(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.gpu_topology())
+    }
+
+    /// How many devices the runtime runs kernels on.
+    #[wasm_bindgen(getter, js_name = deviceCount)]
+    pub fn device_count(&self) -> usize {
+        self.inner.device_count()
+    }
+
+    /// The device kernel `id` runs on.
+    #[wasm_bindgen(js_name = deviceOf)]
+    pub fn device_of(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<u32, JsValue> {
+        let device = self.inner.device_of(&kernel_id(&id, "id")?).map_err(js_error)?;
+        Ok(device.0)
+    }
+
+    /// The device a launch with these requirements would get now (the runtime's `loadBalancing`).
+    #[wasm_bindgen(js_name = selectDevice)]
+    pub fn select_device(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "DeviceRequirements")] requirements: Option<JsValue>,
+    ) -> Result<u32, JsValue> {
+        let requirements: DeviceRequirements = parse_options(requirements, "requirements")?;
+        Ok(self.inner.select_device(&requirements).map_err(js_error)?.0)
+    }
+
+    /// Moves kernel `id`, live, to `device`: it keeps its id, handles, connections, counters and
+    /// state, and every message is answered exactly once and in order, `call`s in flight
+    /// included. Resolves with `{ kernelId, from, to, pauseMs, requeued }`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<MigrationReport>")]
+    pub fn migrate(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] device: JsValue,
+    ) -> Promise {
+        let rt = self.inner.clone();
+        promise(async move {
+            let id = kernel_id(&id, "id")?;
+            let device = device_id(&device, "device")?;
+            to_js(&rt.migrate(&id, device).await.map_err(js_error)?)
+        })
+    }
+}

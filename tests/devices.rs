@@ -1,0 +1,306 @@
+//! Several devices in one runtime (issue 18): placement, the topology, connected kernels across
+//! devices (relayed through the host), losing one device while the other keeps running, and live
+//! migration, including a soak that moves a kernel (and the middle stage of a 3-stage pipeline)
+//! back and forth every few hundred messages for 1,000,000 sequence-numbered messages.
+//!
+//! Natively both devices are opened on the machine's adapter (lavapipe without a GPU): two
+//! devices on one adapter are two devices to wgpu, with their own queues and tick loops.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{stage_value, stage_wgsl, InOrder, Tagged, TAGGED_FIELDS, TAGGED_NAME};
+use ringkernel_web::kernel::{self, host};
+use ringkernel_web::{
+    BackendChoice, DeviceId, DeviceRequirements, DeviceSpec, ErrorKind, FieldType, KernelDefinition, KernelState,
+    LaunchOptions, LoadBalancing, MessageLayout, Runtime, RuntimeOptions,
+};
+
+const D0: DeviceId = DeviceId(0);
+const D1: DeviceId = DeviceId(1);
+
+fn two_devices(balancing: LoadBalancing) -> Runtime {
+    let options = RuntimeOptions::default()
+        .with_devices([DeviceSpec::default(), DeviceSpec::default()])
+        .with_load_balancing(balancing);
+    pollster::block_on(Runtime::new(options))
+        .unwrap_or_else(|e| panic!("two devices: {e} (GPU tests need a wgpu adapter; install mesa-vulkan-drivers)"))
+}
+
+fn tagged_layout() -> MessageLayout {
+    TAGGED_FIELDS
+        .iter()
+        .fold(MessageLayout::builder(TAGGED_NAME), |b, name| b.field(name, FieldType::U32))
+        .build_for::<Tagged>()
+        .unwrap()
+}
+
+/// Registers stage `stage` of a tagged pipeline under `id` (WGSL, and a host handler for cpu
+/// devices).
+fn register_stage(id: &str, stage: u32) {
+    let layout = tagged_layout();
+    let definition = KernelDefinition::new(id, layout.clone(), layout, &stage_wgsl(stage)).with_host_handler(
+        host::typed(move |m: &Tagged, _: &mut [u32]| Some(Tagged { value: stage_value(m.value, stage), ..*m })),
+    );
+    kernel::register_or_replace(definition);
+}
+
+/// Launches and connects `stages` tagged stages, stage `k` on `devices[k]`.
+async fn pipeline(rt: &Runtime, prefix: &str, devices: &[DeviceId], queue: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (stage, &device) in devices.iter().enumerate() {
+        let id = format!("{prefix}-{stage}");
+        register_stage(&id, stage as u32);
+        let options = LaunchOptions::default().with_queue_capacity(queue).on_device(device).with_auto_activate();
+        rt.launch(&id, options).await.unwrap();
+        ids.push(id);
+    }
+    for pair in ids.windows(2) {
+        rt.connect(&pair[0], &pair[1]).await.unwrap();
+    }
+    ids
+}
+
+/// Sends `count` tagged messages from `from` into `first`, 200 at a time (within the queues'
+/// bounds), and checks every answer of `last`.
+async fn flow(rt: &Runtime, first: &str, last: &str, order: &mut InOrder, from: u32, count: u32) {
+    for start in (from..from + count).step_by(200) {
+        let end = (start + 200).min(from + count);
+        let batch: Vec<Tagged> = (start..end).map(|seq| Tagged::new(0, seq)).collect();
+        rt.send_batch(first, &batch, Some(Duration::from_secs(30))).await.unwrap();
+        let mut got = 0;
+        while got < batch.len() {
+            let answers = rt.receive_batch::<Tagged>(last, batch.len() - got, Some(Duration::from_secs(30))).await;
+            let answers = answers.unwrap();
+            order.check(&answers);
+            got += answers.len();
+        }
+    }
+}
+
+#[test]
+fn the_topology_lists_every_device_with_its_kernels() {
+    let rt = two_devices(LoadBalancing::RoundRobin);
+    pollster::block_on(async {
+        assert_eq!(rt.device_count(), 2);
+        let ids = pipeline(&rt, "topo", &[D0, D1], 64).await;
+        let topology = rt.gpu_topology();
+        let devices: Vec<_> = topology.devices().collect();
+        assert_eq!(devices.len(), 2);
+        for (i, device) in devices.iter().enumerate() {
+            assert_eq!(device.id, DeviceId(i as u32));
+            assert_eq!(device.kernels, [ids[i].clone()]);
+            assert!(device.memory_bytes > 0, "{device:?}");
+            assert!(device.limits.max_binding_bytes.unwrap() > 0);
+            assert_eq!(device.lost, None);
+            assert_ne!(device.adapter.backend, "cpu");
+        }
+        assert_eq!(rt.device_of(&ids[1]).unwrap(), D1);
+        let summary = rt.summary();
+        assert_eq!(summary.devices.len(), 2);
+        assert_eq!(summary.per_kernel[&ids[1]].device, D1);
+        let text = rt.metrics_text();
+        let placed = format!("ringkernel_kernel_device{{kernel=\"{}\",device=\"1\"}} 1", ids[1]);
+        assert!(text.contains(&placed), "where each kernel runs:\n{text}");
+        assert!(text.contains("ringkernel_device_kernels{device=\"1\"} 1"), "{text}");
+        // An id past the list is refused by name.
+        let e = rt.launch("doubler", LaunchOptions::default().on_device(DeviceId(2))).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::OutOfRange);
+        assert!(e.to_string().contains("the runtime has 2 devices"), "{e}");
+    });
+}
+
+#[test]
+fn placement_follows_the_policy_and_the_requirements() {
+    let rt = two_devices(LoadBalancing::RoundRobin);
+    pollster::block_on(async {
+        let mut placed = Vec::new();
+        for i in 0..4 {
+            let handle = rt.launch_as("doubler", &format!("rr-{i}"), LaunchOptions::default()).await.unwrap();
+            placed.push(rt.device_of(handle.id()).unwrap());
+        }
+        assert_eq!(placed, [D0, D1, D0, D1], "round robin");
+        let cpu_only = DeviceRequirements::default().with_backend(BackendChoice::Cpu);
+        let e = rt.select_device(&cpu_only).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        let huge = DeviceRequirements::default().with_min_binding_bytes(u64::MAX);
+        assert!(rt.launch_as("doubler", "huge", LaunchOptions::default().with_requirements(huge)).await.is_err());
+        assert!(rt.get_kernel("huge").is_none(), "a refused launch leaves nothing behind");
+    });
+    let rt = two_devices(LoadBalancing::LeastLoaded);
+    pollster::block_on(async {
+        // Device 0 holds a kernel with queued work: the next launch goes to device 1.
+        rt.launch_as("doubler", "busy", LaunchOptions::default().on_device(D0)).await.unwrap();
+        rt.send_batch("busy", &[1i32, 2, 3], None).await.unwrap();
+        rt.launch_as("doubler", "next", LaunchOptions::default()).await.unwrap();
+        assert_eq!(rt.device_of("next").unwrap(), D1);
+        assert_eq!(rt.select_device(&DeviceRequirements::default()).unwrap(), D1);
+    });
+}
+
+#[test]
+fn losing_one_device_fails_only_its_kernels() {
+    let rt = two_devices(LoadBalancing::RoundRobin);
+    pollster::block_on(async {
+        // Two unconnected kernels, one per device, each the first stage of its own pipeline.
+        let ids = [pipeline(&rt, "left", &[D0], 256).await, pipeline(&rt, "right", &[D1], 256).await].concat();
+        let (mut order0, mut order1) = (InOrder::new(1, 1), InOrder::new(1, 1));
+        flow(&rt, &ids[0], &ids[0], &mut order0, 0, 100).await;
+        flow(&rt, &ids[1], &ids[1], &mut order1, 0, 100).await;
+        rt.destroy_device_at(D1).unwrap();
+        common::wait_until("device 1's kernel to fail", || rt.state(&ids[1]).unwrap() == KernelState::Failed);
+        assert_eq!(rt.state(&ids[0]).unwrap(), KernelState::Active, "device 0 keeps running");
+        flow(&rt, &ids[0], &ids[0], &mut order0, 100, 100).await;
+        let topology = rt.gpu_topology();
+        assert!(topology.devices[1].lost.is_some() && topology.devices[0].lost.is_none(), "{topology:?}");
+        assert!(rt.summary().device.lost.unwrap().starts_with("device 1: "));
+        // Messages sent to the failed kernel wait for recovery, which brings back only device 1.
+        rt.recover().await.unwrap();
+        assert_eq!(rt.state(&ids[1]).unwrap(), KernelState::Active);
+        flow(&rt, &ids[1], &ids[1], &mut order1, 100, 100).await;
+        let report = rt.dispose().await.unwrap();
+        assert_eq!((report.device_losses, report.recoveries), (1, 1));
+    });
+}
+
+#[test]
+fn a_pipeline_across_devices_relays_through_the_host_in_order() {
+    let rt = two_devices(LoadBalancing::RoundRobin);
+    pollster::block_on(async {
+        let ids = pipeline(&rt, "across", &[D0, D1, D0], 512).await;
+        let mut order = InOrder::new(1, 3);
+        flow(&rt, &ids[0], &ids[2], &mut order, 0, 5000).await;
+        for id in &ids {
+            assert_eq!(rt.telemetry(id).unwrap().unwrap().messages_processed, 5000, "{id}");
+        }
+    });
+}
+
+#[test]
+fn migration_keeps_state_calls_and_order() {
+    let rt = two_devices(LoadBalancing::RoundRobin);
+    pollster::block_on(async {
+        // The histogram keeps its bins in `state`: they must come along.
+        rt.launch("histogram", LaunchOptions::default().on_device(D0).with_auto_activate()).await.unwrap();
+        // 64 messages of 16 samples: 16 in each of the 64 bins.
+        let samples: Vec<[f32; 16]> =
+            (0..64).map(|m| std::array::from_fn(|i| ((m * 16 + i) % 64) as f32 / 64.0 + 0.001)).collect();
+        rt.send_batch("histogram", &samples, None).await.unwrap();
+        let report = rt.migrate("histogram", D1).await.unwrap();
+        assert_eq!((report.from, report.to), (D0, D1));
+        assert_eq!(rt.device_of("histogram").unwrap(), D1);
+        rt.send_batch("histogram", &samples, None).await.unwrap();
+        let mut answered = 0;
+        while answered < 128 {
+            answered += rt.receive_batch_packed("histogram", 2000, Some(Duration::from_secs(30))).await.unwrap().len()
+                / rt.output_layout("histogram").unwrap().size();
+        }
+        let bins: Vec<u32> = rt.read_state_as("histogram").await.unwrap();
+        assert!(bins.iter().all(|&b| b == 32), "every bin counted before and after the move: {bins:?}");
+
+        // A call waiting when the kernel moves gets its answer from the new device.
+        rt.launch("doubler", LaunchOptions::default().on_device(D0).with_auto_activate()).await.unwrap();
+        rt.send_batch("doubler", &(0..1000).collect::<Vec<i32>>(), None).await.unwrap();
+        let (call, moved) =
+            futures_util::join!(rt.call_pod::<i32, i32>("doubler", &21, Some(Duration::from_secs(30))), async {
+                rt.migrate("doubler", D1).await
+            });
+        assert_eq!(call.unwrap(), 42);
+        moved.unwrap();
+        let answers: Vec<i32> = rt.receive_batch("doubler", 1000, Some(Duration::from_secs(30))).await.unwrap();
+        let mut all = answers;
+        while all.len() < 1000 {
+            all.extend(rt.receive_batch::<i32>("doubler", 1000, Some(Duration::from_secs(30))).await.unwrap());
+        }
+        assert_eq!(all, (0..1000).map(|v| v * 2).collect::<Vec<i32>>());
+        // Moving to where it is changes nothing; a kernel that is not live cannot move.
+        assert_eq!(rt.migrate("doubler", D1).await.unwrap().pause, Duration::ZERO);
+        rt.terminate("doubler", None).await.unwrap();
+        let e = rt.migrate("doubler", D0).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::KernelState, "{e}");
+        let e = rt.kernel_migrator().migrate_kernel("histogram", D0, D1).await.unwrap_err();
+        assert!(e.to_string().contains("runs on device 1"), "{e}");
+        let t = rt.telemetry("histogram").unwrap().unwrap();
+        assert_eq!((t.migrations, t.device), (1, D1));
+        assert_eq!(rt.dispose().await.unwrap().migrated_kernels, 2);
+    });
+}
+
+/// One soak run: `MESSAGES` tagged messages into the first of `ids`, answers from the last, and
+/// `moving` migrated to the other device every `EVERY` messages sent, while messages are queued
+/// and in flight. Returns the migrations' pauses, in milliseconds.
+async fn soak(rt: &Runtime, ids: &[String], moving: &str, seed: u64) -> Vec<f64> {
+    const MESSAGES: u32 = 1_000_000;
+    const EVERY: u32 = 400;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut order = InOrder::new(1, ids.len() as u32);
+    let (first, last) = (&ids[0], &ids[ids.len() - 1]);
+    let (mut sent, mut next_move, mut pauses) = (0u32, EVERY, Vec::new());
+    let mut batch = Vec::new();
+    while order.received < u64::from(MESSAGES) {
+        if sent < MESSAGES {
+            let end = (sent + rng.u32(1..=2 * EVERY)).min(MESSAGES);
+            batch.clear();
+            batch.extend((sent..end).map(|seq| Tagged::new(0, seq)));
+            sent += common::accepted(rt.send_batch(first, &batch, Some(Duration::ZERO)).await) as u32;
+        }
+        if sent >= next_move {
+            let to = DeviceId(1 - rt.device_of(moving).unwrap().0);
+            pauses.push(rt.migrate(moving, to).await.unwrap().pause.as_secs_f64() * 1000.0);
+            next_move += EVERY;
+        }
+        let answers = rt.receive_batch::<Tagged>(last, 4 * EVERY as usize, Some(Duration::ZERO)).await;
+        match answers {
+            Ok(answers) => order.check(&answers),
+            Err(e) if e.kind() == ErrorKind::Timeout => {}
+            Err(e) => panic!("receive: {e}"),
+        }
+    }
+    assert_eq!(order.per_sender(), [MESSAGES]);
+    pauses
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn check_migration_soak(stages: usize) {
+    let rt = two_devices(LoadBalancing::RoundRobin);
+    let devices: Vec<DeviceId> = (0..stages).map(|s| DeviceId((s % 2) as u32)).collect();
+    pollster::block_on(async {
+        let prefix = format!("msoak{stages}");
+        let ids = pipeline(&rt, &prefix, &devices, 4096).await;
+        let moving = ids[ids.len() / 2].clone();
+        let started = Instant::now();
+        let mut pauses = soak(&rt, &ids, &moving, 0x5eed_0018).await;
+        pauses.sort_by(f64::total_cmp);
+        println!(
+            "{{\"test\":\"migration-soak\",\"stages\":{stages},\"messages\":1000000,\"migrations\":{},\
+             \"pauseP50Ms\":{:.3},\"pauseP99Ms\":{:.3},\"seconds\":{:.2}}}",
+            pauses.len(),
+            percentile(&pauses, 0.5),
+            percentile(&pauses, 0.99),
+            started.elapsed().as_secs_f64()
+        );
+        assert!(pauses.len() >= 2000, "{} migrations", pauses.len());
+        for id in &ids {
+            let t = rt.telemetry(id).unwrap().unwrap();
+            assert_eq!(t.messages_processed, 1_000_000, "{id}");
+            assert_eq!((t.input_queue_depth, t.in_flight, t.output_queue_depth), (0, 0, 0), "{id}");
+        }
+        assert_eq!(rt.telemetry(&moving).unwrap().unwrap().migrations, pauses.len() as u64);
+        assert_eq!(rt.dispose().await.unwrap().migrated_kernels, pauses.len() as u64);
+    });
+}
+
+#[test]
+fn soak_one_kernel_migrating_back_and_forth() {
+    check_migration_soak(1);
+}
+
+#[test]
+fn soak_the_middle_stage_of_a_pipeline_migrating_back_and_forth() {
+    check_migration_soak(3);
+}
