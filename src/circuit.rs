@@ -127,14 +127,17 @@ impl CircuitBreakerConfig {
 /// A duration given in milliseconds (a non-negative, finite number), as JavaScript options are;
 /// anything else is an `OutOfRange` naming the option.
 pub(crate) fn millis<'de, D: Deserializer<'de>>(deserializer: D, name: &str) -> Result<Duration, D::Error> {
-    let ms = f64::deserialize(deserializer)?;
+    duration_from_millis(f64::deserialize(deserializer)?, name).map_err(serde::de::Error::custom)
+}
+
+/// [`millis`]' rule for a number already read (the wasm layer reads its options itself).
+pub(crate) fn duration_from_millis(ms: f64, name: &str) -> Result<Duration, crate::error::Error> {
     // Below 2^53 ms (285,000 years): every such number is exact and fits a `Duration`.
     if ms.is_finite() && (0.0..9.0e15).contains(&ms) {
         return Ok(Duration::from_secs_f64(ms / 1000.0));
     }
-    let refusal =
-        crate::error::Error::OutOfRange(format!("{name} must be a non-negative number of milliseconds, got {ms}"));
-    Err(serde::de::Error::custom(refusal))
+    let got = crate::platform::Float(ms);
+    Err(crate::error::Error::OutOfRange(format!("{name} must be a non-negative number of milliseconds, got {got}")))
 }
 
 fn window_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {

@@ -38,6 +38,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::platform::Float;
+
 /// How loaded the runtime is, from `Normal` to `Critical` (ordered).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -227,11 +229,14 @@ impl DegradationOptions {
         ];
         for (name, t) in signals {
             if t.iter().any(|v| !v.is_finite() || *v <= 0.0) || t.windows(2).any(|w| w[1] < w[0]) {
-                return Some(format!("degradation.{name} must be four finite positive rising numbers, not {t:?}"));
+                return Some(format!(
+                    "degradation.{name} must be four finite positive rising numbers, not {:?}",
+                    t.map(Float)
+                ));
             }
         }
         if !(0.0..1.0).contains(&self.hysteresis) {
-            return Some(format!("degradation.hysteresis is a fraction in [0, 1), not {}", self.hysteresis));
+            return Some(format!("degradation.hysteresis is a fraction in [0, 1), not {}", Float(self.hysteresis)));
         }
         if self.window.is_zero() {
             return Some("degradation.windowMs must be more than 0".into());
@@ -247,8 +252,13 @@ pub(crate) const MILLISECONDS: &str = "milliseconds, at least 0";
 /// Milliseconds (a finite number, at least 0) as a `Duration`.
 fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let ms = f64::deserialize(deserializer)?;
-    Duration::try_from_secs_f64(ms / 1000.0)
-        .map_err(|_| serde::de::Error::invalid_value(serde::de::Unexpected::Float(ms), &MILLISECONDS))
+    duration_from_millis(ms)
+        .ok_or_else(|| serde::de::Error::invalid_value(serde::de::Unexpected::Float(ms), &MILLISECONDS))
+}
+
+/// [`millis`]' rule for a number already read (the wasm layer reads its options itself).
+pub(crate) fn duration_from_millis(ms: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(ms / 1000.0).ok()
 }
 
 pub(crate) fn optional_millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {

@@ -113,7 +113,7 @@ pub enum Error {
     /// The kernel's circuit breaker is open (see [`crate::CircuitState`]): the send, call or
     /// protected operation was refused and nothing of it was queued. Try again after
     /// `retry_after`.
-    #[error("circuit of kernel '{id}' is open: retry in {} ms", retry_after.as_millis())]
+    #[error("circuit of kernel '{id}' is open: retry in {} ms", millis(retry_after))]
     CircuitOpen {
         /// The kernel whose circuit refused.
         id: String,

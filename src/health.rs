@@ -282,7 +282,11 @@ pub(crate) fn assess(vitals: &Vitals, limits: &HealthThresholds) -> HealthReport
             found(Severity::Degraded, kernel(), format!("kernel '{}': circuit breaker {circuit}", k.id));
         }
     }
-    issues.sort_by_key(|issue| std::cmp::Reverse(issue.severity));
+    // Worst first, in the order found within a severity: a stable sort by severity, which with
+    // two severities is one partition (a sort would link a stable sort's code into the wasm).
+    let (mut issues, degraded): (Vec<_>, Vec<_>) =
+        issues.into_iter().partition(|issue| issue.severity == Severity::Unhealthy);
+    issues.extend(degraded);
     let worst = issues.first().map(|i| i.severity);
     let reason = || {
         let lines: Vec<&str> = issues.iter().filter(|i| Some(i.severity) == worst).map(|i| i.reason.as_str()).collect();

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::platform::Float;
 
 /// What a device buffer is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -287,7 +288,8 @@ impl AlertWatches {
     pub fn add(&mut self, threshold: f64, callback: AlertCallback) -> Result<MemoryWatchId> {
         if !(threshold > 0.0 && threshold <= 1.0) {
             return Err(Error::OutOfRange(format!(
-                "a memory alert threshold is a pressure in (0, 1], not {threshold}"
+                "a memory alert threshold is a pressure in (0, 1], not {}",
+                Float(threshold)
             )));
         }
         self.next += 1;

@@ -12,6 +12,7 @@ use crate::degradation::DegradationLevel;
 use crate::health::{HealthReport, HealthSubject, Severity};
 use crate::lifecycle::KernelState;
 use crate::memory::MemoryPurpose;
+use crate::platform::Float;
 use crate::telemetry::{KernelTelemetry, RuntimeSummary};
 
 /// One metric family: name, help, type, and a sample per kernel.
@@ -401,7 +402,7 @@ fn number(value: f64) -> String {
         v if v == f64::INFINITY => "+Inf".into(),
         v if v == f64::NEG_INFINITY => "-Inf".into(),
         v if v.fract() == 0.0 && v.abs() < 1e15 => format!("{}", v as i64),
-        v => format!("{v}"),
+        v => Float(v).to_string(),
     }
 }
 

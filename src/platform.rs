@@ -187,3 +187,80 @@ pub fn warn(message: &str) {
     #[cfg(target_arch = "wasm32")]
     web_sys::console::warn_1(&message.into());
 }
+
+/// An `f64` printed as Rust prints it: `{}` (Display) and `{:?}` (Debug) give the same text as
+/// for the `f64` itself. Natively it is the `f64`'s own formatting; in the wasm it is built from
+/// JavaScript's shortest round-trip digits (`src/wasm/js/float.js`, the digits Rust picks),
+/// because Rust's float formatting would cost the package about 6 KB gzipped.
+#[derive(Clone, Copy)]
+pub struct Float(pub f64);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl std::fmt::Display for Float {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl std::fmt::Debug for Float {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl std::fmt::Display for Float {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&float_text(self.0, false))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl std::fmt::Debug for Float {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&float_text(self.0, true))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/wasm/js/float.js")]
+extern "C" {
+    /// [`Float`]'s text: Display's (never an exponent) or, with `debug`, Debug's (`.0` on whole
+    /// numbers; an exponent below 1e-4 and from 1e16 on).
+    #[wasm_bindgen(js_name = floatText)]
+    fn float_text(value: f64, debug: bool) -> String;
+}
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests {
+    use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+    use super::Float;
+
+    wasm_bindgen_test_configure!(run_in_browser);
+
+    /// [`Float`] prints what Rust's own float formatting prints.
+    #[wasm_bindgen_test]
+    fn floats_print_as_rust_prints_them() {
+        #[rustfmt::skip]
+        let mut values = vec![
+            0.0, -0.0, 1.0, -1.0, 0.5, 1.5, -1.5, 0.1, 0.2 + 0.1, 1.0 / 3.0, 2.0 / 3.0, 100.0, 123.456, 1e-4, 9.99e-5,
+            1e-5, 1.5e-7, 1e-7, 1e-6, 1.25e-6, 1e15, 1e16, 1.5e16, 9.007_199_254_740_993e15, 1e20, 1e21, 1.5e21,
+            1.234_567_89e25, 5e-324, f64::MIN_POSITIVE, f64::MAX, f64::MIN, f64::EPSILON, f64::NAN, f64::INFINITY,
+            f64::NEG_INFINITY, 2f64.powi(53), 2f64.powi(64), 0.8, 0.95, 0.05, 60_000.0, 9.0e15, 4_294_967_296.0,
+            1.700_000_000_000_001_3e14, 0.999_999_999_999_999_9, 9.999_999_999_999_999e22,
+        ];
+        // Halfway cases (JavaScript and Rust break the tie differently) among powers of two.
+        values.extend((-80..80).map(|k| 2f64.powi(k)));
+        let mut x = 1.0e-30_f64;
+        while x < 1e30 {
+            values.extend([x, x * 1.7, -x * 3.3, x * 9.999]);
+            x *= 10.0;
+        }
+        for v in values {
+            assert_eq!(Float(v).to_string(), v.to_string(), "{v:e}");
+            assert_eq!(format!("{:?}", Float(v)), format!("{v:?}"), "{v:e}");
+        }
+    }
+}

@@ -24,7 +24,10 @@ pub(crate) fn duration_from_ms(ms: f64) -> Result<Duration> {
     if ms.is_finite() && ms >= 0.0 {
         return Ok(Duration::from_secs_f64(ms / 1000.0));
     }
-    Err(Error::OutOfRange(format!("timeout must be a non-negative number of milliseconds, got {ms}")))
+    Err(Error::OutOfRange(format!(
+        "timeout must be a non-negative number of milliseconds, got {}",
+        platform::Float(ms)
+    )))
 }
 
 /// Waits for `listener` or the deadline; `false` when the deadline passed first.

@@ -7,6 +7,7 @@
 //! finite or ±Infinity. Nested structs are named fields; arrays of structs are lists of those.
 
 use super::{FieldError, FieldType, MessageLayout, Scalar};
+use crate::platform::Float;
 
 /// A host value for one field.
 #[derive(Debug, Clone, PartialEq)]
@@ -332,20 +333,20 @@ fn scalar_bits(field: &str, scalar: Scalar, n: f64) -> Result<u32, FieldError> {
         Scalar::F32 => {
             if n.is_nan() || n.is_finite() && (n as f32).is_infinite() {
                 // NaN is refused because it is almost always a bug upstream; ±Infinity passes.
-                return Err(FieldError::new(field, format!("is {n}, not a representable f32")));
+                return Err(FieldError::new(field, format!("is {}, not a representable f32", Float(n))));
             }
             Ok((n as f32).to_bits())
         }
         Scalar::I32 | Scalar::U32 => {
             if !n.is_finite() || n.fract() != 0.0 {
-                return Err(FieldError::new(field, format!("expects an integer ({scalar}), got {n}")));
+                return Err(FieldError::new(field, format!("expects an integer ({scalar}), got {}", Float(n))));
             }
             let (min, max) = match scalar {
                 Scalar::I32 => (i32::MIN as f64, i32::MAX as f64),
                 _ => (0.0, u32::MAX as f64),
             };
             if n < min || n > max {
-                return Err(FieldError::new(field, format!("value {n} is out of range for {scalar}")));
+                return Err(FieldError::new(field, format!("value {} is out of range for {scalar}", Float(n))));
             }
             Ok(if scalar == Scalar::I32 { n as i32 as u32 } else { n as u32 })
         }

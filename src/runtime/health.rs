@@ -27,7 +27,8 @@ impl Runtime {
             LifecycleState::Stopped => Some("stopped"),
             _ => None,
         };
-        let mut ids: Vec<&String> = table.kernels.keys().collect();
+        // Owned ids: sorting `Vec<String>` is the sort instance the id lists already have.
+        let mut ids: Vec<String> = table.kernels.keys().cloned().collect();
         ids.sort_unstable();
         let mut seen = HashMap::with_capacity(ids.len());
         let now_ms = platform::now_ms();
@@ -35,14 +36,14 @@ impl Runtime {
         let kernels = ids
             .into_iter()
             .map(|id| {
-                let k = &table.kernels[id];
+                let k = &table.kernels[&id];
                 let c = &k.counters;
                 let now = (c.failures, c.messages_processed + c.failures);
                 // A kernel launched again under the same id starts from zero.
-                let before = samples.0.get(id).copied().filter(|b| b.0 <= now.0 && b.1 <= now.1).unwrap_or((0, 0));
+                let before = samples.0.get(&id).copied().filter(|b| b.0 <= now.0 && b.1 <= now.1).unwrap_or((0, 0));
                 seen.insert(id.clone(), now);
                 KernelVitals {
-                    id: id.clone(),
+                    id,
                     input_fill: k.mailbox.inbox.fill(),
                     output_fill: k.mailbox.outbox.fill(),
                     errors: now.0 - before.0,

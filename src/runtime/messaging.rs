@@ -427,10 +427,10 @@ impl Runtime {
                 let (queued, answers) = (kernel.mailbox.inbox.len(), kernel.mailbox.outbox.len());
                 drop(table);
                 platform::warn(&format!(
-                    "ringkernel-web: a send to kernel '{id}' has waited {:.0} s for room: its {queued} queued \
+                    "ringkernel-web: a send to kernel '{id}' has waited {} s for room: its {queued} queued \
                      messages wait because its output queue is full ({answers} answers nobody has received). \
                      Receive its answers (or connect it to a kernel that takes them).",
-                    STALL_REPORT_MS / 1000.0
+                    STALL_REPORT_MS as u64 / 1000 // whole seconds, without float formatting
                 ));
             }
         }

@@ -195,12 +195,14 @@ impl Runtime {
                 }
             }
             WatchdogAction::RecoverDevice if !stale.is_empty() => {
-                // Each device with a stale kernel on it is replaced, once.
-                let mut devices: Vec<DeviceId> =
-                    stale.iter().filter_map(|k| self.device_of(&k.kernel_id).ok()).collect();
-                devices.sort_unstable();
-                devices.dedup();
-                devices.retain(|&device| self.shared.device(device).gpu().is_some());
+                // Each device with a stale kernel on it is replaced, once, in id order (taken
+                // from the device list rather than sorted: no sort of its own in the wasm).
+                let devices: Vec<DeviceId> = self
+                    .shared
+                    .device_ids()
+                    .filter(|&device| stale.iter().any(|k| self.device_of(&k.kernel_id).ok() == Some(device)))
+                    .filter(|&device| self.shared.device(device).gpu().is_some())
+                    .collect();
                 for &device in &devices {
                     let on_it: Vec<&str> = stale
                         .iter()

@@ -11,7 +11,7 @@
 //! - `definitions`: `defineMessage` and `ringKernel`;
 //! - `messages`: JS values ↔ messages, through `codec` (the JavaScript encoders and decoders
 //!   of `js/codec.js`) where it can; `host_handler`: JavaScript handlers for the cpu backend;
-//! - `options`: option objects; `errors`: runtime errors as instances of the JS classes of
+//! - `options`: option objects; `serialize`: results as JavaScript values; `errors`: runtime errors as instances of the JS classes of
 //!   `js/errors.js`;
 //! - `types`: the TypeScript declarations wasm-bindgen cannot derive.
 
@@ -27,6 +27,7 @@ mod messages;
 mod operations;
 mod options;
 mod runtime;
+mod serialize;
 mod types;
 
 pub use definitions::{define_message, ring_kernel};
@@ -53,9 +54,7 @@ fn install_panic_hook() {
 
 /// Serializes telemetry-like values: `None` becomes `null`, maps become plain objects.
 fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    let serializer =
-        serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true).serialize_maps_as_objects(true);
-    value.serialize(&serializer).map_err(|e| type_error(e.to_string()))
+    serialize::to_value(value).map_err(|e| type_error(e.to_string()))
 }
 
 /// A kernel id from JavaScript: a string, or a `TypeError` naming the argument and what came

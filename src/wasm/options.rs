@@ -1,11 +1,16 @@
-//! Option objects from JavaScript. Each deserializes with serde into a struct (the core's
-//! `RuntimeOptions` and `LaunchOptions`, or one of the small ones here); a missing argument,
+//! Option objects from JavaScript, read into a struct (the core's `RuntimeOptions` and
+//! `LaunchOptions` with their nested ones, or one of the small ones here); a missing argument,
 //! `undefined` and `null` mean defaults. Unknown keys are refused so a typo never silently does
-//! nothing: serde-wasm-bindgen reads only the keys a struct declares, so the keys allowed are
-//! asked of the struct's own `Deserialize` (no list kept by hand).
+//! nothing: the keys allowed are asked of the struct's own `Deserialize` (no list kept by hand).
+//!
+//! The fields are read as serde-wasm-bindgen read them for that derived `Deserialize`, with the
+//! same values and the same error texts (a browser test compares the two on every field), by
+//! [`ReadFields`] and the readers here: serde-wasm-bindgen's deserializer, instantiated for each
+//! struct, and the float formatting serde's error texts need cost the package several KB
+//! gzipped.
 
-use js_sys::{Object, Reflect};
-use serde::de::{self, Deserialize, Deserializer, Visitor};
+use js_sys::{Array, ArrayBuffer, Number, Object, Reflect, Uint8Array};
+use serde::de::{self, Deserialize, Deserializer, IntoDeserializer, Visitor};
 use serde::forward_to_deserialize_any;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -14,18 +19,22 @@ use std::time::Duration;
 
 use super::errors::{js_error, range_error, type_error};
 use super::messages::type_name;
+use crate::backend::BackendChoice;
 use crate::circuit::CircuitBreakerConfig;
 use crate::degradation::{DegradationOptions, MILLISECONDS};
-use crate::devices::{DeviceRequirements, DeviceSpec};
+use crate::devices::{DeviceId, DeviceRequirements, DeviceSpec, LoadBalancing, PowerPreference};
 use crate::health::HealthThresholds;
 use crate::lifecycle::KernelMode;
+use crate::platform::Float;
 use crate::runtime::builder::RuntimeBuilder;
 use crate::runtime::{LaunchOptions, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
 use crate::waiting::duration_from_ms;
 use crate::watchdog::{WatchdogAction, WatchdogConfig};
+use crate::{circuit, degradation};
 
 /// `{ timeout }` in milliseconds: without one, the operation waits as long as it takes.
 #[derive(serde::Deserialize, Default)]
+#[cfg_attr(test, derive(Debug))]
 #[serde(default, deny_unknown_fields)]
 pub(super) struct TimeoutOptions {
     pub timeout: Option<f64>,
@@ -45,6 +54,7 @@ pub(super) fn timeout_option(options: Option<JsValue>, what: &str) -> Result<Opt
 
 /// `receiveBatch`'s `{ max, timeout, packed }`.
 #[derive(serde::Deserialize, Default)]
+#[cfg_attr(test, derive(Debug))]
 #[serde(default, deny_unknown_fields)]
 pub(super) struct ReceiveBatchOptions {
     pub max: Option<usize>,
@@ -67,6 +77,7 @@ fn millis(ms: Option<f64>) -> Result<Option<Duration>, JsValue> {
 
 /// `managedKernel`'s `{ queueSize, mode, terminateTimeout }`.
 #[derive(serde::Deserialize, Default)]
+#[cfg_attr(test, derive(Debug))]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct ManagedKernelOptions {
     pub queue_size: Option<usize>,
@@ -90,25 +101,55 @@ impl ManagedKernelOptions {
 /// Parses an optional options object into `T` (see the module docs); `what` names it in errors.
 pub(super) fn parse_options<T>(value: Option<JsValue>, what: &str) -> Result<T, JsValue>
 where
-    T: for<'de> Deserialize<'de> + Default,
+    T: ReadFields + Default + for<'de> Deserialize<'de>,
 {
+    let mut options = T::default();
+    read_options(value, what, shape::<T>().1, &mut options)?;
+    Ok(options)
+}
+
+/// [`parse_options`] past the struct's type, so the wasm holds one copy of it.
+fn read_options(
+    value: Option<JsValue>,
+    what: &str,
+    fields: &[&str],
+    options: &mut dyn ReadFields,
+) -> Result<(), JsValue> {
     let Some(value) = value.filter(|v| !v.is_undefined() && !v.is_null()) else {
-        return Ok(T::default());
+        return Ok(());
     };
-    check_keys(&value, field_names::<T>(), what)?;
-    serde_wasm_bindgen::from_value(value).map_err(|e| {
-        let message = format!("{what}: {e}");
-        // serde names what it refused and what it wanted: a number (`floating point \`1.5\``)
-        // where a number of narrower range belongs (`expected usize`) is a RangeError, any other
-        // mismatch a TypeError; so is a duration the core refused as out of range.
-        let given_number = message.contains("integer `") || message.contains("floating point `");
-        let wanted_number = NUMBER_TYPES.iter().any(|ty| message.ends_with(&format!("expected {ty}")))
-            || message.ends_with(&format!("expected {MILLISECONDS}"));
-        match (given_number && wanted_number) || message.contains("out of range: ") {
-            true => range_error(message),
-            false => type_error(message),
+    check_keys(&value, fields, what)?;
+    read_fields(&value, fields, options).map_err(|e| refused(what, e))
+}
+
+/// Reads each field in `fields` that the object `value` has, in order, as serde-wasm-bindgen
+/// visits them: a key that reads `undefined` counts only if the object has it (`in`), and the
+/// first field refused ends it.
+fn read_fields(value: &JsValue, fields: &[&str], options: &mut dyn ReadFields) -> Read<()> {
+    for &field in fields {
+        let key = JsValue::from_str(field);
+        let found = Reflect::get(value, &key).map_err(|e| js_string(&e))?;
+        if !found.is_undefined() || Reflect::has(value, &key).map_err(|e| js_string(&e))? {
+            options.read_field(field, &found)?;
         }
-    })
+    }
+    Ok(())
+}
+
+/// The error for an options object refused with the text `error` (as serde-wasm-bindgen's
+/// error printed itself).
+fn refused(what: &str, error: String) -> JsValue {
+    let message = format!("{what}: {error}");
+    // serde names what it refused and what it wanted: a number (`floating point \`1.5\``)
+    // where a number of narrower range belongs (`expected usize`) is a RangeError, any other
+    // mismatch a TypeError; so is a duration the core refused as out of range.
+    let given_number = message.contains("integer `") || message.contains("floating point `");
+    let wanted_number = NUMBER_TYPES.iter().any(|ty| message.ends_with(&format!("expected {ty}")))
+        || message.ends_with(&format!("expected {MILLISECONDS}"));
+    match (given_number && wanted_number) || message.contains("out of range: ") {
+        true => range_error(message),
+        false => type_error(message),
+    }
 }
 
 /// Refuses an options object with a key `known` does not list (or a BigInt where a number
@@ -122,7 +163,7 @@ fn check_keys(value: &JsValue, known: &[&str], what: &str) -> Result<(), JsValue
         if !known.contains(&key.as_str()) {
             return Err(type_error(format!("{what}: unknown option '{key}' (expected one of {})", known.join(", "))));
         }
-        // serde-wasm-bindgen would take a BigInt for a number, which these options are not.
+        // serde-wasm-bindgen took a BigInt for a number, which these options are not.
         if Reflect::get(value, &key.as_str().into())?.is_bigint() {
             return Err(type_error(format!("{what}: option '{key}' must be a number, got a BigInt")));
         }
@@ -137,10 +178,10 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
     let (value, preset) = without_preset(value)?;
     if let Some(options) = value.as_ref().filter(|v| v.is_object()) {
         let nested = [
-            ("circuitBreaker", field_names::<CircuitBreakerConfig>()),
-            ("watchdog", field_names::<WatchdogConfig>()),
-            ("health", field_names::<HealthThresholds>()),
-            ("degradation", field_names::<DegradationOptions>()),
+            ("circuitBreaker", shape::<CircuitBreakerConfig>().1),
+            ("watchdog", shape::<WatchdogConfig>().1),
+            ("health", shape::<HealthThresholds>().1),
+            ("degradation", shape::<DegradationOptions>().1),
         ];
         for (key, known) in nested {
             check_nested(options, key, known, WHAT)?;
@@ -148,17 +189,20 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
         let devices = Reflect::get(options, &"devices".into())?;
         if let Some(devices) = devices.dyn_ref::<js_sys::Array>() {
             for (i, device) in devices.iter().enumerate() {
-                check_keys(&device, field_names::<DeviceSpec>(), &format!("{WHAT}.devices[{i}]"))?;
+                check_keys(&device, shape::<DeviceSpec>().1, &format!("{WHAT}.devices[{i}]"))?;
             }
         }
     }
     let Some(mut options) = preset else { return parse_options(value, WHAT) };
-    // The preset's options, with each key the object gives taking the given value.
+    // The preset's options, with each key the object gives taking the given value: the object
+    // is checked whole first (its errors as without a preset), then each of its own keys is
+    // read again onto the preset's options (a nested object replaces the preset's whole).
     let Some(given) = value.filter(|v| v.is_object()) else { return Ok(options) };
-    let keys = Object::keys(given.unchecked_ref::<Object>());
-    let parsed: RuntimeOptions = parse_options(Some(given), WHAT)?;
-    for key in keys.iter() {
-        override_option(&mut options, &parsed, &key.as_string().unwrap_or_default());
+    parse_options::<RuntimeOptions>(Some(given.clone()), WHAT)?;
+    for key in Object::keys(given.unchecked_ref::<Object>()).iter() {
+        let key = key.as_string().unwrap_or_default();
+        let value = Reflect::get(&given, &key.as_str().into())?;
+        options.read_field(&key, &value).map_err(|e| refused(WHAT, e))?;
     }
     Ok(options)
 }
@@ -167,7 +211,7 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
 pub(super) fn launch_options(value: Option<JsValue>) -> Result<LaunchOptions, JsValue> {
     const WHAT: &str = "launch options";
     if let Some(options) = value.as_ref().filter(|v| v.is_object()) {
-        check_nested(options, "requirements", field_names::<DeviceRequirements>(), WHAT)?;
+        check_nested(options, "requirements", shape::<DeviceRequirements>().1, WHAT)?;
     }
     parse_options(value, WHAT)
 }
@@ -199,49 +243,9 @@ fn without_preset(value: Option<JsValue>) -> Result<(Option<JsValue>, Option<Run
     Ok((Some(rest.into()), Some(preset.options().clone())))
 }
 
-/// Sets the option named `key` (as JavaScript spells it) of `options` to its value in `given`.
-fn override_option(options: &mut RuntimeOptions, given: &RuntimeOptions, key: &str) {
-    // Every field by name: a field added to RuntimeOptions does not compile without its key here.
-    let RuntimeOptions {
-        enable_telemetry,
-        default_queue_size,
-        backend,
-        auto_recover,
-        device_index,
-        devices,
-        load_balancing,
-        debug,
-        max_messages_per_tick,
-        tracing,
-        health,
-        circuit_breaker,
-        watchdog,
-        memory_budget,
-        degradation,
-    } = given.clone();
-    match key {
-        "enableTelemetry" => options.enable_telemetry = enable_telemetry,
-        "defaultQueueSize" => options.default_queue_size = default_queue_size,
-        "backend" => options.backend = backend,
-        "autoRecover" => options.auto_recover = auto_recover,
-        "deviceIndex" => options.device_index = device_index,
-        "devices" => options.devices = devices,
-        "loadBalancing" => options.load_balancing = load_balancing,
-        "debug" => options.debug = debug,
-        "maxMessagesPerTick" => options.max_messages_per_tick = max_messages_per_tick,
-        "tracing" => options.tracing = tracing,
-        "health" => options.health = health,
-        "circuitBreaker" => options.circuit_breaker = circuit_breaker,
-        "watchdog" => options.watchdog = watchdog,
-        "memoryBudget" => options.memory_budget = memory_budget,
-        "degradation" => options.degradation = degradation,
-        _ => {} // parse_options refused every other key
-    }
-}
-
 /// A watchdog action from JavaScript: `"report"`, `"deactivate"` or `"recoverDevice"`.
 pub(super) fn watchdog_action(value: JsValue) -> Result<WatchdogAction, JsValue> {
-    serde_wasm_bindgen::from_value(value.clone()).map_err(|_| {
+    variant(&value).map_err(|_| {
         type_error(format!(
             "the watchdog action must be \"report\", \"deactivate\" or \"recoverDevice\", got {}",
             value.as_string().map_or_else(|| type_name(&value), |s| format!("\"{s}\""))
@@ -252,35 +256,583 @@ pub(super) fn watchdog_action(value: JsValue) -> Result<WatchdogAction, JsValue>
 /// How serde names the numeric types of option fields in its errors.
 const NUMBER_TYPES: [&str; 6] = ["usize", "u32", "u64", "i32", "f32", "f64"];
 
-/// The field names `T`'s derived `Deserialize` asks for (in their serialized spelling).
-fn field_names<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
-    let mut names = FieldNames(&[]);
-    let _ = T::deserialize(&mut names);
-    names.0
+/// A reader's result: the value, or the error's text as serde-wasm-bindgen's error printed
+/// itself (serde's own texts as a JavaScript `Error`'s `String()`: `Error: invalid type: ...`).
+type Read<T> = Result<T, String>;
+
+/// An options struct whose fields [`parse_options`] reads one by one.
+pub(super) trait ReadFields {
+    /// Sets the field `name` (its serialized spelling, one `Deserialize` declares) from `value`,
+    /// or says why not.
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()>;
 }
 
-/// A deserializer that only records the fields a struct asks for, then gives up.
-struct FieldNames(&'static [&'static str]);
+/// A field `Deserialize` declares that [`ReadFields::read_field`] does not read: a field added
+/// to a struct without its reader (the tests read every field).
+#[inline(never)]
+fn unread(name: &str) -> Read<()> {
+    Err(format!("Error: option '{name}' has no reader"))
+}
 
-impl<'de> Deserializer<'de> for &mut FieldNames {
+impl ReadFields for TimeoutOptions {
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
+        match name {
+            "timeout" => put(&mut self.timeout, option(value, number)),
+            _ => unread(name),
+        }
+    }
+}
+
+impl ReadFields for ReceiveBatchOptions {
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
+        match name {
+            "max" => put(&mut self.max, option(value, size)),
+            "timeout" => put(&mut self.timeout, option(value, number)),
+            "packed" => put(&mut self.packed, boolean(value)),
+            _ => unread(name),
+        }
+    }
+}
+
+impl ReadFields for ManagedKernelOptions {
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
+        match name {
+            "queueSize" => put(&mut self.queue_size, option(value, size)),
+            "mode" => put(&mut self.mode, variant(value)),
+            "terminateTimeout" => put(&mut self.terminate_timeout, option(value, number)),
+            _ => unread(name),
+        }
+    }
+}
+
+impl ReadFields for RuntimeOptions {
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
+        match name {
+            "enableTelemetry" => put(&mut self.enable_telemetry, boolean(value)),
+            "defaultQueueSize" => put(&mut self.default_queue_size, size(value)),
+            "backend" => put(&mut self.backend, variant::<BackendChoice>(value)),
+            "autoRecover" => put(&mut self.auto_recover, boolean(value)),
+            "deviceIndex" => put(&mut self.device_index, size(value)),
+            "devices" => put(&mut self.devices, sequence(value, nested)),
+            "loadBalancing" => put(&mut self.load_balancing, variant::<LoadBalancing>(value)),
+            "debug" => put(&mut self.debug, boolean(value)),
+            "maxMessagesPerTick" => put(&mut self.max_messages_per_tick, option(value, size)),
+            "tracing" => put(&mut self.tracing, boolean(value)),
+            "health" => put(&mut self.health, nested(value)),
+            "circuitBreaker" => put(&mut self.circuit_breaker, option(value, nested)),
+            "watchdog" => put(&mut self.watchdog, nested(value)),
+            "memoryBudget" => put(&mut self.memory_budget, option(value, unsigned_u64)),
+            "degradation" => put(&mut self.degradation, option(value, nested)),
+            _ => unread(name),
+        }
+    }
+}
+
+impl ReadFields for LaunchOptions {
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
+        match name {
+            "queueSize" => put(&mut self.queue_size, option(value, size)),
+            "inputQueueSize" => put(&mut self.input_queue_size, option(value, size)),
+            "outputQueueSize" => put(&mut self.output_queue_size, option(value, size)),
+            "mode" => put(&mut self.mode, variant(value)),
+            "maxBatch" => put(&mut self.max_batch, option(value, size)),
+            "autoActivate" => put(&mut self.auto_activate, boolean(value)),
+            "workgroupSize" => put(&mut self.block_size, option(value, unsigned_u32)),
+            "maxWorkgroups" => put(&mut self.grid_size, option(value, unsigned_u32)),
+            "sharedMemory" => put(&mut self.shared_memory, unsigned_u32(value)),
+            "priority" => put(&mut self.priority, signed_i32(value)),
+            // `deserialize_with` takes the value as it is: `null` is no number, not `None`.
+            "latencyBudgetMs" => put(&mut self.latency_budget, degradation_millis(value).map(Some)),
+            // `DeviceId` is a transparent `u32`.
+            "device" => put(&mut self.device, option(value, unsigned_u32).map(|id| id.map(DeviceId))),
+            "requirements" => put(&mut self.requirements, nested(value)),
+            _ => unread(name),
+        }
+    }
+}
+
+impl ReadFields for DeviceSpec {
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
+        match name {
+            "backend" => put(&mut self.backend, variant::<BackendChoice>(value)),
+            "index" => put(&mut self.index, size(value)),
+            "powerPreference" => put(&mut self.power_preference, variant::<PowerPreference>(value)),
+            _ => unread(name),
+        }
+    }
+}
+
+impl ReadFields for DeviceRequirements {
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
+        match name {
+            "backend" => put(&mut self.backend, option(value, variant::<BackendChoice>)),
+            "minBufferBytes" => put(&mut self.min_buffer_bytes, option(value, unsigned_u64)),
+            "minBindingBytes" => put(&mut self.min_binding_bytes, option(value, unsigned_u64)),
+            _ => unread(name),
+        }
+    }
+}
+
+impl ReadFields for CircuitBreakerConfig {
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
+        match name {
+            "failureThreshold" => put(&mut self.failure_threshold, unsigned_u32(value)),
+            "windowMs" => put(&mut self.window, circuit_millis(value, "circuitBreaker.windowMs")),
+            "openMs" => put(&mut self.open_duration, circuit_millis(value, "circuitBreaker.openMs")),
+            "halfOpenProbes" => put(&mut self.half_open_probes, unsigned_u32(value)),
+            _ => unread(name),
+        }
+    }
+}
+
+impl ReadFields for WatchdogConfig {
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
+        match name {
+            "heartbeatTimeoutMs" => {
+                put(&mut self.heartbeat_timeout, circuit_millis(value, "watchdog.heartbeatTimeoutMs"))
+            }
+            "action" => put(&mut self.action, variant(value)),
+            _ => unread(name),
+        }
+    }
+}
+
+impl ReadFields for HealthThresholds {
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
+        match name {
+            "queueFill" => put(&mut self.queue_fill, number(value)),
+            "errorRateDegraded" => put(&mut self.error_rate_degraded, number(value)),
+            "errorRateUnhealthy" => put(&mut self.error_rate_unhealthy, number(value)),
+            "memoryDegraded" => put(&mut self.memory_degraded, number(value)),
+            "memoryUnhealthy" => put(&mut self.memory_unhealthy, number(value)),
+            _ => unread(name),
+        }
+    }
+}
+
+impl ReadFields for DegradationOptions {
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
+        match name {
+            "queueFillThresholds" => put(&mut self.queue_fill_thresholds, four_numbers(value)),
+            "latencyThresholds" => put(&mut self.latency_thresholds, four_numbers(value)),
+            "memoryThresholds" => put(&mut self.memory_thresholds, four_numbers(value)),
+            "hysteresis" => put(&mut self.hysteresis, number(value)),
+            "cooldownMs" => put(&mut self.cooldown, degradation_millis(value)),
+            "windowMs" => put(&mut self.window, degradation_millis(value)),
+            "defaultLatencyBudgetMs" => put(&mut self.default_latency_budget, degradation_millis(value).map(Some)),
+            "protectedPriority" => put(&mut self.protected_priority, signed_i32(value)),
+            _ => unread(name),
+        }
+    }
+}
+
+/// Stores what a reader read in `slot`, or passes its error on: one copy of that for every
+/// field type, rather than one per field.
+#[inline(never)]
+fn put<T>(slot: &mut T, read: Read<T>) -> Read<()> {
+    *slot = read?;
+    Ok(())
+}
+
+/// `Option<T>`: `null` and `undefined` are `None`.
+fn option<T>(value: &JsValue, read: fn(&JsValue) -> Read<T>) -> Read<Option<T>> {
+    match value.loose_eq(&JsValue::NULL) {
+        true => Ok(None),
+        false => read(value).map(Some),
+    }
+}
+
+/// A nested options struct: an object whose fields are read as the top level's are.
+#[inline(never)] // one copy for each struct, not one in every reader of its parent
+fn nested<T: ReadFields + Default + for<'de> Deserialize<'de>>(value: &JsValue) -> Read<T> {
+    let mut options = T::default();
+    read_nested(value, shape::<T>(), &mut options)?;
+    Ok(options)
+}
+
+/// [`nested`] past the struct's type.
+#[inline(never)] // one copy for every nested struct
+fn read_nested(value: &JsValue, (name, fields): (&str, &[&str]), options: &mut dyn ReadFields) -> Read<()> {
+    if !value.is_object() {
+        return Err(invalid_type(value, &format!("struct {name}")));
+    }
+    read_fields(value, fields, options)
+}
+
+/// `bool`: a boolean.
+#[inline(never)] // one copy for every field that reads it
+fn boolean(value: &JsValue) -> Read<bool> {
+    value.as_bool().ok_or_else(|| invalid_type(value, "a boolean"))
+}
+
+/// `f64`: any number.
+#[inline(never)] // one copy for every field that reads it
+fn number(value: &JsValue) -> Read<f64> {
+    value.as_f64().ok_or_else(|| invalid_type(value, "f64"))
+}
+
+/// `usize`: read as a `u64` (a BigInt too), then narrowed.
+#[inline(never)] // one copy for every field that reads it
+fn size(value: &JsValue) -> Read<usize> {
+    let n = u64_of(value, "usize")?;
+    usize::try_from(n).map_err(|_| invalid_value(&n, "usize"))
+}
+
+/// `u64`: a safe integer not below zero, or a BigInt within `u64`.
+#[inline(never)] // one copy for every field that reads it
+fn unsigned_u64(value: &JsValue) -> Read<u64> {
+    u64_of(value, "u64")
+}
+
+/// [`size`] and [`unsigned_u64`] before narrowing; `ty` names the field's type in errors.
+fn u64_of(value: &JsValue, ty: &str) -> Read<u64> {
+    match value.is_bigint() {
+        true => u64::try_from(value.clone())
+            .map_err(|_| "Error: Couldn't deserialize u64 from a BigInt outside u64::MIN..u64::MAX bounds".to_owned()),
+        false => match safe_integer(value) {
+            Some(n) if n >= 0 => Ok(n as u64),
+            _ => Err(invalid_type(value, ty)),
+        },
+    }
+}
+
+/// `u32` from a number: a safe integer not below zero, within `u32`.
+#[inline(never)] // one copy for every field that reads it
+fn unsigned_u32(value: &JsValue) -> Read<u32> {
+    match safe_integer(value) {
+        Some(n) if n >= 0 => u32::try_from(n).map_err(|_| invalid_value(&n, "u32")),
+        _ => Err(invalid_type(value, "u32")),
+    }
+}
+
+/// `i32` from a number: a safe integer within `i32`.
+#[inline(never)] // one copy for every field that reads it
+fn signed_i32(value: &JsValue) -> Read<i32> {
+    match safe_integer(value) {
+        Some(n) => i32::try_from(n).map_err(|_| invalid_value(&n, "i32")),
+        None => Err(invalid_type(value, "i32")),
+    }
+}
+
+fn safe_integer(value: &JsValue) -> Option<i64> {
+    Number::is_safe_integer(value).then(|| value.unchecked_into_f64() as i64)
+}
+
+/// The elements of an array, or of another iterable, one by one as they are asked for (an
+/// iterator's exception passed on as serde-wasm-bindgen passed it); `expected` names what was
+/// wanted when `value` is neither.
+#[inline(never)] // one copy for every sequence
+fn elements<'a>(value: &'a JsValue, expected: &str) -> Read<Box<dyn Iterator<Item = Read<JsValue>> + 'a>> {
+    Ok(match value.dyn_ref::<Array>() {
+        Some(array) => Box::new(array.iter().map(Ok)),
+        None => match js_sys::try_iter(value).map_err(|e| js_string(&e))? {
+            Some(iter) => Box::new(iter.map(|element| element.map_err(|e| js_string(&e)))),
+            None => return Err(invalid_type(value, expected)),
+        },
+    })
+}
+
+/// `Vec<T>`: every element of an array (or another iterable), each read by `read`.
+fn sequence<T>(value: &JsValue, read: fn(&JsValue) -> Read<T>) -> Read<Vec<T>> {
+    elements(value, "a sequence")?.map(|element| read(&element?)).collect()
+}
+
+/// `[f64; 4]`: an array (or another iterable) whose first four elements are numbers; more are
+/// not looked at.
+#[inline(never)] // one copy for every field that reads it
+fn four_numbers(value: &JsValue) -> Read<[f64; 4]> {
+    const EXPECTED: &str = "an array of length 4";
+    let mut elements = elements(value, EXPECTED)?;
+    let mut numbers = [0.0; 4];
+    for (i, slot) in numbers.iter_mut().enumerate() {
+        match elements.next() {
+            Some(element) => *slot = number(&element?)?,
+            None => return Err(format!("Error: invalid length {i}, expected {EXPECTED}")),
+        }
+    }
+    Ok(numbers)
+}
+
+/// A circuit breaker's or the watchdog's milliseconds (see `circuit::millis`).
+#[inline(never)] // one copy for every field that reads it
+fn circuit_millis(value: &JsValue, name: &str) -> Read<Duration> {
+    circuit::duration_from_millis(number(value)?, name).map_err(|e| format!("Error: {e}"))
+}
+
+/// The degradation manager's milliseconds (see `degradation::millis`).
+#[inline(never)] // one copy for every field that reads it
+fn degradation_millis(value: &JsValue) -> Read<Duration> {
+    let ms = number(value)?;
+    degradation::duration_from_millis(ms)
+        .ok_or_else(|| format!("Error: invalid value: {}, expected {MILLISECONDS}", unexpected_number(ms)))
+}
+
+/// A unit variant of `E`: its name as a string, or an object with that one key whose value is
+/// `null` or `undefined`. Names, aliases and the unknown-variant text are `E`'s derived ones.
+fn variant<E: for<'de> Deserialize<'de>>(value: &JsValue) -> Read<E> {
+    let (tag, payload) = variant_parts(value, shape::<E>().0)?;
+    let variant = E::deserialize(IntoDeserializer::<de::value::Error>::into_deserializer(tag.as_str()))
+        .map_err(|e| format!("Error: {e}"))?;
+    match payload.loose_eq(&JsValue::NULL) {
+        true => Ok(variant),
+        false => Err(invalid_type(&payload, "unit")),
+    }
+}
+
+/// [`variant`]'s tag and payload, whatever the enum (`name` in errors).
+#[inline(never)] // one copy for every enum
+fn variant_parts(value: &JsValue, name: &str) -> Read<(String, JsValue)> {
+    if let Some(tag) = value.as_string() {
+        Ok((tag, JsValue::UNDEFINED))
+    } else if value.is_object() {
+        let entries = Object::entries(value.unchecked_ref());
+        if entries.length() != 1 {
+            return Err(format!("Error: invalid length {}, expected 1", entries.length()));
+        }
+        let entry: Array = entries.get(0).unchecked_into();
+        Ok((entry.get(0).as_string().unwrap_or_default(), entry.get(1)))
+    } else {
+        Err(invalid_type(value, &format!("enum {name}")))
+    }
+}
+
+/// serde's `invalid type` error, with `value` described as serde-wasm-bindgen describes it.
+#[inline(never)] // one copy for every field that reads it
+fn invalid_type(value: &JsValue, expected: &str) -> String {
+    let unexpected = if value.loose_eq(&JsValue::NULL) {
+        "unit value".to_owned()
+    } else if let Some(b) = value.as_bool() {
+        format!("boolean `{b}`")
+    } else if let Some(n) = value.as_f64() {
+        unexpected_number(n)
+    } else if let Some(s) = value.as_string() {
+        format!("string {s:?}")
+    } else if value.is_instance_of::<Uint8Array>() || value.is_instance_of::<ArrayBuffer>() {
+        "byte array".to_owned()
+    } else {
+        format!("{value:?}")
+    };
+    format!("Error: invalid type: {unexpected}, expected {expected}")
+}
+
+/// serde's words for a number it did not want: a float, marked by its decimal point (`.0`
+/// added to a finite one printed without).
+fn unexpected_number(n: f64) -> String {
+    let text = Float(n).to_string();
+    match n.is_finite() && !text.contains('.') {
+        true => format!("floating point `{text}.0`"),
+        false => format!("floating point `{text}`"),
+    }
+}
+
+/// serde's `invalid value` error for an integer out of `ty`'s range.
+#[inline(never)] // one copy for every field that reads it
+fn invalid_value(n: &dyn std::fmt::Display, ty: &str) -> String {
+    format!("Error: invalid value: integer `{n}`, expected {ty}")
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A JavaScript exception as serde-wasm-bindgen printed one it passed on: `String(error)`.
+    #[wasm_bindgen(js_name = String)]
+    fn js_string(error: &JsValue) -> String;
+}
+
+/// The name and field names (or variant names) `T`'s derived `Deserialize` asks for (in their
+/// serialized spelling).
+fn shape<T: for<'de> Deserialize<'de>>() -> (&'static str, &'static [&'static str]) {
+    let mut names = Shape("", &[]);
+    let _ = T::deserialize(&mut names);
+    (names.0, names.1)
+}
+
+/// A deserializer that only records the name and the fields or variants a struct or enum asks
+/// for, then gives up.
+struct Shape(&'static str, &'static [&'static str]);
+
+impl<'de> Deserializer<'de> for &mut Shape {
     type Error = de::value::Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-        Err(de::Error::custom("only struct fields are read"))
+        Err(de::Error::custom("only structs and enums are read"))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
         self,
-        _: &'static str,
+        name: &'static str,
         fields: &'static [&'static str],
         _: V,
     ) -> Result<V::Value, Self::Error> {
-        self.0 = fields;
+        *self = Shape(name, fields);
         Err(de::Error::custom("fields recorded"))
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self = Shape(name, variants);
+        Err(de::Error::custom("variants recorded"))
     }
 
     forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
-        unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        unit_struct newtype_struct seq tuple tuple_struct map identifier ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The readers against serde-wasm-bindgen itself, which they replace: for every field of every
+    //! options struct and many kinds of value, the same options or the same error text.
+
+    use js_sys::{Array, ArrayBuffer, Object, Reflect, Uint8Array};
+    use serde::Deserialize;
+    use wasm_bindgen::JsValue;
+    use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+    use super::*;
+
+    wasm_bindgen_test_configure!(run_in_browser);
+
+    fn object(entries: &[(&str, JsValue)]) -> JsValue {
+        let object = Object::new();
+        for (key, value) in entries {
+            Reflect::set(&object, &(*key).into(), value).unwrap();
+        }
+        object.into()
+    }
+
+    fn numbers(values: &[f64]) -> JsValue {
+        values.iter().map(|v| JsValue::from(*v)).collect::<Array>().into()
+    }
+
+    fn values() -> Vec<JsValue> {
+        let mut values: Vec<JsValue> = [
+            0.0,
+            -0.0,
+            1.0,
+            1.5,
+            -1.0,
+            -1.5,
+            7.0,
+            0.25,
+            2f64.powi(31),
+            -(2f64.powi(31)) - 1.0,
+            2f64.powi(32) - 1.0,
+            2f64.powi(32),
+            2f64.powi(40),
+            2f64.powi(53),
+            2f64.powi(53) + 2.0,
+            9.0e15,
+            1e21,
+            1e-7,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ]
+        .into_iter()
+        .map(JsValue::from)
+        .collect();
+        for s in [
+            "",
+            "8",
+            "persistent",
+            "event-driven",
+            "fast",
+            "auto",
+            "gl",
+            "gles",
+            "webgpu",
+            "cpu",
+            "report",
+            "recoverDevice",
+            "leastLoaded",
+            "roundRobin",
+            "low-power",
+            "high-performance",
+            "say \"hi\"\n",
+        ] {
+            values.push(s.into());
+        }
+        values.extend([
+            JsValue::UNDEFINED,
+            JsValue::NULL,
+            true.into(),
+            false.into(),
+            JsValue::bigint_from_str("5"),
+            object(&[]),
+            object(&[("persistent", JsValue::NULL)]),
+            object(&[("event-driven", JsValue::UNDEFINED)]),
+            object(&[("persistent", 5.into())]),
+            object(&[("fast", JsValue::NULL)]),
+            object(&[("a", 1.into()), ("b", 2.into())]),
+            object(&[("failureThreshold", 3.into()), ("windowMs", 10.into()), ("halfOpenProbes", 0.5.into())]),
+            object(&[("heartbeatTimeoutMs", (-1).into()), ("action", "deactivate".into())]),
+            object(&[("queueFill", 0.5.into()), ("memoryUnhealthy", "x".into())]),
+            object(&[("queueFillThresholds", numbers(&[0.1, 0.2, 0.3, 0.4])), ("cooldownMs", 1e300.into())]),
+            object(&[("latencyThresholds", numbers(&[1.0, 2.0])), ("protectedPriority", 3.into())]),
+            object(&[("backend", "cpu".into()), ("index", 1.into()), ("powerPreference", "low-power".into())]),
+            object(&[("backend", JsValue::NULL), ("minBufferBytes", 1024.into()), ("minBindingBytes", (-1).into())]),
+            Array::of2(&object(&[("backend", "cpu".into())]), &object(&[("index", 1.5.into())])).into(),
+            Array::of1(&object(&[("powerPreference", "fast".into())])).into(),
+            Array::new().into(),
+            Array::of1(&"persistent".into()).into(),
+            numbers(&[1.0, 2.0, 3.0]),
+            numbers(&[1.0, 2.0, 3.0, 4.0]),
+            numbers(&[1.0, 2.0, 3.0, 4.0, 5.0]),
+            Array::of4(&1.into(), &"2".into(), &3.into(), &4.into()).into(),
+            js_sys::Set::new(&numbers(&[1.0, 2.0, 3.0, 4.0])).into(),
+            Uint8Array::new_with_length(2).into(),
+            Uint8Array::new_with_length(4).into(),
+            ArrayBuffer::new(2).into(),
+        ]);
+        values
+    }
+
+    /// Every field of `T` with every value, alone and all at once: the same result as serde's.
+    fn same_as_serde<T>()
+    where
+        T: ReadFields + Default + for<'de> Deserialize<'de> + std::fmt::Debug,
+    {
+        let fields = shape::<T>().1;
+        let mut objects: Vec<JsValue> = Vec::new();
+        for value in values() {
+            objects.extend(fields.iter().map(|field| object(&[(field, value.clone())])));
+            objects.push(object(&fields.iter().map(|field| (*field, value.clone())).collect::<Vec<_>>()));
+        }
+        for object in objects {
+            let mut ours = T::default();
+            let ours = read_fields(&object, fields, &mut ours).map(|()| ours);
+            let serde = serde_wasm_bindgen::from_value::<T>(object.clone()).map_err(|e| e.to_string());
+            // Compared as printed: a NaN threshold is the same option, though not `==`.
+            assert_eq!(format!("{ours:?}"), format!("{serde:?}"), "{:?}", js_sys::JSON::stringify(&object));
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn options_read_as_serde_reads_them() {
+        same_as_serde::<TimeoutOptions>();
+        same_as_serde::<ReceiveBatchOptions>();
+        same_as_serde::<ManagedKernelOptions>();
+        same_as_serde::<RuntimeOptions>();
+        same_as_serde::<LaunchOptions>();
+        same_as_serde::<CircuitBreakerConfig>();
+        same_as_serde::<WatchdogConfig>();
+        same_as_serde::<HealthThresholds>();
+        same_as_serde::<DegradationOptions>();
+        same_as_serde::<DeviceSpec>();
+        same_as_serde::<DeviceRequirements>();
+    }
+
+    #[wasm_bindgen_test]
+    fn watchdog_actions_read_as_serde_reads_them() {
+        for value in values() {
+            let ours = variant::<WatchdogAction>(&value).map_err(|_| ());
+            let serde = serde_wasm_bindgen::from_value::<WatchdogAction>(value.clone()).map_err(|_| ());
+            assert_eq!(ours, serde, "{value:?}");
+        }
     }
 }
