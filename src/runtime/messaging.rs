@@ -13,6 +13,7 @@ use futures_channel::oneshot;
 use super::Runtime;
 use crate::correlation::Abandon;
 use crate::degradation::DegradationLevel;
+use crate::envelope::EnvelopeHeader;
 use crate::error::{Error, Result};
 use crate::kernel::KernelDefinition;
 use crate::lifecycle::{Action, KernelState};
@@ -241,12 +242,26 @@ impl Runtime {
         &self,
         id: &str,
         deadline: Deadline,
+        call: Option<&mut Option<Arc<KernelDefinition>>>,
+        pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
+    ) -> Result<Option<CallTicket>> {
+        self.enqueue(id, deadline, call, None, pack).await
+    }
+
+    /// [`enqueue_one`](Self::enqueue_one), with an envelope's header when `envelope` is set
+    /// (see [`try_enqueue`](Self::try_enqueue)).
+    pub(super) async fn enqueue(
+        &self,
+        id: &str,
+        deadline: Deadline,
         mut call: Option<&mut Option<Arc<KernelDefinition>>>,
+        mut envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
         pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
     ) -> Result<Option<CallTicket>> {
         let mut stall = StallWatch::default();
         loop {
-            match self.try_enqueue_one(id, call.as_deref_mut(), &pack)? {
+            let envelope = envelope.as_mut().map(|(header, sent)| (*header, &mut **sent));
+            match self.try_enqueue(id, call.as_deref_mut(), envelope, &pack)? {
                 Attempt::Done(ticket) => return Ok(ticket),
                 Attempt::Wait(listener, full) => {
                     if !self.wait_for_room(id, listener, deadline, &mut stall).await {
@@ -265,8 +280,23 @@ impl Runtime {
         call: Option<&mut Option<Arc<KernelDefinition>>>,
         pack: &impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
     ) -> Result<Attempt<Option<CallTicket>>> {
+        self.try_enqueue(id, call, None, pack)
+    }
+
+    /// [`try_enqueue_one`](Self::try_enqueue_one); with `envelope`, the message travels with
+    /// that header, stamped by the runtime's clock (the header as sent goes to its second part).
+    fn try_enqueue(
+        &self,
+        id: &str,
+        call: Option<&mut Option<Arc<KernelDefinition>>>,
+        envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
+        pack: &impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
+    ) -> Result<Attempt<Option<CallTicket>>> {
         let mut table = self.accepting_table(if call.is_some() { "calls" } else { "sends" })?;
         let overloaded = self.overload_refusal(&mut table, id);
+        // Stamped under the same lock as the message is numbered, so timestamps follow the
+        // kernel's order (a stamp whose message waits for room is not used).
+        let stamped = envelope.map(|(header, sent)| (table.clock.send(header, id), sent));
         let (kernel, device) = table.kernel_on_device(id)?;
         let refusal = match (kernel.life.state(), &kernel.route.downstream) {
             (_, Some(downstream)) if call.is_some() => Some(Error::InvalidArgument(format!(
@@ -292,6 +322,10 @@ impl Runtime {
                 refusal.map_or(Ok(()), Err)
             };
             let ticket = kernel.mailbox.accept_one(pack, call.is_some(), now)?;
+            if let Some(((carried, header), sent)) = stamped {
+                kernel.mailbox.attach_header(carried);
+                *sent = Some(header);
+            }
             if let Some(output) = call {
                 *output = Some(kernel.def.clone());
             }
@@ -525,11 +559,24 @@ impl Runtime {
         check: impl Fn(&MessageLayout) -> Result<()>,
         take: impl FnOnce(&MessageLayout, &mut PackedQueue) -> R,
     ) -> Result<R> {
+        self.receive_answer(id, timeout, check, take, None).await
+    }
+
+    /// [`receive_inner`](Self::receive_inner); with `envelope`, one answer is taken and its
+    /// envelope's header goes there (see [`try_take_answer`](Self::try_take_answer)).
+    pub(super) async fn receive_answer<R>(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+        check: impl Fn(&MessageLayout) -> Result<()>,
+        take: impl FnOnce(&MessageLayout, &mut PackedQueue) -> R,
+        mut envelope: Option<&mut Option<EnvelopeHeader>>,
+    ) -> Result<R> {
         let deadline = deadline(timeout);
         let mut take = Some(take);
         let mut check = Some(check);
         loop {
-            match self.try_take(id, check.take(), &mut take)? {
+            match self.try_take_answer(id, check.take(), &mut take, envelope.as_deref_mut())? {
                 Attempt::Done(taken) => return Ok(taken),
                 Attempt::Wait(listener, _) => {
                     if !wait(listener, deadline).await {
@@ -553,6 +600,18 @@ impl Runtime {
         check: Option<impl Fn(&MessageLayout) -> Result<()>>,
         take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
     ) -> Result<Attempt<R, ()>> {
+        self.try_take_answer(id, check, take, None)
+    }
+
+    /// [`try_take`](Self::try_take); with `envelope`, `take` takes the front answer and the
+    /// header of its envelope (made now, see [`crate::envelope`]) goes to `envelope`.
+    fn try_take_answer<R>(
+        &self,
+        id: &str,
+        check: Option<impl Fn(&MessageLayout) -> Result<()>>,
+        take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
+        envelope: Option<&mut Option<EnvelopeHeader>>,
+    ) -> Result<Attempt<R, ()>> {
         let mut table = self.open_table()?;
         let (kernel, device) = table.kernel_on_device(id)?;
         if let Some(check) = check {
@@ -561,8 +620,12 @@ impl Runtime {
         let outbox = &mut kernel.mailbox.outbox;
         if !outbox.is_empty() {
             let before = outbox.len();
-            let taken = take.take().expect("taken once")(&kernel.def.output, outbox);
+            let request = envelope.is_some().then(|| kernel.mailbox.take_answer_header());
+            let taken = take.take().expect("taken once")(&kernel.def.output, &mut kernel.mailbox.outbox);
             kernel.counters.messages_received += (before - kernel.mailbox.outbox.len()) as u64;
+            if let (Some(envelope), Some(request)) = (envelope, request) {
+                *envelope = Some(table.clock.answer(request, id));
+            }
             // Room in the output queue lets the tick dispatch more.
             self.shared.wake();
             return Ok(Attempt::Done(taken));
@@ -607,7 +670,7 @@ pub(super) enum Attempt<T, E = Error> {
 }
 
 /// Packs named values into `slot` (zeroed, one message long), naming the bad field on error.
-fn pack_fields<'a>(
+pub(super) fn pack_fields<'a>(
     id: &str,
     layout: &MessageLayout,
     fields: impl IntoIterator<Item = (&'a str, &'a Value)>,
@@ -659,7 +722,7 @@ fn pod_error<T>(id: &str, got: usize) -> Error {
 }
 
 /// A message's fields, from a [`Value::Struct`]; anything else is not a message.
-fn struct_fields<'v>(id: &str, message: &'v Value) -> Result<&'v [(String, Value)]> {
+pub(super) fn struct_fields<'v>(id: &str, message: &'v Value) -> Result<&'v [(String, Value)]> {
     match message {
         Value::Struct(fields) => Ok(fields),
         other => Err(Error::MessageFormat {
@@ -670,7 +733,7 @@ fn struct_fields<'v>(id: &str, message: &'v Value) -> Result<&'v [(String, Value
     }
 }
 
-fn named(fields: &[(String, Value)]) -> impl Iterator<Item = (&str, &Value)> {
+pub(super) fn named(fields: &[(String, Value)]) -> impl Iterator<Item = (&str, &Value)> {
     fields.iter().map(|(name, value)| (name.as_str(), value))
 }
 
