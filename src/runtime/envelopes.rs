@@ -29,15 +29,9 @@ impl Runtime {
         envelope: &MessageEnvelope<Value>,
         timeout: Option<Duration>,
     ) -> Result<EnvelopeHeader> {
-        let result = async {
-            let fields = super::messaging::struct_fields(id, &envelope.message)?;
-            let pack = |layout: &MessageLayout, slot: &mut [u8]| {
-                super::messaging::pack_fields(id, layout, super::messaging::named(fields), slot)
-            };
-            self.send_enveloped(id, &envelope.header, timeout, pack).await
-        }
-        .await;
-        self.counted(id, result)
+        let mut sent = None;
+        let result = self.enqueue_value(id, &envelope.message, timeout, Some((&envelope.header, &mut sent))).await;
+        self.counted(id, result.map(|()| sent.expect("stamped when queued")))
     }
 
     /// Queues one message that `pack` writes with `header`; nothing is counted here.
@@ -72,24 +66,8 @@ impl Runtime {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<MessageEnvelope<R>> {
-        let result = self.receive_envelope_checked(id, timeout, |_| Ok(()), read).await;
-        self.counted(id, result)
-    }
-
-    /// [`receive_envelope_with`](Self::receive_envelope_with) after `check` accepted the
-    /// output layout; nothing is counted here.
-    pub(super) async fn receive_envelope_checked<R>(
-        &self,
-        id: &str,
-        timeout: Option<Duration>,
-        check: impl Fn(&MessageLayout) -> Result<()>,
-        read: impl FnOnce(&MessageLayout, &[u8]) -> R,
-    ) -> Result<MessageEnvelope<R>> {
         let mut header = None;
-        let take = |layout: &MessageLayout, outbox: &mut crate::queue::PackedQueue| {
-            outbox.pop_with(|answer| read(layout, answer)).expect("not empty")
-        };
-        let message = self.receive_answer(id, timeout, check, take, Some(&mut header)).await?;
-        Ok(MessageEnvelope::with_header(message, header.expect("made when taken")))
+        let result = self.receive_one(id, timeout, read, Some(&mut header)).await;
+        self.counted(id, result.map(|message| MessageEnvelope::with_header(message, header.expect("made when taken"))))
     }
 }

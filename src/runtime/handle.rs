@@ -355,7 +355,9 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     async fn receive_envelope_until(&self, timeout: Option<Duration>) -> Result<MessageEnvelope<Out>> {
         let read = |_: &MessageLayout, answer: &[u8]| bytemuck::pod_read_unaligned::<Out>(answer);
-        let result = self.runtime.receive_envelope_checked(&self.id, timeout, |_| Ok(()), read).await;
+        let mut header = None;
+        let result = self.runtime.receive_one(&self.id, timeout, read, Some(&mut header)).await;
+        let result = result.map(|message| MessageEnvelope::with_header(message, header.expect("made when taken")));
         result.map_err(|error| self.runtime.count(&self.id, error))
     }
 

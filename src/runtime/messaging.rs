@@ -39,13 +39,23 @@ impl Runtime {
     /// Queues one message given as a [`Value::Struct`] of its fields (what the JavaScript
     /// layer hands over); any other value is a `MessageFormat` error.
     pub async fn send_value(&self, id: &str, message: &Value, timeout: Option<Duration>) -> Result<()> {
-        let result = async {
-            let fields = struct_fields(id, message)?;
-            let pack = |layout: &MessageLayout, slot: &mut [u8]| pack_fields(id, layout, named(fields), slot);
-            self.enqueue_one(id, deadline(timeout), None, pack).await.map(drop)
-        }
-        .await;
+        let result = self.enqueue_value(id, message, timeout, None).await;
         self.counted(id, result)
+    }
+
+    /// Queues one message given as a [`Value::Struct`], with an envelope's header when
+    /// `envelope` is set (see [`try_enqueue`](Self::try_enqueue)); nothing is counted here.
+    /// `send_value` and `send_envelope` share it (one copy of the waiting send in the wasm).
+    pub(super) async fn enqueue_value(
+        &self,
+        id: &str,
+        message: &Value,
+        timeout: Option<Duration>,
+        envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
+    ) -> Result<()> {
+        let fields = struct_fields(id, message)?;
+        let pack = |layout: &MessageLayout, slot: &mut [u8]| pack_fields(id, layout, named(fields), slot);
+        self.enqueue(id, deadline(timeout), None, envelope, pack).await.map(drop)
     }
 
     /// Queues one message given as a [`Value::Struct`] if there is room now (else `QueueFull`).
@@ -503,10 +513,23 @@ impl Runtime {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
-        let result = self
-            .receive_inner(id, timeout, |_| Ok(()), |layout, outbox| outbox.pop_with(|answer| read(layout, answer)))
-            .await;
-        self.counted(id, result.map(|read| read.expect("the output queue had an answer")))
+        let result = self.receive_one(id, timeout, read, None).await;
+        self.counted(id, result)
+    }
+
+    /// Takes the next answer, handing `read` the output layout and its bytes, and with
+    /// `envelope` its envelope's header; nothing is counted here. `receive_with` and
+    /// `receive_envelope_with` share it (one copy of the waiting receive in the wasm).
+    pub(super) async fn receive_one<R>(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+        read: impl FnOnce(&MessageLayout, &[u8]) -> R,
+        envelope: Option<&mut Option<EnvelopeHeader>>,
+    ) -> Result<R> {
+        let take = |layout: &MessageLayout, outbox: &mut PackedQueue| outbox.pop_with(|answer| read(layout, answer));
+        let read = self.receive_answer(id, timeout, any_layout, take, envelope).await?;
+        Ok(read.expect("the output queue had an answer"))
     }
 
     /// Takes the next answer, packed in the output layout.
@@ -651,6 +674,11 @@ impl Runtime {
     }
 }
 
+/// The `check` of a receive that takes any output layout.
+fn any_layout(_: &MessageLayout) -> Result<()> {
+    Ok(())
+}
+
 /// How long a send waits on a full queue before it looks for a stalled kernel, in milliseconds.
 const STALL_REPORT_MS: f64 = 1000.0;
 
@@ -670,7 +698,7 @@ pub(super) enum Attempt<T, E = Error> {
 }
 
 /// Packs named values into `slot` (zeroed, one message long), naming the bad field on error.
-pub(super) fn pack_fields<'a>(
+fn pack_fields<'a>(
     id: &str,
     layout: &MessageLayout,
     fields: impl IntoIterator<Item = (&'a str, &'a Value)>,
@@ -722,7 +750,7 @@ fn pod_error<T>(id: &str, got: usize) -> Error {
 }
 
 /// A message's fields, from a [`Value::Struct`]; anything else is not a message.
-pub(super) fn struct_fields<'v>(id: &str, message: &'v Value) -> Result<&'v [(String, Value)]> {
+fn struct_fields<'v>(id: &str, message: &'v Value) -> Result<&'v [(String, Value)]> {
     match message {
         Value::Struct(fields) => Ok(fields),
         other => Err(Error::MessageFormat {
@@ -733,7 +761,7 @@ pub(super) fn struct_fields<'v>(id: &str, message: &'v Value) -> Result<&'v [(St
     }
 }
 
-pub(super) fn named(fields: &[(String, Value)]) -> impl Iterator<Item = (&str, &Value)> {
+fn named(fields: &[(String, Value)]) -> impl Iterator<Item = (&str, &Value)> {
     fields.iter().map(|(name, value)| (name.as_str(), value))
 }
 

@@ -6,9 +6,12 @@
 use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 
-use super::errors::{js_error, range_error};
-use super::messages::{js_answer, js_message_value};
-use super::options::parse_options;
+use std::time::Duration;
+
+use wasm_bindgen::JsCast;
+
+use super::errors::{js_error, range_error, type_error};
+use super::messages::{js_answer, js_message_value, type_name};
 use super::runtime::JsRuntime;
 use super::{kernel_id, promise};
 use crate::envelope::{EnvelopeHeader, MessageEnvelope};
@@ -52,15 +55,74 @@ export interface RingKernelRuntime {
 }
 "#;
 
-/// `sendEnvelope`'s options.
-#[derive(serde::Deserialize, Default)]
-#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
-struct SendEnvelopeOptions {
-    correlation_id: Option<u64>,
-    priority: Option<u32>,
-    source: Option<String>,
-    timestamp: Option<HlcTimestamp>,
-    timeout: Option<f64>,
+/// `sendEnvelope`'s option keys, as `SendEnvelopeOptions` declares them.
+const SEND_OPTIONS: [&str; 5] = ["correlationId", "priority", "source", "timestamp", "timeout"];
+
+/// Reads `sendEnvelope`'s options into the header to send and the timeout, by the package's
+/// rules for options: unknown keys and values of the wrong type are `TypeError`s, numbers out of
+/// range `RangeError`s. (Read by hand: serde's derived reader would cost the package more.)
+fn send_options(options: Option<JsValue>) -> Result<(EnvelopeHeader, Option<Duration>), JsValue> {
+    let mut header = EnvelopeHeader::new();
+    let Some(options) = options.filter(|o| !o.is_undefined() && !o.is_null()) else { return Ok((header, None)) };
+    let object = keys_of(&options, "sendEnvelope options", &SEND_OPTIONS)?;
+    let get = |key: &str| Reflect::get(&object, &key.into());
+    header.correlation_id = integer(get("correlationId")?, "correlationId", MAX_SAFE_INTEGER)?.map(|n| n as u64);
+    header.priority = integer(get("priority")?, "priority", 255.0)?.map_or(0, |n| n as u8);
+    let source = get("source")?;
+    if !source.is_undefined() {
+        let name = source.as_string().ok_or_else(|| mistyped("source", "a kernel id (a string)", &source))?;
+        header.source = Some(name);
+    }
+    let timestamp = get("timestamp")?;
+    if !timestamp.is_undefined() {
+        let stamp = keys_of(&timestamp, "sendEnvelope options: timestamp", &["physicalMs", "logical"])?;
+        let part = |key: &str, max| integer(Reflect::get(&stamp, &key.into())?, key, max);
+        let physical_ms = part("physicalMs", MAX_SAFE_INTEGER)?.unwrap_or(0.0) as u64;
+        header.timestamp = HlcTimestamp::new(physical_ms, part("logical", u32::MAX as f64)?.unwrap_or(0.0) as u32);
+    }
+    let timeout = get("timeout")?;
+    let timeout = match timeout.as_f64() {
+        Some(ms) => Some(duration_from_ms(ms).map_err(js_error)?),
+        None if timeout.is_undefined() => None,
+        None => return Err(mistyped("timeout", "a number of milliseconds", &timeout)),
+    };
+    Ok((header, timeout))
+}
+
+/// The largest integer a JavaScript number holds exactly.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// `value` as an object whose keys are all in `known` (`what` names it in errors).
+fn keys_of(value: &JsValue, what: &str, known: &[&str]) -> Result<Object, JsValue> {
+    if !value.is_object() {
+        return Err(type_error(format!("{what} must be an object, got {}", type_name(value))));
+    }
+    let object: Object = value.clone().unchecked_into();
+    for key in Object::keys(&object).iter().filter_map(|k| k.as_string()) {
+        if !known.contains(&key.as_str()) {
+            return Err(type_error(format!("{what}: unknown option '{key}' (expected one of {})", known.join(", "))));
+        }
+    }
+    Ok(object)
+}
+
+/// An optional whole number from 0 to `max`: `TypeError` for what is not a number (a BigInt
+/// included), `RangeError` for a number that is not such an integer.
+fn integer(value: JsValue, what: &str, max: f64) -> Result<Option<f64>, JsValue> {
+    if value.is_undefined() {
+        return Ok(None);
+    }
+    let n = value.as_f64().ok_or_else(|| mistyped(what, "a number", &value))?;
+    if n.fract() != 0.0 || !(0.0..=max).contains(&n) {
+        return Err(range_error(format!(
+            "sendEnvelope options: {what} must be a whole number from 0 to {max}, got {n}"
+        )));
+    }
+    Ok(Some(n))
+}
+
+fn mistyped(what: &str, expected: &str, value: &JsValue) -> JsValue {
+    type_error(format!("sendEnvelope options: {what} must be {expected}, got {}", type_name(value)))
 }
 
 #[wasm_bindgen(js_class = RingKernelRuntime)]
@@ -77,16 +139,7 @@ impl JsRuntime {
         let rt = self.inner.clone();
         promise(async move {
             let id = kernel_id(&id, "id")?;
-            let options: SendEnvelopeOptions = parse_options(options, "sendEnvelope options")?;
-            let priority = options.priority.unwrap_or(0);
-            let priority = u8::try_from(priority)
-                .map_err(|_| range_error(format!("sendEnvelope options: priority must be 0 to 255, got {priority}")))?;
-            let timeout = options.timeout.map(duration_from_ms).transpose().map_err(js_error)?;
-            let mut header = EnvelopeHeader::new();
-            header.correlation_id = options.correlation_id;
-            header.priority = priority;
-            header.source = options.source;
-            header.timestamp = options.timestamp.unwrap_or_default();
+            let (header, timeout) = send_options(options)?;
             let envelope = MessageEnvelope::with_header(js_message_value(&message), header);
             Ok(js_header(&rt.send_envelope(&id, &envelope, timeout).await.map_err(js_error)?))
         })
