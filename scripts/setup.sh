@@ -80,8 +80,10 @@ wasm_release() {
 # package is now (issue 17's operations layer: health, circuit breakers, the watchdog, the
 # memory dashboard, the degradation manager, tracing and presets, about 40 KB gzipped on top of
 # issue 16's 174,900 bytes) so it cannot grow unnoticed; the goal is 150 KB (issue 16): lower
-# this as the package shrinks.
-wasm_size_budget=216064
+# this as the package shrinks. Issue 18's envelopes and hybrid logical clock (sendEnvelope,
+# receiveEnvelope, currentTimestamp, and the headers' bookkeeping the plain path carries) add
+# 6,100 bytes gzipped.
+wasm_size_budget=222164
 
 # wasm-opt for the release wasm. --converge reruns the passes while they still shrink it;
 # --low-memory-unused lets it fold constant offsets into loads and stores, which assumes the low
