@@ -82,8 +82,9 @@ wasm_release() {
 # issue 16's 174,900 bytes) so it cannot grow unnoticed; the goal is 150 KB (issue 16): lower
 # this as the package shrinks. Issue 18's envelopes and hybrid logical clock (sendEnvelope,
 # receiveEnvelope, currentTimestamp, and the headers' bookkeeping the plain path carries) add
-# 6,100 bytes gzipped.
-wasm_size_budget=222164
+# 6,100 bytes gzipped. Several devices per runtime (85a257b) added 10,882 bytes before them
+# (measured: 216,064 budget, 226,946 shipped at 85a257b).
+wasm_size_budget=233046
 
 # wasm-opt for the release wasm. --converge reruns the passes while they still shrink it;
 # --low-memory-unused lets it fold constant offsets into loads and stores, which assumes the low
