@@ -6,8 +6,11 @@
 use std::collections::VecDeque;
 
 use super::EnvelopeHeader;
-use crate::correlation::Sequence;
 use crate::hlc::HlcTimestamp;
+
+/// A message's sequence number in its kernel (`correlation::Sequence`; spelled out so the
+/// headers depend on nothing of the kernel table's).
+type Sequence = u64;
 
 /// What is kept of an envelope while its message is in a kernel: the header without its
 /// destination (the kernel it is in).
