@@ -286,10 +286,10 @@ fn headers_and_timestamps_survive_lost_devices_mid_stream_through_a_pipeline() {
 }
 
 /// Live migration replays a kernel's held messages as recovery does: the middle stage of a
-/// pipeline moves between two devices (its answers then cross devices through the host) while
-/// enveloped and plain messages stream through, and every answer keeps its request's header.
+/// pipeline moves between two devices (its input then crosses devices through the host) while
+/// enveloped and plain messages stream through, some sent straight into it just before each
+/// move, and every answer keeps its request's header.
 #[test]
-#[ignore = "Runtime::migrate does not return yet (85a257b), even for an idle kernel; run with --ignored"]
 fn headers_survive_live_migration_of_a_middle_stage() {
     let options = ringkernel_web::RuntimeOptions::default()
         .with_devices([ringkernel_web::DeviceSpec::new(BackendChoice::Auto); 2]);
@@ -308,42 +308,53 @@ fn headers_survive_live_migration_of_a_middle_stage() {
         rt.connect(&ids[0], &ids[1]).await.unwrap();
         rt.connect(&ids[1], &ids[2]).await.unwrap();
         let sender = async {
-            let mut sent = Vec::new();
+            let (mut first, mut middle) = (Vec::new(), Vec::new());
             for v in 0..total {
                 if v % 4 == 0 {
                     rt.send(&ids[0], &[("value", Value::from(v))], None).await.unwrap();
-                    sent.push(None);
+                    first.push(None);
                 } else {
-                    sent.push(Some(rt.send_envelope(&ids[0], &MessageEnvelope::new(value(v)), None).await.unwrap()));
+                    first.push(Some(rt.send_envelope(&ids[0], &MessageEnvelope::new(value(v)), None).await.unwrap()));
                 }
                 if v % 250 == 125 {
+                    for _ in 0..20 {
+                        let envelope = MessageEnvelope::new(value(DIRECT + middle.len() as i32)).with_source("direct");
+                        middle.push(rt.send_envelope(&ids[1], &envelope, None).await.unwrap());
+                    }
                     let to = ringkernel_web::DeviceId(1 - rt.device_of(&ids[1]).unwrap().0);
                     rt.migrate(&ids[1], to).await.unwrap();
                 }
             }
-            sent
+            (first, middle)
         };
+        let expected = total as usize + 20 * (total as usize / 250);
         let receiver = async {
             let mut answers = Vec::new();
-            while answers.len() < total as usize {
-                match rt.receive_envelope(&ids[2], WAIT).await {
-                    Ok(a) => answers.push(a),
-                    Err(e) => panic!("after {} answers: {e}; {:#?}", answers.len(), rt.summary().per_kernel),
-                }
+            while answers.len() < expected {
+                answers.push(rt.receive_envelope(&ids[2], WAIT).await.unwrap());
             }
             answers
         };
-        let (sent, answers) = futures_util::join!(sender, receiver);
-        let mut last = HlcTimestamp::ZERO;
-        for (v, (got, sent)) in answers.iter().zip(&sent).enumerate() {
-            assert_eq!(result_of(&got.message), ((v as i32) * 3 + 1 + 2) * 2, "in order, once");
-            match sent {
-                Some(sent) => assert_answers(&got.header, sent, &ids[2]),
-                None => assert_plain(&got.header, &ids[2]),
+        let ((first, middle), answers) = futures_util::join!(sender, receiver);
+        let (mut next_first, mut next_middle, mut last) = (0, 0, HlcTimestamp::ZERO);
+        for got in &answers {
+            let into_middle = result_of(&got.message) / 2 - 2;
+            if into_middle >= DIRECT {
+                assert_eq!(into_middle - DIRECT, next_middle, "the middle stage's own messages, in order, once");
+                assert_answers(&got.header, &middle[next_middle as usize], &ids[2]);
+                next_middle += 1;
+            } else {
+                assert_eq!((into_middle - 1) / 3, next_first, "the first stage's messages, in order, once");
+                match &first[next_first as usize] {
+                    Some(sent) => assert_answers(&got.header, sent, &ids[2]),
+                    None => assert_plain(&got.header, &ids[2]),
+                }
+                next_first += 1;
             }
             assert!(got.header.timestamp > last);
             last = got.header.timestamp;
         }
+        assert_eq!((next_first, next_middle as usize), (total, middle.len()));
     });
 }
 
