@@ -82,9 +82,9 @@ wasm_release() {
 # issue 16's 174,900 bytes) so it cannot grow unnoticed; the goal is 150 KB (issue 16): lower
 # this as the package shrinks. Issue 18's envelopes and hybrid logical clock (sendEnvelope,
 # receiveEnvelope, currentTimestamp, and the headers' bookkeeping the plain path carries) add
-# 6,100 bytes gzipped. Several devices per runtime (85a257b) added 10,882 bytes before them
-# (measured: 216,064 budget, 226,946 shipped at 85a257b).
-wasm_size_budget=233046
+# 5,599 bytes gzipped (230,598 at 8783510 → 236,197). Several devices per runtime (85a257b,
+# 8783510) had added 14,534 bytes over the budget before them; both are counted here.
+wasm_size_budget=236197
 
 # wasm-opt for the release wasm. --converge reruns the passes while they still shrink it;
 # --low-memory-unused lets it fold constant offsets into loads and stores, which assumes the low
