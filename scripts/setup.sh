@@ -85,12 +85,14 @@ wasm_release() {
 
 # The release wasm's size limit in bytes, gzipped (gzip -9) as the package ships it (after
 # wasm-opt and the import names' shortening): the one place it is set. Every build prints the
-# sizes against it; scripts/test.sh fails when the package is over. 187 KiB holds what the
-# package is now (190,434 bytes: issue 17's operations layer on top of issue 16's package, less
-# the second size pass: results and options converted without serde-wasm-bindgen, no float
-# formatting, log records compiled out) so it cannot grow unnoticed; the goal is 150 KB
-# (issue 16): lower this as the package shrinks.
-wasm_size_budget=191488
+# sizes against it; scripts/test.sh fails when the package is over. 206 KiB holds what the
+# package is now so it cannot grow unnoticed: 190,434 bytes after issue 16's second size pass
+# (results and options converted without serde-wasm-bindgen, no float formatting, log records
+# compiled out) on issue 17's operations layer, then issue 18's several devices (placement,
+# per-device ticks and recovery, migration: about 14.5 KB) and envelopes with the hybrid
+# logical clock (about 5.6 KB): 209,077 bytes. The goal is 150 KB (issue 16): lower this as the
+# package shrinks.
+wasm_size_budget=210944
 
 # wasm-opt for the release wasm. --converge reruns the passes while they still shrink it;
 # --low-memory-unused lets it fold constant offsets into loads and stores, which assumes the low

@@ -62,6 +62,22 @@ impl Ledger {
         first
     }
 
+    /// Number of the next answer to arrive: the oldest unanswered message.
+    pub fn next_answer(&self) -> Sequence {
+        self.answered
+    }
+
+    /// Number the next accepted message gets.
+    pub fn next_sequence(&self) -> Sequence {
+        self.next
+    }
+
+    /// Whether the answer to `seq` goes to a `call` (or is discarded for one that gave up)
+    /// rather than to the output queue.
+    pub fn is_call(&self, seq: Sequence) -> bool {
+        self.call_index(seq).is_ok()
+    }
+
     /// Where `seq` is, or would go, in `calls`.
     fn call_index(&self, seq: Sequence) -> Result<usize, usize> {
         self.calls.binary_search_by_key(&seq, |&(seq, _)| seq)

@@ -29,6 +29,12 @@ impl RingCursor {
         self.tail.wrapping_sub(self.head)
     }
 
+    /// The sequence number of the first message a connected feeder forwarded into this kernel
+    /// in the tick now on the device (where the feeder's envelope headers go).
+    pub fn forwarded_first(&self) -> Option<Sequence> {
+        self.forwarded.map(|(first, _)| first)
+    }
+
     /// Ring index of the oldest unanswered message (where the next dispatch starts).
     pub fn head(&self) -> u32 {
         self.head
@@ -80,6 +86,7 @@ impl RingCursor {
         mailbox.inbox.requeue_held();
         if let Some((first, count)) = self.forwarded.take() {
             mailbox.ledger.void(first, count);
+            mailbox.headers.void(first, count);
         }
         *self = RingCursor::default();
     }
@@ -156,5 +163,28 @@ mod tests {
         assert_eq!(waiting, [1, 2, 3], "held input first, in order, then what came after");
         // The voided forwarded messages gave their numbers back: the next message is number 3.
         assert_eq!(mailbox.ledger.accept(1, 0.0), 3);
+    }
+
+    #[test]
+    fn a_lost_device_keeps_the_headers_of_held_input_and_renumbers_those_after_voided_input() {
+        use crate::envelope::headers::Carried;
+        let header = |message_id| Carried {
+            message_id,
+            correlation_id: None,
+            source: None,
+            priority: 0,
+            timestamp: crate::hlc::HlcTimestamp::ZERO,
+        };
+        let (mut cursor, mut mailbox) = (RingCursor::default(), mailbox());
+        queued(&mut mailbox, &[1]);
+        mailbox.attach_header(header(10)); // number 0, held
+        cursor.hand_over(&mut mailbox, 1);
+        cursor.take_forwarded(&mut mailbox, 2, 0.0); // numbers 1 and 2, voided
+        queued(&mut mailbox, &[3]);
+        mailbox.attach_header(header(30)); // number 3, then 1
+        cursor.device_lost(&mut mailbox);
+        let kept: Vec<(u64, u64)> =
+            mailbox.headers.forwarded(0, 2, |_| true).into_iter().map(|(at, c)| (at, c.message_id)).collect();
+        assert_eq!(kept, [(0, 10), (1, 30)]);
     }
 }

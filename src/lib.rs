@@ -40,6 +40,13 @@
 //! tick per batch writes every kernel's input with one write, dispatches every kernel in one
 //! submit, and reads every answer back with one map.
 //!
+//! # Envelopes
+//! [`Runtime::send_envelope`] and [`Runtime::receive_envelope`] (and the same on a typed
+//! [`KernelHandle`]) send a message with a [`MessageEnvelope`] header (message id, correlation
+//! id, source, destination, priority, [`HlcTimestamp`]) and take answers with theirs: the
+//! answer's correlation id is its request's message id, through pipelines and recoveries too.
+//! Each runtime has a hybrid logical clock ([`hlc`]); see [`envelope`].
+//!
 //! # Resilience
 //! With [`RuntimeOptions::circuit_breaker`] set, each kernel has a circuit breaker
 //! ([`Runtime::circuit_breaker`]) that refuses sends and calls with [`Error::CircuitOpen`] after
@@ -81,8 +88,10 @@ mod correlation;
 mod cursor;
 pub mod degradation;
 pub mod devices;
+pub mod envelope;
 mod error;
 pub mod health;
+pub mod hlc;
 pub mod kernel;
 pub mod lifecycle;
 mod mailbox;
@@ -108,10 +117,12 @@ pub use backend::{AdapterSummary, BackendChoice};
 pub use circuit::{CircuitBreakerConfig, CircuitState, CircuitStatus};
 pub use degradation::{DegradationLevel, DegradationOptions, DegradationReason, DegradationSignals, DegradationStatus};
 pub use devices::{DeviceId, DeviceInfo, DeviceRequirements, DeviceSpec, LoadBalancing, PowerPreference, Topology};
+pub use envelope::{EnvelopeHeader, MessageEnvelope};
 pub use error::{
     BatchSendError, CallError, Error, ErrorKind, Result, SendError, SendTimeoutError, TryReceiveError, TrySendError,
 };
 pub use health::{HealthReport, HealthStatus, HealthThresholds};
+pub use hlc::HlcTimestamp;
 pub use kernel::{KernelDefinition, StateElement};
 pub use lifecycle::{KernelMode, KernelState, LifecycleState};
 pub use memory::{MemoryAlertEvent, MemoryByPurpose, MemoryPressureAlert, MemoryPurpose, MemoryReport, MemoryWatchId};

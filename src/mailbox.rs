@@ -1,11 +1,13 @@
 //! A kernel's host side: the input queue it is fed from, the output queue its answers wait in,
 //! and the correlation ledger that numbers every accepted message so each answer finds its
-//! caller (see [`crate::correlation`]). Sends and receives go through here; the tick takes
-//! input from and delivers answers to it.
+//! caller (see [`crate::correlation`]), and beside them the envelope headers of the messages
+//! that came with one (see [`crate::envelope`]). Sends and receives go through here; the tick
+//! takes input from and delivers answers to it.
 
 use futures_channel::oneshot;
 
 use crate::correlation::{Ledger, Reply, Sequence};
+use crate::envelope::headers::{Carried, Headers};
 use crate::queue::PackedQueue;
 
 /// A kernel's queues and ledger.
@@ -16,6 +18,8 @@ pub(crate) struct Mailbox {
     /// Answers waiting for `receive`.
     pub outbox: PackedQueue,
     pub ledger: Ledger,
+    /// Envelope headers, sparsely (empty unless envelopes were sent).
+    pub headers: Headers,
 }
 
 /// A `call`'s ticket: its message's sequence number and where its answer will arrive.
@@ -28,6 +32,7 @@ impl Mailbox {
             inbox: PackedQueue::new(input_stride, input_size),
             outbox: PackedQueue::new(output_stride, output_size),
             ledger: Ledger::default(),
+            headers: Headers::default(),
         }
     }
 
@@ -50,4 +55,38 @@ impl Mailbox {
         let seq = self.ledger.accept(1, now_ms);
         Ok(call.then(|| (seq, self.ledger.expect_answer(seq))))
     }
+
+    /// The message just accepted came with an envelope: its header travels with it.
+    pub fn attach_header(&mut self, carried: Carried) {
+        self.headers.insert(self.ledger.next_sequence() - 1, carried);
+    }
+
+    /// Before the ledger delivers `count` answers to the host (`kept`: the handler's flags):
+    /// headers of enveloped messages follow their answers into the output queue.
+    pub fn headers_to_outbox(&mut self, count: u64, kept: Option<&[u8]>) {
+        let first = self.ledger.next_answer();
+        let ledger = &self.ledger;
+        let to_outbox = |i: u64| kept_at(kept, i) && !ledger.is_call(first + i);
+        let (end, taken) = (self.outbox.taken() + self.outbox.len() as u64, self.outbox.taken());
+        self.headers.answered(first, count, to_outbox, end, taken);
+    }
+
+    /// Before the ledger counts `count` answers forwarded to the next pipeline stage: their
+    /// headers, each with its offset among the kept answers.
+    pub fn headers_forwarded(&mut self, count: u64, kept: Option<&[u8]>) -> Vec<(u64, Carried)> {
+        let first = self.ledger.next_answer();
+        self.headers.forwarded(first, count, |i| kept_at(kept, i))
+    }
+
+    /// The header of the answer at the front of the output queue, if it has one (it is about
+    /// to be taken).
+    pub fn take_answer_header(&mut self) -> Option<Carried> {
+        self.headers.take_answer(self.outbox.taken())
+    }
+}
+
+/// Whether answer `i` was kept by a handler that may drop (`kept`: one u32 flag per answer).
+fn kept_at(kept: Option<&[u8]>, i: u64) -> bool {
+    let i = i as usize;
+    kept.is_none_or(|flags| flags.get(4 * i..4 * i + 4).is_some_and(|flag| flag != [0; 4]))
 }

@@ -21,13 +21,16 @@ pub(crate) struct PackedQueue {
     bytes: Vec<u8>,
     start: usize,
     held: usize,
+    /// Waiting messages removed from the front so far: the position of the front one, which
+    /// envelope headers of answers are keyed by (see `crate::envelope`).
+    taken: u64,
 }
 
 impl PackedQueue {
     /// A queue of `stride`-byte messages that accepts at most `capacity` waiting ones.
     pub fn new(stride: usize, capacity: usize) -> Self {
         assert!(stride > 0, "messages have at least one field");
-        PackedQueue { stride, capacity, bytes: Vec::new(), start: 0, held: 0 }
+        PackedQueue { stride, capacity, bytes: Vec::new(), start: 0, held: 0, taken: 0 }
     }
 
     /// Messages waiting (not counting held ones).
@@ -54,6 +57,10 @@ impl PackedQueue {
     /// Messages handed on and not yet released.
     pub fn held(&self) -> usize {
         self.held
+    }
+    /// Position of the front waiting message: how many were removed from the front so far.
+    pub fn taken(&self) -> u64 {
+        self.taken
     }
     /// Host memory the queue holds, in bytes.
     pub fn memory(&self) -> usize {
@@ -103,7 +110,9 @@ impl PackedQueue {
 
     /// Removes the first `count` waiting messages (at most all of them).
     pub fn discard(&mut self, count: usize) {
-        let len = count.min(self.len()) * self.stride;
+        let count = count.min(self.len());
+        self.taken += count as u64;
+        let len = count * self.stride;
         if self.held == 0 {
             self.consume(len);
         } else {

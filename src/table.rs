@@ -23,6 +23,7 @@ use crate::circuit::{Breaker, CircuitBreakerConfig, CircuitState};
 use crate::cursor::RingCursor;
 use crate::degradation::Degrader;
 use crate::devices::DeviceId;
+use crate::envelope::Clock;
 use crate::error::{Error, Result};
 use crate::kernel::{DispatchShape, KernelDefinition};
 use crate::lifecycle::{KernelMode, Lifecycle, LifecycleState};
@@ -204,6 +205,8 @@ pub(crate) struct Table {
     pub watchdog: WatchdogConfig,
     /// The degradation manager, when the runtime has one (see [`crate::degradation`]).
     pub degrader: Option<Degrader>,
+    /// The hybrid logical clock and message ids of envelopes (see [`crate::envelope`]).
+    pub clock: Clock,
 }
 
 /// The counts of removed kernels that the shutdown report still owes.

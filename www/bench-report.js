@@ -95,6 +95,9 @@ export function formatReport(result) {
     line();
     line(`host cost per message (objects, one a call, median of ${cost.rounds} rounds of ${grouped(cost.messages)}): ` +
       `send ${fixed(cost.sendUs, 2)} µs, receive ${fixed(cost.receiveUs, 2)} µs`);
+    if (cost.sendEnvelopeUs !== undefined) {
+      line(`  with envelopes (sendEnvelope, receiveEnvelope): send ${fixed(cost.sendEnvelopeUs, 2)} µs, receive ${fixed(cost.receiveEnvelopeUs, 2)} µs`);
+    }
   }
 
   const objects = result.objects;

@@ -583,10 +583,30 @@ class Bench {
       expectMultiplied("host cost", inputs, answers, 2);
       this.checked += messages;
     }
+    // The same with envelopes (a package without them skips this).
+    const envelopeSends = [];
+    const envelopeReceives = [];
+    for (let round = 0; runtime.sendEnvelope && round < rounds; round++) {
+      const inputs = values(messages, round + rounds);
+      await runtime.deactivate(id);
+      let start = now();
+      for (let k = 0; k < messages; k++) await runtime.sendEnvelope(id, { value: inputs[k] });
+      envelopeSends.push(((now() - start) * 1e3) / messages);
+      await runtime.reactivate(id);
+      while (runtime.getTelemetry(id).outputQueueDepth < messages) await new Promise((done) => setTimeout(done, 1));
+      const answers = new Int32Array(messages);
+      start = now();
+      for (let k = 0; k < messages; k++) answers[k] = (await runtime.receiveEnvelope(id, { timeout: 0 })).message.result;
+      envelopeReceives.push(((now() - start) * 1e3) / messages);
+      expectMultiplied("host cost (envelopes)", inputs, answers, 2);
+      this.checked += messages;
+    }
     await terminateAll(runtime, [id]);
     const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const cost = { messages, rounds, sendUs: median(sends), receiveUs: median(receives) };
+    if (envelopeSends.length) Object.assign(cost, { sendEnvelopeUs: median(envelopeSends), receiveEnvelopeUs: median(envelopeReceives) });
     this.ui.row("host cost per message", `send ${cost.sendUs.toFixed(2)} µs`, `receive ${cost.receiveUs.toFixed(2)} µs`);
+    if (cost.sendEnvelopeUs) this.ui.row("  with envelopes", `send ${cost.sendEnvelopeUs.toFixed(2)} µs`, `receive ${cost.receiveEnvelopeUs.toFixed(2)} µs`);
     return cost;
   }
 

@@ -100,6 +100,8 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   assert.equal(cost.messages, c.hostCostMessages);
   positive(cost.sendUs, "hostCost.sendUs");
   positive(cost.receiveUs, "hostCost.receiveUs");
+  positive(cost.sendEnvelopeUs, "hostCost.sendEnvelopeUs");
+  positive(cost.receiveEnvelopeUs, "hostCost.receiveEnvelopeUs");
 
   // Objects in and out next to typed arrays (and the JS actor for the doubler), per layout.
   const o = r.objects;

@@ -57,6 +57,11 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /export function managedKernel\(runtime: RingKernelRuntime, id: string, definition\?/);
   assert.match(types, /launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>\(\s*id: string, definition\?: KernelDefinitionInput<I, O> \| null, options\?: LaunchOptions\): Promise<KernelHandle<I, O>>;/);
   assert.match(types, /getKernel\(id: string\): KernelHandle \| null;/);
+  // Envelopes and the hybrid logical clock.
+  assert.match(types, /sendEnvelope\(id: string, message: MessageInput, options\?: SendEnvelopeOptions\): Promise<EnvelopeHeader>;/);
+  assert.match(types, /receiveEnvelope<T extends MessageOutput = MessageOutput>\(id: string, options\?: TimeoutOptions\): Promise<ReceivedEnvelope<T>>;/);
+  assert.match(types, /currentTimestamp\(\): HlcTimestamp;/);
+  assert.match(types, /export interface HlcTimestamp \{ physicalMs: number; logical: number; \}/);
   // The operations layer: memory dashboard, degradation level, OverloadedError.
   assert.match(types, /memory\(\): MemoryReport;/);
   assert.match(types, /readonly memoryPressure: number;/);

@@ -92,6 +92,13 @@ export async function misuse(): Promise<void> {
   await RingKernelRuntime.create({ preset: "fast" }); // misuse
   await RingKernelRuntime.create({ health: { queueFill: "80%" } }); // misuse
   if (runtime.health().status === "ok") return; // misuse
+  const sent = await runtime.sendEnvelope("doubler", { value: 1 }, { priority: 2, correlationId: 7 });
+  await runtime.sendEnvelope("doubler", { value: 1 }, { priorty: 2 }); // misuse
+  await runtime.sendEnvelope("doubler", { value: 1 }, { correlationId: 7n }); // misuse
+  const enveloped = await runtime.receiveEnvelope<OutputOf<typeof Response>>("doubler", { timeout: 100 });
+  if (enveloped.envelope.correlationId === sent.messageId) enveloped.message.result.toFixed(0);
+  enveloped.envelope.source.toUpperCase(); // misuse
+  if (runtime.currentTimestamp().logical > sent.timestamp.physicalMs) return;
   void point;
   void reply.result;
 }

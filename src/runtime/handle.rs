@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use super::messaging::Attempt;
 use super::{Runtime, DEFAULT_TERMINATE_TIMEOUT};
+use crate::envelope::{EnvelopeHeader, MessageEnvelope};
 use crate::error::{
     BatchSendError, CallError, Error, Result, SendError, SendTimeoutError, TryReceiveError, TrySendError,
 };
@@ -324,6 +325,40 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     /// Up to `max` answers (at least one), waiting for the first as long as it takes.
     pub async fn receive_batch(&self, max: usize) -> Result<Vec<Out>> {
         self.runtime.receive_batch::<Out>(&self.id, max, None).await
+    }
+
+    /// Queues `envelope`'s message with its header, waiting for room as long as it takes, and
+    /// returns the header as sent (see [`crate::envelope`]). Refused only when the kernel does
+    /// not take messages; the envelope comes back.
+    pub async fn send_envelope(
+        &self,
+        envelope: MessageEnvelope<In>,
+    ) -> Result<EnvelopeHeader, SendError<MessageEnvelope<In>>> {
+        let pack =
+            |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytemuck::bytes_of(&envelope.message), slot);
+        match self.runtime.send_enveloped(&self.id, &envelope.header, None, pack).await {
+            Ok(sent) => Ok(sent),
+            Err(error) => Err(SendError { error: self.runtime.count(&self.id, error), message: envelope }),
+        }
+    }
+
+    /// The next answer with its envelope's header, waiting as long as it takes (an answer to
+    /// a message sent without an envelope gets a header made now; see [`crate::envelope`]).
+    pub async fn receive_envelope(&self) -> Result<MessageEnvelope<Out>> {
+        self.receive_envelope_until(None).await
+    }
+
+    /// [`receive_envelope`](Self::receive_envelope), waiting up to `timeout` (then `Timeout`).
+    pub async fn receive_envelope_timeout(&self, timeout: Duration) -> Result<MessageEnvelope<Out>> {
+        self.receive_envelope_until(Some(timeout)).await
+    }
+
+    async fn receive_envelope_until(&self, timeout: Option<Duration>) -> Result<MessageEnvelope<Out>> {
+        let read = |_: &MessageLayout, answer: &[u8]| bytemuck::pod_read_unaligned::<Out>(answer);
+        let mut header = None;
+        let result = self.runtime.receive_one(&self.id, timeout, read, Some(&mut header)).await;
+        let result = result.map(|message| MessageEnvelope::with_header(message, header.expect("made when taken")));
+        result.map_err(|error| self.runtime.count(&self.id, error))
     }
 
     /// Sends `message` and waits up to `timeout` for its own answer (matched by correlation

@@ -13,6 +13,7 @@ use futures_channel::oneshot;
 use super::Runtime;
 use crate::correlation::Abandon;
 use crate::degradation::DegradationLevel;
+use crate::envelope::EnvelopeHeader;
 use crate::error::{Error, Result};
 use crate::kernel::KernelDefinition;
 use crate::lifecycle::{Action, KernelState};
@@ -38,13 +39,23 @@ impl Runtime {
     /// Queues one message given as a [`Value::Struct`] of its fields (what the JavaScript
     /// layer hands over); any other value is a `MessageFormat` error.
     pub async fn send_value(&self, id: &str, message: &Value, timeout: Option<Duration>) -> Result<()> {
-        let result = async {
-            let fields = struct_fields(id, message)?;
-            let pack = |layout: &MessageLayout, slot: &mut [u8]| pack_fields(id, layout, named(fields), slot);
-            self.enqueue_one(id, deadline(timeout), None, pack).await.map(drop)
-        }
-        .await;
+        let result = self.enqueue_value(id, message, timeout, None).await;
         self.counted(id, result)
+    }
+
+    /// Queues one message given as a [`Value::Struct`], with an envelope's header when
+    /// `envelope` is set (see [`try_enqueue`](Self::try_enqueue)); nothing is counted here.
+    /// `send_value` and `send_envelope` share it (one copy of the waiting send in the wasm).
+    pub(super) async fn enqueue_value(
+        &self,
+        id: &str,
+        message: &Value,
+        timeout: Option<Duration>,
+        envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
+    ) -> Result<()> {
+        let fields = struct_fields(id, message)?;
+        let pack = |layout: &MessageLayout, slot: &mut [u8]| pack_fields(id, layout, named(fields), slot);
+        self.enqueue(id, deadline(timeout), None, envelope, pack).await.map(drop)
     }
 
     /// Queues one message given as a [`Value::Struct`] if there is room now (else `QueueFull`).
@@ -241,12 +252,26 @@ impl Runtime {
         &self,
         id: &str,
         deadline: Deadline,
+        call: Option<&mut Option<Arc<KernelDefinition>>>,
+        pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
+    ) -> Result<Option<CallTicket>> {
+        self.enqueue(id, deadline, call, None, pack).await
+    }
+
+    /// [`enqueue_one`](Self::enqueue_one), with an envelope's header when `envelope` is set
+    /// (see [`try_enqueue`](Self::try_enqueue)).
+    pub(super) async fn enqueue(
+        &self,
+        id: &str,
+        deadline: Deadline,
         mut call: Option<&mut Option<Arc<KernelDefinition>>>,
+        mut envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
         pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
     ) -> Result<Option<CallTicket>> {
         let mut stall = StallWatch::default();
         loop {
-            match self.try_enqueue_one(id, call.as_deref_mut(), &pack)? {
+            let envelope = envelope.as_mut().map(|(header, sent)| (*header, &mut **sent));
+            match self.try_enqueue(id, call.as_deref_mut(), envelope, &pack)? {
                 Attempt::Done(ticket) => return Ok(ticket),
                 Attempt::Wait(listener, full) => {
                     if !self.wait_for_room(id, listener, deadline, &mut stall).await {
@@ -265,8 +290,23 @@ impl Runtime {
         call: Option<&mut Option<Arc<KernelDefinition>>>,
         pack: &impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
     ) -> Result<Attempt<Option<CallTicket>>> {
+        self.try_enqueue(id, call, None, pack)
+    }
+
+    /// [`try_enqueue_one`](Self::try_enqueue_one); with `envelope`, the message travels with
+    /// that header, stamped by the runtime's clock (the header as sent goes to its second part).
+    fn try_enqueue(
+        &self,
+        id: &str,
+        call: Option<&mut Option<Arc<KernelDefinition>>>,
+        envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
+        pack: &impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
+    ) -> Result<Attempt<Option<CallTicket>>> {
         let mut table = self.accepting_table(if call.is_some() { "calls" } else { "sends" })?;
         let overloaded = self.overload_refusal(&mut table, id);
+        // Stamped under the same lock as the message is numbered, so timestamps follow the
+        // kernel's order (a stamp whose message waits for room is not used).
+        let stamped = envelope.map(|(header, sent)| (table.clock.send(header, id), sent));
         let (kernel, device) = table.kernel_on_device(id)?;
         let refusal = match (kernel.life.state(), &kernel.route.downstream) {
             (_, Some(downstream)) if call.is_some() => Some(Error::InvalidArgument(format!(
@@ -292,6 +332,10 @@ impl Runtime {
                 refusal.map_or(Ok(()), Err)
             };
             let ticket = kernel.mailbox.accept_one(pack, call.is_some(), now)?;
+            if let Some(((carried, header), sent)) = stamped {
+                kernel.mailbox.attach_header(carried);
+                *sent = Some(header);
+            }
             if let Some(output) = call {
                 *output = Some(kernel.def.clone());
             }
@@ -469,10 +513,23 @@ impl Runtime {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
-        let result = self
-            .receive_inner(id, timeout, |_| Ok(()), |layout, outbox| outbox.pop_with(|answer| read(layout, answer)))
-            .await;
-        self.counted(id, result.map(|read| read.expect("the output queue had an answer")))
+        let result = self.receive_one(id, timeout, read, None).await;
+        self.counted(id, result)
+    }
+
+    /// Takes the next answer, handing `read` the output layout and its bytes, and with
+    /// `envelope` its envelope's header; nothing is counted here. `receive_with` and
+    /// `receive_envelope_with` share it (one copy of the waiting receive in the wasm).
+    pub(super) async fn receive_one<R>(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+        read: impl FnOnce(&MessageLayout, &[u8]) -> R,
+        envelope: Option<&mut Option<EnvelopeHeader>>,
+    ) -> Result<R> {
+        let take = |layout: &MessageLayout, outbox: &mut PackedQueue| outbox.pop_with(|answer| read(layout, answer));
+        let read = self.receive_answer(id, timeout, any_layout, take, envelope).await?;
+        Ok(read.expect("the output queue had an answer"))
     }
 
     /// Takes the next answer, packed in the output layout.
@@ -525,11 +582,24 @@ impl Runtime {
         check: impl Fn(&MessageLayout) -> Result<()>,
         take: impl FnOnce(&MessageLayout, &mut PackedQueue) -> R,
     ) -> Result<R> {
+        self.receive_answer(id, timeout, check, take, None).await
+    }
+
+    /// [`receive_inner`](Self::receive_inner); with `envelope`, one answer is taken and its
+    /// envelope's header goes there (see [`try_take_answer`](Self::try_take_answer)).
+    pub(super) async fn receive_answer<R>(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+        check: impl Fn(&MessageLayout) -> Result<()>,
+        take: impl FnOnce(&MessageLayout, &mut PackedQueue) -> R,
+        mut envelope: Option<&mut Option<EnvelopeHeader>>,
+    ) -> Result<R> {
         let deadline = deadline(timeout);
         let mut take = Some(take);
         let mut check = Some(check);
         loop {
-            match self.try_take(id, check.take(), &mut take)? {
+            match self.try_take_answer(id, check.take(), &mut take, envelope.as_deref_mut())? {
                 Attempt::Done(taken) => return Ok(taken),
                 Attempt::Wait(listener, _) => {
                     if !wait(listener, deadline).await {
@@ -553,6 +623,18 @@ impl Runtime {
         check: Option<impl Fn(&MessageLayout) -> Result<()>>,
         take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
     ) -> Result<Attempt<R, ()>> {
+        self.try_take_answer(id, check, take, None)
+    }
+
+    /// [`try_take`](Self::try_take); with `envelope`, `take` takes the front answer and the
+    /// header of its envelope (made now, see [`crate::envelope`]) goes to `envelope`.
+    fn try_take_answer<R>(
+        &self,
+        id: &str,
+        check: Option<impl Fn(&MessageLayout) -> Result<()>>,
+        take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
+        envelope: Option<&mut Option<EnvelopeHeader>>,
+    ) -> Result<Attempt<R, ()>> {
         let mut table = self.open_table()?;
         let (kernel, device) = table.kernel_on_device(id)?;
         if let Some(check) = check {
@@ -561,8 +643,12 @@ impl Runtime {
         let outbox = &mut kernel.mailbox.outbox;
         if !outbox.is_empty() {
             let before = outbox.len();
-            let taken = take.take().expect("taken once")(&kernel.def.output, outbox);
+            let request = envelope.is_some().then(|| kernel.mailbox.take_answer_header());
+            let taken = take.take().expect("taken once")(&kernel.def.output, &mut kernel.mailbox.outbox);
             kernel.counters.messages_received += (before - kernel.mailbox.outbox.len()) as u64;
+            if let (Some(envelope), Some(request)) = (envelope, request) {
+                *envelope = Some(table.clock.answer(request, id));
+            }
             // Room in the output queue lets the tick dispatch more.
             self.shared.wake();
             return Ok(Attempt::Done(taken));
@@ -586,6 +672,11 @@ impl Runtime {
     fn expect_message_size(&self, id: &str, got: usize) -> Result<()> {
         message_size_matches(id, &self.input_layout(id)?, got)
     }
+}
+
+/// The `check` of a receive that takes any output layout.
+fn any_layout(_: &MessageLayout) -> Result<()> {
+    Ok(())
 }
 
 /// How long a send waits on a full queue before it looks for a stalled kernel, in milliseconds.

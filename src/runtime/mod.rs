@@ -6,6 +6,7 @@
 //! - `control`: the lifecycle (launch → activate ⇄ deactivate → terminate), `managed_kernel`,
 //!   state arrays, device recovery;
 //! - `messaging`: `send`, `send_batch`, `call`, `receive`, `receive_batch`;
+//! - `envelopes`: `send_envelope`, `receive_envelope`, `current_timestamp`;
 //! - `queries`: state, ids, telemetry, `summary`, `metrics_text`;
 //! - `routing`: `connect` and `disconnect`;
 //! - `resilience`: per-kernel circuit breakers and the kernel watchdog.
@@ -18,6 +19,7 @@
 pub(crate) mod builder;
 mod control;
 pub(crate) mod dashboards;
+mod envelopes;
 pub(crate) mod handle;
 pub(crate) mod health;
 mod messaging;

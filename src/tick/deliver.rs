@@ -7,6 +7,8 @@ use std::borrow::Cow;
 
 use super::plan::Planned;
 use crate::backend::{Outcome, Routing};
+use crate::correlation::Sequence;
+use crate::envelope::headers::Carried;
 use crate::table::{Kernel, Table};
 
 /// Delivers one tick: `outcomes` are in plan order. A kernel terminated, or removed and
@@ -25,16 +27,27 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
         }
         let Kernel { mailbox, cursor, counters, resources, .. } = kernel;
         let mut relay = None;
+        // Envelope headers going on with forwarded answers (none on the plain path: one check).
+        let mut carried = Vec::new();
         match (&p.downstream, p.routing) {
             (None, _) => {
                 let stride = mailbox.outbox.stride();
+                if !mailbox.headers.is_empty() {
+                    mailbox.headers_to_outbox((out.answers.len() / stride) as u64, out.kept);
+                }
                 mailbox.ledger.deliver(out.answers, stride, out.kept, &mut mailbox.outbox, counters, now_ms);
             }
             // Already copied into the next kernel's ring, which numbered them when planned.
             (Some(_), Routing::OnDevice) => {
+                if !mailbox.headers.is_empty() {
+                    carried = mailbox.headers_forwarded(out.answered as u64, None);
+                }
                 mailbox.ledger.forward(out.answered as u64, out.answered as u64, now_ms, counters)
             }
             (Some(down), Routing::ViaHost) => {
+                if !mailbox.headers.is_empty() {
+                    carried = mailbox.headers_forwarded(out.answered as u64, out.kept);
+                }
                 let kept = kept_answers(out, mailbox.outbox.stride());
                 let count = (kept.len() / mailbox.outbox.stride()) as u64;
                 mailbox.ledger.forward(out.answered as u64, count, now_ms, counters);
@@ -69,6 +82,7 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
             kernel.circuit_success(now_ms);
         }
         kernel.notify();
+        let mut forwarded_first = None;
         if let Some((down, answers, count)) = relay {
             if let Some(target) = table.kernels.get_mut(down) {
                 // Room was reserved when the tick was planned; sends since may overshoot it by
@@ -78,10 +92,26 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
                     target.beat(now_ms);
                 }
                 target.mailbox.inbox.push_overflowing(&answers);
-                target.mailbox.ledger.accept(count, now_ms);
+                forwarded_first = Some(target.mailbox.ledger.accept(count, now_ms));
                 target.notify();
             }
         }
+        if !carried.is_empty() {
+            carry_headers(table, p, forwarded_first, carried);
+        }
+    }
+}
+
+/// Envelope headers of answers that went on to the next stage `p.downstream`, each with its
+/// offset among what was forwarded: they join that kernel's at the sequence numbers the
+/// forwarded messages got there (`relayed_first` when relayed through the host; on the device,
+/// numbered when the tick was planned), their timestamps ticked. A kernel gone since drops them.
+fn carry_headers(table: &mut Table, p: &Planned, relayed_first: Option<Sequence>, carried: Vec<(u64, Carried)>) {
+    let Some(target) = p.downstream.as_ref().and_then(|down| table.kernels.get_mut(down)) else { return };
+    let Some(first) = relayed_first.or_else(|| target.cursor.forwarded_first()) else { return };
+    for (offset, mut header) in carried {
+        table.clock.hop(&mut header);
+        target.mailbox.headers.insert(first + offset, header);
     }
 }
 

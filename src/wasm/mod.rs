@@ -8,6 +8,7 @@
 //! - `calls`: the asynchronous calls the two share (a handle's are its runtime's, by its id);
 //! - `managed`: `managedKernel`;
 //! - `operations`: the memory dashboard and the degradation level on `RingKernelRuntime`;
+//! - `envelopes`: `sendEnvelope`, `receiveEnvelope` and `currentTimestamp` on `RingKernelRuntime`;
 //! - `definitions`: `defineMessage` and `ringKernel`;
 //! - `messages`: JS values ↔ messages, through `codec` (the JavaScript encoders and decoders
 //!   of `js/codec.js`) where it can; `host_handler`: JavaScript handlers for the cpu backend;
@@ -19,6 +20,7 @@ mod calls;
 mod codec;
 mod definitions;
 mod devices;
+mod envelopes;
 mod errors;
 mod handle;
 mod host_handler;

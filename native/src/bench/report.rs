@@ -246,11 +246,14 @@ impl Report {
 
         let h = &self.host_cost;
         println!(
-            "\nhost cost per message (named values, {} a round, median of {}): send {:.0} ns, receive {:.0} ns",
+            "\nhost cost per message (named values, {} a round, median of {}): send {:.0} ns, receive {:.0} ns; \
+             with envelopes: send {:.0} ns, receive {:.0} ns",
             grouped(h.messages as f64),
             h.rounds,
             h.send_ns,
-            h.receive_ns
+            h.receive_ns,
+            h.send_envelope_ns,
+            h.receive_envelope_ns
         );
 
         let cpu = &self.cpu_backend;
