@@ -5,40 +5,19 @@
 //! `RangeError` with nothing queued.
 #![cfg(target_arch = "wasm32")]
 
-use ringkernel_web::wasm::{define_message, ring_kernel, JsRuntime};
+use ringkernel_web::wasm::JsRuntime;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 mod common;
 
-use common::web::{error_name, get, invoke, js, js_function, num, object, timeout};
+use common::web::{call, error_name, get, invoke, js, num, object, register_linear, timeout};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 async fn create(backend: &str) -> JsValue {
     js(JsRuntime::create(Some(object(&[("backend", backend.into())])))).await.unwrap_or_else(|e| panic!("{e:?}"))
-}
-
-/// Stage `id`: `value * mul + add`, in WGSL and as a JavaScript handler.
-fn register(id: &str, mul: i32, add: i32) {
-    let request = define_message("Request".into(), object(&[("value", "i32".into())])).unwrap();
-    let response = define_message("Response".into(), object(&[("result", "i32".into())])).unwrap();
-    let wgsl = format!("fn handle(msg: Request) -> Response {{ return Response(msg.value * {mul} + {add}); }}");
-    let handler = js_function("m", &format!("return {{ result: m.value * {mul} + {add} }};"));
-    ring_kernel(object(&[
-        ("id", id.into()),
-        ("input", request),
-        ("output", response),
-        ("wgsl", wgsl.into()),
-        ("handler", handler.into()),
-        ("replace", true.into()),
-    ]))
-    .unwrap();
-}
-
-async fn call(target: &JsValue, method: &str, args: &[JsValue]) -> JsValue {
-    invoke(target, method, args).await.unwrap_or_else(|e| panic!("{method}: {e:?}"))
 }
 
 fn value(v: i32) -> JsValue {
@@ -89,7 +68,7 @@ async fn envelopes_through_javascript_on_webgpu_and_the_cpu_backend() {
     for backend in ["webgpu", "cpu"] {
         let rt = create(backend).await;
         let id = format!("web-env-{backend}");
-        register(&id, 2, 0);
+        register_linear(&id, 2, 0);
         call(&rt, "launch", &[id.clone().into()]).await;
         call(&rt, "activate", &[id.clone().into()]).await;
 
@@ -146,7 +125,7 @@ async fn an_envelope_follows_its_message_through_a_three_stage_pipeline() {
         let rt = create(backend).await;
         let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| format!("web-env-pipe-{backend}-{s}")).collect();
         for (id, (mul, add)) in ids.iter().zip([(1, 1), (2, 0), (1, 3)]) {
-            register(id, mul, add);
+            register_linear(id, mul, add);
             call(&rt, "launch", &[id.clone().into()]).await;
             call(&rt, "activate", &[id.clone().into()]).await;
         }

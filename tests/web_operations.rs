@@ -5,41 +5,22 @@
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Array, Object};
-use ringkernel_web::wasm::{define_message, ring_kernel, JsRuntime};
+use ringkernel_web::wasm::{define_message, JsRuntime};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 mod common;
 
-use common::web::{array, get, invoke, js, js_function, name_of, num, object, sleep_ms, timeout};
+use common::web::{
+    array, call, get, invoke, js, js_function, name_of, num, object, register_linear, sleep_ms, timeout,
+};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 /// `RingKernelRuntime.create(options)`, as JavaScript calls it.
 async fn create(options: JsValue) -> JsValue {
     js(JsRuntime::create(Some(options))).await.unwrap_or_else(|e| panic!("create: {e:?}"))
-}
-
-/// Registers `id`: a doubler with WGSL (GPU) and a JavaScript handler (cpu backend).
-fn register(id: &str) {
-    let request = define_message("Request".into(), object(&[("value", "i32".into())])).unwrap();
-    let response = define_message("Response".into(), object(&[("result", "i32".into())])).unwrap();
-    let wgsl = "fn handle(msg: Request) -> Response { return Response(msg.value * 2); }";
-    let handler = js_function("m", "return { result: m.value * 2 };");
-    ring_kernel(object(&[
-        ("id", id.into()),
-        ("input", request),
-        ("output", response),
-        ("wgsl", wgsl.into()),
-        ("handler", handler.into()),
-        ("replace", true.into()),
-    ]))
-    .unwrap();
-}
-
-async fn call(target: &JsValue, method: &str, args: &[JsValue]) -> JsValue {
-    invoke(target, method, args).await.unwrap_or_else(|e| panic!("{method}: {e:?}"))
 }
 
 fn sum(values: &JsValue) -> f64 {
@@ -140,7 +121,7 @@ async fn memory_by_purpose_pressure_and_alerts_through_javascript() {
 
 #[wasm_bindgen_test]
 async fn degradation_levels_and_overloaded_errors_through_javascript() {
-    register("web-deg");
+    register_linear("web-deg", 2, 0);
     for backend in ["webgpu", "cpu"] {
         let degradation = object(&[("cooldownMs", 5.into()), ("windowMs", 50.into())]);
         let rt = create(object(&[("backend", backend.into()), ("degradation", degradation)])).await;

@@ -76,3 +76,27 @@ pub fn error_name(error: &JsValue) -> (String, String) {
     let name = get(error, "name").as_string().unwrap_or_default();
     (name, get(error, "message").as_string().unwrap_or_default())
 }
+
+/// `target[name](...args)` that must succeed (the test fails with the method's error).
+pub async fn call(target: &JsValue, name: &str, args: &[JsValue]) -> JsValue {
+    invoke(target, name, args).await.unwrap_or_else(|e| panic!("{name}: {e:?}"))
+}
+
+/// Registers kernel `id`: `{ value: i32 }` → `{ result: value * mul + add }`, in WGSL and as a
+/// JavaScript handler (for the cpu backend), replacing any kernel of that id.
+pub fn register_linear(id: &str, mul: i32, add: i32) {
+    use ringkernel_web::wasm::{define_message, ring_kernel};
+    let request = define_message("Request".into(), object(&[("value", "i32".into())])).unwrap();
+    let response = define_message("Response".into(), object(&[("result", "i32".into())])).unwrap();
+    let wgsl = format!("fn handle(msg: Request) -> Response {{ return Response(msg.value * {mul} + {add}); }}");
+    let handler = js_function("m", &format!("return {{ result: m.value * {mul} + {add} }};"));
+    ring_kernel(object(&[
+        ("id", id.into()),
+        ("input", request),
+        ("output", response),
+        ("wgsl", wgsl.into()),
+        ("handler", handler.into()),
+        ("replace", true.into()),
+    ]))
+    .unwrap();
+}
