@@ -11,11 +11,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{stage_value, stage_wgsl, InOrder, Tagged, TAGGED_FIELDS, TAGGED_NAME};
+use common::{stage_value, stage_wgsl, tagged_layout, InOrder, Tagged};
 use ringkernel_web::kernel::{self, host};
 use ringkernel_web::{
-    BackendChoice, DeviceId, DeviceRequirements, DeviceSpec, ErrorKind, FieldType, KernelDefinition, KernelState,
-    LaunchOptions, LoadBalancing, MessageLayout, Runtime, RuntimeOptions,
+    BackendChoice, DeviceId, DeviceRequirements, DeviceSpec, ErrorKind, KernelDefinition, KernelState, LaunchOptions,
+    LoadBalancing, Runtime, RuntimeOptions,
 };
 
 const D0: DeviceId = DeviceId(0);
@@ -27,14 +27,6 @@ fn two_devices(balancing: LoadBalancing) -> Runtime {
         .with_load_balancing(balancing);
     pollster::block_on(Runtime::new(options))
         .unwrap_or_else(|e| panic!("two devices: {e} (GPU tests need a wgpu adapter; install mesa-vulkan-drivers)"))
-}
-
-fn tagged_layout() -> MessageLayout {
-    TAGGED_FIELDS
-        .iter()
-        .fold(MessageLayout::builder(TAGGED_NAME), |b, name| b.field(name, FieldType::U32))
-        .build_for::<Tagged>()
-        .unwrap()
 }
 
 /// Registers stage `stage` of a tagged pipeline under `id` (WGSL, and a host handler for cpu

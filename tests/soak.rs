@@ -17,9 +17,9 @@ mod common;
 use std::time::Duration;
 use std::time::Instant;
 
-use common::{runtime_on, stage_value, stage_wgsl, InOrder, Tagged, TAGGED_FIELDS, TAGGED_NAME};
+use common::{runtime_on, stage_value, stage_wgsl, tagged_layout, InOrder, Tagged};
 use ringkernel_web::kernel::{self, host};
-use ringkernel_web::{BackendChoice, Error, FieldType, KernelDefinition, LaunchOptions, MessageLayout, Runtime};
+use ringkernel_web::{BackendChoice, Error, KernelDefinition, LaunchOptions, Runtime};
 
 const MESSAGES: u32 = 1_000_000;
 const QUEUE_SIZE: usize = 4096;
@@ -35,14 +35,6 @@ fn seed() -> u64 {
     std::env::var("RINGKERNEL_SOAK_SEED")
         .ok()
         .map_or(0x5eed_0006, |s| s.parse().expect("RINGKERNEL_SOAK_SEED is a u64"))
-}
-
-fn tagged_layout() -> MessageLayout {
-    TAGGED_FIELDS
-        .iter()
-        .fold(MessageLayout::builder(TAGGED_NAME), |b, name| b.field(name, FieldType::U32))
-        .build_for::<Tagged>()
-        .unwrap()
 }
 
 /// Launches, activates and connects `stages` kernels `{prefix}-0 → {prefix}-1 → ...`; stage `k`

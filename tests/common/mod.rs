@@ -137,6 +137,17 @@ impl Tagged {
     }
 }
 
+/// `Tagged`'s layout: three `u32`s, checked against the Rust struct.
+pub fn tagged_layout() -> ringkernel_web::MessageLayout {
+    TAGGED_FIELDS
+        .iter()
+        .fold(ringkernel_web::MessageLayout::builder(TAGGED_NAME), |b, name| {
+            b.field(name, ringkernel_web::FieldType::U32)
+        })
+        .build_for::<Tagged>()
+        .unwrap()
+}
+
 /// What stage `stage` (0-based) of a pipeline does to a value: `value * 3 + stage + 1`, wrapping
 /// like WGSL's `u32`. Each stage differs, so an answer shows that every stage ran exactly once.
 pub fn stage_value(value: u32, stage: u32) -> u32 {
