@@ -291,7 +291,17 @@ fn terminate_drains_queued_messages_of_a_paused_kernel() {
 fn terminate_past_its_timeout_reports_what_was_left() {
     let rt = runtime();
     pollster::block_on(async {
-        rt.launch("doubler", LaunchOptions::default()).await.unwrap();
+        // Two answers nobody receives fill the output queue, which then holds the input: the 4
+        // messages after them cannot be processed however the tick and this thread interleave
+        // (a kernel free to run could finish them before a 0 ms terminate looks).
+        let options = LaunchOptions::default().with_output_queue_capacity(2).with_auto_activate();
+        rt.launch("doubler", options).await.unwrap();
+        rt.send_batch("doubler", &[10i32, 20], None).await.unwrap();
+        let started = std::time::Instant::now();
+        while rt.kernel_metrics("doubler").unwrap().output_queue_depth < 2 {
+            assert!(started.elapsed() < Duration::from_secs(60), "the first two answers never came");
+            std::thread::sleep(Duration::from_millis(2));
+        }
         rt.send_batch("doubler", &[1i32, 2, 3], None).await.unwrap();
         let waiting_call = rt.call_pod::<i32, i32>("doubler", &4, None);
         let terminate = rt.terminate("doubler", Some(Duration::from_millis(0)));
