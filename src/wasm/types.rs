@@ -282,6 +282,8 @@ export interface KernelTelemetry {
   errors: number; errorRate: number;
   /** Dispatches (runs of the handler) of this kernel. */
   dispatches: number;
+  /** Of those, the ones run fused with the rest of its pipeline (one dispatch for the chain). */
+  fusedDispatches: number;
   inputQueueDepth: number; inFlight: number; outputQueueDepth: number;
   bytesToDevice: number; bytesFromDevice: number; gpuMemoryBytes: number;
   uptimeMs: number;

@@ -26,11 +26,25 @@ pub(crate) struct GpuKernel {
     pub slots: u32,
     pub input_stride: u64,
     pub output_stride: u64,
-    workgroup_size: u32,
+    pub workgroup_size: u32,
     max_workgroups: u32,
     /// What the GPU counters said at the last readback, so each tick reports what it added.
     pub tally: Arc<Tally>,
+    /// Whether it can run inside a fused pipeline: its handler answers every message, and it
+    /// has no state and no workgroup memory.
+    pub fusable: bool,
+    /// Unique among the device's kernels for the runtime's life: names it in fused bind groups.
+    pub serial: u64,
+    fused: super::fused::SharedCache,
 }
+
+impl Drop for GpuKernel {
+    fn drop(&mut self) {
+        super::fused::forget(&self.fused, self.serial);
+    }
+}
+
+static SERIALS: AtomicU64 = AtomicU64::new(1);
 
 /// A kernel's GPU counters as last read back. The counters only grow on one device (a
 /// relaunched kernel starts from zero with a new tally).
@@ -127,17 +141,24 @@ impl GpuKernel {
                 .unwrap_or(u32::MAX)
                 .min(device.limits().max_compute_workgroups_per_dimension),
             tally: Arc::default(),
+            fusable: shape.workgroup_memory_bytes == 0 && codegen::unfusable(definition).is_none(),
+            serial: SERIALS.fetch_add(1, Ordering::Relaxed),
+            fused: ctx.fused.clone(),
         })
     }
 
     /// Encodes one bounded drain of `pending` messages: the kernel's only dispatch of a tick.
     pub fn encode_dispatch(&self, pass: &mut wgpu::ComputePass<'_>, pending: u32) {
-        // Cap the grid: beyond a few thousand workgroups the grid-stride loop does the rest and
-        // fewer invocations mean fewer telemetry atomics.
-        let groups = pending.div_ceil(self.workgroup_size).clamp(1, self.max_workgroups.min(4096));
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.set_pipeline(&self.drain);
-        pass.dispatch_workgroups(groups, 1, 1);
+        pass.dispatch_workgroups(self.workgroups(pending), 1, 1);
+    }
+
+    /// Workgroups of a dispatch over `pending` messages. The grid is capped: beyond a few
+    /// thousand workgroups the grid-stride loop does the rest and fewer invocations mean fewer
+    /// telemetry atomics.
+    pub fn workgroups(&self, pending: u32) -> u32 {
+        pending.div_ceil(self.workgroup_size).clamp(1, self.max_workgroups.min(4096))
     }
 
     /// Bytes of GPU memory this kernel holds.

@@ -1,0 +1,229 @@
+//! Fused pipelines on the GPU: a chain of connected kernels that a tick plans back to back (each
+//! stage fed only by the one before, every stage active and able to fuse) runs as one dispatch
+//! of one module ([`codegen::generate_fused`]) instead of one dispatch per stage with ring-to-ring
+//! copies between passes. Everything else about the tick stays: each stage's counters come back
+//! and are delivered as if it had run alone, and the last stage's answers land in its own ring.
+//!
+//! Modules are compiled off the hot path (natively on a helper thread, on the web as a task of
+//! the event loop) and cached per device by the chain's definitions and block size; until one is
+//! ready, or if it failed, the chain runs ring to ring.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::kernel::GpuKernel;
+use super::GpuContext;
+use crate::backend::Dispatch;
+use crate::codegen::{self, FusedShader, MAX_FUSED_STAGES};
+use crate::error::{Error, Result};
+use crate::kernel::KernelDefinition;
+
+/// A chain's definitions (by identity) and the first stage's block size.
+type PipelineKey = (Vec<usize>, u32);
+
+/// The fused modules and bind groups of one device.
+#[derive(Default)]
+pub(crate) struct FusedCache {
+    pipelines: HashMap<PipelineKey, Slot>,
+    /// Per chain of launched kernels (their serials): the bind group of its rings.
+    groups: HashMap<Vec<u64>, wgpu::BindGroup>,
+}
+
+enum Slot {
+    Compiling,
+    /// The definitions are held so their addresses, the key, are never reused meanwhile.
+    Ready(Arc<FusedPipeline>, #[allow(dead_code)] Vec<Arc<KernelDefinition>>),
+    Failed(#[allow(dead_code)] Error),
+}
+
+pub(crate) struct FusedPipeline {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+pub(crate) type SharedCache = Arc<Mutex<FusedCache>>;
+
+/// Drops the bind groups that bind a kernel's rings (when the kernel is dropped).
+pub(crate) fn forget(cache: &SharedCache, serial: u64) {
+    cache.lock().unwrap_or_else(|p| p.into_inner()).groups.retain(|chain, _| !chain.contains(&serial));
+}
+
+/// One fused run of a tick: the dispatches (indices, in chain order) it stands for.
+pub(crate) struct FusedRun {
+    pub stages: Vec<usize>,
+    pipeline: Arc<FusedPipeline>,
+    bind_group: wgpu::BindGroup,
+}
+
+impl FusedRun {
+    /// One bounded drain of the chain's `pending` messages, shaped by the first stage.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, first: &GpuKernel, pending: u32) {
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.set_pipeline(&self.pipeline.pipeline);
+        pass.dispatch_workgroups(first.workgroups(pending), 1, 1);
+    }
+}
+
+/// The runs of this tick's dispatches that fuse, each with a ready module; chains whose module
+/// is not compiled yet start compiling and run ring to ring this tick.
+pub(crate) fn runs(ctx: &GpuContext, dispatches: &[Dispatch<'_>], rings: &[&GpuKernel]) -> Vec<FusedRun> {
+    let fusable = |i: usize| dispatches[i].fusable && rings[i].fusable;
+    let mut covered = vec![false; dispatches.len()];
+    let mut runs = Vec::new();
+    for start in 0..dispatches.len() {
+        if covered[start] || !fusable(start) {
+            continue;
+        }
+        let mut stages = vec![start];
+        let mut at = start;
+        while stages.len() < MAX_FUSED_STAGES {
+            let Some((to, landing)) = dispatches[at].forward else { break };
+            let (from, next) = (&dispatches[at], &dispatches[to]);
+            // Fed only by the stage before, in the same slots: nothing of its own queued or in flight.
+            if covered[to] || !fusable(to) || next.pending != from.pending || !next.input.is_empty() || next.head != landing
+            {
+                break;
+            }
+            stages.push(to);
+            at = to;
+        }
+        if stages.len() < 2 {
+            continue;
+        }
+        if let Some(run) = ready_run(ctx, dispatches, rings, stages) {
+            for &i in &run.stages {
+                covered[i] = true;
+            }
+            runs.push(run);
+        }
+    }
+    runs
+}
+
+/// The run of `stages` if its module is ready (with its bind group, made once per chain of
+/// launched kernels); otherwise starts compiling it, once.
+fn ready_run(
+    ctx: &GpuContext,
+    dispatches: &[Dispatch<'_>],
+    rings: &[&GpuKernel],
+    stages: Vec<usize>,
+) -> Option<FusedRun> {
+    let first = rings[stages[0]];
+    let key: PipelineKey =
+        (stages.iter().map(|&i| Arc::as_ptr(dispatches[i].definition) as usize).collect(), first.workgroup_size);
+    let mut cache = ctx.fused.lock().unwrap_or_else(|p| p.into_inner());
+    let pipeline = match cache.pipelines.get(&key) {
+        Some(Slot::Ready(pipeline, _)) => pipeline.clone(),
+        Some(Slot::Compiling | Slot::Failed(_)) => return None,
+        None => {
+            // Bounded: chains come and go with launches; forget finished entries now and then.
+            if cache.pipelines.len() >= 64 {
+                cache.pipelines.retain(|_, slot| matches!(slot, Slot::Compiling));
+            }
+            let definitions: Vec<Arc<KernelDefinition>> = stages.iter().map(|&i| dispatches[i].definition.clone()).collect();
+            cache.pipelines.insert(key.clone(), Slot::Compiling);
+            drop(cache);
+            compile_in_background(ctx, key, definitions);
+            return None;
+        }
+    };
+    let serials: Vec<u64> = stages.iter().map(|&i| rings[i].serial).collect();
+    let bind_group = cache
+        .groups
+        .entry(serials)
+        .or_insert_with(|| bind_group(&ctx.device, &pipeline.layout, &stages.iter().map(|&i| rings[i]).collect::<Vec<_>>()))
+        .clone();
+    Some(FusedRun { stages, pipeline, bind_group })
+}
+
+/// Bindings as in shaders/harness/fused.wgsl: the first stage's input ring, the last stage's
+/// output and input rings, then every earlier stage's output ring (its counters).
+fn bind_group(device: &wgpu::Device, layout: &wgpu::BindGroupLayout, rings: &[&GpuKernel]) -> wgpu::BindGroup {
+    let last = rings[rings.len() - 1];
+    let mut buffers: Vec<&wgpu::Buffer> = vec![&rings[0].input_ring, &last.output_ring, &last.input_ring];
+    buffers.extend(rings[..rings.len() - 1].iter().map(|ring| &*ring.output_ring));
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(binding, buffer)| wgpu::BindGroupEntry { binding: binding as u32, resource: buffer.as_entire_binding() })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some("fused pipeline"), layout, entries: &entries })
+}
+
+/// Generates and compiles the chain's module off the tick and files the result in the cache.
+fn compile_in_background(ctx: &GpuContext, key: PipelineKey, definitions: Vec<Arc<KernelDefinition>>) {
+    let cache = ctx.fused.clone();
+    let device = ctx.device.clone();
+    let scopes = ctx.scopes();
+    let workgroup_size = key.1;
+    let stages: Vec<&KernelDefinition> = definitions.iter().map(|d| &**d).collect();
+    let shader = codegen::generate_fused(&stages, workgroup_size);
+    crate::platform::spawn_detached(move || async move {
+        let compiled = match shader {
+            Ok(shader) => compile(&device, scopes, &shader, definitions.len(), workgroup_size).await,
+            Err(error) => Err(error),
+        };
+        let slot = match compiled {
+            Ok(pipeline) => Slot::Ready(Arc::new(pipeline), definitions),
+            Err(error) => Slot::Failed(error),
+        };
+        cache.lock().unwrap_or_else(|p| p.into_inner()).pipelines.insert(key, slot);
+    });
+}
+
+async fn compile(
+    device: &wgpu::Device,
+    scopes: super::Scopes,
+    shader: &FusedShader,
+    stages: usize,
+    workgroup_size: u32,
+) -> Result<FusedPipeline> {
+    #[cfg(not(target_arch = "wasm32"))]
+    codegen::check_fused(shader)?;
+    let _one_scope_at_a_time = scopes.lock().await;
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("fused pipeline"),
+        source: wgpu::ShaderSource::Wgsl(shader.source.as_str().into()),
+    });
+    let info = module.get_compilation_info().await;
+    if let Some(error) = info.messages.iter().find(|m| m.message_type == wgpu::CompilationMessageType::Error) {
+        drop(scope.pop());
+        let at = error.location.map(|at| (at.line_number, at.line_position, at.length));
+        return Err(shader.compile_error(&error.message, at));
+    }
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = (0..3 + stages as u32 - 1)
+        .map(|binding| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only: binding == 0 || binding == 2 },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    let layout =
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("fused pipeline"), entries: &entries });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some("fused pipeline"),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("fused pipeline"),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some("ring_drain"),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &[("RING_WORKGROUP_SIZE", workgroup_size as f64)],
+            ..Default::default()
+        },
+        cache: None,
+    });
+    if let Some(error) = scope.pop().await {
+        return Err(shader.compile_error(&error.to_string(), None));
+    }
+    Ok(FusedPipeline { pipeline, layout })
+}
