@@ -2,6 +2,18 @@
 //! instead of to the host. On a GPU the tick loop copies them from one ring to the other between two
 //! dispatches of the same submit, so an n-stage pipeline costs one round trip, not n.
 //!
+//! # Fused pipelines
+//! When a tick finds a chain of connected kernels on one GPU that are all active, whose
+//! handlers answer every message (`fn handle(msg: In) -> Out`) and that have no state, no
+//! workgroup memory and nothing of their own queued behind the first stage, it runs the chain as
+//! one dispatch of one generated module: each invocation runs every stage's `handle` in turn and
+//! writes only the last stage's answer (operator chaining). Each stage's telemetry reads as it
+//! would unfused; `fused_dispatches` counts the dispatches it ran fused. The module is compiled
+//! off the tick the first time the chain is seen, and cached; until it is ready, and whenever a
+//! stage is paused, terminating, migrating, disconnected, may drop, keeps state or was launched
+//! [`unfused`](crate::LaunchOptions::unfused), the chain runs ring to ring as below, in order
+//! and with nothing lost, and fuses again when it can.
+//!
 //! A pipeline is a chain: a kernel has at most one downstream and one upstream, and no cycle.
 //! The answers of a connected kernel are not receivable (they are counted as forwarded); receive
 //! from the last stage. Terminating a kernel takes it out of its pipeline first.

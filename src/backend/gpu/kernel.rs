@@ -141,7 +141,7 @@ impl GpuKernel {
                 .unwrap_or(u32::MAX)
                 .min(device.limits().max_compute_workgroups_per_dimension),
             tally: Arc::default(),
-            fusable: shape.workgroup_memory_bytes == 0 && codegen::unfusable(definition).is_none(),
+            fusable: !shape.unfused && shape.workgroup_memory_bytes == 0 && codegen::unfusable(definition).is_none(),
             serial: SERIALS.fetch_add(1, Ordering::Relaxed),
             fused: ctx.fused.clone(),
         })
