@@ -35,12 +35,12 @@ pub(crate) struct GpuKernel {
     pub fusable: bool,
     /// Unique among the device's kernels for the runtime's life: names it in fused bind groups.
     pub serial: u64,
-    fused: super::fused::SharedCache,
+    fused: super::FusedCache,
 }
 
 impl Drop for GpuKernel {
     fn drop(&mut self) {
-        super::fused::forget(&self.fused, self.serial);
+        super::forget_fused(&self.fused, self.serial);
     }
 }
 

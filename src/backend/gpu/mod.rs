@@ -286,6 +286,14 @@ impl GpuContext {
     }
 }
 
+/// A device's fused pipelines (see [`fused`]).
+pub(crate) type FusedCache = fused::SharedCache;
+
+/// Drops the fused bind groups that bind the rings of kernel `serial`, as it is dropped.
+pub(crate) fn forget_fused(cache: &FusedCache, serial: u64) {
+    fused::forget(cache, serial);
+}
+
 /// The lock on a device's error-scope stack (see `GpuContext::scopes`), shared with background
 /// compilations.
 pub(crate) type Scopes = Arc<futures_util::lock::Mutex<()>>;
