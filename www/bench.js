@@ -447,6 +447,280 @@ class Bench {
       delete section.pausedMiddleStage;
     }
     await terminateAll(runtime, ids);
+    return section;
+  }
+
+  /** The doubler as a plain JS async actor: no GPU, no runtime, for reference. */
+  async jsActor() {
+    const actor = new JsActor(doubleHandler);
+    const group = this.plan.actorGroupSize;
+    const label = "JS actor send → receive";
+    const samples = await this.timed(label, {
+      warmup: this.plan.warmup, samples: this.plan.iterations, inputs: (i) => values(group, i),
+      step: async (v) => {
+        const answers = new Int32Array(v.length);
+        for (let k = 0; k < v.length; k++) {
+          await actor.send({ value: v[k] });
+          answers[k] = (await actor.receive()).result;
+        }
+        return answers;
+      },
+    });
+    const sendReceive = latency(samples.map((ms) => ms / group), { groupSize: group });
+    this.ui.latency(label, sendReceive);
+    // A sample is `group` batches back to back (all sent, then all received, batch after batch),
+    // enough messages that the clock sees them; small batches would otherwise read as 0 ms.
+    const batches = [];
+    for (const messages of this.plan.batchSizes) {
+      const label = `JS actor batch of ${grouped(messages)}`;
+      const group = Math.max(1, Math.ceil(this.plan.actorSampleMessages / messages));
+      const repetitions = this.plan.repetitions(messages);
+      const samples = await this.timed(label, {
+        warmup: Math.min(this.plan.warmup, repetitions), samples: repetitions,
+        inputs: (i) => values(messages * group, i),
+        prepare: (v) => Array.from(v, (value) => ({ value })),
+        step: async (messagesIn) => {
+          const answers = new Int32Array(messagesIn.length);
+          for (let start = 0; start < messagesIn.length; start += messages) {
+            for (let k = start; k < start + messages; k++) await actor.send(messagesIn[k]);
+            for (let k = start; k < start + messages; k++) answers[k] = (await actor.receive()).result;
+          }
+          return answers;
+        },
+      });
+      const t = throughput(messages, samples.map((ms) => ms / group));
+      if (group > 1) t.groupSize = group;
+      this.ui.throughput(label, t);
+      batches.push(t);
+    }
+    await actor.stop();
+    return { sendReceive, throughput: batches };
+  }
+
+  /**
+   * Objects in and out, the API's natural form, against the same messages as typed arrays and
+   * against a plain JS async actor over the same objects, taking turns; then a layout with vec3
+   * padding and one with nested messages, as objects and as typed arrays.
+   */
+  async objects(runtime, definitions, actor) {
+    const messages = this.plan.objectMessages;
+    // Each layout: its object and, packed by hand as a user of the fast path would, the same
+    // message as i32 words (the checked value at word `at`; vec3s take a padding word each).
+    const kinds = [
+      {
+        layout: "doubler", id: DOUBLER, at: 0,
+        make: (v) => ({ value: v }), words: (v) => [v], read: (a) => a.result,
+      },
+      {
+        layout: "vec3", id: "objects-vec3", definition: definitions.vec3, at: 0,
+        make: (v) => ({ position: [v, 1, 2], velocity: [3, 4, 5] }), words: (v) => [v, 1, 2, 0, 3, 4, 5, 0],
+        read: (a) => a.position[0],
+      },
+      {
+        layout: "nested", id: "objects-nested", definition: definitions.nested, at: 1,
+        make: (v) => ({ tag: 7, inner: { value: v } }), words: (v) => [7, v], read: (a) => a.inner.result,
+      },
+    ];
+    const section = { messages, layouts: {} };
+    for (const kind of kinds) {
+      if (kind.definition) await launchActive(runtime, [kind.id], kind.definition, { queueSize: this.plan.queueSize });
+      const stride = kind.words(0).length;
+      const pack = (v) => {
+        const packed = new Int32Array(v.length * stride);
+        for (let k = 0; k < v.length; k++) packed.set(kind.words(v[k]), k * stride);
+        return packed;
+      };
+      const lanes = [
+        { label: `objects: ${kind.layout}, objects in and out`, prepare: (v) => Array.from(v, kind.make),
+          step: (objects) => objectBatch(runtime, kind.id, objects, kind.read) },
+        { label: `objects: ${kind.layout}, typed arrays in and out`, prepare: pack,
+          step: (packed) => packedBatch(runtime, kind.id, packed, stride, kind.at) },
+      ];
+      if (kind.layout === "doubler") {
+        lanes.push({ label: "objects: doubler, plain JS async actor", prepare: (v) => Array.from(v, kind.make),
+          step: async (objects) => {
+            const answers = new Int32Array(objects.length);
+            for (const message of objects) await actor.send(message);
+            for (let k = 0; k < objects.length; k++) answers[k] = (await actor.receive()).result;
+            return answers;
+          } });
+      }
+      const [objects, typedArrays, jsActor] = await this.throughputs(messages, lanes);
+      section.layouts[kind.layout] = { objects, typedArrays, ...(jsActor && { jsActor }) };
+      if (kind.definition) await terminateAll(runtime, [kind.id]);
+    }
+    return section;
+  }
+
+  /** The doubler on the cpu backend (its built-in host handler), or why there is none. */
+  async cpuBackend() {
+    let runtime;
+    try {
+      runtime = await RingKernelRuntime.create({ backend: "cpu" });
+      await runtime.launch(DOUBLER, null, { queueSize: this.plan.queueSize });
+      await runtime.activate(DOUBLER);
+    } catch (e) {
+      await runtime?.dispose().catch(() => {});
+      const reason = `${e.message} (${e.name})`;
+      this.ui.row("cpu backend", "unavailable", reason);
+      return { available: false, reason };
+    }
+    try {
+      const sendReceiveLatency = await this.latency("cpu send → receive", (i) => values(1, i), (v) => sendReceive(runtime, DOUBLER, v));
+      const batches = [];
+      for (const messages of this.plan.batchSizes) {
+        batches.push(await this.throughput(`cpu batch of ${grouped(messages)}`, messages, (v) => batch(runtime, DOUBLER, v)));
+      }
+      return { available: true, sendReceive: sendReceiveLatency, throughput: batches };
+    } finally {
+      await runtime.dispose();
+    }
+  }
+
+  /**
+   * What one `send` of an object and one `receive` of an answer object cost on the page, one
+   * message a call: sends go into a deactivated kernel (nothing is dispatched while the clock
+   * runs), receives start once every answer is back. Medians over rounds, in µs per message;
+   * every answer is checked.
+   */
+  async hostCost(runtime, definitions) {
+    const id = "host-cost";
+    const messages = this.plan.hostCostMessages;
+    const rounds = this.plan.minRepetitions;
+    await runtime.launch(id, definitions.doublerCopy, { queueSize: messages });
+    await runtime.activate(id);
+    const sends = [];
+    const receives = [];
+    this.ui.phase("host cost: send, receive", rounds);
+    for (let round = 0; round < rounds; round++) {
+      const inputs = values(messages, round);
+      await runtime.deactivate(id);
+      let start = now();
+      for (let k = 0; k < messages; k++) await runtime.send(id, { value: inputs[k] });
+      sends.push(((now() - start) * 1e3) / messages);
+      await runtime.reactivate(id);
+      while (runtime.getTelemetry(id).outputQueueDepth < messages) await new Promise((done) => setTimeout(done, 1));
+      const answers = new Int32Array(messages);
+      start = now();
+      for (let k = 0; k < messages; k++) answers[k] = (await runtime.receive(id, { timeout: 0 })).result;
+      receives.push(((now() - start) * 1e3) / messages);
+      expectMultiplied("host cost", inputs, answers, 2);
+      this.checked += messages;
+    }
+    // The same with envelopes (a package without them skips this).
+    const envelopeSends = [];
+    const envelopeReceives = [];
+    for (let round = 0; runtime.sendEnvelope && round < rounds; round++) {
+      const inputs = values(messages, round + rounds);
+      await runtime.deactivate(id);
+      let start = now();
+      for (let k = 0; k < messages; k++) await runtime.sendEnvelope(id, { value: inputs[k] });
+      envelopeSends.push(((now() - start) * 1e3) / messages);
+      await runtime.reactivate(id);
+      while (runtime.getTelemetry(id).outputQueueDepth < messages) await new Promise((done) => setTimeout(done, 1));
+      const answers = new Int32Array(messages);
+      start = now();
+      for (let k = 0; k < messages; k++) answers[k] = (await runtime.receiveEnvelope(id, { timeout: 0 })).message.result;
+      envelopeReceives.push(((now() - start) * 1e3) / messages);
+      expectMultiplied("host cost (envelopes)", inputs, answers, 2);
+      this.checked += messages;
+    }
+    await terminateAll(runtime, [id]);
+    const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const cost = { messages, rounds, sendUs: median(sends), receiveUs: median(receives) };
+    if (envelopeSends.length) Object.assign(cost, { sendEnvelopeUs: median(envelopeSends), receiveEnvelopeUs: median(envelopeReceives) });
+    this.ui.row("host cost per message", `send ${cost.sendUs.toFixed(2)} µs`, `receive ${cost.receiveUs.toFixed(2)} µs`);
+    if (cost.sendEnvelopeUs) this.ui.row("  with envelopes", `send ${cost.sendEnvelopeUs.toFixed(2)} µs`, `receive ${cost.receiveEnvelopeUs.toFixed(2)} µs`);
+    return cost;
+  }
+
+  /**
+   * How fast `sendBatch` takes N 4-byte messages into a deactivated kernel (nothing is
+   * dispatched while the clock runs): an Int32Array already in the input layout, and an array of
+   * objects. Between samples the kernel is reactivated and drained, checking every answer.
+   */
+  async hostPacking(runtime, definitions) {
+    const id = "packing";
+    const messages = this.plan.packingMessages;
+    await runtime.launch(id, definitions.doublerCopy, { queueSize: messages });
+    await runtime.activate(id);
+    await runtime.deactivate(id);
+    const measure = async (label, prepare) => {
+      const samples = await this.timed(label, {
+        warmup: 1, samples: this.plan.minRepetitions, inputs: (i) => values(messages, i), prepare,
+        // Only sendBatch's own time counts, not the drain that checks the answers.
+        selfTimed: true,
+        step: async (argument) => {
+          const start = now();
+          const accepted = await runtime.sendBatch(id, argument, { timeout: 0 });
+          const elapsed = now() - start;
+          if (accepted !== messages) throw new Error(`sendBatch accepted ${accepted} of ${messages} into an empty queue of ${messages}`);
+          await runtime.reactivate(id);
+          const answers = await drain(runtime, id, messages);
+          await runtime.deactivate(id);
+          return { answers, elapsed };
+        },
+      });
+      const t = throughput(messages, samples);
+      this.ui.throughput(label, t);
+      return t;
+    };
+    const typedArray = await measure(`host packing: sendBatch(Int32Array of ${grouped(messages)})`, (v) => v);
+    const objects = await measure(`host packing: sendBatch(${grouped(messages)} objects)`, (v) => Array.from(v, (value) => ({ value })));
+    await terminateAll(runtime, [id]);
+    return { messages, messageBytes: 4, targetMsgsPerSec: HOST_PACKING_TARGET, typedArray, objects };
+  }
+
+  /**
+   * Two WebGPU devices: the pause a live migration causes while messages flow (the kernel is out of
+   * every tick that long; compiling on the target comes first), and one message through 3 connected
+   * stages with the middle one on the other device (relayed through the host) vs all on one device.
+   */
+  async devices(definitions) {
+    const runtime = await RingKernelRuntime.create({ devices: [{}, {}] });
+    try {
+      const migrations = this.plan.quick ? 10 : 100;
+      const moving = "migrating-doubler";
+      await runtime.launch(moving, definitions.doublerCopy, { queueSize: 4096, device: 0, autoActivate: true });
+      const pauses = [];
+      const calls = [];
+      this.ui.phase("two devices: migrations with 500 messages in flight", migrations);
+      for (let i = 0; i < migrations; i++) {
+        const v = values(500, i);
+        await runtime.sendBatch(moving, v, WAIT);
+        const start = now();
+        const report = await runtime.migrate(moving, (i + 1) % 2);
+        calls.push(now() - start);
+        pauses.push(report.pauseMs);
+        expectMultiplied("migration", v, await drain(runtime, moving, v.length), 2);
+        this.checked += v.length;
+        this.ui.progress(i + 1);
+      }
+      const pause = latency(pauses);
+      const migrate = latency(calls);
+      this.ui.latency("two devices: migration pause", pause);
+      this.ui.latency("two devices: migrate call (compiling included)", migrate);
+      const stages = 3;
+      const inputs = (i) => values(1, i).map((v) => v >> stages);
+      const lanes = [];
+      for (const [name, devices] of [["middle stage on the other device", [0, 1, 0]], ["one device", [0, 0, 0]]]) {
+        const chain = devices.map((_, k) => `devices-${devices.join("")}-${k}`);
+        for (let k = 0; k < stages; k++) await runtime.launch(chain[k], definitions.stage, { device: devices[k] });
+        for (let k = 0; k + 1 < stages; k++) await runtime.connect(chain[k], chain[k + 1]);
+        for (const id of chain) await runtime.activate(id);
+        lanes.push({
+          label: `two devices: 3-stage pipeline, ${name}`, inputs, factor: 2 ** stages,
+          step: async (v) => {
+            await runtime.send(chain[0], { value: v[0] }, WAIT);
+            return [(await runtime.receive(chain[stages - 1], WAIT)).value];
+          },
+        });
+      }
+      const [pipelineAcrossDevices, pipelineOneDevice] = await this.latencies(lanes);
+      return { migrations, pause, migrate, pipelineAcrossDevices, pipelineOneDevice };
+    } finally {
+      await runtime.dispose().catch(() => {});
+    }
   }
 }
 
