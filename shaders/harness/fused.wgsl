@@ -1,14 +1,7 @@
-// Fused pipeline harness: one bounded drain that runs every stage of a chain of connected
-// kernels on each message in turn and writes only the last stage's answer, so answers pass from
-// stage to stage in registers instead of through rings and copies.
-// Bindings: 0 the first stage's input ring (read), 1 the last stage's output ring (read_write),
-// 2 the last stage's input ring (read: only its header, which says where its answers go);
-// fused_stage.wgsl adds 3, 4, ... for every earlier stage's output ring (only its counters).
-// src/codegen/fused.rs prepends each stage's message structs and handler, renamed per stage
-// (`s0__handle`, `s1__Request`, ...), replaces {{IN}} (the first stage's input), {{OUT}} (the
-// last stage's output) and {{WORKGROUP_SIZE}}, then appends one fused_stage.wgsl per earlier
-// stage and the generated glue: `fused_handle` (each stage's handle in turn) and
-// `count_earlier_stages`.
+// Fused pipeline: runs every stage of a chain of connected kernels on each message in turn and
+// writes only the last stage's answer (src/codegen/fused.rs fills it in; see there).
+// Bindings: 0 the first stage's input ring (read), 1 the last stage's output ring, 2 the last
+// stage's input ring (read, its header only); fused_stage.wgsl: 3.. earlier stages' counters.
 
 // Keep in sync with `RingHeader` in src/queue.rs and ring.wgsl.
 struct RingInput {
@@ -48,10 +41,8 @@ override RING_WORKGROUP_SIZE: u32 = {{WORKGROUP_SIZE}}u;
 @group(0) @binding(1) var<storage, read_write> output_ring: RingOutput;
 @group(0) @binding(2) var<storage, read> last_input: RingHeader;
 
-// As ring.wgsl's drain, over the first stage's messages; message i of the dispatch is answered
-// in the last stage's slot head+i of its own ring (rings hold a power of two of slots, so a mask
-// wraps). Every stage's counters advance as if it had run alone: processed by what this
-// invocation ran, dispatches by one per dispatch.
+// As ring.wgsl's drain; message i is answered in the last stage's slot head+i (rings hold a
+// power of two of slots: a mask wraps). Every stage counts as if it had run alone.
 @compute @workgroup_size(RING_WORKGROUP_SIZE)
 fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     if (input_ring.running == 0u) {

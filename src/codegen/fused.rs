@@ -11,8 +11,6 @@
 //! Only stages whose handler answers every message (`fn handle(msg: In) -> Out`) and has no
 //! state fuse; a chain with any other stage runs ring to ring as before.
 
-use std::collections::HashSet;
-
 use super::handler::{self, blank_comments, is_ident_byte, HandlerForm};
 use crate::error::Error;
 use crate::kernel::KernelDefinition;
@@ -91,7 +89,7 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
         }
         let structs = super::message_structs(&stage.input, &stage.output).map_err(|m| refuse(&stage.id, m))?;
         let code = blank_comments(&stage.wgsl);
-        let mut names: HashSet<&str> = top_level_names(&code);
+        let mut names: Vec<&str> = top_level_names(&code);
         names.extend(structs.iter().map(|layout| layout.name()));
         let prefix = format!("s{index}__");
         for layout in &structs {
@@ -165,8 +163,8 @@ fn contains_struct(ty: &FieldType) -> bool {
 
 /// Names declared at the top level of `code` (comments blanked): the identifier after `fn`,
 /// `struct`, `const`, `var` (after its `<...>`), `override` or `alias` outside any braces.
-fn top_level_names(code: &str) -> HashSet<&str> {
-    let mut names = HashSet::new();
+fn top_level_names(code: &str) -> Vec<&str> {
+    let mut names = Vec::new();
     let mut depth = 0usize;
     let mut declaring = false;
     // `var<storage, read>`: the words inside the angle brackets are not the name.
@@ -178,7 +176,7 @@ fn top_level_names(code: &str) -> HashSet<&str> {
             Token::Punct(b'<') if declaring => angle += 1,
             Token::Punct(b'>') if declaring => angle = angle.saturating_sub(1),
             Token::Ident(word) if depth == 0 && declaring && angle == 0 => {
-                names.insert(word);
+                names.push(word);
                 declaring = false;
             }
             Token::Ident("fn" | "struct" | "const" | "var" | "override" | "alias") if depth == 0 => declaring = true,
@@ -190,7 +188,7 @@ fn top_level_names(code: &str) -> HashSet<&str> {
 
 /// `code` with every identifier in `names` prefixed, except member accesses (`x.name`) and
 /// struct members' declarations (`name: T` inside a struct's braces).
-fn rename(code: &str, names: &HashSet<&str>, prefix: &str) -> String {
+fn rename(code: &str, names: &[&str], prefix: &str) -> String {
     let mut out = String::with_capacity(code.len() + 64);
     let mut copied = 0;
     let mut depth = 0usize;
@@ -212,7 +210,7 @@ fn rename(code: &str, names: &HashSet<&str>, prefix: &str) -> String {
                 depth = depth.saturating_sub(1);
             }
             Token::Ident("struct") if depth == 0 => struct_next = true,
-            Token::Ident(word) if names.contains(word) => {
+            Token::Ident(word) if names.contains(&word) => {
                 let before = code[..at].trim_end();
                 let after = code[at + word.len()..].trim_start();
                 let member_access = before.ends_with('.');

@@ -8,10 +8,9 @@
 //! the event loop) and cached per device by the chain's definitions and block size; until one is
 //! ready, or if it failed, the chain runs ring to ring.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::kernel::GpuKernel;
+use super::kernel::{drain_pipeline, shader_module, GpuKernel};
 use super::GpuContext;
 use crate::backend::Dispatch;
 use crate::codegen::{self, FusedShader, MAX_FUSED_STAGES};
@@ -21,12 +20,26 @@ use crate::kernel::KernelDefinition;
 /// A chain's definitions (by identity) and the first stage's block size.
 type PipelineKey = (Vec<usize>, u32);
 
-/// The fused modules and bind groups of one device.
+/// The fused modules and bind groups of one device: a few entries each, searched in order (no
+/// hash map in the wasm for them).
 #[derive(Default)]
 pub(crate) struct FusedCache {
-    pipelines: HashMap<PipelineKey, Slot>,
+    pipelines: Vec<(PipelineKey, Slot)>,
     /// Per chain of launched kernels (their serials): the bind group of its rings.
-    groups: HashMap<Vec<u64>, wgpu::BindGroup>,
+    groups: Vec<(Vec<u64>, wgpu::BindGroup)>,
+}
+
+impl FusedCache {
+    fn slot(&self, key: &PipelineKey) -> Option<&Slot> {
+        self.pipelines.iter().find(|(k, _)| k == key).map(|(_, slot)| slot)
+    }
+
+    fn file(&mut self, key: PipelineKey, slot: Slot) {
+        match self.pipelines.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = slot,
+            None => self.pipelines.push((key, slot)),
+        }
+    }
 }
 
 enum Slot {
@@ -45,7 +58,7 @@ pub(crate) type SharedCache = Arc<Mutex<FusedCache>>;
 
 /// Drops the bind groups that bind a kernel's rings (when the kernel is dropped).
 pub(crate) fn forget(cache: &SharedCache, serial: u64) {
-    cache.lock().unwrap_or_else(|p| p.into_inner()).groups.retain(|chain, _| !chain.contains(&serial));
+    cache.lock().unwrap_or_else(|p| p.into_inner()).groups.retain(|(chain, _)| !chain.contains(&serial));
 }
 
 /// One fused run of a tick: the dispatches (indices, in chain order) it stands for.
@@ -112,27 +125,31 @@ fn ready_run(
     let key: PipelineKey =
         (stages.iter().map(|&i| Arc::as_ptr(dispatches[i].definition) as usize).collect(), first.workgroup_size);
     let mut cache = ctx.fused.lock().unwrap_or_else(|p| p.into_inner());
-    let pipeline = match cache.pipelines.get(&key) {
+    let pipeline = match cache.slot(&key) {
         Some(Slot::Ready(pipeline, _)) => pipeline.clone(),
         Some(Slot::Compiling | Slot::Failed(_)) => return None,
         None => {
             // Bounded: chains come and go with launches; forget finished entries now and then.
             if cache.pipelines.len() >= 64 {
-                cache.pipelines.retain(|_, slot| matches!(slot, Slot::Compiling));
+                cache.pipelines.retain(|(_, slot)| matches!(slot, Slot::Compiling));
             }
             let definitions: Vec<Arc<KernelDefinition>> = stages.iter().map(|&i| dispatches[i].definition.clone()).collect();
-            cache.pipelines.insert(key.clone(), Slot::Compiling);
+            cache.file(key.clone(), Slot::Compiling);
             drop(cache);
             compile_in_background(ctx, key, definitions);
             return None;
         }
     };
     let serials: Vec<u64> = stages.iter().map(|&i| rings[i].serial).collect();
-    let bind_group = cache
-        .groups
-        .entry(serials)
-        .or_insert_with(|| bind_group(&ctx.device, &pipeline.layout, &stages.iter().map(|&i| rings[i]).collect::<Vec<_>>()))
-        .clone();
+    let bind_group = match cache.groups.iter().find(|(chain, _)| *chain == serials) {
+        Some((_, group)) => group.clone(),
+        None => {
+            let chain: Vec<&GpuKernel> = stages.iter().map(|&i| rings[i]).collect();
+            let group = bind_group(&ctx.device, &pipeline.layout, &chain);
+            cache.groups.push((serials, group.clone()));
+            group
+        }
+    };
     Some(FusedRun { stages, pipeline, bind_group })
 }
 
@@ -167,7 +184,7 @@ fn compile_in_background(ctx: &GpuContext, key: PipelineKey, definitions: Vec<Ar
             Ok(pipeline) => Slot::Ready(Arc::new(pipeline), definitions),
             Err(error) => Slot::Failed(error),
         };
-        cache.lock().unwrap_or_else(|p| p.into_inner()).pipelines.insert(key, slot);
+        cache.lock().unwrap_or_else(|p| p.into_inner()).file(key, slot);
     });
 }
 
@@ -182,46 +199,16 @@ async fn compile(
     codegen::check_fused(shader)?;
     let _one_scope_at_a_time = scopes.lock().await;
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("fused pipeline"),
-        source: wgpu::ShaderSource::Wgsl(shader.source.as_str().into()),
-    });
-    let info = module.get_compilation_info().await;
-    if let Some(error) = info.messages.iter().find(|m| m.message_type == wgpu::CompilationMessageType::Error) {
-        drop(scope.pop());
-        let at = error.location.map(|at| (at.line_number, at.line_position, at.length));
-        return Err(shader.compile_error(&error.message, at));
-    }
-    let entries: Vec<wgpu::BindGroupLayoutEntry> = (0..3 + stages as u32 - 1)
-        .map(|binding| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only: binding == 0 || binding == 2 },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        })
-        .collect();
-    let layout =
-        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("fused pipeline"), entries: &entries });
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some("fused pipeline"),
-        bind_group_layouts: &[Some(&layout)],
-        immediate_size: 0,
-    });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some("fused pipeline"),
-        layout: Some(&pipeline_layout),
-        module: &module,
-        entry_point: Some("ring_drain"),
-        compilation_options: wgpu::PipelineCompilationOptions {
-            constants: &[("RING_WORKGROUP_SIZE", workgroup_size as f64)],
-            ..Default::default()
-        },
-        cache: None,
-    });
+    let module = match shader_module(device, "fused pipeline", &shader.source).await {
+        Ok(module) => module,
+        Err((message, at)) => {
+            drop(scope.pop());
+            return Err(shader.compile_error(&message, at));
+        }
+    };
+    // Read-only: the first stage's input ring (0) and the last stage's header (2).
+    let bindings: Vec<(u32, bool)> = (0..3 + stages as u32 - 1).map(|b| (b, b == 0 || b == 2)).collect();
+    let (pipeline, layout) = drain_pipeline(device, "fused pipeline", &module, &bindings, workgroup_size);
     if let Some(error) = scope.pop().await {
         return Err(shader.compile_error(&error.to_string(), None));
     }

@@ -100,20 +100,28 @@ impl GpuKernel {
         #[cfg(target_arch = "wasm32")]
         let _one_scope_at_a_time = ctx.one_scope_at_a_time().await;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(label),
-            source: wgpu::ShaderSource::Wgsl(shader.source.as_str().into()),
-        });
-        let info = module.get_compilation_info().await;
-        if let Some(error) = info.messages.iter().find(|m| m.message_type == wgpu::CompilationMessageType::Error) {
-            drop(scope.pop());
-            let at = error.location.map(|at| (at.line_number, at.line_position, at.length));
-            return Err(shader.compile_error(&definition.id, &error.message, at));
-        }
+        let module = match shader_module(device, label, &shader.source).await {
+            Ok(module) => module,
+            Err((message, at)) => {
+                drop(scope.pop());
+                return Err(shader.compile_error(&definition.id, &message, at));
+            }
+        };
 
         let drops = shader.form == HandlerForm::AnswerOrDrop;
         let buffers = Buffers::allocate(ctx, definition, slots, drops);
-        let (drain, bind_group) = drain_pipeline(device, label, &module, &buffers.bindings(), workgroup_size);
+        let bindings = buffers.bindings();
+        let read_only: Vec<(u32, bool)> = bindings.iter().map(|&(binding, read_only, _)| (binding, read_only)).collect();
+        let (drain, layout) = drain_pipeline(device, label, &module, &read_only, workgroup_size);
+        let group_entries: Vec<wgpu::BindGroupEntry> = bindings
+            .iter()
+            .map(|&(binding, _, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
+            .collect();
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &layout,
+            entries: &group_entries,
+        });
         // The bind group is made inside the scope too: a binding the device refuses is this
         // kernel's error, not the device's.
         if let Some(error) = scope.pop().await {
@@ -316,17 +324,38 @@ impl Buffers {
     }
 }
 
-/// The drain pipeline of `module` and its bind group, both made from one list of `bindings`.
-fn drain_pipeline(
+/// Compiles WGSL `source`; a compile error comes back as its message and location (1-based
+/// line, column, length), for the caller to map to the user's source.
+pub(super) async fn shader_module(
+    device: &wgpu::Device,
+    label: &str,
+    source: &str,
+) -> std::result::Result<wgpu::ShaderModule, (String, Option<(u32, u32, u32)>)> {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let info = module.get_compilation_info().await;
+    match info.messages.iter().find(|m| m.message_type == wgpu::CompilationMessageType::Error) {
+        Some(error) => {
+            Err((error.message.clone(), error.location.map(|at| (at.line_number, at.line_position, at.length))))
+        }
+        None => Ok(module),
+    }
+}
+
+/// The drain pipeline of `module` and its bind group layout, for storage buffers at `bindings`
+/// (binding, read-only).
+pub(super) fn drain_pipeline(
     device: &wgpu::Device,
     label: &str,
     module: &wgpu::ShaderModule,
-    bindings: &[(u32, bool, &wgpu::Buffer)],
+    bindings: &[(u32, bool)],
     workgroup_size: u32,
-) -> (wgpu::ComputePipeline, wgpu::BindGroup) {
+) -> (wgpu::ComputePipeline, wgpu::BindGroupLayout) {
     let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
         .iter()
-        .map(|&(binding, read_only, _)| wgpu::BindGroupLayoutEntry {
+        .map(|&(binding, read_only)| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::Buffer {
@@ -356,14 +385,5 @@ fn drain_pipeline(
         },
         cache: None,
     });
-    let group_entries: Vec<wgpu::BindGroupEntry> = bindings
-        .iter()
-        .map(|&(binding, _, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
-        .collect();
-    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout: &bind_group_layout,
-        entries: &group_entries,
-    });
-    (drain, bind_group)
+    (drain, bind_group_layout)
 }
