@@ -94,13 +94,16 @@ fn three_and_four_stage_chains_answer_in_order_and_keep_each_stages_counters() {
     let rt = runtime_on(BackendChoice::Auto);
     for n in [3, 4] {
         let stages = &STAGES[..n];
-        let definitions = stages.iter().enumerate().map(|(i, (mul, add))| stage(&format!("f{n}-{i}"), *mul, *add)).collect();
+        let definitions =
+            stages.iter().enumerate().map(|(i, (mul, add))| stage(&format!("f{n}-{i}"), *mul, *add)).collect();
         let ids = pollster::block_on(chain_sized(&rt, definitions, &[1024, 512, 2048, 1024]));
         let warmup = until_fused(&rt, &ids, stages);
 
         // One message: one tick, and every stage ran in the chain's one dispatch.
-        let before: Vec<(u64, u64)> =
-            ids.iter().map(|id| rt.telemetry(id).unwrap().map(|t| (t.dispatches, t.fused_dispatches)).unwrap()).collect();
+        let before: Vec<(u64, u64)> = ids
+            .iter()
+            .map(|id| rt.telemetry(id).unwrap().map(|t| (t.dispatches, t.fused_dispatches)).unwrap())
+            .collect();
         let ticks = rt.summary().ticks;
         pollster::block_on(async {
             rt.send_pod(&ids[0], &41, None).await.unwrap();
@@ -130,7 +133,8 @@ fn three_and_four_stage_chains_answer_in_order_and_keep_each_stages_counters() {
 fn a_paused_middle_stage_falls_back_loses_nothing_and_the_chain_fuses_again() {
     let rt = runtime_on(BackendChoice::Auto);
     let stages = &STAGES[..3];
-    let definitions = stages.iter().enumerate().map(|(i, (mul, add))| stage(&format!("pause-{i}"), *mul, *add)).collect();
+    let definitions =
+        stages.iter().enumerate().map(|(i, (mul, add))| stage(&format!("pause-{i}"), *mul, *add)).collect();
     let ids = pollster::block_on(chain(&rt, definitions));
     let warmup = until_fused(&rt, &ids, stages);
     let values: Vec<i32> = (0..1500).collect();
@@ -220,7 +224,8 @@ fn stages_that_may_drop_or_keep_state_fall_back() {
 #[test]
 fn stages_declaring_the_same_names_fuse_and_a_compile_error_names_its_stage_and_line() {
     // Every stage of `stage` declares `Pair`, `K` and `f`; the fused module keeps them apart.
-    let defs: Vec<KernelDefinition> = STAGES.iter().enumerate().map(|(i, (m, a))| stage(&format!("n{i}"), *m, *a)).collect();
+    let defs: Vec<KernelDefinition> =
+        STAGES.iter().enumerate().map(|(i, (m, a))| stage(&format!("n{i}"), *m, *a)).collect();
     let refs: Vec<&KernelDefinition> = defs.iter().collect();
     let shader = generate_fused(&refs, 64).unwrap();
     check_fused(&shader).unwrap_or_else(|e| panic!("{e}\n{}", shader.source));

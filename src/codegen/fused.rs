@@ -76,10 +76,14 @@ pub fn unfusable(definition: &KernelDefinition) -> Option<&'static str> {
 /// Builds the fused module of `stages` (each stage's output layout is the next one's input
 /// layout byte for byte, as `connect` checks), or says why they cannot fuse.
 pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Result<FusedShader, Error> {
-    let refuse = |id: &str, message: String| Error::KernelCompile { id: id.to_owned(), message, line: None, column: None };
+    let refuse =
+        |id: &str, message: String| Error::KernelCompile { id: id.to_owned(), message, line: None, column: None };
     let first = stages.first().ok_or_else(|| refuse("", "a fused pipeline needs stages".into()))?;
     if stages.len() < 2 || stages.len() > MAX_FUSED_STAGES {
-        return Err(refuse(&first.id, format!("{} stages: a fused pipeline runs 2 to {MAX_FUSED_STAGES}", stages.len())));
+        return Err(refuse(
+            &first.id,
+            format!("{} stages: a fused pipeline runs 2 to {MAX_FUSED_STAGES}", stages.len()),
+        ));
     }
     let mut source = String::new();
     let mut spans = Vec::new();
@@ -126,7 +130,9 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
     for (index, pair) in stages.windows(2).enumerate() {
         let next = index + 1;
         let converted = convert(&format!("a{index}"), &pair[0].output, &pair[1].input, &format!("s{next}__"))
-            .ok_or_else(|| refuse(&pair[1].id, "its input nests arrays of structs, which fused stages cannot pass on".into()))?;
+            .ok_or_else(|| {
+                refuse(&pair[1].id, "its input nests arrays of structs, which fused stages cannot pass on".into())
+            })?;
         source.push_str(&format!("    let a{next} = s{next}__handle({converted});\n"));
     }
     source.push_str(&format!("    return a{};\n}}\n", stages.len() - 1));
@@ -279,7 +285,10 @@ mod tests {
         let b = stage("b", "const value: i32 = 2;\nfn f(x: i32) -> i32 { return x * value; }\nfn handle(msg: Request) -> Response { return Response(f(msg.value)); }");
         let shader = generate_fused(&[&a, &b], 64).unwrap();
         let s = &shader.source;
-        assert!(s.contains("struct s0__Pair {\n    value: i32,") || s.contains("struct s0__Pair { value: i32 }"), "{s}");
+        assert!(
+            s.contains("struct s0__Pair {\n    value: i32,") || s.contains("struct s0__Pair { value: i32 }"),
+            "{s}"
+        );
         assert!(s.contains("fn s0__f(x: i32)") && s.contains("fn s1__f(x: i32)"), "{s}");
         assert!(s.contains("return x * s1__value;"), "{s}");
         assert!(s.contains("s0__Pair(msg.value)") && s.contains("f(p.value)"), "{s}");
@@ -306,7 +315,10 @@ mod tests {
     fn fused_modules_validate_and_errors_map_to_the_stage() {
         let a = stage("a", "fn f(x: i32) -> i32 { return x + 1; }\nfn handle(msg: Request) -> Response { return Response(f(msg.value)); }");
         let b = stage("b", "fn f(x: i32) -> i32 { return x * 2; }\nfn handle(msg: Request) -> Response { return Response(f(msg.value)); }");
-        let bad = stage("c", "fn handle(msg: Request) -> Response {\n    let y = 1;\n    return Response(msg.value + missing);\n}");
+        let bad = stage(
+            "c",
+            "fn handle(msg: Request) -> Response {\n    let y = 1;\n    return Response(msg.value + missing);\n}",
+        );
         let good = generate_fused(&[&a, &b, &a], 64).unwrap();
         crate::codegen::check_fused(&good).unwrap_or_else(|e| panic!("{e}\n{}", good.source));
         let shader = generate_fused(&[&a, &b, &bad], 64).unwrap();

@@ -165,7 +165,12 @@ fn encode_stages(
     let levels = dispatches.iter().map(|d| d.level).max().unwrap_or(0);
     for level in 0..=levels {
         let stage = || {
-            dispatches.iter().zip(rings).zip(roles).filter(move |((d, _), _)| d.level == level).map(|((d, r), role)| (d, r, *role))
+            dispatches
+                .iter()
+                .zip(rings)
+                .zip(roles)
+                .filter(move |((d, _), _)| d.level == level)
+                .map(|((d, r), role)| (d, r, *role))
         };
         if stage().any(|(_, _, role)| !matches!(role, Role::Follows { .. })) {
             let mut pass = encoder

@@ -14,7 +14,7 @@ use super::kernel::{drain_pipeline, shader_module, GpuKernel};
 use super::GpuContext;
 use crate::backend::Dispatch;
 use crate::codegen::{self, FusedShader, MAX_FUSED_STAGES};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernel::KernelDefinition;
 
 /// A chain's definitions (by identity) and the first stage's block size.
@@ -46,7 +46,8 @@ enum Slot {
     Compiling,
     /// The definitions are held so their addresses, the key, are never reused meanwhile.
     Ready(Arc<FusedPipeline>, #[allow(dead_code)] Vec<Arc<KernelDefinition>>),
-    Failed(#[allow(dead_code)] Error),
+    /// Never fused (reported as a warning when it failed): the chain runs ring to ring.
+    Failed,
 }
 
 pub(crate) struct FusedPipeline {
@@ -93,7 +94,11 @@ pub(crate) fn runs(ctx: &GpuContext, dispatches: &[Dispatch<'_>], rings: &[&GpuK
             let Some((to, landing)) = dispatches[at].forward else { break };
             let (from, next) = (&dispatches[at], &dispatches[to]);
             // Fed only by the stage before, in the same slots: nothing of its own queued or in flight.
-            if covered[to] || !fusable(to) || next.pending != from.pending || !next.input.is_empty() || next.head != landing
+            if covered[to]
+                || !fusable(to)
+                || next.pending != from.pending
+                || !next.input.is_empty()
+                || next.head != landing
             {
                 break;
             }
@@ -127,13 +132,14 @@ fn ready_run(
     let mut cache = ctx.fused.lock().unwrap_or_else(|p| p.into_inner());
     let pipeline = match cache.slot(&key) {
         Some(Slot::Ready(pipeline, _)) => pipeline.clone(),
-        Some(Slot::Compiling | Slot::Failed(_)) => return None,
+        Some(Slot::Compiling | Slot::Failed) => return None,
         None => {
             // Bounded: chains come and go with launches; forget finished entries now and then.
             if cache.pipelines.len() >= 64 {
                 cache.pipelines.retain(|(_, slot)| matches!(slot, Slot::Compiling));
             }
-            let definitions: Vec<Arc<KernelDefinition>> = stages.iter().map(|&i| dispatches[i].definition.clone()).collect();
+            let definitions: Vec<Arc<KernelDefinition>> =
+                stages.iter().map(|&i| dispatches[i].definition.clone()).collect();
             cache.file(key.clone(), Slot::Compiling);
             drop(cache);
             compile_in_background(ctx, key, definitions);
@@ -182,7 +188,11 @@ fn compile_in_background(ctx: &GpuContext, key: PipelineKey, definitions: Vec<Ar
         };
         let slot = match compiled {
             Ok(pipeline) => Slot::Ready(Arc::new(pipeline), definitions),
-            Err(error) => Slot::Failed(error),
+            Err(error) => {
+                // Each stage compiled on its own, so this is the fusion's fault, not the user's.
+                crate::platform::warn(&format!("a fused pipeline did not compile; its stages run unfused: {error}"));
+                Slot::Failed
+            }
         };
         cache.lock().unwrap_or_else(|p| p.into_inner()).file(key, slot);
     });

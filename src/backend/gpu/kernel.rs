@@ -111,7 +111,8 @@ impl GpuKernel {
         let drops = shader.form == HandlerForm::AnswerOrDrop;
         let buffers = Buffers::allocate(ctx, definition, slots, drops);
         let bindings = buffers.bindings();
-        let read_only: Vec<(u32, bool)> = bindings.iter().map(|&(binding, read_only, _)| (binding, read_only)).collect();
+        let read_only: Vec<(u32, bool)> =
+            bindings.iter().map(|&(binding, read_only, _)| (binding, read_only)).collect();
         let (drain, layout) = drain_pipeline(device, label, &module, &read_only, workgroup_size);
         let group_entries: Vec<wgpu::BindGroupEntry> = bindings
             .iter()
