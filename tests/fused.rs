@@ -247,3 +247,34 @@ fn stages_declaring_the_same_names_fuse_and_a_compile_error_names_its_stage_and_
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn disconnecting_a_middle_stage_splits_the_chain_and_reconnecting_fuses_it_again() {
+    let rt = runtime_on(BackendChoice::Auto);
+    let stages = &STAGES[..3];
+    let definitions = stages.iter().enumerate().map(|(i, (mul, add))| stage(&format!("cut-{i}"), *mul, *add)).collect();
+    let ids = pollster::block_on(chain(&rt, definitions));
+    until_fused(&rt, &ids, stages);
+    let values: Vec<i32> = (0..600).collect();
+    pollster::block_on(async {
+        assert_eq!(stream(&rt, &ids, &values).await, values.iter().map(|&v| expected(v, stages)).collect::<Vec<_>>());
+        // Cut after the middle stage: its answers come to the host.
+        rt.disconnect(&ids[1]).await.unwrap();
+    });
+    let cut_off = fused(&rt, &ids[2]);
+    pollster::block_on(async {
+        assert_eq!(
+            stream(&rt, &ids[..2], &values).await,
+            values.iter().map(|&v| expected(v, &stages[..2])).collect::<Vec<_>>()
+        );
+    });
+    // The first two stages are a chain of their own, which fuses once its module has compiled.
+    let before: Vec<u64> = ids[..2].iter().map(|id| fused(&rt, id)).collect();
+    until_fused_again(&rt, &ids[..2], &stages[..2], &before);
+    assert_eq!(fused(&rt, &ids[2]), cut_off, "the stage cut off ran in no fused chain");
+    pollster::block_on(rt.connect(&ids[1], &ids[2])).unwrap();
+    let before: Vec<u64> = ids.iter().map(|id| fused(&rt, id)).collect();
+    until_fused_again(&rt, &ids, stages, &before);
+    let answers = pollster::block_on(stream(&rt, &ids, &values));
+    assert_eq!(answers, values.iter().map(|&v| expected(v, stages)).collect::<Vec<_>>());
+}
