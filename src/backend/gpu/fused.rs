@@ -6,7 +6,10 @@
 //!
 //! Modules are compiled off the hot path (natively on a helper thread, on the web as a task of
 //! the event loop) and cached per device by the chain's definitions and block size; until one is
-//! ready, or if it failed, the chain runs ring to ring.
+//! ready, or if it failed, the chain runs ring to ring. wgpu 30 has no asynchronous pipeline
+//! creation; on the web `createComputePipeline` returns at once and the task waits for the
+//! module's compilation info and the error scope, which settle once the browser has compiled it,
+//! so the tick never waits on a compiler.
 
 use std::sync::{Arc, Mutex};
 
