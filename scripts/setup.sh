@@ -90,9 +90,10 @@ wasm_release() {
 # (results and options converted without serde-wasm-bindgen, no float formatting, log records
 # compiled out) on issue 17's operations layer, then issue 18's several devices (placement,
 # per-device ticks and recovery, migration: about 14.5 KB) and envelopes with the hybrid
-# logical clock (about 5.6 KB): 209,077 bytes. The goal is 150 KB (issue 16): lower this as the
-# package shrinks.
-wasm_size_budget=210944
+# logical clock (about 5.6 KB): 209,077 bytes. Issue 19's fused pipelines (per-stage renaming
+# codegen, two WGSL templates, the async compile task and module cache) add about 8.9 KB:
+# 217,994 bytes, so 214 KiB. The goal is 150 KB (issue 16): lower this as the package shrinks.
+wasm_size_budget=219136
 
 # wasm-opt for the release wasm. --converge reruns the passes while they still shrink it;
 # --low-memory-unused lets it fold constant offsets into loads and stores, which assumes the low

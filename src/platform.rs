@@ -64,6 +64,20 @@ where
     Some(work().await)
 }
 
+/// Runs the future `work` makes in the background and forgets it: natively on a short-lived
+/// thread of its own (driver shader compilation never stalls the tick loop; the future is made
+/// there, as wgpu error scopes are per thread), on the web as a task of the event loop.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn spawn_detached<F: Future<Output = ()>>(work: impl FnOnce() -> F + Send + 'static) {
+    // If no thread can be made, the work is not done (callers fall back to what works without it).
+    let _ = std::thread::Builder::new().name("ringkernel-fuse".into()).spawn(move || pollster::block_on(work()));
+}
+
+#[cfg(target_arch = "wasm32")]
+pub fn spawn_detached<F: Future<Output = ()> + 'static>(work: impl FnOnce() -> F + 'static) {
+    wasm_bindgen_futures::spawn_local(work());
+}
+
 /// Resolves after `ms` milliseconds without blocking (setTimeout on the web, a timer thread
 /// natively).
 pub fn sleep_ms(ms: f64) -> futures_timer::Delay {

@@ -44,6 +44,10 @@ pub struct KernelTelemetry {
     pub error_rate: f64,
     /// Dispatches of this kernel (GPU counter, one per tick that had work for it).
     pub dispatches: u64,
+    /// Of those, the ones it ran fused with the other stages of its pipeline: one dispatch ran
+    /// every fused stage on each message in turn (see `Runtime::connect`). A fused stage's other
+    /// counters read as they would had it run alone.
+    pub fused_dispatches: u64,
     /// Messages waiting on the host to go to the GPU.
     pub input_queue_depth: usize,
     /// Messages in the GPU ring, written but not yet answered.
@@ -179,6 +183,7 @@ pub(crate) struct Counters {
     pub messages_dropped: u64,
     pub errors: u64,
     pub dispatches: u64,
+    pub fused_dispatches: u64,
     pub bytes_to_device: u64,
     pub bytes_from_device: u64,
     pub unprocessed_at_termination: u64,

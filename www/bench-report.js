@@ -56,8 +56,11 @@ export function formatReport(result) {
   line(`${padEnd(`pipeline of ${pipe.stages} stages (µs)`, 44)}${pad("p50", 12)}${pad("p99", 12)}`);
   latencyRow("single stage: send → receive", pipe.singleStage);
   latencyRow(`${pipe.stages} host round trips, one per stage`, pipe.hostRoundTrips);
-  if (pipe.available) latencyRow(`${pipe.stages} connected stages: send → receive`, pipe.connected);
-  else line(`  connected stages: unavailable: ${pipe.reason}`);
+  if (pipe.available) {
+    latencyRow(`${pipe.stages} connected stages, ${pipe.fused ? "fused" : "never fused"}`, pipe.connected);
+    latencyRow(`${pipe.stages} connected stages, unfused (ring to ring)`, pipe.unfused);
+    latencyRow("middle stage paused, then resumed", pipe.pausedMiddleStage);
+  } else line(`  connected stages: unavailable: ${pipe.reason}`);
 
   const dev = result.devices;
   if (dev) {
@@ -121,7 +124,9 @@ export function formatReport(result) {
   line(`  round trip / submit + map       ${fixed(r.roundTripOverSubmitAndMap, 2)}×`);
   line(`  16-kernel tick / 1-kernel tick  ${r.tick16OverTick1 == null ? "not measured" : `${fixed(r.tick16OverTick1, 2)}×`}`);
   line(`  ${pipe.stages}-stage pipeline / single stage ${r.pipelineOverSingleStage == null ? "not measured (no connect)" : `${fixed(r.pipelineOverSingleStage, 2)}×`}` +
-    `  (${pipe.stages} host round trips / single stage: ${fixed(r.hostRoundTripsOverSingleStage, 2)}×)`);
+    `  (unfused: ${r.unfusedOverSingleStage == null ? "-" : `${fixed(r.unfusedOverSingleStage, 2)}×`}, ` +
+    `middle paused: ${r.pausedMiddleOverSingleStage == null ? "-" : `${fixed(r.pausedMiddleOverSingleStage, 2)}×`}, ` +
+    `${pipe.stages} host round trips: ${fixed(r.hostRoundTripsOverSingleStage, 2)}×)`);
   line(`  host packing, typed / objects   ${fixed(r.hostPackingTypedOverObjects, 1)}×  ` +
     `(typed: ${fixed(r.hostPackingOverTarget, 2)}× the ${grouped(pack.targetMsgsPerSec)} msgs/s target)`);
   if (r.objectsOverTypedArrays != null) {

@@ -10,7 +10,8 @@
 //    `receiveBatch`) next to the raw doubler doing the same batch in one dispatch;
 // 4. one raw dispatch + map per message (the naive design);
 // 5. ticks of 1, 16 and 64 active doublers with traffic;
-// 6. a 4-stage pipeline: `connect`ed stages vs one host round trip per stage vs one stage;
+// 6. a 4-stage pipeline: `connect`ed stages (fused, and unfused) vs one host round trip per stage
+//    vs one stage, and one sent while its middle stage is paused and resumed;
 // 7. the doubler as a plain JS async actor, and on the runtime's cpu backend;
 // 8. host-side packing: how fast `sendBatch` takes 1M 4-byte messages, packed and as objects;
 // 9. objects in and out (`sendBatch(objects)` / `receiveBatch` answer objects) next to typed
@@ -378,9 +379,10 @@ class Bench {
   }
 
   /**
-   * One message through 4 doubling stages: `connect`ed on the GPU (send to the first, receive from
-   * the last), vs a host round trip per stage, vs one stage alone, taking turns. Inputs are
-   * shifted so ×16 fits.
+   * One message through 4 doubling stages: `connect`ed on the GPU (fused into one dispatch, and
+   * launched `unfused`: ring to ring), sent while the middle stage is paused and then resumed,
+   * vs a host round trip per stage, vs one stage alone, taking turns. Inputs are shifted so ×16
+   * fits.
    */
   async pipeline(runtime, definitions) {
     const stages = PIPELINE_STAGES;
@@ -388,7 +390,8 @@ class Bench {
     const inputs = (i) => values(1, i).map((v) => v >> stages);
     const section = { stages, available: false };
     const hosted = Array.from({ length: stages }, (_, i) => `stage-host-${i}`);
-    const connected = Array.from({ length: stages }, (_, i) => `stage-connected-${i}`);
+    const chain = (name) => Array.from({ length: stages }, (_, i) => `stage-${name}-${i}`);
+    const [connected, unfused, paused] = [chain("connected"), chain("unfused"), chain("paused")];
     const lanes = [
       { label: "pipeline: single stage", inputs, step: (v) => sendReceive(runtime, "stage-single", v, "value") },
       {
@@ -402,26 +405,47 @@ class Bench {
     ];
     const ids = ["stage-single", ...hosted];
     await launchActive(runtime, ids, definitions.stage);
+    const through = (ids) => async (v) => {
+      await runtime.send(ids[0], { value: v[0] }, WAIT);
+      return [(await runtime.receive(ids[stages - 1], WAIT)).value];
+    };
     if (typeof runtime.connect === "function") {
-      await launchAll(runtime, connected, definitions.stage);
-      for (let i = 0; i + 1 < stages; i++) await runtime.connect(connected[i], connected[i + 1]);
-      for (const id of connected) await runtime.activate(id);
-      ids.push(...connected);
-      const [first, last] = [connected[0], connected[stages - 1]];
-      lanes.push({
-        label: `pipeline: ${stages} connected stages`, inputs, factor,
-        step: async (v) => {
-          await runtime.send(first, { value: v[0] }, WAIT);
-          return [(await runtime.receive(last, WAIT)).value];
+      for (const [pipe, options] of [[connected, undefined], [unfused, { unfused: true }], [paused, undefined]]) {
+        await launchAll(runtime, pipe, definitions.stage, options);
+        for (let i = 0; i + 1 < stages; i++) await runtime.connect(pipe[i], pipe[i + 1]);
+        for (const id of pipe) await runtime.activate(id);
+        ids.push(...pipe);
+      }
+      // The fused module compiles in the background: run the chain until a tick ran it fused.
+      const fusedDispatches = () => runtime.getTelemetry(connected[0])?.fusedDispatches ?? 0;
+      for (let i = 0; i < 2000 && fusedDispatches() === 0; i++) await through(connected)([1]);
+      section.fused = fusedDispatches() > 0;
+      const middle = paused[stages >> 1];
+      lanes.push(
+        { label: `pipeline: ${stages} connected stages, fused`, inputs, factor, step: through(connected) },
+        { label: `pipeline: ${stages} connected stages, unfused`, inputs, factor, step: through(unfused) },
+        {
+          label: `pipeline: ${stages} stages, middle paused and resumed`, inputs, factor,
+          step: async (v) => {
+            await runtime.deactivate(middle);
+            await runtime.send(paused[0], { value: v[0] }, WAIT);
+            await runtime.reactivate(middle);
+            return [(await runtime.receive(paused[stages - 1], WAIT)).value];
+          },
         },
-      });
+      );
     } else {
       section.reason = "this build of ringkernel-web has no runtime.connect (kernel-to-kernel routing)";
       this.ui.row(`pipeline: ${stages} connected stages`, "unavailable", section.reason);
     }
-    [section.singleStage, section.hostRoundTrips, section.connected] = await this.latencies(lanes);
+    [section.singleStage, section.hostRoundTrips, section.connected, section.unfused, section.pausedMiddleStage] =
+      await this.latencies(lanes);
     section.available = section.connected !== undefined;
-    if (!section.available) delete section.connected;
+    if (!section.available) {
+      delete section.connected;
+      delete section.unfused;
+      delete section.pausedMiddleStage;
+    }
     await terminateAll(runtime, ids);
     return section;
   }
@@ -713,6 +737,8 @@ function computeRatios(result) {
     pipelineOverSingleStage: pipeline.available ? pipeline.connected.p50 / pipeline.singleStage.p50 : null,
     hostRoundTripsOverSingleStage: pipeline.hostRoundTrips.p50 / pipeline.singleStage.p50,
     pipelineOverHostRoundTrips: pipeline.available ? pipeline.connected.p50 / pipeline.hostRoundTrips.p50 : null,
+    unfusedOverSingleStage: pipeline.available ? pipeline.unfused.p50 / pipeline.singleStage.p50 : null,
+    pausedMiddleOverSingleStage: pipeline.available ? pipeline.pausedMiddleStage.p50 / pipeline.singleStage.p50 : null,
     hostPackingTypedOverObjects: hostPacking.typedArray.msgsPerSec / hostPacking.objects.msgsPerSec,
     hostPackingOverTarget: hostPacking.typedArray.msgsPerSec / hostPacking.targetMsgsPerSec,
     objectsOverTypedArrays: objects.layouts.doubler.objects.msgsPerSec / objects.layouts.doubler.typedArrays.msgsPerSec,

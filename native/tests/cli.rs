@@ -148,7 +148,7 @@ fn quick_bench_reports_every_section_as_json() {
     }
     let pipeline = &report["pipeline"];
     assert_eq!(pipeline["stages"].as_u64(), Some(4));
-    for part in ["connected", "hostRelayed", "singleStage"] {
+    for part in ["connected", "unfused", "hostRelayed", "pausedMiddleStage", "singleStage"] {
         assert_latency(&pipeline[part], "pipeline");
     }
 
@@ -180,6 +180,8 @@ fn quick_bench_reports_every_section_as_json() {
         "rawTick16OverRawTick1",
         "pipelineOverSingleStage",
         "hostRelayedOverSingleStage",
+        "unfusedOverSingleStage",
+        "pausedMiddleOverSingleStage",
     ] {
         assert!(positive(&ratios[ratio]), "ratios.{ratio}: {ratios:#}");
     }

@@ -77,8 +77,12 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   assert.equal(p.stages, 4);
   assertLatency(p.singleStage, "pipeline.singleStage", c.iterations);
   assertLatency(p.hostRoundTrips, "pipeline.hostRoundTrips", c.iterations);
-  if (p.available) assertLatency(p.connected, "pipeline.connected", c.iterations);
-  else assert.match(p.reason, /connect/);
+  if (p.available) {
+    assertLatency(p.connected, "pipeline.connected", c.iterations);
+    assertLatency(p.unfused, "pipeline.unfused", c.iterations);
+    assertLatency(p.pausedMiddleStage, "pipeline.pausedMiddleStage", c.iterations);
+    assert.equal(p.fused, true, "the connected pipeline ran fused");
+  } else assert.match(p.reason, /connect/);
 
   assertLatency(r.jsActor.sendReceive, "jsActor.sendReceive", c.iterations);
   assert.deepEqual(r.jsActor.throughput.map((t) => t.messages), c.batchSizes);
@@ -119,8 +123,10 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   for (const key of ["roundTripOverRawSingle", "roundTripOverSubmitAndMap", "tick16OverTick1", "hostRoundTripsOverSingleStage",
     "hostPackingTypedOverObjects", "hostPackingOverTarget", "objectsOverTypedArrays", "objectsOverJsActor"]) positive(q[key], `ratios.${key}`);
   positive(q.batchedOverPerMessage.value, "ratios.batchedOverPerMessage");
-  if (p.available) positive(q.pipelineOverSingleStage, "ratios.pipelineOverSingleStage");
-  else assert.equal(q.pipelineOverSingleStage, null);
+  for (const key of ["pipelineOverSingleStage", "unfusedOverSingleStage", "pausedMiddleOverSingleStage"]) {
+    if (p.available) positive(q[key], `ratios.${key}`);
+    else assert.equal(q[key], null);
+  }
 
   // Every batch of every size was checked answer by answer, the million-message ones included.
   const batches = r.throughput.reduce((n, b) => n + b.messages * (b.runtime.repetitions + b.raw.repetitions), 0);

@@ -273,6 +273,11 @@ pub(crate) struct Dispatch<'a> {
     pub forward: Option<(usize, u32)>,
     /// The stage of the pipeline: 0, or one after the dispatch that feeds it.
     pub level: usize,
+    /// The kernel's definition (fused pipelines are generated from their stages').
+    pub definition: &'a Arc<crate::kernel::KernelDefinition>,
+    /// Whether it may run fused with the stages next to it: it is active (not terminating) and
+    /// stays on its device.
+    pub fusable: bool,
 }
 
 /// What one kernel's dispatch produced, as the tick delivers it.
@@ -295,6 +300,8 @@ pub(crate) struct Outcome<'a> {
     pub checkpoint: Option<&'a [u8]>,
     pub bytes_to_device: u64,
     pub bytes_from_device: u64,
+    /// Whether it ran fused into one dispatch with the other stages of its pipeline.
+    pub fused: bool,
 }
 
 /// The backend-specific step of a tick: run the planned dispatches, report their outcomes.

@@ -96,7 +96,7 @@ pub fn inspect(definition: &KernelDefinition) -> Result<HandlerForm, Error> {
 }
 
 /// `source` with every comment replaced by spaces (newlines kept), so offsets still match.
-fn blank_comments(source: &str) -> String {
+pub(super) fn blank_comments(source: &str) -> String {
     let bytes = source.as_bytes();
     let mut out = bytes.to_vec();
     let mut i = 0;
@@ -133,7 +133,7 @@ fn blank_comments(source: &str) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn is_ident_byte(b: u8) -> bool {
+pub(super) fn is_ident_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 

@@ -3,8 +3,10 @@
 //! by subtracting a line offset ([`GeneratedShader::user_line`]).
 //!
 //! - `handler`: finds `fn handle` and checks its signature before any compiler runs;
+//! - `fused`: one module for a chain of connected kernels, each stage's names renamed apart;
 //! - `check` (native): compiles the module with naga and maps its errors to user positions.
 
+mod fused;
 pub(crate) mod handler;
 #[cfg(not(target_arch = "wasm32"))]
 mod naga_check;
@@ -12,9 +14,10 @@ mod naga_check;
 use crate::error::Error;
 use crate::kernel::{DispatchShape, KernelDefinition};
 use crate::message::MessageLayout;
+pub use fused::{generate_fused, unfusable, FusedShader, MAX_FUSED_STAGES};
 pub use handler::HandlerForm;
 #[cfg(not(target_arch = "wasm32"))]
-pub use naga_check::check;
+pub use naga_check::{check, check_fused};
 
 const RING: &str = include_str!("../../shaders/harness/ring.wgsl");
 const ANSWER: &str = include_str!("../../shaders/harness/answer.wgsl");

@@ -6,21 +6,32 @@
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use naga::Span;
 
-use super::GeneratedShader;
+use super::{FusedShader, GeneratedShader};
 use crate::error::Error;
 
 /// Parses and validates `shader`; the first error becomes a `KernelCompile` error.
 pub fn check(id: &str, shader: &GeneratedShader) -> Result<(), Error> {
-    let source = shader.source.as_str();
+    check_source(&shader.source, |message, spans| shader.compile_error(id, message, spans))
+}
+
+/// [`check`] for a fused module: the error names the stage whose source it lies in, at that
+/// stage's own line.
+pub fn check_fused(shader: &FusedShader) -> Result<(), Error> {
+    check_source(&shader.source, |message, spans| shader.compile_error(message, spans))
+}
+
+type Spans<'a> = &'a mut dyn Iterator<Item = (u32, u32, u32)>;
+
+fn check_source(source: &str, error: impl Fn(&str, Spans<'_>) -> Error) -> Result<(), Error> {
     let module = naga::front::wgsl::parse_str(source).map_err(|e| {
-        let spans = e.labels().map(|(span, _)| located(span, source));
-        shader.compile_error(id, e.message(), spans)
+        let mut spans = e.labels().map(|(span, _)| located(span, source));
+        error(e.message(), &mut spans)
     })?;
     // Every capability: what the device lacks is still refused by wgpu after this check, so
     // this check never refuses a module the device would take.
     Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).map_err(|e| {
-        let spans = e.spans().map(|(span, _)| located(*span, source));
-        shader.compile_error(id, &innermost_cause(e.as_inner()), spans)
+        let mut spans = e.spans().map(|(span, _)| located(*span, source));
+        error(&innermost_cause(e.as_inner()), &mut spans)
     })?;
     Ok(())
 }

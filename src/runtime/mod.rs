@@ -231,7 +231,7 @@ impl Default for RuntimeOptions {
 /// Options for [`Runtime::launch`], built from [`LaunchOptions::default`] with the `with_*`
 /// methods (RingKernel's builders). In JavaScript, `{ queueSize, inputQueueSize,
 /// outputQueueSize, mode, maxBatch, autoActivate, workgroupSize, maxWorkgroups, sharedMemory,
-/// priority, latencyBudgetMs, device, requirements }`.
+/// unfused, priority, latencyBudgetMs, device, requirements }`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
@@ -263,6 +263,10 @@ pub struct LaunchOptions {
     /// GPU backends only.
     #[serde(rename = "sharedMemory")]
     pub shared_memory: u32,
+    /// Keeps the kernel out of fused pipelines: connected to others, it still runs a dispatch
+    /// of its own with its answers copied ring to ring (see [`Runtime::connect`]). Off by
+    /// default. GPU backends only.
+    pub unfused: bool,
     /// When the runtime bounds a tick (`RuntimeOptions::max_messages_per_tick`), kernels of
     /// higher priority take their messages first. Default 0. Under load, the degradation
     /// manager defers and refuses kernels below its `protected_priority` first.
@@ -351,6 +355,12 @@ impl LaunchOptions {
         self
     }
 
+    /// Keeps the kernel out of fused pipelines (it always runs a dispatch of its own).
+    pub fn unfused(mut self) -> Self {
+        self.unfused = true;
+        self
+    }
+
     /// Priority in a bounded tick (higher first).
     pub fn with_priority(mut self, priority: i32) -> Self {
         self.priority = priority;
@@ -381,6 +391,7 @@ impl LaunchOptions {
             workgroup_size: self.block_size,
             max_workgroups: self.grid_size,
             workgroup_memory_bytes: self.shared_memory,
+            unfused: self.unfused,
         }
     }
 }

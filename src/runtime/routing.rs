@@ -2,6 +2,18 @@
 //! instead of to the host. On a GPU the tick loop copies them from one ring to the other between two
 //! dispatches of the same submit, so an n-stage pipeline costs one round trip, not n.
 //!
+//! # Fused pipelines
+//! When a tick finds a chain of connected kernels on one GPU that are all active, whose
+//! handlers answer every message (`fn handle(msg: In) -> Out`) and that have no state, no
+//! workgroup memory and nothing of their own queued behind the first stage, it runs the chain as
+//! one dispatch of one generated module: each invocation runs every stage's `handle` in turn and
+//! writes only the last stage's answer (operator chaining). Each stage's telemetry reads as it
+//! would unfused; `fused_dispatches` counts the dispatches it ran fused. The module is compiled
+//! off the tick the first time the chain is seen, and cached; until it is ready, and whenever a
+//! stage is paused, terminating, migrating, disconnected, may drop, keeps state or was launched
+//! [`unfused`](crate::LaunchOptions::unfused()), the chain runs ring to ring as below, in order
+//! and with nothing lost, and fuses again when it can.
+//!
 //! A pipeline is a chain: a kernel has at most one downstream and one upstream, and no cycle.
 //! The answers of a connected kernel are not receivable (they are counted as forwarded); receive
 //! from the last stage. Terminating a kernel takes it out of its pipeline first.
@@ -17,6 +29,13 @@ impl Runtime {
     /// be `from`'s output layout byte for byte (field names may differ). Refused for a kernel
     /// that is stopping or stopped, already connected that way, with `call`s in flight, whose
     /// GPU handler may drop messages, or when the route would close a cycle.
+    ///
+    /// On a GPU, a chain of connected stages that are all active, answer every message and have
+    /// no state runs fused, as one dispatch in which each invocation runs every stage's `handle`
+    /// in turn ([`KernelTelemetry::fused_dispatches`](crate::KernelTelemetry::fused_dispatches)
+    /// counts them); otherwise, and while its module compiles in the background, answers are
+    /// copied ring to ring. Either way every stage's telemetry and the answers' order are the
+    /// same. [`LaunchOptions::unfused`](crate::LaunchOptions::unfused()) opts a kernel out.
     pub async fn connect(&self, from: &str, to: &str) -> Result<()> {
         let mut table = self.open_table()?;
         let invalid = |why: String| Err(Error::InvalidArgument(format!("connect('{from}', '{to}'): {why}")));

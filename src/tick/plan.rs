@@ -195,6 +195,8 @@ pub(crate) fn dispatches<'t>(table: &'t Table, plan: &[Planned]) -> Vec<Dispatch
                 pending: p.pending,
                 forward: p.forward,
                 level: p.level,
+                definition: &kernel.def,
+                fusable: kernel.life.state() == KernelState::Active && !kernel.migrating,
             }
         })
         .collect()

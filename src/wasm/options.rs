@@ -340,6 +340,7 @@ impl ReadFields for LaunchOptions {
             "workgroupSize" => put(&mut self.block_size, option(value, unsigned_u32)),
             "maxWorkgroups" => put(&mut self.grid_size, option(value, unsigned_u32)),
             "sharedMemory" => put(&mut self.shared_memory, unsigned_u32(value)),
+            "unfused" => put(&mut self.unfused, boolean(value)),
             "priority" => put(&mut self.priority, signed_i32(value)),
             // `deserialize_with` takes the value as it is: `null` is no number, not `None`.
             "latencyBudgetMs" => put(&mut self.latency_budget, degradation_millis(value).map(Some)),

@@ -244,6 +244,8 @@ export interface LaunchOptions {
   maxWorkgroups?: number;
   /** Bytes of workgroup memory the WGSL handler can use, as `workgroup_memory: array<u32, N>`. GPU backends only. */
   sharedMemory?: number;
+  /** Keep the kernel out of fused pipelines: connected, it still runs a dispatch of its own (default false). GPU backends only. */
+  unfused?: boolean;
   /** With `maxMessagesPerTick`, kernels of higher priority take their messages first (default 0); under load, lower ones are deferred and refused first. */
   priority?: number;
   /** The latency p99 this kernel should keep, in ms: the degradation manager's latency signal, and at "severe" a kernel over it takes smaller batches. */
@@ -282,6 +284,8 @@ export interface KernelTelemetry {
   errors: number; errorRate: number;
   /** Dispatches (runs of the handler) of this kernel. */
   dispatches: number;
+  /** Of those, the ones run fused with the rest of its pipeline (one dispatch for the chain). */
+  fusedDispatches: number;
   inputQueueDepth: number; inFlight: number; outputQueueDepth: number;
   bytesToDevice: number; bytesFromDevice: number; gpuMemoryBytes: number;
   uptimeMs: number;

@@ -9,7 +9,8 @@
 //! 4. one raw dispatch + map per message (the naive design);
 //! 5. ticks of 1, 16 and 64 active doublers with traffic, next to as many raw doublers in one
 //!    submit;
-//! 6. one message through a 4-stage pipeline connected on the GPU, relayed by the host, and
+//! 6. one message through a 4-stage pipeline connected on the GPU (fused into one dispatch, and
+//!    unfused: ring to ring), relayed by the host, with its middle stage paused and resumed, and
 //!    through a single stage;
 //! 7. the CPU backend's doubler on the same batches, when that backend is available;
 //! 8. the host's own cost of one message on the named-values path (`send` and `receive`, one
@@ -287,10 +288,18 @@ impl Bench<'_> {
         let factor = 1i32 << STAGES;
         let connected = self
             .latency_of(
-                "pipeline, connected",
+                "pipeline, connected (fused)",
                 factor,
                 |i| values(1, i),
                 async |v: &[i32]| pipelines.connected(runtime, v[0]).await,
+            )
+            .await?;
+        let unfused = self
+            .latency_of(
+                "pipeline, connected unfused",
+                factor,
+                |i| values(1, i),
+                async |v: &[i32]| pipelines.unfused(runtime, v[0]).await,
             )
             .await?;
         let host_relayed = self
@@ -301,8 +310,16 @@ impl Bench<'_> {
                 async |v: &[i32]| pipelines.host_relayed(runtime, v[0]).await,
             )
             .await?;
+        let paused_middle_stage = self
+            .latency_of(
+                "pipeline, middle stage paused and resumed",
+                factor,
+                |i| values(1, i),
+                async |v: &[i32]| pipelines.paused_middle(runtime, v[0]).await,
+            )
+            .await?;
         pipelines.terminate(runtime).await?;
-        Ok(Pipeline { stages: STAGES, connected, host_relayed, single_stage })
+        Ok(Pipeline { stages: STAGES, connected, unfused, host_relayed, paused_middle_stage, single_stage })
     }
 
     /// The doubler on the CPU backend, or why there is none.

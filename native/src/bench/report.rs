@@ -91,14 +91,17 @@ pub struct KernelTick {
     pub ticks_per_round: f64,
 }
 
-/// One message through `stages` doublers: connected on the GPU, relayed by the host, and (for
-/// scale) through a single stage.
+/// One message through `stages` doublers: connected on the GPU (fused into one dispatch; and
+/// launched `unfused`, ring to ring), relayed by the host, sent while the middle stage is paused
+/// and then resumed, and (for scale) through a single stage.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pipeline {
     pub stages: usize,
     pub connected: Latency,
+    pub unfused: Latency,
     pub host_relayed: Latency,
+    pub paused_middle_stage: Latency,
     pub single_stage: Latency,
 }
 
@@ -137,6 +140,10 @@ pub struct Ratios {
     pub pipeline_over_single_stage: f64,
     /// Host-relayed pipeline round trip ÷ one stage's round trip.
     pub host_relayed_over_single_stage: f64,
+    /// Unfused (ring-to-ring) pipeline round trip ÷ one stage's round trip.
+    pub unfused_over_single_stage: f64,
+    /// Paused-and-resumed middle stage round trip ÷ one stage's round trip.
+    pub paused_middle_over_single_stage: f64,
 }
 
 #[derive(Serialize)]
@@ -173,6 +180,8 @@ impl Ratios {
             raw_tick16_over_raw_tick1: raw_tick(16).zip(raw_tick(1)).map(|(many, one)| many / one),
             pipeline_over_single_stage: pipeline.connected.p50 / pipeline.single_stage.p50,
             host_relayed_over_single_stage: pipeline.host_relayed.p50 / pipeline.single_stage.p50,
+            unfused_over_single_stage: pipeline.unfused.p50 / pipeline.single_stage.p50,
+            paused_middle_over_single_stage: pipeline.paused_middle_stage.p50 / pipeline.single_stage.p50,
         }
     }
 }
@@ -233,8 +242,10 @@ impl Report {
 
         let p = &self.pipeline;
         println!("\n{:<44}{:>12}{:>12}", format!("{}-stage pipeline (µs)", p.stages), "p50", "p99");
-        latency_row("connected on the GPU (one tick)", &p.connected);
+        latency_row("connected on the GPU, fused (one dispatch)", &p.connected);
+        latency_row("connected on the GPU, unfused (ring to ring)", &p.unfused);
         latency_row("relayed by the host (a round trip each)", &p.host_relayed);
+        latency_row("middle stage paused, then resumed", &p.paused_middle_stage);
         latency_row("a single stage", &p.single_stage);
 
         let d = &self.devices;
@@ -284,8 +295,11 @@ impl Report {
             _ => println!("  16-kernel tick / 1-kernel tick  not measured"),
         }
         println!(
-            "  pipeline / single stage         {:.2}×  (host-relayed: {:.2}×)",
-            r.pipeline_over_single_stage, r.host_relayed_over_single_stage
+            "  pipeline / single stage         {:.2}×  (unfused: {:.2}×, host-relayed: {:.2}×, middle paused: {:.2}×)",
+            r.pipeline_over_single_stage,
+            r.unfused_over_single_stage,
+            r.host_relayed_over_single_stage,
+            r.paused_middle_over_single_stage
         );
     }
 }

@@ -120,6 +120,8 @@ impl Fleet {
 /// ring on the GPU) and unconnected (`hop-0` ... `hop-3`, the host relays each answer).
 pub struct Pipelines {
     stages: Vec<String>,
+    unfused: Vec<String>,
+    paused: Vec<String>,
     hops: Vec<String>,
 }
 
@@ -127,19 +129,54 @@ pub struct Pipelines {
 pub const STAGES: usize = 4;
 
 impl Pipelines {
+    /// Four pipelines of doublers: connected and fused (waited for until a tick ran it fused, as
+    /// its module compiles in the background), connected but launched `unfused` (ring to ring),
+    /// connected for pausing its middle stage, and unconnected stages for host relays.
     pub async fn launch(runtime: &Runtime) -> anyhow::Result<Pipelines> {
         let doubler = kernel::lookup(DOUBLER).context("the built-in doubler is registered")?;
         let ids = |prefix: &str| (0..STAGES).map(|i| format!("{prefix}-{i}")).collect::<Vec<_>>();
-        let (stages, hops) = (ids("stage"), ids("hop"));
-        for id in stages.iter().chain(&hops) {
+        let (stages, unfused, paused, hops) = (ids("stage"), ids("unfused"), ids("paused"), ids("hop"));
+        for id in stages.iter().chain(&unfused).chain(&paused).chain(&hops) {
             let definition = kernel::KernelDefinition { id: id.clone(), ..(*doubler).clone() };
-            runtime.launch_definition(definition, LaunchOptions::default().with_queue_capacity(64)).await?;
+            let mut options = LaunchOptions::default().with_queue_capacity(64);
+            if unfused.contains(id) {
+                options = options.unfused();
+            }
+            runtime.launch_definition(definition, options).await?;
             runtime.activate(id).await?;
         }
-        for pair in stages.windows(2) {
-            runtime.connect(&pair[0], &pair[1]).await?;
+        for chain in [&stages, &unfused, &paused] {
+            for pair in chain.windows(2) {
+                runtime.connect(&pair[0], &pair[1]).await?;
+            }
         }
-        Ok(Pipelines { stages, hops })
+        let pipelines = Pipelines { stages, unfused, paused, hops };
+        let fused = || runtime.telemetry(&pipelines.stages[0]).ok().flatten().map_or(0, |t| t.fused_dispatches);
+        for _ in 0..5000 {
+            if fused() > 0 {
+                break;
+            }
+            pipelines.connected(runtime, 1).await?;
+        }
+        anyhow::ensure!(fused() > 0, "the connected pipeline never ran fused");
+        Ok(pipelines)
+    }
+
+    /// One message through the pipeline whose stages run unfused, ring to ring.
+    pub async fn unfused(&self, runtime: &Runtime, value: i32) -> anyhow::Result<Vec<i32>> {
+        runtime.send_pod(&self.unfused[0], &value, TIMEOUT).await?;
+        Ok(vec![runtime.receive_pod(&self.unfused[STAGES - 1], TIMEOUT).await?])
+    }
+
+    /// One message sent into the pipeline while its middle stage is paused, which is then
+    /// resumed: the answer arrives once the stage runs again (the fallback path, and the control
+    /// calls around it).
+    pub async fn paused_middle(&self, runtime: &Runtime, value: i32) -> anyhow::Result<Vec<i32>> {
+        let middle = &self.paused[STAGES / 2];
+        runtime.deactivate(middle).await?;
+        runtime.send_pod(&self.paused[0], &value, TIMEOUT).await?;
+        runtime.reactivate(middle).await?;
+        Ok(vec![runtime.receive_pod(&self.paused[STAGES - 1], TIMEOUT).await?])
     }
 
     /// One message through the connected pipeline: sent to the first stage, received from the last.
@@ -159,7 +196,7 @@ impl Pipelines {
     }
 
     pub async fn terminate(self, runtime: &Runtime) -> anyhow::Result<()> {
-        for id in self.stages.iter().chain(&self.hops) {
+        for id in self.stages.iter().chain(&self.unfused).chain(&self.paused).chain(&self.hops) {
             runtime.terminate(id, TIMEOUT).await?;
             runtime.remove(id)?;
         }

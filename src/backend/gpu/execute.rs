@@ -1,10 +1,13 @@
 //! The tick's GPU step. Per kernel: one `writeBuffer` (the ring header and the tick's messages
 //! together) and one bounded dispatch; one compute pass per pipeline stage, with connected
 //! kernels' answers copied ring to ring between passes; every kernel's counters, answers and
-//! state copied into one readback buffer; one submit and one `mapAsync` for all of them.
+//! state copied into one readback buffer; one submit and one `mapAsync` for all of them. A chain
+//! of connected kernels that fuses ([`super::fused`]) is one dispatch in the pass of its first
+//! stage, with no copies between its stages.
 
 use std::sync::Arc;
 
+use super::fused::{self, FusedRun};
 use super::kernel::{GpuKernel, Tally};
 use super::readback::{read_back_with, ReadbackLayout};
 use super::ring::{ring_copy_pieces, ring_segments, RingCounters, RingHeader};
@@ -23,6 +26,19 @@ struct Submission {
     pending: u32,
     tally: Arc<Tally>,
     written: u64,
+    fused: bool,
+}
+
+/// What a dispatch does in a tick with fused runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Its own dispatch (and its copies to the next stage).
+    Alone,
+    /// The first stage of fused run `n`: the run's one dispatch goes in its pass.
+    Leads(usize),
+    /// A later stage of a fused run: no dispatch, no copies into it; the last one's answers
+    /// (and its header, which says where they go) are in its own ring as usual.
+    Follows { last: bool },
 }
 
 impl Execute for GpuContext {
@@ -42,21 +58,36 @@ impl Execute for GpuContext {
 
     fn submit(&self, dispatches: &[Dispatch<'_>]) -> Result<Submitted> {
         let rings: Vec<&GpuKernel> = dispatches.iter().map(|d| gpu_kernel(d.exec)).collect();
+        let runs = fused::runs(self, dispatches, &rings);
+        let mut roles = vec![Role::Alone; dispatches.len()];
+        for (n, run) in runs.iter().enumerate() {
+            roles[run.stages[0]] = Role::Leads(n);
+            for (i, &stage) in run.stages.iter().enumerate().skip(1) {
+                roles[stage] = Role::Follows { last: i == run.stages.len() - 1 };
+            }
+        }
         let mut layout = ReadbackLayout::default();
         let mut submissions = Vec::with_capacity(dispatches.len());
-        for (d, ring) in dispatches.iter().zip(&rings) {
+        for ((d, ring), role) in dispatches.iter().zip(&rings).zip(&roles) {
             // Forwarded answers stay on the device: only the counters come back.
             let answers = if d.forward.is_some() { 0 } else { d.pending };
             let state = ring.state.as_ref().map_or(0, |s| s.size());
             layout.push(answers, ring.output_stride, ring.kept.is_some(), state);
-            let header = RingHeader { head: d.head % ring.slots, count: d.pending, capacity: ring.slots, running: 1 };
-            let written = write_input(&self.queue, ring, header, d.input_at, d.input);
-            submissions.push(Submission { pending: d.pending, tally: ring.tally.clone(), written });
+            // A middle stage of a fused run reads nothing of its own ring.
+            let written = if *role == (Role::Follows { last: false }) {
+                0
+            } else {
+                let header =
+                    RingHeader { head: d.head % ring.slots, count: d.pending, capacity: ring.slots, running: 1 };
+                write_input(&self.queue, ring, header, d.input_at, d.input)
+            };
+            let fused = *role != Role::Alone;
+            submissions.push(Submission { pending: d.pending, tally: ring.tally.clone(), written, fused });
         }
         let readback = self.readback.lock().unwrap_or_else(|p| p.into_inner()).reserve(self, layout.size());
         let mut encoder =
             self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ring tick") });
-        encode_stages(&mut encoder, dispatches, &rings);
+        encode_stages(&mut encoder, dispatches, &rings, &roles, &runs);
         for ((d, ring), region) in dispatches.iter().zip(&rings).zip(layout.regions()) {
             // Starting at slot 0, the answers lie right behind the counters: one copy for both.
             let answers = region.answer_slots();
@@ -110,6 +141,7 @@ impl Execute for GpuContext {
                         bytes_from_device: RingCounters::SIZE
                             + answers.len() as u64
                             + kept.map_or(0, |k| k.len() as u64),
+                        fused: d.fused,
                         ..Default::default()
                     }
                 })
@@ -121,20 +153,42 @@ impl Execute for GpuContext {
 }
 
 /// One compute pass per pipeline stage; between passes, each stage's answers are copied into the
-/// next stage's input ring (copies cannot sit inside a compute pass).
-fn encode_stages(encoder: &mut wgpu::CommandEncoder, dispatches: &[Dispatch<'_>], rings: &[&GpuKernel]) {
+/// next stage's input ring (copies cannot sit inside a compute pass). A fused run is one
+/// dispatch in its first stage's pass, and nothing is copied between its stages.
+fn encode_stages(
+    encoder: &mut wgpu::CommandEncoder,
+    dispatches: &[Dispatch<'_>],
+    rings: &[&GpuKernel],
+    roles: &[Role],
+    runs: &[FusedRun],
+) {
     let levels = dispatches.iter().map(|d| d.level).max().unwrap_or(0);
     for level in 0..=levels {
-        let stage = || dispatches.iter().zip(rings).filter(move |(d, _)| d.level == level);
-        {
+        let stage = || {
+            dispatches
+                .iter()
+                .zip(rings)
+                .zip(roles)
+                .filter(move |((d, _), _)| d.level == level)
+                .map(|((d, r), role)| (d, r, *role))
+        };
+        if stage().any(|(_, _, role)| !matches!(role, Role::Follows { .. })) {
             let mut pass = encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ring tick"), timestamp_writes: None });
-            for (d, ring) in stage() {
-                ring.encode_dispatch(&mut pass, d.pending);
+            for (d, ring, role) in stage() {
+                match role {
+                    Role::Alone => ring.encode_dispatch(&mut pass, d.pending),
+                    Role::Leads(run) => runs[run].encode(&mut pass, ring, d.pending),
+                    Role::Follows { .. } => {}
+                }
             }
         }
-        for (d, from) in stage() {
+        for (d, from, role) in stage() {
             let Some((to, at)) = d.forward else { continue };
+            // Inside a fused run the next stage never reads its ring.
+            if matches!(role, Role::Leads(_) | Role::Follows { last: false }) {
+                continue;
+            }
             let to = rings[to];
             let stride = from.output_stride;
             for (src, dst, len) in ring_copy_pieces(d.head, from.slots, at, to.slots, d.pending) {

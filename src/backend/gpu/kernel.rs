@@ -26,11 +26,25 @@ pub(crate) struct GpuKernel {
     pub slots: u32,
     pub input_stride: u64,
     pub output_stride: u64,
-    workgroup_size: u32,
+    pub workgroup_size: u32,
     max_workgroups: u32,
     /// What the GPU counters said at the last readback, so each tick reports what it added.
     pub tally: Arc<Tally>,
+    /// Whether it can run inside a fused pipeline: its handler answers every message, and it
+    /// has no state and no workgroup memory.
+    pub fusable: bool,
+    /// Unique among the device's kernels for the runtime's life: names it in fused bind groups.
+    pub serial: u64,
+    fused: super::FusedCache,
 }
+
+impl Drop for GpuKernel {
+    fn drop(&mut self) {
+        super::forget_fused(&self.fused, self.serial);
+    }
+}
+
+static SERIALS: AtomicU64 = AtomicU64::new(1);
 
 /// A kernel's GPU counters as last read back. The counters only grow on one device (a
 /// relaunched kernel starts from zero with a new tally).
@@ -86,20 +100,29 @@ impl GpuKernel {
         #[cfg(target_arch = "wasm32")]
         let _one_scope_at_a_time = ctx.one_scope_at_a_time().await;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(label),
-            source: wgpu::ShaderSource::Wgsl(shader.source.as_str().into()),
-        });
-        let info = module.get_compilation_info().await;
-        if let Some(error) = info.messages.iter().find(|m| m.message_type == wgpu::CompilationMessageType::Error) {
-            drop(scope.pop());
-            let at = error.location.map(|at| (at.line_number, at.line_position, at.length));
-            return Err(shader.compile_error(&definition.id, &error.message, at));
-        }
+        let module = match shader_module(device, label, &shader.source).await {
+            Ok(module) => module,
+            Err((message, at)) => {
+                drop(scope.pop());
+                return Err(shader.compile_error(&definition.id, &message, at));
+            }
+        };
 
         let drops = shader.form == HandlerForm::AnswerOrDrop;
         let buffers = Buffers::allocate(ctx, definition, slots, drops);
-        let (drain, bind_group) = drain_pipeline(device, label, &module, &buffers.bindings(), workgroup_size);
+        let bindings = buffers.bindings();
+        let read_only: Vec<(u32, bool)> =
+            bindings.iter().map(|&(binding, read_only, _)| (binding, read_only)).collect();
+        let (drain, layout) = drain_pipeline(device, label, &module, &read_only, workgroup_size);
+        let group_entries: Vec<wgpu::BindGroupEntry> = bindings
+            .iter()
+            .map(|&(binding, _, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
+            .collect();
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &layout,
+            entries: &group_entries,
+        });
         // The bind group is made inside the scope too: a binding the device refuses is this
         // kernel's error, not the device's.
         if let Some(error) = scope.pop().await {
@@ -127,17 +150,24 @@ impl GpuKernel {
                 .unwrap_or(u32::MAX)
                 .min(device.limits().max_compute_workgroups_per_dimension),
             tally: Arc::default(),
+            fusable: !shape.unfused && shape.workgroup_memory_bytes == 0 && codegen::unfusable(definition).is_none(),
+            serial: SERIALS.fetch_add(1, Ordering::Relaxed),
+            fused: ctx.fused.clone(),
         })
     }
 
     /// Encodes one bounded drain of `pending` messages: the kernel's only dispatch of a tick.
     pub fn encode_dispatch(&self, pass: &mut wgpu::ComputePass<'_>, pending: u32) {
-        // Cap the grid: beyond a few thousand workgroups the grid-stride loop does the rest and
-        // fewer invocations mean fewer telemetry atomics.
-        let groups = pending.div_ceil(self.workgroup_size).clamp(1, self.max_workgroups.min(4096));
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.set_pipeline(&self.drain);
-        pass.dispatch_workgroups(groups, 1, 1);
+        pass.dispatch_workgroups(self.workgroups(pending), 1, 1);
+    }
+
+    /// Workgroups of a dispatch over `pending` messages. The grid is capped: beyond a few
+    /// thousand workgroups the grid-stride loop does the rest and fewer invocations mean fewer
+    /// telemetry atomics.
+    pub fn workgroups(&self, pending: u32) -> u32 {
+        pending.div_ceil(self.workgroup_size).clamp(1, self.max_workgroups.min(4096))
     }
 
     /// Bytes of GPU memory this kernel holds.
@@ -295,17 +325,38 @@ impl Buffers {
     }
 }
 
-/// The drain pipeline of `module` and its bind group, both made from one list of `bindings`.
-fn drain_pipeline(
+/// Compiles WGSL `source`; a compile error comes back as its message and location (1-based
+/// line, column, length), for the caller to map to the user's source.
+pub(super) async fn shader_module(
+    device: &wgpu::Device,
+    label: &str,
+    source: &str,
+) -> std::result::Result<wgpu::ShaderModule, (String, Option<(u32, u32, u32)>)> {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let info = module.get_compilation_info().await;
+    match info.messages.iter().find(|m| m.message_type == wgpu::CompilationMessageType::Error) {
+        Some(error) => {
+            Err((error.message.clone(), error.location.map(|at| (at.line_number, at.line_position, at.length))))
+        }
+        None => Ok(module),
+    }
+}
+
+/// The drain pipeline of `module` and its bind group layout, for storage buffers at `bindings`
+/// (binding, read-only).
+pub(super) fn drain_pipeline(
     device: &wgpu::Device,
     label: &str,
     module: &wgpu::ShaderModule,
-    bindings: &[(u32, bool, &wgpu::Buffer)],
+    bindings: &[(u32, bool)],
     workgroup_size: u32,
-) -> (wgpu::ComputePipeline, wgpu::BindGroup) {
+) -> (wgpu::ComputePipeline, wgpu::BindGroupLayout) {
     let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
         .iter()
-        .map(|&(binding, read_only, _)| wgpu::BindGroupLayoutEntry {
+        .map(|&(binding, read_only)| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::Buffer {
@@ -335,14 +386,5 @@ fn drain_pipeline(
         },
         cache: None,
     });
-    let group_entries: Vec<wgpu::BindGroupEntry> = bindings
-        .iter()
-        .map(|&(binding, _, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
-        .collect();
-    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout: &bind_group_layout,
-        entries: &group_entries,
-    });
-    (drain, bind_group)
+    (drain, bind_group_layout)
 }

@@ -3,9 +3,11 @@
 //! - [`kernel`]: one kernel's rings, pipeline and bind group, created once at launch;
 //! - [`ring`]: the rings' header and counters, mirrored from `shaders/harness/ring.wgsl`;
 //! - [`readback`]: the buffer one tick's results come back in, and its layout;
-//! - [`execute`]: the tick's GPU step (one write per kernel, one submit, one map).
+//! - [`execute`]: the tick's GPU step (one write per kernel, one submit, one map);
+//! - [`fused`]: chains of connected kernels run as one dispatch of one module.
 
 pub(crate) mod execute;
+pub(crate) mod fused;
 pub(crate) mod kernel;
 pub(crate) mod readback;
 pub(crate) mod ring;
@@ -183,9 +185,10 @@ pub(crate) struct GpuContext {
     stats: Arc<BufferStats>,
     /// WebGPU's error scopes are one stack per device, so launches whose compilations overlap
     /// on the page's event loop must not interleave their push and pop. (Natively scopes are
-    /// per thread and every compilation has a thread of its own.)
-    #[cfg(target_arch = "wasm32")]
-    scopes: futures_util::lock::Mutex<()>,
+    /// per thread and every compilation has a thread of its own: the lock is never contended.)
+    scopes: Scopes,
+    /// Fused pipelines' modules and bind groups.
+    pub fused: fused::SharedCache,
     /// Where every tick's results come back (ticks on one device run one at a time).
     readback: Mutex<Readback>,
 }
@@ -241,8 +244,8 @@ impl GpuContext {
             },
             fault,
             stats,
-            #[cfg(target_arch = "wasm32")]
-            scopes: futures_util::lock::Mutex::new(()),
+            scopes: Scopes::default(),
+            fused: fused::SharedCache::default(),
             readback: Mutex::new(Readback::new()),
         })
     }
@@ -283,10 +286,27 @@ impl GpuContext {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
+/// A device's fused pipelines (see [`fused`]).
+pub(crate) type FusedCache = fused::SharedCache;
+
+/// Drops the fused bind groups that bind the rings of kernel `serial`, as it is dropped.
+pub(crate) fn forget_fused(cache: &FusedCache, serial: u64) {
+    fused::forget(cache, serial);
+}
+
+/// The lock on a device's error-scope stack (see `GpuContext::scopes`), shared with background
+/// compilations.
+pub(crate) type Scopes = Arc<futures_util::lock::Mutex<()>>;
+
 impl GpuContext {
     /// Holds the device's error-scope stack for one compilation (see `scopes`).
+    #[cfg(target_arch = "wasm32")]
     pub(crate) async fn one_scope_at_a_time(&self) -> futures_util::lock::MutexGuard<'_, ()> {
         self.scopes.lock().await
+    }
+
+    /// The lock on the device's error-scope stack, for a compilation that outlives the caller.
+    pub(crate) fn scopes(&self) -> Scopes {
+        self.scopes.clone()
     }
 }

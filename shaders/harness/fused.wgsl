@@ -1,0 +1,75 @@
+// Fused pipeline: runs every stage of a chain of connected kernels on each message in turn and
+// writes only the last stage's answer (src/codegen/fused.rs fills it in; see there).
+// Bindings: 0 the first stage's input ring (read), 1 the last stage's output ring, 2 the last
+// stage's input ring (read, its header only); fused_stage.wgsl: 3.. earlier stages' counters.
+
+// Keep in sync with `RingHeader` in src/queue.rs and ring.wgsl.
+struct RingInput {
+    head: u32,
+    count: u32,
+    capacity: u32,
+    running: u32,
+    messages: array<{{IN}}>,
+}
+
+// The header alone, for the last stage's input ring.
+struct RingHeader {
+    head: u32,
+    count: u32,
+    capacity: u32,
+    running: u32,
+}
+
+// Keep in sync with `RingCounters` in src/queue.rs and ring.wgsl.
+struct RingCounters {
+    processed_lo: atomic<u32>,
+    processed_hi: atomic<u32>,
+    dropped_lo: atomic<u32>,
+    dropped_hi: atomic<u32>,
+    dispatches: atomic<u32>,
+    _reserved: array<u32, 3>,
+}
+
+struct RingOutput {
+    counters: RingCounters,
+    answers: array<{{OUT}}>,
+}
+
+override RING_WORKGROUP_SIZE: u32 = {{WORKGROUP_SIZE}}u;
+
+@group(0) @binding(0) var<storage, read> input_ring: RingInput;
+@group(0) @binding(1) var<storage, read_write> output_ring: RingOutput;
+@group(0) @binding(2) var<storage, read> last_input: RingHeader;
+
+// As ring.wgsl's drain; message i is answered in the last stage's slot head+i (rings hold a
+// power of two of slots: a mask wraps). Every stage counts as if it had run alone.
+@compute @workgroup_size(RING_WORKGROUP_SIZE)
+fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    if (input_ring.running == 0u) {
+        return;
+    }
+    let capacity = input_ring.capacity;
+    let head = input_ring.head % capacity;
+    let pending = min(input_ring.count, capacity);
+    let out_mask = last_input.capacity - 1u;
+    let out_head = last_input.head;
+    let stride = groups.x * RING_WORKGROUP_SIZE;
+    var processed = 0u;
+    for (var i = gid.x; i < pending; i += stride) {
+        let unwrapped = head + i;
+        let slot = select(unwrapped, unwrapped - capacity, unwrapped >= capacity);
+        output_ring.answers[(out_head + i) & out_mask] = fused_handle(input_ring.messages[slot]);
+        processed += 1u;
+    }
+    let first = gid.x == 0u;
+    count_earlier_stages(first, processed);
+    if (first) {
+        atomicAdd(&output_ring.counters.dispatches, 1u);
+    }
+    if (processed > 0u) {
+        let before = atomicAdd(&output_ring.counters.processed_lo, processed);
+        if (before + processed < before) {
+            atomicAdd(&output_ring.counters.processed_hi, 1u);
+        }
+    }
+}

@@ -1,0 +1,15 @@
+// One earlier stage of a fused pipeline (fused.wgsl): its output ring, bound for its counters
+// only, and their update. src/codegen/fused.rs replaces {{STAGE}} and {{BINDING}}.
+@group(0) @binding({{BINDING}}) var<storage, read_write> stage{{STAGE}}_counters: RingCounters;
+
+fn count_stage{{STAGE}}(first: bool, processed: u32) {
+    if (first) {
+        atomicAdd(&stage{{STAGE}}_counters.dispatches, 1u);
+    }
+    if (processed > 0u) {
+        let before = atomicAdd(&stage{{STAGE}}_counters.processed_lo, processed);
+        if (before + processed < before) {
+            atomicAdd(&stage{{STAGE}}_counters.processed_hi, 1u);
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Fused pipelines on the GPU: a chain of connected kernels that a tick plans back to back (each
+//! stage fed only by the one before, every stage active and able to fuse) runs as one dispatch
+//! of one module ([`codegen::generate_fused`]) instead of one dispatch per stage with ring-to-ring
+//! copies between passes. Everything else about the tick stays: each stage's counters come back
+//! and are delivered as if it had run alone, and the last stage's answers land in its own ring.
+//!
+//! Modules are compiled off the hot path (natively on a helper thread, on the web as a task of
+//! the event loop) and cached per device by the chain's definitions and block size; until one is
+//! ready, or if it failed, the chain runs ring to ring. wgpu 30 has no asynchronous pipeline
+//! creation; on the web `createComputePipeline` returns at once and the task waits for the
+//! module's compilation info and the error scope, which settle once the browser has compiled it,
+//! so the tick never waits on a compiler.
+
+use std::sync::{Arc, Mutex};
+
+use super::kernel::{drain_pipeline, shader_module, GpuKernel};
+use super::GpuContext;
+use crate::backend::Dispatch;
+use crate::codegen::{self, FusedShader, MAX_FUSED_STAGES};
+use crate::error::Result;
+use crate::kernel::KernelDefinition;
+
+/// A chain's definitions (by identity) and the first stage's block size.
+type PipelineKey = (Vec<usize>, u32);
+
+/// The fused modules and bind groups of one device: a few entries each, searched in order (no
+/// hash map in the wasm for them).
+#[derive(Default)]
+pub(crate) struct FusedCache {
+    pipelines: Vec<(PipelineKey, Slot)>,
+    /// Per chain of launched kernels (their serials): the bind group of its rings.
+    groups: Vec<(Vec<u64>, wgpu::BindGroup)>,
+}
+
+impl FusedCache {
+    fn slot(&self, key: &PipelineKey) -> Option<&Slot> {
+        self.pipelines.iter().find(|(k, _)| k == key).map(|(_, slot)| slot)
+    }
+
+    fn file(&mut self, key: PipelineKey, slot: Slot) {
+        match self.pipelines.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = slot,
+            None => self.pipelines.push((key, slot)),
+        }
+    }
+}
+
+enum Slot {
+    Compiling,
+    /// The definitions are held so their addresses, the key, are never reused meanwhile.
+    Ready(Arc<FusedPipeline>, #[allow(dead_code)] Vec<Arc<KernelDefinition>>),
+    /// Never fused (reported as a warning when it failed): the chain runs ring to ring.
+    Failed,
+}
+
+pub(crate) struct FusedPipeline {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+pub(crate) type SharedCache = Arc<Mutex<FusedCache>>;
+
+/// Drops the bind groups that bind a kernel's rings (when the kernel is dropped).
+pub(crate) fn forget(cache: &SharedCache, serial: u64) {
+    cache.lock().unwrap_or_else(|p| p.into_inner()).groups.retain(|(chain, _)| !chain.contains(&serial));
+}
+
+/// One fused run of a tick: the dispatches (indices, in chain order) it stands for.
+pub(crate) struct FusedRun {
+    pub stages: Vec<usize>,
+    pipeline: Arc<FusedPipeline>,
+    bind_group: wgpu::BindGroup,
+}
+
+impl FusedRun {
+    /// One bounded drain of the chain's `pending` messages, shaped by the first stage.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, first: &GpuKernel, pending: u32) {
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.set_pipeline(&self.pipeline.pipeline);
+        pass.dispatch_workgroups(first.workgroups(pending), 1, 1);
+    }
+}
+
+/// The runs of this tick's dispatches that fuse, each with a ready module; chains whose module
+/// is not compiled yet start compiling and run ring to ring this tick.
+pub(crate) fn runs(ctx: &GpuContext, dispatches: &[Dispatch<'_>], rings: &[&GpuKernel]) -> Vec<FusedRun> {
+    let fusable = |i: usize| dispatches[i].fusable && rings[i].fusable;
+    let mut covered = vec![false; dispatches.len()];
+    let mut runs = Vec::new();
+    for start in 0..dispatches.len() {
+        if covered[start] || !fusable(start) {
+            continue;
+        }
+        let mut stages = vec![start];
+        let mut at = start;
+        while stages.len() < MAX_FUSED_STAGES {
+            let Some((to, landing)) = dispatches[at].forward else { break };
+            let (from, next) = (&dispatches[at], &dispatches[to]);
+            // Fed only by the stage before, in the same slots: nothing of its own queued or in flight.
+            if covered[to]
+                || !fusable(to)
+                || next.pending != from.pending
+                || !next.input.is_empty()
+                || next.head != landing
+            {
+                break;
+            }
+            stages.push(to);
+            at = to;
+        }
+        if stages.len() < 2 {
+            continue;
+        }
+        if let Some(run) = ready_run(ctx, dispatches, rings, stages) {
+            for &i in &run.stages {
+                covered[i] = true;
+            }
+            runs.push(run);
+        }
+    }
+    runs
+}
+
+/// The run of `stages` if its module is ready (with its bind group, made once per chain of
+/// launched kernels); otherwise starts compiling it, once.
+fn ready_run(
+    ctx: &GpuContext,
+    dispatches: &[Dispatch<'_>],
+    rings: &[&GpuKernel],
+    stages: Vec<usize>,
+) -> Option<FusedRun> {
+    let first = rings[stages[0]];
+    let key: PipelineKey =
+        (stages.iter().map(|&i| Arc::as_ptr(dispatches[i].definition) as usize).collect(), first.workgroup_size);
+    let mut cache = ctx.fused.lock().unwrap_or_else(|p| p.into_inner());
+    let pipeline = match cache.slot(&key) {
+        Some(Slot::Ready(pipeline, _)) => pipeline.clone(),
+        Some(Slot::Compiling | Slot::Failed) => return None,
+        None => {
+            // Bounded: chains come and go with launches; forget finished entries now and then.
+            if cache.pipelines.len() >= 64 {
+                cache.pipelines.retain(|(_, slot)| matches!(slot, Slot::Compiling));
+            }
+            let definitions: Vec<Arc<KernelDefinition>> =
+                stages.iter().map(|&i| dispatches[i].definition.clone()).collect();
+            cache.file(key.clone(), Slot::Compiling);
+            drop(cache);
+            compile_in_background(ctx, key, definitions);
+            return None;
+        }
+    };
+    let serials: Vec<u64> = stages.iter().map(|&i| rings[i].serial).collect();
+    let bind_group = match cache.groups.iter().find(|(chain, _)| *chain == serials) {
+        Some((_, group)) => group.clone(),
+        None => {
+            let chain: Vec<&GpuKernel> = stages.iter().map(|&i| rings[i]).collect();
+            let group = bind_group(&ctx.device, &pipeline.layout, &chain);
+            cache.groups.push((serials, group.clone()));
+            group
+        }
+    };
+    Some(FusedRun { stages, pipeline, bind_group })
+}
+
+/// Bindings as in shaders/harness/fused.wgsl: the first stage's input ring, the last stage's
+/// output and input rings, then every earlier stage's output ring (its counters).
+fn bind_group(device: &wgpu::Device, layout: &wgpu::BindGroupLayout, rings: &[&GpuKernel]) -> wgpu::BindGroup {
+    let last = rings[rings.len() - 1];
+    let mut buffers: Vec<&wgpu::Buffer> = vec![&rings[0].input_ring, &last.output_ring, &last.input_ring];
+    buffers.extend(rings[..rings.len() - 1].iter().map(|ring| &*ring.output_ring));
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(binding, buffer)| wgpu::BindGroupEntry { binding: binding as u32, resource: buffer.as_entire_binding() })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some("fused pipeline"), layout, entries: &entries })
+}
+
+/// Generates and compiles the chain's module off the tick and files the result in the cache.
+fn compile_in_background(ctx: &GpuContext, key: PipelineKey, definitions: Vec<Arc<KernelDefinition>>) {
+    let cache = ctx.fused.clone();
+    let device = ctx.device.clone();
+    let scopes = ctx.scopes();
+    let workgroup_size = key.1;
+    let stages: Vec<&KernelDefinition> = definitions.iter().map(|d| &**d).collect();
+    let shader = codegen::generate_fused(&stages, workgroup_size);
+    crate::platform::spawn_detached(move || async move {
+        let compiled = match shader {
+            Ok(shader) => compile(&device, scopes, &shader, definitions.len(), workgroup_size).await,
+            Err(error) => Err(error),
+        };
+        let slot = match compiled {
+            Ok(pipeline) => Slot::Ready(Arc::new(pipeline), definitions),
+            Err(error) => {
+                // Each stage compiled on its own, so this is the fusion's fault, not the user's.
+                crate::platform::warn(&format!("a fused pipeline did not compile; its stages run unfused: {error}"));
+                Slot::Failed
+            }
+        };
+        cache.lock().unwrap_or_else(|p| p.into_inner()).file(key, slot);
+    });
+}
+
+async fn compile(
+    device: &wgpu::Device,
+    scopes: super::Scopes,
+    shader: &FusedShader,
+    stages: usize,
+    workgroup_size: u32,
+) -> Result<FusedPipeline> {
+    #[cfg(not(target_arch = "wasm32"))]
+    codegen::check_fused(shader)?;
+    let _one_scope_at_a_time = scopes.lock().await;
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = match shader_module(device, "fused pipeline", &shader.source).await {
+        Ok(module) => module,
+        Err((message, at)) => {
+            drop(scope.pop());
+            return Err(shader.compile_error(&message, at));
+        }
+    };
+    // Read-only: the first stage's input ring (0) and the last stage's header (2).
+    let bindings: Vec<(u32, bool)> = (0..3 + stages as u32 - 1).map(|b| (b, b == 0 || b == 2)).collect();
+    let (pipeline, layout) = drain_pipeline(device, "fused pipeline", &module, &bindings, workgroup_size);
+    if let Some(error) = scope.pop().await {
+        return Err(shader.compile_error(&error.to_string(), None));
+    }
+    Ok(FusedPipeline { pipeline, layout })
+}

@@ -1,0 +1,330 @@
+//! Fused pipelines: one module for a chain of connected kernels, in which each invocation runs
+//! every stage's `handle` on its message in turn and writes only the last stage's answer
+//! (`shaders/harness/fused.wgsl`). Stream engines call this operator chaining.
+//!
+//! Stages keep their own sources: two stages may both declare `Request` or a helper `f`, so
+//! each stage's message structs and top-level declarations (`fn`, `struct`, `const`, `var`,
+//! `override`, `alias`) are renamed with the stage's prefix (`s1__f`). Renaming changes no line,
+//! so a compiler position maps back to the stage whose code it lies in, at that stage's own line
+//! ([`FusedShader::stage_line`]).
+//!
+//! Only stages whose handler answers every message (`fn handle(msg: In) -> Out`) and has no
+//! state fuse; a chain with any other stage runs ring to ring as before.
+
+use super::handler::{self, blank_comments, is_ident_byte, HandlerForm};
+use crate::error::Error;
+use crate::kernel::KernelDefinition;
+use crate::message::{FieldType, MessageLayout};
+
+const FUSED: &str = include_str!("../../shaders/harness/fused.wgsl");
+const FUSED_STAGE: &str = include_str!("../../shaders/harness/fused_stage.wgsl");
+
+/// Most stages one fused module runs: WebGPU guarantees 8 storage buffers per shader stage, and
+/// the module binds 3 plus one per stage before the last.
+pub const MAX_FUSED_STAGES: usize = 6;
+
+/// A fused module and where each stage's handler lies in it.
+#[derive(Debug, Clone)]
+pub struct FusedShader {
+    /// The complete WGSL module.
+    pub source: String,
+    /// Per stage: its kernel's id and the 1-based generated lines its handler spans.
+    pub stages: Vec<(String, std::ops::Range<u32>)>,
+}
+
+impl FusedShader {
+    /// The stage (index into the chain) and its own 1-based line at a 1-based generated line,
+    /// or `None` in generated code.
+    pub fn stage_line(&self, generated_line: u32) -> Option<(usize, u32)> {
+        self.stages
+            .iter()
+            .position(|(_, lines)| lines.contains(&generated_line))
+            .map(|stage| (stage, generated_line - self.stages[stage].1.start + 1))
+    }
+
+    /// A `KernelCompile` error naming the stage whose source holds the most precise of
+    /// `locations` (1-based generated line, column, span length), at its own line; the first
+    /// stage's id at no position when none lies in a stage's source.
+    pub fn compile_error(&self, message: &str, locations: impl IntoIterator<Item = (u32, u32, u32)>) -> Error {
+        let at = locations
+            .into_iter()
+            .filter_map(|(line, column, length)| Some((self.stage_line(line)?, column, length)))
+            .min_by_key(|&(_, _, length)| length);
+        let stage = at.map_or(0, |((stage, _), _, _)| stage);
+        Error::KernelCompile {
+            id: self.stages.get(stage).map_or_else(String::new, |(id, _)| id.clone()),
+            message: message.trim().to_owned(),
+            line: at.map(|((_, line), _, _)| line),
+            // Renaming lengthens identifiers: a column would point into the renamed text.
+            column: None,
+        }
+    }
+}
+
+/// Why `definition` cannot run inside a fused module, if it cannot.
+pub fn unfusable(definition: &KernelDefinition) -> Option<&'static str> {
+    if definition.state.is_some() {
+        return Some("it has state");
+    }
+    match handler::inspect(definition) {
+        Ok(HandlerForm::Answer) => None,
+        Ok(HandlerForm::AnswerOrDrop) => Some("its handler may drop messages"),
+        Err(_) => Some("its handler does not compile"),
+    }
+}
+
+/// Builds the fused module of `stages` (each stage's output layout is the next one's input
+/// layout byte for byte, as `connect` checks), or says why they cannot fuse.
+pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Result<FusedShader, Error> {
+    let refuse =
+        |id: &str, message: String| Error::KernelCompile { id: id.to_owned(), message, line: None, column: None };
+    let first = stages.first().ok_or_else(|| refuse("", "a fused pipeline needs stages".into()))?;
+    if stages.len() < 2 || stages.len() > MAX_FUSED_STAGES {
+        return Err(refuse(
+            &first.id,
+            format!("{} stages: a fused pipeline runs 2 to {MAX_FUSED_STAGES}", stages.len()),
+        ));
+    }
+    let mut source = String::new();
+    let mut spans = Vec::new();
+    for (index, stage) in stages.iter().enumerate() {
+        if let Some(why) = unfusable(stage) {
+            return Err(refuse(&stage.id, format!("cannot run fused: {why}")));
+        }
+        let structs = super::message_structs(&stage.input, &stage.output).map_err(|m| refuse(&stage.id, m))?;
+        let code = blank_comments(&stage.wgsl);
+        let mut names: Vec<&str> = top_level_names(&code);
+        names.extend(structs.iter().map(|layout| layout.name()));
+        let prefix = format!("s{index}__");
+        for layout in &structs {
+            source.push_str(&rename(&layout.wgsl_struct(), &names, &prefix));
+        }
+        source.push_str(&format!("// ---- stage {index}: handler of kernel '{}' ----\n", stage.id));
+        let start = source.lines().count() as u32 + 1;
+        source.push_str(&rename(&code, &names, &prefix));
+        if !source.ends_with('\n') {
+            source.push('\n');
+        }
+        spans.push((stage.id.clone(), start..source.lines().count() as u32 + 1));
+    }
+    let last = stages[stages.len() - 1];
+    source.push_str(
+        &FUSED
+            .replace("{{IN}}", &format!("s0__{}", first.input.name()))
+            .replace("{{OUT}}", &format!("s{}__{}", stages.len() - 1, last.output.name()))
+            .replace("{{WORKGROUP_SIZE}}", &workgroup_size.to_string()),
+    );
+    for index in 0..stages.len() - 1 {
+        source.push_str(
+            &FUSED_STAGE.replace("{{STAGE}}", &index.to_string()).replace("{{BINDING}}", &(3 + index).to_string()),
+        );
+    }
+    // Generated glue: each stage's handle on the one before's answer, rebuilt as its own input
+    // type field by field (the layouts match byte for byte; names may differ).
+    source.push_str(&format!(
+        "fn fused_handle(msg: s0__{}) -> s{}__{} {{\n    let a0 = s0__handle(msg);\n",
+        first.input.name(),
+        stages.len() - 1,
+        last.output.name()
+    ));
+    for (index, pair) in stages.windows(2).enumerate() {
+        let next = index + 1;
+        let converted = convert(&format!("a{index}"), &pair[0].output, &pair[1].input, &format!("s{next}__"))
+            .ok_or_else(|| {
+                refuse(&pair[1].id, "its input nests arrays of structs, which fused stages cannot pass on".into())
+            })?;
+        source.push_str(&format!("    let a{next} = s{next}__handle({converted});\n"));
+    }
+    source.push_str(&format!("    return a{};\n}}\n", stages.len() - 1));
+    source.push_str("fn count_earlier_stages(first: bool, processed: u32) {\n");
+    for index in 0..stages.len() - 1 {
+        source.push_str(&format!("    count_stage{index}(first, processed);\n"));
+    }
+    source.push_str("}\n");
+    Ok(FusedShader { source, stages: spans })
+}
+
+/// `value` (of layout `from`) as a constructor of layout `to` (its struct names prefixed with
+/// `prefix`), field by field; `None` for arrays of structs.
+fn convert(value: &str, from: &MessageLayout, to: &MessageLayout, prefix: &str) -> Option<String> {
+    let mut args = Vec::new();
+    for (a, b) in from.fields().iter().zip(to.fields()) {
+        let field = format!("{value}.{}", a.name);
+        args.push(match (&a.ty, &b.ty) {
+            (FieldType::Struct(x), FieldType::Struct(y)) => convert(&field, x, y, prefix)?,
+            (FieldType::Array(x, _), _) if contains_struct(x) => return None,
+            _ => field,
+        });
+    }
+    Some(format!("{prefix}{}({})", to.name(), args.join(", ")))
+}
+
+fn contains_struct(ty: &FieldType) -> bool {
+    match ty {
+        FieldType::Struct(_) => true,
+        FieldType::Array(element, _) => contains_struct(element),
+        _ => false,
+    }
+}
+
+/// Names declared at the top level of `code` (comments blanked): the identifier after `fn`,
+/// `struct`, `const`, `var` (after its `<...>`), `override` or `alias` outside any braces.
+fn top_level_names(code: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut depth = 0usize;
+    let mut declaring = false;
+    // `var<storage, read>`: the words inside the angle brackets are not the name.
+    let mut angle = 0usize;
+    for (_, token) in tokens(code) {
+        match token {
+            Token::Punct(b'{') => depth += 1,
+            Token::Punct(b'}') => depth = depth.saturating_sub(1),
+            Token::Punct(b'<') if declaring => angle += 1,
+            Token::Punct(b'>') if declaring => angle = angle.saturating_sub(1),
+            Token::Ident(word) if depth == 0 && declaring && angle == 0 => {
+                names.push(word);
+                declaring = false;
+            }
+            Token::Ident("fn" | "struct" | "const" | "var" | "override" | "alias") if depth == 0 => declaring = true,
+            _ => {}
+        }
+    }
+    names
+}
+
+/// `code` with every identifier in `names` prefixed, except member accesses (`x.name`) and
+/// struct members' declarations (`name: T` inside a struct's braces).
+fn rename(code: &str, names: &[&str], prefix: &str) -> String {
+    let mut out = String::with_capacity(code.len() + 64);
+    let mut copied = 0;
+    let mut depth = 0usize;
+    let mut struct_body: Option<usize> = None;
+    let mut struct_next = false;
+    for (at, token) in tokens(code) {
+        match token {
+            Token::Punct(b'{') => {
+                depth += 1;
+                if struct_next {
+                    struct_body = Some(depth);
+                    struct_next = false;
+                }
+            }
+            Token::Punct(b'}') => {
+                if struct_body == Some(depth) {
+                    struct_body = None;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Token::Ident("struct") if depth == 0 => struct_next = true,
+            Token::Ident(word) if names.contains(&word) => {
+                let before = code[..at].trim_end();
+                let after = code[at + word.len()..].trim_start();
+                let member_access = before.ends_with('.');
+                let member_declaration = struct_body == Some(depth) && after.starts_with(':');
+                if !member_access && !member_declaration {
+                    out.push_str(&code[copied..at]);
+                    out.push_str(prefix);
+                    copied = at;
+                }
+            }
+            _ => {}
+        }
+    }
+    out.push_str(&code[copied..]);
+    out
+}
+
+#[derive(Clone, Copy)]
+enum Token<'a> {
+    Ident(&'a str),
+    Punct(u8),
+}
+
+/// Identifiers (with their offsets) and punctuation of `code`; numbers are skipped whole, so a
+/// suffix such as `1u` or `2.0f` is never taken for a name.
+fn tokens(code: &str) -> impl Iterator<Item = (usize, Token<'_>)> {
+    let bytes = code.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            let b = bytes[i];
+            let start = i;
+            if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 {
+                while i < bytes.len() && (is_ident_byte(bytes[i]) || bytes[i] >= 0x80) {
+                    i += 1;
+                }
+                return Some((start, Token::Ident(&code[start..i])));
+            }
+            if b.is_ascii_digit() {
+                while i < bytes.len() && (is_ident_byte(bytes[i]) || bytes[i] == b'.') {
+                    i += 1;
+                }
+                continue;
+            }
+            i += 1;
+            if !b.is_ascii_whitespace() {
+                return Some((start, Token::Punct(b)));
+            }
+        }
+        None
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{doubler_request, doubler_response};
+
+    fn stage(id: &str, wgsl: &str) -> KernelDefinition {
+        KernelDefinition::new(id, doubler_request(), doubler_response(), wgsl)
+    }
+
+    #[test]
+    fn names_declared_twice_are_renamed_per_stage() {
+        let a = stage("a", "struct Pair { value: i32 }\nfn f(x: i32) -> i32 { return x + 1; }\nfn handle(msg: Request) -> Response { let p = Pair(msg.value); return Response(f(p.value)); }");
+        let b = stage("b", "const value: i32 = 2;\nfn f(x: i32) -> i32 { return x * value; }\nfn handle(msg: Request) -> Response { return Response(f(msg.value)); }");
+        let shader = generate_fused(&[&a, &b], 64).unwrap();
+        let s = &shader.source;
+        assert!(
+            s.contains("struct s0__Pair {\n    value: i32,") || s.contains("struct s0__Pair { value: i32 }"),
+            "{s}"
+        );
+        assert!(s.contains("fn s0__f(x: i32)") && s.contains("fn s1__f(x: i32)"), "{s}");
+        assert!(s.contains("return x * s1__value;"), "{s}");
+        assert!(s.contains("s0__Pair(msg.value)") && s.contains("f(p.value)"), "{s}");
+        assert!(s.contains("struct s0__Request") && s.contains("struct s1__Response"), "{s}");
+        assert!(s.contains("let a1 = s1__handle(s1__Request(a0.result));"), "{s}");
+        assert!(!s.contains("{{"));
+        // Line mapping: b's second line.
+        let (_, lines) = &shader.stages[1];
+        assert_eq!(shader.stage_line(lines.start + 1), Some((1, 2)));
+        assert_eq!(shader.stage_line(1), None);
+    }
+
+    #[test]
+    fn drop_and_state_do_not_fuse() {
+        let drop = stage("d", "fn handle(msg: Request, out: ptr<function, Response>) -> bool { return false; }");
+        assert!(unfusable(&drop).is_some());
+        let plain = stage("p", "fn handle(msg: Request) -> Response { return Response(msg.value); }");
+        assert!(unfusable(&plain).is_none());
+        assert!(generate_fused(&[&plain, &drop], 64).is_err());
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn fused_modules_validate_and_errors_map_to_the_stage() {
+        let a = stage("a", "fn f(x: i32) -> i32 { return x + 1; }\nfn handle(msg: Request) -> Response { return Response(f(msg.value)); }");
+        let b = stage("b", "fn f(x: i32) -> i32 { return x * 2; }\nfn handle(msg: Request) -> Response { return Response(f(msg.value)); }");
+        let bad = stage(
+            "c",
+            "fn handle(msg: Request) -> Response {\n    let y = 1;\n    return Response(msg.value + missing);\n}",
+        );
+        let good = generate_fused(&[&a, &b, &a], 64).unwrap();
+        crate::codegen::check_fused(&good).unwrap_or_else(|e| panic!("{e}\n{}", good.source));
+        let shader = generate_fused(&[&a, &b, &bad], 64).unwrap();
+        match crate::codegen::check_fused(&shader) {
+            Err(Error::KernelCompile { id, line, .. }) => assert_eq!((id.as_str(), line), ("c", Some(3))),
+            other => panic!("{other:?}"),
+        }
+    }
+}
