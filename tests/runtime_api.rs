@@ -289,28 +289,30 @@ fn terminate_drains_queued_messages_of_a_paused_kernel() {
 
 #[test]
 fn terminate_past_its_timeout_reports_what_was_left() {
-    let rt = runtime();
+    // A kernel that takes 300 ms a message, one message a tick (a host handler on the cpu
+    // backend), so the 4 messages cannot all be processed before a 0 ms terminate looks, however
+    // the tick thread and this one are scheduled (a doubler on lavapipe could finish them while
+    // this thread was preempted on a loaded machine).
+    kernel::register_or_replace(
+        KernelDefinition::new("sluggish", doubler_request(), doubler_response(), "").with_host_handler(
+            kernel::host::typed(|v: &i32, _: &mut [u32]| {
+                std::thread::sleep(Duration::from_millis(300));
+                Some(v * 2)
+            }),
+        ),
+    );
+    let rt = runtime_with(RuntimeOptions::default().with_backend(BackendChoice::Cpu));
     pollster::block_on(async {
-        // Two answers nobody receives fill the output queue, which then holds the input: the 4
-        // messages after them cannot be processed however the tick and this thread interleave
-        // (a kernel free to run could finish them before a 0 ms terminate looks).
-        let options = LaunchOptions::default().with_output_queue_capacity(2).with_auto_activate();
-        rt.launch("doubler", options).await.unwrap();
-        rt.send_batch("doubler", &[10i32, 20], None).await.unwrap();
-        let started = std::time::Instant::now();
-        while rt.kernel_metrics("doubler").unwrap().output_queue_depth < 2 {
-            assert!(started.elapsed() < Duration::from_secs(60), "the first two answers never came");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        rt.send_batch("doubler", &[1i32, 2, 3], None).await.unwrap();
-        let waiting_call = rt.call_pod::<i32, i32>("doubler", &4, None);
-        let terminate = rt.terminate("doubler", Some(Duration::from_millis(0)));
+        rt.launch("sluggish", LaunchOptions::default().with_max_batch(1)).await.unwrap();
+        rt.send_batch("sluggish", &[1i32, 2, 3], None).await.unwrap();
+        let waiting_call = rt.call_pod::<i32, i32>("sluggish", &4, None);
+        let terminate = rt.terminate("sluggish", Some(Duration::from_millis(0)));
         let (call, terminate) = futures_util::join!(waiting_call, terminate);
         let e = terminate.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
         assert!(e.to_string().contains("4 messages left unprocessed"), "{e}");
-        assert_eq!(rt.telemetry("doubler").unwrap().unwrap().unprocessed_at_termination, 4);
-        assert_eq!(rt.summary().per_kernel["doubler"].unprocessed_at_termination, 4);
+        assert_eq!(rt.telemetry("sluggish").unwrap().unwrap().unprocessed_at_termination, 4);
+        assert_eq!(rt.summary().per_kernel["sluggish"].unprocessed_at_termination, 4);
         let call = call.unwrap_err();
         assert_eq!(call.kind(), ErrorKind::KernelState, "the call learns its kernel stopped: {call}");
     });
