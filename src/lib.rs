@@ -135,7 +135,9 @@ pub use runtime::health::HealthChecker;
 pub use runtime::placement::KernelMigrator;
 pub use runtime::resilience::{CircuitBreaker, KernelWatchdog};
 pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
-pub use telemetry::{DeviceHealth, KernelTelemetry, LatencySummary, RuntimeMetrics, RuntimeSummary, ShutdownReport};
+pub use telemetry::{
+    DeviceHealth, KernelTelemetry, LatencySummary, RuntimeMetrics, RuntimeSummary, ShutdownReport, TickTime,
+};
 pub use watchdog::{StaleKernel, WatchdogAction, WatchdogConfig};
 
 /// The README's Rust example, compiled and run as a doctest so it cannot rot.

@@ -187,6 +187,8 @@ pub(crate) struct Table {
     pub kernels: HashMap<String, Kernel>,
     /// Ticks that did work (reported in the summary).
     pub ticks: u64,
+    /// Where those ticks' time went, step by step.
+    pub tick_time: crate::telemetry::TickTime,
     /// Kernels launched so far, removed ones included.
     pub launched: u64,
     /// Each device's status, by [`DeviceId`].

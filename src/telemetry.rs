@@ -289,6 +289,26 @@ pub struct ShutdownReport {
     pub migrated_kernels: u64,
 }
 
+/// Where the ticks that did work spent their time, in milliseconds summed since the runtime
+/// was created (ticks on several devices overlap, so the sum may exceed the uptime). Divide by
+/// [`RuntimeSummary::ticks`] for a tick's average; compare a runtime ticking one kernel with
+/// one ticking many for what each kernel costs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TickTime {
+    /// Planning, under the table lock: what each kernel takes, forwards and has room for.
+    pub plan_ms: f64,
+    /// Handing the plan to the device, under the lock. On a GPU: each kernel's write, the
+    /// passes, dispatches and copies encoded, and the submit; on the cpu backend, nothing yet.
+    pub submit_ms: f64,
+    /// Waiting, without the lock, until the results are in hand: on a GPU for the readback's
+    /// map (the device's work included), on the cpu backend for the host handlers.
+    pub wait_ms: f64,
+    /// Delivery, under the lock (waiting for it included): answers into ledgers and queues,
+    /// counters.
+    pub deliver_ms: f64,
+}
+
 /// What `Runtime::summary` reports: where the runtime runs, every kernel, and totals.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -308,6 +328,8 @@ pub struct RuntimeSummary {
     /// Ticks that did work: each is one submit and one readback for all kernels (one
     /// run of host handlers on the cpu backend).
     pub ticks: u64,
+    /// Where those ticks' host time went, step by step, over every device.
+    pub tick_time: TickTime,
     /// Messages processed by all kernels (PyDotCompute's `total_messages`).
     pub total_messages: u64,
     /// Messages accepted by `send`, `send_batch` and `call`, over all kernels.
@@ -361,6 +383,7 @@ impl RuntimeSummary {
             uptime_ms,
             kernel_count: per_kernel.len(),
             ticks,
+            tick_time: TickTime::default(),
             active_kernels: per_kernel.values().filter(|k| k.state == KernelState::Active).count(),
             total_messages: total(|k| k.messages_processed),
             total_sent: total(|k| k.messages_sent),

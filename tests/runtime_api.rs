@@ -521,6 +521,13 @@ fn telemetry_matches_the_messages_sent() {
         assert_eq!((summary.kernel_count, summary.active_kernels, summary.total_messages), (1, 1, 225));
         assert_eq!(summary.backend, rt.adapter().backend);
         assert_eq!(summary.per_kernel["doubler"].messages_sent, 225);
+        // Every tick that ran planned, submitted, waited for its readback and delivered.
+        let time = summary.tick_time;
+        assert!(summary.ticks >= 1, "{summary:?}");
+        for (step, ms) in [("plan", time.plan_ms), ("submit", time.submit_ms), ("deliver", time.deliver_ms)] {
+            assert!(ms >= 0.0 && ms.is_finite(), "{step}: {time:?}");
+        }
+        assert!(time.wait_ms > 0.0 && time.wait_ms < summary.uptime_ms, "{time:?}");
     });
 }
 

@@ -50,6 +50,15 @@ export function formatReport(result) {
   for (const k of result.kernels) {
     line(`  ${pad(k.kernels, 22)}${pad(fixed(k.tick.p50), 14)}${pad(fixed(k.tick.p99), 14)}${pad(fixed(k.tick.p50 / k.kernels), 16)}`);
   }
+  if (result.kernels.every((k) => k.steps)) {
+    line();
+    line(`${padEnd("average tick (µs)", 24)}${pad("plan", 10)}${pad("submit", 10)}${pad("wait", 10)}${pad("deliver", 10)}${pad("host/kernel", 14)}`);
+    for (const k of result.kernels) {
+      const s = k.steps;
+      line(`  ${pad(`${k.kernels} kernels`, 22)}${pad(fixed(s.plan), 10)}${pad(fixed(s.submit), 10)}${pad(fixed(s.wait), 10)}` +
+        `${pad(fixed(s.deliver), 10)}${pad(fixed((s.plan + s.submit + s.deliver) / k.kernels), 14)}`);
+    }
+  }
 
   const pipe = result.pipeline;
   line();

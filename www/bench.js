@@ -197,6 +197,18 @@ async function packedBatch(runtime, id, packed, words, at) {
 }
 
 /**
+ * Ticks run between two summaries, and where an average one spent its time (µs per step, from
+ * the runtime's own `tickTime`; null from a build without it).
+ */
+function tickSteps(before, after) {
+  const ticks = Math.max(1, after.ticks - before.ticks);
+  const a = after.tickTime, b = before.tickTime;
+  const us = (key) => ((a[key] - b[key]) * 1000) / ticks;
+  const steps = a && b ? { plan: us("planMs"), submit: us("submitMs"), wait: us("waitMs"), deliver: us("deliverMs") } : null;
+  return { ticks: after.ticks - before.ticks, steps };
+}
+
+/**
  * One round of traffic: `v[k]` to each kernel k, then every answer back. The sends go out
  * together (as a page sending to many kernels would), so they land before the pump's next tick
  * and share one submit; awaiting each in turn would let the pump tick between them.
@@ -372,7 +384,9 @@ class Bench {
     for (const kernels of this.plan.kernelCounts) {
       for (; active < kernels; active++) await runtime.activate(ids[active]);
       const fleet = ids.slice(0, kernels);
-      ticks.push({ kernels, tick: await this.latency(`tick, ${kernels} kernels`, (i) => values(kernels, i), (v) => tick(runtime, fleet, v)) });
+      const before = runtime.getSummary();
+      const latency = await this.latency(`tick, ${kernels} kernels`, (i) => values(kernels, i), (v) => tick(runtime, fleet, v));
+      ticks.push({ kernels, tick: latency, ...tickSteps(before, runtime.getSummary()) });
     }
     await terminateAll(runtime, ids);
     return ticks;

@@ -145,6 +145,12 @@ fn quick_bench_reports_every_section_as_json() {
         assert_latency(&row["tick"], "kernels.tick");
         assert_latency(&row["rawTick"], "kernels.rawTick");
         assert!(row["ticksPerRound"].as_f64().is_some_and(|t| t >= 1.0), "kernels.ticksPerRound: {row:#}");
+        // Where an average tick went, from the runtime's own tick telemetry.
+        for step in ["plan", "submit", "wait", "deliver"] {
+            let us = row["steps"][step].as_f64();
+            assert!(us.is_some_and(|us| us >= 0.0 && us.is_finite()), "kernels.steps.{step}: {row:#}");
+        }
+        assert!(row["steps"]["wait"].as_f64().is_some_and(|us| us > 0.0), "kernels.steps.wait: {row:#}");
     }
     let pipeline = &report["pipeline"];
     assert_eq!(pipeline["stages"].as_u64(), Some(4));
@@ -200,6 +206,7 @@ fn bench_table_names_each_section() {
             "throughput",
             "per message",
             "kernels with traffic",
+            "average tick (µs)",
             "host cost per message",
             "cpu backend",
             "ratios",

@@ -71,7 +71,15 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   assertLatency(r.perMessage.latency, "perMessage.latency", c.naiveCount);
 
   assert.deepEqual(r.kernels.map((k) => k.kernels), c.kernelCounts);
-  for (const k of r.kernels) assertLatency(k.tick, `kernels[${k.kernels}].tick`, c.iterations);
+  for (const k of r.kernels) {
+    assertLatency(k.tick, `kernels[${k.kernels}].tick`, c.iterations);
+    // Every round ran at least one tick, and the runtime's tick telemetry says where they went.
+    assert.ok(k.ticks >= c.iterations, `kernels[${k.kernels}].ticks: ${k.ticks}`);
+    for (const step of ["plan", "submit", "wait", "deliver"]) {
+      assert.ok(Number.isFinite(k.steps[step]) && k.steps[step] >= 0, `kernels[${k.kernels}].steps.${step}: ${k.steps[step]}`);
+    }
+    positive(k.steps.wait, `kernels[${k.kernels}].steps.wait`);
+  }
 
   const p = r.pipeline;
   assert.equal(p.stages, 4);

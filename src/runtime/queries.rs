@@ -115,6 +115,7 @@ impl Runtime {
             device,
             per_kernel,
         );
+        summary.tick_time = table.tick_time;
         summary.memory = memory;
         summary.degradation = degradation;
         summary.devices = devices;

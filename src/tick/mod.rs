@@ -73,7 +73,7 @@ async fn tick<B: Execute>(context: &Tick<'_>, backend: &B) -> TickOutcome {
 
 async fn tick_steps<B: Execute>(context: &Tick<'_>, backend: &B, tracing: bool) -> TickOutcome {
     let Tick { shared, id: device, .. } = *context;
-    let (plan, submitted, generation, executing) = {
+    let (plan, submitted, (generation, submitted_at), executing) = {
         let mut table = shared.lock();
         let generation = table.device(device).generation;
         // Lost and not yet recovered, or recovered since the device was fetched: nothing to do
@@ -86,6 +86,7 @@ async fn tick_steps<B: Execute>(context: &Tick<'_>, backend: &B, tracing: bool) 
         }
         let now = platform::now_ms();
         let policy = pressure::evaluate_degradation(shared, &mut table, now);
+        let planning = platform::now_ms();
         let plan = spans::span(tracing, Phase::Plan, None).in_scope(|| {
             plan::plan(&mut table, device, B::ROUTING, B::capacity, now, shared.settings.tick_budget, &policy)
         });
@@ -95,12 +96,16 @@ async fn tick_steps<B: Execute>(context: &Tick<'_>, backend: &B, tracing: bool) 
         // Execute: this submission and waiting for it; deliver runs inside, as the backend
         // completes.
         let executing = spans::span(tracing, Phase::Execute, None);
+        let planned = platform::now_ms();
         let submitted = executing.in_scope(|| backend.submit(&plan::dispatches(&table, &plan)));
         match submitted {
             Ok(submitted) => {
+                let submitted_at = platform::now_ms();
                 table.ticks += 1;
                 table.device(device).ticks += 1;
-                (plan, submitted, generation, executing)
+                table.tick_time.plan_ms += planned - planning;
+                table.tick_time.submit_ms += submitted_at - planned;
+                (plan, submitted, (generation, submitted_at), executing)
             }
             Err(error) => {
                 plan::unplan(&mut table, &plan);
@@ -115,6 +120,8 @@ async fn tick_steps<B: Execute>(context: &Tick<'_>, backend: &B, tracing: bool) 
         // and is processed again from the last checkpoint, so its answers must not count.
         if table.device(device).generation == generation {
             spans::span(tracing, Phase::Deliver, None).in_scope(|| deliver::deliver(&mut table, &plan, outcomes, now));
+            table.tick_time.wait_ms += now - submitted_at;
+            table.tick_time.deliver_ms += platform::now_ms() - now;
         } else {
             plan::unplan(&mut table, &plan);
         }

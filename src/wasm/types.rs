@@ -325,6 +325,8 @@ export interface RuntimeSummary {
   kernelCount: number; activeKernels: number;
   /** Ticks that did work: one submit and one readback each, for all kernels together. */
   ticks: number;
+  /** Where those ticks' time went, milliseconds summed over them: planning, the writes, encoding and submit, waiting for the readback (or the JS handlers), delivery. */
+  tickTime: { planMs: number; submitMs: number; waitMs: number; deliverMs: number };
   /** Messages processed by all kernels. */
   totalMessages: number;
   totalSent: number; totalReceived: number; totalDropped: number; totalErrors: number;

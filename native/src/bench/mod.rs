@@ -35,7 +35,7 @@ use ringkernel_web::{BackendChoice, Runtime};
 use self::progress::Progress;
 use self::raw::RawGpu;
 use self::report::{
-    BatchComparison, Config, CpuBackend, Floors, KernelTick, PerMessage, Pipeline, Ratios, Report, RoundTrip,
+    BatchComparison, Config, CpuBackend, Floors, KernelTick, PerMessage, Pipeline, Ratios, Report, RoundTrip, TickSteps,
 };
 use self::runtime_doubler::{Fleet, Pipelines, STAGES};
 use self::stats::{Latency, Throughput};
@@ -256,7 +256,8 @@ impl Bench<'_> {
         let mut ticks = Vec::new();
         for &kernels in &self.plan.kernel_counts {
             fleet.activate(runtime, kernels).await?;
-            let ticks_before = runtime.summary().ticks;
+            let summary = runtime.summary();
+            let (ticks_before, time_before) = (summary.ticks, summary.tick_time);
             let tick = self
                 .latency(
                     format!("tick, {kernels} kernels"),
@@ -266,7 +267,9 @@ impl Bench<'_> {
                 .await?;
             // Rounds whose sends the runtime split over more than one tick show up here.
             let rounds = (self.plan.warmup + self.plan.iterations) as f64;
-            let ticks_per_round = (runtime.summary().ticks - ticks_before) as f64 / rounds;
+            let summary = runtime.summary();
+            let ticks_per_round = (summary.ticks - ticks_before) as f64 / rounds;
+            let steps = TickSteps::between((ticks_before, time_before), (summary.ticks, summary.tick_time));
             let raw_fleet = raw.fleet(kernels);
             let raw_tick = self
                 .latency(
@@ -275,7 +278,7 @@ impl Bench<'_> {
                     async |v: &[i32]| raw_fleet.run(v),
                 )
                 .await?;
-            ticks.push(KernelTick { kernels, tick, raw_tick, ticks_per_round });
+            ticks.push(KernelTick { kernels, tick, raw_tick, ticks_per_round, steps });
         }
         fleet.terminate(runtime).await?;
         Ok(ticks)

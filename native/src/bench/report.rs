@@ -1,7 +1,7 @@
 //! What one `bench` run found: every measurement with its unit, the ratios that say how far
 //! the runtime is from hand-written wgpu, as one JSON document or a table for people.
 
-use ringkernel_web::AdapterSummary;
+use ringkernel_web::{AdapterSummary, TickTime};
 use serde::Serialize;
 
 use super::devices::Devices;
@@ -89,6 +89,41 @@ pub struct KernelTick {
     pub raw_tick: Latency,
     /// Ticks the runtime ran per round (1 when every round's sends went out together).
     pub ticks_per_round: f64,
+    /// Where an average tick of those rounds spent its time.
+    pub steps: TickSteps,
+}
+
+/// A tick's average time per step, in µs, from the runtime's own tick telemetry
+/// (`RuntimeSummary::tick_time`) over the measured rounds.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TickSteps {
+    /// Planning: what each kernel takes, forwards and has room for.
+    pub plan: f64,
+    /// Each kernel's write, the passes, dispatches and copies encoded, and the submit.
+    pub submit: f64,
+    /// Until the readback is mapped (the device's work included).
+    pub wait: f64,
+    /// Answers into ledgers and queues.
+    pub deliver: f64,
+}
+
+impl TickSteps {
+    /// The average tick between two summaries' totals: `(ticks, tick_time)` before and after.
+    pub fn between(before: (u64, TickTime), after: (u64, TickTime)) -> Self {
+        let ticks = after.0.saturating_sub(before.0).max(1) as f64;
+        let us = |f: fn(&TickTime) -> f64| (f(&after.1) - f(&before.1)) * 1000.0 / ticks;
+        TickSteps {
+            plan: us(|t| t.plan_ms),
+            submit: us(|t| t.submit_ms),
+            wait: us(|t| t.wait_ms),
+            deliver: us(|t| t.deliver_ms),
+        }
+    }
+
+    pub fn host(&self) -> f64 {
+        self.plan + self.submit + self.deliver
+    }
 }
 
 /// One message through `stages` doublers: connected on the GPU (fused into one dispatch; and
@@ -237,6 +272,22 @@ impl Report {
                 k.tick.p50 / k.kernels as f64,
                 k.raw_tick.p50,
                 k.ticks_per_round
+            );
+        }
+        println!(
+            "\n{:<24}{:>10}{:>10}{:>10}{:>10}{:>14}",
+            "average tick (µs)", "plan", "submit", "wait", "deliver", "host/kernel"
+        );
+        for k in &self.kernels {
+            let s = &k.steps;
+            println!(
+                "  {:>22}{:>10.1}{:>10.1}{:>10.1}{:>10.1}{:>14.1}",
+                format!("{} kernels", k.kernels),
+                s.plan,
+                s.submit,
+                s.wait,
+                s.deliver,
+                s.host() / k.kernels as f64
             );
         }
 
