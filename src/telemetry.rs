@@ -295,6 +295,7 @@ pub struct ShutdownReport {
 /// one ticking many for what each kernel costs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct TickTime {
     /// Planning, under the table lock: what each kernel takes, forwards and has room for.
     pub plan_ms: f64,
@@ -309,9 +310,11 @@ pub struct TickTime {
     pub deliver_ms: f64,
 }
 
-/// What `Runtime::summary` reports: where the runtime runs, every kernel, and totals.
+/// What `Runtime::summary` reports: where the runtime runs, every kernel, and totals. It grows
+/// with the runtime (devices, tick time), so it is read, not built, outside this crate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct RuntimeSummary {
     /// The adapter's backend, as in [`AdapterSummary::backend`].
     pub backend: String,
