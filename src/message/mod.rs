@@ -14,7 +14,7 @@ pub mod registry;
 pub mod typed;
 pub mod value;
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 /// `#[derive(RingMessage)]`: exported beside the [`RingMessage`] trait it implements, so one
@@ -402,7 +402,7 @@ impl MessageLayout {
     pub fn wgsl_struct(&self) -> String {
         let mut text = format!("struct {} {{\n", self.name);
         for field in &self.fields {
-            text.push_str(&format!("    {}: {},\n", field.name, field.ty));
+            let _ = writeln!(text, "    {}: {},", field.name, field.ty);
         }
         text.push_str("}\n");
         text
