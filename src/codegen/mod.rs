@@ -107,9 +107,7 @@ pub fn generate_for(definition: &KernelDefinition, shape: &DispatchShape) -> Res
     }
     if let Some(state) = definition.state {
         source.push_str(
-            &STATE
-                .replace("{{STATE_ELEMENT}}", &state.element.to_string())
-                .replace("{{STATE_LEN}}", &state.len.to_string()),
+            &STATE.replace("{{STATE_ELEMENT}}", state.element.wgsl()).replace("{{STATE_LEN}}", &state.len.to_string()),
         );
     }
     let _ = writeln!(source, "// ---- handler of kernel '{}' (errors report lines from here) ----", definition.id);

@@ -202,17 +202,22 @@ impl Scalar {
 
     /// Parses the WGSL spelling (what `Display` writes).
     fn parse(text: &str) -> Option<Scalar> {
-        Self::ALL.into_iter().find(|scalar| scalar.to_string() == text.trim())
+        Self::ALL.into_iter().find(|scalar| scalar.wgsl() == text.trim())
+    }
+
+    /// The WGSL spelling (what `Display` writes).
+    fn wgsl(self) -> &'static str {
+        match self {
+            Scalar::I32 => "i32",
+            Scalar::U32 => "u32",
+            Scalar::F32 => "f32",
+        }
     }
 }
 
 impl fmt::Display for Scalar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Scalar::I32 => "i32",
-            Scalar::U32 => "u32",
-            Scalar::F32 => "f32",
-        })
+        f.write_str(self.wgsl())
     }
 }
 
