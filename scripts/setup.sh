@@ -93,7 +93,7 @@ wasm_release() {
 # logical clock (about 5.6 KB): 209,077 bytes. Issue 19's fused pipelines (per-stage renaming
 # codegen, two WGSL templates, the async compile task and module cache) add about 8.9 KB:
 # 217,994 bytes; the tick telemetry 218,167. A third size pass (generated WGSL lines written
-# with write!, wasm-opt -Oz): 218,000 bytes, so 213 KiB. The goal is 150 KB (issue 16): lower
+# with write!, wasm-opt -Oz, static WGSL type names): 217,970 bytes, so 213 KiB. The goal is 150 KB (issue 16): lower
 # this as the package shrinks.
 wasm_size_budget=218112
 
