@@ -11,6 +11,8 @@
 //! Only stages whose handler answers every message (`fn handle(msg: In) -> Out`) and has no
 //! state fuse; a chain with any other stage runs ring to ring as before.
 
+use std::fmt::Write as _;
+
 use super::handler::{self, blank_comments, is_ident_byte, HandlerForm};
 use crate::error::Error;
 use crate::kernel::KernelDefinition;
@@ -99,7 +101,7 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
         for layout in &structs {
             source.push_str(&rename(&layout.wgsl_struct(), &names, &prefix));
         }
-        source.push_str(&format!("// ---- stage {index}: handler of kernel '{}' ----\n", stage.id));
+        let _ = writeln!(source, "// ---- stage {index}: handler of kernel '{}' ----", stage.id);
         let start = source.lines().count() as u32 + 1;
         source.push_str(&rename(&code, &names, &prefix));
         if !source.ends_with('\n') {
@@ -121,24 +123,25 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
     }
     // Generated glue: each stage's handle on the one before's answer, rebuilt as its own input
     // type field by field (the layouts match byte for byte; names may differ).
-    source.push_str(&format!(
+    let _ = write!(
+        source,
         "fn fused_handle(msg: s0__{}) -> s{}__{} {{\n    let a0 = s0__handle(msg);\n",
         first.input.name(),
         stages.len() - 1,
         last.output.name()
-    ));
+    );
     for (index, pair) in stages.windows(2).enumerate() {
         let next = index + 1;
         let converted = convert(&format!("a{index}"), &pair[0].output, &pair[1].input, &format!("s{next}__"))
             .ok_or_else(|| {
                 refuse(&pair[1].id, "its input nests arrays of structs, which fused stages cannot pass on".into())
             })?;
-        source.push_str(&format!("    let a{next} = s{next}__handle({converted});\n"));
+        let _ = writeln!(source, "    let a{next} = s{next}__handle({converted});");
     }
-    source.push_str(&format!("    return a{};\n}}\n", stages.len() - 1));
+    let _ = write!(source, "    return a{};\n}}\n", stages.len() - 1);
     source.push_str("fn count_earlier_stages(first: bool, processed: u32) {\n");
     for index in 0..stages.len() - 1 {
-        source.push_str(&format!("    count_stage{index}(first, processed);\n"));
+        let _ = writeln!(source, "    count_stage{index}(first, processed);");
     }
     source.push_str("}\n");
     Ok(FusedShader { source, stages: spans })

@@ -11,6 +11,8 @@ pub(crate) mod handler;
 #[cfg(not(target_arch = "wasm32"))]
 mod naga_check;
 
+use std::fmt::Write as _;
+
 use crate::error::Error;
 use crate::kernel::{DispatchShape, KernelDefinition};
 use crate::message::MessageLayout;
@@ -97,19 +99,18 @@ pub fn generate_for(definition: &KernelDefinition, shape: &DispatchShape) -> Res
     }));
     let words = shape.workgroup_memory_bytes.div_ceil(4);
     if words > 0 {
-        source.push_str(&format!(
+        let _ = write!(
+            source,
             "// Workgroup memory the handler may use (sharedMemory / with_shared_memory).\nvar<workgroup> \
              workgroup_memory: array<u32, {words}>;\n"
-        ));
+        );
     }
     if let Some(state) = definition.state {
         source.push_str(
-            &STATE
-                .replace("{{STATE_ELEMENT}}", &state.element.to_string())
-                .replace("{{STATE_LEN}}", &state.len.to_string()),
+            &STATE.replace("{{STATE_ELEMENT}}", state.element.wgsl()).replace("{{STATE_LEN}}", &state.len.to_string()),
         );
     }
-    source.push_str(&format!("// ---- handler of kernel '{}' (errors report lines from here) ----\n", definition.id));
+    let _ = writeln!(source, "// ---- handler of kernel '{}' (errors report lines from here) ----", definition.id);
     let handler_first_line = source.lines().count() as u32 + 1;
     source.push_str(&definition.wgsl);
     Ok(GeneratedShader { source, handler_first_line, form })

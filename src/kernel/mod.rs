@@ -51,7 +51,18 @@ impl StateElement {
     /// `i32`, `f32`; whitespace inside is ignored.
     pub fn parse(text: &str) -> Option<Self> {
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        Self::ALL.into_iter().find(|element| element.to_string() == compact)
+        Self::ALL.into_iter().find(|element| element.wgsl() == compact)
+    }
+
+    /// The WGSL spelling (what `Display` writes).
+    pub(crate) fn wgsl(self) -> &'static str {
+        match self {
+            StateElement::AtomicU32 => "atomic<u32>",
+            StateElement::AtomicI32 => "atomic<i32>",
+            StateElement::U32 => "u32",
+            StateElement::I32 => "i32",
+            StateElement::F32 => "f32",
+        }
     }
 
     /// The scalar the host reads back.
@@ -66,13 +77,7 @@ impl StateElement {
 
 impl fmt::Display for StateElement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            StateElement::AtomicU32 => "atomic<u32>",
-            StateElement::AtomicI32 => "atomic<i32>",
-            StateElement::U32 => "u32",
-            StateElement::I32 => "i32",
-            StateElement::F32 => "f32",
-        })
+        f.write_str(self.wgsl())
     }
 }
 

@@ -14,7 +14,7 @@ pub mod registry;
 pub mod typed;
 pub mod value;
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 /// `#[derive(RingMessage)]`: exported beside the [`RingMessage`] trait it implements, so one
@@ -202,17 +202,22 @@ impl Scalar {
 
     /// Parses the WGSL spelling (what `Display` writes).
     fn parse(text: &str) -> Option<Scalar> {
-        Self::ALL.into_iter().find(|scalar| scalar.to_string() == text.trim())
+        Self::ALL.into_iter().find(|scalar| scalar.wgsl() == text.trim())
+    }
+
+    /// The WGSL spelling (what `Display` writes).
+    fn wgsl(self) -> &'static str {
+        match self {
+            Scalar::I32 => "i32",
+            Scalar::U32 => "u32",
+            Scalar::F32 => "f32",
+        }
     }
 }
 
 impl fmt::Display for Scalar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Scalar::I32 => "i32",
-            Scalar::U32 => "u32",
-            Scalar::F32 => "f32",
-        })
+        f.write_str(self.wgsl())
     }
 }
 
@@ -402,7 +407,7 @@ impl MessageLayout {
     pub fn wgsl_struct(&self) -> String {
         let mut text = format!("struct {} {{\n", self.name);
         for field in &self.fields {
-            text.push_str(&format!("    {}: {},\n", field.name, field.ty));
+            let _ = writeln!(text, "    {}: {},", field.name, field.ty);
         }
         text.push_str("}\n");
         text
