@@ -253,7 +253,11 @@ async function recover() {
 }
 
 /**
- * Makes the doubler fail three times in a row: paused, three calls with a 1 ms timeout time out.
+ * Makes the doubler fail three times in a row: paused, calls with a 1 ms timeout time out, one
+ * after another until its circuit opens (a tick still in flight when it was paused answers after
+ * the pause, and that success starts the run of failures again; ten calls at most). Its stream
+ * holds off meanwhile, and the calls wait for its queue to have room first: a stream that keeps
+ * the queue full would refuse them with `QueueFullError`, which is not the doubler's failure.
  * Its circuit breaker opens: sends to it are refused (`CircuitOpenError`) and nothing is queued.
  * After `openMs` it lets one probe through; the doubler, active again, answers it and the circuit
  * closes. The calls' messages are still processed; their late answers are discarded (counted as
@@ -263,13 +267,17 @@ async function misbehave() {
   const button = $("#misbehave");
   button.disabled = true;
   try {
+    kernels.doubler.held = true;
+    const room = () => runtime.getTelemetry("doubler").inputQueueDepth <= kernels.doubler.queueSize - 10;
+    for (let waited = 0; !room() && waited < 5000; waited += 20) await new Promise((r) => setTimeout(r, 20));
     if (stateOf("doubler") === "active") await act("doubler", "deactivate");
-    const calls = [1, 2, 3].map((value) => runtime.call("doubler", { value }, { timeout: 1 }).catch((e) => e));
-    for (const outcome of await Promise.all(calls)) {
+    for (let value = 1; value <= 10 && runtime.circuitBreaker("doubler").state !== "open"; value++) {
+      const outcome = await runtime.call("doubler", { value }, { timeout: 1 }).catch((e) => e);
       if (!["TimeoutError", "CircuitOpenError"].includes(outcome?.name)) showError(outcome);
     }
     await act("doubler", "reactivate");
   } finally {
+    kernels.doubler.held = false;
     button.disabled = false;
   }
 }
@@ -382,7 +390,7 @@ function sender(id, { make, commit }) {
     const now = performance.now();
     const elapsed = now - last;
     last = now;
-    if (!streaming || !ACCEPTS_INPUT.has(k.state)) {
+    if (!streaming || k.held || !ACCEPTS_INPUT.has(k.state)) {
       budget = 0;
       return 100;
     }
