@@ -122,8 +122,13 @@ fn exercise(backend: BackendChoice, on: bool) -> Vec<Seen> {
         }
         rt.dispose().await.unwrap();
     });
+    // The runtime goes first: dropping it joins its tick thread, which may be opening a span
+    // (taking the recorder's lock), so the lock must not be held meanwhile.
+    drop(rt);
     // Only the runtime's own spans (wgpu and others may have theirs).
-    recorder.seen.lock().unwrap()[before..].iter().filter(|s| s.target == "ringkernel_web").cloned().collect()
+    let seen =
+        recorder.seen.lock().unwrap()[before..].iter().filter(|s| s.target == "ringkernel_web").cloned().collect();
+    seen
 }
 
 fn count(seen: &[Seen], name: &str) -> usize {
