@@ -48,6 +48,10 @@ pub struct KernelTelemetry {
     /// every fused stage on each message in turn (see `Runtime::connect`). A fused stage's other
     /// counters read as they would had it run alone.
     pub fused_dispatches: u64,
+    /// Of those, the ones it ran grouped: one dispatch ran the tick's messages of several
+    /// kernels launched from the same handler, each with a small batch. Its other counters read
+    /// as they would had it run alone.
+    pub grouped_dispatches: u64,
     /// Messages waiting on the host to go to the GPU.
     pub input_queue_depth: usize,
     /// Messages in the GPU ring, written but not yet answered.
@@ -184,6 +188,7 @@ pub(crate) struct Counters {
     pub errors: u64,
     pub dispatches: u64,
     pub fused_dispatches: u64,
+    pub grouped_dispatches: u64,
     pub bytes_to_device: u64,
     pub bytes_from_device: u64,
     pub unprocessed_at_termination: u64,

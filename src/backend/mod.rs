@@ -302,6 +302,8 @@ pub(crate) struct Outcome<'a> {
     pub bytes_from_device: u64,
     /// Whether it ran fused into one dispatch with the other stages of its pipeline.
     pub fused: bool,
+    /// Whether it ran in one dispatch with other kernels of its handler (a grouped dispatch).
+    pub grouped: bool,
 }
 
 /// The backend-specific step of a tick: run the planned dispatches, report their outcomes.

@@ -25,6 +25,7 @@ const RING: &str = include_str!("../../shaders/harness/ring.wgsl");
 const ANSWER: &str = include_str!("../../shaders/harness/answer.wgsl");
 const ANSWER_OR_DROP: &str = include_str!("../../shaders/harness/answer_or_drop.wgsl");
 const STATE: &str = include_str!("../../shaders/harness/state.wgsl");
+const GROUPED: &str = include_str!("../../shaders/harness/grouped.wgsl");
 
 /// A generated module, where the user's handler starts in it, and what the harness needs
 /// bound for it.
@@ -77,6 +78,35 @@ pub fn generate(definition: &KernelDefinition) -> Result<GeneratedShader, Error>
 /// can use `workgroup_memory: array<u32, N>` (the block size is a pipeline constant, set when
 /// the pipeline is made).
 pub fn generate_for(definition: &KernelDefinition, shape: &DispatchShape) -> Result<GeneratedShader, Error> {
+    let named = format!("kernel '{}'", definition.id);
+    assemble(definition, RING, shape.workgroup_memory_bytes, &named)
+}
+
+/// The module that runs the tick's messages of several kernels launched from `definition`'s
+/// handler in one dispatch (`shaders/harness/grouped.wgsl`), or why it cannot: kernels with state
+/// or workgroup memory never group. The module names no kernel, so kernels launched under other
+/// ids from the same handler and messages generate the same text, which is what groups them.
+pub fn generate_grouped(definition: &KernelDefinition) -> Result<GeneratedShader, Error> {
+    if definition.state.is_some() {
+        return Err(Error::KernelCompile {
+            id: definition.id.clone(),
+            message: "a kernel with state runs a dispatch of its own".into(),
+            line: None,
+            column: None,
+        });
+    }
+    assemble(definition, GROUPED, 0, "the group's kernels")
+}
+
+/// Message structs, `harness`, the answer harness of the handler's form, workgroup memory of
+/// `workgroup_memory_bytes` (none at 0), the state's binding when the definition has state, and
+/// the user's handler last, behind a comment naming `whose` handler it is.
+fn assemble(
+    definition: &KernelDefinition,
+    harness: &str,
+    workgroup_memory_bytes: u32,
+    whose: &str,
+) -> Result<GeneratedShader, Error> {
     let invalid =
         |message: String| Error::KernelCompile { id: definition.id.clone(), message, line: None, column: None };
     definition.check_shape().map_err(invalid)?;
@@ -92,12 +122,12 @@ pub fn generate_for(definition: &KernelDefinition, shape: &DispatchShape) -> Res
             .replace("{{OUT}}", definition.output.name())
             .replace("{{WORKGROUP_SIZE}}", &definition.workgroup_size.to_string())
     };
-    source.push_str(&fill(RING));
+    source.push_str(&fill(harness));
     source.push_str(&fill(match form {
         HandlerForm::Answer => ANSWER,
         HandlerForm::AnswerOrDrop => ANSWER_OR_DROP,
     }));
-    let words = shape.workgroup_memory_bytes.div_ceil(4);
+    let words = workgroup_memory_bytes.div_ceil(4);
     if words > 0 {
         let _ = write!(
             source,
@@ -110,7 +140,7 @@ pub fn generate_for(definition: &KernelDefinition, shape: &DispatchShape) -> Res
             &STATE.replace("{{STATE_ELEMENT}}", state.element.wgsl()).replace("{{STATE_LEN}}", &state.len.to_string()),
         );
     }
-    let _ = writeln!(source, "// ---- handler of kernel '{}' (errors report lines from here) ----", definition.id);
+    let _ = writeln!(source, "// ---- handler of {whose} (errors report lines from here) ----");
     let handler_first_line = source.lines().count() as u32 + 1;
     source.push_str(&definition.wgsl);
     Ok(GeneratedShader { source, handler_first_line, form })

@@ -263,9 +263,10 @@ pub struct LaunchOptions {
     /// GPU backends only.
     #[serde(rename = "sharedMemory")]
     pub shared_memory: u32,
-    /// Keeps the kernel out of fused pipelines: connected to others, it still runs a dispatch
-    /// of its own with its answers copied ring to ring (see [`Runtime::connect`]). Off by
-    /// default. GPU backends only.
+    /// Keeps the kernel out of fused pipelines and grouped dispatches: connected to others, it
+    /// still runs a dispatch of its own with its answers copied ring to ring (see
+    /// [`Runtime::connect`]), and it never shares a dispatch with other kernels of its handler.
+    /// Off by default. GPU backends only.
     pub unfused: bool,
     /// When the runtime bounds a tick (`RuntimeOptions::max_messages_per_tick`), kernels of
     /// higher priority take their messages first. Default 0. Under load, the degradation
@@ -355,7 +356,8 @@ impl LaunchOptions {
         self
     }
 
-    /// Keeps the kernel out of fused pipelines (it always runs a dispatch of its own).
+    /// Keeps the kernel out of fused pipelines and grouped dispatches (it always runs a
+    /// dispatch of its own).
     pub fn unfused(mut self) -> Self {
         self.unfused = true;
         self

@@ -182,6 +182,7 @@ fn snapshot(id: &str, kernel: &Kernel, now_ms: f64, heartbeat_timeout: std::time
         error_rate: if c.messages_processed == 0 { 0.0 } else { c.errors as f64 / c.messages_processed as f64 },
         dispatches: c.dispatches,
         fused_dispatches: c.fused_dispatches,
+        grouped_dispatches: c.grouped_dispatches,
         input_queue_depth: kernel.mailbox.inbox.len(),
         in_flight: kernel.cursor.in_flight() as usize,
         output_queue_depth: kernel.mailbox.outbox.len(),

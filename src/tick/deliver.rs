@@ -64,6 +64,7 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
         counters.messages_dropped += out.dropped;
         counters.dispatches += out.dispatches;
         counters.fused_dispatches += out.fused as u64;
+        counters.grouped_dispatches += out.grouped as u64;
         counters.errors += out.failed;
         if out.first_failure.is_some() {
             counters.last_error = out.first_failure.clone();

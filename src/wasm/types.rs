@@ -244,7 +244,7 @@ export interface LaunchOptions {
   maxWorkgroups?: number;
   /** Bytes of workgroup memory the WGSL handler can use, as `workgroup_memory: array<u32, N>`. GPU backends only. */
   sharedMemory?: number;
-  /** Keep the kernel out of fused pipelines: connected, it still runs a dispatch of its own (default false). GPU backends only. */
+  /** Keep the kernel out of fused pipelines and grouped dispatches: it always runs a dispatch of its own (default false). GPU backends only. */
   unfused?: boolean;
   /** With `maxMessagesPerTick`, kernels of higher priority take their messages first (default 0); under load, lower ones are deferred and refused first. */
   priority?: number;
@@ -286,6 +286,8 @@ export interface KernelTelemetry {
   dispatches: number;
   /** Of those, the ones run fused with the rest of its pipeline (one dispatch for the chain). */
   fusedDispatches: number;
+  /** Of those, the ones run in one dispatch with other kernels of its handler (small batches). */
+  groupedDispatches: number;
   inputQueueDepth: number; inFlight: number; outputQueueDepth: number;
   bytesToDevice: number; bytesFromDevice: number; gpuMemoryBytes: number;
   uptimeMs: number;

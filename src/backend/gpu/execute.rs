@@ -3,11 +3,13 @@
 //! kernels' answers copied ring to ring between passes; every kernel's counters, answers and
 //! state copied into one readback buffer; one submit and one `mapAsync` for all of them. A chain
 //! of connected kernels that fuses ([`super::fused`]) is one dispatch in the pass of its first
-//! stage, with no copies between its stages.
+//! stage, with no copies between its stages. Kernels of one handler with small batches may run
+//! as one grouped dispatch ([`super::grouped`]), their results copied back once for the group.
 
 use std::sync::Arc;
 
 use super::fused::{self, FusedRun};
+use super::grouped::{self, GroupRun, MemberResults};
 use super::kernel::{GpuKernel, Tally};
 use super::readback::{read_back_with, ReadbackLayout};
 use super::ring::{ring_copy_pieces, ring_segments, RingCounters, RingHeader};
@@ -27,6 +29,8 @@ struct Submission {
     tally: Arc<Tally>,
     written: u64,
     fused: bool,
+    /// Where its results lie when it ran in a grouped dispatch.
+    grouped: Option<MemberResults>,
 }
 
 /// What a dispatch does in a tick with fused runs.
@@ -39,6 +43,9 @@ enum Role {
     /// A later stage of a fused run: no dispatch, no copies into it; the last one's answers
     /// (and its header, which says where they go) are in its own ring as usual.
     Follows { last: bool },
+    /// A member of grouped dispatch `n`: its messages went to the group's buffers, its results
+    /// come back with the group's.
+    Grouped(usize),
 }
 
 impl Execute for GpuContext {
@@ -66,29 +73,56 @@ impl Execute for GpuContext {
                 roles[stage] = Role::Follows { last: i == run.stages.len() - 1 };
             }
         }
+        let alone: Vec<bool> = roles.iter().map(|role| *role == Role::Alone).collect();
+        let groups = grouped::plan(self, dispatches, &rings, &alone);
+        for (n, group) in groups.iter().enumerate() {
+            for &member in &group.members {
+                roles[member] = Role::Grouped(n);
+            }
+        }
         let mut layout = ReadbackLayout::default();
         let mut submissions = Vec::with_capacity(dispatches.len());
         for ((d, ring), role) in dispatches.iter().zip(&rings).zip(&roles) {
-            // Forwarded answers stay on the device: only the counters come back.
-            let answers = if d.forward.is_some() { 0 } else { d.pending };
+            // Forwarded answers stay on the device: only the counters come back. A group member's
+            // come back with its group's (its region stays empty).
+            let grouped = matches!(role, Role::Grouped(_));
+            let answers = if d.forward.is_some() || grouped { 0 } else { d.pending };
             let state = ring.state.as_ref().map_or(0, |s| s.size());
-            layout.push(answers, ring.output_stride, ring.kept.is_some(), state);
-            // A middle stage of a fused run reads nothing of its own ring.
+            layout.push(answers, ring.output_stride, ring.kept.is_some() && !grouped, state);
+            // A middle stage of a fused run reads nothing of its own ring; a group member's
+            // messages were written with its group's.
             let written = if *role == (Role::Follows { last: false }) {
                 0
+            } else if grouped {
+                d.input.len() as u64 + grouped::MEMBER_OVERHEAD
             } else {
                 let header =
                     RingHeader { head: d.head % ring.slots, count: d.pending, capacity: ring.slots, running: 1 };
                 write_input(&self.queue, ring, header, d.input_at, d.input)
             };
-            let fused = *role != Role::Alone;
-            submissions.push(Submission { pending: d.pending, tally: ring.tally.clone(), written, fused });
+            let fused = matches!(role, Role::Leads(_) | Role::Follows { .. });
+            submissions.push(Submission {
+                pending: d.pending,
+                tally: ring.tally.clone(),
+                written,
+                fused,
+                grouped: None,
+            });
         }
+        let group_blocks: Vec<u64> = groups.iter().map(|group| layout.push_block(group.readback_size())).collect();
         let readback = self.readback.lock().unwrap_or_else(|p| p.into_inner()).reserve(self, layout.size());
         let mut encoder =
             self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ring tick") });
-        encode_stages(&mut encoder, dispatches, &rings, &roles, &runs);
-        for ((d, ring), region) in dispatches.iter().zip(&rings).zip(layout.regions()) {
+        encode_stages(&mut encoder, dispatches, &rings, &roles, &runs, &groups);
+        for (group, &at) in groups.iter().zip(&group_blocks) {
+            for (&member, results) in group.members.iter().zip(group.copy_back(&mut encoder, &readback, at)) {
+                submissions[member].grouped = Some(results);
+            }
+        }
+        for (((d, ring), region), role) in dispatches.iter().zip(&rings).zip(layout.regions()).zip(&roles) {
+            if matches!(role, Role::Grouped(_)) {
+                continue;
+            }
             // Starting at slot 0, the answers lie right behind the counters: one copy for both.
             let answers = region.answer_slots();
             let contiguous = d.head % ring.slots == 0;
@@ -124,6 +158,9 @@ impl Execute for GpuContext {
                 .iter()
                 .zip(&dispatches)
                 .map(|(region, d)| {
+                    if let Some(results) = &d.grouped {
+                        return Outcome { bytes_to_device: d.written, ..results.outcome(bytes, d.pending) };
+                    }
                     let (processed, dropped, dispatched) = d.tally.advance(&region.counters(bytes));
                     // A dispatch answers all it was given or (if it did not run) nothing.
                     let answered = processed.min(d.pending as u64) as u32;
@@ -161,6 +198,7 @@ fn encode_stages(
     rings: &[&GpuKernel],
     roles: &[Role],
     runs: &[FusedRun],
+    groups: &[GroupRun],
 ) {
     let levels = dispatches.iter().map(|d| d.level).max().unwrap_or(0);
     for level in 0..=levels {
@@ -175,11 +213,17 @@ fn encode_stages(
         if stage().any(|(_, _, role)| !matches!(role, Role::Follows { .. })) {
             let mut pass = encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ring tick"), timestamp_writes: None });
+            if level == 0 {
+                // Group members are all first stages.
+                for group in groups {
+                    group.encode(&mut pass);
+                }
+            }
             for (d, ring, role) in stage() {
                 match role {
                     Role::Alone => ring.encode_dispatch(&mut pass, d.pending),
                     Role::Leads(run) => runs[run].encode(&mut pass, ring, d.pending),
-                    Role::Follows { .. } => {}
+                    Role::Follows { .. } | Role::Grouped(_) => {}
                 }
             }
         }

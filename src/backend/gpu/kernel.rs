@@ -36,6 +36,8 @@ pub(crate) struct GpuKernel {
     /// Unique among the device's kernels for the runtime's life: names it in fused bind groups.
     pub serial: u64,
     fused: super::FusedCache,
+    /// The kernels it may share a grouped dispatch with, unless it never groups.
+    pub group: Option<Arc<super::GroupClass>>,
 }
 
 impl Drop for GpuKernel {
@@ -134,6 +136,8 @@ impl GpuKernel {
             });
         }
         let Buffers { input_ring, output_ring, kept, state } = buffers;
+        let max_workgroups =
+            shape.max_workgroups.unwrap_or(u32::MAX).min(device.limits().max_compute_workgroups_per_dimension);
         Ok(GpuKernel {
             input_ring,
             output_ring,
@@ -145,14 +149,12 @@ impl GpuKernel {
             input_stride: definition.input.size() as u64,
             output_stride: definition.output.size() as u64,
             workgroup_size,
-            max_workgroups: shape
-                .max_workgroups
-                .unwrap_or(u32::MAX)
-                .min(device.limits().max_compute_workgroups_per_dimension),
+            max_workgroups,
             tally: Arc::default(),
             fusable: !shape.unfused && shape.workgroup_memory_bytes == 0 && codegen::unfusable(definition).is_none(),
             serial: SERIALS.fetch_add(1, Ordering::Relaxed),
             fused: ctx.fused.clone(),
+            group: super::group_class(ctx, definition, shape, workgroup_size, max_workgroups),
         })
     }
 

@@ -4,10 +4,12 @@
 //! - [`ring`]: the rings' header and counters, mirrored from `shaders/harness/ring.wgsl`;
 //! - [`readback`]: the buffer one tick's results come back in, and its layout;
 //! - [`execute`]: the tick's GPU step (one write per kernel, one submit, one map);
-//! - [`fused`]: chains of connected kernels run as one dispatch of one module.
+//! - [`fused`]: chains of connected kernels run as one dispatch of one module;
+//! - [`grouped`]: many kernels of one handler, each with a small batch, run as one dispatch.
 
 pub(crate) mod execute;
 pub(crate) mod fused;
+pub(crate) mod grouped;
 pub(crate) mod kernel;
 pub(crate) mod readback;
 pub(crate) mod ring;
@@ -189,6 +191,8 @@ pub(crate) struct GpuContext {
     scopes: Scopes,
     /// Fused pipelines' modules and bind groups.
     pub fused: fused::SharedCache,
+    /// The classes of kernels that may share a grouped dispatch.
+    pub grouped: grouped::SharedClasses,
     /// Where every tick's results come back (ticks on one device run one at a time).
     readback: Mutex<Readback>,
 }
@@ -246,6 +250,7 @@ impl GpuContext {
             stats,
             scopes: Scopes::default(),
             fused: fused::SharedCache::default(),
+            grouped: grouped::SharedClasses::default(),
             readback: Mutex::new(Readback::new()),
         })
     }
@@ -292,6 +297,21 @@ pub(crate) type FusedCache = fused::SharedCache;
 /// Drops the fused bind groups that bind the rings of kernel `serial`, as it is dropped.
 pub(crate) fn forget_fused(cache: &FusedCache, serial: u64) {
     fused::forget(cache, serial);
+}
+
+/// Kernels that may share a grouped dispatch (see [`grouped`]).
+pub(crate) type GroupClass = grouped::GroupClass;
+
+/// The class of a kernel launched from `definition` with this shape, block size and grid cap,
+/// or `None` when it never groups (see [`grouped`]).
+pub(crate) fn group_class(
+    ctx: &GpuContext,
+    definition: &crate::kernel::KernelDefinition,
+    shape: &crate::kernel::DispatchShape,
+    workgroup_size: u32,
+    max_workgroups: u32,
+) -> Option<Arc<GroupClass>> {
+    grouped::class_for(ctx, definition, shape, workgroup_size, max_workgroups)
 }
 
 /// The lock on a device's error-scope stack (see `GpuContext::scopes`), shared with background

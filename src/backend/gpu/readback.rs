@@ -77,6 +77,13 @@ impl ReadbackLayout {
         self.size = region.end();
         self.regions.push(region);
     }
+    /// Adds `size` bytes of results laid out by their owner (a grouped dispatch's); returns
+    /// where they start.
+    pub fn push_block(&mut self, size: u64) -> u64 {
+        let at = self.size;
+        self.size += size.next_multiple_of(4);
+        at
+    }
     pub fn regions(&self) -> &[Region] {
         &self.regions
     }

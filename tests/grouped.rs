@@ -1,0 +1,188 @@
+//! Grouped dispatches: kernels launched from the same handler, each with a small batch in a
+//! tick, run as one dispatch. Every answer must be what a dispatch of its own gives, in order
+//! and exactly once, whichever ticks grouped; kernels of other handlers, kernels with state,
+//! kernels launched `unfused` and paused kernels stay out of the group, with nothing lost.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{runtime_on, wait_until};
+use ringkernel_web::codegen::generate_grouped;
+use ringkernel_web::kernel::{doubler_request, doubler_response};
+use ringkernel_web::{BackendChoice, KernelDefinition, LaunchOptions, Runtime, StateElement};
+
+/// `value * mul` (and, with `drop_odd`, no answer for odd values).
+fn scaler(id: &str, mul: i32, drop_odd: bool) -> KernelDefinition {
+    let wgsl = if drop_odd {
+        format!(
+            "fn handle(msg: Request, out: ptr<function, Response>) -> bool {{\n    (*out).result = msg.value * {mul};\n    \
+             return (msg.value & 1) == 0;\n}}\n"
+        )
+    } else {
+        format!("fn handle(msg: Request) -> Response {{\n    return Response(msg.value * {mul});\n}}\n")
+    };
+    KernelDefinition::new(id, doubler_request(), doubler_response(), &wgsl)
+}
+
+async fn launch(rt: &Runtime, definition: KernelDefinition, options: LaunchOptions) -> String {
+    let id = definition.id.clone();
+    rt.launch_definition(definition, options.with_queue_capacity(256)).await.unwrap();
+    rt.activate(&id).await.unwrap();
+    id
+}
+
+async fn receive_n(rt: &Runtime, id: &str, n: usize) -> Vec<i32> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        out.extend(rt.receive_batch::<i32>(id, n - out.len(), Some(Duration::from_secs(20))).await.unwrap());
+    }
+    out
+}
+
+fn grouped(rt: &Runtime, id: &str) -> u64 {
+    rt.telemetry(id).unwrap().unwrap().grouped_dispatches
+}
+
+/// Round `round` sends kernel `k` `1 + (round + k) % 7` messages, `k * 1000 + round * 10 + j`.
+fn batch(k: usize, round: usize) -> Vec<i32> {
+    (0..1 + (round + k) % 7).map(|j| (k * 1000 + round * 10 + j) as i32).collect()
+}
+
+/// The grouped module names no kernel, so copies of a handler share one; state never groups.
+#[test]
+fn copies_of_a_handler_generate_one_grouped_module() {
+    let a = generate_grouped(&scaler("a", 2, false)).unwrap();
+    let b = generate_grouped(&scaler("b", 2, false)).unwrap();
+    assert_eq!(a.source, b.source);
+    assert!(a.source.contains("group_table") && !a.source.contains("'a'"));
+    assert_ne!(a.source, generate_grouped(&scaler("c", 3, false)).unwrap().source);
+    let dropping = generate_grouped(&scaler("d", 2, true)).unwrap();
+    assert!(dropping.source.contains("output_kept"));
+    let stateful = scaler("s", 2, false).with_state(StateElement::U32, 4);
+    assert!(generate_grouped(&stateful).is_err());
+}
+
+/// Twelve kernels of three handlers (one of which drops) plus one with state and one launched
+/// `unfused`: rounds of small batches to all of them, every answer checked. The copies group,
+/// the others never do, and a kernel paused for some rounds keeps its messages and answers
+/// them in order once resumed.
+#[test]
+fn grouped_kernels_answer_like_lone_ones() {
+    let rt = runtime_on(BackendChoice::Auto);
+    let mut kernels: Vec<(String, i32, bool)> = Vec::new();
+    pollster::block_on(async {
+        for k in 0..12 {
+            let (mul, drops) = [(2, false), (3, false), (5, true)][k % 3];
+            let id = launch(&rt, scaler(&format!("g{k}"), mul, drops), LaunchOptions::default()).await;
+            kernels.push((id, mul, drops));
+        }
+        let stateful = scaler("lone-state", 2, false).with_state(StateElement::U32, 4);
+        kernels.push((launch(&rt, stateful, LaunchOptions::default()).await, 2, false));
+        kernels.push((
+            launch(&rt, scaler("lone-unfused", 2, false), LaunchOptions::default().unfused()).await,
+            2,
+            false,
+        ));
+    });
+    let paused = &kernels[4].0;
+    let expect = |k: usize, values: &[i32]| -> Vec<i32> {
+        let (_, mul, drops) = kernels[k];
+        values.iter().filter(|v| !drops || *v % 2 == 0).map(|v| v * mul).collect()
+    };
+    let mut held: Vec<i32> = Vec::new();
+    let mut round = 0;
+    let run_round = |round: usize, held: &mut Vec<i32>| {
+        pollster::block_on(async {
+            for (k, (id, _, _)) in kernels.iter().enumerate() {
+                rt.send_batch(id, &batch(k, round), None).await.unwrap();
+            }
+            for (k, (id, _, _)) in kernels.iter().enumerate() {
+                if id == paused && (20..30).contains(&round) {
+                    held.extend(batch(k, round));
+                    continue;
+                }
+                let mut values = if id == paused && round == 30 { std::mem::take(held) } else { Vec::new() };
+                values.extend(batch(k, round));
+                let want = expect(k, &values);
+                assert_eq!(receive_n(&rt, id, want.len()).await, want, "{id}, round {round}");
+            }
+        });
+    };
+    // Until every copy has run grouped at least once (its module compiles in the background).
+    wait_until("every copy to run grouped", || {
+        run_round(round, &mut held);
+        round += 1;
+        kernels[..12].iter().all(|(id, _, _)| grouped(&rt, id) > 0)
+    });
+    pollster::block_on(rt.deactivate(paused)).unwrap();
+    for r in 20..30 {
+        run_round(r, &mut held);
+    }
+    pollster::block_on(rt.reactivate(paused)).unwrap();
+    run_round(30, &mut held);
+    for r in 31..60 {
+        run_round(r, &mut held);
+    }
+    for (id, _, _) in &kernels[12..] {
+        assert_eq!(grouped(&rt, id), 0, "{id} must never group");
+    }
+    for (k, (id, _, drops)) in kernels.iter().enumerate() {
+        let t = rt.telemetry(id).unwrap().unwrap();
+        let sent: u64 = (0..round).chain(20..60).map(|r| batch(k, r).len() as u64).sum();
+        assert_eq!(t.messages_processed, sent, "{id}: every message processed once");
+        if !drops {
+            assert_eq!(t.messages_dropped, 0, "{id}");
+        }
+        assert!(t.dispatches >= t.grouped_dispatches, "{id}");
+    }
+}
+
+/// A grouped tick leaves a kernel's own GPU counters alone; a later tick that runs it alone
+/// (here: the only kernel with work) still counts exactly what it processed.
+#[test]
+fn counters_stay_exact_between_grouped_and_lone_ticks() {
+    let rt = runtime_on(BackendChoice::Auto);
+    let ids: Vec<String> = pollster::block_on(async {
+        let mut ids = Vec::new();
+        for k in 0..4 {
+            ids.push(launch(&rt, scaler(&format!("c{k}"), 2, false), LaunchOptions::default()).await);
+        }
+        ids
+    });
+    let mut sent = vec![0u64; ids.len()];
+    let mut round = |to: &[String], values: &[i32]| {
+        pollster::block_on(async {
+            for id in to {
+                rt.send_batch(id, values, None).await.unwrap();
+            }
+            for id in to {
+                let want: Vec<i32> = values.iter().map(|v| v * 2).collect();
+                assert_eq!(receive_n(&rt, id, want.len()).await, want);
+            }
+        });
+        for id in to {
+            sent[ids.iter().position(|i| i == id).unwrap()] += values.len() as u64;
+        }
+    };
+    wait_until("the copies to run grouped", || {
+        round(&ids, &[1, 2, 3]);
+        ids.iter().all(|id| grouped(&rt, id) > 0)
+    });
+    let large: Vec<i32> = (0..200).collect();
+    for _ in 0..3 {
+        round(&ids[..1], &large);
+        round(&ids, &[7]);
+        round(&ids[1..2], &[5, 6]);
+    }
+    for (id, sent) in ids.iter().zip(&sent) {
+        let t = rt.telemetry(id).unwrap().unwrap();
+        assert_eq!(t.messages_processed, *sent, "{id}");
+        assert_eq!(t.messages_received, *sent, "{id}");
+    }
+    for id in &ids[..2] {
+        let t = rt.telemetry(id).unwrap().unwrap();
+        assert!(t.dispatches > t.grouped_dispatches, "{id}: ran alone too");
+    }
+}
