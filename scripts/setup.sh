@@ -93,9 +93,11 @@ wasm_release() {
 # logical clock (about 5.6 KB): 209,077 bytes. Issue 19's fused pipelines (per-stage renaming
 # codegen, two WGSL templates, the async compile task and module cache) add about 8.9 KB:
 # 217,994 bytes; the tick telemetry 218,167. A third size pass (generated WGSL lines written
-# with write!, wasm-opt -Oz, static WGSL type names): 217,970 bytes, so 213 KiB. The goal is 150 KB (issue 16): lower
-# this as the package shrinks.
-wasm_size_budget=218112
+# with write!, wasm-opt -Oz, static WGSL type names): 217,970 bytes. Issue 19's grouped dispatches
+# (their WGSL template, codegen, the per-handler class with its async compile task and buffers)
+# add about 6.0 KB, and the harness WGSL compiled in without its comments (build.rs) takes 1.8 KB
+# off: 222,151 bytes, so 217 KiB. The goal is 150 KB (issue 16): lower this as the package shrinks.
+wasm_size_budget=222208
 
 # wasm-opt for the release wasm. -Oz is binaryen's shrink level 2 (-Os is 1: 95 bytes more,
 # gzipped); --converge reruns the passes while they still shrink it;

@@ -18,8 +18,8 @@ use crate::error::Error;
 use crate::kernel::KernelDefinition;
 use crate::message::{FieldType, MessageLayout};
 
-const FUSED: &str = include_str!("../../shaders/harness/fused.wgsl");
-const FUSED_STAGE: &str = include_str!("../../shaders/harness/fused_stage.wgsl");
+const FUSED: &str = include_str!(concat!(env!("OUT_DIR"), "/harness/fused.wgsl"));
+const FUSED_STAGE: &str = include_str!(concat!(env!("OUT_DIR"), "/harness/fused_stage.wgsl"));
 
 /// Most stages one fused module runs: WebGPU guarantees 8 storage buffers per shader stage, and
 /// the module binds 3 plus one per stage before the last.

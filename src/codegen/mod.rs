@@ -1,9 +1,10 @@
-//! Code generation: message structs + ring harness (`shaders/harness/`) + user handler → one
-//! WGSL module. The handler goes last, so a compiler position maps back to the user's source
-//! by subtracting a line offset ([`GeneratedShader::user_line`]).
+//! Code generation: message structs + ring harness (`shaders/harness/`, its comments left out by
+//! `build.rs`) + user handler → one WGSL module. The handler goes last, so a compiler position
+//! maps back to the user's source by subtracting a line offset ([`GeneratedShader::user_line`]).
 //!
 //! - `handler`: finds `fn handle` and checks its signature before any compiler runs;
 //! - `fused`: one module for a chain of connected kernels, each stage's names renamed apart;
+//! - [`generate_grouped`]: one module for many kernels of one handler, each with a small batch;
 //! - `check` (native): compiles the module with naga and maps its errors to user positions.
 
 mod fused;
@@ -21,11 +22,11 @@ pub use handler::HandlerForm;
 #[cfg(not(target_arch = "wasm32"))]
 pub use naga_check::{check, check_fused};
 
-const RING: &str = include_str!("../../shaders/harness/ring.wgsl");
-const ANSWER: &str = include_str!("../../shaders/harness/answer.wgsl");
-const ANSWER_OR_DROP: &str = include_str!("../../shaders/harness/answer_or_drop.wgsl");
-const STATE: &str = include_str!("../../shaders/harness/state.wgsl");
-const GROUPED: &str = include_str!("../../shaders/harness/grouped.wgsl");
+const RING: &str = include_str!(concat!(env!("OUT_DIR"), "/harness/ring.wgsl"));
+const ANSWER: &str = include_str!(concat!(env!("OUT_DIR"), "/harness/answer.wgsl"));
+const ANSWER_OR_DROP: &str = include_str!(concat!(env!("OUT_DIR"), "/harness/answer_or_drop.wgsl"));
+const STATE: &str = include_str!(concat!(env!("OUT_DIR"), "/harness/state.wgsl"));
+const GROUPED: &str = include_str!(concat!(env!("OUT_DIR"), "/harness/grouped.wgsl"));
 
 /// A generated module, where the user's handler starts in it, and what the harness needs
 /// bound for it.

@@ -89,6 +89,8 @@ pub struct KernelTick {
     pub raw_tick: Latency,
     /// Ticks the runtime ran per round (1 when every round's sends went out together).
     pub ticks_per_round: f64,
+    /// Whether its kernels ran as grouped dispatches (one dispatch for all of them).
+    pub grouped: bool,
     /// Where an average tick of those rounds spent its time.
     pub steps: TickSteps,
 }
@@ -260,18 +262,25 @@ impl Report {
         );
 
         println!(
-            "\n{:<24}{:>14}{:>14}{:>16}{:>16}{:>14}",
-            "kernels with traffic", "tick p50 µs", "tick p99 µs", "p50 per kernel", "raw tick p50 µs", "ticks/round"
+            "\n{:<24}{:>14}{:>14}{:>16}{:>16}{:>14}{:>10}",
+            "kernels with traffic",
+            "tick p50 µs",
+            "tick p99 µs",
+            "p50 per kernel",
+            "raw tick p50 µs",
+            "ticks/round",
+            "grouped"
         );
         for k in &self.kernels {
             println!(
-                "  {:>22}{:>14.1}{:>14.1}{:>16.1}{:>16.1}{:>14.2}",
+                "  {:>22}{:>14.1}{:>14.1}{:>16.1}{:>16.1}{:>14.2}{:>10}",
                 k.kernels,
                 k.tick.p50,
                 k.tick.p99,
                 k.tick.p50 / k.kernels as f64,
                 k.raw_tick.p50,
-                k.ticks_per_round
+                k.ticks_per_round,
+                if k.grouped { "yes" } else { "no" }
             );
         }
         println!(

@@ -103,6 +103,15 @@ impl Fleet {
         Ok(answers)
     }
 
+    /// Ticks the active copies ran grouped, summed over them.
+    pub fn grouped_dispatches(&self, runtime: &Runtime) -> u64 {
+        self.ids[..self.active]
+            .iter()
+            .filter_map(|id| runtime.telemetry(id).ok().flatten())
+            .map(|t| t.grouped_dispatches)
+            .sum()
+    }
+
     pub fn active(&self) -> usize {
         self.active
     }
