@@ -13,7 +13,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::kernel::{drain_pipeline, shader_module, GpuKernel};
+use super::kernel::{compile_drain, GpuKernel};
 use super::GpuContext;
 use crate::backend::Dispatch;
 use crate::codegen::{self, FusedShader, MAX_FUSED_STAGES};
@@ -210,20 +210,10 @@ async fn compile(
 ) -> Result<FusedPipeline> {
     #[cfg(not(target_arch = "wasm32"))]
     codegen::check_fused(shader)?;
-    let _one_scope_at_a_time = scopes.lock().await;
-    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = match shader_module(device, "fused pipeline", &shader.source).await {
-        Ok(module) => module,
-        Err((message, at)) => {
-            drop(scope.pop());
-            return Err(shader.compile_error(&message, at));
-        }
-    };
     // Read-only: the first stage's input ring (0) and the last stage's header (2).
     let bindings: Vec<(u32, bool)> = (0..3 + stages as u32 - 1).map(|b| (b, b == 0 || b == 2)).collect();
-    let (pipeline, layout) = drain_pipeline(device, "fused pipeline", &module, &bindings, workgroup_size);
-    if let Some(error) = scope.pop().await {
-        return Err(shader.compile_error(&error.to_string(), None));
-    }
+    let (pipeline, layout) = compile_drain(device, scopes, "fused pipeline", &shader.source, &bindings, workgroup_size)
+        .await
+        .map_err(|(message, at)| shader.compile_error(&message, at))?;
     Ok(FusedPipeline { pipeline, layout })
 }

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use bytemuck::{Pod, Zeroable};
 
-use super::kernel::{drain_pipeline, shader_module, GpuKernel};
+use super::kernel::{compile_drain, GpuKernel};
 use super::{GpuBuffer, GpuContext, Scopes};
 use crate::backend::Dispatch;
 use crate::codegen::{self, GeneratedShader, HandlerForm};
@@ -455,24 +455,15 @@ async fn compile(device: &wgpu::Device, scopes: Scopes, class: &GroupClass) -> R
     let shader = &class.source;
     #[cfg(not(target_arch = "wasm32"))]
     codegen::check("grouped dispatch", shader)?;
-    let _one_scope_at_a_time = scopes.lock().await;
-    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = match shader_module(device, "grouped dispatch", &shader.source).await {
-        Ok(module) => module,
-        Err((message, at)) => {
-            drop(scope.pop());
-            return Err(shader.compile_error("grouped dispatch", &message, at));
-        }
-    };
     // Read-only: the input (0); kept flags (2) only for handlers that may drop.
     let mut bindings = vec![(0, true), (1, false), (3, false)];
     if shader.form == HandlerForm::AnswerOrDrop {
         bindings.push((2, false));
     }
-    let (pipeline, layout) = drain_pipeline(device, "grouped dispatch", &module, &bindings, class.workgroup_size);
-    if let Some(error) = scope.pop().await {
-        return Err(shader.compile_error("grouped dispatch", &error.to_string(), None));
-    }
+    let (pipeline, layout) =
+        compile_drain(device, scopes, "grouped dispatch", &shader.source, &bindings, class.workgroup_size)
+            .await
+            .map_err(|(message, at)| shader.compile_error("grouped dispatch", &message, at))?;
     Ok(GroupPipeline { pipeline, layout, buffers: None })
 }
 

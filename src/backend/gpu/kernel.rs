@@ -347,6 +347,33 @@ pub(super) async fn shader_module(
     }
 }
 
+/// A background compilation's module and drain pipeline (see [`drain_pipeline`]), made inside
+/// one validation error scope while holding the device's scope stack: the pipeline and its bind
+/// group layout, or the compiler's message and location (as [`shader_module`] gives them).
+pub(super) async fn compile_drain(
+    device: &wgpu::Device,
+    scopes: super::Scopes,
+    label: &str,
+    source: &str,
+    bindings: &[(u32, bool)],
+    workgroup_size: u32,
+) -> std::result::Result<(wgpu::ComputePipeline, wgpu::BindGroupLayout), (String, Option<(u32, u32, u32)>)> {
+    let _one_scope_at_a_time = scopes.lock().await;
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = match shader_module(device, label, source).await {
+        Ok(module) => module,
+        Err(error) => {
+            drop(scope.pop());
+            return Err(error);
+        }
+    };
+    let pipeline = drain_pipeline(device, label, &module, bindings, workgroup_size);
+    match scope.pop().await {
+        Some(error) => Err((error.to_string(), None)),
+        None => Ok(pipeline),
+    }
+}
+
 /// The drain pipeline of `module` and its bind group layout, for storage buffers at `bindings`
 /// (binding, read-only).
 pub(super) fn drain_pipeline(
