@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use common::{runtime_on, wait_until};
+use common::{receive_n, runtime_on, wait_until};
 use futures_util::FutureExt;
 use ringkernel_web::kernel::host::HostOutcome;
 use ringkernel_web::kernel::{self, doubler_request, doubler_response, host, HostHandler};
@@ -253,16 +253,16 @@ impl World {
     fn assert_queues_intact(&self) {
         let rt = &self.rt;
         pollster::block_on(async {
-            assert_eq!(receive_n(rt, ACTIVE, 2).await, [6, 8], "{ACTIVE}'s queued answers");
-            assert_eq!(receive_n(rt, DONE, 1).await, [14], "{DONE}'s queued answer");
+            assert_eq!(receive_n(rt, ACTIVE, 2, Duration::from_secs(30)).await, [6, 8], "{ACTIVE}'s queued answers");
+            assert_eq!(receive_n(rt, DONE, 1, Duration::from_secs(30)).await, [14], "{DONE}'s queued answer");
             let gone = rt.receive(DONE, Some(Duration::from_millis(0))).await.unwrap_err();
             assert_eq!(gone.kind(), ErrorKind::KernelState, "nothing more comes from a terminated kernel");
             rt.activate(LAUNCHED).await.unwrap();
-            assert_eq!(receive_n(rt, LAUNCHED, 2).await, [2, 4], "{LAUNCHED}'s queued inputs");
+            assert_eq!(receive_n(rt, LAUNCHED, 2, Duration::from_secs(30)).await, [2, 4], "{LAUNCHED}'s queued inputs");
             rt.reactivate(PAUSED).await.unwrap();
-            assert_eq!(receive_n(rt, PAUSED, 1).await, [10], "{PAUSED}'s queued input");
+            assert_eq!(receive_n(rt, PAUSED, 1, Duration::from_secs(30)).await, [10], "{PAUSED}'s queued input");
             rt.activate(FULL).await.unwrap();
-            assert_eq!(receive_n(rt, FULL, 2).await, [18, 20], "{FULL}'s queued inputs");
+            assert_eq!(receive_n(rt, FULL, 2, Duration::from_secs(30)).await, [18, 20], "{FULL}'s queued inputs");
             assert_eq!(
                 rt.call_pod::<i32, i32>(ACTIVE, &50, Some(Duration::from_millis(30_000))).await.unwrap(),
                 100,
@@ -316,7 +316,11 @@ fn with_cpu_world(rows: impl FnOnce(&World)) {
         launch.join().unwrap().expect("the held launch completes");
         pollster::block_on(terminate).expect("the held terminate drains");
         pollster::block_on(async {
-            assert_eq!(receive_n(rt, TERMINATING, 1).await, [42], "the held message was answered");
+            assert_eq!(
+                receive_n(rt, TERMINATING, 1, Duration::from_secs(30)).await,
+                [42],
+                "the held message was answered"
+            );
             rt.activate(CREATING).await.unwrap();
             assert_eq!(rt.call_pod::<i32, i32>(CREATING, &4, Some(Duration::from_millis(30_000))).await.unwrap(), 8);
         });
@@ -328,15 +332,6 @@ fn with_cpu_world(rows: impl FnOnce(&World)) {
 fn depths(rt: &Runtime, id: &str) -> (usize, usize, usize) {
     let t = rt.telemetry(id).unwrap().expect("telemetry is on");
     (t.input_queue_depth, t.in_flight, t.output_queue_depth)
-}
-
-async fn receive_n(rt: &Runtime, id: &str, n: usize) -> Vec<i32> {
-    let mut answers = Vec::new();
-    while answers.len() < n {
-        answers
-            .extend(rt.receive_batch::<i32>(id, n - answers.len(), Some(Duration::from_millis(30_000))).await.unwrap());
-    }
-    answers
 }
 
 // ---- "nothing changed" ----
@@ -1342,7 +1337,11 @@ fn while_a_circuit_is_open_new_work_is_refused_and_nothing_changes() {
         rows.push(case("SendPod of the wrong size", SendPod(a(), Wide, now), "MessageFormatError"));
         run_table(&world, "an open circuit", rows);
         pollster::block_on(async {
-            assert_eq!(receive_n(rt, ACTIVE, 2).await, [6, 8], "its queued answers ({backend:?})");
+            assert_eq!(
+                receive_n(rt, ACTIVE, 2, Duration::from_secs(30)).await,
+                [6, 8],
+                "its queued answers ({backend:?})"
+            );
         });
         assert_eq!(rt.circuit_breaker(ACTIVE).unwrap().state().unwrap(), CircuitState::Open);
     }
@@ -1390,7 +1389,11 @@ fn while_degraded_sends_to_low_priority_kernels_are_refused_and_nothing_changes(
     assert!(failures.is_empty(), "{} of {} rows failed:\n{}", failures.len(), rows.len(), failures.join("\n"));
     pollster::block_on(async {
         rt.activate("bad-low").await.unwrap();
-        assert_eq!(receive_n(&rt, "bad-low", 9).await, [2, 4, 6, 8, 10, 12, 14, 16, 18], "the accepted nine");
+        assert_eq!(
+            receive_n(&rt, "bad-low", 9, Duration::from_secs(30)).await,
+            [2, 4, 6, 8, 10, 12, 14, 16, 18],
+            "the accepted nine"
+        );
     });
     wait_until("the level to come down", || rt.degradation_level() == DegradationLevel::Normal);
     pollster::block_on(rt.send("bad-low", &[("value", Value::from(21))], now)).expect("served again");
@@ -1476,12 +1479,16 @@ fn an_oversized_batch_queues_what_fits_and_says_how_many() {
         *expected.errors.get_mut("bad-batch").unwrap() += 1;
         assert_eq!(snapshot(&rt), expected, "a batch with no room changes nothing but the error count");
         rt.activate("bad-batch").await.unwrap();
-        assert_eq!(receive_n(&rt, "bad-batch", 4).await, [2, 20, 22, 24], "exactly the first three, in order");
+        assert_eq!(
+            receive_n(&rt, "bad-batch", 4, Duration::from_secs(30)).await,
+            [2, 20, 22, 24],
+            "exactly the first three, in order"
+        );
 
         let big: Vec<i32> = (0..12).collect();
         let (accepted, answers) = futures_util::join!(
             rt.send_batch("bad-batch", &big, Some(Duration::from_millis(30_000))),
-            receive_n(&rt, "bad-batch", 12)
+            receive_n(&rt, "bad-batch", 12, Duration::from_secs(30))
         );
         assert_eq!(accepted.unwrap(), 12);
         assert_eq!(answers, big.iter().map(|v| v * 2).collect::<Vec<_>>());

@@ -9,10 +9,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{runtime_on, wait_until};
+use common::{launch_chain, receive_n, runtime_on, wait_until};
 use ringkernel_web::codegen::{check_fused, generate_fused};
-use ringkernel_web::kernel::{self, doubler_request, doubler_response};
-use ringkernel_web::{BackendChoice, Error, KernelDefinition, LaunchOptions, Runtime, StateElement};
+use ringkernel_web::kernel::{doubler_request, doubler_response};
+use ringkernel_web::{BackendChoice, Error, KernelDefinition, Runtime, StateElement};
 
 /// Stage `id` computes `value * mul + add` through a helper `f` and a struct `Pair` that every
 /// stage declares (same names, different bodies).
@@ -24,40 +24,13 @@ fn stage(id: &str, mul: i32, add: i32) -> KernelDefinition {
     KernelDefinition::new(id, doubler_request(), doubler_response(), &wgsl)
 }
 
+/// How long one receive of a test waits.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
 const STAGES: [(i32, i32); 4] = [(1, 1), (2, 0), (1, 3), (5, 0)];
 
 fn expected(value: i32, stages: &[(i32, i32)]) -> i32 {
     stages.iter().fold(value, |v, (mul, add)| v.wrapping_mul(*mul).wrapping_add(*add))
-}
-
-/// Launches, activates and connects `definitions` in order; returns their ids.
-async fn chain(rt: &Runtime, definitions: Vec<KernelDefinition>) -> Vec<String> {
-    chain_sized(rt, definitions, &[]).await
-}
-
-/// [`chain`] with each stage's queue size (1024 where `sizes` has none): rings of different
-/// sizes put a message in different slots from stage to stage.
-async fn chain_sized(rt: &Runtime, definitions: Vec<KernelDefinition>, sizes: &[usize]) -> Vec<String> {
-    let ids: Vec<String> = definitions.iter().map(|d| d.id.clone()).collect();
-    for (i, definition) in definitions.into_iter().enumerate() {
-        let id = definition.id.clone();
-        kernel::register_or_replace(definition);
-        let size = sizes.get(i).copied().unwrap_or(1024);
-        rt.launch(&id, LaunchOptions::default().with_queue_capacity(size)).await.unwrap();
-        rt.activate(&id).await.unwrap();
-    }
-    for pair in ids.windows(2) {
-        rt.connect(&pair[0], &pair[1]).await.unwrap();
-    }
-    ids
-}
-
-async fn receive_n(rt: &Runtime, id: &str, n: usize) -> Vec<i32> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        out.extend(rt.receive_batch::<i32>(id, n - out.len(), Some(Duration::from_secs(20))).await.unwrap());
-    }
-    out
 }
 
 fn fused(rt: &Runtime, id: &str) -> u64 {
@@ -71,7 +44,7 @@ fn until_fused(rt: &Runtime, ids: &[String], stages: &[(i32, i32)]) -> u64 {
     wait_until("the chain to run fused", || {
         pollster::block_on(async {
             rt.send_pod(&ids[0], &(sent as i32), None).await.unwrap();
-            assert_eq!(receive_n(rt, &ids[ids.len() - 1], 1).await, [expected(sent as i32, stages)]);
+            assert_eq!(receive_n(rt, &ids[ids.len() - 1], 1, TIMEOUT).await, [expected(sent as i32, stages)]);
         });
         sent += 1;
         ids.iter().all(|id| fused(rt, id) > 0)
@@ -84,7 +57,7 @@ async fn stream(rt: &Runtime, ids: &[String], values: &[i32]) -> Vec<i32> {
     let mut answers = Vec::new();
     for chunk in values.chunks(700) {
         assert_eq!(rt.send_batch(&ids[0], chunk, Some(Duration::from_secs(20))).await.unwrap(), chunk.len());
-        answers.extend(receive_n(rt, &ids[ids.len() - 1], chunk.len()).await);
+        answers.extend(receive_n(rt, &ids[ids.len() - 1], chunk.len(), TIMEOUT).await);
     }
     answers
 }
@@ -96,7 +69,7 @@ fn three_and_four_stage_chains_answer_in_order_and_keep_each_stages_counters() {
         let stages = &STAGES[..n];
         let definitions =
             stages.iter().enumerate().map(|(i, (mul, add))| stage(&format!("f{n}-{i}"), *mul, *add)).collect();
-        let ids = pollster::block_on(chain_sized(&rt, definitions, &[1024, 512, 2048, 1024]));
+        let ids = pollster::block_on(launch_chain(&rt, definitions, &[1024, 512, 2048, 1024]));
         let warmup = until_fused(&rt, &ids, stages);
 
         // One message: one tick, and every stage ran in the chain's one dispatch.
@@ -107,7 +80,7 @@ fn three_and_four_stage_chains_answer_in_order_and_keep_each_stages_counters() {
         let ticks = rt.summary().ticks;
         pollster::block_on(async {
             rt.send_pod(&ids[0], &41, None).await.unwrap();
-            assert_eq!(receive_n(&rt, &ids[n - 1], 1).await, [expected(41, stages)]);
+            assert_eq!(receive_n(&rt, &ids[n - 1], 1, TIMEOUT).await, [expected(41, stages)]);
         });
         assert_eq!(rt.summary().ticks - ticks, 1);
         for (id, (dispatches, fused_before)) in ids.iter().zip(before) {
@@ -135,7 +108,7 @@ fn a_paused_middle_stage_falls_back_loses_nothing_and_the_chain_fuses_again() {
     let stages = &STAGES[..3];
     let definitions =
         stages.iter().enumerate().map(|(i, (mul, add))| stage(&format!("pause-{i}"), *mul, *add)).collect();
-    let ids = pollster::block_on(chain(&rt, definitions));
+    let ids = pollster::block_on(launch_chain(&rt, definitions, &[]));
     let warmup = until_fused(&rt, &ids, stages);
     let values: Vec<i32> = (0..1500).collect();
     let answers = pollster::block_on(async {
@@ -150,7 +123,7 @@ fn a_paused_middle_stage_falls_back_loses_nothing_and_the_chain_fuses_again() {
             }
             if round != 1 && round != 2 {
                 let expect = values[..(round + 1) * 250].len() - answers.len();
-                answers.extend(receive_n(&rt, &ids[2], expect).await);
+                answers.extend(receive_n(&rt, &ids[2], expect, TIMEOUT).await);
             }
         }
         answers
@@ -170,7 +143,7 @@ fn until_fused_again(rt: &Runtime, ids: &[String], stages: &[(i32, i32)], before
     wait_until("the chain to fuse again", || {
         pollster::block_on(async {
             rt.send_pod(&ids[0], &sent, None).await.unwrap();
-            assert_eq!(receive_n(rt, &ids[ids.len() - 1], 1).await, [expected(sent, stages)]);
+            assert_eq!(receive_n(rt, &ids[ids.len() - 1], 1, TIMEOUT).await, [expected(sent, stages)]);
         });
         sent += 1;
         ids.iter().zip(before).all(|(id, &b)| fused(rt, id) > b)
@@ -188,13 +161,13 @@ fn stages_that_may_drop_or_keep_state_fall_back() {
         "fn handle(msg: Request, out: ptr<function, Response>) -> bool {\n    (*out).result = msg.value;\n    \
          return (msg.value & 1) == 0;\n}",
     );
-    let ids = pollster::block_on(chain(&rt, vec![stage("drop-a", 1, 1), stage("drop-b", 2, 0), drop_odd]));
+    let ids = pollster::block_on(launch_chain(&rt, vec![stage("drop-a", 1, 1), stage("drop-b", 2, 0), drop_odd], &[]));
     let stages = &STAGES[..2];
     let mut sent = 0;
     wait_until("a and b to run fused", || {
         pollster::block_on(async {
             rt.send_pod(&ids[0], &sent, None).await.unwrap();
-            assert_eq!(receive_n(&rt, &ids[2], 1).await, [expected(sent, stages)]);
+            assert_eq!(receive_n(&rt, &ids[2], 1, TIMEOUT).await, [expected(sent, stages)]);
         });
         sent += 1;
         fused(&rt, &ids[0]) > 0 && fused(&rt, &ids[1]) > 0
@@ -212,7 +185,8 @@ fn stages_that_may_drop_or_keep_state_fall_back() {
         "fn handle(msg: Request) -> Response {\n    atomicAdd(&state[0], 1u);\n    return Response(msg.value * 2);\n}",
     )
     .with_state(StateElement::AtomicU32, 1);
-    let ids = pollster::block_on(chain(&rt, vec![stage("state-a", 1, 1), counting, stage("state-c", 1, 3)]));
+    let ids =
+        pollster::block_on(launch_chain(&rt, vec![stage("state-a", 1, 1), counting, stage("state-c", 1, 3)], &[]));
     let values: Vec<i32> = (0..3000).collect();
     let answers = pollster::block_on(stream(&rt, &ids, &values));
     assert_eq!(answers, values.iter().map(|&v| expected(v, &STAGES[..3])).collect::<Vec<_>>());
@@ -253,7 +227,7 @@ fn disconnecting_a_middle_stage_splits_the_chain_and_reconnecting_fuses_it_again
     let rt = runtime_on(BackendChoice::Auto);
     let stages = &STAGES[..3];
     let definitions = stages.iter().enumerate().map(|(i, (mul, add))| stage(&format!("cut-{i}"), *mul, *add)).collect();
-    let ids = pollster::block_on(chain(&rt, definitions));
+    let ids = pollster::block_on(launch_chain(&rt, definitions, &[]));
     until_fused(&rt, &ids, stages);
     let values: Vec<i32> = (0..600).collect();
     pollster::block_on(async {

@@ -8,10 +8,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{runtime_on, wait_until};
+use common::{receive_n, runtime_on, wait_until};
 use ringkernel_web::codegen::generate_grouped;
 use ringkernel_web::kernel::{doubler_request, doubler_response};
 use ringkernel_web::{BackendChoice, KernelDefinition, LaunchOptions, Runtime, StateElement};
+
+/// How long one receive of a test waits.
+const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `value * mul` (and, with `drop_odd`, no answer for odd values).
 fn scaler(id: &str, mul: i32, drop_odd: bool) -> KernelDefinition {
@@ -31,14 +34,6 @@ async fn launch(rt: &Runtime, definition: KernelDefinition, options: LaunchOptio
     rt.launch_definition(definition, options.with_queue_capacity(256)).await.unwrap();
     rt.activate(&id).await.unwrap();
     id
-}
-
-async fn receive_n(rt: &Runtime, id: &str, n: usize) -> Vec<i32> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        out.extend(rt.receive_batch::<i32>(id, n - out.len(), Some(Duration::from_secs(20))).await.unwrap());
-    }
-    out
 }
 
 fn grouped(rt: &Runtime, id: &str) -> u64 {
@@ -106,7 +101,7 @@ fn grouped_kernels_answer_like_lone_ones() {
                 let mut values = if id == paused && round == 30 { std::mem::take(held) } else { Vec::new() };
                 values.extend(batch(k, round));
                 let want = expect(k, &values);
-                assert_eq!(receive_n(&rt, id, want.len()).await, want, "{id}, round {round}");
+                assert_eq!(receive_n(&rt, id, want.len(), TIMEOUT).await, want, "{id}, round {round}");
             }
         });
     };
@@ -159,7 +154,7 @@ fn counters_stay_exact_between_grouped_and_lone_ticks() {
             }
             for id in to {
                 let want: Vec<i32> = values.iter().map(|v| v * 2).collect();
-                assert_eq!(receive_n(&rt, id, want.len()).await, want);
+                assert_eq!(receive_n(&rt, id, want.len(), TIMEOUT).await, want);
             }
         });
         for id in to {

@@ -6,23 +6,23 @@
 
 use std::time::Duration;
 
-use ringkernel_web::kernel::{self, doubler_request, doubler_response, host};
-use ringkernel_web::{BackendChoice, Error, ErrorKind, KernelDefinition, LaunchOptions, Runtime, RuntimeOptions};
+mod common;
 
-fn runtime_on(backend: BackendChoice) -> Runtime {
-    pollster::block_on(Runtime::new(RuntimeOptions::default().with_backend(backend)))
-        .unwrap_or_else(|e| panic!("{backend:?}: {e} (GPU tests need lavapipe: mesa-vulkan-drivers)"))
-}
+use common::{launch_chain, receive_n, runtime_on};
+
+use ringkernel_web::kernel::{self, doubler_request, doubler_response, host};
+use ringkernel_web::{BackendChoice, Error, ErrorKind, KernelDefinition, LaunchOptions, Runtime};
 
 /// Stage `id` computes `value * mul + add` (i32 in and out, both layouts 4 bytes), in WGSL
 /// and as a host handler.
-fn register_stage(id: &str, mul: i32, add: i32) {
+fn stage(id: &str, mul: i32, add: i32) -> KernelDefinition {
     let wgsl = format!("fn handle(m: Request) -> Response {{ return Response(m.value * {mul} + {add}); }}");
-    kernel::register_or_replace(
-        KernelDefinition::new(id, doubler_request(), doubler_response(), &wgsl)
-            .with_host_handler(host::typed(move |v: &i32, _: &mut [u32]| Some(v * mul + add))),
-    );
+    KernelDefinition::new(id, doubler_request(), doubler_response(), &wgsl)
+        .with_host_handler(host::typed(move |v: &i32, _: &mut [u32]| Some(v * mul + add)))
 }
+
+/// How long one receive of a test waits.
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 const STAGES: [(&str, i32, i32); 4] = [("p-add1", 1, 1), ("p-times2", 2, 0), ("p-add3", 1, 3), ("p-times5", 5, 0)];
 
@@ -31,24 +31,8 @@ fn expected(v: i32) -> i32 {
 }
 
 async fn build_pipeline(rt: &Runtime, prefix: &str, queue_size: usize) -> Vec<String> {
-    let ids: Vec<String> = STAGES.iter().map(|(id, _, _)| format!("{prefix}{id}")).collect();
-    for (id, (_, mul, add)) in ids.iter().zip(STAGES) {
-        register_stage(id, mul, add);
-        rt.launch(id, LaunchOptions::default().with_queue_capacity(queue_size)).await.unwrap();
-        rt.activate(id).await.unwrap();
-    }
-    for pair in ids.windows(2) {
-        rt.connect(&pair[0], &pair[1]).await.unwrap();
-    }
-    ids
-}
-
-async fn receive_n(rt: &Runtime, id: &str, n: usize) -> Vec<i32> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        out.extend(rt.receive_batch::<i32>(id, n - out.len(), Some(Duration::from_millis(10_000))).await.unwrap());
-    }
-    out
+    let definitions = STAGES.iter().map(|(id, mul, add)| stage(&format!("{prefix}{id}"), *mul, *add)).collect();
+    launch_chain(rt, definitions, &[queue_size; 4]).await
 }
 
 fn check_pipeline(backend: BackendChoice) {
@@ -60,7 +44,7 @@ fn check_pipeline(backend: BackendChoice) {
         // One message through four stages.
         let ticks = rt.summary().ticks;
         rt.send_pod(first, &7, None).await.unwrap();
-        assert_eq!(receive_n(&rt, last, 1).await, [expected(7)]);
+        assert_eq!(receive_n(&rt, last, 1, TIMEOUT).await, [expected(7)]);
         if backend != BackendChoice::Cpu {
             assert_eq!(rt.summary().ticks - ticks, 1, "four stages, one submit and one readback");
         }
@@ -70,7 +54,7 @@ fn check_pipeline(backend: BackendChoice) {
         let mut answers = Vec::new();
         for chunk in values.chunks(700) {
             assert_eq!(rt.send_batch(first, chunk, Some(Duration::from_millis(10_000))).await.unwrap(), chunk.len());
-            answers.extend(receive_n(&rt, last, chunk.len()).await);
+            answers.extend(receive_n(&rt, last, chunk.len(), TIMEOUT).await);
         }
         assert_eq!(answers, values.iter().map(|&v| expected(v)).collect::<Vec<_>>());
         for (i, id) in ids.iter().enumerate() {
@@ -87,17 +71,17 @@ fn check_pipeline(backend: BackendChoice) {
         let e = rt.receive(last, Some(Duration::from_millis(200))).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
         rt.reactivate(&ids[2]).await.unwrap();
-        assert_eq!(receive_n(&rt, last, 3).await, [expected(1), expected(2), expected(3)]);
+        assert_eq!(receive_n(&rt, last, 3, TIMEOUT).await, [expected(1), expected(2), expected(3)]);
 
         // A host send into a middle stage joins the stream after what was forwarded before it.
         rt.send_pod(&ids[2], &100, None).await.unwrap();
-        assert_eq!(receive_n(&rt, last, 1).await, [(100 + 3) * 5]);
+        assert_eq!(receive_n(&rt, last, 1, TIMEOUT).await, [(100 + 3) * 5]);
 
         // Terminating a stage takes it out of the pipeline: the stage before answers the host.
         rt.terminate(&ids[3], Some(Duration::from_millis(5000))).await.unwrap();
         assert_eq!(rt.connected_to(&ids[2]).unwrap(), None);
         rt.send_pod(first, &1, None).await.unwrap();
-        assert_eq!(receive_n(&rt, &ids[2], 1).await, [((1 + 1) * 2) + 3]);
+        assert_eq!(receive_n(&rt, &ids[2], 1, TIMEOUT).await, [((1 + 1) * 2) + 3]);
     });
 }
 

@@ -94,7 +94,7 @@ pub use native::*;
 mod native {
     use std::time::{Duration, Instant};
 
-    use ringkernel_web::{BackendChoice, Runtime, RuntimeOptions};
+    use ringkernel_web::{kernel, BackendChoice, KernelDefinition, LaunchOptions, Runtime, RuntimeOptions};
 
     /// A runtime on `backend`; a GPU backend without an adapter is a failure that says what to
     /// install, never a skip.
@@ -102,6 +102,32 @@ mod native {
         pollster::block_on(Runtime::new(RuntimeOptions::default().with_backend(backend))).unwrap_or_else(|e| {
             panic!("{backend:?}: {e} (GPU tests need a wgpu adapter; install mesa-vulkan-drivers for lavapipe)")
         })
+    }
+
+    /// `n` answers of kernel `id` as i32s, each receive waiting at most `timeout`.
+    pub async fn receive_n(rt: &Runtime, id: &str, n: usize, timeout: Duration) -> Vec<i32> {
+        let mut answers = Vec::new();
+        while answers.len() < n {
+            answers.extend(rt.receive_batch::<i32>(id, n - answers.len(), Some(timeout)).await.unwrap());
+        }
+        answers
+    }
+
+    /// Registers `definitions`, launches each with its queue size from `sizes` (1024 where
+    /// `sizes` has none), activates them and connects them in order; returns their ids.
+    pub async fn launch_chain(rt: &Runtime, definitions: Vec<KernelDefinition>, sizes: &[usize]) -> Vec<String> {
+        let ids: Vec<String> = definitions.iter().map(|d| d.id.clone()).collect();
+        for (i, definition) in definitions.into_iter().enumerate() {
+            let id = definition.id.clone();
+            kernel::register_or_replace(definition);
+            let size = sizes.get(i).copied().unwrap_or(1024);
+            rt.launch(&id, LaunchOptions::default().with_queue_capacity(size)).await.unwrap();
+            rt.activate(&id).await.unwrap();
+        }
+        for pair in ids.windows(2) {
+            rt.connect(&pair[0], &pair[1]).await.unwrap();
+        }
+        ids
     }
 
     /// Polls `done` until it holds. The bound only keeps a broken runtime from hanging the suite;
