@@ -12,6 +12,7 @@ use wasm_bindgen::JsCast;
 
 use super::errors::{js_error, range_error, type_error};
 use super::messages::{js_answer, js_message_value, type_name};
+use super::options::check_keys;
 use super::runtime::JsRuntime;
 use super::{kernel_id, promise};
 use crate::envelope::{EnvelopeHeader, MessageEnvelope};
@@ -65,8 +66,9 @@ const SEND_OPTIONS: [&str; 5] = ["correlationId", "priority", "source", "timesta
 fn send_options(options: Option<JsValue>) -> Result<(EnvelopeHeader, Option<Duration>), JsValue> {
     let mut header = EnvelopeHeader::new();
     let Some(options) = options.filter(|o| !o.is_undefined() && !o.is_null()) else { return Ok((header, None)) };
-    let object = keys_of(&options, "sendEnvelope options", &SEND_OPTIONS)?;
-    let get = |key: &str| Reflect::get(&object, &key.into());
+    check_keys(&options, &SEND_OPTIONS, "sendEnvelope options")?;
+    let object: &Object = options.unchecked_ref();
+    let get = |key: &str| Reflect::get(object, &key.into());
     header.correlation_id = integer(get("correlationId")?, "correlationId", MAX_SAFE_INTEGER)?.map(|n| n as u64);
     header.priority = integer(get("priority")?, "priority", 255.0)?.map_or(0, |n| n as u8);
     let source = get("source")?;
@@ -76,8 +78,8 @@ fn send_options(options: Option<JsValue>) -> Result<(EnvelopeHeader, Option<Dura
     }
     let timestamp = get("timestamp")?;
     if !timestamp.is_undefined() {
-        let stamp = keys_of(&timestamp, "sendEnvelope options: timestamp", &["physicalMs", "logical"])?;
-        let part = |key: &str, max| integer(Reflect::get(&stamp, &key.into())?, key, max);
+        check_keys(&timestamp, &["physicalMs", "logical"], "sendEnvelope options: timestamp")?;
+        let part = |key: &str, max| integer(Reflect::get(&timestamp, &key.into())?, key, max);
         let physical_ms = part("physicalMs", MAX_SAFE_INTEGER)?.unwrap_or(0.0) as u64;
         header.timestamp = HlcTimestamp::new(physical_ms, part("logical", u32::MAX as f64)?.unwrap_or(0.0) as u32);
     }
@@ -92,20 +94,6 @@ fn send_options(options: Option<JsValue>) -> Result<(EnvelopeHeader, Option<Dura
 
 /// The largest integer a JavaScript number holds exactly.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
-
-/// `value` as an object whose keys are all in `known` (`what` names it in errors).
-fn keys_of(value: &JsValue, what: &str, known: &[&str]) -> Result<Object, JsValue> {
-    if !value.is_object() {
-        return Err(type_error(format!("{what} must be an object, got {}", type_name(value))));
-    }
-    let object: Object = value.clone().unchecked_into();
-    for key in Object::keys(&object).iter().filter_map(|k| k.as_string()) {
-        if !known.contains(&key.as_str()) {
-            return Err(type_error(format!("{what}: unknown option '{key}' (expected one of {})", known.join(", "))));
-        }
-    }
-    Ok(object)
-}
 
 /// An optional whole number from 0 to `max`: `TypeError` for what is not a number (a BigInt
 /// included), `RangeError` for a number that is not such an integer.

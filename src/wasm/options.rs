@@ -154,7 +154,7 @@ fn refused(what: &str, error: String) -> JsValue {
 
 /// Refuses an options object with a key `known` does not list (or a BigInt where a number
 /// belongs), naming it; `what` names the object.
-fn check_keys(value: &JsValue, known: &[&str], what: &str) -> Result<(), JsValue> {
+pub(super) fn check_keys(value: &JsValue, known: &[&str], what: &str) -> Result<(), JsValue> {
     if !value.is_object() {
         return Err(type_error(format!("{what} must be an object, got {}", type_name(value))));
     }

@@ -121,6 +121,8 @@ pub(crate) fn class_for(
     if let Some(class) = classes.iter().filter_map(Weak::upgrade).find(|class| same(class)) {
         return Some(class);
     }
+    // Arc for sharing, not threads: on the web nothing is Send.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     let class = Arc::new(GroupClass { source, workgroup_size, max_workgroups, state: Mutex::new(ClassState::Unused) });
     classes.push(Arc::downgrade(&class));
     Some(class)
