@@ -108,6 +108,8 @@ mod spans;
 mod table;
 mod telemetry;
 mod tick;
+#[cfg(not(target_arch = "wasm32"))]
+mod timers;
 pub(crate) mod waiting;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
