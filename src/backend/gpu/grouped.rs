@@ -97,35 +97,38 @@ struct GroupBuffers {
 /// The classes of one device's kernels.
 pub(crate) type SharedClasses = Arc<Mutex<Vec<Weak<GroupClass>>>>;
 
-/// The class of a kernel launched from `definition` with this block size and grid cap, or
-/// `None` when it never groups (state, workgroup memory, `unfused`, or a handler the grouped
-/// harness cannot take).
-pub(crate) fn class_for(
-    ctx: &GpuContext,
-    definition: &crate::kernel::KernelDefinition,
-    shape: &crate::kernel::DispatchShape,
-    workgroup_size: u32,
-    max_workgroups: u32,
-) -> Option<Arc<GroupClass>> {
-    if shape.unfused || shape.workgroup_memory_bytes > 0 {
-        return None;
+impl GroupClass {
+    /// The class of a kernel launched from `definition` with this block size and grid cap, or
+    /// `None` when it never groups (state, workgroup memory, `unfused`, or a handler the grouped
+    /// harness cannot take).
+    pub(crate) fn for_kernel(
+        ctx: &GpuContext,
+        definition: &crate::kernel::KernelDefinition,
+        shape: &crate::kernel::DispatchShape,
+        workgroup_size: u32,
+        max_workgroups: u32,
+    ) -> Option<Arc<GroupClass>> {
+        if shape.unfused || shape.workgroup_memory_bytes > 0 {
+            return None;
+        }
+        let source = codegen::generate_grouped(definition).ok()?;
+        let mut classes = ctx.grouped.lock().unwrap_or_else(|p| p.into_inner());
+        classes.retain(|class| class.strong_count() > 0);
+        let same = |class: &GroupClass| {
+            class.workgroup_size == workgroup_size
+                && class.max_workgroups == max_workgroups
+                && class.source.source == source.source
+        };
+        if let Some(class) = classes.iter().filter_map(Weak::upgrade).find(|class| same(class)) {
+            return Some(class);
+        }
+        // Arc for sharing, not threads: on the web nothing is Send.
+        #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+        let class =
+            Arc::new(GroupClass { source, workgroup_size, max_workgroups, state: Mutex::new(ClassState::Unused) });
+        classes.push(Arc::downgrade(&class));
+        Some(class)
     }
-    let source = codegen::generate_grouped(definition).ok()?;
-    let mut classes = ctx.grouped.lock().unwrap_or_else(|p| p.into_inner());
-    classes.retain(|class| class.strong_count() > 0);
-    let same = |class: &GroupClass| {
-        class.workgroup_size == workgroup_size
-            && class.max_workgroups == max_workgroups
-            && class.source.source == source.source
-    };
-    if let Some(class) = classes.iter().filter_map(Weak::upgrade).find(|class| same(class)) {
-        return Some(class);
-    }
-    // Arc for sharing, not threads: on the web nothing is Send.
-    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-    let class = Arc::new(GroupClass { source, workgroup_size, max_workgroups, state: Mutex::new(ClassState::Unused) });
-    classes.push(Arc::downgrade(&class));
-    Some(class)
 }
 
 /// One grouped dispatch of a tick: its members (indices into the tick's dispatches, in table
@@ -248,6 +251,10 @@ pub(crate) fn plan(
     rings: &[&GpuKernel],
     free: &[bool],
 ) -> Vec<GroupRun> {
+    // A tick with one kernel (a lone round trip) has nothing to group: no bookkeeping for it.
+    if dispatches.len() < 2 {
+        return Vec::new();
+    }
     let mut fed = vec![false; dispatches.len()];
     for d in dispatches {
         if let Some((to, _)) = d.forward {
@@ -474,29 +481,16 @@ pub(crate) const MEMBER_OVERHEAD: u64 = ENTRY_SIZE;
 
 #[cfg(test)]
 mod tests {
+    use super::super::ring::wgsl_struct_fields;
     use super::*;
 
-    /// The WGSL mirror must list the same fields in the same order.
+    /// The WGSL mirrors must list the same fields in the same order.
     #[test]
-    fn group_entry_matches_wgsl() {
+    fn group_entry_and_table_match_wgsl() {
         let harness = include_str!("../../../shaders/harness/grouped.wgsl");
-        let body = harness.split("struct GroupEntry {").nth(1).unwrap().split('}').next().unwrap();
-        let fields: Vec<&str> = body
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with("//"))
-            .map(|l| l.split(':').next().unwrap())
-            .collect();
-        assert_eq!(fields, ["first", "count", "processed", "dropped"]);
+        assert_eq!(wgsl_struct_fields(harness, "GroupEntry"), ["first", "count", "processed", "dropped"]);
         assert_eq!(ENTRY_SIZE, 16);
-        let body = harness.split("struct GroupTable {").nth(1).unwrap().split('}').next().unwrap();
-        let fields: Vec<&str> = body
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with("//"))
-            .map(|l| l.split(':').next().unwrap())
-            .collect();
-        assert_eq!(fields, ["members", "total", "_reserved", "entries"]);
+        assert_eq!(wgsl_struct_fields(harness, "GroupTable"), ["members", "total", "_reserved", "entries"]);
         assert_eq!(HEADER_SIZE, 16);
     }
 }

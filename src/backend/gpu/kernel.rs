@@ -154,7 +154,7 @@ impl GpuKernel {
             fusable: !shape.unfused && shape.workgroup_memory_bytes == 0 && codegen::unfusable(definition).is_none(),
             serial: SERIALS.fetch_add(1, Ordering::Relaxed),
             fused: ctx.fused.clone(),
-            group: super::group_class(ctx, definition, shape, workgroup_size, max_workgroups),
+            group: super::GroupClass::for_kernel(ctx, definition, shape, workgroup_size, max_workgroups),
         })
     }
 

@@ -302,18 +302,6 @@ pub(crate) fn forget_fused(cache: &FusedCache, serial: u64) {
 /// Kernels that may share a grouped dispatch (see [`grouped`]).
 pub(crate) type GroupClass = grouped::GroupClass;
 
-/// The class of a kernel launched from `definition` with this shape, block size and grid cap,
-/// or `None` when it never groups (see [`grouped`]).
-pub(crate) fn group_class(
-    ctx: &GpuContext,
-    definition: &crate::kernel::KernelDefinition,
-    shape: &crate::kernel::DispatchShape,
-    workgroup_size: u32,
-    max_workgroups: u32,
-) -> Option<Arc<GroupClass>> {
-    grouped::class_for(ctx, definition, shape, workgroup_size, max_workgroups)
-}
-
 /// The lock on a device's error-scope stack (see `GpuContext::scopes`), shared with background
 /// compilations.
 pub(crate) type Scopes = Arc<futures_util::lock::Mutex<()>>;

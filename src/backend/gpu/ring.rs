@@ -75,6 +75,18 @@ pub fn ring_copy_pieces(from: u32, from_slots: u32, to: u32, to_slots: u32, coun
     pieces
 }
 
+/// The field names of WGSL struct `name` in `source`, in order (for the tests that check a Rust
+/// mirror against its shader).
+#[cfg(test)]
+pub(crate) fn wgsl_struct_fields<'a>(source: &'a str, name: &str) -> Vec<&'a str> {
+    let body = source.split(&format!("struct {name} {{")).nth(1).unwrap().split('}').next().unwrap();
+    body.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        .map(|l| l.split(':').next().unwrap())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,14 +113,7 @@ mod tests {
     #[test]
     fn ring_header_and_counters_match_wgsl() {
         let harness = include_str!("../../../shaders/harness/ring.wgsl");
-        let fields = |name: &str| -> Vec<String> {
-            let body = harness.split(&format!("struct {name} {{")).nth(1).unwrap().split('}').next().unwrap();
-            body.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with("//"))
-                .map(|l| l.split(':').next().unwrap().to_owned())
-                .collect()
-        };
+        let fields = |name: &str| wgsl_struct_fields(harness, name);
         assert_eq!(fields("RingInput"), ["head", "count", "capacity", "running", "messages"]);
         assert_eq!(
             fields("RingOutput"),
