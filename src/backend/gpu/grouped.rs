@@ -251,10 +251,6 @@ pub(crate) fn plan(
     rings: &[&GpuKernel],
     free: &[bool],
 ) -> Vec<GroupRun> {
-    // A tick with one kernel (a lone round trip) has nothing to group: no bookkeeping for it.
-    if dispatches.len() < 2 {
-        return Vec::new();
-    }
     let mut fed = vec![false; dispatches.len()];
     for d in dispatches {
         if let Some((to, _)) = d.forward {
