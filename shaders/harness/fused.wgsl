@@ -41,34 +41,28 @@ override RING_WORKGROUP_SIZE: u32 = {{WORKGROUP_SIZE}}u;
 @group(0) @binding(1) var<storage, read_write> output_ring: RingOutput;
 @group(0) @binding(2) var<storage, read> last_input: RingHeader;
 
-// As ring.wgsl's drain; message i is answered in the last stage's slot head+i (rings hold a
-// power of two of slots: a mask wraps). Every stage counts as if it had run alone.
+// As ring.wgsl's drain (and shaped as it is for software adapters); message i is answered in
+// the last stage's slot head+i (rings hold a power of two of slots: a mask wraps). Every stage
+// counts as if it had run alone.
 @compute @workgroup_size(RING_WORKGROUP_SIZE)
 fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    if (input_ring.running == 0u) {
-        return;
-    }
+    let running = input_ring.running != 0u;
     let capacity = input_ring.capacity;
-    let head = input_ring.head % capacity;
-    let pending = min(input_ring.count, capacity);
+    let pending = select(0u, min(input_ring.count, capacity), running);
+    let head = min(input_ring.head, capacity - 1u);
     let out_mask = last_input.capacity - 1u;
     let out_head = last_input.head;
     let stride = groups.x * RING_WORKGROUP_SIZE;
-    var processed = 0u;
     for (var i = gid.x; i < pending; i += stride) {
         let unwrapped = head + i;
         let slot = select(unwrapped, unwrapped - capacity, unwrapped >= capacity);
         output_ring.answers[(out_head + i) & out_mask] = fused_handle(input_ring.messages[slot]);
-        processed += 1u;
     }
-    let first = gid.x == 0u;
-    count_earlier_stages(first, processed);
-    if (first) {
+    if (gid.x == 0u && running) {
+        count_earlier_stages(pending);
         atomicAdd(&output_ring.counters.dispatches, 1u);
-    }
-    if (processed > 0u) {
-        let before = atomicAdd(&output_ring.counters.processed_lo, processed);
-        if (before + processed < before) {
+        let before = atomicAdd(&output_ring.counters.processed_lo, pending);
+        if (before + pending < before) {
             atomicAdd(&output_ring.counters.processed_hi, 1u);
         }
     }

@@ -2,14 +2,11 @@
 // only, and their update. src/codegen/fused.rs replaces {{STAGE}} and {{BINDING}}.
 @group(0) @binding({{BINDING}}) var<storage, read_write> stage{{STAGE}}_counters: RingCounters;
 
-fn count_stage{{STAGE}}(first: bool, processed: u32) {
-    if (first) {
-        atomicAdd(&stage{{STAGE}}_counters.dispatches, 1u);
-    }
-    if (processed > 0u) {
-        let before = atomicAdd(&stage{{STAGE}}_counters.processed_lo, processed);
-        if (before + processed < before) {
-            atomicAdd(&stage{{STAGE}}_counters.processed_hi, 1u);
-        }
+// Called once per dispatch, by invocation 0 (see fused.wgsl).
+fn count_stage{{STAGE}}(processed: u32) {
+    atomicAdd(&stage{{STAGE}}_counters.dispatches, 1u);
+    let before = atomicAdd(&stage{{STAGE}}_counters.processed_lo, processed);
+    if (before + processed < before) {
+        atomicAdd(&stage{{STAGE}}_counters.processed_hi, 1u);
     }
 }

@@ -139,9 +139,9 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
         let _ = writeln!(source, "    let a{next} = s{next}__handle({converted});");
     }
     let _ = write!(source, "    return a{};\n}}\n", stages.len() - 1);
-    source.push_str("fn count_earlier_stages(first: bool, processed: u32) {\n");
+    source.push_str("fn count_earlier_stages(processed: u32) {\n");
     for index in 0..stages.len() - 1 {
-        let _ = writeln!(source, "    count_stage{index}(first, processed);");
+        let _ = writeln!(source, "    count_stage{index}(processed);");
     }
     source.push_str("}\n");
     Ok(FusedShader { source, stages: spans })
