@@ -1,6 +1,6 @@
-//! Telemetry: counted on the GPU where the work happens (processed, dropped, dispatches, read
-//! back with every tick's answers) and on the host where it happens (sent,
-//! received, refused, queue depths, bytes moved, send→answer latency).
+//! Telemetry: counted on the GPU where the work happens (processed, dropped, read back with
+//! every tick's answers) and on the host where it happens (sent, received, refused, dispatches
+//! completed, queue depths, bytes moved, send→answer latency).
 //!
 //! Field names follow PyDotCompute's `KernelTelemetry` (messages, errors, throughput, uptime)
 //! and RingKernel's `KernelMetrics` (dispatches, bytes to and from the device, GPU memory,
@@ -42,7 +42,7 @@ pub struct KernelTelemetry {
     pub errors: u64,
     /// `errors` per processed message (0 when nothing was processed).
     pub error_rate: f64,
-    /// Dispatches of this kernel (GPU counter, one per tick that had work for it).
+    /// Dispatches of this kernel whose submission completed (one per tick that had work for it).
     pub dispatches: u64,
     /// Of those, the ones it ran fused with the other stages of its pipeline: one dispatch ran
     /// every fused stage on each message in turn (see `Runtime::connect`). A fused stage's other

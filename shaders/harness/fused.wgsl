@@ -20,14 +20,11 @@ struct RingHeader {
     running: u32,
 }
 
-// Keep in sync with `RingCounters` in src/queue.rs and ring.wgsl.
+// Keep in sync with `RingCounters` in src/backend/gpu/ring.rs and ring.wgsl.
 struct RingCounters {
-    processed_lo: atomic<u32>,
-    processed_hi: atomic<u32>,
-    dropped_lo: atomic<u32>,
-    dropped_hi: atomic<u32>,
-    dispatches: atomic<u32>,
-    _reserved: array<u32, 3>,
+    processed: atomic<u32>,
+    dropped: atomic<u32>,
+    _reserved: array<u32, 6>,
 }
 
 struct RingOutput {
@@ -46,9 +43,8 @@ override RING_WORKGROUP_SIZE: u32 = {{WORKGROUP_SIZE}}u;
 // counts as if it had run alone.
 @compute @workgroup_size(RING_WORKGROUP_SIZE)
 fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let running = input_ring.running != 0u;
     let capacity = input_ring.capacity;
-    let pending = select(0u, min(input_ring.count, capacity), running);
+    let pending = select(0u, min(input_ring.count, capacity), input_ring.running != 0u);
     let head = min(input_ring.head, capacity - 1u);
     let out_mask = last_input.capacity - 1u;
     let out_head = last_input.head;
@@ -58,12 +54,8 @@ fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         let slot = select(unwrapped, unwrapped - capacity, unwrapped >= capacity);
         output_ring.answers[(out_head + i) & out_mask] = fused_handle(input_ring.messages[slot]);
     }
-    if (gid.x == 0u && running) {
+    if (gid.x == 0u) {
         count_earlier_stages(pending);
-        atomicAdd(&output_ring.counters.dispatches, 1u);
-        let before = atomicAdd(&output_ring.counters.processed_lo, pending);
-        if (before + pending < before) {
-            atomicAdd(&output_ring.counters.processed_hi, 1u);
-        }
+        atomicAdd(&output_ring.counters.processed, pending);
     }
 }

@@ -4,9 +4,5 @@
 
 // Called once per dispatch, by invocation 0 (see fused.wgsl).
 fn count_stage{{STAGE}}(processed: u32) {
-    atomicAdd(&stage{{STAGE}}_counters.dispatches, 1u);
-    let before = atomicAdd(&stage{{STAGE}}_counters.processed_lo, processed);
-    if (before + processed < before) {
-        atomicAdd(&stage{{STAGE}}_counters.processed_hi, 1u);
-    }
+    atomicAdd(&stage{{STAGE}}_counters.processed, processed);
 }

@@ -161,7 +161,7 @@ impl Execute for GpuContext {
                     if let Some(results) = &d.grouped {
                         return Outcome { bytes_to_device: d.written, ..results.outcome(bytes, d.pending) };
                     }
-                    let (processed, dropped, dispatched) = d.tally.advance(&region.counters(bytes));
+                    let (processed, dropped) = d.tally.advance(&region.counters(bytes));
                     // A dispatch answers all it was given or (if it did not run) nothing.
                     let answered = processed.min(d.pending as u64) as u32;
                     let answers = region.answers(bytes, answered);
@@ -172,7 +172,9 @@ impl Execute for GpuContext {
                         kept,
                         processed,
                         dropped,
-                        dispatches: dispatched,
+                        // Its dispatch (or, fused, its share of one) ran: the submission that
+                        // held it has completed.
+                        dispatches: 1,
                         checkpoint: region.state(bytes),
                         bytes_to_device: d.written,
                         bytes_from_device: RingCounters::SIZE

@@ -2,7 +2,7 @@
 //! kept flags of handlers that may drop, its state array, pipeline and bind group, all created
 //! once at launch and dropped at terminate.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::ring::{RingCounters, RingHeader};
@@ -48,25 +48,21 @@ impl Drop for GpuKernel {
 
 static SERIALS: AtomicU64 = AtomicU64::new(1);
 
-/// A kernel's GPU counters as last read back. The counters only grow on one device (a
-/// relaunched kernel starts from zero with a new tally).
+/// A kernel's GPU counters as last read back (a relaunched kernel starts from zero with a new
+/// tally).
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
-    processed: AtomicU64,
-    dropped: AtomicU64,
-    dispatches: AtomicU64,
+    processed: AtomicU32,
+    dropped: AtomicU32,
 }
 
 impl Tally {
     /// Records the counters just read back; returns what they added since the last reading
-    /// (processed, dropped, dispatches).
-    pub fn advance(&self, counters: &RingCounters) -> (u64, u64, u64) {
-        let step = |seen: &AtomicU64, now: u64| now.saturating_sub(seen.swap(now, Ordering::Relaxed));
-        (
-            step(&self.processed, counters.processed()),
-            step(&self.dropped, counters.dropped()),
-            step(&self.dispatches, counters.dispatches as u64),
-        )
+    /// (processed, dropped). They are read after every dispatch that can change them, each
+    /// adding less than 2^32, so the wrapping difference is exact.
+    pub fn advance(&self, counters: &RingCounters) -> (u64, u64) {
+        let step = |seen: &AtomicU32, now: u32| now.wrapping_sub(seen.swap(now, Ordering::Relaxed)) as u64;
+        (step(&self.processed, counters.processed), step(&self.dropped, counters.dropped))
     }
 }
 

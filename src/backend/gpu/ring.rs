@@ -18,16 +18,15 @@ pub struct RingHeader {
 }
 
 /// The GPU-written counters in front of a kernel's output ring, mirrored from `RingOutput` in
-/// `shaders/harness/ring.wgsl`; they come back in the same copy as the answers.
+/// `shaders/harness/ring.wgsl`; they come back in the same copy as the answers. 32 bits that
+/// wrap: read back after every dispatch, whose count is below a ring's, two readings differ
+/// by exactly what the dispatch added (the kernel's tally keeps the last reading).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct RingCounters {
-    pub processed_lo: u32,
-    pub processed_hi: u32,
-    pub dropped_lo: u32,
-    pub dropped_hi: u32,
-    pub dispatches: u32,
-    pub _reserved: [u32; 3],
+    pub processed: u32,
+    pub dropped: u32,
+    pub _reserved: [u32; 6],
 }
 
 const _: () = assert!(std::mem::size_of::<RingHeader>() == 16);
@@ -42,13 +41,6 @@ impl RingHeader {
 impl RingCounters {
     /// Bytes before the first answer (a multiple of every message alignment).
     pub const SIZE: u64 = std::mem::size_of::<RingCounters>() as u64;
-
-    pub fn processed(&self) -> u64 {
-        (self.processed_hi as u64) << 32 | self.processed_lo as u64
-    }
-    pub fn dropped(&self) -> u64 {
-        (self.dropped_hi as u64) << 32 | self.dropped_lo as u64
-    }
 }
 
 /// The contiguous slot ranges that `count` messages starting at free-running index `start`
@@ -117,7 +109,7 @@ mod tests {
         assert_eq!(fields("RingInput"), ["head", "count", "capacity", "running", "messages"]);
         assert_eq!(
             fields("RingOutput"),
-            ["processed_lo", "processed_hi", "dropped_lo", "dropped_hi", "dispatches", "_reserved", "answers"]
+            ["processed", "dropped", "_reserved", "answers"]
         );
     }
 }
