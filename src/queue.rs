@@ -156,7 +156,13 @@ impl PackedQueue {
     /// Removes up to `max` waiting messages from the front as values of `T`, copied straight
     /// into the returned vector. `T` must divide the message size (checked by the caller).
     pub fn pop_many_as<T: Pod>(&mut self, max: usize) -> Vec<T> {
-        let popped = bytemuck::pod_collect_to_vec(self.front(max));
+        let front = self.front(max);
+        // Aligned for `T` (as allocations and strides make it), one copy; otherwise a zeroed
+        // vector and a copy into it.
+        let popped = match bytemuck::try_cast_slice::<u8, T>(front) {
+            Ok(values) => values.to_vec(),
+            Err(_) => bytemuck::pod_collect_to_vec(front),
+        };
         self.discard(max);
         popped
     }
