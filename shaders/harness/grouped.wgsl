@@ -11,10 +11,11 @@
 // The host packs each member's messages back to back (member m's from `first` on) and writes
 // the table in front of the dispatch. Invocations stride over all the group's messages as
 // ring.wgsl's do over one kernel's, so sixteen members with one message each take one
-// workgroup, as one kernel with sixteen would; an invocation finds a slot's member by binary
-// search over the table. Slot i answers slot i, so each member's order holds. The counters are
-// the tick's own (the host zeroes them): a member's cumulative counters in its own output ring
-// are left as they were.
+// workgroup, as one kernel with sixteen would. Slot i answers slot i, so each member's order
+// holds. The counters are the tick's own (the host zeroes them): a member's cumulative counters
+// in its own output ring are left as they were. As in ring.wgsl, invocation 0 counts the whole
+// dispatch once (every slot under `total` is taken by construction), and only a message that
+// was dropped looks up its member (a binary search over the table) to count it there.
 
 struct RingInput {
     messages: array<{{IN}}>,
@@ -29,8 +30,8 @@ struct GroupEntry {
     // Slot of the member's first message (and answer) in the group's buffers.
     first: u32,
     count: u32,
-    processed: atomic<u32>,
     dropped: atomic<u32>,
+    _reserved: u32,
 }
 
 // Keep in sync with `GroupHeader` in src/backend/gpu/grouped.rs.
@@ -38,7 +39,9 @@ struct GroupTable {
     members: u32,
     // Messages of all members together.
     total: u32,
-    _reserved: vec2<u32>,
+    // What the dispatch processed: `total`, once it has run.
+    processed: atomic<u32>,
+    _reserved: u32,
     entries: array<GroupEntry>,
 }
 
@@ -64,36 +67,16 @@ fn group_member(slot: u32) -> u32 {
     return low;
 }
 
-// Adds one invocation's run of work for `member` to its counters (a tick's count fits a ring,
-// so 32 bits hold it).
-fn group_count(member: u32, processed: u32, dropped: u32) {
-    if (processed > 0u) {
-        atomicAdd(&group_table.entries[member].processed, processed);
-    }
-    if (dropped > 0u) {
-        atomicAdd(&group_table.entries[member].dropped, dropped);
-    }
-}
-
 @compute @workgroup_size(RING_WORKGROUP_SIZE)
 fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let total = group_table.total;
     let stride = groups.x * RING_WORKGROUP_SIZE;
-    var member = 0u;
-    var processed = 0u;
-    var dropped = 0u;
     for (var slot = gid.x; slot < total; slot += stride) {
-        let owner = group_member(slot);
-        if (owner != member) {
-            group_count(member, processed, dropped);
-            member = owner;
-            processed = 0u;
-            dropped = 0u;
-        }
         if (!ring_answer(slot)) {
-            dropped += 1u;
+            atomicAdd(&group_table.entries[group_member(slot)].dropped, 1u);
         }
-        processed += 1u;
     }
-    group_count(member, processed, dropped);
+    if (gid.x == 0u) {
+        atomicAdd(&group_table.processed, total);
+    }
 }

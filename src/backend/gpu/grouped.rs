@@ -7,8 +7,8 @@
 //! The group packs its members' messages back to back into buffers of its own (one
 //! `writeBuffer` for all of them, one for the table saying where each member's lie), the
 //! dispatch's invocations stride over all of them (sixteen kernels with a message each take one
-//! workgroup, as one kernel with sixteen messages would), and the table (each member's processed and dropped counts), the answers and the kept flags come back
-//! in one copy each. A member's own rings are not touched: its input stays queued on the host
+//! workgroup, as one kernel with sixteen messages would), and the table (what the dispatch processed, each member's dropped count), the answers and
+//! the kept flags come back in one copy each. A member's own rings are not touched: its input stays queued on the host
 //! until answered, as always, so device loss, migration and recovery see nothing new.
 //!
 //! Who groups: kernels on the GPU with no state, no workgroup memory and not launched
@@ -39,23 +39,25 @@ pub(crate) const MAX_MEMBERS: usize = 256;
 pub(crate) const MAX_MEMBER_BATCH: u32 = 1024;
 
 /// One member's row of the group table, mirrored from `GroupEntry` in
-/// `shaders/harness/grouped.wgsl`: where its messages lie, and what the dispatch counted.
+/// `shaders/harness/grouped.wgsl`: where its messages lie, and how many of them it dropped.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Pod, Zeroable)]
 pub(crate) struct GroupEntry {
     pub first: u32,
     pub count: u32,
-    pub processed: u32,
     pub dropped: u32,
+    pub _reserved: u32,
 }
 
-/// The table's header, mirrored from `GroupTable` in `shaders/harness/grouped.wgsl`.
+/// The table's header, mirrored from `GroupTable` in `shaders/harness/grouped.wgsl`: the
+/// dispatch sets `processed` to `total` when it runs.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Pod, Zeroable)]
 pub(crate) struct GroupHeader {
     pub members: u32,
     pub total: u32,
-    pub _reserved: [u32; 2],
+    pub processed: u32,
+    pub _reserved: u32,
 }
 
 const ENTRY_SIZE: u64 = std::mem::size_of::<GroupEntry>() as u64;
@@ -150,6 +152,7 @@ pub(crate) struct GroupRun {
 /// Where one member's results lie in the tick's readback buffer.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MemberResults {
+    pub header_at: u64,
     pub entry_at: u64,
     pub answers_at: u64,
     pub stride: u64,
@@ -159,15 +162,17 @@ pub(crate) struct MemberResults {
 impl MemberResults {
     /// The member's outcome from the mapped readback `bytes`, out of `pending` messages.
     pub fn outcome<'a>(&self, bytes: &'a [u8], pending: u32) -> crate::backend::Outcome<'a> {
+        let header: GroupHeader = bytemuck::pod_read_unaligned(slice(bytes, self.header_at, HEADER_SIZE));
         let entry: GroupEntry = bytemuck::pod_read_unaligned(slice(bytes, self.entry_at, ENTRY_SIZE));
-        let answered = entry.processed.min(pending);
+        // The dispatch answers all it was given or (if it did not run) nothing.
+        let answered = if header.processed == header.total { pending } else { 0 };
         let answers = slice(bytes, self.answers_at, answered as u64 * self.stride);
         let kept = self.kept_at.map(|at| slice(bytes, at, 4 * answered as u64));
         crate::backend::Outcome {
             answered,
             answers,
             kept,
-            processed: entry.processed as u64,
+            processed: answered as u64,
             dropped: entry.dropped as u64,
             dispatches: 1,
             bytes_from_device: ENTRY_SIZE + answers.len() as u64 + kept.map_or(0, |k| k.len() as u64),
@@ -220,6 +225,7 @@ impl GroupRun {
             .iter()
             .enumerate()
             .map(|(m, &first)| MemberResults {
+                header_at: at,
                 entry_at: at + HEADER_SIZE + ENTRY_SIZE * m as u64,
                 answers_at: answers_at + first as u64 * self.output_stride,
                 stride: self.output_stride,
@@ -324,12 +330,12 @@ fn ready_run(
     let compute = pipeline.pipeline.clone();
     let buffers = pipeline.reserve(ctx, input_bytes, output_bytes, drops.then_some(4 * total as u64), members.len());
 
-    let header = GroupHeader { members: members.len() as u32, total, _reserved: [0; 2] };
+    let header = GroupHeader { members: members.len() as u32, total, processed: 0, _reserved: 0 };
     let entries = members.iter().zip(&firsts).map(|(&i, &first)| GroupEntry {
         first,
         count: dispatches[i].pending,
-        processed: 0,
         dropped: 0,
+        _reserved: 0,
     });
     let mut table: Vec<u8> = bytemuck::bytes_of(&header).to_vec();
     for entry in entries {
@@ -484,9 +490,9 @@ mod tests {
     #[test]
     fn group_entry_and_table_match_wgsl() {
         let harness = include_str!("../../../shaders/harness/grouped.wgsl");
-        assert_eq!(wgsl_struct_fields(harness, "GroupEntry"), ["first", "count", "processed", "dropped"]);
+        assert_eq!(wgsl_struct_fields(harness, "GroupEntry"), ["first", "count", "dropped", "_reserved"]);
         assert_eq!(ENTRY_SIZE, 16);
-        assert_eq!(wgsl_struct_fields(harness, "GroupTable"), ["members", "total", "_reserved", "entries"]);
+        assert_eq!(wgsl_struct_fields(harness, "GroupTable"), ["members", "total", "processed", "_reserved", "entries"]);
         assert_eq!(HEADER_SIZE, 16);
     }
 }
