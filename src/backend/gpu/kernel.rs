@@ -413,3 +413,19 @@ pub(super) fn drain_pipeline(
     });
     (drain, bind_group_layout)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The GPU's 32-bit counters wrap; what each reading adds stays exact across the wrap.
+    #[test]
+    fn tally_steps_across_the_counters_wrap() {
+        let tally = Tally::default();
+        let reading = |processed: u32, dropped: u32| RingCounters { processed, dropped, ..Default::default() };
+        assert_eq!(tally.advance(&reading(4_294_967_000, 7)), (4_294_967_000, 7));
+        assert_eq!(tally.advance(&reading(200, 7)), (496, 0), "296 to the wrap, then 200");
+        assert_eq!(tally.advance(&reading(200, u32::MAX)), (0, u32::MAX as u64 - 7));
+        assert_eq!(tally.advance(&reading(1_000, 3)), (800, 4));
+    }
+}
