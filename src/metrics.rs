@@ -68,7 +68,7 @@ const KERNEL_FAMILIES: &[Family] = &[
     },
     Family {
         name: "ringkernel_dispatches_total",
-        help: "Dispatches of the kernel (counted on the GPU).",
+        help: "Dispatches of the kernel whose submission completed.",
         kind: "counter",
         value: |k| k.dispatches as f64,
     },
