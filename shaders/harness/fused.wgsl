@@ -1,7 +1,9 @@
 // Fused pipeline: runs every stage of a chain of connected kernels on each message in turn and
 // writes only the last stage's answer (src/codegen/fused.rs fills it in; see there).
 // Bindings: 0 the first stage's input ring (read), 1 the last stage's output ring, 2 the last
-// stage's input ring (read, its header only); fused_stage.wgsl: 3.. earlier stages' counters.
+// stage's input ring (read, its header only). Only the last stage's counters are kept here:
+// every message runs every stage (fused handlers never drop), so the host counts each earlier
+// stage's processed messages as the last stage's.
 
 // Keep in sync with `RingHeader` in src/queue.rs and ring.wgsl.
 struct RingInput {
@@ -39,8 +41,7 @@ override RING_WORKGROUP_SIZE: u32 = {{WORKGROUP_SIZE}}u;
 @group(0) @binding(2) var<storage, read> last_input: RingHeader;
 
 // As ring.wgsl's drain (and shaped as it is for software adapters); message i is answered in
-// the last stage's slot head+i (rings hold a power of two of slots: a mask wraps). Every stage
-// counts as if it had run alone.
+// the last stage's slot head+i (rings hold a power of two of slots: a mask wraps).
 @compute @workgroup_size(RING_WORKGROUP_SIZE)
 fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let capacity = input_ring.capacity;
@@ -55,7 +56,6 @@ fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         output_ring.answers[(out_head + i) & out_mask] = fused_handle(input_ring.messages[slot]);
     }
     if (gid.x == 0u) {
-        count_earlier_stages(pending);
         atomicAdd(&output_ring.counters.processed, pending);
     }
 }

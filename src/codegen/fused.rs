@@ -19,10 +19,9 @@ use crate::kernel::KernelDefinition;
 use crate::message::{FieldType, MessageLayout};
 
 const FUSED: &str = include_str!(concat!(env!("OUT_DIR"), "/harness/fused.wgsl"));
-const FUSED_STAGE: &str = include_str!(concat!(env!("OUT_DIR"), "/harness/fused_stage.wgsl"));
 
-/// Most stages one fused module runs: WebGPU guarantees 8 storage buffers per shader stage, and
-/// the module binds 3 plus one per stage before the last.
+/// Most stages one fused module runs (a longer chain fuses in runs of this many), which bounds
+/// one module's size and compile time; the module binds 3 buffers whatever its length.
 pub const MAX_FUSED_STAGES: usize = 6;
 
 /// A fused module and where each stage's handler lies in it.
@@ -116,11 +115,6 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
             .replace("{{OUT}}", &format!("s{}__{}", stages.len() - 1, last.output.name()))
             .replace("{{WORKGROUP_SIZE}}", &workgroup_size.to_string()),
     );
-    for index in 0..stages.len() - 1 {
-        source.push_str(
-            &FUSED_STAGE.replace("{{STAGE}}", &index.to_string()).replace("{{BINDING}}", &(3 + index).to_string()),
-        );
-    }
     // Generated glue: each stage's handle on the one before's answer, rebuilt as its own input
     // type field by field (the layouts match byte for byte; names may differ).
     let _ = write!(
@@ -139,11 +133,6 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
         let _ = writeln!(source, "    let a{next} = s{next}__handle({converted});");
     }
     let _ = write!(source, "    return a{};\n}}\n", stages.len() - 1);
-    source.push_str("fn count_earlier_stages(processed: u32) {\n");
-    for index in 0..stages.len() - 1 {
-        let _ = writeln!(source, "    count_stage{index}(processed);");
-    }
-    source.push_str("}\n");
     Ok(FusedShader { source, stages: spans })
 }
 

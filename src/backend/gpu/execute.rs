@@ -29,6 +29,9 @@ struct Submission {
     tally: Arc<Tally>,
     written: u64,
     fused: bool,
+    /// For a fused stage before the last: the last stage's submission, whose counters count
+    /// for it (every message runs every stage; its own counters are neither kept nor copied).
+    counted_by: Option<usize>,
     /// Where its results lie when it ran in a grouped dispatch.
     grouped: Option<MemberResults>,
 }
@@ -106,8 +109,15 @@ impl Execute for GpuContext {
                 tally: ring.tally.clone(),
                 written,
                 fused,
+                counted_by: None,
                 grouped: None,
             });
+        }
+        for run in &runs {
+            let (&last, earlier) = run.stages.split_last().expect("a fused run has stages");
+            for &stage in earlier {
+                submissions[stage].counted_by = Some(last);
+            }
         }
         let group_blocks: Vec<u64> = groups.iter().map(|group| layout.push_block(group.readback_size())).collect();
         let readback = self.readback.lock().unwrap_or_else(|p| p.into_inner()).reserve(self, layout.size());
@@ -119,8 +129,10 @@ impl Execute for GpuContext {
                 submissions[member].grouped = Some(results);
             }
         }
-        for (((d, ring), region), role) in dispatches.iter().zip(&rings).zip(layout.regions()).zip(&roles) {
-            if matches!(role, Role::Grouped(_)) {
+        for ((((d, ring), region), role), submission) in
+            dispatches.iter().zip(&rings).zip(layout.regions()).zip(&roles).zip(&submissions)
+        {
+            if matches!(role, Role::Grouped(_)) || submission.counted_by.is_some() {
                 continue;
             }
             // Starting at slot 0, the answers lie right behind the counters: one copy for both.
@@ -153,15 +165,29 @@ impl Execute for GpuContext {
     async fn complete<R>(&self, submitted: Submitted, deliver: impl FnOnce(&[Outcome<'_>]) -> R) -> Result<R> {
         let Submitted { readback, layout, dispatches } = submitted;
         read_back_with(self, &readback, layout.size(), |bytes| {
-            let outcomes: Vec<Outcome<'_>> = layout
-                .regions()
+            let regions = layout.regions();
+            // What each dispatch's own counters added; the earlier stages of a fused run take
+            // their last stage's (read first, whatever the order).
+            let counted: Vec<(u64, u64)> = regions
                 .iter()
                 .zip(&dispatches)
-                .map(|(region, d)| {
+                .map(|(region, d)| match (&d.grouped, d.counted_by) {
+                    (None, None) => d.tally.advance(&region.counters(bytes)),
+                    _ => (0, 0),
+                })
+                .collect();
+            let outcomes: Vec<Outcome<'_>> = regions
+                .iter()
+                .zip(&dispatches)
+                .enumerate()
+                .map(|(i, (region, d))| {
                     if let Some(results) = &d.grouped {
                         return Outcome { bytes_to_device: d.written, ..results.outcome(bytes, d.pending) };
                     }
-                    let (processed, dropped) = d.tally.advance(&region.counters(bytes));
+                    let (processed, dropped) = match d.counted_by {
+                        Some(last) => (counted[last].0, 0),
+                        None => counted[i],
+                    };
                     // A dispatch answers all it was given or (if it did not run) nothing.
                     let answered = processed.min(d.pending as u64) as u32;
                     let answers = region.answers(bytes, answered);
@@ -177,7 +203,7 @@ impl Execute for GpuContext {
                         dispatches: 1,
                         checkpoint: region.state(bytes),
                         bytes_to_device: d.written,
-                        bytes_from_device: RingCounters::SIZE
+                        bytes_from_device: if d.counted_by.is_some() { 0 } else { RingCounters::SIZE }
                             + answers.len() as u64
                             + kept.map_or(0, |k| k.len() as u64),
                         fused: d.fused,

@@ -166,8 +166,7 @@ fn ready_run(
 /// output and input rings, then every earlier stage's output ring (its counters).
 fn bind_group(device: &wgpu::Device, layout: &wgpu::BindGroupLayout, rings: &[&GpuKernel]) -> wgpu::BindGroup {
     let last = rings[rings.len() - 1];
-    let mut buffers: Vec<&wgpu::Buffer> = vec![&rings[0].input_ring, &last.output_ring, &last.input_ring];
-    buffers.extend(rings[..rings.len() - 1].iter().map(|ring| &*ring.output_ring));
+    let buffers: [&wgpu::Buffer; 3] = [&rings[0].input_ring, &last.output_ring, &last.input_ring];
     let entries: Vec<wgpu::BindGroupEntry> = buffers
         .iter()
         .enumerate()
@@ -186,7 +185,7 @@ fn compile_in_background(ctx: &GpuContext, key: PipelineKey, definitions: Vec<Ar
     let shader = codegen::generate_fused(&stages, workgroup_size);
     crate::platform::spawn_detached(move || async move {
         let compiled = match shader {
-            Ok(shader) => compile(&device, scopes, &shader, definitions.len(), workgroup_size).await,
+            Ok(shader) => compile(&device, scopes, &shader, workgroup_size).await,
             Err(error) => Err(error),
         };
         let slot = match compiled {
@@ -205,13 +204,12 @@ async fn compile(
     device: &wgpu::Device,
     scopes: super::Scopes,
     shader: &FusedShader,
-    stages: usize,
     workgroup_size: u32,
 ) -> Result<FusedPipeline> {
     #[cfg(not(target_arch = "wasm32"))]
     codegen::check_fused(shader)?;
     // Read-only: the first stage's input ring (0) and the last stage's header (2).
-    let bindings: Vec<(u32, bool)> = (0..3 + stages as u32 - 1).map(|b| (b, b == 0 || b == 2)).collect();
+    let bindings = [(0, true), (1, false), (2, true)];
     let (pipeline, layout) = compile_drain(device, scopes, "fused pipeline", &shader.source, &bindings, workgroup_size)
         .await
         .map_err(|(message, at)| shader.compile_error(&message, at))?;
