@@ -3,7 +3,8 @@
 //! kernels' answers copied ring to ring between passes; every kernel's counters, answers and
 //! state copied into one readback buffer; one submit and one `mapAsync` for all of them. A chain
 //! of connected kernels that fuses ([`super::fused`]) is one dispatch in the pass of its first
-//! stage, with no copies between its stages. Kernels of one handler with small batches may run
+//! stage, with no copies between its stages; only its last stage's counters come back, and
+//! count for every stage. Kernels of one handler with small batches may run
 //! as one grouped dispatch ([`super::grouped`]), their results copied back once for the group.
 
 use std::sync::Arc;

@@ -1,8 +1,9 @@
 //! Fused pipelines on the GPU: a chain of connected kernels that a tick plans back to back (each
 //! stage fed only by the one before, every stage active and able to fuse) runs as one dispatch
 //! of one module ([`codegen::generate_fused`]) instead of one dispatch per stage with ring-to-ring
-//! copies between passes. Everything else about the tick stays: each stage's counters come back
-//! and are delivered as if it had run alone, and the last stage's answers land in its own ring.
+//! copies between passes. Everything else about the tick stays: each stage is delivered as if it
+//! had run alone (the earlier stages with the last stage's count, as every message runs every
+//! stage), and the last stage's answers land in its own ring.
 //!
 //! Modules are compiled off the hot path (natively on a helper thread, on the web as a task of
 //! the event loop) and cached per device by the chain's definitions and block size; until one is
@@ -163,7 +164,7 @@ fn ready_run(
 }
 
 /// Bindings as in shaders/harness/fused.wgsl: the first stage's input ring, the last stage's
-/// output and input rings, then every earlier stage's output ring (its counters).
+/// output and input rings.
 fn bind_group(device: &wgpu::Device, layout: &wgpu::BindGroupLayout, rings: &[&GpuKernel]) -> wgpu::BindGroup {
     let last = rings[rings.len() - 1];
     let buffers: [&wgpu::Buffer; 3] = [&rings[0].input_ring, &last.output_ring, &last.input_ring];
