@@ -492,7 +492,10 @@ mod tests {
         let harness = include_str!("../../../shaders/harness/grouped.wgsl");
         assert_eq!(wgsl_struct_fields(harness, "GroupEntry"), ["first", "count", "dropped", "_reserved"]);
         assert_eq!(ENTRY_SIZE, 16);
-        assert_eq!(wgsl_struct_fields(harness, "GroupTable"), ["members", "total", "processed", "_reserved", "entries"]);
+        assert_eq!(
+            wgsl_struct_fields(harness, "GroupTable"),
+            ["members", "total", "processed", "_reserved", "entries"]
+        );
         assert_eq!(HEADER_SIZE, 16);
     }
 }

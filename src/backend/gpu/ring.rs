@@ -107,9 +107,6 @@ mod tests {
         let harness = include_str!("../../../shaders/harness/ring.wgsl");
         let fields = |name: &str| wgsl_struct_fields(harness, name);
         assert_eq!(fields("RingInput"), ["head", "count", "capacity", "running", "messages"]);
-        assert_eq!(
-            fields("RingOutput"),
-            ["processed", "dropped", "_reserved", "answers"]
-        );
+        assert_eq!(fields("RingOutput"), ["processed", "dropped", "_reserved", "answers"]);
     }
 }
