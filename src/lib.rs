@@ -108,7 +108,6 @@ mod spans;
 mod table;
 mod telemetry;
 mod tick;
-#[cfg(not(target_arch = "wasm32"))]
 mod timers;
 pub(crate) mod waiting;
 #[cfg(target_arch = "wasm32")]

@@ -78,14 +78,10 @@ pub fn spawn_detached<F: Future<Output = ()> + 'static>(work: impl FnOnce() -> F
     wasm_bindgen_futures::spawn_local(work());
 }
 
-/// Resolves after `ms` milliseconds without blocking (setTimeout on the web, the timer thread
-/// of [`crate::timers`] natively).
+/// Resolves after `ms` milliseconds without blocking, on [`crate::timers`]' one alarm (a timer
+/// thread natively, one `setTimeout` on the web). An infinite `ms` never resolves.
 pub fn sleep_ms(ms: f64) -> impl Future<Output = ()> + Unpin {
-    let duration = Duration::from_secs_f64(ms.max(0.0) / 1000.0);
-    #[cfg(not(target_arch = "wasm32"))]
-    return crate::timers::sleep(duration);
-    #[cfg(target_arch = "wasm32")]
-    futures_timer::Delay::new(duration)
+    crate::timers::sleep(Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).unwrap_or(Duration::MAX))
 }
 
 /// Gives the page's event loop a turn (a task of its own) between host-handler ticks, so a

@@ -79,6 +79,44 @@ test("init() with no argument loads the wasm next to the package in Node", async
   assert.deepEqual(findings(result), { memory: true, same: true, answer: { result: 42 } });
 });
 
+// Timeouts share one `setTimeout` for the earliest deadline, left pending when a wait ends early
+// (src/timers.rs): it must hold Node open while a wait needs it and never after.
+test("a pending timeout holds Node open until it fires, and ended waits never hold it", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true });
+    const Echo = defineMessage("Echo", { value: "i32" });
+    const quiet = await runtime.launch("quiet", { input: Echo, output: Echo, handler: (m) => m }, { autoActivate: true });
+    // Ten-minute deadlines that end at once: the alarm is set for the first of them.
+    const answers = [];
+    for (let i = 0; i < 20; i++) answers.push((await doubler.call({ value: i }, { timeout: 600000 })).result);
+    // Nothing else is pending: only the alarm, moved earlier, keeps the process alive for this.
+    const timedOut = async (timeout) => {
+      const started = performance.now();
+      const outcome = await quiet.receive({ timeout }).then(() => "answered", (e) => e.name);
+      return [outcome, Math.round(performance.now() - started)];
+    };
+    const sooner = await timedOut(300);
+    // A wait later than the alarm (set for the 2 s call, which ended) makes it hold on again.
+    await doubler.call({ value: 50 }, { timeout: 2000 });
+    const later = await timedOut(2500);
+    await doubler.call({ value: 51 }, { timeout: 600000 });
+    await runtime.dispose();
+    const exiting = performance.now();
+    process.on("exit", () => console.log(JSON.stringify({ answers, sooner, later, exitAfter: Math.round(performance.now() - exiting) })));
+  `);
+  assertExited(result);
+  const { answers, sooner, later, exitAfter } = findings(result);
+  assert.deepEqual(answers, Array.from({ length: 20 }, (_, i) => 2 * i));
+  assert.equal(sooner[0], "TimeoutError");
+  assert.ok(sooner[1] >= 290 && sooner[1] < 60_000, `the 300 ms wait took ${sooner[1]} ms`);
+  assert.equal(later[0], "TimeoutError");
+  assert.ok(later[1] >= 2490 && later[1] < 60_000, `the 2500 ms wait took ${later[1]} ms`);
+  assert.ok(exitAfter < 60_000, `the process exited ${exitAfter} ms after its last line: a ten-minute alarm held it`);
+});
+
 test("without WebGPU, create() rejects with BackendUnavailableError saying how to get it in Node", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, BackendUnavailableError } from "ringkernel-web";
