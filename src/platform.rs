@@ -108,6 +108,17 @@ pub async fn yield_to_event_loop() {
     }
 }
 
+/// The wgpu label of an object made every tick: natively `Some(label)`, for validation errors;
+/// on the web `None`, since each label there is a string made in JavaScript (three a tick: the
+/// encoder, its pass and its command buffer, about 3 µs of a one-message round trip).
+pub const fn hot_label(label: &'static str) -> Option<&'static str> {
+    if cfg!(target_arch = "wasm32") {
+        None
+    } else {
+        Some(label)
+    }
+}
+
 /// Lets wgpu deliver `map_async` callbacks. Natively this blocks the tick loop thread until the GPU
 /// is done; in the browser the event loop delivers them, so it does nothing.
 pub fn drive_gpu(device: &wgpu::Device) {

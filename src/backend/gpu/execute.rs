@@ -17,6 +17,10 @@ use super::ring::{ring_copy_pieces, ring_segments, RingCounters, RingHeader};
 use super::GpuContext;
 use crate::backend::{Dispatch, Execute, KernelExec, Outcome, Routing};
 use crate::error::Result;
+use crate::platform;
+
+/// The label of each tick's encoder and pass (see [`platform::hot_label`]).
+const TICK_LABEL: Option<&str> = platform::hot_label("ring tick");
 
 /// A tick on the GPU: its readback buffer and layout, and per dispatch what delivery needs.
 pub(crate) struct Submitted {
@@ -122,8 +126,7 @@ impl Execute for GpuContext {
         }
         let group_blocks: Vec<u64> = groups.iter().map(|group| layout.push_block(group.readback_size())).collect();
         let readback = self.readback.lock().unwrap_or_else(|p| p.into_inner()).reserve(self, layout.size());
-        let mut encoder =
-            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ring tick") });
+        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: TICK_LABEL });
         encode_stages(&mut encoder, dispatches, &rings, &roles, &runs, &groups);
         for (group, &at) in groups.iter().zip(&group_blocks) {
             for (&member, results) in group.members.iter().zip(group.copy_back(&mut encoder, &readback, at)) {
@@ -240,8 +243,8 @@ fn encode_stages(
                 .map(|((d, r), role)| (d, r, *role))
         };
         if stage().any(|(_, _, role)| !matches!(role, Role::Follows { .. })) {
-            let mut pass = encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ring tick"), timestamp_writes: None });
+            let mut pass =
+                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: TICK_LABEL, timestamp_writes: None });
             if level == 0 {
                 // Group members are all first stages.
                 for group in groups {
