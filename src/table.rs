@@ -12,7 +12,7 @@
 //! | its circuit breaker, when enabled | [`Breaker`] | `circuit` (fed by the runtime and the tick) |
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -284,6 +284,9 @@ pub(crate) struct Shared {
     table: Mutex<Table>,
     /// Wakes the tick loops: new input, a state change, queue room freed, or a lost device.
     pub wake: Arc<Event>,
+    /// How many times [`Shared::wake`] was called: the tick loop watches it to let a burst of
+    /// sends finish arriving before it plans (see [`crate::platform::settle`]).
+    wakes: AtomicUsize,
     shutdown: AtomicBool,
     pub created_at_ms: f64,
     /// GPU buffers held, across every device this runtime has had.
@@ -318,6 +321,7 @@ impl Shared {
             settings,
             table: Mutex::new(table),
             wake,
+            wakes: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             created_at_ms: now_ms,
             buffers,
@@ -363,7 +367,13 @@ impl Shared {
 
     /// Wakes the tick loop.
     pub fn wake(&self) {
+        self.wakes.fetch_add(1, Ordering::Relaxed);
         self.wake.notify(usize::MAX);
+    }
+
+    /// How many times the tick loops were woken so far.
+    pub fn wakes(&self) -> usize {
+        self.wakes.load(Ordering::Relaxed)
     }
 
     /// Tells the tick loop to stop.

@@ -36,6 +36,9 @@ pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
         if shared.is_shut_down() {
             return;
         }
+        // Woken by (or about to plan after) the first of several sends in a row: let the others
+        // land, so they go out in this tick and not the next.
+        platform::settle(|| shared.wakes());
         let context = Tick { shared: &shared, id: device, device: shared.device(device) };
         let outcome = match &*context.device {
             Device::Gpu(gpu) => tick(&context, gpu).await,
