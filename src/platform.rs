@@ -123,14 +123,14 @@ pub const fn hot_label(label: &'static str) -> Option<&'static str> {
 /// sixteen sends in a row from one thread go out in one tick, not in one with the first few and a
 /// second with the rest. Natively the tick loop's thread can wake while the sender is still
 /// sending: it waits while `arrivals()` keeps changing, until it has held still for 2 µs (a few
-/// sends' time) and never longer than 20 µs in all (a fraction of a tick on a software adapter).
-/// On the web a task's sends are all queued before the tick loop's task runs, so this returns at
-/// once.
+/// sends' time), and never longer than 50 µs in all (about 64 sends; half a tick on a software
+/// adapter). On the web a task's sends are all queued before the tick loop's task runs, so this
+/// returns at once.
 pub fn settle(arrivals: impl Fn() -> usize) {
     #[cfg(not(target_arch = "wasm32"))]
     {
         const QUIET: Duration = Duration::from_micros(2);
-        const LONGEST: Duration = Duration::from_micros(20);
+        const LONGEST: Duration = Duration::from_micros(50);
         let started = std::time::Instant::now();
         let (mut seen, mut quiet_since) = (arrivals(), started);
         loop {
