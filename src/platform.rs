@@ -319,3 +319,31 @@ mod tests {
         }
     }
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod native_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::settle;
+
+    /// Work that never stops arriving cannot hold the tick loop: settling gives up at its bound
+    /// (50 µs; a second here, so a loaded machine cannot fail it).
+    #[test]
+    fn settling_ends_while_work_keeps_arriving() {
+        let arrivals = AtomicUsize::new(0);
+        let started = Instant::now();
+        settle(|| arrivals.fetch_add(1, Ordering::Relaxed));
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(arrivals.load(Ordering::Relaxed) > 2, "it looked more than once");
+    }
+
+    /// With nothing arriving it waits out the quiet spell and no more.
+    #[test]
+    fn settling_ends_once_nothing_arrives() {
+        let started = Instant::now();
+        settle(|| 7);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_micros(2) && waited < Duration::from_secs(1), "{waited:?}");
+    }
+}
