@@ -101,16 +101,14 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         let key = self.key;
-        let registered = alarm::with_table(|table| match key {
+        // Whether the deadline has fired, and its slot (registered on the first poll).
+        let (fired, key) = alarm::with_table(|table| match key {
             Some(key) => {
                 let slot = table.slots[key].as_mut().expect("a registered deadline stays until dropped");
-                if slot.fired {
-                    return Poll::Ready(None);
-                }
-                if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                if !slot.fired && !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     slot.waker = Some(cx.waker().clone());
                 }
-                Poll::Pending
+                (slot.fired, key)
             }
             None => {
                 let key = table.insert(Slot { at: deadline, waker: Some(cx.waker().clone()), fired: false });
@@ -120,16 +118,14 @@ impl Future for Sleep {
                     table.alarm_at = Some(deadline);
                 }
                 alarm::registered(sooner.then_some(deadline));
-                Poll::Ready(Some(key))
+                (false, key)
             }
         });
-        match registered {
-            Poll::Ready(None) => Poll::Ready(()),
-            Poll::Ready(Some(key)) => {
-                self.key = Some(key);
-                Poll::Pending
-            }
-            Poll::Pending => Poll::Pending,
+        self.key = Some(key);
+        if fired {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
     }
 }
