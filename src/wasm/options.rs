@@ -186,13 +186,13 @@ pub(super) fn check_keys(value: &JsValue, known: &[&str], what: &str) -> Result<
     if !value.is_object() {
         return Err(type_error(format!("{what} must be an object, got {}", type_name(value))));
     }
-    for key in Object::keys(value.unchecked_ref::<Object>()).iter() {
-        let key = key.as_string().unwrap_or_default();
+    for js_key in Object::keys(value.unchecked_ref::<Object>()).iter() {
+        let key = js_key.as_string().unwrap_or_default();
         if !known.contains(&key.as_str()) {
             return Err(type_error(format!("{what}: unknown option '{key}' (expected one of {})", known.join(", "))));
         }
         // serde-wasm-bindgen took a BigInt for a number, which these options are not.
-        if Reflect::get(value, &key.as_str().into())?.is_bigint() {
+        if Reflect::get(value, &js_key)?.is_bigint() {
             return Err(type_error(format!("{what}: option '{key}' must be a number, got a BigInt")));
         }
     }
