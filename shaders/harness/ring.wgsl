@@ -45,11 +45,16 @@ override RING_WORKGROUP_SIZE: u32 = {{WORKGROUP_SIZE}}u;
 // (one invocation each): no early `return` (it doubled the dispatch), no `%` (+25%), and the
 // processed count added once per dispatch by invocation 0, since every slot under `pending` is
 // taken by construction (an atomic per invocation on one word doubled it again). One atomic
-// there, not three: each more cost another 3-4%.
+// there, not three: each more cost another 3-4%. The count is also bounded by both arrays' own
+// lengths. That changes nothing (the host sizes both rings to exactly `capacity` slots), but
+// SwiftShader ran the drain about 11% faster with it at 100,000 messages (twenty dispatches a
+// submit, medians of eight: 91 ms to 81 ms, the raw doubler 67 ms): a bound it sees in the
+// arrays themselves, as in the raw doubler's `arrayLength` loop.
 @compute @workgroup_size(RING_WORKGROUP_SIZE)
 fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let capacity = input_ring.capacity;
-    let pending = select(0u, min(input_ring.count, capacity), input_ring.running != 0u);
+    let slots = min(arrayLength(&input_ring.messages), arrayLength(&output_ring.answers));
+    let pending = min(select(0u, min(input_ring.count, capacity), input_ring.running != 0u), slots);
     // The host writes head < capacity; the clamp keeps a corrupt one inside the ring.
     let head = min(input_ring.head, capacity - 1u);
     let stride = groups.x * RING_WORKGROUP_SIZE;
