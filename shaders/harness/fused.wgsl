@@ -40,20 +40,21 @@ override RING_WORKGROUP_SIZE: u32 = {{WORKGROUP_SIZE}}u;
 @group(0) @binding(1) var<storage, read_write> output_ring: RingOutput;
 @group(0) @binding(2) var<storage, read> last_input: RingHeader;
 
-// As ring.wgsl's drain (and shaped as it is for software adapters); message i is answered in
-// the last stage's slot head+i (rings hold a power of two of slots: a mask wraps).
+// As ring.wgsl's drain (and shaped as it is for software adapters: the count bounded by the
+// input array's length too, masks for the wraps); message i is answered in the last stage's slot
+// head+i (rings hold a power of two of slots).
 @compute @workgroup_size(RING_WORKGROUP_SIZE)
 fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let capacity = input_ring.capacity;
-    let pending = select(0u, min(input_ring.count, capacity), input_ring.running != 0u);
-    let head = min(input_ring.head, capacity - 1u);
+    let slots = arrayLength(&input_ring.messages);
+    let pending = min(select(0u, min(input_ring.count, capacity), input_ring.running != 0u), slots);
+    let in_mask = capacity - 1u;
+    let head = input_ring.head;
     let out_mask = last_input.capacity - 1u;
     let out_head = last_input.head;
     let stride = groups.x * RING_WORKGROUP_SIZE;
     for (var i = gid.x; i < pending; i += stride) {
-        let unwrapped = head + i;
-        let slot = select(unwrapped, unwrapped - capacity, unwrapped >= capacity);
-        output_ring.answers[(out_head + i) & out_mask] = fused_handle(input_ring.messages[slot]);
+        output_ring.answers[(out_head + i) & out_mask] = fused_handle(input_ring.messages[(head + i) & in_mask]);
     }
     if (gid.x == 0u) {
         atomicAdd(&output_ring.counters.processed, pending);
