@@ -59,12 +59,12 @@ fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let capacity = input_ring.capacity;
     let slots = min(arrayLength(&input_ring.messages), arrayLength(&output_ring.answers));
     let pending = min(select(0u, min(input_ring.count, capacity), input_ring.running != 0u), slots);
-    let wrap = capacity - 1u;
+    let mask = capacity - 1u;
     let head = input_ring.head;
     let stride = groups.x * RING_WORKGROUP_SIZE;
     var dropped = 0u;
     for (var i = gid.x; i < pending; i += stride) {
-        if (!ring_answer((head + i) & wrap)) {
+        if (!ring_answer((head + i) & mask)) {
             dropped += 1u;
         }
     }
