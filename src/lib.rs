@@ -69,7 +69,8 @@
 //! The crate is layered; each layer uses only those below it:
 //! - `wasm` (wasm32 only): the JavaScript surface, `RingKernelRuntime`; it converts and forwards.
 //! - `runtime`: [`Runtime`]'s operations (lifecycle, messaging, queries, routing, resilience).
-//! - `tick`: the loop that runs kernels: plan → execute → deliver; `recovery`: device loss.
+//! - `tick`: the loop that runs kernels: plan → execute → deliver; `recovery`: device loss;
+//!   `turn`: one tick at a time per device (the loop's, or natively a waiting caller's).
 //! - `table`: the kernel table, each kernel as named parts: `lifecycle`, `mailbox` (queues
 //!   and the `correlation` ledger), `cursor` (what the device holds), `telemetry` counters,
 //!   `circuit` (the breaker's state machine); `watchdog`: what a stale kernel is.
@@ -109,6 +110,7 @@ mod table;
 mod telemetry;
 mod tick;
 mod timers;
+mod turn;
 pub(crate) mod waiting;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

@@ -30,6 +30,7 @@ use crate::lifecycle::{KernelMode, Lifecycle, LifecycleState};
 use crate::mailbox::Mailbox;
 use crate::memory::AlertWatches;
 use crate::telemetry::{Counters, ShutdownReport};
+use crate::turn::TickTurn;
 use crate::watchdog::{staleness, WatchdogConfig};
 
 /// One launched kernel.
@@ -274,6 +275,8 @@ pub(crate) struct DeviceSlot {
     /// Replaced by recovery when the device is lost.
     device: RwLock<Arc<Device>>,
     pub request: DeviceRequest,
+    /// Whose tick it is: the tick loop's, or a caller's that runs it instead of waiting.
+    turn: TickTurn,
 }
 
 /// What a runtime and its tick loops share.
@@ -313,7 +316,7 @@ impl Shared {
                 // one type.
                 #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
                 let device = Arc::new(device);
-                DeviceSlot { device: RwLock::new(device), request }
+                DeviceSlot { device: RwLock::new(device), request, turn: TickTurn::default() }
             })
             .collect();
         Shared {
@@ -338,6 +341,11 @@ impl Shared {
     /// The device `id` is now.
     pub fn device(&self, id: DeviceId) -> Arc<Device> {
         self.devices[id.index()].device.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whose tick it is on device `id` (see [`TickTurn`]).
+    pub fn turn(&self, id: DeviceId) -> &TickTurn {
+        &self.devices[id.index()].turn
     }
 
     /// How many devices the runtime has.

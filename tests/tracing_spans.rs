@@ -1,7 +1,8 @@
 //! Tracing spans natively (`RuntimeOptions::tracing`), on lavapipe and on the cpu backend: with
 //! tracing on, a subscriber sees `launch` (with its kernel), `tick` with `tick.plan` and
 //! `tick.execute` inside it and `tick.deliver` inside that, and `recovery`; with tracing off it
-//! sees nothing from the runtime. (The browser's User Timing measures: `tests/web.rs`.)
+//! sees nothing from the runtime. (The browser's User Timing measures: `tests/web.rs`.) The
+//! spans also show which thread ran a tick: a `receive` that waits runs it itself.
 #![cfg(not(target_arch = "wasm32"))]
 #[allow(unused_imports)]
 mod common;
@@ -27,6 +28,8 @@ struct Seen {
     /// The span entered on the creating thread at the time (tracing's contextual parent).
     parent: Option<&'static str>,
     kernel: Option<String>,
+    /// The thread that created it.
+    thread: std::thread::ThreadId,
 }
 
 /// A minimal subscriber: records every span it is told about, and which span each thread is in.
@@ -72,6 +75,7 @@ impl Subscriber for &'static Recorder {
             target: attrs.metadata().target().to_owned(),
             parent,
             kernel: kernel.0,
+            thread: std::thread::current().id(),
         });
         Id::from_u64(id)
     }
@@ -90,6 +94,9 @@ impl Subscriber for &'static Recorder {
         });
     }
 }
+
+/// The recorder sees every runtime of the process: tests that read it take turns.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn recorder() -> &'static Recorder {
     static RECORDER: OnceLock<&'static Recorder> = OnceLock::new();
@@ -137,6 +144,7 @@ fn count(seen: &[Seen], name: &str) -> usize {
 
 #[test]
 fn spans_when_on_and_none_when_off() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     for backend in [BackendChoice::Vulkan, BackendChoice::Cpu] {
         let seen = exercise(backend, true);
         let launch: Vec<_> = seen.iter().filter(|s| s.name == "launch").collect();
@@ -158,4 +166,35 @@ fn spans_when_on_and_none_when_off() {
 
         assert_eq!(exercise(backend, false), vec![], "{backend:?}: spans with tracing off");
     }
+}
+
+/// A `receive` that has to wait runs the tick on its own thread when the tick loop is not
+/// ticking (no hop to the loop's thread and back). Which of the two gets there first is a race
+/// (the loop, woken by the send, first lets a burst of sends settle): in optimised builds the
+/// caller wins nearly always, in debug builds about one round trip in three. Before callers
+/// helped, none did.
+#[test]
+fn a_waiting_receive_runs_the_tick_on_its_own_thread() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let recorder = recorder();
+    let caller = std::thread::current().id();
+    let options = RuntimeOptions::default().with_backend(BackendChoice::Vulkan).with_tracing(true);
+    let rt = pollster::block_on(Runtime::new(options)).unwrap();
+    let before = recorder.seen.lock().unwrap().len();
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default().with_auto_activate()).await.unwrap();
+        for value in 0..100 {
+            rt.send_pod("doubler", &value, WAIT).await.unwrap();
+            assert_eq!(rt.receive_pod::<i32>("doubler", WAIT).await.unwrap(), 2 * value);
+        }
+        rt.dispose().await.unwrap();
+    });
+    drop(rt);
+    let seen = recorder.seen.lock().unwrap();
+    let executed = |on_caller: bool| {
+        seen[before..].iter().filter(|s| s.name == "tick.execute" && (s.thread == caller) == on_caller).count()
+    };
+    let (here, elsewhere) = (executed(true), executed(false));
+    assert!(here + elsewhere >= 100, "{here} + {elsewhere} ticks for 100 round trips");
+    assert!(here > 0, "none of {elsewhere} ticks ran on the caller's thread");
 }

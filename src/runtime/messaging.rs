@@ -4,6 +4,11 @@
 //!
 //! A single message is packed straight into its queue slot, with the kernel's layout looked up
 //! once under the table lock; a received answer is read straight from the output queue.
+//!
+//! Natively, a `receive` or `call` that has to wait for its answer runs the device's next tick
+//! on its own thread when no tick is under way and the tick is small (see `tick::help`): the
+//! round trip then needs no hop to the tick loop's thread and back. Such a receive holds its
+//! thread while the device works, as a raw `submit` and `poll` would.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +18,7 @@ use futures_channel::oneshot;
 use super::Runtime;
 use crate::correlation::Abandon;
 use crate::degradation::DegradationLevel;
+use crate::devices::DeviceId;
 use crate::envelope::EnvelopeHeader;
 use crate::error::{Error, Result};
 use crate::kernel::KernelDefinition;
@@ -212,6 +218,13 @@ impl Runtime {
         let definition = output.expect("set with the ticket");
         Ok(async {
             let dropped = || Error::MessageDropped { id: id.to_owned() };
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                let device = self.shared.lock().kernels.get(id).map(|kernel| kernel.device);
+                if let Some(device) = device {
+                    self.help_tick(device, deadline);
+                }
+            }
             let answer = match wait_for(&mut answer, deadline).await {
                 Some(Ok(reply)) => reply?.ok_or_else(dropped)?,
                 // The sender was dropped: the kernel stopped first.
@@ -242,6 +255,22 @@ impl Runtime {
             read(&definition.output, &answer)
         }
         .await)
+    }
+
+    /// Natively, before waiting for answers from `device`: runs its next tick on this thread if
+    /// none is under way (see `tick::help`). `false` when the deadline has passed. On the web
+    /// callers never help: `true` at once.
+    fn help_tick(&self, device: DeviceId, deadline: Deadline) -> bool {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            if deadline.is_some_and(|deadline| platform::now_ms() >= deadline) {
+                return false;
+            }
+            crate::tick::help(&self.shared, device);
+        }
+        #[cfg(target_arch = "wasm32")]
+        let _ = (device, deadline);
+        true
     }
 
     /// Queues one message that `pack` writes in place (given the input layout), waiting until
@@ -601,8 +630,8 @@ impl Runtime {
         loop {
             match self.try_take_answer(id, check.take(), &mut take, envelope.as_deref_mut())? {
                 Attempt::Done(taken) => return Ok(taken),
-                Attempt::Wait(listener, _) => {
-                    if !wait(listener, deadline).await {
+                Attempt::Wait(listener, device) => {
+                    if !self.help_tick(device, deadline) || !wait(listener, deadline).await {
                         return Err(Error::Timeout {
                             id: id.to_owned(),
                             operation: "receive".into(),
@@ -622,7 +651,7 @@ impl Runtime {
         id: &str,
         check: Option<impl Fn(&MessageLayout) -> Result<()>>,
         take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
-    ) -> Result<Attempt<R, ()>> {
+    ) -> Result<Attempt<R, DeviceId>> {
         self.try_take_answer(id, check, take, None)
     }
 
@@ -634,7 +663,7 @@ impl Runtime {
         check: Option<impl Fn(&MessageLayout) -> Result<()>>,
         take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
         envelope: Option<&mut Option<EnvelopeHeader>>,
-    ) -> Result<Attempt<R, ()>> {
+    ) -> Result<Attempt<R, DeviceId>> {
         let mut table = self.open_table()?;
         let (kernel, device) = table.kernel_on_device(id)?;
         if let Some(check) = check {
@@ -659,7 +688,7 @@ impl Runtime {
             }
             // Its answers come only after recovery: waiting receives hear why now.
             KernelState::Failed => Err(device.lost.clone().unwrap_or_else(|| device_lost_error(id))),
-            _ => Ok(Attempt::Wait(kernel.changed.listen(), ())),
+            _ => Ok(Attempt::Wait(kernel.changed.listen(), kernel.device)),
         }
     }
 

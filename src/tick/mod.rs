@@ -39,11 +39,19 @@ pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
         // Woken by (or about to plan after) the first of several sends in a row: let the others
         // land, so they go out in this tick and not the next.
         platform::settle(|| shared.wakes());
+        // A caller may be running a tick (see `help`). Once it is over, the loop starts again:
+        // listening anew and settling, as if just woken, rather than planning at once, when the
+        // caller may be in the middle of its next burst of sends.
+        let Some(turn) = shared.turn(device).try_take() else {
+            shared.turn(device).wait_until_free();
+            continue;
+        };
         let context = Tick { shared: &shared, id: device, device: shared.device(device) };
         let outcome = match &*context.device {
-            Device::Gpu(gpu) => tick(&context, gpu).await,
-            Device::Cpu(cpu) => tick(&context, cpu).await,
+            Device::Gpu(gpu) => tick(&context, gpu, None).await,
+            Device::Cpu(cpu) => tick(&context, cpu, None).await,
         };
+        drop(turn);
         pressure::check_memory_alerts(&shared);
         // Connected kernels on other devices relay through the host both ways: answers pushed
         // into their input queues, and room freed in queues their feeders wait on. With several
@@ -59,6 +67,48 @@ pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
     }
 }
 
+/// Most messages a tick run by a waiting caller ([`help`]) may dispatch: it holds the caller's
+/// thread (perhaps an async executor's) while the device works, so it takes small ticks only. A
+/// larger one is left to the tick loop, which its sends woke.
+#[cfg(not(target_arch = "wasm32"))]
+const HELPING_TICK_MESSAGES: usize = 1024;
+
+/// Natively, a caller about to wait for answers from a kernel on `device` runs the device's
+/// next tick on its own thread if none is under way, instead of waiting for the tick loop's
+/// thread to wake, tick and wake it in turn: a round trip without thread hops, as a raw
+/// `submit` and `poll` on the caller's thread is. The tick loop, which the caller's sends woke,
+/// plans after it. A tick over [`HELPING_TICK_MESSAGES`] messages is left to the loop; a
+/// failed one loses the device as the loop's would, and the loop recovers it. On the web the
+/// tick loop is a task of the caller's own thread, so there is no hop to save and callers
+/// never help.
+///
+/// It blocks until the tick is delivered: natively a tick never waits on anything but the device
+/// (`poll` blocks for it), so its future is driven here, not handed to the caller's executor.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn help(shared: &Shared, device: DeviceId) {
+    let context = Tick { shared, id: device, device: shared.device(device) };
+    // The cpu backend's host handlers are the user's code: they stay on the loop's thread.
+    let Device::Gpu(gpu) = &*context.device else { return };
+    let Some(turn) = shared.turn(device).try_take() else { return };
+    let outcome = pollster::block_on(tick(&context, gpu, Some(HELPING_TICK_MESSAGES)));
+    drop(turn);
+    match outcome {
+        // The loop ticks again after a tick that ran, for what it left: input beyond the
+        // ring or held back for room, answers relayed to a connected kernel through the
+        // host, other devices' relays. It is woken when anything may be left.
+        TickOutcome::Ran => {
+            if shared.device_count() > 1 || plan::input_at_most(&shared.lock(), device) > 0 {
+                shared.wake();
+            }
+        }
+        TickOutcome::Failed { error, generation } => {
+            crate::recovery::fail_device(shared, device, error, generation);
+            shared.wake();
+        }
+        TickOutcome::Idle => {}
+    }
+}
+
 /// Which device a tick runs on.
 struct Tick<'a> {
     shared: &'a Shared,
@@ -68,13 +118,14 @@ struct Tick<'a> {
 }
 
 /// One tick on `backend`, the execution side of the tick's device, in a span when tracing is on.
-async fn tick<B: Execute>(context: &Tick<'_>, backend: &B) -> TickOutcome {
+/// With a `limit`, a tick of more messages than that is not run (and reports `Idle`).
+async fn tick<B: Execute>(context: &Tick<'_>, backend: &B, limit: Option<usize>) -> TickOutcome {
     let tracing = context.shared.settings.tracing;
     // A pass that finds nothing to run (the last of a burst) is a short span with a plan only.
-    spans::around(tracing, Phase::Tick, None, tick_steps(context, backend, tracing)).await
+    spans::around(tracing, Phase::Tick, None, tick_steps(context, backend, tracing, limit)).await
 }
 
-async fn tick_steps<B: Execute>(context: &Tick<'_>, backend: &B, tracing: bool) -> TickOutcome {
+async fn tick_steps<B: Execute>(context: &Tick<'_>, backend: &B, tracing: bool, limit: Option<usize>) -> TickOutcome {
     let Tick { shared, id: device, .. } = *context;
     let (plan, submitted, (generation, submitted_at), executing) = {
         let mut table = shared.lock();
@@ -87,6 +138,10 @@ async fn tick_steps<B: Execute>(context: &Tick<'_>, backend: &B, tracing: bool) 
         if let Err(error) = backend.check() {
             return TickOutcome::Failed { error, generation };
         }
+        // Only callers' ticks have a limit, and callers help only natively.
+        if cfg!(not(target_arch = "wasm32")) && limit.is_some_and(|limit| plan::input_at_most(&table, device) > limit) {
+            return TickOutcome::Idle;
+        }
         let now = platform::now_ms();
         let policy = pressure::evaluate_degradation(shared, &mut table, now);
         let planning = platform::now_ms();
@@ -96,6 +151,7 @@ async fn tick_steps<B: Execute>(context: &Tick<'_>, backend: &B, tracing: bool) 
         if plan.is_empty() {
             return TickOutcome::Idle;
         }
+
         // Execute: this submission and waiting for it; deliver runs inside, as the backend
         // completes.
         let executing = spans::span(tracing, Phase::Execute, None);
