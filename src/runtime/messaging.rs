@@ -675,11 +675,16 @@ impl Runtime {
             let request = envelope.is_some().then(|| kernel.mailbox.take_answer_header());
             let taken = take.take().expect("taken once")(&kernel.def.output, &mut kernel.mailbox.outbox);
             kernel.counters.messages_received += (before - kernel.mailbox.outbox.len()) as u64;
+            // Room in the output queue lets the tick dispatch input it held back for want of
+            // room: this kernel's, or a connected feeder's. With none waiting there is nothing
+            // to wake it for.
+            let held_back = !kernel.mailbox.inbox.is_empty() || kernel.route.upstream.is_some();
             if let (Some(envelope), Some(request)) = (envelope, request) {
                 *envelope = Some(table.clock.answer(request, id));
             }
-            // Room in the output queue lets the tick dispatch more.
-            self.shared.wake();
+            if held_back {
+                self.shared.wake();
+            }
             return Ok(Attempt::Done(taken));
         }
         match kernel.life.state() {
