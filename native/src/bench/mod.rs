@@ -35,7 +35,8 @@ use ringkernel_web::{BackendChoice, Runtime};
 use self::progress::Progress;
 use self::raw::RawGpu;
 use self::report::{
-    BatchComparison, Config, CpuBackend, Floors, KernelTick, PerMessage, Pipeline, Ratios, Report, RoundTrip, TickSteps,
+    BatchComparison, Config, CpuBackend, Floors, KernelTick, PairedRoundTrip, PerMessage, Pipeline, Ratios, Report,
+    RoundTrip, TickSteps,
 };
 use self::runtime_doubler::{Fleet, Pipelines, STAGES};
 use self::stats::{Latency, Throughput};
@@ -138,6 +139,7 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
         call: bench
             .latency("runtime call", |i| values(1, i), async |v: &[i32]| runtime_doubler::call(&runtime, v[0]).await)
             .await?,
+        paired: bench.paired_round_trip(&raw, &runtime).await?,
     };
     let mut throughput = Vec::new();
     for &messages in &plan.batch_sizes {
@@ -214,6 +216,31 @@ impl Bench<'_> {
                 .latency("floor: raw doubler, 1 message", |i| values(1, i), async |v: &[i32]| single.run(v))
                 .await?,
         })
+    }
+
+    /// `send` → `receive` against the raw single dispatch in ten alternating blocks (see
+    /// [`PairedRoundTrip`]).
+    async fn paired_round_trip(&self, raw: &RawGpu, runtime: &Runtime) -> anyhow::Result<PairedRoundTrip> {
+        const BLOCKS: usize = 10;
+        let single = raw.doubler(1);
+        let block_samples = (self.plan.iterations / BLOCKS).max(20);
+        let mut ratios = Vec::with_capacity(BLOCKS);
+        for block in 0..BLOCKS {
+            // Inputs differ from block to block, so a stale answer cannot pass.
+            let inputs = |i| values(1, block * block_samples + i);
+            let label = format!("paired block {}/{BLOCKS}", block + 1);
+            let raw_samples = self.timed(&label, 2, 2, block_samples, inputs, async |v: &[i32]| single.run(v)).await?;
+            let trips = self
+                .timed(&label, 2, 2, block_samples, inputs, async |v: &[i32]| {
+                    runtime_doubler::send_receive(runtime, v[0]).await
+                })
+                .await?;
+            ratios.push(Latency::from_samples(&trips).p50 / Latency::from_samples(&raw_samples).p50);
+        }
+        let mut sorted = ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = (sorted[BLOCKS / 2 - 1] + sorted[BLOCKS / 2]) / 2.0;
+        Ok(PairedRoundTrip { block_samples, ratios, median })
     }
 
     /// The naive design: every message its own write, dispatch, copy, submit and map.

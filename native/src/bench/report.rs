@@ -56,6 +56,23 @@ pub struct Floors {
 pub struct RoundTrip {
     pub send_receive: Latency,
     pub call: Latency,
+    /// `send_receive` against the raw single dispatch in alternating blocks.
+    pub paired: PairedRoundTrip,
+}
+
+/// The round trip and the raw single dispatch measured in alternating blocks, one ratio of p50s
+/// per block pair. A software adapter's speed drifts over seconds, so two phases measured one
+/// after the other can differ by more than the runtime's own cost; blocks a few tens of
+/// milliseconds apart share the machine's state.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairedRoundTrip {
+    /// Round trips (and raw dispatches) per block.
+    pub block_samples: usize,
+    /// Each block pair's send → receive p50 ÷ raw single p50, in order.
+    pub ratios: Vec<f64>,
+    /// Their median.
+    pub median: f64,
 }
 
 #[derive(Serialize)]
@@ -165,6 +182,8 @@ pub struct Ratios {
     pub batched_over_per_message: SizedRatio,
     /// Runtime send → receive ÷ the raw doubler on one message: the runtime's cost per trip.
     pub round_trip_over_raw_single: f64,
+    /// The same from alternating blocks (see [`PairedRoundTrip`]): the median block pair.
+    pub round_trip_over_raw_single_paired: f64,
     /// Runtime send → receive ÷ one submit and map: how many GPU round trips a message costs.
     pub round_trip_over_submit_and_map: f64,
     /// Tick with 16 active kernels ÷ tick with 1; absent when either was not measured.
@@ -212,6 +231,7 @@ impl Ratios {
                 value: largest.map_or(f64::NAN, |b| b.runtime.msgs_per_sec) / per_message.msgs_per_sec,
             },
             round_trip_over_raw_single: round_trip.send_receive.p50 / floors.raw_single.p50,
+            round_trip_over_raw_single_paired: round_trip.paired.median,
             round_trip_over_submit_and_map: round_trip.send_receive.p50 / floors.submit_and_map.p50,
             tick16_over_tick1: tick(16).zip(tick(1)).map(|(many, one)| many / one),
             raw_tick16_over_raw_tick1: raw_tick(16).zip(raw_tick(1)).map(|(many, one)| many / one),
@@ -348,7 +368,10 @@ impl Report {
             r.batched_over_per_message.value,
             grouped(r.batched_over_per_message.messages as f64)
         );
-        println!("  round trip / raw single         {:.2}×", r.round_trip_over_raw_single);
+        println!(
+            "  round trip / raw single         {:.2}×  (alternating blocks: {:.2}×)",
+            r.round_trip_over_raw_single, r.round_trip_over_raw_single_paired
+        );
         println!("  round trip / submit + map       {:.2}×", r.round_trip_over_submit_and_map);
         match (r.tick16_over_tick1, r.raw_tick16_over_raw_tick1) {
             (Some(v), Some(raw)) => println!("  16-kernel tick / 1-kernel tick  {v:.2}×  (raw wgpu: {raw:.2}×)"),
