@@ -151,7 +151,6 @@ async fn tick_steps<B: Execute>(context: &Tick<'_>, backend: &B, tracing: bool, 
         if plan.is_empty() {
             return TickOutcome::Idle;
         }
-
         // Execute: this submission and waiting for it; deliver runs inside, as the backend
         // completes.
         let executing = spans::span(tracing, Phase::Execute, None);
