@@ -87,8 +87,7 @@ pub(crate) fn plan(
 /// The most messages the next tick of `device` could dispatch from its kernels' input queues:
 /// what waits there and what is in flight, over every kernel that runs on it.
 pub(crate) fn input_at_most(table: &Table, device: DeviceId) -> usize {
-    let on_device = table.kernels.values().filter(|k| k.device == device && k.runs());
-    on_device.map(|k| k.mailbox.inbox.len() + k.cursor.in_flight() as usize).sum()
+    table.kernels.values().filter(|k| k.device == device && k.runs()).map(Kernel::input_depth).sum()
 }
 
 /// A planned tick that will not be delivered (its submission failed, or its device was replaced
