@@ -39,7 +39,7 @@ use self::report::{
     RoundTrip, TickSteps,
 };
 use self::runtime_doubler::{Fleet, Pipelines, STAGES};
-use self::stats::{Latency, Throughput};
+use self::stats::{percentile, Latency, Throughput};
 use crate::backend::{adapter_like, Backend};
 
 #[derive(clap::Args)]
@@ -239,8 +239,7 @@ impl Bench<'_> {
         }
         let mut sorted = ratios.clone();
         sorted.sort_by(f64::total_cmp);
-        let median = (sorted[BLOCKS / 2 - 1] + sorted[BLOCKS / 2]) / 2.0;
-        Ok(PairedRoundTrip { block_samples, ratios, median })
+        Ok(PairedRoundTrip { block_samples, ratios, median: percentile(&sorted, 0.5) })
     }
 
     /// The naive design: every message its own write, dispatch, copy, submit and map.

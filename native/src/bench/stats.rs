@@ -65,7 +65,7 @@ impl Throughput {
 }
 
 /// Nearest-rank percentile of ascending `sorted` (`q` in 0..=1); NaN when empty.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
