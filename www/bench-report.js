@@ -131,7 +131,8 @@ export function formatReport(result) {
     `(${grouped(r.batchedOverPerMessage.messages)} messages batched vs one dispatch each)`);
   line(`  round trip / raw single         ${fixed(r.roundTripOverRawSingle, 2)}×`);
   line(`  round trip / submit + map       ${fixed(r.roundTripOverSubmitAndMap, 2)}×`);
-  line(`  16-kernel tick / 1-kernel tick  ${r.tick16OverTick1 == null ? "not measured" : `${fixed(r.tick16OverTick1, 2)}×`}`);
+  line(`  16-kernel tick / 1-kernel tick  ${r.tick16OverTick1 == null ? "not measured" : `${fixed(r.tick16OverTick1, 2)}×`}` +
+    (r.tick16OverTick1Paired == null ? "" : `  (taking turns: ${fixed(r.tick16OverTick1Paired, 2)}×)`));
   line(`  ${pipe.stages}-stage pipeline / single stage ${r.pipelineOverSingleStage == null ? "not measured (no connect)" : `${fixed(r.pipelineOverSingleStage, 2)}×`}` +
     `  (unfused: ${r.unfusedOverSingleStage == null ? "-" : `${fixed(r.unfusedOverSingleStage, 2)}×`}, ` +
     `middle paused: ${r.pausedMiddleOverSingleStage == null ? "-" : `${fixed(r.pausedMiddleOverSingleStage, 2)}×`}, ` +

@@ -373,7 +373,11 @@ class Bench {
     return comparisons;
   }
 
-  /** One round of send-to-all and receive-from-all, for each kernel count. */
+  /**
+   * One round of send-to-all and receive-from-all, for each kernel count; then, where the plan
+   * has both counts, rounds of 16 kernels and of 1 taking turns (16 active), so their ratio is
+   * not a drift of the machine between two phases.
+   */
   async kernelTicks(runtime, definitions) {
     const most = Math.max(...this.plan.kernelCounts);
     const ids = Array.from({ length: most }, (_, i) => `${DOUBLER}-${i}`);
@@ -394,8 +398,18 @@ class Bench {
       const grouped = groupedDispatches() > groupedBefore;
       ticks.push({ kernels, tick: latency, grouped, ...tickSteps(before, runtime.getSummary()) });
     }
+    let rounds = null;
+    if (this.plan.kernelCounts.includes(1) && this.plan.kernelCounts.includes(16)) {
+      const lane = (kernels) => ({
+        label: `round of ${kernels}, taking turns`,
+        inputs: (i) => values(kernels, i),
+        step: (v) => tick(runtime, ids.slice(0, kernels), v),
+      });
+      const [one, sixteen] = await this.latencies([lane(1), lane(16)]);
+      rounds = { one, sixteen };
+    }
     await terminateAll(runtime, ids);
-    return ticks;
+    return { ticks, rounds };
   }
 
   /**
@@ -745,7 +759,7 @@ class Bench {
 }
 
 function computeRatios(result) {
-  const { floors, roundTrip, throughput: batches, perMessage, kernels, pipeline, hostPacking, objects } = result;
+  const { floors, roundTrip, throughput: batches, perMessage, kernels, kernelRounds, pipeline, hostPacking, objects } = result;
   const tick = (n) => kernels.find((k) => k.kernels === n)?.tick.p50;
   const largest = batches.reduce((a, b) => (b.messages > (a?.messages ?? -1) ? b : a), null);
   return {
@@ -754,6 +768,7 @@ function computeRatios(result) {
     roundTripOverRawSingle: roundTrip.sendReceive.p50 / floors.rawSingle.p50,
     roundTripOverSubmitAndMap: roundTrip.sendReceive.p50 / floors.submitAndMap.p50,
     tick16OverTick1: tick(16) !== undefined && tick(1) !== undefined ? tick(16) / tick(1) : null,
+    tick16OverTick1Paired: kernelRounds ? kernelRounds.sixteen.p50 / kernelRounds.one.p50 : null,
     pipelineOverSingleStage: pipeline.available ? pipeline.connected.p50 / pipeline.singleStage.p50 : null,
     hostRoundTripsOverSingleStage: pipeline.hostRoundTrips.p50 / pipeline.singleStage.p50,
     pipelineOverHostRoundTrips: pipeline.available ? pipeline.connected.p50 / pipeline.hostRoundTrips.p50 : null,
@@ -797,7 +812,7 @@ export async function runBench(plan, ui, partial = {}) {
     Object.assign(result, await bench.floorsAndRoundTrip(runtime, raw));
     result.throughput = await bench.batches(runtime, raw);
     result.perMessage = await bench.perMessage(raw);
-    result.kernels = await bench.kernelTicks(runtime, definitions);
+    ({ ticks: result.kernels, rounds: result.kernelRounds } = await bench.kernelTicks(runtime, definitions));
     result.pipeline = await bench.pipeline(runtime, definitions);
     result.hostPacking = await bench.hostPacking(runtime, definitions);
     result.hostCost = await bench.hostCost(runtime, definitions);

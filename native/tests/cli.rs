@@ -157,6 +157,17 @@ fn quick_bench_reports_every_section_as_json() {
     for part in ["connected", "unfused", "hostRelayed", "pausedMiddleStage", "singleStage"] {
         assert_latency(&pipeline[part], "pipeline");
     }
+    // Measures against their bases in alternating blocks: a ratio per block, and their median.
+    for (paired, what) in [
+        (&report["roundTrip"]["paired"], "roundTrip.paired"),
+        (&report["kernelRounds"], "kernelRounds"),
+        (&pipeline["paired"], "pipeline.paired"),
+    ] {
+        let ratios = paired["ratios"].as_array().unwrap_or_else(|| panic!("{what}.ratios: {paired:#}"));
+        assert_eq!(ratios.len(), 10, "{what}: {paired:#}");
+        assert!(ratios.iter().all(positive) && positive(&paired["median"]), "{what}: {paired:#}");
+        assert!(paired["blockSamples"].as_u64().is_some_and(|n| n >= 20), "{what}: {paired:#}");
+    }
 
     let cpu = &report["cpuBackend"];
     match cpu["available"].as_bool() {
@@ -181,10 +192,13 @@ fn quick_bench_reports_every_section_as_json() {
     assert!(per_size.iter().all(|r| positive(&r["value"])), "{ratios:#}");
     for ratio in [
         "roundTripOverRawSingle",
+        "roundTripOverRawSinglePaired",
         "roundTripOverSubmitAndMap",
         "tick16OverTick1",
+        "tick16OverTick1Paired",
         "rawTick16OverRawTick1",
         "pipelineOverSingleStage",
+        "pipelineOverSingleStagePaired",
         "hostRelayedOverSingleStage",
         "unfusedOverSingleStage",
         "pausedMiddleOverSingleStage",

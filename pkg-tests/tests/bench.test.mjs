@@ -80,6 +80,8 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
     }
     positive(k.steps.wait, `kernels[${k.kernels}].steps.wait`);
   }
+  assertLatency(r.kernelRounds.one, "kernelRounds.one", c.iterations);
+  assertLatency(r.kernelRounds.sixteen, "kernelRounds.sixteen", c.iterations);
 
   const p = r.pipeline;
   assert.equal(p.stages, 4);
@@ -128,7 +130,8 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   assert.deepEqual(q.batchedOverRaw.map((s) => s.messages), c.batchSizes);
   for (const s of q.batchedOverRaw) positive(s.value, `ratios.batchedOverRaw[${s.messages}]`);
   assert.equal(q.batchedOverPerMessage.messages, 10_000);
-  for (const key of ["roundTripOverRawSingle", "roundTripOverSubmitAndMap", "tick16OverTick1", "hostRoundTripsOverSingleStage",
+  for (const key of ["roundTripOverRawSingle", "roundTripOverSubmitAndMap", "tick16OverTick1", "tick16OverTick1Paired",
+    "hostRoundTripsOverSingleStage",
     "hostPackingTypedOverObjects", "hostPackingOverTarget", "objectsOverTypedArrays", "objectsOverJsActor"]) positive(q[key], `ratios.${key}`);
   positive(q.batchedOverPerMessage.value, "ratios.batchedOverPerMessage");
   for (const key of ["pipelineOverSingleStage", "unfusedOverSingleStage", "pausedMiddleOverSingleStage"]) {

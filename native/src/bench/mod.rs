@@ -35,8 +35,8 @@ use ringkernel_web::{BackendChoice, Runtime};
 use self::progress::Progress;
 use self::raw::RawGpu;
 use self::report::{
-    BatchComparison, Config, CpuBackend, Floors, KernelTick, PairedRoundTrip, PerMessage, Pipeline, Ratios, Report,
-    RoundTrip, TickSteps,
+    BatchComparison, Config, CpuBackend, Floors, KernelTick, Paired, PerMessage, Pipeline, Ratios, Report, RoundTrip,
+    TickSteps,
 };
 use self::runtime_doubler::{Fleet, Pipelines, STAGES};
 use self::stats::{percentile, Latency, Throughput};
@@ -153,7 +153,7 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
         });
     }
     let per_message = bench.per_message(&raw).await?;
-    let kernels = bench.kernel_ticks(&runtime, &raw).await?;
+    let (kernels, kernel_rounds) = bench.kernel_ticks(&runtime, &raw).await?;
     let pipeline = bench.pipeline(&runtime, round_trip.send_receive.clone()).await?;
     let host_cost = {
         let (messages, rounds) = if plan.quick { (1_000, 3) } else { (20_000, 7) };
@@ -172,7 +172,8 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
         devices
     };
 
-    let ratios = Ratios::compute(&floors, &round_trip, &throughput, &per_message, &kernels, &pipeline);
+    let ratios =
+        Ratios::compute(&floors, &round_trip, &throughput, &per_message, &kernels, kernel_rounds.as_ref(), &pipeline);
     let report = Report {
         adapter,
         config: plan.config(),
@@ -181,6 +182,7 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
         throughput,
         per_message,
         kernels,
+        kernel_rounds,
         pipeline,
         cpu_backend,
         host_cost,
@@ -218,28 +220,45 @@ impl Bench<'_> {
         })
     }
 
-    /// `send` → `receive` against the raw single dispatch in ten alternating blocks (see
-    /// [`PairedRoundTrip`]).
-    async fn paired_round_trip(&self, raw: &RawGpu, runtime: &Runtime) -> anyhow::Result<PairedRoundTrip> {
-        const BLOCKS: usize = 10;
+    /// `send` → `receive` against the raw single dispatch in alternating blocks.
+    async fn paired_round_trip(&self, raw: &RawGpu, runtime: &Runtime) -> anyhow::Result<Paired> {
         let single = raw.doubler(1);
+        let one = |i| values(1, i);
+        self.paired(
+            "round trip / raw single",
+            (2, one, async |v: &[i32]| runtime_doubler::send_receive(runtime, v[0]).await),
+            (2, one, async |v: &[i32]| single.run(v)),
+        )
+        .await
+    }
+
+    /// `measure` against `base`, each `(factor, inputs, step)` as [`Bench::timed`] takes them,
+    /// in ten alternating blocks (see [`Paired`]).
+    async fn paired(
+        &self,
+        what: &str,
+        (factor, inputs, step): (i32, impl Fn(usize) -> Vec<i32>, impl AsyncFn(&[i32]) -> anyhow::Result<Vec<i32>>),
+        (base_factor, base_inputs, base): (
+            i32,
+            impl Fn(usize) -> Vec<i32>,
+            impl AsyncFn(&[i32]) -> anyhow::Result<Vec<i32>>,
+        ),
+    ) -> anyhow::Result<Paired> {
+        const BLOCKS: usize = 10;
         let block_samples = (self.plan.iterations / BLOCKS).max(20);
         let mut ratios = Vec::with_capacity(BLOCKS);
         for block in 0..BLOCKS {
             // Inputs differ from block to block, so a stale answer cannot pass.
-            let inputs = |i| values(1, block * block_samples + i);
-            let label = format!("paired block {}/{BLOCKS}", block + 1);
-            let raw_samples = self.timed(&label, 2, 2, block_samples, inputs, async |v: &[i32]| single.run(v)).await?;
-            let trips = self
-                .timed(&label, 2, 2, block_samples, inputs, async |v: &[i32]| {
-                    runtime_doubler::send_receive(runtime, v[0]).await
-                })
-                .await?;
-            ratios.push(Latency::from_samples(&trips).p50 / Latency::from_samples(&raw_samples).p50);
+            let first = block * (block_samples + 2);
+            let label = format!("{what}: block {}/{BLOCKS}", block + 1);
+            let base_samples =
+                self.timed(&label, base_factor, 2, block_samples, |i| base_inputs(first + i), &base).await?;
+            let samples = self.timed(&label, factor, 2, block_samples, |i| inputs(first + i), &step).await?;
+            ratios.push(Latency::from_samples(&samples).p50 / Latency::from_samples(&base_samples).p50);
         }
         let mut sorted = ratios.clone();
         sorted.sort_by(f64::total_cmp);
-        Ok(PairedRoundTrip { block_samples, ratios, median: percentile(&sorted, 0.5) })
+        Ok(Paired { block_samples, ratios, median: percentile(&sorted, 0.5) })
     }
 
     /// The naive design: every message its own write, dispatch, copy, submit and map.
@@ -273,8 +292,9 @@ impl Bench<'_> {
     }
 
     /// One round of send-to-all and receive-from-all, for each kernel count, next to as many
-    /// raw doublers in one submit.
-    async fn kernel_ticks(&self, runtime: &Runtime, raw: &RawGpu) -> anyhow::Result<Vec<KernelTick>> {
+    /// raw doublers in one submit; then 16-kernel rounds against 1-kernel rounds in alternating
+    /// blocks, where the plan has both counts.
+    async fn kernel_ticks(&self, runtime: &Runtime, raw: &RawGpu) -> anyhow::Result<(Vec<KernelTick>, Option<Paired>)> {
         let most = self.plan.kernel_counts.iter().copied().max().unwrap_or(0);
         let launching = self.progress.phase(format!("launching {most} doublers"), 1);
         let mut fleet = Fleet::launch(runtime, most).await?;
@@ -316,8 +336,18 @@ impl Bench<'_> {
                 .await?;
             ticks.push(KernelTick { kernels, tick, raw_tick, ticks_per_round, grouped, steps });
         }
+        let counts = &self.plan.kernel_counts;
+        let rounds = if counts.contains(&1) && counts.contains(&16) {
+            let round = async |v: &[i32]| fleet.tick(runtime, v).await;
+            Some(
+                self.paired("16-kernel / 1-kernel round", (2, |i| values(16, i), round), (2, |i| values(1, i), round))
+                    .await?,
+            )
+        } else {
+            None
+        };
         fleet.terminate(runtime).await?;
-        Ok(ticks)
+        Ok((ticks, rounds))
     }
 
     /// One message through four doublers: connected, host-relayed; `single_stage` is the
@@ -357,8 +387,15 @@ impl Bench<'_> {
                 async |v: &[i32]| pipelines.paused_middle(runtime, v[0]).await,
             )
             .await?;
+        let paired = self
+            .paired(
+                "pipeline / single stage",
+                (factor, |i| values(1, i), async |v: &[i32]| pipelines.connected(runtime, v[0]).await),
+                (2, |i| values(1, i), async |v: &[i32]| runtime_doubler::send_receive(runtime, v[0]).await),
+            )
+            .await?;
         pipelines.terminate(runtime).await?;
-        Ok(Pipeline { stages: STAGES, connected, unfused, host_relayed, paused_middle_stage, single_stage })
+        Ok(Pipeline { stages: STAGES, connected, unfused, host_relayed, paused_middle_stage, single_stage, paired })
     }
 
     /// The doubler on the CPU backend, or why there is none.

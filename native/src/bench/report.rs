@@ -19,6 +19,10 @@ pub struct Report {
     pub throughput: Vec<BatchComparison>,
     pub per_message: PerMessage,
     pub kernels: Vec<KernelTick>,
+    /// 16-kernel rounds against 1-kernel rounds (16 copies active) in alternating blocks; absent
+    /// when the plan lacks either count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_rounds: Option<Paired>,
     pub pipeline: Pipeline,
     pub cpu_backend: CpuBackend,
     pub host_cost: HostCost,
@@ -57,19 +61,19 @@ pub struct RoundTrip {
     pub send_receive: Latency,
     pub call: Latency,
     /// `send_receive` against the raw single dispatch in alternating blocks.
-    pub paired: PairedRoundTrip,
+    pub paired: Paired,
 }
 
-/// The round trip and the raw single dispatch measured in alternating blocks, one ratio of p50s
+/// A measure and the base it is compared with, timed in alternating blocks, one ratio of p50s
 /// per block pair. A software adapter's speed drifts over seconds, so two phases measured one
 /// after the other can differ by more than the runtime's own cost; blocks a few tens of
 /// milliseconds apart share the machine's state.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PairedRoundTrip {
-    /// Round trips (and raw dispatches) per block.
+pub struct Paired {
+    /// Samples of each side per block.
     pub block_samples: usize,
-    /// Each block pair's send → receive p50 ÷ raw single p50, in order.
+    /// Each block pair's p50 ÷ its base's p50, in order.
     pub ratios: Vec<f64>,
     /// Their median.
     pub median: f64,
@@ -157,6 +161,8 @@ pub struct Pipeline {
     pub host_relayed: Latency,
     pub paused_middle_stage: Latency,
     pub single_stage: Latency,
+    /// `connected` against a single stage in alternating blocks.
+    pub paired: Paired,
 }
 
 /// The same doubler on the CPU backend (host handlers), for reference.
@@ -189,11 +195,16 @@ pub struct Ratios {
     /// Tick with 16 active kernels ÷ tick with 1; absent when either was not measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tick16_over_tick1: Option<f64>,
+    /// The same from alternating blocks of 16-kernel and 1-kernel rounds (see [`Paired`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tick16_over_tick1_paired: Option<f64>,
     /// The same for 16 raw doublers in one submit ÷ 1: the adapter's own cost of more kernels.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_tick16_over_raw_tick1: Option<f64>,
     /// Connected pipeline round trip ÷ one stage's round trip.
     pub pipeline_over_single_stage: f64,
+    /// The same from alternating blocks (see [`Paired`]).
+    pub pipeline_over_single_stage_paired: f64,
     /// Host-relayed pipeline round trip ÷ one stage's round trip.
     pub host_relayed_over_single_stage: f64,
     /// Unfused (ring-to-ring) pipeline round trip ÷ one stage's round trip.
@@ -216,6 +227,7 @@ impl Ratios {
         throughput: &[BatchComparison],
         per_message: &PerMessage,
         kernels: &[KernelTick],
+        kernel_rounds: Option<&Paired>,
         pipeline: &Pipeline,
     ) -> Self {
         let tick = |n| kernels.iter().find(|k| k.kernels == n).map(|k| k.tick.p50);
@@ -234,8 +246,10 @@ impl Ratios {
             round_trip_over_raw_single_paired: round_trip.paired.median,
             round_trip_over_submit_and_map: round_trip.send_receive.p50 / floors.submit_and_map.p50,
             tick16_over_tick1: tick(16).zip(tick(1)).map(|(many, one)| many / one),
+            tick16_over_tick1_paired: kernel_rounds.map(|paired| paired.median),
             raw_tick16_over_raw_tick1: raw_tick(16).zip(raw_tick(1)).map(|(many, one)| many / one),
             pipeline_over_single_stage: pipeline.connected.p50 / pipeline.single_stage.p50,
+            pipeline_over_single_stage_paired: pipeline.paired.median,
             host_relayed_over_single_stage: pipeline.host_relayed.p50 / pipeline.single_stage.p50,
             unfused_over_single_stage: pipeline.unfused.p50 / pipeline.single_stage.p50,
             paused_middle_over_single_stage: pipeline.paused_middle_stage.p50 / pipeline.single_stage.p50,
@@ -374,12 +388,17 @@ impl Report {
         );
         println!("  round trip / submit + map       {:.2}×", r.round_trip_over_submit_and_map);
         match (r.tick16_over_tick1, r.raw_tick16_over_raw_tick1) {
-            (Some(v), Some(raw)) => println!("  16-kernel tick / 1-kernel tick  {v:.2}×  (raw wgpu: {raw:.2}×)"),
+            (Some(v), Some(raw)) => println!(
+                "  16-kernel tick / 1-kernel tick  {v:.2}×  (alternating blocks: {}, raw wgpu: {raw:.2}×)",
+                r.tick16_over_tick1_paired.map_or("not measured".into(), |p| format!("{p:.2}×"))
+            ),
             _ => println!("  16-kernel tick / 1-kernel tick  not measured"),
         }
         println!(
-            "  pipeline / single stage         {:.2}×  (unfused: {:.2}×, host-relayed: {:.2}×, middle paused: {:.2}×)",
+            "  pipeline / single stage         {:.2}×  (alternating blocks: {:.2}×; unfused: {:.2}×, host-relayed: \
+             {:.2}×, middle paused: {:.2}×)",
             r.pipeline_over_single_stage,
+            r.pipeline_over_single_stage_paired,
             r.unfused_over_single_stage,
             r.host_relayed_over_single_stage,
             r.paused_middle_over_single_stage

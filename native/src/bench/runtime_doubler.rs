@@ -95,9 +95,11 @@ impl Fleet {
         Ok(())
     }
 
-    /// One round of traffic: `values[i]` to each active copy i, then every answer back.
+    /// One round of traffic: `values[i]` to active copy i (as many copies as values), then
+    /// their answers back.
     pub async fn tick(&self, runtime: &Runtime, values: &[i32]) -> anyhow::Result<Vec<i32>> {
-        let ids = &self.ids[..self.active];
+        anyhow::ensure!(values.len() <= self.active, "{} values for {} active copies", values.len(), self.active);
+        let ids = &self.ids[..values.len()];
         for (id, value) in ids.iter().zip(values) {
             runtime.send_pod(id, value, TIMEOUT).await?;
         }
