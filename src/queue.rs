@@ -146,11 +146,18 @@ impl PackedQueue {
         self.held = 0;
     }
 
-    /// Removes up to `max` waiting messages from the front and returns them packed.
-    pub fn pop_many(&mut self, max: usize) -> Vec<u8> {
-        let popped = self.front(max).to_vec();
+    /// Removes up to `max` waiting messages from the front, handing them to `read` first,
+    /// packed back to back (no copy in between).
+    pub fn pop_many_with<R>(&mut self, max: usize, read: impl FnOnce(&[u8]) -> R) -> R {
+        let popped = read(self.front(max));
         self.discard(max);
         popped
+    }
+
+    /// Removes up to `max` waiting messages from the front and returns them packed.
+    #[cfg(test)]
+    pub fn pop_many(&mut self, max: usize) -> Vec<u8> {
+        self.pop_many_with(max, <[u8]>::to_vec)
     }
 
     /// Removes up to `max` waiting messages from the front as values of `T`, copied straight

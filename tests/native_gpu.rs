@@ -54,6 +54,38 @@ fn thousand_messages_in_order_across_ring_wrap() {
 }
 
 #[test]
+fn receive_batch_with_reads_answers_in_place_and_takes_at_most_max() {
+    let rt = runtime();
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default()).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        let inputs: Vec<i32> = (1..=10).collect();
+        rt.send_batch("doubler", &inputs, None).await.unwrap();
+        let wait = Some(Duration::from_millis(10_000));
+        // All ten are answered in one tick; `read` sees the first four with the output layout.
+        while rt.telemetry("doubler").unwrap().unwrap().output_queue_depth < 10 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (size, first) = rt
+            .receive_batch_with("doubler", 4, wait, |layout, answers| {
+                (layout.size(), bytemuck::pod_collect_to_vec::<u8, i32>(answers))
+            })
+            .await
+            .unwrap();
+        assert_eq!((size, first), (4, vec![2, 4, 6, 8]));
+        // The other six stay queued, in order.
+        let rest = rt.receive_batch_packed("doubler", 100, wait).await.unwrap();
+        assert_eq!(bytemuck::pod_collect_to_vec::<u8, i32>(&rest), vec![10, 12, 14, 16, 18, 20]);
+        // Nothing left: it waits like every receive, and a timeout is an error, `read` unused.
+        let err = rt.receive_batch_with("doubler", 4, Some(Duration::from_millis(50)), |_, _| unreachable!()).await;
+        assert!(matches!(err, Err(Error::Timeout { .. })), "{err:?}");
+        let err = rt.receive_batch_with("nope", 4, wait, |_, _| unreachable!()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KernelNotFound);
+        assert_eq!(rt.telemetry("doubler").unwrap().unwrap().messages_received, 10);
+    });
+}
+
+#[test]
 fn deactivated_kernel_holds_messages_until_reactivated() {
     let rt = runtime();
     pollster::block_on(async {

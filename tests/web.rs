@@ -723,6 +723,34 @@ async fn round_trip<In: bytemuck::Pod, Out: bytemuck::Pod>(rt: &JsRuntime, id: &
     bytemuck::pod_collect_to_vec(&bytes)
 }
 
+/// A tick's input over 64 KiB goes up straight from the input queue (header and messages in two
+/// writes, see `platform::stage_write`), at the ring's start and after a wrap; answers come back
+/// whole and in order, packed and as objects.
+#[wasm_bindgen_test]
+async fn batches_over_64_kib_go_up_straight_and_come_back_whole() {
+    let rt = js_runtime().await;
+    js(rt.launch("doubler".into(), None, Some(object(&[("queueSize", 32_768.into())])))).await.unwrap();
+    js(rt.activate("doubler".into())).await.unwrap();
+    // 20,000 four-byte messages (80,000 bytes) from slot 0, then 30,000 more (120,000 bytes)
+    // from slot 20,000: the second tick's input wraps around the 32,768-slot ring.
+    for (first, count) in [(0, 20_000), (20_000, 30_000)] {
+        let inputs: Vec<i32> = (first..first + count).collect();
+        let answers: Vec<i32> = round_trip(&rt, "doubler", &inputs).await;
+        assert_eq!(answers, inputs.iter().map(|v| v * 2).collect::<Vec<_>>(), "{count} from {first}");
+    }
+    // Answers as objects, read from the output queue as they are.
+    let inputs: Vec<i32> = (0..25_000).map(|v| v - 12_500).collect();
+    let packed = js_sys::Int32Array::from(inputs.as_slice());
+    js(rt.send_batch("doubler".into(), packed.into(), None)).await.unwrap();
+    let mut results = Vec::new();
+    while results.len() < inputs.len() {
+        let options = object(&[("timeout", 20_000.into())]);
+        let answers: Array = js(rt.receive_batch("doubler".into(), Some(options))).await.unwrap().into();
+        results.extend(answers.iter().map(|answer| num(&answer, "result") as i32));
+    }
+    assert_eq!(results, inputs.iter().map(|v| v * 2).collect::<Vec<_>>());
+}
+
 #[wasm_bindgen_test]
 async fn vector_add_and_saxpy_match_the_cpu_in_the_browser() {
     let rt = js_runtime().await;

@@ -580,7 +580,24 @@ impl Runtime {
     /// `call`s never appear here. After termination the remaining answers can still be taken;
     /// then `receive` fails with `KernelState`.
     pub async fn receive_batch_packed(&self, id: &str, max: usize, timeout: Option<Duration>) -> Result<Vec<u8>> {
-        let result = self.receive_inner(id, timeout, |_| Ok(()), |_, outbox| outbox.pop_many(max.max(1))).await;
+        self.receive_batch_with(id, max, timeout, |_, answers| answers.to_vec()).await
+    }
+
+    /// Takes up to `max` answers at once (at least one), as
+    /// [`receive_batch_packed`](Self::receive_batch_packed) does, and hands them to `read`
+    /// with the output layout straight from the output queue, packed back to back: answers
+    /// decoded (or copied where they go) with no vector in between.
+    pub async fn receive_batch_with<R>(
+        &self,
+        id: &str,
+        max: usize,
+        timeout: Option<Duration>,
+        read: impl FnOnce(&MessageLayout, &[u8]) -> R,
+    ) -> Result<R> {
+        let take = |layout: &MessageLayout, outbox: &mut PackedQueue| {
+            outbox.pop_many_with(max.max(1), |answers| read(layout, answers))
+        };
+        let result = self.receive_inner(id, timeout, |_| Ok(()), take).await;
         self.counted(id, result)
     }
 

@@ -96,12 +96,12 @@ pub(super) async fn receive_answers(
     timeout: Option<Duration>,
     packed: bool,
 ) -> Result<JsValue, JsValue> {
-    let layout = (!packed).then(|| rt.output_layout(id)).transpose().map_err(js_error)?;
-    let answers = rt.receive_batch_packed(id, max, timeout).await.map_err(js_error)?;
-    Ok(match layout {
-        Some(layout) => js_answers(&layout, &answers),
-        None => js_sys::Uint8Array::from(answers.as_slice()).into(),
-    })
+    // Straight from the output queue into JavaScript: copied into a `Uint8Array`, or decoded.
+    let answers = rt.receive_batch_with(id, max, timeout, |layout, answers| match packed {
+        true => js_sys::Uint8Array::from(answers).into(),
+        false => js_answers(layout, answers),
+    });
+    answers.await.map_err(js_error)
 }
 
 /// Answers packed back to back as an array of JS objects (see [`js_answer`]).

@@ -283,11 +283,12 @@ fn encode_stages(
 /// Writes a tick's header and `input` (messages from free-running ring index `at` on) into the
 /// kernel's input ring. When they start at slot 0 (always, unless earlier messages are still
 /// unanswered) header and messages are contiguous and go up in one write, copied straight from
-/// the input queue into wgpu's staging memory. Returns the bytes written.
+/// the input queue into wgpu's staging memory (where [`platform::stage_write`] says so).
+/// Returns the bytes written.
 fn write_input(queue: &wgpu::Queue, ring: &GpuKernel, header: RingHeader, at: u32, input: &[u8]) -> u64 {
     let header = bytemuck::bytes_of(&header);
     let size = RingHeader::SIZE + input.len() as u64;
-    if at.is_multiple_of(ring.slots) {
+    if at.is_multiple_of(ring.slots) && platform::stage_write(input.len()) {
         let staging = wgpu::BufferSize::new(size).and_then(|size| queue.write_buffer_with(&ring.input_ring, 0, size));
         if let Some(mut view) = staging {
             view.slice(..header.len()).copy_from_slice(header);
