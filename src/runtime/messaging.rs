@@ -535,7 +535,8 @@ impl Runtime {
     }
 
     /// Takes the next answer, handing `read` the output layout and the answer's bytes straight
-    /// from the output queue (what the JavaScript layer turns into an object).
+    /// from the output queue (what the JavaScript layer turns into an object). `read` runs
+    /// while the runtime's table is locked, so it must not call the runtime.
     pub async fn receive_with<R>(
         &self,
         id: &str,
@@ -586,7 +587,8 @@ impl Runtime {
     /// Takes up to `max` answers at once (at least one), as
     /// [`receive_batch_packed`](Self::receive_batch_packed) does, and hands them to `read`
     /// with the output layout straight from the output queue, packed back to back: answers
-    /// decoded (or copied where they go) with no vector in between.
+    /// decoded (or copied where they go) with no vector in between. `read` runs while the
+    /// runtime's table is locked, so it must not call the runtime.
     pub async fn receive_batch_with<R>(
         &self,
         id: &str,
