@@ -188,7 +188,7 @@ pub struct Ratios {
     pub batched_over_per_message: SizedRatio,
     /// Runtime send → receive ÷ the raw doubler on one message: the runtime's cost per trip.
     pub round_trip_over_raw_single: f64,
-    /// The same from alternating blocks (see [`PairedRoundTrip`]): the median block pair.
+    /// The same from alternating blocks (see [`Paired`]): the median block pair.
     pub round_trip_over_raw_single_paired: f64,
     /// Runtime send → receive ÷ one submit and map: how many GPU round trips a message costs.
     pub round_trip_over_submit_and_map: f64,
