@@ -63,7 +63,9 @@ fn receive_batch_with_reads_answers_in_place_and_takes_at_most_max() {
         rt.send_batch("doubler", &inputs, None).await.unwrap();
         let wait = Some(Duration::from_millis(10_000));
         // All ten are answered in one tick; `read` sees the first four with the output layout.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while rt.telemetry("doubler").unwrap().unwrap().output_queue_depth < 10 {
+            assert!(std::time::Instant::now() < deadline, "ten answers were not queued within 10 s");
             std::thread::sleep(Duration::from_millis(1));
         }
         let (size, first) = rt
