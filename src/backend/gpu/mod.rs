@@ -181,6 +181,9 @@ pub(crate) struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub adapter: AdapterSummary,
+    /// Whether the adapter runs on the CPU (SwiftShader, lavapipe, WARP): dispatches there get
+    /// a small grid (see `kernel::Grid`).
+    pub software: bool,
     /// Set by wgpu when the device is lost or an error escapes every error scope; the tick loop
     /// checks it each tick so later calls fail with `DeviceLostError` instead of hanging.
     pub fault: Arc<Mutex<Option<String>>>,
@@ -246,6 +249,7 @@ impl GpuContext {
                 driver: info.driver,
                 device_type: format!("{:?}", info.device_type),
             },
+            software: info.device_type == wgpu::DeviceType::Cpu,
             fault,
             stats,
             scopes: Scopes::default(),
