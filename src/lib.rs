@@ -136,6 +136,7 @@ pub use runtime::dashboards::{DegradationManager, GpuMemoryDashboard};
 pub use runtime::handle::{Dynamic, KernelHandle, KernelStatus};
 pub use runtime::health::HealthChecker;
 pub use runtime::placement::KernelMigrator;
+pub use runtime::queries::AnswersComing;
 pub use runtime::resilience::{CircuitBreaker, KernelWatchdog};
 pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
 pub use telemetry::{

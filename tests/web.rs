@@ -751,6 +751,67 @@ async fn batches_over_64_kib_go_up_straight_and_come_back_whole() {
     assert_eq!(results, inputs.iter().map(|v| v * 2).collect::<Vec<_>>());
 }
 
+/// A packed `receiveBatch` that waits on the device makes its answer array while the device
+/// works (see `wasm::messages::answer_array`): the array it resolves with holds exactly the
+/// answers, whether as many came as were in sight, `max` took fewer, or the handler dropped some
+/// (then the array made ahead does not fit and one that does is made after the readback).
+#[wasm_bindgen_test]
+async fn packed_answers_waited_for_fill_an_array_of_their_own_size() {
+    let rt = js_runtime().await;
+    let packed_answers = |batch: &JsValue| {
+        let bytes = js_sys::Uint8Array::new(batch);
+        assert_eq!(bytes.byte_offset(), 0);
+        assert_eq!(
+            bytes.buffer().byte_length(),
+            bytes.byte_length(),
+            "an array of its own, not a view of a larger one"
+        );
+        bytemuck::pod_collect_to_vec::<u8, i32>(&bytes.to_vec())
+    };
+    let receive = |id: &'static str, max: Option<u32>| {
+        let mut options = vec![("timeout", JsValue::from(20_000)), ("packed", true.into())];
+        options.extend(max.map(|max| ("max", JsValue::from(max))));
+        js(rt.receive_batch(id.into(), Some(object(&options))))
+    };
+    js(rt.launch("doubler".into(), None, Some(object(&[("queueSize", 32_768.into())])))).await.unwrap();
+    js(rt.activate("doubler".into())).await.unwrap();
+    let inputs: Vec<i32> = (0..30_000).map(|v| v - 15_000).collect();
+    let doubled: Vec<i32> = inputs.iter().map(|v| v * 2).collect();
+    let send =
+        |id: &'static str| js(rt.send_batch(id.into(), js_sys::Int32Array::from(inputs.as_slice()).into(), None));
+    // All 30,000 at once (120,000 bytes), then in two parts: 20,000 (`max`) and the rest.
+    send("doubler").await.unwrap();
+    let mut answers = Vec::new();
+    while answers.len() < inputs.len() {
+        answers.extend(packed_answers(&receive("doubler", None).await.unwrap()));
+    }
+    assert_eq!(answers, doubled);
+    send("doubler").await.unwrap();
+    let first = packed_answers(&receive("doubler", Some(20_000)).await.unwrap());
+    assert!(first.len() <= 20_000);
+    let mut answers = first;
+    while answers.len() < inputs.len() {
+        answers.extend(packed_answers(&receive("doubler", None).await.unwrap()));
+    }
+    assert_eq!(answers, doubled);
+    // A handler that keeps only even values: half the answers in sight never come.
+    let number = define_message("Number".into(), object(&[("value", "i32".into())])).unwrap();
+    let wgsl = "fn handle(msg: Number, out: ptr<function, Number>) -> bool {
+    (*out).value = msg.value;
+    return msg.value % 2 == 0;
+}";
+    let evens = object(&[("input", number.clone()), ("output", number), ("wgsl", wgsl.into())]);
+    js(rt.launch("evens".into(), Some(evens), Some(object(&[("queueSize", 32_768.into())])))).await.unwrap();
+    js(rt.activate("evens".into())).await.unwrap();
+    send("evens").await.unwrap();
+    let kept: Vec<i32> = inputs.iter().copied().filter(|v| v % 2 == 0).collect();
+    let mut answers = Vec::new();
+    while answers.len() < kept.len() {
+        answers.extend(packed_answers(&receive("evens", None).await.unwrap()));
+    }
+    assert_eq!(answers, kept);
+}
+
 #[wasm_bindgen_test]
 async fn vector_add_and_saxpy_match_the_cpu_in_the_browser() {
     let rt = js_runtime().await;

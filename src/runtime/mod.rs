@@ -24,7 +24,7 @@ pub(crate) mod handle;
 pub(crate) mod health;
 mod messaging;
 pub(crate) mod placement;
-mod queries;
+pub(crate) mod queries;
 pub(crate) mod resilience;
 mod routing;
 mod shutdown;

@@ -164,6 +164,33 @@ impl Runtime {
     pub fn queue_size(&self, id: &str) -> Result<usize> {
         Ok(self.shared.lock().kernel(id)?.mailbox.inbox.capacity())
     }
+
+    /// The answers the kernel `id` has coming for `receive_batch`: what a caller sizes a
+    /// batch's buffer by before it waits (the JS layer makes its answer array while the device
+    /// works).
+    pub fn answers_coming(&self, id: &str) -> Result<AnswersComing> {
+        let mut table = self.shared.lock();
+        let kernel = table.kernel(id)?;
+        Ok(AnswersComing {
+            queued: kernel.mailbox.outbox.len(),
+            in_flight: kernel.cursor.in_flight() as usize,
+            answer_size: kernel.def.output.size(),
+        })
+    }
+}
+
+/// What [`Runtime::answers_coming`] sees of a kernel's answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AnswersComing {
+    /// Answers in the output queue now.
+    pub queued: usize,
+    /// Messages on the device now, whose answers come with its next readback. An upper bound:
+    /// a handler that may drop answers fewer, and answers to calls or forwarded to a
+    /// connected kernel go elsewhere.
+    pub in_flight: usize,
+    /// Bytes of one packed answer.
+    pub answer_size: usize,
 }
 
 fn snapshot(id: &str, kernel: &Kernel, now_ms: f64, heartbeat_timeout: std::time::Duration) -> KernelTelemetry {
