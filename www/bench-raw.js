@@ -74,9 +74,12 @@ export class RawGpu {
     if (copied.length !== 1 || copied[0] !== 7) throw new Error(`the floor's 4-byte copy read back ${[...copied]}`);
   }
 
-  /** A doubler for batches of exactly `messages` values. */
-  doubler(messages) {
-    return new RawDoubler(this, messages);
+  /**
+   * A doubler for batches of exactly `messages` values over `workgroups` workgroups: one
+   * invocation per message up to the device's limit (the textbook grid) unless given.
+   */
+  doubler(messages, workgroups) {
+    return new RawDoubler(this, messages, workgroups);
   }
 
   destroy() {
@@ -86,7 +89,7 @@ export class RawGpu {
 
 /** Buffers and bind group for one batch size, made once. */
 class RawDoubler {
-  constructor(gpu, messages) {
+  constructor(gpu, messages, workgroups) {
     const { device, pipeline } = gpu;
     const size = Math.max(messages, 1) * 4;
     this.gpu = gpu;
@@ -101,7 +104,7 @@ class RawDoubler {
     });
     // One invocation per message, up to the grid limit; the shader's grid-stride loop does the rest.
     const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-    this.workgroups = Math.min(Math.max(Math.ceil(messages / WORKGROUP_SIZE), 1), maxGroups);
+    this.workgroups = workgroups ?? Math.min(Math.max(Math.ceil(messages / WORKGROUP_SIZE), 1), maxGroups);
   }
 
   /** One batch there and back: `writeBuffer`, one dispatch, one copy, one submit, one map. */

@@ -35,10 +35,12 @@ export function formatReport(result) {
   latencyRow("runtime: call, 1 message", result.roundTrip.call);
 
   line();
-  line(`${padEnd("throughput", 14)}${pad("runtime msgs/s", 16)}${pad("raw msgs/s", 16)}${pad("runtime/raw", 14)}`);
+  line(`${padEnd("throughput", 14)}${pad("runtime msgs/s", 16)}${pad("raw msgs/s", 16)}${pad("runtime/raw", 14)}` +
+    `${pad("raw, its grid", 16)}${pad("runtime/that", 14)}`);
   result.throughput.forEach((b, i) => {
     line(`  ${pad(grouped(b.messages), 12)}${pad(grouped(b.runtime.msgsPerSec), 16)}${pad(grouped(b.raw.msgsPerSec), 16)}` +
-      `${pad(fixed(result.ratios.batchedOverRaw[i]?.value, 3), 14)}`);
+      `${pad(fixed(result.ratios.batchedOverRaw[i]?.value, 3), 14)}${pad(grouped(b.rawSameGrid.msgsPerSec), 16)}` +
+      `${pad(fixed(result.ratios.batchedOverRawSameGrid[i]?.value, 3), 14)}`);
   });
   const p = result.perMessage;
   line();
@@ -127,6 +129,8 @@ export function formatReport(result) {
   line("ratios (latencies compare p50s)");
   const sizes = r.batchedOverRaw.map((s) => `${grouped(s.messages)}: ${fixed(s.value, 3)}`).join(", ");
   line(`  batched / raw                   ${sizes}  (runtime msgs/s ÷ raw msgs/s)`);
+  const sameGrid = r.batchedOverRawSameGrid.map((s) => `${grouped(s.messages)}: ${fixed(s.value, 3)}`).join(", ");
+  line(`  batched / raw, the runtime's grid ${sameGrid}`);
   line(`  batched / per-message           ${fixed(r.batchedOverPerMessage.value)}×  ` +
     `(${grouped(r.batchedOverPerMessage.messages)} messages batched vs one dispatch each)`);
   line(`  round trip / raw single         ${fixed(r.roundTripOverRawSingle, 2)}×`);

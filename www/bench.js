@@ -7,7 +7,8 @@
 // 1. floors: one submit + map of a 4-byte copy, and the raw doubler on one message;
 // 2. one message through the runtime doubler and back (`send` → `receive`, and `call`);
 // 3. batches of 1, 1k, 100k and 1M messages through the runtime (`sendBatch(Int32Array)` /
-//    `receiveBatch`) next to the raw doubler doing the same batch in one dispatch;
+//    `receiveBatch`) next to the raw doubler doing the same batch in one dispatch, with one
+//    invocation per message and with the runtime's grid;
 // 4. one raw dispatch + map per message (the naive design);
 // 5. ticks of 1, 16 and 64 active doublers with traffic;
 // 6. a 4-stage pipeline: `connect`ed stages (fused, and unfused) vs one host round trip per stage
@@ -40,6 +41,16 @@ const PIPELINE_STAGES = 4;
 /** The issue's target for host-side packing of 4-byte messages. */
 const HOST_PACKING_TARGET = 20e6;
 const now = () => performance.now();
+
+/**
+ * Workgroups of the runtime's dispatch over `messages` on a `software` adapter or a GPU (keep in
+ * step with `Grid` in src/backend/gpu/kernel.rs), for the raw doubler with the runtime's grid.
+ */
+function runtimeGrid(messages, software) {
+  const spread = Math.ceil(messages / 64);
+  if (!software) return Math.min(Math.max(spread, 1), 4096);
+  return Math.min(Math.max(Math.ceil(messages / (64 * 16)), Math.min(spread, 16), 1), 64);
+}
 
 /** Counts for one run, from the page's query (`quick=1`, `iterations=`, `naive=`, `corrupt=1`). */
 export function makePlan(params) {
@@ -361,14 +372,18 @@ class Bench {
 
   async batches(runtime, raw) {
     const comparisons = [];
+    const software = runtime.adapter.deviceType === "Cpu";
     for (const messages of this.plan.batchSizes) {
       const doubler = raw.doubler(messages);
-      const [runtimeBatches, rawBatches] = await this.throughputs(messages, [
+      const sameGrid = raw.doubler(messages, runtimeGrid(messages, software));
+      const [runtimeBatches, rawBatches, sameGridBatches] = await this.throughputs(messages, [
         { label: `runtime batch of ${grouped(messages)}`, step: (v) => batch(runtime, DOUBLER, v) },
         { label: `raw batch of ${grouped(messages)}`, step: (v) => doubler.run(v) },
+        { label: `raw batch of ${grouped(messages)}, the runtime's grid (${sameGrid.workgroups} workgroups)`, step: (v) => sameGrid.run(v) },
       ]);
-      comparisons.push({ messages, runtime: runtimeBatches, raw: rawBatches });
+      comparisons.push({ messages, runtime: runtimeBatches, raw: rawBatches, rawSameGrid: { ...sameGridBatches, workgroups: sameGrid.workgroups } });
       doubler.destroy();
+      sameGrid.destroy();
     }
     return comparisons;
   }
@@ -764,6 +779,7 @@ function computeRatios(result) {
   const largest = batches.reduce((a, b) => (b.messages > (a?.messages ?? -1) ? b : a), null);
   return {
     batchedOverRaw: batches.map((b) => ({ messages: b.messages, value: b.runtime.msgsPerSec / b.raw.msgsPerSec })),
+    batchedOverRawSameGrid: batches.map((b) => ({ messages: b.messages, value: b.runtime.msgsPerSec / b.rawSameGrid.msgsPerSec })),
     batchedOverPerMessage: { messages: largest?.messages ?? 0, value: (largest?.runtime.msgsPerSec ?? NaN) / perMessage.msgsPerSec },
     roundTripOverRawSingle: roundTrip.sendReceive.p50 / floors.rawSingle.p50,
     roundTripOverSubmitAndMap: roundTrip.sendReceive.p50 / floors.submitAndMap.p50,

@@ -133,6 +133,10 @@ fn quick_bench_reports_every_section_as_json() {
     for batch in batches {
         assert_throughput(&batch["runtime"], "throughput.runtime");
         assert_throughput(&batch["raw"], "throughput.raw");
+        assert_throughput(&batch["rawSameGrid"], "throughput.rawSameGrid");
+        let workgroups = batch["rawSameGrid"]["workgroups"].as_u64().expect("the runtime's grid");
+        // A software adapter (lavapipe here) gets at most 64 workgroups (src/backend/gpu/kernel.rs).
+        assert!(workgroups >= 1 && (report["adapter"]["deviceType"] != "Cpu" || workgroups <= 64), "{batch:#}");
     }
 
     assert_throughput(&report["perMessage"], "perMessage");
@@ -190,6 +194,9 @@ fn quick_bench_reports_every_section_as_json() {
     let per_size = ratios["batchedOverRaw"].as_array().expect("batched / raw per size");
     assert_eq!(per_size.len(), sizes.len());
     assert!(per_size.iter().all(|r| positive(&r["value"])), "{ratios:#}");
+    let same_grid = ratios["batchedOverRawSameGrid"].as_array().expect("batched / raw on the runtime's grid per size");
+    assert_eq!(same_grid.len(), sizes.len());
+    assert!(same_grid.iter().all(|r| positive(&r["value"])), "{ratios:#}");
     for ratio in [
         "roundTripOverRawSingle",
         "roundTripOverRawSinglePaired",

@@ -64,6 +64,10 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   for (const b of r.throughput) {
     assertThroughput(b.runtime, `throughput[${b.messages}].runtime`, b.messages);
     assertThroughput(b.raw, `throughput[${b.messages}].raw`, b.messages);
+    assertThroughput(b.rawSameGrid, `throughput[${b.messages}].rawSameGrid`, b.messages);
+    // The runtime's grid on a software adapter: at most 64 workgroups (src/backend/gpu/kernel.rs).
+    assert.ok(Number.isInteger(b.rawSameGrid.workgroups) && b.rawSameGrid.workgroups >= 1, "rawSameGrid.workgroups");
+    if (r.adapter.deviceType === "Cpu") assert.ok(b.rawSameGrid.workgroups <= 64, `${b.rawSameGrid.workgroups} workgroups`);
   }
 
   assert.equal(r.perMessage.messages, c.naiveCount);
@@ -129,6 +133,8 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   const q = r.ratios;
   assert.deepEqual(q.batchedOverRaw.map((s) => s.messages), c.batchSizes);
   for (const s of q.batchedOverRaw) positive(s.value, `ratios.batchedOverRaw[${s.messages}]`);
+  assert.deepEqual(q.batchedOverRawSameGrid.map((s) => s.messages), c.batchSizes);
+  for (const s of q.batchedOverRawSameGrid) positive(s.value, `ratios.batchedOverRawSameGrid[${s.messages}]`);
   assert.equal(q.batchedOverPerMessage.messages, 10_000);
   for (const key of ["roundTripOverRawSingle", "roundTripOverSubmitAndMap", "tick16OverTick1", "tick16OverTick1Paired",
     "hostRoundTripsOverSingleStage",

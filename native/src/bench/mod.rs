@@ -36,7 +36,7 @@ use self::progress::Progress;
 use self::raw::RawGpu;
 use self::report::{
     BatchComparison, Config, CpuBackend, Floors, KernelTick, Paired, PerMessage, Pipeline, Ratios, Report, RoundTrip,
-    TickSteps,
+    SameGrid, TickSteps,
 };
 use self::runtime_doubler::{Fleet, Pipelines, STAGES};
 use self::stats::{percentile, Latency, Throughput};
@@ -142,14 +142,21 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
         paired: bench.paired_round_trip(&raw, &runtime).await?,
     };
     let mut throughput = Vec::new();
+    let software = adapter.device_type == "Cpu";
     for &messages in &plan.batch_sizes {
         let doubler = raw.doubler(messages);
+        let same_grid = raw.doubler_on_grid(messages, Some(raw::runtime_grid(messages, software)));
+        let label = format!("raw batch of {messages}, the runtime's grid ({} workgroups)", same_grid.workgroups);
         throughput.push(BatchComparison {
             messages,
             runtime: bench.runtime_batches(&runtime, "runtime", messages).await?,
             raw: bench
                 .throughput(format!("raw batch of {messages}"), messages, async |v: &[i32]| doubler.run(v))
                 .await?,
+            raw_same_grid: SameGrid {
+                workgroups: same_grid.workgroups,
+                throughput: bench.throughput(label, messages, async |v: &[i32]| same_grid.run(v)).await?,
+            },
         });
     }
     let per_message = bench.per_message(&raw).await?;

@@ -60,8 +60,15 @@ impl RawGpu {
         Ok(())
     }
 
-    /// A doubler for batches of exactly `messages` values.
+    /// A doubler for batches of exactly `messages` values, with one invocation per message up
+    /// to the grid limit (the textbook grid).
     pub fn doubler(&self, messages: usize) -> RawDoubler<'_> {
+        self.doubler_on_grid(messages, None)
+    }
+
+    /// A doubler for batches of exactly `messages` values over `workgroups` workgroups, or the
+    /// textbook grid without.
+    pub fn doubler_on_grid(&self, messages: usize, workgroups: Option<u32>) -> RawDoubler<'_> {
         let size = (messages.max(1) * 4) as u64;
         let storage = |label, usage| {
             self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -84,7 +91,7 @@ impl RawGpu {
         // One invocation per message, up to the grid limit; the shader's grid-stride loop does
         // the rest.
         let max_groups = self.device.limits().max_compute_workgroups_per_dimension;
-        let workgroups = (messages as u32).div_ceil(WORKGROUP_SIZE).clamp(1, max_groups);
+        let workgroups = workgroups.unwrap_or((messages as u32).div_ceil(WORKGROUP_SIZE).clamp(1, max_groups));
         RawDoubler {
             gpu: self,
             messages,
@@ -97,6 +104,16 @@ impl RawGpu {
     }
 }
 
+/// Workgroups of the runtime's dispatch over `messages` on a `software` adapter or a GPU (keep in
+/// step with `Grid` in src/backend/gpu/kernel.rs), for the raw doubler on the runtime's grid.
+pub fn runtime_grid(messages: usize, software: bool) -> u32 {
+    let spread = (messages as u32).div_ceil(WORKGROUP_SIZE);
+    if !software {
+        return spread.clamp(1, 4096);
+    }
+    (messages as u32).div_ceil(WORKGROUP_SIZE * 16).max(spread.min(16)).clamp(1, 64)
+}
+
 /// Buffers and bind group for one batch size, made once.
 pub struct RawDoubler<'g> {
     gpu: &'g RawGpu,
@@ -105,7 +122,7 @@ pub struct RawDoubler<'g> {
     doubled: wgpu::Buffer,
     readback: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
-    workgroups: u32,
+    pub workgroups: u32,
 }
 
 impl RawDoubler<'_> {

@@ -85,8 +85,21 @@ pub struct BatchComparison {
     pub messages: usize,
     /// `send_batch` + `receive_batch` through the runtime doubler.
     pub runtime: Throughput,
-    /// The raw doubler on the whole batch in one dispatch: the limit.
+    /// The raw doubler on the whole batch in one dispatch, one invocation per message: the
+    /// limit as hand-written wgpu usually reaches it.
     pub raw: Throughput,
+    /// The raw doubler dispatched over the grid the runtime would use: the runtime's own cost
+    /// apart from its choice of grid.
+    pub raw_same_grid: SameGrid,
+}
+
+/// The raw doubler on the runtime's grid.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SameGrid {
+    pub workgroups: u32,
+    #[serde(flatten)]
+    pub throughput: Throughput,
 }
 
 /// The naive design: one write + dispatch + copy + map per message (raw wgpu).
@@ -184,6 +197,8 @@ pub struct CpuBackend {
 pub struct Ratios {
     /// Runtime msgs/s ÷ raw msgs/s per batch size: 1.0 is as fast as hand-written wgpu.
     pub batched_over_raw: Vec<SizedRatio>,
+    /// The same against the raw doubler on the runtime's grid.
+    pub batched_over_raw_same_grid: Vec<SizedRatio>,
     /// Runtime msgs/s at the largest batch ÷ one-dispatch-per-message msgs/s: what batching buys.
     pub batched_over_per_message: SizedRatio,
     /// Runtime send → receive ÷ the raw doubler on one message: the runtime's cost per trip.
@@ -238,6 +253,13 @@ impl Ratios {
                 .iter()
                 .map(|b| SizedRatio { messages: b.messages, value: b.runtime.msgs_per_sec / b.raw.msgs_per_sec })
                 .collect(),
+            batched_over_raw_same_grid: throughput
+                .iter()
+                .map(|b| SizedRatio {
+                    messages: b.messages,
+                    value: b.runtime.msgs_per_sec / b.raw_same_grid.throughput.msgs_per_sec,
+                })
+                .collect(),
             batched_over_per_message: SizedRatio {
                 messages: largest.map_or(0, |b| b.messages),
                 value: largest.map_or(f64::NAN, |b| b.runtime.msgs_per_sec) / per_message.msgs_per_sec,
@@ -277,14 +299,20 @@ impl Report {
         latency_row("runtime: send → receive, 1 message", &self.round_trip.send_receive);
         latency_row("runtime: call, 1 message", &self.round_trip.call);
 
-        println!("\n{:<14}{:>16}{:>16}{:>14}", "throughput", "runtime msgs/s", "raw msgs/s", "runtime/raw");
-        for (b, ratio) in self.throughput.iter().zip(&self.ratios.batched_over_raw) {
+        println!(
+            "\n{:<14}{:>16}{:>16}{:>14}{:>16}{:>14}",
+            "throughput", "runtime msgs/s", "raw msgs/s", "runtime/raw", "raw, its grid", "runtime/that"
+        );
+        let ratios = self.ratios.batched_over_raw.iter().zip(&self.ratios.batched_over_raw_same_grid);
+        for (b, (ratio, same_grid)) in self.throughput.iter().zip(ratios) {
             println!(
-                "  {:>12}{:>16}{:>16}{:>14.3}",
+                "  {:>12}{:>16}{:>16}{:>14.3}{:>16}{:>14.3}",
                 grouped(b.messages as f64),
                 grouped(b.runtime.msgs_per_sec),
                 grouped(b.raw.msgs_per_sec),
-                ratio.value
+                ratio.value,
+                grouped(b.raw_same_grid.throughput.msgs_per_sec),
+                same_grid.value
             );
         }
         let p = &self.per_message;
@@ -377,6 +405,12 @@ impl Report {
         let sizes: Vec<String> =
             r.batched_over_raw.iter().map(|s| format!("{}: {:.3}", grouped(s.messages as f64), s.value)).collect();
         println!("  batched / raw                   {}  (runtime msgs/s ÷ raw msgs/s)", sizes.join(", "));
+        let same_grid: Vec<String> = r
+            .batched_over_raw_same_grid
+            .iter()
+            .map(|s| format!("{}: {:.3}", grouped(s.messages as f64), s.value))
+            .collect();
+        println!("  batched / raw, the runtime's grid {}", same_grid.join(", "));
         println!(
             "  batched / per-message           {:.1}×  ({} messages batched vs one dispatch each)",
             r.batched_over_per_message.value,
