@@ -47,9 +47,9 @@ const now = () => performance.now();
  * step with `Grid` in src/backend/gpu/kernel.rs), for the raw doubler with the runtime's grid.
  */
 function runtimeGrid(messages, software) {
-  const spread = Math.ceil(messages / 64);
-  if (!software) return Math.min(Math.max(spread, 1), 4096);
-  return Math.min(Math.max(Math.ceil(messages / (64 * 16)), Math.min(spread, 16), 1), 64);
+  const per = (each) => Math.ceil(messages / (64 * each));
+  const packed = software ? Math.min(Math.max(per(16), Math.min(per(1), 16)), 64) : Math.min(per(1), 4096);
+  return Math.max(packed, per(1024), 1);
 }
 
 /** Counts for one run, from the page's query (`quick=1`, `iterations=`, `naive=`, `corrupt=1`). */

@@ -49,8 +49,10 @@ impl Drop for GpuKernel {
 static SERIALS: AtomicU64 = AtomicU64::new(1);
 
 /// How many workgroups a dispatch gets: enough for `per_invocation` messages each (but no
-/// fewer than 16 while there are messages for them), at most `max`; the handler's grid-stride
-/// loop takes the rest.
+/// fewer than 16 while there are messages for them), at most `cap`, yet never so few that an
+/// invocation loops over more than 1024 messages (lavapipe silently cuts any loop short after
+/// 65,535 iterations); and never more than `max`, the launch's `max_workgroups` and the
+/// device's limit. The handler's grid-stride loop takes the rest.
 ///
 /// A GPU gets one invocation per message up to 4096 workgroups. A software adapter gets at
 /// most 64 workgroups of up to 16 messages per invocation: it runs a few workgroups at a time,
@@ -62,22 +64,27 @@ static SERIALS: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Grid {
     per_invocation: u32,
+    cap: u32,
     max: u32,
 }
 
 impl Grid {
+    /// Messages one invocation takes at most while the launch and the device allow more
+    /// workgroups.
+    const MOST_PER_INVOCATION: u32 = 1024;
+
     /// The grid for an adapter that is `software` or not, under the launch's `max_workgroups`
     /// and the device's limit.
     fn new(software: bool, max_workgroups: Option<u32>, device_limit: u32) -> Self {
         let (per_invocation, cap) = if software { (16, 64) } else { (1, 4096) };
-        Grid { per_invocation, max: max_workgroups.unwrap_or(u32::MAX).min(device_limit).min(cap).max(1) }
+        Grid { per_invocation, cap, max: max_workgroups.unwrap_or(u32::MAX).min(device_limit).max(1) }
     }
 
     /// Workgroups of `workgroup_size` invocations for `pending` messages.
     fn workgroups(&self, pending: u32, workgroup_size: u32) -> u32 {
-        let spread = pending.div_ceil(workgroup_size);
-        let packed = pending.div_ceil(workgroup_size.saturating_mul(self.per_invocation));
-        packed.max(spread.min(16)).clamp(1, self.max)
+        let per = |messages: u32| pending.div_ceil(workgroup_size.saturating_mul(messages));
+        let packed = per(self.per_invocation).max(per(1).min(16)).min(self.cap);
+        packed.max(per(Self::MOST_PER_INVOCATION)).clamp(1, self.max)
     }
 }
 
@@ -461,18 +468,21 @@ mod tests {
 
     /// A GPU gets an invocation per message up to 4096 workgroups; a software adapter 16
     /// workgroups (fewer for fewer messages), more once each invocation has 16 messages, at
-    /// most 64; the launch's cap and the device's limit hold on both, and there is always one
-    /// workgroup.
+    /// most 64 unless an invocation would loop over more than 1024; the launch's cap and the
+    /// device's limit hold on both, and there is always one workgroup.
     #[test]
     fn the_grid_is_small_on_software_adapters() {
         let gpu = Grid::new(false, None, 65_535);
         assert_eq!([0, 1, 64, 65, 100_000, 1 << 20].map(|n| gpu.workgroups(n, 64)), [1, 1, 1, 2, 1563, 4096]);
+        assert_eq!(gpu.workgroups(1 << 22, 1), 4096, "1024 messages an invocation");
         let software = Grid::new(true, None, 65_535);
-        let counts = [0, 1, 65, 1024, 16_384, 16_385, 40_000, 100_000];
-        assert_eq!(counts.map(|n| software.workgroups(n, 64)), [1, 1, 2, 16, 16, 17, 40, 64]);
+        let counts = [0, 1, 65, 1024, 16_384, 16_385, 40_000, 100_000, 1 << 22];
+        assert_eq!(counts.map(|n| software.workgroups(n, 64)), [1, 1, 2, 16, 16, 17, 40, 64, 64]);
         assert_eq!(software.workgroups(100_000, 256), 25, "16 messages for each of 256 invocations");
+        assert_eq!(software.workgroups(1 << 22, 1), 4096, "not 65,536 messages for each of 64 invocations");
+        assert_eq!(software.workgroups(1 << 22, 16), 256);
         assert_eq!(Grid::new(false, Some(8), 65_535).workgroups(100_000, 64), 8);
-        assert_eq!(Grid::new(true, Some(8), 65_535).workgroups(100_000, 64), 8);
+        assert_eq!(Grid::new(true, Some(8), 65_535).workgroups(1 << 22, 1), 8, "the launch's cap holds");
         assert_eq!(Grid::new(false, None, 1000).workgroups(1 << 20, 64), 1000);
     }
 }
