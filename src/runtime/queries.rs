@@ -183,7 +183,7 @@ impl Runtime {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AnswersComing {
-    /// Answers in the output queue now.
+    /// Answers in the output queue now (a receive takes these without waiting).
     pub queued: usize,
     /// Messages on the device now, whose answers come with its next readback. An upper bound:
     /// a handler that may drop answers fewer, and answers to calls or forwarded to a

@@ -115,14 +115,13 @@ const MADE_AHEAD_BYTES: usize = 64 * 1024;
 /// The `Uint8Array` a packed `receiveBatch` about to wait on the device will copy its answers
 /// into, made now while the device works. A fresh array's memory costs most on first touch
 /// (~300 µs per 400 KB in Chromium, page faults), so it is touched now too, and the copy after
-/// the readback is the only work left then. Sized for the answers in sight (the output queue's
-/// and those on the device, up to `max`): when fewer come, the array is dropped and a fitting
-/// one made after all. `None` when nothing needs waiting for or the batch is small.
+/// the readback is the only work left then. Sized for the answers on the device, up to `max`:
+/// when fewer come, the array is dropped and a fitting one made after all. `None` when answers
+/// are already queued (they are taken at once, without waiting) or the batch is small.
 fn answer_array(rt: &Runtime, id: &str, max: usize) -> Option<js_sys::Uint8Array> {
     let coming = rt.answers_coming(id).ok()?;
-    let wanted = max.max(1).min(coming.queued + coming.in_flight);
-    let bytes = wanted * coming.answer_size;
-    if coming.queued >= wanted || bytes < MADE_AHEAD_BYTES {
+    let bytes = max.max(1).min(coming.in_flight) * coming.answer_size;
+    if coming.queued > 0 || bytes < MADE_AHEAD_BYTES {
         return None;
     }
     let array = js_sys::Uint8Array::new_with_length(bytes as u32);
