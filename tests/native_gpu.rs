@@ -68,6 +68,8 @@ fn receive_batch_with_reads_answers_in_place_and_takes_at_most_max() {
             assert!(std::time::Instant::now() < deadline, "ten answers were not queued within 10 s");
             std::thread::sleep(Duration::from_millis(1));
         }
+        let coming = rt.answers_coming("doubler").unwrap();
+        assert_eq!((coming.queued, coming.in_flight, coming.answer_size), (10, 0, 4));
         let (size, first) = rt
             .receive_batch_with("doubler", 4, wait, |layout, answers| {
                 (layout.size(), bytemuck::pod_collect_to_vec::<u8, i32>(answers))
@@ -75,6 +77,7 @@ fn receive_batch_with_reads_answers_in_place_and_takes_at_most_max() {
             .await
             .unwrap();
         assert_eq!((size, first), (4, vec![2, 4, 6, 8]));
+        assert_eq!(rt.answers_coming("doubler").unwrap().queued, 6);
         // The other six stay queued, in order.
         let rest = rt.receive_batch_packed("doubler", 100, wait).await.unwrap();
         assert_eq!(bytemuck::pod_collect_to_vec::<u8, i32>(&rest), vec![10, 12, 14, 16, 18, 20]);
@@ -83,6 +86,7 @@ fn receive_batch_with_reads_answers_in_place_and_takes_at_most_max() {
         assert!(matches!(err, Err(Error::Timeout { .. })), "{err:?}");
         let err = rt.receive_batch_with("nope", 4, wait, |_, _| unreachable!()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::KernelNotFound);
+        assert_eq!(rt.answers_coming("nope").unwrap_err().kind(), ErrorKind::KernelNotFound);
         assert_eq!(rt.telemetry("doubler").unwrap().unwrap().messages_received, 10);
     });
 }
@@ -100,6 +104,9 @@ fn deactivated_kernel_holds_messages_until_reactivated() {
         let err = rt.receive("doubler", Some(Duration::from_millis(200))).await.unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
         assert_eq!(rt.telemetry("doubler").unwrap().unwrap().input_queue_depth, 10);
+        // Waiting on the host, not on the device: no answers are coming yet.
+        let coming = rt.answers_coming("doubler").unwrap();
+        assert_eq!((coming.queued, coming.in_flight), (0, 0));
         rt.reactivate("doubler").await.unwrap();
         for v in 0..10 {
             assert_eq!(rt.receive_pod::<i32>("doubler", Some(Duration::from_millis(10_000))).await.unwrap(), v * 2);
