@@ -72,6 +72,8 @@ impl Grid {
     /// Messages one invocation takes at most while the launch and the device allow more
     /// workgroups.
     const MOST_PER_INVOCATION: u32 = 1024;
+    /// Workgroups a dispatch spreads over while it has a message for each invocation of them.
+    const SPREAD: u32 = 16;
 
     /// The grid for an adapter that is `software` or not, under the launch's `max_workgroups`
     /// and the device's limit.
@@ -83,7 +85,7 @@ impl Grid {
     /// Workgroups of `workgroup_size` invocations for `pending` messages.
     fn workgroups(&self, pending: u32, workgroup_size: u32) -> u32 {
         let per = |messages: u32| pending.div_ceil(workgroup_size.saturating_mul(messages));
-        let packed = per(self.per_invocation).max(per(1).min(16)).min(self.cap);
+        let packed = per(self.per_invocation).max(per(1).min(Self::SPREAD)).min(self.cap);
         packed.max(per(Self::MOST_PER_INVOCATION)).clamp(1, self.max)
     }
 }
