@@ -159,16 +159,12 @@ pub fn settle(arrivals: impl Fn() -> usize) {
     let _ = arrivals;
 }
 
-/// Lets wgpu deliver `map_async` callbacks. Natively this blocks the tick loop thread until the GPU
-/// is done; in the browser the event loop delivers them, so it does nothing.
+/// Lets wgpu deliver `map_async` callbacks: blocks the tick loop thread until the GPU is done.
+/// (On the web the event loop delivers them; readbacks there do not go through wgpu's maps.)
+#[cfg(not(target_arch = "wasm32"))]
 pub fn drive_gpu(device: &wgpu::Device) {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        // An error here (device lost or timeout) surfaces through the map callback too.
-        let _ = device.poll(wgpu::PollType::wait_indefinitely());
-    }
-    #[cfg(target_arch = "wasm32")]
-    let _ = device;
+    // An error here (device lost or timeout) surfaces through the map callback too.
+    let _ = device.poll(wgpu::PollType::wait_indefinitely());
 }
 
 /// Milliseconds on a monotonic clock shared by every runtime of this process or page.

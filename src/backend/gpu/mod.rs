@@ -3,6 +3,7 @@
 //! - [`kernel`]: one kernel's rings, pipeline and bind group, created once at launch;
 //! - [`ring`]: the rings' header and counters, mirrored from `shaders/harness/ring.wgsl`;
 //! - [`readback`]: the buffer one tick's results come back in, and its layout;
+//! - `web_map` (web only): mapping it through its `GPUBuffer`, without wgpu's per-map closures;
 //! - [`execute`]: the tick's GPU step (one write per kernel, one submit, one map);
 //! - [`fused`]: chains of connected kernels run as one dispatch of one module;
 //! - [`grouped`]: many kernels of one handler, each with a small batch, run as one dispatch.
@@ -13,6 +14,8 @@ pub(crate) mod grouped;
 pub(crate) mod kernel;
 pub(crate) mod readback;
 pub(crate) mod ring;
+#[cfg(target_arch = "wasm32")]
+mod web_map;
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -133,7 +133,7 @@ pub(crate) async fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, size: u64
 }
 
 /// Maps `buffer[..size]`, hands the mapped bytes to `read` (no copy in between) and unmaps.
-/// Never blocks on the web.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) async fn read_back_with<R>(
     ctx: &GpuContext,
     buffer: &wgpu::Buffer,
@@ -159,4 +159,24 @@ pub(crate) async fn read_back_with<R>(
     };
     buffer.unmap();
     Ok(result)
+}
+
+/// Maps `buffer[..size]`, hands the mapped bytes to `read` (copied into wasm memory once, as
+/// they must be) and unmaps, through the buffer's `GPUBuffer` (see [`super::web_map`]). Never
+/// blocks.
+#[cfg(target_arch = "wasm32")]
+pub(crate) async fn read_back_with<R>(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    size: u64,
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
+    use super::web_map;
+    let raw = buffer.as_webgpu().expect("on the web every buffer is a WebGPU buffer");
+    if !web_map::map_read(raw, size.next_multiple_of(4)).await {
+        ctx.check_fault()?;
+        return Err(Error::DeviceLost { reason: "mapping the readback buffer failed".into() });
+    }
+    web_map::read_mapped(raw, size, read)
+        .ok_or_else(|| Error::DeviceLost { reason: "reading the mapped readback buffer failed".into() })
 }
