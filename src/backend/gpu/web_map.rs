@@ -127,3 +127,73 @@ pub(crate) fn read_mapped<R>(buffer: &GpuBuffer, size: u64, read: impl FnOnce(&[
     buffer.unmap();
     Some(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Waker};
+
+    use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+    use super::*;
+
+    wasm_bindgen_test_configure!(run_in_browser);
+
+    /// A MAP_READ buffer holding `bytes`.
+    fn readable(device: &wgpu::Device, queue: &wgpu::Queue, bytes: &[u8]) -> wgpu::Buffer {
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: bytes.len() as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        queue.write_buffer(&buffer, 0, bytes);
+        queue.submit([]);
+        buffer
+    }
+
+    fn raw(buffer: &wgpu::Buffer) -> &GpuBuffer {
+        buffer.as_webgpu().expect("a WebGPU buffer")
+    }
+
+    fn slots_and_free() -> (usize, usize) {
+        (SLOTS.with_borrow(Vec::len), FREE.with_borrow(Vec::len))
+    }
+
+    /// Maps read what was written and unmap; a map whose future was dropped first keeps its slot
+    /// until it settles, then frees it, and the slot then serves a later map; a refused map (a
+    /// destroyed buffer) is `false`.
+    #[wasm_bindgen_test]
+    async fn maps_read_back_and_dropped_maps_free_their_slot_once_settled() {
+        let instance = crate::platform::gpu_instance(wgpu::InstanceDescriptor::new_without_display_handle())
+            .expect("no WebGPU here");
+        let adapter = instance.request_adapter(&Default::default()).await.expect("no WebGPU adapter here");
+        let (device, queue) = adapter.request_device(&Default::default()).await.expect("no WebGPU device");
+        let first = readable(&device, &queue, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let second = readable(&device, &queue, &[9; 8]);
+
+        {
+            let mut abandoned = pin!(map_read(raw(&first), 8));
+            assert!(abandoned.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        }
+        let (slots, free) = slots_and_free();
+        assert!(slots > free, "the dropped map still holds its slot: {slots} slots, {free} free");
+
+        assert!(map_read(raw(&second), 8).await);
+        assert_eq!(read_mapped(raw(&second), 6, <[u8]>::to_vec), Some(vec![9; 6]));
+        // The dropped map has settled meanwhile (one queue, maps in order): every slot is free.
+        let (slots, free) = slots_and_free();
+        assert_eq!(slots, free, "no map is in flight");
+
+        // The dropped map did map `first`; unmapped, it maps again through a reused slot.
+        raw(&first).unmap();
+        assert!(map_read(raw(&first), 8).await);
+        assert_eq!(read_mapped(raw(&first), 8, <[u8]>::to_vec), Some(vec![1, 2, 3, 4, 5, 6, 7, 8]));
+        assert_eq!(slots_and_free(), (slots, slots), "no slot was made for it");
+
+        first.destroy();
+        assert!(!map_read(raw(&first), 8).await, "a destroyed buffer's map is refused");
+        assert_eq!(slots_and_free(), (slots, slots));
+    }
+}
