@@ -59,7 +59,16 @@ pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
         if matches!(outcome, TickOutcome::Ran) && shared.device_count() > 1 {
             shared.wake();
         }
-        match recovery.after_tick(&shared, outcome).await {
+        // A tick that ran leaves work behind only as input still waiting (beyond its ring or its
+        // budget, or held for room) or as relays to other devices; what was sent or freed while
+        // it ran woke `listener`, which the wait below sees at once. Otherwise the loop waits
+        // rather than planning an empty pass, which on the web would stand between the answers
+        // just delivered and the receives waiting for them.
+        let flow = match outcome {
+            TickOutcome::Ran if !work_remains(&shared, device) => Flow::WaitForWork,
+            outcome => recovery.after_tick(&shared, outcome).await,
+        };
+        match flow {
             Flow::TickAgain => continue,
             Flow::WaitForWork => listener.await,
             Flow::Stop => return,
@@ -97,7 +106,7 @@ pub(crate) fn help(shared: &Shared, device: DeviceId) {
         // ring or held back for room, answers relayed to a connected kernel through the
         // host, other devices' relays. It is woken when anything may be left.
         TickOutcome::Ran => {
-            if shared.device_count() > 1 || plan::input_at_most(&shared.lock(), device) > 0 {
+            if work_remains(shared, device) {
                 shared.wake();
             }
         }
@@ -107,6 +116,12 @@ pub(crate) fn help(shared: &Shared, device: DeviceId) {
         }
         TickOutcome::Idle => {}
     }
+}
+
+/// Whether `device` may have work left after a tick that ran: input still waiting on its
+/// kernels, or other devices to relay to.
+fn work_remains(shared: &Shared, device: DeviceId) -> bool {
+    shared.device_count() > 1 || plan::input_at_most(&shared.lock(), device) > 0
 }
 
 /// Which device a tick runs on.
