@@ -52,6 +52,10 @@ pub struct KernelTelemetry {
     /// kernels launched from the same handler, each with a small batch. Its other counters read
     /// as they would had it run alone.
     pub grouped_dispatches: u64,
+    /// Workgroups of its last dispatch on a GPU (0 before any, and on the cpu backend): the grid
+    /// the runtime chose for that tick's messages (see "A small grid on software adapters" in the
+    /// README), or the grid of the fused or grouped dispatch it ran in.
+    pub last_workgroups: u32,
     /// Messages waiting on the host to go to the GPU.
     pub input_queue_depth: usize,
     /// Messages in the GPU ring, written but not yet answered.
@@ -189,6 +193,7 @@ pub(crate) struct Counters {
     pub dispatches: u64,
     pub fused_dispatches: u64,
     pub grouped_dispatches: u64,
+    pub last_workgroups: u32,
     pub bytes_to_device: u64,
     pub bytes_from_device: u64,
     pub unprocessed_at_termination: u64,

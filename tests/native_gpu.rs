@@ -59,6 +59,7 @@ fn receive_batch_with_reads_answers_in_place_and_takes_at_most_max() {
     pollster::block_on(async {
         rt.launch("doubler", LaunchOptions::default()).await.unwrap();
         rt.activate("doubler").await.unwrap();
+        assert_eq!(rt.telemetry("doubler").unwrap().unwrap().last_workgroups, 0, "no dispatch yet");
         let inputs: Vec<i32> = (1..=10).collect();
         rt.send_batch("doubler", &inputs, None).await.unwrap();
         let wait = Some(Duration::from_millis(10_000));
@@ -87,7 +88,37 @@ fn receive_batch_with_reads_answers_in_place_and_takes_at_most_max() {
         let err = rt.receive_batch_with("nope", 4, wait, |_, _| unreachable!()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::KernelNotFound);
         assert_eq!(rt.answers_coming("nope").unwrap_err().kind(), ErrorKind::KernelNotFound);
-        assert_eq!(rt.telemetry("doubler").unwrap().unwrap().messages_received, 10);
+        let t = rt.telemetry("doubler").unwrap().unwrap();
+        assert_eq!(t.messages_received, 10);
+        assert_eq!(t.last_workgroups, 1, "ten messages fit one workgroup");
+    });
+}
+
+/// Telemetry names the grid of a kernel's last dispatch, as the runtime chose it for the
+/// adapter: on a software one (lavapipe, device type `Cpu`) 64 workgroups of 16 messages an
+/// invocation for 100,000 messages, on a GPU one invocation per message.
+#[test]
+fn telemetry_names_the_last_dispatch_grid() {
+    let rt = runtime();
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default().with_queue_capacity(1 << 17)).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        let inputs: Vec<i32> = (0..100_000).collect();
+        assert_eq!(rt.send_batch("doubler", &inputs, None).await.unwrap(), 100_000);
+        let wait = Some(Duration::from_millis(30_000));
+        let mut answered = 0;
+        while answered < 100_000 {
+            answered += rt.receive_batch_packed("doubler", 100_000, wait).await.unwrap().len() / 4;
+        }
+        let t = rt.telemetry("doubler").unwrap().unwrap();
+        let software = rt.adapter().device_type == "Cpu";
+        // One tick took the whole batch: its grid is the one for 100,000 messages.
+        if t.dispatches == 1 {
+            assert_eq!(t.last_workgroups, if software { 64 } else { 1563 }, "{t:?}");
+        }
+        assert!(t.last_workgroups >= 1 && (!software || t.last_workgroups <= 64), "{t:?}");
+        rt.call_pod::<i32, i32>("doubler", &21, wait).await.unwrap();
+        assert_eq!(rt.telemetry("doubler").unwrap().unwrap().last_workgroups, 1, "one message, one workgroup");
     });
 }
 

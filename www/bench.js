@@ -43,13 +43,15 @@ const HOST_PACKING_TARGET = 20e6;
 const now = () => performance.now();
 
 /**
- * Workgroups of the runtime's dispatch over `messages` on a `software` adapter or a GPU (keep in
- * step with `Grid` in src/backend/gpu/kernel.rs), for the raw doubler with the runtime's grid.
+ * Workgroups of the runtime's dispatch over `messages` messages, as its telemetry reports them
+ * (`lastWorkgroups`) after one batch of that size: the grid the raw doubler on the runtime's
+ * grid then uses.
  */
-function runtimeGrid(messages, software) {
-  const per = (each) => Math.ceil(messages / (64 * each));
-  const packed = software ? Math.min(Math.max(per(16), Math.min(per(1), 16)), 64) : Math.min(per(1), 4096);
-  return Math.max(packed, per(1024), 1);
+async function runtimeGrid(runtime, messages) {
+  expectMultiplied("the runtime's grid", values(messages, 0), await batch(runtime, DOUBLER, values(messages, 0)), 2);
+  const workgroups = runtime.getTelemetry(DOUBLER)?.lastWorkgroups;
+  if (!Number.isInteger(workgroups) || workgroups < 1) throw new Error(`the runtime reported no grid for ${messages} messages (lastWorkgroups: ${workgroups})`);
+  return workgroups;
 }
 
 /** Counts for one run, from the page's query (`quick=1`, `iterations=`, `naive=`, `corrupt=1`). */
@@ -372,10 +374,9 @@ class Bench {
 
   async batches(runtime, raw) {
     const comparisons = [];
-    const software = runtime.adapter.deviceType === "Cpu";
     for (const messages of this.plan.batchSizes) {
       const doubler = raw.doubler(messages);
-      const sameGrid = raw.doubler(messages, runtimeGrid(messages, software));
+      const sameGrid = raw.doubler(messages, await runtimeGrid(runtime, messages));
       const [runtimeBatches, rawBatches, sameGridBatches] = await this.throughputs(messages, [
         { label: `runtime batch of ${grouped(messages)}`, step: (v) => batch(runtime, DOUBLER, v) },
         { label: `raw batch of ${grouped(messages)}`, step: (v) => doubler.run(v) },

@@ -304,6 +304,8 @@ pub(crate) struct Outcome<'a> {
     pub fused: bool,
     /// Whether it ran in one dispatch with other kernels of its handler (a grouped dispatch).
     pub grouped: bool,
+    /// Workgroups of the dispatch it ran in (0 on the cpu backend).
+    pub workgroups: u32,
 }
 
 /// The backend-specific step of a tick: run the planned dispatches, report their outcomes.

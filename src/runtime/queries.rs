@@ -210,6 +210,7 @@ fn snapshot(id: &str, kernel: &Kernel, now_ms: f64, heartbeat_timeout: std::time
         dispatches: c.dispatches,
         fused_dispatches: c.fused_dispatches,
         grouped_dispatches: c.grouped_dispatches,
+        last_workgroups: c.last_workgroups,
         input_queue_depth: kernel.mailbox.inbox.len(),
         in_flight: kernel.cursor.in_flight() as usize,
         output_queue_depth: kernel.mailbox.outbox.len(),

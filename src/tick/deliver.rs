@@ -65,6 +65,9 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
         counters.dispatches += out.dispatches;
         counters.fused_dispatches += out.fused as u64;
         counters.grouped_dispatches += out.grouped as u64;
+        if out.workgroups > 0 {
+            counters.last_workgroups = out.workgroups;
+        }
         counters.errors += out.failed;
         if out.first_failure.is_some() {
             counters.last_error = out.first_failure.clone();

@@ -288,6 +288,8 @@ export interface KernelTelemetry {
   fusedDispatches: number;
   /** Of those, the ones run in one dispatch with other kernels of its handler (small batches). */
   groupedDispatches: number;
+  /** Workgroups of its last GPU dispatch (0 before any, and on the cpu backend): the grid the runtime chose, or that of the fused or grouped dispatch it ran in. */
+  lastWorkgroups: number;
   inputQueueDepth: number; inFlight: number; outputQueueDepth: number;
   bytesToDevice: number; bytesFromDevice: number; gpuMemoryBytes: number;
   uptimeMs: number;

@@ -142,10 +142,9 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
         paired: bench.paired_round_trip(&raw, &runtime).await?,
     };
     let mut throughput = Vec::new();
-    let software = adapter.device_type == "Cpu";
     for &messages in &plan.batch_sizes {
         let doubler = raw.doubler(messages);
-        let same_grid = raw.doubler_on_grid(messages, Some(raw::runtime_grid(messages, software)));
+        let same_grid = raw.doubler_on_grid(messages, Some(runtime_doubler::grid(&runtime, messages).await?));
         let label = format!("raw batch of {messages}, the runtime's grid ({} workgroups)", same_grid.workgroups);
         throughput.push(BatchComparison {
             messages,

@@ -104,14 +104,6 @@ impl RawGpu {
     }
 }
 
-/// Workgroups of the runtime's dispatch over `messages` on a `software` adapter or a GPU (keep in
-/// step with `Grid` in src/backend/gpu/kernel.rs), for the raw doubler on the runtime's grid.
-pub fn runtime_grid(messages: usize, software: bool) -> u32 {
-    let per = |each: u32| (messages as u32).div_ceil(WORKGROUP_SIZE * each);
-    let packed = if software { per(16).max(per(1).min(16)).min(64) } else { per(1).min(4096) };
-    packed.max(per(1024)).max(1)
-}
-
 /// Buffers and bind group for one batch size, made once.
 pub struct RawDoubler<'g> {
     gpu: &'g RawGpu,

@@ -38,6 +38,18 @@ pub async fn call(runtime: &Runtime, value: i32) -> anyhow::Result<Vec<i32>> {
     Ok(vec![runtime.call_pod(DOUBLER, &value, TIMEOUT).await?])
 }
 
+/// Workgroups of the runtime's dispatch over `messages` messages, as its telemetry reports them
+/// (`last_workgroups`) after one batch of that size: the grid the raw doubler on the runtime's
+/// grid then uses.
+pub async fn grid(runtime: &Runtime, messages: usize) -> anyhow::Result<u32> {
+    let values: Vec<i32> = (0..messages as i32).collect();
+    let answers = batch(runtime, &values).await?;
+    anyhow::ensure!(answers.iter().zip(&values).all(|(a, v)| *a == v * 2), "the runtime's grid: wrong answers");
+    let telemetry = runtime.telemetry(DOUBLER)?.context("the bench's runtime keeps telemetry")?;
+    anyhow::ensure!(telemetry.last_workgroups >= 1, "the runtime reported no grid for {messages} messages");
+    Ok(telemetry.last_workgroups)
+}
+
 /// A whole batch through the doubler. Sends what the queue takes, receives what has come back,
 /// and repeats, so a batch larger than the queue streams through under backpressure; a batch
 /// that fits goes out with one `send_batch` (one tick).

@@ -39,6 +39,8 @@ struct Submission {
     counted_by: Option<usize>,
     /// Where its results lie when it ran in a grouped dispatch.
     grouped: Option<MemberResults>,
+    /// Workgroups of the dispatch it ran in (its own, its fused run's or its group's).
+    workgroups: u32,
 }
 
 /// What a dispatch does in a tick with fused runs.
@@ -109,6 +111,11 @@ impl Execute for GpuContext {
                 write_input(&self.queue, ring, header, d.input_at, d.input)
             };
             let fused = matches!(role, Role::Leads(_) | Role::Follows { .. });
+            let workgroups = match role {
+                Role::Grouped(n) => groups[*n].workgroups(),
+                // A fused run's one dispatch is shaped by its first stage (set below).
+                _ => ring.workgroups(d.pending),
+            };
             submissions.push(Submission {
                 pending: d.pending,
                 tally: ring.tally.clone(),
@@ -116,12 +123,17 @@ impl Execute for GpuContext {
                 fused,
                 counted_by: None,
                 grouped: None,
+                workgroups,
             });
         }
         for run in &runs {
             let (&last, earlier) = run.stages.split_last().expect("a fused run has stages");
             for &stage in earlier {
                 submissions[stage].counted_by = Some(last);
+            }
+            let workgroups = submissions[run.stages[0]].workgroups;
+            for &stage in &run.stages {
+                submissions[stage].workgroups = workgroups;
             }
         }
         let group_blocks: Vec<u64> = groups.iter().map(|group| layout.push_block(group.readback_size())).collect();
@@ -186,7 +198,11 @@ impl Execute for GpuContext {
                 .enumerate()
                 .map(|(i, (region, d))| {
                     if let Some(results) = &d.grouped {
-                        return Outcome { bytes_to_device: d.written, ..results.outcome(bytes, d.pending) };
+                        return Outcome {
+                            bytes_to_device: d.written,
+                            workgroups: d.workgroups,
+                            ..results.outcome(bytes, d.pending)
+                        };
                     }
                     let (processed, dropped) = match d.counted_by {
                         Some(last) => (counted[last].0, 0),
@@ -211,6 +227,7 @@ impl Execute for GpuContext {
                             + answers.len() as u64
                             + kept.map_or(0, |k| k.len() as u64),
                         fused: d.fused,
+                        workgroups: d.workgroups,
                         ..Default::default()
                     }
                 })

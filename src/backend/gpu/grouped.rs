@@ -187,6 +187,13 @@ fn slice(bytes: &[u8], at: u64, len: u64) -> &[u8] {
 }
 
 impl GroupRun {
+    /// Workgroups of the group's one dispatch.
+    pub fn workgroups(&self) -> u32 {
+        self.workgroups
+    }
+}
+
+impl GroupRun {
     /// The group's one dispatch.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_bind_group(0, &self.bind_group, &[]);
