@@ -132,51 +132,46 @@ pub(crate) async fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, size: u64
     read_back_with(ctx, buffer, size, <[u8]>::to_vec).await
 }
 
-/// Maps `buffer[..size]`, hands the mapped bytes to `read` (no copy in between) and unmaps.
-#[cfg(not(target_arch = "wasm32"))]
+/// Maps `buffer[..size]`, hands the mapped bytes to `read` and unmaps. Natively `read` sees
+/// wgpu's mapping itself. On the web the map goes through the buffer's `GPUBuffer` (see
+/// `web_map`), never blocking, and the bytes are copied into wasm memory once, as they must be.
 pub(crate) async fn read_back_with<R>(
     ctx: &GpuContext,
     buffer: &wgpu::Buffer,
     size: u64,
     read: impl FnOnce(&[u8]) -> R,
 ) -> Result<R> {
-    let (sender, receiver) = futures_channel::oneshot::channel();
-    let slice = buffer.slice(..size.next_multiple_of(4));
-    slice.map_async(wgpu::MapMode::Read, move |result| {
-        let _ = sender.send(result);
-    });
-    crate::platform::drive_gpu(&ctx.device);
-    let mapped = receiver.await.map_err(|_| Error::DeviceLost { reason: "readback callback dropped".into() })?;
-    if let Err(e) = mapped {
-        ctx.check_fault()?;
-        return Err(Error::DeviceLost { reason: format!("mapping the readback buffer failed: {e}") });
+    #[cfg(target_arch = "wasm32")]
+    {
+        use super::web_map;
+        let raw = buffer.as_webgpu().expect("on the web every buffer is a WebGPU buffer");
+        if !web_map::map_read(raw, size.next_multiple_of(4)).await {
+            ctx.check_fault()?;
+            return Err(Error::DeviceLost { reason: "mapping the readback buffer failed".into() });
+        }
+        web_map::read_mapped(raw, size, read)
+            .ok_or_else(|| Error::DeviceLost { reason: "reading the mapped readback buffer failed".into() })
     }
-    let result = {
-        let view = slice
-            .get_mapped_range()
-            .map_err(|e| Error::DeviceLost { reason: format!("reading the mapped readback buffer failed: {e}") })?;
-        read(&view[..size as usize])
-    };
-    buffer.unmap();
-    Ok(result)
-}
-
-/// Maps `buffer[..size]`, hands the mapped bytes to `read` (copied into wasm memory once, as
-/// they must be) and unmaps, through the buffer's `GPUBuffer` (see [`super::web_map`]). Never
-/// blocks.
-#[cfg(target_arch = "wasm32")]
-pub(crate) async fn read_back_with<R>(
-    ctx: &GpuContext,
-    buffer: &wgpu::Buffer,
-    size: u64,
-    read: impl FnOnce(&[u8]) -> R,
-) -> Result<R> {
-    use super::web_map;
-    let raw = buffer.as_webgpu().expect("on the web every buffer is a WebGPU buffer");
-    if !web_map::map_read(raw, size.next_multiple_of(4)).await {
-        ctx.check_fault()?;
-        return Err(Error::DeviceLost { reason: "mapping the readback buffer failed".into() });
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        let slice = buffer.slice(..size.next_multiple_of(4));
+        slice.map_async(wgpu::MapMode::Read, move |result| {
+            let _ = sender.send(result);
+        });
+        crate::platform::drive_gpu(&ctx.device);
+        let mapped = receiver.await.map_err(|_| Error::DeviceLost { reason: "readback callback dropped".into() })?;
+        if let Err(e) = mapped {
+            ctx.check_fault()?;
+            return Err(Error::DeviceLost { reason: format!("mapping the readback buffer failed: {e}") });
+        }
+        let result = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| Error::DeviceLost { reason: format!("reading the mapped readback buffer failed: {e}") })?;
+            read(&view[..size as usize])
+        };
+        buffer.unmap();
+        Ok(result)
     }
-    web_map::read_mapped(raw, size, read)
-        .ok_or_else(|| Error::DeviceLost { reason: "reading the mapped readback buffer failed".into() })
 }
