@@ -139,7 +139,8 @@ impl Execute for GpuContext {
         let group_blocks: Vec<u64> = groups.iter().map(|group| layout.push_block(group.readback_size())).collect();
         let readback = self.readback.lock().unwrap_or_else(|p| p.into_inner()).reserve(self, layout.size());
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: TICK_LABEL });
-        encode_stages(&mut encoder, dispatches, &rings, &roles, &runs, &groups);
+        let workgroups: Vec<u32> = submissions.iter().map(|s| s.workgroups).collect();
+        encode_stages(&mut encoder, dispatches, &rings, &roles, &workgroups, &runs, &groups);
         for (group, &at) in groups.iter().zip(&group_blocks) {
             for (&member, results) in group.members.iter().zip(group.copy_back(&mut encoder, &readback, at)) {
                 submissions[member].grouped = Some(results);
@@ -240,12 +241,14 @@ impl Execute for GpuContext {
 
 /// One compute pass per pipeline stage; between passes, each stage's answers are copied into the
 /// next stage's input ring (copies cannot sit inside a compute pass). A fused run is one
-/// dispatch in its first stage's pass, and nothing is copied between its stages.
+/// dispatch in its first stage's pass, and nothing is copied between its stages. Each
+/// dispatch goes over `workgroups[i]` workgroups, the grid its submission reports.
 fn encode_stages(
     encoder: &mut wgpu::CommandEncoder,
     dispatches: &[Dispatch<'_>],
     rings: &[&GpuKernel],
     roles: &[Role],
+    workgroups: &[u32],
     runs: &[FusedRun],
     groups: &[GroupRun],
 ) {
@@ -256,10 +259,11 @@ fn encode_stages(
                 .iter()
                 .zip(rings)
                 .zip(roles)
-                .filter(move |((d, _), _)| d.level == level)
-                .map(|((d, r), role)| (d, r, *role))
+                .enumerate()
+                .filter(move |(_, ((d, _), _))| d.level == level)
+                .map(|(i, ((d, r), role))| (i, d, r, *role))
         };
-        if stage().any(|(_, _, role)| !matches!(role, Role::Follows { .. })) {
+        if stage().any(|(.., role)| !matches!(role, Role::Follows { .. })) {
             let mut pass =
                 encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: TICK_LABEL, timestamp_writes: None });
             if level == 0 {
@@ -268,15 +272,15 @@ fn encode_stages(
                     group.encode(&mut pass);
                 }
             }
-            for (d, ring, role) in stage() {
+            for (i, _, ring, role) in stage() {
                 match role {
-                    Role::Alone => ring.encode_dispatch(&mut pass, d.pending),
-                    Role::Leads(run) => runs[run].encode(&mut pass, ring, d.pending),
+                    Role::Alone => ring.encode_dispatch(&mut pass, workgroups[i]),
+                    Role::Leads(run) => runs[run].encode(&mut pass, workgroups[i]),
                     Role::Follows { .. } | Role::Grouped(_) => {}
                 }
             }
         }
-        for (d, from, role) in stage() {
+        for (_, d, from, role) in stage() {
             let Some((to, at)) = d.forward else { continue };
             // Inside a fused run the next stage never reads its ring.
             if matches!(role, Role::Leads(_) | Role::Follows { last: false }) {

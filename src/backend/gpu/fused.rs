@@ -74,11 +74,12 @@ pub(crate) struct FusedRun {
 }
 
 impl FusedRun {
-    /// One bounded drain of the chain's `pending` messages, shaped by the first stage.
-    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, first: &GpuKernel, pending: u32) {
+    /// One bounded drain of the chain's messages over `workgroups` workgroups (the first
+    /// stage's grid for them).
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, workgroups: u32) {
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.set_pipeline(&self.pipeline.pipeline);
-        pass.dispatch_workgroups(first.workgroups(pending), 1, 1);
+        pass.dispatch_workgroups(workgroups, 1, 1);
     }
 }
 

@@ -195,11 +195,12 @@ impl GpuKernel {
         })
     }
 
-    /// Encodes one bounded drain of `pending` messages: the kernel's only dispatch of a tick.
-    pub fn encode_dispatch(&self, pass: &mut wgpu::ComputePass<'_>, pending: u32) {
+    /// Encodes one bounded drain over `workgroups` workgroups (its [`workgroups`](Self::workgroups)
+    /// for the tick's messages): the kernel's only dispatch of a tick.
+    pub fn encode_dispatch(&self, pass: &mut wgpu::ComputePass<'_>, workgroups: u32) {
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.set_pipeline(&self.drain);
-        pass.dispatch_workgroups(self.workgroups(pending), 1, 1);
+        pass.dispatch_workgroups(workgroups, 1, 1);
     }
 
     /// Workgroups of a dispatch over `pending` messages (see [`Grid`]).
