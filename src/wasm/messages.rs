@@ -2,8 +2,8 @@
 //!
 //! In: numbers for scalars; arrays or typed arrays of numbers for vectors and numeric arrays
 //! (flat, or nested per element); objects for nested messages; arrays of objects for arrays
-//! of messages. Out: the same shapes, with typed arrays (`Float32Array`, `Int32Array`,
-//! `Uint32Array`, by the field's scalar) for vectors and numeric arrays.
+//! of messages. Out: the same shapes, with arrays of numbers for vectors and typed arrays
+//! (`Float32Array`, `Int32Array`, `Uint32Array`, by the field's scalar) for numeric arrays.
 
 use std::time::Duration;
 
@@ -180,6 +180,9 @@ fn js_message(layout: &MessageLayout, fields: Vec<(String, Value)>) -> JsValue {
 
 fn js_field(ty: &FieldType, value: Value) -> JsValue {
     match (ty, value) {
+        // Vectors as arrays of numbers (the typed array the arms below make, copied into an
+        // array), numeric arrays as typed arrays: the shapes the codecs give.
+        (FieldType::Vector(scalar, _), numbers) => Array::from(&js_field(&FieldType::Scalar(*scalar), numbers)).into(),
         (_, Value::I32(n)) => n.into(),
         (_, Value::U32(n)) => n.into(),
         (_, Value::F32(n)) => n.into(),

@@ -356,8 +356,8 @@ export interface DeviceHealth {
 
 /** A message as sent: numbers, arrays or typed arrays of numbers, objects for nested messages. */
 export type MessageInput = { [field: string]: number | ArrayLike<number> | ArrayLike<number>[] | MessageInput | MessageInput[] };
-/** An answer: numbers, typed arrays (by the field's scalar) for vectors and numeric arrays, objects for nested messages. */
-export type MessageOutput = { [field: string]: number | Float32Array | Int32Array | Uint32Array | MessageOutput | MessageOutput[] };
+/** An answer: numbers, arrays of numbers for vectors, typed arrays (by the field's scalar) for numeric arrays, objects for nested messages. */
+export type MessageOutput = { [field: string]: number | number[] | Float32Array | Int32Array | Uint32Array | MessageOutput | MessageOutput[] };
 
 export type ScalarType = "i32" | "u32" | "f32";
 export type VectorType = `vec${2 | 3 | 4}<${ScalarType}>`;
@@ -383,13 +383,13 @@ export type FieldInput<T> =
 /** The JavaScript value `receive` gives for a field of type `T`. */
 export type FieldOutput<T> =
   T extends ScalarType ? number :
-  T extends `vec${number}<${infer S}>` ? TypedArrayOf<S> :
+  T extends VectorType ? number[] :
   T extends `array<${string}, ${number}>` ? (ElementOf<T> extends `vec${number}<${infer S}>` ? TypedArrayOf<S> : ElementOf<T> extends ScalarType ? TypedArrayOf<ElementOf<T>> : FieldOutput<ElementOf<T>>[]) :
   T extends MessageDescription<string, infer F> ? { [K in keyof F]: FieldOutput<F[K]> } :
   MessageOutput;
 /** A message of description `D` as `send` takes it: `InputOf<typeof Request>` is `{ value: number }`. */
 export type InputOf<D extends MessageDescription> = { [K in keyof D["fields"]]: FieldInput<D["fields"][K]> };
-/** A message of description `D` as `receive` gives it (vectors and numeric arrays as typed arrays). */
+/** A message of description `D` as `receive` gives it (vectors as arrays of numbers, numeric arrays as typed arrays). */
 export type OutputOf<D extends MessageDescription> = { [K in keyof D["fields"]]: FieldOutput<D["fields"][K]> };
 
 /** The kernel's `state` array as a host handler sees it and `readState` returns it. */

@@ -138,7 +138,7 @@ export async function run(backend: BackendName): Promise<AppResult> {
     backend: summary.backend,
     adapter: runtime.adapter.name,
     doubled: doubled.result,
-    measured: { length: measured.length, scaled: Array.from(measured.scaled) },
+    measured: { length: measured.length, scaled: measured.scaled },
     tallies,
     dropped: telemetry.messagesDropped,
     state,

@@ -6,8 +6,9 @@
 // rules: the encoder only writes messages it can vouch for (plain objects whose fields are all
 // present, of the right kind and in range) and otherwise says which message stopped it; the
 // caller then hands the batch to the core, which refuses the bad message by its field path and
-// counts it. The decoder gives the same shapes as the core: numbers for scalars, typed arrays
-// for vectors and numeric arrays, objects and arrays of objects for nested messages.
+// counts it. The decoder gives the same shapes as the core: numbers for scalars, arrays of
+// numbers for vectors, typed arrays for numeric arrays, objects and arrays of objects for nested
+// messages.
 //
 // Where code generation is refused (a Content-Security-Policy without 'unsafe-eval'),
 // `compileCodec` returns null and every message takes the core's path.
@@ -215,6 +216,9 @@ ${this.writeNumbers(type, scalar, v, "0", at)}`;
       case "struct":
         return this.decodeObject(type.layout, `(${at})`);
       case "vector":
+        // An array literal: V8 makes one in a tenth of the time of a 3-element typed array,
+        // and vectors are the fields messages have most (positions, colours, velocities).
+        return `[${Array.from({ length: type.n }, (_, k) => `${VIEW[type.scalar]}[${at} + ${k}]`).join(", ")}]`;
       case "array": {
         const scalar = numericScalar(type);
         if (scalar) {
