@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::messaging::Pack;
 use super::Runtime;
 use crate::envelope::{EnvelopeHeader, MessageEnvelope};
 use crate::error::Result;
@@ -40,7 +41,7 @@ impl Runtime {
         id: &str,
         header: &EnvelopeHeader,
         timeout: Option<Duration>,
-        pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
+        pack: Pack<'_>,
     ) -> Result<EnvelopeHeader> {
         let mut sent = None;
         self.enqueue(id, deadline(timeout), None, Some((header, &mut sent)), pack).await?;

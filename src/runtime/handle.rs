@@ -270,7 +270,8 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     /// Queues `message` if there is room now.
     pub fn try_send(&self, message: In) -> Result<(), TrySendError<In>> {
-        let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytemuck::bytes_of(&message), slot);
+        let bytes = bytemuck::bytes_of(&message);
+        let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytes, slot);
         match self.runtime.try_enqueue_one(&self.id, None, &pack) {
             Ok(Attempt::Done(_)) => Ok(()),
             Ok(Attempt::Wait(_, full)) => Err(TrySendError::Full(message, self.runtime.count(&self.id, full))),
@@ -334,9 +335,9 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
         &self,
         envelope: MessageEnvelope<In>,
     ) -> Result<EnvelopeHeader, SendError<MessageEnvelope<In>>> {
-        let pack =
-            |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytemuck::bytes_of(&envelope.message), slot);
-        match self.runtime.send_enveloped(&self.id, &envelope.header, None, pack).await {
+        let bytes = bytemuck::bytes_of(&envelope.message);
+        let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytes, slot);
+        match self.runtime.send_enveloped(&self.id, &envelope.header, None, &pack).await {
             Ok(sent) => Ok(sent),
             Err(error) => Err(SendError { error: self.runtime.count(&self.id, error), message: envelope }),
         }
@@ -364,9 +365,10 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     /// Sends `message` and waits up to `timeout` for its own answer (matched by correlation
     /// id, however many calls are in flight).
     pub async fn call(&self, message: In, timeout: Duration) -> Result<Out, CallError<In>> {
-        let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytemuck::bytes_of(&message), slot);
+        let bytes = bytemuck::bytes_of(&message);
+        let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytes, slot);
         let read = |_: &MessageLayout, answer: &[u8]| Ok(bytemuck::pod_read_unaligned::<Out>(answer));
-        match self.runtime.call_inner(&self.id, Some(timeout), pack, read).await {
+        match self.runtime.call_inner(&self.id, Some(timeout), &pack, read).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(unanswered)) => Err(CallError::Unanswered(self.runtime.count(&self.id, unanswered))),
             Err(not_sent) => Err(CallError::NotSent(message, self.runtime.count(&self.id, not_sent))),

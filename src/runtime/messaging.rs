@@ -38,7 +38,7 @@ impl Runtime {
         let pack = |layout: &MessageLayout, slot: &mut [u8]| {
             pack_fields(id, layout, fields.iter().map(|(n, v)| (*n, v)), slot)
         };
-        let result = async { self.enqueue_one(id, deadline(timeout), None, pack).await.map(drop) }.await;
+        let result = async { self.enqueue_one(id, deadline(timeout), None, &pack).await.map(drop) }.await;
         self.counted(id, result)
     }
 
@@ -49,9 +49,15 @@ impl Runtime {
         self.counted(id, result)
     }
 
+    /// Queues one message given as its bytes in the kernel's input layout (a `MessageFormat`
+    /// error when the length is not the layout's size); waits up to `timeout` for room.
+    pub async fn send_bytes(&self, id: &str, message: &[u8], timeout: Option<Duration>) -> Result<()> {
+        let result = self.enqueue_packing(id, Packing::Bytes(message), timeout, None).await;
+        self.counted(id, result)
+    }
+
     /// Queues one message given as a [`Value::Struct`], with an envelope's header when
     /// `envelope` is set (see [`try_enqueue`](Self::try_enqueue)); nothing is counted here.
-    /// `send_value` and `send_envelope` share it (one copy of the waiting send in the wasm).
     pub(super) async fn enqueue_value(
         &self,
         id: &str,
@@ -60,8 +66,20 @@ impl Runtime {
         envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
     ) -> Result<()> {
         let fields = struct_fields(id, message)?;
-        let pack = |layout: &MessageLayout, slot: &mut [u8]| pack_fields(id, layout, named(fields), slot);
-        self.enqueue(id, deadline(timeout), None, envelope, pack).await.map(drop)
+        self.enqueue_packing(id, Packing::Fields(fields), timeout, envelope).await
+    }
+
+    /// The waiting send of `send_value`, `send_bytes` and `send_envelope`: one copy of it in
+    /// the wasm, whichever form the message came in.
+    async fn enqueue_packing(
+        &self,
+        id: &str,
+        packing: Packing<'_>,
+        timeout: Option<Duration>,
+        envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
+    ) -> Result<()> {
+        let pack = |layout: &MessageLayout, slot: &mut [u8]| packing.pack(id, layout, slot);
+        self.enqueue(id, deadline(timeout), None, envelope, &pack).await.map(drop)
     }
 
     /// Queues one message given as a [`Value::Struct`] if there is room now (else `QueueFull`).
@@ -92,10 +110,7 @@ impl Runtime {
 
     /// Queues one `#[repr(C)]` message whose bytes match the kernel's input layout.
     pub async fn send_pod<T: bytemuck::Pod>(&self, id: &str, message: &T, timeout: Option<Duration>) -> Result<()> {
-        let pack =
-            |layout: &MessageLayout, slot: &mut [u8]| copy_message(id, layout, bytemuck::bytes_of(message), slot);
-        let result = async { self.enqueue_one(id, deadline(timeout), None, pack).await.map(drop) }.await;
-        self.counted(id, result)
+        self.send_bytes(id, bytemuck::bytes_of(message), timeout).await
     }
 
     /// Queues packed messages (already in the kernel's input layout, back to back), all of them:
@@ -151,7 +166,7 @@ impl Runtime {
         let pack = |layout: &MessageLayout, slot: &mut [u8]| {
             pack_fields(id, layout, fields.iter().map(|(n, v)| (*n, v)), slot)
         };
-        self.call_with(id, timeout, pack, |layout, answer| Ok(layout.decode(answer))).await
+        self.call_with(id, timeout, &pack, |layout, answer| Ok(layout.decode(answer))).await
     }
 
     /// [`call`](Self::call) with the message as a [`Value::Struct`] (see
@@ -164,15 +179,38 @@ impl Runtime {
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
         let fields = self.counted(id, struct_fields(id, message))?;
-        let pack = |layout: &MessageLayout, slot: &mut [u8]| pack_fields(id, layout, named(fields), slot);
-        self.call_with(id, timeout, pack, |layout, answer| Ok(read(layout, answer))).await
+        self.call_packing(id, Packing::Fields(fields), timeout, read).await
     }
 
     /// [`call`](Self::call) with the message packed in the input layout; the answer comes back
     /// packed.
     pub async fn call_packed(&self, id: &str, packed: &[u8], timeout: Option<Duration>) -> Result<Vec<u8>> {
-        let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_message(id, layout, packed, slot);
-        self.call_with(id, timeout, pack, |_, answer| Ok(answer.to_vec())).await
+        self.call_packed_with(id, packed, timeout, |_, answer| answer.to_vec()).await
+    }
+
+    /// [`call_packed`](Self::call_packed), handing `read` the output layout and the answer's
+    /// bytes instead of copying them.
+    pub async fn call_packed_with<R>(
+        &self,
+        id: &str,
+        packed: &[u8],
+        timeout: Option<Duration>,
+        read: impl FnOnce(&MessageLayout, &[u8]) -> R,
+    ) -> Result<R> {
+        self.call_packing(id, Packing::Bytes(packed), timeout, read).await
+    }
+
+    /// The call of `call_value` and `call_packed_with`: one copy of it in the wasm for each
+    /// `read`, whichever form the message came in.
+    async fn call_packing<R>(
+        &self,
+        id: &str,
+        packing: Packing<'_>,
+        timeout: Option<Duration>,
+        read: impl FnOnce(&MessageLayout, &[u8]) -> R,
+    ) -> Result<R> {
+        let pack = |layout: &MessageLayout, slot: &mut [u8]| packing.pack(id, layout, slot);
+        self.call_with(id, timeout, &pack, |layout, answer| Ok(read(layout, answer))).await
     }
 
     /// [`call`](Self::call) with `#[repr(C)]` values in and out.
@@ -184,9 +222,9 @@ impl Runtime {
     ) -> Result<Out> {
         // Checked before sending: a wrong `Out` must not cost the message its answer.
         self.counted(id, self.expect_answer_size::<Out>(id))?;
-        let pack =
-            |layout: &MessageLayout, slot: &mut [u8]| copy_message(id, layout, bytemuck::bytes_of(message), slot);
-        self.call_with(id, timeout, pack, |_, answer| Ok(bytemuck::pod_read_unaligned(answer))).await
+        let bytes = bytemuck::bytes_of(message);
+        let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_message(id, layout, bytes, slot);
+        self.call_with(id, timeout, &pack, |_, answer| Ok(bytemuck::pod_read_unaligned(answer))).await
     }
 
     /// A call: `pack` writes the message into its slot, `read` turns the answer into the result.
@@ -194,7 +232,7 @@ impl Runtime {
         &self,
         id: &str,
         timeout: Option<Duration>,
-        pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
+        pack: Pack<'_>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> Result<R>,
     ) -> Result<R> {
         let result = self.call_inner(id, timeout, pack, read).await.and_then(|answered| answered);
@@ -207,7 +245,7 @@ impl Runtime {
         &self,
         id: &str,
         timeout: Option<Duration>,
-        pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
+        pack: Pack<'_>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> Result<R>,
     ) -> Result<Result<R>> {
         // One deadline covers both waiting for room and waiting for the answer.
@@ -282,7 +320,7 @@ impl Runtime {
         id: &str,
         deadline: Deadline,
         call: Option<&mut Option<Arc<KernelDefinition>>>,
-        pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
+        pack: Pack<'_>,
     ) -> Result<Option<CallTicket>> {
         self.enqueue(id, deadline, call, None, pack).await
     }
@@ -295,12 +333,12 @@ impl Runtime {
         deadline: Deadline,
         mut call: Option<&mut Option<Arc<KernelDefinition>>>,
         mut envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
-        pack: impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
+        pack: Pack<'_>,
     ) -> Result<Option<CallTicket>> {
         let mut stall = StallWatch::default();
         loop {
             let envelope = envelope.as_mut().map(|(header, sent)| (*header, &mut **sent));
-            match self.try_enqueue(id, call.as_deref_mut(), envelope, &pack)? {
+            match self.try_enqueue(id, call.as_deref_mut(), envelope, pack)? {
                 Attempt::Done(ticket) => return Ok(ticket),
                 Attempt::Wait(listener, full) => {
                     if !self.wait_for_room(id, listener, deadline, &mut stall).await {
@@ -317,7 +355,7 @@ impl Runtime {
         &self,
         id: &str,
         call: Option<&mut Option<Arc<KernelDefinition>>>,
-        pack: &impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
+        pack: Pack<'_>,
     ) -> Result<Attempt<Option<CallTicket>>> {
         self.try_enqueue(id, call, None, pack)
     }
@@ -329,7 +367,7 @@ impl Runtime {
         id: &str,
         call: Option<&mut Option<Arc<KernelDefinition>>>,
         envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
-        pack: &impl Fn(&MessageLayout, &mut [u8]) -> Result<()>,
+        pack: Pack<'_>,
     ) -> Result<Attempt<Option<CallTicket>>> {
         let mut table = self.accepting_table(if call.is_some() { "calls" } else { "sends" })?;
         let overloaded = self.overload_refusal(&mut table, id);
@@ -811,6 +849,27 @@ fn struct_fields<'v>(id: &str, message: &'v Value) -> Result<&'v [(String, Value
             field: "(message)".into(),
             problem: format!("must be an object, got {}", other.kind_name()),
         }),
+    }
+}
+
+/// Writes a message into its slot, given the input layout. Taken as a reference to a trait
+/// object, so the waiting send and the call exist once in the wasm, not once per caller.
+pub(super) type Pack<'a> = &'a (dyn Fn(&MessageLayout, &mut [u8]) -> Result<()> + Sync);
+
+/// What a send or a call writes into its message's slot: a value's fields, or bytes already in
+/// the input layout (checked against its size).
+#[derive(Clone, Copy)]
+enum Packing<'a> {
+    Fields(&'a [(String, Value)]),
+    Bytes(&'a [u8]),
+}
+
+impl Packing<'_> {
+    fn pack(self, id: &str, layout: &MessageLayout, slot: &mut [u8]) -> Result<()> {
+        match self {
+            Packing::Fields(fields) => pack_fields(id, layout, named(fields), slot),
+            Packing::Bytes(bytes) => copy_message(id, layout, bytes, slot),
+        }
     }
 }
 

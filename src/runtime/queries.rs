@@ -2,11 +2,12 @@
 //! Prometheus rendering. None of these touch the GPU; GPU counters are as of the last tick.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::handle::KernelHandle;
 use super::Runtime;
 use crate::error::Result;
-use crate::kernel::StateSpec;
+use crate::kernel::{KernelDefinition, StateSpec};
 use crate::lifecycle::{KernelMode, KernelState};
 use crate::message::MessageLayout;
 use crate::platform;
@@ -143,6 +144,12 @@ impl Runtime {
         let mut text = crate::metrics::render(&self.summary());
         text.push_str(&crate::metrics::render_health(&self.health()));
         text
+    }
+
+    /// The kernel's definition, shared rather than copied (its layouts, for a caller that packs
+    /// messages itself).
+    pub fn definition(&self, id: &str) -> Result<Arc<KernelDefinition>> {
+        Ok(self.shared.lock().kernel(id)?.def.clone())
     }
 
     /// The layout of the kernel's messages.

@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use super::errors::{js_error, js_void};
 use super::kernel_id;
-use super::messages::{js_answer, js_batch, js_message_value, receive_answers, Batch};
+use super::messages::{js_answer, js_batch, js_message_value, js_packed_message, receive_answers, Batch};
 use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
 use crate::runtime::Runtime;
 
@@ -22,7 +22,10 @@ pub(super) async fn send(
 ) -> Result<JsValue, JsValue> {
     let id = kernel_id(&id, "id")?;
     let timeout = timeout_option(options, "send options")?;
-    js_void(rt.send_value(&id, &js_message_value(&message), timeout).await)
+    js_void(match js_packed_message(&rt, &id, &message) {
+        Some(packed) => rt.send_bytes(&id, &packed, timeout).await,
+        None => rt.send_value(&id, &js_message_value(&message), timeout).await,
+    })
 }
 
 /// Queues many messages (objects, or packed bytes) and resolves with their count.
@@ -51,7 +54,11 @@ pub(super) async fn call(
 ) -> Result<JsValue, JsValue> {
     let id = kernel_id(&id, "id")?;
     let timeout = timeout_option(options, "call options")?;
-    rt.call_value(&id, &js_message_value(&message), timeout, js_answer).await.map_err(js_error)
+    match js_packed_message(&rt, &id, &message) {
+        Some(packed) => rt.call_packed_with(&id, &packed, timeout, js_answer).await,
+        None => rt.call_value(&id, &js_message_value(&message), timeout, js_answer).await,
+    }
+    .map_err(js_error)
 }
 
 /// Resolves with the next answer.

@@ -25,6 +25,10 @@ extern "C" {
     #[wasm_bindgen(method, js_name = encodeInto)]
     fn encode_into(this: &Codec, messages: &Array, out: &Uint8Array) -> u32;
 
+    /// Packs one message into `out` (zeroed, its size): whether the fast path vouched for it.
+    #[wasm_bindgen(method, js_name = encodeOne)]
+    fn encode_one_into(this: &Codec, message: &JsValue, out: &Uint8Array) -> bool;
+
     /// Every message in the packed bytes as an object.
     #[wasm_bindgen(method, js_name = decodeBatch)]
     fn decode_batch(this: &Codec, bytes: &Uint8Array) -> Array;
@@ -55,6 +59,16 @@ impl Codec {
         let encoded =
             self.encode_into(messages, &unsafe { Uint8Array::view_mut_raw(packed.as_mut_ptr(), packed.len()) });
         (encoded == count).then_some(packed)
+    }
+
+    /// One message packed in `layout` (this codec's), or `None` when the core must judge it.
+    pub(super) fn encode_one(&self, layout: &MessageLayout, message: &JsValue) -> Option<Vec<u8>> {
+        let mut packed = vec![0u8; layout.size()];
+        // SAFETY: as in `encode`: only JavaScript writes through the view, allocating nothing
+        // in wasm meanwhile, and keeps nothing of it.
+        let encoded =
+            self.encode_one_into(message, &unsafe { Uint8Array::view_mut_raw(packed.as_mut_ptr(), packed.len()) });
+        encoded.then_some(packed)
     }
 
     /// Every answer in `packed` (back to back, in this codec's layout) as an object.

@@ -16,6 +16,15 @@ use super::errors::{js_error, type_error};
 use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
 use crate::Runtime;
 
+/// One message object packed by its kernel's input codec, when the codec vouches for it: what
+/// `send` and `call` hand the core, without reading the object field by field from wasm.
+/// `None` (an unknown kernel, no codec here, a message the codec cannot vouch for): the core
+/// reads it with [`js_message_value`] and judges it.
+pub(super) fn js_packed_message(rt: &Runtime, id: &str, message: &JsValue) -> Option<Vec<u8>> {
+    let definition = rt.definition(id).ok()?;
+    codec(&definition.input)?.encode_one(&definition.input, message)
+}
+
 /// Reads one JS message into a [`Value`]: a plain object becomes a [`Value::Struct`] of its
 /// fields, anything else a [`Value::Unsupported`] naming its type, which the runtime refuses
 /// (and counts) like every other malformed message. A field of the wrong kind (a string,

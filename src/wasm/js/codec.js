@@ -60,6 +60,16 @@ class Codec {
     return count;
   }
 
+  /**
+   * Packs one message object into `out` (zeroed, exactly its size, 4-byte aligned): whether
+   * the fast path vouched for it (else the caller lets the core judge it).
+   */
+  encodeOne(message, out) {
+    if (out.byteOffset % 4 !== 0) return false;
+    const [U, I, F] = views(out.buffer, out.byteOffset, out.byteLength);
+    return this.encodeAt(message, U, I, F, 0);
+  }
+
   /** Every message in `bytes` (packed back to back) as objects. */
   decodeBatch(bytes) {
     if (bytes.byteOffset % 4 !== 0) bytes = bytes.slice(); // the 32-bit views need alignment
