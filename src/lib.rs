@@ -129,7 +129,7 @@ pub use hlc::HlcTimestamp;
 pub use kernel::{KernelDefinition, StateElement};
 pub use lifecycle::{KernelMode, KernelState, LifecycleState};
 pub use memory::{MemoryAlertEvent, MemoryByPurpose, MemoryPressureAlert, MemoryPurpose, MemoryReport, MemoryWatchId};
-pub use message::{FieldType, MessageLayout, RingMessage, Scalar, Value, Vec2, Vec3, Vec4};
+pub use message::{FieldType, MessageLayout, MessageRef, RingMessage, Scalar, Value, Vec2, Vec3, Vec4};
 pub use migration::MigrationReport;
 pub use runtime::builder::RuntimeBuilder;
 pub use runtime::dashboards::{DegradationManager, GpuMemoryDashboard};

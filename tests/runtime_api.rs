@@ -13,8 +13,8 @@ use futures_util::poll;
 use ringkernel_web::kernel::{self, doubler_request, doubler_response};
 use ringkernel_web::lifecycle::Action;
 use ringkernel_web::{
-    BackendChoice, Error, ErrorKind, KernelDefinition, KernelMode, KernelState, LaunchOptions, Runtime, RuntimeBuilder,
-    RuntimeOptions, Value,
+    BackendChoice, Error, ErrorKind, KernelDefinition, KernelMode, KernelState, LaunchOptions, MessageLayout,
+    MessageRef, Runtime, RuntimeBuilder, RuntimeOptions, Value,
 };
 
 fn runtime() -> Runtime {
@@ -647,12 +647,13 @@ fn every_error_kind_is_reachable() {
     });
 }
 
-/// Messages given as their bytes: `send_bytes` queues one, answered like any other, and
-/// `call_packed_with` reads its own answer where it lies; a wrong length is refused by the
-/// layout's name. The sends' and calls' futures can move between threads (what
-/// `tokio::spawn` asks of them): `send_ok` makes the compiler check it.
+/// A message in either form (`MessageRef`): its bytes or its fields. `send_message` queues it,
+/// answered like any other, and `call_message` reads its own answer where it lies; bytes of
+/// the wrong length and a value that is not a struct are refused by name. The sends' and
+/// calls' futures can move between threads (what `tokio::spawn` asks of them): `send_ok`
+/// makes the compiler check it.
 #[test]
-fn messages_given_as_bytes_are_answered_and_the_futures_are_send() {
+fn messages_in_either_form_are_answered_and_the_futures_are_send() {
     fn send_ok<F: std::future::Future + Send>(future: F) -> F {
         future
     }
@@ -661,22 +662,31 @@ fn messages_given_as_bytes_are_answered_and_the_futures_are_send() {
     pollster::block_on(async {
         rt.launch("doubler", queue(8)).await.unwrap();
         rt.activate("doubler").await.unwrap();
-        send_ok(rt.send_bytes("doubler", &21i32.to_le_bytes(), wait)).await.unwrap();
-        assert_eq!(send_ok(rt.receive_pod::<i32>("doubler", wait)).await, Ok(42));
-        let read = |_: &ringkernel_web::MessageLayout, answer: &[u8]| i32::from_le_bytes(answer.try_into().unwrap());
-        assert_eq!(send_ok(rt.call_packed_with("doubler", &(-8i32).to_le_bytes(), wait, read)).await, Ok(-16));
         let value = Value::Struct(vec![("value".into(), Value::Number(5.0))]);
+        let bytes = 21i32.to_le_bytes();
+        for (message, answer) in [(MessageRef::Bytes(&bytes), 42), (MessageRef::Value(&value), 10)] {
+            send_ok(rt.send_message("doubler", message, wait)).await.unwrap();
+            assert_eq!(send_ok(rt.receive_pod::<i32>("doubler", wait)).await, Ok(answer), "{message:?}");
+            let read = |_: &MessageLayout, answer: &[u8]| i32::from_le_bytes(answer.try_into().unwrap());
+            assert_eq!(send_ok(rt.call_message("doubler", message, wait, read)).await, Ok(answer), "{message:?}");
+        }
+        send_ok(rt.send_bytes("doubler", &(-8i32).to_le_bytes(), wait)).await.unwrap();
+        assert_eq!(rt.receive_pod::<i32>("doubler", wait).await, Ok(-16));
         send_ok(rt.send_value("doubler", &value, wait)).await.unwrap();
         assert_eq!(rt.receive_pod::<i32>("doubler", wait).await, Ok(10));
-        let answer = send_ok(rt.call_value("doubler", &value, wait, |_, bytes| bytes.to_vec())).await.unwrap();
-        assert_eq!(answer, 10i32.to_le_bytes());
-        match rt.send_bytes("doubler", &[0; 2], wait).await {
+        match rt.send_message("doubler", MessageRef::Bytes(&[0; 2]), wait).await {
             Err(Error::MessageFormat { field, .. }) => assert_eq!(field, "Request"),
             other => panic!("a 2-byte message must be a MessageFormat error naming the layout, got {other:?}"),
+        }
+        match rt.call_message("doubler", MessageRef::Value(&Value::Number(1.0)), wait, |_, _| ()).await {
+            Err(Error::MessageFormat { field, .. }) => assert_eq!(field, "(message)"),
+            other => panic!("a number must be a MessageFormat error for the message, got {other:?}"),
         }
         let handle = rt.get_kernel("doubler").unwrap().typed::<i32, i32>().unwrap();
         send_ok(handle.send(3)).await.unwrap();
         assert_eq!(send_ok(handle.receive()).await, Ok(6));
         assert_eq!(send_ok(handle.call(4, Duration::from_secs(60))).await, Ok(8));
+        let telemetry = rt.telemetry("doubler").unwrap().expect("telemetry is on by default");
+        assert_eq!(telemetry.errors, 2, "each refusal is counted once");
     });
 }

@@ -23,6 +23,19 @@ pub use ringkernel_derive::RingMessage;
 pub use typed::{same_bytes, RingMessage, Vec2, Vec3, Vec4, WgslScalar, WgslType};
 pub use value::Value;
 
+/// One message as a caller holds it, borrowed: its fields as a [`Value::Struct`] (matched to
+/// the layout by name), or its bytes already in the kernel's input layout (checked against
+/// its size). [`Runtime::send_message`](crate::Runtime::send_message) and
+/// [`Runtime::call_message`](crate::Runtime::call_message) take either.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum MessageRef<'a> {
+    /// Named fields: a [`Value::Struct`].
+    Value(&'a Value),
+    /// Bytes in the kernel's input layout.
+    Bytes(&'a [u8]),
+}
+
 /// Largest message, in bytes: 128 MiB, WebGPU's default `maxStorageBufferBindingSize`, the
 /// most one ring binding holds, so a larger message could not have a single slot. The bound also
 /// keeps every size and offset of a layout far from `u32` overflow.

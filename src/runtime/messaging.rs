@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::kernel::KernelDefinition;
 use crate::lifecycle::{Action, KernelState};
 use crate::mailbox::CallTicket;
-use crate::message::{MessageLayout, Value};
+use crate::message::{MessageLayout, MessageRef, Value};
 use crate::platform;
 use crate::pressure;
 use crate::queue::PackedQueue;
@@ -42,17 +42,22 @@ impl Runtime {
         self.counted(id, result)
     }
 
-    /// Queues one message given as a [`Value::Struct`] of its fields (what the JavaScript
-    /// layer hands over); any other value is a `MessageFormat` error.
+    /// Queues one message given as a [`Value::Struct`] of its fields; any other value is a
+    /// `MessageFormat` error.
     pub async fn send_value(&self, id: &str, message: &Value, timeout: Option<Duration>) -> Result<()> {
-        let result = self.enqueue_value(id, message, timeout, None).await;
-        self.counted(id, result)
+        self.send_message(id, MessageRef::Value(message), timeout).await
     }
 
     /// Queues one message given as its bytes in the kernel's input layout (a `MessageFormat`
     /// error when the length is not the layout's size); waits up to `timeout` for room.
     pub async fn send_bytes(&self, id: &str, message: &[u8], timeout: Option<Duration>) -> Result<()> {
-        let result = self.enqueue_packing(id, Packing::Bytes(message), timeout, None).await;
+        self.send_message(id, MessageRef::Bytes(message), timeout).await
+    }
+
+    /// Queues one message in either form (what the JavaScript layer hands over: bytes its
+    /// codec packed, or the fields it read); waits up to `timeout` for room.
+    pub async fn send_message(&self, id: &str, message: MessageRef<'_>, timeout: Option<Duration>) -> Result<()> {
+        let result = async { self.enqueue_packing(id, Packing::of(id, message)?, timeout, None).await }.await;
         self.counted(id, result)
     }
 
@@ -69,8 +74,8 @@ impl Runtime {
         self.enqueue_packing(id, Packing::Fields(fields), timeout, envelope).await
     }
 
-    /// The waiting send of `send_value`, `send_bytes` and `send_envelope`: one copy of it in
-    /// the wasm, whichever form the message came in.
+    /// The waiting send of `send_message` and `send_envelope`: one copy of it in the wasm,
+    /// whichever form the message came in.
     async fn enqueue_packing(
         &self,
         id: &str,
@@ -178,37 +183,25 @@ impl Runtime {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
-        let fields = self.counted(id, struct_fields(id, message))?;
-        self.call_packing(id, Packing::Fields(fields), timeout, read).await
+        self.call_message(id, MessageRef::Value(message), timeout, read).await
     }
 
     /// [`call`](Self::call) with the message packed in the input layout; the answer comes back
     /// packed.
     pub async fn call_packed(&self, id: &str, packed: &[u8], timeout: Option<Duration>) -> Result<Vec<u8>> {
-        self.call_packed_with(id, packed, timeout, |_, answer| answer.to_vec()).await
+        self.call_message(id, MessageRef::Bytes(packed), timeout, |_, answer| answer.to_vec()).await
     }
 
-    /// [`call_packed`](Self::call_packed), handing `read` the output layout and the answer's
-    /// bytes instead of copying them.
-    pub async fn call_packed_with<R>(
+    /// [`call`](Self::call) with the message in either form; `read` gets the output layout and
+    /// the answer's bytes where they lie. One copy of the call in the wasm for each `read`.
+    pub async fn call_message<R>(
         &self,
         id: &str,
-        packed: &[u8],
+        message: MessageRef<'_>,
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
-        self.call_packing(id, Packing::Bytes(packed), timeout, read).await
-    }
-
-    /// The call of `call_value` and `call_packed_with`: one copy of it in the wasm for each
-    /// `read`, whichever form the message came in.
-    async fn call_packing<R>(
-        &self,
-        id: &str,
-        packing: Packing<'_>,
-        timeout: Option<Duration>,
-        read: impl FnOnce(&MessageLayout, &[u8]) -> R,
-    ) -> Result<R> {
+        let packing = self.counted(id, Packing::of(id, message))?;
         let pack = |layout: &MessageLayout, slot: &mut [u8]| packing.pack(id, layout, slot);
         self.call_with(id, timeout, &pack, |layout, answer| Ok(read(layout, answer))).await
     }
@@ -864,7 +857,16 @@ enum Packing<'a> {
     Bytes(&'a [u8]),
 }
 
-impl Packing<'_> {
+impl<'a> Packing<'a> {
+    /// A message's packing; a value that is not a struct is a `MessageFormat` error, before
+    /// any room is waited for.
+    fn of(id: &str, message: MessageRef<'a>) -> Result<Self> {
+        Ok(match message {
+            MessageRef::Value(value) => Packing::Fields(struct_fields(id, value)?),
+            MessageRef::Bytes(bytes) => Packing::Bytes(bytes),
+        })
+    }
+
     fn pack(self, id: &str, layout: &MessageLayout, slot: &mut [u8]) -> Result<()> {
         match self {
             Packing::Fields(fields) => pack_fields(id, layout, named(fields), slot),

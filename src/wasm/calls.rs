@@ -12,6 +12,7 @@ use super::kernel_id;
 use super::messages::{js_answer, js_batch, js_message_value, js_packed_message, receive_answers, Batch};
 use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
 use crate::runtime::Runtime;
+use crate::MessageRef;
 
 /// Queues one message; waits up to `{ timeout }` ms for room.
 pub(super) async fn send(
@@ -23,8 +24,8 @@ pub(super) async fn send(
     let id = kernel_id(&id, "id")?;
     let timeout = timeout_option(options, "send options")?;
     js_void(match js_packed_message(&rt, &id, &message) {
-        Some(packed) => rt.send_bytes(&id, &packed, timeout).await,
-        None => rt.send_value(&id, &js_message_value(&message), timeout).await,
+        Some(packed) => rt.send_message(&id, MessageRef::Bytes(&packed), timeout).await,
+        None => rt.send_message(&id, MessageRef::Value(&js_message_value(&message)), timeout).await,
     })
 }
 
@@ -55,8 +56,8 @@ pub(super) async fn call(
     let id = kernel_id(&id, "id")?;
     let timeout = timeout_option(options, "call options")?;
     match js_packed_message(&rt, &id, &message) {
-        Some(packed) => rt.call_packed_with(&id, &packed, timeout, js_answer).await,
-        None => rt.call_value(&id, &js_message_value(&message), timeout, js_answer).await,
+        Some(packed) => rt.call_message(&id, MessageRef::Bytes(&packed), timeout, js_answer).await,
+        None => rt.call_message(&id, MessageRef::Value(&js_message_value(&message)), timeout, js_answer).await,
     }
     .map_err(js_error)
 }
