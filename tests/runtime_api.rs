@@ -647,8 +647,9 @@ fn every_error_kind_is_reachable() {
     });
 }
 
-/// A message in either form (`MessageRef`): its bytes or its fields. `send_message` queues it,
-/// answered like any other, and `call_message` reads its own answer where it lies; bytes of
+/// A message in either form (`MessageRef`): its bytes or its fields. `send_message` and
+/// `try_send_message` queue it, answered like any other, and `call_message` reads its own
+/// answer where it lies; bytes of
 /// the wrong length and a value that is not a struct are refused by name. The sends' and
 /// calls' futures can move between threads (what `tokio::spawn` asks of them): `send_ok`
 /// makes the compiler check it.
@@ -669,6 +670,8 @@ fn messages_in_either_form_are_answered_and_the_futures_are_send() {
             assert_eq!(send_ok(rt.receive_pod::<i32>("doubler", wait)).await, Ok(answer), "{message:?}");
             let read = |_: &MessageLayout, answer: &[u8]| i32::from_le_bytes(answer.try_into().unwrap());
             assert_eq!(send_ok(rt.call_message("doubler", message, wait, read)).await, Ok(answer), "{message:?}");
+            rt.try_send_message("doubler", message).unwrap();
+            assert_eq!(rt.receive_pod::<i32>("doubler", wait).await, Ok(answer), "{message:?}");
         }
         send_ok(rt.send_bytes("doubler", &(-8i32).to_le_bytes(), wait)).await.unwrap();
         assert_eq!(rt.receive_pod::<i32>("doubler", wait).await, Ok(-16));

@@ -21,7 +21,7 @@ use crate::error::{
     BatchSendError, CallError, Error, Result, SendError, SendTimeoutError, TryReceiveError, TrySendError,
 };
 use crate::lifecycle::{KernelMode, KernelState};
-use crate::message::{same_bytes, MessageLayout, RingMessage, Value};
+use crate::message::{same_bytes, MessageLayout, MessageRef, RingMessage, Value};
 use crate::telemetry::KernelTelemetry;
 use crate::waiting::wait;
 
@@ -210,6 +210,11 @@ impl KernelHandle {
     /// Queues one message given as named values if there is room now (else `QueueFull`).
     pub fn try_send_value(&self, message: &Value) -> Result<()> {
         self.runtime.try_send_value(&self.id, message)
+    }
+
+    /// Queues one message in either form (fields or bytes) if there is room now.
+    pub fn try_send_message(&self, message: MessageRef<'_>) -> Result<()> {
+        self.runtime.try_send_message(&self.id, message)
     }
 
     /// Queues every message of `messages` (each a [`Value::Struct`]) within `timeout`, or

@@ -89,8 +89,13 @@ impl Runtime {
 
     /// Queues one message given as a [`Value::Struct`] if there is room now (else `QueueFull`).
     pub fn try_send_value(&self, id: &str, message: &Value) -> Result<()> {
-        let result = struct_fields(id, message).and_then(|fields| {
-            let pack = |layout: &MessageLayout, slot: &mut [u8]| pack_fields(id, layout, named(fields), slot);
+        self.try_send_message(id, MessageRef::Value(message))
+    }
+
+    /// Queues one message in either form if there is room now (else `QueueFull`).
+    pub fn try_send_message(&self, id: &str, message: MessageRef<'_>) -> Result<()> {
+        let result = Packing::of(id, message).and_then(|packing| {
+            let pack = |layout: &MessageLayout, slot: &mut [u8]| packing.pack(id, layout, slot);
             match self.try_enqueue_one(id, None, &pack)? {
                 Attempt::Done(_) => Ok(()),
                 Attempt::Wait(_, full) => Err(full),

@@ -8,11 +8,11 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use super::errors::{js_error, js_void};
-use super::messages::{js_answer, js_message_value};
+use super::messages::{js_answer, js_message_value, js_packed_message};
 use super::{calls, promise, to_js};
 use crate::error::TryReceiveError;
 use crate::runtime::{Runtime, DEFAULT_TERMINATE_TIMEOUT};
-use crate::KernelHandle;
+use crate::{KernelHandle, MessageRef};
 
 /// A launched kernel, the JavaScript face of the core's [`KernelHandle`]: the id-based calls of
 /// `RingKernelRuntime` as methods, with the seeds' `suspend`/`resume`, `status()`, `wait()` and
@@ -79,7 +79,12 @@ impl JsKernelHandle {
     /// Queues one message if there is room now; throws `QueueFullError` if not.
     #[wasm_bindgen(js_name = trySend)]
     pub fn try_send(&self, message: JsValue) -> Result<(), JsValue> {
-        self.inner.try_send_value(&js_message_value(&message)).map_err(js_error)
+        // Packed by the layout's codec when it vouches for the message, as `send` does.
+        match js_packed_message(self.inner.runtime(), self.inner.id(), &message) {
+            Some(packed) => self.inner.try_send_message(MessageRef::Bytes(&packed)),
+            None => self.inner.try_send_message(MessageRef::Value(&js_message_value(&message))),
+        }
+        .map_err(js_error)
     }
 
     /// Queues many messages (objects, or packed bytes), all within `{ timeout }` (resolving
