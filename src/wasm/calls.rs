@@ -23,6 +23,8 @@ pub(super) async fn send(
 ) -> Result<JsValue, JsValue> {
     let id = kernel_id(&id, "id")?;
     let timeout = timeout_option(options, "send options")?;
+    // Packed by the layout's codec, or read for the core to judge. One `send_message` per
+    // branch: an owned either-form message awaited once made the package 344 bytes larger.
     js_void(match js_packed_message(&rt, &id, &message) {
         Some(packed) => rt.send_message(&id, MessageRef::Bytes(&packed), timeout).await,
         None => rt.send_message(&id, MessageRef::Value(&js_message_value(&message)), timeout).await,

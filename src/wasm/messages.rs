@@ -177,8 +177,8 @@ pub(super) fn js_batch(messages: &JsValue, input: impl FnOnce() -> Option<Messag
     Err(type_error(format!("sendBatch expects an array of messages or a typed array, got {}", type_name(messages))))
 }
 
-/// An answer decoded by its layout as a JS object: numbers, typed arrays for numeric vectors and
-/// arrays, nested objects and arrays for the rest.
+/// An answer decoded by its layout as a JS object: numbers, arrays of numbers for vectors,
+/// typed arrays for numeric arrays, nested objects and arrays for the rest.
 fn js_message(layout: &MessageLayout, fields: Vec<(String, Value)>) -> JsValue {
     let object = Object::new();
     for (field, (name, value)) in layout.fields().iter().zip(fields) {

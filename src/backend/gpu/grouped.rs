@@ -191,9 +191,7 @@ impl GroupRun {
     pub fn workgroups(&self) -> u32 {
         self.workgroups
     }
-}
 
-impl GroupRun {
     /// The group's one dispatch.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_bind_group(0, &self.bind_group, &[]);
