@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use js_sys::{Array, Uint8Array};
+use js_sys::Array;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -17,25 +17,27 @@ extern "C" {
     #[derive(Clone)]
     pub(super) type Codec;
 
+    /// The codec of a layout's description, over this module's memory (`memory`).
     #[wasm_bindgen(js_name = compileCodec, catch)]
-    fn compile_codec(description: &JsValue) -> Result<Option<Codec>, JsValue>;
+    fn compile_codec(description: &JsValue, memory: &JsValue) -> Result<Option<Codec>, JsValue>;
 
-    /// Packs the messages into `out` (zeroed, their size): how many it packed, all of them, or
-    /// fewer when one stopped the fast path.
+    /// Packs the messages at address `at` (zeroed, their size): how many it packed, all of
+    /// them, or fewer when one stopped the fast path.
     #[wasm_bindgen(method, js_name = encodeInto)]
-    fn encode_into(this: &Codec, messages: &Array, out: &Uint8Array) -> u32;
+    fn encode_into(this: &Codec, messages: &Array, at: *mut u8) -> u32;
 
-    /// Packs one message into `out` (zeroed, its size): whether the fast path vouched for it.
+    /// Packs one message at address `at` (zeroed, its size): whether the fast path vouched for
+    /// it.
     #[wasm_bindgen(method, js_name = encodeOne)]
-    fn encode_one_into(this: &Codec, message: &JsValue, out: &Uint8Array) -> bool;
+    fn encode_one_into(this: &Codec, message: &JsValue, at: *mut u8) -> bool;
 
-    /// Every message in the packed bytes as an object.
+    /// Every message in the `length` bytes at address `at` as an object.
     #[wasm_bindgen(method, js_name = decodeBatch)]
-    fn decode_batch(this: &Codec, bytes: &Uint8Array) -> Array;
+    fn decode_batch(this: &Codec, at: *const u8, length: usize) -> Array;
 
-    /// The one message in the packed bytes as an object.
+    /// The one message at address `at` as an object.
     #[wasm_bindgen(method, js_name = decodeOne)]
-    fn decode_one(this: &Codec, bytes: &Uint8Array) -> JsValue;
+    fn decode_one(this: &Codec, at: *const u8) -> JsValue;
 }
 
 thread_local! {
@@ -54,34 +56,29 @@ impl Codec {
             return Some(Vec::new());
         }
         let mut packed = vec![0u8; count as usize * layout.size()];
-        // SAFETY: the view is used only by `encode_into`, which runs JavaScript alone (no call
-        // into wasm, so no allocation can move memory) and keeps nothing of it.
-        let encoded =
-            self.encode_into(messages, &unsafe { Uint8Array::view_mut_raw(packed.as_mut_ptr(), packed.len()) });
+        // The codec writes exactly these bytes, in JavaScript alone (no call into wasm, so no
+        // allocation can move them meanwhile), and keeps nothing of them.
+        let encoded = self.encode_into(messages, packed.as_mut_ptr());
         (encoded == count).then_some(packed)
     }
 
     /// One message packed in `layout` (this codec's), or `None` when the core must judge it.
     pub(super) fn encode_one(&self, layout: &MessageLayout, message: &JsValue) -> Option<Vec<u8>> {
         let mut packed = vec![0u8; layout.size()];
-        // SAFETY: as in `encode`: only JavaScript writes through the view, allocating nothing
-        // in wasm meanwhile, and keeps nothing of it.
-        let encoded =
-            self.encode_one_into(message, &unsafe { Uint8Array::view_mut_raw(packed.as_mut_ptr(), packed.len()) });
+        // As in `encode`: the codec writes exactly these bytes and keeps nothing of them.
+        let encoded = self.encode_one_into(message, packed.as_mut_ptr());
         encoded.then_some(packed)
     }
 
     /// Every answer in `packed` (back to back, in this codec's layout) as an object.
     pub(super) fn decode_all(&self, packed: &[u8]) -> Array {
-        // SAFETY: as in `encode`: only JavaScript reads the view, and the objects it builds
-        // copy every value out of it.
-        self.decode_batch(&unsafe { Uint8Array::view(packed) })
+        // The codec reads exactly these bytes (the objects it builds copy every value out).
+        self.decode_batch(packed.as_ptr(), packed.len())
     }
 
     /// The one answer in `answer` as an object.
     pub(super) fn decode(&self, answer: &[u8]) -> JsValue {
-        // SAFETY: as in `decode_all`.
-        self.decode_one(&unsafe { Uint8Array::view(answer) })
+        self.decode_one(answer.as_ptr())
     }
 }
 
@@ -93,7 +90,7 @@ pub(super) fn codec(layout: &MessageLayout) -> Option<Codec> {
     let compiled = to_js(&Description::of(layout)).ok().and_then(|description| {
         // A codec that fails to compile is a bug here, never the user's: say so, and let the
         // core's reader take the messages.
-        compile_codec(&description).unwrap_or_else(|error| {
+        compile_codec(&description, &wasm_bindgen::memory()).unwrap_or_else(|error| {
             web_sys::console::error_2(&format!("ringkernel-web: no codec for {}:", layout.name()).into(), &error);
             None
         })

@@ -19,27 +19,28 @@ const F32_MAX = 3.4028234663852886e38;
 /**
  * Compiles a codec from a layout description `{ name, size, fields: [{ name, offset, type }] }`,
  * types being `{ kind: "scalar", scalar }`, `{ kind: "vector", scalar, n }`,
- * `{ kind: "array", element, len, stride }` or `{ kind: "struct", layout }`.
+ * `{ kind: "array", element, len, stride }` or `{ kind: "struct", layout }`, over the wasm
+ * module's `memory`, where the messages it packs and the answers it reads lie.
  * @returns {Codec | null}
  */
-export function compileCodec(layout) {
+export function compileCodec(layout, memory) {
   try {
     const words = layout.size / 4;
     // Generated functions see only globals, so the one helper they call comes in as an argument.
     const encoders = new Function("isNumberList", `
-return [function encodeOne(m, U, I, F) {
-${new Source("return false").encodeObject(layout, "m", "0")}return true; },
-function encodeAll(ms, U, I, F, count) {
-for (let j = 0, b = 0; j < count; j++, b += ${words}) { const m = ms[j];
+return [function encodeOne(m, U, I, F, b) {
+${new Source("return false").encodeObject(layout, "m", "b")}return true; },
+function encodeAll(ms, U, I, F, count, b) {
+for (let j = 0; j < count; j++, b += ${words}) { const m = ms[j];
 ${new Source("return j").encodeObject(layout, "m", "b")}}
 return count; }];`);
     const decoders = new Function(`
-return [function decodeOne(U, I, F) { return ${new Source().decodeObject(layout, "0")}; },
-function decodeAll(U, I, F, count) {
+return [function decodeOne(U, I, F, b) { return ${new Source().decodeObject(layout, "b")}; },
+function decodeAll(U, I, F, count, b) {
 const out = new Array(count);
-for (let j = 0, b = 0; j < count; j++, b += ${words}) out[j] = ${new Source().decodeObject(layout, "b")};
+for (let j = 0; j < count; j++, b += ${words}) out[j] = ${new Source().decodeObject(layout, "b")};
 return out; }];`);
-    return new Codec(layout.size, ...encoders(isNumberList), ...decoders());
+    return new Codec(layout.size, memory, ...encoders(isNumberList), ...decoders());
   } catch (error) {
     if (error instanceof EvalError) return null; // no code generation here: the core's path
     throw error;
@@ -47,14 +48,16 @@ return out; }];`);
 }
 
 /**
- * Encoders and decoders of one layout over 32-bit views of the packed bytes. A batch's loop is
- * generated with the layout's code inside it, not a call per message: with several layouts on a
- * page a shared loop's call would see them all, and V8 would stop inlining it (nested
- * messages 25% slower, one-field ones 30%, measured).
+ * Encoders and decoders of one layout, reading and writing wasm memory at a byte address
+ * through 32-bit views of all of it, made once (and again when the memory grows): a view per
+ * call cost ~0.3 µs, a tenth of a `send`. A batch's loop is generated with the layout's code
+ * inside it, not a call per message: with several layouts on a page a shared loop's call would
+ * see them all, and V8 would stop inlining it (nested messages 25% slower, one-field ones 30%).
  */
 class Codec {
-  constructor(size, encodeOne, encodeAll, decodeOne, decodeAll) {
+  constructor(size, memory, encodeOne, encodeAll, decodeOne, decodeAll) {
     this.size = size;
+    this.memory = memory;
     this.encodeOneAt = encodeOne;
     this.encodeAllAt = encodeAll;
     this.decodeOneAt = decodeOne;
@@ -62,45 +65,65 @@ class Codec {
   }
 
   /**
-   * Packs an array of message objects into `out` (zeroed, exactly their size, 4-byte aligned):
-   * how many it packed, all of them or (less) the index of the first one the fast path cannot
-   * vouch for (the caller lets the core judge the batch).
+   * Packs an array of message objects at `at` (zeroed, exactly their size): how many it
+   * packed, all of them or (less) the index of the first one the fast path cannot vouch for
+   * (the caller lets the core judge the batch).
    */
-  encodeInto(messages, out) {
-    if (out.byteOffset % 4 !== 0) return 0; // the 32-bit views need alignment: the core packs these
-    return this.encodeAllAt(messages, ...views(out), messages.length);
+  encodeInto(messages, at) {
+    if (at % 4 !== 0) return 0; // the 32-bit views need alignment: the core packs these
+    const { U, I, F } = words(this.memory.buffer);
+    return this.encodeAllAt(messages, U, I, F, messages.length, at >>> 2);
   }
 
   /**
-   * Packs one message object into `out` (zeroed, exactly its size, 4-byte aligned): whether
-   * the fast path vouched for it (else the caller lets the core judge it).
+   * Packs one message object at `at` (zeroed, exactly its size): whether the fast path vouched
+   * for it (else the caller lets the core judge it).
    */
-  encodeOne(message, out) {
-    if (out.byteOffset % 4 !== 0) return false;
-    return this.encodeOneAt(message, ...views(out));
+  encodeOne(message, at) {
+    if (at % 4 !== 0) return false;
+    const { U, I, F } = words(this.memory.buffer);
+    return this.encodeOneAt(message, U, I, F, at >>> 2);
   }
 
-  /** Every message in `bytes` (packed back to back) as objects. */
-  decodeBatch(bytes) {
-    if (bytes.byteOffset % 4 !== 0) bytes = bytes.slice(); // the 32-bit views need alignment
-    return this.decodeAllAt(...views(bytes), bytes.byteLength / this.size);
+  /** Every message in the `length` bytes at `at` (packed back to back) as objects. */
+  decodeBatch(at, length) {
+    const count = length / this.size;
+    if (at % 4 !== 0) {
+      const { U, I, F } = copied(this.memory, at, length); // the 32-bit views need alignment
+      return this.decodeAllAt(U, I, F, count, 0);
+    }
+    const { U, I, F } = words(this.memory.buffer);
+    return this.decodeAllAt(U, I, F, count, at >>> 2);
   }
 
-  /** The one message in `bytes` as an object. */
-  decodeOne(bytes) {
-    if (bytes.byteOffset % 4 !== 0) bytes = bytes.slice();
-    return this.decodeOneAt(...views(bytes));
+  /** The one message at `at` as an object. */
+  decodeOne(at) {
+    if (at % 4 !== 0) {
+      const { U, I, F } = copied(this.memory, at, this.size);
+      return this.decodeOneAt(U, I, F, 0);
+    }
+    const { U, I, F } = words(this.memory.buffer);
+    return this.decodeOneAt(U, I, F, at >>> 2);
   }
 }
 
-/** `bytes` as the three 32-bit views generated code reads and writes: U, I and F. */
-function views({ buffer, byteOffset, byteLength }) {
-  const length = byteLength >>> 2;
-  return [
-    new Uint32Array(buffer, byteOffset, length),
-    new Int32Array(buffer, byteOffset, length),
-    new Float32Array(buffer, byteOffset, length),
-  ];
+/** The wasm memory's views, kept while its buffer is the same (growing the memory replaces it). */
+let viewed = { buffer: null };
+
+function words(buffer) {
+  if (viewed.buffer !== buffer) viewed = wordViews(buffer);
+  return viewed;
+}
+
+/** Views of a copy of the `length` bytes at `at`. */
+function copied(memory, at, length) {
+  return wordViews(new Uint8Array(memory.buffer, at, length).slice().buffer);
+}
+
+/** A buffer as the three 32-bit views generated code reads and writes: U, I and F. */
+function wordViews(buffer) {
+  const length = buffer.byteLength >>> 2;
+  return { buffer, U: new Uint32Array(buffer, 0, length), I: new Int32Array(buffer, 0, length), F: new Float32Array(buffer, 0, length) };
 }
 
 /** The view a scalar is read and written through. */
@@ -108,9 +131,8 @@ const VIEW = { i32: "I", u32: "U", f32: "F" };
 const TYPED_ARRAY = { i32: "Int32Array", u32: "Uint32Array", f32: "Float32Array" };
 
 /**
- * Writes the bodies of the generated functions. Word offsets are expressions in the message's
- * first word (`0`, or `b` in a batch's loop); variables get fresh names so nested loops never
- * shadow each other. `fail` is the statement an encoder runs on a message it cannot vouch for
+ * Writes the bodies of the generated functions. Word offsets are expressions in `b`, the
+ * message's first word; variables get fresh names so nested loops never shadow each other. `fail` is the statement an encoder runs on a message it cannot vouch for
  * (`return false` for one message, `return j`, its index, in a batch).
  */
 class Source {
