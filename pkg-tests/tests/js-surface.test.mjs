@@ -25,8 +25,8 @@ after(async () => {
 });
 
 /**
- * Runs `body` (an async function body with `rk`, the package's exports, in scope) as a module in
- * a fresh page after `init()`, and resolves with what it returns. A throw fails the test with
+ * Runs `body` (an async function body with `rk`, the package's exports, and `wasm`, what
+ * `init()` resolved with, in scope) as a module in a fresh page after `init()`, and resolves with what it returns. A throw fails the test with
  * the error's name and message; so does anything logged as an error. Warnings go to `warnings`.
  */
 async function inPage(body, warnings = []) {
@@ -39,7 +39,7 @@ async function inPage(body, warnings = []) {
     type: "module",
     content: `import init, * as rk from "/ringkernel-web/index.js";
 try {
-  await init();
+  const wasm = await init();
   window.__out = { ok: true, value: await (async () => { ${body} })() };
 } catch (e) {
   window.__out = { ok: false, error: \`\${e?.name}: \${e?.message}\` };
@@ -74,8 +74,18 @@ test("objects in and out: receiveBatch gives answer objects, the same as the pac
     await doubler.send({ value: 21 });
     const received = await doubler.receive({ timeout: 20000 });
     const called = await doubler.call({ value: 5 }, { timeout: 20000 });
+    // The codecs keep views of wasm memory: a batch that makes it grow must still be right.
+    const before = wasm.memory.buffer.byteLength;
+    const rt2 = await rk.RingKernelRuntime.create();
+    const big = await rt2.launch("doubler", null, { autoActivate: true, queueSize: 1 << 20 });
+    const many = Array.from({ length: 1 << 20 }, (_, i) => ({ value: i - 4000 }));
+    await big.sendBatch(many, { timeout: 60000 });
+    let grown = 0, wrong = 0;
+    while (grown < many.length) for (const answer of await big.receiveBatch({ timeout: 60000 })) if (answer.result !== 2 * many[grown++].value) wrong++;
+    const after = { grew: wasm.memory.buffer.byteLength > before, call: await doubler.call({ value: -8 }, { timeout: 20000 }) };
+    await rt2.dispose();
     await rt.dispose();
-    return { empty, accepted, values, objects, packed, received, called };
+    return { empty, accepted, values, objects, packed, received, called, grown, wrong, after };
   `);
   assert.deepEqual(value.empty, [0, 0], "an empty batch queues nothing and says so");
   assert.equal(value.accepted, value.values.length);
@@ -83,6 +93,9 @@ test("objects in and out: receiveBatch gives answer objects, the same as the pac
   assert.deepEqual(value.packed, value.values.map((v) => v * 2));
   assert.deepEqual(value.received, { result: 42 });
   assert.deepEqual(value.called, { result: 10 });
+  assert.equal(value.after.grew, true, "the large batch grew wasm memory");
+  assert.deepEqual([value.grown, value.wrong], [1 << 20, 0]);
+  assert.deepEqual(value.after.call, { result: -16 });
 });
 
 test("every field shape round-trips through the codecs: vec3 padding, arrays, nested messages", async () => {
