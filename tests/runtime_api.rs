@@ -13,8 +13,8 @@ use futures_util::poll;
 use ringkernel_web::kernel::{self, doubler_request, doubler_response};
 use ringkernel_web::lifecycle::Action;
 use ringkernel_web::{
-    BackendChoice, Error, ErrorKind, KernelDefinition, KernelMode, KernelState, LaunchOptions, MessageLayout,
-    MessageRef, Runtime, RuntimeBuilder, RuntimeOptions, Value,
+    BackendChoice, EnvelopeHeader, Error, ErrorKind, KernelDefinition, KernelMode, KernelState, LaunchOptions,
+    MessageLayout, MessageRef, Runtime, RuntimeBuilder, RuntimeOptions, Value,
 };
 
 fn runtime() -> Runtime {
@@ -672,6 +672,14 @@ fn messages_in_either_form_are_answered_and_the_futures_are_send() {
             assert_eq!(send_ok(rt.call_message("doubler", message, wait, read)).await, Ok(answer), "{message:?}");
             rt.try_send_message("doubler", message).unwrap();
             assert_eq!(rt.receive_pod::<i32>("doubler", wait).await, Ok(answer), "{message:?}");
+            let mut header = EnvelopeHeader::new();
+            header.correlation_id = Some(answer as u64);
+            let sent = send_ok(rt.send_envelope_message("doubler", message, &header, wait)).await.unwrap();
+            let received = rt.receive_envelope("doubler", wait).await.unwrap();
+            // The sender's correlation id goes with the message; the answer's is the message's id.
+            assert_eq!(sent.correlation_id, Some(answer as u64));
+            assert_eq!(received.header.correlation_id, Some(sent.message_id));
+            assert_eq!(received.message, vec![("result".to_string(), Value::I32(answer))], "{message:?}");
         }
         send_ok(rt.send_bytes("doubler", &(-8i32).to_le_bytes(), wait)).await.unwrap();
         assert_eq!(rt.receive_pod::<i32>("doubler", wait).await, Ok(-16));
@@ -685,11 +693,17 @@ fn messages_in_either_form_are_answered_and_the_futures_are_send() {
             Err(Error::MessageFormat { field, .. }) => assert_eq!(field, "(message)"),
             other => panic!("a number must be a MessageFormat error for the message, got {other:?}"),
         }
+        match rt.send_envelope_message("doubler", MessageRef::Bytes(&[0; 6]), &EnvelopeHeader::new(), wait).await {
+            Err(Error::MessageFormat { field, .. }) => assert_eq!(field, "Request"),
+            other => {
+                panic!("a 6-byte enveloped message must be a MessageFormat error naming the layout, got {other:?}")
+            }
+        }
         let handle = rt.get_kernel("doubler").unwrap().typed::<i32, i32>().unwrap();
         send_ok(handle.send(3)).await.unwrap();
         assert_eq!(send_ok(handle.receive()).await, Ok(6));
         assert_eq!(send_ok(handle.call(4, Duration::from_secs(60))).await, Ok(8));
         let telemetry = rt.telemetry("doubler").unwrap().expect("telemetry is on by default");
-        assert_eq!(telemetry.errors, 2, "each refusal is counted once");
+        assert_eq!(telemetry.errors, 3, "each refusal is counted once");
     });
 }

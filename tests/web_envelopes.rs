@@ -1,8 +1,8 @@
 //! Envelopes in the browser, through `RingKernelRuntime` as JavaScript calls it
 //! (`sendEnvelope`, `receiveEnvelope`, `currentTimestamp`), on WebGPU and on the cpu backend:
 //! the header a message was sent with, the answer's header naming it (also at the end of a
-//! 3-stage pipeline), plain answers' headers, and bad options refused as `TypeError` or
-//! `RangeError` with nothing queued.
+//! 3-stage pipeline), plain answers' headers, bad options refused as `TypeError` or
+//! `RangeError` and malformed messages as `MessageFormatError` by their field, nothing queued.
 #![cfg(target_arch = "wasm32")]
 
 use ringkernel_web::wasm::JsRuntime;
@@ -108,6 +108,14 @@ async fn envelopes_through_javascript_on_webgpu_and_the_cpu_backend() {
         ] {
             let refused = invoke(&rt, "sendEnvelope", &[id.clone().into(), value(1), options]).await.unwrap_err();
             assert_eq!(error_name(&refused).0, name, "{backend}: {:?}", error_name(&refused));
+        }
+        // Malformed messages: refused by their field path, as `send` refuses them, nothing queued.
+        let fraction = object(&[("value", 1.5.into())]);
+        let extra = object(&[("value", 1.into()), ("valeu", 2.into())]);
+        for (message, field) in [(fraction, "value"), (extra, "valeu")] {
+            let refused = invoke(&rt, "sendEnvelope", &[id.clone().into(), message]).await.unwrap_err();
+            assert_eq!(error_name(&refused).0, "MessageFormatError", "{backend}: {:?}", error_name(&refused));
+            assert_eq!(get(&refused, "field").as_string().as_deref(), Some(field), "{backend}");
         }
         let refused = invoke(&rt, "sendEnvelope", &["nope".into(), value(1)]).await.unwrap_err();
         assert_eq!(error_name(&refused).0, "KernelNotFoundError");

@@ -10,7 +10,7 @@ use super::Runtime;
 use crate::envelope::{EnvelopeHeader, MessageEnvelope};
 use crate::error::Result;
 use crate::hlc::HlcTimestamp;
-use crate::message::{MessageLayout, Value};
+use crate::message::{MessageLayout, MessageRef, Value};
 use crate::waiting::deadline;
 
 impl Runtime {
@@ -30,8 +30,21 @@ impl Runtime {
         envelope: &MessageEnvelope<Value>,
         timeout: Option<Duration>,
     ) -> Result<EnvelopeHeader> {
+        self.send_envelope_message(id, MessageRef::Value(&envelope.message), &envelope.header, timeout).await
+    }
+
+    /// [`send_envelope`](Self::send_envelope) of a message in either form (see
+    /// [`send_message`](Self::send_message)): what the JavaScript layer hands over, the bytes
+    /// its codec packed or the fields it read, with the envelope's `header`.
+    pub async fn send_envelope_message(
+        &self,
+        id: &str,
+        message: MessageRef<'_>,
+        header: &EnvelopeHeader,
+        timeout: Option<Duration>,
+    ) -> Result<EnvelopeHeader> {
         let mut sent = None;
-        let result = self.enqueue_value(id, &envelope.message, timeout, Some((&envelope.header, &mut sent))).await;
+        let result = self.enqueue_message(id, message, timeout, Some((header, &mut sent))).await;
         self.counted(id, result.map(|()| sent.expect("stamped when queued")))
     }
 

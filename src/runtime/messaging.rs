@@ -57,32 +57,22 @@ impl Runtime {
     /// Queues one message in either form (what the JavaScript layer hands over: bytes its
     /// codec packed, or the fields it read); waits up to `timeout` for room.
     pub async fn send_message(&self, id: &str, message: MessageRef<'_>, timeout: Option<Duration>) -> Result<()> {
-        let result = async { self.enqueue_packing(id, Packing::of(id, message)?, timeout, None).await }.await;
+        let result = self.enqueue_message(id, message, timeout, None).await;
         self.counted(id, result)
     }
 
-    /// Queues one message given as a [`Value::Struct`], with an envelope's header when
-    /// `envelope` is set (see [`try_enqueue`](Self::try_enqueue)); nothing is counted here.
-    pub(super) async fn enqueue_value(
+    /// Queues one message in either form, with an envelope's header when `envelope` is set
+    /// (see [`try_enqueue`](Self::try_enqueue)); nothing is counted here. The waiting send of
+    /// `send_message` and `send_envelope_message`: one copy of it in the wasm, whichever form
+    /// the message came in.
+    pub(super) async fn enqueue_message(
         &self,
         id: &str,
-        message: &Value,
+        message: MessageRef<'_>,
         timeout: Option<Duration>,
         envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
     ) -> Result<()> {
-        let fields = struct_fields(id, message)?;
-        self.enqueue_packing(id, Packing::Fields(fields), timeout, envelope).await
-    }
-
-    /// The waiting send of `send_message` and `send_envelope`: one copy of it in the wasm,
-    /// whichever form the message came in.
-    async fn enqueue_packing(
-        &self,
-        id: &str,
-        packing: Packing<'_>,
-        timeout: Option<Duration>,
-        envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
-    ) -> Result<()> {
+        let packing = Packing::of(id, message)?;
         let pack = |layout: &MessageLayout, slot: &mut [u8]| packing.pack(id, layout, slot);
         self.enqueue(id, deadline(timeout), None, envelope, &pack).await.map(drop)
     }

@@ -11,14 +11,15 @@ use std::time::Duration;
 use wasm_bindgen::JsCast;
 
 use super::errors::{js_error, range_error, type_error};
-use super::messages::{js_answer, js_message_value, type_name};
+use super::messages::{js_answer, js_message_value, js_packed_message, type_name};
 use super::options::check_keys;
 use super::runtime::JsRuntime;
 use super::{kernel_id, promise};
-use crate::envelope::{EnvelopeHeader, MessageEnvelope};
+use crate::envelope::EnvelopeHeader;
 use crate::hlc::HlcTimestamp;
 use crate::platform::Float;
 use crate::waiting::duration_from_ms;
+use crate::MessageRef;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_ENVELOPES: &str = r#"
@@ -131,8 +132,15 @@ impl JsRuntime {
         promise(async move {
             let id = kernel_id(&id, "id")?;
             let (header, timeout) = send_options(options)?;
-            let envelope = MessageEnvelope::with_header(js_message_value(&message), header);
-            Ok(js_header(&rt.send_envelope(&id, &envelope, timeout).await.map_err(js_error)?))
+            // As `send`: packed by the layout's codec, or read for the core to judge.
+            let sent = match js_packed_message(&rt, &id, &message) {
+                Some(packed) => rt.send_envelope_message(&id, MessageRef::Bytes(&packed), &header, timeout).await,
+                None => {
+                    rt.send_envelope_message(&id, MessageRef::Value(&js_message_value(&message)), &header, timeout)
+                        .await
+                }
+            };
+            Ok(js_header(&sent.map_err(js_error)?))
         })
     }
 
