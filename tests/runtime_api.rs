@@ -707,3 +707,29 @@ fn messages_in_either_form_are_answered_and_the_futures_are_send() {
         assert_eq!(telemetry.errors, 3, "each refusal is counted once");
     });
 }
+
+/// `send_message_now` queues a message when there is room, says `false` without counting an
+/// error when the queue is full (the caller then waits with `send_message`), and refuses a
+/// malformed message as `send_message` does, counted.
+#[test]
+fn a_send_now_queues_or_says_it_would_wait() {
+    let wait = Some(Duration::from_secs(60));
+    let rt = runtime();
+    pollster::block_on(async {
+        rt.launch("doubler", queue(2)).await.unwrap(); // launched, not active: nothing drains
+        for value in [1i32, 2] {
+            assert_eq!(rt.send_message_now("doubler", MessageRef::Bytes(&value.to_le_bytes())), Ok(true));
+        }
+        assert_eq!(rt.send_message_now("doubler", MessageRef::Bytes(&3i32.to_le_bytes())), Ok(false), "full");
+        assert_eq!(rt.kernel_metrics("doubler").unwrap().input_queue_depth, 2, "the third was not queued");
+        assert_eq!(rt.telemetry("doubler").unwrap().unwrap().errors, 0, "a full queue is no error here");
+        match rt.send_message_now("doubler", MessageRef::Bytes(&[0; 3])) {
+            Err(Error::MessageFormat { field, .. }) => assert_eq!(field, "Request"),
+            other => panic!("a 3-byte message must be a MessageFormat error, got {other:?}"),
+        }
+        assert_eq!(rt.telemetry("doubler").unwrap().unwrap().errors, 1, "a refusal is counted");
+        rt.activate("doubler").await.unwrap();
+        assert_eq!(rt.receive_pod::<i32>("doubler", wait).await, Ok(2));
+        assert_eq!(rt.receive_pod::<i32>("doubler", wait).await, Ok(4));
+    });
+}

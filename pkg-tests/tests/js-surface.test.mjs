@@ -248,6 +248,39 @@ test("disposal: [Symbol.asyncDispose] from init() on, no synchronous dispose or 
   assert.equal(value.disposeAgain, true, "a second dispose hands back the same report");
 });
 
+test("a send with room is queued at once; one issued behind a pending batch, call or waiting send stays behind it", async () => {
+  const value = await inPage(`
+    const rt = await rk.RingKernelRuntime.create();
+    const doubler = await rt.launch("doubler", null, { queueSize: 4 }); // launched, not active: nothing drains
+    const depths = [];
+    const first = doubler.send({ value: 0 });
+    depths.push(doubler.status().inputQueueDepth); // queued before send returned: no task ran
+    // Not awaited: a batch's task has yet to run when the send after it is called.
+    const batch = doubler.sendBatch([{ value: 1 }, { value: 2 }]);
+    const behindBatch = doubler.send({ value: 3 });
+    depths.push(doubler.status().inputQueueDepth);
+    await Promise.all([first, batch, behindBatch]);
+    // The queue is full: this send waits for room, and the two after it must not overtake it.
+    const waiting = doubler.send({ value: 4 }, { timeout: 20000 });
+    await doubler.activate();
+    const answers = [];
+    const take = async (n) => { while (answers.length < n) answers.push(...(await doubler.receiveBatch({ timeout: 20000 }))); };
+    await take(4);
+    const later = [doubler.send({ value: 5 }, { timeout: 20000 }), doubler.call({ value: 6 }, { timeout: 20000 })];
+    const afterCall = doubler.send({ value: 7 }, { timeout: 20000 });
+    await waiting;
+    await later[0];
+    const called = await later[1];
+    await afterCall;
+    await take(7);
+    await rt.dispose();
+    return { depths, answers: answers.map((a) => a.result), called };
+  `);
+  assert.deepEqual(value.depths, [1, 1], "the first send was queued before it returned; the one behind the batch was not");
+  assert.deepEqual(value.answers, [0, 2, 4, 6, 8, 10, 14], "in the order the sends were issued (the call's answer goes to it)");
+  assert.deepEqual(value.called, { result: 12 });
+});
+
 test("a batch larger than the queue, sent before any receive, waits with a warning and a counter, then says how many went in", async () => {
   const warnings = [];
   const value = await inPage(`

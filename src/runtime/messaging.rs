@@ -84,14 +84,29 @@ impl Runtime {
 
     /// Queues one message in either form if there is room now (else `QueueFull`).
     pub fn try_send_message(&self, id: &str, message: MessageRef<'_>) -> Result<()> {
-        let result = Packing::of(id, message).and_then(|packing| {
-            let pack = |layout: &MessageLayout, slot: &mut [u8]| packing.pack(id, layout, slot);
-            match self.try_enqueue_one(id, None, &pack)? {
-                Attempt::Done(_) => Ok(()),
-                Attempt::Wait(_, full) => Err(full),
-            }
-        });
+        let result = self.queue_now(id, message).and_then(|full| full.map_or(Ok(()), Err));
         self.counted(id, result)
+    }
+
+    /// Queues one message in either form if there is room now: `Ok(true)`. `Ok(false)` when it
+    /// would have to wait, counting nothing: the caller then waits with
+    /// [`send_message`](Self::send_message), which counts how that ends. A refusal is counted
+    /// and returned as `send_message` would. For front ends that answer a send without a task
+    /// when it need not wait (the JavaScript layer's `send`).
+    pub fn send_message_now(&self, id: &str, message: MessageRef<'_>) -> Result<bool> {
+        let result = self.queue_now(id, message).map(|full| full.is_none());
+        self.counted(id, result)
+    }
+
+    /// One attempt to queue a message: `None` when queued, else the `QueueFull` error of a full
+    /// queue; nothing is counted here.
+    fn queue_now(&self, id: &str, message: MessageRef<'_>) -> Result<Option<Error>> {
+        let packing = Packing::of(id, message)?;
+        let pack = |layout: &MessageLayout, slot: &mut [u8]| packing.pack(id, layout, slot);
+        Ok(match self.try_enqueue_one(id, None, &pack)? {
+            Attempt::Done(_) => None,
+            Attempt::Wait(_, full) => Some(full),
+        })
     }
 
     /// Takes the next answer if one is waiting now, handing `read` the output layout and its

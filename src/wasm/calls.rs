@@ -3,65 +3,98 @@
 //! method is its runtime's call with the handle's id (as the core's `KernelHandle` forwards to
 //! its `Runtime`), so the package holds each call once.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use super::errors::{js_error, js_void};
-use super::kernel_id;
-use super::messages::{js_answer, js_batch, js_message_value, js_packed_message, receive_answers, Batch};
+use super::messages::{js_answer, js_batch, receive_answers, Batch, JsMessage};
 use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
+use super::{kernel_id, promise};
 use crate::runtime::Runtime;
 use crate::MessageRef;
 
-/// Queues one message; waits up to `{ timeout }` ms for room.
-pub(super) async fn send(
-    rt: Runtime,
-    id: JsValue,
-    message: JsValue,
-    options: Option<JsValue>,
-) -> Result<JsValue, JsValue> {
-    let id = kernel_id(&id, "id")?;
-    let timeout = timeout_option(options, "send options")?;
-    // Packed by the layout's codec, or read for the core to judge. One `send_message` per
-    // branch: an owned either-form message awaited once made the package 344 bytes larger.
-    js_void(match js_packed_message(&rt, &id, &message) {
-        Some(packed) => rt.send_message(&id, MessageRef::Bytes(&packed), timeout).await,
-        None => rt.send_message(&id, MessageRef::Value(&js_message_value(&message)), timeout).await,
-    })
+/// Queues one message; waits up to `{ timeout }` ms for room. A send that need not wait (there
+/// is room, and no send issued before it is still pending, which it must not overtake) is
+/// queued at once and answered with a resolved promise, without a task: its host cost is then
+/// the codec's and the queue's, and the tick sees the message a microtask sooner.
+pub(super) fn send(rt: Runtime, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
+    let (id, timeout) = match kernel_id(&id, "id").and_then(|id| Ok((id, timeout_option(options, "send options")?))) {
+        Ok(read) => read,
+        Err(error) => return Promise::reject(&error),
+    };
+    let message = JsMessage::read(&rt, &id, &message);
+    if SENDS_IN_FLIGHT.get() == 0 {
+        match rt.send_message_now(&id, message.as_ref()) {
+            Ok(true) => return Promise::resolve(&JsValue::UNDEFINED),
+            Ok(false) => {} // full: wait for room in a task
+            Err(error) => return Promise::reject(&js_error(error)),
+        }
+    }
+    in_flight(async move { js_void(rt.send_message(&id, message.as_ref(), timeout).await) })
 }
 
 /// Queues many messages (objects, or packed bytes) and resolves with their count.
-pub(super) async fn send_batch(
-    rt: Runtime,
-    id: JsValue,
-    messages: JsValue,
-    options: Option<JsValue>,
-) -> Result<JsValue, JsValue> {
-    let id = kernel_id(&id, "id")?;
-    let timeout = timeout_option(options, "sendBatch options")?;
-    let accepted = match js_batch(&messages, || rt.input_layout(&id).ok())? {
-        Batch::Packed(bytes) => rt.send_packed(&id, &bytes, timeout).await,
-        Batch::Values(values) => rt.send_values(&id, &values, timeout).await,
-    }
-    .map_err(js_error)?;
-    Ok(JsValue::from(accepted as f64))
+pub(super) fn send_batch(rt: Runtime, id: JsValue, messages: JsValue, options: Option<JsValue>) -> Promise {
+    in_flight(async move {
+        let id = kernel_id(&id, "id")?;
+        let timeout = timeout_option(options, "sendBatch options")?;
+        let accepted = match js_batch(&messages, || rt.input_layout(&id).ok())? {
+            Batch::Packed(bytes) => rt.send_packed(&id, &bytes, timeout).await,
+            Batch::Values(values) => rt.send_values(&id, &values, timeout).await,
+        }
+        .map_err(js_error)?;
+        Ok(JsValue::from(accepted as f64))
+    })
 }
 
 /// Sends one message and resolves with its own answer.
-pub(super) async fn call(
-    rt: Runtime,
-    id: JsValue,
-    message: JsValue,
-    options: Option<JsValue>,
-) -> Result<JsValue, JsValue> {
-    let id = kernel_id(&id, "id")?;
-    let timeout = timeout_option(options, "call options")?;
-    match js_packed_message(&rt, &id, &message) {
-        Some(packed) => rt.call_message(&id, MessageRef::Bytes(&packed), timeout, js_answer).await,
-        None => rt.call_message(&id, MessageRef::Value(&js_message_value(&message)), timeout, js_answer).await,
+pub(super) fn call(rt: Runtime, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
+    in_flight(async move {
+        let id = kernel_id(&id, "id")?;
+        let timeout = timeout_option(options, "call options")?;
+        // One `call_message` per form: an owned either-form message awaited once made the
+        // package 344 bytes larger.
+        match JsMessage::read(&rt, &id, &message) {
+            JsMessage::Packed(packed) => rt.call_message(&id, MessageRef::Bytes(&packed), timeout, js_answer).await,
+            JsMessage::Read(value) => rt.call_message(&id, MessageRef::Value(&value), timeout, js_answer).await,
+        }
+        .map_err(js_error)
+    })
+}
+
+thread_local! {
+    /// Tasks of sends of every kind (`send` that waits, `sendBatch`, `call`, `sendEnvelope`)
+    /// not yet finished, counted from the call on. While any is, a `send` takes a task too,
+    /// queued behind them, so it never overtakes one that waits for room or has yet to run.
+    static SENDS_IN_FLIGHT: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The promise of a send's task, counted in [`SENDS_IN_FLIGHT`] until the task ends.
+pub(super) fn in_flight(send: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    counted_promise(Box::pin(send))
+}
+
+fn counted_promise(send: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
+    SENDS_IN_FLIGHT.set(SENDS_IN_FLIGHT.get() + 1);
+    let counted = Decrement;
+    promise(async move {
+        let _counted = counted;
+        send.await
+    })
+}
+
+/// Ends a send task's count when the task ends (or is dropped).
+struct Decrement;
+
+impl Drop for Decrement {
+    fn drop(&mut self) {
+        SENDS_IN_FLIGHT.set(SENDS_IN_FLIGHT.get() - 1);
     }
-    .map_err(js_error)
 }
 
 /// Resolves with the next answer.

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use wasm_bindgen::JsCast;
 
+use super::calls::in_flight;
 use super::errors::{js_error, range_error, type_error};
-use super::messages::{js_answer, js_message_value, js_packed_message, type_name};
+use super::messages::{js_answer, type_name, JsMessage};
 use super::options::check_keys;
 use super::runtime::JsRuntime;
 use super::{kernel_id, promise};
@@ -19,7 +20,6 @@ use crate::envelope::EnvelopeHeader;
 use crate::hlc::HlcTimestamp;
 use crate::platform::Float;
 use crate::waiting::duration_from_ms;
-use crate::MessageRef;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_ENVELOPES: &str = r#"
@@ -129,18 +129,12 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "SendEnvelopeOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
-        promise(async move {
+        in_flight(async move {
             let id = kernel_id(&id, "id")?;
             let (header, timeout) = send_options(options)?;
             // As `send`: packed by the layout's codec, or read for the core to judge.
-            let sent = match js_packed_message(&rt, &id, &message) {
-                Some(packed) => rt.send_envelope_message(&id, MessageRef::Bytes(&packed), &header, timeout).await,
-                None => {
-                    rt.send_envelope_message(&id, MessageRef::Value(&js_message_value(&message)), &header, timeout)
-                        .await
-                }
-            };
-            Ok(js_header(&sent.map_err(js_error)?))
+            let message = JsMessage::read(&rt, &id, &message);
+            Ok(js_header(&rt.send_envelope_message(&id, message.as_ref(), &header, timeout).await.map_err(js_error)?))
         })
     }
 

@@ -8,11 +8,11 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use super::errors::{js_error, js_void};
-use super::messages::{js_answer, js_message_value, js_packed_message};
+use super::messages::{js_answer, JsMessage};
 use super::{calls, promise, to_js};
 use crate::error::TryReceiveError;
 use crate::runtime::{Runtime, DEFAULT_TERMINATE_TIMEOUT};
-use crate::{KernelHandle, MessageRef};
+use crate::KernelHandle;
 
 /// A launched kernel, the JavaScript face of the core's [`KernelHandle`]: the id-based calls of
 /// `RingKernelRuntime` as methods, with the seeds' `suspend`/`resume`, `status()`, `wait()` and
@@ -73,25 +73,22 @@ impl JsKernelHandle {
 
     /// Queues one message; waits up to `{ timeout }` ms for room, then `QueueFullError`.
     pub fn send(&self, message: JsValue, options: Option<JsValue>) -> Promise {
-        promise(calls::send(self.runtime(), self.id_js(), message, options))
+        calls::send(self.runtime(), self.id_js(), message, options)
     }
 
     /// Queues one message if there is room now; throws `QueueFullError` if not.
     #[wasm_bindgen(js_name = trySend)]
     pub fn try_send(&self, message: JsValue) -> Result<(), JsValue> {
         // Packed by the layout's codec when it vouches for the message, as `send` does.
-        match js_packed_message(self.inner.runtime(), self.inner.id(), &message) {
-            Some(packed) => self.inner.try_send_message(MessageRef::Bytes(&packed)),
-            None => self.inner.try_send_message(MessageRef::Value(&js_message_value(&message))),
-        }
-        .map_err(js_error)
+        let message = JsMessage::read(self.inner.runtime(), self.inner.id(), &message);
+        self.inner.try_send_message(message.as_ref()).map_err(js_error)
     }
 
     /// Queues many messages (objects, or packed bytes), all within `{ timeout }` (resolving
     /// with their count), or `QueueFullError` whose `accepted` says how many were queued.
     #[wasm_bindgen(js_name = sendBatch)]
     pub fn send_batch(&self, messages: JsValue, options: Option<JsValue>) -> Promise {
-        promise(calls::send_batch(self.runtime(), self.id_js(), messages, options))
+        calls::send_batch(self.runtime(), self.id_js(), messages, options)
     }
 
     /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
@@ -120,7 +117,7 @@ impl JsKernelHandle {
     /// Sends one message and resolves with its own answer (matched by correlation id);
     /// `{ timeout }` ms covers queue room and the answer.
     pub fn call(&self, message: JsValue, options: Option<JsValue>) -> Promise {
-        promise(calls::call(self.runtime(), self.id_js(), message, options))
+        calls::call(self.runtime(), self.id_js(), message, options)
     }
 
     /// `launched` → `active`, or `deactivated` → `active`.

@@ -14,15 +14,33 @@ use wasm_bindgen::JsCast;
 use super::codec::codec;
 use super::errors::{js_error, type_error};
 use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
-use crate::Runtime;
+use crate::{MessageRef, Runtime};
 
-/// One message object packed by its kernel's input codec, when the codec vouches for it: what
-/// `send` and `call` hand the core, without reading the object field by field from wasm.
-/// `None` (an unknown kernel, no codec here, a message the codec cannot vouch for): the core
-/// reads it with [`js_message_value`] and judges it.
-pub(super) fn js_packed_message(rt: &Runtime, id: &str, message: &JsValue) -> Option<Vec<u8>> {
-    let definition = rt.definition(id).ok()?;
-    codec(&definition.input)?.encode_one(&definition.input, message)
+/// One message as `send`, `call`, `trySend` and `sendEnvelope` read it, when they are called
+/// (an object changed afterwards is sent as it was).
+pub(super) enum JsMessage {
+    /// Packed by the kernel's input codec, which vouched for it: the core gets bytes, without
+    /// reading the object field by field from wasm.
+    Packed(Vec<u8>),
+    /// Read by [`js_message_value`] for the core to judge (an unknown kernel, no codec here, a
+    /// message the codec cannot vouch for).
+    Read(Value),
+}
+
+impl JsMessage {
+    /// `message`, for kernel `id`.
+    pub(super) fn read(rt: &Runtime, id: &str, message: &JsValue) -> Self {
+        let packed = rt.definition(id).ok().and_then(|d| codec(&d.input)?.encode_one(&d.input, message));
+        packed.map_or_else(|| JsMessage::Read(js_message_value(message)), JsMessage::Packed)
+    }
+
+    /// The message as the core takes it.
+    pub(super) fn as_ref(&self) -> MessageRef<'_> {
+        match self {
+            JsMessage::Packed(bytes) => MessageRef::Bytes(bytes),
+            JsMessage::Read(value) => MessageRef::Value(value),
+        }
+    }
 }
 
 /// Reads one JS message into a [`Value`]: a plain object becomes a [`Value::Struct`] of its

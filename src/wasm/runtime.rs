@@ -147,7 +147,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
-        promise(calls::send(Runtime::clone(&self.inner), id, message, options))
+        calls::send(Runtime::clone(&self.inner), id, message, options)
     }
 
     /// Queues many messages (objects, or one typed array / ArrayBuffer already packed in the
@@ -160,7 +160,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "MessageInput[] | ArrayBufferView | ArrayBuffer")] messages: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
-        promise(calls::send_batch(Runtime::clone(&self.inner), id, messages, options))
+        calls::send_batch(Runtime::clone(&self.inner), id, messages, options)
     }
 
     /// Sends one message and resolves with its own answer, matched by correlation id, however
@@ -173,7 +173,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
     ) -> Promise {
-        promise(calls::call(Runtime::clone(&self.inner), id, message, options))
+        calls::call(Runtime::clone(&self.inner), id, message, options)
     }
 
     /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
