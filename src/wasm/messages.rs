@@ -16,8 +16,8 @@ use super::errors::{js_error, type_error};
 use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
 use crate::{MessageRef, Runtime};
 
-/// One message as `send`, `call`, `trySend` and `sendEnvelope` read it, when they are called
-/// (an object changed afterwards is sent as it was).
+/// One message as `send`, `call`, `trySend` and `sendEnvelope` hand it to the core. `send` and
+/// `trySend` read it when called, so an object changed afterwards is sent as it was.
 pub(super) enum JsMessage {
     /// Packed by the kernel's input codec, which vouched for it: the core gets bytes, without
     /// reading the object field by field from wasm.
