@@ -25,8 +25,9 @@ pub use value::Value;
 
 /// One message as a caller holds it, borrowed: its fields as a [`Value::Struct`] (matched to
 /// the layout by name), or its bytes already in the kernel's input layout (checked against
-/// its size). [`Runtime::send_message`](crate::Runtime::send_message) and
-/// [`Runtime::call_message`](crate::Runtime::call_message) take either.
+/// its size). [`Runtime::send_message`](crate::Runtime::send_message),
+/// [`call_message`](crate::Runtime::call_message), `try_send_message`, `send_message_now` and
+/// `send_envelope_message` take either.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum MessageRef<'a> {

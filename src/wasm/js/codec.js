@@ -25,20 +25,20 @@ const F32_MAX = 3.4028234663852886e38;
  */
 export function compileCodec(layout, memory) {
   try {
-    const words = layout.size / 4;
+    const stride = layout.size / 4; // words per message
     // Generated functions see only globals, so the one helper they call comes in as an argument.
     const encoders = new Function("isNumberList", `
 return [function encodeOne(m, U, I, F, b) {
 ${new Source("return false").encodeObject(layout, "m", "b")}return true; },
 function encodeAll(ms, U, I, F, count, b) {
-for (let j = 0; j < count; j++, b += ${words}) { const m = ms[j];
+for (let j = 0; j < count; j++, b += ${stride}) { const m = ms[j];
 ${new Source("return j").encodeObject(layout, "m", "b")}}
 return count; }];`);
     const decoders = new Function(`
 return [function decodeOne(U, I, F, b) { return ${new Source().decodeObject(layout, "b")}; },
 function decodeAll(U, I, F, count, b) {
 const out = new Array(count);
-for (let j = 0; j < count; j++, b += ${words}) out[j] = ${new Source().decodeObject(layout, "b")};
+for (let j = 0; j < count; j++, b += ${stride}) out[j] = ${new Source().decodeObject(layout, "b")};
 return out; }];`);
     return new Codec(layout.size, memory, ...encoders(isNumberList), ...decoders());
   } catch (error) {
@@ -110,6 +110,7 @@ class Codec {
 /** The wasm memory's views, kept while its buffer is the same (growing the memory replaces it). */
 let viewed = { buffer: null };
 
+/** The views of `buffer` (the wasm memory's now): the kept ones, or new ones if it was replaced. */
 function words(buffer) {
   if (viewed.buffer !== buffer) viewed = wordViews(buffer);
   return viewed;
