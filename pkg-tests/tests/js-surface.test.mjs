@@ -248,37 +248,51 @@ test("disposal: [Symbol.asyncDispose] from init() on, no synchronous dispose or 
   assert.equal(value.disposeAgain, true, "a second dispose hands back the same report");
 });
 
-test("a send with room is queued at once; one issued behind a pending batch, call or waiting send stays behind it", async () => {
+test("sends are queued in the order they are called: at once when there is room, behind earlier ones that wait, and trySend never overtakes one", async () => {
   const value = await inPage(`
     const rt = await rk.RingKernelRuntime.create();
     const doubler = await rt.launch("doubler", null, { queueSize: 4 }); // launched, not active: nothing drains
+    const depth = () => doubler.status().inputQueueDepth;
     const depths = [];
+    // None awaited: each is queued before it returns (no task has run in between).
     const first = doubler.send({ value: 0 });
-    depths.push(doubler.status().inputQueueDepth); // queued before send returned: no task ran
-    // Not awaited: a batch's task has yet to run when the send after it is called.
-    const batch = doubler.sendBatch([{ value: 1 }, { value: 2 }]);
-    const behindBatch = doubler.send({ value: 3 });
-    depths.push(doubler.status().inputQueueDepth);
-    await Promise.all([first, batch, behindBatch]);
-    // The queue is full: this send waits for room, and the two after it must not overtake it.
+    depths.push(depth());
+    const called = doubler.call({ value: 1 }, { timeout: 20000 }); // queued now; its answer comes later
+    depths.push(depth());
+    const batch = doubler.sendBatch([{ value: 2 }]);
+    depths.push(depth());
+    doubler.trySend({ value: 3 });
+    depths.push(depth());
+    // The queue is full: this send waits for room, holding its place in the kernel's line.
     const waiting = doubler.send({ value: 4 }, { timeout: 20000 });
+    let refused;
+    try { doubler.trySend({ value: 99 }); } catch (e) {
+      refused = { name: e.name, queueFull: e instanceof rk.QueueFullError, kernelId: e.kernelId, accepted: e.accepted, message: e.message };
+    }
+    // Behind the waiting send, whatever room appears first.
+    const later = [doubler.send({ value: 5 }, { timeout: 20000 }), doubler.call({ value: 6 }, { timeout: 20000 }),
+      doubler.sendBatch([{ value: 7 }], { timeout: 20000 })];
+    depths.push(depth());
+    await Promise.all([first, batch]);
     await doubler.activate();
     const answers = [];
-    const take = async (n) => { while (answers.length < n) answers.push(...(await doubler.receiveBatch({ timeout: 20000 }))); };
-    await take(4);
-    const later = [doubler.send({ value: 5 }, { timeout: 20000 }), doubler.call({ value: 6 }, { timeout: 20000 })];
-    const afterCall = doubler.send({ value: 7 }, { timeout: 20000 });
+    while (answers.length < 6) answers.push(...(await doubler.receiveBatch({ timeout: 20000 })));
     await waiting;
-    await later[0];
-    const called = await later[1];
-    await afterCall;
-    await take(7);
+    const calls = [await called, await later[1]];
+    await Promise.all(later);
+    // Once the line is clear, trySend queues again.
+    doubler.trySend({ value: 8 });
+    answers.push(await doubler.receive({ timeout: 20000 }));
     await rt.dispose();
-    return { depths, answers: answers.map((a) => a.result), called };
+    return { depths, refused, answers: answers.map((a) => a.result), calls };
   `);
-  assert.deepEqual(value.depths, [1, 1], "the first send was queued before it returned; the one behind the batch was not");
-  assert.deepEqual(value.answers, [0, 2, 4, 6, 8, 10, 14], "in the order the sends were issued (the call's answer goes to it)");
-  assert.deepEqual(value.called, { result: 12 });
+  assert.deepEqual(value.depths, [1, 2, 3, 4, 4], "each queued before it returned, until the queue was full");
+  assert.deepEqual(value.refused, {
+    name: "QueueFullError", queueFull: true, kernelId: "doubler", accepted: 0,
+    message: "kernel 'doubler' has earlier sends still waiting to be queued: trySend does not overtake them",
+  });
+  assert.deepEqual(value.answers, [0, 4, 6, 8, 10, 14, 16], "in the order the sends were called (calls' answers go to them)");
+  assert.deepEqual(value.calls, [{ result: 2 }, { result: 12 }]);
 });
 
 test("a batch larger than the queue, sent before any receive, waits with a warning and a counter, then says how many went in", async () => {

@@ -373,7 +373,7 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
         let bytes = bytemuck::bytes_of(&message);
         let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytes, slot);
         let read = |_: &MessageLayout, answer: &[u8]| Ok(bytemuck::pod_read_unaligned::<Out>(answer));
-        match self.runtime.call_inner(&self.id, Some(timeout), &pack, read).await {
+        match self.runtime.call_inner(&self.id, Some(timeout), &pack, || {}, read).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(unanswered)) => Err(CallError::Unanswered(self.runtime.count(&self.id, unanswered))),
             Err(not_sent) => Err(CallError::NotSent(message, self.runtime.count(&self.id, not_sent))),

@@ -211,9 +211,24 @@ impl Runtime {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
+        self.call_message_then(id, message, timeout, || {}, read).await
+    }
+
+    /// [`call_message`](Self::call_message), running `queued` as soon as the message is queued
+    /// (before its answer is awaited): the JavaScript layer then lets later sends to the
+    /// kernel go, which it held back so that none overtakes the call's message.
+    pub(crate) async fn call_message_then<R>(
+        &self,
+        id: &str,
+        message: MessageRef<'_>,
+        timeout: Option<Duration>,
+        queued: impl FnOnce(),
+        read: impl FnOnce(&MessageLayout, &[u8]) -> R,
+    ) -> Result<R> {
         let packing = self.counted(id, Packing::of(id, message))?;
         let pack = |layout: &MessageLayout, slot: &mut [u8]| packing.pack(id, layout, slot);
-        self.call_with(id, timeout, &pack, |layout, answer| Ok(read(layout, answer))).await
+        let result = self.call_inner(id, timeout, &pack, queued, |layout, answer| Ok(read(layout, answer))).await;
+        self.counted(id, result.and_then(|answered| answered))
     }
 
     /// [`call`](Self::call) with `#[repr(C)]` values in and out.
@@ -238,17 +253,19 @@ impl Runtime {
         pack: Pack<'_>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> Result<R>,
     ) -> Result<R> {
-        let result = self.call_inner(id, timeout, pack, read).await.and_then(|answered| answered);
+        let result = self.call_inner(id, timeout, pack, || {}, read).await.and_then(|answered| answered);
         self.counted(id, result)
     }
 
     /// A call, telling apart a message that was not sent (the outer error) from one that was
-    /// sent and got no answer (the inner error). Nothing is counted here.
+    /// sent and got no answer (the inner error); `queued` runs once the message is queued.
+    /// Nothing is counted here.
     pub(super) async fn call_inner<R>(
         &self,
         id: &str,
         timeout: Option<Duration>,
         pack: Pack<'_>,
+        queued: impl FnOnce(),
         read: impl FnOnce(&MessageLayout, &[u8]) -> Result<R>,
     ) -> Result<Result<R>> {
         // One deadline covers both waiting for room and waiting for the answer.
@@ -256,6 +273,7 @@ impl Runtime {
         let mut output = None;
         let (seq, mut answer) =
             self.enqueue_one(id, deadline, Some(&mut output), pack).await?.expect("a call gets its ticket");
+        queued();
         let definition = output.expect("set with the ticket");
         Ok(async {
             let dropped = || Error::MessageDropped { id: id.to_owned() };

@@ -499,6 +499,13 @@ impl Runtime {
         self.complete_shutdown().await
     }
 
+    /// What tells this runtime (and its clones) apart from others while it lives: the address
+    /// of what they share (the JavaScript layer's lines of sends are per runtime and kernel).
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn key(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
+    }
+
     /// The kernel table, or `Disposed` once the runtime has stopped.
     fn open_table(&self) -> Result<MutexGuard<'_, Table>> {
         let table = self.shared.lock();

@@ -3,9 +3,6 @@
 //! method is its runtime's call with the handle's id (as the core's `KernelHandle` forwards to
 //! its `Runtime`), so the package holds each call once.
 
-use std::cell::Cell;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use js_sys::Promise;
@@ -14,87 +11,67 @@ use wasm_bindgen::prelude::*;
 use super::errors::{js_error, js_void};
 use super::messages::{js_answer, js_batch, receive_answers, Batch, JsMessage};
 use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
-use super::{kernel_id, promise};
+use super::{kernel_id, order};
 use crate::runtime::Runtime;
 use crate::MessageRef;
 
-/// Queues one message; waits up to `{ timeout }` ms for room. A send that need not wait (there
-/// is room, and no send issued before it is still pending, which it must not overtake) is
-/// queued at once and answered with a resolved promise, without a task: its host cost is then
-/// the codec's and the queue's, and the tick sees the message a microtask sooner.
+/// Queues one message; waits up to `{ timeout }` ms for room. A send with room and no earlier
+/// send to its kernel still waiting to be queued (see [`order`]) is queued at once and answered
+/// with a resolved promise, without a future or task: its host cost is then the codec's and
+/// the queue's.
 pub(super) fn send(rt: Runtime, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
     let (id, timeout) = match kernel_id(&id, "id").and_then(|id| Ok((id, timeout_option(options, "send options")?))) {
         Ok(read) => read,
         Err(error) => return Promise::reject(&error),
     };
     let message = JsMessage::read(&rt, &id, &message);
-    if SENDS_IN_FLIGHT.get() == 0 {
+    if order::is_clear(&rt, &id) {
         match rt.send_message_now(&id, message.as_ref()) {
             Ok(true) => return Promise::resolve(&JsValue::UNDEFINED),
-            Ok(false) => {} // full: wait for room in a task
+            Ok(false) => {} // full: wait for room, holding its place in line
             Err(error) => return Promise::reject(&js_error(error)),
         }
     }
-    in_flight(async move { js_void(rt.send_message(&id, message.as_ref(), timeout).await) })
+    order::in_line(&rt.clone(), &JsValue::from(&id), |place| async move {
+        let sent = rt.send_message(&id, message.as_ref(), timeout).await;
+        drop(place);
+        js_void(sent)
+    })
 }
 
 /// Queues many messages (objects, or packed bytes) and resolves with their count.
 pub(super) fn send_batch(rt: Runtime, id: JsValue, messages: JsValue, options: Option<JsValue>) -> Promise {
-    in_flight(async move {
+    order::in_line(&rt.clone(), &id.clone(), |place| async move {
         let id = kernel_id(&id, "id")?;
         let timeout = timeout_option(options, "sendBatch options")?;
         let accepted = match js_batch(&messages, || rt.input_layout(&id).ok())? {
             Batch::Packed(bytes) => rt.send_packed(&id, &bytes, timeout).await,
             Batch::Values(values) => rt.send_values(&id, &values, timeout).await,
-        }
-        .map_err(js_error)?;
-        Ok(JsValue::from(accepted as f64))
+        };
+        drop(place);
+        Ok(JsValue::from(accepted.map_err(js_error)? as f64))
     })
 }
 
-/// Sends one message and resolves with its own answer.
+/// Sends one message and resolves with its own answer. Its place in the kernel's line is given
+/// up once the message is queued, not when the answer comes.
 pub(super) fn call(rt: Runtime, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
-    in_flight(async move {
+    order::in_line(&rt.clone(), &id.clone(), |place| async move {
         let id = kernel_id(&id, "id")?;
         let timeout = timeout_option(options, "call options")?;
-        // One `call_message` per form: an owned either-form message awaited once made the
+        let queued = move || drop(place);
+        // One `call_message_then` per form: an owned either-form message awaited once made the
         // package 344 bytes larger.
         match JsMessage::read(&rt, &id, &message) {
-            JsMessage::Packed(packed) => rt.call_message(&id, MessageRef::Bytes(&packed), timeout, js_answer).await,
-            JsMessage::Read(value) => rt.call_message(&id, MessageRef::Value(&value), timeout, js_answer).await,
+            JsMessage::Packed(packed) => {
+                rt.call_message_then(&id, MessageRef::Bytes(&packed), timeout, queued, js_answer).await
+            }
+            JsMessage::Read(value) => {
+                rt.call_message_then(&id, MessageRef::Value(&value), timeout, queued, js_answer).await
+            }
         }
         .map_err(js_error)
     })
-}
-
-thread_local! {
-    /// Tasks of sends of every kind (`send` that waits, `sendBatch`, `call`, `sendEnvelope`)
-    /// not yet finished, counted from the call on. While any is, a `send` takes a task too,
-    /// queued behind them, so it never overtakes one that waits for room or has yet to run.
-    static SENDS_IN_FLIGHT: Cell<u32> = const { Cell::new(0) };
-}
-
-/// The promise of a send's task, counted in [`SENDS_IN_FLIGHT`] until the task ends.
-pub(super) fn in_flight(send: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
-    counted_promise(Box::pin(send))
-}
-
-fn counted_promise(send: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
-    SENDS_IN_FLIGHT.set(SENDS_IN_FLIGHT.get() + 1);
-    let counted = Decrement;
-    promise(async move {
-        let _counted = counted;
-        send.await
-    })
-}
-
-/// Ends a send task's count when the task ends (or is dropped).
-struct Decrement;
-
-impl Drop for Decrement {
-    fn drop(&mut self) {
-        SENDS_IN_FLIGHT.set(SENDS_IN_FLIGHT.get() - 1);
-    }
 }
 
 /// Resolves with the next answer.

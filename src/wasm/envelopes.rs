@@ -10,12 +10,11 @@ use std::time::Duration;
 
 use wasm_bindgen::JsCast;
 
-use super::calls::in_flight;
 use super::errors::{js_error, range_error, type_error};
 use super::messages::{js_answer, type_name, JsMessage};
 use super::options::check_keys;
 use super::runtime::JsRuntime;
-use super::{kernel_id, promise};
+use super::{kernel_id, order, promise};
 use crate::envelope::EnvelopeHeader;
 use crate::hlc::HlcTimestamp;
 use crate::platform::Float;
@@ -129,12 +128,14 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "SendEnvelopeOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
-        in_flight(async move {
+        order::in_line(&rt.clone(), &id.clone(), |place| async move {
             let id = kernel_id(&id, "id")?;
             let (header, timeout) = send_options(options)?;
             // As `send`: packed by the layout's codec, or read for the core to judge.
             let message = JsMessage::read(&rt, &id, &message);
-            Ok(js_header(&rt.send_envelope_message(&id, message.as_ref(), &header, timeout).await.map_err(js_error)?))
+            let sent = rt.send_envelope_message(&id, message.as_ref(), &header, timeout).await;
+            drop(place);
+            Ok(js_header(&sent.map_err(js_error)?))
         })
     }
 

@@ -90,6 +90,18 @@ pub(super) fn js_error(error: Error) -> JsValue {
     js.into()
 }
 
+/// The `QueueFullError` of a `trySend` refused because an earlier send to kernel `id` still
+/// waits to be queued (see `order`): queued now, it would overtake that one.
+pub(super) fn behind_earlier_sends(id: &str) -> JsValue {
+    let js = ring_kernel_error(
+        name(ErrorKind::QueueFull),
+        &format!("kernel '{id}' has earlier sends still waiting to be queued: trySend does not overtake them"),
+    );
+    let _ = Reflect::set(&js, &"kernelId".into(), &id.into());
+    let _ = Reflect::set(&js, &"accepted".into(), &0.into());
+    js.into()
+}
+
 /// Converts the result of an operation that answers nothing: `undefined`, or its JS error.
 pub(super) fn js_void(result: Result<(), Error>) -> Result<JsValue, JsValue> {
     result.map(|()| JsValue::UNDEFINED).map_err(js_error)

@@ -7,9 +7,9 @@
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
-use super::errors::{js_error, js_void};
+use super::errors::{behind_earlier_sends, js_error, js_void};
 use super::messages::{js_answer, JsMessage};
-use super::{calls, promise, to_js};
+use super::{calls, order, promise, to_js};
 use crate::error::TryReceiveError;
 use crate::runtime::{Runtime, DEFAULT_TERMINATE_TIMEOUT};
 use crate::KernelHandle;
@@ -76,11 +76,16 @@ impl JsKernelHandle {
         calls::send(self.runtime(), self.id_js(), message, options)
     }
 
-    /// Queues one message if there is room now; throws `QueueFullError` if not.
+    /// Queues one message if there is room now; throws `QueueFullError` if not, or while an
+    /// earlier send to the kernel still waits to be queued (it never overtakes one).
     #[wasm_bindgen(js_name = trySend)]
     pub fn try_send(&self, message: JsValue) -> Result<(), JsValue> {
+        let (runtime, id) = (self.inner.runtime(), self.inner.id());
         // Packed by the layout's codec when it vouches for the message, as `send` does.
-        let message = JsMessage::read(self.inner.runtime(), self.inner.id(), &message);
+        let message = JsMessage::read(runtime, id, &message);
+        if !order::is_clear(runtime, id) {
+            return Err(behind_earlier_sends(id));
+        }
         self.inner.try_send_message(message.as_ref()).map_err(js_error)
     }
 

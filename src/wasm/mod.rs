@@ -10,6 +10,7 @@
 //! - `operations`: the memory dashboard and the degradation level on `RingKernelRuntime`;
 //! - `envelopes`: `sendEnvelope`, `receiveEnvelope` and `currentTimestamp` on `RingKernelRuntime`;
 //! - `definitions`: `defineMessage` and `ringKernel`;
+//! - `order`: sends queued in the order they were issued (a kernel's line of sends);
 //! - `messages`: JS values ↔ messages, through `codec` (the JavaScript encoders and decoders
 //!   of `js/codec.js`) where it can; `host_handler`: JavaScript handlers for the cpu backend;
 //! - `options`: option objects; `serialize`: results as JavaScript values; `errors`: runtime errors as instances of the JS classes of
@@ -28,6 +29,7 @@ mod managed;
 mod messages;
 mod operations;
 mod options;
+mod order;
 mod runtime;
 mod serialize;
 mod types;

@@ -471,7 +471,7 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   readonly state: KernelState;
   /** Queues one message; waits up to `timeout` ms for room, then QueueFullError. */
   send(message: InputOf<I>, options?: TimeoutOptions): Promise<void>;
-  /** Queues one message if there is room now; throws QueueFullError if not. */
+  /** Queues one message if there is room now; throws QueueFullError if not, or while an earlier send to the kernel still waits to be queued (it never overtakes one). */
   trySend(message: InputOf<I>): void;
   /** Queues every message within `timeout` and resolves with their count, or rejects with QueueFullError whose `accepted` (from the front) went in. */
   sendBatch(messages: ReadonlyArray<InputOf<I>> | ArrayBufferView | ArrayBuffer, options?: TimeoutOptions): Promise<number>;
