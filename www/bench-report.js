@@ -112,6 +112,9 @@ export function formatReport(result) {
     if (cost.sendEnvelopeUs !== undefined) {
       line(`  with envelopes (sendEnvelope, receiveEnvelope): send ${fixed(cost.sendEnvelopeUs, 2)} µs, receive ${fixed(cost.receiveEnvelopeUs, 2)} µs`);
     }
+    if (cost.burstUs !== undefined) {
+      line(`  a burst of unawaited sends, 10× the queue, until every answer is in: ${fixed(cost.burstUs, 2)} µs a message`);
+    }
   }
 
   const objects = result.objects;

@@ -120,6 +120,7 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   positive(cost.receiveUs, "hostCost.receiveUs");
   positive(cost.sendEnvelopeUs, "hostCost.sendEnvelopeUs");
   positive(cost.receiveEnvelopeUs, "hostCost.receiveEnvelopeUs");
+  positive(cost.burstUs, "hostCost.burstUs");
 
   // Objects in and out next to typed arrays (and the JS actor for the doubler), per layout.
   const o = r.objects;
