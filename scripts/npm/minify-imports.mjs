@@ -6,9 +6,10 @@
 //
 //   node scripts/npm/minify-imports.mjs <.wasm> <glue .js>
 //
-// Fails, changing nothing, if the files are not what wasm-bindgen 0.2.130 writes: an import that
-// is not a function of the glue module, a name the glue does not define, or a new name the glue
-// already uses.
+// A snippet's function that the wasm imports from the snippet's own module keeps its name. Fails,
+// changing nothing, if the files are not what wasm-bindgen 0.2.130 writes: an import that is not
+// a function of the glue module or a snippet, a name the glue does not define, or a new name the
+// glue already uses.
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { basename } from "node:path";
 
@@ -78,11 +79,16 @@ for (let at = 8; at < wasm.length; ) {
     const field = text.decode(wasm.subarray(p, p + length));
     p += length;
     const kind = wasm[p++];
-    if (kind !== 0 || module !== glueModule) {
-      fail(`import ${i} (${module} ${field}) is not a function of ${glueModule}`);
-    }
+    if (kind !== 0) fail(`import ${i} (${module} ${field}) is not a function`);
     const start = p;
     [, p] = leb(wasm, p); // the function's type index
+    if (module !== glueModule) {
+      // A snippet's function that needs no glue (wasm-bindgen imports it from its own module,
+      // e.g. ./snippets/.../envelope.js): it keeps its own name, which its module defines.
+      if (!module.startsWith("./snippets/")) fail(`import ${i} (${module} ${field}) is neither the glue's nor a snippet's`);
+      section.push(...name(module), ...name(field), kind, ...wasm.subarray(start, p));
+      continue;
+    }
     const short = `$${i.toString(36)}`;
     if (renamed.has(field)) fail(`${field} is imported twice`);
     renamed.set(field, short);

@@ -147,10 +147,7 @@ impl JsRuntime {
             let id = kernel_id(&id, "id")?;
             let timeout = super::options::timeout_option(options, "receiveEnvelope options")?;
             let received = rt.receive_envelope_with(&id, timeout, js_answer).await.map_err(js_error)?;
-            let object = Object::new();
-            set(&object, "message", &received.message);
-            set(&object, "envelope", &js_header(&received.header));
-            Ok(object.into())
+            Ok(received_object(&received.message, js_header(&received.header)))
         })
     }
 
@@ -162,8 +159,25 @@ impl JsRuntime {
     }
 }
 
-fn set(object: &Object, key: &str, value: &JsValue) {
-    let _ = Reflect::set(object, &key.into(), value);
+#[wasm_bindgen(module = "/src/wasm/js/envelope.js")]
+extern "C" {
+    /// An `EnvelopeHeader` object (see `js/envelope.js`).
+    #[wasm_bindgen(js_name = header)]
+    fn header_object(
+        message_id: f64,
+        correlation_id: JsValue,
+        source: JsValue,
+        destination: JsValue,
+        priority: u8,
+        physical_ms: f64,
+        logical: u32,
+    ) -> JsValue;
+    /// An `HlcTimestamp` object.
+    #[wasm_bindgen(js_name = timestamp)]
+    fn timestamp_object(physical_ms: f64, logical: u32) -> JsValue;
+    /// `{ message, envelope }`.
+    #[wasm_bindgen(js_name = received)]
+    fn received_object(message: &JsValue, envelope: JsValue) -> JsValue;
 }
 
 /// `null` for `None`.
@@ -172,19 +186,17 @@ fn or_null<T: Into<JsValue>>(value: Option<T>) -> JsValue {
 }
 
 fn js_header(header: &EnvelopeHeader) -> JsValue {
-    let object = Object::new();
-    set(&object, "messageId", &(header.message_id as f64).into());
-    set(&object, "correlationId", &or_null(header.correlation_id.map(|id| id as f64)));
-    set(&object, "source", &or_null(header.source.as_deref()));
-    set(&object, "destination", &or_null(header.destination.as_deref()));
-    set(&object, "priority", &header.priority.into());
-    set(&object, "timestamp", &js_timestamp(header.timestamp));
-    object.into()
+    header_object(
+        header.message_id as f64,
+        or_null(header.correlation_id.map(|id| id as f64)),
+        or_null(header.source.as_deref()),
+        or_null(header.destination.as_deref()),
+        header.priority,
+        header.timestamp.physical_ms as f64,
+        header.timestamp.logical,
+    )
 }
 
 fn js_timestamp(timestamp: HlcTimestamp) -> JsValue {
-    let object = Object::new();
-    set(&object, "physicalMs", &(timestamp.physical_ms as f64).into());
-    set(&object, "logical", &timestamp.logical.into());
-    object.into()
+    timestamp_object(timestamp.physical_ms as f64, timestamp.logical)
 }
