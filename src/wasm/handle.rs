@@ -81,11 +81,11 @@ impl JsKernelHandle {
     #[wasm_bindgen(js_name = trySend)]
     pub fn try_send(&self, message: JsValue) -> Result<(), JsValue> {
         let (runtime, id) = (self.inner.runtime(), self.inner.id());
-        // Packed by the layout's codec when it vouches for the message, as `send` does.
-        let message = JsMessage::read(runtime, id, &message);
         if !order::is_clear(runtime, id) {
             return Err(behind_earlier_sends(id));
         }
+        // Packed by the layout's codec when it vouches for the message, as `send` does.
+        let message = JsMessage::read(runtime, id, &message);
         self.inner.try_send_message(message.as_ref()).map_err(js_error)
     }
 
