@@ -17,6 +17,12 @@ pub(crate) fn deadline(timeout: Option<Duration>) -> Deadline {
     timeout.map(|timeout| platform::now_ms() + timeout.as_secs_f64() * 1000.0)
 }
 
+/// What is left of `deadline` now, as a timeout (zero once it has passed; `None`: no deadline).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn remaining(deadline: Deadline) -> Option<Duration> {
+    deadline.map(|deadline| Duration::from_secs_f64((deadline - platform::now_ms()).max(0.0) / 1000.0))
+}
+
 /// A timeout given in milliseconds (JavaScript's unit) as a `Duration`, refusing negative and
 /// non-finite numbers. Only the JavaScript layer has timeouts in numbers.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]

@@ -295,6 +295,42 @@ test("sends are queued in the order they are called: at once when there is room,
   assert.deepEqual(value.calls, [{ result: 2 }, { result: 12 }]);
 });
 
+test("a send behind one that waits gives up at its own timeout, not the one ahead's, and those behind it keep their order", async () => {
+  const value = await inPage(`
+    const rt = await rk.RingKernelRuntime.create({ enableTelemetry: true });
+    const doubler = await rt.launch("doubler", null, { queueSize: 2 }); // launched, not active: nothing drains
+    await doubler.sendBatch([{ value: 0 }, { value: 1 }]);
+    const waiting = doubler.send({ value: 2 }); // no timeout: waits for room as long as it takes
+    const reused = { value: 3 };
+    const started = performance.now();
+    // Behind it, each with its own timeout; the message is read when the call is made.
+    const impatient = [doubler.send(reused, { timeout: 100 }), doubler.sendBatch([reused], { timeout: 100 }),
+      doubler.call(reused, { timeout: 100 }), rt.sendEnvelope("doubler", reused, { timeout: 100 })];
+    const patient = doubler.sendBatch([reused], { timeout: 20000 });
+    reused.value = 4;
+    const last = doubler.send({ value: 5 });
+    const refusals = [];
+    for (const p of impatient) {
+      try { await p; refusals.push("sent"); } catch (e) { refusals.push({ name: e.name, queueFull: e instanceof rk.QueueFullError, kernelId: e.kernelId, accepted: e.accepted, message: e.message }); }
+    }
+    const waited = performance.now() - started;
+    const errors = rt.getTelemetry("doubler").errors;
+    await doubler.activate();
+    const answers = [];
+    while (answers.length < 5) answers.push(...(await doubler.receiveBatch({ timeout: 20000 })));
+    await Promise.all([waiting, patient, last]);
+    const leftover = await doubler.receive({ timeout: 200 }).catch((e) => e.name);
+    await rt.dispose();
+    return { refusals, waited, errors, answers: answers.map((a) => a.result), leftover };
+  `);
+  const full = { name: "QueueFullError", queueFull: true, kernelId: "doubler", accepted: 0, message: "queue of kernel 'doubler' is full (2 messages)" };
+  assert.deepEqual(value.refusals, [full, full, full, full], "each refused at its own timeout while the one ahead still waited");
+  assert.ok(value.waited >= 90 && value.waited < 10000, `refused after about 100 ms, not when the one ahead was queued (${value.waited} ms)`);
+  assert.equal(value.errors, 4, "counted as the kernel's errors, as sends that timed out waiting for room are");
+  assert.deepEqual(value.answers, [0, 2, 4, 6, 10], "the waiting send, then those behind the refused ones, in order; the batch as it was when called");
+  assert.equal(value.leftover, "TimeoutError", "nothing refused was queued");
+});
+
 test("a batch larger than the queue, sent before any receive, waits with a warning and a counter, then says how many went in", async () => {
   const warnings = [];
   const value = await inPage(`

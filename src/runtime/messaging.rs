@@ -98,6 +98,17 @@ impl Runtime {
         self.counted(id, result)
     }
 
+    /// The `QueueFull` of a send that gave up while earlier sends to kernel `id` still waited
+    /// for room (a front end that keeps each kernel's sends in order: the JavaScript layer's
+    /// line), counted as a send that timed out waiting for room is.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    pub(crate) fn refused_in_line(&self, id: &str) -> Error {
+        let capacity = self.shared.lock().kernel(id).map(|kernel| kernel.mailbox.inbox.capacity());
+        let error =
+            capacity.map_or_else(|e| e, |capacity| Error::QueueFull { id: id.to_owned(), capacity, accepted: 0 });
+        self.count(id, error)
+    }
+
     /// One attempt to queue a message: `None` when queued, else the `QueueFull` error of a full
     /// queue; nothing is counted here.
     fn queue_now(&self, id: &str, message: MessageRef<'_>) -> Result<Option<Error>> {

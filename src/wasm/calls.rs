@@ -13,6 +13,7 @@ use super::messages::{js_answer, js_batch, receive_answers, Batch, JsMessage};
 use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
 use super::{kernel_id, order};
 use crate::runtime::Runtime;
+use crate::waiting::deadline;
 use crate::MessageRef;
 
 /// Queues one message; waits up to `{ timeout }` ms for room. A send with room and no earlier
@@ -32,7 +33,9 @@ pub(super) fn send(rt: Runtime, id: JsValue, message: JsValue, options: Option<J
             Err(error) => return Promise::reject(&js_error(error)),
         }
     }
-    order::in_line(&rt.clone(), &JsValue::from(&id), |place| async move {
+    let deadline = deadline(timeout);
+    order::in_line(&rt.clone(), &JsValue::from(&id), |mut place| async move {
+        let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
         let sent = rt.send_message(&id, message.as_ref(), timeout).await;
         drop(place);
         js_void(sent)
@@ -41,10 +44,12 @@ pub(super) fn send(rt: Runtime, id: JsValue, message: JsValue, options: Option<J
 
 /// Queues many messages (objects, or packed bytes) and resolves with their count.
 pub(super) fn send_batch(rt: Runtime, id: JsValue, messages: JsValue, options: Option<JsValue>) -> Promise {
-    order::in_line(&rt.clone(), &id.clone(), |place| async move {
+    order::in_line(&rt.clone(), &id.clone(), |mut place| async move {
         let id = kernel_id(&id, "id")?;
-        let timeout = timeout_option(options, "sendBatch options")?;
-        let accepted = match js_batch(&messages, || rt.input_layout(&id).ok())? {
+        let deadline = deadline(timeout_option(options, "sendBatch options")?);
+        let batch = js_batch(&messages, || rt.input_layout(&id).ok())?;
+        let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
+        let accepted = match batch {
             Batch::Packed(bytes) => rt.send_packed(&id, &bytes, timeout).await,
             Batch::Values(values) => rt.send_values(&id, &values, timeout).await,
         };
@@ -56,13 +61,15 @@ pub(super) fn send_batch(rt: Runtime, id: JsValue, messages: JsValue, options: O
 /// Sends one message and resolves with its own answer. Its place in the kernel's line is given
 /// up once the message is queued, not when the answer comes.
 pub(super) fn call(rt: Runtime, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
-    order::in_line(&rt.clone(), &id.clone(), |place| async move {
+    order::in_line(&rt.clone(), &id.clone(), |mut place| async move {
         let id = kernel_id(&id, "id")?;
-        let timeout = timeout_option(options, "call options")?;
+        let deadline = deadline(timeout_option(options, "call options")?);
+        let message = JsMessage::read(&rt, &id, &message);
+        let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
         let queued = move || drop(place);
         // One `call_message_then` per form: an owned either-form message awaited once made the
         // package 344 bytes larger.
-        match JsMessage::read(&rt, &id, &message) {
+        match message {
             JsMessage::Packed(packed) => {
                 rt.call_message_then(&id, MessageRef::Bytes(&packed), timeout, queued, js_answer).await
             }

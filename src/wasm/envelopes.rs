@@ -18,7 +18,7 @@ use super::{kernel_id, order, promise};
 use crate::envelope::EnvelopeHeader;
 use crate::hlc::HlcTimestamp;
 use crate::platform::Float;
-use crate::waiting::duration_from_ms;
+use crate::waiting::{deadline, duration_from_ms};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_ENVELOPES: &str = r#"
@@ -128,11 +128,13 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "SendEnvelopeOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
-        order::in_line(&rt.clone(), &id.clone(), |place| async move {
+        order::in_line(&rt.clone(), &id.clone(), |mut place| async move {
             let id = kernel_id(&id, "id")?;
             let (header, timeout) = send_options(options)?;
+            let deadline = deadline(timeout);
             // As `send`: packed by the layout's codec, or read for the core to judge.
             let message = JsMessage::read(&rt, &id, &message);
+            let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
             let sent = rt.send_envelope_message(&id, message.as_ref(), &header, timeout).await;
             drop(place);
             Ok(js_header(&sent.map_err(js_error)?))

@@ -3,23 +3,32 @@
 //! `sendBatch`, `call`, `sendEnvelope` and `trySend`, whatever awaits came between.
 //!
 //! Each call holds a place in its kernel's line from the moment it is made until its message is
-//! queued (or refused). A call with no one ahead of it in its kernel's line is tried at once:
-//! when there is room, its message is queued before the call returns. A call behind others
-//! starts only once the one ahead of it is done, and `trySend` behind others is refused with
-//! `QueueFullError`, as a fair bounded channel's `try_send` is while senders wait (tokio's
-//! `mpsc`).
+//! queued (or refused). Every call reads its message and options at once; one with no one ahead
+//! of it is also tried at once, so when there is room its message is queued before the call
+//! returns. A call behind others is queued only once the one ahead of it is done; its timeout
+//! counts from the call, so one that runs out while it waits behind others is refused with
+//! `QueueFullError`, and hands its turn on so those behind it keep their order. `trySend` behind
+//! others is refused with `QueueFullError`, as a fair bounded channel's `try_send` is while
+//! senders wait (tokio's `mpsc`).
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use futures_channel::oneshot;
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use super::boxed_promise;
+use super::errors::js_error;
 use crate::runtime::Runtime;
+use crate::waiting::{remaining, wait_for, Deadline};
+
+/// What a place hands the one behind it when it ends: nothing once its turn came (the one
+/// behind goes next), or what it still waited on when it gave up before its turn.
+struct Turn(Option<oneshot::Receiver<Turn>>);
 
 /// One kernel's line: the sends to it issued and not yet queued, and what the next to join
 /// waits on (the last place's end). `runtime` is the runtime's [`key`](Runtime::key), which
@@ -28,7 +37,7 @@ struct Line {
     runtime: usize,
     id: String,
     unqueued: u32,
-    last: Option<oneshot::Receiver<()>>,
+    last: Option<oneshot::Receiver<Turn>>,
 }
 
 thread_local! {
@@ -45,7 +54,7 @@ pub(super) fn is_clear(runtime: &Runtime, id: &str) -> bool {
 /// How [`update`] changes a line.
 enum Change {
     /// A place joins the end; the next to join waits on this (its sender is the place's).
-    Join(oneshot::Receiver<()>),
+    Join(oneshot::Receiver<Turn>),
     /// A place leaves (its message was queued or refused).
     Leave,
 }
@@ -53,7 +62,7 @@ enum Change {
 /// Kernel `id`'s line (of the runtime keyed `key`), changed by `change` (or only looked at):
 /// returns how many were in line before and, when a place joins, what it waits on. One
 /// function reaches the thread-local (a size matter).
-fn update(key: usize, id: &str, change: Option<Change>) -> (u32, Option<oneshot::Receiver<()>>) {
+fn update(key: usize, id: &str, change: Option<Change>) -> (u32, Option<oneshot::Receiver<Turn>>) {
     LINES.with_borrow_mut(|lines| {
         let at = lines.iter().position(|line| line.runtime == key && line.id == id);
         let before = at.map_or(0, |at| lines[at].unqueued);
@@ -79,105 +88,140 @@ fn update(key: usize, id: &str, change: Option<Change>) -> (u32, Option<oneshot:
 }
 
 /// A send's place in its kernel's line, held until its message is queued (or refused): drop it
-/// then. Its send starts only once the place ahead is dropped (see [`in_line`]).
+/// then. Its message goes in only once its [`turn`] has come.
 pub(super) struct Place {
     /// Keeps the runtime, and so its key, alive while the place is held.
     _runtime: Runtime,
     key: usize,
     id: String,
-    /// Dropped with the place, which lets the next one in line go.
-    _done: oneshot::Sender<()>,
+    /// The end of the place ahead, until its turn comes (`None`: nothing ahead).
+    ahead: Option<oneshot::Receiver<Turn>>,
+    /// Ends this place for the one behind it.
+    done: Option<oneshot::Sender<Turn>>,
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
         update(self.key, &self.id, Some(Change::Leave));
+        // Gave up before its turn: the one behind now waits on what this one waited on.
+        if let (Some(done), Some(ahead)) = (self.done.take(), self.ahead.take()) {
+            let _ = done.send(Turn(Some(ahead)));
+        }
     }
 }
 
+/// Waits until every send ahead of `place` in its kernel's line is queued or refused, for as
+/// long as `deadline` allows; then the time left of it, the send's own timeout from there.
+/// When the deadline passes first, the send is refused with the kernel's `QueueFullError`
+/// (counted as a send that timed out waiting for room is: those ahead of it are waiting for
+/// room), and its place, once dropped, hands its wait to the one behind it.
+pub(super) async fn turn(
+    rt: &Runtime,
+    id: &str,
+    place: &mut Option<Place>,
+    deadline: Deadline,
+) -> Result<Option<Duration>, JsValue> {
+    if let Some(place) = place {
+        while let Some(ahead) = &mut place.ahead {
+            match wait_for(ahead, deadline).await {
+                None => return Err(js_error(rt.refused_in_line(id))),
+                Some(Ok(Turn(next))) => place.ahead = next,
+                Some(Err(oneshot::Canceled)) => place.ahead = None,
+            }
+        }
+    }
+    Ok(remaining(deadline))
+}
+
 /// The promise of a send to kernel `id` (when `id` is no string, the send's own check rejects
-/// it, and it takes no place): `send` makes the future from the send's place, and drops the
-/// place once its message is queued. With no one ahead in the line, the future is polled here,
-/// so a message with room is queued before the call returns; otherwise (and for whatever is
-/// left, such as a call's wait for its answer) it runs as a task.
+/// it, and it takes no place): `send` makes the future from the send's place, reads its
+/// arguments, awaits its [`turn`], and drops the place once its message is queued. The future
+/// is polled here, so arguments are read (and, with nothing ahead and room, the message queued)
+/// before the call returns; whatever is left runs as a task.
 pub(super) fn in_line<F>(runtime: &Runtime, id: &JsValue, send: impl FnOnce(Option<Place>) -> F) -> Promise
 where
     F: Future<Output = Result<JsValue, JsValue>> + 'static,
 {
-    let (ahead, place) = take_place(runtime, id);
-    start(ahead, Box::pin(send(place)))
+    start(Box::pin(send(take_place(runtime, id))))
 }
 
-/// A place at the end of kernel `id`'s line, if `id` is a string, and what it waits on: the
-/// end of the place ahead (`None` when nothing is ahead).
-fn take_place(runtime: &Runtime, id: &JsValue) -> (Option<oneshot::Receiver<()>>, Option<Place>) {
-    let Some(id) = id.as_string() else { return (None, None) };
+/// A place at the end of kernel `id`'s line, if `id` is a string, waiting on the end of the
+/// place ahead (if any).
+fn take_place(runtime: &Runtime, id: &JsValue) -> Option<Place> {
+    let id = id.as_string()?;
     let key = runtime.key();
     let (done, next) = oneshot::channel();
     let ahead = update(key, &id, Some(Change::Join(next))).1;
-    (ahead, Some(Place { _runtime: runtime.clone(), key, id, _done: done }))
+    Some(Place { _runtime: runtime.clone(), key, id, ahead, done: Some(done) })
 }
 
-/// [`in_line`]'s one instance of the start: polled now with nothing ahead, else a task that
-/// first waits until the place ahead is dropped. Sends waiting for room are all woken when
-/// room appears, so without that wait a later one could take the room first. Every place's
-/// future runs to its end, so a place is dropped only after those ahead of it.
-fn start(
-    ahead: Option<oneshot::Receiver<()>>,
-    mut send: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>,
-) -> Promise {
-    let Some(ahead) = ahead else {
-        // Polled again by its task if it waits: every future here registers its waker anew.
-        if let Poll::Ready(settled) = send.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            return match settled {
-                Ok(value) => Promise::resolve(&value),
-                Err(error) => Promise::reject(&error),
-            };
-        }
-        return boxed_promise(send);
-    };
-    boxed_promise(Box::pin(async move {
-        let _ = ahead.await;
-        send.await
-    }))
+/// [`in_line`]'s one instance of the start: polled now, then (if it waits) by its task. Every
+/// future here registers its waker anew on each poll.
+fn start(mut send: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
+    match send.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(value)) => Promise::resolve(&value),
+        Poll::Ready(Err(error)) => Promise::reject(&error),
+        Poll::Pending => boxed_promise(send),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::pin::pin;
+
     use wasm_bindgen_test::wasm_bindgen_test;
 
     use super::*;
     use crate::backend::BackendChoice;
+    use crate::platform;
     use crate::runtime::RuntimeOptions;
 
-    fn ended(ahead: &mut Option<oneshot::Receiver<()>>) -> bool {
-        let ahead = ahead.as_mut().expect("a place ahead");
-        Pin::new(ahead).poll(&mut Context::from_waker(Waker::noop())).is_ready()
+    /// Polls `place`'s turn once, without a deadline: whether it has come.
+    fn turn_came(rt: &Runtime, place: &mut Option<Place>) -> bool {
+        let future = pin!(turn(rt, "k", place, None));
+        future.poll(&mut Context::from_waker(Waker::noop())).is_ready()
     }
 
-    /// Each place waits for the one ahead of it to be dropped, in the order they joined, and a
-    /// line is per runtime and kernel.
+    /// Gives `place` up: its deadline has passed.
+    fn give_up(rt: &Runtime, mut place: Option<Place>) {
+        let future = pin!(turn(rt, "k", &mut place, Some(platform::now_ms() - 1.0)));
+        let refused = future.poll(&mut Context::from_waker(Waker::noop()));
+        assert!(matches!(refused, Poll::Ready(Err(_))), "refused at once when its deadline has passed");
+    }
+
+    /// Each place's turn comes once the one ahead of it is dropped, in the order they joined;
+    /// one that gives up before its turn hands its wait to the one behind it; a line is per
+    /// runtime and kernel.
     #[wasm_bindgen_test]
     async fn places_take_turns_in_the_order_they_joined() {
         let options = RuntimeOptions::default().with_backend(BackendChoice::Cpu);
         let (rt, other) = (Runtime::new(options.clone()).await.unwrap(), Runtime::new(options).await.unwrap());
         let id = JsValue::from("k");
-        let (first, a) = take_place(&rt, &id);
-        let (mut second, b) = take_place(&rt, &id);
-        let (mut third, c) = take_place(&rt, &id);
-        assert!(first.is_none(), "nothing is ahead of the first");
+        let [mut a, mut b, mut c] = [(); 3].map(|()| take_place(&rt, &id));
+        assert!(turn_came(&rt, &mut a), "nothing is ahead of the first");
         assert!(!is_clear(&rt, "k"));
         assert!(is_clear(&rt, "j") && is_clear(&other, "k"), "other kernels' and runtimes' lines are their own");
 
-        assert!(!ended(&mut second) && !ended(&mut third));
+        assert!(!turn_came(&rt, &mut b) && !turn_came(&rt, &mut c));
         drop(a);
-        assert!(ended(&mut second), "the second goes once the first is done");
-        assert!(!ended(&mut third), "the third still waits for the second");
+        assert!(turn_came(&rt, &mut b), "the second goes once the first is done");
+        assert!(!turn_came(&rt, &mut c), "the third still waits for the second");
         drop(b);
-        assert!(ended(&mut third));
+        assert!(turn_came(&rt, &mut c));
         assert!(!is_clear(&rt, "k"));
         drop(c);
         assert!(is_clear(&rt, "k"), "an empty line is gone");
-        assert!(take_place(&rt, &id).0.is_none(), "a new line starts with nothing ahead");
+
+        // Two in the middle give up (the later one first): the last waits on the first.
+        let [mut a, b, c, mut d] = [(); 4].map(|()| take_place(&rt, &id));
+        assert!(turn_came(&rt, &mut a));
+        give_up(&rt, c);
+        assert!(!turn_came(&rt, &mut d), "still behind the second and the first");
+        give_up(&rt, b);
+        assert!(!turn_came(&rt, &mut d), "still behind the first");
+        drop(a);
+        assert!(turn_came(&rt, &mut d), "goes once the first is done");
+        drop(d);
+        assert!(is_clear(&rt, "k"));
     }
 }

@@ -255,7 +255,7 @@ export interface LaunchOptions {
   requirements?: DeviceRequirements;
 }
 export interface ManagedKernelOptions { queueSize?: number; mode?: KernelMode; terminateTimeout?: number; }
-/** Milliseconds. Without a timeout, the operation waits for as long as it takes. */
+/** Milliseconds, counted from the call (for a send, its wait behind earlier sends to the kernel included). Without a timeout, the operation waits for as long as it takes. */
 export interface TimeoutOptions { timeout?: number; }
 /** `max` answers at most (at least one comes); `timeout` ms to wait for the first (waits without one). */
 export interface ReceiveBatchOptions { max?: number; timeout?: number; packed?: boolean; }
