@@ -81,7 +81,14 @@ pub fn spawn_detached<F: Future<Output = ()> + 'static>(work: impl FnOnce() -> F
 /// Resolves after `ms` milliseconds without blocking, on [`crate::timers`]' one alarm (a timer
 /// thread natively, one `setTimeout` on the web). An infinite `ms` never resolves.
 pub fn sleep_ms(ms: f64) -> impl Future<Output = ()> + Unpin {
-    crate::timers::sleep(Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).unwrap_or(Duration::MAX))
+    crate::timers::sleep(saturating_ms(ms))
+}
+
+/// `ms` milliseconds (at least 0) as a `Duration`, `Duration::MAX` beyond what one holds (a
+/// timeout of 1e300 ms waits as long as no timeout does, rather than panicking in
+/// `Duration::from_secs_f64`).
+pub(crate) fn saturating_ms(ms: f64) -> Duration {
+    Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).unwrap_or(Duration::MAX)
 }
 
 /// Gives the page's event loop a turn (a task of its own) between host-handler ticks, so a

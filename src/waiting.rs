@@ -20,7 +20,7 @@ pub(crate) fn deadline(timeout: Option<Duration>) -> Deadline {
 /// What is left of `deadline` now, as a timeout (zero once it has passed; `None`: no deadline).
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) fn remaining(deadline: Deadline) -> Option<Duration> {
-    deadline.map(|deadline| Duration::from_secs_f64((deadline - platform::now_ms()).max(0.0) / 1000.0))
+    deadline.map(|deadline| platform::saturating_ms(deadline - platform::now_ms()))
 }
 
 /// A timeout given in milliseconds (JavaScript's unit) as a `Duration`, refusing negative and
@@ -28,7 +28,7 @@ pub(crate) fn remaining(deadline: Deadline) -> Option<Duration> {
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) fn duration_from_ms(ms: f64) -> Result<Duration> {
     if ms.is_finite() && ms >= 0.0 {
-        return Ok(Duration::from_secs_f64(ms / 1000.0));
+        return Ok(platform::saturating_ms(ms));
     }
     Err(Error::OutOfRange(format!(
         "timeout must be a non-negative number of milliseconds, got {}",

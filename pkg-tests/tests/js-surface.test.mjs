@@ -331,6 +331,46 @@ test("a send behind one that waits gives up at its own timeout, not the one ahea
   assert.equal(value.leftover, "TimeoutError", "nothing refused was queued");
 });
 
+test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no timeout does, and sendEnvelope's options are checked as before", async () => {
+  const value = await inPage(`
+    const rt = await rk.RingKernelRuntime.create();
+    const doubler = await rt.launch("doubler", null, { autoActivate: true });
+    const long = { timeout: 1e300 };
+    await doubler.send({ value: 1 }, long);
+    await doubler.sendBatch([{ value: 2 }], long);
+    const header = await rt.sendEnvelope("doubler", { value: 3 }, { ...long, priority: 7, correlationId: 5, source: "host-side", timestamp: { physicalMs: 1, logical: 2 } });
+    const answers = [await doubler.receive(long), await doubler.receive({ timeout: Number.MAX_VALUE }), await rt.receiveEnvelope("doubler", long)];
+    const called = await doubler.call({ value: 4 }, long);
+    const refusals = [];
+    for (const options of [{ priorty: 1 }, { priority: 256 }, { priority: "high" }, { correlationId: 1.5 }, { correlationId: 1n }, { source: 5 },
+      { timestamp: { physicalMs: 1, tick: 0 } }, { timestamp: { logical: -1 } }, { timeout: -1 }, { timeout: Infinity }, { timeout: "5" }, 7]) {
+      try { await rt.sendEnvelope("doubler", { value: 9 }, options); refusals.push("sent"); } catch (e) { refusals.push(e.constructor.name + ": " + e.message); }
+    }
+    const depth = doubler.status().inputQueueDepth + doubler.status().outputQueueDepth;
+    await rt.dispose();
+    return { answers: [answers[0].result, answers[1].result, answers[2].message.result], envelope: answers[2].envelope.priority, header: { ...header, messageId: typeof header.messageId, timestamp: undefined }, called, refusals, depth };
+  `);
+  assert.deepEqual(value.answers, [2, 4, 6]);
+  assert.equal(value.envelope, 7);
+  assert.deepEqual(value.header, { messageId: "number", correlationId: 5, source: "host-side", destination: "doubler", priority: 7, timestamp: undefined });
+  assert.deepEqual(value.called, { result: 8 });
+  assert.deepEqual(value.refusals, [
+    "TypeError: sendEnvelope options: unknown option 'priorty' (expected one of correlationId, priority, source, timestamp, timeout)",
+    "RangeError: sendEnvelope options: priority must be a whole number from 0 to 255, got 256",
+    "TypeError: sendEnvelope options: priority must be a number, got string",
+    "RangeError: sendEnvelope options: correlationId must be a whole number from 0 to 9007199254740991, got 1.5",
+    "TypeError: sendEnvelope options: option 'correlationId' must be a number, got a BigInt",
+    "TypeError: sendEnvelope options: source must be a kernel id (a string), got number",
+    "TypeError: sendEnvelope options: timestamp: unknown option 'tick' (expected one of physicalMs, logical)",
+    "RangeError: sendEnvelope options: logical must be a whole number from 0 to 4294967295, got -1",
+    "RangeError: sendEnvelope options: timeout must be a non-negative number of milliseconds, got -1",
+    "RangeError: sendEnvelope options: timeout must be a non-negative number of milliseconds, got Infinity",
+    "TypeError: sendEnvelope options: timeout must be a number of milliseconds, got string",
+    "TypeError: sendEnvelope options must be an object, got number",
+  ]);
+  assert.equal(value.depth, 0, "nothing refused was queued");
+});
+
 test("a batch larger than the queue, sent before any receive, waits with a warning and a counter, then says how many went in", async () => {
   const warnings = [];
   const value = await inPage(`

@@ -3,22 +3,19 @@
 //! correlationId, source, destination, priority, timestamp: { physicalMs, logical } }`, ids and
 //! milliseconds as numbers (as every count and id of the package is).
 
-use js_sys::{Object, Promise, Reflect};
-use wasm_bindgen::prelude::*;
-
 use std::time::Duration;
 
-use wasm_bindgen::JsCast;
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
 
-use super::errors::{js_error, range_error, type_error};
-use super::messages::{js_answer, type_name, JsMessage};
-use super::options::check_keys;
+use super::errors::js_error;
+use super::messages::{js_answer, JsMessage};
 use super::runtime::JsRuntime;
 use super::{kernel_id, order, promise};
 use crate::envelope::EnvelopeHeader;
 use crate::hlc::HlcTimestamp;
-use crate::platform::Float;
-use crate::waiting::{deadline, duration_from_ms};
+use crate::platform::saturating_ms;
+use crate::waiting::deadline;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_ENVELOPES: &str = r#"
@@ -57,63 +54,20 @@ export interface RingKernelRuntime {
 }
 "#;
 
-/// `sendEnvelope`'s option keys, as `SendEnvelopeOptions` declares them.
-const SEND_OPTIONS: [&str; 5] = ["correlationId", "priority", "source", "timestamp", "timeout"];
-
-/// Reads `sendEnvelope`'s options into the header to send and the timeout, by the package's
-/// rules for options: unknown keys and values of the wrong type are `TypeError`s, numbers out of
-/// range `RangeError`s. (Read by hand: serde's derived reader would cost the package more.)
+/// Reads `sendEnvelope`'s options into the header to send and the timeout, checked in
+/// JavaScript (`sendOptions` in `js/envelope.js`) by the package's rules for options.
 fn send_options(options: Option<JsValue>) -> Result<(EnvelopeHeader, Option<Duration>), JsValue> {
     let mut header = EnvelopeHeader::new();
     let Some(options) = options.filter(|o| !o.is_undefined() && !o.is_null()) else { return Ok((header, None)) };
-    check_keys(&options, &SEND_OPTIONS, "sendEnvelope options")?;
-    let object: &Object = options.unchecked_ref();
-    let get = |key: &str| Reflect::get(object, &key.into());
-    header.correlation_id = integer(get("correlationId")?, "correlationId", MAX_SAFE_INTEGER)?.map(|n| n as u64);
-    header.priority = integer(get("priority")?, "priority", 255.0)?.map_or(0, |n| n as u8);
-    let source = get("source")?;
-    if !source.is_undefined() {
-        let name = source.as_string().ok_or_else(|| mistyped("source", "a kernel id (a string)", &source))?;
-        header.source = Some(name);
+    let mut read = [0.0; 5];
+    header.source = options_read(&options, &mut read)?;
+    let [correlation_id, priority, physical_ms, logical, timeout] = read.map(|n| (!n.is_nan()).then_some(n));
+    header.correlation_id = correlation_id.map(|n| n as u64);
+    header.priority = priority.map_or(0, |n| n as u8);
+    if let (Some(physical_ms), Some(logical)) = (physical_ms, logical) {
+        header.timestamp = HlcTimestamp::new(physical_ms as u64, logical as u32);
     }
-    let timestamp = get("timestamp")?;
-    if !timestamp.is_undefined() {
-        check_keys(&timestamp, &["physicalMs", "logical"], "sendEnvelope options: timestamp")?;
-        let part = |key: &str, max| integer(Reflect::get(&timestamp, &key.into())?, key, max);
-        let physical_ms = part("physicalMs", MAX_SAFE_INTEGER)?.unwrap_or(0.0) as u64;
-        header.timestamp = HlcTimestamp::new(physical_ms, part("logical", u32::MAX as f64)?.unwrap_or(0.0) as u32);
-    }
-    let timeout = get("timeout")?;
-    let timeout = match timeout.as_f64() {
-        Some(ms) => Some(duration_from_ms(ms).map_err(js_error)?),
-        None if timeout.is_undefined() => None,
-        None => return Err(mistyped("timeout", "a number of milliseconds", &timeout)),
-    };
-    Ok((header, timeout))
-}
-
-/// The largest integer a JavaScript number holds exactly.
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
-
-/// An optional whole number from 0 to `max`: `TypeError` for what is not a number (a BigInt
-/// included), `RangeError` for a number that is not such an integer.
-fn integer(value: JsValue, what: &str, max: f64) -> Result<Option<f64>, JsValue> {
-    if value.is_undefined() {
-        return Ok(None);
-    }
-    let n = value.as_f64().ok_or_else(|| mistyped(what, "a number", &value))?;
-    if n.fract() != 0.0 || !(0.0..=max).contains(&n) {
-        return Err(range_error(format!(
-            "sendEnvelope options: {what} must be a whole number from 0 to {}, got {}",
-            Float(max),
-            Float(n)
-        )));
-    }
-    Ok(Some(n))
-}
-
-fn mistyped(what: &str, expected: &str, value: &JsValue) -> JsValue {
-    type_error(format!("sendEnvelope options: {what} must be {expected}, got {}", type_name(value)))
+    Ok((header, timeout.map(saturating_ms)))
 }
 
 #[wasm_bindgen(js_class = RingKernelRuntime)]
@@ -180,6 +134,10 @@ extern "C" {
     /// `{ message, envelope }`.
     #[wasm_bindgen(js_name = received)]
     fn received_object(message: &JsValue, envelope: JsValue) -> JsValue;
+    /// `sendEnvelope`'s options checked (a `TypeError` or `RangeError` if not): the source, and
+    /// into `read` (NaN where absent) the correlation id, priority, timestamp and timeout.
+    #[wasm_bindgen(js_name = sendOptions, catch)]
+    fn options_read(options: &JsValue, read: &mut [f64]) -> Result<Option<String>, JsValue>;
 }
 
 /// `null` for `None`.

@@ -16,3 +16,68 @@ export function timestamp(physicalMs, logical) {
 export function received(message, envelope) {
   return { message, envelope };
 }
+
+const WHAT = "sendEnvelope options";
+const KEYS = ["correlationId", "priority", "source", "timestamp", "timeout"];
+const TIMESTAMP_KEYS = ["physicalMs", "logical"];
+
+/**
+ * Checks and reads `sendEnvelope`'s options by the package's rules for options: unknown keys and
+ * values of the wrong type are `TypeError`s, numbers out of range `RangeError`s. Writes into `out`
+ * (NaN where absent): correlationId, priority, the timestamp's physicalMs and logical, timeout;
+ * returns the source (a kernel id) or `undefined`. Read here, not key by key from Rust, where
+ * every key was a string crossing into JavaScript.
+ */
+export function sendOptions(options, out) {
+  out.fill(NaN);
+  if (options === undefined || options === null) return undefined;
+  checkKeys(options, KEYS, WHAT);
+  const { correlationId, priority, source, timestamp, timeout } = options;
+  out[0] = integer(correlationId, "correlationId", Number.MAX_SAFE_INTEGER);
+  out[1] = integer(priority, "priority", 255);
+  if (source !== undefined && typeof source !== "string") throw mistyped("source", "a kernel id (a string)", source);
+  if (timestamp !== undefined) {
+    checkKeys(timestamp, TIMESTAMP_KEYS, `${WHAT}: timestamp`);
+    const physicalMs = integer(timestamp.physicalMs, "physicalMs", Number.MAX_SAFE_INTEGER);
+    const logical = integer(timestamp.logical, "logical", 2 ** 32 - 1);
+    out[2] = Number.isNaN(physicalMs) ? 0 : physicalMs;
+    out[3] = Number.isNaN(logical) ? 0 : logical;
+  }
+  if (timeout !== undefined) {
+    if (typeof timeout !== "number") throw mistyped("timeout", "a number of milliseconds", timeout);
+    if (!(timeout >= 0) || timeout === Infinity) {
+      throw new RangeError(`${WHAT}: timeout must be a non-negative number of milliseconds, got ${timeout}`);
+    }
+    out[4] = timeout;
+  }
+  return source;
+}
+
+/** An object with only `known` keys, none of them a BigInt. */
+function checkKeys(value, known, what) {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new TypeError(`${what} must be an object, got ${typeName(value)}`);
+  }
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) throw new TypeError(`${what}: unknown option '${key}' (expected one of ${known.join(", ")})`);
+    if (typeof value[key] === "bigint") throw new TypeError(`${what}: option '${key}' must be a number, got a BigInt`);
+  }
+}
+
+/** An optional whole number from 0 to `max` (NaN when absent). */
+function integer(value, what, max) {
+  if (value === undefined) return NaN;
+  if (typeof value !== "number") throw mistyped(what, "a number", value);
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw new RangeError(`${WHAT}: ${what} must be a whole number from 0 to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function mistyped(what, expected, value) {
+  return new TypeError(`${WHAT}: ${what} must be ${expected}, got ${typeName(value)}`);
+}
+
+function typeName(value) {
+  return value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
+}
