@@ -30,10 +30,13 @@ pub(crate) fn duration_from_ms(ms: f64) -> Result<Duration> {
     if ms.is_finite() && ms >= 0.0 {
         return Ok(platform::saturating_ms(ms));
     }
-    Err(Error::OutOfRange(format!(
-        "timeout must be a non-negative number of milliseconds, got {}",
-        platform::Float(ms)
-    )))
+    // As JavaScript prints it (Rust says `inf`).
+    let got = match ms {
+        f64::INFINITY => "Infinity".to_owned(),
+        f64::NEG_INFINITY => "-Infinity".to_owned(),
+        _ => platform::Float(ms).to_string(),
+    };
+    Err(Error::OutOfRange(format!("timeout must be a non-negative number of milliseconds, got {got}")))
 }
 
 /// Waits for `listener` or the deadline; `false` when the deadline passed first.

@@ -357,16 +357,16 @@ test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no time
   assert.deepEqual(value.refusals, [
     "TypeError: sendEnvelope options: unknown option 'priorty' (expected one of correlationId, priority, source, timestamp, timeout)",
     "RangeError: sendEnvelope options: priority must be a whole number from 0 to 255, got 256",
-    "TypeError: sendEnvelope options: priority must be a number, got string",
+    "TypeError: sendEnvelope options: priority must be a number, got \"high\"",
     "RangeError: sendEnvelope options: correlationId must be a whole number from 0 to 9007199254740991, got 1.5",
     "TypeError: sendEnvelope options: option 'correlationId' must be a number, got a BigInt",
-    "TypeError: sendEnvelope options: source must be a kernel id (a string), got number",
+    "TypeError: sendEnvelope options: source must be a kernel id (a string), got 5",
     "TypeError: sendEnvelope options: timestamp: unknown option 'tick' (expected one of physicalMs, logical)",
     "RangeError: sendEnvelope options: logical must be a whole number from 0 to 4294967295, got -1",
     "RangeError: sendEnvelope options: timeout must be a non-negative number of milliseconds, got -1",
     "RangeError: sendEnvelope options: timeout must be a non-negative number of milliseconds, got Infinity",
-    "TypeError: sendEnvelope options: timeout must be a number of milliseconds, got string",
-    "TypeError: sendEnvelope options must be an object, got number",
+    "TypeError: sendEnvelope options: timeout must be a number of milliseconds, got \"5\"",
+    "TypeError: sendEnvelope options must be an object, got 7",
   ]);
   assert.equal(value.depth, 0, "nothing refused was queued");
 });

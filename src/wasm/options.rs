@@ -3,13 +3,15 @@
 //! `undefined` and `null` mean defaults. Unknown keys are refused so a typo never silently does
 //! nothing: the keys allowed are asked of the struct's own `Deserialize` (no list kept by hand).
 //!
-//! The fields are read as serde-wasm-bindgen read them for that derived `Deserialize`, with the
-//! same values and the same error texts (a browser test compares the two on every field), by
+//! The fields are read as serde-wasm-bindgen read them for that derived `Deserialize`, to the
+//! same values and refusing the same ones (a browser test compares the two on every field), by
 //! [`ReadFields`] and the readers here: serde-wasm-bindgen's deserializer, instantiated for each
-//! struct, and the float formatting serde's error texts need cost the package several KB
-//! gzipped.
+//! struct, cost the package several KB gzipped. A refusal names the option by its path and the
+//! value as JavaScript prints it (`launch options: queueSize must be a whole number from 0 to
+//! 4294967295, got -1`), not in serde's Rust terms (`invalid type: floating point \`-1.0\`,
+//! expected usize`).
 
-use js_sys::{Array, ArrayBuffer, Number, Object, Reflect, Uint8Array};
+use js_sys::{Array, Number, Object, Reflect};
 use serde::de::{self, Deserialize, Deserializer, IntoDeserializer, Visitor};
 use serde::forward_to_deserialize_any;
 use wasm_bindgen::prelude::*;
@@ -21,11 +23,10 @@ use super::errors::{js_error, range_error, type_error};
 use super::messages::type_name;
 use crate::backend::BackendChoice;
 use crate::circuit::CircuitBreakerConfig;
-use crate::degradation::{DegradationOptions, MILLISECONDS};
+use crate::degradation::DegradationOptions;
 use crate::devices::{DeviceId, DeviceRequirements, DeviceSpec, LoadBalancing, PowerPreference};
 use crate::health::HealthThresholds;
 use crate::lifecycle::KernelMode;
-use crate::platform::Float;
 use crate::runtime::builder::RuntimeBuilder;
 use crate::runtime::{LaunchOptions, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
 use crate::waiting::duration_from_ms;
@@ -147,7 +148,7 @@ fn read_options(
         return Ok(());
     };
     check_keys(&value, fields, what)?;
-    read_fields(&value, fields, options).map_err(|e| refused(what, e))
+    read_fields(&value, fields, options).map_err(|refusal| refused(what, refusal))
 }
 
 /// Reads each field in `fields` that the object `value` has, in order, as serde-wasm-bindgen
@@ -156,25 +157,19 @@ fn read_options(
 fn read_fields(value: &JsValue, fields: &[&str], options: &mut dyn ReadFields) -> Read<()> {
     for &field in fields {
         let key = JsValue::from_str(field);
-        let found = Reflect::get(value, &key).map_err(|e| js_string(&e))?;
-        if !found.is_undefined() || Reflect::has(value, &key).map_err(|e| js_string(&e))? {
-            options.read_field(field, &found)?;
+        let found = Reflect::get(value, &key).map_err(|e| thrown(e).under(field))?;
+        if !found.is_undefined() || Reflect::has(value, &key).map_err(|e| thrown(e).under(field))? {
+            options.read_field(field, &found).map_err(|refusal| refusal.under(field))?;
         }
     }
     Ok(())
 }
 
-/// The error for an options object refused with the text `error` (as serde-wasm-bindgen's
-/// error printed itself).
-fn refused(what: &str, error: String) -> JsValue {
-    let message = format!("{what}: {error}");
-    // serde names what it refused and what it wanted: a number (`floating point \`1.5\``)
-    // where a number of narrower range belongs (`expected usize`) is a RangeError, any other
-    // mismatch a TypeError; so is a duration the core refused as out of range.
-    let given_number = message.contains("integer `") || message.contains("floating point `");
-    let wanted_number = NUMBER_TYPES.iter().any(|ty| message.ends_with(&format!("expected {ty}")))
-        || message.ends_with(&format!("expected {MILLISECONDS}"));
-    match (given_number && wanted_number) || message.contains("out of range: ") {
+/// The error for an options object (`what`) refused by a reader: a `RangeError` for a number
+/// outside what its option allows, else a `TypeError`.
+fn refused(what: &str, refusal: Refusal) -> JsValue {
+    let message = format!("{what}: {} {}", refusal.path, refusal.text);
+    match refusal.range {
         true => range_error(message),
         false => type_error(message),
     }
@@ -184,7 +179,7 @@ fn refused(what: &str, error: String) -> JsValue {
 /// belongs), naming it; `what` names the object.
 pub(super) fn check_keys(value: &JsValue, known: &[&str], what: &str) -> Result<(), JsValue> {
     if !value.is_object() {
-        return Err(type_error(format!("{what} must be an object, got {}", type_name(value))));
+        return Err(type_error(format!("{what} must be an object, got {}", shown(value))));
     }
     for js_key in Object::keys(value.unchecked_ref::<Object>()).iter() {
         let key = js_key.as_string().unwrap_or_default();
@@ -230,7 +225,7 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
     for key in Object::keys(given.unchecked_ref::<Object>()).iter() {
         let key = key.as_string().unwrap_or_default();
         let value = Reflect::get(&given, &key.as_str().into())?;
-        options.read_field(&key, &value).map_err(|e| refused(WHAT, e))?;
+        options.read_field(&key, &value).map_err(|refusal| refused(WHAT, refusal.under(&key)))?;
     }
     Ok(options)
 }
@@ -281,12 +276,75 @@ pub(super) fn watchdog_action(value: JsValue) -> Result<WatchdogAction, JsValue>
     })
 }
 
-/// How serde names the numeric types of option fields in its errors.
-const NUMBER_TYPES: [&str; 6] = ["usize", "u32", "u64", "i32", "f32", "f64"];
+/// A reader's result: the value, or why not.
+type Read<T> = Result<T, Refusal>;
 
-/// A reader's result: the value, or the error's text as serde-wasm-bindgen's error printed
-/// itself (serde's own texts as a JavaScript `Error`'s `String()`: `Error: invalid type: ...`).
-type Read<T> = Result<T, String>;
+/// Why a reader refused a value: where it lies in the object read (`circuitBreaker.windowMs`,
+/// `devices[1].index`; filled in on the way out), what follows that in the error (`must be a
+/// boolean, got 1`), and whether it is a number outside what the option allows (a
+/// `RangeError`) rather than a value of the wrong kind (a `TypeError`).
+pub(super) struct Refusal {
+    path: String,
+    text: String,
+    range: bool,
+}
+
+impl Refusal {
+    /// `value` is not `expected` (a `TypeError`, or with `range` a `RangeError`).
+    #[inline(never)] // one copy for every reader
+    fn new(expected: &str, value: &JsValue, range: bool) -> Self {
+        Refusal { path: String::new(), text: format!("must be {expected}, got {}", shown(value)), range }
+    }
+
+    /// A value of the wrong kind.
+    fn mistyped(expected: &str, value: &JsValue) -> Self {
+        Self::new(expected, value, false)
+    }
+
+    /// Not `expected`: a `RangeError` for a number (a BigInt too) outside it, else a
+    /// `TypeError`.
+    fn out_of_range(expected: &str, value: &JsValue) -> Self {
+        Self::new(expected, value, value.as_f64().is_some() || value.is_bigint())
+    }
+
+    /// The same refusal one level up: of element `i` of an array.
+    #[inline(never)] // one copy for every reader of arrays
+    fn at(self, i: usize) -> Self {
+        self.under(&format!("[{i}]"))
+    }
+
+    /// The same refusal one level up: of the option `field` (a key, or `[i]` for an element).
+    #[inline(never)] // one copy for every level
+    fn under(mut self, field: &str) -> Self {
+        self.path = match (self.path.is_empty(), self.path.starts_with('[')) {
+            (true, _) => field.to_owned(),
+            (false, true) => format!("{field}{}", self.path),
+            (false, false) => format!("{field}.{}", self.path),
+        };
+        self
+    }
+}
+
+/// A value as a JavaScript error names it: numbers and booleans as JavaScript prints them,
+/// strings quoted, BigInts with their `n`, `null`, `undefined`, and what other values are.
+fn shown(value: &JsValue) -> String {
+    if let Some(text) = value.as_string() {
+        format!("{text:?}")
+    } else if value.is_bigint() {
+        format!("{}n", js_string(value))
+    } else if value.as_f64().is_some() || value.as_bool().is_some() || value.loose_eq(&JsValue::NULL) {
+        js_string(value)
+    } else {
+        let name = type_name(value);
+        let article = if name.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+        format!("{article} {name}")
+    }
+}
+
+/// What the integer options must be (`usize` is `u32` on wasm32).
+const U32_RANGE: &str = "a whole number from 0 to 4294967295";
+const U64_RANGE: &str = "a whole number from 0 to 9007199254740991";
+const I32_RANGE: &str = "a whole number from -2147483648 to 2147483647";
 
 /// An options struct whose fields [`parse_options`] reads one by one.
 pub(super) trait ReadFields {
@@ -299,7 +357,7 @@ pub(super) trait ReadFields {
 /// to a struct without its reader (the tests read every field).
 #[inline(never)]
 fn unread(name: &str) -> Read<()> {
-    Err(format!("Error: option '{name}' has no reader"))
+    Err(Refusal { path: String::new(), text: format!("(option '{name}') has no reader"), range: false })
 }
 
 impl ReadFields for TimeoutOptions {
@@ -406,8 +464,8 @@ impl ReadFields for CircuitBreakerConfig {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
             "failureThreshold" => put(&mut self.failure_threshold, unsigned_u32(value)),
-            "windowMs" => put(&mut self.window, circuit_millis(value, "circuitBreaker.windowMs")),
-            "openMs" => put(&mut self.open_duration, circuit_millis(value, "circuitBreaker.openMs")),
+            "windowMs" => put(&mut self.window, circuit_millis(value)),
+            "openMs" => put(&mut self.open_duration, circuit_millis(value)),
             "halfOpenProbes" => put(&mut self.half_open_probes, unsigned_u32(value)),
             _ => unread(name),
         }
@@ -417,9 +475,7 @@ impl ReadFields for CircuitBreakerConfig {
 impl ReadFields for WatchdogConfig {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "heartbeatTimeoutMs" => {
-                put(&mut self.heartbeat_timeout, circuit_millis(value, "watchdog.heartbeatTimeoutMs"))
-            }
+            "heartbeatTimeoutMs" => put(&mut self.heartbeat_timeout, circuit_millis(value)),
             "action" => put(&mut self.action, variant(value)),
             _ => unread(name),
         }
@@ -475,15 +531,15 @@ fn option<T>(value: &JsValue, read: fn(&JsValue) -> Read<T>) -> Read<Option<T>> 
 #[inline(never)] // one copy for each struct, not one in every reader of its parent
 fn nested<T: ReadFields + Default + for<'de> Deserialize<'de>>(value: &JsValue) -> Read<T> {
     let mut options = T::default();
-    read_nested(value, shape::<T>(), &mut options)?;
+    read_nested(value, shape::<T>().1, &mut options)?;
     Ok(options)
 }
 
 /// [`nested`] past the struct's type.
 #[inline(never)] // one copy for every nested struct
-fn read_nested(value: &JsValue, (name, fields): (&str, &[&str]), options: &mut dyn ReadFields) -> Read<()> {
+fn read_nested(value: &JsValue, fields: &[&str], options: &mut dyn ReadFields) -> Read<()> {
     if !value.is_object() {
-        return Err(invalid_type(value, &format!("struct {name}")));
+        return Err(Refusal::mistyped("an object", value));
     }
     read_fields(value, fields, options)
 }
@@ -491,56 +547,47 @@ fn read_nested(value: &JsValue, (name, fields): (&str, &[&str]), options: &mut d
 /// `bool`: a boolean.
 #[inline(never)] // one copy for every field that reads it
 fn boolean(value: &JsValue) -> Read<bool> {
-    value.as_bool().ok_or_else(|| invalid_type(value, "a boolean"))
+    value.as_bool().ok_or_else(|| Refusal::mistyped("a boolean", value))
 }
 
 /// `f64`: any number.
 #[inline(never)] // one copy for every field that reads it
 fn number(value: &JsValue) -> Read<f64> {
-    value.as_f64().ok_or_else(|| invalid_type(value, "f64"))
+    value.as_f64().ok_or_else(|| Refusal::mistyped("a number", value))
 }
 
 /// `usize`: read as a `u64` (a BigInt too), then narrowed.
 #[inline(never)] // one copy for every field that reads it
 fn size(value: &JsValue) -> Read<usize> {
-    let n = u64_of(value, "usize")?;
-    usize::try_from(n).map_err(|_| invalid_value(&n, "usize"))
+    let range = || Refusal::out_of_range(U32_RANGE, value);
+    usize::try_from(u64_of(value).ok_or_else(range)?).map_err(|_| range())
 }
 
 /// `u64`: a safe integer not below zero, or a BigInt within `u64`.
 #[inline(never)] // one copy for every field that reads it
 fn unsigned_u64(value: &JsValue) -> Read<u64> {
-    u64_of(value, "u64")
+    u64_of(value).ok_or_else(|| Refusal::out_of_range(U64_RANGE, value))
 }
 
-/// [`size`] and [`unsigned_u64`] before narrowing; `ty` names the field's type in errors.
-fn u64_of(value: &JsValue, ty: &str) -> Read<u64> {
+/// [`size`] and [`unsigned_u64`] before narrowing: a safe integer not below zero, or a BigInt
+/// within `u64`.
+fn u64_of(value: &JsValue) -> Option<u64> {
     match value.is_bigint() {
-        true => u64::try_from(value.clone())
-            .map_err(|_| "Error: Couldn't deserialize u64 from a BigInt outside u64::MIN..u64::MAX bounds".to_owned()),
-        false => match safe_integer(value) {
-            Some(n) if n >= 0 => Ok(n as u64),
-            _ => Err(invalid_type(value, ty)),
-        },
+        true => u64::try_from(value.clone()).ok(),
+        false => safe_integer(value).and_then(|n| u64::try_from(n).ok()),
     }
 }
 
 /// `u32` from a number: a safe integer not below zero, within `u32`.
 #[inline(never)] // one copy for every field that reads it
 fn unsigned_u32(value: &JsValue) -> Read<u32> {
-    match safe_integer(value) {
-        Some(n) if n >= 0 => u32::try_from(n).map_err(|_| invalid_value(&n, "u32")),
-        _ => Err(invalid_type(value, "u32")),
-    }
+    safe_integer(value).and_then(|n| u32::try_from(n).ok()).ok_or_else(|| Refusal::out_of_range(U32_RANGE, value))
 }
 
 /// `i32` from a number: a safe integer within `i32`.
 #[inline(never)] // one copy for every field that reads it
 fn signed_i32(value: &JsValue) -> Read<i32> {
-    match safe_integer(value) {
-        Some(n) => i32::try_from(n).map_err(|_| invalid_value(&n, "i32")),
-        None => Err(invalid_type(value, "i32")),
-    }
+    safe_integer(value).and_then(|n| i32::try_from(n).ok()).ok_or_else(|| Refusal::out_of_range(I32_RANGE, value))
 }
 
 fn safe_integer(value: &JsValue) -> Option<i64> {
@@ -554,29 +601,39 @@ fn safe_integer(value: &JsValue) -> Option<i64> {
 fn elements<'a>(value: &'a JsValue, expected: &str) -> Read<Box<dyn Iterator<Item = Read<JsValue>> + 'a>> {
     Ok(match value.dyn_ref::<Array>() {
         Some(array) => Box::new(array.iter().map(Ok)),
-        None => match js_sys::try_iter(value).map_err(|e| js_string(&e))? {
-            Some(iter) => Box::new(iter.map(|element| element.map_err(|e| js_string(&e)))),
-            None => return Err(invalid_type(value, expected)),
+        None if !value.is_object() => return Err(Refusal::mistyped(expected, value)),
+        None => match js_sys::try_iter(value).map_err(thrown)? {
+            Some(iter) => Box::new(iter.map(|element| element.map_err(thrown))),
+            None => return Err(Refusal::mistyped(expected, value)),
         },
     })
 }
 
 /// `Vec<T>`: every element of an array (or another iterable), each read by `read`.
 fn sequence<T>(value: &JsValue, read: fn(&JsValue) -> Read<T>) -> Read<Vec<T>> {
-    elements(value, "a sequence")?.map(|element| read(&element?)).collect()
+    let elements = elements(value, "an array")?.enumerate();
+    elements.map(|(i, element)| read(&element?).map_err(|refusal| refusal.at(i))).collect()
+}
+
+/// An exception thrown while reading (by an iterable's own iterator), passed on as its text.
+fn thrown(error: JsValue) -> Refusal {
+    Refusal { path: String::new(), text: format!("could not be read: {}", js_string(&error)), range: false }
 }
 
 /// `[f64; 4]`: an array (or another iterable) whose first four elements are numbers; more are
 /// not looked at.
 #[inline(never)] // one copy for every field that reads it
 fn four_numbers(value: &JsValue) -> Read<[f64; 4]> {
-    const EXPECTED: &str = "an array of length 4";
+    const EXPECTED: &str = "an array of 4 numbers";
     let mut elements = elements(value, EXPECTED)?;
     let mut numbers = [0.0; 4];
     for (i, slot) in numbers.iter_mut().enumerate() {
         match elements.next() {
-            Some(element) => *slot = number(&element?)?,
-            None => return Err(format!("Error: invalid length {i}, expected {EXPECTED}")),
+            Some(element) => *slot = number(&element?).map_err(|refusal| refusal.at(i))?,
+            None => {
+                let text = format!("must be {EXPECTED}, got {i} of them");
+                return Err(Refusal { path: String::new(), text, range: false });
+            }
         }
     }
     Ok(numbers)
@@ -584,85 +641,65 @@ fn four_numbers(value: &JsValue) -> Read<[f64; 4]> {
 
 /// A circuit breaker's or the watchdog's milliseconds (see `circuit::millis`).
 #[inline(never)] // one copy for every field that reads it
-fn circuit_millis(value: &JsValue, name: &str) -> Read<Duration> {
-    circuit::duration_from_millis(number(value)?, name).map_err(|e| format!("Error: {e}"))
+fn circuit_millis(value: &JsValue) -> Read<Duration> {
+    circuit::duration_from_millis(number(value)?, "")
+        .map_err(|_| Refusal::out_of_range("a number of milliseconds from 0 to 9e15", value))
 }
 
 /// The degradation manager's milliseconds (see `degradation::millis`).
 #[inline(never)] // one copy for every field that reads it
 fn degradation_millis(value: &JsValue) -> Read<Duration> {
-    let ms = number(value)?;
-    degradation::duration_from_millis(ms)
-        .ok_or_else(|| format!("Error: invalid value: {}, expected {MILLISECONDS}", unexpected_number(ms)))
+    degradation::duration_from_millis(number(value)?)
+        .ok_or_else(|| Refusal::out_of_range("a number of milliseconds, at least 0", value))
 }
 
 /// A unit variant of `E`: its name as a string, or an object with that one key whose value is
-/// `null` or `undefined`. Names, aliases and the unknown-variant text are `E`'s derived ones.
+/// `null` or `undefined`. Names and aliases are `E`'s derived ones; a refusal lists the names.
 fn variant<E: for<'de> Deserialize<'de>>(value: &JsValue) -> Read<E> {
-    let (tag, payload) = variant_parts(value, shape::<E>().0)?;
-    let variant = E::deserialize(IntoDeserializer::<de::value::Error>::into_deserializer(tag.as_str()))
-        .map_err(|e| format!("Error: {e}"))?;
-    match payload.loose_eq(&JsValue::NULL) {
-        true => Ok(variant),
-        false => Err(invalid_type(&payload, "unit")),
-    }
+    let names = shape::<E>().1;
+    let tag = variant_tag(value, names)?;
+    E::deserialize(IntoDeserializer::<de::value::Error>::into_deserializer(tag.as_str()))
+        .map_err(|_| variant_refused(value, names))
 }
 
-/// [`variant`]'s tag and payload, whatever the enum (`name` in errors).
+/// [`variant`]'s tag, whatever the enum (`names` its variants'): refused when `value` is
+/// neither a string nor an object with one key whose value is `null` or `undefined`.
 #[inline(never)] // one copy for every enum
-fn variant_parts(value: &JsValue, name: &str) -> Read<(String, JsValue)> {
+fn variant_tag(value: &JsValue, names: &[&str]) -> Read<String> {
     if let Some(tag) = value.as_string() {
-        Ok((tag, JsValue::UNDEFINED))
-    } else if value.is_object() {
+        return Ok(tag);
+    }
+    if value.is_object() {
         let entries = Object::entries(value.unchecked_ref());
-        if entries.length() != 1 {
-            return Err(format!("Error: invalid length {}, expected 1", entries.length()));
+        if entries.length() == 1 {
+            let entry: Array = entries.get(0).unchecked_into();
+            if entry.get(1).loose_eq(&JsValue::NULL) {
+                return Ok(entry.get(0).as_string().unwrap_or_default());
+            }
         }
-        let entry: Array = entries.get(0).unchecked_into();
-        Ok((entry.get(0).as_string().unwrap_or_default(), entry.get(1)))
-    } else {
-        Err(invalid_type(value, &format!("enum {name}")))
     }
+    Err(variant_refused(value, names))
 }
 
-/// serde's `invalid type` error, with `value` described as serde-wasm-bindgen describes it.
-#[inline(never)] // one copy for every field that reads it
-fn invalid_type(value: &JsValue, expected: &str) -> String {
-    let unexpected = if value.loose_eq(&JsValue::NULL) {
-        "unit value".to_owned()
-    } else if let Some(b) = value.as_bool() {
-        format!("boolean `{b}`")
-    } else if let Some(n) = value.as_f64() {
-        unexpected_number(n)
-    } else if let Some(s) = value.as_string() {
-        format!("string {s:?}")
-    } else if value.is_instance_of::<Uint8Array>() || value.is_instance_of::<ArrayBuffer>() {
-        "byte array".to_owned()
-    } else {
-        format!("{value:?}")
-    };
-    format!("Error: invalid type: {unexpected}, expected {expected}")
+/// The refusal of `value` for an enum option of variants `names`.
+#[inline(never)] // one copy for every enum
+fn variant_refused(value: &JsValue, names: &[&str]) -> Refusal {
+    Refusal::mistyped(&one_of(names), value)
 }
 
-/// serde's words for a number it did not want: a float, marked by its decimal point (`.0`
-/// added to a finite one printed without).
-fn unexpected_number(n: f64) -> String {
-    let text = Float(n).to_string();
-    match n.is_finite() && !text.contains('.') {
-        true => format!("floating point `{text}.0`"),
-        false => format!("floating point `{text}`"),
+/// `"a"`, `"a" or "b"`, `one of "a", "b", "c"`: what an enum option must be.
+fn one_of(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("{name:?}")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, [first])) => format!("{first} or {last}"),
+        _ => format!("one of {}", quoted.join(", ")),
     }
-}
-
-/// serde's `invalid value` error for an integer out of `ty`'s range.
-#[inline(never)] // one copy for every field that reads it
-fn invalid_value(n: &dyn std::fmt::Display, ty: &str) -> String {
-    format!("Error: invalid value: integer `{n}`, expected {ty}")
 }
 
 #[wasm_bindgen]
 extern "C" {
-    /// A JavaScript exception as serde-wasm-bindgen printed one it passed on: `String(error)`.
+    /// `String(value)`: a number as JavaScript prints it, an exception's text.
     #[wasm_bindgen(js_name = String)]
     fn js_string(error: &JsValue) -> String;
 }
@@ -715,7 +752,8 @@ impl<'de> Deserializer<'de> for &mut Shape {
 #[cfg(test)]
 mod tests {
     //! The readers against serde-wasm-bindgen itself, which they replace: for every field of every
-    //! options struct and many kinds of value, the same options or the same error text.
+    //! options struct and many kinds of value, the same options or a refusal; and the refusals'
+    //! texts and classes.
 
     use js_sys::{Array, ArrayBuffer, Object, Reflect, Uint8Array};
     use serde::Deserialize;
@@ -834,8 +872,8 @@ mod tests {
         }
         for object in objects {
             let mut ours = T::default();
-            let ours = read_fields(&object, fields, &mut ours).map(|()| ours);
-            let serde = serde_wasm_bindgen::from_value::<T>(object.clone()).map_err(|e| e.to_string());
+            let ours = read_fields(&object, fields, &mut ours).map(|()| ours).map_err(|_| ());
+            let serde = serde_wasm_bindgen::from_value::<T>(object.clone()).map_err(|_| ());
             // Compared as printed: a NaN threshold is the same option, though not `==`.
             assert_eq!(format!("{ours:?}"), format!("{serde:?}"), "{:?}", js_sys::JSON::stringify(&object));
         }
@@ -854,6 +892,44 @@ mod tests {
         same_as_serde::<DegradationOptions>();
         same_as_serde::<DeviceSpec>();
         same_as_serde::<DeviceRequirements>();
+    }
+
+    /// Refusals name the option by its path and the value as JavaScript prints it, and are
+    /// `RangeError`s for numbers outside what the option allows, `TypeError`s otherwise.
+    #[wasm_bindgen_test]
+    fn refusals_name_the_option_and_the_value_in_javascript_terms() {
+        let error = |result: Result<(), JsValue>| {
+            let error: js_sys::Error = result.expect_err("refused").into();
+            format!("{}: {}", String::from(error.name()), String::from(error.message()))
+        };
+        let launch = |entries: &[(&str, JsValue)]| error(launch_options(Some(object(entries))).map(drop));
+        let create = |entries: &[(&str, JsValue)]| error(runtime_options(Some(object(entries))).map(drop));
+        let n = |v: f64| JsValue::from(v);
+        let cases = [
+            (launch(&[("queueSize", n(-1.0))]), "RangeError: launch options: queueSize must be a whole number from 0 to 4294967295, got -1"),
+            (launch(&[("queueSize", n(1e300))]), "RangeError: launch options: queueSize must be a whole number from 0 to 4294967295, got 1e+300"),
+            (launch(&[("maxBatch", "7".into())]), "TypeError: launch options: maxBatch must be a whole number from 0 to 4294967295, got \"7\""),
+            (launch(&[("workgroupSize", n(0.5))]), "RangeError: launch options: workgroupSize must be a whole number from 0 to 4294967295, got 0.5"),
+            (launch(&[("priority", n(f64::INFINITY))]), "RangeError: launch options: priority must be a whole number from -2147483648 to 2147483647, got Infinity"),
+            (launch(&[("autoActivate", n(1.0))]), "TypeError: launch options: autoActivate must be a boolean, got 1"),
+            (launch(&[("mode", "fast".into())]), "TypeError: launch options: mode must be \"persistent\" or \"event-driven\", got \"fast\""),
+            (launch(&[("requirements", object(&[("minBufferBytes", n(-1.0))]))]), "RangeError: launch options: requirements.minBufferBytes must be a whole number from 0 to 9007199254740991, got -1"),
+            (create(&[("defaultQueueSize", JsValue::NULL)]), "TypeError: RingKernelRuntime.create options: defaultQueueSize must be a whole number from 0 to 4294967295, got null"),
+            (create(&[("memoryBudget", Array::new().into())]), "TypeError: RingKernelRuntime.create options: memoryBudget must be a whole number from 0 to 9007199254740991, got an array"),
+            (create(&[("circuitBreaker", object(&[("windowMs", n(-1.0))]))]), "RangeError: RingKernelRuntime.create options: circuitBreaker.windowMs must be a number of milliseconds from 0 to 9e15, got -1"),
+            (create(&[("watchdog", object(&[("heartbeatTimeoutMs", "5".into())]))]), "TypeError: RingKernelRuntime.create options: watchdog.heartbeatTimeoutMs must be a number, got \"5\""),
+            (create(&[("health", n(0.5))]), "TypeError: RingKernelRuntime.create options.health must be an object, got 0.5"),
+            (create(&[("devices", Array::of2(&object(&[]), &object(&[("index", n(1.5))])).into())]), "RangeError: RingKernelRuntime.create options: devices[1].index must be a whole number from 0 to 4294967295, got 1.5"),
+            (create(&[("devices", n(2.0))]), "TypeError: RingKernelRuntime.create options: devices must be an array, got 2"),
+            (create(&[("degradation", object(&[("latencyThresholds", numbers(&[1.0, 2.0]))]))]), "TypeError: RingKernelRuntime.create options: degradation.latencyThresholds must be an array of 4 numbers, got 2 of them"),
+            (create(&[("degradation", object(&[("memoryThresholds", Array::of4(&n(1.0), &"2".into(), &n(3.0), &n(4.0)).into())]))]), "TypeError: RingKernelRuntime.create options: degradation.memoryThresholds[1] must be a number, got \"2\""),
+            (create(&[("degradation", object(&[("cooldownMs", n(-5.0))]))]), "RangeError: RingKernelRuntime.create options: degradation.cooldownMs must be a number of milliseconds, at least 0, got -5"),
+            (create(&[("backend", "fast".into())]), "TypeError: RingKernelRuntime.create options: backend must be one of \"auto\", \"vulkan\", \"gl\", \"gles\", \"metal\", \"dx12\", \"webgpu\", \"cpu\", got \"fast\""),
+            (create(&[("preset", "production".into()), ("enableTelemetry", "yes".into())]), "TypeError: RingKernelRuntime.create options: enableTelemetry must be a boolean, got \"yes\""),
+        ];
+        for (got, expected) in cases {
+            assert_eq!(got, expected);
+        }
     }
 
     #[wasm_bindgen_test]

@@ -56,7 +56,7 @@ export function sendOptions(options, out) {
 /** An object with only `known` keys, none of them a BigInt. */
 function checkKeys(value, known, what) {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new TypeError(`${what} must be an object, got ${typeName(value)}`);
+    throw new TypeError(`${what} must be an object, got ${shown(value)}`);
   }
   for (const key of Object.keys(value)) {
     if (!known.includes(key)) throw new TypeError(`${what}: unknown option '${key}' (expected one of ${known.join(", ")})`);
@@ -75,9 +75,15 @@ function integer(value, what, max) {
 }
 
 function mistyped(what, expected, value) {
-  return new TypeError(`${WHAT}: ${what} must be ${expected}, got ${typeName(value)}`);
+  return new TypeError(`${WHAT}: ${what} must be ${expected}, got ${shown(value)}`);
 }
 
-function typeName(value) {
-  return value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
+/** A value as the package's errors show it (as `shown` in src/wasm/options.rs does). */
+function shown(value) {
+  switch (typeof value) {
+    case "string": return JSON.stringify(value);
+    case "bigint": return `${value}n`;
+    case "number": case "boolean": case "undefined": return String(value);
+    default: return value === null ? "null" : Array.isArray(value) ? "an array" : /^[aeiou]/i.test(typeof value) ? `an ${typeof value}` : `a ${typeof value}`;
+  }
 }
