@@ -1197,6 +1197,11 @@ fn define_message_rows() -> Vec<Row> {
         ("a number for a type", "BadNum", object(&[("x", n(5.0))])),
         ("null for a type", "BadNull", object(&[("x", JsValue::NULL)])),
         ("undefined for a type", "BadUndef", object(&[("x", JsValue::UNDEFINED)])),
+        (
+            "an object that is no message for a type",
+            "BadTypeObject",
+            object(&[("x", object(&[("type", s("f32")), ("length", n(4.0))]))]),
+        ),
         ("no fields", "BadEmpty", object(&[])),
         ("fields that are a number", "BadFields5", n(5.0)),
         ("fields that are null", "BadFieldsNull", JsValue::NULL),

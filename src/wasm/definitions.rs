@@ -68,9 +68,15 @@ fn message_layout(description: &JsValue, depth: u32) -> Result<MessageLayout, Js
                      array<T, N> or a defined message's name)"
                 ))
             })?,
-            None if ty.is_object() => FieldType::message(&message_layout(&ty, depth + 1)?),
+            None if ty.is_object() && Reflect::get(&ty, &"name".into())?.is_string() => {
+                FieldType::message(&message_layout(&ty, depth + 1)?)
+            }
             None => {
-                return Err(type_error(format!("message {name}: field '{field}' needs a type, got {}", type_name(&ty))))
+                return Err(type_error(format!(
+                    "message {name}: field '{field}' needs a type: a name such as \"f32\" or \"array<f32, 4>\", or a \
+                     message from defineMessage; got {}",
+                    type_name(&ty)
+                )))
             }
         };
         parsed.push((field, ty));
