@@ -1082,6 +1082,7 @@ fn option_rows() -> Vec<Row> {
         ));
     }
     let maxima: Vec<(&str, JsValue, &str)> = vec![
+        ("0 (at least one answer comes)", n(0.0), "RangeError"),
         ("-1", n(-1.0), "RangeError"),
         ("1.5", n(1.5), "RangeError"),
         ("NaN", n(f64::NAN), "RangeError"),

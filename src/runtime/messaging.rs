@@ -647,7 +647,8 @@ impl Runtime {
         self.counted(id, result.map(|read| read.expect("the output queue had an answer")))
     }
 
-    /// Takes up to `max` answers at once (at least one), packed back to back. Answers to
+    /// Takes up to `max` answers at once (at least one, so a `max` of 0 takes one), packed back
+    /// to back. Answers to
     /// `call`s never appear here. After termination the remaining answers can still be taken;
     /// then `receive` fails with `KernelState`.
     pub async fn receive_batch_packed(&self, id: &str, max: usize, timeout: Option<Duration>) -> Result<Vec<u8>> {

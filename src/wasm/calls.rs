@@ -8,7 +8,7 @@ use std::time::Duration;
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
-use super::errors::{js_error, js_void};
+use super::errors::{js_error, js_void, range_error};
 use super::messages::{js_answer, js_batch, receive_answers, Batch, JsMessage};
 use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
 use super::{kernel_id, order};
@@ -92,6 +92,10 @@ pub(super) async fn receive(rt: Runtime, id: JsValue, options: Option<JsValue>) 
 pub(super) async fn receive_batch(rt: Runtime, id: JsValue, options: Option<JsValue>) -> Result<JsValue, JsValue> {
     let id = kernel_id(&id, "id")?;
     let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
+    if opts.max == Some(0) {
+        // At least one answer comes: 0 could only be taken as 1, more than it asked for.
+        return Err(range_error("receiveBatch options: max must be at least 1, got 0".into()));
+    }
     let (max, timeout) = (opts.max.unwrap_or(usize::MAX), opts.timeout()?);
     receive_answers(&rt, &id, max, timeout, opts.packed).await
 }

@@ -257,7 +257,7 @@ export interface LaunchOptions {
 export interface ManagedKernelOptions { queueSize?: number; mode?: KernelMode; terminateTimeout?: number; }
 /** Milliseconds, counted from the call (for a send, its wait behind earlier sends to the kernel included). Without a timeout, the operation waits for as long as it takes. */
 export interface TimeoutOptions { timeout?: number; }
-/** `max` answers at most (at least one comes); `timeout` ms to wait for the first (waits without one). */
+/** `max` answers at most (1 or more; at least one comes); `timeout` ms to wait for the first (waits without one). */
 export interface ReceiveBatchOptions { max?: number; timeout?: number; packed?: boolean; }
 /** `receiveBatch` options that ask for the answers packed in the output layout, as bytes. */
 export interface PackedReceiveBatchOptions extends ReceiveBatchOptions { packed: true; }
