@@ -371,6 +371,64 @@ test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no time
   assert.equal(value.depth, 0, "nothing refused was queued");
 });
 
+test("random interleavings of sends with and without timeouts, calls, trySend, envelopes, receives and pauses: every accepted message is answered once, in the order called", async () => {
+  const value = await inPage(`
+    const runs = [];
+    for (const start of [1, 2, 3]) {
+      let seed = start;
+      const rand = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x7fffffff; };
+      const rt = await rk.RingKernelRuntime.create();
+      const k = await rt.launch("doubler", null, { queueSize: 8, autoActivate: true });
+      let next = 1, active = true;
+      const issued = []; // { values, kind, outcome: a promise of { ok, value | error } }
+      const settle = (p) => p.then((value) => ({ ok: true, value }), (error) => ({ ok: false, error }));
+      const received = [];
+      const take = async (timeout) => { try { received.push(...(await k.receiveBatch({ timeout })).map((a) => a.result)); } catch (e) { if (e.name !== "TimeoutError") throw e; } };
+      for (let step = 0; step < 800; step++) {
+        const r = rand();
+        const options = rand() < 0.5 ? { timeout: Math.floor(rand() * 30) } : undefined;
+        if (r < 0.3) { const v = next++; issued.push({ values: [v], kind: "send", outcome: settle(k.send({ value: v }, options)) }); }
+        else if (r < 0.45) {
+          const values = Array.from({ length: 1 + Math.floor(rand() * 12) }, () => next++);
+          issued.push({ values, kind: "batch", outcome: settle(k.sendBatch(values.map((value) => ({ value })), options)) });
+        }
+        else if (r < 0.55) { const v = next++; issued.push({ values: [v], kind: "call", outcome: settle(k.call({ value: v }, options)) }); }
+        else if (r < 0.65) { const v = next++; let outcome; try { k.trySend({ value: v }); outcome = { ok: true }; } catch (error) { outcome = { ok: false, error }; } issued.push({ values: [v], kind: "try", outcome: Promise.resolve(outcome) }); }
+        else if (r < 0.7) { const v = next++; issued.push({ values: [v], kind: "envelope", outcome: settle(rt.sendEnvelope("doubler", { value: v }, options)) }); }
+        else if (r < 0.8) await take(Math.floor(rand() * 5));
+        else if (r < 0.85) { if (active) await k.deactivate(); else await k.resume(); active = !active; }
+        else await new Promise((ok) => setTimeout(ok, Math.floor(rand() * 3)));
+      }
+      if (!active) await k.resume();
+      let settled = false;
+      const outcomes = Promise.all(issued.map((x) => x.outcome)).then((all) => { settled = true; return all; });
+      while (!settled) await take(50);
+      const results = await outcomes;
+      for (let before = -1; before !== received.length; ) { before = received.length; await take(300); }
+      // What must have come back: every message of every send that resolved, the accepted front
+      // of every refused batch; calls' answers go to their calls.
+      const expected = [];
+      let calls = 0, wrongCalls = 0, refused = 0;
+      issued.forEach(({ values, kind }, i) => {
+        const { ok, value, error } = results[i];
+        if (kind === "call") { if (ok) { calls++; if (value.result !== 2 * values[0]) wrongCalls++; } return; }
+        if (!ok) { refused++; if (error.name !== "QueueFullError") throw error; }
+        const accepted = ok ? values.length : kind === "batch" ? error.accepted : 0;
+        expected.push(...values.slice(0, accepted).map((v) => 2 * v));
+      });
+      const firstDifference = expected.findIndex((v, i) => received[i] !== v);
+      runs.push({ same: firstDifference === -1 && expected.length === received.length, firstDifference, expected: expected.length, received: received.length, calls, wrongCalls, refused });
+      await rt.dispose();
+    }
+    return runs;
+  `);
+  for (const run of value) {
+    assert.equal(run.same, true, JSON.stringify(run));
+    assert.equal(run.wrongCalls, 0);
+    assert.ok(run.calls > 0 && run.refused > 0 && run.expected > 0, `each kind of outcome happened: ${JSON.stringify(run)}`);
+  }
+});
+
 test("a batch larger than the queue, sent before any receive, waits with a warning and a counter, then says how many went in", async () => {
   const warnings = [];
   const value = await inPage(`
