@@ -8,7 +8,7 @@ use wasm_bindgen::JsCast;
 
 use super::errors::{range_error, type_error};
 use super::host_handler::JsHostHandler;
-use super::messages::type_name;
+use super::messages::shown;
 use crate::kernel::{self, KernelDefinition, StateElement, DEFAULT_WORKGROUP_SIZE};
 use crate::message::{registry, FieldType, MessageLayout, MAX_NESTING};
 
@@ -39,10 +39,7 @@ fn message_layout(description: &JsValue, depth: u32) -> Result<MessageLayout, Js
             .ok_or_else(|| type_error(format!("no message type named '{name}'; define it with defineMessage first")));
     }
     if !description.is_object() {
-        return Err(type_error(format!(
-            "a message type must be a defineMessage result, got {}",
-            type_name(description)
-        )));
+        return Err(type_error(format!("a message type must be a defineMessage result, got {}", shown(description))));
     }
     let name = Reflect::get(description, &"name".into())?
         .as_string()
@@ -75,7 +72,7 @@ fn message_layout(description: &JsValue, depth: u32) -> Result<MessageLayout, Js
                 return Err(type_error(format!(
                     "message {name}: field '{field}' needs a type: a name such as \"f32\" or \"array<f32, 4>\", or a \
                      message from defineMessage; got {}",
-                    type_name(&ty)
+                    shown(&ty)
                 )))
             }
         };
@@ -91,7 +88,7 @@ const DEFINITION_KEYS: &[&str] = &["id", "input", "output", "wgsl", "handler", "
 /// the object's own.
 pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Result<KernelDefinition, JsValue> {
     if !definition.is_object() {
-        return Err(type_error(format!("a kernel definition must be an object, got {}", type_name(definition))));
+        return Err(type_error(format!("a kernel definition must be an object, got {}", shown(definition))));
     }
     let get = |key: &str| Reflect::get(definition, &key.into());
     let id = match id {
@@ -128,9 +125,9 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
     // The core's rules, reported here, where the definition was written.
     def.check_shape().map_err(|e| range_error(format!("kernel '{id}': {e}")))?;
     if !handler.is_undefined() {
-        let function = handler.dyn_into::<js_sys::Function>().map_err(|other| {
-            type_error(format!("kernel '{id}': handler must be a function, got {}", type_name(&other)))
-        })?;
+        let function = handler
+            .dyn_into::<js_sys::Function>()
+            .map_err(|other| type_error(format!("kernel '{id}': handler must be a function, got {}", shown(&other))))?;
         let scalar = def.state.map(|spec| spec.element.scalar());
         let host = JsHostHandler::new(function, def.input.clone(), def.output.clone(), scalar);
         def = def.with_host_handler(host);
@@ -153,7 +150,7 @@ fn replace(id: &str, value: &JsValue) -> Result<bool, JsValue> {
     match value.as_bool() {
         None if value.is_undefined() => Ok(false),
         Some(replace) => Ok(replace),
-        None => Err(type_error(format!("kernel '{id}': replace must be a boolean, got {}", type_name(value)))),
+        None => Err(type_error(format!("kernel '{id}': replace must be a boolean, got {}", shown(value)))),
     }
 }
 

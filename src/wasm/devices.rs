@@ -6,7 +6,7 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use super::errors::{js_error, type_error};
-use super::messages::type_name;
+use super::messages::shown;
 use super::options::parse_options;
 use super::runtime::JsRuntime;
 use super::{kernel_id, promise, to_js};
@@ -17,9 +17,7 @@ use crate::devices::{DeviceId, DeviceRequirements};
 pub(super) fn device_id(value: &JsValue, argument: &str) -> Result<DeviceId, JsValue> {
     match value.as_f64() {
         Some(n) if n.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&n) => Ok(DeviceId(n as u32)),
-        _ => {
-            Err(type_error(format!("{argument} must be a device id (a whole number from 0), got {}", type_name(value))))
-        }
+        _ => Err(type_error(format!("{argument} must be a device id (a whole number from 0), got {}", shown(value)))),
     }
 }
 

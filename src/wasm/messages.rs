@@ -252,6 +252,31 @@ fn has_64_bit_elements(value: &JsValue) -> bool {
     Reflect::get(value, &"BYTES_PER_ELEMENT".into()).ok().and_then(|n| n.as_f64()) == Some(8.0)
 }
 
+/// A value as a JavaScript error names it: numbers and booleans as JavaScript prints them,
+/// strings quoted, BigInts with their `n`, `null`, `undefined`, and what other values are.
+pub(super) fn shown(value: &JsValue) -> String {
+    if let Some(text) = value.as_string() {
+        format!("{text:?}")
+    } else if value.is_bigint() {
+        format!("{}n", js_string(value))
+    } else if value.as_f64().is_some() || value.as_bool().is_some() || value.loose_eq(&JsValue::NULL) {
+        js_string(value)
+    } else {
+        let name = type_name(value);
+        let article = if name.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+        format!("{article} {name}")
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// `String(value)`: a number as JavaScript prints it, an exception's text.
+    #[wasm_bindgen(js_name = String)]
+    pub(super) fn js_string(error: &JsValue) -> String;
+}
+
+/// What kind of value `value` is, as message errors name it: `null`, `array`, a typed array's
+/// constructor, else its `typeof`.
 pub(super) fn type_name(value: &JsValue) -> String {
     if value.is_null() {
         "null".into()

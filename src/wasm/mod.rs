@@ -46,7 +46,7 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use errors::type_error;
-use messages::type_name;
+use messages::shown;
 
 /// Runs when the module is instantiated: panics reach the console with their message. (wasm-bindgen
 /// also exports it; it is kept out of the TypeScript declarations, and its name says it is no
@@ -64,8 +64,7 @@ fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
 /// A kernel id from JavaScript: a string, or a `TypeError` naming the argument and what came
 /// instead (wasm-bindgen's own conversion would turn `5` into "5" and `undefined` into "").
 fn kernel_id(id: &JsValue, argument: &str) -> Result<String, JsValue> {
-    id.as_string()
-        .ok_or_else(|| type_error(format!("{argument} must be a kernel id (a string), got {}", type_name(id))))
+    id.as_string().ok_or_else(|| type_error(format!("{argument} must be a kernel id (a string), got {}", shown(id))))
 }
 
 /// The promise of an async method. Each method's future is boxed here, so the module holds one

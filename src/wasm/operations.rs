@@ -8,7 +8,7 @@ use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
 use super::errors::{js_error, type_error};
-use super::messages::type_name;
+use super::messages::shown;
 use super::runtime::JsRuntime;
 use super::to_js;
 use crate::memory::{MemoryAlertEvent, MemoryPressureAlert, MemoryWatchId};
@@ -56,10 +56,10 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "(event: MemoryAlertEvent) => void")] callback: JsValue,
     ) -> Result<f64, JsValue> {
         let Some(threshold) = threshold.as_f64() else {
-            return Err(type_error(format!("threshold must be a number, got {}", type_name(&threshold))));
+            return Err(type_error(format!("threshold must be a number, got {}", shown(&threshold))));
         };
         let Some(function) = callback.dyn_ref::<Function>().cloned() else {
-            return Err(type_error(format!("callback must be a function, got {}", type_name(&callback))));
+            return Err(type_error(format!("callback must be a function, got {}", shown(&callback))));
         };
         let callback = JsAlertCallback(function);
         let id = self.inner.gpu_memory_dashboard().on_alert(threshold, move |event| callback.call(event));
@@ -73,7 +73,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "number")] id: JsValue,
     ) -> Result<bool, JsValue> {
         let Some(id) = id.as_f64().filter(|id| id.fract() == 0.0 && *id >= 0.0) else {
-            return Err(type_error(format!("id must be a watch id from onMemoryAlert, got {}", type_name(&id))));
+            return Err(type_error(format!("id must be a watch id from onMemoryAlert, got {}", shown(&id))));
         };
         Ok(self.inner.gpu_memory_dashboard().remove_alert(MemoryWatchId::from_u64(id as u64)))
     }
@@ -86,7 +86,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "MemoryPressureAlert")] alert: JsValue,
     ) -> Result<(), JsValue> {
         let Some(alert) = alert.as_string().as_deref().and_then(MemoryPressureAlert::parse) else {
-            return Err(type_error(format!("alert must be \"high\" or \"normal\", got {}", describe(&alert))));
+            return Err(type_error(format!("alert must be \"high\" or \"normal\", got {}", shown(&alert))));
         };
         self.inner.gpu_memory_dashboard().trigger_alert(alert);
         Ok(())
@@ -103,13 +103,5 @@ impl JsRuntime {
     #[wasm_bindgen(js_name = degradationStatus, unchecked_return_type = "DegradationStatus")]
     pub fn degradation_status(&self) -> Result<JsValue, JsValue> {
         to_js(&self.inner.degradation_status())
-    }
-}
-
-/// A string argument as the error quotes it, or its type.
-fn describe(value: &JsValue) -> String {
-    match value.as_string() {
-        Some(text) => format!("\"{text}\""),
-        None => type_name(value),
     }
 }

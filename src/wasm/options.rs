@@ -20,7 +20,7 @@ use wasm_bindgen::JsCast;
 use std::time::Duration;
 
 use super::errors::{js_error, range_error, type_error};
-use super::messages::type_name;
+use super::messages::{js_string, shown};
 use crate::backend::BackendChoice;
 use crate::circuit::CircuitBreakerConfig;
 use crate::degradation::DegradationOptions;
@@ -258,7 +258,7 @@ fn without_preset(value: Option<JsValue>) -> Result<(Option<JsValue>, Option<Run
     let preset = name.as_string().as_deref().and_then(RuntimeBuilder::preset).ok_or_else(|| {
         type_error(format!(
             "RingKernelRuntime.create options: preset must be \"development\", \"production\" or \"highPerformance\", got {}",
-            name.as_string().map_or_else(|| type_name(&name), |s| format!("\"{s}\""))
+            shown(&name)
         ))
     })?;
     let rest = Object::assign(&Object::new(), object.unchecked_ref::<Object>());
@@ -271,7 +271,7 @@ pub(super) fn watchdog_action(value: JsValue) -> Result<WatchdogAction, JsValue>
     variant(&value).map_err(|_| {
         type_error(format!(
             "the watchdog action must be \"report\", \"deactivate\" or \"recoverDevice\", got {}",
-            value.as_string().map_or_else(|| type_name(&value), |s| format!("\"{s}\""))
+            shown(&value)
         ))
     })
 }
@@ -322,22 +322,6 @@ impl Refusal {
             (false, false) => format!("{field}.{}", self.path),
         };
         self
-    }
-}
-
-/// A value as a JavaScript error names it: numbers and booleans as JavaScript prints them,
-/// strings quoted, BigInts with their `n`, `null`, `undefined`, and what other values are.
-fn shown(value: &JsValue) -> String {
-    if let Some(text) = value.as_string() {
-        format!("{text:?}")
-    } else if value.is_bigint() {
-        format!("{}n", js_string(value))
-    } else if value.as_f64().is_some() || value.as_bool().is_some() || value.loose_eq(&JsValue::NULL) {
-        js_string(value)
-    } else {
-        let name = type_name(value);
-        let article = if name.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
-        format!("{article} {name}")
     }
 }
 
@@ -695,13 +679,6 @@ fn one_of(names: &[&str]) -> String {
         Some((last, [first])) => format!("{first} or {last}"),
         _ => format!("one of {}", quoted.join(", ")),
     }
-}
-
-#[wasm_bindgen]
-extern "C" {
-    /// `String(value)`: a number as JavaScript prints it, an exception's text.
-    #[wasm_bindgen(js_name = String)]
-    fn js_string(error: &JsValue) -> String;
 }
 
 /// The name and field names (or variant names) `T`'s derived `Deserialize` asks for (in their

@@ -10,7 +10,7 @@ use wasm_bindgen_futures::JsFuture;
 use super::definitions::kernel_definition;
 use super::errors::{js_error, js_void, type_error};
 use super::handle::JsKernelHandle;
-use super::messages::{js_state, type_name};
+use super::messages::{js_state, shown};
 use super::options::{launch_options, runtime_options, timeout_option, watchdog_action};
 use super::{calls, kernel_id, promise, to_js};
 use crate::kernel::KernelDefinition;
@@ -281,9 +281,9 @@ impl JsRuntime {
         let rt = self.inner.clone();
         promise(async move {
             let id = kernel_id(&id, "id")?;
-            let operation: js_sys::Function = operation.dyn_into().map_err(|other: JsValue| {
-                type_error(format!("operation must be a function, got {}", type_name(&other)))
-            })?;
+            let operation: js_sys::Function = operation
+                .dyn_into()
+                .map_err(|other: JsValue| type_error(format!("operation must be a function, got {}", shown(&other))))?;
             let circuit = rt.circuit_breaker(&id).map_err(js_error)?;
             let protected = || async move {
                 let returned = operation.call0(&JsValue::UNDEFINED).map_err(JsFailure)?;
@@ -313,7 +313,7 @@ impl JsRuntime {
             None => {
                 return Err(type_error(format!(
                     "the heartbeat timeout must be a number of milliseconds, got {}",
-                    type_name(&ms)
+                    shown(&ms)
                 )))
             }
         };
