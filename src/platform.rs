@@ -310,6 +310,7 @@ mod tests {
 
     /// [`Float`] prints what Rust's own float formatting prints.
     #[wasm_bindgen_test]
+    #[allow(clippy::excessive_precision)] // literals that round: the digits printed are the test
     fn floats_print_as_rust_prints_them() {
         #[rustfmt::skip]
         let mut values = vec![

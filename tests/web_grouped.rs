@@ -69,7 +69,7 @@ async fn copies_of_one_handler_run_grouped_and_answer_in_order() {
             let mut answers: Vec<i32> = Vec::new();
             while answers.len() < want.len() {
                 let options = object(&[("max", 64.into()), ("timeout", 10_000.into()), ("packed", true.into())]);
-                let bytes = invoke(&rt, "receiveBatch", &[id.as_str().into(), options]).await.unwrap();
+                let bytes = invoke(rt, "receiveBatch", &[id.as_str().into(), options]).await.unwrap();
                 answers.extend(bytemuck::pod_collect_to_vec::<u8, i32>(&js_sys::Uint8Array::new(&bytes).to_vec()));
             }
             assert_eq!(answers, want, "{id}, round {round}");
