@@ -371,19 +371,34 @@ test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no time
   assert.equal(value.depth, 0, "nothing refused was queued");
 });
 
-test("random interleavings of sends with and without timeouts, calls, trySend, envelopes, receives and pauses: every accepted message is answered once, in the order called", async () => {
-  const value = await inPage(`
+/**
+ * A page body that runs seeded random sequences (seeds `seeds`, 800 steps each) into a kernel with
+ * an 8-message queue: `send`, `sendBatch`, `call`, `trySend` and `sendEnvelope`, half with timeouts
+ * of 0 to 30 ms, none awaited, between receives, pauses and resumes; with `chaos`, on two devices,
+ * also migrations (awaited or not) and lost devices (`destroyDevice`, mostly `recover`ed at once).
+ * Returns per run whether what came back is exactly every message of every send that resolved and
+ * the accepted front of every refused batch, once each and in the order called, and how the calls
+ * and refusals went.
+ */
+function interleavings(seeds, chaos) {
+  return `
     const runs = [];
-    for (const start of [1, 2, 3]) {
+    for (const start of ${JSON.stringify(seeds)}) {
       let seed = start;
       const rand = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x7fffffff; };
-      const rt = await rk.RingKernelRuntime.create();
+      const rt = await rk.RingKernelRuntime.create(${chaos ? "{ devices: [{}, {}] }" : ""});
       const k = await rt.launch("doubler", null, { queueSize: 8, autoActivate: true });
-      let next = 1, active = true;
+      let next = 1, active = true, migrations = 0, losses = 0;
       const issued = []; // { values, kind, outcome: a promise of { ok, value | error } }
       const settle = (p) => p.then((value) => ({ ok: true, value }), (error) => ({ ok: false, error }));
       const received = [];
-      const take = async (timeout) => { try { received.push(...(await k.receiveBatch({ timeout })).map((a) => a.result)); } catch (e) { if (e.name !== "TimeoutError") throw e; } };
+      // A receive may time out, or (with chaos) find the kernel's device lost.
+      const take = async (timeout) => {
+        try { received.push(...(await k.receiveBatch({ timeout })).map((a) => a.result)); }
+        catch (e) { if (e.name !== "TimeoutError" && e.name !== "DeviceLostError") throw e; }
+      };
+      // Lifecycle steps a lost device can refuse.
+      const tolerate = async (step) => { try { await step(); return true; } catch (e) { if (!${chaos} || !["KernelStateError", "DeviceLostError"].includes(e.name)) throw e; return false; } };
       for (let step = 0; step < 800; step++) {
         const r = rand();
         const options = rand() < 0.5 ? { timeout: Math.floor(rand() * 30) } : undefined;
@@ -396,17 +411,18 @@ test("random interleavings of sends with and without timeouts, calls, trySend, e
         else if (r < 0.65) { const v = next++; let outcome; try { k.trySend({ value: v }); outcome = { ok: true }; } catch (error) { outcome = { ok: false, error }; } issued.push({ values: [v], kind: "try", outcome: Promise.resolve(outcome) }); }
         else if (r < 0.7) { const v = next++; issued.push({ values: [v], kind: "envelope", outcome: settle(rt.sendEnvelope("doubler", { value: v }, options)) }); }
         else if (r < 0.8) await take(Math.floor(rand() * 5));
-        else if (r < 0.85) { if (active) await k.deactivate(); else await k.resume(); active = !active; }
+        else if (r < 0.84) { if (await tolerate(() => active ? k.deactivate() : k.resume())) active = !active; }
+        else if (${chaos} && r < 0.86) { const migrated = tolerate(() => rt.migrate("doubler", rand() < 0.5 ? 0 : 1)).then((ok) => { migrations += ok; }); if (rand() < 0.5) await migrated; }
+        else if (${chaos} && r < 0.87) { await rt.destroyDevice(rand() < 0.5 ? 0 : 1); losses++; if (rand() < 0.7) await rt.recover(); }
         else await new Promise((ok) => setTimeout(ok, Math.floor(rand() * 3)));
       }
-      if (!active) await k.resume();
+      if (${chaos}) await rt.recover();
+      if (k.state !== "active") await k.resume();
       let settled = false;
       const outcomes = Promise.all(issued.map((x) => x.outcome)).then((all) => { settled = true; return all; });
       while (!settled) await take(50);
       const results = await outcomes;
       for (let before = -1; before !== received.length; ) { before = received.length; await take(300); }
-      // What must have come back: every message of every send that resolved, the accepted front
-      // of every refused batch; calls' answers go to their calls.
       const expected = [];
       let calls = 0, wrongCalls = 0, refused = 0;
       issued.forEach(({ values, kind }, i) => {
@@ -417,15 +433,26 @@ test("random interleavings of sends with and without timeouts, calls, trySend, e
         expected.push(...values.slice(0, accepted).map((v) => 2 * v));
       });
       const firstDifference = expected.findIndex((v, i) => received[i] !== v);
-      runs.push({ same: firstDifference === -1 && expected.length === received.length, firstDifference, expected: expected.length, received: received.length, calls, wrongCalls, refused });
+      runs.push({ same: firstDifference === -1 && expected.length === received.length, firstDifference, expected: expected.length, received: received.length, calls, wrongCalls, refused, migrations, losses });
       await rt.dispose();
     }
     return runs;
-  `);
-  for (const run of value) {
+  `;
+}
+
+test("random interleavings of sends with and without timeouts, calls, trySend, envelopes, receives and pauses: every accepted message is answered once, in the order called", async () => {
+  for (const run of await inPage(interleavings([1, 2, 3], false))) {
     assert.equal(run.same, true, JSON.stringify(run));
     assert.equal(run.wrongCalls, 0);
     assert.ok(run.calls > 0 && run.refused > 0 && run.expected > 0, `each kind of outcome happened: ${JSON.stringify(run)}`);
+  }
+});
+
+test("the same with two devices, migrations and lost devices recovered: still every accepted message once, in order", async () => {
+  for (const run of await inPage(interleavings([4, 5], true))) {
+    assert.equal(run.same, true, JSON.stringify(run));
+    assert.equal(run.wrongCalls, 0);
+    assert.ok(run.migrations > 0 && run.losses > 0 && run.expected > 0, `each kind of event happened: ${JSON.stringify(run)}`);
   }
 });
 
