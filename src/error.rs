@@ -60,7 +60,8 @@ pub enum Error {
     MessageFormat {
         /// The kernel the message was for.
         id: String,
-        /// Path of the bad field, or the message's (or Rust type's) name when the whole of it is wrong.
+        /// Path of the bad field, or the message's (or Rust type's) name when the whole of it is
+        /// wrong; in a batch of messages, led by the message's index (`[3].value`, `[3]`).
         field: String,
         /// What is wrong with it, phrased to follow the field name.
         problem: String,
@@ -213,6 +214,10 @@ fn batch_part(accepted: usize) -> String {
 fn subject(field: &str) -> String {
     match field {
         "(message)" => "the message".to_owned(),
+        // A whole message of a batch (`[3]`).
+        path if path.starts_with('[') && path.ends_with(']') && !path.contains('.') => {
+            format!("message {path} of the batch")
+        }
         path => format!("'{path}'"),
     }
 }

@@ -526,7 +526,7 @@ async fn malformed_messages_name_the_field_and_reach_nothing() {
     }
     let batch = Array::of2(&value(1), &object(&[("valu", 2.into())]));
     let result = js(rt.send_batch("doubler".into(), batch.into(), None)).await;
-    assert_js_error(result, "MessageFormatError", &[("field", "valu")]);
+    assert_js_error(result, "MessageFormatError", &[("field", "[1].valu")]); // led by its index in the batch
     let t = rt.get_telemetry("doubler".into()).unwrap();
     assert_eq!((num(&t, "messagesSent"), num(&t, "inputQueueDepth")), (0.0, 0.0), "a bad batch queues nothing");
 }

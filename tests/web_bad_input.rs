@@ -665,11 +665,16 @@ fn handle_message_rows() -> Vec<Row> {
     for (what, message, field, target) in bad_messages() {
         // In a batch, behind a good message: nothing of the batch is queued.
         let good = if target == SHAPES { shape_with("i", n(1.0)) } else { value(n(1.0)) };
-        for (name, args) in [
-            ("send", vec![message.clone(), timeout(0.0)]),
-            ("trySend", vec![message.clone()]),
-            ("call", vec![message.clone(), timeout(0.0)]),
-            ("sendBatch", vec![array(&[good.clone(), message.clone()]), timeout(0.0)]),
+        // In a batch the path starts at the message's index.
+        let in_batch = match field {
+            "(message)" => "[1]".to_owned(),
+            path => format!("[1].{path}"),
+        };
+        for (name, args, field) in [
+            ("send", vec![message.clone(), timeout(0.0)], field.to_owned()),
+            ("trySend", vec![message.clone()], field.to_owned()),
+            ("call", vec![message.clone(), timeout(0.0)], field.to_owned()),
+            ("sendBatch", vec![array(&[good.clone(), message.clone()]), timeout(0.0)], in_batch.clone()),
         ] {
             let r = row(format!("handle.{name} of {what}"), handle(target, name, &args), "MessageFormatError");
             rows.push(r.prop("field", field).prop("kernelId", target));
@@ -846,14 +851,9 @@ fn batch_rows() -> Vec<Row> {
             "messages with a bad one in the middle",
             array(&[value(n(1.0)), value(s("2")), value(n(3.0))]),
             "MessageFormatError",
-            Some("value"),
+            Some("[1].value"),
         ),
-        (
-            "messages with a non-object among them",
-            array(&[value(n(1.0)), n(2.0)]),
-            "MessageFormatError",
-            Some("(message)"),
-        ),
+        ("messages with a non-object among them", array(&[value(n(1.0)), n(2.0)]), "MessageFormatError", Some("[1]")),
         ("a number", n(5.0), "TypeError", None),
         ("a string", s("abc"), "TypeError", None),
         ("one message object", value(n(1.0)), "TypeError", None),

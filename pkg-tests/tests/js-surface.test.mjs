@@ -148,6 +148,7 @@ test("a malformed object in a batch is refused by its field path and nothing of 
     const missing = await refusal([{ value: 1 }, {}]);
     const range = await refusal([{ value: 2 ** 31 }]);
     const text = await refusal([{ value: "1" }]);
+    const hole = await refusal([{ value: 1 }, { value: 2 }, undefined]);
     const depth = doubler.status().inputQueueDepth;
     // Objects the fast path does not vouch for but the core accepts go in too: a class instance, -0.
     class Request { constructor(value) { this.value = value; } }
@@ -157,21 +158,23 @@ test("a malformed object in a batch is refused by its field path and nothing of 
     while (answers.length < 3) answers.push(...(await doubler.receiveBatch({ timeout: 20000 })));
     const errors = rt.getTelemetry("doubler").errors;
     await rt.dispose();
-    return { fraction, extra, missing, range, text, depth, accepted, answers, errors };
+    return { fraction, extra, missing, range, text, hole, depth, accepted, answers, errors };
   `);
-  assert.deepEqual(value.fraction.field, "value");
+  assert.deepEqual(value.fraction.field, "[1].value", "led by its index in the batch");
+  assert.deepEqual([value.hole.field, value.hole.message], ["[2]", "malformed message for kernel 'doubler': message [2] of the batch must be an object, got undefined"]);
   assert.match(value.fraction.message, /expects an integer \(i32\), got 1\.5/);
-  assert.deepEqual(value.extra.field, "valeu");
-  assert.deepEqual(value.missing.field, "value");
+  assert.deepEqual(value.extra.field, "[1].valeu");
+  assert.deepEqual(value.missing.field, "[1].value");
   assert.match(value.missing.message, /is missing/);
   assert.match(value.range.message, /out of range/);
-  assert.deepEqual(value.text.field, "value");
-  for (const refused of [value.fraction, value.extra, value.missing, value.range, value.text]) {
+  assert.deepEqual(value.text.field, "[0].value");
+  assert.match(value.fraction.message, /^malformed message for kernel 'doubler': '\[1\]\.value' expects/);
+  for (const refused of [value.fraction, value.extra, value.missing, value.range, value.text, value.hole]) {
     assert.equal(refused.name, "MessageFormatError");
     assert.equal(refused.isClass, true);
   }
   assert.equal(value.depth, 0, "a refused batch queues nothing");
-  assert.equal(value.errors, 5, "each refused batch counts once");
+  assert.equal(value.errors, 6, "each refused batch counts once");
   assert.equal(value.accepted, 3);
   assert.deepEqual(value.answers, [{ result: 6 }, { result: 0 }, { result: 8 }]);
 });
@@ -495,7 +498,7 @@ test("under a Content-Security-Policy without 'unsafe-eval' (no codecs), objects
   assert.equal(out.codegen, "EvalError", "the policy forbids generated code");
   assert.deepEqual(out.answers, [{ result: 2 }, { result: 4 }, { result: 6 }]);
   assert.deepEqual(out.called, { result: 42 });
-  assert.deepEqual(out.refused, { name: "MessageFormatError", field: "value", isClass: true });
+  assert.deepEqual(out.refused, { name: "MessageFormatError", field: "[1].value", isClass: true });
   assert.deepEqual(out.body, { position: [0.5, 1, 2], tags: [7, 8], types: ["Array", "Uint32Array"] });
   assert.deepEqual(errors, []);
 });

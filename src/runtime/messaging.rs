@@ -592,8 +592,9 @@ impl Runtime {
     fn encode_values(&self, id: &str, messages: &[Value]) -> Result<Vec<u8>> {
         let layout = self.input_layout(id)?;
         let mut packed = vec![0u8; layout.size() * messages.len()];
-        for (message, slot) in messages.iter().zip(packed.chunks_exact_mut(layout.size())) {
-            pack_fields(id, &layout, named(struct_fields(id, message)?), slot)?;
+        for (i, (message, slot)) in messages.iter().zip(packed.chunks_exact_mut(layout.size())).enumerate() {
+            let packed = struct_fields(id, message).and_then(|fields| pack_fields(id, &layout, named(fields), slot));
+            packed.map_err(|error| in_batch(error, i))?;
         }
         Ok(packed)
     }
@@ -870,6 +871,21 @@ fn pod_error<T>(id: &str, got: usize) -> Error {
         id: id.to_owned(),
         field: std::any::type_name::<T>().to_owned(),
         problem: format!("is {} bytes, which does not divide the {got} bytes of answers", std::mem::size_of::<T>()),
+    }
+}
+
+/// A malformed message's error with the message's place in its batch in front of the field's
+/// path: `[3].value`, or `[3]` when the whole message is wrong.
+fn in_batch(error: Error, index: usize) -> Error {
+    match error {
+        Error::MessageFormat { id, field, problem } => {
+            let field = match field.as_str() {
+                "(message)" => format!("[{index}]"),
+                path => format!("[{index}].{path}"),
+            };
+            Error::MessageFormat { id, field, problem }
+        }
+        other => other,
     }
 }
 
