@@ -127,3 +127,18 @@ fn every_builtin_compiles_with_naga() {
         codegen::check(&id, &shader).unwrap_or_else(|e| panic!("{id}: {e}\n{}", shader.source));
     }
 }
+
+/// A kernel id may hold any character: one that would end the WGSL comment naming the
+/// handler's kernel (a line break of any kind) must not turn the rest of the id into code.
+#[test]
+fn any_kernel_id_compiles() {
+    let doubler = kernel::lookup("doubler").unwrap();
+    for id in
+        ["a b\"c\n'd", "line\r\nbreak", "tab\tvertical\u{0B}form\u{0C}", "next\u{85}line\u{2028}para\u{2029}", "ünï 😀"]
+    {
+        let mut definition = (*doubler).clone();
+        definition.id = id.to_owned();
+        let shader = codegen::generate(&definition).unwrap();
+        codegen::check(id, &shader).unwrap_or_else(|e| panic!("{id:?}: {e}\n{}", shader.source));
+    }
+}

@@ -100,7 +100,8 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
         for layout in &structs {
             source.push_str(&rename(&layout.wgsl_struct(), &names, &prefix));
         }
-        let _ = writeln!(source, "// ---- stage {index}: handler of kernel '{}' ----", stage.id);
+        // The id escaped (see `generate_for`).
+        let _ = writeln!(source, "// ---- stage {index}: handler of kernel {:?} ----", stage.id);
         let start = source.lines().count() as u32 + 1;
         source.push_str(&rename(&code, &names, &prefix));
         if !source.ends_with('\n') {

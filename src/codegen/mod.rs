@@ -79,7 +79,9 @@ pub fn generate(definition: &KernelDefinition) -> Result<GeneratedShader, Error>
 /// can use `workgroup_memory: array<u32, N>` (the block size is a pipeline constant, set when
 /// the pipeline is made).
 pub fn generate_for(definition: &KernelDefinition, shape: &DispatchShape) -> Result<GeneratedShader, Error> {
-    let named = format!("kernel '{}'", definition.id);
+    // Quoted and escaped as Rust's `Debug` does: a kernel id may hold any character, and a line
+    // break in it would end the comment and turn the rest of the id into code.
+    let named = format!("kernel {:?}", definition.id);
     assemble(definition, RING, shape.workgroup_memory_bytes, &named)
 }
 
