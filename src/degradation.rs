@@ -245,8 +245,8 @@ impl DegradationOptions {
     }
 }
 
-/// What a duration option must be, as serde's errors say it (JavaScript's option parser makes a
-/// number that is not one a `RangeError`).
+/// What a duration option must be, as its errors say it: serde's natively, and the JavaScript
+/// option reader's (`a number of milliseconds, at least 0`, a `RangeError` for a number).
 pub(crate) const MILLISECONDS: &str = "milliseconds, at least 0";
 
 /// Milliseconds (a finite number, at least 0) as a `Duration`.

@@ -262,7 +262,7 @@ pub(super) fn shown(value: &JsValue) -> String {
     } else if value.as_f64().is_some() || value.as_bool().is_some() || value.loose_eq(&JsValue::NULL) {
         js_string(value)
     } else {
-        let name = type_name(value);
+        let name = kind_name(value);
         let article = if name.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
         format!("{article} {name}")
     }
@@ -275,19 +275,25 @@ extern "C" {
     pub(super) fn js_string(error: &JsValue) -> String;
 }
 
-/// What kind of value `value` is, as message errors name it: `null`, `array`, a typed array's
-/// constructor, else its `typeof`.
+/// What kind of value `value` is, as message errors name it: [`kind_name`]'s, with a word on
+/// why a typed array of 64-bit elements is none (no message field has them).
 pub(super) fn type_name(value: &JsValue) -> String {
+    let name = kind_name(value);
+    match js_sys::ArrayBuffer::is_view(value) && has_64_bit_elements(value) {
+        true => format!("{name} (no message field has 64-bit elements)"),
+        false => name,
+    }
+}
+
+/// What kind of value `value` is: `null`, `array`, a typed array's or buffer's constructor,
+/// else its `typeof`.
+fn kind_name(value: &JsValue) -> String {
     if value.is_null() {
         "null".into()
     } else if Array::is_array(value) {
         "array".into()
     } else if js_sys::ArrayBuffer::is_view(value) || value.is_instance_of::<js_sys::ArrayBuffer>() {
-        let name = String::from(value.unchecked_ref::<Object>().constructor().name());
-        match has_64_bit_elements(value) {
-            true => format!("{name} (no message field has 64-bit elements)"),
-            false => name,
-        }
+        String::from(value.unchecked_ref::<Object>().constructor().name())
     } else {
         value.js_typeof().as_string().unwrap_or_else(|| "unknown".into())
     }

@@ -23,7 +23,7 @@ use super::errors::{js_error, range_error, type_error};
 use super::messages::{js_string, shown};
 use crate::backend::BackendChoice;
 use crate::circuit::CircuitBreakerConfig;
-use crate::degradation::DegradationOptions;
+use crate::degradation::{DegradationOptions, MILLISECONDS};
 use crate::devices::{DeviceId, DeviceRequirements, DeviceSpec, LoadBalancing, PowerPreference};
 use crate::health::HealthThresholds;
 use crate::lifecycle::KernelMode;
@@ -634,7 +634,7 @@ fn circuit_millis(value: &JsValue) -> Read<Duration> {
 #[inline(never)] // one copy for every field that reads it
 fn degradation_millis(value: &JsValue) -> Read<Duration> {
     degradation::duration_from_millis(number(value)?)
-        .ok_or_else(|| Refusal::out_of_range("a number of milliseconds, at least 0", value))
+        .ok_or_else(|| Refusal::out_of_range(&format!("a number of {MILLISECONDS}"), value))
 }
 
 /// A unit variant of `E`: its name as a string, or an object with that one key whose value is
@@ -888,6 +888,7 @@ mod tests {
             (launch(&[("maxBatch", "7".into())]), "TypeError: launch options: maxBatch must be a whole number from 0 to 4294967295, got \"7\""),
             (launch(&[("workgroupSize", n(0.5))]), "RangeError: launch options: workgroupSize must be a whole number from 0 to 4294967295, got 0.5"),
             (launch(&[("priority", n(f64::INFINITY))]), "RangeError: launch options: priority must be a whole number from -2147483648 to 2147483647, got Infinity"),
+            (launch(&[("queueSize", js_sys::Float64Array::new_with_length(2).into())]), "TypeError: launch options: queueSize must be a whole number from 0 to 4294967295, got a Float64Array"),
             (launch(&[("autoActivate", n(1.0))]), "TypeError: launch options: autoActivate must be a boolean, got 1"),
             (launch(&[("mode", "fast".into())]), "TypeError: launch options: mode must be \"persistent\" or \"event-driven\", got \"fast\""),
             (launch(&[("requirements", object(&[("minBufferBytes", n(-1.0))]))]), "RangeError: launch options: requirements.minBufferBytes must be a whole number from 0 to 9007199254740991, got -1"),
