@@ -179,12 +179,14 @@ impl Ledger {
             let was_kept = kept.is_none_or(|flags| flags[4 * i..4 * i + 4] != [0; 4]);
             let call = self.call_index(seq).ok().and_then(|at| self.calls.remove(at));
             if let Some((_, Some(caller))) = call {
-                if was_kept {
-                    counters.messages_received += 1;
+                // A caller that vanished without abandoning (its future was dropped, as an
+                // aborted call's is on the web) abandoned its answer all the same.
+                if caller.is_canceled() {
+                    counters.answers_abandoned += was_kept as u64;
+                } else {
+                    counters.messages_received += was_kept as u64;
+                    let _ = caller.send(Ok(was_kept.then(|| answer.to_vec())));
                 }
-                // A caller that vanished without abandoning (its future was dropped) loses
-                // nothing it still wanted.
-                let _ = caller.send(Ok(was_kept.then(|| answer.to_vec())));
             } else if call.is_some() {
                 counters.answers_abandoned += was_kept as u64;
             } else if was_kept {
@@ -273,6 +275,21 @@ mod tests {
         ledger.accept(1, 0.0);
         assert_eq!(ledger.deliver(&answers(&[1, 2]), 4, None, &mut outbox, &mut counters, 1.0), 1);
         assert_eq!(counters.answers_abandoned, 1);
+        assert_eq!(outbox.pop_many(8), answers(&[2]));
+    }
+
+    /// A call whose future was dropped (an aborted call on the web) never abandoned its answer
+    /// by name; the answer is discarded and counted as abandoned all the same.
+    #[test]
+    fn a_dropped_call_discards_its_answer_as_abandoned() {
+        let mut ledger = Ledger::default();
+        let mut outbox = PackedQueue::new(4, 16);
+        let mut counters = Counters::default();
+        let seq = ledger.accept(1, 0.0);
+        drop(ledger.expect_answer(seq));
+        ledger.accept(1, 0.0);
+        assert_eq!(ledger.deliver(&answers(&[1, 2]), 4, None, &mut outbox, &mut counters, 1.0), 1);
+        assert_eq!((counters.answers_abandoned, counters.messages_received), (1, 0));
         assert_eq!(outbox.pop_many(8), answers(&[2]));
     }
 

@@ -10,6 +10,7 @@
 //! own error, and a refused send hands the message back (see [`crate::SendError`]); every such
 //! error converts into the crate's [`Error`].
 
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -307,7 +308,7 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     async fn send_batch_until(&self, messages: &[In], timeout: Option<Duration>) -> Result<(), BatchSendError> {
         let deadline = crate::waiting::deadline(timeout);
-        match self.runtime.enqueue_many(&self.id, bytemuck::cast_slice(messages), deadline).await {
+        match self.runtime.enqueue_many(&self.id, bytemuck::cast_slice(messages), deadline, &Cell::new(0)).await {
             (_, None) => Ok(()),
             (accepted, Some(error)) => Err(BatchSendError { accepted, error: self.runtime.count(&self.id, error) }),
         }

@@ -10,6 +10,7 @@
 //! round trip then needs no hop to the tick loop's thread and back. Such a receive holds its
 //! thread while the device works, as a raw `submit` and `poll` would.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,14 +146,24 @@ impl Runtime {
     /// ones; they are answered) and the rest were not. `Some(Duration::ZERO)` takes what fits
     /// now: all of it, or `QueueFull` with the count.
     pub async fn send_packed(&self, id: &str, packed: &[u8], timeout: Option<Duration>) -> Result<usize> {
-        let result = async {
-            match self.enqueue_many(id, packed, deadline(timeout)).await {
-                (accepted, None) => Ok(accepted),
-                // Past the timeout the `QueueFull` says how many went in.
-                (_, Some(error)) => Err(error),
-            }
-        }
-        .await;
+        self.send_packed_counting(id, packed, timeout, &Cell::new(0)).await
+    }
+
+    /// [`send_packed`](Self::send_packed), keeping `queued` at how many of the messages are
+    /// queued so far, for a caller that may drop it part way and must still say how many went
+    /// in (the web's `{ signal }`).
+    pub(crate) async fn send_packed_counting(
+        &self,
+        id: &str,
+        packed: &[u8],
+        timeout: Option<Duration>,
+        queued: &Cell<usize>,
+    ) -> Result<usize> {
+        let result = match self.enqueue_many(id, packed, deadline(timeout), queued).await {
+            (accepted, None) => Ok(accepted),
+            // Past the timeout the `QueueFull` says how many went in.
+            (_, Some(error)) => Err(error),
+        };
         self.counted(id, result)
     }
 
@@ -172,8 +183,20 @@ impl Runtime {
     /// malformed one refuses the whole batch, counted once. All are queued within `timeout`,
     /// or `QueueFull` says how many were (see [`send_packed`](Self::send_packed)).
     pub async fn send_values(&self, id: &str, messages: &[Value], timeout: Option<Duration>) -> Result<usize> {
+        self.send_values_counting(id, messages, timeout, &Cell::new(0)).await
+    }
+
+    /// [`send_values`](Self::send_values), keeping `queued` at how many are queued so far (see
+    /// [`send_packed_counting`](Self::send_packed_counting)).
+    pub(crate) async fn send_values_counting(
+        &self,
+        id: &str,
+        messages: &[Value],
+        timeout: Option<Duration>,
+        queued: &Cell<usize>,
+    ) -> Result<usize> {
         let packed = self.counted(id, self.encode_values(id, messages))?;
-        self.send_packed(id, &packed, timeout).await
+        self.send_packed_counting(id, &packed, timeout, queued).await
     }
 
     /// Sends one message and resolves with its own answer, matched by correlation id, however
@@ -458,7 +481,13 @@ impl Runtime {
     /// Queues whole packed messages, waiting until the deadline for room; returns how many
     /// were accepted (the first ones) and, when not all were, why the rest were not: the
     /// `QueueFull` of a deadline that passed, or the kernel's refusal.
-    pub(super) async fn enqueue_many(&self, id: &str, packed: &[u8], deadline: Deadline) -> (usize, Option<Error>) {
+    pub(super) async fn enqueue_many(
+        &self,
+        id: &str,
+        packed: &[u8],
+        deadline: Deadline,
+        queued: &Cell<usize>,
+    ) -> (usize, Option<Error>) {
         let mut accepted = 0;
         let mut stall = StallWatch::default();
         loop {
@@ -513,6 +542,7 @@ impl Runtime {
                     kernel.beat(now);
                 }
                 accepted += pushed;
+                queued.set(accepted);
                 kernel.counters.messages_sent += pushed as u64;
                 let listener = kernel.changed.listen();
                 if pushed > 0 {
