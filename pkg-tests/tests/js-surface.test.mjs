@@ -346,7 +346,7 @@ test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no time
     const called = await doubler.call({ value: 4 }, long);
     const refusals = [];
     for (const options of [{ priorty: 1 }, { priority: 256 }, { priority: "high" }, { correlationId: 1.5 }, { correlationId: 1n }, { source: 5 },
-      { timestamp: { physicalMs: 1, tick: 0 } }, { timestamp: { logical: -1 } }, { timeout: -1 }, { timeout: Infinity }, { timeout: "5" }, 7]) {
+      { timestamp: { physicalMs: 1, tick: 0 } }, { timestamp: { logical: -1 } }, { timeout: -1 }, { timeout: Infinity }, { timeout: "5" }, { signal: {} }, { signal: "stop" }, 7]) {
       try { await rt.sendEnvelope("doubler", { value: 9 }, options); refusals.push("sent"); } catch (e) { refusals.push(e.constructor.name + ": " + e.message); }
     }
     const depth = doubler.status().inputQueueDepth + doubler.status().outputQueueDepth;
@@ -358,7 +358,7 @@ test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no time
   assert.deepEqual(value.header, { messageId: "number", correlationId: 5, source: "host-side", destination: "doubler", priority: 7, timestamp: undefined });
   assert.deepEqual(value.called, { result: 8 });
   assert.deepEqual(value.refusals, [
-    "TypeError: sendEnvelope options: unknown option 'priorty' (expected one of correlationId, priority, source, timestamp, timeout)",
+    "TypeError: sendEnvelope options: unknown option 'priorty' (expected one of correlationId, priority, source, timestamp, timeout, signal)",
     "RangeError: sendEnvelope options: priority must be a whole number from 0 to 255, got 256",
     "TypeError: sendEnvelope options: priority must be a number, got \"high\"",
     "RangeError: sendEnvelope options: correlationId must be a whole number from 0 to 9007199254740991, got 1.5",
@@ -369,15 +369,119 @@ test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no time
     "RangeError: sendEnvelope options: timeout must be a non-negative number of milliseconds, got -1",
     "RangeError: sendEnvelope options: timeout must be a non-negative number of milliseconds, got Infinity",
     "TypeError: sendEnvelope options: timeout must be a number of milliseconds, got \"5\"",
+    "TypeError: sendEnvelope options: signal must be an AbortSignal, got an object",
+    "TypeError: sendEnvelope options: signal must be an AbortSignal, got \"stop\"",
     "TypeError: sendEnvelope options must be an object, got 7",
   ]);
   assert.equal(value.depth, 0, "nothing refused was queued");
 });
 
+test("an AbortSignal ends a wait: nothing half done, the signal's reason as the rejection, a partly queued batch's count, no listener left behind", async () => {
+  const value = await inPage(`
+    const rt = await rk.RingKernelRuntime.create({ enableTelemetry: true });
+    const doubler = await rt.launch("doubler", null, { queueSize: 2 }); // launched, not active: nothing drains
+    const settled = (p) => p.then((ok) => ({ ok }), (e) => e);
+    const reason = new Error("changed my mind");
+
+    // Aborted before the call: nothing is done, although there is room.
+    const gone = AbortSignal.abort(reason);
+    const early = [];
+    for (const op of [() => doubler.send({ value: 100 }, { signal: gone }), () => doubler.sendBatch([{ value: 101 }], { signal: gone }),
+      () => doubler.call({ value: 102 }, { signal: gone }), () => rt.sendEnvelope("doubler", { value: 103 }, { signal: gone }),
+      () => doubler.receive({ signal: gone }), () => doubler.receiveBatch({ signal: gone }), () => rt.receiveEnvelope("doubler", { signal: gone })]) {
+      early.push((await settled(op())) === reason);
+    }
+    const depthAfterEarly = doubler.status().inputQueueDepth;
+
+    // Aborted while waiting: a batch of three of which one fits, and behind it a send, a call and an
+    // envelope with the same signal, a receive, and a send without one.
+    const controller = new AbortController();
+    const signal = controller.signal;
+    await doubler.send({ value: 0 });
+    const batch = settled(doubler.sendBatch([{ value: 1 }, { value: 2 }, { value: 3 }], { signal }));
+    const behind = [doubler.send({ value: 4 }, { signal }), doubler.call({ value: 5 }, { signal }), rt.sendEnvelope("doubler", { value: 6 }, { signal }),
+      doubler.receive({ signal })].map(settled);
+    const plain = doubler.send({ value: 7 });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    controller.abort(reason);
+    const partial = await batch;
+    const waits = (await Promise.all(behind)).map((e) => e === reason);
+    await doubler.activate();
+    await plain;
+    const answers = [];
+    while (answers.length < 3) answers.push(...(await doubler.receiveBatch({ timeout: 20000 })));
+
+    // A call whose message was queued, aborted while it waits for its answer: its answer is discarded.
+    await doubler.deactivate();
+    const late = new AbortController();
+    const abandoned = settled(doubler.call({ value: 20 }, { signal: late.signal }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    late.abort();
+    const abandonedError = await abandoned;
+    await doubler.activate();
+    const next = await doubler.call({ value: 21 }, { timeout: 20000 });
+    const leftover = await doubler.receive({ timeout: 200 }).catch((e) => e.name);
+
+    // AbortSignal.timeout: its reason is a DOMException named TimeoutError.
+    const timedOut = await settled(doubler.receive({ signal: AbortSignal.timeout(30) }));
+
+    // A long-lived signal collects no listeners: each wait removes the one it added.
+    const kept = new AbortController().signal;
+    let added = 0, removed = 0;
+    const add = kept.addEventListener.bind(kept), remove = kept.removeEventListener.bind(kept);
+    kept.addEventListener = (...args) => { added++; return add(...args); };
+    kept.removeEventListener = (...args) => { removed++; return remove(...args); };
+    for (let i = 0; i < 20; i++) {
+      await doubler.send({ value: i }, { signal: kept });
+      await doubler.receive({ signal: kept, timeout: 20000 });
+    }
+
+    const refusals = [];
+    for (const options of [{ signal: {} }, { signal: "stop" }, { signal: null }, { timeout: 10, signal: undefined }]) {
+      try { await doubler.send({ value: 30 }, options); await doubler.receive({ timeout: 20000 }); refusals.push("sent"); } catch (e) { refusals.push(e.constructor.name + ": " + e.message); }
+    }
+    try { await doubler.terminate({ signal: kept }); } catch (e) { refusals.push(e.constructor.name + ": " + e.message); }
+    const telemetry = rt.getTelemetry("doubler");
+    await rt.dispose();
+    return {
+      early, depthAfterEarly,
+      partial: { name: partial.name, queueFull: partial instanceof rk.QueueFullError, accepted: partial.accepted, kernelId: partial.kernelId, cause: partial.cause === reason, message: partial.message },
+      waits, answers: answers.map((a) => a.result),
+      abandoned: { name: abandonedError.name, isDom: abandonedError instanceof DOMException }, next, leftover,
+      timedOut: { name: timedOut.name, isDom: timedOut instanceof DOMException },
+      listeners: { added, removed }, refusals, errors: telemetry.errors, abandonedAnswers: telemetry.answersAbandoned,
+    };
+  `);
+  assert.deepEqual(value.early, [true, true, true, true, true, true, true], "every operation rejects with the reason of a signal aborted before the call");
+  assert.equal(value.depthAfterEarly, 0, "nothing was queued");
+  assert.deepEqual(value.partial, {
+    name: "QueueFullError", queueFull: true, accepted: 1, kernelId: "doubler", cause: true,
+    message: "sendBatch to kernel 'doubler' was aborted while it waited for room, after 1 of its messages were queued",
+  });
+  assert.deepEqual(value.waits, [true, true, true, true], "the send, call and envelope behind it and the receive reject with the reason");
+  assert.deepEqual(value.answers, [0, 2, 14], "the first send, the batch's queued front, then the send behind the aborted ones");
+  assert.deepEqual(value.abandoned, { name: "AbortError", isDom: true }, "abort() without a reason gives a DOMException named AbortError");
+  assert.deepEqual(value.next, { result: 42 }, "the next call gets its own answer");
+  assert.equal(value.leftover, "TimeoutError", "the aborted call's answer went to nobody");
+  assert.deepEqual(value.timedOut, { name: "TimeoutError", isDom: true });
+  assert.ok(value.listeners.added > 0, "some receive waited with the signal");
+  assert.equal(value.listeners.removed, value.listeners.added, "every listener added was removed");
+  assert.deepEqual(value.refusals, [
+    "TypeError: send options: signal must be an AbortSignal, got an object",
+    "TypeError: send options: signal must be an AbortSignal, got \"stop\"",
+    "sent",
+    "sent",
+    "TypeError: terminate options: unknown option 'signal' (expected one of timeout)",
+  ]);
+  assert.equal(value.errors, 1, "only the receive that timed out: aborts are the caller's choice, not the kernel's errors");
+  assert.equal(value.abandonedAnswers, 1);
+});
+
 /**
  * A page body that runs seeded random sequences (seeds `seeds`, 800 steps each) into a kernel with
- * an 8-message queue: `send`, `sendBatch`, `call`, `trySend` and `sendEnvelope`, half with timeouts
- * of 0 to 30 ms, none awaited, between receives, pauses and resumes; with `chaos`, on two devices,
+ * an 8-message queue: `send`, `sendBatch`, `call`, `trySend` and `sendEnvelope`, a third with timeouts
+ * of 0 to 30 ms and some with an abort signal, none awaited, between receives, pauses, resumes
+ * and aborts of that signal; with `chaos`, on two devices,
  * also migrations (awaited or not) and lost devices (`destroyDevice`, mostly `recover`ed at once).
  * Returns per run whether what came back is exactly every message of every send that resolved and
  * the accepted front of every refused batch, once each and in the order called, and how the calls
@@ -393,18 +497,22 @@ function interleavings(seeds, chaos) {
       const k = await rt.launch("doubler", null, { queueSize: 8, autoActivate: true });
       let next = 1, active = true, migrations = 0, losses = 0;
       const issued = []; // { values, kind, outcome: a promise of { ok, value | error } }
+      // Some operations carry the signal of the current controller, which a step aborts (and replaces).
+      class Stop extends Error {}
+      let controller = new AbortController(), aborts = 0;
       const settle = (p) => p.then((value) => ({ ok: true, value }), (error) => ({ ok: false, error }));
       const received = [];
       // A receive may time out, or (with chaos) find the kernel's device lost.
       const take = async (timeout) => {
-        try { received.push(...(await k.receiveBatch({ timeout })).map((a) => a.result)); }
-        catch (e) { if (e.name !== "TimeoutError" && e.name !== "DeviceLostError") throw e; }
+        try { received.push(...(await k.receiveBatch({ timeout, signal: rand() < 0.2 ? controller.signal : undefined })).map((a) => a.result)); }
+        catch (e) { if (e.name !== "TimeoutError" && e.name !== "DeviceLostError" && !(e instanceof Stop)) throw e; }
       };
       // Lifecycle steps a lost device can refuse.
       const tolerate = async (step) => { try { await step(); return true; } catch (e) { if (!${chaos} || !["KernelStateError", "DeviceLostError"].includes(e.name)) throw e; return false; } };
       for (let step = 0; step < 800; step++) {
         const r = rand();
-        const options = rand() < 0.5 ? { timeout: Math.floor(rand() * 30) } : undefined;
+        const kind = rand();
+        const options = kind < 0.35 ? { timeout: Math.floor(rand() * 30) } : kind < 0.5 ? { signal: controller.signal } : undefined;
         if (r < 0.3) { const v = next++; issued.push({ values: [v], kind: "send", outcome: settle(k.send({ value: v }, options)) }); }
         else if (r < 0.45) {
           const values = Array.from({ length: 1 + Math.floor(rand() * 12) }, () => next++);
@@ -417,6 +525,7 @@ function interleavings(seeds, chaos) {
         else if (r < 0.84) { if (await tolerate(() => active ? k.deactivate() : k.resume())) active = !active; }
         else if (${chaos} && r < 0.86) { const migrated = tolerate(() => rt.migrate("doubler", rand() < 0.5 ? 0 : 1)).then((ok) => { migrations += ok; }); if (rand() < 0.5) await migrated; }
         else if (${chaos} && r < 0.87) { await rt.destroyDevice(rand() < 0.5 ? 0 : 1); losses++; if (rand() < 0.7) await rt.recover(); }
+        else if (r > 0.96) { controller.abort(new Stop("stopped by the test")); controller = new AbortController(); aborts++; }
         else await new Promise((ok) => setTimeout(ok, Math.floor(rand() * 3)));
       }
       if (${chaos}) await rt.recover();
@@ -431,23 +540,24 @@ function interleavings(seeds, chaos) {
       issued.forEach(({ values, kind }, i) => {
         const { ok, value, error } = results[i];
         if (kind === "call") { if (ok) { calls++; if (value.result !== 2 * values[0]) wrongCalls++; } return; }
-        if (!ok) { refused++; if (error.name !== "QueueFullError") throw error; }
-        const accepted = ok ? values.length : kind === "batch" ? error.accepted : 0;
+        if (!ok) { refused++; if (error.name !== "QueueFullError" && !(error instanceof Stop)) throw error; }
+        // An aborted batch of which nothing was queued rejects with the reason itself.
+        const accepted = ok ? values.length : kind === "batch" && !(error instanceof Stop) ? error.accepted : 0;
         expected.push(...values.slice(0, accepted).map((v) => 2 * v));
       });
       const firstDifference = expected.findIndex((v, i) => received[i] !== v);
-      runs.push({ same: firstDifference === -1 && expected.length === received.length, firstDifference, expected: expected.length, received: received.length, calls, wrongCalls, refused, migrations, losses });
+      runs.push({ same: firstDifference === -1 && expected.length === received.length, firstDifference, expected: expected.length, received: received.length, calls, wrongCalls, refused, migrations, losses, aborts });
       await rt.dispose();
     }
     return runs;
   `;
 }
 
-test("random interleavings of sends with and without timeouts, calls, trySend, envelopes, receives and pauses: every accepted message is answered once, in the order called", async () => {
+test("random interleavings of sends with and without timeouts or abort signals, calls, trySend, envelopes, receives, pauses and aborts: every accepted message is answered once, in the order called", async () => {
   for (const run of await inPage(interleavings([1, 2, 3], false))) {
     assert.equal(run.same, true, JSON.stringify(run));
     assert.equal(run.wrongCalls, 0);
-    assert.ok(run.calls > 0 && run.refused > 0 && run.expected > 0, `each kind of outcome happened: ${JSON.stringify(run)}`);
+    assert.ok(run.calls > 0 && run.refused > 0 && run.expected > 0 && run.aborts > 0, `each kind of outcome happened: ${JSON.stringify(run)}`);
   }
 });
 

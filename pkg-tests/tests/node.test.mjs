@@ -117,6 +117,29 @@ test("a pending timeout holds Node open until it fires, and ended waits never ho
   assert.ok(exitAfter < 60_000, `the process exited ${exitAfter} ms after its last line: a ten-minute alarm held it`);
 });
 
+test("Node's own AbortSignal ends a wait: the receive rejects with its reason, operations whose signal aborted before the call do nothing", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true });
+    const Echo = defineMessage("Echo", { value: "i32" });
+    const quiet = await runtime.launch("quiet", { input: Echo, output: Echo, handler: (m) => m }, { autoActivate: true });
+    const reason = new Error("enough");
+    const controller = new AbortController();
+    const waiting = quiet.receive({ signal: controller.signal }).then(() => "answered", (e) => (e === reason ? "reason" : e.name));
+    setTimeout(() => controller.abort(reason), 50);
+    const aborted = await waiting;
+    const before = await doubler.send({ value: 1 }, { signal: AbortSignal.abort() }).then(() => "sent", (e) => e.name);
+    const answer = await doubler.call({ value: 21 }, { signal: controller.signal }).then((a) => a, (e) => (e === reason ? "reason" : e.name));
+    const depth = doubler.status().inputQueueDepth + doubler.status().outputQueueDepth;
+    await runtime.dispose();
+    console.log(JSON.stringify({ aborted, before, answer, depth }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), { aborted: "reason", before: "AbortError", answer: "reason", depth: 0 });
+});
+
 test("without WebGPU, create() rejects with BackendUnavailableError saying how to get it in Node", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, BackendUnavailableError } from "ringkernel-web";

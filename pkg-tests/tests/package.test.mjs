@@ -46,12 +46,13 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /scanStaleKernels\(\): Promise<StaleKernel\[\]>;/);
   assert.match(types, /export type CircuitState = "closed" \| "open" \| "halfOpen";/);
   assert.doesNotMatch(types, /\[Symbol\.dispose\]/, "a synchronous `using` must not type-check: disposal is async");
-  assert.match(types, /receive<T extends MessageOutput = MessageOutput>\(id: string, options\?: TimeoutOptions\): Promise<T>/);
+  assert.match(types, /receive<T extends MessageOutput = MessageOutput>\(id: string, options\?: WaitOptions\): Promise<T>/);
+  assert.match(types, /export interface WaitOptions extends TimeoutOptions \{ signal\?: AbortSignal \| null; \}/);
   assert.match(types, /readState\(id: string\): Promise<Uint32Array \| Int32Array \| Float32Array>/);
   assert.match(types, /export function defineMessage<.*>\(name: N, fields: F\): MessageDescription<N, F>;/);
   assert.match(types, /export function ringKernel<.*>\(definition: KernelDefinitionInput<I, O> & \{ id: string \}\): KernelDefinitionInput<I, O> & \{ id: string \};/);
   assert.match(types, /export function isRingKernelError\(error: unknown\): error is AnyRingKernelError;/);
-  assert.match(types, /call<T extends MessageOutput = MessageOutput>\(id: string, message: MessageInput, options\?: TimeoutOptions\): Promise<T>/);
+  assert.match(types, /call<T extends MessageOutput = MessageOutput>\(id: string, message: MessageInput, options\?: WaitOptions\): Promise<T>/);
   assert.match(types, /getState\(id: string\): KernelState;/);
   assert.match(types, /getTelemetry\(id: string\): KernelTelemetry \| null;/);
   assert.match(types, /export function managedKernel\(runtime: RingKernelRuntime, id: string, definition\?/);
@@ -59,7 +60,7 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /getKernel\(id: string\): KernelHandle \| null;/);
   // Envelopes and the hybrid logical clock.
   assert.match(types, /sendEnvelope\(id: string, message: MessageInput, options\?: SendEnvelopeOptions\): Promise<EnvelopeHeader>;/);
-  assert.match(types, /receiveEnvelope<T extends MessageOutput = MessageOutput>\(id: string, options\?: TimeoutOptions\): Promise<ReceivedEnvelope<T>>;/);
+  assert.match(types, /receiveEnvelope<T extends MessageOutput = MessageOutput>\(id: string, options\?: WaitOptions\): Promise<ReceivedEnvelope<T>>;/);
   assert.match(types, /currentTimestamp\(\): HlcTimestamp;/);
   assert.match(types, /export interface HlcTimestamp \{ physicalMs: number; logical: number; \}/);
   // The operations layer: memory dashboard, degradation level, OverloadedError.
@@ -70,7 +71,7 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /degradationStatus\(\): DegradationStatus;/);
   assert.match(types, /export class OverloadedError extends RingKernelError \{ name: "OverloadedError";/);
   assert.match(types, /export class KernelHandle<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> \{/);
-  assert.match(types, /call\(message: InputOf<I>, options\?: TimeoutOptions\): Promise<OutputOf<O>>;/);
+  assert.match(types, /call\(message: InputOf<I>, options\?: WaitOptions\): Promise<OutputOf<O>>;/);
   assert.match(types, /tryReceive\(\): OutputOf<O> \| null;/);
   assert.match(types, /\[Symbol\.asyncDispose\]\(\): Promise<void>;/);
   // Every telemetry field the runtime serializes is declared.

@@ -99,6 +99,12 @@ export async function misuse(): Promise<void> {
   if (enveloped.envelope.correlationId === sent.messageId) enveloped.message.result.toFixed(0);
   enveloped.envelope.source.toUpperCase(); // misuse
   if (runtime.currentTimestamp().logical > sent.timestamp.physicalMs) return;
+  const controller = new AbortController();
+  await runtime.call("doubler", { value: 1 }, { timeout: 100, signal: controller.signal });
+  await runtime.receiveBatch("doubler", { max: 8, signal: AbortSignal.timeout(100) });
+  await runtime.sendEnvelope("doubler", { value: 1 }, { signal: null });
+  await runtime.send("doubler", { value: 1 }, { signal: controller }); // misuse
+  await runtime.terminate("doubler", { signal: controller.signal }); // misuse
   void point;
   void reply.result;
 }

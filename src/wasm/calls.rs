@@ -3,28 +3,34 @@
 //! method is its runtime's call with the handle's id (as the core's `KernelHandle` forwards to
 //! its `Runtime`), so the package holds each call once.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
-use super::errors::{js_error, js_void, range_error};
+use super::abort::{self, Abort};
+use super::errors::{aborted_batch, js_error, js_void, range_error};
 use super::messages::{js_answer, js_batch, receive_answers, Batch, JsMessage};
-use super::options::{parse_options, timeout_option, ReceiveBatchOptions};
+use super::options::{timeout_option, wait_option, with_signal, ReceiveBatchOptions, Wait};
 use super::{kernel_id, order};
 use crate::runtime::Runtime;
 use crate::waiting::deadline;
 use crate::MessageRef;
 
-/// Queues one message; waits up to `{ timeout }` ms for room. A send with room and no earlier
-/// send to its kernel still waiting to be queued (see [`order`]) is queued at once and answered
-/// with a resolved promise, without a future or task: its host cost is then the codec's and
-/// the queue's.
+/// Queues one message; waits up to `{ timeout }` ms for room, or until `{ signal }` aborts. A
+/// send with room and no earlier send to its kernel still waiting to be queued (see [`order`])
+/// is queued at once and answered with a resolved promise, without a future or task: its host
+/// cost is then the codec's and the queue's.
 pub(super) fn send(rt: Runtime, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
-    let (id, timeout) = match kernel_id(&id, "id").and_then(|id| Ok((id, timeout_option(options, "send options")?))) {
+    let (id, wait) = match arguments(&id, options, "send options") {
         Ok(read) => read,
         Err(error) => return Promise::reject(&error),
     };
+    if let Some(reason) = abort::reason_if_aborted(wait.signal.as_ref()) {
+        return Promise::reject(&reason);
+    }
     let message = JsMessage::read(&rt, &id, &message);
     if order::is_clear(&rt, &id) {
         match rt.send_message_now(&id, message.as_ref()) {
@@ -33,8 +39,8 @@ pub(super) fn send(rt: Runtime, id: JsValue, message: JsValue, options: Option<J
             Err(error) => return Promise::reject(&js_error(error)),
         }
     }
-    let deadline = deadline(timeout);
-    order::in_line(&rt.clone(), &JsValue::from(&id), |mut place| async move {
+    let deadline = deadline(wait.timeout);
+    order::in_line(&rt.clone(), &JsValue::from(&id), Abort::by(wait.signal), |mut place| async move {
         let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
         let sent = rt.send_message(&id, message.as_ref(), timeout).await;
         drop(place);
@@ -42,16 +48,28 @@ pub(super) fn send(rt: Runtime, id: JsValue, message: JsValue, options: Option<J
     })
 }
 
-/// Queues many messages (objects, or packed bytes) and resolves with their count.
+/// Queues many messages (objects, or packed bytes) and resolves with their count. Aborted by
+/// its `{ signal }` after part of it was queued, it rejects with a `QueueFullError` saying how
+/// many were (as a batch whose timeout ran out does), the signal's reason as its `cause`.
 pub(super) fn send_batch(rt: Runtime, id: JsValue, messages: JsValue, options: Option<JsValue>) -> Promise {
-    order::in_line(&rt.clone(), &id.clone(), |mut place| async move {
-        let id = kernel_id(&id, "id")?;
-        let deadline = deadline(timeout_option(options, "sendBatch options")?);
+    let (kernel, wait) = match arguments(&id, options, "sendBatch options") {
+        Ok(read) => read,
+        Err(error) => return Promise::reject(&error),
+    };
+    let queued = Rc::new(Cell::new(0));
+    let (counted, aborted_id) = (queued.clone(), kernel.clone());
+    let abort = Abort::by(wait.signal).refusing_with(move |reason| match queued.get() {
+        0 => reason,
+        accepted => aborted_batch(&aborted_id, accepted, reason),
+    });
+    order::in_line(&rt.clone(), &id, abort, |mut place| async move {
+        let id = kernel;
+        let deadline = deadline(wait.timeout);
         let batch = js_batch(&messages, || rt.input_layout(&id).ok())?;
         let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
         let accepted = match batch {
-            Batch::Packed(bytes) => rt.send_packed(&id, &bytes, timeout).await,
-            Batch::Values(values) => rt.send_values(&id, &values, timeout).await,
+            Batch::Packed(bytes) => rt.send_packed_counting(&id, &bytes, timeout, &counted).await,
+            Batch::Values(values) => rt.send_values_counting(&id, &values, timeout, &counted).await,
         };
         drop(place);
         Ok(JsValue::from(accepted.map_err(js_error)? as f64))
@@ -61,9 +79,13 @@ pub(super) fn send_batch(rt: Runtime, id: JsValue, messages: JsValue, options: O
 /// Sends one message and resolves with its own answer. Its place in the kernel's line is given
 /// up once the message is queued, not when the answer comes.
 pub(super) fn call(rt: Runtime, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
-    order::in_line(&rt.clone(), &id.clone(), |mut place| async move {
-        let id = kernel_id(&id, "id")?;
-        let deadline = deadline(timeout_option(options, "call options")?);
+    let (kernel, wait) = match arguments(&id, options, "call options") {
+        Ok(read) => read,
+        Err(error) => return Promise::reject(&error),
+    };
+    order::in_line(&rt.clone(), &id, Abort::by(wait.signal), |mut place| async move {
+        let id = kernel;
+        let deadline = deadline(wait.timeout);
         let message = JsMessage::read(&rt, &id, &message);
         let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
         let queued = move || drop(place);
@@ -82,22 +104,36 @@ pub(super) fn call(rt: Runtime, id: JsValue, message: JsValue, options: Option<J
 }
 
 /// Resolves with the next answer.
-pub(super) async fn receive(rt: Runtime, id: JsValue, options: Option<JsValue>) -> Result<JsValue, JsValue> {
-    let id = kernel_id(&id, "id")?;
-    let timeout = timeout_option(options, "receive options")?;
-    rt.receive_with(&id, timeout, js_answer).await.map_err(js_error)
+pub(super) fn receive(rt: Runtime, id: JsValue, options: Option<JsValue>) -> Promise {
+    let (id, wait) = match arguments(&id, options, "receive options") {
+        Ok(read) => read,
+        Err(error) => return Promise::reject(&error),
+    };
+    Abort::by(wait.signal).promise(async move { rt.receive_with(&id, wait.timeout, js_answer).await.map_err(js_error) })
 }
 
 /// Resolves with up to `{ max }` answers, as objects or packed.
-pub(super) async fn receive_batch(rt: Runtime, id: JsValue, options: Option<JsValue>) -> Result<JsValue, JsValue> {
-    let id = kernel_id(&id, "id")?;
-    let opts: ReceiveBatchOptions = parse_options(options, "receiveBatch options")?;
-    if opts.max == Some(0) {
-        // At least one answer comes: 0 could only be taken as 1, more than it asked for.
-        return Err(range_error("receiveBatch options: max must be at least 1, got 0".into()));
-    }
-    let (max, timeout) = (opts.max.unwrap_or(usize::MAX), opts.timeout()?);
-    receive_answers(&rt, &id, max, timeout, opts.packed).await
+pub(super) fn receive_batch(rt: Runtime, id: JsValue, options: Option<JsValue>) -> Promise {
+    let read = kernel_id(&id, "id").and_then(|id| {
+        let (options, signal) = with_signal::<ReceiveBatchOptions>(options, "receiveBatch options")?;
+        if options.max == Some(0) {
+            // At least one answer comes: 0 could only be taken as 1, more than it asked for.
+            return Err(range_error("receiveBatch options: max must be at least 1, got 0".into()));
+        }
+        Ok((id, options.timeout()?, options, signal))
+    });
+    let (id, timeout, options, signal) = match read {
+        Ok(read) => read,
+        Err(error) => return Promise::reject(&error),
+    };
+    let max = options.max.unwrap_or(usize::MAX);
+    Abort::by(signal).promise(async move { receive_answers(&rt, &id, max, timeout, options.packed).await })
+}
+
+/// The kernel id and `{ timeout, signal }` of an operation that waits (`what` names its
+/// options in errors).
+pub(super) fn arguments(id: &JsValue, options: Option<JsValue>, what: &str) -> Result<(String, Wait), JsValue> {
+    Ok((kernel_id(id, "id")?, wait_option(options, what)?))
 }
 
 /// `active` → `deactivated`.

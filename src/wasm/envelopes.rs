@@ -3,15 +3,15 @@
 //! correlationId, source, destination, priority, timestamp: { physicalMs, logical } }`, ids and
 //! milliseconds as numbers (as every count and id of the package is).
 
-use std::time::Duration;
-
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
+use super::abort::Abort;
 use super::errors::js_error;
 use super::messages::{js_answer, JsMessage};
+use super::options::{signal_of, Wait};
 use super::runtime::JsRuntime;
-use super::{kernel_id, order, promise};
+use super::{calls, kernel_id, order};
 use crate::envelope::EnvelopeHeader;
 use crate::hlc::HlcTimestamp;
 use crate::platform::saturating_ms;
@@ -45,29 +45,36 @@ export interface SendEnvelopeOptions {
   timestamp?: HlcTimestamp;
   /** Milliseconds to wait for queue room (default: as long as it takes). */
   timeout?: number;
+  /** Ends the wait for room: the send rejects with the signal's `reason`, its message not queued. */
+  signal?: AbortSignal | null;
 }
 /** An answer with its envelope's header. */
 export interface ReceivedEnvelope<T extends MessageOutput = MessageOutput> { message: T; envelope: EnvelopeHeader; }
 export interface RingKernelRuntime {
   /** Resolves with the next answer and its envelope's header (made now for an answer to a message sent without one); TimeoutError after `timeout` ms. */
-  receiveEnvelope<T extends MessageOutput = MessageOutput>(id: string, options?: TimeoutOptions): Promise<ReceivedEnvelope<T>>;
+  receiveEnvelope<T extends MessageOutput = MessageOutput>(id: string, options?: WaitOptions): Promise<ReceivedEnvelope<T>>;
 }
 "#;
 
-/// Reads `sendEnvelope`'s options into the header to send and the timeout, checked in
-/// JavaScript (`sendOptions` in `js/envelope.js`) by the package's rules for options.
-fn send_options(options: Option<JsValue>) -> Result<(EnvelopeHeader, Option<Duration>), JsValue> {
+/// Reads `sendEnvelope`'s options into the header to send and how long to wait, checked in
+/// JavaScript (`sendOptions` in `js/envelope.js`) by the package's rules for options; a
+/// `signal` is then read as every operation's is.
+fn send_options(options: Option<JsValue>) -> Result<(EnvelopeHeader, Wait), JsValue> {
     let mut header = EnvelopeHeader::new();
-    let Some(options) = options.filter(|o| !o.is_undefined() && !o.is_null()) else { return Ok((header, None)) };
-    let mut read = [0.0; 5];
+    let Some(options) = options.filter(|o| !o.is_undefined() && !o.is_null()) else {
+        return Ok((header, Wait { timeout: None, signal: None }));
+    };
+    let mut read = [0.0; 6];
     header.source = options_read(&options, &mut read)?;
-    let [correlation_id, priority, physical_ms, logical, timeout] = read.map(|n| (!n.is_nan()).then_some(n));
+    let [correlation_id, priority, physical_ms, logical, timeout, signal] = read.map(|n| (!n.is_nan()).then_some(n));
+    // Looked up only when there is one (a key read from Rust costs a string).
+    let signal = if signal.is_some() { signal_of(&options, "sendEnvelope options")? } else { None };
     header.correlation_id = correlation_id.map(|n| n as u64);
     header.priority = priority.map_or(0, |n| n as u8);
     if let (Some(physical_ms), Some(logical)) = (physical_ms, logical) {
         header.timestamp = HlcTimestamp::new(physical_ms as u64, logical as u32);
     }
-    Ok((header, timeout.map(saturating_ms)))
+    Ok((header, Wait { timeout: timeout.map(saturating_ms), signal }))
 }
 
 #[wasm_bindgen(js_class = RingKernelRuntime)]
@@ -82,10 +89,13 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_optional_param_type = "SendEnvelopeOptions")] options: Option<JsValue>,
     ) -> Promise {
         let rt = self.inner.clone();
-        order::in_line(&rt.clone(), &id.clone(), |mut place| async move {
-            let id = kernel_id(&id, "id")?;
-            let (header, timeout) = send_options(options)?;
-            let deadline = deadline(timeout);
+        let read = || Ok::<_, JsValue>((kernel_id(&id, "id")?, send_options(options)?));
+        let (id, (header, wait)) = match read() {
+            Ok(read) => read,
+            Err(error) => return Promise::reject(&error),
+        };
+        order::in_line(&rt.clone(), &JsValue::from(&id), Abort::by(wait.signal), |mut place| async move {
+            let deadline = deadline(wait.timeout);
             // As `send`: packed by the layout's codec, or read for the core to judge.
             let message = JsMessage::read(&rt, &id, &message);
             let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
@@ -99,10 +109,12 @@ impl JsRuntime {
     #[wasm_bindgen(js_name = receiveEnvelope, skip_typescript)] // declared generic in TS_ENVELOPES
     pub fn receive_envelope(&self, id: JsValue, options: Option<JsValue>) -> Promise {
         let rt = self.inner.clone();
-        promise(async move {
-            let id = kernel_id(&id, "id")?;
-            let timeout = super::options::timeout_option(options, "receiveEnvelope options")?;
-            let received = rt.receive_envelope_with(&id, timeout, js_answer).await.map_err(js_error)?;
+        let (id, wait) = match calls::arguments(&id, options, "receiveEnvelope options") {
+            Ok(read) => read,
+            Err(error) => return Promise::reject(&error),
+        };
+        Abort::by(wait.signal).promise(async move {
+            let received = rt.receive_envelope_with(&id, wait.timeout, js_answer).await.map_err(js_error)?;
             Ok(received_object(&received.message, js_header(&received.header)))
         })
     }
@@ -135,7 +147,8 @@ extern "C" {
     #[wasm_bindgen(js_name = received)]
     fn received_object(message: &JsValue, envelope: JsValue) -> JsValue;
     /// `sendEnvelope`'s options checked (a `TypeError` or `RangeError` if not): the source, and
-    /// into `read` (NaN where absent) the correlation id, priority, timestamp and timeout.
+    /// into `read` (NaN where absent) the correlation id, priority, timestamp and timeout, and 1
+    /// when there is a signal.
     #[wasm_bindgen(js_name = sendOptions, catch)]
     fn options_read(options: &JsValue, read: &mut [f64]) -> Result<Option<String>, JsValue>;
 }

@@ -93,13 +93,32 @@ pub(super) fn js_error(error: Error) -> JsValue {
 /// The `QueueFullError` of a `trySend` refused because an earlier send to kernel `id` still
 /// waits to be queued (see `order`): queued now, it would overtake that one.
 pub(super) fn behind_earlier_sends(id: &str) -> JsValue {
-    let js = ring_kernel_error(
-        name(ErrorKind::QueueFull),
+    queue_full(
+        id,
         &format!("kernel '{id}' has earlier sends still waiting to be queued: trySend does not overtake them"),
+        0,
+    )
+    .into()
+}
+
+/// The `QueueFullError` of a `sendBatch` to kernel `id` whose `signal` aborted while it waited
+/// for room, after `accepted` of its messages (from the front) were queued: those are
+/// answered, the rest were not queued. The signal's `reason` is its `cause`.
+pub(super) fn aborted_batch(id: &str, accepted: usize, reason: JsValue) -> JsValue {
+    let message = format!(
+        "sendBatch to kernel '{id}' was aborted while it waited for room, after {accepted} of its messages were queued"
     );
-    let _ = Reflect::set(&js, &"kernelId".into(), &id.into());
-    let _ = Reflect::set(&js, &"accepted".into(), &0.into());
+    let js = queue_full(id, &message, accepted);
+    let _ = Reflect::set(&js, &"cause".into(), &reason);
     js.into()
+}
+
+/// A `QueueFullError` made here (not from the core's error), with its details.
+fn queue_full(id: &str, message: &str, accepted: usize) -> js_sys::Error {
+    let js = ring_kernel_error(name(ErrorKind::QueueFull), message);
+    let _ = Reflect::set(&js, &"kernelId".into(), &id.into());
+    let _ = Reflect::set(&js, &"accepted".into(), &(accepted as f64).into());
+    js
 }
 
 /// Converts the result of an operation that answers nothing: `undefined`, or its JS error.

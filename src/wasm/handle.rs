@@ -98,7 +98,7 @@ impl JsKernelHandle {
 
     /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
     pub fn receive(&self, options: Option<JsValue>) -> Promise {
-        promise(calls::receive(self.runtime(), self.id_js(), options))
+        calls::receive(self.runtime(), self.id_js(), options)
     }
 
     /// The next answer if one is waiting now, or `null`; throws when none will come (the
@@ -116,7 +116,7 @@ impl JsKernelHandle {
     /// packed in the output layout, as a `Uint8Array`.
     #[wasm_bindgen(js_name = receiveBatch)]
     pub fn receive_batch(&self, options: Option<JsValue>) -> Promise {
-        promise(calls::receive_batch(self.runtime(), self.id_js(), options))
+        calls::receive_batch(self.runtime(), self.id_js(), options)
     }
 
     /// Sends one message and resolves with its own answer (matched by correlation id);

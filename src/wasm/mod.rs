@@ -10,6 +10,7 @@
 //! - `operations`: the memory dashboard and the degradation level on `RingKernelRuntime`;
 //! - `envelopes`: `sendEnvelope`, `receiveEnvelope` and `currentTimestamp` on `RingKernelRuntime`;
 //! - `definitions`: `defineMessage` and `ringKernel`;
+//! - `abort`: `{ signal }`, an `AbortSignal` that ends an operation's wait;
 //! - `order`: sends queued in the order they were issued (a kernel's line of sends);
 //! - `messages`: JS values ↔ messages, through `codec` (the JavaScript encoders and decoders
 //!   of `js/codec.js`) where it can; `host_handler`: JavaScript handlers for the cpu backend;
@@ -17,6 +18,7 @@
 //!   `js/errors.js`;
 //! - `types`: the TypeScript declarations wasm-bindgen cannot derive.
 
+mod abort;
 mod calls;
 mod codec;
 mod definitions;

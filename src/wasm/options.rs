@@ -19,6 +19,7 @@ use wasm_bindgen::JsCast;
 
 use std::time::Duration;
 
+use super::abort::{as_signal, AbortSignal};
 use super::errors::{js_error, range_error, type_error};
 use super::messages::{js_string, shown};
 use crate::backend::BackendChoice;
@@ -54,6 +55,44 @@ pub(super) fn timeout_option(options: Option<JsValue>, what: &str) -> Result<Opt
         return millis(Some(ms));
     }
     parse_options::<TimeoutOptions>(options, what)?.timeout()
+}
+
+/// How long an operation that waits (a send, a receive, a call) may: `{ timeout, signal }`.
+pub(super) struct Wait {
+    pub timeout: Option<Duration>,
+    /// Ends the wait when it aborts (see [`super::abort`]).
+    pub signal: Option<AbortSignal>,
+}
+
+/// Reads an optional `{ timeout, signal }` argument (`what` names it in errors).
+pub(super) fn wait_option(options: Option<JsValue>, what: &str) -> Result<Wait, JsValue> {
+    if let Some(ms) = options.as_ref().and_then(only_a_timeout) {
+        return Ok(Wait { timeout: millis(Some(ms))?, signal: None });
+    }
+    let (options, signal) = with_signal::<TimeoutOptions>(options, what)?;
+    Ok(Wait { timeout: options.timeout()?, signal })
+}
+
+/// [`parse_options`] for an operation that waits, whose options may also hold an `AbortSignal`
+/// under `signal` (not a field of `T`: the signal is read apart, as only the web has one).
+pub(super) fn with_signal<T>(value: Option<JsValue>, what: &str) -> Result<(T, Option<AbortSignal>), JsValue>
+where
+    T: ReadFields + Default + for<'de> Deserialize<'de>,
+{
+    let mut options = T::default();
+    let signal = read_options(value, what, shape::<T>().1, true, &mut options)?;
+    Ok((options, signal))
+}
+
+/// The `AbortSignal` under `signal` in the options object `value` (`what` names it in errors);
+/// `undefined` and `null` are none, anything else that is not a signal is a `TypeError`.
+pub(super) fn signal_of(value: &JsValue, what: &str) -> Result<Option<AbortSignal>, JsValue> {
+    let signal = Reflect::get(value, &"signal".into())?;
+    if signal.is_undefined() || signal.is_null() {
+        return Ok(None);
+    }
+    let refusal = Refusal::mistyped("an AbortSignal", &signal).under("signal");
+    as_signal(signal).map(Some).ok_or_else(|| refused(what, refusal))
 }
 
 /// The number in `{ timeout: n }`, an object with no other own key, read with no string made
@@ -133,22 +172,28 @@ where
     T: ReadFields + Default + for<'de> Deserialize<'de>,
 {
     let mut options = T::default();
-    read_options(value, what, shape::<T>().1, &mut options)?;
+    read_options(value, what, shape::<T>().1, false, &mut options)?;
     Ok(options)
 }
 
-/// [`parse_options`] past the struct's type, so the wasm holds one copy of it.
+/// [`parse_options`] past the struct's type, so the wasm holds one copy of it; with `signal`,
+/// the object may also hold an `AbortSignal` under `signal`, which it returns.
 fn read_options(
     value: Option<JsValue>,
     what: &str,
     fields: &[&str],
+    signal: bool,
     options: &mut dyn ReadFields,
-) -> Result<(), JsValue> {
+) -> Result<Option<AbortSignal>, JsValue> {
     let Some(value) = value.filter(|v| !v.is_undefined() && !v.is_null()) else {
-        return Ok(());
+        return Ok(None);
     };
-    check_keys(&value, fields, what)?;
-    read_fields(&value, fields, options).map_err(|refusal| refused(what, refusal))
+    check_keys_and(&value, fields, signal.then_some("signal"), what)?;
+    read_fields(&value, fields, options).map_err(|refusal| refused(what, refusal))?;
+    if signal {
+        return signal_of(&value, what);
+    }
+    Ok(None)
 }
 
 /// Reads each field in `fields` that the object `value` has, in order, as serde-wasm-bindgen
@@ -178,13 +223,22 @@ fn refused(what: &str, refusal: Refusal) -> JsValue {
 /// Refuses an options object with a key `known` does not list (or a BigInt where a number
 /// belongs), naming it; `what` names the object.
 pub(super) fn check_keys(value: &JsValue, known: &[&str], what: &str) -> Result<(), JsValue> {
+    check_keys_and(value, known, None, what)
+}
+
+/// [`check_keys`] with `also` known too.
+fn check_keys_and(value: &JsValue, known: &[&str], also: Option<&str>, what: &str) -> Result<(), JsValue> {
     if !value.is_object() {
         return Err(type_error(format!("{what} must be an object, got {}", shown(value))));
     }
     for js_key in Object::keys(value.unchecked_ref::<Object>()).iter() {
         let key = js_key.as_string().unwrap_or_default();
-        if !known.contains(&key.as_str()) {
-            return Err(type_error(format!("{what}: unknown option '{key}' (expected one of {})", known.join(", "))));
+        if !known.contains(&key.as_str()) && also != Some(key.as_str()) {
+            let also = also.map_or(String::new(), |also| format!(", {also}"));
+            return Err(type_error(format!(
+                "{what}: unknown option '{key}' (expected one of {}{also})",
+                known.join(", ")
+            )));
         }
         // serde-wasm-bindgen took a BigInt for a number, which these options are not.
         if Reflect::get(value, &js_key)?.is_bigint() {

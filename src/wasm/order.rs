@@ -13,7 +13,6 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -21,6 +20,7 @@ use futures_channel::oneshot;
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
+use super::abort::{Abort, Work};
 use super::boxed_promise;
 use super::errors::js_error;
 use crate::runtime::Runtime;
@@ -135,14 +135,19 @@ pub(super) async fn turn(
 
 /// The promise of a send to kernel `id` (when `id` is no string, the send's own check rejects
 /// it, and it takes no place): `send` makes the future from the send's place, reads its
-/// arguments, awaits its [`turn`], and drops the place once its message is queued. The future
-/// is polled here, so arguments are read (and, with nothing ahead and room, the message queued)
+/// arguments, awaits its [`turn`], and drops the place once its message is queued; `abort`
+/// ends it early (dropping it, and so its place). The future is polled here, so arguments are read (and, with nothing ahead and room, the message queued)
 /// before the call returns; whatever is left runs as a task.
-pub(super) fn in_line<F>(runtime: &Runtime, id: &JsValue, send: impl FnOnce(Option<Place>) -> F) -> Promise
+pub(super) fn in_line<F>(
+    runtime: &Runtime,
+    id: &JsValue,
+    abort: Abort,
+    send: impl FnOnce(Option<Place>) -> F,
+) -> Promise
 where
     F: Future<Output = Result<JsValue, JsValue>> + 'static,
 {
-    start(Box::pin(send(take_place(runtime, id))))
+    start(abort.around(Box::pin(send(take_place(runtime, id)))))
 }
 
 /// A place at the end of kernel `id`'s line, if `id` is a string, waiting on the end of the
@@ -157,7 +162,7 @@ fn take_place(runtime: &Runtime, id: &JsValue) -> Option<Place> {
 
 /// [`in_line`]'s one instance of the start: polled now, then (if it waits) by its task. Every
 /// future here registers its waker anew on each poll.
-fn start(mut send: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
+fn start(mut send: Work) -> Promise {
     match send.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(Ok(value)) => Promise::resolve(&value),
         Poll::Ready(Err(error)) => Promise::reject(&error),

@@ -145,7 +145,7 @@ impl JsRuntime {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "WaitOptions")] options: Option<JsValue>,
     ) -> Promise {
         calls::send(Runtime::clone(&self.inner), id, message, options)
     }
@@ -158,7 +158,7 @@ impl JsRuntime {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_param_type = "MessageInput[] | ArrayBufferView | ArrayBuffer")] messages: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "WaitOptions")] options: Option<JsValue>,
     ) -> Promise {
         calls::send_batch(Runtime::clone(&self.inner), id, messages, options)
     }
@@ -171,7 +171,7 @@ impl JsRuntime {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "WaitOptions")] options: Option<JsValue>,
     ) -> Promise {
         calls::call(Runtime::clone(&self.inner), id, message, options)
     }
@@ -181,9 +181,9 @@ impl JsRuntime {
     pub fn receive(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "TimeoutOptions")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "WaitOptions")] options: Option<JsValue>,
     ) -> Promise {
-        promise(calls::receive(Runtime::clone(&self.inner), id, options))
+        calls::receive(Runtime::clone(&self.inner), id, options)
     }
 
     /// Resolves with up to `{ max }` answers (at least one) as objects, or with `{ packed: true }`
@@ -194,7 +194,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "ReceiveBatchOptions")] options: Option<JsValue>,
     ) -> Promise {
-        promise(calls::receive_batch(Runtime::clone(&self.inner), id, options))
+        calls::receive_batch(Runtime::clone(&self.inner), id, options)
     }
 
     /// Copies the kernel's `state` array back from the GPU, as a `Uint32Array`, `Int32Array` or

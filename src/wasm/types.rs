@@ -257,8 +257,10 @@ export interface LaunchOptions {
 export interface ManagedKernelOptions { queueSize?: number; mode?: KernelMode; terminateTimeout?: number; }
 /** Milliseconds, counted from the call (for a send, its wait behind earlier sends to the kernel included). Without a timeout, the operation waits for as long as it takes. */
 export interface TimeoutOptions { timeout?: number; }
-/** `max` answers at most (1 or more; at least one comes); `timeout` ms to wait for the first (waits without one). */
-export interface ReceiveBatchOptions { max?: number; timeout?: number; packed?: boolean; }
+/** A send's, receive's or call's `timeout`, and a `signal` that ends its wait: once it aborts, the operation rejects with the signal's `reason` and leaves nothing half done (see the README's "Cancelling with an AbortSignal"). */
+export interface WaitOptions extends TimeoutOptions { signal?: AbortSignal | null; }
+/** `max` answers at most (1 or more; at least one comes); `timeout` ms to wait for the first (waits without one); `signal` ends the wait. */
+export interface ReceiveBatchOptions { max?: number; timeout?: number; packed?: boolean; signal?: AbortSignal | null; }
 /** `receiveBatch` options that ask for the answers packed in the output layout, as bytes. */
 export interface PackedReceiveBatchOptions extends ReceiveBatchOptions { packed: true; }
 
@@ -470,13 +472,13 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   /** The state now (KernelNotFoundError once the kernel is removed). */
   readonly state: KernelState;
   /** Queues one message; waits up to `timeout` ms for room, then QueueFullError. */
-  send(message: InputOf<I>, options?: TimeoutOptions): Promise<void>;
+  send(message: InputOf<I>, options?: WaitOptions): Promise<void>;
   /** Queues one message if there is room now; throws QueueFullError if not, or while an earlier send to the kernel still waits to be queued (it never overtakes one). */
   trySend(message: InputOf<I>): void;
   /** Queues every message within `timeout` and resolves with their count, or rejects with QueueFullError whose `accepted` (from the front) went in. */
-  sendBatch(messages: ReadonlyArray<InputOf<I>> | ArrayBufferView | ArrayBuffer, options?: TimeoutOptions): Promise<number>;
+  sendBatch(messages: ReadonlyArray<InputOf<I>> | ArrayBufferView | ArrayBuffer, options?: WaitOptions): Promise<number>;
   /** The next answer; TimeoutError after `timeout` ms, waits without one. */
-  receive(options?: TimeoutOptions): Promise<OutputOf<O>>;
+  receive(options?: WaitOptions): Promise<OutputOf<O>>;
   /** The next answer if one is waiting now, or null; throws when none will come. */
   tryReceive(): OutputOf<O> | null;
   /** Up to `max` answers (at least one) packed in the output layout, with `packed: true`. */
@@ -485,7 +487,7 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   receiveBatch(options?: ReceiveBatchOptions & { packed?: false }): Promise<OutputOf<O>[]>;
   receiveBatch(options?: ReceiveBatchOptions): Promise<OutputOf<O>[] | Uint8Array>;
   /** Sends one message and resolves with its own answer (matched by correlation id). */
-  call(message: InputOf<I>, options?: TimeoutOptions): Promise<OutputOf<O>>;
+  call(message: InputOf<I>, options?: WaitOptions): Promise<OutputOf<O>>;
   /** launched → active, or deactivated → active. */
   activate(): Promise<void>;
   /** active → deactivated: input stays queued, nothing is dispatched. */
@@ -511,9 +513,9 @@ export interface RingKernelRuntime {
   launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>(
     id: string, definition?: KernelDefinitionInput<I, O> | null, options?: LaunchOptions): Promise<KernelHandle<I, O>>;
   /** Resolves with the next answer; TimeoutError after `timeout` ms, waits without one. `T` types the answer (e.g. `OutputOf<typeof Response>`). */
-  receive<T extends MessageOutput = MessageOutput>(id: string, options?: TimeoutOptions): Promise<T>;
+  receive<T extends MessageOutput = MessageOutput>(id: string, options?: WaitOptions): Promise<T>;
   /** Sends one message and resolves with its own answer (matched by correlation id). */
-  call<T extends MessageOutput = MessageOutput>(id: string, message: MessageInput, options?: TimeoutOptions): Promise<T>;
+  call<T extends MessageOutput = MessageOutput>(id: string, message: MessageInput, options?: WaitOptions): Promise<T>;
   /** Up to `max` answers (at least one) packed in the output layout, with `packed: true`. */
   receiveBatch(id: string, options: PackedReceiveBatchOptions): Promise<Uint8Array>;
   /** Up to `max` answers (at least one), as objects; `T` types each (e.g. `OutputOf<typeof Response>`). */

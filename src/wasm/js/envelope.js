@@ -18,13 +18,14 @@ export function received(message, envelope) {
 }
 
 const WHAT = "sendEnvelope options";
-const KEYS = ["correlationId", "priority", "source", "timestamp", "timeout"];
+const KEYS = ["correlationId", "priority", "source", "timestamp", "timeout", "signal"];
 const TIMESTAMP_KEYS = ["physicalMs", "logical"];
 
 /**
  * Checks and reads `sendEnvelope`'s options by the package's rules for options: unknown keys and
  * values of the wrong type are `TypeError`s, numbers out of range `RangeError`s. Writes into `out`
- * (NaN where absent): correlationId, priority, the timestamp's physicalMs and logical, timeout;
+ * (NaN where absent): correlationId, priority, the timestamp's physicalMs and logical, timeout,
+ * and 1 when there is a `signal` (which the wasm layer then reads, as every operation's);
  * returns the source (a kernel id) or `undefined`. Read here, not key by key from Rust, where
  * every key was a string crossing into JavaScript.
  */
@@ -32,7 +33,7 @@ export function sendOptions(options, out) {
   out.fill(NaN);
   if (options === undefined || options === null) return undefined;
   checkKeys(options, KEYS, WHAT);
-  const { correlationId, priority, source, timestamp, timeout } = options;
+  const { correlationId, priority, source, timestamp, timeout, signal } = options;
   out[0] = integer(correlationId, "correlationId", Number.MAX_SAFE_INTEGER);
   out[1] = integer(priority, "priority", 255);
   if (source !== undefined && typeof source !== "string") throw mistyped("source", "a kernel id (a string)", source);
@@ -49,6 +50,13 @@ export function sendOptions(options, out) {
       throw new RangeError(`${WHAT}: timeout must be a non-negative number of milliseconds, got ${timeout}`);
     }
     out[4] = timeout;
+  }
+  if (signal !== undefined && signal !== null) {
+    // By its shape, as src/wasm/abort.rs judges one.
+    const shaped = typeof signal === "object" && typeof signal.aborted === "boolean" &&
+      typeof signal.addEventListener === "function" && typeof signal.removeEventListener === "function";
+    if (!shaped) throw mistyped("signal", "an AbortSignal", signal);
+    out[5] = 1;
   }
   return source;
 }
