@@ -24,25 +24,26 @@ use crate::MessageRef;
 /// is queued at once and answered with a resolved promise, without a future or task: its host
 /// cost is then the codec's and the queue's.
 pub(super) fn send(rt: Runtime, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
-    let (id, wait) = match arguments(&id, options, "send options") {
+    let (kernel, wait) = match arguments(&id, options, "send options") {
         Ok(read) => read,
         Err(error) => return Promise::reject(&error),
     };
     if let Some(reason) = abort::reason_if_aborted(wait.signal.as_ref()) {
         return Promise::reject(&reason);
     }
-    let message = JsMessage::read(&rt, &id, &message);
-    if order::is_clear(&rt, &id) {
-        match rt.send_message_now(&id, message.as_ref()) {
+    let message = JsMessage::read(&rt, &kernel, &message);
+    if order::is_clear(&rt, &kernel) {
+        match rt.send_message_now(&kernel, message.as_ref()) {
             Ok(true) => return Promise::resolve(&JsValue::UNDEFINED),
             Ok(false) => {} // full: wait for room, holding its place in line
             Err(error) => return Promise::reject(&js_error(error)),
         }
     }
     let deadline = deadline(wait.timeout);
-    order::in_line(&rt.clone(), &JsValue::from(&id), Abort::by(wait.signal), |mut place| async move {
-        let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
-        let sent = rt.send_message(&id, message.as_ref(), timeout).await;
+    // The id as given: a JavaScript string made anew from `kernel` would cost a conversion.
+    order::in_line(&rt.clone(), &id, Abort::by(wait.signal), |mut place| async move {
+        let timeout = order::turn(&rt, &kernel, &mut place, deadline).await?;
+        let sent = rt.send_message(&kernel, message.as_ref(), timeout).await;
         drop(place);
         js_void(sent)
     })

@@ -90,11 +90,13 @@ impl JsRuntime {
     ) -> Promise {
         let rt = self.inner.clone();
         let read = || Ok::<_, JsValue>((kernel_id(&id, "id")?, send_options(options)?));
-        let (id, (header, wait)) = match read() {
+        let (kernel, (header, wait)) = match read() {
             Ok(read) => read,
             Err(error) => return Promise::reject(&error),
         };
-        order::in_line(&rt.clone(), &JsValue::from(&id), Abort::by(wait.signal), |mut place| async move {
+        // The id as given (a JavaScript string made anew from `kernel` costs a conversion).
+        order::in_line(&rt.clone(), &id, Abort::by(wait.signal), |mut place| async move {
+            let id = kernel;
             let deadline = deadline(wait.timeout);
             // As `send`: packed by the layout's codec, or read for the core to judge.
             let message = JsMessage::read(&rt, &id, &message);
