@@ -40,8 +40,7 @@ pub(super) fn send(rt: Runtime, id: JsValue, message: JsValue, options: Option<J
         }
     }
     let deadline = deadline(wait.timeout);
-    // The id as given: a JavaScript string made anew from `kernel` would cost a conversion.
-    order::in_line(&rt.clone(), &id, Abort::by(wait.signal), |mut place| async move {
+    order::in_line(&rt.clone(), kernel.clone(), Abort::by(wait.signal), |mut place| async move {
         let timeout = order::turn(&rt, &kernel, &mut place, deadline).await?;
         let sent = rt.send_message(&kernel, message.as_ref(), timeout).await;
         drop(place);
@@ -63,7 +62,7 @@ pub(super) fn send_batch(rt: Runtime, id: JsValue, messages: JsValue, options: O
         0 => reason,
         accepted => aborted_batch(&aborted_id, accepted, reason),
     });
-    order::in_line(&rt.clone(), &id, abort, |mut place| async move {
+    order::in_line(&rt.clone(), kernel.clone(), abort, |mut place| async move {
         let id = kernel;
         let deadline = deadline(wait.timeout);
         let batch = js_batch(&messages, || rt.input_layout(&id).ok())?;
@@ -84,7 +83,7 @@ pub(super) fn call(rt: Runtime, id: JsValue, message: JsValue, options: Option<J
         Ok(read) => read,
         Err(error) => return Promise::reject(&error),
     };
-    order::in_line(&rt.clone(), &id, Abort::by(wait.signal), |mut place| async move {
+    order::in_line(&rt.clone(), kernel.clone(), Abort::by(wait.signal), |mut place| async move {
         let id = kernel;
         let deadline = deadline(wait.timeout);
         let message = JsMessage::read(&rt, &id, &message);

@@ -62,12 +62,12 @@ export interface RingKernelRuntime {
 fn send_options(options: Option<JsValue>) -> Result<(EnvelopeHeader, Wait), JsValue> {
     let mut header = EnvelopeHeader::new();
     let Some(options) = options.filter(|o| !o.is_undefined() && !o.is_null()) else {
-        return Ok((header, Wait { timeout: None, signal: None }));
+        return Ok((header, Wait::default()));
     };
     let mut read = [0.0; 6];
     header.source = options_read(&options, &mut read)?;
     let [correlation_id, priority, physical_ms, logical, timeout, signal] = read.map(|n| (!n.is_nan()).then_some(n));
-    // Looked up only when there is one (a key read from Rust costs a string).
+    // Looked up (and checked) only when there is one: a key read from Rust costs a string.
     let signal = if signal.is_some() { signal_of(&options, "sendEnvelope options")? } else { None };
     header.correlation_id = correlation_id.map(|n| n as u64);
     header.priority = priority.map_or(0, |n| n as u8);
@@ -94,8 +94,7 @@ impl JsRuntime {
             Ok(read) => read,
             Err(error) => return Promise::reject(&error),
         };
-        // The id as given (a JavaScript string made anew from `kernel` costs a conversion).
-        order::in_line(&rt.clone(), &id, Abort::by(wait.signal), |mut place| async move {
+        order::in_line(&rt.clone(), kernel.clone(), Abort::by(wait.signal), |mut place| async move {
             let id = kernel;
             let deadline = deadline(wait.timeout);
             // As `send`: packed by the layout's codec, or read for the core to judge.

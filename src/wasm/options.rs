@@ -58,6 +58,7 @@ pub(super) fn timeout_option(options: Option<JsValue>, what: &str) -> Result<Opt
 }
 
 /// How long an operation that waits (a send, a receive, a call) may: `{ timeout, signal }`.
+#[derive(Default)]
 pub(super) struct Wait {
     pub timeout: Option<Duration>,
     /// Ends the wait when it aborts (see [`super::abort`]).

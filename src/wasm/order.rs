@@ -118,46 +118,37 @@ impl Drop for Place {
 pub(super) async fn turn(
     rt: &Runtime,
     id: &str,
-    place: &mut Option<Place>,
+    place: &mut Place,
     deadline: Deadline,
 ) -> Result<Option<Duration>, JsValue> {
-    if let Some(place) = place {
-        while let Some(ahead) = &mut place.ahead {
-            match wait_for(ahead, deadline).await {
-                None => return Err(js_error(rt.refused_in_line(id))),
-                Some(Ok(Turn(next))) => place.ahead = next,
-                Some(Err(oneshot::Canceled)) => place.ahead = None,
-            }
+    while let Some(ahead) = &mut place.ahead {
+        match wait_for(ahead, deadline).await {
+            None => return Err(js_error(rt.refused_in_line(id))),
+            Some(Ok(Turn(next))) => place.ahead = next,
+            Some(Err(oneshot::Canceled)) => place.ahead = None,
         }
     }
     Ok(remaining(deadline))
 }
 
-/// The promise of a send to kernel `id` (when `id` is no string, the send's own check rejects
-/// it, and it takes no place): `send` makes the future from the send's place, reads its
-/// arguments, awaits its [`turn`], and drops the place once its message is queued; `abort`
-/// ends it early (dropping it, and so its place). The future is polled here, so arguments are read (and, with nothing ahead and room, the message queued)
+/// The promise of a send to kernel `id` (an id its caller has read): `send` makes the future
+/// from the send's place, reads its arguments, awaits its [`turn`], and drops the place once
+/// its message is queued; `abort` ends it early (dropping it, and so its place). The future is
+/// polled here, so arguments are read (and, with nothing ahead and room, the message queued)
 /// before the call returns; whatever is left runs as a task.
-pub(super) fn in_line<F>(
-    runtime: &Runtime,
-    id: &JsValue,
-    abort: Abort,
-    send: impl FnOnce(Option<Place>) -> F,
-) -> Promise
+pub(super) fn in_line<F>(runtime: &Runtime, id: String, abort: Abort, send: impl FnOnce(Place) -> F) -> Promise
 where
     F: Future<Output = Result<JsValue, JsValue>> + 'static,
 {
     start(abort.around(Box::pin(send(take_place(runtime, id)))))
 }
 
-/// A place at the end of kernel `id`'s line, if `id` is a string, waiting on the end of the
-/// place ahead (if any).
-fn take_place(runtime: &Runtime, id: &JsValue) -> Option<Place> {
-    let id = id.as_string()?;
+/// A place at the end of kernel `id`'s line, waiting on the end of the place ahead (if any).
+fn take_place(runtime: &Runtime, id: String) -> Place {
     let key = runtime.key();
     let (done, next) = oneshot::channel();
     let ahead = update(key, &id, Some(Change::Join(next))).1;
-    Some(Place { _runtime: runtime.clone(), key, id, ahead, done: Some(done) })
+    Place { _runtime: runtime.clone(), key, id, ahead, done: Some(done) }
 }
 
 /// [`in_line`]'s one instance of the start: polled now, then (if it waits) by its task. Every
@@ -182,13 +173,13 @@ mod tests {
     use crate::runtime::RuntimeOptions;
 
     /// Polls `place`'s turn once, without a deadline: whether it has come.
-    fn turn_came(rt: &Runtime, place: &mut Option<Place>) -> bool {
+    fn turn_came(rt: &Runtime, place: &mut Place) -> bool {
         let future = pin!(turn(rt, "k", place, None));
         future.poll(&mut Context::from_waker(Waker::noop())).is_ready()
     }
 
     /// Gives `place` up: its deadline has passed.
-    fn give_up(rt: &Runtime, mut place: Option<Place>) {
+    fn give_up(rt: &Runtime, mut place: Place) {
         let future = pin!(turn(rt, "k", &mut place, Some(platform::now_ms() - 1.0)));
         let refused = future.poll(&mut Context::from_waker(Waker::noop()));
         assert!(matches!(refused, Poll::Ready(Err(_))), "refused at once when its deadline has passed");
@@ -201,8 +192,8 @@ mod tests {
     async fn places_take_turns_in_the_order_they_joined() {
         let options = RuntimeOptions::default().with_backend(BackendChoice::Cpu);
         let (rt, other) = (Runtime::new(options.clone()).await.unwrap(), Runtime::new(options).await.unwrap());
-        let id = JsValue::from("k");
-        let [mut a, mut b, mut c] = [(); 3].map(|()| take_place(&rt, &id));
+        let id = "k";
+        let [mut a, mut b, mut c] = [(); 3].map(|()| take_place(&rt, id.to_owned()));
         assert!(turn_came(&rt, &mut a), "nothing is ahead of the first");
         assert!(!is_clear(&rt, "k"));
         assert!(is_clear(&rt, "j") && is_clear(&other, "k"), "other kernels' and runtimes' lines are their own");
@@ -218,7 +209,7 @@ mod tests {
         assert!(is_clear(&rt, "k"), "an empty line is gone");
 
         // Two in the middle give up (the later one first): the last waits on the first.
-        let [mut a, b, c, mut d] = [(); 4].map(|()| take_place(&rt, &id));
+        let [mut a, b, c, mut d] = [(); 4].map(|()| take_place(&rt, id.to_owned()));
         assert!(turn_came(&rt, &mut a));
         give_up(&rt, c);
         assert!(!turn_came(&rt, &mut d), "still behind the second and the first");

@@ -25,7 +25,8 @@ const TIMESTAMP_KEYS = ["physicalMs", "logical"];
  * Checks and reads `sendEnvelope`'s options by the package's rules for options: unknown keys and
  * values of the wrong type are `TypeError`s, numbers out of range `RangeError`s. Writes into `out`
  * (NaN where absent): correlationId, priority, the timestamp's physicalMs and logical, timeout,
- * and 1 when there is a `signal` (which the wasm layer then reads, as every operation's);
+ * and 1 when there is a `signal` (which the wasm layer then checks and reads, as every
+ * operation's);
  * returns the source (a kernel id) or `undefined`. Read here, not key by key from Rust, where
  * every key was a string crossing into JavaScript.
  */
@@ -51,13 +52,8 @@ export function sendOptions(options, out) {
     }
     out[4] = timeout;
   }
-  if (signal !== undefined && signal !== null) {
-    // By its shape, as src/wasm/abort.rs judges one.
-    const shaped = typeof signal === "object" && typeof signal.aborted === "boolean" &&
-      typeof signal.addEventListener === "function" && typeof signal.removeEventListener === "function";
-    if (!shaped) throw mistyped("signal", "an AbortSignal", signal);
-    out[5] = 1;
-  }
+  // Checked and read by the wasm layer, as every operation's signal is.
+  if (signal !== undefined && signal !== null) out[5] = 1;
   return source;
 }
 
