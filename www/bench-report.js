@@ -33,6 +33,15 @@ export function formatReport(result) {
   latencyRow("floor: raw doubler, 1 message", result.floors.rawSingle);
   latencyRow("runtime: send → receive, 1 message", result.roundTrip.sendReceive);
   latencyRow("runtime: call, 1 message", result.roundTrip.call);
+  const split = result.roundTripBreakdown;
+  if (split) {
+    line();
+    line(`${padEnd("one round trip (µs, p50)", 44)}${pad("before map", 12)}${pad("map wait", 12)}${pad("after map", 12)}`);
+    const splitRow = (label, s) => line(`  ${padEnd(label, 42)}${pad(fixed(s.before.p50), 12)}${pad(fixed(s.wait.p50), 12)}${pad(fixed(s.after.p50), 12)}`);
+    splitRow("raw doubler, 1 message", split.rawSingle);
+    splitRow("runtime: send → receive", split.sendReceive);
+    splitRow("runtime: call", split.call);
+  }
 
   line();
   line(`${padEnd("throughput", 14)}${pad("runtime msgs/s", 16)}${pad("raw msgs/s", 16)}${pad("runtime/raw", 14)}` +
@@ -138,6 +147,10 @@ export function formatReport(result) {
     `(${grouped(r.batchedOverPerMessage.messages)} messages batched vs one dispatch each)`);
   line(`  round trip / raw single         ${fixed(r.roundTripOverRawSingle, 2)}×`);
   line(`  round trip / submit + map       ${fixed(r.roundTripOverSubmitAndMap, 2)}×`);
+  if (r.roundTripExtraHostUs) {
+    const extra = (e) => `+${fixed(e.total, 0)} µs (${fixed(e.before, 0)} before the map, ${fixed(e.after, 0)} after)`;
+    line(`  host time over raw, round trip  ${extra(r.roundTripExtraHostUs)}; call ${extra(r.callExtraHostUs)}`);
+  }
   line(`  16-kernel tick / 1-kernel tick  ${r.tick16OverTick1 == null ? "not measured" : `${fixed(r.tick16OverTick1, 2)}×`}` +
     (r.tick16OverTick1Paired == null ? "" : `  (taking turns: ${fixed(r.tick16OverTick1Paired, 2)}×)`));
   line(`  ${pipe.stages}-stage pipeline / single stage ${r.pipelineOverSingleStage == null ? "not measured (no connect)" : `${fixed(r.pipelineOverSingleStage, 2)}×`}` +

@@ -262,6 +262,38 @@ function timerResolutionUs() {
 }
 
 /** The measurements, sharing the plan and the page's progress display. */
+/**
+ * Watches `GPUBuffer.prototype.mapAsync` while installed: when each map of a step was called and
+ * when it resolved. Every map on the page goes through the prototype, the runtime's (through its
+ * `GPUBuffer`) and the raw baseline's alike, so a round trip of either splits the same way: host
+ * time before its map, the map's wait (the device's work and the browser's delivery of it) and
+ * host time after. Its own reaction is registered first, so it sees the resolution first.
+ */
+class MapProbe {
+  constructor() {
+    this.maps = [];
+    this.original = null;
+  }
+
+  install() {
+    const probe = this;
+    const original = GPUBuffer.prototype.mapAsync;
+    this.original = original;
+    GPUBuffer.prototype.mapAsync = function mapAsync(...args) {
+      const promise = original.apply(this, args);
+      const map = { calledAt: now(), settledAt: NaN };
+      probe.maps.push(map);
+      promise.then(() => { map.settledAt = now(); }, () => {});
+      return promise;
+    };
+  }
+
+  uninstall() {
+    if (this.original) GPUBuffer.prototype.mapAsync = this.original;
+    this.original = null;
+  }
+}
+
 class Bench {
   constructor(plan, ui) {
     this.plan = plan;
@@ -358,6 +390,61 @@ class Bench {
     ]);
     single.destroy();
     return { floors: { submitAndMap, rawSingle }, roundTrip: { sendReceive: sendReceiveLatency, call: callLatency } };
+  }
+
+  /**
+   * Where one message's round trip goes, for the raw doubler and the runtime's two round trips
+   * taking turns: host time from the call to its (first) `mapAsync`, the wait until the (last)
+   * map resolves, and host time from then until the answer is in hand. The runtime's extra time
+   * over the raw dispatch is what the round trip ratio measures, whatever this adapter's wait.
+   */
+  async roundTripBreakdown(runtime, raw) {
+    const single = raw.doubler(1);
+    const lanes = [
+      { key: "rawSingle", label: "raw doubler, 1 message", step: (v) => single.run(v) },
+      { key: "sendReceive", label: "runtime send → receive", step: (v) => sendReceive(runtime, DOUBLER, v) },
+      { key: "call", label: "runtime call", step: (v) => call(runtime, DOUBLER, v) },
+    ];
+    const { warmup, iterations } = this.plan;
+    const parts = lanes.map(() => ({ before: [], wait: [], after: [], maps: 0 }));
+    const probe = new MapProbe();
+    this.ui.phase(`where a round trip goes: ${lanes.map((lane) => lane.label).join(" · ")}`, warmup + iterations);
+    probe.install();
+    try {
+      for (let i = 0; i < warmup + iterations; i++) {
+        for (const [k, { label, step }] of lanes.entries()) {
+          const v = values(1, i);
+          probe.maps = [];
+          const start = now();
+          const answers = await step(v);
+          const end = now();
+          expectMultiplied(label, v, answers);
+          this.checked += v.length;
+          const { maps } = probe;
+          if (i < warmup) continue;
+          parts[k].maps += maps.length;
+          const last = maps.at(-1);
+          if (!last || !Number.isFinite(last.settledAt)) throw new Error(`${label}: step ${i} answered without a map that resolved (${maps.length} maps)`);
+          parts[k].before.push(maps[0].calledAt - start);
+          parts[k].wait.push(last.settledAt - maps[0].calledAt);
+          parts[k].after.push(end - last.settledAt);
+        }
+        this.ui.progress(i + 1);
+      }
+    } finally {
+      probe.uninstall();
+      single.destroy();
+    }
+    const result = {};
+    for (const [k, { key, label }] of lanes.entries()) {
+      const p = parts[k];
+      const split = { before: latency(p.before), wait: latency(p.wait), after: latency(p.after), mapsPerRoundTrip: p.maps / iterations };
+      result[key] = split;
+      this.ui.row(`${label}: before its map · the wait · after it (p50)`,
+        `${split.before.p50.toFixed(0)} · ${split.wait.p50.toFixed(0)} · ${split.after.p50.toFixed(0)} µs`,
+        `${split.mapsPerRoundTrip} maps per round trip`);
+    }
+    return result;
   }
 
   /** The naive design: every message its own write, dispatch, copy, submit and map. */
@@ -795,8 +882,15 @@ class Bench {
   }
 }
 
+/** How much longer `runtime`'s host parts took than `raw`'s, before and after the map (p50s, µs). */
+function extraHost(runtime, raw) {
+  const before = runtime.before.p50 - raw.before.p50;
+  const after = runtime.after.p50 - raw.after.p50;
+  return { before, after, total: before + after };
+}
+
 function computeRatios(result) {
-  const { floors, roundTrip, throughput: batches, perMessage, kernels, kernelRounds, pipeline, hostPacking, objects } = result;
+  const { floors, roundTrip, roundTripBreakdown: split, throughput: batches, perMessage, kernels, kernelRounds, pipeline, hostPacking, objects } = result;
   const tick = (n) => kernels.find((k) => k.kernels === n)?.tick.p50;
   const largest = batches.reduce((a, b) => (b.messages > (a?.messages ?? -1) ? b : a), null);
   return {
@@ -805,6 +899,9 @@ function computeRatios(result) {
     batchedOverPerMessage: { messages: largest?.messages ?? 0, value: (largest?.runtime.msgsPerSec ?? NaN) / perMessage.msgsPerSec },
     roundTripOverRawSingle: roundTrip.sendReceive.p50 / floors.rawSingle.p50,
     roundTripOverSubmitAndMap: roundTrip.sendReceive.p50 / floors.submitAndMap.p50,
+    // The runtime's own host time over the raw dispatch's (p50s, µs), which no adapter's wait hides.
+    roundTripExtraHostUs: split ? extraHost(split.sendReceive, split.rawSingle) : null,
+    callExtraHostUs: split ? extraHost(split.call, split.rawSingle) : null,
     tick16OverTick1: tick(16) !== undefined && tick(1) !== undefined ? tick(16) / tick(1) : null,
     tick16OverTick1Paired: kernelRounds ? kernelRounds.sixteen.p50 / kernelRounds.one.p50 : null,
     pipelineOverSingleStage: pipeline.available ? pipeline.connected.p50 / pipeline.singleStage.p50 : null,
@@ -848,6 +945,7 @@ export async function runBench(plan, ui, partial = {}) {
     await runtime.activate(DOUBLER);
 
     Object.assign(result, await bench.floorsAndRoundTrip(runtime, raw));
+    result.roundTripBreakdown = await bench.roundTripBreakdown(runtime, raw);
     result.throughput = await bench.batches(runtime, raw);
     result.perMessage = await bench.perMessage(raw);
     ({ ticks: result.kernels, rounds: result.kernelRounds } = await bench.kernelTicks(runtime, definitions));

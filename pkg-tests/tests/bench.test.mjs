@@ -59,6 +59,18 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   assertLatency(r.floors.rawSingle, "floors.rawSingle", c.iterations);
   assertLatency(r.roundTrip.sendReceive, "roundTrip.sendReceive", c.iterations);
   assertLatency(r.roundTrip.call, "roundTrip.call", c.iterations);
+  // Where a round trip goes: each lane split at its map, at least one map per round trip (a host
+  // part may read 0 on a 5 µs clock; the wait never does).
+  for (const lane of ["rawSingle", "sendReceive", "call"]) {
+    const split = r.roundTripBreakdown[lane];
+    assert.ok(split.mapsPerRoundTrip >= 1, `roundTripBreakdown.${lane}.mapsPerRoundTrip is ${split.mapsPerRoundTrip}`);
+    assertLatency(split.wait, `roundTripBreakdown.${lane}.wait`, c.iterations);
+    for (const part of ["before", "after"]) {
+      const l = split[part];
+      assert.equal(l.samples, c.iterations, `roundTripBreakdown.${lane}.${part}.samples`);
+      assert.ok(l.min >= 0 && l.min <= l.p50 && l.p50 <= l.max, `roundTripBreakdown.${lane}.${part}: ${JSON.stringify(l)}`);
+    }
+  }
 
   assert.deepEqual(r.throughput.map((b) => b.messages), c.batchSizes);
   for (const b of r.throughput) {
@@ -132,6 +144,10 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   }
 
   const q = r.ratios;
+  for (const key of ["roundTripExtraHostUs", "callExtraHostUs"]) {
+    const e = q[key];
+    assert.ok([e.before, e.after, e.total].every(Number.isFinite) && e.total === e.before + e.after, `ratios.${key}: ${JSON.stringify(e)}`);
+  }
   assert.deepEqual(q.batchedOverRaw.map((s) => s.messages), c.batchSizes);
   for (const s of q.batchedOverRaw) positive(s.value, `ratios.batchedOverRaw[${s.messages}]`);
   assert.deepEqual(q.batchedOverRawSameGrid.map((s) => s.messages), c.batchSizes);
