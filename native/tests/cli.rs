@@ -171,6 +171,14 @@ fn quick_bench_reports_every_section_as_json() {
         assert_eq!(ratios.len(), 10, "{what}: {paired:#}");
         assert!(ratios.iter().all(positive) && positive(&paired["median"]), "{what}: {paired:#}");
         assert!(paired["blockSamples"].as_u64().is_some_and(|n| n >= 20), "{what}: {paired:#}");
+        // And the differences of the same p50s (µs; a runtime faster than its base is negative).
+        let differences =
+            paired["differencesUs"].as_array().unwrap_or_else(|| panic!("{what}.differencesUs: {paired:#}"));
+        assert_eq!(differences.len(), 10, "{what}: {paired:#}");
+        assert!(differences
+            .iter()
+            .chain([&paired["medianDifferenceUs"]])
+            .all(|d| d.as_f64().is_some_and(f64::is_finite)));
     }
 
     let cpu = &report["cpuBackend"];
@@ -213,6 +221,7 @@ fn quick_bench_reports_every_section_as_json() {
         assert!(positive(&ratios[ratio]), "ratios.{ratio}: {ratios:#}");
     }
     assert!(positive(&ratios["batchedOverPerMessage"]["value"]), "{ratios:#}");
+    assert_eq!(ratios["roundTripExtraUs"], report["roundTrip"]["paired"]["medianDifferenceUs"], "{ratios:#}");
 }
 
 #[test]

@@ -252,7 +252,7 @@ impl Bench<'_> {
     ) -> anyhow::Result<Paired> {
         const BLOCKS: usize = 10;
         let block_samples = (self.plan.iterations / BLOCKS).max(20);
-        let mut ratios = Vec::with_capacity(BLOCKS);
+        let (mut ratios, mut differences_us) = (Vec::with_capacity(BLOCKS), Vec::with_capacity(BLOCKS));
         for block in 0..BLOCKS {
             // Inputs differ from block to block, so a stale answer cannot pass.
             let first = block * (block_samples + 2);
@@ -260,11 +260,22 @@ impl Bench<'_> {
             let base_samples =
                 self.timed(&label, base_factor, 2, block_samples, |i| base_inputs(first + i), &base).await?;
             let samples = self.timed(&label, factor, 2, block_samples, |i| inputs(first + i), &step).await?;
-            ratios.push(Latency::from_samples(&samples).p50 / Latency::from_samples(&base_samples).p50);
+            let (p50, base_p50) = (Latency::from_samples(&samples).p50, Latency::from_samples(&base_samples).p50);
+            ratios.push(p50 / base_p50);
+            differences_us.push(p50 - base_p50);
         }
-        let mut sorted = ratios.clone();
-        sorted.sort_by(f64::total_cmp);
-        Ok(Paired { block_samples, ratios, median: percentile(&sorted, 0.5) })
+        let median = |values: &[f64]| {
+            let mut sorted = values.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            percentile(&sorted, 0.5)
+        };
+        Ok(Paired {
+            block_samples,
+            median: median(&ratios),
+            median_difference_us: median(&differences_us),
+            ratios,
+            differences_us,
+        })
     }
 
     /// The naive design: every message its own write, dispatch, copy, submit and map.

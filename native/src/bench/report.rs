@@ -77,6 +77,11 @@ pub struct Paired {
     pub ratios: Vec<f64>,
     /// Their median.
     pub median: f64,
+    /// Each block pair's p50 minus its base's p50, in µs, in order: the measure's own extra
+    /// time, which a ratio hides when the base is slow.
+    pub differences_us: Vec<f64>,
+    /// Their median.
+    pub median_difference_us: f64,
 }
 
 #[derive(Serialize)]
@@ -205,6 +210,10 @@ pub struct Ratios {
     pub round_trip_over_raw_single: f64,
     /// The same from alternating blocks (see [`Paired`]): the median block pair.
     pub round_trip_over_raw_single_paired: f64,
+    /// The runtime's extra time per round trip over the raw single dispatch, in µs, from the
+    /// same blocks (their median difference of p50s): what the ratio measures, whatever the
+    /// adapter's own time.
+    pub round_trip_extra_us: f64,
     /// Runtime send → receive ÷ one submit and map: how many GPU round trips a message costs.
     pub round_trip_over_submit_and_map: f64,
     /// Tick with 16 active kernels ÷ tick with 1; absent when either was not measured.
@@ -266,6 +275,7 @@ impl Ratios {
             },
             round_trip_over_raw_single: round_trip.send_receive.p50 / floors.raw_single.p50,
             round_trip_over_raw_single_paired: round_trip.paired.median,
+            round_trip_extra_us: round_trip.paired.median_difference_us,
             round_trip_over_submit_and_map: round_trip.send_receive.p50 / floors.submit_and_map.p50,
             tick16_over_tick1: tick(16).zip(tick(1)).map(|(many, one)| many / one),
             tick16_over_tick1_paired: kernel_rounds.map(|paired| paired.median),
@@ -417,8 +427,8 @@ impl Report {
             grouped(r.batched_over_per_message.messages as f64)
         );
         println!(
-            "  round trip / raw single         {:.2}×  (alternating blocks: {:.2}×)",
-            r.round_trip_over_raw_single, r.round_trip_over_raw_single_paired
+            "  round trip / raw single         {:.2}×  (alternating blocks: {:.2}×, {:+.0} µs)",
+            r.round_trip_over_raw_single, r.round_trip_over_raw_single_paired, r.round_trip_extra_us
         );
         println!("  round trip / submit + map       {:.2}×", r.round_trip_over_submit_and_map);
         match (r.tick16_over_tick1, r.raw_tick16_over_raw_tick1) {
