@@ -46,10 +46,14 @@ pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
             shared.turn(device).wait_until_free();
             continue;
         };
-        let context = Tick { shared: &shared, id: device, device: shared.device(device) };
-        let outcome = match &*context.device {
-            Device::Gpu(gpu) => tick(&context, gpu, None).await,
-            Device::Cpu(cpu) => tick(&context, cpu, None).await,
+        // The device is held for the tick only: a lost one (its readback buffer, its caches)
+        // is freed once recovery replaces it, not whenever this loop next wakes.
+        let outcome = {
+            let context = Tick { shared: &shared, id: device, device: shared.device(device) };
+            match &*context.device {
+                Device::Gpu(gpu) => tick(&context, gpu, None).await,
+                Device::Cpu(cpu) => tick(&context, cpu, None).await,
+            }
         };
         drop(turn);
         pressure::check_memory_alerts(&shared);
