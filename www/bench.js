@@ -263,8 +263,8 @@ function timerResolutionUs() {
 
 /** The measurements, sharing the plan and the page's progress display. */
 /**
- * Watches `GPUBuffer.prototype.mapAsync` while installed: when each map of a step was called and
- * when it resolved. Every map on the page goes through the prototype, the runtime's (through its
+ * Watches `GPUBuffer.prototype.mapAsync` while installed (while the round trips are timed):
+ * when each map of a step was called and when it resolved. Every map on the page goes through the prototype, the runtime's (through its
  * `GPUBuffer`) and the raw baseline's alike, so a round trip of either splits the same way: host
  * time before its map, the map's wait (the device's work and the browser's delivery of it) and
  * host time after. Its own reaction is registered first, so it sees the resolution first.
@@ -378,73 +378,61 @@ class Bench {
     return (await this.throughputs(messages, [{ label, step, ...options }]))[0];
   }
 
-  /** The floors and the runtime's round trips, taking turns. */
+  /**
+   * The floors and the runtime's round trips, taking turns. Each one-message round trip (the
+   * raw doubler's and the runtime's two) is also split at its map, from the same samples: host
+   * time from the call to its (first) `mapAsync`, the wait until the (last) map resolves, and
+   * host time from then until the answer is in hand (`roundTripBreakdown`). The runtime's
+   * extra host time over the raw dispatch is what the round trip ratio measures, whatever this
+   * adapter's wait.
+   */
   async floorsAndRoundTrip(runtime, raw) {
     const single = raw.doubler(1);
     const one = (i) => values(1, i);
-    const [submitAndMap, rawSingle, sendReceiveLatency, callLatency] = await this.latencies([
-      { label: "floor: submit + map", inputs: () => [], step: async () => (await raw.submitAndMap(), []) },
-      { label: "floor: raw doubler, 1 message", inputs: one, step: (v) => single.run(v) },
-      { label: "runtime send → receive", inputs: one, step: (v) => sendReceive(runtime, DOUBLER, v) },
-      { label: "runtime call", inputs: one, step: (v) => call(runtime, DOUBLER, v) },
-    ]);
-    single.destroy();
-    return { floors: { submitAndMap, rawSingle }, roundTrip: { sendReceive: sendReceiveLatency, call: callLatency } };
-  }
-
-  /**
-   * Where one message's round trip goes, for the raw doubler and the runtime's two round trips
-   * taking turns: host time from the call to its (first) `mapAsync`, the wait until the (last)
-   * map resolves, and host time from then until the answer is in hand. The runtime's extra time
-   * over the raw dispatch is what the round trip ratio measures, whatever this adapter's wait.
-   */
-  async roundTripBreakdown(runtime, raw) {
-    const single = raw.doubler(1);
-    const lanes = [
-      { key: "rawSingle", label: "raw doubler, 1 message", step: (v) => single.run(v) },
-      { key: "sendReceive", label: "runtime send → receive", step: (v) => sendReceive(runtime, DOUBLER, v) },
-      { key: "call", label: "runtime call", step: (v) => call(runtime, DOUBLER, v) },
-    ];
-    const { warmup, iterations } = this.plan;
-    const parts = lanes.map(() => ({ before: [], wait: [], after: [], maps: 0 }));
     const probe = new MapProbe();
-    this.ui.phase(`where a round trip goes: ${lanes.map((lane) => lane.label).join(" · ")}`, warmup + iterations);
+    const splits = {};
+    /** `step` timed and split at its maps, under `key` in `splits` (a self-timed lane's step). */
+    const split = (key, step) => {
+      const parts = (splits[key] = { before: [], wait: [], after: [], maps: [] });
+      return async (v) => {
+        probe.maps = [];
+        const start = now();
+        const answers = await step(v);
+        const end = now();
+        const { maps } = probe;
+        const last = maps.at(-1);
+        if (!last || !Number.isFinite(last.settledAt)) throw new Error(`answered without a map that resolved (${maps.length} maps)`);
+        parts.before.push(maps[0].calledAt - start);
+        parts.wait.push(last.settledAt - maps[0].calledAt);
+        parts.after.push(end - last.settledAt);
+        parts.maps.push(maps.length);
+        return { answers, elapsed: end - start };
+      };
+    };
     probe.install();
+    let latencies;
     try {
-      for (let i = 0; i < warmup + iterations; i++) {
-        for (const [k, { label, step }] of lanes.entries()) {
-          const v = values(1, i);
-          probe.maps = [];
-          const start = now();
-          const answers = await step(v);
-          const end = now();
-          expectMultiplied(label, v, answers);
-          this.checked += v.length;
-          const { maps } = probe;
-          if (i < warmup) continue;
-          parts[k].maps += maps.length;
-          const last = maps.at(-1);
-          if (!last || !Number.isFinite(last.settledAt)) throw new Error(`${label}: step ${i} answered without a map that resolved (${maps.length} maps)`);
-          parts[k].before.push(maps[0].calledAt - start);
-          parts[k].wait.push(last.settledAt - maps[0].calledAt);
-          parts[k].after.push(end - last.settledAt);
-        }
-        this.ui.progress(i + 1);
-      }
+      latencies = await this.latencies([
+        { label: "floor: submit + map", inputs: () => [], step: async () => (await raw.submitAndMap(), []) },
+        { label: "floor: raw doubler, 1 message", inputs: one, selfTimed: true, step: split("rawSingle", (v) => single.run(v)) },
+        { label: "runtime send → receive", inputs: one, selfTimed: true, step: split("sendReceive", (v) => sendReceive(runtime, DOUBLER, v)) },
+        { label: "runtime call", inputs: one, selfTimed: true, step: split("call", (v) => call(runtime, DOUBLER, v)) },
+      ]);
     } finally {
       probe.uninstall();
       single.destroy();
     }
-    const result = {};
-    for (const [k, { key, label }] of lanes.entries()) {
-      const p = parts[k];
-      const split = { before: latency(p.before), wait: latency(p.wait), after: latency(p.after), mapsPerRoundTrip: p.maps / iterations };
-      result[key] = split;
-      this.ui.row(`${label}: before its map · the wait · after it (p50)`,
-        `${split.before.p50.toFixed(0)} · ${split.wait.p50.toFixed(0)} · ${split.after.p50.toFixed(0)} µs`,
-        `${split.mapsPerRoundTrip} maps per round trip`);
+    const [submitAndMap, rawSingle, sendReceiveLatency, callLatency] = latencies;
+    const roundTripBreakdown = {};
+    for (const [key, parts] of Object.entries(splits)) {
+      // The samples after the warmup, as the latencies take them.
+      const [before, wait, after, maps] = [parts.before, parts.wait, parts.after, parts.maps].map((a) => a.slice(this.plan.warmup));
+      const s = { before: latency(before), wait: latency(wait), after: latency(after), mapsPerRoundTrip: maps.reduce((a, b) => a + b, 0) / maps.length };
+      roundTripBreakdown[key] = s;
+      this.ui.row(`${key}: before its map · the wait · after it (p50)`,
+        `${s.before.p50.toFixed(0)} · ${s.wait.p50.toFixed(0)} · ${s.after.p50.toFixed(0)} µs`, `${s.mapsPerRoundTrip} maps per round trip`);
     }
-    return result;
+    return { floors: { submitAndMap, rawSingle }, roundTrip: { sendReceive: sendReceiveLatency, call: callLatency }, roundTripBreakdown };
   }
 
   /** The naive design: every message its own write, dispatch, copy, submit and map. */
@@ -945,7 +933,6 @@ export async function runBench(plan, ui, partial = {}) {
     await runtime.activate(DOUBLER);
 
     Object.assign(result, await bench.floorsAndRoundTrip(runtime, raw));
-    result.roundTripBreakdown = await bench.roundTripBreakdown(runtime, raw);
     result.throughput = await bench.batches(runtime, raw);
     result.perMessage = await bench.perMessage(raw);
     ({ ticks: result.kernels, rounds: result.kernelRounds } = await bench.kernelTicks(runtime, definitions));
