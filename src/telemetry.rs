@@ -53,8 +53,8 @@ pub struct KernelTelemetry {
     /// as they would had it run alone.
     pub grouped_dispatches: u64,
     /// Workgroups of its last dispatch on a GPU (0 before any, and on the cpu backend): the grid
-    /// the runtime chose for that tick's messages (see "A small grid on software adapters" in the
-    /// README), or the grid of the fused or grouped dispatch it ran in.
+    /// the runtime chose for that tick's messages (see "A small grid on software adapters" in
+    /// `MEASURED.md`), or the grid of the fused or grouped dispatch it ran in.
     pub last_workgroups: u32,
     /// Messages waiting on the host to go to the GPU.
     pub input_queue_depth: usize,

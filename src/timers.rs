@@ -6,7 +6,7 @@
 //! - natively, `futures-timer` woke its thread for every timer made, which on two cores cost the
 //!   round trip about a tenth of its time;
 //! - on the web, a `setTimeout`, its closure and its `clearTimeout` per wait cost a `call` with a
-//!   timeout about 20 µs of the page's thread (README, "Measured").
+//!   timeout about 20 µs of the page's thread (`MEASURED.md`).
 //!
 //! Deadlines, and waits that a table lookup ends, are the same code on both; only the alarm
 //! differs (the `alarm` modules at the end).
