@@ -140,6 +140,46 @@ test("Node's own AbortSignal ends a wait: the receive rejects with its reason, o
   assert.deepEqual(findings(result), { aborted: "reason", before: "AbortError", answer: "reason", depth: 0 });
 });
 
+test("a send waiting for room past its stall warning leaves the thread free: timers fire, and a receive lets it in", async () => {
+  // A kernel whose answers nobody receives: its input cannot move, so the ninth send waits. At
+  // one second it is reported (a warning); from the next second on, its wait once ended at
+  // once, again and again, a loop that froze Node's thread for good (or until a timeout's
+  // deadline). The timers run to three seconds.
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu", enableTelemetry: true });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true, queueSize: 4 });
+    for (let i = 0; i < 8; i++) await doubler.send({ value: i });
+    const started = Date.now();
+    let settled = null;
+    const waiting = doubler.send({ value: 8 }).then(() => (settled = Date.now() - started));
+    const ticks = [];
+    await new Promise((resolve) => {
+      const interval = setInterval(() => {
+        ticks.push(Date.now() - started);
+        if (ticks.length === 10) (clearInterval(interval), resolve());
+      }, 300);
+    });
+    const beforeReceive = settled;
+    const answers = [];
+    while (answers.length < 9) answers.push((await doubler.receive({ timeout: 5000 })).result);
+    await waiting;
+    const stalledSends = runtime.getTelemetry("doubler").stalledSends;
+    await runtime.dispose();
+    console.log(JSON.stringify({ ticks: ticks.length, lastTickAfterWarning: ticks.at(-1) > 2500, beforeReceive, answers, stalledSends }));
+  `);
+  assertExited(result);
+  assert.match(result.stderr, /a send to kernel 'doubler' has waited 1 s for room/);
+  assert.deepEqual(findings(result), {
+    ticks: 10,
+    lastTickAfterWarning: true,
+    beforeReceive: null,
+    answers: [0, 2, 4, 6, 8, 10, 12, 14, 16],
+    stalledSends: 1,
+  });
+});
+
 test("without WebGPU, create() rejects with BackendUnavailableError saying how to get it in Node", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, BackendUnavailableError } from "ringkernel-web";

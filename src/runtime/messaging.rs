@@ -583,9 +583,18 @@ impl Runtime {
         deadline: Deadline,
         stall: &mut StallWatch,
     ) -> bool {
-        let check_at = *stall.check_at.get_or_insert_with(|| platform::now_ms() + STALL_REPORT_MS);
-        let until = deadline.map_or(check_at, |d| d.min(check_at));
-        if wait(listener, Some(until)).await {
+        // Once reported, it only waits for room or its deadline: a look-out time left in the
+        // past would end every wait at once, a loop that never yields (on the web, the page's
+        // thread frozen until the deadline, or for good without one).
+        let check_at = match stall.reported {
+            false => Some(*stall.check_at.get_or_insert_with(|| platform::now_ms() + STALL_REPORT_MS)),
+            true => None,
+        };
+        let until = match (deadline, check_at) {
+            (Some(deadline), Some(check_at)) => Some(deadline.min(check_at)),
+            (deadline, check_at) => deadline.or(check_at),
+        };
+        if wait(listener, until).await {
             return true;
         }
         if deadline.is_some_and(|d| platform::now_ms() >= d) {
