@@ -81,11 +81,15 @@ pub enum Error {
         column: Option<u32>,
     },
 
-    /// The handler dropped the message of this `call`, so it has no answer.
-    #[error("kernel '{id}' dropped the message of this call (its handler returned false)")]
+    /// The handler dropped the message of this `call` (a handler that may drop chose to, or a
+    /// host handler failed on it), so it has no answer.
+    #[error("kernel '{id}' dropped the message of this call: its handler dropped it or failed on it{}", last_error_note(.last_error))]
     MessageDropped {
         /// The kernel whose handler dropped the message.
         id: String,
+        /// The kernel's last handler failure when the drop was delivered (its telemetry's
+        /// `last_error`), which says why when the handler failed on this message.
+        last_error: Option<String>,
     },
 
     /// No adapter; `reason` says what was tried.
@@ -199,6 +203,13 @@ fn unprocessed_part(unprocessed: u64) -> String {
     match unprocessed {
         0 => String::new(),
         n => format!(" ({n} messages left unprocessed)"),
+    }
+}
+
+fn last_error_note(last_error: &Option<String>) -> String {
+    match last_error {
+        Some(error) => format!(" (its last error: {error})"),
+        None => String::new(),
     }
 }
 

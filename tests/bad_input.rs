@@ -1399,6 +1399,29 @@ fn while_degraded_sends_to_low_priority_kernels_are_refused_and_nothing_changes(
     pollster::block_on(rt.send("bad-low", &[("value", Value::from(21))], now)).expect("served again");
 }
 
+/// Runtime options that could never work are refused when the runtime is made, by name: a
+/// default queue size of 0 (or over the limit) would fail every launch that names none, and a
+/// tick bound of 0 would process nothing, ever.
+#[test]
+fn a_runtime_that_could_not_work_is_refused_when_made() {
+    let cpu = || RuntimeOptions::default().with_backend(BackendChoice::Cpu);
+    for (options, named) in [
+        (cpu().with_default_queue_size(0), "defaultQueueSize must be between 1 and 4194304, got 0"),
+        (
+            cpu().with_default_queue_size(MAX_QUEUE_SIZE + 1),
+            "defaultQueueSize must be between 1 and 4194304, got 4194305",
+        ),
+        (cpu().with_max_messages_per_tick(0), "maxMessagesPerTick must be at least 1, got 0"),
+    ] {
+        let refused = pollster::block_on(Runtime::new(options)).expect_err("refused");
+        assert_eq!(common::js_name(&refused), "RangeError", "{refused}");
+        assert!(refused.to_string().contains(named), "{refused}");
+    }
+    let rt =
+        pollster::block_on(Runtime::new(cpu().with_default_queue_size(MAX_QUEUE_SIZE).with_max_messages_per_tick(1)));
+    rt.expect("the limits themselves are fine");
+}
+
 /// The operations layer's own arguments: degradation options that cannot work, memory alert
 /// thresholds outside (0, 1], and option objects (as JSON, the shape JavaScript hands over)
 /// with unknown keys or negative durations. Each is refused by name and registers nothing.

@@ -104,6 +104,24 @@ fn the_topology_lists_every_device_with_its_kernels() {
     });
 }
 
+/// A device that names no backend takes the runtime's: `backend: cpu` with two plain device
+/// specs opens two cpu devices (it once asked for GPUs, and said to use the cpu backend).
+#[test]
+fn devices_without_a_backend_take_the_runtimes() {
+    let options = RuntimeOptions::default()
+        .with_backend(BackendChoice::Cpu)
+        .with_devices([DeviceSpec::default(), DeviceSpec::new(BackendChoice::Auto)]);
+    let rt = pollster::block_on(Runtime::new(options)).unwrap_or_else(|e| panic!("two cpu devices: {e}"));
+    let backends: Vec<String> = rt.gpu_topology().devices().map(|d| d.adapter.backend.clone()).collect();
+    assert_eq!(backends, ["cpu", "cpu"]);
+    pollster::block_on(async {
+        let h = rt.launch("doubler", LaunchOptions::default().on_device(D1).with_auto_activate()).await.unwrap();
+        rt.send(h.id(), &[("value", 21.into())], None).await.unwrap();
+        let answer = rt.receive(h.id(), Some(Duration::from_secs(10))).await.unwrap();
+        assert_eq!(answer[0].1, 42.into());
+    });
+}
+
 #[test]
 fn placement_follows_the_policy_and_the_requirements() {
     let rt = two_devices(LoadBalancing::RoundRobin);

@@ -1453,8 +1453,8 @@ async fn managed_kernel_refuses_bad_ids_and_definitions() {
 /// A JavaScript handler (cpu backend) that answers with the wrong shape — not an object, a
 /// field of the wrong kind or range, a missing or unknown field, a Promise — or throws fails
 /// that message alone: its `call` rejects with `MessageDroppedError`, `errors`,
-/// `messagesDropped` and `messagesProcessed` count it, `lastError` says why, and the kernel goes
-/// on answering.
+/// `messagesDropped` and `messagesProcessed` count it, `lastError` (and the rejection) says why,
+/// and the kernel goes on answering.
 #[wasm_bindgen_test]
 async fn cpu_handlers_answering_the_wrong_shape_fail_only_that_message() {
     let world = World { runtime: create("cpu").await, backend: "cpu", held: Vec::new(), removed: JsValue::NULL };
@@ -1505,7 +1505,8 @@ async fn cpu_handlers_answering_the_wrong_shape_fail_only_that_message() {
             .iter()
             .all(|key| count(&after, key) == count(&before, key) + 1.0);
         let why = get(&after, "lastError").as_string().unwrap_or_default();
-        if name != "MessageDroppedError" || !counted || why.is_empty() {
+        // The rejection says why too, not only telemetry.
+        if name != "MessageDroppedError" || !counted || why.is_empty() || !message.contains(&why) {
             failures.push(format!("- answer #{v}: {name} ({message}); counted: {counted}; lastError: {why:?}"));
         }
     }

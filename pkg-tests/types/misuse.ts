@@ -105,6 +105,9 @@ export async function misuse(): Promise<void> {
   await runtime.sendEnvelope("doubler", { value: 1 }, { signal: null });
   await runtime.send("doubler", { value: 1 }, { signal: controller }); // misuse
   await runtime.terminate("doubler", { signal: controller.signal }); // misuse
+  runtime.destroyDevice();
+  runtime.destroyDevice(1);
+  runtime.destroyDevice("1"); // misuse
   void point;
   void reply.result;
 }

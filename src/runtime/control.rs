@@ -440,15 +440,9 @@ impl Runtime {
 /// The input and output queue bounds and the largest batch `options` ask for (the runtime's
 /// `default_queue_size` where they ask nothing), or which one is out of range.
 fn queue_sizes(options: &LaunchOptions, default_queue_size: usize) -> Result<(usize, usize, usize)> {
-    let bound = |name: &str, size: usize| {
-        if size == 0 || size > MAX_QUEUE_SIZE {
-            return Err(Error::OutOfRange(format!("{name} must be between 1 and {MAX_QUEUE_SIZE}, got {size}")));
-        }
-        Ok(size)
-    };
-    let queue_size = bound("queueSize", options.queue_size.unwrap_or(default_queue_size))?;
-    let input_size = bound("inputQueueSize", options.input_queue_size.unwrap_or(queue_size))?;
-    let output_size = bound("outputQueueSize", options.output_queue_size.unwrap_or(queue_size))?;
+    let queue_size = queue_size_in_range("queueSize", options.queue_size.unwrap_or(default_queue_size))?;
+    let input_size = queue_size_in_range("inputQueueSize", options.input_queue_size.unwrap_or(queue_size))?;
+    let output_size = queue_size_in_range("outputQueueSize", options.output_queue_size.unwrap_or(queue_size))?;
     let max_batch = options.max_batch.unwrap_or(input_size);
     if max_batch == 0 || max_batch > input_size {
         return Err(Error::OutOfRange(format!(
@@ -456,6 +450,14 @@ fn queue_sizes(options: &LaunchOptions, default_queue_size: usize) -> Result<(us
         )));
     }
     Ok((input_size, output_size, max_batch))
+}
+
+/// `size`, or why the queue size option `name` cannot be it.
+pub(super) fn queue_size_in_range(name: &str, size: usize) -> Result<usize> {
+    if size == 0 || size > MAX_QUEUE_SIZE {
+        return Err(Error::OutOfRange(format!("{name} must be between 1 and {MAX_QUEUE_SIZE}, got {size}")));
+    }
+    Ok(size)
 }
 
 fn validate_id(id: &str) -> Result<()> {

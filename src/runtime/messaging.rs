@@ -310,7 +310,10 @@ impl Runtime {
         queued();
         let definition = output.expect("set with the ticket");
         Ok(async {
-            let dropped = || Error::MessageDropped { id: id.to_owned() };
+            let dropped = |table: &Table| Error::MessageDropped {
+                id: id.to_owned(),
+                last_error: table.kernels.get(id).and_then(|kernel| kernel.counters.last_error.clone()),
+            };
             #[cfg(not(target_arch = "wasm32"))]
             {
                 let device = self.shared.lock().kernels.get(id).map(|kernel| kernel.device);
@@ -319,7 +322,7 @@ impl Runtime {
                 }
             }
             let answer = match wait_for(&mut answer, deadline).await {
-                Some(Ok(reply)) => reply?.ok_or_else(dropped)?,
+                Some(Ok(reply)) => reply?.ok_or_else(|| dropped(&self.shared.lock()))?,
                 // The sender was dropped: the kernel stopped first.
                 Some(Err(oneshot::Canceled)) => {
                     let table = self.shared.lock();
@@ -333,7 +336,7 @@ impl Runtime {
                         None => Abandon::Pending,
                     };
                     match late {
-                        Abandon::Answered(answer) => answer.ok_or_else(dropped)?,
+                        Abandon::Answered(answer) => answer.ok_or_else(|| dropped(&table))?,
                         Abandon::Pending => {
                             return Err(Error::Timeout {
                                 id: id.to_owned(),

@@ -68,7 +68,8 @@ pub struct RuntimeOptions {
     /// browser offers only 0).
     pub device_index: usize,
     /// Several devices, each with its own tick loop (see [`crate::devices`]): empty (the
-    /// default) opens one, from `backend` and `device_index`. Kernels are placed on them at
+    /// default) opens one, from `backend` and `device_index`. A device whose backend is
+    /// [`BackendChoice::Auto`] takes `backend`'s choice. Kernels are placed on them at
     /// launch (`LaunchOptions::device`, or `load_balancing`) and can move with
     /// [`Runtime::migrate`].
     pub devices: Vec<DeviceSpec>,
@@ -76,7 +77,8 @@ pub struct RuntimeOptions {
     pub load_balancing: LoadBalancing,
     /// Debug labels and the graphics API's validation layers where installed (slower).
     pub debug: bool,
-    /// Most messages one tick takes from all input queues together (`None`: no bound). When a
+    /// Most messages one tick takes from all input queues together (`None`: no bound; at least
+    /// 1 otherwise, since a tick that takes none would never process anything). When a
     /// tick is bounded, kernels of higher `LaunchOptions::priority` take theirs first; a kernel
     /// fed by a connected kernel drains its queue regardless.
     pub max_messages_per_tick: Option<usize>,
@@ -158,7 +160,10 @@ impl RuntimeOptions {
     /// The devices the runtime opens: `devices`, or the one `backend` and `device_index` name.
     fn device_requests(&self) -> Vec<DeviceRequest> {
         let request = |spec: &DeviceSpec| DeviceRequest {
-            backend: spec.backend,
+            backend: match spec.backend {
+                BackendChoice::Auto => self.backend,
+                chosen => chosen,
+            },
             index: spec.index,
             power: spec.power_preference,
             debug: self.debug,
@@ -432,6 +437,12 @@ impl Runtime {
     /// Opens the backend (a GPU device, or the host for [`BackendChoice::Cpu`]) and starts the
     /// tick loop. Fails with `BackendUnavailable` (naming what was tried) when no adapter exists.
     pub async fn new(options: RuntimeOptions) -> Result<Runtime> {
+        // Refused here rather than at each launch (a queue size the caller never passed) or
+        // never (a tick bound of 0 that processes nothing).
+        control::queue_size_in_range("defaultQueueSize", options.default_queue_size)?;
+        if options.max_messages_per_tick == Some(0) {
+            return Err(Error::OutOfRange("maxMessagesPerTick must be at least 1, got 0".into()));
+        }
         if let Some(name) = options.health.out_of_range() {
             return Err(Error::OutOfRange(format!("health.{name} must be a fraction from 0 to 1")));
         }

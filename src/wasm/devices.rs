@@ -76,7 +76,7 @@ impl JsRuntime {
     #[wasm_bindgen(js_name = destroyDevice)]
     pub fn destroy_device(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "number")] device: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] device: Option<JsValue>,
     ) -> Result<(), JsValue> {
         let device = match device.filter(|d| !d.is_undefined()) {
             Some(device) => device_id(&device, "device")?,

@@ -52,7 +52,7 @@ pub(super) fn js_error(error: Error) -> JsValue {
         let _ = Reflect::set(&js, &key.into(), &value);
     };
     match &error {
-        Error::KernelNotFound { id } | Error::MessageDropped { id } => set("kernelId", id.into()),
+        Error::KernelNotFound { id } | Error::MessageDropped { id, .. } => set("kernelId", id.into()),
         Error::Timeout { id, unprocessed, .. } => {
             set("kernelId", id.into());
             set("unprocessed", (*unprocessed as f64).into());

@@ -6,10 +6,11 @@
 //! The fields are read as serde-wasm-bindgen read them for that derived `Deserialize`, to the
 //! same values and refusing the same ones (a browser test compares the two on every field), by
 //! [`ReadFields`] and the readers here: serde-wasm-bindgen's deserializer, instantiated for each
-//! struct, cost the package several KB gzipped. A refusal names the option by its path and the
-//! value as JavaScript prints it (`launch options: queueSize must be a whole number from 0 to
-//! 4294967295, got -1`), not in serde's Rust terms (`invalid type: floating point \`-1.0\`,
-//! expected usize`).
+//! struct, cost the package several KB gzipped. Queue sizes alone are read stricter, within the
+//! range the core holds them to. A refusal names the option by its path and the value as
+//! JavaScript prints it (`launch options: queueSize must be a whole number from 1 to 4194304,
+//! got -1`), not in serde's Rust terms (`invalid type: floating point \`-1.0\`, expected
+//! usize`).
 
 use js_sys::{Array, Number, Object, Reflect};
 use serde::de::{self, Deserialize, Deserializer, IntoDeserializer, Visitor};
@@ -29,7 +30,7 @@ use crate::devices::{DeviceId, DeviceRequirements, DeviceSpec, LoadBalancing, Po
 use crate::health::HealthThresholds;
 use crate::lifecycle::KernelMode;
 use crate::runtime::builder::RuntimeBuilder;
-use crate::runtime::{LaunchOptions, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
+use crate::runtime::{LaunchOptions, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
 use crate::waiting::duration_from_ms;
 use crate::watchdog::{WatchdogAction, WatchdogConfig};
 use crate::{circuit, degradation};
@@ -383,6 +384,8 @@ impl Refusal {
 /// What the integer options must be (`usize` is `u32` on wasm32).
 const U32_RANGE: &str = "a whole number from 0 to 4294967295";
 const U64_RANGE: &str = "a whole number from 0 to 9007199254740991";
+const QUEUE_SIZE_RANGE: &str = "a whole number from 1 to 4194304";
+const _: () = assert!(MAX_QUEUE_SIZE == 4_194_304, "QUEUE_SIZE_RANGE names MAX_QUEUE_SIZE");
 const I32_RANGE: &str = "a whole number from -2147483648 to 2147483647";
 
 /// An options struct whose fields [`parse_options`] reads one by one.
@@ -422,7 +425,7 @@ impl ReadFields for ReceiveBatchOptions {
 impl ReadFields for ManagedKernelOptions {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "queueSize" => put(&mut self.queue_size, option(value, size)),
+            "queueSize" => put(&mut self.queue_size, option(value, queue_size)),
             "mode" => put(&mut self.mode, variant(value)),
             "terminateTimeout" => put(&mut self.terminate_timeout, option(value, number)),
             _ => unread(name),
@@ -434,7 +437,7 @@ impl ReadFields for RuntimeOptions {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
             "enableTelemetry" => put(&mut self.enable_telemetry, boolean(value)),
-            "defaultQueueSize" => put(&mut self.default_queue_size, size(value)),
+            "defaultQueueSize" => put(&mut self.default_queue_size, queue_size(value)),
             "backend" => put(&mut self.backend, variant::<BackendChoice>(value)),
             "autoRecover" => put(&mut self.auto_recover, boolean(value)),
             "deviceIndex" => put(&mut self.device_index, size(value)),
@@ -456,9 +459,9 @@ impl ReadFields for RuntimeOptions {
 impl ReadFields for LaunchOptions {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "queueSize" => put(&mut self.queue_size, option(value, size)),
-            "inputQueueSize" => put(&mut self.input_queue_size, option(value, size)),
-            "outputQueueSize" => put(&mut self.output_queue_size, option(value, size)),
+            "queueSize" => put(&mut self.queue_size, option(value, queue_size)),
+            "inputQueueSize" => put(&mut self.input_queue_size, option(value, queue_size)),
+            "outputQueueSize" => put(&mut self.output_queue_size, option(value, queue_size)),
             "mode" => put(&mut self.mode, variant(value)),
             "maxBatch" => put(&mut self.max_batch, option(value, size)),
             "autoActivate" => put(&mut self.auto_activate, boolean(value)),
@@ -600,6 +603,14 @@ fn number(value: &JsValue) -> Read<f64> {
 fn size(value: &JsValue) -> Read<usize> {
     let range = || Refusal::out_of_range(U32_RANGE, value);
     usize::try_from(u64_of(value).ok_or_else(range)?).map_err(|_| range())
+}
+
+/// A queue size: a whole number from 1 to [`MAX_QUEUE_SIZE`], the range the core holds it to,
+/// so that a refusal names the range that applies (a number or a BigInt, as [`size`]).
+#[inline(never)] // one copy for every field that reads it
+fn queue_size(value: &JsValue) -> Read<usize> {
+    let size = u64_of(value).and_then(|n| usize::try_from(n).ok());
+    size.filter(|n| (1..=MAX_QUEUE_SIZE).contains(n)).ok_or_else(|| Refusal::out_of_range(QUEUE_SIZE_RANGE, value))
 }
 
 /// `u64`: a safe integer not below zero, or a BigInt within `u64`.
@@ -896,7 +907,10 @@ mod tests {
     where
         T: ReadFields + Default + for<'de> Deserialize<'de> + std::fmt::Debug,
     {
-        let fields = shape::<T>().1;
+        // Queue sizes are read stricter than serde reads a `usize`: from 1 to MAX_QUEUE_SIZE,
+        // which the core would refuse anyway (`queue_sizes_are_refused_outside_what_the_core_takes`).
+        let stricter = ["queueSize", "inputQueueSize", "outputQueueSize", "defaultQueueSize"];
+        let fields: Vec<&str> = shape::<T>().1.iter().copied().filter(|field| !stricter.contains(field)).collect();
         let mut objects: Vec<JsValue> = Vec::new();
         for value in values() {
             objects.extend(fields.iter().map(|field| object(&[(field, value.clone())])));
@@ -904,11 +918,22 @@ mod tests {
         }
         for object in objects {
             let mut ours = T::default();
-            let ours = read_fields(&object, fields, &mut ours).map(|()| ours).map_err(|_| ());
+            let ours = read_fields(&object, shape::<T>().1, &mut ours).map(|()| ours).map_err(|_| ());
             let serde = serde_wasm_bindgen::from_value::<T>(object.clone()).map_err(|_| ());
             // Compared as printed: a NaN threshold is the same option, though not `==`.
             assert_eq!(format!("{ours:?}"), format!("{serde:?}"), "{:?}", js_sys::JSON::stringify(&object));
         }
+    }
+
+    #[wasm_bindgen_test]
+    fn queue_sizes_are_refused_outside_what_the_core_takes() {
+        for value in values().into_iter().filter(|value| !value.is_bigint()) {
+            let taken = value.as_f64().filter(|n| n.fract() == 0.0 && (1.0..=MAX_QUEUE_SIZE as f64).contains(n));
+            let read = queue_size(&value).ok();
+            assert_eq!(read.map(|n| n as f64), taken, "{value:?}");
+        }
+        assert_eq!(queue_size(&JsValue::from(1024)).ok(), Some(1024));
+        assert_eq!(queue_size(&js_sys::BigInt::from(1024u32).into()).ok(), Some(1024));
     }
 
     #[wasm_bindgen_test]
@@ -938,16 +963,19 @@ mod tests {
         let create = |entries: &[(&str, JsValue)]| error(runtime_options(Some(object(entries))).map(drop));
         let n = |v: f64| JsValue::from(v);
         let cases = [
-            (launch(&[("queueSize", n(-1.0))]), "RangeError: launch options: queueSize must be a whole number from 0 to 4294967295, got -1"),
-            (launch(&[("queueSize", n(1e300))]), "RangeError: launch options: queueSize must be a whole number from 0 to 4294967295, got 1e+300"),
+            (launch(&[("queueSize", n(-1.0))]), "RangeError: launch options: queueSize must be a whole number from 1 to 4194304, got -1"),
+            (launch(&[("inputQueueSize", n(0.0))]), "RangeError: launch options: inputQueueSize must be a whole number from 1 to 4194304, got 0"),
+            (launch(&[("outputQueueSize", n(4194305.0))]), "RangeError: launch options: outputQueueSize must be a whole number from 1 to 4194304, got 4194305"),
+            (launch(&[("queueSize", n(1e300))]), "RangeError: launch options: queueSize must be a whole number from 1 to 4194304, got 1e+300"),
             (launch(&[("maxBatch", "7".into())]), "TypeError: launch options: maxBatch must be a whole number from 0 to 4294967295, got \"7\""),
             (launch(&[("workgroupSize", n(0.5))]), "RangeError: launch options: workgroupSize must be a whole number from 0 to 4294967295, got 0.5"),
             (launch(&[("priority", n(f64::INFINITY))]), "RangeError: launch options: priority must be a whole number from -2147483648 to 2147483647, got Infinity"),
-            (launch(&[("queueSize", js_sys::Float64Array::new_with_length(2).into())]), "TypeError: launch options: queueSize must be a whole number from 0 to 4294967295, got a Float64Array"),
+            (launch(&[("queueSize", js_sys::Float64Array::new_with_length(2).into())]), "TypeError: launch options: queueSize must be a whole number from 1 to 4194304, got a Float64Array"),
             (launch(&[("autoActivate", n(1.0))]), "TypeError: launch options: autoActivate must be a boolean, got 1"),
             (launch(&[("mode", "fast".into())]), "TypeError: launch options: mode must be \"persistent\" or \"event-driven\", got \"fast\""),
             (launch(&[("requirements", object(&[("minBufferBytes", n(-1.0))]))]), "RangeError: launch options: requirements.minBufferBytes must be a whole number from 0 to 9007199254740991, got -1"),
-            (create(&[("defaultQueueSize", JsValue::NULL)]), "TypeError: RingKernelRuntime.create options: defaultQueueSize must be a whole number from 0 to 4294967295, got null"),
+            (create(&[("defaultQueueSize", JsValue::NULL)]), "TypeError: RingKernelRuntime.create options: defaultQueueSize must be a whole number from 1 to 4194304, got null"),
+            (create(&[("defaultQueueSize", n(0.0))]), "RangeError: RingKernelRuntime.create options: defaultQueueSize must be a whole number from 1 to 4194304, got 0"),
             (create(&[("memoryBudget", Array::new().into())]), "TypeError: RingKernelRuntime.create options: memoryBudget must be a whole number from 0 to 9007199254740991, got an array"),
             (create(&[("circuitBreaker", object(&[("windowMs", n(-1.0))]))]), "RangeError: RingKernelRuntime.create options: circuitBreaker.windowMs must be a number of milliseconds from 0 to 9e15, got -1"),
             (create(&[("watchdog", object(&[("heartbeatTimeoutMs", "5".into())]))]), "TypeError: RingKernelRuntime.create options: watchdog.heartbeatTimeoutMs must be a number, got \"5\""),

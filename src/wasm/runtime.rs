@@ -347,8 +347,11 @@ impl JsRuntime {
         promise(async move { js_void(rt.recover().await) })
     }
 
-    /// `drain` (every kernel terminated gracefully) and `completeShutdown`: resolves with the
-    /// shutdown report. Later calls reject with `RuntimeDisposedError`.
+    /// `drain` (every kernel terminated gracefully, within 5000 ms each) and
+    /// `completeShutdown`: resolves with the shutdown report. When a kernel did not finish in
+    /// time (or its device was lost) it rejects with that error (a `TimeoutError` says how many
+    /// messages were left unprocessed); the runtime stops all the same, and a later `dispose()`
+    /// resolves with the report. Every other operation rejects with `RuntimeDisposedError`.
     #[wasm_bindgen(unchecked_return_type = "Promise<ShutdownReport>")]
     pub fn dispose(&self) -> Promise {
         let rt = self.inner.clone();

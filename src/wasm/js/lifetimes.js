@@ -6,8 +6,8 @@
 // its kernels first, which only an async dispose can do, so both are taken away (and from the
 // TypeScript declarations, so a synchronous `using` does not type-check). Objects end with
 // `dispose()` or `terminate()` (or `await using`); their memory is reclaimed by the garbage
-// collector once nothing holds them. After `dispose()` every call rejects with
-// `RuntimeDisposedError`.
+// collector once nothing holds them. After `dispose()` every operation rejects (or throws)
+// `RuntimeDisposedError`; reads such as `getState` answer with the final state.
 import { KernelHandle, ManagedKernel, RingKernelRuntime } from "./ringkernel_web.js";
 
 /** Each class and what `await using` calls when its block ends. */
