@@ -1136,7 +1136,28 @@ fn host_handler_rows() -> Vec<Case> {
         doubler_response(),
         "fn handle(msg: Request) -> Response { return Response(1); }",
     );
+    // WGSL beside a good host handler is checked as a GPU backend would: what works on the cpu
+    // backend must not fail on a GPU for a mistake seen here.
+    let with_wgsl = |wgsl: &str| {
+        KernelDefinition::new("bad-host", doubler_request(), doubler_response(), wgsl)
+            .with_host_handler(host::typed(|v: &i32, _: &mut [u32]| Some(v * 2)))
+    };
+    let wrong_type = with_wgsl("fn handle(msg: Response) -> Response { return msg; }");
+    let no_handle = with_wgsl("fn helper() -> i32 { return 1; }");
+    let syntax = with_wgsl("fn handle(msg: Request) -> Response {\n    return Response(msg.value * );\n}");
     vec![
+        case("WGSL beside a host handler, taking the wrong message type", launch(wrong_type), "KernelCompileError")
+            .compile(Some(1), Some(16), &["`Response`", "`Request`"]),
+        case("WGSL beside a host handler, with no fn handle", launch(no_handle), "KernelCompileError").compile(
+            None,
+            None,
+            &["no `fn handle`"],
+        ),
+        case("WGSL beside a host handler, with a syntax error", launch(syntax), "KernelCompileError").compile(
+            Some(2),
+            Some(33),
+            &["expected expression"],
+        ),
         case("a kernel with WGSL but no host handler", launch(wgsl_only), "KernelCompileError").compile(
             None,
             None,

@@ -1322,12 +1322,35 @@ fn wgsl_rows() -> Vec<Row> {
     ]
 }
 
-/// A kernel the cpu backend cannot run: no handler.
+/// A kernel the cpu backend cannot run: no handler; or a handler beside WGSL whose `handle`
+/// a GPU backend would refuse (its signature is checked here too, without a WGSL compiler).
 fn host_handler_rows() -> Vec<Row> {
     let wgsl_only = object(&[("input", request()), ("output", response()), ("wgsl", s(DOUBLER_WGSL))]);
     let launch = method("launch", &[s("web-bad-host"), wgsl_only]);
-    vec![row("launch of a kernel without a handler on the cpu backend", launch, "KernelCompileError")
-        .prop("kernelId", "web-bad-host")]
+    let beside = |wgsl: &str| {
+        let handler = js_function("m", "return { result: m.value * 2 };");
+        let definition =
+            object(&[("input", request()), ("output", response()), ("wgsl", s(wgsl)), ("handler", handler.into())]);
+        method("launch", &[s("web-bad-host"), definition])
+    };
+    vec![
+        row("launch of a kernel without a handler on the cpu backend", launch, "KernelCompileError")
+            .prop("kernelId", "web-bad-host"),
+        row(
+            "a handler beside WGSL taking the wrong message type",
+            beside("fn handle(msg: Response) -> Response { return msg; }"),
+            "KernelCompileError",
+        )
+        .prop("kernelId", "web-bad-host")
+        .prop("line", 1)
+        .prop("column", 16),
+        row(
+            "a handler beside WGSL with no fn handle",
+            beside("fn helper() -> i32 { return 1; }"),
+            "KernelCompileError",
+        )
+        .prop("kernelId", "web-bad-host"),
+    ]
 }
 
 fn rows_for(world: &World) -> Vec<Row> {

@@ -65,6 +65,16 @@ impl CpuKernel {
             ));
         };
         host.0.check(&definition.input, &definition.output).map_err(compile_error)?;
+        // WGSL beside the host handler is what a GPU backend would run: checked here too, so a
+        // kernel tested on the cpu backend does not fail on a GPU for a mistake seen here.
+        // Natively naga checks all of it; on the web, with no WGSL compiler but a device's,
+        // the handler's signature.
+        if definition.has_wgsl() {
+            #[cfg(not(target_arch = "wasm32"))]
+            crate::codegen::check(&definition.id, &crate::codegen::generate(definition)?)?;
+            #[cfg(target_arch = "wasm32")]
+            crate::codegen::handler::inspect(definition)?;
+        }
         let words = definition.state.map_or(0, |spec| spec.len as usize);
         Ok(CpuKernel {
             handler: host.0.clone(),
