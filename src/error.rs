@@ -118,7 +118,7 @@ pub enum Error {
     /// The kernel's circuit breaker is open (see [`crate::CircuitState`]): the send, call or
     /// protected operation was refused and nothing of it was queued. Try again after
     /// `retry_after`.
-    #[error("circuit of kernel '{id}' is open: retry in {} ms", millis(retry_after))]
+    #[error("circuit of kernel '{id}' is open: retry in {} ms", crate::platform::Float(millis(retry_after).0.ceil()))]
     CircuitOpen {
         /// The kernel whose circuit refused.
         id: String,
@@ -190,13 +190,13 @@ pub enum ErrorKind {
     OutOfRange,
 }
 
-/// `timeout.as_millis()` in decimal, from its whole seconds and milliseconds: printing a `u128`
-/// would link 128-bit formatting into the wasm for this one number.
-fn millis(timeout: &std::time::Duration) -> String {
-    match (timeout.as_secs(), timeout.subsec_millis()) {
-        (0, ms) => ms.to_string(),
-        (secs, ms) => format!("{secs}{ms:03}"),
-    }
+/// `timeout` in milliseconds as a number prints (`0.5`, `1500`, `2.25`), from whole
+/// milliseconds and the nanoseconds past them, so whole milliseconds stay exact. Printed as the
+/// platform prints floats (JavaScript's shortest digits on the web): printing a `u128` or
+/// Rust's `f64` would link their formatting into the wasm for this one number.
+fn millis(timeout: &std::time::Duration) -> crate::platform::Float {
+    let whole = timeout.as_secs() as f64 * 1000.0 + f64::from(timeout.subsec_millis());
+    crate::platform::Float(whole + f64::from(timeout.subsec_nanos() % 1_000_000) / 1e6)
 }
 
 fn unprocessed_part(unprocessed: u64) -> String {
@@ -414,17 +414,19 @@ mod tests {
 
     #[test]
     fn millis_prints_as_millis() {
-        for timeout in [
-            Duration::ZERO,
-            Duration::from_micros(999),
-            Duration::from_millis(7),
-            Duration::from_millis(1000),
-            Duration::from_millis(1005),
-            Duration::from_millis(61_234),
-            Duration::new(5, 999_999_999),
-            Duration::MAX,
+        for (timeout, shown) in [
+            (Duration::ZERO, "0"),
+            (Duration::from_micros(500), "0.5"),
+            (Duration::from_micros(999), "0.999"),
+            (Duration::from_micros(2_250), "2.25"),
+            (Duration::from_millis(7), "7"),
+            (Duration::from_millis(1000), "1000"),
+            (Duration::from_millis(1005), "1005"),
+            (Duration::from_millis(61_234), "61234"),
+            (Duration::new(61, 234_010_000), "61234.01"),
+            (Duration::new(5, 999_000_000), "5999"),
         ] {
-            assert_eq!(super::millis(&timeout), timeout.as_millis().to_string(), "{timeout:?}");
+            assert_eq!(super::millis(&timeout).to_string(), shown, "{timeout:?}");
         }
     }
 }
