@@ -64,6 +64,9 @@ pub(crate) struct Kernel {
     pub breaker: Option<Breaker>,
     /// Fired whenever answers arrive, queue room frees up, or the state changes.
     pub changed: Arc<Event>,
+    /// Set when it is removed; its handles share it, so a handle never reaches a kernel
+    /// launched later under the same id (another actor).
+    pub removed: Arc<AtomicBool>,
 }
 
 /// A kernel's neighbours in a pipeline (see `Runtime::connect`).

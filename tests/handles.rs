@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::future::join;
 use ringkernel_web::{
     BackendChoice, CallError, Error, ErrorKind, KernelHandle, KernelState, LaunchOptions, Runtime, RuntimeBuilder,
-    SendTimeoutError, TryReceiveError, TrySendError,
+    SendError, SendTimeoutError, TryReceiveError, TrySendError,
 };
 
 const BACKENDS: [BackendChoice; 2] = [BackendChoice::Auto, BackendChoice::Cpu];
@@ -234,6 +234,49 @@ fn builder_presets_set_what_the_readme_says() {
         assert_eq!(missing.kind(), ErrorKind::BackendUnavailable, "{missing}");
         assert!(missing.to_string().contains("99"), "{missing}");
     });
+}
+
+/// A handle refers to its launch: once that kernel is removed, every operation on it is
+/// `KernelNotFound` (a refused message handed back), even after another kernel is launched
+/// under the same id, which only its own handles reach.
+#[test]
+fn a_handle_never_reaches_a_kernel_launched_later_under_its_id() {
+    for backend in BACKENDS {
+        let rt = common::runtime_on(backend);
+        pollster::block_on(async {
+            let old = doubler(&rt, "reused", LaunchOptions::default().with_auto_activate()).await;
+            let old_dynamic = rt.get_kernel("reused").unwrap();
+            assert_eq!(old.call(20, Duration::from_secs(30)).await.unwrap(), 40);
+            old.terminate().await.unwrap();
+            rt.remove("reused").unwrap();
+            let new = doubler(&rt, "reused", LaunchOptions::default().with_auto_activate()).await;
+            let not_found = |e: &Error| e.kind() == ErrorKind::KernelNotFound && e.to_string().contains("reused");
+            match old.send(1).await {
+                Err(SendError { message: 1, error, .. }) => assert!(not_found(&error), "{error}"),
+                other => panic!("{backend:?}: {other:?}"),
+            }
+            match old.try_send(2) {
+                Err(TrySendError::Refused(2, error)) => assert!(not_found(&error), "{error}"),
+                other => panic!("{backend:?}: {other:?}"),
+            }
+            match old.call(3, Duration::from_secs(1)).await {
+                Err(CallError::NotSent(3, error)) => assert!(not_found(&error), "{error}"),
+                other => panic!("{backend:?}: {other:?}"),
+            }
+            assert!(not_found(&old.state().unwrap_err()));
+            assert!(not_found(&old_dynamic.receive_value(Some(Duration::ZERO)).await.unwrap_err()));
+            assert!(not_found(&old.deactivate().await.unwrap_err()));
+            assert!(old.is_terminated() && !old.is_active());
+            old.wait().await.unwrap();
+            assert!(old_dynamic.typed::<i32, i32>().is_err());
+            // Nothing reached the new kernel; its own handles, and the one found now, work.
+            assert_eq!(new.status().unwrap().input_queue_depth, 0);
+            assert_eq!(new.call(21, Duration::from_secs(30)).await.unwrap(), 42);
+            let found = rt.get_kernel("reused").unwrap().typed::<i32, i32>().unwrap();
+            assert_eq!(found.call(5, Duration::from_secs(30)).await.unwrap(), 10);
+            assert_eq!(new.metrics().unwrap().messages_processed, 2, "{backend:?}");
+        });
+    }
 }
 
 #[test]

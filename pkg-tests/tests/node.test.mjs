@@ -180,6 +180,49 @@ test("a send waiting for room past its stall warning leaves the thread free: tim
   });
 });
 
+test("a handle never reaches a kernel launched later under its id: KernelNotFoundError, and nothing reaches the new one", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, KernelNotFoundError } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const old = await runtime.launch("doubler", null, { autoActivate: true });
+    await old.terminate();
+    runtime.remove("doubler");
+    const fresh = await runtime.launch("doubler", null, { autoActivate: true });
+    const refused = {};
+    for (const [name, run] of Object.entries({
+      send: () => old.send({ value: 1 }),
+      trySend: () => old.trySend({ value: 2 }),
+      sendBatch: () => old.sendBatch([{ value: 3 }]),
+      call: () => old.call({ value: 4 }),
+      receive: () => old.receive({ timeout: 10 }),
+      tryReceive: () => old.tryReceive(),
+      deactivate: () => old.deactivate(),
+      terminate: () => old.terminate(),
+      state: () => old.state,
+      status: () => old.status(),
+    })) {
+      try {
+        await run();
+        refused[name] = "not refused";
+      } catch (e) {
+        refused[name] = e instanceof KernelNotFoundError ? e.kernelId : \`\${e.name}: \${e.message}\`;
+      }
+    }
+    const answer = await fresh.call({ value: 21 }, { timeout: 5000 });
+    const processed = fresh.status().messagesProcessed;
+    await runtime.dispose();
+    console.log(JSON.stringify({ refused, answer, processed }));
+  `);
+  assertExited(result);
+  const names = ["send", "trySend", "sendBatch", "call", "receive", "tryReceive", "deactivate", "terminate", "state", "status"];
+  assert.deepEqual(findings(result), {
+    refused: Object.fromEntries(names.map((name) => [name, "doubler"])),
+    answer: { result: 42 },
+    processed: 1,
+  });
+});
+
 test("without WebGPU, create() rejects with BackendUnavailableError saying how to get it in Node", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, BackendUnavailableError } from "ringkernel-web";

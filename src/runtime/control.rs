@@ -94,6 +94,7 @@ impl Runtime {
                 resources: Resources::default(),
                 breaker: self.shared.settings.circuit_breaker.map(Breaker::new),
                 changed: Arc::new(Event::new()),
+                removed: Arc::default(),
                 def: definition.clone(),
             };
             table.kernels.insert(id.clone(), kernel);
@@ -132,8 +133,9 @@ impl Runtime {
                     kernel.resources.state = exec.state_store();
                     kernel.resources.exec = Some(exec);
                     kernel.notify();
+                    let removed = kernel.removed.clone();
                     table.launched += 1;
-                    Ok(())
+                    Ok(removed)
                 }
                 // The runtime was disposed while compiling.
                 Ok(_) => Err(Error::Disposed),
@@ -145,12 +147,12 @@ impl Runtime {
                 }
             }
         };
-        launched?;
+        let removed = launched?;
         crate::pressure::check_memory_alerts(&self.shared);
         if options.auto_activate {
             self.activate(&id).await?;
         }
-        Ok(KernelHandle::new(self.clone(), &id))
+        Ok(KernelHandle::new(self.clone(), &id, removed))
     }
 
     /// LAUNCHED → ACTIVE: the tick starts dispatching the kernel.
@@ -314,7 +316,8 @@ impl Runtime {
     }
 
     /// Forgets a terminated kernel (and any answers nobody received) so its id can be
-    /// launched again.
+    /// launched again. Its handles stay its own: every operation on them is `KernelNotFound`
+    /// from now on, whatever is launched under the id later.
     pub fn remove(&self, id: &str) -> Result<()> {
         let mut table = self.open_table()?;
         let state = table.kernel(id)?.life.state();
@@ -322,6 +325,7 @@ impl Runtime {
             return Err(Error::KernelState { id: id.to_owned(), state, action: Action::Remove });
         }
         if let Some(kernel) = table.kernels.remove(id) {
+            kernel.removed.store(true, Ordering::Relaxed);
             // What the shutdown report still owes for it.
             let retired = &mut table.retired;
             retired.kernels += 1;

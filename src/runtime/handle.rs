@@ -12,6 +12,7 @@
 
 use std::cell::Cell;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,16 +32,26 @@ use crate::waiting::wait;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dynamic {}
 
-/// A launched kernel. Cheap to clone; keeps its runtime alive while it exists.
+/// A launched kernel. Cheap to clone; keeps its runtime alive while it exists. It refers to
+/// that launch only: once the kernel is removed, every operation on it is `KernelNotFound`,
+/// even after another kernel is launched under the same id (as an actor reference never
+/// reaches the actor that took a stopped one's name).
 pub struct KernelHandle<In = Dynamic, Out = Dynamic> {
     runtime: Runtime,
     id: Arc<str>,
+    /// Set when its kernel is removed (shared with the kernel's entry).
+    removed: Arc<AtomicBool>,
     messages: PhantomData<fn(In) -> Out>,
 }
 
 impl<In, Out> Clone for KernelHandle<In, Out> {
     fn clone(&self) -> Self {
-        KernelHandle { runtime: self.runtime.clone(), id: self.id.clone(), messages: PhantomData }
+        KernelHandle {
+            runtime: self.runtime.clone(),
+            id: self.id.clone(),
+            removed: self.removed.clone(),
+            messages: PhantomData,
+        }
     }
 }
 
@@ -71,8 +82,17 @@ pub struct KernelStatus {
 }
 
 impl<In, Out> KernelHandle<In, Out> {
-    pub(super) fn new(runtime: Runtime, id: &str) -> Self {
-        KernelHandle { runtime, id: id.into(), messages: PhantomData }
+    pub(super) fn new(runtime: Runtime, id: &str, removed: Arc<AtomicBool>) -> Self {
+        KernelHandle { runtime, id: id.into(), removed, messages: PhantomData }
+    }
+
+    /// The id to operate on, or `KernelNotFound` once this handle's kernel was removed.
+    #[inline(never)] // one copy for every operation
+    pub(crate) fn live_id(&self) -> Result<&str> {
+        match self.removed.load(Ordering::Relaxed) {
+            false => Ok(&self.id),
+            true => Err(Error::KernelNotFound { id: self.id.to_string() }),
+        }
     }
 
     /// The kernel's id.
@@ -96,7 +116,7 @@ impl<In, Out> KernelHandle<In, Out> {
 
     /// `active` → `deactivated`: nothing more is dispatched; queued input stays.
     pub async fn deactivate(&self) -> Result<()> {
-        self.runtime.deactivate(&self.id).await
+        self.runtime.deactivate(self.live_id()?).await
     }
 
     /// The seed's name for [`deactivate`](Self::deactivate).
@@ -106,32 +126,33 @@ impl<In, Out> KernelHandle<In, Out> {
 
     /// `deactivated` → `active` (the seed's `resume`).
     pub async fn resume(&self) -> Result<()> {
-        self.runtime.reactivate(&self.id).await
+        self.runtime.reactivate(self.live_id()?).await
     }
 
     /// Graceful stop: queued and in-flight messages are processed first (their answers stay
     /// receivable), for up to five seconds; see [`terminate_timeout`](Self::terminate_timeout).
     pub async fn terminate(&self) -> Result<()> {
-        self.runtime.terminate(&self.id, Some(DEFAULT_TERMINATE_TIMEOUT)).await
+        self.runtime.terminate(self.live_id()?, Some(DEFAULT_TERMINATE_TIMEOUT)).await
     }
 
     /// Graceful stop within `timeout`; past it the kernel stops anyway and the `Timeout` error
     /// says how many messages were left unprocessed.
     pub async fn terminate_timeout(&self, timeout: Duration) -> Result<()> {
-        self.runtime.terminate(&self.id, Some(timeout)).await
+        self.runtime.terminate(self.live_id()?, Some(timeout)).await
     }
 
     /// Resolves once the kernel is terminated (or removed).
     pub async fn wait(&self) -> Result<()> {
         loop {
-            let Some(listener) = self.runtime.until_changed(&self.id)? else { return Ok(()) };
+            let Ok(id) = self.live_id() else { return Ok(()) };
+            let Some(listener) = self.runtime.until_changed(id)? else { return Ok(()) };
             wait(listener, None).await;
         }
     }
 
     /// The kernel's state now.
     pub fn state(&self) -> Result<KernelState> {
-        self.runtime.state(&self.id)
+        self.runtime.state(self.live_id()?)
     }
 
     /// Whether the kernel is active now.
@@ -160,13 +181,14 @@ impl<In, Out> KernelHandle<In, Out> {
 
     /// Every counter of the kernel (latency is empty when the runtime keeps no telemetry).
     pub fn metrics(&self) -> Result<KernelTelemetry> {
-        self.runtime.kernel_metrics(&self.id)
+        self.runtime.kernel_metrics(self.live_id()?)
     }
 
     /// The next answer handed to `read` if one is waiting now: the `try_receive` of both kinds
     /// of handle.
     fn try_receive_read<R>(&self, read: impl FnOnce(&MessageLayout, &[u8]) -> R) -> Result<R, TryReceiveError> {
-        match self.runtime.try_receive_with(&self.id, read) {
+        let id = self.live_id().map_err(TryReceiveError::Refused)?;
+        match self.runtime.try_receive_with(id, read) {
             Ok(Some(answer)) => Ok(answer),
             Ok(None) => Err(TryReceiveError::Empty(Error::Timeout {
                 id: self.id.to_string(),
@@ -197,42 +219,43 @@ impl KernelHandle {
                 ),
             })
         };
-        check(self.runtime.input_layout(&self.id)?, In::layout(), "messages", std::any::type_name::<In>())?;
-        check(self.runtime.output_layout(&self.id)?, Out::layout(), "answers", std::any::type_name::<Out>())?;
-        Ok(KernelHandle::new(self.runtime.clone(), &self.id))
+        let id = self.live_id()?;
+        check(self.runtime.input_layout(id)?, In::layout(), "messages", std::any::type_name::<In>())?;
+        check(self.runtime.output_layout(id)?, Out::layout(), "answers", std::any::type_name::<Out>())?;
+        Ok(KernelHandle::new(self.runtime.clone(), id, self.removed.clone()))
     }
 
     /// Queues one message given as named values (a [`Value::Struct`]), waiting up to
     /// `timeout` for room (as long as it takes without one).
     pub async fn send_value(&self, message: &Value, timeout: Option<Duration>) -> Result<()> {
-        self.runtime.send_value(&self.id, message, timeout).await
+        self.runtime.send_value(self.live_id()?, message, timeout).await
     }
 
     /// Queues one message given as named values if there is room now (else `QueueFull`).
     pub fn try_send_value(&self, message: &Value) -> Result<()> {
-        self.runtime.try_send_value(&self.id, message)
+        self.runtime.try_send_value(self.live_id()?, message)
     }
 
     /// Queues one message in either form (fields or bytes) if there is room now.
     pub fn try_send_message(&self, message: MessageRef<'_>) -> Result<()> {
-        self.runtime.try_send_message(&self.id, message)
+        self.runtime.try_send_message(self.live_id()?, message)
     }
 
     /// Queues every message of `messages` (each a [`Value::Struct`]) within `timeout`, or
     /// `QueueFull` says how many (from the front) were queued.
     pub async fn send_values(&self, messages: &[Value], timeout: Option<Duration>) -> Result<usize> {
-        self.runtime.send_values(&self.id, messages, timeout).await
+        self.runtime.send_values(self.live_id()?, messages, timeout).await
     }
 
     /// Queues messages already packed in the input layout, all of them within `timeout`, or
     /// `QueueFull` says how many were queued.
     pub async fn send_packed(&self, packed: &[u8], timeout: Option<Duration>) -> Result<usize> {
-        self.runtime.send_packed(&self.id, packed, timeout).await
+        self.runtime.send_packed(self.live_id()?, packed, timeout).await
     }
 
     /// The next answer, as named values, waiting up to `timeout` (as long as it takes without).
     pub async fn receive_value(&self, timeout: Option<Duration>) -> Result<Vec<(String, Value)>> {
-        self.runtime.receive(&self.id, timeout).await
+        self.runtime.receive(self.live_id()?, timeout).await
     }
 
     /// The next answer handed to `read` with the output layout, straight from the queue.
@@ -241,7 +264,7 @@ impl KernelHandle {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
-        self.runtime.receive_with(&self.id, timeout, read).await
+        self.runtime.receive_with(self.live_id()?, timeout, read).await
     }
 
     /// The next answer handed to `read` if one is waiting now.
@@ -252,7 +275,7 @@ impl KernelHandle {
     /// Up to `max` answers (at least one), packed back to back, waiting up to `timeout` for
     /// the first.
     pub async fn receive_batch_packed(&self, max: usize, timeout: Option<Duration>) -> Result<Vec<u8>> {
-        self.runtime.receive_batch_packed(&self.id, max, timeout).await
+        self.runtime.receive_batch_packed(self.live_id()?, max, timeout).await
     }
 
     /// Sends one message (a [`Value::Struct`]) and hands its own answer to `read`, waiting up to
@@ -263,7 +286,7 @@ impl KernelHandle {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
-        self.runtime.call_value(&self.id, message, timeout, read).await
+        self.runtime.call_value(self.live_id()?, message, timeout, read).await
     }
 }
 
@@ -271,14 +294,22 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     /// Queues `message`, waiting for room as long as it takes. Refused only when the kernel
     /// does not take messages; the message comes back.
     pub async fn send(&self, message: In) -> Result<(), SendError<In>> {
-        self.runtime.send_pod(&self.id, &message, None).await.map_err(|error| SendError { message, error })
+        let id = match self.live_id() {
+            Ok(id) => id,
+            Err(error) => return Err(SendError { message, error }),
+        };
+        self.runtime.send_pod(id, &message, None).await.map_err(|error| SendError { message, error })
     }
 
     /// Queues `message` if there is room now.
     pub fn try_send(&self, message: In) -> Result<(), TrySendError<In>> {
         let bytes = bytemuck::bytes_of(&message);
         let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytes, slot);
-        match self.runtime.try_enqueue_one(&self.id, None, &pack) {
+        let id = match self.live_id() {
+            Ok(id) => id,
+            Err(error) => return Err(TrySendError::Refused(message, error)),
+        };
+        match self.runtime.try_enqueue_one(id, None, &pack) {
             Ok(Attempt::Done(_)) => Ok(()),
             Ok(Attempt::Wait(_, full)) => Err(TrySendError::Full(message, self.runtime.count(&self.id, full))),
             Err(refused) => Err(TrySendError::Refused(message, self.runtime.count(&self.id, refused))),
@@ -287,7 +318,11 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     /// Queues `message`, waiting up to `timeout` for room.
     pub async fn send_timeout(&self, message: In, timeout: Duration) -> Result<(), SendTimeoutError<In>> {
-        match self.runtime.send_pod(&self.id, &message, Some(timeout)).await {
+        let id = match self.live_id() {
+            Ok(id) => id,
+            Err(error) => return Err(SendTimeoutError::Refused(message, error)),
+        };
+        match self.runtime.send_pod(id, &message, Some(timeout)).await {
             Ok(()) => Ok(()),
             Err(full @ Error::QueueFull { .. }) => Err(SendTimeoutError::Timeout(message, full)),
             Err(refused) => Err(SendTimeoutError::Refused(message, refused)),
@@ -308,7 +343,8 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     async fn send_batch_until(&self, messages: &[In], timeout: Option<Duration>) -> Result<(), BatchSendError> {
         let deadline = crate::waiting::deadline(timeout);
-        match self.runtime.enqueue_many(&self.id, bytemuck::cast_slice(messages), deadline, &Cell::new(0)).await {
+        let id = self.live_id().map_err(|error| BatchSendError { accepted: 0, error })?;
+        match self.runtime.enqueue_many(id, bytemuck::cast_slice(messages), deadline, &Cell::new(0)).await {
             (_, None) => Ok(()),
             (accepted, Some(error)) => Err(BatchSendError { accepted, error: self.runtime.count(&self.id, error) }),
         }
@@ -316,12 +352,12 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     /// The next answer, waiting as long as it takes.
     pub async fn receive(&self) -> Result<Out> {
-        self.runtime.receive_pod(&self.id, None).await
+        self.runtime.receive_pod(self.live_id()?, None).await
     }
 
     /// The next answer, waiting up to `timeout` (then `Timeout`).
     pub async fn receive_timeout(&self, timeout: Duration) -> Result<Out> {
-        self.runtime.receive_pod(&self.id, Some(timeout)).await
+        self.runtime.receive_pod(self.live_id()?, Some(timeout)).await
     }
 
     /// The next answer if one is waiting now.
@@ -331,7 +367,7 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     /// Up to `max` answers (at least one), waiting for the first as long as it takes.
     pub async fn receive_batch(&self, max: usize) -> Result<Vec<Out>> {
-        self.runtime.receive_batch::<Out>(&self.id, max, None).await
+        self.runtime.receive_batch::<Out>(self.live_id()?, max, None).await
     }
 
     /// Queues `envelope`'s message with its header, waiting for room as long as it takes, and
@@ -343,7 +379,11 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     ) -> Result<EnvelopeHeader, SendError<MessageEnvelope<In>>> {
         let bytes = bytemuck::bytes_of(&envelope.message);
         let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytes, slot);
-        match self.runtime.send_enveloped(&self.id, &envelope.header, None, &pack).await {
+        let id = match self.live_id() {
+            Ok(id) => id,
+            Err(error) => return Err(SendError { error, message: envelope }),
+        };
+        match self.runtime.send_enveloped(id, &envelope.header, None, &pack).await {
             Ok(sent) => Ok(sent),
             Err(error) => Err(SendError { error: self.runtime.count(&self.id, error), message: envelope }),
         }
@@ -363,7 +403,7 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     async fn receive_envelope_until(&self, timeout: Option<Duration>) -> Result<MessageEnvelope<Out>> {
         let read = |_: &MessageLayout, answer: &[u8]| bytemuck::pod_read_unaligned::<Out>(answer);
         let mut header = None;
-        let result = self.runtime.receive_one(&self.id, timeout, read, Some(&mut header)).await;
+        let result = self.runtime.receive_one(self.live_id()?, timeout, read, Some(&mut header)).await;
         let result = result.map(|message| MessageEnvelope::with_header(message, header.expect("made when taken")));
         result.map_err(|error| self.runtime.count(&self.id, error))
     }
@@ -374,7 +414,11 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
         let bytes = bytemuck::bytes_of(&message);
         let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytes, slot);
         let read = |_: &MessageLayout, answer: &[u8]| Ok(bytemuck::pod_read_unaligned::<Out>(answer));
-        match self.runtime.call_inner(&self.id, Some(timeout), &pack, || {}, read).await {
+        let id = match self.live_id() {
+            Ok(id) => id,
+            Err(error) => return Err(CallError::NotSent(message, error)),
+        };
+        match self.runtime.call_inner(id, Some(timeout), &pack, || {}, read).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(unanswered)) => Err(CallError::Unanswered(self.runtime.count(&self.id, unanswered))),
             Err(not_sent) => Err(CallError::NotSent(message, self.runtime.count(&self.id, not_sent))),

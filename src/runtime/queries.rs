@@ -68,7 +68,7 @@ impl Runtime {
 
     /// A handle to the kernel `id`, if it exists (the seed's `get_kernel`).
     pub fn get_kernel(&self, id: &str) -> Option<KernelHandle> {
-        self.shared.lock().kernels.contains_key(id).then(|| KernelHandle::new(self.clone(), id))
+        self.shared.lock().kernels.get(id).map(|kernel| KernelHandle::new(self.clone(), id, kernel.removed.clone()))
     }
 
     /// Ids of every kernel, sorted (the seed's `list_kernels`; the same as

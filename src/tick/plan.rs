@@ -305,6 +305,7 @@ mod tests {
             },
             breaker: None,
             changed: Arc::new(Event::new()),
+            removed: Default::default(),
             def,
         }
     }

@@ -38,9 +38,14 @@ impl JsKernelHandle {
         self.inner.runtime().clone()
     }
 
-    /// The kernel id, as those calls take it.
-    fn id_js(&self) -> JsValue {
-        JsValue::from_str(self.inner.id())
+    /// The kernel id as those calls take it, or (to return) the promise rejected with
+    /// `KernelNotFoundError` once this handle's kernel was removed: a kernel launched since
+    /// under the same id is another, which this handle never reaches.
+    fn id_js(&self) -> Result<JsValue, Promise> {
+        match self.inner.live_id() {
+            Ok(id) => Ok(JsValue::from_str(id)),
+            Err(removed) => Err(Promise::reject(&js_error(removed))),
+        }
     }
 }
 
@@ -73,14 +78,17 @@ impl JsKernelHandle {
 
     /// Queues one message; waits up to `{ timeout }` ms for room, then `QueueFullError`.
     pub fn send(&self, message: JsValue, options: Option<JsValue>) -> Promise {
-        calls::send(self.runtime(), self.id_js(), message, options)
+        match self.id_js() {
+            Ok(id) => calls::send(self.runtime(), id, message, options),
+            Err(rejected) => rejected,
+        }
     }
 
     /// Queues one message if there is room now; throws `QueueFullError` if not, or while an
     /// earlier send to the kernel still waits to be queued (it never overtakes one).
     #[wasm_bindgen(js_name = trySend)]
     pub fn try_send(&self, message: JsValue) -> Result<(), JsValue> {
-        let (runtime, id) = (self.inner.runtime(), self.inner.id());
+        let (runtime, id) = (self.inner.runtime(), self.inner.live_id().map_err(js_error)?);
         if !order::is_clear(runtime, id) {
             return Err(behind_earlier_sends(id));
         }
@@ -93,12 +101,18 @@ impl JsKernelHandle {
     /// with their count), or `QueueFullError` whose `accepted` says how many were queued.
     #[wasm_bindgen(js_name = sendBatch)]
     pub fn send_batch(&self, messages: JsValue, options: Option<JsValue>) -> Promise {
-        calls::send_batch(self.runtime(), self.id_js(), messages, options)
+        match self.id_js() {
+            Ok(id) => calls::send_batch(self.runtime(), id, messages, options),
+            Err(rejected) => rejected,
+        }
     }
 
     /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
     pub fn receive(&self, options: Option<JsValue>) -> Promise {
-        calls::receive(self.runtime(), self.id_js(), options)
+        match self.id_js() {
+            Ok(id) => calls::receive(self.runtime(), id, options),
+            Err(rejected) => rejected,
+        }
     }
 
     /// The next answer if one is waiting now, or `null`; throws when none will come (the
@@ -116,13 +130,19 @@ impl JsKernelHandle {
     /// packed in the output layout, as a `Uint8Array`.
     #[wasm_bindgen(js_name = receiveBatch)]
     pub fn receive_batch(&self, options: Option<JsValue>) -> Promise {
-        calls::receive_batch(self.runtime(), self.id_js(), options)
+        match self.id_js() {
+            Ok(id) => calls::receive_batch(self.runtime(), id, options),
+            Err(rejected) => rejected,
+        }
     }
 
     /// Sends one message and resolves with its own answer (matched by correlation id);
     /// `{ timeout }` ms covers queue room and the answer.
     pub fn call(&self, message: JsValue, options: Option<JsValue>) -> Promise {
-        calls::call(self.runtime(), self.id_js(), message, options)
+        match self.id_js() {
+            Ok(id) => calls::call(self.runtime(), id, message, options),
+            Err(rejected) => rejected,
+        }
     }
 
     /// `launched` → `active`, or `deactivated` → `active`.
@@ -133,22 +153,31 @@ impl JsKernelHandle {
 
     /// `active` → `deactivated`: nothing more is dispatched; queued input stays.
     pub fn deactivate(&self) -> Promise {
-        promise(calls::deactivate(self.runtime(), self.id_js()))
+        match self.id_js() {
+            Ok(id) => promise(calls::deactivate(self.runtime(), id)),
+            Err(rejected) => rejected,
+        }
     }
 
     /// The seeds' name for `deactivate`.
     pub fn suspend(&self) -> Promise {
-        promise(calls::deactivate(self.runtime(), self.id_js()))
+        self.deactivate()
     }
 
     /// `deactivated` → `active` (the seeds' `resume`).
     pub fn resume(&self) -> Promise {
-        promise(calls::reactivate(self.runtime(), self.id_js()))
+        match self.id_js() {
+            Ok(id) => promise(calls::reactivate(self.runtime(), id)),
+            Err(rejected) => rejected,
+        }
     }
 
     /// Graceful stop within `{ timeout }` ms (default 5000); also `[Symbol.asyncDispose]`.
     pub fn terminate(&self, options: Option<JsValue>) -> Promise {
-        promise(calls::terminate(self.runtime(), self.id_js(), options, Some(DEFAULT_TERMINATE_TIMEOUT)))
+        match self.id_js() {
+            Ok(id) => promise(calls::terminate(self.runtime(), id, options, Some(DEFAULT_TERMINATE_TIMEOUT))),
+            Err(rejected) => rejected,
+        }
     }
 
     /// Resolves once the kernel is terminated (or removed).
