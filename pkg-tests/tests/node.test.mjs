@@ -182,7 +182,7 @@ test("a send waiting for room past its stall warning leaves the thread free: tim
 
 test("a handle never reaches a kernel launched later under its id: KernelNotFoundError, and nothing reaches the new one", async () => {
   const result = await runModule(`
-    import init, { RingKernelRuntime, KernelNotFoundError } from "ringkernel-web";
+    import init, { RingKernelRuntime, KernelNotFoundError, managedKernel } from "ringkernel-web";
     await init();
     const runtime = await RingKernelRuntime.create({ backend: "cpu" });
     const old = await runtime.launch("doubler", null, { autoActivate: true });
@@ -211,8 +211,15 @@ test("a handle never reaches a kernel launched later under its id: KernelNotFoun
     }
     const answer = await fresh.call({ value: 21 }, { timeout: 5000 });
     const processed = fresh.status().messagesProcessed;
+    // A managed kernel's scope ends (await using) without touching a later kernel of its id.
+    const managed = await managedKernel(runtime, "echo");
+    await runtime.terminate("echo");
+    runtime.remove("echo");
+    const later = await runtime.launch("echo", null, { autoActivate: true });
+    await managed.terminate();
+    const laterState = later.state;
     await runtime.dispose();
-    console.log(JSON.stringify({ refused, answer, processed }));
+    console.log(JSON.stringify({ refused, answer, processed, laterState }));
   `);
   assertExited(result);
   const names = ["send", "trySend", "sendBatch", "call", "receive", "tryReceive", "deactivate", "terminate", "state", "status"];
@@ -220,6 +227,7 @@ test("a handle never reaches a kernel launched later under its id: KernelNotFoun
     refused: Object.fromEntries(names.map((name) => [name, "doubler"])),
     answer: { result: 42 },
     processed: 1,
+    laterState: "active",
   });
 });
 

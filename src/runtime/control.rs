@@ -186,21 +186,22 @@ impl Runtime {
 
     /// The seeds' `managed_kernel` start: launches `id` (a registered kernel, or `definition`)
     /// and activates it; if activating fails, terminates it again and returns that error.
+    /// The handle is the scope's: its end never reaches a kernel launched later under `id`.
     pub async fn launch_and_activate(
         &self,
         id: &str,
         definition: Option<KernelDefinition>,
         options: LaunchOptions,
-    ) -> Result<()> {
-        match definition {
-            Some(definition) => drop(self.launch_definition(definition, options).await?),
-            None => drop(self.launch(id, options).await?),
-        }
+    ) -> Result<KernelHandle> {
+        let handle = match definition {
+            Some(definition) => self.launch_definition(definition, options).await?,
+            None => self.launch(id, options).await?,
+        };
         if let Err(e) = self.activate(id).await {
             let _ = self.terminate(id, Some(DEFAULT_TERMINATE_TIMEOUT)).await;
             return Err(e);
         }
-        Ok(())
+        Ok(handle)
     }
 
     /// The seeds' `managed_kernel`: launches and activates `id`, runs `body`, then terminates
@@ -210,9 +211,9 @@ impl Runtime {
         F: FnOnce(String) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        self.launch_and_activate(id, None, options).await?;
+        let handle = self.launch_and_activate(id, None, options).await?;
         let outcome = body(id.to_owned()).await;
-        let terminated = self.terminate(id, Some(DEFAULT_TERMINATE_TIMEOUT)).await;
+        let terminated = handle.terminate().await;
         let value = outcome?;
         terminated.map(|()| value)
     }

@@ -12,6 +12,7 @@ use super::options::{parse_options, ManagedKernelOptions};
 use super::runtime::{launch_definition, JsRuntime};
 use super::{kernel_id, promise};
 use crate::runtime::Runtime;
+use crate::KernelHandle;
 
 /// A kernel that was launched and activated by `managedKernel` and is terminated when the
 /// holder is done: `await using kernel = await managedKernel(runtime, "worker")`, or an
@@ -19,7 +20,9 @@ use crate::runtime::Runtime;
 #[wasm_bindgen]
 pub struct ManagedKernel {
     runtime: Rc<Runtime>,
-    id: String,
+    /// Its launch: once that kernel is removed, a kernel launched later under the id is
+    /// another, which `terminate` never reaches.
+    handle: KernelHandle,
     terminate_timeout: Duration,
 }
 
@@ -28,15 +31,20 @@ impl ManagedKernel {
     /// The kernel's id, for `runtime.send(kernel.id, ...)`.
     #[wasm_bindgen(getter)]
     pub fn id(&self) -> String {
-        self.id.clone()
+        self.handle.id().to_owned()
     }
 
     /// Terminates the kernel gracefully (also `[Symbol.asyncDispose]`). Does nothing if it is
     /// already terminated or removed.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn terminate(&self) -> Promise {
-        let (rt, id, timeout) = (self.runtime.clone(), self.id.clone(), self.terminate_timeout);
-        promise(async move { js_void(rt.terminate_if_live(&id, Some(timeout)).await) })
+        let (rt, handle, timeout) = (self.runtime.clone(), self.handle.clone(), self.terminate_timeout);
+        promise(async move {
+            match handle.live_id() {
+                Ok(id) => js_void(rt.terminate_if_live(id, Some(timeout)).await),
+                Err(_removed) => Ok(JsValue::UNDEFINED),
+            }
+        })
     }
 }
 
@@ -56,7 +64,7 @@ pub fn managed_kernel(
         let options: ManagedKernelOptions = parse_options(options, "managedKernel options")?;
         let terminate_timeout = options.terminate_timeout()?;
         let definition = launch_definition(&id, definition)?;
-        rt.launch_and_activate(&id, definition, options.launch()).await.map_err(js_error)?;
-        Ok(ManagedKernel { runtime: rt, id, terminate_timeout }.into())
+        let handle = rt.launch_and_activate(&id, definition, options.launch()).await.map_err(js_error)?;
+        Ok(ManagedKernel { runtime: rt, handle, terminate_timeout }.into())
     })
 }
