@@ -1,7 +1,6 @@
 //! `managedKernel`: the seeds' `managed_kernel` for JavaScript, a kernel launched and activated
 //! for a scope and terminated when the holder is done (`await using`).
 
-use std::rc::Rc;
 use std::time::Duration;
 
 use js_sys::Promise;
@@ -11,7 +10,6 @@ use super::errors::{js_error, js_void};
 use super::options::{parse_options, ManagedKernelOptions};
 use super::runtime::{launch_definition, JsRuntime};
 use super::{kernel_id, promise};
-use crate::runtime::Runtime;
 use crate::KernelHandle;
 
 /// A kernel that was launched and activated by `managedKernel` and is terminated when the
@@ -19,7 +17,6 @@ use crate::KernelHandle;
 /// explicit `await kernel.terminate()` in a `finally`.
 #[wasm_bindgen]
 pub struct ManagedKernel {
-    runtime: Rc<Runtime>,
     /// Its launch: once that kernel is removed, a kernel launched later under the id is
     /// another, which `terminate` never reaches.
     handle: KernelHandle,
@@ -38,10 +35,10 @@ impl ManagedKernel {
     /// already terminated or removed.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn terminate(&self) -> Promise {
-        let (rt, handle, timeout) = (self.runtime.clone(), self.handle.clone(), self.terminate_timeout);
+        let (handle, timeout) = (self.handle.clone(), self.terminate_timeout);
         promise(async move {
             match handle.live_id() {
-                Ok(id) => js_void(rt.terminate_if_live(id, Some(timeout)).await),
+                Ok(id) => js_void(handle.runtime().terminate_if_live(id, Some(timeout)).await),
                 Err(_removed) => Ok(JsValue::UNDEFINED),
             }
         })
@@ -65,6 +62,6 @@ pub fn managed_kernel(
         let terminate_timeout = options.terminate_timeout()?;
         let definition = launch_definition(&id, definition)?;
         let handle = rt.launch_and_activate(&id, definition, options.launch()).await.map_err(js_error)?;
-        Ok(ManagedKernel { runtime: rt, handle, terminate_timeout }.into())
+        Ok(ManagedKernel { handle, terminate_timeout }.into())
     })
 }
