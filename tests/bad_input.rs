@@ -1070,6 +1070,14 @@ fn argument_rows() -> Vec<Case> {
     vec![
         case("launch with a queue of 0", Launch(FRESH.into(), queue(0)), "RangeError"),
         case("launch with a queue over the maximum", Launch(FRESH.into(), queue(MAX_QUEUE_SIZE + 1)), "RangeError"),
+        case("launch with a block of 0", Launch(FRESH.into(), queue(QUEUE).with_block_size(0)), "RangeError"),
+        case("launch with a block of 2^20", Launch(FRESH.into(), queue(QUEUE).with_block_size(1 << 20)), "RangeError"),
+        case("launch with a grid of 0", Launch(FRESH.into(), queue(QUEUE).with_grid_size(0)), "RangeError"),
+        case(
+            "launch with 1 GiB of workgroup memory",
+            Launch(FRESH.into(), queue(QUEUE).with_shared_memory(1 << 30)),
+            "RangeError",
+        ),
         case("read_state of a kernel without state", ReadState(LAUNCHED.into()), "TypeError"),
         case("read_state_as of a kernel without state", ReadStateAs(LAUNCHED.into()), "TypeError"),
         case("connect of a kernel to itself", Connect(ACTIVE.into(), ACTIVE.into()), "TypeError"),

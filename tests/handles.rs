@@ -346,12 +346,38 @@ fn blocks_grids_and_workgroup_memory_shape_the_dispatch() {
             .launch_definition(shared.with_id("too-much"), LaunchOptions::default().with_shared_memory(1 << 30))
             .await
             .unwrap_err();
-        assert!(e.to_string().contains("workgroup memory"), "{e}");
+        assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
+        assert!(e.to_string().contains("sharedMemory must be at most"), "{e}");
         let e =
             rt.launch_as("doubler", "huge-block", LaunchOptions::default().with_block_size(1 << 20)).await.unwrap_err();
-        assert!(e.to_string().contains("a block of 1048576 invocations"), "{e}");
+        assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
+        assert!(e.to_string().contains("got 1048576"), "{e}");
         let e = rt.launch_as("doubler", "no-grid", LaunchOptions::default().with_grid_size(0)).await.unwrap_err();
-        assert!(e.to_string().contains("grid of 0"), "{e}");
+        assert!(e.to_string().contains("maxWorkgroups must be at least 1"), "{e}");
+        assert!(!rt.kernel_ids().iter().any(|id| id == "no-grid"), "a refused launch leaves nothing");
+    });
+}
+
+/// The cpu backend runs no dispatch, but holds a launch's shape to what every WebGPU device
+/// runs, so a launch that works there works on any GPU.
+#[test]
+fn the_cpu_backend_refuses_shapes_some_gpu_would() {
+    let rt = common::runtime_on(BackendChoice::Cpu);
+    pollster::block_on(async {
+        let refused = [
+            ("block-0", LaunchOptions::default().with_block_size(0), "workgroupSize must be 1 to 256"),
+            ("block-257", LaunchOptions::default().with_block_size(257), "what every WebGPU device runs"),
+            ("grid-0", LaunchOptions::default().with_grid_size(0), "maxWorkgroups must be at least 1"),
+            ("memory", LaunchOptions::default().with_shared_memory(16388), "at most 16384 bytes"),
+        ];
+        for (id, options, says) in refused {
+            let e = rt.launch_as("doubler", id, options).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::OutOfRange, "{id}: {e}");
+            assert!(e.to_string().contains(says), "{id}: {e}");
+        }
+        let options = LaunchOptions::default().with_block_size(256).with_grid_size(1).with_auto_activate();
+        let h = rt.launch_as("doubler", "widest", options).await.unwrap().typed::<i32, i32>().unwrap();
+        assert_eq!(h.call(21, WAIT).await.unwrap(), 42);
     });
 }
 

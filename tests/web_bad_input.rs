@@ -979,6 +979,12 @@ fn option_rows() -> Vec<Row> {
             object(&[("inputQueueSize", n(4.0)), ("maxBatch", n(8.0))]),
             "RangeError",
         ),
+        // Shapes no device runs, or beyond any device's limits (the cpu backend holds launches to
+        // what every WebGPU device runs).
+        ("{ workgroupSize: 0 }", object(&[("workgroupSize", n(0.0))]), "RangeError"),
+        ("{ workgroupSize: 2**20 }", object(&[("workgroupSize", n(2f64.powi(20)))]), "RangeError"),
+        ("{ maxWorkgroups: 0 }", object(&[("maxWorkgroups", n(0.0))]), "RangeError"),
+        ("{ sharedMemory: 2**30 }", object(&[("sharedMemory", n(2f64.powi(30)))]), "RangeError"),
     ];
     for (shown, options, expect) in launch_options {
         let launch = method("launch", &[s(FRESH), JsValue::NULL, options]);

@@ -26,6 +26,16 @@ export async function misuse(): Promise<void> {
   runtime.getTelemetry("doubler").messagesSent; // misuse
   runtime.getSummary().perKernel["doubler"].latency.p50Ms.toFixed(2); // misuse
   defineMessage("Bad", { value: 5 }); // misuse
+  defineMessage("BadScalar", { value: "f64" }); // misuse
+  defineMessage("BadArray", { values: "array<f64, 4>" }); // misuse
+  defineMessage("BadVector", { at: "vec5<f32>" }); // misuse
+  defineMessage("BadLength", { values: "array<f32>" }); // misuse
+  const Cells = defineMessage("MisuseCells", { cells: "array<array<f32, 2>, 2>", crowd: "array<MisusePoint, 2>" });
+  const cells = await runtime.receive<OutputOf<typeof Cells>>("cells");
+  cells.cells[0].toFixed(1);
+  cells.cells[0][1]; // misuse
+  const rows: Float32Array[] = cells.cells; // misuse
+  cells.crowd.length.toFixed(0);
   ringKernel({ id: "no-handler", input: Point, output: Length }); // misuse
   ringKernel({ input: Point, output: Length, wgsl: "" }); // misuse
   ringKernel({ id: "wrong-answer", input: Point, output: Length, handler: (p) => ({ length: "far" }) }); // misuse

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use event_listener::Event;
 
 use crate::error::{Error, Result};
-use crate::kernel::{DispatchShape, KernelDefinition};
+use crate::kernel::{DispatchShape, KernelDefinition, ShapeLimits};
 use crate::memory::{DeviceMemoryLimits, MemoryByPurpose};
 use crate::platform;
 use cpu::{CpuContext, CpuKernel};
@@ -174,7 +174,10 @@ impl Device {
         shape: DispatchShape,
     ) -> Result<KernelExec> {
         match &**self {
-            Device::Cpu(_) => CpuKernel::create(&definition).map(|cpu| KernelExec::Cpu(Arc::new(cpu))),
+            Device::Cpu(_) => {
+                shape.check(&ShapeLimits::PORTABLE)?;
+                CpuKernel::create(&definition).map(|cpu| KernelExec::Cpu(Arc::new(cpu)))
+            }
             Device::Gpu(_) => {
                 let id = definition.id.clone();
                 // A power of two, so free-running indices map onto slots across wrap-around.

@@ -104,7 +104,7 @@ impl StateSpec {
 }
 
 /// How a launch shapes a GPU kernel's dispatches (RingKernel's grid and block), set through
-/// `LaunchOptions`; the cpu backend ignores it.
+/// `LaunchOptions`; the cpu backend runs none, but checks it against every device's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct DispatchShape {
@@ -117,6 +117,48 @@ pub struct DispatchShape {
     pub workgroup_memory_bytes: u32,
     /// Never run inside a fused pipeline.
     pub unfused: bool,
+}
+
+/// The most a device runs: invocations in one workgroup, bytes of workgroup memory.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShapeLimits {
+    pub invocations: u32,
+    pub workgroup_memory_bytes: u32,
+    /// Who sets them, for the error text.
+    pub set_by: &'static str,
+}
+
+impl ShapeLimits {
+    /// WebGPU's least limits, which every device meets. The cpu backend holds launches to them,
+    /// so a shape that launches there launches on any GPU.
+    pub const PORTABLE: ShapeLimits =
+        ShapeLimits { invocations: 256, workgroup_memory_bytes: 16384, set_by: "every WebGPU device" };
+}
+
+impl DispatchShape {
+    /// Refuses, by its launch option, a shape no device runs (an empty block or grid) or one
+    /// beyond `limits`.
+    pub(crate) fn check(&self, limits: &ShapeLimits) -> Result<(), Error> {
+        let most = limits.invocations;
+        if let Some(size) = self.workgroup_size.filter(|&size| size == 0 || size > most) {
+            return Err(Error::OutOfRange(format!(
+                "workgroupSize must be 1 to {most} (what {} runs in one workgroup), got {size}",
+                limits.set_by
+            )));
+        }
+        if self.max_workgroups == Some(0) {
+            return Err(Error::OutOfRange(
+                "maxWorkgroups must be at least 1: a grid of 0 workgroups runs nothing".into(),
+            ));
+        }
+        if self.workgroup_memory_bytes > limits.workgroup_memory_bytes {
+            return Err(Error::OutOfRange(format!(
+                "sharedMemory must be at most {} bytes (what {} has), got {}",
+                limits.workgroup_memory_bytes, limits.set_by, self.workgroup_memory_bytes
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Everything needed to launch a ring kernel.

@@ -356,37 +356,47 @@ export interface DeviceHealth {
   recoveryError: string | null;
 }
 
+/** Arrays of `T`, nested to any depth (an `array<array<T, N>, M>` field). */
+export type Nested<T> = (T | Nested<T>)[];
 /** A message as sent: numbers, arrays or typed arrays of numbers, objects for nested messages. */
-export type MessageInput = { [field: string]: number | ArrayLike<number> | ArrayLike<number>[] | MessageInput | MessageInput[] };
+export type MessageInput = { [field: string]: number | ArrayLike<number> | Nested<ArrayLike<number>> | MessageInput | Nested<MessageInput> };
 /** An answer: numbers, arrays of numbers for vectors, typed arrays (by the field's scalar) for numeric arrays, objects for nested messages. */
-export type MessageOutput = { [field: string]: number | number[] | Float32Array | Int32Array | Uint32Array | MessageOutput | MessageOutput[] };
+export type MessageOutput = { [field: string]: number | number[] | Float32Array | Int32Array | Uint32Array | MessageOutput | Nested<MessageOutput> };
 
 export type ScalarType = "i32" | "u32" | "f32";
 export type VectorType = `vec${2 | 3 | 4}<${ScalarType}>`;
 /**
- * A field's type: a WGSL scalar or vector, `array<T, N>` of any field type, another message
- * (its description, or the name it was defined under).
+ * Another message, by the name it was defined under: capitalized, as WGSL's struct names are by
+ * convention. The runtime takes any defined name; for another spelling, or for exact field types
+ * (a name types its fields only as `MessageInput`), give the message's description.
  */
-export type FieldType = ScalarType | VectorType | `array<${string}, ${number}>` | MessageDescription | (string & {});
+export type MessageName = Capitalize<string>;
+/** `array<T, N>`: of scalars, vectors, messages by name, or other arrays. */
+export type ArrayType = `array<${ScalarType | VectorType | MessageName}, ${number}>` | `array<array<${string}`;
+/** A field's type: a WGSL scalar, vector or array, or another message (its description or its name). */
+export type FieldType = ScalarType | VectorType | ArrayType | MessageDescription | MessageName;
 /** What defineMessage returns: `{ name, fields: { value: "i32", ... } }`. */
 export interface MessageDescription<N extends string = string, F extends Record<string, FieldType> = Record<string, FieldType>> {
   name: N; fields: F;
 }
 
 type TypedArrayOf<T> = T extends "f32" ? Float32Array : T extends "i32" ? Int32Array : Uint32Array;
+/** An array's element (one level: `array<array<..>, N>` is not matched). */
 type ElementOf<T extends string> = T extends `array<${infer E}, ${number}>` ? E : never;
+/** The element under every level of an array: `f32` of `array<array<f32, 3>, 2>`. */
+type InnermostOf<T extends string> = T extends `array<${infer R}` ? InnermostOf<R> : T extends `${infer E}, ${string}` ? E : T;
 /** The JavaScript value `send` takes for a field of type `T`. */
 export type FieldInput<T> =
   T extends ScalarType ? number :
   T extends VectorType ? ArrayLike<number> :
-  T extends `array<${string}, ${number}>` ? (ElementOf<T> extends ScalarType | VectorType ? ArrayLike<number> | ArrayLike<number>[] : FieldInput<ElementOf<T>>[]) :
+  T extends `array<${string}` ? (InnermostOf<T> extends ScalarType | VectorType ? ArrayLike<number> | Nested<ArrayLike<number>> : T extends `array<array<${string}` ? Nested<MessageInput> : FieldInput<ElementOf<T>>[]) :
   T extends MessageDescription<string, infer F> ? { [K in keyof F]: FieldInput<F[K]> } :
   MessageInput;
-/** The JavaScript value `receive` gives for a field of type `T`. */
+/** The JavaScript value `receive` gives for a field of type `T` (a numeric array, nested or not, as one flat typed array). */
 export type FieldOutput<T> =
   T extends ScalarType ? number :
   T extends VectorType ? number[] :
-  T extends `array<${string}, ${number}>` ? (ElementOf<T> extends `vec${number}<${infer S}>` ? TypedArrayOf<S> : ElementOf<T> extends ScalarType ? TypedArrayOf<ElementOf<T>> : FieldOutput<ElementOf<T>>[]) :
+  T extends `array<${string}` ? (InnermostOf<T> extends `vec${number}<${infer S}>` ? TypedArrayOf<S> : InnermostOf<T> extends ScalarType ? TypedArrayOf<InnermostOf<T>> : T extends `array<array<${string}` ? Nested<MessageOutput> : FieldOutput<ElementOf<T>>[]) :
   T extends MessageDescription<string, infer F> ? { [K in keyof F]: FieldOutput<F[K]> } :
   MessageOutput;
 /** A message of description `D` as `send` takes it: `InputOf<typeof Request>` is `{ value: number }`. */

@@ -9,7 +9,7 @@ use super::ring::{RingCounters, RingHeader};
 use super::{GpuBuffer, GpuContext};
 use crate::codegen::{self, HandlerForm};
 use crate::error::{Error, Result};
-use crate::kernel::{DispatchShape, KernelDefinition};
+use crate::kernel::{DispatchShape, KernelDefinition, ShapeLimits};
 use crate::memory::{MemoryByPurpose, MemoryPurpose};
 
 /// The GPU side of one launched kernel. Buffers and pipelines live as long as the kernel.
@@ -132,7 +132,7 @@ impl GpuKernel {
         check_limits(device, definition, slots)?;
         let shader = codegen::generate_for(definition, shape)?;
         let workgroup_size = shape.workgroup_size.unwrap_or(definition.workgroup_size);
-        check_shape(device, definition, workgroup_size, shape)?;
+        check_shape(device, shape)?;
         #[cfg(not(target_arch = "wasm32"))]
         codegen::check(&definition.id, &shader)?;
         let label = definition.id.as_str();
@@ -226,31 +226,13 @@ impl GpuKernel {
 
 /// Refuses a dispatch shape the device cannot run: a block (workgroup) larger than its limits,
 /// an empty grid, more workgroup memory than it has.
-fn check_shape(
-    device: &wgpu::Device,
-    definition: &KernelDefinition,
-    workgroup_size: u32,
-    shape: &DispatchShape,
-) -> Result<()> {
+fn check_shape(device: &wgpu::Device, shape: &DispatchShape) -> Result<()> {
     let limits = device.limits();
-    let refuse =
-        |message: String| Err(Error::KernelCompile { id: definition.id.clone(), message, line: None, column: None });
-    let most = limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x);
-    if workgroup_size == 0 || workgroup_size > most {
-        return refuse(format!(
-            "a block of {workgroup_size} invocations: this device runs 1 to {most} in one workgroup"
-        ));
-    }
-    if shape.max_workgroups == Some(0) {
-        return refuse("a grid of 0 workgroups runs nothing; give at least 1".into());
-    }
-    if shape.workgroup_memory_bytes > limits.max_compute_workgroup_storage_size {
-        return refuse(format!(
-            "{} bytes of workgroup memory is more than this device has ({} bytes)",
-            shape.workgroup_memory_bytes, limits.max_compute_workgroup_storage_size
-        ));
-    }
-    Ok(())
+    shape.check(&ShapeLimits {
+        invocations: limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x),
+        workgroup_memory_bytes: limits.max_compute_workgroup_storage_size,
+        set_by: "this device",
+    })
 }
 
 /// Refuses a kernel whose rings (`slots` messages each) or state the device cannot bind, naming
