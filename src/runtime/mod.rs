@@ -257,15 +257,16 @@ pub struct LaunchOptions {
     /// launched kernel waits for `activate` (RingKernel's default is on).
     pub auto_activate: bool,
     /// Invocations per workgroup (RingKernel's block size), over the definition's
-    /// `workgroup_size`. GPU backends only.
+    /// `workgroup_size`: 1 to the device's limit (`OutOfRange` beyond). The cpu backend runs
+    /// no workgroups but takes only what every WebGPU device runs, 1 to 256.
     #[serde(rename = "workgroupSize")]
     pub block_size: Option<u32>,
     /// Most workgroups one dispatch may use (RingKernel's grid size); with more messages than
-    /// invocations, each invocation takes several. GPU backends only.
+    /// invocations, each invocation takes several. At least 1.
     #[serde(rename = "maxWorkgroups")]
     pub grid_size: Option<u32>,
-    /// Bytes of workgroup memory the handler can use, as `workgroup_memory: array<u32, N>`.
-    /// GPU backends only.
+    /// Bytes of workgroup memory the handler can use, as `workgroup_memory: array<u32, N>`:
+    /// up to the device's limit (on the cpu backend, 16384, what every WebGPU device has).
     #[serde(rename = "sharedMemory")]
     pub shared_memory: u32,
     /// Keeps the kernel out of fused pipelines and grouped dispatches: connected to others, it

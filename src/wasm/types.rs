@@ -238,11 +238,11 @@ export interface LaunchOptions {
   maxBatch?: number;
   /** Activate the kernel as soon as it is launched (default false: it waits for `activate`). */
   autoActivate?: boolean;
-  /** Invocations per workgroup (RingKernel's block size), over the definition's `workgroupSize`. GPU backends only. */
+  /** Invocations per workgroup (RingKernel's block size), over the definition's `workgroupSize`: 1 to the device's limit (a RangeError beyond; the cpu backend, which runs no workgroups, takes what every WebGPU device does, 1 to 256). */
   workgroupSize?: number;
-  /** Most workgroups one dispatch may use (RingKernel's grid size); invocations then take several messages each. GPU backends only. */
+  /** Most workgroups one dispatch may use (RingKernel's grid size); invocations then take several messages each; at least 1. */
   maxWorkgroups?: number;
-  /** Bytes of workgroup memory the WGSL handler can use, as `workgroup_memory: array<u32, N>`. GPU backends only. */
+  /** Bytes of workgroup memory the WGSL handler can use, as `workgroup_memory: array<u32, N>`: up to the device's limit (on the cpu backend, 16384, every WebGPU device's). */
   sharedMemory?: number;
   /** Keep the kernel out of fused pipelines and grouped dispatches: it always runs a dispatch of its own (default false). GPU backends only. */
   unfused?: boolean;
