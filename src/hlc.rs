@@ -37,17 +37,23 @@ impl HlcTimestamp {
     /// The earliest timestamp: before every one a clock gives.
     pub const ZERO: HlcTimestamp = HlcTimestamp { physical_ms: 0, logical: 0 };
 
+    /// The latest timestamp. A clock that reaches it (only a received timestamp can take it
+    /// there) keeps giving it: from there on its timestamps are equal, not later.
+    pub const MAX: HlcTimestamp = HlcTimestamp { physical_ms: u64::MAX, logical: u32::MAX };
+
     /// A timestamp from its parts (one received from elsewhere, say).
     pub const fn new(physical_ms: u64, logical: u32) -> Self {
         HlcTimestamp { physical_ms, logical }
     }
 
     /// The next timestamp within the same millisecond (the next millisecond when the counter
-    /// is full).
+    /// is full). [`HlcTimestamp::MAX`] stays itself: a clock dragged there by a received
+    /// timestamp stops, rather than wrapping to the epoch or panicking.
     fn tick(self) -> Self {
-        match self.logical.checked_add(1) {
-            Some(logical) => HlcTimestamp { logical, ..self },
-            None => HlcTimestamp { physical_ms: self.physical_ms + 1, logical: 0 },
+        match (self.logical.checked_add(1), self.physical_ms.checked_add(1)) {
+            (Some(logical), _) => HlcTimestamp { logical, ..self },
+            (None, Some(physical_ms)) => HlcTimestamp { physical_ms, logical: 0 },
+            (None, None) => HlcTimestamp::MAX,
         }
     }
 }
@@ -176,6 +182,16 @@ mod tests {
     fn a_full_counter_moves_to_the_next_millisecond() {
         let (mut clock, _) = manual();
         assert_eq!(clock.update(HlcTimestamp::new(1000, u32::MAX)), HlcTimestamp::new(1001, 0));
+    }
+
+    #[test]
+    fn the_end_of_the_range_holds_the_clock_there() {
+        let (mut clock, _) = manual();
+        assert_eq!(clock.update(HlcTimestamp::new(u64::MAX, u32::MAX - 1)), HlcTimestamp::MAX);
+        assert_eq!(clock.update(HlcTimestamp::MAX), HlcTimestamp::MAX, "no overflow, no wrap to the epoch");
+        assert_eq!(clock.now(), HlcTimestamp::MAX);
+        let (mut clock, _) = manual();
+        assert_eq!(clock.update(HlcTimestamp::new(u64::MAX - 1, u32::MAX)), HlcTimestamp::new(u64::MAX, 0));
     }
 
     #[test]

@@ -405,3 +405,48 @@ fn a_bounded_tick_serves_every_kernel_in_priority_order() {
         });
     }
 }
+
+mod first {
+    /// A `Point` of `i32`s.
+    #[repr(C)]
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable, ringkernel_web::RingMessage)]
+    pub struct Point {
+        pub x: i32,
+        pub y: i32,
+    }
+}
+
+mod second {
+    /// Another `Point`, of `f32`s: a different type under the same WGSL name.
+    #[repr(C)]
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable, ringkernel_web::RingMessage)]
+    pub struct Point {
+        pub x: f32,
+        pub y: f32,
+    }
+}
+
+/// Nests two different types named `Point`: no WGSL struct can hold both.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable, ringkernel_web::RingMessage)]
+struct Segment {
+    from: first::Point,
+    to: second::Point,
+}
+
+/// Two nested types that share a struct name (common across Rust modules) make no layout:
+/// `typed` says so as a `MessageFormat` error instead of panicking.
+#[test]
+fn typed_refuses_a_message_whose_nested_types_share_a_name() {
+    use ringkernel_web::message::RingMessage;
+    let problem = Segment::try_layout().unwrap_err();
+    assert!(problem.contains("'Point' names two different message types"), "{problem}");
+    let rt = common::runtime_on(BackendChoice::Cpu);
+    pollster::block_on(async {
+        let handle = rt.launch_as("doubler", "segments", LaunchOptions::default()).await.unwrap();
+        let e = handle.typed::<Segment, i32>().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MessageFormat, "{e}");
+        assert!(e.to_string().contains("'Point' names two different message types"), "{e}");
+        assert!(handle.typed::<i32, i32>().is_ok(), "the kernel is untouched");
+    });
+}

@@ -38,8 +38,9 @@ use syn::{parse_macro_input, Data, DeriveInput, Error, Field, Fields, Ident, Lit
 /// ```
 ///
 /// Names are checked at compile time too (WGSL identifiers, not a reserved struct name). Left to
-/// run time: `layout()`, built once, panics if two different nested types share a struct name
-/// or types nest deeper than WGSL allows, which `MessageLayout::new` refuses.
+/// run time, since `MessageLayout::new` sees the nested layouts: two different nested types that
+/// share a struct name, or nesting deeper than WGSL allows. `try_layout()` (built once) says so,
+/// `KernelHandle::typed` returns it as a `MessageFormat` error, and `layout()` panics with it.
 #[proc_macro_derive(RingMessage, attributes(ring))]
 pub fn derive_ring_message(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -188,11 +189,16 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, Error> {
 
             impl #ring::RingMessage for #ident {
                 fn layout() -> #ring::MessageLayout {
-                    static LAYOUT: ::std::sync::OnceLock<#ring::MessageLayout> = ::std::sync::OnceLock::new();
+                    <Self as #ring::RingMessage>::try_layout().unwrap_or_else(|e| ::core::panic!("{}", e))
+                }
+
+                fn try_layout() -> ::core::result::Result<#ring::MessageLayout, ::std::string::String> {
+                    static LAYOUT: ::std::sync::OnceLock<::core::result::Result<#ring::MessageLayout, ::std::string::String>> =
+                        ::std::sync::OnceLock::new();
                     LAYOUT
                         .get_or_init(|| {
                             #ring::MessageLayout::new(#name_lit, &[#(#layout_fields),*])
-                                .unwrap_or_else(|e| ::core::panic!(#invalid, e))
+                                .map_err(|e| ::std::format!(#invalid, e))
                         })
                         .clone()
                 }

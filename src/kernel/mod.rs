@@ -162,6 +162,9 @@ impl DispatchShape {
 }
 
 /// Everything needed to launch a ring kernel.
+///
+/// On lavapipe (llvmpipe, software Vulkan) any one WGSL loop stops after 65,535 iterations
+/// without an error: a handler that loops longer answers wrongly there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelDefinition {
     /// The id the kernel is registered and launched under.

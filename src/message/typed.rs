@@ -58,8 +58,16 @@ pub unsafe trait WgslType: bytemuck::Pod {
 /// A message type: the WGSL struct a kernel receives or answers, as a Rust type. Derive it with
 /// `#[derive(RingMessage)]`; `i32`, `u32` and `f32` are one-field messages `{ value }`.
 pub trait RingMessage: WgslType {
-    /// The WGSL struct, with the fields in order and their offsets.
+    /// The WGSL struct, with the fields in order and their offsets. Panics where
+    /// [`try_layout`](Self::try_layout) fails.
     fn layout() -> MessageLayout;
+
+    /// The layout, or why the type makes none: two different nested types that share a struct
+    /// name, or nesting deeper than WGSL allows. [`KernelHandle::typed`](crate::KernelHandle::typed)
+    /// checks it, so that mistake is a `MessageFormat` error there, not a panic.
+    fn try_layout() -> Result<MessageLayout, String> {
+        Ok(Self::layout())
+    }
 }
 
 /// The scalars a WGSL vector holds: `i32`, `u32`, `f32`.

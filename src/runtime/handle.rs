@@ -220,8 +220,12 @@ impl KernelHandle {
             })
         };
         let id = self.live_id()?;
-        check(self.runtime.input_layout(id)?, In::layout(), "messages", std::any::type_name::<In>())?;
-        check(self.runtime.output_layout(id)?, Out::layout(), "answers", std::any::type_name::<Out>())?;
+        let layout_of = |layout: Result<MessageLayout, String>, ty: &str| {
+            layout.map_err(|problem| Error::MessageFormat { id: id.to_owned(), field: ty.to_owned(), problem })
+        };
+        let (input, output) = (std::any::type_name::<In>(), std::any::type_name::<Out>());
+        check(self.runtime.input_layout(id)?, layout_of(In::try_layout(), input)?, "messages", input)?;
+        check(self.runtime.output_layout(id)?, layout_of(Out::try_layout(), output)?, "answers", output)?;
         Ok(KernelHandle::new(self.runtime.clone(), id, self.removed.clone()))
     }
 
