@@ -125,10 +125,11 @@ impl DeviceRequirements {
             Some(BackendChoice::Auto) => backend != "cpu",
             Some(choice) => backend_name(choice).is_some_and(|name| name == backend),
         };
+        // The cpu backend binds no buffers: no binding or buffer size is beyond it.
         let at_least = |have: Option<u64>, want: Option<u64>| match (have, want) {
             (_, None) => true,
             (Some(have), Some(want)) => have >= want,
-            (None, Some(_)) => false,
+            (None, Some(_)) => backend == "cpu",
         };
         backend_ok
             && at_least(limits.max_buffer_bytes, self.min_buffer_bytes)
@@ -269,5 +270,8 @@ mod tests {
         assert!(!DeviceRequirements::default().with_backend(BackendChoice::Gl).met_by("vulkan", &limits));
         assert!(DeviceRequirements::default().with_min_binding_bytes(1 << 27).met_by("vulkan", &limits));
         assert!(!DeviceRequirements::default().with_min_binding_bytes(1 << 28).met_by("vulkan", &limits));
+        // The cpu backend binds nothing: any size is within it (the README's placement example).
+        assert!(DeviceRequirements::default().with_min_binding_bytes(1 << 20).met_by("cpu", &Default::default()));
+        assert!(!DeviceRequirements::default().with_min_binding_bytes(1 << 20).met_by("vulkan", &Default::default()));
     }
 }

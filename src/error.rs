@@ -32,7 +32,7 @@ pub enum Error {
     /// The input queue stayed full until the timeout. For a batch, `accepted` says how many of
     /// its messages (from the front) were queued before; those are answered, the rest were not
     /// queued.
-    #[error("queue of kernel '{id}' is full ({capacity} messages){}", batch_part(*.accepted))]
+    #[error("queue of kernel '{id}' is full ({capacity} messages){}{}", batch_part(*.accepted), stall_part(stall))]
     QueueFull {
         /// The kernel whose input queue is full.
         id: String,
@@ -40,10 +40,17 @@ pub enum Error {
         capacity: usize,
         /// Messages of the refused send that were queued before it gave up (0 for one message).
         accepted: usize,
+        /// Why the kernel took none of its queue, when the kernel itself is the reason.
+        stall: Option<Stall>,
     },
 
     /// A receive, call or terminate outlasted its timeout.
-    #[error("{operation} on kernel '{id}' timed out after {} ms{}", millis(timeout), unprocessed_part(*.unprocessed))]
+    #[error(
+        "{operation} on kernel '{id}' timed out after {} ms{}{}",
+        millis(timeout),
+        unprocessed_part(*.unprocessed),
+        stall_part(stall)
+    )]
     Timeout {
         /// The kernel the error is about.
         id: String,
@@ -53,6 +60,9 @@ pub enum Error {
         timeout: std::time::Duration,
         /// Messages a `terminate` that timed out left unprocessed (0 for other operations).
         unprocessed: u64,
+        /// Why the kernel answered nothing, when it had input and the kernel itself is the
+        /// reason (a call or receive that timed out).
+        stall: Option<Stall>,
     },
 
     /// A message that does not fit the kernel's layout; `field` is the path of the bad field.
@@ -209,6 +219,40 @@ fn unprocessed_part(unprocessed: u64) -> String {
 fn last_error_note(last_error: &Option<String>) -> String {
     match last_error {
         Some(error) => format!(" (its last error: {error})"),
+        None => String::new(),
+    }
+}
+
+/// Why a kernel processes none of its input, named by a `QueueFull` or `Timeout` whose wait it
+/// explains: the stall a sender cannot see from its side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stall {
+    /// Its output queue is full: it runs no input until its answers are received (or it is
+    /// connected to a kernel that takes them).
+    OutputFull {
+        /// The answers waiting for a receive.
+        answers: usize,
+    },
+    /// It is not active (launched, deactivated, failed): its input waits for `activate` (or
+    /// `recover`).
+    Inactive(KernelState),
+}
+
+impl std::fmt::Display for Stall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stall::OutputFull { answers } => {
+                write!(f, "its output queue is full ({answers} answers nobody has received)")
+            }
+            Stall::Inactive(state) => write!(f, "it is {state}, not active"),
+        }
+    }
+}
+
+fn stall_part(stall: &Option<Stall>) -> String {
+    match stall {
+        Some(stall) => format!("; the kernel processes nothing while {stall}"),
         None => String::new(),
     }
 }

@@ -81,6 +81,7 @@ pub enum HealthSubject {
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct HealthIssue {
     /// How bad it is.
     pub severity: Severity,
@@ -94,6 +95,7 @@ pub struct HealthIssue {
 /// The verdict and every finding behind it (`Runtime::health`). Serialized (and in
 /// JavaScript) as `{ status: "healthy" | "degraded" | "unhealthy", reason, issues }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HealthReport {
     /// The verdict: the worst finding's severity, with the findings of that severity as reason.
     pub status: HealthStatus,

@@ -122,7 +122,8 @@ pub use degradation::{DegradationLevel, DegradationOptions, DegradationReason, D
 pub use devices::{DeviceId, DeviceInfo, DeviceRequirements, DeviceSpec, LoadBalancing, PowerPreference, Topology};
 pub use envelope::{EnvelopeHeader, MessageEnvelope};
 pub use error::{
-    BatchSendError, CallError, Error, ErrorKind, Result, SendError, SendTimeoutError, TryReceiveError, TrySendError,
+    BatchSendError, CallError, Error, ErrorKind, Result, SendError, SendTimeoutError, Stall, TryReceiveError,
+    TrySendError,
 };
 pub use health::{HealthReport, HealthStatus, HealthThresholds};
 pub use hlc::HlcTimestamp;

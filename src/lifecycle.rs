@@ -22,6 +22,7 @@ use std::fmt;
 /// telemetry and metrics report it.
 #[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum KernelState {
     /// Being launched: its id is reserved while its WGSL compiles.
     Created = 0,
@@ -190,6 +191,7 @@ impl fmt::Display for LifecycleState {
 /// host sends to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum KernelMode {
     /// Runs every tick it has input, from the host or from a connected kernel.
     #[default]

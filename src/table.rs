@@ -24,9 +24,9 @@ use crate::cursor::RingCursor;
 use crate::degradation::Degrader;
 use crate::devices::DeviceId;
 use crate::envelope::Clock;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Stall};
 use crate::kernel::{DispatchShape, KernelDefinition};
-use crate::lifecycle::{KernelMode, Lifecycle, LifecycleState};
+use crate::lifecycle::{KernelMode, KernelState, Lifecycle, LifecycleState};
 use crate::mailbox::Mailbox;
 use crate::memory::AlertWatches;
 use crate::telemetry::{Counters, ShutdownReport};
@@ -106,6 +106,22 @@ impl Kernel {
     /// Messages accepted and not yet answered: queued on the host and in flight.
     pub fn input_depth(&self) -> usize {
         self.mailbox.inbox.len() + self.cursor.in_flight() as usize
+    }
+
+    /// Why the kernel processes none of its input now, where the kernel itself is the reason:
+    /// it is not active, or its output queue is full. Only meaningful while it has input.
+    pub fn stall(&self) -> Option<Stall> {
+        let state = self.life.state();
+        if !matches!(state, KernelState::Active | KernelState::Terminating) {
+            return Some(Stall::Inactive(state));
+        }
+        (self.mailbox.outbox.free() == 0).then(|| Stall::OutputFull { answers: self.mailbox.outbox.len() })
+    }
+
+    /// [`stall`](Self::stall) when the kernel has input waiting, else `None` (an idle kernel
+    /// explains no wait).
+    pub fn stall_with_input(&self) -> Option<Stall> {
+        self.stall().filter(|_| self.input_depth() > 0)
     }
 
     /// How long the kernel has been stale at `now_ms` with the watchdog's `timeout`: it runs,

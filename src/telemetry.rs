@@ -20,6 +20,7 @@ use crate::memory::MemoryReport;
 /// A snapshot of one kernel's counters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct KernelTelemetry {
     /// The kernel's id.
     pub kernel_id: String,
@@ -38,7 +39,7 @@ pub struct KernelTelemetry {
     /// Messages the handler chose to drop (GPU counter).
     pub messages_dropped: u64,
     /// Operations on this kernel that failed: refused messages (malformed, full queue, wrong
-    /// state) and timeouts.
+    /// state) and timed-out calls and terminates (a receive that timed out refused nothing).
     pub errors: u64,
     /// `errors` per processed message (0 when nothing was processed).
     pub error_rate: f64,
@@ -111,6 +112,7 @@ pub struct KernelTelemetry {
 /// Latency statistics in milliseconds; `None` until an answer has been timed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct LatencySummary {
     /// Answers whose latency was recorded.
     pub count: u64,
@@ -259,6 +261,7 @@ pub struct RuntimeMetrics {
 /// Device losses and recoveries (see `Runtime::recover`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct DeviceHealth {
     /// Why the device was lost, while kernels wait for recovery; `None` when it is healthy.
     pub lost: Option<String>,

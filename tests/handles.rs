@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use futures_util::future::join;
 use ringkernel_web::{
-    BackendChoice, CallError, Error, ErrorKind, KernelHandle, KernelState, LaunchOptions, Runtime, RuntimeBuilder,
-    SendError, SendTimeoutError, TryReceiveError, TrySendError,
+    BackendChoice, CallError, DeviceSpec, Error, ErrorKind, KernelHandle, KernelState, LaunchOptions, LoadBalancing,
+    Runtime, RuntimeBuilder, SendError, SendTimeoutError, Stall, TryReceiveError, TrySendError,
 };
 
 const BACKENDS: [BackendChoice; 2] = [BackendChoice::Auto, BackendChoice::Cpu];
@@ -233,6 +233,15 @@ fn builder_presets_set_what_the_readme_says() {
         let missing = RuntimeBuilder::new().backend(BackendChoice::Auto).device(99).build().await.unwrap_err();
         assert_eq!(missing.kind(), ErrorKind::BackendUnavailable, "{missing}");
         assert!(missing.to_string().contains("99"), "{missing}");
+        // Every option has its builder method, as `RuntimeOptions` has its `with_`.
+        let thresholds = ringkernel_web::HealthThresholds::default().with_queue_fill(0.5);
+        let two = RuntimeBuilder::new()
+            .backend(BackendChoice::Cpu)
+            .devices([DeviceSpec::new(BackendChoice::Cpu), DeviceSpec::new(BackendChoice::Cpu)])
+            .load_balancing(LoadBalancing::RoundRobin)
+            .health_thresholds(thresholds);
+        assert_eq!((two.options().load_balancing, &two.options().health), (LoadBalancing::RoundRobin, &thresholds));
+        assert_eq!(two.build().await.unwrap().device_count(), 2);
     });
 }
 
@@ -292,7 +301,14 @@ fn a_send_stalled_by_unreceived_answers_is_reported_in_a_second() {
             // reported (a warning and the counter); the timeout then ends it as usual.
             let started = std::time::Instant::now();
             match h.send_timeout(9, Duration::from_millis(1_500)).await {
-                Err(SendTimeoutError::Timeout(9, e)) => assert_eq!(e.kind(), ErrorKind::QueueFull),
+                Err(SendTimeoutError::Timeout(9, e)) => {
+                    // The error says why, not only that the queue was full.
+                    assert!(
+                        matches!(&e, Error::QueueFull { stall: Some(Stall::OutputFull { answers: 4 }), .. }),
+                        "{e:?}"
+                    );
+                    assert!(e.to_string().ends_with("while its output queue is full (4 answers nobody has received)"));
+                }
                 other => panic!("{other:?}"),
             }
             assert!(started.elapsed() >= Duration::from_millis(1_400));
@@ -448,5 +464,26 @@ fn typed_refuses_a_message_whose_nested_types_share_a_name() {
         assert_eq!(e.kind(), ErrorKind::MessageFormat, "{e}");
         assert!(e.to_string().contains("'Point' names two different message types"), "{e}");
         assert!(handle.typed::<i32, i32>().is_ok(), "the kernel is untouched");
+    });
+}
+
+/// A batch takes at least one answer, so `max: 0` could only take more than it asked for: it is
+/// `OutOfRange` (as JavaScript's `receiveBatch({ max: 0 })` is a `RangeError`) and takes nothing.
+#[test]
+fn a_receive_batch_of_zero_is_refused_and_takes_nothing() {
+    let rt = common::runtime_on(BackendChoice::Cpu);
+    pollster::block_on(async {
+        let h = doubler(&rt, "zero-batch", LaunchOptions::default().with_auto_activate()).await;
+        h.send_batch(&[1, 2, 3]).await.unwrap();
+        let e = h.receive_batch_timeout(0, WAIT).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
+        assert_eq!(rt.receive_batch::<i32>("zero-batch", 0, None).await.unwrap_err().kind(), ErrorKind::OutOfRange);
+        assert_eq!(rt.receive_batch_packed("zero-batch", 0, None).await.unwrap_err().kind(), ErrorKind::OutOfRange);
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.extend(h.receive_batch_timeout(3, WAIT).await.unwrap());
+        }
+        assert_eq!(got, [2, 4, 6], "nothing was taken by the refused batches");
+        assert_eq!(rt.telemetry("zero-batch").unwrap().unwrap().errors, 0, "an argument error is not the kernel's");
     });
 }

@@ -566,6 +566,8 @@ impl Model {
             (Op::Launch { .. }, None) if self.lost => refused(DEVICE_LOST),
             (Op::Launch { .. }, None) => only(NOW_MS, Done),
             (Op::Launch { .. }, Some(_)) => refused(STATE),
+            // A batch takes at least one answer: `max` 0 is refused before anything is looked at.
+            (Op::ReceiveBatch(_, 0), _) => refused("RangeError"),
             (_, None) => refused(NOT_FOUND),
             // Nothing will drain it without recovery: it stops at once, and the error names
             // what it had not processed, if anything.
@@ -589,7 +591,7 @@ impl Model {
             (Op::Receive(_) | Op::ReceiveBatch(..), Some(m)) => {
                 let due = m.due();
                 let most = match op {
-                    Op::ReceiveBatch(_, max) => (*max).max(1).min(due.len()),
+                    Op::ReceiveBatch(_, max) => (*max).min(due.len()),
                     _ => due.len().min(1),
                 };
                 let answers = |n: usize| match op {

@@ -14,7 +14,7 @@ use ringkernel_web::kernel::{self, doubler_request, doubler_response};
 use ringkernel_web::lifecycle::Action;
 use ringkernel_web::{
     BackendChoice, EnvelopeHeader, Error, ErrorKind, KernelDefinition, KernelMode, KernelState, LaunchOptions,
-    MessageLayout, MessageRef, Runtime, RuntimeBuilder, RuntimeOptions, Value,
+    MessageLayout, MessageRef, Runtime, RuntimeBuilder, RuntimeOptions, Stall, Value,
 };
 
 fn runtime() -> Runtime {
@@ -390,14 +390,19 @@ fn a_full_queue_waits_then_refuses_and_keeps_what_it_accepted() {
     pollster::block_on(async {
         rt.launch("doubler", queue(4)).await.unwrap(); // launched, not active: nothing drains
         let partial = rt.send_batch("doubler", &[1i32, 2, 3, 4, 5, 6], Some(Duration::from_millis(0))).await;
+        // The kernel itself is why its queue does not drain, and the error says so.
+        let stall = Some(Stall::Inactive(KernelState::Launched));
         assert_eq!(
             partial,
-            Err(Error::QueueFull { id: "doubler".into(), capacity: 4, accepted: 4 }),
+            Err(Error::QueueFull { id: "doubler".into(), capacity: 4, accepted: 4, stall }),
             "only room for 4"
         );
         let started = Instant::now();
         let e = rt.send_pod("doubler", &7, Some(Duration::from_millis(150))).await.unwrap_err();
-        assert_eq!(e, Error::QueueFull { id: "doubler".into(), capacity: 4, accepted: 0 });
+        assert_eq!(e, Error::QueueFull { id: "doubler".into(), capacity: 4, accepted: 0, stall });
+        assert!(e.to_string().ends_with("; the kernel processes nothing while it is launched, not active"), "{e}");
+        let e = rt.receive("doubler", Some(Duration::from_millis(1))).await.unwrap_err();
+        assert!(e.to_string().ends_with("while it is launched, not active"), "a receive says why nothing came: {e}");
         assert!(started.elapsed().as_millis() >= 140, "send waited for room before refusing");
         // A send that waits is admitted as soon as room appears.
         let waiting = rt.send_pod("doubler", &5, Some(Duration::from_millis(10_000)));

@@ -157,7 +157,7 @@ async fn soak(rt: &Runtime, ids: &[String], seed: u64) -> Soak {
 /// Runs the soak on `backend` over `stages` connected kernels, then checks that every counter
 /// agrees: each stage processed every message, the first ones forwarded all of them, the last
 /// one's were all received, nothing is left queued or in flight, and the only errors are the
-/// refused sends and empty receives the test itself counted.
+/// refused sends the test itself counted (an empty receive is not the kernel's error).
 fn check_soak(backend: BackendChoice, prefix: &str, stages: u32) {
     let rt = runtime_on(backend);
     let seed = seed();
@@ -194,7 +194,8 @@ fn check_soak(backend: BackendChoice, prefix: &str, stages: u32) {
             assert_eq!(t.messages_received, if is_last { total } else { 0 }, "{id}: received");
             assert_eq!(t.messages_dropped, 0, "{id}: dropped");
             assert_eq!((t.input_queue_depth, t.in_flight, t.output_queue_depth), (0, 0, 0), "{id}: left over");
-            let errors = if is_first { run.refused_sends } else { 0 } + if is_last { run.empty_receives } else { 0 };
+            // Refused sends; a receive that timed out is not the kernel's error.
+            let errors = if is_first { run.refused_sends } else { 0 };
             assert_eq!(t.errors, errors, "{id}: errors");
         }
         let summary = rt.summary();

@@ -29,6 +29,7 @@ use gpu::{GpuBuffer, GpuContext, GpuKernel};
 /// the lowercase names `"auto"`, `"vulkan"`, `"gl"`, `"metal"`, `"dx12"`, `"webgpu"` and `"cpu"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum BackendChoice {
     /// Any GPU adapter (WebGPU in the browser; Vulkan, Metal, DX12, then GL natively).
     #[default]
@@ -93,6 +94,7 @@ pub enum PowerPreference {
 /// What the runtime reports about the adapter it runs on.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct AdapterSummary {
     /// `vulkan`, `gl`, `metal`, `dx12`, `browserwebgpu` or `cpu`.
     pub backend: String,

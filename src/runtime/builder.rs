@@ -16,7 +16,9 @@ use super::{Runtime, RuntimeOptions};
 use crate::backend::BackendChoice;
 use crate::circuit::CircuitBreakerConfig;
 use crate::degradation::DegradationOptions;
+use crate::devices::{DeviceSpec, LoadBalancing};
 use crate::error::Result;
+use crate::health::HealthThresholds;
 use crate::watchdog::WatchdogConfig;
 
 /// Builds a [`Runtime`]: `RuntimeBuilder::production().backend(BackendChoice::Vulkan).build().await`.
@@ -134,6 +136,21 @@ impl RuntimeBuilder {
     /// Turns the degradation manager on (see [`crate::degradation`]).
     pub fn degradation(self, options: DegradationOptions) -> Self {
         RuntimeBuilder { options: self.options.with_degradation(options) }
+    }
+
+    /// Where [`Runtime::health`] draws its lines.
+    pub fn health_thresholds(self, thresholds: HealthThresholds) -> Self {
+        RuntimeBuilder { options: self.options.with_health_thresholds(thresholds) }
+    }
+
+    /// Opens these devices, each with its own tick loop, instead of one (see [`crate::devices`]).
+    pub fn devices(self, devices: impl IntoIterator<Item = DeviceSpec>) -> Self {
+        RuntimeBuilder { options: self.options.with_devices(devices) }
+    }
+
+    /// Where launches that name no device go.
+    pub fn load_balancing(self, policy: LoadBalancing) -> Self {
+        RuntimeBuilder { options: self.options.with_load_balancing(policy) }
     }
 
     /// The options this builder has gathered.

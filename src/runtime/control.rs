@@ -286,6 +286,7 @@ impl Runtime {
                         return Err(Error::Timeout {
                             id: id.to_owned(),
                             operation: "terminate".into(),
+                            stall: None,
                             timeout: timeout.unwrap_or_default(),
                             unprocessed,
                         });
@@ -298,7 +299,9 @@ impl Runtime {
     }
 
     /// Terminates every kernel that can be terminated, concurrently, each within
-    /// `timeout`; the first failure is returned after all have finished.
+    /// `timeout`; after all have finished, the failure of the first kernel (by id) that failed
+    /// is returned. What each kernel left unprocessed is in its telemetry
+    /// (`unprocessed_at_termination`) and, summed, in the shutdown report.
     pub async fn terminate_all(&self, timeout: Option<Duration>) -> Result<()> {
         let ids: Vec<String> = {
             let table = self.open_table()?;

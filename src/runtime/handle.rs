@@ -193,6 +193,7 @@ impl<In, Out> KernelHandle<In, Out> {
             Ok(None) => Err(TryReceiveError::Empty(Error::Timeout {
                 id: self.id.to_string(),
                 operation: "try_receive".into(),
+                stall: None,
                 timeout: Duration::ZERO,
                 unprocessed: 0,
             })),
@@ -276,7 +277,7 @@ impl KernelHandle {
         self.try_receive_read(read)
     }
 
-    /// Up to `max` answers (at least one), packed back to back, waiting up to `timeout` for
+    /// Up to `max` answers (1 or more: 0 is `OutOfRange`), packed back to back, waiting up to `timeout` for
     /// the first.
     pub async fn receive_batch_packed(&self, max: usize, timeout: Option<Duration>) -> Result<Vec<u8>> {
         self.runtime.receive_batch_packed(self.live_id()?, max, timeout).await
@@ -369,9 +370,14 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
         self.try_receive_read(|_, answer| bytemuck::pod_read_unaligned::<Out>(answer))
     }
 
-    /// Up to `max` answers (at least one), waiting for the first as long as it takes.
+    /// Up to `max` answers (1 or more: 0 is `OutOfRange`), waiting for the first as long as it takes.
     pub async fn receive_batch(&self, max: usize) -> Result<Vec<Out>> {
         self.runtime.receive_batch::<Out>(self.live_id()?, max, None).await
+    }
+
+    /// Up to `max` answers (1 or more), waiting up to `timeout` for the first (then `Timeout`).
+    pub async fn receive_batch_timeout(&self, max: usize, timeout: Duration) -> Result<Vec<Out>> {
+        self.runtime.receive_batch::<Out>(self.live_id()?, max, Some(timeout)).await
     }
 
     /// Queues `envelope`'s message with its header, waiting for room as long as it takes, and

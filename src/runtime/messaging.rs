@@ -29,7 +29,7 @@ use crate::message::{MessageLayout, MessageRef, Value};
 use crate::platform;
 use crate::pressure;
 use crate::queue::PackedQueue;
-use crate::table::Table;
+use crate::table::{Kernel, Table};
 use crate::waiting::{deadline, wait, wait_for, Deadline};
 
 impl Runtime {
@@ -99,14 +99,28 @@ impl Runtime {
         self.counted(id, result)
     }
 
+    /// Refuses a call to kernel `id` while it is connected onward: its answer would go to the
+    /// next kernel, never to the caller. Checked again when the call is queued; a front end that
+    /// keeps each kernel's sends in line (the JavaScript layer's) asks first, so such a call is
+    /// refused at once rather than after the sends ahead of it.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    pub(crate) fn check_callable(&self, id: &str) -> Result<()> {
+        match self.shared.lock().kernels.get(id).and_then(|kernel| kernel.route.downstream.as_ref()) {
+            Some(downstream) => Err(connected_call(id, downstream)),
+            None => Ok(()),
+        }
+    }
+
     /// The `QueueFull` of a send that gave up while earlier sends to kernel `id` still waited
     /// for room (a front end that keeps each kernel's sends in order: the JavaScript layer's
     /// line), counted as a send that timed out waiting for room is.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) fn refused_in_line(&self, id: &str) -> Error {
-        let capacity = self.shared.lock().kernel(id).map(|kernel| kernel.mailbox.inbox.capacity());
-        let error =
-            capacity.map_or_else(|e| e, |capacity| Error::QueueFull { id: id.to_owned(), capacity, accepted: 0 });
+        let full = self.shared.lock().kernel(id).map(|kernel| (kernel.mailbox.inbox.capacity(), kernel.stall()));
+        let error = full.map_or_else(
+            |e| e,
+            |(capacity, stall)| Error::QueueFull { id: id.to_owned(), capacity, accepted: 0, stall },
+        );
         self.count(id, error)
     }
 
@@ -343,6 +357,7 @@ impl Runtime {
                                 operation: "call".into(),
                                 timeout: timeout.unwrap_or_default(),
                                 unprocessed: 0,
+                                stall: table.kernels.get(id).and_then(Kernel::stall_with_input),
                             })
                         }
                     }
@@ -434,10 +449,7 @@ impl Runtime {
         let stamped = envelope.map(|(header, sent)| (table.clock.send(header, id), sent));
         let (kernel, device) = table.kernel_on_device(id)?;
         let refusal = match (kernel.life.state(), &kernel.route.downstream) {
-            (_, Some(downstream)) if call.is_some() => Some(Error::InvalidArgument(format!(
-                "kernel '{id}' is connected to '{downstream}', so its answers go there: send to it and receive \
-                 from the pipeline's last kernel, or disconnect it first"
-            ))),
+            (_, Some(downstream)) if call.is_some() => Some(connected_call(id, downstream)),
             (state, _) if !state.accepts_messages() => {
                 Some(Error::KernelState { id: id.to_owned(), state, action: Action::Send })
             }
@@ -477,7 +489,12 @@ impl Runtime {
         if let Some(refusal) = refusal {
             return Err(refusal);
         }
-        let full = Error::QueueFull { id: id.to_owned(), capacity: kernel.mailbox.inbox.capacity(), accepted: 0 };
+        let full = Error::QueueFull {
+            id: id.to_owned(),
+            capacity: kernel.mailbox.inbox.capacity(),
+            accepted: 0,
+            stall: kernel.stall(),
+        };
         Ok(Attempt::Wait(kernel.changed.listen(), full))
     }
 
@@ -554,7 +571,12 @@ impl Runtime {
                 if accepted * stride == packed.len() {
                     return (accepted, None);
                 }
-                let full = Error::QueueFull { id: id.to_owned(), capacity: kernel.mailbox.inbox.capacity(), accepted };
+                let full = Error::QueueFull {
+                    id: id.to_owned(),
+                    capacity: kernel.mailbox.inbox.capacity(),
+                    accepted,
+                    stall: kernel.stall(),
+                };
                 (listener, full)
             };
             if !self.wait_for_room(id, listener.0, deadline, &mut stall).await {
@@ -690,15 +712,15 @@ impl Runtime {
         self.counted(id, result.map(|read| read.expect("the output queue had an answer")))
     }
 
-    /// Takes up to `max` answers at once (at least one, so a `max` of 0 takes one), packed back
-    /// to back. Answers to
+    /// Takes up to `max` answers at once (`max` is 1 or more: 0 is `OutOfRange`), waiting for
+    /// the first, packed back to back. Answers to
     /// `call`s never appear here. After termination the remaining answers can still be taken;
     /// then `receive` fails with `KernelState`.
     pub async fn receive_batch_packed(&self, id: &str, max: usize, timeout: Option<Duration>) -> Result<Vec<u8>> {
         self.receive_batch_with(id, max, timeout, |_, answers| answers.to_vec()).await
     }
 
-    /// Takes up to `max` answers at once (at least one), as
+    /// Takes up to `max` answers at once (1 or more), as
     /// [`receive_batch_packed`](Self::receive_batch_packed) does, and hands them to `read`
     /// with the output layout straight from the output queue, packed back to back: answers
     /// decoded (or copied where they go) with no vector in between. `read` runs while the
@@ -710,20 +732,22 @@ impl Runtime {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
+        let max = batch_max(max)?;
         let take = |layout: &MessageLayout, outbox: &mut PackedQueue| {
-            outbox.pop_many_with(max.max(1), |answers| read(layout, answers))
+            outbox.pop_many_with(max, |answers| read(layout, answers))
         };
         let result = self.receive_inner(id, timeout, |_| Ok(()), take).await;
         self.counted(id, result)
     }
 
-    /// Takes up to `max` answers as `#[repr(C)]` values.
+    /// Takes up to `max` answers (1 or more) as `#[repr(C)]` values.
     pub async fn receive_batch<T: bytemuck::Pod>(
         &self,
         id: &str,
         max: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<T>> {
+        let max = batch_max(max)?;
         let check = |layout: &MessageLayout| {
             if !layout.size().is_multiple_of(std::mem::size_of::<T>()) {
                 return Err(pod_error::<T>(id, layout.size()));
@@ -731,7 +755,7 @@ impl Runtime {
             Ok(())
         };
         // Straight from the output queue into the answer vector: one copy.
-        let result = self.receive_inner(id, timeout, check, |_, outbox| outbox.pop_many_as::<T>(max.max(1))).await;
+        let result = self.receive_inner(id, timeout, check, |_, outbox| outbox.pop_many_as::<T>(max)).await;
         self.counted(id, result)
     }
 
@@ -770,6 +794,7 @@ impl Runtime {
                             operation: "receive".into(),
                             timeout: timeout.unwrap_or_default(),
                             unprocessed: 0,
+                            stall: self.shared.lock().kernels.get(id).and_then(Kernel::stall_with_input),
                         });
                     }
                 }
@@ -980,4 +1005,21 @@ fn named(fields: &[(String, Value)]) -> impl Iterator<Item = (&str, &Value)> {
 /// For a failed kernel when the runtime has already recovered (or is about to).
 fn device_lost_error(id: &str) -> Error {
     Error::DeviceLost { reason: format!("kernel '{id}' is waiting for recovery") }
+}
+
+/// A receive batch's `max`, which is at least 1: a batch takes at least one answer, so 0 could
+/// only be taken as 1, more than it asked for.
+fn batch_max(max: usize) -> Result<usize> {
+    match max {
+        0 => Err(Error::OutOfRange("a receive batch's max must be at least 1, got 0".into())),
+        max => Ok(max),
+    }
+}
+
+/// A call's refusal while kernel `id` is connected onward to `downstream`.
+fn connected_call(id: &str, downstream: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "kernel '{id}' is connected to '{downstream}', so its answers go there: send to it and receive from the \
+         pipeline's last kernel, or disconnect it first"
+    ))
 }

@@ -145,7 +145,8 @@ impl RuntimeOptions {
         self
     }
 
-    /// Opens these devices (each with its own tick loop) instead of one.
+    /// Opens these devices (each with its own tick loop) instead of one; an empty list keeps
+    /// the one device of `backend` and `device_index`.
     pub fn with_devices(mut self, devices: impl IntoIterator<Item = DeviceSpec>) -> Self {
         self.devices = devices.into_iter().collect();
         self
@@ -540,7 +541,9 @@ impl Runtime {
     /// Counts a failed message operation in the kernel's `errors` (see
     /// [`Error::counts_against_kernel`]) and hands the error back. A timed-out `call`, or a
     /// `receive` that timed out while the kernel had unanswered input, is also a failure for
-    /// the kernel's circuit breaker: the kernel did not answer in time.
+    /// the kernel's circuit breaker: the kernel did not answer in time. A `receive` that timed
+    /// out is not among the kernel's `errors`, though: nothing was refused, and a caller
+    /// polling an idle kernel would otherwise make it look unhealthy.
     fn count(&self, id: &str, error: Error) -> Error {
         let timed_out = match &error {
             Error::Timeout { operation, .. } => Some(operation.as_str()),
@@ -548,12 +551,14 @@ impl Runtime {
         };
         if error.counts_against_kernel() {
             if let Some(kernel) = self.shared.lock().kernels.get_mut(id) {
-                kernel.counters.errors += 1;
                 // A receive that timed out fails the kernel only if it ran with input: a paused
                 // kernel was not expected to answer.
                 let ran_with_input = kernel.runs() && kernel.input_depth() > 0;
                 if timed_out == Some("call") || (timed_out == Some("receive") && ran_with_input) {
                     kernel.circuit_failures(1, platform::now_ms());
+                }
+                if timed_out != Some("receive") {
+                    kernel.counters.errors += 1;
                 }
             }
         }

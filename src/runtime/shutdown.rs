@@ -49,7 +49,9 @@ impl Runtime {
     /// `Running → Draining`: refuses new launches, sends and calls from now on, and terminates
     /// every kernel gracefully, each within `timeout`, so that everything queued or in flight is
     /// processed; answers stay receivable. Past the timeout, `Timeout` says how many messages a
-    /// kernel left unprocessed (the shutdown report counts them too). Draining again waits again.
+    /// kernel left unprocessed: the first kernel by id that did, as
+    /// [`terminate_all`](Self::terminate_all) reports; the shutdown report sums every kernel's.
+    /// Draining again waits again.
     pub async fn drain(&self, timeout: Duration) -> Result<()> {
         self.begin_drain()?;
         self.terminate_all(Some(timeout)).await

@@ -11,7 +11,7 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use super::abort::{self, Abort};
-use super::errors::{aborted_batch, js_error, js_void, range_error};
+use super::errors::{aborted_batch, cut_batch, js_error, js_void, range_error};
 use super::messages::{js_answer, js_batch, receive_answers, Batch, JsMessage};
 use super::options::{timeout_option, wait_option, with_signal, ReceiveBatchOptions, Wait};
 use super::{kernel_id, order};
@@ -72,14 +72,16 @@ pub(super) fn send_batch(rt: Runtime, id: JsValue, messages: JsValue, options: O
             Batch::Values(values) => rt.send_values_counting(&id, &values, timeout, &counted).await,
         };
         drop(place);
-        Ok(JsValue::from(accepted.map_err(js_error)? as f64))
+        Ok(JsValue::from(accepted.map_err(|error| cut_batch(error, counted.get()))? as f64))
     })
 }
 
 /// Sends one message and resolves with its own answer. Its place in the kernel's line is given
 /// up once the message is queued, not when the answer comes.
 pub(super) fn call(rt: Runtime, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
-    let (kernel, wait) = match arguments(&id, options, "call options") {
+    let read = arguments(&id, options, "call options")
+        .and_then(|(kernel, wait)| rt.check_callable(&kernel).map(|()| (kernel, wait)).map_err(js_error));
+    let (kernel, wait) = match read {
         Ok(read) => read,
         Err(error) => return Promise::reject(&error),
     };

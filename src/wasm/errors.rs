@@ -113,6 +113,21 @@ pub(super) fn aborted_batch(id: &str, accepted: usize, reason: JsValue) -> JsVal
     js.into()
 }
 
+/// The error of a `sendBatch` refused after `accepted` of its messages (from the front) were
+/// queued: those are answered. A full queue's error counts them already; any other refusal
+/// (the kernel terminated, the runtime disposed, part way) gets the same `accepted` and the
+/// same words, so a caller never resends what went in.
+pub(super) fn cut_batch(error: Error, accepted: usize) -> JsValue {
+    if accepted == 0 || matches!(error, Error::QueueFull { .. }) {
+        return js_error(error);
+    }
+    let message = format!("{error}; the first {accepted} messages of the batch were queued, the rest not");
+    let js = js_error(error);
+    let _ = Reflect::set(&js, &"message".into(), &message.into());
+    let _ = Reflect::set(&js, &"accepted".into(), &(accepted as f64).into());
+    js
+}
+
 /// A `QueueFullError` made here (not from the core's error), with its details.
 fn queue_full(id: &str, message: &str, accepted: usize) -> js_sys::Error {
     let js = ring_kernel_error(name(ErrorKind::QueueFull), message);
