@@ -1269,6 +1269,17 @@ fn after_dispose_every_operation_is_refused_and_nothing_changes() {
         .map(|op| case(format!("{} after dispose", op.name()), op, "RuntimeDisposedError"))
         .collect();
     run_table(&world, "after dispose", rows);
+    // Settings and alerts that nothing would use any more are refused too.
+    let watchdog = rt.kernel_watchdog();
+    let dashboard = rt.gpu_memory_dashboard();
+    for refused in [
+        watchdog.set_heartbeat_timeout(Duration::from_secs(1)).unwrap_err(),
+        watchdog.set_action(ringkernel_web::WatchdogAction::Deactivate).unwrap_err(),
+        dashboard.on_alert(0.5, |_| {}).unwrap_err(),
+        dashboard.trigger_alert(MemoryPressureAlert::High).unwrap_err(),
+    ] {
+        assert_eq!(refused.kind(), ErrorKind::Disposed, "{refused}");
+    }
 
     use Op::*;
     let before = snapshot(rt);
@@ -1477,7 +1488,7 @@ fn bad_degradation_options_and_alert_thresholds_are_refused_by_name() {
         let refused = dashboard.on_alert(threshold, move |_| *into.lock().unwrap() += 1).unwrap_err();
         assert_eq!(common::js_name(&refused), "RangeError", "threshold {threshold}");
     }
-    dashboard.trigger_alert(MemoryPressureAlert::High);
+    dashboard.trigger_alert(MemoryPressureAlert::High).unwrap();
     assert_eq!(*heard.lock().unwrap(), 0, "no refused watch was registered");
 
     let runtime_json = [

@@ -118,11 +118,11 @@ fn pressure_crosses_its_budget_and_alerts_fire_once_per_crossing() {
         assert_eq!(seen.lock().unwrap()[1].0, MemoryPressureAlert::Normal);
 
         // trigger_alert reaches every watch at once, and a removed watch hears nothing more.
-        dashboard.trigger_alert(MemoryPressureAlert::High);
+        dashboard.trigger_alert(MemoryPressureAlert::High).unwrap();
         assert_eq!(seen.lock().unwrap().len(), 3);
         assert_eq!(seen.lock().unwrap()[2].0, MemoryPressureAlert::High);
         assert!(dashboard.remove_alert(watch));
-        dashboard.trigger_alert(MemoryPressureAlert::High);
+        dashboard.trigger_alert(MemoryPressureAlert::High).unwrap();
         assert_eq!(seen.lock().unwrap().len(), 3);
 
         let refused = dashboard.on_alert(1.5, |_| {}).unwrap_err();

@@ -107,7 +107,7 @@ fn a_stalled_kernel_is_stale_and_a_slow_one_is_not() {
 
         // A longer timeout, set at run time, forgives the same stall.
         let watchdog = rt.kernel_watchdog();
-        watchdog.set_heartbeat_timeout(Duration::from_secs(3600));
+        watchdog.set_heartbeat_timeout(Duration::from_secs(3600)).unwrap();
         assert_eq!(
             (watchdog.heartbeat_timeout(), watchdog.action()),
             (Duration::from_secs(3600), WatchdogAction::Report)

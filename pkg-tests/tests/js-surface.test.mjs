@@ -235,7 +235,9 @@ test("disposal: [Symbol.asyncDispose] from init() on, no synchronous dispose or 
     await rt[Symbol.asyncDispose]();
     const after = [];
     for (const call of [() => rt.launch("doubler"), () => rt.send("doubler", { value: 1 }), () => doubler.call({ value: 1 }),
-      () => rt.sendBatch("doubler", new Int32Array(4)), () => rt.receiveBatch("doubler", { timeout: 0 })]) {
+      () => rt.sendBatch("doubler", new Int32Array(4)), () => rt.receiveBatch("doubler", { timeout: 0 }),
+      () => rt.setHeartbeatTimeout(100), () => rt.setWatchdogAction("report"), () => rt.onMemoryAlert(0.5, () => {}),
+      () => rt.triggerMemoryAlert("high")]) {
       try { await call(); after.push("resolved"); } catch (e) { after.push(\`\${e.constructor.name} \${e instanceof rk.RingKernelError}\`); }
     }
     let usingError = "none";
@@ -246,7 +248,7 @@ test("disposal: [Symbol.asyncDispose] from init() on, no synchronous dispose or 
   for (const [name, found] of Object.entries(value.before)) {
     assert.deepEqual(found, { asyncDispose: "function", dispose: false, free: false }, name);
   }
-  assert.deepEqual(value.after, Array(5).fill("RuntimeDisposedError true"));
+  assert.deepEqual(value.after, Array(9).fill("RuntimeDisposedError true"));
   assert.equal(value.usingError, "TypeError");
   assert.equal(value.disposeAgain, true, "a second dispose hands back the same report");
 });

@@ -84,6 +84,8 @@ impl GpuMemoryDashboard {
         threshold: f64,
         callback: impl Fn(&MemoryAlertEvent) + Send + Sync + 'static,
     ) -> Result<MemoryWatchId> {
+        // A stopped runtime's memory changes no more: a watch would never fire.
+        drop(self.runtime.open_table()?);
         let id = self.runtime.shared.alerts().add(threshold, Arc::new(callback))?;
         pressure::check_memory_alerts(&self.runtime.shared);
         Ok(id)
@@ -96,11 +98,14 @@ impl GpuMemoryDashboard {
 
     /// Sends `alert` to every watch's callback now, at the current pressure (to test an alert
     /// path, or to raise one from a check of your own); the watches' crossings are unchanged.
-    pub fn trigger_alert(&self, alert: MemoryPressureAlert) {
+    /// `Disposed` once the runtime has stopped.
+    pub fn trigger_alert(&self, alert: MemoryPressureAlert) -> Result<()> {
+        drop(self.runtime.open_table()?);
         let shared = &self.runtime.shared;
         let (used, pressure) = pressure::used_and_pressure(shared, None);
         let due = shared.alerts().trigger(alert, pressure, used, shared.settings.memory_budget);
         memory::fire(due);
+        Ok(())
     }
 }
 

@@ -158,7 +158,10 @@ impl Runtime {
     /// waits up to `timeout` for room and returns how many were queued (all). When the
     /// timeout runs out first, `QueueFull`'s `accepted` says how many were queued (the first
     /// ones; they are answered) and the rest were not. `Some(Duration::ZERO)` takes what fits
-    /// now: all of it, or `QueueFull` with the count.
+    /// now: all of it, or `QueueFull` with the count. A batch cut off part way by something
+    /// else (the kernel terminated, the runtime shut down while it waited) fails with that
+    /// refusal, which carries no count: a typed handle's `send_batch` says how many went in
+    /// (`BatchSendError::accepted`), as JavaScript's `sendBatch` does.
     pub async fn send_packed(&self, id: &str, packed: &[u8], timeout: Option<Duration>) -> Result<usize> {
         self.send_packed_counting(id, packed, timeout, &Cell::new(0)).await
     }

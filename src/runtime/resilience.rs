@@ -112,9 +112,11 @@ impl KernelWatchdog {
         self.runtime.shared.lock().watchdog.heartbeat_timeout
     }
 
-    /// Sets the heartbeat timeout for later scans.
-    pub fn set_heartbeat_timeout(&self, timeout: Duration) {
-        self.runtime.shared.lock().watchdog.heartbeat_timeout = timeout;
+    /// Sets the heartbeat timeout for later scans (`Disposed` once the runtime has stopped:
+    /// no scan will run).
+    pub fn set_heartbeat_timeout(&self, timeout: Duration) -> Result<()> {
+        self.runtime.open_table()?.watchdog.heartbeat_timeout = timeout;
+        Ok(())
     }
 
     /// What a scan does with the stale kernels it finds.
@@ -122,9 +124,10 @@ impl KernelWatchdog {
         self.runtime.shared.lock().watchdog.action
     }
 
-    /// Sets what later scans do with stale kernels.
-    pub fn set_action(&self, action: WatchdogAction) {
-        self.runtime.shared.lock().watchdog.action = action;
+    /// Sets what later scans do with stale kernels (`Disposed` once the runtime has stopped).
+    pub fn set_action(&self, action: WatchdogAction) -> Result<()> {
+        self.runtime.open_table()?.watchdog.action = action;
+        Ok(())
     }
 
     /// Lists the stale kernels (see [`Runtime::scan_stale_kernels`]) and applies the action.

@@ -88,8 +88,7 @@ impl JsRuntime {
         let Some(alert) = alert.as_string().as_deref().and_then(MemoryPressureAlert::parse) else {
             return Err(type_error(format!("alert must be \"high\" or \"normal\", got {}", shown(&alert))));
         };
-        self.inner.gpu_memory_dashboard().trigger_alert(alert);
-        Ok(())
+        self.inner.gpu_memory_dashboard().trigger_alert(alert).map_err(js_error)
     }
 
     /// The degradation level now: "normal", "light", "moderate", "severe" or "critical"

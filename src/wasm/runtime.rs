@@ -318,8 +318,7 @@ impl JsRuntime {
                 )))
             }
         };
-        self.inner.kernel_watchdog().set_heartbeat_timeout(timeout);
-        Ok(())
+        self.inner.kernel_watchdog().set_heartbeat_timeout(timeout).map_err(js_error)
     }
 
     /// What scans do with stale kernels: `"report"`, `"deactivate"` or `"recoverDevice"`.
@@ -328,8 +327,7 @@ impl JsRuntime {
         &self,
         #[wasm_bindgen(unchecked_param_type = "WatchdogAction")] action: JsValue,
     ) -> Result<(), JsValue> {
-        self.inner.kernel_watchdog().set_action(watchdog_action(action)?);
-        Ok(())
+        self.inner.kernel_watchdog().set_action(watchdog_action(action)?).map_err(js_error)
     }
 
     /// The adapter this runtime runs on: `{ backend, name, driver, deviceType }`.
