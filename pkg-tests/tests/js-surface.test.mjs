@@ -316,7 +316,7 @@ test("a send behind one that waits gives up at its own timeout, not the one ahea
     const last = doubler.send({ value: 5 });
     const refusals = [];
     for (const p of impatient) {
-      try { await p; refusals.push("sent"); } catch (e) { refusals.push({ name: e.name, queueFull: e instanceof rk.QueueFullError, kernelId: e.kernelId, accepted: e.accepted, message: e.message }); }
+      try { await p; refusals.push("sent"); } catch (e) { refusals.push({ name: e.name, queueFull: e instanceof rk.QueueFullError, kernelId: e.kernelId, accepted: e.accepted, stall: e.stall, message: e.message }); }
     }
     const waited = performance.now() - started;
     const errors = rt.getTelemetry("doubler").errors;
@@ -328,7 +328,10 @@ test("a send behind one that waits gives up at its own timeout, not the one ahea
     await rt.dispose();
     return { refusals, waited, errors, answers: answers.map((a) => a.result), leftover };
   `);
-  const full = { name: "QueueFullError", queueFull: true, kernelId: "doubler", accepted: 0, message: "queue of kernel 'doubler' is full (2 messages); the kernel processes nothing while it is launched, not active" };
+  const full = {
+    name: "QueueFullError", queueFull: true, kernelId: "doubler", accepted: 0, stall: "inactive",
+    message: "queue of kernel 'doubler' is full (2 messages); the kernel processes nothing while it is launched, not active",
+  };
   assert.deepEqual(value.refusals, [full, full, full, full], "each refused at its own timeout while the one ahead still waited");
   assert.ok(value.waited >= 90 && value.waited < 10000, `refused after about 100 ms, not when the one ahead was queued (${value.waited} ms)`);
   assert.equal(value.errors, 4, "counted as the kernel's errors, as sends that timed out waiting for room are");
@@ -578,7 +581,7 @@ test("a batch larger than the queue, sent before any receive, waits with a warni
     const doubler = await rt.launch("doubler", null, { autoActivate: true, queueSize: 1000 });
     const objects = Array.from({ length: 100000 }, (_, i) => ({ value: i }));
     let refused;
-    try { await doubler.sendBatch(objects, { timeout: 1500 }); } catch (e) { refused = { name: e.name, accepted: e.accepted, queueFull: e instanceof rk.QueueFullError }; }
+    try { await doubler.sendBatch(objects, { timeout: 1500 }); } catch (e) { refused = { name: e.name, accepted: e.accepted, queueFull: e instanceof rk.QueueFullError, stall: e.stall, says: e.message.endsWith("while its output queue is full (1000 answers nobody has received)") }; }
     const stalledSends = rt.getTelemetry("doubler").stalledSends;
     // Every accepted message is answered, in order; nothing else is.
     const answers = [];
@@ -589,7 +592,8 @@ test("a batch larger than the queue, sent before any receive, waits with a warni
     return { refused, stalledSends, answered: answers.length, inOrder, leftover };
   `, warnings);
   // The input queue (1000) and the output queue (1000) filled; the rest was never queued.
-  assert.deepEqual(value.refused, { name: "QueueFullError", accepted: 2000, queueFull: true });
+  // The error says why: the kernel's own output queue is full.
+  assert.deepEqual(value.refused, { name: "QueueFullError", accepted: 2000, queueFull: true, stall: "outputFull", says: true });
   assert.equal(value.stalledSends, 1);
   assert.equal(value.answered, 2000);
   assert.equal(value.inOrder, true);

@@ -94,6 +94,8 @@ export async function misuse(): Promise<void> {
     await handle.activate();
   } catch (error) {
     if (error instanceof KernelStateError && error.state === "paused") return; // misuse
+    if (isRingKernelError(error) && error.name === "QueueFullError" && error.stall === "outputFull") return;
+    if (isRingKernelError(error) && error.name === "QueueFullError" && error.stall === "paused") return; // misuse
   }
   {
     using synchronous = await RingKernelRuntime.create(); // misuse

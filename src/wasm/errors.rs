@@ -8,7 +8,7 @@
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Stall};
 
 #[wasm_bindgen(module = "/src/wasm/js/errors.js")]
 extern "C" {
@@ -53,13 +53,15 @@ pub(super) fn js_error(error: Error) -> JsValue {
     };
     match &error {
         Error::KernelNotFound { id } | Error::MessageDropped { id, .. } => set("kernelId", id.into()),
-        Error::Timeout { id, unprocessed, .. } => {
+        Error::Timeout { id, unprocessed, stall, .. } => {
             set("kernelId", id.into());
             set("unprocessed", (*unprocessed as f64).into());
+            set_stall(&js, stall);
         }
-        Error::QueueFull { id, accepted, .. } => {
+        Error::QueueFull { id, accepted, stall, .. } => {
             set("kernelId", id.into());
             set("accepted", (*accepted as f64).into());
+            set_stall(&js, stall);
         }
         Error::KernelState { id, state, action } => {
             set("kernelId", id.into());
@@ -111,6 +113,17 @@ pub(super) fn aborted_batch(id: &str, accepted: usize, reason: JsValue) -> JsVal
     let js = queue_full(id, &message, accepted);
     let _ = Reflect::set(&js, &"cause".into(), &reason);
     js.into()
+}
+
+/// A `QueueFullError`'s or `TimeoutError`'s `stall`, when the kernel itself is why it waited:
+/// `"outputFull"` (answers nobody receives) or `"inactive"` (not active).
+fn set_stall(js: &js_sys::Error, stall: &Option<Stall>) {
+    let reason = match stall {
+        Some(Stall::OutputFull { .. }) => "outputFull",
+        Some(Stall::Inactive(_)) => "inactive",
+        None => return,
+    };
+    let _ = Reflect::set(js, &"stall".into(), &reason.into());
 }
 
 /// The error of a `sendBatch` refused after `accepted` of its messages (from the front) were

@@ -9,12 +9,14 @@ export type RingKernelErrorName =
 export class RingKernelError extends Error { name: RingKernelErrorName; }
 /** No kernel has this id. */
 export class KernelNotFoundError extends RingKernelError { name: "KernelNotFoundError"; kernelId: string; }
-/** An operation the kernel's state does not allow; `action` is what was asked (e.g. "activate"). */
-export class KernelStateError extends RingKernelError { name: "KernelStateError"; kernelId: string; state: KernelState; action: string; }
-/** The input queue stayed full until the timeout; for `sendBatch`, `accepted` messages (from the front) were queued and will be answered, the rest were not. */
-export class QueueFullError extends RingKernelError { name: "QueueFullError"; kernelId: string; accepted: number; }
-/** `unprocessed`: for a `terminate` that timed out, the messages it left unprocessed (0 otherwise). */
-export class TimeoutError extends RingKernelError { name: "TimeoutError"; kernelId: string; unprocessed: number; }
+/** An operation the kernel's state does not allow; `action` is what was asked (e.g. "activate"). `accepted`: for a `sendBatch` cut off part way (a `terminate` meanwhile), how many of its messages went in. */
+export class KernelStateError extends RingKernelError { name: "KernelStateError"; kernelId: string; state: KernelState; action: string; accepted?: number; }
+/** Why a kernel processed none of its input, when the kernel itself is why a wait ran out: its output queue is full of answers nobody receives, or it is not active. */
+export type Stall = "outputFull" | "inactive";
+/** The input queue stayed full until the timeout; for `sendBatch`, `accepted` messages (from the front) were queued and will be answered, the rest were not. `stall` says when the kernel itself kept it full. */
+export class QueueFullError extends RingKernelError { name: "QueueFullError"; kernelId: string; accepted: number; stall?: Stall; }
+/** `unprocessed`: for a `terminate` that timed out, the messages it left unprocessed (0 otherwise). `stall`: for a call or receive, when the kernel itself answered nothing (it had input). */
+export class TimeoutError extends RingKernelError { name: "TimeoutError"; kernelId: string; unprocessed: number; stall?: Stall; }
 /** `field` is the path of the bad field, e.g. "bodies[2].mass". */
 export class MessageFormatError extends RingKernelError { name: "MessageFormatError"; kernelId: string; field: string; }
 /** `line` and `column` are in the kernel's own WGSL, when the compiler gave a position. */
@@ -25,8 +27,8 @@ export class MessageDroppedError extends RingKernelError { name: "MessageDropped
 export class BackendUnavailableError extends RingKernelError { name: "BackendUnavailableError"; }
 /** The GPU device was lost; kernels wait for `recover()`. */
 export class DeviceLostError extends RingKernelError { name: "DeviceLostError"; }
-/** The runtime was disposed: every later call rejects with this. */
-export class RuntimeDisposedError extends RingKernelError { name: "RuntimeDisposedError"; }
+/** The runtime was disposed: every later call rejects with this. `accepted`: for a `sendBatch` cut off part way by `dispose()`, how many of its messages went in. */
+export class RuntimeDisposedError extends RingKernelError { name: "RuntimeDisposedError"; accepted?: number; }
 /** The runtime is draining (`drain()`): new launches, sends and calls are refused; receives still work. */
 export class RuntimeDrainingError extends RingKernelError { name: "RuntimeDrainingError"; }
 /** The kernel's circuit breaker is open (see `circuitBreaker(id)`): the send, batch or call was refused whole and nothing was queued; `retryAfterMs` says when the circuit lets a probe through. */
