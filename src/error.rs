@@ -257,7 +257,7 @@ fn stall_part(stall: &Option<Stall>) -> String {
     }
 }
 
-fn batch_part(accepted: usize) -> String {
+pub(crate) fn batch_part(accepted: usize) -> String {
     match accepted {
         0 => String::new(),
         n => format!("; the first {n} messages of the batch were queued, the rest not"),

@@ -129,8 +129,9 @@ pub(crate) struct ShapeLimits {
 }
 
 impl ShapeLimits {
-    /// WebGPU's least limits, which every device meets. The cpu backend holds launches to them,
-    /// so a shape that launches there launches on any GPU.
+    /// WebGPU's least limits, which every device meets. A definition's own `workgroup_size` is
+    /// held to them, and the cpu backend holds launches to them, so a shape that launches there
+    /// launches on any GPU.
     pub const PORTABLE: ShapeLimits =
         ShapeLimits { invocations: 256, workgroup_memory_bytes: 16384, set_by: "every WebGPU device" };
 }
@@ -233,8 +234,9 @@ impl KernelDefinition {
     /// Code generation refuses a definition that fails; front ends may ask earlier, to report
     /// the mistake where it was written.
     pub fn check_shape(&self) -> Result<(), String> {
-        if !(1..=256).contains(&self.workgroup_size) {
-            return Err(format!("workgroupSize must be 1 to 256, got {}", self.workgroup_size));
+        let most = ShapeLimits::PORTABLE.invocations;
+        if !(1..=most).contains(&self.workgroup_size) {
+            return Err(format!("workgroupSize must be 1 to {most}, got {}", self.workgroup_size));
         }
         if let Some(state) = self.state.filter(|state| !(1..=MAX_STATE_LEN).contains(&state.len)) {
             return Err(format!("state length must be 1 to {MAX_STATE_LEN}, got {}", state.len));

@@ -8,7 +8,7 @@
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
-use crate::error::{Error, ErrorKind, Stall};
+use crate::error::{batch_part, Error, ErrorKind, Stall};
 
 #[wasm_bindgen(module = "/src/wasm/js/errors.js")]
 extern "C" {
@@ -134,7 +134,7 @@ pub(super) fn cut_batch(error: Error, accepted: usize) -> JsValue {
     if accepted == 0 || matches!(error, Error::QueueFull { .. }) {
         return js_error(error);
     }
-    let message = format!("{error}; the first {accepted} messages of the batch were queued, the rest not");
+    let message = format!("{error}{}", batch_part(accepted));
     let js = js_error(error);
     let _ = Reflect::set(&js, &"message".into(), &message.into());
     let _ = Reflect::set(&js, &"accepted".into(), &(accepted as f64).into());
