@@ -32,7 +32,7 @@ pub enum Error {
     /// The input queue stayed full until the timeout. For a batch, `accepted` says how many of
     /// its messages (from the front) were queued before; those are answered, the rest were not
     /// queued.
-    #[error("queue of kernel '{id}' is full ({capacity} messages){}{}", batch_part(*.accepted), stall_part(stall))]
+    #[error("queue of kernel '{id}' is full ({}){}{}", messages(*.capacity), batch_part(*.accepted), stall_part(stall))]
     QueueFull {
         /// The kernel whose input queue is full.
         id: String,
@@ -212,7 +212,7 @@ fn millis(timeout: &std::time::Duration) -> crate::platform::Float {
 fn unprocessed_part(unprocessed: u64) -> String {
     match unprocessed {
         0 => String::new(),
-        n => format!(" ({n} messages left unprocessed)"),
+        n => format!(" ({} left unprocessed)", messages(n as usize)),
     }
 }
 
@@ -243,7 +243,8 @@ impl std::fmt::Display for Stall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Stall::OutputFull { answers } => {
-                write!(f, "its output queue is full ({answers} answers nobody has received)")
+                let answers = plural(*answers, "answer", "answers");
+                write!(f, "its output queue is full ({answers} nobody has received)")
             }
             Stall::Inactive(state) => write!(f, "it is {state}, not active"),
         }
@@ -260,8 +261,19 @@ fn stall_part(stall: &Option<Stall>) -> String {
 pub(crate) fn batch_part(accepted: usize) -> String {
     match accepted {
         0 => String::new(),
+        1 => "; the first message of the batch was queued, the rest not".to_owned(),
         n => format!("; the first {n} messages of the batch were queued, the rest not"),
     }
+}
+
+/// `n` things, in the singular for one.
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `n` messages, "1 message" for one.
+pub(crate) fn messages(n: usize) -> String {
+    plural(n, "message", "messages")
 }
 
 /// What a `MessageFormat` error is about, as its text names it: a field's path, a message
@@ -472,5 +484,29 @@ mod tests {
         ] {
             assert_eq!(super::millis(&timeout).to_string(), shown, "{timeout:?}");
         }
+    }
+
+    /// Counts of one read in the singular: "(1 message)", not "(1 messages)".
+    #[test]
+    fn counts_of_one_are_singular() {
+        use super::{Error, Stall};
+        let full = |capacity, accepted, answers| Error::QueueFull {
+            id: "k".into(),
+            capacity,
+            accepted,
+            stall: Some(Stall::OutputFull { answers }),
+        };
+        assert_eq!(
+            full(1, 1, 1).to_string(),
+            "queue of kernel 'k' is full (1 message); the first message of the batch was queued, the rest \
+             not; the kernel processes nothing while its output queue is full (1 answer nobody has received)"
+        );
+        assert_eq!(
+            full(4, 2, 3).to_string(),
+            "queue of kernel 'k' is full (4 messages); the first 2 messages of the batch were queued, the rest \
+             not; the kernel processes nothing while its output queue is full (3 answers nobody has received)"
+        );
+        assert_eq!(super::unprocessed_part(1), " (1 message left unprocessed)");
+        assert_eq!(super::unprocessed_part(2), " (2 messages left unprocessed)");
     }
 }

@@ -79,7 +79,7 @@ fn handler_errors_open_the_circuit_which_refuses_then_probes_and_closes() {
         let refused = rt.send_pod("flaky", &7i32, LONG).await.unwrap_err();
         assert!(matches!(&refused, Error::CircuitOpen { id, retry_after } if id == "flaky" && *retry_after <= OPEN));
         assert!(refused.to_string().contains("circuit of kernel 'flaky' is open"), "{refused}");
-        assert_eq!(rt.send_batch("flaky", &[1i32, 2, 3], LONG).await.unwrap_err().kind(), ErrorKind::CircuitOpen);
+        assert_eq!(rt.send_batch("flaky", &[1i32, 2, 3], LONG).await.unwrap_err().error.kind(), ErrorKind::CircuitOpen);
         assert_eq!(rt.call_pod::<i32, i32>("flaky", &1, LONG).await.unwrap_err().kind(), ErrorKind::CircuitOpen);
         let handle = rt.get_kernel("flaky").unwrap().typed::<i32, i32>().unwrap();
         let back = handle.send(41).await.unwrap_err();

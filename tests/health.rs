@@ -54,8 +54,8 @@ fn check(backend: BackendChoice) {
 
         // Refusals of a full queue are back-pressure, not failures: still degraded by the queue.
         for accepted in [2, 0, 0] {
-            match rt.send_batch("doubler", &[1, 2, 3], NOW).await {
-                Err(Error::QueueFull { accepted: n, .. }) => assert_eq!(n, accepted),
+            match rt.send_batch("doubler", &[1, 2, 3], NOW).await.map_err(|cut| (cut.accepted, cut.error)) {
+                Err((n, Error::QueueFull { accepted: m, .. })) => assert_eq!((n, m), (accepted, accepted)),
                 other => panic!("{backend:?}: {other:?}"),
             }
         }

@@ -867,7 +867,7 @@ async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
         Op::Send(_) => rt.send_pod(id, &plan.payload[0], timeout).await.map(|()| Outcome::Done)?,
         // A batch its timeout cut short says how many went in (`QueueFull`'s `accepted`).
         Op::SendBatch(..) => Outcome::Accepted(match rt.send_batch(id, &plan.payload, timeout).await {
-            Err(Error::QueueFull { accepted, .. }) => accepted,
+            Err(cut) if matches!(cut.error, Error::QueueFull { .. }) => cut.accepted,
             other => other?,
         }),
         Op::Receive(_) => Outcome::Answer(rt.receive_pod::<i32>(id, timeout).await?),

@@ -170,7 +170,7 @@ fn load_raises_the_level_refusals_hand_messages_back_and_nothing_accepted_is_los
             other => panic!("{backend:?}: expected Overloaded, got {other:?}"),
         }
         let batch = pollster::block_on(rt.send_batch("low", &[7i32, 8], Some(Duration::ZERO)));
-        assert_eq!(batch.unwrap_err().kind(), ErrorKind::Overloaded);
+        assert_eq!(batch.unwrap_err().error.kind(), ErrorKind::Overloaded);
         high.try_send(1000).unwrap();
 
         // Critical (19 of 20 ≥ 0.95): only the highest priority takes messages; at severe, a

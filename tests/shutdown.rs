@@ -48,7 +48,7 @@ fn drain_then_report(backend: BackendChoice) {
             // The drain below began first (join polls it first): new work is refused by name.
             let kinds = vec![
                 rt.send_pod("doubler", &1, NOW).await.unwrap_err(),
-                rt.send_batch("doubler", &[1, 2], NOW).await.unwrap_err(),
+                rt.send_batch("doubler", &[1, 2], NOW).await.unwrap_err().error,
                 rt.call_pod::<i32, i32>("doubler", &1, NOW).await.unwrap_err(),
                 rt.launch("histogram", queue(16)).await.map(drop).unwrap_err(),
                 rt.start().unwrap_err(),

@@ -673,7 +673,8 @@ class Case {
             this.fail(`#${op.n}: sendBatch of ${count} rejected with ${describe(error)}, saying ${accepted} accepted`);
             accepted = 0;
           }
-          if (!error.message.includes(`the first ${accepted} messages of the batch were queued`)) {
+          const says = accepted === 1 ? "the first message of the batch was queued" : `the first ${accepted} messages of the batch were queued`;
+          if (!error.message.includes(says)) {
             this.fail(`#${op.n}: sendBatch refused part way, but its message does not say how many went in: ${describe(error)}`);
           }
         }

@@ -279,7 +279,10 @@ impl Runtime {
                     kernel.notify();
                     if let Some(Error::DeviceLost { reason }) = stranded.filter(|_| unprocessed > 0) {
                         return Err(Error::DeviceLost {
-                            reason: format!("{reason}; kernel '{id}' stopped with {unprocessed} messages unprocessed"),
+                            reason: format!(
+                                "{reason}; kernel '{id}' stopped with {} unprocessed",
+                                crate::error::messages(unprocessed as usize)
+                            ),
                         });
                     }
                     if unprocessed > 0 {

@@ -246,16 +246,18 @@ impl KernelHandle {
         self.runtime.try_send_message(self.live_id()?, message)
     }
 
-    /// Queues every message of `messages` (each a [`Value::Struct`]) within `timeout`, or
-    /// `QueueFull` says how many (from the front) were queued.
-    pub async fn send_values(&self, messages: &[Value], timeout: Option<Duration>) -> Result<usize> {
-        self.runtime.send_values(self.live_id()?, messages, timeout).await
+    /// Queues every message of `messages` (each a [`Value::Struct`]) within `timeout`, or the
+    /// error says how many (from the front) were queued, and why not the rest.
+    pub async fn send_values(&self, messages: &[Value], timeout: Option<Duration>) -> Result<usize, BatchSendError> {
+        let id = self.live_id().map_err(|error| BatchSendError { accepted: 0, error })?;
+        self.runtime.send_values(id, messages, timeout).await
     }
 
-    /// Queues messages already packed in the input layout, all of them within `timeout`, or
-    /// `QueueFull` says how many were queued.
-    pub async fn send_packed(&self, packed: &[u8], timeout: Option<Duration>) -> Result<usize> {
-        self.runtime.send_packed(self.live_id()?, packed, timeout).await
+    /// Queues messages already packed in the input layout, all of them within `timeout`, or the
+    /// error says how many (from the front) were queued, and why not the rest.
+    pub async fn send_packed(&self, packed: &[u8], timeout: Option<Duration>) -> Result<usize, BatchSendError> {
+        let id = self.live_id().map_err(|error| BatchSendError { accepted: 0, error })?;
+        self.runtime.send_packed(id, packed, timeout).await
     }
 
     /// The next answer, as named values, waiting up to `timeout` (as long as it takes without).

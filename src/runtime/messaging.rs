@@ -21,7 +21,7 @@ use crate::correlation::Abandon;
 use crate::degradation::DegradationLevel;
 use crate::devices::DeviceId;
 use crate::envelope::EnvelopeHeader;
-use crate::error::{Error, Result};
+use crate::error::{BatchSendError, Error, Result, Stall};
 use crate::kernel::KernelDefinition;
 use crate::lifecycle::{Action, KernelState};
 use crate::mailbox::CallTicket;
@@ -155,15 +155,21 @@ impl Runtime {
     }
 
     /// Queues packed messages (already in the kernel's input layout, back to back), all of them:
-    /// waits up to `timeout` for room and returns how many were queued (all). When the
-    /// timeout runs out first, `QueueFull`'s `accepted` says how many were queued (the first
-    /// ones; they are answered) and the rest were not. `Some(Duration::ZERO)` takes what fits
-    /// now: all of it, or `QueueFull` with the count. A batch cut off part way by something
-    /// else (the kernel terminated, the runtime shut down while it waited) fails with that
-    /// refusal, which carries no count: a typed handle's `send_batch` says how many went in
-    /// (`BatchSendError::accepted`), as JavaScript's `sendBatch` does.
-    pub async fn send_packed(&self, id: &str, packed: &[u8], timeout: Option<Duration>) -> Result<usize> {
-        self.send_packed_counting(id, packed, timeout, &Cell::new(0)).await
+    /// waits up to `timeout` for room and returns how many were queued (all). Otherwise the
+    /// [`BatchSendError`] says how many were queued (the first ones; they are answered) and why
+    /// the rest were not: `QueueFull` when the timeout ran out first, or the refusal that cut
+    /// the batch off (the kernel terminated, the runtime shut down while it waited), as
+    /// JavaScript's `sendBatch` does. `Some(Duration::ZERO)` takes what fits now: all of it, or
+    /// `QueueFull` with the count.
+    pub async fn send_packed(
+        &self,
+        id: &str,
+        packed: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<usize, BatchSendError> {
+        let queued = Cell::new(0);
+        let result = self.send_packed_counting(id, packed, timeout, &queued).await;
+        result.map_err(|error| BatchSendError { accepted: queued.get(), error })
     }
 
     /// [`send_packed`](Self::send_packed), keeping `queued` at how many of the messages are
@@ -191,16 +197,25 @@ impl Runtime {
         id: &str,
         messages: &[T],
         timeout: Option<Duration>,
-    ) -> Result<usize> {
-        self.counted(id, self.expect_message_size(id, std::mem::size_of::<T>()))?;
+    ) -> Result<usize, BatchSendError> {
+        let size = self.counted(id, self.expect_message_size(id, std::mem::size_of::<T>()));
+        size.map_err(|error| BatchSendError { accepted: 0, error })?;
         self.send_packed(id, bytemuck::cast_slice(messages), timeout).await
     }
 
     /// Queues messages given as [`Value::Struct`]s (see [`send_value`](Self::send_value)); a
     /// malformed one refuses the whole batch, counted once. All are queued within `timeout`,
-    /// or `QueueFull` says how many were (see [`send_packed`](Self::send_packed)).
-    pub async fn send_values(&self, id: &str, messages: &[Value], timeout: Option<Duration>) -> Result<usize> {
-        self.send_values_counting(id, messages, timeout, &Cell::new(0)).await
+    /// or the [`BatchSendError`] says how many were and why not the rest (see
+    /// [`send_packed`](Self::send_packed)).
+    pub async fn send_values(
+        &self,
+        id: &str,
+        messages: &[Value],
+        timeout: Option<Duration>,
+    ) -> Result<usize, BatchSendError> {
+        let queued = Cell::new(0);
+        let result = self.send_values_counting(id, messages, timeout, &queued).await;
+        result.map_err(|error| BatchSendError { accepted: queued.get(), error })
     }
 
     /// [`send_values`](Self::send_values), keeping `queued` at how many are queued so far (see
@@ -637,10 +652,11 @@ impl Runtime {
                 let (queued, answers) = (kernel.mailbox.inbox.len(), kernel.mailbox.outbox.len());
                 drop(table);
                 platform::warn(&format!(
-                    "ringkernel-web: a send to kernel '{id}' has waited {} s for room: its {queued} queued \
-                     messages wait because its output queue is full ({answers} answers nobody has received). \
-                     Receive its answers (or connect it to a kernel that takes them).",
-                    STALL_REPORT_MS as u64 / 1000 // whole seconds, without float formatting
+                    "ringkernel-web: a send to kernel '{id}' has waited {} s for room: its input ({}) waits \
+                     because {}. Receive its answers (or connect it to a kernel that takes them).",
+                    STALL_REPORT_MS as u64 / 1000, // whole seconds, without float formatting
+                    crate::error::messages(queued),
+                    Stall::OutputFull { answers },
                 ));
             }
         }

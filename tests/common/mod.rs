@@ -14,11 +14,16 @@ use ringkernel_web::{Error, ErrorKind};
 /// How many messages of a batch send were queued: all (`Ok`), or as many as `QueueFull`'s
 /// `accepted` says when its timeout ran out first.
 #[track_caller]
-pub fn accepted(sent: ringkernel_web::Result<usize>) -> usize {
+pub fn accepted(sent: Result<usize, ringkernel_web::BatchSendError>) -> usize {
     match sent {
         Ok(all) => all,
-        Err(Error::QueueFull { accepted, .. }) => accepted,
-        Err(other) => panic!("the batch was refused: {other}"),
+        Err(cut) => match cut.error {
+            Error::QueueFull { accepted, .. } => {
+                assert_eq!(accepted, cut.accepted, "the batch's error and its `QueueFull` agree");
+                accepted
+            }
+            other => panic!("the batch was refused: {other}"),
+        },
     }
 }
 
