@@ -253,6 +253,58 @@ test("disposal: [Symbol.asyncDispose] from init() on, no synchronous dispose or 
   assert.equal(value.disposeAgain, true, "a second dispose hands back the same report");
 });
 
+test("for await over a kernel takes its answers one by one: leaving the loop loses none, it ends when none will come, and a wait's timeout or abort is thrown", async () => {
+  const value = await inPage(`
+    const rt = await rk.RingKernelRuntime.create();
+    const doubler = await rt.launch("doubler", null, { autoActivate: true, queueSize: 64 });
+    const sending = (async () => { for (let i = 0; i < 300; i++) await doubler.send({ value: i }); })();
+    const looped = [];
+    for await (const answer of doubler) {
+      looped.push(answer.result);
+      if (looped.length === 100) break;
+    }
+    // The rest, received while the sends go on (their room comes from these receives).
+    const rest = [];
+    while (rest.length < 200) rest.push(...(await doubler.receiveBatch({ max: 500, timeout: 10000 })).map((a) => a.result));
+    await sending;
+    const leftOver = doubler.tryReceive();
+
+    // A wait's timeout and a signal's abort are thrown into the loop; the kernel keeps going.
+    const thrown = [];
+    try { for await (const answer of doubler.answers({ timeout: 5 })) thrown.push(answer); } catch (e) { thrown.push(e.name); }
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error("enough")), 20);
+    try { for await (const answer of doubler.answers({ signal: controller.signal })) thrown.push(answer); } catch (e) { thrown.push(e.message); }
+    let badOptions = "none";
+    try { for await (const answer of doubler.answers({ timeuot: 5 })) thrown.push(answer); } catch (e) { badOptions = e.constructor.name; }
+
+    // Answers still queued when the kernel terminates are yielded, then the loop ends.
+    await doubler.sendBatch([{ value: 1 }, { value: 2 }, { value: 3 }]);
+    const drained = (async () => { const got = []; for await (const a of doubler.answers()) got.push(a.result); return got; })();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await doubler.terminate();
+    const afterTerminate = await drained;
+
+    // A loop waiting when the runtime is disposed ends too.
+    rt.remove("doubler");
+    const again = await rt.launch("doubler", null, { autoActivate: true });
+    const waiting = (async () => { let n = 0; for await (const _ of again) n++; return n; })();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await rt.dispose();
+    return { looped, rest, leftOver, thrown, badOptions, afterTerminate, afterDispose: await waiting,
+      asyncIterator: typeof rk.KernelHandle.prototype[Symbol.asyncIterator] };
+  `);
+  const doubled = (from, to) => Array.from({ length: to - from }, (_, i) => 2 * (from + i));
+  assert.deepEqual(value.looped, doubled(0, 100), "the loop's answers, in order");
+  assert.deepEqual(value.rest, doubled(100, 300), "leaving the loop took none of the rest");
+  assert.equal(value.leftOver, null);
+  assert.deepEqual(value.thrown, ["TimeoutError", "enough"]);
+  assert.equal(value.badOptions, "TypeError", "a misspelt option is refused as receive refuses it");
+  assert.deepEqual(value.afterTerminate, [2, 4, 6]);
+  assert.equal(value.afterDispose, 0);
+  assert.equal(value.asyncIterator, "function");
+});
+
 test("sends are queued in the order they are called: at once when there is room, behind earlier ones that wait, and trySend never overtakes one", async () => {
   const value = await inPage(`
     const rt = await rk.RingKernelRuntime.create();

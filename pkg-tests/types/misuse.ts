@@ -90,6 +90,10 @@ export async function misuse(): Promise<void> {
   answers[0].result.toUpperCase(); // misuse
   const bytes = await handle.receiveBatch({ max: 10, packed: true });
   bytes[0].result; // misuse
+  for await (const answer of handle) answer.result.toFixed();
+  for await (const answer of handle.answers({ timeout: 100, signal: AbortSignal.timeout(1000) })) answer.result.toFixed();
+  for await (const answer of handle) answer.value; // misuse
+  for await (const answer of handle.answers({ max: 10 })) answer.result; // misuse
   try {
     await handle.activate();
   } catch (error) {

@@ -513,6 +513,15 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   status(): KernelStatus;
   /** Every counter, whether or not the runtime keeps telemetry (then `latency` is empty). */
   metrics(): KernelTelemetry;
+  /**
+   * Its answers one by one as they come (`for await (const answer of kernel.answers())`), each
+   * wait with `receive`'s options. An answer is taken only when the loop asks for it, so leaving
+   * the loop loses none. Ends when none will come (terminated with none left, removed, or the
+   * runtime disposed); other refusals, a wait's timeout and the signal's abort are thrown.
+   */
+  answers(options?: WaitOptions): AsyncGenerator<OutputOf<O>, void, undefined>;
+  /** The same as `answers()`: `for await (const answer of kernel)`. */
+  [Symbol.asyncIterator](): AsyncGenerator<OutputOf<O>, void, undefined>;
 }
 
 export interface RingKernelRuntime {

@@ -6,6 +6,7 @@ export * from "./ringkernel_web.js";
 // The error classes and isRingKernelError (not the default export: the wasm layer's factory).
 export * from "./SNIPPETS/errors.js";
 import "./lifetimes.js";
+import "./iteration.js";
 
 /** Nothing to do: the bundler instantiated the module on import. */
 export default async function init() {}

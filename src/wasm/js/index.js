@@ -5,6 +5,7 @@ export * from "./ringkernel_web.js";
 // The error classes and isRingKernelError (not the default export: the wasm layer's factory).
 export * from "./SNIPPETS/errors.js";
 import "./lifetimes.js";
+import "./iteration.js";
 import initWasm from "./ringkernel_web.js";
 
 /**

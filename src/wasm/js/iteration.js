@@ -1,0 +1,51 @@
+// A kernel's answers as an async iterable: `for await (const answer of kernel)` receives them one
+// by one as they come, and `kernel.answers({ timeout, signal })` does the same with `receive`'s
+// options for each wait. Installed when the package is imported, as lifetimes.js is.
+//
+// Each answer is taken from the kernel's output queue only when the loop asks for the next one
+// (`tryReceive`, or `receive` when none is waiting), so leaving the loop (`break`, `return`, a
+// throw) loses none: the answers not yet asked for stay queued. The loop ends when no answer will
+// come: the kernel terminated with none left, was removed, or the runtime was disposed. Any other
+// refusal (a failed kernel, a lost device, a wait's timeout, the signal's abort) is thrown into
+// the loop. For
+// throughput, loop over `receiveBatch` instead: each batch is in the caller's hands whole.
+import { KernelHandle } from "./ringkernel_web.js";
+import { KernelNotFoundError, KernelStateError, RuntimeDisposedError } from "./SNIPPETS/errors.js";
+
+/** Whether `error` says that no answer will ever come (the end of the kernel's answers). */
+function endOfAnswers(error) {
+  return (
+    (error instanceof KernelStateError && error.state === "terminated") ||
+    error instanceof KernelNotFoundError ||
+    error instanceof RuntimeDisposedError
+  );
+}
+
+async function* answersOf(kernel, options) {
+  for (;;) {
+    let answer;
+    try {
+      answer = kernel.tryReceive() ?? (await kernel.receive(options));
+    } catch (error) {
+      if (endOfAnswers(error)) return;
+      throw error;
+    }
+    yield answer;
+  }
+}
+
+Object.defineProperty(KernelHandle.prototype, "answers", {
+  value: function answers(options) {
+    return answersOf(this, options);
+  },
+  writable: true,
+  configurable: true,
+});
+
+Object.defineProperty(KernelHandle.prototype, Symbol.asyncIterator, {
+  value: function asyncIterator() {
+    return answersOf(this, undefined);
+  },
+  writable: true,
+  configurable: true,
+});
