@@ -266,6 +266,15 @@ pub(crate) fn batch_part(accepted: usize) -> String {
     }
 }
 
+/// A [`BatchSendError`]'s text: its count, unless its `QueueFull` already says it.
+fn batch_send_text(accepted: usize, error: &Error) -> String {
+    match (accepted, error) {
+        (1.., Error::QueueFull { accepted: said, .. }) if *said == accepted => error.to_string(),
+        (0, _) => format!("none of the batch's messages were queued: {error}"),
+        (n, _) => format!("{}: {error}", batch_part(n).trim_start_matches("; ")),
+    }
+}
+
 /// `n` things, in the singular for one.
 pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -385,7 +394,7 @@ pub enum SendTimeoutError<T> {
 /// Why a batch was not queued whole: the first `accepted` messages were queued (and will be
 /// answered), the rest were not.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{accepted} of the batch's messages were queued, the rest not: {error}")]
+#[error("{}", batch_send_text(*.accepted, .error))]
 #[non_exhaustive]
 pub struct BatchSendError {
     /// How many messages, from the front of the batch, were queued.
@@ -505,6 +514,18 @@ mod tests {
             full(4, 2, 3).to_string(),
             "queue of kernel 'k' is full (4 messages); the first 2 messages of the batch were queued, the rest \
              not; the kernel processes nothing while its output queue is full (3 answers nobody has received)"
+        );
+        let batch = |accepted, error| super::BatchSendError { accepted, error }.to_string();
+        assert_eq!(batch(2, full(4, 2, 3)), full(4, 2, 3).to_string(), "its QueueFull says the count already");
+        assert!(batch(0, full(4, 0, 3)).starts_with("none of the batch's messages were queued: queue of"));
+        let refused = || Error::Disposed;
+        assert_eq!(
+            batch(1, refused()),
+            format!("the first message of the batch was queued, the rest not: {}", refused())
+        );
+        assert_eq!(
+            batch(3, refused()),
+            format!("the first 3 messages of the batch were queued, the rest not: {}", refused())
         );
         assert_eq!(super::unprocessed_part(1), " (1 message left unprocessed)");
         assert_eq!(super::unprocessed_part(2), " (2 messages left unprocessed)");

@@ -38,8 +38,9 @@ pub struct KernelTelemetry {
     pub messages_processed: u64,
     /// Messages the handler chose to drop (GPU counter).
     pub messages_dropped: u64,
-    /// Operations on this kernel that failed: refused messages (malformed, full queue, wrong
-    /// state) and timed-out calls and terminates (a receive that timed out refused nothing).
+    /// Operations on this kernel that failed: refused messages and receives (malformed, full
+    /// queue, wrong state, overloaded), timed-out calls and terminates (not timed-out receives:
+    /// they refused nothing), and host handler failures.
     pub errors: u64,
     /// `errors` per processed message (0 when nothing was processed).
     pub error_rate: f64,

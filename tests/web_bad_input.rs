@@ -1265,6 +1265,16 @@ fn definition_rows() -> Vec<Row> {
             range_error,
         ),
         ("a state of f64", with(&[("state", state(&[("length", n(1.0)), ("type", s("f64"))]))]), type_error),
+        (
+            "a state whose type is a number",
+            with(&[("state", state(&[("length", n(1.0)), ("type", n(5.0))]))]),
+            type_error,
+        ),
+        (
+            "a state with a misspelt key",
+            with(&[("state", state(&[("length", n(1.0)), ("typ", s("u32"))]))]),
+            type_error,
+        ),
         ("a state that is a number", with(&[("state", n(4.0))]), type_error),
         ("a replace that is a string", with(&[("replace", s("yes"))]), type_error),
         ("a replace of 1", with(&[("replace", n(1.0))]), type_error),

@@ -513,7 +513,7 @@ test("an AbortSignal ends a wait: nothing half done, the signal's reason as the 
   assert.equal(value.depthAfterEarly, 0, "nothing was queued");
   assert.deepEqual(value.partial, {
     name: "QueueFullError", queueFull: true, accepted: 1, kernelId: "doubler", cause: true,
-    message: "sendBatch to kernel 'doubler' was aborted while it waited for room, after 1 of its messages were queued",
+    message: "sendBatch to kernel 'doubler' was aborted while it waited for room, after its first message was queued",
   });
   assert.deepEqual(value.waits, [true, true, true, true], "the send, call and envelope behind it and the receive reject with the reason");
   assert.deepEqual(value.answers, [0, 2, 14], "the first send, the batch's queued front, then the send behind the aborted ones");

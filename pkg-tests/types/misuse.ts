@@ -93,6 +93,8 @@ export async function misuse(): Promise<void> {
   for await (const answer of handle) answer.result.toFixed();
   for await (const answer of handle.answers({ timeout: 100, signal: AbortSignal.timeout(1000) })) answer.result.toFixed();
   for await (const answer of handle) answer.value; // misuse
+  await handle.sendBatch(new Int32Array([1, 2]));
+  await handle.sendBatch(new Float64Array([1, 2])); // misuse
   for await (const answer of handle.answers({ max: 10 })) answer.result; // misuse
   try {
     await handle.activate();

@@ -115,7 +115,7 @@ pub struct DispatchShape {
     pub max_workgroups: Option<u32>,
     /// Bytes of workgroup memory the handler can use, as `workgroup_memory: array<u32, N>`.
     pub workgroup_memory_bytes: u32,
-    /// Never run inside a fused pipeline.
+    /// Never run inside a fused pipeline, nor in a grouped dispatch.
     pub unfused: bool,
 }
 

@@ -514,8 +514,8 @@ impl MessageBuilder {
         MessageLayout::new(&self.name, &fields)
     }
 
-    /// Builds the layout and checks that `T` matches it byte for byte (see
-    /// [`MessageLayout::check_pod`]).
+    /// Builds the layout and checks that `T` has its size (see [`MessageLayout::check_pod`];
+    /// `#[derive(RingMessage)]` checks every field's type and offset).
     pub fn build_for<T: bytemuck::Pod>(self) -> Result<MessageLayout, FieldError> {
         let layout = self.build()?;
         layout.check_pod::<T>()?;

@@ -7,6 +7,7 @@
 //! finite or ±Infinity. Nested structs are named fields; arrays of structs are lists of those.
 
 use super::{FieldError, FieldType, MessageLayout, Scalar};
+use crate::error::plural;
 use crate::platform::Float;
 
 /// A host value for one field.
@@ -140,7 +141,8 @@ fn encode_value(ty: &FieldType, value: &Value, offset: u32, path: &str, out: &mu
                 return Err(FieldError::new(path, format!("is {ty}, got {}", value.kind())));
             }
             if words.len() != count {
-                return Err(FieldError::new(path, format!("expects {count} values ({ty}), got {}", words.len())));
+                let expects = plural(count, "value", "values");
+                return Err(FieldError::new(path, format!("expects {expects} ({ty}), got {}", words.len())));
             }
             let mut numbers = words.into_iter();
             write_words(ty, &mut numbers, offset, out);
@@ -152,14 +154,16 @@ fn encode_value(ty: &FieldType, value: &Value, offset: u32, path: &str, out: &mu
         (FieldType::Vector(..) | FieldType::Array(..), Value::List(numbers)) if ty.scalar().is_some() => {
             let count = ty.scalar_count() as usize;
             if numbers.len() != count {
-                return Err(FieldError::new(path, format!("expects {count} values ({ty}), got {}", numbers.len())));
+                let expects = plural(count, "value", "values");
+                return Err(FieldError::new(path, format!("expects {expects} ({ty}), got {}", numbers.len())));
             }
             let mut numbers = numbers.iter().copied();
             write_flat(ty, &mut numbers, offset, path, out)
         }
         (FieldType::Array(element, len), Value::Array(items)) => {
             if items.len() != *len as usize {
-                return Err(FieldError::new(path, format!("expects {len} elements ({ty}), got {}", items.len())));
+                let expects = plural(*len as usize, "element", "elements");
+                return Err(FieldError::new(path, format!("expects {expects} ({ty}), got {}", items.len())));
             }
             for (i, item) in items.iter().enumerate() {
                 encode_value(element, item, offset + i as u32 * element.stride(), &format!("{path}[{i}]"), out)?;
@@ -171,7 +175,9 @@ fn encode_value(ty: &FieldType, value: &Value, offset: u32, path: &str, out: &mu
             let numbers: Option<Vec<f64>> = items.iter().map(Value::as_number).collect();
             match numbers {
                 Some(numbers) => encode_value(ty, &Value::List(numbers), offset, path, out),
-                None => Err(FieldError::new(path, format!("expects {n} numbers ({ty})"))),
+                None => {
+                    Err(FieldError::new(path, format!("expects {} ({ty})", plural(*n as usize, "number", "numbers"))))
+                }
             }
         }
         _ => Err(FieldError::new(path, format!("expects {}, got {}", describe(ty), value.kind()))),
@@ -282,8 +288,10 @@ fn describe(ty: &FieldType) -> String {
     match ty {
         FieldType::Scalar(_) => format!("a number ({ty})"),
         FieldType::Struct(layout) => format!("an object with the fields of {}", layout.name()),
-        FieldType::Array(_, n) if ty.scalar().is_none() => format!("a list of {n} elements ({ty})"),
-        _ => format!("{} numbers ({ty})", ty.scalar_count()),
+        FieldType::Array(_, n) if ty.scalar().is_none() => {
+            format!("a list of {} ({ty})", plural(*n as usize, "element", "elements"))
+        }
+        _ => format!("{} ({ty})", plural(ty.scalar_count() as usize, "number", "numbers")),
     }
 }
 
@@ -322,8 +330,17 @@ impl Value {
             Value::F32s(_) => "a list of f32s".into(),
             Value::Struct(_) => "an object".into(),
             Value::Array(_) => "a list".into(),
-            Value::Unsupported(type_name) => type_name.clone(),
+            Value::Unsupported(type_name) => with_article(type_name),
         }
+    }
+}
+
+/// A host type's name as a noun phrase: "a string", "an object", but "null" and "undefined" as they are.
+fn with_article(type_name: &str) -> String {
+    match type_name.chars().next() {
+        _ if matches!(type_name, "null" | "undefined") || type_name.contains(" nested ") => type_name.to_owned(),
+        Some('a' | 'e' | 'i' | 'o' | 'u' | 'A' | 'E' | 'I' | 'O' | 'U') => format!("an {type_name}"),
+        _ => format!("a {type_name}"),
     }
 }
 

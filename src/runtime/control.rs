@@ -474,7 +474,7 @@ pub(super) fn queue_size_in_range(name: &str, size: usize) -> Result<usize> {
 
 fn validate_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 128 {
-        return Err(Error::OutOfRange(format!("kernel ids are 1 to 128 characters, got {}", id.len())));
+        return Err(Error::OutOfRange(format!("kernel ids are 1 to 128 bytes long (UTF-8), got {}", id.len())));
     }
     Ok(())
 }

@@ -78,7 +78,7 @@ impl Runtime {
         KernelMigrator { runtime: self.clone() }
     }
 
-    /// `InvalidArgument` unless the runtime has `device`.
+    /// `OutOfRange` unless the runtime has `device`.
     pub(crate) fn check_device(&self, device: DeviceId) -> Result<()> {
         let count = self.shared.device_count();
         if device.index() >= count {

@@ -168,13 +168,20 @@ fn state(id: &str, state: &JsValue) -> Result<Option<(StateElement, u32)>, JsVal
     if !state.is_object() {
         return Err(bad());
     }
+    // Only its own two keys, as the definition's (a misspelt `typ` would go unread).
+    let keys = Object::keys(state.unchecked_ref::<Object>());
+    if keys.iter().any(|key| !matches!(key.as_string().as_deref(), Some("length" | "type"))) {
+        return Err(bad());
+    }
     let length = match Reflect::get(state, &"length".into())?.as_f64() {
         Some(n) if is_u32(n) => n,
         Some(_) => return Err(range_error(expected)), // a number, but no length
         None => return Err(bad()),
     };
-    let element = match Reflect::get(state, &"type".into())?.as_string() {
-        None => StateElement::AtomicU32,
+    let given = Reflect::get(state, &"type".into())?;
+    let element = match given.as_string() {
+        None if given.is_undefined() => StateElement::AtomicU32,
+        None => return Err(bad()),
         Some(text) => StateElement::parse(&text).ok_or_else(bad)?,
     };
     Ok(Some((element, length as u32)))

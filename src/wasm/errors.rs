@@ -107,9 +107,11 @@ pub(super) fn behind_earlier_sends(id: &str) -> JsValue {
 /// for room, after `accepted` of its messages (from the front) were queued: those are
 /// answered, the rest were not queued. The signal's `reason` is its `cause`.
 pub(super) fn aborted_batch(id: &str, accepted: usize, reason: JsValue) -> JsValue {
-    let message = format!(
-        "sendBatch to kernel '{id}' was aborted while it waited for room, after {accepted} of its messages were queued"
-    );
+    let queued = match accepted {
+        1 => "its first message was queued".to_owned(),
+        n => format!("the first {n} of its messages were queued"),
+    };
+    let message = format!("sendBatch to kernel '{id}' was aborted while it waited for room, after {queued}");
     let js = queue_full(id, &message, accepted);
     let _ = Reflect::set(&js, &"cause".into(), &reason);
     js.into()

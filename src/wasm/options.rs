@@ -44,7 +44,7 @@ pub(super) struct TimeoutOptions {
 }
 
 impl TimeoutOptions {
-    /// The timeout as a `Duration` (`TypeError` for a negative or non-finite number).
+    /// The timeout as a `Duration` (`RangeError` for a negative or non-finite number).
     pub fn timeout(&self) -> Result<Option<Duration>, JsValue> {
         millis(self.timeout)
     }
@@ -134,7 +134,7 @@ pub(super) struct ReceiveBatchOptions {
 }
 
 impl ReceiveBatchOptions {
-    /// The timeout as a `Duration` (`TypeError` for a negative or non-finite number).
+    /// The timeout as a `Duration` (`RangeError` for a negative or non-finite number).
     pub fn timeout(&self) -> Result<Option<Duration>, JsValue> {
         millis(self.timeout)
     }
@@ -275,13 +275,29 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
     let Some(mut options) = preset else { return parse_options(value, WHAT) };
     // The preset's options, with each key the object gives taking the given value: the object
     // is checked whole first (its errors as without a preset), then each of its own keys is
-    // read again onto the preset's options (a nested object replaces the preset's whole).
+    // read again onto the preset's options. A nested object's keys are read onto the preset's
+    // (`watchdog: { action }` keeps the preset's heartbeat); `null` turns an optional one off.
     let Some(given) = value.filter(|v| v.is_object()) else { return Ok(options) };
     parse_options::<RuntimeOptions>(Some(given.clone()), WHAT)?;
     for key in Object::keys(given.unchecked_ref::<Object>()).iter() {
         let key = key.as_string().unwrap_or_default();
         let value = Reflect::get(&given, &key.as_str().into())?;
-        options.read_field(&key, &value).map_err(|refusal| refused(WHAT, refusal.under(&key)))?;
+        let onto: Option<(&mut dyn ReadFields, &[&str])> = match (key.as_str(), value.is_object()) {
+            ("health", true) => Some((&mut options.health, shape::<HealthThresholds>().1)),
+            ("watchdog", true) => Some((&mut options.watchdog, shape::<WatchdogConfig>().1)),
+            ("circuitBreaker", true) => {
+                options.circuit_breaker.as_mut().map(|c| (c as &mut dyn ReadFields, shape::<CircuitBreakerConfig>().1))
+            }
+            ("degradation", true) => {
+                options.degradation.as_mut().map(|d| (d as &mut dyn ReadFields, shape::<DegradationOptions>().1))
+            }
+            _ => None,
+        };
+        let read = match onto {
+            Some((nested, fields)) => read_nested(&value, fields, nested),
+            None => options.read_field(&key, &value),
+        };
+        read.map_err(|refusal| refused(WHAT, refusal.under(&key)))?;
     }
     Ok(options)
 }
@@ -934,6 +950,50 @@ mod tests {
         }
         assert_eq!(queue_size(&JsValue::from(1024)).ok(), Some(1024));
         assert_eq!(queue_size(&js_sys::BigInt::from(1024u32).into()).ok(), Some(1024));
+    }
+
+    /// A preset's nested options take the keys given and keep the rest: `watchdog: { action }`
+    /// keeps the development preset's 5 s heartbeat; `null` turns an optional one off.
+    #[wasm_bindgen_test]
+    fn a_presets_nested_options_keep_what_is_not_given() {
+        let read = |entries: &[(&str, JsValue)]| runtime_options(Some(object(entries))).expect("read");
+        let development = read(&[("preset", "development".into())]);
+        assert_eq!(development.watchdog.heartbeat_timeout, Duration::from_secs(5));
+        let action =
+            read(&[("preset", "development".into()), ("watchdog", object(&[("action", "deactivate".into())]))]);
+        assert_eq!(action.watchdog.heartbeat_timeout, Duration::from_secs(5), "the preset's heartbeat stays");
+        assert_eq!(action.watchdog.action, WatchdogAction::Deactivate);
+
+        let production = read(&[("preset", "production".into())]);
+        let given = read(&[
+            ("preset", "production".into()),
+            ("circuitBreaker", object(&[("failureThreshold", 9.into())])),
+            ("degradation", object(&[("protectedPriority", 3.into())])),
+            ("health", object(&[("queueFill", 0.5.into())])),
+        ]);
+        let (circuit, preset_circuit) = (given.circuit_breaker.unwrap(), production.circuit_breaker.unwrap());
+        assert_eq!((circuit.failure_threshold, circuit.window), (9, preset_circuit.window));
+        let degradation = given.degradation.unwrap();
+        assert_eq!(degradation.protected_priority, 3);
+        assert_eq!(degradation.cooldown, production.degradation.unwrap().cooldown);
+        assert_eq!(
+            (given.health.queue_fill, given.health.error_rate_degraded),
+            (0.5, production.health.error_rate_degraded)
+        );
+
+        let off = read(&[("preset", "production".into()), ("degradation", JsValue::NULL)]);
+        assert!(off.degradation.is_none(), "null turns the preset's degradation manager off");
+        // A nested object for an option the preset leaves off starts from its defaults.
+        let on =
+            read(&[("preset", "development".into()), ("circuitBreaker", object(&[("failureThreshold", 2.into())]))]);
+        let circuit = on.circuit_breaker.unwrap();
+        assert_eq!((circuit.failure_threshold, circuit.window), (2, CircuitBreakerConfig::default().window));
+        // Given keys are still checked as without a preset.
+        let bad = runtime_options(Some(object(&[
+            ("preset", "development".into()),
+            ("watchdog", object(&[("actoin", "report".into())])),
+        ])));
+        assert!(bad.is_err());
     }
 
     #[wasm_bindgen_test]

@@ -26,8 +26,8 @@ pub struct JsRuntime {
 
 #[wasm_bindgen(js_class = RingKernelRuntime)]
 impl JsRuntime {
-    /// Opens a WebGPU device. Rejects with `BackendUnavailableError` when the browser has no
-    /// WebGPU, explaining how to get it.
+    /// Opens a WebGPU device (or none, on the `"cpu"` backend). Rejects with
+    /// `BackendUnavailableError` when the browser has no WebGPU, explaining how to get it.
     #[wasm_bindgen(unchecked_return_type = "Promise<RingKernelRuntime>")]
     pub fn create(
         #[wasm_bindgen(unchecked_optional_param_type = "RuntimeOptions")] options: Option<JsValue>,
@@ -157,7 +157,7 @@ impl JsRuntime {
     pub fn send_batch(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "MessageInput[] | ArrayBufferView | ArrayBuffer")] messages: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "MessageInput[] | PackedMessages")] messages: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "WaitOptions")] options: Option<JsValue>,
     ) -> Promise {
         calls::send_batch(Runtime::clone(&self.inner), id, messages, options)
@@ -213,8 +213,8 @@ impl JsRuntime {
         })
     }
 
-    /// The kernel's state: `created`, `launched`, `active`, `deactivated`, `terminating` or
-    /// `terminated`.
+    /// The kernel's state: `created`, `launched`, `active`, `deactivated`, `terminating`,
+    /// `terminated` or `failed`.
     #[wasm_bindgen(js_name = getState, unchecked_return_type = "KernelState")]
     pub fn get_state(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<String, JsValue> {
         self.inner.state(&kernel_id(&id, "id")?).map(|s| s.as_str().to_owned()).map_err(js_error)
@@ -350,7 +350,9 @@ impl JsRuntime {
     /// `completeShutdown`: resolves with the shutdown report. When a kernel did not finish in
     /// time (or its device was lost) it rejects with that error (a `TimeoutError` says how many
     /// messages were left unprocessed); the runtime stops all the same, and a later `dispose()`
-    /// resolves with the report. Every other operation rejects with `RuntimeDisposedError`.
+    /// resolves with the report. After it every operation that would change something rejects
+    /// with `RuntimeDisposedError`; reads (`getState`, `getSummary`, ...) answer with the final
+    /// state.
     #[wasm_bindgen(unchecked_return_type = "Promise<ShutdownReport>")]
     pub fn dispose(&self) -> Promise {
         let rt = self.inner.clone();

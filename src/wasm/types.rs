@@ -20,7 +20,7 @@ export type KernelMode = "persistent" | "event-driven";
 export type BackendName = "auto" | "webgpu" | "cpu" | "vulkan" | "metal" | "dx12" | "gl";
 
 export interface RuntimeOptions {
-  /** Start from `RuntimeBuilder`'s preset (see the README's presets table); the other keys given override it. */
+  /** Start from `RuntimeBuilder`'s preset (see the README's presets table); the other keys given override it, a nested object's keys the preset's nested ones (`null` turns an optional one off). */
   preset?: "development" | "production" | "highPerformance";
   /** Record latency and report getTelemetry (default true). */
   enableTelemetry?: boolean;
@@ -38,7 +38,7 @@ export interface RuntimeOptions {
   /** Debug labels and validation (slower; default false). */
   debug?: boolean;
   /** Most messages one tick takes from all input queues together (default: no bound); kernels of higher `priority` first. */
-  maxMessagesPerTick?: number;
+  maxMessagesPerTick?: number | null;
   /** User Timing measures (`ringkernel:launch`, `ringkernel:tick`, `ringkernel:tick.plan`, `.execute`, `.deliver`, `ringkernel:recovery`) for DevTools' performance panel and `PerformanceObserver`s (default false). */
   tracing?: boolean;
   /** Where `health()` draws its lines (fractions from 0 to 1). */
@@ -48,9 +48,9 @@ export interface RuntimeOptions {
   /** The kernel watchdog's heartbeat timeout and action. */
   watchdog?: WatchdogOptions;
   /** Device bytes `memoryPressure` is measured against (WebGPU reports no device total); without one, pressure reads 0. */
-  memoryBudget?: number;
+  memoryBudget?: number | null;
   /** Turns the degradation manager on (`{}` for its defaults); off without it. */
-  degradation?: DegradationOptions;
+  degradation?: DegradationOptions | null;
 }
 export interface HealthThresholds {
   /** A queue this full makes its kernel degraded (default 0.8). */
@@ -282,7 +282,7 @@ export interface KernelTelemetry {
   messagesProcessed: number;
   /** Messages the handler dropped (and, on the cpu backend, those whose handler threw). */
   messagesDropped: number;
-  /** Failed message operations: refused messages, timeouts, host handlers that threw. */
+  /** Failed operations on the kernel: refused messages and receives (malformed, full queue, wrong state, overloaded), timed-out calls and terminates (not timed-out receives: they refused nothing), and host handlers that threw. */
   errors: number; errorRate: number;
   /** Dispatches (runs of the handler) of this kernel. */
   dispatches: number;
@@ -359,6 +359,8 @@ export interface DeviceHealth {
 /** Arrays of `T`, nested to any depth (an `array<array<T, N>, M>` field). */
 export type Nested<T> = (T | Nested<T>)[];
 /** A message as sent: numbers, arrays or typed arrays of numbers, objects for nested messages. */
+/** Messages already packed in the input layout, back to back: bytes in any view whose elements are 8, 16 or 32 bits wide (64-bit elements are no message field's). */
+export type PackedMessages = Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | DataView | ArrayBuffer;
 export type MessageInput = { [field: string]: number | ArrayLike<number> | Nested<ArrayLike<number>> | MessageInput | Nested<MessageInput> };
 /** An answer: numbers, arrays of numbers for vectors, typed arrays (by the field's scalar) for numeric arrays, objects for nested messages. */
 export type MessageOutput = { [field: string]: number | number[] | Float32Array | Int32Array | Uint32Array | MessageOutput | Nested<MessageOutput> };
@@ -486,7 +488,7 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   /** Queues one message if there is room now; throws QueueFullError if not, or while an earlier send to the kernel still waits to be queued (it never overtakes one). */
   trySend(message: InputOf<I>): void;
   /** Queues every message within `timeout` and resolves with their count, or rejects with QueueFullError whose `accepted` (from the front) went in. */
-  sendBatch(messages: ReadonlyArray<InputOf<I>> | ArrayBufferView | ArrayBuffer, options?: WaitOptions): Promise<number>;
+  sendBatch(messages: ReadonlyArray<InputOf<I>> | PackedMessages, options?: WaitOptions): Promise<number>;
   /** The next answer; TimeoutError after `timeout` ms, waits without one. */
   receive(options?: WaitOptions): Promise<OutputOf<O>>;
   /** The next answer if one is waiting now, or null; throws when none will come. */
