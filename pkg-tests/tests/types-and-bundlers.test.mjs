@@ -2,10 +2,12 @@
 // exist, its declarations type-check a strict user app and reject misuse, and a Vite app built
 // against each of its two builds runs in headless Chromium, on WebGPU and on the cpu backend
 // (in a browser without WebGPU, where the default backend must refuse with a helpful error).
+// webpack 5 (both builds) and esbuild (the web build, its .wasm copied beside the bundle as the
+// README says) bundle a smaller app that runs there too.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { copyFile, readFile, rm, writeFile } from "node:fs/promises";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -125,3 +127,55 @@ for (const mode of ["web", "bundler"]) {
     }
   });
 }
+
+/** A page that loads `script` (a module or a classic script) and shows the app's outcome. */
+const bundledPage = (script, type) =>
+  `<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">` +
+  `<script ${type === "module" ? 'type="module"' : "defer"} src="${script}"></script></head>` +
+  `<body><pre id="out">running…</pre></body></html>`;
+
+/** Serves `dir` and runs the bundled app there on WebGPU and on the cpu backend. */
+async function checkBundled(dir) {
+  const { server, url } = await startServer({ routes: { "/": dir } });
+  try {
+    for (const backend of ["auto", "cpu"]) {
+      const { result, errors } = await openApp(url, { backend });
+      assert.equal(result.ok, true, result.error);
+      assert.deepEqual(result.value, {
+        backend: backend === "auto" ? "browserwebgpu" : "cpu", called: 42, accepted: 1000, packedRight: true, objectsRight: true,
+      });
+      assert.deepEqual(errors, []);
+    }
+  } finally {
+    server.close();
+  }
+}
+
+const apps = join(root, "bundler-apps");
+
+for (const [entry, build, experiments] of [["main.js", "web", {}], ["main-bundler.js", "bundler", { asyncWebAssembly: true }]]) {
+  test(`webpack 5 bundles the ${build} build${build === "web" ? " with no configuration for the wasm" : " with asyncWebAssembly"}, and it runs`, async () => {
+    const { default: webpack } = await import("webpack");
+    const out = join(apps, "dist", `webpack-${build}`);
+    await rm(out, { recursive: true, force: true });
+    const stats = await new Promise((resolve, reject) =>
+      webpack({ mode: "production", context: apps, entry: `./${entry}`, output: { path: out, filename: "main.js" }, experiments, performance: { hints: false } })
+        .run((error, stats) => (error ? reject(error) : resolve(stats))));
+    assert.equal(stats.hasErrors(), false, stats.toString("errors-only"));
+    assert.deepEqual(stats.compilation.warnings.map(String), [], "no warning about the package");
+    assert.ok(Object.keys(stats.compilation.assets).some((name) => name.endsWith(".wasm")), "the .wasm is emitted");
+    await writeFile(join(out, "index.html"), bundledPage("main.js", "classic"));
+    await checkBundled(out);
+  });
+}
+
+test("esbuild bundles the web build (the .wasm copied beside the bundle, as the README says), and it runs", async () => {
+  const esbuild = await import("esbuild");
+  const out = join(apps, "dist", "esbuild");
+  await rm(out, { recursive: true, force: true });
+  const built = await esbuild.build({ entryPoints: [join(apps, "main.js")], bundle: true, format: "esm", outdir: out, logLevel: "silent" });
+  assert.deepEqual(built.warnings, []);
+  await copyFile(join(installed, "ringkernel_web_bg.wasm"), join(out, "ringkernel_web_bg.wasm"));
+  await writeFile(join(out, "index.html"), bundledPage("main.js", "module"));
+  await checkBundled(out);
+});
