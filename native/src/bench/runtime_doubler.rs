@@ -59,11 +59,11 @@ pub async fn batch(runtime: &Runtime, values: &[i32]) -> anyhow::Result<Vec<i32>
     while answers.len() < values.len() {
         if sent < values.len() {
             // A zero timeout takes what fits now instead of waiting on answers nobody reads yet;
-            // when not all of it fits, `QueueFull` says how many went in.
+            // when not all of it fits, the `QueueFull` says how many went in.
             sent += match runtime.send_batch(DOUBLER, &values[sent..], Some(Duration::ZERO)).await {
                 Ok(all) => all,
-                Err(Error::QueueFull { accepted, .. }) => accepted,
-                Err(other) => return Err(other.into()),
+                Err(cut) if matches!(cut.error, Error::QueueFull { .. }) => cut.accepted,
+                Err(cut) => return Err(cut.error.into()),
             };
         }
         if answers.len() < sent {
