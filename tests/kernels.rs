@@ -362,6 +362,25 @@ fn handle(msg: Request) -> Response {
     });
 }
 
+/// A kernel with state whose handler never reads it (nor writes it, for now): its state is still
+/// bound, every element type, and it answers. (The drain reads the state so that its binding is
+/// used: the pipeline's bind group layout is the one WebGPU derives from what it uses.)
+#[test]
+fn state_that_the_handler_leaves_alone_is_bound_all_the_same() {
+    let rt = runtime();
+    pollster::block_on(async {
+        let wgsl = "fn handle(msg: Request) -> Response { return Response(msg.value * 3); }";
+        for (i, element) in StateElement::ALL.into_iter().enumerate() {
+            let id = format!("unread-state-{i}");
+            let def = KernelDefinition::new(&id, doubler_request(), doubler_response(), wgsl).with_state(element, 4);
+            start_definition(&rt, def).await;
+            let answers: Vec<i32> = round_trip(&rt, &id, &[1, 2, 3]).await;
+            assert_eq!(answers, [3, 6, 9], "{element}");
+            assert_eq!(rt.read_state_as::<u32>(&id).await.unwrap(), [0; 4], "{element}");
+        }
+    });
+}
+
 // ---- compile errors ----
 
 fn compile_error(rt: &Runtime, wgsl: &str) -> (Option<u32>, Option<u32>, String) {

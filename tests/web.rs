@@ -956,6 +956,28 @@ fn handle(msg: System, out: ptr<function, Total>) -> bool {
     assert_js_error(define_message("Bad".into(), object(&[("b", "array<Nope, 2>".into())])), "TypeError", &[]);
 }
 
+/// A kernel with state whose handler never touches it launches and answers, for every element
+/// type: the drain reads the state, so the bind group layout WebGPU derives binds it.
+#[wasm_bindgen_test]
+async fn state_the_handler_leaves_alone_is_bound_all_the_same_in_the_browser() {
+    let rt = js_runtime().await;
+    let request = define_message("Request".into(), object(&[("value", "i32".into())])).unwrap();
+    let response = define_message("Response".into(), object(&[("result", "i32".into())])).unwrap();
+    for (i, element) in ["atomic<u32>", "atomic<i32>", "u32", "i32", "f32"].into_iter().enumerate() {
+        let id = format!("unread-state-{i}");
+        let definition = object(&[
+            ("input", request.clone()),
+            ("output", response.clone()),
+            ("wgsl", "fn handle(msg: Request) -> Response { return Response(msg.value * 3); }".into()),
+            ("state", object(&[("length", 4.into()), ("type", element.into())])),
+        ]);
+        js(rt.launch(id.as_str().into(), Some(definition), None)).await.unwrap_or_else(|e| panic!("{element}: {e:?}"));
+        js(rt.activate(id.as_str().into())).await.unwrap();
+        let answer = js(rt.call(id.as_str().into(), value(5), Some(timeout(20_000)))).await.unwrap();
+        assert_eq!(num(&answer, "result"), 15.0, "{element}");
+    }
+}
+
 #[wasm_bindgen_test]
 async fn compile_errors_carry_the_users_line_and_column_in_the_browser() {
     let rt = js_runtime().await;

@@ -1,6 +1,7 @@
 // Ring harness: wraps a user `handle` in a bounded, barrier-free drain of GPU-resident rings.
 // Bindings: 0 the input ring (read), 1 the output ring (read_write); answer_or_drop.wgsl adds 2
-// (kept flags), state.wgsl adds 3 (the kernel's state).
+// (kept flags), state.wgsl adds 3 (the kernel's state). `ring_drain` uses each one it has: the
+// pipeline's bind group layout is the one WebGPU derives from the bindings its entry point uses.
 // src/codegen prepends the message structs, replaces {{IN}}, {{OUT}} and {{WORKGROUP_SIZE}} (the
 // default of the pipeline-overridable RING_WORKGROUP_SIZE: a launch may set another),
 // appends one of answer.wgsl / answer_or_drop.wgsl (which define `ring_answer`), optionally
@@ -70,6 +71,10 @@ fn ring_drain(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     }
     if (gid.x == 0u) {
         atomicAdd(&output_ring.processed, pending);
+        // With state, src/codegen reads it here, so the entry point uses every binding the
+        // harness declares and the pipeline's derived layout binds the state whether or not the
+        // handler reads it; without, nothing.
+        {{USE_STATE}}
     }
     // Only a handler that drops pays this, and only invocations that dropped.
     if (dropped > 0u) {

@@ -15,7 +15,7 @@ mod naga_check;
 use std::fmt::Write as _;
 
 use crate::error::Error;
-use crate::kernel::{DispatchShape, KernelDefinition};
+use crate::kernel::{DispatchShape, KernelDefinition, StateElement};
 use crate::message::MessageLayout;
 pub use fused::{generate_fused, unfusable, FusedShader, MAX_FUSED_STAGES};
 pub use handler::HandlerForm;
@@ -119,11 +119,20 @@ fn assemble(
     for layout in message_structs(&definition.input, &definition.output).map_err(invalid)? {
         source.push_str(&layout.wgsl_struct());
     }
+    // The state read by the drain, so that its binding is used (see shaders/harness/ring.wgsl).
+    let use_state = match definition.state {
+        Some(state) if matches!(state.element, StateElement::AtomicU32 | StateElement::AtomicI32) => {
+            "_ = atomicLoad(&state[0]);"
+        }
+        Some(_) => "_ = state[0];",
+        None => "",
+    };
     let fill = |template: &str| {
         template
             .replace("{{IN}}", definition.input.name())
             .replace("{{OUT}}", definition.output.name())
             .replace("{{WORKGROUP_SIZE}}", &definition.workgroup_size.to_string())
+            .replace("{{USE_STATE}}", use_state)
     };
     source.push_str(&fill(harness));
     source.push_str(&fill(match form {

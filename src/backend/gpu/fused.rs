@@ -210,9 +210,7 @@ async fn compile(
 ) -> Result<FusedPipeline> {
     #[cfg(not(target_arch = "wasm32"))]
     codegen::check_fused(shader)?;
-    // Read-only: the first stage's input ring (0) and the last stage's header (2).
-    let bindings = [(0, true), (1, false), (2, true)];
-    let (pipeline, layout) = compile_drain(device, scopes, "fused pipeline", &shader.source, &bindings, workgroup_size)
+    let (pipeline, layout) = compile_drain(device, scopes, "fused pipeline", &shader.source, workgroup_size)
         .await
         .map_err(|(message, at)| shader.compile_error(&message, at))?;
     Ok(FusedPipeline { pipeline, layout })

@@ -471,15 +471,9 @@ async fn compile(device: &wgpu::Device, scopes: Scopes, class: &GroupClass) -> R
     let shader = &class.source;
     #[cfg(not(target_arch = "wasm32"))]
     codegen::check("grouped dispatch", shader)?;
-    // Read-only: the input (0); kept flags (2) only for handlers that may drop.
-    let mut bindings = vec![(0, true), (1, false), (3, false)];
-    if shader.form == HandlerForm::AnswerOrDrop {
-        bindings.push((2, false));
-    }
-    let (pipeline, layout) =
-        compile_drain(device, scopes, "grouped dispatch", &shader.source, &bindings, class.workgroup_size)
-            .await
-            .map_err(|(message, at)| shader.compile_error("grouped dispatch", &message, at))?;
+    let (pipeline, layout) = compile_drain(device, scopes, "grouped dispatch", &shader.source, class.workgroup_size)
+        .await
+        .map_err(|(message, at)| shader.compile_error("grouped dispatch", &message, at))?;
     Ok(GroupPipeline { pipeline, layout, buffers: None })
 }
 

@@ -151,12 +151,10 @@ impl GpuKernel {
         let drops = shader.form == HandlerForm::AnswerOrDrop;
         let buffers = Buffers::allocate(ctx, definition, slots, drops);
         let bindings = buffers.bindings();
-        let read_only: Vec<(u32, bool)> =
-            bindings.iter().map(|&(binding, read_only, _)| (binding, read_only)).collect();
-        let (drain, layout) = drain_pipeline(device, label, &module, &read_only, workgroup_size);
+        let (drain, layout) = drain_pipeline(device, label, &module, workgroup_size);
         let group_entries: Vec<wgpu::BindGroupEntry> = bindings
             .iter()
-            .map(|&(binding, _, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
+            .map(|&(binding, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
             .collect();
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(label),
@@ -334,13 +332,12 @@ impl Buffers {
         Buffers { input_ring, output_ring, kept, state }
     }
 
-    /// Bindings as in shaders/harness/ (binding, read-only, buffer): 2 only for handlers that
-    /// may drop, 3 only with state.
-    fn bindings(&self) -> Vec<(u32, bool, &wgpu::Buffer)> {
-        let mut bindings: Vec<(u32, bool, &wgpu::Buffer)> =
-            vec![(0, true, &self.input_ring), (1, false, &self.output_ring)];
-        bindings.extend(self.kept.as_deref().map(|buffer| (2, false, buffer)));
-        bindings.extend(self.state.as_deref().map(|buffer| (3, false, &**buffer)));
+    /// Bindings as in shaders/harness/ (binding, buffer): 2 only for handlers that may drop, 3
+    /// only with state.
+    fn bindings(&self) -> Vec<(u32, &wgpu::Buffer)> {
+        let mut bindings: Vec<(u32, &wgpu::Buffer)> = vec![(0, &self.input_ring), (1, &self.output_ring)];
+        bindings.extend(self.kept.as_deref().map(|buffer| (2, buffer)));
+        bindings.extend(self.state.as_deref().map(|buffer| (3, &**buffer)));
         bindings
     }
 }
@@ -373,7 +370,6 @@ pub(super) async fn compile_drain(
     scopes: super::Scopes,
     label: &str,
     source: &str,
-    bindings: &[(u32, bool)],
     workgroup_size: u32,
 ) -> std::result::Result<(wgpu::ComputePipeline, wgpu::BindGroupLayout), (String, Option<(u32, u32, u32)>)> {
     let _one_scope_at_a_time = scopes.lock().await;
@@ -385,46 +381,28 @@ pub(super) async fn compile_drain(
             return Err(error);
         }
     };
-    let pipeline = drain_pipeline(device, label, &module, bindings, workgroup_size);
+    let pipeline = drain_pipeline(device, label, &module, workgroup_size);
     match scope.pop().await {
         Some(error) => Err((error.to_string(), None)),
         None => Ok(pipeline),
     }
 }
 
-/// The drain pipeline of `module` and its bind group layout, for storage buffers at `bindings`
-/// (binding, read-only).
+/// The drain pipeline of `module` and its bind group layout, the one WebGPU derives from the
+/// bindings its entry point uses. The harness uses every binding it declares (the state too,
+/// whether or not the handler does: see shaders/harness/ring.wgsl), so the layout is the one
+/// its bind groups are made for. No layout of our own: wgpu's `create_bind_group_layout`
+/// handles every kind of binding, textures too, and on the web that weighed ~950 bytes
+/// gzipped that nothing here uses.
 pub(super) fn drain_pipeline(
     device: &wgpu::Device,
     label: &str,
     module: &wgpu::ShaderModule,
-    bindings: &[(u32, bool)],
     workgroup_size: u32,
 ) -> (wgpu::ComputePipeline, wgpu::BindGroupLayout) {
-    let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
-        .iter()
-        .map(|&(binding, read_only)| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        })
-        .collect();
-    // An explicit layout, so the bindings a handler form leaves unused still match the group.
-    let bind_group_layout = device
-        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &layout_entries });
-    let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some(label),
-        bind_group_layouts: &[Some(&bind_group_layout)],
-        immediate_size: 0,
-    });
     let drain = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(label),
-        layout: Some(&layout),
+        layout: None,
         module,
         entry_point: Some("ring_drain"),
         compilation_options: wgpu::PipelineCompilationOptions {
@@ -433,6 +411,7 @@ pub(super) fn drain_pipeline(
         },
         cache: None,
     });
+    let bind_group_layout = drain.get_bind_group_layout(0);
     (drain, bind_group_layout)
 }
 
