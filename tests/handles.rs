@@ -157,6 +157,37 @@ fn a_batch_larger_than_the_queue_goes_in_whole_while_answers_are_received() {
     }
 }
 
+/// `answers()` streams a kernel's answers one by one: a stream dropped part way took only what
+/// it yielded, and a stream ends when no answer will come (the kernel terminated with none left).
+#[test]
+fn answers_stream_one_by_one_and_end_when_none_will_come() {
+    use futures_util::StreamExt;
+    for backend in BACKENDS {
+        let rt = common::runtime_on(backend);
+        pollster::block_on(async {
+            let h = doubler(&rt, "answers", LaunchOptions::default().with_queue_capacity(64).with_auto_activate()).await;
+            let values: Vec<i32> = (0..50).collect();
+            h.send_batch(&values).await.unwrap();
+            let first: Vec<i32> = h.answers().take(20).map(Result::unwrap).collect().await;
+            assert_eq!(first, (0..20).map(|v| v * 2).collect::<Vec<_>>(), "{backend:?}");
+            let mut rest = Vec::new();
+            while rest.len() < 30 {
+                rest.extend(h.receive_batch(30 - rest.len()).await.unwrap());
+            }
+            assert_eq!(rest, (20..50).map(|v| v * 2).collect::<Vec<_>>(), "dropping the stream took none of the rest");
+
+            h.send_batch(&[1, 2, 3]).await.unwrap();
+            let (all, terminated) = join(h.answers().collect::<Vec<_>>(), async {
+                futures_timer::Delay::new(Duration::from_millis(50)).await;
+                h.terminate().await
+            })
+            .await;
+            terminated.unwrap();
+            assert_eq!(all.into_iter().map(Result::unwrap).collect::<Vec<_>>(), [2, 4, 6], "then the stream ends");
+        });
+    }
+}
+
 #[test]
 fn wait_resolves_when_another_handle_terminates_the_kernel() {
     let rt = common::runtime_on(BackendChoice::Cpu);

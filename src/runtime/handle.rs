@@ -382,6 +382,22 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
         self.runtime.receive_batch::<Out>(self.live_id()?, max, Some(timeout)).await
     }
 
+    /// Its answers as a [`Stream`](futures_util::Stream), one by one as they come (as the
+    /// JavaScript handle's `for await`): each is taken only when the stream is polled for it, so
+    /// a stream dropped part way loses none (the rest stay queued). It ends when no answer will
+    /// come: the kernel terminated with none left, was removed, or the runtime shut down. Any
+    /// other refusal (a failed kernel, a lost device) is its last item.
+    pub fn answers(&self) -> impl futures_util::Stream<Item = Result<Out>> + '_ {
+        futures_util::stream::unfold(Some(self), |handle| async move {
+            let handle = handle?;
+            match handle.receive().await {
+                Ok(answer) => Some((Ok(answer), Some(handle))),
+                Err(error) if no_more_answers(&error) => None,
+                Err(error) => Some((Err(error), None)),
+            }
+        })
+    }
+
     /// Queues `envelope`'s message with its header, waiting for room as long as it takes, and
     /// returns the header as sent (see [`crate::envelope`]). Refused only when the kernel does
     /// not take messages; the envelope comes back.
@@ -436,6 +452,14 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
             Err(not_sent) => Err(CallError::NotSent(message, self.runtime.count(&self.id, not_sent))),
         }
     }
+}
+
+/// Whether a receive's refusal says that no answer will ever come: the end of [`KernelHandle::answers`].
+fn no_more_answers(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::KernelState { state: KernelState::Terminated, .. } | Error::KernelNotFound { .. } | Error::Disposed
+    )
 }
 
 /// Copies a message whose layout was checked when the handle was typed.
