@@ -24,9 +24,10 @@ pub(crate) fn remaining(deadline: Deadline) -> Option<Duration> {
 }
 
 /// A timeout given in milliseconds (JavaScript's unit) as a `Duration`, refusing negative and
-/// non-finite numbers. Only the JavaScript layer has timeouts in numbers.
+/// non-finite numbers with an error that names it `what`. Only the JavaScript layer has
+/// timeouts in numbers.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-pub(crate) fn duration_from_ms(ms: f64) -> Result<Duration> {
+pub(crate) fn duration_from_ms(ms: f64, what: &str) -> Result<Duration> {
     if ms.is_finite() && ms >= 0.0 {
         return Ok(platform::saturating_ms(ms));
     }
@@ -36,7 +37,7 @@ pub(crate) fn duration_from_ms(ms: f64) -> Result<Duration> {
         f64::NEG_INFINITY => "-Infinity".to_owned(),
         _ => platform::Float(ms).to_string(),
     };
-    Err(Error::OutOfRange(format!("timeout must be a non-negative number of milliseconds, got {got}")))
+    Err(Error::OutOfRange(format!("{what} must be a non-negative number of milliseconds, got {got}")))
 }
 
 /// Waits for `listener` or the deadline; `false` when the deadline passed first.

@@ -195,6 +195,8 @@ test("errors are instances of exported classes, with their names and details", a
     const range = await catchIt(() => rt.launch("small-2", { input: Req, output: Res,
       wgsl: "fn handle(msg: SurfaceReq) -> SurfaceRes { return SurfaceRes(msg.value); }" }, { queueSize: 0 }));
     const negative = await catchIt(() => small.receive({ timeout: -1 }));
+    const terminateTimeout = await catchIt(() => rk.managedKernel(rt, "doubler", null, { terminateTimeout: -1 }));
+    const heartbeat = await catchIt(() => rt.setHeartbeatTimeout(-1));
     const describe = (e) => Object.fromEntries(Object.entries({
       name: e.name, ctor: e.constructor.name, error: e instanceof Error, ringKernel: e instanceof rk.RingKernelError,
       guard: rk.isRingKernelError(e), kernelId: e.kernelId, accepted: e.accepted, state: e.state, action: e.action,
@@ -204,7 +206,7 @@ test("errors are instances of exported classes, with their names and details", a
     return {
       notFound: describe(notFound), state: describe(state), full: describe(full), timeout: describe(timeout),
       typo: { ...describe(typo), typeError: typo instanceof TypeError },
-      ranges: [range, negative].map((e) => [e.constructor.name, e instanceof RangeError, e.message]),
+      ranges: [range, negative, terminateTimeout, heartbeat].map((e) => [e.constructor.name, e instanceof RangeError, e.message]),
       classes: ["KernelNotFoundError", "KernelStateError", "QueueFullError", "TimeoutError", "MessageFormatError",
         "KernelCompileError", "MessageDroppedError", "BackendUnavailableError", "DeviceLostError", "RuntimeDisposedError",
         "RuntimeDrainingError", "CircuitOpenError", "OverloadedError"]
@@ -219,9 +221,11 @@ test("errors are instances of exported classes, with their names and details", a
   assert.deepEqual(value.full, { ...common, name: "QueueFullError", ctor: "QueueFullError", kernelId: "small", accepted: 2 });
   assert.deepEqual(value.timeout, { ...common, name: "TimeoutError", ctor: "TimeoutError", kernelId: "small" });
   assert.deepEqual(value.typo, { error: true, ringKernel: false, guard: false, stack: true, name: "TypeError", ctor: "TypeError", typeError: true });
-  assert.deepEqual(value.ranges.map(([ctor, isRange]) => [ctor, isRange]), [["RangeError", true], ["RangeError", true]]);
+  assert.deepEqual(value.ranges.map(([ctor, isRange]) => [ctor, isRange]), Array(4).fill(["RangeError", true]));
   assert.match(value.ranges[0][2], /launch options: queueSize must be a whole number from 1 to 4194304, got 0/);
-  assert.match(value.ranges[1][2], /timeout must be a non-negative number of milliseconds, got -1/);
+  assert.match(value.ranges[1][2], /^timeout must be a non-negative number of milliseconds, got -1/);
+  assert.match(value.ranges[2][2], /^terminateTimeout must be a non-negative number of milliseconds, got -1/, "named by its option");
+  assert.match(value.ranges[3][2], /^the heartbeat timeout must be a non-negative number of milliseconds, got -1/);
   for (const [name, shown, subclass] of value.classes) assert.deepEqual([shown, subclass], [name, true], name);
 });
 

@@ -46,14 +46,14 @@ pub(super) struct TimeoutOptions {
 impl TimeoutOptions {
     /// The timeout as a `Duration` (`RangeError` for a negative or non-finite number).
     pub fn timeout(&self) -> Result<Option<Duration>, JsValue> {
-        millis(self.timeout)
+        millis(self.timeout, "timeout")
     }
 }
 
 /// Reads an optional `{ timeout }` argument (`what` names it in errors) as a `Duration`.
 pub(super) fn timeout_option(options: Option<JsValue>, what: &str) -> Result<Option<Duration>, JsValue> {
     if let Some(ms) = options.as_ref().and_then(only_a_timeout) {
-        return millis(Some(ms));
+        return millis(Some(ms), "timeout");
     }
     parse_options::<TimeoutOptions>(options, what)?.timeout()
 }
@@ -69,7 +69,7 @@ pub(super) struct Wait {
 /// Reads an optional `{ timeout, signal }` argument (`what` names it in errors).
 pub(super) fn wait_option(options: Option<JsValue>, what: &str) -> Result<Wait, JsValue> {
     if let Some(ms) = options.as_ref().and_then(only_a_timeout) {
-        return Ok(Wait { timeout: millis(Some(ms))?, signal: None });
+        return Ok(Wait { timeout: millis(Some(ms), "timeout")?, signal: None });
     }
     let (options, signal) = with_signal::<TimeoutOptions>(options, what)?;
     Ok(Wait { timeout: options.timeout()?, signal })
@@ -136,13 +136,13 @@ pub(super) struct ReceiveBatchOptions {
 impl ReceiveBatchOptions {
     /// The timeout as a `Duration` (`RangeError` for a negative or non-finite number).
     pub fn timeout(&self) -> Result<Option<Duration>, JsValue> {
-        millis(self.timeout)
+        millis(self.timeout, "timeout")
     }
 }
 
 /// Milliseconds from JavaScript as a `Duration`, by the core's rule.
-fn millis(ms: Option<f64>) -> Result<Option<Duration>, JsValue> {
-    ms.map(duration_from_ms).transpose().map_err(js_error)
+fn millis(ms: Option<f64>, what: &str) -> Result<Option<Duration>, JsValue> {
+    ms.map(|ms| duration_from_ms(ms, what)).transpose().map_err(js_error)
 }
 
 /// `managedKernel`'s `{ queueSize, mode, terminateTimeout }`.
@@ -159,7 +159,7 @@ pub(super) struct ManagedKernelOptions {
 impl ManagedKernelOptions {
     /// How long the kernel gets to drain when the holder is done (default five seconds).
     pub fn terminate_timeout(&self) -> Result<Duration, JsValue> {
-        Ok(millis(self.terminate_timeout)?.unwrap_or(DEFAULT_TERMINATE_TIMEOUT))
+        Ok(millis(self.terminate_timeout, "terminateTimeout")?.unwrap_or(DEFAULT_TERMINATE_TIMEOUT))
     }
 
     /// The launch options among these.

@@ -310,7 +310,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "number")] ms: JsValue,
     ) -> Result<(), JsValue> {
         let timeout = match ms.as_f64() {
-            Some(ms) => duration_from_ms(ms).map_err(js_error)?,
+            Some(ms) => duration_from_ms(ms, "the heartbeat timeout").map_err(js_error)?,
             None => {
                 return Err(type_error(format!(
                     "the heartbeat timeout must be a number of milliseconds, got {}",
