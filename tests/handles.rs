@@ -165,7 +165,8 @@ fn answers_stream_one_by_one_and_end_when_none_will_come() {
     for backend in BACKENDS {
         let rt = common::runtime_on(backend);
         pollster::block_on(async {
-            let h = doubler(&rt, "answers", LaunchOptions::default().with_queue_capacity(64).with_auto_activate()).await;
+            let h =
+                doubler(&rt, "answers", LaunchOptions::default().with_queue_capacity(64).with_auto_activate()).await;
             let values: Vec<i32> = (0..50).collect();
             h.send_batch(&values).await.unwrap();
             let first: Vec<i32> = h.answers().take(20).map(Result::unwrap).collect().await;
