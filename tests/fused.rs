@@ -252,3 +252,33 @@ fn disconnecting_a_middle_stage_splits_the_chain_and_reconnecting_fuses_it_again
     let answers = pollster::block_on(stream(&rt, &ids, &values));
     assert_eq!(answers, values.iter().map(|&v| expected(v, stages)).collect::<Vec<_>>());
 }
+
+/// A long-lived chain fuses again after the device's cache of fused modules fills and drops its
+/// compiled entries (64 other chains come and go): its module compiles again and gets bind
+/// groups of its own, since a layout derived from one pipeline binds that pipeline only. No
+/// device error, every answer right.
+#[test]
+fn a_chain_fuses_again_after_the_cache_of_modules_is_emptied() {
+    let rt = runtime_on(BackendChoice::Auto);
+    let stages = &STAGES[..2];
+    let chain = |name: &str| -> Vec<KernelDefinition> {
+        stages.iter().enumerate().map(|(i, (mul, add))| stage(&format!("{name}-{i}"), *mul, *add)).collect()
+    };
+    let ids = pollster::block_on(launch_chain(&rt, chain("kept"), &[1024, 1024]));
+    until_fused(&rt, &ids, stages);
+    for round in 0..64 {
+        let passing = pollster::block_on(launch_chain(&rt, chain(&format!("passing{round}")), &[64, 64]));
+        until_fused(&rt, &passing, stages);
+        for id in &passing {
+            pollster::block_on(rt.terminate(id, Some(TIMEOUT))).unwrap();
+            rt.remove(id).unwrap();
+        }
+    }
+    let before: Vec<u64> = ids.iter().map(|id| fused(&rt, id)).collect();
+    until_fused_again(&rt, &ids, stages, &before);
+    let values: Vec<i32> = (0..2_000).collect();
+    let answers = pollster::block_on(stream(&rt, &ids, &values));
+    assert_eq!(answers, values.iter().map(|&v| expected(v, stages)).collect::<Vec<_>>());
+    let device = rt.summary().device;
+    assert_eq!((device.losses, device.lost), (0, None), "no device error");
+}

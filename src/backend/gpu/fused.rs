@@ -24,18 +24,16 @@ use crate::kernel::KernelDefinition;
 /// A chain's definitions (by identity) and the first stage's block size.
 type PipelineKey = (Vec<usize>, u32);
 
-/// The fused modules and bind groups of one device: a few entries each, searched in order (no
-/// hash map in the wasm for them).
+/// The fused modules of one device, each with its bind groups: a few entries, searched in order
+/// (no hash map in the wasm for them).
 #[derive(Default)]
 pub(crate) struct FusedCache {
     pipelines: Vec<(PipelineKey, Slot)>,
-    /// Per chain of launched kernels (their serials): the bind group of its rings.
-    groups: Vec<(Vec<u64>, wgpu::BindGroup)>,
 }
 
 impl FusedCache {
-    fn slot(&self, key: &PipelineKey) -> Option<&Slot> {
-        self.pipelines.iter().find(|(k, _)| k == key).map(|(_, slot)| slot)
+    fn slot(&mut self, key: &PipelineKey) -> Option<&mut Slot> {
+        self.pipelines.iter_mut().find(|(k, _)| k == key).map(|(_, slot)| slot)
     }
 
     fn file(&mut self, key: PipelineKey, slot: Slot) {
@@ -48,10 +46,19 @@ impl FusedCache {
 
 enum Slot {
     Compiling,
-    /// The definitions are held so their addresses, the key, are never reused meanwhile.
-    Ready(Arc<FusedPipeline>, #[allow(dead_code)] Vec<Arc<KernelDefinition>>),
+    Ready(Ready),
     /// Never fused (reported as a warning when it failed): the chain runs ring to ring.
     Failed,
+}
+
+/// A compiled module and the bind groups made from its layout, per chain of launched kernels
+/// (their serials). A layout derived from a pipeline binds that pipeline only, so the groups
+/// live and go with it: a module compiled again gets groups of its own.
+struct Ready {
+    pipeline: Arc<FusedPipeline>,
+    groups: Vec<(Vec<u64>, wgpu::BindGroup)>,
+    /// Held so that their addresses, the key, are never reused meanwhile.
+    _definitions: Vec<Arc<KernelDefinition>>,
 }
 
 pub(crate) struct FusedPipeline {
@@ -63,7 +70,11 @@ pub(crate) type SharedCache = Arc<Mutex<FusedCache>>;
 
 /// Drops the bind groups that bind a kernel's rings (when the kernel is dropped).
 pub(crate) fn forget(cache: &SharedCache, serial: u64) {
-    cache.lock().unwrap_or_else(|p| p.into_inner()).groups.retain(|(chain, _)| !chain.contains(&serial));
+    for (_, slot) in &mut cache.lock().unwrap_or_else(|p| p.into_inner()).pipelines {
+        if let Slot::Ready(ready) = slot {
+            ready.groups.retain(|(chain, _)| !chain.contains(&serial));
+        }
+    }
 }
 
 /// One fused run of a tick: the dispatches (indices, in chain order) it stands for.
@@ -135,8 +146,8 @@ fn ready_run(
     let key: PipelineKey =
         (stages.iter().map(|&i| Arc::as_ptr(dispatches[i].definition) as usize).collect(), first.workgroup_size);
     let mut cache = ctx.fused.lock().unwrap_or_else(|p| p.into_inner());
-    let pipeline = match cache.slot(&key) {
-        Some(Slot::Ready(pipeline, _)) => pipeline.clone(),
+    let ready = match cache.slot(&key) {
+        Some(Slot::Ready(ready)) => ready,
         Some(Slot::Compiling | Slot::Failed) => return None,
         None => {
             // Bounded: chains come and go with launches; forget finished entries now and then.
@@ -152,16 +163,16 @@ fn ready_run(
         }
     };
     let serials: Vec<u64> = stages.iter().map(|&i| rings[i].serial).collect();
-    let bind_group = match cache.groups.iter().find(|(chain, _)| *chain == serials) {
+    let bind_group = match ready.groups.iter().find(|(chain, _)| *chain == serials) {
         Some((_, group)) => group.clone(),
         None => {
             let chain: Vec<&GpuKernel> = stages.iter().map(|&i| rings[i]).collect();
-            let group = bind_group(&ctx.device, &pipeline.layout, &chain);
-            cache.groups.push((serials, group.clone()));
+            let group = bind_group(&ctx.device, &ready.pipeline.layout, &chain);
+            ready.groups.push((serials, group.clone()));
             group
         }
     };
-    Some(FusedRun { stages, pipeline, bind_group })
+    Some(FusedRun { stages, pipeline: ready.pipeline.clone(), bind_group })
 }
 
 /// Bindings as in shaders/harness/fused.wgsl: the first stage's input ring, the last stage's
@@ -191,7 +202,9 @@ fn compile_in_background(ctx: &GpuContext, key: PipelineKey, definitions: Vec<Ar
             Err(error) => Err(error),
         };
         let slot = match compiled {
-            Ok(pipeline) => Slot::Ready(Arc::new(pipeline), definitions),
+            Ok(pipeline) => {
+                Slot::Ready(Ready { pipeline: Arc::new(pipeline), groups: Vec::new(), _definitions: definitions })
+            }
             Err(error) => {
                 // Each stage compiled on its own, so this is the fusion's fault, not the user's.
                 crate::platform::warn(&format!("a fused pipeline did not compile; its stages run unfused: {error}"));
