@@ -332,14 +332,19 @@ impl Error {
     /// the message was refused or its wait ran out. Lifecycle refusals and device loss are
     /// reported elsewhere (the state, the device health).
     pub(crate) fn counts_against_kernel(&self) -> bool {
-        matches!(
-            self.kind(),
-            ErrorKind::MessageFormat
-                | ErrorKind::QueueFull
-                | ErrorKind::Timeout
-                | ErrorKind::KernelState
-                | ErrorKind::Overloaded
-        )
+        match self {
+            // A receive from a terminated kernel with no answer left is the end of its answers
+            // (how a `for await` loop or an `answers()` stream ends), not a failure.
+            Error::KernelState { state: KernelState::Terminated, action: Action::Receive, .. } => false,
+            _ => matches!(
+                self.kind(),
+                ErrorKind::MessageFormat
+                    | ErrorKind::QueueFull
+                    | ErrorKind::Timeout
+                    | ErrorKind::KernelState
+                    | ErrorKind::Overloaded
+            ),
+        }
     }
 }
 

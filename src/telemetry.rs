@@ -39,8 +39,9 @@ pub struct KernelTelemetry {
     /// Messages the handler chose to drop (GPU counter).
     pub messages_dropped: u64,
     /// Operations on this kernel that failed: refused messages and receives (malformed, full
-    /// queue, wrong state, overloaded), timed-out calls and terminates (not timed-out receives:
-    /// they refused nothing), and host handler failures.
+    /// queue, wrong state, overloaded), timed-out calls and terminates, and host handler
+    /// failures. Not counted: a timed-out receive (it refused nothing) and a receive from a
+    /// terminated kernel with no answer left (the end of its answers).
     pub errors: u64,
     /// `errors` per processed message (0 when nothing was processed).
     pub error_rate: f64,

@@ -279,8 +279,20 @@ test("for await over a kernel takes its answers one by one: leaving the loop los
     const controller = new AbortController();
     setTimeout(() => controller.abort(new Error("enough")), 20);
     try { for await (const answer of doubler.answers({ signal: controller.signal })) thrown.push(answer); } catch (e) { thrown.push(e.message); }
+    // With answers waiting: bad options are refused before any is taken, and a loop whose signal
+    // aborts stops at its next turn, leaving the rest queued.
+    await doubler.sendBatch([{ value: 7 }, { value: 8 }, { value: 9 }]);
+    while (doubler.status().outputQueueDepth < 3) await new Promise((resolve) => setTimeout(resolve, 5));
     let badOptions = "none";
     try { for await (const answer of doubler.answers({ timeuot: 5 })) thrown.push(answer); } catch (e) { badOptions = e.constructor.name; }
+    const stopping = new AbortController();
+    const beforeAbort = [];
+    try {
+      for await (const answer of doubler.answers({ signal: stopping.signal })) { beforeAbort.push(answer.result); stopping.abort(new Error("stop")); }
+    } catch (e) { beforeAbort.push(e.message); }
+    const aborted = [];
+    try { for await (const answer of doubler.answers({ signal: AbortSignal.abort(new Error("already")) })) aborted.push(answer); } catch (e) { aborted.push(e.message); }
+    const leftQueued = (await doubler.receiveBatch({ max: 10, timeout: 1000 })).map((a) => a.result);
 
     // Answers still queued when the kernel terminates are yielded, then the loop ends.
     await doubler.sendBatch([{ value: 1 }, { value: 2 }, { value: 3 }]);
@@ -288,6 +300,7 @@ test("for await over a kernel takes its answers one by one: leaving the loop los
     await new Promise((resolve) => setTimeout(resolve, 50));
     await doubler.terminate();
     const afterTerminate = await drained;
+    const errorsAfterEnd = doubler.metrics().errors;
 
     // A loop waiting when the runtime is disposed ends too.
     rt.remove("doubler");
@@ -295,7 +308,7 @@ test("for await over a kernel takes its answers one by one: leaving the loop los
     const waiting = (async () => { let n = 0; for await (const _ of again) n++; return n; })();
     await new Promise((resolve) => setTimeout(resolve, 20));
     await rt.dispose();
-    return { looped, rest, leftOver, thrown, badOptions, afterTerminate, afterDispose: await waiting,
+    return { looped, rest, leftOver, thrown, badOptions, beforeAbort, aborted, leftQueued, errorsAfterEnd, afterTerminate, afterDispose: await waiting,
       asyncIterator: typeof rk.KernelHandle.prototype[Symbol.asyncIterator] };
   `);
   const doubled = (from, to) => Array.from({ length: to - from }, (_, i) => 2 * (from + i));
@@ -304,6 +317,10 @@ test("for await over a kernel takes its answers one by one: leaving the loop los
   assert.equal(value.leftOver, null);
   assert.deepEqual(value.thrown, ["TimeoutError", "enough"]);
   assert.equal(value.badOptions, "TypeError", "a misspelt option is refused as receive refuses it");
+  assert.deepEqual(value.beforeAbort, [14, "stop"], "the loop stops at the turn after its signal aborts");
+  assert.deepEqual(value.aborted, ["already"], "an aborted signal takes nothing");
+  assert.deepEqual(value.leftQueued, [16, 18], "what the loops did not take stays queued");
+  assert.equal(value.errorsAfterEnd, 0, "a loop's end is no failure of the kernel");
   assert.deepEqual(value.afterTerminate, [2, 4, 6]);
   assert.equal(value.afterDispose, 0);
   assert.equal(value.asyncIterator, "function");

@@ -25,7 +25,7 @@ impl Runtime {
         let mut table = self.shared.lock();
         match table.state {
             LifecycleState::Stopped => Err(Error::Disposed),
-            LifecycleState::Draining => Err(Error::Draining("calls to start")),
+            LifecycleState::Draining => Err(Error::Draining("start() calls")),
             _ => {
                 table.state = LifecycleState::Running;
                 Ok(())

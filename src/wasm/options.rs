@@ -282,6 +282,9 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
     for key in Object::keys(given.unchecked_ref::<Object>()).iter() {
         let key = key.as_string().unwrap_or_default();
         let value = Reflect::get(&given, &key.as_str().into())?;
+        if value.is_undefined() {
+            continue; // not given: the preset's stays (`null` turns an optional one off)
+        }
         let onto: Option<(&mut dyn ReadFields, &[&str])> = match (key.as_str(), value.is_object()) {
             ("health", true) => Some((&mut options.health, shape::<HealthThresholds>().1)),
             ("watchdog", true) => Some((&mut options.watchdog, shape::<WatchdogConfig>().1)),
@@ -983,6 +986,8 @@ mod tests {
 
         let off = read(&[("preset", "production".into()), ("degradation", JsValue::NULL)]);
         assert!(off.degradation.is_none(), "null turns the preset's degradation manager off");
+        let kept = read(&[("preset", "production".into()), ("degradation", JsValue::UNDEFINED)]);
+        assert!(kept.degradation.is_some(), "undefined is not given: the preset's stays");
         // A nested object for an option the preset leaves off starts from its defaults.
         let on =
             read(&[("preset", "development".into()), ("circuitBreaker", object(&[("failureThreshold", 2.into())]))]);

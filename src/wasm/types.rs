@@ -282,7 +282,7 @@ export interface KernelTelemetry {
   messagesProcessed: number;
   /** Messages the handler dropped (and, on the cpu backend, those whose handler threw). */
   messagesDropped: number;
-  /** Failed operations on the kernel: refused messages and receives (malformed, full queue, wrong state, overloaded), timed-out calls and terminates (not timed-out receives: they refused nothing), and host handlers that threw. */
+  /** Failed operations on the kernel: refused messages and receives (malformed, full queue, wrong state, overloaded), timed-out calls and terminates, and host handlers that threw. Not counted: a timed-out receive (it refused nothing) and a receive from a terminated kernel with no answer left (the end of its answers, as a `for await` loop ends). */
   errors: number; errorRate: number;
   /** Dispatches (runs of the handler) of this kernel. */
   dispatches: number;
@@ -358,9 +358,9 @@ export interface DeviceHealth {
 
 /** Arrays of `T`, nested to any depth (an `array<array<T, N>, M>` field). */
 export type Nested<T> = (T | Nested<T>)[];
-/** A message as sent: numbers, arrays or typed arrays of numbers, objects for nested messages. */
 /** Messages already packed in the input layout, back to back: bytes in any view whose elements are 8, 16 or 32 bits wide (64-bit elements are no message field's). */
 export type PackedMessages = Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | DataView | ArrayBuffer;
+/** A message as sent: numbers, arrays or typed arrays of numbers, objects for nested messages. */
 export type MessageInput = { [field: string]: number | ArrayLike<number> | Nested<ArrayLike<number>> | MessageInput | Nested<MessageInput> };
 /** An answer: numbers, arrays of numbers for vectors, typed arrays (by the field's scalar) for numeric arrays, objects for nested messages. */
 export type MessageOutput = { [field: string]: number | number[] | Float32Array | Int32Array | Uint32Array | MessageOutput | Nested<MessageOutput> };

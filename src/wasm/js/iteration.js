@@ -22,14 +22,24 @@ function endOfAnswers(error) {
 }
 
 async function* answersOf(kernel, options) {
+  const signal = options?.signal;
+  // The first turn waits through `receive`, which reads the options (refusing bad ones before
+  // any answer is taken) and refuses at once when the signal has already aborted; later turns
+  // take a waiting answer without a wait, once the signal is seen not to have aborted.
+  let first = true;
   for (;;) {
-    let answer;
+    let answer = null;
     try {
-      answer = kernel.tryReceive() ?? (await kernel.receive(options));
+      if (!first) {
+        if (signal?.aborted) throw signal.reason;
+        answer = kernel.tryReceive();
+      }
+      answer ??= await kernel.receive(options);
     } catch (error) {
       if (endOfAnswers(error)) return;
       throw error;
     }
+    first = false;
     yield answer;
   }
 }
