@@ -185,6 +185,7 @@ fn answers_stream_one_by_one_and_end_when_none_will_come() {
             .await;
             terminated.unwrap();
             assert_eq!(all.into_iter().map(Result::unwrap).collect::<Vec<_>>(), [2, 4, 6], "then the stream ends");
+            assert_eq!(h.metrics().unwrap().errors, 0, "the end of the answers is no failure");
         });
     }
 }
