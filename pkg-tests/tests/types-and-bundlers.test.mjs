@@ -169,13 +169,17 @@ for (const [entry, build, experiments] of [["main.js", "web", {}], ["main-bundle
   });
 }
 
-test("esbuild bundles the web build (the .wasm copied beside the bundle, as the README says), and it runs", async () => {
+test("esbuild bundles the web build either way the README says (the .wasm copied beside the bundle, or imported with the file loader), and it runs", async () => {
   const esbuild = await import("esbuild");
-  const out = join(apps, "dist", "esbuild");
-  await rm(out, { recursive: true, force: true });
-  const built = await esbuild.build({ entryPoints: [join(apps, "main.js")], bundle: true, format: "esm", outdir: out, logLevel: "silent" });
-  assert.deepEqual(built.warnings, []);
-  await copyFile(join(installed, "ringkernel_web_bg.wasm"), join(out, "ringkernel_web_bg.wasm"));
-  await writeFile(join(out, "index.html"), bundledPage("main.js", "module"));
-  await checkBundled(out);
+  for (const [entry, loader] of [["main.js", {}], ["main-esbuild-file.js", { ".wasm": "file" }]]) {
+    const out = join(apps, "dist", `esbuild-${entry.replace(".js", "")}`);
+    await rm(out, { recursive: true, force: true });
+    const built = await esbuild.build({
+      entryPoints: [join(apps, entry)], bundle: true, format: "esm", outdir: out, loader, entryNames: "main", logLevel: "silent",
+    });
+    assert.deepEqual(built.warnings, []);
+    if (entry === "main.js") await copyFile(join(installed, "ringkernel_web_bg.wasm"), join(out, "ringkernel_web_bg.wasm"));
+    await writeFile(join(out, "index.html"), bundledPage("main.js", "module"));
+    await checkBundled(out);
+  }
 });
