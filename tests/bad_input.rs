@@ -593,13 +593,16 @@ async fn run(rt: &Runtime, op: &Op) -> Result<(), Error> {
 }
 
 /// Whether the runtime counts `error` from `op` in the kernel's `errors`: the failed message
-/// operations its telemetry documents ("refused messages, timeouts, host handlers that threw"):
-/// a send, call or receive refused as malformed, for a full queue, for the kernel's state, or
-/// timed out; and a terminate that timed out. Bad arguments (`TypeError`, `RangeError`), unknown kernels,
-/// lifecycle refusals and compile errors are not counted.
+/// operations its telemetry documents: a send, call or receive refused as malformed, for a full
+/// queue, for the kernel's state, or timed out; and a terminate that timed out. Bad arguments
+/// (`TypeError`, `RangeError`), unknown kernels, lifecycle refusals and compile errors are not
+/// counted, nor a receive from a terminated kernel with none left (the end of its answers).
 fn counted(op: &Op, error: &Error) -> bool {
     match op {
         Op::Terminate(..) => matches!(error, Error::Timeout { .. }),
+        _ if matches!(error, Error::KernelState { state: KernelState::Terminated, action: Action::Receive, .. }) => {
+            false
+        }
         op if op.moves_messages() => matches!(
             error,
             Error::MessageFormat { .. }
