@@ -258,11 +258,19 @@ fn stall_part(stall: &Option<Stall>) -> String {
     }
 }
 
+/// What an error appends for a batch of which `accepted` messages were queued (nothing for 0).
 pub(crate) fn batch_part(accepted: usize) -> String {
     match accepted {
         0 => String::new(),
-        1 => "; the first message of the batch was queued, the rest not".to_owned(),
-        n => format!("; the first {n} messages of the batch were queued, the rest not"),
+        n => format!("; {}", first_queued(n)),
+    }
+}
+
+/// "the first `n` messages of the batch were queued, the rest not", for `n` of 1 or more.
+fn first_queued(n: usize) -> String {
+    match n {
+        1 => "the first message of the batch was queued, the rest not".to_owned(),
+        n => format!("the first {n} messages of the batch were queued, the rest not"),
     }
 }
 
@@ -271,8 +279,14 @@ fn batch_send_text(accepted: usize, error: &Error) -> String {
     match (accepted, error) {
         (1.., Error::QueueFull { accepted: said, .. }) if *said == accepted => error.to_string(),
         (0, _) => format!("none of the batch's messages were queued: {error}"),
-        (n, _) => format!("{}: {error}", batch_part(n).trim_start_matches("; ")),
+        (n, _) => format!("{}: {error}", first_queued(n)),
     }
+}
+
+/// `noun` with its indefinite article: "a string", "an object".
+pub(crate) fn with_article(noun: &str) -> String {
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+    format!("{article} {noun}")
 }
 
 /// `n` things, in the singular for one.
@@ -331,20 +345,29 @@ impl Error {
     /// Whether a failed message operation with this error counts in the kernel's `errors`:
     /// the message was refused or its wait ran out. Lifecycle refusals and device loss are
     /// reported elsewhere (the state, the device health).
+    /// The end of a kernel's answers ([`ends_answers`](Self::ends_answers)) is no failure.
     pub(crate) fn counts_against_kernel(&self) -> bool {
-        match self {
-            // A receive from a terminated kernel with no answer left is the end of its answers
-            // (how a `for await` loop or an `answers()` stream ends), not a failure.
-            Error::KernelState { state: KernelState::Terminated, action: Action::Receive, .. } => false,
-            _ => matches!(
+        !self.ends_answers()
+            && matches!(
                 self.kind(),
                 ErrorKind::MessageFormat
                     | ErrorKind::QueueFull
                     | ErrorKind::Timeout
                     | ErrorKind::KernelState
                     | ErrorKind::Overloaded
-            ),
-        }
+            )
+    }
+
+    /// Whether this refusal of a receive says that no answer will ever come: the kernel
+    /// terminated with none left, was removed, or the runtime was shut down. It is how a
+    /// `for await` loop or an `answers()` stream ends.
+    pub(crate) fn ends_answers(&self) -> bool {
+        matches!(
+            self,
+            Error::KernelState { state: KernelState::Terminated, action: Action::Receive, .. }
+                | Error::KernelNotFound { .. }
+                | Error::Disposed
+        )
     }
 }
 

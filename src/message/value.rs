@@ -7,7 +7,7 @@
 //! finite or ±Infinity. Nested structs are named fields; arrays of structs are lists of those.
 
 use super::{FieldError, FieldType, MessageLayout, Scalar};
-use crate::error::plural;
+use crate::error::{plural, with_article};
 use crate::platform::Float;
 
 /// A host value for one field.
@@ -330,17 +330,11 @@ impl Value {
             Value::F32s(_) => "a list of f32s".into(),
             Value::Struct(_) => "an object".into(),
             Value::Array(_) => "a list".into(),
+            // JavaScript's `null` and `undefined` as they are, and "...s nested more than N deep".
+            Value::Unsupported(type_name) if type_name == "null" || type_name == "undefined" => type_name.clone(),
+            Value::Unsupported(type_name) if type_name.contains(" nested ") => type_name.clone(),
             Value::Unsupported(type_name) => with_article(type_name),
         }
-    }
-}
-
-/// A host type's name as a noun phrase: "a string", "an object", but "null" and "undefined" as they are.
-fn with_article(type_name: &str) -> String {
-    match type_name.chars().next() {
-        _ if matches!(type_name, "null" | "undefined") || type_name.contains(" nested ") => type_name.to_owned(),
-        Some('a' | 'e' | 'i' | 'o' | 'u' | 'A' | 'E' | 'I' | 'O' | 'U') => format!("an {type_name}"),
-        _ => format!("a {type_name}"),
     }
 }
 

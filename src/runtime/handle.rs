@@ -392,7 +392,7 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
             let handle = handle?;
             match handle.receive().await {
                 Ok(answer) => Some((Ok(answer), Some(handle))),
-                Err(error) if no_more_answers(&error) => None,
+                Err(error) if error.ends_answers() => None,
                 Err(error) => Some((Err(error), None)),
             }
         })
@@ -452,14 +452,6 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
             Err(not_sent) => Err(CallError::NotSent(message, self.runtime.count(&self.id, not_sent))),
         }
     }
-}
-
-/// Whether a receive's refusal says that no answer will ever come: the end of [`KernelHandle::answers`].
-fn no_more_answers(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::KernelState { state: KernelState::Terminated, .. } | Error::KernelNotFound { .. } | Error::Disposed
-    )
 }
 
 /// Copies a message whose layout was checked when the handle was typed.

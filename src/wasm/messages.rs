@@ -13,6 +13,7 @@ use wasm_bindgen::JsCast;
 
 use super::codec::codec;
 use super::errors::{js_error, type_error};
+use crate::error::with_article;
 use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
 use crate::{MessageRef, Runtime};
 
@@ -262,9 +263,7 @@ pub(super) fn shown(value: &JsValue) -> String {
     } else if value.as_f64().is_some() || value.as_bool().is_some() || value.loose_eq(&JsValue::NULL) {
         js_string(value)
     } else {
-        let name = kind_name(value);
-        let article = if name.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
-        format!("{article} {name}")
+        with_article(&kind_name(value))
     }
 }
 
