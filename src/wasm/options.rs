@@ -276,7 +276,8 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
     // The preset's options, with each key the object gives taking the given value: the object
     // is checked whole first (its errors as without a preset), then each of its own keys is
     // read again onto the preset's options. A nested object's keys are read onto the preset's
-    // (`watchdog: { action }` keeps the preset's heartbeat); `null` turns an optional one off.
+    // (see `onto`: `watchdog: { action }` keeps the preset's heartbeat); `null` turns an
+    // optional one off.
     let Some(given) = value.filter(|v| v.is_object()) else { return Ok(options) };
     parse_options::<RuntimeOptions>(Some(given.clone()), WHAT)?;
     for key in Object::keys(given.unchecked_ref::<Object>()).iter() {
@@ -285,22 +286,7 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
         if value.is_undefined() {
             continue; // not given: the preset's stays (`null` turns an optional one off)
         }
-        let onto: Option<(&mut dyn ReadFields, &[&str])> = match (key.as_str(), value.is_object()) {
-            ("health", true) => Some((&mut options.health, shape::<HealthThresholds>().1)),
-            ("watchdog", true) => Some((&mut options.watchdog, shape::<WatchdogConfig>().1)),
-            ("circuitBreaker", true) => {
-                options.circuit_breaker.as_mut().map(|c| (c as &mut dyn ReadFields, shape::<CircuitBreakerConfig>().1))
-            }
-            ("degradation", true) => {
-                options.degradation.as_mut().map(|d| (d as &mut dyn ReadFields, shape::<DegradationOptions>().1))
-            }
-            _ => None,
-        };
-        let read = match onto {
-            Some((nested, fields)) => read_nested(&value, fields, nested),
-            None => options.read_field(&key, &value),
-        };
-        read.map_err(|refusal| refused(WHAT, refusal.under(&key)))?;
+        options.read_field(&key, &value).map_err(|refusal| refused(WHAT, refusal.under(&key)))?;
     }
     Ok(options)
 }
@@ -465,11 +451,11 @@ impl ReadFields for RuntimeOptions {
             "debug" => put(&mut self.debug, boolean(value)),
             "maxMessagesPerTick" => put(&mut self.max_messages_per_tick, option(value, size)),
             "tracing" => put(&mut self.tracing, boolean(value)),
-            "health" => put(&mut self.health, nested(value)),
-            "circuitBreaker" => put(&mut self.circuit_breaker, option(value, nested)),
-            "watchdog" => put(&mut self.watchdog, nested(value)),
+            "health" => onto(&mut self.health, value),
+            "circuitBreaker" => optional_onto(&mut self.circuit_breaker, value),
+            "watchdog" => onto(&mut self.watchdog, value),
             "memoryBudget" => put(&mut self.memory_budget, option(value, unsigned_u64)),
-            "degradation" => put(&mut self.degradation, option(value, nested)),
+            "degradation" => optional_onto(&mut self.degradation, value),
             _ => unread(name),
         }
     }
@@ -594,6 +580,25 @@ fn nested<T: ReadFields + Default + for<'de> Deserialize<'de>>(value: &JsValue) 
     let mut options = T::default();
     read_nested(value, shape::<T>().1, &mut options)?;
     Ok(options)
+}
+
+/// A nested options struct read onto `slot`: the keys given take their values, the others keep
+/// the slot's (the defaults, or a preset's).
+fn onto<T: ReadFields + for<'de> Deserialize<'de>>(slot: &mut T, value: &JsValue) -> Read<()> {
+    read_nested(value, shape::<T>().1, slot)
+}
+
+/// [`onto`] for an optional one: `null` and `undefined` turn it off; an object is read onto it,
+/// or onto the defaults when it was off.
+fn optional_onto<T: ReadFields + Default + for<'de> Deserialize<'de>>(
+    slot: &mut Option<T>,
+    value: &JsValue,
+) -> Read<()> {
+    if value.loose_eq(&JsValue::NULL) {
+        *slot = None;
+        return Ok(());
+    }
+    onto(slot.get_or_insert_with(T::default), value)
 }
 
 /// [`nested`] past the struct's type.
