@@ -150,6 +150,19 @@ wasm_size_verdict() {
 }
 
 # Fails when the last build_npm_package left a release wasm over the budget.
+# A full test run from a fresh clone writes about 5 GB under target/ (native and wasm32 test
+# builds, the release wasm, docs). A disk that fills mid-link fails with the linker's "Bus
+# error", which names no cause, so the run says so before it starts.
+check_free_disk() {
+    local need_gb=5 free_kb
+    mkdir -p "$target_dir"
+    free_kb=$(df -Pk "$target_dir" | awk 'NR == 2 { print $4 }')
+    if [ "$free_kb" -lt $((need_gb * 1024 * 1024)) ]; then
+        log "warning: $((free_kb / 1024)) MB free on the disk that holds $target_dir, where a test run" \
+            "from a fresh clone writes about $need_gb GB; if it fills, a link fails with \"Bus error\""
+    fi
+}
+
 check_wasm_size() {
     local opt_gz
     opt_gz=$(sed -n 's/.*"wasmOptGzip": \([0-9]*\).*/\1/p' "$wasm_size_file" 2>/dev/null || true)

@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
+check_free_disk
 
 log "native tests (cargo test --workspace)"
 cargo test --workspace
@@ -17,7 +18,13 @@ RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p ringkernel-web --target was
 python3 scripts/code-shape.py --check > /dev/null
 
 log "browser tests (wasm-pack test --headless --chrome, WebGPU on SwiftShader)"
-WASM_BINDGEN_TEST_TIMEOUT=240 wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver
+# ChromeDriver leaves each session's Chromium profile (about 40 MB, one per test binary) in
+# TMPDIR: give the step a folder of its own and remove it afterwards, even on failure.
+browser_tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringkernel-web-browser.XXXXXX")
+trap 'rm -rf "$browser_tmp"' EXIT
+TMPDIR="$browser_tmp" WASM_BINDGEN_TEST_TIMEOUT=240 \
+    wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver
+rm -rf "$browser_tmp"
 
 log "package tests (npm install of pkg/, headless Chromium)"
 build_npm_package
