@@ -22,8 +22,20 @@ use crate::telemetry::Counters;
 /// Correlation id of one message: its position in the kernel's stream of accepted messages.
 pub(crate) type Sequence = u64;
 
-/// What a `call` gets: the answer's bytes, or `None` when the handler dropped the message.
-pub(crate) type Answer = Option<Vec<u8>>;
+/// What a `call` gets: the answer's bytes, or, when the handler dropped the message, why it
+/// failed on it (`None`: it dropped the message on purpose).
+pub(crate) type Answer = std::result::Result<Vec<u8>, Option<String>>;
+
+/// One tick's answers of a kernel, as [`Ledger::deliver`] takes them.
+pub(crate) struct Answers<'a> {
+    /// Packed back to back, `stride` bytes each.
+    pub packed: &'a [u8],
+    pub stride: usize,
+    /// One little-endian u32 flag per answer for handlers that may drop (0 = dropped).
+    pub kept: Option<&'a [u8]>,
+    /// Host handlers' failures: each failed message's index among the answers, and why.
+    pub failures: &'a [(usize, String)],
+}
 
 /// What reaches a waiting `call`: its answer, or why it will not get one (the device was lost).
 pub(crate) type Reply = Result<Answer, Error>;
@@ -147,19 +159,17 @@ impl Ledger {
         self.next -= count;
     }
 
-    /// Delivers answers in arrival order: registered calls get theirs, the rest go to `outbox`.
-    /// `kept` holds one little-endian u32 flag per answer for handlers that may drop (0 =
-    /// dropped: nothing goes to the outbox). Records latency when telemetry is on. Returns how
-    /// many answers went to `outbox`.
+    /// Delivers answers in arrival order: registered calls get theirs (or why their message
+    /// was dropped), the rest go to `outbox` (a dropped one: nothing). Records latency when
+    /// telemetry is on. Returns how many answers went to `outbox`.
     pub fn deliver(
         &mut self,
-        answers: &[u8],
-        stride: usize,
-        kept: Option<&[u8]>,
+        answers: Answers<'_>,
         outbox: &mut PackedQueue,
         counters: &mut Counters,
         now_ms: f64,
     ) -> usize {
+        let Answers { packed: answers, stride, kept, failures } = answers;
         let count = (answers.len() / stride) as u64;
         self.time_answers(count, now_ms, counters);
         let first = self.answered;
@@ -185,7 +195,11 @@ impl Ledger {
                     counters.answers_abandoned += was_kept as u64;
                 } else {
                     counters.messages_received += was_kept as u64;
-                    let _ = caller.send(Ok(was_kept.then(|| answer.to_vec())));
+                    let answer = match was_kept {
+                        true => Ok(answer.to_vec()),
+                        false => Err(failures.binary_search_by_key(&i, |f| f.0).ok().map(|at| failures[at].1.clone())),
+                    };
+                    let _ = caller.send(Ok(answer));
                 }
             } else if call.is_some() {
                 counters.answers_abandoned += was_kept as u64;
@@ -246,6 +260,11 @@ mod tests {
         bytemuck::cast_slice(values).to_vec()
     }
 
+    /// Answers of 4 bytes, every one kept.
+    fn plain(packed: &[u8]) -> Answers<'_> {
+        Answers { packed, stride: 4, kept: None, failures: &[] }
+    }
+
     #[test]
     fn calls_get_their_own_answers_and_the_rest_stay_in_order() {
         let mut ledger = Ledger::default();
@@ -255,9 +274,9 @@ mod tests {
         let call_seq = ledger.accept(1, 1.0); // a call: 2
         let mut call = ledger.expect_answer(call_seq);
         assert_eq!(ledger.accept(1, 2.0), 3); // a plain send: 3
-        let to_outbox = ledger.deliver(&answers(&[10, 11, 12, 13]), 4, None, &mut outbox, &mut counters, 5.0);
+        let to_outbox = ledger.deliver(plain(&answers(&[10, 11, 12, 13])), &mut outbox, &mut counters, 5.0);
         assert_eq!(to_outbox, 3);
-        assert_eq!(call.try_recv().unwrap(), Some(Ok(Some(answers(&[12])))));
+        assert_eq!(call.try_recv().unwrap(), Some(Ok(Ok(answers(&[12])))));
         assert_eq!(outbox.pop_many(8), answers(&[10, 11, 13]));
         let latency = counters.latency.unwrap().summary();
         assert_eq!(latency.count, 4);
@@ -273,7 +292,7 @@ mod tests {
         let call = ledger.expect_answer(seq);
         assert!(matches!(ledger.abandon(seq, call), Abandon::Pending));
         ledger.accept(1, 0.0);
-        assert_eq!(ledger.deliver(&answers(&[1, 2]), 4, None, &mut outbox, &mut counters, 1.0), 1);
+        assert_eq!(ledger.deliver(plain(&answers(&[1, 2])), &mut outbox, &mut counters, 1.0), 1);
         assert_eq!(counters.answers_abandoned, 1);
         assert_eq!(outbox.pop_many(8), answers(&[2]));
     }
@@ -288,7 +307,7 @@ mod tests {
         let seq = ledger.accept(1, 0.0);
         drop(ledger.expect_answer(seq));
         ledger.accept(1, 0.0);
-        assert_eq!(ledger.deliver(&answers(&[1, 2]), 4, None, &mut outbox, &mut counters, 1.0), 1);
+        assert_eq!(ledger.deliver(plain(&answers(&[1, 2])), &mut outbox, &mut counters, 1.0), 1);
         assert_eq!((counters.answers_abandoned, counters.messages_received), (1, 0));
         assert_eq!(outbox.pop_many(8), answers(&[2]));
     }
@@ -304,8 +323,8 @@ mod tests {
         let mut call = ledger.expect_answer(seq);
         ledger.void(1, 2);
         assert_eq!(ledger.accept(1, 3.0), 2, "numbers continue after the closed gap");
-        ledger.deliver(&answers(&[10, 11, 12]), 4, None, &mut outbox, &mut counters, 4.0);
-        assert_eq!(call.try_recv().unwrap(), Some(Ok(Some(answers(&[11])))));
+        ledger.deliver(plain(&answers(&[10, 11, 12])), &mut outbox, &mut counters, 4.0);
+        assert_eq!(call.try_recv().unwrap(), Some(Ok(Ok(answers(&[11])))));
         assert_eq!(outbox.pop_many(8), answers(&[10, 12]));
         assert!((counters.latency.unwrap().summary().sum_ms - (4.0 + 2.0 + 1.0)).abs() < 1e-9);
     }
@@ -320,7 +339,7 @@ mod tests {
         let lost = Error::DeviceLost { reason: "test".into() };
         ledger.abandon_calls(&lost);
         assert_eq!(call.try_recv().unwrap(), Some(Err(lost)));
-        ledger.deliver(&answers(&[5]), 4, None, &mut outbox, &mut counters, 1.0);
+        ledger.deliver(plain(&answers(&[5])), &mut outbox, &mut counters, 1.0);
         assert_eq!(counters.answers_abandoned, 1);
         assert!(outbox.is_empty());
     }
@@ -331,22 +350,27 @@ mod tests {
         let mut outbox = PackedQueue::new(4, 16);
         let seq = ledger.accept(1, 0.0);
         let call = ledger.expect_answer(seq);
-        ledger.deliver(&answers(&[7]), 4, None, &mut outbox, &mut Counters::default(), 1.0);
-        assert!(matches!(ledger.abandon(seq, call), Abandon::Answered(Some(a)) if a == answers(&[7])));
+        ledger.deliver(plain(&answers(&[7])), &mut outbox, &mut Counters::default(), 1.0);
+        assert!(matches!(ledger.abandon(seq, call), Abandon::Answered(Ok(a)) if a == answers(&[7])));
     }
 
     #[test]
-    fn dropped_messages_skip_the_outbox_and_tell_their_caller() {
+    fn dropped_messages_skip_the_outbox_and_tell_their_caller_why() {
         let mut ledger = Ledger::default();
         let mut outbox = PackedQueue::new(4, 16);
         let mut counters = Counters::default();
-        ledger.accept(2, 0.0);
+        ledger.accept(1, 0.0);
         let seq = ledger.accept(1, 0.0);
-        let mut call = ledger.expect_answer(seq);
+        let mut dropped = ledger.expect_answer(seq);
+        let seq = ledger.accept(1, 0.0);
+        let mut failed = ledger.expect_answer(seq);
         let kept = answers(&[1, 0, 0]);
-        assert_eq!(ledger.deliver(&answers(&[5, 6, 7]), 4, Some(&kept), &mut outbox, &mut counters, 1.0), 1);
+        let failures = [(2, "the handler threw: RangeError: odd 7".to_owned())];
+        let tick = Answers { packed: &answers(&[5, 6, 7]), stride: 4, kept: Some(&kept), failures: &failures };
+        assert_eq!(ledger.deliver(tick, &mut outbox, &mut counters, 1.0), 1);
         assert_eq!(outbox.pop_many(8), answers(&[5]));
-        assert_eq!(call.try_recv().unwrap(), Some(Ok(None)));
+        assert_eq!(dropped.try_recv().unwrap(), Some(Ok(Err(None))));
+        assert_eq!(failed.try_recv().unwrap(), Some(Ok(Err(Some(failures[0].1.clone())))));
         assert_eq!(counters.messages_received, 0);
     }
 }

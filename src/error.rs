@@ -93,13 +93,13 @@ pub enum Error {
 
     /// The handler dropped the message of this `call` (a handler that may drop chose to, or a
     /// host handler failed on it), so it has no answer.
-    #[error("kernel '{id}' dropped the message of this call: its handler dropped it or failed on it{}", last_error_note(.last_error))]
+    #[error("kernel '{id}' dropped the message of this call: {}", .failure.as_deref().unwrap_or("its handler dropped it"))]
     MessageDropped {
         /// The kernel whose handler dropped the message.
         id: String,
-        /// The kernel's last handler failure when the drop was delivered (its telemetry's
-        /// `last_error`), which says why when the handler failed on this message.
-        last_error: Option<String>,
+        /// Why the host handler failed on this very message (it threw, panicked or answered
+        /// malformed); `None` when the handler dropped it on purpose.
+        failure: Option<String>,
     },
 
     /// No adapter; `reason` says what was tried.
@@ -213,13 +213,6 @@ fn unprocessed_part(unprocessed: u64) -> String {
     match unprocessed {
         0 => String::new(),
         n => format!(" ({} left unprocessed)", messages(n as usize)),
-    }
-}
-
-fn last_error_note(last_error: &Option<String>) -> String {
-    match last_error {
-        Some(error) => format!(" (its last error: {error})"),
-        None => String::new(),
     }
 }
 

@@ -112,6 +112,10 @@ async fn pause_unless_shut_down(shared: &Shared, ms: f64) -> bool {
 /// The tick of `device`'s `generation` failed with `error`: the device is lost. A failure of a
 /// device that was already replaced, or already reported, changes nothing.
 pub(crate) fn fail_device(shared: &Shared, device: DeviceId, error: Error, generation: u64) {
+    // Released by the runtime's shutdown, the device is not lost: its kernels keep their states.
+    if shared.is_shut_down() {
+        return;
+    }
     let mut table = shared.lock();
     let status = table.device(device);
     if status.generation != generation || status.lost.is_some() {

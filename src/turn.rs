@@ -2,11 +2,14 @@
 //! a caller about to wait for an answer may take it too and run the tick on its own thread (the
 //! tick's `help`), so a round trip needs no thread hop to the tick loop and back. Whoever holds
 //! the turn owns the device's rings and readback buffer until the tick is delivered. On the web
-//! the tick loop is the only one that ticks, so the turn is always free there.
+//! only the tick loop ticks; there, as natively, the runtime's shutdown takes each device's turn
+//! to release the device between ticks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use event_listener::Event;
+
+use crate::waiting::{self, Deadline};
 
 /// Whether a tick of one device is under way, and the event its end fires.
 #[derive(Default)]
@@ -21,14 +24,26 @@ pub(crate) struct Turn<'a>(&'a TickTurn);
 impl TickTurn {
     /// The turn, if no tick is under way.
     pub fn try_take(&self) -> Option<Turn<'_>> {
-        if cfg!(target_arch = "wasm32") {
-            return Some(Turn(self));
-        }
         self.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).ok().map(|_| Turn(self))
     }
 
+    /// Waits, without blocking, until no tick is under way and takes the turn; `None` if
+    /// `deadline` passes first.
+    pub async fn take(&self, deadline: Deadline) -> Option<Turn<'_>> {
+        loop {
+            let released = self.released.listen();
+            if let Some(turn) = self.try_take() {
+                return Some(turn);
+            }
+            if !waiting::wait(released, deadline).await {
+                return None;
+            }
+        }
+    }
+
     /// Blocks until the tick under way, if any, is over: for the tick loop's own thread, which
-    /// blocks on the device anyway. On the web it returns at once (nobody else takes the turn).
+    /// blocks on the device anyway. On the web it returns at once (nothing may block there; only
+    /// the shutdown takes the turn from the loop, which then sees the shutdown and ends).
     pub fn wait_until_free(&self) {
         #[cfg(not(target_arch = "wasm32"))]
         while self.busy.load(Ordering::Acquire) {
@@ -44,9 +59,6 @@ impl TickTurn {
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        if cfg!(target_arch = "wasm32") {
-            return;
-        }
         self.0.busy.store(false, Ordering::Release);
         self.0.released.notify(1);
     }

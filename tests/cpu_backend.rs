@@ -176,11 +176,44 @@ fn host_handlers_that_drop_fail_or_panic_are_counted_and_reported() {
         }
         assert_eq!(answers, [20, 40], "dropped and failed messages leave no answer, the rest keep their order");
         let e = rt.call_pod::<i32, i32>("picky", &5, Some(Duration::from_millis(5000))).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::MessageDropped);
+        assert_eq!(e, Error::MessageDropped { id: "picky".into(), failure: None }, "dropped on purpose: {e}");
         let t = rt.telemetry("picky").unwrap().unwrap();
         assert_eq!((t.messages_processed, t.messages_dropped, t.errors), (5, 3, 1));
         let why = t.last_error.expect("the panic is reported");
         assert!(why.contains("panicked") && why.contains("thirteen"), "{why}");
+    });
+}
+
+/// Failures in one tick: a call hears its own message's failure, not another's, and
+/// `last_error` is the latest.
+#[test]
+fn a_call_hears_why_its_own_message_failed_and_last_error_is_the_latest() {
+    kernel::register_or_replace(
+        KernelDefinition::new("odd-fails", doubler_request(), doubler_response(), "").with_host_handler(
+            |input: &[u8], output: &mut [u8], _: &mut [u32]| -> host::HostOutcome {
+                let v: i32 = bytemuck::pod_read_unaligned(input);
+                if v % 2 == 1 {
+                    return Err(format!("odd {v}"));
+                }
+                output.copy_from_slice(bytemuck::bytes_of(&(v * 2)));
+                Ok(true)
+            },
+        ),
+    );
+    let rt = cpu();
+    pollster::block_on(async {
+        rt.launch("odd-fails", LaunchOptions::default().with_queue_capacity(64)).await.unwrap();
+        // Queued while the kernel is not active yet, so that all four run in one tick.
+        assert_eq!(rt.send_batch("odd-fails", &[1i32, 3, 5], None).await.unwrap(), 3);
+        let call = rt.call_pod::<i32, i32>("odd-fails", &7, Some(Duration::from_millis(5000)));
+        let (called, activated) = futures_util::future::join(call, rt.activate("odd-fails")).await;
+        activated.unwrap();
+        let e = called.unwrap_err();
+        assert_eq!(e, Error::MessageDropped { id: "odd-fails".into(), failure: Some("odd 7".into()) });
+        assert_eq!(e.to_string(), "kernel 'odd-fails' dropped the message of this call: odd 7");
+        let t = rt.telemetry("odd-fails").unwrap().unwrap();
+        assert_eq!((t.messages_processed, t.errors, t.dispatches), (4, 4, 1), "one tick");
+        assert_eq!(t.last_error.as_deref(), Some("odd 7"));
     });
 }
 

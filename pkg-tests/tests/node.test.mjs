@@ -302,6 +302,80 @@ test("Dawn: create() opens a WebGPU device with no other shim and leaves no glob
   assert.deepEqual(added, []);
 });
 
+test("Dawn: dispose() destroys every device the runtime opened, after its last answers, and another runtime opens its own", async () => {
+  const result = await runModule(`${DAWN_SETUP}
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    // Every device the package opens, as Dawn hands it out.
+    const opened = [];
+    const requestDevice = GPUAdapter.prototype.requestDevice;
+    GPUAdapter.prototype.requestDevice = async function (...args) {
+      const device = await requestDevice.apply(this, args);
+      opened.push(device);
+      return device;
+    };
+    const lostWithin = (device, ms) =>
+      Promise.race([device.lost.then((info) => info.reason), new Promise((r) => setTimeout(() => r("not lost"), ms))]);
+    const runtime = await RingKernelRuntime.create({ devices: [{}, {}] });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true });
+    const sent = await doubler.sendBatch(Array.from({ length: 100 }, (_, i) => ({ value: i })), { timeout: 10000 });
+    const report = await runtime.dispose();
+    const first = opened.slice();
+    const reasons = await Promise.all(first.map((device) => lostWithin(device, 5000)));
+    const answers = (await doubler.receiveBatch({ max: 100, timeout: 10000 }).catch((e) => e.name));
+    const next = await RingKernelRuntime.create();
+    const answer = await (await next.launch("doubler", null, { autoActivate: true })).call({ value: 21 }, { timeout: 10000 });
+    const stillOpen = await lostWithin(opened.at(-1), 100);
+    await next.dispose();
+    console.log(JSON.stringify({
+      devices: first.length, reasons, sent, processed: report.messagesProcessed, answers: typeof answers === "string" ? answers : answers.length,
+      answer, stillOpen, lastLost: await lostWithin(opened.at(-1), 5000),
+    }));
+  `, DAWN_ENV);
+  assertExited(result);
+  assert.deepEqual(findings(result), {
+    devices: 2, reasons: ["destroyed", "destroyed"], sent: 100, processed: 100, answers: "RuntimeDisposedError",
+    answer: { result: 42 }, stillOpen: "not lost", lastLost: "destroyed",
+  });
+});
+
+test("a JavaScript handler's failures: each call hears its own, lastError is the latest, and the console shows only the first", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage, ringKernel } from "ringkernel-web";
+    await init();
+    const logged = [];
+    console.error = (...args) => logged.push(args.join(" "));
+    const Request = defineMessage("OddRequest", { value: "i32" });
+    const Response = defineMessage("OddResponse", { result: "i32" });
+    ringKernel({ id: "odd", input: Request, output: Response, handler: (m) => {
+      if (m.value % 2) throw new RangeError("odd " + m.value);
+      return { result: 2 * m.value };
+    } });
+    const runtime = await RingKernelRuntime.create({ backend: "cpu", enableTelemetry: true });
+    const odd = await runtime.launch("odd");
+    // Queued before the kernel is active, so that all of them run in one tick.
+    await odd.sendBatch([{ value: 1 }, { value: 3 }, { value: 5 }]);
+    const calls = [7, 8, 9].map((value) => odd.call({ value }, { timeout: 10000 }).then((a) => a.result, (e) => e.name + ": " + e.message));
+    await odd.activate();
+    const answers = await Promise.all(calls);
+    const { errors, lastError, dispatches } = runtime.getTelemetry("odd");
+    await runtime.dispose();
+    console.log(JSON.stringify({ answers, errors, lastError, dispatches, logged }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), {
+    answers: [
+      "MessageDroppedError: kernel 'odd' dropped the message of this call: the handler threw: RangeError: odd 7",
+      16,
+      "MessageDroppedError: kernel 'odd' dropped the message of this call: the handler threw: RangeError: odd 9",
+    ],
+    errors: 5,
+    lastError: "the handler threw: RangeError: odd 9",
+    dispatches: 1,
+    logged: ["ringkernel-web: a host handler threw: RangeError: odd 1 (later failures of this handler are counted in telemetry's errors and lastError, not shown)"],
+  });
+});
+
 test("the README's Node example runs as written on Dawn", async () => {
   const readme = await readFile(join(root, "..", "README.md"), "utf8");
   const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);

@@ -33,6 +33,7 @@ export function read(answer: OutputOf<typeof Grid>): number {
   const cells: Float32Array = answer.cells;
   const lanes: Uint32Array = answer.lanes;
   const counts: Int32Array = answer.counts;
-  const position: number[] = answer.nearest.position;
-  return cells[5] + lanes[3] + counts[0] + position[2] + answer.nearest.mass + answer.swarm.length + answer.pairs.length;
+  const position: [number, number, number] = answer.nearest.position;
+  const asArray: number[] = answer.byName.position;
+  return cells[5] + lanes[3] + counts[0] + position[2] + asArray[0] + answer.nearest.mass + answer.swarm.length + answer.pairs.length;
 }

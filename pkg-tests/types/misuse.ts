@@ -36,6 +36,10 @@ export async function misuse(): Promise<void> {
   cells.cells[0][1]; // misuse
   const rows: Float32Array[] = cells.cells; // misuse
   cells.crowd.length.toFixed(0);
+  const Ray = defineMessage("MisuseRay", { origin: "vec2<f32>" });
+  const ray = await runtime.receive<OutputOf<typeof Ray>>("ray");
+  ray.origin[1].toFixed(1);
+  ray.origin[2]; // misuse
   ringKernel({ id: "no-handler", input: Point, output: Length }); // misuse
   ringKernel({ input: Point, output: Length, wgsl: "" }); // misuse
   ringKernel({ id: "wrong-answer", input: Point, output: Length, handler: (p) => ({ length: "far" }) }); // misuse

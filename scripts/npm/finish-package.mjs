@@ -79,6 +79,8 @@ const pkg = {
   repository: generated.repository,
   keywords: generated.keywords,
   type: "module",
+  // Node 20's fs/promises, structuredClone and WebAssembly streaming; the tests run Node 20.
+  engines: { node: ">=20" },
   main: "./index.js",
   module: "./index.js",
   types: "./index.d.ts",

@@ -150,7 +150,7 @@ impl Execute for CpuContext {
                 dropped: a.report.dropped,
                 dispatches: 1,
                 failed: a.report.failed,
-                first_failure: a.report.first_failure.clone(),
+                failures: &a.report.failures,
                 ..Default::default()
             })
             .collect();

@@ -298,9 +298,10 @@ pub(crate) struct Outcome<'a> {
     pub processed: u64,
     pub dropped: u64,
     pub dispatches: u64,
-    /// Host handlers that failed (threw or panicked), and why the first did.
+    /// Host handlers that failed (threw or panicked), and why each did: the message's index
+    /// among the answers, and the text.
     pub failed: u64,
-    pub first_failure: Option<String>,
+    pub failures: &'a [(usize, String)],
     /// The state array after the dispatch, for handlers whose device can be lost.
     pub checkpoint: Option<&'a [u8]>,
     pub bytes_to_device: u64,

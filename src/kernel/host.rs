@@ -72,27 +72,28 @@ impl HostRun<'_> {
         let mut report = RunReport::default();
         let inputs = self.inputs.chunks_exact(self.input_stride);
         let outputs = self.outputs.chunks_exact_mut(self.output_stride);
-        for ((input, output), kept) in inputs.zip(outputs).zip(self.kept.iter_mut()) {
-            *kept = report.record(answer(input, output, self.state)) as u32;
+        for (index, ((input, output), kept)) in inputs.zip(outputs).zip(self.kept.iter_mut()).enumerate() {
+            *kept = report.record(index, answer(input, output, self.state)) as u32;
         }
         report
     }
 }
 
-/// How a run went: dropped on purpose, failed, and the first failure's text.
+/// How a run went: dropped on purpose, failed, and why each failure failed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RunReport {
     /// Messages whose answer was not kept, failures included.
     pub dropped: u64,
     /// Messages whose handler failed (returned `Err` or panicked).
     pub failed: u64,
-    /// The first failure's text, if any.
-    pub first_failure: Option<String>,
+    /// Each failure in order: the message's index in the run and why. A `call` whose message
+    /// failed is told its own reason, and telemetry's `last_error` is the run's last.
+    pub failures: Vec<(usize, String)>,
 }
 
 impl RunReport {
-    /// Counts one outcome and returns whether its answer is kept.
-    pub fn record(&mut self, outcome: HostOutcome) -> bool {
+    /// Counts the outcome of the run's message `index` and returns whether its answer is kept.
+    pub fn record(&mut self, index: usize, outcome: HostOutcome) -> bool {
         match outcome {
             Ok(kept) => {
                 self.dropped += !kept as u64;
@@ -101,7 +102,7 @@ impl RunReport {
             Err(text) => {
                 self.dropped += 1;
                 self.failed += 1;
-                self.first_failure.get_or_insert(text);
+                self.failures.push((index, text));
                 false
             }
         }
@@ -207,7 +208,7 @@ mod tests {
         let report = halve_evens.handle_run(run);
         assert_eq!(kept, [1, 0, 1]);
         assert_eq!(bytemuck::cast_slice::<u8, i32>(&outputs), [2, 0, -3]);
-        assert_eq!(report, RunReport { dropped: 1, failed: 0, first_failure: None });
+        assert_eq!(report, RunReport { dropped: 1, failed: 0, failures: Vec::new() });
         assert!(halve_evens.check(&doubler_request(), &doubler_response()).is_ok());
         let wide = typed(|v: &[i32; 2], _: &mut [u32]| Some(v[0]));
         assert!(wide.check(&doubler_request(), &doubler_response()).unwrap_err().contains("8 bytes"));
@@ -239,6 +240,7 @@ mod tests {
         assert_eq!(kept, [0, 0, 1]);
         assert_eq!(outputs[2], 2);
         assert_eq!(report.failed, 2);
-        assert_eq!(report.first_failure.as_deref(), Some("zero is not allowed"));
+        assert_eq!(report.failures[0], (0, "zero is not allowed".to_owned()));
+        assert_eq!(report.failures[1], (1, "the host handler panicked: one is worse".to_owned()));
     }
 }

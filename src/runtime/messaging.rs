@@ -342,10 +342,7 @@ impl Runtime {
         queued();
         let definition = output.expect("set with the ticket");
         Ok(async {
-            let dropped = |table: &Table| Error::MessageDropped {
-                id: id.to_owned(),
-                last_error: table.kernels.get(id).and_then(|kernel| kernel.counters.last_error.clone()),
-            };
+            let dropped = |failure| Error::MessageDropped { id: id.to_owned(), failure };
             #[cfg(not(target_arch = "wasm32"))]
             {
                 let device = self.shared.lock().kernels.get(id).map(|kernel| kernel.device);
@@ -354,7 +351,7 @@ impl Runtime {
                 }
             }
             let answer = match wait_for(&mut answer, deadline).await {
-                Some(Ok(reply)) => reply?.ok_or_else(|| dropped(&self.shared.lock()))?,
+                Some(Ok(reply)) => reply?.map_err(dropped)?,
                 // The sender was dropped: the kernel stopped first.
                 Some(Err(oneshot::Canceled)) => {
                     let table = self.shared.lock();
@@ -368,7 +365,7 @@ impl Runtime {
                         None => Abandon::Pending,
                     };
                     match late {
-                        Abandon::Answered(answer) => answer.ok_or_else(|| dropped(&table))?,
+                        Abandon::Answered(answer) => answer.map_err(dropped)?,
                         Abandon::Pending => {
                             return Err(Error::Timeout {
                                 id: id.to_owned(),

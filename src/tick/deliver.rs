@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use super::plan::Planned;
 use crate::backend::{Outcome, Routing};
-use crate::correlation::Sequence;
+use crate::correlation::{Answers, Sequence};
 use crate::envelope::headers::Carried;
 use crate::table::{Kernel, Table};
 
@@ -35,7 +35,8 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
                 if !mailbox.headers.is_empty() {
                     mailbox.headers_to_outbox((out.answers.len() / stride) as u64, out.kept);
                 }
-                mailbox.ledger.deliver(out.answers, stride, out.kept, &mut mailbox.outbox, counters, now_ms);
+                let answers = Answers { packed: out.answers, stride, kept: out.kept, failures: out.failures };
+                mailbox.ledger.deliver(answers, &mut mailbox.outbox, counters, now_ms);
             }
             // Already copied into the next kernel's ring, which numbered them when planned.
             (Some(_), Routing::OnDevice) => {
@@ -69,8 +70,8 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
             counters.last_workgroups = out.workgroups;
         }
         counters.errors += out.failed;
-        if out.first_failure.is_some() {
-            counters.last_error = out.first_failure.clone();
+        if let Some((_, last)) = out.failures.last() {
+            counters.last_error = Some(last.clone());
         }
         counters.bytes_to_device += out.bytes_to_device;
         counters.bytes_from_device += out.bytes_from_device;

@@ -46,6 +46,11 @@ pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
             shared.turn(device).wait_until_free();
             continue;
         };
+        // The shutdown releases the device while it holds the turn (see `complete_shutdown`):
+        // no tick starts after it.
+        if shared.is_shut_down() {
+            return;
+        }
         // The device is held for the tick only: a lost one (its readback buffer, its caches)
         // is freed once recovery replaces it, not whenever this loop next wakes.
         let outcome = {
@@ -56,6 +61,11 @@ pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
             }
         };
         drop(turn);
+        // A tick that ended after the shutdown may have failed on the released device: there is
+        // nothing left to recover or relay.
+        if shared.is_shut_down() {
+            return;
+        }
         pressure::check_memory_alerts(&shared);
         // Connected kernels on other devices relay through the host both ways: answers pushed
         // into their input queues, and room freed in queues their feeders wait on. With several
@@ -103,6 +113,9 @@ pub(crate) fn help(shared: &Shared, device: DeviceId) {
     // The cpu backend's host handlers are the user's code: they stay on the loop's thread.
     let Device::Gpu(gpu) = &*context.device else { return };
     let Some(turn) = shared.turn(device).try_take() else { return };
+    if shared.is_shut_down() {
+        return;
+    }
     let outcome = pollster::block_on(tick(&context, gpu, Some(HELPING_TICK_MESSAGES)));
     drop(turn);
     match outcome {

@@ -5,7 +5,10 @@
 //! for kernels with state, the state as a typed array it may update in place. It returns the
 //! answer object, or `null`/`undefined` to drop the message. It runs synchronously inside the
 //! tick; a throw (or a returned Promise) drops that message, counts an error, and is
-//! reported in the console and in telemetry's `lastError`.
+//! reported to its `call`, in telemetry's `lastError`, and, the first time for each handler,
+//! in the console (a failing handler must not flood it: 10,000 failures made 10,000 lines).
+
+use std::cell::Cell;
 
 use js_sys::{Function, Reflect};
 use wasm_bindgen::prelude::*;
@@ -20,6 +23,8 @@ pub(super) struct JsHostHandler {
     output: MessageLayout,
     /// The state's element scalar, when the kernel has state.
     state: Option<Scalar>,
+    /// Whether a failure was shown in the console already.
+    logged: Cell<bool>,
 }
 
 // SAFETY: without the `atomics` target feature a wasm32 module has exactly one thread, so the
@@ -32,7 +37,7 @@ unsafe impl Sync for JsHostHandler {}
 
 impl JsHostHandler {
     pub fn new(function: Function, input: MessageLayout, output: MessageLayout, state: Option<Scalar>) -> Self {
-        JsHostHandler { function, input, output, state }
+        JsHostHandler { function, input, output, state, logged: Cell::new(false) }
     }
 
     /// The state words as the typed array the handler sees (a copy; written back after the run).
@@ -53,7 +58,11 @@ impl JsHostHandler {
         let message = js_answer(&self.input, input);
         let answer = self.function.call2(&JsValue::NULL, &message, state).map_err(|thrown| {
             let text = describe(&thrown);
-            web_sys::console::error_1(&format!("ringkernel-web: a host handler threw: {text}").into());
+            if !self.logged.replace(true) {
+                let note =
+                    "(later failures of this handler are counted in telemetry's errors and lastError, not shown)";
+                web_sys::console::error_1(&format!("ringkernel-web: a host handler threw: {text} {note}").into());
+            }
             format!("the handler threw: {text}")
         })?;
         if answer.is_null() || answer.is_undefined() {

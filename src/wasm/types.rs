@@ -394,16 +394,19 @@ export type FieldInput<T> =
   T extends `array<${string}` ? (InnermostOf<T> extends ScalarType | VectorType ? ArrayLike<number> | Nested<ArrayLike<number>> : T extends `array<array<${string}` ? Nested<MessageInput> : FieldInput<ElementOf<T>>[]) :
   T extends MessageDescription<string, infer F> ? { [K in keyof F]: FieldInput<F[K]> } :
   MessageInput;
-/** The JavaScript value `receive` gives for a field of type `T` (a numeric array, nested or not, as one flat typed array). */
+/** A vector's components as `receive` gives them: `[x, y]` for a `vec2`, up to `[x, y, z, w]`. */
+export type VectorOutput<T> =
+  T extends `vec2<${string}>` ? [number, number] : T extends `vec3<${string}>` ? [number, number, number] : [number, number, number, number];
+/** The JavaScript value `receive` gives for a field of type `T` (a vector as a tuple, a numeric array, nested or not, as one flat typed array). */
 export type FieldOutput<T> =
   T extends ScalarType ? number :
-  T extends VectorType ? number[] :
+  T extends VectorType ? VectorOutput<T> :
   T extends `array<${string}` ? (InnermostOf<T> extends `vec${number}<${infer S}>` ? TypedArrayOf<S> : InnermostOf<T> extends ScalarType ? TypedArrayOf<InnermostOf<T>> : T extends `array<array<${string}` ? Nested<MessageOutput> : FieldOutput<ElementOf<T>>[]) :
   T extends MessageDescription<string, infer F> ? { [K in keyof F]: FieldOutput<F[K]> } :
   MessageOutput;
 /** A message of description `D` as `send` takes it: `InputOf<typeof Request>` is `{ value: number }`. */
 export type InputOf<D extends MessageDescription> = { [K in keyof D["fields"]]: FieldInput<D["fields"][K]> };
-/** A message of description `D` as `receive` gives it (vectors as arrays of numbers, numeric arrays as typed arrays). */
+/** A message of description `D` as `receive` gives it (vectors as tuples of numbers, numeric arrays as typed arrays). */
 export type OutputOf<D extends MessageDescription> = { [K in keyof D["fields"]]: FieldOutput<D["fields"][K]> };
 
 /** The kernel's `state` array as a host handler sees it and `readState` returns it. */
