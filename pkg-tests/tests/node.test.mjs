@@ -81,6 +81,31 @@ test("init() with no argument loads the wasm next to the package in Node", async
 
 // Timeouts share one `setTimeout` for the earliest deadline, left pending when a wait ends early
 // (src/timers.rs): it must hold Node open while a wait needs it and never after.
+test("before init() resolves, defineMessage, ringKernel and create() are refused by name; afterwards they work", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage, ringKernel } from "ringkernel-web";
+    const refused = (f) => { try { f(); return "accepted"; } catch (e) { return e.message; } };
+    const before = {
+      defineMessage: refused(() => defineMessage("Early", { value: "i32" })),
+      ringKernel: refused(() => ringKernel({ id: "early", input: "Early", output: "Early", handler: (m) => m })),
+      create: await RingKernelRuntime.create({ backend: "cpu" }).then(() => "resolved", (e) => e.message),
+    };
+    await init();
+    const Early = defineMessage("Early", { value: "i32" });
+    ringKernel({ id: "early", input: Early, output: Early, handler: (m) => m });
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const answer = await (await runtime.launch("early", null, { autoActivate: true })).call({ value: 7 }, { timeout: 5000 });
+    await runtime.dispose();
+    console.log(JSON.stringify({ before, answer }));
+  `);
+  assertExited(result);
+  const { before, answer } = findings(result);
+  for (const [call, message] of Object.entries(before)) {
+    assert.match(message, /^ringkernel-web: .* was called before `await init\(\)` resolved/, `${call}: ${message}`);
+  }
+  assert.deepEqual(answer, { value: 7 });
+});
+
 test("a pending timeout holds Node open until it fires, and ended waits never hold it", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
@@ -274,7 +299,9 @@ test("Dawn without an adapter: create() rejects with BackendUnavailableError nam
   assertExited(result);
   const { error, scope } = findings(result);
   assert.equal(error?.name, "BackendUnavailableError", JSON.stringify(error));
-  assert.match(error.message, /Node has navigator\.gpu but it gave no adapter/);
+  // What to do comes first; what wgpu tried, last.
+  assert.match(error.message, /^no GPU backend available: no adapter found: Node has navigator\.gpu, but it gave none\. /);
+  assert.match(error.message, /\. Tried: [^]*BROWSER_WEBGPU[^]*$/);
   assert.match(error.message, /VK_ICD_FILENAMES=\/usr\/lib\/chromium\/vk_swiftshader_icd\.json/);
   assert.match(error.message, /backend: "cpu"/);
   assert.equal(scope, "undefined");

@@ -33,6 +33,12 @@ test("the installed package.json names the module and its types", async () => {
   for (const file of [pkg.main ?? pkg.module, pkg.types]) {
     await readFile(join(installed, file)); // throws if the file the package names is missing
   }
+  assert.deepEqual(pkg.engines, { node: ">=20" });
+  // The README's links to the repository's files lead there, not to files the package lacks.
+  const readme = await readFile(join(installed, "README.md"), "utf8");
+  const relative = [...readme.matchAll(/\]\((?!https?:|#)([^)\s]+)\)/g)].map((m) => m[1]);
+  assert.deepEqual(relative, [], "relative links in the package's README");
+  assert.match(readme, /\]\(https:\/\/github\.com\/ringkernel-web\/ringkernel-web\/blob\/main\/MEASURED\.md\)/);
   // The entry's declarations re-export the wasm-bindgen module's and the error classes'.
   const entry = await readFile(join(installed, pkg.types), "utf8");
   assert.match(entry, /export \* from "\.\/ringkernel_web\.js";/);

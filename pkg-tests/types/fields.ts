@@ -34,6 +34,6 @@ export function read(answer: OutputOf<typeof Grid>): number {
   const lanes: Uint32Array = answer.lanes;
   const counts: Int32Array = answer.counts;
   const position: [number, number, number] = answer.nearest.position;
-  const asArray: number[] = answer.byName.position;
+  const asArray: number[] = answer.nearest.position;
   return cells[5] + lanes[3] + counts[0] + position[2] + asArray[0] + answer.nearest.mass + answer.swarm.length + answer.pairs.length;
 }

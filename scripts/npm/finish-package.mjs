@@ -107,4 +107,13 @@ for (const file of new Set(named)) {
   });
 }
 await writeFile(join(pkgDir, "package.json"), `${JSON.stringify(pkg, null, 2)}\n`);
+
+// The README's links to the repository's own files (MEASURED.md, sources) lead nowhere from
+// npm's page or node_modules: point them at the repository.
+const readme = join(pkgDir, "README.md");
+const repository = (pkg.repository?.url ?? "").replace(/^git\+/, "").replace(/\.git$/, "");
+if (repository) {
+  const text = await readFile(readme, "utf8");
+  await writeFile(readme, text.replace(/\]\((?!https?:|#|mailto:)([^)\s]+)\)/g, `](${repository}/blob/main/$1)`));
+}
 console.log(`package.json: ${pkg.name}@${pkg.version}, ${named.length} paths checked`);

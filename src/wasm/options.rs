@@ -27,6 +27,7 @@ use crate::backend::BackendChoice;
 use crate::circuit::CircuitBreakerConfig;
 use crate::degradation::{DegradationOptions, MILLISECONDS};
 use crate::devices::{DeviceId, DeviceRequirements, DeviceSpec, LoadBalancing, PowerPreference};
+use crate::error::Error;
 use crate::health::HealthThresholds;
 use crate::lifecycle::KernelMode;
 use crate::runtime::builder::RuntimeBuilder;
@@ -44,18 +45,19 @@ pub(super) struct TimeoutOptions {
 }
 
 impl TimeoutOptions {
-    /// The timeout as a `Duration` (`RangeError` for a negative or non-finite number).
-    pub fn timeout(&self) -> Result<Option<Duration>, JsValue> {
-        millis(self.timeout, "timeout")
+    /// The timeout as a `Duration` (`RangeError` for a negative or non-finite number; `what`
+    /// names the options in it).
+    pub fn timeout(&self, what: &str) -> Result<Option<Duration>, JsValue> {
+        millis(self.timeout, what, "timeout")
     }
 }
 
 /// Reads an optional `{ timeout }` argument (`what` names it in errors) as a `Duration`.
 pub(super) fn timeout_option(options: Option<JsValue>, what: &str) -> Result<Option<Duration>, JsValue> {
     if let Some(ms) = options.as_ref().and_then(only_a_timeout) {
-        return millis(Some(ms), "timeout");
+        return millis(Some(ms), what, "timeout");
     }
-    parse_options::<TimeoutOptions>(options, what)?.timeout()
+    parse_options::<TimeoutOptions>(options, what)?.timeout(what)
 }
 
 /// How long an operation that waits (a send, a receive, a call) may: `{ timeout, signal }`.
@@ -69,10 +71,10 @@ pub(super) struct Wait {
 /// Reads an optional `{ timeout, signal }` argument (`what` names it in errors).
 pub(super) fn wait_option(options: Option<JsValue>, what: &str) -> Result<Wait, JsValue> {
     if let Some(ms) = options.as_ref().and_then(only_a_timeout) {
-        return Ok(Wait { timeout: millis(Some(ms), "timeout")?, signal: None });
+        return Ok(Wait { timeout: millis(Some(ms), what, "timeout")?, signal: None });
     }
     let (options, signal) = with_signal::<TimeoutOptions>(options, what)?;
-    Ok(Wait { timeout: options.timeout()?, signal })
+    Ok(Wait { timeout: options.timeout(what)?, signal })
 }
 
 /// [`parse_options`] for an operation that waits, whose options may also hold an `AbortSignal`
@@ -136,13 +138,17 @@ pub(super) struct ReceiveBatchOptions {
 impl ReceiveBatchOptions {
     /// The timeout as a `Duration` (`RangeError` for a negative or non-finite number).
     pub fn timeout(&self) -> Result<Option<Duration>, JsValue> {
-        millis(self.timeout, "timeout")
+        millis(self.timeout, "receiveBatch options", "timeout")
     }
 }
 
-/// Milliseconds from JavaScript as a `Duration`, by the core's rule.
-fn millis(ms: Option<f64>, what: &str) -> Result<Option<Duration>, JsValue> {
-    ms.map(|ms| duration_from_ms(ms, what)).transpose().map_err(js_error)
+/// Milliseconds from JavaScript under `key` of the options `what` as a `Duration`, by the
+/// core's rule; a refusal names both, as every option error does.
+fn millis(ms: Option<f64>, what: &str, key: &str) -> Result<Option<Duration>, JsValue> {
+    ms.map(|ms| duration_from_ms(ms, key)).transpose().map_err(|error| match error {
+        Error::OutOfRange(refusal) => range_error(format!("{what}: {refusal}")),
+        other => js_error(other),
+    })
 }
 
 /// `managedKernel`'s `{ queueSize, mode, terminateTimeout }`.
@@ -159,7 +165,8 @@ pub(super) struct ManagedKernelOptions {
 impl ManagedKernelOptions {
     /// How long the kernel gets to drain when the holder is done (default five seconds).
     pub fn terminate_timeout(&self) -> Result<Duration, JsValue> {
-        Ok(millis(self.terminate_timeout, "terminateTimeout")?.unwrap_or(DEFAULT_TERMINATE_TIMEOUT))
+        Ok(millis(self.terminate_timeout, "managedKernel options", "terminateTimeout")?
+            .unwrap_or(DEFAULT_TERMINATE_TIMEOUT))
     }
 
     /// The launch options among these.

@@ -38,12 +38,12 @@ fn no_adapter_hint() -> &'static str {
 #[cfg(target_arch = "wasm32")]
 fn no_adapter_hint() -> &'static str {
     if crate::platform::runs_in_node() {
-        return "Node has navigator.gpu but it gave no adapter. Dawn (the webgpu npm package) needs a GPU driver or a \
+        return "Node has navigator.gpu, but it gave none. Dawn (the webgpu npm package) needs a GPU driver or a \
                 software Vulkan driver it accepts: SwiftShader, which Chromium ships (on Debian start Node with \
                 VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json); it turns Mesa's lavapipe down. Or fall \
                 back to RingKernelRuntime.create({ backend: \"cpu\" }), which runs kernels' JavaScript handlers";
     }
-    "the browser has WebGPU but gave no adapter: it may be disabled or the GPU blocklisted. In Chrome or Edge see \
+    "the browser has WebGPU, but it gave none: it may be disabled or the GPU blocklisted. In Chrome or Edge see \
      chrome://gpu; on Linux enable chrome://flags/#enable-unsafe-webgpu (or start with --enable-unsafe-webgpu). Pages \
      can fall back to RingKernelRuntime.create({ backend: \"cpu\" }), which runs kernels' JavaScript handlers"
 }
@@ -120,7 +120,8 @@ pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adap
         }
     }
     Err(Error::BackendUnavailable {
-        reason: format!("no adapter found (tried {}); {}", failures.join("; "), no_adapter_hint()),
+        // What to do first; what wgpu tried after it, for a bug report.
+        reason: format!("no adapter found: {}. Tried: {}", no_adapter_hint(), failures.join("; ")),
     })
 }
 

@@ -6,7 +6,10 @@ export * from "./ringkernel_web.js";
 export * from "./SNIPPETS/errors.js";
 import "./lifetimes.js";
 import "./iteration.js";
-import initWasm from "./ringkernel_web.js";
+import initWasm, { initSync as initWasmSync, RingKernelRuntime, defineMessage as define, ringKernel as register } from "./ringkernel_web.js";
+
+/** Whether the wasm module is instantiated: until then every call into it is refused by name. */
+let ready = false;
 
 /**
  * Loads and instantiates the wasm module (once; later calls resolve at once). Without an
@@ -19,8 +22,40 @@ export default async function init(input) {
     const url = new URL("ringkernel_web_bg.wasm", import.meta.url);
     if (url.protocol === "file:") input = { module_or_path: await readFileUrl(url) };
   }
-  return initWasm(input);
+  const exports = await initWasm(input);
+  ready = true;
+  return exports;
 }
+
+/** wasm-bindgen's synchronous `initSync({ module })`, noted as `init()` is. */
+export function initSync(module) {
+  const exports = initWasmSync(module);
+  ready = true;
+  return exports;
+}
+
+// The three ways into the package before it is initialized, which wasm-bindgen's glue would
+// answer with "Cannot read properties of undefined (reading '__wbindgen_malloc')". Explicit
+// exports take precedence over the `export *` above.
+const notReady = (call) =>
+  new Error(`ringkernel-web: ${call} was called before \`await init()\` resolved; nothing can run before the wasm module is loaded`);
+
+/** `defineMessage`, refused by name before `init()`. */
+export function defineMessage(name, fields) {
+  if (!ready) throw notReady("defineMessage()");
+  return define(name, fields);
+}
+
+/** `ringKernel`, refused by name before `init()`. */
+export function ringKernel(definition) {
+  if (!ready) throw notReady("ringKernel()");
+  return register(definition);
+}
+
+const create = RingKernelRuntime.create;
+RingKernelRuntime.create = function (options) {
+  return ready ? create.call(this, options) : Promise.reject(notReady("RingKernelRuntime.create()"));
+};
 
 /** The bytes of a `file:` URL, through Node's `fs` (imported only here, so bundles never see it). */
 async function readFileUrl(url) {
