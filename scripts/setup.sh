@@ -149,7 +149,6 @@ wasm_size_verdict() {
     fi
 }
 
-# Fails when the last build_npm_package left a release wasm over the budget.
 # A full test run from a fresh clone writes about 5 GB under target/ (native and wasm32 test
 # builds, the release wasm, docs). A disk that fills mid-link fails with the linker's "Bus
 # error", which names no cause, so the run says so before it starts.
@@ -163,6 +162,7 @@ check_free_disk() {
     fi
 }
 
+# Fails when the last build_npm_package left a release wasm over the budget.
 check_wasm_size() {
     local opt_gz
     opt_gz=$(sed -n 's/.*"wasmOptGzip": \([0-9]*\).*/\1/p' "$wasm_size_file" 2>/dev/null || true)

@@ -225,6 +225,13 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
             return Err(error);
         }
     };
+    // Stopped meanwhile (past the shutdown's wait for this recovery): nothing would release it.
+    if table.state == LifecycleState::Stopped {
+        if let Some(gpu) = device.gpu() {
+            gpu.destroy("the runtime was disposed");
+        }
+        return Err(Error::Disposed);
+    }
     shared.replace_device(device_id, device);
     for (id, instance, exec) in execs {
         // Skip a kernel terminated (stranded) while the device was being replaced.

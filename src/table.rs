@@ -317,6 +317,21 @@ pub(crate) struct Shared {
     pub recovering: futures_util::lock::Mutex<()>,
     /// Memory pressure watches (their callbacks run with neither lock held).
     pub alerts: Mutex<AlertWatches>,
+    /// Work on the devices outside the tick (a state read, a kernel's compile, a migration),
+    /// which the shutdown lets finish before it releases them.
+    device_work: AtomicUsize,
+    device_work_done: Event,
+}
+
+/// Work on the devices outside the tick, under way until dropped (see [`Shared::device_work`]).
+pub(crate) struct DeviceWork<'a>(&'a Shared);
+
+impl Drop for DeviceWork<'_> {
+    fn drop(&mut self) {
+        if self.0.device_work.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.device_work_done.notify(usize::MAX);
+        }
+    }
 }
 
 impl Shared {
@@ -349,6 +364,30 @@ impl Shared {
             buffers,
             recovering: futures_util::lock::Mutex::new(()),
             alerts: Mutex::new(AlertWatches::default()),
+            device_work: AtomicUsize::new(0),
+            device_work_done: Event::new(),
+        }
+    }
+
+    /// Marks work on the devices outside the tick as under way. Take it under the table lock
+    /// that saw the runtime running: the shutdown stops the runtime under that lock, so it
+    /// sees every such work begun before.
+    pub fn device_work(&self) -> DeviceWork<'_> {
+        self.device_work.fetch_add(1, Ordering::AcqRel);
+        DeviceWork(self)
+    }
+
+    /// Waits until no work on the devices is under way outside the tick; `false` if `deadline`
+    /// passes first.
+    pub async fn device_work_done(&self, deadline: crate::waiting::Deadline) -> bool {
+        loop {
+            let done = self.device_work_done.listen();
+            if self.device_work.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if !crate::waiting::wait(done, deadline).await {
+                return false;
+            }
         }
     }
 

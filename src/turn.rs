@@ -60,7 +60,8 @@ impl TickTurn {
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
         self.0.busy.store(false, Ordering::Release);
-        self.0.released.notify(1);
+        // Both the tick loop and the shutdown may be waiting.
+        self.0.released.notify(usize::MAX);
     }
 }
 

@@ -184,7 +184,8 @@ fn host_handlers_that_drop_fail_or_panic_are_counted_and_reported() {
     });
 }
 
-/// Failures in one tick: a call hears its own message's failure, not another's, and
+/// Failures in one tick: a call hears its own message's failure (by its place in the tick, not
+/// its number in the kernel's stream, which differ after the first tick), not another's, and
 /// `last_error` is the latest.
 #[test]
 fn a_call_hears_why_its_own_message_failed_and_last_error_is_the_latest() {
@@ -201,19 +202,29 @@ fn a_call_hears_why_its_own_message_failed_and_last_error_is_the_latest() {
         ),
     );
     let rt = cpu();
+    let wait = Some(Duration::from_millis(5000));
     pollster::block_on(async {
-        rt.launch("odd-fails", LaunchOptions::default().with_queue_capacity(64)).await.unwrap();
-        // Queued while the kernel is not active yet, so that all four run in one tick.
-        assert_eq!(rt.send_batch("odd-fails", &[1i32, 3, 5], None).await.unwrap(), 3);
-        let call = rt.call_pod::<i32, i32>("odd-fails", &7, Some(Duration::from_millis(5000)));
-        let (called, activated) = futures_util::future::join(call, rt.activate("odd-fails")).await;
-        activated.unwrap();
-        let e = called.unwrap_err();
-        assert_eq!(e, Error::MessageDropped { id: "odd-fails".into(), failure: Some("odd 7".into()) });
-        assert_eq!(e.to_string(), "kernel 'odd-fails' dropped the message of this call: odd 7");
+        start(&rt, "odd-fails", 64).await;
+        assert_eq!(rt.call_pod::<i32, i32>("odd-fails", &2, wait).await.unwrap(), 4, "a first tick");
+        rt.deactivate("odd-fails").await.unwrap();
+        // Queued while the kernel is paused, so that all of them run in one tick: 1, the calls
+        // of 3 and 4, then 5.
+        assert_eq!(rt.send_batch("odd-fails", &[1i32], None).await.unwrap(), 1);
+        let three = rt.call_pod::<i32, i32>("odd-fails", &3, wait);
+        let four = rt.call_pod::<i32, i32>("odd-fails", &4, wait);
+        let five = async {
+            rt.send_batch("odd-fails", &[5i32], None).await.unwrap();
+            rt.reactivate("odd-fails").await.unwrap();
+        };
+        let (three, four, ()) = futures_util::future::join3(three, four, five).await;
+        let e = three.unwrap_err();
+        let failure = "the host handler failed: odd 3";
+        assert_eq!(e, Error::MessageDropped { id: "odd-fails".into(), failure: Some(failure.into()) });
+        assert_eq!(e.to_string(), format!("kernel 'odd-fails' dropped the message of this call: {failure}"));
+        assert_eq!(four.unwrap(), 8);
         let t = rt.telemetry("odd-fails").unwrap().unwrap();
-        assert_eq!((t.messages_processed, t.errors, t.dispatches), (4, 4, 1), "one tick");
-        assert_eq!(t.last_error.as_deref(), Some("odd 7"));
+        assert_eq!((t.messages_processed, t.errors, t.dispatches), (5, 3, 2), "two ticks");
+        assert_eq!(t.last_error.as_deref(), Some("the host handler failed: odd 5"));
     });
 }
 

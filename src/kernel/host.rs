@@ -27,8 +27,11 @@ pub trait HostHandler: Send + Sync {
     /// adapter copies `state` across the boundary once per run, not per message).
     fn handle_run(&self, mut run: HostRun<'_>) -> RunReport {
         run.answer_each(|input, output, state| {
-            catch_unwind(AssertUnwindSafe(|| self.handle(input, output, state)))
-                .unwrap_or_else(|panic| Err(panic_text(&panic)))
+            match catch_unwind(AssertUnwindSafe(|| self.handle(input, output, state))) {
+                Ok(Err(text)) => Err(format!("the host handler failed: {text}")),
+                Ok(answered) => answered,
+                Err(panic) => Err(panic_text(&panic)),
+            }
         })
     }
 
@@ -240,7 +243,7 @@ mod tests {
         assert_eq!(kept, [0, 0, 1]);
         assert_eq!(outputs[2], 2);
         assert_eq!(report.failed, 2);
-        assert_eq!(report.failures[0], (0, "zero is not allowed".to_owned()));
+        assert_eq!(report.failures[0], (0, "the host handler failed: zero is not allowed".to_owned()));
         assert_eq!(report.failures[1], (1, "the host handler panicked: one is worse".to_owned()));
     }
 }

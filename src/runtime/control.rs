@@ -60,9 +60,10 @@ impl Runtime {
         validate_id(&id)?;
         let (input_size, output_size, max_batch) = queue_sizes(&options, self.options().default_queue_size)?;
         let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
-        let (device, generation) = {
+        let (device, generation, _work) = {
             // Reserve the id (state Created) so a concurrent launch of the same id is refused.
             let mut table = self.accepting_table("launches")?;
+            let work = self.shared.device_work();
             if let Some(existing) = table.kernels.get(&id) {
                 return Err(Error::KernelState { id, state: existing.life.state(), action: Action::Launch });
             }
@@ -98,7 +99,7 @@ impl Runtime {
                 def: definition.clone(),
             };
             table.kernels.insert(id.clone(), kernel);
-            (device, table.device(device).generation)
+            (device, table.device(device).generation, work)
         };
         let device_id = device;
         let device = self.shared.device(device_id);
@@ -348,8 +349,9 @@ impl Runtime {
     /// Readable from launch until the kernel is removed (or the runtime disposed, which
     /// releases the device), including after terminate.
     pub async fn read_state(&self, id: &str) -> Result<Vec<u8>> {
-        let (store, device) = {
+        let (store, device, _work) = {
             let mut table = self.open_table()?;
+            let work = self.shared.device_work();
             let (kernel, device) = table.kernel_on_device(id)?;
             let lost = device.lost.clone();
             if kernel.def.state.is_none() {
@@ -375,7 +377,7 @@ impl Runtime {
                 kernel.counters.bytes_from_device += buffer.size();
             }
             // The device the buffer lives on, taken with it: recovery may replace the runtime's.
-            (store, self.shared.device(kernel.device))
+            (store, self.shared.device(kernel.device), work)
         };
         match (store, device.gpu()) {
             // The host handler updates the words under this lock, between messages.

@@ -69,7 +69,10 @@ impl Runtime {
     /// launched, active or deactivated, and when the target is lost or cannot compile it.
     pub async fn migrate(&self, id: &str, device: DeviceId) -> Result<MigrationReport> {
         self.check_device(device)?;
-        drop(self.open_table()?);
+        let _work = {
+            let _running = self.open_table()?;
+            self.shared.device_work()
+        };
         migration::migrate(&self.shared, id, device).await
     }
 

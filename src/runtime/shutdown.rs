@@ -10,6 +10,7 @@ use super::DEFAULT_TERMINATE_TIMEOUT;
 use crate::error::{Error, Result};
 use crate::lifecycle::{KernelState, LifecycleState};
 use crate::platform;
+use crate::table::Table;
 use crate::telemetry::ShutdownReport;
 use crate::waiting;
 
@@ -59,9 +60,10 @@ impl Runtime {
     }
 
     /// `→ Stopped`: drains first if that has not begun (within [`DEFAULT_TERMINATE_TIMEOUT`]),
-    /// stops the tick loop, releases the device (WebGPU's `device.destroy()`, once the tick
-    /// under way is delivered) and reports the runtime's whole life. Every later call fails with
-    /// `Disposed`; a second `complete_shutdown` hands back the same report.
+    /// stops the tick loop, releases every device (WebGPU's `device.destroy()`, once the work
+    /// under way on it is done, or after a second at most) and reports the runtime's whole
+    /// life. Every later call fails with `Disposed`; a second `complete_shutdown` hands back the
+    /// same report.
     pub async fn complete_shutdown(&self) -> Result<ShutdownReport> {
         if self.lifecycle_state() == LifecycleState::Running {
             // What a drain that timed out left unprocessed is in the report.
@@ -69,32 +71,38 @@ impl Runtime {
         }
         let report = {
             let mut table = self.shared.lock();
-            if let Some(report) = &table.report {
-                return Ok(report.clone());
+            match &table.report {
+                Some(report) => report.clone(),
+                None => Self::stop(&mut table, self.shared.created_at_ms),
             }
-            table.state = LifecycleState::Stopped;
-            let kernels = || table.kernels.values();
-            let report = ShutdownReport {
-                total_uptime_ms: platform::now_ms() - self.shared.created_at_ms,
-                kernels_launched: table.launched,
-                kernels_terminated: table.retired.kernels
-                    + kernels().filter(|k| k.life.state() == KernelState::Terminated).count() as u64,
-                messages_processed: table.retired.messages_processed
-                    + kernels().map(|k| k.counters.messages_processed).sum::<u64>(),
-                messages_unprocessed: table.retired.messages_unprocessed
-                    + kernels().map(|k| k.counters.unprocessed_at_termination).sum::<u64>(),
-                answers_never_received: table.retired.answers_never_received
-                    + kernels().map(|k| k.mailbox.outbox.len() as u64 + k.counters.answers_abandoned).sum::<u64>(),
-                device_losses: table.devices.iter().map(|d| d.generation).sum(),
-                recoveries: table.devices.iter().map(|d| d.recoveries).sum(),
-                migrated_kernels: table.migrations,
-            };
-            table.report = Some(report.clone());
-            report
         };
         self.shared.shut_down();
+        // Again on a second call: the first one's future may have been dropped before it.
         self.release_devices().await;
         Ok(report)
+    }
+
+    /// Stops the runtime under the table lock and makes its report.
+    fn stop(table: &mut Table, created_at_ms: f64) -> ShutdownReport {
+        table.state = LifecycleState::Stopped;
+        let kernels = || table.kernels.values();
+        let report = ShutdownReport {
+            total_uptime_ms: platform::now_ms() - created_at_ms,
+            kernels_launched: table.launched,
+            kernels_terminated: table.retired.kernels
+                + kernels().filter(|k| k.life.state() == KernelState::Terminated).count() as u64,
+            messages_processed: table.retired.messages_processed
+                + kernels().map(|k| k.counters.messages_processed).sum::<u64>(),
+            messages_unprocessed: table.retired.messages_unprocessed
+                + kernels().map(|k| k.counters.unprocessed_at_termination).sum::<u64>(),
+            answers_never_received: table.retired.answers_never_received
+                + kernels().map(|k| k.mailbox.outbox.len() as u64 + k.counters.answers_abandoned).sum::<u64>(),
+            device_losses: table.devices.iter().map(|d| d.generation).sum(),
+            recoveries: table.devices.iter().map(|d| d.recoveries).sum(),
+            migrated_kernels: table.migrations,
+        };
+        table.report = Some(report.clone());
+        report
     }
 
     /// Destroys every GPU device, each between ticks. On the web and in Node nothing else would:
@@ -104,7 +112,14 @@ impl Runtime {
     /// nothing.
     async fn release_devices(&self) {
         let deadline = waiting::deadline(Some(RELEASE_WAIT));
+        // A recovery under way first (the device it opens is released with the others), then
+        // state reads, compiles and migrations begun before the runtime stopped.
+        let _recovery = waiting::wait_for(self.shared.recovering.lock(), deadline).await;
+        self.shared.device_work_done(deadline).await;
         for device in self.shared.device_ids() {
+            if self.shared.device(device).gpu().is_none() {
+                continue;
+            }
             let turn = self.shared.turn(device).take(deadline).await;
             if let Some(gpu) = self.shared.device(device).gpu() {
                 gpu.destroy("the runtime was disposed");
@@ -114,7 +129,7 @@ impl Runtime {
     }
 }
 
-/// How long the shutdown waits for a device's tick under way before it releases the device.
+/// How long the shutdown waits for the work under way on the devices before it releases them.
 const RELEASE_WAIT: Duration = Duration::from_secs(1);
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
@@ -143,5 +158,26 @@ mod tests {
         let fault = gpu.gpu().expect("a GPU device").check_fault().expect_err("the device was released");
         assert!(fault.to_string().contains("the runtime was disposed"), "{fault}");
         assert_eq!(rt.shared.lock().kernels["doubler"].life.state(), KernelState::Terminated);
+    }
+
+    /// A shutdown without a drain (after `begin_drain`) comes while ticks are under way: the
+    /// device is released between ticks, so the kernel is not failed and the device not lost,
+    /// and a second shutdown releases again harmlessly.
+    #[test]
+    fn a_shutdown_without_a_drain_releases_the_device_between_ticks() {
+        let options = RuntimeOptions::default().with_backend(BackendChoice::Auto);
+        let rt = pollster::block_on(Runtime::new(options)).expect("GPU tests need lavapipe (mesa-vulkan-drivers)");
+        pollster::block_on(async {
+            rt.launch("doubler", LaunchOptions::default().with_queue_capacity(100_000)).await.unwrap();
+            rt.activate("doubler").await.unwrap();
+            let values: Vec<i32> = (0..100_000).collect();
+            rt.send_batch("doubler", &values, Some(Duration::from_secs(30))).await.unwrap();
+            rt.begin_drain().unwrap();
+            let report = rt.complete_shutdown().await.unwrap();
+            assert_eq!(rt.complete_shutdown().await.unwrap().messages_processed, report.messages_processed);
+        });
+        let mut table = rt.shared.lock();
+        assert_eq!(table.kernels["doubler"].life.state(), KernelState::Active);
+        assert!(table.device(DeviceId(0)).lost.is_none(), "{:?}", table.device(DeviceId(0)).lost);
     }
 }

@@ -5,8 +5,9 @@
 //! for kernels with state, the state as a typed array it may update in place. It returns the
 //! answer object, or `null`/`undefined` to drop the message. It runs synchronously inside the
 //! tick; a throw (or a returned Promise) drops that message, counts an error, and is
-//! reported to its `call`, in telemetry's `lastError`, and, the first time for each handler,
-//! in the console (a failing handler must not flood it: 10,000 failures made 10,000 lines).
+//! reported to its `call` and in telemetry's `lastError`; a handler's first throw (once per
+//! registered handler) is also shown in the console, its later ones not (10,000 failures made
+//! 10,000 lines).
 
 use std::cell::Cell;
 

@@ -120,8 +120,12 @@ pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adap
         }
     }
     Err(Error::BackendUnavailable {
-        // What to do first; what wgpu tried after it, for a bug report.
-        reason: format!("no adapter found: {}. Tried: {}", no_adapter_hint(), failures.join("; ")),
+        // What to do first, and what wgpu tried after it; but an adapter asked for by an index
+        // past those there are is that, not a missing driver.
+        reason: match request.index {
+            0 => format!("no adapter found: {}. Tried: {}", no_adapter_hint(), failures.join("; ")),
+            _ => format!("no adapter found: {}", failures.join("; ")),
+        },
     })
 }
 
