@@ -112,9 +112,8 @@ impl Runtime {
     /// nothing.
     async fn release_devices(&self) {
         let deadline = waiting::deadline(Some(RELEASE_WAIT));
-        // A recovery under way first (the device it opens is released with the others), then
-        // state reads, compiles and migrations begun before the runtime stopped.
-        let _recovery = waiting::wait_for(self.shared.recovering.lock(), deadline).await;
+        // State reads, compiles and migrations begun before the runtime stopped finish first. A
+        // recovery under way destroys the device it opens itself, seeing the runtime stopped.
         self.shared.device_work_done(deadline).await;
         for device in self.shared.device_ids() {
             if self.shared.device(device).gpu().is_none() {
