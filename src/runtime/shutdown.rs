@@ -138,21 +138,27 @@ mod tests {
     use crate::devices::DeviceId;
     use crate::{BackendChoice, KernelState, LaunchOptions, Runtime, RuntimeOptions};
 
+    /// A runtime on lavapipe with an active doubler that was sent `n` messages.
+    fn doubler_sent(n: i32) -> Runtime {
+        let options = RuntimeOptions::default().with_backend(BackendChoice::Auto);
+        let rt = pollster::block_on(Runtime::new(options)).expect("GPU tests need lavapipe (mesa-vulkan-drivers)");
+        pollster::block_on(async {
+            rt.launch("doubler", LaunchOptions::default().with_queue_capacity(n as usize)).await.unwrap();
+            rt.activate("doubler").await.unwrap();
+            let values: Vec<i32> = (0..n).collect();
+            rt.send_batch("doubler", &values, Some(Duration::from_secs(30))).await.unwrap();
+        });
+        rt
+    }
+
     /// The shutdown destroys the device once the last tick is delivered: every message was
     /// processed, the kernel ends terminated (not failed by the device's end), and the device
     /// reports why it is gone.
     #[test]
     fn the_shutdown_releases_the_device_after_the_last_tick() {
-        let options = RuntimeOptions::default().with_backend(BackendChoice::Auto);
-        let rt = pollster::block_on(Runtime::new(options)).expect("GPU tests need lavapipe (mesa-vulkan-drivers)");
-        pollster::block_on(async {
-            rt.launch("doubler", LaunchOptions::default().with_queue_capacity(1000)).await.unwrap();
-            rt.activate("doubler").await.unwrap();
-            let values: Vec<i32> = (0..1000).collect();
-            rt.send_batch("doubler", &values, Some(Duration::from_secs(30))).await.unwrap();
-            let report = rt.dispose().await.unwrap();
-            assert_eq!(report.messages_processed, 1000);
-        });
+        let rt = doubler_sent(1000);
+        let report = pollster::block_on(rt.dispose()).unwrap();
+        assert_eq!(report.messages_processed, 1000);
         let gpu = rt.shared.device(DeviceId(0));
         let fault = gpu.gpu().expect("a GPU device").check_fault().expect_err("the device was released");
         assert!(fault.to_string().contains("the runtime was disposed"), "{fault}");
@@ -164,17 +170,10 @@ mod tests {
     /// and a second shutdown releases again harmlessly.
     #[test]
     fn a_shutdown_without_a_drain_releases_the_device_between_ticks() {
-        let options = RuntimeOptions::default().with_backend(BackendChoice::Auto);
-        let rt = pollster::block_on(Runtime::new(options)).expect("GPU tests need lavapipe (mesa-vulkan-drivers)");
-        pollster::block_on(async {
-            rt.launch("doubler", LaunchOptions::default().with_queue_capacity(100_000)).await.unwrap();
-            rt.activate("doubler").await.unwrap();
-            let values: Vec<i32> = (0..100_000).collect();
-            rt.send_batch("doubler", &values, Some(Duration::from_secs(30))).await.unwrap();
-            rt.begin_drain().unwrap();
-            let report = rt.complete_shutdown().await.unwrap();
-            assert_eq!(rt.complete_shutdown().await.unwrap().messages_processed, report.messages_processed);
-        });
+        let rt = doubler_sent(100_000);
+        rt.begin_drain().unwrap();
+        let report = pollster::block_on(rt.complete_shutdown()).unwrap();
+        assert_eq!(pollster::block_on(rt.complete_shutdown()).unwrap().messages_processed, report.messages_processed);
         let mut table = rt.shared.lock();
         assert_eq!(table.kernels["doubler"].life.state(), KernelState::Active);
         assert!(table.device(DeviceId(0)).lost.is_none(), "{:?}", table.device(DeviceId(0)).lost);
