@@ -225,7 +225,7 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
             return Err(error);
         }
     };
-    // Stopped meanwhile (past the shutdown's wait for this recovery): nothing would release it.
+    // Stopped meanwhile: the shutdown released the devices it found, not this one.
     if table.state == LifecycleState::Stopped {
         if let Some(gpu) = device.gpu() {
             gpu.destroy("the runtime was disposed");

@@ -115,14 +115,12 @@ impl Runtime {
         // State reads, compiles and migrations begun before the runtime stopped finish first. A
         // recovery under way destroys the device it opens itself, seeing the runtime stopped.
         self.shared.device_work_done(deadline).await;
-        for device in self.shared.device_ids() {
-            if self.shared.device(device).gpu().is_none() {
-                continue;
-            }
-            let turn = self.shared.turn(device).take(deadline).await;
-            if let Some(gpu) = self.shared.device(device).gpu() {
-                gpu.destroy("the runtime was disposed");
-            }
+        // Once stopped, recovery replaces no device (see `recover_locked`): the one here is it.
+        for id in self.shared.device_ids() {
+            let device = self.shared.device(id);
+            let Some(gpu) = device.gpu() else { continue };
+            let turn = self.shared.turn(id).take(deadline).await;
+            gpu.destroy("the runtime was disposed");
             drop(turn);
         }
     }
