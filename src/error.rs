@@ -278,7 +278,9 @@ fn batch_send_text(accepted: usize, error: &Error) -> String {
 
 /// `noun` with its indefinite article: "a string", "an object".
 pub(crate) fn with_article(noun: &str) -> String {
-    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+    // "Uint32Array" and "u32" begin with the sound of "you".
+    let you = noun.starts_with("Uint") || noun.starts_with("u32");
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) && !you { "an" } else { "a" };
     format!("{article} {noun}")
 }
 

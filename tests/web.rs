@@ -531,6 +531,60 @@ async fn malformed_messages_name_the_field_and_reach_nothing() {
     assert_eq!((num(&t, "messagesSent"), num(&t, "inputQueueDepth")), (0.0, 0.0), "a bad batch queues nothing");
 }
 
+/// A typed array of floats for messages of integers (or of integers for floats) would give the
+/// kernel the numbers' bits read as the other kind: `sendBatch` refuses it with a `TypeError`
+/// naming the field and what to send instead, and queues nothing. Integers of either
+/// signedness, and bytes, go in as packed messages.
+#[wasm_bindgen_test]
+async fn typed_arrays_of_the_other_number_kind_are_refused() {
+    let rt = js_runtime().await;
+    let ints = define_message("IntsIn".into(), object(&[("a", "i32".into())])).unwrap();
+    let floats = define_message("FloatsIn".into(), object(&[("x", "f32".into())])).unwrap();
+    let mixed = define_message("MixedIn".into(), object(&[("id", "u32".into()), ("inner", floats.clone())])).unwrap();
+    for (id, message, name) in
+        [("ints", &ints, "IntsIn"), ("floats", &floats, "FloatsIn"), ("mixed", &mixed, "MixedIn")]
+    {
+        let wgsl = format!("fn handle(m: {name}) -> {name} {{ return m; }}");
+        let fields =
+            [("id", id.into()), ("input", message.clone()), ("output", message.clone()), ("wgsl", wgsl.into())];
+        ring_kernel(object(&fields)).unwrap();
+        js(rt.launch(id.into(), None, None)).await.unwrap();
+    }
+    let f32s = |n: u32| JsValue::from(js_sys::Float32Array::new_with_length(n));
+    let i32s = |n: u32| JsValue::from(js_sys::Int32Array::new_with_length(n));
+    let refused = [
+        ("ints", f32s(2), "a Float32Array of f32 values, but field `a` of message IntsIn is i32: i32 values go in an Int32Array"),
+        ("floats", i32s(2), "an Int32Array of i32 values, but field `x` of message FloatsIn is f32: f32 values go in a Float32Array"),
+        (
+            "floats",
+            js_sys::Uint32Array::new_with_length(1).into(),
+            "a Uint32Array of u32 values, but field `x` of message FloatsIn is f32: f32 values go in a Float32Array",
+        ),
+        ("mixed", f32s(2), "a Float32Array of f32 values, but field `id` of message MixedIn is u32: packed bytes go in a Uint8Array"),
+        ("mixed", i32s(2), "an Int32Array of i32 values, but field `inner.x` of message MixedIn is f32: packed bytes go in a Uint8Array"),
+    ];
+    for (id, batch, said) in refused {
+        let error = js(rt.send_batch(id.into(), batch, None)).await.expect_err("refused");
+        assert!(error.is_instance_of::<js_sys::TypeError>(), "{id}: {error:?}");
+        let expected = format!("sendBatch got {said}, or send the messages as objects");
+        assert_eq!(get(&error, "message").as_string().as_deref(), Some(expected.as_str()));
+    }
+    for id in ["ints", "floats", "mixed"] {
+        let t = rt.get_telemetry(id.into()).unwrap();
+        assert_eq!((num(&t, "messagesSent"), num(&t, "errors")), (0.0, 0.0), "{id}: nothing queued, nothing counted");
+    }
+    let accepted = [
+        ("ints", JsValue::from(js_sys::Uint32Array::new_with_length(2)), 2.0),
+        ("ints", i32s(1), 1.0),
+        ("floats", f32s(3), 3.0),
+        ("mixed", js_sys::Uint8Array::new_with_length(8).into(), 1.0),
+        ("mixed", js_sys::DataView::new(&js_sys::ArrayBuffer::new(8), 0, 8).into(), 1.0),
+    ];
+    for (id, batch, count) in accepted {
+        assert_eq!(js(rt.send_batch(id.into(), batch, None)).await.unwrap().as_f64(), Some(count), "{id}");
+    }
+}
+
 #[wasm_bindgen_test]
 async fn backpressure_waits_then_refuses_and_keeps_what_was_accepted() {
     let rt = js_runtime().await;

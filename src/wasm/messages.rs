@@ -183,6 +183,10 @@ pub(super) enum Batch {
 /// message; otherwise the core reads each message and judges them.
 pub(super) fn js_batch(messages: &JsValue, input: impl FnOnce() -> Option<MessageLayout>) -> Result<Batch, JsValue> {
     if let Some(bytes) = packed_bytes(messages) {
+        let kind = kind_name(messages);
+        if let Some(problem) = element_scalar(&kind).and_then(|scalar| other_scalar(&input()?, scalar)) {
+            return Err(type_error(format!("sendBatch got {} of {problem}", with_article(&kind))));
+        }
         return Ok(Batch::Packed(bytes));
     }
     if Array::is_array(messages) {
@@ -223,6 +227,56 @@ fn js_field(ty: &FieldType, value: Value) -> JsValue {
         }
         // Names the kind, not the value: a value's Debug would link float formatting for `f32`.
         (_, other) => unreachable!("decode shapes values by their layout, got a {} for {ty}", other.kind_name()),
+    }
+}
+
+/// The scalar an `Int32Array`'s, `Uint32Array`'s or `Float32Array`'s elements are (`kind`: its
+/// constructor's name, as [`kind_name`] gives it). Other views and buffers hold bytes: packed
+/// messages as they are, whatever their fields.
+fn element_scalar(kind: &str) -> Option<Scalar> {
+    Scalar::ALL.into_iter().find(|&scalar| typed_array(scalar) == kind)
+}
+
+/// Why messages of `layout` cannot come as a typed array of `scalar`s: a float field would read
+/// an integer's bits as a float, or the other way round (the refusal's words after "of").
+/// `None` when every number in them is a float like `scalar`, or an integer like it: `i32` and
+/// `u32` share their bits up to 2^31, and a WGSL `bitcast` reads them as each other.
+fn other_scalar(layout: &MessageLayout, scalar: Scalar) -> Option<String> {
+    let (path, other) = first_other(layout, scalar)?;
+    let advice = match first_other(layout, other) {
+        None => format!("{other} values go in {}", with_article(typed_array(other))),
+        Some(_) => "packed bytes go in a Uint8Array".into(),
+    };
+    Some(format!(
+        "{scalar} values, but field `{path}` of message {} is {other}: {advice}, or send the messages as objects",
+        layout.name()
+    ))
+}
+
+/// The first field (its path) of `layout` whose numbers are floats where `scalar` is an
+/// integer or the other way round, and their scalar.
+fn first_other(layout: &MessageLayout, scalar: Scalar) -> Option<(String, Scalar)> {
+    let float = |scalar| scalar == Scalar::F32;
+    layout.fields().iter().find_map(|field| {
+        let mut ty = &field.ty;
+        while let FieldType::Array(element, _) = ty {
+            ty = element;
+        }
+        match ty {
+            FieldType::Struct(nested) => {
+                first_other(nested, scalar).map(|(path, other)| (format!("{}.{path}", field.name), other))
+            }
+            _ => ty.scalar().filter(|&other| float(other) != float(scalar)).map(|other| (field.name.clone(), other)),
+        }
+    })
+}
+
+/// The typed array whose elements are `scalar`s.
+fn typed_array(scalar: Scalar) -> &'static str {
+    match scalar {
+        Scalar::I32 => "Int32Array",
+        Scalar::U32 => "Uint32Array",
+        Scalar::F32 => "Float32Array",
     }
 }
 

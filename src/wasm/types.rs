@@ -358,7 +358,7 @@ export interface DeviceHealth {
 
 /** Arrays of `T`, nested to any depth (an `array<array<T, N>, M>` field). */
 export type Nested<T> = (T | Nested<T>)[];
-/** Messages already packed in the input layout, back to back: bytes in any view whose elements are 8, 16 or 32 bits wide (64-bit elements are no message field's). */
+/** Messages already packed in the input layout, back to back: bytes in any view whose elements are 8, 16 or 32 bits wide (64-bit elements are no message field's). A `Float32Array` is refused (TypeError) for messages with integer fields, and an `Int32Array` or `Uint32Array` for messages with `f32` fields: their bits would be read as the other kind of number. */
 export type PackedMessages = Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | DataView | ArrayBuffer;
 /** A message as sent: numbers, arrays or typed arrays of numbers, objects for nested messages. */
 export type MessageInput = { [field: string]: number | ArrayLike<number> | Nested<ArrayLike<number>> | MessageInput | Nested<MessageInput> };
