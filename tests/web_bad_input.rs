@@ -1017,6 +1017,7 @@ fn option_rows() -> Vec<Row> {
         ),
         ("{ health: { queuefill: 0.5 } }", object(&[("health", object(&[("queuefill", n(0.5))]))]), "TypeError"),
         ("{ health: 0.5 }", object(&[("health", n(0.5))]), "TypeError"),
+        ("{ backend: \"vulkan\" } (a native API)", object(&[("backend", s("vulkan"))]), "BackendUnavailableError"),
         (
             "{ deviceIndex: 1 } (a browser has one adapter)",
             object(&[("deviceIndex", n(1.0))]),
@@ -1046,6 +1047,14 @@ fn option_rows() -> Vec<Row> {
     ];
     for (shown, options, expect) in create_options.into_iter().chain(resilience_options) {
         rows.push(row(format!("RingKernelRuntime.create with {shown}"), Op::Create(options), expect));
+    }
+    let native =
+        "no GPU backend available: \"vulkan\", \"metal\", \"dx12\" and \"gl\" are native graphics APIs, which the \
+                  Rust crate opens; this package runs on WebGPU (\"webgpu\" or \"auto\") or on the host (\"cpu\")";
+    for backend in ["metal", "gl"] {
+        let options = object(&[("backend", s(backend))]);
+        let shown = format!("RingKernelRuntime.create with {{ backend: \"{backend}\" }} (a native API)");
+        rows.push(row(shown, Op::Create(options), "BackendUnavailableError").prop("message", native));
     }
     // The watchdog's settings at run time, and protected operations that are not functions.
     let settings: Vec<(&'static str, JsValue, &'static str, &'static str)> = vec![

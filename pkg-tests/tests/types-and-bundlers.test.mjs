@@ -45,8 +45,10 @@ test("package.json: every path it names exists and npm would publish it", async 
   assert.ok(packed.has("./bundler/ringkernel_web_bg.wasm") && packed.has("./ringkernel_web_bg.wasm"));
 });
 
-test("a strict TypeScript app type-checks against the package's declarations", async () => {
-  await run(bin("tsc"), ["-p", join(root, "tsconfig.json")]).catch((e) => assert.fail(`tsc failed:\n${e.stdout}${e.stderr}`));
+test("a strict TypeScript app type-checks against the package's declarations, also without esnext.disposable", async () => {
+  for (const config of [join(root, "tsconfig.json"), join(root, "types", "tsconfig.es2022.json")]) {
+    await run(bin("tsc"), ["-p", config]).catch((e) => assert.fail(`tsc -p ${config} failed:\n${e.stdout}${e.stderr}`));
+  }
 });
 
 test("misuse of the API fails to type-check, on exactly the lines marked misuse", async () => {

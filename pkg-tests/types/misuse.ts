@@ -11,6 +11,8 @@ const Response = defineMessage("MisuseResponse", { result: "i32" });
 export async function misuse(): Promise<void> {
   const runtime = await RingKernelRuntime.create({ enableTelemetry: "yes" }); // misuse
   await RingKernelRuntime.create({ backend: "cuda" }); // misuse
+  await RingKernelRuntime.create({ backend: "vulkan" }); // misuse
+  await runtime.receive<string>("doubler"); // misuse
   await RingKernelRuntime.create({ defaultQueueSize: 10, telemetry: true }); // misuse
   await runtime.launch("doubler", null, { queueSize: "big" }); // misuse
   await runtime.launch("doubler", null, { mode: "polling" }); // misuse
@@ -40,6 +42,11 @@ export async function misuse(): Promise<void> {
   const ray = await runtime.receive<OutputOf<typeof Ray>>("ray");
   ray.origin[1].toFixed(1);
   ray.origin[2]; // misuse
+  const rays = await runtime.launch("misuse-rays", { input: Ray, output: Ray, wgsl: "" });
+  await rays.send({ origin: [1, 2] });
+  await rays.send({ origin: new Float32Array(2) });
+  await rays.send({ origin: [1, 2, 3] }); // misuse
+  await rays.send({ origin: new Float64Array(2) }); // misuse
   ringKernel({ id: "no-handler", input: Point, output: Length }); // misuse
   ringKernel({ input: Point, output: Length, wgsl: "" }); // misuse
   ringKernel({ id: "wrong-answer", input: Point, output: Length, handler: (p) => ({ length: "far" }) }); // misuse

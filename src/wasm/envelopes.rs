@@ -49,10 +49,10 @@ export interface SendEnvelopeOptions {
   signal?: AbortSignal | null;
 }
 /** An answer with its envelope's header. */
-export interface ReceivedEnvelope<T extends MessageOutput = MessageOutput> { message: T; envelope: EnvelopeHeader; }
+export interface ReceivedEnvelope<T extends object = MessageOutput> { message: T; envelope: EnvelopeHeader; }
 export interface RingKernelRuntime {
   /** Resolves with the next answer and its envelope's header (made now for an answer to a message sent without one); TimeoutError after `timeout` ms. */
-  receiveEnvelope<T extends MessageOutput = MessageOutput>(id: string, options?: WaitOptions): Promise<ReceivedEnvelope<T>>;
+  receiveEnvelope<T extends object = MessageOutput>(id: string, options?: WaitOptions): Promise<ReceivedEnvelope<T>>;
 }
 "#;
 

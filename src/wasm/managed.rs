@@ -48,12 +48,12 @@ impl ManagedKernel {
 /// The seeds' `managed_kernel`: launches and activates `id` (a registered kernel, or
 /// `definition`) and resolves with a handle that terminates it on `await using` exit.
 /// Options: `{ queueSize, mode, terminateTimeout }` (ms, default 5000).
-#[wasm_bindgen(js_name = managedKernel, unchecked_return_type = "Promise<ManagedKernel>")]
+#[wasm_bindgen(js_name = managedKernel, skip_typescript)] // declared generic in TS_TYPES
 pub fn managed_kernel(
     runtime: &JsRuntime,
-    #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-    #[wasm_bindgen(unchecked_optional_param_type = "KernelDefinitionInput | null")] definition: Option<JsValue>,
-    #[wasm_bindgen(unchecked_optional_param_type = "ManagedKernelOptions")] options: Option<JsValue>,
+    id: JsValue,
+    definition: Option<JsValue>,
+    options: Option<JsValue>,
 ) -> Promise {
     let rt = runtime.inner.clone();
     promise(async move {

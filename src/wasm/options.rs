@@ -205,14 +205,13 @@ fn read_options(
     Ok(None)
 }
 
-/// Reads each field in `fields` that the object `value` has, in order, as serde-wasm-bindgen
-/// visits them: a key that reads `undefined` counts only if the object has it (`in`), and the
-/// first field refused ends it.
+/// Reads each field in `fields` that the object `value` gives, in order, as serde-wasm-bindgen
+/// visits them; the first field refused ends it. A key set to `undefined` is not given, as in a
+/// WebIDL dictionary (`{ timeout: undefined }` is `{}`), whatever the option's type.
 fn read_fields(value: &JsValue, fields: &[&str], options: &mut dyn ReadFields) -> Read<()> {
     for &field in fields {
-        let key = JsValue::from_str(field);
-        let found = Reflect::get(value, &key).map_err(|e| thrown(e).under(field))?;
-        if !found.is_undefined() || Reflect::has(value, &key).map_err(|e| thrown(e).under(field))? {
+        let found = Reflect::get(value, &JsValue::from_str(field)).map_err(|e| thrown(e).under(field))?;
+        if !found.is_undefined() {
             options.read_field(field, &found).map_err(|refusal| refusal.under(field))?;
         }
     }
@@ -933,7 +932,9 @@ mod tests {
         values
     }
 
-    /// Every field of `T` with every value, alone and all at once: the same result as serde's.
+    /// Every field of `T` with every value, alone and all at once: the same result as serde's for
+    /// the object without its keys set to `undefined`, which are not given (serde would read them
+    /// as given, and refuse `undefined` for a field that is not an `Option`).
     fn same_as_serde<T>()
     where
         T: ReadFields + Default + for<'de> Deserialize<'de> + std::fmt::Debug,
@@ -950,7 +951,13 @@ mod tests {
         for object in objects {
             let mut ours = T::default();
             let ours = read_fields(&object, shape::<T>().1, &mut ours).map(|()| ours).map_err(|_| ());
-            let serde = serde_wasm_bindgen::from_value::<T>(object.clone()).map_err(|_| ());
+            let given = Object::assign(&Object::new(), object.unchecked_ref());
+            for key in Object::keys(&given).iter() {
+                if Reflect::get(&given, &key).unwrap().is_undefined() {
+                    Reflect::delete_property(&given, &key).unwrap();
+                }
+            }
+            let serde = serde_wasm_bindgen::from_value::<T>(given.into()).map_err(|_| ());
             // Compared as printed: a NaN threshold is the same option, though not `==`.
             assert_eq!(format!("{ours:?}"), format!("{serde:?}"), "{:?}", js_sys::JSON::stringify(&object));
         }
@@ -1000,6 +1007,23 @@ mod tests {
         assert!(off.degradation.is_none(), "null turns the preset's degradation manager off");
         let kept = read(&[("preset", "production".into()), ("degradation", JsValue::UNDEFINED)]);
         assert!(kept.degradation.is_some(), "undefined is not given: the preset's stays");
+        // A key set to `undefined` is not given, at the top and nested, with a preset or without,
+        // whatever its type (a boolean here, a number nested).
+        let unset = |preset: &[(&str, JsValue)]| {
+            let mut entries = preset.to_vec();
+            entries.push(("enableTelemetry", JsValue::UNDEFINED));
+            let watchdog = object(&[("heartbeatTimeoutMs", JsValue::UNDEFINED), ("action", "report".into())]);
+            entries.push(("watchdog", watchdog));
+            runtime_options(Some(object(&entries))).expect("undefined is not given")
+        };
+        let plain = unset(&[]);
+        assert_eq!(plain.enable_telemetry, RuntimeOptions::default().enable_telemetry);
+        assert_eq!(plain.watchdog.heartbeat_timeout, WatchdogConfig::default().heartbeat_timeout);
+        let with_preset = unset(&[("preset", "development".into())]);
+        assert_eq!(with_preset.watchdog.heartbeat_timeout, Duration::from_secs(5), "the preset's heartbeat stays");
+        let launch =
+            launch_options(Some(object(&[("queueSize", JsValue::UNDEFINED), ("autoActivate", JsValue::UNDEFINED)])));
+        assert_eq!(launch.expect("undefined is not given").auto_activate, LaunchOptions::default().auto_activate);
         // A nested object for an option the preset leaves off starts from its defaults.
         let on =
             read(&[("preset", "development".into()), ("circuitBreaker", object(&[("failureThreshold", 2.into())]))]);

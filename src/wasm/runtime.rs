@@ -157,7 +157,7 @@ impl JsRuntime {
     pub fn send_batch(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "MessageInput[] | PackedMessages")] messages: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ReadonlyArray<MessageInput> | PackedMessages")] messages: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "WaitOptions")] options: Option<JsValue>,
     ) -> Promise {
         calls::send_batch(Runtime::clone(&self.inner), id, messages, options)

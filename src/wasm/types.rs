@@ -14,10 +14,11 @@ export type KernelState = "created" | "launched" | "active" | "deactivated" | "t
 /** What wakes a kernel: any input (persistent, the default) or only host sends (event-driven). */
 export type KernelMode = "persistent" | "event-driven";
 /**
- * Where kernels run. "auto" and "webgpu" use the browser's WebGPU; "cpu" runs every kernel's host
- * `handler` instead (for browsers without WebGPU); the rest name native graphics APIs.
+ * Where kernels run. "auto" and "webgpu" use WebGPU (the browser's, or Dawn's in Node); "cpu" runs
+ * every kernel's host `handler` instead (where there is no WebGPU). Native graphics APIs ("vulkan",
+ * "metal", "dx12", "gl") are the Rust crate's: here they reject with BackendUnavailableError.
  */
-export type BackendName = "auto" | "webgpu" | "cpu" | "vulkan" | "metal" | "dx12" | "gl";
+export type BackendName = "auto" | "webgpu" | "cpu";
 
 export interface RuntimeOptions {
   /** Start from `RuntimeBuilder`'s preset (see the README's presets table); the other keys given override it, a nested object's keys the preset's nested ones (`null` turns an optional one off). */
@@ -383,6 +384,8 @@ export interface MessageDescription<N extends string = string, F extends Record<
 }
 
 type TypedArrayOf<T> = T extends "f32" ? Float32Array : T extends "i32" ? Int32Array : Uint32Array;
+/** The typed arrays a vector may come in (its length is checked when sent): 32-bit elements, as every field's. */
+type Numbers32 = Float32Array | Int32Array | Uint32Array;
 /** An array's element (one level: `array<array<..>, N>` is not matched). */
 type ElementOf<T extends string> = T extends `array<${infer E}, ${number}>` ? E : never;
 /** The element under every level of an array: `f32` of `array<array<f32, 3>, 2>`. */
@@ -390,7 +393,7 @@ type InnermostOf<T extends string> = T extends `array<${infer R}` ? InnermostOf<
 /** The JavaScript value `send` takes for a field of type `T`. */
 export type FieldInput<T> =
   T extends ScalarType ? number :
-  T extends VectorType ? ArrayLike<number> :
+  T extends VectorType ? Readonly<VectorOutput<T>> | Numbers32 :
   T extends `array<${string}` ? (InnermostOf<T> extends ScalarType | VectorType ? ArrayLike<number> | Nested<ArrayLike<number>> : T extends `array<array<${string}` ? Nested<MessageInput> : FieldInput<ElementOf<T>>[]) :
   T extends MessageDescription<string, infer F> ? { [K in keyof F]: FieldInput<F[K]> } :
   MessageInput;
@@ -402,12 +405,12 @@ export type FieldOutput<T> =
   T extends ScalarType ? number :
   T extends VectorType ? VectorOutput<T> :
   T extends `array<${string}` ? (InnermostOf<T> extends `vec${number}<${infer S}>` ? TypedArrayOf<S> : InnermostOf<T> extends ScalarType ? TypedArrayOf<InnermostOf<T>> : T extends `array<array<${string}` ? Nested<MessageOutput> : FieldOutput<ElementOf<T>>[]) :
-  T extends MessageDescription<string, infer F> ? { [K in keyof F]: FieldOutput<F[K]> } :
+  T extends MessageDescription<string, infer F> ? { -readonly [K in keyof F]: FieldOutput<F[K]> } :
   MessageOutput;
 /** A message of description `D` as `send` takes it: `InputOf<typeof Request>` is `{ value: number }`. */
 export type InputOf<D extends MessageDescription> = { [K in keyof D["fields"]]: FieldInput<D["fields"][K]> };
-/** A message of description `D` as `receive` gives it (vectors as tuples of numbers, numeric arrays as typed arrays). */
-export type OutputOf<D extends MessageDescription> = { [K in keyof D["fields"]]: FieldOutput<D["fields"][K]> };
+/** A message of description `D` as `receive` gives it (vectors as tuples of numbers, numeric arrays as typed arrays): a plain object of its own, not read-only. */
+export type OutputOf<D extends MessageDescription> = { -readonly [K in keyof D["fields"]]: FieldOutput<D["fields"][K]> };
 
 /** The kernel's `state` array as a host handler sees it and `readState` returns it. */
 export type StateArray = Uint32Array | Int32Array | Float32Array;
@@ -537,13 +540,13 @@ export interface RingKernelRuntime {
   launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>(
     id: string, definition?: KernelDefinitionInput<I, O> | null, options?: LaunchOptions): Promise<KernelHandle<I, O>>;
   /** Resolves with the next answer; TimeoutError after `timeout` ms, waits without one. `T` types the answer (e.g. `OutputOf<typeof Response>`). */
-  receive<T extends MessageOutput = MessageOutput>(id: string, options?: WaitOptions): Promise<T>;
+  receive<T extends object = MessageOutput>(id: string, options?: WaitOptions): Promise<T>;
   /** Sends one message and resolves with its own answer (matched by correlation id). */
-  call<T extends MessageOutput = MessageOutput>(id: string, message: MessageInput, options?: WaitOptions): Promise<T>;
+  call<T extends object = MessageOutput>(id: string, message: MessageInput, options?: WaitOptions): Promise<T>;
   /** Up to `max` answers (at least one) packed in the output layout, with `packed: true`. */
   receiveBatch(id: string, options: PackedReceiveBatchOptions): Promise<Uint8Array>;
   /** Up to `max` answers (at least one), as objects; `T` types each (e.g. `OutputOf<typeof Response>`). */
-  receiveBatch<T extends MessageOutput = MessageOutput>(id: string, options?: ReceiveBatchOptions & { packed?: false }): Promise<T[]>;
+  receiveBatch<T extends object = MessageOutput>(id: string, options?: ReceiveBatchOptions & { packed?: false }): Promise<T[]>;
   receiveBatch(id: string, options?: ReceiveBatchOptions): Promise<MessageOutput[] | Uint8Array>;
   /** Runs `operation` under the kernel's circuit breaker: `CircuitOpenError` without calling it while the circuit is open; its rejection counts as a failure, its result as a success. */
   withCircuitBreaker<T>(id: string, operation: () => T | PromiseLike<T>): Promise<Awaited<T>>;
@@ -554,5 +557,24 @@ export interface RingKernelRuntime {
 export interface ManagedKernel {
   /** The same as `terminate()`: `await using kernel = await managedKernel(...)`. */
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * The seeds' `managed_kernel`: launches and activates `id` (a registered kernel, or `definition`)
+ * and resolves with a handle that terminates it on `await using` exit. Options: `{ queueSize, mode,
+ * terminateTimeout }` (ms, default 5000).
+ */
+export function managedKernel<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>(
+  runtime: RingKernelRuntime, id: string, definition?: KernelDefinitionInput<I, O> | null, options?: ManagedKernelOptions,
+): Promise<ManagedKernel>;
+
+declare global {
+  interface SymbolConstructor {
+    /**
+     * ES2024's `Symbol.asyncDispose`, which the classes here implement, declared for projects whose
+     * `lib` lacks `esnext.disposable` (the same declaration as TypeScript's own, so both merge).
+     */
+    readonly asyncDispose: unique symbol;
+  }
 }
 "#;

@@ -72,6 +72,15 @@ fn no_webgpu() -> Error {
 /// so a machine with Vulkan never probes EGL. Adapter 0 is the one wgpu recommends; others
 /// are counted in the order wgpu lists them (natively only: a browser offers one).
 pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adapter> {
+    // The wasm build has wgpu's WebGPU backend only: a native API's name can never open here.
+    #[cfg(target_arch = "wasm32")]
+    if !matches!(request.backend, BackendChoice::Auto | BackendChoice::WebGpu) {
+        return Err(Error::BackendUnavailable {
+            reason: "\"vulkan\", \"metal\", \"dx12\" and \"gl\" are native graphics APIs, which the Rust crate opens; \
+                     this package runs on WebGPU (\"webgpu\" or \"auto\") or on the host (\"cpu\")"
+                .into(),
+        });
+    }
     let attempts: &[wgpu::Backends] = match request.backend {
         BackendChoice::Auto => &[wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
         other => &[other.backends()],

@@ -4,12 +4,14 @@ import type { DegradationLevel, KernelState } from "./ringkernel_web.js";
 export type RingKernelErrorName =
   | "KernelNotFoundError" | "KernelStateError" | "QueueFullError" | "TimeoutError" | "MessageFormatError"
   | "KernelCompileError" | "MessageDroppedError" | "BackendUnavailableError" | "DeviceLostError"
-  | "RuntimeDisposedError" | "RuntimeDrainingError" | "CircuitOpenError" | "OverloadedError";
+  | "RuntimeDisposedError" | "RuntimeDrainingError" | "CircuitOpenError" | "OverloadedError"
+  /** The base class's own name (an instance made with `new RingKernelError(...)`). */
+  | "RingKernelError";
 /** Every error the runtime rejects with: `catch (e) { if (e instanceof RingKernelError) ... }`. */
 export class RingKernelError extends Error { name: RingKernelErrorName; }
 /** No kernel has this id. */
 export class KernelNotFoundError extends RingKernelError { name: "KernelNotFoundError"; kernelId: string; }
-/** An operation the kernel's state does not allow; `action` is what was asked (e.g. "activate"). `accepted`: for a `sendBatch` cut off part way (a `terminate` meanwhile), how many of its messages went in. */
+/** An operation the kernel's state does not allow; `action` is what was asked (e.g. "activate"). `accepted`: for a `sendBatch` cut off part way (a `terminate` or `dispose()` meanwhile: `state` is then "terminating"), how many of its messages went in. */
 export class KernelStateError extends RingKernelError { name: "KernelStateError"; kernelId: string; state: KernelState; action: string; accepted?: number; }
 /** Why a kernel processed none of its input, when the kernel itself is why a wait ran out: its output queue is full of answers nobody receives, or it is not active. */
 export type Stall = "outputFull" | "inactive";
@@ -27,7 +29,7 @@ export class MessageDroppedError extends RingKernelError { name: "MessageDropped
 export class BackendUnavailableError extends RingKernelError { name: "BackendUnavailableError"; }
 /** The GPU device was lost; kernels wait for `recover()`. */
 export class DeviceLostError extends RingKernelError { name: "DeviceLostError"; }
-/** The runtime was disposed: every later call rejects with this. `accepted`: for a `sendBatch` cut off part way by `dispose()`, how many of its messages went in. */
+/** The runtime was disposed: every later call rejects with this. `accepted`: for a `sendBatch` that was refused part way because the runtime was disposed, how many of its messages went in. A batch whose kernel `dispose()` was terminating rejects with `KernelStateError` and its `accepted` instead. */
 export class RuntimeDisposedError extends RingKernelError { name: "RuntimeDisposedError"; accepted?: number; }
 /** The runtime is draining (`drain()`): new launches, sends and calls are refused; receives still work. */
 export class RuntimeDrainingError extends RingKernelError { name: "RuntimeDrainingError"; }

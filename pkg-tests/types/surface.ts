@@ -1,0 +1,35 @@
+// What a strict TypeScript user writes beyond field types: every line must type-check, under
+// the package's own tsconfig and under `lib: ["es2022", "dom"]` without `esnext.disposable`
+// (tsconfig.es2022.json; the classes' `[Symbol.asyncDispose]` must not need it). It is type-checked,
+// not run: the runtime takes each of these values as the JavaScript tests show.
+import { RingKernelRuntime, RingKernelError, defineMessage, managedKernel, ringKernel } from "ringkernel-web";
+import type { OutputOf } from "ringkernel-web";
+
+const Point = defineMessage("SurfacePoint", { x: "f32", at: "vec2<f32>" });
+
+/** Answers typed by an interface, not only by a type alias. */
+interface Doubled {
+  result: number;
+}
+
+export async function surface(runtime: RingKernelRuntime): Promise<number> {
+  // A readonly batch, as a handle's sendBatch takes one.
+  const batch: readonly { value: number }[] = [{ value: 1 }, { value: 2 }];
+  await runtime.sendBatch("doubler", batch);
+  const answer = await runtime.receive<Doubled>("doubler", { timeout: 1000 });
+  const answers = await runtime.receiveBatch<Doubled>("doubler", { max: 1 });
+  // ringKernel's own return value is a definition managedKernel takes, typed by its messages.
+  const definition = ringKernel({ id: "surface-point", input: Point, output: Point, handler: (p) => p });
+  const managed = await managedKernel(runtime, "surface-point", definition, { queueSize: 16 });
+  await managed[Symbol.asyncDispose]();
+  // Answers are plain objects of their own: a user may change them.
+  const point: OutputOf<typeof Point> = { x: 1, at: [2, 3] };
+  point.x = 4;
+  point.at[0] = 5;
+  try {
+    throw new RingKernelError("base");
+  } catch (e) {
+    if (e instanceof RingKernelError && e.name === "RingKernelError") return point.x;
+  }
+  return answer.result + (answers[0]?.result ?? 0);
+}
