@@ -52,21 +52,21 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /scanStaleKernels\(\): Promise<StaleKernel\[\]>;/);
   assert.match(types, /export type CircuitState = "closed" \| "open" \| "halfOpen";/);
   assert.doesNotMatch(types, /\[Symbol\.dispose\]/, "a synchronous `using` must not type-check: disposal is async");
-  assert.match(types, /receive<T extends MessageOutput = MessageOutput>\(id: string, options\?: WaitOptions\): Promise<T>/);
+  assert.match(types, /receive<T extends object = MessageOutput>\(id: string, options\?: WaitOptions\): Promise<T>/);
   assert.match(types, /export interface WaitOptions extends TimeoutOptions \{ signal\?: AbortSignal \| null; \}/);
   assert.match(types, /readState\(id: string\): Promise<Uint32Array \| Int32Array \| Float32Array>/);
   assert.match(types, /export function defineMessage<.*>\(name: N, fields: F\): MessageDescription<N, F>;/);
   assert.match(types, /export function ringKernel<.*>\(definition: KernelDefinitionInput<I, O> & \{ id: string \}\): KernelDefinitionInput<I, O> & \{ id: string \};/);
   assert.match(types, /export function isRingKernelError\(error: unknown\): error is AnyRingKernelError;/);
-  assert.match(types, /call<T extends MessageOutput = MessageOutput>\(id: string, message: MessageInput, options\?: WaitOptions\): Promise<T>/);
+  assert.match(types, /call<T extends object = MessageOutput>\(id: string, message: MessageInput, options\?: WaitOptions\): Promise<T>/);
   assert.match(types, /getState\(id: string\): KernelState;/);
   assert.match(types, /getTelemetry\(id: string\): KernelTelemetry \| null;/);
-  assert.match(types, /export function managedKernel\(runtime: RingKernelRuntime, id: string, definition\?/);
+  assert.match(types, /export function managedKernel<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>\(\s*runtime: RingKernelRuntime, id: string, definition\?: KernelDefinitionInput<I, O> \| null/);
   assert.match(types, /launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>\(\s*id: string, definition\?: KernelDefinitionInput<I, O> \| null, options\?: LaunchOptions\): Promise<KernelHandle<I, O>>;/);
   assert.match(types, /getKernel\(id: string\): KernelHandle \| null;/);
   // Envelopes and the hybrid logical clock.
   assert.match(types, /sendEnvelope\(id: string, message: MessageInput, options\?: SendEnvelopeOptions\): Promise<EnvelopeHeader>;/);
-  assert.match(types, /receiveEnvelope<T extends MessageOutput = MessageOutput>\(id: string, options\?: WaitOptions\): Promise<ReceivedEnvelope<T>>;/);
+  assert.match(types, /receiveEnvelope<T extends object = MessageOutput>\(id: string, options\?: WaitOptions\): Promise<ReceivedEnvelope<T>>;/);
   assert.match(types, /currentTimestamp\(\): HlcTimestamp;/);
   assert.match(types, /export interface HlcTimestamp \{ physicalMs: number; logical: number; \}/);
   // The operations layer: memory dashboard, degradation level, OverloadedError.
