@@ -11,7 +11,7 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use super::abort::{self, Abort};
-use super::errors::{aborted_batch, cut_batch, js_error, js_void, range_error};
+use super::errors::{aborted_batch, cut_batch, js_error, js_void};
 use super::messages::{js_answer, js_batch, receive_answers, Batch, JsMessage};
 use super::options::{timeout_option, wait_option, with_signal, ReceiveBatchOptions, Wait};
 use super::{kernel_id, order};
@@ -118,10 +118,6 @@ pub(super) fn receive(rt: Runtime, id: JsValue, options: Option<JsValue>) -> Pro
 pub(super) fn receive_batch(rt: Runtime, id: JsValue, options: Option<JsValue>) -> Promise {
     let read = kernel_id(&id, "id").and_then(|id| {
         let (options, signal) = with_signal::<ReceiveBatchOptions>(options, "receiveBatch options")?;
-        if options.max == Some(0) {
-            // At least one answer comes: 0 could only be taken as 1, more than it asked for.
-            return Err(range_error("receiveBatch options: max must be at least 1, got 0".into()));
-        }
         Ok((id, options.timeout()?, options, signal))
     });
     let (id, timeout, options, signal) = match read {

@@ -396,6 +396,7 @@ impl Refusal {
 const U32_RANGE: &str = "a whole number from 0 to 4294967295";
 const U64_RANGE: &str = "a whole number from 0 to 9007199254740991";
 const QUEUE_SIZE_RANGE: &str = "a whole number from 1 to 4194304";
+const COUNT_RANGE: &str = "a whole number from 1 to 4294967295";
 const _: () = assert!(MAX_QUEUE_SIZE == 4_194_304, "QUEUE_SIZE_RANGE names MAX_QUEUE_SIZE");
 const I32_RANGE: &str = "a whole number from -2147483648 to 2147483647";
 
@@ -425,7 +426,7 @@ impl ReadFields for TimeoutOptions {
 impl ReadFields for ReceiveBatchOptions {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "max" => put(&mut self.max, option(value, size)),
+            "max" => put(&mut self.max, option(value, count)),
             "timeout" => put(&mut self.timeout, option(value, number)),
             "packed" => put(&mut self.packed, boolean(value)),
             _ => unread(name),
@@ -633,6 +634,12 @@ fn number(value: &JsValue) -> Read<f64> {
 fn size(value: &JsValue) -> Read<usize> {
     let range = || Refusal::out_of_range(U32_RANGE, value);
     usize::try_from(u64_of(value).ok_or_else(range)?).map_err(|_| range())
+}
+
+/// A count of at least one ([`size`] without 0): `receiveBatch`'s `max`, since at least one
+/// answer comes and 0 could only be taken as 1, more than it asked for.
+fn count(value: &JsValue) -> Read<usize> {
+    size(value).ok().filter(|&n| n > 0).ok_or_else(|| Refusal::out_of_range(COUNT_RANGE, value))
 }
 
 /// A queue size: a whole number from 1 to [`MAX_QUEUE_SIZE`], the range the core holds it to,
@@ -941,7 +948,8 @@ mod tests {
     {
         // Queue sizes are read stricter than serde reads a `usize`: from 1 to MAX_QUEUE_SIZE,
         // which the core would refuse anyway (`queue_sizes_are_refused_outside_what_the_core_takes`).
-        let stricter = ["queueSize", "inputQueueSize", "outputQueueSize", "defaultQueueSize"];
+        // So is a receive batch's `max`, from 1 (the core refuses 0).
+        let stricter = ["queueSize", "inputQueueSize", "outputQueueSize", "defaultQueueSize", "max"];
         let fields: Vec<&str> = shape::<T>().1.iter().copied().filter(|field| !stricter.contains(field)).collect();
         let mut objects: Vec<JsValue> = Vec::new();
         for value in values() {
