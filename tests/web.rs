@@ -315,7 +315,8 @@ fn text(target: &JsValue, key: &str) -> String {
 
 /// A registered kernel's handle, as JavaScript gets it from `launch`, end to end: `trySend` up to
 /// a full queue, `tryReceive` (null, then an answer), `sendBatch` (all, or `QueueFullError` with
-/// `accepted`), `receive`, `receiveBatch`, `call`, `suspend`/`resume`, `status`, `metrics`, and
+/// `accepted`), `receive`, `receiveBatch`, `call`, `sendEnvelope`/`receiveEnvelope`,
+/// `suspend`/`resume`, `status`, `metrics`, and
 /// `wait` resolving when another handle (from `getKernel`) terminates the kernel.
 #[wasm_bindgen_test]
 async fn launch_resolves_with_a_handle_that_forwards_every_call() {
@@ -370,17 +371,25 @@ async fn launch_resolves_with_a_handle_that_forwards_every_call() {
     assert_eq!(receive_from(&handle, 2).await, [1020, 1021]);
     let answer = invoke(&handle, "call", &[value(5), timeout(20_000)]).await.unwrap();
     assert_eq!(num(&answer, "result"), 1005.0);
+    // Envelopes: the header names the handle's kernel, and the answer's correlates with it.
+    let header = invoke(&handle, "sendEnvelope", &[value(6), object(&[("priority", 7.into())])]).await.unwrap();
+    assert_eq!((text(&header, "destination"), num(&header, "priority")), ("h-worker".into(), 7.0));
+    let received = invoke(&handle, "receiveEnvelope", &[timeout(20_000)]).await.unwrap();
+    assert_eq!(num(&get(&received, "message"), "result"), 1006.0);
+    let envelope = get(&received, "envelope");
+    assert_eq!((num(&envelope, "correlationId"), num(&envelope, "priority")), (num(&header, "messageId"), 7.0));
+    assert_eq!(text(&envelope, "source"), "h-worker");
 
     let metrics = invoke(&handle, "metrics", &[]).await.unwrap();
     assert_eq!(text(&metrics, "kernelId"), "h-worker");
     // Three refusals: the full trySend, the batch with no room and the one cut short.
     for (key, want) in
-        [("messagesSent", 11.0), ("messagesProcessed", 11.0), ("messagesReceived", 11.0), ("errors", 3.0)]
+        [("messagesSent", 12.0), ("messagesProcessed", 12.0), ("messagesReceived", 12.0), ("errors", 3.0)]
     {
         assert_eq!(num(&metrics, key), want, "{key}");
     }
     let status = invoke(&handle, "status", &[]).await.unwrap();
-    assert_eq!((num(&status, "messagesProcessed"), num(&status, "outputQueueDepth")), (11.0, 0.0));
+    assert_eq!((num(&status, "messagesProcessed"), num(&status, "outputQueueDepth")), (12.0, 0.0));
     assert!(num(&status, "uptimeMs") > 0.0);
 
     // wait() resolves when the kernel terminates, whoever terminates it.

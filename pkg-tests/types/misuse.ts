@@ -87,6 +87,10 @@ export async function misuse(): Promise<void> {
   const reply = await handle.receive();
   reply.nope; // misuse
   (await handle.call({ value: 1 })).result.toUpperCase(); // misuse
+  (await handle.sendEnvelope({ value: 1 }, { priority: 1 })).messageId.toFixed(0);
+  await handle.sendEnvelope({ val: 1 }); // misuse
+  (await handle.receiveEnvelope()).message.result.toFixed(0);
+  (await handle.receiveEnvelope()).message.value; // misuse
   handle.tryReceive().result; // misuse
   await handle.terminate(5000); // misuse
   await handle.receiveBatch({ max: "all" }); // misuse

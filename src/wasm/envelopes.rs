@@ -1,5 +1,5 @@
-//! Envelopes on `RingKernelRuntime` (see the core's `envelope` module): `sendEnvelope`,
-//! `receiveEnvelope`, `currentTimestamp`. Headers are plain objects, `{ messageId,
+//! Envelopes on `RingKernelRuntime` and `KernelHandle` (see the core's `envelope` module):
+//! `sendEnvelope`, `receiveEnvelope`, and the runtime's `currentTimestamp`. Headers are plain objects, `{ messageId,
 //! correlationId, source, destination, priority, timestamp: { physicalMs, logical } }`, ids and
 //! milliseconds as numbers (as every count and id of the package is).
 
@@ -15,6 +15,7 @@ use super::{calls, kernel_id, order};
 use crate::envelope::EnvelopeHeader;
 use crate::hlc::HlcTimestamp;
 use crate::platform::saturating_ms;
+use crate::runtime::Runtime;
 use crate::waiting::deadline;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -77,6 +78,40 @@ fn send_options(options: Option<JsValue>) -> Result<(EnvelopeHeader, Wait), JsVa
     Ok((header, Wait { timeout: timeout.map(saturating_ms), signal }))
 }
 
+/// Queues one message with an envelope and resolves with the header it was sent with (a new
+/// `messageId`, `destination` = `id`, the runtime's clock's timestamp); `RingKernelRuntime`'s
+/// and `KernelHandle`'s `sendEnvelope`.
+pub(super) fn send_envelope(rt: Runtime, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
+    let read = || Ok::<_, JsValue>((kernel_id(&id, "id")?, send_options(options)?));
+    let (kernel, (header, wait)) = match read() {
+        Ok(read) => read,
+        Err(error) => return Promise::reject(&error),
+    };
+    order::in_line(&rt.clone(), kernel.clone(), Abort::by(wait.signal), |mut place| async move {
+        let id = kernel;
+        let deadline = deadline(wait.timeout);
+        // As `send`: packed by the layout's codec, or read for the core to judge.
+        let message = JsMessage::read(&rt, &id, &message);
+        let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
+        let sent = rt.send_envelope_message(&id, message.as_ref(), &header, timeout).await;
+        drop(place);
+        Ok(js_header(&sent.map_err(js_error)?))
+    })
+}
+
+/// Resolves with `{ message, envelope }`: the next answer and its envelope's header;
+/// `RingKernelRuntime`'s and `KernelHandle`'s `receiveEnvelope`.
+pub(super) fn receive_envelope(rt: Runtime, id: JsValue, options: Option<JsValue>) -> Promise {
+    let (id, wait) = match calls::arguments(&id, options, "receiveEnvelope options") {
+        Ok(read) => read,
+        Err(error) => return Promise::reject(&error),
+    };
+    Abort::by(wait.signal).promise(async move {
+        let received = rt.receive_envelope_with(&id, wait.timeout, js_answer).await.map_err(js_error)?;
+        Ok(received_object(&received.message, js_header(&received.header)))
+    })
+}
+
 #[wasm_bindgen(js_class = RingKernelRuntime)]
 impl JsRuntime {
     /// Queues one message with an envelope and resolves with the header it was sent with (a
@@ -88,36 +123,13 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "SendEnvelopeOptions")] options: Option<JsValue>,
     ) -> Promise {
-        let rt = self.inner.clone();
-        let read = || Ok::<_, JsValue>((kernel_id(&id, "id")?, send_options(options)?));
-        let (kernel, (header, wait)) = match read() {
-            Ok(read) => read,
-            Err(error) => return Promise::reject(&error),
-        };
-        order::in_line(&rt.clone(), kernel.clone(), Abort::by(wait.signal), |mut place| async move {
-            let id = kernel;
-            let deadline = deadline(wait.timeout);
-            // As `send`: packed by the layout's codec, or read for the core to judge.
-            let message = JsMessage::read(&rt, &id, &message);
-            let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
-            let sent = rt.send_envelope_message(&id, message.as_ref(), &header, timeout).await;
-            drop(place);
-            Ok(js_header(&sent.map_err(js_error)?))
-        })
+        send_envelope(Runtime::clone(&self.inner), id, message, options)
     }
 
     /// Resolves with `{ message, envelope }`: the next answer and its envelope's header.
     #[wasm_bindgen(js_name = receiveEnvelope, skip_typescript)] // declared generic in TS_ENVELOPES
     pub fn receive_envelope(&self, id: JsValue, options: Option<JsValue>) -> Promise {
-        let rt = self.inner.clone();
-        let (id, wait) = match calls::arguments(&id, options, "receiveEnvelope options") {
-            Ok(read) => read,
-            Err(error) => return Promise::reject(&error),
-        };
-        Abort::by(wait.signal).promise(async move {
-            let received = rt.receive_envelope_with(&id, wait.timeout, js_answer).await.map_err(js_error)?;
-            Ok(received_object(&received.message, js_header(&received.header)))
-        })
+        receive_envelope(Runtime::clone(&self.inner), id, options)
     }
 
     /// The runtime's hybrid logical clock now (a local event: later than every timestamp it

@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use super::errors::{behind_earlier_sends, js_error, js_void};
 use super::messages::{js_answer, JsMessage};
-use super::{calls, order, promise, to_js};
+use super::{calls, envelopes, order, promise, to_js};
 use crate::error::TryReceiveError;
 use crate::runtime::{Runtime, DEFAULT_TERMINATE_TIMEOUT};
 use crate::KernelHandle;
@@ -103,6 +103,25 @@ impl JsKernelHandle {
     pub fn send_batch(&self, messages: JsValue, options: Option<JsValue>) -> Promise {
         match self.id_js() {
             Ok(id) => calls::send_batch(self.runtime(), id, messages, options),
+            Err(rejected) => rejected,
+        }
+    }
+
+    /// Queues one message with an envelope and resolves with the header it was sent with, as
+    /// `RingKernelRuntime.sendEnvelope` does.
+    #[wasm_bindgen(js_name = sendEnvelope)]
+    pub fn send_envelope(&self, message: JsValue, options: Option<JsValue>) -> Promise {
+        match self.id_js() {
+            Ok(id) => envelopes::send_envelope(self.runtime(), id, message, options),
+            Err(rejected) => rejected,
+        }
+    }
+
+    /// Resolves with `{ message, envelope }`: the next answer and its envelope's header.
+    #[wasm_bindgen(js_name = receiveEnvelope)]
+    pub fn receive_envelope(&self, options: Option<JsValue>) -> Promise {
+        match self.id_js() {
+            Ok(id) => envelopes::receive_envelope(self.runtime(), id, options),
             Err(rejected) => rejected,
         }
     }

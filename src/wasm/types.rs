@@ -506,6 +506,10 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   receiveBatch(options?: ReceiveBatchOptions): Promise<OutputOf<O>[] | Uint8Array>;
   /** Sends one message and resolves with its own answer (matched by correlation id). */
   call(message: InputOf<I>, options?: WaitOptions): Promise<OutputOf<O>>;
+  /** Queues one message with an envelope and resolves with the header it was sent with (as the runtime's `sendEnvelope`). */
+  sendEnvelope(message: InputOf<I>, options?: SendEnvelopeOptions): Promise<EnvelopeHeader>;
+  /** The next answer and its envelope's header; TimeoutError after `timeout` ms. */
+  receiveEnvelope(options?: WaitOptions): Promise<ReceivedEnvelope<OutputOf<O>>>;
   /** launched → active, or deactivated → active. */
   activate(): Promise<void>;
   /** active → deactivated: input stays queued, nothing is dispatched. */
