@@ -550,9 +550,15 @@ async fn typed_arrays_of_the_other_number_kind_are_refused() {
     let ints = define_message("IntsIn".into(), object(&[("a", "i32".into())])).unwrap();
     let floats = define_message("FloatsIn".into(), object(&[("x", "f32".into())])).unwrap();
     let mixed = define_message("MixedIn".into(), object(&[("id", "u32".into()), ("inner", floats.clone())])).unwrap();
-    for (id, message, name) in
-        [("ints", &ints, "IntsIn"), ("floats", &floats, "FloatsIn"), ("mixed", &mixed, "MixedIn")]
-    {
+    let shaped_fields = object(&[("at", "vec2<f32>".into()), ("n", "array<i32, 2>".into())]);
+    let shaped = define_message("ShapedIn".into(), shaped_fields).unwrap();
+    let kernels = [
+        ("ints", &ints, "IntsIn"),
+        ("floats", &floats, "FloatsIn"),
+        ("mixed", &mixed, "MixedIn"),
+        ("shaped", &shaped, "ShapedIn"),
+    ];
+    for (id, message, name) in kernels {
         let wgsl = format!("fn handle(m: {name}) -> {name} {{ return m; }}");
         let fields =
             [("id", id.into()), ("input", message.clone()), ("output", message.clone()), ("wgsl", wgsl.into())];
@@ -561,6 +567,7 @@ async fn typed_arrays_of_the_other_number_kind_are_refused() {
     }
     let f32s = |n: u32| JsValue::from(js_sys::Float32Array::new_with_length(n));
     let i32s = |n: u32| JsValue::from(js_sys::Int32Array::new_with_length(n));
+    let made = |source: &str| js_sys::Function::new_no_args(source).call0(&JsValue::NULL).unwrap();
     let refused = [
         ("ints", f32s(2), "a Float32Array of f32 values, but field `a` of message IntsIn is i32: i32 values go in an Int32Array"),
         ("floats", i32s(2), "an Int32Array of i32 values, but field `x` of message FloatsIn is f32: f32 values go in a Float32Array"),
@@ -571,6 +578,21 @@ async fn typed_arrays_of_the_other_number_kind_are_refused() {
         ),
         ("mixed", f32s(2), "a Float32Array of f32 values, but field `id` of message MixedIn is u32: packed bytes go in a Uint8Array"),
         ("mixed", i32s(2), "an Int32Array of i32 values, but field `inner.x` of message MixedIn is f32: packed bytes go in a Uint8Array"),
+        ("shaped", f32s(4), "a Float32Array of f32 values, but field `n` of message ShapedIn is i32: packed bytes go in a Uint8Array"),
+        ("shaped", i32s(4), "an Int32Array of i32 values, but field `at` of message ShapedIn is f32: packed bytes go in a Uint8Array"),
+        // A subclass keeps its elements' type (its tag), whatever its name.
+        (
+            "ints",
+            made("class Readings extends Float32Array {}; return new Readings(2);"),
+            "a Readings of f32 values, but field `a` of message IntsIn is i32: i32 values go in an Int32Array",
+        ),
+        (
+            "floats",
+            made("return new Float16Array(2);"),
+            "a Float16Array of f16 values, but no message field has 16-bit floats: f32 values go in a Float32Array",
+        ),
+        // An empty one is of the other kind too.
+        ("ints", f32s(0), "a Float32Array of f32 values, but field `a` of message IntsIn is i32: i32 values go in an Int32Array"),
     ];
     for (id, batch, said) in refused {
         let error = js(rt.send_batch(id.into(), batch, None)).await.expect_err("refused");
@@ -578,7 +600,7 @@ async fn typed_arrays_of_the_other_number_kind_are_refused() {
         let expected = format!("sendBatch got {said}, or send the messages as objects");
         assert_eq!(get(&error, "message").as_string().as_deref(), Some(expected.as_str()));
     }
-    for id in ["ints", "floats", "mixed"] {
+    for id in ["ints", "floats", "mixed", "shaped"] {
         let t = rt.get_telemetry(id.into()).unwrap();
         assert_eq!((num(&t, "messagesSent"), num(&t, "errors")), (0.0, 0.0), "{id}: nothing queued, nothing counted");
     }
@@ -588,6 +610,7 @@ async fn typed_arrays_of_the_other_number_kind_are_refused() {
         ("floats", f32s(3), 3.0),
         ("mixed", js_sys::Uint8Array::new_with_length(8).into(), 1.0),
         ("mixed", js_sys::DataView::new(&js_sys::ArrayBuffer::new(8), 0, 8).into(), 1.0),
+        ("shaped", js_sys::Uint8Array::new_with_length(32).into(), 2.0),
     ];
     for (id, batch, count) in accepted {
         assert_eq!(js(rt.send_batch(id.into(), batch, None)).await.unwrap().as_f64(), Some(count), "{id}");

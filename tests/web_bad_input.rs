@@ -1049,8 +1049,9 @@ fn option_rows() -> Vec<Row> {
         rows.push(row(format!("RingKernelRuntime.create with {shown}"), Op::Create(options), expect));
     }
     let native =
-        "no GPU backend available: \"vulkan\", \"metal\", \"dx12\" and \"gl\" are native graphics APIs, which the \
-                  Rust crate opens; this package runs on WebGPU (\"webgpu\" or \"auto\") or on the host (\"cpu\")";
+        "no GPU backend available: \"vulkan\", \"metal\", \"dx12\" and \"gl\" are native graphics APIs, which \
+                  only native builds open; on the web the runtime runs on WebGPU (\"webgpu\" or \"auto\") or on the \
+                  host (\"cpu\")";
     for backend in ["metal", "gl"] {
         let options = object(&[("backend", s(backend))]);
         let shown = format!("RingKernelRuntime.create with {{ backend: \"{backend}\" }} (a native API)");

@@ -45,7 +45,7 @@ export async function misuse(): Promise<void> {
   const rays = await runtime.launch("misuse-rays", { input: Ray, output: Ray, wgsl: "" });
   await rays.send({ origin: [1, 2] });
   await rays.send({ origin: new Float32Array(2) });
-  await rays.send({ origin: [1, 2, 3] }); // misuse
+  await rays.send({ origin: [1, 2].map((c) => c * 2) });
   await rays.send({ origin: new Float64Array(2) }); // misuse
   ringKernel({ id: "no-handler", input: Point, output: Length }); // misuse
   ringKernel({ input: Point, output: Length, wgsl: "" }); // misuse

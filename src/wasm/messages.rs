@@ -178,14 +178,26 @@ pub(super) enum Batch {
 }
 
 /// Reads `sendBatch`'s argument: a `TypeError` for anything that is neither an array of
-/// messages nor packed bytes (a malformed message inside the array is the core's to refuse).
+/// messages nor packed bytes (a malformed message inside the array is the core's to refuse),
+/// and for a typed array of floats where the messages hold integers or the other way round
+/// (see [`other_scalar`]).
 /// An array is packed by the input layout's JavaScript codec when it vouches for every
 /// message; otherwise the core reads each message and judges them.
 pub(super) fn js_batch(messages: &JsValue, input: impl FnOnce() -> Option<MessageLayout>) -> Result<Batch, JsValue> {
     if let Some(bytes) = packed_bytes(messages) {
-        let kind = kind_name(messages);
-        if let Some(problem) = element_scalar(&kind).and_then(|scalar| other_scalar(&input()?, scalar)) {
-            return Err(type_error(format!("sendBatch got {} of {problem}", with_article(&kind))));
+        // The array's element type by its tag, which a subclass of `Float32Array` keeps.
+        let tag = Reflect::get(messages, &js_sys::Symbol::to_string_tag()).ok().and_then(|tag| tag.as_string());
+        let tag = tag.unwrap_or_default();
+        let problem = match tag.as_str() {
+            "Float16Array" => Some(
+                "f16 values, but no message field has 16-bit floats: f32 values go in a \
+                                    Float32Array, or send the messages as objects"
+                    .to_owned(),
+            ),
+            tag => element_scalar(tag).and_then(|scalar| other_scalar(&input()?, scalar)),
+        };
+        if let Some(problem) = problem {
+            return Err(type_error(format!("sendBatch got {} of {problem}", with_article(&kind_name(messages)))));
         }
         return Ok(Batch::Packed(bytes));
     }
@@ -230,11 +242,11 @@ fn js_field(ty: &FieldType, value: Value) -> JsValue {
     }
 }
 
-/// The scalar an `Int32Array`'s, `Uint32Array`'s or `Float32Array`'s elements are (`kind`: its
-/// constructor's name, as [`kind_name`] gives it). Other views and buffers hold bytes: packed
-/// messages as they are, whatever their fields.
-fn element_scalar(kind: &str) -> Option<Scalar> {
-    Scalar::ALL.into_iter().find(|&scalar| typed_array(scalar) == kind)
+/// The scalar an `Int32Array`'s, `Uint32Array`'s or `Float32Array`'s elements are (`tag`: its
+/// `Symbol.toStringTag`). Other views and buffers hold bytes: packed messages as they are,
+/// whatever their fields.
+fn element_scalar(tag: &str) -> Option<Scalar> {
+    Scalar::ALL.into_iter().find(|&scalar| typed_array(scalar) == tag)
 }
 
 /// Why messages of `layout` cannot come as a typed array of `scalar`s: a float field would read

@@ -318,9 +318,14 @@ fn check_nested(options: &JsValue, key: &str, known: &[&str], what: &str) -> Res
 /// The object without its `preset` key (a copy), and that preset's options.
 fn without_preset(value: Option<JsValue>) -> Result<(Option<JsValue>, Option<RuntimeOptions>), JsValue> {
     let Some(object) = value.as_ref().filter(|v| v.is_object()) else { return Ok((value, None)) };
-    let name = Reflect::get(object, &"preset".into())?;
-    if name.is_undefined() && !Reflect::has(object, &"preset".into())? {
+    if !Reflect::has(object, &"preset".into())? {
         return Ok((value, None));
+    }
+    let rest = Object::assign(&Object::new(), object.unchecked_ref::<Object>());
+    Reflect::delete_property(&rest, &"preset".into())?;
+    let name = Reflect::get(object, &"preset".into())?;
+    if name.is_undefined() {
+        return Ok((Some(rest.into()), None)); // not given, as every key set to `undefined`
     }
     let preset = name.as_string().as_deref().and_then(RuntimeBuilder::preset).ok_or_else(|| {
         type_error(format!(
@@ -328,8 +333,6 @@ fn without_preset(value: Option<JsValue>) -> Result<(Option<JsValue>, Option<Run
             shown(&name)
         ))
     })?;
-    let rest = Object::assign(&Object::new(), object.unchecked_ref::<Object>());
-    Reflect::delete_property(&rest, &"preset".into())?;
     Ok((Some(rest.into()), Some(preset.options().clone())))
 }
 
@@ -1024,7 +1027,7 @@ mod tests {
             entries.push(("watchdog", watchdog));
             runtime_options(Some(object(&entries))).expect("undefined is not given")
         };
-        let plain = unset(&[]);
+        let plain = unset(&[("preset", JsValue::UNDEFINED)]);
         assert_eq!(plain.enable_telemetry, RuntimeOptions::default().enable_telemetry);
         assert_eq!(plain.watchdog.heartbeat_timeout, WatchdogConfig::default().heartbeat_timeout);
         let with_preset = unset(&[("preset", "development".into())]);

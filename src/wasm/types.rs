@@ -384,7 +384,7 @@ export interface MessageDescription<N extends string = string, F extends Record<
 }
 
 type TypedArrayOf<T> = T extends "f32" ? Float32Array : T extends "i32" ? Int32Array : Uint32Array;
-/** The typed arrays a vector may come in (its length is checked when sent): 32-bit elements, as every field's. */
+/** The typed arrays a vector may come in (its length is checked when sent): 32-bit elements, as every field's (a Float64Array is refused). */
 type Numbers32 = Float32Array | Int32Array | Uint32Array;
 /** An array's element (one level: `array<array<..>, N>` is not matched). */
 type ElementOf<T extends string> = T extends `array<${infer E}, ${number}>` ? E : never;
@@ -393,7 +393,7 @@ type InnermostOf<T extends string> = T extends `array<${infer R}` ? InnermostOf<
 /** The JavaScript value `send` takes for a field of type `T`. */
 export type FieldInput<T> =
   T extends ScalarType ? number :
-  T extends VectorType ? Readonly<VectorOutput<T>> | Numbers32 :
+  T extends VectorType ? readonly number[] | Numbers32 :
   T extends `array<${string}` ? (InnermostOf<T> extends ScalarType | VectorType ? ArrayLike<number> | Nested<ArrayLike<number>> : T extends `array<array<${string}` ? Nested<MessageInput> : FieldInput<ElementOf<T>>[]) :
   T extends MessageDescription<string, infer F> ? { [K in keyof F]: FieldInput<F[K]> } :
   MessageInput;
@@ -575,8 +575,10 @@ export function managedKernel<I extends MessageDescription = MessageDescription,
 declare global {
   interface SymbolConstructor {
     /**
-     * ES2024's `Symbol.asyncDispose`, which the classes here implement, declared for projects whose
-     * `lib` lacks `esnext.disposable` (the same declaration as TypeScript's own, so both merge).
+     * `Symbol.asyncDispose` (explicit resource management; TypeScript's `esnext.disposable` lib),
+     * declared for projects whose `lib` lacks it, as TypeScript's own lib declares it, so both
+     * merge. The classes here have the method where the engine has the symbol (Node 20+ and
+     * current browsers); elsewhere call `dispose()` or `terminate()`.
      */
     readonly asyncDispose: unique symbol;
   }

@@ -76,8 +76,8 @@ pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adap
     #[cfg(target_arch = "wasm32")]
     if !matches!(request.backend, BackendChoice::Auto | BackendChoice::WebGpu) {
         return Err(Error::BackendUnavailable {
-            reason: "\"vulkan\", \"metal\", \"dx12\" and \"gl\" are native graphics APIs, which the Rust crate opens; \
-                     this package runs on WebGPU (\"webgpu\" or \"auto\") or on the host (\"cpu\")"
+            reason: "\"vulkan\", \"metal\", \"dx12\" and \"gl\" are native graphics APIs, which only native builds \
+                     open; on the web the runtime runs on WebGPU (\"webgpu\" or \"auto\") or on the host (\"cpu\")"
                 .into(),
         });
     }

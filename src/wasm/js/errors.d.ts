@@ -25,7 +25,7 @@ export class MessageFormatError extends RingKernelError { name: "MessageFormatEr
 export class KernelCompileError extends RingKernelError { name: "KernelCompileError"; kernelId: string; line: number | null; column: number | null; }
 /** The handler dropped the message of this call, so it has no answer. */
 export class MessageDroppedError extends RingKernelError { name: "MessageDroppedError"; kernelId: string; }
-/** No WebGPU adapter or device; the message says what was tried and how to get WebGPU. */
+/** No WebGPU adapter or device (the message says what was tried and how to get WebGPU), or a native graphics API's backend ("vulkan", ...) asked for on the web. */
 export class BackendUnavailableError extends RingKernelError { name: "BackendUnavailableError"; }
 /** The GPU device was lost; kernels wait for `recover()`. */
 export class DeviceLostError extends RingKernelError { name: "DeviceLostError"; }
