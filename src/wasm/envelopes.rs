@@ -1,5 +1,6 @@
-//! Envelopes on `RingKernelRuntime` and `KernelHandle` (see the core's `envelope` module):
-//! `sendEnvelope`, `receiveEnvelope`, and the runtime's `currentTimestamp`. Headers are plain objects, `{ messageId,
+//! Envelopes on `RingKernelRuntime` and `KernelHandle` (see the core's `envelope` module): the
+//! calls both make for `sendEnvelope` and `receiveEnvelope`, and the objects of headers and
+//! timestamps (the runtime's `currentTimestamp` is one). Headers are plain objects, `{ messageId,
 //! correlationId, source, destination, priority, timestamp: { physicalMs, logical } }`, ids and
 //! milliseconds as numbers (as every count and id of the package is).
 
@@ -10,7 +11,6 @@ use super::abort::Abort;
 use super::errors::js_error;
 use super::messages::{js_answer, JsMessage};
 use super::options::{signal_of, Wait};
-use super::runtime::JsRuntime;
 use super::{calls, kernel_id, order};
 use crate::envelope::EnvelopeHeader;
 use crate::hlc::HlcTimestamp;
@@ -112,34 +112,6 @@ pub(super) fn receive_envelope(rt: Runtime, id: JsValue, options: Option<JsValue
     })
 }
 
-#[wasm_bindgen(js_class = RingKernelRuntime)]
-impl JsRuntime {
-    /// Queues one message with an envelope and resolves with the header it was sent with (a
-    /// new `messageId`, `destination` = `id`, the runtime's clock's timestamp).
-    #[wasm_bindgen(js_name = sendEnvelope, unchecked_return_type = "Promise<EnvelopeHeader>")]
-    pub fn send_envelope(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "SendEnvelopeOptions")] options: Option<JsValue>,
-    ) -> Promise {
-        send_envelope(Runtime::clone(&self.inner), id, message, options)
-    }
-
-    /// Resolves with `{ message, envelope }`: the next answer and its envelope's header.
-    #[wasm_bindgen(js_name = receiveEnvelope, skip_typescript)] // declared generic in TS_ENVELOPES
-    pub fn receive_envelope(&self, id: JsValue, options: Option<JsValue>) -> Promise {
-        receive_envelope(Runtime::clone(&self.inner), id, options)
-    }
-
-    /// The runtime's hybrid logical clock now (a local event: later than every timestamp it
-    /// gave before).
-    #[wasm_bindgen(js_name = currentTimestamp, unchecked_return_type = "HlcTimestamp")]
-    pub fn current_timestamp(&self) -> JsValue {
-        js_timestamp(self.inner.current_timestamp())
-    }
-}
-
 #[wasm_bindgen(module = "/src/wasm/js/envelope.js")]
 extern "C" {
     /// An `EnvelopeHeader` object (see `js/envelope.js`).
@@ -183,6 +155,7 @@ fn js_header(header: &EnvelopeHeader) -> JsValue {
     )
 }
 
-fn js_timestamp(timestamp: HlcTimestamp) -> JsValue {
+/// An `HlcTimestamp` object.
+pub(super) fn js_timestamp(timestamp: HlcTimestamp) -> JsValue {
     timestamp_object(timestamp.physical_ms as f64, timestamp.logical)
 }

@@ -12,7 +12,7 @@ use super::errors::{js_error, js_void, type_error};
 use super::handle::JsKernelHandle;
 use super::messages::{js_state, shown};
 use super::options::{launch_options, runtime_options, timeout_option, watchdog_action};
-use super::{calls, kernel_id, promise, to_js};
+use super::{calls, envelopes, kernel_id, promise, to_js};
 use crate::kernel::KernelDefinition;
 use crate::message::Scalar;
 use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
@@ -421,5 +421,33 @@ struct JsFailure(JsValue);
 impl From<crate::error::Error> for JsFailure {
     fn from(error: crate::error::Error) -> Self {
         JsFailure(js_error(error))
+    }
+}
+
+#[wasm_bindgen(js_class = RingKernelRuntime)]
+impl JsRuntime {
+    /// Queues one message with an envelope and resolves with the header it was sent with (a
+    /// new `messageId`, `destination` = `id`, the runtime's clock's timestamp).
+    #[wasm_bindgen(js_name = sendEnvelope, unchecked_return_type = "Promise<EnvelopeHeader>")]
+    pub fn send_envelope(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "SendEnvelopeOptions")] options: Option<JsValue>,
+    ) -> Promise {
+        envelopes::send_envelope(Runtime::clone(&self.inner), id, message, options)
+    }
+
+    /// Resolves with `{ message, envelope }`: the next answer and its envelope's header.
+    #[wasm_bindgen(js_name = receiveEnvelope, skip_typescript)] // declared generic in TS_ENVELOPES
+    pub fn receive_envelope(&self, id: JsValue, options: Option<JsValue>) -> Promise {
+        envelopes::receive_envelope(Runtime::clone(&self.inner), id, options)
+    }
+
+    /// The runtime's hybrid logical clock now (a local event: later than every timestamp it
+    /// gave before).
+    #[wasm_bindgen(js_name = currentTimestamp, unchecked_return_type = "HlcTimestamp")]
+    pub fn current_timestamp(&self) -> JsValue {
+        envelopes::js_timestamp(self.inner.current_timestamp())
     }
 }
