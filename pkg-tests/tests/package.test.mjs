@@ -65,7 +65,8 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>\(\s*id: string, definition\?: KernelDefinitionInput<I, O> \| null, options\?: LaunchOptions\): Promise<KernelHandle<I, O>>;/);
   assert.match(types, /getKernel\(id: string\): KernelHandle \| null;/);
   // Envelopes and the hybrid logical clock.
-  assert.match(types, /sendEnvelope\(id: string, message: MessageInput, options\?: SendEnvelopeOptions\): Promise<EnvelopeHeader>;/);
+  assert.match(types, /sendEnvelope<M extends object & MessageLike<M>>\(id: string, message: M, options\?: SendEnvelopeOptions\): Promise<EnvelopeHeader>;/);
+  assert.match(types, /send<M extends object & MessageLike<M>>\(id: string, message: M, options\?: WaitOptions\): Promise<void>;/);
   assert.match(types, /receiveEnvelope<T extends object = MessageOutput>\(id: string, options\?: WaitOptions\): Promise<ReceivedEnvelope<T>>;/);
   assert.match(types, /currentTimestamp\(\): HlcTimestamp;/);
   assert.match(types, /export interface HlcTimestamp \{ physicalMs: number; logical: number; \}/);

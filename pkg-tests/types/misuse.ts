@@ -24,6 +24,8 @@ export async function misuse(): Promise<void> {
   await runtime.terminate("doubler", 5000); // misuse
   await runtime.sendBatch("doubler", "1,2,3"); // misuse
   await runtime.send("doubler", 21); // misuse
+  await runtime.send("doubler", { value: "21" }); // misuse
+  await runtime.sendBatch("doubler", [{ value: 1 }, { value: null }]); // misuse
   if (runtime.getState("doubler") === "running") return; // misuse
   runtime.getTelemetry("doubler").messagesSent; // misuse
   runtime.getSummary().perKernel["doubler"].latency.p50Ms.toFixed(2); // misuse

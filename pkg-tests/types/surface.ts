@@ -7,7 +7,10 @@ import type { OutputOf } from "ringkernel-web";
 
 const Point = defineMessage("SurfacePoint", { x: "f32", at: "vec2<f32>" });
 
-/** Answers typed by an interface, not only by a type alias. */
+/** Messages and answers typed by interfaces, not only by type aliases. */
+interface Doubling {
+  value: number;
+}
 interface Doubled {
   result: number;
 }
@@ -16,6 +19,10 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   // A readonly batch, as a handle's sendBatch takes one.
   const batch: readonly { value: number }[] = [{ value: 1 }, { value: 2 }];
   await runtime.sendBatch("doubler", batch);
+  const request: Doubling = { value: 21 };
+  await runtime.send("doubler", request);
+  await runtime.sendBatch("doubler", [request, request]);
+  await runtime.sendEnvelope("doubler", request, { priority: 1 });
   const answer = await runtime.receive<Doubled>("doubler", { timeout: 1000 });
   const answers = await runtime.receiveBatch<Doubled>("doubler", { max: 1 });
   // ringKernel's own return value is a definition managedKernel takes, typed by its messages.

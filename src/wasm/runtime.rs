@@ -140,26 +140,16 @@ impl JsRuntime {
     }
 
     /// Queues one message; waits up to `{ timeout }` ms for room, then `QueueFullError`.
-    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub fn send(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "WaitOptions")] options: Option<JsValue>,
-    ) -> Promise {
+    #[wasm_bindgen(skip_typescript)] // declared generic in TS_TYPES
+    pub fn send(&self, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
         calls::send(Runtime::clone(&self.inner), id, message, options)
     }
 
     /// Queues many messages (objects, or one typed array / ArrayBuffer already packed in the
     /// input layout), in order: all of them within `{ timeout }` (resolving with their count), or
     /// `QueueFullError` whose `accepted` says how many (from the front) were queued.
-    #[wasm_bindgen(js_name = sendBatch, unchecked_return_type = "Promise<number>")]
-    pub fn send_batch(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "ReadonlyArray<MessageInput> | PackedMessages")] messages: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "WaitOptions")] options: Option<JsValue>,
-    ) -> Promise {
+    #[wasm_bindgen(js_name = sendBatch, skip_typescript)] // declared generic in TS_TYPES
+    pub fn send_batch(&self, id: JsValue, messages: JsValue, options: Option<JsValue>) -> Promise {
         calls::send_batch(Runtime::clone(&self.inner), id, messages, options)
     }
 
@@ -428,13 +418,8 @@ impl From<crate::error::Error> for JsFailure {
 impl JsRuntime {
     /// Queues one message with an envelope and resolves with the header it was sent with (a
     /// new `messageId`, `destination` = `id`, the runtime's clock's timestamp).
-    #[wasm_bindgen(js_name = sendEnvelope, unchecked_return_type = "Promise<EnvelopeHeader>")]
-    pub fn send_envelope(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "MessageInput")] message: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "SendEnvelopeOptions")] options: Option<JsValue>,
-    ) -> Promise {
+    #[wasm_bindgen(js_name = sendEnvelope, skip_typescript)] // declared generic in TS_ENVELOPES
+    pub fn send_envelope(&self, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
         envelopes::send_envelope(Runtime::clone(&self.inner), id, message, options)
     }
 

@@ -363,6 +363,16 @@ export type Nested<T> = (T | Nested<T>)[];
 export type PackedMessages = Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | DataView | ArrayBuffer;
 /** A message as sent: numbers, arrays or typed arrays of numbers, objects for nested messages. */
 export type MessageInput = { [field: string]: number | ArrayLike<number> | Nested<ArrayLike<number>> | MessageInput | Nested<MessageInput> };
+/**
+ * A message as the id-based methods (`send`, `sendBatch`, `sendEnvelope`) take it, typed by
+ * whatever the caller has: a type, an interface or a class whose fields are numbers, arrays or
+ * typed arrays of numbers, or nested messages. (An interface has no index signature, so it is
+ * not a `MessageInput`.) The runtime checks the fields against the kernel's layout.
+ */
+export type MessageLike<M> = { [K in keyof M]: FieldLike<M[K]> };
+type FieldLike<V> =
+  V extends number ? number : V extends ArrayLike<number> ? V : V extends ReadonlyArray<infer E> ? ReadonlyArray<FieldLike<E>> :
+  V extends object ? MessageLike<V> : never;
 /** An answer: numbers, arrays of numbers for vectors, typed arrays (by the field's scalar) for numeric arrays, objects for nested messages. */
 export type MessageOutput = { [field: string]: number | number[] | Float32Array | Int32Array | Uint32Array | MessageOutput | Nested<MessageOutput> };
 
@@ -543,6 +553,14 @@ export interface RingKernelRuntime {
    */
   launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>(
     id: string, definition?: KernelDefinitionInput<I, O> | null, options?: LaunchOptions): Promise<KernelHandle<I, O>>;
+  /** Queues one message; waits up to `timeout` ms for room, then QueueFullError. */
+  send<M extends object & MessageLike<M>>(id: string, message: M, options?: WaitOptions): Promise<void>;
+  /**
+   * Queues many messages (objects, or one typed array / ArrayBuffer already packed in the input
+   * layout), in order: all of them within `timeout` (resolving with their count), or
+   * QueueFullError whose `accepted` says how many (from the front) were queued.
+   */
+  sendBatch<M extends object & MessageLike<M>>(id: string, messages: ReadonlyArray<M> | PackedMessages, options?: WaitOptions): Promise<number>;
   /** Resolves with the next answer; TimeoutError after `timeout` ms, waits without one. `T` types the answer (e.g. `OutputOf<typeof Response>`). */
   receive<T extends object = MessageOutput>(id: string, options?: WaitOptions): Promise<T>;
   /** Sends one message and resolves with its own answer (matched by correlation id). */
