@@ -189,11 +189,7 @@ pub(super) fn js_batch(messages: &JsValue, input: impl FnOnce() -> Option<Messag
         let tag = Reflect::get(messages, &js_sys::Symbol::to_string_tag()).ok().and_then(|tag| tag.as_string());
         let tag = tag.unwrap_or_default();
         let problem = match tag.as_str() {
-            "Float16Array" => Some(
-                "f16 values, but no message field has 16-bit floats: f32 values go in a \
-                                    Float32Array, or send the messages as objects"
-                    .to_owned(),
-            ),
+            "Float16Array" => Some(NO_F16_FIELDS.to_owned()),
             tag => element_scalar(tag).and_then(|scalar| other_scalar(&input()?, scalar)),
         };
         if let Some(problem) = problem {
@@ -241,6 +237,10 @@ fn js_field(ty: &FieldType, value: Value) -> JsValue {
         (_, other) => unreachable!("decode shapes values by their layout, got a {} for {ty}", other.kind_name()),
     }
 }
+
+/// Why messages cannot come as a `Float16Array` (the refusal's words after "of").
+const NO_F16_FIELDS: &str =
+    "f16 values, but no message field has 16-bit floats: f32 values go in a Float32Array, or send the messages as objects";
 
 /// The scalar an `Int32Array`'s, `Uint32Array`'s or `Float32Array`'s elements are (`tag`: its
 /// `Symbol.toStringTag`). Other views and buffers hold bytes: packed messages as they are,

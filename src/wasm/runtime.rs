@@ -187,6 +187,26 @@ impl JsRuntime {
         calls::receive_batch(Runtime::clone(&self.inner), id, options)
     }
 
+    /// Queues one message with an envelope and resolves with the header it was sent with (a
+    /// new `messageId`, `destination` = `id`, the runtime's clock's timestamp).
+    #[wasm_bindgen(js_name = sendEnvelope, skip_typescript)] // declared generic in TS_ENVELOPES
+    pub fn send_envelope(&self, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
+        envelopes::send_envelope(Runtime::clone(&self.inner), id, message, options)
+    }
+
+    /// Resolves with `{ message, envelope }`: the next answer and its envelope's header.
+    #[wasm_bindgen(js_name = receiveEnvelope, skip_typescript)] // declared generic in TS_ENVELOPES
+    pub fn receive_envelope(&self, id: JsValue, options: Option<JsValue>) -> Promise {
+        envelopes::receive_envelope(Runtime::clone(&self.inner), id, options)
+    }
+
+    /// The runtime's hybrid logical clock now (a local event: later than every timestamp it
+    /// gave before).
+    #[wasm_bindgen(js_name = currentTimestamp, unchecked_return_type = "HlcTimestamp")]
+    pub fn current_timestamp(&self) -> JsValue {
+        envelopes::js_timestamp(self.inner.current_timestamp())
+    }
+
     /// Copies the kernel's `state` array back from the GPU, as a `Uint32Array`, `Int32Array` or
     /// `Float32Array` by its element type; it includes every message answered so far. Readable
     /// until the kernel is removed (or the runtime disposed, which releases the device), so
@@ -411,28 +431,5 @@ struct JsFailure(JsValue);
 impl From<crate::error::Error> for JsFailure {
     fn from(error: crate::error::Error) -> Self {
         JsFailure(js_error(error))
-    }
-}
-
-#[wasm_bindgen(js_class = RingKernelRuntime)]
-impl JsRuntime {
-    /// Queues one message with an envelope and resolves with the header it was sent with (a
-    /// new `messageId`, `destination` = `id`, the runtime's clock's timestamp).
-    #[wasm_bindgen(js_name = sendEnvelope, skip_typescript)] // declared generic in TS_ENVELOPES
-    pub fn send_envelope(&self, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
-        envelopes::send_envelope(Runtime::clone(&self.inner), id, message, options)
-    }
-
-    /// Resolves with `{ message, envelope }`: the next answer and its envelope's header.
-    #[wasm_bindgen(js_name = receiveEnvelope, skip_typescript)] // declared generic in TS_ENVELOPES
-    pub fn receive_envelope(&self, id: JsValue, options: Option<JsValue>) -> Promise {
-        envelopes::receive_envelope(Runtime::clone(&self.inner), id, options)
-    }
-
-    /// The runtime's hybrid logical clock now (a local event: later than every timestamp it
-    /// gave before).
-    #[wasm_bindgen(js_name = currentTimestamp, unchecked_return_type = "HlcTimestamp")]
-    pub fn current_timestamp(&self) -> JsValue {
-        envelopes::js_timestamp(self.inner.current_timestamp())
     }
 }
