@@ -126,6 +126,14 @@ pub const fn hot_label(label: &'static str) -> Option<&'static str> {
     }
 }
 
+/// Whether a round trip's tick has the next one's commands encoded while the device works (see
+/// `backend::gpu::ahead`). On the web, where each encoding call crosses into JavaScript, that
+/// takes them off the round trip's path. Natively wgpu-core encodes a tick in microseconds, and
+/// on lavapipe with two cores, where the encoding competes with the device's threads, it gained
+/// nothing for single kernels and added time with fused chains; native ticks encode as they go.
+/// See "Commands encoded ahead" in `MEASURED.md`.
+pub const ENCODE_AHEAD: bool = cfg!(target_arch = "wasm32");
+
 /// Whether a tick input of `bytes` goes up with its ring header in one staged write (wgpu's
 /// `write_buffer_with`). Natively that write is the one copy, into wgpu's staging memory,
 /// whatever the size. On the web wgpu stages it in a zeroed buffer on the wasm heap, which

@@ -55,6 +55,12 @@ pub struct KernelTelemetry {
     /// kernels launched from the same handler, each with a small batch. Its other counters read
     /// as they would had it run alone.
     pub grouped_dispatches: u64,
+    /// Of those, the ones whose commands were encoded while the device ran the tick before. On
+    /// the web a tick of one kernel, or of one fused chain, with at most a workgroup's messages
+    /// (a round trip's tick) has the next one encoded ahead, so that one only writes its
+    /// messages and submits; native ticks encode as they go (0 here). See "Commands encoded
+    /// ahead" in `MEASURED.md`.
+    pub dispatches_encoded_ahead: u64,
     /// Workgroups of its last dispatch on a GPU (0 before any, and on the cpu backend): the grid
     /// the runtime chose for that tick's messages (see "A small grid on software adapters" in
     /// `MEASURED.md`), or the grid of the fused or grouped dispatch it ran in.
@@ -197,6 +203,7 @@ pub(crate) struct Counters {
     pub dispatches: u64,
     pub fused_dispatches: u64,
     pub grouped_dispatches: u64,
+    pub dispatches_encoded_ahead: u64,
     pub last_workgroups: u32,
     pub bytes_to_device: u64,
     pub bytes_from_device: u64,
@@ -315,7 +322,9 @@ pub struct TickTime {
     /// Planning, under the table lock: what each kernel takes, forwards and has room for.
     pub plan_ms: f64,
     /// Handing the plan to the device, under the lock. On a GPU: each kernel's write, the
-    /// passes, dispatches and copies encoded, and the submit; on the cpu backend, nothing yet.
+    /// passes, dispatches and copies encoded, the submit, the readback's map asked for, and on the
+    /// web, after a round trip's tick, the next one's commands encoded ahead (while the device
+    /// works); on the cpu backend, nothing yet.
     pub submit_ms: f64,
     /// Waiting, without the lock, until the results are in hand: on a GPU for the readback's
     /// map (the device's work included), on the cpu backend for the host handlers.

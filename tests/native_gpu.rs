@@ -174,3 +174,42 @@ fn named_errors() {
         assert_eq!(rt.telemetry("doubler").unwrap().unwrap().input_queue_depth, 2, "accepted messages are kept");
     });
 }
+
+/// Round trips around batches of 16 messages and just over, and around a batch that makes
+/// the readback buffer grow, answer in order. Natively every tick encodes its own commands:
+/// encoding the next tick's while the device works is for the web (`dispatchesEncodedAhead`
+/// counts it there; see `platform::ENCODE_AHEAD`), and on lavapipe it made round trips slower.
+#[test]
+fn round_trips_around_batches_answer_in_order_and_encode_as_they_go() {
+    let rt = runtime();
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default().with_queue_capacity(1 << 13)).await.unwrap();
+        rt.activate("doubler").await.unwrap();
+        let rt = &rt;
+        let wait = Some(Duration::from_millis(10_000));
+        let round_trips = |from: i32| async move {
+            for v in from..from + 3 {
+                assert_eq!(rt.call_pod::<i32, i32>("doubler", &v, wait).await.unwrap(), 2 * v);
+            }
+        };
+        let batch = |n: i32| async move {
+            let inputs: Vec<i32> = (0..n).collect();
+            assert_eq!(rt.send_batch("doubler", &inputs, None).await.unwrap(), n as usize);
+            let mut answers = Vec::new();
+            while answers.len() < n as usize {
+                let got = rt.receive_batch_packed("doubler", n as usize, wait).await.unwrap();
+                answers.extend(bytemuck::pod_collect_to_vec::<u8, i32>(&got));
+            }
+            assert_eq!(answers, (0..n).map(|v| 2 * v).collect::<Vec<_>>(), "a batch of {n}");
+        };
+        round_trips(1).await;
+        batch(16).await;
+        batch(17).await;
+        round_trips(10).await;
+        batch(5000).await;
+        round_trips(20).await;
+        let t = rt.telemetry("doubler").unwrap().unwrap();
+        assert_eq!(t.messages_processed, 3 * 3 + 16 + 17 + 5000);
+        assert_eq!(t.dispatches_encoded_ahead, 0, "native ticks encode as they go");
+    });
+}

@@ -837,6 +837,49 @@ async fn batches_over_64_kib_go_up_straight_and_come_back_whole() {
     assert_eq!(results, inputs.iter().map(|v| v * 2).collect::<Vec<_>>());
 }
 
+/// Round trips run on commands encoded while the device ran the tick before
+/// (`dispatchesEncodedAhead`, see `backend::gpu::ahead`), and only where those fit: a batch of
+/// up to 16 messages takes them, a larger one is encoded as usual and leaves them kept for the
+/// next round trip, and a batch that makes the readback buffer grow (replacing the one they copy
+/// into: a stale copy would lose the device) has the next round trip encode its own. Every
+/// answer comes back in order.
+#[wasm_bindgen_test]
+async fn round_trips_use_commands_encoded_ahead_only_where_they_fit() {
+    let rt = js_runtime().await;
+    js(rt.launch("doubler".into(), None, Some(object(&[("queueSize", 8192.into())])))).await.unwrap();
+    js(rt.activate("doubler".into())).await.unwrap();
+    let ahead = || num(&rt.get_telemetry("doubler".into()).unwrap(), "dispatchesEncodedAhead");
+    let round_trips = |from: i32| {
+        let rt = &rt;
+        async move {
+            for v in from..from + 3 {
+                let answer = js(rt.call("doubler".into(), value(v), Some(timeout(10_000)))).await.unwrap();
+                assert_eq!(num(&answer, "result"), 2.0 * v as f64);
+            }
+        }
+    };
+    let batch = |n: i32| {
+        let rt = &rt;
+        async move {
+            let inputs: Vec<i32> = (0..n).collect();
+            let answers: Vec<i32> = round_trip(rt, "doubler", &inputs).await;
+            assert_eq!(answers, inputs.iter().map(|v| v * 2).collect::<Vec<_>>(), "a batch of {n}");
+        }
+    };
+    round_trips(1).await;
+    assert_eq!(ahead(), 2.0, "the second and third round trips ran on commands encoded ahead");
+    batch(16).await;
+    assert_eq!(ahead(), 3.0, "16 messages fit them");
+    batch(17).await;
+    assert_eq!(ahead(), 3.0, "17 messages do not");
+    round_trips(10).await;
+    assert_eq!(ahead(), 6.0, "the commands kept across the batch of 17 still fit the round trip after it");
+    batch(5000).await;
+    round_trips(20).await;
+    assert_eq!(ahead(), 8.0, "the first round trip after the readback grew encoded its own");
+    assert_eq!(num(&rt.get_telemetry("doubler".into()).unwrap(), "messagesProcessed"), (9 + 16 + 17 + 5000) as f64);
+}
+
 /// A packed `receiveBatch` that waits on the device makes its answer array while the device
 /// works (see `wasm::messages::answer_array`): the array it resolves with holds exactly the
 /// answers, whether as many came as were in sight, `max` took fewer, or the handler dropped some

@@ -72,6 +72,16 @@ async fn three_connected_stages_run_fused_and_answer_in_order() {
         sent += 1;
     }
 
+    // The next round trip runs on the commands encoded while the device ran the fused tick
+    // before (see `backend::gpu::ahead`): every stage counts it.
+    let ahead = |id: &str| num(&telemetry(&rt, id), "dispatchesEncodedAhead");
+    let before: Vec<f64> = ids.iter().map(|id| ahead(id)).collect();
+    assert_eq!(round_trip(&rt, first, last, sent).await, expected(sent, 3));
+    sent += 1;
+    for (id, before) in ids.iter().zip(before) {
+        assert_eq!(ahead(id) - before, 1.0, "{id}: one fused tick on commands encoded ahead");
+    }
+
     // A stream, in order, with the middle stage paused and resumed halfway.
     let values: Vec<i32> = (0..2000).map(|i| i * 5 - 3000).collect();
     let packed = js_sys::Int32Array::from(&values[..1000]);

@@ -310,6 +310,9 @@ pub(crate) struct Outcome<'a> {
     pub fused: bool,
     /// Whether it ran in one dispatch with other kernels of its handler (a grouped dispatch).
     pub grouped: bool,
+    /// Whether its commands were encoded while the device ran the tick before (see
+    /// `gpu::ahead`).
+    pub encoded_ahead: bool,
     /// Workgroups of the dispatch it ran in (0 on the cpu backend).
     pub workgroups: u32,
 }

@@ -217,6 +217,7 @@ fn snapshot(id: &str, kernel: &Kernel, now_ms: f64, heartbeat_timeout: std::time
         dispatches: c.dispatches,
         fused_dispatches: c.fused_dispatches,
         grouped_dispatches: c.grouped_dispatches,
+        dispatches_encoded_ahead: c.dispatches_encoded_ahead,
         last_workgroups: c.last_workgroups,
         input_queue_depth: kernel.mailbox.inbox.len(),
         in_flight: kernel.cursor.in_flight() as usize,

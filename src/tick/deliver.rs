@@ -66,6 +66,7 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
         counters.dispatches += out.dispatches;
         counters.fused_dispatches += out.fused as u64;
         counters.grouped_dispatches += out.grouped as u64;
+        counters.dispatches_encoded_ahead += out.encoded_ahead as u64;
         if out.workgroups > 0 {
             counters.last_workgroups = out.workgroups;
         }

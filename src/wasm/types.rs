@@ -291,6 +291,8 @@ export interface KernelTelemetry {
   fusedDispatches: number;
   /** Of those, the ones run in one dispatch with other kernels of its handler (small batches). */
   groupedDispatches: number;
+  /** Of those, the ones whose commands were encoded while the device ran the tick before: a tick of one kernel, or of one fused chain, with at most a workgroup's messages (a round trip's) has the next one encoded ahead, so that one only writes its messages and submits. Always 0 on the cpu backend. */
+  dispatchesEncodedAhead: number;
   /** Workgroups of its last GPU dispatch (0 before any, and on the cpu backend): the grid the runtime chose, or that of the fused or grouped dispatch it ran in. */
   lastWorkgroups: number;
   inputQueueDepth: number; inFlight: number; outputQueueDepth: number;
@@ -332,7 +334,7 @@ export interface RuntimeSummary {
   kernelCount: number; activeKernels: number;
   /** Ticks that did work: one submit and one readback each, for all kernels together. */
   ticks: number;
-  /** Where those ticks' time went, milliseconds summed over them: planning, the writes, encoding and submit, waiting for the readback (or the JS handlers), delivery. */
+  /** Where those ticks' time went, milliseconds summed over them: planning, the writes, encoding and submit (in the browser also a round trip's next tick encoded ahead, while the device works), waiting for the readback (or the JS handlers), delivery. */
   tickTime: { planMs: number; submitMs: number; waitMs: number; deliverMs: number };
   /** Messages processed by all kernels. */
   totalMessages: number;

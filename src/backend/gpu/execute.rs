@@ -6,13 +6,16 @@
 //! stage, with no copies between its stages; only its last stage's counters come back, and
 //! count for every stage. Kernels of one handler with small batches may run
 //! as one grouped dispatch ([`super::grouped`]), their results copied back once for the group.
+//! On the web a round trip's tick submits the commands encoded for it while the device ran the
+//! tick before ([`super::ahead`]), and the map is asked for before the next tick's are encoded.
 
 use std::sync::Arc;
 
+use super::ahead;
 use super::fused::{self, FusedRun};
 use super::grouped::{self, GroupRun, MemberResults};
 use super::kernel::{GpuKernel, Tally};
-use super::readback::{read_back_with, ReadbackLayout};
+use super::readback::{Mapping, ReadbackLayout};
 use super::ring::{ring_copy_pieces, ring_segments, RingCounters, RingHeader};
 use super::GpuContext;
 use crate::backend::{Dispatch, Execute, KernelExec, Outcome, Routing};
@@ -22,9 +25,10 @@ use crate::platform;
 /// The label of each tick's encoder and pass (see [`platform::hot_label`]).
 const TICK_LABEL: Option<&str> = platform::hot_label("ring tick");
 
-/// A tick on the GPU: its readback buffer and layout, and per dispatch what delivery needs.
+/// A tick on the GPU: its readback's map in flight and layout, and per dispatch what delivery
+/// needs.
 pub(crate) struct Submitted {
-    readback: wgpu::Buffer,
+    mapping: Mapping,
     layout: ReadbackLayout,
     dispatches: Vec<Submission>,
 }
@@ -41,6 +45,8 @@ struct Submission {
     grouped: Option<MemberResults>,
     /// Workgroups of the dispatch it ran in (its own, its fused run's or its group's).
     workgroups: u32,
+    /// Whether its commands were encoded ahead (see [`ahead`]).
+    encoded_ahead: bool,
 }
 
 /// What a dispatch does in a tick with fused runs.
@@ -90,13 +96,20 @@ impl Execute for GpuContext {
                 roles[member] = Role::Grouped(n);
             }
         }
+        // A round trip's tick: its commands may have been encoded ahead, and the next one's are.
+        let round_trip = if platform::ENCODE_AHEAD { ahead::round_trip(dispatches, &rings, &runs) } else { None };
         let mut layout = ReadbackLayout::default();
         let mut submissions = Vec::with_capacity(dispatches.len());
         for ((d, ring), role) in dispatches.iter().zip(&rings).zip(&roles) {
             // Forwarded answers stay on the device: only the counters come back. A group member's
-            // come back with its group's (its region stays empty).
+            // come back with its group's (its region stays empty). A round trip's tick copies the
+            // same slots back whatever its count, as the commands encoded ahead do.
             let grouped = matches!(role, Role::Grouped(_));
-            let answers = if d.forward.is_some() || grouped { 0 } else { d.pending };
+            let answers = match &round_trip {
+                _ if d.forward.is_some() || grouped => 0,
+                Some(tick) => tick.answer_slots,
+                None => d.pending,
+            };
             let state = ring.state.as_ref().map_or(0, |s| s.size());
             layout.push(answers, ring.output_stride, ring.kept.is_some() && !grouped, state);
             // A middle stage of a fused run reads nothing of its own ring; a group member's
@@ -124,6 +137,7 @@ impl Execute for GpuContext {
                 counted_by: None,
                 grouped: None,
                 workgroups,
+                encoded_ahead: false,
             });
         }
         for run in &runs {
@@ -138,16 +152,124 @@ impl Execute for GpuContext {
         }
         let group_blocks: Vec<u64> = groups.iter().map(|group| layout.push_block(group.readback_size())).collect();
         let readback = self.readback.lock().unwrap_or_else(|p| p.into_inner()).reserve(self, layout.size());
-        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: TICK_LABEL });
-        let workgroups: Vec<u32> = submissions.iter().map(|s| s.workgroups).collect();
-        encode_stages(&mut encoder, dispatches, &rings, &roles, &workgroups, &runs, &groups);
-        for (group, &at) in groups.iter().zip(&group_blocks) {
-            for (&member, results) in group.members.iter().zip(group.copy_back(&mut encoder, &readback, at)) {
-                submissions[member].grouped = Some(results);
+        let tick =
+            TickCommands { dispatches, rings: &rings, roles: &roles, runs: &runs, groups: &groups, layout: &layout };
+        let commands = match round_trip.as_ref().and_then(|tick| ahead::take(tick, &readback)) {
+            Some(commands) => {
+                debug_assert!(groups.is_empty(), "a round trip's tick has no group, whose results it would lose");
+                submissions.iter_mut().for_each(|s| s.encoded_ahead = true);
+                commands
             }
+            None => {
+                let (commands, grouped) = tick.encode(&self.device, &submissions, &group_blocks, &readback);
+                for (member, results) in grouped {
+                    submissions[member].grouped = Some(results);
+                }
+                commands
+            }
+        };
+        self.queue.submit([commands]);
+        let mapping = Mapping::start(readback.clone(), layout.size());
+        if let Some(round_trip) = &round_trip {
+            // The same commands serve the next such tick: encoded now, while the device works.
+            let (next, _) = tick.encode(&self.device, &submissions, &group_blocks, &readback);
+            ahead::keep(round_trip, next, readback);
+        }
+        Ok(Submitted { mapping, layout, dispatches: submissions })
+    }
+
+    async fn complete<R>(&self, submitted: Submitted, deliver: impl FnOnce(&[Outcome<'_>]) -> R) -> Result<R> {
+        let Submitted { mapping, layout, dispatches } = submitted;
+        mapping
+            .read(self, |bytes| {
+                let regions = layout.regions();
+                // What each dispatch's own counters added; the earlier stages of a fused run take
+                // their last stage's (read first, whatever the order).
+                let counted: Vec<(u64, u64)> = regions
+                    .iter()
+                    .zip(&dispatches)
+                    .map(|(region, d)| match (&d.grouped, d.counted_by) {
+                        (None, None) => d.tally.advance(&region.counters(bytes)),
+                        _ => (0, 0),
+                    })
+                    .collect();
+                let outcomes: Vec<Outcome<'_>> = regions
+                    .iter()
+                    .zip(&dispatches)
+                    .enumerate()
+                    .map(|(i, (region, d))| {
+                        if let Some(results) = &d.grouped {
+                            return Outcome {
+                                bytes_to_device: d.written,
+                                workgroups: d.workgroups,
+                                ..results.outcome(bytes, d.pending)
+                            };
+                        }
+                        let (processed, dropped) = match d.counted_by {
+                            Some(last) => (counted[last].0, 0),
+                            None => counted[i],
+                        };
+                        // A dispatch answers all it was given or (if it did not run) nothing.
+                        let answered = processed.min(d.pending as u64) as u32;
+                        let answers = region.answers(bytes, answered);
+                        let kept = region.kept(bytes, answered);
+                        Outcome {
+                            answered,
+                            answers,
+                            kept,
+                            processed,
+                            dropped,
+                            // Its dispatch (or, fused, its share of one) ran: the submission that
+                            // held it has completed.
+                            dispatches: 1,
+                            checkpoint: region.state(bytes),
+                            bytes_to_device: d.written,
+                            bytes_from_device: if d.counted_by.is_some() { 0 } else { RingCounters::SIZE }
+                                + answers.len() as u64
+                                + kept.map_or(0, |k| k.len() as u64),
+                            fused: d.fused,
+                            workgroups: d.workgroups,
+                            encoded_ahead: d.encoded_ahead,
+                            ..Default::default()
+                        }
+                    })
+                    .collect();
+                deliver(&outcomes)
+            })
+            .await
+    }
+}
+
+/// What a tick's commands are encoded from, as the tick planned them.
+struct TickCommands<'a, 'd> {
+    dispatches: &'a [Dispatch<'d>],
+    rings: &'a [&'a GpuKernel],
+    roles: &'a [Role],
+    runs: &'a [FusedRun],
+    groups: &'a [GroupRun],
+    layout: &'a ReadbackLayout,
+}
+
+impl TickCommands<'_, '_> {
+    /// The tick's passes and its copies into `readback` (each group's block at `group_blocks`),
+    /// and where each group member's results lie.
+    fn encode(
+        &self,
+        device: &wgpu::Device,
+        submissions: &[Submission],
+        group_blocks: &[u64],
+        readback: &wgpu::Buffer,
+    ) -> (wgpu::CommandBuffer, Vec<(usize, MemberResults)>) {
+        let TickCommands { dispatches, rings, roles, runs, groups, layout } = *self;
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: TICK_LABEL });
+        let workgroups: Vec<u32> = submissions.iter().map(|s| s.workgroups).collect();
+        encode_stages(&mut encoder, dispatches, rings, roles, &workgroups, runs, groups);
+        let mut grouped = Vec::new();
+        for (group, &at) in groups.iter().zip(group_blocks) {
+            grouped.extend(group.members.iter().copied().zip(group.copy_back(&mut encoder, readback, at)));
         }
         for ((((d, ring), region), role), submission) in
-            dispatches.iter().zip(&rings).zip(layout.regions()).zip(&roles).zip(&submissions)
+            dispatches.iter().zip(rings).zip(layout.regions()).zip(roles).zip(submissions)
         {
             if matches!(role, Role::Grouped(_)) || submission.counted_by.is_some() {
                 continue;
@@ -156,12 +278,12 @@ impl Execute for GpuContext {
             let answers = region.answer_slots();
             let contiguous = d.head % ring.slots == 0;
             let first_copy = RingCounters::SIZE + if contiguous { answers as u64 * ring.output_stride } else { 0 };
-            encoder.copy_buffer_to_buffer(&ring.output_ring, 0, &readback, region.counters_at(), first_copy);
+            encoder.copy_buffer_to_buffer(&ring.output_ring, 0, readback, region.counters_at(), first_copy);
             // Otherwise slot runs of `buffer` (per-slot data from `base` on) go behind the counters.
             let mut copy_slots = |buffer: &wgpu::Buffer, base: u64, stride: u64, mut dst: u64| {
                 for segment in ring_segments(d.head, answers, ring.slots) {
                     let len = segment.len() as u64 * stride;
-                    encoder.copy_buffer_to_buffer(buffer, base + segment.start as u64 * stride, &readback, dst, len);
+                    encoder.copy_buffer_to_buffer(buffer, base + segment.start as u64 * stride, readback, dst, len);
                     dst += len;
                 }
             };
@@ -172,70 +294,10 @@ impl Execute for GpuContext {
                 copy_slots(kept, 0, 4, region.kept_at());
             }
             if let Some(state) = &ring.state {
-                encoder.copy_buffer_to_buffer(state, 0, &readback, region.state_at(), state.size());
+                encoder.copy_buffer_to_buffer(state, 0, readback, region.state_at(), state.size());
             }
         }
-        self.queue.submit([encoder.finish()]);
-        Ok(Submitted { readback, layout, dispatches: submissions })
-    }
-
-    async fn complete<R>(&self, submitted: Submitted, deliver: impl FnOnce(&[Outcome<'_>]) -> R) -> Result<R> {
-        let Submitted { readback, layout, dispatches } = submitted;
-        read_back_with(self, &readback, layout.size(), |bytes| {
-            let regions = layout.regions();
-            // What each dispatch's own counters added; the earlier stages of a fused run take
-            // their last stage's (read first, whatever the order).
-            let counted: Vec<(u64, u64)> = regions
-                .iter()
-                .zip(&dispatches)
-                .map(|(region, d)| match (&d.grouped, d.counted_by) {
-                    (None, None) => d.tally.advance(&region.counters(bytes)),
-                    _ => (0, 0),
-                })
-                .collect();
-            let outcomes: Vec<Outcome<'_>> = regions
-                .iter()
-                .zip(&dispatches)
-                .enumerate()
-                .map(|(i, (region, d))| {
-                    if let Some(results) = &d.grouped {
-                        return Outcome {
-                            bytes_to_device: d.written,
-                            workgroups: d.workgroups,
-                            ..results.outcome(bytes, d.pending)
-                        };
-                    }
-                    let (processed, dropped) = match d.counted_by {
-                        Some(last) => (counted[last].0, 0),
-                        None => counted[i],
-                    };
-                    // A dispatch answers all it was given or (if it did not run) nothing.
-                    let answered = processed.min(d.pending as u64) as u32;
-                    let answers = region.answers(bytes, answered);
-                    let kept = region.kept(bytes, answered);
-                    Outcome {
-                        answered,
-                        answers,
-                        kept,
-                        processed,
-                        dropped,
-                        // Its dispatch (or, fused, its share of one) ran: the submission that
-                        // held it has completed.
-                        dispatches: 1,
-                        checkpoint: region.state(bytes),
-                        bytes_to_device: d.written,
-                        bytes_from_device: if d.counted_by.is_some() { 0 } else { RingCounters::SIZE }
-                            + answers.len() as u64
-                            + kept.map_or(0, |k| k.len() as u64),
-                        fused: d.fused,
-                        workgroups: d.workgroups,
-                        ..Default::default()
-                    }
-                })
-                .collect();
-            deliver(&outcomes)
-        })
-        .await
+        (encoder.finish(), grouped)
     }
 }
 

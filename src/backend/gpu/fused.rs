@@ -15,7 +15,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::kernel::{compile_drain, GpuKernel};
-use super::GpuContext;
+use super::{GpuContext, NextCommands};
 use crate::backend::Dispatch;
 use crate::codegen::{self, FusedShader, MAX_FUSED_STAGES};
 use crate::error::Result;
@@ -53,10 +53,11 @@ enum Slot {
 
 /// A compiled module and the bind groups made from its layout, per chain of launched kernels
 /// (their serials). A layout derived from a pipeline binds that pipeline only, so the groups
-/// live and go with it: a module compiled again gets groups of its own.
+/// live and go with it: a module compiled again gets groups of its own. Each chain's next
+/// tick's commands are kept beside its group, and go with it when a stage is dropped.
 struct Ready {
     pipeline: Arc<FusedPipeline>,
-    groups: Vec<(Vec<u64>, wgpu::BindGroup)>,
+    groups: Vec<(Vec<u64>, wgpu::BindGroup, Arc<NextCommands>)>,
     /// Held so that their addresses, the key, are never reused meanwhile.
     _definitions: Vec<Arc<KernelDefinition>>,
 }
@@ -68,11 +69,12 @@ pub(crate) struct FusedPipeline {
 
 pub(crate) type SharedCache = Arc<Mutex<FusedCache>>;
 
-/// Drops the bind groups that bind a kernel's rings (when the kernel is dropped).
+/// Drops the bind groups that bind a kernel's rings, and the commands kept beside them (when
+/// the kernel is dropped).
 pub(crate) fn forget(cache: &SharedCache, serial: u64) {
     for (_, slot) in &mut cache.lock().unwrap_or_else(|p| p.into_inner()).pipelines {
         if let Slot::Ready(ready) = slot {
-            ready.groups.retain(|(chain, _)| !chain.contains(&serial));
+            ready.groups.retain(|(chain, ..)| !chain.contains(&serial));
         }
     }
 }
@@ -82,9 +84,15 @@ pub(crate) struct FusedRun {
     pub stages: Vec<usize>,
     pipeline: Arc<FusedPipeline>,
     bind_group: wgpu::BindGroup,
+    next: Arc<NextCommands>,
 }
 
 impl FusedRun {
+    /// Where the chain keeps its next tick's commands (see `ahead`).
+    pub fn next(&self) -> &NextCommands {
+        &self.next
+    }
+
     /// One bounded drain of the chain's messages over `workgroups` workgroups (the first
     /// stage's grid for them).
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, workgroups: u32) {
@@ -163,16 +171,17 @@ fn ready_run(
         }
     };
     let serials: Vec<u64> = stages.iter().map(|&i| rings[i].serial).collect();
-    let bind_group = match ready.groups.iter().find(|(chain, _)| *chain == serials) {
-        Some((_, group)) => group.clone(),
+    let (bind_group, next) = match ready.groups.iter().find(|(chain, ..)| *chain == serials) {
+        Some((_, group, next)) => (group.clone(), next.clone()),
         None => {
             let chain: Vec<&GpuKernel> = stages.iter().map(|&i| rings[i]).collect();
             let group = bind_group(&ctx.device, &ready.pipeline.layout, &chain);
-            ready.groups.push((serials, group.clone()));
-            group
+            let next = Arc::<NextCommands>::default();
+            ready.groups.push((serials, group.clone(), next.clone()));
+            (group, next)
         }
     };
-    Some(FusedRun { stages, pipeline: ready.pipeline.clone(), bind_group })
+    Some(FusedRun { stages, pipeline: ready.pipeline.clone(), bind_group, next })
 }
 
 /// Bindings as in shaders/harness/fused.wgsl: the first stage's input ring, the last stage's

@@ -38,6 +38,9 @@ pub(crate) struct GpuKernel {
     fused: super::FusedCache,
     /// The kernels it may share a grouped dispatch with, unless it never groups.
     pub group: Option<Arc<super::GroupClass>>,
+    /// Its next tick's commands, encoded on the web while the device runs its last (see
+    /// [`super::NextCommands`]).
+    pub ahead: super::NextCommands,
 }
 
 impl Drop for GpuKernel {
@@ -190,6 +193,7 @@ impl GpuKernel {
             serial: SERIALS.fetch_add(1, Ordering::Relaxed),
             fused: ctx.fused.clone(),
             group: super::GroupClass::for_kernel(ctx, definition, shape, workgroup_size, grid.max),
+            ahead: Default::default(),
         })
     }
 

@@ -5,9 +5,11 @@
 //! - [`readback`]: the buffer one tick's results come back in, and its layout;
 //! - `web_map` (web only): mapping it through its `GPUBuffer`, without wgpu's per-map closures;
 //! - [`execute`]: the tick's GPU step (one write per kernel, one submit, one map);
+//! - [`ahead`]: a kernel's next tick encoded while the device works on its last;
 //! - [`fused`]: chains of connected kernels run as one dispatch of one module;
 //! - [`grouped`]: many kernels of one handler, each with a small batch, run as one dispatch.
 
+pub(crate) mod ahead;
 pub(crate) mod execute;
 pub(crate) mod fused;
 pub(crate) mod grouped;
@@ -319,6 +321,9 @@ pub(crate) type FusedCache = fused::SharedCache;
 pub(crate) fn forget_fused(cache: &FusedCache, serial: u64) {
     fused::forget(cache, serial);
 }
+
+/// Where a kernel or a fused chain keeps its next tick's commands (see [`ahead`]).
+pub(crate) type NextCommands = ahead::NextCommands;
 
 /// Kernels that may share a grouped dispatch (see [`grouped`]).
 pub(crate) type GroupClass = grouped::GroupClass;

@@ -129,49 +129,78 @@ impl Readback {
 
 /// Maps `buffer[..size]`, copies it out and unmaps. Never blocks on the web.
 pub(crate) async fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
-    read_back_with(ctx, buffer, size, <[u8]>::to_vec).await
+    Mapping::start(buffer.clone(), size).read(ctx, <[u8]>::to_vec).await
 }
 
-/// Maps `buffer[..size]`, hands the mapped bytes to `read` and unmaps. Natively `read` sees
-/// wgpu's mapping itself. On the web the map goes through the buffer's `GPUBuffer` (see
-/// `web_map`), never blocking, and the bytes are copied into wasm memory once, as they must be.
-pub(crate) async fn read_back_with<R>(
-    ctx: &GpuContext,
-    buffer: &wgpu::Buffer,
+/// A readback buffer's map, asked for as soon as its tick is submitted, so that the host's
+/// work after the submit (on the web, encoding the next tick's commands: see [`super::ahead`])
+/// overlaps the device's. On the web the map goes through the buffer's `GPUBuffer` (see
+/// `web_map`), never blocking; natively through wgpu's `map_async`.
+pub(crate) struct Mapping {
+    buffer: wgpu::Buffer,
     size: u64,
-    read: impl FnOnce(&[u8]) -> R,
-) -> Result<R> {
     #[cfg(target_arch = "wasm32")]
-    {
-        use super::web_map;
-        let raw = buffer.as_webgpu().expect("on the web every buffer is a WebGPU buffer");
-        if !web_map::map_read(raw, size.next_multiple_of(4)).await {
-            ctx.check_fault()?;
-            return Err(Error::DeviceLost { reason: "mapping the readback buffer failed".into() });
-        }
-        web_map::read_mapped(raw, size, read)
-            .ok_or_else(|| Error::DeviceLost { reason: "reading the mapped readback buffer failed".into() })
-    }
+    mapping: super::web_map::Mapping,
     #[cfg(not(target_arch = "wasm32"))]
-    {
-        let (sender, receiver) = futures_channel::oneshot::channel();
-        let slice = buffer.slice(..size.next_multiple_of(4));
-        slice.map_async(wgpu::MapMode::Read, move |result| {
-            let _ = sender.send(result);
-        });
-        crate::platform::drive_gpu(&ctx.device);
-        let mapped = receiver.await.map_err(|_| Error::DeviceLost { reason: "readback callback dropped".into() })?;
-        if let Err(e) = mapped {
-            ctx.check_fault()?;
-            return Err(Error::DeviceLost { reason: format!("mapping the readback buffer failed: {e}") });
+    mapped: futures_channel::oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+}
+
+impl Mapping {
+    /// Asks for `buffer[..size]` to be mapped for reading.
+    pub fn start(buffer: wgpu::Buffer, size: u64) -> Self {
+        let aligned = size.next_multiple_of(4);
+        #[cfg(target_arch = "wasm32")]
+        {
+            let mapping = super::web_map::map_read(web_buffer(&buffer), aligned);
+            Mapping { buffer, size, mapping }
         }
-        let result = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| Error::DeviceLost { reason: format!("reading the mapped readback buffer failed: {e}") })?;
-            read(&view[..size as usize])
-        };
-        buffer.unmap();
-        Ok(result)
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let (sender, mapped) = futures_channel::oneshot::channel();
+            buffer.slice(..aligned).map_async(wgpu::MapMode::Read, move |result| {
+                let _ = sender.send(result);
+            });
+            Mapping { buffer, size, mapped }
+        }
     }
+
+    /// Waits for the map, hands `read` the mapped bytes and unmaps. Natively `read` sees wgpu's
+    /// mapping itself; on the web the bytes are copied into wasm memory once, as they must be.
+    pub async fn read<R>(self, ctx: &GpuContext, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            use super::web_map;
+            let Mapping { buffer, size, mapping } = self;
+            if !mapping.settled().await {
+                ctx.check_fault()?;
+                return Err(Error::DeviceLost { reason: "mapping the readback buffer failed".into() });
+            }
+            web_map::read_mapped(web_buffer(&buffer), size, read)
+                .ok_or_else(|| Error::DeviceLost { reason: "reading the mapped readback buffer failed".into() })
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let Mapping { buffer, size, mapped } = self;
+            crate::platform::drive_gpu(&ctx.device);
+            let mapped = mapped.await.map_err(|_| Error::DeviceLost { reason: "readback callback dropped".into() })?;
+            if let Err(e) = mapped {
+                ctx.check_fault()?;
+                return Err(Error::DeviceLost { reason: format!("mapping the readback buffer failed: {e}") });
+            }
+            let result = {
+                let view = buffer.slice(..size.next_multiple_of(4)).get_mapped_range().map_err(|e| {
+                    Error::DeviceLost { reason: format!("reading the mapped readback buffer failed: {e}") }
+                })?;
+                read(&view[..size as usize])
+            };
+            buffer.unmap();
+            Ok(result)
+        }
+    }
+}
+
+/// The `GPUBuffer` behind a wgpu buffer (on the web every buffer has one).
+#[cfg(target_arch = "wasm32")]
+fn web_buffer(buffer: &wgpu::Buffer) -> &wgpu::webgpu::GpuBuffer {
+    buffer.as_webgpu().expect("on the web every buffer is a WebGPU buffer")
 }

@@ -91,9 +91,14 @@ impl Drop for Release {
     }
 }
 
-/// Maps `buffer[..size]` for reading; `false` when the browser refused (the caller asks the
-/// device why).
-pub(crate) async fn map_read(buffer: &GpuBuffer, size: u64) -> bool {
+/// A map in flight: asked for when made, settled by [`Mapping::settled`]. Dropped first, it
+/// leaves its slot to be freed when the browser settles the map.
+pub(crate) struct Mapping {
+    release: Release,
+}
+
+/// Asks for `buffer[..size]` to be mapped for reading, at once.
+pub(crate) fn map_read(buffer: &GpuBuffer, size: u64) -> Mapping {
     let (index, settled) = take_slot();
     let release = Release { index, settled };
     let promise: Promise = buffer.map_async_with_f64_and_f64(MAP_READ, 0.0, size as f64).unchecked_into();
@@ -101,14 +106,23 @@ pub(crate) async fn map_read(buffer: &GpuBuffer, size: u64) -> bool {
         let slot = &slots[index];
         let _ = promise.then2(&slot.on_mapped, &slot.on_refused);
     });
-    poll_fn(|cx| match release.settled.outcome.get() {
-        Some(mapped) => Poll::Ready(mapped),
-        None => {
-            *release.settled.waker.borrow_mut() = Some(cx.waker().clone());
-            Poll::Pending
-        }
-    })
-    .await
+    Mapping { release }
+}
+
+impl Mapping {
+    /// Whether the buffer was mapped; `false` when the browser refused (the caller asks the
+    /// device why).
+    pub async fn settled(self) -> bool {
+        let settled = &self.release.settled;
+        poll_fn(|cx| match settled.outcome.get() {
+            Some(mapped) => Poll::Ready(mapped),
+            None => {
+                *settled.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
 }
 
 /// Hands `read` the first `size` bytes of the mapped `buffer` (copied into wasm memory once,
@@ -174,13 +188,13 @@ mod tests {
         let second = readable(&device, &queue, &[9; 8]);
 
         {
-            let mut abandoned = pin!(map_read(raw(&first), 8));
+            let mut abandoned = pin!(map_read(raw(&first), 8).settled());
             assert!(abandoned.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
         }
         let (slots, free) = slots_and_free();
         assert!(slots > free, "the dropped map still holds its slot: {slots} slots, {free} free");
 
-        assert!(map_read(raw(&second), 8).await);
+        assert!(map_read(raw(&second), 8).settled().await);
         assert_eq!(read_mapped(raw(&second), 6, <[u8]>::to_vec), Some(vec![9; 6]));
         // The dropped map has settled meanwhile (one queue, maps in order): every slot is free.
         let (slots, free) = slots_and_free();
@@ -188,12 +202,12 @@ mod tests {
 
         // The dropped map did map `first`; unmapped, it maps again through a reused slot.
         raw(&first).unmap();
-        assert!(map_read(raw(&first), 8).await);
+        assert!(map_read(raw(&first), 8).settled().await);
         assert_eq!(read_mapped(raw(&first), 8, <[u8]>::to_vec), Some(vec![1, 2, 3, 4, 5, 6, 7, 8]));
         assert_eq!(slots_and_free(), (slots, slots), "no slot was made for it");
 
         first.destroy();
-        assert!(!map_read(raw(&first), 8).await, "a destroyed buffer's map is refused");
+        assert!(!map_read(raw(&first), 8).settled().await, "a destroyed buffer's map is refused");
         assert_eq!(slots_and_free(), (slots, slots));
     }
 }
