@@ -49,12 +49,14 @@ fn fused(rt: &JsValue, id: &str) -> f64 {
     num(&telemetry(rt, id), "fusedDispatches")
 }
 
-#[wasm_bindgen_test]
-async fn three_connected_stages_run_fused_and_answer_in_order() {
+/// A runtime with telemetry and three connected stages `{prefix}-0` to `{prefix}-2` (queues of
+/// 1,024, active), sent round trips until the chain runs fused. Returns the runtime, the stages'
+/// ids and how many round trips that took.
+async fn fused_chain(prefix: &str) -> (JsValue, Vec<String>, i32) {
     let rt = js(JsRuntime::create(Some(object(&[("enableTelemetry", true.into())]))))
         .await
         .unwrap_or_else(|e| panic!("no WebGPU runtime (is --enable-unsafe-webgpu set?): {e:?}"));
-    let ids: Vec<String> = (0..3).map(|k| format!("web-fuse-{k}")).collect();
+    let ids: Vec<String> = (0..3).map(|k| format!("{prefix}-{k}")).collect();
     for (k, id) in ids.iter().enumerate() {
         register(id, k as i32);
         let options = object(&[("autoActivate", true.into()), ("queueSize", 1024.into())]);
@@ -63,15 +65,32 @@ async fn three_connected_stages_run_fused_and_answer_in_order() {
     for pair in ids.windows(2) {
         invoke(&rt, "connect", &[pair[0].as_str().into(), pair[1].as_str().into()]).await.unwrap();
     }
-    let (first, last) = (ids[0].as_str(), ids[2].as_str());
-
     // Until the module has compiled, the chain runs ring to ring; the answers are the same.
     let mut sent = 0;
     while ids.iter().any(|id| fused(&rt, id) == 0.0) {
         assert!(sent < 5000, "the chain never ran fused");
-        assert_eq!(round_trip(&rt, first, last, sent).await, expected(sent, 3));
+        assert_eq!(round_trip(&rt, &ids[0], &ids[2], sent).await, expected(sent, 3));
         sent += 1;
     }
+    (rt, ids, sent)
+}
+
+/// Receives `n` packed answers from `last`, in the order they come.
+async fn receive_packed(rt: &JsValue, last: &str, n: usize) -> Vec<i32> {
+    let mut answers: Vec<i32> = Vec::new();
+    while answers.len() < n {
+        let max = (n - answers.len()) as u32;
+        let options = object(&[("max", max.into()), ("timeout", 10_000.into()), ("packed", true.into())]);
+        let bytes = invoke(rt, "receiveBatch", &[last.into(), options]).await.unwrap();
+        answers.extend(bytemuck::pod_collect_to_vec::<u8, i32>(&js_sys::Uint8Array::new(&bytes).to_vec()));
+    }
+    answers
+}
+
+#[wasm_bindgen_test]
+async fn three_connected_stages_run_fused_and_answer_in_order() {
+    let (rt, ids, mut sent) = fused_chain("web-fuse").await;
+    let (first, last) = (ids[0].as_str(), ids[2].as_str());
 
     // The next round trip runs on the commands encoded while the device ran the fused tick
     // before (see `backend::gpu::ahead`): every stage counts it.
@@ -91,12 +110,7 @@ async fn three_connected_stages_run_fused_and_answer_in_order() {
     let packed = js_sys::Int32Array::from(&values[1000..]);
     invoke(&rt, "sendBatch", &[first.into(), packed.into(), timeout(10_000)]).await.unwrap();
     invoke(&rt, "reactivate", &[ids[1].as_str().into()]).await.unwrap();
-    let mut answers: Vec<i32> = Vec::new();
-    while answers.len() < values.len() {
-        let options = object(&[("max", 2000.into()), ("timeout", 10_000.into()), ("packed", true.into())]);
-        let bytes = invoke(&rt, "receiveBatch", &[last.into(), options]).await.unwrap();
-        answers.extend(bytemuck::pod_collect_to_vec::<u8, i32>(&js_sys::Uint8Array::new(&bytes).to_vec()));
-    }
+    let answers = receive_packed(&rt, last, values.len()).await;
     assert_eq!(answers, values.iter().map(|&v| expected(v, 3)).collect::<Vec<_>>());
 
     // Fused again after the pause, and every stage counted every message.
@@ -132,13 +146,7 @@ async fn batch(rt: &JsValue, first: &str, last: &str, values: &[i32]) -> Vec<i32
     let packed = js_sys::Int32Array::from(values);
     let sent = invoke(rt, "sendBatch", &[first.into(), packed.into(), timeout(10_000)]).await.unwrap();
     assert_eq!(sent.as_f64(), Some(values.len() as f64));
-    let mut answers: Vec<i32> = Vec::new();
-    while answers.len() < values.len() {
-        let options = object(&[("max", 10_000.into()), ("timeout", 10_000.into()), ("packed", true.into())]);
-        let bytes = invoke(rt, "receiveBatch", &[last.into(), options]).await.unwrap();
-        answers.extend(bytemuck::pod_collect_to_vec::<u8, i32>(&js_sys::Uint8Array::new(&bytes).to_vec()));
-    }
-    answers
+    receive_packed(rt, last, values.len()).await
 }
 
 /// A seeded mix of round trips, batches of 1 to 40 messages (around the 16 that commands
@@ -149,29 +157,11 @@ async fn batch(rt: &JsValue, first: &str, last: &str, values: &[i32]) -> Vec<i32
 /// commands encoded ahead.
 #[wasm_bindgen_test]
 async fn a_seeded_mix_of_round_trips_batches_and_pauses_answers_in_order() {
-    let rt = js(JsRuntime::create(Some(object(&[("enableTelemetry", true.into())]))))
-        .await
-        .unwrap_or_else(|e| panic!("no WebGPU runtime (is --enable-unsafe-webgpu set?): {e:?}"));
-    let ids: Vec<String> = (0..3).map(|k| format!("mix-{k}")).collect();
-    for (k, id) in ids.iter().enumerate() {
-        register(id, k as i32);
-        let options = object(&[("autoActivate", true.into()), ("queueSize", 1024.into())]);
-        invoke(&rt, "launch", &[id.as_str().into(), JsValue::NULL, options]).await.unwrap();
-    }
-    for pair in ids.windows(2) {
-        invoke(&rt, "connect", &[pair[0].as_str().into(), pair[1].as_str().into()]).await.unwrap();
-    }
+    let (rt, ids, mut through_chain) = fused_chain("mix").await;
     register("mix-lone", 0);
     let options = object(&[("autoActivate", true.into()), ("queueSize", 8192.into())]);
     invoke(&rt, "launch", &["mix-lone".into(), JsValue::NULL, options]).await.unwrap();
     let (first, middle, last, lone) = (ids[0].as_str(), ids[1].as_str(), ids[2].as_str(), "mix-lone");
-
-    let mut through_chain = 0;
-    while ids.iter().any(|id| fused(&rt, id) == 0.0) {
-        assert!(through_chain < 5000, "the chain never ran fused");
-        assert_eq!(round_trip(&rt, first, last, through_chain).await, expected(through_chain, 3));
-        through_chain += 1;
-    }
     let mut through_lone = 0;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for op in 0..200 {
@@ -207,12 +197,7 @@ async fn a_seeded_mix_of_round_trips_batches_and_pauses_answers_in_order() {
                 invoke(&rt, "sendBatch", &[first.into(), packed.into(), timeout(10_000)]).await.unwrap();
                 invoke(&rt, "reactivate", &[middle.into()]).await.unwrap();
                 let want: Vec<i32> = values.iter().map(|&x| expected(x, 3)).collect();
-                let mut answers: Vec<i32> = Vec::new();
-                while answers.len() < values.len() {
-                    let options = object(&[("timeout", 10_000.into()), ("packed", true.into())]);
-                    let bytes = invoke(&rt, "receiveBatch", &[last.into(), options]).await.unwrap();
-                    answers.extend(bytemuck::pod_collect_to_vec::<u8, i32>(&js_sys::Uint8Array::new(&bytes).to_vec()));
-                }
+                let answers = receive_packed(&rt, last, values.len()).await;
                 assert_eq!(answers, want, "op {op}: a batch past a paused middle stage");
                 through_chain += values.len() as i32;
             }
