@@ -56,8 +56,8 @@ pub struct KernelTelemetry {
     /// as they would had it run alone.
     pub grouped_dispatches: u64,
     /// Of those, the ones whose commands were encoded while the device ran the tick before. On
-    /// the web a tick of one kernel, or of one fused chain, with at most a workgroup's messages
-    /// (a round trip's tick) has the next one encoded ahead, so that one only writes its
+    /// the web a tick of one kernel, or of one fused chain, with at most 16 messages from its
+    /// ring's first slot (a round trip's tick) has the next one encoded ahead, so that one only writes its
     /// messages and submits; native ticks encode as they go (0 here). See "Commands encoded
     /// ahead" in `MEASURED.md`.
     pub dispatches_encoded_ahead: u64,
@@ -73,7 +73,8 @@ pub struct KernelTelemetry {
     pub output_queue_depth: usize,
     /// Bytes written to the GPU for this kernel: each tick's ring header and its messages.
     pub bytes_to_device: u64,
-    /// Bytes read back from the GPU for this kernel: counters, answers and state reads.
+    /// Bytes read back from the GPU for this kernel: what its ticks copied back (counters, every
+    /// answer slot reserved, kept flags, its state's checkpoint) and its state reads.
     pub bytes_from_device: u64,
     /// GPU memory held by the kernel's rings, their header and counters, and its state.
     pub gpu_memory_bytes: u64,

@@ -135,8 +135,12 @@ fn histogram_state_matches_the_cpu_and_survives_terminate() {
         assert_eq!(rt.read_state_as::<u32>("histogram").await.unwrap(), expected);
 
         // State persists across dispatches and stays readable after terminate, until remove.
+        let read_back = || rt.telemetry("histogram").unwrap().unwrap().bytes_from_device;
+        let before = read_back();
         let more: Vec<u32> = round_trip(&rt, "histogram", &[[0.5f32; HISTOGRAM_SAMPLES as usize]]).await;
         assert_eq!(more, vec![HISTOGRAM_SAMPLES]);
+        // The tick copied back the counters (32 bytes), the one answer and the state's checkpoint.
+        assert_eq!(read_back() - before, 32 + 4 + 4 * HISTOGRAM_BINS as u64, "bytes read back by one tick");
         expected[32] += HISTOGRAM_SAMPLES;
         rt.terminate("histogram", Some(Duration::from_millis(5000))).await.unwrap();
         assert_eq!(rt.read_state_as::<u32>("histogram").await.unwrap(), expected);

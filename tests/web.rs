@@ -868,6 +868,9 @@ async fn round_trips_use_commands_encoded_ahead_only_where_they_fit() {
     };
     round_trips(1).await;
     assert_eq!(ahead(), 2.0, "the second and third round trips ran on commands encoded ahead");
+    // Each round trip's tick copied back the counters (32 bytes) and 16 answer slots.
+    let read_back = num(&rt.get_telemetry("doubler".into()).unwrap(), "bytesFromDevice");
+    assert_eq!(read_back, 3.0 * (32.0 + 16.0 * 4.0), "bytes read back by three round trips");
     batch(16).await;
     assert_eq!(ahead(), 3.0, "16 messages fit them");
     batch(17).await;

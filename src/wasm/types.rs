@@ -291,12 +291,15 @@ export interface KernelTelemetry {
   fusedDispatches: number;
   /** Of those, the ones run in one dispatch with other kernels of its handler (small batches). */
   groupedDispatches: number;
-  /** Of those, the ones whose commands were encoded while the device ran the tick before: a tick of one kernel, or of one fused chain, with at most a workgroup's messages (a round trip's) has the next one encoded ahead, so that one only writes its messages and submits. Always 0 on the cpu backend. */
+  /** Of those, the ones whose commands were encoded while the device ran the tick before: a tick of one kernel, or of one fused chain, with at most 16 messages (a round trip's) has the next one encoded ahead, so that one only writes its messages and submits. Always 0 on the cpu backend. */
   dispatchesEncodedAhead: number;
   /** Workgroups of its last GPU dispatch (0 before any, and on the cpu backend): the grid the runtime chose, or that of the fused or grouped dispatch it ran in. */
   lastWorkgroups: number;
   inputQueueDepth: number; inFlight: number; outputQueueDepth: number;
-  bytesToDevice: number; bytesFromDevice: number; gpuMemoryBytes: number;
+  bytesToDevice: number;
+  /** Bytes read back from the GPU: what its ticks copied back (counters, every answer slot reserved, kept flags, its state's checkpoint) and its state reads. */
+  bytesFromDevice: number;
+  gpuMemoryBytes: number;
   uptimeMs: number;
   /** Processed messages per second of uptime. */
   throughput: number;

@@ -224,9 +224,10 @@ impl Execute for GpuContext {
                             dispatches: 1,
                             checkpoint: region.state(bytes),
                             bytes_to_device: d.written,
-                            bytes_from_device: if d.counted_by.is_some() { 0 } else { RingCounters::SIZE }
-                                + answers.len() as u64
-                                + kept.map_or(0, |k| k.len() as u64),
+                            // What was copied back: a fused run's earlier stages copy nothing,
+                            // a round trip's tick all its answer slots, a kernel with state its
+                            // checkpoint.
+                            bytes_from_device: if d.counted_by.is_some() { 0 } else { region.size() },
                             fused: d.fused,
                             workgroups: d.workgroups,
                             encoded_ahead: d.encoded_ahead,

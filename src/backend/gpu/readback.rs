@@ -39,6 +39,10 @@ impl Region {
     fn end(&self) -> u64 {
         self.state_at() + self.state
     }
+    /// Bytes the tick copies back for the dispatch: every slot it reserved, answered or not.
+    pub fn size(&self) -> u64 {
+        self.end() - self.at
+    }
 
     /// The dispatch's counters.
     pub fn counters(&self, bytes: &[u8]) -> RingCounters {
