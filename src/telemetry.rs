@@ -57,9 +57,9 @@ pub struct KernelTelemetry {
     pub grouped_dispatches: u64,
     /// Of those, the ones whose commands were encoded while the device ran the tick before. On
     /// the web a tick of one kernel, or of one fused chain, with at most 16 messages from its
-    /// ring's first slot (a round trip's tick) has the next one encoded ahead, so that one only writes its
-    /// messages and submits; native ticks encode as they go (0 here). See "Commands encoded
-    /// ahead" in `MEASURED.md`.
+    /// ring's first slot (a round trip's tick) has the next one encoded ahead, so that one only
+    /// writes its messages and submits; native ticks encode as they go (0 here). See "Commands
+    /// encoded ahead" in `MEASURED.md`.
     pub dispatches_encoded_ahead: u64,
     /// Workgroups of its last dispatch on a GPU (0 before any, and on the cpu backend): the grid
     /// the runtime chose for that tick's messages (see "A small grid on software adapters" in

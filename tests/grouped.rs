@@ -131,6 +131,17 @@ fn grouped_kernels_answer_like_lone_ones() {
             assert_eq!(t.messages_dropped, 0, "{id}");
         }
         assert!(t.dispatches >= t.grouped_dispatches, "{id}");
+        // What its ticks copied back: every message's answer slot (and kept flag, for a handler
+        // that drops); per lone tick the ring's 32-byte counters (and the 16-byte state's
+        // checkpoint); per grouped tick its 16-byte entry in the group's table.
+        let per_message = 4 + if *drops { 4 } else { 0 };
+        let per_lone_tick = 32 + if id == "lone-state" { 16 } else { 0 };
+        let lone_ticks = t.dispatches - t.grouped_dispatches;
+        assert_eq!(
+            t.bytes_from_device,
+            per_message * t.messages_processed + per_lone_tick * lone_ticks + 16 * t.grouped_dispatches,
+            "{id}: bytes read back"
+        );
     }
 }
 

@@ -175,7 +175,9 @@ impl MemberResults {
             processed: answered as u64,
             dropped: entry.dropped as u64,
             dispatches: 1,
-            bytes_from_device: ENTRY_SIZE + answers.len() as u64 + kept.map_or(0, |k| k.len() as u64),
+            // What was copied back for it: its entry, and its answer slots and kept flags
+            // whether answered or not (the group's header is no member's).
+            bytes_from_device: ENTRY_SIZE + pending as u64 * (self.stride + if self.kept_at.is_some() { 4 } else { 0 }),
             grouped: true,
             ..Default::default()
         }
