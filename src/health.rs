@@ -10,7 +10,7 @@
 //! | the device lost, no recovery under way (or the last one failed) | unhealthy |
 //! | the device lost, automatic recovery under way | degraded |
 //! | a kernel's input or output queue at least `queue_fill` full | degraded |
-//! | a kernel's failure rate since the last check (failures: handler errors, device losses, timed-out calls; per message processed or failed) at least `error_rate_degraded` / `error_rate_unhealthy` | degraded / unhealthy |
+//! | a kernel's failure rate since the last check (what its circuit breaker counts: handler errors, device losses, timed-out calls and receives, failed protected operations; per message processed or other operation failed) at least `error_rate_degraded` / `error_rate_unhealthy` | degraded / unhealthy |
 //! | a kernel the watchdog finds stale | degraded |
 //! | a kernel's circuit breaker open (or half-open) | degraded |
 //! | memory pressure at least `memory_degraded` / `memory_unhealthy` | degraded / unhealthy |

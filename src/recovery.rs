@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::{Action, LifecycleState};
 use crate::platform;
 use crate::spans::{self, Phase};
-use crate::table::Shared;
+use crate::table::{Failed, Shared};
 use crate::waiting;
 
 /// With automatic recovery, how long the loop waits before each attempt to recover (in
@@ -145,7 +145,7 @@ pub(crate) fn fail_device(shared: &Shared, device: DeviceId, error: Error, gener
             resources.exec = None;
             kernel.cursor.device_lost(&mut kernel.mailbox);
             kernel.mailbox.ledger.abandon_calls(&lost);
-            kernel.circuit_failures(1, platform::now_ms());
+            kernel.circuit_failures(1, Failed::Operations, platform::now_ms());
         }
         kernel.notify();
     }

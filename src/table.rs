@@ -159,9 +159,13 @@ impl Kernel {
         }
     }
 
-    /// `count` failures of the kernel (see `Counters::failures`), for its breaker if it has one.
-    pub fn circuit_failures(&mut self, count: u64, now_ms: f64) {
+    /// `count` failures of the kernel (see `Counters::failures`), for its breaker if it has one:
+    /// messages its handler failed, or operations that failed beside them.
+    pub fn circuit_failures(&mut self, count: u64, what: Failed, now_ms: f64) {
         self.counters.failures += count;
+        if what == Failed::Operations {
+            self.counters.failed_operations += count;
+        }
         if let Some(breaker) = &mut self.breaker {
             for _ in 0..count.min(u32::MAX as u64) {
                 breaker.failure(now_ms);
@@ -175,6 +179,15 @@ impl Kernel {
             breaker.success(now_ms);
         }
     }
+}
+
+/// What failed, for [`Kernel::circuit_failures`]: messages the kernel processed (its handler's
+/// errors, already among the messages processed), or operations beside them (timed-out calls
+/// and receives, a lost device, an operation run under its breaker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failed {
+    Messages,
+    Operations,
 }
 
 /// One device's health as recovery tracks it, and its ticks.

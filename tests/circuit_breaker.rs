@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::wait_until;
 use ringkernel_web::kernel::{doubler_request, doubler_response, host::HostOutcome};
 use ringkernel_web::{
-    BackendChoice, CircuitBreakerConfig, CircuitState, Error, ErrorKind, KernelDefinition, KernelState, LaunchOptions,
-    Runtime, RuntimeOptions,
+    BackendChoice, CircuitBreakerConfig, CircuitState, Error, ErrorKind, HealthStatus, KernelDefinition, KernelState,
+    LaunchOptions, Runtime, RuntimeOptions,
 };
 
 const OPEN: Duration = Duration::from_millis(600);
@@ -209,4 +209,45 @@ fn a_breaker_that_could_never_open_or_close_is_refused() {
         (d.failure_threshold, d.window, d.open_duration, d.half_open_probes),
         (5, Duration::from_secs(60), Duration::from_secs(30), 1)
     );
+}
+
+/// Handler errors are messages processed that failed: ten failing messages are 10 of 10
+/// operations in `health`, not 10 of 20. With breakers off, failed protected operations count
+/// there as well. A scrape reports the rates since the previous scrape and `health` since the
+/// previous check: neither empties the other's window.
+#[test]
+fn health_counts_each_failure_once_and_scrapes_keep_their_own_window() {
+    let rt = runtime(BackendChoice::Cpu, None);
+    let scraped_unhealthy = |rt: &Runtime| rt.metrics_text().contains("ringkernel_health{status=\"unhealthy\"} 1");
+    pollster::block_on(async {
+        start(&rt, flaky("flaky")).await;
+        let failing: Vec<i32> = (1..=10).map(|v| -v).collect();
+        assert_eq!(rt.send_batch("flaky", &failing, LONG).await.unwrap(), 10);
+        wait_until("ten handler errors", || rt.kernel_metrics("flaky").unwrap().errors == 10);
+        let ten_of_ten =
+            HealthStatus::Unhealthy("kernel 'flaky': 10 of 10 operations failed since the last check".into());
+        assert!(scraped_unhealthy(&rt), "{}", rt.metrics_text());
+        assert_eq!(rt.health().status, ten_of_ten, "the scrape left health's window alone");
+        assert_eq!(rt.health().status, HealthStatus::Healthy, "nothing failed since the last check");
+
+        assert_eq!(rt.send_batch("flaky", &failing, LONG).await.unwrap(), 10);
+        wait_until("ten more", || rt.kernel_metrics("flaky").unwrap().errors == 20);
+        assert_eq!(rt.health().status, ten_of_ten);
+        assert!(scraped_unhealthy(&rt), "the check left the scrape's window alone: {}", rt.metrics_text());
+        assert!(!scraped_unhealthy(&rt), "nothing failed since the last scrape");
+
+        // Two answered messages and two failed protected operations: 2 of 4.
+        assert_eq!(rt.call_pod::<i32, i32>("flaky", &1, LONG).await.unwrap(), 2);
+        assert_eq!(rt.call_pod::<i32, i32>("flaky", &2, LONG).await.unwrap(), 4);
+        let circuit = rt.circuit_breaker("flaky").unwrap();
+        for _ in 0..2 {
+            let failed = circuit.execute(|| async { Err::<(), _>(Error::InvalidArgument("no".into())) }).await;
+            assert!(failed.is_err());
+        }
+        let status = rt.health().status;
+        assert_eq!(
+            status,
+            HealthStatus::Unhealthy("kernel 'flaky': 2 of 4 operations failed since the last check".into())
+        );
+    });
 }

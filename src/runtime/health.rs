@@ -2,6 +2,7 @@
 //! gathered under the table lock.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use super::Runtime;
 use crate::circuit::CircuitState;
@@ -20,7 +21,13 @@ impl Runtime {
     /// rates are over the operations since the previous check, so a probe polled every few
     /// seconds sees what happens now, not since launch.
     pub fn health(&self) -> HealthReport {
-        let mut samples = self.inner.error_samples.lock().unwrap_or_else(|p| p.into_inner());
+        self.health_since(&self.inner.error_samples)
+    }
+
+    /// The health verdict with error rates since the previous check that used `samples` (the
+    /// health checks' own, or the scrapes').
+    pub(super) fn health_since(&self, samples: &Mutex<ErrorSamples>) -> HealthReport {
+        let mut samples = samples.lock().unwrap_or_else(|p| p.into_inner());
         let table = self.shared.lock();
         let runtime = match table.state {
             LifecycleState::Draining => Some("draining"),
@@ -38,7 +45,9 @@ impl Runtime {
             .map(|id| {
                 let k = &table.kernels[&id];
                 let c = &k.counters;
-                let now = (c.failures, c.messages_processed + c.failures);
+                // Operations: the messages it processed (a handler's errors among them) and the
+                // operations that failed beside them.
+                let now = (c.failures, c.messages_processed + c.failed_operations);
                 // A kernel launched again under the same id starts from zero.
                 let before = samples.0.get(&id).copied().filter(|b| b.0 <= now.0 && b.1 <= now.1).unwrap_or((0, 0));
                 seen.insert(id.clone(), now);

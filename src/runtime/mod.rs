@@ -43,7 +43,7 @@ use crate::health::HealthThresholds;
 use crate::kernel::DispatchShape;
 use crate::lifecycle::{KernelMode, LifecycleState};
 use crate::platform;
-use crate::table::{Settings, Shared, Table};
+use crate::table::{Failed, Settings, Shared, Table};
 use crate::telemetry::ShutdownReport;
 use crate::watchdog::WatchdogConfig;
 
@@ -431,8 +431,11 @@ struct Inner {
     options: RuntimeOptions,
     /// One per device.
     tick_loops: Mutex<Vec<platform::TickLoopHandle>>,
-    /// What the previous health check counted (see [`Runtime::health`]).
+    /// What the previous health check counted (see [`Runtime::health`]), and what the previous
+    /// scrape did (see [`Runtime::metrics_text`]): each reports the error rates since its own
+    /// previous call, so a scraper and a health probe never shorten each other's window.
     error_samples: Mutex<health::ErrorSamples>,
+    scrape_samples: Mutex<health::ErrorSamples>,
 }
 
 impl Runtime {
@@ -477,7 +480,13 @@ impl Runtime {
             shared.device_ids().map(|device| platform::spawn_tick_loop(crate::tick::run(shared.clone(), device)));
         let tick_loops = Mutex::new(tick_loops.collect());
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-        let inner = Arc::new(Inner { shared: shared.clone(), options, tick_loops, error_samples: Mutex::default() });
+        let inner = Arc::new(Inner {
+            shared: shared.clone(),
+            options,
+            tick_loops,
+            error_samples: Mutex::default(),
+            scrape_samples: Mutex::default(),
+        });
         Ok(Runtime { shared, inner })
     }
 
@@ -555,7 +564,7 @@ impl Runtime {
                 // kernel was not expected to answer.
                 let ran_with_input = kernel.runs() && kernel.input_depth() > 0;
                 if timed_out == Some("call") || (timed_out == Some("receive") && ran_with_input) {
-                    kernel.circuit_failures(1, platform::now_ms());
+                    kernel.circuit_failures(1, Failed::Operations, platform::now_ms());
                 }
                 if timed_out != Some("receive") {
                     kernel.counters.errors += 1;

@@ -138,11 +138,11 @@ impl Runtime {
     }
 
     /// The summary and the health verdict in Prometheus' text exposition format, for
-    /// scraping. The verdict's error rates are since the previous check ([`Runtime::health`]
-    /// or a scrape).
+    /// scraping. The verdict's error rates are since the previous scrape: scrapes keep their own
+    /// window, apart from [`Runtime::health`]'s.
     pub fn metrics_text(&self) -> String {
         let mut text = crate::metrics::render(&self.summary());
-        text.push_str(&crate::metrics::render_health(&self.health()));
+        text.push_str(&crate::metrics::render_health(&self.health_since(&self.inner.scrape_samples)));
         text
     }
 

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::KernelState;
 use crate::platform;
 use crate::recovery;
+use crate::table::Failed;
 use crate::watchdog::{StaleKernel, WatchdogAction};
 
 /// One kernel's circuit breaker (the seed's `runtime.circuit_breaker()`), from
@@ -86,7 +87,7 @@ impl CircuitBreaker {
         if let Some(kernel) = table.kernels.get_mut(&*self.id).filter(|k| k.instance == instance) {
             match &outcome {
                 Ok(_) => kernel.circuit_success(platform::now_ms()),
-                Err(_) => kernel.circuit_failures(1, platform::now_ms()),
+                Err(_) => kernel.circuit_failures(1, Failed::Operations, platform::now_ms()),
             }
         }
         outcome

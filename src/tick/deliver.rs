@@ -9,7 +9,7 @@ use super::plan::Planned;
 use crate::backend::{Outcome, Routing};
 use crate::correlation::{Answers, Sequence};
 use crate::envelope::headers::Carried;
-use crate::table::{Kernel, Table};
+use crate::table::{Failed, Kernel, Table};
 
 /// Delivers one tick: `outcomes` are in plan order. A kernel terminated, or removed and
 /// launched again, while the tick ran gets nothing (its unanswered messages were counted then).
@@ -84,7 +84,7 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
             kernel.beat(now_ms);
         }
         if out.failed > 0 {
-            kernel.circuit_failures(out.failed, now_ms);
+            kernel.circuit_failures(out.failed, Failed::Messages, now_ms);
         } else if out.answered > 0 {
             kernel.circuit_success(now_ms);
         }
