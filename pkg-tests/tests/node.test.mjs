@@ -142,6 +142,32 @@ test("a pending timeout holds Node open until it fires, and ended waits never ho
   assert.ok(exitAfter < 60_000, `the process exited ${exitAfter} ms after its last line: a ten-minute alarm held it`);
 });
 
+test("withCircuitBreaker checks the circuit and calls its operation when called: a half-open circuit's probe goes to the first in call order", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu", circuitBreaker: { failureThreshold: 1, openMs: 100, halfOpenProbes: 1 } });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true });
+    await runtime.withCircuitBreaker("doubler", () => Promise.reject(new Error("the caller's failure"))).catch(() => {});
+    const opened = runtime.circuitBreaker("doubler").state;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const halfOpen = runtime.circuitBreaker("doubler").state;
+    let called = false;
+    const protectedCall = runtime.withCircuitBreaker("doubler", () => { called = true; return doubler.call({ value: 21 }); });
+    const calledAtOnce = called;
+    // Made after it: the probe was taken by the protected call's message.
+    const later = doubler.send({ value: 1 }).then(() => "accepted", (e) => e.name);
+    const [answer, refused] = await Promise.all([protectedCall.then((a) => a.result, (e) => e.name), later]);
+    const closed = runtime.circuitBreaker("doubler").state;
+    await runtime.dispose();
+    console.log(JSON.stringify({ opened, halfOpen, calledAtOnce, answer, refused, closed }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), {
+    opened: "open", halfOpen: "halfOpen", calledAtOnce: true, answer: 42, refused: "CircuitOpenError", closed: "closed",
+  });
+});
+
 test("Node's own AbortSignal ends a wait: the receive rejects with its reason, operations whose signal aborted before the call do nothing", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";

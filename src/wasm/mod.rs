@@ -43,6 +43,7 @@ pub use runtime::JsRuntime;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
@@ -79,4 +80,16 @@ fn promise(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> 
 /// [`promise`]'s one instance of `future_to_promise`.
 fn boxed_promise(future: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
     wasm_bindgen_futures::future_to_promise(future)
+}
+
+/// The promise of `future`, polled once now and then (if it waits) by its task: what it does
+/// before its first wait happens when the method is called, in call order, as a JavaScript
+/// async function's first steps do. Every future given here registers its waker anew on each
+/// poll.
+fn started_promise(mut future: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(value)) => Promise::resolve(&value),
+        Poll::Ready(Err(error)) => Promise::reject(&error),
+        Poll::Pending => boxed_promise(future),
+    }
 }

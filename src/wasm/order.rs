@@ -13,16 +13,15 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_channel::oneshot;
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
-use super::abort::{Abort, Work};
-use super::boxed_promise;
+use super::abort::Abort;
 use super::errors::js_error;
+use super::started_promise;
 use crate::runtime::Runtime;
 use crate::waiting::{remaining, wait_for, Deadline};
 
@@ -140,7 +139,7 @@ pub(super) fn in_line<F>(runtime: &Runtime, id: String, abort: Abort, send: impl
 where
     F: Future<Output = Result<JsValue, JsValue>> + 'static,
 {
-    start(abort.around(Box::pin(send(take_place(runtime, id)))))
+    started_promise(abort.around(Box::pin(send(take_place(runtime, id)))))
 }
 
 /// A place at the end of kernel `id`'s line, waiting on the end of the place ahead (if any).
@@ -151,19 +150,10 @@ fn take_place(runtime: &Runtime, id: String) -> Place {
     Place { _runtime: runtime.clone(), key, id, ahead, done: Some(done) }
 }
 
-/// [`in_line`]'s one instance of the start: polled now, then (if it waits) by its task. Every
-/// future here registers its waker anew on each poll.
-fn start(mut send: Work) -> Promise {
-    match send.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(Ok(value)) => Promise::resolve(&value),
-        Poll::Ready(Err(error)) => Promise::reject(&error),
-        Poll::Pending => boxed_promise(send),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
 
     use wasm_bindgen_test::wasm_bindgen_test;
 

@@ -12,7 +12,7 @@ use super::errors::{js_error, js_void, type_error};
 use super::handle::JsKernelHandle;
 use super::messages::{js_state, shown};
 use super::options::{launch_options, runtime_options, timeout_option, watchdog_action};
-use super::{calls, envelopes, kernel_id, promise, to_js};
+use super::{calls, envelopes, kernel_id, promise, started_promise, to_js};
 use crate::kernel::KernelDefinition;
 use crate::message::Scalar;
 use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
@@ -286,11 +286,13 @@ impl JsRuntime {
 
     /// Runs `operation` (a function, its result awaited) under the kernel's circuit breaker:
     /// rejects with `CircuitOpenError` without calling it while the circuit is open; otherwise
-    /// its rejection (or throw) counts as a failure and its result as a success.
+    /// its rejection (or throw) counts as a failure and its result as a success. The circuit is
+    /// checked and `operation` called when this is called, so a send it makes is in call order
+    /// (and takes a half-open circuit's probe before a send made after this call).
     #[wasm_bindgen(js_name = withCircuitBreaker, skip_typescript)] // declared generic in TS_TYPES
     pub fn with_circuit_breaker(&self, id: JsValue, operation: JsValue) -> Promise {
         let rt = self.inner.clone();
-        promise(async move {
+        started_promise(Box::pin(async move {
             let id = kernel_id(&id, "id")?;
             let operation: js_sys::Function = operation
                 .dyn_into()
@@ -301,7 +303,7 @@ impl JsRuntime {
                 JsFuture::from(Promise::resolve(&returned)).await.map_err(JsFailure)
             };
             circuit.execute(protected).await.map_err(|failure| failure.0)
-        })
+        }))
     }
 
     /// Kernels that have input and made no progress for the watchdog's heartbeat timeout, after
