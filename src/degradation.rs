@@ -220,20 +220,28 @@ impl DegradationOptions {
     }
 
     /// Why these options cannot work, if they cannot: thresholds that are not finite, positive
-    /// and rising, a hysteresis outside `[0, 1)`, an empty window.
+    /// and rising (queue fills, fractions of a queue, at most 1), a hysteresis outside `[0, 1)`,
+    /// an empty window, a zero default latency budget (every latency would be over it).
     pub fn problem(&self) -> Option<String> {
         let signals = [
-            ("queueFillThresholds", &self.queue_fill_thresholds),
-            ("latencyThresholds", &self.latency_thresholds),
-            ("memoryThresholds", &self.memory_thresholds),
+            ("queueFillThresholds", &self.queue_fill_thresholds, 1.0),
+            ("latencyThresholds", &self.latency_thresholds, f64::MAX),
+            ("memoryThresholds", &self.memory_thresholds, f64::MAX),
         ];
-        for (name, t) in signals {
+        for (name, t, most) in signals {
+            let shown = || t.map(|v| Float(v).to_string()).join(", ");
             if t.iter().any(|v| !v.is_finite() || *v <= 0.0) || t.windows(2).any(|w| w[1] < w[0]) {
                 return Some(format!(
-                    "degradation.{name} must be four finite positive rising numbers, not {:?}",
-                    t.map(Float)
+                    "degradation.{name} must be four finite positive rising numbers, not [{}]",
+                    shown()
                 ));
             }
+            if t[3] > most {
+                return Some(format!("degradation.{name} are fractions of a queue, at most 1, not [{}]", shown()));
+            }
+        }
+        if self.default_latency_budget.is_some_and(|budget| budget.is_zero()) {
+            return Some("degradation.defaultLatencyBudgetMs must be more than 0 ms".into());
         }
         if !(0.0..1.0).contains(&self.hysteresis) {
             return Some(format!("degradation.hysteresis is a fraction in [0, 1), not {}", Float(self.hysteresis)));

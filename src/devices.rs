@@ -181,10 +181,21 @@ pub(crate) fn choose(loads: &[Load], policy: LoadBalancing, turn: usize) -> Opti
     Some(DeviceId(index as u32))
 }
 
-/// The error when no device meets `requirements`.
+/// The error when no device meets `requirements`, worded as what was asked for (not as the
+/// struct's fields, which JavaScript names otherwise).
 pub(crate) fn none_eligible(requirements: &DeviceRequirements, devices: usize) -> Error {
+    let DeviceRequirements { backend, min_buffer_bytes, min_binding_bytes } = requirements;
+    let wanted: Vec<String> = [
+        backend.map(|backend| format!("backend \"{}\"", format!("{backend:?}").to_ascii_lowercase())),
+        min_buffer_bytes.map(|bytes| format!("a buffer of at least {bytes} bytes")),
+        min_binding_bytes.map(|bytes| format!("a storage binding of at least {bytes} bytes")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     Error::InvalidArgument(format!(
-        "no device of the runtime's {devices} meets the requirements {requirements:?} (or every one that does is lost)"
+        "no device of the runtime's {devices} meets the requirements ({}), or every one that does is lost",
+        wanted.join(", ")
     ))
 }
 

@@ -125,6 +125,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A kernel was terminated while its device was lost and nothing would recover it:
+    /// `unprocessed` of its messages were never processed. Of [`ErrorKind::DeviceLost`].
+    #[error("GPU device lost: {reason}; kernel '{id}' stopped with {} unprocessed", messages(*.unprocessed as usize))]
+    StrandedByDeviceLoss {
+        /// The kernel.
+        id: String,
+        /// Why the device was lost, as reported.
+        reason: String,
+        /// Its messages never processed.
+        unprocessed: u64,
+    },
+
     /// The kernel's circuit breaker is open (see [`crate::CircuitState`]): the send, call or
     /// protected operation was refused and nothing of it was queued. Try again after
     /// `retry_after`.
@@ -327,7 +339,7 @@ impl Error {
             Error::KernelCompile { .. } => ErrorKind::KernelCompile,
             Error::MessageDropped { .. } => ErrorKind::MessageDropped,
             Error::BackendUnavailable { .. } => ErrorKind::BackendUnavailable,
-            Error::DeviceLost { .. } => ErrorKind::DeviceLost,
+            Error::DeviceLost { .. } | Error::StrandedByDeviceLoss { .. } => ErrorKind::DeviceLost,
             Error::Disposed => ErrorKind::Disposed,
             Error::Draining(_) => ErrorKind::Draining,
             Error::CircuitOpen { .. } => ErrorKind::CircuitOpen,

@@ -168,7 +168,7 @@ impl HealthThresholds {
     }
 
     /// `None` if every threshold is a fraction in [0, 1], otherwise which one is not.
-    pub(crate) fn out_of_range(&self) -> Option<&'static str> {
+    pub(crate) fn out_of_range(&self) -> Option<(&'static str, f64)> {
         [
             ("queueFill", self.queue_fill),
             ("errorRateDegraded", self.error_rate_degraded),
@@ -178,7 +178,6 @@ impl HealthThresholds {
         ]
         .into_iter()
         .find(|(_, v)| !(0.0..=1.0).contains(v))
-        .map(|(name, _)| name)
     }
 }
 
@@ -388,7 +387,7 @@ mod tests {
             HealthThresholds { queue_fill: 0.5, memory_degraded: 0.4, memory_unhealthy: 0.5, ..Default::default() };
         assert_eq!(assess(&vitals, &strict).status.as_str(), "unhealthy");
         assert_eq!(assess(&vitals, &strict).issues.len(), 2);
-        assert_eq!(HealthThresholds { queue_fill: 1.5, ..Default::default() }.out_of_range(), Some("queueFill"));
+        assert_eq!(HealthThresholds { queue_fill: 1.5, ..Default::default() }.out_of_range(), Some(("queueFill", 1.5)));
         assert_eq!(HealthThresholds::default().out_of_range(), None);
     }
 

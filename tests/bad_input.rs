@@ -1477,12 +1477,24 @@ fn bad_degradation_options_and_alert_thresholds_are_refused_by_name() {
         DegradationOptions::default().with_hysteresis(1.0),
         DegradationOptions::default().with_hysteresis(-0.5),
         DegradationOptions::default().with_window(Duration::ZERO),
+        // A queue is never more than full, and a zero budget would read as none.
+        DegradationOptions::default().with_queue_fill_thresholds([0.5, 0.7, 0.8, 1.5]),
+        DegradationOptions::default().with_default_latency_budget(Duration::ZERO),
     ];
     for degradation in bad_options {
         let options = RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_degradation(degradation.clone());
         let refused = pollster::block_on(Runtime::new(options)).unwrap_err();
         assert_eq!(common::js_name(&refused), "RangeError", "{degradation:?}: {refused}");
     }
+    let unordered = DegradationOptions::default().with_queue_fill_thresholds([1.0, 0.8, 0.9, 1.0]);
+    let options = RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_degradation(unordered);
+    let refused = pollster::block_on(Runtime::new(options)).unwrap_err().to_string();
+    assert!(refused.ends_with("not [1, 0.8, 0.9, 1]"), "the thresholds as JavaScript prints them: {refused}");
+    let rt = runtime_on(BackendChoice::Cpu);
+    let zero = LaunchOptions::default().with_latency_budget(Duration::ZERO);
+    let refused = pollster::block_on(rt.launch("doubler", zero)).unwrap_err();
+    assert_eq!(common::js_name(&refused), "RangeError", "{refused}");
+    assert!(rt.get_kernel("doubler").is_none(), "nothing launched");
     let rt = runtime_on(BackendChoice::Cpu);
     let dashboard = rt.gpu_memory_dashboard();
     let heard = Arc::new(Mutex::new(0));

@@ -135,8 +135,13 @@ fn placement_follows_the_policy_and_the_requirements() {
         let cpu_only = DeviceRequirements::default().with_backend(BackendChoice::Cpu);
         let e = rt.select_device(&cpu_only).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        let refused =
+            "no device of the runtime's 2 meets the requirements (backend \"cpu\"), or every one that does is lost";
+        assert_eq!(e.to_string(), format!("invalid argument: {refused}"));
         let huge = DeviceRequirements::default().with_min_binding_bytes(u64::MAX);
-        assert!(rt.launch_as("doubler", "huge", LaunchOptions::default().with_requirements(huge)).await.is_err());
+        let e = rt.launch_as("doubler", "huge", LaunchOptions::default().with_requirements(huge)).await.unwrap_err();
+        let wanted = format!("(a storage binding of at least {} bytes)", u64::MAX);
+        assert!(e.to_string().contains(&wanted), "worded as asked, not as the struct's fields: {e}");
         assert!(rt.get_kernel("huge").is_none(), "a refused launch leaves nothing behind");
     });
     let rt = two_devices(LoadBalancing::LeastLoaded);

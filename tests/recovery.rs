@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use futures_util::poll;
 use ringkernel_web::kernel::{doubler_request, doubler_response};
 use ringkernel_web::lifecycle::Action;
-use ringkernel_web::{Error, KernelDefinition, KernelState, LaunchOptions, Runtime, RuntimeOptions, StateElement};
+use ringkernel_web::{
+    Error, ErrorKind, KernelDefinition, KernelState, LaunchOptions, Runtime, RuntimeOptions, StateElement,
+};
 
 fn runtime_with(options: RuntimeOptions) -> Runtime {
     pollster::block_on(Runtime::new(options))
@@ -269,9 +271,12 @@ fn the_failed_row_of_the_lifecycle_table() {
         assert_eq!(rt.state("empty").unwrap(), KernelState::Terminated);
         let stopped = rt.terminate("loaded", Some(Duration::from_millis(1000))).await;
         assert!(
-            matches!(&stopped, Err(Error::DeviceLost { reason }) if reason.contains("3 messages unprocessed")),
+            matches!(&stopped, Err(Error::StrandedByDeviceLoss { id, unprocessed: 3, .. }) if id == "loaded"),
             "{stopped:?}"
         );
+        let stopped = stopped.unwrap_err();
+        assert_eq!(stopped.kind(), ErrorKind::DeviceLost);
+        assert!(stopped.to_string().ends_with("; kernel 'loaded' stopped with 3 messages unprocessed"), "{stopped}");
         assert_eq!(rt.telemetry("loaded").unwrap().unwrap().unprocessed_at_termination, 3);
         rt.recover().await.unwrap();
         assert_eq!(rt.state("other").unwrap(), KernelState::Launched);

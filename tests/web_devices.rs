@@ -116,6 +116,11 @@ async fn two_devices_have_a_topology_placement_and_a_pipeline_across_them() {
     assert_eq!(error_name(&e).0, "RangeError", "{:?}", error_name(&e));
     let e = invoke(&rt, "migrate", &["placed".into(), "one".into()]).await.unwrap_err();
     assert_eq!(error_name(&e).0, "TypeError");
+    // A number that is no device id is out of range, as it is for a launch's `device` option.
+    for bad in [-1.0, 1.5] {
+        let e = invoke(&rt, "migrate", &["placed".into(), bad.into()]).await.unwrap_err();
+        assert_eq!(error_name(&e).0, "RangeError", "{bad}: {:?}", error_name(&e));
+    }
     let options = object(&[("devices", array(&[object(&[("speed", 1.into())])]))]);
     let e = js(JsRuntime::create(Some(options))).await.unwrap_err();
     assert!(error_name(&e).1.contains("devices[0]: unknown option 'speed'"), "{:?}", error_name(&e));

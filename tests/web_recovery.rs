@@ -91,6 +91,10 @@ async fn destroy_device_fails_every_kernel_and_recover_brings_each_back_with_its
         js(rt.activate(id.into())).await.unwrap();
     }
     js(rt.deactivate("paused".into())).await.unwrap();
+    // Launched only: its messages wait in its queue, and it is stranded by the loss.
+    register("stranded", false);
+    js(rt.launch("stranded".into(), None, None)).await.unwrap();
+    assert_eq!(send_values(&rt, "stranded", &[5, 6]).await, 2);
     assert_eq!(send_values(&rt, "run", &(0..100).collect::<Vec<_>>()).await, 100);
     let (early, _) = receive_up_to(&rt, "run", 60).await;
     assert_eq!(send_values(&rt, "paused", &[1, 2, 3]).await, 3);
@@ -100,6 +104,11 @@ async fn destroy_device_fails_every_kernel_and_recover_brings_each_back_with_its
     rt.destroy_device(None).unwrap();
     wait_for_state(&rt, "run", "failed").await;
     assert_eq!(state(&rt, "paused"), "failed");
+    // Terminated while nothing will recover it: the error names the kernel and its count.
+    let stranded = js(rt.terminate("stranded".into(), Some(timeout(1000)))).await.unwrap_err();
+    assert_eq!(name_of(&stranded), "DeviceLostError");
+    assert_eq!(get(&stranded, "kernelId").as_string().as_deref(), Some("stranded"));
+    assert_eq!(num(&stranded, "unprocessed"), 2.0, "its two messages were never processed");
     let device = get(&rt.get_summary().unwrap(), "device");
     assert!(get(&device, "lost").as_string().is_some(), "getSummary().device.lost says why");
     assert_eq!((num(&device, "losses"), num(&device, "recoveries")), (1.0, 0.0));

@@ -412,7 +412,7 @@ test("a send behind one that waits gives up at its own timeout, not the one ahea
   assert.equal(value.leftover, "TimeoutError", "nothing refused was queued");
 });
 
-test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no timeout does, and sendEnvelope's options are checked as before", async () => {
+test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no timeout does, and sendEnvelope's options are checked as before (a timestamp needs both its parts)", async () => {
   const value = await inPage(`
     const rt = await rk.RingKernelRuntime.create();
     const doubler = await rt.launch("doubler", null, { autoActivate: true });
@@ -424,7 +424,7 @@ test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no time
     const called = await doubler.call({ value: 4 }, long);
     const refusals = [];
     for (const options of [{ priorty: 1 }, { priority: 256 }, { priority: "high" }, { correlationId: 1.5 }, { correlationId: 1n }, { source: 5 },
-      { timestamp: { physicalMs: 1, tick: 0 } }, { timestamp: { logical: -1 } }, { timeout: -1 }, { timeout: Infinity }, { timeout: "5" }, { signal: {} }, { signal: "stop" }, 7]) {
+      { timestamp: { physicalMs: 1, tick: 0 } }, { timestamp: { physicalMs: 1, logical: -1 } }, { timestamp: { logical: 3 } }, { timestamp: {} }, { timeout: -1 }, { timeout: Infinity }, { timeout: "5" }, { signal: {} }, { signal: "stop" }, 7]) {
       try { await rt.sendEnvelope("doubler", { value: 9 }, options); refusals.push("sent"); } catch (e) { refusals.push(e.constructor.name + ": " + e.message); }
     }
     const depth = doubler.status().inputQueueDepth + doubler.status().outputQueueDepth;
@@ -443,7 +443,9 @@ test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no time
     "TypeError: sendEnvelope options: option 'correlationId' must be a number, got a BigInt",
     "TypeError: sendEnvelope options: source must be a kernel id (a string), got 5",
     "TypeError: sendEnvelope options: timestamp: unknown option 'tick' (expected one of physicalMs, logical)",
-    "RangeError: sendEnvelope options: logical must be a whole number from 0 to 4294967295, got -1",
+    "RangeError: sendEnvelope options: timestamp.logical must be a whole number from 0 to 4294967295, got -1",
+    "TypeError: sendEnvelope options: timestamp.physicalMs must be a number, got undefined",
+    "TypeError: sendEnvelope options: timestamp.physicalMs must be a number, got undefined",
     "RangeError: sendEnvelope options: timeout must be a non-negative number of milliseconds, got -1",
     "RangeError: sendEnvelope options: timeout must be a non-negative number of milliseconds, got Infinity",
     "TypeError: sendEnvelope options: timeout must be a number of milliseconds, got \"5\"",

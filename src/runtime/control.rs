@@ -279,12 +279,7 @@ impl Runtime {
                     kernel.mailbox.ledger.cancel_unanswered();
                     kernel.notify();
                     if let Some(Error::DeviceLost { reason }) = stranded.filter(|_| unprocessed > 0) {
-                        return Err(Error::DeviceLost {
-                            reason: format!(
-                                "{reason}; kernel '{id}' stopped with {} unprocessed",
-                                crate::error::messages(unprocessed as usize)
-                            ),
-                        });
+                        return Err(Error::StrandedByDeviceLoss { id: id.to_owned(), reason, unprocessed });
                     }
                     if unprocessed > 0 {
                         return Err(Error::Timeout {
@@ -457,6 +452,10 @@ fn queue_sizes(options: &LaunchOptions, default_queue_size: usize) -> Result<(us
     let queue_size = queue_size_in_range("queueSize", options.queue_size.unwrap_or(default_queue_size))?;
     let input_size = queue_size_in_range("inputQueueSize", options.input_queue_size.unwrap_or(queue_size))?;
     let output_size = queue_size_in_range("outputQueueSize", options.output_queue_size.unwrap_or(queue_size))?;
+    // A zero budget would read as none: every latency is over it.
+    if options.latency_budget.is_some_and(|budget| budget.is_zero()) {
+        return Err(Error::OutOfRange("latencyBudgetMs must be more than 0 ms".into()));
+    }
     let max_batch = options.max_batch.unwrap_or(input_size);
     if max_batch == 0 || max_batch > input_size {
         return Err(Error::OutOfRange(format!(

@@ -448,8 +448,9 @@ impl Runtime {
         if options.max_messages_per_tick == Some(0) {
             return Err(Error::OutOfRange("maxMessagesPerTick must be at least 1, got 0".into()));
         }
-        if let Some(name) = options.health.out_of_range() {
-            return Err(Error::OutOfRange(format!("health.{name} must be a fraction from 0 to 1")));
+        if let Some((name, value)) = options.health.out_of_range() {
+            let value = crate::platform::Float(value);
+            return Err(Error::OutOfRange(format!("health.{name} must be a fraction from 0 to 1, got {value}")));
         }
         if let Some(breaker) = &options.circuit_breaker {
             breaker.validate().map_err(Error::OutOfRange)?;

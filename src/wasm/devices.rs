@@ -5,19 +5,22 @@
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
-use super::errors::{js_error, type_error};
+use super::errors::{js_error, range_error, type_error};
 use super::messages::shown;
 use super::options::parse_options;
 use super::runtime::JsRuntime;
 use super::{kernel_id, promise, to_js};
 use crate::devices::{DeviceId, DeviceRequirements};
 
-/// A device id from JavaScript: a whole number from 0 (`TypeError` otherwise; one past the
-/// runtime's devices is the core's `RangeError`).
+/// A device id from JavaScript: a whole number from 0. Not a number is a `TypeError`, any other
+/// number a `RangeError`, as one past the runtime's devices is (the core's), and as a launch's
+/// `device` option is.
 pub(super) fn device_id(value: &JsValue, argument: &str) -> Result<DeviceId, JsValue> {
+    let refused = format!("{argument} must be a device id (a whole number from 0), got {}", shown(value));
     match value.as_f64() {
         Some(n) if n.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&n) => Ok(DeviceId(n as u32)),
-        _ => Err(type_error(format!("{argument} must be a device id (a whole number from 0), got {}", shown(value)))),
+        Some(_) => Err(range_error(refused)),
+        None => Err(type_error(refused)),
     }
 }
 

@@ -58,6 +58,10 @@ pub(super) fn js_error(error: Error) -> JsValue {
             set("unprocessed", (*unprocessed as f64).into());
             set_stall(&js, stall);
         }
+        Error::StrandedByDeviceLoss { id, unprocessed, .. } => {
+            set("kernelId", id.into());
+            set("unprocessed", (*unprocessed as f64).into());
+        }
         Error::QueueFull { id, accepted, stall, .. } => {
             set("kernelId", id.into());
             set("accepted", (*accepted as f64).into());

@@ -40,10 +40,12 @@ export function sendOptions(options, out) {
   if (source !== undefined && typeof source !== "string") throw mistyped("source", "a kernel id (a string)", source);
   if (timestamp !== undefined) {
     checkKeys(timestamp, TIMESTAMP_KEYS, `${WHAT}: timestamp`);
-    const physicalMs = integer(timestamp.physicalMs, "physicalMs", Number.MAX_SAFE_INTEGER);
-    const logical = integer(timestamp.logical, "logical", 2 ** 32 - 1);
-    out[2] = Number.isNaN(physicalMs) ? 0 : physicalMs;
-    out[3] = Number.isNaN(logical) ? 0 : logical;
+    // A clock reading with a part missing is no reading: both parts, as HlcTimestamp declares.
+    for (const key of TIMESTAMP_KEYS) {
+      if (timestamp[key] === undefined) throw mistyped(`timestamp.${key}`, "a number", undefined);
+    }
+    out[2] = integer(timestamp.physicalMs, "timestamp.physicalMs", Number.MAX_SAFE_INTEGER);
+    out[3] = integer(timestamp.logical, "timestamp.logical", 2 ** 32 - 1);
   }
   if (timeout !== undefined) {
     if (typeof timeout !== "number") throw mistyped("timeout", "a number of milliseconds", timeout);
