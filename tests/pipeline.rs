@@ -70,6 +70,10 @@ fn check_pipeline(backend: BackendChoice) {
         rt.send_batch(first, &[1i32, 2, 3], None).await.unwrap();
         let e = rt.receive(last, Some(Duration::from_millis(200))).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
+        // Held before the paused stage, on every backend: none of them reached it.
+        let depth = |id: &str| rt.telemetry(id).unwrap().unwrap().input_queue_depth;
+        assert_eq!(depth(&ids[2]), 0, "{backend:?}: nothing was relayed into the paused stage");
+        assert_eq!(depth(&ids[0]) + depth(&ids[1]), 3, "{backend:?}: the stages before it hold the three");
         rt.reactivate(&ids[2]).await.unwrap();
         assert_eq!(receive_n(&rt, last, 3, TIMEOUT).await, [expected(1), expected(2), expected(3)]);
 

@@ -401,7 +401,7 @@ fn target(op: &Op) -> Option<String> {
 async fn run(world: &World, op: &Op) -> Result<JsValue, JsValue> {
     match op {
         Op::Method(name, args) => call(world, name, args).await,
-        Op::DefineMessage(name, fields) => define_message(name.clone(), fields.clone()),
+        Op::DefineMessage(name, fields) => define_message(name.as_str().into(), fields.clone()),
         Op::RingKernel(definition) => ring_kernel(definition.clone()),
         Op::Handle(id, method, args) => {
             let handle = match *id {
@@ -1635,4 +1635,46 @@ async fn a_ring_larger_than_the_device_can_bind_is_refused_at_launch() {
         launched.map_err(|e| error_name(&e)),
         works.map_err(|e| error_name(&e))
     );
+}
+
+/// `defineMessage` with a name that is no string is a `TypeError` saying so (wasm-bindgen's own
+/// conversion of a number into a string trapped in the allocator), and a handler that is no
+/// function is named as what is wrong, with WGSL or without.
+#[wasm_bindgen_test]
+fn a_message_name_that_is_no_string_and_a_handler_that_is_no_function_are_named() {
+    for name in [JsValue::from(5), JsValue::NULL, JsValue::UNDEFINED] {
+        let refused = define_message(name.clone(), object(&[("a", s("i32"))])).unwrap_err();
+        let (kind, text) = error_name(&refused);
+        assert_eq!(kind, "TypeError", "{name:?}: {text}");
+        assert!(text.starts_with("defineMessage's name must be a string, got "), "{name:?}: {text}");
+    }
+    for wgsl in [JsValue::UNDEFINED, s(DOUBLER_WGSL)] {
+        let definition = doubler_definition();
+        Reflect::set(&definition, &"id".into(), &s("bad-handler")).unwrap();
+        Reflect::set(&definition, &"wgsl".into(), &wgsl).unwrap();
+        Reflect::set(&definition, &"handler".into(), &JsValue::from(5)).unwrap();
+        let (kind, text) = error_name(&ring_kernel(definition).unwrap_err());
+        assert_eq!(
+            (kind.as_str(), text.as_str()),
+            ("TypeError", "kernel 'bad-handler': handler must be a function, got 5")
+        );
+    }
+}
+
+/// A message type's name cannot be given other fields later: messages nesting it by name would
+/// change meaning. The same fields again are fine.
+#[wasm_bindgen_test]
+fn a_message_name_keeps_its_fields() {
+    define_message("Kept".into(), object(&[("x", s("f32"))])).unwrap();
+    define_message("Kept".into(), object(&[("x", s("f32"))])).expect("the same fields again");
+    let nesting = define_message("KeptInside".into(), object(&[("k", s("Kept"))])).unwrap();
+    let (kind, text) =
+        error_name(&define_message("Kept".into(), object(&[("x", s("f32")), ("y", s("f32"))])).unwrap_err());
+    assert_eq!(
+        (kind.as_str(), text.as_str()),
+        ("TypeError", "message type 'Kept' is already defined with other fields; give this one another name")
+    );
+    let definition = object(&[("id", s("kept-echo")), ("input", nesting.clone()), ("output", nesting)]);
+    Reflect::set(&definition, &"handler".into(), &js_function("m", "return m;").into()).unwrap();
+    ring_kernel(definition).expect("the nesting message still means what it meant");
 }

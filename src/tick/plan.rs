@@ -241,10 +241,13 @@ fn answer_room(table: &Table, kernel: &Kernel, backend: Routing, capacity: fn(&K
     }
 }
 
-/// Room in `id`'s input queue for a connected kernel's answers relayed through the host (none
-/// once it stops taking messages).
+/// Room in `id`'s input queue for a connected kernel's answers relayed through the host: none
+/// while it does not run (paused, failed) or once it stops taking messages, so a paused stage
+/// holds the stages before it as it does on the device (see [`forward_room`]), whatever the
+/// backend.
 fn inbox_room(table: &Table, id: &str) -> usize {
-    table.kernels.get(id).filter(|k| k.life.state().accepts_messages()).map_or(0, |k| k.mailbox.inbox.free())
+    let taking = |k: &&Kernel| k.runs() && k.life.state().accepts_messages();
+    table.kernels.get(id).filter(taking).map_or(0, |k| k.mailbox.inbox.free())
 }
 
 /// How many kernels feed `id`, one after another (0 for the first stage of a pipeline).

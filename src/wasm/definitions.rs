@@ -19,14 +19,27 @@ use crate::message::{registry, FieldType, MessageLayout, MAX_NESTING};
 /// `ringKernel`, `launch` and other messages accept.
 #[wasm_bindgen(js_name = defineMessage, skip_typescript)] // declared generic in TS_TYPES
 pub fn define_message(
-    name: String,
+    // Taken as a value and checked here: wasm-bindgen's own string conversion of a number traps.
+    name: JsValue,
     #[wasm_bindgen(unchecked_param_type = "Record<string, FieldType>")] fields: JsValue,
 ) -> Result<JsValue, JsValue> {
+    if name.as_string().is_none() {
+        return Err(type_error(format!("defineMessage's name must be a string, got {}", shown(&name))));
+    }
     let description = Object::new();
-    Reflect::set(&description, &"name".into(), &name.into())?;
+    Reflect::set(&description, &"name".into(), &name)?;
     Reflect::set(&description, &"fields".into(), &fields)?;
     // Validate now so a bad type is reported where it was written.
-    registry::register(message_layout(&description.clone().into(), 0)?);
+    let layout = message_layout(&description.clone().into(), 0)?;
+    // Messages that nest this one by name resolve it when used: another layout under the same
+    // name would change them silently.
+    if registry::lookup(layout.name()).is_some_and(|defined| *defined != layout) {
+        return Err(type_error(format!(
+            "message type '{}' is already defined with other fields; give this one another name",
+            layout.name()
+        )));
+    }
+    registry::register(layout);
     Ok(description.into())
 }
 
@@ -106,6 +119,10 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
     }
     replace(&id, &get("replace")?)?; // checked here, read by ringKernel (launch has nothing to replace)
     let (wgsl, handler) = (get("wgsl")?, get("handler")?);
+    // A handler that is no function is what is wrong, whether or not there is WGSL.
+    if !handler.is_undefined() && !handler.is_function() {
+        return Err(type_error(format!("kernel '{id}': handler must be a function, got {}", shown(&handler))));
+    }
     let wgsl = match wgsl.as_string() {
         Some(text) => text,
         None if wgsl.is_undefined() && handler.is_function() => String::new(),
@@ -125,9 +142,7 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
     // The core's rules, reported here, where the definition was written.
     def.check_shape().map_err(|e| range_error(format!("kernel '{id}': {e}")))?;
     if !handler.is_undefined() {
-        let function = handler
-            .dyn_into::<js_sys::Function>()
-            .map_err(|other| type_error(format!("kernel '{id}': handler must be a function, got {}", shown(&other))))?;
+        let function: js_sys::Function = handler.unchecked_into();
         let scalar = def.state.map(|spec| spec.element.scalar());
         let host = JsHostHandler::new(function, def.input.clone(), def.output.clone(), scalar);
         def = def.with_host_handler(host);
