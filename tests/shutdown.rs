@@ -129,3 +129,29 @@ fn dispose_reports_removed_kernels_too() {
         assert_eq!(rt.lifecycle_state(), LifecycleState::Stopped);
     });
 }
+
+/// Receives waiting on other threads when `dispose` drains a kernel take the answers the drain
+/// produced: none fails with `Disposed`, and the report counts none as never received.
+#[test]
+fn dispose_hands_drained_answers_to_receives_already_waiting() {
+    for backend in [BackendChoice::Cpu, BackendChoice::Auto] {
+        let rt = runtime_on(backend);
+        pollster::block_on(async {
+            rt.launch("doubler", queue(16)).await.unwrap(); // launched, not active: the drain runs them
+            rt.send_batch("doubler", &[1i32, 2, 3], None).await.unwrap();
+        });
+        let receivers: Vec<_> = (0..3)
+            .map(|_| {
+                let rt = rt.clone();
+                std::thread::spawn(move || pollster::block_on(rt.receive_pod::<i32>("doubler", None)))
+            })
+            .collect();
+        // Every receiver waiting before the drain starts.
+        std::thread::sleep(Duration::from_millis(100));
+        let report = pollster::block_on(rt.dispose()).unwrap();
+        let mut answers: Vec<i32> = receivers.into_iter().map(|r| r.join().unwrap().unwrap()).collect();
+        answers.sort_unstable();
+        assert_eq!(answers, [2, 4, 6], "{backend:?}");
+        assert_eq!(report.answers_never_received, 0, "{backend:?}");
+    }
+}

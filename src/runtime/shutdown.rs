@@ -69,6 +69,7 @@ impl Runtime {
             // What a drain that timed out left unprocessed is in the report.
             let _ = self.drain(DEFAULT_TERMINATE_TIMEOUT).await;
         }
+        self.hand_over_drained_answers().await;
         let report = {
             let mut table = self.shared.lock();
             match &table.report {
@@ -80,6 +81,52 @@ impl Runtime {
         // Again on a second call: the first one's future may have been dropped before it.
         self.release_devices().await;
         Ok(report)
+    }
+
+    /// Lets receives that were waiting when the drain produced their answers take them before
+    /// the runtime stops: woken, they have not run yet (on the web they are tasks of this
+    /// thread, natively of others), and once it has stopped they would fail with `Disposed`
+    /// while the answers counted as never received. While answers are left, the shutdown gives
+    /// the event loop a turn, then waits as long as they keep being taken: until none is taken
+    /// for 5 ms (on the web, until nothing listens for them), 100 ms at most.
+    async fn hand_over_drained_answers(&self) {
+        const QUIET_MS: f64 = 5.0;
+        const LONGEST_MS: f64 = 100.0;
+        // Answers left in output queues, and whether anything listens for a kernel holding some.
+        let left = || {
+            let table = self.shared.lock();
+            let holding = || table.kernels.values().filter(|k| !k.mailbox.outbox.is_empty());
+            match table.state {
+                LifecycleState::Stopped => (0, false),
+                _ => (
+                    holding().map(|k| k.mailbox.outbox.len()).sum::<usize>(),
+                    holding().any(|k| k.changed.total_listeners() > 0),
+                ),
+            }
+        };
+        if left().0 == 0 {
+            return;
+        }
+        // A turn of the page's event loop runs the receives woken on the web. (A sleep of 0 ms
+        // would be ready at once.)
+        platform::yield_to_event_loop().await;
+        let started = platform::now_ms();
+        let (mut last, mut taken_at) = (usize::MAX, started);
+        loop {
+            let (answers, listened) = left();
+            let now = platform::now_ms();
+            // Natively a woken receive no longer counts as listening: only progress tells.
+            let waiting = answers > 0 && (listened || cfg!(not(target_arch = "wasm32")));
+            if !waiting || now - started >= LONGEST_MS {
+                return;
+            }
+            if answers < last {
+                (last, taken_at) = (answers, now);
+            } else if now - taken_at >= QUIET_MS {
+                return;
+            }
+            platform::sleep_ms(1.0).await;
+        }
     }
 
     /// Stops the runtime under the table lock and makes its report.
