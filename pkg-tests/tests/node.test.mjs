@@ -188,31 +188,6 @@ test("dispose() hands the answers its drain produced to receives already waiting
   });
 });
 
-test("a receive takes the answer there when it is called: a tryReceive or remove() made after it cannot overtake it", async () => {
-  const result = await runModule(`
-    import init, { RingKernelRuntime } from "ringkernel-web";
-    await init();
-    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
-    const doubler = await runtime.launch("doubler", null, { autoActivate: true });
-    await doubler.sendBatch([1, 2, 3, 4, 5, 6, 7].map((value) => ({ value })));
-    while (doubler.status().outputQueueDepth < 7) await new Promise((resolve) => setTimeout(resolve, 5));
-    const first = doubler.receive();
-    const second = doubler.tryReceive();
-    const batch = runtime.receiveBatch("doubler", { max: 2 });
-    const fourth = doubler.tryReceive();
-    const envelope = runtime.receiveEnvelope("doubler");
-    // The last answer's receive, then the kernel taken away in the same turn.
-    await doubler.terminate();
-    const last = doubler.receive();
-    runtime.remove("doubler");
-    const order = [(await first).result, second.result, (await batch).map((a) => a.result), fourth.result, (await envelope).message.result, (await last).result];
-    await runtime.dispose();
-    console.log(JSON.stringify(order));
-  `);
-  assertExited(result);
-  assert.deepEqual(findings(result), [2, 4, [6, 8], 10, 12, 14]);
-});
-
 test("Node's own AbortSignal ends a wait: the receive rejects with its reason, operations whose signal aborted before the call do nothing", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
