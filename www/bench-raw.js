@@ -15,7 +15,7 @@ export class RawGpu {
     const response = await fetch(RAW_DOUBLER_URL);
     if (!response.ok) {
       throw new Error(`fetching ${RAW_DOUBLER_URL} gave HTTP ${response.status}: serve the repository's shaders/ at /shaders/ ` +
-        "(pkg-tests/bench.mjs does; `node www/serve.mjs` alone does not)");
+        "(pkg-tests/bench.mjs and `node www/serve.mjs` do)");
     }
     const code = await response.text();
     const adapter = await navigator.gpu.requestAdapter();

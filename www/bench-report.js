@@ -8,6 +8,16 @@ export function grouped(value) {
   return Math.round(value).toLocaleString("en-US");
 }
 
+/**
+ * A duration to three significant figures in a unit that fits: "1.23 ms", "45.6 µs", "0.412 µs".
+ * Grouped samples (bench.js's Bench.rounds) time steps far below the clock's step; fixed
+ * decimals of a millisecond would print them as 0.000.
+ */
+export function duration(ms) {
+  if (!Number.isFinite(ms)) return String(ms);
+  return ms >= 1 ? `${ms.toPrecision(3)} ms` : `${(ms * 1e3).toPrecision(3)} µs`;
+}
+
 const fixed = (value, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : String(value));
 const pad = (text, width) => String(text).padStart(width);
 const padEnd = (text, width) => String(text).padEnd(width);
@@ -18,14 +28,36 @@ export function formatReport(result) {
   const line = (text = "") => out.push(text);
   const a = result.adapter;
   const c = result.config;
-  const gpu = a.webgpu ?? {};
-  line(`adapter: ${a.name} (${a.backend}, ${a.deviceType}${a.driver ? `, driver ${a.driver}` : ""})` +
-    (gpu.vendor || gpu.architecture ? ` · ${[gpu.vendor, gpu.architecture].filter(Boolean).join(" ")}` : "") +
-    (gpu.isFallbackAdapter ? ", fallback adapter" : ""));
+  if (a) {
+    const info = a.webgpu ?? {};
+    line(`adapter: ${a.name} (${a.backend}, ${a.deviceType}${a.driver ? `, driver ${a.driver}` : ""})` +
+      (info.vendor || info.architecture ? ` · ${[info.vendor, info.architecture].filter(Boolean).join(" ")}` : "") +
+      (info.isFallbackAdapter ? ", fallback adapter" : ""));
+  } else {
+    line(`adapter: none (${result.webgpu?.reason ?? "no WebGPU"})`);
+  }
   line(`${c.iterations} samples per latency, doubler queue ${c.queueSize}, telemetry ${c.telemetry ? "on" : "off"}` +
     `${c.quick ? ", quick" : ""}; timer resolution ${fixed(c.timerResolutionUs)} µs` +
-    `${c.crossOriginIsolated ? " (cross-origin isolated)" : ""}`);
+    `${c.crossOriginIsolated ? " (cross-origin isolated)" : ""}` +
+    (c.minGroupedSampleMs ? `; host-side steps timed in groups of at least ${duration(c.minGroupedSampleMs)}` : ""));
+  // A document from before `webgpu` was reported always had it.
+  const gpu = result.webgpu?.available ?? true;
+  if (gpu) gpuSections(result, line);
+  else {
+    line();
+    line(`WebGPU: not measured (${result.webgpu.reason}): ${result.webgpu.skipped}`);
+  }
+  hostSections(result, line);
+  if (gpu) hostCostAndObjects(result, line);
+  ratios(result, line, gpu);
+  return out.join("\n");
+}
 
+/** Latency p50 and p99, to a tenth of a µs (hundredths below 10 µs). */
+const micros = (value) => fixed(value, value < 10 ? 2 : 1);
+
+/** The sections that need WebGPU: its floors, the runtime on it against them, two devices. */
+function gpuSections(result, line) {
   line();
   line(`${padEnd("latency (µs)", 44)}${pad("p50", 12)}${pad("p99", 12)}`);
   const latencyRow = (label, l) => line(`  ${padEnd(label, 42)}${pad(fixed(l.p50), 12)}${pad(fixed(l.p99), 12)}`);
@@ -91,28 +123,40 @@ export function formatReport(result) {
     latencyRow("3-stage pipeline, middle on the other device", dev.pipelineAcrossDevices);
     latencyRow("3-stage pipeline, one device", dev.pipelineOneDevice);
   }
+}
 
+/** A throughput's median and how it was timed: "median 41.2 µs of 5, groups of 120". */
+const median = (t) => `median ${duration(t.medianMs)} of ${t.repetitions}${t.groupSize ? `, groups of ${grouped(t.groupSize)}` : ""}`;
+
+/** The sections that need no GPU: the JS actor, the cpu backend, host packing (on whichever runtime ran it). */
+function hostSections(result, line) {
   const actor = result.jsActor;
   line();
-  line(`JS async actor (mailbox + async handler): send → receive p50 ${fixed(actor.sendReceive.p50, 2)} µs, ` +
-    `p99 ${fixed(actor.sendReceive.p99, 2)} µs (${actor.sendReceive.groupSize} per sample)`);
-  for (const t of actor.throughput) line(`  ${pad(grouped(t.messages), 12)}${pad(grouped(t.msgsPerSec), 16)} msgs/s`);
+  const perSample = (l) => (l.groupSize ? ` (each sample the mean of ${grouped(l.groupSize)})` : "");
+  line(`JS async actor (mailbox + async handler): send → receive p50 ${micros(actor.sendReceive.p50)} µs, ` +
+    `p99 ${micros(actor.sendReceive.p99)} µs${perSample(actor.sendReceive)}`);
+  for (const t of actor.throughput) line(`  ${pad(grouped(t.messages), 12)}${pad(grouped(t.msgsPerSec), 16)} msgs/s  (${median(t)})`);
 
   const cpu = result.cpuBackend;
   line();
   if (cpu.available) {
-    line(`cpu backend (host handlers): send → receive p50 ${fixed(cpu.sendReceive.p50)} µs, p99 ${fixed(cpu.sendReceive.p99)} µs`);
-    for (const t of cpu.throughput) line(`  ${pad(grouped(t.messages), 12)}${pad(grouped(t.msgsPerSec), 16)} msgs/s`);
+    line(`cpu backend (host handlers): send → receive p50 ${micros(cpu.sendReceive.p50)} µs, p99 ${micros(cpu.sendReceive.p99)} µs` +
+      perSample(cpu.sendReceive));
+    for (const t of cpu.throughput) line(`  ${pad(grouped(t.messages), 12)}${pad(grouped(t.msgsPerSec), 16)} msgs/s  (${median(t)})`);
   } else {
     line(`cpu backend: unavailable: ${cpu.reason ?? "unknown"}`);
   }
 
   const pack = result.hostPacking;
   line();
-  line(`host packing: sendBatch of ${grouped(pack.messages)} ${pack.messageBytes}-byte messages into a deactivated kernel`);
-  line(`  ${padEnd("Int32Array (packed)", 28)}${pad(grouped(pack.typedArray.msgsPerSec), 16)} msgs/s  (median ${fixed(pack.typedArray.medianMs, 2)} ms)`);
-  line(`  ${padEnd("array of objects", 28)}${pad(grouped(pack.objects.msgsPerSec), 16)} msgs/s  (median ${fixed(pack.objects.medianMs, 2)} ms)`);
+  line(`host packing: sendBatch of ${grouped(pack.messages)} ${pack.messageBytes}-byte messages into a deactivated kernel` +
+    (pack.backend ? ` (${pack.backend} backend)` : ""));
+  line(`  ${padEnd("Int32Array (packed)", 28)}${pad(grouped(pack.typedArray.msgsPerSec), 16)} msgs/s  (${median(pack.typedArray)})`);
+  line(`  ${padEnd("array of objects", 28)}${pad(grouped(pack.objects.msgsPerSec), 16)} msgs/s  (${median(pack.objects)})`);
+}
 
+/** What a message costs on the page through the WebGPU runtime: one a call, and as objects in and out. */
+function hostCostAndObjects(result, line) {
   const cost = result.hostCost;
   if (cost) {
     line();
@@ -135,10 +179,26 @@ export function formatReport(result) {
       line(`  ${padEnd(layout, 10)}${cells} msgs/s`);
     }
   }
+}
 
+/** The ratios; without WebGPU only host packing's. */
+function ratios(result, line, gpu) {
   const r = result.ratios;
+  const pack = result.hostPacking;
   line();
   line("ratios (latencies compare p50s)");
+  if (gpu) gpuRatios(result, line);
+  line(`  host packing, typed / objects   ${fixed(r.hostPackingTypedOverObjects, 1)}×  ` +
+    `(typed: ${fixed(r.hostPackingOverTarget, 2)}× the ${grouped(pack.targetMsgsPerSec)} msgs/s target)`);
+  if (r.objectsOverTypedArrays != null) {
+    line(`  objects / typed arrays          ${fixed(r.objectsOverTypedArrays, 2)}×  (doubler, in and out)`);
+    line(`  objects / plain JS actor        ${fixed(r.objectsOverJsActor, 2)}×  (doubler, the same objects)`);
+  }
+}
+
+function gpuRatios(result, line) {
+  const r = result.ratios;
+  const pipe = result.pipeline;
   const sizes = r.batchedOverRaw.map((s) => `${grouped(s.messages)}: ${fixed(s.value, 3)}`).join(", ");
   line(`  batched / raw                   ${sizes}  (runtime msgs/s ÷ raw msgs/s)`);
   const sameGrid = r.batchedOverRawSameGrid.map((s) => `${grouped(s.messages)}: ${fixed(s.value, 3)}`).join(", ");
@@ -148,7 +208,7 @@ export function formatReport(result) {
   line(`  round trip / raw single         ${fixed(r.roundTripOverRawSingle, 2)}×`);
   line(`  round trip / submit + map       ${fixed(r.roundTripOverSubmitAndMap, 2)}×`);
   if (r.roundTripExtraHostUs) {
-    const extra = (e) => `+${fixed(e.total, 0)} µs (${fixed(e.before, 0)} before the map, ${fixed(e.after, 0)} after)`;
+    const extra = (e) => `${e.total < 0 ? "" : "+"}${fixed(e.total, 0)} µs (${fixed(e.before, 0)} before the map, ${fixed(e.after, 0)} after)`;
     line(`  host time over raw, round trip  ${extra(r.roundTripExtraHostUs)}; call ${extra(r.callExtraHostUs)}`);
   }
   line(`  16-kernel tick / 1-kernel tick  ${r.tick16OverTick1 == null ? "not measured" : `${fixed(r.tick16OverTick1, 2)}×`}` +
@@ -157,11 +217,4 @@ export function formatReport(result) {
     `  (unfused: ${r.unfusedOverSingleStage == null ? "-" : `${fixed(r.unfusedOverSingleStage, 2)}×`}, ` +
     `middle paused: ${r.pausedMiddleOverSingleStage == null ? "-" : `${fixed(r.pausedMiddleOverSingleStage, 2)}×`}, ` +
     `${pipe.stages} host round trips: ${fixed(r.hostRoundTripsOverSingleStage, 2)}×)`);
-  line(`  host packing, typed / objects   ${fixed(r.hostPackingTypedOverObjects, 1)}×  ` +
-    `(typed: ${fixed(r.hostPackingOverTarget, 2)}× the ${grouped(pack.targetMsgsPerSec)} msgs/s target)`);
-  if (r.objectsOverTypedArrays != null) {
-    line(`  objects / typed arrays          ${fixed(r.objectsOverTypedArrays, 2)}×  (doubler, in and out)`);
-    line(`  objects / plain JS actor        ${fixed(r.objectsOverJsActor, 2)}×  (doubler, the same objects)`);
-  }
-  return out.join("\n");
 }

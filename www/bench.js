@@ -1,7 +1,8 @@
 // The browser bench: the runtime against hand-written WebGPU, side by side in one run on one
 // adapter, with the native bench's JSON keys (native/src/bench/) where the measurements are the
-// same ones, plus what only the browser has. Served by pkg-tests/bench.mjs, which also serves the
-// repository's shaders/ at /shaders/ (`node www/serve.mjs` alone does not).
+// same ones, plus what only the browser has. Served by pkg-tests/bench.mjs and by `node
+// www/serve.mjs`, which both serve the repository's shaders/ at /shaders/ and cross-origin isolate
+// the page. Without WebGPU it runs what needs none (the JS actor, the cpu backend, host packing).
 //
 // Measured, in order:
 // 1. floors: one submit + map of a 4-byte copy, and the raw doubler on one message;
@@ -23,13 +24,14 @@
 // with raw per batch size, the pipeline's three forms), so both sides see the same machine.
 // Every answer is checked (after its clock stops) and a wrong one fails the bench. Nothing
 // asserts a speed. The page's clock resolves to 100 µs (5 µs when cross-origin isolated, as the
-// runner serves it): what is shorter is timed in groups.
+// runner and serve.mjs serve it), so host-side steps (the JS actor, the cpu backend, host
+// packing) are timed in groups, each sample lasting at least 50 of the clock's steps (Bench.rounds).
 
 import init, { RingKernelRuntime, defineMessage } from "./pkg/index.js";
 import { RawGpu } from "./bench-raw.js";
 import { JsActor, doubleHandler } from "./bench-actor.js";
 import { latency, throughput, values, expectMultiplied } from "./bench-stats.js";
-import { formatReport, grouped } from "./bench-report.js";
+import { formatReport, grouped, duration } from "./bench-report.js";
 
 /** The id of the built-in doubler each bench runtime launches. */
 const DOUBLER = "doubler";
@@ -40,6 +42,15 @@ const FLEET_QUEUE_SIZE = 16;
 const PIPELINE_STAGES = 4;
 /** The issue's target for host-side packing of 4-byte messages. */
 const HOST_PACKING_TARGET = 20e6;
+/**
+ * Clock steps a grouped sample lasts at least (see Bench.rounds): its time is then within 2 % of
+ * the truth, 5 ms on a page that is not cross-origin isolated (100 µs steps), 0.25 ms on one that is.
+ */
+const MIN_SAMPLE_TICKS = 50;
+/** Steps in one grouped sample at most, however short the step. */
+const MAX_GROUP = 100_000;
+/** The largest queue a kernel can have (`launch`'s queueSize): room for a group of packed batches. */
+const MAX_QUEUE = 1 << 22;
 const now = () => performance.now();
 
 /**
@@ -77,10 +88,6 @@ export function makePlan(params) {
     packingMessages: quick ? 100_000 : 1_000_000,
     objectMessages: quick ? 10_000 : 100_000,
     hostCostMessages: quick ? 1_000 : 10_000,
-    // Round trips per latency sample of the JS actor, whose single round trip is below the
-    // clock's resolution, and the least messages per throughput sample.
-    actorGroupSize: 1000,
-    actorSampleMessages: 2000,
     // `corrupt=1` changes the first answer before it is checked, so the tests can see that a
     // wrong answer fails the bench.
     corrupt: params.get("corrupt") === "1",
@@ -295,9 +302,15 @@ class MapProbe {
 }
 
 class Bench {
-  constructor(plan, ui) {
+  /**
+   * @param {number} resolutionMs the clock's step here (see timerResolutionUs): grouped lanes
+   *   make each sample last MIN_SAMPLE_TICKS of it.
+   */
+  constructor(plan, ui, resolutionMs) {
     this.plan = plan;
     this.ui = ui;
+    this.resolutionMs = resolutionMs;
+    this.minSampleMs = MIN_SAMPLE_TICKS * resolutionMs;
     /** Answers checked so far, warmups included. */
     this.checked = 0;
   }
@@ -307,50 +320,107 @@ class Bench {
    * stale answer cannot pass), checking every answer once its clock has stopped. `prepare` turns
    * the inputs into what `step` takes, off the clock; answers must be the inputs × `factor`. A
    * `selfTimed` step times the part that counts itself and resolves with `{ answers, elapsed }`.
+   * See `rounds` for `grouped` lanes. Resolves with the ms per step of each timed sample.
    */
   async timed(label, { warmup, samples, ...lane }) {
-    return (await this.rounds([{ label, ...lane }], warmup, samples))[0];
+    return (await this.rounds([{ label, ...lane }], warmup, samples)).timings[0];
   }
 
   /**
    * Like `timed` for several `lanes` ({ label, inputs, step, ... }) at once, taking turns one step
    * each: measurements that are compared see the same machine. On this adapter a single GPU round
    * trip is either ~0.4 ms or ~2.5 ms, and which one dominates drifts with the machine's load.
+   *
+   * A `grouped` lane (host-side work: a JS actor's round trip, a cpu-backend batch, packing a
+   * batch) is timed in groups: each sample runs the step back to back, each time on fresh inputs,
+   * as many times as make it last `minSampleMs` (see `calibrate`, at most its `maxGroup`), under
+   * one clock, and counts the time per step. Timed one at a time, such a step reads as the
+   * clock's resolution or as 0. A lane with `collect(messages)` takes its answers after the
+   * clock stops, all the group's at once, in order (host packing sends into a paused kernel).
+   * Resolves with each lane's ms per step (`timings`) and steps per sample (`groups`).
    */
   async rounds(lanes, warmup, samples) {
     this.ui.phase(lanes.map((lane) => lane.label).join(" · "), warmup + samples);
+    // Grouped lanes count their inputs on, so no two steps of a lane see the same ones.
+    const next = lanes.map(() => 0);
+    const take = (k, group) => Array.from({ length: group }, () => next[k]++);
+    const groups = [];
+    for (const [k, lane] of lanes.entries()) groups.push(lane.grouped ? await this.calibrate(lane, (group) => take(k, group)) : 1);
     const timings = lanes.map(() => []);
     for (let i = 0; i < warmup + samples; i++) {
-      for (const [k, { label, inputs, step, prepare = (v) => v, factor = 2, selfTimed = false }] of lanes.entries()) {
-        const v = inputs(i);
-        const argument = prepare(v);
-        const start = now();
-        let answers;
-        let elapsed;
-        try {
-          answers = await step(argument);
-          elapsed = now() - start;
-          if (selfTimed) ({ answers, elapsed } = answers);
-        } catch (e) {
-          const error = new Error(`${label}: step ${i}: ${e?.message ?? e}`, { cause: e });
-          error.name = e?.name ?? "Error";
-          throw error;
-        }
-        if (this.plan.corrupt && this.checked === 0 && v.length > 0) answers[0] += 1; // the failure path's test
-        expectMultiplied(label, v, answers, factor);
-        this.checked += v.length;
+      for (const [k, lane] of lanes.entries()) {
+        const elapsed = await this.sample(lane, lane.grouped ? take(k, groups[k]) : [i]);
         if (i >= warmup) timings[k].push(elapsed);
       }
       this.ui.progress(i + 1);
     }
-    return timings;
+    return { timings, groups };
+  }
+
+  /**
+   * One sample of `lane`: its step on the inputs numbered `indices`, one after another under one
+   * clock; then every answer checked. Resolves with the ms per step.
+   */
+  async sample({ label, inputs, step, collect, prepare = (v) => v, factor = 2, selfTimed = false }, indices) {
+    const given = indices.map((i) => inputs(i));
+    const args = given.map((v) => prepare(v));
+    const answers = [];
+    let elapsed;
+    try {
+      const start = now();
+      for (const argument of args) answers.push(await step(argument));
+      elapsed = now() - start;
+      if (selfTimed) ({ answers: answers[0], elapsed } = answers[0]); // a self-timed lane is never grouped
+      if (collect) {
+        const all = await collect(given.reduce((n, v) => n + v.length, 0));
+        let at = 0;
+        for (const [n, v] of given.entries()) answers[n] = all.subarray(at, (at += v.length));
+      }
+    } catch (e) {
+      const error = new Error(`${label}: step ${indices[0]}: ${e?.message ?? e}`, { cause: e });
+      error.name = e?.name ?? "Error";
+      throw error;
+    }
+    for (const [n, v] of given.entries()) {
+      if (this.plan.corrupt && this.checked === 0 && v.length > 0) answers[n][0] += 1; // the failure path's test
+      expectMultiplied(label, v, answers[n], factor);
+      this.checked += v.length;
+    }
+    return elapsed / indices.length;
+  }
+
+  /**
+   * How many steps of a grouped lane make a sample last `minSampleMs`: after one step to warm
+   * up, tries of a growing group, each sized by what the last one measured (at least twice the
+   * last: a try shorter than the clock's step reads 0), until two tries of one group in a row are
+   * long enough (the first of a size can be slow for a reason the rest do not share, a queue
+   * growing to hold it), or the group reaches its `maxGroup`. The tries are warmup: their answers
+   * are checked, their times dropped.
+   */
+  async calibrate(lane, take) {
+    const most = Math.min(lane.maxGroup ?? MAX_GROUP, MAX_GROUP);
+    await this.sample(lane, take(1)); // the first step ever pays for memory and compiling the rest reuse
+    let group = 1;
+    let confirming = false;
+    for (;;) {
+      const total = (await this.sample(lane, take(group))) * group;
+      if (group >= most) return group;
+      if (total >= this.minSampleMs) {
+        if (confirming) return group;
+        confirming = true;
+        continue;
+      }
+      confirming = false;
+      const enough = Math.ceil((group * 1.25 * this.minSampleMs) / Math.max(total, this.resolutionMs));
+      group = Math.min(most, Math.max(enough, 2 * group));
+    }
   }
 
   /** Latencies of `lanes` ({ label, inputs, step, ... }) over the plan's iterations, taking turns. */
   async latencies(lanes) {
-    const timings = await this.rounds(lanes, this.plan.warmup, this.plan.iterations);
+    const { timings, groups } = await this.rounds(lanes, this.plan.warmup, this.plan.iterations);
     return lanes.map((lane, k) => {
-      const l = latency(timings[k]);
+      const l = latency(timings[k], { groupSize: groups[k] });
       this.ui.latency(lane.label, l);
       return l;
     });
@@ -365,9 +435,10 @@ class Bench {
   async throughputs(messages, lanes) {
     const samples = this.plan.repetitions(messages);
     const warmup = Math.min(this.plan.warmup, samples);
-    const timings = await this.rounds(lanes.map((lane) => ({ inputs: (i) => values(messages, i), ...lane })), warmup, samples);
+    const { timings, groups } = await this.rounds(lanes.map((lane) => ({ inputs: (i) => values(messages, i), ...lane })), warmup, samples);
     return lanes.map((lane, k) => {
       const t = throughput(messages, timings[k]);
+      if (groups[k] > 1) t.groupSize = groups[k];
       this.ui.throughput(lane.label, t);
       return t;
     });
@@ -578,45 +649,21 @@ class Bench {
   /** The doubler as a plain JS async actor: no GPU, no runtime, for reference. */
   async jsActor() {
     const actor = new JsActor(doubleHandler);
-    const group = this.plan.actorGroupSize;
-    const label = "JS actor send → receive";
-    const samples = await this.timed(label, {
-      warmup: this.plan.warmup, samples: this.plan.iterations, inputs: (i) => values(group, i),
-      step: async (v) => {
-        const answers = new Int32Array(v.length);
-        for (let k = 0; k < v.length; k++) {
-          await actor.send({ value: v[k] });
-          answers[k] = (await actor.receive()).result;
-        }
-        return answers;
-      },
-    });
-    const sendReceive = latency(samples.map((ms) => ms / group), { groupSize: group });
-    this.ui.latency(label, sendReceive);
-    // A sample is `group` batches back to back (all sent, then all received, batch after batch),
-    // enough messages that the clock sees them; small batches would otherwise read as 0 ms.
+    // One round trip takes well under a microsecond: timed in groups (see rounds).
+    const sendReceive = await this.latency("JS actor send → receive", (i) => values(1, i), async (v) => {
+      await actor.send({ value: v[0] });
+      return [(await actor.receive()).result];
+    }, { grouped: true });
     const batches = [];
     for (const messages of this.plan.batchSizes) {
-      const label = `JS actor batch of ${grouped(messages)}`;
-      const group = Math.max(1, Math.ceil(this.plan.actorSampleMessages / messages));
-      const repetitions = this.plan.repetitions(messages);
-      const samples = await this.timed(label, {
-        warmup: Math.min(this.plan.warmup, repetitions), samples: repetitions,
-        inputs: (i) => values(messages * group, i),
-        prepare: (v) => Array.from(v, (value) => ({ value })),
-        step: async (messagesIn) => {
-          const answers = new Int32Array(messagesIn.length);
-          for (let start = 0; start < messagesIn.length; start += messages) {
-            for (let k = start; k < start + messages; k++) await actor.send(messagesIn[k]);
-            for (let k = start; k < start + messages; k++) answers[k] = (await actor.receive()).result;
-          }
-          return answers;
-        },
-      });
-      const t = throughput(messages, samples.map((ms) => ms / group));
-      if (group > 1) t.groupSize = group;
-      this.ui.throughput(label, t);
-      batches.push(t);
+      // All sent, then all received: a batch of one or a thousand takes microseconds, so these
+      // are timed in groups of batches too.
+      batches.push(await this.throughput(`JS actor batch of ${grouped(messages)}`, messages, async (messagesIn) => {
+        for (const message of messagesIn) await actor.send(message);
+        const answers = new Int32Array(messagesIn.length);
+        for (let k = 0; k < messagesIn.length; k++) answers[k] = (await actor.receive()).result;
+        return answers;
+      }, { grouped: true, prepare: (v) => Array.from(v, (value) => ({ value })) }));
     }
     await actor.stop();
     return { sendReceive, throughput: batches };
@@ -691,10 +738,11 @@ class Bench {
       return { available: false, reason };
     }
     try {
-      const sendReceiveLatency = await this.latency("cpu send → receive", (i) => values(1, i), (v) => sendReceive(runtime, DOUBLER, v));
+      // Host work only, a round trip well under a millisecond: timed in groups (see rounds).
+      const sendReceiveLatency = await this.latency("cpu send → receive", (i) => values(1, i), (v) => sendReceive(runtime, DOUBLER, v), { grouped: true });
       const batches = [];
       for (const messages of this.plan.batchSizes) {
-        batches.push(await this.throughput(`cpu batch of ${grouped(messages)}`, messages, (v) => batch(runtime, DOUBLER, v)));
+        batches.push(await this.throughput(`cpu batch of ${grouped(messages)}`, messages, (v) => batch(runtime, DOUBLER, v), { grouped: true }));
       }
       return { available: true, sendReceive: sendReceiveLatency, throughput: batches };
     } finally {
@@ -783,38 +831,36 @@ class Bench {
   /**
    * How fast `sendBatch` takes N 4-byte messages into a deactivated kernel (nothing is
    * dispatched while the clock runs): an Int32Array already in the input layout, and an array of
-   * objects. Between samples the kernel is reactivated and drained, checking every answer.
+   * objects. Packing a batch can take less than the clock's step, so a sample is a group of
+   * batches sent back to back into a queue with room for them all (see rounds); after each the
+   * kernel is reactivated and drained, checking every answer, and paused again. `runtime` is the
+   * WebGPU one, or without WebGPU the cpu backend's (the packing is the same host code), and the
+   * kernel `id` (`definition`, or a built-in).
    */
-  async hostPacking(runtime, definitions) {
-    const id = "packing";
+  async hostPacking(runtime, id, definition) {
     const messages = this.plan.packingMessages;
-    await runtime.launch(id, definitions.doublerCopy, { queueSize: messages });
+    const maxGroup = Math.max(1, Math.floor(MAX_QUEUE / messages));
+    await runtime.launch(id, definition, { queueSize: messages * maxGroup });
     await runtime.activate(id);
     await runtime.deactivate(id);
-    const measure = async (label, prepare) => {
-      const samples = await this.timed(label, {
-        warmup: 1, samples: this.plan.minRepetitions, inputs: (i) => values(messages, i), prepare,
-        // Only sendBatch's own time counts, not the drain that checks the answers.
-        selfTimed: true,
-        step: async (argument) => {
-          const start = now();
-          const accepted = await runtime.sendBatch(id, argument, { timeout: 0 });
-          const elapsed = now() - start;
-          if (accepted !== messages) throw new Error(`sendBatch accepted ${accepted} of ${messages} into an empty queue of ${messages}`);
-          await runtime.reactivate(id);
-          const answers = await drain(runtime, id, messages);
-          await runtime.deactivate(id);
-          return { answers, elapsed };
-        },
-      });
-      const t = throughput(messages, samples);
-      this.ui.throughput(label, t);
-      return t;
-    };
-    const typedArray = await measure(`host packing: sendBatch(Int32Array of ${grouped(messages)})`, (v) => v);
-    const objects = await measure(`host packing: sendBatch(${grouped(messages)} objects)`, (v) => Array.from(v, (value) => ({ value })));
+    const lane = (label, prepare) => ({
+      label, prepare, grouped: true, maxGroup,
+      step: async (argument) => {
+        const accepted = await runtime.sendBatch(id, argument, { timeout: 0 });
+        if (accepted !== messages) throw new Error(`sendBatch accepted ${accepted} of ${messages} into a queue with room for them`);
+      },
+      // Off the clock: only sendBatch's own time counts, not the drain that checks the answers.
+      collect: async (count) => {
+        await runtime.reactivate(id);
+        const answers = await drain(runtime, id, count);
+        await runtime.deactivate(id);
+        return answers;
+      },
+    });
+    const [typedArray] = await this.throughputs(messages, [lane(`host packing: sendBatch(Int32Array of ${grouped(messages)})`, (v) => v)]);
+    const [objects] = await this.throughputs(messages, [lane(`host packing: sendBatch(${grouped(messages)} objects)`, (v) => Array.from(v, (value) => ({ value })))]);
     await terminateAll(runtime, [id]);
-    return { messages, messageBytes: 4, targetMsgsPerSec: HOST_PACKING_TARGET, typedArray, objects };
+    return { messages, messageBytes: 4, backend: runtime.adapter.backend, targetMsgsPerSec: HOST_PACKING_TARGET, typedArray, objects };
   }
 
   /**
@@ -877,8 +923,15 @@ function extraHost(runtime, raw) {
   return { before, after, total: before + after };
 }
 
+/** The report's ratios; those of sections that did not run (no WebGPU) are left out. */
 function computeRatios(result) {
-  const { floors, roundTrip, roundTripBreakdown: split, throughput: batches, perMessage, kernels, kernelRounds, pipeline, hostPacking, objects } = result;
+  const { hostPacking } = result;
+  const host = {
+    hostPackingTypedOverObjects: hostPacking.typedArray.msgsPerSec / hostPacking.objects.msgsPerSec,
+    hostPackingOverTarget: hostPacking.typedArray.msgsPerSec / hostPacking.targetMsgsPerSec,
+  };
+  if (!result.webgpu.available) return host;
+  const { floors, roundTrip, roundTripBreakdown: split, throughput: batches, perMessage, kernels, kernelRounds, pipeline, objects } = result;
   const tick = (n) => kernels.find((k) => k.kernels === n)?.tick.p50;
   const largest = batches.reduce((a, b) => (b.messages > (a?.messages ?? -1) ? b : a), null);
   return {
@@ -897,58 +950,111 @@ function computeRatios(result) {
     pipelineOverHostRoundTrips: pipeline.available ? pipeline.connected.p50 / pipeline.hostRoundTrips.p50 : null,
     unfusedOverSingleStage: pipeline.available ? pipeline.unfused.p50 / pipeline.singleStage.p50 : null,
     pausedMiddleOverSingleStage: pipeline.available ? pipeline.pausedMiddleStage.p50 / pipeline.singleStage.p50 : null,
-    hostPackingTypedOverObjects: hostPacking.typedArray.msgsPerSec / hostPacking.objects.msgsPerSec,
-    hostPackingOverTarget: hostPacking.typedArray.msgsPerSec / hostPacking.targetMsgsPerSec,
+    ...host,
     objectsOverTypedArrays: objects.layouts.doubler.objects.msgsPerSec / objects.layouts.doubler.typedArrays.msgsPerSec,
     objectsOverJsActor: objects.layouts.doubler.objects.msgsPerSec / objects.layouts.doubler.jsActor.msgsPerSec,
   };
 }
 
 /**
+ * What this browser offers for WebGPU: `{ adapter }`, or `{ adapter: null, reason }` saying in
+ * one sentence why there is none. `navigator.gpu` alone proves nothing: Chromium on Linux has it
+ * without `--enable-unsafe-webgpu`, and then gives no adapter.
+ */
+export async function probeWebGpu() {
+  if (!navigator.gpu) {
+    return { adapter: null, reason: globalThis.isSecureContext === false
+      ? "no navigator.gpu: the page is not a secure context (serve it from localhost or https)"
+      : "no navigator.gpu: this browser has no WebGPU, or it is turned off" };
+  }
+  const adapter = await navigator.gpu.requestAdapter().catch(() => null);
+  return adapter ? { adapter } : {
+    adapter: null,
+    reason: "navigator.gpu gave no adapter: WebGPU is disabled or the GPU blocklisted (Chromium on Linux: --enable-unsafe-webgpu)",
+  };
+}
+
+/** The sections only WebGPU can run, named where they are not measured. */
+const WEBGPU_SECTIONS = "floors, round trips, batches, one dispatch per message, kernel ticks, pipeline, host cost, objects in and out, two devices";
+
+/**
+ * The runtime on WebGPU, or null where this browser has none (`BackendUnavailableError`): the
+ * sections that need no GPU still run then. `webgpu` in the result says which, and why not.
+ */
+async function openWebGpu(result, ui) {
+  try {
+    const runtime = await RingKernelRuntime.create({ enableTelemetry: true });
+    result.webgpu = { available: true };
+    return runtime;
+  } catch (e) {
+    if (e?.name !== "BackendUnavailableError") throw e;
+    const { reason } = await probeWebGpu();
+    result.webgpu = { available: false, reason: reason ?? e.message.split(". ")[0], skipped: WEBGPU_SECTIONS, error: `${e.name}: ${e.message}` };
+    ui.row("WebGPU sections", "not measured", `${result.webgpu.reason}: ${WEBGPU_SECTIONS}`);
+    return null;
+  }
+}
+
+/**
  * Runs the whole bench and resolves with the report (the native bench's JSON plus the
- * browser-only sections). `partial` fills in as sections finish, for the error report.
+ * browser-only sections). `partial` fills in as sections finish, for the error report. Without
+ * WebGPU it runs what needs none (the JS actor, the cpu backend, host packing on the cpu
+ * backend), and `webgpu.reason` says why the rest was not measured.
  */
 export async function runBench(plan, ui, partial = {}) {
   const definitions = await setup();
-  const bench = new Bench(plan, ui);
   const result = partial;
+  const timerUs = timerResolutionUs();
+  const bench = new Bench(plan, ui, timerUs / 1e3);
   let runtime;
   let raw;
   try {
     ui.phase("opening the runtime and a raw WebGPU device", 1);
-    runtime = await RingKernelRuntime.create({ enableTelemetry: true });
-    raw = await RawGpu.open();
-    result.adapter = { ...runtime.adapter, webgpu: raw.adapterInfo() };
-    ui.adapter(result.adapter);
+    result.adapter = null;
+    runtime = await openWebGpu(result, ui);
+    if (runtime) {
+      raw = await RawGpu.open();
+      result.adapter = { ...runtime.adapter, webgpu: raw.adapterInfo() };
+    }
+    ui.adapter(result.adapter, result.webgpu);
     result.config = {
       quick: plan.quick, iterations: plan.iterations, naiveCount: plan.naiveCount, queueSize: plan.queueSize,
       batchSizes: plan.batchSizes, kernelCounts: plan.kernelCounts, telemetry: true,
       warmup: plan.warmup, packingMessages: plan.packingMessages, hostCostMessages: plan.hostCostMessages,
       objectMessages: plan.objectMessages,
       pipelineStages: PIPELINE_STAGES,
-      actorGroupSize: plan.actorGroupSize, actorSampleMessages: plan.actorSampleMessages, crossOriginIsolated: globalThis.crossOriginIsolated === true,
-      timerResolutionUs: timerResolutionUs(), userAgent: navigator.userAgent,
+      minGroupedSampleMs: bench.minSampleMs, crossOriginIsolated: globalThis.crossOriginIsolated === true,
+      timerResolutionUs: timerUs, userAgent: navigator.userAgent,
     };
-    await runtime.launch(DOUBLER, null, { queueSize: plan.queueSize });
-    await runtime.activate(DOUBLER);
+    if (runtime) {
+      await runtime.launch(DOUBLER, null, { queueSize: plan.queueSize });
+      await runtime.activate(DOUBLER);
 
-    Object.assign(result, await bench.floorsAndRoundTrip(runtime, raw));
-    result.throughput = await bench.batches(runtime, raw);
-    result.perMessage = await bench.perMessage(raw);
-    ({ ticks: result.kernels, rounds: result.kernelRounds } = await bench.kernelTicks(runtime, definitions));
-    result.pipeline = await bench.pipeline(runtime, definitions);
-    result.hostPacking = await bench.hostPacking(runtime, definitions);
-    result.hostCost = await bench.hostCost(runtime, definitions);
-    const actor = new JsActor(doubleHandler);
-    result.objects = await bench.objects(runtime, definitions, actor);
-    await actor.stop();
-    await runtime.dispose();
-    runtime = undefined;
-    raw.destroy();
-    raw = undefined;
+      Object.assign(result, await bench.floorsAndRoundTrip(runtime, raw));
+      result.throughput = await bench.batches(runtime, raw);
+      result.perMessage = await bench.perMessage(raw);
+      ({ ticks: result.kernels, rounds: result.kernelRounds } = await bench.kernelTicks(runtime, definitions));
+      result.pipeline = await bench.pipeline(runtime, definitions);
+      result.hostPacking = await bench.hostPacking(runtime, "packing", definitions.doublerCopy);
+      result.hostCost = await bench.hostCost(runtime, definitions);
+      const actor = new JsActor(doubleHandler);
+      result.objects = await bench.objects(runtime, definitions, actor);
+      await actor.stop();
+      await runtime.dispose();
+      runtime = undefined;
+      raw.destroy();
+      raw = undefined;
+    } else {
+      // The same host packing, into the cpu backend's built-in doubler: its handler is the wasm
+      // module's own, where a JavaScript one would make draining the answers the slow part.
+      runtime = await RingKernelRuntime.create({ backend: "cpu" });
+      result.hostPacking = await bench.hostPacking(runtime, DOUBLER, null);
+      await runtime.dispose();
+      runtime = undefined;
+    }
     result.jsActor = await bench.jsActor();
     result.cpuBackend = await bench.cpuBackend();
-    result.devices = await bench.devices(definitions);
+    if (result.webgpu.available) result.devices = await bench.devices(definitions);
     result.ratios = computeRatios(result);
     result.answersChecked = bench.checked;
     return result;
@@ -987,12 +1093,16 @@ function pageUi() {
       status.textContent = `${label}: ${done}/${steps}`;
     },
     row,
-    latency: (what, l) => row(what, `p50 ${l.p50.toFixed(1)} µs`, `p99 ${l.p99.toFixed(1)} µs, ${l.samples} samples`),
-    throughput: (what, t) => row(what, `${grouped(t.msgsPerSec)} msgs/s`, `median ${t.medianMs.toFixed(3)} ms of ${t.repetitions}`),
-    adapter(a) {
-      $("#adapter").textContent = `${a.name} · ${a.backend} · ${a.deviceType}${a.driver ? ` · driver ${a.driver}` : ""}` +
-        (a.webgpu.vendor ? ` · ${a.webgpu.vendor} ${a.webgpu.architecture}` : "") +
-        (a.webgpu.isFallbackAdapter ? " · fallback adapter" : "");
+    latency: (what, l) => row(what, `p50 ${l.p50.toFixed(l.p50 < 10 ? 2 : 1)} µs`,
+      `p99 ${l.p99.toFixed(l.p99 < 10 ? 2 : 1)} µs, ${l.samples} samples${l.groupSize ? `, each the mean of ${grouped(l.groupSize)}` : ""}`),
+    throughput: (what, t) => row(what, `${grouped(t.msgsPerSec)} msgs/s`,
+      `median ${duration(t.medianMs)} of ${t.repetitions}${t.groupSize ? `, timed in groups of ${grouped(t.groupSize)}` : ""}`),
+    adapter(a, webgpu) {
+      $("#adapter").textContent = a
+        ? `${a.name} · ${a.backend} · ${a.deviceType}${a.driver ? ` · driver ${a.driver}` : ""}` +
+          (a.webgpu.vendor ? ` · ${a.webgpu.vendor} ${a.webgpu.architecture}` : "") +
+          (a.webgpu.isFallbackAdapter ? " · fallback adapter" : "")
+        : `none (${webgpu.reason}): the WebGPU sections are not measured`;
     },
     status(text) {
       status.textContent = text;
@@ -1000,9 +1110,14 @@ function pageUi() {
   };
 }
 
+/** The page's look for an adapter (showProbe): a run waits for it, so its report is not overwritten. */
+let probed = Promise.resolve();
+
 async function start() {
+  await probed;
   const params = new URLSearchParams(location.search);
-  if ($("#quick").checked) params.set("quick", "1");
+  // The box, which starts as the URL's `quick=1` says, decides: unchecked means a full run.
+  params.set("quick", $("#quick").checked ? "1" : "0");
   const plan = makePlan(params);
   const ui = pageUi();
   $("#run").disabled = true;
@@ -1037,6 +1152,21 @@ if (typeof document !== "undefined" && $("#run")) {
   const params = new URLSearchParams(location.search);
   $("#quick").checked = params.get("quick") === "1";
   $("#run").addEventListener("click", start);
-  $("#adapter").textContent = navigator.gpu ? "WebGPU present; the adapter shows once the run starts" : "no navigator.gpu in this browser";
+  probed = showProbe();
   if (params.get("autorun") === "1") start();
+}
+
+/** What the page finds before a run: a WebGPU adapter (what it says of itself), or none and why. */
+async function showProbe() {
+  $("#adapter").textContent = "looking for a WebGPU adapter…";
+  const { adapter, reason } = await probeWebGpu();
+  if (!adapter) {
+    $("#adapter").textContent = `none: ${reason}. Run measures what needs no GPU (the plain JS actor, the cpu backend, ` +
+      "host packing); the WebGPU sections are not measured.";
+    return;
+  }
+  const info = adapter.info ?? {};
+  const words = [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "an adapter that does not name itself";
+  $("#adapter").textContent = `${words}${info.isFallbackAdapter ?? adapter.isFallbackAdapter ? " · fallback adapter" : ""} ` +
+    "(WebGPU; the runtime's name for it shows once the run starts)";
 }

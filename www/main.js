@@ -61,21 +61,21 @@ const KERNELS = [
   },
   {
     id: "scale", color: "#0d9488", queueSize: 4096, rate: 20_000, group: "pipeline",
-    kind: "user WGSL · stage 1", signature: "{ value: f32 } → { value: value × 3 }",
+    stage: 1, signature: "{ value: f32 } → { value: value × 3 }",
     wgsl: "fn handle(m: PipelineValue) -> PipelineValue { return PipelineValue(m.value * 3.0); }",
     handler: (m) => ({ value: Math.fround(m.value * 3) }),
     input: (v) => v / 3, formula: "3x",
   },
   {
     id: "offset", color: "#ea580c", queueSize: 4096, group: "pipeline",
-    kind: "user WGSL · stage 2", signature: "{ value: f32 } → { value: value + 1 }",
+    stage: 2, signature: "{ value: f32 } → { value: value + 1 }",
     wgsl: "fn handle(m: PipelineValue) -> PipelineValue { return PipelineValue(m.value + 1.0); }",
     handler: (m) => ({ value: Math.fround(m.value + 1) }),
     input: (v) => (v - 1) / 3, formula: "3x + 1",
   },
   {
     id: "square", color: "#db2777", queueSize: 4096, group: "pipeline",
-    kind: "user WGSL · stage 3", signature: "{ value: f32 } → { value: value² }",
+    stage: 3, signature: "{ value: f32 } → { value: value² }",
     wgsl: "fn handle(m: PipelineValue) -> PipelineValue { return PipelineValue(m.value * m.value); }",
     handler: (m) => ({ value: Math.fround(m.value * m.value) }),
     input: (v) => (Math.sqrt(v) - 1) / 3, formula: "(3x + 1)²",
@@ -96,14 +96,21 @@ const kernels = Object.fromEntries(KERNELS.map((def) => [def.id, {
   busy: false, // a lifecycle call is in progress: its buttons wait for it
   history: [], // recent { t, processed } for msg/s
   msgPerSec: 0,
+  recentLatencyMs: null, // mean send → answer of the last half second's answers (see recentLatency)
   checked: 0,
   wrong: 0,
   last: "",
+  retired: 0, // messages processed by this id's earlier instances (relaunched since)
+  held: false, // misbehave() is driving it: its stream and its buttons wait
 }]));
 
 let runtime;
 /** Where handlers run: "GPU", or "CPU" on the cpu backend (the words on the page follow it). */
 let device = "GPU";
+/** The cpu backend: handlers are JavaScript (the built-ins' Rust) run on the host, not WGSL dispatched on a GPU. */
+let onCpu = false;
+/** Devices lost now (ids), as the last sample saw them: no kernel can be moved onto one. */
+let lostDevices = new Set();
 let streaming = true;
 let load = LOADS.normal;
 
@@ -126,12 +133,14 @@ async function main() {
   } catch (error) {
     return showUnavailable(error, backend);
   }
-  const onCpu = runtime.adapter.backend === "cpu";
+  onCpu = runtime.adapter.backend === "cpu";
   device = onCpu ? "CPU" : "GPU";
   for (const el of document.querySelectorAll("[data-device]")) el.textContent = device;
+  // Texts written for one backend: the page shows those of the backend in use.
+  for (const el of document.querySelectorAll("[data-on]")) el.hidden = el.dataset.on !== (onCpu ? "cpu" : "gpu");
   $("#memory-total").hidden = onCpu;
   showAdapter(runtime.adapter);
-  defineUserKernels(onCpu);
+  defineUserKernels();
   const mandelbrot = new MandelbrotView($("#mandelbrot-canvas"));
   window.runtime = runtime;
   window.demo = { runtime, kernels, mandelbrot, act, setStreaming, setLoad, loseDevice, recover, misbehave, migrate };
@@ -145,19 +154,23 @@ async function main() {
   $("#lose-device").onclick = loseDevice;
   $("#recover").onclick = recover;
   $("#misbehave").onclick = misbehave;
+  $("#dismiss-errors").onclick = dismissErrors;
   setInterval(() => sample(mandelbrot), SAMPLE_MS);
   sample(mandelbrot);
 
-  startStreams(mandelbrot);
   // Launch (compile) everything before activating anything, so they all start flowing together.
   // Launching a pipeline stage connects it to its launched neighbours (see connectPipeline).
   for (const { id } of KERNELS) await act(id, "launch");
   for (const { id } of KERNELS) await act(id, "activate");
+  // Streams start once every kernel is active: streaming into kernels that are only launched
+  // while the others compile would fill their queues, and the runtime rightly reads that as
+  // load (degradation "critical") for the first seconds of every visit.
+  startStreams(mandelbrot);
   document.body.dataset.status = "running";
 }
 
 /** The pipeline's stages: one message type in and out, so stage N's answers are stage N+1's input as they are. */
-function defineUserKernels(onCpu) {
+function defineUserKernels() {
   const PipelineValue = defineMessage("PipelineValue", { value: "f32" });
   for (const k of KERNELS.filter((k) => k.wgsl)) {
     // The CPU backend runs `handler` (the same function in JS); WebGPU runs the WGSL.
@@ -184,10 +197,15 @@ async function act(id, action) {
   render(k);
   try {
     if (action === "launch") {
-      // Terminated kernels never restart: forget this one so the id can be launched afresh.
-      if (runtime.kernelIds.includes(id)) runtime.remove(id);
-      // A fresh instance: its counters start at zero, and so do the page's checks of its answers.
-      Object.assign(k, { checked: 0, wrong: 0 });
+      // Terminated kernels never restart: forget this one so the id can be launched afresh. What
+      // it processed stays in the page's running total (its telemetry goes with it).
+      if (runtime.kernelIds.includes(id)) {
+        k.retired += runtime.getTelemetry(id)?.messagesProcessed ?? 0;
+        runtime.remove(id);
+      }
+      // A fresh instance: its counters start at zero, and so do the page's checks of its answers;
+      // the old instance's last answer is not this one's.
+      Object.assign(k, { checked: 0, wrong: 0, answer: undefined });
       k.onRelaunch?.();
       // Everything starts on device 0, so the pipeline's stages pass answers ring to ring there;
       // "move" takes a kernel to the other device while it runs.
@@ -262,23 +280,31 @@ async function recover() {
  * After `openMs` it lets one probe through; the doubler, active again, answers it and the circuit
  * closes. The calls' messages are still processed; their late answers are discarded (counted as
  * `answersAbandoned`), so the page's checks of the doubler's answers stay in order.
+ *
+ * Only an active doubler can misbehave so (the button is enabled only then: see `render`): one
+ * that is paused already would time out with its queue full of the stream's messages, one only
+ * launched cannot be reactivated, a terminated one takes no calls. It leaves the doubler as it
+ * found it, active, and holds its lifecycle buttons meanwhile so the visitor's clicks cannot
+ * interleave with its pause and reactivation.
  */
 async function misbehave() {
-  const button = $("#misbehave");
-  button.disabled = true;
+  const k = kernels.doubler;
+  if (k.held || k.busy || stateOf("doubler") !== "active") return;
+  k.held = true;
+  render(k);
   try {
-    kernels.doubler.held = true;
-    const room = () => runtime.getTelemetry("doubler").inputQueueDepth <= kernels.doubler.queueSize - 10;
-    for (let waited = 0; !room() && waited < 5000; waited += 20) await new Promise((r) => setTimeout(r, 20));
-    if (stateOf("doubler") === "active") await act("doubler", "deactivate");
+    const room = () => runtime.getTelemetry("doubler").inputQueueDepth <= k.queueSize - 10;
+    for (let waited = 0; !room() && waited < 5000; waited += 20) await sleep(20);
+    await act("doubler", "deactivate");
     for (let value = 1; value <= 10 && runtime.circuitBreaker("doubler").state !== "open"; value++) {
       const outcome = await runtime.call("doubler", { value }, { timeout: 1 }).catch((e) => e);
       if (!["TimeoutError", "CircuitOpenError"].includes(outcome?.name)) showError(outcome);
     }
-    await act("doubler", "reactivate");
+    // Back to active, unless something else (a lost device) changed its state meanwhile.
+    if (stateOf("doubler") === "deactivated") await act("doubler", "reactivate");
   } finally {
-    kernels.doubler.held = false;
-    button.disabled = false;
+    k.held = false;
+    render(k);
   }
 }
 
@@ -419,11 +445,22 @@ async function sendWhatFits(id, batch, timeout) {
   }
 }
 
-/** Takes `id`'s answers as they arrive and hands them, packed, to `onAnswers` (not while `idle()`). */
+/**
+ * Takes `id`'s answers as they arrive and hands them, packed, to `onAnswers` (not while `idle()`).
+ * A pipeline stage's receive can be waiting when the stage after it is launched again and
+ * connected: its answers go on from then, and the runtime refuses the waiting receive (a
+ * TypeError naming the connection). That is the pipeline mending, not an error: back to idle.
+ */
 function receiver(id, onAnswers, max = 16_384, idle = null) {
   forever(async () => {
     if (idle?.()) return 250;
-    const bytes = await runtime.receiveBatch(id, { max, timeout: 250, packed: true });
+    let bytes;
+    try {
+      bytes = await runtime.receiveBatch(id, { max, timeout: 250, packed: true });
+    } catch (error) {
+      if (idle?.()) return 0;
+      throw error;
+    }
     if (bytes.byteLength) onAnswers(bytes);
     return 0;
   });
@@ -452,6 +489,7 @@ let overview;
 function sample(mandelbrot) {
   const now = performance.now();
   const known = new Set(runtime.kernelIds);
+  lostDevices = new Set(runtime.topology().devices.filter((d) => d.lost).map((d) => d.id));
   for (const k of Object.values(kernels)) {
     k.state = known.has(k.id) ? runtime.getState(k.id) : "none";
     const t = known.has(k.id) ? runtime.getTelemetry(k.id) : null;
@@ -460,16 +498,17 @@ function sample(mandelbrot) {
     // A relaunch restarts the counter (a drop reads as 0).
     const processed = t?.messagesProcessed ?? 0;
     const before = k.history[0];
-    k.history.push({ t: now, processed });
+    const latest = { t: now, processed, answers: t?.latency.count ?? 0, latencySumMs: t?.latency.sumMs ?? 0 };
+    k.history.push(latest);
     if (k.history.length > RATE_WINDOW_MS / SAMPLE_MS) k.history.shift();
     k.msgPerSec = before && processed >= before.processed && now > before.t
       ? ((processed - before.processed) * 1000) / (now - before.t) : 0;
+    k.recentLatencyMs = recentLatency(before, latest);
 
     const band = BANDS[k.state] ?? null;
     k.charts.rate.push(now, [k.msgPerSec], band);
     k.charts.queue.push(now, t ? [t.inputQueueDepth, t.inFlight, t.outputQueueDepth] : [null, null, null], band);
-    const lat = t?.latency;
-    k.charts.latency.push(now, lat?.count ? [lat.p50Ms, lat.p99Ms] : [null, null], band);
+    k.charts.latency.push(now, [k.recentLatencyMs], band);
     render(k);
   }
   overview.push(now, KERNELS.map(({ id }) => kernels[id].msgPerSec));
@@ -479,9 +518,24 @@ function sample(mandelbrot) {
   overview.draw(now);
 }
 
+/**
+ * The mean send → answer latency of the answers timed between two samples, or null when none
+ * were. Telemetry's latency summary (p50, p99) covers everything since the kernel's launch, so
+ * after a pause its p99 stays at the backlog's seconds long after the backlog drained; its count
+ * and sum are running totals too, and their differences give what the last half second's
+ * answers took. A relaunch restarts them: then everything counted is the new instance's.
+ */
+function recentLatency(before, after) {
+  if (!before) return null;
+  const base = after.answers >= before.answers ? before : { answers: 0, latencySumMs: 0 };
+  const answers = after.answers - base.answers;
+  return answers > 0 ? (after.latencySumMs - base.latencySumMs) / answers : null;
+}
+
 function renderTotals() {
   const all = Object.values(kernels);
-  const processed = all.reduce((sum, k) => sum + (k.telemetry?.messagesProcessed ?? 0), 0);
+  // A running total: earlier instances of relaunched kernels count too.
+  const processed = all.reduce((sum, k) => sum + k.retired + (k.telemetry?.messagesProcessed ?? 0), 0);
   $("#total-processed").textContent = count(processed);
   $("#total-rate").textContent = formatShort(all.reduce((sum, k) => sum + k.msgPerSec, 0));
   $("#total-active").textContent = `${all.filter((k) => k.state === "active").length} / ${all.length}`;
@@ -547,13 +601,16 @@ function render(k) {
   row.dataset.state = k.state;
   set("state", k.state === "none" ? "not launched" : k.state);
   for (const button of row.querySelectorAll("button[data-action]")) {
-    button.disabled = k.busy || !LEGAL[k.state].includes(button.dataset.action);
+    button.disabled = k.busy || k.held || !LEGAL[k.state].includes(button.dataset.action);
   }
-  const movable = ["launched", "active", "deactivated"].includes(k.state);
-  const move = $("button[data-move]", row);
-  move.hidden = runtime.deviceCount < 2;
-  move.disabled = k.busy || !movable;
-  set("device", movable || k.state === "terminated" ? `device ${t?.device ?? 0}` : "");
+  if (k.id === "doubler") {
+    // Misbehaving means pausing an active doubler and making it active again (see misbehave).
+    $("#misbehave").disabled = k.busy || k.held || k.state !== "active";
+  }
+  renderMove(k);
+  const placed = ["launched", "active", "deactivated", "terminated"].includes(k.state);
+  // Which device only means something where there are two to choose from.
+  set("device", placed && runtime.deviceCount > 1 ? `device ${t?.device ?? 0}` : "");
   set("sent", count(t?.messagesSent ?? 0));
   set("processed", count(t?.messagesProcessed ?? 0));
   set("received", count(t?.messagesReceived ?? 0));
@@ -561,6 +618,7 @@ function render(k) {
   set("queued", count(t?.inputQueueDepth ?? 0));
   set("inflight", count(t?.inFlight ?? 0));
   set("outqueue", count(t?.outputQueueDepth ?? 0));
+  set("latency", k.recentLatencyMs === null ? "–" : formatMs(k.recentLatencyMs));
   set("p50", t?.latency.count ? formatMs(t.latency.p50Ms) : "–");
   set("p99", t?.latency.count ? formatMs(t.latency.p99Ms) : "–");
   set("checked", count(k.checked));
@@ -572,16 +630,37 @@ function render(k) {
   set("note", k.last || explain(k));
 }
 
+/**
+ * The "move to the other device" button: there only with two devices, enabled while the kernel
+ * runs and the device it would go to is not lost (`migrate` would refuse with DeviceLostError).
+ */
+function renderMove(k) {
+  const move = $("button[data-move]", k.row);
+  move.hidden = runtime.deviceCount < 2;
+  if (move.hidden) return;
+  const to = ((k.telemetry?.device ?? 0) + 1) % runtime.deviceCount;
+  const targetLost = lostDevices.has(to);
+  move.disabled = k.busy || k.held || targetLost || !["launched", "active", "deactivated"].includes(k.state);
+  move.title = targetLost
+    ? `Device ${to} is lost: Recover it first`
+    : "runtime.migrate(id, otherDevice): moves the running kernel with its state and queued messages";
+}
+
 /** One line on what the kernel is doing now, so pausing and stopping read as intended. */
 function explain(k) {
   const t = k.telemetry;
   switch (k.state) {
     case "none": return "Not launched.";
     case "created": return "Compiling the kernel…";
-    case "launched": return `Launched: resident on the ${device}, not dispatched until activated; input queues up.`;
-    case "active": return "Active: dispatched every tick while it has input.";
+    case "launched": return onCpu
+      ? "Launched: ready on the host, its handler not run until activated; input queues up."
+      : "Launched: resident on the GPU, not dispatched until activated; input queues up.";
+    case "active": return onCpu
+      ? "Active: its handler runs on the host every tick while it has input."
+      : "Active: dispatched every tick while it has input.";
     case "deactivated":
-      return `Paused: nothing dispatched; input queues (${count(t?.inputQueueDepth ?? 0)} of ${count(k.queueSize)}), then senders back off.`;
+      return `Paused: ${onCpu ? "its handler does not run" : "nothing dispatched"}; input queues ` +
+        `(${count(t?.inputQueueDepth ?? 0)} of ${count(k.queueSize)}), then senders back off.`;
     case "terminating": return "Terminating: finishing the queued messages first.";
     case "terminated": return "Terminated: launch starts a fresh instance.";
     case "failed": return `Failed: the ${device} device was lost. Queued and unanswered messages wait; Recover relaunches it where it was.`;
@@ -602,7 +681,7 @@ function buildRows() {
       <div class="about">
         <header>
           <h3><span class="swatch"></span>${k.id}</h3>
-          <span class="kind">${k.kind}</span>
+          <span class="kind">${kindOf(k)}</span>
           <span class="pill" data-field="state">not launched</span>
         </header>
         <span class="circuit" data-field="circuit" data-circuit="closed">circuit closed</span>
@@ -627,8 +706,9 @@ function buildRows() {
         <canvas data-chart="queue"></canvas>
       </figure>
       <figure class="chart">
-        <figcaption><span><i class="key p50"></i>latency p50 <b data-field="p50">–</b> <i class="key p99"></i>p99 <b data-field="p99">–</b></span><span class="muted">send → answer</span></figcaption>
+        <figcaption title="Send → answer, the mean of the answers that arrived in the last half second; none while none arrive"><span><i class="key p50"></i>latency, last ½ s <b data-field="latency">–</b></span><span class="muted">send → answer, mean</span></figcaption>
         <canvas data-chart="latency"></canvas>
+        <span class="since" title="getTelemetry's latency summary: every answer since this instance was launched">since launch: p50 <b data-field="p50">–</b> · p99 <b data-field="p99">–</b></span>
       </figure>`;
     k.charts = {
       rate: new TimeSeriesChart($('[data-chart="rate"]', row), { series: [{ color: k.color, fill: true }], windowMs: WINDOW_MS }),
@@ -638,7 +718,7 @@ function buildRows() {
       }),
       latency: new TimeSeriesChart($('[data-chart="latency"]', row), {
         windowMs: WINDOW_MS, log: [0.1, 10_000], format: formatMs,
-        series: [{ color: "#0369a1" }, { color: "#be123c" }],
+        series: [{ color: "#0369a1" }],
       }),
     };
     for (const button of row.querySelectorAll("button[data-action]")) {
@@ -649,7 +729,10 @@ function buildRows() {
     $(k.group === "pipeline" ? "#pipeline-kernels" : "#kernels").append(row);
     render(k);
   }
-  $("#pipeline-wgsl").textContent = KERNELS.filter((k) => k.wgsl).map((k) => `// ${k.id}\n${k.wgsl}`).join("\n");
+  // The handlers that run: WGSL on WebGPU, the JavaScript ones on the cpu backend.
+  $("#handlers-title").textContent = onCpu ? "JavaScript handlers (the cpu backend runs these)" : "WGSL handlers";
+  $("#pipeline-wgsl").textContent = KERNELS.filter((k) => k.wgsl)
+    .map((k) => `// ${k.id}\n${onCpu ? k.handler.toString() : k.wgsl}`).join("\n");
 
   overview = new TimeSeriesChart($("#overview-chart"), {
     windowMs: WINDOW_MS, timeAxis: true,
@@ -657,6 +740,11 @@ function buildRows() {
   });
   $("#legend").innerHTML = KERNELS.map((k) =>
     `<span style="--kernel-color: ${k.color}"><i class="swatch"></i>${k.id} <b data-legend="${k.id}">0</b></span>`).join("");
+}
+
+/** What kind of kernel `k` is; a user kernel's handler is WGSL on WebGPU, JavaScript on the cpu backend. */
+function kindOf(k) {
+  return k.stage ? `user ${onCpu ? "JavaScript" : "WGSL"} · stage ${k.stage}` : k.kind;
 }
 
 /** The fourth counter: answers checked (doubler, the pipeline's end), tiles drawn, or answers forwarded. */
@@ -712,6 +800,8 @@ function showUnavailable(error, backend) {
   const box = $("#webgpu-missing");
   box.hidden = false;
   $("#missing-name", box).textContent = error.name;
+  $("#missing-reason", box).textContent = whyNoWebGpu();
+  // The runtime's own message names every backend wgpu tried: there for whoever needs it.
   $("#missing-message", box).textContent = error.message;
   $("#missing-context", box).hidden = window.isSecureContext;
   if (backend === "cpu") {
@@ -725,6 +815,16 @@ function showUnavailable(error, backend) {
   }
 }
 
+/**
+ * Why there is no WebGPU here, in one plain sentence from what the page itself sees (the
+ * runtime's message is longer and lists wgpu's internal backends).
+ */
+function whyNoWebGpu() {
+  if (!window.isSecureContext) return "this page is not a secure context, and browsers offer WebGPU only to secure ones.";
+  if (!navigator.gpu) return "this browser has no WebGPU (navigator.gpu is missing): it does not support it, or it is turned off.";
+  return "this browser has WebGPU but offered no adapter: it is disabled or the GPU is blocklisted.";
+}
+
 const shown = new Set();
 function showError(error) {
   const text = `${error?.name ?? "Error"}: ${error?.message ?? error}`;
@@ -735,6 +835,13 @@ function showError(error) {
   const item = document.createElement("li");
   item.textContent = text;
   $("ul", box).append(item);
+}
+
+/** Empties the error box (Dismiss): errors are kept until the visitor has read them, not forever. */
+function dismissErrors() {
+  shown.clear();
+  $("#error ul").replaceChildren();
+  $("#error").hidden = true;
 }
 
 main().catch((error) => {

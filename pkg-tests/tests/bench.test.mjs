@@ -3,14 +3,19 @@
 // numbers and every answer checked; a wrong answer fails it. Numbers only: no speed is asserted.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { existsSync } from "node:fs";
 import { promisify } from "node:util";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runBenchPage } from "../bench.mjs";
+import { launchChromium } from "../chromium.mjs";
+import { startServer } from "../../www/serve.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const runner = join(here, "..", "bench.mjs");
+const root = join(here, "..", "..");
 
 /** The top-level keys of native/src/bench/report.rs's Report, in its order. */
 const NATIVE_KEYS = ["adapter", "config", "floors", "roundTrip", "throughput", "perMessage", "kernels", "cpuBackend", "ratios"];
@@ -174,4 +179,92 @@ test("a wrong answer fails the bench, naming it, with what was measured before",
   assert.equal(outcome.result.adapter.backend, "browserwebgpu");
   assert.equal(outcome.result.config.quick, true);
   assert.equal(outcome.result.ratios, undefined);
+});
+
+test("node www/serve.mjs serves the bench page with /shaders/, cross-origin isolated; bad paths get 400 and 403 and it stays up", async () => {
+  const server = spawn(process.execPath, [join(root, "www", "serve.mjs"), "0"], { stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    const [line] = await once(server.stdout, "data");
+    const url = String(line).match(/http:\/\/localhost:\d+/)[0];
+    const bench = await fetch(`${url}/bench.html`);
+    assert.equal(bench.status, 200);
+    assert.equal(bench.headers.get("cross-origin-opener-policy"), "same-origin");
+    assert.equal(bench.headers.get("cross-origin-embedder-policy"), "require-corp");
+    const shader = await fetch(`${url}/shaders/bench/raw_doubler.wgsl`);
+    assert.equal(shader.status, 200, "the raw baseline's WGSL");
+    assert.match(await shader.text(), /fn double_values/);
+    assert.equal((await fetch(`${url}/%E0%A4%A`)).status, 400, "a malformed URL");
+    // A decoded `..` that climbs out of a route's directory is refused.
+    assert.equal((await fetch(`${url}/shaders/..%2fREADME.md`)).status, 403);
+    assert.equal((await fetch(`${url}/..%2fREADME.md`)).status, 403);
+    assert.equal((await fetch(`${url}/`)).status, 200, "still serving");
+  } finally {
+    server.kill();
+  }
+});
+
+test("startServer keeps each route in its directory: /pkg/..%2fpkg-tests/ is refused", async () => {
+  const { server, url } = await startServer({ routes: { "/": join(root, "www"), "/pkg/": join(root, "pkg") } });
+  try {
+    assert.equal((await fetch(`${url}/pkg/package.json`)).status, 200);
+    assert.equal((await fetch(`${url}/pkg/..%2fpkg-tests/package.json`)).status, 403);
+  } finally {
+    server.close();
+  }
+});
+
+test("without a WebGPU adapter the bench page says so, runs what needs none, and an unchecked quick box means a full run", async () => {
+  const installed = join(here, "..", "node_modules", "ringkernel-web");
+  const { server, url } = await startServer({
+    routes: { "/": join(root, "www"), "/pkg/": existsSync(installed) ? installed : join(root, "pkg"), "/shaders/": join(root, "shaders") },
+  });
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    // What Chromium on Linux without --enable-unsafe-webgpu does: navigator.gpu is there, and it
+    // offers no adapter.
+    await page.addInitScript(() => { GPU.prototype.requestAdapter = async () => null; });
+    await page.goto(`${url}/bench.html?quick=1&iterations=3&naive=3`);
+    await page.waitForFunction(() => document.getElementById("adapter").textContent.startsWith("none"), null, { timeout: 10_000 });
+    assert.match(await page.textContent("#adapter"), /^none: navigator\.gpu gave no adapter/);
+    assert.equal(await page.isChecked("#quick"), true, "the URL's quick=1 checks the box");
+    await page.uncheck("#quick");
+    await page.click("#run");
+    await page.waitForFunction(() => window.__bench !== undefined, null, { timeout: 300_000, polling: 250 });
+    const outcome = await page.evaluate(() => window.__bench);
+    assert.equal(outcome.ok, true, JSON.stringify(outcome.error));
+    const r = outcome.result;
+    assert.equal(r.config.quick, false, "the unchecked box wins over the URL");
+    assert.deepEqual(r.config.batchSizes, [1, 1000, 100_000, 1_000_000]);
+    assert.equal(r.adapter, null);
+    assert.equal(r.webgpu.available, false);
+    assert.match(r.webgpu.reason, /gave no adapter/);
+    assert.match(r.webgpu.error, /^BackendUnavailableError/);
+    for (const key of ["floors", "roundTrip", "throughput", "perMessage", "kernels", "pipeline", "hostCost", "objects", "devices"]) {
+      assert.equal(r[key], undefined, `${key} needs WebGPU`);
+    }
+    assertLatency(r.jsActor.sendReceive, "jsActor.sendReceive", r.config.iterations);
+    for (const t of r.jsActor.throughput) assertThroughput(t, `jsActor.throughput[${t.messages}]`, t.messages);
+    assert.equal(r.cpuBackend.available, true, r.cpuBackend.reason);
+    for (const t of r.cpuBackend.throughput) assertThroughput(t, `cpuBackend.throughput[${t.messages}]`, t.messages);
+    assert.equal(r.hostPacking.backend, "cpu");
+    assertThroughput(r.hostPacking.typedArray, "hostPacking.typedArray", r.hostPacking.messages);
+    assertThroughput(r.hostPacking.objects, "hostPacking.objects", r.hostPacking.messages);
+    // Host-side steps are timed in groups long enough for the clock: no median is one clock step.
+    const tickMs = r.config.timerResolutionUs / 1e3;
+    for (const t of [...r.jsActor.throughput, ...r.cpuBackend.throughput, r.hostPacking.typedArray, r.hostPacking.objects]) {
+      assert.ok(t.medianMs * (t.groupSize ?? 1) >= 10 * tickMs, `a sample of ${t.messages} lasts ${t.medianMs * (t.groupSize ?? 1)} ms`);
+    }
+    positive(r.ratios.hostPackingTypedOverObjects, "ratios.hostPackingTypedOverObjects");
+    assert.equal(r.ratios.roundTripOverRawSingle, undefined);
+    const table = await page.textContent("#rows");
+    assert.match(table, /WebGPU sections\s*not measured/);
+    assert.match(await page.textContent("#report"), /WebGPU: not measured \(navigator\.gpu gave no adapter/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    server.close();
+  }
 });

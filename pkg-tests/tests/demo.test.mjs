@@ -105,6 +105,13 @@ async function assertPipelineConnected(page) {
   return after;
 }
 
+/** "Make the doubler misbehave" is enabled exactly when the doubler is active (and nothing else drives it). */
+async function assertMisbehave(page, enabled) {
+  await page.waitForFunction((enabled) => document.getElementById("misbehave").disabled === !enabled, enabled, { timeout: 5_000 })
+    .catch(() => {}); // the assertion below says what differs
+  assert.equal(await page.isEnabled("#misbehave"), enabled, `misbehave button ${enabled ? "enabled" : "disabled"}`);
+}
+
 async function click(page, id, action) {
   await page.click(`[data-kernel="${id}"] button[data-action="${action}"]`, WAIT);
 }
@@ -134,6 +141,7 @@ test("the demo streams through every kernel; pause, resume, terminate and relaun
 
     for (const id of KERNELS) await waitForState(page, id, "active");
     for (const id of KERNELS) await assertButtons(page, id, "active");
+    await assertMisbehave(page, true);
 
     // Work flows through every kernel, the pipeline's end included, and the answers check out.
     const start = await numbers(page, "processed");
@@ -166,6 +174,7 @@ test("the demo streams through every kernel; pause, resume, terminate and relaun
     await click(page, "doubler", "deactivate");
     await waitForState(page, "doubler", "deactivated");
     await assertButtons(page, "doubler", "deactivated");
+    await assertMisbehave(page, false);
     await waitForField(page, "doubler", "queued", "gt", 0);
     await page.waitForTimeout(1000); // a dispatch already submitted may still report in
     const paused = await numbers(page, "processed");
@@ -183,15 +192,24 @@ test("the demo streams through every kernel; pause, resume, terminate and relaun
     await waitForField(page, "doubler", "queued", "lt", queued);
     assert.equal(await number(page, "doubler", "wrong"), 0);
 
-    // Terminate, then launch a fresh instance and activate it.
+    // Terminate, then launch a fresh instance and activate it. The page's total of messages
+    // processed counts the old instance's too; the card's last answer is the new one's.
     await click(page, "doubler", "terminate");
     await waitForState(page, "doubler", "terminated");
     await assertButtons(page, "doubler", "terminated");
+    await assertMisbehave(page, false);
+    const total = Number((await page.textContent("#total-processed")).replace(/\D/g, ""));
     await click(page, "doubler", "launch");
     await waitForState(page, "doubler", "launched");
     await assertButtons(page, "doubler", "launched");
+    await assertMisbehave(page, false);
+    assert.equal(await text(page, "doubler", "answer"), "–", "no answer from the new instance yet");
+    await page.waitForTimeout(600); // a sample or two
+    const totalAfter = Number((await page.textContent("#total-processed")).replace(/\D/g, ""));
+    assert.ok(totalAfter >= total, `the running total does not go down on a relaunch: ${total} → ${totalAfter}`);
     await click(page, "doubler", "activate");
     await waitForState(page, "doubler", "active");
+    await assertMisbehave(page, true);
     const relaunched = await number(page, "doubler", "processed");
     await waitForField(page, "doubler", "processed", "gt", relaunched);
     assert.equal(await number(page, "doubler", "wrong"), 0, "answers after the relaunch check out");
@@ -305,8 +323,22 @@ test("the operations panel shows health, degradation and memory; a misbehaving d
     const checked = await number(page, "doubler", "checked");
     await waitForField(page, "doubler", "checked", "gt", checked);
     assert.equal(await number(page, "doubler", "wrong"), 0, "the doubler's answers stay in order");
+    // It left the doubler as it found it: active, its buttons free again.
+    assert.equal(await text(page, "doubler", "state"), "active");
+    await assertButtons(page, "doubler", "active");
+    await assertMisbehave(page, true);
+    // Latency is the last half second's (live), next to telemetry's since-launch percentiles.
+    assert.match(await text(page, "doubler", "latency"), /^[\d.]+ (µs|ms|s)$/);
+    assert.match(await text(page, "doubler", "p99"), /^[\d.]+ (µs|ms|s)$/);
     assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
     assert.deepEqual(errors, []);
+
+    // An unexpected error stays listed until the visitor dismisses it.
+    await page.evaluate(() => window.demo.act("mandelbrot", "activate")); // already active: KernelStateError
+    await page.waitForFunction(() => !document.getElementById("error").hidden, null, WAIT);
+    assert.match(await page.textContent("#error li"), /KernelStateError/);
+    await page.click("#dismiss-errors");
+    assert.equal(await page.isHidden("#error"), true, "dismissed");
   } finally {
     await page.close();
   }
@@ -337,6 +369,16 @@ test("the page runs on two devices; moving the doubler and a middle pipeline sta
     assert.equal(await number(page, "doubler", "wrong"), 0, "the doubler's answers stay in order");
     assert.equal(await number(page, "square", "wrong"), 0, "the pipeline's answers stay in order");
     assert.match(await page.textContent("#devices"), /device 1: [^\n]*2 kernels/);
+
+    // Device 0 lost: nothing can move onto it (migrate would refuse) until it is recovered.
+    await page.click("#lose-device", WAIT);
+    await waitForState(page, "mandelbrot", "failed");
+    const move = '[data-kernel="doubler"] button[data-move]';
+    await page.waitForFunction((move) => document.querySelector(move).disabled, move, WAIT);
+    assert.match(await page.getAttribute(move, "title"), /Device 0 is lost/);
+    await page.click("#recover", WAIT);
+    for (const id of KERNELS) await waitForState(page, id, "active");
+    await page.waitForFunction((move) => !document.querySelector(move).disabled, move, WAIT);
     assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
     assert.deepEqual(errors, []);
   } finally {
@@ -354,6 +396,10 @@ test("without WebGPU the page explains BackendUnavailableError, how to enable We
     assert.match(notice, /BackendUnavailableError/);
     assert.match(notice, /enable-unsafe-webgpu/);
     assert.match(notice, /localhost/);
+    // A plain sentence; the runtime's full message (wgpu's backend list) is folded away.
+    assert.match(await page.textContent("#missing-reason"), /^this browser has no WebGPU \(navigator\.gpu is missing\)/);
+    assert.equal(await page.isVisible("#missing-message"), false, "the full message is in a closed <details>");
+    assert.match(await page.textContent("#missing-message"), /no GPU backend available/);
     assert.equal(await page.isVisible("#use-cpu"), true);
     assert.equal(await page.isHidden("#dashboard"), true);
     assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
@@ -375,7 +421,19 @@ test("without WebGPU the page explains BackendUnavailableError, how to enable We
     const pipeline = await assertPipelineConnected(page);
     for (const id of ["scale", "offset"]) assert.equal(pipeline[id].received, 0, `the page never received from ${id}`);
     assert.match(await text(page, "scale", "route"), /^offset \(connect\), inside the runtime$/);
+    // The texts describe the cpu backend: handlers on the host, JavaScript for user kernels, one device.
+    assert.match(await page.innerText(".lede"), /on the cpu backend/);
+    assert.doesNotMatch(await page.innerText(".lede"), /GPU memory/);
+    assert.equal(await page.textContent('[data-kernel="scale"] .kind'), "user JavaScript · stage 1");
+    assert.match(await text(page, "doubler", "note"), /^Active: its handler runs on the host/);
+    assert.equal(await text(page, "doubler", "device"), "", "no device pill with one device");
     await page.screenshot({ path: join(artifacts, "demo-cpu-backend.png") });
+
+    // A phone-sized screen: everything wraps, nothing runs off the right edge.
+    await page.setViewportSize({ width: 400, height: 800 });
+    await page.waitForTimeout(300);
+    const [scrollWidth, clientWidth] = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+    assert.ok(scrollWidth <= clientWidth, `the page is ${scrollWidth} px wide on a ${clientWidth} px screen`);
     assert.deepEqual(errors, []);
   } finally {
     await page.close();
