@@ -89,3 +89,13 @@ pub async fn adapter_like(runtime_adapter: &AdapterSummary) -> Option<wgpu::Adap
 pub fn runs_on_host(adapter: &AdapterSummary) -> bool {
     adapter.backend.eq_ignore_ascii_case("cpu")
 }
+
+/// `name (backend, device type, driver ...)`, the driver left out where the adapter reports
+/// none (GL drivers often do not).
+pub fn adapter_line(adapter: &AdapterSummary) -> String {
+    let driver = match adapter.driver.as_str() {
+        "" => String::new(),
+        driver => format!(", driver {driver}"),
+    };
+    format!("{} ({}, {}{driver})", adapter.name, adapter.backend, adapter.device_type)
+}

@@ -5,7 +5,7 @@
 use ringkernel_web::{AdapterSummary, Runtime, RuntimeOptions};
 use serde::Serialize;
 
-use crate::backend::{enumerate_adapters, runs_on_host, Backend};
+use crate::backend::{adapter_line, enumerate_adapters, runs_on_host, Backend};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -104,7 +104,12 @@ fn print_text(report: &InfoReport) {
     }
     for (i, a) in report.adapters.iter().enumerate() {
         let l = &a.limits;
-        println!("  [{i}] {} ({}, {}, driver {} {})", a.name, a.backend, a.device_type, a.driver, a.driver_info);
+        let driver = format!("{} {}", a.driver, a.driver_info);
+        let driver = match driver.trim() {
+            "" => String::new(),
+            driver => format!(", driver {driver}"),
+        };
+        println!("  [{i}] {} ({}, {}{driver})", a.name, a.backend, a.device_type);
         println!("      max storage buffer binding size    {}", bytes(l.max_storage_buffer_binding_size));
         println!("      max buffer size                    {}", bytes(l.max_buffer_size));
         println!("      max invocations per workgroup      {}", l.max_compute_invocations_per_workgroup);
@@ -113,10 +118,9 @@ fn print_text(report: &InfoReport) {
         println!("      workgroup storage size             {}", bytes(l.max_compute_workgroup_storage_size as u64));
     }
     match &report.runtime {
-        RuntimePick::Adapter(a) if runs_on_host(a) => println!("runtime: {} (host handlers)", a.name),
-        RuntimePick::Adapter(a) => {
-            println!("runtime picks: {} ({}, {}, driver {})", a.name, a.backend, a.device_type, a.driver)
-        }
+        // Its name says it runs host handlers.
+        RuntimePick::Adapter(a) if runs_on_host(a) => println!("runtime: {}", a.name),
+        RuntimePick::Adapter(a) => println!("runtime picks: {}", adapter_line(a)),
         RuntimePick::Unavailable(reason) => println!("runtime: unavailable: {reason}"),
     }
 }

@@ -31,9 +31,10 @@ struct Cli {
 enum Command {
     /// Launch the doubler, send messages, print the answers.
     Demo {
-        /// How many messages to send (1, 11, 21, ... doubled).
+        /// How many messages to send (1, 11, 21, ... doubled), any number: they go out at most
+        /// 1024 ahead of their answers.
         #[arg(long, default_value_t = 5)]
-        count: i32,
+        count: u32,
         /// Also print every counter in Prometheus' text format.
         #[arg(long)]
         metrics: bool,

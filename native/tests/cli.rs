@@ -49,6 +49,19 @@ fn demo_runs_on_the_cpu_backend() {
     );
 }
 
+/// More messages than the queues hold: the demo sends at most a window ahead of its receives.
+#[test]
+fn demo_sends_more_messages_than_a_queue_holds() {
+    let stdout = cli_ok(&["--backend", "cpu", "demo", "--count", "10000"]);
+    assert_contains_all(
+        &stdout,
+        &["doubler(99991) = 199982", "processed by host handlers 10000", "doubler: terminated"],
+    );
+    assert_eq!(stdout.lines().filter(|line| line.starts_with("doubler(")).count(), 10_000);
+    let negative = cli(&["demo", "--count=-3"]);
+    assert!(!negative.status.success(), "a negative count is clap's error");
+}
+
 #[test]
 fn unknown_backend_is_refused_by_clap() {
     let output = cli(&["--backend", "cuda", "info"]);

@@ -293,7 +293,7 @@ impl Report {
     pub fn print_table(&self) {
         let a = &self.adapter;
         let c = &self.config;
-        println!("adapter: {} ({}, {}, driver {})", a.name, a.backend, a.device_type, a.driver);
+        println!("adapter: {}", crate::backend::adapter_line(a));
         println!(
             "{} samples per latency, doubler queue {}, telemetry {}{}",
             c.iterations,
