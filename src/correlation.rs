@@ -84,6 +84,27 @@ impl Ledger {
         self.next
     }
 
+    /// How many of the `most` messages from `first` on can be taken when only `room` of their
+    /// answers fit in the output queue: calls' answers go to their callers, not there.
+    /// Steps over the calls among them, not the messages: a take bounded by room is a tick's
+    /// work on a busy kernel, and most of it has no call at all.
+    pub fn fitting(&self, first: Sequence, most: usize, room: usize) -> usize {
+        let end = first + most as u64;
+        let at = self.calls.partition_point(|&(seq, _)| seq < first);
+        // `next`: the first message not yet looked at; `plain`: messages taken that need room.
+        let (mut next, mut plain) = (first, 0);
+        for &(call, _) in self.calls.range(at..).take_while(|&&(call, _)| call < end) {
+            let before = (call - next) as usize;
+            if plain + before > room {
+                break;
+            }
+            plain += before;
+            next = call + 1;
+        }
+        let rest = ((end - next) as usize).min(room - plain);
+        (next - first) as usize + rest
+    }
+
     /// Whether the answer to `seq` goes to a `call` (or is discarded for one that gave up)
     /// rather than to the output queue.
     pub fn is_call(&self, seq: Sequence) -> bool {
@@ -263,6 +284,35 @@ mod tests {
     /// Answers of 4 bytes, every one kept.
     fn plain(packed: &[u8]) -> Answers<'_> {
         Answers { packed, stride: 4, kept: None, failures: &[] }
+    }
+
+    /// With room for `room` answers, the calls among the next messages go too; the first
+    /// message whose answer has no room stops the take (compared with a walk message by message).
+    #[test]
+    fn the_calls_among_the_next_messages_need_no_room() {
+        let mut ledger = Ledger::default();
+        ledger.accept(12, 0.0);
+        let calls = [2, 3, 7, 11];
+        let _receivers: Vec<_> = calls.iter().map(|&seq| ledger.expect_answer(seq)).collect();
+        let walk = |first: u64, most: usize, room: usize| {
+            let mut plain = 0;
+            (0..most)
+                .take_while(|&i| {
+                    let call = calls.contains(&(first + i as u64));
+                    (call || plain < room).then(|| plain += !call as usize).is_some()
+                })
+                .count()
+        };
+        for first in 0..12 {
+            for most in 0..=(12 - first as usize) {
+                for room in 0..6 {
+                    assert_eq!(ledger.fitting(first, most, room), walk(first, most, room), "{first} {most} {room}");
+                }
+            }
+        }
+        assert_eq!(ledger.fitting(0, 12, 1), 1);
+        assert_eq!(ledger.fitting(0, 12, 2), 4, "0, 1, and the calls 2 and 3");
+        assert_eq!(ledger.fitting(4, 8, 0), 0);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub enum Error {
     },
 
     /// The kernel's state does not allow the action (see [`crate::lifecycle`]).
-    #[error("kernel '{id}' is {state}: cannot {action}")]
+    #[error("kernel '{id}' is {state}: cannot {action}{}", next_step(*state, *action))]
     KernelState {
         /// The kernel the error is about.
         id: String,
@@ -253,6 +253,22 @@ impl std::fmt::Display for Stall {
             }
             Stall::Inactive(state) => write!(f, "it is {state}, not active"),
         }
+    }
+}
+
+/// What to do instead, where a refused transition has one plain remedy (empty otherwise).
+fn next_step(state: KernelState, action: Action) -> &'static str {
+    use Action::*;
+    use KernelState::*;
+    match (state, action) {
+        (Created, _) => " (its launch is still compiling: await it first)",
+        (Failed, Launch) | (Launched | Active | Deactivated | Failed, Remove) => " (terminate it first)",
+        (Failed, _) => " (its device was lost: recover() first, or terminate it)",
+        (Terminated, Launch) => " (remove() it first to launch the id again)",
+        (Launched | Active | Deactivated | Terminating, Launch) => " (the id is taken: launch under another id)",
+        (Deactivated, Activate) => " (reactivate() resumes a deactivated kernel)",
+        (Launched, Reactivate) => " (activate() starts a launched kernel)",
+        _ => "",
     }
 }
 

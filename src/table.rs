@@ -67,6 +67,9 @@ pub(crate) struct Kernel {
     /// Set when it is removed; its handles share it, so a handle never reaches a kernel
     /// launched later under the same id (another actor).
     pub removed: Arc<AtomicBool>,
+    /// Why the terminate that ended it failed (messages left unprocessed), for the terminates
+    /// that waited with it; `None` while it runs and after a drain that processed everything.
+    pub ended: Option<Error>,
 }
 
 /// A kernel's neighbours in a pipeline (see `Runtime::connect`).

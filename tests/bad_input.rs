@@ -546,7 +546,7 @@ async fn run(rt: &Runtime, op: &Op) -> Result<(), Error> {
         Terminate(id, timeout) => rt.terminate(id, *timeout).await,
         TerminateAll(timeout) => rt.terminate_all(*timeout).await,
         Drain(timeout) => rt.drain(*timeout).await,
-        Remove(id) => rt.remove(id),
+        Remove(id) => rt.remove(id).map(drop),
         ReadState(id) => rt.read_state(id).await.map(drop),
         ReadStateAs(id) => rt.read_state_as::<u32>(id).await.map(drop),
         Connect(from, to) => rt.connect(from, to).await,
@@ -808,7 +808,9 @@ fn transition_rows(held: &[(KernelState, &'static str)]) -> Vec<Case> {
             (Action::Reactivate, Reactivate(s())),
             (Action::Terminate, Terminate(s(), Some(Duration::from_millis(30_000)))),
         ] {
-            if state.next(action).is_none() {
+            // A terminate while one is under way is no mistake: it waits with it.
+            let joins = action == Action::Terminate && state == KernelState::Terminating;
+            if state.next(action).is_none() && !joins {
                 refuse(op, action);
             }
         }
@@ -965,15 +967,6 @@ fn message_rows() -> Vec<Case> {
         ("Infinity for a u32", shape_with("u", num(inf)), "u"),
         ("NaN in an integer array", shape_with("arr", list(&[nan, 0.0, 0.0, 0.0])), "arr"),
         ("Infinity for a nested u32", shape_with("inner", inner(inf, [0.0; 2])), "inner.a"),
-        ("NaN for an f32", shape_with("f", num(nan)), "f"),
-        ("1e39 for an f32 (overflows it)", shape_with("f", num(1e39)), "f"),
-        ("-1e39 for an f32", shape_with("f", num(-1e39)), "f"),
-        ("NaN in a vector", shape_with("p", list(&[0.0, nan, 0.0])), "p"),
-        (
-            "NaN in a nested vector of an array element",
-            shape_with("items", Value::Array(vec![inner(0.0, [0.0; 2]), inner(0.0, [0.0, nan])])),
-            "items[1].v",
-        ),
     ];
     let mut rows = Vec::new();
     for (what, fields, path) in messages {

@@ -520,3 +520,39 @@ fn a_receive_batch_of_zero_is_refused_and_takes_nothing() {
         assert_eq!(rt.telemetry("zero-batch").unwrap().unwrap().errors, 0, "an argument error is not the kernel's");
     });
 }
+
+/// A handle taken while a launch compiles refers to that launch only: once its WGSL fails to
+/// compile, the handle is `KernelNotFound`, and it never reaches a kernel launched later under
+/// the id (it read that kernel's state and called it).
+#[test]
+fn a_handle_of_a_launch_that_failed_never_reaches_a_later_kernel() {
+    use ringkernel_web::kernel::{doubler_request, doubler_response};
+    use ringkernel_web::KernelDefinition;
+    let rt = common::runtime_on(BackendChoice::Auto);
+    let broken = KernelDefinition::new(
+        "flaky",
+        doubler_request(),
+        doubler_response(),
+        "fn handle(m: Request) -> Response { nonsense }",
+    );
+    let launching = {
+        let rt = rt.clone();
+        std::thread::spawn(move || pollster::block_on(rt.launch_definition(broken, LaunchOptions::default())).map(drop))
+    };
+    // The id is taken (created) from the launch's start until it fails.
+    let handle = loop {
+        if let Some(handle) = rt.get_kernel("flaky") {
+            break handle;
+        }
+        assert!(!launching.is_finished(), "the launch ended before a handle could be taken");
+        std::thread::yield_now();
+    };
+    let failed = launching.join().unwrap().unwrap_err();
+    assert_eq!(failed.kind(), ErrorKind::KernelCompile, "{failed}");
+    pollster::block_on(async {
+        let later = doubler(&rt, "flaky", LaunchOptions::default().with_auto_activate()).await;
+        assert_eq!(handle.state().unwrap_err().kind(), ErrorKind::KernelNotFound);
+        assert_eq!(handle.terminate().await.unwrap_err().kind(), ErrorKind::KernelNotFound);
+        assert_eq!(later.call(4, WAIT).await.unwrap(), 8, "the later kernel is untouched");
+    });
+}

@@ -394,11 +394,12 @@ impl KernelModel {
     }
 
     /// How many messages are held back in the input queue if `extra` (true: a send, false: a
-    /// call) joins the FIFO: those behind the q-th send, whose answers fill the output side.
+    /// call) joins the FIFO: the first send past the q whose answers fill the output side, and
+    /// everything behind it (calls before it go on: their answers need no room there).
     fn held_back(&self, extra: impl IntoIterator<Item = bool>) -> usize {
         let (mut sends, mut held) = (0, 0);
         for answers in self.fifo.iter().map(|m| m.send.is_some()).chain(extra) {
-            if sends >= self.queue_size {
+            if held > 0 || answers && sends == self.queue_size {
                 held += 1;
             } else if answers {
                 sends += 1;
@@ -426,6 +427,11 @@ impl KernelModel {
     /// Messages certainly in the input queue. While `Failed`, exactly those not processed.
     fn waiting(&self) -> usize {
         self.fifo.iter().filter(|m| m.waiting).count()
+    }
+
+    /// Unfinished calls (abandoned ones too).
+    fn calls(&self) -> usize {
+        self.fifo.iter().filter(|q| q.send.is_none()).count()
     }
 
     /// While `Failed`: answers delivered before the loss and not yet received (the FIFO's
@@ -466,7 +472,7 @@ impl KernelModel {
         let q = self.queue_size;
         let room_in_time =
             if self.state == KernelState::Active { self.held_back([false]) <= q } else { self.inbox_min() < q };
-        let answerable = self.state == KernelState::Active && self.sends() < q && room_in_time;
+        let answerable = self.state == KernelState::Active && self.sends() <= q && room_in_time;
         [
             (answerable, Outcome::Answer(2 * value)),
             (room_in_time, Outcome::Abandoned),
@@ -666,7 +672,8 @@ impl Model {
                 let answer = Answer(2 * first);
                 if m.state == Active && m.held_back([false]) > q {
                     only(NOW_MS, Outcome::Failed(QUEUE_FULL))
-                } else if m.state == Active && m.sends() < q {
+                } else if m.state == Active && m.sends() <= q {
+                    // Every send ahead fits the output queue: nothing holds it back.
                     only(LONG_MS, answer)
                 } else {
                     // Cannot be answered before something is received: queued and abandoned
@@ -863,7 +870,7 @@ async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
             }
             done => done.map(|()| Outcome::Done)?,
         },
-        Op::Remove(_) => rt.remove(id).map(|()| Outcome::Done)?,
+        Op::Remove(_) => rt.remove(id).map(|_| Outcome::Done)?,
         Op::Send(_) => rt.send_pod(id, &plan.payload[0], timeout).await.map(|()| Outcome::Done)?,
         // A batch its timeout cut short says how many went in (`QueueFull`'s `accepted`).
         Op::SendBatch(..) => Outcome::Accepted(match rt.send_batch(id, &plan.payload, timeout).await {
@@ -943,7 +950,9 @@ fn check_runtime(rt: &Runtime, model: &Model) -> Result<(), String> {
                 (!(lo..=hi).contains(&unprocessed))
                     .then(|| format!("{unprocessed} unprocessed, the model says {lo}..={hi}"))
             }
-        } else if inbox > m.inbox_cap() || outbox + in_flight > q {
+        } else if inbox > m.inbox_cap() || outbox + in_flight > q + m.calls() {
+            // Calls (abandoned ones too) need no room in the output queue: their answers go
+            // to the caller, or nowhere.
             Some(format!("queue bound {q} exceeded (input bound {})", m.inbox_cap()))
         } else if !(m.inbox_min()..=m.inbox_max()).contains(&inbox) {
             Some(format!("input queue outside the model's {}..={}", m.inbox_min(), m.inbox_max()))

@@ -155,7 +155,10 @@ fn named_errors() {
         assert_eq!(e.kind(), ErrorKind::KernelNotFound);
         rt.launch("doubler", LaunchOptions::default()).await.unwrap();
         let e = rt.launch("doubler", LaunchOptions::default()).await.unwrap_err();
-        assert_eq!(e.to_string(), "kernel 'doubler' is launched: cannot launch");
+        assert_eq!(
+            e.to_string(),
+            "kernel 'doubler' is launched: cannot launch (the id is taken: launch under another id)"
+        );
         let e = rt.reactivate("doubler").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::KernelState);
         let e = rt.send("doubler", &[("valeu", Value::from(1))], None).await.unwrap_err();

@@ -792,7 +792,12 @@ class Case {
    * KernelStateError, which says no answer is left: every answer processed must have been taken.
    */
   receiveRefused(op, error, signal, kernel, waits = [TimeoutError]) {
-    const kind = this.classify(op, error, signal, kernel.terminating ? [...waits, KernelStateError] : waits, kernel);
+    // A stage connected onward has no answers of its own: a receive on it is refused as a call is.
+    const allowed = [...waits, ...(kernel.terminating ? [KernelStateError] : []), ...(kernel.next ? [TypeError] : [])];
+    const kind = this.classify(op, error, signal, allowed, kernel);
+    if (kind === "TypeError" && !/^kernel '\w+' is connected to '\w+', so its answers go there/.test(error.message)) {
+      this.fail(`#${op.n}: ${describe(error)}`);
+    }
     if (kind === "KernelStateError") {
       this.checkStateError(op, error, kernel, "receive");
       const left = this.owed().filter((e) => e.sink === kernel && e.handled.has(kernel.id)).map((e) => e.seq);

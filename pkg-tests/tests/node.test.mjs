@@ -505,3 +505,106 @@ for (const [backend, env] of [["webgpu", DAWN_ENV], ["cpu", {}]]) {
     });
   }
 }
+
+test("an f32 field takes any number as a Float32Array stores it, so a JavaScript handler answers NaN and Infinity as WGSL does", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const F = defineMessage("NodeF32", { x: "f32", v: "vec2<f32>" });
+    const root = await runtime.launch("root", { input: F, output: F, handler: (m) => ({ x: Math.sqrt(m.x), v: [m.v[0] * 1e38, -m.v[1] * 1e38] }) }, { autoActivate: true });
+    const show = (a) => [String(a.x), ...a.v.map(String)];
+    const answered = show(await root.call({ x: -1, v: [10, 10] }));
+    // An answer received goes back in as it came, and a batch's NaN is answered too.
+    await root.sendBatch([{ x: NaN, v: [1e39, 0] }, { x: 4, v: [0, 0] }]);
+    const batch = (await root.receiveBatch({ max: 2, timeout: 5000 })).map(show);
+    const errors = root.metrics().errors;
+    await runtime.dispose();
+    console.log(JSON.stringify({ answered, batch, errors }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), {
+    answered: ["NaN", "Infinity", "-Infinity"],
+    batch: [["NaN", "Infinity", "0"], ["2", "0", "0"]],
+    errors: 0,
+  });
+});
+
+test("a call is answered past an output queue full of answers nobody receives; behind such answers it is reported after a second", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true, queueSize: 2 });
+    await doubler.sendBatch([{ value: 1 }, { value: 2 }]);
+    while (doubler.status().outputQueueDepth < 2) await new Promise((r) => setTimeout(r, 5));
+    // Its answer goes to the caller, not to the full output queue.
+    const past = (await doubler.call({ value: 21 }, { timeout: 5000 })).result;
+    // Behind a message whose answer has no room, a call waits, and says why after a second.
+    await doubler.send({ value: 3 });
+    const started = Date.now();
+    const behind = doubler.call({ value: 4 });
+    await new Promise((r) => setTimeout(r, 1300));
+    const answers = (await doubler.receiveBatch({ max: 3, timeout: 5000 })).map((a) => a.result);
+    while (answers.length < 3) answers.push((await doubler.receive({ timeout: 5000 })).result);
+    const late = (await behind).result;
+    const stalledSends = doubler.metrics().stalledSends;
+    await runtime.dispose();
+    console.log(JSON.stringify({ past, answers, late, waited: Date.now() - started > 1000, stalledSends }));
+  `);
+  assertExited(result);
+  assert.match(result.stderr, /a call to kernel 'doubler' has waited 1 s for its answer: its input \(2 messages\) waits because its output queue is full/);
+  assert.deepEqual(findings(result), { past: 42, answers: [2, 4, 6], late: 8, waited: true, stalledSends: 1 });
+});
+
+test("lifecycle: a terminate joins one under way, terminateAll and dispose finish terminating kernels, receives on a connected stage are refused", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const settled = (p) => p.then((v) => (v === undefined ? "ok" : v), (e) => e.name + ": " + e.message);
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const Count = defineMessage("NodeCount", { n: "i32" });
+    const slow = { input: Count, output: Count, handler: (m) => { const t = Date.now(); while (Date.now() - t < 1); return m; } };
+    const a = await runtime.launch("a", slow, { autoActivate: true, maxBatch: 4 });
+    await a.sendBatch(Array.from({ length: 200 }, (_, n) => ({ n })));
+    const first = settled(a.terminate({ timeout: 60000 }));
+    await Promise.resolve();
+    const second = settled(runtime.terminate("a", { timeout: 60000 }));
+    const report = await runtime.dispose();
+    const summary = { first: await first, second: await second, state: runtime.getState("a"),
+      processed: report.messagesProcessed, unprocessed: report.messagesUnprocessed, terminated: report.kernelsTerminated };
+
+    const rt = await RingKernelRuntime.create({ backend: "cpu" });
+    const Value = defineMessage("NodeValue", { value: "i32" });
+    const stage = { input: Value, output: Value, handler: (m) => m };
+    const s1 = await rt.launch("s1", stage, { autoActivate: true });
+    const waiting = settled(rt.receive("s1"));
+    await rt.launch("s2", stage, { autoActivate: true });
+    await rt.connect("s1", "s2");
+    const connected = { waiting: await waiting, later: await settled(s1.receive({ timeout: 100 })) };
+    // A call's timeout is the one given; an envelope's source is an id.
+    await rt.disconnect("s1");
+    await rt.deactivate("s2");
+    const timedOut = await settled(rt.call("s2", { value: 1 }, { timeout: 100 }));
+    const source = await settled(rt.sendEnvelope("s1", { value: 1 }, { source: "" }));
+    await rt.reactivate("s2");
+    // Answers nobody received go with a removed kernel: remove says how many.
+    await s1.sendBatch([{ value: 1 }, { value: 2 }]);
+    await rt.terminate("s1");
+    const discarded = rt.remove("s1");
+    await rt.dispose();
+    console.log(JSON.stringify({ ...summary, connected, timedOut, source, discarded }));
+  `);
+  assertExited(result);
+  const { timedOut, ...found } = findings(result);
+  assert.match(timedOut, /^TimeoutError: call on kernel 's2' timed out after 100 ms/);
+  assert.deepEqual(found, {
+    first: "ok", second: "ok", state: "terminated", processed: 200, unprocessed: 0, terminated: 1,
+    connected: {
+      waiting: "TypeError: kernel 's1' is connected to 's2', so its answers go there: send to it and receive from the pipeline's last kernel, or disconnect it first",
+      later: "TypeError: kernel 's1' is connected to 's2', so its answers go there: send to it and receive from the pipeline's last kernel, or disconnect it first",
+    },
+    source: "RangeError: an envelope's source must be 1 to 128 bytes long (UTF-8), got 0",
+    discarded: 2,
+  });
+});

@@ -136,6 +136,9 @@ export async function misuse(): Promise<void> {
   if (runtime.currentTimestamp().logical > sent.timestamp.physicalMs) return;
   const controller = new AbortController();
   await runtime.call("doubler", { value: 1 }, { timeout: 100, signal: controller.signal });
+  await runtime.call("doubler", { value: "1" }); // misuse
+  await (await runtime.launch("doubler")).call({ valu: 5 }); // misuse
+  await runtime.call<OutputOf<typeof Response>>("doubler", 1); // misuse
   await runtime.receiveBatch("doubler", { max: 8, signal: AbortSignal.timeout(100) });
   await runtime.sendEnvelope("doubler", { value: 1 }, { signal: null });
   await runtime.send("doubler", { value: 1 }, { signal: controller }); // misuse

@@ -2,7 +2,7 @@
 // the package's own tsconfig and under `lib: ["es2022", "dom"]` without `esnext.disposable`
 // (tsconfig.es2022.json; the classes' `[Symbol.asyncDispose]` must not need it). It is type-checked,
 // not run: the runtime takes each of these values as the JavaScript tests show.
-import { RingKernelRuntime, RingKernelError, defineMessage, managedKernel, ringKernel } from "ringkernel-web";
+import { DeviceLostError, RingKernelRuntime, RingKernelError, defineMessage, managedKernel, ringKernel } from "ringkernel-web";
 import type { OutputOf } from "ringkernel-web";
 
 const Point = defineMessage("SurfacePoint", { x: "f32", at: "vec2<f32>" });
@@ -25,6 +25,19 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   await runtime.sendEnvelope("doubler", request, { priority: 1 });
   const answer = await runtime.receive<Doubled>("doubler", { timeout: 1000 });
   const answers = await runtime.receiveBatch<Doubled>("doubler", { max: 1 });
+  const called = await runtime.call<Doubled>("doubler", request, { timeout: 1000 });
+  // The built-ins' handles are typed.
+  const doubler = await runtime.launch("doubler", null, { queueSize: 8 });
+  const doubled: number = (await doubler.call({ value: 5 })).result * 2;
+  for await (const answer of doubler) if (answer.result > doubled) break;
+  const tile = await runtime.launch("mandelbrot");
+  const counts: Uint32Array = (await tile.call({ origin: [0, 0], step: 0.1, max_iter: 64 })).iterations;
+  await runtime.call("doubler", request);
+  // A key set to undefined is not given (exactOptionalPropertyTypes is on).
+  const timeout: number | undefined = called.result > 0 ? 1000 : undefined;
+  await runtime.receive("doubler", { timeout, signal: undefined });
+  await runtime.receiveBatch("doubler", { max: undefined, timeout, packed: undefined });
+  await runtime.launch("surface-point", null, { queueSize: undefined, device: undefined });
   // ringKernel's own return value is a definition managedKernel takes, typed by its messages.
   const definition = ringKernel({ id: "surface-point", input: Point, output: Point, handler: (p) => p });
   const managed = await managedKernel(runtime, "surface-point", definition, { queueSize: 16 });
@@ -34,9 +47,15 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   point.x = 4;
   point.at[0] = 5;
   try {
+    await runtime.terminate("surface-point");
+  } catch (e) {
+    // A kernel stranded on a lost device: which one, and how many of its messages.
+    if (e instanceof DeviceLostError) return (e.unprocessed ?? 0) + (e.kernelId?.length ?? 0);
+  }
+  try {
     throw new RingKernelError("base");
   } catch (e) {
     if (e instanceof RingKernelError && e.name === "RingKernelError") return point.x;
   }
-  return answer.result + (answers[0]?.result ?? 0);
+  return answer.result + (answers[0]?.result ?? 0) + (counts[0] ?? 0);
 }

@@ -287,3 +287,12 @@ pub fn registered_ids() -> Vec<String> {
     ids.sort_unstable();
     ids
 }
+
+/// Whether `id` (what `what` names: kernel ids, an envelope's source) is as long as a kernel
+/// id may be: 1 to 128 bytes.
+pub(crate) fn check_id_length(what: &str, id: &str) -> Result<(), Error> {
+    if id.is_empty() || id.len() > 128 {
+        return Err(Error::OutOfRange(format!("{what} must be 1 to 128 bytes long (UTF-8), got {}", id.len())));
+    }
+    Ok(())
+}

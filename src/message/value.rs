@@ -3,8 +3,10 @@
 //! Values keep their scalar types: decoding gives `I32`, `U32` and `F32` (and typed lists for
 //! vectors and numeric arrays, flat in memory order, as a typed array holds them), and a typed
 //! value must match its field's scalar. Untyped numbers (`Number`, `List`: what JavaScript has)
-//! are checked against the field before packing: integers must be integral and in range, `f32`
-//! finite or ±Infinity. Nested structs are named fields; arrays of structs are lists of those.
+//! are checked against the field before packing: integers must be integral and in range; an
+//! `f32` takes any number, rounded as a `Float32Array` stores it (NaN stays NaN, numbers past its
+//! range become ±Infinity), since that is what WGSL answers and a typed array holds. Nested
+//! structs are named fields; arrays of structs are lists of those.
 
 use super::{FieldError, FieldType, MessageLayout, Scalar};
 use crate::error::{plural, with_article};
@@ -341,13 +343,9 @@ impl Value {
 /// Converts one host number to the 32-bit pattern of `scalar`, refusing what would not survive.
 fn scalar_bits(field: &str, scalar: Scalar, n: f64) -> Result<u32, FieldError> {
     match scalar {
-        Scalar::F32 => {
-            if n.is_nan() || n.is_finite() && (n as f32).is_infinite() {
-                // NaN is refused because it is almost always a bug upstream; ±Infinity passes.
-                return Err(FieldError::new(field, format!("is {}, not a representable f32", Float(n))));
-            }
-            Ok((n as f32).to_bits())
-        }
+        // As a Float32Array stores it. The device's arithmetic gives NaN and ±Infinity too, so
+        // an answer received can be sent on, and a host handler answers as the WGSL one would.
+        Scalar::F32 => Ok((n as f32).to_bits()),
         Scalar::I32 | Scalar::U32 => {
             if !n.is_finite() || n.fract() != 0.0 {
                 return Err(FieldError::new(field, format!("expects an integer ({scalar}), got {}", Float(n))));
@@ -503,10 +501,23 @@ mod tests {
         check(vec![("value", 3e9f64.into()), ("scale", 1.0f64.into())], "value", &mut bytes); // out of range
         check(vec![("value", f64::NAN.into()), ("scale", 1.0f64.into())], "value", &mut bytes);
         check(vec![("value", Value::List(vec![1.0])), ("scale", 1.0f64.into())], "value", &mut bytes);
-        check(vec![("value", 1.into()), ("scale", f64::NAN.into())], "scale", &mut bytes);
         check(vec![("value", 1.into()), ("scale", Value::Struct(vec![]))], "scale", &mut bytes);
         check(vec![("value", Value::Unsupported("string".into())), ("scale", 1.0f64.into())], "value", &mut bytes);
         check(vec![("value", 1.into()), ("scale", 1.0f64.into()), ("value", 2.into())], "value", &mut bytes); // twice
         assert!(bytes.iter().all(|b| *b == 0xAA), "a refused message must not be written");
+    }
+
+    /// An f32 takes any number as a `Float32Array` stores it: NaN, ±Infinity, and numbers past
+    /// its range as ±Infinity.
+    #[test]
+    fn f32_fields_store_numbers_as_a_float32_array_does() {
+        let m = layout(&[("scale", "f32")]);
+        let mut bytes = vec![0u8; m.size()];
+        for (given, stored) in [(f64::NAN, f32::NAN), (1e39, f32::INFINITY), (-1e39, f32::NEG_INFINITY), (0.1, 0.1f32)]
+        {
+            m.encode([("scale", &Value::Number(given))], &mut bytes).unwrap();
+            let read = f32::from_le_bytes(bytes[..4].try_into().unwrap());
+            assert_eq!(read.to_bits(), stored.to_bits(), "{given} stored as {read}");
+        }
     }
 }

@@ -17,7 +17,7 @@ use crate::circuit::Breaker;
 use crate::cursor::RingCursor;
 use crate::error::{Error, Result};
 use crate::kernel::{self, KernelDefinition};
-use crate::lifecycle::{Action, KernelState, Lifecycle};
+use crate::lifecycle::{Action, KernelState, Lifecycle, LifecycleState};
 use crate::mailbox::Mailbox;
 use crate::memory::MemoryPurpose;
 use crate::platform;
@@ -96,6 +96,7 @@ impl Runtime {
                 breaker: self.shared.settings.circuit_breaker.map(Breaker::new),
                 changed: Arc::new(Event::new()),
                 removed: Arc::default(),
+                ended: None,
                 def: definition.clone(),
             };
             table.kernels.insert(id.clone(), kernel);
@@ -127,6 +128,17 @@ impl Runtime {
                 }),
                 (None, None) => created,
             };
+            // A drain or shutdown that began while it compiled terminated everything launched
+            // then, and this kernel was not yet: it does not start now.
+            let refused = match table.state {
+                LifecycleState::Stopped => Some(Error::Disposed),
+                LifecycleState::Draining => Some(Error::Draining("launches")),
+                _ => None,
+            };
+            let created = match refused {
+                Some(refused) => created.and(Err(refused)),
+                None => created,
+            };
             match created {
                 Ok(exec) if still_ours => {
                     let kernel = table.kernel(&id)?;
@@ -141,8 +153,9 @@ impl Runtime {
                 // The runtime was disposed while compiling.
                 Ok(_) => Err(Error::Disposed),
                 Err(e) => {
-                    if still_ours {
-                        table.kernels.remove(&id);
+                    // Handles taken while it compiled (`kernel`) refer to this launch only.
+                    if let Some(kernel) = still_ours.then(|| table.kernels.remove(&id)).flatten() {
+                        kernel.removed.store(true, Ordering::Relaxed);
                     }
                     Err(e)
                 }
@@ -233,28 +246,35 @@ impl Runtime {
     /// Past `timeout` it is stopped anyway; the unprocessed count is recorded in its
     /// telemetry and returned in the `Timeout` error, and waiting `call`s are cancelled.
     pub async fn terminate(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
-        let result = self.terminate_inner(id, timeout).await;
+        let mut ended_here = false;
+        let result = self.terminate_inner(id, timeout, &mut ended_here).await;
         // Like every lifecycle call, a refused terminate is not a message error; one that timed
-        // out left messages unprocessed, which is.
+        // out left messages unprocessed, which is (once, by the terminate that ended it).
         match result {
-            Err(Error::Timeout { .. }) => self.counted(id, result),
+            Err(Error::Timeout { .. }) if ended_here => self.counted(id, result),
             other => other,
         }
     }
 
-    async fn terminate_inner(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
+    /// [`terminate`](Self::terminate); `ended_here` is set when this call ended the kernel
+    /// (rather than another terminate it waited with).
+    async fn terminate_inner(&self, id: &str, timeout: Option<Duration>, ended_here: &mut bool) -> Result<()> {
         let deadline = deadline(timeout);
         let changed = {
             let mut table = self.open_table()?;
             let kernel = table.kernel(id)?;
-            // A failed kernel is relaunched by recovery to drain (its lifecycle remembers).
-            kernel.life.apply(Action::Terminate).map_err(|t| t.for_kernel(id))?;
-            // Terminating runs the kernel even if it was paused or never activated, so nothing
-            // queued is dropped (see `Kernel::runs`).
-            kernel.notify();
             let changed = kernel.changed.clone();
-            // A stopping kernel leaves its pipeline: what it still answers goes to the host.
-            super::routing::detach(&mut table, id);
+            // A terminate while another is under way waits with it, within its own timeout
+            // (as `wait` does, without one): the drain is the same.
+            if kernel.life.state() != KernelState::Terminating {
+                // A failed kernel is relaunched by recovery to drain (its lifecycle remembers).
+                kernel.life.apply(Action::Terminate).map_err(|t| t.for_kernel(id))?;
+                // Terminating runs the kernel even if it was paused or never activated, so
+                // nothing queued is dropped (see `Kernel::runs`).
+                kernel.notify();
+                // A stopping kernel leaves its pipeline: what it still answers goes to the host.
+                super::routing::detach(&mut table, id);
+            }
             changed
         };
         self.shared.wake();
@@ -264,12 +284,17 @@ impl Runtime {
                 let mut table = self.shared.lock();
                 // Without automatic recovery nothing will drain a kernel whose device was lost.
                 let (kernel, device) = table.kernel_on_device(id)?;
+                // Another terminate ended it meanwhile: that one's outcome is this one's.
+                if kernel.life.state() == KernelState::Terminated {
+                    return kernel.ended.clone().map_or(Ok(()), Err);
+                }
                 let stranded = device.lost.clone().filter(|_| !self.shared.settings.auto_recover);
                 let unprocessed = kernel.mailbox.inbox.len() as u64 + kernel.cursor.in_flight() as u64;
                 let timed_out = deadline.is_some_and(|d| platform::now_ms() >= d);
                 let stranded = stranded.filter(|_| kernel.resources.exec.is_none());
                 if unprocessed == 0 || timed_out || stranded.is_some() {
                     kernel.life.apply(Action::Finish).map_err(|t| t.for_kernel(id))?;
+                    *ended_here = true;
                     kernel.counters.unprocessed_at_termination = unprocessed;
                     kernel.counters.stopped_at_ms = Some(platform::now_ms());
                     // Dropping (not destroying) lets wgpu free the rings once in-flight work ends.
@@ -278,19 +303,20 @@ impl Runtime {
                     kernel.cursor.stopped();
                     kernel.mailbox.ledger.cancel_unanswered();
                     kernel.notify();
-                    if let Some(Error::DeviceLost { reason }) = stranded.filter(|_| unprocessed > 0) {
-                        return Err(Error::StrandedByDeviceLoss { id: id.to_owned(), reason, unprocessed });
-                    }
-                    if unprocessed > 0 {
-                        return Err(Error::Timeout {
+                    kernel.ended = match stranded.filter(|_| unprocessed > 0) {
+                        Some(Error::DeviceLost { reason }) => {
+                            Some(Error::StrandedByDeviceLoss { id: id.to_owned(), reason, unprocessed })
+                        }
+                        _ if unprocessed > 0 => Some(Error::Timeout {
                             id: id.to_owned(),
                             operation: "terminate".into(),
                             stall: None,
                             timeout: timeout.unwrap_or_default(),
                             unprocessed,
-                        });
-                    }
-                    return Ok(());
+                        }),
+                        _ => None,
+                    };
+                    return kernel.ended.clone().map_or(Ok(()), Err);
                 }
             }
             wait(listener, deadline).await;
@@ -307,7 +333,12 @@ impl Runtime {
             let mut ids: Vec<String> = table
                 .kernels
                 .iter()
-                .filter(|(_, k)| k.life.state().step(Action::Terminate).is_ok())
+                // Terminating ones too: their drain is waited for (within this timeout), so
+                // what they hold is processed or counted before a shutdown's report.
+                .filter(|(_, k)| {
+                    let state = k.life.state();
+                    state == KernelState::Terminating || state.step(Action::Terminate).is_ok()
+                })
                 .map(|(id, _)| id.clone())
                 .collect();
             // Ids are unique, so this is `sort`'s order (one sort instance in the wasm, not two).
@@ -319,24 +350,25 @@ impl Runtime {
     }
 
     /// Forgets a terminated kernel (and any answers nobody received) so its id can be
-    /// launched again. Its handles stay its own: every operation on them is `KernelNotFound`
-    /// from now on, whatever is launched under the id later.
-    pub fn remove(&self, id: &str) -> Result<()> {
+    /// launched again; returns how many answers nobody received it discarded (the shutdown
+    /// report counts them too). Its handles stay its own: every operation on them is
+    /// `KernelNotFound` from now on, whatever is launched under the id later.
+    pub fn remove(&self, id: &str) -> Result<u64> {
         let mut table = self.open_table()?;
         let state = table.kernel(id)?.life.state();
         if state != KernelState::Terminated {
             return Err(Error::KernelState { id: id.to_owned(), state, action: Action::Remove });
         }
-        if let Some(kernel) = table.kernels.remove(id) {
-            kernel.removed.store(true, Ordering::Relaxed);
-            // What the shutdown report still owes for it.
-            let retired = &mut table.retired;
-            retired.kernels += 1;
-            retired.messages_processed += kernel.counters.messages_processed;
-            retired.messages_unprocessed += kernel.counters.unprocessed_at_termination;
-            retired.answers_never_received += kernel.mailbox.outbox.len() as u64 + kernel.counters.answers_abandoned;
-        }
-        Ok(())
+        let Some(kernel) = table.kernels.remove(id) else { return Ok(0) };
+        kernel.removed.store(true, Ordering::Relaxed);
+        // What the shutdown report still owes for it.
+        let discarded = kernel.mailbox.outbox.len() as u64;
+        let retired = &mut table.retired;
+        retired.kernels += 1;
+        retired.messages_processed += kernel.counters.messages_processed;
+        retired.messages_unprocessed += kernel.counters.unprocessed_at_termination;
+        retired.answers_never_received += discarded + kernel.counters.answers_abandoned;
+        Ok(discarded)
     }
 
     /// Copies the kernel's `state` array back from the GPU, as it stands after every dispatch
@@ -474,8 +506,5 @@ pub(super) fn queue_size_in_range(name: &str, size: usize) -> Result<usize> {
 }
 
 fn validate_id(id: &str) -> Result<()> {
-    if id.is_empty() || id.len() > 128 {
-        return Err(Error::OutOfRange(format!("kernel ids are 1 to 128 bytes long (UTF-8), got {}", id.len())));
-    }
-    Ok(())
+    kernel::check_id_length("kernel ids", id)
 }

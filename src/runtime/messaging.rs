@@ -106,7 +106,7 @@ impl Runtime {
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) fn check_callable(&self, id: &str) -> Result<()> {
         match self.shared.lock().kernels.get(id).and_then(|kernel| kernel.route.downstream.as_ref()) {
-            Some(downstream) => Err(connected_call(id, downstream)),
+            Some(downstream) => Err(connected_refusal(id, downstream)),
             None => Ok(()),
         }
     }
@@ -340,7 +340,7 @@ impl Runtime {
         let (seq, mut answer) =
             self.enqueue_one(id, deadline, Some(&mut output), pack).await?.expect("a call gets its ticket");
         queued();
-        let definition = output.expect("set with the ticket");
+        let (definition, may_stall) = output.expect("set with the ticket");
         Ok(async {
             let dropped = |failure| Error::MessageDropped { id: id.to_owned(), failure };
             #[cfg(not(target_arch = "wasm32"))]
@@ -350,7 +350,12 @@ impl Runtime {
                     self.help_tick(device, deadline);
                 }
             }
-            let answer = match wait_for(&mut answer, deadline).await {
+            // Only a call behind such messages watches for a stall: the others' wait is as before.
+            let waited = match may_stall {
+                true => self.wait_watching_stall(id, &mut answer, deadline).await,
+                false => wait_for(&mut answer, deadline).await,
+            };
+            let answer = match waited {
                 Some(Ok(reply)) => reply?.map_err(dropped)?,
                 // The sender was dropped: the kernel stopped first.
                 Some(Err(oneshot::Canceled)) => {
@@ -407,7 +412,7 @@ impl Runtime {
         &self,
         id: &str,
         deadline: Deadline,
-        call: Option<&mut Option<Arc<KernelDefinition>>>,
+        call: Option<&mut Option<CallQueued>>,
         pack: Pack<'_>,
     ) -> Result<Option<CallTicket>> {
         self.enqueue(id, deadline, call, None, pack).await
@@ -419,10 +424,13 @@ impl Runtime {
         &self,
         id: &str,
         deadline: Deadline,
-        mut call: Option<&mut Option<Arc<KernelDefinition>>>,
+        mut call: Option<&mut Option<CallQueued>>,
         mut envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
         pack: Pack<'_>,
     ) -> Result<Option<CallTicket>> {
+        if let Some(source) = envelope.as_ref().and_then(|(header, _)| header.source.as_deref()) {
+            crate::kernel::check_id_length("an envelope's source", source)?;
+        }
         let mut stall = StallWatch::default();
         loop {
             let envelope = envelope.as_mut().map(|(header, sent)| (*header, &mut **sent));
@@ -442,7 +450,7 @@ impl Runtime {
     pub(super) fn try_enqueue_one(
         &self,
         id: &str,
-        call: Option<&mut Option<Arc<KernelDefinition>>>,
+        call: Option<&mut Option<CallQueued>>,
         pack: Pack<'_>,
     ) -> Result<Attempt<Option<CallTicket>>> {
         self.try_enqueue(id, call, None, pack)
@@ -453,7 +461,7 @@ impl Runtime {
     fn try_enqueue(
         &self,
         id: &str,
-        call: Option<&mut Option<Arc<KernelDefinition>>>,
+        call: Option<&mut Option<CallQueued>>,
         envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
         pack: Pack<'_>,
     ) -> Result<Attempt<Option<CallTicket>>> {
@@ -464,7 +472,7 @@ impl Runtime {
         let stamped = envelope.map(|(header, sent)| (table.clock.send(header, id), sent));
         let (kernel, device) = table.kernel_on_device(id)?;
         let refusal = match (kernel.life.state(), &kernel.route.downstream) {
-            (_, Some(downstream)) if call.is_some() => Some(connected_call(id, downstream)),
+            (_, Some(downstream)) if call.is_some() => Some(connected_refusal(id, downstream)),
             (state, _) if !state.accepts_messages() => {
                 Some(Error::KernelState { id: id.to_owned(), state, action: Action::Send })
             }
@@ -489,7 +497,9 @@ impl Runtime {
                 *sent = Some(header);
             }
             if let Some(output) = call {
-                *output = Some(kernel.def.clone());
+                // Messages ahead of it whose answers have no room yet in the output queue.
+                let behind_full = kernel.mailbox.outbox.free() < kernel.input_depth() - 1;
+                *output = Some((kernel.def.clone(), behind_full));
             }
             kernel.circuit_admit(now);
             if was_idle {
@@ -642,22 +652,52 @@ impl Runtime {
         }
         if !stall.reported {
             stall.check_at = Some(platform::now_ms() + STALL_REPORT_MS);
-            let mut table = self.shared.lock();
-            if let Some(kernel) = table.kernels.get_mut(id).filter(|k| k.mailbox.outbox.free() == 0) {
-                stall.reported = true;
-                kernel.counters.stalled_sends += 1;
-                let (queued, answers) = (kernel.mailbox.inbox.len(), kernel.mailbox.outbox.len());
-                drop(table);
-                platform::warn(&format!(
-                    "ringkernel-web: a send to kernel '{id}' has waited {} s for room: its input ({}) waits \
-                     because {}. Receive its answers (or connect it to a kernel that takes them).",
-                    STALL_REPORT_MS as u64 / 1000, // whole seconds, without float formatting
-                    crate::error::messages(queued),
-                    Stall::OutputFull { answers },
-                ));
-            }
+            stall.reported = self.report_stall(id, "a send", "room");
         }
         true
+    }
+
+    /// Warns (once per waiting operation) and counts in `stalled_sends` when kernel `id`'s
+    /// output queue is full, so its input waits on answers nobody receives: what `operation`,
+    /// waiting a second for `what`, is stuck behind. Whether it was.
+    fn report_stall(&self, id: &str, operation: &str, what: &str) -> bool {
+        let mut table = self.shared.lock();
+        let Some(kernel) = table.kernels.get_mut(id).filter(|k| k.mailbox.outbox.free() == 0) else { return false };
+        kernel.counters.stalled_sends += 1;
+        let (queued, answers) = (kernel.mailbox.inbox.len(), kernel.mailbox.outbox.len());
+        drop(table);
+        platform::warn(&format!(
+            "ringkernel-web: {operation} to kernel '{id}' has waited {} s for {what}: its input ({}) waits \
+             because {}. Receive its answers (or connect it to a kernel that takes them).",
+            STALL_REPORT_MS as u64 / 1000, // whole seconds, without float formatting
+            crate::error::messages(queued),
+            Stall::OutputFull { answers },
+        ));
+        true
+    }
+
+    /// Waits for a call's `answer` until `deadline`, for a call queued behind messages whose
+    /// answers have no room in the output queue: it looks after a second, as a waiting send
+    /// does, and reports a kernel stalled by answers nobody receives. Other calls set no timer.
+    async fn wait_watching_stall<F: std::future::Future + Unpin>(
+        &self,
+        id: &str,
+        mut answer: F,
+        deadline: Deadline,
+    ) -> Option<F::Output> {
+        loop {
+            let check_at = platform::now_ms() + STALL_REPORT_MS;
+            let until = deadline.map_or(check_at, |deadline| deadline.min(check_at));
+            if let Some(reply) = wait_for(&mut answer, Some(until)).await {
+                return Some(reply);
+            }
+            if deadline.is_some_and(|d| platform::now_ms() >= d) {
+                return None;
+            }
+            if self.report_stall(id, "a call", "its answer") {
+                return wait_for(answer, deadline).await;
+            }
+        }
     }
 
     /// Packs named values into the kernel's input layout.
@@ -867,6 +907,10 @@ impl Runtime {
             }
             // Its answers come only after recovery: waiting receives hear why now.
             KernelState::Failed => Err(device.lost.clone().unwrap_or_else(|| device_lost_error(id))),
+            // Its answers go to the next stage: none comes here while it stays connected.
+            _ if kernel.route.downstream.is_some() => {
+                Err(connected_refusal(id, kernel.route.downstream.as_deref().unwrap_or_default()))
+            }
             _ => Ok(Attempt::Wait(kernel.changed.listen(), kernel.device)),
         }
     }
@@ -886,6 +930,10 @@ impl Runtime {
 fn any_layout(_: &MessageLayout) -> Result<()> {
     Ok(())
 }
+
+/// What a call learns as its message is queued: its kernel's definition, and whether messages
+/// ahead of it wait for room in the output queue (see `wait_watching_stall`).
+type CallQueued = (Arc<KernelDefinition>, bool);
 
 /// How long a send waits on a full queue before it looks for a stalled kernel, in milliseconds.
 const STALL_REPORT_MS: f64 = 1000.0;
@@ -1032,8 +1080,8 @@ fn batch_max(max: usize) -> Result<usize> {
     }
 }
 
-/// A call's refusal while kernel `id` is connected onward to `downstream`.
-fn connected_call(id: &str, downstream: &str) -> Error {
+/// A call's or receive's refusal while kernel `id` is connected onward to `downstream`.
+fn connected_refusal(id: &str, downstream: &str) -> Error {
     Error::InvalidArgument(format!(
         "kernel '{id}' is connected to '{downstream}', so its answers go there: send to it and receive from the \
          pipeline's last kernel, or disconnect it first"

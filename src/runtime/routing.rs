@@ -78,7 +78,10 @@ impl Runtime {
             }
             next = table.kernels.get(&id).and_then(|k| k.route.downstream.clone());
         }
-        table.kernel(from)?.route.downstream = Some(to.to_owned());
+        let source = table.kernel(from)?;
+        source.route.downstream = Some(to.to_owned());
+        // Receives waiting on it hear that its answers now go on (see `try_take_answer`).
+        source.notify();
         table.kernel(to)?.route.upstream = Some(from.to_owned());
         drop(table);
         self.shared.wake();

@@ -139,14 +139,20 @@ fn plan_with(
             Some(_) => (kernel.mailbox.inbox.len(), usize::MAX),
             None => {
                 let batch_room = slots.min(max_batch).saturating_sub(in_flight) as usize;
-                let take = kernel
-                    .mailbox
-                    .inbox
-                    .len()
-                    .min(batch_room)
-                    .min(answer_room.saturating_sub(in_flight as usize))
-                    .min(budget);
-                (take, answer_room)
+                let most = kernel.mailbox.inbox.len().min(batch_room).min(budget);
+                let room = answer_room.saturating_sub(in_flight as usize);
+                // Calls' answers go to their callers: with its output queue short of room, a
+                // last stage still takes the calls among its next messages (a call must not
+                // wait on answers nobody receives).
+                let take = match most > room && downstream.is_none() {
+                    true => kernel.mailbox.ledger.fitting(
+                        kernel.mailbox.ledger.next_answer() + in_flight as u64,
+                        most,
+                        room,
+                    ),
+                    false => most.min(room),
+                };
+                (take, answer_room.saturating_add(take.saturating_sub(room)))
             }
         };
         let forwarded_in = fed.map_or(0, |(_, count)| count);
@@ -309,6 +315,7 @@ mod tests {
             breaker: None,
             changed: Arc::new(Event::new()),
             removed: Default::default(),
+            ended: None,
             def,
         }
     }

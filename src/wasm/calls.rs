@@ -101,8 +101,17 @@ pub(super) fn call(rt: Runtime, id: JsValue, message: JsValue, options: Option<J
                 rt.call_message_then(&id, MessageRef::Value(&value), timeout, queued, js_answer).await
             }
         }
-        .map_err(js_error)
+        .map_err(|error| js_error(with_given_timeout(error, wait.timeout)))
     })
+}
+
+/// A call's `TimeoutError` names the timeout given, not what was left of it once the call's
+/// turn in its kernel's line came (which the core waited for).
+fn with_given_timeout(mut error: crate::Error, given: Option<Duration>) -> crate::Error {
+    if let (crate::Error::Timeout { timeout, .. }, Some(given)) = (&mut error, given) {
+        *timeout = given;
+    }
+    error
 }
 
 /// Resolves with the next answer.

@@ -37,17 +37,17 @@ export interface EnvelopeHeader {
   timestamp: HlcTimestamp;
 }
 export interface SendEnvelopeOptions {
-  correlationId?: number;
+  correlationId?: number | undefined;
   /** 0 to 255 (default 0). */
-  priority?: number;
+  priority?: number | undefined;
   /** The kernel it is sent on behalf of (default: the host). */
-  source?: string;
+  source?: string | undefined;
   /** A timestamp from elsewhere: the runtime's clock is updated with it, so the message is stamped after it. */
-  timestamp?: HlcTimestamp;
+  timestamp?: HlcTimestamp | undefined;
   /** Milliseconds to wait for queue room (default: as long as it takes). */
-  timeout?: number;
+  timeout?: number | undefined;
   /** Ends the wait for room: the send rejects with the signal's `reason`, its message not queued. */
-  signal?: AbortSignal | null;
+  signal?: AbortSignal | null | undefined;
 }
 /** An answer with its envelope's header. */
 export interface ReceivedEnvelope<T extends object = MessageOutput> { message: T; envelope: EnvelopeHeader; }

@@ -134,9 +134,10 @@ impl JsRuntime {
         })
     }
 
-    /// Forgets a terminated kernel so its id may be launched again.
-    pub fn remove(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<(), JsValue> {
-        self.inner.remove(&kernel_id(&id, "id")?).map_err(js_error)
+    /// Forgets a terminated kernel so its id may be launched again; returns how many of its
+    /// answers nobody had received were discarded with it (counted in the shutdown report too).
+    pub fn remove(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<f64, JsValue> {
+        Ok(self.inner.remove(&kernel_id(&id, "id")?).map_err(js_error)? as f64)
     }
 
     /// Queues one message; waits up to `{ timeout }` ms for room, then `QueueFullError`.

@@ -22,48 +22,48 @@ export type BackendName = "auto" | "webgpu" | "cpu";
 
 export interface RuntimeOptions {
   /** Start from `RuntimeBuilder`'s preset (see the README's presets table); the other keys given override it, a nested object's keys the preset's nested ones (`null` turns an optional one off). */
-  preset?: "development" | "production" | "highPerformance";
+  preset?: "development" | "production" | "highPerformance" | undefined;
   /** Record latency and report getTelemetry (default true). */
-  enableTelemetry?: boolean;
+  enableTelemetry?: boolean | undefined;
   /** Queue size of kernels launched without their own (default 4096). */
-  defaultQueueSize?: number;
-  backend?: BackendName;
+  defaultQueueSize?: number | undefined;
+  backend?: BackendName | undefined;
   /** When the GPU device is lost, open a new one and relaunch the failed kernels without waiting for `recover()` (default false). */
-  autoRecover?: boolean;
+  autoRecover?: boolean | undefined;
   /** Which adapter, among those the backend lists (default 0; a browser offers only 0). */
-  deviceIndex?: number;
+  deviceIndex?: number | undefined;
   /** Several devices, each with its own tick loop (device ids are their places here); without it, one from `backend` and `deviceIndex`. A browser opens one adapter per entry (e.g. `[{ powerPreference: "high-performance" }, { powerPreference: "low-power" }]`). */
-  devices?: DeviceSpec[];
+  devices?: DeviceSpec[] | undefined;
   /** Where launches without a `device` go (default "leastLoaded"). */
-  loadBalancing?: LoadBalancing;
+  loadBalancing?: LoadBalancing | undefined;
   /** Debug labels and validation (slower; default false). */
-  debug?: boolean;
+  debug?: boolean | undefined;
   /** Most messages one tick takes from all input queues together (default: no bound); kernels of higher `priority` first. */
-  maxMessagesPerTick?: number | null;
+  maxMessagesPerTick?: number | null | undefined;
   /** User Timing measures (`ringkernel:launch`, `ringkernel:tick`, `ringkernel:tick.plan`, `.execute`, `.deliver`, `ringkernel:recovery`) for DevTools' performance panel and `PerformanceObserver`s (default false). */
-  tracing?: boolean;
+  tracing?: boolean | undefined;
   /** Where `health()` draws its lines (fractions from 0 to 1). */
-  health?: HealthThresholds;
+  health?: HealthThresholds | undefined;
   /** A circuit breaker per kernel (default: none, nothing is refused by one); `{}` takes every default. */
-  circuitBreaker?: CircuitBreakerOptions | null;
+  circuitBreaker?: CircuitBreakerOptions | null | undefined;
   /** The kernel watchdog's heartbeat timeout and action. */
-  watchdog?: WatchdogOptions;
+  watchdog?: WatchdogOptions | undefined;
   /** Device bytes `memoryPressure` is measured against (WebGPU reports no device total); without one, pressure reads 0. */
-  memoryBudget?: number | null;
+  memoryBudget?: number | null | undefined;
   /** Turns the degradation manager on (`{}` for its defaults); off without it. */
-  degradation?: DegradationOptions | null;
+  degradation?: DegradationOptions | null | undefined;
 }
 export interface HealthThresholds {
   /** A queue this full makes its kernel degraded (default 0.8). */
-  queueFill?: number;
+  queueFill?: number | undefined;
   /** Failed operations per operation since the previous check that make a kernel degraded (default 0.05). */
-  errorRateDegraded?: number;
+  errorRateDegraded?: number | undefined;
   /** ... and unhealthy (default 0.5). */
-  errorRateUnhealthy?: number;
+  errorRateUnhealthy?: number | undefined;
   /** Memory pressure that makes the runtime degraded (default 0.8). */
-  memoryDegraded?: number;
+  memoryDegraded?: number | undefined;
   /** ... and unhealthy (default 0.95). */
-  memoryUnhealthy?: number;
+  memoryUnhealthy?: number | undefined;
 }
 /** One finding of `health()`, naming the kernel or resource it is about. */
 export interface HealthIssue {
@@ -82,13 +82,13 @@ export interface HealthReport {
 /** When a kernel's circuit opens and how it closes again. */
 export interface CircuitBreakerOptions {
   /** Failures in a row (handler errors, a lost device, timed-out calls) that open the circuit (default 5). */
-  failureThreshold?: number;
+  failureThreshold?: number | undefined;
   /** The run must fall within this many ms (default 60000). */
-  windowMs?: number;
+  windowMs?: number | undefined;
   /** How long the circuit stays open before it lets a probe through, in ms (default 30000). */
-  openMs?: number;
+  openMs?: number | undefined;
   /** Operations let through while half-open (default 1). */
-  halfOpenProbes?: number;
+  halfOpenProbes?: number | undefined;
 }
 /** `closed`: everything goes through; `open`: sends and calls reject with `CircuitOpenError`; `halfOpen`: a probe goes through. */
 export type CircuitState = "closed" | "open" | "halfOpen";
@@ -106,9 +106,9 @@ export interface CircuitBreakerStatus {
 export type WatchdogAction = "report" | "deactivate" | "recoverDevice";
 export interface WatchdogOptions {
   /** How long a kernel with input may go without progress before it is stale, in ms (default 30000). */
-  heartbeatTimeoutMs?: number;
+  heartbeatTimeoutMs?: number | undefined;
   /** Default `"report"`. */
-  action?: WatchdogAction;
+  action?: WatchdogAction | undefined;
 }
 /** A kernel that has input and made no progress for the heartbeat timeout. */
 export interface StaleKernel {
@@ -123,21 +123,21 @@ export interface StaleKernel {
 /** The degradation manager's settings; every field optional. Thresholds are [light, moderate, severe, critical]. */
 export interface DegradationOptions {
   /** Input queue fill (0..1) at which each level starts (default [0.5, 0.7, 0.85, 0.95]). */
-  queueFillThresholds?: [number, number, number, number];
+  queueFillThresholds?: [number, number, number, number] | undefined;
   /** Latency p99 over the kernel's `latencyBudgetMs` at which each level starts (default [1, 1.5, 2, 4]). */
-  latencyThresholds?: [number, number, number, number];
+  latencyThresholds?: [number, number, number, number] | undefined;
   /** Memory pressure (0..1) at which each level starts (default [0.7, 0.8, 0.9, 0.97]). */
-  memoryThresholds?: [number, number, number, number];
+  memoryThresholds?: [number, number, number, number] | undefined;
   /** How far below a level's thresholds, as a fraction of them, the signals must fall before it steps down (default 0.1). */
-  hysteresis?: number;
+  hysteresis?: number | undefined;
   /** How long a level holds before it may step down one level, in ms (default 1000). */
-  cooldownMs?: number;
+  cooldownMs?: number | undefined;
   /** The span of answers the latency p99 is taken over, in ms (default 1000). */
-  windowMs?: number;
+  windowMs?: number | undefined;
   /** The latency budget of kernels launched without `latencyBudgetMs`. */
-  defaultLatencyBudgetMs?: number;
+  defaultLatencyBudgetMs?: number | undefined;
   /** Kernels with a `priority` below this are low priority: deferred at "moderate", refused at "severe" (default 0). */
-  protectedPriority?: number;
+  protectedPriority?: number | undefined;
 }
 /** How loaded the runtime is. normal: nothing; light: reported; moderate: low-priority kernels' ticks deferred; severe: also smaller batches for kernels over their latency budget and low-priority sends refused (OverloadedError); critical: only the highest priority takes messages. */
 export type DegradationLevel = "normal" | "light" | "moderate" | "severe" | "critical";
@@ -181,22 +181,22 @@ export interface MemoryAlertEvent {
 }
 /** One device for the runtime to open. */
 export interface DeviceSpec {
-  backend?: BackendName;
+  backend?: BackendName | undefined;
   /** Which adapter among those the backend lists (native only; a browser offers 0). */
-  index?: number;
+  index?: number | undefined;
   /** Which adapter to ask for (default "high-performance"). */
-  powerPreference?: "high-performance" | "low-power";
+  powerPreference?: "high-performance" | "low-power" | undefined;
 }
 /** `"leastLoaded"`: the device with the least queued work, then memory; `"roundRobin"`: each in turn. */
 export type LoadBalancing = "leastLoaded" | "roundRobin";
 /** What a kernel needs of the device the runtime picks for it. */
 export interface DeviceRequirements {
   /** Only devices of this backend ("auto": any GPU). */
-  backend?: BackendName;
+  backend?: BackendName | undefined;
   /** Only devices whose largest buffer is at least this many bytes. */
-  minBufferBytes?: number;
+  minBufferBytes?: number | undefined;
   /** Only devices whose largest storage binding (one ring or state array) is at least this many bytes. */
-  minBindingBytes?: number;
+  minBindingBytes?: number | undefined;
 }
 /** One device of the runtime, as `topology()` and `getSummary().devices` report it. */
 export interface DeviceInfo {
@@ -229,39 +229,39 @@ export interface MigrationReport {
 }
 export interface LaunchOptions {
   /** Bound of the input and of the output queue, in messages (default: the runtime's `defaultQueueSize`). */
-  queueSize?: number;
+  queueSize?: number | undefined;
   /** Bound of the input queue alone, over `queueSize`. */
-  inputQueueSize?: number;
+  inputQueueSize?: number | undefined;
   /** Bound of the output queue alone, over `queueSize`. */
-  outputQueueSize?: number;
-  mode?: KernelMode;
+  outputQueueSize?: number | undefined;
+  mode?: KernelMode | undefined;
   /** Most messages one dispatch handles (default: the input queue size); lower it for handlers that run long per message. */
-  maxBatch?: number;
+  maxBatch?: number | undefined;
   /** Activate the kernel as soon as it is launched (default false: it waits for `activate`). */
-  autoActivate?: boolean;
+  autoActivate?: boolean | undefined;
   /** Invocations per workgroup (RingKernel's block size), over the definition's `workgroupSize`: 1 to the device's limit (a RangeError beyond; the cpu backend, which runs no workgroups, takes what every WebGPU device does, 1 to 256). */
-  workgroupSize?: number;
+  workgroupSize?: number | undefined;
   /** Most workgroups one dispatch may use (RingKernel's grid size); invocations then take several messages each; at least 1. */
-  maxWorkgroups?: number;
+  maxWorkgroups?: number | undefined;
   /** Bytes of workgroup memory the WGSL handler can use, as `workgroup_memory: array<u32, N>`: up to the device's limit (on the cpu backend, 16384, every WebGPU device's). */
-  sharedMemory?: number;
+  sharedMemory?: number | undefined;
   /** Keep the kernel out of fused pipelines and grouped dispatches: it always runs a dispatch of its own (default false). GPU backends only. */
-  unfused?: boolean;
+  unfused?: boolean | undefined;
   /** With `maxMessagesPerTick`, kernels of higher priority take their messages first (default 0); under load, lower ones are deferred and refused first. */
-  priority?: number;
+  priority?: number | undefined;
   /** The latency p99 this kernel should keep, in ms: the degradation manager's latency signal, and at "severe" a kernel over it takes smaller batches. */
-  latencyBudgetMs?: number;
+  latencyBudgetMs?: number | undefined;
   /** The device to run on (an id from `topology()`); without it the runtime's `loadBalancing` picks one meeting `requirements`. */
-  device?: number;
-  requirements?: DeviceRequirements;
+  device?: number | undefined;
+  requirements?: DeviceRequirements | undefined;
 }
-export interface ManagedKernelOptions { queueSize?: number; mode?: KernelMode; terminateTimeout?: number; }
+export interface ManagedKernelOptions { queueSize?: number | undefined; mode?: KernelMode | undefined; terminateTimeout?: number | undefined; }
 /** Milliseconds, counted from the call (for a send, its wait behind earlier sends to the kernel included). Without a timeout, the operation waits for as long as it takes. */
-export interface TimeoutOptions { timeout?: number; }
+export interface TimeoutOptions { timeout?: number | undefined; }
 /** A send's, receive's or call's `timeout`, and a `signal` that ends its wait: once it aborts, the operation rejects with the signal's `reason` and leaves nothing half done (see the README's "Cancelling with an AbortSignal"). */
-export interface WaitOptions extends TimeoutOptions { signal?: AbortSignal | null; }
+export interface WaitOptions extends TimeoutOptions { signal?: AbortSignal | null | undefined; }
 /** `max` answers at most (1 or more; at least one comes); `timeout` ms to wait for the first (waits without one); `signal` ends the wait. */
-export interface ReceiveBatchOptions { max?: number; timeout?: number; packed?: boolean; signal?: AbortSignal | null; }
+export interface ReceiveBatchOptions { max?: number | undefined; timeout?: number | undefined; packed?: boolean | undefined; signal?: AbortSignal | null | undefined; }
 /** `receiveBatch` options that ask for the answers packed in the output layout, as bytes. */
 export interface PackedReceiveBatchOptions extends ReceiveBatchOptions { packed: true; }
 
@@ -517,7 +517,7 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   /** Up to `max` answers (at least one) packed in the output layout, with `packed: true`. */
   receiveBatch(options: PackedReceiveBatchOptions): Promise<Uint8Array>;
   /** Up to `max` answers (at least one), as objects. */
-  receiveBatch(options?: ReceiveBatchOptions & { packed?: false }): Promise<OutputOf<O>[]>;
+  receiveBatch(options?: ReceiveBatchOptions & { packed?: false | undefined }): Promise<OutputOf<O>[]>;
   receiveBatch(options?: ReceiveBatchOptions): Promise<OutputOf<O>[] | Uint8Array>;
   /** Sends one message and resolves with its own answer (matched by correlation id). */
   call(message: InputOf<I>, options?: WaitOptions): Promise<OutputOf<O>>;
@@ -551,7 +551,31 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   [Symbol.asyncIterator](): AsyncGenerator<OutputOf<O>, void, undefined>;
 }
 
+/**
+ * The built-in kernels' messages, so `launch("doubler")` (and the others, without a definition of
+ * your own) gives a typed handle: `(await doubler.call({ value: 5 })).result` is a number.
+ */
+export interface BuiltInKernels {
+  doubler: [MessageDescription<"Request", { value: "i32" }>, MessageDescription<"Response", { result: "i32" }>];
+  echo: [MessageDescription<"EchoMessage", { value: "i32" }>, MessageDescription<"EchoMessage", { value: "i32" }>];
+  vector_add: [
+    MessageDescription<"VectorPair", { a: "array<f32, 32>"; b: "array<f32, 32>" }>,
+    MessageDescription<"VectorSum", { sum: "array<f32, 32>" }>,
+  ];
+  saxpy: [
+    MessageDescription<"SaxpyInput", { a: "f32"; x: "array<f32, 32>"; y: "array<f32, 32>" }>,
+    MessageDescription<"SaxpyOutput", { result: "array<f32, 32>" }>,
+  ];
+  histogram: [MessageDescription<"HistogramSamples", { samples: "array<f32, 16>" }>, MessageDescription<"HistogramAck", { binned: "u32" }>];
+  mandelbrot: [
+    MessageDescription<"MandelbrotTile", { origin: "vec2<f32>"; step: "f32"; max_iter: "u32" }>,
+    MessageDescription<"MandelbrotCounts", { iterations: "array<u32, 64>" }>,
+  ];
+}
+
 export interface RingKernelRuntime {
+  /** Launches a built-in kernel (see `BuiltInKernels`) and resolves with its typed handle. */
+  launch<K extends keyof BuiltInKernels>(id: K, definition?: null, options?: LaunchOptions): Promise<KernelHandle<BuiltInKernels[K][0], BuiltInKernels[K][1]>>;
   /**
    * Launches a registered kernel, or `definition`, and resolves with its handle; a typed
    * definition gives a typed handle.
@@ -568,12 +592,16 @@ export interface RingKernelRuntime {
   sendBatch<M extends object & MessageLike<M>>(id: string, messages: ReadonlyArray<M> | PackedMessages, options?: WaitOptions): Promise<number>;
   /** Resolves with the next answer; TimeoutError after `timeout` ms, waits without one. `T` types the answer (e.g. `OutputOf<typeof Response>`). */
   receive<T extends object = MessageOutput>(id: string, options?: WaitOptions): Promise<T>;
-  /** Sends one message and resolves with its own answer (matched by correlation id). */
-  call<T extends object = MessageOutput>(id: string, message: MessageInput, options?: WaitOptions): Promise<T>;
+  /**
+   * Sends one message and resolves with its own answer (matched by correlation id). `T` types the
+   * answer; the message is checked against its own type when `T` is inferred, and is any object
+   * when `T` is given (TypeScript infers no type argument once one is given).
+   */
+  call<T extends object = MessageOutput, M extends object & MessageLike<M> = object>(id: string, message: M, options?: WaitOptions): Promise<T>;
   /** Up to `max` answers (at least one) packed in the output layout, with `packed: true`. */
   receiveBatch(id: string, options: PackedReceiveBatchOptions): Promise<Uint8Array>;
   /** Up to `max` answers (at least one), as objects; `T` types each (e.g. `OutputOf<typeof Response>`). */
-  receiveBatch<T extends object = MessageOutput>(id: string, options?: ReceiveBatchOptions & { packed?: false }): Promise<T[]>;
+  receiveBatch<T extends object = MessageOutput>(id: string, options?: ReceiveBatchOptions & { packed?: false | undefined }): Promise<T[]>;
   receiveBatch(id: string, options?: ReceiveBatchOptions): Promise<MessageOutput[] | Uint8Array>;
   /** Runs `operation` under the kernel's circuit breaker: `CircuitOpenError` without calling it while the circuit is open; its rejection counts as a failure, its result as a success. */
   withCircuitBreaker<T>(id: string, operation: () => T | PromiseLike<T>): Promise<Awaited<T>>;

@@ -13,9 +13,6 @@
 // Where code generation is refused (a Content-Security-Policy without 'unsafe-eval'),
 // `compileCodec` returns null and every message takes the core's path.
 
-/** The largest finite f32; larger finite numbers are refused by the core (or round to it). */
-const F32_MAX = 3.4028234663852886e38;
-
 /**
  * Compiles a codec from a layout description `{ name, size, fields: [{ name, offset, type }] }`,
  * types being `{ kind: "scalar", scalar }`, `{ kind: "vector", scalar, n }`,
@@ -281,8 +278,8 @@ function scalarCheck(scalar, n, fail) {
     case "u32":
       return `if (typeof ${n} !== "number" || (${n} >>> 0) !== ${n}) ${fail}; `;
     case "f32":
-      // NaN, the infinities and numbers past the f32 range are the core's to judge.
-      return `if (typeof ${n} !== "number" || !(${n} >= -${F32_MAX} && ${n} <= ${F32_MAX})) ${fail}; `;
+      // Any number, stored as the Float32Array stores it (NaN, and ±Infinity past its range).
+      return `if (typeof ${n} !== "number") ${fail}; `;
     default:
       throw new Error(`unknown scalar ${scalar}`);
   }

@@ -27,8 +27,8 @@ export class KernelCompileError extends RingKernelError { name: "KernelCompileEr
 export class MessageDroppedError extends RingKernelError { name: "MessageDroppedError"; kernelId: string; }
 /** No WebGPU adapter or device (the message says what was tried and how to get WebGPU), or a native graphics API's backend ("vulkan", ...) asked for on the web. */
 export class BackendUnavailableError extends RingKernelError { name: "BackendUnavailableError"; }
-/** The GPU device was lost; kernels wait for `recover()`. */
-export class DeviceLostError extends RingKernelError { name: "DeviceLostError"; }
+/** The GPU device was lost; kernels wait for `recover()`. `kernelId` and `unprocessed`: for a `terminate` (or `dispose()`) of a kernel stranded on the lost device, which kernel and how many of its messages were left unprocessed. */
+export class DeviceLostError extends RingKernelError { name: "DeviceLostError"; kernelId?: string; unprocessed?: number; }
 /** The runtime was disposed: every later call rejects with this. `accepted`: for a `sendBatch` that was refused part way because the runtime was disposed, how many of its messages went in. A batch whose kernel `dispose()` was terminating rejects with `KernelStateError` and its `accepted` instead. */
 export class RuntimeDisposedError extends RingKernelError { name: "RuntimeDisposedError"; accepted?: number; }
 /** The runtime is draining (`drain()`): new launches, sends and calls are refused; receives still work. */
