@@ -126,7 +126,8 @@ impl JsKernelHandle {
         }
     }
 
-    /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
+    /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one;
+    /// a `TypeError` at once on a stage connected onward with no answer left.
     pub fn receive(&self, options: Option<JsValue>) -> Promise {
         match self.id_js() {
             Ok(id) => calls::receive(self.runtime(), id, options),

@@ -167,7 +167,8 @@ impl JsRuntime {
         calls::call(Runtime::clone(&self.inner), id, message, options)
     }
 
-    /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one.
+    /// Resolves with the next answer; `TimeoutError` after `{ timeout }` ms, waits without one;
+    /// a `TypeError` at once on a stage connected onward with no answer left.
     #[wasm_bindgen(skip_typescript)] // declared generic in TS_TYPES
     pub fn receive(
         &self,

@@ -590,7 +590,7 @@ export interface RingKernelRuntime {
    * QueueFullError whose `accepted` says how many (from the front) were queued.
    */
   sendBatch<M extends object & MessageLike<M>>(id: string, messages: ReadonlyArray<M> | PackedMessages, options?: WaitOptions): Promise<number>;
-  /** Resolves with the next answer; TimeoutError after `timeout` ms, waits without one. `T` types the answer (e.g. `OutputOf<typeof Response>`). */
+  /** Resolves with the next answer; TimeoutError after `timeout` ms, waits without one; a TypeError at once on a stage connected onward with no answer left (its answers go to the next stage). `T` types the answer (e.g. `OutputOf<typeof Response>`). */
   receive<T extends object = MessageOutput>(id: string, options?: WaitOptions): Promise<T>;
   /**
    * Sends one message and resolves with its own answer (matched by correlation id). `T` types the
