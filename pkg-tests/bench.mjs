@@ -12,7 +12,7 @@ import { existsSync } from "node:fs";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { launchChromium } from "./chromium.mjs";
-import { startServer } from "../www/serve.mjs";
+import { ISOLATION_HEADERS, startServer } from "../www/serve.mjs";
 import { formatReport } from "../www/bench-report.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -28,12 +28,9 @@ const pkg = existsSync(installed) ? installed : join(root, "pkg");
  * page parameters (`corrupt: "1"`).
  */
 export async function runBenchPage({ quick = false, iterations, naive, query: extra = {}, timeoutMs = 30 * 60_000, log = () => {} } = {}) {
-  const { server, url } = await startServer({ routes: { "/": join(root, "www"), "/pkg/": pkg, "/shaders/": join(root, "shaders") } });
   // Cross-origin isolation (every file is same-origin) gives performance.now() 5 µs steps.
-  server.prependListener("request", (_request, response) => {
-    response.setHeader("Cross-Origin-Opener-Policy", "same-origin");
-    response.setHeader("Cross-Origin-Embedder-Policy", "require-corp");
-  });
+  const routes = { "/": join(root, "www"), "/pkg/": pkg, "/shaders/": join(root, "shaders") };
+  const { server, url } = await startServer({ routes, headers: ISOLATION_HEADERS });
   let browser;
   try {
     browser = await launchChromium();

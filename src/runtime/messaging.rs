@@ -901,16 +901,14 @@ impl Runtime {
             }
             return Ok(Attempt::Done(taken));
         }
-        match kernel.life.state() {
-            state @ KernelState::Terminated => {
+        match (kernel.life.state(), &kernel.route.downstream) {
+            (state @ KernelState::Terminated, _) => {
                 Err(Error::KernelState { id: id.to_owned(), state, action: Action::Receive })
             }
             // Its answers come only after recovery: waiting receives hear why now.
-            KernelState::Failed => Err(device.lost.clone().unwrap_or_else(|| device_lost_error(id))),
+            (KernelState::Failed, _) => Err(device.lost.clone().unwrap_or_else(|| device_lost_error(id))),
             // Its answers go to the next stage: none comes here while it stays connected.
-            _ if kernel.route.downstream.is_some() => {
-                Err(connected_refusal(id, kernel.route.downstream.as_deref().unwrap_or_default()))
-            }
+            (_, Some(downstream)) => Err(connected_refusal(id, downstream)),
             _ => Ok(Attempt::Wait(kernel.changed.listen(), kernel.device)),
         }
     }
