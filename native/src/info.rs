@@ -71,7 +71,11 @@ pub async fn run(backend: Backend, json: bool) -> anyhow::Result<()> {
     } else {
         print_text(&report);
     }
-    Ok(())
+    // Scripts that ask "can the runtime run here?" read the exit status.
+    match report.runtime {
+        RuntimePick::Adapter(_) => Ok(()),
+        RuntimePick::Unavailable(_) => Err(anyhow::anyhow!("the runtime cannot open --backend {}", backend.name())),
+    }
 }
 
 fn describe(adapter: &wgpu::Adapter) -> AdapterEntry {

@@ -39,7 +39,8 @@ enum Command {
         #[arg(long)]
         metrics: bool,
     },
-    /// List the adapters wgpu sees, their limits, and the one the runtime picks.
+    /// List the adapters wgpu sees, their limits, and the one the runtime picks (exit status 1
+    /// when the runtime finds none).
     Info {
         /// One JSON document on stdout instead of text.
         #[arg(long)]

@@ -96,6 +96,23 @@ fn info_json_names_the_adapters_their_limits_and_the_runtimes_pick() {
 }
 
 #[test]
+fn info_and_bench_without_an_adapter_fail_and_say_what_runs() {
+    // wgpu compiles Metal in on Apple systems only, DX12 on Windows only.
+    let absent = if cfg!(target_os = "macos") { "dx12" } else { "metal" };
+    let info = cli(&["--backend", absent, "info"]);
+    assert!(!info.status.success(), "info exits 1 when the runtime has no adapter");
+    assert!(String::from_utf8_lossy(&info.stdout).contains("runtime: unavailable"));
+    let bench = cli(&["--backend", absent, "bench", "--quick"]);
+    assert!(!bench.status.success());
+    let stderr = String::from_utf8_lossy(&bench.stderr);
+    assert!(
+        stderr.contains(&format!("bench needs a GPU adapter for --backend {absent}"))
+            && stderr.contains("`--backend cpu demo`"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn backend_cpu_is_accepted_and_info_says_host_handlers() {
     let stdout = cli_ok(&["--backend", "cpu", "info"]);
     assert!(stdout.contains("host handlers"), "{stdout}");

@@ -119,7 +119,14 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
     let plan = Plan::new(&args);
     let progress = Progress::new(args.json);
 
-    let runtime = runtime_doubler::open(backend.choice(), plan.queue_size).await.context("opening the runtime")?;
+    // The runtime's own hint for a missing adapter offers the cpu backend, which bench refuses.
+    let runtime = runtime_doubler::open(backend.choice(), plan.queue_size).await.with_context(|| {
+        format!(
+            "opening the runtime (bench needs a GPU adapter for --backend {}: `info` lists those found, \
+             and `--backend cpu demo` runs without one)",
+            backend.name()
+        )
+    })?;
     let adapter = runtime.adapter().clone();
     let wgpu_adapter = adapter_like(&adapter)
         .await
