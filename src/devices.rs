@@ -181,9 +181,10 @@ pub(crate) fn choose(loads: &[Load], policy: LoadBalancing, turn: usize) -> Opti
     Some(DeviceId(index as u32))
 }
 
-/// The error when no device meets `requirements`, worded as what was asked for (not as the
-/// struct's fields, which JavaScript names otherwise).
-pub(crate) fn none_eligible(requirements: &DeviceRequirements, devices: usize) -> Error {
+/// `OutOfRange` (a `RangeError` in JavaScript) saying that `which` ("device 1, which the
+/// launch names, does not meet", "no device of the runtime's 2 meets") `requirements`, worded as
+/// what was asked for (not as the struct's fields, which JavaScript names otherwise).
+pub(crate) fn not_met(requirements: &DeviceRequirements, which: &str) -> Error {
     let DeviceRequirements { backend, min_buffer_bytes, min_binding_bytes } = requirements;
     let wanted: Vec<String> = [
         backend.map(|backend| format!("backend \"{}\"", format!("{backend:?}").to_ascii_lowercase())),
@@ -193,10 +194,7 @@ pub(crate) fn none_eligible(requirements: &DeviceRequirements, devices: usize) -
     .into_iter()
     .flatten()
     .collect();
-    Error::InvalidArgument(format!(
-        "no device of the runtime's {devices} meets the requirements ({}), or every one that does is lost",
-        wanted.join(", ")
-    ))
+    Error::OutOfRange(format!("{which} the requirements ({})", wanted.join(", ")))
 }
 
 /// One device as [`Runtime::gpu_topology`](crate::Runtime::gpu_topology) reports it.

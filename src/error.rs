@@ -263,7 +263,7 @@ fn next_step(state: KernelState, action: Action) -> &'static str {
     match (state, action) {
         (Created, _) => " (its launch is still compiling: await it first)",
         (Failed, Launch) | (Launched | Active | Deactivated | Failed, Remove) => " (terminate it first)",
-        (Failed, _) => " (its device was lost: recover() first, or terminate it)",
+        (Failed, _) => " (its device was lost: recover() first, migrate() it to a working device, or terminate it)",
         (Terminated, Launch) => " (remove() it first to launch the id again)",
         (Launched | Active | Deactivated | Terminating, Launch) => " (the id is taken: launch under another id)",
         (Deactivated, Activate) => " (reactivate() resumes a deactivated kernel)",

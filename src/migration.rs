@@ -43,7 +43,9 @@ pub struct MigrationReport {
     #[serde(rename = "pauseMs", serialize_with = "millis")]
     pub pause: Duration,
     /// Messages handed to the old device and not yet answered there, queued again to be
-    /// answered on the new one.
+    /// answered on the new one: 0 unless the old device was lost while the kernel moved (a
+    /// working device delivers its last tick first; a kernel that had failed already was given
+    /// its messages back when it failed).
     pub requeued: u64,
 }
 
@@ -53,9 +55,11 @@ fn millis<S: serde::Serializer>(value: &Duration, serializer: S) -> std::result:
 }
 
 /// Moves kernel `id` to device `to` (see the module docs). A kernel already there is left as
-/// it is (a report with a zero pause). Refused, changing nothing, for a kernel that is not
-/// launched, active or deactivated (`KernelState`), a target that is lost (`DeviceLost`) or
-/// unknown, and when compiling on the target fails.
+/// it is (a report with a zero pause). A kernel stranded on a lost device moves too, and runs
+/// again on the target with its state as of its last checkpoint (recovery elsewhere). Refused,
+/// changing nothing, for a kernel that is not launched, active, deactivated or stranded
+/// (`KernelState`), also when it was terminated or the runtime stopped while it compiled on the
+/// target, a target that is lost (`DeviceLost`) or unknown, and when compiling there fails.
 pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Result<MigrationReport> {
     // One migration or recovery at a time: each moves kernels' resources between devices.
     let _one_at_a_time = shared.recovering.lock().await;
@@ -65,10 +69,7 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
             return Err(Error::Disposed);
         }
         let (kernel, _) = table.kernel_on_device(id)?;
-        let state = kernel.life.state();
-        if !matches!(state, KernelState::Launched | KernelState::Active | KernelState::Deactivated) {
-            return Err(Error::KernelState { id: id.to_owned(), state, action: Action::Migrate });
-        }
+        movable(id, kernel)?;
         if kernel.device == to {
             return Ok(MigrationReport { kernel_id: id.to_owned(), from: to, to, pause: Duration::ZERO, requeued: 0 });
         }
@@ -87,9 +88,19 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
     let mut table = loop {
         let listener = {
             let mut table = shared.lock();
+            let stopped = table.state == LifecycleState::Stopped;
             let Some(kernel) = table.kernels.get_mut(id).filter(|k| k.instance == instance) else {
                 return Err(Error::KernelNotFound { id: id.to_owned() });
             };
+            // While it compiled on the target (or its last tick delivered), the runtime may have
+            // stopped or the kernel been terminated: then it stays where it is, as it was.
+            if let Err(refused) = if stopped { Err(Error::Disposed) } else { movable(id, kernel) } {
+                kernel.migrating = false;
+                kernel.notify();
+                drop(table);
+                shared.wake();
+                return Err(refused);
+            }
             kernel.migrating = true;
             if !kernel.in_tick {
                 break table;
@@ -126,6 +137,18 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
         pause: Duration::from_secs_f64((platform::now_ms() - started).max(0.0) / 1000.0),
         requeued,
     })
+}
+
+/// `KernelState` unless `kernel` may move: launched, active or deactivated, or stranded on a
+/// lost device (failed, or terminated while failed), which a move to a working device runs
+/// again (recovery elsewhere).
+fn movable(id: &str, kernel: &Kernel) -> Result<()> {
+    let state = kernel.life.state();
+    match state {
+        KernelState::Launched | KernelState::Active | KernelState::Deactivated => Ok(()),
+        _ if kernel.life.awaiting_device() => Ok(()),
+        _ => Err(Error::KernelState { id: id.to_owned(), state, action: Action::Migrate }),
+    }
 }
 
 /// Writes `kernel`'s state, as of its last delivered tick, into the state array of `exec` on

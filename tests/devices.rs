@@ -134,10 +134,15 @@ fn placement_follows_the_policy_and_the_requirements() {
         assert_eq!(placed, [D0, D1, D0, D1], "round robin");
         let cpu_only = DeviceRequirements::default().with_backend(BackendChoice::Cpu);
         let e = rt.select_device(&cpu_only).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
-        let refused =
-            "no device of the runtime's 2 meets the requirements (backend \"cpu\"), or every one that does is lost";
-        assert_eq!(e.to_string(), format!("invalid argument: {refused}"));
+        assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
+        let refused = "no device of the runtime's 2 meets the requirements (backend \"cpu\")";
+        assert_eq!(e.to_string(), format!("out of range: {refused}"));
+        // A device named with requirements must meet them.
+        let named = LaunchOptions::default().on_device(D1).with_requirements(cpu_only);
+        let e = rt.launch_as("doubler", "named", named).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
+        assert!(e.to_string().contains("device 1, which the launch names, does not meet the requirements"), "{e}");
+        assert!(rt.get_kernel("named").is_none());
         let huge = DeviceRequirements::default().with_min_binding_bytes(u64::MAX);
         let e = rt.launch_as("doubler", "huge", LaunchOptions::default().with_requirements(huge)).await.unwrap_err();
         let wanted = format!("(a storage binding of at least {} bytes)", u64::MAX);
@@ -152,6 +157,49 @@ fn placement_follows_the_policy_and_the_requirements() {
         rt.launch_as("doubler", "next", LaunchOptions::default()).await.unwrap();
         assert_eq!(rt.device_of("next").unwrap(), D1);
         assert_eq!(rt.select_device(&DeviceRequirements::default()).unwrap(), D1);
+    });
+}
+
+#[test]
+fn a_runtime_of_a_gpu_and_a_cpu_device_places_each_kernel_where_it_runs() {
+    let options = RuntimeOptions::default()
+        .with_devices([DeviceSpec::default(), DeviceSpec::new(BackendChoice::Cpu)])
+        .with_load_balancing(LoadBalancing::RoundRobin);
+    let rt = pollster::block_on(Runtime::new(options)).expect("a GPU device and a cpu device");
+    let layout = tagged_layout();
+    let host_only = KernelDefinition::new("host-only", layout.clone(), layout.clone(), "")
+        .with_host_handler(host::typed(|m: &Tagged, _: &mut [u32]| Some(*m)));
+    let wgsl_only = KernelDefinition::new("wgsl-only", layout.clone(), layout, &stage_wgsl(0));
+    pollster::block_on(async {
+        // Round robin would put every other launch on the device that cannot run it.
+        for i in 0..3 {
+            let host = rt.launch_definition(host_only.clone().with_id(&format!("host-{i}")), LaunchOptions::default());
+            assert_eq!(rt.device_of(host.await.unwrap().id()).unwrap(), D1, "a host handler runs on the cpu device");
+            let gpu = rt.launch_definition(wgsl_only.clone().with_id(&format!("gpu-{i}")), LaunchOptions::default());
+            assert_eq!(rt.device_of(gpu.await.unwrap().id()).unwrap(), D0, "WGSL alone runs on the GPU");
+        }
+        // Named onto the device that cannot run it: refused, naming the one that can.
+        let e = rt
+            .launch_definition(host_only.clone().with_id("named"), LaunchOptions::default().on_device(D0))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::KernelCompile, "{e}");
+        assert!(e.to_string().contains("its host handler runs on device 1, a cpu device"), "{e}");
+        let e = rt
+            .launch_definition(wgsl_only.clone().with_id("named"), LaunchOptions::default().on_device(D1))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("its WGSL runs on device 0"), "{e}");
+        assert!(rt.get_kernel("named").is_none(), "a refused launch leaves nothing behind");
+        // Requirements only the device that cannot run it meets.
+        let cpu = DeviceRequirements::default().with_backend(BackendChoice::Cpu);
+        let e = rt
+            .launch_definition(wgsl_only.clone().with_id("cpu"), LaunchOptions::default().with_requirements(cpu))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
+        let wanted = "no device of the runtime's 2 that can run kernel 'cpu' meets the requirements (backend \"cpu\")";
+        assert!(e.to_string().contains(wanted), "{e}");
     });
 }
 
@@ -241,6 +289,73 @@ fn migration_keeps_state_calls_and_order() {
         assert_eq!((t.migrations, t.device), (1, D1));
         assert_eq!(rt.dispose().await.unwrap().migrated_kernels, 2);
     });
+}
+
+#[test]
+fn a_kernel_stranded_on_a_lost_device_migrates_to_a_working_one() {
+    let rt = two_devices(LoadBalancing::RoundRobin);
+    pollster::block_on(async {
+        rt.launch("histogram", LaunchOptions::default().on_device(D1).with_auto_activate()).await.unwrap();
+        let samples: Vec<[f32; 16]> =
+            (0..64).map(|m| std::array::from_fn(|i| ((m * 16 + i) % 64) as f32 / 64.0)).collect();
+        rt.send_batch("histogram", &samples, None).await.unwrap();
+        // HistogramAck is one u32.
+        let mut answered = 0;
+        while answered < 64 {
+            answered +=
+                rt.receive_batch_packed("histogram", 64, Some(Duration::from_secs(30))).await.unwrap().len() / 4;
+        }
+        rt.destroy_device_at(D1).unwrap();
+        common::wait_until("the kernel to fail", || rt.state("histogram").unwrap() == KernelState::Failed);
+        // Sent while it is stranded: queued for wherever it runs next.
+        rt.send_batch("histogram", &samples, None).await.unwrap();
+        let report = rt.migrate("histogram", D0).await.unwrap();
+        assert_eq!((report.from, report.to), (D1, D0));
+        assert_eq!(rt.state("histogram").unwrap(), KernelState::Active, "it runs again where it failed: active");
+        let mut answered = 0;
+        while answered < 64 {
+            answered +=
+                rt.receive_batch_packed("histogram", 64, Some(Duration::from_secs(30))).await.unwrap().len() / 4;
+        }
+        let bins: Vec<u32> = rt.read_state_as("histogram").await.unwrap();
+        assert!(bins.iter().all(|&b| b == 32), "its state as of its last tick came along: {bins:?}");
+        // Device 1 stays lost; recovering it relaunches nothing that moved away.
+        rt.recover().await.unwrap();
+        assert_eq!(rt.device_of("histogram").unwrap(), D0);
+        assert_eq!(rt.dispose().await.unwrap().migrated_kernels, 1);
+    });
+}
+
+#[test]
+fn a_migration_that_a_terminate_or_dispose_overtakes_changes_nothing() {
+    for round in 0..6 {
+        let rt = two_devices(LoadBalancing::RoundRobin);
+        pollster::block_on(async {
+            let id = format!("racing-{round}");
+            rt.launch_as("doubler", &id, LaunchOptions::default().on_device(D0).with_auto_activate()).await.unwrap();
+            // No input: the terminate (or the dispose's drain) ends while the target compiles.
+            let (moved, stopped) = if round % 2 == 0 {
+                let (moved, ended) = futures_util::join!(rt.migrate(&id, D1), rt.terminate(&id, None));
+                ended.unwrap();
+                (moved, None)
+            } else {
+                let (moved, report) = futures_util::join!(rt.migrate(&id, D1), rt.dispose());
+                (moved, Some(report.unwrap()))
+            };
+            match &moved {
+                Ok(report) => assert_eq!(report.to, D1),
+                Err(e) => {
+                    assert!(matches!(e.kind(), ErrorKind::KernelState | ErrorKind::Disposed), "{e}");
+                    assert_eq!(rt.device_of(&id).unwrap(), D0, "a refused migration leaves the kernel where it was");
+                }
+            }
+            let migrated = match stopped {
+                Some(report) => report.migrated_kernels,
+                None => rt.dispose().await.unwrap().migrated_kernels,
+            };
+            assert_eq!(migrated, u64::from(moved.is_ok()), "the report counts the migration that happened: {moved:?}");
+        });
+    }
 }
 
 /// One soak run: `MESSAGES` tagged messages into the first of `ids`, answers from the last, and

@@ -11,7 +11,7 @@ use wasm_bindgen_test::*;
 
 mod common;
 
-use common::web::{array, error_name, get, invoke, js, num, object, sleep_ms, timeout};
+use common::web::{array, call, error_name, get, invoke, js, num, object, sleep_ms, timeout};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -124,6 +124,47 @@ async fn two_devices_have_a_topology_placement_and_a_pipeline_across_them() {
     let options = object(&[("devices", array(&[object(&[("speed", 1.into())])]))]);
     let e = js(JsRuntime::create(Some(options))).await.unwrap_err();
     assert!(error_name(&e).1.contains("devices[0]: unknown option 'speed'"), "{:?}", error_name(&e));
+}
+
+#[wasm_bindgen_test]
+async fn a_webgpu_and_a_cpu_device_each_get_the_kernels_they_run() {
+    let devices = array(&[object(&[]), object(&[("backend", "cpu".into())])]);
+    let options = object(&[("devices", devices), ("loadBalancing", "roundRobin".into())]);
+    let rt = js(JsRuntime::create(Some(options))).await.expect("a WebGPU device and a cpu device");
+    let host_only = |id: &str| {
+        let request = define_message("Request".into(), object(&[("value", "i32".into())])).unwrap();
+        let response = define_message("Response".into(), object(&[("value", "i32".into())])).unwrap();
+        let handler: JsValue = js_sys::Function::new_with_args("m", "return { value: m.value * 3 + 1 };").into();
+        ring_kernel(object(&[("id", id.into()), ("input", request), ("output", response), ("handler", handler)]))
+            .unwrap();
+    };
+    // Round robin would put every other launch on the device that cannot run it.
+    for round in 0..2 {
+        let (gpu, host) = (format!("gpu-only-{round}"), format!("host-only-{round}"));
+        register(&gpu);
+        host_only(&host);
+        for (id, device) in [(&gpu, 0), (&host, 1)] {
+            let options = object(&[("autoActivate", true.into())]);
+            invoke(&rt, "launch", &[id.as_str().into(), JsValue::NULL, options]).await.unwrap();
+            assert_eq!(device_of(&rt, id).await, device, "{id} goes where it runs");
+            let answer = invoke(&rt, "call", &[id.as_str().into(), object(&[("value", 4.into())])]).await.unwrap();
+            assert_eq!(num(&answer, "value"), 13.0);
+        }
+    }
+    host_only("named");
+    let named = object(&[("device", 0.into())]);
+    let e = invoke(&rt, "launch", &["named".into(), JsValue::NULL, named]).await.unwrap_err();
+    let (name, message) = error_name(&e);
+    assert_eq!(name, "KernelCompileError", "{message}");
+    assert!(message.contains("its host handler runs on device 1"), "{message}");
+    let e = invoke(&rt, "selectDevice", &[object(&[("backend", "webgpu".into()), ("minBufferBytes", 1e15.into())])])
+        .await
+        .unwrap_err();
+    assert!(
+        e.is_instance_of::<js_sys::RangeError>(),
+        "the cpu device has no buffers to bound; the WebGPU one none that large: {e:?}"
+    );
+    call(&rt, "dispose", &[]).await;
 }
 
 #[wasm_bindgen_test]

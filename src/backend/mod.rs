@@ -149,6 +149,14 @@ impl Device {
         }
     }
 
+    /// Whether the device can run `definition`: a GPU its WGSL, the CPU its host handler.
+    pub fn runs(&self, definition: &KernelDefinition) -> bool {
+        match self {
+            Device::Gpu(_) => definition.has_wgsl(),
+            Device::Cpu(_) => definition.host.is_some(),
+        }
+    }
+
     /// What the device says about memory (nothing on the CPU).
     pub fn memory_limits(&self) -> DeviceMemoryLimits {
         self.gpu().map(GpuContext::memory_limits).unwrap_or_default()

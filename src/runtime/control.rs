@@ -67,7 +67,7 @@ impl Runtime {
             if let Some(existing) = table.kernels.get(&id) {
                 return Err(Error::KernelState { id, state: existing.life.state(), action: Action::Launch });
             }
-            let device = self.place(&mut table, &options)?;
+            let device = self.place(&mut table, &options, &definition)?;
             if let Some(lost) = &table.device(device).lost {
                 return Err(lost.clone());
             }

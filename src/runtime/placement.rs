@@ -4,6 +4,7 @@
 use super::{LaunchOptions, Runtime};
 use crate::devices::{self, DeviceId, DeviceInfo, DeviceRequirements, Load, Topology};
 use crate::error::{Error, Result};
+use crate::kernel::KernelDefinition;
 use crate::migration::{self, MigrationReport};
 use crate::table::Table;
 
@@ -51,10 +52,12 @@ impl Runtime {
 
     /// The device the runtime's load balancing picks now among those that meet `requirements`
     /// and are not lost (the seed's `select_device(requirements)`): what a launch without a
-    /// device would get.
+    /// device would get (a launch also passes over devices that cannot run its kernel: a GPU
+    /// one without WGSL, a cpu one without a host handler). `OutOfRange` when no device meets
+    /// them; the loss when every one that does is lost.
     pub fn select_device(&self, requirements: &DeviceRequirements) -> Result<DeviceId> {
         let table = self.open_table()?;
-        self.choose(&table, requirements)
+        self.choose(&table, requirements, None)
     }
 
     /// The device kernel `id` runs on.
@@ -65,8 +68,11 @@ impl Runtime {
     /// Moves kernel `id`, live, to `device` (the seed's `kernel_migrator().migrate_kernel`): it
     /// keeps its id, handles, connections, counters and state, and every message accepted
     /// before, during and after the move is answered exactly once and in order (see
-    /// [`MigrationReport`]). Refused, changing nothing, with `KernelState` unless the kernel is
-    /// launched, active or deactivated, and when the target is lost or cannot compile it.
+    /// [`MigrationReport`]). A kernel stranded on a lost device (`Failed`) moves too and runs
+    /// again on `device`: recovery elsewhere. Refused, changing nothing, with `KernelState`
+    /// unless the kernel is launched, active, deactivated or stranded (also when a terminate or
+    /// the runtime's shutdown overtakes the move), and when the target is lost or cannot compile
+    /// it.
     pub async fn migrate(&self, id: &str, device: DeviceId) -> Result<MigrationReport> {
         self.check_device(device)?;
         let _work = {
@@ -94,20 +100,49 @@ impl Runtime {
         Ok(())
     }
 
-    /// The device a launch with `options` goes on: the one it names, or the load balancer's
-    /// pick; counts a round-robin turn.
-    pub(super) fn place(&self, table: &mut Table, options: &LaunchOptions) -> Result<DeviceId> {
-        if let Some(device) = options.device {
-            self.check_device(device)?;
-            return Ok(device);
+    /// The device a launch of `definition` with `options` goes on: the one it names (which
+    /// must meet its requirements), or the load balancer's pick among the devices that can run
+    /// it; counts a round-robin turn.
+    pub(super) fn place(
+        &self,
+        table: &mut Table,
+        options: &LaunchOptions,
+        definition: &KernelDefinition,
+    ) -> Result<DeviceId> {
+        let requirements = &options.requirements;
+        if let Some(id) = options.device {
+            self.check_device(id)?;
+            let device = self.shared.device(id);
+            if !requirements.met_by(&device.adapter().backend, &device.memory_limits()) {
+                return Err(devices::not_met(
+                    requirements,
+                    &format!("device {id}, which the launch names, does not meet"),
+                ));
+            }
+            if !device.runs(definition) {
+                if let Some(other) = self.shared.device_ids().find(|&other| self.shared.device(other).runs(definition))
+                {
+                    return Err(cannot_run(definition, id, other));
+                }
+            }
+            return Ok(id);
         }
-        let device = self.choose(table, &options.requirements)?;
+        let device = self.choose(table, requirements, Some(definition))?;
         table.placed += 1;
         Ok(device)
     }
 
-    fn choose(&self, table: &Table, requirements: &DeviceRequirements) -> Result<DeviceId> {
+    /// The load balancer's pick among the devices that meet `requirements`, are not lost and
+    /// can run `definition` (when any device of the runtime can: otherwise compiling says why).
+    fn choose(
+        &self,
+        table: &Table,
+        requirements: &DeviceRequirements,
+        definition: Option<&KernelDefinition>,
+    ) -> Result<DeviceId> {
         let memory = crate::pressure::memory_by_device(&self.shared, table);
+        let definition =
+            definition.filter(|definition| self.shared.device_ids().any(|id| self.shared.device(id).runs(definition)));
         let loads: Vec<Load> = self
             .shared
             .device_ids()
@@ -116,6 +151,7 @@ impl Runtime {
                 let on_it = || table.kernels.values().filter(move |k| k.device == id);
                 Load {
                     eligible: table.devices[id.index()].lost.is_none()
+                        && definition.is_none_or(|definition| device.runs(definition))
                         && requirements.met_by(&device.adapter().backend, &device.memory_limits()),
                     queued: on_it().map(|k| k.input_depth() as u64).sum(),
                     bytes: memory[id.index()],
@@ -125,12 +161,23 @@ impl Runtime {
             .collect();
         devices::choose(&loads, self.inner.options.load_balancing, table.placed).ok_or_else(|| {
             // Every device that would do is lost: that is the reason, as on one device.
+            let meets = |device: &crate::backend::Device| {
+                definition.is_none_or(|definition| device.runs(definition))
+                    && requirements.met_by(&device.adapter().backend, &device.memory_limits())
+            };
             let lost = self.shared.device_ids().find_map(|id| {
-                let device = self.shared.device(id);
-                let meets = requirements.met_by(&device.adapter().backend, &device.memory_limits());
+                let meets = meets(&self.shared.device(id));
                 table.devices[id.index()].lost.clone().filter(|_| meets)
             });
-            lost.unwrap_or_else(|| devices::none_eligible(requirements, loads.len()))
+            lost.unwrap_or_else(|| {
+                let count = loads.len();
+                let which =
+                    match definition.filter(|d| self.shared.device_ids().any(|id| !self.shared.device(id).runs(d))) {
+                        Some(d) => format!("no device of the runtime's {count} that can run kernel '{}' meets", d.id),
+                        None => format!("no device of the runtime's {count} meets"),
+                    };
+                devices::not_met(requirements, &which)
+            })
         })
     }
 
@@ -141,6 +188,20 @@ impl Runtime {
             _ => format!("device {id}: {reason}"),
         }
     }
+}
+
+/// `KernelCompile` for `definition` named onto device `id`, which cannot run it, while device
+/// `other` can.
+fn cannot_run(definition: &KernelDefinition, id: DeviceId, other: DeviceId) -> Error {
+    let message = match definition.has_wgsl() {
+        true => format!(
+            "device {id} is a cpu device, which runs host handlers, and it has none; its WGSL runs on device {other}"
+        ),
+        false => format!(
+            "device {id} runs WGSL, which it has none of; its host handler runs on device {other}, a cpu device"
+        ),
+    };
+    Error::KernelCompile { id: definition.id.clone(), message, line: None, column: None }
 }
 
 /// Moves kernels between a runtime's devices (the seed's `runtime.kernel_migrator()`).

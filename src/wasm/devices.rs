@@ -46,11 +46,12 @@ impl JsRuntime {
         Ok(device.0)
     }
 
-    /// The device a launch with these requirements would get now (the runtime's `loadBalancing`).
+    /// The device a launch with these requirements (none without them) would get now (the
+    /// runtime's `loadBalancing`); a `RangeError` when no device meets them.
     #[wasm_bindgen(js_name = selectDevice)]
     pub fn select_device(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "DeviceRequirements")] requirements: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "DeviceRequirements")] requirements: Option<JsValue>,
     ) -> Result<u32, JsValue> {
         let requirements: DeviceRequirements = parse_options(requirements, "requirements")?;
         Ok(self.inner.select_device(&requirements).map_err(js_error)?.0)
@@ -58,7 +59,8 @@ impl JsRuntime {
 
     /// Moves kernel `id`, live, to `device`: it keeps its id, handles, connections, counters and
     /// state, and every message is answered exactly once and in order, `call`s in flight
-    /// included. Resolves with `{ kernelId, from, to, pauseMs, requeued }`.
+    /// included; a kernel stranded on a lost device runs again there. Resolves with `{ kernelId,
+    /// from, to, pauseMs, requeued }`.
     #[wasm_bindgen(unchecked_return_type = "Promise<MigrationReport>")]
     pub fn migrate(
         &self,

@@ -224,7 +224,7 @@ export interface MigrationReport {
   kernelId: string; from: number; to: number;
   /** How long the kernel was out of every tick (compiling on the target comes before). */
   pauseMs: number;
-  /** Messages handed to the old device and not yet answered there, answered on the new one. */
+  /** Messages handed to the old device and not yet answered there, answered on the new one: 0 unless the old device was lost while the kernel moved (a working device answers its last tick before the move). */
   requeued: number;
 }
 export interface LaunchOptions {
