@@ -322,6 +322,43 @@ fn a_handle_never_reaches_a_kernel_launched_later_under_its_id() {
 }
 
 #[test]
+fn a_send_call_or_receive_waiting_on_a_kernel_never_activated_is_reported_in_a_second() {
+    for backend in BACKENDS {
+        let rt = common::runtime_on(backend);
+        pollster::block_on(async {
+            // Launched, not activated (the seeds' lifecycle): its input waits.
+            let h = doubler(&rt, "idle", LaunchOptions::default().with_queue_capacity(4)).await;
+            h.send_batch(&[1, 2]).await.unwrap();
+            let patience = Duration::from_millis(1_500);
+            let timed_out = |e: &Error| matches!(e, Error::Timeout { stall: Some(Stall::Inactive(_)), .. });
+            match h.call(3, patience).await {
+                Err(CallError::Unanswered(e)) => assert!(timed_out(&e), "{e:?}"),
+                other => panic!("{backend:?}: {other:?}"),
+            }
+            assert_eq!(h.metrics().unwrap().stalled_sends, 1, "{backend:?}: the call was reported");
+            let e = h.receive_timeout(patience).await.unwrap_err();
+            assert!(timed_out(&e), "{e:?}");
+            assert_eq!(h.metrics().unwrap().stalled_sends, 2, "{backend:?}: the receive was reported");
+            h.send(4).await.unwrap();
+            match h.send_timeout(5, patience).await {
+                Err(SendTimeoutError::Timeout(5, e)) => {
+                    assert!(matches!(e, Error::QueueFull { stall: Some(Stall::Inactive(_)), .. }), "{e:?}")
+                }
+                other => panic!("{backend:?}: {other:?}"),
+            }
+            assert_eq!(h.metrics().unwrap().stalled_sends, 3, "{backend:?}: the send was reported");
+            // Activated, it answers everything it took, in order (the call's answer went unclaimed).
+            h.activate().await.unwrap();
+            let mut got = Vec::new();
+            while got.len() < 3 {
+                got.push(h.receive_timeout(Duration::from_secs(30)).await.unwrap());
+            }
+            assert_eq!(got, [2, 4, 8]);
+        });
+    }
+}
+
+#[test]
 fn a_send_stalled_by_unreceived_answers_is_reported_in_a_second() {
     for backend in BACKENDS {
         let rt = common::runtime_on(backend);

@@ -251,6 +251,32 @@ test("a send waiting for room past its stall warning leaves the thread free: tim
   });
 });
 
+test("a receive or call waiting on a kernel never activated says so after a second, and is answered once it is", async () => {
+  // The seeds' lifecycle leaves a launched kernel inactive: a newcomer's first receive, with no
+  // timeout, waited without a word.
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu", enableTelemetry: true });
+    const doubler = await runtime.launch("doubler");
+    await doubler.send({ value: 1 });
+    let answered = null;
+    const receiving = doubler.receive().then((a) => (answered = a.result));
+    const calling = doubler.call({ value: 2 });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const beforeActivate = answered;
+    const stalledSends = runtime.getTelemetry("doubler").stalledSends;
+    await doubler.activate();
+    const answers = [await receiving, (await calling).result];
+    await runtime.dispose();
+    console.log(JSON.stringify({ beforeActivate, stalledSends, answers }));
+  `);
+  assertExited(result);
+  assert.match(result.stderr, /a receive from kernel 'doubler' has waited 1 s for an answer: its input \(2 messages\) waits because it is launched, not active\. activate\(\) it\./);
+  assert.match(result.stderr, /a call to kernel 'doubler' has waited 1 s for its answer/);
+  assert.deepEqual(findings(result), { beforeActivate: null, stalledSends: 2, answers: [2, 4] });
+});
+
 test("a handle never reaches a kernel launched later under its id: KernelNotFoundError, and nothing reaches the new one", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, KernelNotFoundError, managedKernel } from "ringkernel-web";

@@ -497,9 +497,11 @@ impl Runtime {
                 *sent = Some(header);
             }
             if let Some(output) = call {
-                // Messages ahead of it whose answers have no room yet in the output queue.
+                // Messages ahead of it whose answers have no room yet in the output queue, or a
+                // kernel that does not run: its answer may be long in coming.
                 let behind_full = kernel.mailbox.outbox.free() < kernel.input_depth() - 1;
-                *output = Some((kernel.def.clone(), behind_full));
+                let idle = !kernel.runs();
+                *output = Some((kernel.def.clone(), behind_full || idle));
             }
             kernel.circuit_admit(now);
             if was_idle {
@@ -652,26 +654,34 @@ impl Runtime {
         }
         if !stall.reported {
             stall.check_at = Some(platform::now_ms() + STALL_REPORT_MS);
-            stall.reported = self.report_stall(id, "a send", "room");
+            stall.reported = self.report_stall(id, "a send to", "room");
         }
         true
     }
 
-    /// Warns (once per waiting operation) and counts in `stalled_sends` when kernel `id`'s
-    /// output queue is full, so its input waits on answers nobody receives: what `operation`,
+    /// Warns (once per waiting operation) and counts in `stalled_sends` when kernel `id`
+    /// processes none of its input: its output queue is full of answers nobody receives, or
+    /// it is not active (launched and never activated, say). What `operation` ("a send to"),
     /// waiting a second for `what`, is stuck behind. Whether it was.
     fn report_stall(&self, id: &str, operation: &str, what: &str) -> bool {
         let mut table = self.shared.lock();
-        let Some(kernel) = table.kernels.get_mut(id).filter(|k| k.mailbox.outbox.free() == 0) else { return false };
+        let Some(kernel) = table.kernels.get_mut(id) else { return false };
+        let Some(stall) = kernel.stall_with_input() else { return false };
         kernel.counters.stalled_sends += 1;
-        let (queued, answers) = (kernel.mailbox.inbox.len(), kernel.mailbox.outbox.len());
+        let queued = kernel.input_depth();
         drop(table);
+        let remedy = match stall {
+            Stall::OutputFull { .. } => "Receive its answers (or connect it to a kernel that takes them).",
+            Stall::Inactive(KernelState::Launched) => "activate() it.",
+            Stall::Inactive(KernelState::Deactivated) => "reactivate() it.",
+            Stall::Inactive(KernelState::Failed) => "recover() its device, or migrate() it.",
+            Stall::Inactive(_) => "",
+        };
         platform::warn(&format!(
-            "ringkernel-web: {operation} to kernel '{id}' has waited {} s for {what}: its input ({}) waits \
-             because {}. Receive its answers (or connect it to a kernel that takes them).",
+            "ringkernel-web: {operation} kernel '{id}' has waited {} s for {what}: its input ({}) waits \
+             because {stall}. {remedy}",
             STALL_REPORT_MS as u64 / 1000, // whole seconds, without float formatting
             crate::error::messages(queued),
-            Stall::OutputFull { answers },
         ));
         true
     }
@@ -694,7 +704,7 @@ impl Runtime {
             if deadline.is_some_and(|d| platform::now_ms() >= d) {
                 return None;
             }
-            if self.report_stall(id, "a call", "its answer") {
+            if self.report_stall(id, "a call to", "its answer") {
                 return wait_for(answer, deadline).await;
             }
         }
@@ -840,11 +850,27 @@ impl Runtime {
         let deadline = deadline(timeout);
         let mut take = Some(take);
         let mut check = Some(check);
+        let mut stall = StallWatch::default();
         loop {
             match self.try_take_answer(id, check.take(), &mut take, envelope.as_deref_mut())? {
                 Attempt::Done(taken) => return Ok(taken),
-                Attempt::Wait(listener, device) => {
-                    if !self.help_tick(device, deadline) || !wait(listener, deadline).await {
+                Attempt::Wait(listener, (device, idle)) => {
+                    // A receive from a kernel that does not run while its input waits looks
+                    // again after a second, and reports it once; other receives set no timer.
+                    let check_at = match idle && !stall.reported {
+                        true => Some(*stall.check_at.get_or_insert_with(|| platform::now_ms() + STALL_REPORT_MS)),
+                        false => None,
+                    };
+                    let until = match (deadline, check_at) {
+                        (Some(deadline), Some(check_at)) => Some(deadline.min(check_at)),
+                        (deadline, check_at) => deadline.or(check_at),
+                    };
+                    if !self.help_tick(device, deadline) || !wait(listener, until).await {
+                        if check_at.is_some() && deadline.is_none_or(|d| platform::now_ms() < d) {
+                            stall.reported = self.report_stall(id, "a receive from", "an answer");
+                            stall.check_at = None;
+                            continue;
+                        }
                         return Err(Error::Timeout {
                             id: id.to_owned(),
                             operation: "receive".into(),
@@ -859,13 +885,14 @@ impl Runtime {
     }
 
     /// One attempt of [`receive_inner`](Self::receive_inner): answers taken (`take` is used up),
-    /// or none waiting (with what to wait on).
+    /// or none waiting (with what to wait on, the kernel's device, and whether the kernel
+    /// processes none of the input it has: see [`Kernel::stall_with_input`]).
     pub(super) fn try_take<R>(
         &self,
         id: &str,
         check: Option<impl Fn(&MessageLayout) -> Result<()>>,
         take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
-    ) -> Result<Attempt<R, DeviceId>> {
+    ) -> Result<Attempt<R, (DeviceId, bool)>> {
         self.try_take_answer(id, check, take, None)
     }
 
@@ -877,7 +904,7 @@ impl Runtime {
         check: Option<impl Fn(&MessageLayout) -> Result<()>>,
         take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
         envelope: Option<&mut Option<EnvelopeHeader>>,
-    ) -> Result<Attempt<R, DeviceId>> {
+    ) -> Result<Attempt<R, (DeviceId, bool)>> {
         let mut table = self.open_table()?;
         let (kernel, device) = table.kernel_on_device(id)?;
         if let Some(check) = check {
@@ -909,7 +936,7 @@ impl Runtime {
             (KernelState::Failed, _) => Err(device.lost.clone().unwrap_or_else(|| device_lost_error(id))),
             // Its answers go to the next stage: none comes here while it stays connected.
             (_, Some(downstream)) => Err(connected_refusal(id, downstream)),
-            _ => Ok(Attempt::Wait(kernel.changed.listen(), kernel.device)),
+            _ => Ok(Attempt::Wait(kernel.changed.listen(), (kernel.device, kernel.stall_with_input().is_some()))),
         }
     }
 
