@@ -29,7 +29,8 @@ pub enum WatchdogAction {
     Deactivate,
     /// Lose the GPU device and recover onto a new one (nothing queued or in flight is lost; see
     /// `Runtime::recover`): for a device that hangs. Reported only on the cpu backend, which has
-    /// no device to lose.
+    /// no device to lose, and for a kernel whose output queue is full (its answers wait for a
+    /// receiver, which a new device would not bring).
     RecoverDevice,
 }
 
@@ -91,7 +92,8 @@ pub struct StaleKernel {
     #[serde(rename = "sinceProgressMs", serialize_with = "as_millis")]
     pub since_progress: Duration,
     /// What the scan did about it (the configured action; `Report` where it could not apply,
-    /// as for `RecoverDevice` on the cpu backend or a kernel no longer active).
+    /// as for `RecoverDevice` on the cpu backend or for a kernel waiting for a receiver, or a
+    /// kernel no longer active).
     pub action: WatchdogAction,
 }
 

@@ -164,10 +164,13 @@ impl Runtime {
     /// for the watchdog's heartbeat timeout, sorted by id; then the watchdog's action is applied
     /// to them (see [`WatchdogAction`]), and each record says what was done.
     pub async fn scan_stale_kernels(&self) -> Result<Vec<StaleKernel>> {
-        let (mut stale, action) = {
+        let (mut stale, action, waiting_on_receivers) = {
             let table = self.open_table()?;
             let (timeout, action) = (table.watchdog.heartbeat_timeout, table.watchdog.action);
             let now = platform::now_ms();
+            // Stale because its answers wait for a receiver (its output queue is full): a new
+            // device would not change that, so `RecoverDevice` leaves it to the report.
+            let mut waiting_on_receivers = Vec::new();
             // In the order of `running_ids` (sorted), so nothing else needs sorting.
             let stale: Vec<StaleKernel> = table
                 .running_ids(None)
@@ -175,6 +178,9 @@ impl Runtime {
                 .filter_map(|id| {
                     let k = &table.kernels[&id];
                     let since = k.stale_for(now, timeout)?;
+                    if k.mailbox.outbox.free() == 0 {
+                        waiting_on_receivers.push(id.clone());
+                    }
                     let input_depth = k.input_depth();
                     Some(StaleKernel {
                         kernel_id: id,
@@ -184,7 +190,7 @@ impl Runtime {
                     })
                 })
                 .collect();
-            (stale, action)
+            (stale, action, waiting_on_receivers)
         };
         match action {
             WatchdogAction::Deactivate => {
@@ -199,25 +205,25 @@ impl Runtime {
                 }
             }
             WatchdogAction::RecoverDevice if !stale.is_empty() => {
+                let stuck = |k: &&StaleKernel| !waiting_on_receivers.contains(&k.kernel_id);
+                let on = |device: DeviceId| {
+                    move |k: &&StaleKernel| stuck(k) && self.device_of(&k.kernel_id).ok() == Some(device)
+                };
                 // Each device with a stale kernel on it is replaced, once, in id order (taken
                 // from the device list rather than sorted: no sort of its own in the wasm).
                 let devices: Vec<DeviceId> = self
                     .shared
                     .device_ids()
-                    .filter(|&device| stale.iter().any(|k| self.device_of(&k.kernel_id).ok() == Some(device)))
+                    .filter(|&device| stale.iter().any(|k| on(device)(&k)))
                     .filter(|&device| self.shared.device(device).gpu().is_some())
                     .collect();
                 for &device in &devices {
-                    let on_it: Vec<&str> = stale
-                        .iter()
-                        .filter(|k| self.device_of(&k.kernel_id).ok() == Some(device))
-                        .map(|k| k.kernel_id.as_str())
-                        .collect();
+                    let on_it: Vec<&str> = stale.iter().filter(on(device)).map(|k| k.kernel_id.as_str()).collect();
                     self.lose_device(device, &format!("the watchdog found kernels stale: {}", on_it.join(", ")));
                     recovery::recover_device(&self.shared, device).await?;
                 }
                 for kernel in &mut stale {
-                    if self.device_of(&kernel.kernel_id).is_ok_and(|d| devices.contains(&d)) {
+                    if stuck(&&*kernel) && self.device_of(&kernel.kernel_id).is_ok_and(|d| devices.contains(&d)) {
                         kernel.action = WatchdogAction::RecoverDevice;
                     }
                 }
