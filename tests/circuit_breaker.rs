@@ -172,6 +172,14 @@ fn execute_counts_the_callers_outcomes() {
         let answer = circuit.execute(|| rt.call_pod::<i32, i32>("guarded", &21, LONG)).await.unwrap();
         assert_eq!((answer, circuit.state().unwrap()), (42, CircuitState::Closed));
         assert_eq!(rt.circuit_breaker("nobody").unwrap_err().kind(), ErrorKind::KernelNotFound);
+        // Its kernel removed and launched again under the id: this breaker reaches none of it.
+        rt.terminate("guarded", LONG).await.unwrap();
+        rt.remove("guarded").unwrap();
+        start(&rt, flaky("guarded")).await;
+        assert_eq!(circuit.state().unwrap_err().kind(), ErrorKind::KernelNotFound);
+        assert_eq!(circuit.execute(failing).await.unwrap_err().kind(), ErrorKind::KernelNotFound);
+        let fresh = rt.circuit_breaker("guarded").unwrap();
+        assert_eq!((fresh.state().unwrap(), fresh.status().unwrap().failures), (CircuitState::Closed, 0));
     });
 }
 

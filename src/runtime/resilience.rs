@@ -30,6 +30,9 @@ use crate::watchdog::{StaleKernel, WatchdogAction};
 pub struct CircuitBreaker {
     runtime: Runtime,
     id: Arc<str>,
+    /// The launch it belongs to: a kernel launched again under the id has a circuit of its own,
+    /// which this handle never reaches (as a `KernelHandle` never reaches it).
+    instance: u64,
 }
 
 impl std::fmt::Debug for CircuitBreaker {
@@ -52,7 +55,16 @@ impl CircuitBreaker {
     /// The state with the failures of the current run, how often it opened, and when a refused
     /// operation may be tried again.
     pub fn status(&self) -> Result<CircuitStatus> {
+        self.check_launch()?;
         self.runtime.circuit_status(&self.id)
+    }
+
+    /// `KernelNotFound` unless its kernel is still the launch it was made for.
+    fn check_launch(&self) -> Result<()> {
+        match self.runtime.shared.lock().kernels.get(&*self.id) {
+            Some(kernel) if kernel.instance == self.instance => Ok(()),
+            _ => Err(Error::KernelNotFound { id: self.id.to_string() }),
+        }
     }
 
     /// Runs a protected operation of the caller's: refused with `CircuitOpen` (converted into
@@ -77,8 +89,10 @@ impl CircuitBreaker {
         let instance = {
             let mut table = self.runtime.open_table()?;
             let kernel = table.kernel(&self.id)?;
-            let now = platform::now_ms();
-            kernel.circuit_check(&self.id, now)?;
+            if kernel.instance != self.instance {
+                return Err(Error::KernelNotFound { id: self.id.to_string() }.into());
+            }
+            kernel.circuit_check(&self.id, platform::now_ms())?;
             kernel.instance
         };
         let outcome = operation().await;
@@ -140,8 +154,8 @@ impl KernelWatchdog {
 impl Runtime {
     /// The circuit breaker of kernel `id` (`KernelNotFound` if there is none).
     pub fn circuit_breaker(&self, id: &str) -> Result<CircuitBreaker> {
-        self.open_table()?.kernel(id)?;
-        Ok(CircuitBreaker { runtime: self.clone(), id: id.into() })
+        let instance = self.open_table()?.kernel(id)?.instance;
+        Ok(CircuitBreaker { runtime: self.clone(), id: id.into(), instance })
     }
 
     /// Kernel `id`'s circuit now (closed, with nothing counted, while breakers are off).
