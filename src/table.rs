@@ -251,6 +251,8 @@ pub(crate) struct Table {
 #[derive(Debug, Default)]
 pub(crate) struct Retired {
     pub kernels: u64,
+    pub messages_sent: u64,
+    pub messages_received: u64,
     pub messages_processed: u64,
     pub messages_unprocessed: u64,
     pub answers_never_received: u64,

@@ -262,9 +262,10 @@ pub struct RuntimeMetrics {
     pub active_kernels: usize,
     /// Kernels launched since the runtime was created.
     pub total_launched: u64,
-    /// Messages accepted by every kernel's sends.
+    /// Messages accepted by every kernel's sends since the runtime was created (removed
+    /// kernels' too, so it never goes back).
     pub messages_sent: u64,
-    /// Answers handed to receivers.
+    /// Answers handed to receivers since the runtime was created (removed kernels' too).
     pub messages_received: u64,
     /// Bytes of GPU buffers the runtime holds.
     pub gpu_memory_used: u64,

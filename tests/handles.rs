@@ -262,6 +262,11 @@ fn builder_presets_set_what_the_readme_says() {
             metrics.messages_sent >= 1 && metrics.gpu_memory_used > 0 && metrics.host_memory_used > 0,
             "{metrics:?}"
         );
+        // A removed kernel's messages still count: the totals never go back.
+        h.terminate().await.unwrap();
+        rt.remove("dev").unwrap();
+        let after = rt.metrics();
+        assert_eq!((after.messages_sent, after.messages_received), (metrics.messages_sent, metrics.messages_received));
         rt.shutdown().await.unwrap();
         let missing = RuntimeBuilder::new().backend(BackendChoice::Auto).device(99).build().await.unwrap_err();
         assert_eq!(missing.kind(), ErrorKind::BackendUnavailable, "{missing}");

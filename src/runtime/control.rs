@@ -365,6 +365,8 @@ impl Runtime {
         let discarded = kernel.mailbox.outbox.len() as u64;
         let retired = &mut table.retired;
         retired.kernels += 1;
+        retired.messages_sent += kernel.counters.messages_sent;
+        retired.messages_received += kernel.counters.messages_received;
         retired.messages_processed += kernel.counters.messages_processed;
         retired.messages_unprocessed += kernel.counters.unprocessed_at_termination;
         retired.answers_never_received += discarded + kernel.counters.answers_abandoned;

@@ -130,8 +130,9 @@ impl Runtime {
         RuntimeMetrics {
             active_kernels: kernels.clone().filter(|k| k.life.state() == KernelState::Active).count(),
             total_launched: table.launched,
-            messages_sent: kernels.clone().map(|k| k.counters.messages_sent).sum(),
-            messages_received: kernels.clone().map(|k| k.counters.messages_received).sum(),
+            messages_sent: table.retired.messages_sent + kernels.clone().map(|k| k.counters.messages_sent).sum::<u64>(),
+            messages_received: table.retired.messages_received
+                + kernels.clone().map(|k| k.counters.messages_received).sum::<u64>(),
             gpu_memory_used: self.shared.buffers.bytes(),
             host_memory_used: kernels.map(|k| (k.mailbox.inbox.memory() + k.mailbox.outbox.memory()) as u64).sum(),
         }
