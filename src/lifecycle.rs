@@ -44,6 +44,7 @@ pub enum KernelState {
 /// lost) are the runtime's own steps; `Recover` returns a failed kernel to where it was, which
 /// the table cannot know, so the runtime keeps that state aside (see [`KernelState::next`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Action {
     /// Launch the kernel (`Created` → `Launched`).
     Launch,

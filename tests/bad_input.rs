@@ -71,10 +71,7 @@ fn queue(size: usize) -> LaunchOptions {
 
 /// Registers `id` as a doubler (`{ value: i32 }` → `{ result: value * 2 }`, WGSL and Rust).
 fn register_doubler(id: &str) {
-    kernel::register_or_replace(KernelDefinition {
-        id: id.to_owned(),
-        ..(*kernel::lookup("doubler").unwrap()).clone()
-    });
+    kernel::register_or_replace((*kernel::lookup("doubler").unwrap()).clone().with_id(id));
 }
 
 fn definition(id: &str) -> KernelDefinition {
@@ -769,7 +766,7 @@ fn id_rows() -> Vec<Case> {
         ));
         if bad != NOWHERE {
             // A definition needs no registration, so only ids no kernel may have are refused.
-            let def = Box::new(KernelDefinition { id: bad.clone(), ..definition(FRESH) });
+            let def = Box::new(definition(FRESH).with_id(&bad));
             rows.push(case(
                 format!("LaunchDefinition with an {shown} id"),
                 LaunchDefinition(def, queue(QUEUE)),

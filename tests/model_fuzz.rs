@@ -118,7 +118,7 @@ use futures_util::poll;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 
-use ringkernel_web::{kernel, BackendChoice, Error, KernelDefinition, KernelMode, KernelState, LaunchOptions, Runtime};
+use ringkernel_web::{kernel, BackendChoice, Error, KernelMode, KernelState, LaunchOptions, Runtime};
 
 /// Kernel ids the operations pick from: the built-in doubler, a copy of it under another id
 /// whose host handler is slow (see [`register_twin`]), and an id nobody registered.
@@ -1116,7 +1116,7 @@ fn register_twin() {
             std::thread::sleep(SLOW_HANDLER);
             Some(value.wrapping_mul(2))
         });
-        kernel::register_or_replace(KernelDefinition { id: "twin".into(), ..doubler }.with_host_handler(slow));
+        kernel::register_or_replace(doubler.with_id("twin").with_host_handler(slow));
         assert!(kernel::lookup(IDS[GHOST]).is_none());
     });
 }

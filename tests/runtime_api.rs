@@ -130,12 +130,7 @@ fn lifecycle_matrix_on_real_kernels() {
     const ATTEMPTS: usize = 20;
     let rt = runtime();
     let actions = [Action::Launch, Action::Activate, Action::Deactivate, Action::Reactivate, Action::Terminate];
-    let register = |id: &str| {
-        kernel::register_or_replace(KernelDefinition {
-            id: id.to_owned(),
-            ..(*kernel::lookup("doubler").unwrap()).clone()
-        })
-    };
+    let register = |id: &str| kernel::register_or_replace((*kernel::lookup("doubler").unwrap()).clone().with_id(id));
     pollster::block_on(async {
         let mut reached = std::collections::BTreeSet::new();
         // `Failed` needs a lost device, which fails every kernel of a runtime: tests/recovery.rs

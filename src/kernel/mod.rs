@@ -29,6 +29,7 @@ pub const MAX_STATE_LEN: u32 = 1 << 24;
 
 /// Element type of a kernel's state array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StateElement {
     /// `atomic<u32>`, for counters many invocations update at once.
     AtomicU32,
@@ -167,6 +168,7 @@ impl DispatchShape {
 /// On lavapipe (llvmpipe, software Vulkan) any one WGSL loop stops after 65,535 iterations
 /// without an error: a handler that loops longer answers wrongly there.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KernelDefinition {
     /// The id the kernel is registered and launched under.
     pub id: String,

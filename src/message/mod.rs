@@ -49,6 +49,7 @@ pub const MAX_NESTING: u32 = 15;
 
 /// The scalar underneath every numeric field type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Scalar {
     /// WGSL `i32`: a 32-bit signed integer.
     I32,
@@ -60,6 +61,7 @@ pub enum Scalar {
 
 /// A field's WGSL type.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FieldType {
     /// A single `i32`, `u32` or `f32`.
     Scalar(Scalar),
@@ -248,6 +250,7 @@ impl fmt::Display for FieldType {
 
 /// One named field at its byte offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Field {
     /// The field's name, a WGSL identifier.
     pub name: String,
@@ -268,6 +271,7 @@ pub struct MessageLayout {
 
 /// Why a message type or a message value was refused; the runtime adds the kernel id.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FieldError {
     /// The field's path: `mass`, `bodies[2].position`, or the struct name for whole-type problems.
     pub field: String,

@@ -91,7 +91,7 @@ impl Fleet {
         let doubler = kernel::lookup(DOUBLER).context("the built-in doubler is registered")?;
         let ids: Vec<String> = (0..count).map(|i| format!("{DOUBLER}-{i}")).collect();
         try_join_all(ids.iter().map(|id| {
-            let definition = kernel::KernelDefinition { id: id.clone(), ..(*doubler).clone() };
+            let definition = (*doubler).clone().with_id(id);
             runtime.launch_definition(definition, LaunchOptions::default().with_queue_capacity(FLEET_QUEUE_SIZE))
         }))
         .await?;
@@ -165,7 +165,7 @@ impl Pipelines {
         let ids = |prefix: &str| (0..STAGES).map(|i| format!("{prefix}-{i}")).collect::<Vec<_>>();
         let (stages, unfused, paused, hops) = (ids("stage"), ids("unfused"), ids("paused"), ids("hop"));
         for id in stages.iter().chain(&unfused).chain(&paused).chain(&hops) {
-            let definition = kernel::KernelDefinition { id: id.clone(), ..(*doubler).clone() };
+            let definition = (*doubler).clone().with_id(id);
             let mut options = LaunchOptions::default().with_queue_capacity(64);
             if unfused.contains(id) {
                 options = options.unfused();
