@@ -369,3 +369,21 @@ mod native_tests {
         assert!(waited >= Duration::from_micros(2) && waited < Duration::from_secs(1), "{waited:?}");
     }
 }
+
+/// An option's name in error texts, as this build's users write it: JavaScript's key on the web
+/// (`option_name!("queueSize", "queue_size")` is `"queueSize"`), the Rust field natively, with
+/// the key that option objects read through serde use after it (`"queue_size (queueSize)"`).
+/// A literal either way, so `concat!` and format strings take it.
+#[cfg(target_arch = "wasm32")]
+macro_rules! option_name {
+    ($js:literal, $rust:literal) => {
+        $js
+    };
+}
+#[cfg(not(target_arch = "wasm32"))]
+macro_rules! option_name {
+    ($js:literal, $rust:literal) => {
+        concat!($rust, " (", $js, ")")
+    };
+}
+pub(crate) use option_name;

@@ -1439,12 +1439,15 @@ fn while_degraded_sends_to_low_priority_kernels_are_refused_and_nothing_changes(
 fn a_runtime_that_could_not_work_is_refused_when_made() {
     let cpu = || RuntimeOptions::default().with_backend(BackendChoice::Cpu);
     for (options, named) in [
-        (cpu().with_default_queue_size(0), "defaultQueueSize must be between 1 and 4194304, got 0"),
+        (
+            cpu().with_default_queue_size(0),
+            "default_queue_size (defaultQueueSize) must be between 1 and 4194304, got 0",
+        ),
         (
             cpu().with_default_queue_size(MAX_QUEUE_SIZE + 1),
-            "defaultQueueSize must be between 1 and 4194304, got 4194305",
+            "default_queue_size (defaultQueueSize) must be between 1 and 4194304, got 4194305",
         ),
-        (cpu().with_max_messages_per_tick(0), "maxMessagesPerTick must be at least 1, got 0"),
+        (cpu().with_max_messages_per_tick(0), "max_messages_per_tick (maxMessagesPerTick) must be at least 1, got 0"),
     ] {
         let refused = pollster::block_on(Runtime::new(options)).expect_err("refused");
         assert_eq!(common::js_name(&refused), "RangeError", "{refused}");
@@ -1605,8 +1608,7 @@ fn a_ring_larger_than_the_device_can_bind_is_refused_at_launch() {
         rt.call_pod::<i32, i32>("doubler", &21, Some(Duration::from_millis(30_000))).await
     });
     println!("bad inputs tried (ring limits): 1");
-    let refused =
-        matches!(&launched, Err(Error::KernelCompile { message, .. }) if message.contains("largest queueSize"));
+    let refused = matches!(&launched, Err(Error::KernelCompile { message, .. }) if message.contains("largest queue_size (queueSize)"));
     assert!(
         refused && works == Ok(42),
         "a queue of {queue_size} {stride}-byte messages ({ring} bytes of ring, the device binds at most {}): launch \

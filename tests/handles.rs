@@ -438,13 +438,13 @@ fn blocks_grids_and_workgroup_memory_shape_the_dispatch() {
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
-        assert!(e.to_string().contains("sharedMemory must be at most"), "{e}");
+        assert!(e.to_string().contains("shared_memory (sharedMemory) must be at most"), "{e}");
         let e =
             rt.launch_as("doubler", "huge-block", LaunchOptions::default().with_block_size(1 << 20)).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
         assert!(e.to_string().contains("got 1048576"), "{e}");
         let e = rt.launch_as("doubler", "no-grid", LaunchOptions::default().with_grid_size(0)).await.unwrap_err();
-        assert!(e.to_string().contains("maxWorkgroups must be at least 1"), "{e}");
+        assert!(e.to_string().contains("grid_size (maxWorkgroups) must be at least 1"), "{e}");
         assert!(!rt.kernel_ids().iter().any(|id| id == "no-grid"), "a refused launch leaves nothing");
     });
 }
@@ -456,9 +456,9 @@ fn the_cpu_backend_refuses_shapes_some_gpu_would() {
     let rt = common::runtime_on(BackendChoice::Cpu);
     pollster::block_on(async {
         let refused = [
-            ("block-0", LaunchOptions::default().with_block_size(0), "workgroupSize must be 1 to 256"),
+            ("block-0", LaunchOptions::default().with_block_size(0), "block_size (workgroupSize) must be 1 to 256"),
             ("block-257", LaunchOptions::default().with_block_size(257), "what every WebGPU device runs"),
-            ("grid-0", LaunchOptions::default().with_grid_size(0), "maxWorkgroups must be at least 1"),
+            ("grid-0", LaunchOptions::default().with_grid_size(0), "grid_size (maxWorkgroups) must be at least 1"),
             ("memory", LaunchOptions::default().with_shared_memory(16388), "at most 16384 bytes"),
         ];
         for (id, options, says) in refused {

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::Error;
 use crate::message::{MessageLayout, Scalar};
+use crate::platform::option_name;
 
 /// Default invocations per workgroup: 64 is a safe fit for every adapter's limits and a
 /// multiple of common subgroup sizes (4 on SwiftShader, 32 on NVIDIA, 64 on AMD).
@@ -144,18 +145,28 @@ impl DispatchShape {
         let most = limits.invocations;
         if let Some(size) = self.workgroup_size.filter(|&size| size == 0 || size > most) {
             return Err(Error::OutOfRange(format!(
-                "workgroupSize must be 1 to {most} (what {} runs in one workgroup), got {size}",
-                limits.set_by
+                concat!(
+                    option_name!("workgroupSize", "block_size"),
+                    " must be 1 to {} (what {} runs in one workgroup), got {}"
+                ),
+                most, limits.set_by, size
             )));
         }
         if self.max_workgroups == Some(0) {
             return Err(Error::OutOfRange(
-                "maxWorkgroups must be at least 1: a grid of 0 workgroups runs nothing".into(),
+                concat!(
+                    option_name!("maxWorkgroups", "grid_size"),
+                    " must be at least 1: a grid of 0 workgroups runs nothing"
+                )
+                .into(),
             ));
         }
         if self.workgroup_memory_bytes > limits.workgroup_memory_bytes {
             return Err(Error::OutOfRange(format!(
-                "sharedMemory must be at most {} bytes (what {} has), got {}",
+                concat!(
+                    option_name!("sharedMemory", "shared_memory"),
+                    " must be at most {} bytes (what {} has), got {}"
+                ),
                 limits.workgroup_memory_bytes, limits.set_by, self.workgroup_memory_bytes
             )));
         }
@@ -238,7 +249,10 @@ impl KernelDefinition {
     pub fn check_shape(&self) -> Result<(), String> {
         let most = ShapeLimits::PORTABLE.invocations;
         if !(1..=most).contains(&self.workgroup_size) {
-            return Err(format!("workgroupSize must be 1 to {most}, got {}", self.workgroup_size));
+            return Err(format!(
+                concat!(option_name!("workgroupSize", "workgroup_size"), " must be 1 to {}, got {}"),
+                most, self.workgroup_size
+            ));
         }
         if let Some(state) = self.state.filter(|state| !(1..=MAX_STATE_LEN).contains(&state.len)) {
             return Err(format!("state length must be 1 to {MAX_STATE_LEN}, got {}", state.len));

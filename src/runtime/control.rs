@@ -20,7 +20,7 @@ use crate::kernel::{self, KernelDefinition};
 use crate::lifecycle::{Action, KernelState, Lifecycle, LifecycleState};
 use crate::mailbox::Mailbox;
 use crate::memory::MemoryPurpose;
-use crate::platform;
+use crate::platform::{self, option_name};
 use crate::recovery;
 use crate::spans::{self, Phase};
 use crate::table::{Kernel, Resources, Route};
@@ -385,7 +385,12 @@ impl Runtime {
             let lost = device.lost.clone();
             if kernel.def.state.is_none() {
                 return Err(Error::InvalidArgument(format!(
-                    "kernel '{id}' has no state; declare one in its definition (state: {{ type, length }})"
+                    concat!(
+                        "kernel '{}' has no state; declare one in its definition (",
+                        option_name!("state: {{ type, length }}", "with_state(element, len)"),
+                        ")"
+                    ),
+                    id
                 )));
             }
             let Some(store) = kernel.resources.state.clone() else {
@@ -483,17 +488,23 @@ impl Runtime {
 /// The input and output queue bounds and the largest batch `options` ask for (the runtime's
 /// `default_queue_size` where they ask nothing), or which one is out of range.
 fn queue_sizes(options: &LaunchOptions, default_queue_size: usize) -> Result<(usize, usize, usize)> {
-    let queue_size = queue_size_in_range("queueSize", options.queue_size.unwrap_or(default_queue_size))?;
-    let input_size = queue_size_in_range("inputQueueSize", options.input_queue_size.unwrap_or(queue_size))?;
-    let output_size = queue_size_in_range("outputQueueSize", options.output_queue_size.unwrap_or(queue_size))?;
+    let queue_size =
+        queue_size_in_range(option_name!("queueSize", "queue_size"), options.queue_size.unwrap_or(default_queue_size))?;
+    let input_size = options.input_queue_size.unwrap_or(queue_size);
+    let input_size = queue_size_in_range(option_name!("inputQueueSize", "input_queue_size"), input_size)?;
+    let output_size = options.output_queue_size.unwrap_or(queue_size);
+    let output_size = queue_size_in_range(option_name!("outputQueueSize", "output_queue_size"), output_size)?;
     // A zero budget would read as none: every latency is over it.
     if options.latency_budget.is_some_and(|budget| budget.is_zero()) {
-        return Err(Error::OutOfRange("latencyBudgetMs must be more than 0 ms".into()));
+        return Err(Error::OutOfRange(
+            concat!(option_name!("latencyBudgetMs", "latency_budget"), " must be more than 0 ms").into(),
+        ));
     }
     let max_batch = options.max_batch.unwrap_or(input_size);
     if max_batch == 0 || max_batch > input_size {
         return Err(Error::OutOfRange(format!(
-            "maxBatch must be between 1 and the queue size ({input_size}), got {max_batch}"
+            concat!(option_name!("maxBatch", "max_batch"), " must be between 1 and the queue size ({}), got {}"),
+            input_size, max_batch
         )));
     }
     Ok((input_size, output_size, max_batch))

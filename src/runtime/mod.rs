@@ -42,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::health::HealthThresholds;
 use crate::kernel::DispatchShape;
 use crate::lifecycle::{KernelMode, LifecycleState};
-use crate::platform;
+use crate::platform::{self, option_name};
 use crate::table::{Failed, Settings, Shared, Table};
 use crate::telemetry::ShutdownReport;
 use crate::watchdog::WatchdogConfig;
@@ -444,9 +444,15 @@ impl Runtime {
     pub async fn new(options: RuntimeOptions) -> Result<Runtime> {
         // Refused here rather than at each launch (a queue size the caller never passed) or
         // never (a tick bound of 0 that processes nothing).
-        control::queue_size_in_range("defaultQueueSize", options.default_queue_size)?;
+        control::queue_size_in_range(
+            option_name!("defaultQueueSize", "default_queue_size"),
+            options.default_queue_size,
+        )?;
         if options.max_messages_per_tick == Some(0) {
-            return Err(Error::OutOfRange("maxMessagesPerTick must be at least 1, got 0".into()));
+            return Err(Error::OutOfRange(
+                concat!(option_name!("maxMessagesPerTick", "max_messages_per_tick"), " must be at least 1, got 0")
+                    .into(),
+            ));
         }
         if let Some((name, value)) = options.health.out_of_range() {
             let value = crate::platform::Float(value);

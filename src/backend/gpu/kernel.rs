@@ -11,6 +11,7 @@ use crate::codegen::{self, HandlerForm};
 use crate::error::{Error, Result};
 use crate::kernel::{DispatchShape, KernelDefinition, ShapeLimits};
 use crate::memory::{MemoryByPurpose, MemoryPurpose};
+use crate::platform::option_name;
 
 /// The GPU side of one launched kernel. Buffers and pipelines live as long as the kernel.
 pub(crate) struct GpuKernel {
@@ -255,8 +256,13 @@ fn check_limits(device: &wgpu::Device, definition: &KernelDefinition, slots: u32
             let fits = bindable.saturating_sub(header) / stride;
             let largest = if fits == 0 { 0 } else { 1u64 << fits.ilog2() };
             return Err(too_big(format!(
-                "its {ring} ring would be {size} bytes ({slots} slots of {stride}-byte messages), more than this \
-                 device can bind ({bindable} bytes); the largest queueSize that fits is {largest}"
+                concat!(
+                    "its {} ring would be {} bytes ({} slots of {}-byte messages), more than this device can bind ({} \
+                     bytes); the largest ",
+                    option_name!("queueSize", "queue_size"),
+                    " that fits is {}"
+                ),
+                ring, size, slots, stride, bindable, largest
             )));
         }
     }
