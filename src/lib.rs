@@ -139,7 +139,7 @@ pub use runtime::health::HealthChecker;
 pub use runtime::placement::KernelMigrator;
 pub use runtime::queries::AnswersComing;
 pub use runtime::resilience::{CircuitBreaker, KernelWatchdog};
-pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
+pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT, MAX_DEVICES, MAX_QUEUE_SIZE};
 pub use telemetry::{
     DeviceHealth, KernelTelemetry, LatencySummary, RuntimeMetrics, RuntimeSummary, ShutdownReport, TickTime,
 };

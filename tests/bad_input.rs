@@ -32,12 +32,12 @@ use ringkernel_web::kernel::host::HostOutcome;
 use ringkernel_web::kernel::{self, doubler_request, doubler_response, host, HostHandler};
 use ringkernel_web::lifecycle::Action;
 use ringkernel_web::message::MessageLayout;
-use ringkernel_web::MAX_QUEUE_SIZE;
 use ringkernel_web::{
     BackendChoice, DegradationLevel, DegradationOptions, Error, ErrorKind, FieldType, KernelDefinition, KernelState,
     LaunchOptions, MemoryPressureAlert, Runtime, RuntimeOptions, Scalar, StateElement, Value,
 };
 use ringkernel_web::{CircuitBreakerConfig, CircuitState};
+use ringkernel_web::{DeviceSpec, MAX_DEVICES, MAX_QUEUE_SIZE};
 
 // ---- the kernels of the world ----
 
@@ -1453,6 +1453,16 @@ fn a_runtime_that_could_not_work_is_refused_when_made() {
         assert_eq!(common::js_name(&refused), "RangeError", "{refused}");
         assert!(refused.to_string().contains(named), "{refused}");
     }
+    // A device list built by mistake opens nothing, rather than a thread per entry.
+    let many = cpu().with_devices(vec![DeviceSpec::default(); MAX_DEVICES + 1]);
+    let refused = pollster::block_on(Runtime::new(many)).expect_err("refused");
+    assert_eq!(common::js_name(&refused), "RangeError", "{refused}");
+    assert!(refused.to_string().contains("devices lists 65 devices; a runtime runs at most 64"), "{refused}");
+    // An adapter index beside a device list would be ignored: refused instead.
+    let both = cpu().with_devices([DeviceSpec::default(), DeviceSpec::default()]).with_device_index(1);
+    let refused = pollster::block_on(Runtime::new(both)).expect_err("refused");
+    assert_eq!(common::js_name(&refused), "TypeError", "{refused}");
+    assert!(refused.to_string().contains("device_index (deviceIndex) picks the adapter of a runtime's one device"));
     let rt =
         pollster::block_on(Runtime::new(cpu().with_default_queue_size(MAX_QUEUE_SIZE).with_max_messages_per_tick(1)));
     rt.expect("the limits themselves are fine");

@@ -409,6 +409,10 @@ impl LaunchOptions {
 /// for messages of up to 32 bytes.
 pub const MAX_QUEUE_SIZE: usize = 1 << 22;
 
+/// Most devices one runtime opens: more than any machine has GPUs, while each device has a tick
+/// loop of its own (natively a thread), so a list built by mistake cannot open thousands.
+pub const MAX_DEVICES: usize = 64;
+
 /// How long `dispose`, `managed_kernel` and [`KernelHandle::terminate`](crate::KernelHandle::terminate)
 /// give kernels to drain.
 pub const DEFAULT_TERMINATE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -448,6 +452,21 @@ impl Runtime {
             option_name!("defaultQueueSize", "default_queue_size"),
             options.default_queue_size,
         )?;
+        if options.devices.len() > MAX_DEVICES {
+            return Err(Error::OutOfRange(format!(
+                "devices lists {} devices; a runtime runs at most {MAX_DEVICES} (each has a tick loop of its own)",
+                options.devices.len()
+            )));
+        }
+        if !options.devices.is_empty() && options.device_index != 0 {
+            return Err(Error::InvalidArgument(
+                concat!(
+                    option_name!("deviceIndex", "device_index"),
+                    " picks the adapter of a runtime's one device; with devices, each device's own index picks its adapter"
+                )
+                .into(),
+            ));
+        }
         if options.max_messages_per_tick == Some(0) {
             return Err(Error::OutOfRange(
                 concat!(option_name!("maxMessagesPerTick", "max_messages_per_tick"), " must be at least 1, got 0")

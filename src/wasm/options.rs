@@ -456,7 +456,7 @@ impl ReadFields for RuntimeOptions {
             "backend" => put(&mut self.backend, variant::<BackendChoice>(value)),
             "autoRecover" => put(&mut self.auto_recover, boolean(value)),
             "deviceIndex" => put(&mut self.device_index, size(value)),
-            "devices" => put(&mut self.devices, sequence(value, nested)),
+            "devices" => put(&mut self.devices, sequence(value, nested).and_then(some_devices)),
             "loadBalancing" => put(&mut self.load_balancing, variant::<LoadBalancing>(value)),
             "debug" => put(&mut self.debug, boolean(value)),
             "maxMessagesPerTick" => put(&mut self.max_messages_per_tick, option(value, size)),
@@ -703,6 +703,14 @@ fn elements<'a>(value: &'a JsValue, expected: &str) -> Read<Box<dyn Iterator<Ite
 fn sequence<T>(value: &JsValue, read: fn(&JsValue) -> Read<T>) -> Read<Vec<T>> {
     let elements = elements(value, "an array")?.enumerate();
     elements.map(|(i, element)| read(&element?).map_err(|refusal| refusal.at(i))).collect()
+}
+
+/// `devices` as given: an empty list (which the core reads as "not given") is a `RangeError`.
+fn some_devices(devices: Vec<DeviceSpec>) -> Read<Vec<DeviceSpec>> {
+    match devices.is_empty() {
+        true => Err(Refusal { path: String::new(), text: "must list at least one device, got []".into(), range: true }),
+        false => Ok(devices),
+    }
 }
 
 /// An exception thrown while reading (by an iterable's own iterator), passed on as its text.
@@ -1094,6 +1102,7 @@ mod tests {
             (create(&[("health", n(0.5))]), "TypeError: RingKernelRuntime.create options.health must be an object, got 0.5"),
             (create(&[("devices", Array::of2(&object(&[]), &object(&[("index", n(1.5))])).into())]), "RangeError: RingKernelRuntime.create options: devices[1].index must be a whole number from 0 to 4294967295, got 1.5"),
             (create(&[("devices", n(2.0))]), "TypeError: RingKernelRuntime.create options: devices must be an array, got 2"),
+            (create(&[("devices", Array::new().into())]), "RangeError: RingKernelRuntime.create options: devices must list at least one device, got []"),
             (create(&[("degradation", object(&[("latencyThresholds", numbers(&[1.0, 2.0]))]))]), "TypeError: RingKernelRuntime.create options: degradation.latencyThresholds must be an array of 4 numbers, got 2 of them"),
             (create(&[("degradation", object(&[("memoryThresholds", Array::of4(&n(1.0), &"2".into(), &n(3.0), &n(4.0)).into())]))]), "TypeError: RingKernelRuntime.create options: degradation.memoryThresholds[1] must be a number, got \"2\""),
             (create(&[("degradation", object(&[("cooldownMs", n(-5.0))]))]), "RangeError: RingKernelRuntime.create options: degradation.cooldownMs must be a number of milliseconds, at least 0, got -5"),
