@@ -14,13 +14,32 @@
 //!
 //! Each [`Runtime`](crate::Runtime) has one clock: envelopes are stamped by it when they are sent,
 //! at every pipeline stage they pass and when their answers are taken
-//! ([`Runtime::current_timestamp`](crate::Runtime::current_timestamp) reads it). A timestamp
-//! from far in the future (a remote clock that is wrong) drags the clock's physical part with
-//! it; nothing bounds that drift here.
+//! ([`Runtime::current_timestamp`](crate::Runtime::current_timestamp) reads it). A received
+//! timestamp drags the clock's physical part with it, so the runtime refuses one more than
+//! [`MAX_DRIFT`] ahead of its wall clock ([`check_drift`]): a remote clock that wrong would
+//! otherwise carry this one along for good.
 //!
 //! In JavaScript a timestamp is `{ physicalMs, logical }` (two numbers), the serde form too.
 
 use std::cmp::Ordering;
+use std::time::Duration;
+
+/// How far ahead of the wall clock a received timestamp may be (an hour: clocks that disagree
+/// by seconds or minutes pass; a date days ahead, or a garbage number, does not).
+pub const MAX_DRIFT: Duration = Duration::from_secs(3600);
+
+/// `Err` (saying by how much) when `remote` is more than [`MAX_DRIFT`] ahead of `wall_ms`, the
+/// wall clock in milliseconds since the Unix epoch.
+pub fn check_drift(remote: HlcTimestamp, wall_ms: u64) -> Result<(), String> {
+    let most = MAX_DRIFT.as_millis() as u64;
+    match remote.physical_ms.saturating_sub(wall_ms) {
+        ahead if ahead > most => Err(format!(
+            "its timestamp ({remote}) is {ahead} ms ahead of this runtime's wall clock, more than {most} ms: a \
+             clock that wrong would drag the runtime's with it"
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// A hybrid logical clock's timestamp: wall-clock milliseconds, then a logical counter. Ordered
 /// by `physical_ms`, then `logical` (see the [module docs](self)).

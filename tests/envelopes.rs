@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use common::runtime_on;
 use ringkernel_web::kernel::{self, doubler_request, doubler_response, host};
 use ringkernel_web::{
-    BackendChoice, EnvelopeHeader, HlcTimestamp, KernelDefinition, KernelState, LaunchOptions, MessageEnvelope,
-    Runtime, Value,
+    BackendChoice, EnvelopeHeader, ErrorKind, HlcTimestamp, KernelDefinition, KernelState, LaunchOptions,
+    MessageEnvelope, Runtime, Value,
 };
 
 const BACKENDS: [BackendChoice; 2] = [BackendChoice::Auto, BackendChoice::Cpu];
@@ -139,6 +139,16 @@ fn an_answer_names_its_request_and_is_stamped_after_it() {
                 .await
                 .unwrap();
             assert!(fourth.timestamp > ahead);
+            // One from a clock days ahead is refused, and the runtime's clock stays where it was.
+            let before = rt.current_timestamp();
+            let days_ahead = HlcTimestamp::new(before.physical_ms + 11 * 24 * 3600 * 1000, 0);
+            let e = rt
+                .send_envelope("doubler", &MessageEnvelope::new(value(5)).with_timestamp(days_ahead), None)
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
+            assert!(e.to_string().contains("ms ahead of this runtime's wall clock, more than 3600000 ms"), "{e}");
+            assert!(rt.current_timestamp().physical_ms < before.physical_ms + 3_600_000, "the clock was not dragged");
             let mut last = answer.header.timestamp;
             for expected in 1..=4 {
                 let got = rt.receive_envelope("doubler", WAIT).await.unwrap();
