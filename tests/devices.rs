@@ -204,6 +204,17 @@ fn a_runtime_of_a_gpu_and_a_cpu_device_places_each_kernel_where_it_runs() {
 }
 
 #[test]
+fn destroy_device_without_an_id_takes_the_first_gpu_device() {
+    let options = RuntimeOptions::default().with_devices([DeviceSpec::new(BackendChoice::Cpu), DeviceSpec::default()]);
+    let rt = pollster::block_on(Runtime::new(options)).expect("a cpu device and a GPU device");
+    let e = rt.destroy_device_at(D0).unwrap_err();
+    assert_eq!(e.to_string(), "invalid argument: device 0: the cpu backend has no device to destroy");
+    rt.destroy_device().unwrap();
+    common::wait_until("device 1 lost", || rt.gpu_topology().devices[1].lost.is_some());
+    assert!(rt.gpu_topology().devices[0].lost.is_none());
+}
+
+#[test]
 fn losing_one_device_fails_only_its_kernels() {
     let rt = two_devices(LoadBalancing::RoundRobin);
     pollster::block_on(async {

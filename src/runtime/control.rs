@@ -469,7 +469,8 @@ impl Runtime {
     /// so applications can test how they handle `DeviceLost` and [`recover`](Self::recover).
     /// Kernels become `Failed` as soon as the tick notices (at once if it is idle).
     pub fn destroy_device(&self) -> Result<()> {
-        self.destroy_device_at(crate::devices::DeviceId(0))
+        let first_gpu = self.shared.device_ids().find(|&id| self.shared.device(id).gpu().is_some());
+        self.destroy_device_at(first_gpu.unwrap_or(crate::devices::DeviceId(0)))
     }
 
     /// [`destroy_device`](Self::destroy_device) for `device`: only its kernels fail.
@@ -478,7 +479,10 @@ impl Runtime {
         self.check_device(device)?;
         match self.shared.device(device).gpu() {
             Some(gpu) => gpu.destroy("the device was destroyed (destroyDevice)"),
-            None => return Err(Error::InvalidArgument("the cpu backend has no device to destroy".into())),
+            None => {
+                let reason = "the cpu backend has no device to destroy".to_owned();
+                return Err(Error::InvalidArgument(self.name_device(device.index(), reason)));
+            }
         }
         self.shared.wake();
         Ok(())

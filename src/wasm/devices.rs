@@ -75,7 +75,7 @@ impl JsRuntime {
         })
     }
 
-    /// Destroys a GPU device (`GPUDevice.destroy()`; the first without `device`), as a driver
+    /// Destroys a GPU device (`GPUDevice.destroy()`; the first GPU device without `device`), as a driver
     /// reset or a lost GPU would, to test how an application handles `DeviceLostError` and
     /// `recover()`. Only the kernels on that device fail.
     #[wasm_bindgen(js_name = destroyDevice)]
@@ -83,10 +83,10 @@ impl JsRuntime {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "number")] device: Option<JsValue>,
     ) -> Result<(), JsValue> {
-        let device = match device.filter(|d| !d.is_undefined()) {
-            Some(device) => device_id(&device, "device")?,
-            None => DeviceId(0),
-        };
-        self.inner.destroy_device_at(device).map_err(js_error)
+        match device.filter(|d| !d.is_undefined()) {
+            Some(device) => self.inner.destroy_device_at(device_id(&device, "device")?),
+            None => self.inner.destroy_device(),
+        }
+        .map_err(js_error)
     }
 }
