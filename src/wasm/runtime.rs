@@ -344,7 +344,8 @@ impl JsRuntime {
         self.inner.kernel_watchdog().set_action(watchdog_action(action)?).map_err(js_error)
     }
 
-    /// The adapter this runtime runs on: `{ backend, name, driver, deviceType }`.
+    /// The adapter this runtime's first device runs on: `{ backend, name, driver, deviceType }`
+    /// (`topology()` gives every device's).
     #[wasm_bindgen(getter, unchecked_return_type = "AdapterInfo")]
     pub fn adapter(&self) -> Result<JsValue, JsValue> {
         to_js(&self.inner.adapter())
