@@ -124,9 +124,10 @@ impl<In, Out> KernelHandle<In, Out> {
         self.deactivate().await
     }
 
-    /// `deactivated` → `active` (the seed's `resume`).
+    /// The seed's name for [`activate`](Self::activate): `deactivated` → `active`, or
+    /// `launched` → `active`.
     pub async fn resume(&self) -> Result<()> {
-        self.runtime.reactivate(self.live_id()?).await
+        self.activate().await
     }
 
     /// Graceful stop: queued and in-flight messages are processed first (their answers stay

@@ -184,12 +184,9 @@ impl JsKernelHandle {
         self.deactivate()
     }
 
-    /// `deactivated` → `active` (the seeds' `resume`).
+    /// The seeds' name for `activate`: `deactivated` → `active`, or `launched` → `active`.
     pub fn resume(&self) -> Promise {
-        match self.id_js() {
-            Ok(id) => promise(calls::reactivate(self.runtime(), id)),
-            Err(rejected) => rejected,
-        }
+        self.activate()
     }
 
     /// Graceful stop within `{ timeout }` ms (default 5000); also `[Symbol.asyncDispose]`.
