@@ -97,6 +97,20 @@ pub struct StaleKernel {
     pub action: WatchdogAction,
 }
 
+/// `timeout`, unless it is zero (`OutOfRange`): every kernel with input would be stale at once.
+pub(crate) fn checked_heartbeat(timeout: Duration) -> crate::error::Result<Duration> {
+    match timeout.is_zero() {
+        true => Err(crate::error::Error::OutOfRange(
+            concat!(
+                crate::platform::option_name!("heartbeatTimeoutMs", "heartbeat_timeout"),
+                " must be more than 0 ms: with none, every kernel with input is stale at once"
+            )
+            .into(),
+        )),
+        false => Ok(timeout),
+    }
+}
+
 fn heartbeat_timeout_ms<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     crate::circuit::millis(deserializer, "watchdog.heartbeatTimeoutMs")
 }

@@ -37,7 +37,7 @@ use ringkernel_web::{
     LaunchOptions, MemoryPressureAlert, Runtime, RuntimeOptions, Scalar, StateElement, Value,
 };
 use ringkernel_web::{CircuitBreakerConfig, CircuitState};
-use ringkernel_web::{DeviceSpec, MAX_DEVICES, MAX_QUEUE_SIZE};
+use ringkernel_web::{DeviceSpec, WatchdogConfig, MAX_DEVICES, MAX_QUEUE_SIZE};
 
 // ---- the kernels of the world ----
 
@@ -1453,6 +1453,13 @@ fn a_runtime_that_could_not_work_is_refused_when_made() {
         assert_eq!(common::js_name(&refused), "RangeError", "{refused}");
         assert!(refused.to_string().contains(named), "{refused}");
     }
+    // A zero heartbeat would call every kernel with input stale at once.
+    let zero = WatchdogConfig::default().with_heartbeat_timeout(Duration::ZERO);
+    let refused = pollster::block_on(Runtime::new(cpu().with_watchdog(zero))).expect_err("refused");
+    assert!(refused.to_string().contains("heartbeat_timeout (heartbeatTimeoutMs) must be more than 0 ms"), "{refused}");
+    let rt = pollster::block_on(Runtime::new(cpu())).unwrap();
+    let refused = rt.kernel_watchdog().set_heartbeat_timeout(Duration::ZERO).unwrap_err();
+    assert_eq!(common::js_name(&refused), "RangeError", "{refused}");
     // A device list built by mistake opens nothing, rather than a thread per entry.
     let many = cpu().with_devices(vec![DeviceSpec::default(); MAX_DEVICES + 1]);
     let refused = pollster::block_on(Runtime::new(many)).expect_err("refused");

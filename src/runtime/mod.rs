@@ -357,7 +357,8 @@ impl LaunchOptions {
         self
     }
 
-    /// Bytes of workgroup memory the handler can use (`workgroup_memory`).
+    /// Bytes of workgroup memory the handler can use (`workgroup_memory: array<u32, N>`, so a
+    /// count that is not a multiple of 4 is rounded up to whole words).
     pub fn with_shared_memory(mut self, bytes: u32) -> Self {
         self.shared_memory = bytes;
         self
@@ -477,6 +478,7 @@ impl Runtime {
             let value = crate::platform::Float(value);
             return Err(Error::OutOfRange(format!("health.{name} must be a fraction from 0 to 1, got {value}")));
         }
+        crate::watchdog::checked_heartbeat(options.watchdog.heartbeat_timeout)?;
         if let Some(breaker) = &options.circuit_breaker {
             breaker.validate().map_err(Error::OutOfRange)?;
         }

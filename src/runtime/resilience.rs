@@ -130,7 +130,8 @@ impl KernelWatchdog {
     /// Sets the heartbeat timeout for later scans (`Disposed` once the runtime has stopped:
     /// no scan will run).
     pub fn set_heartbeat_timeout(&self, timeout: Duration) -> Result<()> {
-        self.runtime.open_table()?.watchdog.heartbeat_timeout = timeout;
+        let mut table = self.runtime.open_table()?;
+        table.watchdog.heartbeat_timeout = crate::watchdog::checked_heartbeat(timeout)?;
         Ok(())
     }
 
