@@ -49,7 +49,8 @@ const DRAIN_MS = 15000;
 // Operations left in flight at once, at most (a new one beyond it is awaited).
 const MAX_IN_FLIGHT = 16;
 // How lifecycle calls move a kernel (README: activate/deactivate/reactivate are launched →
-// active ⇄ deactivated; a handle's activate also resumes). Anything else is a KernelStateError
+// active ⇄ deactivated; a handle's activate also resumes, and resume is the seeds' alias for
+// activate). Anything else is a KernelStateError
 // that changes nothing.
 const TRANSITIONS = {
   "rt.activate": { launched: "active" },
@@ -58,7 +59,7 @@ const TRANSITIONS = {
   "h.activate": { launched: "active", deactivated: "active" },
   "h.deactivate": { active: "deactivated" },
   "h.suspend": { active: "deactivated" },
-  "h.resume": { deactivated: "active" },
+  "h.resume": { launched: "active", deactivated: "active" },
 };
 
 await init();
