@@ -3,7 +3,7 @@
 //!
 //! It is recovery's move ([`crate::recovery`]) made on purpose, on a live kernel:
 //! 1. the kernel is compiled on the target device while it keeps running where it is;
-//! 2. it leaves its device's ticks (`migrating`), and a tick that already has it planned is
+//! 2. it leaves its device's ticks (`held_out`), and a tick that already has it planned is
 //!    waited for, so every answer of that tick is delivered;
 //! 3. under the table lock, in one step: its held input goes back to the front of its input
 //!    queue (in order), its state as of that tick is written on the target, its rings are
@@ -95,13 +95,13 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
             // While it compiled on the target (or its last tick delivered), the runtime may have
             // stopped or the kernel been terminated: then it stays where it is, as it was.
             if let Err(refused) = if stopped { Err(Error::Disposed) } else { movable(id, kernel) } {
-                kernel.migrating = false;
+                kernel.held_out = false;
                 kernel.notify();
                 drop(table);
                 shared.wake();
                 return Err(refused);
             }
-            kernel.migrating = true;
+            kernel.held_out = true;
             if !kernel.in_tick {
                 break table;
             }
@@ -119,7 +119,7 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
     kernel.resources.state = exec.state_store();
     kernel.resources.exec = Some(exec);
     kernel.device = to;
-    kernel.migrating = false;
+    kernel.held_out = false;
     // Its old device was lost while it moved: it runs again, on the new one.
     if kernel.life.awaiting_device() {
         kernel.life.relaunched();

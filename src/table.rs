@@ -38,8 +38,9 @@ pub(crate) struct Kernel {
     pub def: Arc<KernelDefinition>,
     /// The device it runs on (see [`crate::devices`]); migration moves it.
     pub device: DeviceId,
-    /// A migration is moving it: the tick leaves it out until the move is done.
-    pub migrating: bool,
+    /// The tick leaves it out: a migration is moving it (until the move is done), or a
+    /// terminate that ran out of time waits for the tick it is in to deliver.
+    pub held_out: bool,
     /// A tick on its device has it planned and not yet delivered (migration waits for that).
     pub in_tick: bool,
     pub mode: KernelMode,
@@ -283,7 +284,7 @@ impl Table {
         let mut ids: Vec<String> = self
             .kernels
             .iter()
-            .filter(|(_, k)| device.is_none_or(|d| k.device == d) && !k.migrating && k.runs())
+            .filter(|(_, k)| device.is_none_or(|d| k.device == d) && !k.held_out && k.runs())
             .map(|(id, _)| id.clone())
             .collect();
         // Ids are unique, so this is `sort`'s order (one sort instance in the wasm, not two).

@@ -219,3 +219,43 @@ fn a_launch_compiling_when_dispose_begins_leaves_no_kernel_behind() {
         }
     }
 }
+
+/// A terminate out of time while a tick has the kernel's messages on the device waits for that
+/// tick: those messages ran, so they are answered and counted processed, not unprocessed (their
+/// answers were discarded while the kernel's state showed them run). Only messages never
+/// dispatched count as unprocessed, and every message is one or the other. The histogram's bins
+/// say which ran: 16 samples each.
+#[test]
+fn a_terminate_out_of_time_keeps_the_answers_of_messages_already_on_the_device() {
+    for backend in [BackendChoice::Auto, BackendChoice::Cpu] {
+        let rt = runtime_on(backend);
+        pollster::block_on(async {
+            for round in 0..40 {
+                let id = format!("cut-{round}");
+                rt.launch_as("histogram", &id, queue(64).with_auto_activate()).await.unwrap();
+                let samples: Vec<[f32; 16]> =
+                    (0..4).map(|m| std::array::from_fn(|i| (m * 16 + i) as f32 / 64.0)).collect();
+                rt.send_batch(&id, &samples, WAIT).await.unwrap();
+                if round % 2 == 1 {
+                    // Let the tick take them first, some rounds.
+                    std::thread::sleep(Duration::from_micros(300));
+                }
+                let unprocessed = match rt.terminate(&id, NOW).await {
+                    Ok(()) => 0,
+                    Err(Error::Timeout { unprocessed, .. }) => unprocessed,
+                    Err(other) => panic!("{backend:?}: {other}"),
+                };
+                let mut answered = 0u64;
+                while let Ok(Some(())) = rt.try_receive_with(&id, |_, _| ()) {
+                    answered += 1;
+                }
+                let bins: Vec<u32> = rt.read_state_as(&id).await.unwrap();
+                let ran = bins.iter().sum::<u32>() as u64 / 16;
+                let processed = rt.kernel_metrics(&id).unwrap().messages_processed;
+                assert_eq!(answered + unprocessed, 4, "{backend:?} round {round}: every message once");
+                assert_eq!((ran, processed), (answered, answered), "{backend:?} round {round}: what ran was answered");
+                rt.remove(&id).unwrap();
+            }
+        });
+    }
+}

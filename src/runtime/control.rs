@@ -79,7 +79,7 @@ impl Runtime {
             }
             let kernel = Kernel {
                 device,
-                migrating: false,
+                held_out: false,
                 in_tick: false,
                 mode: options.mode,
                 max_batch: max_batch as u32,
@@ -280,7 +280,7 @@ impl Runtime {
         self.shared.wake();
         loop {
             let listener = changed.listen();
-            {
+            let ran_out = {
                 let mut table = self.shared.lock();
                 // Without automatic recovery nothing will drain a kernel whose device was lost.
                 let (kernel, device) = table.kernel_on_device(id)?;
@@ -289,37 +289,50 @@ impl Runtime {
                     return kernel.ended.clone().map_or(Ok(()), Err);
                 }
                 let stranded = device.lost.clone().filter(|_| !self.shared.settings.auto_recover);
-                let unprocessed = kernel.mailbox.inbox.len() as u64 + kernel.cursor.in_flight() as u64;
                 let timed_out = deadline.is_some_and(|d| platform::now_ms() >= d);
                 let stranded = stranded.filter(|_| kernel.resources.exec.is_none());
-                if unprocessed == 0 || timed_out || stranded.is_some() {
-                    kernel.life.apply(Action::Finish).map_err(|t| t.for_kernel(id))?;
-                    *ended_here = true;
-                    kernel.counters.unprocessed_at_termination = unprocessed;
-                    kernel.counters.stopped_at_ms = Some(platform::now_ms());
-                    // Dropping (not destroying) lets wgpu free the rings once in-flight work ends.
-                    kernel.resources.exec = None;
-                    kernel.mailbox.inbox.clear();
-                    kernel.cursor.stopped();
-                    kernel.mailbox.ledger.cancel_unanswered();
-                    kernel.notify();
-                    kernel.ended = match stranded.filter(|_| unprocessed > 0) {
-                        Some(Error::DeviceLost { reason }) => {
-                            Some(Error::StrandedByDeviceLoss { id: id.to_owned(), reason, unprocessed })
-                        }
-                        _ if unprocessed > 0 => Some(Error::Timeout {
-                            id: id.to_owned(),
-                            operation: "terminate".into(),
-                            stall: None,
-                            timeout: timeout.unwrap_or_default(),
-                            unprocessed,
-                        }),
-                        _ => None,
-                    };
-                    return kernel.ended.clone().map_or(Ok(()), Err);
+                // Out of time while a tick has its messages on the device: they run (or ran)
+                // there, so that tick delivers them, answers and counts, before the kernel
+                // ends; it takes nothing more meanwhile. Only messages never dispatched are left
+                // unprocessed.
+                if timed_out && kernel.in_tick && stranded.is_none() {
+                    kernel.held_out = true;
+                    true
+                } else {
+                    let unprocessed = kernel.mailbox.inbox.len() as u64 + kernel.cursor.in_flight() as u64;
+                    if unprocessed == 0 || timed_out || stranded.is_some() {
+                        kernel.life.apply(Action::Finish).map_err(|t| t.for_kernel(id))?;
+                        *ended_here = true;
+                        kernel.held_out = false;
+                        kernel.counters.unprocessed_at_termination = unprocessed;
+                        kernel.counters.stopped_at_ms = Some(platform::now_ms());
+                        // Dropping (not destroying) lets wgpu free the rings once in-flight work ends.
+                        kernel.resources.exec = None;
+                        kernel.mailbox.inbox.clear();
+                        kernel.cursor.stopped();
+                        kernel.mailbox.ledger.cancel_unanswered();
+                        kernel.notify();
+                        kernel.ended = match stranded.filter(|_| unprocessed > 0) {
+                            Some(Error::DeviceLost { reason }) => {
+                                Some(Error::StrandedByDeviceLoss { id: id.to_owned(), reason, unprocessed })
+                            }
+                            _ if unprocessed > 0 => Some(Error::Timeout {
+                                id: id.to_owned(),
+                                operation: "terminate".into(),
+                                stall: None,
+                                timeout: timeout.unwrap_or_default(),
+                                unprocessed,
+                            }),
+                            _ => None,
+                        };
+                        return kernel.ended.clone().map_or(Ok(()), Err);
+                    }
+                    false
                 }
-            }
-            wait(listener, deadline).await;
+            };
+            // Waiting for the last tick is not bounded by the deadline, which has passed: the
+            // tick ends, delivering or failing (a lost device ends it too).
+            wait(listener, if ran_out { None } else { deadline }).await;
         }
     }
 

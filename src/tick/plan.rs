@@ -208,7 +208,7 @@ pub(crate) fn dispatches<'t>(table: &'t Table, plan: &[Planned]) -> Vec<Dispatch
                 forward: p.forward,
                 level: p.level,
                 definition: &kernel.def,
-                fusable: kernel.life.state() == KernelState::Active && !kernel.migrating,
+                fusable: kernel.life.state() == KernelState::Active && !kernel.held_out,
             }
         })
         .collect()
@@ -217,8 +217,7 @@ pub(crate) fn dispatches<'t>(table: &'t Table, plan: &[Planned]) -> Vec<Dispatch
 /// How `kernel`'s answers reach its downstream on a backend that routes so: on the device only
 /// when both run on the same device and the downstream is not moving to another.
 fn routing_of(table: &Table, kernel: &Kernel, backend: Routing) -> Routing {
-    let same_device =
-        |down: &String| table.kernels.get(down).is_some_and(|d| d.device == kernel.device && !d.migrating);
+    let same_device = |down: &String| table.kernels.get(down).is_some_and(|d| d.device == kernel.device && !d.held_out);
     match (&kernel.route.downstream, backend) {
         (Some(down), Routing::OnDevice) if same_device(down) => Routing::OnDevice,
         _ => Routing::ViaHost,
@@ -229,7 +228,7 @@ fn routing_of(table: &Table, kernel: &Kernel, backend: Routing) -> Routing {
 /// input queue: 0 when it does not run on this backend. Bounded by its ring and by where its
 /// own answers go (its output queue, or its downstream's room, recursively).
 fn forward_room(table: &Table, id: &str, backend: Routing, capacity: fn(&KernelExec) -> Option<u32>) -> usize {
-    let Some(kernel) = table.kernels.get(id).filter(|k| k.runs() && !k.migrating) else { return 0 };
+    let Some(kernel) = table.kernels.get(id).filter(|k| k.runs() && !k.held_out) else { return 0 };
     let Some(slots) = kernel.resources.exec.as_ref().and_then(capacity) else { return 0 };
     let queued = kernel.cursor.in_flight() as usize + kernel.mailbox.inbox.len();
     let ring_room = (slots as usize).saturating_sub(queued);
@@ -295,7 +294,7 @@ mod tests {
         assert_eq!(mailbox.accept_packed(&packed, 0.0), queued);
         Kernel {
             device: DeviceId(0),
-            migrating: false,
+            held_out: false,
             in_tick: false,
             mode: KernelMode::Persistent,
             max_batch: 64,
