@@ -115,7 +115,8 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
     // Held input waits again at the front, in order; its answers come from the new device.
     kernel.cursor.device_lost(&mut kernel.mailbox);
     carry_state(kernel, &exec, &target);
-    // Dropping (not destroying) the old rings lets wgpu free them once in-flight work ends.
+    // Dropped: the old rings go (destroyed on the web; see `GpuBuffer`'s `Drop`); no tick has
+    // them in flight, as the wait above made sure.
     kernel.resources.state = exec.state_store();
     kernel.resources.exec = Some(exec);
     kernel.device = to;

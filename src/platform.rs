@@ -134,6 +134,13 @@ pub const fn hot_label(label: &'static str) -> Option<&'static str> {
 /// See "Commands encoded ahead" in `MEASURED.md`.
 pub const ENCODE_AHEAD: bool = cfg!(target_arch = "wasm32");
 
+/// Whether a buffer the runtime lets go of is destroyed there and then. On the web dropping a
+/// `GPUBuffer` frees its memory only when the page's garbage collector gets to it (a page
+/// churning large kernels held hundreds of MiB that way while the runtime counted a few), so it
+/// is destroyed, which WebGPU allows once no command still to be submitted uses it (see
+/// `GpuBuffer`'s `Drop`). Natively wgpu frees a dropped buffer once the work using it is done.
+pub const DESTROY_DROPPED_BUFFERS: bool = cfg!(target_arch = "wasm32");
+
 /// Whether a tick input of `bytes` goes up with its ring header in one staged write (wgpu's
 /// `write_buffer_with`). Natively that write is the one copy, into wgpu's staging memory,
 /// whatever the size. On the web wgpu stages it in a zeroed buffer on the wasm heap, which

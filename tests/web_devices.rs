@@ -167,6 +167,47 @@ async fn a_webgpu_and_a_cpu_device_each_get_the_kernels_they_run() {
     call(&rt, "dispose", &[]).await;
 }
 
+/// `GPUBuffer.destroy()` calls so far, counted by a wrapper installed the first time.
+fn destroyed_buffers() -> f64 {
+    js_sys::eval(
+        "if (globalThis.__destroyedBuffers === undefined) {
+           globalThis.__destroyedBuffers = 0;
+           const destroy = GPUBuffer.prototype.destroy;
+           GPUBuffer.prototype.destroy = function () { globalThis.__destroyedBuffers++; return destroy.call(this); };
+         }
+         globalThis.__destroyedBuffers",
+    )
+    .unwrap()
+    .as_f64()
+    .unwrap()
+}
+
+/// Rings a kernel leaves behind (migrated away, terminated) are destroyed at once: dropped, a
+/// `GPUBuffer` frees its memory only when the garbage collector gets to it, and a page churning
+/// large kernels held hundreds of MiB that way.
+#[wasm_bindgen_test]
+async fn rings_left_behind_are_destroyed_not_left_to_the_garbage_collector() {
+    destroyed_buffers();
+    let rt = two_devices().await;
+    register("churn");
+    let options = object(&[("device", 0.into()), ("autoActivate", true.into()), ("queueSize", 4096.into())]);
+    invoke(&rt, "launch", &["churn".into(), JsValue::NULL, options]).await.unwrap();
+    assert_eq!(send_now(&rt, "churn", &[1, 2, 3]).await, 3);
+    let mut answers = Vec::new();
+    while answers.len() < 3 {
+        answers.extend(receive_now(&rt, "churn", 3).await);
+    }
+    assert_eq!(answers, [4, 7, 10]);
+    let before = destroyed_buffers();
+    invoke(&rt, "migrate", &["churn".into(), 1.into()]).await.unwrap();
+    let moved = destroyed_buffers();
+    assert!(moved >= before + 2.0, "the input and output rings on device 0: {before} → {moved}");
+    invoke(&rt, "terminate", &["churn".into()]).await.unwrap();
+    let ended = destroyed_buffers();
+    assert!(ended >= moved + 2.0, "the rings on device 1: {moved} → {ended}");
+    call(&rt, "dispose", &[]).await;
+}
+
 #[wasm_bindgen_test]
 async fn a_call_in_flight_gets_its_answer_across_a_migration() {
     let rt = two_devices().await;

@@ -306,7 +306,7 @@ impl Runtime {
                         kernel.held_out = false;
                         kernel.counters.unprocessed_at_termination = unprocessed;
                         kernel.counters.stopped_at_ms = Some(platform::now_ms());
-                        // Dropping (not destroying) lets wgpu free the rings once in-flight work ends.
+                        // Dropped: the rings go (destroyed on the web; see `GpuBuffer`'s `Drop`).
                         kernel.resources.exec = None;
                         kernel.mailbox.inbox.clear();
                         kernel.cursor.stopped();

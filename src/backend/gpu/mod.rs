@@ -28,6 +28,7 @@ use event_listener::Event;
 use super::{AdapterSummary, BackendChoice, DeviceRequest};
 use crate::error::{Error, Result};
 use crate::memory::{DeviceMemoryLimits, MemoryPurpose, PurposeBytes};
+use crate::platform;
 pub(crate) use kernel::GpuKernel;
 use readback::Readback;
 
@@ -187,8 +188,17 @@ impl Deref for GpuBuffer {
     }
 }
 
+/// Its memory goes back when it is dropped (see [`platform::DESTROY_DROPPED_BUFFERS`]). Safe:
+/// the runtime drops a kernel's rings and state under the table's lock, which a tick holds from
+/// planning to `submit`, so any tick using them has submitted already (WebGPU finishes submitted
+/// work on a destroyed buffer); commands kept for a later tick that bind them go first (a
+/// kernel's own with it, a fused chain's by `forget_fused`); and whoever copies a state array
+/// out holds the buffer until its copy is submitted.
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
+        if platform::DESTROY_DROPPED_BUFFERS {
+            self.buffer.destroy();
+        }
         self.stats.count.fetch_sub(1, Ordering::Relaxed);
         self.stats.bytes.fetch_sub(self.buffer.size(), Ordering::Relaxed);
         self.stats.by_purpose.sub(self.purpose, self.buffer.size());
