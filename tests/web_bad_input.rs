@@ -598,14 +598,15 @@ fn transition_rows(held: &[(KernelState, &'static str)]) -> Vec<Row> {
                 .prop("action", action);
             rows.push(r);
         };
-        // The kernel's handle: activate also resumes a deactivated kernel.
+        // The kernel's handle: activate also resumes a deactivated kernel, and resume is its
+        // alias (the seeds').
         if state != KernelState::Deactivated && state.next(Action::Activate).is_none() {
             refuse_op("handle.activate".into(), handle(id, "activate", &[]), Action::Activate);
+            refuse_op("handle.resume".into(), handle(id, "resume", &[]), Action::Activate);
         }
         for (name, action, args) in [
             ("deactivate", Action::Deactivate, vec![]),
             ("suspend", Action::Deactivate, vec![]),
-            ("resume", Action::Reactivate, vec![]),
             ("terminate", Action::Terminate, vec![timeout(30_000.0)]),
         ] {
             // A terminate while one is under way is no mistake: it waits with it.
