@@ -1,6 +1,8 @@
-// Model-based fuzzing of the package's JavaScript API on the cpu backend, in Node: random cases
-// of 1 to 3 kernels with small queues (sometimes connected into a pipeline), whose JavaScript
-// handlers echo a sequence number and drop some by a fixed rule, driven by random sends,
+// Model-based fuzzing of the package's JavaScript API in Node, on the cpu backend or (with
+// FUZZ_BACKEND=webgpu; tests/fuzz-webgpu.test.mjs runs it so) on WebGPU from the `webgpu` package
+// (Dawn over SwiftShader, as the README's Node section sets it up): random cases of 1 to 3
+// kernels with small queues (sometimes connected into a pipeline), whose handlers (JavaScript, and
+// their WGSL twins on a GPU) echo a sequence number and drop some by a fixed rule, driven by random sends,
 // envelopes, batches, calls, receives, lifecycle changes and terminates, through the runtime's
 // id-based calls and through kernel handles, some awaited, some left in flight, with timeouts
 // of a few ms and AbortSignals. A model follows every message and checks the README's promise:
@@ -11,7 +13,13 @@
 //
 // The schedule is seeded, so every run makes the same operations (their timing still varies).
 // FUZZ_SEED and FUZZ_CASES change the run; FUZZ_CASE=n runs case n alone, to replay a failure,
-// whose message gives the seed, the case and the trace of operations that led to it.
+// whose message gives the seed, the case and the trace of operations that led to it. To explore:
+// FUZZ_FIRST (the first case), FUZZ_KERNELS, FUZZ_PIPE=always|never, FUZZ_MODE=distinct|same|none
+// (every kernel its own drop rule, one rule for all so that kernels group on a GPU, or none so
+// that pipelines fuse), FUZZ_TRACKED=0|1, FUZZ_STEPS_X, FUZZ_CASE_LIMIT_MS.
+//
+// On a GPU no handler runs on the host, so what ran where is learnt from the kernels' `state`
+// (tracked cases count each sequence number there) and checked at the end of the case.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -26,6 +34,19 @@ import init, {
   KernelNotFoundError,
   RuntimeDisposedError,
 } from "ringkernel-web";
+// FUZZ_BACKEND: cpu (the default) or webgpu (Dawn over SwiftShader unless VK_ICD_FILENAMES says
+// otherwise: Dawn turns Mesa's lavapipe down).
+import { create as createGpu, globals as gpuGlobals } from "webgpu";
+const BACKEND = process.env.FUZZ_BACKEND || "cpu";
+const GPU = BACKEND !== "cpu";
+if (GPU) {
+  process.env.VK_ICD_FILENAMES ??= "/usr/lib/chromium/vk_swiftshader_icd.json";
+  Object.assign(globalThis, gpuGlobals);
+  globalThis.navigator = { gpu: createGpu([]) };
+}
+// Kernels record the seqs they handle in a `state` array (tracked cases), read back at the end.
+const STATE_LEN = 8192;
+const CASE_LIMIT_MS = Number(process.env.FUZZ_CASE_LIMIT_MS || 90000);
 
 const envInt = (name, fallback) => {
   const text = process.env[name];
@@ -37,6 +58,7 @@ const envInt = (name, fallback) => {
 const SEED = envInt("FUZZ_SEED", 20261205);
 const CASES = envInt("FUZZ_CASES", 300);
 const ONLY_CASE = envInt("FUZZ_CASE", null);
+const FIRST_CASE = envInt("FUZZ_FIRST", 0);
 
 // Kernel i drops the messages whose seq % p === r (returns null): a different rule per stage, so
 // a pipeline drops some at each stage.
@@ -49,8 +71,7 @@ const DRAIN_MS = 15000;
 // Operations left in flight at once, at most (a new one beyond it is awaited).
 const MAX_IN_FLIGHT = 16;
 // How lifecycle calls move a kernel (README: activate/deactivate/reactivate are launched →
-// active ⇄ deactivated; a handle's activate also resumes, and resume is the seeds' alias for
-// activate). Anything else is a KernelStateError
+// active ⇄ deactivated; a handle's activate also resumes). Anything else is a KernelStateError
 // that changes nothing.
 const TRANSITIONS = {
   "rt.activate": { launched: "active" },
@@ -119,6 +140,7 @@ class Case {
     this.nextSeq = 1;
     this.stats = { ops: 0, messages: 0, answers: 0 };
     this.timers = new Set(); // the hang alarms of operations not settled yet
+    this.deferred = []; // GPU: checks that need to know which messages ran, run at the end
   }
 
   /** Ends a case that failed: its alarms and its runtime, without waiting on what hung. */
@@ -147,7 +169,7 @@ class Case {
     const shown = this.trace.length > 600 ? ["...", ...this.trace.slice(-600)] : this.trace;
     return (
       `fuzz seed ${SEED}, case ${this.number}: ${message}\n` +
-      `replay: FUZZ_SEED=${SEED} FUZZ_CASE=${this.number} node --test tests/fuzz.test.mjs\n` +
+      `replay: FUZZ_BACKEND=${BACKEND} FUZZ_SEED=${SEED} FUZZ_CASE=${this.number} node --test tests/fuzz.test.mjs\n` +
       `trace:\n${shown.join("\n")}`
     );
   }
@@ -168,8 +190,21 @@ class Case {
   async setup() {
     const r = this.rng;
     this.telemetry = r.chance(0.8);
-    this.runtime = await RingKernelRuntime.create({ backend: "cpu", enableTelemetry: this.telemetry });
-    const count = r.int(1, 3);
+    this.runtime = await RingKernelRuntime.create({ ...(GPU ? {} : { backend: "cpu" }), enableTelemetry: this.telemetry });
+    if (GPU && this.runtime.getSummary().backend === "cpu") throw new Error("not on a GPU");
+    let count = r.int(1, 3);
+    if (process.env.FUZZ_KERNELS) count = Number(process.env.FUZZ_KERNELS);
+    // decided before the launches, since a GPU handler that may drop cannot feed
+    // a pipeline (README, connect): feeding stages answer every message.
+    let pipeLength = count >= 2 && r.chance(0.5) ? r.int(2, count) : 0;
+    if (process.env.FUZZ_PIPE === "always" && count >= 2) pipeLength = count;
+    if (process.env.FUZZ_PIPE === "never") pipeLength = 0;
+    // distinct: kernel i drops by DROP[i] (the original); same: every kernel the same WGSL (so
+    // several unconnected ones can run grouped); none: nobody drops (pipelines can fuse).
+    this.handlerMode = r.pick(["distinct", "same", "none"]);
+    this.tracked = r.chance(0.4);
+    if (process.env.FUZZ_MODE) this.handlerMode = process.env.FUZZ_MODE;
+    if (process.env.FUZZ_TRACKED) this.tracked = process.env.FUZZ_TRACKED === "1";
     for (let index = 0; index < count; index++) {
       const id = `k${index}`;
       const options = { queueSize: r.int(4, 16) };
@@ -179,18 +214,28 @@ class Case {
       if (r.chance(0.2)) options.maxBatch = r.int(1, Math.min(4, options.inputQueueSize ?? options.queueSize));
       if (r.chance(0.2)) options.mode = "event-driven";
       if (r.chance(0.5)) options.autoActivate = true;
-      const { p, r: rest } = DROP[index];
-      // A slow handler (1 ms a message) lets a terminate with a short timeout run out.
+      const feeds = index + 1 < pipeLength;
+      const drop = feeds || this.handlerMode === "none" ? null : this.handlerMode === "same" ? DROP[0] : DROP[index % DROP.length];
+      // A slow handler (1 ms a message) lets a terminate with a short timeout run out. (cpu only:
+      // the WGSL twin is not slow.)
       const slow = r.chance(0.15);
-      const handler = (message) => {
+      const tracked = this.tracked;
+      const handler = (message, state) => {
         this.onHandled(id, message.seq);
+        if (tracked) state[Math.min(message.seq, STATE_LEN - 1)]++;
         if (slow) for (const start = performance.now(); performance.now() - start < 1; );
-        return message.seq % p === rest ? null : { seq: message.seq };
+        return drop && message.seq % drop.p === drop.r ? null : { seq: message.seq };
       };
-      const handle = await this.runtime.launch(id, { input: Seq, output: Seq, handler }, options);
+      const track = tracked ? `atomicAdd(&state[min(m.seq, ${STATE_LEN - 1}u)], 1u);` : "";
+      const wgsl = drop
+        ? `fn handle(m: FuzzSeq, out: ptr<function, FuzzSeq>) -> bool { ${track} (*out).seq = m.seq; return m.seq % ${drop.p}u != ${drop.r}u; }`
+        : `fn handle(m: FuzzSeq) -> FuzzSeq { ${track} return FuzzSeq(m.seq); }`;
+      const definition = { input: Seq, output: Seq, handler, wgsl, ...(tracked ? { state: { length: STATE_LEN } } : {}) };
+      const handle = await this.runtime.launch(id, definition, options);
       const kernel = {
         id,
         index,
+        drop,
         handles: [handle, this.runtime.getKernel(id)],
         inCap: options.inputQueueSize ?? options.queueSize,
         outCap: options.outputQueueSize ?? options.queueSize,
@@ -202,10 +247,10 @@ class Case {
       };
       assert.equal(handle.state, kernel.state, `launch ${id} ${JSON.stringify(options)}`);
       this.kernels.push(kernel);
-      this.log(`launch ${id} ${JSON.stringify(options)} (drops seq % ${p} === ${rest}${slow ? ", slow" : ""})`);
+      this.log(`launch ${id} ${JSON.stringify(options)} (${drop ? `drops seq % ${drop.p} === ${drop.r}` : "drops none"}${slow ? ", slow" : ""}${tracked ? ", tracked" : ""})`);
     }
-    if (count >= 2 && r.chance(0.5)) {
-      const length = r.int(2, count);
+    if (pipeLength) {
+      const length = pipeLength;
       for (let i = 0; i + 1 < length; i++) {
         const [from, to] = [this.kernels[i], this.kernels[i + 1]];
         await this.runtime.connect(from.id, to.id);
@@ -214,7 +259,7 @@ class Case {
         this.log(`connect ${from.id} → ${to.id}`);
       }
     }
-    this.log(`telemetry ${this.telemetry}`);
+    this.log(`telemetry ${this.telemetry}, handlers ${this.handlerMode}, ${this.tracked ? "tracked" : "untracked"}, backend ${BACKEND}`);
   }
 
   /** The last stage of `kernel`'s pipeline (itself when it is not connected onward). */
@@ -226,8 +271,7 @@ class Case {
 
   /** Whether `kernel`'s handler drops `seq`. */
   drops(kernel, seq) {
-    const { p, r } = DROP[kernel.index];
-    return seq % p === r;
+    return kernel.drop !== null && seq % kernel.drop.p === kernel.drop.r;
   }
 
   /** The stages a message sent to `kernel` runs through: up to the one that drops it, or the sink. */
@@ -710,7 +754,10 @@ class Case {
     const kernel = onward.length && r.chance(0.08) ? r.pick(onward) : r.pick(this.kernels.filter((k) => !k.next));
     const handle = r.chance(0.5) ? this.pickHandle(kernel) : null;
     const timeout = this.pickTimeout(true);
-    const signal = this.makeSignal();
+    let signal = this.makeSignal();
+    // an untracked case cannot tell on a GPU whether a call aborted in flight was
+    // queued (no handler runs on the host), so its calls get only signals aborted already.
+    if (!this.tracked && signal && !signal.signal.aborted) signal = null;
     const [entry] = this.newEntries(kernel, 1, "call");
     const op = this.begin("call", `${handle ? "handle" : "runtime"}.call ${kernel.id} seq ${entry.seq}${entry.dropBy ? " (dropped)" : ""}, ${this.optionsDesc(timeout, signal)}`);
     Object.assign(op, { target: kernel, sends: true });
@@ -726,7 +773,8 @@ class Case {
         if (kernel.next) this.fail(`#${op.n}: a call to ${kernel.id}, connected to ${kernel.next.id}, was answered`);
         if (answer?.seq !== entry.seq) this.fail(`#${op.n}: call seq ${entry.seq} answered with ${JSON.stringify(answer)}`);
         if (entry.dropBy) this.fail(`#${op.n}: call seq ${entry.seq} answered, but its handler drops it`);
-        if (!entry.handled.has(kernel.id)) this.fail(`#${op.n}: call seq ${entry.seq} answered without its handler running`);
+        if (GPU) entry.mustHaveRun = op.n;
+        else if (!entry.handled.has(kernel.id)) this.fail(`#${op.n}: call seq ${entry.seq} answered without its handler running`);
         this.settle(op, [entry], 1);
         kernel.callsAnswered = (kernel.callsAnswered ?? 0) + 1;
         this.end(op, "answer");
@@ -754,6 +802,7 @@ class Case {
           return this.end(op, `KernelStateError (${error.action})`);
         } else if (kind === "MessageDroppedError") {
           if (!entry.dropBy) this.fail(`#${op.n}: call seq ${entry.seq} rejected as dropped, but its handler answers it`);
+          if (GPU) entry.mustHaveRun = op.n;
           this.settle(op, [entry], 1);
         } else if (kind === "QueueFullError") {
           // Never queued (README: the timeout covers waiting for room, then QueueFullError).
@@ -803,6 +852,13 @@ class Case {
       this.checkStateError(op, error, kernel, "receive");
       const left = this.owed().filter((e) => e.sink === kernel && e.handled.has(kernel.id)).map((e) => e.seq);
       if (left.length) this.fail(`#${op.n}: ${describe(error)}, but the answers to seq ${left} were never received`);
+      if (GPU) {
+        const waiting = [...this.entries.values()].filter((e) => e.sink === kernel && e.kind === "send" && e.accepted !== false && !e.dropBy && !e.received);
+        this.deferred.push(() => {
+          const lost = waiting.filter((e) => e.accepted === true && e.handled.has(kernel.id) && !e.received);
+          if (lost.length) this.fail(`#${op.n}: ${describe(error)}, but the answers to seq ${lost.map((e) => e.seq)} (processed) were never received`);
+        });
+      }
     }
     return kind;
   }
@@ -956,7 +1012,13 @@ class Case {
       kernel.state = "terminated";
       this.end(op, "ok");
       const left = [...this.entries.values()].filter((e) => e.kernel === kernel && e.accepted === true && !e.handled.has(kernel.id));
-      if (left.length) this.fail(`#${op.n}: terminate resolved, leaving seq ${left.map((e) => e.seq)} unprocessed`);
+      if (GPU) {
+        // Which ran is known only at the end (the state read back).
+        this.deferred.push(() => {
+          const notRun = left.filter((e) => !e.handled.has(kernel.id));
+          if (notRun.length) this.fail(`#${op.n}: terminate resolved, leaving seq ${notRun.map((e) => e.seq)} unprocessed`);
+        });
+      } else if (left.length) this.fail(`#${op.n}: terminate resolved, leaving seq ${left.map((e) => e.seq)} unprocessed`);
     };
     const onError = (error) => {
       const kind = this.classify(op, error, null, [TimeoutError], kernel);
@@ -1058,6 +1120,7 @@ class Case {
     drainOp.settled = true;
     await this.race(Promise.all(this.ops.map((o) => o.promise)));
     this.checkBounds("end");
+    await this.learnHandled();
 
     // Nothing more comes out of any kernel (a terminated one says so).
     for (const kernel of this.kernels) {
@@ -1144,6 +1207,70 @@ class Case {
   }
 
   /**
+   * Which kernel ran which message. Tracked cases read each kernel's state (a count per seq; on
+   * the cpu backend checked against the JS handler's own record). Untracked cases on a GPU assume
+   * what the model says: every accepted message ran through its path, except the last
+   * `unprocessed` accepted ones of a kernel whose terminate timed out.
+   */
+  async learnHandled() {
+    const untracked = () => !this.tracked;
+    if (this.tracked) {
+      for (const kernel of this.kernels) {
+        let state;
+        try {
+          state = await this.runtime.readState(kernel.id);
+        } catch (error) {
+          this.fail(`end: readState(${kernel.id}) threw ${describe(error)}`);
+          continue;
+        }
+        for (let seq = 0; seq < STATE_LEN; seq++) {
+          const count = state[seq];
+          const entry = this.entries.get(seq);
+          if (!entry) {
+            if (count) this.fail(`end: ${kernel.id}'s state says it handled seq ${seq} (x${count}), never sent`);
+            continue;
+          }
+          if (count > 1) this.fail(`end: ${kernel.id} handled seq ${seq} ${count} times`);
+          if (count && !this.path(entry).includes(kernel)) this.fail(`end: ${kernel.id} handled seq ${seq}, which cannot reach it`);
+          if (GPU) {
+            if (count) entry.handled.add(kernel.id);
+          } else if (Boolean(count) !== entry.handled.has(kernel.id)) {
+            this.fail(`end: ${kernel.id}'s state says seq ${seq} ran ${count} times, its handler saw it ${entry.handled.has(kernel.id) ? "once" : "never"}`);
+          }
+        }
+      }
+    }
+    if (GPU) {
+      for (const kernel of this.kernels.filter(untracked)) {
+        const queued = (e) => e.accepted === true;
+        const accepted = [...this.entries.values()].filter((e) => e.kernel === kernel && queued(e)).sort((a, b) => a.pos - b.pos);
+        // FIFO: the unprocessed are the last ones accepted, up to the first (from the end) whose
+        // answer came; the rest of the count may be aborted calls that were queued.
+        let left = kernel.unprocessed ?? 0;
+        for (const entry of accepted.reverse()) {
+          if (left > 0 && !entry.received && !entry.mustHaveRun) {
+            left--;
+            continue;
+          }
+          left = 0;
+          for (const stage of this.path(entry)) entry.handled.add(stage.id);
+        }
+      }
+    }
+    if (GPU) {
+      for (const entry of this.entries.values()) {
+        // An answer received (or a call's answer, or its drop) means every stage of its path ran.
+        const ran = entry.received || entry.mustHaveRun;
+        if (!ran) continue;
+        const missing = this.path(entry).filter((k) => !entry.handled.has(k.id)).map((k) => k.id);
+        if (missing.length) this.fail(`end: seq ${entry.seq} was answered (or dropped), but [${missing}] never ran it`);
+      }
+      for (const check of this.deferred) check();
+    }
+    this.check();
+  }
+
+  /**
    * README: remove forgets a terminated kernel; its handles then refuse every operation with
    * KernelNotFoundError, and only then may its id be launched again (a new kernel, answering).
    * Resolves with how many were launched again.
@@ -1157,7 +1284,11 @@ class Case {
       if (this.runtime.kernelIds.includes(kernel.id)) this.fail(`end: kernelIds after remove still has ${kernel.id}`);
       const refused = await kernel.handles[0].send({ seq: 0 }, { timeout: 0 }).then(() => null, (e) => e);
       if (!(refused instanceof KernelNotFoundError)) this.fail(`end: send to removed ${kernel.id} gave ${describe(refused)}`);
-      const again = await this.runtime.launch(kernel.id, { input: Seq, output: Seq, handler: (m) => ({ seq: m.seq }) }, { autoActivate: true });
+      const again = await this.runtime.launch(
+        kernel.id,
+        { input: Seq, output: Seq, handler: (m) => ({ seq: m.seq }), wgsl: "fn handle(m: FuzzSeq) -> FuzzSeq { return m; }" },
+        { autoActivate: true },
+      );
       const answer = await Promise.race([again.call({ seq: 4242 }, { timeout: 5000 }), this.failed]);
       if (answer?.seq !== 4242) this.fail(`end: ${kernel.id} launched again answered ${JSON.stringify(answer)}`);
       relaunched++;
@@ -1187,6 +1318,9 @@ class Case {
         connectedTo: kernel.next?.id ?? null,
       };
       const metrics = kernel.handles[0].metrics();
+      for (const key of ["fusedDispatches", "groupedDispatches", "dispatchesEncodedAhead"]) {
+        if (metrics[key] > 0) coverage.set(`gpu: ${key}`, (coverage.get(`gpu: ${key}`) ?? 0) + metrics[key]);
+      }
       const telemetry = this.runtime.getTelemetry(kernel.id);
       if (!this.telemetry && telemetry !== null) this.fail(`getTelemetry(${kernel.id}) without telemetry is not null`);
       for (const [source, counters] of [["metrics()", metrics], ["getTelemetry", telemetry]]) {
@@ -1224,7 +1358,7 @@ class Case {
 
   async run() {
     await this.setup();
-    const steps = this.rng.int(30, 60);
+    const steps = this.rng.int(30, 60) * Number(process.env.FUZZ_STEPS_X || 1);
     for (let i = 0; i < steps; i++) {
       const waiting = this.step();
       if (waiting) await this.race(waiting);
@@ -1235,13 +1369,20 @@ class Case {
   }
 }
 
-test(`model-based fuzz of the JavaScript API on the cpu backend (seed ${SEED}, ${ONLY_CASE === null ? `${CASES} cases` : `case ${ONLY_CASE} alone`})`, { timeout: 300_000 }, async (t) => {
-  const numbers = ONLY_CASE === null ? Array.from({ length: CASES }, (_, i) => i) : [ONLY_CASE];
+test(`model-based fuzz of the JavaScript API on the ${BACKEND} backend (seed ${SEED}, ${ONLY_CASE === null ? `${CASES} cases` : `case ${ONLY_CASE} alone`})`, { timeout: 3_600_000 }, async (t) => {
+  const numbers = ONLY_CASE === null ? Array.from({ length: CASES }, (_, i) => FIRST_CASE + i) : [ONLY_CASE];
   const totals = { ops: 0, messages: 0, answers: 0 };
   for (const number of numbers) {
     const fuzzCase = new Case(number);
     try {
-      await fuzzCase.run();
+      // A whole case that never ends is a hang: fail it with its trace.
+      let limit;
+      await Promise.race([
+        fuzzCase.run(),
+        new Promise((_, reject) => {
+          limit = setTimeout(() => reject(new Error(fuzzCase.report(`case still running after ${CASE_LIMIT_MS} ms (hang)`))), CASE_LIMIT_MS);
+        }),
+      ]).finally(() => clearTimeout(limit));
     } catch (error) {
       // A failure of the test's own making (or a throw outside the model) still names the case.
       if (error?.message?.startsWith(`fuzz seed ${SEED}`)) throw error;
