@@ -2,6 +2,7 @@
 //! migration between them (see [`crate::devices`] and [`crate::migration`]).
 
 use super::{LaunchOptions, Runtime};
+use crate::backend::Device;
 use crate::devices::{self, DeviceId, DeviceInfo, DeviceRequirements, Load, Topology};
 use crate::error::{Error, Result};
 use crate::kernel::KernelDefinition;
@@ -113,7 +114,7 @@ impl Runtime {
         if let Some(id) = options.device {
             self.check_device(id)?;
             let device = self.shared.device(id);
-            if !requirements.met_by(&device.adapter().backend, &device.memory_limits()) {
+            if !meets(&device, requirements) {
                 return Err(devices::not_met(
                     requirements,
                     &format!("device {id}, which the launch names, does not meet"),
@@ -143,6 +144,10 @@ impl Runtime {
         let memory = crate::pressure::memory_by_device(&self.shared, table);
         let definition =
             definition.filter(|definition| self.shared.device_ids().any(|id| self.shared.device(id).runs(definition)));
+        // A device that would do, lost or not.
+        let fits = |device: &Device| {
+            definition.is_none_or(|definition| device.runs(definition)) && meets(device, requirements)
+        };
         let loads: Vec<Load> = self
             .shared
             .device_ids()
@@ -150,9 +155,7 @@ impl Runtime {
                 let device = self.shared.device(id);
                 let on_it = || table.kernels.values().filter(move |k| k.device == id);
                 Load {
-                    eligible: table.devices[id.index()].lost.is_none()
-                        && definition.is_none_or(|definition| device.runs(definition))
-                        && requirements.met_by(&device.adapter().backend, &device.memory_limits()),
+                    eligible: table.devices[id.index()].lost.is_none() && fits(&device),
                     queued: on_it().map(|k| k.input_depth() as u64).sum(),
                     bytes: memory[id.index()],
                     kernels: on_it().count(),
@@ -161,13 +164,9 @@ impl Runtime {
             .collect();
         devices::choose(&loads, self.inner.options.load_balancing, table.placed).ok_or_else(|| {
             // Every device that would do is lost: that is the reason, as on one device.
-            let meets = |device: &crate::backend::Device| {
-                definition.is_none_or(|definition| device.runs(definition))
-                    && requirements.met_by(&device.adapter().backend, &device.memory_limits())
-            };
             let lost = self.shared.device_ids().find_map(|id| {
-                let meets = meets(&self.shared.device(id));
-                table.devices[id.index()].lost.clone().filter(|_| meets)
+                let fits = fits(&self.shared.device(id));
+                table.devices[id.index()].lost.clone().filter(|_| fits)
             });
             lost.unwrap_or_else(|| {
                 let count = loads.len();
@@ -188,6 +187,11 @@ impl Runtime {
             _ => format!("device {id}: {reason}"),
         }
     }
+}
+
+/// Whether `device` meets a launch's `requirements` (its backend, its memory limits).
+fn meets(device: &Device, requirements: &DeviceRequirements) -> bool {
+    requirements.met_by(&device.adapter().backend, &device.memory_limits())
 }
 
 /// `KernelCompile` for `definition` named onto device `id`, which cannot run it, while device
