@@ -635,26 +635,15 @@ impl Runtime {
         deadline: Deadline,
         stall: &mut StallWatch,
     ) -> bool {
-        // Once reported, it only waits for room or its deadline: a look-out time left in the
-        // past would end every wait at once, a loop that never yields (on the web, the page's
-        // thread frozen until the deadline, or for good without one).
-        let check_at = match stall.reported {
-            false => Some(*stall.check_at.get_or_insert_with(|| platform::now_ms() + STALL_REPORT_MS)),
-            true => None,
-        };
-        let until = match (deadline, check_at) {
-            (Some(deadline), Some(check_at)) => Some(deadline.min(check_at)),
-            (deadline, check_at) => deadline.or(check_at),
-        };
+        let (until, looking) = stall.until(deadline, true);
         if wait(listener, until).await {
             return true;
         }
         if deadline.is_some_and(|d| platform::now_ms() >= d) {
             return false;
         }
-        if !stall.reported {
-            stall.check_at = Some(platform::now_ms() + STALL_REPORT_MS);
-            stall.reported = self.report_stall(id, "a send to", "room");
+        if looking {
+            stall.looked(self.report_stall(id, "a send to", "room"));
         }
         true
     }
@@ -695,17 +684,17 @@ impl Runtime {
         mut answer: F,
         deadline: Deadline,
     ) -> Option<F::Output> {
+        let mut stall = StallWatch::default();
         loop {
-            let check_at = platform::now_ms() + STALL_REPORT_MS;
-            let until = deadline.map_or(check_at, |deadline| deadline.min(check_at));
-            if let Some(reply) = wait_for(&mut answer, Some(until)).await {
+            let (until, looking) = stall.until(deadline, true);
+            if let Some(reply) = wait_for(&mut answer, until).await {
                 return Some(reply);
             }
             if deadline.is_some_and(|d| platform::now_ms() >= d) {
                 return None;
             }
-            if self.report_stall(id, "a call to", "its answer") {
-                return wait_for(answer, deadline).await;
+            if looking {
+                stall.looked(self.report_stall(id, "a call to", "its answer"));
             }
         }
     }
@@ -857,18 +846,10 @@ impl Runtime {
                 Attempt::Wait(listener, (device, idle)) => {
                     // A receive from a kernel that does not run while its input waits looks
                     // again after a second, and reports it once; other receives set no timer.
-                    let check_at = match idle && !stall.reported {
-                        true => Some(*stall.check_at.get_or_insert_with(|| platform::now_ms() + STALL_REPORT_MS)),
-                        false => None,
-                    };
-                    let until = match (deadline, check_at) {
-                        (Some(deadline), Some(check_at)) => Some(deadline.min(check_at)),
-                        (deadline, check_at) => deadline.or(check_at),
-                    };
+                    let (until, looking) = stall.until(deadline, idle);
                     if !self.help_tick(device, deadline) || !wait(listener, until).await {
-                        if check_at.is_some() && deadline.is_none_or(|d| platform::now_ms() < d) {
-                            stall.reported = self.report_stall(id, "a receive from", "an answer");
-                            stall.check_at = None;
+                        if looking && deadline.is_none_or(|d| platform::now_ms() < d) {
+                            stall.looked(self.report_stall(id, "a receive from", "an answer"));
                             continue;
                         }
                         return Err(Error::Timeout {
@@ -963,11 +944,36 @@ type CallQueued = (Arc<KernelDefinition>, bool);
 /// How long a send waits on a full queue before it looks for a stalled kernel, in milliseconds.
 const STALL_REPORT_MS: f64 = 1000.0;
 
-/// A waiting send's watch for a stalled kernel: when to look next, and whether it has reported.
+/// A waiting send's, call's or receive's watch for a stalled kernel: when to look next, and
+/// whether it has reported (see `report_stall`).
 #[derive(Default)]
 struct StallWatch {
     check_at: Option<f64>,
     reported: bool,
+}
+
+impl StallWatch {
+    /// How long a wait may last: until `deadline` or, while `watching` and not yet reported,
+    /// until the next look a second after the first wait; and whether it ends to look. Once
+    /// reported, only the deadline: a look-out time left in the past would end every wait at
+    /// once, a loop that never yields (on the web, the page's thread frozen until the deadline,
+    /// or for good without one).
+    fn until(&mut self, deadline: Deadline, watching: bool) -> (Deadline, bool) {
+        let check_at = (watching && !self.reported)
+            .then(|| *self.check_at.get_or_insert_with(|| platform::now_ms() + STALL_REPORT_MS));
+        let until = match (deadline, check_at) {
+            (Some(deadline), Some(check_at)) => Some(deadline.min(check_at)),
+            (deadline, check_at) => deadline.or(check_at),
+        };
+        (until, check_at.is_some())
+    }
+
+    /// A look was taken (`reported`: it found the kernel stalled and said so); without a
+    /// report, the next look is a second after the next wait begins.
+    fn looked(&mut self, reported: bool) {
+        self.reported = reported;
+        self.check_at = None;
+    }
 }
 
 /// One attempt at an operation that may have to wait: done, or not yet (with the event that
