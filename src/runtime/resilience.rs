@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::Runtime;
 use crate::circuit::{CircuitState, CircuitStatus};
 use crate::devices::DeviceId;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Stall};
 use crate::lifecycle::KernelState;
 use crate::platform;
 use crate::recovery;
@@ -86,19 +86,18 @@ impl CircuitBreaker {
         Fut: Future<Output = Result<T, E>>,
         E: From<Error>,
     {
-        let instance = {
+        {
             let mut table = self.runtime.open_table()?;
             let kernel = table.kernel(&self.id)?;
             if kernel.instance != self.instance {
                 return Err(Error::KernelNotFound { id: self.id.to_string() }.into());
             }
             kernel.circuit_check(&self.id, platform::now_ms())?;
-            kernel.instance
-        };
+        }
         let outcome = operation().await;
         let mut table = self.runtime.shared.lock();
         // Not for a kernel launched again under the same id meanwhile.
-        if let Some(kernel) = table.kernels.get_mut(&*self.id).filter(|k| k.instance == instance) {
+        if let Some(kernel) = table.kernels.get_mut(&*self.id).filter(|k| k.instance == self.instance) {
             match &outcome {
                 Ok(_) => kernel.circuit_success(platform::now_ms()),
                 Err(_) => kernel.circuit_failures(1, Failed::Operations, platform::now_ms()),
@@ -193,7 +192,7 @@ impl Runtime {
                 .filter_map(|id| {
                     let k = &table.kernels[&id];
                     let since = k.stale_for(now, timeout)?;
-                    if k.mailbox.outbox.free() == 0 {
+                    if matches!(k.stall(), Some(Stall::OutputFull { .. })) {
                         waiting_on_receivers.push(id.clone());
                     }
                     let input_depth = k.input_depth();
