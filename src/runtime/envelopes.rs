@@ -8,10 +8,9 @@ use std::time::Duration;
 use super::messaging::Pack;
 use super::Runtime;
 use crate::envelope::{EnvelopeHeader, MessageEnvelope};
-use crate::error::{Error, Result};
-use crate::hlc::{self, HlcTimestamp};
+use crate::error::Result;
+use crate::hlc::HlcTimestamp;
 use crate::message::{MessageLayout, MessageRef, Value};
-use crate::platform;
 use crate::waiting::deadline;
 
 impl Runtime {
@@ -44,7 +43,6 @@ impl Runtime {
         header: &EnvelopeHeader,
         timeout: Option<Duration>,
     ) -> Result<EnvelopeHeader> {
-        check_timestamp(header)?;
         let mut sent = None;
         let result = self.enqueue_message(id, message, timeout, Some((header, &mut sent))).await;
         self.counted(id, result.map(|()| sent.expect("stamped when queued")))
@@ -58,7 +56,6 @@ impl Runtime {
         timeout: Option<Duration>,
         pack: Pack<'_>,
     ) -> Result<EnvelopeHeader> {
-        check_timestamp(header)?;
         let mut sent = None;
         self.enqueue(id, deadline(timeout), None, Some((header, &mut sent)), pack).await?;
         Ok(sent.expect("stamped when queued"))
@@ -87,10 +84,4 @@ impl Runtime {
         let result = self.receive_one(id, timeout, read, Some(&mut header)).await;
         self.counted(id, result.map(|message| MessageEnvelope::with_header(message, header.expect("made when taken"))))
     }
-}
-
-/// `OutOfRange` for an envelope whose timestamp is too far ahead (see [`hlc::check_drift`]).
-fn check_timestamp(header: &EnvelopeHeader) -> Result<()> {
-    hlc::check_drift(header.timestamp, platform::unix_time_ms() as u64)
-        .map_err(|why| Error::OutOfRange(format!("the envelope was refused: {why}")))
 }

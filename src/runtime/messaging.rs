@@ -428,8 +428,12 @@ impl Runtime {
         mut envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
         pack: Pack<'_>,
     ) -> Result<Option<CallTicket>> {
-        if let Some(source) = envelope.as_ref().and_then(|(header, _)| header.source.as_deref()) {
-            crate::kernel::check_id_length("an envelope's source", source)?;
+        if let Some((header, _)) = &envelope {
+            if let Some(source) = header.source.as_deref() {
+                crate::kernel::check_id_length("an envelope's source", source)?;
+            }
+            crate::hlc::check_drift(header.timestamp, platform::unix_time_ms() as u64)
+                .map_err(|why| Error::OutOfRange(format!("the envelope was refused: {why}")))?;
         }
         let mut stall = StallWatch::default();
         loop {
