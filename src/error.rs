@@ -165,6 +165,17 @@ pub enum Error {
         required: i32,
     },
 
+    /// Several kernels of a [`terminate_all`](crate::Runtime::terminate_all) or a drain
+    /// failed: each one's own error, in id order (a single failure is that kernel's error
+    /// alone), and every message they left unprocessed, summed. Of the first error's kind.
+    #[error("{} kernels failed to terminate ({} left unprocessed in all): {}", .errors.len(), messages(*.unprocessed as usize), Each(.errors))]
+    SeveralKernels {
+        /// Each failed kernel's error, by kernel id.
+        errors: Vec<Error>,
+        /// The messages they left unprocessed, summed.
+        unprocessed: u64,
+    },
+
     /// An argument of the wrong shape (a type error in JavaScript).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -219,6 +230,18 @@ pub enum ErrorKind {
 fn millis(timeout: &std::time::Duration) -> crate::platform::Float {
     let whole = timeout.as_secs() as f64 * 1000.0 + f64::from(timeout.subsec_millis());
     crate::platform::Float(whole + f64::from(timeout.subsec_nanos() % 1_000_000) / 1e6)
+}
+
+/// Several errors' texts, one after another.
+struct Each<'a>(&'a [Error]);
+
+impl std::fmt::Display for Each<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            write!(f, "{}{error}", if i == 0 { "" } else { "; " })?;
+        }
+        Ok(())
+    }
 }
 
 fn unprocessed_part(unprocessed: u64) -> String {
@@ -360,8 +383,20 @@ impl Error {
             Error::Draining(_) => ErrorKind::Draining,
             Error::CircuitOpen { .. } => ErrorKind::CircuitOpen,
             Error::Overloaded { .. } => ErrorKind::Overloaded,
+            Error::SeveralKernels { errors, .. } => errors.first().map_or(ErrorKind::Timeout, Error::kind),
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::OutOfRange(_) => ErrorKind::OutOfRange,
+        }
+    }
+
+    /// Messages the kernel (or kernels) this error is about left unprocessed: a `terminate`
+    /// or drain out of time, a kernel stranded by a lost device; 0 for every other error.
+    pub fn unprocessed(&self) -> u64 {
+        match self {
+            Error::Timeout { unprocessed, .. }
+            | Error::StrandedByDeviceLoss { unprocessed, .. }
+            | Error::SeveralKernels { unprocessed, .. } => *unprocessed,
+            _ => 0,
         }
     }
 

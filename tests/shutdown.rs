@@ -259,3 +259,47 @@ fn a_terminate_out_of_time_keeps_the_answers_of_messages_already_on_the_device()
         });
     }
 }
+
+/// When several kernels run out of time, `terminate_all` (and so a drain) says how many
+/// messages they left unprocessed in all, with each kernel's own error, not only the first's.
+/// Each kernel's output queue is full and nobody receives, so the last four of its eight
+/// messages cannot run.
+#[test]
+fn several_kernels_out_of_time_are_reported_together() {
+    for backend in [BackendChoice::Auto, BackendChoice::Cpu] {
+        let rt = runtime_on(backend);
+        pollster::block_on(async {
+            for id in ["a", "b", "c"] {
+                rt.launch_as("doubler", id, queue(4).with_auto_activate()).await.unwrap();
+            }
+            for id in ["a", "b"] {
+                // The last four wait for room in the input queue, which the first four leave.
+                rt.send_batch(id, &[1, 2, 3, 4, 5, 6, 7, 8], WAIT).await.unwrap();
+            }
+            let error = rt.terminate_all(NOW).await.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Timeout, "{backend:?}: {error}");
+            let Error::SeveralKernels { errors, unprocessed } = &error else { panic!("{backend:?}: {error}") };
+            assert_eq!(*unprocessed, 8, "{backend:?}: {error}");
+            let ids: Vec<_> = errors
+                .iter()
+                .map(|e| match e {
+                    Error::Timeout { id, unprocessed: 4, .. } => id.as_str(),
+                    other => panic!("{backend:?}: {other}"),
+                })
+                .collect();
+            assert_eq!(ids, ["a", "b"], "{backend:?}: in id order, the idle kernel terminated in time");
+            assert_eq!(
+                error.to_string(),
+                "2 kernels failed to terminate (8 messages left unprocessed in all): terminate on kernel 'a' timed \
+                 out after 0 ms (4 messages left unprocessed); terminate on kernel 'b' timed out after 0 ms (4 \
+                 messages left unprocessed)"
+            );
+            for id in ["a", "b"] {
+                assert_eq!(take(&rt, id, 4).await, [2, 4, 6, 8], "{backend:?}: what ran is answered");
+                assert_eq!(rt.kernel_metrics(id).unwrap().unprocessed_at_termination, 4);
+            }
+            let report = rt.complete_shutdown().await.unwrap();
+            assert_eq!(report.messages_unprocessed, 8, "{backend:?}: the report agrees");
+        });
+    }
+}

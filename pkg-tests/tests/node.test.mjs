@@ -551,6 +551,40 @@ for (const [backend, env] of [["webgpu", DAWN_ENV], ["cpu", {}]]) {
     assert.deepEqual(findings(result), []);
   });
 
+  test(`a drain out of time on ${label} counts every kernel's unprocessed messages, not only the first's`, async () => {
+    // Each kernel's output queue is full and nobody receives, so the last four of its eight
+    // messages cannot run; "idle" has none and terminates in time.
+    const result = await runModule(`${backend === "webgpu" ? DAWN_SETUP : ""}
+      import init, { RingKernelRuntime, TimeoutError, defineMessage } from "ringkernel-web";
+      await init();
+      const Value = defineMessage("Value", { value: "i32" });
+      const doubler = { input: Value, output: Value, handler: (m) => ({ value: 2 * m.value }),
+        wgsl: "fn handle(m: Value) -> Value { return Value(2 * m.value); }" };
+      const runtime = await RingKernelRuntime.create({ backend: ${JSON.stringify(backend)} });
+      const kernels = {};
+      for (const id of ["a", "b", "idle"]) kernels[id] = await runtime.launch(id, doubler, { queueSize: 4, autoActivate: true });
+      for (const id of ["a", "b"]) await kernels[id].sendBatch([1, 2, 3, 4, 5, 6, 7, 8].map((value) => ({ value })), { timeout: 30000 });
+      const error = await runtime.drain({ timeout: 0 }).then(() => null, (e) => e);
+      const answers = {};
+      for (const id of ["a", "b"]) answers[id] = (await kernels[id].receiveBatch({ max: 8, timeout: 30000 })).map((a) => a.value);
+      const report = await runtime.dispose();
+      console.log(JSON.stringify({ timeout: error instanceof TimeoutError, kernelId: error?.kernelId,
+        unprocessed: error?.unprocessed, errors: error?.errors?.map((e) => [e.name, e.kernelId, e.unprocessed]),
+        message: error?.message, answers, reported: report.messagesUnprocessed }));
+    `, env);
+    assertExited(result);
+    assert.deepEqual(findings(result), {
+      timeout: true,
+      kernelId: "a",
+      unprocessed: 8,
+      errors: [["TimeoutError", "a", 4], ["TimeoutError", "b", 4]],
+      message: "2 kernels failed to terminate (8 messages left unprocessed in all): terminate on kernel 'a' timed out " +
+        "after 0 ms (4 messages left unprocessed); terminate on kernel 'b' timed out after 0 ms (4 messages left unprocessed)",
+      answers: { a: [2, 4, 6, 8], b: [2, 4, 6, 8] },
+      reported: 8,
+    });
+  });
+
   // The seeds' examples as written (lowered for Node 20, which cannot parse `await using`; see
   // run-example.mjs), each in its own process; what they print is checked line by line.
   for (const [name, expected] of Object.entries(EXAMPLES)) {

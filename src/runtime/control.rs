@@ -337,8 +337,9 @@ impl Runtime {
     }
 
     /// Terminates every kernel that can be terminated, concurrently, each within
-    /// `timeout`; after all have finished, the failure of the first kernel (by id) that failed
-    /// is returned. What each kernel left unprocessed is in its telemetry
+    /// `timeout`; after all have finished, a kernel's failure is returned as it is, several
+    /// kernels' as one [`Error::SeveralKernels`] (each one's error by id, and the messages they
+    /// left unprocessed, summed). What each kernel left unprocessed is also in its telemetry
     /// (`unprocessed_at_termination`) and, summed, in the shutdown report.
     pub async fn terminate_all(&self, timeout: Option<Duration>) -> Result<()> {
         let ids: Vec<String> = {
@@ -359,7 +360,12 @@ impl Runtime {
             ids
         };
         let results = join_all(ids.iter().map(|id| self.terminate(id, timeout))).await;
-        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+        let mut errors: Vec<Error> = results.into_iter().filter_map(Result::err).collect();
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(Error::SeveralKernels { unprocessed: errors.iter().map(Error::unprocessed).sum(), errors }),
+        }
     }
 
     /// Forgets a terminated kernel (and any answers nobody received) so its id can be

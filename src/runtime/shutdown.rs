@@ -51,8 +51,8 @@ impl Runtime {
     /// `Running → Draining`: refuses new launches, sends and calls from now on, and terminates
     /// every kernel gracefully, each within `timeout`, so that everything queued or in flight is
     /// processed; answers stay receivable. Past the timeout, `Timeout` says how many messages a
-    /// kernel left unprocessed: the first kernel by id that did, as
-    /// [`terminate_all`](Self::terminate_all) reports; the shutdown report sums every kernel's.
+    /// kernel left unprocessed, or [`Error::SeveralKernels`] how many several kernels did, as
+    /// [`terminate_all`](Self::terminate_all) reports (the shutdown report sums them too).
     /// Draining again waits again.
     pub async fn drain(&self, timeout: Duration) -> Result<()> {
         self.begin_drain()?;

@@ -1,7 +1,7 @@
 //! Runtime errors as JavaScript sees them: instances of the classes in `js/errors.js`
 //! (`RingKernelError` and a subclass per [`ErrorKind`], exported by the package, so `instanceof`
 //! works), whose `name` is the contract's, with the details as properties (`kernelId`, `state`,
-//! `action`, `accepted`, `unprocessed`, `field`, `line`, `column`, `retryAfterMs`, `level`,
+//! `action`, `accepted`, `unprocessed`, `errors`, `field`, `line`, `column`, `retryAfterMs`, `level`,
 //! `priority`, `requiredPriority`) for programmatic handling.
 //! Bad arguments are JavaScript's own `TypeError` and `RangeError`.
 
@@ -57,6 +57,14 @@ pub(super) fn js_error(error: Error) -> JsValue {
             set("kernelId", id.into());
             set("unprocessed", (*unprocessed as f64).into());
             set_stall(&js, stall);
+        }
+        // Several kernels of a `terminateAll`, `drain` or `dispose`: the first one's id, their
+        // sum, and each one's own error, as an `AggregateError` lists them.
+        Error::SeveralKernels { errors, unprocessed } => {
+            let each: js_sys::Array = errors.iter().cloned().map(js_error).collect();
+            set("kernelId", Reflect::get(&each.get(0), &"kernelId".into()).unwrap_or_default());
+            set("unprocessed", (*unprocessed as f64).into());
+            set("errors", each.into());
         }
         Error::StrandedByDeviceLoss { id, unprocessed, .. } => {
             set("kernelId", id.into());

@@ -95,7 +95,9 @@ impl JsRuntime {
         promise(calls::terminate(Runtime::clone(&self.inner), id, options, None))
     }
 
-    /// Terminates every kernel that can be, concurrently, each within `{ timeout }` ms.
+    /// Terminates every kernel that can be, concurrently, each within `{ timeout }` ms. A
+    /// kernel's failure rejects as it is; several kernels' as the first one's class with their
+    /// `unprocessed` summed and each one's error in `errors`.
     #[wasm_bindgen(js_name = terminateAll, unchecked_return_type = "Promise<void>")]
     pub fn terminate_all(
         &self,
@@ -364,7 +366,8 @@ impl JsRuntime {
     /// `drain` (every kernel terminated gracefully, within 5000 ms each) and
     /// `completeShutdown`: resolves with the shutdown report. When a kernel did not finish in
     /// time (or its device was lost) it rejects with that error (a `TimeoutError` says how many
-    /// messages were left unprocessed); the runtime stops all the same, and a later `dispose()`
+    /// messages were left unprocessed; several kernels' errors come as one, as `terminateAll`
+    /// gives them); the runtime stops all the same, and a later `dispose()`
     /// resolves with the report. After it every operation that would change something rejects
     /// with `RuntimeDisposedError`; reads (`getState`, `getSummary`, ...) answer with the final
     /// state.

@@ -7,8 +7,8 @@ export type RingKernelErrorName =
   | "RuntimeDisposedError" | "RuntimeDrainingError" | "CircuitOpenError" | "OverloadedError"
   /** The base class's own name (an instance made with `new RingKernelError(...)`). */
   | "RingKernelError";
-/** Every error the runtime rejects with: `catch (e) { if (e instanceof RingKernelError) ... }`. */
-export class RingKernelError extends Error { name: RingKernelErrorName; }
+/** Every error the runtime rejects with: `catch (e) { if (e instanceof RingKernelError) ... }`. `errors`: when several kernels of a `terminateAll()`, `drain()` or `dispose()` failed, each one's own error by kernel id (as an `AggregateError` lists them); the error is then of the first one's class, with its `kernelId` and their `unprocessed` summed. */
+export class RingKernelError extends Error { name: RingKernelErrorName; errors?: AnyRingKernelError[]; }
 /** No kernel has this id. */
 export class KernelNotFoundError extends RingKernelError { name: "KernelNotFoundError"; kernelId: string; }
 /** An operation the kernel's state does not allow; `action` is what was asked (e.g. "activate"). `accepted`: for a `sendBatch` cut off part way (a `terminate` or `dispose()` meanwhile: `state` is then "terminating"), how many of its messages went in. */
@@ -17,7 +17,7 @@ export class KernelStateError extends RingKernelError { name: "KernelStateError"
 export type Stall = "outputFull" | "inactive";
 /** The input queue stayed full until the timeout; for `sendBatch`, `accepted` messages (from the front) were queued and will be answered, the rest were not. `stall` says when the kernel itself kept it full. */
 export class QueueFullError extends RingKernelError { name: "QueueFullError"; kernelId: string; accepted: number; stall?: Stall; }
-/** `unprocessed`: for a `terminate` that timed out, the messages it left unprocessed (0 otherwise). `stall`: for a call or receive, when the kernel itself answered nothing (it had input). */
+/** `unprocessed`: for a `terminate` that timed out, the messages it left unprocessed (0 otherwise). `stall`: for a call or receive, when the kernel itself answered nothing (it had input). When several kernels of a `terminateAll()`, `drain()` or `dispose()` timed out, `unprocessed` is their sum, `kernelId` the first one's and `errors` has each one's error. */
 export class TimeoutError extends RingKernelError { name: "TimeoutError"; kernelId: string; unprocessed: number; stall?: Stall; }
 /** `field` is the path of the bad field, e.g. "bodies[2].mass". */
 export class MessageFormatError extends RingKernelError { name: "MessageFormatError"; kernelId: string; field: string; }
