@@ -23,6 +23,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::platform::option_name;
+
 /// Where a kernel's circuit breaker is. In JavaScript, `"closed"`, `"open"` or `"halfOpen"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -115,10 +117,18 @@ impl CircuitBreakerConfig {
     /// open on nothing, or never close).
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.failure_threshold == 0 {
-            return Err("circuitBreaker.failureThreshold must be at least 1".into());
+            return Err(concat!(
+                option_name!("circuitBreaker.failureThreshold", "failure_threshold"),
+                " must be at least 1"
+            )
+            .into());
         }
         if self.half_open_probes == 0 {
-            return Err("circuitBreaker.halfOpenProbes must be at least 1".into());
+            return Err(concat!(
+                option_name!("circuitBreaker.halfOpenProbes", "half_open_probes"),
+                " must be at least 1"
+            )
+            .into());
         }
         Ok(())
     }

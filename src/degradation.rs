@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::platform::Float;
+use crate::platform::{option_name, Float};
 
 /// How loaded the runtime is, from `Normal` to `Critical` (ordered).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize)]
@@ -224,30 +224,40 @@ impl DegradationOptions {
     /// an empty window, a zero default latency budget (every latency would be over it).
     pub fn problem(&self) -> Option<String> {
         let signals = [
-            ("queueFillThresholds", &self.queue_fill_thresholds, 1.0),
-            ("latencyThresholds", &self.latency_thresholds, f64::MAX),
-            ("memoryThresholds", &self.memory_thresholds, f64::MAX),
+            (
+                option_name!("degradation.queueFillThresholds", "queue_fill_thresholds"),
+                &self.queue_fill_thresholds,
+                1.0,
+            ),
+            (option_name!("degradation.latencyThresholds", "latency_thresholds"), &self.latency_thresholds, f64::MAX),
+            (option_name!("degradation.memoryThresholds", "memory_thresholds"), &self.memory_thresholds, f64::MAX),
         ];
         for (name, t, most) in signals {
             let shown = || t.map(|v| Float(v).to_string()).join(", ");
             if t.iter().any(|v| !v.is_finite() || *v <= 0.0) || t.windows(2).any(|w| w[1] < w[0]) {
-                return Some(format!(
-                    "degradation.{name} must be four finite positive rising numbers, not [{}]",
-                    shown()
-                ));
+                return Some(format!("{name} must be four finite positive rising numbers, not [{}]", shown()));
             }
             if t[3] > most {
-                return Some(format!("degradation.{name} are fractions of a queue, at most 1, not [{}]", shown()));
+                return Some(format!("{name} are fractions of a queue, at most 1, not [{}]", shown()));
             }
         }
         if self.default_latency_budget.is_some_and(|budget| budget.is_zero()) {
-            return Some("degradation.defaultLatencyBudgetMs must be more than 0 ms".into());
+            return Some(
+                concat!(
+                    option_name!("degradation.defaultLatencyBudgetMs", "default_latency_budget"),
+                    " must be more than 0 ms"
+                )
+                .into(),
+            );
         }
         if !(0.0..1.0).contains(&self.hysteresis) {
-            return Some(format!("degradation.hysteresis is a fraction in [0, 1), not {}", Float(self.hysteresis)));
+            return Some(format!(
+                concat!(option_name!("degradation.hysteresis", "hysteresis"), " is a fraction in [0, 1), not {}"),
+                Float(self.hysteresis)
+            ));
         }
         if self.window.is_zero() {
-            return Some("degradation.windowMs must be more than 0".into());
+            return Some(concat!(option_name!("degradation.windowMs", "window"), " must be more than 0").into());
         }
         None
     }

@@ -17,6 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::platform::option_name;
+
 /// The verdict, as in the seed's `HealthStatus`; the reason lists the findings that made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -170,11 +172,11 @@ impl HealthThresholds {
     /// `None` if every threshold is a fraction in [0, 1], otherwise which one is not.
     pub(crate) fn out_of_range(&self) -> Option<(&'static str, f64)> {
         [
-            ("queueFill", self.queue_fill),
-            ("errorRateDegraded", self.error_rate_degraded),
-            ("errorRateUnhealthy", self.error_rate_unhealthy),
-            ("memoryDegraded", self.memory_degraded),
-            ("memoryUnhealthy", self.memory_unhealthy),
+            (option_name!("health.queueFill", "queue_fill"), self.queue_fill),
+            (option_name!("health.errorRateDegraded", "error_rate_degraded"), self.error_rate_degraded),
+            (option_name!("health.errorRateUnhealthy", "error_rate_unhealthy"), self.error_rate_unhealthy),
+            (option_name!("health.memoryDegraded", "memory_degraded"), self.memory_degraded),
+            (option_name!("health.memoryUnhealthy", "memory_unhealthy"), self.memory_unhealthy),
         ]
         .into_iter()
         .find(|(_, v)| !(0.0..=1.0).contains(v))

@@ -1491,10 +1491,22 @@ fn bad_degradation_options_and_alert_thresholds_are_refused_by_name() {
         DegradationOptions::default().with_queue_fill_thresholds([0.5, 0.7, 0.8, 1.5]),
         DegradationOptions::default().with_default_latency_budget(Duration::ZERO),
     ];
-    for degradation in bad_options {
+    // Named as Rust writes them, with the key of their serde (and JavaScript) form after.
+    let named = [
+        "queue_fill_thresholds (degradation.queueFillThresholds)",
+        "latency_thresholds (degradation.latencyThresholds)",
+        "memory_thresholds (degradation.memoryThresholds)",
+        "hysteresis (degradation.hysteresis)",
+        "hysteresis (degradation.hysteresis)",
+        "window (degradation.windowMs)",
+        "queue_fill_thresholds (degradation.queueFillThresholds)",
+        "default_latency_budget (degradation.defaultLatencyBudgetMs)",
+    ];
+    for (degradation, name) in bad_options.into_iter().zip(named) {
         let options = RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_degradation(degradation.clone());
         let refused = pollster::block_on(Runtime::new(options)).unwrap_err();
         assert_eq!(common::js_name(&refused), "RangeError", "{degradation:?}: {refused}");
+        assert!(refused.to_string().starts_with(&format!("out of range: {name} ")), "{refused}");
     }
     let unordered = DegradationOptions::default().with_queue_fill_thresholds([1.0, 0.8, 0.9, 1.0]);
     let options = RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_degradation(unordered);

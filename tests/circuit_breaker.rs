@@ -204,12 +204,15 @@ fn a_lost_device_opens_the_circuit_of_its_kernels() {
 
 #[test]
 fn a_breaker_that_could_never_open_or_close_is_refused() {
-    for config in [breaker(0), breaker(1).with_half_open_probes(0)] {
+    let named =
+        ["failure_threshold (circuitBreaker.failureThreshold)", "half_open_probes (circuitBreaker.halfOpenProbes)"];
+    for (config, name) in [breaker(0), breaker(1).with_half_open_probes(0)].into_iter().zip(named) {
         let e = pollster::block_on(Runtime::new(
             RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_circuit_breaker(config),
         ))
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
+        assert_eq!(e.to_string(), format!("out of range: {name} must be at least 1"), "named as Rust writes it");
     }
     // The defaults are documented: five failures in a minute, thirty seconds open, one probe.
     let d = CircuitBreakerConfig::default();

@@ -134,7 +134,7 @@ fn thresholds_are_options_and_are_checked() {
             .with_health_thresholds(HealthThresholds::default().with_memory(0.8, bad));
         let error = pollster::block_on(Runtime::new(options)).expect_err("refused");
         assert_eq!(error.kind(), ErrorKind::OutOfRange);
-        assert!(error.to_string().contains("health.memoryUnhealthy"), "{error}");
+        assert!(error.to_string().contains("memory_unhealthy (health.memoryUnhealthy) must be"), "{error}");
     }
 }
 

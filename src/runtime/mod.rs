@@ -476,7 +476,7 @@ impl Runtime {
         }
         if let Some((name, value)) = options.health.out_of_range() {
             let value = crate::platform::Float(value);
-            return Err(Error::OutOfRange(format!("health.{name} must be a fraction from 0 to 1, got {value}")));
+            return Err(Error::OutOfRange(format!("{name} must be a fraction from 0 to 1, got {value}")));
         }
         crate::watchdog::checked_heartbeat(options.watchdog.heartbeat_timeout)?;
         if let Some(breaker) = &options.circuit_breaker {
