@@ -114,8 +114,12 @@ impl CircuitBreakerConfig {
     }
 
     /// `OutOfRange` naming the field when a threshold or probe count is 0 (the circuit would
-    /// open on nothing, or never close).
+    /// open on nothing, or never close) or the window is (it would hold no failure, and the
+    /// circuit never open).
     pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.window.is_zero() {
+            return Err(concat!(option_name!("circuitBreaker.windowMs", "window"), " must be more than 0 ms").into());
+        }
         if self.failure_threshold == 0 {
             return Err(concat!(
                 option_name!("circuitBreaker.failureThreshold", "failure_threshold"),

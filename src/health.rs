@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::platform::option_name;
+use crate::platform::{option_name, Float};
 
 /// The verdict, as in the seed's `HealthStatus`; the reason lists the findings that made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,17 +169,26 @@ impl HealthThresholds {
         self
     }
 
-    /// `None` if every threshold is a fraction in [0, 1], otherwise which one is not.
-    pub(crate) fn out_of_range(&self) -> Option<(&'static str, f64)> {
-        [
+    /// `None` if every threshold is a fraction more than 0 (at 0 everything would meet it) and at
+    /// most 1 and each degraded line is at most its unhealthy one; otherwise what is wrong.
+    pub(crate) fn problem(&self) -> Option<String> {
+        let thresholds = [
             (option_name!("health.queueFill", "queue_fill"), self.queue_fill),
             (option_name!("health.errorRateDegraded", "error_rate_degraded"), self.error_rate_degraded),
             (option_name!("health.errorRateUnhealthy", "error_rate_unhealthy"), self.error_rate_unhealthy),
             (option_name!("health.memoryDegraded", "memory_degraded"), self.memory_degraded),
             (option_name!("health.memoryUnhealthy", "memory_unhealthy"), self.memory_unhealthy),
-        ]
-        .into_iter()
-        .find(|(_, v)| !(0.0..=1.0).contains(v))
+        ];
+        if let Some((name, value)) = thresholds.into_iter().find(|&(_, v)| !(v > 0.0 && v <= 1.0)) {
+            return Some(format!("{name} must be a fraction more than 0 and at most 1, got {}", Float(value)));
+        }
+        // A degraded line above its unhealthy one would skip `degraded` on the way up.
+        [(thresholds[1], thresholds[2]), (thresholds[3], thresholds[4])]
+            .into_iter()
+            .find(|((_, degraded), (_, unhealthy))| degraded > unhealthy)
+            .map(|((degraded, d), (unhealthy, u))| {
+                format!("{degraded} ({}) must be at most {unhealthy} ({})", Float(d), Float(u))
+            })
     }
 }
 
@@ -389,8 +398,12 @@ mod tests {
             HealthThresholds { queue_fill: 0.5, memory_degraded: 0.4, memory_unhealthy: 0.5, ..Default::default() };
         assert_eq!(assess(&vitals, &strict).status.as_str(), "unhealthy");
         assert_eq!(assess(&vitals, &strict).issues.len(), 2);
-        assert_eq!(HealthThresholds { queue_fill: 1.5, ..Default::default() }.out_of_range(), Some(("queueFill", 1.5)));
-        assert_eq!(HealthThresholds::default().out_of_range(), None);
+        let problem = |t: HealthThresholds| t.problem().unwrap_or_default();
+        assert!(problem(HealthThresholds { queue_fill: 1.5, ..Default::default() }).contains("got 1.5"));
+        assert!(problem(HealthThresholds { queue_fill: 0.0, ..Default::default() }).contains("more than 0"));
+        let crossed = problem(HealthThresholds::default().with_error_rates(0.9, 0.1));
+        assert!(crossed.contains("(0.9) must be at most") && crossed.ends_with("(0.1)"), "{crossed}");
+        assert_eq!(HealthThresholds::default().problem(), None);
     }
 
     #[test]

@@ -43,7 +43,8 @@ pub struct KernelTelemetry {
     /// failures. Not counted: a timed-out receive (it refused nothing) and a receive from a
     /// terminated kernel with no answer left (the end of its answers).
     pub errors: u64,
-    /// `errors` per processed message (0 when nothing was processed).
+    /// The share of operations that failed: `errors` per message processed or operation
+    /// failed, from 0 to 1 (0 before either).
     pub error_rate: f64,
     /// Dispatches of this kernel whose submission completed (one per tick that had work for it).
     pub dispatches: u64,
@@ -94,8 +95,9 @@ pub struct KernelTelemetry {
     pub answers_abandoned: u64,
     /// Answers routed to the connected kernel (`connected_to`) instead of the host.
     pub messages_forwarded: u64,
-    /// Sends that waited on a full input queue while the kernel's own output queue was full
-    /// (answers nobody received): each was also reported as a warning.
+    /// Sends, calls and receives that waited a second or more on this kernel while it could
+    /// not run their input (its output queue full of answers nobody receives, or it was not
+    /// active): each was also reported once as a warning. Shorter waits are not counted.
     pub stalled_sends: u64,
     /// The device it runs on (see [`crate::devices`]).
     pub device: crate::devices::DeviceId,

@@ -119,6 +119,8 @@ fn handler_errors_open_the_circuit_which_refuses_then_probes_and_closes() {
         wait_until("reopened by the failed probe", || circuit(&rt, "flaky") == CircuitState::Open);
         let t = rt.kernel_metrics("flaky").unwrap();
         assert_eq!((t.circuit_opened, t.errors, t.messages_processed), (3, 9, 12));
+        let rate = rt.telemetry("flaky").unwrap().unwrap().error_rate;
+        assert_eq!(rate, 9.0 / 21.0, "the share of operations that failed");
         assert_eq!(t.messages_received, 3, "every answered message was received once");
     });
 }
@@ -204,15 +206,20 @@ fn a_lost_device_opens_the_circuit_of_its_kernels() {
 
 #[test]
 fn a_breaker_that_could_never_open_or_close_is_refused() {
-    let named =
-        ["failure_threshold (circuitBreaker.failureThreshold)", "half_open_probes (circuitBreaker.halfOpenProbes)"];
-    for (config, name) in [breaker(0), breaker(1).with_half_open_probes(0)].into_iter().zip(named) {
+    let named = [
+        "failure_threshold (circuitBreaker.failureThreshold) must be at least 1",
+        "half_open_probes (circuitBreaker.halfOpenProbes) must be at least 1",
+        // A window of no time holds no failure: the circuit would never open.
+        "window (circuitBreaker.windowMs) must be more than 0 ms",
+    ];
+    let configs = [breaker(0), breaker(1).with_half_open_probes(0), breaker(1).with_window(Duration::ZERO)];
+    for (config, name) in configs.into_iter().zip(named) {
         let e = pollster::block_on(Runtime::new(
             RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_circuit_breaker(config),
         ))
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
-        assert_eq!(e.to_string(), format!("out of range: {name} must be at least 1"), "named as Rust writes it");
+        assert_eq!(e.to_string(), format!("out of range: {name}"), "named as Rust writes it");
     }
     // The defaults are documented: five failures in a minute, thirty seconds open, one probe.
     let d = CircuitBreakerConfig::default();

@@ -136,6 +136,22 @@ fn thresholds_are_options_and_are_checked() {
         assert_eq!(error.kind(), ErrorKind::OutOfRange);
         assert!(error.to_string().contains("memory_unhealthy (health.memoryUnhealthy) must be"), "{error}");
     }
+    // At 0 every kernel would meet a line; a degraded line above its unhealthy one.
+    for (bad, named) in [
+        (
+            HealthThresholds::default().with_queue_fill(0.0),
+            "queue_fill (health.queueFill) must be a fraction more than 0",
+        ),
+        (
+            HealthThresholds::default().with_error_rates(0.9, 0.1),
+            "error_rate_degraded (health.errorRateDegraded) (0.9) must be at most error_rate_unhealthy",
+        ),
+    ] {
+        let options = RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_health_thresholds(bad);
+        let error = pollster::block_on(Runtime::new(options)).expect_err("refused");
+        assert_eq!(error.kind(), ErrorKind::OutOfRange);
+        assert!(error.to_string().contains(named), "{error}");
+    }
 }
 
 /// An open circuit and a stalled kernel (full output queue, nobody receiving) are findings

@@ -317,6 +317,8 @@ async fn stream_through_losses(rt: &Runtime, first: &str, last: &str, total: i32
             if lost < losses && answers.len() >= (lost + 1) * total as usize / (losses + 1) {
                 rt.destroy_device().unwrap();
                 lost += 1;
+                // Lost when it returns, a tick under way on it or not.
+                assert_eq!(rt.summary().device.losses, lost as u64, "the loss counts at once");
             }
         }
         answers

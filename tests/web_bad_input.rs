@@ -1011,6 +1011,18 @@ fn option_rows() -> Vec<Row> {
             object(&[("health", object(&[("errorRateUnhealthy", n(f64::NAN))]))]),
             "RangeError",
         ),
+        // At 0 every idle kernel would be degraded; a degraded line above the unhealthy one.
+        ("{ health: { queueFill: 0 } }", object(&[("health", object(&[("queueFill", n(0.0))]))]), "RangeError"),
+        (
+            "{ health: { errorRateDegraded: 0.9, errorRateUnhealthy: 0.1 } }",
+            object(&[("health", object(&[("errorRateDegraded", n(0.9)), ("errorRateUnhealthy", n(0.1))]))]),
+            "RangeError",
+        ),
+        (
+            "{ health: { memoryDegraded: 0.99, memoryUnhealthy: 0.5 } }",
+            object(&[("health", object(&[("memoryDegraded", n(0.99)), ("memoryUnhealthy", n(0.5))]))]),
+            "RangeError",
+        ),
         ("{ health: { queuefill: 0.5 } }", object(&[("health", object(&[("queuefill", n(0.5))]))]), "TypeError"),
         ("{ health: 0.5 }", object(&[("health", n(0.5))]), "TypeError"),
         ("{ backend: \"vulkan\" } (a native API)", object(&[("backend", s("vulkan"))]), "BackendUnavailableError"),
@@ -1031,6 +1043,8 @@ fn option_rows() -> Vec<Row> {
         ("{ circuitBreaker: { halfOpenProbes: 0 } }", breaker("halfOpenProbes", n(0.0)), "RangeError"),
         ("{ circuitBreaker: { halfOpenProbes: 1.5 } }", breaker("halfOpenProbes", n(1.5)), "RangeError"),
         ("{ circuitBreaker: { windowMs: -1 } }", breaker("windowMs", n(-1.0)), "RangeError"),
+        // A window of no time holds no failure: the circuit would never open.
+        ("{ circuitBreaker: { windowMs: 0 } }", breaker("windowMs", n(0.0)), "RangeError"),
         ("{ circuitBreaker: { openMs: NaN } }", breaker("openMs", n(f64::NAN)), "RangeError"),
         ("{ circuitBreaker: { openMs: Infinity } }", breaker("openMs", n(f64::INFINITY)), "RangeError"),
         ("{ circuitBreaker: { openMs: 10n } }", breaker("openMs", BigInt::from(10).into()), "TypeError"),
@@ -1038,6 +1052,7 @@ fn option_rows() -> Vec<Row> {
         ("{ watchdog: { heartbeat: 5 } }", watchdog("heartbeat", n(5.0)), "TypeError"),
         ("{ watchdog: { heartbeatTimeoutMs: -5 } }", watchdog("heartbeatTimeoutMs", n(-5.0)), "RangeError"),
         ("{ watchdog: { heartbeatTimeoutMs: \"5\" } }", watchdog("heartbeatTimeoutMs", s("5")), "TypeError"),
+        ("{ watchdog: { heartbeatTimeoutMs: 0 } }", watchdog("heartbeatTimeoutMs", n(0.0)), "RangeError"),
         ("{ watchdog: { action: \"reboot\" } }", watchdog("action", s("reboot")), "TypeError"),
         ("{ watchdog: { action: 1 } }", watchdog("action", n(1.0)), "TypeError"),
     ];
@@ -1059,6 +1074,9 @@ fn option_rows() -> Vec<Row> {
         ("setHeartbeatTimeout", n(f64::NAN), "NaN", "RangeError"),
         ("setHeartbeatTimeout", s("10"), "\"10\"", "TypeError"),
         ("setHeartbeatTimeout", JsValue::UNDEFINED, "undefined", "TypeError"),
+        // As create's watchdog.heartbeatTimeoutMs: 0 makes every kernel stale, 1e300 is no duration.
+        ("setHeartbeatTimeout", n(0.0), "0", "RangeError"),
+        ("setHeartbeatTimeout", n(1e300), "1e300", "RangeError"),
         ("setWatchdogAction", s("reboot"), "\"reboot\"", "TypeError"),
         ("setWatchdogAction", s("Report"), "\"Report\"", "TypeError"),
         ("setWatchdogAction", JsValue::NULL, "null", "TypeError"),

@@ -72,6 +72,18 @@ async fn memory_by_purpose_pressure_and_alerts_through_javascript() {
             call(&rt, "memory", &[]).await;
         }
         assert_eq!(heard.length(), 1, "{backend}: one crossing, one alert");
+        // A watch registered with pressure above it already hears "high" once onMemoryAlert has
+        // returned its id, never inside the call.
+        let late = Array::new();
+        let into = late.clone();
+        let late_listener = Closure::<dyn Fn(JsValue)>::new(move |event: JsValue| {
+            into.push(&event);
+        });
+        call(&rt, "onMemoryAlert", &[0.5.into(), late_listener.as_ref().clone()]).await;
+        assert_eq!(late.length(), 0, "{backend}: not called back inside onMemoryAlert");
+        sleep_ms(0).await;
+        assert_eq!(late.length(), 1, "{backend}: called back right after it");
+        assert_eq!(get(&late.get(0), "alert").as_string().as_deref(), Some("high"));
         let event = heard.get(0);
         assert_eq!(get(&event, "alert").as_string().as_deref(), Some("high"));
         assert_eq!(num(&event, "threshold"), 0.9);

@@ -225,7 +225,7 @@ test("errors are instances of exported classes, with their names and details", a
   assert.match(value.ranges[0][2], /launch options: queueSize must be a whole number from 1 to 4194304, got 0/);
   assert.match(value.ranges[1][2], /^receive options: timeout must be a non-negative number of milliseconds, got -1/);
   assert.match(value.ranges[2][2], /^managedKernel options: terminateTimeout must be a non-negative number of milliseconds, got -1/, "named by its option");
-  assert.match(value.ranges[3][2], /^the heartbeat timeout must be a non-negative number of milliseconds, got -1/);
+  assert.match(value.ranges[3][2], /^setHeartbeatTimeout: the heartbeat timeout must be a number of milliseconds more than 0, up to 9e15, got -1/);
   for (const [name, shown, subclass] of value.classes) assert.deepEqual([shown, subclass], [name, true], name);
 });
 

@@ -486,7 +486,7 @@ impl Runtime {
 
     /// Destroys the (first) GPU device, as a driver reset or an unplugged GPU would lose it,
     /// so applications can test how they handle `DeviceLost` and [`recover`](Self::recover).
-    /// Kernels become `Failed` as soon as the tick notices (at once if it is idle).
+    /// Its kernels are `Failed` when this returns, a tick under way on it failing with it.
     pub fn destroy_device(&self) -> Result<()> {
         let first_gpu = self.shared.device_ids().find(|&id| self.shared.device(id).gpu().is_some());
         self.destroy_device_at(first_gpu.unwrap_or(crate::devices::DeviceId(0)))
@@ -497,13 +497,14 @@ impl Runtime {
         drop(self.open_table()?);
         self.check_device(device)?;
         match self.shared.device(device).gpu() {
-            Some(gpu) => gpu.destroy("the device was destroyed (destroyDevice)"),
+            // Lost from here on, as a real loss would be once noticed: a tick under way on it
+            // when this returns has failed with it, not only the next one.
+            Some(_) => self.lose_device(device, "the device was destroyed (destroyDevice)"),
             None => {
                 let reason = "the cpu backend has no device to destroy".to_owned();
                 return Err(Error::InvalidArgument(self.name_device(device.index(), reason)));
             }
         }
-        self.shared.wake();
         Ok(())
     }
 }

@@ -78,7 +78,9 @@ impl GpuMemoryDashboard {
     /// Calls `callback` once each time pressure crosses `threshold` (in `(0, 1]`, else
     /// `OutOfRange`): `High` on the way up, `Normal` on the way back below `threshold -`
     /// [`ALERT_HYSTERESIS`](crate::memory::ALERT_HYSTERESIS). Pressure is checked after every
-    /// tick and launch and on every memory query; the callback runs with no lock held.
+    /// tick and launch and on every memory query; the callback runs with no lock held. A
+    /// pressure already above `threshold` calls it before this returns natively, and on the web
+    /// in a microtask after (so a JavaScript callback always has its watch's id).
     pub fn on_alert(
         &self,
         threshold: f64,
@@ -87,7 +89,13 @@ impl GpuMemoryDashboard {
         // A stopped runtime's memory changes no more: a watch would never fire.
         drop(self.runtime.open_table()?);
         let id = self.runtime.shared.alerts().add(threshold, Arc::new(callback))?;
+        #[cfg(not(target_arch = "wasm32"))]
         pressure::check_memory_alerts(&self.runtime.shared);
+        #[cfg(target_arch = "wasm32")]
+        {
+            let shared = self.runtime.shared.clone();
+            crate::platform::spawn_detached(move || async move { pressure::check_memory_alerts(&shared) });
+        }
         Ok(id)
     }
 

@@ -474,9 +474,8 @@ impl Runtime {
                     .into(),
             ));
         }
-        if let Some((name, value)) = options.health.out_of_range() {
-            let value = crate::platform::Float(value);
-            return Err(Error::OutOfRange(format!("{name} must be a fraction from 0 to 1, got {value}")));
+        if let Some(problem) = options.health.problem() {
+            return Err(Error::OutOfRange(problem));
         }
         crate::watchdog::checked_heartbeat(options.watchdog.heartbeat_timeout)?;
         if let Some(breaker) = &options.circuit_breaker {

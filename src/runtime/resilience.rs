@@ -262,7 +262,7 @@ impl Runtime {
 
     /// Destroys the GPU `device` (which also ends a tick waiting on it) and declares it lost at
     /// once, rather than when the tick notices, so recovery that follows has a loss to recover.
-    fn lose_device(&self, device: DeviceId, reason: &str) {
+    pub(super) fn lose_device(&self, device: DeviceId, reason: &str) {
         let generation = self.shared.lock().device(device).generation;
         if let Some(gpu) = self.shared.device(device).gpu() {
             gpu.destroy(reason);

@@ -256,10 +256,12 @@ fn check_keys_and(value: &JsValue, known: &[&str], also: Option<&str>, what: &st
     Ok(())
 }
 
+/// What `RingKernelRuntime.create`'s option errors begin with.
+pub(super) const CREATE_OPTIONS: &str = "RingKernelRuntime.create options";
+
 /// `RingKernelRuntime.create`'s options: [`parse_options`], with the nested `circuitBreaker`,
 /// `watchdog`, `health` and `degradation` objects held to their own keys too (serde would skip unknown ones silently).
 pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, JsValue> {
-    const WHAT: &str = "RingKernelRuntime.create options";
     let (value, preset) = without_preset(value)?;
     if let Some(options) = value.as_ref().filter(|v| v.is_object()) {
         let nested = [
@@ -269,30 +271,30 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
             ("degradation", shape::<DegradationOptions>().1),
         ];
         for (key, known) in nested {
-            check_nested(options, key, known, WHAT)?;
+            check_nested(options, key, known, CREATE_OPTIONS)?;
         }
         let devices = Reflect::get(options, &"devices".into())?;
         if let Some(devices) = devices.dyn_ref::<js_sys::Array>() {
             for (i, device) in devices.iter().enumerate() {
-                check_keys(&device, shape::<DeviceSpec>().1, &format!("{WHAT}.devices[{i}]"))?;
+                check_keys(&device, shape::<DeviceSpec>().1, &format!("{CREATE_OPTIONS}.devices[{i}]"))?;
             }
         }
     }
-    let Some(mut options) = preset else { return parse_options(value, WHAT) };
+    let Some(mut options) = preset else { return parse_options(value, CREATE_OPTIONS) };
     // The preset's options, with each key the object gives taking the given value: the object
     // is checked whole first (its errors as without a preset), then each of its own keys is
     // read again onto the preset's options. A nested object's keys are read onto the preset's
     // (see `onto`: `watchdog: { action }` keeps the preset's heartbeat); `null` turns an
     // optional one off.
     let Some(given) = value.filter(|v| v.is_object()) else { return Ok(options) };
-    parse_options::<RuntimeOptions>(Some(given.clone()), WHAT)?;
+    parse_options::<RuntimeOptions>(Some(given.clone()), CREATE_OPTIONS)?;
     for key in Object::keys(given.unchecked_ref::<Object>()).iter() {
         let key = key.as_string().unwrap_or_default();
         let value = Reflect::get(&given, &key.as_str().into())?;
         if value.is_undefined() {
             continue; // not given: the preset's stays (`null` turns an optional one off)
         }
-        options.read_field(&key, &value).map_err(|refusal| refused(WHAT, refusal.under(&key)))?;
+        options.read_field(&key, &value).map_err(|refusal| refused(CREATE_OPTIONS, refusal.under(&key)))?;
     }
     Ok(options)
 }
@@ -486,7 +488,7 @@ impl ReadFields for LaunchOptions {
             "unfused" => put(&mut self.unfused, boolean(value)),
             "priority" => put(&mut self.priority, signed_i32(value)),
             // `deserialize_with` takes the value as it is: `null` is no number, not `None`.
-            "latencyBudgetMs" => put(&mut self.latency_budget, degradation_millis(value).map(Some)),
+            "latencyBudgetMs" => put(&mut self.latency_budget, positive_millis(value).map(Some)),
             // `DeviceId` is a transparent `u32`.
             "device" => put(&mut self.device, option(value, unsigned_u32).map(|id| id.map(DeviceId))),
             "requirements" => put(&mut self.requirements, nested(value)),
@@ -520,10 +522,11 @@ impl ReadFields for DeviceRequirements {
 impl ReadFields for CircuitBreakerConfig {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "failureThreshold" => put(&mut self.failure_threshold, unsigned_u32(value)),
-            "windowMs" => put(&mut self.window, circuit_millis(value)),
+            "failureThreshold" => put(&mut self.failure_threshold, count_u32(value)),
+            // A window of 0 ms would hold no failure: the circuit would never open.
+            "windowMs" => put(&mut self.window, positive_millis(value)),
             "openMs" => put(&mut self.open_duration, circuit_millis(value)),
-            "halfOpenProbes" => put(&mut self.half_open_probes, unsigned_u32(value)),
+            "halfOpenProbes" => put(&mut self.half_open_probes, count_u32(value)),
             _ => unread(name),
         }
     }
@@ -532,7 +535,7 @@ impl ReadFields for CircuitBreakerConfig {
 impl ReadFields for WatchdogConfig {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "heartbeatTimeoutMs" => put(&mut self.heartbeat_timeout, circuit_millis(value)),
+            "heartbeatTimeoutMs" => put(&mut self.heartbeat_timeout, positive_millis(value)),
             "action" => put(&mut self.action, variant(value)),
             _ => unread(name),
         }
@@ -542,11 +545,11 @@ impl ReadFields for WatchdogConfig {
 impl ReadFields for HealthThresholds {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
-            "queueFill" => put(&mut self.queue_fill, number(value)),
-            "errorRateDegraded" => put(&mut self.error_rate_degraded, number(value)),
-            "errorRateUnhealthy" => put(&mut self.error_rate_unhealthy, number(value)),
-            "memoryDegraded" => put(&mut self.memory_degraded, number(value)),
-            "memoryUnhealthy" => put(&mut self.memory_unhealthy, number(value)),
+            "queueFill" => put(&mut self.queue_fill, fraction(value)),
+            "errorRateDegraded" => put(&mut self.error_rate_degraded, fraction(value)),
+            "errorRateUnhealthy" => put(&mut self.error_rate_unhealthy, fraction(value)),
+            "memoryDegraded" => put(&mut self.memory_degraded, fraction(value)),
+            "memoryUnhealthy" => put(&mut self.memory_unhealthy, fraction(value)),
             _ => unread(name),
         }
     }
@@ -558,10 +561,10 @@ impl ReadFields for DegradationOptions {
             "queueFillThresholds" => put(&mut self.queue_fill_thresholds, four_numbers(value)),
             "latencyThresholds" => put(&mut self.latency_thresholds, four_numbers(value)),
             "memoryThresholds" => put(&mut self.memory_thresholds, four_numbers(value)),
-            "hysteresis" => put(&mut self.hysteresis, number(value)),
+            "hysteresis" => put(&mut self.hysteresis, hysteresis(value)),
             "cooldownMs" => put(&mut self.cooldown, degradation_millis(value)),
-            "windowMs" => put(&mut self.window, degradation_millis(value)),
-            "defaultLatencyBudgetMs" => put(&mut self.default_latency_budget, degradation_millis(value).map(Some)),
+            "windowMs" => put(&mut self.window, positive_millis(value)),
+            "defaultLatencyBudgetMs" => put(&mut self.default_latency_budget, positive_millis(value).map(Some)),
             "protectedPriority" => put(&mut self.protected_priority, signed_i32(value)),
             _ => unread(name),
         }
@@ -680,6 +683,11 @@ fn signed_i32(value: &JsValue) -> Read<i32> {
     safe_integer(value).and_then(|n| i32::try_from(n).ok()).ok_or_else(|| Refusal::out_of_range(I32_RANGE, value))
 }
 
+/// A `u32` of at least 1 (a count that 0 would make meaningless).
+fn count_u32(value: &JsValue) -> Read<u32> {
+    unsigned_u32(value).ok().filter(|&n| n > 0).ok_or_else(|| Refusal::out_of_range(COUNT_RANGE, value))
+}
+
 fn safe_integer(value: &JsValue) -> Option<i64> {
     Number::is_safe_integer(value).then(|| value.unchecked_into_f64() as i64)
 }
@@ -727,7 +735,7 @@ fn four_numbers(value: &JsValue) -> Read<[f64; 4]> {
     let mut numbers = [0.0; 4];
     for (i, slot) in numbers.iter_mut().enumerate() {
         match elements.next() {
-            Some(element) => *slot = number(&element?).map_err(|refusal| refusal.at(i))?,
+            Some(element) => *slot = positive_number(&element?).map_err(|refusal| refusal.at(i))?,
             None => {
                 let text = format!("must be {EXPECTED}, got {i} of them");
                 return Err(Refusal { path: String::new(), text, range: false });
@@ -742,6 +750,49 @@ fn four_numbers(value: &JsValue) -> Read<[f64; 4]> {
 fn circuit_millis(value: &JsValue) -> Read<Duration> {
     circuit::duration_from_millis(number(value)?, "")
         .map_err(|_| Refusal::out_of_range("a number of milliseconds from 0 to 9e15", value))
+}
+
+/// Milliseconds more than 0 (and within what [`circuit_millis`] takes): a heartbeat, a window
+/// or a latency budget of 0 could never be met or would hold nothing.
+#[inline(never)] // one copy for every field that reads it
+fn positive_millis(value: &JsValue) -> Read<Duration> {
+    circuit_millis(value)
+        .ok()
+        .filter(|ms| !ms.is_zero())
+        .ok_or_else(|| Refusal::out_of_range("a number of milliseconds more than 0, up to 9e15", value))
+}
+
+/// `setHeartbeatTimeout`'s argument, read as `create`'s `watchdog.heartbeatTimeoutMs` is.
+pub(super) fn heartbeat_timeout(ms: &JsValue) -> Result<Duration, JsValue> {
+    positive_millis(ms).map_err(|refusal| refused("setHeartbeatTimeout", refusal.under("the heartbeat timeout")))
+}
+
+/// A health threshold: a fraction more than 0 (at 0 every kernel or runtime would meet it) and
+/// at most 1.
+fn fraction(value: &JsValue) -> Read<f64> {
+    let fraction = number(value)?;
+    match fraction > 0.0 && fraction <= 1.0 {
+        true => Ok(fraction),
+        false => Err(Refusal::out_of_range("a number more than 0 and at most 1", value)),
+    }
+}
+
+/// The degradation manager's hysteresis: a fraction from 0 up to, not including, 1.
+fn hysteresis(value: &JsValue) -> Read<f64> {
+    let fraction = number(value)?;
+    match (0.0..1.0).contains(&fraction) {
+        true => Ok(fraction),
+        false => Err(Refusal::out_of_range("a number from 0 up to, not including, 1", value)),
+    }
+}
+
+/// A finite number more than 0 (a degradation threshold).
+fn positive_number(value: &JsValue) -> Read<f64> {
+    let number = number(value)?;
+    match number.is_finite() && number > 0.0 {
+        true => Ok(number),
+        false => Err(Refusal::out_of_range("a finite number more than 0", value)),
+    }
 }
 
 /// The degradation manager's milliseconds (see `degradation::millis`).
@@ -1103,8 +1154,16 @@ mod tests {
             (create(&[("defaultQueueSize", JsValue::NULL)]), "TypeError: RingKernelRuntime.create options: defaultQueueSize must be a whole number from 1 to 4194304, got null"),
             (create(&[("defaultQueueSize", n(0.0))]), "RangeError: RingKernelRuntime.create options: defaultQueueSize must be a whole number from 1 to 4194304, got 0"),
             (create(&[("memoryBudget", Array::new().into())]), "TypeError: RingKernelRuntime.create options: memoryBudget must be a whole number from 0 to 9007199254740991, got an array"),
-            (create(&[("circuitBreaker", object(&[("windowMs", n(-1.0))]))]), "RangeError: RingKernelRuntime.create options: circuitBreaker.windowMs must be a number of milliseconds from 0 to 9e15, got -1"),
-            (create(&[("watchdog", object(&[("heartbeatTimeoutMs", "5".into())]))]), "TypeError: RingKernelRuntime.create options: watchdog.heartbeatTimeoutMs must be a number, got \"5\""),
+            (create(&[("circuitBreaker", object(&[("windowMs", n(-1.0))]))]), "RangeError: RingKernelRuntime.create options: circuitBreaker.windowMs must be a number of milliseconds more than 0, up to 9e15, got -1"),
+            (create(&[("circuitBreaker", object(&[("openMs", n(-1.0))]))]), "RangeError: RingKernelRuntime.create options: circuitBreaker.openMs must be a number of milliseconds from 0 to 9e15, got -1"),
+            (create(&[("circuitBreaker", object(&[("failureThreshold", n(0.0))]))]), "RangeError: RingKernelRuntime.create options: circuitBreaker.failureThreshold must be a whole number from 1 to 4294967295, got 0"),
+            (create(&[("watchdog", object(&[("heartbeatTimeoutMs", "5".into())]))]), "TypeError: RingKernelRuntime.create options: watchdog.heartbeatTimeoutMs must be a number of milliseconds more than 0, up to 9e15, got \"5\""),
+            (create(&[("watchdog", object(&[("heartbeatTimeoutMs", n(0.0))]))]), "RangeError: RingKernelRuntime.create options: watchdog.heartbeatTimeoutMs must be a number of milliseconds more than 0, up to 9e15, got 0"),
+            (create(&[("health", object(&[("queueFill", n(0.0))]))]), "RangeError: RingKernelRuntime.create options: health.queueFill must be a number more than 0 and at most 1, got 0"),
+            (create(&[("health", object(&[("memoryDegraded", n(f64::INFINITY))]))]), "RangeError: RingKernelRuntime.create options: health.memoryDegraded must be a number more than 0 and at most 1, got Infinity"),
+            (create(&[("degradation", object(&[("hysteresis", n(1e300))]))]), "RangeError: RingKernelRuntime.create options: degradation.hysteresis must be a number from 0 up to, not including, 1, got 1e+300"),
+            (create(&[("degradation", object(&[("latencyThresholds", numbers(&[1.0, 2.0, f64::INFINITY, 4.0]))]))]), "RangeError: RingKernelRuntime.create options: degradation.latencyThresholds[2] must be a finite number more than 0, got Infinity"),
+            (launch(&[("latencyBudgetMs", n(0.0))]), "RangeError: launch options: latencyBudgetMs must be a number of milliseconds more than 0, up to 9e15, got 0"),
             (create(&[("health", n(0.5))]), "TypeError: RingKernelRuntime.create options.health must be an object, got 0.5"),
             (create(&[("devices", Array::of2(&object(&[]), &object(&[("index", n(1.5))])).into())]), "RangeError: RingKernelRuntime.create options: devices[1].index must be a whole number from 0 to 4294967295, got 1.5"),
             (create(&[("devices", n(2.0))]), "TypeError: RingKernelRuntime.create options: devices must be an array, got 2"),

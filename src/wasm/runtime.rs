@@ -11,12 +11,12 @@ use super::definitions::kernel_definition;
 use super::errors::{js_error, js_void, type_error};
 use super::handle::JsKernelHandle;
 use super::messages::{js_state, shown};
-use super::options::{launch_options, runtime_options, timeout_option, watchdog_action};
+use super::options::{self, launch_options, runtime_options, timeout_option, watchdog_action};
 use super::{calls, envelopes, kernel_id, promise, started_promise, to_js};
+use crate::error::Error;
 use crate::kernel::KernelDefinition;
 use crate::message::Scalar;
 use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
-use crate::waiting::duration_from_ms;
 
 /// Promise-based host runtime for ring kernels (the seeds' `RingKernelRuntime`).
 #[wasm_bindgen(js_name = RingKernelRuntime)]
@@ -34,7 +34,13 @@ impl JsRuntime {
     ) -> Promise {
         promise(async move {
             let options: RuntimeOptions = runtime_options(options)?;
-            let runtime = Runtime::new(options).await.map_err(js_error)?;
+            // The core's checks of options against each other are the options' errors too.
+            let runtime = Runtime::new(options).await.map_err(|error| match error {
+                Error::InvalidArgument(text) => Error::InvalidArgument(format!("{}: {text}", options::CREATE_OPTIONS)),
+                Error::OutOfRange(text) => Error::OutOfRange(format!("{}: {text}", options::CREATE_OPTIONS)),
+                other => other,
+            });
+            let runtime = runtime.map_err(js_error)?;
             Ok(JsRuntime { inner: Rc::new(runtime) }.into())
         })
     }
@@ -325,15 +331,7 @@ impl JsRuntime {
         &self,
         #[wasm_bindgen(unchecked_param_type = "number")] ms: JsValue,
     ) -> Result<(), JsValue> {
-        let timeout = match ms.as_f64() {
-            Some(ms) => duration_from_ms(ms, "the heartbeat timeout").map_err(js_error)?,
-            None => {
-                return Err(type_error(format!(
-                    "the heartbeat timeout must be a number of milliseconds, got {}",
-                    shown(&ms)
-                )))
-            }
-        };
+        let timeout = options::heartbeat_timeout(&ms)?;
         self.inner.kernel_watchdog().set_heartbeat_timeout(timeout).map_err(js_error)
     }
 

@@ -284,7 +284,9 @@ export interface KernelTelemetry {
   /** Messages the handler dropped (and, on the cpu backend, those whose handler threw). */
   messagesDropped: number;
   /** Failed operations on the kernel: refused messages and receives (malformed, full queue, wrong state, overloaded), timed-out calls and terminates, and host handlers that threw. Not counted: a timed-out receive (it refused nothing) and a receive from a terminated kernel with no answer left (the end of its answers, as a `for await` loop ends). */
-  errors: number; errorRate: number;
+  errors: number;
+  /** The share of operations that failed: `errors / (messagesProcessed + errors)`, from 0 to 1. */
+  errorRate: number;
   /** Dispatches (runs of the handler) of this kernel. */
   dispatches: number;
   /** Of those, the ones run fused with the rest of its pipeline (one dispatch for the chain). */
@@ -312,7 +314,7 @@ export interface KernelTelemetry {
   answersAbandoned: number;
   /** Answers routed to the connected kernel instead of `receive`. */
   messagesForwarded: number;
-  /** Sends that waited on this kernel while its output queue was full (each also warned in the console). */
+  /** Sends, calls and receives that waited a second or more on this kernel while it could not run their input (its output queue full of answers nobody receives, or it was not active); each also warned in the console once. Shorter waits are not counted. */
   stalledSends: number;
   /** The device it runs on now. */
   device: number;
