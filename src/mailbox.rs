@@ -20,6 +20,10 @@ pub(crate) struct Mailbox {
     pub ledger: Ledger,
     /// Envelope headers, sparsely (empty unless envelopes were sent).
     pub headers: Headers,
+    /// The receives waiting for answers, by ticket, in the order they began to wait: answers go
+    /// to the first, so waiting receives are answered in that order however they are woken (a
+    /// receive woken by other news waits again, behind those that came later).
+    pub receivers: std::collections::VecDeque<u64>,
 }
 
 /// A `call`'s ticket: its message's sequence number and where its answer will arrive.
@@ -33,7 +37,33 @@ impl Mailbox {
             outbox: PackedQueue::new(output_stride, output_size),
             ledger: Ledger::default(),
             headers: Headers::default(),
+            receivers: Default::default(),
         }
+    }
+
+    /// Whether a receive holding `ticket` (or, without one, a receive that has not waited yet)
+    /// may take answers now: none waits ahead of it.
+    pub fn receivers_first(&self, ticket: Option<u64>) -> bool {
+        match ticket {
+            Some(ticket) => self.receivers.front() == Some(&ticket),
+            None => self.receivers.is_empty(),
+        }
+    }
+
+    /// A receive takes its place at the back of the line: its ticket.
+    pub fn join_receivers(&mut self) -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let ticket = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.receivers.push_back(ticket);
+        ticket
+    }
+
+    /// A receive leaves the line (it took its answers, gave up or failed); true when the next
+    /// one in line should be woken to take answers that are waiting.
+    pub fn leave_receivers(&mut self, ticket: u64) -> bool {
+        let first = self.receivers.front() == Some(&ticket);
+        self.receivers.retain(|&t| t != ticket);
+        first && !self.receivers.is_empty() && !self.outbox.is_empty()
     }
 
     /// Queues as many whole messages of `packed` as fit, numbering them; returns how many.

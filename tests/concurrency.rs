@@ -230,3 +230,50 @@ fn concurrent_calls_mixed_with_plain_sends_get_their_own_answers_and_plain_fifo_
          \"seconds\":{seconds:.2}}}"
     );
 }
+
+/// Waiting receives are answered in the order they began to wait, however they are woken: a
+/// receive woken by a send to its kernel (no answer yet) used to wait again behind a receive
+/// that came later, which then took the earlier answer. Two receives on a terminated kernel
+/// with one answer left: the first takes it, the second hears the end, neither hangs.
+#[test]
+fn waiting_receives_are_answered_in_the_order_they_began_to_wait() {
+    use futures_util::poll;
+    use std::pin::pin;
+    const WAIT: Option<Duration> = Some(Duration::from_secs(30));
+    for backend in [ringkernel_web::BackendChoice::Auto, ringkernel_web::BackendChoice::Cpu] {
+        let rt = common::runtime_on(backend);
+        pollster::block_on(async {
+            let options = LaunchOptions::default().with_queue_capacity(16).with_auto_activate();
+            rt.launch("doubler", options).await.unwrap();
+            let answered = |n: u64| {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while rt.kernel_metrics("doubler").unwrap().messages_processed < n {
+                    assert!(Instant::now() < deadline, "{backend:?}: no answer");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            };
+            let mut first = pin!(rt.receive_pod::<i32>("doubler", WAIT));
+            assert!(poll!(first.as_mut()).is_pending());
+            rt.send_pod("doubler", &1, WAIT).await.unwrap();
+            let mut second = pin!(rt.receive_pod::<i32>("doubler", WAIT));
+            assert!(poll!(second.as_mut()).is_pending());
+            answered(1);
+            // The later receive is polled first: the answer is the earlier one's all the same.
+            assert!(poll!(second.as_mut()).is_pending(), "{backend:?}: the later receive waits its turn");
+            assert_eq!(first.await.unwrap(), 2, "{backend:?}");
+            rt.send_pod("doubler", &2, WAIT).await.unwrap();
+            assert_eq!(second.await.unwrap(), 4, "{backend:?}");
+
+            let mut first = pin!(rt.receive_pod::<i32>("doubler", WAIT));
+            assert!(poll!(first.as_mut()).is_pending());
+            let mut second = pin!(rt.receive_pod::<i32>("doubler", WAIT));
+            assert!(poll!(second.as_mut()).is_pending());
+            rt.send_pod("doubler", &3, WAIT).await.unwrap();
+            rt.terminate("doubler", WAIT).await.unwrap();
+            assert!(poll!(second.as_mut()).is_pending(), "{backend:?}: behind the first");
+            assert_eq!(first.await.unwrap(), 6, "{backend:?}");
+            let end = second.await.unwrap_err();
+            assert!(matches!(end, Error::KernelState { state: KernelState::Terminated, .. }), "{backend:?}: {end}");
+        });
+    }
+}

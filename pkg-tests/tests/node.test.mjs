@@ -551,9 +551,42 @@ for (const [backend, env] of [["webgpu", DAWN_ENV], ["cpu", {}]]) {
     assert.deepEqual(findings(result), []);
   });
 
+  test(`receives waiting at once on ${label} are answered in the order they were made`, async () => {
+    // Found by an audit: receive A waits, a send (not awaited) wakes it with no answer yet, and
+    // receive B, made after, took the answer meant for A.
+    const result = await runModule(`${backend === "webgpu" ? DAWN_SETUP : ""}
+      import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+      await init();
+      const Seq = defineMessage("Seq", { seq: "u32" });
+      const runtime = await RingKernelRuntime.create({ backend: ${JSON.stringify(backend)} });
+      const k = await runtime.launch("k", { input: Seq, output: Seq, handler: (m) => m,
+        wgsl: "fn handle(m: Seq) -> Seq { return m; }" }, { queueSize: 16, autoActivate: true });
+      const got = [];
+      const take = (name, receive) => receive.then((m) => got.push([name, m.seq]), (e) => got.push([name, e.name]));
+      const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+      const a = take("A", k.receive());
+      k.send({ seq: 1 });
+      const b = take("B", k.receive());
+      await sleep(50);
+      await k.send({ seq: 2 });
+      await Promise.all([a, b]);
+      // One in the middle of the line gives up: the next one takes its place.
+      const abort = new AbortController();
+      const waiting = [take("C", k.receive()), take("D", k.receive({ signal: abort.signal })), take("E", k.receive())];
+      await sleep(20);
+      abort.abort();
+      await k.sendBatch([{ seq: 3 }, { seq: 4 }]);
+      await Promise.all(waiting);
+      await runtime.dispose();
+      console.log(JSON.stringify(got));
+    `, env);
+    assertExited(result);
+    assert.deepEqual(findings(result), [["A", 1], ["B", 2], ["D", "AbortError"], ["C", 3], ["E", 4]]);
+  });
+
   test(`a drain out of time on ${label} counts every kernel's unprocessed messages, not only the first's`, async () => {
-    // Each kernel's output queue is full and nobody receives, so the last four of its eight
-    // messages cannot run; "idle" has none and terminates in time.
+    // Each kernel takes one message a dispatch, so a drain of no time leaves most of its 2048;
+    // "idle" has none and terminates in time.
     const result = await runModule(`${backend === "webgpu" ? DAWN_SETUP : ""}
       import init, { RingKernelRuntime, TimeoutError, defineMessage } from "ringkernel-web";
       await init();
@@ -562,26 +595,37 @@ for (const [backend, env] of [["webgpu", DAWN_ENV], ["cpu", {}]]) {
         wgsl: "fn handle(m: Value) -> Value { return Value(2 * m.value); }" };
       const runtime = await RingKernelRuntime.create({ backend: ${JSON.stringify(backend)} });
       const kernels = {};
-      for (const id of ["a", "b", "idle"]) kernels[id] = await runtime.launch(id, doubler, { queueSize: 4, autoActivate: true });
-      for (const id of ["a", "b"]) await kernels[id].sendBatch([1, 2, 3, 4, 5, 6, 7, 8].map((value) => ({ value })), { timeout: 30000 });
+      for (const id of ["a", "b", "idle"]) kernels[id] = await runtime.launch(id, doubler, { queueSize: 2048, maxBatch: 1 });
+      const values = Array.from({ length: 2048 }, (_, i) => ({ value: i }));
+      for (const id of ["a", "b"]) await kernels[id].sendBatch(values);
       const error = await runtime.drain({ timeout: 0 }).then(() => null, (e) => e);
-      const answers = {};
-      for (const id of ["a", "b"]) answers[id] = (await kernels[id].receiveBatch({ max: 8, timeout: 30000 })).map((a) => a.value);
+      const each = error?.errors?.map((e) => [e.name, e.kernelId, e.unprocessed]) ?? [];
+      const answered = {};
+      for (const [, id, left] of each) {
+        const answers = [];
+        while (answers.length < 2048 - left) answers.push(...(await kernels[id].receiveBatch({ max: 2048, timeout: 30000 })));
+        answered[id] = answers.every((a, i) => a.value === 2 * i) && answers.length + left === 2048;
+      }
       const report = await runtime.dispose();
+      const sum = each.reduce((total, [, , left]) => total + left, 0);
+      const expected = "2 kernels failed to terminate (" + sum + " messages left unprocessed in all): terminate on kernel 'a' " +
+        "timed out after 0 ms (" + each[0]?.[2] + " messages left unprocessed); terminate on kernel 'b' timed out after 0 ms (" +
+        each[1]?.[2] + " messages left unprocessed)";
       console.log(JSON.stringify({ timeout: error instanceof TimeoutError, kernelId: error?.kernelId,
-        unprocessed: error?.unprocessed, errors: error?.errors?.map((e) => [e.name, e.kernelId, e.unprocessed]),
-        message: error?.message, answers, reported: report.messagesUnprocessed }));
+        names: each.map(([name, id]) => [name, id]), eachLeftSome: each.every(([, , left]) => left > 1),
+        summed: error?.unprocessed === sum, message: error?.message === expected || error?.message, answered,
+        reported: report.messagesUnprocessed === sum }));
     `, env);
     assertExited(result);
     assert.deepEqual(findings(result), {
       timeout: true,
       kernelId: "a",
-      unprocessed: 8,
-      errors: [["TimeoutError", "a", 4], ["TimeoutError", "b", 4]],
-      message: "2 kernels failed to terminate (8 messages left unprocessed in all): terminate on kernel 'a' timed out " +
-        "after 0 ms (4 messages left unprocessed); terminate on kernel 'b' timed out after 0 ms (4 messages left unprocessed)",
-      answers: { a: [2, 4, 6, 8], b: [2, 4, 6, 8] },
-      reported: 8,
+      names: [["TimeoutError", "a"], ["TimeoutError", "b"]],
+      eachLeftSome: true,
+      summed: true,
+      message: true,
+      answered: { a: true, b: true },
+      reported: true,
     });
   });
 

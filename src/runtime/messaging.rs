@@ -29,7 +29,7 @@ use crate::message::{MessageLayout, MessageRef, Value};
 use crate::platform;
 use crate::pressure;
 use crate::queue::PackedQueue;
-use crate::table::{Kernel, Table};
+use crate::table::{DeviceStatus, Kernel, Table};
 use crate::waiting::{deadline, wait, wait_for, Deadline};
 
 impl Runtime {
@@ -844,8 +844,9 @@ impl Runtime {
         let mut take = Some(take);
         let mut check = Some(check);
         let mut stall = StallWatch::default();
+        let mut place = InLine { runtime: self, id, ticket: None };
         loop {
-            match self.try_take_answer(id, check.take(), &mut take, envelope.as_deref_mut())? {
+            match self.try_take_answer(id, check.take(), &mut take, envelope.as_deref_mut(), Some(&mut place.ticket))? {
                 Attempt::Done(taken) => return Ok(taken),
                 Attempt::Wait(listener, (device, idle)) => {
                     // A receive from a kernel that does not run while its input waits looks
@@ -878,51 +879,41 @@ impl Runtime {
         check: Option<impl Fn(&MessageLayout) -> Result<()>>,
         take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
     ) -> Result<Attempt<R, (DeviceId, bool)>> {
-        self.try_take_answer(id, check, take, None)
+        self.try_take_answer(id, check, take, None, None)
     }
 
     /// [`try_take`](Self::try_take); with `envelope`, `take` takes the front answer and the
-    /// header of its envelope (made now, see [`crate::envelope`]) goes to `envelope`.
+    /// header of its envelope (made now, see [`crate::envelope`]) goes to `envelope`. Answers
+    /// go to receives in the order they began to wait (`Mailbox::receivers`): with `ticket`, a
+    /// receive that waits takes its place in that line the first time (and leaves it when it
+    /// takes answers); without, it takes answers only when no receive waits (`try_receive`).
     fn try_take_answer<R>(
         &self,
         id: &str,
         check: Option<impl Fn(&MessageLayout) -> Result<()>>,
         take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
         envelope: Option<&mut Option<EnvelopeHeader>>,
+        ticket: Option<&mut Option<u64>>,
     ) -> Result<Attempt<R, (DeviceId, bool)>> {
         let mut table = self.open_table()?;
         let (kernel, device) = table.kernel_on_device(id)?;
         if let Some(check) = check {
             check(&kernel.def.output)?;
         }
-        let outbox = &mut kernel.mailbox.outbox;
-        if !outbox.is_empty() {
-            let before = outbox.len();
-            let request = envelope.is_some().then(|| kernel.mailbox.take_answer_header());
-            let taken = take.take().expect("taken once")(&kernel.def.output, &mut kernel.mailbox.outbox);
-            kernel.counters.messages_received += (before - kernel.mailbox.outbox.len()) as u64;
-            // Room in the output queue lets the tick dispatch input it held back for want of
-            // room: this kernel's, or a connected feeder's. With none waiting there is nothing
-            // to wake it for.
-            let held_back = !kernel.mailbox.inbox.is_empty() || kernel.route.upstream.is_some();
-            if let (Some(envelope), Some(request)) = (envelope, request) {
-                *envelope = Some(table.clock.answer(request, id));
-            }
-            if held_back {
-                self.shared.wake();
-            }
-            return Ok(Attempt::Done(taken));
+        if let Some((listener, waiting)) = receive_turn(id, kernel, device, ticket)? {
+            return Ok(Attempt::Wait(listener, waiting));
         }
-        match (kernel.life.state(), &kernel.route.downstream) {
-            (state @ KernelState::Terminated, _) => {
-                Err(Error::KernelState { id: id.to_owned(), state, action: Action::Receive })
-            }
-            // Its answers come only after recovery: waiting receives hear why now.
-            (KernelState::Failed, _) => Err(device.lost.clone().unwrap_or_else(|| device_lost_error(id))),
-            // Its answers go to the next stage: none comes here while it stays connected.
-            (_, Some(downstream)) => Err(connected_refusal(id, downstream)),
-            _ => Ok(Attempt::Wait(kernel.changed.listen(), (kernel.device, kernel.stall_with_input().is_some()))),
+        let before = kernel.mailbox.outbox.len();
+        let request = envelope.is_some().then(|| kernel.mailbox.take_answer_header());
+        let taken = take.take().expect("taken once")(&kernel.def.output, &mut kernel.mailbox.outbox);
+        let held_back = answers_taken(kernel, before);
+        if let (Some(envelope), Some(request)) = (envelope, request) {
+            *envelope = Some(table.clock.answer(request, id));
         }
+        if held_back {
+            self.shared.wake();
+        }
+        Ok(Attempt::Done(taken))
     }
 
     /// Refuses a `#[repr(C)]` answer type whose size is not the output layout's.
@@ -933,6 +924,77 @@ impl Runtime {
     /// Refuses one message (or a `#[repr(C)]` type) whose size is not the input layout's.
     fn expect_message_size(&self, id: &str, got: usize) -> Result<()> {
         message_size_matches(id, &self.input_layout(id)?, got)
+    }
+}
+
+/// Whether a receive may take answers from `kernel` now (`None`; its `ticket` then leaves the
+/// line), or what it waits on while it may not (it joins the line with its first wait), or
+/// why none will come. Out of [`Runtime::try_take_answer`], which is generic over what the
+/// receive makes of its answers, so that this is in the wasm once.
+fn receive_turn(
+    id: &str,
+    kernel: &mut Kernel,
+    device: &DeviceStatus,
+    ticket: Option<&mut Option<u64>>,
+) -> Result<Option<(event_listener::EventListener, (DeviceId, bool))>> {
+    let held = ticket.as_deref().copied().flatten();
+    if !kernel.mailbox.outbox.is_empty() && kernel.mailbox.receivers_first(held) {
+        if let Some(held) = held {
+            kernel.mailbox.leave_receivers(held);
+            ticket.map(Option::take);
+        }
+        return Ok(None);
+    }
+    // Answers waiting for receives that waited first, or none yet.
+    if kernel.mailbox.outbox.is_empty() {
+        match (kernel.life.state(), &kernel.route.downstream) {
+            (state @ KernelState::Terminated, _) => {
+                return Err(Error::KernelState { id: id.to_owned(), state, action: Action::Receive });
+            }
+            // Its answers come only after recovery: waiting receives hear why now.
+            (KernelState::Failed, _) => return Err(device.lost.clone().unwrap_or_else(|| device_lost_error(id))),
+            // Its answers go to the next stage: none comes here while it stays connected.
+            (_, Some(downstream)) => return Err(connected_refusal(id, downstream)),
+            _ => {}
+        }
+    }
+    if let Some(ticket @ None) = ticket {
+        *ticket = Some(kernel.mailbox.join_receivers());
+    }
+    Ok(Some((kernel.changed.listen(), (kernel.device, kernel.stall_with_input().is_some()))))
+}
+
+/// Counts the answers a receive took from `kernel` (its output queue held `before`), wakes the
+/// next receive in line (to take what is left, or, with none left, to hear that the kernel has
+/// terminated), and says whether the tick should be woken: room in the output queue lets it
+/// dispatch input it held back for want of room, this kernel's or a connected feeder's.
+fn answers_taken(kernel: &mut Kernel, before: usize) -> bool {
+    kernel.counters.messages_received += (before - kernel.mailbox.outbox.len()) as u64;
+    if !kernel.mailbox.receivers.is_empty() {
+        kernel.notify();
+    }
+    !kernel.mailbox.inbox.is_empty() || kernel.route.upstream.is_some()
+}
+
+/// A waiting receive's place in its kernel's line of receives (`Mailbox::receivers`), left
+/// when the receive ends without taking answers: it timed out, failed, or its future was
+/// dropped (an aborted JavaScript receive). The next in line then takes what is waiting.
+struct InLine<'a> {
+    runtime: &'a Runtime,
+    id: &'a str,
+    ticket: Option<u64>,
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        let Some(ticket) = self.ticket else { return };
+        let mut table = self.runtime.shared.lock();
+        // Tickets are unique, so a kernel launched under the id since holds none of this one.
+        if let Some(kernel) = table.kernels.get_mut(self.id) {
+            if kernel.mailbox.leave_receivers(ticket) {
+                kernel.notify();
+            }
+        }
     }
 }
 
