@@ -74,6 +74,11 @@ fn memory_by_purpose_adds_up_to_telemetry_and_the_buffer_statistics() {
         let report = rt.memory_report();
         assert!(report.by_kernel.is_empty());
         assert_eq!(report.used_bytes, report.by_purpose.readback, "{backend:?}: only the shared readback is left");
+        // Disposed, the runtime holds nothing on a device.
+        pollster::block_on(rt.dispose()).unwrap();
+        let report = rt.memory_report();
+        assert_eq!((report.used_bytes, report.by_purpose.readback), (0, 0), "{backend:?}: released at dispose");
+        assert_eq!(rt.summary().gpu_buffer_bytes, 0, "{backend:?}");
     }
 }
 

@@ -298,10 +298,14 @@ impl GpuContext {
 
     /// Destroys the device (WebGPU's `device.destroy()`), as a driver reset or an unplugged GPU
     /// would lose it. The fault is recorded first, so the tick loop reports it even if the lost
-    /// callback comes late.
+    /// callback comes late. Its readback buffer goes too, so the memory figures count nothing
+    /// on a device that is gone (unless a tick holds it now: that tick fails with the device).
     pub fn destroy(&self, reason: &str) {
         self.fault.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason.to_owned());
         self.device.destroy();
+        if let Ok(mut readback) = self.readback.try_lock() {
+            *readback = Readback::new();
+        }
     }
 
     /// Creates a buffer for `purpose`, counted in the runtime's buffer statistics.
