@@ -384,7 +384,9 @@ mod tests {
     fn zero_thresholds_are_refused() {
         assert!(config(0, 1, 1, 1).validate().is_err());
         assert!(config(1, 1, 1, 0).validate().is_err());
-        assert!(config(1, 0, 0, 1).validate().is_ok());
+        // A window of 0 ms would hold no failure; an open time of 0 probes at once.
+        assert!(config(1, 0, 1, 1).validate().is_err());
+        assert!(config(1, 1, 0, 1).validate().is_ok());
     }
 }
 

@@ -939,9 +939,9 @@ fn receive_turn(
 ) -> Result<Option<(event_listener::EventListener, (DeviceId, bool))>> {
     let held = ticket.as_deref().copied().flatten();
     if !kernel.mailbox.outbox.is_empty() && kernel.mailbox.receivers_first(held) {
-        if let Some(held) = held {
+        if let (Some(held), Some(ticket)) = (held, ticket) {
             kernel.mailbox.leave_receivers(held);
-            ticket.map(Option::take);
+            *ticket = None;
         }
         return Ok(None);
     }
