@@ -767,32 +767,27 @@ pub(super) fn heartbeat_timeout(ms: &JsValue) -> Result<Duration, JsValue> {
     positive_millis(ms).map_err(|refusal| refused("setHeartbeatTimeout", refusal.under("the heartbeat timeout")))
 }
 
+/// A number `allowed` takes, else a refusal saying it must be `expected`.
+#[inline(never)] // one copy for every reader of a bounded number
+fn number_where(value: &JsValue, allowed: fn(f64) -> bool, expected: &str) -> Read<f64> {
+    let number = number(value)?;
+    allowed(number).then_some(number).ok_or_else(|| Refusal::out_of_range(expected, value))
+}
+
 /// A health threshold: a fraction more than 0 (at 0 every kernel or runtime would meet it) and
 /// at most 1.
 fn fraction(value: &JsValue) -> Read<f64> {
-    let fraction = number(value)?;
-    match fraction > 0.0 && fraction <= 1.0 {
-        true => Ok(fraction),
-        false => Err(Refusal::out_of_range("a number more than 0 and at most 1", value)),
-    }
+    number_where(value, |n| n > 0.0 && n <= 1.0, "a number more than 0 and at most 1")
 }
 
 /// The degradation manager's hysteresis: a fraction from 0 up to, not including, 1.
 fn hysteresis(value: &JsValue) -> Read<f64> {
-    let fraction = number(value)?;
-    match (0.0..1.0).contains(&fraction) {
-        true => Ok(fraction),
-        false => Err(Refusal::out_of_range("a number from 0 up to, not including, 1", value)),
-    }
+    number_where(value, |n| (0.0..1.0).contains(&n), "a number from 0 up to, not including, 1")
 }
 
 /// A finite number more than 0 (a degradation threshold).
 fn positive_number(value: &JsValue) -> Read<f64> {
-    let number = number(value)?;
-    match number.is_finite() && number > 0.0 {
-        true => Ok(number),
-        false => Err(Refusal::out_of_range("a finite number more than 0", value)),
-    }
+    number_where(value, |n| n.is_finite() && n > 0.0, "a finite number more than 0")
 }
 
 /// The degradation manager's milliseconds (see `degradation::millis`).
