@@ -723,7 +723,9 @@ impl Runtime {
     }
 
     /// Takes the next answer as named values. Waits up to `timeout` (forever when `None`),
-    /// then fails with `Timeout`.
+    /// then fails with `Timeout`. Receives that wait on one kernel at once are answered in the
+    /// order they began to wait: a waiting receive holds its place in line until it completes
+    /// or is dropped, so one left unpolled holds up those behind it.
     pub async fn receive(&self, id: &str, timeout: Option<Duration>) -> Result<Vec<(String, Value)>> {
         self.receive_with(id, timeout, |layout, answer| layout.decode(answer)).await
     }
