@@ -937,8 +937,15 @@ fn receive_turn(
     id: &str,
     kernel: &mut Kernel,
     device: &DeviceStatus,
-    ticket: Option<&mut Option<u64>>,
+    mut ticket: Option<&mut Option<u64>>,
 ) -> Result<Option<(event_listener::EventListener, (DeviceId, bool))>> {
+    // A ticket of a kernel since removed, its id launched again, holds no place in this one's
+    // line: tickets only grow, so it is older than all of them (or the line is empty).
+    if let Some(place) = ticket.as_deref_mut() {
+        if place.is_some_and(|held| kernel.mailbox.receivers.front().is_none_or(|&front| held < front)) {
+            *place = None;
+        }
+    }
     let held = ticket.as_deref().copied().flatten();
     if !kernel.mailbox.outbox.is_empty() && kernel.mailbox.receivers_first(held) {
         if let (Some(held), Some(ticket)) = (held, ticket) {
