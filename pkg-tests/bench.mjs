@@ -80,10 +80,15 @@ function parseArgs(argv) {
       if (!Number.isFinite(n) || n <= 0) throw new Error(`${arg} wants a positive number`);
       return n;
     };
+    const count = () => {
+      const n = number();
+      if (!Number.isInteger(n)) throw new Error(`${arg} wants a whole number from 1, got ${n}`);
+      return n;
+    };
     if (arg === "--json") options.json = true;
     else if (arg === "--quick") options.quick = true;
-    else if (arg === "--iterations") options.iterations = number();
-    else if (arg === "--naive") options.naive = number();
+    else if (arg === "--iterations") options.iterations = count();
+    else if (arg === "--naive") options.naive = count();
     else if (arg === "--timeout") options.timeoutMs = number() * 1000;
     else if (arg === "--help" || arg === "-h") options.help = true;
     else throw new Error(`unknown argument ${arg}`);

@@ -16,20 +16,20 @@
 # A bench that fails is named in `failures` (with what it said) and the script exits 1 after
 # writing everything the others measured. Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/setup.sh
 
 quick=()
 out=target/bench/all.json
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=(--quick) ;;
-        --out) out="$2"; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        --out) out="${2:?bench.sh: --out needs a file}"; shift ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup.sh
 parts=target/bench/parts
 rm -rf "$parts"
 mkdir -p "$parts" "$(dirname "$out")"
@@ -37,10 +37,12 @@ mkdir -p "$parts" "$(dirname "$out")"
 log "native bench (release build of ringkernel-native)"
 cargo build -q --release -p ringkernel-native
 native=target/release/ringkernel-native
-"$native" info --json > "$parts/info.json"
+# `info` exits 1 when it finds no adapter, after writing its JSON (with no adapters).
+"$native" info --json > "$parts/info.json" 2> "$parts/info.err" || true
 # The graphics APIs with an adapter, as --backend names them (Vulkan → vulkan, Dx12 → dx12).
 apis=$(node -e '
-    const info = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    let info;
+    try { info = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); } catch { info = { adapters: [] }; }
     const apis = new Set(info.adapters.map((a) => a.backend.toLowerCase()));
     console.log([...apis].filter((a) => ["vulkan", "metal", "dx12", "gl"].includes(a)).join(" "));
 ' "$parts/info.json")
@@ -85,7 +87,8 @@ const report = (name, label) => {
   }
   return parsed ?? null;
 };
-const info = JSON.parse(read("info.json"));
+let info;
+try { info = JSON.parse(read("info.json")); } catch { info = { adapters: [] }; }
 const native = {};
 for (const file of fs.readdirSync(parts).sort()) {
   const match = /^native-(.+)\.json$/.exec(file);

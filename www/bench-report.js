@@ -107,7 +107,7 @@ function gpuSections(result, line) {
   line();
   line(`${padEnd(`pipeline of ${pipe.stages} stages (µs)`, 44)}${pad("p50", 12)}${pad("p99", 12)}`);
   latencyRow("single stage: send → receive", pipe.singleStage);
-  latencyRow(`${pipe.stages} host round trips, one per stage`, pipe.hostRoundTrips);
+  latencyRow(`${pipe.stages} host round trips, one per stage`, pipe.hostRelayed);
   if (pipe.available) {
     latencyRow(`${pipe.stages} connected stages, ${pipe.fused ? "fused" : "never fused"}`, pipe.connected);
     latencyRow(`${pipe.stages} connected stages, unfused (ring to ring)`, pipe.unfused);
@@ -216,5 +216,5 @@ function gpuRatios(result, line) {
   line(`  ${pipe.stages}-stage pipeline / single stage ${r.pipelineOverSingleStage == null ? "not measured (no connect)" : `${fixed(r.pipelineOverSingleStage, 2)}×`}` +
     `  (unfused: ${r.unfusedOverSingleStage == null ? "-" : `${fixed(r.unfusedOverSingleStage, 2)}×`}, ` +
     `middle paused: ${r.pausedMiddleOverSingleStage == null ? "-" : `${fixed(r.pausedMiddleOverSingleStage, 2)}×`}, ` +
-    `${pipe.stages} host round trips: ${fixed(r.hostRoundTripsOverSingleStage, 2)}×)`);
+    `${pipe.stages} host round trips: ${fixed(r.hostRelayedOverSingleStage, 2)}×)`);
 }

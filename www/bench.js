@@ -11,7 +11,9 @@
 //    `receiveBatch`) next to the raw doubler doing the same batch in one dispatch, with one
 //    invocation per message and with the runtime's grid;
 // 4. one raw dispatch + map per message (the naive design);
-// 5. ticks of 1, 16 and 64 active doublers with traffic;
+// 5. ticks of 1, 16 and 64 active doublers with traffic, and rounds of 1 and of 16 taking turns
+//    while 16 are active (`kernelRoundsTakingTurns`; the native bench's `kernelRounds` are
+//    alternating blocks);
 // 6. a 4-stage pipeline: `connect`ed stages (fused, and unfused) vs one host round trip per stage
 //    vs one stage, and one sent while its middle stage is paused and resumed;
 // 7. the doubler as a plain JS async actor, and on the runtime's cpu backend;
@@ -21,7 +23,9 @@
 //    vec3 padding and one with nested messages.
 //
 // What is compared is measured taking turns, one step each (floors with round trips, runtime
-// with raw per batch size, the pipeline's three forms), so both sides see the same machine.
+// with raw per batch size, the pipeline's forms), so both sides see the same machine; each round
+// starts with the next lane, so none always follows the same one. Throughputs are messages per
+// median sample, the naive design's too (one message per median dispatch).
 // Every answer is checked (after its clock stops) and a wrong one fails the bench. Nothing
 // asserts a speed. The page's clock resolves to 100 µs (5 µs when cross-origin isolated, as the
 // runner and serve.mjs serve it), so host-side steps (the JS actor, the cpu backend, host
@@ -348,7 +352,11 @@ class Bench {
     for (const [k, lane] of lanes.entries()) groups.push(lane.grouped ? await this.calibrate(lane, (group) => take(k, group)) : 1);
     const timings = lanes.map(() => []);
     for (let i = 0; i < warmup + samples; i++) {
-      for (const [k, lane] of lanes.entries()) {
+      // Each round starts with the next lane, so no lane always runs right after the same one
+      // (on SwiftShader what runs after a map changes how long the next map waits).
+      for (let j = 0; j < lanes.length; j++) {
+        const k = (i + j) % lanes.length;
+        const lane = lanes[k];
         const elapsed = await this.sample(lane, lane.grouped ? take(k, groups[k]) : [i]);
         if (i >= warmup) timings[k].push(elapsed);
       }
@@ -506,14 +514,17 @@ class Bench {
     return { floors: { submitAndMap, rawSingle }, roundTrip: { sendReceive: sendReceiveLatency, call: callLatency }, roundTripBreakdown };
   }
 
-  /** The naive design: every message its own write, dispatch, copy, submit and map. */
+  /**
+   * The naive design: every message its own write, dispatch, copy, submit and map. Its rate is
+   * one message per median dispatch, as every batch's rate is its messages per median batch.
+   */
   async perMessage(raw) {
     const single = raw.doubler(1);
     const label = "raw, one dispatch per message";
-    const samples = await this.timed(label, { warmup: 0, samples: this.plan.naiveCount, inputs: (i) => values(1, i), step: (v) => single.run(v) });
+    const samples = await this.timed(label, { warmup: this.plan.warmup, samples: this.plan.naiveCount, inputs: (i) => values(1, i), step: (v) => single.run(v) });
     single.destroy();
-    const total = samples.reduce((sum, ms) => sum + ms, 0);
-    const perMessage = { messages: samples.length, unit: "msgs/s", msgsPerSec: samples.length / (total / 1e3), latency: latency(samples) };
+    const l = latency(samples);
+    const perMessage = { messages: samples.length, unit: "msgs/s", msgsPerSec: 1e6 / l.p50, latency: l };
     this.ui.row(label, `${grouped(perMessage.msgsPerSec)} msgs/s`, `p50 ${perMessage.latency.p50.toFixed(1)} µs`);
     return perMessage;
   }
@@ -546,6 +557,7 @@ class Bench {
     this.ui.phase(`launching ${most} doublers`, 1);
     await launchAll(runtime, ids, definitions.doublerCopy, { queueSize: FLEET_QUEUE_SIZE });
     const ticks = [];
+    let rounds = null;
     let active = 0;
     for (const kernels of this.plan.kernelCounts) {
       for (; active < kernels; active++) await runtime.activate(ids[active]);
@@ -558,17 +570,18 @@ class Bench {
       const before = runtime.getSummary();
       const latency = await this.latency(`tick, ${kernels} kernels`, (i) => values(kernels, i), (v) => tick(runtime, fleet, v));
       const grouped = groupedDispatches() > groupedBefore;
-      ticks.push({ kernels, tick: latency, grouped, ...tickSteps(before, runtime.getSummary()) });
-    }
-    let rounds = null;
-    if (this.plan.kernelCounts.includes(1) && this.plan.kernelCounts.includes(16)) {
-      const lane = (kernels) => ({
-        label: `round of ${kernels}, taking turns`,
-        inputs: (i) => values(kernels, i),
-        step: (v) => tick(runtime, ids.slice(0, kernels), v),
-      });
-      const [one, sixteen] = await this.latencies([lane(1), lane(16)]);
-      rounds = { one, sixteen };
+      // Rounds whose sends the runtime split over more than one tick show up here.
+      const { ticks: ran, steps } = tickSteps(before, runtime.getSummary());
+      ticks.push({ kernels, tick: latency, ticksPerRound: ran / (this.plan.warmup + this.plan.iterations), grouped, steps });
+      if (kernels === 16 && this.plan.kernelCounts.includes(1)) {
+        const lane = (count) => ({
+          label: `round of ${count}, taking turns`,
+          inputs: (i) => values(count, i),
+          step: (v) => tick(runtime, ids.slice(0, count), v),
+        });
+        const [one, sixteen] = await this.latencies([lane(1), lane(16)]);
+        rounds = { one, sixteen };
+      }
     }
     await terminateAll(runtime, ids);
     return { ticks, rounds };
@@ -634,7 +647,7 @@ class Bench {
       section.reason = "this build of ringkernel-web has no runtime.connect (kernel-to-kernel routing)";
       this.ui.row(`pipeline: ${stages} connected stages`, "unavailable", section.reason);
     }
-    [section.singleStage, section.hostRoundTrips, section.connected, section.unfused, section.pausedMiddleStage] =
+    [section.singleStage, section.hostRelayed, section.connected, section.unfused, section.pausedMiddleStage] =
       await this.latencies(lanes);
     section.available = section.connected !== undefined;
     if (!section.available) {
@@ -931,7 +944,7 @@ function computeRatios(result) {
     hostPackingOverTarget: hostPacking.typedArray.msgsPerSec / hostPacking.targetMsgsPerSec,
   };
   if (!result.webgpu.available) return host;
-  const { floors, roundTrip, roundTripBreakdown: split, throughput: batches, perMessage, kernels, kernelRounds, pipeline, objects } = result;
+  const { floors, roundTrip, roundTripBreakdown: split, throughput: batches, perMessage, kernels, kernelRoundsTakingTurns, pipeline, objects } = result;
   const tick = (n) => kernels.find((k) => k.kernels === n)?.tick.p50;
   const largest = batches.reduce((a, b) => (b.messages > (a?.messages ?? -1) ? b : a), null);
   return {
@@ -944,10 +957,10 @@ function computeRatios(result) {
     roundTripExtraHostUs: split ? extraHost(split.sendReceive, split.rawSingle) : null,
     callExtraHostUs: split ? extraHost(split.call, split.rawSingle) : null,
     tick16OverTick1: tick(16) !== undefined && tick(1) !== undefined ? tick(16) / tick(1) : null,
-    tick16OverTick1Paired: kernelRounds ? kernelRounds.sixteen.p50 / kernelRounds.one.p50 : null,
+    tick16OverTick1Paired: kernelRoundsTakingTurns ? kernelRoundsTakingTurns.sixteen.p50 / kernelRoundsTakingTurns.one.p50 : null,
     pipelineOverSingleStage: pipeline.available ? pipeline.connected.p50 / pipeline.singleStage.p50 : null,
-    hostRoundTripsOverSingleStage: pipeline.hostRoundTrips.p50 / pipeline.singleStage.p50,
-    pipelineOverHostRoundTrips: pipeline.available ? pipeline.connected.p50 / pipeline.hostRoundTrips.p50 : null,
+    hostRelayedOverSingleStage: pipeline.hostRelayed.p50 / pipeline.singleStage.p50,
+    pipelineOverHostRelayed: pipeline.available ? pipeline.connected.p50 / pipeline.hostRelayed.p50 : null,
     unfusedOverSingleStage: pipeline.available ? pipeline.unfused.p50 / pipeline.singleStage.p50 : null,
     pausedMiddleOverSingleStage: pipeline.available ? pipeline.pausedMiddleStage.p50 / pipeline.singleStage.p50 : null,
     ...host,
@@ -1033,7 +1046,7 @@ export async function runBench(plan, ui, partial = {}) {
       Object.assign(result, await bench.floorsAndRoundTrip(runtime, raw));
       result.throughput = await bench.batches(runtime, raw);
       result.perMessage = await bench.perMessage(raw);
-      ({ ticks: result.kernels, rounds: result.kernelRounds } = await bench.kernelTicks(runtime, definitions));
+      ({ ticks: result.kernels, rounds: result.kernelRoundsTakingTurns } = await bench.kernelTicks(runtime, definitions));
       result.pipeline = await bench.pipeline(runtime, definitions);
       result.hostPacking = await bench.hostPacking(runtime, "packing", definitions.doublerCopy);
       result.hostCost = await bench.hostCost(runtime, definitions);

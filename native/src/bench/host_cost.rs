@@ -1,5 +1,5 @@
-//! The host's own cost of one message on the named-values path, the one the JavaScript layer
-//! uses: `send` of `[("value", n)]` and `receive` into named values, one message per call. A
+//! The host's own cost of one message on the named-values path (the JavaScript layer's when no
+//! codec serves a layout; its objects go through the packed codecs otherwise): `send` of `[("value", n)]` and `receive` into named values, one message per call. A
 //! copy of the doubler whose queues hold a whole round is deactivated while the sends run, and
 //! every answer is back before the receives run, so no GPU time is in either figure (as the
 //! browser benchmark's `hostCost` does). The same with envelopes (`send_envelope`,

@@ -12,9 +12,13 @@
 //! 6. one message through a 4-stage pipeline connected on the GPU (fused into one dispatch, and
 //!    unfused: ring to ring), relayed by the host, with its middle stage paused and resumed, and
 //!    through a single stage;
-//! 7. the CPU backend's doubler on the same batches, when that backend is available;
-//! 8. the host's own cost of one message on the named-values path (`send` and `receive`, one
-//!    message a call, no GPU time in the figure).
+//! 7. the host's own cost of one message on the named-values path (`send` and `receive`, one
+//!    message a call, no GPU time in the figure);
+//! 8. the CPU backend's doubler on the same batches, when that backend is available;
+//! 9. two devices of the adapter: a kernel's migration pause, and a pipeline across devices.
+//!
+//! Ratios marked paired (round trip / raw single, 16 / 1 kernels, pipeline / single stage) come
+//! from alternating blocks of the two sides; the others from phases one after the other.
 //!
 //! Every answer is checked (after its clock stops) and a wrong one fails the bench. Nothing
 //! asserts a speed.
@@ -51,14 +55,22 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Samples per latency measurement [default: 1000, 20 with --quick].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     iterations: Option<usize>,
     /// Messages for the one-dispatch-per-message baseline [default: 2000, 50 with --quick].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     naive_count: Option<usize>,
     /// Queue size of the benchmarked doubler; larger batches stream through it.
     #[arg(long, default_value_t = 1 << 20)]
     queue_size: usize,
+}
+
+/// A count flag's value: a whole number from 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a whole number from 1, got {text}")),
+    }
 }
 
 /// Counts for one run, from the flags.
@@ -78,12 +90,12 @@ struct Plan {
 
 impl Plan {
     fn new(args: &BenchArgs) -> Self {
-        let iterations = args.iterations.unwrap_or(if args.quick { 20 } else { 1000 }).max(1);
+        let iterations = args.iterations.unwrap_or(if args.quick { 20 } else { 1000 });
         Plan {
             quick: args.quick,
             iterations,
             warmup: (iterations / 10).clamp(1, 20),
-            naive_count: args.naive_count.unwrap_or(if args.quick { 50 } else { 2000 }).max(1),
+            naive_count: args.naive_count.unwrap_or(if args.quick { 50 } else { 2000 }),
             queue_size: args.queue_size,
             batch_sizes: if args.quick { vec![1, 1000, 10_000] } else { vec![1, 1000, 100_000, 1_000_000] },
             kernel_counts: if args.quick { vec![1, 16] } else { vec![1, 16, 64] },
@@ -167,7 +179,7 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
     }
     let per_message = bench.per_message(&raw).await?;
     let (kernels, kernel_rounds) = bench.kernel_ticks(&runtime, &raw).await?;
-    let pipeline = bench.pipeline(&runtime, round_trip.send_receive.clone()).await?;
+    let pipeline = bench.pipeline(&runtime).await?;
     let host_cost = {
         let (messages, rounds) = if plan.quick { (1_000, 3) } else { (20_000, 7) };
         let measuring = progress.phase("host cost: send, receive", 1);
@@ -264,9 +276,15 @@ impl Bench<'_> {
             // Inputs differ from block to block, so a stale answer cannot pass.
             let first = block * (block_samples + 2);
             let label = format!("{what}: block {}/{BLOCKS}", block + 1);
-            let base_samples =
-                self.timed(&label, base_factor, 2, block_samples, |i| base_inputs(first + i), &base).await?;
-            let samples = self.timed(&label, factor, 2, block_samples, |i| inputs(first + i), &step).await?;
+            // Every other block starts with the measured side, so neither always follows the other.
+            let (base_samples, samples) = if block % 2 == 0 {
+                let base_samples =
+                    self.timed(&label, base_factor, 2, block_samples, |i| base_inputs(first + i), &base).await?;
+                (base_samples, self.timed(&label, factor, 2, block_samples, |i| inputs(first + i), &step).await?)
+            } else {
+                let samples = self.timed(&label, factor, 2, block_samples, |i| inputs(first + i), &step).await?;
+                (self.timed(&label, base_factor, 2, block_samples, |i| base_inputs(first + i), &base).await?, samples)
+            };
             let (p50, base_p50) = (Latency::from_samples(&samples).p50, Latency::from_samples(&base_samples).p50);
             ratios.push(p50 / base_p50);
             differences_us.push(p50 - base_p50);
@@ -292,19 +310,14 @@ impl Bench<'_> {
             .timed(
                 "raw, one dispatch per message",
                 2,
-                0,
+                self.plan.warmup,
                 self.plan.naive_count,
                 |i| values(1, i),
                 async |v: &[i32]| single.run(v),
             )
             .await?;
-        let total: Duration = samples.iter().sum();
-        Ok(PerMessage {
-            messages: samples.len(),
-            unit: "msgs/s",
-            msgs_per_sec: samples.len() as f64 / total.as_secs_f64(),
-            latency: Latency::from_samples(&samples),
-        })
+        let latency = Latency::from_samples(&samples);
+        Ok(PerMessage { messages: samples.len(), unit: "msgs/s", msgs_per_sec: 1e6 / latency.p50, latency })
     }
 
     /// Batches of `messages` through the runtime doubler of `runtime`.
@@ -316,14 +329,15 @@ impl Bench<'_> {
     }
 
     /// One round of send-to-all and receive-from-all, for each kernel count, next to as many
-    /// raw doublers in one submit; then 16-kernel rounds against 1-kernel rounds in alternating
-    /// blocks, where the plan has both counts.
+    /// raw doublers in one submit; and, while 16 are active, 16-kernel rounds against 1-kernel
+    /// rounds in alternating blocks, where the plan has both counts.
     async fn kernel_ticks(&self, runtime: &Runtime, raw: &RawGpu) -> anyhow::Result<(Vec<KernelTick>, Option<Paired>)> {
         let most = self.plan.kernel_counts.iter().copied().max().unwrap_or(0);
         let launching = self.progress.phase(format!("launching {most} doublers"), 1);
         let mut fleet = Fleet::launch(runtime, most).await?;
         launching.finish_and_clear();
         let mut ticks = Vec::new();
+        let mut rounds = None;
         for &kernels in &self.plan.kernel_counts {
             fleet.activate(runtime, kernels).await?;
             // Kernels of one handler group once the grouped module has compiled (in the
@@ -345,9 +359,9 @@ impl Bench<'_> {
                 )
                 .await?;
             // Rounds whose sends the runtime split over more than one tick show up here.
-            let rounds = (self.plan.warmup + self.plan.iterations) as f64;
             let summary = runtime.summary();
-            let ticks_per_round = (summary.ticks - ticks_before) as f64 / rounds;
+            let ticks_per_round =
+                (summary.ticks - ticks_before) as f64 / (self.plan.warmup + self.plan.iterations) as f64;
             let steps = TickSteps::between((ticks_before, time_before), (summary.ticks, summary.tick_time));
             let grouped = fleet.grouped_dispatches(runtime) > grouped_before;
             let raw_fleet = raw.fleet(kernels);
@@ -359,26 +373,34 @@ impl Bench<'_> {
                 )
                 .await?;
             ticks.push(KernelTick { kernels, tick, raw_tick, ticks_per_round, grouped, steps });
-        }
-        let counts = &self.plan.kernel_counts;
-        let rounds = if counts.contains(&1) && counts.contains(&16) {
-            let round = async |v: &[i32]| fleet.tick(runtime, v).await;
-            Some(
-                self.paired("16-kernel / 1-kernel round", (2, |i| values(16, i), round), (2, |i| values(1, i), round))
+            if kernels == 16 && self.plan.kernel_counts.contains(&1) {
+                let round = async |v: &[i32]| fleet.tick(runtime, v).await;
+                rounds = Some(
+                    self.paired(
+                        "16-kernel / 1-kernel round",
+                        (2, |i| values(16, i), round),
+                        (2, |i| values(1, i), round),
+                    )
                     .await?,
-            )
-        } else {
-            None
-        };
+                );
+            }
+        }
         fleet.terminate(runtime).await?;
         Ok((ticks, rounds))
     }
 
-    /// One message through four doublers: connected, host-relayed; `single_stage` is the
-    /// round trip already measured.
-    async fn pipeline(&self, runtime: &Runtime, single_stage: Latency) -> anyhow::Result<Pipeline> {
+    /// One message through four doublers: connected, host-relayed; and through one, measured in
+    /// this phase (the machine drifts between phases).
+    async fn pipeline(&self, runtime: &Runtime) -> anyhow::Result<Pipeline> {
         let pipelines = Pipelines::launch(runtime).await?;
         let factor = 1i32 << STAGES;
+        let single_stage = self
+            .latency(
+                "pipeline, single stage",
+                |i| values(1, i),
+                async |v: &[i32]| runtime_doubler::send_receive(runtime, v[0]).await,
+            )
+            .await?;
         let connected = self
             .latency_of(
                 "pipeline, connected (fused)",

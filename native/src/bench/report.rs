@@ -113,7 +113,7 @@ pub struct SameGrid {
 pub struct PerMessage {
     pub messages: usize,
     pub unit: &'static str,
-    /// Messages over the summed time of every message.
+    /// One message per median dispatch, as every batch's rate is its messages per median batch.
     pub msgs_per_sec: f64,
     pub latency: Latency,
 }
