@@ -29,7 +29,8 @@ pub enum Error {
         action: Action,
     },
 
-    /// The input queue stayed full until the timeout. For a batch, `accepted` says how many of
+    /// The input queue was full: at once for a `try_send`, until the timeout for a send that
+    /// waits, or with earlier sends waiting in line before it. For a batch, `accepted` says how many of
     /// its messages (from the front) were queued before; those are answered, the rest were not
     /// queued.
     #[error("queue of kernel '{id}' is full ({}){}{}", messages(*.capacity), batch_part(*.accepted), stall_part(stall))]

@@ -70,10 +70,14 @@
 //! - `wasm` (wasm32 only): the JavaScript surface, `RingKernelRuntime`; it converts and forwards.
 //! - `runtime`: [`Runtime`]'s operations (lifecycle, messaging, queries, routing, resilience).
 //! - `tick`: the loop that runs kernels: plan → execute → deliver; `recovery`: device loss;
-//!   `turn`: one tick at a time per device (the loop's, or natively a waiting caller's).
+//!   `pressure`: load readings off the table for the tick and the queries.
 //! - `table`: the kernel table, each kernel as named parts: `lifecycle`, `mailbox` (queues
 //!   and the `correlation` ledger), `cursor` (what the device holds), `telemetry` counters,
-//!   `circuit` (the breaker's state machine); `watchdog`: what a stale kernel is.
+//!   `circuit` (the breaker's state machine); each device's `turn` (one tick at a time: the
+//!   loop's, or natively a waiting caller's); `watchdog`: what a stale kernel is.
+//! - the operations layer's rules, pure where they can be: [`health`], [`memory`],
+//!   [`degradation`]; several devices: [`devices`], `migration`; [`envelope`] headers and the
+//!   [`hlc`] clock; `error`: the one error type.
 //! - `backend`: the execute step per backend (`gpu`, `cpu`) and devices.
 //! - [`codegen`], [`kernel`], [`message`]: definitions and the WGSL they compile to.
 //! - `platform`: the only place native and wasm differ.
@@ -98,10 +102,10 @@ pub mod lifecycle;
 mod mailbox;
 pub mod memory;
 pub mod message;
-mod metrics;
 mod migration;
 mod platform;
 mod pressure;
+mod prometheus;
 mod queue;
 mod recovery;
 mod runtime;

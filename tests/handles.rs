@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::future::join;
 use ringkernel_web::{
     BackendChoice, CallError, DeviceSpec, Error, ErrorKind, KernelHandle, KernelState, LaunchOptions, LoadBalancing,
-    Runtime, RuntimeBuilder, SendError, SendTimeoutError, Stall, TryReceiveError, TrySendError,
+    MessageEnvelope, Runtime, RuntimeBuilder, SendError, SendTimeoutError, Stall, TryReceiveError, TrySendError,
 };
 
 const BACKENDS: [BackendChoice; 2] = [BackendChoice::Auto, BackendChoice::Cpu];
@@ -89,6 +89,17 @@ fn refused_messages_come_back_with_why() {
                 Err(SendTimeoutError::Timeout(4, full)) => assert_eq!(full.kind(), ErrorKind::QueueFull),
                 other => panic!("{other:?}"),
             }
+            // An envelope comes back whole, its header as it was given.
+            match h
+                .send_envelope_timeout(MessageEnvelope::new(4).with_correlation_id(40), Duration::from_millis(20))
+                .await
+            {
+                Err(SendTimeoutError::Timeout(back, full)) => {
+                    assert_eq!((back.message, back.header.correlation_id), (4, Some(40)));
+                    assert_eq!(full.kind(), ErrorKind::QueueFull);
+                }
+                other => panic!("{other:?}"),
+            }
             match h.try_receive() {
                 Err(TryReceiveError::Empty(e)) => assert_eq!(e.kind(), ErrorKind::Timeout),
                 other => panic!("{other:?}"),
@@ -104,6 +115,12 @@ fn refused_messages_come_back_with_why() {
             h.terminate().await.unwrap();
             let refused = h.send(8).await.unwrap_err();
             assert_eq!((refused.message, refused.error.kind()), (8, ErrorKind::KernelState));
+            match h.send_envelope_timeout(MessageEnvelope::new(8), Duration::from_millis(20)).await {
+                Err(SendTimeoutError::Refused(back, e)) => {
+                    assert_eq!((back.message, e.kind()), (8, ErrorKind::KernelState))
+                }
+                other => panic!("{other:?}"),
+            }
             match h.call(9, WAIT).await {
                 Err(CallError::NotSent(9, e)) => assert_eq!(e.kind(), ErrorKind::KernelState),
                 other => panic!("{other:?}"),

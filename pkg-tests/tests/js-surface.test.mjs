@@ -328,7 +328,7 @@ test("for await over a kernel takes its answers one by one: leaving the loop los
 
 test("sends are queued in the order they are called: at once when there is room, behind earlier ones that wait, and trySend never overtakes one", async () => {
   const value = await inPage(`
-    const rt = await rk.RingKernelRuntime.create();
+    const rt = await rk.RingKernelRuntime.create({ enableTelemetry: true });
     const doubler = await rt.launch("doubler", null, { queueSize: 4 }); // launched, not active: nothing drains
     const depth = () => doubler.status().inputQueueDepth;
     const depths = [];
@@ -344,8 +344,10 @@ test("sends are queued in the order they are called: at once when there is room,
     // The queue is full: this send waits for room, holding its place in the kernel's line.
     const waiting = doubler.send({ value: 4 }, { timeout: 20000 });
     let refused;
+    const errorsBefore = doubler.metrics().errors;
     try { doubler.trySend({ value: 99 }); } catch (e) {
-      refused = { name: e.name, queueFull: e instanceof rk.QueueFullError, kernelId: e.kernelId, accepted: e.accepted, message: e.message };
+      refused = { name: e.name, queueFull: e instanceof rk.QueueFullError, kernelId: e.kernelId, accepted: e.accepted, message: e.message,
+        counted: doubler.metrics().errors - errorsBefore };
     }
     // Behind the waiting send, whatever room appears first.
     const later = [doubler.send({ value: 5 }, { timeout: 20000 }), doubler.call({ value: 6 }, { timeout: 20000 }),
@@ -368,6 +370,7 @@ test("sends are queued in the order they are called: at once when there is room,
   assert.deepEqual(value.refused, {
     name: "QueueFullError", queueFull: true, kernelId: "doubler", accepted: 0,
     message: "kernel 'doubler' has earlier sends still waiting to be queued: trySend does not overtake them",
+    counted: 1, // in the kernel's errors, as a trySend refused by a full queue is
   });
   assert.deepEqual(value.answers, [0, 4, 6, 8, 10, 14, 16], "in the order the sends were called (calls' answers go to them)");
   assert.deepEqual(value.calls, [{ result: 2 }, { result: 12 }]);

@@ -4,7 +4,7 @@
 //! - [`cpu`]: host handlers (Rust natively, JavaScript functions in the browser) behind the same
 //!   lifecycle, queues and telemetry, for machines and browsers without a GPU adapter.
 //!
-//! The runtime sees them through [`Device`] (one per runtime) and [`KernelExec`] (one per
+//! The runtime sees them through [`Device`] (one per device it opened) and [`KernelExec`] (one per
 //! launched kernel). The tick sees them through [`Execute`]: the one step of a tick that differs
 //! between backends. Everything around it (what each kernel takes, where its answers go, how
 //! they are counted) is the tick's, written once.

@@ -406,15 +406,36 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
         &self,
         envelope: MessageEnvelope<In>,
     ) -> Result<EnvelopeHeader, SendError<MessageEnvelope<In>>> {
+        self.send_envelope_until(envelope, None).await.map_err(|(message, error)| SendError { message, error })
+    }
+
+    /// [`send_envelope`](Self::send_envelope), waiting up to `timeout` for room; the envelope
+    /// comes back with the error, as [`send_timeout`](Self::send_timeout)'s message does.
+    pub async fn send_envelope_timeout(
+        &self,
+        envelope: MessageEnvelope<In>,
+        timeout: Duration,
+    ) -> Result<EnvelopeHeader, SendTimeoutError<MessageEnvelope<In>>> {
+        self.send_envelope_until(envelope, Some(timeout)).await.map_err(|(message, error)| match error {
+            full @ Error::QueueFull { .. } => SendTimeoutError::Timeout(message, full),
+            refused => SendTimeoutError::Refused(message, refused),
+        })
+    }
+
+    async fn send_envelope_until(
+        &self,
+        envelope: MessageEnvelope<In>,
+        timeout: Option<Duration>,
+    ) -> Result<EnvelopeHeader, (MessageEnvelope<In>, Error)> {
         let bytes = bytemuck::bytes_of(&envelope.message);
         let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytes, slot);
         let id = match self.live_id() {
             Ok(id) => id,
-            Err(error) => return Err(SendError { error, message: envelope }),
+            Err(error) => return Err((envelope, error)),
         };
-        match self.runtime.send_enveloped(id, &envelope.header, None, &pack).await {
+        match self.runtime.send_enveloped(id, &envelope.header, timeout, &pack).await {
             Ok(sent) => Ok(sent),
-            Err(error) => Err(SendError { error: self.runtime.count(&self.id, error), message: envelope }),
+            Err(error) => Err((envelope, self.runtime.count(&self.id, error))),
         }
     }
 

@@ -112,8 +112,8 @@ impl Runtime {
     }
 
     /// The `QueueFull` of a send that gave up while earlier sends to kernel `id` still waited
-    /// for room (a front end that keeps each kernel's sends in order: the JavaScript layer's
-    /// line), counted as a send that timed out waiting for room is.
+    /// for room, or of a `try_send` behind them (a front end that keeps each kernel's sends in
+    /// order: the JavaScript layer's line), counted as a send refused by a full queue is.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) fn refused_in_line(&self, id: &str) -> Error {
         let full = self.shared.lock().kernel(id).map(|kernel| (kernel.mailbox.inbox.capacity(), kernel.stall()));

@@ -12,6 +12,8 @@
 //! - `resilience`: per-kernel circuit breakers and the kernel watchdog.
 //! - `dashboards`: the memory dashboard and the degradation manager's view.
 //! - `placement`: several devices: where a launch goes, the topology, and live migration.
+//! - `health`: the vitals `Runtime::health` judges; `shutdown`: `drain` and the shutdown report.
+//! - `handle`: typed [`KernelHandle`]s; `builder`: `RuntimeBuilder` and its presets.
 //!
 //! Operations that wait (`send` on a full queue, `receive`, `call`, `terminate`) await an event
 //! the tick fires, raced against a timer; nothing blocks a thread on the web.

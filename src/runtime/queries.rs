@@ -142,8 +142,8 @@ impl Runtime {
     /// scraping. The verdict's error rates are since the previous scrape: scrapes keep their own
     /// window, apart from [`Runtime::health`]'s.
     pub fn metrics_text(&self) -> String {
-        let mut text = crate::metrics::render(&self.summary());
-        text.push_str(&crate::metrics::render_health(&self.health_since(&self.inner.scrape_samples)));
+        let mut text = crate::prometheus::render(&self.summary());
+        text.push_str(&crate::prometheus::render_health(&self.health_since(&self.inner.scrape_samples)));
         text
     }
 

@@ -1,8 +1,8 @@
 //! Runtime errors as JavaScript sees them: instances of the classes in `js/errors.js`
 //! (`RingKernelError` and a subclass per [`ErrorKind`], exported by the package, so `instanceof`
 //! works), whose `name` is the contract's, with the details as properties (`kernelId`, `state`,
-//! `action`, `accepted`, `unprocessed`, `errors`, `field`, `line`, `column`, `retryAfterMs`, `level`,
-//! `priority`, `requiredPriority`) for programmatic handling.
+//! `action`, `accepted`, `unprocessed`, `errors`, `stall`, `field`, `line`, `column`, `retryAfterMs`,
+//! `level`, `priority`, `requiredPriority`, and an aborted batch's `cause`) for programmatic handling.
 //! Bad arguments are JavaScript's own `TypeError` and `RangeError`.
 
 use js_sys::Reflect;

@@ -10,7 +10,7 @@ use wasm_bindgen::prelude::*;
 use super::errors::{behind_earlier_sends, js_error, js_void};
 use super::messages::{js_answer, JsMessage};
 use super::{calls, envelopes, order, promise, to_js};
-use crate::error::TryReceiveError;
+use crate::error::{Error, TryReceiveError};
 use crate::runtime::{Runtime, DEFAULT_TERMINATE_TIMEOUT};
 use crate::KernelHandle;
 
@@ -90,7 +90,11 @@ impl JsKernelHandle {
     pub fn try_send(&self, message: JsValue) -> Result<(), JsValue> {
         let (runtime, id) = (self.inner.runtime(), self.inner.live_id().map_err(js_error)?);
         if !order::is_clear(runtime, id) {
-            return Err(behind_earlier_sends(id));
+            // Counted as a `trySend` refused by a full queue is; worded for the line.
+            return Err(match runtime.refused_in_line(id) {
+                Error::QueueFull { .. } => behind_earlier_sends(id),
+                other => js_error(other),
+            });
         }
         // Packed by the layout's codec when it vouches for the message, as `send` does.
         let message = JsMessage::read(runtime, id, &message);

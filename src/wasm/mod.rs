@@ -9,6 +9,7 @@
 //! - `managed`: `managedKernel`;
 //! - `operations`: the memory dashboard and the degradation level on `RingKernelRuntime`;
 //! - `envelopes`: `sendEnvelope`, `receiveEnvelope` and `currentTimestamp` on `RingKernelRuntime`;
+//! - `devices`: several devices on `RingKernelRuntime` (`topology()`, `migrate`, ...);
 //! - `definitions`: `defineMessage` and `ringKernel`;
 //! - `abort`: `{ signal }`, an `AbortSignal` that ends an operation's wait;
 //! - `order`: sends queued in the order they were issued (a kernel's line of sends);
@@ -16,7 +17,8 @@
 //!   of `js/codec.js`) where it can; `host_handler`: JavaScript handlers for the cpu backend;
 //! - `options`: option objects; `serialize`: results as JavaScript values; `errors`: runtime errors as instances of the JS classes of
 //!   `js/errors.js`;
-//! - `types`: the TypeScript declarations wasm-bindgen cannot derive.
+//! - `types`: the TypeScript declarations wasm-bindgen cannot derive (the envelope types are
+//!   in `envelopes`, beside their code).
 
 mod abort;
 mod calls;

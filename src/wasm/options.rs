@@ -6,8 +6,11 @@
 //! The fields are read as serde-wasm-bindgen read them for that derived `Deserialize`, to the
 //! same values and refusing the same ones (a browser test compares the two on every field), by
 //! [`ReadFields`] and the readers here: serde-wasm-bindgen's deserializer, instantiated for each
-//! struct, cost the package several KB gzipped. Queue sizes alone are read stricter, within the
-//! range the core holds them to. A refusal names the option by its path and the value as
+//! struct, cost the package several KB gzipped. Some are read stricter, within the range the
+//! core holds them to, so the refusal is in JavaScript's terms: queue sizes, counts from 1
+//! (`count`, `count_u32`), positive durations (`positive_millis`), fractions and hysteresis,
+//! positive numbers, and a device list that is not empty (natively an empty list means the
+//! default device). A refusal names the option by its path and the value as
 //! JavaScript prints it (`launch options: queueSize must be a whole number from 1 to 4194304,
 //! got -1`), not in serde's Rust terms (`invalid type: floating point \`-1.0\`, expected
 //! usize`).

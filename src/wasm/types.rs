@@ -42,7 +42,7 @@ export interface RuntimeOptions {
   maxMessagesPerTick?: number | null | undefined;
   /** User Timing measures (`ringkernel:launch`, `ringkernel:tick`, `ringkernel:tick.plan`, `.execute`, `.deliver`, `ringkernel:recovery`) for DevTools' performance panel and `PerformanceObserver`s (default false). */
   tracing?: boolean | undefined;
-  /** Where `health()` draws its lines (fractions from 0 to 1). */
+  /** Where `health()` draws its lines (fractions more than 0 and at most 1, degraded at most unhealthy). */
   health?: HealthThresholds | undefined;
   /** A circuit breaker per kernel (default: none, nothing is refused by one); `{}` takes every default. */
   circuitBreaker?: CircuitBreakerOptions | null | undefined;
@@ -192,11 +192,11 @@ export type LoadBalancing = "leastLoaded" | "roundRobin";
 /** What a kernel needs of the device the runtime picks for it. */
 export interface DeviceRequirements {
   /** Only devices of this backend ("auto": any GPU). */
-  backend?: BackendName | undefined;
+  backend?: BackendName | null | undefined;
   /** Only devices whose largest buffer is at least this many bytes. */
-  minBufferBytes?: number | undefined;
+  minBufferBytes?: number | null | undefined;
   /** Only devices whose largest storage binding (one ring or state array) is at least this many bytes. */
-  minBindingBytes?: number | undefined;
+  minBindingBytes?: number | null | undefined;
 }
 /** One device of the runtime, as `topology()` and `getSummary().devices` report it. */
 export interface DeviceInfo {
@@ -229,20 +229,20 @@ export interface MigrationReport {
 }
 export interface LaunchOptions {
   /** Bound of the input and of the output queue, in messages (default: the runtime's `defaultQueueSize`). */
-  queueSize?: number | undefined;
+  queueSize?: number | null | undefined;
   /** Bound of the input queue alone, over `queueSize`. */
-  inputQueueSize?: number | undefined;
+  inputQueueSize?: number | null | undefined;
   /** Bound of the output queue alone, over `queueSize`. */
-  outputQueueSize?: number | undefined;
+  outputQueueSize?: number | null | undefined;
   mode?: KernelMode | undefined;
   /** Most messages one dispatch handles (default: the input queue size); lower it for handlers that run long per message. */
-  maxBatch?: number | undefined;
+  maxBatch?: number | null | undefined;
   /** Activate the kernel as soon as it is launched (default false: it waits for `activate`). */
   autoActivate?: boolean | undefined;
   /** Invocations per workgroup (RingKernel's block size), over the definition's `workgroupSize`: 1 to the device's limit (a RangeError beyond; the cpu backend, which runs no workgroups, takes what every WebGPU device does, 1 to 256). */
-  workgroupSize?: number | undefined;
+  workgroupSize?: number | null | undefined;
   /** Most workgroups one dispatch may use (RingKernel's grid size); invocations then take several messages each; at least 1. */
-  maxWorkgroups?: number | undefined;
+  maxWorkgroups?: number | null | undefined;
   /** Bytes of workgroup memory the WGSL handler can use, as `workgroup_memory: array<u32, N>`: up to the device's limit (on the cpu backend, 16384, every WebGPU device's). */
   sharedMemory?: number | undefined;
   /** Keep the kernel out of fused pipelines and grouped dispatches: it always runs a dispatch of its own (default false). GPU backends only. */
@@ -252,7 +252,7 @@ export interface LaunchOptions {
   /** The latency p99 this kernel should keep, in ms: the degradation manager's latency signal, and at "severe" a kernel over it takes smaller batches. */
   latencyBudgetMs?: number | undefined;
   /** The device to run on (an id from `topology()`); without it the runtime's `loadBalancing` picks one meeting `requirements`. */
-  device?: number | undefined;
+  device?: number | null | undefined;
   requirements?: DeviceRequirements | undefined;
 }
 export interface ManagedKernelOptions { queueSize?: number | undefined; mode?: KernelMode | undefined; terminateTimeout?: number | undefined; }
@@ -533,11 +533,11 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   deactivate(): Promise<void>;
   /** The seeds' name for `deactivate`. */
   suspend(): Promise<void>;
-  /** deactivated → active (the seeds' `resume`). */
+  /** The seeds' name for `activate`: deactivated → active, or launched → active. */
   resume(): Promise<void>;
   /** Graceful stop within `timeout` ms (default 5000): queued messages are processed first. */
   terminate(options?: TimeoutOptions): Promise<void>;
-  /** Resolves once the kernel is terminated (by this handle or any other call). */
+  /** Resolves once the kernel is terminated or removed (by this handle or any other call). */
   wait(): Promise<void>;
   status(): KernelStatus;
   /** Every counter, whether or not the runtime keeps telemetry (then `latency` is empty). */

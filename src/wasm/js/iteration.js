@@ -12,10 +12,13 @@
 import { KernelHandle } from "./ringkernel_web.js";
 import { KernelNotFoundError, KernelStateError, RuntimeDisposedError } from "./SNIPPETS/errors.js";
 
-/** Whether `error` says that no answer will ever come (the end of the kernel's answers). */
+/**
+ * Whether `error` says that no answer will ever come (the end of the kernel's answers): the
+ * core's `Error::ends_answers`, which a Rust `answers()` stream ends on.
+ */
 function endOfAnswers(error) {
   return (
-    (error instanceof KernelStateError && error.state === "terminated") ||
+    (error instanceof KernelStateError && error.state === "terminated" && error.action === "receive") ||
     error instanceof KernelNotFoundError ||
     error instanceof RuntimeDisposedError
   );
