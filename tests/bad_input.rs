@@ -1119,6 +1119,8 @@ fn wgsl_rows() -> Vec<Case> {
             .compile(Some(1), Some(1), &["takes 3 parameters"]),
         case("a handler with no parameters", launch("fn handle() -> Response { return Response(1); }"), compile)
             .compile(Some(1), Some(1), &["takes 0 parameters"]),
+        case("a handler declaring a binding of its own", launch("@group(1) @binding(0) var<storage, read_write> x: array<u32>;\nfn handle(msg: Request) -> Response { return Response(i32(x[0])); }"), compile)
+            .compile(Some(1), Some(1), &["declares no bindings", "`state`"]),
         case("a workgroup size of 0", Op::LaunchDefinition(workgroup_0, queue(QUEUE)), compile).compile(None, None, &["workgroupSize"]),
         case("a workgroup size of 257", Op::LaunchDefinition(workgroup_257, queue(QUEUE)), compile).compile(None, None, &["workgroupSize"]),
         case("a state of length 0", Op::LaunchDefinition(no_state, queue(QUEUE)), compile).compile(None, None, &["state length"]),

@@ -53,6 +53,14 @@ pub fn inspect(definition: &KernelDefinition) -> Result<HandlerForm, Error> {
         }
     };
 
+    if let Some(at) = find_binding_attribute(&code) {
+        return Err(fail(
+            Some(at),
+            "a handler declares no bindings (`@group`, `@binding`): the runtime owns the kernel's bind group \
+             (its rings, counters and state); keep data in the kernel's `state` or in its messages"
+                .into(),
+        ));
+    }
     let headers = find_handles(&code);
     let Some(&first) = headers.first() else {
         return Err(fail(None, format!("no `fn handle` found; {expected}")));
@@ -135,6 +143,16 @@ pub(super) fn blank_comments(source: &str) -> String {
 
 pub(super) fn is_ident_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The offset of the first `@group` or `@binding` attribute (WGSL allows blanks after `@`): a
+/// binding the harness's pipeline would not bind, so its dispatch would fail on the device.
+fn find_binding_attribute(code: &str) -> Option<usize> {
+    code.match_indices('@').map(|(at, _)| at).find(|&at| {
+        let name = code[at + 1..].trim_start();
+        let len = name.bytes().take_while(|b| is_ident_byte(*b)).count();
+        matches!(&name[..len], "group" | "binding")
+    })
 }
 
 /// Offsets of every `fn` keyword that introduces a function named `handle`.
@@ -266,5 +284,22 @@ mod tests {
 
         let twice = "fn handle(msg: Request) -> Response {}\nfn handle(msg: Request) -> Response {}";
         assert_eq!(position(check(twice).unwrap_err()).0, Some(2));
+    }
+
+    #[test]
+    fn bindings_of_its_own_are_refused_where_they_are_declared() {
+        let handler = "fn handle(msg: Request) -> Response { return Response(msg.value); }";
+        for (declared, at) in [
+            ("@group(1) @binding(0) var<storage, read_write> x: array<u32>;", (2, 1)),
+            ("var<private> p: u32;\n  @ binding(9) @group(0) var<uniform> u: vec4<u32>;", (3, 3)),
+        ] {
+            let (line, column, message) = position(check(&format!("// a kernel\n{declared}\n{handler}")).unwrap_err());
+            assert_eq!((line, column), (Some(at.0), Some(at.1)), "{declared}");
+            assert!(message.contains("declares no bindings") && message.contains("`state`"), "{message}");
+        }
+        // In comments, or a name that only starts so, it is no binding.
+        let fine =
+            format!("// @group(1)\n/* @binding(0) */\n@must_use fn grouped() -> u32 {{ return 1u; }}\n{handler}");
+        assert_eq!(check(&fine).unwrap(), HandlerForm::Answer);
     }
 }

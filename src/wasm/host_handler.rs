@@ -15,6 +15,16 @@ use js_sys::{Function, Reflect};
 use wasm_bindgen::prelude::*;
 
 use super::messages::{js_answer, js_message_value, js_state};
+
+#[wasm_bindgen(module = "/src/wasm/js/handler.js")]
+extern "C" {
+    /// `handler(message, state)`, or `undefined` when it threw (see `take_thrown`).
+    #[wasm_bindgen(js_name = callHandler)]
+    fn call_handler(handler: &Function, message: &JsValue, state: &JsValue) -> JsValue;
+    /// `{ value }` of what the last `call_handler` that threw threw, or `null`.
+    #[wasm_bindgen(js_name = takeThrown)]
+    fn take_thrown() -> JsValue;
+}
 use crate::kernel::host::{HostHandler, HostOutcome, HostRun, RunReport};
 use crate::message::{MessageLayout, Scalar, Value};
 
@@ -49,7 +59,13 @@ impl JsHostHandler {
         }
     }
 
-    fn write_back(state_array: &JsValue, words: &mut [u32]) {
+    /// The handler's state array copied back into the kernel's state words (none without state:
+    /// reading `buffer` of `undefined` would throw, and each thrown value held a slot in
+    /// wasm-bindgen's table of JavaScript values).
+    fn write_back(&self, state_array: &JsValue, words: &mut [u32]) {
+        if self.state.is_none() {
+            return;
+        }
         if let Ok(buffer) = Reflect::get(state_array, &"buffer".into()) {
             js_sys::Uint32Array::new(&buffer).copy_to(words);
         }
@@ -57,16 +73,21 @@ impl JsHostHandler {
 
     fn call(&self, input: &[u8], output: &mut [u8], state: &JsValue) -> HostOutcome {
         let message = js_answer(&self.input, input);
-        let answer = self.function.call2(&JsValue::NULL, &message, state).map_err(|thrown| {
-            let text = describe(&thrown);
+        let answer = call_handler(&self.function, &message, state);
+        if answer.is_undefined() {
+            let thrown = take_thrown();
+            if thrown.is_null() {
+                return Ok(false);
+            }
+            let text = describe(&Reflect::get(&thrown, &"value".into()).unwrap_or_default());
             if !self.logged.replace(true) {
                 let note =
                     "(later failures of this handler are counted in telemetry's errors and lastError, not shown)";
                 web_sys::console::error_1(&format!("ringkernel-web: a host handler threw: {text} {note}").into());
             }
-            format!("the handler threw: {text}")
-        })?;
-        if answer.is_null() || answer.is_undefined() {
+            return Err(format!("the handler threw: {text}"));
+        }
+        if answer.is_null() {
             return Ok(false);
         }
         if answer.is_instance_of::<js_sys::Promise>() {
@@ -94,7 +115,7 @@ impl HostHandler for JsHostHandler {
     fn handle(&self, input: &[u8], output: &mut [u8], state: &mut [u32]) -> HostOutcome {
         let state_array = self.state_array(state);
         let outcome = self.call(input, output, &state_array);
-        Self::write_back(&state_array, state);
+        self.write_back(&state_array, state);
         outcome
     }
 
@@ -102,7 +123,7 @@ impl HostHandler for JsHostHandler {
     fn handle_run(&self, mut run: HostRun<'_>) -> RunReport {
         let state_array = self.state_array(run.state);
         let report = run.answer_each(|input, output, _| self.call(input, output, &state_array));
-        Self::write_back(&state_array, run.state);
+        self.write_back(&state_array, run.state);
         report
     }
 }
