@@ -42,6 +42,11 @@ pub enum MessageRef<'a> {
 /// keeps every size and offset of a layout far from `u32` overflow.
 pub const MAX_MESSAGE_SIZE: u32 = 1 << 27;
 
+/// Most elements of one fixed-size array: Chromium's WGSL compiler (Tint) refuses a longer
+/// array (`array count (N) must be less than 65536`), so a message holding one could never
+/// compile on the web. Nested arrays reach larger messages.
+pub const MAX_ARRAY_LENGTH: u32 = 65_535;
+
 /// Deepest nesting of composite types (vectors, arrays, messages) in a message, the message
 /// itself included: WGSL's implementation limit, which every WGSL compiler supports. Types and
 /// values nested deeper are refused before anything recurses through them.
@@ -382,6 +387,15 @@ impl MessageLayout {
                     ),
                 ));
             }
+            if let Some(len) = ty.longest_array().filter(|&len| len > MAX_ARRAY_LENGTH) {
+                return Err(FieldError::new(
+                    field_name,
+                    format!(
+                        "holds an array of {len} elements; WGSL compilers take at most {MAX_ARRAY_LENGTH} \
+                         (nest arrays for more)"
+                    ),
+                ));
+            }
             offset = round_up(offset, ty.align());
             align = align.max(ty.align());
             laid.push(Field { name: (*field_name).to_owned(), ty: ty.clone(), offset });
@@ -463,6 +477,15 @@ impl MessageLayout {
 }
 
 impl FieldType {
+    /// The length of the longest array in this type outside nested messages (their own
+    /// layouts were checked when they were made).
+    fn longest_array(&self) -> Option<u32> {
+        match self {
+            FieldType::Array(element, n) => Some(element.longest_array().map_or(*n, |inner| inner.max(*n))),
+            _ => None,
+        }
+    }
+
     fn contains_struct_named(&self, name: &str) -> bool {
         match self {
             FieldType::Array(element, _) => element.contains_struct_named(name),
@@ -611,11 +634,29 @@ mod tests {
         let err = MessageLayout::new("Huge", &[("x", parse("array<f32, 4294967295>"))]).unwrap_err();
         assert_eq!(err.field, "x");
         // The last field pushes it over: offsets count too.
-        let limit = MAX_MESSAGE_SIZE / 4;
-        let fields = [("a", FieldType::F32), ("b", parse(&format!("array<f32, {limit}>")))];
+        let fields = [("a", FieldType::F32), ("b", parse("array<array<f32, 8192>, 4096>"))];
         assert_eq!(MessageLayout::new("Over", &fields).unwrap_err().field, "b");
         let just = MessageLayout::new("Just", &fields[1..]).unwrap();
         assert_eq!(just.size(), MAX_MESSAGE_SIZE as usize);
+    }
+
+    /// One array longer than Chromium's WGSL compiler takes is refused when the message is
+    /// defined, not when its kernel fails to compile on the web.
+    #[test]
+    fn refuses_arrays_longer_than_wgsl_compilers_take() {
+        assert!(MessageLayout::new("Longest", &[("x", parse("array<u32, 65535>"))]).is_ok());
+        for (ty, len) in [
+            ("array<u32, 65536>", 65536),
+            ("array<array<vec2<f32>, 70000>, 2>", 70000),
+            ("array<array<u32, 2>, 16777216>", 16777216),
+        ] {
+            let err = MessageLayout::new("Long", &[("x", parse(ty))]).unwrap_err();
+            assert_eq!(err.field, "x");
+            assert!(
+                err.problem.contains(&format!("an array of {len} elements")) && err.problem.contains("65535"),
+                "{err}"
+            );
+        }
     }
 
     /// A type string nested deeper than WGSL allows is refused without recursing through all of

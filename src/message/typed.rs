@@ -173,6 +173,10 @@ where
             N as u64 * stride as u64 <= super::MAX_MESSAGE_SIZE as u64,
             "ringkernel: the array is larger than a message may be (128 MiB)"
         );
+        assert!(
+            N as u64 <= super::MAX_ARRAY_LENGTH as u64,
+            "ringkernel: the array is longer than WGSL compilers take (65535 elements; nest arrays for more)"
+        );
         stride * N as u32
     };
     const ALIGN: u32 = T::ALIGN;
