@@ -82,6 +82,33 @@ fn memory_by_purpose_adds_up_to_telemetry_and_the_buffer_statistics() {
     }
 }
 
+/// The shared readback grows to what a tick copies back (a large state's checkpoint too), and
+/// shrinks back once ticks have taken much less for a while: a removed kernel's state is not
+/// held on the device for good.
+#[test]
+fn the_readback_shrinks_once_a_large_kernel_is_gone() {
+    use ringkernel_web::kernel::{doubler_request, doubler_response, KernelDefinition, StateElement, StateSpec};
+    let rt = runtime(RuntimeOptions::default().with_backend(BackendChoice::Vulkan));
+    let wgsl = "fn handle(msg: Request) -> Response { state[0] = u32(msg.value); return Response(msg.value * 2); }";
+    let mut big = KernelDefinition::new("big", doubler_request(), doubler_response(), wgsl);
+    big.state = Some(StateSpec::new(StateElement::U32, 1 << 20));
+    pollster::block_on(async {
+        let big = rt.launch_definition(big, LaunchOptions::default().with_auto_activate()).await.unwrap();
+        assert_eq!(big.typed::<i32, i32>().unwrap().call(21, Duration::from_secs(30)).await.unwrap(), 42);
+        let held = rt.memory_report().by_purpose.readback;
+        assert!(held >= 4 << 20, "the state's checkpoint comes back through it: {held} bytes");
+        rt.terminate("big", None).await.unwrap();
+        rt.remove("big").unwrap();
+        let doubler = rt.launch("doubler", LaunchOptions::default().with_auto_activate()).await.unwrap();
+        let doubler = doubler.typed::<i32, i32>().unwrap();
+        for i in 0..300 {
+            assert_eq!(doubler.call(i, Duration::from_secs(30)).await.unwrap(), 2 * i);
+        }
+    });
+    let readback = rt.memory_report().by_purpose.readback;
+    assert!(readback <= 4096, "round trips of one doubler need a few hundred bytes, the readback holds {readback}");
+}
+
 #[test]
 fn pressure_crosses_its_budget_and_alerts_fire_once_per_crossing() {
     for backend in BACKENDS {

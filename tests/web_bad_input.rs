@@ -1256,7 +1256,11 @@ fn define_message_rows() -> Vec<Row> {
         ("a harness name", "RingInput", object(&[("x", s("f32"))])),
         ("a type larger than a ring slot can be (128 MiB)", "BadTooBig", object(&[("x", s(&too_big))])),
         ("a 16 GiB type (overflows 32 bits)", "BadOverflow", object(&[("x", s("array<array<f32, 65536>, 65536>"))])),
-        ("an array longer than WGSL compilers take (64 MiB, of 16777216 elements)", "BadLongArray", object(&[("x", s("array<u32, 16777216>"))])),
+        (
+            "an array longer than WGSL compilers take (64 MiB, of 16777216 elements)",
+            "BadLongArray",
+            object(&[("x", s("array<u32, 16777216>"))]),
+        ),
         ("a type string nested 100000 deep", "BadDeepType", object(&[("x", s(&deep_type))])),
         ("descriptions nested 100000 deep", "BadDeepDescription", deep_description),
     ];

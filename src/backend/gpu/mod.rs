@@ -1,6 +1,7 @@
 //! The wgpu backend: the device every kernel of a runtime shares, and the modules for what
 //! lives on it:
 //! - [`kernel`]: one kernel's rings, pipeline and bind group, created once at launch;
+//! - [`pipelines`]: compiled drain pipelines kept for kernels launched again;
 //! - [`ring`]: the rings' header and counters, mirrored from `shaders/harness/ring.wgsl`;
 //! - [`readback`]: the buffer one tick's results come back in, and its layout;
 //! - `web_map` (web only): mapping it through its `GPUBuffer`, without wgpu's per-map closures;
@@ -14,6 +15,7 @@ pub(crate) mod execute;
 pub(crate) mod fused;
 pub(crate) mod grouped;
 pub(crate) mod kernel;
+pub(crate) mod pipelines;
 pub(crate) mod readback;
 pub(crate) mod ring;
 #[cfg(target_arch = "wasm32")]
@@ -221,6 +223,8 @@ pub(crate) struct GpuContext {
     /// on the page's event loop must not interleave their push and pop. (Natively scopes are
     /// per thread and every compilation has a thread of its own: the lock is never contended.)
     scopes: Scopes,
+    /// Kernels' compiled drain pipelines, for kernels launched again.
+    pub pipelines: pipelines::Pipelines,
     /// Fused pipelines' modules and bind groups.
     pub fused: fused::SharedCache,
     /// The classes of kernels that may share a grouped dispatch.
@@ -282,6 +286,7 @@ impl GpuContext {
             fault,
             stats,
             scopes: Scopes::default(),
+            pipelines: pipelines::Pipelines::default(),
             fused: fused::SharedCache::default(),
             grouped: grouped::SharedClasses::default(),
             readback: Mutex::new(Readback::new()),
@@ -303,6 +308,7 @@ impl GpuContext {
     pub fn destroy(&self, reason: &str) {
         self.fault.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason.to_owned());
         self.device.destroy();
+        self.pipelines.clear();
         if let Ok(mut readback) = self.readback.try_lock() {
             *readback = Readback::new();
         }

@@ -98,21 +98,31 @@ impl ReadbackLayout {
 }
 
 /// A MAP_READ buffer that every tick's outputs are copied into, so one `mapAsync` brings back
-/// the results of all kernels. It grows (by doubling) and is never shrunk.
+/// the results of all kernels. It grows (by doubling), and shrinks to what ticks take once
+/// [`SHRINK_AFTER`] ticks in a row took at most a quarter of it (a removed kernel's large state
+/// is not held for good, and a tick of it now and then does not make it grow each time).
 pub(crate) struct Readback {
     buffer: Option<GpuBuffer>,
+    /// Ticks in a row that took at most a quarter of the buffer.
+    small_ticks: u32,
 }
+
+/// Ticks in a row that take at most a quarter of the readback buffer before it shrinks.
+const SHRINK_AFTER: u32 = 256;
 
 impl Readback {
     pub fn new() -> Self {
-        Readback { buffer: None }
+        Readback { buffer: None, small_ticks: 0 }
     }
 
     /// A buffer of at least `size` bytes.
     pub fn reserve(&mut self, ctx: &GpuContext, size: u64) -> wgpu::Buffer {
         let size = size.next_multiple_of(wgpu::MAP_ALIGNMENT).max(256);
-        if self.buffer.as_ref().is_none_or(|b| b.size() < size) {
-            let grown = self.buffer.as_ref().map_or(size, |b| size.max(b.size() * 2));
+        let held = self.buffer.as_ref().map_or(0, |b| b.size());
+        self.small_ticks = if size * 4 <= held { self.small_ticks + 1 } else { 0 };
+        if held < size || self.small_ticks >= SHRINK_AFTER {
+            self.small_ticks = 0;
+            let grown = if held < size { size.max(held * 2) } else { size.next_power_of_two() };
             if let Some(old) = self.buffer.take() {
                 old.destroy();
             }
