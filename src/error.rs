@@ -12,14 +12,14 @@ use crate::lifecycle::{Action, IllegalTransition, KernelState};
 #[non_exhaustive]
 pub enum Error {
     /// No kernel (or registered definition) has this id.
-    #[error("kernel '{id}' not found")]
+    #[error("kernel {} not found", Quoted(id))]
     KernelNotFound {
         /// The id that was looked up.
         id: String,
     },
 
     /// The kernel's state does not allow the action (see [`crate::lifecycle`]).
-    #[error("kernel '{id}' is {state}: cannot {action}{}", next_step(*state, *action))]
+    #[error("kernel {} is {state}: cannot {action}{}", Quoted(id), next_step(*state, *action))]
     KernelState {
         /// The kernel the error is about.
         id: String,
@@ -33,7 +33,7 @@ pub enum Error {
     /// waits, or with earlier sends waiting in line before it. For a batch, `accepted` says how many of
     /// its messages (from the front) were queued before; those are answered, the rest were not
     /// queued.
-    #[error("queue of kernel '{id}' is full ({}){}{}", messages(*.capacity), batch_part(*.accepted), stall_part(stall))]
+    #[error("queue of kernel {} is full ({}){}{}", Quoted(id), messages(*.capacity), batch_part(*.accepted), stall_part(stall))]
     QueueFull {
         /// The kernel whose input queue is full.
         id: String,
@@ -46,12 +46,7 @@ pub enum Error {
     },
 
     /// A receive, call or terminate outlasted its timeout.
-    #[error(
-        "{operation} on kernel '{id}' timed out after {} ms{}{}",
-        millis(timeout),
-        unprocessed_part(*.unprocessed),
-        stall_part(stall)
-    )]
+    #[error("{operation} on kernel {} timed out after {} ms{}{}", Quoted(id), millis(timeout), unprocessed_part(*.unprocessed), stall_part(stall))]
     Timeout {
         /// The kernel the error is about.
         id: String,
@@ -67,7 +62,7 @@ pub enum Error {
     },
 
     /// A message that does not fit the kernel's layout; `field` is the path of the bad field.
-    #[error("malformed message for kernel '{id}': {} {problem}", subject(field))]
+    #[error("malformed message for kernel {}: {} {problem}", Quoted(id), subject(field))]
     MessageFormat {
         /// The kernel the message was for.
         id: String,
@@ -80,7 +75,7 @@ pub enum Error {
 
     /// The kernel's WGSL (or its host handler) was refused; `line`/`column` are in the user's
     /// own source when the compiler gave a position.
-    #[error("kernel '{id}' failed to compile{}: {message}", location(*.line, *.column))]
+    #[error("kernel {} failed to compile{}: {message}", Quoted(id), location(*.line, *.column))]
     KernelCompile {
         /// The kernel that failed to compile.
         id: String,
@@ -94,7 +89,7 @@ pub enum Error {
 
     /// The handler dropped the message of this `call` (a handler that may drop chose to, or a
     /// host handler failed on it), so it has no answer.
-    #[error("kernel '{id}' dropped the message of this call: {}", .failure.as_deref().unwrap_or("its handler dropped it"))]
+    #[error("kernel {} dropped the message of this call: {}", Quoted(id), .failure.as_deref().unwrap_or("its handler dropped it"))]
     MessageDropped {
         /// The kernel whose handler dropped the message.
         id: String,
@@ -128,7 +123,7 @@ pub enum Error {
 
     /// A kernel was terminated while its device was lost and nothing would recover it:
     /// `unprocessed` of its messages were never processed. Of [`ErrorKind::DeviceLost`].
-    #[error("GPU device lost: {reason}; kernel '{id}' stopped with {} unprocessed", messages(*.unprocessed as usize))]
+    #[error("GPU device lost: {reason}; kernel {} stopped with {} unprocessed", Quoted(id), messages(*.unprocessed as usize))]
     StrandedByDeviceLoss {
         /// The kernel.
         id: String,
@@ -141,7 +136,7 @@ pub enum Error {
     /// The kernel's circuit breaker is open (see [`crate::CircuitState`]): the send, call or
     /// protected operation was refused and nothing of it was queued. Try again after
     /// `retry_after`.
-    #[error("circuit of kernel '{id}' is open: retry in {} ms", crate::platform::Float(millis(retry_after).0.ceil()))]
+    #[error("circuit of kernel {} is open: retry in {} ms", Quoted(id), crate::platform::Float(millis(retry_after).0.ceil()))]
     CircuitOpen {
         /// The kernel whose circuit refused.
         id: String,
@@ -152,8 +147,9 @@ pub enum Error {
     /// the runtime is loaded (see [`crate::degradation`]). Nothing was accepted: the message
     /// comes back to the sender.
     #[error(
-        "kernel '{id}' takes no new messages while the runtime is degraded to {level}: its priority {priority} is \
-         below {required}"
+        "kernel {} takes no new messages while the runtime is degraded to {level}: its priority {priority} is \
+         below {required}",
+        Quoted(id)
     )]
     Overloaded {
         /// The kernel the message was for.
@@ -228,6 +224,32 @@ pub enum ErrorKind {
 /// milliseconds and the nanoseconds past them, so whole milliseconds stay exact. Printed as the
 /// platform prints floats (JavaScript's shortest digits on the web): printing a `u128` or
 /// Rust's `f64` would link their formatting into the wasm for this one number.
+/// A kernel id as error texts show it: in single quotes, with quotes, backslashes and control
+/// characters escaped, so an id can neither end its quote nor start a line of its own, and cut
+/// after [`SHOWN_ID_BYTES`] bytes (an id looked up may be any string, a megabyte long).
+pub(crate) struct Quoted<'a>(pub &'a str);
+
+/// How much of an id an error text shows: the longest id a kernel may have.
+const SHOWN_ID_BYTES: usize = 128;
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        f.write_char('\'')?;
+        for (at, c) in self.0.char_indices() {
+            if at >= SHOWN_ID_BYTES {
+                return write!(f, "…' ({} bytes)", self.0.len());
+            }
+            match c {
+                '\'' | '\\' => write!(f, "\\{c}")?,
+                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => write!(f, "{}", c.escape_unicode())?,
+                c => f.write_char(c)?,
+            }
+        }
+        f.write_char('\'')
+    }
+}
+
 fn millis(timeout: &std::time::Duration) -> crate::platform::Float {
     let whole = timeout.as_secs() as f64 * 1000.0 + f64::from(timeout.subsec_millis());
     crate::platform::Float(whole + f64::from(timeout.subsec_nanos() % 1_000_000) / 1e6)
@@ -616,5 +638,19 @@ mod tests {
         );
         assert_eq!(super::unprocessed_part(1), " (1 message left unprocessed)");
         assert_eq!(super::unprocessed_part(2), " (2 messages left unprocessed)");
+    }
+
+    /// An id cannot end its quote, start a line or fill the text: what an error says about
+    /// kernel `x' not found; kernel 'y` is one kernel's refusal, on one line.
+    #[test]
+    fn ids_are_quoted_escaped_and_cut() {
+        let not_found = |id: &str| super::Error::KernelNotFound { id: id.into() }.to_string();
+        assert_eq!(not_found("doubler"), "kernel 'doubler' not found");
+        assert_eq!(not_found("x' not found; kernel 'y"), r"kernel 'x\' not found; kernel \'y' not found");
+        assert_eq!(not_found("a\\b\nfake line\u{2028}"), r"kernel 'a\\b\u{a}fake line\u{2028}' not found");
+        let long = "é".repeat(500_000);
+        let text = not_found(&long);
+        assert!(text.len() < 200 && text.ends_with("…' (1000000 bytes) not found"), "{text}");
+        assert_eq!(not_found(&"k".repeat(128)), format!("kernel '{}' not found", "k".repeat(128)), "a whole id");
     }
 }

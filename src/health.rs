@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Quoted;
 use crate::platform::{option_name, Float};
 
 /// The verdict, as in the seed's `HealthStatus`; the reason lists the findings that made it.
@@ -260,7 +261,11 @@ pub(crate) fn assess(vitals: &Vitals, limits: &HealthThresholds) -> HealthReport
         let kernel = || HealthSubject::Kernel(k.id.clone());
         for (queue, fill) in [("input", k.input_fill), ("output", k.output_fill)] {
             if fill >= limits.queue_fill {
-                found(Severity::Degraded, kernel(), format!("kernel '{}': {queue} queue {} full", k.id, percent(fill)));
+                found(
+                    Severity::Degraded,
+                    kernel(),
+                    format!("kernel {}: {queue} queue {} full", Quoted(&k.id), percent(fill)),
+                );
             }
         }
         if k.operations > 0 {
@@ -277,8 +282,10 @@ pub(crate) fn assess(vitals: &Vitals, limits: &HealthThresholds) -> HealthReport
                     severity,
                     kernel(),
                     format!(
-                        "kernel '{}': {} of {} operations failed since the last check",
-                        k.id, k.errors, k.operations
+                        "kernel {}: {} of {} operations failed since the last check",
+                        Quoted(&k.id),
+                        k.errors,
+                        k.operations
                     ),
                 );
             }
@@ -287,11 +294,11 @@ pub(crate) fn assess(vitals: &Vitals, limits: &HealthThresholds) -> HealthReport
             found(
                 Severity::Degraded,
                 kernel(),
-                format!("kernel '{}': has input and made no progress for {} ms", k.id, ms.round() as u64),
+                format!("kernel {}: has input and made no progress for {} ms", Quoted(&k.id), ms.round() as u64),
             );
         }
         if let Some(circuit) = k.circuit {
-            found(Severity::Degraded, kernel(), format!("kernel '{}': circuit breaker {circuit}", k.id));
+            found(Severity::Degraded, kernel(), format!("kernel {}: circuit breaker {circuit}", Quoted(&k.id)));
         }
     }
     // Worst first, in the order found within a severity: a stable sort by severity, which with

@@ -504,6 +504,41 @@ test("Dawn: kernels launched and removed with no traffic leave the process's mem
   assert.ok(grownMb < 40, `the process grew ${grownMb.toFixed(1)} MB over 800 launch and remove cycles`);
 });
 
+test("kernel ids are any well-formed text: __proto__ keeps its entry, a lone surrogate is refused, quotes and newlines stay inside their quote", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu", enableTelemetry: true });
+    const doubler = {
+      input: defineMessage("IdRequest", { value: "i32" }), output: defineMessage("IdResponse", { result: "i32" }),
+      handler: (m) => ({ result: 2 * m.value }),
+    };
+    const proto = await runtime.launch("__proto__", doubler, { autoActivate: true });
+    await runtime.launch("other", doubler);
+    const answer = (await proto.call({ value: 21 }, { timeout: 10000 })).result;
+    const { perKernel } = runtime.getSummary();
+    const lone = await runtime.launch("k\\uD800", doubler).then(() => "launched", (e) => e.name + ": " + e.message);
+    const notFound = (() => { try { runtime.getState("x' not found; kernel 'y\\nz"); } catch (e) { return e.message; } })();
+    const field = (() => { try { defineMessage("Tagged", { type: "u32" }); } catch (e) { return e.name + ": " + e.message; } })();
+    const name = (() => { try { defineMessage("loop", { value: "u32" }); } catch (e) { return e.name; } })();
+    console.log(JSON.stringify({
+      answer, perKernel: Object.keys(perKernel), sent: perKernel["__proto__"]?.messagesSent,
+      prototypeKept: Object.getPrototypeOf(perKernel) === Object.prototype,
+      byKernel: Object.keys(runtime.memory().byKernel), lone, notFound, field, name,
+    }));
+    await runtime.dispose();
+  `);
+  assertExited(result);
+  const found = findings(result);
+  assert.deepEqual({ ...found, lone: found.lone.split(",")[0] }, {
+    answer: 42, perKernel: ["__proto__", "other"], sent: 1, prototypeKept: true, byKernel: ["__proto__", "other"],
+    lone: "TypeError: id must be a kernel id of well-formed text",
+    notFound: "kernel 'x\\' not found; kernel \\'y\\u{a}z' not found",
+    field: "TypeError: message Tagged: 'type' is a WGSL keyword or reserved word; pick another field name",
+    name: "TypeError",
+  });
+});
+
 test("a JavaScript handler that throws on every message, or has no state, holds nothing per message", async () => {
   // wasm-bindgen keeps each JavaScript value Rust holds in one table; a value caught as a throw
   // on the Rust side kept its slot (and the value) for good: 1,157 slots grew to 33,797 over

@@ -280,7 +280,7 @@ pub struct MessageLayout {
 pub struct FieldError {
     /// The field's path: `mass`, `bodies[2].position`, or the struct name for whole-type problems.
     pub field: String,
-    /// What is wrong, phrased to follow the field's name (`is not a valid WGSL identifier`).
+    /// What is wrong, phrased to follow the field's name (`appears twice`).
     pub problem: String,
 }
 
@@ -321,34 +321,49 @@ pub(crate) fn is_identifier(name: &str) -> bool {
         && name != "_"
 }
 
-/// Names a message struct may not take: the harness's own struct and WGSL's predeclared types
-/// (a user struct called `vec3` would shadow the builtin inside the generated module).
-const RESERVED_NAMES: &[&str] = &[
-    "RingInput",
-    "RingOutput",
-    "i32",
-    "u32",
-    "f32",
-    "f16",
-    "bool",
-    "vec2",
-    "vec3",
-    "vec4",
-    "array",
-    "atomic",
-    "ptr",
-    "struct",
-    "fn",
-    "var",
-    "let",
-    "const",
-];
+/// What [`is_identifier`] takes, as a refusal says it: WGSL identifiers of ASCII characters.
+const IDENTIFIER_RULE: &str =
+    "is not a name messages take: ASCII letters, digits and `_`, not starting with a digit or `__`, not `_` alone";
+
+/// WGSL's keywords and reserved words (as naga 30 lists them, after the WGSL spec's keyword
+/// summary), one text with a space after each: no message and no field may be named by one.
+const WGSL_RESERVED_WORDS: &str =
+    "alias break case const const_assert continue continuing default diagnostic discard else \
+     enable false fn for if let loop override requires return struct switch true var while \
+     NULL Self abstract active alignas alignof as asm asm_fragment async attribute auto await \
+     become cast catch class co_await co_return co_yield coherent column_major common compile \
+     compile_fragment concept const_cast consteval constexpr constinit crate debugger decltype \
+     delete demote demote_to_helper do dynamic_cast enum explicit export extends extern \
+     external fallthrough filter final finally friend from fxgroup get goto groupshared highp \
+     impl implements import inline instanceof interface layout lowp macro macro_rules match \
+     mediump meta mod module move mut mutable namespace new nil noexcept noinline \
+     nointerpolation non_coherent noncoherent noperspective null nullptr of operator package \
+     packoffset partition pass patch pixelfragment precise precision premerge priv protected \
+     pub public readonly ref regardless register reinterpret_cast require resource restrict \
+     self set shared sizeof smooth snorm static static_assert static_cast std subroutine super \
+     target template this thread_local throw trait try type typedef typeid typename typeof \
+     union unless unorm unsafe unsized use using varying virtual volatile wgsl where with \
+     writeonly yield";
+
+/// Names a message struct may not take besides [`WGSL_RESERVED_WORDS`]: WGSL's predeclared
+/// types (a user struct called `vec3` would shadow the builtin inside the generated module),
+/// and what the ring harness declares or calls (`shaders/harness/`; a struct called `min`
+/// would shadow the builtin the drain calls). Names starting `ring_` are the harness's too.
+const RESERVED_NAMES: &str = "bool i32 u32 f32 f16 array atomic vec2 vec3 vec4 mat2x2 mat2x3 mat2x4 mat3x2 mat3x3 \
+     mat3x4 mat4x2 mat4x3 mat4x4 ptr sampler sampler_comparison texture_1d texture_2d \
+     texture_2d_array texture_3d texture_cube texture_cube_array texture_multisampled_2d \
+     texture_depth_multisampled_2d texture_external texture_storage_1d texture_storage_2d \
+     texture_storage_2d_array texture_storage_3d texture_depth_2d texture_depth_2d_array \
+     texture_depth_cube texture_depth_cube_array RingInput RingOutput RingHeader RingCounters \
+     GroupEntry GroupTable RING_WORKGROUP_SIZE group_member group_table fused_handle handle \
+     input_ring output_ring output_kept last_input state workgroup_memory arrayLength \
+     atomicAdd atomicLoad min select";
 
 impl MessageLayout {
     /// Lays out `fields` in order by WGSL's rules. Names must be WGSL identifiers and unique.
     pub fn new(name: &str, fields: &[(&str, FieldType)]) -> Result<Self, FieldError> {
         if !is_identifier(name) {
-            return Err(FieldError::new(name, "is not a valid WGSL struct name"));
+            return Err(FieldError::new(name, IDENTIFIER_RULE));
         }
         if typed::__private::is_reserved_name(name) {
             return Err(FieldError::new(name, "is reserved by WGSL or the ring harness; pick another struct name"));
@@ -361,7 +376,10 @@ impl MessageLayout {
         let mut align = 4;
         for (field_name, ty) in fields {
             if !is_identifier(field_name) {
-                return Err(FieldError::new(field_name, "is not a valid WGSL identifier"));
+                return Err(FieldError::new(field_name, IDENTIFIER_RULE));
+            }
+            if typed::__private::is_reserved_word(field_name) {
+                return Err(FieldError::new(field_name, "is a WGSL keyword or reserved word; pick another field name"));
             }
             if laid.iter().any(|f: &Field| f.name == *field_name) {
                 return Err(FieldError::new(field_name, "appears twice"));
@@ -618,6 +636,20 @@ mod tests {
         assert!(MessageLayout::new("1bad", &[("a", FieldType::I32)]).is_err());
         assert!(MessageLayout::new("RingInput", &[("a", FieldType::I32)]).is_err());
         assert!(MessageLayout::new("vec3", &[("a", FieldType::I32)]).is_err());
+        // Names no WGSL compiler takes, or that shadow what the harness declares or calls.
+        for name in
+            ["loop", "type", "Self", "override", "handle", "input_ring", "min", "atomicAdd", "GroupTable", "mat4x4"]
+        {
+            let err = MessageLayout::new(name, &[("a", FieldType::I32)]).unwrap_err();
+            assert!(err.problem.contains("reserved"), "{name}: {err}");
+        }
+        for field in ["loop", "type", "self", "fn", "true"] {
+            let err = MessageLayout::new("M", &[(field, FieldType::I32)]).unwrap_err();
+            assert_eq!(err.field, field);
+            assert!(err.problem.contains("keyword or reserved word"), "{err}");
+        }
+        assert!(MessageLayout::new("M", &[("min", FieldType::I32), ("state", FieldType::I32)]).is_ok(), "fields may");
+        assert!(MessageLayout::new("é", &[("a", FieldType::I32)]).unwrap_err().problem.contains("ASCII"));
         assert!(MessageLayout::new("M", &[("a", FieldType::I32), ("a", FieldType::U32)]).is_err());
         assert!(MessageLayout::new("M", &[]).is_err());
     }

@@ -206,7 +206,7 @@ fn same_type(a: &FieldType, b: &FieldType) -> bool {
 /// What the code `#[derive(RingMessage)]` writes calls; not an API.
 #[doc(hidden)]
 pub mod __private {
-    use super::super::{MAX_MESSAGE_SIZE, RESERVED_NAMES};
+    use super::super::{MAX_MESSAGE_SIZE, RESERVED_NAMES, WGSL_RESERVED_WORDS};
 
     /// `value` rounded up to a multiple of `align`.
     pub const fn round_up(value: u32, align: u32) -> u32 {
@@ -229,17 +229,41 @@ pub mod __private {
         end as u32
     }
 
-    /// Whether [`MessageLayout::new`](super::MessageLayout::new) refuses `name` as reserved.
+    /// Whether [`MessageLayout::new`](super::MessageLayout::new) refuses `name` as a message's
+    /// name: a WGSL keyword or reserved word, a predeclared type, or the harness's.
     pub const fn is_reserved_name(name: &str) -> bool {
-        let mut i = 0;
-        while i < RESERVED_NAMES.len() {
-            if bytes_eq(RESERVED_NAMES[i].as_bytes(), name.as_bytes()) {
-                return true;
+        let bytes = name.as_bytes();
+        is_reserved_word(name)
+            || listed(RESERVED_NAMES, name)
+            || (bytes.len() >= 5 && bytes_eq(bytes.split_at(5).0, b"ring_"))
+    }
+
+    /// Whether `name` is a WGSL keyword or reserved word, which no identifier may be.
+    pub const fn is_reserved_word(name: &str) -> bool {
+        listed(WGSL_RESERVED_WORDS, name)
+    }
+
+    /// Whether `name` is one of the space-separated words of `list`.
+    const fn listed(list: &str, name: &str) -> bool {
+        let (list, name) = (list.as_bytes(), name.as_bytes());
+        let mut start = 0;
+        while start < list.len() {
+            let mut end = start;
+            while end < list.len() && list[end] != b' ' {
+                end += 1;
             }
-            i += 1;
+            if end - start == name.len() {
+                let mut i = 0;
+                while i < name.len() && list[start + i] == name[i] {
+                    i += 1;
+                }
+                if i == name.len() {
+                    return true;
+                }
+            }
+            start = end + 1;
         }
-        let name = name.as_bytes();
-        name.len() >= 5 && bytes_eq(name.split_at(5).0, b"ring_")
+        false
     }
 
     const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {

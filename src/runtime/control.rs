@@ -15,7 +15,7 @@ use crate::backend::gpu::readback::read_back;
 use crate::backend::StateStore;
 use crate::circuit::Breaker;
 use crate::cursor::RingCursor;
-use crate::error::{Error, Result};
+use crate::error::{Error, Quoted, Result};
 use crate::kernel::{self, KernelDefinition};
 use crate::lifecycle::{Action, KernelState, Lifecycle, LifecycleState};
 use crate::mailbox::Mailbox;
@@ -405,11 +405,11 @@ impl Runtime {
             if kernel.def.state.is_none() {
                 return Err(Error::InvalidArgument(format!(
                     concat!(
-                        "kernel '{}' has no state; declare one in its definition (",
+                        "kernel {} has no state; declare one in its definition (",
                         option_name!("state: {{ type, length }}", "with_state(element, len)"),
                         ")"
                     ),
-                    id
+                    Quoted(id)
                 )));
             }
             let Some(store) = kernel.resources.state.clone() else {
@@ -421,7 +421,9 @@ impl Runtime {
             };
             if kernel.life.state() == KernelState::Failed {
                 // Its state comes back with it on recovery.
-                return Err(lost.unwrap_or_else(|| Error::DeviceLost { reason: format!("kernel '{id}' has failed") }));
+                return Err(lost.unwrap_or_else(|| Error::DeviceLost {
+                    reason: format!("kernel {quoted_id} has failed", quoted_id = Quoted(id)),
+                }));
             }
             if let StateStore::Gpu(buffer) = &store {
                 if let Some(lost) = lost {

@@ -21,7 +21,7 @@ use crate::correlation::Abandon;
 use crate::degradation::DegradationLevel;
 use crate::devices::DeviceId;
 use crate::envelope::EnvelopeHeader;
-use crate::error::{BatchSendError, Error, Result, Stall};
+use crate::error::{BatchSendError, Error, Quoted, Result, Stall};
 use crate::kernel::KernelDefinition;
 use crate::lifecycle::{Action, KernelState};
 use crate::mailbox::CallTicket;
@@ -671,10 +671,11 @@ impl Runtime {
             Stall::Inactive(_) => "",
         };
         platform::warn(&format!(
-            "ringkernel-web: {operation} kernel '{id}' has waited {} s for {what}: its input ({}) waits \
+            "ringkernel-web: {operation} kernel {quoted_id} has waited {} s for {what}: its input ({}) waits \
              because {stall}. {remedy}",
             STALL_REPORT_MS as u64 / 1000, // whole seconds, without float formatting
             crate::error::messages(queued),
+            quoted_id = Quoted(id)
         ));
         true
     }
@@ -1174,7 +1175,7 @@ fn named(fields: &[(String, Value)]) -> impl Iterator<Item = (&str, &Value)> {
 
 /// For a failed kernel when the runtime has already recovered (or is about to).
 fn device_lost_error(id: &str) -> Error {
-    Error::DeviceLost { reason: format!("kernel '{id}' is waiting for recovery") }
+    Error::DeviceLost { reason: format!("kernel {quoted_id} is waiting for recovery", quoted_id = Quoted(id)) }
 }
 
 /// A receive batch's `max`, which is at least 1: a batch takes at least one answer, so 0 could
@@ -1189,7 +1190,9 @@ fn batch_max(max: usize) -> Result<usize> {
 /// A call's or receive's refusal while kernel `id` is connected onward to `downstream`.
 fn connected_refusal(id: &str, downstream: &str) -> Error {
     Error::InvalidArgument(format!(
-        "kernel '{id}' is connected to '{downstream}', so its answers go there: send to it and receive from the \
-         pipeline's last kernel, or disconnect it first"
+        "kernel {quoted_id} is connected to {}, so its answers go there: send to it and receive from the \
+         pipeline's last kernel, or disconnect it first",
+        Quoted(downstream),
+        quoted_id = Quoted(id)
     ))
 }

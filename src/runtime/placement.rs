@@ -4,7 +4,7 @@
 use super::{LaunchOptions, Runtime};
 use crate::backend::Device;
 use crate::devices::{self, DeviceId, DeviceInfo, DeviceRequirements, Load, Topology};
-use crate::error::{Error, Result};
+use crate::error::{Error, Quoted, Result};
 use crate::kernel::KernelDefinition;
 use crate::migration::{self, MigrationReport};
 use crate::table::Table;
@@ -172,7 +172,9 @@ impl Runtime {
                 let count = loads.len();
                 let which =
                     match definition.filter(|d| self.shared.device_ids().any(|id| !self.shared.device(id).runs(d))) {
-                        Some(d) => format!("no device of the runtime's {count} that can run kernel '{}' meets", d.id),
+                        Some(d) => {
+                            format!("no device of the runtime's {count} that can run kernel {} meets", Quoted(&d.id))
+                        }
                         None => format!("no device of the runtime's {count} meets"),
                     };
                 devices::not_met(requirements, &which)
@@ -220,7 +222,10 @@ impl KernelMigrator {
     pub async fn migrate_kernel(&self, id: &str, source: DeviceId, target: DeviceId) -> Result<MigrationReport> {
         let on = self.runtime.device_of(id)?;
         if on != source {
-            return Err(Error::InvalidArgument(format!("kernel '{id}' runs on device {on}, not on device {source}")));
+            return Err(Error::InvalidArgument(format!(
+                "kernel {quoted_id} runs on device {on}, not on device {source}",
+                quoted_id = Quoted(id)
+            )));
         }
         self.runtime.migrate(id, target).await
     }

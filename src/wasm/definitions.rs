@@ -9,6 +9,7 @@ use wasm_bindgen::JsCast;
 use super::errors::{range_error, type_error};
 use super::host_handler::JsHostHandler;
 use super::messages::shown;
+use crate::error::Quoted;
 use crate::kernel::{self, KernelDefinition, StateElement, DEFAULT_WORKGROUP_SIZE};
 use crate::message::{registry, FieldType, MessageLayout, MAX_NESTING};
 
@@ -112,8 +113,9 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
         let key = key.as_string().unwrap_or_default();
         if !DEFINITION_KEYS.contains(&key.as_str()) {
             return Err(type_error(format!(
-                "kernel '{id}': unknown key '{key}' (expected one of {})",
-                DEFINITION_KEYS.join(", ")
+                "kernel {quoted_id}: unknown key '{key}' (expected one of {})",
+                DEFINITION_KEYS.join(", "),
+                quoted_id = Quoted(&id)
             )));
         }
     }
@@ -121,16 +123,21 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
     let (wgsl, handler) = (get("wgsl")?, get("handler")?);
     // A handler that is no function is what is wrong, whether or not there is WGSL.
     if !handler.is_undefined() && !handler.is_function() {
-        return Err(type_error(format!("kernel '{id}': handler must be a function, got {}", shown(&handler))));
+        return Err(type_error(format!(
+            "kernel {quoted_id}: handler must be a function, got {}",
+            shown(&handler),
+            quoted_id = Quoted(&id)
+        )));
     }
     let wgsl = match wgsl.as_string() {
         Some(text) => text,
         None if wgsl.is_undefined() && handler.is_function() => String::new(),
         None => {
             return Err(type_error(format!(
-                "kernel '{id}': wgsl must be a string (GPU backends run it); a kernel for the cpu backend alone may \
-                 give only a handler function"
-            )))
+            "kernel {quoted_id}: wgsl must be a string (GPU backends run it); a kernel for the cpu backend alone may \
+                 give only a handler function",
+            quoted_id = Quoted(&id)
+        )))
         }
     };
     let (input, output) = (message_layout(&get("input")?, 0)?, message_layout(&get("output")?, 0)?);
@@ -140,7 +147,7 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
         def = def.with_state(element, length);
     }
     // The core's rules, reported here, where the definition was written.
-    def.check_shape().map_err(|e| range_error(format!("kernel '{id}': {e}")))?;
+    def.check_shape().map_err(|e| range_error(format!("kernel {quoted_id}: {e}", quoted_id = Quoted(&id))))?;
     if !handler.is_undefined() {
         let function: js_sys::Function = handler.unchecked_into();
         let scalar = def.state.map(|spec| spec.element.scalar());
@@ -155,8 +162,14 @@ fn workgroup_size(id: &str, value: &JsValue) -> Result<u32, JsValue> {
     match value.as_f64() {
         None if value.is_undefined() => Ok(DEFAULT_WORKGROUP_SIZE),
         Some(n) if is_u32(n) => Ok(n as u32),
-        Some(_) => Err(range_error(format!("kernel '{id}': workgroupSize must be an integer from 1 to 256"))),
-        None => Err(type_error(format!("kernel '{id}': workgroupSize must be an integer from 1 to 256"))),
+        Some(_) => Err(range_error(format!(
+            "kernel {quoted_id}: workgroupSize must be an integer from 1 to 256",
+            quoted_id = Quoted(id)
+        ))),
+        None => Err(type_error(format!(
+            "kernel {quoted_id}: workgroupSize must be an integer from 1 to 256",
+            quoted_id = Quoted(id)
+        ))),
     }
 }
 
@@ -165,7 +178,11 @@ fn replace(id: &str, value: &JsValue) -> Result<bool, JsValue> {
     match value.as_bool() {
         None if value.is_undefined() => Ok(false),
         Some(replace) => Ok(replace),
-        None => Err(type_error(format!("kernel '{id}': replace must be a boolean, got {}", shown(value)))),
+        None => Err(type_error(format!(
+            "kernel {quoted_id}: replace must be a boolean, got {}",
+            shown(value),
+            quoted_id = Quoted(id)
+        ))),
     }
 }
 
@@ -175,10 +192,9 @@ fn state(id: &str, state: &JsValue) -> Result<Option<(StateElement, u32)>, JsVal
         return Ok(None);
     }
     let expected = format!(
-        "kernel '{id}': state must be {{ length: 1 to {}, type?: \"atomic<u32>\" | \"atomic<i32>\" | \"u32\" | \"i32\" \
+        "kernel {quoted_id}: state must be {{ length: 1 to {}, type?: \"atomic<u32>\" | \"atomic<i32>\" | \"u32\" | \"i32\" \
          | \"f32\" }}",
-        kernel::MAX_STATE_LEN
-    );
+        kernel::MAX_STATE_LEN, quoted_id = Quoted(id));
     let bad = || type_error(expected.clone());
     if !state.is_object() {
         return Err(bad());
@@ -230,8 +246,9 @@ pub fn ring_kernel(
     let id = def.id.clone();
     kernel::register(def).map_err(|_| {
         type_error(format!(
-            "a kernel named '{id}' is already registered; ringKernel({{ ..., replace: true }}) replaces it, and \
-             launch(otherId, definition) runs a second kernel from the same definition"
+            "a kernel named {quoted_id} is already registered; ringKernel({{ ..., replace: true }}) replaces it, and \
+             launch(otherId, definition) runs a second kernel from the same definition",
+            quoted_id = Quoted(&id)
         ))
     })?;
     Ok(definition)

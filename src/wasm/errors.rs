@@ -8,7 +8,7 @@
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
-use crate::error::{batch_part, Error, ErrorKind, Stall};
+use crate::error::{batch_part, Error, ErrorKind, Quoted, Stall};
 
 #[wasm_bindgen(module = "/src/wasm/js/errors.js")]
 extern "C" {
@@ -109,7 +109,10 @@ pub(super) fn js_error(error: Error) -> JsValue {
 pub(super) fn behind_earlier_sends(id: &str) -> JsValue {
     queue_full(
         id,
-        &format!("kernel '{id}' has earlier sends still waiting to be queued: trySend does not overtake them"),
+        &format!(
+            "kernel {quoted_id} has earlier sends still waiting to be queued: trySend does not overtake them",
+            quoted_id = Quoted(id)
+        ),
         0,
     )
     .into()
@@ -123,7 +126,10 @@ pub(super) fn aborted_batch(id: &str, accepted: usize, reason: JsValue) -> JsVal
         1 => "its first message was queued".to_owned(),
         n => format!("the first {n} of its messages were queued"),
     };
-    let message = format!("sendBatch to kernel '{id}' was aborted while it waited for room, after {queued}");
+    let message = format!(
+        "sendBatch to kernel {quoted_id} was aborted while it waited for room, after {queued}",
+        quoted_id = Quoted(id)
+    );
     let js = queue_full(id, &message, accepted);
     let _ = Reflect::set(&js, &"cause".into(), &reason);
     js.into()

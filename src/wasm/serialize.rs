@@ -287,7 +287,22 @@ impl ser::SerializeMap for ObjectBuilder {
         if !key.is_string() {
             return Err(Error("Map key is not a string and cannot be an object key".to_owned()));
         }
-        set(&self.object, &key, value);
+        // Map keys are kernel ids, any string: assigned, `__proto__` would set the object's
+        // prototype instead of adding its entry. Defined, it is an entry like any other.
+        if key.as_string().as_deref() == Some("__proto__") {
+            let own = Object::new();
+            for (name, v) in [
+                ("value", value),
+                ("writable", true.into()),
+                ("enumerable", true.into()),
+                ("configurable", true.into()),
+            ] {
+                set_field(&own, name, v);
+            }
+            Object::define_property(&self.object, &key, &own);
+        } else {
+            set(&self.object, &key, value);
+        }
         Ok(())
     }
     fn end(self) -> Result {

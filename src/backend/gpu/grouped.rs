@@ -27,7 +27,7 @@ use super::kernel::{compile_drain, GpuKernel};
 use super::{GpuBuffer, GpuContext, Scopes};
 use crate::backend::Dispatch;
 use crate::codegen::{self, GeneratedShader, HandlerForm};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::memory::MemoryPurpose;
 
 /// Most kernels in one grouped dispatch.
@@ -461,7 +461,12 @@ fn compile_in_background(ctx: &GpuContext, class: Arc<GroupClass>) {
             Ok(pipeline) => ClassState::Ready(Box::new(pipeline)),
             Err(error) => {
                 // Each member compiled on its own, so this is the grouping's fault, not the user's.
-                crate::platform::warn(&format!("a grouped dispatch did not compile; its kernels run alone: {error}"));
+                // Its message alone: the error's id is the module's label, no kernel's.
+                let why = match error {
+                    Error::KernelCompile { message, .. } => message,
+                    other => other.to_string(),
+                };
+                crate::platform::warn(&format!("a grouped dispatch did not compile; its kernels run alone: {why}"));
                 ClassState::Failed
             }
         };
