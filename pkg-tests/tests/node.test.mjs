@@ -539,6 +539,66 @@ test("kernel ids are any well-formed text: __proto__ keeps its entry, a lone sur
   });
 });
 
+test("nothing a JavaScript handler or a message does throws into the runtime: each bad one is refused alone, and the runtime goes on", async () => {
+  // Each of these once threw through the tick (or a send) into wasm, past the Rust code that
+  // called it: every kernel of the runtime stopped, dispose() never settled, or a kernel's
+  // sends all failed as "queue full" for good; an async handler's rejection ended Node.
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    console.error = () => {};
+    const Request = defineMessage("BadRequest", { value: "i32" });
+    const Response = defineMessage("BadResponse", { result: "i32" });
+    const runtime = await RingKernelRuntime.create({ backend: "cpu", enableTelemetry: true });
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const badName = new Error("x");
+    Object.defineProperty(badName, "message", { get() { throw new Error("no message"); } });
+    const answers = {
+      1: () => ({ get result() { throw new Error("getter boom"); } }),
+      2: () => new Proxy({}, { ownKeys() { throw new Error("trap boom"); } }),
+      3: () => revoked.proxy,
+      4: () => { throw badName; },
+      5: () => { throw revoked.proxy; },
+      6: async () => { throw new Error("rejected"); },
+      7: () => { throw "x".repeat(100000); },
+    };
+    const kernel = await runtime.launch("bad", {
+      input: Request, output: Response, state: { length: 2 },
+      handler: (m, state) => {
+        state[0] += 1;
+        if (m.value === 8) structuredClone(state.buffer, { transfer: [state.buffer] });
+        return (answers[m.value] ?? (() => ({ result: 2 * m.value })))();
+      },
+    }, { autoActivate: true, maxBatch: 1 });
+    const outcome = (value) => kernel.call({ value }, { timeout: 10000 }).then((a) => a.result, (e) => e.name + ": " + e.message.slice(0, 2000));
+    const calls = [];
+    for (const value of [1, 2, 3, 4, 5, 6, 7, 8, 9]) calls.push(await outcome(value));
+    const boom = { get value() { throw new Error("send getter boom"); } };
+    const refusals = [];
+    for (const send of [() => kernel.sendBatch([{ value: 1 }, boom]), () => kernel.send(boom), () => kernel.call(boom)]) {
+      refusals.push(await send().then(() => "sent", (e) => e.name));
+    }
+    const after = (await kernel.call({ value: 21 }, { timeout: 10000 })).result;
+    const state = (await runtime.readState("bad"))[0];
+    const report = await runtime.dispose();
+    console.log(JSON.stringify({ calls, refusals, after, disposed: report.messagesProcessed > 0, state }));
+  `);
+  assertExited(result);
+  const { calls, refusals, after, disposed, state } = findings(result);
+  assert.deepEqual(calls.slice(0, 7).map((c) => String(c).split(":")[0]), Array(7).fill("MessageDroppedError"), JSON.stringify(calls));
+  assert.match(calls[0], /got an object that threw when read/);
+  assert.match(calls[3], /the handler threw: a thrown object that cannot be shown/);
+  assert.match(calls[5], /returned a Promise/);
+  assert.ok(calls[6].length < 1200 && calls[6].endsWith("… (100000 characters)"), "a thrown string is cut");
+  assert.equal(calls[7], 16, "a run whose handler took its state's buffer away still answers");
+  assert.equal(calls[8], 18);
+  assert.deepEqual(refusals, ["MessageFormatError", "MessageFormatError", "MessageFormatError"]);
+  assert.equal(after, 42, "the kernel takes sends after the refused ones");
+  assert.equal(disposed, true);
+  assert.equal(state, 9, "ten runs, all but the one whose buffer went (the batch with a bad message was refused whole)");
+});
+
 test("a JavaScript handler that throws on every message, or has no state, holds nothing per message", async () => {
   // wasm-bindgen keeps each JavaScript value Rust holds in one table; a value caught as a throw
   // on the Rust side kept its slot (and the value) for good: 1,157 slots grew to 33,797 over

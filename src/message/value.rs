@@ -320,7 +320,8 @@ impl Value {
         }
     }
 
-    fn kind(&self) -> String {
+    /// What the value is, with its article, as refusals say it (`a string`, `null`).
+    pub(crate) fn kind(&self) -> String {
         match self {
             Value::Number(_) => "a number".into(),
             Value::I32(_) => "an i32".into(),

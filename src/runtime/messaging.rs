@@ -1134,7 +1134,7 @@ fn struct_fields<'v>(id: &str, message: &'v Value) -> Result<&'v [(String, Value
         other => Err(Error::MessageFormat {
             id: id.to_owned(),
             field: "(message)".into(),
-            problem: format!("must be an object, got {}", other.kind_name()),
+            problem: format!("must be an object, got {}", other.kind()),
         }),
     }
 }

@@ -17,6 +17,22 @@ use crate::error::with_article;
 use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
 use crate::{MessageRef, Runtime};
 
+// A message's reads that user code can make throw (a getter, a Proxy's trap), caught: an
+// exception crossing into wasm would unwind past the Rust code reading the message without
+// running its destructors (a kernel's place in its line of sends never given up).
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = Object, js_name = entries, catch)]
+    fn entries(object: &JsValue) -> Result<Array, JsValue>;
+    #[wasm_bindgen(js_namespace = Array, js_name = isArray, catch)]
+    fn is_array(value: &JsValue) -> Result<bool, JsValue>;
+    #[wasm_bindgen(js_namespace = Array, js_name = from, catch)]
+    fn items(value: &JsValue) -> Result<Array, JsValue>;
+}
+
+/// What a message, or a field, is when reading it threw.
+const UNREADABLE: &str = "object that threw when read";
+
 /// One message as `send`, `call`, `trySend` and `sendEnvelope` hand it to the core. `send` and
 /// `trySend` read it when called, so an object changed afterwards is sent as it was.
 pub(super) enum JsMessage {
@@ -53,26 +69,25 @@ pub(super) fn js_message_value(message: &JsValue) -> Value {
     if !is_plain_object(message) {
         return Value::Unsupported(type_name(message));
     }
-    Value::Struct(js_fields(message, "", 1))
+    js_fields(message, "", 1)
 }
 
-/// An object's fields as named values; `path` names the object, `depth` counts the objects and
-/// arrays it sits in.
-fn js_fields(object: &JsValue, path: &str, depth: u32) -> Vec<(String, Value)> {
-    Object::entries(object.unchecked_ref())
-        .iter()
-        .map(|entry| {
-            let entry: Array = entry.unchecked_into();
-            let name = entry.get(0).as_string().unwrap_or_default();
-            let child = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
-            let value = js_value(&entry.get(1), &child, depth);
-            (name, value)
-        })
-        .collect()
+/// An object's fields as named values (a [`Value::Struct`]); `path` names the object, `depth`
+/// counts the objects and arrays it sits in.
+fn js_fields(object: &JsValue, path: &str, depth: u32) -> Value {
+    let Ok(entries) = entries(object) else { return Value::Unsupported(UNREADABLE.into()) };
+    let fields = entries.iter().map(|entry| {
+        let entry: Array = entry.unchecked_into();
+        let name = entry.get(0).as_string().unwrap_or_default();
+        let child = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+        let value = js_value(&entry.get(1), &child, depth);
+        (name, value)
+    });
+    Value::Struct(fields.collect())
 }
 
 fn is_plain_object(value: &JsValue) -> bool {
-    value.is_object() && !Array::is_array(value) && !is_typed_array(value)
+    value.is_object() && !is_array(value).unwrap_or(false) && !is_typed_array(value)
 }
 
 fn js_value(value: &JsValue, path: &str, depth: u32) -> Value {
@@ -87,11 +102,12 @@ fn js_value(value: &JsValue, path: &str, depth: u32) -> Value {
     }
     // No message type nests deeper than MAX_NESTING, so a deeper value is malformed; stopping
     // here keeps a deliberately deep one from overflowing the stack.
-    if depth >= MAX_NESTING && (Array::is_array(value) || is_plain_object(value)) {
+    let array = is_array(value).unwrap_or(false);
+    if depth >= MAX_NESTING && (array || is_plain_object(value)) {
         return Value::Unsupported(format!("{}s nested more than {MAX_NESTING} deep", type_name(value)));
     }
-    if Array::is_array(value) {
-        let items = Array::from(value);
+    if array {
+        let Ok(items) = items(value) else { return Value::Unsupported(UNREADABLE.into()) };
         if items.iter().all(|item| item.as_f64().is_some()) {
             return Value::List(items.iter().map(|n| n.as_f64().expect("checked")).collect());
         }
@@ -100,7 +116,7 @@ fn js_value(value: &JsValue, path: &str, depth: u32) -> Value {
         );
     }
     if is_plain_object(value) {
-        return Value::Struct(js_fields(value, path, depth + 1));
+        return js_fields(value, path, depth + 1);
     }
     // Refused by the layout, by its path, like any other mistake in a field.
     Value::Unsupported(type_name(value))
@@ -197,12 +213,15 @@ pub(super) fn js_batch(messages: &JsValue, input: impl FnOnce() -> Option<Messag
         }
         return Ok(Batch::Packed(bytes));
     }
-    if Array::is_array(messages) {
+    if is_array(messages).unwrap_or(false) {
         let messages: &Array = messages.unchecked_ref();
         let layout = input();
         if let Some(packed) = layout.as_ref().and_then(|l| codec(l)?.encode(l, messages)) {
             return Ok(Batch::Packed(packed));
         }
+        let Ok(messages) = items(messages) else {
+            return Err(type_error("sendBatch's array of messages threw when read".to_owned()));
+        };
         return Ok(Batch::Values(messages.iter().map(|m| js_message_value(&m)).collect()));
     }
     Err(type_error(format!("sendBatch expects an array of messages or a typed array, got {}", type_name(messages))))
@@ -355,7 +374,7 @@ pub(super) fn type_name(value: &JsValue) -> String {
 fn kind_name(value: &JsValue) -> String {
     if value.is_null() {
         "null".into()
-    } else if Array::is_array(value) {
+    } else if is_array(value).unwrap_or(false) {
         "array".into()
     } else if js_sys::ArrayBuffer::is_view(value) || value.is_instance_of::<js_sys::ArrayBuffer>() {
         String::from(value.unchecked_ref::<Object>().constructor().name())

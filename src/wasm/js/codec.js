@@ -69,7 +69,11 @@ class Codec {
   encodeInto(messages, at) {
     if (at % 4 !== 0) return 0; // the 32-bit views need alignment: the core packs these
     const { U, I, F } = words(this.memory.buffer);
-    return this.encodeAllAt(messages, U, I, F, messages.length, at >>> 2);
+    try {
+      return this.encodeAllAt(messages, U, I, F, messages.length, at >>> 2);
+    } catch {
+      return 0; // a getter or a Proxy's trap threw: the core reads the batch and refuses it
+    }
   }
 
   /**
@@ -79,7 +83,11 @@ class Codec {
   encodeOne(message, at) {
     if (at % 4 !== 0) return false;
     const { U, I, F } = words(this.memory.buffer);
-    return this.encodeOneAt(message, U, I, F, at >>> 2);
+    try {
+      return this.encodeOneAt(message, U, I, F, at >>> 2);
+    } catch {
+      return false; // a getter or a Proxy's trap threw: the core reads the message and refuses it
+    }
   }
 
   /** Every message in the `length` bytes at `at` (packed back to back) as objects. */
