@@ -8,7 +8,7 @@
 //! tick; a throw (or a returned Promise) drops that message, counts an error, and is
 //! reported to its `call` and in telemetry's `lastError`; a handler's first throw (once per
 //! registered handler) is also shown in the console, its later ones not (10,000 failures made
-//! 10,000 lines). Nothing the handler does throws into the runtime: `js/handler.js` calls it
+//! 10,000 lines). Nothing the handler does throws into the runtime: `js/codec.js` calls it
 //! and reads what it threw, and a malformed answer (a getter that throws, say) is refused as
 //! one (see `messages`).
 
@@ -19,7 +19,7 @@ use wasm_bindgen::prelude::*;
 
 use super::messages::{js_answer, js_message_value};
 
-#[wasm_bindgen(module = "/src/wasm/js/handler.js")]
+#[wasm_bindgen(module = "/src/wasm/js/codec.js")]
 extern "C" {
     /// `handler(message, state)`, or `undefined` when it threw (see `take_thrown`).
     #[wasm_bindgen(js_name = callHandler)]

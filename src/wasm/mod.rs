@@ -69,13 +69,16 @@ fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
 /// A kernel id from JavaScript: a string, or a `TypeError` naming the argument and what came
 /// instead (wasm-bindgen's own conversion would turn `5` into "5" and `undefined` into "").
 fn kernel_id(id: &JsValue, argument: &str) -> Result<String, JsValue> {
-    match id.dyn_ref::<js_sys::JsString>() {
-        // Read as Rust text, a lone surrogate would become U+FFFD: two ids, one kernel.
-        Some(text) if !text.is_valid_utf16() => Err(type_error(format!(
-            "{argument} must be a kernel id of well-formed text, got {} (it has a lone surrogate)",
-            shown(id)
-        ))),
-        Some(text) => Ok(text.into()),
+    match id.as_string() {
+        // Read as Rust text, a lone surrogate became U+FFFD: two ids, one kernel. Checked only
+        // then (the check reads the string a unit at a time).
+        Some(text) if text.contains('\u{FFFD}') && !id.unchecked_ref::<js_sys::JsString>().is_valid_utf16() => {
+            Err(type_error(format!(
+                "{argument} must be a kernel id of well-formed text, got {} (it has a lone surrogate)",
+                shown(id)
+            )))
+        }
+        Some(text) => Ok(text),
         None => Err(type_error(format!("{argument} must be a kernel id (a string), got {}", shown(id)))),
     }
 }
