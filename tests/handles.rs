@@ -538,8 +538,8 @@ mod second {
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable, ringkernel_web::RingMessage)]
 struct Segment {
-    from: first::Point,
-    to: second::Point,
+    start: first::Point,
+    end: second::Point,
 }
 
 /// Two nested types that share a struct name (common across Rust modules) make no layout:
