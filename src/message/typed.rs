@@ -252,14 +252,8 @@ pub mod __private {
             while end < list.len() && list[end] != b' ' {
                 end += 1;
             }
-            if end - start == name.len() {
-                let mut i = 0;
-                while i < name.len() && list[start + i] == name[i] {
-                    i += 1;
-                }
-                if i == name.len() {
-                    return true;
-                }
+            if bytes_eq(list.split_at(end).0.split_at(start).1, name) {
+                return true;
             }
             start = end + 1;
         }

@@ -109,13 +109,13 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
         Some(id) => id,
         None => get("id")?.as_string().unwrap_or_default(),
     };
+    let quoted = Quoted(&id);
     for key in Object::keys(definition.unchecked_ref::<Object>()).iter() {
         let key = key.as_string().unwrap_or_default();
         if !DEFINITION_KEYS.contains(&key.as_str()) {
             return Err(type_error(format!(
-                "kernel {quoted_id}: unknown key '{key}' (expected one of {})",
-                DEFINITION_KEYS.join(", "),
-                quoted_id = Quoted(&id)
+                "kernel {quoted}: unknown key '{key}' (expected one of {})",
+                DEFINITION_KEYS.join(", ")
             )));
         }
     }
@@ -123,21 +123,16 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
     let (wgsl, handler) = (get("wgsl")?, get("handler")?);
     // A handler that is no function is what is wrong, whether or not there is WGSL.
     if !handler.is_undefined() && !handler.is_function() {
-        return Err(type_error(format!(
-            "kernel {quoted_id}: handler must be a function, got {}",
-            shown(&handler),
-            quoted_id = Quoted(&id)
-        )));
+        return Err(type_error(format!("kernel {quoted}: handler must be a function, got {}", shown(&handler))));
     }
     let wgsl = match wgsl.as_string() {
         Some(text) => text,
         None if wgsl.is_undefined() && handler.is_function() => String::new(),
         None => {
             return Err(type_error(format!(
-            "kernel {quoted_id}: wgsl must be a string (GPU backends run it); a kernel for the cpu backend alone may \
-                 give only a handler function",
-            quoted_id = Quoted(&id)
-        )))
+                "kernel {quoted}: wgsl must be a string (GPU backends run it); a kernel for the cpu backend alone may \
+                 give only a handler function"
+            )))
         }
     };
     let (input, output) = (message_layout(&get("input")?, 0)?, message_layout(&get("output")?, 0)?);
@@ -147,7 +142,7 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
         def = def.with_state(element, length);
     }
     // The core's rules, reported here, where the definition was written.
-    def.check_shape().map_err(|e| range_error(format!("kernel {quoted_id}: {e}", quoted_id = Quoted(&id))))?;
+    def.check_shape().map_err(|e| range_error(format!("kernel {quoted}: {e}")))?;
     if !handler.is_undefined() {
         let function: js_sys::Function = handler.unchecked_into();
         let scalar = def.state.map(|spec| spec.element.scalar());
@@ -159,42 +154,35 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
 
 /// `workgroupSize`: a whole number (the core checks its range), or the default.
 fn workgroup_size(id: &str, value: &JsValue) -> Result<u32, JsValue> {
+    let quoted = Quoted(id);
     match value.as_f64() {
         None if value.is_undefined() => Ok(DEFAULT_WORKGROUP_SIZE),
         Some(n) if is_u32(n) => Ok(n as u32),
-        Some(_) => Err(range_error(format!(
-            "kernel {quoted_id}: workgroupSize must be an integer from 1 to 256",
-            quoted_id = Quoted(id)
-        ))),
-        None => Err(type_error(format!(
-            "kernel {quoted_id}: workgroupSize must be an integer from 1 to 256",
-            quoted_id = Quoted(id)
-        ))),
+        Some(_) => Err(range_error(format!("kernel {quoted}: workgroupSize must be an integer from 1 to 256"))),
+        None => Err(type_error(format!("kernel {quoted}: workgroupSize must be an integer from 1 to 256"))),
     }
 }
 
 /// `replace`: whether `ringKernel` may replace a kernel registered under the same id.
 fn replace(id: &str, value: &JsValue) -> Result<bool, JsValue> {
+    let quoted = Quoted(id);
     match value.as_bool() {
         None if value.is_undefined() => Ok(false),
         Some(replace) => Ok(replace),
-        None => Err(type_error(format!(
-            "kernel {quoted_id}: replace must be a boolean, got {}",
-            shown(value),
-            quoted_id = Quoted(id)
-        ))),
+        None => Err(type_error(format!("kernel {quoted}: replace must be a boolean, got {}", shown(value)))),
     }
 }
 
 /// `state: { length, type? }`, if given: its element type and length (the core checks the range).
 fn state(id: &str, state: &JsValue) -> Result<Option<(StateElement, u32)>, JsValue> {
+    let quoted = Quoted(id);
     if state.is_undefined() {
         return Ok(None);
     }
     let expected = format!(
-        "kernel {quoted_id}: state must be {{ length: 1 to {}, type?: \"atomic<u32>\" | \"atomic<i32>\" | \"u32\" | \"i32\" \
+        "kernel {quoted}: state must be {{ length: 1 to {}, type?: \"atomic<u32>\" | \"atomic<i32>\" | \"u32\" | \"i32\" \
          | \"f32\" }}",
-        kernel::MAX_STATE_LEN, quoted_id = Quoted(id));
+        kernel::MAX_STATE_LEN);
     let bad = || type_error(expected.clone());
     if !state.is_object() {
         return Err(bad());
@@ -244,11 +232,11 @@ pub fn ring_kernel(
     }
     // The core refuses only an id that is taken; its message names the Rust calls.
     let id = def.id.clone();
+    let quoted = Quoted(&id);
     kernel::register(def).map_err(|_| {
         type_error(format!(
-            "a kernel named {quoted_id} is already registered; ringKernel({{ ..., replace: true }}) replaces it, and \
-             launch(otherId, definition) runs a second kernel from the same definition",
-            quoted_id = Quoted(&id)
+            "a kernel named {quoted} is already registered; ringKernel({{ ..., replace: true }}) replaces it, and \
+             launch(otherId, definition) runs a second kernel from the same definition"
         ))
     })?;
     Ok(definition)

@@ -14,11 +14,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::kernel::{compile_drain, GpuKernel};
+use super::kernel::{compile_drain, compile_failure, GpuKernel};
 use super::{GpuContext, NextCommands};
 use crate::backend::Dispatch;
 use crate::codegen::{self, FusedShader, MAX_FUSED_STAGES};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernel::KernelDefinition;
 
 /// A chain's definitions (by identity) and the first stage's block size.
@@ -216,11 +216,7 @@ fn compile_in_background(ctx: &GpuContext, key: PipelineKey, definitions: Vec<Ar
             }
             Err(error) => {
                 // Each stage compiled on its own, so this is the fusion's fault, not the user's.
-                // Its message alone: a compile error's id is the module's label, no kernel's.
-                let why = match error {
-                    Error::KernelCompile { message, .. } => message,
-                    other => other.to_string(),
-                };
+                let why = compile_failure(error);
                 crate::platform::warn(&format!("a fused pipeline did not compile; its stages run unfused: {why}"));
                 Slot::Failed
             }

@@ -23,11 +23,11 @@ use std::sync::{Arc, Mutex, Weak};
 
 use bytemuck::{Pod, Zeroable};
 
-use super::kernel::{compile_drain, GpuKernel};
+use super::kernel::{compile_drain, compile_failure, GpuKernel};
 use super::{GpuBuffer, GpuContext, Scopes};
 use crate::backend::Dispatch;
 use crate::codegen::{self, GeneratedShader, HandlerForm};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::memory::MemoryPurpose;
 
 /// Most kernels in one grouped dispatch.
@@ -461,11 +461,7 @@ fn compile_in_background(ctx: &GpuContext, class: Arc<GroupClass>) {
             Ok(pipeline) => ClassState::Ready(Box::new(pipeline)),
             Err(error) => {
                 // Each member compiled on its own, so this is the grouping's fault, not the user's.
-                // Its message alone: the error's id is the module's label, no kernel's.
-                let why = match error {
-                    Error::KernelCompile { message, .. } => message,
-                    other => other.to_string(),
-                };
+                let why = compile_failure(error);
                 crate::platform::warn(&format!("a grouped dispatch did not compile; its kernels run alone: {why}"));
                 ClassState::Failed
             }

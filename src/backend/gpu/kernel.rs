@@ -420,6 +420,15 @@ pub(super) async fn compile_drain(
     }
 }
 
+/// What a fused or grouped module's failure to compile says, for its warning: a compile error's
+/// message alone, since its id is the module's label ("fused pipeline"), no kernel's.
+pub(super) fn compile_failure(error: Error) -> String {
+    match error {
+        Error::KernelCompile { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
 /// The drain pipeline of `module` and its bind group layout, the one WebGPU derives from the
 /// bindings its entry point uses. The harness uses every binding it declares (the state too,
 /// whether or not the handler does: see shaders/harness/ring.wgsl), so the layout is the one
