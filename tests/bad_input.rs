@@ -1121,6 +1121,10 @@ fn wgsl_rows() -> Vec<Case> {
             .compile(Some(1), Some(1), &["takes 0 parameters"]),
         case("a handler declaring a binding of its own", launch("@group(1) @binding(0) var<storage, read_write> x: array<u32>;\nfn handle(msg: Request) -> Response { return Response(i32(x[0])); }"), compile)
             .compile(Some(1), Some(1), &["declares no bindings", "`state`"]),
+        case("a handler declaring a WGSL built-in the harness calls", launch("fn min(a: u32, b: u32) -> u32 { return b; }\nfn handle(msg: Request) -> Response { return Response(msg.value); }"), compile)
+            .compile(Some(1), Some(4), &["may not declare `min`"]),
+        case("a handler calling workgroupBarrier", launch("fn handle(msg: Request) -> Response {\n  workgroupBarrier();\n  return Response(msg.value);\n}"), compile)
+            .compile(Some(2), Some(3), &["`workgroupBarrier`", "once per message"]),
         case("a workgroup size of 0", Op::LaunchDefinition(workgroup_0, queue(QUEUE)), compile).compile(None, None, &["workgroupSize"]),
         case("a workgroup size of 257", Op::LaunchDefinition(workgroup_257, queue(QUEUE)), compile).compile(None, None, &["workgroupSize"]),
         case("a state of length 0", Op::LaunchDefinition(no_state, queue(QUEUE)), compile).compile(None, None, &["state length"]),

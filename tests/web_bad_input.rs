@@ -1377,6 +1377,8 @@ fn wgsl_rows() -> Vec<Row> {
         launch("a dropping handler not returning bool", "fn handle(msg: Request, out: ptr<function, Response>) -> u32 { return 0u; }", Some(1), Some(58)),
         launch("a handler with three parameters", "fn handle(a: Request, b: Request, c: Request) -> Response { return Response(1); }", Some(1), Some(1)),
         launch("a handler declaring a binding of its own", "// reads its own buffer\n@group(1) @binding(0) var<storage, read_write> x: array<u32>;\nfn handle(msg: Request) -> Response { return Response(i32(x[0])); }", Some(2), Some(1)),
+        launch("a handler declaring a WGSL built-in the harness calls", "fn min(a: u32, b: u32) -> u32 { return b; }\nfn handle(msg: Request) -> Response { return Response(msg.value); }", Some(1), Some(4)),
+        launch("a handler calling workgroupBarrier", "fn handle(msg: Request) -> Response {\n  workgroupBarrier();\n  return Response(msg.value);\n}", Some(2), Some(3)),
         launch("an empty WGSL source", "", None, None),
     ]
 }

@@ -626,6 +626,62 @@ test("a JavaScript handler that throws on every message, or has no state, holds 
   assert.ok(before > 0 && after <= before + 512, `wasm-bindgen's table grew from ${before} to ${after} slots over 10,000 messages`);
 });
 
+test("Dawn: a handler as a WGSL author writes it: directives at its top compile, a harness name or a barrier is refused at its line, a fused module's failure says where", async () => {
+  const result = await runModule(
+    `${DAWN_SETUP}
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const Req = defineMessage("Req", { value: "i32" });
+    const Res = defineMessage("Res", { result: "i32" });
+    const rt = await RingKernelRuntime.create({ enableTelemetry: true });
+    const refusal = (e) => ({ name: e.name, line: e.line, column: e.column, message: e.message });
+    const launch = (id, wgsl, definition = {}) =>
+      rt.launch(id, { input: Req, output: Res, wgsl, ...definition }, { autoActivate: true, queueSize: 64 }).catch(refusal);
+    const handler = "fn handle(msg: Req) -> Res { atomicAdd(&state[0], 1u); return Res(msg.value * 2); }";
+    // A fn min of the handler's own used to replace the builtin in the drain: it ran on every slot.
+    const min = await launch("min", "// counts\\nfn min(a: u32, b: u32) -> u32 { return b; }\\n" + handler, { state: { length: 1 } });
+    const barrier = await launch("barrier", "fn handle(msg: Req) -> Res {\\n    workgroupBarrier();\\n    return Res(msg.value);\\n}");
+    // Directives open the module wherever the harness goes; \\r alone ends a comment and a line.
+    const directed = await launch("directed", "diagnostic(off, derivative_uniformity);\\r// a comment\\r" + handler, { state: { length: 1 } });
+    await directed.sendBatch([{ value: 1 }, { value: 2 }, { value: 3 }]);
+    const answers = (await directed.receiveBatch({ max: 3, timeout: 10000 })).map((a) => a.result);
+    const counted = [...(await rt.readState("directed"))];
+    // Two stages whose fused module cannot compile (one @id twice): they run unfused, and the
+    // warning names the stage and its line.
+    const warnings = [];
+    const warn = console.warn;
+    console.warn = (...args) => warnings.push(args.join(" "));
+    const stage = "@id(7) override scale: i32 = 2;\\nfn handle(msg: Req) -> Res { return Res(msg.value * scale); }";
+    const first = await rt.launch("first", { input: Req, output: Req, wgsl: stage.replace("Res(", "Req(").replace("-> Res", "-> Req") }, { autoActivate: true });
+    const second = await rt.launch("second", { input: Req, output: Res, wgsl: stage }, { autoActivate: true });
+    await rt.connect("first", "second");
+    const chained = [];
+    for (let round = 0; round < 5; round++) {
+      await first.send({ value: round });
+      chained.push((await second.receive({ timeout: 10000 })).result);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    console.warn = warn;
+    await rt.dispose();
+    console.log(JSON.stringify({ min, barrier, answers, counted, chained, warnings }));`,
+    DAWN_ENV,
+  );
+  assertExited(result);
+  const { min, barrier, answers, counted, chained, warnings } = findings(result);
+  assert.equal(min.name, "KernelCompileError");
+  assert.deepEqual([min.line, min.column], [2, 4]);
+  assert.match(min.message, /may not declare `min`/);
+  assert.equal(barrier.name, "KernelCompileError");
+  assert.deepEqual([barrier.line, barrier.column], [2, 5]);
+  assert.match(barrier.message, /`workgroupBarrier`/);
+  assert.deepEqual(answers, [2, 4, 6]);
+  assert.deepEqual(counted, [3], "the handler ran once per message");
+  assert.deepEqual(chained, [0, 4, 8, 12, 16]);
+  const fused = warnings.filter((w) => w.includes("fused pipeline did not compile"));
+  assert.equal(fused.length, 1, warnings.join("\n"));
+  assert.match(fused[0], /\(kernel '(first|second)''s handler, line 1\)/);
+});
+
 test("the README's Node example runs as written on Dawn", async () => {
   const readme = await readFile(join(root, "..", "README.md"), "utf8");
   const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);

@@ -13,12 +13,12 @@
 
 use std::fmt::Write as _;
 
-use super::handler::{self, blank_comments, is_ident_byte, HandlerForm};
+use super::handler::{self, blank_comments, tokens, top_level_names, HandlerForm, Token};
 use crate::error::Error;
 use crate::kernel::KernelDefinition;
 use crate::message::{FieldType, MessageLayout};
 
-const FUSED: &str = include_str!(concat!(env!("OUT_DIR"), "/harness/fused.wgsl"));
+pub(super) const FUSED: &str = include_str!(concat!(env!("OUT_DIR"), "/harness/fused.wgsl"));
 
 /// Most stages one fused module runs (a longer chain fuses in runs of this many), which bounds
 /// one module's size and compile time; the module binds 3 buffers whatever its length.
@@ -86,15 +86,26 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
             format!("{} stages: a fused pipeline runs 2 to {MAX_FUSED_STAGES}", stages.len()),
         ));
     }
-    let mut source = String::new();
+    // Every stage's directives open the module, each once, as WGSL wants.
+    let codes: Vec<String> = stages.iter().map(|stage| blank_comments(&stage.wgsl)).collect();
+    let mut directives: Vec<String> = Vec::new();
+    for code in &codes {
+        for range in handler::directives(code) {
+            let directive = handler::one_line(&code[range]);
+            if !directives.contains(&directive) {
+                directives.push(directive);
+            }
+        }
+    }
+    let mut source = directives.iter().map(|directive| format!("{directive}\n")).collect::<String>();
     let mut spans = Vec::new();
-    for (index, stage) in stages.iter().enumerate() {
+    for ((index, stage), code) in stages.iter().enumerate().zip(&codes) {
         if let Some(why) = unfusable(stage) {
             return Err(refuse(&stage.id, format!("cannot run fused: {why}")));
         }
         let structs = super::message_structs(&stage.input, &stage.output).map_err(|m| refuse(&stage.id, m))?;
-        let code = blank_comments(&stage.wgsl);
-        let mut names: Vec<&str> = top_level_names(&code);
+        let code = handler::blank_ranges(code, &handler::directives(code));
+        let mut names: Vec<&str> = top_level_names(&code).into_iter().map(|(_, name)| name).collect();
         names.extend(structs.iter().map(|layout| layout.name()));
         let prefix = format!("s{index}__");
         for layout in &structs {
@@ -160,31 +171,6 @@ fn contains_struct(ty: &FieldType) -> bool {
     }
 }
 
-/// Names declared at the top level of `code` (comments blanked): the identifier after `fn`,
-/// `struct`, `const`, `var` (after its `<...>`), `override` or `alias` outside any braces.
-fn top_level_names(code: &str) -> Vec<&str> {
-    let mut names = Vec::new();
-    let mut depth = 0usize;
-    let mut declaring = false;
-    // `var<storage, read>`: the words inside the angle brackets are not the name.
-    let mut angle = 0usize;
-    for (_, token) in tokens(code) {
-        match token {
-            Token::Punct(b'{') => depth += 1,
-            Token::Punct(b'}') => depth = depth.saturating_sub(1),
-            Token::Punct(b'<') if declaring => angle += 1,
-            Token::Punct(b'>') if declaring => angle = angle.saturating_sub(1),
-            Token::Ident(word) if depth == 0 && declaring && angle == 0 => {
-                names.push(word);
-                declaring = false;
-            }
-            Token::Ident("fn" | "struct" | "const" | "var" | "override" | "alias") if depth == 0 => declaring = true,
-            _ => {}
-        }
-    }
-    names
-}
-
 /// `code` with every identifier in `names` prefixed, except member accesses (`x.name`) and
 /// struct members' declarations (`name: T` inside a struct's braces).
 fn rename(code: &str, names: &[&str], prefix: &str) -> String {
@@ -227,42 +213,6 @@ fn rename(code: &str, names: &[&str], prefix: &str) -> String {
     out
 }
 
-#[derive(Clone, Copy)]
-enum Token<'a> {
-    Ident(&'a str),
-    Punct(u8),
-}
-
-/// Identifiers (with their offsets) and punctuation of `code`; numbers are skipped whole, so a
-/// suffix such as `1u` or `2.0f` is never taken for a name.
-fn tokens(code: &str) -> impl Iterator<Item = (usize, Token<'_>)> {
-    let bytes = code.as_bytes();
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        while i < bytes.len() {
-            let b = bytes[i];
-            let start = i;
-            if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 {
-                while i < bytes.len() && (is_ident_byte(bytes[i]) || bytes[i] >= 0x80) {
-                    i += 1;
-                }
-                return Some((start, Token::Ident(&code[start..i])));
-            }
-            if b.is_ascii_digit() {
-                while i < bytes.len() && (is_ident_byte(bytes[i]) || bytes[i] == b'.') {
-                    i += 1;
-                }
-                continue;
-            }
-            i += 1;
-            if !b.is_ascii_whitespace() {
-                return Some((start, Token::Punct(b)));
-            }
-        }
-        None
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +242,23 @@ mod tests {
         let (_, lines) = &shader.stages[1];
         assert_eq!(shader.stage_line(lines.start + 1), Some((1, 2)));
         assert_eq!(shader.stage_line(1), None);
+    }
+
+    #[test]
+    fn directives_open_the_module_once() {
+        let a = stage("a", "diagnostic(off, derivative_uniformity);\nfn handle(msg: Request) -> Response { return Response(msg.value); }");
+        let b = stage("b", "// b\ndiagnostic( off,\n  derivative_uniformity );\nrequires pointer_composite_access;\nfn handle(msg: Request) -> Response { return Response(msg.value); }");
+        let shader = generate_fused(&[&a, &b], 64).unwrap();
+        let s = &shader.source;
+        assert!(
+            s.starts_with("diagnostic(off, derivative_uniformity);\nrequires pointer_composite_access;\nstruct"),
+            "{s}"
+        );
+        assert_eq!(s.matches("diagnostic").count(), 1, "{s}");
+        // b's handler keeps its own lines (its directive blanked where it was).
+        let (_, lines) = &shader.stages[1];
+        let handler = s.lines().nth((lines.start + 4 - 1) as usize).unwrap();
+        assert!(handler.starts_with("fn s1__handle"), "{handler}");
     }
 
     #[test]

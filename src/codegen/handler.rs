@@ -26,12 +26,25 @@ pub struct Position {
 }
 
 impl Position {
+    /// Lines end where WGSL's do: at `\n`, `\r` (`\r\n` is one), VT, FF, NEL, U+2028, U+2029.
     fn of(source: &str, offset: usize) -> Self {
         let before = &source[..offset];
-        let line = before.matches('\n').count() as u32 + 1;
-        let column = (offset - before.rfind('\n').map_or(0, |i| i + 1)) as u32 + 1;
-        Position { line, column }
+        let (mut line, mut start) = (1, 0);
+        let mut chars = before.char_indices().peekable();
+        while let Some((at, c)) = chars.next() {
+            let crlf = c == '\r' && chars.peek().is_some_and(|&(_, next)| next == '\n');
+            if is_line_break(c) && !crlf {
+                line += 1;
+                start = at + c.len_utf8();
+            }
+        }
+        Position { line, column: (offset - start) as u32 + 1 }
     }
+}
+
+/// WGSL's line breaks (its spec, "Blankspace and line breaks").
+fn is_line_break(c: char) -> bool {
+    matches!(c, '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
 /// Checks `definition.wgsl` and says which form its handler takes.
@@ -62,6 +75,29 @@ pub fn inspect(definition: &KernelDefinition) -> Result<HandlerForm, Error> {
         ));
     }
     let headers = find_handles(&code);
+    // Its own `fn handle` is the one name of the harness's that a handler declares.
+    let names_handler = |at: usize| headers.iter().any(|&fn_at| at > fn_at && code[fn_at + 2..at].trim().is_empty());
+    if let Some((at, name)) = top_level_names(&code)
+        .into_iter()
+        .find(|&(at, name)| !names_handler(at) && crate::message::typed::__private::is_reserved_name(name))
+    {
+        return Err(fail(
+            Some(at),
+            format!(
+                "a handler may not declare `{name}`: the harness in its module declares or calls that name, which \
+                 this would replace; rename it"
+            ),
+        ));
+    }
+    if let Some((at, name)) = barrier_call(&code) {
+        return Err(fail(
+            Some(at),
+            format!(
+                "`{name}` needs a workgroup's invocations to reach it together, but the harness calls `handle` once \
+                 per message, which they do not"
+            ),
+        ));
+    }
     let Some(&first) = headers.first() else {
         return Err(fail(None, format!("no `fn handle` found; {expected}")));
     };
@@ -112,10 +148,10 @@ pub(super) fn blank_comments(source: &str) -> String {
     while i < bytes.len() {
         let pair = (bytes[i], bytes.get(i + 1).copied());
         if depth == 0 && pair == (b'/', Some(b'/')) {
-            while i < bytes.len() && bytes[i] != b'\n' {
-                out[i] = b' ';
-                i += 1;
-            }
+            // To the line break, whichever of WGSL's it is (a CR alone ends it too).
+            let end = source[i..].find(is_line_break).map_or(bytes.len(), |n| i + n);
+            out[i..end].fill(b' ');
+            i = end;
             continue;
         }
         if pair == (b'/', Some(b'*')) {
@@ -138,7 +174,13 @@ pub(super) fn blank_comments(source: &str) -> String {
         i += 1;
     }
     // Only ASCII bytes were replaced, and whole multi-byte characters lie inside comments.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    as_text(out)
+}
+
+/// Bytes that were UTF-8 before some of them became spaces, every byte of each character that
+/// did (so UTF-8 still), as text.
+fn as_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 pub(super) fn is_ident_byte(b: u8) -> bool {
@@ -152,6 +194,19 @@ fn find_binding_attribute(code: &str) -> Option<usize> {
         let name = code[at + 1..].trim_start();
         let len = name.bytes().take_while(|b| is_ident_byte(*b)).count();
         matches!(&name[..len], "group" | "binding")
+    })
+}
+
+/// The first call of a WGSL barrier (`workgroupBarrier()` and the like), which needs uniform
+/// control flow, with its offset.
+fn barrier_call(code: &str) -> Option<(usize, &str)> {
+    tokens(code).find_map(|(at, token)| match token {
+        Token::Ident(name @ ("workgroupBarrier" | "storageBarrier" | "textureBarrier" | "workgroupUniformLoad"))
+            if code[at + name.len()..].trim_start().starts_with('(') =>
+        {
+            Some((at, name))
+        }
+        _ => None,
     })
 }
 
@@ -238,6 +293,124 @@ fn typed(code: &str, from: usize, to: usize) -> (usize, String) {
     (from + lead, text.chars().filter(|c| !c.is_whitespace()).collect())
 }
 
+/// Names declared at the top level of `code` (comments blanked), with their offsets: the
+/// identifier after `fn`, `struct`, `const`, `var` (after its `<...>`), `override` or `alias`
+/// outside any braces.
+pub(super) fn top_level_names(code: &str) -> Vec<(usize, &str)> {
+    let mut names = Vec::new();
+    let mut depth = 0usize;
+    let mut declaring = false;
+    // `var<storage, read>`: the words inside the angle brackets are not the name.
+    let mut angle = 0usize;
+    for (at, token) in tokens(code) {
+        match token {
+            Token::Punct(b'{') => depth += 1,
+            Token::Punct(b'}') => depth = depth.saturating_sub(1),
+            Token::Punct(b'<') if declaring => angle += 1,
+            Token::Punct(b'>') if declaring => angle = angle.saturating_sub(1),
+            Token::Ident(word) if depth == 0 && declaring && angle == 0 => {
+                names.push((at, word));
+                declaring = false;
+            }
+            Token::Ident("fn" | "struct" | "const" | "var" | "override" | "alias") if depth == 0 => declaring = true,
+            _ => {}
+        }
+    }
+    names
+}
+
+/// A token of WGSL source, as [`tokens`] reads it.
+#[derive(Clone, Copy)]
+pub(super) enum Token<'a> {
+    /// A name or keyword (any byte beyond ASCII counts as part of one).
+    Ident(&'a str),
+    /// Any other byte but whitespace.
+    Punct(u8),
+}
+
+/// Identifiers (with their offsets) and punctuation of `code`; numbers are skipped whole, so a
+/// suffix such as `1u` or `2.0f` is never taken for a name.
+pub(super) fn tokens(code: &str) -> impl Iterator<Item = (usize, Token<'_>)> {
+    let bytes = code.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            let b = bytes[i];
+            let start = i;
+            if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 {
+                while i < bytes.len() && (is_ident_byte(bytes[i]) || bytes[i] >= 0x80) {
+                    i += 1;
+                }
+                return Some((start, Token::Ident(&code[start..i])));
+            }
+            if b.is_ascii_digit() {
+                while i < bytes.len() && (is_ident_byte(bytes[i]) || bytes[i] == b'.') {
+                    i += 1;
+                }
+                continue;
+            }
+            i += 1;
+            if !b.is_ascii_whitespace() {
+                return Some((start, Token::Punct(b)));
+            }
+        }
+        None
+    })
+}
+
+/// The byte ranges of the directives (`enable`, `requires`, `diagnostic`, each to its `;`) that
+/// open `code` (comments blanked). WGSL wants them before every declaration, and the runtime
+/// puts the harness before the handler, so codegen moves them to the module's top.
+pub(super) fn directives(code: &str) -> Vec<std::ops::Range<usize>> {
+    let mut found = Vec::new();
+    let mut open: Option<usize> = None;
+    for (at, token) in tokens(code) {
+        match (open, token) {
+            (None, Token::Ident("enable" | "requires" | "diagnostic")) => open = Some(at),
+            (Some(start), Token::Punct(b';')) => {
+                found.push(start..at + 1);
+                open = None;
+            }
+            (Some(_), _) => {}
+            (None, _) => break,
+        }
+    }
+    found
+}
+
+/// `text` on one line, written one way (a blank only between words and after commas), so two
+/// stages' copies of one directive read the same.
+pub(super) fn one_line(text: &str) -> String {
+    // ASCII tests (anything beyond ASCII counts as a word's), so no Unicode table is linked.
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || !c.is_ascii();
+    let mut out = String::with_capacity(text.len());
+    let mut blank = false;
+    for c in text.chars() {
+        if c.is_ascii_whitespace() || is_line_break(c) {
+            blank = true;
+            continue;
+        }
+        if blank && word(c) && out.ends_with(word) {
+            out.push(' ');
+        }
+        blank = false;
+        out.push(c);
+        if c == ',' {
+            out.push(' ');
+        }
+    }
+    out
+}
+
+/// `text` with the bytes in `ranges` replaced by spaces (line breaks kept, so lines still match).
+pub(super) fn blank_ranges(text: &str, ranges: &[std::ops::Range<usize>]) -> String {
+    let mut out = text.as_bytes().to_vec();
+    for range in ranges {
+        out[range.clone()].iter_mut().filter(|b| !matches!(b, b'\n' | b'\r')).for_each(|b| *b = b' ');
+    }
+    as_text(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +457,59 @@ mod tests {
 
         let twice = "fn handle(msg: Request) -> Response {}\nfn handle(msg: Request) -> Response {}";
         assert_eq!(position(check(twice).unwrap_err()).0, Some(2));
+    }
+
+    #[test]
+    fn the_harness_names_are_refused_where_they_are_declared() {
+        let handler = "fn handle(msg: Request) -> Response { return Response(helper(msg.value)); }";
+        for (declared, name, at) in [
+            ("fn min(a: u32, b: u32) -> u32 { return b; }", "min", (2, 4)),
+            ("struct GroupEntry { x: u32 }", "GroupEntry", (2, 8)),
+            ("fn group_member(x: u32) -> u32 { return x; }", "group_member", (2, 4)),
+            ("const ring_x = 1u;", "ring_x", (2, 7)),
+            ("  alias u32 = i32;", "u32", (2, 9)),
+            ("var<private> select: u32;", "select", (2, 14)),
+        ] {
+            let source = format!("// a kernel\n{declared}\nfn helper(x: i32) -> i32 {{ return x; }}\n{handler}");
+            let (line, column, message) = position(check(&source).unwrap_err());
+            assert_eq!((line, column), (Some(at.0), Some(at.1)), "{declared}");
+            assert!(message.contains(&format!("may not declare `{name}`")), "{message}");
+        }
+        // Using them is fine, and so are names that only contain them.
+        let fine = format!(
+            "fn minimum(a: i32) -> i32 {{ return min(a, 3); }}\nconst état = 2;\nfn helper(x: i32) -> i32 {{ return minimum(x) + état; }}\n{handler}"
+        );
+        assert_eq!(check(&fine).unwrap(), HandlerForm::Answer);
+    }
+
+    #[test]
+    fn barriers_are_refused_where_they_are_called() {
+        let source = "var<workgroup> shared_sum: atomic<u32>;\nfn handle(msg: Request) -> Response {\n    workgroupBarrier ();\n    return Response(msg.value);\n}";
+        let (line, column, message) = position(check(source).unwrap_err());
+        assert_eq!((line, column), (Some(3), Some(5)));
+        assert!(message.contains("`workgroupBarrier`") && message.contains("once per message"), "{message}");
+    }
+
+    #[test]
+    fn every_wgsl_line_break_ends_a_comment_and_a_line() {
+        for newline in ["\n", "\r\n", "\r", "\u{2028}", "\u{0B}"] {
+            let source =
+                ["// a comment", "fn handle(msg: Request) -> Response {", "  return Respons(1);", "}"].join(newline);
+            assert_eq!(check(&source).unwrap(), HandlerForm::Answer, "{newline:?}");
+            let wrong = ["// a comment", "fn handle(msg: Requst) -> Response { return Response(1); }"].join(newline);
+            let (line, column, _) = position(check(&wrong).unwrap_err());
+            assert_eq!((line, column), (Some(2), Some(16)), "{newline:?}");
+        }
+    }
+
+    #[test]
+    fn directives_are_found_at_the_top_only() {
+        let code =
+            blank_comments("// x\nenable f16; requires a,\n b;\ndiagnostic(off, y);\nfn handle() {}\nenable late;");
+        let found: Vec<&str> = directives(&code).into_iter().map(|r| &code[r]).collect();
+        assert_eq!(found, ["enable f16;", "requires a,\n b;", "diagnostic(off, y);"]);
+        assert!(directives("fn f() {}\nenable f16;").is_empty());
+        assert_eq!(blank_ranges("ab;\ncd;", &[0..2, 4..5]), "  ;\n d;");
     }
 
     #[test]

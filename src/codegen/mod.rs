@@ -114,8 +114,14 @@ fn assemble(
         |message: String| Error::KernelCompile { id: definition.id.clone(), message, line: None, column: None };
     definition.check_shape().map_err(invalid)?;
     let form = handler::inspect(definition)?;
+    let code = handler::blank_comments(&definition.wgsl);
+    let directives = handler::directives(&code);
 
+    // The handler's directives open the module, as WGSL wants; blanked where they were.
     let mut source = String::new();
+    for range in &directives {
+        let _ = writeln!(source, "{}", handler::one_line(&code[range.clone()]));
+    }
     for layout in message_structs(&definition.input, &definition.output).map_err(invalid)? {
         source.push_str(&layout.wgsl_struct());
     }
@@ -154,7 +160,7 @@ fn assemble(
     }
     let _ = writeln!(source, "// ---- handler of {whose} (errors report lines from here) ----");
     let handler_first_line = source.lines().count() as u32 + 1;
-    source.push_str(&definition.wgsl);
+    source.push_str(&handler::blank_ranges(&definition.wgsl, &directives));
     Ok(GeneratedShader { source, handler_first_line, form })
 }
 
@@ -200,6 +206,55 @@ mod tests {
         assert_eq!(handler_line, def.wgsl.lines().next().unwrap());
         assert_eq!(shader.user_line(shader.handler_first_line + 2), Some(3));
         assert_eq!(shader.user_line(1), None);
+    }
+
+    #[test]
+    fn directives_open_the_module() {
+        let def = KernelDefinition::new(
+            "k",
+            kernel::doubler_request(),
+            kernel::doubler_response(),
+            "// first\nrequires pointer_composite_access; diagnostic(off,\n  derivative_uniformity);\nfn handle(msg: Request) -> Response { return Response(msg.value); }",
+        );
+        let shader = generate(&def).unwrap();
+        assert!(
+            shader
+                .source
+                .starts_with("requires pointer_composite_access;\ndiagnostic(off, derivative_uniformity);\nstruct"),
+            "{}",
+            shader.source
+        );
+        assert_eq!(shader.source.matches("requires").count(), 1);
+        assert_eq!(shader.user_line(shader.handler_first_line + 3), Some(4));
+        let handler = shader.source.lines().nth(shader.handler_first_line as usize + 2).unwrap();
+        assert!(handler.starts_with("fn handle"), "{handler}");
+        #[cfg(not(target_arch = "wasm32"))]
+        check("k", &shader).unwrap_or_else(|e| panic!("{e}\n{}", shader.source));
+    }
+
+    /// Every name the harness templates declare at their top level or call is one a message
+    /// and a handler's declarations are refused (`RESERVED_NAMES`, the `ring_` prefix), so a
+    /// user's `fn min` cannot replace the builtin the drain calls.
+    #[test]
+    fn the_harness_names_are_reserved() {
+        use crate::message::typed::__private::is_reserved_name;
+        for harness in [RING, ANSWER, ANSWER_OR_DROP, STATE, GROUPED, fused::FUSED] {
+            let harness = harness.replace("{{", "").replace("}}", "");
+            for (_, name) in handler::top_level_names(&harness) {
+                assert!(is_reserved_name(name), "the harness declares {name}");
+            }
+            let tokens: Vec<_> = handler::tokens(&harness).collect();
+            for pair in tokens.windows(3) {
+                if let [(_, before), (_, handler::Token::Ident(name)), (_, handler::Token::Punct(b'('))] = pair {
+                    if !matches!(before, handler::Token::Punct(b'@')) {
+                        assert!(is_reserved_name(name), "the harness calls {name}");
+                    }
+                }
+            }
+        }
+        for name in ["fused_handle", "atomicLoad", "workgroup_memory"] {
+            assert!(is_reserved_name(name), "codegen writes {name}");
+        }
     }
 
     #[test]

@@ -216,7 +216,7 @@ fn compile_in_background(ctx: &GpuContext, key: PipelineKey, definitions: Vec<Ar
             }
             Err(error) => {
                 // Each stage compiled on its own, so this is the fusion's fault, not the user's.
-                let why = compile_failure(error);
+                let why = compile_failure(error, true);
                 crate::platform::warn(&format!("a fused pipeline did not compile; its stages run unfused: {why}"));
                 Slot::Failed
             }

@@ -461,7 +461,7 @@ fn compile_in_background(ctx: &GpuContext, class: Arc<GroupClass>) {
             Ok(pipeline) => ClassState::Ready(Box::new(pipeline)),
             Err(error) => {
                 // Each member compiled on its own, so this is the grouping's fault, not the user's.
-                let why = compile_failure(error);
+                let why = compile_failure(error, false);
                 crate::platform::warn(&format!("a grouped dispatch did not compile; its kernels run alone: {why}"));
                 ClassState::Failed
             }

@@ -420,10 +420,16 @@ pub(super) async fn compile_drain(
     }
 }
 
-/// What a fused or grouped module's failure to compile says, for its warning: a compile error's
-/// message alone, since its id is the module's label ("fused pipeline"), no kernel's.
-pub(super) fn compile_failure(error: Error) -> String {
+/// What a fused or grouped module's failure to compile says, for its warning: the compiler's
+/// message and, where it lies in a handler's own source, its line there, naming the stage's
+/// kernel when `names_stage` (a fused module's error names its stage; a grouped module's only
+/// the module, whose kernels share one handler).
+pub(super) fn compile_failure(error: Error, names_stage: bool) -> String {
     match error {
+        Error::KernelCompile { id, message, line: Some(line), .. } if names_stage => {
+            format!("{message} (kernel {}'s handler, line {line})", crate::error::Quoted(&id))
+        }
+        Error::KernelCompile { message, line: Some(line), .. } => format!("{message} (the handler's line {line})"),
         Error::KernelCompile { message, .. } => message,
         other => other.to_string(),
     }
@@ -489,5 +495,15 @@ mod tests {
         assert_eq!(Grid::new(false, Some(8), 65_535).workgroups(100_000, 64), 8);
         assert_eq!(Grid::new(true, Some(8), 65_535).workgroups(1 << 22, 1), 8, "the launch's cap holds");
         assert_eq!(Grid::new(false, None, 1000).workgroups(1 << 20, 64), 1000);
+    }
+
+    /// A fused module's warning says where its error lies in which stage; a grouped one's where
+    /// in the one handler its kernels share.
+    #[test]
+    fn a_compile_failure_says_where() {
+        let at = |line| Error::KernelCompile { id: "b".into(), message: "no `y`".into(), line, column: Some(5) };
+        assert_eq!(compile_failure(at(Some(3)), true), "no `y` (kernel 'b''s handler, line 3)");
+        assert_eq!(compile_failure(at(Some(3)), false), "no `y` (the handler's line 3)");
+        assert_eq!(compile_failure(at(None), true), "no `y`");
     }
 }
