@@ -256,6 +256,10 @@ impl Runtime {
         }
     }
 
+    /// How long a terminate past its timeout waits for its kernel's last tick before it warns
+    /// that the tick is still on the device.
+    const LAST_TICK_REPORT_MS: f64 = 5000.0;
+
     /// [`terminate`](Self::terminate); `ended_here` is set when this call ended the kernel
     /// (rather than another terminate it waited with).
     async fn terminate_inner(&self, id: &str, timeout: Option<Duration>, ended_here: &mut bool) -> Result<()> {
@@ -278,6 +282,7 @@ impl Runtime {
             changed
         };
         self.shared.wake();
+        let (mut reported, mut report_at) = (false, None);
         loop {
             let listener = changed.listen();
             let ran_out = {
@@ -331,8 +336,24 @@ impl Runtime {
                 }
             };
             // Waiting for the last tick is not bounded by the deadline, which has passed: the
-            // tick ends, delivering or failing (a lost device ends it too).
-            wait(listener, if ran_out { None } else { deadline }).await;
+            // tick ends, delivering or failing (a lost device ends it too). One that stays on
+            // the device is reported once, after a while: a handler that never returns holds
+            // its device until the device resets, which a software adapter may never do.
+            let until = match (ran_out, reported) {
+                (false, _) => deadline,
+                (true, false) => Some(*report_at.get_or_insert_with(|| platform::now_ms() + Self::LAST_TICK_REPORT_MS)),
+                (true, true) => None,
+            };
+            if !wait(listener, until).await && ran_out && !reported && until.is_some_and(|at| platform::now_ms() >= at)
+            {
+                reported = true;
+                platform::warn(&format!(
+                    "ringkernel-web: terminating kernel {} has waited {} s past its timeout for its last tick, still on \
+                     the device: a handler that never returns holds its device until the device resets (a device loss)",
+                    Quoted(id),
+                    Self::LAST_TICK_REPORT_MS as u64 / 1000 // whole seconds, without float formatting
+                ));
+            }
         }
     }
 
