@@ -233,7 +233,7 @@ impl Ledger {
 
     /// The next `count` answers went on to a connected kernel instead of the host: they are
     /// timed and counted here, and nobody receives them. Connecting refuses a kernel with
-    /// calls in flight, so none waits for these.
+    /// calls in flight, waiting or given up, so none of these is a call's.
     /// `kept` of them were forwarded (the rest the handler dropped).
     pub fn forward(&mut self, count: u64, kept: u64, now_ms: f64, counters: &mut Counters) {
         self.time_answers(count, now_ms, counters);
@@ -241,9 +241,10 @@ impl Ledger {
         counters.messages_forwarded += kept;
     }
 
-    /// Whether any `call` still waits for its answer.
-    pub fn has_waiting_calls(&self) -> bool {
-        self.calls.iter().any(|(_, caller)| caller.is_some())
+    /// How many `call`s' answers are still to come: calls waiting, and calls given up (timed
+    /// out, aborted, failed with their device) whose answers are discarded when they come.
+    pub fn calls_in_flight(&self) -> usize {
+        self.calls.len()
     }
 
     fn time_answers(&mut self, mut count: u64, now_ms: f64, counters: &mut Counters) {

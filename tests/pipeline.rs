@@ -99,6 +99,47 @@ fn a_four_stage_pipeline_on_the_cpu_backend_behaves_the_same() {
     check_pipeline(BackendChoice::Cpu);
 }
 
+/// A call that gave up still has its answer to come, which is no message for the next stage:
+/// connecting waits for it (it used to go on, through the next stage, to a plain receive).
+fn check_a_call_given_up_keeps_its_answer_from_the_next_stage(backend: BackendChoice) {
+    let rt = runtime_on(backend);
+    let (from, to) = (format!("g-{backend:?}-from"), format!("g-{backend:?}-to"));
+    kernel::register_or_replace(stage(&from, 2, 0));
+    kernel::register_or_replace(stage(&to, 1, 1));
+    pollster::block_on(async {
+        rt.launch(&from, LaunchOptions::default()).await.unwrap(); // launched, not active
+        rt.launch(&to, LaunchOptions::default()).await.unwrap();
+        rt.activate(&to).await.unwrap();
+        let e = rt.call_pod::<i32, i32>(&from, &7, Some(Duration::from_millis(50))).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        let e = rt.connect(&from, &to).await.unwrap_err();
+        assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("1 call in flight")), "{e}");
+        rt.activate(&from).await.unwrap();
+        let abandoned = || rt.telemetry(&from).unwrap().unwrap().answers_abandoned;
+        for _ in 0..1000 {
+            if abandoned() == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(abandoned(), 1, "the answer nobody waits for is discarded when it comes");
+        rt.connect(&from, &to).await.unwrap();
+        rt.send_pod(&from, &5, None).await.unwrap();
+        assert_eq!(receive_n(&rt, &to, 1, TIMEOUT).await, [11]);
+        assert_eq!(rt.telemetry(&to).unwrap().unwrap().messages_processed, 1, "only the message sent after");
+    });
+}
+
+#[test]
+fn a_call_given_up_keeps_its_answer_from_the_next_stage_on_the_gpu() {
+    check_a_call_given_up_keeps_its_answer_from_the_next_stage(BackendChoice::Auto);
+}
+
+#[test]
+fn a_call_given_up_keeps_its_answer_from_the_next_stage_on_the_cpu_backend() {
+    check_a_call_given_up_keeps_its_answer_from_the_next_stage(BackendChoice::Cpu);
+}
+
 #[test]
 fn bad_routes_are_refused_by_name() {
     let rt = runtime_on(BackendChoice::Auto);

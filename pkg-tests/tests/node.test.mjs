@@ -682,6 +682,31 @@ test("Dawn: a handler as a WGSL author writes it: directives at its top compile,
   assert.match(fused[0], /\(kernel '(first|second)''s handler, line 1\)/);
 });
 
+test("a call that timed out keeps its answer from the next stage: connect waits until it is answered, then the pipeline carries only what is sent after", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const Rec = defineMessage("Rec", { seq: "u32", tag: "u32" });
+    const stage = (bit) => ({ input: Rec, output: Rec, handler: (m) => ({ seq: m.seq, tag: m.tag | bit }) });
+    const rt = await RingKernelRuntime.create({ backend: "cpu" });
+    const b = await rt.launch("b", stage(2)); // launched, not active
+    const c = await rt.launch("c", stage(4), { autoActivate: true });
+    const call = await b.call({ seq: 7, tag: 0 }, { timeout: 50 }).then(() => "answered", (e) => e.name);
+    const early = await rt.connect("b", "c").then(() => "connected", (e) => e.name + ": " + e.message);
+    await b.activate();
+    while (rt.getTelemetry("b").answersAbandoned < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    await rt.connect("b", "c");
+    await b.send({ seq: 8, tag: 0 });
+    const atC = await c.receiveBatch({ max: 2, timeout: 200 });
+    await rt.dispose();
+    console.log(JSON.stringify({ call, early, atC }));`);
+  assertExited(result);
+  const { call, early, atC } = findings(result);
+  assert.equal(call, "TimeoutError");
+  assert.match(early, /^TypeError: connect\('b', 'c'\): 'b' has 1 call in flight, waiting or given up/);
+  assert.deepEqual(atC, [{ seq: 8, tag: 6 }], "the call's answer went to no receive");
+});
+
 test("the README's Node example runs as written on Dawn", async () => {
   const readme = await readFile(join(root, "..", "README.md"), "utf8");
   const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);

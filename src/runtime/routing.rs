@@ -62,8 +62,14 @@ impl Runtime {
                 target.def.input.name()
             ));
         }
-        if source.mailbox.ledger.has_waiting_calls() {
-            return invalid(format!("'{from}' has calls waiting for their answers; connect once they are answered"));
+        // A call given up still has its answer to come, and that answer is no message for `to`.
+        let calls = source.mailbox.ledger.calls_in_flight();
+        if calls > 0 {
+            return invalid(format!(
+                "'{from}' has {} in flight, waiting or given up, whose answers are still to come; connect once it has \
+                 answered them",
+                crate::error::plural(calls, "call", "calls")
+            ));
         }
         if source.resources.exec.as_ref().is_some_and(|exec| exec.drops_on_gpu()) {
             return invalid(format!(
