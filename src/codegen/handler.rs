@@ -1,6 +1,9 @@
 //! Finds the user's `fn handle` and checks its signature against the kernel's message types
 //! before any GPU compiler sees it, so a wrong struct name or a missing handler gets a plain
-//! message at the user's own line and column instead of an error inside generated code.
+//! message at the user's own line and column instead of an error inside generated code. The
+//! same scan refuses what cannot work inside the harness's module (bindings of its own, a
+//! declaration that would replace a name the harness uses, a workgroup barrier) and finds the
+//! directives codegen moves to the module's top.
 //!
 //! This is a scan, not a parser: comments are blanked out, then the `fn handle(...) -> ...`
 //! header is read. The body is left to the real compiler (naga natively, the browser's WGSL
