@@ -111,7 +111,7 @@ pub enum Error {
 
     /// The runtime is draining (see `Runtime::drain`): it finishes what it has and takes no
     /// new launches, sends or calls.
-    #[error("the runtime is draining: it takes no new {0}")]
+    #[error("the runtime is draining: it takes no more {0}")]
     Draining(&'static str),
 
     /// The GPU device was lost; kernels wait for recovery.

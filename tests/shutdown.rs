@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use common::runtime_on;
 use futures_util::future::join;
-use ringkernel_web::{BackendChoice, Error, ErrorKind, KernelState, LaunchOptions, LifecycleState, Runtime};
+use ringkernel_web::kernel::{doubler_request, doubler_response, host};
+use ringkernel_web::{
+    BackendChoice, Error, ErrorKind, KernelDefinition, KernelState, LaunchOptions, LifecycleState, Runtime,
+};
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(30));
 const NOW: Option<Duration> = Some(Duration::ZERO);
@@ -111,6 +114,25 @@ fn drain_refuses_new_work_finishes_old_and_the_report_accounts_for_every_message
 
 /// `dispose` is drain + complete_shutdown; kernels removed before it are still in the report,
 /// with the answers nobody took from them.
+/// A stopped runtime keeps of its kernels what its reads show: a handler, and what it
+/// captured, goes at the shutdown, not when the runtime itself is dropped.
+#[test]
+fn dispose_lets_go_of_the_kernels_handlers() {
+    let rt = runtime_on(BackendChoice::Cpu);
+    let captured = std::sync::Arc::new(7);
+    let held = captured.clone();
+    let definition = KernelDefinition::new("held", doubler_request(), doubler_response(), "")
+        .with_host_handler(host::typed(move |v: &i32, _: &mut [u32]| Some(v + *held)));
+    pollster::block_on(async {
+        rt.launch_definition(definition, queue(16).with_auto_activate()).await.unwrap();
+        assert_eq!(rt.call_pod::<i32, i32>("held", &1, WAIT).await.unwrap(), 8);
+        assert!(std::sync::Arc::strong_count(&captured) > 1);
+        rt.dispose().await.unwrap();
+    });
+    assert_eq!(std::sync::Arc::strong_count(&captured), 1, "the runtime, still held, let go of the handler");
+    assert_eq!(rt.telemetry("held").unwrap().unwrap().messages_processed, 1, "its reads still answer");
+}
+
 #[test]
 fn dispose_reports_removed_kernels_too() {
     let rt = runtime_on(BackendChoice::Auto);

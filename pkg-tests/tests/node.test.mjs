@@ -707,6 +707,100 @@ test("a call that timed out keeps its answer from the next stage: connect waits 
   assert.deepEqual(atC, [{ seq: 8, tag: 6 }], "the call's answer went to no receive");
 });
 
+test("Dawn: what a runtime holds goes at dispose() (handlers and what they captured, even with handles kept), or, never disposed, its device goes when it is collected", async () => {
+  const result = await runNode(
+    [
+      "--expose-gc",
+      "--input-type=module",
+      "-e",
+      `${DAWN_SETUP}
+      import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+      await init();
+      const lost = [];
+      const requestDevice = GPUAdapter.prototype.requestDevice;
+      GPUAdapter.prototype.requestDevice = async function (...args) {
+        const device = await requestDevice.apply(this, args);
+        const entry = { lost: false };
+        device.lost.then(() => (entry.lost = true));
+        lost.push(entry);
+        return device;
+      };
+      const collected = { captured: 0, runtimes: 0 };
+      const registry = new FinalizationRegistry((what) => collected[what]++);
+      const settle = async () => {
+        for (let turn = 0; turn < 5; turn++) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          globalThis.gc();
+        }
+      };
+      const Echo = defineMessage("Echo", { value: "i32" });
+      // Disposed, their handles kept: the handlers' 4 MB each go with the kernels' queues.
+      const kept = [];
+      for (let i = 0; i < 4; i++) {
+        const rt = await RingKernelRuntime.create({ backend: "cpu" });
+        const captured = new Uint8Array(4 << 20);
+        registry.register(captured, "captured");
+        const handle = await rt.launch("echo", { input: Echo, output: Echo, handler: (m) => ({ value: m.value + captured[0] }) }, { autoActivate: true });
+        await handle.call({ value: i }, { timeout: 5000 });
+        await rt.dispose();
+        kept.push(handle);
+      }
+      // Never disposed: collected, each releases its device.
+      const forgotten = async (i) => {
+        const rt = await RingKernelRuntime.create();
+        registry.register(rt, "runtimes");
+        const doubler = await rt.launch("doubler", null, { autoActivate: true });
+        await doubler.call({ value: i }, { timeout: 10000 });
+      };
+      for (let i = 0; i < 3; i++) await forgotten(i);
+      await settle();
+      await settle();
+      console.log(JSON.stringify({ ...collected, kept: kept.length, devices: lost.length, devicesLost: lost.filter((d) => d.lost).length }));`,
+    ],
+    DAWN_ENV,
+  );
+  assertExited(result);
+  const found = findings(result);
+  assert.equal(found.captured, 4, `the handlers' captures of disposed runtimes, with handles kept: ${JSON.stringify(found)}`);
+  assert.equal(found.runtimes, 3, JSON.stringify(found));
+  assert.deepEqual([found.devices, found.devicesLost], [3, 3], `devices of runtimes never disposed: ${JSON.stringify(found)}`);
+});
+
+test("a kernel's end and the runtime's drain refuse as such: await using after the kernel ended does nothing, a trySend behind a waiting send and a batch cut off say the runtime drains", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const outcome = (promise) => promise.then(() => "resolved", (e) => e.name + (e.accepted === undefined ? "" : " accepted " + e.accepted));
+    const Num = defineMessage("Num", { value: "i32" });
+    const echo = { input: Num, output: Num, handler: (m) => m };
+    const rt = await RingKernelRuntime.create({ backend: "cpu" });
+    const disposing = [];
+    let handle = await rt.launch("doubler", null, { autoActivate: true });
+    await handle.terminate();
+    disposing.push(await outcome(handle[Symbol.asyncDispose]()));
+    rt.remove("doubler");
+    disposing.push(await outcome(handle[Symbol.asyncDispose]()));
+    // Queues of 4 that nobody receives from: a send waits, then trySend is behind it.
+    const full = await rt.launch("full", echo, { autoActivate: true, queueSize: 4 });
+    await full.sendBatch(Array.from({ length: 8 }, (_, value) => ({ value })));
+    const waiting = outcome(full.send({ value: 9 }, { timeout: 10000 }));
+    const batch = await rt.launch("batch", echo, { queueSize: 4 });
+    const cut = outcome(batch.sendBatch(Array.from({ length: 10 }, (_, value) => ({ value })), { timeout: 10000 }));
+    handle = full;
+    const disposed = rt.dispose().catch(() => {});
+    let trySend;
+    try { full.trySend({ value: 10 }); trySend = "queued"; } catch (e) { trySend = e.name; }
+    await disposed;
+    disposing.push(await outcome(handle[Symbol.asyncDispose]()));
+    console.log(JSON.stringify({ disposing, trySend, waiting: await waiting, cut: await cut }));`);
+  assertExited(result);
+  const { disposing, trySend, waiting, cut } = findings(result);
+  assert.deepEqual(disposing, ["resolved", "resolved", "resolved"], "after terminate, remove and the runtime's dispose");
+  assert.equal(trySend, "RuntimeDrainingError");
+  assert.equal(waiting, "RuntimeDrainingError");
+  assert.equal(cut, "RuntimeDrainingError accepted 4");
+});
+
 test("the README's Node example runs as written on Dawn", async () => {
   const readme = await readFile(join(root, "..", "README.md"), "utf8");
   const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);

@@ -23,7 +23,7 @@ use crate::devices::DeviceId;
 use crate::envelope::EnvelopeHeader;
 use crate::error::{BatchSendError, Error, Quoted, Result, Stall};
 use crate::kernel::KernelDefinition;
-use crate::lifecycle::{Action, KernelState};
+use crate::lifecycle::{Action, KernelState, LifecycleState};
 use crate::mailbox::CallTicket;
 use crate::message::{MessageLayout, MessageRef, Value};
 use crate::platform;
@@ -116,6 +116,10 @@ impl Runtime {
     /// order: the JavaScript layer's line), counted as a send refused by a full queue is.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) fn refused_in_line(&self, id: &str) -> Error {
+        // A runtime that takes no new sends refuses it for that (no full queue to wait out).
+        if let Err(refused) = self.accepting_table("sends") {
+            return refused;
+        }
         let full = self.shared.lock().kernel(id).map(|kernel| (kernel.mailbox.inbox.capacity(), kernel.stall()));
         let error = full.map_or_else(
             |e| e,
@@ -557,7 +561,13 @@ impl Runtime {
                 };
                 let state = kernel.life.state();
                 if !state.accepts_messages() {
-                    return (accepted, Some(Error::KernelState { id: id.to_owned(), state, action: Action::Send }));
+                    // A batch under way when the runtime began to drain ends when the drain
+                    // terminates its kernel: the drain is what refused the rest.
+                    let refused = match table.state {
+                        LifecycleState::Draining => Error::Draining("sends"),
+                        _ => Error::KernelState { id: id.to_owned(), state, action: Action::Send },
+                    };
+                    return (accepted, Some(refused));
                 }
                 if let Some(refusal) = overloaded {
                     return (accepted, Some(refusal));

@@ -624,5 +624,13 @@ impl Drop for Inner {
         for tick_loop in self.tick_loops.get_mut().unwrap_or_else(|p| p.into_inner()) {
             tick_loop.join();
         }
+        // A runtime dropped without `dispose()` (collected, on the web) releases its devices
+        // too: there nothing else would (see `release_devices`; Dawn in Node kept about 10 MB
+        // a runtime). A tick still under way fails on its device, which changes nothing now.
+        for id in self.shared.device_ids() {
+            if let Some(gpu) = self.shared.device(id).gpu() {
+                gpu.destroy("the runtime was dropped");
+            }
+        }
     }
 }

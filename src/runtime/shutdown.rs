@@ -3,14 +3,17 @@
 //! While draining, new launches, sends and calls are refused with `Draining`; what is queued or
 //! in flight completes, and answers stay receivable until the runtime stops.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Runtime;
 use super::DEFAULT_TERMINATE_TIMEOUT;
 use crate::error::{Error, Result};
+use crate::kernel::KernelDefinition;
 use crate::lifecycle::{KernelState, LifecycleState};
+use crate::mailbox::Mailbox;
 use crate::platform;
-use crate::table::Table;
+use crate::table::{Resources, Table};
 use crate::telemetry::ShutdownReport;
 use crate::waiting;
 
@@ -149,6 +152,18 @@ impl Runtime {
             migrated_kernels: table.migrations,
         };
         table.report = Some(report.clone());
+        // A stopped runtime keeps of each kernel what its reads show (its state in the
+        // lifecycle, counters, telemetry): its queues, rings, state array and handler go now,
+        // not when its last handle is collected. A handler is the user's code and holds what
+        // it captured.
+        for kernel in table.kernels.values_mut() {
+            let (inbox, outbox) = (&kernel.mailbox.inbox, &kernel.mailbox.outbox);
+            kernel.mailbox = Mailbox::new(inbox.stride(), outbox.stride(), inbox.capacity(), outbox.capacity());
+            kernel.resources = Resources::default();
+            if kernel.def.host.is_some() {
+                kernel.def = Arc::new(KernelDefinition { host: None, ..(*kernel.def).clone() });
+            }
+        }
         report
     }
 

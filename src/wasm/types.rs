@@ -501,7 +501,7 @@ export interface KernelStatus {
  */
 export class KernelHandle<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> {
   private constructor();
-  /** The same as `terminate()`. */
+  /** `terminate()`, unless the kernel has ended already (terminated, removed, or its runtime disposed): then nothing. */
   [Symbol.asyncDispose](): Promise<void>;
   readonly id: string;
   /** The state now (KernelNotFoundError once the kernel is removed). */

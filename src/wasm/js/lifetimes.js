@@ -10,19 +10,34 @@
 // `RuntimeDisposedError`; reads such as `getState` answer with the final state.
 import { KernelHandle, ManagedKernel, RingKernelRuntime } from "./ringkernel_web.js";
 
+/**
+ * A handle's kernel that ended before its block did (terminated, removed, or ended by its
+ * runtime's `dispose()`) is disposed already: its `terminate()` refuses, and disposal, which
+ * ends what is still running, has nothing left to do.
+ */
+function terminateUnlessEnded() {
+  return this.terminate().catch((error) => {
+    const ended =
+      error?.name === "RuntimeDisposedError" ||
+      error?.name === "KernelNotFoundError" ||
+      (error?.name === "KernelStateError" && error.state === "terminated");
+    if (!ended) throw error;
+  });
+}
+
 /** Each class and what `await using` calls when its block ends. */
 const ASYNC_DISPOSE = [
-  [RingKernelRuntime, "dispose"],
-  [KernelHandle, "terminate"],
-  [ManagedKernel, "terminate"],
+  [RingKernelRuntime, function () { return this.dispose(); }],
+  [KernelHandle, terminateUnlessEnded],
+  [ManagedKernel, function () { return this.terminate(); }],
 ];
 
-for (const [objectClass, method] of ASYNC_DISPOSE) {
+for (const [objectClass, dispose] of ASYNC_DISPOSE) {
   const prototype = objectClass.prototype;
   if (typeof Symbol.asyncDispose === "symbol") {
     Object.defineProperty(prototype, Symbol.asyncDispose, {
       value: function asyncDispose() {
-        return this[method]();
+        return dispose.call(this);
       },
       writable: true,
       configurable: true,
