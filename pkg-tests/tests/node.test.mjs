@@ -801,6 +801,41 @@ test("a kernel's end and the runtime's drain refuse as such: await using after t
   assert.equal(cut, "RuntimeDrainingError accepted 4");
 });
 
+test("batches and queues too large for wasm memory are refused by name, and the kernel goes on; a slow-path batch holds no value per message", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    const wasm = await init();
+    const outcome = (run) => Promise.resolve().then(run).then(() => "resolved", (e) => e.name + ": " + e.message);
+    const rt = await RingKernelRuntime.create({ backend: "cpu" });
+    const doubler = await rt.launch("doubler", null, { autoActivate: true, queueSize: 16 });
+    // 1 GiB and 4 bytes, never touched: its pages cost nothing.
+    const typed = await outcome(() => doubler.sendBatch(new Int32Array(2 ** 28 + 1), { timeout: 1000 }));
+    const Wide = defineMessage("Wide", { values: "array<u32, 65535>" });
+    const wide = await rt.launch("wide", { input: Wide, output: Wide, handler: (m) => m }, { queueSize: 8 });
+    const one = { values: new Uint32Array(65535) };
+    const objects = await outcome(() => wide.sendBatch(new Array(4097).fill(one), { timeout: 1000 }));
+    const queue = await outcome(() => rt.launch("huge", { input: Wide, output: Wide, handler: (m) => m }, { queueSize: 4096 }));
+    const after = await doubler.call({ value: 21 }, { timeout: 5000 });
+    // Objects the codec leaves to the core (instances of a class) are read one by one as they
+    // are packed: wasm memory grows by the packed batch, not by a value per message.
+    class Value { constructor(value) { this.value = value; } }
+    const before = wasm.memory.buffer.byteLength;
+    const many = await rt.launch("many", { input: defineMessage("Count", { value: "i32" }), output: "Count", handler: (m) => m }, { queueSize: 1 << 20 });
+    const instances = Array.from({ length: 1 << 20 }, (_, i) => new Value(i));
+    const accepted = await many.sendBatch(instances, { timeout: 10000 });
+    const grew = (wasm.memory.buffer.byteLength - before) / (1 << 20);
+    await rt.dispose();
+    console.log(JSON.stringify({ typed, objects, queue, after: after.result, accepted, grew }));`);
+  assertExited(result);
+  const { typed, objects, queue, after, accepted, grew } = findings(result);
+  assert.match(typed, /^RangeError: sendBatch got 1073741828 bytes of packed messages, over 1073741824/);
+  assert.match(objects, /^RangeError: a batch of 4097 messages of 262140 bytes is over 1073741824 bytes packed/);
+  assert.match(queue, /^RangeError: .*QueueSize of 4096 messages of 262140 bytes is over 268435456 bytes.*at most 1024 fit/);
+  assert.equal(after, 42, "the kernel goes on");
+  assert.equal(accepted, 1 << 20);
+  assert.ok(grew < 48, `wasm memory grew ${grew} MB for a million objects read one by one (169 MB when each became a value first)`);
+});
+
 test("the README's Node example runs as written on Dawn", async () => {
   const readme = await readFile(join(root, "..", "README.md"), "utf8");
   const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);

@@ -218,20 +218,21 @@ impl Runtime {
         timeout: Option<Duration>,
     ) -> Result<usize, BatchSendError> {
         let queued = Cell::new(0);
-        let result = self.send_values_counting(id, messages, timeout, &queued).await;
+        let result = self.send_values_counting(id, messages.len(), |i| &messages[i], timeout, &queued).await;
         result.map_err(|error| BatchSendError { accepted: queued.get(), error })
     }
 
     /// [`send_values`](Self::send_values), keeping `queued` at how many are queued so far (see
     /// [`send_packed_counting`](Self::send_packed_counting)).
-    pub(crate) async fn send_values_counting(
+    pub(crate) async fn send_values_counting<V: std::borrow::Borrow<Value>>(
         &self,
         id: &str,
-        messages: &[Value],
+        count: usize,
+        message: impl FnMut(usize) -> V,
         timeout: Option<Duration>,
         queued: &Cell<usize>,
     ) -> Result<usize> {
-        let packed = self.counted(id, self.encode_values(id, messages))?;
+        let packed = self.counted(id, self.encode_values(id, count, message))?;
         self.send_packed_counting(id, &packed, timeout, queued).await
     }
 
@@ -723,11 +724,20 @@ impl Runtime {
     }
 
     /// Packs messages given as [`Value::Struct`]s back to back, the layout looked up once.
-    fn encode_values(&self, id: &str, messages: &[Value]) -> Result<Vec<u8>> {
+    fn encode_values<V: std::borrow::Borrow<Value>>(
+        &self,
+        id: &str,
+        count: usize,
+        mut message: impl FnMut(usize) -> V,
+    ) -> Result<Vec<u8>> {
         let layout = self.input_layout(id)?;
-        let mut packed = vec![0u8; layout.size() * messages.len()];
-        for (i, (message, slot)) in messages.iter().zip(packed.chunks_exact_mut(layout.size())).enumerate() {
-            let packed = struct_fields(id, message).and_then(|fields| pack_fields(id, &layout, named(fields), slot));
+        let mut packed = vec![0u8; batch_bytes(count, layout.size())?];
+        for (i, slot) in packed.chunks_exact_mut(layout.size()).enumerate() {
+            // Each message's value lives while it is packed only: a large batch never holds
+            // every message's value at once (about 160 bytes each on the web).
+            let message = message(i);
+            let packed =
+                struct_fields(id, message.borrow()).and_then(|fields| pack_fields(id, &layout, named(fields), slot));
             packed.map_err(|error| in_batch(error, i))?;
         }
         Ok(packed)
@@ -1120,6 +1130,22 @@ fn pod_error<T>(id: &str, got: usize) -> Error {
         field: std::any::type_name::<T>().to_owned(),
         problem: format!("is {} bytes, which does not divide the {got} bytes of answers", std::mem::size_of::<T>()),
     }
+}
+
+/// The most bytes one batch takes packed on the web, where it is copied into wasm memory whole
+/// (4 GiB in all, with 32-bit sizes): a larger one is refused before anything is made of it.
+/// Natively only what `usize` counts bounds it.
+pub(crate) const MAX_BATCH_BYTES: usize = if cfg!(target_arch = "wasm32") { 1 << 30 } else { isize::MAX as usize };
+
+/// The packed size of `count` messages of `size` bytes, or why a batch cannot be that large.
+pub(crate) fn batch_bytes(count: usize, size: usize) -> Result<usize> {
+    count.checked_mul(size).filter(|&bytes| bytes <= MAX_BATCH_BYTES).ok_or_else(|| {
+        Error::OutOfRange(format!(
+            "a batch of {} of {size} bytes is over {MAX_BATCH_BYTES} bytes packed, the most one batch takes: send it \
+             in parts",
+            crate::error::messages(count)
+        ))
+    })
 }
 
 /// A malformed message's error with the message's place in its batch in front of the field's

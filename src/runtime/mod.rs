@@ -31,6 +31,9 @@ pub(crate) mod resilience;
 mod routing;
 mod shutdown;
 
+#[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
+pub(crate) use messaging::{batch_bytes, MAX_BATCH_BYTES};
+
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 

@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 
 use super::abort::{self, Abort};
 use super::errors::{aborted_batch, cut_batch, js_error, js_void};
-use super::messages::{js_answer, js_batch, receive_answers, Batch, JsMessage};
+use super::messages::{js_answer, js_batch, js_message_value, receive_answers, Batch, JsMessage};
 use super::options::{timeout_option, wait_option, with_signal, ReceiveBatchOptions, Wait};
 use super::{kernel_id, order};
 use crate::runtime::Runtime;
@@ -69,7 +69,10 @@ pub(super) fn send_batch(rt: Runtime, id: JsValue, messages: JsValue, options: O
         let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
         let accepted = match batch {
             Batch::Packed(bytes) => rt.send_packed_counting(&id, &bytes, timeout, &counted).await,
-            Batch::Values(values) => rt.send_values_counting(&id, &values, timeout, &counted).await,
+            Batch::Each(messages) => {
+                let message = |i| js_message_value(&messages.get(i as u32));
+                rt.send_values_counting(&id, messages.length() as usize, message, timeout, &counted).await
+            }
         };
         drop(place);
         Ok(JsValue::from(accepted.map_err(|error| cut_batch(error, counted.get()))? as f64))

@@ -12,9 +12,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::codec::codec;
-use super::errors::{js_error, type_error};
+use super::errors::{js_error, range_error, type_error};
 use crate::error::with_article;
 use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
+use crate::runtime::{batch_bytes, MAX_BATCH_BYTES};
 use crate::{MessageRef, Runtime};
 
 // A message's reads that user code can make throw (a getter, a Proxy's trap), caught: an
@@ -189,8 +190,9 @@ fn js_answers(layout: &MessageLayout, packed: &[u8]) -> JsValue {
 pub(super) enum Batch {
     /// A typed array, DataView or ArrayBuffer (see [`packed_bytes`]).
     Packed(Vec<u8>),
-    /// An array of message objects, each read by [`js_message_value`].
-    Values(Vec<Value>),
+    /// An array of message objects (a copy made by `Array.from`, whose reads cannot throw),
+    /// each read by [`js_message_value`] when the core packs it.
+    Each(Array),
 }
 
 /// Reads `sendBatch`'s argument: a `TypeError` for anything that is neither an array of
@@ -200,7 +202,7 @@ pub(super) enum Batch {
 /// An array is packed by the input layout's JavaScript codec when it vouches for every
 /// message; otherwise the core reads each message and judges them.
 pub(super) fn js_batch(messages: &JsValue, input: impl FnOnce() -> Option<MessageLayout>) -> Result<Batch, JsValue> {
-    if let Some(bytes) = packed_bytes(messages) {
+    if let Some(bytes) = packed_bytes(messages)? {
         // The array's element type by its tag, which a subclass of `Float32Array` keeps.
         let tag = Reflect::get(messages, &js_sys::Symbol::to_string_tag()).ok().and_then(|tag| tag.as_string());
         let tag = tag.unwrap_or_default();
@@ -216,13 +218,16 @@ pub(super) fn js_batch(messages: &JsValue, input: impl FnOnce() -> Option<Messag
     if is_array(messages).unwrap_or(false) {
         let messages: &Array = messages.unchecked_ref();
         let layout = input();
+        if let Some(layout) = &layout {
+            batch_bytes(messages.length() as usize, layout.size()).map_err(js_error)?;
+        }
         if let Some(packed) = layout.as_ref().and_then(|l| codec(l)?.encode(l, messages)) {
             return Ok(Batch::Packed(packed));
         }
         let Ok(messages) = items(messages) else {
             return Err(type_error("sendBatch's array of messages threw when read".to_owned()));
         };
-        return Ok(Batch::Values(messages.iter().map(|m| js_message_value(&m)).collect()));
+        return Ok(Batch::Each(messages));
     }
     Err(type_error(format!("sendBatch expects an array of messages or a typed array, got {}", type_name(messages))))
 }
@@ -314,18 +319,28 @@ fn typed_array(scalar: Scalar) -> &'static str {
 /// The bytes of a typed array, DataView or ArrayBuffer (messages already packed). Not of a
 /// `Float64Array`, `BigInt64Array` or `BigUint64Array`: no message field has 64-bit elements, so
 /// such an array is a mistake (`new Float64Array([1, 2])` for two `f32`s), not packed messages.
-fn packed_bytes(value: &JsValue) -> Option<Vec<u8>> {
-    if value.is_instance_of::<js_sys::ArrayBuffer>() {
-        return Some(js_sys::Uint8Array::new(value).to_vec());
+fn packed_bytes(value: &JsValue) -> Result<Option<Vec<u8>>, JsValue> {
+    let buffer_itself = value.is_instance_of::<js_sys::ArrayBuffer>();
+    if !buffer_itself && (!js_sys::ArrayBuffer::is_view(value) || has_64_bit_elements(value)) {
+        return Ok(None);
     }
-    if !js_sys::ArrayBuffer::is_view(value) || has_64_bit_elements(value) {
-        return None;
+    let get = |key: &str| Reflect::get(value, &key.into()).ok().and_then(|n| n.as_f64()).unwrap_or_default();
+    let length = get("byteLength");
+    // Checked before any 32-bit view is made of it: a longer buffer would wrap to a short one.
+    if length > MAX_BATCH_BYTES as f64 {
+        return Err(range_error(format!(
+            "sendBatch got {} bytes of packed messages, over {MAX_BATCH_BYTES}, the most one batch takes: send them in \
+             parts",
+            length as u64
+        )));
     }
-    let get = |key: &str| Reflect::get(value, &key.into()).ok();
-    let buffer = get("buffer")?;
-    let offset = get("byteOffset")?.as_f64()? as u32;
-    let length = get("byteLength")?.as_f64()? as u32;
-    Some(js_sys::Uint8Array::new_with_byte_offset_and_length(&buffer, offset, length).to_vec())
+    let bytes = if buffer_itself {
+        js_sys::Uint8Array::new(value)
+    } else {
+        let buffer = Reflect::get(value, &"buffer".into()).unwrap_or_default();
+        js_sys::Uint8Array::new_with_byte_offset_and_length(&buffer, get("byteOffset") as u32, length as u32)
+    };
+    Ok(Some(bytes.to_vec()))
 }
 
 /// Typed arrays (not DataView, which holds bytes rather than numbers).
