@@ -62,6 +62,13 @@ impl Codec {
         (encoded == count).then_some(packed)
     }
 
+    /// Packs `message` into `slot` (zeroed, one message of `layout`, this codec's): whether the
+    /// fast path vouched for it (when not, the core must judge it).
+    pub(super) fn encode_one_at(&self, layout: &MessageLayout, message: &JsValue, slot: &mut [u8]) -> bool {
+        // As in `encode`: the codec writes exactly these bytes and keeps nothing of them.
+        slot.len() == layout.size() && self.encode_one_into(message, slot.as_mut_ptr())
+    }
+
     /// One message packed in `layout` (this codec's), or `None` when the core must judge it.
     pub(super) fn encode_one(&self, layout: &MessageLayout, message: &JsValue) -> Option<Vec<u8>> {
         let mut packed = vec![0u8; layout.size()];

@@ -17,6 +17,7 @@ use std::cell::Cell;
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
+use super::codec::codec;
 use super::messages::{js_answer, js_message_value};
 
 #[wasm_bindgen(module = "/src/wasm/js/codec.js")]
@@ -89,6 +90,11 @@ impl JsHostHandler {
             return Err(
                 "the handler returned a Promise: host handlers run synchronously; return the answer object".into()
             );
+        }
+        // The answer's codec writes it straight into its slot; what it does not vouch for is
+        // read field by field, to be refused with what is wrong (or packed all the same).
+        if codec(&self.output).is_some_and(|codec| codec.encode_one_at(&self.output, &answer, output)) {
+            return Ok(true);
         }
         let fields = match js_message_value(&answer) {
             Value::Struct(fields) => fields,
