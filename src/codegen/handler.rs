@@ -87,8 +87,9 @@ pub fn inspect(definition: &KernelDefinition) -> Result<HandlerForm, Error> {
         return Err(fail(
             Some(at),
             format!(
-                "a handler may not declare `{name}`: the harness in its module declares or calls that name, which \
-                 this would replace; rename it"
+                "a handler may not declare `{name}`: the name is reserved for the harness built around it (its own \
+                 names, the WGSL built-ins it calls, predeclared types, keywords), whose uses of it this would \
+                 replace; rename it"
             ),
         ));
     }

@@ -59,7 +59,7 @@ impl Runtime {
         let id = definition.id.clone();
         validate_id(&id)?;
         let (input_size, output_size, max_batch) = queue_sizes(&options, self.options().default_queue_size)?;
-        host_queues_fit(&definition, input_size, output_size)?;
+        host_queues_fit(&definition, &options, input_size, output_size)?;
         let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
         let (device, generation, _work) = {
             // Reserve the id (state Created) so a concurrent launch of the same id is refused.
@@ -563,11 +563,29 @@ fn queue_sizes(options: &LaunchOptions, default_queue_size: usize) -> Result<(us
 const MAX_HOST_QUEUE_BYTES: usize = if cfg!(target_arch = "wasm32") { 1 << 28 } else { isize::MAX as usize };
 
 /// Whether `definition`'s messages fit queues of `input_size` and `output_size` in host
-/// memory, or which one cannot hold that many (and how many it can).
-fn host_queues_fit(definition: &KernelDefinition, input_size: usize, output_size: usize) -> Result<()> {
+/// memory, or which one cannot hold that many (and how many it can), named by the option that
+/// set its size.
+fn host_queues_fit(
+    definition: &KernelDefinition,
+    options: &LaunchOptions,
+    input_size: usize,
+    output_size: usize,
+) -> Result<()> {
+    let named = |own: Option<usize>, name: &'static str| match own {
+        Some(_) => name,
+        None => option_name!("queueSize", "queue_size"),
+    };
     let queues = [
-        (option_name!("inputQueueSize", "input_queue_size"), input_size, definition.input.size()),
-        (option_name!("outputQueueSize", "output_queue_size"), output_size, definition.output.size()),
+        (
+            named(options.input_queue_size, option_name!("inputQueueSize", "input_queue_size")),
+            input_size,
+            definition.input.size(),
+        ),
+        (
+            named(options.output_queue_size, option_name!("outputQueueSize", "output_queue_size")),
+            output_size,
+            definition.output.size(),
+        ),
     ];
     for (name, size, stride) in queues {
         if size.checked_mul(stride).is_none_or(|bytes| bytes > MAX_HOST_QUEUE_BYTES) {

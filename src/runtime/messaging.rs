@@ -232,8 +232,19 @@ impl Runtime {
         timeout: Option<Duration>,
         queued: &Cell<usize>,
     ) -> Result<usize> {
-        let packed = self.counted(id, self.encode_values(id, count, message))?;
+        let packed = self.pack_values(id, count, message)?;
         self.send_packed_counting(id, &packed, timeout, queued).await
+    }
+
+    /// `count` messages packed in kernel `id`'s input layout, each made by `message(i)` as it
+    /// is packed (see `encode_values`); a malformed one refuses them all, counted, by its index.
+    pub(crate) fn pack_values<V: std::borrow::Borrow<Value>>(
+        &self,
+        id: &str,
+        count: usize,
+        message: impl FnMut(usize) -> V,
+    ) -> Result<Vec<u8>> {
+        self.counted(id, self.encode_values(id, count, message))
     }
 
     /// Sends one message and resolves with its own answer, matched by correlation id, however

@@ -152,11 +152,13 @@ impl Runtime {
             migrated_kernels: table.migrations,
         };
         table.report = Some(report.clone());
-        // A stopped runtime keeps of each kernel what its reads show (its state in the
-        // lifecycle, counters, telemetry): its queues, rings, state array and handler go now,
-        // not when its last handle is collected. A handler is the user's code and holds what
-        // it captured.
-        for kernel in table.kernels.values_mut() {
+        // A stopped runtime keeps of each terminated kernel what its reads show (its state in
+        // the lifecycle, counters, telemetry): its queues, rings, state array and handler go
+        // now, not when its last handle is collected. A handler is the user's code and holds
+        // what it captured. A kernel still terminating (a drain under way past its time) keeps
+        // what it holds, for that terminate to count.
+        let ended = table.kernels.values_mut().filter(|kernel| kernel.life.state() == KernelState::Terminated);
+        for kernel in ended {
             let (inbox, outbox) = (&kernel.mailbox.inbox, &kernel.mailbox.outbox);
             kernel.mailbox = Mailbox::new(inbox.stride(), outbox.stride(), inbox.capacity(), outbox.capacity());
             kernel.resources = Resources::default();

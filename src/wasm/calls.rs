@@ -65,15 +65,16 @@ pub(super) fn send_batch(rt: Runtime, id: JsValue, messages: JsValue, options: O
     order::in_line(&rt.clone(), kernel.clone(), abort, |mut place| async move {
         let id = kernel;
         let deadline = deadline(wait.timeout);
-        let batch = js_batch(&messages, || rt.input_layout(&id).ok())?;
-        let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
-        let accepted = match batch {
-            Batch::Packed(bytes) => rt.send_packed_counting(&id, &bytes, timeout, &counted).await,
+        // Read now, as every call's messages are: what the codec left, one by one as packed.
+        let packed = match js_batch(&messages, || rt.input_layout(&id).ok())? {
+            Batch::Packed(bytes) => bytes,
             Batch::Each(messages) => {
                 let message = |i| js_message_value(&messages.get(i as u32));
-                rt.send_values_counting(&id, messages.length() as usize, message, timeout, &counted).await
+                rt.pack_values(&id, messages.length() as usize, message).map_err(js_error)?
             }
         };
+        let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
+        let accepted = rt.send_packed_counting(&id, &packed, timeout, &counted).await;
         drop(place);
         Ok(JsValue::from(accepted.map_err(|error| cut_batch(error, counted.get()))? as f64))
     })

@@ -56,8 +56,8 @@ impl Codec {
             return Some(Vec::new());
         }
         let mut packed = vec![0u8; count as usize * layout.size()];
-        // The codec writes exactly these bytes, in JavaScript alone (no call into wasm, so no
-        // allocation can move them meanwhile), and keeps nothing of them.
+        // The codec writes exactly these bytes and keeps nothing of them (wasm memory never
+        // moves; a getter that grew it meanwhile makes the codec vouch for nothing).
         let encoded = self.encode_into(messages, packed.as_mut_ptr());
         (encoded == count).then_some(packed)
     }

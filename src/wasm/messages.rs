@@ -31,6 +31,14 @@ extern "C" {
     fn items(value: &JsValue) -> Result<Array, JsValue>;
 }
 
+#[wasm_bindgen(module = "/src/wasm/js/codec.js")]
+extern "C" {
+    /// A buffer's or view's bytes as a `Uint8Array`, its byte length when over `max`, or
+    /// `null` when it cannot be read (see `js/codec.js`).
+    #[wasm_bindgen(js_name = packedView)]
+    fn packed_view(value: &JsValue, max: f64) -> JsValue;
+}
+
 /// What a message, or a field, is when reading it threw.
 const UNREADABLE: &str = "object that threw when read";
 
@@ -320,27 +328,23 @@ fn typed_array(scalar: Scalar) -> &'static str {
 /// `Float64Array`, `BigInt64Array` or `BigUint64Array`: no message field has 64-bit elements, so
 /// such an array is a mistake (`new Float64Array([1, 2])` for two `f32`s), not packed messages.
 fn packed_bytes(value: &JsValue) -> Result<Option<Vec<u8>>, JsValue> {
-    let buffer_itself = value.is_instance_of::<js_sys::ArrayBuffer>();
-    if !buffer_itself && (!js_sys::ArrayBuffer::is_view(value) || has_64_bit_elements(value)) {
+    let packed = value.is_instance_of::<js_sys::ArrayBuffer>()
+        || (js_sys::ArrayBuffer::is_view(value) && !has_64_bit_elements(value));
+    if !packed {
         return Ok(None);
     }
-    let get = |key: &str| Reflect::get(value, &key.into()).ok().and_then(|n| n.as_f64()).unwrap_or_default();
-    let length = get("byteLength");
-    // Checked before any 32-bit view is made of it: a longer buffer would wrap to a short one.
-    if length > MAX_BATCH_BYTES as f64 {
+    let view = packed_view(value, MAX_BATCH_BYTES as f64);
+    if let Some(length) = view.as_f64() {
         return Err(range_error(format!(
             "sendBatch got {} bytes of packed messages, over {MAX_BATCH_BYTES}, the most one batch takes: send them in \
              parts",
             length as u64
         )));
     }
-    let bytes = if buffer_itself {
-        js_sys::Uint8Array::new(value)
-    } else {
-        let buffer = Reflect::get(value, &"buffer".into()).unwrap_or_default();
-        js_sys::Uint8Array::new_with_byte_offset_and_length(&buffer, get("byteOffset") as u32, length as u32)
-    };
-    Ok(Some(bytes.to_vec()))
+    match view.dyn_into::<js_sys::Uint8Array>() {
+        Ok(bytes) => Ok(Some(bytes.to_vec())),
+        Err(_) => Err(type_error(format!("sendBatch could not read the bytes of {}", with_article(&kind_name(value))))),
+    }
 }
 
 /// Typed arrays (not DataView, which holds bytes rather than numbers).

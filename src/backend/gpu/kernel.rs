@@ -427,7 +427,7 @@ pub(super) async fn compile_drain(
 pub(super) fn compile_failure(error: Error, names_stage: bool) -> String {
     match error {
         Error::KernelCompile { id, message, line: Some(line), .. } if names_stage => {
-            format!("{message} (kernel {}'s handler, line {line})", crate::error::Quoted(&id))
+            format!("{message} (kernel {}, its handler's line {line})", crate::error::Quoted(&id))
         }
         Error::KernelCompile { message, line: Some(line), .. } => format!("{message} (the handler's line {line})"),
         Error::KernelCompile { message, .. } => message,
@@ -502,7 +502,7 @@ mod tests {
     #[test]
     fn a_compile_failure_says_where() {
         let at = |line| Error::KernelCompile { id: "b".into(), message: "no `y`".into(), line, column: Some(5) };
-        assert_eq!(compile_failure(at(Some(3)), true), "no `y` (kernel 'b''s handler, line 3)");
+        assert_eq!(compile_failure(at(Some(3)), true), "no `y` (kernel 'b', its handler's line 3)");
         assert_eq!(compile_failure(at(Some(3)), false), "no `y` (the handler's line 3)");
         assert_eq!(compile_failure(at(None), true), "no `y`");
     }

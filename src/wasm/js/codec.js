@@ -68,9 +68,11 @@ class Codec {
    */
   encodeInto(messages, at) {
     if (at % 4 !== 0) return 0; // the 32-bit views need alignment: the core packs these
-    const { U, I, F } = words(this.memory.buffer);
+    const { buffer, U, I, F } = words(this.memory.buffer);
     try {
-      return this.encodeAllAt(messages, U, I, F, messages.length, at >>> 2);
+      const packed = this.encodeAllAt(messages, U, I, F, messages.length, at >>> 2);
+      // A getter that called into wasm may have grown its memory: the views then wrote nowhere.
+      return buffer === this.memory.buffer ? packed : 0;
     } catch {
       return 0; // a getter or a Proxy's trap threw: the core reads the batch and refuses it
     }
@@ -82,9 +84,10 @@ class Codec {
    */
   encodeOne(message, at) {
     if (at % 4 !== 0) return false;
-    const { U, I, F } = words(this.memory.buffer);
+    const { buffer, U, I, F } = words(this.memory.buffer);
     try {
-      return this.encodeOneAt(message, U, I, F, at >>> 2);
+      // As in `encodeInto`: memory grown meanwhile leaves the core to pack the message.
+      return this.encodeOneAt(message, U, I, F, at >>> 2) && buffer === this.memory.buffer;
     } catch {
       return false; // a getter or a Proxy's trap threw: the core reads the message and refuses it
     }
@@ -358,6 +361,34 @@ export function callHandler(handler, message, state) {
   } catch (value) {
     thrown = describe(value);
     return undefined;
+  }
+}
+
+/** The built-in getter `name` of `prototype`, which a subclass's own cannot stand in for. */
+const builtIn = (prototype, name) => Object.getOwnPropertyDescriptor(prototype, name).get;
+const TYPED = Object.getPrototypeOf(Int8Array.prototype);
+const VIEW_OF = {
+  typed: [builtIn(TYPED, "buffer"), builtIn(TYPED, "byteOffset"), builtIn(TYPED, "byteLength")],
+  data: [builtIn(DataView.prototype, "buffer"), builtIn(DataView.prototype, "byteOffset"), builtIn(DataView.prototype, "byteLength")],
+};
+
+/**
+ * The bytes of an ArrayBuffer, a typed array or a DataView as a Uint8Array over the same
+ * memory, read through the built-in getters (a subclass cannot make them say another range);
+ * the byte length instead when it is over `max`; `null` when they cannot be read.
+ */
+export function packedView(value, max) {
+  try {
+    let view;
+    if (value instanceof ArrayBuffer) {
+      view = new Uint8Array(value);
+    } else {
+      const [buffer, offset, length] = value instanceof DataView ? VIEW_OF.data : VIEW_OF.typed;
+      view = new Uint8Array(buffer.call(value), offset.call(value), length.call(value));
+    }
+    return view.byteLength > max ? view.byteLength : view;
+  } catch {
+    return null;
   }
 }
 
