@@ -897,6 +897,28 @@ test("messages are read as they were when sent, whatever their reads do: a batch
   assert.deepEqual([found.lying, found.lied, found.after], [2, [6, 8], 16]);
 });
 
+test("a shutdown while a drain runs out of time leaves the drain its count: every message accepted is processed or counted unprocessed", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const Num = defineMessage("SlowNum", { value: "i32" });
+    const rt = await RingKernelRuntime.create({ backend: "cpu" });
+    const slow = (m) => { const start = performance.now(); while (performance.now() - start < 2); return m; };
+    const kernel = await rt.launch("slow", { input: Num, output: Num, handler: slow }, { queueSize: 1000, maxBatch: 1 });
+    const sent = await kernel.sendBatch(Array.from({ length: 200 }, (_, value) => ({ value })), { timeout: 2000 });
+    await kernel.activate();
+    const drained = rt.drain({ timeout: 300 }).then(() => null, (e) => ({ name: e.name, unprocessed: e.unprocessed }));
+    await rt.completeShutdown();
+    const drain = await drained;
+    const telemetry = rt.getTelemetry("slow");
+    console.log(JSON.stringify({ sent, drain, processed: telemetry.messagesProcessed, unprocessed: telemetry.unprocessedAtTermination }));`);
+  assertExited(result);
+  const { sent, drain, processed, unprocessed } = findings(result);
+  assert.equal(drain?.name, "TimeoutError", JSON.stringify(drain));
+  assert.ok(unprocessed > 0 && drain.unprocessed === unprocessed, JSON.stringify({ drain, unprocessed }));
+  assert.equal(processed + unprocessed, sent);
+});
+
 test("the README's Node example runs as written on Dawn", async () => {
   const readme = await readFile(join(root, "..", "README.md"), "utf8");
   const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
