@@ -594,18 +594,28 @@ fn a_handle_of_a_launch_that_failed_never_reaches_a_later_kernel() {
         doubler_response(),
         "fn handle(m: Request) -> Response { nonsense }",
     );
-    let launching = {
-        let rt = rt.clone();
-        std::thread::spawn(move || pollster::block_on(rt.launch_definition(broken, LaunchOptions::default())).map(drop))
-    };
-    // The id is taken (created) from the launch's start until it fails.
-    let handle = loop {
-        if let Some(handle) = rt.get_kernel("flaky") {
-            break handle;
-        }
-        assert!(!launching.is_finished(), "the launch ended before a handle could be taken");
-        std::thread::yield_now();
-    };
+    // The id is taken (created) from the launch's start until it fails. On a busy machine the
+    // launch may fail before this thread runs again: then it is tried anew.
+    let (handle, launching) = (0..100)
+        .find_map(|_| {
+            let launching = {
+                let (rt, broken) = (rt.clone(), broken.clone());
+                std::thread::spawn(move || {
+                    pollster::block_on(rt.launch_definition(broken, LaunchOptions::default())).map(drop)
+                })
+            };
+            loop {
+                if let Some(handle) = rt.get_kernel("flaky") {
+                    return Some((handle, launching));
+                }
+                if launching.is_finished() {
+                    let _ = launching.join();
+                    return None;
+                }
+                std::thread::yield_now();
+            }
+        })
+        .expect("in 100 launches, a handle was never taken while one compiled");
     let failed = launching.join().unwrap().unwrap_err();
     assert_eq!(failed.kind(), ErrorKind::KernelCompile, "{failed}");
     pollster::block_on(async {
