@@ -38,6 +38,13 @@ extern "C" {
     /// The one message at address `at` as an object.
     #[wasm_bindgen(method, js_name = decodeOne)]
     fn decode_one(this: &Codec, at: *const u8) -> JsValue;
+
+    /// A buffer's or view's bytes as a `Uint8Array`, its byte length when over `max`, or
+    /// `null` when it cannot be read (`sendBatch`'s packed messages). (It never throws;
+    /// `catch` only routes it through the glue, as the module's other imports are: imported
+    /// straight from the snippet as well, the module was listed twice in the glue's imports.)
+    #[wasm_bindgen(js_name = packedView, catch)]
+    pub(super) fn packed_view(value: &JsValue, max: f64) -> Result<JsValue, JsValue>;
 }
 
 thread_local! {

@@ -11,7 +11,7 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::codec::codec;
+use super::codec::{codec, packed_view};
 use super::errors::{js_error, range_error, type_error};
 use crate::error::with_article;
 use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
@@ -31,13 +31,6 @@ extern "C" {
     fn items(value: &JsValue) -> Result<Array, JsValue>;
 }
 
-#[wasm_bindgen(module = "/src/wasm/js/codec.js")]
-extern "C" {
-    /// A buffer's or view's bytes as a `Uint8Array`, its byte length when over `max`, or
-    /// `null` when it cannot be read (see `js/codec.js`).
-    #[wasm_bindgen(js_name = packedView)]
-    fn packed_view(value: &JsValue, max: f64) -> JsValue;
-}
 
 /// What a message, or a field, is when reading it threw.
 const UNREADABLE: &str = "object that threw when read";
@@ -333,7 +326,7 @@ fn packed_bytes(value: &JsValue) -> Result<Option<Vec<u8>>, JsValue> {
     if !packed {
         return Ok(None);
     }
-    let view = packed_view(value, MAX_BATCH_BYTES as f64);
+    let view = packed_view(value, MAX_BATCH_BYTES as f64).unwrap_or(JsValue::NULL);
     if let Some(length) = view.as_f64() {
         return Err(range_error(format!(
             "sendBatch got {} bytes of packed messages, over {MAX_BATCH_BYTES}, the most one batch takes: send them in \
