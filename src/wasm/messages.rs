@@ -31,7 +31,6 @@ extern "C" {
     fn items(value: &JsValue) -> Result<Array, JsValue>;
 }
 
-
 /// What a message, or a field, is when reading it threw.
 const UNREADABLE: &str = "object that threw when read";
 
