@@ -87,11 +87,18 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
         ));
     }
     // Every stage's directives open the module, each once, as WGSL wants.
-    let codes: Vec<String> = stages.iter().map(|stage| blank_comments(&stage.wgsl)).collect();
+    let codes: Vec<(String, Vec<std::ops::Range<usize>>)> = stages
+        .iter()
+        .map(|stage| {
+            let code = blank_comments(&stage.wgsl);
+            let directives = handler::directives(&code);
+            (code, directives)
+        })
+        .collect();
     let mut directives: Vec<String> = Vec::new();
-    for code in &codes {
-        for range in handler::directives(code) {
-            let directive = handler::one_line(&code[range]);
+    for (code, ranges) in &codes {
+        for range in ranges {
+            let directive = handler::one_line(&code[range.clone()]);
             if !directives.contains(&directive) {
                 directives.push(directive);
             }
@@ -99,12 +106,12 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
     }
     let mut source = directives.iter().map(|directive| format!("{directive}\n")).collect::<String>();
     let mut spans = Vec::new();
-    for ((index, stage), code) in stages.iter().enumerate().zip(&codes) {
+    for ((index, stage), (code, ranges)) in stages.iter().enumerate().zip(&codes) {
         if let Some(why) = unfusable(stage) {
             return Err(refuse(&stage.id, format!("cannot run fused: {why}")));
         }
         let structs = super::message_structs(&stage.input, &stage.output).map_err(|m| refuse(&stage.id, m))?;
-        let code = handler::blank_ranges(code, &handler::directives(code));
+        let code = handler::blank_ranges(code, ranges);
         let mut names: Vec<&str> = top_level_names(&code).into_iter().map(|(_, name)| name).collect();
         names.extend(structs.iter().map(|layout| layout.name()));
         let prefix = format!("s{index}__");

@@ -345,8 +345,8 @@ impl Runtime {
                 (true, false) => Some(*report_at.get_or_insert_with(|| platform::now_ms() + Self::LAST_TICK_REPORT_MS)),
                 (true, true) => None,
             };
-            if !wait(listener, until).await && ran_out && !reported && until.is_some_and(|at| platform::now_ms() >= at)
-            {
+            // `wait` is false only once `until` has passed.
+            if !wait(listener, until).await && ran_out && !reported {
                 reported = true;
                 platform::warn(&format!(
                     "ringkernel-web: terminating kernel {} has waited {} s past its timeout for its last tick, still on \

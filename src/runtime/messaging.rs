@@ -217,23 +217,10 @@ impl Runtime {
         messages: &[Value],
         timeout: Option<Duration>,
     ) -> Result<usize, BatchSendError> {
-        let queued = Cell::new(0);
-        let result = self.send_values_counting(id, messages.len(), |i| &messages[i], timeout, &queued).await;
-        result.map_err(|error| BatchSendError { accepted: queued.get(), error })
-    }
-
-    /// [`send_values`](Self::send_values), keeping `queued` at how many are queued so far (see
-    /// [`send_packed_counting`](Self::send_packed_counting)).
-    pub(crate) async fn send_values_counting<V: std::borrow::Borrow<Value>>(
-        &self,
-        id: &str,
-        count: usize,
-        message: impl FnMut(usize) -> V,
-        timeout: Option<Duration>,
-        queued: &Cell<usize>,
-    ) -> Result<usize> {
-        let packed = self.pack_values(id, count, message)?;
-        self.send_packed_counting(id, &packed, timeout, queued).await
+        let packed = self
+            .pack_values(id, messages.len(), |i| &messages[i])
+            .map_err(|error| BatchSendError { accepted: 0, error })?;
+        self.send_packed(id, &packed, timeout).await
     }
 
     /// `count` messages packed in kernel `id`'s input layout, each made by `message(i)` as it
