@@ -34,8 +34,9 @@ pub fn check_drift(remote: HlcTimestamp, wall_ms: u64) -> Result<(), String> {
     let most = MAX_DRIFT.as_millis() as u64;
     match remote.physical_ms.saturating_sub(wall_ms) {
         ahead if ahead > most => Err(format!(
-            "its timestamp ({remote}) is {ahead} ms ahead of this runtime's wall clock, more than {most} ms: a \
-             clock that wrong would drag the runtime's with it"
+            "its timestamp's physical time ({} ms since the Unix epoch) is {ahead} ms ahead of this runtime's wall \
+             clock, more than {most} ms: a clock that wrong would drag the runtime's with it",
+            remote.physical_ms
         )),
         _ => Ok(()),
     }
@@ -133,6 +134,12 @@ impl HybridClock {
         self.last =
             if physical_ms > latest.physical_ms { HlcTimestamp { physical_ms, logical: 0 } } else { latest.tick() };
         self.last
+    }
+
+    /// Takes the clock back to `last`, a timestamp it gave before, when every one given since
+    /// was never used.
+    pub(crate) fn rewind(&mut self, last: HlcTimestamp) {
+        self.last = last;
     }
 
     /// The last timestamp given (or [`HlcTimestamp::ZERO`] before the first), without ticking.

@@ -153,8 +153,11 @@ fn movable(id: &str, kernel: &Kernel) -> Result<()> {
 }
 
 /// Writes `kernel`'s state, as of its last delivered tick, into the state array of `exec` on
-/// `target`. A kernel that never ran a tick keeps the fresh array (its state as launched).
-fn carry_state(kernel: &Kernel, exec: &crate::backend::KernelExec, target: &crate::backend::Device) {
+/// `target`. A kernel that never ran a tick keeps the fresh array (its state as launched). On a
+/// GPU the bytes written are also its checkpoint: until its first tick there they are its state,
+/// which a next move or a lost device reads from the checkpoint (a kernel coming from a cpu
+/// device has no other).
+fn carry_state(kernel: &mut Kernel, exec: &crate::backend::KernelExec, target: &crate::backend::Device) {
     let bytes: Option<Vec<u8>> = match &kernel.resources.state {
         // The cpu backend's words, or a lost GPU's last checkpoint kept on the host.
         Some(StateStore::Cpu(words)) => {
@@ -165,7 +168,10 @@ fn carry_state(kernel: &Kernel, exec: &crate::backend::KernelExec, target: &crat
     };
     let Some(bytes) = bytes else { return };
     match (exec.state_store(), target.gpu()) {
-        (Some(StateStore::Gpu(state)), Some(gpu)) => gpu.queue.write_buffer(&state, 0, &bytes),
+        (Some(StateStore::Gpu(state)), Some(gpu)) => {
+            gpu.queue.write_buffer(&state, 0, &bytes);
+            kernel.resources.checkpoint = Some(bytes);
+        }
         (Some(StateStore::Cpu(words)), _) => {
             let mut words = words.lock().unwrap_or_else(|p| p.into_inner());
             let len = words.len().min(bytes.len() / 4);

@@ -337,6 +337,54 @@ fn a_kernel_stranded_on_a_lost_device_migrates_to_a_working_one() {
     });
 }
 
+/// State kept on a cpu device goes with the kernel to a GPU, from there to another GPU, and
+/// through that GPU's loss: the bytes carried onto a GPU are its checkpoint until it ticks there.
+#[test]
+fn state_from_a_cpu_device_moves_on_from_gpu_to_gpu_and_survives_a_loss() {
+    const D2: DeviceId = DeviceId(2);
+    let options = RuntimeOptions::default().with_devices([
+        DeviceSpec::default(),
+        DeviceSpec::default(),
+        DeviceSpec::new(BackendChoice::Cpu),
+    ]);
+    let rt = pollster::block_on(Runtime::new(options)).expect("two GPU devices and a cpu device");
+    // 64 messages of 16 samples: 16 in each of the 64 bins.
+    let samples: Vec<[f32; 16]> =
+        (0..64).map(|m| std::array::from_fn(|i| ((m * 16 + i) % 64) as f32 / 64.0 + 0.001)).collect();
+    let rt = &rt;
+    pollster::block_on(async {
+        let run_batch = || async {
+            rt.send_batch("histogram", &samples, None).await.unwrap();
+            // HistogramAck is one u32.
+            let mut answered = 0;
+            while answered < 64 {
+                answered +=
+                    rt.receive_batch_packed("histogram", 64, Some(Duration::from_secs(30))).await.unwrap().len() / 4;
+            }
+        };
+        let bins_all = |count: u32, when: &str| {
+            let when = when.to_owned();
+            async move {
+                let bins: Vec<u32> = rt.read_state_as("histogram").await.unwrap();
+                assert!(bins.iter().all(|&b| b == count), "{when}: {bins:?}");
+            }
+        };
+        rt.launch("histogram", LaunchOptions::default().on_device(D2).with_auto_activate()).await.unwrap();
+        run_batch().await;
+        rt.migrate("histogram", D0).await.unwrap();
+        bins_all(16, "moved from the cpu device to GPU 0").await;
+        rt.migrate("histogram", D1).await.unwrap();
+        bins_all(16, "moved on to GPU 1 before any tick there").await;
+        rt.destroy_device_at(D1).unwrap();
+        common::wait_until("the kernel to fail", || rt.state("histogram").unwrap() == KernelState::Failed);
+        // Stranded there, it runs again on GPU 0 from what GPU 1 was given.
+        rt.migrate("histogram", D0).await.unwrap();
+        bins_all(16, "moved off the lost GPU 1").await;
+        run_batch().await;
+        bins_all(32, "counting on GPU 0 again").await;
+    });
+}
+
 #[test]
 fn a_migration_that_a_terminate_or_dispose_overtakes_changes_nothing() {
     for round in 0..6 {

@@ -176,6 +176,45 @@ fn an_answer_names_its_request_and_is_stamped_after_it() {
     }
 }
 
+/// A send refused (no such kernel, a malformed message, a queue that stays full) gave nothing
+/// out: the clock stays where it was, even when the refused envelope came from far ahead, and
+/// the next message id follows the last one given.
+#[test]
+fn a_refused_envelope_moves_neither_the_clock_nor_the_ids() {
+    for backend in BACKENDS {
+        let rt = runtime_on(backend);
+        pollster::block_on(async {
+            let options = LaunchOptions::default().with_queue_capacity(2);
+            rt.launch("doubler", options).await.unwrap();
+            let first = rt.send_envelope("doubler", &MessageEnvelope::new(value(1)), None).await.unwrap();
+            let before = rt.current_timestamp();
+            let ahead = HlcTimestamp::new(before.physical_ms + 50 * 60 * 1000, 0);
+            let from_ahead = |message: Value| MessageEnvelope::new(message).with_timestamp(ahead);
+            let e = rt.send_envelope("no-such-kernel", &from_ahead(value(2)), None).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::KernelNotFound, "{e}");
+            let malformed = Value::Struct(vec![("nope".into(), Value::from(2))]);
+            let e = rt.send_envelope("doubler", &from_ahead(malformed), None).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::MessageFormat, "{e}");
+            // The queue holds two; the kernel is not active, so the third waits out its timeout.
+            rt.send_envelope("doubler", &MessageEnvelope::new(value(2)), None).await.unwrap();
+            let waited = Some(Duration::from_millis(30));
+            let e = rt.send_envelope("doubler", &from_ahead(value(3)), waited).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::QueueFull, "{e}");
+            assert!(
+                rt.current_timestamp().physical_ms < ahead.physical_ms,
+                "{backend:?}: a refused send moved the clock"
+            );
+            rt.activate("doubler").await.unwrap();
+            for _ in 0..2 {
+                rt.receive_envelope("doubler", WAIT).await.unwrap();
+            }
+            // Given out since `first`: the second send's id and the two answers' ids.
+            let next = rt.send_envelope("doubler", &MessageEnvelope::new(value(4)), None).await.unwrap();
+            assert_eq!(next.message_id, first.message_id + 4, "{backend:?}: refused sends used up message ids");
+        });
+    }
+}
+
 #[test]
 fn envelopes_follow_their_messages_through_a_three_stage_pipeline() {
     for (i, backend) in BACKENDS.into_iter().enumerate() {

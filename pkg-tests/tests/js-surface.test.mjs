@@ -426,13 +426,23 @@ test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no time
     const answers = [await doubler.receive(long), await doubler.receive({ timeout: Number.MAX_VALUE }), await rt.receiveEnvelope("doubler", long)];
     const called = await doubler.call({ value: 4 }, long);
     const refusals = [];
-    for (const options of [{ priorty: 1 }, { priority: 256 }, { priority: "high" }, { correlationId: 1.5 }, { correlationId: 1n }, { source: 5 },
+    for (const options of [{ priorty: 1 }, { priority: 256 }, { priority: "high" }, { correlationId: 1.5 }, { correlationId: 1n }, { source: 5 }, { source: "a\\uD800b" }, { source: "\\uDC00" },
       { timestamp: { physicalMs: 1, tick: 0 } }, { timestamp: { physicalMs: 1, logical: -1 } }, { timestamp: { logical: 3 } }, { timestamp: {} }, { timeout: -1 }, { timeout: Infinity }, { timeout: "5" }, { signal: {} }, { signal: "stop" }, 7]) {
       try { await rt.sendEnvelope("doubler", { value: 9 }, options); refusals.push("sent"); } catch (e) { refusals.push(e.constructor.name + ": " + e.message); }
     }
     const depth = doubler.status().inputQueueDepth + doubler.status().outputQueueDepth;
+    // Refused with a timestamp from 50 minutes ahead (no such kernel, a malformed message): the
+    // clock stays, and the next send's id follows the last one given.
+    const clock = rt.currentTimestamp();
+    const ahead = { physicalMs: clock.physicalMs + 50 * 60_000, logical: 0 };
+    for (const [id, message] of [["nope", { value: 1 }], ["doubler", { value: "x" }], ["doubler", {}]]) {
+      try { await rt.sendEnvelope(id, message, { timestamp: ahead }); refusals.push("sent"); } catch (e) { refusals.push(e.name); }
+    }
+    const clockMoved = rt.currentTimestamp().physicalMs >= ahead.physicalMs;
+    const next = await rt.sendEnvelope("doubler", { value: 5 });
+    await rt.receive("doubler", long);
     await rt.dispose();
-    return { answers: [answers[0].result, answers[1].result, answers[2].message.result], envelope: answers[2].envelope.priority, header: { ...header, messageId: typeof header.messageId, timestamp: undefined }, called, refusals, depth };
+    return { answers: [answers[0].result, answers[1].result, answers[2].message.result], envelope: answers[2].envelope.priority, header: { ...header, messageId: typeof header.messageId, timestamp: undefined }, called, refusals, depth, clockMoved, idsUsed: next.messageId - header.messageId };
   `);
   assert.deepEqual(value.answers, [2, 4, 6]);
   assert.equal(value.envelope, 7);
@@ -445,6 +455,8 @@ test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no time
     "RangeError: sendEnvelope options: correlationId must be a whole number from 0 to 9007199254740991, got 1.5",
     "TypeError: sendEnvelope options: option 'correlationId' must be a number, got a BigInt",
     "TypeError: sendEnvelope options: source must be a kernel id (a string), got 5",
+    "TypeError: sendEnvelope options: source must be a kernel id of well-formed text, got \"a\\ud800b\" (it has a lone surrogate)",
+    "TypeError: sendEnvelope options: source must be a kernel id of well-formed text, got \"\\udc00\" (it has a lone surrogate)",
     "TypeError: sendEnvelope options: timestamp: unknown option 'tick' (expected one of physicalMs, logical)",
     "RangeError: sendEnvelope options: timestamp.logical must be a whole number from 0 to 4294967295, got -1",
     "TypeError: sendEnvelope options: timestamp.physicalMs must be a number, got undefined",
@@ -455,8 +467,12 @@ test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no time
     "TypeError: sendEnvelope options: signal must be an AbortSignal, got an object",
     "TypeError: sendEnvelope options: signal must be an AbortSignal, got \"stop\"",
     "TypeError: sendEnvelope options must be an object, got 7",
+    "KernelNotFoundError", "MessageFormatError", "MessageFormatError",
   ]);
   assert.equal(value.depth, 0, "nothing refused was queued");
+  assert.equal(value.clockMoved, false, "a refused envelope moved the runtime's clock");
+  // Given out since the header: the answer taken by receiveEnvelope, then the next send's.
+  assert.equal(value.idsUsed, 2, "refused envelopes used up message ids");
 });
 
 test("an AbortSignal ends a wait: nothing half done, the signal's reason as the rejection, a partly queued batch's count, no listener left behind", async () => {

@@ -145,6 +145,13 @@ impl<M> MessageEnvelope<M> {
     }
 }
 
+/// A [`Clock`]'s state at one moment (see [`Clock::mark`]).
+#[derive(Clone, Copy)]
+pub(crate) struct ClockMark {
+    last: crate::hlc::HlcTimestamp,
+    last_id: u64,
+}
+
 /// The runtime's clock and message ids: every stamp an envelope gets comes from here.
 #[derive(Debug, Default)]
 pub(crate) struct Clock {
@@ -156,6 +163,18 @@ impl Clock {
     /// The clock's `now` (a local event).
     pub fn now(&mut self) -> HlcTimestamp {
         self.hlc.now()
+    }
+
+    /// Where the clock and the message ids stand, for [`rewind`](Self::rewind).
+    pub fn mark(&self) -> ClockMark {
+        ClockMark { last: self.hlc.last(), last_id: self.last_id }
+    }
+
+    /// Takes back every stamp given since `mark`, none of which was given out (a send refused
+    /// under the same lock): a refused send moves neither the clock nor the ids.
+    pub fn rewind(&mut self, mark: ClockMark) {
+        self.hlc.rewind(mark.last);
+        self.last_id = mark.last_id;
     }
 
     fn next_id(&mut self) -> u64 {

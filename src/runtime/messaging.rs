@@ -473,9 +473,28 @@ impl Runtime {
         pack: Pack<'_>,
     ) -> Result<Attempt<Option<CallTicket>>> {
         let mut table = self.accepting_table(if call.is_some() { "calls" } else { "sends" })?;
-        let overloaded = self.overload_refusal(&mut table, id);
+        // A message refused, or waiting for room, leaves the clock and the message ids as they
+        // were: its stamp was never given out.
+        let mark = table.clock.mark();
+        let attempt = self.try_enqueue_in(&mut table, id, call, envelope, pack);
+        if !matches!(attempt, Ok(Attempt::Done(_))) {
+            table.clock.rewind(mark);
+        }
+        attempt
+    }
+
+    /// [`try_enqueue`](Self::try_enqueue) under the table's lock.
+    fn try_enqueue_in(
+        &self,
+        table: &mut Table,
+        id: &str,
+        call: Option<&mut Option<CallQueued>>,
+        envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
+        pack: Pack<'_>,
+    ) -> Result<Attempt<Option<CallTicket>>> {
+        let overloaded = self.overload_refusal(table, id);
         // Stamped under the same lock as the message is numbered, so timestamps follow the
-        // kernel's order (a stamp whose message waits for room is not used).
+        // kernel's order.
         let stamped = envelope.map(|(header, sent)| (table.clock.send(header, id), sent));
         let (kernel, device) = table.kernel_on_device(id)?;
         let refusal = match (kernel.life.state(), &kernel.route.downstream) {

@@ -38,6 +38,11 @@ export function sendOptions(options, out) {
   out[0] = integer(correlationId, "correlationId", Number.MAX_SAFE_INTEGER);
   out[1] = integer(priority, "priority", 255);
   if (source !== undefined && typeof source !== "string") throw mistyped("source", "a kernel id (a string)", source);
+  // Read as Rust text, a lone surrogate would become U+FFFD and the header would come back
+  // other than sent: refused, as a kernel id with one is.
+  if (source !== undefined && !wellFormed(source)) {
+    throw new TypeError(`${WHAT}: source must be a kernel id of well-formed text, got ${shown(source)} (it has a lone surrogate)`);
+  }
   if (timestamp !== undefined) {
     checkKeys(timestamp, TIMESTAMP_KEYS, `${WHAT}: timestamp`);
     // A clock reading with a part missing is no reading: both parts, as HlcTimestamp declares.
@@ -57,6 +62,14 @@ export function sendOptions(options, out) {
   // Checked and read by the wasm layer, as every operation's signal is.
   if (signal !== undefined && signal !== null) out[5] = 1;
   return source;
+}
+
+/** A surrogate without its other half. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Whether `text` has no lone surrogate (`isWellFormed` where the engine has it). */
+function wellFormed(text) {
+  return typeof text.isWellFormed === "function" ? text.isWellFormed() : !LONE_SURROGATE.test(text);
 }
 
 /** An object with only `known` keys, none of them a BigInt. */
