@@ -87,6 +87,7 @@
 extern crate self as ringkernel_web;
 
 mod backend;
+mod cancel;
 mod circuit;
 pub mod codegen;
 mod correlation;

@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::backend::StateStore;
+use crate::cancel::OnCancel;
 use crate::devices::DeviceId;
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, KernelState, LifecycleState};
@@ -107,7 +108,19 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
             }
             kernel.changed.listen()
         };
+        // Dropped while it waits for the kernel's tick, it leaves the kernel where it was,
+        // running: held out of every tick, it would never run again.
+        let undo = OnCancel::new(|| {
+            let mut table = shared.lock();
+            if let Some(kernel) = table.kernels.get_mut(id).filter(|k| k.instance == instance) {
+                kernel.held_out = false;
+                kernel.notify();
+            }
+            drop(table);
+            shared.wake();
+        });
         waiting::wait(listener, None).await;
+        undo.done();
     };
     let kernel = table.kernels.get_mut(id).expect("found above, under this lock");
     let from = kernel.device;

@@ -26,7 +26,7 @@ use crate::devices::DeviceId;
 use crate::envelope::Clock;
 use crate::error::{Error, Result, Stall};
 use crate::kernel::{DispatchShape, KernelDefinition};
-use crate::lifecycle::{KernelMode, KernelState, Lifecycle, LifecycleState};
+use crate::lifecycle::{Action, IllegalTransition, KernelMode, KernelState, Lifecycle, LifecycleState};
 use crate::mailbox::Mailbox;
 use crate::memory::AlertWatches;
 use crate::telemetry::{Counters, ShutdownReport};
@@ -43,6 +43,9 @@ pub(crate) struct Kernel {
     pub held_out: bool,
     /// A tick on its device has it planned and not yet delivered (migration waits for that).
     pub in_tick: bool,
+    /// A terminate whose caller went away (its future dropped) left it `Terminating`: it ends,
+    /// as that terminate would have, once nothing is left to process (see [`Self::finish`]).
+    pub ends_when_drained: bool,
     pub mode: KernelMode,
     /// Most messages per dispatch (see `LaunchOptions::max_batch`).
     pub max_batch: u32,
@@ -105,6 +108,32 @@ impl Kernel {
     /// Fires the kernel's `changed` event.
     pub fn notify(&self) {
         self.changed.notify(usize::MAX);
+    }
+
+    /// Ends a `Terminating` kernel: `Terminated`, its rings dropped (destroyed on the web; see
+    /// `GpuBuffer`'s `Drop`), what is still queued or unanswered (`unprocessed` messages)
+    /// dropped and its calls cancelled; `ended` is what the terminates waiting with it return.
+    pub fn finish(&mut self, unprocessed: u64, ended: Option<Error>) -> std::result::Result<(), IllegalTransition> {
+        self.life.apply(Action::Finish)?;
+        self.held_out = false;
+        self.ends_when_drained = false;
+        self.counters.unprocessed_at_termination = unprocessed;
+        self.counters.stopped_at_ms = Some(crate::platform::now_ms());
+        self.resources.exec = None;
+        self.mailbox.inbox.clear();
+        self.cursor.stopped();
+        self.mailbox.ledger.cancel_unanswered();
+        self.ended = ended;
+        self.notify();
+        Ok(())
+    }
+
+    /// Ends a kernel whose terminate's caller went away, once it has nothing left to process.
+    pub fn finish_if_drained(&mut self) {
+        if self.ends_when_drained && self.input_depth() == 0 && !self.in_tick {
+            // Only a `Terminating` kernel is marked, and whatever ends it clears the mark.
+            let _ = self.finish(0, None);
+        }
     }
 
     /// Messages accepted and not yet answered: queued on the host and in flight.

@@ -676,6 +676,34 @@ fn every_error_kind_is_reachable() {
     });
 }
 
+/// Every operation's future can move between threads, batches' too (what `tokio::spawn` asks
+/// of them), and so can the stream of answers: compiled, never run.
+#[allow(dead_code)]
+fn every_operations_future_is_send(
+    rt: &Runtime,
+    typed: &ringkernel_web::KernelHandle<i32, i32>,
+    untyped: &ringkernel_web::KernelHandle,
+    values: &[Value],
+) {
+    fn send<F: Send>(_: F) {}
+    let wait = Some(Duration::ZERO);
+    send(rt.send_batch::<i32>("k", &[1], wait));
+    send(rt.send_packed("k", &[0; 4], wait));
+    send(rt.send_values("k", values, wait));
+    send(rt.receive_batch::<i32>("k", 1, wait));
+    send(rt.call_pod::<i32, i32>("k", &1, wait));
+    send(rt.launch("k", LaunchOptions::default()));
+    send(rt.migrate("k", ringkernel_web::DeviceId(0)));
+    send(rt.terminate("k", wait));
+    send(rt.shutdown());
+    send(typed.send_batch(&[1]));
+    send(typed.send_batch_timeout(&[1], Duration::ZERO));
+    send(typed.call(1, Duration::ZERO));
+    send(typed.answers());
+    send(untyped.send_values(values, wait));
+    send(untyped.send_packed(&[0; 4], wait));
+}
+
 /// A message in either form (`MessageRef`): its bytes or its fields. `send_message` and
 /// `try_send_message` queue it, answered like any other, and `call_message` reads its own
 /// answer where it lies; bytes of

@@ -13,6 +13,7 @@ use super::handle::KernelHandle;
 use super::{LaunchOptions, Runtime, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
 use crate::backend::gpu::readback::read_back;
 use crate::backend::StateStore;
+use crate::cancel::OnCancel;
 use crate::circuit::Breaker;
 use crate::cursor::RingCursor;
 use crate::error::{Error, Quoted, Result};
@@ -82,6 +83,7 @@ impl Runtime {
                 device,
                 held_out: false,
                 in_tick: false,
+                ends_when_drained: false,
                 mode: options.mode,
                 max_batch: max_batch as u32,
                 priority: options.priority,
@@ -105,6 +107,19 @@ impl Runtime {
         };
         let device_id = device;
         let device = self.shared.device(device_id);
+        // Dropped while it compiles, the launch takes its reservation back: the id would
+        // otherwise stay `Created` for good, refusing every launch, terminate and remove.
+        let undo = OnCancel::new(|| {
+            let mut table = self.shared.lock();
+            let reserved = table
+                .kernels
+                .get(&id)
+                .is_some_and(|k| k.instance == instance && k.life.state() == KernelState::Created);
+            if let Some(kernel) = reserved.then(|| table.kernels.remove(&id)).flatten() {
+                kernel.removed.store(true, Ordering::Relaxed);
+                kernel.notify();
+            }
+        });
         let created = spans::around(
             self.shared.settings.tracing,
             Phase::Launch,
@@ -112,6 +127,7 @@ impl Runtime {
             device.create_kernel(definition, input_size, options.dispatch_shape()),
         )
         .await;
+        undo.done();
         // Lost meanwhile, whether or not the tick has noticed yet.
         let fault = device.fault();
         // The table's lock, held only here: what follows awaits.
@@ -265,10 +281,10 @@ impl Runtime {
     /// (rather than another terminate it waited with).
     async fn terminate_inner(&self, id: &str, timeout: Option<Duration>, ended_here: &mut bool) -> Result<()> {
         let deadline = deadline(timeout);
-        let changed = {
+        let (changed, instance) = {
             let mut table = self.open_table()?;
             let kernel = table.kernel(id)?;
-            let changed = kernel.changed.clone();
+            let (changed, instance) = (kernel.changed.clone(), kernel.instance);
             // A terminate while another is under way waits with it, within its own timeout
             // (as `wait` does, without one): the drain is the same.
             if kernel.life.state() != KernelState::Terminating {
@@ -280,9 +296,24 @@ impl Runtime {
                 // A stopping kernel leaves its pipeline: what it still answers goes to the host.
                 super::routing::detach(&mut table, id);
             }
-            changed
+            (changed, instance)
         };
         self.shared.wake();
+        // Dropped before the kernel ended (its caller went away), the terminate is not taken
+        // back: the kernel drains and ends as it would have, and whatever it held out of the
+        // tick runs again. Otherwise it would stay `Terminating` for good, its receives waiting.
+        let _orphaned = OnCancel::new(|| {
+            let mut table = self.shared.lock();
+            let Some(kernel) = table.kernels.get_mut(id).filter(|k| k.instance == instance) else { return };
+            if kernel.life.state() == KernelState::Terminating {
+                kernel.held_out = false;
+                kernel.ends_when_drained = true;
+                kernel.finish_if_drained();
+                kernel.notify();
+                drop(table);
+                self.shared.wake();
+            }
+        });
         let (mut reported, mut report_at) = (false, None);
         loop {
             let listener = changed.listen();
@@ -307,18 +338,7 @@ impl Runtime {
                 } else {
                     let unprocessed = kernel.mailbox.inbox.len() as u64 + kernel.cursor.in_flight() as u64;
                     if unprocessed == 0 || timed_out || stranded.is_some() {
-                        kernel.life.apply(Action::Finish).map_err(|t| t.for_kernel(id))?;
-                        *ended_here = true;
-                        kernel.held_out = false;
-                        kernel.counters.unprocessed_at_termination = unprocessed;
-                        kernel.counters.stopped_at_ms = Some(platform::now_ms());
-                        // Dropped: the rings go (destroyed on the web; see `GpuBuffer`'s `Drop`).
-                        kernel.resources.exec = None;
-                        kernel.mailbox.inbox.clear();
-                        kernel.cursor.stopped();
-                        kernel.mailbox.ledger.cancel_unanswered();
-                        kernel.notify();
-                        kernel.ended = match stranded.filter(|_| unprocessed > 0) {
+                        let ended = match stranded.filter(|_| unprocessed > 0) {
                             Some(Error::DeviceLost { reason }) => {
                                 Some(Error::StrandedByDeviceLoss { id: id.to_owned(), reason, unprocessed })
                             }
@@ -331,6 +351,8 @@ impl Runtime {
                             }),
                             _ => None,
                         };
+                        kernel.finish(unprocessed, ended).map_err(|t| t.for_kernel(id))?;
+                        *ended_here = true;
                         return kernel.ended.clone().map_or(Ok(()), Err);
                     }
                     false

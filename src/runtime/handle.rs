@@ -10,9 +10,8 @@
 //! own error, and a refused send hands the message back (see [`crate::SendError`]); every such
 //! error converts into the crate's [`Error`].
 
-use std::cell::Cell;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -352,7 +351,7 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     async fn send_batch_until(&self, messages: &[In], timeout: Option<Duration>) -> Result<(), BatchSendError> {
         let deadline = crate::waiting::deadline(timeout);
         let id = self.live_id().map_err(|error| BatchSendError { accepted: 0, error })?;
-        match self.runtime.enqueue_many(id, bytemuck::cast_slice(messages), deadline, &Cell::new(0)).await {
+        match self.runtime.enqueue_many(id, bytemuck::cast_slice(messages), deadline, &AtomicUsize::new(0)).await {
             (_, None) => Ok(()),
             (accepted, Some(error)) => Err(BatchSendError { accepted, error: self.runtime.count(&self.id, error) }),
         }

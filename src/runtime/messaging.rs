@@ -10,14 +10,14 @@
 //! round trip then needs no hop to the tick loop's thread and back. Such a receive holds its
 //! thread while the device works, as a raw `submit` and `poll` would.
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_channel::oneshot;
 
 use super::Runtime;
-use crate::correlation::Abandon;
+use crate::correlation::{Abandon, Reply};
 use crate::degradation::DegradationLevel;
 use crate::devices::DeviceId;
 use crate::envelope::EnvelopeHeader;
@@ -29,7 +29,7 @@ use crate::message::{MessageLayout, MessageRef, Value};
 use crate::platform;
 use crate::pressure;
 use crate::queue::PackedQueue;
-use crate::table::{DeviceStatus, Kernel, Table};
+use crate::table::{DeviceStatus, Kernel, Shared, Table};
 use crate::waiting::{deadline, wait, wait_for, Deadline};
 
 impl Runtime {
@@ -171,9 +171,11 @@ impl Runtime {
         packed: &[u8],
         timeout: Option<Duration>,
     ) -> Result<usize, BatchSendError> {
-        let queued = Cell::new(0);
+        // Atomic only so that the future stays `Send` (what `tokio::spawn` asks), although it
+        // holds a reference to this across its awaits.
+        let queued = AtomicUsize::new(0);
         let result = self.send_packed_counting(id, packed, timeout, &queued).await;
-        result.map_err(|error| BatchSendError { accepted: queued.get(), error })
+        result.map_err(|error| BatchSendError { accepted: queued.load(Ordering::Relaxed), error })
     }
 
     /// [`send_packed`](Self::send_packed), keeping `queued` at how many of the messages are
@@ -184,7 +186,7 @@ impl Runtime {
         id: &str,
         packed: &[u8],
         timeout: Option<Duration>,
-        queued: &Cell<usize>,
+        queued: &AtomicUsize,
     ) -> Result<usize> {
         let result = match self.enqueue_many(id, packed, deadline(timeout), queued).await {
             (accepted, None) => Ok(accepted),
@@ -340,8 +342,9 @@ impl Runtime {
         // One deadline covers both waiting for room and waiting for the answer.
         let deadline = deadline(timeout);
         let mut output = None;
-        let (seq, mut answer) =
+        let (seq, answer) =
             self.enqueue_one(id, deadline, Some(&mut output), pack).await?.expect("a call gets its ticket");
+        let mut answer = AwaitedAnswer { receiver: Some(answer), shared: &self.shared, id };
         queued();
         let (definition, may_stall) = output.expect("set with the ticket");
         Ok(async {
@@ -354,10 +357,12 @@ impl Runtime {
                 }
             }
             // Only a call behind such messages watches for a stall: the others' wait is as before.
+            let receiver = answer.receiver.as_mut().expect("taken only below");
             let waited = match may_stall {
-                true => self.wait_watching_stall(id, &mut answer, deadline).await,
-                false => wait_for(&mut answer, deadline).await,
+                true => self.wait_watching_stall(id, receiver, deadline).await,
+                false => wait_for(receiver, deadline).await,
             };
+            let receiver = answer.receiver.take().expect("taken only here");
             let answer = match waited {
                 Some(Ok(reply)) => reply?.map_err(dropped)?,
                 // The sender was dropped: the kernel stopped first.
@@ -369,7 +374,7 @@ impl Runtime {
                 None => {
                     let mut table = self.shared.lock();
                     let late = match table.kernels.get_mut(id) {
-                        Some(kernel) => kernel.mailbox.ledger.abandon(seq, answer),
+                        Some(kernel) => kernel.mailbox.ledger.abandon(seq, receiver),
                         None => Abandon::Pending,
                     };
                     match late {
@@ -559,7 +564,7 @@ impl Runtime {
         id: &str,
         packed: &[u8],
         deadline: Deadline,
-        queued: &Cell<usize>,
+        queued: &AtomicUsize,
     ) -> (usize, Option<Error>) {
         let mut accepted = 0;
         let mut stall = StallWatch::default();
@@ -621,7 +626,7 @@ impl Runtime {
                     kernel.beat(now);
                 }
                 accepted += pushed;
-                queued.set(accepted);
+                queued.store(accepted, Ordering::Relaxed);
                 kernel.counters.messages_sent += pushed as u64;
                 let listener = kernel.changed.listen();
                 if pushed > 0 {
@@ -1021,6 +1026,27 @@ fn answers_taken(kernel: &mut Kernel, before: usize) -> bool {
         kernel.notify();
     }
     !kernel.mailbox.inbox.is_empty() || kernel.route.upstream.is_some()
+}
+
+/// A call's answer on its way to its caller. Dropped unread (the call's future dropped after
+/// the tick handed the answer over, by a `select!` or a timeout around it, or an aborted
+/// promise on the web), the answer was abandoned: counted so, and no longer as received.
+struct AwaitedAnswer<'a> {
+    receiver: Option<oneshot::Receiver<Reply>>,
+    shared: &'a Shared,
+    id: &'a str,
+}
+
+impl Drop for AwaitedAnswer<'_> {
+    fn drop(&mut self) {
+        let Some(mut receiver) = self.receiver.take() else { return };
+        if let Ok(Some(Ok(Ok(_)))) = receiver.try_recv() {
+            if let Some(kernel) = self.shared.lock().kernels.get_mut(self.id) {
+                kernel.counters.messages_received = kernel.counters.messages_received.saturating_sub(1);
+                kernel.counters.answers_abandoned += 1;
+            }
+        }
+    }
 }
 
 /// A waiting receive's place in its kernel's line of receives (`Mailbox::receivers`), left

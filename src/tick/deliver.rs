@@ -88,6 +88,7 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
         } else if out.answered > 0 {
             kernel.circuit_success(now_ms);
         }
+        kernel.finish_if_drained();
         kernel.notify();
         let mut forwarded_first = None;
         if let Some((down, answers, count)) = relay {

@@ -296,6 +296,7 @@ mod tests {
             device: DeviceId(0),
             held_out: false,
             in_tick: false,
+            ends_when_drained: false,
             mode: KernelMode::Persistent,
             max_batch: 64,
             priority,

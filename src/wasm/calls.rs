@@ -3,8 +3,8 @@
 //! method is its runtime's call with the handle's id (as the core's `KernelHandle` forwards to
 //! its `Runtime`), so the package holds each call once.
 
-use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use js_sys::Promise;
@@ -56,9 +56,9 @@ pub(super) fn send_batch(rt: Runtime, id: JsValue, messages: JsValue, options: O
         Ok(read) => read,
         Err(error) => return Promise::reject(&error),
     };
-    let queued = Rc::new(Cell::new(0));
+    let queued = Rc::new(AtomicUsize::new(0));
     let (counted, aborted_id) = (queued.clone(), kernel.clone());
-    let abort = Abort::by(wait.signal).refusing_with(move |reason| match queued.get() {
+    let abort = Abort::by(wait.signal).refusing_with(move |reason| match queued.load(Ordering::Relaxed) {
         0 => reason,
         accepted => aborted_batch(&aborted_id, accepted, reason),
     });
@@ -76,7 +76,7 @@ pub(super) fn send_batch(rt: Runtime, id: JsValue, messages: JsValue, options: O
         let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
         let accepted = rt.send_packed_counting(&id, &packed, timeout, &counted).await;
         drop(place);
-        Ok(JsValue::from(accepted.map_err(|error| cut_batch(error, counted.get()))? as f64))
+        Ok(JsValue::from(accepted.map_err(|error| cut_batch(error, counted.load(Ordering::Relaxed)))? as f64))
     })
 }
 
