@@ -87,10 +87,6 @@ impl DegradationLevel {
     fn from_index(index: usize) -> Self {
         Self::ALL[index.min(4)]
     }
-
-    fn below(self) -> Self {
-        Self::from_index((self as usize).saturating_sub(1))
-    }
 }
 
 impl std::fmt::Display for DegradationLevel {
@@ -329,6 +325,8 @@ pub(crate) struct Degrader {
     reason: DegradationReason,
     signals: DegradationSignals,
     changed_at_ms: f64,
+    /// When the signals were last read: nothing reads them while nothing runs.
+    evaluated_at_ms: f64,
     transitions: u64,
 }
 
@@ -340,6 +338,7 @@ impl Degrader {
             reason: DegradationReason::None,
             signals: DegradationSignals::default(),
             changed_at_ms: now_ms,
+            evaluated_at_ms: now_ms,
             transitions: 0,
         }
     }
@@ -378,6 +377,13 @@ impl Degrader {
 
     /// Takes a reading at `now_ms`; returns the new level when it changed.
     pub fn evaluate(&mut self, signals: DegradationSignals, now_ms: f64) -> Option<DegradationLevel> {
+        let next = self.next_level(signals, now_ms);
+        self.evaluated_at_ms = now_ms;
+        next
+    }
+
+    /// [`evaluate`](Self::evaluate) before it notes the time of the reading.
+    fn next_level(&mut self, signals: DegradationSignals, now_ms: f64) -> Option<DegradationLevel> {
         self.signals = signals;
         let (up, reason) = self.indicated(&signals, 1.0);
         let next = if up > self.level {
@@ -385,9 +391,18 @@ impl Degrader {
             up
         } else {
             let (down, down_reason) = self.indicated(&signals, 1.0 - self.options.hysteresis);
-            let held = now_ms - self.changed_at_ms >= self.options.cooldown.as_secs_f64() * 1000.0;
+            // One level once a cooldown has passed since the last change, or one per whole
+            // cooldown nobody read the signals, if more (nothing reads them while nothing
+            // runs): a reading after a quiet minute does not refuse sends for a load long gone.
+            let cooldown_ms = self.options.cooldown.as_secs_f64() * 1000.0;
+            let held = now_ms - self.changed_at_ms >= cooldown_ms;
+            let quiet = now_ms - self.evaluated_at_ms;
+            let steps = match cooldown_ms > 0.0 {
+                true => ((quiet / cooldown_ms).floor() as usize).max(1),
+                false => usize::MAX,
+            };
             if down < self.level && held {
-                let next = self.level.below();
+                let next = DegradationLevel::from_index((self.level as usize).saturating_sub(steps)).max(down);
                 // Stepping down: the signal still over the next level's thresholds, if any, is
                 // its reason; otherwise the one that raised it (its thresholds are being left).
                 self.reason = match (next, down_reason) {
@@ -509,6 +524,19 @@ mod tests {
         assert_eq!(d.status().transitions, 5);
     }
 
+    /// Nothing reads the signals while nothing runs: the first reading after a quiet spell takes
+    /// a level per cooldown of it, not one.
+    #[test]
+    fn a_reading_after_a_quiet_spell_takes_every_step_it_earned() {
+        let mut d = degrader();
+        d.evaluate(fill(0.96), 0.0);
+        assert_eq!(d.evaluate(fill(0.0), 250.0), Some(Moderate), "two cooldowns unread: two levels");
+        assert_eq!(d.evaluate(fill(0.0), 300.0), None, "then one per cooldown again");
+        d.evaluate(fill(0.96), 400.0);
+        assert_eq!(d.evaluate(fill(0.0), 60_000.0), Some(Normal), "a quiet minute");
+        assert_eq!(d.status().reason, DegradationReason::None);
+    }
+
     #[test]
     fn the_actions_follow_the_level() {
         let at = |level| Policy { level, protected_priority: 0, top_priority: 5 };
@@ -553,8 +581,8 @@ mod tests {
         proptest! {
             /// Under any synthetic load: the level is always the one the signals point at or (while
             /// it steps down) above it; it never rises without a signal over its threshold; it
-            /// never falls more than one level per cooldown; and it never flaps: between two
-            /// changes down at least a cooldown passes.
+            /// falls one level per reading, or one per cooldown nobody read the signals if more;
+            /// and it never flaps: between two changes down at least a cooldown passes.
             #[test]
             fn levels_follow_load_without_flapping(load in proptest::collection::vec((0.0f64..1.0, 0.0f64..6.0, 0.0f64..1.0, 1u32..400), 1..200)) {
                 let mut d = degrader();
@@ -572,8 +600,10 @@ mod tests {
                         prop_assert_eq!(after, pointed, "up only as far as the signals point");
                     }
                     if after < before {
-                        prop_assert_eq!(after as u8 + 1, before as u8, "down one level at a time");
+                        // More than one level only after a quiet spell: a cooldown each.
+                        let steps = (before as u8 - after as u8) as f64;
                         prop_assert!(now - last_change >= 100.0, "down only after the cooldown");
+                        prop_assert!(steps == 1.0 || step as f64 >= 100.0 * steps, "down one level per cooldown unread");
                     }
                     prop_assert_eq!(changed.is_some(), after != before);
                     if changed.is_some() {

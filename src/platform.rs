@@ -81,7 +81,15 @@ pub fn spawn_detached<F: Future<Output = ()> + 'static>(work: impl FnOnce() -> F
 /// Resolves after `ms` milliseconds without blocking, on [`crate::timers`]' one alarm (a timer
 /// thread natively, one `setTimeout` on the web). An infinite `ms` never resolves.
 pub fn sleep_ms(ms: f64) -> impl Future<Output = ()> + Unpin {
-    crate::timers::sleep(saturating_ms(ms))
+    sleep_ms_holding(ms, true)
+}
+
+/// [`sleep_ms`], holding Node's process open while pending or not (see `timers::sleep_unheld`).
+pub fn sleep_ms_holding(ms: f64, holds: bool) -> impl Future<Output = ()> + Unpin {
+    match holds {
+        true => crate::timers::sleep(saturating_ms(ms)),
+        false => crate::timers::sleep_unheld(saturating_ms(ms)),
+    }
 }
 
 /// `ms` milliseconds (at least 0) as a `Duration`, `Duration::MAX` beyond what one holds (a

@@ -115,9 +115,13 @@ pub(crate) fn evaluate_degradation(shared: &Shared, table: &mut Table, now_ms: f
         let inbox = &kernel.mailbox.inbox;
         queue_fill = queue_fill.max(inbox.fill());
         let counters = &mut kernel.counters;
-        if now_ms - counters.window_started_ms >= window_ms {
+        let open_for = now_ms - counters.window_started_ms;
+        if open_for >= window_ms {
             if let Some(window) = counters.window_latency.as_mut() {
-                counters.window_p99_ms = window.summary().p99_ms;
+                // Read late (nothing reads the signals while nothing runs), the window that
+                // ended last is a later, empty one: the latencies of a load long gone are not
+                // the last complete window's.
+                counters.window_p99_ms = if open_for < 2.0 * window_ms { window.summary().p99_ms } else { None };
                 window.reset();
             }
             counters.window_started_ms = now_ms;

@@ -289,6 +289,25 @@ pub(crate) struct Retired {
 }
 
 impl Table {
+    /// Why kernel `id` processes none of its input now: its own reason ([`Kernel::stall`]), or
+    /// its answers go to a next stage that takes none: one whose queue is full, or that is
+    /// stalled itself (paused, its answers unreceived, or held by its own next stage), as the
+    /// tick's plan holds the stages before it (`tick::plan`'s `answer_room`).
+    pub fn stall(&self, id: &str) -> Option<Stall> {
+        let kernel = self.kernels.get(id)?;
+        kernel.stall().or_else(|| {
+            let next_id = kernel.route.downstream.as_deref()?;
+            let next = self.kernels.get(next_id)?;
+            let full = next.input_depth() >= next.mailbox.inbox.capacity();
+            (full || self.stall(next_id).is_some()).then_some(Stall::NextStageFull)
+        })
+    }
+
+    /// [`stall`](Self::stall) when the kernel has input waiting, else `None`.
+    pub fn stall_with_input(&self, id: &str) -> Option<Stall> {
+        self.stall(id).filter(|_| self.kernels.get(id).is_some_and(|k| k.input_depth() > 0))
+    }
+
     /// The kernel `id`, or `KernelNotFound`.
     pub fn kernel(&mut self, id: &str) -> Result<&mut Kernel> {
         self.kernels.get_mut(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })

@@ -22,7 +22,13 @@ use web_time::Instant;
 /// Resolves once `duration` has passed. Dropping it early removes its deadline.
 pub(crate) fn sleep(duration: Duration) -> Sleep {
     // A deadline beyond what `Instant` holds never fires.
-    Sleep { deadline: Instant::now().checked_add(duration), key: None }
+    Sleep { deadline: Instant::now().checked_add(duration), key: None, holds: true }
+}
+
+/// [`sleep`] that holds nothing open: in Node a process with only these pending exits (a
+/// stall watch's look, on a wait the caller gave no timeout).
+pub(crate) fn sleep_unheld(duration: Duration) -> Sleep {
+    Sleep { holds: false, ..sleep(duration) }
 }
 
 /// The future of [`sleep`].
@@ -30,13 +36,16 @@ pub(crate) struct Sleep {
     deadline: Option<Instant>,
     /// Its slot in the table once polled.
     key: Option<usize>,
+    /// Whether it holds Node's process open while pending.
+    holds: bool,
 }
 
-/// A registered deadline, its waker, and whether it has passed.
+/// A registered deadline, its waker, whether it has passed, and whether it holds the process.
 struct Slot {
     at: Instant,
     waker: Option<Waker>,
     fired: bool,
+    holds: bool,
 }
 
 /// Every registered deadline, and when the alarm goes off. A slab, not an ordered map: waits
@@ -47,8 +56,9 @@ struct Table {
     slots: Vec<Option<Slot>>,
     /// Slots free for reuse.
     free: Vec<usize>,
-    /// Registered deadlines that have not passed.
+    /// Registered deadlines that have not passed, and how many of them hold the process.
     unfired: usize,
+    unfired_holding: usize,
     /// When the alarm is set for (`None`: not set).
     alarm_at: Option<Instant>,
 }
@@ -56,6 +66,7 @@ struct Table {
 impl Table {
     fn insert(&mut self, slot: Slot) -> usize {
         self.unfired += 1;
+        self.unfired_holding += usize::from(slot.holds);
         match self.free.pop() {
             Some(key) => {
                 self.slots[key] = Some(slot);
@@ -71,6 +82,7 @@ impl Table {
     fn remove(&mut self, key: usize) {
         if let Some(slot) = self.slots[key].take() {
             self.unfired -= usize::from(!slot.fired);
+            self.unfired_holding -= usize::from(!slot.fired && slot.holds);
             self.free.push(key);
         }
     }
@@ -81,6 +93,7 @@ impl Table {
         for slot in self.slots.iter_mut().flatten().filter(|slot| !slot.fired && slot.at <= now) {
             slot.fired = true;
             self.unfired -= 1;
+            self.unfired_holding -= usize::from(slot.holds);
             wakers.extend(slot.waker.take());
         }
         wakers
@@ -111,13 +124,14 @@ impl Future for Sleep {
                 (slot.fired, key)
             }
             None => {
-                let key = table.insert(Slot { at: deadline, waker: Some(cx.waker().clone()), fired: false });
+                let holds = self.holds;
+                let key = table.insert(Slot { at: deadline, waker: Some(cx.waker().clone()), fired: false, holds });
                 // Only a deadline earlier than the alarm's needs the alarm moved.
                 let sooner = table.alarm_at.is_none_or(|at| deadline < at);
                 if sooner {
                     table.alarm_at = Some(deadline);
                 }
-                alarm::registered(sooner.then_some(deadline));
+                alarm::registered(table, sooner.then_some(deadline));
                 (false, key)
             }
         });
@@ -198,7 +212,7 @@ mod alarm {
 
     /// A deadline was registered; `sooner` when the alarm is now set for it: the thread wakes
     /// to sleep towards it instead.
-    pub(super) fn registered(sooner: Option<Instant>) {
+    pub(super) fn registered(_table: &Table, sooner: Option<Instant>) {
         if sooner.is_some() {
             timers().wake.notify_one();
         }
@@ -261,17 +275,17 @@ mod alarm {
     }
 
     /// A deadline was registered: the alarm moves to it when `sooner`, and holds Node open
-    /// again if it had let go.
-    pub(super) fn registered(sooner: Option<Instant>) {
-        match sooner {
-            Some(at) => set(at),
-            None => hold(true),
+    /// while any deadline pending holds it.
+    pub(super) fn registered(table: &Table, sooner: Option<Instant>) {
+        if let Some(at) = sooner {
+            set(at);
         }
+        hold(table.unfired_holding > 0);
     }
 
-    /// A deadline was dropped: with none left to wait for, the alarm stops holding Node open.
+    /// A deadline was dropped: with none left that holds the process, the alarm lets go.
     pub(super) fn removed(table: &Table) {
-        if table.unfired == 0 {
+        if table.unfired_holding == 0 {
             hold(false);
         }
     }
@@ -297,6 +311,7 @@ mod alarm {
             table.alarm_at = table.earliest();
             if let Some(at) = table.alarm_at {
                 set(at);
+                hold(table.unfired_holding > 0);
             }
             wakers
         });

@@ -45,8 +45,19 @@ pub(crate) async fn wait(listener: event_listener::EventListener, deadline: Dead
     wait_for(listener, deadline).await.is_some()
 }
 
+/// [`wait`], the deadline holding Node's process open or not (see [`wait_until`]).
+pub(crate) async fn wait_holding(listener: event_listener::EventListener, deadline: Deadline, holds: bool) -> bool {
+    wait_until(listener, deadline, holds).await.is_some()
+}
+
 /// Awaits `future` until the deadline; `None` when the deadline passed first.
 pub(crate) async fn wait_for<F: Future + Unpin>(future: F, deadline: Deadline) -> Option<F::Output> {
+    wait_until(future, deadline, true).await
+}
+
+/// [`wait_for`], the deadline holding Node's process open or not (`holds`): a stall watch's
+/// look on a wait without a timeout holds nothing, as the wait itself does not.
+pub(crate) async fn wait_until<F: Future + Unpin>(future: F, deadline: Deadline, holds: bool) -> Option<F::Output> {
     match deadline {
         None => Some(future.await),
         Some(deadline) => {
@@ -54,7 +65,7 @@ pub(crate) async fn wait_for<F: Future + Unpin>(future: F, deadline: Deadline) -
             if remaining <= 0.0 {
                 return None;
             }
-            match futures_util::future::select(future, platform::sleep_ms(remaining)).await {
+            match futures_util::future::select(future, platform::sleep_ms_holding(remaining, holds)).await {
                 futures_util::future::Either::Left((output, _)) => Some(output),
                 futures_util::future::Either::Right(_) => None,
             }

@@ -175,3 +175,52 @@ fn bad_routes_are_refused_by_name() {
         assert_eq!(e.kind(), ErrorKind::KernelState);
     });
 }
+
+/// A send held back by a paused next stage says so: its `QueueFull` names the stall
+/// (`NextStageFull`), and a send waiting without a timeout is reported after a second, once.
+fn check_a_held_stage_names_its_next_stage(backend: BackendChoice) {
+    let rt = runtime_on(backend);
+    pollster::block_on(async {
+        let (first, next) = (format!("held-{backend:?}-a"), format!("held-{backend:?}-b"));
+        kernel::register_or_replace(stage(&first, 2, 0));
+        kernel::register_or_replace(stage(&next, 1, 0));
+        rt.launch(&first, LaunchOptions::default().with_queue_capacity(2).with_auto_activate()).await.unwrap();
+        // Launched, never activated: its queue fills with the first stage's answers.
+        rt.launch(&next, LaunchOptions::default().with_queue_capacity(2)).await.unwrap();
+        rt.connect(&first, &next).await.unwrap();
+        let brief = Some(Duration::from_millis(50));
+        let mut sent = 0;
+        let error = loop {
+            match rt.send_pod(&first, &sent, brief).await {
+                Ok(()) => sent += 1,
+                Err(e) => break e,
+            }
+            assert!(sent <= 8, "{backend:?}: the first stage kept taking messages");
+        };
+        assert_eq!(sent, 2, "{backend:?}: the first stage's queue holds two; the next stage takes none");
+        match error {
+            Error::QueueFull { stall: Some(ringkernel_web::Stall::NextStageFull), .. } => {}
+            other => panic!("{backend:?}: a full queue naming its next stage, got {other:?}"),
+        }
+        assert!(error.to_string().contains("its answers go to a next stage whose queue is full"), "{error}");
+        // Waiting with no timeout (on a thread of its own): looked at after a second and reported.
+        let waiting = {
+            let (rt, first) = (rt.clone(), first.clone());
+            std::thread::spawn(move || pollster::block_on(rt.send_pod(&first, &9, None)))
+        };
+        common::wait_until("the stall to be reported", || rt.telemetry(&first).unwrap().unwrap().stalled_sends == 1);
+        rt.activate(&next).await.unwrap();
+        waiting.join().unwrap().unwrap();
+        assert_eq!(receive_n(&rt, &next, 3, TIMEOUT).await, [0, 2, 18]);
+    });
+}
+
+#[test]
+fn a_gpu_stage_held_by_its_next_stage_names_it() {
+    check_a_held_stage_names_its_next_stage(BackendChoice::Auto);
+}
+
+#[test]
+fn a_cpu_stage_held_by_its_next_stage_names_it() {
+    check_a_held_stage_names_its_next_stage(BackendChoice::Cpu);
+}

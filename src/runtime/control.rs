@@ -265,6 +265,10 @@ impl Runtime {
     pub async fn terminate(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
         let mut ended_here = false;
         let result = self.terminate_inner(id, timeout, &mut ended_here).await;
+        // Its rings are free now (its state stays until it is removed).
+        if ended_here {
+            crate::pressure::check_memory_alerts(&self.shared);
+        }
         // Like every lifecycle call, a refused terminate is not a message error; one that timed
         // out left messages unprocessed, which is (once, by the terminate that ended it).
         match result {
@@ -433,6 +437,9 @@ impl Runtime {
         retired.messages_processed += kernel.counters.messages_processed;
         retired.messages_unprocessed += kernel.counters.unprocessed_at_termination;
         retired.answers_never_received += discarded + kernel.counters.answers_abandoned;
+        drop(table);
+        // Its memory is free now: a watch it held above its threshold hears so at once.
+        crate::pressure::check_memory_alerts(&self.shared);
         Ok(discarded)
     }
 

@@ -30,7 +30,7 @@ use crate::platform;
 use crate::pressure;
 use crate::queue::PackedQueue;
 use crate::table::{DeviceStatus, Kernel, Shared, Table};
-use crate::waiting::{deadline, wait, wait_for, Deadline};
+use crate::waiting::{deadline, wait_for, wait_holding, wait_until, Deadline};
 
 impl Runtime {
     /// Queues one message given as named values. Waits up to `timeout` for room, then
@@ -120,7 +120,10 @@ impl Runtime {
         if let Err(refused) = self.accepting_table("sends") {
             return refused;
         }
-        let full = self.shared.lock().kernel(id).map(|kernel| (kernel.mailbox.inbox.capacity(), kernel.stall()));
+        let mut table = self.shared.lock();
+        let full =
+            table.kernel(id).map(|kernel| kernel.mailbox.inbox.capacity()).map(|capacity| (capacity, table.stall(id)));
+        drop(table);
         let error = full.map_or_else(
             |e| e,
             |(capacity, stall)| Error::QueueFull { id: id.to_owned(), capacity, accepted: 0, stall },
@@ -385,7 +388,7 @@ impl Runtime {
                                 operation: "call".into(),
                                 timeout: timeout.unwrap_or_default(),
                                 unprocessed: 0,
-                                stall: table.kernels.get(id).and_then(Kernel::stall_with_input),
+                                stall: table.stall_with_input(id),
                             })
                         }
                     }
@@ -547,13 +550,9 @@ impl Runtime {
         if let Some(refusal) = refusal {
             return Err(refusal);
         }
-        let full = Error::QueueFull {
-            id: id.to_owned(),
-            capacity: kernel.mailbox.inbox.capacity(),
-            accepted: 0,
-            stall: kernel.stall(),
-        };
-        Ok(Attempt::Wait(kernel.changed.listen(), full))
+        let (capacity, listener) = (kernel.mailbox.inbox.capacity(), kernel.changed.listen());
+        let full = Error::QueueFull { id: id.to_owned(), capacity, accepted: 0, stall: table.stall(id) };
+        Ok(Attempt::Wait(listener, full))
     }
 
     /// Queues whole packed messages, waiting until the deadline for room; returns how many
@@ -635,12 +634,8 @@ impl Runtime {
                 if accepted * stride == packed.len() {
                     return (accepted, None);
                 }
-                let full = Error::QueueFull {
-                    id: id.to_owned(),
-                    capacity: kernel.mailbox.inbox.capacity(),
-                    accepted,
-                    stall: kernel.stall(),
-                };
+                let capacity = kernel.mailbox.inbox.capacity();
+                let full = Error::QueueFull { id: id.to_owned(), capacity, accepted, stall: table.stall(id) };
                 (listener, full)
             };
             if !self.wait_for_room(id, listener.0, deadline, &mut stall).await {
@@ -672,8 +667,9 @@ impl Runtime {
         deadline: Deadline,
         stall: &mut StallWatch,
     ) -> bool {
+        // A look on a wait without a timeout holds nothing open, as the wait does not.
         let (until, looking) = stall.until(deadline, true);
-        if wait(listener, until).await {
+        if wait_holding(listener, until, deadline.is_some()).await {
             return true;
         }
         if deadline.is_some_and(|d| platform::now_ms() >= d) {
@@ -691,17 +687,25 @@ impl Runtime {
     /// waiting a second for `what`, is stuck behind. Whether it was.
     fn report_stall(&self, id: &str, operation: &str, what: &str) -> bool {
         let mut table = self.shared.lock();
+        let Some(stall) = table.stall_with_input(id) else { return false };
+        // Where a next stage holds it, what holds that stage.
+        let next = table.kernels.get(id).and_then(|k| k.route.downstream.clone());
+        let next_stall = next.as_deref().and_then(|next| table.stall(next));
         let Some(kernel) = table.kernels.get_mut(id) else { return false };
-        let Some(stall) = kernel.stall_with_input() else { return false };
         kernel.counters.stalled_sends += 1;
         let queued = kernel.input_depth();
         drop(table);
+        let next_remedy;
         let remedy = match stall {
-            Stall::OutputFull { .. } => "Receive its answers (or connect it to a kernel that takes them).",
-            Stall::Inactive(KernelState::Launched) => "activate() it.",
-            Stall::Inactive(KernelState::Deactivated) => "reactivate() it.",
-            Stall::Inactive(KernelState::Failed) => "recover() its device, or migrate() it.",
-            Stall::Inactive(_) => "",
+            Stall::NextStageFull => {
+                let why = match next_stall {
+                    Some(stall) => format!("{stall}. {}", remedy(stall)),
+                    None => "its queue is full.".to_owned(),
+                };
+                next_remedy = format!("Its next stage {} holds it: {why}", Quoted(next.as_deref().unwrap_or("")));
+                &next_remedy
+            }
+            stall => remedy(stall),
         };
         platform::warn(&format!(
             "ringkernel-web: {operation} kernel {quoted_id} has waited {} s for {what}: its input ({}) waits \
@@ -725,7 +729,7 @@ impl Runtime {
         let mut stall = StallWatch::default();
         loop {
             let (until, looking) = stall.until(deadline, true);
-            if let Some(reply) = wait_for(&mut answer, until).await {
+            if let Some(reply) = wait_until(&mut answer, until, deadline.is_some()).await {
                 return Some(reply);
             }
             if deadline.is_some_and(|d| platform::now_ms() >= d) {
@@ -897,7 +901,7 @@ impl Runtime {
                     // A receive from a kernel that does not run while its input waits looks
                     // again after a second, and reports it once; other receives set no timer.
                     let (until, looking) = stall.until(deadline, idle);
-                    if !self.help_tick(device, deadline) || !wait(listener, until).await {
+                    if !self.help_tick(device, deadline) || !wait_holding(listener, until, deadline.is_some()).await {
                         if looking && deadline.is_none_or(|d| platform::now_ms() < d) {
                             stall.looked(self.report_stall(id, "a receive from", "an answer"));
                             continue;
@@ -907,7 +911,7 @@ impl Runtime {
                             operation: "receive".into(),
                             timeout: timeout.unwrap_or_default(),
                             unprocessed: 0,
-                            stall: self.shared.lock().kernels.get(id).and_then(Kernel::stall_with_input),
+                            stall: self.shared.lock().stall_with_input(id),
                         });
                     }
                 }
@@ -1082,6 +1086,18 @@ type CallQueued = (Arc<KernelDefinition>, bool);
 
 /// How long a send waits on a full queue before it looks for a stalled kernel, in milliseconds.
 const STALL_REPORT_MS: f64 = 1000.0;
+
+/// What to do about a kernel stalled by `stall` (empty where there is no one remedy).
+fn remedy(stall: Stall) -> &'static str {
+    match stall {
+        Stall::OutputFull { .. } => "Receive its answers (or connect it to a kernel that takes them).",
+        Stall::Inactive(KernelState::Launched) => "activate() it.",
+        Stall::Inactive(KernelState::Deactivated) => "reactivate() it.",
+        Stall::Inactive(KernelState::Failed) => "recover() its device, or migrate() it.",
+        Stall::NextStageFull => "Its next stage holds it.",
+        _ => "",
+    }
+}
 
 /// A waiting send's, call's or receive's watch for a stalled kernel: when to look next, and
 /// whether it has reported (see `report_stall`).

@@ -136,11 +136,13 @@ pub(super) fn aborted_batch(id: &str, accepted: usize, reason: JsValue) -> JsVal
 }
 
 /// A `QueueFullError`'s or `TimeoutError`'s `stall`, when the kernel itself is why it waited:
-/// `"outputFull"` (answers nobody receives) or `"inactive"` (not active).
+/// `"outputFull"` (answers nobody receives), `"inactive"` (not active) or `"nextStageFull"` (its
+/// answers go to a next stage whose queue is full).
 fn set_stall(js: &js_sys::Error, stall: &Option<Stall>) {
     let reason = match stall {
         Some(Stall::OutputFull { .. }) => "outputFull",
         Some(Stall::Inactive(_)) => "inactive",
+        Some(Stall::NextStageFull) => "nextStageFull",
         None => return,
     };
     let _ = Reflect::set(js, &"stall".into(), &reason.into());
