@@ -251,6 +251,32 @@ test("a send waiting for room past its stall warning leaves the thread free: tim
   });
 });
 
+test("a send held by a paused next stage is reported naming that stage, and a wait with no timeout holds no process open", async () => {
+  // Its looks once set a ref'd timer every second, for good: the process never exited, and
+  // nothing said why the send waited.
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu", enableTelemetry: true });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true, queueSize: 2 });
+    await runtime.launch("echo", null, { queueSize: 2 }); // never activated
+    await runtime.connect("doubler", "echo");
+    let error;
+    for (let i = 0; !error; i++) await doubler.send({ value: i }, { timeout: 20 }).catch((e) => (error = e));
+    // Waits with no timeout: looked at (and reported) after a second; then the script ends.
+    doubler.send({ value: 99 });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const stalledSends = runtime.getTelemetry("doubler").stalledSends;
+    const ended = performance.now();
+    process.on("exit", () => console.log(JSON.stringify({ name: error.name, stall: error.stall, stalledSends, exitAfter: Math.round(performance.now() - ended) })));
+  `);
+  assertExited(result);
+  assert.match(result.stderr, /a send to kernel 'doubler' has waited 1 s for room: .* its answers go to a next stage whose queue is full\. Its next stage 'echo' holds it: it is launched, not active\. activate\(\) it\./);
+  const { name, stall, stalledSends, exitAfter } = findings(result);
+  assert.deepEqual({ name, stall, stalledSends }, { name: "QueueFullError", stall: "nextStageFull", stalledSends: 1 });
+  assert.ok(exitAfter < 900, `the process exited ${exitAfter} ms after its last line: the stall watch's next look held it`);
+});
+
 test("a receive or call waiting on a kernel never activated says so after a second, and is answered once it is", async () => {
   // The seeds' lifecycle leaves a launched kernel inactive: a newcomer's first receive, with no
   // timeout, waited without a word.

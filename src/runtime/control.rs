@@ -115,7 +115,7 @@ impl Runtime {
                 .kernels
                 .get(&id)
                 .is_some_and(|k| k.instance == instance && k.life.state() == KernelState::Created);
-            if let Some(kernel) = reserved.then(|| table.kernels.remove(&id)).flatten() {
+            if let Some(kernel) = reserved.then(|| table.kernels.remove(id.as_str())).flatten() {
                 kernel.removed.store(true, Ordering::Relaxed);
                 kernel.notify();
             }
@@ -171,7 +171,7 @@ impl Runtime {
                 Ok(_) => Err(Error::Disposed),
                 Err(e) => {
                     // Handles taken while it compiled (`kernel`) refer to this launch only.
-                    if let Some(kernel) = still_ours.then(|| table.kernels.remove(&id)).flatten() {
+                    if let Some(kernel) = still_ours.then(|| table.kernels.remove(id.as_str())).flatten() {
                         kernel.removed.store(true, Ordering::Relaxed);
                     }
                     Err(e)
