@@ -253,6 +253,7 @@ impl Ledger {
             let take = (*run).min(count);
             if let Some(window) = counters.window_latency.as_mut() {
                 window.record(now_ms - *sent, take);
+                counters.window_sampled_ms = now_ms;
             }
             if let Some(latency) = counters.latency.as_mut() {
                 latency.record(now_ms - *sent, take);

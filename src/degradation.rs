@@ -15,7 +15,9 @@
 //! # Hysteresis
 //! Up at once, to the level the signals point at. Down one level at a time, and only when the
 //! signals stay below that level's thresholds scaled by `1 - hysteresis` and the level has held
-//! for `cooldown`. So a load that hovers at a threshold does not flap.
+//! for `cooldown`. So a load that hovers at a threshold does not flap. Nothing reads the signals
+//! while nothing runs, so the first reading after a quiet spell falls one level for each whole
+//! `cooldown` of it (to no lower than the signals point at), as readings all along would have.
 //!
 //! # When it is evaluated
 //! Before every tick that plans work, on every query of the level, and before refusing a send
@@ -399,7 +401,7 @@ impl Degrader {
             let quiet = now_ms - self.evaluated_at_ms;
             let steps = match cooldown_ms > 0.0 {
                 true => ((quiet / cooldown_ms).floor() as usize).max(1),
-                false => usize::MAX,
+                false => 1,
             };
             if down < self.level && held {
                 let next = DegradationLevel::from_index((self.level as usize).saturating_sub(steps)).max(down);

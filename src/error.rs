@@ -288,9 +288,9 @@ pub enum Stall {
     /// It is not active (launched, deactivated, failed): its input waits for `activate` (or
     /// `recover`).
     Inactive(KernelState),
-    /// Its answers go to a next stage (see `Runtime::connect`) whose queue is full: that stage
-    /// is paused, or stalled itself, and holds the stages before it.
-    NextStageFull,
+    /// Its answers go to a next stage (see `Runtime::connect`) that is stalled itself (paused,
+    /// or its own answers unreceived) and so holds the stages before it.
+    NextStageStalled,
 }
 
 impl std::fmt::Display for Stall {
@@ -301,7 +301,7 @@ impl std::fmt::Display for Stall {
                 write!(f, "its output queue is full ({answers} nobody has received)")
             }
             Stall::Inactive(state) => write!(f, "it is {state}, not active"),
-            Stall::NextStageFull => f.write_str("its answers go to a next stage whose queue is full"),
+            Stall::NextStageStalled => f.write_str("its next stage takes none of its answers"),
         }
     }
 }

@@ -115,13 +115,14 @@ pub(crate) fn evaluate_degradation(shared: &Shared, table: &mut Table, now_ms: f
         let inbox = &kernel.mailbox.inbox;
         queue_fill = queue_fill.max(inbox.fill());
         let counters = &mut kernel.counters;
-        let open_for = now_ms - counters.window_started_ms;
-        if open_for >= window_ms {
+        if now_ms - counters.window_started_ms >= window_ms {
             if let Some(window) = counters.window_latency.as_mut() {
-                // Read late (nothing reads the signals while nothing runs), the window that
-                // ended last is a later, empty one: the latencies of a load long gone are not
-                // the last complete window's.
-                counters.window_p99_ms = if open_for < 2.0 * window_ms { window.summary().p99_ms } else { None };
+                // Read late (nothing reads the signals while nothing runs), with nothing
+                // answered for a whole span since, the window that ended last is a later,
+                // empty one: the latencies of a load long gone are not the last complete
+                // window's. Answers of ticks longer than a window still count.
+                let recent = now_ms - counters.window_sampled_ms < window_ms;
+                counters.window_p99_ms = if recent { window.summary().p99_ms } else { None };
                 window.reset();
             }
             counters.window_started_ms = now_ms;

@@ -290,16 +290,20 @@ pub(crate) struct Retired {
 
 impl Table {
     /// Why kernel `id` processes none of its input now: its own reason ([`Kernel::stall`]), or
-    /// its answers go to a next stage that takes none: one whose queue is full, or that is
-    /// stalled itself (paused, its answers unreceived, or held by its own next stage), as the
-    /// tick's plan holds the stages before it (`tick::plan`'s `answer_room`).
+    /// its answers go to a next stage that is stalled itself (paused, its answers unreceived,
+    /// or held by its own next stage) and has no room for them, as the tick's plan sees it
+    /// (`tick::plan`'s `answer_room`): on the device such a stage takes nothing; relayed
+    /// through the host, it takes what fits its queue, or nothing while it is not active. A
+    /// next stage that is merely busy, its queue full while it works, is no stall.
     pub fn stall(&self, id: &str) -> Option<Stall> {
         let kernel = self.kernels.get(id)?;
         kernel.stall().or_else(|| {
             let next_id = kernel.route.downstream.as_deref()?;
             let next = self.kernels.get(next_id)?;
-            let full = next.input_depth() >= next.mailbox.inbox.capacity();
-            (full || self.stall(next_id).is_some()).then_some(Stall::NextStageFull)
+            let next_stall = self.stall(next_id)?;
+            let on_device = next.device == kernel.device && matches!(kernel.resources.exec, Some(KernelExec::Gpu(_)));
+            let no_room = on_device || matches!(next_stall, Stall::Inactive(_)) || next.mailbox.inbox.free() == 0;
+            no_room.then_some(Stall::NextStageStalled)
         })
     }
 

@@ -225,6 +225,8 @@ pub(crate) struct Counters {
     /// When the window began, and the p99 of the last complete one (`None`: nothing answered).
     pub window_started_ms: f64,
     pub window_p99_ms: Option<f64>,
+    /// When the window last recorded a latency.
+    pub window_sampled_ms: f64,
     pub launched_at_ms: f64,
     pub launched_unix_ms: f64,
     pub stopped_at_ms: Option<f64>,
@@ -247,6 +249,7 @@ impl Counters {
             latency: telemetry.then(LatencyRecorder::new),
             window_latency: telemetry.then(LatencyRecorder::new),
             window_started_ms: now_ms,
+            window_sampled_ms: now_ms,
             launched_at_ms: now_ms,
             launched_unix_ms: unix_ms,
             heartbeat_ms: now_ms,

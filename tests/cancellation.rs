@@ -118,3 +118,27 @@ fn a_call_dropped_with_its_answer_unread_counts_it_abandoned() {
         assert_eq!((t.messages_received, t.answers_abandoned), (1, 1));
     });
 }
+
+/// A call whose answer came, dropped after its kernel was removed and another launched under its
+/// id: the new kernel is not charged; the runtime's totals, which took the old one's counts at
+/// the remove, count the answer abandoned.
+#[test]
+fn a_call_dropped_after_its_kernel_was_replaced_charges_the_old_one() {
+    let id = "replaced";
+    register_slow(id, 0);
+    let rt = cpu_devices(1);
+    pollster::block_on(async {
+        rt.launch(id, LaunchOptions::default().with_auto_activate()).await.unwrap();
+        let mut call = Box::pin(rt.call_pod::<i32, i32>(id, &5, Some(Duration::from_secs(10))));
+        assert!(poll!(call.as_mut()).is_pending());
+        common::wait_until("answer delivered", || rt.telemetry(id).unwrap().unwrap().messages_received == 1);
+        rt.terminate(id, None).await.unwrap();
+        rt.remove(id).unwrap();
+        rt.launch(id, LaunchOptions::default().with_auto_activate()).await.unwrap();
+        drop(call);
+        let t = rt.telemetry(id).unwrap().unwrap();
+        assert_eq!((t.messages_received, t.answers_abandoned), (0, 0), "the new kernel was charged");
+        let report = rt.shutdown().await.unwrap();
+        assert_eq!(report.answers_never_received, 1, "the abandoned answer is counted");
+    });
+}

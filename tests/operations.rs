@@ -8,13 +8,13 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::wait_until;
-use ringkernel_web::kernel::HISTOGRAM_BINS;
+use ringkernel_web::kernel::{self, host, HISTOGRAM_BINS};
 use ringkernel_web::{
-    BackendChoice, DegradationLevel, DegradationOptions, DegradationReason, Error, ErrorKind, LaunchOptions,
-    MemoryPressureAlert, MemoryPurpose, Runtime, RuntimeOptions, TrySendError,
+    BackendChoice, DegradationLevel, DegradationOptions, DegradationReason, Error, ErrorKind, KernelDefinition,
+    LaunchOptions, MemoryPressureAlert, MemoryPurpose, Runtime, RuntimeOptions, TrySendError,
 };
 
 const BACKENDS: [BackendChoice; 2] = [BackendChoice::Vulkan, BackendChoice::Cpu];
@@ -351,4 +351,65 @@ fn prometheus_reports_memory_by_kernel_and_purpose() {
     assert_eq!(gauge("ringkernel_memory_budget_bytes"), Some((1u64 << 30) as f64));
     assert_eq!(gauge("ringkernel_memory_pressure"), Some(report.pressure));
     assert_eq!(gauge("ringkernel_degradation_level"), Some(0.0));
+}
+
+/// The worst latency ratio and level a degradation manager with a `window_ms` window reads
+/// while a host handler takes 250 ms a message against a 10 ms budget.
+fn worst_latency_reading(window_ms: u64) -> (Option<f64>, DegradationLevel) {
+    let id = format!("slow-{window_ms}");
+    let handler = host::typed(|v: &i32, _: &mut [u32]| {
+        std::thread::sleep(Duration::from_millis(250));
+        Some(*v)
+    });
+    kernel::register_or_replace(
+        KernelDefinition::new(&id, kernel::doubler_request(), kernel::doubler_response(), "")
+            .with_host_handler(handler),
+    );
+    let options = RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_telemetry(true).with_degradation(
+        DegradationOptions::default()
+            .with_window(Duration::from_millis(window_ms))
+            .with_cooldown(Duration::from_secs(10))
+            .with_default_latency_budget(Duration::from_millis(10)),
+    );
+    let rt = pollster::block_on(Runtime::new(options)).unwrap();
+    pollster::block_on(async {
+        rt.launch(&id, LaunchOptions::default().with_queue_capacity(4).with_max_batch(1).with_auto_activate())
+            .await
+            .unwrap();
+        // A steady, blocked sender (as under overload).
+        let sender = {
+            let (rt, id) = (rt.clone(), id.clone());
+            std::thread::spawn(move || {
+                pollster::block_on(async {
+                    for i in 0..12 {
+                        rt.send_pod(&id, &i, Some(Duration::from_secs(10))).await.unwrap();
+                        let _ = rt.try_receive_with(&id, |_, _| ());
+                    }
+                })
+            })
+        };
+        let mut worst_ratio: Option<f64> = None;
+        let mut worst_level = DegradationLevel::Normal;
+        let until = Instant::now() + Duration::from_millis(2500);
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(700));
+            let s = rt.degradation_status();
+            worst_level = worst_level.max(s.level);
+            if let Some(r) = s.signals.latency_ratio {
+                worst_ratio = Some(worst_ratio.map_or(r, |w: f64| w.max(r)));
+            }
+        }
+        sender.join().unwrap();
+        (worst_ratio, worst_level)
+    })
+}
+
+/// Answers of ticks longer than the window still count: a window is read as empty only when
+/// nothing was answered for a whole span (a late reading after a quiet spell).
+#[test]
+fn the_latency_signal_holds_when_ticks_outlast_the_window() {
+    let wide = worst_latency_reading(1000);
+    let narrow = worst_latency_reading(100);
+    assert!(wide.0.is_some(), "a 1 s window sees latency: {wide:?}");
+    assert!(narrow.0.is_some(), "a 100 ms window lost the 250 ms latencies: {narrow:?}");
 }

@@ -21,6 +21,15 @@ fn stage(id: &str, mul: i32, add: i32) -> KernelDefinition {
         .with_host_handler(host::typed(move |v: &i32, _: &mut [u32]| Some(v * mul + add)))
 }
 
+/// A stage that answers `value` as it is, taking `ms` a message (a host handler only).
+fn slow_stage(id: &str, ms: u64) -> KernelDefinition {
+    let handler = host::typed(move |v: &i32, _: &mut [u32]| {
+        std::thread::sleep(Duration::from_millis(ms));
+        Some(*v)
+    });
+    KernelDefinition::new(id, doubler_request(), doubler_response(), "").with_host_handler(handler)
+}
+
 /// How long one receive of a test waits.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -177,7 +186,7 @@ fn bad_routes_are_refused_by_name() {
 }
 
 /// A send held back by a paused next stage says so: its `QueueFull` names the stall
-/// (`NextStageFull`), and a send waiting without a timeout is reported after a second, once.
+/// (`NextStageStalled`), and a send waiting without a timeout is reported after a second, once.
 fn check_a_held_stage_names_its_next_stage(backend: BackendChoice) {
     let rt = runtime_on(backend);
     pollster::block_on(async {
@@ -199,10 +208,10 @@ fn check_a_held_stage_names_its_next_stage(backend: BackendChoice) {
         };
         assert_eq!(sent, 2, "{backend:?}: the first stage's queue holds two; the next stage takes none");
         match error {
-            Error::QueueFull { stall: Some(ringkernel_web::Stall::NextStageFull), .. } => {}
+            Error::QueueFull { stall: Some(ringkernel_web::Stall::NextStageStalled), .. } => {}
             other => panic!("{backend:?}: a full queue naming its next stage, got {other:?}"),
         }
-        assert!(error.to_string().contains("its answers go to a next stage whose queue is full"), "{error}");
+        assert!(error.to_string().contains("its next stage takes none of its answers"), "{error}");
         // Waiting with no timeout (on a thread of its own): looked at after a second and reported.
         let waiting = {
             let (rt, first) = (rt.clone(), first.clone());
@@ -223,4 +232,44 @@ fn a_gpu_stage_held_by_its_next_stage_names_it() {
 #[test]
 fn a_cpu_stage_held_by_its_next_stage_names_it() {
     check_a_held_stage_names_its_next_stage(BackendChoice::Cpu);
+}
+
+/// A → B → C on the cpu backend (answers relayed through the host), C never activated: B is
+/// held, but its queue has room, so A is not: a slow A is busy, not stalled, and neither its
+/// `QueueFull` nor a send waiting over a second on it names a stall.
+#[test]
+fn a_slow_stage_whose_next_stage_has_room_is_busy_not_stalled() {
+    let (a, b, c) = ("rv-a", "rv-b", "rv-c");
+    kernel::register_or_replace(slow_stage(a, 1500));
+    kernel::register_or_replace(stage(b, 1, 0));
+    kernel::register_or_replace(stage(c, 1, 0));
+    let rt = runtime_on(BackendChoice::Cpu);
+    pollster::block_on(async {
+        rt.launch(c, LaunchOptions::default().with_queue_capacity(2)).await.unwrap();
+        rt.launch(b, LaunchOptions::default().with_queue_capacity(64).with_auto_activate()).await.unwrap();
+        rt.launch(a, LaunchOptions::default().with_queue_capacity(2).with_max_batch(1).with_auto_activate())
+            .await
+            .unwrap();
+        rt.connect(a, b).await.unwrap();
+        rt.connect(b, c).await.unwrap();
+        let mut i = 0;
+        let full = loop {
+            match rt.send_pod(a, &i, Some(Duration::ZERO)).await {
+                Ok(()) => i += 1,
+                Err(e) => break e,
+            }
+        };
+        let processed_before = rt.telemetry(a).unwrap().unwrap().messages_processed;
+        // Sends that wait over a second each for A to free room.
+        for k in 0..3 {
+            rt.send_pod(a, &(100 + k), Some(Duration::from_secs(10))).await.unwrap();
+        }
+        let ta = rt.telemetry(a).unwrap().unwrap();
+        assert!(ta.messages_processed > processed_before, "A kept processing (it was not held)");
+        assert!(
+            matches!(full, Error::QueueFull { stall: None, .. }),
+            "A's QueueFull names a stall although B had room: {full}"
+        );
+        assert_eq!(ta.stalled_sends, 0, "a send waiting on a busy A was reported stalled");
+    });
 }

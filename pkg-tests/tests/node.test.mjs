@@ -271,9 +271,9 @@ test("a send held by a paused next stage is reported naming that stage, and a wa
     process.on("exit", () => console.log(JSON.stringify({ name: error.name, stall: error.stall, stalledSends, exitAfter: Math.round(performance.now() - ended) })));
   `);
   assertExited(result);
-  assert.match(result.stderr, /a send to kernel 'doubler' has waited 1 s for room: .* its answers go to a next stage whose queue is full\. Its next stage 'echo' holds it: it is launched, not active\. activate\(\) it\./);
+  assert.match(result.stderr, /a send to kernel 'doubler' has waited 1 s for room: .* its next stage takes none of its answers\. The next stage, 'echo': it is launched, not active\. activate\(\) it\./);
   const { name, stall, stalledSends, exitAfter } = findings(result);
-  assert.deepEqual({ name, stall, stalledSends }, { name: "QueueFullError", stall: "nextStageFull", stalledSends: 1 });
+  assert.deepEqual({ name, stall, stalledSends }, { name: "QueueFullError", stall: "nextStageStalled", stalledSends: 1 });
   assert.ok(exitAfter < 900, `the process exited ${exitAfter} ms after its last line: the stall watch's next look held it`);
 });
 

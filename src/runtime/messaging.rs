@@ -347,9 +347,9 @@ impl Runtime {
         let mut output = None;
         let (seq, answer) =
             self.enqueue_one(id, deadline, Some(&mut output), pack).await?.expect("a call gets its ticket");
-        let mut answer = AwaitedAnswer { receiver: Some(answer), shared: &self.shared, id };
+        let (definition, may_stall, instance) = output.expect("set with the ticket");
+        let mut answer = AwaitedAnswer { receiver: Some(answer), shared: &self.shared, id, instance };
         queued();
-        let (definition, may_stall) = output.expect("set with the ticket");
         Ok(async {
             let dropped = |failure| Error::MessageDropped { id: id.to_owned(), failure };
             #[cfg(not(target_arch = "wasm32"))]
@@ -535,7 +535,7 @@ impl Runtime {
                 // kernel that does not run: its answer may be long in coming.
                 let behind_full = kernel.mailbox.outbox.free() < kernel.input_depth() - 1;
                 let idle = !kernel.runs();
-                *output = Some((kernel.def.clone(), behind_full || idle));
+                *output = Some((kernel.def.clone(), behind_full || idle, kernel.instance));
             }
             kernel.circuit_admit(now);
             if was_idle {
@@ -697,12 +697,12 @@ impl Runtime {
         drop(table);
         let next_remedy;
         let remedy = match stall {
-            Stall::NextStageFull => {
+            Stall::NextStageStalled => {
                 let why = match next_stall {
                     Some(stall) => format!("{stall}. {}", remedy(stall)),
                     None => "its queue is full.".to_owned(),
                 };
-                next_remedy = format!("Its next stage {} holds it: {why}", Quoted(next.as_deref().unwrap_or("")));
+                next_remedy = format!("The next stage, {}: {why}", Quoted(next.as_deref().unwrap_or("")));
                 &next_remedy
             }
             stall => remedy(stall),
@@ -1039,15 +1039,28 @@ struct AwaitedAnswer<'a> {
     receiver: Option<oneshot::Receiver<Reply>>,
     shared: &'a Shared,
     id: &'a str,
+    /// The launch it was sent to: one removed and launched again under the id is another.
+    instance: u64,
 }
 
 impl Drop for AwaitedAnswer<'_> {
     fn drop(&mut self) {
         let Some(mut receiver) = self.receiver.take() else { return };
-        if let Ok(Some(Ok(Ok(_)))) = receiver.try_recv() {
-            if let Some(kernel) = self.shared.lock().kernels.get_mut(self.id) {
+        // Under the lock the tick delivers under: an answer is either in the receiver now, or
+        // the tick sees the receiver gone and counts it abandoned itself.
+        let mut table = self.shared.lock();
+        if !matches!(receiver.try_recv(), Ok(Some(Ok(Ok(_))))) {
+            return;
+        }
+        match table.kernels.get_mut(self.id).filter(|k| k.instance == self.instance) {
+            Some(kernel) => {
                 kernel.counters.messages_received = kernel.counters.messages_received.saturating_sub(1);
                 kernel.counters.answers_abandoned += 1;
+            }
+            // Removed since: the runtime's totals took its counts at the remove.
+            None => {
+                table.retired.messages_received = table.retired.messages_received.saturating_sub(1);
+                table.retired.answers_never_received += 1;
             }
         }
     }
@@ -1082,7 +1095,7 @@ fn any_layout(_: &MessageLayout) -> Result<()> {
 
 /// What a call learns as its message is queued: its kernel's definition, and whether messages
 /// ahead of it wait for room in the output queue (see `wait_watching_stall`).
-type CallQueued = (Arc<KernelDefinition>, bool);
+type CallQueued = (Arc<KernelDefinition>, bool, u64);
 
 /// How long a send waits on a full queue before it looks for a stalled kernel, in milliseconds.
 const STALL_REPORT_MS: f64 = 1000.0;
@@ -1094,7 +1107,7 @@ fn remedy(stall: Stall) -> &'static str {
         Stall::Inactive(KernelState::Launched) => "activate() it.",
         Stall::Inactive(KernelState::Deactivated) => "reactivate() it.",
         Stall::Inactive(KernelState::Failed) => "recover() its device, or migrate() it.",
-        Stall::NextStageFull => "Its next stage holds it.",
+        Stall::NextStageStalled => "See to its next stage.",
         _ => "",
     }
 }

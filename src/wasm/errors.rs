@@ -136,13 +136,13 @@ pub(super) fn aborted_batch(id: &str, accepted: usize, reason: JsValue) -> JsVal
 }
 
 /// A `QueueFullError`'s or `TimeoutError`'s `stall`, when the kernel itself is why it waited:
-/// `"outputFull"` (answers nobody receives), `"inactive"` (not active) or `"nextStageFull"` (its
-/// answers go to a next stage whose queue is full).
+/// `"outputFull"` (answers nobody receives), `"inactive"` (not active) or `"nextStageStalled"` (its
+/// next stage takes none of its answers).
 fn set_stall(js: &js_sys::Error, stall: &Option<Stall>) {
     let reason = match stall {
         Some(Stall::OutputFull { .. }) => "outputFull",
         Some(Stall::Inactive(_)) => "inactive",
-        Some(Stall::NextStageFull) => "nextStageFull",
+        Some(Stall::NextStageStalled) => "nextStageStalled",
         None => return,
     };
     let _ = Reflect::set(js, &"stall".into(), &reason.into());

@@ -13,8 +13,8 @@ export class RingKernelError extends Error { name: RingKernelErrorName; errors?:
 export class KernelNotFoundError extends RingKernelError { name: "KernelNotFoundError"; kernelId: string; }
 /** An operation the kernel's state does not allow; `action` is what was asked (e.g. "activate"). `accepted`: for a `sendBatch` cut off part way (a `terminate` or `dispose()` meanwhile: `state` is then "terminating"), how many of its messages went in. */
 export class KernelStateError extends RingKernelError { name: "KernelStateError"; kernelId: string; state: KernelState; action: string; accepted?: number; }
-/** Why a kernel processed none of its input, when the kernel itself is why a wait ran out: its output queue is full of answers nobody receives, it is not active, or its answers go to a next stage (`connect`) whose queue is full. */
-export type Stall = "outputFull" | "inactive" | "nextStageFull";
+/** Why a kernel processed none of its input, when the kernel itself is why a wait ran out: its output queue is full of answers nobody receives, it is not active, or its next stage (`connect`) takes none of its answers, being stalled itself. */
+export type Stall = "outputFull" | "inactive" | "nextStageStalled";
 /** The input queue was full (at once for `trySend`, until the timeout for a send that waits, or with earlier sends to the kernel still waiting before a `trySend`); for `sendBatch`, `accepted` messages (from the front) were queued and will be answered, the rest were not. `stall` says when the kernel itself kept it full. */
 export class QueueFullError extends RingKernelError { name: "QueueFullError"; kernelId: string; accepted: number; stall?: Stall; }
 /** `unprocessed`: for a `terminate` that timed out, the messages it left unprocessed (0 otherwise). `stall`: for a call or receive, when the kernel itself answered nothing (it had input). When several kernels of a `terminateAll()`, `drain()` or `dispose()` timed out, `unprocessed` is their sum, `kernelId` the first one's and `errors` has each one's error. */
