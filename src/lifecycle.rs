@@ -282,6 +282,12 @@ impl Lifecycle {
         Ok(to)
     }
 
+    /// Whether the kernel is terminating, or failed while it was (recovery returns it there).
+    pub fn terminating(&self) -> bool {
+        self.state == KernelState::Terminating
+            || (self.state == KernelState::Failed && self.failed_in == Some(KernelState::Terminating))
+    }
+
     /// Whether the kernel lost its device and waits for recovery to relaunch it.
     pub fn awaiting_device(&self) -> bool {
         self.awaiting_device

@@ -277,10 +277,16 @@ struct Watch {
 pub(crate) struct AlertWatches {
     watches: Vec<Watch>,
     next: u64,
+    /// A round of callbacks is running: a check from inside one (a callback that frees memory
+    /// or reads it) leaves `look_again` for that round, which looks once it is done, so each
+    /// watch hears its crossings in order.
+    pub firing: bool,
+    pub look_again: bool,
 }
 
-/// Callbacks to run with their events, returned so they run outside the lock.
-pub(crate) type Due = Vec<(AlertCallback, MemoryAlertEvent)>;
+/// Callbacks to run with their events, returned so they run outside the lock; each with its
+/// watch, so one removed meanwhile is skipped.
+pub(crate) type Due = Vec<(MemoryWatchId, AlertCallback, MemoryAlertEvent)>;
 
 impl AlertWatches {
     /// Registers a watch at `threshold` (in `(0, 1]`, else `OutOfRange`). It starts as if
@@ -300,6 +306,11 @@ impl AlertWatches {
 
     pub fn is_empty(&self) -> bool {
         self.watches.is_empty()
+    }
+
+    /// Whether watch `id` is registered.
+    pub fn holds(&self, id: MemoryWatchId) -> bool {
+        self.watches.iter().any(|w| w.id == id)
     }
 
     /// Removes a watch; `false` when there was none by that id.
@@ -322,7 +333,7 @@ impl AlertWatches {
             };
             watch.high = alert == MemoryPressureAlert::High;
             let event = MemoryAlertEvent { alert, threshold: watch.threshold, pressure, used_bytes, budget_bytes };
-            due.push((watch.callback.clone(), event));
+            due.push((watch.id, watch.callback.clone(), event));
         }
         due
     }
@@ -340,16 +351,19 @@ impl AlertWatches {
             .iter()
             .map(|w| {
                 let event = MemoryAlertEvent { alert, threshold: w.threshold, pressure, used_bytes, budget_bytes };
-                (w.callback.clone(), event)
+                (w.id, w.callback.clone(), event)
             })
             .collect()
     }
 }
 
-/// Runs the callbacks `observe` or `trigger` said are due.
-pub(crate) fn fire(due: Due) {
-    for (callback, event) in due {
-        callback(&event);
+/// Runs the callbacks `observe` or `trigger` said are due, each only if its watch is still
+/// registered (`registered`: a callback may remove another's watch).
+pub(crate) fn fire(due: Due, registered: impl Fn(MemoryWatchId) -> bool) {
+    for (id, callback, event) in due {
+        if registered(id) {
+            callback(&event);
+        }
     }
 }
 
@@ -379,7 +393,7 @@ mod tests {
         let (callback, seen) = recorder();
         watches.add(0.8, callback).unwrap();
         for p in [0.1, 0.79, 0.8, 0.95, 0.9, 0.78, 0.76, 0.81, 0.74, 0.5, 0.2, 0.85] {
-            fire(watches.observe(p, 0, None));
+            fire(watches.observe(p, 0, None), |_| true);
         }
         use MemoryPressureAlert::*;
         assert_eq!(*seen.lock().unwrap(), vec![High, Normal, High]);
@@ -401,10 +415,10 @@ mod tests {
         let (second, second_seen) = recorder();
         let id = watches.add(0.5, first).unwrap();
         watches.add(0.9, second).unwrap();
-        fire(watches.trigger(MemoryPressureAlert::High, 0.1, 0, None));
+        fire(watches.trigger(MemoryPressureAlert::High, 0.1, 0, None), |_| true);
         assert!(watches.remove(id));
         assert!(!watches.remove(id));
-        fire(watches.observe(1.0, 0, None));
+        fire(watches.observe(1.0, 0, None), |_| true);
         assert_eq!(first_seen.lock().unwrap().len(), 1, "the trigger only");
         assert_eq!(second_seen.lock().unwrap().len(), 2, "the trigger and the crossing");
     }

@@ -64,7 +64,7 @@ fn millis<S: serde::Serializer>(value: &Duration, serializer: S) -> std::result:
 pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Result<MigrationReport> {
     // One migration or recovery at a time: each moves kernels' resources between devices.
     let _one_at_a_time = shared.recovering.lock().await;
-    let (definition, queue_size, shape, instance) = {
+    let (definition, queue_size, shape, instance, generation) = {
         let mut table = shared.lock();
         if table.state == LifecycleState::Stopped {
             return Err(Error::Disposed);
@@ -74,28 +74,48 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
         if kernel.device == to {
             return Ok(MigrationReport { kernel_id: id.to_owned(), from: to, to, pause: Duration::ZERO, requeued: 0 });
         }
-        let found = (kernel.def.clone(), kernel.mailbox.inbox.capacity(), kernel.shape, kernel.instance);
-        if let Some(lost) = &table.device(to).lost {
+        let (definition, queue_size, shape, instance) =
+            (kernel.def.clone(), kernel.mailbox.inbox.capacity(), kernel.shape, kernel.instance);
+        let target = table.device(to);
+        if let Some(lost) = &target.lost {
             return Err(lost.clone());
         }
-        found
+        (definition, queue_size, shape, instance, target.generation)
     };
     let target = shared.device(to);
-    let exec = target.create_kernel(definition, queue_size, shape).await?;
+    let created = target.create_kernel(definition, queue_size, shape).await;
+    // A target lost while it compiled is why compiling failed, if it did.
     if let Some(fault) = target.fault() {
         return Err(fault);
     }
+    let exec = created?;
     let started = platform::now_ms();
     let mut table = loop {
         let listener = {
             let mut table = shared.lock();
             let stopped = table.state == LifecycleState::Stopped;
+            // The target lost (or lost and replaced) while the kernel's tick ran: what was built
+            // there is gone with it.
+            let status = table.device(to);
+            let target_lost = match (&status.lost, status.generation != generation) {
+                (Some(lost), _) => Some(lost.clone()),
+                (None, true) => Some(Error::DeviceLost {
+                    reason: "the target device was lost and replaced while the kernel waited to move".into(),
+                }),
+                (None, false) => target.fault(),
+            };
             let Some(kernel) = table.kernels.get_mut(id).filter(|k| k.instance == instance) else {
                 return Err(Error::KernelNotFound { id: id.to_owned() });
             };
             // While it compiled on the target (or its last tick delivered), the runtime may have
-            // stopped or the kernel been terminated: then it stays where it is, as it was.
-            if let Err(refused) = if stopped { Err(Error::Disposed) } else { movable(id, kernel) } {
+            // stopped, the kernel been terminated or the target lost: then it stays where it is,
+            // as it was.
+            let refused = match (stopped, target_lost) {
+                (true, _) => Err(Error::Disposed),
+                (false, Some(lost)) => Err(lost),
+                (false, None) => movable(id, kernel),
+            };
+            if let Err(refused) = refused {
                 kernel.held_out = false;
                 kernel.notify();
                 drop(table);
@@ -137,6 +157,7 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
     // Its old device was lost while it moved: it runs again, on the new one.
     if kernel.life.awaiting_device() {
         kernel.life.relaunched();
+        kernel.finish_if_drained();
     }
     kernel.counters.migrations += 1;
     kernel.beat(platform::now_ms());

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::backend::StateStore;
+use crate::cancel::OnCancel;
 use crate::degradation::{DegradationSignals, Policy};
 use crate::memory::{self, MemoryByPurpose, MemoryPurpose, MemoryReport};
 use crate::table::{Kernel, Shared, Table};
@@ -88,12 +89,28 @@ pub(crate) fn memory_report(shared: &Shared, table: &Table) -> MemoryReport {
 /// Runs the memory watches against the pressure now. Call it with no lock held: callbacks may
 /// call back into the runtime.
 pub(crate) fn check_memory_alerts(shared: &Shared) {
-    if shared.alerts().is_empty() {
-        return;
+    {
+        let mut alerts = shared.alerts();
+        if alerts.is_empty() {
+            return;
+        }
+        // From inside a callback: the round under way looks again once its callbacks are done.
+        if alerts.firing {
+            alerts.look_again = true;
+            return;
+        }
+        alerts.firing = true;
     }
-    let (used, pressure) = used_and_pressure(shared, None);
-    let due = shared.alerts().observe(pressure, used, shared.settings.memory_budget);
-    memory::fire(due);
+    // The round ends however it ends (a native callback may panic).
+    let _round = OnCancel::new(|| shared.alerts().firing = false);
+    loop {
+        let (used, pressure) = used_and_pressure(shared, None);
+        let due = shared.alerts().observe(pressure, used, shared.settings.memory_budget);
+        memory::fire(due, |id| shared.alerts().holds(id));
+        if !std::mem::take(&mut shared.alerts().look_again) {
+            return;
+        }
+    }
 }
 
 /// Reads the signals, closes latency windows that have run their span, and evaluates the

@@ -246,6 +246,8 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
         kernel.beat(platform::now_ms());
         kernel.resources.state = exec.state_store();
         kernel.resources.exec = Some(exec);
+        // One whose terminate's caller went away while it was failed, with nothing left to run.
+        kernel.finish_if_drained();
         kernel.notify();
     }
     let status = table.device(device_id);

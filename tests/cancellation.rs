@@ -142,3 +142,27 @@ fn a_call_dropped_after_its_kernel_was_replaced_charges_the_old_one() {
         assert_eq!(report.answers_never_received, 1, "the abandoned answer is counted");
     });
 }
+
+/// A terminate dropped while its kernel is failed (its device lost) ends it once recovery has
+/// run it again and it has drained: failed while terminating, it used to return to
+/// `Terminating` with nothing to say it should end.
+#[test]
+fn a_terminate_dropped_while_its_kernel_failed_ends_it_after_recovery() {
+    let rt = common::runtime_on(BackendChoice::Auto);
+    pollster::block_on(async {
+        let options = LaunchOptions::default().with_queue_capacity(2048).with_max_batch(1).with_auto_activate();
+        rt.launch("doubler", options).await.unwrap();
+        rt.send_batch::<i32>("doubler", &(0..2000).collect::<Vec<_>>(), None).await.unwrap();
+        let mut terminating = Box::pin(rt.terminate("doubler", None));
+        assert!(poll!(terminating.as_mut()).is_pending());
+        rt.destroy_device_at(DeviceId(0)).unwrap();
+        common::wait_until("the kernel to fail", || rt.state("doubler").unwrap() == KernelState::Failed);
+        drop(terminating);
+        rt.recover().await.unwrap();
+        let mut answered = 0;
+        while answered < 2000 {
+            answered += rt.receive_batch::<i32>("doubler", 4096, WAIT).await.unwrap().len();
+        }
+        common::wait_until("the kernel to end", || rt.state("doubler").unwrap() == KernelState::Terminated);
+    });
+}

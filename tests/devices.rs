@@ -493,3 +493,87 @@ fn soak_one_kernel_migrating_back_and_forth() {
 fn soak_the_middle_stage_of_a_pipeline_migrating_back_and_forth() {
     check_migration_soak(3);
 }
+
+/// A doubler on the host taking `ms` a message (its WGSL twin for GPU devices), under `id`.
+fn register_slow_doubler(id: &str, ms: u64) {
+    let handler = host::typed(move |v: &i32, _: &mut [u32]| {
+        std::thread::sleep(Duration::from_millis(ms));
+        Some(v * 2)
+    });
+    let wgsl = "fn handle(m: Request) -> Response { return Response(m.value * 2); }";
+    kernel::register_or_replace(
+        KernelDefinition::new(id, kernel::doubler_request(), kernel::doubler_response(), wgsl)
+            .with_host_handler(handler),
+    );
+}
+
+fn cpu_then_gpu() -> Runtime {
+    let options = RuntimeOptions::default().with_devices([DeviceSpec::new(BackendChoice::Cpu), DeviceSpec::default()]);
+    pollster::block_on(Runtime::new(options)).expect("a cpu device and a GPU device")
+}
+
+/// A target lost while the migration compiles there, or while it waits for the kernel's tick,
+/// is `DeviceLost` (not a compile error; not a kernel moved onto a dead device, whose next tick
+/// used to panic in wgpu), and the kernel runs on where it was.
+#[test]
+fn a_migration_whose_target_is_lost_meanwhile_is_device_lost_and_changes_nothing() {
+    register_slow_doubler("slow-moving", 300);
+    for while_waiting in [false, true] {
+        let rt = cpu_then_gpu();
+        pollster::block_on(async {
+            let options = LaunchOptions::default().with_max_batch(1).on_device(D0).with_auto_activate();
+            rt.launch("slow-moving", options).await.unwrap();
+            if while_waiting {
+                rt.send_pod("slow-moving", &1i32, None).await.unwrap();
+                common::wait_until("the tick", || rt.kernel_metrics("slow-moving").unwrap().in_flight == 1);
+            }
+            let mut migrating = Box::pin(rt.migrate("slow-moving", D1));
+            assert!(futures_util::poll!(migrating.as_mut()).is_pending());
+            if while_waiting {
+                // Compiled there by now; waiting for the 300 ms tick.
+                std::thread::sleep(Duration::from_millis(100));
+                assert!(futures_util::poll!(migrating.as_mut()).is_pending());
+            }
+            rt.destroy_device_at(D1).unwrap();
+            let e = migrating.await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::DeviceLost, "waiting {while_waiting}: {e}");
+            assert_eq!(rt.device_of("slow-moving").unwrap(), D0);
+            assert_eq!(rt.state("slow-moving").unwrap(), KernelState::Active);
+            if while_waiting {
+                let first = rt.receive_batch::<i32>("slow-moving", 1, Some(Duration::from_secs(20))).await.unwrap();
+                assert_eq!(first, [2]);
+            }
+            let answer = rt.call_pod::<i32, i32>("slow-moving", &21, Some(Duration::from_secs(20))).await;
+            assert_eq!(answer.unwrap(), 42, "waiting {while_waiting}");
+        });
+    }
+}
+
+/// Answers relayed through the host to a next stage terminated while the tick ran go to the
+/// host, as the first stage's later answers do: not into the terminated stage's queue, where
+/// they vanished from every count, nor into another kernel launched under its id.
+#[test]
+fn answers_relayed_to_a_next_stage_ended_meanwhile_go_to_the_host() {
+    register_slow_doubler("relaying", 300);
+    for relaunched in [false, true] {
+        let options = RuntimeOptions::default()
+            .with_devices([DeviceSpec::new(BackendChoice::Cpu), DeviceSpec::new(BackendChoice::Cpu)]);
+        let rt = pollster::block_on(Runtime::new(options)).unwrap();
+        pollster::block_on(async {
+            rt.launch("relaying", LaunchOptions::default().on_device(D0).with_auto_activate()).await.unwrap();
+            rt.launch("doubler", LaunchOptions::default().on_device(D1).with_auto_activate()).await.unwrap();
+            rt.connect("relaying", "doubler").await.unwrap();
+            rt.send_pod("relaying", &21i32, None).await.unwrap();
+            common::wait_until("the tick", || rt.kernel_metrics("relaying").unwrap().in_flight == 1);
+            rt.terminate("doubler", None).await.unwrap();
+            if relaunched {
+                rt.remove("doubler").unwrap();
+                rt.launch("doubler", LaunchOptions::default().on_device(D1).with_auto_activate()).await.unwrap();
+            }
+            let answer = rt.receive_batch::<i32>("relaying", 1, Some(Duration::from_secs(20))).await.unwrap();
+            assert_eq!(answer, [42], "relaunched {relaunched}: the answer reaches the host");
+            let next = rt.kernel_metrics("doubler").unwrap();
+            assert_eq!((next.messages_sent, next.input_queue_depth), (0, 0), "relaunched {relaunched}");
+        });
+    }
+}

@@ -413,3 +413,58 @@ fn the_latency_signal_holds_when_ticks_outlast_the_window() {
     assert!(wide.0.is_some(), "a 1 s window sees latency: {wide:?}");
     assert!(narrow.0.is_some(), "a 100 ms window lost the 250 ms latencies: {narrow:?}");
 }
+
+/// Callbacks that free memory or remove watches: every watch hears its crossings once each and
+/// in order (a check from inside a callback waits for the round under way), and a watch removed
+/// by another's callback hears nothing more, even in the round that removed it.
+#[test]
+fn alert_callbacks_that_free_memory_or_remove_watches_keep_each_watch_in_order() {
+    let probe = runtime(RuntimeOptions::default().with_backend(BackendChoice::Cpu));
+    launch(&probe, "histogram", "probe", LaunchOptions::default().with_queue_capacity(16));
+    let one = probe.memory_report().by_kernel["probe"].total();
+    let rt = runtime(RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_memory_budget(one * 2));
+    let dashboard = rt.gpu_memory_dashboard();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    // The first watch frees half the memory from its callback, the moment it hears `High`.
+    let (into, freeing) = (heard.clone(), rt.clone());
+    dashboard
+        .on_alert(0.7, move |event| {
+            into.lock().unwrap().push(("first", event.alert));
+            if event.alert == MemoryPressureAlert::High {
+                pollster::block_on(freeing.terminate("b", None)).unwrap();
+                freeing.remove("b").unwrap();
+            }
+        })
+        .unwrap();
+    let into = heard.clone();
+    dashboard.on_alert(0.75, move |event| into.lock().unwrap().push(("second", event.alert))).unwrap();
+    launch(&rt, "histogram", "a", LaunchOptions::default().with_queue_capacity(16));
+    launch(&rt, "histogram", "b", LaunchOptions::default().with_queue_capacity(16));
+    use MemoryPressureAlert::{High, Normal};
+    assert_eq!(
+        *heard.lock().unwrap(),
+        [("first", High), ("second", High), ("first", Normal), ("second", Normal)],
+        "each watch hears its crossings in order, after the round that raised them"
+    );
+
+    // A callback that removes the other watch: that one hears nothing of the round either.
+    let rt = runtime(RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_memory_budget(one * 2));
+    let dashboard = rt.gpu_memory_dashboard();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let other = Arc::new(Mutex::new(None));
+    let (into, removing, remover_dashboard) = (heard.clone(), other.clone(), rt.gpu_memory_dashboard());
+    dashboard
+        .on_alert(0.7, move |event| {
+            into.lock().unwrap().push(("first", event.alert));
+            if let Some(watch) = removing.lock().unwrap().take() {
+                assert!(remover_dashboard.remove_alert(watch));
+            }
+        })
+        .unwrap();
+    let into = heard.clone();
+    *other.lock().unwrap() =
+        Some(dashboard.on_alert(0.75, move |event| into.lock().unwrap().push(("second", event.alert))).unwrap());
+    launch(&rt, "histogram", "a", LaunchOptions::default().with_queue_capacity(16));
+    launch(&rt, "histogram", "b", LaunchOptions::default().with_queue_capacity(16));
+    assert_eq!(*heard.lock().unwrap(), [("first", High)], "the removed watch heard its round");
+}

@@ -211,6 +211,49 @@ test("Node's own AbortSignal ends a wait: the receive rejects with its reason, o
   assert.deepEqual(findings(result), { aborted: "reason", before: "AbortError", answer: "reason", depth: 0 });
 });
 
+test("an abort before an operation goes on wins: a send that would now find room is not queued, a queued call's answer is abandoned", async () => {
+  // On the cpu backend the tick ran the handlers and found room (or the answer) before the
+  // aborted operation's task looked at its signal again: the abort lost.
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const M = defineMessage("M", { seq: "i32" });
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const seen = [];
+    const busy = (ms) => { const end = performance.now() + ms; while (performance.now() < end); };
+    const k = await runtime.launch("k", { input: M, output: M, handler: (m) => (seen.push(m.seq), busy(20), m) }, { autoActivate: true, queueSize: 2 });
+    const outcome = (promise, controller) => promise.then((v) => "resolved " + JSON.stringify(v), (e) => (e === controller.signal.reason ? "aborted" : e.name));
+    // A call queued at once, aborted in the same turn.
+    const calling = new AbortController();
+    const called = k.call({ seq: 1 }, { signal: calling.signal });
+    calling.abort();
+    const call = await outcome(called, calling);
+    await k.receive({ timeout: 5000 }).catch(() => {});
+    // Sends waiting for room (the queue of 2 is full), aborted in the same turn.
+    const sends = [];
+    for (const op of ["send", "sendBatch", "sendEnvelope", "call"]) {
+      k.trySend({ seq: 100 }); k.trySend({ seq: 101 });
+      const controller = new AbortController();
+      const sent = op === "sendBatch" ? k.sendBatch([{ seq: 2 }], { signal: controller.signal }) : k[op]({ seq: 2 }, { signal: controller.signal });
+      controller.abort();
+      sends.push(await outcome(sent, controller));
+      for (let i = 0; i < 2; i++) await k.receive({ timeout: 5000 });
+    }
+    const t = runtime.getTelemetry("k");
+    await runtime.dispose();
+    console.log(JSON.stringify({ call, sends, seen, abandoned: t.answersAbandoned, received: t.messagesReceived, sent: t.messagesSent }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), {
+    call: "aborted",
+    sends: ["aborted", "aborted", "aborted", "aborted"],
+    seen: [1, 100, 101, 100, 101, 100, 101, 100, 101],
+    abandoned: 1,
+    received: 8,
+    sent: 9,
+  });
+});
+
 test("a send waiting for room past its stall warning leaves the thread free: timers fire, and a receive lets it in", async () => {
   // A kernel whose answers nobody receives: its input cannot move, so the ninth send waits. At
   // one second it is reported (a warning); from the next second on, its wait once ended at

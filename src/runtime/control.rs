@@ -309,7 +309,8 @@ impl Runtime {
         let _orphaned = OnCancel::new(|| {
             let mut table = self.shared.lock();
             let Some(kernel) = table.kernels.get_mut(id).filter(|k| k.instance == instance) else { return };
-            if kernel.life.state() == KernelState::Terminating {
+            // Failed while terminating, it drains once recovery (or a move) runs it again.
+            if kernel.life.terminating() {
                 kernel.held_out = false;
                 kernel.ends_when_drained = true;
                 kernel.finish_if_drained();
@@ -438,7 +439,9 @@ impl Runtime {
         retired.messages_unprocessed += kernel.counters.unprocessed_at_termination;
         retired.answers_never_received += discarded + kernel.counters.answers_abandoned;
         drop(table);
-        // Its memory is free now: a watch it held above its threshold hears so at once.
+        // Its memory (a GPU state array is freed as the kernel goes) is free now: a watch it
+        // held above its threshold hears so at once.
+        drop(kernel);
         crate::pressure::check_memory_alerts(&self.shared);
         Ok(discarded)
     }

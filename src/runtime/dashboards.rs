@@ -112,7 +112,7 @@ impl GpuMemoryDashboard {
         let shared = &self.runtime.shared;
         let (used, pressure) = pressure::used_and_pressure(shared, None);
         let due = shared.alerts().trigger(alert, pressure, used, shared.settings.memory_budget);
-        memory::fire(due);
+        memory::fire(due, |id| shared.alerts().holds(id));
         Ok(())
     }
 }

@@ -25,11 +25,17 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
             kernel.notify();
             continue;
         }
-        let Kernel { mailbox, cursor, counters, resources, .. } = kernel;
+        let Kernel { mailbox, cursor, counters, resources, route, .. } = kernel;
         let mut relay = None;
         // Envelope headers going on with forwarded answers (none on the plain path: one check).
         let mut carried = Vec::new();
-        match (&p.downstream, p.routing) {
+        // Answers to relay through the host to a next stage that left the pipeline while the
+        // tick ran (terminated, or disconnected): they go to the host, as its later ones do.
+        let relayed_to = match (&p.downstream, p.routing) {
+            (Some(down), Routing::ViaHost) if route.downstream.as_ref() != Some(down) => None,
+            (down, _) => down.as_ref(),
+        };
+        match (relayed_to, p.routing) {
             (None, _) => {
                 let stride = mailbox.outbox.stride();
                 if !mailbox.headers.is_empty() {

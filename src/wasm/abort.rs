@@ -112,12 +112,15 @@ async fn until_aborted(signal: &AbortSignal, mut work: Work) -> Result<Result<Js
     signal.add_event_listener("abort", &wake);
     // Removes the listener when the race ends, however it ends.
     let _listening = Listening { signal, wake: &wake };
+    // The signal first: an abort that came before the work could go on wins, even when the
+    // work would now be done (a send that found room, an answer that came): it is then not
+    // done, and a call already queued has its answer abandoned (see `AwaitedAnswer`).
     poll_fn(|cx| {
-        if let Poll::Ready(done) = work.as_mut().poll(cx) {
-            return Poll::Ready(Ok(done));
-        }
         if signal.aborted() {
             return Poll::Ready(Err(signal.reason()));
+        }
+        if let Poll::Ready(done) = work.as_mut().poll(cx) {
+            return Poll::Ready(Ok(done));
         }
         waker.set(Some(cx.waker().clone()));
         Poll::Pending
