@@ -322,8 +322,29 @@ impl AlertWatches {
 
     /// The crossings `pressure` makes: each watch fires at most once per crossing.
     pub fn observe(&mut self, pressure: f64, used_bytes: u64, budget_bytes: Option<u64>) -> Due {
+        self.observe_where(pressure, used_bytes, budget_bytes, |_| true)
+    }
+
+    /// [`observe`](Self::observe) for watch `id` alone.
+    pub fn observe_watch(
+        &mut self,
+        id: MemoryWatchId,
+        pressure: f64,
+        used_bytes: u64,
+        budget_bytes: Option<u64>,
+    ) -> Due {
+        self.observe_where(pressure, used_bytes, budget_bytes, |watch| watch == id)
+    }
+
+    fn observe_where(
+        &mut self,
+        pressure: f64,
+        used_bytes: u64,
+        budget_bytes: Option<u64>,
+        which: impl Fn(MemoryWatchId) -> bool,
+    ) -> Due {
         let mut due = Vec::new();
-        for watch in &mut self.watches {
+        for watch in self.watches.iter_mut().filter(|w| which(w.id)) {
             let alert = if !watch.high && pressure >= watch.threshold {
                 MemoryPressureAlert::High
             } else if watch.high && pressure < watch.threshold - ALERT_HYSTERESIS {

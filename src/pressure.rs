@@ -107,10 +107,21 @@ pub(crate) fn check_memory_alerts(shared: &Shared) {
         let (used, pressure) = used_and_pressure(shared, None);
         let due = shared.alerts().observe(pressure, used, shared.settings.memory_budget);
         memory::fire(due, |id| shared.alerts().holds(id));
-        if !std::mem::take(&mut shared.alerts().look_again) {
+        // Ended under the same lock a check from elsewhere asks it to look again under.
+        let mut alerts = shared.alerts();
+        if !std::mem::take(&mut alerts.look_again) {
+            alerts.firing = false;
             return;
         }
     }
+}
+
+/// A new watch's own first crossing, at the pressure now, heard before its registration
+/// returns: it has no earlier crossing to wait behind, whatever round runs elsewhere.
+pub(crate) fn check_new_watch(shared: &Shared, id: memory::MemoryWatchId) {
+    let (used, pressure) = used_and_pressure(shared, None);
+    let due = shared.alerts().observe_watch(id, pressure, used, shared.settings.memory_budget);
+    memory::fire(due, |id| shared.alerts().holds(id));
 }
 
 /// Reads the signals, closes latency windows that have run their span, and evaluates the

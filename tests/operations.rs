@@ -7,7 +7,8 @@
 #[allow(unused_imports)]
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use common::wait_until;
@@ -467,4 +468,68 @@ fn alert_callbacks_that_free_memory_or_remove_watches_keep_each_watch_in_order()
     launch(&rt, "histogram", "a", LaunchOptions::default().with_queue_capacity(16));
     launch(&rt, "histogram", "b", LaunchOptions::default().with_queue_capacity(16));
     assert_eq!(*heard.lock().unwrap(), [("first", High)], "the removed watch heard its round");
+}
+
+/// The bytes one `histogram` kernel with a queue of 16 holds on the cpu backend.
+fn one_kernels_bytes() -> u64 {
+    let probe = runtime(RuntimeOptions::default().with_backend(BackendChoice::Cpu));
+    launch(&probe, "histogram", "probe", LaunchOptions::default().with_queue_capacity(16));
+    probe.memory_report().by_kernel["probe"].total()
+}
+
+/// A watch registered while pressure is already above its threshold hears `High` before
+/// `on_alert` returns natively, also while another thread's round of callbacks runs, and from
+/// inside a callback: it has no earlier crossing to wait behind.
+#[test]
+fn a_new_watch_hears_its_first_crossing_before_on_alert_returns_whatever_round_runs() {
+    let one = one_kernels_bytes();
+    let rt = runtime(RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_memory_budget(one * 2));
+    let dashboard = rt.gpu_memory_dashboard();
+    let in_slow = Arc::new(Barrier::new(2));
+    let b = in_slow.clone();
+    dashboard
+        .on_alert(0.4, move |e| {
+            if e.alert == MemoryPressureAlert::High {
+                b.wait();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+        .unwrap();
+    let rt2 = rt.clone();
+    // This launch's check fires the slow watch on another thread.
+    let t =
+        std::thread::spawn(move || launch(&rt2, "histogram", "a", LaunchOptions::default().with_queue_capacity(16)));
+    in_slow.wait();
+    let heard = Arc::new(AtomicUsize::new(0));
+    let h = heard.clone();
+    dashboard
+        .on_alert(0.3, move |_| {
+            h.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    let at_return = heard.load(Ordering::SeqCst);
+    t.join().unwrap();
+    assert_eq!(at_return, 1, "pressure 0.5 is above 0.3: on_alert should have called back before returning");
+
+    // From inside a callback.
+    let rt = runtime(RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_memory_budget(one * 2));
+    let dashboard = rt.gpu_memory_dashboard();
+    let seen_at_return = Arc::new(Mutex::new(None));
+    let (s, d2) = (seen_at_return.clone(), rt.gpu_memory_dashboard());
+    let done = Arc::new(AtomicBool::new(false));
+    dashboard
+        .on_alert(0.4, move |e| {
+            if e.alert == MemoryPressureAlert::High && !done.swap(true, Ordering::SeqCst) {
+                let heard = Arc::new(AtomicUsize::new(0));
+                let h = heard.clone();
+                d2.on_alert(0.3, move |_| {
+                    h.fetch_add(1, Ordering::SeqCst);
+                })
+                .unwrap();
+                *s.lock().unwrap() = Some(heard.load(Ordering::SeqCst));
+            }
+        })
+        .unwrap();
+    launch(&rt, "histogram", "a", LaunchOptions::default().with_queue_capacity(16));
+    assert_eq!(*seen_at_return.lock().unwrap(), Some(1), "on_alert from a callback returned before calling back");
 }

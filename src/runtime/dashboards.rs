@@ -90,7 +90,7 @@ impl GpuMemoryDashboard {
         drop(self.runtime.open_table()?);
         let id = self.runtime.shared.alerts().add(threshold, Arc::new(callback))?;
         #[cfg(not(target_arch = "wasm32"))]
-        pressure::check_memory_alerts(&self.runtime.shared);
+        pressure::check_new_watch(&self.runtime.shared, id);
         #[cfg(target_arch = "wasm32")]
         {
             let shared = self.runtime.shared.clone();
