@@ -322,29 +322,19 @@ impl AlertWatches {
 
     /// The crossings `pressure` makes: each watch fires at most once per crossing.
     pub fn observe(&mut self, pressure: f64, used_bytes: u64, budget_bytes: Option<u64>) -> Due {
-        self.observe_where(pressure, used_bytes, budget_bytes, |_| true)
+        self.observe_only(None, pressure, used_bytes, budget_bytes)
     }
 
-    /// [`observe`](Self::observe) for watch `id` alone.
-    pub fn observe_watch(
+    /// [`observe`](Self::observe) for watch `only` alone, if given.
+    pub fn observe_only(
         &mut self,
-        id: MemoryWatchId,
+        only: Option<MemoryWatchId>,
         pressure: f64,
         used_bytes: u64,
         budget_bytes: Option<u64>,
-    ) -> Due {
-        self.observe_where(pressure, used_bytes, budget_bytes, |watch| watch == id)
-    }
-
-    fn observe_where(
-        &mut self,
-        pressure: f64,
-        used_bytes: u64,
-        budget_bytes: Option<u64>,
-        which: impl Fn(MemoryWatchId) -> bool,
     ) -> Due {
         let mut due = Vec::new();
-        for watch in self.watches.iter_mut().filter(|w| which(w.id)) {
+        for watch in self.watches.iter_mut().filter(|w| only.is_none_or(|id| id == w.id)) {
             let alert = if !watch.high && pressure >= watch.threshold {
                 MemoryPressureAlert::High
             } else if watch.high && pressure < watch.threshold - ALERT_HYSTERESIS {

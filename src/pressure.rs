@@ -120,7 +120,7 @@ pub(crate) fn check_memory_alerts(shared: &Shared) {
 /// returns: it has no earlier crossing to wait behind, whatever round runs elsewhere.
 pub(crate) fn check_new_watch(shared: &Shared, id: memory::MemoryWatchId) {
     let (used, pressure) = used_and_pressure(shared, None);
-    let due = shared.alerts().observe_watch(id, pressure, used, shared.settings.memory_budget);
+    let due = shared.alerts().observe_only(Some(id), pressure, used, shared.settings.memory_budget);
     memory::fire(due, |id| shared.alerts().holds(id));
 }
 
