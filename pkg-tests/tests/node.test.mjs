@@ -755,7 +755,7 @@ test("Dawn: a handler as a WGSL author writes it: directives at its top compile,
   assert.match(fused[0], /\(kernel '(first|second)', its handler's line 1\)/);
 });
 
-test("a call that timed out keeps its answer from the next stage: connect waits until it is answered, then the pipeline carries only what is sent after", async () => {
+test("a call that timed out keeps its answer from the next stage: connect is refused until it is answered, then the pipeline carries only what is sent after", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
     await init();
