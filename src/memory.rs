@@ -320,13 +320,9 @@ impl AlertWatches {
         self.watches.len() != before
     }
 
-    /// The crossings `pressure` makes: each watch fires at most once per crossing.
-    pub fn observe(&mut self, pressure: f64, used_bytes: u64, budget_bytes: Option<u64>) -> Due {
-        self.observe_only(None, pressure, used_bytes, budget_bytes)
-    }
-
-    /// [`observe`](Self::observe) for watch `only` alone, if given.
-    pub fn observe_only(
+    /// The crossings `pressure` makes, of every watch or of watch `only`: each watch fires at
+    /// most once per crossing.
+    pub fn observe(
         &mut self,
         only: Option<MemoryWatchId>,
         pressure: f64,
@@ -404,7 +400,7 @@ mod tests {
         let (callback, seen) = recorder();
         watches.add(0.8, callback).unwrap();
         for p in [0.1, 0.79, 0.8, 0.95, 0.9, 0.78, 0.76, 0.81, 0.74, 0.5, 0.2, 0.85] {
-            fire(watches.observe(p, 0, None), |_| true);
+            fire(watches.observe(None, p, 0, None), |_| true);
         }
         use MemoryPressureAlert::*;
         assert_eq!(*seen.lock().unwrap(), vec![High, Normal, High]);
@@ -429,7 +425,7 @@ mod tests {
         fire(watches.trigger(MemoryPressureAlert::High, 0.1, 0, None), |_| true);
         assert!(watches.remove(id));
         assert!(!watches.remove(id));
-        fire(watches.observe(1.0, 0, None), |_| true);
+        fire(watches.observe(None, 1.0, 0, None), |_| true);
         assert_eq!(first_seen.lock().unwrap().len(), 1, "the trigger only");
         assert_eq!(second_seen.lock().unwrap().len(), 2, "the trigger and the crossing");
     }

@@ -104,7 +104,7 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
                 }),
                 (None, false) => target.fault(),
             };
-            let Some(kernel) = table.kernels.get_mut(id).filter(|k| k.instance == instance) else {
+            let Some(kernel) = table.launch_of(id, instance) else {
                 return Err(Error::KernelNotFound { id: id.to_owned() });
             };
             // While it compiled on the target (or its last tick delivered), the runtime may have
@@ -132,7 +132,7 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
         // running: held out of every tick, it would never run again.
         let undo = OnCancel::new(|| {
             let mut table = shared.lock();
-            if let Some(kernel) = table.kernels.get_mut(id).filter(|k| k.instance == instance) {
+            if let Some(kernel) = table.launch_of(id, instance) {
                 kernel.held_out = false;
                 kernel.notify();
             }

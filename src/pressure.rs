@@ -104,9 +104,7 @@ pub(crate) fn check_memory_alerts(shared: &Shared) {
     // The round ends however it ends (a native callback may panic).
     let _round = OnCancel::new(|| shared.alerts().firing = false);
     loop {
-        let (used, pressure) = used_and_pressure(shared, None);
-        let due = shared.alerts().observe(pressure, used, shared.settings.memory_budget);
-        memory::fire(due, |id| shared.alerts().holds(id));
+        fire_crossings(shared, None);
         // Ended under the same lock a check from elsewhere asks it to look again under.
         let mut alerts = shared.alerts();
         if !std::mem::take(&mut alerts.look_again) {
@@ -121,8 +119,13 @@ pub(crate) fn check_memory_alerts(shared: &Shared) {
 /// web a JavaScript callback must first have its watch's id: it hears in a microtask after.)
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn check_new_watch(shared: &Shared, id: memory::MemoryWatchId) {
+    fire_crossings(shared, Some(id));
+}
+
+/// Calls back every watch (or watch `only`) whose threshold the pressure now has crossed.
+fn fire_crossings(shared: &Shared, only: Option<memory::MemoryWatchId>) {
     let (used, pressure) = used_and_pressure(shared, None);
-    let due = shared.alerts().observe_only(Some(id), pressure, used, shared.settings.memory_budget);
+    let due = shared.alerts().observe(only, pressure, used, shared.settings.memory_budget);
     memory::fire(due, |id| shared.alerts().holds(id));
 }
 

@@ -235,8 +235,7 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
     shared.replace_device(device_id, device);
     for (id, instance, exec) in execs {
         // Skip a kernel terminated (stranded) while the device was being replaced.
-        let Some(kernel) = table.kernels.get_mut(&id).filter(|k| k.instance == instance && k.device == device_id)
-        else {
+        let Some(kernel) = table.launch_of(&id, instance).filter(|k| k.device == device_id) else {
             continue;
         };
         if !kernel.life.awaiting_device() {

@@ -131,7 +131,8 @@ impl Kernel {
     /// Ends a kernel whose terminate's caller went away, once it has nothing left to process.
     pub fn finish_if_drained(&mut self) {
         if self.ends_when_drained && self.input_depth() == 0 && !self.in_tick {
-            // Only a `Terminating` kernel is marked, and whatever ends it clears the mark.
+            // Only a kernel terminating (or failed while it was) is marked, and whatever ends it
+            // clears the mark.
             let _ = self.finish(0, None);
         }
     }
@@ -310,6 +311,12 @@ impl Table {
     /// [`stall`](Self::stall) when the kernel has input waiting, else `None`.
     pub fn stall_with_input(&self, id: &str) -> Option<Stall> {
         self.stall(id).filter(|_| self.kernels.get(id).is_some_and(|k| k.input_depth() > 0))
+    }
+
+    /// Kernel `id` if it is still launch `instance`: not removed, nor launched again under its
+    /// id, since.
+    pub fn launch_of(&mut self, id: &str, instance: u64) -> Option<&mut Kernel> {
+        self.kernels.get_mut(id).filter(|k| k.instance == instance)
     }
 
     /// The kernel `id`, or `KernelNotFound`.

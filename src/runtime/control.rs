@@ -308,7 +308,7 @@ impl Runtime {
         // tick runs again. Otherwise it would stay `Terminating` for good, its receives waiting.
         let _orphaned = OnCancel::new(|| {
             let mut table = self.shared.lock();
-            let Some(kernel) = table.kernels.get_mut(id).filter(|k| k.instance == instance) else { return };
+            let Some(kernel) = table.launch_of(id, instance) else { return };
             // Failed while terminating, it drains once recovery (or a move) runs it again.
             if kernel.life.terminating() {
                 kernel.held_out = false;

@@ -481,11 +481,11 @@ impl Runtime {
         pack: Pack<'_>,
     ) -> Result<Attempt<Option<CallTicket>>> {
         let mut table = self.accepting_table(if call.is_some() { "calls" } else { "sends" })?;
-        // A message refused, or waiting for room, leaves the clock and the message ids as they
-        // were: its stamp was never given out.
-        let mark = table.clock.mark();
+        // An envelope refused, or waiting for room, leaves the clock and the message ids as they
+        // were: its stamp was never given out. (Only envelopes are stamped.)
+        let mark = envelope.is_some().then(|| table.clock.mark());
         let attempt = self.try_enqueue_in(&mut table, id, call, envelope, pack);
-        if !matches!(attempt, Ok(Attempt::Done(_))) {
+        if let Some(mark) = mark.filter(|_| !matches!(attempt, Ok(Attempt::Done(_)))) {
             table.clock.rewind(mark);
         }
         attempt
@@ -697,11 +697,9 @@ impl Runtime {
         drop(table);
         let next_remedy;
         let remedy = match stall {
+            // `Table::stall` names it only for a next stage stalled itself.
             Stall::NextStageStalled => {
-                let why = match next_stall {
-                    Some(stall) => format!("{stall}. {}", remedy(stall)),
-                    None => "its queue is full.".to_owned(),
-                };
+                let why = next_stall.map(|stall| format!("{stall}. {}", remedy(stall))).unwrap_or_default();
                 next_remedy = format!("The next stage, {}: {why}", Quoted(next.as_deref().unwrap_or("")));
                 &next_remedy
             }
@@ -1052,7 +1050,7 @@ impl Drop for AwaitedAnswer<'_> {
         if !matches!(receiver.try_recv(), Ok(Some(Ok(Ok(_))))) {
             return;
         }
-        match table.kernels.get_mut(self.id).filter(|k| k.instance == self.instance) {
+        match table.launch_of(self.id, self.instance) {
             Some(kernel) => {
                 kernel.counters.messages_received = kernel.counters.messages_received.saturating_sub(1);
                 kernel.counters.answers_abandoned += 1;
@@ -1093,8 +1091,9 @@ fn any_layout(_: &MessageLayout) -> Result<()> {
     Ok(())
 }
 
-/// What a call learns as its message is queued: its kernel's definition, and whether messages
-/// ahead of it wait for room in the output queue (see `wait_watching_stall`).
+/// What a call learns as its message is queued: its kernel's definition, whether messages
+/// ahead of it wait for room in the output queue (see `wait_watching_stall`), and the launch it
+/// went to (see `AwaitedAnswer`).
 type CallQueued = (Arc<KernelDefinition>, bool, u64);
 
 /// How long a send waits on a full queue before it looks for a stalled kernel, in milliseconds.

@@ -97,7 +97,7 @@ impl CircuitBreaker {
         let outcome = operation().await;
         let mut table = self.runtime.shared.lock();
         // Not for a kernel launched again under the same id meanwhile.
-        if let Some(kernel) = table.kernels.get_mut(&*self.id).filter(|k| k.instance == self.instance) {
+        if let Some(kernel) = table.launch_of(&self.id, self.instance) {
             match &outcome {
                 Ok(_) => kernel.circuit_success(platform::now_ms()),
                 Err(_) => kernel.circuit_failures(1, Failed::Operations, platform::now_ms()),

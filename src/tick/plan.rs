@@ -94,7 +94,7 @@ pub(crate) fn input_at_most(table: &Table, device: DeviceId) -> usize {
 /// meanwhile): its kernels are no longer in a tick. Their held input stays held for recovery.
 pub(crate) fn unplan(table: &mut Table, plan: &[Planned]) {
     for p in plan {
-        if let Some(kernel) = table.kernels.get_mut(&p.id).filter(|k| k.instance == p.instance) {
+        if let Some(kernel) = table.launch_of(&p.id, p.instance) {
             kernel.in_tick = false;
             kernel.notify();
         }
