@@ -4,6 +4,12 @@
 //! the turn owns the device's rings and readback buffer until the tick is delivered. On the web
 //! only the tick loop ticks; there, as natively, the runtime's shutdown takes each device's turn
 //! to release the device between ticks.
+//!
+//! Natively the loop and a caller race for the turn: a send wakes the loop, and its caller's
+//! receive follows a few microseconds later. Where the loop won, the round trip took a hop to
+//! the loop's thread and back after all (about four ticks in ten of a `send` → `receive`
+//! stream on two cores). So while callers run the ticks, the loop leaves them a moment to
+//! take the turn first ([`TickTurn::leave_to_caller`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,12 +17,23 @@ use event_listener::Event;
 
 use crate::waiting::{self, Deadline};
 
-/// Whether a tick of one device is under way, and the event its end fires.
+/// Whether a tick of one device is under way, the event its end fires, and (natively) who ran
+/// the last one.
 #[derive(Default)]
 pub(crate) struct TickTurn {
     busy: AtomicBool,
     released: Event,
+    /// Whether a waiting caller ran the last tick (see [`Self::leave_to_caller`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    callers_tick: AtomicBool,
 }
+
+/// How long the tick loop, woken by a send while callers run the ticks, leaves the turn to the
+/// sender's receive before taking it: a few sends' and a receive's time on a busy machine. A
+/// send that no caller follows is ticked that much later, once; the loop's own tick ends the
+/// grace until a caller ticks again.
+#[cfg(not(target_arch = "wasm32"))]
+const CALLER_GRACE: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// A turn taken: the device's tick is this holder's until it is dropped.
 pub(crate) struct Turn<'a>(&'a TickTurn);
@@ -25,6 +42,28 @@ impl TickTurn {
     /// The turn, if no tick is under way.
     pub fn try_take(&self) -> Option<Turn<'_>> {
         self.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).ok().map(|_| Turn(self))
+    }
+
+    /// Records who ran the tick that just ended: a waiting caller (`by_caller`) or the loop.
+    pub fn ticked(&self, by_caller: bool) {
+        #[cfg(not(target_arch = "wasm32"))]
+        self.callers_tick.store(by_caller, Ordering::Relaxed);
+        #[cfg(target_arch = "wasm32")]
+        let _ = by_caller;
+    }
+
+    /// For the tick loop, about to take the turn: natively, when a caller ran the last tick,
+    /// yields its thread for up to [`CALLER_GRACE`] while no tick is under way, so that the
+    /// caller whose send woke it takes the turn and ticks on its own thread, without a hop to
+    /// the loop and back. On the web callers never tick, and it returns at once.
+    pub fn leave_to_caller(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.callers_tick.load(Ordering::Relaxed) {
+            let started = std::time::Instant::now();
+            while !self.busy.load(Ordering::Acquire) && started.elapsed() < CALLER_GRACE {
+                std::thread::yield_now();
+            }
+        }
     }
 
     /// Waits, without blocking, until no tick is under way and takes the turn; `None` if

@@ -39,6 +39,7 @@ pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
         // Woken by (or about to plan after) the first of several sends in a row: let the others
         // land, so they go out in this tick and not the next.
         platform::settle(|| shared.wakes());
+        shared.turn(device).leave_to_caller();
         // A caller may be running a tick (see `help`). Once it is over, the loop starts again:
         // listening anew and settling, as if just woken, rather than planning at once, when the
         // caller may be in the middle of its next burst of sends.
@@ -60,6 +61,9 @@ pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
                 Device::Cpu(cpu) => tick(&context, cpu, None).await,
             }
         };
+        if matches!(outcome, TickOutcome::Ran) {
+            shared.turn(device).ticked(false);
+        }
         drop(turn);
         // A tick that ended after the shutdown may have failed on the released device: there is
         // nothing left to recover or relay.
@@ -100,7 +104,8 @@ const HELPING_TICK_MESSAGES: usize = 1024;
 /// next tick on its own thread if none is under way, instead of waiting for the tick loop's
 /// thread to wake, tick and wake it in turn: a round trip without thread hops, as a raw
 /// `submit` and `poll` on the caller's thread is. The tick loop, which the caller's sends woke,
-/// plans after it. A tick over [`HELPING_TICK_MESSAGES`] messages is left to the loop; a
+/// plans after it, and while callers run the ticks it leaves them the turn for a moment first
+/// ([`TickTurn::leave_to_caller`](crate::turn::TickTurn::leave_to_caller)). A tick over [`HELPING_TICK_MESSAGES`] messages is left to the loop; a
 /// failed one loses the device as the loop's would, and the loop recovers it. On the web the
 /// tick loop is a task of the caller's own thread, so there is no hop to save and callers
 /// never help.
@@ -117,6 +122,9 @@ pub(crate) fn help(shared: &Shared, device: DeviceId) {
         return;
     }
     let outcome = pollster::block_on(tick(&context, gpu, Some(HELPING_TICK_MESSAGES)));
+    if matches!(outcome, TickOutcome::Ran) {
+        shared.turn(device).ticked(true);
+    }
     drop(turn);
     match outcome {
         // The loop ticks again after a tick that ran, for what it left: input beyond the
