@@ -8,8 +8,8 @@
 //! Natively the loop and a caller race for the turn: a send wakes the loop, and its caller's
 //! receive follows a few microseconds later. Where the loop won, the round trip took a hop to
 //! the loop's thread and back after all (about four ticks in ten of a `send` → `receive`
-//! stream on two cores). So while callers run the ticks, the loop leaves them a moment to
-//! take the turn first ([`TickTurn::leave_to_caller`]).
+//! stream on two cores). So while callers run the ticks, the loop, woken by a send, leaves them
+//! a moment to take the turn first ([`TickTurn::leave_to_caller`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -17,21 +17,36 @@ use event_listener::Event;
 
 use crate::waiting::{self, Deadline};
 
-/// Whether a tick of one device is under way, the event its end fires, and (natively) who ran
-/// the last one.
+/// Whether a tick of one device is under way, the event its end fires, and (natively) whether
+/// callers run its ticks.
 #[derive(Default)]
 pub(crate) struct TickTurn {
     busy: AtomicBool,
     released: Event,
-    /// Whether a waiting caller ran the last tick (see [`Self::leave_to_caller`]).
+    /// Natively, whether callers run the ticks (see [`Self::leave_to_caller`]).
     #[cfg(not(target_arch = "wasm32"))]
-    callers_tick: AtomicBool,
+    callers: CallerTicks,
 }
 
-/// How long the tick loop, woken by a send while callers run the ticks, leaves the turn to the
-/// sender's receive before taking it: a few sends' and a receive's time on a busy machine. A
-/// send that no caller follows is ticked that much later, once; the loop's own tick ends the
-/// grace until a caller ticks again.
+/// Whether callers run a device's ticks, for the loop's grace.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Default)]
+struct CallerTicks {
+    /// A caller ran the last tick that ran, and no two graces since went unused.
+    ticking: AtomicBool,
+    /// The last grace went unused (no caller took the turn in it).
+    missed: AtomicBool,
+    /// A caller did not tick (the turn was taken, or the tick was more than it takes) and
+    /// waits for the loop, or its tick left work for the loop: the loop's next pass takes the
+    /// turn without a grace.
+    left_to_loop: AtomicBool,
+}
+
+/// How long the tick loop, while callers run the ticks, leaves the turn to the next caller
+/// before taking it: a few sends' and a receive's time on a busy machine (the loop yields its
+/// thread meanwhile, so on a loaded one it may wait longer). A send no receive follows is ticked
+/// that much later, once; two graces in a row that no caller used end them until a caller
+/// ticks again.
 #[cfg(not(target_arch = "wasm32"))]
 const CALLER_GRACE: std::time::Duration = std::time::Duration::from_micros(20);
 
@@ -44,23 +59,49 @@ impl TickTurn {
         self.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).ok().map(|_| Turn(self))
     }
 
-    /// Records who ran the tick that just ended: a waiting caller (`by_caller`) or the loop.
-    pub fn ticked(&self, by_caller: bool) {
-        #[cfg(not(target_arch = "wasm32"))]
-        self.callers_tick.store(by_caller, Ordering::Relaxed);
-        #[cfg(target_arch = "wasm32")]
-        let _ = by_caller;
+    /// A caller ran a tick.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn caller_ticked(&self) {
+        self.callers.missed.store(false, Ordering::Relaxed);
+        self.callers.ticking.store(true, Ordering::Relaxed);
     }
 
-    /// For the tick loop, about to take the turn: natively, when a caller ran the last tick,
+    /// A caller left the next tick to the loop: it waits for it without ticking, or its own
+    /// tick left work behind.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn caller_left_to_loop(&self) {
+        self.callers.left_to_loop.store(true, Ordering::Relaxed);
+    }
+
+    /// The loop ran a tick: callers tick again only once one of them has.
+    pub fn loop_ticked(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        self.callers.ticking.store(false, Ordering::Relaxed);
+    }
+
+    /// For the tick loop, about to take the turn. Natively, while callers run the ticks, it
     /// yields its thread for up to [`CALLER_GRACE`] while no tick is under way, so that the
-    /// caller whose send woke it takes the turn and ticks on its own thread, without a hop to
-    /// the loop and back. On the web callers never tick, and it returns at once.
+    /// caller whose send woke it (or, right after a caller's tick, that caller's next round
+    /// trip) takes the turn and ticks on its own thread, without a hop to the loop and back.
+    /// No grace where a caller left the tick to the loop. Two graces in a row that no caller
+    /// used (the loop woken for other work: another device's, a send no receive follows) end
+    /// them until a caller ticks again. On the web callers never tick, and it returns at once.
     pub fn leave_to_caller(&self) {
         #[cfg(not(target_arch = "wasm32"))]
-        if self.callers_tick.load(Ordering::Relaxed) {
+        {
+            let callers = &self.callers;
+            if callers.left_to_loop.swap(false, Ordering::Relaxed) || !callers.ticking.load(Ordering::Relaxed) {
+                return;
+            }
             let started = std::time::Instant::now();
-            while !self.busy.load(Ordering::Acquire) && started.elapsed() < CALLER_GRACE {
+            let taken = || self.busy.load(Ordering::Acquire) || callers.left_to_loop.load(Ordering::Relaxed);
+            while !taken() {
+                if started.elapsed() >= CALLER_GRACE {
+                    if callers.missed.swap(true, Ordering::Relaxed) {
+                        callers.ticking.store(false, Ordering::Relaxed);
+                    }
+                    return;
+                }
                 std::thread::yield_now();
             }
         }

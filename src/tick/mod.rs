@@ -62,7 +62,7 @@ pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
             }
         };
         if matches!(outcome, TickOutcome::Ran) {
-            shared.turn(device).ticked(false);
+            shared.turn(device).loop_ticked();
         }
         drop(turn);
         // A tick that ended after the shutdown may have failed on the released device: there is
@@ -104,11 +104,11 @@ const HELPING_TICK_MESSAGES: usize = 1024;
 /// next tick on its own thread if none is under way, instead of waiting for the tick loop's
 /// thread to wake, tick and wake it in turn: a round trip without thread hops, as a raw
 /// `submit` and `poll` on the caller's thread is. The tick loop, which the caller's sends woke,
-/// plans after it, and while callers run the ticks it leaves them the turn for a moment first
-/// ([`TickTurn::leave_to_caller`](crate::turn::TickTurn::leave_to_caller)). A tick over [`HELPING_TICK_MESSAGES`] messages is left to the loop; a
-/// failed one loses the device as the loop's would, and the loop recovers it. On the web the
-/// tick loop is a task of the caller's own thread, so there is no hop to save and callers
-/// never help.
+/// plans after it; while callers run the ticks, it leaves the next one's sender a moment to
+/// take the turn first (see `TickTurn::leave_to_caller`). A tick over
+/// [`HELPING_TICK_MESSAGES`] messages is left to the loop; a failed one loses the device as the
+/// loop's would, and the loop recovers it. On the web the tick loop is a task of the caller's
+/// own thread, so there is no hop to save and callers never help.
 ///
 /// It blocks until the tick is delivered: natively a tick never waits on anything but the device
 /// (`poll` blocks for it), so its future is driven here, not handed to the caller's executor.
@@ -117,29 +117,38 @@ pub(crate) fn help(shared: &Shared, device: DeviceId) {
     let context = Tick { shared, id: device, device: shared.device(device) };
     // The cpu backend's host handlers are the user's code: they stay on the loop's thread.
     let Device::Gpu(gpu) = &*context.device else { return };
-    let Some(turn) = shared.turn(device).try_take() else { return };
+    let turns = shared.turn(device);
+    let Some(turn) = turns.try_take() else {
+        turns.caller_left_to_loop();
+        return;
+    };
     if shared.is_shut_down() {
         return;
     }
     let outcome = pollster::block_on(tick(&context, gpu, Some(HELPING_TICK_MESSAGES)));
-    if matches!(outcome, TickOutcome::Ran) {
-        shared.turn(device).ticked(true);
-    }
-    drop(turn);
     match outcome {
         // The loop ticks again after a tick that ran, for what it left: input beyond the
         // ring or held back for room, answers relayed to a connected kernel through the
-        // host, other devices' relays. It is woken when anything may be left.
+        // host, other devices' relays. It is woken when anything may be left, and then takes
+        // the turn at once.
         TickOutcome::Ran => {
-            if work_remains(shared, device) {
+            turns.caller_ticked();
+            let left = work_remains(shared, device);
+            if left {
+                turns.caller_left_to_loop();
+            }
+            drop(turn);
+            if left {
                 shared.wake();
             }
         }
         TickOutcome::Failed { error, generation } => {
+            drop(turn);
             crate::recovery::fail_device(shared, device, error, generation);
             shared.wake();
         }
-        TickOutcome::Idle => {}
+        // Nothing to run, or more than a caller takes: the caller waits for the loop.
+        TickOutcome::Idle => turns.caller_left_to_loop(),
     }
 }
 
