@@ -147,7 +147,51 @@ impl Drop for Turn<'_> {
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::TickTurn;
+
+    /// Whether the loop would still leave its next pass to callers.
+    fn ticking(turn: &TickTurn) -> bool {
+        turn.callers.ticking.load(Ordering::Relaxed)
+    }
+
+    /// Graces only while callers tick; two unused in a row end them, one a caller used (the
+    /// turn taken) does not count as unused, and the loop's own tick ends them too.
+    #[test]
+    fn graces_while_callers_tick() {
+        let turn = TickTurn::default();
+        turn.leave_to_caller();
+        assert!(!ticking(&turn), "no caller has ticked");
+        turn.caller_ticked();
+        turn.leave_to_caller();
+        assert!(ticking(&turn), "one unused grace ends none");
+        let held = turn.try_take().expect("free");
+        turn.leave_to_caller();
+        drop(held);
+        assert!(ticking(&turn), "a grace that found the turn taken was used");
+        turn.leave_to_caller();
+        assert!(!ticking(&turn), "two unused graces in a row end them");
+        turn.caller_ticked();
+        turn.leave_to_caller();
+        turn.caller_ticked();
+        turn.leave_to_caller();
+        assert!(ticking(&turn), "a caller's tick between two unused graces starts the count again");
+        turn.loop_ticked();
+        assert!(!ticking(&turn), "the loop's own tick ends them");
+    }
+
+    /// A caller that leaves the tick to the loop skips the loop's next grace, once.
+    #[test]
+    fn a_caller_leaving_the_tick_skips_one_grace() {
+        let turn = TickTurn::default();
+        turn.caller_ticked();
+        turn.caller_left_to_loop();
+        turn.leave_to_caller();
+        assert!(!turn.callers.left_to_loop.load(Ordering::Relaxed), "the loop's pass took the notice");
+        assert!(!turn.callers.missed.load(Ordering::Relaxed), "a skipped grace is not an unused one");
+        assert!(ticking(&turn), "callers still tick");
+    }
 
     /// One holder at a time; a waiter goes on once the turn is given back.
     #[test]
