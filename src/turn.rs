@@ -34,7 +34,7 @@ pub(crate) struct TickTurn {
 struct CallerTicks {
     /// A caller ran the last tick that ran, and no two graces since went unused.
     ticking: AtomicBool,
-    /// The last grace went unused (no caller took the turn in it).
+    /// A grace went unused (no caller took the turn in it) since a caller last ticked.
     missed: AtomicBool,
     /// A caller did not tick (the turn was taken, or the tick was more than it takes) and
     /// waits for the loop, or its tick left work for the loop: the loop's next pass takes the
@@ -45,8 +45,8 @@ struct CallerTicks {
 /// How long the tick loop, while callers run the ticks, leaves the turn to the next caller
 /// before taking it: a few sends' and a receive's time on a busy machine (the loop yields its
 /// thread meanwhile, so on a loaded one it may wait longer). A send no receive follows is ticked
-/// that much later, once; two graces in a row that no caller used end them until a caller
-/// ticks again.
+/// that much later, once; two graces that no caller used since one last ticked end them until
+/// a caller ticks again.
 #[cfg(not(target_arch = "wasm32"))]
 const CALLER_GRACE: std::time::Duration = std::time::Duration::from_micros(20);
 
@@ -83,9 +83,9 @@ impl TickTurn {
     /// yields its thread for up to [`CALLER_GRACE`] while no tick is under way, so that the
     /// caller whose send woke it (or, right after a caller's tick, that caller's next round
     /// trip) takes the turn and ticks on its own thread, without a hop to the loop and back.
-    /// No grace where a caller left the tick to the loop. Two graces in a row that no caller
-    /// used (the loop woken for other work: another device's, a send no receive follows) end
-    /// them until a caller ticks again. On the web callers never tick, and it returns at once.
+    /// No grace where a caller left the tick to the loop. Two graces that no caller used since
+    /// one last ticked (the loop woken for other work: another device's, a send no receive
+    /// follows) end them until a caller ticks again. On the web callers never tick, and it returns at once.
     pub fn leave_to_caller(&self) {
         #[cfg(not(target_arch = "wasm32"))]
         {
@@ -156,8 +156,8 @@ mod tests {
         turn.callers.ticking.load(Ordering::Relaxed)
     }
 
-    /// Graces only while callers tick; two unused in a row end them, one a caller used (the
-    /// turn taken) does not count as unused, and the loop's own tick ends them too.
+    /// Graces only while callers tick; two unused since a caller's tick end them, one that found
+    /// the turn taken does not count as unused, and the loop's own tick ends them too.
     #[test]
     fn graces_while_callers_tick() {
         let turn = TickTurn::default();
@@ -171,7 +171,7 @@ mod tests {
         drop(held);
         assert!(ticking(&turn), "a grace that found the turn taken was used");
         turn.leave_to_caller();
-        assert!(!ticking(&turn), "two unused graces in a row end them");
+        assert!(!ticking(&turn), "two unused graces since the caller's tick end them");
         turn.caller_ticked();
         turn.leave_to_caller();
         turn.caller_ticked();

@@ -132,13 +132,11 @@ pub(crate) fn help(shared: &Shared, device: DeviceId) {
         // host, other devices' relays. It is woken when anything may be left, and then takes
         // the turn at once.
         TickOutcome::Ran => {
+            // Recorded while the turn is held: the loop, waiting for it, sees it once free.
             turns.caller_ticked();
-            let left = work_remains(shared, device);
-            if left {
-                turns.caller_left_to_loop();
-            }
             drop(turn);
-            if left {
+            if work_remains(shared, device) {
+                turns.caller_left_to_loop();
                 shared.wake();
             }
         }
