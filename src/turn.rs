@@ -50,6 +50,15 @@ struct CallerTicks {
 #[cfg(not(target_arch = "wasm32"))]
 const CALLER_GRACE: std::time::Duration = std::time::Duration::from_micros(20);
 
+/// How long the tick loop, finding a caller's tick under way, watches for its end with its
+/// thread yielding before it sleeps on the turn's release. Sleeping, the loop had the caller
+/// wake its thread when giving the turn back: a system call on every round trip's path (about
+/// 12 µs of 110 on two cores), and a core left idle, slower to wake, while the device ran the
+/// caller's tick. A round trip's tick on a software adapter takes about 100 µs; a longer tick
+/// (a large batch, a slow device) ends the watch and is waited for asleep.
+#[cfg(not(target_arch = "wasm32"))]
+const TICK_WATCH: std::time::Duration = std::time::Duration::from_micros(500);
+
 /// A turn taken: the device's tick is this holder's until it is dropped.
 pub(crate) struct Turn<'a>(&'a TickTurn);
 
@@ -122,9 +131,18 @@ impl TickTurn {
     }
 
     /// Blocks until the tick under way, if any, is over: for the tick loop's own thread, which
-    /// blocks on the device anyway. On the web it returns at once (nothing may block there; only
-    /// the shutdown takes the turn from the loop, which then sees the shutdown and ends).
+    /// blocks on the device anyway. Natively it first yields its thread for up to
+    /// [`TICK_WATCH`] while the tick runs (see there), and only then sleeps until the turn is
+    /// given back. On the web it returns at once (nothing may block there; only the shutdown
+    /// takes the turn from the loop, which then sees the shutdown and ends).
     pub fn wait_until_free(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let started = std::time::Instant::now();
+            while self.busy.load(Ordering::Acquire) && started.elapsed() < TICK_WATCH {
+                std::thread::yield_now();
+            }
+        }
         #[cfg(not(target_arch = "wasm32"))]
         while self.busy.load(Ordering::Acquire) {
             use event_listener::Listener;
