@@ -26,6 +26,13 @@ pub(crate) struct TickTurn {
     /// Natively, whether callers run the ticks (see [`Self::leave_to_caller`]).
     #[cfg(not(target_arch = "wasm32"))]
     callers: CallerTicks,
+    /// Natively, whether the last tick the loop waited for asleep outlasted [`TICK_WATCH`]: the
+    /// next is waited for asleep too (see [`Self::wait_until_free`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    long_ticks: AtomicBool,
+    /// Natively, how many times the turn was taken: whether a wait saw one tick or several.
+    #[cfg(not(target_arch = "wasm32"))]
+    taken: std::sync::atomic::AtomicUsize,
 }
 
 /// Whether callers run a device's ticks, for the loop's grace.
@@ -50,12 +57,15 @@ struct CallerTicks {
 #[cfg(not(target_arch = "wasm32"))]
 const CALLER_GRACE: std::time::Duration = std::time::Duration::from_micros(20);
 
-/// How long the tick loop, finding a caller's tick under way, watches for its end with its
-/// thread yielding before it sleeps on the turn's release. Sleeping, the loop had the caller
-/// wake its thread when giving the turn back: a system call on every round trip's path (about
-/// 12 µs of 110 on two cores), and a core left idle, slower to wake, while the device ran the
-/// caller's tick. A round trip's tick on a software adapter takes about 100 µs; a longer tick
-/// (a large batch, a slow device) ends the watch and is waited for asleep.
+/// How long one tick may run while the tick loop, finding it under way, watches for its end
+/// with its thread yielding, before the loop sleeps on the turn's release. Sleeping at once,
+/// the loop had the caller wake its thread when giving the turn back: a system call on every
+/// round trip's path (about 12 µs of 110 on two cores), with a core left idle, slower to wake,
+/// while the device ran the caller's tick. A round trip's tick on a software adapter takes
+/// about 100 µs; a caller's tick longer than this (callers tick at most 1,024 messages, but a
+/// device or kernel may be slow) is watched this long and then waited for asleep, as are the
+/// ticks after it until one ends within this time again. The cost is CPU while callers stream
+/// round trips: the loop's thread stays on the processor, yielding, until the stream ends.
 #[cfg(not(target_arch = "wasm32"))]
 const TICK_WATCH: std::time::Duration = std::time::Duration::from_micros(500);
 
@@ -65,7 +75,10 @@ pub(crate) struct Turn<'a>(&'a TickTurn);
 impl TickTurn {
     /// The turn, if no tick is under way.
     pub fn try_take(&self) -> Option<Turn<'_>> {
-        self.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).ok().map(|_| Turn(self))
+        self.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).ok()?;
+        #[cfg(not(target_arch = "wasm32"))]
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        Some(Turn(self))
     }
 
     /// A caller ran a tick.
@@ -131,26 +144,34 @@ impl TickTurn {
     }
 
     /// Blocks until the tick under way, if any, is over: for the tick loop's own thread, which
-    /// blocks on the device anyway. Natively it first yields its thread for up to
-    /// [`TICK_WATCH`] while the tick runs (see there), and only then sleeps until the turn is
-    /// given back. On the web it returns at once (nothing may block there; only the shutdown
-    /// takes the turn from the loop, which then sees the shutdown and ends).
+    /// blocks on the device anyway. Natively it yields its thread while ticks run, watching for
+    /// the turn to be given back, and sleeps on the release only once one tick has run for
+    /// [`TICK_WATCH`] (see there); after such a tick the next is waited for asleep, until one
+    /// is shorter again. A turn given back and taken again while it watches (a stream of
+    /// callers' round trips) is watched on. On the web it returns at once (nothing may block
+    /// there; only the shutdown takes the turn from the loop, which then sees the shutdown and
+    /// ends).
     pub fn wait_until_free(&self) {
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            let started = std::time::Instant::now();
-            while self.busy.load(Ordering::Acquire) && started.elapsed() < TICK_WATCH {
-                std::thread::yield_now();
-            }
-        }
         #[cfg(not(target_arch = "wasm32"))]
         while self.busy.load(Ordering::Acquire) {
             use event_listener::Listener;
-            let released = self.released.listen();
-            if !self.busy.load(Ordering::Acquire) {
-                break;
+            let (started, tick) = (std::time::Instant::now(), self.taken.load(Ordering::Relaxed));
+            if !self.long_ticks.load(Ordering::Relaxed) {
+                while self.busy.load(Ordering::Acquire) && started.elapsed() < TICK_WATCH {
+                    std::thread::yield_now();
+                }
+                if self.taken.load(Ordering::Relaxed) != tick {
+                    continue;
+                }
             }
-            released.wait();
+            loop {
+                let released = self.released.listen();
+                if !self.busy.load(Ordering::Acquire) || self.taken.load(Ordering::Relaxed) != tick {
+                    break;
+                }
+                released.wait();
+            }
+            self.long_ticks.store(started.elapsed() >= TICK_WATCH, Ordering::Relaxed);
         }
     }
 }
@@ -209,6 +230,23 @@ mod tests {
         assert!(!turn.callers.left_to_loop.load(Ordering::Relaxed), "the loop's pass took the notice");
         assert!(!turn.callers.missed.load(Ordering::Relaxed), "a skipped grace is not an unused one");
         assert!(ticking(&turn), "callers still tick");
+    }
+
+    /// A wait that outlasts the watch has the next one sleep at once; a free turn changes
+    /// nothing.
+    #[test]
+    fn a_long_tick_ends_the_watch() {
+        let turn = TickTurn::default();
+        let held = turn.try_take().expect("free");
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| turn.wait_until_free());
+            std::thread::sleep(super::TICK_WATCH * 4);
+            drop(held);
+            waiter.join().unwrap();
+        });
+        assert!(turn.long_ticks.load(Ordering::Relaxed), "a tick longer than the watch");
+        turn.wait_until_free();
+        assert!(turn.long_ticks.load(Ordering::Relaxed), "a free turn is no wait");
     }
 
     /// One holder at a time; a waiter goes on once the turn is given back.
