@@ -26,8 +26,8 @@ pub(crate) struct TickTurn {
     /// Natively, whether callers run the ticks (see [`Self::leave_to_caller`]).
     #[cfg(not(target_arch = "wasm32"))]
     callers: CallerTicks,
-    /// Natively, whether the last tick the loop waited for asleep outlasted [`TICK_WATCH`]: the
-    /// next is waited for asleep too (see [`Self::wait_until_free`]).
+    /// Natively, whether the loop's last wait for one tick lasted [`TICK_WATCH`] or more: if so,
+    /// its next wait sleeps at once (see [`Self::wait_until_free`]).
     #[cfg(not(target_arch = "wasm32"))]
     long_ticks: AtomicBool,
     /// Natively, how many times the turn was taken: whether a wait saw one tick or several.
@@ -240,7 +240,10 @@ mod tests {
         let held = turn.try_take().expect("free");
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| turn.wait_until_free());
-            std::thread::sleep(super::TICK_WATCH * 4);
+            // The waiter listens for the release only once its watch ran out.
+            while turn.released.total_listeners() == 0 {
+                std::thread::yield_now();
+            }
             drop(held);
             waiter.join().unwrap();
         });
