@@ -46,6 +46,9 @@ use self::runtime_doubler::{Fleet, Pipelines, STAGES};
 use self::stats::{percentile, Latency, Throughput};
 use crate::backend::{adapter_like, Backend};
 
+/// Block pairs in a paired comparison (see [`report::Paired`]).
+const PAIRED_BLOCKS: usize = 10;
+
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Small counts (seconds, for tests and CI) instead of the full sizes.
@@ -54,7 +57,9 @@ pub struct BenchArgs {
     /// Print one JSON document on stdout instead of the table; no progress bars.
     #[arg(long)]
     json: bool,
-    /// Samples per latency measurement [default: 1000, 20 with --quick].
+    /// Samples per latency measurement [default: 1000, 20 with --quick]; also the round trips
+    /// in each of the ten paired blocks of round trip / raw single (a tenth of it for the other
+    /// paired ratios).
     #[arg(long, value_parser = at_least_one)]
     iterations: Option<usize>,
     /// Messages for the one-dispatch-per-message baseline [default: 2000, 50 with --quick].
@@ -245,12 +250,16 @@ impl Bench<'_> {
         })
     }
 
-    /// `send` → `receive` against the raw single dispatch in alternating blocks.
+    /// `send` → `receive` against the raw single dispatch in alternating blocks of the plan's
+    /// iterations each (1,000 round trips by default): the round trip's ratio is the one that
+    /// tells builds apart, and blocks of 100 ranked the same two builds differently from one
+    /// sitting to the next on a shared two-core machine.
     async fn paired_round_trip(&self, raw: &RawGpu, runtime: &Runtime) -> anyhow::Result<Paired> {
         let single = raw.doubler(1);
         let one = |i| values(1, i);
         self.paired(
             "round trip / raw single",
+            self.plan.iterations,
             (2, one, async |v: &[i32]| runtime_doubler::send_receive(runtime, v[0]).await),
             (2, one, async |v: &[i32]| single.run(v)),
         )
@@ -258,10 +267,11 @@ impl Bench<'_> {
     }
 
     /// `measure` against `base`, each `(factor, inputs, step)` as [`Bench::timed`] takes them,
-    /// in ten alternating blocks (see [`Paired`]).
+    /// in ten alternating blocks of `block_samples` (at least 20) each (see [`Paired`]).
     async fn paired(
         &self,
         what: &str,
+        block_samples: usize,
         (factor, inputs, step): (i32, impl Fn(usize) -> Vec<i32>, impl AsyncFn(&[i32]) -> anyhow::Result<Vec<i32>>),
         (base_factor, base_inputs, base): (
             i32,
@@ -269,13 +279,12 @@ impl Bench<'_> {
             impl AsyncFn(&[i32]) -> anyhow::Result<Vec<i32>>,
         ),
     ) -> anyhow::Result<Paired> {
-        const BLOCKS: usize = 10;
-        let block_samples = (self.plan.iterations / BLOCKS).max(20);
-        let (mut ratios, mut differences_us) = (Vec::with_capacity(BLOCKS), Vec::with_capacity(BLOCKS));
-        for block in 0..BLOCKS {
+        let block_samples = block_samples.max(20);
+        let (mut ratios, mut differences_us) = (Vec::with_capacity(PAIRED_BLOCKS), Vec::with_capacity(PAIRED_BLOCKS));
+        for block in 0..PAIRED_BLOCKS {
             // Inputs differ from block to block, so a stale answer cannot pass.
             let first = block * (block_samples + 2);
-            let label = format!("{what}: block {}/{BLOCKS}", block + 1);
+            let label = format!("{what}: block {}/{PAIRED_BLOCKS}", block + 1);
             // Every other block starts with the measured side, so neither always follows the other.
             let (base_samples, samples) = if block % 2 == 0 {
                 let base_samples =
@@ -378,6 +387,7 @@ impl Bench<'_> {
                 rounds = Some(
                     self.paired(
                         "16-kernel / 1-kernel round",
+                        self.plan.iterations / PAIRED_BLOCKS,
                         (2, |i| values(16, i), round),
                         (2, |i| values(1, i), round),
                     )
@@ -436,6 +446,7 @@ impl Bench<'_> {
         let paired = self
             .paired(
                 "pipeline / single stage",
+                self.plan.iterations / PAIRED_BLOCKS,
                 (factor, |i| values(1, i), async |v: &[i32]| pipelines.connected(runtime, v[0]).await),
                 (2, |i| values(1, i), async |v: &[i32]| runtime_doubler::send_receive(runtime, v[0]).await),
             )

@@ -60,7 +60,8 @@ pub struct Floors {
 pub struct RoundTrip {
     pub send_receive: Latency,
     pub call: Latency,
-    /// `send_receive` against the raw single dispatch in alternating blocks.
+    /// `send_receive` against the raw single dispatch in alternating blocks of the plan's
+    /// iterations each.
     pub paired: Paired,
 }
 
