@@ -11,7 +11,9 @@
 //! stream on two cores). So while callers run the ticks, the loop, woken by a send, leaves them
 //! a moment to take the turn first ([`TickTurn::leave_to_caller`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(not(target_arch = "wasm32"))]
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use event_listener::Event;
 
@@ -21,7 +23,9 @@ use crate::waiting::{self, Deadline};
 /// callers run its ticks.
 #[derive(Default)]
 pub(crate) struct TickTurn {
-    busy: AtomicBool,
+    /// How many times the turn was taken and given back: odd while a tick is under way. One
+    /// count for both, so the loop waiting for a tick tells it from the next one at once.
+    turns: AtomicUsize,
     released: Event,
     /// Natively, whether callers run the ticks (see [`Self::leave_to_caller`]).
     #[cfg(not(target_arch = "wasm32"))]
@@ -30,9 +34,6 @@ pub(crate) struct TickTurn {
     /// its next wait sleeps at once (see [`Self::wait_until_free`]).
     #[cfg(not(target_arch = "wasm32"))]
     long_ticks: AtomicBool,
-    /// Natively, how many times the turn was taken: whether a wait saw one tick or several.
-    #[cfg(not(target_arch = "wasm32"))]
-    taken: std::sync::atomic::AtomicUsize,
 }
 
 /// Whether callers run a device's ticks, for the loop's grace.
@@ -75,10 +76,18 @@ pub(crate) struct Turn<'a>(&'a TickTurn);
 impl TickTurn {
     /// The turn, if no tick is under way.
     pub fn try_take(&self) -> Option<Turn<'_>> {
-        self.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).ok()?;
-        #[cfg(not(target_arch = "wasm32"))]
-        self.taken.fetch_add(1, Ordering::Relaxed);
+        let turns = self.turns.load(Ordering::Relaxed);
+        if !turns.is_multiple_of(2) {
+            return None;
+        }
+        self.turns.compare_exchange(turns, turns.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed).ok()?;
         Some(Turn(self))
+    }
+
+    /// Whether a tick is under way.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn is_busy(&self) -> bool {
+        !self.turns.load(Ordering::Acquire).is_multiple_of(2)
     }
 
     /// A caller ran a tick.
@@ -116,7 +125,7 @@ impl TickTurn {
                 return;
             }
             let started = std::time::Instant::now();
-            let taken = || self.busy.load(Ordering::Acquire) || callers.left_to_loop.load(Ordering::Relaxed);
+            let taken = || self.is_busy() || callers.left_to_loop.load(Ordering::Relaxed);
             while !taken() {
                 if started.elapsed() >= CALLER_GRACE {
                     if callers.missed.swap(true, Ordering::Relaxed) {
@@ -153,20 +162,26 @@ impl TickTurn {
     /// ends).
     pub fn wait_until_free(&self) {
         #[cfg(not(target_arch = "wasm32"))]
-        while self.busy.load(Ordering::Acquire) {
+        loop {
             use event_listener::Listener;
-            let (started, tick) = (std::time::Instant::now(), self.taken.load(Ordering::Relaxed));
+            let tick = self.turns.load(Ordering::Acquire);
+            if tick.is_multiple_of(2) {
+                return;
+            }
+            // The same tick still under way (not given back, nor given back and taken again).
+            let same_tick = || self.turns.load(Ordering::Acquire) == tick;
+            let started = std::time::Instant::now();
             if !self.long_ticks.load(Ordering::Relaxed) {
-                while self.busy.load(Ordering::Acquire) && started.elapsed() < TICK_WATCH {
+                while same_tick() && started.elapsed() < TICK_WATCH {
                     std::thread::yield_now();
                 }
-                if self.taken.load(Ordering::Relaxed) != tick {
+                if !same_tick() {
                     continue;
                 }
             }
             loop {
                 let released = self.released.listen();
-                if !self.busy.load(Ordering::Acquire) || self.taken.load(Ordering::Relaxed) != tick {
+                if !same_tick() {
                     break;
                 }
                 released.wait();
@@ -178,7 +193,7 @@ impl TickTurn {
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        self.0.busy.store(false, Ordering::Release);
+        self.0.turns.fetch_add(1, Ordering::Release);
         // Both the tick loop and the shutdown may be waiting.
         self.0.released.notify(usize::MAX);
     }
