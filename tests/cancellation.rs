@@ -125,7 +125,9 @@ fn a_call_dropped_with_its_answer_unread_counts_it_abandoned() {
 #[test]
 fn a_call_dropped_after_its_kernel_was_replaced_charges_the_old_one() {
     let id = "replaced";
-    register_slow(id, 0);
+    // Slow enough that the call's first poll never finds its answer already there (with no
+    // delay the loop's thread sometimes answered between the call's send and its look).
+    register_slow(id, 20);
     let rt = cpu_devices(1);
     pollster::block_on(async {
         rt.launch(id, LaunchOptions::default().with_auto_activate()).await.unwrap();
