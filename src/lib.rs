@@ -88,6 +88,7 @@ extern crate self as ringkernel_web;
 
 mod backend;
 mod cancel;
+mod checkpoint;
 mod circuit;
 pub mod codegen;
 mod correlation;

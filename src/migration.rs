@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::backend::StateStore;
 use crate::cancel::OnCancel;
+use crate::checkpoint;
 use crate::devices::DeviceId;
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, KernelState, LifecycleState};
@@ -91,7 +92,7 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
     let exec = created?;
     let started = platform::now_ms();
     let mut table = loop {
-        let listener = {
+        let before = {
             let mut table = shared.lock();
             let stopped = table.state == LifecycleState::Stopped;
             // The target lost (or lost and replaced) while the kernel's tick ran: what was built
@@ -123,13 +124,18 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
                 return Err(refused);
             }
             kernel.held_out = true;
-            if !kernel.in_tick {
+            if kernel.in_tick {
+                Before::Tick(kernel.changed.listen())
+            } else if kernel.resources.checkpoint_behind {
+                // Its handler ran since its last checkpoint (a checkpoint interval): its state
+                // is read as it is, and moves exactly.
+                Before::CatchUp
+            } else {
                 break table;
             }
-            kernel.changed.listen()
         };
-        // Dropped while it waits for the kernel's tick, it leaves the kernel where it was,
-        // running: held out of every tick, it would never run again.
+        // Dropped while it waits for the kernel's tick or its state, it leaves the kernel where
+        // it was, running: held out of every tick, it would never run again.
         let undo = OnCancel::new(|| {
             let mut table = shared.lock();
             if let Some(kernel) = table.launch_of(id, instance) {
@@ -139,7 +145,10 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
             drop(table);
             shared.wake();
         });
-        waiting::wait(listener, None).await;
+        match before {
+            Before::Tick(listener) => _ = waiting::wait(listener, None).await,
+            Before::CatchUp => checkpoint::catch_up(shared, id, instance).await,
+        }
         undo.done();
     };
     let kernel = table.kernels.get_mut(id).expect("found above, under this lock");
@@ -172,6 +181,14 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
         pause: Duration::from_secs_f64((platform::now_ms() - started).max(0.0) / 1000.0),
         requeued,
     })
+}
+
+/// What a migration waits for before it moves a kernel.
+enum Before {
+    /// The kernel's tick under way to deliver.
+    Tick(event_listener::EventListener),
+    /// Its checkpoint caught up with its state (see [`checkpoint::catch_up`]).
+    CatchUp,
 }
 
 /// `KernelState` unless `kernel` may move: launched, active or deactivated, or stranded on a

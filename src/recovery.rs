@@ -139,6 +139,8 @@ pub(crate) fn fail_device(shared: &Shared, device: DeviceId, error: Error, gener
                 None => vec![0u32; (spec.size_bytes() / 4) as usize],
             };
             resources.state = Some(StateStore::Cpu(Arc::new(Mutex::new(words))));
+            // The checkpoint is its state from now on, however far behind it was.
+            resources.checkpoint_behind = false;
         }
         if let Some(KernelExec::Gpu(_)) = resources.exec {
             kernel.life.apply(Action::Fail).expect("kernels with GPU resources may fail");

@@ -53,6 +53,9 @@ pub(crate) struct Kernel {
     pub priority: i32,
     /// The latency p99 it should keep, in milliseconds (see `LaunchOptions::latency_budget`).
     pub latency_budget_ms: Option<f64>,
+    /// Milliseconds between copies of its GPU state as the checkpoint (0: every tick; infinite:
+    /// never; see `LaunchOptions::checkpoint_interval`).
+    pub checkpoint_interval_ms: f64,
     /// How its GPU dispatches are shaped (kept for relaunching it after a lost device).
     pub shape: DispatchShape,
     /// Tells launches of the same id apart, so a tick planned for a kernel that was removed
@@ -94,8 +97,16 @@ pub(crate) struct Resources {
     /// The handler's state array, kept past termination so final results can be read, until
     /// the kernel is removed.
     pub state: Option<StateStore>,
-    /// The state array as of the last delivered tick: what recovery restores (GPU only).
+    /// The state array as of the last tick that copied it back: what recovery restores (GPU
+    /// only).
     pub checkpoint: Option<Vec<u8>>,
+    /// When that checkpoint was taken, or the kernel launched (its zeroed state its first
+    /// checkpoint), in `platform::now_ms`.
+    pub checkpoint_at_ms: f64,
+    /// A tick ran its handler since the checkpoint without copying the state back (a
+    /// checkpoint interval): a migration, or the terminate that ends the kernel, catches it up
+    /// (see the `checkpoint` module).
+    pub checkpoint_behind: bool,
 }
 
 impl Kernel {

@@ -1545,9 +1545,19 @@ fn bad_degradation_options_and_alert_thresholds_are_refused_by_name() {
     for json in runtime_json {
         assert!(serde_json::from_str::<RuntimeOptions>(json).is_err(), "{json} was accepted");
     }
-    for json in [r#"{"latencyBudgetMs": -5}"#, r#"{"latencyBudgetMs": "5"}"#, r#"{"latencyBudget": 5}"#] {
+    let launch_json = [
+        r#"{"latencyBudgetMs": -5}"#,
+        r#"{"latencyBudgetMs": "5"}"#,
+        r#"{"latencyBudget": 5}"#,
+        r#"{"checkpointIntervalMs": -1}"#,
+        r#"{"checkpointIntervalMs": "1000"}"#,
+        r#"{"checkpointIntervalMs": null}"#,
+    ];
+    for json in launch_json {
         assert!(serde_json::from_str::<LaunchOptions>(json).is_err(), "{json} was accepted");
     }
+    let every_second: LaunchOptions = serde_json::from_str(r#"{"checkpointIntervalMs": 1000}"#).unwrap();
+    assert_eq!(every_second.checkpoint_interval, Some(Duration::from_secs(1)));
     let fine: RuntimeOptions =
         serde_json::from_str(r#"{"memoryBudget": 1024, "degradation": {"cooldownMs": 250}}"#).unwrap();
     assert_eq!(fine.degradation.unwrap().cooldown, Duration::from_millis(250));

@@ -302,6 +302,31 @@ fn migration_keeps_state_calls_and_order() {
     });
 }
 
+/// A kernel whose state is never checkpointed moves with its state as it is on the device.
+#[test]
+fn migration_moves_a_state_that_was_never_checkpointed() {
+    let rt = two_devices(LoadBalancing::RoundRobin);
+    pollster::block_on(async {
+        let options = LaunchOptions::default().on_device(D0).with_auto_activate();
+        rt.launch("histogram", options.with_checkpoint_interval(Duration::MAX)).await.unwrap();
+        let samples: Vec<[f32; 16]> =
+            (0..64).map(|m| std::array::from_fn(|i| ((m * 16 + i) % 64) as f32 / 64.0 + 0.001)).collect();
+        for round in 1..=2 {
+            rt.send_batch("histogram", &samples, None).await.unwrap();
+            let mut answered = 0;
+            while answered < 64 {
+                answered +=
+                    rt.receive_batch_packed("histogram", 64, Some(Duration::from_secs(30))).await.unwrap().len()
+                        / rt.output_layout("histogram").unwrap().size();
+            }
+            // Moved after its handler ran, never checkpointed: to D1, then back.
+            rt.migrate("histogram", if round == 1 { D1 } else { D0 }).await.unwrap();
+            let bins: Vec<u32> = rt.read_state_as("histogram").await.unwrap();
+            assert!(bins.iter().all(|&b| b == 16 * round), "round {round}: {bins:?}");
+        }
+    });
+}
+
 #[test]
 fn a_kernel_stranded_on_a_lost_device_migrates_to_a_working_one() {
     let rt = two_devices(LoadBalancing::RoundRobin);

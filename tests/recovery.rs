@@ -86,6 +86,67 @@ async fn receive_up_to(rt: &Runtime, id: &str, count: usize) -> (Vec<i32>, Optio
     (answers, None)
 }
 
+/// A checkpoint interval: the state stays on the device between checkpoints (its ticks copy
+/// back no state), reads and answers stay exact, and recovery after a lost device restarts
+/// the kernel from its last checkpoint: with `Duration::MAX` none was taken, so from the zeroed
+/// state it was launched with. A kernel on the default checkpoints every tick beside it.
+#[test]
+fn a_checkpoint_interval_keeps_the_state_on_the_device_and_recovery_restarts_from_the_last_checkpoint() {
+    let rt = runtime();
+    pollster::block_on(async {
+        let with_state = |id: &str| counter(id).with_state(StateElement::AtomicI32, 1024);
+        rt.launch_definition(with_state("every"), queue(64).with_auto_activate()).await.unwrap();
+        let never = queue(64).with_auto_activate().with_checkpoint_interval(Duration::MAX);
+        rt.launch_definition(with_state("never"), never).await.unwrap();
+        for id in ["every", "never"] {
+            for value in [5, 6, 7] {
+                assert_eq!(rt.call_pod::<i32, i32>(id, &value, Some(Duration::from_secs(30))).await.unwrap(), value);
+            }
+            assert_eq!(rt.read_state_as::<i32>(id).await.unwrap()[..2], [3, 18], "{id}");
+        }
+        // Each read above copied the state back once (4 KiB); "every"'s three ticks did too.
+        let from_device = |id: &str| rt.telemetry(id).unwrap().unwrap().bytes_from_device;
+        let state_bytes = 4096;
+        assert!(from_device("every") >= 4 * state_bytes, "{}", from_device("every"));
+        assert!(from_device("never") < 2 * state_bytes, "its ticks copied no state: {}", from_device("never"));
+        // A terminate reads such a kernel's final state back once: it survives a later loss.
+        let ended = queue(64).with_auto_activate().with_checkpoint_interval(Duration::MAX);
+        rt.launch_definition(with_state("ended"), ended).await.unwrap();
+        for value in [5, 6, 7] {
+            assert_eq!(rt.call_pod::<i32, i32>("ended", &value, Some(Duration::from_secs(30))).await.unwrap(), value);
+        }
+        rt.terminate("ended", Some(Duration::from_secs(30))).await.unwrap();
+
+        rt.destroy_device().unwrap();
+        for id in ["every", "never"] {
+            wait_for_state(&rt, id, KernelState::Failed);
+        }
+        rt.recover().await.unwrap();
+        assert_eq!(rt.read_state_as::<i32>("every").await.unwrap()[..2], [3, 18], "as of its last tick");
+        assert_eq!(rt.read_state_as::<i32>("never").await.unwrap()[..2], [0, 0], "as launched: no checkpoint");
+        assert_eq!(rt.read_state_as::<i32>("ended").await.unwrap()[..2], [3, 18], "as it ended");
+        for id in ["every", "never"] {
+            assert_eq!(rt.call_pod::<i32, i32>(id, &10, Some(Duration::from_secs(30))).await.unwrap(), 10);
+        }
+        assert_eq!(rt.read_state_as::<i32>("never").await.unwrap()[..2], [1, 10]);
+
+        // An interval counts from the launch: a day's takes no checkpoint today, and one of 1 ms
+        // takes one with a tick 2 ms after the launch.
+        for (id, interval) in [("daily", Duration::from_secs(86_400)), ("often", Duration::from_millis(1))] {
+            let options = queue(64).with_auto_activate().with_checkpoint_interval(interval);
+            rt.launch_definition(with_state(id), options).await.unwrap();
+            assert_eq!(rt.call_pod::<i32, i32>(id, &4, Some(Duration::from_secs(30))).await.unwrap(), 4);
+            std::thread::sleep(Duration::from_millis(2));
+            assert_eq!(rt.call_pod::<i32, i32>(id, &5, Some(Duration::from_secs(30))).await.unwrap(), 5);
+        }
+        rt.destroy_device().unwrap();
+        wait_for_state(&rt, "daily", KernelState::Failed);
+        rt.recover().await.unwrap();
+        assert_eq!(rt.read_state_as::<i32>("daily").await.unwrap()[..2], [0, 0], "as launched");
+        assert_eq!(rt.read_state_as::<i32>("often").await.unwrap()[..2], [2, 9], "as of its second tick");
+    });
+}
+
 /// The whole story on an idle runtime: kernels in every live state fail together, each
 /// refuses what it must with a named error, keeps what it holds, and comes back where it was.
 #[test]

@@ -1210,6 +1210,14 @@ fn operations_rows() -> Vec<Row> {
         ("{ latencyBudgetMs: NaN }", object(&[("latencyBudgetMs", n(f64::NAN))]), "RangeError"),
         ("{ latencyBudgetMs: \"5\" }", object(&[("latencyBudgetMs", s("5"))]), "TypeError"),
         ("{ latencyBudget: 5 }", object(&[("latencyBudget", n(5.0))]), "TypeError"),
+        ("{ checkpointIntervalMs: -1 }", object(&[("checkpointIntervalMs", n(-1.0))]), "RangeError"),
+        (
+            "{ checkpointIntervalMs: -Infinity }",
+            object(&[("checkpointIntervalMs", n(f64::NEG_INFINITY))]),
+            "RangeError",
+        ),
+        ("{ checkpointIntervalMs: NaN }", object(&[("checkpointIntervalMs", n(f64::NAN))]), "RangeError"),
+        ("{ checkpointIntervalMs: \"5\" }", object(&[("checkpointIntervalMs", s("5"))]), "TypeError"),
     ];
     for (shown, options, expect) in launch_options {
         let launch = method("launch", &[s(FRESH), JsValue::NULL, options]);

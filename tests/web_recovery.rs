@@ -144,6 +144,47 @@ async fn destroy_device_fails_every_kernel_and_recover_brings_each_back_with_its
     assert_eq!(num(&device, "recoveries"), 1.0);
 }
 
+/// `checkpointIntervalMs`: `Infinity` keeps the state on the device (its ticks, encoded ahead,
+/// copy no state back), 1 ms takes a checkpoint with some round trips and not others (so
+/// commands encoded ahead with the state's copy, or without, meet ticks of the other kind),
+/// answers and reads stay exact, and recovery restarts each from its last checkpoint.
+#[wasm_bindgen_test]
+async fn a_checkpoint_interval_keeps_the_state_on_the_device_until_a_loss() {
+    let rt = js_runtime(false).await;
+    for (id, interval) in [("every", 0.0), ("never", f64::INFINITY), ("often", 1.0)] {
+        register(id, true);
+        let options = object(&[("autoActivate", true.into()), ("checkpointIntervalMs", interval.into())]);
+        js(rt.launch(id.into(), None, Some(options))).await.unwrap();
+        for value in 0..40 {
+            let answer =
+                js(rt.call(id.into(), object(&[("value", value.into())]), Some(timeout(60_000)))).await.unwrap();
+            assert_eq!(num(&answer, "result"), answer_to(value) as f64, "{id}");
+            if value % 3 == 0 {
+                sleep_ms(2).await;
+            }
+        }
+        assert_eq!(state_words(&rt, id).await, [40, (0..40).sum::<i32>()], "{id}");
+    }
+    let telemetry = |id: &str| rt.get_telemetry(id.into()).unwrap();
+    let (every, never) = (telemetry("every"), telemetry("never"));
+    assert!(
+        num(&never, "dispatchesEncodedAhead") > 30.0,
+        "round trips encoded ahead: {}",
+        num(&never, "dispatchesEncodedAhead")
+    );
+    // The 8-byte state came back with each of "every"'s 40 ticks, never with "never"'s.
+    assert_eq!(num(&every, "bytesFromDevice") - num(&never, "bytesFromDevice"), 40.0 * 8.0);
+
+    rt.destroy_device(None).unwrap();
+    wait_for_state(&rt, "never", "failed").await;
+    js(rt.recover()).await.unwrap();
+    assert_eq!(state_words(&rt, "every").await, [40, (0..40).sum::<i32>()], "as of its last tick");
+    assert_eq!(state_words(&rt, "never").await, [0, 0], "as launched: no checkpoint");
+    let often = state_words(&rt, "often").await;
+    assert!(often[0] > 0 && often[0] <= 40, "as of a tick that took a checkpoint: {often:?}");
+    assert_eq!(often[1], (0..often[0]).sum::<i32>(), "the first {} messages' state: {often:?}", often[0]);
+}
+
 /// Two losses mid-stream through a 3-stage connected pipeline, with JS promises racing: one
 /// sender and one receiver run concurrently, and the runtime recovers by itself.
 #[wasm_bindgen_test]

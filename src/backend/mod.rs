@@ -291,6 +291,9 @@ pub(crate) struct Dispatch<'a> {
     /// Whether it may run fused with the stages next to it: it is active (not terminating) and
     /// stays on its device.
     pub fusable: bool,
+    /// Whether its state array comes back as its checkpoint this tick (see
+    /// `LaunchOptions::checkpoint_interval`).
+    pub checkpoint: bool,
 }
 
 /// What one kernel's dispatch produced, as the tick delivers it.
@@ -310,7 +313,8 @@ pub(crate) struct Outcome<'a> {
     /// among the answers, and the text.
     pub failed: u64,
     pub failures: &'a [(usize, String)],
-    /// The state array after the dispatch, for handlers whose device can be lost.
+    /// The state array after the dispatch, when the tick copied it back as the kernel's
+    /// checkpoint (GPU kernels, see [`Dispatch::checkpoint`]).
     pub checkpoint: Option<&'a [u8]>,
     pub bytes_to_device: u64,
     pub bytes_from_device: u64,

@@ -11,7 +11,7 @@ use event_listener::Event;
 
 use super::handle::KernelHandle;
 use super::{LaunchOptions, Runtime, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
-use crate::backend::gpu::readback::read_back;
+use crate::backend::gpu::readback::read_state;
 use crate::backend::StateStore;
 use crate::cancel::OnCancel;
 use crate::circuit::Breaker;
@@ -20,7 +20,6 @@ use crate::error::{Error, Quoted, Result};
 use crate::kernel::{self, KernelDefinition};
 use crate::lifecycle::{Action, KernelState, Lifecycle, LifecycleState};
 use crate::mailbox::Mailbox;
-use crate::memory::MemoryPurpose;
 use crate::platform::{self, option_name};
 use crate::recovery;
 use crate::spans::{self, Phase};
@@ -88,6 +87,9 @@ impl Runtime {
                 max_batch: max_batch as u32,
                 priority: options.priority,
                 latency_budget_ms: options.latency_budget.map(|budget| budget.as_secs_f64() * 1000.0),
+                checkpoint_interval_ms: options
+                    .checkpoint_interval
+                    .map_or(0.0, |interval| interval.as_secs_f64() * 1000.0),
                 shape: options.dispatch_shape(),
                 instance,
                 life: Lifecycle::new(),
@@ -95,7 +97,8 @@ impl Runtime {
                 cursor: RingCursor::default(),
                 counters,
                 route: Route::default(),
-                resources: Resources::default(),
+                // Its state as launched (zeroed) is its first checkpoint.
+                resources: Resources { checkpoint_at_ms: platform::now_ms(), ..Resources::default() },
                 breaker: self.shared.settings.circuit_breaker.map(Breaker::new),
                 changed: Arc::new(Event::new()),
                 removed: Arc::default(),
@@ -268,6 +271,15 @@ impl Runtime {
         // Its rings are free now (its state stays until it is removed).
         if ended_here {
             crate::pressure::check_memory_alerts(&self.shared);
+            // A checkpoint interval's kernel: its final state survives a later loss of its device,
+            // as every tick's checkpoint keeps it without one.
+            let ended = self
+                .open_table()
+                .ok()
+                .and_then(|table| Some((table.kernels.get(id)?.instance, self.shared.device_work())));
+            if let Some((instance, _work)) = ended {
+                crate::checkpoint::catch_up(&self.shared, id, instance).await;
+            }
         }
         // Like every lifecycle call, a refused terminate is not a message error; one that timed
         // out left messages unprocessed, which is (once, by the terminate that ended it).
@@ -493,24 +505,7 @@ impl Runtime {
             (StateStore::Cpu(words), _) => {
                 Ok(bytemuck::cast_slice(&words.lock().unwrap_or_else(|p| p.into_inner())).to_vec())
             }
-            (StateStore::Gpu(state), Some(gpu)) => {
-                let staging = gpu.create_buffer(
-                    MemoryPurpose::Readback,
-                    &wgpu::BufferDescriptor {
-                        label: Some("state readback"),
-                        size: state.size(),
-                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                        mapped_at_creation: false,
-                    },
-                );
-                let mut encoder =
-                    gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read state") });
-                encoder.copy_buffer_to_buffer(&state, 0, &staging, 0, state.size());
-                gpu.queue.submit([encoder.finish()]);
-                let bytes = read_back(gpu, &staging, state.size()).await;
-                staging.destroy();
-                bytes
-            }
+            (StateStore::Gpu(state), Some(gpu)) => read_state(gpu, &state).await,
             (StateStore::Gpu(_), None) => unreachable!("GPU state exists only on a GPU device"),
         }
     }

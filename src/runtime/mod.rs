@@ -242,7 +242,7 @@ impl Default for RuntimeOptions {
 /// Options for [`Runtime::launch`], built from [`LaunchOptions::default`] with the `with_*`
 /// methods (RingKernel's builders). In JavaScript, `{ queueSize, inputQueueSize,
 /// outputQueueSize, mode, maxBatch, autoActivate, workgroupSize, maxWorkgroups, sharedMemory,
-/// unfused, priority, latencyBudgetMs, device, requirements }`.
+/// unfused, priority, latencyBudgetMs, checkpointIntervalMs, device, requirements }`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
@@ -288,6 +288,17 @@ pub struct LaunchOptions {
     /// `severe`, a kernel over it takes smaller batches). In JavaScript `latencyBudgetMs`.
     #[serde(rename = "latencyBudgetMs", deserialize_with = "crate::degradation::optional_millis")]
     pub latency_budget: Option<Duration>,
+    /// How often a GPU kernel's `state` is copied back as the checkpoint that recovery
+    /// restores after a lost device. `None` (the default): with every tick, so a recovered
+    /// kernel's state reflects each answered message once. `Some(interval)`: with the first
+    /// tick once `interval` has passed since the last copy or the launch (`Duration::MAX`:
+    /// never), which spares a large state its copy on every tick; recovered, the kernel then
+    /// starts again from its last checkpoint (its zeroed state as launched, if none), without
+    /// what messages answered since did to it. A migration between working devices, and the
+    /// terminate that ends the kernel, read the state itself, so a move and the final state stay
+    /// exact. In JavaScript `checkpointIntervalMs` (`Infinity`: never).
+    #[serde(rename = "checkpointIntervalMs", deserialize_with = "checkpoint_millis")]
+    pub checkpoint_interval: Option<Duration>,
     /// The device to run on (`None`: the runtime's `load_balancing` picks one that meets
     /// `requirements`).
     pub device: Option<DeviceId>,
@@ -388,6 +399,13 @@ impl LaunchOptions {
         self
     }
 
+    /// Copies the kernel's state back as its checkpoint at most once per `interval` rather than
+    /// with every tick (see [`checkpoint_interval`](Self::checkpoint_interval)).
+    pub fn with_checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = Some(interval);
+        self
+    }
+
     /// Runs the kernel on `device`.
     pub fn on_device(mut self, device: DeviceId) -> Self {
         self.device = Some(device);
@@ -407,6 +425,19 @@ impl LaunchOptions {
             max_workgroups: self.grid_size,
             workgroup_memory_bytes: self.shared_memory,
             unfused: self.unfused,
+        }
+    }
+}
+
+/// `checkpointIntervalMs` as serde reads it: milliseconds as the circuit breaker's are (0 to
+/// 9e15, as the JavaScript reader takes them), or `Infinity` for never (`Duration::MAX`).
+fn checkpoint_millis<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Duration>, D::Error> {
+    match <f64 as serde::Deserialize>::deserialize(deserializer)? {
+        f64::INFINITY => Ok(Some(Duration::MAX)),
+        ms => {
+            crate::circuit::duration_from_millis(ms, "checkpointIntervalMs").map(Some).map_err(serde::de::Error::custom)
         }
     }
 }

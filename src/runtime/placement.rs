@@ -230,3 +230,45 @@ impl KernelMigrator {
         self.runtime.migrate(id, target).await
     }
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::time::Duration;
+
+    use crate::devices::DeviceId;
+    use crate::kernel::{doubler_request, doubler_response, KernelDefinition, StateElement};
+    use crate::{DeviceSpec, KernelState, LaunchOptions, Runtime, RuntimeOptions};
+
+    /// A kernel that never checkpoints, whose device is lost the way a driver reset loses it
+    /// (the device destroyed under the runtime) just before it migrates: whether the device's
+    /// lost callback or the migration's own read of the state finds the loss first, the device
+    /// is declared lost and the kernel moves as a stranded one, with its last checkpoint (none:
+    /// its state as launched), never as if that checkpoint were its state on a working device.
+    #[test]
+    fn a_kernel_whose_device_is_lost_as_it_migrates_moves_with_its_last_checkpoint() {
+        let two = RuntimeOptions::default().with_devices([DeviceSpec::default(), DeviceSpec::default()]);
+        let rt = pollster::block_on(Runtime::new(two)).expect("GPU tests need lavapipe (mesa-vulkan-drivers)");
+        pollster::block_on(async {
+            let counter = KernelDefinition::new(
+                "counter",
+                doubler_request(),
+                doubler_response(),
+                "fn handle(msg: Request) -> Response { atomicAdd(&state[0], 1); return Response(msg.value); }",
+            )
+            .with_state(StateElement::AtomicI32, 4);
+            let options = LaunchOptions::default().on_device(DeviceId(0)).with_auto_activate();
+            rt.launch_definition(counter, options.with_checkpoint_interval(Duration::MAX)).await.unwrap();
+            for value in 1..=5 {
+                assert_eq!(rt.call_pod::<i32, i32>("counter", &value, Some(Duration::from_secs(30))).await, Ok(value));
+            }
+            rt.shared.device(DeviceId(0)).gpu().expect("a GPU device").destroy("driver reset");
+            let report = rt.migrate("counter", DeviceId(1)).await.unwrap();
+            assert_eq!((report.from, report.to), (DeviceId(0), DeviceId(1)));
+            assert_eq!(rt.summary().device.losses, 1, "the failed read declared the device lost");
+            assert_eq!(rt.state("counter").unwrap(), KernelState::Active);
+            assert_eq!(rt.read_state_as::<i32>("counter").await.unwrap(), [0; 4], "its state as launched");
+            assert_eq!(rt.call_pod::<i32, i32>("counter", &6, Some(Duration::from_secs(30))).await, Ok(6));
+            assert_eq!(rt.read_state_as::<i32>("counter").await.unwrap()[0], 1);
+        });
+    }
+}

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use super::plan::Planned;
 use crate::backend::{Outcome, Routing};
+use crate::checkpoint;
 use crate::correlation::{Answers, Sequence};
 use crate::envelope::headers::Carried;
 use crate::table::{Failed, Kernel, Table};
@@ -62,10 +63,8 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
             }
         }
         cursor.answered(mailbox, p.head, out.answered, p.pending);
-        if let Some(state) = out.checkpoint.filter(|_| out.answered > 0) {
-            let checkpoint = resources.checkpoint.get_or_insert_with(Vec::new);
-            checkpoint.clear();
-            checkpoint.extend_from_slice(state);
+        if out.answered > 0 {
+            checkpoint::delivered(resources, out, now_ms);
         }
         counters.messages_processed += out.processed;
         counters.messages_dropped += out.dropped;

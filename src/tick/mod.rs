@@ -202,7 +202,7 @@ async fn tick_steps<B: Execute>(context: &Tick<'_>, backend: &B, tracing: bool, 
         // completes.
         let executing = spans::span(tracing, Phase::Execute, None);
         let planned = platform::now_ms();
-        let submitted = executing.in_scope(|| backend.submit(&plan::dispatches(&table, &plan)));
+        let submitted = executing.in_scope(|| backend.submit(&plan::dispatches(&table, &plan, now)));
         match submitted {
             Ok(submitted) => {
                 let submitted_at = platform::now_ms();

@@ -195,7 +195,7 @@ fn plan_with(
 }
 
 /// What the backend needs of each planned kernel, borrowed from the table.
-pub(crate) fn dispatches<'t>(table: &'t Table, plan: &[Planned]) -> Vec<Dispatch<'t>> {
+pub(crate) fn dispatches<'t>(table: &'t Table, plan: &[Planned], now_ms: f64) -> Vec<Dispatch<'t>> {
     plan.iter()
         .map(|p| {
             let kernel = &table.kernels[&p.id];
@@ -209,6 +209,7 @@ pub(crate) fn dispatches<'t>(table: &'t Table, plan: &[Planned]) -> Vec<Dispatch
                 level: p.level,
                 definition: &kernel.def,
                 fusable: kernel.life.state() == KernelState::Active && !kernel.held_out,
+                checkpoint: crate::checkpoint::due(kernel, now_ms),
             }
         })
         .collect()
@@ -301,6 +302,7 @@ mod tests {
             max_batch: 64,
             priority,
             latency_budget_ms: None,
+            checkpoint_interval_ms: 0.0,
             shape: Default::default(),
             instance: 0,
             life,

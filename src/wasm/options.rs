@@ -492,6 +492,7 @@ impl ReadFields for LaunchOptions {
             "priority" => put(&mut self.priority, signed_i32(value)),
             // `deserialize_with` takes the value as it is: `null` is no number, not `None`.
             "latencyBudgetMs" => put(&mut self.latency_budget, positive_millis(value).map(Some)),
+            "checkpointIntervalMs" => put(&mut self.checkpoint_interval, checkpoint_millis(value).map(Some)),
             // `DeviceId` is a transparent `u32`.
             "device" => put(&mut self.device, option(value, unsigned_u32).map(|id| id.map(DeviceId))),
             "requirements" => put(&mut self.requirements, nested(value)),
@@ -763,6 +764,15 @@ fn positive_millis(value: &JsValue) -> Read<Duration> {
         .ok()
         .filter(|ms| !ms.is_zero())
         .ok_or_else(|| Refusal::out_of_range("a number of milliseconds more than 0, up to 9e15", value))
+}
+
+/// A checkpoint interval: milliseconds as [`circuit_millis`] takes them, or `Infinity` for never.
+fn checkpoint_millis(value: &JsValue) -> Read<Duration> {
+    match value.as_f64() {
+        Some(f64::INFINITY) => Ok(Duration::MAX),
+        _ => circuit_millis(value)
+            .map_err(|_| Refusal::out_of_range("a number of milliseconds from 0 to 9e15, or Infinity", value)),
+    }
 }
 
 /// `setHeartbeatTimeout`'s argument, read as `create`'s `watchdog.heartbeatTimeoutMs` is.

@@ -11,8 +11,8 @@
 //! and the copy back takes the counters and [`MOST_ANSWERS`] answer slots (fewer for a smaller
 //! workgroup or ring) from slot 0, where the messages start when no earlier ones are still
 //! unanswered. Other ticks are encoded as usual and leave the commands kept, still valid, for
-//! the next round trip; commands that copy into a readback buffer since replaced by a larger one
-//! are dropped.
+//! the next round trip; commands that copy into a readback buffer since replaced by a larger one,
+//! or that copy a state's checkpoint when the tick takes none (or the reverse), are dropped.
 
 use std::sync::Mutex;
 
@@ -34,10 +34,12 @@ pub(crate) struct RoundTripTick<'a> {
     pub answer_slots: u32,
 }
 
-/// Commands encoded ahead, and the readback buffer they copy into.
+/// Commands encoded ahead, the readback buffer they copy into and how much they copy (with a
+/// state's checkpoint or without).
 pub(crate) struct Ahead {
     commands: wgpu::CommandBuffer,
     readback: wgpu::Buffer,
+    size: u64,
 }
 
 /// Where a kernel or a fused chain keeps its next tick's commands (used once, or replaced).
@@ -65,14 +67,14 @@ pub(crate) fn round_trip<'a>(
     fits.then_some(RoundTripTick { next, answer_slots })
 }
 
-/// The commands kept for `tick`, when they copy into `readback`, the buffer in use (replaced
-/// when it grows). Whatever was kept is taken either way.
-pub(crate) fn take(tick: &RoundTripTick<'_>, readback: &wgpu::Buffer) -> Option<wgpu::CommandBuffer> {
+/// The commands kept for `tick`, when they copy `size` bytes into `readback`, the buffer in use
+/// (replaced when it grows). Whatever was kept is taken either way.
+pub(crate) fn take(tick: &RoundTripTick<'_>, readback: &wgpu::Buffer, size: u64) -> Option<wgpu::CommandBuffer> {
     let ahead = tick.next.lock().unwrap_or_else(|p| p.into_inner()).take()?;
-    (ahead.readback == *readback).then_some(ahead.commands)
+    (ahead.readback == *readback && ahead.size == size).then_some(ahead.commands)
 }
 
-/// Keeps `commands`, the next tick like `tick`, copying into `readback`.
-pub(crate) fn keep(tick: &RoundTripTick<'_>, commands: wgpu::CommandBuffer, readback: wgpu::Buffer) {
-    *tick.next.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ahead { commands, readback });
+/// Keeps `commands`, the next tick like `tick`, copying `size` bytes into `readback`.
+pub(crate) fn keep(tick: &RoundTripTick<'_>, commands: wgpu::CommandBuffer, readback: wgpu::Buffer, size: u64) {
+    *tick.next.lock().unwrap_or_else(|p| p.into_inner()) = Some(Ahead { commands, readback, size });
 }

@@ -110,7 +110,7 @@ impl Execute for GpuContext {
                 Some(tick) => tick.answer_slots,
                 None => d.pending,
             };
-            let state = ring.state.as_ref().map_or(0, |s| s.size());
+            let state = ring.state.as_ref().filter(|_| d.checkpoint).map_or(0, |s| s.size());
             layout.push(answers, ring.output_stride, ring.kept.is_some() && !grouped, state);
             // A middle stage of a fused run reads nothing of its own ring; a group member's
             // messages were written with its group's.
@@ -154,7 +154,7 @@ impl Execute for GpuContext {
         let readback = self.readback.lock().unwrap_or_else(|p| p.into_inner()).reserve(self, layout.size());
         let tick =
             TickCommands { dispatches, rings: &rings, roles: &roles, runs: &runs, groups: &groups, layout: &layout };
-        let commands = match round_trip.as_ref().and_then(|tick| ahead::take(tick, &readback)) {
+        let commands = match round_trip.as_ref().and_then(|tick| ahead::take(tick, &readback, layout.size())) {
             Some(commands) => {
                 debug_assert!(groups.is_empty(), "a round trip's tick has no group, whose results it would lose");
                 submissions.iter_mut().for_each(|s| s.encoded_ahead = true);
@@ -173,7 +173,7 @@ impl Execute for GpuContext {
         if let Some(round_trip) = &round_trip {
             // The same commands serve the next such tick: encoded now, while the device works.
             let (next, _) = tick.encode(&self.device, &submissions, &group_blocks, &readback);
-            ahead::keep(round_trip, next, readback);
+            ahead::keep(round_trip, next, readback, layout.size());
         }
         Ok(Submitted { mapping, layout, dispatches: submissions })
     }
@@ -294,7 +294,7 @@ impl TickCommands<'_, '_> {
             if let Some(kept) = &ring.kept {
                 copy_slots(kept, 0, 4, region.kept_at());
             }
-            if let Some(state) = &ring.state {
+            if let Some(state) = ring.state.as_ref().filter(|_| d.checkpoint) {
                 encoder.copy_buffer_to_buffer(state, 0, readback, region.state_at(), state.size());
             }
         }

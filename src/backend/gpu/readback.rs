@@ -1,6 +1,7 @@
 //! How one tick's results come back: every kernel's counters, answers, kept flags and state
-//! checkpoint are copied into one MAP_READ buffer, mapped once. [`ReadbackLayout`] says where
-//! each kernel's part lies; the submit writes by it and the delivery reads by it.
+//! checkpoint (on the ticks that take one) are copied into one MAP_READ buffer, mapped once.
+//! [`ReadbackLayout`] says where each kernel's part lies; the submit writes by it and the
+//! delivery reads by it.
 
 use super::ring::RingCounters;
 use super::{GpuBuffer, GpuContext};
@@ -9,7 +10,7 @@ use crate::memory::MemoryPurpose;
 
 /// Where one dispatch's results lie in the readback buffer, in this order: its counters, its
 /// answers (none when they were forwarded on the device), one kept flag per answer (for
-/// handlers that may drop), and its state array.
+/// handlers that may drop), and its state array (when the tick takes its checkpoint).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Region {
     at: u64,
@@ -144,6 +145,26 @@ impl Readback {
 /// Maps `buffer[..size]`, copies it out and unmaps. Never blocks on the web.
 pub(crate) async fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
     Mapping::start(buffer.clone(), size).read(ctx, <[u8]>::to_vec).await
+}
+
+/// A kernel's `state` array as it is on the device now, through a staging buffer of its own
+/// (`readState`, and a checkpoint caught up: see `checkpoint::catch_up`).
+pub(crate) async fn read_state(ctx: &GpuContext, state: &wgpu::Buffer) -> Result<Vec<u8>> {
+    let staging = ctx.create_buffer(
+        MemoryPurpose::Readback,
+        &wgpu::BufferDescriptor {
+            label: Some("state readback"),
+            size: state.size(),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        },
+    );
+    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read state") });
+    encoder.copy_buffer_to_buffer(state, 0, &staging, 0, state.size());
+    ctx.queue.submit([encoder.finish()]);
+    let bytes = read_back(ctx, &staging, state.size()).await;
+    staging.destroy();
+    bytes
 }
 
 /// A readback buffer's map, asked for as soon as its tick is submitted, so that the host's

@@ -1,0 +1,72 @@
+//! A GPU kernel's checkpoint: its `state` array copied back to the host, which recovery restores
+//! after a lost device. By default every tick copies it with the answers, so a recovered
+//! kernel's state reflects each answered message once. With a checkpoint interval
+//! (`LaunchOptions::checkpoint_interval`) a tick copies it only once the interval has passed, and
+//! in between the checkpoint is behind the state: a migration and the terminate that ends the
+//! kernel catch it up by reading the state itself, so a move and a final state stay exact.
+
+use crate::backend::gpu::readback::read_state;
+use crate::backend::{Outcome, StateStore};
+use crate::table::{Kernel, Resources, Shared};
+
+/// Whether the tick at `now_ms` copies `kernel`'s state back (the default interval, 0, always).
+pub(crate) fn due(kernel: &Kernel, now_ms: f64) -> bool {
+    now_ms - kernel.resources.checkpoint_at_ms >= kernel.checkpoint_interval_ms
+}
+
+/// Keeps what a tick that answered messages brought back: the state as the new checkpoint, or,
+/// when it copied none, that the checkpoint is now behind a GPU state.
+pub(crate) fn delivered(resources: &mut Resources, out: &Outcome<'_>, now_ms: f64) {
+    match out.checkpoint {
+        Some(state) => {
+            let checkpoint = resources.checkpoint.get_or_insert_with(Vec::new);
+            checkpoint.clear();
+            checkpoint.extend_from_slice(state);
+            resources.checkpoint_at_ms = now_ms;
+            resources.checkpoint_behind = false;
+        }
+        None => resources.checkpoint_behind |= matches!(resources.state, Some(StateStore::Gpu(_))),
+    }
+}
+
+/// Reads the state of kernel `id` (its launch `instance`) from its device into its checkpoint,
+/// when the checkpoint is behind. The caller keeps the kernel out of the tick meanwhile (a
+/// migration holds it out; a terminated kernel runs no more). A read fails only with its device:
+/// the device is then declared lost, as a tick would find it, and the checkpoint stays what
+/// recovery restores. Either way the checkpoint is no longer behind once this returns, so a
+/// migration that waits for it moves on.
+pub(crate) async fn catch_up(shared: &Shared, id: &str, instance: u64) {
+    let (state, device, generation) = {
+        let mut table = shared.lock();
+        let Some(kernel) = table.launch_of(id, instance).filter(|k| k.resources.checkpoint_behind) else { return };
+        let device = kernel.device;
+        let state = match &kernel.resources.state {
+            Some(StateStore::Gpu(state)) => state.clone(),
+            _ => {
+                kernel.resources.checkpoint_behind = false;
+                return;
+            }
+        };
+        (state, device, table.device(device).generation)
+    };
+    let source = shared.device(device);
+    let read = match source.gpu() {
+        Some(gpu) => read_state(gpu, &state).await,
+        None => Err(crate::Error::DeviceLost { reason: "its device has no GPU".into() }),
+    };
+    if let Err(error) = &read {
+        crate::recovery::fail_device(shared, device, source.fault().unwrap_or_else(|| error.clone()), generation);
+    }
+    let mut table = shared.lock();
+    let Some(kernel) = table.launch_of(id, instance) else { return };
+    kernel.resources.checkpoint_behind = false;
+    if let Ok(bytes) = read {
+        kernel.counters.bytes_from_device += bytes.len() as u64;
+        // Lost since the read: its state is now the checkpoint's copy on the host, which the read
+        // (of a state no tick changed) brings up to date.
+        if let Some(StateStore::Cpu(words)) = &kernel.resources.state {
+            *words.lock().unwrap_or_else(|p| p.into_inner()) = bytemuck::pod_collect_to_vec(&bytes);
+        }
+        kernel.resources.checkpoint = Some(bytes);
+    }
+}
