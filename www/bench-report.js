@@ -114,6 +114,14 @@ function gpuSections(result, line) {
     latencyRow("middle stage paused, then resumed", pipe.pausedMiddleStage);
   } else line(`  connected stages: unavailable: ${pipe.reason}`);
 
+  const st = result.stateCheckpoint;
+  if (st) {
+    line();
+    line(`${padEnd(`${st.stateBytes / 2 ** 20} MiB state, send → receive (µs)`, 44)}${pad("p50", 12)}${pad("p99", 12)}`);
+    latencyRow("checkpointed with every tick (the default)", st.everyTick);
+    latencyRow("never checkpointed (checkpointIntervalMs)", st.never);
+  }
+
   const dev = result.devices;
   if (dev) {
     line();
@@ -217,4 +225,7 @@ function gpuRatios(result, line) {
     `  (unfused: ${r.unfusedOverSingleStage == null ? "-" : `${fixed(r.unfusedOverSingleStage, 2)}×`}, ` +
     `middle paused: ${r.pausedMiddleOverSingleStage == null ? "-" : `${fixed(r.pausedMiddleOverSingleStage, 2)}×`}, ` +
     `${pipe.stages} host round trips: ${fixed(r.hostRelayedOverSingleStage, 2)}×)`);
+  if (r.checkpointEveryTickOverNever != null) {
+    line(`  large state, every tick / never ${fixed(r.checkpointEveryTickOverNever, 2)}×  (a round trip with its state's checkpoint copied back)`);
+  }
 }

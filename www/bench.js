@@ -44,6 +44,8 @@ const WAIT = { timeout: 120_000 };
 /** Queue size of each fleet kernel: a tick sends one message to each. */
 const FLEET_QUEUE_SIZE = 16;
 const PIPELINE_STAGES = 4;
+/** Words of the state of the bench's stateful kernels (4 MiB). */
+const STATE_WORDS = 1 << 20;
 /** The issue's target for host-side packing of 4-byte messages. */
 const HOST_PACKING_TARGET = 20e6;
 /**
@@ -123,6 +125,13 @@ function setup() {
       },
       doublerCopy: { input: value, output: result, wgsl: "fn handle(msg: BenchValue) -> BenchResult { return BenchResult(msg.value * 2); }" },
       stage: { input: stage, output: stage, wgsl: "fn handle(msg: BenchStage) -> BenchStage { return BenchStage(msg.value * 2); }" },
+      // A large state (4 MiB) that counts each message: its checkpoint comes back with every tick
+      // unless a checkpoint interval keeps it on the device.
+      stateful: {
+        input: value, output: result,
+        state: { length: STATE_WORDS, type: "atomic<u32>" },
+        wgsl: `fn handle(msg: BenchValue) -> BenchResult { atomicAdd(&state[u32(msg.value) & ${STATE_WORDS - 1}u], 1u); return BenchResult(msg.value * 2); }`,
+      },
     };
   })();
   return ready;
@@ -659,6 +668,23 @@ class Bench {
     return section;
   }
 
+  /**
+   * One message's round trip through a kernel with a 4 MiB state, its checkpoint copied back with
+   * every tick (the default) and never (`checkpointIntervalMs: Infinity`), taking turns.
+   */
+  async stateCheckpoint(runtime, definitions) {
+    const [everyTick, never] = ["state-every-tick", "state-never"];
+    await runtime.launch(everyTick, definitions.stateful, { autoActivate: true });
+    await runtime.launch(never, definitions.stateful, { autoActivate: true, checkpointIntervalMs: Infinity });
+    const inputs = (i) => values(1, i);
+    const [everyTickLatency, neverLatency] = await this.latencies([
+      { label: "4 MiB state, checkpointed every tick", inputs, step: (v) => sendReceive(runtime, everyTick, v) },
+      { label: "4 MiB state, never checkpointed", inputs, step: (v) => sendReceive(runtime, never, v) },
+    ]);
+    await terminateAll(runtime, [everyTick, never]);
+    return { stateBytes: STATE_WORDS * 4, everyTick: everyTickLatency, never: neverLatency };
+  }
+
   /** The doubler as a plain JS async actor: no GPU, no runtime, for reference. */
   async jsActor() {
     const actor = new JsActor(doubleHandler);
@@ -963,6 +989,7 @@ function computeRatios(result) {
     pipelineOverHostRelayed: pipeline.available ? pipeline.connected.p50 / pipeline.hostRelayed.p50 : null,
     unfusedOverSingleStage: pipeline.available ? pipeline.unfused.p50 / pipeline.singleStage.p50 : null,
     pausedMiddleOverSingleStage: pipeline.available ? pipeline.pausedMiddleStage.p50 / pipeline.singleStage.p50 : null,
+    checkpointEveryTickOverNever: result.stateCheckpoint.everyTick.p50 / result.stateCheckpoint.never.p50,
     ...host,
     objectsOverTypedArrays: objects.layouts.doubler.objects.msgsPerSec / objects.layouts.doubler.typedArrays.msgsPerSec,
     objectsOverJsActor: objects.layouts.doubler.objects.msgsPerSec / objects.layouts.doubler.jsActor.msgsPerSec,
@@ -988,7 +1015,7 @@ export async function probeWebGpu() {
 }
 
 /** The sections only WebGPU can run, named where they are not measured. */
-const WEBGPU_SECTIONS = "floors, round trips, batches, one dispatch per message, kernel ticks, pipeline, host cost, objects in and out, two devices";
+const WEBGPU_SECTIONS = "floors, round trips, batches, one dispatch per message, kernel ticks, pipeline, a large state's checkpoint, host cost, objects in and out, two devices";
 
 /**
  * The runtime on WebGPU, or null where this browser has none (`BackendUnavailableError`): the
@@ -1048,6 +1075,7 @@ export async function runBench(plan, ui, partial = {}) {
       result.perMessage = await bench.perMessage(raw);
       ({ ticks: result.kernels, rounds: result.kernelRoundsTakingTurns } = await bench.kernelTicks(runtime, definitions));
       result.pipeline = await bench.pipeline(runtime, definitions);
+      result.stateCheckpoint = await bench.stateCheckpoint(runtime, definitions);
       result.hostPacking = await bench.hostPacking(runtime, "packing", definitions.doublerCopy);
       result.hostCost = await bench.hostCost(runtime, definitions);
       const actor = new JsActor(doubleHandler);

@@ -191,6 +191,11 @@ fn quick_bench_reports_every_section_as_json() {
     for part in ["connected", "unfused", "hostRelayed", "pausedMiddleStage", "singleStage"] {
         assert_latency(&pipeline[part], "pipeline");
     }
+    let state = &report["stateCheckpoint"];
+    assert_eq!(state["stateBytes"].as_u64(), Some(4 << 20), "{state:#}");
+    for part in ["everyTick", "never"] {
+        assert_latency(&state[part], "stateCheckpoint");
+    }
     // Measures against their bases in alternating blocks: a ratio per block, and their median.
     for (paired, what) in [
         (&report["roundTrip"]["paired"], "roundTrip.paired"),
@@ -247,6 +252,7 @@ fn quick_bench_reports_every_section_as_json() {
         "hostRelayedOverSingleStage",
         "unfusedOverSingleStage",
         "pausedMiddleOverSingleStage",
+        "checkpointEveryTickOverNever",
     ] {
         assert!(positive(&ratios[ratio]), "ratios.{ratio}: {ratios:#}");
     }
@@ -267,6 +273,7 @@ fn bench_table_names_each_section() {
             "per message",
             "kernels with traffic",
             "average tick (µs)",
+            "MiB state, send → receive",
             "host cost per message",
             "cpu backend",
             "ratios",

@@ -40,7 +40,10 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   const { stdout } = await promisify(execFile)(process.execPath, [runner, "--json", "--quick"], { timeout: 120_000 });
   const r = JSON.parse(stdout); // stdout is the document and nothing else
   assert.equal(r.error, undefined, r.error);
-  for (const key of [...NATIVE_KEYS, "pipeline", "jsActor", "hostPacking", "hostCost", "devices", "answersChecked"]) assert.ok(key in r, `missing ${key}`);
+  for (const key of [...NATIVE_KEYS, "pipeline", "stateCheckpoint", "jsActor", "hostPacking", "hostCost", "devices", "answersChecked"]) assert.ok(key in r, `missing ${key}`);
+  assert.equal(r.stateCheckpoint.stateBytes, 4 << 20);
+  assertLatency(r.stateCheckpoint.everyTick, "stateCheckpoint.everyTick", r.config.iterations);
+  assertLatency(r.stateCheckpoint.never, "stateCheckpoint.never", r.config.iterations);
   // Two devices: migration pauses (a pause may read 0 on a coarse clock) and the pipelines.
   const d = r.devices;
   assert.equal(d.migrations, 10);
@@ -159,7 +162,7 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   for (const s of q.batchedOverRawSameGrid) positive(s.value, `ratios.batchedOverRawSameGrid[${s.messages}]`);
   assert.equal(q.batchedOverPerMessage.messages, 10_000);
   for (const key of ["roundTripOverRawSingle", "roundTripOverSubmitAndMap", "tick16OverTick1", "tick16OverTick1Paired",
-    "hostRelayedOverSingleStage",
+    "hostRelayedOverSingleStage", "checkpointEveryTickOverNever",
     "hostPackingTypedOverObjects", "hostPackingOverTarget", "objectsOverTypedArrays", "objectsOverJsActor"]) positive(q[key], `ratios.${key}`);
   positive(q.batchedOverPerMessage.value, "ratios.batchedOverPerMessage");
   for (const key of ["pipelineOverSingleStage", "unfusedOverSingleStage", "pausedMiddleOverSingleStage"]) {

@@ -15,7 +15,8 @@
 //! 7. the host's own cost of one message on the named-values path (`send` and `receive`, one
 //!    message a call, no GPU time in the figure);
 //! 8. the CPU backend's doubler on the same batches, when that backend is available;
-//! 9. two devices of the adapter: a kernel's migration pause, and a pipeline across devices.
+//! 9. two devices of the adapter: a kernel's migration pause, and a pipeline across devices;
+//! 10. one message through a kernel with a 4 MiB state, checkpointed with every tick and never.
 //!
 //! Ratios marked paired (round trip / raw single, 16 / 1 kernels, pipeline / single stage) come
 //! from alternating blocks of the two sides; the others from phases one after the other.
@@ -29,6 +30,7 @@ mod progress;
 mod raw;
 mod report;
 mod runtime_doubler;
+mod state_kernel;
 mod stats;
 
 use std::time::{Duration, Instant};
@@ -40,7 +42,7 @@ use self::progress::Progress;
 use self::raw::RawGpu;
 use self::report::{
     BatchComparison, Config, CpuBackend, Floors, KernelTick, Paired, PerMessage, Pipeline, Ratios, Report, RoundTrip,
-    SameGrid, TickSteps,
+    SameGrid, StateCheckpoint, TickSteps,
 };
 use self::runtime_doubler::{Fleet, Pipelines, STAGES};
 use self::stats::{percentile, Latency, Throughput};
@@ -185,6 +187,7 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
     let per_message = bench.per_message(&raw).await?;
     let (kernels, kernel_rounds) = bench.kernel_ticks(&runtime, &raw).await?;
     let pipeline = bench.pipeline(&runtime).await?;
+    let state_checkpoint = bench.state_checkpoint(&runtime).await?;
     let host_cost = {
         let (messages, rounds) = if plan.quick { (1_000, 3) } else { (20_000, 7) };
         let measuring = progress.phase("host cost: send, receive", 1);
@@ -202,8 +205,15 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
         devices
     };
 
-    let ratios =
-        Ratios::compute(&floors, &round_trip, &throughput, &per_message, &kernels, kernel_rounds.as_ref(), &pipeline);
+    let ratios = Ratios::compute(
+        &floors,
+        &round_trip,
+        &throughput,
+        &per_message,
+        (&kernels, kernel_rounds.as_ref()),
+        &pipeline,
+        &state_checkpoint,
+    );
     let report = Report {
         adapter,
         config: plan.config(),
@@ -214,6 +224,7 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
         kernels,
         kernel_rounds,
         pipeline,
+        state_checkpoint,
         cpu_backend,
         host_cost,
         devices,
@@ -453,6 +464,23 @@ impl Bench<'_> {
             .await?;
         pipelines.terminate(runtime).await?;
         Ok(Pipeline { stages: STAGES, connected, unfused, host_relayed, paused_middle_stage, single_stage, paired })
+    }
+
+    /// One message through a kernel with a large state, checkpointed with every tick and never.
+    async fn state_checkpoint(&self, runtime: &Runtime) -> anyhow::Result<StateCheckpoint> {
+        state_kernel::launch(runtime).await?;
+        let round_trip = async |id: &str| {
+            self.latency(
+                format!("{id}: 4 MiB state, send → receive"),
+                |i| values(1, i),
+                async |v: &[i32]| state_kernel::round_trip(runtime, id, v[0]).await,
+            )
+            .await
+        };
+        let every_tick = round_trip(state_kernel::EVERY_TICK).await?;
+        let never = round_trip(state_kernel::NEVER).await?;
+        state_kernel::remove(runtime).await?;
+        Ok(StateCheckpoint { state_bytes: state_kernel::STATE_WORDS as u64 * 4, every_tick, never })
     }
 
     /// The doubler on the CPU backend, or why there is none.

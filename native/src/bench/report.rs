@@ -24,6 +24,7 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_rounds: Option<Paired>,
     pub pipeline: Pipeline,
+    pub state_checkpoint: StateCheckpoint,
     pub cpu_backend: CpuBackend,
     pub host_cost: HostCost,
     /// Two devices on the adapter: migration pauses and a pipeline across them.
@@ -184,6 +185,16 @@ pub struct Pipeline {
     pub paired: Paired,
 }
 
+/// One message's round trip through a kernel with a large state: its state copied back as the
+/// checkpoint with every tick (the default), and never (a checkpoint interval).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateCheckpoint {
+    pub state_bytes: u64,
+    pub every_tick: Latency,
+    pub never: Latency,
+}
+
 /// The same doubler on the CPU backend (host handlers), for reference.
 #[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -236,6 +247,8 @@ pub struct Ratios {
     pub unfused_over_single_stage: f64,
     /// Paused-and-resumed middle stage round trip ÷ one stage's round trip.
     pub paused_middle_over_single_stage: f64,
+    /// A large state's round trip checkpointed with every tick ÷ never: what the copy back costs.
+    pub checkpoint_every_tick_over_never: f64,
 }
 
 #[derive(Serialize)]
@@ -251,9 +264,9 @@ impl Ratios {
         round_trip: &RoundTrip,
         throughput: &[BatchComparison],
         per_message: &PerMessage,
-        kernels: &[KernelTick],
-        kernel_rounds: Option<&Paired>,
+        (kernels, kernel_rounds): (&[KernelTick], Option<&Paired>),
         pipeline: &Pipeline,
+        state: &StateCheckpoint,
     ) -> Self {
         let tick = |n| kernels.iter().find(|k| k.kernels == n).map(|k| k.tick.p50);
         let raw_tick = |n| kernels.iter().find(|k| k.kernels == n).map(|k| k.raw_tick.p50);
@@ -286,6 +299,7 @@ impl Ratios {
             host_relayed_over_single_stage: pipeline.host_relayed.p50 / pipeline.single_stage.p50,
             unfused_over_single_stage: pipeline.unfused.p50 / pipeline.single_stage.p50,
             paused_middle_over_single_stage: pipeline.paused_middle_stage.p50 / pipeline.single_stage.p50,
+            checkpoint_every_tick_over_never: state.every_tick.p50 / state.never.p50,
         }
     }
 }
@@ -381,6 +395,16 @@ impl Report {
         latency_row("middle stage paused, then resumed", &p.paused_middle_stage);
         latency_row("a single stage", &p.single_stage);
 
+        let s = &self.state_checkpoint;
+        println!(
+            "\n{:<44}{:>12}{:>12}",
+            format!("{} MiB state, send → receive (µs)", s.state_bytes >> 20),
+            "p50",
+            "p99"
+        );
+        latency_row("checkpointed with every tick (the default)", &s.every_tick);
+        latency_row("never checkpointed (a checkpoint interval)", &s.never);
+
         let d = &self.devices;
         println!("\n{:<44}{:>12}{:>12}", format!("two devices, {} migrations (µs)", d.migrations), "p50", "p99");
         latency_row("migration pause (out of every tick)", &d.pause);
@@ -447,6 +471,10 @@ impl Report {
             r.unfused_over_single_stage,
             r.host_relayed_over_single_stage,
             r.paused_middle_over_single_stage
+        );
+        println!(
+            "  large state, every tick / never {:.2}×  (a round trip with its state's checkpoint copied back)",
+            r.checkpoint_every_tick_over_never
         );
     }
 }
