@@ -5,13 +5,19 @@
 //! in between the checkpoint is behind the state: a migration and the terminate that ends the
 //! kernel catch it up by reading the state itself, so a move and a final state stay exact.
 
+use std::sync::Arc;
+
 use crate::backend::gpu::readback::read_state;
 use crate::backend::{Outcome, StateStore};
+use crate::lifecycle::{KernelState, LifecycleState};
 use crate::table::{Kernel, Resources, Shared};
 
-/// Whether the tick at `now_ms` copies `kernel`'s state back (the default interval, 0, always).
+/// Whether the tick at `now_ms` copies `kernel`'s state back: always with the default interval
+/// (0), and on every tick of a terminating kernel, so one that drains (whoever waits for it)
+/// brings its final state back.
 pub(crate) fn due(kernel: &Kernel, now_ms: f64) -> bool {
     now_ms - kernel.resources.checkpoint_at_ms >= kernel.checkpoint_interval_ms
+        || kernel.life.state() == KernelState::Terminating
 }
 
 /// Keeps what a tick that answered messages brought back: the state as the new checkpoint, or,
@@ -36,7 +42,7 @@ pub(crate) fn delivered(resources: &mut Resources, out: &Outcome<'_>, now_ms: f6
 /// recovery restores. Either way the checkpoint is no longer behind once this returns, so a
 /// migration that waits for it moves on.
 pub(crate) async fn catch_up(shared: &Shared, id: &str, instance: u64) {
-    let (state, device, generation) = {
+    let (state, device, source, generation) = {
         let mut table = shared.lock();
         let Some(kernel) = table.launch_of(id, instance).filter(|k| k.resources.checkpoint_behind) else { return };
         let device = kernel.device;
@@ -47,9 +53,9 @@ pub(crate) async fn catch_up(shared: &Shared, id: &str, instance: u64) {
                 return;
             }
         };
-        (state, device, table.device(device).generation)
+        // The device the buffer lives on, taken with it: recovery may replace the runtime's.
+        (state, device, shared.device(device), table.device(device).generation)
     };
-    let source = shared.device(device);
     let read = match source.gpu() {
         Some(gpu) => read_state(gpu, &state).await,
         None => Err(crate::Error::DeviceLost { reason: "its device has no GPU".into() }),
@@ -58,15 +64,21 @@ pub(crate) async fn catch_up(shared: &Shared, id: &str, instance: u64) {
         crate::recovery::fail_device(shared, device, source.fault().unwrap_or_else(|| error.clone()), generation);
     }
     let mut table = shared.lock();
+    let stopped = table.state == LifecycleState::Stopped;
     let Some(kernel) = table.launch_of(id, instance) else { return };
     kernel.resources.checkpoint_behind = false;
-    if let Ok(bytes) = read {
-        kernel.counters.bytes_from_device += bytes.len() as u64;
+    let Ok(bytes) = read else { return };
+    match &kernel.resources.state {
+        // A runtime stopped meanwhile let go of the state: nothing is kept.
+        _ if stopped => return,
+        Some(StateStore::Gpu(now)) if Arc::ptr_eq(now, &state) => {}
         // Lost since the read: its state is now the checkpoint's copy on the host, which the read
         // (of a state no tick changed) brings up to date.
-        if let Some(StateStore::Cpu(words)) = &kernel.resources.state {
-            *words.lock().unwrap_or_else(|p| p.into_inner()) = bytemuck::pod_collect_to_vec(&bytes);
+        Some(StateStore::Cpu(words)) => {
+            *words.lock().unwrap_or_else(|p| p.into_inner()) = bytemuck::pod_collect_to_vec(&bytes)
         }
-        kernel.resources.checkpoint = Some(bytes);
+        _ => return,
     }
+    kernel.counters.bytes_from_device += bytes.len() as u64;
+    kernel.resources.checkpoint = Some(bytes);
 }

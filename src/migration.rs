@@ -6,7 +6,8 @@
 //! 2. it leaves its device's ticks (`held_out`), and a tick that already has it planned is
 //!    waited for, so every answer of that tick is delivered;
 //! 3. under the table lock, in one step: its held input goes back to the front of its input
-//!    queue (in order), its state as of that tick is written on the target, its rings are
+//!    queue (in order), its state as of that tick is written on the target (read from its
+//!    device first when a checkpoint interval left its checkpoint behind), its rings are
 //!    swapped and it is placed on the target, whose tick loop takes it from there.
 //!
 //! Nothing else changes: the id, handles, connections, counters and the correlation ledger stay,
@@ -41,7 +42,8 @@ pub struct MigrationReport {
     /// The device it runs on now.
     pub to: DeviceId,
     /// How long the kernel was out of every tick: waiting for its last tick on the old device
-    /// to deliver, then the move itself (compiling on the target comes before).
+    /// to deliver, reading its state there when its checkpoint was behind, then the move itself
+    /// (compiling on the target comes before).
     #[serde(rename = "pauseMs", serialize_with = "millis")]
     pub pause: Duration,
     /// Messages handed to the old device and not yet answered there, queued again to be
@@ -203,7 +205,8 @@ fn movable(id: &str, kernel: &Kernel) -> Result<()> {
     }
 }
 
-/// Writes `kernel`'s state, as of its last delivered tick, into the state array of `exec` on
+/// Writes `kernel`'s state, as of its last delivered tick (its checkpoint, caught up before
+/// this), into the state array of `exec` on
 /// `target`. A kernel that never ran a tick keeps the fresh array (its state as launched). On a
 /// GPU the bytes written are also its checkpoint: until its first tick there they are its state,
 /// which a next move or a lost device reads from the checkpoint (a kernel coming from a cpu

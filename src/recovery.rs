@@ -18,7 +18,8 @@
 //!
 //! [`recover_device`] (`Runtime::recover`, or the loop itself with automatic recovery) opens a
 //! new device, relaunches every failed kernel with its state array as of the last tick whose
-//! answers were delivered (every tick reads it back with the answers), and returns each to the
+//! answers were delivered (every tick reads it back with the answers, unless a checkpoint
+//! interval spaces those copies out: see the `checkpoint` module), and returns each to the
 //! state it failed in; the tick then processes the queued messages in order. A message whose
 //! tick was lost is processed again on the new device, from the state it saw the first time, and
 //! only that second answer is delivered: every message is answered exactly once, in order, and

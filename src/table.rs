@@ -100,8 +100,8 @@ pub(crate) struct Resources {
     /// The state array as of the last tick that copied it back: what recovery restores (GPU
     /// only).
     pub checkpoint: Option<Vec<u8>>,
-    /// When that checkpoint was taken, or the kernel launched (its zeroed state its first
-    /// checkpoint), in `platform::now_ms`.
+    /// When that checkpoint was taken, or the kernel's launch began (its zeroed state its
+    /// first checkpoint), in `platform::now_ms`.
     pub checkpoint_at_ms: f64,
     /// A tick ran its handler since the checkpoint without copying the state back (a
     /// checkpoint interval): a migration, or the terminate that ends the kernel, catches it up

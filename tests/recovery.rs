@@ -116,6 +116,15 @@ fn a_checkpoint_interval_keeps_the_state_on_the_device_and_recovery_restarts_fro
             assert_eq!(rt.call_pod::<i32, i32>("ended", &value, Some(Duration::from_secs(30))).await.unwrap(), value);
         }
         rt.terminate("ended", Some(Duration::from_secs(30))).await.unwrap();
+        // One that drains after its terminate's caller went away copies its state with the
+        // ticks of its drain.
+        let never_active = queue(64).with_checkpoint_interval(Duration::MAX);
+        rt.launch_definition(with_state("drained"), never_active).await.unwrap();
+        rt.send_batch("drained", &[1, 2, 3, 4, 5], None).await.unwrap();
+        let mut terminating = Box::pin(rt.terminate("drained", None));
+        assert!(poll!(terminating.as_mut()).is_pending());
+        drop(terminating);
+        wait_for_state(&rt, "drained", KernelState::Terminated);
 
         rt.destroy_device().unwrap();
         for id in ["every", "never"] {
@@ -125,6 +134,7 @@ fn a_checkpoint_interval_keeps_the_state_on_the_device_and_recovery_restarts_fro
         assert_eq!(rt.read_state_as::<i32>("every").await.unwrap()[..2], [3, 18], "as of its last tick");
         assert_eq!(rt.read_state_as::<i32>("never").await.unwrap()[..2], [0, 0], "as launched: no checkpoint");
         assert_eq!(rt.read_state_as::<i32>("ended").await.unwrap()[..2], [3, 18], "as it ended");
+        assert_eq!(rt.read_state_as::<i32>("drained").await.unwrap()[..2], [5, 15], "as it drained");
         for id in ["every", "never"] {
             assert_eq!(rt.call_pod::<i32, i32>(id, &10, Some(Duration::from_secs(30))).await.unwrap(), 10);
         }

@@ -266,25 +266,22 @@ impl Runtime {
     /// Past `timeout` it is stopped anyway; the unprocessed count is recorded in its
     /// telemetry and returned in the `Timeout` error, and waiting `call`s are cancelled.
     pub async fn terminate(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
-        let mut ended_here = false;
+        let mut ended_here = None;
         let result = self.terminate_inner(id, timeout, &mut ended_here).await;
         // Its rings are free now (its state stays until it is removed).
-        if ended_here {
+        if let Some(instance) = ended_here {
             crate::pressure::check_memory_alerts(&self.shared);
-            // A checkpoint interval's kernel: its final state survives a later loss of its device,
-            // as every tick's checkpoint keeps it without one.
-            let ended = self
-                .open_table()
-                .ok()
-                .and_then(|table| Some((table.kernels.get(id)?.instance, self.shared.device_work())));
-            if let Some((instance, _work)) = ended {
+            // A checkpoint interval's kernel that ended with no tick since its handler last ran
+            // (a terminating kernel's ticks take one): its final state survives a later loss of
+            // its device, as every tick's checkpoint keeps it without an interval.
+            if let Ok(_work) = self.open_table().map(|_running| self.shared.device_work()) {
                 crate::checkpoint::catch_up(&self.shared, id, instance).await;
             }
         }
         // Like every lifecycle call, a refused terminate is not a message error; one that timed
         // out left messages unprocessed, which is (once, by the terminate that ended it).
         match result {
-            Err(Error::Timeout { .. }) if ended_here => self.counted(id, result),
+            Err(Error::Timeout { .. }) if ended_here.is_some() => self.counted(id, result),
             other => other,
         }
     }
@@ -293,9 +290,9 @@ impl Runtime {
     /// that the tick is still on the device.
     const LAST_TICK_REPORT_MS: f64 = 5000.0;
 
-    /// [`terminate`](Self::terminate); `ended_here` is set when this call ended the kernel
+    /// [`terminate`](Self::terminate); `ended_here` is set to the launch this call ended
     /// (rather than another terminate it waited with).
-    async fn terminate_inner(&self, id: &str, timeout: Option<Duration>, ended_here: &mut bool) -> Result<()> {
+    async fn terminate_inner(&self, id: &str, timeout: Option<Duration>, ended_here: &mut Option<u64>) -> Result<()> {
         let deadline = deadline(timeout);
         let (changed, instance) = {
             let mut table = self.open_table()?;
@@ -369,7 +366,7 @@ impl Runtime {
                             _ => None,
                         };
                         kernel.finish(unprocessed, ended).map_err(|t| t.for_kernel(id))?;
-                        *ended_here = true;
+                        *ended_here = Some(instance);
                         return kernel.ended.clone().map_or(Ok(()), Err);
                     }
                     false
