@@ -70,6 +70,7 @@ export async function misuse(): Promise<void> {
   await RingKernelRuntime.create({ degradation: { cooldown: 5 } }); // misuse
   await RingKernelRuntime.create({ memoryBudget: "1GB" }); // misuse
   await runtime.launch("doubler", null, { latencyBudget: 5 }); // misuse
+  await runtime.launch("histogram", null, { checkpointIntervalMs: "never" }); // misuse
   if (runtime.degradationLevel === "overloaded") return; // misuse
   runtime.memory().byPurpose.rings; // misuse
   runtime.onMemoryAlert(0.9, (event) => event.alert === "low"); // misuse
