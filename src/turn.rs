@@ -124,16 +124,9 @@ impl TickTurn {
             if callers.left_to_loop.swap(false, Ordering::Relaxed) || !callers.ticking.load(Ordering::Relaxed) {
                 return;
             }
-            let started = std::time::Instant::now();
             let taken = || self.is_busy() || callers.left_to_loop.load(Ordering::Relaxed);
-            while !taken() {
-                if started.elapsed() >= CALLER_GRACE {
-                    if callers.missed.swap(true, Ordering::Relaxed) {
-                        callers.ticking.store(false, Ordering::Relaxed);
-                    }
-                    return;
-                }
-                std::thread::yield_now();
+            if !yield_while(CALLER_GRACE, || !taken()) && callers.missed.swap(true, Ordering::Relaxed) {
+                callers.ticking.store(false, Ordering::Relaxed);
             }
         }
     }
@@ -171,13 +164,8 @@ impl TickTurn {
             // The same tick still under way (not given back, nor given back and taken again).
             let same_tick = || self.turns.load(Ordering::Acquire) == tick;
             let started = std::time::Instant::now();
-            if !self.long_ticks.load(Ordering::Relaxed) {
-                while same_tick() && started.elapsed() < TICK_WATCH {
-                    std::thread::yield_now();
-                }
-                if !same_tick() {
-                    continue;
-                }
+            if !self.long_ticks.load(Ordering::Relaxed) && (yield_while(TICK_WATCH, same_tick) || !same_tick()) {
+                continue;
             }
             loop {
                 let released = self.released.listen();
@@ -189,6 +177,20 @@ impl TickTurn {
             self.long_ticks.store(started.elapsed() >= TICK_WATCH, Ordering::Relaxed);
         }
     }
+}
+
+/// Yields the thread while `holds()`, for `limit` at most: whether it stopped holding first. The
+/// grace and the watch above, which wait for another thread's next step without a wake-up.
+#[cfg(not(target_arch = "wasm32"))]
+fn yield_while(limit: std::time::Duration, holds: impl Fn() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while holds() {
+        if started.elapsed() >= limit {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+    true
 }
 
 impl Drop for Turn<'_> {
