@@ -473,7 +473,7 @@ impl Bench<'_> {
             self.latency(
                 format!("{id}: 4 MiB state, send → receive"),
                 |i| values(1, i),
-                async |v: &[i32]| state_kernel::round_trip(runtime, id, v[0]).await,
+                async |v: &[i32]| runtime_doubler::send_receive_to(runtime, id, v[0]).await,
             )
             .await
         };

@@ -14,7 +14,7 @@ pub const DOUBLER: &str = "doubler";
 
 /// Long enough for a million messages on a software adapter, short enough that a stuck
 /// runtime fails the bench instead of hanging it.
-const TIMEOUT: Option<Duration> = Some(Duration::from_secs(120));
+pub const TIMEOUT: Option<Duration> = Some(Duration::from_secs(120));
 
 /// Queue size of each fleet kernel: a tick sends one message to each.
 const FLEET_QUEUE_SIZE: usize = 16;
@@ -29,8 +29,13 @@ pub async fn open(backend: BackendChoice, queue_size: usize) -> ringkernel_web::
 
 /// One message in, its answer out: `send` then `receive`.
 pub async fn send_receive(runtime: &Runtime, value: i32) -> anyhow::Result<Vec<i32>> {
-    runtime.send_pod(DOUBLER, &value, TIMEOUT).await?;
-    Ok(vec![runtime.receive_pod(DOUBLER, TIMEOUT).await?])
+    send_receive_to(runtime, DOUBLER, value).await
+}
+
+/// The same through kernel `id`, which takes and answers an `i32`.
+pub async fn send_receive_to(runtime: &Runtime, id: &str, value: i32) -> anyhow::Result<Vec<i32>> {
+    runtime.send_pod(id, &value, TIMEOUT).await?;
+    Ok(vec![runtime.receive_pod(id, TIMEOUT).await?])
 }
 
 /// One message in, its answer out, matched by correlation id.

@@ -9,6 +9,8 @@ use anyhow::Context;
 use ringkernel_web::kernel::{self, doubler_request, doubler_response};
 use ringkernel_web::{KernelDefinition, LaunchOptions, Runtime, StateElement};
 
+use super::runtime_doubler::TIMEOUT;
+
 /// Words of each kernel's state: 4 MiB, a large state but far under any device's binding limit.
 pub const STATE_WORDS: u32 = 1 << 20;
 
@@ -16,8 +18,6 @@ pub const STATE_WORDS: u32 = 1 << 20;
 pub const EVERY_TICK: &str = "state-every-tick";
 /// The kernel that never checkpoints.
 pub const NEVER: &str = "state-never";
-
-const TIMEOUT: Option<Duration> = Some(Duration::from_secs(120));
 
 /// Launches and activates both kernels.
 pub async fn launch(runtime: &Runtime) -> anyhow::Result<()> {
@@ -36,12 +36,6 @@ pub async fn launch(runtime: &Runtime) -> anyhow::Result<()> {
         runtime.launch_definition(definition, options).await.with_context(|| format!("launching {id}"))?;
     }
     Ok(())
-}
-
-/// One message to `id` and its answer back: `send` then `receive`.
-pub async fn round_trip(runtime: &Runtime, id: &str, value: i32) -> anyhow::Result<Vec<i32>> {
-    runtime.send_pod(id, &value, TIMEOUT).await?;
-    Ok(vec![runtime.receive_pod(id, TIMEOUT).await?])
 }
 
 /// Terminates and removes both kernels.
