@@ -294,7 +294,7 @@ impl TickCommands<'_, '_> {
             if let Some(kept) = &ring.kept {
                 copy_slots(kept, 0, 4, region.kept_at());
             }
-            if let Some(state) = ring.state.as_ref().filter(|_| d.checkpoint) {
+            if let Some(state) = ring.state.as_ref().filter(|_| region.has_state()) {
                 encoder.copy_buffer_to_buffer(state, 0, readback, region.state_at(), state.size());
             }
         }

@@ -57,6 +57,10 @@ impl Region {
     pub fn kept<'a>(&self, bytes: &'a [u8], answered: u32) -> Option<&'a [u8]> {
         self.kept.then(|| slice(bytes, self.kept_at(), 4 * answered.min(self.answers) as u64))
     }
+    /// Whether the state array comes back in this region (the tick takes its checkpoint).
+    pub fn has_state(&self) -> bool {
+        self.state > 0
+    }
     /// The state array after the dispatch, for kernels that have one.
     pub fn state<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
         (self.state > 0).then(|| slice(bytes, self.state_at(), self.state))
