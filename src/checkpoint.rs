@@ -3,14 +3,19 @@
 //! kernel's state reflects each answered message once. With a checkpoint interval
 //! (`LaunchOptions::checkpoint_interval`) a tick copies it only once the interval has passed, and
 //! in between the checkpoint is behind the state: a migration and the terminate that ends the
-//! kernel catch it up by reading the state itself, so a move and a final state stay exact.
+//! kernel catch it up by reading the state itself, so a move and a final state stay exact. A
+//! shutdown, which lets go of every state, reads none.
 
 use std::sync::Arc;
+
+use event_listener::Event;
 
 use crate::backend::gpu::readback::read_state;
 use crate::backend::{Outcome, StateStore};
 use crate::lifecycle::{KernelState, LifecycleState};
+use crate::platform;
 use crate::table::{Kernel, Resources, Shared};
+use crate::waiting::{wait, Deadline};
 
 /// Whether the tick at `now_ms` copies `kernel`'s state back: always with the default interval
 /// (0), and on every tick of a terminating kernel, so one that drains (whoever waits for it)
@@ -44,7 +49,10 @@ pub(crate) fn delivered(resources: &mut Resources, out: &Outcome<'_>, now_ms: f6
 pub(crate) async fn catch_up(shared: &Shared, id: &str, instance: u64) {
     let (state, device, source, generation) = {
         let mut table = shared.lock();
-        let Some(kernel) = table.launch_of(id, instance).filter(|k| k.resources.checkpoint_behind) else { return };
+        let stopping = table.stopping;
+        let Some(kernel) = table.launch_of(id, instance).filter(|k| k.resources.checkpoint_behind && !stopping) else {
+            return;
+        };
         let device = kernel.device;
         let state = match &kernel.resources.state {
             Some(StateStore::Gpu(state)) => state.clone(),
@@ -81,4 +89,30 @@ pub(crate) async fn catch_up(shared: &Shared, id: &str, instance: u64) {
     }
     kernel.counters.bytes_from_device += bytes.len() as u64;
     kernel.resources.checkpoint = Some(bytes);
+}
+
+/// [`catch_up`] for the terminate that ended kernel `id` (its launch `instance`), waited for
+/// until `deadline`: the read runs apart from the terminate (natively on a thread of its own,
+/// since a read blocks its thread until the device is done), so one still under way at the
+/// deadline finishes all the same. Nothing is read once a shutdown has begun.
+pub(crate) async fn final_read(shared: &Arc<Shared>, id: &str, instance: u64, deadline: Deadline) {
+    {
+        let mut table = shared.lock();
+        let open = !table.stopping && table.state != LifecycleState::Stopped;
+        if !table.launch_of(id, instance).is_some_and(|k| k.resources.checkpoint_behind && open) {
+            return;
+        }
+    }
+    let done = Arc::new(Event::new());
+    let read = done.listen();
+    let (shared, id) = (shared.clone(), id.to_owned());
+    let started = platform::spawn_detached("ringkernel-checkpoint", move || async move {
+        // A shutdown waits for the read before it releases the device (or sees it stopping).
+        let _work = shared.device_work();
+        catch_up(&shared, &id, instance).await;
+        done.notify(usize::MAX);
+    });
+    if started {
+        wait(read, deadline).await;
+    }
 }

@@ -65,17 +65,19 @@ where
 }
 
 /// Runs the future `work` makes in the background and forgets it: natively on a short-lived
-/// thread of its own (driver shader compilation never stalls the tick loop; the future is made
-/// there, as wgpu error scopes are per thread), on the web as a task of the event loop.
+/// thread of its own called `name` (driver shader compilation or a blocking read never stalls
+/// the tick loop or the caller; the future is made there, as wgpu error scopes are per thread),
+/// on the web as a task of the event loop. `false` if no thread could be made natively: the work
+/// is not done then (callers fall back to what works without it).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn spawn_detached<F: Future<Output = ()>>(work: impl FnOnce() -> F + Send + 'static) {
-    // If no thread can be made, the work is not done (callers fall back to what works without it).
-    let _ = std::thread::Builder::new().name("ringkernel-fuse".into()).spawn(move || pollster::block_on(work()));
+pub fn spawn_detached<F: Future<Output = ()>>(name: &str, work: impl FnOnce() -> F + Send + 'static) -> bool {
+    std::thread::Builder::new().name(name.into()).spawn(move || pollster::block_on(work())).is_ok()
 }
 
 #[cfg(target_arch = "wasm32")]
-pub fn spawn_detached<F: Future<Output = ()> + 'static>(work: impl FnOnce() -> F + 'static) {
+pub fn spawn_detached<F: Future<Output = ()> + 'static>(_name: &str, work: impl FnOnce() -> F + 'static) -> bool {
     wasm_bindgen_futures::spawn_local(work());
+    true
 }
 
 /// Resolves after `ms` milliseconds without blocking, on [`crate::timers`]' one alarm (a timer

@@ -281,6 +281,9 @@ pub(crate) struct Table {
     pub retired: Retired,
     /// The report, once the runtime has stopped (a second shutdown hands it back).
     pub report: Option<ShutdownReport>,
+    /// A shutdown has begun: the kernels it terminates let go of their state with the runtime,
+    /// so their terminates read no final state back (see the `checkpoint` module).
+    pub stopping: bool,
     /// What the kernel watchdog calls stale and does about it (changeable at run time).
     pub watchdog: WatchdogConfig,
     /// The degradation manager, when the runtime has one (see [`crate::degradation`]).

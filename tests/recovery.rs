@@ -116,6 +116,20 @@ fn a_checkpoint_interval_keeps_the_state_on_the_device_and_recovery_restarts_fro
             assert_eq!(rt.call_pod::<i32, i32>("ended", &value, Some(Duration::from_secs(30))).await.unwrap(), value);
         }
         rt.terminate("ended", Some(Duration::from_secs(30))).await.unwrap();
+        // The terminate waits for that read within its own timeout; past it, the read goes on
+        // without it.
+        let no_time = queue(64).with_auto_activate().with_checkpoint_interval(Duration::MAX);
+        rt.launch_definition(with_state("no time"), no_time).await.unwrap();
+        for value in [5, 6, 7] {
+            assert_eq!(rt.call_pod::<i32, i32>("no time", &value, Some(Duration::from_secs(30))).await.unwrap(), value);
+        }
+        let before = from_device("no time");
+        rt.terminate("no time", Some(Duration::ZERO)).await.unwrap();
+        let read_by = Instant::now() + Duration::from_secs(30);
+        while from_device("no time") < before + state_bytes && Instant::now() < read_by {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(from_device("no time"), before + state_bytes, "its state was read back once");
         // One that drains after its terminate's caller went away copies its state with the
         // ticks of its drain.
         let never_active = queue(64).with_checkpoint_interval(Duration::MAX);
@@ -134,6 +148,11 @@ fn a_checkpoint_interval_keeps_the_state_on_the_device_and_recovery_restarts_fro
         assert_eq!(rt.read_state_as::<i32>("every").await.unwrap()[..2], [3, 18], "as of its last tick");
         assert_eq!(rt.read_state_as::<i32>("never").await.unwrap()[..2], [0, 0], "as launched: no checkpoint");
         assert_eq!(rt.read_state_as::<i32>("ended").await.unwrap()[..2], [3, 18], "as it ended");
+        assert_eq!(
+            rt.read_state_as::<i32>("no time").await.unwrap()[..2],
+            [3, 18],
+            "as it ended, read after its terminate"
+        );
         assert_eq!(rt.read_state_as::<i32>("drained").await.unwrap()[..2], [5, 15], "as it drained");
         for id in ["every", "never"] {
             assert_eq!(rt.call_pod::<i32, i32>(id, &10, Some(Duration::from_secs(30))).await.unwrap(), 10);

@@ -183,6 +183,34 @@ async fn a_checkpoint_interval_keeps_the_state_on_the_device_until_a_loss() {
     let often = state_words(&rt, "often").await;
     assert!(often[0] > 0 && often[0] <= 40, "as of a tick that took a checkpoint: {often:?}");
     assert_eq!(often[1], (0..often[0]).sum::<i32>(), "the first {} messages' state: {often:?}", often[0]);
+
+    // The terminate that ends a kernel whose checkpoint is behind reads its state back once,
+    // the read going on past the terminate's own timeout; `dispose()` reads none, since it lets
+    // go of every state.
+    let bytes = |id: &str| num(&telemetry(id), "bytesFromDevice");
+    for id in ["never", "kept"] {
+        if id == "kept" {
+            register(id, true);
+            let options = object(&[("autoActivate", true.into()), ("checkpointIntervalMs", f64::INFINITY.into())]);
+            js(rt.launch(id.into(), None, Some(options))).await.unwrap();
+        }
+        for value in 0..3 {
+            let answer =
+                js(rt.call(id.into(), object(&[("value", value.into())]), Some(timeout(60_000)))).await.unwrap();
+            assert_eq!(num(&answer, "result"), answer_to(value) as f64, "{id}");
+        }
+    }
+    let (never, kept) = (bytes("never"), bytes("kept"));
+    js(rt.terminate("never".into(), Some(timeout(0)))).await.unwrap();
+    for _ in 0..30_000 {
+        if bytes("never") > never {
+            break;
+        }
+        sleep_ms(1).await;
+    }
+    assert_eq!(bytes("never") - never, 8.0, "its final state read back once");
+    js(rt.dispose()).await.unwrap();
+    assert_eq!(bytes("kept"), kept, "dispose read no state back");
 }
 
 /// Two losses mid-stream through a 3-stage connected pipeline, with JS promises racing: one

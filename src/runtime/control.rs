@@ -25,7 +25,7 @@ use crate::recovery;
 use crate::spans::{self, Phase};
 use crate::table::{Kernel, Resources, Route};
 use crate::telemetry::{Counters, ShutdownReport};
-use crate::waiting::{deadline, join_all, wait};
+use crate::waiting::{deadline, join_all, wait, Deadline};
 
 impl Runtime {
     /// Launches a registered kernel by id (see [`kernel::register`]) and returns its handle
@@ -266,17 +266,16 @@ impl Runtime {
     /// Past `timeout` it is stopped anyway; the unprocessed count is recorded in its
     /// telemetry and returned in the `Timeout` error, and waiting `call`s are cancelled.
     pub async fn terminate(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
-        let mut ended_here = None;
-        let result = self.terminate_inner(id, timeout, &mut ended_here).await;
+        let (mut ended_here, deadline) = (None, deadline(timeout));
+        let result = self.terminate_inner(id, deadline, timeout, &mut ended_here).await;
         // Its rings are free now (its state stays until it is removed).
         if let Some(instance) = ended_here {
             crate::pressure::check_memory_alerts(&self.shared);
             // A checkpoint interval's kernel that ended with no tick since its handler last ran
             // (a terminating kernel's ticks take one): its final state survives a later loss of
-            // its device, as every tick's checkpoint keeps it without an interval.
-            if let Ok(_work) = self.open_table().map(|_running| self.shared.device_work()) {
-                crate::checkpoint::catch_up(&self.shared, id, instance).await;
-            }
+            // its device, as every tick's checkpoint keeps it without an interval. The terminate
+            // waits for that read within its own timeout.
+            crate::checkpoint::final_read(&self.shared, id, instance, deadline).await;
         }
         // Like every lifecycle call, a refused terminate is not a message error; one that timed
         // out left messages unprocessed, which is (once, by the terminate that ended it).
@@ -292,8 +291,13 @@ impl Runtime {
 
     /// [`terminate`](Self::terminate); `ended_here` is set to the launch this call ended
     /// (rather than another terminate it waited with).
-    async fn terminate_inner(&self, id: &str, timeout: Option<Duration>, ended_here: &mut Option<u64>) -> Result<()> {
-        let deadline = deadline(timeout);
+    async fn terminate_inner(
+        &self,
+        id: &str,
+        deadline: Deadline,
+        timeout: Option<Duration>,
+        ended_here: &mut Option<u64>,
+    ) -> Result<()> {
         let (changed, instance) = {
             let mut table = self.open_table()?;
             let kernel = table.kernel(id)?;

@@ -94,7 +94,9 @@ impl GpuMemoryDashboard {
         #[cfg(target_arch = "wasm32")]
         {
             let shared = self.runtime.shared.clone();
-            crate::platform::spawn_detached(move || async move { pressure::check_memory_alerts(&shared) });
+            crate::platform::spawn_detached("ringkernel-alerts", move || async move {
+                pressure::check_memory_alerts(&shared)
+            });
         }
         Ok(id)
     }

@@ -296,7 +296,8 @@ pub struct LaunchOptions {
     /// starts again from its last checkpoint (its zeroed state as launched, if none), without
     /// what messages answered since did to it. A migration between working devices, and the
     /// terminate that ends the kernel, read the state itself, so a move and the final state stay
-    /// exact. In JavaScript `checkpointIntervalMs` (`Infinity`: never).
+    /// exact (the terminate waits for its read within its own timeout; a shutdown reads none).
+    /// In JavaScript `checkpointIntervalMs` (`Infinity`: never).
     #[serde(rename = "checkpointIntervalMs", deserialize_with = "checkpoint_millis")]
     pub checkpoint_interval: Option<Duration>,
     /// The device to run on (`None`: the runtime's `load_balancing` picks one that meets
@@ -576,6 +577,8 @@ impl Runtime {
     /// `complete_shutdown` then hands back the report). Later calls fail with `Disposed`; a
     /// second `dispose` hands back the same report.
     pub async fn dispose(&self) -> Result<ShutdownReport> {
+        // Its drain's terminates then read no state back that the shutdown lets go of.
+        self.shared.lock().stopping = true;
         if self.lifecycle_state() != LifecycleState::Stopped {
             let drained = self.drain(DEFAULT_TERMINATE_TIMEOUT).await;
             let report = self.complete_shutdown().await?;

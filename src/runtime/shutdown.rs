@@ -68,6 +68,7 @@ impl Runtime {
     /// life. Every later call fails with `Disposed`; a second `complete_shutdown` hands back the
     /// same report.
     pub async fn complete_shutdown(&self) -> Result<ShutdownReport> {
+        self.shared.lock().stopping = true;
         if self.lifecycle_state() == LifecycleState::Running {
             // What a drain that timed out left unprocessed is in the report.
             let _ = self.drain(DEFAULT_TERMINATE_TIMEOUT).await;

@@ -205,7 +205,7 @@ fn compile_in_background(ctx: &GpuContext, key: PipelineKey, definitions: Vec<Ar
     let workgroup_size = key.1;
     let stages: Vec<&KernelDefinition> = definitions.iter().map(|d| &**d).collect();
     let shader = codegen::generate_fused(&stages, workgroup_size);
-    crate::platform::spawn_detached(move || async move {
+    crate::platform::spawn_detached("ringkernel-fuse", move || async move {
         let compiled = match shader {
             Ok(shader) => compile(&device, scopes, &shader, workgroup_size).await,
             Err(error) => Err(error),

@@ -456,7 +456,7 @@ impl GroupPipeline {
 fn compile_in_background(ctx: &GpuContext, class: Arc<GroupClass>) {
     let device = ctx.device.clone();
     let scopes = ctx.scopes();
-    crate::platform::spawn_detached(move || async move {
+    crate::platform::spawn_detached("ringkernel-group", move || async move {
         let state = match compile(&device, scopes, &class).await {
             Ok(pipeline) => ClassState::Ready(Box::new(pipeline)),
             Err(error) => {
