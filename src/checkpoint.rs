@@ -3,8 +3,8 @@
 //! kernel's state reflects each answered message once. With a checkpoint interval
 //! (`LaunchOptions::checkpoint_interval`) a tick copies it only once the interval has passed, and
 //! in between the checkpoint is behind the state: a migration and the terminate that ends the
-//! kernel catch it up by reading the state itself, so a move and a final state stay exact. A
-//! shutdown, which lets go of every state, reads none.
+//! kernel catch it up by reading the state itself, so a move and a final state stay exact. The
+//! terminates of a shutdown, which lets go of every state, read none.
 
 use std::sync::Arc;
 
@@ -49,10 +49,7 @@ pub(crate) fn delivered(resources: &mut Resources, out: &Outcome<'_>, now_ms: f6
 pub(crate) async fn catch_up(shared: &Shared, id: &str, instance: u64) {
     let (state, device, source, generation) = {
         let mut table = shared.lock();
-        let stopping = table.stopping;
-        let Some(kernel) = table.launch_of(id, instance).filter(|k| k.resources.checkpoint_behind && !stopping) else {
-            return;
-        };
+        let Some(kernel) = table.launch_of(id, instance).filter(|k| k.resources.checkpoint_behind) else { return };
         let device = kernel.device;
         let state = match &kernel.resources.state {
             Some(StateStore::Gpu(state)) => state.clone(),
@@ -96,23 +93,42 @@ pub(crate) async fn catch_up(shared: &Shared, id: &str, instance: u64) {
 /// since a read blocks its thread until the device is done), so one still under way at the
 /// deadline finishes all the same. Nothing is read once a shutdown has begun.
 pub(crate) async fn final_read(shared: &Arc<Shared>, id: &str, instance: u64, deadline: Deadline) {
-    {
+    let behind = |shared: &Shared| {
         let mut table = shared.lock();
         let open = !table.stopping && table.state != LifecycleState::Stopped;
-        if !table.launch_of(id, instance).is_some_and(|k| k.resources.checkpoint_behind && open) {
-            return;
-        }
+        table.launch_of(id, instance).is_some_and(|k| k.resources.checkpoint_behind && open)
+    };
+    if !behind(shared) {
+        return;
     }
-    let done = Arc::new(Event::new());
-    let read = done.listen();
-    let (shared, id) = (shared.clone(), id.to_owned());
+    let done = Notify(Arc::new(Event::new()));
+    let read = done.0.listen();
+    let (apart, apart_id) = (shared.clone(), id.to_owned());
     let started = platform::spawn_detached("ringkernel-checkpoint", move || async move {
-        // A shutdown waits for the read before it releases the device (or sees it stopping).
-        let _work = shared.device_work();
-        catch_up(&shared, &id, instance).await;
-        done.notify(usize::MAX);
+        let _done = done;
+        // A shutdown waits for the read before it releases the device, or has begun already.
+        let _work = apart.device_work();
+        if !apart.lock().stopping {
+            catch_up(&apart, &apart_id, instance).await;
+        }
     });
     if started {
         wait(read, deadline).await;
+        return;
+    }
+    // No thread to read on: read here.
+    let _work = shared.device_work();
+    if behind(shared) {
+        catch_up(shared, id, instance).await;
+    }
+}
+
+/// Tells whoever waits for a read apart that it ended, however it ended (a panic, or never
+/// started, included).
+struct Notify(Arc<Event>);
+
+impl Drop for Notify {
+    fn drop(&mut self) {
+        self.0.notify(usize::MAX);
     }
 }
