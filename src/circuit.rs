@@ -147,7 +147,7 @@ pub(crate) fn millis<'de, D: Deserializer<'de>>(deserializer: D, name: &str) -> 
 /// [`millis`]' rule for a number already read (the wasm layer reads its options itself).
 pub(crate) fn duration_from_millis(ms: f64, name: &str) -> Result<Duration, crate::error::Error> {
     // Below 2^53 ms (285,000 years): every such number is exact and fits a `Duration`.
-    if ms.is_finite() && (0.0..9.0e15).contains(&ms) {
+    if ms.is_finite() && (0.0..=9.0e15).contains(&ms) {
         return Ok(Duration::from_secs_f64(ms / 1000.0));
     }
     let got = crate::platform::Float(ms);

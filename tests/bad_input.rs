@@ -1552,12 +1552,16 @@ fn bad_degradation_options_and_alert_thresholds_are_refused_by_name() {
         r#"{"checkpointIntervalMs": -1}"#,
         r#"{"checkpointIntervalMs": "1000"}"#,
         r#"{"checkpointIntervalMs": null}"#,
+        r#"{"checkpointIntervalMs": 9000000000000001}"#,
     ];
     for json in launch_json {
         assert!(serde_json::from_str::<LaunchOptions>(json).is_err(), "{json} was accepted");
     }
     let every_second: LaunchOptions = serde_json::from_str(r#"{"checkpointIntervalMs": 1000}"#).unwrap();
     assert_eq!(every_second.checkpoint_interval, Some(Duration::from_secs(1)));
+    // The range's end, which its errors name ("from 0 to 9e15"), is in it.
+    let longest: LaunchOptions = serde_json::from_str(r#"{"checkpointIntervalMs": 9e15}"#).unwrap();
+    assert_eq!(longest.checkpoint_interval, Some(Duration::from_secs(9_000_000_000_000)));
     let fine: RuntimeOptions =
         serde_json::from_str(r#"{"memoryBudget": 1024, "degradation": {"cooldownMs": 250}}"#).unwrap();
     assert_eq!(fine.degradation.unwrap().cooldown, Duration::from_millis(250));

@@ -462,7 +462,8 @@ impl Runtime {
     /// Copies the kernel's `state` array back from the GPU, as it stands after every dispatch
     /// issued so far (so after receiving an answer, the state includes that message's updates).
     /// Readable from launch until the kernel is removed (or the runtime disposed, which
-    /// releases the device), including after terminate.
+    /// releases the device), including after terminate. After a lost device, a kernel with a
+    /// checkpoint interval holds its last checkpoint (see [`LaunchOptions::checkpoint_interval`]).
     pub async fn read_state(&self, id: &str) -> Result<Vec<u8>> {
         let (store, device, _work) = {
             let mut table = self.open_table()?;

@@ -296,7 +296,8 @@ pub struct LaunchOptions {
     /// starts again from its last checkpoint (its zeroed state as launched, if none), without
     /// what messages answered since did to it. A migration between working devices, and the
     /// terminate that ends the kernel, read the state itself, so a move and the final state stay
-    /// exact (the terminate waits for its read within its own timeout; a shutdown reads none).
+    /// exact (the terminate waits for its read within its own timeout, and one still under way
+    /// then finishes unless the device is lost first; a shutdown reads none).
     /// In JavaScript `checkpointIntervalMs` (`Infinity`: never).
     #[serde(rename = "checkpointIntervalMs", deserialize_with = "checkpoint_millis")]
     pub checkpoint_interval: Option<Duration>,

@@ -218,7 +218,8 @@ impl JsRuntime {
     }
 
     /// Copies the kernel's `state` array back from the GPU, as a `Uint32Array`, `Int32Array` or
-    /// `Float32Array` by its element type; it includes every message answered so far. Readable
+    /// `Float32Array` by its element type; it includes every message answered so far (after a
+    /// lost device, a kernel with a `checkpointIntervalMs` holds its last checkpoint). Readable
     /// until the kernel is removed (or the runtime disposed, which releases the device), so
     /// final results survive `terminate`.
     #[wasm_bindgen(js_name = readState, unchecked_return_type = "Promise<Uint32Array | Int32Array | Float32Array>")]

@@ -251,7 +251,7 @@ export interface LaunchOptions {
   priority?: number | undefined;
   /** The latency p99 this kernel should keep, in ms: the degradation manager's latency signal, and at "severe" a kernel over it takes smaller batches. */
   latencyBudgetMs?: number | undefined;
-  /** How often a GPU kernel's `state` is copied back as the checkpoint recovery restores, in ms: 0 (the default) with every tick, so a recovered kernel's state reflects each answered message once; `Infinity` never. A large state skips its copy on the ticks in between; recovered after a lost device (or moved off one), the kernel starts again from its last checkpoint (its zeroed state if none). A migration between working devices moves the state as it is, and a kernel's final state survives its terminate (read back within the terminate's timeout, or after it; `dispose()` reads none). */
+  /** How often a GPU kernel's `state` is copied back as the checkpoint recovery restores, in ms: 0 (the default) with every tick, so a recovered kernel's state reflects each answered message once; `Infinity` never. A large state skips its copy on the ticks in between; recovered after a lost device (or moved off one), the kernel starts again from its last checkpoint (its zeroed state if none). A migration between working devices moves the state as it is, and a kernel's final state survives its terminate (read back within the terminate's timeout, or after it unless the device is lost first; `dispose()` reads none). */
   checkpointIntervalMs?: number | undefined;
   /** The device to run on (an id from `topology()`); without it the runtime's `loadBalancing` picks one meeting `requirements`. */
   device?: number | null | undefined;
