@@ -50,7 +50,8 @@ impl JsRuntime {
     #[wasm_bindgen(skip_typescript)] // declared generic in TS_TYPES
     pub fn launch(&self, id: JsValue, definition: Option<JsValue>, options: Option<JsValue>) -> Promise {
         let rt = self.inner.clone();
-        promise(async move {
+        // Started when called: the id is `created` (reserved) before this returns.
+        started_promise(Box::pin(async move {
             let id = kernel_id(&id, "id")?;
             let options: LaunchOptions = launch_options(options)?;
             let handle = match launch_definition(&id, definition)? {
@@ -59,7 +60,7 @@ impl JsRuntime {
             }
             .map_err(js_error)?;
             Ok(JsKernelHandle::new_js(handle))
-        })
+        }))
     }
 
     /// A handle to the kernel `id` (launched and not removed), or `null`.
