@@ -151,7 +151,7 @@ pub(crate) fn duration_from_millis(ms: f64, name: &str) -> Result<Duration, crat
         return Ok(Duration::from_secs_f64(ms / 1000.0));
     }
     let got = crate::platform::Float(ms);
-    Err(crate::error::Error::OutOfRange(format!("{name} must be a non-negative number of milliseconds, got {got}")))
+    Err(crate::error::Error::OutOfRange(format!("{name} must be a number of milliseconds from 0 to 9e15, got {got}")))
 }
 
 fn window_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {

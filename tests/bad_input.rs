@@ -1557,6 +1557,11 @@ fn bad_degradation_options_and_alert_thresholds_are_refused_by_name() {
     for json in launch_json {
         assert!(serde_json::from_str::<LaunchOptions>(json).is_err(), "{json} was accepted");
     }
+    let too_long = serde_json::from_str::<LaunchOptions>(r#"{"checkpointIntervalMs": 1e16}"#).unwrap_err();
+    assert!(
+        too_long.to_string().contains("checkpointIntervalMs must be a number of milliseconds from 0 to 9e15, got 1"),
+        "{too_long}"
+    );
     let every_second: LaunchOptions = serde_json::from_str(r#"{"checkpointIntervalMs": 1000}"#).unwrap();
     assert_eq!(every_second.checkpoint_interval, Some(Duration::from_secs(1)));
     // The range's end, which its errors name ("from 0 to 9e15"), is in it.
