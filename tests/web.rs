@@ -276,7 +276,9 @@ async fn terminated_ids_relaunch_only_after_remove_and_terminate_drains() {
 #[wasm_bindgen_test]
 async fn managed_kernel_terminates_on_async_dispose() {
     let rt = js_runtime().await;
-    let kernel = js(managed_kernel(&rt, "doubler".into(), None, None)).await.unwrap();
+    let started = js(managed_kernel(&rt, "doubler".into(), None, None));
+    assert_eq!(state(&rt, "doubler"), "created", "managedKernel reserves the id at once, as launch does");
+    let kernel = started.await.unwrap();
     assert_eq!(get(&kernel, "id").as_string().unwrap(), "doubler");
     assert_eq!(state(&rt, "doubler"), "active");
     let answer = js(rt.call("doubler".into(), value(21), Some(timeout(10_000)))).await.unwrap();

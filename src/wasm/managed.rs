@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 use super::errors::{js_error, js_void};
 use super::options::{parse_options, ManagedKernelOptions};
 use super::runtime::{launch_definition, JsRuntime};
-use super::{kernel_id, promise};
+use super::{kernel_id, promise, started_promise};
 use crate::KernelHandle;
 
 /// A kernel that was launched and activated by `managedKernel` and is terminated when the
@@ -56,12 +56,13 @@ pub fn managed_kernel(
     options: Option<JsValue>,
 ) -> Promise {
     let rt = runtime.inner.clone();
-    promise(async move {
+    // Started when called, as `launch` is: the id is `created` (reserved) before this returns.
+    started_promise(Box::pin(async move {
         let id = kernel_id(&id, "id")?;
         let options: ManagedKernelOptions = parse_options(options, "managedKernel options")?;
         let terminate_timeout = options.terminate_timeout()?;
         let definition = launch_definition(&id, definition)?;
         let handle = rt.launch_and_activate(&id, definition, options.launch()).await.map_err(js_error)?;
         Ok(ManagedKernel { handle, terminate_timeout }.into())
-    })
+    }))
 }
