@@ -397,6 +397,43 @@ test("a handle never reaches a kernel launched later under its id: KernelNotFoun
   });
 });
 
+test("the package's objects show what they stand for in console.log, JSON.stringify and String(), not their wasm address", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, managedKernel } from "ringkernel-web";
+    import { inspect } from "node:util";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const kernel = await runtime.launch("doubler", null, { autoActivate: true });
+    const managed = await managedKernel(runtime, "echo");
+    const shown = { runtime: inspect(runtime, { breakLength: Infinity }), kernel: inspect(kernel), managed: inspect(managed), nested: inspect({ a: { b: kernel } }) };
+    const json = JSON.stringify({ runtime, kernel, managed });
+    const text = [String(runtime), \`\${kernel}\`, Object.prototype.toString.call(managed)];
+    await kernel.terminate();
+    runtime.remove("doubler");
+    const removed = JSON.stringify(kernel);
+    await runtime.dispose();
+    const disposed = inspect(runtime);
+    console.log(JSON.stringify({ shown, json: JSON.parse(json), text, removed, disposed }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), {
+    shown: {
+      runtime: "RingKernelRuntime { backend: 'cpu', lifecycleState: 'running', kernelIds: [ 'doubler', 'echo' ] }",
+      kernel: "KernelHandle { id: 'doubler', state: 'active' }",
+      managed: "ManagedKernel { id: 'echo' }",
+      nested: "{ a: { b: KernelHandle { id: 'doubler', state: 'active' } } }",
+    },
+    json: {
+      runtime: { backend: "cpu", lifecycleState: "running", kernelIds: ["doubler", "echo"] },
+      kernel: { id: "doubler", state: "active" },
+      managed: { id: "echo" },
+    },
+    text: ["[object RingKernelRuntime]", "[object KernelHandle]", "[object ManagedKernel]"],
+    removed: JSON.stringify({ id: "doubler", state: null }),
+    disposed: "RingKernelRuntime { backend: 'cpu', lifecycleState: 'stopped', kernelIds: [ 'echo' ] }",
+  });
+});
+
 test("without WebGPU, create() rejects with BackendUnavailableError saying how to get it in Node", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, BackendUnavailableError } from "ringkernel-web";

@@ -43,6 +43,12 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   const definition = ringKernel({ id: "surface-point", input: Point, output: Point, handler: (p) => p });
   const managed = await managedKernel(runtime, "surface-point", definition, { queueSize: 16 });
   await managed[Symbol.asyncDispose]();
+  // What the objects show (JSON.stringify, console.log): typed as what they are.
+  const shown: { id: string; state: "created" | "launched" | "active" | "deactivated" | "terminating" | "terminated" | "failed" | null } =
+    doubler.toJSON();
+  const kernels: string[] = runtime.toJSON().kernelIds;
+  const managedId: string = managed.toJSON().id;
+  if (shown.state === null || kernels.length === 0 || managedId === "") return 0;
   // Answers are plain objects of their own: a user may change them.
   const point: OutputOf<typeof Point> = { x: 1, at: [2, 3] };
   point.x = 4;

@@ -2,7 +2,7 @@
 // default export, `await init()`, works in plain pages, workers, Node and bundlers through
 // `new URL(..., import.meta.url)`), and the `bundler` build under pkg/bundler/ (exported as
 // `ringkernel-web/bundler`, for bundlers with WebAssembly ESM integration). Each gets its entry
-// from src/wasm/js/ (index.js: the error classes, lifetimes.js, iteration.js, a Node-aware `init`).
+// from src/wasm/js/ (index.js: the error classes, lifetimes.js, iteration.js, display.js, a Node-aware `init`).
 //
 //   node scripts/npm/finish-package.mjs <pkg dir> <bundler build dir>
 //
@@ -47,6 +47,7 @@ const webSnippets = await snippetDir(pkgDir);
 await copyEntry("index.js", join(pkgDir, "index.js"), webSnippets);
 await copyEntry("lifetimes.js", join(pkgDir, "lifetimes.js"), webSnippets);
 await copyEntry("iteration.js", join(pkgDir, "iteration.js"), webSnippets);
+await copyEntry("display.js", join(pkgDir, "display.js"), webSnippets);
 await copyFile(join(js, "index.d.ts"), join(pkgDir, "index.d.ts"));
 await copyFile(join(js, "errors.d.ts"), join(pkgDir, "errors.d.ts"));
 await withoutSyncDispose(join(pkgDir, `${stem}.d.ts`));
@@ -62,6 +63,7 @@ const bundlerSnippets = await snippetDir(bundlerDir);
 await copyEntry("bundler-index.js", join(bundlerDir, "index.js"), bundlerSnippets);
 await copyEntry("lifetimes.js", join(bundlerDir, "lifetimes.js"), bundlerSnippets);
 await copyEntry("iteration.js", join(bundlerDir, "iteration.js"), bundlerSnippets);
+await copyEntry("display.js", join(bundlerDir, "display.js"), bundlerSnippets);
 await copyFile(join(js, "bundler-index.d.ts"), join(bundlerDir, "index.d.ts"));
 await withoutSyncDispose(join(bundlerDir, `${stem}.d.ts`));
 // The licences Cargo.toml declares (MIT OR Apache-2.0), shipped with the package.
@@ -90,12 +92,12 @@ const pkg = {
     [`./${stem}_bg.wasm`]: `./${stem}_bg.wasm`,
     "./package.json": "./package.json",
   },
-  files: ["index.js", "index.d.ts", "errors.d.ts", "lifetimes.js", "iteration.js", `${stem}.js`, `${stem}.d.ts`, `${stem}_bg.wasm`,
+  files: ["index.js", "index.d.ts", "errors.d.ts", "lifetimes.js", "iteration.js", "display.js", `${stem}.js`, `${stem}.d.ts`, `${stem}_bg.wasm`,
     `${stem}_bg.wasm.d.ts`, "snippets/", "bundler/", "README.md", "LICENSE-MIT", "LICENSE-APACHE"],
-  // lifetimes.js and iteration.js patch the classes' prototypes; the bundler build instantiates
-  // the wasm module (and runs its start function) on import.
-  sideEffects: ["./index.js", "./lifetimes.js", "./iteration.js", "./bundler/index.js", "./bundler/lifetimes.js",
-    "./bundler/iteration.js", `./bundler/${stem}.js`, `./bundler/${stem}_bg.js`],
+  // lifetimes.js, iteration.js and display.js patch the classes' prototypes; the bundler build
+  // instantiates the wasm module (and runs its start function) on import.
+  sideEffects: ["./index.js", "./lifetimes.js", "./iteration.js", "./display.js", "./bundler/index.js",
+    "./bundler/lifetimes.js", "./bundler/iteration.js", "./bundler/display.js", `./bundler/${stem}.js`, `./bundler/${stem}_bg.js`],
 };
 
 const named = [pkg.main, pkg.types, ...Object.values(pkg.exports).flatMap((e) => (typeof e === "string" ? [e] : Object.values(e))),

@@ -508,6 +508,8 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   readonly id: string;
   /** The state now (KernelNotFoundError once the kernel is removed). */
   readonly state: KernelState;
+  /** What `JSON.stringify` and Node's `console.log` show: its id, and its state (null once the kernel is removed). */
+  toJSON(): { id: string; state: KernelState | null };
   /** Queues one message; waits up to `timeout` ms for room, then QueueFullError. */
   send(message: InputOf<I>, options?: WaitOptions): Promise<void>;
   /** Queues one message if there is room now; throws QueueFullError if not, or while an earlier send to the kernel still waits to be queued (it never overtakes one). */
@@ -611,11 +613,15 @@ export interface RingKernelRuntime {
   withCircuitBreaker<T>(id: string, operation: () => T | PromiseLike<T>): Promise<Awaited<T>>;
   /** The same as `dispose()`: `await using runtime = await RingKernelRuntime.create()`. */
   [Symbol.asyncDispose](): Promise<void>;
+  /** What `JSON.stringify` and Node's `console.log` show: its backend, lifecycle state and kernel ids. */
+  toJSON(): { backend: string; lifecycleState: LifecycleState; kernelIds: string[] };
 }
 
 export interface ManagedKernel {
   /** The same as `terminate()`: `await using kernel = await managedKernel(...)`. */
   [Symbol.asyncDispose](): Promise<void>;
+  /** What `JSON.stringify` and Node's `console.log` show: its id. */
+  toJSON(): { id: string };
 }
 
 /**

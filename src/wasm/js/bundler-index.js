@@ -7,6 +7,7 @@ export * from "./ringkernel_web.js";
 export * from "./SNIPPETS/errors.js";
 import "./lifetimes.js";
 import "./iteration.js";
+import "./display.js";
 
 /** Nothing to do: the bundler instantiated the module on import. */
 export default async function init() {}

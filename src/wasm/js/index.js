@@ -1,11 +1,12 @@
 // The package's entry (`import init, { RingKernelRuntime } from "ringkernel-web"`): wasm-bindgen's
-// `web` build, the error classes, the lifetimes of its objects, and an `init()` that finds the
-// wasm module in a browser, a worker, a bundler or Node.
+// `web` build, the error classes, the lifetimes of its objects and how they show, and an `init()`
+// that finds the wasm module in a browser, a worker, a bundler or Node.
 export * from "./ringkernel_web.js";
 // The error classes and isRingKernelError (not the default export: the wasm layer's factory).
 export * from "./SNIPPETS/errors.js";
 import "./lifetimes.js";
 import "./iteration.js";
+import "./display.js";
 import initWasm, { initSync as initWasmSync, RingKernelRuntime, defineMessage as define, ringKernel as register } from "./ringkernel_web.js";
 
 /** Whether the wasm module is instantiated: until then every call into it is refused by name. */
