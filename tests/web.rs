@@ -597,6 +597,15 @@ async fn typed_arrays_of_the_other_number_kind_are_refused() {
         let expected = format!("sendBatch got {said}, or send the messages as objects");
         assert_eq!(get(&error, "message").as_string().as_deref(), Some(expected.as_str()));
     }
+    // A typed array whose buffer was transferred (to a worker) says why it cannot be read.
+    let detached = made("const a = new Int32Array(2); structuredClone(a.buffer, { transfer: [a.buffer] }); return a;");
+    let error = js(rt.send_batch("ints".into(), detached, None)).await.expect_err("refused");
+    let message = get(&error, "message").as_string().unwrap();
+    assert!(error.is_instance_of::<js_sys::TypeError>(), "{error:?}");
+    assert!(
+        message.starts_with("sendBatch could not read the bytes of an Int32Array: ") && message.contains("detached"),
+        "{message}"
+    );
     for id in ["ints", "floats", "mixed", "shaped"] {
         let t = rt.get_telemetry(id.into()).unwrap();
         assert_eq!((num(&t, "messagesSent"), num(&t, "errors")), (0.0, 0.0), "{id}: nothing queued, nothing counted");

@@ -335,7 +335,11 @@ fn packed_bytes(value: &JsValue) -> Result<Option<Vec<u8>>, JsValue> {
     }
     match view.dyn_into::<js_sys::Uint8Array>() {
         Ok(bytes) => Ok(Some(bytes.to_vec())),
-        Err(_) => Err(type_error(format!("sendBatch could not read the bytes of {}", with_article(&kind_name(value))))),
+        Err(why) => Err(type_error(format!(
+            "sendBatch could not read the bytes of {}: {}",
+            with_article(&kind_name(value)),
+            why.as_string().unwrap_or_default()
+        ))),
     }
 }
 

@@ -375,7 +375,8 @@ const VIEW_OF = {
 /**
  * The bytes of an ArrayBuffer, a typed array or a DataView as a Uint8Array over the same
  * memory, read through the built-in getters (a subclass cannot make them say another range);
- * the byte length instead when it is over `max`; `null` when they cannot be read.
+ * the byte length instead when it is over `max`; why not (the engine's words, e.g. a buffer
+ * detached by its transfer to a worker) when they cannot be read.
  */
 export function packedView(value, max) {
   try {
@@ -387,8 +388,8 @@ export function packedView(value, max) {
       view = new Uint8Array(buffer.call(value), offset.call(value), length.call(value));
     }
     return view.byteLength > max ? view.byteLength : view;
-  } catch {
-    return null;
+  } catch (error) {
+    return String(error?.message ?? error);
   }
 }
 
