@@ -226,3 +226,38 @@ fn presets_turn_the_operations_layer_on_and_off() {
     assert_eq!(rt.circuit_breaker("doubler").unwrap().state().unwrap(), ringkernel_web::CircuitState::Closed);
     assert!(rt.degradation_status().enabled);
 }
+
+/// Error rates are a launch's own: a kernel launched again under an id whose earlier launch
+/// processed more messages than it has is judged by its own failures, not measured against
+/// the earlier launch's counts (which read as none then), in `health()` and in the scrape.
+#[test]
+fn a_kernel_launched_again_is_judged_by_its_own_errors() {
+    use ringkernel_web::kernel::{self, doubler_request, doubler_response, host};
+    use ringkernel_web::KernelDefinition;
+    let failing = KernelDefinition::new("health-always-fails", doubler_request(), doubler_response(), "")
+        .with_host_handler(|_: &[u8], _: &mut [u8], _: &mut [u32]| -> host::HostOutcome { Err("always".into()) });
+    kernel::register_or_replace(failing);
+    let rt = runtime_on(BackendChoice::Cpu);
+    pollster::block_on(async {
+        let hundred: Vec<i32> = (0..100).collect();
+        let first = LaunchOptions::default().with_queue_capacity(256).with_auto_activate();
+        rt.launch_as("doubler", "h", first.clone()).await.unwrap();
+        rt.send_batch("h", &hundred, WAIT).await.unwrap();
+        common::receive_n(&rt, "h", 100, Duration::from_secs(30)).await;
+        assert_eq!(rt.health().status, HealthStatus::Healthy);
+        let _ = rt.metrics_text(); // the scrape's own sample, (0 failures, 100 operations)
+        rt.terminate("h", WAIT).await.unwrap();
+        rt.remove("h").unwrap();
+        rt.launch_as("health-always-fails", "h", first).await.unwrap();
+        rt.send_batch("h", &hundred, WAIT).await.unwrap();
+        wait_until("100 failed", || rt.kernel_metrics("h").unwrap().errors == 100);
+        let report = rt.health();
+        let reasons: Vec<&str> = report.issues.iter().map(|i| i.reason.as_str()).collect();
+        assert_eq!(reasons, ["kernel 'h': 100 of 100 operations failed since the last check"], "{report:?}");
+        assert!(matches!(report.status, HealthStatus::Unhealthy(_)), "{report:?}");
+        let scraped = rt.metrics_text();
+        let judged =
+            ["ringkernel_health{status=\"unhealthy\"} 1", "{severity=\"unhealthy\",subject=\"kernel\",kernel=\"h\"} 1"];
+        assert!(judged.iter().all(|line| scraped.contains(line)), "the scrape judges it too:\n{scraped}");
+    });
+}

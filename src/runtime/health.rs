@@ -11,9 +11,10 @@ use crate::health::{assess, HealthReport, HealthStatus, KernelVitals, Vitals};
 use crate::lifecycle::LifecycleState;
 use crate::platform;
 
-/// Each kernel's (failures, operations) at the previous check, so error rates are recent ones.
+/// Each kernel's launch and its (failures, operations) at the previous check, so error rates
+/// are recent ones, and of that launch only.
 #[derive(Default)]
-pub(super) struct ErrorSamples(HashMap<String, (u64, u64)>);
+pub(super) struct ErrorSamples(HashMap<String, (u64, (u64, u64))>);
 
 impl Runtime {
     /// Healthy, degraded or unhealthy, with every finding (see [`crate::health`] for the rules
@@ -48,9 +49,12 @@ impl Runtime {
                 // Operations: the messages it processed (a handler's errors among them) and the
                 // operations that failed beside them.
                 let now = (c.failures, c.messages_processed + c.failed_operations);
-                // A kernel launched again under the same id starts from zero.
-                let before = samples.0.get(&id).copied().filter(|b| b.0 <= now.0 && b.1 <= now.1).unwrap_or((0, 0));
-                seen.insert(id.clone(), now);
+                // A kernel launched again under the same id starts from zero: its sample is
+                // another launch's, whose counts may be below its own.
+                let before =
+                    samples.0.get(&id).filter(|(launch, b)| *launch == k.instance && b.0 <= now.0 && b.1 <= now.1);
+                let before = before.map_or((0, 0), |s| s.1);
+                seen.insert(id.clone(), (k.instance, now));
                 KernelVitals {
                     id,
                     input_fill: k.mailbox.inbox.fill(),
