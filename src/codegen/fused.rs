@@ -111,7 +111,7 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
             return Err(refuse(&stage.id, format!("cannot run fused: {why}")));
         }
         let structs = super::message_structs(&stage.input, &stage.output).map_err(|m| refuse(&stage.id, m))?;
-        let code = handler::blank_ranges(code, ranges);
+        let code = handler::blank_ranges(code, &[ranges.as_slice(), &override_ids(code)].concat());
         let mut names: Vec<&str> = top_level_names(&code).into_iter().map(|(_, name)| name).collect();
         names.extend(structs.iter().map(|layout| layout.name()));
         let prefix = format!("s{index}__");
@@ -153,6 +153,23 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
     }
     let _ = write!(source, "    return a{};\n}}\n", stages.len() - 1);
     Ok(FusedShader { source, stages: spans })
+}
+
+/// Where `code`'s `@id(n)` attributes lie, which the fused copy blanks. Each numbers its
+/// override's pipeline constant, and numbers must be unique within a module, while two stages
+/// may well use the same one. The runtime sets no handler's constants, so every override keeps
+/// its default either way.
+fn override_ids(code: &str) -> Vec<std::ops::Range<usize>> {
+    let tokens: Vec<_> = tokens(code).collect();
+    let mut ids = Vec::new();
+    for (i, (at, token)) in tokens.iter().enumerate() {
+        if matches!(token, Token::Punct(b'@')) && matches!(tokens.get(i + 1), Some((_, Token::Ident("id")))) {
+            if let Some((close, _)) = tokens[i + 1..].iter().find(|(_, t)| matches!(t, Token::Punct(b')'))) {
+                ids.push(*at..close + 1);
+            }
+        }
+    }
+    ids
 }
 
 /// `value` (of layout `from`) as a constructor of layout `to` (its struct names prefixed with
@@ -288,6 +305,11 @@ mod tests {
         );
         let good = generate_fused(&[&a, &b, &a], 64).unwrap();
         crate::codegen::check_fused(&good).unwrap_or_else(|e| panic!("{e}\n{}", good.source));
+        // Two stages numbering their overrides alike (unique per module) still fuse.
+        let numbered = stage("n", "@id(0) override K: i32 = 1;\n@ id ( 7 ) override L: i32 = 2;\nfn handle(msg: Request) -> Response { return Response(msg.value + K + L); }");
+        let fused = generate_fused(&[&numbered, &numbered], 64).unwrap();
+        crate::codegen::check_fused(&fused).unwrap_or_else(|e| panic!("{e}\n{}", fused.source));
+        assert!(!fused.source.contains("@id") && fused.source.contains("override s1__K: i32 = 1;"), "{}", fused.source);
         let shader = generate_fused(&[&a, &b, &bad], 64).unwrap();
         match crate::codegen::check_fused(&shader) {
             Err(Error::KernelCompile { id, line, .. }) => assert_eq!((id.as_str(), line), ("c", Some(3))),
