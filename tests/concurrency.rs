@@ -276,7 +276,8 @@ fn waiting_receives_are_answered_in_the_order_they_began_to_wait() {
             assert!(matches!(end, Error::KernelState { state: KernelState::Terminated, .. }), "{backend:?}: {end}");
 
             // A receive by id that waited on a kernel since removed, and is polled only after
-            // its id was launched again, takes its place in the new kernel's line.
+            // its id was launched again, stays with the launch it began on: `KernelNotFound`,
+            // and the new kernel's answer is left to its own receives.
             rt.remove("doubler").unwrap();
             rt.launch("doubler", LaunchOptions::default().with_queue_capacity(16)).await.unwrap();
             let mut stale = pin!(rt.receive_pod::<i32>("doubler", Some(Duration::from_secs(5))));
@@ -286,7 +287,9 @@ fn waiting_receives_are_answered_in_the_order_they_began_to_wait() {
             let options = LaunchOptions::default().with_queue_capacity(16).with_auto_activate();
             rt.launch("doubler", options).await.unwrap();
             rt.send_pod("doubler", &5, WAIT).await.unwrap();
-            assert_eq!(stale.await.unwrap(), 10, "{backend:?}: answered, not left outside the line");
+            let gone = stale.await.unwrap_err();
+            assert!(matches!(gone, Error::KernelNotFound { .. }), "{backend:?}: {gone}");
+            assert_eq!(rt.receive_pod::<i32>("doubler", WAIT).await.unwrap(), 10, "{backend:?}");
         });
     }
 }

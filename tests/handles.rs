@@ -343,6 +343,71 @@ fn a_handle_never_reaches_a_kernel_launched_later_under_its_id() {
     }
 }
 
+/// A wait begun on one launch stays on it: a receive, a send waiting for room and a batch
+/// part way in, polled again only after their kernel was terminated, removed and launched
+/// again under its id, end with `KernelNotFound` (the batch saying how many went in) and take
+/// nothing from the new launch nor put anything in it. Handles and ids alike.
+#[test]
+fn a_wait_begun_on_one_launch_never_finishes_on_a_later_one() {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+    fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
+    let relaunch = |rt: &Runtime, id: &str| {
+        let _ = pollster::block_on(rt.terminate(id, Some(Duration::ZERO)));
+        rt.remove(id).unwrap();
+        pollster::block_on(doubler(rt, id, LaunchOptions::default().with_queue_capacity(2).with_auto_activate()))
+    };
+    let not_found = |e: &Error| e.kind() == ErrorKind::KernelNotFound;
+    for backend in BACKENDS {
+        let rt = common::runtime_on(backend);
+        // A receive through a handle, and one by id, waiting for an answer.
+        let old = pollster::block_on(doubler(&rt, "j", LaunchOptions::default().with_auto_activate()));
+        let mut by_handle = pin!(old.receive());
+        let mut by_id = pin!(rt.receive_pod::<i32>("j", Some(WAIT)));
+        assert!(poll_once(by_handle.as_mut()).is_pending() && poll_once(by_id.as_mut()).is_pending());
+        let new = relaunch(&rt, "j");
+        assert_eq!(pollster::block_on(rt.send_pod("j", &21, Some(WAIT))).map(|()| 1), Ok(1));
+        common::wait_until("the new launch answered", || new.status().unwrap().output_queue_depth == 1);
+        match poll_once(by_handle.as_mut()) {
+            Poll::Ready(Err(e)) => assert!(not_found(&e), "{backend:?}: {e}"),
+            other => panic!("{backend:?}: the handle's receive: {other:?}"),
+        }
+        match poll_once(by_id.as_mut()) {
+            Poll::Ready(Err(e)) => assert!(not_found(&e), "{backend:?}: {e}"),
+            other => panic!("{backend:?}: the id's receive: {other:?}"),
+        }
+        assert_eq!(pollster::block_on(new.receive()).unwrap(), 42, "the new launch's answer is still there");
+
+        // A batch part way in and a single send, waiting for room (deactivated: nothing runs).
+        let old = pollster::block_on(doubler(&rt, "k", LaunchOptions::default().with_queue_capacity(2)));
+        let other = pollster::block_on(doubler(&rt, "s", LaunchOptions::default().with_queue_capacity(1)));
+        pollster::block_on(other.send(1)).unwrap();
+        let mut batch = pin!(old.send_batch(&[1, 2, 3, 4]));
+        let mut send = pin!(rt.send_pod("s", &5, Some(WAIT)));
+        assert!(poll_once(batch.as_mut()).is_pending() && poll_once(send.as_mut()).is_pending());
+        let (new_k, new_s) = (relaunch(&rt, "k"), relaunch(&rt, "s"));
+        pollster::block_on(async { (new_k.deactivate().await.unwrap(), new_s.deactivate().await.unwrap()) });
+        match poll_once(batch.as_mut()) {
+            Poll::Ready(Err(cut)) => {
+                assert!(not_found(&cut.error), "{backend:?}: {}", cut.error);
+                assert_eq!(cut.accepted, 2, "{backend:?}: two went into the first launch");
+            }
+            other => panic!("{backend:?}: the batch: {other:?}"),
+        }
+        match poll_once(send.as_mut()) {
+            Poll::Ready(Err(e)) => assert!(not_found(&e), "{backend:?}: {e}"),
+            other => panic!("{backend:?}: the send: {other:?}"),
+        }
+        for new in [&new_k, &new_s] {
+            let status = new.status().unwrap();
+            assert_eq!((status.input_queue_depth, new.metrics().unwrap().messages_sent), (0, 0), "{backend:?}");
+        }
+    }
+}
+
 #[test]
 fn a_send_call_or_receive_waiting_on_a_kernel_never_activated_is_reported_in_a_second() {
     for backend in BACKENDS {

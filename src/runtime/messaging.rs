@@ -446,10 +446,10 @@ impl Runtime {
             crate::hlc::check_drift(header.timestamp, platform::unix_time_ms() as u64)
                 .map_err(|why| Error::OutOfRange(format!("the envelope was refused: {why}")))?;
         }
-        let mut stall = StallWatch::default();
+        let (mut stall, mut launch) = (StallWatch::default(), None);
         loop {
             let envelope = envelope.as_mut().map(|(header, sent)| (*header, &mut **sent));
-            match self.try_enqueue(id, call.as_deref_mut(), envelope, pack)? {
+            match self.try_enqueue(id, call.as_deref_mut(), envelope, pack, &mut launch)? {
                 Attempt::Done(ticket) => return Ok(ticket),
                 Attempt::Wait(listener, full) => {
                     if !self.wait_for_room(id, listener, deadline, &mut stall).await {
@@ -468,23 +468,25 @@ impl Runtime {
         call: Option<&mut Option<CallQueued>>,
         pack: Pack<'_>,
     ) -> Result<Attempt<Option<CallTicket>>> {
-        self.try_enqueue(id, call, None, pack)
+        self.try_enqueue(id, call, None, pack, &mut None)
     }
 
     /// [`try_enqueue_one`](Self::try_enqueue_one); with `envelope`, the message travels with
     /// that header, stamped by the runtime's clock (the header as sent goes to its second part).
+    /// `launch` pins a send that waits to the launch it first found (see [`same_launch`]).
     fn try_enqueue(
         &self,
         id: &str,
         call: Option<&mut Option<CallQueued>>,
         envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
         pack: Pack<'_>,
+        launch: &mut Option<u64>,
     ) -> Result<Attempt<Option<CallTicket>>> {
         let mut table = self.accepting_table(if call.is_some() { "calls" } else { "sends" })?;
         // An envelope refused, or waiting for room, leaves the clock and the message ids as they
         // were: its stamp was never given out. (Only envelopes are stamped.)
         let mark = envelope.is_some().then(|| table.clock.mark());
-        let attempt = self.try_enqueue_in(&mut table, id, call, envelope, pack);
+        let attempt = self.try_enqueue_in(&mut table, id, call, envelope, pack, launch);
         if let Some(mark) = mark.filter(|_| !matches!(attempt, Ok(Attempt::Done(_)))) {
             table.clock.rewind(mark);
         }
@@ -499,12 +501,14 @@ impl Runtime {
         call: Option<&mut Option<CallQueued>>,
         envelope: Option<(&EnvelopeHeader, &mut Option<EnvelopeHeader>)>,
         pack: Pack<'_>,
+        launch: &mut Option<u64>,
     ) -> Result<Attempt<Option<CallTicket>>> {
         let overloaded = self.overload_refusal(table, id);
         // Stamped under the same lock as the message is numbered, so timestamps follow the
         // kernel's order.
         let stamped = envelope.map(|(header, sent)| (table.clock.send(header, id), sent));
         let (kernel, device) = table.kernel_on_device(id)?;
+        same_launch(launch, kernel, id)?;
         let refusal = match (kernel.life.state(), &kernel.route.downstream) {
             (_, Some(downstream)) if call.is_some() => Some(connected_refusal(id, downstream)),
             (state, _) if !state.accepts_messages() => {
@@ -565,7 +569,7 @@ impl Runtime {
         deadline: Deadline,
         queued: &AtomicUsize,
     ) -> (usize, Option<Error>) {
-        let mut accepted = 0;
+        let (mut accepted, mut launch) = (0, None);
         let mut stall = StallWatch::default();
         loop {
             let listener = {
@@ -577,7 +581,7 @@ impl Runtime {
                 };
                 // A batch that began is finished as a send in flight, as in a drain.
                 let overloaded = if accepted == 0 { self.overload_refusal(&mut table, id) } else { None };
-                let kernel = match table.kernel(id) {
+                let kernel = match table.kernel(id).and_then(|k| same_launch(&mut launch, k, id).map(|()| k)) {
                     Ok(kernel) => kernel,
                     Err(e) => return (accepted, Some(e)),
                 };
@@ -892,8 +896,10 @@ impl Runtime {
         let mut check = Some(check);
         let mut stall = StallWatch::default();
         let mut place = InLine { runtime: self, id, ticket: None };
+        let mut launch = None;
         loop {
-            match self.try_take_answer(id, check.take(), &mut take, envelope.as_deref_mut(), Some(&mut place.ticket))? {
+            let ticket = Some(&mut place.ticket);
+            match self.try_take_answer(id, check.take(), &mut take, envelope.as_deref_mut(), ticket, &mut launch)? {
                 Attempt::Done(taken) => return Ok(taken),
                 Attempt::Wait(listener, (device, idle)) => {
                     // A receive from a kernel that does not run while its input waits looks
@@ -926,7 +932,7 @@ impl Runtime {
         check: Option<impl Fn(&MessageLayout) -> Result<()>>,
         take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
     ) -> Result<Attempt<R, (DeviceId, bool)>> {
-        self.try_take_answer(id, check, take, None, None)
+        self.try_take_answer(id, check, take, None, None, &mut None)
     }
 
     /// [`try_take`](Self::try_take); with `envelope`, `take` takes the front answer and the
@@ -934,6 +940,7 @@ impl Runtime {
     /// go to receives in the order they began to wait (`Mailbox::receivers`): with `ticket`, a
     /// receive that waits takes its place in that line the first time (and leaves it when it
     /// takes answers); without, it takes answers only when no receive waits (`try_receive`).
+    /// `launch` pins a receive that waits to the launch it first found (see [`same_launch`]).
     fn try_take_answer<R>(
         &self,
         id: &str,
@@ -941,9 +948,11 @@ impl Runtime {
         take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
         envelope: Option<&mut Option<EnvelopeHeader>>,
         ticket: Option<&mut Option<u64>>,
+        launch: &mut Option<u64>,
     ) -> Result<Attempt<R, (DeviceId, bool)>> {
         let mut table = self.open_table()?;
         let (kernel, device) = table.kernel_on_device(id)?;
+        same_launch(launch, kernel, id)?;
         if let Some(check) = check {
             check(&kernel.def.output)?;
         }
@@ -982,15 +991,8 @@ fn receive_turn(
     id: &str,
     kernel: &mut Kernel,
     device: &DeviceStatus,
-    mut ticket: Option<&mut Option<u64>>,
+    ticket: Option<&mut Option<u64>>,
 ) -> Result<Option<(event_listener::EventListener, (DeviceId, bool))>> {
-    // A ticket of a kernel since removed, its id launched again, holds no place in this one's
-    // line: tickets only grow, so it is older than all of them (or the line is empty).
-    if let Some(place) = ticket.as_deref_mut() {
-        if place.is_some_and(|held| kernel.mailbox.receivers.front().is_none_or(|&front| held < front)) {
-            *place = None;
-        }
-    }
     let held = ticket.as_deref().copied().flatten();
     if !kernel.mailbox.outbox.is_empty() && kernel.mailbox.receivers_first(held) {
         if let (Some(held), Some(ticket)) = (held, ticket) {
@@ -1084,6 +1086,18 @@ impl Drop for InLine<'_> {
             }
         }
     }
+}
+
+/// Pins an operation that waits (a send for room, a batch, a receive) to the launch of kernel
+/// `id` it first found (`launch`, set then): once that launch is removed, it fails with
+/// `KernelNotFound`, even if another kernel was launched under the id before it looked again.
+/// A handle reaches its own launch only, and an id's operation the kernel it began on: a batch
+/// is never split between two launches.
+fn same_launch(launch: &mut Option<u64>, kernel: &Kernel, id: &str) -> Result<()> {
+    if *launch.get_or_insert(kernel.instance) != kernel.instance {
+        return Err(Error::KernelNotFound { id: id.to_owned() });
+    }
+    Ok(())
 }
 
 /// The `check` of a receive that takes any output layout.
