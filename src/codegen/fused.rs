@@ -111,7 +111,7 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
             return Err(refuse(&stage.id, format!("cannot run fused: {why}")));
         }
         let structs = super::message_structs(&stage.input, &stage.output).map_err(|m| refuse(&stage.id, m))?;
-        let code = handler::blank_ranges(code, &[ranges.as_slice(), &override_ids(code)].concat());
+        let code = handler::blank_ranges(&handler::blank_ranges(code, ranges), &override_ids(code));
         let mut names: Vec<&str> = top_level_names(&code).into_iter().map(|(_, name)| name).collect();
         names.extend(structs.iter().map(|layout| layout.name()));
         let prefix = format!("s{index}__");
@@ -160,14 +160,17 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
 /// may well use the same one. The runtime sets no handler's constants, so every override keeps
 /// its default either way.
 fn override_ids(code: &str) -> Vec<std::ops::Range<usize>> {
-    let tokens: Vec<_> = tokens(code).collect();
     let mut ids = Vec::new();
-    for (i, (at, token)) in tokens.iter().enumerate() {
-        if matches!(token, Token::Punct(b'@')) && matches!(tokens.get(i + 1), Some((_, Token::Ident("id")))) {
-            if let Some((close, _)) = tokens[i + 1..].iter().find(|(_, t)| matches!(t, Token::Punct(b')'))) {
-                ids.push(*at..close + 1);
-            }
+    // The `@` just before, and where an `@id(` being read began.
+    let (mut sign, mut start) = (None, None);
+    for (at, token) in tokens(code) {
+        match token {
+            Token::Punct(b')') if start.is_some() => ids.extend(start.take().map(|start| start..at + 1)),
+            _ if start.is_some() => {}
+            Token::Ident("id") => start = sign,
+            _ => {}
         }
+        sign = matches!(token, Token::Punct(b'@')).then_some(at);
     }
     ids
 }
