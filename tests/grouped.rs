@@ -192,3 +192,36 @@ fn counters_stay_exact_between_grouped_and_lone_ticks() {
         assert!(t.dispatches > t.grouped_dispatches, "{id}: ran alone too");
     }
 }
+
+/// More kernels of one handler than a group holds, all with messages in one tick: the first
+/// 256 run grouped and the rest alone, every answer right. A second group of the handler in the
+/// same tick used to overwrite the first's messages and table in their shared buffers, and
+/// the first group's kernels received other kernels' answers.
+#[test]
+fn a_handler_with_more_kernels_than_a_group_holds_answers_each_right() {
+    let rt = runtime_on(BackendChoice::Vulkan);
+    let ids: Vec<String> = pollster::block_on(async {
+        let mut ids = Vec::new();
+        for k in 0..260 {
+            ids.push(launch(&rt, scaler(&format!("many{k}"), 2, true), LaunchOptions::default()).await);
+        }
+        ids
+    });
+    let rounds = 4;
+    pollster::block_on(async {
+        for round in 0..rounds {
+            let even = |k: usize| (k * 1000 + round * 10) as i32 * 2;
+            for (k, id) in ids.iter().enumerate() {
+                rt.send_batch(id, &[even(k), even(k) + 1], None).await.unwrap();
+            }
+            for (k, id) in ids.iter().enumerate() {
+                assert_eq!(receive_n(&rt, id, 1, TIMEOUT).await, [even(k) * 2], "{id}, round {round}");
+            }
+        }
+    });
+    for id in &ids {
+        let t = rt.telemetry(id).unwrap().unwrap();
+        assert_eq!((t.messages_processed, t.messages_dropped), (2 * rounds as u64, rounds as u64), "{id}");
+    }
+    assert!(ids.iter().map(|id| grouped(&rt, id)).sum::<u64>() >= 256, "the handler's kernels grouped");
+}

@@ -257,7 +257,10 @@ fn eligible(d: &Dispatch<'_>, ring: &GpuKernel, fed: bool) -> bool {
 
 /// This tick's grouped dispatches, among the dispatches `free` leaves to run alone; each
 /// group's messages and table are written to its buffers here. A class seen with two eligible
-/// kernels for the first time starts compiling and runs a dispatch each this tick.
+/// kernels for the first time starts compiling and runs a dispatch each this tick. A class
+/// groups once a tick, up to [`MAX_MEMBERS`] kernels: its one set of buffers is written before
+/// the tick's commands run, so a second group would overwrite the first's messages and table.
+/// Its kernels beyond that run alone.
 pub(crate) fn plan(
     ctx: &GpuContext,
     dispatches: &[Dispatch<'_>],
@@ -272,11 +275,15 @@ pub(crate) fn plan(
     }
     let mut taken = vec![false; dispatches.len()];
     let mut runs = Vec::new();
+    let mut grouped: Vec<&Arc<GroupClass>> = Vec::new();
     for start in 0..dispatches.len() {
         if taken[start] || !free[start] || !eligible(&dispatches[start], rings[start], fed[start]) {
             continue;
         }
         let class = rings[start].group.as_ref().expect("eligible kernels have a class");
+        if grouped.iter().any(|done| Arc::ptr_eq(done, class)) {
+            continue;
+        }
         let mut members = vec![start];
         for i in start + 1..dispatches.len() {
             if members.len() == MAX_MEMBERS {
@@ -293,6 +300,7 @@ pub(crate) fn plan(
         for &i in &members {
             taken[i] = true;
         }
+        grouped.push(class);
         if let Some(run) = ready_run(ctx, class, dispatches, rings, members) {
             runs.push(run);
         }
