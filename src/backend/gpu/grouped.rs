@@ -275,23 +275,21 @@ pub(crate) fn plan(
     }
     let mut taken = vec![false; dispatches.len()];
     let mut runs = Vec::new();
-    let mut grouped: Vec<&Arc<GroupClass>> = Vec::new();
     for start in 0..dispatches.len() {
         if taken[start] || !free[start] || !eligible(&dispatches[start], rings[start], fed[start]) {
             continue;
         }
         let class = rings[start].group.as_ref().expect("eligible kernels have a class");
-        if grouped.iter().any(|done| Arc::ptr_eq(done, class)) {
-            continue;
-        }
         let mut members = vec![start];
         for i in start + 1..dispatches.len() {
-            if members.len() == MAX_MEMBERS {
-                break;
-            }
             let same_class = rings[i].group.as_ref().is_some_and(|other| Arc::ptr_eq(class, other));
             if same_class && !taken[i] && free[i] && eligible(&dispatches[i], rings[i], fed[i]) {
-                members.push(i);
+                // Past a full group, taken so that none of them starts another: they run alone.
+                if members.len() < MAX_MEMBERS {
+                    members.push(i);
+                } else {
+                    taken[i] = true;
+                }
             }
         }
         if members.len() < 2 {
@@ -300,7 +298,6 @@ pub(crate) fn plan(
         for &i in &members {
             taken[i] = true;
         }
-        grouped.push(class);
         if let Some(run) = ready_run(ctx, class, dispatches, rings, members) {
             runs.push(run);
         }
