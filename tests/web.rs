@@ -659,9 +659,17 @@ async fn timeouts_and_waiting_receives() {
         "TimeoutError",
         &[("kernelId", "doubler")],
     );
-    // Not active yet: the call times out, its message is still processed later, and its late
-    // answer never shows up in receive.
-    assert_js_error(js(rt.call("doubler".into(), value(1), Some(timeout(50)))).await, "TimeoutError", &[]);
+    // Not active yet: the call times out, its message is still processed later (its error
+    // says it was sent), and its late answer never shows up in receive.
+    let late = js(rt.call("doubler".into(), value(1), Some(timeout(50)))).await;
+    assert_eq!(get(late.as_ref().unwrap_err(), "sent"), JsValue::TRUE, "a call that timed out was sent");
+    assert_js_error(late, "TimeoutError", &[]);
+    // A call refused before its message was queued says it was not sent.
+    let malformed = js(rt.call("doubler".into(), object(&[("value", "x".into())]), Some(timeout(50)))).await;
+    assert_eq!(get(malformed.as_ref().unwrap_err(), "sent"), JsValue::FALSE, "a malformed call");
+    assert_js_error(malformed, "MessageFormatError", &[]);
+    let unknown = js(rt.call("nobody".into(), value(1), Some(timeout(50)))).await;
+    assert_eq!(get(unknown.as_ref().unwrap_err(), "sent"), JsValue::FALSE, "a call to no kernel");
     let pending_receive = js(rt.receive("doubler".into(), None)); // no timeout: waits
     js(rt.send("doubler".into(), value(2), None)).await.unwrap();
     js(rt.activate("doubler".into())).await.unwrap();

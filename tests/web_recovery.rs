@@ -113,7 +113,18 @@ async fn destroy_device_fails_every_kernel_and_recover_brings_each_back_with_its
     assert!(get(&device, "lost").as_string().is_some(), "getSummary().device.lost says why");
     assert_eq!((num(&device, "losses"), num(&device, "recoveries")), (1.0, 0.0));
     assert_eq!(name_of(&js(waiting_receive).await.unwrap_err()), "DeviceLostError");
-    assert_eq!(name_of(&js(waiting_call).await.unwrap_err()), "DeviceLostError");
+    let waited = js(waiting_call).await.unwrap_err();
+    assert_eq!(
+        (name_of(&waited), get(&waited, "sent")),
+        ("DeviceLostError".into(), JsValue::TRUE),
+        "it runs after recovery"
+    );
+    let refused = js(rt.call("run".into(), object(&[("value", 1.into())]), Some(timeout(1_000)))).await.unwrap_err();
+    assert_eq!(
+        (name_of(&refused), get(&refused, "sent")),
+        ("DeviceLostError".into(), JsValue::FALSE),
+        "a new call never runs"
+    );
     // Delivered answers stay receivable; then receives reject. Sends are still queued;
     // lifecycle calls are refused by name.
     let (delivered, rejected) = receive_up_to(&rt, "run", 41).await;

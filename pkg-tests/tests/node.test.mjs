@@ -732,7 +732,7 @@ test("a JavaScript handler that throws on every message, or has no state, holds 
   assert.ok(before > 0 && after <= before + 512, `wasm-bindgen's table grew from ${before} to ${after} slots over 10,000 messages`);
 });
 
-test("Dawn: a handler as a WGSL author writes it: directives at its top compile, a harness name or a barrier is refused at its line, a fused module's failure says where", async () => {
+test("Dawn: a handler as a WGSL author writes it: directives at its top compile, a harness name or a barrier is refused at its line; stages numbering their overrides alike fuse, and a fused module that cannot compile runs unfused, saying so", async () => {
   const result = await runModule(
     `${DAWN_SETUP}
     import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
@@ -752,44 +752,53 @@ test("Dawn: a handler as a WGSL author writes it: directives at its top compile,
     await directed.sendBatch([{ value: 1 }, { value: 2 }, { value: 3 }]);
     const answers = (await directed.receiveBatch({ max: 3, timeout: 10000 })).map((a) => a.result);
     const counted = [...(await rt.readState("directed"))];
-    // Two stages whose fused module cannot compile (one @id twice): they run unfused, and the
-    // warning names the stage and its line.
+    // Runs a two-stage chain of \`stage\` (its Req-to-Req twin first) until it has run fused or
+    // a fused module's failure was reported; resolves with its answers and whether it fused.
     const warnings = [];
     const warn = console.warn;
     console.warn = (...args) => warnings.push(args.join(" "));
-    const stage = "@id(7) override scale: i32 = 2;\\nfn handle(msg: Req) -> Res { return Res(msg.value * scale); }";
-    const first = await rt.launch("first", { input: Req, output: Req, wgsl: stage.replace("Res(", "Req(").replace("-> Res", "-> Req") }, { autoActivate: true });
-    const second = await rt.launch("second", { input: Req, output: Res, wgsl: stage }, { autoActivate: true });
-    await rt.connect("first", "second");
-    const chained = [];
-    for (let round = 0; round < 5; round++) {
-      await first.send({ value: round });
-      chained.push((await second.receive({ timeout: 10000 })).result);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    // The fused module compiles off the tick: its failure is reported when that is done.
-    for (let wait = 0; wait < 200 && !warnings.some((w) => w.includes("fused pipeline")); wait++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const chain = async (name, stage) => {
+      const twin = stage.replace("Res(", "Req(").replace("-> Res", "-> Req");
+      const first = await rt.launch(name + "-first", { input: Req, output: Req, wgsl: twin }, { autoActivate: true });
+      const second = await rt.launch(name + "-second", { input: Req, output: Res, wgsl: stage }, { autoActivate: true });
+      await rt.connect(first.id, second.id);
+      const chained = [];
+      for (let round = 0; round < 200; round++) {
+        await first.send({ value: round });
+        chained.push((await second.receive({ timeout: 10000 })).result);
+        const fused = rt.getTelemetry(second.id).fusedDispatches > 0;
+        if (round >= 4 && (fused || warnings.length > 0)) return { chained: chained.slice(0, 5), fused };
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return { chained: chained.slice(0, 5), fused: false };
+    };
+    // @id(n) numbers an override's pipeline constant, unique within a module: the fused copy drops it.
+    const numbered = await chain("numbered", "@id(7) override scale: i32 = 2;\\nfn handle(msg: Req) -> Res { return Res(msg.value * scale); }");
+    // Each stage's workgroup memory fits the device (which has its adapter's limits) on its own,
+    // not the two together.
+    const most = (await navigator.gpu.requestAdapter()).limits.maxComputeWorkgroupStorageSize;
+    const words = Math.floor((most / 4) * 0.6);
+    const scratch = await chain("scratch", \`var<workgroup> scratch: array<u32, \${words}>;\\nfn handle(msg: Req) -> Res { scratch[0] = 1u; return Res(msg.value * 2); }\`);
     console.warn = warn;
     await rt.dispose();
-    console.log(JSON.stringify({ min, barrier, answers, counted, chained, warnings }));`,
+    console.log(JSON.stringify({ min, barrier, answers, counted, numbered, scratch, warnings }));`,
     DAWN_ENV,
   );
   assertExited(result);
-  const { min, barrier, answers, counted, chained, warnings } = findings(result);
+  const { min, barrier, answers, counted, numbered, scratch, warnings } = findings(result);
   assert.equal(min.name, "KernelCompileError");
   assert.deepEqual([min.line, min.column], [2, 4]);
-  assert.match(min.message, /may not declare `min`/);
+  assert.match(min.message, /may not declare \`min\`/);
   assert.equal(barrier.name, "KernelCompileError");
   assert.deepEqual([barrier.line, barrier.column], [2, 5]);
-  assert.match(barrier.message, /`workgroupBarrier`/);
+  assert.match(barrier.message, /\`workgroupBarrier\`/);
   assert.deepEqual(answers, [2, 4, 6]);
   assert.deepEqual(counted, [3], "the handler ran once per message");
-  assert.deepEqual(chained, [0, 4, 8, 12, 16]);
-  const fused = warnings.filter((w) => w.includes("fused pipeline did not compile"));
-  assert.equal(fused.length, 1, warnings.join("\n"));
-  assert.match(fused[0], /\(kernel '(first|second)', its handler's line 1\)/);
+  assert.deepEqual(numbered, { chained: [0, 4, 8, 12, 16], fused: true }, warnings.join("\n"));
+  assert.deepEqual(scratch, { chained: [0, 4, 8, 12, 16], fused: false });
+  const failed = warnings.filter((w) => w.includes("a fused pipeline did not compile; its stages run unfused"));
+  assert.equal(failed.length, 1, warnings.join("\n"));
+  assert.match(failed[0], /workgroup/i);
 });
 
 test("a call that timed out keeps its answer from the next stage: connect is refused until it is answered, then the pipeline carries only what is sent after", async () => {

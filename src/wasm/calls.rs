@@ -81,10 +81,14 @@ pub(super) fn send_batch(rt: Runtime, id: JsValue, messages: JsValue, options: O
 }
 
 /// Sends one message and resolves with its own answer. Its place in the kernel's line is given
-/// up once the message is queued, not when the answer comes.
+/// up once the message is queued, not when the answer comes. The runtime's errors say whether
+/// the message was queued (`sent`), as Rust's `CallError` does by its variant: a message sent
+/// runs (its late answer discarded), one not sent never does and can be sent again.
 pub(super) fn call(rt: Runtime, id: JsValue, message: JsValue, options: Option<JsValue>) -> Promise {
-    let read = arguments(&id, options, "call options")
-        .and_then(|(kernel, wait)| rt.check_callable(&kernel).map(|()| (kernel, wait)).map_err(js_error));
+    let read = arguments(&id, options, "call options").and_then(|(kernel, wait)| {
+        let refused = |error| with_sent(js_error(error), false);
+        rt.check_callable(&kernel).map(|()| (kernel, wait)).map_err(refused)
+    });
     let (kernel, wait) = match read {
         Ok(read) => read,
         Err(error) => return Promise::reject(&error),
@@ -93,8 +97,12 @@ pub(super) fn call(rt: Runtime, id: JsValue, message: JsValue, options: Option<J
         let id = kernel;
         let deadline = deadline(wait.timeout);
         let message = JsMessage::read(&rt, &id, &message);
-        let timeout = order::turn(&rt, &id, &mut place, deadline).await?;
-        let queued = move || drop(place);
+        let timeout = order::turn(&rt, &id, &mut place, deadline).await.map_err(|error| with_sent(error, false))?;
+        let sent = std::cell::Cell::new(false);
+        let queued = || {
+            drop(place);
+            sent.set(true);
+        };
         // One `call_message_then` per form: an owned either-form message awaited once made the
         // package 344 bytes larger.
         match message {
@@ -105,8 +113,14 @@ pub(super) fn call(rt: Runtime, id: JsValue, message: JsValue, options: Option<J
                 rt.call_message_then(&id, MessageRef::Value(&value), timeout, queued, js_answer).await
             }
         }
-        .map_err(|error| js_error(with_given_timeout(error, wait.timeout)))
+        .map_err(|error| with_sent(js_error(with_given_timeout(error, wait.timeout)), sent.get()))
     })
+}
+
+/// A call's error with `sent`: whether its message was queued.
+fn with_sent(error: JsValue, sent: bool) -> JsValue {
+    let _ = js_sys::Reflect::set(&error, &"sent".into(), &sent.into());
+    error
 }
 
 /// A call's `TimeoutError` names the timeout given, not what was left of it once the call's

@@ -7,8 +7,8 @@ export type RingKernelErrorName =
   | "RuntimeDisposedError" | "RuntimeDrainingError" | "CircuitOpenError" | "OverloadedError"
   /** The base class's own name (an instance made with `new RingKernelError(...)`). */
   | "RingKernelError";
-/** Every error the runtime rejects with: `catch (e) { if (e instanceof RingKernelError) ... }`. `errors`: when several kernels of a `terminateAll()`, `drain()` or `dispose()` failed, each one's own error by kernel id (as an `AggregateError` lists them); the error is then of the first one's class, with its `kernelId` and their `unprocessed` summed. `accepted`: on whatever error ends a `sendBatch` part way, how many of its messages (from the front) went in and will be answered. */
-export class RingKernelError extends Error { name: RingKernelErrorName; errors?: AnyRingKernelError[]; accepted?: number; }
+/** Every error the runtime rejects with: `catch (e) { if (e instanceof RingKernelError) ... }`. `errors`: when several kernels of a `terminateAll()`, `drain()` or `dispose()` failed, each one's own error by kernel id (as an `AggregateError` lists them); the error is then of the first one's class, with its `kernelId` and their `unprocessed` summed. `accepted`: on whatever error ends a `sendBatch` part way, how many of its messages (from the front) went in and will be answered. `sent`: on a `call`'s error, whether its message was queued: `true`, it runs all the same (after recovery, for a lost device) and its late answer is discarded; `false`, it never runs and may be sent again. */
+export class RingKernelError extends Error { name: RingKernelErrorName; errors?: AnyRingKernelError[]; accepted?: number; sent?: boolean; }
 /** No kernel has this id. */
 export class KernelNotFoundError extends RingKernelError { name: "KernelNotFoundError"; kernelId: string; }
 /** An operation the kernel's state does not allow; `action` is what was asked (e.g. "activate"). `accepted`: for a `sendBatch` cut off part way (a `terminate` or `dispose()` meanwhile: `state` is then "terminating"), how many of its messages went in. */
