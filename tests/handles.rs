@@ -408,6 +408,37 @@ fn a_wait_begun_on_one_launch_never_finishes_on_a_later_one() {
     }
 }
 
+/// A receive asleep behind another in its kernel's line hears the kernel's removal: it ends
+/// with `KernelNotFound` rather than sleeping on (the receive ahead of it, holding the answer
+/// left, is never polled again).
+#[test]
+fn a_receive_asleep_in_line_hears_its_kernel_removed() {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Waker};
+    for backend in BACKENDS {
+        let rt = common::runtime_on(backend);
+        pollster::block_on(rt.launch("doubler", LaunchOptions::default().with_auto_activate())).unwrap();
+        let mut ahead = pin!(rt.receive_pod::<i32>("doubler", None));
+        assert!(ahead.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        let behind = {
+            let rt = rt.clone();
+            std::thread::spawn(move || pollster::block_on(rt.receive_pod::<i32>("doubler", None)))
+        };
+        std::thread::sleep(Duration::from_millis(100)); // asleep in line, behind `ahead`
+        pollster::block_on(rt.send_pod("doubler", &1, Some(WAIT))).unwrap();
+        pollster::block_on(rt.terminate("doubler", Some(WAIT))).unwrap();
+        assert_eq!(rt.remove("doubler").unwrap(), 1, "{backend:?}: the answer left was `ahead`'s to take");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !behind.is_finished() {
+            assert!(std::time::Instant::now() < deadline, "{backend:?}: the receive behind still sleeps");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let gone = behind.join().unwrap().unwrap_err();
+        assert_eq!(gone.kind(), ErrorKind::KernelNotFound, "{backend:?}: {gone}");
+    }
+}
+
 #[test]
 fn a_send_call_or_receive_waiting_on_a_kernel_never_activated_is_reported_in_a_second() {
     for backend in BACKENDS {

@@ -650,6 +650,26 @@ async fn backpressure_waits_then_refuses_and_keeps_what_was_accepted() {
     assert_eq!((num(&t, "messagesSent"), num(&t, "messagesProcessed"), num(&t, "errors")), (5.0, 5.0, 2.0));
 }
 
+/// A receive looks its kernel's launch up when called, by handle or by id: a kernel removed and
+/// launched again under its id in the same synchronous code right after the call is not what
+/// it waits on, and the new launch's answer stays for its own receives.
+#[wasm_bindgen_test]
+async fn a_receive_waits_on_the_launch_it_was_called_on() {
+    let rt = js_runtime().await;
+    let active = || Some(object(&[("autoActivate", true.into())]));
+    let old = js(rt.launch("doubler".into(), None, active())).await.unwrap();
+    js(rt.terminate("doubler".into(), None)).await.unwrap();
+    let by_handle = js(call_method(&old, "receive", &[timeout(5_000)]).unchecked_into());
+    let by_id = js(rt.receive("doubler".into(), Some(timeout(5_000))));
+    rt.remove("doubler".into()).unwrap();
+    js(rt.launch("doubler".into(), None, active())).await.unwrap();
+    js(rt.send("doubler".into(), value(21), None)).await.unwrap();
+    assert_js_error(by_handle.await, "KernelStateError", &[("state", "terminated")]);
+    assert_js_error(by_id.await, "KernelStateError", &[("state", "terminated")]);
+    let answer = js(rt.receive("doubler".into(), Some(timeout(10_000)))).await.unwrap();
+    assert_eq!(num(&answer, "result"), 42.0, "the new launch's answer is its own");
+}
+
 #[wasm_bindgen_test]
 async fn timeouts_and_waiting_receives() {
     let rt = js_runtime().await;

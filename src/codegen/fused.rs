@@ -161,11 +161,18 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
 /// its default either way.
 fn override_ids(code: &str) -> Vec<std::ops::Range<usize>> {
     let mut ids = Vec::new();
-    // The `@` just before, and where an `@id(` being read began.
-    let (mut sign, mut start) = (None, None);
+    // The `@` just before, where an `@id(` being read began, and how deep in its parentheses
+    // (its number is any const-expression: `@id(u32(3))`).
+    let (mut sign, mut start, mut depth) = (None, None, 0);
     for (at, token) in tokens(code) {
         match token {
-            Token::Punct(b')') if start.is_some() => ids.extend(start.take().map(|start| start..at + 1)),
+            Token::Punct(b'(') if start.is_some() => depth += 1,
+            Token::Punct(b')') if start.is_some() => {
+                depth -= 1;
+                if depth == 0 {
+                    ids.extend(start.take().map(|start| start..at + 1));
+                }
+            }
             _ if start.is_some() => {}
             Token::Ident("id") => start = sign,
             _ => {}
@@ -309,7 +316,7 @@ mod tests {
         let good = generate_fused(&[&a, &b, &a], 64).unwrap();
         crate::codegen::check_fused(&good).unwrap_or_else(|e| panic!("{e}\n{}", good.source));
         // Two stages numbering their overrides alike (unique per module) still fuse.
-        let numbered = stage("n", "@id(0) override K: i32 = 1;\n@ id ( 7 ) override L: i32 = 2;\nfn handle(msg: Request) -> Response { return Response(msg.value + K + L); }");
+        let numbered = stage("n", "@id(0) override K: i32 = 1;\n@ id ( 7 ) override L: i32 = 2;\n@id(u32((3))) override M: i32 = 3;\nfn handle(msg: Request) -> Response { return Response(msg.value + K + L + M); }");
         let fused = generate_fused(&[&numbered, &numbered], 64).unwrap();
         crate::codegen::check_fused(&fused).unwrap_or_else(|e| panic!("{e}\n{}", fused.source));
         assert!(!fused.source.contains("@id") && fused.source.contains("override s1__K: i32 = 1;"), "{}", fused.source);

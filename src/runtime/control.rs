@@ -442,6 +442,8 @@ impl Runtime {
         }
         let Some(kernel) = table.kernels.remove(id) else { return Ok(0) };
         kernel.removed.store(true, Ordering::Relaxed);
+        // Waits still on it (a receive behind answers nobody takes) end: it is gone.
+        kernel.notify();
         // What the shutdown report still owes for it.
         let discarded = kernel.mailbox.outbox.len() as u64;
         let retired = &mut table.retired;

@@ -376,7 +376,8 @@ impl Runtime {
                 }
                 None => {
                     let mut table = self.shared.lock();
-                    let late = match table.kernels.get_mut(id) {
+                    // Its own launch's ledger: one launched since under the id numbers anew.
+                    let late = match table.launch_of(id, instance) {
                         Some(kernel) => kernel.mailbox.ledger.abandon(seq, receiver),
                         None => Abandon::Pending,
                     };

@@ -1,11 +1,11 @@
-// How the package's objects show themselves: `JSON.stringify`, `console.log` in Node
-// (`util.inspect`) and `String()`. A wasm-bindgen object holds nothing but `__wbg_ptr`, its Rust
-// object's address, which is all they would show otherwise; they show what they stand for
-// instead (a runtime's backend, state and kernels; a kernel's id and state). Installed when the
-// package is imported, as lifetimes.js is.
+// How the package's objects show themselves: `JSON.stringify` and `console.log` in Node
+// (`util.inspect`) show what they stand for (a runtime's backend, state and kernels; a kernel's
+// id and state), and `String()` names the class. A wasm-bindgen object holds nothing but
+// `__wbg_ptr`, its Rust object's address, which is all they would show otherwise. Installed
+// when the package is imported, as lifetimes.js is.
 import { KernelHandle, ManagedKernel, RingKernelRuntime } from "./ringkernel_web.js";
 
-/** A read that refuses (a removed kernel's state) shows as null: showing never throws. */
+/** A read that refuses (a removed kernel's state) shows as null. */
 function orNull(read) {
   try {
     return read();
@@ -27,7 +27,10 @@ const VIEWS = [
 
 const inspectCustom = Symbol.for("nodejs.util.inspect.custom");
 
-for (const [objectClass, name, view] of VIEWS) {
+for (const [objectClass, name, read] of VIEWS) {
+  // Showing never throws: an object with no Rust object behind it (the class's prototype)
+  // shows as empty.
+  const view = (object) => (object.__wbg_ptr ? read(object) : {});
   Object.defineProperties(objectClass.prototype, {
     toJSON: { value: function toJSON() { return view(this); }, writable: true, configurable: true },
     [Symbol.toStringTag]: { value: name, configurable: true },
