@@ -650,24 +650,25 @@ async fn backpressure_waits_then_refuses_and_keeps_what_was_accepted() {
     assert_eq!((num(&t, "messagesSent"), num(&t, "messagesProcessed"), num(&t, "errors")), (5.0, 5.0, 2.0));
 }
 
-/// A receive looks its kernel's launch up when called, by handle or by id: a kernel removed and
-/// launched again under its id in the same synchronous code right after the call is not what
-/// it waits on, and the new launch's answer stays for its own receives.
+/// A receive runs a microtask after its call. A handle's reaches its own launch only: its
+/// kernel removed and launched again under its id in the same synchronous code right after the
+/// call, it rejects with `KernelNotFoundError` and takes nothing from the new launch. A receive
+/// by id takes the kernel the id names when it runs: the new one.
 #[wasm_bindgen_test]
-async fn a_receive_waits_on_the_launch_it_was_called_on() {
+async fn a_handles_receive_never_reaches_a_launch_made_after_its_call() {
     let rt = js_runtime().await;
     let active = || Some(object(&[("autoActivate", true.into())]));
     let old = js(rt.launch("doubler".into(), None, active())).await.unwrap();
     js(rt.terminate("doubler".into(), None)).await.unwrap();
     let by_handle = js(call_method(&old, "receive", &[timeout(5_000)]).unchecked_into());
-    let by_id = js(rt.receive("doubler".into(), Some(timeout(5_000))));
+    let batch_by_handle = js(call_method(&old, "receiveBatch", &[timeout(5_000)]).unchecked_into());
+    let by_id = js(rt.receive("doubler".into(), Some(timeout(10_000))));
     rt.remove("doubler".into()).unwrap();
     js(rt.launch("doubler".into(), None, active())).await.unwrap();
     js(rt.send("doubler".into(), value(21), None)).await.unwrap();
-    assert_js_error(by_handle.await, "KernelStateError", &[("state", "terminated")]);
-    assert_js_error(by_id.await, "KernelStateError", &[("state", "terminated")]);
-    let answer = js(rt.receive("doubler".into(), Some(timeout(10_000)))).await.unwrap();
-    assert_eq!(num(&answer, "result"), 42.0, "the new launch's answer is its own");
+    assert_js_error(by_handle.await, "KernelNotFoundError", &[("kernelId", "doubler")]);
+    assert_js_error(batch_by_handle.await, "KernelNotFoundError", &[("kernelId", "doubler")]);
+    assert_eq!(num(&by_id.await.unwrap(), "result"), 42.0, "the id names the new kernel when the receive runs");
 }
 
 #[wasm_bindgen_test]

@@ -94,6 +94,13 @@ impl<In, Out> KernelHandle<In, Out> {
         }
     }
 
+    /// Its launch's flag, set when the kernel is removed: for an operation that starts later
+    /// (the JavaScript layer's receives, a microtask after their call).
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn removed_flag(&self) -> Arc<AtomicBool> {
+        self.removed.clone()
+    }
+
     /// The kernel's id.
     pub fn id(&self) -> &str {
         &self.id

@@ -17,7 +17,7 @@ use js_sys::{Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::started_promise;
+use super::boxed_promise;
 
 #[wasm_bindgen]
 extern "C" {
@@ -89,11 +89,9 @@ impl Abort {
         })
     }
 
-    /// The promise of an async method, ended early by this, started when called (see
-    /// `super::started_promise`): a receive takes its place among its kernel's receives, and its
-    /// kernel's launch, when it is called, not a microtask later.
+    /// The promise of an async method (see `super::promise`), ended early by this.
     pub fn promise(self, work: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
-        started_promise(self.around(Box::pin(work)))
+        boxed_promise(self.around(Box::pin(work)))
     }
 }
 

@@ -132,17 +132,34 @@ fn with_given_timeout(mut error: crate::Error, given: Option<Duration>) -> crate
     error
 }
 
-/// Resolves with the next answer.
-pub(super) fn receive(rt: Runtime, id: JsValue, options: Option<JsValue>) -> Promise {
+/// Resolves with the next answer. A handle's receive (`removed`: its launch's flag) refuses,
+/// when it first runs, a kernel removed since the call (see [`launch_still_there`]).
+pub(super) fn receive(rt: Runtime, id: JsValue, options: Option<JsValue>, removed: Removed) -> Promise {
     let (id, wait) = match arguments(&id, options, "receive options") {
         Ok(read) => read,
         Err(error) => return Promise::reject(&error),
     };
-    Abort::by(wait.signal).promise(async move { rt.receive_with(&id, wait.timeout, js_answer).await.map_err(js_error) })
+    Abort::by(wait.signal).promise(async move {
+        launch_still_there(&removed, &id)?;
+        rt.receive_with(&id, wait.timeout, js_answer).await.map_err(js_error)
+    })
 }
 
-/// Resolves with up to `{ max }` answers, as objects or packed.
-pub(super) fn receive_batch(rt: Runtime, id: JsValue, options: Option<JsValue>) -> Promise {
+/// A handle's receive runs a microtask after its call, and its kernel's id may have been
+/// removed and launched again in between: `KernelNotFoundError` then, as at the call. From its
+/// first run on, the core keeps it to the launch it finds.
+pub(super) fn launch_still_there(removed: &Removed, id: &str) -> Result<(), JsValue> {
+    match removed.as_ref().is_some_and(|removed| removed.load(Ordering::Relaxed)) {
+        true => Err(js_error(crate::Error::KernelNotFound { id: id.to_owned() })),
+        false => Ok(()),
+    }
+}
+
+/// A handle's launch's removed flag (`KernelHandle::removed_flag`); `None` for calls by id.
+pub(super) type Removed = Option<std::sync::Arc<std::sync::atomic::AtomicBool>>;
+
+/// Resolves with up to `{ max }` answers, as objects or packed; `removed` as for [`receive`].
+pub(super) fn receive_batch(rt: Runtime, id: JsValue, options: Option<JsValue>, removed: Removed) -> Promise {
     let read = kernel_id(&id, "id").and_then(|id| {
         let (options, signal) = with_signal::<ReceiveBatchOptions>(options, "receiveBatch options")?;
         Ok((id, options.timeout()?, options, signal))
@@ -152,7 +169,10 @@ pub(super) fn receive_batch(rt: Runtime, id: JsValue, options: Option<JsValue>) 
         Err(error) => return Promise::reject(&error),
     };
     let max = options.max.unwrap_or(usize::MAX);
-    Abort::by(signal).promise(async move { receive_answers(&rt, &id, max, timeout, options.packed).await })
+    Abort::by(signal).promise(async move {
+        launch_still_there(&removed, &id)?;
+        receive_answers(&rt, &id, max, timeout, options.packed).await
+    })
 }
 
 /// The kernel id and `{ timeout, signal }` of an operation that waits (`what` names its

@@ -102,13 +102,15 @@ pub(super) fn send_envelope(rt: Runtime, id: JsValue, message: JsValue, options:
 }
 
 /// Resolves with `{ message, envelope }`: the next answer and its envelope's header;
-/// `RingKernelRuntime`'s and `KernelHandle`'s `receiveEnvelope`.
-pub(super) fn receive_envelope(rt: Runtime, id: JsValue, options: Option<JsValue>) -> Promise {
+/// `RingKernelRuntime`'s and `KernelHandle`'s `receiveEnvelope` (`removed`: a handle's launch's
+/// flag, see `calls::launch_still_there`).
+pub(super) fn receive_envelope(rt: Runtime, id: JsValue, options: Option<JsValue>, removed: calls::Removed) -> Promise {
     let (id, wait) = match calls::arguments(&id, options, "receiveEnvelope options") {
         Ok(read) => read,
         Err(error) => return Promise::reject(&error),
     };
     Abort::by(wait.signal).promise(async move {
+        calls::launch_still_there(&removed, &id)?;
         let received = rt.receive_envelope_with(&id, wait.timeout, js_answer).await.map_err(js_error)?;
         Ok(received_object(&received.message, js_header(&received.header)))
     })

@@ -125,7 +125,7 @@ impl JsKernelHandle {
     #[wasm_bindgen(js_name = receiveEnvelope)]
     pub fn receive_envelope(&self, options: Option<JsValue>) -> Promise {
         match self.id_js() {
-            Ok(id) => envelopes::receive_envelope(self.runtime(), id, options),
+            Ok(id) => envelopes::receive_envelope(self.runtime(), id, options, Some(self.inner.removed_flag())),
             Err(rejected) => rejected,
         }
     }
@@ -134,7 +134,7 @@ impl JsKernelHandle {
     /// a `TypeError` at once on a stage connected onward with no answer left.
     pub fn receive(&self, options: Option<JsValue>) -> Promise {
         match self.id_js() {
-            Ok(id) => calls::receive(self.runtime(), id, options),
+            Ok(id) => calls::receive(self.runtime(), id, options, Some(self.inner.removed_flag())),
             Err(rejected) => rejected,
         }
     }
@@ -155,7 +155,7 @@ impl JsKernelHandle {
     #[wasm_bindgen(js_name = receiveBatch)]
     pub fn receive_batch(&self, options: Option<JsValue>) -> Promise {
         match self.id_js() {
-            Ok(id) => calls::receive_batch(self.runtime(), id, options),
+            Ok(id) => calls::receive_batch(self.runtime(), id, options, Some(self.inner.removed_flag())),
             Err(rejected) => rejected,
         }
     }

@@ -184,7 +184,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "WaitOptions")] options: Option<JsValue>,
     ) -> Promise {
-        calls::receive(Runtime::clone(&self.inner), id, options)
+        calls::receive(Runtime::clone(&self.inner), id, options, None)
     }
 
     /// Resolves with up to `{ max }` answers (at least one) as objects, or with `{ packed: true }`
@@ -195,7 +195,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "ReceiveBatchOptions")] options: Option<JsValue>,
     ) -> Promise {
-        calls::receive_batch(Runtime::clone(&self.inner), id, options)
+        calls::receive_batch(Runtime::clone(&self.inner), id, options, None)
     }
 
     /// Queues one message with an envelope and resolves with the header it was sent with (a
@@ -208,7 +208,7 @@ impl JsRuntime {
     /// Resolves with `{ message, envelope }`: the next answer and its envelope's header.
     #[wasm_bindgen(js_name = receiveEnvelope, skip_typescript)] // declared generic in TS_ENVELOPES
     pub fn receive_envelope(&self, id: JsValue, options: Option<JsValue>) -> Promise {
-        envelopes::receive_envelope(Runtime::clone(&self.inner), id, options)
+        envelopes::receive_envelope(Runtime::clone(&self.inner), id, options, None)
     }
 
     /// The runtime's hybrid logical clock now (a local event: later than every timestamp it
