@@ -36,6 +36,17 @@ async fn launch(rt: &Runtime, definition: KernelDefinition, options: LaunchOptio
     id
 }
 
+/// `count` copies of one scaler, `{prefix}0` and up, launched and active: a handler's kernels.
+fn launch_copies(rt: &Runtime, prefix: &str, count: usize, drop_odd: bool) -> Vec<String> {
+    pollster::block_on(async {
+        let mut ids = Vec::new();
+        for k in 0..count {
+            ids.push(launch(rt, scaler(&format!("{prefix}{k}"), 2, drop_odd), LaunchOptions::default()).await);
+        }
+        ids
+    })
+}
+
 fn grouped(rt: &Runtime, id: &str) -> u64 {
     rt.telemetry(id).unwrap().unwrap().grouped_dispatches
 }
@@ -150,13 +161,7 @@ fn grouped_kernels_answer_like_lone_ones() {
 #[test]
 fn counters_stay_exact_between_grouped_and_lone_ticks() {
     let rt = runtime_on(BackendChoice::Auto);
-    let ids: Vec<String> = pollster::block_on(async {
-        let mut ids = Vec::new();
-        for k in 0..4 {
-            ids.push(launch(&rt, scaler(&format!("c{k}"), 2, false), LaunchOptions::default()).await);
-        }
-        ids
-    });
+    let ids = launch_copies(&rt, "c", 4, false);
     let mut sent = vec![0u64; ids.len()];
     let mut round = |to: &[String], values: &[i32]| {
         pollster::block_on(async {
@@ -200,13 +205,7 @@ fn counters_stay_exact_between_grouped_and_lone_ticks() {
 #[test]
 fn a_handler_with_more_kernels_than_a_group_holds_answers_each_right() {
     let rt = runtime_on(BackendChoice::Vulkan);
-    let ids: Vec<String> = pollster::block_on(async {
-        let mut ids = Vec::new();
-        for k in 0..260 {
-            ids.push(launch(&rt, scaler(&format!("many{k}"), 2, true), LaunchOptions::default()).await);
-        }
-        ids
-    });
+    let ids = launch_copies(&rt, "many", 260, true);
     let rounds = 4;
     pollster::block_on(async {
         for round in 0..rounds {
