@@ -241,7 +241,7 @@ impl Breaker {
             Phase::HalfOpen { admitted, .. } if admitted < self.config.half_open_probes => return Ok(()),
             Phase::HalfOpen { since_ms, .. } => since_ms + self.open_ms(),
         };
-        Err(Duration::from_secs_f64(((wait_until - now_ms) / 1000.0).max(0.0)))
+        Err(crate::platform::saturating_ms(wait_until - now_ms))
     }
 
     /// Lets an operation through (after [`check`](Self::check) said it may go): while

@@ -13,6 +13,7 @@ use crate::lifecycle::{Action, IllegalTransition, KernelState};
 pub enum Error {
     /// No kernel (or registered definition) has this id.
     #[error("kernel {} not found", Quoted(id))]
+    #[non_exhaustive]
     KernelNotFound {
         /// The id that was looked up.
         id: String,
@@ -20,6 +21,7 @@ pub enum Error {
 
     /// The kernel's state does not allow the action (see [`crate::lifecycle`]).
     #[error("kernel {} is {state}: cannot {action}{}", Quoted(id), next_step(*state, *action))]
+    #[non_exhaustive]
     KernelState {
         /// The kernel the error is about.
         id: String,
@@ -34,6 +36,7 @@ pub enum Error {
     /// its messages (from the front) were queued before; those are answered, the rest were not
     /// queued.
     #[error("queue of kernel {} is full ({}){}{}", Quoted(id), messages(*.capacity), batch_part(*.accepted), stall_part(stall))]
+    #[non_exhaustive]
     QueueFull {
         /// The kernel whose input queue is full.
         id: String,
@@ -47,6 +50,7 @@ pub enum Error {
 
     /// A receive, call or terminate outlasted its timeout.
     #[error("{operation} on kernel {} timed out after {} ms{}{}", Quoted(id), millis(timeout), unprocessed_part(*.unprocessed), stall_part(stall))]
+    #[non_exhaustive]
     Timeout {
         /// The kernel the error is about.
         id: String,
@@ -63,6 +67,7 @@ pub enum Error {
 
     /// A message that does not fit the kernel's layout; `field` is the path of the bad field.
     #[error("malformed message for kernel {}: {} {problem}", Quoted(id), subject(field))]
+    #[non_exhaustive]
     MessageFormat {
         /// The kernel the message was for.
         id: String,
@@ -76,6 +81,7 @@ pub enum Error {
     /// The kernel's WGSL (or its host handler) was refused; `line`/`column` are in the user's
     /// own source when the compiler gave a position.
     #[error("kernel {} failed to compile{}: {message}", Quoted(id), location(*.line, *.column))]
+    #[non_exhaustive]
     KernelCompile {
         /// The kernel that failed to compile.
         id: String,
@@ -90,6 +96,7 @@ pub enum Error {
     /// The handler dropped the message of this `call` (a handler that may drop chose to, or a
     /// host handler failed on it), so it has no answer.
     #[error("kernel {} dropped the message of this call: {}", Quoted(id), .failure.as_deref().unwrap_or("its handler dropped it"))]
+    #[non_exhaustive]
     MessageDropped {
         /// The kernel whose handler dropped the message.
         id: String,
@@ -100,6 +107,7 @@ pub enum Error {
 
     /// No adapter; `reason` says what was tried.
     #[error("no GPU backend available: {reason}")]
+    #[non_exhaustive]
     BackendUnavailable {
         /// What was tried and why it failed.
         reason: String,
@@ -116,6 +124,7 @@ pub enum Error {
 
     /// The GPU device was lost; kernels wait for recovery.
     #[error("GPU device lost: {reason}")]
+    #[non_exhaustive]
     DeviceLost {
         /// Why the device was lost, as reported.
         reason: String,
@@ -124,6 +133,7 @@ pub enum Error {
     /// A kernel was terminated while its device was lost and nothing would recover it:
     /// `unprocessed` of its messages were never processed. Of [`ErrorKind::DeviceLost`].
     #[error("GPU device lost: {reason}; kernel {} stopped with {} unprocessed", Quoted(id), messages(*.unprocessed as usize))]
+    #[non_exhaustive]
     StrandedByDeviceLoss {
         /// The kernel.
         id: String,
@@ -137,6 +147,7 @@ pub enum Error {
     /// protected operation was refused and nothing of it was queued. Try again after
     /// `retry_after`.
     #[error("circuit of kernel {} is open: retry in {} ms", Quoted(id), crate::platform::Float(millis(retry_after).0.ceil()))]
+    #[non_exhaustive]
     CircuitOpen {
         /// The kernel whose circuit refused.
         id: String,
@@ -151,6 +162,7 @@ pub enum Error {
          below {required}",
         Quoted(id)
     )]
+    #[non_exhaustive]
     Overloaded {
         /// The kernel the message was for.
         id: String,
@@ -166,6 +178,7 @@ pub enum Error {
     /// failed: each one's own error, in id order (a single failure is that kernel's error
     /// alone), and every message they left unprocessed, summed. Of the first error's kind.
     #[error("{} kernels failed to terminate ({} left unprocessed in all): {}", .errors.len(), messages(*.unprocessed as usize), Each(.errors))]
+    #[non_exhaustive]
     SeveralKernels {
         /// Each failed kernel's error, by kernel id.
         errors: Vec<Error>,
@@ -220,10 +233,6 @@ pub enum ErrorKind {
     OutOfRange,
 }
 
-/// `timeout` in milliseconds as a number prints (`0.5`, `1500`, `2.25`), from whole
-/// milliseconds and the nanoseconds past them, so whole milliseconds stay exact. Printed as the
-/// platform prints floats (JavaScript's shortest digits on the web): printing a `u128` or
-/// Rust's `f64` would link their formatting into the wasm for this one number.
 /// A kernel id as error texts show it: in single quotes, with quotes, backslashes and control
 /// characters escaped, so an id can neither end its quote nor start a line of its own, and cut
 /// after [`SHOWN_ID_BYTES`] bytes (an id looked up may be any string, a megabyte long).
@@ -250,6 +259,10 @@ impl std::fmt::Display for Quoted<'_> {
     }
 }
 
+/// `timeout` in milliseconds as a number prints (`0.5`, `1500`, `2.25`), from whole
+/// milliseconds and the nanoseconds past them, so whole milliseconds stay exact. Printed as the
+/// platform prints floats (JavaScript's shortest digits on the web): printing a `u128` or
+/// Rust's `f64` would link their formatting into the wasm for this one number.
 fn millis(timeout: &std::time::Duration) -> crate::platform::Float {
     let whole = timeout.as_secs() as f64 * 1000.0 + f64::from(timeout.subsec_millis());
     crate::platform::Float(whole + f64::from(timeout.subsec_nanos() % 1_000_000) / 1e6)

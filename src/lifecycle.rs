@@ -222,6 +222,7 @@ impl KernelMode {
 
 /// Where a legal action leads (see [`KernelState::step`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Next {
     /// This state.
     State(KernelState),
@@ -231,6 +232,7 @@ pub enum Next {
 
 /// An action the table refuses in a state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IllegalTransition {
     /// The state the kernel is in.
     pub state: KernelState,

@@ -404,6 +404,8 @@ enum Width {
     Exact,
     /// `[i32; 2]`: 8 bytes, bigger than a ring slot.
     Wide,
+    /// `f32`: the doubler's 4 bytes, but another scalar than its `i32`.
+    Float,
 }
 
 type Fields = Vec<(String, Value)>;
@@ -553,14 +555,18 @@ async fn run(rt: &Runtime, op: &Op) -> Result<(), Error> {
         SendPod(id, Short, timeout) => rt.send_pod(id, &7u16, *timeout).await,
         SendPod(id, Exact, timeout) => rt.send_pod(id, &7i32, *timeout).await,
         SendPod(id, Wide, timeout) => rt.send_pod(id, &[7i32, 8], *timeout).await,
+        SendPod(id, Float, timeout) => rt.send_pod(id, &1.5f32, *timeout).await,
         SendBatch(id, Short, timeout) => rt.send_batch(id, &[7u16, 8], *timeout).await.map(drop).map_err(Error::from),
         SendBatch(id, Exact, timeout) => rt.send_batch(id, &[7i32, 8], *timeout).await.map(drop).map_err(Error::from),
         SendBatch(id, Wide, timeout) => rt.send_batch(id, &[[7i32, 8]], *timeout).await.map(drop).map_err(Error::from),
+        SendBatch(id, Float, timeout) => rt.send_batch(id, &[1.5f32], *timeout).await.map(drop).map_err(Error::from),
         Call(id, fields, timeout) => rt.call(id, &borrowed(fields), *timeout).await.map(drop),
         CallPacked(id, bytes, timeout) => rt.call_packed(id, bytes, *timeout).await.map(drop),
         CallPod(id, input, output, timeout) => match (input, output) {
             (Short, _) => rt.call_pod::<u16, i32>(id, &7, *timeout).await.map(drop),
             (Wide, _) => rt.call_pod::<[i32; 2], i32>(id, &[7, 8], *timeout).await.map(drop),
+            (Float, _) => rt.call_pod::<f32, i32>(id, &1.5, *timeout).await.map(drop),
+            (Exact, Float) => rt.call_pod::<i32, f32>(id, &7, *timeout).await.map(drop),
             (Exact, Short) => rt.call_pod::<i32, u16>(id, &7, *timeout).await.map(drop),
             (Exact, Exact) => rt.call_pod::<i32, i32>(id, &7, *timeout).await.map(drop),
             (Exact, Wide) => rt.call_pod::<i32, [i32; 2]>(id, &7, *timeout).await.map(drop),
@@ -572,9 +578,11 @@ async fn run(rt: &Runtime, op: &Op) -> Result<(), Error> {
         ReceivePod(id, Short, timeout) => rt.receive_pod::<u16>(id, *timeout).await.map(drop),
         ReceivePod(id, Exact, timeout) => rt.receive_pod::<i32>(id, *timeout).await.map(drop),
         ReceivePod(id, Wide, timeout) => rt.receive_pod::<[i32; 2]>(id, *timeout).await.map(drop),
+        ReceivePod(id, Float, timeout) => rt.receive_pod::<f32>(id, *timeout).await.map(drop),
         ReceiveBatch(id, Short, timeout) => rt.receive_batch::<u16>(id, 8, *timeout).await.map(drop),
         ReceiveBatch(id, Exact, timeout) => rt.receive_batch::<i32>(id, 8, *timeout).await.map(drop),
         ReceiveBatch(id, Wide, timeout) => rt.receive_batch::<[i32; 2]>(id, 8, *timeout).await.map(drop),
+        ReceiveBatch(id, Float, timeout) => rt.receive_batch::<f32>(id, 8, *timeout).await.map(drop),
         State(id) => rt.state(id).map(drop),
         Mode(id) => rt.mode(id).map(drop),
         Telemetry(id) => rt.telemetry(id).map(drop),
@@ -673,7 +681,7 @@ fn check(rt: &Runtime, case: &Case) -> Result<(), String> {
     match (&case.detail, &error) {
         (Detail::None, _) => {}
         (Detail::Field(path), Error::MessageFormat { field, .. }) if field == path => {}
-        (Detail::State(id, state, action), Error::KernelState { id: i, state: s, action: a })
+        (Detail::State(id, state, action), Error::KernelState { id: i, state: s, action: a, .. })
             if (id, state, action) == (i, s, a) => {}
         (Detail::Compile { line, column, mentions }, Error::KernelCompile { line: l, column: c, message, .. })
             if (line, column) == (l, c) && mentions.iter().all(|word| message.contains(word)) => {}
@@ -1045,6 +1053,15 @@ fn packed_rows() -> Vec<Case> {
         case("receive_pod as an 8-byte answer", ReceivePod(a(), Wide, Some(Duration::from_millis(0))), format),
         case("receive_pod as a 2-byte answer", ReceivePod(a(), Short, Some(Duration::from_millis(0))), format),
         case("call_pod answered as an 8-byte type", CallPod(l(), Exact, Wide, Some(Duration::from_millis(0))), format),
+        // The right size but another scalar: its bits would be read as the doubler's `i32`s.
+        case("send_pod of an f32", SendPod(l(), Float, Some(Duration::from_millis(0))), format).field("Request"),
+        case("send_batch of f32s", SendBatch(l(), Float, Some(Duration::from_millis(0))), format).field("Request"),
+        case("call_pod of an f32", CallPod(l(), Float, Exact, Some(Duration::from_millis(0))), format).field("Request"),
+        case("call_pod answered as an f32", CallPod(l(), Exact, Float, Some(Duration::from_millis(0))), format)
+            .field("Response"),
+        case("receive_pod as an f32", ReceivePod(a(), Float, Some(Duration::from_millis(0))), format).field("Response"),
+        case("receive_batch as f32s", ReceiveBatch(a(), Float, Some(Duration::from_millis(0))), format)
+            .field("Response"),
         case("send to a full queue", Send(f(), value(1.0), Some(Duration::from_millis(0))), "QueueFullError"),
         case("send_pod to a full queue", SendPod(f(), Exact, Some(Duration::from_millis(0))), "QueueFullError"),
         case("call to a full queue", Call(f(), value(1.0), Some(Duration::from_millis(0))), "QueueFullError"),

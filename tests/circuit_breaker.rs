@@ -77,7 +77,9 @@ fn handler_errors_open_the_circuit_which_refuses_then_probes_and_closes() {
 
         // Refused, whole, and nothing queued: single sends, batches, calls, handles, execute.
         let refused = rt.send_pod("flaky", &7i32, LONG).await.unwrap_err();
-        assert!(matches!(&refused, Error::CircuitOpen { id, retry_after } if id == "flaky" && *retry_after <= OPEN));
+        assert!(
+            matches!(&refused, Error::CircuitOpen { id, retry_after, .. } if id == "flaky" && *retry_after <= OPEN)
+        );
         assert!(refused.to_string().contains("circuit of kernel 'flaky' is open"), "{refused}");
         assert_eq!(rt.send_batch("flaky", &[1i32, 2, 3], LONG).await.unwrap_err().error.kind(), ErrorKind::CircuitOpen);
         assert_eq!(rt.call_pod::<i32, i32>("flaky", &1, LONG).await.unwrap_err().kind(), ErrorKind::CircuitOpen);
@@ -182,6 +184,25 @@ fn execute_counts_the_callers_outcomes() {
         assert_eq!(circuit.execute(failing).await.unwrap_err().kind(), ErrorKind::KernelNotFound);
         let fresh = rt.circuit_breaker("guarded").unwrap();
         assert_eq!((fresh.state().unwrap(), fresh.status().unwrap().failures), (CircuitState::Closed, 0));
+    });
+}
+
+/// An open time longer than a `Duration` can say after the clock's milliseconds (the
+/// largest) refuses with that as its wait, rather than panicking in every send that checks it.
+#[test]
+fn a_circuit_open_for_the_longest_duration_refuses_and_says_so() {
+    let rt = runtime(BackendChoice::Cpu, Some(breaker(1).with_open_duration(Duration::MAX)));
+    pollster::block_on(async {
+        start(&rt, flaky("guarded")).await;
+        let circuit = rt.circuit_breaker("guarded").unwrap();
+        let failing = || async { Err::<(), _>(Error::InvalidArgument("the caller's own failure".into())) };
+        assert_eq!(circuit.execute(failing).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+        match rt.send_pod("guarded", &1i32, LONG).await.unwrap_err() {
+            Error::CircuitOpen { retry_after, .. } => assert_eq!(retry_after, Duration::MAX),
+            other => panic!("not refused by the open circuit: {other}"),
+        }
+        let status = circuit.status().unwrap();
+        assert_eq!((status.state, status.retry_after), (CircuitState::Open, Some(Duration::MAX)));
     });
 }
 

@@ -176,7 +176,10 @@ fn host_handlers_that_drop_fail_or_panic_are_counted_and_reported() {
         }
         assert_eq!(answers, [20, 40], "dropped and failed messages leave no answer, the rest keep their order");
         let e = rt.call_pod::<i32, i32>("picky", &5, Some(Duration::from_millis(5000))).await.unwrap_err();
-        assert_eq!(e, Error::MessageDropped { id: "picky".into(), failure: None }, "dropped on purpose: {e}");
+        assert!(
+            matches!(&e, Error::MessageDropped { id, failure: None, .. } if id == "picky"),
+            "dropped on purpose: {e}"
+        );
         let t = rt.telemetry("picky").unwrap().unwrap();
         assert_eq!((t.messages_processed, t.messages_dropped, t.errors), (5, 3, 1));
         let why = t.last_error.expect("the panic is reported");
@@ -219,7 +222,10 @@ fn a_call_hears_why_its_own_message_failed_and_last_error_is_the_latest() {
         let (three, four, ()) = futures_util::future::join3(three, four, five).await;
         let e = three.unwrap_err();
         let failure = "the host handler failed: odd 3";
-        assert_eq!(e, Error::MessageDropped { id: "odd-fails".into(), failure: Some(failure.into()) });
+        assert!(
+            matches!(&e, Error::MessageDropped { id, failure: Some(f), .. } if id == "odd-fails" && f == failure),
+            "{e:?}"
+        );
         assert_eq!(e.to_string(), format!("kernel 'odd-fails' dropped the message of this call: {failure}"));
         assert_eq!(four.unwrap(), 8);
         let t = rt.telemetry("odd-fails").unwrap().unwrap();

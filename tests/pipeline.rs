@@ -174,6 +174,16 @@ fn bad_routes_are_refused_by_name() {
         refused(rt.connect("r-keep-even", &ids[0]).await, "may drop messages");
         rt.disconnect(&ids[2]).await.unwrap();
         refused(rt.disconnect(&ids[2]).await, "not connected");
+        // Ids are shown escaped, as in every error: a quote or a line break ends nothing.
+        let odd = "odd'\nid";
+        rt.launch_as("doubler", odd, LaunchOptions::default()).await.unwrap();
+        let e = rt.disconnect(odd).await.unwrap_err();
+        assert_eq!(e.to_string(), r"invalid argument: disconnect('odd\'\u{a}id'): it is not connected");
+        let e = rt.connect(odd, odd).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r"invalid argument: connect('odd\'\u{a}id', 'odd\'\u{a}id'): a kernel cannot feed itself"
+        );
         rt.connect(&ids[3], &ids[0]).await.unwrap(); // 2 no longer feeds 3, so 3 → 0 → 1 → 2 is a chain
         let e = rt.call_pod::<i32, i32>(&ids[0], &1, Some(Duration::from_millis(1000))).await.unwrap_err();
         assert!(e.to_string().contains("is connected to"), "{e}");

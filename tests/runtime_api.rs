@@ -41,7 +41,10 @@ fn register_worker(id: &str) {
 }
 
 fn assert_state_error(result: Result<(), Error>, id: &str, state: KernelState, action: Action) {
-    assert_eq!(result, Err(Error::KernelState { id: id.into(), state, action }), "{id}: {state} must refuse {action}");
+    assert!(
+        matches!(&result, Err(Error::KernelState { id: i, state: s, action: a, .. }) if i == id && *s == state && *a == action),
+        "{id}: {state} must refuse {action}: {result:?}"
+    );
 }
 
 // ---- the seeds' usage examples (RingKernelRuntime reference page), ported ----
@@ -420,10 +423,11 @@ fn a_full_queue_waits_then_refuses_and_keeps_what_it_accepted() {
         let stall = Some(Stall::Inactive(KernelState::Launched));
         let cut = partial.unwrap_err();
         assert_eq!(cut.accepted, 4, "only room for 4");
-        assert_eq!(cut.error, Error::QueueFull { id: "doubler".into(), capacity: 4, accepted: 4, stall });
+        let full = |e: &Error, n| matches!(e, Error::QueueFull { id, capacity: 4, accepted, stall: s, .. } if id == "doubler" && *accepted == n && *s == stall);
+        assert!(full(&cut.error, 4), "{:?}", cut.error);
         let started = Instant::now();
         let e = rt.send_pod("doubler", &7, Some(Duration::from_millis(150))).await.unwrap_err();
-        assert_eq!(e, Error::QueueFull { id: "doubler".into(), capacity: 4, accepted: 0, stall });
+        assert!(full(&e, 0), "{e:?}");
         assert!(e.to_string().ends_with("; the kernel processes nothing while it is launched, not active"), "{e}");
         let e = rt.receive("doubler", Some(Duration::from_millis(1))).await.unwrap_err();
         assert!(e.to_string().ends_with("while it is launched, not active"), "a receive says why nothing came: {e}");

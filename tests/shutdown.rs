@@ -334,7 +334,7 @@ fn several_kernels_out_of_time_are_reported_together() {
             }
             let error = rt.terminate_all(NOW).await.unwrap_err();
             assert_eq!(error.kind(), ErrorKind::Timeout, "{backend:?}: {error}");
-            let Error::SeveralKernels { errors, unprocessed } = &error else { panic!("{backend:?}: {error}") };
+            let Error::SeveralKernels { errors, unprocessed, .. } = &error else { panic!("{backend:?}: {error}") };
             let each: Vec<(&str, u64)> = errors
                 .iter()
                 .map(|e| match e {

@@ -276,9 +276,9 @@ pub fn register(definition: KernelDefinition) -> Result<(), Error> {
     let mut registry = registry().lock().expect("kernel registry poisoned");
     if registry.contains_key(&definition.id) {
         return Err(Error::InvalidArgument(format!(
-            "a kernel named '{}' is already registered; register_or_replace replaces it, and a second instance \
+            "a kernel named {} is already registered; register_or_replace replaces it, and a second instance \
              runs under another id (Runtime::launch_as)",
-            definition.id
+            crate::error::Quoted(&definition.id)
         )));
     }
     registry.insert(definition.id.clone(), Arc::new(definition));

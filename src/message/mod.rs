@@ -486,7 +486,27 @@ impl MessageLayout {
                 ),
             ));
         }
-        Ok(())
+        self.check_pod_scalars::<T>().map_err(|problem| FieldError::new(&self.name, problem))
+    }
+
+    /// Refuses `T` when it is a plain `i32`, `u32` or `f32`, or an array of one, and a field of
+    /// this layout holds another scalar: its bytes would be read as that scalar's bits (`1.5f32`
+    /// as the `i32` 1069547520). Other Pod types (structs) are compared by size alone.
+    pub(crate) fn check_pod_scalars<T: 'static>(&self) -> Result<(), String> {
+        let name = std::any::type_name::<T>();
+        // `f32`, `[f32; 4]`, `[[f32; 2]; 3]`: the scalar is the name inside the brackets.
+        let inner = name.trim_start_matches('[').split(';').next().unwrap_or_default();
+        match Scalar::parse(inner) {
+            Some(scalar) if !self.made_of(scalar) => {
+                Err(format!("holds fields that are not {scalar}, so {name} would be read as their bits"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether every number in this layout, nested messages' too, is a `scalar`.
+    fn made_of(&self, scalar: Scalar) -> bool {
+        self.fields.iter().all(|field| field.ty.made_of(scalar))
     }
 
     fn contains_struct_named(&self, name: &str) -> bool {
@@ -495,6 +515,15 @@ impl MessageLayout {
 }
 
 impl FieldType {
+    /// Whether every number in this type is a `scalar`.
+    fn made_of(&self, scalar: Scalar) -> bool {
+        match self {
+            FieldType::Scalar(s) | FieldType::Vector(s, _) => *s == scalar,
+            FieldType::Array(element, _) => element.made_of(scalar),
+            FieldType::Struct(layout) => layout.made_of(scalar),
+        }
+    }
+
     /// The length of the longest array in this type outside nested messages (their own
     /// layouts were checked when they were made).
     fn longest_array(&self) -> Option<u32> {
@@ -729,5 +758,25 @@ mod tests {
         let err =
             MessageLayout::builder("P").field("position", FieldType::vector(Scalar::F32, 3)).build_for::<[f32; 3]>();
         assert!(err.unwrap_err().problem.contains("padding"));
+    }
+
+    #[test]
+    fn check_pod_refuses_plain_numbers_of_another_scalar() {
+        let ints =
+            MessageLayout::new("I", &[("a", FieldType::Scalar(Scalar::I32)), ("b", FieldType::vector(Scalar::I32, 2))])
+                .unwrap();
+        assert!(ints.check_pod::<[i32; 4]>().is_ok());
+        let err = ints.check_pod::<[f32; 4]>().unwrap_err();
+        assert_eq!(err.problem, "holds fields that are not f32, so [f32; 4] would be read as their bits");
+        let one = MessageLayout::new("One", &[("v", FieldType::Scalar(Scalar::U32))]).unwrap();
+        assert!(one.check_pod::<u32>().is_ok());
+        assert!(one.check_pod::<i32>().is_err());
+        // Nested messages count; a struct is checked by size alone.
+        let outer = MessageLayout::new("Outer", &[("inner", FieldType::message(&one))]).unwrap();
+        assert!(outer.check_pod_scalars::<f32>().is_err());
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        struct Anything(f32);
+        assert!(one.check_pod::<Anything>().is_ok());
     }
 }

@@ -157,7 +157,9 @@ impl Runtime {
     }
 
     /// Queues one `#[repr(C)]` message whose bytes match the kernel's input layout.
+    /// A plain `i32`, `u32` or `f32` (or an array of one) must be the layout's own scalar.
     pub async fn send_pod<T: bytemuck::Pod>(&self, id: &str, message: &T, timeout: Option<Duration>) -> Result<()> {
+        self.counted(id, self.definition(id).and_then(|def| pod_scalars_match::<T>(id, &def.input)))?;
         self.send_bytes(id, bytemuck::bytes_of(message), timeout).await
     }
 
@@ -207,8 +209,11 @@ impl Runtime {
         messages: &[T],
         timeout: Option<Duration>,
     ) -> Result<usize, BatchSendError> {
-        let size = self.counted(id, self.expect_message_size(id, std::mem::size_of::<T>()));
-        size.map_err(|error| BatchSendError { accepted: 0, error })?;
+        let checked = self.definition(id).and_then(|def| {
+            message_size_matches(id, &def.input, std::mem::size_of::<T>())?;
+            pod_scalars_match::<T>(id, &def.input)
+        });
+        self.counted(id, checked).map_err(|error| BatchSendError { accepted: 0, error })?;
         self.send_packed(id, bytemuck::cast_slice(messages), timeout).await
     }
 
@@ -314,6 +319,8 @@ impl Runtime {
     ) -> Result<Out> {
         // Checked before sending: a wrong `Out` must not cost the message its answer.
         self.counted(id, self.expect_answer_size::<Out>(id))?;
+        let input = self.definition(id).and_then(|def| pod_scalars_match::<In>(id, &def.input));
+        self.counted(id, input)?;
         let bytes = bytemuck::bytes_of(message);
         let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_message(id, layout, bytes, slot);
         self.call_with(id, timeout, &pack, |_, answer| Ok(bytemuck::pod_read_unaligned(answer))).await
@@ -863,7 +870,7 @@ impl Runtime {
             if !layout.size().is_multiple_of(std::mem::size_of::<T>()) {
                 return Err(pod_error::<T>(id, layout.size()));
             }
-            Ok(())
+            pod_scalars_match::<T>(id, layout)
         };
         // Straight from the output queue into the answer vector: one copy.
         let result = self.receive_inner(id, timeout, check, |_, outbox| outbox.pop_many_as::<T>(max)).await;
@@ -974,13 +981,8 @@ impl Runtime {
     }
 
     /// Refuses a `#[repr(C)]` answer type whose size is not the output layout's.
-    fn expect_answer_size<T>(&self, id: &str) -> Result<()> {
-        answer_size_matches::<T>(id, &self.output_layout(id)?)
-    }
-
-    /// Refuses one message (or a `#[repr(C)]` type) whose size is not the input layout's.
-    fn expect_message_size(&self, id: &str, got: usize) -> Result<()> {
-        message_size_matches(id, &self.input_layout(id)?, got)
+    fn expect_answer_size<T: 'static>(&self, id: &str) -> Result<()> {
+        answer_size_matches::<T>(id, &self.definition(id)?.output)
     }
 }
 
@@ -1198,7 +1200,7 @@ fn message_size_matches(id: &str, layout: &MessageLayout, got: usize) -> Result<
     Ok(())
 }
 
-fn answer_size_matches<T>(id: &str, layout: &MessageLayout) -> Result<()> {
+fn answer_size_matches<T: 'static>(id: &str, layout: &MessageLayout) -> Result<()> {
     let size = layout.size();
     if std::mem::size_of::<T>() != size {
         return Err(Error::MessageFormat {
@@ -1207,7 +1209,17 @@ fn answer_size_matches<T>(id: &str, layout: &MessageLayout) -> Result<()> {
             problem: format!("is {} bytes, but answers are {size} bytes", std::mem::size_of::<T>()),
         });
     }
-    Ok(())
+    pod_scalars_match::<T>(id, layout)
+}
+
+/// Refuses a plain number type (or an array of one) of another scalar than the layout's (see
+/// [`MessageLayout::check_pod_scalars`]): its bytes would be read as their bits.
+fn pod_scalars_match<T: 'static>(id: &str, layout: &MessageLayout) -> Result<()> {
+    layout.check_pod_scalars::<T>().map_err(|problem| Error::MessageFormat {
+        id: id.to_owned(),
+        field: layout.name().to_owned(),
+        problem,
+    })
 }
 
 fn pod_error<T>(id: &str, got: usize) -> Error {

@@ -19,7 +19,7 @@
 //! from the last stage. Terminating a kernel takes it out of its pipeline first.
 
 use super::Runtime;
-use crate::error::{Error, Result};
+use crate::error::{Error, Quoted, Result};
 use crate::lifecycle::{Action, KernelState};
 use crate::message::same_bytes;
 use crate::table::Table;
@@ -38,7 +38,8 @@ impl Runtime {
     /// same. [`LaunchOptions::unfused`](crate::LaunchOptions::unfused()) opts a kernel out.
     pub async fn connect(&self, from: &str, to: &str) -> Result<()> {
         let mut table = self.open_table()?;
-        let invalid = |why: String| Err(Error::InvalidArgument(format!("connect('{from}', '{to}'): {why}")));
+        let (quoted_from, quoted_to) = (Quoted(from), Quoted(to));
+        let invalid = |why: String| Err(Error::InvalidArgument(format!("connect({quoted_from}, {quoted_to}): {why}")));
         if from == to {
             return invalid("a kernel cannot feed itself".into());
         }
@@ -50,14 +51,14 @@ impl Runtime {
         }
         let (source, target) = (&table.kernels[from], &table.kernels[to]);
         if let Some(existing) = &source.route.downstream {
-            return invalid(format!("'{from}' already feeds '{existing}'; disconnect it first"));
+            return invalid(format!("{quoted_from} already feeds {}; disconnect it first", Quoted(existing)));
         }
         if let Some(existing) = &target.route.upstream {
-            return invalid(format!("'{to}' is already fed by '{existing}'; disconnect that first"));
+            return invalid(format!("{quoted_to} is already fed by {}; disconnect that first", Quoted(existing)));
         }
         if !same_bytes(&source.def.output, &target.def.input) {
             return invalid(format!(
-                "'{from}' answers {} but '{to}' takes {}: the layouts must match byte for byte",
+                "{quoted_from} answers {} but {quoted_to} takes {}: the layouts must match byte for byte",
                 source.def.output.name(),
                 target.def.input.name()
             ));
@@ -66,14 +67,14 @@ impl Runtime {
         let calls = source.mailbox.ledger.calls_in_flight();
         if calls > 0 {
             return invalid(format!(
-                "'{from}' has {} in flight, waiting or given up, whose answers are still to come; connect once it has \
+                "{quoted_from} has {} in flight, waiting or given up, whose answers are still to come; connect once it has \
                  answered them",
                 crate::error::plural(calls, "call", "calls")
             ));
         }
         if source.resources.exec.as_ref().is_some_and(|exec| exec.drops_on_gpu()) {
             return invalid(format!(
-                "'{from}' may drop messages (fn handle(..) -> bool), so its answers cannot be forwarded slot for slot \
+                "{quoted_from} may drop messages (fn handle(..) -> bool), so its answers cannot be forwarded slot for slot \
                  on the GPU"
             ));
         }
@@ -100,7 +101,7 @@ impl Runtime {
         let mut table = self.open_table()?;
         let kernel = table.kernel(from)?;
         let Some(to) = kernel.route.downstream.take() else {
-            return Err(Error::InvalidArgument(format!("disconnect('{from}'): it is not connected")));
+            return Err(Error::InvalidArgument(format!("disconnect({}): it is not connected", Quoted(from))));
         };
         if let Some(target) = table.kernels.get_mut(&to) {
             target.route.upstream = None;

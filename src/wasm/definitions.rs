@@ -114,7 +114,8 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
         let key = key.as_string().unwrap_or_default();
         if !DEFINITION_KEYS.contains(&key.as_str()) {
             return Err(type_error(format!(
-                "kernel {quoted}: unknown key '{key}' (expected one of {})",
+                "kernel {quoted}: unknown key {} (expected one of {})",
+                Quoted(&key),
                 DEFINITION_KEYS.join(", ")
             )));
         }

@@ -23,6 +23,8 @@ use wasm_bindgen::JsCast;
 
 use std::time::Duration;
 
+use crate::error::Quoted;
+
 use super::abort::{as_signal, AbortSignal};
 use super::errors::{js_error, range_error, type_error};
 use super::messages::{js_string, shown};
@@ -247,13 +249,14 @@ fn check_keys_and(value: &JsValue, known: &[&str], also: Option<&str>, what: &st
         if !known.contains(&key.as_str()) && also != Some(key.as_str()) {
             let also = also.map_or(String::new(), |also| format!(", {also}"));
             return Err(type_error(format!(
-                "{what}: unknown option '{key}' (expected one of {}{also})",
+                "{what}: unknown option {} (expected one of {}{also})",
+                Quoted(&key),
                 known.join(", ")
             )));
         }
         // serde-wasm-bindgen took a BigInt for a number, which these options are not.
         if Reflect::get(value, &js_key)?.is_bigint() {
-            return Err(type_error(format!("{what}: option '{key}' must be a number, got a BigInt")));
+            return Err(type_error(format!("{what}: option {} must be a number, got a BigInt", Quoted(&key))));
         }
     }
     Ok(())
