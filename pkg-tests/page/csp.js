@@ -17,6 +17,13 @@ try {
   const answers = [];
   while (answers.length < 3) answers.push(...(await doubler.receiveBatch({ timeout: 20000 })));
   const called = await doubler.call({ value: 21 }, { timeout: 20000 });
+  // Fields as for...in lists them, as the codecs read them: inherited ones count, and a class
+  // instance gives its own.
+  const inherited = await doubler.call(Object.create({ value: 21 }), { timeout: 20000 });
+  class Msg { constructor(value) { this.value = value; } }
+  await doubler.sendBatch([Object.create({ value: 1 }), new Msg(2)]);
+  const mixed = [];
+  while (mixed.length < 2) mixed.push(...(await doubler.receiveBatch({ timeout: 20000 })));
   let refused = null;
   try {
     await doubler.sendBatch([{ value: 1 }, { value: 0.5 }]);
@@ -27,7 +34,7 @@ try {
     wgsl: "fn handle(b: CspBody) -> CspBody { return b; }" }, { autoActivate: true });
   const body = await echo.call({ position: [0.5, 1, 2], tags: [7, 8] }, { timeout: 20000 });
   await runtime.dispose();
-  window.__csp = { ok: true, codegen, answers, called, refused,
+  window.__csp = { ok: true, codegen, answers, called, inherited, mixed, refused,
     body: { position: Array.from(body.position), tags: Array.from(body.tags), types: [body.position.constructor.name, body.tags.constructor.name] } };
 } catch (e) {
   window.__csp = { ok: false, error: `${e?.name}: ${e?.message}` };

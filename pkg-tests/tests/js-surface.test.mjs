@@ -696,6 +696,45 @@ test("a batch larger than the queue, sent before any receive, waits with a warni
   assert.match(warnings[0], /a send to kernel 'doubler' has waited 1 s for room: .*output queue is full \(1000 answers nobody has received\)/);
 });
 
+test("a message's fields are what for...in lists, with the codecs as without (the CSP test below): inherited ones count, a class instance's own do; defineMessage keeps a frozen copy of its fields", async () => {
+  const value = await inPage(`
+    const rt = await rk.RingKernelRuntime.create();
+    const doubler = await rt.launch("doubler", null, { autoActivate: true });
+    const inherited = await doubler.call(Object.create({ value: 21 }), { timeout: 20000 });
+    class Msg { constructor(value) { this.value = value; } }
+    // One the codec takes, one it leaves to the core, and a plain one: the batch goes in whole.
+    const sent = await doubler.sendBatch([Object.create({ value: 1 }), new Msg(2), { value: 3 }]);
+    const answers = [];
+    while (answers.length < 3) answers.push(...(await doubler.receiveBatch({ timeout: 20000 })));
+    const fields = { a: "i32" };
+    const A = rk.defineMessage("ForInA", fields);
+    fields.b = "f32"; // reused for another message: A keeps its one field
+    const B = rk.defineMessage("ForInB", fields);
+    let reassigned = "no error";
+    try { A.fields = fields; } catch (e) { reassigned = e.constructor.name; }
+    let inline = null;
+    try {
+      await rt.launch("forin-inline", { input: { name: "ForInA", fields: { a: "i32", z: "i32" } }, output: B,
+        wgsl: "fn handle(m: ForInA) -> ForInB { return ForInB(m.a, 0.0); }" });
+    } catch (e) {
+      inline = { name: e.name, isType: e instanceof TypeError, says: e.message.includes("'ForInA' is already defined with other fields") };
+    }
+    const a = await rt.launch("forin-a", { input: A, output: B, wgsl: "fn handle(m: ForInA) -> ForInB { return ForInB(m.a, 0.5); }" }, { autoActivate: true });
+    const viaA = await a.call({ a: 4 }, { timeout: 20000 });
+    await rt.dispose();
+    return { inherited, sent, answers, aKeys: Object.keys(A.fields), bKeys: Object.keys(B.fields),
+      frozen: Object.isFrozen(A) && Object.isFrozen(A.fields), reassigned, inline, viaA };
+  `);
+  assert.deepEqual(value.inherited, { result: 42 });
+  assert.equal(value.sent, 3);
+  assert.deepEqual(value.answers, [{ result: 2 }, { result: 4 }, { result: 6 }]);
+  assert.deepEqual([value.aKeys, value.bKeys], [["a"], ["a", "b"]]);
+  assert.equal(value.frozen, true);
+  assert.equal(value.reassigned, "TypeError", "a frozen description, in a module's strict code");
+  assert.deepEqual(value.inline, { name: "TypeError", isType: true, says: true });
+  assert.deepEqual(value.viaA, { a: 4, b: 0.5 });
+});
+
 test("under a Content-Security-Policy without 'unsafe-eval' (no codecs), objects give the same answers and refusals", async () => {
   const page = await browser.newPage();
   const errors = [];
@@ -708,6 +747,8 @@ test("under a Content-Security-Policy without 'unsafe-eval' (no codecs), objects
   assert.equal(out.codegen, "EvalError", "the policy forbids generated code");
   assert.deepEqual(out.answers, [{ result: 2 }, { result: 4 }, { result: 6 }]);
   assert.deepEqual(out.called, { result: 42 });
+  assert.deepEqual(out.inherited, { result: 42 });
+  assert.deepEqual(out.mixed, [{ result: 2 }, { result: 4 }]);
   assert.deepEqual(out.refused, { name: "MessageFormatError", field: "[1].value", isClass: true });
   assert.deepEqual(out.body, { position: [0.5, 1, 2], tags: [7, 8], types: ["Array", "Uint32Array"] });
   assert.deepEqual(errors, []);

@@ -693,7 +693,7 @@ test("nothing a JavaScript handler or a message does throws into the runtime: ea
   assertExited(result);
   const { calls, refusals, after, disposed, state } = findings(result);
   assert.deepEqual(calls.slice(0, 7).map((c) => String(c).split(":")[0]), Array(7).fill("MessageDroppedError"), JSON.stringify(calls));
-  assert.match(calls[0], /got an object that threw when read/);
+  assert.match(calls[0], /got a value that threw when read \(a getter or a Proxy's trap\)/);
   assert.match(calls[3], /the handler threw: a thrown object that cannot be shown/);
   assert.match(calls[5], /returned a Promise/);
   assert.ok(calls[6].length < 1200 && calls[6].endsWith("… (100000 characters)"), "a thrown string is cut");

@@ -159,7 +159,7 @@ fn encode_value(ty: &FieldType, value: &Value, offset: u32, path: &str, out: &mu
                 let expects = plural(count, "value", "values");
                 return Err(FieldError::new(path, format!("expects {expects} ({ty}), got {}", numbers.len())));
             }
-            let mut numbers = numbers.iter().copied();
+            let mut numbers = numbers.iter().copied().enumerate();
             write_flat(ty, &mut numbers, offset, path, out)
         }
         (FieldType::Array(element, len), Value::Array(items)) => {
@@ -186,18 +186,22 @@ fn encode_value(ty: &FieldType, value: &Value, offset: u32, path: &str, out: &mu
     }
 }
 
-/// Writes a numeric type from a flat list in memory order.
+/// Writes a numeric type from a flat list in memory order, numbered by their place in the list,
+/// which a refused number's path names (`a[40]`), as the list's own index.
 fn write_flat(
     ty: &FieldType,
-    numbers: &mut impl Iterator<Item = f64>,
+    numbers: &mut impl Iterator<Item = (usize, f64)>,
     offset: u32,
     path: &str,
     out: &mut [u8],
 ) -> Result<(), FieldError> {
+    let mut write = |scalar: Scalar, at: u32, out: &mut [u8]| {
+        let (i, n) = numbers.next().expect("count checked");
+        write_scalar(scalar, n, at, path, out).map_err(|e| FieldError::new(&format!("{path}[{i}]"), e.problem))
+    };
     match ty {
-        FieldType::Scalar(s) => write_scalar(*s, numbers.next().expect("count checked"), offset, path, out),
-        FieldType::Vector(s, n) => (0..*n)
-            .try_for_each(|i| write_scalar(*s, numbers.next().expect("count checked"), offset + 4 * i, path, out)),
+        FieldType::Scalar(s) => write(*s, offset, out),
+        FieldType::Vector(s, n) => (0..*n).try_for_each(|i| write(*s, offset + 4 * i, out)),
         FieldType::Array(element, n) => {
             (0..*n).try_for_each(|i| write_flat(element, numbers, offset + i * element.stride(), path, out))
         }
@@ -341,6 +345,15 @@ impl Value {
     }
 }
 
+/// A number in an error text: in digits where that is short, with an exponent beyond (`1e300`,
+/// `1.5e-300`, not 301 digits), and `inf` and `NaN` as Rust writes them.
+fn shown_number(n: f64) -> String {
+    match n.abs() {
+        a if a == 0.0 || (1e-4..1e16).contains(&a) => Float(n).to_string(),
+        _ => format!("{:?}", Float(n)),
+    }
+}
+
 /// Converts one host number to the 32-bit pattern of `scalar`, refusing what would not survive.
 fn scalar_bits(field: &str, scalar: Scalar, n: f64) -> Result<u32, FieldError> {
     match scalar {
@@ -349,14 +362,14 @@ fn scalar_bits(field: &str, scalar: Scalar, n: f64) -> Result<u32, FieldError> {
         Scalar::F32 => Ok((n as f32).to_bits()),
         Scalar::I32 | Scalar::U32 => {
             if !n.is_finite() || n.fract() != 0.0 {
-                return Err(FieldError::new(field, format!("expects an integer ({scalar}), got {}", Float(n))));
+                return Err(FieldError::new(field, format!("expects an integer ({scalar}), got {}", shown_number(n))));
             }
             let (min, max) = match scalar {
                 Scalar::I32 => (i32::MIN as f64, i32::MAX as f64),
                 _ => (0.0, u32::MAX as f64),
             };
             if n < min || n > max {
-                return Err(FieldError::new(field, format!("value {} is out of range for {scalar}", Float(n))));
+                return Err(FieldError::new(field, format!("value {} is out of range for {scalar}", shown_number(n))));
             }
             Ok(if scalar == Scalar::I32 { n as i32 as u32 } else { n as u32 })
         }
@@ -506,6 +519,24 @@ mod tests {
         check(vec![("value", Value::Unsupported("string".into())), ("scale", 1.0f64.into())], "value", &mut bytes);
         check(vec![("value", 1.into()), ("scale", 1.0f64.into()), ("value", 2.into())], "value", &mut bytes); // twice
         assert!(bytes.iter().all(|b| *b == 0xAA), "a refused message must not be written");
+    }
+
+    /// A number refused inside a flat list is named by its place in the list, and numbers far
+    /// from 1 are printed with an exponent.
+    #[test]
+    fn a_refused_number_in_a_list_is_named_by_its_index() {
+        let m = layout(&[("a", "array<vec2<i32>, 4>")]);
+        let mut bytes = vec![0u8; m.size()];
+        let mut numbers = vec![1.0; 8];
+        numbers[5] = 1.5;
+        let err = m.encode([("a", &Value::List(numbers.clone()))], &mut bytes).unwrap_err();
+        assert_eq!(err.to_string(), "'a[5]' expects an integer (i32), got 1.5");
+        numbers[5] = 1e300;
+        let err = m.encode([("a", &Value::List(numbers.clone()))], &mut bytes).unwrap_err();
+        assert_eq!(err.to_string(), "'a[5]' value 1e300 is out of range for i32");
+        numbers[5] = f64::INFINITY;
+        let err = m.encode([("a", &Value::List(numbers))], &mut bytes).unwrap_err();
+        assert_eq!(err.to_string(), "'a[5]' expects an integer (i32), got inf");
     }
 
     /// An f32 takes any number as a `Float32Array` stores it: NaN, ±Infinity, and numbers past

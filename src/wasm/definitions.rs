@@ -29,19 +29,21 @@ pub fn define_message(
     }
     let description = Object::new();
     Reflect::set(&description, &"name".into(), &name)?;
-    Reflect::set(&description, &"fields".into(), &fields)?;
+    // A copy, frozen with the description: the caller's object changed later (or reused for
+    // another message) must not change the message it defined.
+    if fields.is_object() {
+        Reflect::set(
+            &description,
+            &"fields".into(),
+            &Object::freeze(&Object::assign(&Object::new(), fields.unchecked_ref())),
+        )?;
+    } else {
+        Reflect::set(&description, &"fields".into(), &fields)?;
+    }
     // Validate now so a bad type is reported where it was written.
     let layout = message_layout(&description.clone().into(), 0)?;
-    // Messages that nest this one by name resolve it when used: another layout under the same
-    // name would change them silently.
-    if registry::lookup(layout.name()).is_some_and(|defined| *defined != layout) {
-        return Err(type_error(format!(
-            "message type '{}' is already defined with other fields; give this one another name",
-            layout.name()
-        )));
-    }
     registry::register(layout);
-    Ok(description.into())
+    Ok(Object::freeze(&description).into())
 }
 
 /// A description object, or the name of a defined message; `depth` counts the descriptions it
@@ -93,7 +95,15 @@ fn message_layout(description: &JsValue, depth: u32) -> Result<MessageLayout, Js
         parsed.push((field, ty));
     }
     let refs: Vec<(&str, FieldType)> = parsed.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
-    MessageLayout::new(&name, &refs).map_err(|e| type_error(format!("message {name}: {e}")))
+    let layout = MessageLayout::new(&name, &refs).map_err(|e| type_error(format!("message {name}: {e}")))?;
+    // Messages that nest a defined one by name resolve it when used: another layout under the
+    // same name, defined or described inline, would change them silently.
+    if registry::lookup(&name).is_some_and(|defined| *defined != layout) {
+        return Err(type_error(format!(
+            "message type '{name}' is already defined with other fields; give this one another name"
+        )));
+    }
+    Ok(layout)
 }
 
 const DEFINITION_KEYS: &[&str] = &["id", "input", "output", "wgsl", "handler", "workgroupSize", "state", "replace"];

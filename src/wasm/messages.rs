@@ -21,10 +21,16 @@ use crate::{MessageRef, Runtime};
 // A message's reads that user code can make throw (a getter, a Proxy's trap), caught: an
 // exception crossing into wasm would unwind past the Rust code reading the message without
 // running its destructors (a kernel's place in its line of sends never given up).
+#[wasm_bindgen(module = "/src/wasm/js/codec.js")]
+extern "C" {
+    /// A message object's `[name, value]` pairs as `for...in` lists them, as the codecs read
+    /// them (own and inherited enumerable properties).
+    #[wasm_bindgen(js_name = fieldEntries, catch)]
+    fn entries(object: &JsValue) -> Result<Array, JsValue>;
+}
+
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_namespace = Object, js_name = entries, catch)]
-    fn entries(object: &JsValue) -> Result<Array, JsValue>;
     #[wasm_bindgen(js_namespace = Array, js_name = isArray, catch)]
     fn is_array(value: &JsValue) -> Result<bool, JsValue>;
     #[wasm_bindgen(js_namespace = Array, js_name = from, catch)]
@@ -32,7 +38,7 @@ extern "C" {
 }
 
 /// What a message, or a field, is when reading it threw.
-const UNREADABLE: &str = "object that threw when read";
+const UNREADABLE: &str = "value that threw when read (a getter or a Proxy's trap)";
 
 /// One message as `send`, `call`, `trySend` and `sendEnvelope` hand it to the core. `send` and
 /// `trySend` read it when called, so an object changed afterwards is sent as it was.

@@ -397,9 +397,9 @@ export type MessageName = Capitalize<string>;
 export type ArrayType = `array<${ScalarType | VectorType | MessageName}, ${number}>` | `array<array<${string}`;
 /** A field's type: a WGSL scalar, vector or array, or another message (its description or its name). */
 export type FieldType = ScalarType | VectorType | ArrayType | MessageDescription | MessageName;
-/** What defineMessage returns: `{ name, fields: { value: "i32", ... } }`. */
+/** What defineMessage returns: `{ name, fields: { value: "i32", ... } }`, frozen (its fields a frozen copy). */
 export interface MessageDescription<N extends string = string, F extends Record<string, FieldType> = Record<string, FieldType>> {
-  name: N; fields: F;
+  readonly name: N; readonly fields: F;
 }
 
 type TypedArrayOf<T> = T extends "f32" ? Float32Array : T extends "i32" ? Int32Array : Uint32Array;
