@@ -212,7 +212,8 @@ pub struct DeviceInfo {
     pub memory_bytes: u64,
     /// Ids of the kernels placed there, sorted.
     pub kernels: Vec<String>,
-    /// Messages processed by the kernels placed there now (a kernel's count moves with it).
+    /// Messages processed there since the runtime began, by whichever kernels ran there (it
+    /// only grows: a kernel that migrates away or is removed leaves its count behind).
     pub messages_processed: u64,
     /// Messages queued or in flight on the kernels placed there.
     pub queued: u64,

@@ -56,7 +56,8 @@ const KERNEL_FAMILIES: &[Family] = &[
     },
     Family {
         name: "ringkernel_stalled_sends_total",
-        help: "Sends that waited on a kernel whose output queue was full (answers nobody received).",
+        help:
+            "Sends, calls and receives that waited a second or more on the kernel while it could not run their input.",
         kind: "counter",
         value: |k| k.stalled_sends as f64,
     },
@@ -291,7 +292,7 @@ fn render_devices(out: &mut String, summary: &RuntimeSummary) {
         ("ringkernel_device_memory_bytes", "Device bytes its kernels hold there.", "gauge", |d| d.memory_bytes as f64),
         (
             "ringkernel_device_messages_processed_total",
-            "Messages processed by the kernels placed on the device now.",
+            "Messages processed on the device, by whichever kernels ran there.",
             "counter",
             |d| d.messages_processed as f64,
         ),

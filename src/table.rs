@@ -247,6 +247,9 @@ pub(crate) struct DeviceStatus {
     pub recovery_error: Option<String>,
     /// Ticks that did work on this device.
     pub ticks: u64,
+    /// Messages its ticks processed, by whichever kernels ran there then: a count that only
+    /// grows, as a kernel migrates away or is removed.
+    pub messages_processed: u64,
 }
 
 impl DeviceStatus {

@@ -955,7 +955,7 @@ fn message_rows() -> Vec<Case> {
         ("2^31 for an i32", shape_with("i", num(2_147_483_648.0)), "i"),
         ("-2^31-1 for an i32", shape_with("i", num(-2_147_483_649.0)), "i"),
         ("2^40 for an i32", shape_with("i", num(1_099_511_627_776.0)), "i"),
-        ("an out-of-range array element", shape_with("arr", list(&[0.0, 0.0, 0.0, 2_147_483_648.0])), "arr"),
+        ("an out-of-range array element", shape_with("arr", list(&[0.0, 0.0, 0.0, 2_147_483_648.0])), "arr[3]"),
         (
             "a negative u32 in an array element",
             shape_with("items", Value::Array(vec![inner(-1.0, [0.0; 2]), inner(0.0, [0.0; 2])])),
@@ -964,13 +964,13 @@ fn message_rows() -> Vec<Case> {
         ("2^32 for a nested u32", shape_with("inner", inner(4_294_967_296.0, [0.0; 2])), "inner.a"),
         ("1.5 for an i32", shape_with("i", num(1.5)), "i"),
         ("0.5 for a u32", shape_with("u", num(0.5)), "u"),
-        ("a fraction in an integer array", shape_with("arr", list(&[0.0, 0.0, 0.5, 0.0])), "arr"),
+        ("a fraction in an integer array", shape_with("arr", list(&[0.0, 0.0, 0.5, 0.0])), "arr[2]"),
         ("NaN for an i32", shape_with("i", num(nan)), "i"),
         ("Infinity for an i32", shape_with("i", num(inf)), "i"),
         ("-Infinity for an i32", shape_with("i", num(-inf)), "i"),
         ("NaN for a u32", shape_with("u", num(nan)), "u"),
         ("Infinity for a u32", shape_with("u", num(inf)), "u"),
-        ("NaN in an integer array", shape_with("arr", list(&[nan, 0.0, 0.0, 0.0])), "arr"),
+        ("NaN in an integer array", shape_with("arr", list(&[nan, 0.0, 0.0, 0.0])), "arr[0]"),
         ("Infinity for a nested u32", shape_with("inner", inner(inf, [0.0; 2])), "inner.a"),
     ];
     let mut rows = Vec::new();
@@ -1154,6 +1154,8 @@ fn host_handler_rows() -> Vec<Case> {
     let base = || KernelDefinition::new("bad-host", doubler_request(), doubler_response(), "");
     let wide_in = base().with_host_handler(host::typed(|v: &[i32; 2], _: &mut [u32]| Some(v[0])));
     let wide_out = base().with_host_handler(host::typed(|v: &i32, _: &mut [u32]| Some([*v, 0])));
+    // The right size, another scalar: the i32 message's bits would be read as an f32.
+    let float_in = base().with_host_handler(host::typed(|v: &f32, _: &mut [u32]| Some((v * 2.0) as i32)));
     let wgsl_only = KernelDefinition::new(
         "bad-host",
         doubler_request(),
@@ -1186,6 +1188,11 @@ fn host_handler_rows() -> Vec<Case> {
             None,
             None,
             &["no host handler"],
+        ),
+        case("a host handler taking an f32 for an i32 message", launch(float_in), "KernelCompileError").compile(
+            None,
+            None,
+            &["Request holds fields that are not f32"],
         ),
         case("a host handler taking an 8-byte message", launch(wide_in), "KernelCompileError").compile(
             None,

@@ -302,6 +302,36 @@ fn migration_keeps_state_calls_and_order() {
     });
 }
 
+/// A device's count of messages processed only grows, as its metric (a Prometheus counter) must:
+/// a kernel that migrates away or is removed leaves what it processed there behind.
+#[test]
+fn a_devices_count_of_messages_processed_only_grows() {
+    let rt = two_devices(LoadBalancing::RoundRobin);
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default().on_device(D0).with_auto_activate()).await.unwrap();
+        let rt = &rt;
+        let round = |n: i32| async move {
+            rt.send_batch("doubler", &(0..n).collect::<Vec<i32>>(), None).await.unwrap();
+            let mut answered = 0;
+            while answered < n as usize {
+                answered +=
+                    rt.receive_batch::<i32>("doubler", 1000, Some(Duration::from_secs(30))).await.unwrap().len();
+            }
+        };
+        let counts = || rt.gpu_topology().devices.iter().map(|d| d.messages_processed).collect::<Vec<u64>>();
+        round(50).await;
+        assert_eq!(counts(), [50, 0]);
+        rt.migrate("doubler", D1).await.unwrap();
+        round(30).await;
+        assert_eq!(counts(), [50, 30], "device 0 keeps what it processed");
+        rt.terminate("doubler", None).await.unwrap();
+        rt.remove("doubler").unwrap();
+        assert_eq!(counts(), [50, 30], "and so do both once the kernel is gone");
+        let metrics = rt.metrics_text();
+        assert!(metrics.contains("ringkernel_device_messages_processed_total{device=\"0\"} 50"), "{metrics}");
+    });
+}
+
 /// A kernel whose state is never checkpointed moves with its state as it is on the device.
 #[test]
 fn migration_moves_a_state_that_was_never_checkpointed() {

@@ -638,19 +638,29 @@ struct Segment {
     end: second::Point,
 }
 
+/// The same mistake one struct further out, and in an array.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable, ringkernel_web::RingMessage)]
+struct Path {
+    segments: [Segment; 2],
+}
+
 /// Two nested types that share a struct name (common across Rust modules) make no layout:
-/// `typed` says so as a `MessageFormat` error instead of panicking.
+/// `typed` says so as a `MessageFormat` error instead of panicking, also for a message that
+/// holds such a type further in.
 #[test]
 fn typed_refuses_a_message_whose_nested_types_share_a_name() {
     use ringkernel_web::message::RingMessage;
     let problem = Segment::try_layout().unwrap_err();
     assert!(problem.contains("'Point' names two different message types"), "{problem}");
+    assert_eq!(Path::try_layout().unwrap_err(), problem, "the nested type's own error");
     let rt = common::runtime_on(BackendChoice::Cpu);
     pollster::block_on(async {
         let handle = rt.launch_as("doubler", "segments", LaunchOptions::default()).await.unwrap();
         let e = handle.typed::<Segment, i32>().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::MessageFormat, "{e}");
         assert!(e.to_string().contains("'Point' names two different message types"), "{e}");
+        assert_eq!(handle.typed::<i32, Path>().unwrap_err().kind(), ErrorKind::MessageFormat);
         assert!(handle.typed::<i32, i32>().is_ok(), "the kernel is untouched");
     });
 }

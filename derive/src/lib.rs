@@ -37,7 +37,8 @@ use syn::{parse_macro_input, Data, DeriveInput, Error, Field, Fields, Ident, Lit
 /// }
 /// ```
 ///
-/// Names are checked at compile time too (WGSL identifiers, not a reserved struct name). Left to
+/// Names are checked at compile time too (WGSL identifiers, not a reserved struct name, no
+/// WGSL keyword or reserved word as a field name). Left to
 /// run time, since `MessageLayout::new` sees the nested layouts: two different nested types that
 /// share a struct name, or nesting deeper than WGSL allows. `try_layout()` (built once) says so,
 /// `KernelHandle::typed` returns it as a `MessageFormat` error, and `layout()` panics with it.
@@ -104,7 +105,7 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, Error> {
     let layout_fields = wgsl.iter().map(|f| {
         let ty = wgsl_type(f);
         let name = LitStr::new(&f.name, f.ident.span());
-        quote!((#name, #ty::field_type()))
+        quote!((#name, #ty::try_field_type()?))
     });
     let offset_checks = wgsl.iter().map(|f| {
         let ty = wgsl_type(f);
@@ -132,6 +133,19 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, Error> {
             let end = #private::field_end(end, #ty::ALIGN, #ty::SIZE);
         }
     });
+    let field_word_checks = wgsl.iter().map(|f| {
+        let word = format!(
+            "ringkernel: field `{}` of `{name}` is a WGSL keyword or reserved word, which no WGSL struct member may \
+             be; rename the field",
+            f.name
+        );
+        let field_lit = LitStr::new(&f.name, f.ident.span());
+        quote_spanned! {f.ident.span()=>
+            if #private::is_reserved_word(#field_lit) {
+                ::core::panic!(#word);
+            }
+        }
+    });
     let reserved = format!(
         "ringkernel: `{name}` cannot name a WGSL message: the name is reserved by WGSL or the ring harness \
          (`RingInput`, `RingOutput`, WGSL's type names, anything starting with `ring_`); rename the struct"
@@ -152,6 +166,7 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, Error> {
             if #private::is_reserved_name(#name_lit) {
                 ::core::panic!(#reserved);
             }
+            #(#field_word_checks)*
             let end = 0;
             #(#offset_checks)*
             let _ = end;
@@ -185,6 +200,10 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, Error> {
                 fn field_type() -> #ring::FieldType {
                     #ring::FieldType::message(&<Self as #ring::RingMessage>::layout())
                 }
+
+                fn try_field_type() -> ::core::result::Result<#ring::FieldType, ::std::string::String> {
+                    <Self as #ring::RingMessage>::try_layout().map(|layout| #ring::FieldType::message(&layout))
+                }
             }
 
             impl #ring::RingMessage for #ident {
@@ -197,8 +216,9 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, Error> {
                         ::std::sync::OnceLock::new();
                     LAYOUT
                         .get_or_init(|| {
-                            #ring::MessageLayout::new(#name_lit, &[#(#layout_fields),*])
-                                .map_err(|e| ::std::format!(#invalid, e))
+                            // A nested type's own error as it is: it names its type.
+                            let fields = [#(#layout_fields),*];
+                            #ring::MessageLayout::new(#name_lit, &fields).map_err(|e| ::std::format!(#invalid, e))
                         })
                         .clone()
                 }

@@ -153,14 +153,21 @@ where
 
     fn check(&self, input: &MessageLayout, output: &MessageLayout) -> Result<(), String> {
         let sizes = [(input, std::mem::size_of::<In>()), (output, std::mem::size_of::<Out>())];
-        match sizes.iter().find(|(layout, size)| layout.size() != *size) {
-            Some((layout, size)) => Err(format!(
+        if let Some((layout, size)) = sizes.iter().find(|(layout, size)| layout.size() != *size) {
+            return Err(format!(
                 "the host handler's type for {} is {size} bytes, but the layout is {} bytes",
                 layout.name(),
                 layout.size()
-            )),
-            None => Ok(()),
+            ));
         }
+        // A plain number of another scalar would read the message's bits as its own.
+        let scalars = |layout: &MessageLayout, checked: Result<(), String>| {
+            checked.map_err(|problem| {
+                format!("the host handler's type for {}: {} {problem}", layout.name(), layout.name())
+            })
+        };
+        scalars(input, input.check_pod_scalars::<In>())?;
+        scalars(output, output.check_pod_scalars::<Out>())
     }
 }
 

@@ -346,9 +346,11 @@ const WGSL_RESERVED_WORDS: &str =
      writeonly yield";
 
 /// Names a message struct may not take besides [`WGSL_RESERVED_WORDS`]: WGSL's predeclared
-/// types (a user struct called `vec3` would shadow the builtin inside the generated module),
-/// and what the ring harness declares or calls (`shaders/harness/`; a struct called `min`
-/// would shadow the builtin the drain calls). Names starting `ring_` are the harness's too.
+/// types (a user struct called `vec3` would shadow the builtin inside the generated module)
+/// and enumerants (a struct called `storage` or `function` would stand for the harness's
+/// `var<storage, read>` and a handler's `ptr<function, ..>`), and what the ring harness
+/// declares or calls (`shaders/harness/`; a struct called `min` would shadow the builtin the
+/// drain calls). Names starting `ring_` are the harness's too.
 const RESERVED_NAMES: &str = "bool i32 u32 f32 f16 array atomic vec2 vec3 vec4 mat2x2 mat2x3 mat2x4 mat3x2 mat3x3 \
      mat3x4 mat4x2 mat4x3 mat4x4 ptr sampler sampler_comparison texture_1d texture_2d \
      texture_2d_array texture_3d texture_cube texture_cube_array texture_multisampled_2d \
@@ -357,7 +359,7 @@ const RESERVED_NAMES: &str = "bool i32 u32 f32 f16 array atomic vec2 vec3 vec4 m
      texture_depth_cube texture_depth_cube_array RingInput RingOutput RingHeader RingCounters \
      GroupEntry GroupTable RING_WORKGROUP_SIZE group_member group_table fused_handle handle \
      input_ring output_ring output_kept last_input state workgroup_memory arrayLength \
-     atomicAdd atomicLoad min select";
+     atomicAdd atomicLoad min select function private workgroup uniform storage read write read_write";
 
 impl MessageLayout {
     /// Lays out `fields` in order by WGSL's rules. Names must be WGSL identifiers and unique.
@@ -383,6 +385,9 @@ impl MessageLayout {
             }
             if laid.iter().any(|f: &Field| f.name == *field_name) {
                 return Err(FieldError::new(field_name, "appears twice"));
+            }
+            if let Some(problem) = ty.malformed() {
+                return Err(FieldError::new(field_name, problem));
             }
             if ty.contains_struct_named(name) {
                 return Err(FieldError::new(field_name, format!("nests {name} inside itself")));
@@ -515,6 +520,18 @@ impl MessageLayout {
 }
 
 impl FieldType {
+    /// What makes this type no WGSL type, for variants built by hand rather than by
+    /// [`vector`](Self::vector) and [`array`](Self::array), which assert it (nested messages'
+    /// own layouts were checked when they were made).
+    fn malformed(&self) -> Option<&'static str> {
+        match self {
+            FieldType::Vector(_, n) if !(2..=4).contains(n) => Some("is a vector of other than 2, 3 or 4 components"),
+            FieldType::Array(_, 0) => Some("is an array of no elements (WGSL's fixed arrays hold at least one)"),
+            FieldType::Array(element, _) => element.malformed(),
+            _ => None,
+        }
+    }
+
     /// Whether every number in this type is a `scalar`.
     fn made_of(&self, scalar: Scalar) -> bool {
         match self {
@@ -758,6 +775,29 @@ mod tests {
         let err =
             MessageLayout::builder("P").field("position", FieldType::vector(Scalar::F32, 3)).build_for::<[f32; 3]>();
         assert!(err.unwrap_err().problem.contains("padding"));
+    }
+
+    /// Enumerants the harness spells (`var<storage, read>`, `ptr<function, ..>`) name no
+    /// message: a struct so named would stand for them in the generated module.
+    #[test]
+    fn address_spaces_and_access_modes_name_no_message() {
+        for name in ["storage", "read", "read_write", "write", "function", "private", "workgroup", "uniform"] {
+            let e = MessageLayout::new(name, &[("v", FieldType::Scalar(Scalar::F32))]).unwrap_err();
+            assert!(e.problem.contains("reserved"), "{name}: {e}");
+        }
+        assert!(
+            MessageLayout::new("Storage", &[("read", FieldType::Scalar(Scalar::F32))]).is_ok(),
+            "as fields they are fine"
+        );
+    }
+
+    #[test]
+    fn vectors_and_arrays_built_by_hand_are_checked() {
+        let vec7 = MessageLayout::new("V", &[("v", FieldType::Vector(Scalar::F32, 7))]).unwrap_err();
+        assert_eq!(vec7.to_string(), "'v' is a vector of other than 2, 3 or 4 components");
+        let empty = FieldType::Array(Box::new(FieldType::Scalar(Scalar::U32)), 0);
+        let nested = MessageLayout::new("A", &[("a", FieldType::array(empty, 2))]).unwrap_err();
+        assert!(nested.problem.contains("no elements"), "{nested}");
     }
 
     #[test]

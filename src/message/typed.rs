@@ -51,8 +51,15 @@ pub unsafe trait WgslType: bytemuck::Pod {
     const SIZE: u32;
     /// WGSL alignment in bytes (a `vec2` is 8, a `vec3` or `vec4` 16, a struct its largest field's).
     const ALIGN: u32;
-    /// The WGSL type as a [`FieldType`].
+    /// The WGSL type as a [`FieldType`]. Panics where [`try_field_type`](Self::try_field_type)
+    /// fails.
     fn field_type() -> FieldType;
+
+    /// The WGSL type, or why a message type inside it makes no layout (see
+    /// [`RingMessage::try_layout`]), so that a message nesting it says so instead of panicking.
+    fn try_field_type() -> Result<FieldType, String> {
+        Ok(Self::field_type())
+    }
 }
 
 /// A message type: the WGSL struct a kernel receives or answers, as a Rust type. Derive it with
@@ -183,6 +190,10 @@ where
     fn field_type() -> FieldType {
         let _checked = Self::SIZE; // the stride check, wherever an array type is used
         FieldType::array(T::field_type(), N as u32)
+    }
+    fn try_field_type() -> Result<FieldType, String> {
+        let _checked = Self::SIZE;
+        Ok(FieldType::array(T::try_field_type()?, N as u32))
     }
 }
 

@@ -38,7 +38,7 @@ impl Runtime {
                     adapter: device.adapter().clone(),
                     limits: device.memory_limits(),
                     memory_bytes: memory[id.index()],
-                    messages_processed: on_it().map(|(_, k)| k.counters.messages_processed).sum(),
+                    messages_processed: status.messages_processed,
                     queued: on_it().map(|(_, k)| k.input_depth() as u64).sum(),
                     kernels,
                     lost: status.lost_reason(),

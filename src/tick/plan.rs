@@ -114,6 +114,13 @@ fn plan_with(
     defer: &mut dyn FnMut(i32) -> bool,
 ) -> Vec<Planned> {
     let mut ids = table.running_ids(Some(device));
+    // Under a budget, kernels of one stage and priority take turns going first, a working tick
+    // each: in id order every tick, the first would take the whole budget while it had a backlog,
+    // and the others would wait until it had none. (The sort is stable.)
+    if budget.is_some() && !ids.is_empty() {
+        let turn = table.ticks % ids.len() as u64;
+        ids.rotate_left(turn as usize);
+    }
     ids.sort_by_cached_key(|id| (depth(table, id), std::cmp::Reverse(table.kernels[id].priority)));
     let mut budget = budget.unwrap_or(usize::MAX);
     let mut plan: Vec<Planned> = Vec::new();
@@ -346,6 +353,24 @@ mod tests {
         assert_eq!(planned(&mut table, Some(12)), [("b-high".to_owned(), 8), ("c-mid".to_owned(), 4)]);
         // What is left goes in the next tick, the lower priority last.
         assert_eq!(planned(&mut table, Some(100)), [("c-mid".to_owned(), 4), ("a-low".to_owned(), 8)]);
+    }
+
+    #[test]
+    fn a_bounded_tick_takes_turns_among_kernels_of_one_priority() {
+        let mut table = Table::default();
+        table.kernels.insert("a".into(), doubler(0, 16));
+        table.kernels.insert("b".into(), doubler(0, 16));
+        let mut firsts = Vec::new();
+        for tick in 0..4 {
+            table.ticks = tick;
+            firsts.push(planned(&mut table, Some(8)));
+        }
+        let served = |id: &str| vec![(id.to_owned(), 8)];
+        assert_eq!(
+            firsts,
+            [served("a"), served("b"), served("a"), served("b")],
+            "neither waits for the other to empty"
+        );
     }
 
     #[test]

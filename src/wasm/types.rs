@@ -208,7 +208,7 @@ export interface DeviceInfo {
   memoryBytes: number;
   /** Ids of the kernels placed there, sorted. */
   kernels: string[];
-  /** Messages processed by the kernels placed there now (a kernel's count moves with it). */
+  /** Messages processed there since the runtime began, by whichever kernels ran there (it only grows). */
   messagesProcessed: number;
   /** Messages queued or in flight on those kernels. */
   queued: number;
