@@ -49,6 +49,18 @@ export async function misuse(): Promise<void> {
   await rays.send({ origin: new Float32Array(2) });
   await rays.send({ origin: [1, 2].map((c) => c * 2) });
   await rays.send({ origin: new Float64Array(2) }); // misuse
+  // Arrays as the runtime takes them: flat numbers for a 1-D array, flat or nested for deeper
+  // ones, read-only arrays too; no Float64Array, no object that only has a length.
+  const Grid = defineMessage("MisuseGrid", { row: "array<f32, 3>", cells: "array<array<f32, 2>, 2>", steps: "array<vec2<f32>, 2>" });
+  const grid = await runtime.launch("misuse-grid", { input: Grid, output: Grid, wgsl: "" });
+  await grid.send({ row: [1, 2, 3] as const, cells: [[1, 2], [3, 4]] as const, steps: [[1, 2], [3, 4]] as const });
+  await grid.send({ row: new Float32Array(3), cells: [1, 2, 3, 4], steps: new Float32Array(4) });
+  await grid.send({ row: new Float64Array(3), cells: [1, 2, 3, 4], steps: [1, 2, 3, 4] }); // misuse
+  await grid.send({ row: [[1, 2, 3]], cells: [1, 2, 3, 4], steps: [1, 2, 3, 4] }); // misuse
+  await grid.send({ row: { length: 3, 0: 1, 1: 2, 2: 3 }, cells: [1, 2, 3, 4], steps: [1, 2, 3, 4] }); // misuse
+  await runtime.send("doubler", new Date()); // misuse
+  // A definition's optional keys may be given as undefined (exactOptionalPropertyTypes is on).
+  ringKernel({ id: "undefined-keys", input: Point, output: Length, wgsl: "", replace: undefined, workgroupSize: undefined, state: undefined, handler: undefined });
   ringKernel({ id: "no-handler", input: Point, output: Length }); // misuse
   ringKernel({ input: Point, output: Length, wgsl: "" }); // misuse
   ringKernel({ id: "wrong-answer", input: Point, output: Length, handler: (p) => ({ length: "far" }) }); // misuse

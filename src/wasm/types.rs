@@ -368,10 +368,14 @@ export interface DeviceHealth {
 
 /** Arrays of `T`, nested to any depth (an `array<array<T, N>, M>` field). */
 export type Nested<T> = (T | Nested<T>)[];
+/** `Nested` as a field's input may come: read-only arrays too (`as const` literals). */
+export type ReadonlyNested<T> = readonly (T | ReadonlyNested<T>)[];
+/** Numbers as a vector or a numeric array field takes them, flat in memory order: an array, or a typed array of 32-bit elements (64-bit ones are refused, and so is an object that only has a length). */
+export type Numbers = readonly number[] | Float32Array | Int32Array | Uint32Array;
 /** Messages already packed in the input layout, back to back: bytes in any view whose elements are 8, 16 or 32 bits wide (64-bit elements are no message field's). A `Float32Array` is refused (TypeError) for messages with integer fields, and an `Int32Array` or `Uint32Array` for messages with `f32` fields: their bits would be read as the other kind of number. */
 export type PackedMessages = Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | DataView | ArrayBuffer;
 /** A message as sent: numbers, arrays or typed arrays of numbers, objects for nested messages. */
-export type MessageInput = { [field: string]: number | ArrayLike<number> | Nested<ArrayLike<number>> | MessageInput | Nested<MessageInput> };
+export type MessageInput = { [field: string]: number | Numbers | ReadonlyNested<Numbers> | MessageInput | ReadonlyNested<MessageInput> };
 /**
  * A message as the id-based methods (`send`, `sendBatch`, `sendEnvelope`) take it, typed by
  * whatever the caller has: a type, an interface or a class whose fields are numbers, arrays or
@@ -380,8 +384,8 @@ export type MessageInput = { [field: string]: number | ArrayLike<number> | Neste
  */
 export type MessageLike<M> = { [K in keyof M]: FieldLike<M[K]> };
 type FieldLike<V> =
-  V extends number ? number : V extends ArrayLike<number> ? V : V extends ReadonlyArray<infer E> ? ReadonlyArray<FieldLike<E>> :
-  V extends object ? MessageLike<V> : never;
+  V extends number ? number : V extends Numbers ? V : V extends ReadonlyArray<infer E> ? ReadonlyArray<FieldLike<E>> :
+  V extends (...args: never[]) => unknown ? never : V extends object ? MessageLike<V> : never;
 /** An answer: numbers, arrays of numbers for vectors, typed arrays (by the field's scalar) for numeric arrays, objects for nested messages. */
 export type MessageOutput = { [field: string]: number | number[] | Float32Array | Int32Array | Uint32Array | MessageOutput | Nested<MessageOutput> };
 
@@ -403,8 +407,6 @@ export interface MessageDescription<N extends string = string, F extends Record<
 }
 
 type TypedArrayOf<T> = T extends "f32" ? Float32Array : T extends "i32" ? Int32Array : Uint32Array;
-/** The typed arrays a vector may come in (its length is checked when sent): 32-bit elements, as every field's (a Float64Array is refused). */
-type Numbers32 = Float32Array | Int32Array | Uint32Array;
 /** An array's element (one level: `array<array<..>, N>` is not matched). */
 type ElementOf<T extends string> = T extends `array<${infer E}, ${number}>` ? E : never;
 /** The element under every level of an array: `f32` of `array<array<f32, 3>, 2>`. */
@@ -412,8 +414,9 @@ type InnermostOf<T extends string> = T extends `array<${infer R}` ? InnermostOf<
 /** The JavaScript value `send` takes for a field of type `T`. */
 export type FieldInput<T> =
   T extends ScalarType ? number :
-  T extends VectorType ? readonly number[] | Numbers32 :
-  T extends `array<${string}` ? (InnermostOf<T> extends ScalarType | VectorType ? ArrayLike<number> | Nested<ArrayLike<number>> : T extends `array<array<${string}` ? Nested<MessageInput> : FieldInput<ElementOf<T>>[]) :
+  T extends VectorType ? Numbers :
+  T extends `array<${ScalarType}, ${number}>` ? Numbers :
+  T extends `array<${string}` ? (InnermostOf<T> extends ScalarType | VectorType ? Numbers | ReadonlyNested<Numbers> : T extends `array<array<${string}` ? ReadonlyNested<MessageInput> : readonly FieldInput<ElementOf<T>>[]) :
   T extends MessageDescription<string, infer F> ? { [K in keyof F]: FieldInput<F[K]> } :
   MessageInput;
 /** A vector's components as `receive` gives them: `[x, y]` for a `vec2`, up to `[x, y, z, w]`. */
@@ -434,7 +437,7 @@ export type OutputOf<D extends MessageDescription> = { -readonly [K in keyof D["
 /** The kernel's `state` array as a host handler sees it and `readState` returns it. */
 export type StateArray = Uint32Array | Int32Array | Float32Array;
 /** A kernel's persistent `state` array (zeroed at launch); read it with `readState`. */
-export interface StateDefinition { length: number; type?: "atomic<u32>" | "atomic<i32>" | "u32" | "i32" | "f32"; }
+export interface StateDefinition { length: number; type?: "atomic<u32>" | "atomic<i32>" | "u32" | "i32" | "f32" | undefined; }
 /**
  * A kernel's handler in JavaScript, run by the "cpu" backend: gets the message as `receive` would
  * give it and the state array (updated in place), returns the answer, or null/undefined to drop the
@@ -444,20 +447,20 @@ export type HostHandler<I extends MessageDescription = MessageDescription, O ext
   (message: OutputOf<I>, state: StateArray | undefined) => InputOf<O> | null | undefined;
 
 interface KernelDefinitionBase<I extends MessageDescription, O extends MessageDescription> {
-  id?: string;
+  id?: string | undefined;
   /** `ringKernel` only: replace a kernel registered under the same id (without it, that is a TypeError). */
-  replace?: boolean;
+  replace?: boolean | undefined;
   input: I | string;
   output: O | string;
-  workgroupSize?: number;
-  state?: StateDefinition;
+  workgroupSize?: number | undefined;
+  state?: StateDefinition | undefined;
 }
 /**
  * A kernel: `wgsl` (`fn handle(msg: In) -> Out`, or `fn handle(msg: In, out: ptr<function, Out>) -> bool`
  * to drop messages) runs on GPU backends, `handler` on the "cpu" backend; give at least one.
  */
 export type KernelDefinitionInput<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> =
-  KernelDefinitionBase<I, O> & ({ wgsl: string; handler?: HostHandler<I, O> } | { wgsl?: string; handler: HostHandler<I, O> });
+  KernelDefinitionBase<I, O> & ({ wgsl: string; handler?: HostHandler<I, O> | undefined } | { wgsl?: string | undefined; handler: HostHandler<I, O> });
 
 /** Registers a message type by name and returns its description. */
 export function defineMessage<const N extends string, const F extends Record<string, FieldType>>(name: N, fields: F): MessageDescription<N, F>;
