@@ -125,6 +125,19 @@ pub async fn yield_to_event_loop() {
     }
 }
 
+/// Before the web's tick loop plans again at once (input still waits after a tick), lets what
+/// the tick's delivery woke run first: callers whose answers came queue their next messages a
+/// microtask later, and planning before them left those for the tick after, so independent
+/// callers split into two cohorts that took every other tick, each half full. Natively the
+/// callers run on threads of their own, and this returns at once.
+pub async fn let_woken_run() {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let resolved = js_sys::Promise::resolve(&wasm_bindgen::JsValue::UNDEFINED);
+        let _ = wasm_bindgen_futures::JsFuture::from(resolved).await;
+    }
+}
+
 /// The wgpu label of an object made every tick: natively `Some(label)`, for validation errors;
 /// on the web `None`, since each label there is a string made in JavaScript (three a tick: the
 /// encoder, its pass and its command buffer, about 3 µs of a one-message round trip).

@@ -97,7 +97,8 @@ pub struct KernelTelemetry {
     pub messages_forwarded: u64,
     /// Sends, calls and receives that waited a second or more on this kernel while it could
     /// not run their input (its output queue full of answers nobody receives, or it was not
-    /// active): each was also reported once as a warning. Shorter waits are not counted.
+    /// active); the first of them for a stall was also reported as a warning. Shorter waits
+    /// are not counted.
     pub stalled_sends: u64,
     /// The device it runs on (see [`crate::devices`]).
     pub device: crate::devices::DeviceId,
@@ -214,6 +215,10 @@ pub(crate) struct Counters {
     pub answers_abandoned: u64,
     pub messages_forwarded: u64,
     pub stalled_sends: u64,
+    /// `messages_processed` when a stall was last reported as a warning: the operations that
+    /// wait on the same stall after it are counted, not warned of again (ten thousand waiting
+    /// calls printed ten thousand lines).
+    pub stall_warned_at: Option<u64>,
     pub migrations: u64,
     pub last_error: Option<String>,
     pub last_message_time: Option<f64>,

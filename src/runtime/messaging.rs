@@ -693,7 +693,8 @@ impl Runtime {
         true
     }
 
-    /// Warns (once per waiting operation) and counts in `stalled_sends` when kernel `id`
+    /// Warns (once a stall: see `Counters::stall_warned_at`) and counts in `stalled_sends`
+    /// (once per waiting operation) when kernel `id`
     /// processes none of its input: its output queue is full of answers nobody receives, or
     /// it is not active (launched and never activated, say). What `operation` ("a send to"),
     /// waiting a second for `what`, is stuck behind. Whether it was.
@@ -705,6 +706,12 @@ impl Runtime {
         let next_stall = next.as_deref().and_then(|next| table.stall(next));
         let Some(kernel) = table.kernels.get_mut(id) else { return false };
         kernel.counters.stalled_sends += 1;
+        // One warning a stall: until the kernel processes something, it is the same one.
+        let processed = Some(kernel.counters.messages_processed);
+        if kernel.counters.stall_warned_at == processed {
+            return true;
+        }
+        kernel.counters.stall_warned_at = processed;
         let queued = kernel.input_depth();
         drop(table);
         let next_remedy;

@@ -87,7 +87,7 @@ pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
             outcome => recovery.after_tick(&shared, outcome).await,
         };
         match flow {
-            Flow::TickAgain => continue,
+            Flow::TickAgain => platform::let_woken_run().await,
             Flow::WaitForWork => listener.await,
             Flow::Stop => return,
         }

@@ -316,7 +316,7 @@ export interface KernelTelemetry {
   answersAbandoned: number;
   /** Answers routed to the connected kernel instead of `receive`. */
   messagesForwarded: number;
-  /** Sends, calls and receives that waited a second or more on this kernel while it could not run their input (its output queue full of answers nobody receives, or it was not active); each also warned in the console once. Shorter waits are not counted. */
+  /** Sends, calls and receives that waited a second or more on this kernel while it could not run their input (its output queue full of answers nobody receives, or it was not active); the console warns once a stall. Shorter waits are not counted. */
   stalledSends: number;
   /** The device it runs on now. */
   device: number;
