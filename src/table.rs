@@ -51,6 +51,9 @@ pub(crate) struct Kernel {
     pub max_batch: u32,
     /// Its place when a tick is bounded, and under load (see `LaunchOptions::priority`).
     pub priority: i32,
+    /// When a bounded tick last served it (the runtime's tick count then, 0: never): of kernels
+    /// of one stage and priority, the one served longest ago goes first.
+    pub served: u64,
     /// The latency p99 it should keep, in milliseconds (see `LaunchOptions::latency_budget`).
     pub latency_budget_ms: Option<f64>,
     /// Milliseconds between copies of its GPU state as the checkpoint (0: every tick; infinite:

@@ -58,7 +58,12 @@ export async function misuse(): Promise<void> {
   await grid.send({ row: new Float64Array(3), cells: [1, 2, 3, 4], steps: [1, 2, 3, 4] }); // misuse
   await grid.send({ row: [[1, 2, 3]], cells: [1, 2, 3, 4], steps: [1, 2, 3, 4] }); // misuse
   await grid.send({ row: { length: 3, 0: 1, 1: 2, 2: 3 }, cells: [1, 2, 3, 4], steps: [1, 2, 3, 4] }); // misuse
-  await runtime.send("doubler", new Date()); // misuse
+  // A class with methods is a message (its methods are no fields), and so are 8- and 16-bit
+  // typed arrays for numeric fields.
+  class Vec { constructor(public row: number[], public cells: number[], public steps: number[]) {} sum(): number { return 0; } }
+  await grid.send(new Vec([1, 2, 3], [1, 2, 3, 4], [1, 2, 3, 4]));
+  await runtime.send("misuse-grid", new Vec([1, 2, 3], [1, 2, 3, 4], [1, 2, 3, 4]));
+  await grid.send({ row: new Uint8Array(3), cells: new Int16Array(4), steps: new Uint16Array(4) });
   // A definition's optional keys may be given as undefined (exactOptionalPropertyTypes is on).
   ringKernel({ id: "undefined-keys", input: Point, output: Length, wgsl: "", replace: undefined, workgroupSize: undefined, state: undefined, handler: undefined });
   ringKernel({ id: "no-handler", input: Point, output: Length }); // misuse

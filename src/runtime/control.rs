@@ -83,6 +83,7 @@ impl Runtime {
                 held_out: false,
                 in_tick: false,
                 ends_when_drained: false,
+                served: 0,
                 mode: options.mode,
                 max_batch: max_batch as u32,
                 priority: options.priority,

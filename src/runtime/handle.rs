@@ -312,7 +312,9 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
             Ok(id) => id,
             Err(error) => return Err(SendError { message, error }),
         };
-        self.runtime.send_pod(id, &message, None).await.map_err(|error| SendError { message, error })
+        // Its types were checked against the layouts by `typed()`: the bytes go as they are.
+        let sent = self.runtime.send_bytes(id, bytemuck::bytes_of(&message), None).await;
+        sent.map_err(|error| SendError { message, error })
     }
 
     /// Queues `message` if there is room now.
@@ -336,7 +338,7 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
             Ok(id) => id,
             Err(error) => return Err(SendTimeoutError::Refused(message, error)),
         };
-        match self.runtime.send_pod(id, &message, Some(timeout)).await {
+        match self.runtime.send_bytes(id, bytemuck::bytes_of(&message), Some(timeout)).await {
             Ok(()) => Ok(()),
             Err(full @ Error::QueueFull { .. }) => Err(SendTimeoutError::Timeout(message, full)),
             Err(refused) => Err(SendTimeoutError::Refused(message, refused)),

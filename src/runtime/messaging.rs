@@ -693,7 +693,7 @@ impl Runtime {
         true
     }
 
-    /// Warns (once a stall: see `Counters::stall_warned_at`) and counts in `stalled_sends`
+    /// Warns (once a stall: see `Counters::stall_warned`) and counts in `stalled_sends`
     /// (once per waiting operation) when kernel `id`
     /// processes none of its input: its output queue is full of answers nobody receives, or
     /// it is not active (launched and never activated, say). What `operation` ("a send to"),
@@ -706,12 +706,13 @@ impl Runtime {
         let next_stall = next.as_deref().and_then(|next| table.stall(next));
         let Some(kernel) = table.kernels.get_mut(id) else { return false };
         kernel.counters.stalled_sends += 1;
-        // One warning a stall: until the kernel processes something, it is the same one.
-        let processed = Some(kernel.counters.messages_processed);
-        if kernel.counters.stall_warned_at == processed {
+        // One warning a stall: until the kernel processes something, or the stall changes, it
+        // is the same one.
+        let seen = Some((kernel.counters.messages_processed, stall, next_stall));
+        if kernel.counters.stall_warned == seen {
             return true;
         }
-        kernel.counters.stall_warned_at = processed;
+        kernel.counters.stall_warned = seen;
         let queued = kernel.input_depth();
         drop(table);
         let next_remedy;

@@ -14,8 +14,10 @@ use crate::table::{Failed, Kernel, Table};
 
 /// Delivers one tick: `outcomes` are in plan order. A kernel terminated, or removed and
 /// launched again, while the tick ran gets nothing (its unanswered messages were counted then).
-pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'_>], now_ms: f64) {
+/// Returns the messages the kernels it delivered to processed (the device's count).
+pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'_>], now_ms: f64) -> u64 {
     let wall_clock = crate::platform::unix_time_ms();
+    let mut processed = 0;
     for (p, out) in plan.iter().zip(outcomes) {
         let Some(kernel) = table.kernels.get_mut(&p.id) else { continue };
         if kernel.instance != p.instance {
@@ -67,6 +69,7 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
             checkpoint::delivered(resources, out, now_ms);
         }
         counters.messages_processed += out.processed;
+        processed += out.processed;
         counters.messages_dropped += out.dropped;
         counters.dispatches += out.dispatches;
         counters.fused_dispatches += out.fused as u64;
@@ -113,6 +116,7 @@ pub(crate) fn deliver(table: &mut Table, plan: &[Planned], outcomes: &[Outcome<'
             carry_headers(table, p, forwarded_first, carried);
         }
     }
+    processed
 }
 
 /// Envelope headers of answers that went on to the next stage `p.downstream`, each with its

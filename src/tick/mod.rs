@@ -224,8 +224,9 @@ async fn tick_steps<B: Execute>(context: &Tick<'_>, backend: &B, tracing: bool, 
         // The device was declared lost while this tick ran: its input was put back in line
         // and is processed again from the last checkpoint, so its answers must not count.
         if table.device(device).generation == generation {
-            spans::span(tracing, Phase::Deliver, None).in_scope(|| deliver::deliver(&mut table, &plan, outcomes, now));
-            table.device(device).messages_processed += outcomes.iter().map(|o| o.processed).sum::<u64>();
+            let processed = spans::span(tracing, Phase::Deliver, None)
+                .in_scope(|| deliver::deliver(&mut table, &plan, outcomes, now));
+            table.device(device).messages_processed += processed;
             table.tick_time.wait_ms += now - submitted_at;
             table.tick_time.deliver_ms += platform::now_ms() - now;
         } else {

@@ -40,12 +40,13 @@ pub(crate) struct Planned {
     pub forward: Option<(usize, u32)>,
 }
 
-/// Plans a tick of `device` over every running kernel placed there, on the backend whose
-/// dispatch `capacity` this is, and
+/// Plans a tick of `device` over the running kernels placed there that have work (input, or a
+/// feeder that may forward to them), on the backend whose dispatch `capacity` this is, and
 /// hands each planned kernel its input (held in its input queue until answered). Upstream
 /// stages come first, so each kernel knows what its feeder forwards; among kernels of one
-/// stage, higher priority first. With a `budget`, the tick takes at most that many messages
-/// from input queues, in that order (a kernel fed this tick drains its queue regardless).
+/// stage, higher priority first, and with a `budget` the one a bounded tick served longest ago
+/// first. With a `budget`, the tick takes at most that many messages from input queues, in
+/// that order (a kernel fed this tick drains its queue regardless).
 ///
 /// Under load the degradation `policy` shapes the tick (see [`crate::degradation`]): kernels it
 /// defers sit the tick out while other kernels have work (never when nothing else would run),
@@ -123,14 +124,15 @@ fn plan_with(
         .map(|(id, _)| id.clone())
         .collect();
     ids.sort_unstable();
-    // Under a budget, kernels of one stage and priority take turns going first, a working tick
-    // each: in id order every tick, the first would take the whole budget while it had a backlog,
-    // and the others would wait until it had none. (The sort is stable.)
-    if budget.is_some() && !ids.is_empty() {
-        let turn = table.ticks % ids.len() as u64;
-        ids.rotate_left(turn as usize);
-    }
-    ids.sort_by_cached_key(|id| (depth(table, id), std::cmp::Reverse(table.kernels[id].priority)));
+    // Under a budget, of kernels of one stage and priority the one served longest ago goes
+    // first: in id order every tick, the first would take the whole budget while it had a
+    // backlog, and the others would wait until it had none. (The sort is stable.)
+    let bounded = budget.is_some();
+    ids.sort_by_cached_key(|id| {
+        let kernel = &table.kernels[id];
+        (depth(table, id), std::cmp::Reverse(kernel.priority), if bounded { kernel.served } else { 0 })
+    });
+    let served = table.ticks + 1;
     let mut budget = budget.unwrap_or(usize::MAX);
     let mut plan: Vec<Planned> = Vec::new();
     // Kernel id → (plan index of the kernel feeding it on the device, messages it forwards).
@@ -177,6 +179,9 @@ fn plan_with(
             continue;
         }
         budget = budget.saturating_sub(take);
+        if bounded && take > 0 {
+            kernel.served = served;
+        }
         kernel.in_tick = true;
         let head = kernel.cursor.head();
         let input_at = head.wrapping_add(in_flight);
@@ -314,6 +319,7 @@ mod tests {
             held_out: false,
             in_tick: false,
             ends_when_drained: false,
+            served: 0,
             mode: KernelMode::Persistent,
             max_batch: 64,
             priority,

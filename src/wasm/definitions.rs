@@ -30,13 +30,12 @@ pub fn define_message(
     let description = Object::new();
     Reflect::set(&description, &"name".into(), &name)?;
     // A copy, frozen with the description: the caller's object changed later (or reused for
-    // another message) must not change the message it defined.
+    // another message) must not change the message it defined. Made from its entries, so an
+    // own `__proto__` key (from `JSON.parse`) stays a field, as it is to `Object.entries`.
+    // (Shallow: a nested description given inline is the caller's still.)
     if fields.is_object() {
-        Reflect::set(
-            &description,
-            &"fields".into(),
-            &Object::freeze(&Object::assign(&Object::new(), fields.unchecked_ref())),
-        )?;
+        let copy = Object::from_entries(&Object::entries(fields.unchecked_ref()))?;
+        Reflect::set(&description, &"fields".into(), &Object::freeze(&copy))?;
     } else {
         Reflect::set(&description, &"fields".into(), &fields)?;
     }

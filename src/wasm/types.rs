@@ -370,8 +370,8 @@ export interface DeviceHealth {
 export type Nested<T> = (T | Nested<T>)[];
 /** `Nested` as a field's input may come: read-only arrays too (`as const` literals). */
 export type ReadonlyNested<T> = readonly (T | ReadonlyNested<T>)[];
-/** Numbers as a vector or a numeric array field takes them, flat in memory order: an array, or a typed array of 32-bit elements (64-bit ones are refused, and so is an object that only has a length). */
-export type Numbers = readonly number[] | Float32Array | Int32Array | Uint32Array;
+/** Numbers as a vector or a numeric array field takes them, flat in memory order: an array, or a typed array of 8, 16 or 32-bit elements (64-bit ones are refused, and so is an object that only has a length). */
+export type Numbers = readonly number[] | Float32Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array | Uint8ClampedArray;
 /** Messages already packed in the input layout, back to back: bytes in any view whose elements are 8, 16 or 32 bits wide (64-bit elements are no message field's). A `Float32Array` is refused (TypeError) for messages with integer fields, and an `Int32Array` or `Uint32Array` for messages with `f32` fields: their bits would be read as the other kind of number. */
 export type PackedMessages = Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | DataView | ArrayBuffer;
 /** A message as sent: numbers, arrays or typed arrays of numbers, objects for nested messages. */
@@ -385,7 +385,7 @@ export type MessageInput = { [field: string]: number | Numbers | ReadonlyNested<
 export type MessageLike<M> = { [K in keyof M]: FieldLike<M[K]> };
 type FieldLike<V> =
   V extends number ? number : V extends Numbers ? V : V extends ReadonlyArray<infer E> ? ReadonlyArray<FieldLike<E>> :
-  V extends (...args: never[]) => unknown ? never : V extends object ? MessageLike<V> : never;
+  V extends (...args: never[]) => unknown ? V : V extends object ? MessageLike<V> : never;
 /** An answer: numbers, arrays of numbers for vectors, typed arrays (by the field's scalar) for numeric arrays, objects for nested messages. */
 export type MessageOutput = { [field: string]: number | number[] | Float32Array | Int32Array | Uint32Array | MessageOutput | Nested<MessageOutput> };
 

@@ -400,12 +400,16 @@ export function packedView(value, max) {
 /**
  * A message object's fields as `[name, value]` pairs, for the core's reader: its enumerable
  * properties, own and inherited, as `for...in` lists them, which is what the codecs read, so a
- * message is judged alike on both paths. A getter or a Proxy's trap that throws is the caller's
- * to catch.
+ * message is judged alike on both paths; functions are no fields (an ES5 class's methods are
+ * enumerable on its prototype), and the codec leaves an object with any to this reader. A getter
+ * or a Proxy's trap that throws is the caller's to catch.
  */
 export function fieldEntries(object) {
   const entries = [];
-  for (const name in object) entries.push([name, object[name]]);
+  for (const name in object) {
+    const value = object[name];
+    if (typeof value !== "function") entries.push([name, value]);
+  }
   return entries;
 }
 
