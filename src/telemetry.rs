@@ -374,7 +374,9 @@ pub struct RuntimeSummary {
     pub ticks: u64,
     /// Where those ticks' host time went, step by step, over every device.
     pub tick_time: TickTime,
-    /// Messages processed by all kernels (PyDotCompute's `total_messages`).
+    /// Messages processed by the kernels in `per_kernel` (PyDotCompute's `total_messages`), as
+    /// every total here is: a removed kernel's counts leave with it (the shutdown report and
+    /// `Runtime::metrics` keep them).
     pub total_messages: u64,
     /// Messages accepted by `send`, `send_batch` and `call`, over all kernels.
     pub total_sent: u64,

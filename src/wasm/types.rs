@@ -343,7 +343,7 @@ export interface RuntimeSummary {
   ticks: number;
   /** Where those ticks' time went, milliseconds summed over them: planning, the writes, encoding and submit (in the browser also a round trip's next tick encoded ahead, while the device works), waiting for the readback (or the JS handlers), delivery. */
   tickTime: { planMs: number; submitMs: number; waitMs: number; deliverMs: number };
-  /** Messages processed by all kernels. */
+  /** Messages processed by the kernels it lists in `perKernel`, as the other totals are: a removed kernel's counts leave with it (the shutdown report and `metrics()` keep them). */
   totalMessages: number;
   totalSent: number; totalReceived: number; totalDropped: number; totalErrors: number;
   totalBytesToDevice: number; totalBytesFromDevice: number; aggregateThroughput: number;
