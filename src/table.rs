@@ -360,10 +360,15 @@ impl Table {
     /// Ids of the kernels the tick of `device` dispatches now (not moving between devices),
     /// sorted; every device's with `None`.
     pub fn running_ids(&self, device: Option<DeviceId>) -> Vec<String> {
+        self.running_ids_where(device, |_| true)
+    }
+
+    /// [`running_ids`](Self::running_ids) of the kernels `keep` keeps.
+    pub fn running_ids_where(&self, device: Option<DeviceId>, keep: impl Fn(&Kernel) -> bool) -> Vec<String> {
         let mut ids: Vec<String> = self
             .kernels
             .iter()
-            .filter(|(_, k)| device.is_none_or(|d| k.device == d) && !k.held_out && k.runs())
+            .filter(|(_, k)| device.is_none_or(|d| k.device == d) && !k.held_out && k.runs() && keep(k))
             .map(|(id, _)| id.clone())
             .collect();
         // Ids are unique, so this is `sort`'s order (one sort instance in the wasm, not two).

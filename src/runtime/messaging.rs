@@ -318,9 +318,11 @@ impl Runtime {
         timeout: Option<Duration>,
     ) -> Result<Out> {
         // Checked before sending: a wrong `Out` must not cost the message its answer.
-        self.counted(id, self.expect_answer_size::<Out>(id))?;
-        let input = self.definition(id).and_then(|def| pod_scalars_match::<In>(id, &def.input));
-        self.counted(id, input)?;
+        let checked = self.definition(id).and_then(|def| {
+            answer_size_matches::<Out>(id, &def.output)?;
+            pod_scalars_match::<In>(id, &def.input)
+        });
+        self.counted(id, checked)?;
         let bytes = bytemuck::bytes_of(message);
         let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_message(id, layout, bytes, slot);
         self.call_with(id, timeout, &pack, |_, answer| Ok(bytemuck::pod_read_unaligned(answer))).await
@@ -986,11 +988,6 @@ impl Runtime {
             self.shared.wake();
         }
         Ok(Attempt::Done(taken))
-    }
-
-    /// Refuses a `#[repr(C)]` answer type whose size is not the output layout's.
-    fn expect_answer_size<T: 'static>(&self, id: &str) -> Result<()> {
-        answer_size_matches::<T>(id, &self.definition(id)?.output)
     }
 }
 

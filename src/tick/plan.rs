@@ -116,14 +116,7 @@ fn plan_with(
 ) -> Vec<Planned> {
     // Only kernels with input, or that a feeder may feed this tick: a tick's plan costs what
     // has work, not every kernel that runs (a thousand idle ones cost 0.5 ms a tick).
-    let mut ids: Vec<String> = table
-        .kernels
-        .iter()
-        .filter(|(_, k)| k.device == device && !k.held_out && k.runs())
-        .filter(|(_, k)| k.input_depth() > 0 || k.route.upstream.is_some())
-        .map(|(id, _)| id.clone())
-        .collect();
-    ids.sort_unstable();
+    let mut ids = table.running_ids_where(Some(device), |k| k.input_depth() > 0 || k.route.upstream.is_some());
     // Under a budget, of kernels of one stage and priority the one served longest ago goes
     // first: in id order every tick, the first would take the whole budget while it had a
     // backlog, and the others would wait until it had none. (The sort is stable.)
