@@ -185,19 +185,20 @@ impl fmt::Display for LifecycleState {
     }
 }
 
-/// How the tick loop schedules a kernel. WebGPU has no dispatch that outlives a submit, so both
-/// modes keep pipelines, rings and state resident and are dispatched by the tick loop; they differ
-/// in what wakes them: a persistent kernel runs every tick it has input from anywhere
-/// (including, with `connect`, another kernel's output), an event-driven one only when the
-/// host sends to it.
+/// The seeds' two execution modes. WebGPU has no dispatch that outlives a submit, so there is no
+/// resident loop to choose between: in both modes pipelines, rings and state stay resident, and
+/// the tick loop dispatches a kernel in each tick it has input, sent by the host or forwarded by
+/// a connected kernel (so a kernel fed by the host alone runs exactly when sends arrive, and
+/// nothing runs while nothing arrives). The mode is kept and reported (a handle's status,
+/// telemetry, metrics) for code written against the seeds' API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum KernelMode {
-    /// Runs every tick it has input, from the host or from a connected kernel.
+    /// The seeds' default: dispatched in each tick it has input.
     #[default]
     Persistent,
-    /// Runs only when the host sends to it.
+    /// The seeds' event-driven mode: scheduled as [`Persistent`](Self::Persistent) is.
     EventDriven,
 }
 

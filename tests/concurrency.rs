@@ -293,3 +293,54 @@ fn waiting_receives_are_answered_in_the_order_they_began_to_wait() {
         });
     }
 }
+
+/// A launch that activates its kernel, and a handle's `activate`, decide under one lock: another
+/// thread's `activate` or `deactivate` made meanwhile can neither turn a launch that took place
+/// into an error (with the kernel left active and no handle given) nor make a handle's activate
+/// refuse a kernel that is deactivated when it looks. Both races were open between two steps
+/// natively; each round here gives the other thread a chance to come between them.
+#[test]
+fn lifecycle_calls_racing_from_another_thread_never_refuse_a_launch_or_a_handles_activate() {
+    let rt = common::runtime_on(ringkernel_web::BackendChoice::Cpu);
+    let doubler = KernelDefinition::clone(&kernel::lookup("doubler").unwrap());
+    let options = LaunchOptions::default().with_queue_capacity(4).with_auto_activate();
+    for round in 0..300 {
+        let id = format!("race-{round}");
+        let launched = AtomicBool::new(false);
+        let handle = std::thread::scope(|scope| {
+            // Activates until the launch has returned: after the launch it is refused (already
+            // active), never the launch itself.
+            scope.spawn(|| {
+                while !launched.load(Ordering::Acquire) {
+                    let _ = pollster::block_on(rt.activate(&id));
+                }
+            });
+            let handle = pollster::block_on(rt.launch_definition(doubler.clone().with_id(&id), options.clone()));
+            launched.store(true, Ordering::Release);
+            handle
+        });
+        handle.unwrap_or_else(|e| panic!("round {round}: the launch took place yet failed: {e}"));
+        assert_eq!(rt.state(&id).unwrap(), KernelState::Active);
+        pollster::block_on(rt.terminate(&id, Some(Duration::from_secs(5)))).unwrap();
+        rt.remove(&id).unwrap();
+    }
+
+    let handle = pollster::block_on(rt.launch_definition(doubler.with_id("toggled"), options)).unwrap();
+    let stop = AtomicBool::new(false);
+    let refused_deactivated = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = pollster::block_on(rt.deactivate("toggled"));
+            }
+        });
+        let refused = (0..20_000)
+            .filter(|_| {
+                let outcome = pollster::block_on(handle.activate());
+                matches!(outcome, Err(Error::KernelState { state: KernelState::Deactivated, .. }))
+            })
+            .count();
+        stop.store(true, Ordering::Relaxed);
+        refused
+    });
+    assert_eq!(refused_deactivated, 0, "a handle's activate refused a deactivated kernel");
+}

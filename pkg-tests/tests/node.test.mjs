@@ -106,6 +106,27 @@ test("before init() resolves, defineMessage, ringKernel and create() are refused
   assert.deepEqual(answer, { value: 7 });
 });
 
+test("a field type defineMessage cannot take is refused saying what it takes: vectors of 2 to 4, arrays of 1 or more nested fewer than 15 deep", async () => {
+  const result = await runModule(`
+    import init, { defineMessage } from "ringkernel-web";
+    await init();
+    const nested = (n) => "array<".repeat(n) + "f32" + ", 1>".repeat(n);
+    const tried = (name, type) => { try { defineMessage(name, { x: type }); return "accepted"; } catch (e) { return e.name + ": " + e.message; } };
+    console.log(JSON.stringify({
+      deepest: tried("Deepest", nested(14)),
+      tooDeep: tried("TooDeep", nested(15)),
+      vec5: tried("Vec5", "vec5<f32>"),
+      empty: tried("Empty", "array<f32, 0>"),
+    }));
+  `);
+  assertExited(result);
+  const found = findings(result);
+  assert.equal(found.deepest, "accepted");
+  for (const key of ["tooDeep", "vec5", "empty"]) {
+    assert.match(found[key], /^TypeError: message \w+: field 'x' has unsupported type '.*' \(use i32, u32, f32, vecN<T> for N of 2 to 4, array<T, N> for N of 1 or more nested fewer than 15 deep, or a defined message's name\)$/, key);
+  }
+});
+
 test("a pending timeout holds Node open until it fires, and ended waits never hold it", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";

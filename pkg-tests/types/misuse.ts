@@ -26,6 +26,12 @@ export async function misuse(): Promise<void> {
   await runtime.send("doubler", 21); // misuse
   await runtime.send("doubler", { value: "21" }); // misuse
   await runtime.sendBatch("doubler", [{ value: 1 }, { value: null }]); // misuse
+  // What is never one message: a list, packed bytes, a Date, a Map.
+  await runtime.send("doubler", [21]); // misuse
+  await runtime.send("doubler", new Int32Array([21])); // misuse
+  await runtime.call("doubler", new Date()); // misuse
+  await runtime.sendBatch("doubler", [new Map([["value", 21]])]); // misuse
+  await runtime.sendEnvelope("doubler", [21]); // misuse
   if (runtime.getState("doubler") === "running") return; // misuse
   runtime.getTelemetry("doubler").messagesSent; // misuse
   runtime.getSummary().perKernel["doubler"].latency.p50Ms.toFixed(2); // misuse

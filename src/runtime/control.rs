@@ -10,7 +10,7 @@ use std::time::Duration;
 use event_listener::Event;
 
 use super::handle::KernelHandle;
-use super::{LaunchOptions, Runtime, DEFAULT_TERMINATE_TIMEOUT, MAX_QUEUE_SIZE};
+use super::{LaunchOptions, Runtime, MAX_QUEUE_SIZE};
 use crate::backend::gpu::readback::read_state;
 use crate::backend::StateStore;
 use crate::cancel::OnCancel;
@@ -164,6 +164,12 @@ impl Runtime {
                 Ok(exec) if still_ours => {
                     let kernel = table.kernel(&id)?;
                     kernel.life.apply(Action::Launch).map_err(|t| t.for_kernel(&id))?;
+                    // Activated in the same step, so that no other caller's activate or
+                    // terminate comes between and turns a launch that took place into an error.
+                    if options.auto_activate {
+                        kernel.life.apply(Action::Activate).map_err(|t| t.for_kernel(&id))?;
+                        kernel.beat(platform::now_ms());
+                    }
                     kernel.resources.state = exec.state_store();
                     kernel.resources.exec = Some(exec);
                     kernel.notify();
@@ -185,7 +191,7 @@ impl Runtime {
         let removed = launched?;
         crate::pressure::check_memory_alerts(&self.shared);
         if options.auto_activate {
-            self.activate(&id).await?;
+            self.shared.wake();
         }
         Ok(KernelHandle::new(self.clone(), &id, removed))
     }
@@ -206,10 +212,26 @@ impl Runtime {
         self.apply(id, Action::Reactivate)
     }
 
+    /// `launched` → `active` or `deactivated` → `active`, whichever the kernel's state is when
+    /// the change is made (a handle's `activate`): a deactivate made meanwhile by another
+    /// caller cannot turn it into a refusal.
+    pub(crate) fn activate_or_reactivate(&self, id: &str) -> Result<()> {
+        self.apply_chosen(id, |state| match state {
+            KernelState::Deactivated => Action::Reactivate,
+            _ => Action::Activate,
+        })
+    }
+
     /// Applies a lifecycle action and wakes the tick, which reads the new state.
     fn apply(&self, id: &str, action: Action) -> Result<()> {
+        self.apply_chosen(id, |_| action)
+    }
+
+    /// [`apply`](Self::apply), with the action chosen by the kernel's state under the same lock.
+    fn apply_chosen(&self, id: &str, choose: impl FnOnce(KernelState) -> Action) -> Result<()> {
         let mut table = self.open_table()?;
         let kernel = table.kernel(id)?;
+        let action = choose(kernel.life.state());
         kernel.life.apply(action).map_err(|t| t.for_kernel(id))?;
         // A kernel that starts (or stops) running is not late yet.
         kernel.beat(platform::now_ms());
@@ -220,7 +242,8 @@ impl Runtime {
     }
 
     /// The seeds' `managed_kernel` start: launches `id` (a registered kernel, or `definition`)
-    /// and activates it; if activating fails, terminates it again and returns that error.
+    /// and activates it in the same step as the launch (see
+    /// [`LaunchOptions::with_auto_activate`]), so no other caller comes between the two.
     /// The handle is the scope's: its end never reaches a kernel launched later under `id`.
     pub async fn launch_and_activate(
         &self,
@@ -228,15 +251,11 @@ impl Runtime {
         definition: Option<KernelDefinition>,
         options: LaunchOptions,
     ) -> Result<KernelHandle> {
-        let handle = match definition {
-            Some(definition) => self.launch_definition(definition, options).await?,
-            None => self.launch(id, options).await?,
-        };
-        if let Err(e) = self.activate(id).await {
-            let _ = self.terminate(id, Some(DEFAULT_TERMINATE_TIMEOUT)).await;
-            return Err(e);
+        let options = options.with_auto_activate();
+        match definition {
+            Some(definition) => self.launch_definition(definition, options).await,
+            None => self.launch(id, options).await,
         }
-        Ok(handle)
     }
 
     /// The seeds' `managed_kernel`: launches and activates `id`, runs `body`, then terminates

@@ -114,10 +114,7 @@ impl<In, Out> KernelHandle<In, Out> {
     /// `launched` → `active`, or `deactivated` → `active`: the kernel processes its queued
     /// messages.
     pub async fn activate(&self) -> Result<()> {
-        match self.state()? {
-            KernelState::Deactivated => self.runtime.reactivate(&self.id).await,
-            _ => self.runtime.activate(&self.id).await,
-        }
+        self.runtime.activate_or_reactivate(self.live_id()?)
     }
 
     /// `active` → `deactivated`: nothing more is dispatched; queued input stays.

@@ -254,7 +254,7 @@ pub struct LaunchOptions {
     pub input_queue_size: Option<usize>,
     /// Bound of the output queue alone, over `queue_size`.
     pub output_queue_size: Option<usize>,
-    /// What wakes the kernel (see [`KernelMode`]).
+    /// The seeds' execution mode (see [`KernelMode`]: both are scheduled alike).
     pub mode: KernelMode,
     /// Most messages one dispatch of this kernel handles (default: its input queue size).
     /// Lower it for handlers that run long per message, so each GPU submission stays short.
@@ -327,7 +327,7 @@ impl LaunchOptions {
         self
     }
 
-    /// What wakes the kernel.
+    /// The seeds' execution mode, kept and reported (both are scheduled alike: see [`KernelMode`]).
     pub fn with_mode(mut self, mode: KernelMode) -> Self {
         self.mode = mode;
         self

@@ -76,8 +76,9 @@ fn message_layout(description: &JsValue, depth: u32) -> Result<MessageLayout, Js
         let ty = match ty.as_string() {
             Some(text) => FieldType::parse(&text).ok_or_else(|| {
                 type_error(format!(
-                    "message {name}: field '{field}' has unsupported type '{text}' (use i32, u32, f32, vecN<T>, \
-                     array<T, N> or a defined message's name)"
+                    "message {name}: field '{field}' has unsupported type '{text}' (use i32, u32, f32, vecN<T> for N \
+                     of 2 to 4, array<T, N> for N of 1 or more nested fewer than {MAX_NESTING} deep, or a defined \
+                     message's name)"
                 ))
             })?,
             None if ty.is_object() && Reflect::get(&ty, &"name".into())?.is_string() => {

@@ -53,7 +53,7 @@ export interface SendEnvelopeOptions {
 export interface ReceivedEnvelope<T extends object = MessageOutput> { message: T; envelope: EnvelopeHeader; }
 export interface RingKernelRuntime {
   /** Queues one message with an envelope and resolves with the header it was sent with (a new `messageId`, `destination` = `id`, the runtime's clock's timestamp). */
-  sendEnvelope<M extends object & MessageLike<M>>(id: string, message: M, options?: SendEnvelopeOptions): Promise<EnvelopeHeader>;
+  sendEnvelope<M extends object & MessageLike<M>>(id: string, message: M & NotAMessage<M>, options?: SendEnvelopeOptions): Promise<EnvelopeHeader>;
   /** Resolves with the next answer and its envelope's header (made now for an answer to a message sent without one); TimeoutError after `timeout` ms. */
   receiveEnvelope<T extends object = MessageOutput>(id: string, options?: WaitOptions): Promise<ReceivedEnvelope<T>>;
 }

@@ -11,7 +11,7 @@ const TS_TYPES: &str = r#"
  * "failed": the GPU device was lost; `recover()` returns the kernel to the state it failed in.
  */
 export type KernelState = "created" | "launched" | "active" | "deactivated" | "terminating" | "terminated" | "failed";
-/** What wakes a kernel: any input (persistent, the default) or only host sends (event-driven). */
+/** The seeds' two modes, kept and reported. Both are scheduled alike: WebGPU has no dispatch that outlives a submit, so a kernel is dispatched in each tick it has input, sent or forwarded by a connected stage. */
 export type KernelMode = "persistent" | "event-driven";
 /**
  * Where kernels run. "auto" and "webgpu" use WebGPU (the browser's, or Dawn's in Node); "cpu" runs
@@ -383,6 +383,8 @@ export type MessageInput = { [field: string]: number | Numbers | ReadonlyNested<
  * not a `MessageInput`.) The runtime checks the fields against the kernel's layout.
  */
 export type MessageLike<M> = { [K in keyof M]: FieldLike<M[K]> };
+/** `never` for what is never one message (a list, packed bytes, a `Date`, a `Map` or `Set`), so that an argument of that type does not type-check. */
+type NotAMessage<M> = M extends ReadonlyArray<unknown> | ArrayBufferView | ArrayBuffer | Date | ReadonlyMap<unknown, unknown> | ReadonlySet<unknown> ? never : unknown;
 type FieldLike<V> =
   V extends number ? number : V extends Numbers ? V : V extends ReadonlyArray<infer E> ? ReadonlyArray<FieldLike<E>> :
   V extends (...args: never[]) => unknown ? V : V extends object ? MessageLike<V> : never;
@@ -468,7 +470,7 @@ export function defineMessage<const N extends string, const F extends Record<str
 export function ringKernel<I extends MessageDescription, O extends MessageDescription>(definition: KernelDefinitionInput<I, O> & { id: string }): KernelDefinitionInput<I, O> & { id: string };
 
 /** The runtime's own lifecycle: `running` from `create`, `draining` after `drain()`, `stopped` after `completeShutdown()` or `dispose()`. */
-export type LifecycleState = "initializing" | "running" | "draining" | "stopped";
+export type LifecycleState = "running" | "draining" | "stopped";
 
 /** What `dispose()` and `completeShutdown()` resolve with: the runtime's whole life, every message accounted for. */
 export interface ShutdownReport {
@@ -592,13 +594,13 @@ export interface RingKernelRuntime {
   launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>(
     id: string, definition?: KernelDefinitionInput<I, O> | null, options?: LaunchOptions): Promise<KernelHandle<I, O>>;
   /** Queues one message; waits up to `timeout` ms for room, then QueueFullError. */
-  send<M extends object & MessageLike<M>>(id: string, message: M, options?: WaitOptions): Promise<void>;
+  send<M extends object & MessageLike<M>>(id: string, message: M & NotAMessage<M>, options?: WaitOptions): Promise<void>;
   /**
    * Queues many messages (objects, or one typed array / ArrayBuffer already packed in the input
    * layout), in order: all of them within `timeout` (resolving with their count), or
    * QueueFullError whose `accepted` says how many (from the front) were queued.
    */
-  sendBatch<M extends object & MessageLike<M>>(id: string, messages: ReadonlyArray<M> | PackedMessages, options?: WaitOptions): Promise<number>;
+  sendBatch<M extends object & MessageLike<M>>(id: string, messages: ReadonlyArray<M & NotAMessage<M>> | PackedMessages, options?: WaitOptions): Promise<number>;
   /** Resolves with the next answer; TimeoutError after `timeout` ms, waits without one; a TypeError at once on a stage connected onward with no answer left (its answers go to the next stage). `T` types the answer (e.g. `OutputOf<typeof Response>`). */
   receive<T extends object = MessageOutput>(id: string, options?: WaitOptions): Promise<T>;
   /**
@@ -606,7 +608,7 @@ export interface RingKernelRuntime {
    * answer; the message is checked against its own type when `T` is inferred, and is any object
    * when `T` is given (TypeScript infers no type argument once one is given).
    */
-  call<T extends object = MessageOutput, M extends object & MessageLike<M> = object>(id: string, message: M, options?: WaitOptions): Promise<T>;
+  call<T extends object = MessageOutput, M extends object & MessageLike<M> = object>(id: string, message: M & NotAMessage<M>, options?: WaitOptions): Promise<T>;
   /** Up to `max` answers (at least one) packed in the output layout, with `packed: true`. */
   receiveBatch(id: string, options: PackedReceiveBatchOptions): Promise<Uint8Array>;
   /** Up to `max` answers (at least one), as objects; `T` types each (e.g. `OutputOf<typeof Response>`). */
