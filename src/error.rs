@@ -304,6 +304,10 @@ pub enum Stall {
     /// Its answers go to a next stage (see `Runtime::connect`) that is stalled itself (paused,
     /// or its own answers unreceived) and so holds the stages before it.
     NextStageStalled,
+    /// For a receive from a later stage of a pipeline: its input waits at an earlier stage,
+    /// held by a stage that stalls (paused, or the last stage's answers unreceived) other than
+    /// this one.
+    UpstreamStalled,
 }
 
 impl std::fmt::Display for Stall {
@@ -315,6 +319,7 @@ impl std::fmt::Display for Stall {
             }
             Stall::Inactive(state) => write!(f, "it is {state}, not active"),
             Stall::NextStageStalled => f.write_str("its next stage takes none of its answers"),
+            Stall::UpstreamStalled => f.write_str("its input waits at an earlier stage that is held"),
         }
     }
 }

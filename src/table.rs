@@ -157,13 +157,17 @@ impl Kernel {
     }
 
     /// Why the kernel processes none of its input now, where the kernel itself is the reason:
-    /// it is not active, or its output queue is full. Only meaningful while it has input.
+    /// it is not active, or its output queue is full while its answers go there (not while they
+    /// go to a next stage, nor while it terminates: the plan then pays no heed to that queue).
+    /// Only meaningful while it has input.
     pub fn stall(&self) -> Option<Stall> {
         let state = self.life.state();
         if !matches!(state, KernelState::Active | KernelState::Terminating) {
             return Some(Stall::Inactive(state));
         }
-        (self.mailbox.outbox.free() == 0).then(|| Stall::OutputFull { answers: self.mailbox.outbox.len() })
+        let answers_here = state == KernelState::Active && self.route.downstream.is_none();
+        (answers_here && self.mailbox.outbox.free() == 0)
+            .then(|| Stall::OutputFull { answers: self.mailbox.outbox.len() })
     }
 
     /// [`stall`](Self::stall) when the kernel has input waiting, else `None` (an idle kernel
@@ -331,6 +335,41 @@ impl Table {
     /// [`stall`](Self::stall) when the kernel has input waiting, else `None`.
     pub fn stall_with_input(&self, id: &str) -> Option<Stall> {
         self.stall(id).filter(|_| self.kernels.get(id).is_some_and(|k| k.input_depth() > 0))
+    }
+
+    /// The stage whose own stall ([`Kernel::stall`]) is why `id` stalls, with that stall: `id`
+    /// itself, or the first stage down its pipeline that stalls by itself (paused, or its
+    /// answers unreceived) and so holds every stage before it. `None` when `id` does not stall.
+    pub fn stall_cause(&self, id: &str) -> Option<(&str, Stall)> {
+        let (mut at, mut kernel) = self.kernels.get_key_value(id)?;
+        loop {
+            if let Some(stall) = kernel.stall() {
+                return Some((at, stall));
+            }
+            self.stall(at)?;
+            (at, kernel) = self.kernels.get_key_value(kernel.route.downstream.as_deref()?)?;
+        }
+    }
+
+    /// Why a receive from `id` gets no answer: the kernel's own stall while it has input, or,
+    /// for a later stage of a pipeline, the stall that holds the input waiting at an earlier
+    /// stage (the kernel's own when it is the stage that holds it, else
+    /// [`Stall::UpstreamStalled`]), with the earlier stage where that input waits.
+    pub fn receive_stall(&self, id: &str) -> Option<(Stall, Option<&str>)> {
+        if let Some(stall) = self.stall_with_input(id) {
+            return Some((stall, None));
+        }
+        let mut up = self.kernels.get(id)?.route.upstream.as_deref();
+        while let Some(stage) = up {
+            let kernel = self.kernels.get(stage)?;
+            if kernel.input_depth() > 0 {
+                if let Some((cause, stall)) = self.stall_cause(stage) {
+                    return Some((if cause == id { stall } else { Stall::UpstreamStalled }, Some(stage)));
+                }
+            }
+            up = kernel.route.upstream.as_deref();
+        }
+        None
     }
 
     /// Kernel `id` if it is still launch `instance`: not removed, nor launched again under its

@@ -215,10 +215,11 @@ pub(crate) struct Counters {
     pub answers_abandoned: u64,
     pub messages_forwarded: u64,
     pub stalled_sends: u64,
-    /// The stall last reported as a warning, with its next stage's and `messages_processed`
-    /// then: the operations that wait on the same stall after it are counted, not warned of
-    /// again (ten thousand waiting calls printed ten thousand lines). Another stall, or the
-    /// same one after the kernel processed something, is warned of.
+    /// `messages_processed` when a stall was last reported as a warning, that stall, and the
+    /// stall of the stage that holds the pipeline: the operations that wait on the same stall
+    /// after it are counted, not warned of again (ten thousand waiting calls printed ten
+    /// thousand lines). Another stall, or the same one after the kernel processed something,
+    /// is warned of.
     pub stall_warned: Option<(u64, crate::error::Stall, Option<crate::error::Stall>)>,
     pub migrations: u64,
     pub last_error: Option<String>,

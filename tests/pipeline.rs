@@ -283,3 +283,92 @@ fn a_slow_stage_whose_next_stage_has_room_is_busy_not_stalled() {
         assert_eq!(ta.stalled_sends, 0, "a send waiting on a busy A was reported stalled");
     });
 }
+
+/// What a pipeline's stalls say, and what ends them: a receive from the last stage names the
+/// stall that holds its input at an earlier stage (`UpstreamStalled`, or its own `Inactive`
+/// when it is the paused one); a stage connected onward is not `OutputFull` for answers left
+/// in its output queue from before (its answers go on); and `disconnect` runs the input a
+/// paused next stage held, into the first stage's own output queue, with nothing else to
+/// wake the tick.
+fn check_pipeline_stalls(backend: BackendChoice) {
+    let rt = runtime_on(backend);
+    let brief = Some(Duration::from_millis(300));
+    let (a, b, c) = (format!("ps-{backend:?}-a"), format!("ps-{backend:?}-b"), format!("ps-{backend:?}-c"));
+    for (id, add) in [(&a, 1), (&b, 10), (&c, 100)] {
+        kernel::register_or_replace(stage(id, 1, add));
+    }
+    pollster::block_on(async {
+        let queues = LaunchOptions::default().with_queue_capacity(4).with_auto_activate();
+        for id in [&a, &b, &c] {
+            rt.launch(id, queues.clone()).await.unwrap();
+        }
+        // Answers left in A's output queue from before it was connected.
+        rt.send_batch(&a, &[0, 0, 0, 0], brief).await.unwrap();
+        common::wait_until("A's answers", || rt.telemetry(&a).unwrap().unwrap().messages_processed == 4);
+        rt.connect(&a, &b).await.unwrap();
+        rt.connect(&b, &c).await.unwrap();
+
+        // B paused: a receive from C hears that its input waits at an earlier stage, held.
+        rt.deactivate(&b).await.unwrap();
+        rt.send_batch(&a, &[1, 2], brief).await.unwrap();
+        let error = rt.receive_pod::<i32>(&c, brief).await.unwrap_err();
+        assert!(
+            matches!(error, Error::Timeout { stall: Some(ringkernel_web::Stall::UpstreamStalled), .. }),
+            "{backend:?}: {error:?}"
+        );
+        // A's queue fills: held by its next stage, not by the four answers it still has.
+        let mut threes = 0;
+        let error = loop {
+            match rt.send_pod(&a, &3, Some(Duration::from_millis(50))).await {
+                Ok(()) => threes += 1,
+                Err(error) => break error,
+            }
+        };
+        assert!(
+            matches!(error, Error::QueueFull { stall: Some(ringkernel_web::Stall::NextStageStalled), .. }),
+            "{backend:?}: {error:?}"
+        );
+
+        // C paused instead (nothing moves: B's answers would go to C): a receive from C names
+        // C's own stall.
+        rt.deactivate(&c).await.unwrap();
+        rt.reactivate(&b).await.unwrap();
+        let error = rt.receive_pod::<i32>(&c, brief).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::Timeout {
+                    stall: Some(ringkernel_web::Stall::Inactive(ringkernel_web::KernelState::Deactivated)),
+                    ..
+                }
+            ),
+            "{backend:?}: {error:?}"
+        );
+        rt.reactivate(&c).await.unwrap();
+        let mut expected = vec![112, 113];
+        expected.extend(std::iter::repeat_n(114, threes));
+        assert_eq!(receive_n(&rt, &c, expected.len(), TIMEOUT).await, expected, "{backend:?}");
+        // The answers left from before A was connected are still A's to receive.
+        assert_eq!(receive_n(&rt, &a, 4, TIMEOUT).await, [1, 1, 1, 1], "{backend:?}");
+
+        // B paused, A's input held; disconnect(A) lets A run it into its own output queue, with
+        // nothing else to wake the tick.
+        rt.deactivate(&b).await.unwrap();
+        rt.send_batch(&a, &[5, 6], brief).await.unwrap();
+        let processed = || rt.telemetry(&a).unwrap().unwrap().messages_processed;
+        let held = processed();
+        rt.disconnect(&a).await.unwrap();
+        common::wait_until("A to run what it held", || processed() == held + 2);
+        assert_eq!(receive_n(&rt, &a, 2, TIMEOUT).await, [6, 7], "{backend:?}");
+    });
+}
+
+#[test]
+fn a_gpu_pipelines_stalls_are_named_and_a_disconnect_ends_one() {
+    check_pipeline_stalls(BackendChoice::Auto);
+}
+
+#[test]
+fn a_cpu_pipelines_stalls_are_named_and_a_disconnect_ends_one() {
+    check_pipeline_stalls(BackendChoice::Cpu);
+}

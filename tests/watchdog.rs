@@ -179,6 +179,20 @@ fn recover_device_leaves_a_kernel_waiting_for_a_receiver_to_the_report() {
         assert_eq!(stale.iter().map(|k| k.action).collect::<Vec<_>>(), [WatchdogAction::Report]);
         assert_eq!(rt.summary().device.losses, 0);
         all_answers_in_order(&rt, "stuck", 6).await;
+
+        // Nor for a kernel held by its pipeline's last stage, whose answers wait for a
+        // receiver: the device was replaced for it, with the receiver still missing.
+        let queues = LaunchOptions::default().with_input_queue_capacity(16).with_output_queue_capacity(2);
+        rt.launch_as("doubler", "head", queues.clone().with_auto_activate()).await.unwrap();
+        rt.launch_as("echo", "tail", queues.with_auto_activate()).await.unwrap();
+        rt.connect("head", "tail").await.unwrap();
+        rt.send_batch("head", &(1..=12).collect::<Vec<i32>>(), LONG).await.unwrap();
+        std::thread::sleep(HEARTBEAT + Duration::from_millis(100));
+        let stale = rt.kernel_watchdog().scan_stale_kernels().await.unwrap();
+        assert!(stale.iter().any(|k| k.kernel_id == "head"), "{stale:?}");
+        assert!(stale.iter().all(|k| k.action == WatchdogAction::Report), "{stale:?}");
+        assert_eq!(rt.summary().device.losses, 0);
+        all_answers_in_order(&rt, "tail", 12).await;
     });
     // The cpu backend has no device to lose: the stale kernel is reported.
     let rt = runtime(BackendChoice::Cpu, WatchdogAction::RecoverDevice);

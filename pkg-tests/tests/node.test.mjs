@@ -335,10 +335,43 @@ test("a send held by a paused next stage is reported naming that stage, and a wa
     process.on("exit", () => console.log(JSON.stringify({ name: error.name, stall: error.stall, stalledSends, exitAfter: Math.round(performance.now() - ended) })));
   `);
   assertExited(result);
-  assert.match(result.stderr, /a send to kernel 'doubler' has waited 1 s for room: .* its next stage takes none of its answers\. The next stage, 'echo': it is launched, not active\. activate\(\) it\./);
+  assert.match(result.stderr, /a send to kernel 'doubler' has waited 1 s for room: .* its next stage takes none of its answers\. The stage that holds it, 'echo': it is launched, not active\. activate\(\) it\./);
   const { name, stall, stalledSends, exitAfter } = findings(result);
   assert.deepEqual({ name, stall, stalledSends }, { name: "QueueFullError", stall: "nextStageStalled", stalledSends: 1 });
   assert.ok(exitAfter < 900, `the process exited ${exitAfter} ms after its last line: the stall watch's next look held it`);
+});
+
+test("in a pipeline of three, a send to the first stage and a receive from the last, held by the last stage paused, each name that stage and what to do", async () => {
+  // The warning named only the next stage ("'b': its next stage takes none of its answers"),
+  // and a receive from the last stage, its input waiting at an earlier one, said nothing.
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu", enableTelemetry: true });
+    const Chain = defineMessage("Chain", { v: "i32" });
+    const stage = (k) => ({ input: Chain, output: Chain, handler: (m) => ({ v: m.v + k }) });
+    for (const [id, k] of [["a", 1], ["b", 10], ["c", 100]]) await runtime.launch(id, stage(k), { autoActivate: true, queueSize: 2 });
+    await runtime.connect("a", "b");
+    await runtime.connect("b", "c");
+    await runtime.deactivate("c");
+    let sent = 0;
+    for (;;) {
+      try { await runtime.send("a", { v: sent }, { timeout: 20 }); sent++; } catch (e) { break; }
+    }
+    const waiting = runtime.send("a", { v: sent++ });
+    const received = runtime.receive("c");
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const timedOut = await runtime.receive("c", { timeout: 10 }).catch((e) => e.stall);
+    await runtime.reactivate("c");
+    await waiting;
+    const first = await received;
+    await runtime.dispose();
+    console.log(JSON.stringify({ first: first.v, timedOut }));
+  `);
+  assertExited(result);
+  assert.match(result.stderr, /a send to kernel 'a' has waited 1 s for room: its input \(\d+ messages?\) waits because its next stage takes none of its answers\. The stage that holds it, 'c': it is deactivated, not active\. reactivate\(\) it\./);
+  assert.match(result.stderr, /a receive from kernel 'c' has waited 1 s for an answer: its input \(\d+ messages?\) waits at an earlier stage, '[ab]', because it is deactivated, not active\. reactivate\(\) it\./);
+  assert.deepEqual(findings(result), { first: 111, timedOut: "inactive" });
 });
 
 test("a receive or call waiting on a kernel never activated says so after a second, and is answered once it is", async () => {

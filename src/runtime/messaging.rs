@@ -690,48 +690,60 @@ impl Runtime {
             return false;
         }
         if looking {
-            stall.looked(self.report_stall(id, "a send to", "room"));
+            stall.looked(self.report_stall(id, "a send to", "room", false));
         }
         true
     }
 
     /// Warns (once a stall: see `Counters::stall_warned`) and counts in `stalled_sends`
-    /// (once per waiting operation) when kernel `id`
-    /// processes none of its input: its output queue is full of answers nobody receives, or
-    /// it is not active (launched and never activated, say). What `operation` ("a send to"),
-    /// waiting a second for `what`, is stuck behind. Whether it was.
-    fn report_stall(&self, id: &str, operation: &str, what: &str) -> bool {
+    /// (once per waiting operation) when kernel `id` processes none of its input: its output
+    /// queue is full of answers nobody receives, it is not active (launched and never
+    /// activated, say), or a stage after it holds it; for a receive (`receive`), also when its
+    /// input waits at an earlier stage that is held (see [`Table::receive_stall`]). What
+    /// `operation` ("a send to"), waiting a second for `what`, is stuck behind, naming the
+    /// stage that holds it. Whether it was.
+    fn report_stall(&self, id: &str, operation: &str, what: &str, receive: bool) -> bool {
         let mut table = self.shared.lock();
-        let Some(stall) = table.stall_with_input(id) else { return false };
-        // Where a next stage holds it, what holds that stage.
-        let next = table.kernels.get(id).and_then(|k| k.route.downstream.clone());
-        let next_stall = next.as_deref().and_then(|next| table.stall(next));
+        let found = match receive {
+            true => table.receive_stall(id),
+            false => table.stall_with_input(id).map(|stall| (stall, None)),
+        };
+        let Some((stall, waits_at)) = found else { return false };
+        let at = waits_at.unwrap_or(id);
+        let queued = table.kernels.get(at).map_or(0, |k| k.input_depth());
+        // The stage whose own stall holds the input, where that is another stage.
+        let held_by = match stall {
+            Stall::NextStageStalled | Stall::UpstreamStalled => {
+                table.stall_cause(at).map(|(stage, cause)| (stage.to_owned(), cause))
+            }
+            _ => None,
+        };
+        let waits_at = waits_at.map(|stage| format!(" at an earlier stage, {},", Quoted(stage)));
         let Some(kernel) = table.kernels.get_mut(id) else { return false };
         kernel.counters.stalled_sends += 1;
         // One warning a stall: until the kernel processes something, or the stall changes, it
         // is the same one.
-        let seen = Some((kernel.counters.messages_processed, stall, next_stall));
+        let seen = Some((kernel.counters.messages_processed, stall, held_by.as_ref().map(|(_, cause)| *cause)));
         if kernel.counters.stall_warned == seen {
             return true;
         }
         kernel.counters.stall_warned = seen;
-        let queued = kernel.input_depth();
         drop(table);
-        let next_remedy;
-        let remedy = match stall {
-            // `Table::stall` names it only for a next stage stalled itself.
-            Stall::NextStageStalled => {
-                let why = next_stall.map(|stall| format!("{stall}. {}", remedy(stall))).unwrap_or_default();
-                next_remedy = format!("The next stage, {}: {why}", Quoted(next.as_deref().unwrap_or("")));
-                &next_remedy
+        let because = match (stall, held_by) {
+            (Stall::NextStageStalled, Some((stage, cause))) => {
+                format!("{stall}. The stage that holds it, {}: {cause}. {}", Quoted(&stage), remedy(cause))
             }
-            stall => remedy(stall),
+            (Stall::UpstreamStalled, Some((stage, cause))) => {
+                format!("{} holds it: {cause}. {}", Quoted(&stage), remedy(cause))
+            }
+            (stall, _) => format!("{stall}. {}", remedy(stall)),
         };
         platform::warn(&format!(
-            "ringkernel-web: {operation} kernel {quoted_id} has waited {} s for {what}: its input ({}) waits \
-             because {stall}. {remedy}",
+            "ringkernel-web: {operation} kernel {quoted_id} has waited {} s for {what}: its input ({}) waits{} \
+             because {because}",
             STALL_REPORT_MS as u64 / 1000, // whole seconds, without float formatting
             crate::error::messages(queued),
+            waits_at.unwrap_or_default(),
             quoted_id = Quoted(id)
         ));
         true
@@ -756,7 +768,7 @@ impl Runtime {
                 return None;
             }
             if looking {
-                stall.looked(self.report_stall(id, "a call to", "its answer"));
+                stall.looked(self.report_stall(id, "a call to", "its answer", false));
             }
         }
     }
@@ -919,13 +931,13 @@ impl Runtime {
             let ticket = Some(&mut place.ticket);
             match self.try_take_answer(id, check.take(), &mut take, envelope.as_deref_mut(), ticket, &mut launch)? {
                 Attempt::Done(taken) => return Ok(taken),
-                Attempt::Wait(listener, (device, idle)) => {
+                Attempt::Wait(listener, (device, looks)) => {
                     // A receive from a kernel that does not run while its input waits looks
                     // again after a second, and reports it once; other receives set no timer.
-                    let (until, looking) = stall.until(deadline, idle);
+                    let (until, looking) = stall.until(deadline, looks);
                     if !self.help_tick(device, deadline) || !wait_holding(listener, until, deadline.is_some()).await {
                         if looking && deadline.is_none_or(|d| platform::now_ms() < d) {
-                            stall.looked(self.report_stall(id, "a receive from", "an answer"));
+                            stall.looked(self.report_stall(id, "a receive from", "an answer", true));
                             continue;
                         }
                         return Err(Error::Timeout {
@@ -933,7 +945,7 @@ impl Runtime {
                             operation: "receive".into(),
                             timeout: timeout.unwrap_or_default(),
                             unprocessed: 0,
-                            stall: self.shared.lock().stall_with_input(id),
+                            stall: self.shared.lock().receive_stall(id).map(|(stall, _)| stall),
                         });
                     }
                 }
@@ -1025,7 +1037,10 @@ fn receive_turn(
     if let Some(ticket @ None) = ticket {
         *ticket = Some(kernel.mailbox.join_receivers());
     }
-    Ok(Some((kernel.changed.listen(), (kernel.device, kernel.stall_with_input().is_some()))))
+    // A later stage of a pipeline looks too: its input may wait at a stage before it that is
+    // held (`Table::receive_stall`), which this kernel alone cannot tell.
+    let looks = kernel.stall_with_input().is_some() || kernel.route.upstream.is_some();
+    Ok(Some((kernel.changed.listen(), (kernel.device, looks))))
 }
 
 /// Counts the answers a receive took from `kernel` (its output queue held `before`), wakes the
@@ -1129,6 +1144,7 @@ fn remedy(stall: Stall) -> &'static str {
         Stall::Inactive(KernelState::Deactivated) => "reactivate() it.",
         Stall::Inactive(KernelState::Failed) => "recover() its device, or migrate() it.",
         Stall::NextStageStalled => "See to its next stage.",
+        Stall::UpstreamStalled => "See to the stages before it.",
         _ => "",
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::Runtime;
 use crate::circuit::{CircuitState, CircuitStatus};
 use crate::devices::DeviceId;
-use crate::error::{Error, Result, Stall};
+use crate::error::{Error, Result};
 use crate::lifecycle::KernelState;
 use crate::platform;
 use crate::recovery;
@@ -178,13 +178,15 @@ impl Runtime {
     /// for the watchdog's heartbeat timeout, sorted by id; then the watchdog's action is applied
     /// to them (see [`WatchdogAction`]), and each record says what was done.
     pub async fn scan_stale_kernels(&self) -> Result<Vec<StaleKernel>> {
-        let (mut stale, action, waiting_on_receivers) = {
+        let (mut stale, action, not_the_device) = {
             let table = self.open_table()?;
             let (timeout, action) = (table.watchdog.heartbeat_timeout, table.watchdog.action);
             let now = platform::now_ms();
-            // Stale because its answers wait for a receiver (its output queue is full): a new
-            // device would not change that, so `RecoverDevice` leaves it to the report.
-            let mut waiting_on_receivers = Vec::new();
+            // Stale because of a stall the device is not why of: its answers, or a later
+            // stage's, wait for a receiver (an output queue is full), or a later stage is not
+            // active. A new device would change none of that, so `RecoverDevice` leaves it to
+            // the report.
+            let mut not_the_device = Vec::new();
             // In the order of `running_ids` (sorted), so nothing else needs sorting.
             let stale: Vec<StaleKernel> = table
                 .running_ids(None)
@@ -192,8 +194,8 @@ impl Runtime {
                 .filter_map(|id| {
                     let k = &table.kernels[&id];
                     let since = k.stale_for(now, timeout)?;
-                    if matches!(k.stall(), Some(Stall::OutputFull { .. })) {
-                        waiting_on_receivers.push(id.clone());
+                    if table.stall_cause(&id).is_some() {
+                        not_the_device.push(id.clone());
                     }
                     let input_depth = k.input_depth();
                     Some(StaleKernel {
@@ -204,7 +206,7 @@ impl Runtime {
                     })
                 })
                 .collect();
-            (stale, action, waiting_on_receivers)
+            (stale, action, not_the_device)
         };
         match action {
             WatchdogAction::Deactivate => {
@@ -219,7 +221,7 @@ impl Runtime {
                 }
             }
             WatchdogAction::RecoverDevice if !stale.is_empty() => {
-                let stuck = |k: &&StaleKernel| !waiting_on_receivers.contains(&k.kernel_id);
+                let stuck = |k: &&StaleKernel| !not_the_device.contains(&k.kernel_id);
                 let on = |device: DeviceId| {
                     move |k: &&StaleKernel| stuck(k) && self.device_of(&k.kernel_id).ok() == Some(device)
                 };

@@ -103,9 +103,16 @@ impl Runtime {
         let Some(to) = kernel.route.downstream.take() else {
             return Err(Error::InvalidArgument(format!("disconnect({}): it is not connected", Quoted(from))));
         };
+        // Waits on it, and the stage after, see what changed: a stall of either may be over.
+        kernel.notify();
         if let Some(target) = table.kernels.get_mut(&to) {
             target.route.upstream = None;
+            target.notify();
         }
+        drop(table);
+        // Input it held while the next stage took none of its answers runs now, into its own
+        // output queue: the tick loop may be idle, with nothing else to wake it.
+        self.shared.wake();
         Ok(())
     }
 

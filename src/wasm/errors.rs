@@ -136,13 +136,15 @@ pub(super) fn aborted_batch(id: &str, accepted: usize, reason: JsValue) -> JsVal
 }
 
 /// A `QueueFullError`'s or `TimeoutError`'s `stall`, when the kernel itself is why it waited:
-/// `"outputFull"` (answers nobody receives), `"inactive"` (not active) or `"nextStageStalled"` (its
-/// next stage takes none of its answers).
+/// `"outputFull"` (answers nobody receives), `"inactive"` (not active), `"nextStageStalled"` (its
+/// next stage takes none of its answers) or `"upstreamStalled"` (a receive's input waits at an
+/// earlier stage that is held).
 fn set_stall(js: &js_sys::Error, stall: &Option<Stall>) {
     let reason = match stall {
         Some(Stall::OutputFull { .. }) => "outputFull",
         Some(Stall::Inactive(_)) => "inactive",
         Some(Stall::NextStageStalled) => "nextStageStalled",
+        Some(Stall::UpstreamStalled) => "upstreamStalled",
         None => return,
     };
     let _ = Reflect::set(js, &"stall".into(), &reason.into());
