@@ -81,6 +81,23 @@ test("init() with no argument loads the wasm next to the package in Node", async
 
 // Timeouts share one `setTimeout` for the earliest deadline, left pending when a wait ends early
 // (src/timers.rs): it must hold Node open while a wait needs it and never after.
+test("initSync({ module }) with the wasm's bytes at hand initializes at once, as init() does", async () => {
+  const result = await runModule(`
+    import { readFileSync } from "node:fs";
+    import { createRequire } from "node:module";
+    import { dirname, join } from "node:path";
+    import { initSync, RingKernelRuntime } from "ringkernel-web";
+    const entry = createRequire(import.meta.url).resolve("ringkernel-web");
+    initSync({ module: readFileSync(join(dirname(entry), "ringkernel_web_bg.wasm")) });
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const answer = await (await runtime.launch("doubler", null, { autoActivate: true })).call({ value: 21 }, { timeout: 5000 });
+    await runtime.dispose();
+    console.log(JSON.stringify(answer));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), { result: 42 });
+});
+
 test("before init() resolves, defineMessage, ringKernel and create() are refused by name; afterwards they work", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, defineMessage, ringKernel } from "ringkernel-web";
