@@ -57,7 +57,8 @@ pub(crate) enum Flow {
     Stop,
 }
 
-/// One tick loop's side of recovery: automatic attempts made since its device was lost.
+/// One tick loop's side of recovery: automatic attempts made since its device was lost (since
+/// it last ran a tick: a recovery that worked spends none of the next loss's attempts).
 pub(crate) struct Recovery {
     device: DeviceId,
     attempts: usize,
@@ -73,7 +74,10 @@ impl Recovery {
     /// recovery tries to recover, backing off between attempts.
     pub async fn after_tick(&mut self, shared: &Arc<Shared>, outcome: TickOutcome) -> Flow {
         match outcome {
-            TickOutcome::Ran => return Flow::TickAgain,
+            TickOutcome::Ran => {
+                self.attempts = 0;
+                return Flow::TickAgain;
+            }
             TickOutcome::Failed { error, generation } => {
                 fail_device(shared, self.device, error, generation);
                 return Flow::TickAgain;

@@ -466,6 +466,47 @@ fn a_pipeline_recovers_by_itself_and_answers_exactly_once() {
     });
 }
 
+/// Automatic recovery starts afresh once a recovery has worked: a kernel kept busy through six
+/// losses, ticks running between them, comes back each time at the first attempt's delay (0).
+/// It once counted its attempts across recoveries that had worked, so the second loss waited
+/// 0.1 s, the third 1 s, the fourth 5 s, and the fifth was never recovered.
+#[test]
+fn automatic_recovery_starts_afresh_once_a_recovery_worked() {
+    let rt = runtime_with(RuntimeOptions::default().with_auto_recover(true));
+    pollster::block_on(async {
+        rt.launch_definition(counter("busy"), queue(65_536).with_max_batch(8)).await.unwrap();
+        rt.activate("busy").await.unwrap();
+        let values: Vec<i32> = (0..60_000).collect();
+        rt.send_batch("busy", &values, None).await.unwrap();
+        let processed = || rt.summary().per_kernel["busy"].messages_processed;
+        for loss in 1..=6 {
+            // A tick ran on the device since it was last recovered.
+            let before = processed();
+            wait_for(|| processed() > before);
+            rt.destroy_device().unwrap();
+            let lost_at = Instant::now();
+            while rt.state("busy").unwrap() == KernelState::Failed {
+                // Every attempt but the first waits 0.1 s or more.
+                assert!(lost_at.elapsed() < Duration::from_secs(4), "loss {loss}: not recovered after 4 s");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        assert_eq!(rt.summary().device.recoveries, 6);
+        let (answers, error) = receive_up_to(&rt, "busy", values.len()).await;
+        assert_eq!((answers, error), (values.clone(), None));
+        assert_eq!(rt.read_state_as::<i32>("busy").await.unwrap(), [60_000, values.iter().sum::<i32>()]);
+    });
+}
+
+/// Polls `done` every millisecond, for at most 30 s.
+fn wait_for(mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(30), "waited 30 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// A terminate that is draining when the device goes finishes after automatic recovery.
 #[test]
 fn a_draining_terminate_finishes_after_automatic_recovery() {
