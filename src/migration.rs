@@ -24,7 +24,7 @@ use crate::backend::StateStore;
 use crate::cancel::OnCancel;
 use crate::checkpoint;
 use crate::devices::DeviceId;
-use crate::error::{Error, Result};
+use crate::error::{Error, Quoted, Result};
 use crate::lifecycle::{Action, KernelState, LifecycleState};
 use crate::platform;
 use crate::table::{Kernel, Shared};
@@ -64,7 +64,14 @@ fn millis<S: serde::Serializer>(value: &Duration, serializer: S) -> std::result:
 /// changing nothing, for a kernel that is not launched, active, deactivated or stranded
 /// (`KernelState`), also when it was terminated or the runtime stopped while it compiled on the
 /// target, a target that is lost (`DeviceLost`) or unknown, and when compiling there fails.
-pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Result<MigrationReport> {
+/// With `from`, a kernel that is not there as the move begins is refused (`InvalidArgument`):
+/// moves are made one at a time, so none can take it elsewhere afterwards.
+pub(crate) async fn migrate(
+    shared: &Arc<Shared>,
+    id: &str,
+    from: Option<DeviceId>,
+    to: DeviceId,
+) -> Result<MigrationReport> {
     // One migration or recovery at a time: each moves kernels' resources between devices.
     let _one_at_a_time = shared.recovering.lock().await;
     let (definition, queue_size, shape, instance, generation) = {
@@ -73,6 +80,13 @@ pub(crate) async fn migrate(shared: &Arc<Shared>, id: &str, to: DeviceId) -> Res
             return Err(Error::Disposed);
         }
         let (kernel, _) = table.kernel_on_device(id)?;
+        if let Some(source) = from.filter(|&source| source != kernel.device) {
+            return Err(Error::InvalidArgument(format!(
+                "kernel {} runs on device {}, not on device {source}",
+                Quoted(id),
+                kernel.device
+            )));
+        }
         movable(id, kernel)?;
         if kernel.device == to {
             return Ok(MigrationReport { kernel_id: id.to_owned(), from: to, to, pause: Duration::ZERO, requeued: 0 });

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use common::{all_exactly_once, answer_after, stage_wgsl, InOrder, Increasing, Tagged, TAGGED_FIELDS, TAGGED_NAME};
 use futures_util::future::join_all;
 use ringkernel_web::kernel;
+use ringkernel_web::lifecycle::Action;
 use ringkernel_web::{Error, FieldType, KernelDefinition, KernelState, LaunchOptions, MessageLayout, Runtime};
 
 const SEED: u64 = 0x5eed_c0c0;
@@ -343,4 +344,153 @@ fn lifecycle_calls_racing_from_another_thread_never_refuse_a_launch_or_a_handles
         refused
     });
     assert_eq!(refused_deactivated, 0, "a handle's activate refused a deactivated kernel");
+}
+
+/// Ending a kernel that another caller ends or removes meanwhile is no failure: `terminate_if_live`,
+/// `terminate_all` and a managed kernel's end decided by a look at the state before they acted,
+/// and refused when the look was overtaken.
+#[test]
+fn ending_a_kernel_another_caller_ends_or_removes_meanwhile_is_no_failure() {
+    const T: Option<Duration> = Some(Duration::from_secs(5));
+    let rt = common::runtime_on(ringkernel_web::BackendChoice::Cpu);
+    // A managed kernel whose body ended it itself (no race needed).
+    let ended_in_body = pollster::block_on(rt.managed_kernel("doubler", LaunchOptions::default(), |id| {
+        let rt = rt.clone();
+        async move {
+            rt.terminate(&id, T).await?;
+            Ok(5)
+        }
+    }));
+    assert_eq!(ended_in_body, Ok(5));
+    rt.remove("doubler").unwrap();
+    let options = LaunchOptions::default().with_queue_capacity(4).with_auto_activate();
+    for round in 0..300 {
+        pollster::block_on(rt.launch("doubler", options.clone())).unwrap();
+        let (if_live, all) = std::thread::scope(|scope| {
+            let if_live = scope.spawn(|| pollster::block_on(rt.terminate_if_live("doubler", T)));
+            let all = scope.spawn(|| pollster::block_on(rt.terminate_all(T)));
+            // Ends it and removes it, as soon as it can.
+            let _ = pollster::block_on(rt.terminate("doubler", T));
+            while rt.remove("doubler").is_err() && rt.state("doubler").is_ok() {
+                std::thread::yield_now();
+            }
+            (if_live.join().unwrap(), all.join().unwrap())
+        });
+        assert_eq!((round, if_live, all), (round, Ok(()), Ok(())));
+        let _ = rt.remove("doubler");
+    }
+}
+
+/// A terminate that joined another's drain, and a handle's operations, reach only the launch
+/// they began on: with the kernel removed and launched again under its id by another thread
+/// meanwhile, the terminate ends as the drain did (not on the new launch, nor with its state),
+/// a handle's sends and lifecycle calls never reach the new launch, and `wait` returns.
+#[test]
+fn a_removed_launchs_terminate_and_handles_never_reach_the_kernel_launched_again_under_its_id() {
+    let rt = common::runtime_on(ringkernel_web::BackendChoice::Cpu);
+    let slow = KernelDefinition::new("slow-doubler", kernel::doubler_request(), kernel::doubler_response(), "")
+        .with_host_handler(kernel::host::typed(|value: &i32, _: &mut [u32]| {
+            std::thread::sleep(Duration::from_micros(500));
+            Some(value * 2)
+        }));
+    let launch = |options: LaunchOptions| pollster::block_on(rt.launch_definition(slow.clone(), options)).unwrap();
+    for round in 0..100 {
+        let first = launch(LaunchOptions::default().with_queue_capacity(64).with_auto_activate());
+        pollster::block_on(rt.send_batch("slow-doubler", &[1i32; 16], None)).unwrap();
+        let outcomes = std::thread::scope(|scope| {
+            let terminates: Vec<_> = (0..2)
+                .map(|_| scope.spawn(|| pollster::block_on(first.terminate_timeout(Duration::from_secs(10)))))
+                .collect();
+            while rt.remove("slow-doubler").is_err() {
+                std::thread::yield_now();
+            }
+            let again = launch(LaunchOptions::default().with_queue_capacity(64));
+            pollster::block_on(again.typed::<i32, i32>().unwrap().send(7)).unwrap();
+            terminates.into_iter().map(|t| t.join().unwrap()).collect::<Vec<_>>()
+        });
+        // Each ends as the drain did; one that began only after it ended (its thread started
+        // late) is refused as terminated, as the lifecycle says, or, after the remove, as not
+        // found. Neither may reach the new launch.
+        for outcome in outcomes {
+            let joined_or_late = matches!(
+                outcome,
+                Ok(())
+                    | Err(Error::KernelState { state: KernelState::Terminated, action: Action::Terminate, .. })
+                    | Err(Error::KernelNotFound { .. })
+            );
+            assert!(joined_or_late, "round {round}: {outcome:?}");
+        }
+        assert_eq!(
+            rt.state("slow-doubler").unwrap(),
+            KernelState::Launched,
+            "round {round}: the new launch was reached"
+        );
+        pollster::block_on(rt.terminate("slow-doubler", Some(Duration::from_secs(10)))).unwrap();
+        rt.remove("slow-doubler").unwrap();
+    }
+
+    let options = LaunchOptions::default().with_queue_capacity(16).with_auto_activate();
+    for round in 0..300 {
+        let old = pollster::block_on(rt.launch("doubler", options.clone())).unwrap().typed::<i32, i32>().unwrap();
+        let stop = AtomicBool::new(false);
+        let (again, waited) = std::thread::scope(|scope| {
+            let user = scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = old.try_send(-1);
+                    let _ = pollster::block_on(old.deactivate());
+                }
+            });
+            // Not scoped: a wait that never returns fails the test rather than hanging it.
+            let (done, waited) = std::sync::mpsc::channel();
+            let waiting = old.clone();
+            std::thread::spawn(move || done.send(pollster::block_on(waiting.wait())));
+            pollster::block_on(rt.terminate("doubler", Some(Duration::ZERO))).ok();
+            rt.remove("doubler").unwrap();
+            let again = pollster::block_on(rt.launch("doubler", options.clone())).unwrap();
+            std::thread::sleep(Duration::from_micros(200));
+            stop.store(true, Ordering::Relaxed);
+            user.join().unwrap();
+            (again, waited.recv_timeout(Duration::from_secs(10)))
+        });
+        assert_eq!(waited, Ok(Ok(())), "round {round}: the old handle's wait");
+        let status = again.status().unwrap();
+        assert_eq!((round, status.state, again.metrics().unwrap().messages_sent), (round, KernelState::Active, 0));
+        pollster::block_on(rt.terminate("doubler", Some(Duration::from_secs(5)))).unwrap();
+        rt.remove("doubler").unwrap();
+    }
+}
+
+/// `migrate_kernel(id, source, target)` moves only a kernel on `source` when its move begins:
+/// of two racing moves off device 0, the second finds it gone from there.
+#[test]
+fn a_migration_from_a_source_the_kernel_left_meanwhile_is_refused() {
+    use ringkernel_web::{DeviceId, DeviceSpec, RuntimeOptions};
+    let options = RuntimeOptions::default().with_backend(ringkernel_web::BackendChoice::Cpu).with_devices([
+        DeviceSpec::default(),
+        DeviceSpec::default(),
+        DeviceSpec::default(),
+    ]);
+    let rt = pollster::block_on(Runtime::new(options)).unwrap();
+    let migrator = &rt.kernel_migrator();
+    for round in 0..200 {
+        let launch = LaunchOptions::default().on_device(DeviceId(0)).with_auto_activate();
+        pollster::block_on(rt.launch("doubler", launch)).unwrap();
+        let reports = std::thread::scope(|scope| {
+            let moves: Vec<_> = [1, 2]
+                .map(|to| {
+                    scope.spawn(move || {
+                        pollster::block_on(migrator.migrate_kernel("doubler", DeviceId(0), DeviceId(to)))
+                    })
+                })
+                .into_iter()
+                .collect();
+            moves.into_iter().map(|m| m.join().unwrap()).collect::<Vec<_>>()
+        });
+        let moved: Vec<_> = reports.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(moved.len(), 1, "round {round}: {reports:?}");
+        assert_eq!(moved[0].from, DeviceId(0), "round {round}: {reports:?}");
+        assert!(reports.iter().any(|r| matches!(r, Err(Error::InvalidArgument(_)))), "round {round}: {reports:?}");
+        pollster::block_on(rt.terminate("doubler", Some(Duration::from_secs(5)))).unwrap();
+        rt.remove("doubler").unwrap();
+    }
 }

@@ -193,7 +193,7 @@ impl Runtime {
         if options.auto_activate {
             self.shared.wake();
         }
-        Ok(KernelHandle::new(self.clone(), &id, removed))
+        Ok(KernelHandle::new(self, &id, removed, instance))
     }
 
     /// LAUNCHED → ACTIVE: the tick starts dispatching the kernel.
@@ -230,7 +230,7 @@ impl Runtime {
     /// [`apply`](Self::apply), with the action chosen by the kernel's state under the same lock.
     fn apply_chosen(&self, id: &str, choose: impl FnOnce(KernelState) -> Action) -> Result<()> {
         let mut table = self.open_table()?;
-        let kernel = table.kernel(id)?;
+        let kernel = self.kernel_in(&mut table, id)?;
         let action = choose(kernel.life.state());
         kernel.life.apply(action).map_err(|t| t.for_kernel(id))?;
         // A kernel that starts (or stops) running is not late yet.
@@ -267,7 +267,8 @@ impl Runtime {
     {
         let handle = self.launch_and_activate(id, None, options).await?;
         let outcome = body(id.to_owned()).await;
-        let terminated = handle.terminate().await;
+        // The body may have ended the kernel itself (or removed it): the scope's end is then done.
+        let terminated = ended_already(handle.terminate().await);
         let value = outcome?;
         terminated.map(|()| value)
     }
@@ -275,10 +276,8 @@ impl Runtime {
     /// Terminates `id` unless it already is terminated or removed: the end of a managed
     /// kernel's scope, which must not fail because the body stopped it first.
     pub async fn terminate_if_live(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
-        match self.state(id) {
-            Ok(KernelState::Terminated) | Err(Error::KernelNotFound { .. }) => Ok(()),
-            _ => self.terminate(id, timeout).await,
-        }
+        // Asked, not checked first: another caller may end or remove it meanwhile.
+        ended_already(self.terminate(id, timeout).await)
     }
 
     /// Graceful stop: the kernel passes through `Terminating` while queued and in-flight
@@ -320,7 +319,7 @@ impl Runtime {
     ) -> Result<()> {
         let (changed, instance) = {
             let mut table = self.open_table()?;
-            let kernel = table.kernel(id)?;
+            let kernel = self.kernel_in(&mut table, id)?;
             let (changed, instance) = (kernel.changed.clone(), kernel.instance);
             // A terminate while another is under way waits with it, within its own timeout
             // (as `wait` does, without one): the drain is the same.
@@ -358,7 +357,12 @@ impl Runtime {
             let ran_out = {
                 let mut table = self.shared.lock();
                 // Without automatic recovery nothing will drain a kernel whose device was lost.
-                let (kernel, device) = table.kernel_on_device(id)?;
+                let (kernel, device) = match table.kernel_on_device(id) {
+                    Ok((kernel, device)) if kernel.instance == instance => (kernel, device),
+                    // Removed meanwhile (and perhaps launched again under its id): another
+                    // terminate ended it, and whoever removed it has seen how.
+                    _ => return Ok(()),
+                };
                 // Another terminate ended it meanwhile: that one's outcome is this one's.
                 if kernel.life.state() == KernelState::Terminated {
                     return kernel.ended.clone().map_or(Ok(()), Err);
@@ -441,7 +445,8 @@ impl Runtime {
             ids.sort_unstable();
             ids
         };
-        let results = join_all(ids.iter().map(|id| self.terminate(id, timeout))).await;
+        // A kernel another caller terminated or removed meanwhile has ended: no error of ours.
+        let results = join_all(ids.iter().map(|id| async { ended_already(self.terminate(id, timeout).await) })).await;
         let mut errors: Vec<Error> = results.into_iter().filter_map(Result::err).collect();
         match errors.len() {
             0 => Ok(()),
@@ -660,4 +665,14 @@ pub(super) fn queue_size_in_range(name: &str, size: usize) -> Result<usize> {
 
 fn validate_id(id: &str) -> Result<()> {
     kernel::check_id_length("kernel ids", id)
+}
+
+/// A terminate's outcome where the kernel need only have ended: a refusal because it is
+/// terminated already, or was removed, is no failure.
+fn ended_already(terminated: Result<()>) -> Result<()> {
+    match terminated {
+        Err(Error::KernelState { state: KernelState::Terminated, action: Action::Terminate, .. })
+        | Err(Error::KernelNotFound { .. }) => Ok(()),
+        other => other,
+    }
 }

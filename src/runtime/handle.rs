@@ -36,6 +36,10 @@ pub enum Dynamic {}
 /// even after another kernel is launched under the same id (as an actor reference never
 /// reaches the actor that took a stopped one's name).
 pub struct KernelHandle<In = Dynamic, Out = Dynamic> {
+    /// The runtime as the handle's operations use it: reaching its own launch only, checked
+    /// under the lock each acts under (see `Runtime::kernel_in`).
+    pinned: Runtime,
+    /// The runtime as it is, for [`runtime`](Self::runtime).
     runtime: Runtime,
     id: Arc<str>,
     /// Set when its kernel is removed (shared with the kernel's entry).
@@ -46,6 +50,7 @@ pub struct KernelHandle<In = Dynamic, Out = Dynamic> {
 impl<In, Out> Clone for KernelHandle<In, Out> {
     fn clone(&self) -> Self {
         KernelHandle {
+            pinned: self.pinned.clone(),
             runtime: self.runtime.clone(),
             id: self.id.clone(),
             removed: self.removed.clone(),
@@ -81,8 +86,16 @@ pub struct KernelStatus {
 }
 
 impl<In, Out> KernelHandle<In, Out> {
-    pub(super) fn new(runtime: Runtime, id: &str, removed: Arc<AtomicBool>) -> Self {
-        KernelHandle { runtime, id: id.into(), removed, messages: PhantomData }
+    /// A handle to launch `instance` of kernel `id`, whose entry shares `removed`.
+    pub(super) fn new(runtime: &Runtime, id: &str, removed: Arc<AtomicBool>, instance: u64) -> Self {
+        let id: Arc<str> = id.into();
+        KernelHandle {
+            pinned: runtime.pinned(id.clone(), instance),
+            runtime: runtime.unpinned(),
+            id,
+            removed,
+            messages: PhantomData,
+        }
     }
 
     /// The id to operate on, or `KernelNotFound` once this handle's kernel was removed.
@@ -114,12 +127,12 @@ impl<In, Out> KernelHandle<In, Out> {
     /// `launched` → `active`, or `deactivated` → `active`: the kernel processes its queued
     /// messages.
     pub async fn activate(&self) -> Result<()> {
-        self.runtime.activate_or_reactivate(self.live_id()?)
+        self.pinned.activate_or_reactivate(self.live_id()?)
     }
 
     /// `active` → `deactivated`: nothing more is dispatched; queued input stays.
     pub async fn deactivate(&self) -> Result<()> {
-        self.runtime.deactivate(self.live_id()?).await
+        self.pinned.deactivate(self.live_id()?).await
     }
 
     /// The seed's name for [`deactivate`](Self::deactivate).
@@ -136,27 +149,27 @@ impl<In, Out> KernelHandle<In, Out> {
     /// Graceful stop: queued and in-flight messages are processed first (their answers stay
     /// receivable), for up to five seconds; see [`terminate_timeout`](Self::terminate_timeout).
     pub async fn terminate(&self) -> Result<()> {
-        self.runtime.terminate(self.live_id()?, Some(DEFAULT_TERMINATE_TIMEOUT)).await
+        self.pinned.terminate(self.live_id()?, Some(DEFAULT_TERMINATE_TIMEOUT)).await
     }
 
     /// Graceful stop within `timeout`; past it the kernel stops anyway and the `Timeout` error
     /// says how many messages were left unprocessed.
     pub async fn terminate_timeout(&self, timeout: Duration) -> Result<()> {
-        self.runtime.terminate(self.live_id()?, Some(timeout)).await
+        self.pinned.terminate(self.live_id()?, Some(timeout)).await
     }
 
     /// Resolves once the kernel is terminated (or removed).
     pub async fn wait(&self) -> Result<()> {
         loop {
             let Ok(id) = self.live_id() else { return Ok(()) };
-            let Some(listener) = self.runtime.until_changed(id)? else { return Ok(()) };
+            let Some(listener) = self.pinned.until_changed(id)? else { return Ok(()) };
             wait(listener, None).await;
         }
     }
 
     /// The kernel's state now.
     pub fn state(&self) -> Result<KernelState> {
-        self.runtime.state(self.live_id()?)
+        self.pinned.state(self.live_id()?)
     }
 
     /// Whether the kernel is active now.
@@ -185,14 +198,14 @@ impl<In, Out> KernelHandle<In, Out> {
 
     /// Every counter of the kernel (latency is empty when the runtime keeps no telemetry).
     pub fn metrics(&self) -> Result<KernelTelemetry> {
-        self.runtime.kernel_metrics(self.live_id()?)
+        self.pinned.kernel_metrics(self.live_id()?)
     }
 
     /// The next answer handed to `read` if one is waiting now: the `try_receive` of both kinds
     /// of handle.
     fn try_receive_read<R>(&self, read: impl FnOnce(&MessageLayout, &[u8]) -> R) -> Result<R, TryReceiveError> {
         let id = self.live_id().map_err(TryReceiveError::Refused)?;
-        match self.runtime.try_receive_with(id, read) {
+        match self.pinned.try_receive_with(id, read) {
             Ok(Some(answer)) => Ok(answer),
             Ok(None) => Err(TryReceiveError::Empty(Error::Timeout {
                 id: self.id.to_string(),
@@ -229,44 +242,50 @@ impl KernelHandle {
             layout.map_err(|problem| Error::MessageFormat { id: id.to_owned(), field: ty.to_owned(), problem })
         };
         let (input, output) = (std::any::type_name::<In>(), std::any::type_name::<Out>());
-        check(self.runtime.input_layout(id)?, layout_of(In::try_layout(), input)?, "messages", input)?;
-        check(self.runtime.output_layout(id)?, layout_of(Out::try_layout(), output)?, "answers", output)?;
-        Ok(KernelHandle::new(self.runtime.clone(), id, self.removed.clone()))
+        check(self.pinned.input_layout(id)?, layout_of(In::try_layout(), input)?, "messages", input)?;
+        check(self.pinned.output_layout(id)?, layout_of(Out::try_layout(), output)?, "answers", output)?;
+        Ok(KernelHandle {
+            pinned: self.pinned.clone(),
+            runtime: self.runtime.clone(),
+            id: self.id.clone(),
+            removed: self.removed.clone(),
+            messages: PhantomData,
+        })
     }
 
     /// Queues one message given as named values (a [`Value::Struct`]), waiting up to
     /// `timeout` for room (as long as it takes without one).
     pub async fn send_value(&self, message: &Value, timeout: Option<Duration>) -> Result<()> {
-        self.runtime.send_value(self.live_id()?, message, timeout).await
+        self.pinned.send_value(self.live_id()?, message, timeout).await
     }
 
     /// Queues one message given as named values if there is room now (else `QueueFull`).
     pub fn try_send_value(&self, message: &Value) -> Result<()> {
-        self.runtime.try_send_value(self.live_id()?, message)
+        self.pinned.try_send_value(self.live_id()?, message)
     }
 
     /// Queues one message in either form (fields or bytes) if there is room now.
     pub fn try_send_message(&self, message: MessageRef<'_>) -> Result<()> {
-        self.runtime.try_send_message(self.live_id()?, message)
+        self.pinned.try_send_message(self.live_id()?, message)
     }
 
     /// Queues every message of `messages` (each a [`Value::Struct`]) within `timeout`, or the
     /// error says how many (from the front) were queued, and why not the rest.
     pub async fn send_values(&self, messages: &[Value], timeout: Option<Duration>) -> Result<usize, BatchSendError> {
         let id = self.live_id().map_err(|error| BatchSendError { accepted: 0, error })?;
-        self.runtime.send_values(id, messages, timeout).await
+        self.pinned.send_values(id, messages, timeout).await
     }
 
     /// Queues messages already packed in the input layout, all of them within `timeout`, or the
     /// error says how many (from the front) were queued, and why not the rest.
     pub async fn send_packed(&self, packed: &[u8], timeout: Option<Duration>) -> Result<usize, BatchSendError> {
         let id = self.live_id().map_err(|error| BatchSendError { accepted: 0, error })?;
-        self.runtime.send_packed(id, packed, timeout).await
+        self.pinned.send_packed(id, packed, timeout).await
     }
 
     /// The next answer, as named values, waiting up to `timeout` (as long as it takes without).
     pub async fn receive_value(&self, timeout: Option<Duration>) -> Result<Vec<(String, Value)>> {
-        self.runtime.receive(self.live_id()?, timeout).await
+        self.pinned.receive(self.live_id()?, timeout).await
     }
 
     /// The next answer handed to `read` with the output layout, straight from the queue.
@@ -275,7 +294,7 @@ impl KernelHandle {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
-        self.runtime.receive_with(self.live_id()?, timeout, read).await
+        self.pinned.receive_with(self.live_id()?, timeout, read).await
     }
 
     /// The next answer handed to `read` if one is waiting now.
@@ -286,7 +305,7 @@ impl KernelHandle {
     /// Up to `max` answers (1 or more: 0 is `OutOfRange`), packed back to back, waiting up to `timeout` for
     /// the first.
     pub async fn receive_batch_packed(&self, max: usize, timeout: Option<Duration>) -> Result<Vec<u8>> {
-        self.runtime.receive_batch_packed(self.live_id()?, max, timeout).await
+        self.pinned.receive_batch_packed(self.live_id()?, max, timeout).await
     }
 
     /// Sends one message (a [`Value::Struct`]) and hands its own answer to `read`, waiting up to
@@ -297,7 +316,7 @@ impl KernelHandle {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
-        self.runtime.call_value(self.live_id()?, message, timeout, read).await
+        self.pinned.call_value(self.live_id()?, message, timeout, read).await
     }
 }
 
@@ -310,7 +329,7 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
             Err(error) => return Err(SendError { message, error }),
         };
         // Its types were checked against the layouts by `typed()`: the bytes go as they are.
-        let sent = self.runtime.send_bytes(id, bytemuck::bytes_of(&message), None).await;
+        let sent = self.pinned.send_bytes(id, bytemuck::bytes_of(&message), None).await;
         sent.map_err(|error| SendError { message, error })
     }
 
@@ -322,10 +341,10 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
             Ok(id) => id,
             Err(error) => return Err(TrySendError::Refused(message, error)),
         };
-        match self.runtime.try_enqueue_one(id, None, &pack) {
+        match self.pinned.try_enqueue_one(id, None, &pack) {
             Ok(Attempt::Done(_)) => Ok(()),
-            Ok(Attempt::Wait(_, full)) => Err(TrySendError::Full(message, self.runtime.count(&self.id, full))),
-            Err(refused) => Err(TrySendError::Refused(message, self.runtime.count(&self.id, refused))),
+            Ok(Attempt::Wait(_, full)) => Err(TrySendError::Full(message, self.pinned.count(&self.id, full))),
+            Err(refused) => Err(TrySendError::Refused(message, self.pinned.count(&self.id, refused))),
         }
     }
 
@@ -335,7 +354,7 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
             Ok(id) => id,
             Err(error) => return Err(SendTimeoutError::Refused(message, error)),
         };
-        match self.runtime.send_bytes(id, bytemuck::bytes_of(&message), Some(timeout)).await {
+        match self.pinned.send_bytes(id, bytemuck::bytes_of(&message), Some(timeout)).await {
             Ok(()) => Ok(()),
             Err(full @ Error::QueueFull { .. }) => Err(SendTimeoutError::Timeout(message, full)),
             Err(refused) => Err(SendTimeoutError::Refused(message, refused)),
@@ -357,20 +376,20 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     async fn send_batch_until(&self, messages: &[In], timeout: Option<Duration>) -> Result<(), BatchSendError> {
         let deadline = crate::waiting::deadline(timeout);
         let id = self.live_id().map_err(|error| BatchSendError { accepted: 0, error })?;
-        match self.runtime.enqueue_many(id, bytemuck::cast_slice(messages), deadline, &AtomicUsize::new(0)).await {
+        match self.pinned.enqueue_many(id, bytemuck::cast_slice(messages), deadline, &AtomicUsize::new(0)).await {
             (_, None) => Ok(()),
-            (accepted, Some(error)) => Err(BatchSendError { accepted, error: self.runtime.count(&self.id, error) }),
+            (accepted, Some(error)) => Err(BatchSendError { accepted, error: self.pinned.count(&self.id, error) }),
         }
     }
 
     /// The next answer, waiting as long as it takes.
     pub async fn receive(&self) -> Result<Out> {
-        self.runtime.receive_pod(self.live_id()?, None).await
+        self.pinned.receive_pod(self.live_id()?, None).await
     }
 
     /// The next answer, waiting up to `timeout` (then `Timeout`).
     pub async fn receive_timeout(&self, timeout: Duration) -> Result<Out> {
-        self.runtime.receive_pod(self.live_id()?, Some(timeout)).await
+        self.pinned.receive_pod(self.live_id()?, Some(timeout)).await
     }
 
     /// The next answer if one is waiting now.
@@ -380,12 +399,12 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     /// Up to `max` answers (1 or more: 0 is `OutOfRange`), waiting for the first as long as it takes.
     pub async fn receive_batch(&self, max: usize) -> Result<Vec<Out>> {
-        self.runtime.receive_batch::<Out>(self.live_id()?, max, None).await
+        self.pinned.receive_batch::<Out>(self.live_id()?, max, None).await
     }
 
     /// Up to `max` answers (1 or more), waiting up to `timeout` for the first (then `Timeout`).
     pub async fn receive_batch_timeout(&self, max: usize, timeout: Duration) -> Result<Vec<Out>> {
-        self.runtime.receive_batch::<Out>(self.live_id()?, max, Some(timeout)).await
+        self.pinned.receive_batch::<Out>(self.live_id()?, max, Some(timeout)).await
     }
 
     /// Its answers as a [`Stream`](futures_util::Stream), one by one as they come (as the
@@ -438,9 +457,9 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
             Ok(id) => id,
             Err(error) => return Err((envelope, error)),
         };
-        match self.runtime.send_enveloped(id, &envelope.header, timeout, &pack).await {
+        match self.pinned.send_enveloped(id, &envelope.header, timeout, &pack).await {
             Ok(sent) => Ok(sent),
-            Err(error) => Err((envelope, self.runtime.count(&self.id, error))),
+            Err(error) => Err((envelope, self.pinned.count(&self.id, error))),
         }
     }
 
@@ -458,9 +477,9 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     async fn receive_envelope_until(&self, timeout: Option<Duration>) -> Result<MessageEnvelope<Out>> {
         let read = |_: &MessageLayout, answer: &[u8]| bytemuck::pod_read_unaligned::<Out>(answer);
         let mut header = None;
-        let result = self.runtime.receive_one(self.live_id()?, timeout, read, Some(&mut header)).await;
+        let result = self.pinned.receive_one(self.live_id()?, timeout, read, Some(&mut header)).await;
         let result = result.map(|message| MessageEnvelope::with_header(message, header.expect("made when taken")));
-        result.map_err(|error| self.runtime.count(&self.id, error))
+        result.map_err(|error| self.pinned.count(&self.id, error))
     }
 
     /// Sends `message` and waits up to `timeout` for its own answer (matched by correlation
@@ -473,10 +492,10 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
             Ok(id) => id,
             Err(error) => return Err(CallError::NotSent(message, error)),
         };
-        match self.runtime.call_inner(id, Some(timeout), &pack, || {}, read).await {
+        match self.pinned.call_inner(id, Some(timeout), &pack, || {}, read).await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(unanswered)) => Err(CallError::Unanswered(self.runtime.count(&self.id, unanswered))),
-            Err(not_sent) => Err(CallError::NotSent(message, self.runtime.count(&self.id, not_sent))),
+            Ok(Err(unanswered)) => Err(CallError::Unanswered(self.pinned.count(&self.id, unanswered))),
+            Err(not_sent) => Err(CallError::NotSent(message, self.pinned.count(&self.id, not_sent))),
         }
     }
 }

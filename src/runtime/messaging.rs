@@ -517,7 +517,7 @@ impl Runtime {
         // Stamped under the same lock as the message is numbered, so timestamps follow the
         // kernel's order.
         let stamped = envelope.map(|(header, sent)| (table.clock.send(header, id), sent));
-        let (kernel, device) = table.kernel_on_device(id)?;
+        let (kernel, device) = self.kernel_on_device_in(table, id)?;
         same_launch(launch, kernel, id)?;
         let refusal = match (kernel.life.state(), &kernel.route.downstream) {
             (_, Some(downstream)) if call.is_some() => Some(connected_refusal(id, downstream)),
@@ -591,10 +591,11 @@ impl Runtime {
                 };
                 // A batch that began is finished as a send in flight, as in a drain.
                 let overloaded = if accepted == 0 { self.overload_refusal(&mut table, id) } else { None };
-                let kernel = match table.kernel(id).and_then(|k| same_launch(&mut launch, k, id).map(|()| k)) {
-                    Ok(kernel) => kernel,
-                    Err(e) => return (accepted, Some(e)),
-                };
+                let kernel =
+                    match self.kernel_in(&mut table, id).and_then(|k| same_launch(&mut launch, k, id).map(|()| k)) {
+                        Ok(kernel) => kernel,
+                        Err(e) => return (accepted, Some(e)),
+                    };
                 let state = kernel.life.state();
                 if !state.accepts_messages() {
                     // A batch under way when the runtime began to drain ends when the drain
@@ -981,7 +982,7 @@ impl Runtime {
         launch: &mut Option<u64>,
     ) -> Result<Attempt<R, (DeviceId, bool)>> {
         let mut table = self.open_table()?;
-        let (kernel, device) = table.kernel_on_device(id)?;
+        let (kernel, device) = self.kernel_on_device_in(&mut table, id)?;
         same_launch(launch, kernel, id)?;
         if let Some(check) = check {
             check(&kernel.def.output)?;

@@ -48,7 +48,7 @@ use crate::health::HealthThresholds;
 use crate::kernel::DispatchShape;
 use crate::lifecycle::{KernelMode, LifecycleState};
 use crate::platform::{self, option_name};
-use crate::table::{Failed, Settings, Shared, Table};
+use crate::table::{DeviceStatus, Failed, Kernel, Settings, Shared, Table};
 use crate::telemetry::ShutdownReport;
 use crate::watchdog::WatchdogConfig;
 
@@ -466,6 +466,16 @@ pub const DEFAULT_TERMINATE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Runtime {
     shared: Arc<Shared>,
     inner: Arc<Inner>,
+    /// For a [`KernelHandle`]'s operations: the launch they reach under its id (see
+    /// [`Runtime::kernel_in`]); `None` for the runtime's own, which reach whatever is there.
+    pin: Option<Pin>,
+}
+
+/// One launch of a kernel id: what a [`KernelHandle`] refers to.
+#[derive(Clone)]
+pub(crate) struct Pin {
+    id: Arc<str>,
+    instance: u64,
 }
 
 /// What the runtime's clones share besides the kernel table.
@@ -552,7 +562,49 @@ impl Runtime {
             error_samples: Mutex::default(),
             scrape_samples: Mutex::default(),
         });
-        Ok(Runtime { shared, inner })
+        Ok(Runtime { shared, inner, pin: None })
+    }
+
+    /// This runtime for the operations of a handle to launch `instance` of kernel `id`.
+    pub(crate) fn pinned(&self, id: Arc<str>, instance: u64) -> Runtime {
+        Runtime { shared: self.shared.clone(), inner: self.inner.clone(), pin: Some(Pin { id, instance }) }
+    }
+
+    /// This runtime as its own operations see kernels: by id, whichever launch is there.
+    pub(crate) fn unpinned(&self) -> Runtime {
+        Runtime { shared: self.shared.clone(), inner: self.inner.clone(), pin: None }
+    }
+
+    /// Kernel `id` in `table`, or `KernelNotFound`. A handle's operations reach only the launch
+    /// the handle refers to: one launched since under its id is not found, and that is checked
+    /// under the lock the operation then acts under (a check before it, as the handle's
+    /// `removed` flag is, can be overtaken by a remove and a launch on another thread).
+    pub(crate) fn kernel_in<'t>(&self, table: &'t mut Table, id: &str) -> Result<&'t mut Kernel> {
+        let kernel = table.kernel(id)?;
+        self.reaches(kernel, id)?;
+        Ok(kernel)
+    }
+
+    /// [`kernel_in`](Self::kernel_in), with the status of the kernel's device beside it.
+    pub(crate) fn kernel_on_device_in<'t>(
+        &self,
+        table: &'t mut Table,
+        id: &str,
+    ) -> Result<(&'t mut Kernel, &'t DeviceStatus)> {
+        let (kernel, device) = table.kernel_on_device(id)?;
+        self.reaches(kernel, id)?;
+        Ok((kernel, device))
+    }
+
+    /// `KernelNotFound` when `kernel`, found under `id`, is not the launch this runtime's
+    /// handle refers to.
+    fn reaches(&self, kernel: &Kernel, id: &str) -> Result<()> {
+        match &self.pin {
+            Some(pin) if *pin.id == *id && pin.instance != kernel.instance => {
+                Err(Error::KernelNotFound { id: id.to_owned() })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Whether `backend` has an adapter here (always, for the cpu backend). Asks for an adapter

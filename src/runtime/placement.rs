@@ -63,7 +63,7 @@ impl Runtime {
 
     /// The device kernel `id` runs on.
     pub fn device_of(&self, id: &str) -> Result<DeviceId> {
-        Ok(self.shared.lock().kernel(id)?.device)
+        Ok(self.kernel_in(&mut self.shared.lock(), id)?.device)
     }
 
     /// Moves kernel `id`, live, to `device` (the seed's `kernel_migrator().migrate_kernel`): it
@@ -75,12 +75,18 @@ impl Runtime {
     /// the runtime's shutdown overtakes the move), and when the target is lost or cannot compile
     /// it.
     pub async fn migrate(&self, id: &str, device: DeviceId) -> Result<MigrationReport> {
+        self.migrate_from(id, None, device).await
+    }
+
+    /// [`migrate`](Self::migrate), refused (`InvalidArgument`, changing nothing) when the kernel
+    /// is not on `source` as its move begins, a check made under the move's own lock.
+    async fn migrate_from(&self, id: &str, source: Option<DeviceId>, device: DeviceId) -> Result<MigrationReport> {
         self.check_device(device)?;
         let _work = {
             let _running = self.open_table()?;
             self.shared.device_work()
         };
-        migration::migrate(&self.shared, id, device).await
+        migration::migrate(&self.shared, id, source, device).await
     }
 
     /// The seed's kernel migrator.
@@ -220,14 +226,7 @@ impl KernelMigrator {
     /// Moves kernel `id` from `source` to `target` ([`Runtime::migrate`]); `InvalidArgument`,
     /// changing nothing, when the kernel is not on `source`.
     pub async fn migrate_kernel(&self, id: &str, source: DeviceId, target: DeviceId) -> Result<MigrationReport> {
-        let on = self.runtime.device_of(id)?;
-        if on != source {
-            return Err(Error::InvalidArgument(format!(
-                "kernel {quoted_id} runs on device {on}, not on device {source}",
-                quoted_id = Quoted(id)
-            )));
-        }
-        self.runtime.migrate(id, target).await
+        self.runtime.migrate_from(id, Some(source), target).await
     }
 }
 

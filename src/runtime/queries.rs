@@ -18,12 +18,12 @@ use crate::telemetry::{DeviceHealth, KernelTelemetry, RuntimeMetrics, RuntimeSum
 impl Runtime {
     /// Where the kernel is in its lifecycle.
     pub fn state(&self, id: &str) -> Result<KernelState> {
-        Ok(self.shared.lock().kernel(id)?.life.state())
+        Ok(self.kernel_in(&mut self.shared.lock(), id)?.life.state())
     }
 
     /// What wakes the kernel.
     pub fn mode(&self, id: &str) -> Result<KernelMode> {
-        Ok(self.shared.lock().kernel(id)?.mode)
+        Ok(self.kernel_in(&mut self.shared.lock(), id)?.mode)
     }
 
     /// Ids of every kernel in the table (launched and not removed), sorted.
@@ -53,7 +53,10 @@ impl Runtime {
     /// once it is terminated or removed.
     pub(super) fn until_changed(&self, id: &str) -> Result<Option<event_listener::EventListener>> {
         let mut table = self.shared.lock();
-        let Some(kernel) = table.kernels.get_mut(id) else { return Ok(None) };
+        // Removed, or for a handle, launched again since: not the kernel it waits on.
+        let Some(kernel) = table.kernels.get_mut(id).filter(|kernel| self.reaches(kernel, id).is_ok()) else {
+            return Ok(None);
+        };
         let listener = kernel.changed.listen();
         Ok((kernel.life.state() != KernelState::Terminated).then_some(listener))
     }
@@ -63,12 +66,13 @@ impl Runtime {
     pub fn kernel_metrics(&self, id: &str) -> Result<KernelTelemetry> {
         let mut table = self.shared.lock();
         let timeout = table.watchdog.heartbeat_timeout;
-        Ok(snapshot(id, table.kernel(id)?, platform::now_ms(), timeout))
+        Ok(snapshot(id, self.kernel_in(&mut table, id)?, platform::now_ms(), timeout))
     }
 
     /// A handle to the kernel `id`, if it exists (the seed's `get_kernel`).
     pub fn get_kernel(&self, id: &str) -> Option<KernelHandle> {
-        self.shared.lock().kernels.get(id).map(|kernel| KernelHandle::new(self.clone(), id, kernel.removed.clone()))
+        let table = self.shared.lock();
+        table.kernels.get(id).map(|kernel| KernelHandle::new(self, id, kernel.removed.clone(), kernel.instance))
     }
 
     /// Ids of every kernel, sorted (the seed's `list_kernels`; the same as
@@ -81,7 +85,7 @@ impl Runtime {
     pub fn telemetry(&self, id: &str) -> Result<Option<KernelTelemetry>> {
         let mut table = self.shared.lock();
         let timeout = table.watchdog.heartbeat_timeout;
-        let kernel = table.kernel(id)?;
+        let kernel = self.kernel_in(&mut table, id)?;
         Ok(self.shared.settings.enable_telemetry.then(|| snapshot(id, kernel, platform::now_ms(), timeout)))
     }
 
@@ -150,27 +154,27 @@ impl Runtime {
     /// The kernel's definition, shared rather than copied (its layouts, for a caller that packs
     /// messages itself).
     pub fn definition(&self, id: &str) -> Result<Arc<KernelDefinition>> {
-        Ok(self.shared.lock().kernel(id)?.def.clone())
+        Ok(self.kernel_in(&mut self.shared.lock(), id)?.def.clone())
     }
 
     /// The layout of the kernel's messages.
     pub fn input_layout(&self, id: &str) -> Result<MessageLayout> {
-        Ok(self.shared.lock().kernel(id)?.def.input.clone())
+        Ok(self.kernel_in(&mut self.shared.lock(), id)?.def.input.clone())
     }
 
     /// The layout of the kernel's answers.
     pub fn output_layout(&self, id: &str) -> Result<MessageLayout> {
-        Ok(self.shared.lock().kernel(id)?.def.output.clone())
+        Ok(self.kernel_in(&mut self.shared.lock(), id)?.def.output.clone())
     }
 
     /// The kernel's state array, if its definition declares one.
     pub fn state_spec(&self, id: &str) -> Result<Option<StateSpec>> {
-        Ok(self.shared.lock().kernel(id)?.def.state)
+        Ok(self.kernel_in(&mut self.shared.lock(), id)?.def.state)
     }
 
     /// The bound of the kernel's input and output queues, in messages.
     pub fn queue_size(&self, id: &str) -> Result<usize> {
-        Ok(self.shared.lock().kernel(id)?.mailbox.inbox.capacity())
+        Ok(self.kernel_in(&mut self.shared.lock(), id)?.mailbox.inbox.capacity())
     }
 
     /// The answers the kernel `id` has coming for `receive_batch`: what a caller sizes a
@@ -178,7 +182,7 @@ impl Runtime {
     /// works).
     pub fn answers_coming(&self, id: &str) -> Result<AnswersComing> {
         let mut table = self.shared.lock();
-        let kernel = table.kernel(id)?;
+        let kernel = self.kernel_in(&mut table, id)?;
         Ok(AnswersComing {
             queued: kernel.mailbox.outbox.len(),
             in_flight: kernel.cursor.in_flight() as usize,

@@ -154,14 +154,16 @@ impl KernelWatchdog {
 impl Runtime {
     /// The circuit breaker of kernel `id` (`KernelNotFound` if there is none).
     pub fn circuit_breaker(&self, id: &str) -> Result<CircuitBreaker> {
-        let instance = self.open_table()?.kernel(id)?.instance;
+        let mut table = self.open_table()?;
+        let instance = self.kernel_in(&mut table, id)?.instance;
+        drop(table);
         Ok(CircuitBreaker { runtime: self.clone(), id: id.into(), instance })
     }
 
     /// Kernel `id`'s circuit now (closed, with nothing counted, while breakers are off).
     pub fn circuit_status(&self, id: &str) -> Result<CircuitStatus> {
         let mut table = self.shared.lock();
-        let kernel = table.kernel(id)?;
+        let kernel = self.kernel_in(&mut table, id)?;
         let now = platform::now_ms();
         Ok(match &kernel.breaker {
             Some(breaker) => breaker.status(now),
