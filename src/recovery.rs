@@ -57,36 +57,44 @@ pub(crate) enum Flow {
     Stop,
 }
 
-/// One tick loop's side of recovery: automatic attempts made since its device was lost (since
-/// it last ran a tick: a recovery that worked spends none of the next loss's attempts).
+/// One tick loop's side of recovery: automatic attempts made since its device was lost, counted
+/// for that loss (its `generation`): a recovery that worked spends none of the next loss's.
 pub(crate) struct Recovery {
     device: DeviceId,
     attempts: usize,
+    /// The loss `attempts` counts for.
+    loss: u64,
 }
 
 impl Recovery {
     /// Recovery for the tick loop of `device`.
     pub fn new(device: DeviceId) -> Self {
-        Recovery { device, attempts: 0 }
+        Recovery { device, attempts: 0, loss: 0 }
     }
 
     /// Called after every tick. A failed tick loses the device; an idle loop with automatic
     /// recovery tries to recover, backing off between attempts.
     pub async fn after_tick(&mut self, shared: &Arc<Shared>, outcome: TickOutcome) -> Flow {
         match outcome {
-            TickOutcome::Ran => {
-                self.attempts = 0;
-                return Flow::TickAgain;
-            }
+            TickOutcome::Ran => return Flow::TickAgain,
             TickOutcome::Failed { error, generation } => {
                 fail_device(shared, self.device, error, generation);
                 return Flow::TickAgain;
             }
             TickOutcome::Idle => {}
         }
-        if !(shared.settings.auto_recover && shared.lock().device(self.device).lost.is_some()) {
+        let loss = {
+            let mut table = shared.lock();
+            let status = table.device(self.device);
+            status.lost.is_some().then_some(status.generation)
+        };
+        let Some(loss) = loss.filter(|_| shared.settings.auto_recover) else {
             self.attempts = 0;
             return Flow::WaitForWork;
+        };
+        // Another loss than the one counted: its attempts start afresh.
+        if loss != self.loss {
+            (self.attempts, self.loss) = (0, loss);
         }
         let Some(&delay) = AUTO_RECOVERY_DELAYS_MS.get(self.attempts) else { return Flow::WaitForWork };
         self.attempts += 1;

@@ -469,6 +469,34 @@ test("a handle never reaches a kernel launched later under its id: KernelNotFoun
   });
 });
 
+test("a handle's calls that run a microtask later, after its kernel was removed and launched again in the same turn, are KernelNotFoundError and leave the new launch alone", async () => {
+  // They checked the handle's launch when called and then looked the id up when their job ran:
+  // the old handle's deactivate paused the new launch, its terminate ended it.
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu", enableTelemetry: true });
+    const old = await runtime.launch("doubler", null, { autoActivate: true });
+    await old.terminate();
+    const outcome = (promise) => promise.then(() => "resolved", (e) => e.name);
+    const later = { deactivate: outcome(old.deactivate()), terminate: outcome(old.terminate()), receive: outcome(old.receive({ timeout: 100 })) };
+    runtime.remove("doubler");
+    runtime.launch("doubler", null, { autoActivate: true });
+    const outcomes = {};
+    for (const [name, promise] of Object.entries(later)) outcomes[name] = await promise;
+    const state = runtime.getState("doubler");
+    const answer = await runtime.call("doubler", { value: 21 }, { timeout: 5000 });
+    await runtime.dispose();
+    console.log(JSON.stringify({ outcomes, state, answer: answer.result }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), {
+    outcomes: { deactivate: "KernelNotFoundError", terminate: "KernelNotFoundError", receive: "KernelNotFoundError" },
+    state: "active",
+    answer: 42,
+  });
+});
+
 test("the package's objects show what they stand for in console.log, JSON.stringify and String(), not their wasm address", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, managedKernel } from "ringkernel-web";

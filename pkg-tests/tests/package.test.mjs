@@ -59,15 +59,15 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /export function defineMessage<.*>\(name: N, fields: F\): MessageDescription<N, F>;/);
   assert.match(types, /export function ringKernel<.*>\(definition: KernelDefinitionInput<I, O> & \{ id: string \}\): KernelDefinitionInput<I, O> & \{ id: string \};/);
   assert.match(types, /export function isRingKernelError\(error: unknown\): error is AnyRingKernelError;/);
-  assert.match(types, /call<T extends object = MessageOutput, M extends object & MessageLike<M> = object>\(id: string, message: M, options\?: WaitOptions\): Promise<T>/);
+  assert.match(types, /call<T extends object = MessageOutput, M extends object & MessageLike<M> = object>\(id: string, message: M & NotAMessage<M>, options\?: WaitOptions\): Promise<T>/);
   assert.match(types, /getState\(id: string\): KernelState;/);
   assert.match(types, /getTelemetry\(id: string\): KernelTelemetry \| null;/);
   assert.match(types, /export function managedKernel<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>\(\s*runtime: RingKernelRuntime, id: string, definition\?: KernelDefinitionInput<I, O> \| null/);
   assert.match(types, /launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>\(\s*id: string, definition\?: KernelDefinitionInput<I, O> \| null, options\?: LaunchOptions\): Promise<KernelHandle<I, O>>;/);
   assert.match(types, /getKernel\(id: string\): KernelHandle \| null;/);
   // Envelopes and the hybrid logical clock.
-  assert.match(types, /sendEnvelope<M extends object & MessageLike<M>>\(id: string, message: M, options\?: SendEnvelopeOptions\): Promise<EnvelopeHeader>;/);
-  assert.match(types, /send<M extends object & MessageLike<M>>\(id: string, message: M, options\?: WaitOptions\): Promise<void>;/);
+  assert.match(types, /sendEnvelope<M extends object & MessageLike<M>>\(id: string, message: M & NotAMessage<M>, options\?: SendEnvelopeOptions\): Promise<EnvelopeHeader>;/);
+  assert.match(types, /send<M extends object & MessageLike<M>>\(id: string, message: M & NotAMessage<M>, options\?: WaitOptions\): Promise<void>;/);
   assert.match(types, /receiveEnvelope<T extends object = MessageOutput>\(id: string, options\?: WaitOptions\): Promise<ReceivedEnvelope<T>>;/);
   assert.match(types, /currentTimestamp\(\): HlcTimestamp;/);
   assert.match(types, /export interface HlcTimestamp \{ physicalMs: number; logical: number; \}/);

@@ -360,8 +360,8 @@ impl Runtime {
                 let (kernel, device) = match table.kernel_on_device(id) {
                     Ok((kernel, device)) if kernel.instance == instance => (kernel, device),
                     // Removed meanwhile (and perhaps launched again under its id): another
-                    // terminate ended it, and whoever removed it has seen how.
-                    _ => return Ok(()),
+                    // terminate ended it, how is gone with it, and a new launch is not this one's.
+                    _ => return Err(Error::KernelNotFound { id: id.to_owned() }),
                 };
                 // Another terminate ended it meanwhile: that one's outcome is this one's.
                 if kernel.life.state() == KernelState::Terminated {

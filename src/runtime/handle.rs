@@ -73,7 +73,7 @@ pub struct KernelStatus {
     pub id: String,
     /// Where it is in its lifecycle.
     pub state: KernelState,
-    /// What wakes it.
+    /// Its execution mode (see [`KernelMode`]).
     pub mode: KernelMode,
     /// Messages waiting on the host to go to the device.
     pub input_queue_depth: usize,
@@ -112,6 +112,12 @@ impl<In, Out> KernelHandle<In, Out> {
     #[cfg(target_arch = "wasm32")]
     pub(crate) fn removed_flag(&self) -> Arc<AtomicBool> {
         self.removed.clone()
+    }
+
+    /// The runtime as this handle's operations use it: reaching its launch only.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn pinned_runtime(&self) -> &Runtime {
+        &self.pinned
     }
 
     /// The kernel's id.
@@ -505,4 +511,48 @@ fn copy_into(layout: &MessageLayout, message: &[u8], slot: &mut [u8]) -> Result<
     debug_assert_eq!(layout.size(), message.len());
     slot.copy_from_slice(message);
     Ok(())
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{BackendChoice, Error, KernelState, LaunchOptions, Result, Runtime, RuntimeOptions};
+
+    /// What a handle's operations run on reaches its own launch only, whatever its `removed`
+    /// flag said when an operation began: with the kernel removed and launched again under its
+    /// id (on another thread, between the flag's check and the operation's lock, in the race
+    /// this closes; here the flag is not consulted at all), every operation on the id through
+    /// it is `KernelNotFound` and changes nothing.
+    #[test]
+    fn a_handles_operations_never_reach_a_launch_made_since_under_its_id() {
+        let rt = pollster::block_on(Runtime::new(RuntimeOptions::default().with_backend(BackendChoice::Cpu))).unwrap();
+        pollster::block_on(async {
+            let old = rt.launch("doubler", LaunchOptions::default().with_auto_activate()).await.unwrap();
+            let pinned = old.pinned.clone();
+            rt.terminate("doubler", None).await.unwrap();
+            rt.remove("doubler").unwrap();
+            let new = rt.launch("doubler", LaunchOptions::default().with_auto_activate()).await.unwrap();
+            let brief = Some(Duration::from_millis(50));
+            let outcomes: Vec<(&str, Result<()>)> = vec![
+                ("state", pinned.state("doubler").map(drop)),
+                ("deactivate", pinned.deactivate("doubler").await),
+                ("activate", pinned.activate_or_reactivate("doubler")),
+                ("send", pinned.send_pod("doubler", &1i32, brief).await),
+                ("try_receive", pinned.try_receive_with("doubler", |_, _| ()).map(drop)),
+                ("receive", pinned.receive_pod::<i32>("doubler", brief).await.map(drop)),
+                ("call", pinned.call_pod::<i32, i32>("doubler", &1, brief).await.map(drop)),
+                ("metrics", pinned.kernel_metrics("doubler").map(drop)),
+                ("terminate", pinned.terminate("doubler", brief).await),
+            ];
+            for (operation, outcome) in outcomes {
+                assert!(matches!(outcome, Err(Error::KernelNotFound { .. })), "{operation}: {outcome:?}");
+            }
+            assert!(pinned.until_changed("doubler").unwrap().is_none(), "wait: the new launch is not its");
+            // The new launch, untouched; the runtime's own calls reach it.
+            assert_eq!(new.state().unwrap(), KernelState::Active);
+            assert_eq!(new.metrics().unwrap().messages_sent, 0);
+            assert_eq!(rt.call_pod::<i32, i32>("doubler", &21, Some(Duration::from_secs(5))).await.unwrap(), 42);
+        });
+    }
 }

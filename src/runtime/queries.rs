@@ -21,7 +21,7 @@ impl Runtime {
         Ok(self.kernel_in(&mut self.shared.lock(), id)?.life.state())
     }
 
-    /// What wakes the kernel.
+    /// The kernel's execution mode (the seeds' name; both are scheduled alike: see [`KernelMode`]).
     pub fn mode(&self, id: &str) -> Result<KernelMode> {
         Ok(self.kernel_in(&mut self.shared.lock(), id)?.mode)
     }

@@ -33,9 +33,11 @@ impl JsKernelHandle {
         Self::from_handle(handle).into()
     }
 
-    /// The runtime, for the calls this handle shares with it (`calls`).
+    /// The runtime, for the calls this handle shares with it (`calls`), reaching this handle's
+    /// launch only: a call that starts a microtask later, after a remove and a launch under the
+    /// id, finds it gone (see `Runtime::kernel_in`).
     fn runtime(&self) -> Runtime {
-        self.inner.runtime().clone()
+        self.inner.pinned_runtime().clone()
     }
 
     /// The kernel id as those calls take it, or (to return) the promise rejected with
