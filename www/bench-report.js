@@ -62,7 +62,8 @@ function gpuSections(result, line) {
   line(`${padEnd("latency (µs)", 44)}${pad("p50", 12)}${pad("p99", 12)}`);
   const latencyRow = (label, l) => line(`  ${padEnd(label, 42)}${pad(fixed(l.p50), 12)}${pad(fixed(l.p99), 12)}`);
   latencyRow("floor: submit + map (4-byte copy)", result.floors.submitAndMap);
-  latencyRow("floor: raw doubler, 1 message", result.floors.rawSingle);
+  const suspect = result.ratios?.rawSingleFloor?.suspect;
+  latencyRow(`floor: raw doubler, 1 message${suspect ? " (suspect)" : ""}`, result.floors.rawSingle);
   latencyRow("runtime: send → receive, 1 message", result.roundTrip.sendReceive);
   latencyRow("runtime: call, 1 message", result.roundTrip.call);
   const split = result.roundTripBreakdown;
@@ -213,7 +214,15 @@ function gpuRatios(result, line) {
   line(`  batched / raw, the runtime's grid ${sameGrid}`);
   line(`  batched / per-message           ${fixed(r.batchedOverPerMessage.value)}×  ` +
     `(${grouped(r.batchedOverPerMessage.messages)} messages batched vs one dispatch each)`);
-  line(`  round trip / raw single         ${fixed(r.roundTripOverRawSingle, 2)}×`);
+  const floor = r.rawSingleFloor;
+  if (floor?.suspect) {
+    // The same work timed among the batches took a fraction of it: the floor measured the browser's late map, not a floor.
+    line(`  round trip / raw single         not a sound ratio: the raw floor (p50 ${fixed(floor.floorUs)} µs) is ` +
+      `${fixed(floor.overBatchOfOne, 1)}× the raw batch of 1 (median ${fixed(floor.batchOfOneUs)} µs), the same work; ` +
+      "its time is the map's wait (see the round trip split), so it is suspect here");
+  } else {
+    line(`  round trip / raw single         ${fixed(r.roundTripOverRawSingle, 2)}×`);
+  }
   line(`  round trip / submit + map       ${fixed(r.roundTripOverSubmitAndMap, 2)}×`);
   if (r.roundTripExtraHostUs) {
     const extra = (e) => `${e.total < 0 ? "" : "+"}${fixed(e.total, 0)} µs (${fixed(e.before, 0)} before the map, ${fixed(e.after, 0)} after)`;

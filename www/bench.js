@@ -57,6 +57,12 @@ const MIN_SAMPLE_TICKS = 50;
 const MAX_GROUP = 100_000;
 /** The largest queue a kernel can have (`launch`'s queueSize): room for a group of packed batches. */
 const MAX_QUEUE = 1 << 22;
+/**
+ * How much slower than the raw batch of 1 the raw one-message floor may be before the report calls
+ * it suspect (see rawFloorCheck): the two are the same work sampled in different phases, whose
+ * medians differ by some tens of percent on a quiet machine, not by a factor.
+ */
+const RAW_FLOOR_MARGIN = 1.5;
 const now = () => performance.now();
 
 /**
@@ -978,6 +984,8 @@ function computeRatios(result) {
     batchedOverRawSameGrid: batches.map((b) => ({ messages: b.messages, value: b.runtime.msgsPerSec / b.rawSameGrid.msgsPerSec })),
     batchedOverPerMessage: { messages: largest?.messages ?? 0, value: (largest?.runtime.msgsPerSec ?? NaN) / perMessage.msgsPerSec },
     roundTripOverRawSingle: roundTrip.sendReceive.p50 / floors.rawSingle.p50,
+    // Whether that floor is one here (the report prints no ratio over a suspect one).
+    rawSingleFloor: rawFloorCheck(floors.rawSingle, batches),
     roundTripOverSubmitAndMap: roundTrip.sendReceive.p50 / floors.submitAndMap.p50,
     // The runtime's own host time over the raw dispatch's (p50s, µs), which no adapter's wait hides.
     roundTripExtraHostUs: split ? extraHost(split.sendReceive, split.rawSingle) : null,
@@ -994,6 +1002,24 @@ function computeRatios(result) {
     objectsOverTypedArrays: objects.layouts.doubler.objects.msgsPerSec / objects.layouts.doubler.typedArrays.msgsPerSec,
     objectsOverJsActor: objects.layouts.doubler.objects.msgsPerSec / objects.layouts.doubler.jsActor.msgsPerSec,
   };
+}
+
+/**
+ * Whether the raw one-message floor is a floor: it is the same work as the raw batch of 1 (one
+ * write, dispatch, copy, submit and map of one value, on buffers made once), so a floor far
+ * slower than that batch measured the environment, not WebGPU's cost. On Chromium's SwiftShader
+ * a single raw dispatch + map is bimodal, ~0.3 ms or ~2.3 ms, the difference all in the map's
+ * wait (roundTripBreakdown shows it): the finished dispatch reaches the page late unless other
+ * GPU work wakes the browser's GPU process first, as the runtime's lanes (a next tick encoded
+ * ahead) and those the raw batch of 1 takes turns with do. A ratio over such a floor flatters the
+ * runtime; `suspect` (past RAW_FLOOR_MARGIN) says not to read one. Null without a batch of 1.
+ */
+function rawFloorCheck(rawSingle, batches) {
+  const one = batches.find((b) => b.messages === 1);
+  if (!one) return null;
+  const batchOfOneUs = one.raw.medianMs * 1e3;
+  const overBatchOfOne = rawSingle.p50 / batchOfOneUs;
+  return { floorUs: rawSingle.p50, batchOfOneUs, overBatchOfOne, suspect: overBatchOfOne > RAW_FLOOR_MARGIN };
 }
 
 /**

@@ -1,8 +1,9 @@
 // ringkernel-web live demo. Launches a built-in doubler, the compute-heavy mandelbrot built-in and
-// a three-stage pipeline of user-defined kernels connected on the GPU (`connect`: each stage's
-// answers go ring to ring into the next; the page sends to the first stage and receives from the
-// last), streams batches through them with the packed fast path (sendBatch / receiveBatch), and
-// charts each kernel's telemetry as it happens.
+// a three-stage pipeline of user-defined kernels connected with `connect` (on one GPU device the
+// runtime runs the chain fused, one dispatch for all three, or ring to ring while it cannot; a
+// stage moved to the other device is relayed through the host; the page sends to the first stage
+// and receives from the last), streams batches through them with the packed fast path
+// (sendBatch / receiveBatch), and charts each kernel's telemetry as it happens.
 import init, { RingKernelRuntime, defineMessage, ringKernel } from "./pkg/index.js";
 import { TimeSeriesChart, formatMs, formatShort } from "./charts.js";
 import { MandelbrotView } from "./mandelbrot.js";
@@ -49,6 +50,8 @@ const VALUE_RANGE = 1_000_000;
 const PIPELINE_INPUTS = 1000;
 /** Kernels whose ids are connectable: both ends of a `connect` must be in one of these. */
 const CONNECTABLE = new Set(["launched", "active", "deactivated"]);
+/** Where "launch" places every kernel, so the pipeline's stages start side by side on one device. */
+const LAUNCH_DEVICE = 0;
 
 const KERNELS = [
   {
@@ -99,7 +102,8 @@ const kernels = Object.fromEntries(KERNELS.map((def) => [def.id, {
   recentLatencyMs: null, // mean send → answer of the last half second's answers (see recentLatency)
   checked: 0,
   wrong: 0,
-  last: "",
+  last: "", // a note about the current state (a move's pause, a terminate's outcome); setState clears it
+  fusing: false, // its last dispatches ran fused with its pipeline neighbours (see sample)
   retired: 0, // messages processed by this id's earlier instances (relaunched since)
   held: false, // misbehave() is driving it: its stream and its buttons wait
 }]));
@@ -113,6 +117,11 @@ let onCpu = false;
 let lostDevices = new Set();
 let streaming = true;
 let load = LOADS.normal;
+/**
+ * Until every kernel is launched and active: the controls wait, since a lifecycle click or a lost
+ * device in between would make startup's own launch or activate fail half way.
+ */
+let starting = true;
 
 async function main() {
   const backend = new URLSearchParams(location.search).get("backend") ?? undefined;
@@ -158,15 +167,33 @@ async function main() {
   setInterval(() => sample(mandelbrot), SAMPLE_MS);
   sample(mandelbrot);
 
-  // Launch (compile) everything before activating anything, so they all start flowing together.
-  // Launching a pipeline stage connects it to its launched neighbours (see connectPipeline).
-  for (const { id } of KERNELS) await act(id, "launch");
-  for (const { id } of KERNELS) await act(id, "activate");
+  const unstarted = await startKernels();
+  starting = false;
+  for (const k of Object.values(kernels)) render(k);
+  renderTotals();
   // Streams start once every kernel is active: streaming into kernels that are only launched
   // while the others compile would fill their queues, and the runtime rightly reads that as
   // load (degradation "critical") for the first seconds of every visit.
   startStreams(mandelbrot);
+  if (unstarted.length) {
+    // Not "running": the tests and a visitor would take the page for working.
+    document.body.dataset.status = "error";
+    showError(new Error(`Startup did not finish: ${unstarted.map((k) => `${k.id} is ${k.state === "none" ? "not launched" : k.state}`).join(", ")}`));
+    return;
+  }
   document.body.dataset.status = "running";
+}
+
+/**
+ * Launches (compiles) every kernel before activating any, so they all start flowing together;
+ * launching a pipeline stage connects it to its launched neighbours (see connectPipeline). The
+ * controls stay disabled meanwhile (`starting`). Resolves with the kernels that are not active
+ * at the end (act has shown why).
+ */
+async function startKernels() {
+  for (const { id } of KERNELS) await act(id, "launch");
+  for (const { id } of KERNELS) await act(id, "activate");
+  return Object.values(kernels).filter((k) => k.state !== "active");
 }
 
 /** The pipeline's stages: one message type in and out, so stage N's answers are stage N+1's input as they are. */
@@ -195,6 +222,7 @@ async function act(id, action) {
   const k = kernels[id];
   k.busy = true;
   render(k);
+  let note = "";
   try {
     if (action === "launch") {
       // Terminated kernels never restart: forget this one so the id can be launched afresh. What
@@ -207,9 +235,10 @@ async function act(id, action) {
       // the old instance's last answer is not this one's.
       Object.assign(k, { checked: 0, wrong: 0, answer: undefined });
       k.onRelaunch?.();
-      // Everything starts on device 0, so the pipeline's stages pass answers ring to ring there;
-      // "move" takes a kernel to the other device while it runs.
-      await runtime.launch(id, undefined, { queueSize: k.queueSize, device: 0 });
+      // Everything starts on one device, so the pipeline's stages run fused there; "move" takes a
+      // kernel to the other device while it runs. While that device is lost, render() keeps
+      // "launch" disabled (the runtime would refuse with DeviceLostError).
+      await runtime.launch(id, undefined, { queueSize: k.queueSize, device: LAUNCH_DEVICE });
       // Terminating a stage took it out of the pipeline; launched again, it goes back in.
       if (k.group === "pipeline") await connectPipeline();
     } else if (action === "terminate") {
@@ -217,44 +246,78 @@ async function act(id, action) {
     } else {
       await runtime[action](id);
     }
-    k.last = "";
   } catch (error) {
-    if (action === "terminate" && error.name === "TimeoutError") k.last = error.message;
-    else showError(error);
+    note = expectedOutcome(action, error);
+    if (note === null) showError(error);
   } finally {
     k.busy = false;
-    k.state = stateOf(id);
+    setState(k, stateOf(id));
+    k.last = note ?? "";
     render(k);
   }
 }
 
 /**
+ * What a lifecycle call's error says when it is an outcome the runtime documents rather than a
+ * fault, as the card's note; null for an unexpected error. A terminate that timed out stopped
+ * the kernel with messages left; so does terminating a kernel whose device was lost (README,
+ * Reliability: "a failed kernel can still be terminated without recovering: it stops at once, and
+ * if it had messages, DeviceLostError names how many were never processed").
+ */
+function expectedOutcome(action, error) {
+  if (action !== "terminate") return null;
+  if (error?.name === "TimeoutError") return error.message;
+  if (error?.name === "DeviceLostError") {
+    const n = error.unprocessed ?? 0;
+    return `Terminated with its device lost: ${count(n)} message${n === 1 ? "" : "s"} left unprocessed ` +
+      "(Recover before terminating runs them first).";
+  }
+  return null;
+}
+
+/**
+ * Records kernel `k`'s state. A note about the state it leaves (a move's pause, a terminate's
+ * outcome) goes with it, so the new state's own explanation shows (a moved kernel that then
+ * fails reads "Failed: …", not where it moved).
+ */
+function setState(k, state) {
+  if (state !== k.state) k.last = "";
+  k.state = state;
+}
+
+/**
  * Moves kernel `id`, live, to the runtime's other device: its counters, state and connections
- * come along, and every message is answered once and in order (a connected neighbour left behind
- * relays through the page's host side). The card shows the pause the move caused.
+ * come along, and every message is answered once and in order (answers to or from a connected
+ * neighbour left behind are relayed through the host, the next stage's input queue). The card
+ * shows the pause the move caused, until the kernel's state changes.
  */
 async function migrate(id) {
   const k = kernels[id];
   k.busy = true;
   render(k);
+  let note = "";
   try {
     const to = (runtime.deviceOf(id) + 1) % runtime.deviceCount;
     const report = await runtime.migrate(id, to);
-    k.last = `Moved to device ${report.to}: out of the tick for ${report.pauseMs.toFixed(2)} ms, ` +
+    note = `Moved to device ${report.to}: out of the tick for ${report.pauseMs.toFixed(2)} ms, ` +
       `${report.requeued} messages in flight answered there.`;
   } catch (error) {
     showError(error);
   } finally {
     k.busy = false;
-    k.state = stateOf(id);
+    setState(k, stateOf(id));
+    k.last = note;
     render(k);
   }
 }
 
-/** Destroys the GPU device, as a driver reset would: every kernel becomes "failed" and keeps its messages. */
+/**
+ * Destroys device 0 (where every kernel is launched), as a driver reset would: the kernels on it
+ * become "failed" and keep their messages; kernels moved to device 1 keep running.
+ */
 function loseDevice() {
   try {
-    runtime.destroyDevice();
+    runtime.destroyDevice(LAUNCH_DEVICE);
   } catch (error) {
     showError(error);
   }
@@ -314,9 +377,10 @@ function stateOf(id) {
 
 /**
  * Connects every pair of neighbouring pipeline stages that both exist and are not connected yet:
- * from then on the runtime copies the first one's answers into the second one's input ring on the
- * GPU (between two passes of one submit), with no host round trip. A stage that is compiling or
- * terminated is skipped; its own launch connects it once it is back.
+ * from then on the first one's answers go into the second one's input with no round trip through
+ * the page (fused into one dispatch, ring to ring on the GPU, or relayed through the host: see
+ * hop). A stage that is compiling or terminated is skipped; its own launch connects it once it is
+ * back.
  */
 async function connectPipeline() {
   for (let i = 0; i + 1 < PIPELINE.length; i++) {
@@ -346,7 +410,12 @@ function startStreams(mandelbrot) {
     kernels.doubler.answer = `${count(value)} → ${count(answers[answers.length - 1])}`;
   });
 
-  kernels.mandelbrot.onRelaunch = () => mandelbrot.reset();
+  kernels.mandelbrot.onRelaunch = () => {
+    // A fresh instance: its tiles drawn start at zero, as the other cards' checked answers do.
+    mandelbrot.reset();
+    mandelbrot.drawn = 0;
+    kernels.mandelbrot.drawn = 0;
+  };
   sender("mandelbrot", { make: (n) => mandelbrot.make(n), commit: (n) => mandelbrot.commit(n) });
   receiver("mandelbrot", (bytes) => {
     mandelbrot.paint(bytes);
@@ -355,7 +424,7 @@ function startStreams(mandelbrot) {
   }, 2048);
 
   // The pipeline: the page sends to the first stage and receives from the last; the stages in
-  // between pass answers on the GPU. Answers come out in the order the inputs went in.
+  // between pass answers on inside the runtime. Answers come out in the order the inputs went in.
   const pipeline = { x: 0, expect: 0, resync: false };
   sender(PIPELINE[0], {
     make: (n) => Float32Array.from({ length: n }, (_, i) => (pipeline.x + i) % PIPELINE_INPUTS),
@@ -491,26 +560,31 @@ function sample(mandelbrot) {
   const known = new Set(runtime.kernelIds);
   lostDevices = new Set(runtime.topology().devices.filter((d) => d.lost).map((d) => d.id));
   for (const k of Object.values(kernels)) {
-    k.state = known.has(k.id) ? runtime.getState(k.id) : "none";
+    setState(k, known.has(k.id) ? runtime.getState(k.id) : "none");
     const t = known.has(k.id) ? runtime.getTelemetry(k.id) : null;
     k.telemetry = t;
     // msg/s over the last half second: smooth enough to read, quick to show a pause.
     // A relaunch restarts the counter (a drop reads as 0).
     const processed = t?.messagesProcessed ?? 0;
     const before = k.history[0];
-    const latest = { t: now, processed, answers: t?.latency.count ?? 0, latencySumMs: t?.latency.sumMs ?? 0 };
+    const latest = {
+      t: now, processed, answers: t?.latency.count ?? 0, latencySumMs: t?.latency.sumMs ?? 0,
+      dispatches: t?.dispatches ?? 0, fused: t?.fusedDispatches ?? 0,
+    };
     k.history.push(latest);
     if (k.history.length > RATE_WINDOW_MS / SAMPLE_MS) k.history.shift();
     k.msgPerSec = before && processed >= before.processed && now > before.t
       ? ((processed - before.processed) * 1000) / (now - before.t) : 0;
     k.recentLatencyMs = recentLatency(before, latest);
+    k.fusing = fusing(k, before, latest);
 
     const band = BANDS[k.state] ?? null;
     k.charts.rate.push(now, [k.msgPerSec], band);
     k.charts.queue.push(now, t ? [t.inputQueueDepth, t.inFlight, t.outputQueueDepth] : [null, null, null], band);
     k.charts.latency.push(now, [k.recentLatencyMs], band);
-    render(k);
   }
+  // After every kernel's sample: a stage's route reads its neighbour's too (see hop).
+  for (const k of Object.values(kernels)) render(k);
   overview.push(now, KERNELS.map(({ id }) => kernels[id].msgPerSec));
   renderTotals();
   mandelbrot.flush();
@@ -532,6 +606,17 @@ function recentLatency(before, after) {
   return answers > 0 ? (after.latencySumMs - base.latencySumMs) / answers : null;
 }
 
+/**
+ * Whether kernel `k`'s dispatches of the last half second ran fused (`fusedDispatches` rose with
+ * `dispatches`); with no dispatches in between (nothing sent, or paused) it stays as it was. A
+ * relaunch restarts the counters: then the new instance has not fused yet.
+ */
+function fusing(k, before, latest) {
+  if (!before || latest.dispatches < before.dispatches) return false;
+  if (latest.dispatches === before.dispatches) return k.fusing;
+  return latest.fused > before.fused;
+}
+
 function renderTotals() {
   const all = Object.values(kernels);
   // A running total: earlier instances of relaunched kernels count too.
@@ -543,7 +628,7 @@ function renderTotals() {
   $("#total-memory").textContent = `${(bytes / 1024).toFixed(0)} KiB`;
   for (const k of all) $(`[data-legend="${k.id}"]`).textContent = formatShort(k.msgPerSec);
   const health = runtime.getSummary().device;
-  $("#lose-device").disabled = Boolean(health.lost);
+  $("#lose-device").disabled = starting || lostDevices.has(LAUNCH_DEVICE) || Boolean(health.lost);
   $("#recover").disabled = !health.lost;
   $("#device-status").textContent = health.lost
     ? `Device lost: ${health.lost}`
@@ -601,11 +686,12 @@ function render(k) {
   row.dataset.state = k.state;
   set("state", k.state === "none" ? "not launched" : k.state);
   for (const button of row.querySelectorAll("button[data-action]")) {
-    button.disabled = k.busy || k.held || !LEGAL[k.state].includes(button.dataset.action);
+    button.disabled = locked(k) || !LEGAL[k.state].includes(button.dataset.action);
   }
+  renderLaunch(k);
   if (k.id === "doubler") {
     // Misbehaving means pausing an active doubler and making it active again (see misbehave).
-    $("#misbehave").disabled = k.busy || k.held || k.state !== "active";
+    $("#misbehave").disabled = locked(k) || k.state !== "active";
   }
   renderMove(k);
   const placed = ["launched", "active", "deactivated", "terminated"].includes(k.state);
@@ -627,7 +713,30 @@ function render(k) {
   set("route", route(k));
   set("drawn", count(k.drawn ?? 0));
   set("answer", k.answer ?? "–");
-  set("note", k.last || explain(k));
+  set("note", `${k.last || explain(k)}${launchBlocked(k) ? ` Launch waits: device ${LAUNCH_DEVICE} is lost; Recover it first.` : ""}`);
+}
+
+/** Whether `k` could be launched (not launched, or terminated) but for its launch device being lost. */
+function launchBlocked(k) {
+  return LEGAL[k.state].includes("launch") && lostDevices.has(LAUNCH_DEVICE);
+}
+
+/** Whether `k`'s buttons wait: startup, a lifecycle call of its own, or misbehave() holds it. */
+function locked(k) {
+  return starting || k.busy || k.held;
+}
+
+/**
+ * The "launch" button also waits while the device kernels are launched on is lost: the runtime
+ * would refuse the launch with DeviceLostError. Its title says so, and the note (launchBlocked).
+ */
+function renderLaunch(k) {
+  const launch = $('button[data-action="launch"]', k.row);
+  const lost = lostDevices.has(LAUNCH_DEVICE);
+  if (lost) launch.disabled = true;
+  launch.title = lost
+    ? `Device ${LAUNCH_DEVICE}, where kernels are launched, is lost: Recover it first`
+    : `runtime.launch(id): a fresh instance on device ${LAUNCH_DEVICE}`;
 }
 
 /**
@@ -640,7 +749,7 @@ function renderMove(k) {
   if (move.hidden) return;
   const to = ((k.telemetry?.device ?? 0) + 1) % runtime.deviceCount;
   const targetLost = lostDevices.has(to);
-  move.disabled = k.busy || k.held || targetLost || !["launched", "active", "deactivated"].includes(k.state);
+  move.disabled = locked(k) || targetLost || !["launched", "active", "deactivated"].includes(k.state);
   move.title = targetLost
     ? `Device ${to} is lost: Recover it first`
     : "runtime.migrate(id, otherDevice): moves the running kernel with its state and queued messages";
@@ -658,12 +767,18 @@ function explain(k) {
     case "active": return onCpu
       ? "Active: its handler runs on the host every tick while it has input."
       : "Active: dispatched every tick while it has input.";
-    case "deactivated":
-      return `Paused: ${onCpu ? "its handler does not run" : "nothing dispatched"}; input queues ` +
-        `(${count(t?.inputQueueDepth ?? 0)} of ${count(k.queueSize)}), then senders back off.`;
+    case "deactivated": {
+      // A paused stage fed by others holds them too: what is sent queues at the first of them.
+      const first = kernels[PIPELINE[chainStart(k)]] ?? k;
+      const fed = first !== k;
+      return `Paused: ${onCpu ? "its handler does not run" : "nothing dispatched"}${fed ? ", and the stages before it wait" : ""}; ` +
+        `input queues${fed ? ` at ${first.id}` : ""} (${count(first.telemetry?.inputQueueDepth ?? 0)} of ${count(first.queueSize)}), ` +
+        "then senders back off.";
+    }
     case "terminating": return "Terminating: finishing the queued messages first.";
     case "terminated": return "Terminated: launch starts a fresh instance.";
-    case "failed": return `Failed: the ${device} device was lost. Queued and unanswered messages wait; Recover relaunches it where it was.`;
+    case "failed": return `Failed: the ${device} device it ran on (device ${t?.device ?? LAUNCH_DEVICE}) was lost. Queued and unanswered ` +
+      "messages wait; Recover relaunches it where it was.";
     default: return "";
   }
 }
@@ -762,12 +877,44 @@ function next(k) {
   return i < 0 ? undefined : PIPELINE[i + 1];
 }
 
-/** Where a pipeline stage's answers go: the next stage, on the device, or the page while the pipeline is broken there. */
+/** Where a pipeline stage's answers go: the next stage and how (see hop), or the page while the pipeline is broken there. */
 function route(k) {
   const to = k.telemetry?.connectedTo;
   const checked = k.checked || k.wrong ? ` · ${count(k.checked)} checked, ${count(k.wrong)} wrong` : "";
-  if (to) return `${to} (connect), ${device === "GPU" ? "ring to ring on the GPU" : "inside the runtime"}${checked}`;
+  if (to) return `${to} (connect), ${hop(k, kernels[to])}${checked}`;
   return k.state === "none" || k.state === "terminated" ? "–" : `the page: ${next(k)} is not running, the pipeline ends here${checked}`;
+}
+
+/**
+ * How stage `k`'s answers reach the connected stage `to`, from their telemetry (README, "Fused
+ * pipelines" and "Several devices"): on one device the runtime runs the chain as one dispatch
+ * while every stage in it is active (both stages' `fusedDispatches` rise), ring to ring on the GPU
+ * while it cannot (a stage paused, the fused module still compiling); across devices the runtime
+ * relays the answers through the host, into the next stage's input queue.
+ */
+function hop(k, to) {
+  if (onCpu) return "inside the runtime";
+  if ((k.telemetry?.device ?? 0) !== (to.telemetry?.device ?? 0)) return `relayed through the host (${to.id} is on device ${to.telemetry?.device})`;
+  // A paused stage holds the chain (nothing is dispatched, so the counters stand still): it runs
+  // ring to ring once resumed, until the runtime fuses it again.
+  const fused = k.fusing && to.fusing && chainActive(k);
+  return fused ? "fused into one dispatch" : "ring to ring on the GPU";
+}
+
+/** The index in PIPELINE of the first stage connected, directly or through others, to `k` (-1 outside the pipeline). */
+function chainStart(k) {
+  let i = PIPELINE.indexOf(k.id);
+  while (i > 0 && kernels[PIPELINE[i - 1]].telemetry?.connectedTo === PIPELINE[i]) i--;
+  return i;
+}
+
+/** Whether every stage connected with `k`, before and after it, is active. */
+function chainActive(k) {
+  for (let i = chainStart(k); ; i++) {
+    const stage = kernels[PIPELINE[i]];
+    if (stage.state !== "active") return false;
+    if (stage.telemetry?.connectedTo !== PIPELINE[i + 1]) return true;
+  }
 }
 
 function escapeHtml(text) {

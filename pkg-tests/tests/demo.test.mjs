@@ -66,6 +66,14 @@ function waitForState(page, id, state) {
     [id, state], WAIT);
 }
 
+/** Waits until `field` of kernel `id` matches `pattern`; fails naming what it read last. */
+async function waitForText(page, id, field, pattern) {
+  await page.waitForFunction(([id, field, source]) =>
+    new RegExp(source).test(document.querySelector(`[data-kernel="${id}"] [data-field="${field}"]`)?.textContent ?? ""),
+  [id, field, pattern.source], WAIT).catch(() => {}); // the assertion below says what differs
+  assert.match(await text(page, id, field), pattern, `${id}'s ${field}`);
+}
+
 /** Waits until `field` of kernel `id` satisfies `op` against `value` ("gt", "lt"). */
 function waitForField(page, id, field, op, value) {
   return page.waitForFunction(([id, field, op, value]) => {
@@ -158,8 +166,9 @@ test("the demo streams through every kernel; pause, resume, terminate and relaun
       assert.equal(pipeline[id].received, 0, `the page never received from ${id}`);
       assert.equal(await number(page, id, "received"), 0, `${id}'s received counter on the page`);
     }
-    assert.match(await text(page, "scale", "route"), /^offset \(connect\), ring to ring on the GPU$/);
-    assert.match(await text(page, "offset", "route"), /^square \(connect\), ring to ring on the GPU$/);
+    // On one device the connected stages run fused (README, "Fused pipelines"), and the cards say so.
+    await waitForText(page, "scale", "route", /^offset \(connect\), fused into one dispatch$/);
+    await waitForText(page, "offset", "route", /^square \(connect\), fused into one dispatch$/);
     await page.waitForTimeout(2000); // steady streaming before the pause, for the screenshot's charts
     const painted = await page.evaluate(() => {
       const canvas = document.getElementById("mandelbrot-canvas");
@@ -275,7 +284,7 @@ test("losing the GPU device fails every kernel visibly, and Recover brings them 
     for (const id of KERNELS) await assertButtons(page, id, "failed");
     await page.waitForFunction(() => !document.getElementById("recover").disabled, null, WAIT);
     assert.match(await page.textContent("#device-status"), /Device lost: .*destroyed/);
-    assert.match(await text(page, "doubler", "note"), /device was lost/);
+    assert.match(await text(page, "doubler", "note"), /^Failed: the GPU device it ran on \(device 0\) was lost/);
     await mkdir(artifacts, { recursive: true });
     await page.screenshot({ path: join(artifacts, "demo-device-lost.png"), fullPage: true });
 
@@ -362,6 +371,9 @@ test("the page runs on two devices; moving the doubler and a middle pipeline sta
       // Its counters carry on from where they were, on the other device.
       await waitForField(page, id, "processed", "gt", processed);
     }
+    // offset's neighbours stayed on device 0: its input and its answers are relayed through the host.
+    await waitForText(page, "scale", "route", /^offset \(connect\), relayed through the host \(offset is on device 1\)$/);
+    await waitForText(page, "offset", "route", /^square \(connect\), relayed through the host \(square is on device 0\)$/);
     await mkdir(artifacts, { recursive: true });
     await page.screenshot({ path: join(artifacts, "demo-migrated.png"), fullPage: true });
     await waitForField(page, "doubler", "checked", "gt", await number(page, "doubler", "checked"));
@@ -379,6 +391,143 @@ test("the page runs on two devices; moving the doubler and a middle pipeline sta
     await page.click("#recover", WAIT);
     for (const id of KERNELS) await waitForState(page, id, "active");
     await page.waitForFunction((move) => !document.querySelector(move).disabled, move, WAIT);
+    assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test("a pipeline stage's card says how its answers travel: fused into one dispatch, or ring to ring while a stage is paused", async () => {
+  const { page, errors } = await openDemo();
+  try {
+    await page.waitForFunction(() => document.body.dataset.status === "running", null, { timeout: 60_000 });
+    for (const id of PIPELINE) await waitForState(page, id, "active");
+    await waitForText(page, "scale", "route", /^offset \(connect\), fused into one dispatch$/);
+    // The runtime's own counters agree: the stages' dispatches run fused.
+    const fused = await page.evaluate(() => {
+      const t = window.runtime.getTelemetry("scale");
+      return { dispatches: t.dispatches, fusedDispatches: t.fusedDispatches };
+    });
+    assert.ok(fused.fusedDispatches > 0, JSON.stringify(fused));
+
+    // A paused stage breaks the chain: the runtime runs what it can ring to ring (README: "A
+    // paused ... stage ... make[s] the chain run ring to ring").
+    await click(page, "offset", "deactivate");
+    await waitForState(page, "offset", "deactivated");
+    await waitForText(page, "scale", "route", /^offset \(connect\), ring to ring on the GPU$/);
+    await waitForText(page, "offset", "route", /^square \(connect\), ring to ring on the GPU$/);
+    // What the visitor sends waits at the first stage, not at the paused one.
+    await waitForText(page, "offset", "note", /^Paused: nothing dispatched, and the stages before it wait; input queues at scale \([\d,]+ of 4,096\)/);
+    await click(page, "offset", "reactivate");
+    await waitForState(page, "offset", "active");
+    await waitForText(page, "scale", "route", /^offset \(connect\), fused into one dispatch$/);
+    await assertPipelineConnected(page);
+    assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test("the controls wait for startup: clicking them while the kernels launch changes nothing, and the page runs", async () => {
+  const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+  const errors = [];
+  page.on("console", (m) => m.type() === "error" && errors.push(`console: ${m.text()}`));
+  page.on("pageerror", (e) => errors.push(`pageerror: ${e}`));
+  // From the moment the dashboard shows until the page says how startup went, a visitor clicks
+  // whatever is enabled: "Lose GPU device 0", every lifecycle and move button, misbehave. Any of
+  // them going through would fail startup's own launch or activate half way.
+  await page.addInitScript(() => {
+    window.__clickedDuringStartup = [];
+    const poke = () => {
+      const status = document.body?.dataset.status;
+      if (status && !["loading", "starting"].includes(status)) return;
+      if (document.getElementById("dashboard")?.hidden === false) {
+        for (const el of document.querySelectorAll("#lose-device, #recover, #misbehave, button[data-action], button[data-move]")) {
+          if (el.disabled || el.hidden) continue;
+          const kernel = el.closest("[data-kernel]")?.dataset.kernel;
+          window.__clickedDuringStartup.push(`${kernel ?? ""} ${el.dataset.action ?? el.id ?? "move"}`.trim());
+          el.click();
+        }
+      }
+      setTimeout(poke, 1);
+    };
+    poke();
+  });
+  try {
+    await page.goto(`${url}/`);
+    await page.waitForFunction(() => ["running", "unavailable", "error"].includes(document.body.dataset.status), null, { timeout: 60_000 });
+    assert.deepEqual(await page.evaluate(() => window.__clickedDuringStartup), [], "controls enabled before startup finished");
+    assert.equal(await page.getAttribute("body", "data-status"), "running", await page.textContent("#error"));
+    for (const id of KERNELS) await waitForState(page, id, "active");
+    for (const id of KERNELS) await assertButtons(page, id, "active");
+    assert.equal(await page.isEnabled("#lose-device"), true, "Lose GPU device 0 is enabled once the kernels run");
+    await assertMisbehave(page, true);
+    await waitForField(page, "doubler", "checked", "gt", 0);
+    assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test("with device 0 lost: a moved kernel's note gives way to its failure, terminate is expected, launch waits for Recover", async () => {
+  const { page, errors } = await openDemo();
+  try {
+    await page.waitForFunction(() => document.body.dataset.status === "running", null, { timeout: 60_000 });
+    for (const id of KERNELS) await waitForState(page, id, "active");
+    await waitForField(page, "doubler", "checked", "gt", 0);
+    // The page says which device the button loses, and what red shading means.
+    assert.match(await page.textContent("#lose-device"), /device 0/);
+    assert.match(await page.textContent("footer"), /red while it has failed/);
+    assert.match(await page.innerText(".lede"), /the queue that fills is the first stage's/);
+
+    // There and back again: the note says where it moved...
+    const move = '[data-kernel="doubler"] button[data-move]';
+    for (const to of [1, 0]) {
+      await page.click(move, WAIT);
+      await waitForText(page, "doubler", "note", new RegExp(`^Moved to device ${to}: `));
+    }
+    // ...until its state changes: then the state's own explanation shows.
+    await page.click("#lose-device", WAIT);
+    for (const id of KERNELS) await waitForState(page, id, "failed");
+    await waitForText(page, "doubler", "note", /^Failed: the GPU device it ran on \(device 0\) was lost/);
+
+    // Terminating a failed kernel stops it with its messages unprocessed (DeviceLostError, as
+    // README's Reliability says): the card's note, not an unexpected error.
+    await click(page, "doubler", "terminate");
+    await waitForState(page, "doubler", "terminated");
+    await waitForText(page, "doubler", "note", /^Terminated with its device lost: [\d,]+ messages? left unprocessed .* Launch waits: device 0 is lost; Recover it first\.$/);
+    assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
+
+    // Launch places kernels on device 0, which is lost: the button waits, and says why.
+    const launch = '[data-kernel="doubler"] button[data-action="launch"]';
+    await page.waitForTimeout(600); // a sample or two
+    assert.equal(await page.isDisabled(launch), true, "launch disabled while device 0 is lost");
+    assert.match(await page.getAttribute(launch, "title"), /Device 0, where kernels are launched, is lost: Recover it first/);
+
+    // Recovered, it launches again; the other kernels come back where they were.
+    await page.click("#recover", WAIT);
+    for (const id of ["mandelbrot", ...PIPELINE]) await waitForState(page, id, "active");
+    await waitForText(page, "doubler", "note", /^Terminated with its device lost: [\d,]+ messages? left unprocessed[^]*first\)\.$/);
+    await page.waitForFunction((launch) => !document.querySelector(launch).disabled, launch, WAIT);
+    await click(page, "doubler", "launch");
+    await waitForState(page, "doubler", "launched");
+    await click(page, "doubler", "activate");
+    await waitForState(page, "doubler", "active");
+    const relaunched = await number(page, "doubler", "processed");
+    await waitForField(page, "doubler", "processed", "gt", relaunched);
+    assert.equal(await number(page, "doubler", "wrong"), 0);
+
+    // A relaunched mandelbrot starts counting its tiles afresh, as the doubler its checked answers.
+    await waitForField(page, "mandelbrot", "drawn", "gt", 0);
+    await click(page, "mandelbrot", "terminate");
+    await waitForState(page, "mandelbrot", "terminated");
+    await click(page, "mandelbrot", "launch");
+    await waitForState(page, "mandelbrot", "launched");
+    await page.waitForTimeout(600); // a sample or two
+    assert.equal(await number(page, "mandelbrot", "drawn"), 0, "tiles drawn by the new instance");
     assert.equal(await page.isHidden("#error"), true, await page.textContent("#error"));
     assert.deepEqual(errors, []);
   } finally {
