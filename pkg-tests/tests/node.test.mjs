@@ -497,6 +497,41 @@ test("a handle's calls that run a microtask later, after its kernel was removed 
   });
 });
 
+test("a send by id waiting behind others stays with the launch it was called on: removed and launched again meanwhile, it is KernelNotFoundError and the new launch gets nothing", async () => {
+  // It took the launch the id named when its turn came, and its message went into the new one.
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const settle = (p) => p.then(() => "resolved", (e) => e.name);
+    const runtime = await RingKernelRuntime.create({ backend: "cpu", enableTelemetry: true });
+    await runtime.launch("doubler", null, { queueSize: 1 }); // never activated: its queue fills
+    const first = settle(runtime.send("doubler", { value: 1 }));
+    const waits = settle(runtime.send("doubler", { value: 2 }, { timeout: 5000 }));
+    const behind = {
+      send: settle(runtime.send("doubler", { value: 3 }, { timeout: 5000 })),
+      sendBatch: settle(runtime.sendBatch("doubler", [{ value: 4 }], { timeout: 5000 })),
+      call: settle(runtime.call("doubler", { value: 5 }, { timeout: 5000 })),
+      sendEnvelope: settle(runtime.sendEnvelope("doubler", { value: 6 }, { timeout: 5000 })),
+    };
+    await runtime.terminate("doubler", { timeout: 0 }).catch(() => {});
+    runtime.remove("doubler");
+    const fresh = await runtime.launch("doubler", null, { autoActivate: true });
+    const outcomes = { first: await first, waits: await waits };
+    for (const [name, promise] of Object.entries(behind)) outcomes[name] = await promise;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const reached = runtime.getTelemetry("doubler").messagesSent;
+    await runtime.dispose();
+    console.log(JSON.stringify({ outcomes, reached }));
+  `);
+  assertExited(result);
+  const { outcomes, reached } = findings(result);
+  assert.equal(outcomes.first, "resolved");
+  for (const name of ["send", "sendBatch", "call", "sendEnvelope"]) {
+    assert.ok(["KernelNotFoundError", "KernelStateError"].includes(outcomes[name]), `${name}: ${outcomes[name]}`);
+  }
+  assert.equal(reached, 0, "the new launch took a message sent before it was launched");
+});
+
 test("the package's objects show what they stand for in console.log, JSON.stringify and String(), not their wasm address", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, managedKernel } from "ringkernel-web";

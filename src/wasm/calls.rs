@@ -40,6 +40,8 @@ pub(super) fn send(rt: Runtime, id: JsValue, message: JsValue, options: Option<J
         }
     }
     let deadline = deadline(wait.timeout);
+    // Behind others, it goes to the launch it found now or to none (see `pinned_to_current`).
+    let rt = rt.pinned_to_current(&kernel);
     order::in_line(&rt.clone(), kernel.clone(), Abort::by(wait.signal), |mut place| async move {
         let timeout = order::turn(&rt, &kernel, &mut place, deadline).await?;
         let sent = rt.send_message(&kernel, message.as_ref(), timeout).await;
@@ -62,6 +64,7 @@ pub(super) fn send_batch(rt: Runtime, id: JsValue, messages: JsValue, options: O
         0 => reason,
         accepted => aborted_batch(&aborted_id, accepted, reason),
     });
+    let rt = rt.pinned_to_current(&kernel);
     order::in_line(&rt.clone(), kernel.clone(), abort, |mut place| async move {
         let id = kernel;
         let deadline = deadline(wait.timeout);
@@ -93,6 +96,8 @@ pub(super) fn call(rt: Runtime, id: JsValue, message: JsValue, options: Option<J
         Ok(read) => read,
         Err(error) => return Promise::reject(&error),
     };
+    // Behind others, it goes to the launch it found now or to none (see `pinned_to_current`).
+    let rt = rt.pinned_to_current(&kernel);
     order::in_line(&rt.clone(), kernel.clone(), Abort::by(wait.signal), |mut place| async move {
         let id = kernel;
         let deadline = deadline(wait.timeout);

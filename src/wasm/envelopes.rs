@@ -89,6 +89,8 @@ pub(super) fn send_envelope(rt: Runtime, id: JsValue, message: JsValue, options:
         Ok(read) => read,
         Err(error) => return Promise::reject(&error),
     };
+    // Behind others, it goes to the launch it found now or to none (see `pinned_to_current`).
+    let rt = rt.pinned_to_current(&kernel);
     order::in_line(&rt.clone(), kernel.clone(), Abort::by(wait.signal), |mut place| async move {
         let id = kernel;
         let deadline = deadline(wait.timeout);
