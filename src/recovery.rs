@@ -57,19 +57,21 @@ pub(crate) enum Flow {
     Stop,
 }
 
-/// One tick loop's side of recovery: automatic attempts made since its device was lost, counted
-/// for that loss (its `generation`): a recovery that worked spends none of the next loss's.
+/// One tick loop's side of recovery: automatic attempts made since its device last delivered a
+/// tick. A recovery whose device then delivered spends none of the next loss's attempts; one
+/// whose device is lost again before it delivers anything (a message whose handler resets the
+/// GPU, say) backs off as a failed attempt does, and then it is the application's call.
 pub(crate) struct Recovery {
     device: DeviceId,
     attempts: usize,
-    /// The loss `attempts` counts for.
-    loss: u64,
+    /// The device's delivered messages (`DeviceStatus::messages_processed`) at the last attempt.
+    delivered: u64,
 }
 
 impl Recovery {
     /// Recovery for the tick loop of `device`.
     pub fn new(device: DeviceId) -> Self {
-        Recovery { device, attempts: 0, loss: 0 }
+        Recovery { device, attempts: 0, delivered: 0 }
     }
 
     /// Called after every tick. A failed tick loses the device; an idle loop with automatic
@@ -83,18 +85,18 @@ impl Recovery {
             }
             TickOutcome::Idle => {}
         }
-        let loss = {
+        let delivered = {
             let mut table = shared.lock();
             let status = table.device(self.device);
-            status.lost.is_some().then_some(status.generation)
+            status.lost.is_some().then_some(status.messages_processed)
         };
-        let Some(loss) = loss.filter(|_| shared.settings.auto_recover) else {
+        let Some(delivered) = delivered.filter(|_| shared.settings.auto_recover) else {
             self.attempts = 0;
             return Flow::WaitForWork;
         };
-        // Another loss than the one counted: its attempts start afresh.
-        if loss != self.loss {
-            (self.attempts, self.loss) = (0, loss);
+        // The device delivered since the last attempt: this loss's attempts start afresh.
+        if delivered != self.delivered {
+            (self.attempts, self.delivered) = (0, delivered);
         }
         let Some(&delay) = AUTO_RECOVERY_DELAYS_MS.get(self.attempts) else { return Flow::WaitForWork };
         self.attempts += 1;

@@ -466,12 +466,13 @@ fn a_pipeline_recovers_by_itself_and_answers_exactly_once() {
     });
 }
 
-/// Automatic recovery counts its attempts afresh for each loss: a kernel kept busy through six
-/// losses (never idle between them) comes back each time at the first attempt's delay (0).
+/// Automatic recovery counts its attempts afresh once a recovered device has answered: a kernel
+/// kept busy through six losses (never idle between them, answering between them) comes back
+/// each time at the first attempt's delay (0).
 /// It once counted its attempts across recoveries that had worked, so the second loss waited
 /// 0.1 s, the third 1 s, the fourth 5 s, and the fifth was never recovered.
 #[test]
-fn automatic_recovery_counts_its_attempts_afresh_for_each_loss() {
+fn automatic_recovery_counts_its_attempts_afresh_once_a_recovered_device_answered() {
     let rt = runtime_with(RuntimeOptions::default().with_auto_recover(true));
     pollster::block_on(async {
         rt.launch_definition(counter("busy"), queue(65_536).with_max_batch(8)).await.unwrap();

@@ -497,7 +497,7 @@ test("a handle's calls that run a microtask later, after its kernel was removed 
   });
 });
 
-test("a send by id waiting behind others stays with the launch it was called on: removed and launched again meanwhile, it is KernelNotFoundError and the new launch gets nothing", async () => {
+test("a send by id waiting behind others stays with the launch it was called on (or with none, called while the id named none): removed and launched again meanwhile, it is KernelNotFoundError and the new launch gets nothing", async () => {
   // It took the launch the id named when its turn came, and its message went into the new one.
   const result = await runModule(`
     import init, { RingKernelRuntime } from "ringkernel-web";
@@ -513,11 +513,16 @@ test("a send by id waiting behind others stays with the launch it was called on:
       call: settle(runtime.call("doubler", { value: 5 }, { timeout: 5000 })),
       sendEnvelope: settle(runtime.sendEnvelope("doubler", { value: 6 }, { timeout: 5000 })),
     };
+    // Enough behind them that the line still moves when the id names no kernel.
+    const crowd = Array.from({ length: 2000 }, (_, i) => settle(runtime.send("doubler", { value: 10 + i }, { timeout: 5000 })));
     await runtime.terminate("doubler", { timeout: 0 }).catch(() => {});
     runtime.remove("doubler");
-    const fresh = await runtime.launch("doubler", null, { autoActivate: true });
+    behind.calledWithNoKernel = settle(runtime.send("doubler", { value: 7 }, { timeout: 5000 }));
+    behind.callWithNoKernel = settle(runtime.call("doubler", { value: 8 }, { timeout: 5000 }));
+    await runtime.launch("doubler", null, { autoActivate: true });
     const outcomes = { first: await first, waits: await waits };
     for (const [name, promise] of Object.entries(behind)) outcomes[name] = await promise;
+    outcomes.crowd = [...new Set(await Promise.all(crowd))].sort();
     await new Promise((resolve) => setTimeout(resolve, 50));
     const reached = runtime.getTelemetry("doubler").messagesSent;
     await runtime.dispose();
@@ -526,9 +531,10 @@ test("a send by id waiting behind others stays with the launch it was called on:
   assertExited(result);
   const { outcomes, reached } = findings(result);
   assert.equal(outcomes.first, "resolved");
-  for (const name of ["send", "sendBatch", "call", "sendEnvelope"]) {
+  for (const name of ["send", "sendBatch", "call", "sendEnvelope", "calledWithNoKernel", "callWithNoKernel"]) {
     assert.ok(["KernelNotFoundError", "KernelStateError"].includes(outcomes[name]), `${name}: ${outcomes[name]}`);
   }
+  assert.ok(outcomes.crowd.every((name) => ["KernelNotFoundError", "KernelStateError"].includes(name)), String(outcomes.crowd));
   assert.equal(reached, 0, "the new launch took a message sent before it was launched");
 });
 

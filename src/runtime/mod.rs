@@ -570,16 +570,18 @@ impl Runtime {
         Runtime { shared: self.shared.clone(), inner: self.inner.clone(), pin: Some(Pin { id, instance }) }
     }
 
-    /// This runtime pinned to the launch kernel `id` names now (as it is when already pinned, or
-    /// when no kernel has the id): for a send by id that waits its turn behind others, which
-    /// goes to the launch it found when it was called, never to one launched since under the id.
+    /// This runtime pinned to the launch kernel `id` names now (as it is when already pinned):
+    /// for a send by id that waits its turn behind others, which goes to the launch it found
+    /// when it was called, never to one launched since under the id.
     #[cfg(target_arch = "wasm32")]
     pub(crate) fn pinned_to_current(&self, id: &str) -> Runtime {
-        let instance = self.shared.lock().kernels.get(id).map(|kernel| kernel.instance);
-        match instance {
-            Some(instance) if self.pin.is_none() => self.pinned(id.into(), instance),
-            _ => self.clone(),
+        if self.pin.is_some() {
+            return self.clone();
         }
+        // With no kernel under the id, none launched later is its either: pinned to a launch
+        // that never is (instances count up from 0).
+        let instance = self.shared.lock().kernels.get(id).map_or(u64::MAX, |kernel| kernel.instance);
+        self.pinned(id.into(), instance)
     }
 
     /// This runtime as its own operations see kernels: by id, whichever launch is there.
