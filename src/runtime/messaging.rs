@@ -987,8 +987,8 @@ impl Runtime {
         if let Some(check) = check {
             check(&kernel.def.output)?;
         }
-        if let Some((listener, waiting)) = receive_turn(id, kernel, device, ticket)? {
-            return Ok(Attempt::Wait(listener, waiting));
+        if let Some((listener, (device, looks))) = receive_turn(id, kernel, device, ticket)? {
+            return Ok(Attempt::Wait(listener, (device, looks || held_upstream(&table, id))));
         }
         let before = kernel.mailbox.outbox.len();
         let request = envelope.is_some().then(|| kernel.mailbox.take_answer_header());
@@ -1038,10 +1038,16 @@ fn receive_turn(
     if let Some(ticket @ None) = ticket {
         *ticket = Some(kernel.mailbox.join_receivers());
     }
-    // A later stage of a pipeline looks too: its input may wait at a stage before it that is
-    // held (`Table::receive_stall`), which this kernel alone cannot tell.
-    let looks = kernel.stall_with_input().is_some() || kernel.route.upstream.is_some();
-    Ok(Some((kernel.changed.listen(), (kernel.device, looks))))
+    Ok(Some((kernel.changed.listen(), (kernel.device, kernel.stall_with_input().is_some()))))
+}
+
+/// Whether kernel `id` is a later stage of a pipeline whose input waits, held, at an earlier
+/// stage (`Table::receive_stall`), which the kernel alone cannot tell: a receive from it then
+/// looks again after a second too. Only such a stall sets that timer, not every receive from
+/// a later stage (whose look, a second ahead, is often earlier than the page's alarm, which it
+/// would then move).
+fn held_upstream(table: &Table, id: &str) -> bool {
+    table.kernels.get(id).is_some_and(|kernel| kernel.route.upstream.is_some()) && table.receive_stall(id).is_some()
 }
 
 /// Counts the answers a receive took from `kernel` (its output queue held `before`), wakes the
