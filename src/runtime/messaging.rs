@@ -987,8 +987,14 @@ impl Runtime {
         if let Some(check) = check {
             check(&kernel.def.output)?;
         }
+        let later_stage = kernel.route.upstream.is_some();
         if let Some((listener, (device, looks))) = receive_turn(id, kernel, device, ticket)? {
-            return Ok(Attempt::Wait(listener, (device, looks || held_upstream(&table, id))));
+            // A later stage of a pipeline looks again after a second too while its input waits,
+            // held, at an earlier stage (`Table::receive_stall`), which it alone cannot tell;
+            // only then: a look a second ahead is often earlier than the page's alarm, which
+            // every such receive would then move.
+            let looks = looks || (later_stage && held_upstream(&table, id));
+            return Ok(Attempt::Wait(listener, (device, looks)));
         }
         let before = kernel.mailbox.outbox.len();
         let request = envelope.is_some().then(|| kernel.mailbox.take_answer_header());
@@ -1041,13 +1047,11 @@ fn receive_turn(
     Ok(Some((kernel.changed.listen(), (kernel.device, kernel.stall_with_input().is_some()))))
 }
 
-/// Whether kernel `id` is a later stage of a pipeline whose input waits, held, at an earlier
-/// stage (`Table::receive_stall`), which the kernel alone cannot tell: a receive from it then
-/// looks again after a second too. Only such a stall sets that timer, not every receive from
-/// a later stage (whose look, a second ahead, is often earlier than the page's alarm, which it
-/// would then move).
+/// Whether a later stage's input waits, held, at an earlier stage (see `Table::receive_stall`).
+/// Out of line: [`Runtime::try_take_answer`] is generic.
+#[inline(never)]
 fn held_upstream(table: &Table, id: &str) -> bool {
-    table.kernels.get(id).is_some_and(|kernel| kernel.route.upstream.is_some()) && table.receive_stall(id).is_some()
+    table.receive_stall(id).is_some()
 }
 
 /// Counts the answers a receive took from `kernel` (its output queue held `before`), wakes the
