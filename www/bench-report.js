@@ -218,7 +218,8 @@ function gpuRatios(result, line) {
   if (floor?.suspect) {
     // The same work timed among the batches took a fraction of it: the floor measured the browser's late map, not a floor.
     line(`  round trip / raw single         not a sound ratio: the raw floor (p50 ${fixed(floor.floorUs)} µs) is ` +
-      `${fixed(floor.overBatchOfOne, 1)}× the raw batch of 1 (median ${fixed(floor.batchOfOneUs)} µs), the same work; ` +
+      `${fixed(floor.overBatchOfOne, 1)}× the raw batch of 1 (median ${fixed(floor.batchOfOneUs)} µs), the same work, ` +
+      `and ${fixed(floor.overRoundTrip, 1)}× the runtime's round trip, which does more; ` +
       "its time is the map's wait (see the round trip split), so it is suspect here");
   } else {
     line(`  round trip / raw single         ${fixed(r.roundTripOverRawSingle, 2)}×`);

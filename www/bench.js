@@ -985,7 +985,7 @@ function computeRatios(result) {
     batchedOverPerMessage: { messages: largest?.messages ?? 0, value: (largest?.runtime.msgsPerSec ?? NaN) / perMessage.msgsPerSec },
     roundTripOverRawSingle: roundTrip.sendReceive.p50 / floors.rawSingle.p50,
     // Whether that floor is one here (the report prints no ratio over a suspect one).
-    rawSingleFloor: rawFloorCheck(floors.rawSingle, batches),
+    rawSingleFloor: rawFloorCheck(floors.rawSingle, batches, roundTrip.sendReceive),
     roundTripOverSubmitAndMap: roundTrip.sendReceive.p50 / floors.submitAndMap.p50,
     // The runtime's own host time over the raw dispatch's (p50s, µs), which no adapter's wait hides.
     roundTripExtraHostUs: split ? extraHost(split.sendReceive, split.rawSingle) : null,
@@ -1011,15 +1011,19 @@ function computeRatios(result) {
  * a single raw dispatch + map is bimodal, ~0.3 ms or ~2.3 ms, the difference all in the map's
  * wait (roundTripBreakdown shows it): the finished dispatch reaches the page late unless other
  * GPU work wakes the browser's GPU process first, as the runtime's lanes (a next tick encoded
- * ahead) and those the raw batch of 1 takes turns with do. A ratio over such a floor flatters the
- * runtime; `suspect` (past RAW_FLOOR_MARGIN) says not to read one. Null without a batch of 1.
+ * ahead) and those the raw batch of 1 takes turns with do. When the batch of 1 was slow too, the
+ * runtime's own round trip (`sendReceive`), which does that work and more, gives it away. A ratio
+ * over such a floor flatters the runtime; `suspect` (either past RAW_FLOOR_MARGIN) says not to
+ * read one. Null without a batch of 1.
  */
-function rawFloorCheck(rawSingle, batches) {
+function rawFloorCheck(rawSingle, batches, sendReceive) {
   const one = batches.find((b) => b.messages === 1);
   if (!one) return null;
   const batchOfOneUs = one.raw.medianMs * 1e3;
   const overBatchOfOne = rawSingle.p50 / batchOfOneUs;
-  return { floorUs: rawSingle.p50, batchOfOneUs, overBatchOfOne, suspect: overBatchOfOne > RAW_FLOOR_MARGIN };
+  const overRoundTrip = rawSingle.p50 / sendReceive.p50;
+  const suspect = overBatchOfOne > RAW_FLOOR_MARGIN || overRoundTrip > RAW_FLOOR_MARGIN;
+  return { floorUs: rawSingle.p50, batchOfOneUs, overBatchOfOne, overRoundTrip, suspect };
 }
 
 /**
