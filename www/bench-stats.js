@@ -70,3 +70,32 @@ export function expectMultiplied(what, inputs, answers, factor = 2) {
     }
   }
 }
+
+/**
+ * How much slower than the raw batch of 1 the raw one-message floor may be before the report calls
+ * it suspect (see rawFloorCheck): the two are the same work sampled in different phases, whose
+ * medians differ by some tens of percent on a quiet machine, not by a factor.
+ */
+const RAW_FLOOR_MARGIN = 1.5;
+
+/**
+ * Whether the raw one-message floor is a floor: it is the same work as the raw batch of 1 (one
+ * write, dispatch, copy, submit and map of one value, on buffers made once), so a floor far
+ * slower than that batch measured the environment, not WebGPU's cost. On Chromium's SwiftShader
+ * a single raw dispatch + map is bimodal, ~0.3 ms or ~2.3 ms, the difference all in the map's
+ * wait (roundTripBreakdown shows it): the finished dispatch reaches the page late unless other
+ * GPU work wakes the browser's GPU process first, as the runtime's lanes (a next tick encoded
+ * ahead) and those the raw batch of 1 takes turns with do. When the batch of 1 was slow too, the
+ * runtime's own round trip (`sendReceive`), which does that work and more, gives it away. A ratio
+ * over such a floor flatters the runtime; `suspect` (either past RAW_FLOOR_MARGIN) says not to
+ * read one. Null without a batch of 1.
+ */
+export function rawFloorCheck(rawSingle, batches, sendReceive) {
+  const one = batches.find((b) => b.messages === 1);
+  if (!one) return null;
+  const batchOfOneUs = one.raw.medianMs * 1e3;
+  const overBatchOfOne = rawSingle.p50 / batchOfOneUs;
+  const overRoundTrip = rawSingle.p50 / sendReceive.p50;
+  const suspect = overBatchOfOne > RAW_FLOOR_MARGIN || overRoundTrip > RAW_FLOOR_MARGIN;
+  return { floorUs: rawSingle.p50, batchOfOneUs, overBatchOfOne, overRoundTrip, suspect };
+}

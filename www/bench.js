@@ -34,7 +34,7 @@
 import init, { RingKernelRuntime, defineMessage } from "./pkg/index.js";
 import { RawGpu } from "./bench-raw.js";
 import { JsActor, doubleHandler } from "./bench-actor.js";
-import { latency, throughput, values, expectMultiplied } from "./bench-stats.js";
+import { latency, throughput, values, expectMultiplied, rawFloorCheck } from "./bench-stats.js";
 import { formatReport, grouped, duration } from "./bench-report.js";
 
 /** The id of the built-in doubler each bench runtime launches. */
@@ -57,12 +57,6 @@ const MIN_SAMPLE_TICKS = 50;
 const MAX_GROUP = 100_000;
 /** The largest queue a kernel can have (`launch`'s queueSize): room for a group of packed batches. */
 const MAX_QUEUE = 1 << 22;
-/**
- * How much slower than the raw batch of 1 the raw one-message floor may be before the report calls
- * it suspect (see rawFloorCheck): the two are the same work sampled in different phases, whose
- * medians differ by some tens of percent on a quiet machine, not by a factor.
- */
-const RAW_FLOOR_MARGIN = 1.5;
 const now = () => performance.now();
 
 /**
@@ -1002,28 +996,6 @@ function computeRatios(result) {
     objectsOverTypedArrays: objects.layouts.doubler.objects.msgsPerSec / objects.layouts.doubler.typedArrays.msgsPerSec,
     objectsOverJsActor: objects.layouts.doubler.objects.msgsPerSec / objects.layouts.doubler.jsActor.msgsPerSec,
   };
-}
-
-/**
- * Whether the raw one-message floor is a floor: it is the same work as the raw batch of 1 (one
- * write, dispatch, copy, submit and map of one value, on buffers made once), so a floor far
- * slower than that batch measured the environment, not WebGPU's cost. On Chromium's SwiftShader
- * a single raw dispatch + map is bimodal, ~0.3 ms or ~2.3 ms, the difference all in the map's
- * wait (roundTripBreakdown shows it): the finished dispatch reaches the page late unless other
- * GPU work wakes the browser's GPU process first, as the runtime's lanes (a next tick encoded
- * ahead) and those the raw batch of 1 takes turns with do. When the batch of 1 was slow too, the
- * runtime's own round trip (`sendReceive`), which does that work and more, gives it away. A ratio
- * over such a floor flatters the runtime; `suspect` (either past RAW_FLOOR_MARGIN) says not to
- * read one. Null without a batch of 1.
- */
-function rawFloorCheck(rawSingle, batches, sendReceive) {
-  const one = batches.find((b) => b.messages === 1);
-  if (!one) return null;
-  const batchOfOneUs = one.raw.medianMs * 1e3;
-  const overBatchOfOne = rawSingle.p50 / batchOfOneUs;
-  const overRoundTrip = rawSingle.p50 / sendReceive.p50;
-  const suspect = overBatchOfOne > RAW_FLOOR_MARGIN || overRoundTrip > RAW_FLOOR_MARGIN;
-  return { floorUs: rawSingle.p50, batchOfOneUs, overBatchOfOne, overRoundTrip, suspect };
 }
 
 /**

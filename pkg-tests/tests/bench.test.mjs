@@ -11,6 +11,7 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runBenchPage } from "../bench.mjs";
 import { launchChromium } from "../chromium.mjs";
+import { rawFloorCheck } from "../../www/bench-stats.js";
 import { startServer } from "../../www/serve.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -173,6 +174,18 @@ test("bench.mjs --json --quick prints one JSON document with every section, ever
   // Every batch of every size was checked answer by answer, the million-message ones included.
   const batches = r.throughput.reduce((n, b) => n + b.messages * (b.runtime.repetitions + b.raw.repetitions), 0);
   assert.ok(r.answersChecked > batches + 2 * h.messages, `${r.answersChecked} answers checked`);
+});
+
+test("a raw one-message floor slower than the same work timed among the batches, or than the runtime's own round trip, is suspect", () => {
+  // SwiftShader's raw single dispatch is bimodal (~0.3 or ~2.3 ms, all in the map's wait): a ratio
+  // over the slow one read 0.17×, the runtime six times faster than hand-written WebGPU.
+  const batches = (batchOfOneMs) => [{ messages: 1, raw: { medianMs: batchOfOneMs } }, { messages: 100, raw: { medianMs: 0.5 } }];
+  const check = (floorUs, batchOfOneMs, roundTripUs) => rawFloorCheck({ p50: floorUs }, batches(batchOfOneMs), { p50: roundTripUs });
+  assert.equal(check(300, 0.28, 400).suspect, false, "a floor as fast as the batch of 1 and under the round trip");
+  assert.equal(check(2300, 0.3, 400).suspect, true, "slower than the batch of 1");
+  assert.equal(check(2300, 2.2, 400).suspect, true, "the batch of 1 slow too: slower than the runtime's round trip");
+  assert.deepEqual(check(400, 0.3, 500), { floorUs: 400, batchOfOneUs: 300, overBatchOfOne: 400 / 300, overRoundTrip: 0.8, suspect: false });
+  assert.equal(rawFloorCheck({ p50: 300 }, [{ messages: 100, raw: { medianMs: 0.5 } }], { p50: 400 }), null, "no batch of 1");
 });
 
 test("a wrong answer fails the bench, naming it, with what was measured before", async () => {
