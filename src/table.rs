@@ -321,15 +321,8 @@ impl Table {
     /// through the host, it takes what fits its queue, or nothing while it is not active. A
     /// next stage that is merely busy, its queue full while it works, is no stall.
     pub fn stall(&self, id: &str) -> Option<Stall> {
-        let kernel = self.kernels.get(id)?;
-        kernel.stall().or_else(|| {
-            let next_id = kernel.route.downstream.as_deref()?;
-            let next = self.kernels.get(next_id)?;
-            let next_stall = self.stall(next_id)?;
-            let on_device = next.device == kernel.device && matches!(kernel.resources.exec, Some(KernelExec::Gpu(_)));
-            let no_room = on_device || matches!(next_stall, Stall::Inactive(_)) || next.mailbox.inbox.free() == 0;
-            no_room.then_some(Stall::NextStageStalled)
-        })
+        let (at, stall) = self.stall_cause(id)?;
+        Some(if at == id { stall } else { Stall::NextStageStalled })
     }
 
     /// [`stall`](Self::stall) when the kernel has input waiting, else `None`.
@@ -339,15 +332,21 @@ impl Table {
 
     /// The stage whose own stall ([`Kernel::stall`]) is why `id` stalls, with that stall: `id`
     /// itself, or the first stage down its pipeline that stalls by itself (paused, or its
-    /// answers unreceived) and so holds every stage before it. `None` when `id` does not stall.
+    /// answers unreceived) and so holds every stage before it, each of which has no room for
+    /// its answers at the next (see [`stall`](Self::stall)). `None` when `id` does not stall.
     pub fn stall_cause(&self, id: &str) -> Option<(&str, Stall)> {
         let (mut at, mut kernel) = self.kernels.get_key_value(id)?;
         loop {
             if let Some(stall) = kernel.stall() {
                 return Some((at, stall));
             }
-            self.stall(at)?;
-            (at, kernel) = self.kernels.get_key_value(kernel.route.downstream.as_deref()?)?;
+            let (next_id, next) = self.kernels.get_key_value(kernel.route.downstream.as_deref()?)?;
+            let on_device = next.device == kernel.device && matches!(kernel.resources.exec, Some(KernelExec::Gpu(_)));
+            let paused = matches!(next.stall(), Some(Stall::Inactive(_)));
+            if !(on_device || paused || next.mailbox.inbox.free() == 0) {
+                return None;
+            }
+            (at, kernel) = (next_id, next);
         }
     }
 

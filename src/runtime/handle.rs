@@ -49,13 +49,7 @@ pub struct KernelHandle<In = Dynamic, Out = Dynamic> {
 
 impl<In, Out> Clone for KernelHandle<In, Out> {
     fn clone(&self) -> Self {
-        KernelHandle {
-            pinned: self.pinned.clone(),
-            runtime: self.runtime.clone(),
-            id: self.id.clone(),
-            removed: self.removed.clone(),
-            messages: PhantomData,
-        }
+        self.retyped()
     }
 }
 
@@ -94,6 +88,18 @@ impl<In, Out> KernelHandle<In, Out> {
             runtime: runtime.unpinned(),
             id,
             removed,
+            messages: PhantomData,
+        }
+    }
+
+    /// A handle to the same launch with other message types (a clone, or `typed`'s result once
+    /// it checked them).
+    fn retyped<I, O>(&self) -> KernelHandle<I, O> {
+        KernelHandle {
+            pinned: self.pinned.clone(),
+            runtime: self.runtime.clone(),
+            id: self.id.clone(),
+            removed: self.removed.clone(),
             messages: PhantomData,
         }
     }
@@ -250,13 +256,7 @@ impl KernelHandle {
         let (input, output) = (std::any::type_name::<In>(), std::any::type_name::<Out>());
         check(self.pinned.input_layout(id)?, layout_of(In::try_layout(), input)?, "messages", input)?;
         check(self.pinned.output_layout(id)?, layout_of(Out::try_layout(), output)?, "answers", output)?;
-        Ok(KernelHandle {
-            pinned: self.pinned.clone(),
-            runtime: self.runtime.clone(),
-            id: self.id.clone(),
-            removed: self.removed.clone(),
-            messages: PhantomData,
-        })
+        Ok(self.retyped())
     }
 
     /// Queues one message given as named values (a [`Value::Struct`]), waiting up to
