@@ -98,7 +98,10 @@ impl Recovery {
         if delivered != self.delivered {
             (self.attempts, self.delivered) = (0, delivered);
         }
-        let Some(&delay) = AUTO_RECOVERY_DELAYS_MS.get(self.attempts) else { return Flow::WaitForWork };
+        let Some(&delay) = AUTO_RECOVERY_DELAYS_MS.get(self.attempts) else {
+            give_up(shared, self.device);
+            return Flow::WaitForWork;
+        };
         self.attempts += 1;
         if !pause_unless_shut_down(shared, delay).await {
             return Flow::Stop;
@@ -107,6 +110,28 @@ impl Recovery {
         let _ = recover_device(shared, self.device).await;
         Flow::TickAgain
     }
+}
+
+/// Automatic recovery of `device` has made its last attempt and failed: says so once, and wakes
+/// the terminates waiting on its kernels, which no longer wait for a recovery that will not come.
+fn give_up(shared: &Shared, device: DeviceId) {
+    let mut table = shared.lock();
+    let status = table.device(device);
+    if status.lost.is_none() || status.auto_recovery_spent {
+        return;
+    }
+    status.auto_recovery_spent = true;
+    let why = status.recovery_error.clone().unwrap_or_default();
+    for kernel in table.kernels.values_mut().filter(|k| k.device == device) {
+        kernel.notify();
+    }
+    drop(table);
+    platform::warn(&format!(
+        "ringkernel-web: automatic recovery of device {} gave up after {} attempts ({why}); its kernels wait for \
+         `recover()`, and terminating them ends them with their messages unprocessed",
+        device.0,
+        AUTO_RECOVERY_DELAYS_MS.len()
+    ));
 }
 
 /// Waits `ms` milliseconds, or less if the runtime shuts down meanwhile (then `false`), so
@@ -166,7 +191,9 @@ pub(crate) fn fail_device(shared: &Shared, device: DeviceId, error: Error, gener
         }
         kernel.notify();
     }
-    table.device(device).lost = Some(lost);
+    let status = table.device(device);
+    status.lost = Some(lost);
+    status.auto_recovery_spent = false;
 }
 
 /// [`recover_device`] for every lost device of the runtime; the first failure, after trying all.

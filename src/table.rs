@@ -252,6 +252,9 @@ pub(crate) struct DeviceStatus {
     pub recoveries: u64,
     /// Why the last recovery attempt failed, if it did.
     pub recovery_error: Option<String>,
+    /// Automatic recovery made its last attempt at this loss and failed: the device comes back
+    /// only with a `recover`, so terminates stop waiting for it (their kernels are stranded).
+    pub auto_recovery_spent: bool,
     /// Ticks that did work on this device.
     pub ticks: u64,
     /// Messages its ticks processed, by whichever kernels ran there then: a count that only

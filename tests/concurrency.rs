@@ -381,6 +381,24 @@ fn ending_a_kernel_another_caller_ends_or_removes_meanwhile_is_no_failure() {
     }
 }
 
+/// A kernel's scope that ends after the runtime was disposed of (by the body, or by a shutdown
+/// elsewhere while the body ran) is no failure: the dispose ended the kernel.
+#[test]
+fn a_scope_ending_after_the_runtime_was_disposed_of_is_no_failure() {
+    let rt = common::runtime_on(ringkernel_web::BackendChoice::Cpu);
+    let disposed_in_body = pollster::block_on(rt.managed_kernel("doubler", LaunchOptions::default(), |_| {
+        let rt = rt.clone();
+        async move {
+            rt.dispose().await?;
+            Ok(5)
+        }
+    }));
+    assert_eq!(disposed_in_body, Ok(5));
+    assert_eq!(pollster::block_on(rt.terminate_if_live("doubler", None)), Ok(()));
+    // A plain terminate still says why it did nothing.
+    assert_eq!(pollster::block_on(rt.terminate("doubler", None)), Err(Error::Disposed));
+}
+
 /// A terminate that joined another's drain, and a handle's operations, reach only the launch
 /// they began on: with the kernel removed and launched again under its id by another thread
 /// meanwhile, the terminate ends as the drain did (not on the new launch, nor with its state),

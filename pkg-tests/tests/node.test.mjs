@@ -1477,3 +1477,117 @@ test("lifecycle: a terminate joins one under way, terminateAll and dispose finis
     discarded: 2,
   });
 });
+
+test("Dawn: automatic recovery that gives up says so once, and a terminate waiting on its kernel then ends with its messages counted", async () => {
+  const result = await runModule(`${DAWN_SETUP}
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    // The GPU gone for good after the first device (removed, or blocklisted after a crash).
+    const gpu = navigator.gpu;
+    let gone = false;
+    globalThis.navigator = { gpu: {
+      requestAdapter: (options) => (gone ? Promise.resolve(null) : gpu.requestAdapter(options)),
+      getPreferredCanvasFormat: () => gpu.getPreferredCanvasFormat(),
+      get wgslLanguageFeatures() { return gpu.wgslLanguageFeatures; },
+    } };
+    const warnings = [];
+    const warn = console.warn;
+    console.warn = (...args) => { warnings.push(args.join(" ")); warn(...args); };
+    const runtime = await RingKernelRuntime.create({ autoRecover: true });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true });
+    await doubler.sendBatch(Array.from({ length: 20 }, (_, value) => ({ value })), { timeout: 10000 });
+    gone = true;
+    runtime.destroyDevice();
+    // With no timeout: it waits for the automatic attempts (0, 0.1, 1 and 5 s), and no longer.
+    const started = Date.now();
+    const terminated = await runtime.terminate("doubler").then(() => "terminated", (e) => ({ name: e.name, unprocessed: e.unprocessed }));
+    const waitedMs = Date.now() - started;
+    const gaveUp = warnings.filter((w) => w.includes("automatic recovery of device 0 gave up"));
+    const health = await runtime.health();
+    await runtime.dispose().catch(() => {});
+    console.log(JSON.stringify({ terminated, waited: waitedMs < 30000, gaveUp: gaveUp.length, recovering: health.recovering ?? null,
+      state: runtime.getState("doubler") }));
+  `, DAWN_ENV);
+  assertExited(result);
+  const found = findings(result);
+  assert.deepEqual(found.terminated, { name: "DeviceLostError", unprocessed: 20 });
+  assert.equal(found.waited, true);
+  assert.equal(found.gaveUp, 1, "the give-up is said once");
+  assert.equal(found.state, "terminated");
+});
+
+test("an async memory alert callback that rejects is shown in the console and ends no process", async () => {
+  const result = await runNode(["--unhandled-rejections=strict", "--input-type=module", "-e", `
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    let called = 0;
+    runtime.onMemoryAlert(0.5, async () => { called++; await null; throw new Error("alert handler failed"); });
+    runtime.triggerMemoryAlert("high");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await runtime.dispose();
+    console.log(JSON.stringify({ called }));
+  `]);
+  assertExited(result);
+  assert.deepEqual(findings(result), { called: 1 });
+  assert.match(result.stderr, /ringkernel-web: a memory alert callback rejected:[\s\S]*alert handler failed/);
+});
+
+test("a managed kernel's end after the runtime was disposed of does nothing, as a handle's does", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, managedKernel } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const managed = await managedKernel(runtime, "doubler");
+    const handle = await runtime.launch("echo", null, { autoActivate: true });
+    await runtime.dispose();
+    const ended = async (object) => object[Symbol.asyncDispose]().then(() => "ok", (e) => e.name);
+    console.log(JSON.stringify({ managed: await ended(managed), terminate: await managed.terminate().then(() => "ok", (e) => e.name),
+      handle: await ended(handle) }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), { managed: "ok", terminate: "ok", handle: "ok" });
+});
+
+test("options and definitions whose keys cannot be listed (a revoked Proxy) are refused as TypeErrors; nothing hangs or throws into Node", async () => {
+  const result = await runNode(["--unhandled-rejections=strict", "--input-type=module", "-e", `
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const revoked = () => { const { proxy, revoke } = Proxy.revocable({}, {}); revoke(); return proxy; };
+    const outcome = async (f) => { try { await f(); return "accepted"; } catch (e) { return e.name + ": " + e.message.split(":")[0]; } };
+    const uncaught = [];
+    process.on("uncaughtException", (e) => uncaught.push(String(e)));
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true });
+    const refused = {
+      handleTerminate: await outcome(() => doubler.terminate(revoked())),
+      terminate: await outcome(() => runtime.terminate("doubler", revoked())),
+      receive: await outcome(() => runtime.receive("doubler", revoked())),
+      launch: await outcome(() => runtime.launch("late", revoked())),
+      launchOptions: await outcome(() => runtime.launch("echo", null, revoked())),
+      defineMessage: await outcome(() => defineMessage("Revoked", revoked())),
+      create: await outcome(() => RingKernelRuntime.create({ ...{ preset: "development" }, get debug() { throw new Error("no"); } })),
+    };
+    const answer = await doubler.call({ value: 21 }, { timeout: 5000 });
+    const terminated = await doubler.terminate({ timeout: 5000 }).then(() => "terminated");
+    await runtime.dispose();
+    console.log(JSON.stringify({ refused, answer, terminated, uncaught }));
+  `]);
+  assertExited(result);
+  const found = findings(result);
+  assert.deepEqual(found.uncaught, []);
+  assert.deepEqual(found.answer, { result: 42 });
+  assert.equal(found.terminated, "terminated");
+  for (const [operation, refusal] of Object.entries(found.refused)) {
+    assert.match(refusal, /^(TypeError|Error): /, `${operation}: ${refusal}`);
+  }
+  assert.deepEqual(found.refused, {
+    handleTerminate: "TypeError: terminate options could not be read",
+    terminate: "TypeError: terminate options could not be read",
+    receive: "TypeError: receive options could not be read",
+    launch: "TypeError: Cannot perform 'ownKeys' on a proxy that has been revoked",
+    launchOptions: "TypeError: Cannot perform 'get' on a proxy that has been revoked",
+    defineMessage: "TypeError: Cannot perform 'ownKeys' on a proxy that has been revoked",
+    create: "Error: no",
+  });
+});

@@ -267,17 +267,19 @@ impl Runtime {
     {
         let handle = self.launch_and_activate(id, None, options).await?;
         let outcome = body(id.to_owned()).await;
-        // The body may have ended the kernel itself (or removed it): the scope's end is then done.
-        let terminated = ended_already(handle.terminate().await);
+        // The body may have ended the kernel itself (or removed it, or disposed of the runtime):
+        // the scope's end is then done.
+        let terminated = ended_with_scope(handle.terminate().await);
         let value = outcome?;
         terminated.map(|()| value)
     }
 
-    /// Terminates `id` unless it already is terminated or removed: the end of a managed
-    /// kernel's scope, which must not fail because the body stopped it first.
+    /// Terminates `id` unless it already is terminated or removed, or the runtime is disposed
+    /// of: the end of a managed kernel's scope, which must not fail because something else
+    /// stopped it first.
     pub async fn terminate_if_live(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
         // Asked, not checked first: another caller may end or remove it meanwhile.
-        ended_already(self.terminate(id, timeout).await)
+        ended_with_scope(self.terminate(id, timeout).await)
     }
 
     /// Graceful stop: the kernel passes through `Terminating` while queued and in-flight
@@ -356,7 +358,8 @@ impl Runtime {
             let listener = changed.listen();
             let ran_out = {
                 let mut table = self.shared.lock();
-                // Without automatic recovery nothing will drain a kernel whose device was lost.
+                // Without automatic recovery, or once it has given up, nothing drains a kernel
+                // whose device was lost.
                 let (kernel, device) = match table.kernel_on_device(id) {
                     Ok((kernel, device)) if kernel.instance == instance => (kernel, device),
                     // Removed meanwhile (and perhaps launched again under its id): another
@@ -367,7 +370,8 @@ impl Runtime {
                 if kernel.life.state() == KernelState::Terminated {
                     return kernel.ended.clone().map_or(Ok(()), Err);
                 }
-                let stranded = device.lost.clone().filter(|_| !self.shared.settings.auto_recover);
+                let stranded =
+                    device.lost.clone().filter(|_| !self.shared.settings.auto_recover || device.auto_recovery_spent);
                 let timed_out = deadline.is_some_and(|d| platform::now_ms() >= d);
                 let stranded = stranded.filter(|_| kernel.resources.exec.is_none());
                 // Out of time while a tick has its messages on the device: they run (or ran)
@@ -673,6 +677,15 @@ fn ended_already(terminated: Result<()>) -> Result<()> {
     match terminated {
         Err(Error::KernelState { state: KernelState::Terminated, action: Action::Terminate, .. })
         | Err(Error::KernelNotFound { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+/// [`ended_already`] for the end of a kernel's scope, where a runtime disposed of meanwhile
+/// (which ended every kernel) is no failure either.
+fn ended_with_scope(terminated: Result<()>) -> Result<()> {
+    match ended_already(terminated) {
+        Err(Error::Disposed) => Ok(()),
         other => other,
     }
 }

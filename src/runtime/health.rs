@@ -74,8 +74,8 @@ impl Runtime {
         let vitals = Vitals {
             runtime,
             device_lost: lost.map(|(id, d)| self.name_device(id, d.lost_reason().unwrap_or_default())),
-            recovering: lost.is_some()
-                && (self.shared.settings.auto_recover || self.shared.recovering.try_lock().is_none()),
+            recovering: lost.is_some_and(|(_, d)| self.shared.settings.auto_recover && !d.auto_recovery_spent)
+                || (lost.is_some() && self.shared.recovering.try_lock().is_none()),
             recovery_error: table.devices.iter().find_map(|d| d.recovery_error.clone()),
             memory_pressure: crate::pressure::used_and_pressure(&self.shared, Some(&table)).1,
             kernels,

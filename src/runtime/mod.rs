@@ -692,7 +692,10 @@ impl Runtime {
             _ => None,
         };
         if error.counts_against_kernel() {
-            if let Some(kernel) = self.shared.lock().kernels.get_mut(id) {
+            // Only against the launch this runtime reaches: a handle's error is not a later
+            // launch's under the same id.
+            let mut table = self.shared.lock();
+            if let Ok(kernel) = self.kernel_in(&mut table, id) {
                 // A receive that timed out fails the kernel only if it ran with input: a paused
                 // kernel was not expected to answer.
                 let ran_with_input = kernel.runs() && kernel.input_depth() > 0;

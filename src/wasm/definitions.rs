@@ -9,6 +9,7 @@ use wasm_bindgen::JsCast;
 use super::errors::{range_error, type_error};
 use super::host_handler::JsHostHandler;
 use super::messages::shown;
+use super::options::{own_entries, own_keys};
 use crate::error::Quoted;
 use crate::kernel::{self, KernelDefinition, StateElement, DEFAULT_WORKGROUP_SIZE};
 use crate::message::{registry, FieldType, MessageLayout, MAX_NESTING};
@@ -34,7 +35,7 @@ pub fn define_message(
     // own `__proto__` key (from `JSON.parse`) stays a field, as it is to `Object.entries`.
     // (Shallow: a nested description given inline is the caller's still.)
     if fields.is_object() {
-        let copy = Object::from_entries(&Object::entries(fields.unchecked_ref()))?;
+        let copy = Object::from_entries(&own_entries(&fields)?.into())?;
         Reflect::set(&description, &"fields".into(), &Object::freeze(&copy))?;
     } else {
         Reflect::set(&description, &"fields".into(), &fields)?;
@@ -69,7 +70,7 @@ fn message_layout(description: &JsValue, depth: u32) -> Result<MessageLayout, Js
         return Err(type_error(format!("message {name}: fields must be an object like {{ value: \"i32\" }}")));
     }
     let mut parsed = Vec::new();
-    for entry in Object::entries(fields.unchecked_ref()).iter() {
+    for entry in own_entries(&fields)?.iter() {
         let entry: Array = entry.unchecked_into();
         let field = entry.get(0).as_string().unwrap_or_default();
         let ty = entry.get(1);
@@ -120,7 +121,7 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
         None => get("id")?.as_string().unwrap_or_default(),
     };
     let quoted = Quoted(&id);
-    for key in Object::keys(definition.unchecked_ref::<Object>()).iter() {
+    for key in own_keys(definition)?.iter() {
         let key = key.as_string().unwrap_or_default();
         if !DEFINITION_KEYS.contains(&key.as_str()) {
             return Err(type_error(format!(
@@ -199,7 +200,7 @@ fn state(id: &str, state: &JsValue) -> Result<Option<(StateElement, u32)>, JsVal
         return Err(bad());
     }
     // Only its own two keys, as the definition's (a misspelt `typ` would go unread).
-    let keys = Object::keys(state.unchecked_ref::<Object>());
+    let keys = own_keys(state)?;
     if keys.iter().any(|key| !matches!(key.as_string().as_deref(), Some("length" | "type"))) {
         return Err(bad());
     }

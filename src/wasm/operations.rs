@@ -1,8 +1,8 @@
 //! The operations views on `RingKernelRuntime`: the GPU memory dashboard (`memory()`,
 //! `memoryPressure`, memory alerts) and the degradation manager (`degradationLevel`,
 //! `degradationStatus()`). Alerts are callbacks, not DOM events: they work the same on a page,
-//! in a worker and in Node, and a callback that throws is reported in the console without
-//! reaching the runtime.
+//! in a worker and in Node, and a callback that throws, or an `async` one that rejects, is
+//! reported in the console without reaching the runtime.
 
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
@@ -23,12 +23,17 @@ unsafe impl Send for JsAlertCallback {}
 #[cfg(not(target_feature = "atomics"))]
 unsafe impl Sync for JsAlertCallback {}
 
+#[wasm_bindgen(module = "/src/wasm/js/codec.js")]
+extern "C" {
+    /// `callback(event)`, its throw or its promise's rejection shown in the console.
+    #[wasm_bindgen(js_name = callAlert)]
+    fn call_alert(callback: &Function, event: &JsValue);
+}
+
 impl JsAlertCallback {
     fn call(&self, event: &MemoryAlertEvent) {
         let Ok(event) = to_js(event) else { return };
-        if let Err(thrown) = self.0.call1(&JsValue::NULL, &event) {
-            web_sys::console::error_2(&"ringkernel-web: a memory alert callback threw:".into(), &thrown);
-        }
+        call_alert(&self.0, &event);
     }
 }
 

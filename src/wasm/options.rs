@@ -112,12 +112,29 @@ fn only_a_timeout(value: &JsValue) -> Option<f64> {
     if !value.is_object() {
         return None;
     }
-    let keys = Object::keys(value.unchecked_ref::<Object>());
+    let keys = own_keys(value).ok()?;
     TIMEOUT_KEY.with(|timeout| {
         let timeout: &JsValue = timeout.as_ref();
         let only = keys.length() == 1 && keys.get(0) == *timeout;
         only.then(|| Reflect::get(value, timeout).ok()?.as_f64()).flatten()
     })
+}
+
+// Key listings that user code can make throw (a Proxy's `ownKeys` trap, a revoked Proxy; and
+// getters, for entries), caught: an exception crossing into wasm would unwind past the Rust code
+// reading the object, and out of the future of an operation reading its options there, which
+// would then never settle.
+#[wasm_bindgen]
+extern "C" {
+    /// `Object.keys(object)`, or what it threw.
+    #[wasm_bindgen(js_namespace = Object, js_name = keys, catch)]
+    pub(super) fn own_keys(object: &JsValue) -> Result<Array, JsValue>;
+    /// `Object.entries(object)`, or what it threw.
+    #[wasm_bindgen(js_namespace = Object, js_name = entries, catch)]
+    pub(super) fn own_entries(object: &JsValue) -> Result<Array, JsValue>;
+    /// `Object.assign(target, source)`, or what it threw.
+    #[wasm_bindgen(js_namespace = Object, js_name = assign, catch)]
+    fn assign(target: &Object, source: &JsValue) -> Result<Object, JsValue>;
 }
 
 // rustfmt drops the initializer of an extern static, which only wasm-bindgen's macro accepts.
@@ -244,7 +261,9 @@ fn check_keys_and(value: &JsValue, known: &[&str], also: Option<&str>, what: &st
     if !value.is_object() {
         return Err(type_error(format!("{what} must be an object, got {}", shown(value))));
     }
-    for js_key in Object::keys(value.unchecked_ref::<Object>()).iter() {
+    let keys =
+        own_keys(value).map_err(|thrown| type_error(format!("{what} could not be read: {}", js_string(&thrown))))?;
+    for js_key in keys.iter() {
         let key = js_key.as_string().unwrap_or_default();
         if !known.contains(&key.as_str()) && also != Some(key.as_str()) {
             let also = also.map_or(String::new(), |also| format!(", {also}"));
@@ -294,7 +313,7 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
     // optional one off.
     let Some(given) = value.filter(|v| v.is_object()) else { return Ok(options) };
     parse_options::<RuntimeOptions>(Some(given.clone()), CREATE_OPTIONS)?;
-    for key in Object::keys(given.unchecked_ref::<Object>()).iter() {
+    for key in own_keys(&given)?.iter() {
         let key = key.as_string().unwrap_or_default();
         let value = Reflect::get(&given, &key.as_str().into())?;
         if value.is_undefined() {
@@ -329,7 +348,7 @@ fn without_preset(value: Option<JsValue>) -> Result<(Option<JsValue>, Option<Run
     if !Reflect::has(object, &"preset".into())? {
         return Ok((value, None));
     }
-    let rest = Object::assign(&Object::new(), object.unchecked_ref::<Object>());
+    let rest = assign(&Object::new(), object)?;
     Reflect::delete_property(&rest, &"preset".into())?;
     let name = Reflect::get(object, &"preset".into())?;
     if name.is_undefined() {
@@ -830,7 +849,7 @@ fn variant_tag(value: &JsValue, names: &[&str]) -> Read<String> {
         return Ok(tag);
     }
     if value.is_object() {
-        let entries = Object::entries(value.unchecked_ref());
+        let entries = own_entries(value).map_err(thrown)?;
         if entries.length() == 1 {
             let entry: Array = entries.get(0).unchecked_into();
             if entry.get(1).loose_eq(&JsValue::NULL) {

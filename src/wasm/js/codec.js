@@ -368,6 +368,22 @@ export function callHandler(handler, message, state) {
   }
 }
 
+/**
+ * `callback(event)` for a memory alert: what it throws, or rejects with when it returns a
+ * promise (an `async` callback), is shown in the console and reaches neither the runtime nor
+ * Node's unhandled-rejection handling, which would end the process.
+ */
+export function callAlert(callback, event) {
+  try {
+    const returned = callback(event);
+    if (returned instanceof Promise) {
+      returned.catch((reason) => console.error("ringkernel-web: a memory alert callback rejected:", reason));
+    }
+  } catch (value) {
+    console.error("ringkernel-web: a memory alert callback threw:", value);
+  }
+}
+
 /** The built-in getter `name` of `prototype`, which a subclass's own cannot stand in for. */
 const builtIn = (prototype, name) => Object.getOwnPropertyDescriptor(prototype, name).get;
 const TYPED = Object.getPrototypeOf(Int8Array.prototype);
