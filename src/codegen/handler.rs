@@ -93,6 +93,16 @@ pub fn inspect(definition: &KernelDefinition) -> Result<HandlerForm, Error> {
             ),
         ));
     }
+    if let Some((at, name)) = harness_use(&code) {
+        return Err(fail(
+            Some(at),
+            format!(
+                "a handler may not use `{name}`: it is the harness's own (its rings, counters and answers, which \
+                 other messages, and in a grouped dispatch other kernels, share); a handler's data comes in its \
+                 messages and its `state`"
+            ),
+        ));
+    }
     if let Some((at, name)) = barrier_call(&code) {
         return Err(fail(
             Some(at),
@@ -198,6 +208,33 @@ fn find_binding_attribute(code: &str) -> Option<usize> {
         let name = code[at + 1..].trim_start();
         let len = name.bytes().take_while(|b| is_ident_byte(*b)).count();
         matches!(&name[..len], "group" | "binding")
+    })
+}
+
+/// The module-scope bindings and functions of the harness a handler is compiled into. Declaring
+/// them is refused with the other reserved names; using them is refused too, since through them
+/// a handler would write past its own answer: the ring's counters, other messages' answers, and
+/// in a grouped dispatch other kernels'.
+const HARNESS_OWN: [&str; 8] = [
+    "input_ring",
+    "output_ring",
+    "output_kept",
+    "last_input",
+    "group_table",
+    "group_member",
+    "ring_answer",
+    "ring_drain",
+];
+
+/// The first use of one of [`HARNESS_OWN`] as a name (not as a field after `.`), with its offset.
+fn harness_use(code: &str) -> Option<(usize, &str)> {
+    let mut after_dot = false;
+    tokens(code).find_map(|(at, token)| {
+        let follows_dot = std::mem::replace(&mut after_dot, matches!(token, Token::Punct(b'.')));
+        match token {
+            Token::Ident(name) if !follows_dot && HARNESS_OWN.contains(&name) => Some((at, name)),
+            _ => None,
+        }
     })
 }
 
@@ -484,6 +521,25 @@ mod tests {
             "fn minimum(a: i32) -> i32 {{ return min(a, 3); }}\nconst état = 2;\nfn helper(x: i32) -> i32 {{ return minimum(x) + état; }}\n{handler}"
         );
         assert_eq!(check(&fine).unwrap(), HandlerForm::Answer);
+    }
+
+    #[test]
+    fn the_harness_bindings_and_functions_are_refused_where_they_are_used() {
+        for (body, name, at) in [
+            ("atomicAdd(&output_ring.processed, 1000u);", "output_ring", (2, 16)),
+            ("output_ring.answers[0] = Response(666);", "output_ring", (2, 5)),
+            ("let n = input_ring.header.head;", "input_ring", (2, 13)),
+            ("_ = ring_answer(0u);", "ring_answer", (2, 9)),
+            ("let entry = group_table.entries[0].kernel;", "group_table", (2, 17)),
+        ] {
+            let source = format!("fn handle(msg: Request) -> Response {{\n    {body}\n    return Response(msg.value);\n}}");
+            let (line, column, message) = position(check(&source).unwrap_err());
+            assert_eq!((line, column), (Some(at.0), Some(at.1)), "{body}");
+            assert!(message.contains(&format!("may not use `{name}`")), "{message}");
+        }
+        // A message's field of the same name, and names that only contain them, are fine.
+        let fine = "fn handle(msg: Request) -> Response {\n    let output_ring_len = msg.output_ring;\n    return Response(output_ring_len);\n}";
+        assert_eq!(check(fine).unwrap(), HandlerForm::Answer);
     }
 
     #[test]
