@@ -38,9 +38,18 @@ pub struct GeneratedShader {
     pub handler_first_line: u32,
     /// How the user's handler answers, which decides the harness entry point and bindings.
     pub form: HandlerForm,
+    /// Where `source` names whose handler it is (a comment), which the module's code does not
+    /// depend on.
+    named: std::ops::Range<usize>,
 }
 
 impl GeneratedShader {
+    /// The source without the comment's name of its kernel: what its pipeline is kept by, so a
+    /// kernel launched under another id from the same definition reuses it.
+    pub fn unnamed(&self) -> String {
+        [&self.source[..self.named.start], &self.source[self.named.end..]].concat()
+    }
+
     /// Maps a 1-based generated line to the user's own line, or `None` when the position lies
     /// in generated code (the handler's types did not fit the harness).
     pub fn user_line(&self, generated_line: u32) -> Option<u32> {
@@ -158,10 +167,12 @@ fn assemble(
             &STATE.replace("{{STATE_ELEMENT}}", state.element.wgsl()).replace("{{STATE_LEN}}", &state.len.to_string()),
         );
     }
-    let _ = writeln!(source, "// ---- handler of {whose} (errors report lines from here) ----");
+    source.push_str("// ---- handler of ");
+    let named = source.len()..source.len() + whose.len();
+    let _ = writeln!(source, "{whose} (errors report lines from here) ----");
     let handler_first_line = source.lines().count() as u32 + 1;
     source.push_str(&handler::blank_ranges(&definition.wgsl, &directives));
-    Ok(GeneratedShader { source, handler_first_line, form })
+    Ok(GeneratedShader { source, handler_first_line, form, named })
 }
 
 /// Every struct the two message types need, each once, dependencies first.
@@ -206,6 +217,18 @@ mod tests {
         assert_eq!(handler_line, def.wgsl.lines().next().unwrap());
         assert_eq!(shader.user_line(shader.handler_first_line + 2), Some(3));
         assert_eq!(shader.user_line(1), None);
+    }
+
+    #[test]
+    fn one_definition_under_two_ids_keeps_one_pipeline() {
+        let def = kernel::lookup("doubler").unwrap();
+        let mut other = (*def).clone();
+        other.id = "doubler-2\nline".into();
+        let (a, b) = (generate(&def).unwrap(), generate(&other).unwrap());
+        assert!(a.source.contains("handler of kernel \"doubler\"") && b.source.contains("kernel \"doubler-2\\nline\""));
+        assert_eq!(a.unnamed(), b.unnamed(), "pipelines are kept by the source without its kernel's name");
+        assert!(!a.unnamed().contains("doubler\""));
+        assert_eq!(a.handler_first_line, b.handler_first_line);
     }
 
     #[test]

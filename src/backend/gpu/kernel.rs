@@ -158,7 +158,8 @@ impl GpuKernel {
         #[cfg(target_arch = "wasm32")]
         let _one_scope_at_a_time = ctx.one_scope_at_a_time().await;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let kept = ctx.pipelines.find(&shader.source, workgroup_size);
+        let unnamed = shader.unnamed();
+        let kept = ctx.pipelines.find(&unnamed, workgroup_size);
         let compiled = kept.is_none();
         let (drain, layout) = match kept {
             Some(pair) => pair,
@@ -194,7 +195,7 @@ impl GpuKernel {
             });
         }
         if compiled {
-            ctx.pipelines.keep(&shader.source, workgroup_size, &drain, &layout);
+            ctx.pipelines.keep(&unnamed, workgroup_size, &drain, &layout);
         }
         let Buffers { input_ring, output_ring, kept, state } = buffers;
         let grid = Grid::new(ctx.software, shape.max_workgroups, device.limits().max_compute_workgroups_per_dimension);
