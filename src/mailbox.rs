@@ -41,6 +41,12 @@ impl Mailbox {
         }
     }
 
+    /// Bytes its two queues hold when full: what a launch on the web counts against wasm memory.
+    pub fn host_queue_bytes(&self) -> usize {
+        let bytes = |queue: &PackedQueue| queue.capacity().saturating_mul(queue.stride());
+        bytes(&self.inbox).saturating_add(bytes(&self.outbox))
+    }
+
     /// Whether a receive holding `ticket` (or, without one, a receive that has not waited yet)
     /// may take answers now: none waits ahead of it.
     pub fn receivers_first(&self, ticket: Option<u64>) -> bool {

@@ -288,6 +288,10 @@ pub(crate) struct Table {
     pub placed: usize,
     /// Kernels moved between devices (the shutdown report's `migrated_kernels`).
     pub migrations: u64,
+    /// What the host queues of every kernel here hold when full, in bytes (kept by
+    /// [`insert_kernel`](Self::insert_kernel) and [`remove_kernel`](Self::remove_kernel)): a
+    /// launch on the web is refused past what wasm memory can hold.
+    pub host_queue_bytes: usize,
     /// The runtime's own lifecycle (see [`LifecycleState`]).
     pub state: LifecycleState,
     /// What removed kernels leave behind for the shutdown report.
@@ -317,6 +321,19 @@ pub(crate) struct Retired {
 }
 
 impl Table {
+    /// Adds a kernel (its id reserved), counting its host queues.
+    pub fn insert_kernel(&mut self, id: String, kernel: Kernel) {
+        self.host_queue_bytes = self.host_queue_bytes.saturating_add(kernel.mailbox.host_queue_bytes());
+        self.kernels.insert(id, kernel);
+    }
+
+    /// Takes kernel `id` out, and its host queues out of the count.
+    pub fn remove_kernel(&mut self, id: &str) -> Option<Kernel> {
+        let kernel = self.kernels.remove(id)?;
+        self.host_queue_bytes = self.host_queue_bytes.saturating_sub(kernel.mailbox.host_queue_bytes());
+        Some(kernel)
+    }
+
     /// Why kernel `id` processes none of its input now: its own reason ([`Kernel::stall`]), or
     /// its answers go to a next stage that is stalled itself (paused, its answers unreceived,
     /// or held by its own next stage) and has no room for them, as the tick's plan sees it

@@ -1591,3 +1591,29 @@ test("options and definitions whose keys cannot be listed (a revoked Proxy) are 
     create: "Error: no",
   });
 });
+
+test("kernels whose host queues together would outgrow wasm memory are refused at launch by name, and removing one makes room", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const Big = defineMessage("NodeBig", { words: "array<u32, 1024>" });
+    const big = { input: Big, output: Big, handler: (m) => m };
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const refusal = (p) => p.then(() => "launched", (e) => e.name + ": " + e.message);
+    // 65,536 messages of 4 KiB: 256 MiB a queue, 512 MiB a kernel, and 1 GiB the most in all.
+    const options = { queueSize: 65536 };
+    const first = await refusal(runtime.launch("a", big, options));
+    const second = await refusal(runtime.launch("b", big, options));
+    const third = await refusal(runtime.launch("c", big, { queueSize: 1 }));
+    await runtime.terminate("b");
+    runtime.remove("b");
+    const afterRemove = await refusal(runtime.launch("c", big, { ...options, autoActivate: true }));
+    const answer = await runtime.call("c", { words: Array(1024).fill(7) }, { timeout: 5000 });
+    await runtime.dispose();
+    console.log(JSON.stringify({ first, second, third, afterRemove, answered: answer.words[1023] }));
+  `);
+  assertExited(result);
+  const found = findings(result);
+  assert.deepEqual([found.first, found.second, found.afterRemove, found.answered], ["launched", "launched", "launched", 7]);
+  assert.match(found.third, /^RangeError: kernel 'c': its host queues \(8192 bytes when full\) and those of the kernels launched already \(1073741824 bytes\) are over 1073741824 bytes/);
+});

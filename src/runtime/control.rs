@@ -23,7 +23,7 @@ use crate::mailbox::Mailbox;
 use crate::platform::{self, option_name};
 use crate::recovery;
 use crate::spans::{self, Phase};
-use crate::table::{Kernel, Resources, Route};
+use crate::table::{Kernel, Resources, Route, Table};
 use crate::telemetry::{Counters, ShutdownReport};
 use crate::waiting::{deadline, join_all, wait, Deadline};
 
@@ -68,6 +68,7 @@ impl Runtime {
             if let Some(existing) = table.kernels.get(&id) {
                 return Err(Error::KernelState { id, state: existing.life.state(), action: Action::Launch });
             }
+            host_queues_fit_beside(&table, &id, &definition, input_size, output_size)?;
             let device = self.place(&mut table, &options, &definition)?;
             if let Some(lost) = &table.device(device).lost {
                 return Err(lost.clone());
@@ -106,7 +107,7 @@ impl Runtime {
                 ended: None,
                 def: definition.clone(),
             };
-            table.kernels.insert(id.clone(), kernel);
+            table.insert_kernel(id.clone(), kernel);
             (device, table.device(device).generation, work)
         };
         let device_id = device;
@@ -119,7 +120,7 @@ impl Runtime {
                 .kernels
                 .get(&id)
                 .is_some_and(|k| k.instance == instance && k.life.state() == KernelState::Created);
-            if let Some(kernel) = reserved.then(|| table.kernels.remove(id.as_str())).flatten() {
+            if let Some(kernel) = reserved.then(|| table.remove_kernel(id.as_str())).flatten() {
                 kernel.removed.store(true, Ordering::Relaxed);
                 kernel.notify();
             }
@@ -181,7 +182,7 @@ impl Runtime {
                 Ok(_) => Err(Error::Disposed),
                 Err(e) => {
                     // Handles taken while it compiled (`kernel`) refer to this launch only.
-                    if let Some(kernel) = still_ours.then(|| table.kernels.remove(id.as_str())).flatten() {
+                    if let Some(kernel) = still_ours.then(|| table.remove_kernel(id.as_str())).flatten() {
                         kernel.removed.store(true, Ordering::Relaxed);
                     }
                     Err(e)
@@ -469,7 +470,7 @@ impl Runtime {
         if state != KernelState::Terminated {
             return Err(Error::KernelState { id: id.to_owned(), state, action: Action::Remove });
         }
-        let Some(kernel) = table.kernels.remove(id) else { return Ok(0) };
+        let Some(kernel) = table.remove_kernel(id) else { return Ok(0) };
         kernel.removed.store(true, Ordering::Relaxed);
         // Waits still on it (a receive behind answers nobody takes) end: it is gone.
         kernel.notify();
@@ -655,6 +656,37 @@ fn host_queues_fit(
                 MAX_HOST_QUEUE_BYTES / stride
             )));
         }
+    }
+    Ok(())
+}
+
+/// The most bytes the host queues of all a runtime's kernels may hold together on the web, in
+/// wasm memory: 4 GiB in all, which a queue's buffer, growing by doubling, may take up to twice
+/// its size of. Past it an allocation fails, and that aborts the module (the runtime and every
+/// other in the page's wasm are lost). Natively only `usize`.
+const MAX_HOST_QUEUES_BYTES: usize = if cfg!(target_arch = "wasm32") { 1 << 30 } else { usize::MAX };
+
+/// Whether a kernel `id` with `definition`'s messages and queues of `input_size` and
+/// `output_size` fits beside the host queues of the kernels in `table`, or how far over.
+fn host_queues_fit_beside(
+    table: &Table,
+    id: &str,
+    definition: &KernelDefinition,
+    input_size: usize,
+    output_size: usize,
+) -> Result<()> {
+    let adding = input_size
+        .saturating_mul(definition.input.size())
+        .saturating_add(output_size.saturating_mul(definition.output.size()));
+    let total = table.host_queue_bytes.saturating_add(adding);
+    if total > MAX_HOST_QUEUES_BYTES {
+        return Err(Error::OutOfRange(format!(
+            "kernel {}: its host queues ({adding} bytes when full) and those of the kernels launched already \
+             ({} bytes) are over {MAX_HOST_QUEUES_BYTES} bytes, the most all of a runtime's host queues hold here: \
+             remove kernels, or launch this one with a smaller queue size",
+            Quoted(id),
+            table.host_queue_bytes
+        )));
     }
     Ok(())
 }
