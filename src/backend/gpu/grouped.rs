@@ -401,9 +401,13 @@ impl GroupPipeline {
                 }
         });
         if !enough {
+            // Doubled, but never past what a binding may be: a buffer over it would fail the
+            // bind group, and the device with it, though the tick needs less.
+            let limits = ctx.device.limits();
+            let most = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
             let grow = |old: Option<&GpuBuffer>, need: u64| {
                 let need = need.max(16).next_multiple_of(4);
-                old.map_or(need, |old| need.max(old.size() * 2))
+                old.map_or(need, |old| need.max((old.size() * 2).min(most)))
             };
             let old = self.buffers.take();
             let buffer = |purpose, label, size, usage| {

@@ -127,7 +127,7 @@ impl Readback {
         self.small_ticks = if size * 4 <= held { self.small_ticks + 1 } else { 0 };
         if held < size || self.small_ticks >= SHRINK_AFTER {
             self.small_ticks = 0;
-            let grown = if held < size { size.max(held * 2) } else { size.next_power_of_two() };
+            let grown = next_size(held, size, ctx.device.limits().max_buffer_size);
             if let Some(old) = self.buffer.take() {
                 old.destroy();
             }
@@ -144,6 +144,14 @@ impl Readback {
         }
         self.buffer.as_deref().cloned().expect("just reserved")
     }
+}
+
+/// The readback buffer's next size, for a tick of `size` bytes with `held` bytes now: doubled
+/// when it grows, a power of two when it shrinks, but never past the device's largest buffer
+/// (`most`) when the tick fits in it: a buffer over it fails, and the device with it.
+fn next_size(held: u64, size: u64, most: u64) -> u64 {
+    let wanted = if held < size { size.max(held * 2) } else { size.next_power_of_two() };
+    wanted.min(most).max(size)
 }
 
 /// Maps `buffer[..size]`, copies it out and unmaps. Never blocks on the web.
@@ -242,4 +250,19 @@ impl Mapping {
 #[cfg(target_arch = "wasm32")]
 fn web_buffer(buffer: &wgpu::Buffer) -> &wgpu::webgpu::GpuBuffer {
     buffer.as_webgpu().expect("on the web every buffer is a WebGPU buffer")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_size;
+
+    #[test]
+    fn the_readback_doubles_and_shrinks_within_the_largest_buffer() {
+        const GIB: u64 = 1 << 30;
+        assert_eq!(next_size(0, 4096, GIB), 4096);
+        assert_eq!(next_size(4096, 5000, GIB), 8192, "doubled");
+        assert_eq!(next_size(GIB / 2, GIB / 2 + 4096, GIB), GIB, "doubled up to the limit, not past it");
+        assert_eq!(next_size(GIB, 3000, GIB), 4096, "shrunk to a power of two");
+        assert_eq!(next_size(GIB, 700 << 20, GIB), GIB, "a power of two past the limit is the limit");
+    }
 }
