@@ -372,3 +372,38 @@ fn a_gpu_pipelines_stalls_are_named_and_a_disconnect_ends_one() {
 fn a_cpu_pipelines_stalls_are_named_and_a_disconnect_ends_one() {
     check_pipeline_stalls(BackendChoice::Cpu);
 }
+
+/// `maxBatch` bounds every dispatch of a stage, fed by the stage before or not: on the GPU a
+/// fed stage dispatches all it holds, so what is forwarded into it (and so what a fused run
+/// takes) must stay within its limit. A → B → C with B at 10: 1,000 messages take B at least
+/// 100 dispatches, on every backend, and arrive in order.
+fn check_max_batch_of_a_fed_stage(backend: BackendChoice) {
+    let rt = runtime_on(backend);
+    let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| format!("mb-{backend:?}-{s}")).collect();
+    pollster::block_on(async {
+        for (i, id) in ids.iter().enumerate() {
+            kernel::register_or_replace(stage(id, 1, i as i32));
+            let options = LaunchOptions::default().with_queue_capacity(1024).with_auto_activate();
+            rt.launch(id, if i == 1 { options.with_max_batch(10) } else { options }).await.unwrap();
+        }
+        rt.connect(&ids[0], &ids[1]).await.unwrap();
+        rt.connect(&ids[1], &ids[2]).await.unwrap();
+        let values: Vec<i32> = (0..1000).collect();
+        rt.send_batch(&ids[0], &values, None).await.unwrap();
+        let answers = receive_n(&rt, &ids[2], values.len(), TIMEOUT).await;
+        assert_eq!(answers, values.iter().map(|v| v + 3).collect::<Vec<_>>(), "{backend:?}: in order");
+        let b = rt.telemetry(&ids[1]).unwrap().unwrap();
+        assert_eq!(b.messages_processed, 1000);
+        assert!(b.dispatches >= 100, "{backend:?}: B took more than 10 a dispatch ({} dispatches)", b.dispatches);
+    });
+}
+
+#[test]
+fn max_batch_bounds_a_gpu_stage_fed_by_the_stage_before() {
+    check_max_batch_of_a_fed_stage(BackendChoice::Auto);
+}
+
+#[test]
+fn max_batch_bounds_a_cpu_stage_fed_by_the_stage_before() {
+    check_max_batch_of_a_fed_stage(BackendChoice::Cpu);
+}

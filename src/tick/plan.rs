@@ -135,7 +135,7 @@ fn plan_with(
         let Some(slots) = kernel.resources.exec.as_ref().and_then(capacity) else { continue };
         let downstream = kernel.route.downstream.clone();
         let routing = routing_of(table, kernel, backend);
-        let answer_room = answer_room(table, kernel, backend, capacity);
+        let answer_room = answer_room(table, kernel, backend, capacity, policy);
         let max_batch = policy.max_batch(kernel.max_batch, pressure::over_latency_budget(table, kernel));
         let fed = incoming.remove(&id);
         if fed.is_none() && defer(kernel.priority) {
@@ -146,7 +146,8 @@ fn plan_with(
         let in_flight = kernel.cursor.in_flight();
         let (take, room) = match fed {
             // Fed this tick: its whole input queue goes first (the feeder's room made sure it
-            // fits), so the forwarded messages get the next sequence numbers.
+            // fits, within its batch limit), so the forwarded messages get the next sequence
+            // numbers.
             Some(_) => (kernel.mailbox.inbox.len(), usize::MAX),
             None => {
                 let batch_room = slots.min(max_batch).saturating_sub(in_flight) as usize;
@@ -240,21 +241,37 @@ fn routing_of(table: &Table, kernel: &Kernel, backend: Routing) -> Routing {
 }
 
 /// How many forwarded messages kernel `id` can take on the device this tick after its whole
-/// input queue: 0 when it does not run on this backend. Bounded by its ring and by where its
-/// own answers go (its output queue, or its downstream's room, recursively).
-fn forward_room(table: &Table, id: &str, backend: Routing, capacity: fn(&KernelExec) -> Option<u32>) -> usize {
+/// input queue: 0 when it does not run on this backend. Bounded by its dispatch (its ring and
+/// its batch limit, `maxBatch` as the degradation `policy` has it: a fed kernel dispatches all it
+/// holds, so this is the only place its limit can hold) and by where its own answers go (its
+/// output queue, or its downstream's room, recursively: a fused run stays within every later
+/// stage's limit).
+fn forward_room(
+    table: &Table,
+    id: &str,
+    backend: Routing,
+    capacity: fn(&KernelExec) -> Option<u32>,
+    policy: &Policy,
+) -> usize {
     let Some(kernel) = table.kernels.get(id).filter(|k| k.runs() && !k.held_out) else { return 0 };
     let Some(slots) = kernel.resources.exec.as_ref().and_then(capacity) else { return 0 };
     let queued = kernel.cursor.in_flight() as usize + kernel.mailbox.inbox.len();
-    let ring_room = (slots as usize).saturating_sub(queued);
-    ring_room.min(answer_room(table, kernel, backend, capacity).saturating_sub(queued))
+    let max_batch = policy.max_batch(kernel.max_batch, pressure::over_latency_budget(table, kernel));
+    let dispatch_room = (slots.min(max_batch) as usize).saturating_sub(queued);
+    dispatch_room.min(answer_room(table, kernel, backend, capacity, policy).saturating_sub(queued))
 }
 
 /// Room where `kernel`'s answers go this tick: the next kernel (on the device, or relayed
 /// through the host), or its output queue; no bound while a last stage drains to terminate.
-fn answer_room(table: &Table, kernel: &Kernel, backend: Routing, capacity: fn(&KernelExec) -> Option<u32>) -> usize {
+fn answer_room(
+    table: &Table,
+    kernel: &Kernel,
+    backend: Routing,
+    capacity: fn(&KernelExec) -> Option<u32>,
+    policy: &Policy,
+) -> usize {
     match (&kernel.route.downstream, routing_of(table, kernel, backend)) {
-        (Some(down), Routing::OnDevice) => forward_room(table, down, backend, capacity),
+        (Some(down), Routing::OnDevice) => forward_room(table, down, backend, capacity, policy),
         (Some(down), Routing::ViaHost) => inbox_room(table, down),
         (None, _) if kernel.life.state() == KernelState::Terminating => usize::MAX,
         (None, _) => kernel.mailbox.outbox.free(),
