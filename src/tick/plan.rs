@@ -8,7 +8,7 @@
 //! no more than its output queue (or its downstream) can hold, except while it drains for
 //! termination, when keeping every answer matters more than the bound.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::backend::{Dispatch, KernelExec, Routing};
 use crate::degradation::Policy;
@@ -115,16 +115,20 @@ fn plan_with(
     defer: &mut dyn FnMut(i32) -> bool,
 ) -> Vec<Planned> {
     // Only kernels with input, or that a feeder may feed this tick: a tick's plan costs what
-    // has work, not every kernel that runs (a thousand idle ones cost 0.5 ms a tick).
-    let mut ids = table.running_ids_where(Some(device), |k| k.input_depth() > 0 || k.route.upstream.is_some());
+    // has work, not every kernel that runs (a thousand idle ones cost 0.5 ms a tick, and so did
+    // every stage of an idle pipeline).
+    let mut ids = with_fed_stages(table, device, table.running_ids_where(Some(device), |k| k.input_depth() > 0));
     // Under a budget, of kernels of one stage and priority the one served longest ago goes
     // first: in id order every tick, the first would take the whole budget while it had a
     // backlog, and the others would wait until it had none. (The sort is stable.)
     let bounded = budget.is_some();
+    let depths = depths(table, &ids);
     ids.sort_by_cached_key(|id| {
         let kernel = &table.kernels[id];
-        (depth(table, id), std::cmp::Reverse(kernel.priority), if bounded { kernel.served } else { 0 })
+        (depths[id.as_str()], std::cmp::Reverse(kernel.priority), if bounded { kernel.served } else { 0 })
     });
+    // Each stage's forward room, worked out once this tick (see `forward_room`).
+    let mut rooms = HashMap::new();
     let served = table.ticks + 1;
     let mut budget = budget.unwrap_or(usize::MAX);
     let mut plan: Vec<Planned> = Vec::new();
@@ -135,7 +139,7 @@ fn plan_with(
         let Some(slots) = kernel.resources.exec.as_ref().and_then(capacity) else { continue };
         let downstream = kernel.route.downstream.clone();
         let routing = routing_of(table, kernel, backend);
-        let answer_room = answer_room(table, kernel, backend, capacity, policy);
+        let answer_room = answer_room(table, kernel, backend, capacity, policy, &mut rooms);
         let max_batch = policy.max_batch(kernel.max_batch, pressure::over_latency_budget(table, kernel));
         let fed = incoming.remove(&id);
         if fed.is_none() && defer(kernel.priority) {
@@ -246,19 +250,29 @@ fn routing_of(table: &Table, kernel: &Kernel, backend: Routing) -> Routing {
 /// holds, so this is the only place its limit can hold) and by where its own answers go (its
 /// output queue, or its downstream's room, recursively: a fused run stays within every later
 /// stage's limit).
+///
+/// Kept in `rooms` for the rest of the tick's plan, so a pipeline's rooms cost one walk down it,
+/// not one per stage. A stage's room is only asked for before it is planned (by the stages
+/// before it, which the plan takes first), and planning them changes nothing it depends on.
 fn forward_room(
     table: &Table,
     id: &str,
     backend: Routing,
     capacity: fn(&KernelExec) -> Option<u32>,
     policy: &Policy,
+    rooms: &mut HashMap<String, usize>,
 ) -> usize {
+    if let Some(&room) = rooms.get(id) {
+        return room;
+    }
     let Some(kernel) = table.kernels.get(id).filter(|k| k.runs() && !k.held_out) else { return 0 };
     let Some(slots) = kernel.resources.exec.as_ref().and_then(capacity) else { return 0 };
     let queued = kernel.cursor.in_flight() as usize + kernel.mailbox.inbox.len();
     let max_batch = policy.max_batch(kernel.max_batch, pressure::over_latency_budget(table, kernel));
     let dispatch_room = (slots.min(max_batch) as usize).saturating_sub(queued);
-    dispatch_room.min(answer_room(table, kernel, backend, capacity, policy).saturating_sub(queued))
+    let room = dispatch_room.min(answer_room(table, kernel, backend, capacity, policy, rooms).saturating_sub(queued));
+    rooms.insert(id.to_owned(), room);
+    room
 }
 
 /// Room where `kernel`'s answers go this tick: the next kernel (on the device, or relayed
@@ -269,9 +283,10 @@ fn answer_room(
     backend: Routing,
     capacity: fn(&KernelExec) -> Option<u32>,
     policy: &Policy,
+    rooms: &mut HashMap<String, usize>,
 ) -> usize {
     match (&kernel.route.downstream, routing_of(table, kernel, backend)) {
-        (Some(down), Routing::OnDevice) => forward_room(table, down, backend, capacity, policy),
+        (Some(down), Routing::OnDevice) => forward_room(table, down, backend, capacity, policy, rooms),
         (Some(down), Routing::ViaHost) => inbox_room(table, down),
         (None, _) if kernel.life.state() == KernelState::Terminating => usize::MAX,
         (None, _) => kernel.mailbox.outbox.free(),
@@ -287,15 +302,53 @@ fn inbox_room(table: &Table, id: &str) -> usize {
     table.kernels.get(id).filter(taking).map_or(0, |k| k.mailbox.inbox.free())
 }
 
-/// How many kernels feed `id`, one after another (0 for the first stage of a pipeline).
-fn depth(table: &Table, id: &str) -> usize {
-    let mut depth = 0;
-    let mut up = table.kernels.get(id).and_then(|k| k.route.upstream.as_deref());
-    while let Some(id) = up {
-        depth += 1;
-        up = table.kernels.get(id).and_then(|k| k.route.upstream.as_deref());
+/// `ids` (the kernels with input) and the stages after each that it may feed on `device` this
+/// tick, in id order: a stage with no input of its own and nothing with input before it has
+/// nothing to run, so an idle pipeline costs a tick nothing. Each stage is walked once.
+fn with_fed_stages(table: &Table, device: DeviceId, mut ids: Vec<String>) -> Vec<String> {
+    let mut listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let mut fed = Vec::new();
+    for id in &ids {
+        let mut down = table.kernels[id].route.downstream.as_deref();
+        while let Some(id) = down {
+            let feedable = |k: &&Kernel| k.device == device && !k.held_out && k.runs();
+            let Some(kernel) = table.kernels.get(id).filter(feedable) else { break };
+            // Listed already: the stages after it are walked from it.
+            if !listed.insert(id) {
+                break;
+            }
+            fed.push(id.to_owned());
+            down = kernel.route.downstream.as_deref();
+        }
     }
-    depth
+    ids.extend(fed);
+    ids.sort_unstable();
+    ids
+}
+
+/// How many kernels feed each of `ids`, one after another (0 for the first stage of a
+/// pipeline): each stage's count is kept for the stages after it, so a pipeline costs one walk
+/// up it, not one per stage.
+fn depths<'t>(table: &'t Table, ids: &[String]) -> HashMap<&'t str, usize> {
+    let mut depths: HashMap<&str, usize> = HashMap::new();
+    for id in ids {
+        // Up from `id` to a stage counted already, or to the first stage.
+        let (id, _) = table.kernels.get_key_value(id).expect("listed kernels are in the table");
+        let mut path = vec![id.as_str()];
+        let mut above = None;
+        while let Some(up) = table.kernels.get(path[path.len() - 1]).and_then(|k| k.route.upstream.as_deref()) {
+            if let Some(&depth) = depths.get(up) {
+                above = Some(depth);
+                break;
+            }
+            path.push(up);
+        }
+        let top = above.map_or(0, |depth| depth + 1);
+        for (i, id) in path.iter().rev().enumerate() {
+            depths.insert(id, top + i);
+        }
+    }
+    depths
 }
 
 #[cfg(test)]
@@ -404,6 +457,32 @@ mod tests {
         table.kernels.insert("a".into(), doubler(0, 3));
         table.kernels.insert("b".into(), doubler(9, 5));
         assert_eq!(planned(&mut table, None), [("b".to_owned(), 5), ("a".to_owned(), 3)]);
+    }
+
+    /// Stages `names` connected in order, each with `queued[i]` messages waiting.
+    fn chain(table: &mut Table, names: &[&str], queued: &[usize]) {
+        for (i, name) in names.iter().enumerate() {
+            let mut kernel = doubler(0, queued[i]);
+            kernel.route = Route {
+                upstream: i.checked_sub(1).map(|i| names[i].to_owned()),
+                downstream: names.get(i + 1).map(|&n| n.to_owned()),
+            };
+            table.kernels.insert((*name).to_owned(), kernel);
+        }
+    }
+
+    #[test]
+    fn only_stages_with_input_or_after_one_are_candidates_and_their_depths_are_the_chains() {
+        let mut table = Table::default();
+        chain(&mut table, &["s0", "s1", "s2", "s3"], &[0, 2, 0, 0]);
+        chain(&mut table, &["idle0", "idle1"], &[0, 0]);
+        table.kernels.insert("lone".into(), doubler(0, 1));
+        let ids = table.running_ids_where(Some(DeviceId(0)), |k| k.input_depth() > 0);
+        let ids = with_fed_stages(&table, DeviceId(0), ids);
+        assert_eq!(ids, ["lone", "s1", "s2", "s3"], "an idle stage with nothing before it is no candidate");
+        let depths = depths(&table, &ids);
+        let of = |id: &str| depths[id];
+        assert_eq!([of("lone"), of("s1"), of("s2"), of("s3"), of("s0")], [0, 1, 2, 3, 0]);
     }
 
     fn at(level: DegradationLevel) -> Policy {
