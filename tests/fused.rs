@@ -253,8 +253,9 @@ fn disconnecting_a_middle_stage_splits_the_chain_and_reconnecting_fuses_it_again
     assert_eq!(answers, values.iter().map(|&v| expected(v, stages)).collect::<Vec<_>>());
 }
 
-/// A long-lived chain fuses again after the device's cache of fused modules fills and drops its
-/// compiled entries (64 other chains come and go): its module compiles again and gets bind
+/// A long-lived chain fuses again after the device's cache of fused modules fills and drops the
+/// entries used longest ago, its own among them (64 other chains come and go while it idles):
+/// its module compiles again and gets bind
 /// groups of its own, since a layout derived from one pipeline binds that pipeline only. No
 /// device error, every answer right.
 #[test]
@@ -281,4 +282,32 @@ fn a_chain_fuses_again_after_the_cache_of_modules_is_emptied() {
     assert_eq!(answers, values.iter().map(|&v| expected(v, stages)).collect::<Vec<_>>());
     let device = rt.summary().device;
     assert_eq!((device.losses, device.lost), (0, None), "no device error");
+}
+
+/// A chain longer than one module's stages fuses in windows that tile it ([0, 6), [6, 12),
+/// [12, 16): three modules), whether or not a window's module is ready yet (it compiled one
+/// window from every stage on, which overlapped and misaligned the runs). Once they are ready,
+/// a message is one tick in which every stage runs fused, and a stream arrives in order.
+#[test]
+fn a_sixteen_stage_chain_fuses_in_aligned_windows() {
+    let rt = runtime_on(BackendChoice::Auto);
+    let stages: Vec<(i32, i32)> = (0..16).map(|i| (if i % 4 == 0 { 3 } else { 1 }, i)).collect();
+    let definitions = stages.iter().enumerate().map(|(i, (mul, add))| stage(&format!("long{i}"), *mul, *add)).collect();
+    let ids = pollster::block_on(launch_chain(&rt, definitions, &[]));
+    until_fused(&rt, &ids, &stages);
+    let before: Vec<(u64, u64)> =
+        ids.iter().map(|id| rt.telemetry(id).unwrap().map(|t| (t.dispatches, t.fused_dispatches)).unwrap()).collect();
+    let ticks = rt.summary().ticks;
+    pollster::block_on(async {
+        rt.send_pod(&ids[0], &5, None).await.unwrap();
+        assert_eq!(receive_n(&rt, &ids[15], 1, TIMEOUT).await, [expected(5, &stages)]);
+    });
+    assert_eq!(rt.summary().ticks - ticks, 1);
+    for (id, (dispatches, fused_before)) in ids.iter().zip(before) {
+        let t = rt.telemetry(id).unwrap().unwrap();
+        assert_eq!((t.dispatches - dispatches, t.fused_dispatches - fused_before), (1, 1), "{id}: ran fused");
+    }
+    let values: Vec<i32> = (0..2000).map(|i| i * 5 - 3000).collect();
+    let answers = pollster::block_on(stream(&rt, &ids, &values));
+    assert_eq!(answers, values.iter().map(|&v| expected(v, &stages)).collect::<Vec<_>>());
 }

@@ -24,22 +24,54 @@ use crate::kernel::KernelDefinition;
 /// A chain's definitions (by identity) and the first stage's block size.
 type PipelineKey = (Vec<usize>, u32);
 
+/// Most modules a device keeps: chains come and go with launches.
+const CACHE_ENTRIES: usize = 64;
+
 /// The fused modules of one device, each with its bind groups: a few entries, searched in order
 /// (no hash map in the wasm for them).
 #[derive(Default)]
 pub(crate) struct FusedCache {
-    pipelines: Vec<(PipelineKey, Slot)>,
+    pipelines: Vec<Entry>,
+    /// Counts lookups and new entries: each entry keeps the count of its last one, so a full cache drops the
+    /// modules used longest ago, not those of chains still running.
+    clock: u64,
+}
+
+/// A chain's module, and when it was last looked up (see `clock`).
+struct Entry {
+    key: PipelineKey,
+    slot: Slot,
+    used: u64,
 }
 
 impl FusedCache {
+    /// The entry of `key`, marked used now.
     fn slot(&mut self, key: &PipelineKey) -> Option<&mut Slot> {
-        self.pipelines.iter_mut().find(|(k, _)| k == key).map(|(_, slot)| slot)
+        self.clock += 1;
+        let now = self.clock;
+        let entry = self.pipelines.iter_mut().find(|e| e.key == *key)?;
+        entry.used = now;
+        Some(&mut entry.slot)
     }
 
+    /// Files `slot` as `key`'s entry; a new entry counts as used now.
     fn file(&mut self, key: PipelineKey, slot: Slot) {
-        match self.pipelines.iter_mut().find(|(k, _)| *k == key) {
-            Some(entry) => entry.1 = slot,
-            None => self.pipelines.push((key, slot)),
+        match self.pipelines.iter_mut().find(|e| e.key == key) {
+            Some(entry) => entry.slot = slot,
+            None => {
+                self.clock += 1;
+                self.pipelines.push(Entry { key, slot, used: self.clock });
+            }
+        }
+    }
+
+    /// Room for one more entry: drops those used longest ago, but never one still compiling
+    /// (its task files its result there).
+    fn make_room(&mut self) {
+        while self.pipelines.len() >= CACHE_ENTRIES {
+            let finished = self.pipelines.iter().enumerate().filter(|(_, e)| !matches!(e.slot, Slot::Compiling));
+            let Some((oldest, _)) = finished.min_by_key(|(_, e)| e.used) else { return };
+            self.pipelines.swap_remove(oldest);
         }
     }
 }
@@ -72,8 +104,8 @@ pub(crate) type SharedCache = Arc<Mutex<FusedCache>>;
 /// Drops the bind groups that bind a kernel's rings, and the commands kept beside them (when
 /// the kernel is dropped).
 pub(crate) fn forget(cache: &SharedCache, serial: u64) {
-    for (_, slot) in &mut cache.lock().unwrap_or_else(|p| p.into_inner()).pipelines {
-        if let Slot::Ready(ready) = slot {
+    for entry in &mut cache.lock().unwrap_or_else(|p| p.into_inner()).pipelines {
+        if let Slot::Ready(ready) = &mut entry.slot {
             ready.groups.retain(|(chain, ..)| !chain.contains(&serial));
         }
     }
@@ -106,38 +138,46 @@ impl FusedRun {
 /// is not compiled yet start compiling and run ring to ring this tick.
 pub(crate) fn runs(ctx: &GpuContext, dispatches: &[Dispatch<'_>], rings: &[&GpuKernel]) -> Vec<FusedRun> {
     let fusable = |i: usize| dispatches[i].fusable && rings[i].fusable;
-    let mut covered = vec![false; dispatches.len()];
+    let next = |at: usize| {
+        let (to, landing) = dispatches[at].forward?;
+        let (from, next) = (&dispatches[at], &dispatches[to]);
+        // Fed only by the stage before, in the same slots: nothing of its own queued or in flight.
+        (next.pending == from.pending && next.input.is_empty() && next.head == landing).then_some(to)
+    };
+    windows(dispatches.len(), fusable, next, |stages| ready_run(ctx, dispatches, rings, stages))
+}
+
+/// Cuts the chains of a tick's `count` dispatches (in plan order: each stage after its feeder)
+/// into windows of 2 to [`MAX_FUSED_STAGES`] fusable stages, each stage `next` of the one
+/// before, and hands each window to `run` (its run, if its module is ready). A window covers
+/// its stages whether or not its module is ready: the windows tile each chain the same way
+/// every tick, so a chain of n stages compiles n / 6 modules (rounded up), not one from every
+/// stage on, and each window fuses as soon as its own module is ready (one whose module failed
+/// runs ring to ring).
+fn windows<R>(
+    count: usize,
+    fusable: impl Fn(usize) -> bool,
+    next: impl Fn(usize) -> Option<usize>,
+    mut run: impl FnMut(Vec<usize>) -> Option<R>,
+) -> Vec<R> {
+    let mut covered = vec![false; count];
     let mut runs = Vec::new();
-    for start in 0..dispatches.len() {
+    for start in 0..count {
         if covered[start] || !fusable(start) {
             continue;
         }
         let mut stages = vec![start];
-        let mut at = start;
         while stages.len() < MAX_FUSED_STAGES {
-            let Some((to, landing)) = dispatches[at].forward else { break };
-            let (from, next) = (&dispatches[at], &dispatches[to]);
-            // Fed only by the stage before, in the same slots: nothing of its own queued or in flight.
-            if covered[to]
-                || !fusable(to)
-                || next.pending != from.pending
-                || !next.input.is_empty()
-                || next.head != landing
-            {
-                break;
-            }
+            let Some(to) = next(stages[stages.len() - 1]).filter(|&to| !covered[to] && fusable(to)) else { break };
             stages.push(to);
-            at = to;
         }
         if stages.len() < 2 {
             continue;
         }
-        if let Some(run) = ready_run(ctx, dispatches, rings, stages) {
-            for &i in &run.stages {
-                covered[i] = true;
-            }
-            runs.push(run);
+        for &i in &stages {
+            covered[i] = true;
         }
+        runs.extend(run(stages));
     }
     runs
 }
@@ -158,10 +198,7 @@ fn ready_run(
         Some(Slot::Ready(ready)) => ready,
         Some(Slot::Compiling | Slot::Failed) => return None,
         None => {
-            // Bounded: chains come and go with launches; forget finished entries now and then.
-            if cache.pipelines.len() >= 64 {
-                cache.pipelines.retain(|(_, slot)| matches!(slot, Slot::Compiling));
-            }
+            cache.make_room();
             let definitions: Vec<Arc<KernelDefinition>> =
                 stages.iter().map(|&i| dispatches[i].definition.clone()).collect();
             cache.file(key.clone(), Slot::Compiling);
@@ -237,4 +274,59 @@ async fn compile(
         .await
         .map_err(|(message, at)| shader.compile_error(&message, at))?;
     Ok(FusedPipeline { pipeline, layout })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chain of 16 fusable stages whose modules are not ready: three windows, aligned (one
+    /// module each to compile), not one from every stage on.
+    #[test]
+    fn windows_tile_a_chain_whether_or_not_their_modules_are_ready() {
+        let mut compiling = Vec::new();
+        let runs: Vec<()> = windows(
+            16,
+            |_| true,
+            |at| (at + 1 < 16).then_some(at + 1),
+            |stages| {
+                compiling.push((stages[0], stages.len()));
+                None
+            },
+        );
+        assert!(runs.is_empty());
+        assert_eq!(compiling, [(0, 6), (6, 6), (12, 4)]);
+        // Ready ones run, in the same windows; a stage that cannot fuse ends a window.
+        let runs = windows(16, |i| i != 8, |at| (at + 1 < 16).then_some(at + 1), Some);
+        let runs: Vec<(usize, usize)> = runs.iter().map(|s| (s[0], s.len())).collect();
+        assert_eq!(runs, [(0, 6), (6, 2), (9, 6)], "stage 15 alone is no window");
+    }
+
+    fn key(n: usize) -> PipelineKey {
+        (vec![n], 64)
+    }
+
+    /// A full cache drops the entry used longest ago, never one still compiling: a chain that
+    /// keeps running keeps its module while others come and go.
+    #[test]
+    fn a_full_cache_drops_what_was_used_longest_ago() {
+        let mut cache = FusedCache::default();
+        cache.file(key(0), Slot::Compiling);
+        for n in 1..CACHE_ENTRIES {
+            cache.file(key(n), Slot::Failed);
+        }
+        for n in [2, 1] {
+            assert!(cache.slot(&key(n)).is_some());
+        }
+        for n in CACHE_ENTRIES..CACHE_ENTRIES + 3 {
+            cache.make_room();
+            cache.file(key(n), Slot::Failed);
+        }
+        assert_eq!(cache.pipelines.len(), CACHE_ENTRIES);
+        let kept = |n: usize| cache.pipelines.iter().any(|e| e.key == key(n));
+        assert!(kept(0), "still compiling");
+        assert!(kept(1) && kept(2), "used last");
+        assert!(!kept(3) && !kept(4) && !kept(5), "used longest ago");
+        assert!(kept(6) && kept(CACHE_ENTRIES + 2));
+    }
 }
