@@ -532,7 +532,8 @@ mod tests {
             ("_ = ring_answer(0u);", "ring_answer", (2, 9)),
             ("let entry = group_table.entries[0].kernel;", "group_table", (2, 17)),
         ] {
-            let source = format!("fn handle(msg: Request) -> Response {{\n    {body}\n    return Response(msg.value);\n}}");
+            let source =
+                format!("fn handle(msg: Request) -> Response {{\n    {body}\n    return Response(msg.value);\n}}");
             let (line, column, message) = position(check(&source).unwrap_err());
             assert_eq!((line, column), (Some(at.0), Some(at.1)), "{body}");
             assert!(message.contains(&format!("may not use `{name}`")), "{message}");
