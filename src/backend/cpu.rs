@@ -124,6 +124,10 @@ impl Execute for CpuContext {
         }
     }
 
+    fn readback_budget(&self) -> super::ReadbackBudget {
+        super::ReadbackBudget::NONE
+    }
+
     fn check(&self) -> Result<()> {
         Ok(())
     }

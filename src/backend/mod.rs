@@ -329,6 +329,22 @@ pub(crate) struct Outcome<'a> {
     pub workgroups: u32,
 }
 
+/// What one tick of a device may copy back, for the plan to keep each tick within it: past
+/// the device's largest buffer the readback cannot be made, and the device is lost with it.
+#[derive(Clone, Copy)]
+pub(crate) struct ReadbackBudget {
+    /// Bytes a tick may copy back in all.
+    pub most: u64,
+    /// What a dispatch of a kernel copies back: bytes whatever its count (its counters and state
+    /// checkpoint), and bytes an answer (nothing for the cpu backend, which copies nothing).
+    pub cost: fn(&KernelExec) -> (u64, u64),
+}
+
+impl ReadbackBudget {
+    /// No bound: a backend that copies nothing back.
+    pub const NONE: ReadbackBudget = ReadbackBudget { most: u64::MAX, cost: |_| (0, 0) };
+}
+
 /// The backend-specific step of a tick: run the planned dispatches, report their outcomes.
 pub(crate) trait Execute {
     /// Work handed to the device, to be completed without the table lock.
@@ -340,6 +356,9 @@ pub(crate) trait Execute {
     /// Most messages one dispatch of `exec` may hold in flight, or `None` when `exec` belongs
     /// to another backend.
     fn capacity(exec: &KernelExec) -> Option<u32>;
+
+    /// What one tick of this device may copy back.
+    fn readback_budget(&self) -> ReadbackBudget;
 
     /// Why the device cannot run anything now, if it cannot.
     fn check(&self) -> Result<()>;

@@ -663,8 +663,8 @@ fn host_queues_fit(
 /// The most bytes the host queues of all a runtime's kernels may hold together on the web, in
 /// wasm memory: 4 GiB in all, which a queue's buffer, growing by doubling, may take up to twice
 /// its size of. Past it an allocation fails, and that aborts the module (the runtime and every
-/// other in the page's wasm are lost). Natively only `usize`.
-const MAX_HOST_QUEUES_BYTES: usize = if cfg!(target_arch = "wasm32") { 1 << 30 } else { usize::MAX };
+/// other in the page's wasm are lost). Natively only `isize`.
+const MAX_HOST_QUEUES_BYTES: usize = if cfg!(target_arch = "wasm32") { 1 << 30 } else { isize::MAX as usize };
 
 /// Whether a kernel `id` with `definition`'s messages and queues of `input_size` and
 /// `output_size` fits beside the host queues of the kernels in `table`, or how far over.

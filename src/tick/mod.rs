@@ -193,7 +193,8 @@ async fn tick_steps<B: Execute>(context: &Tick<'_>, backend: &B, tracing: bool, 
         let policy = pressure::evaluate_degradation(shared, &mut table, now);
         let planning = platform::now_ms();
         let plan = spans::span(tracing, Phase::Plan, None).in_scope(|| {
-            plan::plan(&mut table, device, B::ROUTING, B::capacity, now, shared.settings.tick_budget, &policy)
+            let limits = plan::Limits { budget: shared.settings.tick_budget, readback: backend.readback_budget() };
+            plan::plan(&mut table, device, B::ROUTING, B::capacity, now, limits, &policy)
         });
         if plan.is_empty() {
             return TickOutcome::Idle;

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::backend::{Dispatch, KernelExec, Routing};
+use crate::backend::{Dispatch, KernelExec, ReadbackBudget, Routing};
 use crate::degradation::Policy;
 use crate::devices::DeviceId;
 use crate::lifecycle::KernelState;
@@ -45,8 +45,9 @@ pub(crate) struct Planned {
 /// hands each planned kernel its input (held in its input queue until answered). Upstream
 /// stages come first, so each kernel knows what its feeder forwards; among kernels of one
 /// stage, higher priority first, and with a `budget` the one a bounded tick served longest ago
-/// first. With a `budget`, the tick takes at most that many messages from input queues, in
-/// that order (a kernel fed this tick drains its queue regardless).
+/// first. With a `budget` (in `limits`), the tick takes at most that many messages from input
+/// queues, in that order (a kernel fed this tick drains its queue regardless); and it takes no
+/// more than what it may copy back allows (`limits.readback`), the rest waiting a tick.
 ///
 /// Under load the degradation `policy` shapes the tick (see [`crate::degradation`]): kernels it
 /// defers sit the tick out while other kernels have work (never when nothing else would run),
@@ -57,12 +58,12 @@ pub(crate) fn plan(
     routing: Routing,
     capacity: fn(&KernelExec) -> Option<u32>,
     now_ms: f64,
-    budget: Option<usize>,
+    limits: Limits,
     policy: &Policy,
 ) -> Vec<Planned> {
     // Below `moderate` nothing is deferred: one pass, without looking for others' work.
     if !policy.may_defer() {
-        return plan_with(table, device, routing, capacity, now_ms, budget, policy, &mut |_| false);
+        return plan_with(table, device, routing, capacity, now_ms, limits, policy, &mut |_| false);
     }
     let tick = table.ticks;
     let others_have_work = table.kernels.values().any(|k| {
@@ -73,14 +74,14 @@ pub(crate) fn plan(
     });
     let defer = |priority: i32| others_have_work && policy.defers(priority, tick);
     let mut deferred = false;
-    let planned = plan_with(table, device, routing, capacity, now_ms, budget, policy, &mut |priority| {
+    let planned = plan_with(table, device, routing, capacity, now_ms, limits, policy, &mut |priority| {
         let defers = defer(priority);
         deferred |= defers;
         defers
     });
     if planned.is_empty() && deferred {
         // Everything that had work was deferred: run it rather than idle the device.
-        return plan_with(table, device, routing, capacity, now_ms, budget, policy, &mut |_| false);
+        return plan_with(table, device, routing, capacity, now_ms, limits, policy, &mut |_| false);
     }
     planned
 }
@@ -102,6 +103,15 @@ pub(crate) fn unplan(table: &mut Table, plan: &[Planned]) {
     }
 }
 
+/// What bounds a tick besides its kernels' rooms.
+#[derive(Clone, Copy)]
+pub(crate) struct Limits {
+    /// At most this many messages taken from input queues (`RuntimeOptions::tick_budget`).
+    pub budget: Option<usize>,
+    /// What it may copy back.
+    pub readback: ReadbackBudget,
+}
+
 /// [`plan`], with `defer` saying which (unfed) kernels sit this tick out, by priority.
 #[allow(clippy::too_many_arguments)]
 fn plan_with(
@@ -110,7 +120,7 @@ fn plan_with(
     backend: Routing,
     capacity: fn(&KernelExec) -> Option<u32>,
     now_ms: f64,
-    budget: Option<usize>,
+    Limits { budget, readback }: Limits,
     policy: &Policy,
     defer: &mut dyn FnMut(i32) -> bool,
 ) -> Vec<Planned> {
@@ -131,14 +141,23 @@ fn plan_with(
     let mut rooms = HashMap::new();
     let served = table.ticks + 1;
     let mut budget = budget.unwrap_or(usize::MAX);
+    // What the tick may still copy back: a kernel takes only the messages whose answers fit, and
+    // the rest wait for the next tick (a readback over the device's largest buffer loses it).
+    let mut readback_left = readback.most;
     let mut plan: Vec<Planned> = Vec::new();
     // Kernel id → (plan index of the kernel feeding it on the device, messages it forwards).
     let mut incoming: HashMap<String, (usize, u32)> = HashMap::new();
     for id in ids {
         let kernel = &table.kernels[&id];
-        let Some(slots) = kernel.resources.exec.as_ref().and_then(capacity) else { continue };
+        let Some(exec) = kernel.resources.exec.as_ref() else { continue };
+        let Some(slots) = capacity(exec) else { continue };
         let downstream = kernel.route.downstream.clone();
         let routing = routing_of(table, kernel, backend);
+        // Answers forwarded on the device are not copied back; only its counters are.
+        let (fixed, per_answer) = match (&downstream, routing) {
+            (Some(_), Routing::OnDevice) => ((readback.cost)(exec).0, 0),
+            _ => (readback.cost)(exec),
+        };
         let answer_room = answer_room(table, kernel, backend, capacity, policy, &mut rooms);
         let max_batch = policy.max_batch(kernel.max_batch, pressure::over_latency_budget(table, kernel));
         let fed = incoming.remove(&id);
@@ -148,6 +167,13 @@ fn plan_with(
         let kernel = table.kernels.get_mut(&id).expect("listed above");
         kernel.cursor.rewind_if_idle();
         let in_flight = kernel.cursor.in_flight();
+        // How many messages its dispatch may hold for its answers to fit what the tick may still
+        // copy back; the tick's first kernel runs at least one, so every tick moves.
+        let fits = match per_answer {
+            0 => usize::MAX,
+            bytes => usize::try_from(readback_left.saturating_sub(fixed) / bytes).unwrap_or(usize::MAX),
+        };
+        let fits = if plan.is_empty() { fits.max(in_flight as usize + 1) } else { fits };
         let (take, room) = match fed {
             // Fed this tick: its whole input queue goes first (the feeder's room made sure it
             // fits, within its batch limit), so the forwarded messages get the next sequence
@@ -155,7 +181,8 @@ fn plan_with(
             Some(_) => (kernel.mailbox.inbox.len(), usize::MAX),
             None => {
                 let batch_room = slots.min(max_batch).saturating_sub(in_flight) as usize;
-                let most = kernel.mailbox.inbox.len().min(batch_room).min(budget);
+                let most =
+                    kernel.mailbox.inbox.len().min(batch_room).min(budget).min(fits.saturating_sub(in_flight as usize));
                 let room = answer_room.saturating_sub(in_flight as usize);
                 // Calls' answers go to their callers: with its output queue short of room, a
                 // last stage still takes the calls among its next messages (a call must not
@@ -177,6 +204,8 @@ fn plan_with(
             continue;
         }
         budget = budget.saturating_sub(take);
+        readback_left =
+            readback_left.saturating_sub(fixed.saturating_add(u64::from(pending).saturating_mul(per_answer)));
         if bounded && take > 0 {
             kernel.served = served;
         }
@@ -414,7 +443,18 @@ mod tests {
 
     /// [`planned`] under a degradation policy.
     fn planned_under(table: &mut Table, budget: Option<usize>, policy: &Policy) -> Vec<(String, usize)> {
-        let plan = plan(table, DeviceId(0), CpuContext::ROUTING, CpuContext::capacity, 0.0, budget, policy);
+        planned_within(table, budget, ReadbackBudget::NONE, policy)
+    }
+
+    /// [`planned_under`] with what a tick may copy back.
+    fn planned_within(
+        table: &mut Table,
+        budget: Option<usize>,
+        readback: ReadbackBudget,
+        policy: &Policy,
+    ) -> Vec<(String, usize)> {
+        let limits = Limits { budget, readback };
+        let plan = plan(table, DeviceId(0), CpuContext::ROUTING, CpuContext::capacity, 0.0, limits, policy);
         for p in &plan {
             let k = table.kernels.get_mut(&p.id).unwrap();
             k.cursor.answered(&mut k.mailbox, p.head, p.pending, p.pending);
@@ -431,6 +471,23 @@ mod tests {
         assert_eq!(planned(&mut table, Some(12)), [("b-high".to_owned(), 8), ("c-mid".to_owned(), 4)]);
         // What is left goes in the next tick, the lower priority last.
         assert_eq!(planned(&mut table, Some(100)), [("c-mid".to_owned(), 4), ("a-low".to_owned(), 8)]);
+    }
+
+    #[test]
+    fn a_tick_copies_back_no_more_than_the_device_allows_and_the_rest_waits() {
+        let mut table = Table::default();
+        table.kernels.insert("a".into(), doubler(0, 40));
+        table.kernels.insert("b".into(), doubler(0, 40));
+        // 16 bytes a dispatch and 4 an answer, 200 bytes a tick: `a` takes 176 of them, which
+        // leaves `b` room for 2 answers; its other 38 go in the next tick.
+        let readback = ReadbackBudget { most: 200, cost: |_| (16, 4) };
+        let off = Policy::off();
+        assert_eq!(planned_within(&mut table, None, readback, &off), [("a".to_owned(), 40), ("b".to_owned(), 2)]);
+        assert_eq!(planned_within(&mut table, None, readback, &off), [("b".to_owned(), 38)]);
+        // The first kernel of a tick moves even when one dispatch is over the limit.
+        table.kernels.insert("c".into(), doubler(0, 3));
+        let tiny = ReadbackBudget { most: 8, cost: |_| (16, 4) };
+        assert_eq!(planned_within(&mut table, None, tiny, &off), [("c".to_owned(), 1)]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::kernel::{GpuKernel, Tally};
 use super::readback::{Mapping, ReadbackLayout};
 use super::ring::{ring_copy_pieces, ring_segments, RingCounters, RingHeader};
 use super::GpuContext;
-use crate::backend::{Dispatch, Execute, KernelExec, Outcome, Routing};
+use crate::backend::{Dispatch, Execute, KernelExec, Outcome, ReadbackBudget, Routing};
 use crate::error::Result;
 use crate::platform;
 
@@ -64,6 +64,19 @@ enum Role {
     Grouped(usize),
 }
 
+/// What a dispatch of `exec` copies back (as `ReadbackLayout::push` lays it out): its counters
+/// and state checkpoint whatever its count, and each answer with its kept flag. (A stage whose
+/// answers stay on the device copies back less; counted alike, it only makes a tick smaller.)
+fn readback_cost(exec: &KernelExec) -> (u64, u64) {
+    match exec {
+        KernelExec::Gpu(ring) => (
+            RingCounters::SIZE + ring.state.as_ref().map_or(0, |state| state.size()),
+            ring.output_stride + if ring.kept.is_some() { 4 } else { 0 },
+        ),
+        KernelExec::Cpu(_) => (0, 0),
+    }
+}
+
 impl Execute for GpuContext {
     type Submitted = Submitted;
     const ROUTING: Routing = Routing::OnDevice;
@@ -73,6 +86,10 @@ impl Execute for GpuContext {
             KernelExec::Gpu(ring) => Some(ring.slots),
             KernelExec::Cpu(_) => None,
         }
+    }
+
+    fn readback_budget(&self) -> ReadbackBudget {
+        ReadbackBudget { most: self.max_buffer_size, cost: readback_cost }
     }
 
     fn check(&self) -> Result<()> {

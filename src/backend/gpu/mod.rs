@@ -215,6 +215,8 @@ pub(crate) struct GpuContext {
     /// Whether the adapter runs on the CPU (SwiftShader, lavapipe, WARP): dispatches there get
     /// a small grid (see `kernel::Grid`).
     pub software: bool,
+    /// The device's largest buffer: what the readback of one tick may take.
+    pub max_buffer_size: u64,
     /// Set by wgpu when the device is lost or an error escapes every error scope; the tick loop
     /// checks it each tick so later calls fail with `DeviceLostError` instead of hanging.
     pub fault: Arc<Mutex<Option<String>>>,
@@ -268,6 +270,7 @@ impl GpuContext {
             wake.notify(usize::MAX);
         }));
 
+        let max_buffer_size = device.limits().max_buffer_size;
         Ok(GpuContext {
             device,
             queue,
@@ -283,6 +286,7 @@ impl GpuContext {
                 device_type: format!("{:?}", info.device_type),
             },
             software: info.device_type == wgpu::DeviceType::Cpu,
+            max_buffer_size,
             fault,
             stats,
             scopes: Scopes::default(),

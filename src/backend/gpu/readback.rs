@@ -127,7 +127,7 @@ impl Readback {
         self.small_ticks = if size * 4 <= held { self.small_ticks + 1 } else { 0 };
         if held < size || self.small_ticks >= SHRINK_AFTER {
             self.small_ticks = 0;
-            let grown = next_size(held, size, ctx.device.limits().max_buffer_size);
+            let grown = next_size(held, size, ctx.max_buffer_size);
             if let Some(old) = self.buffer.take() {
                 old.destroy();
             }
