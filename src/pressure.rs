@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use crate::backend::StateStore;
 use crate::cancel::OnCancel;
 use crate::degradation::{DegradationSignals, Policy};
+use crate::devices::Load;
 use crate::memory::{self, MemoryByPurpose, MemoryPurpose, MemoryReport};
 use crate::table::{Kernel, Shared, Table};
 
@@ -42,16 +43,21 @@ pub(crate) fn used_and_pressure(shared: &Shared, table: Option<&Table>) -> (u64,
     (used, memory::pressure(used, shared.settings.memory_budget))
 }
 
-/// Bytes the kernels placed on each device hold there (rings, flags and state; the tick's shared
-/// readback buffer is left out), by device id.
-pub(crate) fn memory_by_device(shared: &Shared, table: &Table) -> Vec<u64> {
+/// What each device holds, by device id: its kernels' queued messages and bytes (rings, flags
+/// and state; the tick's shared readback buffer is left out) and their count, in one pass over
+/// the kernels (a pass per device and reading, at every launch, made launching many kernels
+/// slow). Every device is marked not eligible: placement says which are.
+pub(crate) fn loads_by_device(shared: &Shared, table: &Table) -> Vec<Load> {
     let cpu_devices = cpu_devices(shared);
-    let mut bytes = vec![0; cpu_devices.len()];
+    let mut loads = vec![Load { eligible: false, queued: 0, bytes: 0, kernels: 0 }; cpu_devices.len()];
     for kernel in table.kernels.values() {
         let device = kernel.device.index();
-        bytes[device] += kernel_memory(kernel, cpu_devices[device]).total();
+        let load = &mut loads[device];
+        load.queued += kernel.input_depth() as u64;
+        load.bytes += kernel_memory(kernel, cpu_devices[device]).total();
+        load.kernels += 1;
     }
-    bytes
+    loads
 }
 
 /// For each device, whether it is the cpu backend (whose kernels' state lives in host memory).

@@ -160,6 +160,29 @@ fn placement_follows_the_policy_and_the_requirements() {
     });
 }
 
+/// With one device left to choose (the other lost), every launch goes to it, however loaded:
+/// placement then weighs no kernels (it weighed every kernel at every launch), and the lost
+/// device is passed over whatever the policy.
+#[test]
+fn with_one_device_left_every_launch_goes_to_it() {
+    for balancing in [LoadBalancing::LeastLoaded, LoadBalancing::RoundRobin] {
+        let rt = two_devices(balancing);
+        pollster::block_on(async {
+            rt.launch_as("doubler", "busy", LaunchOptions::default().on_device(D0)).await.unwrap();
+            rt.send_batch("busy", &[1i32, 2, 3], None).await.unwrap();
+            rt.destroy_device_at(D1).unwrap();
+            common::wait_until("device 1 lost", || rt.gpu_topology().devices[1].lost.is_some());
+            for i in 0..3 {
+                let handle = rt.launch_as("doubler", &format!("left-{i}"), LaunchOptions::default()).await.unwrap();
+                assert_eq!(rt.device_of(handle.id()).unwrap(), D0, "{balancing:?}: the device left");
+            }
+            assert_eq!(rt.select_device(&DeviceRequirements::default()).unwrap(), D0, "{balancing:?}");
+            let topology = rt.gpu_topology();
+            assert_eq!(topology.devices[0].kernels.len(), 4, "{balancing:?}: {topology:?}");
+        });
+    }
+}
+
 #[test]
 fn a_runtime_of_a_gpu_and_a_cpu_device_places_each_kernel_where_it_runs() {
     let options = RuntimeOptions::default()

@@ -3,7 +3,7 @@
 
 use super::{LaunchOptions, Runtime};
 use crate::backend::Device;
-use crate::devices::{self, DeviceId, DeviceInfo, DeviceRequirements, Load, Topology};
+use crate::devices::{self, DeviceId, DeviceInfo, DeviceRequirements, Topology};
 use crate::error::{Error, Quoted, Result};
 use crate::kernel::KernelDefinition;
 use crate::migration::{self, MigrationReport};
@@ -23,23 +23,23 @@ impl Runtime {
 
     /// [`gpu_topology`](Self::gpu_topology) from the locked `table`.
     pub(super) fn topology_of(&self, table: &Table) -> Topology {
-        let memory = crate::pressure::memory_by_device(&self.shared, table);
+        let loads = crate::pressure::loads_by_device(&self.shared, table);
         let devices = self
             .shared
             .device_ids()
             .map(|id| {
                 let device = self.shared.device(id);
                 let status = &table.devices[id.index()];
-                let on_it = || table.kernels.iter().filter(move |(_, k)| k.device == id);
-                let mut kernels: Vec<String> = on_it().map(|(name, _)| name.clone()).collect();
+                let on_it = table.kernels.iter().filter(|(_, k)| k.device == id);
+                let mut kernels: Vec<String> = on_it.map(|(name, _)| name.clone()).collect();
                 kernels.sort_unstable();
                 DeviceInfo {
                     id,
                     adapter: device.adapter().clone(),
                     limits: device.memory_limits(),
-                    memory_bytes: memory[id.index()],
+                    memory_bytes: loads[id.index()].bytes,
                     messages_processed: status.messages_processed,
-                    queued: on_it().map(|(_, k)| k.input_depth() as u64).sum(),
+                    queued: loads[id.index()].queued,
                     kernels,
                     lost: status.lost_reason(),
                     losses: status.generation,
@@ -147,35 +147,37 @@ impl Runtime {
         requirements: &DeviceRequirements,
         definition: Option<&KernelDefinition>,
     ) -> Result<DeviceId> {
-        let memory = crate::pressure::memory_by_device(&self.shared, table);
         let definition =
             definition.filter(|definition| self.shared.device_ids().any(|id| self.shared.device(id).runs(definition)));
         // A device that would do, lost or not.
         let fits = |device: &Device| {
             definition.is_none_or(|definition| device.runs(definition)) && meets(device, requirements)
         };
-        let loads: Vec<Load> = self
+        let eligible: Vec<bool> = self
             .shared
             .device_ids()
-            .map(|id| {
-                let device = self.shared.device(id);
-                let on_it = || table.kernels.values().filter(move |k| k.device == id);
-                Load {
-                    eligible: table.devices[id.index()].lost.is_none() && fits(&device),
-                    queued: on_it().map(|k| k.input_depth() as u64).sum(),
-                    bytes: memory[id.index()],
-                    kernels: on_it().count(),
-                }
-            })
+            .map(|id| table.devices[id.index()].lost.is_none() && fits(&self.shared.device(id)))
             .collect();
-        devices::choose(&loads, self.inner.options.load_balancing, table.placed).ok_or_else(|| {
+        let count = eligible.len();
+        // With one device to choose from every policy picks it, so the kernels are not weighed:
+        // weighing them at every launch made launching N kernels cost O(N²).
+        let chosen = match eligible.iter().filter(|&&eligible| eligible).count() {
+            1 => eligible.iter().position(|&eligible| eligible).map(|index| DeviceId(index as u32)),
+            _ => {
+                let mut loads = crate::pressure::loads_by_device(&self.shared, table);
+                for (load, eligible) in loads.iter_mut().zip(eligible) {
+                    load.eligible = eligible;
+                }
+                devices::choose(&loads, self.inner.options.load_balancing, table.placed)
+            }
+        };
+        chosen.ok_or_else(|| {
             // Every device that would do is lost: that is the reason, as on one device.
             let lost = self.shared.device_ids().find_map(|id| {
                 let fits = fits(&self.shared.device(id));
                 table.devices[id.index()].lost.clone().filter(|_| fits)
             });
             lost.unwrap_or_else(|| {
-                let count = loads.len();
                 let which =
                     match definition.filter(|d| self.shared.device_ids().any(|id| !self.shared.device(id).runs(d))) {
                         Some(d) => {
