@@ -1617,3 +1617,42 @@ test("kernels whose host queues together would outgrow wasm memory are refused a
   assert.deepEqual([found.first, found.second, found.afterRemove, found.answered], ["launched", "launched", "launched", 7]);
   assert.match(found.third, /^RangeError: kernel 'c': its host queues \(8192 bytes when full\) and those of the kernels launched already \(1073741824 bytes\) are over 1073741824 bytes/);
 });
+
+test("sends waiting on many kernels keep each kernel's order, and a send to another kernel goes at once", async () => {
+  // Each kernel's line is looked up by its id (it was a scan of every kernel with a send
+  // waiting): what a line does must not change with how many there are.
+  const result = await runNode(["--input-type=module", "-e", `
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const Req = defineMessage("Req", { value: "i32" }), Res = defineMessage("Res", { result: "i32" });
+    const DEF = { input: Req, output: Res, handler: (m) => ({ result: m.value * 2 }) };
+    const rt = await RingKernelRuntime.create({ backend: "cpu" });
+    const main = await rt.launch("main", DEF, { autoActivate: true });
+    const tried = (f) => { try { f(); return "sent"; } catch (e) { return e.name; } };
+    const K = 300, stalled = [], waiting = [], behind = [];
+    for (let i = 0; i < K; i++) {
+      const h = await rt.launch("s" + i, DEF, { queueSize: 1 });
+      h.trySend({ value: 3 * i });
+      waiting.push(h.send({ value: 3 * i + 1 }), h.send({ value: 3 * i + 2 }));
+      behind.push(tried(() => h.trySend({ value: -1 })));
+      stalled.push(h);
+    }
+    const elsewhere = tried(() => main.trySend({ value: 21 }));
+    const answer = await main.receive({ timeout: 5000 });
+    const orders = [];
+    for (const [i, h] of stalled.entries()) {
+      await h.activate();
+      const got = [];
+      while (got.length < 3) got.push(...(await h.receiveBatch({ timeout: 5000 })).map((a) => a.result / 2 - 3 * i));
+      orders.push(got.join());
+    }
+    await Promise.all(waiting);
+    const clear = tried(() => stalled[0].trySend({ value: 0 }));
+    await rt.dispose();
+    console.log(JSON.stringify({ behind: [...new Set(behind)], elsewhere, answer, orders: [...new Set(orders)], clear }));
+  `]);
+  assertExited(result);
+  assert.deepEqual(findings(result), {
+    behind: ["QueueFullError"], elsewhere: "sent", answer: { result: 42 }, orders: ["0,1,2"], clear: "sent",
+  });
+});

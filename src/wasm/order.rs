@@ -12,6 +12,7 @@
 //! senders wait (tokio's `mpsc`).
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -30,19 +31,31 @@ use crate::waiting::{remaining, wait_for, Deadline};
 struct Turn(Option<oneshot::Receiver<Turn>>);
 
 /// One kernel's line: the sends to it issued and not yet queued, and what the next to join
-/// waits on (the last place's end). `runtime` is the runtime's [`key`](Runtime::key), which
-/// stays its own while any place in the line holds the runtime.
+/// waits on (the last place's end).
 struct Line {
-    runtime: usize,
-    id: String,
     unqueued: u32,
     last: Option<oneshot::Receiver<Turn>>,
 }
 
 thread_local! {
-    /// The lines of kernels with sends not yet queued (few at a time: a kernel leaves when its
-    /// last one is queued).
-    static LINES: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
+    /// The lines of kernels with sends not yet queued, by [`line_key`]. Keyed, not scanned:
+    /// every send looks its kernel's line up, and thousands of kernels may each have a send
+    /// waiting. A kernel leaves when its last one is queued.
+    static LINES: RefCell<HashMap<String, Line>> = RefCell::new(HashMap::new());
+}
+
+/// The key of kernel `id`'s line in the runtime whose [`key`](Runtime::key) is `key` (which
+/// stays its own while any place in the line holds the runtime): the runtime's key in 16 hex
+/// digits, then the id, so no two differ only in how they split. One string, not a map of maps
+/// nor a pair: one map type costs the package least.
+fn line_key(key: usize, id: &str) -> String {
+    let mut line = String::with_capacity(17 + id.len());
+    for shift in (0..64).step_by(4) {
+        line.push(char::from_digit(((key as u64 >> shift) & 15) as u32, 16).unwrap_or('0'));
+    }
+    line.push('/');
+    line.push_str(id);
+    line
 }
 
 /// Whether no send to kernel `id` of `runtime` issued before now is still waiting to be queued.
@@ -63,21 +76,26 @@ enum Change {
 /// function reaches the thread-local (a size matter).
 fn update(key: usize, id: &str, change: Option<Change>) -> (u32, Option<oneshot::Receiver<Turn>>) {
     LINES.with_borrow_mut(|lines| {
-        let at = lines.iter().position(|line| line.runtime == key && line.id == id);
-        let before = at.map_or(0, |at| lines[at].unqueued);
-        match (change, at) {
-            (Some(Change::Join(next)), Some(at)) => {
-                lines[at].unqueued += 1;
-                (before, lines[at].last.replace(next))
+        // Nothing waits anywhere (as a `trySend` with room finds it): no key to make.
+        if lines.is_empty() && change.is_none() {
+            return (0, None);
+        }
+        let name = line_key(key, id);
+        let line = lines.get_mut(&name);
+        let before = line.as_ref().map_or(0, |line| line.unqueued);
+        match (change, line) {
+            (Some(Change::Join(next)), Some(line)) => {
+                line.unqueued += 1;
+                (before, line.last.replace(next))
             }
             (Some(Change::Join(next)), None) => {
-                lines.push(Line { runtime: key, id: id.to_owned(), unqueued: 1, last: Some(next) });
+                lines.insert(name, Line { unqueued: 1, last: Some(next) });
                 (0, None)
             }
-            (Some(Change::Leave), Some(at)) => {
-                lines[at].unqueued -= 1;
-                if lines[at].unqueued == 0 {
-                    lines.swap_remove(at);
+            (Some(Change::Leave), Some(line)) => {
+                line.unqueued -= 1;
+                if line.unqueued == 0 {
+                    lines.remove(&name);
                 }
                 (before, None)
             }
