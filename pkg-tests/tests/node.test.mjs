@@ -1656,3 +1656,44 @@ test("sends waiting on many kernels keep each kernel's order, and a send to anot
     behind: ["QueueFullError"], elsewhere: "sent", answer: { result: 42 }, orders: ["0,1,2"], clear: "sent",
   });
 });
+
+test("operations sharing one AbortSignal add one listener to it, removed when the last of them ends; an abort ends them all", async () => {
+  // A listener per operation made N operations on one signal quadratic (an EventTarget's add
+  // and remove are linear in its listeners).
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const rt = await RingKernelRuntime.create({ backend: "cpu" });
+    const doubler = await rt.launch("doubler", null, { autoActivate: true });
+    const counted = (signal) => {
+      const counts = { added: 0, removed: 0 };
+      const add = signal.addEventListener.bind(signal), remove = signal.removeEventListener.bind(signal);
+      signal.addEventListener = (...args) => { counts.added++; return add(...args); };
+      signal.removeEventListener = (...args) => { counts.removed++; return remove(...args); };
+      return counts;
+    };
+    const N = 200;
+    // Rounds of receives that their answers end: one listener a round, gone with its last receive.
+    const kept = new AbortController().signal, keptCounts = counted(kept), answered = [];
+    for (let round = 0; round < 3; round++) {
+      const receives = Array.from({ length: N }, () => doubler.receive({ signal: kept, timeout: 20000 }));
+      await doubler.sendBatch(Array.from({ length: N }, (_, i) => ({ value: i })));
+      answered.push((await Promise.all(receives)).length);
+    }
+    // Receives that an abort ends: each rejects with the signal's reason.
+    const controller = new AbortController(), counts = counted(controller.signal), reason = new Error("stop");
+    const waiting = Array.from({ length: N }, () => doubler.receive({ signal: controller.signal }).then(() => "answered", (e) => e === reason ? "aborted" : e.name));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const whileWaiting = { ...counts };
+    controller.abort(reason);
+    const outcomes = [...new Set(await Promise.all(waiting))];
+    const answer = await doubler.call({ value: 21 }, { signal: controller.signal }).catch((e) => e === reason ? "aborted" : e.name);
+    await rt.dispose();
+    console.log(JSON.stringify({ answered, kept: keptCounts, whileWaiting, outcomes, after: counts, answer }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), {
+    answered: [200, 200, 200], kept: { added: 3, removed: 3 }, whileWaiting: { added: 1, removed: 0 },
+    outcomes: ["aborted"], after: { added: 1, removed: 1 }, answer: "aborted",
+  });
+});

@@ -21,17 +21,25 @@ use super::boxed_promise;
 
 #[wasm_bindgen]
 extern "C" {
-    /// The DOM's `AbortSignal` (Node has it too), by the four members used here: bound here,
-    /// not through web-sys or a JavaScript file of the package's own.
+    /// The DOM's `AbortSignal` (Node has it too), by the two members read here: bound here,
+    /// not through web-sys.
     pub(super) type AbortSignal;
     #[wasm_bindgen(method, getter)]
     fn aborted(this: &AbortSignal) -> bool;
     #[wasm_bindgen(method, getter)]
     fn reason(this: &AbortSignal) -> JsValue;
-    #[wasm_bindgen(method, js_name = addEventListener)]
-    fn add_event_listener(this: &AbortSignal, kind: &str, listener: &Closure<dyn FnMut()>);
-    #[wasm_bindgen(method, js_name = removeEventListener)]
-    fn remove_event_listener(this: &AbortSignal, kind: &str, listener: &Closure<dyn FnMut()>);
+}
+
+#[wasm_bindgen(module = "/src/wasm/js/codec.js")]
+extern "C" {
+    /// Calls `wake` when `signal` aborts: one `abort` listener per signal, however many
+    /// operations wait on it (a listener each made them quadratic: adding and removing one is
+    /// linear in the listeners a signal holds).
+    #[wasm_bindgen(js_name = startAbortWait)]
+    fn start_abort_wait(signal: &AbortSignal, wake: &Closure<dyn FnMut()>);
+    /// Ends [`start_abort_wait`]'s wait; the signal's listener goes with its last one.
+    #[wasm_bindgen(js_name = endAbortWait)]
+    fn end_abort_wait(signal: &AbortSignal, wake: &Closure<dyn FnMut()>);
 }
 
 /// `value` as an `AbortSignal`, if it is one: judged by its shape, as Node judges one, so a
@@ -109,8 +117,8 @@ async fn until_aborted(signal: &AbortSignal, mut work: Work) -> Result<Result<Js
             }
         })
     };
-    signal.add_event_listener("abort", &wake);
-    // Removes the listener when the race ends, however it ends.
+    start_abort_wait(signal, &wake);
+    // Ends the wait when the race ends, however it ends.
     let _listening = Listening { signal, wake: &wake };
     // The signal first: an abort that came before the work could go on wins, even when the
     // work would now be done (a send that found room, an answer that came): it is then not
@@ -128,8 +136,8 @@ async fn until_aborted(signal: &AbortSignal, mut work: Work) -> Result<Result<Js
     .await
 }
 
-/// The abort listener of a race under way; removed when the race ends, so a signal that lives
-/// long (one for a page's whole session) does not collect a listener per operation.
+/// The abort wait of a race under way; ended when the race ends, so a signal that lives long
+/// (one for a page's whole session) does not collect a waker per operation.
 struct Listening<'a> {
     signal: &'a AbortSignal,
     wake: &'a Closure<dyn FnMut()>,
@@ -137,6 +145,6 @@ struct Listening<'a> {
 
 impl Drop for Listening<'_> {
     fn drop(&mut self) {
-        self.signal.remove_event_listener("abort", self.wake);
+        end_abort_wait(self.signal, self.wake);
     }
 }

@@ -384,6 +384,42 @@ export function callAlert(callback, event) {
   }
 }
 
+/**
+ * The wakers of the operations waiting on each AbortSignal, behind one "abort" listener per
+ * signal: a listener per operation made N operations sharing one signal cost O(N²) (an
+ * EventTarget's add and remove are linear in the listeners it holds); a Set's are O(1).
+ */
+const abortWaits = new WeakMap();
+
+/**
+ * Calls `wake` when `signal` aborts, until `endAbortWait(signal, wake)`. The signal's listener
+ * is added with its first waker (what adding it throws, it throws).
+ */
+export function startAbortWait(signal, wake) {
+  let waits = abortWaits.get(signal);
+  if (waits === undefined) {
+    const wakers = new Set();
+    const listener = () => {
+      for (const waker of wakers) waker();
+    };
+    signal.addEventListener("abort", listener);
+    waits = { wakers, listener };
+    abortWaits.set(signal, waits);
+  }
+  waits.wakers.add(wake);
+}
+
+/**
+ * Ends `wake`'s wait on `signal`; the signal's listener is removed with its last waker, so a
+ * signal that lives long keeps none while nothing waits on it.
+ */
+export function endAbortWait(signal, wake) {
+  const waits = abortWaits.get(signal);
+  if (waits === undefined || !waits.wakers.delete(wake) || waits.wakers.size > 0) return;
+  abortWaits.delete(signal);
+  signal.removeEventListener("abort", waits.listener);
+}
+
 /** The built-in getter `name` of `prototype`, which a subclass's own cannot stand in for. */
 const builtIn = (prototype, name) => Object.getOwnPropertyDescriptor(prototype, name).get;
 const TYPED = Object.getPrototypeOf(Int8Array.prototype);
