@@ -143,10 +143,12 @@ pub struct LatencySummary {
 }
 
 /// Records send→answer latencies in an HDR histogram: O(1) per batch of answers, fixed memory
-/// (about 30 KB per kernel), 1% precision from a microsecond to an hour.
+/// (about 27 KB per kernel), 1% precision from a microsecond to an hour.
 #[derive(Debug, Clone)]
 pub struct LatencyRecorder {
-    histogram: Histogram<u64>,
+    /// Made with the first latency recorded: thousands of kernels may be launched and never
+    /// answer, and each kernel has two recorders (the degradation manager's window's too).
+    histogram: Option<Histogram<u64>>,
     sum_ms: f64,
 }
 
@@ -155,28 +157,32 @@ impl LatencyRecorder {
 
     /// Forgets every recorded latency (keeps the histogram's memory).
     pub fn reset(&mut self) {
-        self.histogram.reset();
+        if let Some(histogram) = self.histogram.as_mut() {
+            histogram.reset();
+        }
         self.sum_ms = 0.0;
     }
 
+    /// An empty recorder, which holds no histogram until it records a latency.
     pub fn new() -> Self {
-        let histogram = Histogram::new_with_bounds(1, Self::HIGHEST_US, 2).expect("valid histogram bounds");
-        LatencyRecorder { histogram, sum_ms: 0.0 }
+        LatencyRecorder { histogram: None, sum_ms: 0.0 }
     }
 
     /// Records `count` messages that each took `latency_ms`.
     pub fn record(&mut self, latency_ms: f64, count: u64) {
         let micros = (latency_ms.max(0.0) * 1000.0).round() as u64;
-        self.histogram.saturating_record_n(micros.min(Self::HIGHEST_US), count);
+        let histogram = self
+            .histogram
+            .get_or_insert_with(|| Histogram::new_with_bounds(1, Self::HIGHEST_US, 2).expect("valid histogram bounds"));
+        histogram.saturating_record_n(micros.min(Self::HIGHEST_US), count);
         self.sum_ms += latency_ms.max(0.0) * count as f64;
     }
 
     pub fn summary(&self) -> LatencySummary {
-        let h = &self.histogram;
-        let count = h.len();
-        if count == 0 {
+        let Some(h) = self.histogram.as_ref().filter(|h| !h.is_empty()) else {
             return LatencySummary::default();
-        }
+        };
+        let count = h.len();
         let ms = |us: u64| us as f64 / 1000.0;
         LatencySummary {
             count,
@@ -455,6 +461,24 @@ impl RuntimeSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A recorder holds no histogram (about 27 KB) until it records: a kernel that never
+    /// answers costs none, nor does its degradation window's recorder.
+    #[test]
+    fn a_recorder_holds_no_histogram_until_it_records() {
+        let mut recorder = LatencyRecorder::new();
+        recorder.reset();
+        assert!(recorder.histogram.is_none());
+        assert_eq!(recorder.summary(), LatencySummary::default());
+        let counters = Counters::new(true, 0.0, 0.0);
+        assert!(counters.latency.as_ref().is_some_and(|r| r.histogram.is_none()));
+        assert!(counters.window_latency.as_ref().is_some_and(|r| r.histogram.is_none()));
+        recorder.record(2.0, 3);
+        assert_eq!(recorder.summary().count, 3);
+        recorder.reset();
+        assert!(recorder.histogram.is_some(), "a reset keeps the histogram's memory");
+        assert_eq!(recorder.summary(), LatencySummary::default());
+    }
 
     #[test]
     fn latency_summary_from_batches() {

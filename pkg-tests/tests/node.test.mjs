@@ -1697,3 +1697,28 @@ test("operations sharing one AbortSignal add one listener to it, removed when th
     outcomes: ["aborted"], after: { added: 1, removed: 1 }, answer: "aborted",
   });
 });
+
+test("a launched kernel that has answered nothing holds no latency histograms in wasm memory", async () => {
+  // Its two HDR histograms (about 27 KB each, its latencies and the degradation manager's
+  // window) are made with the first latency recorded: thousands of idle kernels cost ~4 KB each.
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    const wasm = await init();
+    const Req = defineMessage("Req", { value: "i32" }), Res = defineMessage("Res", { result: "i32" });
+    const DEF = { input: Req, output: Res, handler: (m) => ({ result: m.value * 2 }) };
+    const rt = await RingKernelRuntime.create({ backend: "cpu", enableTelemetry: true, defaultQueueSize: 16 });
+    const N = 1000, before = wasm.memory.buffer.byteLength;
+    for (let i = 0; i < N; i++) await rt.launch("k" + i, DEF);
+    const perKernel = Math.round((wasm.memory.buffer.byteLength - before) / N);
+    const k = await rt.launch("answers", DEF, { autoActivate: true });
+    const answer = await k.call({ value: 21 }, { timeout: 5000 });
+    const latency = rt.getTelemetry("answers").latency.count;
+    await rt.dispose();
+    console.log(JSON.stringify({ perKernel, answer, latency }));
+  `);
+  assertExited(result);
+  const { perKernel, answer, latency } = findings(result);
+  assert.ok(perKernel < 10_000, `${perKernel} bytes of wasm memory per idle kernel`);
+  assert.deepEqual(answer, { result: 42 });
+  assert.equal(latency, 1, "a kernel that answers still records its latency");
+});
