@@ -1722,3 +1722,50 @@ test("a launched kernel that has answered nothing holds no latency histograms in
   assert.deepEqual(answer, { result: 42 });
   assert.equal(latency, 1, "a kernel that answers still records its latency");
 });
+
+test("messages of many fields, nested ones too, go through the codec and a misspelt, extra or missing field is refused by its path", async () => {
+  // Past 16 fields the encoder checks keys against a Set of the names (a switch over every
+  // name for each key made a message of F fields cost O(F²)); what it accepts must not change.
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const named = (count, stem, type) => Object.fromEntries(Array.from({ length: count }, (_, i) => [stem + i, type]));
+    const Inner = defineMessage("WideInner", named(20, "g", "i32"));
+    const Small = defineMessage("WideSmall", { a: "i32", b: "f32" });
+    const Wide = defineMessage("Wide", { ...named(40, "f", "i32"), inner: Inner, small: Small });
+    const message = (k) => ({
+      ...Object.fromEntries(Array.from({ length: 40 }, (_, i) => ["f" + i, k * 100 + i])),
+      inner: Object.fromEntries(Array.from({ length: 20 }, (_, i) => ["g" + i, -k - i])), small: { a: k, b: 0.5 },
+    });
+    const rt = await RingKernelRuntime.create({ backend: "cpu" });
+    const echo = await rt.launch("wide", { input: Wide, output: Wide, handler: (m) => m }, { autoActivate: true });
+    await echo.sendBatch([message(1), message(2), message(3)]);
+    const echoed = [];
+    while (echoed.length < 3) echoed.push(...(await echo.receiveBatch({ timeout: 5000 })));
+    const same = JSON.stringify(echoed) === JSON.stringify([1, 2, 3].map(message));
+    const refusal = async (change) => {
+      const bad = message(4);
+      change(bad);
+      try { await echo.sendBatch([message(5), bad]); return "accepted"; } catch (e) { return e.name + " " + e.field; }
+    };
+    const refused = {
+      misspelt: await refusal((m) => { m.x39 = m.f39; delete m.f39; }),
+      extra: await refusal((m) => { m.f40 = 1; }),
+      missing: await refusal((m) => { delete m.f7; }),
+      nestedMisspelt: await refusal((m) => { m.inner.h19 = 1; delete m.inner.g19; }),
+      smallExtra: await refusal((m) => { m.small.c = 1; }),
+    };
+    const depth = echo.status().inputQueueDepth;
+    await rt.dispose();
+    console.log(JSON.stringify({ same, refused, depth }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), {
+    same: true,
+    refused: {
+      misspelt: "MessageFormatError [1].x39", extra: "MessageFormatError [1].f40", missing: "MessageFormatError [1].f7",
+      nestedMisspelt: "MessageFormatError [1].inner.h19", smallExtra: "MessageFormatError [1].small.c",
+    },
+    depth: 0,
+  });
+});
