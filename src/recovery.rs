@@ -121,7 +121,8 @@ fn give_up(shared: &Shared, device: DeviceId) {
         return;
     }
     status.auto_recovery_spent = true;
-    let why = status.recovery_error.clone().unwrap_or_default();
+    let why = (status.recovery_error.clone())
+        .unwrap_or_else(|| "each new device was lost again before it delivered anything".into());
     for kernel in table.kernels.values_mut().filter(|k| k.device == device) {
         kernel.notify();
     }

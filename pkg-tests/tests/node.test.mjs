@@ -1513,6 +1513,7 @@ test("Dawn: automatic recovery that gives up says so once, and a terminate waiti
   assert.deepEqual(found.terminated, { name: "DeviceLostError", unprocessed: 20 });
   assert.equal(found.waited, true);
   assert.equal(found.gaveUp, 1, "the give-up is said once");
+  assert.equal(found.recovering, false, "health no longer says it is recovering");
   assert.equal(found.state, "terminated");
 });
 

@@ -335,14 +335,29 @@ pub(crate) struct Outcome<'a> {
 pub(crate) struct ReadbackBudget {
     /// Bytes a tick may copy back in all.
     pub most: u64,
-    /// What a dispatch of a kernel copies back: bytes whatever its count (its counters and state
-    /// checkpoint), and bytes an answer (nothing for the cpu backend, which copies nothing).
-    pub cost: fn(&KernelExec) -> (u64, u64),
+    /// What a dispatch of a kernel copies back (nothing on the cpu backend).
+    pub cost: fn(&KernelExec) -> ReadbackCost,
 }
 
 impl ReadbackBudget {
     /// No bound: a backend that copies nothing back.
-    pub const NONE: ReadbackBudget = ReadbackBudget { most: u64::MAX, cost: |_| (0, 0) };
+    pub const NONE: ReadbackBudget = ReadbackBudget { most: u64::MAX, cost: |_| ReadbackCost::NONE };
+}
+
+/// What one dispatch of a kernel copies back, in bytes.
+#[derive(Clone, Copy)]
+pub(crate) struct ReadbackCost {
+    /// Whatever its count: its counters.
+    pub fixed: u64,
+    /// Its state array, in a tick that checkpoints it.
+    pub state: u64,
+    /// Each answer, with its kept flag.
+    pub per_answer: u64,
+}
+
+impl ReadbackCost {
+    /// Nothing copied back.
+    pub const NONE: ReadbackCost = ReadbackCost { fixed: 0, state: 0, per_answer: 0 };
 }
 
 /// The backend-specific step of a tick: run the planned dispatches, report their outcomes.

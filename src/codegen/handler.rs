@@ -97,9 +97,9 @@ pub fn inspect(definition: &KernelDefinition) -> Result<HandlerForm, Error> {
         return Err(fail(
             Some(at),
             format!(
-                "a handler may not use `{name}`: it is the harness's own (its rings, counters and answers, which \
-                 other messages, and in a grouped dispatch other kernels, share); a handler's data comes in its \
-                 messages and its `state`"
+                "a handler may not use `{name}`, nor name anything so (a variable, a parameter, a field): it is \
+                 the harness's own (its rings, counters and answers, which other messages, and in a grouped \
+                 dispatch other kernels, share); a handler's data comes in its messages and its `state`"
             ),
         ));
     }
@@ -537,6 +537,12 @@ mod tests {
             let (line, column, message) = position(check(&source).unwrap_err());
             assert_eq!((line, column), (Some(at.0), Some(at.1)), "{body}");
             assert!(message.contains(&format!("may not use `{name}`")), "{message}");
+        }
+        // Nor name anything so: shadowing it would let a later use through.
+        for named in ["let last_input = msg.value;", "var group_table = 1;"] {
+            let source =
+                format!("fn handle(msg: Request) -> Response {{\n    {named}\n    return Response(msg.value);\n}}");
+            assert!(position(check(&source).unwrap_err()).2.contains("nor name anything so"), "{named}");
         }
         // A message's field of the same name, and names that only contain them, are fine.
         let fine = "fn handle(msg: Request) -> Response {\n    let output_ring_len = msg.output_ring;\n    return Response(output_ring_len);\n}";

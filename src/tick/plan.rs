@@ -128,10 +128,11 @@ fn plan_with(
     // has work, not every kernel that runs (a thousand idle ones cost 0.5 ms a tick, and so did
     // every stage of an idle pipeline).
     let mut ids = with_fed_stages(table, device, table.running_ids_where(Some(device), |k| k.input_depth() > 0));
-    // Under a budget, of kernels of one stage and priority the one served longest ago goes
-    // first: in id order every tick, the first would take the whole budget while it had a
-    // backlog, and the others would wait until it had none. (The sort is stable.)
-    let bounded = budget.is_some();
+    // Under a budget (of messages, or of what a GPU tick copies back), of kernels of one stage
+    // and priority the one served longest ago goes first: in id order every tick, the first
+    // would take the whole budget while it had a backlog, and the others would wait until it
+    // had none. (The sort is stable.)
+    let bounded = budget.is_some() || readback.most != u64::MAX;
     let depths = depths(table, &ids);
     ids.sort_by_cached_key(|id| {
         let kernel = &table.kernels[id];
@@ -153,10 +154,19 @@ fn plan_with(
         let Some(slots) = capacity(exec) else { continue };
         let downstream = kernel.route.downstream.clone();
         let routing = routing_of(table, kernel, backend);
-        // Answers forwarded on the device are not copied back; only its counters are.
-        let (fixed, per_answer) = match (&downstream, routing) {
-            (Some(_), Routing::OnDevice) => ((readback.cost)(exec).0, 0),
-            _ => (readback.cost)(exec),
+        // What its dispatch copies back: answers forwarded on the device are not.
+        let cost = (readback.cost)(exec);
+        let fixed = cost.fixed + if crate::checkpoint::due(kernel, now_ms) { cost.state } else { 0 };
+        let forwards = downstream.is_some() && routing == Routing::OnDevice;
+        let per_answer = if forwards { 0 } else { cost.per_answer };
+        // What bounds what it takes: its own answers, or, forwarding them, those of the last
+        // stage of its chain on the device, after what the later stages copy back and hold.
+        let (bound_fixed, bound_per_answer, queued_later) = match (forwards, &downstream) {
+            (true, Some(down)) => {
+                let chain = chain_readback(table, down, backend, readback, now_ms);
+                (fixed.saturating_add(chain.fixed), chain.per_answer, chain.queued)
+            }
+            _ => (fixed, per_answer, 0),
         };
         let answer_room = answer_room(table, kernel, backend, capacity, policy, &mut rooms);
         let max_batch = policy.max_batch(kernel.max_batch, pressure::over_latency_budget(table, kernel));
@@ -167,11 +177,14 @@ fn plan_with(
         let kernel = table.kernels.get_mut(&id).expect("listed above");
         kernel.cursor.rewind_if_idle();
         let in_flight = kernel.cursor.in_flight();
-        // How many messages its dispatch may hold for its answers to fit what the tick may still
+        // How many messages its dispatch may hold for the answers to fit what the tick may still
         // copy back; the tick's first kernel runs at least one, so every tick moves.
-        let fits = match per_answer {
+        let fits = match bound_per_answer {
             0 => usize::MAX,
-            bytes => usize::try_from(readback_left.saturating_sub(fixed) / bytes).unwrap_or(usize::MAX),
+            bytes => {
+                let answers = readback_left.saturating_sub(bound_fixed) / bytes;
+                usize::try_from(answers.saturating_sub(queued_later)).unwrap_or(usize::MAX)
+            }
         };
         let fits = if plan.is_empty() { fits.max(in_flight as usize + 1) } else { fits };
         let (take, room) = match fed {
@@ -200,7 +213,9 @@ fn plan_with(
         };
         let forwarded_in = fed.map_or(0, |(_, count)| count);
         let pending = in_flight + take as u32 + forwarded_in;
-        if pending == 0 || pending as usize > room {
+        // (A fed stage's feeder made room for it; an unfed one whose messages in flight alone
+        // do not fit waits for a tick with room.)
+        if pending == 0 || pending as usize > room || (fed.is_none() && pending as usize > fits) {
             continue;
         }
         budget = budget.saturating_sub(take);
@@ -331,6 +346,37 @@ fn inbox_room(table: &Table, id: &str) -> usize {
     table.kernels.get(id).filter(taking).map_or(0, |k| k.mailbox.inbox.free())
 }
 
+/// What the stages of a chain from `id` on, as far as answers pass on the device, copy back
+/// this tick besides what a feeder forwards into them: see [`chain_readback`].
+struct ChainReadback {
+    /// Their counters, and the states of those checkpointed this tick.
+    fixed: u64,
+    /// Messages they hold already (in flight and queued), which they run with what comes.
+    queued: u64,
+    /// Bytes an answer of the chain's last stage, whose answers are copied back.
+    per_answer: u64,
+}
+
+/// [`ChainReadback`] of the stages from `id` down its pipeline while answers stay on the
+/// device: a stage that forwards its answers has their cost met by the stages after it.
+fn chain_readback(table: &Table, id: &str, backend: Routing, readback: ReadbackBudget, now_ms: f64) -> ChainReadback {
+    let mut chain = ChainReadback { fixed: 0, queued: 0, per_answer: 0 };
+    let mut at = Some(id);
+    while let Some(kernel) = at.and_then(|id| table.kernels.get(id)) {
+        let Some(exec) = kernel.resources.exec.as_ref() else { break };
+        let cost = (readback.cost)(exec);
+        let state = if crate::checkpoint::due(kernel, now_ms) { cost.state } else { 0 };
+        chain.fixed = chain.fixed.saturating_add(cost.fixed + state);
+        chain.queued += u64::from(kernel.cursor.in_flight()) + kernel.mailbox.inbox.len() as u64;
+        chain.per_answer = cost.per_answer;
+        at = match routing_of(table, kernel, backend) {
+            Routing::OnDevice => kernel.route.downstream.as_deref(),
+            Routing::ViaHost => None,
+        };
+    }
+    chain
+}
+
 /// `ids` (the kernels with input) and the stages after each that it may feed on `device` this
 /// tick, in id order: a stage with no input of its own and nothing with input before it has
 /// nothing to run, so an idle pipeline costs a tick nothing. Each stage is walked once.
@@ -388,7 +434,7 @@ mod tests {
 
     use super::*;
     use crate::backend::cpu::{CpuContext, CpuKernel};
-    use crate::backend::Execute;
+    use crate::backend::{Execute, ReadbackCost};
     use crate::cursor::RingCursor;
     use crate::degradation::DegradationLevel;
     use crate::kernel;
@@ -480,13 +526,13 @@ mod tests {
         table.kernels.insert("b".into(), doubler(0, 40));
         // 16 bytes a dispatch and 4 an answer, 200 bytes a tick: `a` takes 176 of them, which
         // leaves `b` room for 2 answers; its other 38 go in the next tick.
-        let readback = ReadbackBudget { most: 200, cost: |_| (16, 4) };
+        let readback = ReadbackBudget { most: 200, cost: SMALL };
         let off = Policy::off();
         assert_eq!(planned_within(&mut table, None, readback, &off), [("a".to_owned(), 40), ("b".to_owned(), 2)]);
         assert_eq!(planned_within(&mut table, None, readback, &off), [("b".to_owned(), 38)]);
         // The first kernel of a tick moves even when one dispatch is over the limit.
         table.kernels.insert("c".into(), doubler(0, 3));
-        let tiny = ReadbackBudget { most: 8, cost: |_| (16, 4) };
+        let tiny = ReadbackBudget { most: 8, cost: SMALL };
         assert_eq!(planned_within(&mut table, None, tiny, &off), [("c".to_owned(), 1)]);
     }
 
@@ -581,5 +627,71 @@ mod tests {
             [("fast".to_owned(), 40), ("slow".to_owned(), bound)]
         );
         assert_eq!(table.kernels["slow"].mailbox.inbox.len(), 40 - bound, "the rest waits its turn");
+    }
+
+    /// 16 bytes a dispatch and 4 an answer.
+    const SMALL: fn(&KernelExec) -> ReadbackCost = |_| ReadbackCost { fixed: 16, state: 0, per_answer: 4 };
+
+    /// What `plan` copies back at [`SMALL`]'s cost: a stage forwarding on the device, its
+    /// counters only.
+    fn copied_back(plan: &[Planned]) -> u64 {
+        plan.iter().map(|p| 16 + if p.forward.is_some() { 0 } else { u64::from(p.pending) * 4 }).sum()
+    }
+
+    /// Plans one tick on a backend that forwards on the device, within `most` bytes of readback.
+    fn planned_on_device(table: &mut Table, most: u64) -> Vec<Planned> {
+        let limits = Limits { budget: None, readback: ReadbackBudget { most, cost: SMALL } };
+        plan(table, DeviceId(0), Routing::OnDevice, CpuContext::capacity, 0.0, limits, &Policy::off())
+    }
+
+    #[test]
+    fn a_chain_forwarding_on_the_device_stays_within_what_a_tick_copies_back() {
+        // The head takes only what its last stage's answers leave room for.
+        let mut table = Table::default();
+        chain(&mut table, &["a", "b"], &[40, 0]);
+        let plan = planned_on_device(&mut table, 100);
+        assert!(copied_back(&plan) <= 100, "{plan:?}");
+        assert_eq!(plan.iter().map(|p| p.pending).collect::<Vec<_>>(), [17, 17]);
+        // Behind a kernel that took most of it, likewise.
+        let mut table = Table::default();
+        table.kernels.insert("0lone".into(), doubler(0, 20));
+        chain(&mut table, &["a", "b"], &[10, 0]);
+        let plan = planned_on_device(&mut table, 140);
+        assert!(copied_back(&plan) <= 140, "{plan:?}");
+        // Messages a later stage holds already run with what comes, and count.
+        let mut table = Table::default();
+        chain(&mut table, &["a", "b"], &[40, 10]);
+        let plan = planned_on_device(&mut table, 100);
+        assert!(copied_back(&plan) <= 100, "{plan:?}");
+    }
+
+    #[test]
+    fn messages_in_flight_that_do_not_fit_wait_for_a_tick_with_room() {
+        let mut table = Table::default();
+        table.kernels.insert("a".into(), doubler(0, 40));
+        let mut b = doubler(0, 30);
+        b.cursor.hand_over(&mut b.mailbox, 30); // a dispatch that did not run: 30 in flight
+        table.kernels.insert("b".into(), b);
+        let readback = ReadbackBudget { most: 100, cost: SMALL };
+        assert_eq!(planned_within(&mut table, None, readback, &Policy::off()), [("a".to_owned(), 21)]);
+    }
+
+    #[test]
+    fn under_the_readback_budget_kernels_take_turns() {
+        let mut table = Table::default();
+        table.kernels.insert("a".into(), doubler(0, 64));
+        table.kernels.insert("b".into(), doubler(0, 5));
+        let readback = ReadbackBudget { most: 200, cost: SMALL };
+        let mut b_ran = 0;
+        for tick in 0..4 {
+            table.ticks = tick;
+            let took = planned_within(&mut table, None, readback, &Policy::off());
+            b_ran += took.iter().filter(|(id, _)| id == "b").count();
+            // `a` keeps getting messages: its queue refilled to full.
+            let a = table.kernels.get_mut("a").unwrap();
+            let packed: Vec<u8> = (0..a.mailbox.inbox.free() as i32).flat_map(i32::to_le_bytes).collect();
+            a.mailbox.accept_packed(&packed, 0.0);
+        }
+        assert!(b_ran > 0, "b planned in none of 4 ticks");
     }
 }

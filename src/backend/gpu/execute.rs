@@ -18,7 +18,7 @@ use super::kernel::{GpuKernel, Tally};
 use super::readback::{Mapping, ReadbackLayout};
 use super::ring::{ring_copy_pieces, ring_segments, RingCounters, RingHeader};
 use super::GpuContext;
-use crate::backend::{Dispatch, Execute, KernelExec, Outcome, ReadbackBudget, Routing};
+use crate::backend::{Dispatch, Execute, KernelExec, Outcome, ReadbackBudget, ReadbackCost, Routing};
 use crate::error::Result;
 use crate::platform;
 
@@ -64,18 +64,21 @@ enum Role {
     Grouped(usize),
 }
 
-/// What a dispatch of `exec` copies back (as `ReadbackLayout::push` lays it out): its counters
-/// and state checkpoint whatever its count, and each answer with its kept flag. (A stage whose
-/// answers stay on the device copies back less; counted alike, it only makes a tick smaller.)
-fn readback_cost(exec: &KernelExec) -> (u64, u64) {
+/// What a dispatch of `exec` copies back, as `ReadbackLayout::push` lays it out.
+fn readback_cost(exec: &KernelExec) -> ReadbackCost {
     match exec {
-        KernelExec::Gpu(ring) => (
-            RingCounters::SIZE + ring.state.as_ref().map_or(0, |state| state.size()),
-            ring.output_stride + if ring.kept.is_some() { 4 } else { 0 },
-        ),
-        KernelExec::Cpu(_) => (0, 0),
+        KernelExec::Gpu(ring) => ReadbackCost {
+            fixed: RingCounters::SIZE,
+            state: ring.state.as_ref().map_or(0, |state| state.size()),
+            per_answer: ring.output_stride + if ring.kept.is_some() { 4 } else { 0 },
+        },
+        KernelExec::Cpu(_) => ReadbackCost::NONE,
     }
 }
+
+/// Room kept below the device's largest buffer for what a tick copies back besides its kernels'
+/// dispatches: a grouped dispatch's header and member table (256 members at most).
+const READBACK_SLACK: u64 = 64 << 10;
 
 impl Execute for GpuContext {
     type Submitted = Submitted;
@@ -89,7 +92,7 @@ impl Execute for GpuContext {
     }
 
     fn readback_budget(&self) -> ReadbackBudget {
-        ReadbackBudget { most: self.max_buffer_size, cost: readback_cost }
+        ReadbackBudget { most: self.max_buffer_size.saturating_sub(READBACK_SLACK), cost: readback_cost }
     }
 
     fn check(&self) -> Result<()> {

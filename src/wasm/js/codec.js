@@ -415,8 +415,9 @@ export function callHandler(handler, message, state) {
 export function callAlert(callback, event) {
   try {
     const returned = callback(event);
-    if (returned instanceof Promise) {
-      returned.catch((reason) => console.error("ringkernel-web: a memory alert callback rejected:", reason));
+    // Any thenable: a promise of another realm, or a library's, is no `instanceof Promise`.
+    if (typeof returned?.then === "function") {
+      Promise.resolve(returned).catch((reason) => console.error("ringkernel-web: a memory alert callback rejected:", reason));
     }
   } catch (value) {
     console.error("ringkernel-web: a memory alert callback threw:", value);
