@@ -89,6 +89,10 @@ pub(crate) struct Route {
     pub downstream: Option<String>,
     /// The kernel whose answers come in here.
     pub upstream: Option<String>,
+    /// How many kernels feed this one, one after another (0 for a pipeline's first stage): kept
+    /// by `connect`, `disconnect` and a terminate's detach, so a tick orders its stages without
+    /// walking up every pipeline.
+    pub depth: usize,
 }
 
 /// What a kernel holds on its device.
@@ -325,6 +329,16 @@ impl Table {
     pub fn insert_kernel(&mut self, id: String, kernel: Kernel) {
         self.host_queue_bytes = self.host_queue_bytes.saturating_add(kernel.mailbox.host_queue_bytes());
         self.kernels.insert(id, kernel);
+    }
+
+    /// Sets the depth of `id` to `depth`, and of each stage after it to one more.
+    pub fn set_depths(&mut self, id: &str, mut depth: usize) {
+        let mut at = Some(id.to_owned());
+        while let Some(kernel) = at.and_then(|id| self.kernels.get_mut(&id)) {
+            kernel.route.depth = depth;
+            depth += 1;
+            at = kernel.route.downstream.clone();
+        }
     }
 
     /// Takes kernel `id` out, and its host queues out of the count.

@@ -90,6 +90,8 @@ impl Runtime {
         // Receives waiting on it hear that its answers now go on (see `try_take_answer`).
         source.notify();
         table.kernel(to)?.route.upstream = Some(from.to_owned());
+        let depth = table.kernel(from)?.route.depth + 1;
+        table.set_depths(to, depth);
         drop(table);
         self.shared.wake();
         Ok(())
@@ -109,6 +111,7 @@ impl Runtime {
             target.route.upstream = None;
             target.notify();
         }
+        table.set_depths(&to, 0);
         drop(table);
         // Input it held while the next stage took none of its answers runs now, into its own
         // output queue: the tick loop may be idle, with nothing else to wake it.
@@ -129,7 +132,11 @@ pub(super) fn detach(table: &mut Table, id: &str) {
     if let Some(source) = up.and_then(|up| table.kernels.get_mut(&up)) {
         source.route.downstream = None;
     }
-    if let Some(target) = down.and_then(|down| table.kernels.get_mut(&down)) {
+    if let Some(target) = down.as_ref().and_then(|down| table.kernels.get_mut(down)) {
         target.route.upstream = None;
+    }
+    table.set_depths(id, 0);
+    if let Some(down) = down {
+        table.set_depths(&down, 0);
     }
 }

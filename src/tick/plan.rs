@@ -8,7 +8,7 @@
 //! no more than its output queue (or its downstream) can hold, except while it drains for
 //! termination, when keeping every answer matters more than the bound.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::backend::{Dispatch, KernelExec, ReadbackBudget, Routing};
 use crate::degradation::Policy;
@@ -133,10 +133,9 @@ fn plan_with(
     // would take the whole budget while it had a backlog, and the others would wait until it
     // had none. (The sort is stable.)
     let bounded = budget.is_some() || readback.most != u64::MAX;
-    let depths = depths(table, &ids);
     ids.sort_by_cached_key(|id| {
         let kernel = &table.kernels[id];
-        (depths[id.as_str()], std::cmp::Reverse(kernel.priority), if bounded { kernel.served } else { 0 })
+        (kernel.route.depth, std::cmp::Reverse(kernel.priority), if bounded { kernel.served } else { 0 })
     });
     // Each stage's forward room, worked out once this tick (see `forward_room`).
     let mut rooms = HashMap::new();
@@ -379,51 +378,24 @@ fn chain_readback(table: &Table, id: &str, backend: Routing, readback: ReadbackB
 
 /// `ids` (the kernels with input) and the stages after each that it may feed on `device` this
 /// tick, in id order: a stage with no input of its own and nothing with input before it has
-/// nothing to run, so an idle pipeline costs a tick nothing. Each stage is walked once.
+/// nothing to run, so an idle pipeline costs a tick nothing. Each stage is walked once: a walk
+/// down from a stage with input ends at the next one, which is walked from itself.
 fn with_fed_stages(table: &Table, device: DeviceId, mut ids: Vec<String>) -> Vec<String> {
-    let mut listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
     let mut fed = Vec::new();
     for id in &ids {
         let mut down = table.kernels[id].route.downstream.as_deref();
         while let Some(id) = down {
-            let feedable = |k: &&Kernel| k.device == device && !k.held_out && k.runs();
+            let feedable = |k: &&Kernel| k.device == device && !k.held_out && k.runs() && k.input_depth() == 0;
             let Some(kernel) = table.kernels.get(id).filter(feedable) else { break };
-            // Listed already: the stages after it are walked from it.
-            if !listed.insert(id) {
-                break;
-            }
             fed.push(id.to_owned());
             down = kernel.route.downstream.as_deref();
         }
     }
-    ids.extend(fed);
-    ids.sort_unstable();
-    ids
-}
-
-/// How many kernels feed each of `ids`, one after another (0 for the first stage of a
-/// pipeline): each stage's count is kept for the stages after it, so a pipeline costs one walk
-/// up it, not one per stage.
-fn depths<'t>(table: &'t Table, ids: &[String]) -> HashMap<&'t str, usize> {
-    let mut depths: HashMap<&str, usize> = HashMap::new();
-    for id in ids {
-        // Up from `id` to a stage counted already, or to the first stage.
-        let (id, _) = table.kernels.get_key_value(id).expect("listed kernels are in the table");
-        let mut path = vec![id.as_str()];
-        let mut above = None;
-        while let Some(up) = table.kernels.get(path[path.len() - 1]).and_then(|k| k.route.upstream.as_deref()) {
-            if let Some(&depth) = depths.get(up) {
-                above = Some(depth);
-                break;
-            }
-            path.push(up);
-        }
-        let top = above.map_or(0, |depth| depth + 1);
-        for (i, id) in path.iter().rev().enumerate() {
-            depths.insert(id, top + i);
-        }
+    if !fed.is_empty() {
+        ids.extend(fed);
+        ids.sort_unstable();
     }
-    depths
+    ids
 }
 
 #[cfg(test)]
@@ -569,23 +541,21 @@ mod tests {
             kernel.route = Route {
                 upstream: i.checked_sub(1).map(|i| names[i].to_owned()),
                 downstream: names.get(i + 1).map(|&n| n.to_owned()),
+                depth: i,
             };
             table.kernels.insert((*name).to_owned(), kernel);
         }
     }
 
     #[test]
-    fn only_stages_with_input_or_after_one_are_candidates_and_their_depths_are_the_chains() {
+    fn only_stages_with_input_or_after_one_are_candidates() {
         let mut table = Table::default();
-        chain(&mut table, &["s0", "s1", "s2", "s3"], &[0, 2, 0, 0]);
+        chain(&mut table, &["s0", "s1", "s2", "s3", "s4"], &[0, 2, 0, 3, 0]);
         chain(&mut table, &["idle0", "idle1"], &[0, 0]);
         table.kernels.insert("lone".into(), doubler(0, 1));
         let ids = table.running_ids_where(Some(DeviceId(0)), |k| k.input_depth() > 0);
         let ids = with_fed_stages(&table, DeviceId(0), ids);
-        assert_eq!(ids, ["lone", "s1", "s2", "s3"], "an idle stage with nothing before it is no candidate");
-        let depths = depths(&table, &ids);
-        let of = |id: &str| depths[id];
-        assert_eq!([of("lone"), of("s1"), of("s2"), of("s3"), of("s0")], [0, 1, 2, 3, 0]);
+        assert_eq!(ids, ["lone", "s1", "s2", "s3", "s4"], "an idle stage with nothing before it is no candidate");
     }
 
     fn at(level: DegradationLevel) -> Policy {
