@@ -437,3 +437,32 @@ fn a_200_stage_gpu_pipeline_delivers_in_order() {
 fn a_200_stage_cpu_pipeline_delivers_in_order() {
     check_a_long_pipeline(BackendChoice::Cpu);
 }
+
+/// `terminate_all` (and so a drain and `dispose`) ends a pipeline's stages after the stages
+/// feeding them: what is in the pipeline, even behind a paused stage, reaches the last stage,
+/// in order, instead of staying in an earlier stage's output queue.
+fn check_terminate_all_flushes_a_pipeline(backend: BackendChoice) {
+    let rt = runtime_on(backend);
+    pollster::block_on(async {
+        let ids = build_pipeline(&rt, &format!("flush-{backend:?}-"), 1024).await;
+        rt.deactivate(&ids[2]).await.unwrap();
+        let values: Vec<i32> = (0..800).collect();
+        assert_eq!(rt.send_batch(&ids[0], &values, Some(TIMEOUT)).await.unwrap(), values.len());
+        rt.terminate_all(Some(TIMEOUT)).await.unwrap();
+        let answers = receive_n(&rt, &ids[3], values.len(), TIMEOUT).await;
+        assert_eq!(answers, values.iter().map(|&v| expected(v)).collect::<Vec<_>>(), "{backend:?}");
+        // No earlier stage kept answers of its own, which the report would count.
+        let report = rt.dispose().await.unwrap();
+        assert_eq!(report.answers_never_received, 0, "{report:?}");
+    });
+}
+
+#[test]
+fn terminate_all_flushes_a_gpu_pipeline_to_its_last_stage() {
+    check_terminate_all_flushes_a_pipeline(BackendChoice::Auto);
+}
+
+#[test]
+fn terminate_all_flushes_a_cpu_pipeline_to_its_last_stage() {
+    check_terminate_all_flushes_a_pipeline(BackendChoice::Cpu);
+}

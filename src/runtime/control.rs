@@ -288,8 +288,13 @@ impl Runtime {
     /// Past `timeout` it is stopped anyway; the unprocessed count is recorded in its
     /// telemetry and returned in the `Timeout` error, and waiting `call`s are cancelled.
     pub async fn terminate(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
+        self.terminate_within(id, timeout, Pipeline::Leave).await
+    }
+
+    /// [`terminate`](Self::terminate), leaving the kernel's pipeline at once or flushing it.
+    async fn terminate_within(&self, id: &str, timeout: Option<Duration>, pipeline: Pipeline) -> Result<()> {
         let (mut ended_here, deadline) = (None, deadline(timeout));
-        let result = self.terminate_inner(id, deadline, timeout, &mut ended_here).await;
+        let result = self.terminate_inner(id, deadline, timeout, pipeline, &mut ended_here).await;
         // Its rings are free now (its state stays until it is removed).
         if let Some(instance) = ended_here {
             crate::pressure::check_memory_alerts(&self.shared);
@@ -318,6 +323,7 @@ impl Runtime {
         id: &str,
         deadline: Deadline,
         timeout: Option<Duration>,
+        pipeline: Pipeline,
         ended_here: &mut Option<u64>,
     ) -> Result<()> {
         let (changed, instance) = {
@@ -333,7 +339,10 @@ impl Runtime {
                 // nothing queued is dropped (see `Kernel::runs`).
                 kernel.notify();
                 // A stopping kernel leaves its pipeline: what it still answers goes to the host.
-                super::routing::detach(&mut table, id);
+                // (Unless every stage stops together: see `Pipeline::Flush`.)
+                if pipeline == Pipeline::Leave {
+                    super::routing::detach(&mut table, id);
+                }
             }
             (changed, instance)
         };
@@ -350,6 +359,10 @@ impl Runtime {
                 kernel.ends_when_drained = true;
                 kernel.finish_if_drained();
                 kernel.notify();
+                // Ending with nobody waiting, it leaves its pipeline as a plain terminate does.
+                if pipeline == Pipeline::Flush {
+                    leave_flushed(&mut table, id, pipeline);
+                }
                 drop(table);
                 self.shared.wake();
             }
@@ -359,6 +372,13 @@ impl Runtime {
             let listener = changed.listen();
             let ran_out = {
                 let mut table = self.shared.lock();
+                // Flushing its pipeline, a stage ends after the stage that feeds it, whose
+                // answers may still come (ending too, though its own terminate may not have
+                // begun yet); that one, ending, leaves the route and wakes it (`leave_flushed`).
+                let fed_yet = pipeline == Pipeline::Flush
+                    && (table.kernels.get(id).and_then(|k| k.route.upstream.as_deref()))
+                        .and_then(|up| table.kernels.get(up))
+                        .is_some_and(|feeder| feeder.life.state() != KernelState::Terminated);
                 // Without automatic recovery, or once it has given up, nothing drains a kernel
                 // whose device was lost.
                 let (kernel, device) = match table.kernel_on_device(id) {
@@ -367,9 +387,12 @@ impl Runtime {
                     // terminate ended it, how is gone with it, and a new launch is not this one's.
                     _ => return Err(Error::KernelNotFound { id: id.to_owned() }),
                 };
-                // Another terminate ended it meanwhile: that one's outcome is this one's.
+                // Another terminate ended it meanwhile (or the tick did): that one's outcome is
+                // this one's.
                 if kernel.life.state() == KernelState::Terminated {
-                    return kernel.ended.clone().map_or(Ok(()), Err);
+                    let ended = kernel.ended.clone();
+                    leave_flushed(&mut table, id, pipeline);
+                    return ended.map_or(Ok(()), Err);
                 }
                 let stranded =
                     device.lost.clone().filter(|_| !self.shared.settings.auto_recover || device.auto_recovery_spent);
@@ -384,7 +407,7 @@ impl Runtime {
                     true
                 } else {
                     let unprocessed = kernel.mailbox.inbox.len() as u64 + kernel.cursor.in_flight() as u64;
-                    if unprocessed == 0 || timed_out || stranded.is_some() {
+                    if (unprocessed == 0 && !fed_yet) || timed_out || stranded.is_some() {
                         let ended = match stranded.filter(|_| unprocessed > 0) {
                             Some(Error::DeviceLost { reason }) => {
                                 Some(Error::StrandedByDeviceLoss { id: id.to_owned(), reason, unprocessed })
@@ -400,7 +423,9 @@ impl Runtime {
                         };
                         kernel.finish(unprocessed, ended).map_err(|t| t.for_kernel(id))?;
                         *ended_here = Some(instance);
-                        return kernel.ended.clone().map_or(Ok(()), Err);
+                        let ended = kernel.ended.clone();
+                        leave_flushed(&mut table, id, pipeline);
+                        return ended.map_or(Ok(()), Err);
                     }
                     false
                 }
@@ -451,7 +476,10 @@ impl Runtime {
             ids
         };
         // A kernel another caller terminated or removed meanwhile has ended: no error of ours.
-        let results = join_all(ids.iter().map(|id| async { ended_already(self.terminate(id, timeout).await) })).await;
+        // Every stage of a pipeline ends here, so each keeps its route until the stage feeding
+        // it has ended: what is in a pipeline reaches its last stage (see `Pipeline::Flush`).
+        let terminated = |id| async move { ended_already(self.terminate_within(id, timeout, Pipeline::Flush).await) };
+        let results = join_all(ids.iter().map(|id| terminated(id.as_str()))).await;
         let mut errors: Vec<Error> = results.into_iter().filter_map(Result::err).collect();
         match errors.len() {
             0 => Ok(()),
@@ -701,6 +729,30 @@ pub(super) fn queue_size_in_range(name: &str, size: usize) -> Result<usize> {
 
 fn validate_id(id: &str) -> Result<()> {
     kernel::check_id_length("kernel ids", id)
+}
+
+/// What a terminating kernel does with its pipeline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pipeline {
+    /// Leaves it at once: what it still answers goes to its own output queue (a `terminate`).
+    Leave,
+    /// Keeps its route until it ends, and ends only after the stage feeding it has: its
+    /// answers go on to the next stage, which, ending too, runs until they are through, and a
+    /// last stage ending takes every answer (`terminate_all`, a drain, `dispose`).
+    Flush,
+}
+
+/// A kernel that ended while flushing its pipeline leaves it now, and wakes the terminate of
+/// the stage after it, which was waiting for it to end.
+fn leave_flushed(table: &mut Table, id: &str, pipeline: Pipeline) {
+    if pipeline != Pipeline::Flush {
+        return;
+    }
+    let next = table.kernels.get(id).and_then(|k| k.route.downstream.clone());
+    super::routing::detach(table, id);
+    if let Some(next) = next.and_then(|next| table.kernels.get(&next)) {
+        next.notify();
+    }
 }
 
 /// A terminate's outcome where the kernel need only have ended: a refusal because it is

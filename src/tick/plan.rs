@@ -341,7 +341,9 @@ fn answer_room(
 /// holds the stages before it as it does on the device (see [`forward_room`]), whatever the
 /// backend.
 fn inbox_room(table: &Table, id: &str) -> usize {
-    let taking = |k: &&Kernel| k.runs() && k.life.state().accepts_messages();
+    // A terminating stage still routed to takes what its feeder relays: the two end together,
+    // flushing their pipeline (a stage terminated alone leaves its pipeline at once).
+    let taking = |k: &&Kernel| k.runs() && (k.life.state().accepts_messages() || k.life.terminating());
     table.kernels.get(id).filter(taking).map_or(0, |k| k.mailbox.inbox.free())
 }
 
