@@ -224,3 +224,35 @@ fn a_handler_with_more_kernels_than_a_group_holds_answers_each_right() {
     }
     assert!(ids.iter().map(|id| grouped(&rt, id)).sum::<u64>() >= 256, "the handler's kernels grouped");
 }
+
+/// A burst's group buffers are not held for good: once the handler's kernels stop running as a
+/// group (or run small groups) for 256 ticks, the buffers go, and what the dashboard counts is
+/// what the kernels themselves hold again (with the readback, which shrinks alike).
+#[test]
+fn a_bursts_group_buffers_go_once_the_group_is_idle() {
+    let rt = runtime_on(BackendChoice::Auto);
+    let held = |rt: &Runtime| {
+        let report = rt.gpu_memory_dashboard().report();
+        let kernels: u64 = report.by_kernel.values().map(|k| k.total() - k.readback).sum();
+        report.used_bytes - report.by_purpose.readback - kernels
+    };
+    pollster::block_on(async {
+        let ids = launch_copies(&rt, "burst", 4, false);
+        let other = launch(&rt, scaler("burst-other", 3, false), LaunchOptions::default()).await;
+        let burst: Vec<i32> = (0..256).collect();
+        while ids.iter().all(|id| grouped(&rt, id) == 0) {
+            for id in &ids {
+                rt.send_batch(id, &burst, None).await.unwrap();
+            }
+            for id in &ids {
+                receive_n(&rt, id, burst.len(), TIMEOUT).await;
+            }
+        }
+        assert!(held(&rt) >= 2 * 4 * 256 * 4, "the group's input and answers: {} bytes", held(&rt));
+        for round in 0..300 {
+            rt.send_batch(&other, &[round], None).await.unwrap();
+            receive_n(&rt, &other, 1, TIMEOUT).await;
+        }
+        assert_eq!(held(&rt), 0, "buffers no kernel holds, after 300 ticks without a group");
+    });
+}

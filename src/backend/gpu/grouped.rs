@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, Weak};
 use bytemuck::{Pod, Zeroable};
 
 use super::kernel::{compile_drain, compile_failure, GpuKernel};
+use super::readback::{next_size, SHRINK_AFTER};
 use super::{GpuBuffer, GpuContext, Scopes};
 use crate::backend::Dispatch;
 use crate::codegen::{self, GeneratedShader, HandlerForm};
@@ -84,8 +85,14 @@ enum ClassState {
 struct GroupPipeline {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
-    /// The group's buffers and their bind group, grown (by doubling) when a tick needs more.
+    /// The group's buffers and their bind group, grown (by doubling) when a tick needs more,
+    /// and shrunk as the readback is (see [`GroupPipeline::reserve`]).
     buffers: Option<GroupBuffers>,
+    /// Ticks in a row whose input and answers took at most a quarter of the buffers.
+    small_ticks: u32,
+    /// The device's ticks in a row that ran no group of the class: past [`SHRINK_AFTER`] its
+    /// buffers go (see [`release_idle`]).
+    idle_ticks: u32,
 }
 
 struct GroupBuffers {
@@ -302,7 +309,27 @@ pub(crate) fn plan(
             runs.push(run);
         }
     }
+    release_idle(ctx);
     runs
+}
+
+/// Counts a tick without a group for each of the device's classes that ran none (those that
+/// did were reset by `reserve`), and lets go of the buffers of a class idle for
+/// [`SHRINK_AFTER`] ticks: a burst's buffers are not held for as long as a member lives. Runs
+/// while no tick is on the device, so nothing uses them.
+fn release_idle(ctx: &GpuContext) {
+    let classes = ctx.grouped.lock().unwrap_or_else(|p| p.into_inner());
+    for class in classes.iter().filter_map(Weak::upgrade) {
+        let mut state = class.state.lock().unwrap_or_else(|p| p.into_inner());
+        let ClassState::Ready(pipeline) = &mut *state else { continue };
+        if pipeline.buffers.is_none() {
+            continue;
+        }
+        pipeline.idle_ticks += 1;
+        if pipeline.idle_ticks > SHRINK_AFTER {
+            (pipeline.buffers, pipeline.idle_ticks, pipeline.small_ticks) = (None, 0, 0);
+        }
+    }
 }
 
 /// The group run of `members` if the class's module is ready, with its input and table written;
@@ -379,7 +406,10 @@ fn ready_run(
 }
 
 impl GroupPipeline {
-    /// Buffers holding at least these sizes (and `members` table rows), grown by doubling.
+    /// Buffers holding at least these sizes (and `members` table rows), grown by doubling, and
+    /// made again to what ticks take once [`SHRINK_AFTER`] ticks in a row took a quarter of them
+    /// or less: one burst does not hold its buffers (counted in the memory dashboard's rings,
+    /// and in its pressure) for as long as a member lives.
     fn reserve(
         &mut self,
         ctx: &GpuContext,
@@ -400,14 +430,25 @@ impl GroupPipeline {
                     _ => false,
                 }
         });
-        if !enough {
+        // This tick runs a group: `release_idle` counts it as one more.
+        self.idle_ticks = 0;
+        let small = |have: &GpuBuffer, need: u64| need * 4 <= have.size();
+        let took_little = self.buffers.as_ref().is_some_and(|b| small(&b.input, input) && small(&b.output, output));
+        self.small_ticks = if took_little { self.small_ticks + 1 } else { 0 };
+        let shrink = self.small_ticks >= SHRINK_AFTER;
+        if !enough || shrink {
+            self.small_ticks = 0;
             // Doubled, but never past what a binding may be: a buffer over it would fail the
             // bind group, and the device with it, though the tick needs less.
             let limits = ctx.device.limits();
             let most = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
             let grow = |old: Option<&GpuBuffer>, need: u64| {
                 let need = need.max(16).next_multiple_of(4);
-                old.map_or(need, |old| need.max((old.size() * 2).min(most)))
+                match (old, shrink) {
+                    (Some(old), false) => need.max((old.size() * 2).min(most)),
+                    (Some(old), true) => next_size(old.size(), need, most),
+                    (None, _) => need,
+                }
             };
             let old = self.buffers.take();
             let buffer = |purpose, label, size, usage| {
@@ -486,7 +527,7 @@ async fn compile(device: &wgpu::Device, scopes: Scopes, class: &GroupClass) -> R
     let (pipeline, layout) = compile_drain(device, scopes, "grouped dispatch", &shader.source, class.workgroup_size)
         .await
         .map_err(|(message, at)| shader.compile_error("grouped dispatch", &message, at))?;
-    Ok(GroupPipeline { pipeline, layout, buffers: None })
+    Ok(GroupPipeline { pipeline, layout, buffers: None, small_ticks: 0, idle_ticks: 0 })
 }
 
 /// Bytes written for a member besides its messages: its table row.

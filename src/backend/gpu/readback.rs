@@ -113,7 +113,7 @@ pub(crate) struct Readback {
 }
 
 /// Ticks in a row that take at most a quarter of the readback buffer before it shrinks.
-const SHRINK_AFTER: u32 = 256;
+pub(super) const SHRINK_AFTER: u32 = 256;
 
 impl Readback {
     pub fn new() -> Self {
@@ -149,7 +149,7 @@ impl Readback {
 /// The readback buffer's next size, for a tick of `size` bytes with `held` bytes now: doubled
 /// when it grows, a power of two when it shrinks, but never past the device's largest buffer
 /// (`most`) when the tick fits in it: a buffer over it fails, and the device with it.
-fn next_size(held: u64, size: u64, most: u64) -> u64 {
+pub(super) fn next_size(held: u64, size: u64, most: u64) -> u64 {
     let wanted = if held < size { size.max(held * 2) } else { size.next_power_of_two() };
     wanted.min(most).max(size)
 }
