@@ -35,11 +35,15 @@ extern "C" {
     /// Calls `wake` when `signal` aborts: one `abort` listener per signal, however many
     /// operations wait on it (a listener each made them quadratic: adding and removing one is
     /// linear in the listeners a signal holds).
-    #[wasm_bindgen(js_name = startAbortWait)]
-    fn start_abort_wait(signal: &AbortSignal, wake: &Closure<dyn FnMut()>);
+    ///
+    /// (Bound with `catch`, as `end_abort_wait` and `call_alert` are, though none throws: an
+    /// import wasm-bindgen binds directly gets an `import * as` of its module of its own, and
+    /// the glue's import object then repeats the module's key, which bundlers warn about.)
+    #[wasm_bindgen(js_name = startAbortWait, catch)]
+    fn start_abort_wait(signal: &AbortSignal, wake: &Closure<dyn FnMut()>) -> Result<(), JsValue>;
     /// Ends [`start_abort_wait`]'s wait; the signal's listener goes with its last one.
-    #[wasm_bindgen(js_name = endAbortWait)]
-    fn end_abort_wait(signal: &AbortSignal, wake: &Closure<dyn FnMut()>);
+    #[wasm_bindgen(js_name = endAbortWait, catch)]
+    fn end_abort_wait(signal: &AbortSignal, wake: &Closure<dyn FnMut()>) -> Result<(), JsValue>;
 }
 
 /// `value` as an `AbortSignal`, if it is one: judged by its shape, as Node judges one, so a
@@ -117,7 +121,7 @@ async fn until_aborted(signal: &AbortSignal, mut work: Work) -> Result<Result<Js
             }
         })
     };
-    start_abort_wait(signal, &wake);
+    let _ = start_abort_wait(signal, &wake);
     // Ends the wait when the race ends, however it ends.
     let _listening = Listening { signal, wake: &wake };
     // The signal first: an abort that came before the work could go on wins, even when the
@@ -145,6 +149,6 @@ struct Listening<'a> {
 
 impl Drop for Listening<'_> {
     fn drop(&mut self) {
-        end_abort_wait(self.signal, self.wake);
+        let _ = end_abort_wait(self.signal, self.wake);
     }
 }

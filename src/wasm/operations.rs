@@ -25,15 +25,17 @@ unsafe impl Sync for JsAlertCallback {}
 
 #[wasm_bindgen(module = "/src/wasm/js/codec.js")]
 extern "C" {
-    /// `callback(event)`, its throw or its promise's rejection shown in the console.
-    #[wasm_bindgen(js_name = callAlert)]
-    fn call_alert(callback: &Function, event: &JsValue);
+    /// `callback(event)`, its throw or its promise's rejection shown in the console (bound with
+    /// `catch` for its shim: see `abort::start_abort_wait`).
+    #[wasm_bindgen(js_name = callAlert, catch)]
+    fn call_alert(callback: &Function, event: &JsValue) -> Result<(), JsValue>;
 }
 
 impl JsAlertCallback {
     fn call(&self, event: &MemoryAlertEvent) {
         let Ok(event) = to_js(event) else { return };
-        call_alert(&self.0, &event);
+        // `callAlert` catches what the callback throws itself.
+        let _ = call_alert(&self.0, &event);
     }
 }
 
