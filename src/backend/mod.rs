@@ -358,6 +358,12 @@ pub(crate) struct ReadbackCost {
 impl ReadbackCost {
     /// Nothing copied back.
     pub const NONE: ReadbackCost = ReadbackCost { fixed: 0, state: 0, per_answer: 0 };
+
+    /// What a dispatch copies back whatever its count, in a tick that does or does not
+    /// `checkpoint` its state.
+    pub fn fixed_in_tick(&self, checkpoint: bool) -> u64 {
+        self.fixed + if checkpoint { self.state } else { 0 }
+    }
 }
 
 /// The backend-specific step of a tick: run the planned dispatches, report their outcomes.

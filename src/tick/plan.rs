@@ -155,7 +155,7 @@ fn plan_with(
         let routing = routing_of(table, kernel, backend);
         // What its dispatch copies back: answers forwarded on the device are not.
         let cost = (readback.cost)(exec);
-        let fixed = cost.fixed + if crate::checkpoint::due(kernel, now_ms) { cost.state } else { 0 };
+        let fixed = cost.fixed_in_tick(crate::checkpoint::due(kernel, now_ms));
         let forwards = downstream.is_some() && routing == Routing::OnDevice;
         let per_answer = if forwards { 0 } else { cost.per_answer };
         // What bounds what it takes: its own answers, or, forwarding them, those of the last
@@ -366,8 +366,7 @@ fn chain_readback(table: &Table, id: &str, backend: Routing, readback: ReadbackB
     while let Some(kernel) = at.and_then(|id| table.kernels.get(id)) {
         let Some(exec) = kernel.resources.exec.as_ref() else { break };
         let cost = (readback.cost)(exec);
-        let state = if crate::checkpoint::due(kernel, now_ms) { cost.state } else { 0 };
-        chain.fixed = chain.fixed.saturating_add(cost.fixed + state);
+        chain.fixed = chain.fixed.saturating_add(cost.fixed_in_tick(crate::checkpoint::due(kernel, now_ms)));
         chain.queued += u64::from(kernel.cursor.in_flight()) + kernel.mailbox.inbox.len() as u64;
         chain.per_answer = cost.per_answer;
         at = match routing_of(table, kernel, backend) {

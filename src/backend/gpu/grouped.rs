@@ -362,8 +362,7 @@ fn ready_run(
     let drops = class.source.form == HandlerForm::AnswerOrDrop;
     let input_bytes = total as u64 * first.input_stride;
     let output_bytes = total as u64 * first.output_stride;
-    let limit = ctx.device.limits().max_storage_buffer_binding_size;
-    if input_bytes.max(output_bytes) > limit {
+    if input_bytes.max(output_bytes) > ctx.max_binding_size {
         return None;
     }
     let compute = pipeline.pipeline.clone();
@@ -440,8 +439,7 @@ impl GroupPipeline {
             self.small_ticks = 0;
             // Doubled, but never past what a binding may be: a buffer over it would fail the
             // bind group, and the device with it, though the tick needs less.
-            let limits = ctx.device.limits();
-            let most = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+            let most = ctx.max_binding_size.min(ctx.max_buffer_size);
             let grow = |old: Option<&GpuBuffer>, need: u64| {
                 let need = need.max(16).next_multiple_of(4);
                 match (old, shrink) {

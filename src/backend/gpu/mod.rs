@@ -217,6 +217,9 @@ pub(crate) struct GpuContext {
     pub software: bool,
     /// The device's largest buffer: what the readback of one tick may take.
     pub max_buffer_size: u64,
+    /// The device's largest storage binding: what a grouped dispatch's buffers may be. (Read
+    /// once: on the web each `limits()` builds a JavaScript object.)
+    pub max_binding_size: u64,
     /// Set by wgpu when the device is lost or an error escapes every error scope; the tick loop
     /// checks it each tick so later calls fail with `DeviceLostError` instead of hanging.
     pub fault: Arc<Mutex<Option<String>>>,
@@ -270,7 +273,8 @@ impl GpuContext {
             wake.notify(usize::MAX);
         }));
 
-        let max_buffer_size = device.limits().max_buffer_size;
+        let limits = device.limits();
+        let (max_buffer_size, max_binding_size) = (limits.max_buffer_size, limits.max_storage_buffer_binding_size);
         Ok(GpuContext {
             device,
             queue,
@@ -287,6 +291,7 @@ impl GpuContext {
             },
             software: info.device_type == wgpu::DeviceType::Cpu,
             max_buffer_size,
+            max_binding_size,
             fault,
             stats,
             scopes: Scopes::default(),
