@@ -4,6 +4,8 @@
 //! that came with one (see [`crate::envelope`]). Sends and receives go through here; the tick
 //! takes input from and delivers answers to it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use futures_channel::oneshot;
 
 use crate::correlation::{Ledger, Reply, Sequence};
@@ -24,6 +26,9 @@ pub(crate) struct Mailbox {
     /// to the first, so waiting receives are answered in that order however they are woken (a
     /// receive woken by other news waits again, behind those that came later).
     pub receivers: std::collections::VecDeque<u64>,
+    /// Whether its queues count against the host memory all runtimes share (see
+    /// [`HostQueueBytes`]): not once a stopped runtime has let them go.
+    counted: bool,
 }
 
 /// A `call`'s ticket: its message's sequence number and where its answer will arrive.
@@ -38,13 +43,27 @@ impl Mailbox {
             ledger: Ledger::default(),
             headers: Headers::default(),
             receivers: Default::default(),
+            counted: true,
         }
     }
 
-    /// Bytes its two queues hold when full: what a launch on the web counts against wasm memory.
+    /// Empty queues of the same strides and sizes that no longer count against host memory:
+    /// what a stopped runtime keeps of an ended kernel.
+    pub fn let_go(&self) -> Self {
+        let (inbox, outbox) = (&self.inbox, &self.outbox);
+        let emptied = Mailbox::new(inbox.stride(), outbox.stride(), inbox.capacity(), outbox.capacity());
+        Mailbox { counted: false, ..emptied }
+    }
+
+    /// Bytes its two queues hold when full: what a launch on the web counts against wasm memory
+    /// (none once let go).
     pub fn host_queue_bytes(&self) -> usize {
         let bytes = |queue: &PackedQueue| queue.capacity().saturating_mul(queue.stride());
-        bytes(&self.inbox).saturating_add(bytes(&self.outbox))
+        if self.counted {
+            bytes(&self.inbox).saturating_add(bytes(&self.outbox))
+        } else {
+            0
+        }
     }
 
     /// Whether a receive holding `ticket` (or, without one, a receive that has not waited yet)
@@ -151,5 +170,45 @@ mod tests {
         assert!(mailbox.receivers_first(Some(tickets[1])));
         mailbox.leave_receivers(tickets[1]);
         assert!(mailbox.receivers_first(Some(tickets[3])));
+    }
+}
+
+/// What every runtime's host queues in this memory hold when full, in bytes: on the web one
+/// wasm memory (a page's, a worker's or a Node process's) holds the queues of all its runtimes.
+static HOST_QUEUES_IN_MEMORY: AtomicUsize = AtomicUsize::new(0);
+
+/// What the host queues of one runtime's kernels hold when full, in bytes, counted in the
+/// memory's total too ([`in_memory`](Self::in_memory)) until it is dropped with its runtime.
+#[derive(Debug, Default)]
+pub(crate) struct HostQueueBytes(usize);
+
+impl HostQueueBytes {
+    /// Counts a kernel's queues of `bytes` in.
+    pub fn add(&mut self, bytes: usize) {
+        self.0 = self.0.saturating_add(bytes);
+        HOST_QUEUES_IN_MEMORY.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts a kernel's queues of `bytes` out.
+    pub fn sub(&mut self, bytes: usize) {
+        let bytes = bytes.min(self.0);
+        self.0 -= bytes;
+        HOST_QUEUES_IN_MEMORY.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// This runtime's total.
+    pub fn here(&self) -> usize {
+        self.0
+    }
+
+    /// Every runtime's total in this memory.
+    pub fn in_memory() -> usize {
+        HOST_QUEUES_IN_MEMORY.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for HostQueueBytes {
+    fn drop(&mut self) {
+        HOST_QUEUES_IN_MEMORY.fetch_sub(self.0, Ordering::Relaxed);
     }
 }

@@ -27,7 +27,7 @@ use crate::envelope::Clock;
 use crate::error::{Error, Result, Stall};
 use crate::kernel::{DispatchShape, KernelDefinition};
 use crate::lifecycle::{Action, IllegalTransition, KernelMode, KernelState, Lifecycle, LifecycleState};
-use crate::mailbox::Mailbox;
+use crate::mailbox::{HostQueueBytes, Mailbox};
 use crate::memory::AlertWatches;
 use crate::telemetry::{Counters, ShutdownReport};
 use crate::turn::TickTurn;
@@ -292,10 +292,10 @@ pub(crate) struct Table {
     pub placed: usize,
     /// Kernels moved between devices (the shutdown report's `migrated_kernels`).
     pub migrations: u64,
-    /// What the host queues of every kernel here hold when full, in bytes (kept by
+    /// What the host queues of every kernel here hold when full (kept by
     /// [`insert_kernel`](Self::insert_kernel) and [`remove_kernel`](Self::remove_kernel)): a
     /// launch on the web is refused past what wasm memory can hold.
-    pub host_queue_bytes: usize,
+    pub host_queue_bytes: HostQueueBytes,
     /// The runtime's own lifecycle (see [`LifecycleState`]).
     pub state: LifecycleState,
     /// What removed kernels leave behind for the shutdown report.
@@ -327,7 +327,7 @@ pub(crate) struct Retired {
 impl Table {
     /// Adds a kernel (its id reserved), counting its host queues.
     pub fn insert_kernel(&mut self, id: String, kernel: Kernel) {
-        self.host_queue_bytes = self.host_queue_bytes.saturating_add(kernel.mailbox.host_queue_bytes());
+        self.host_queue_bytes.add(kernel.mailbox.host_queue_bytes());
         self.kernels.insert(id, kernel);
     }
 
@@ -344,7 +344,7 @@ impl Table {
     /// Takes kernel `id` out, and its host queues out of the count.
     pub fn remove_kernel(&mut self, id: &str) -> Option<Kernel> {
         let kernel = self.kernels.remove(id)?;
-        self.host_queue_bytes = self.host_queue_bytes.saturating_sub(kernel.mailbox.host_queue_bytes());
+        self.host_queue_bytes.sub(kernel.mailbox.host_queue_bytes());
         Some(kernel)
     }
 

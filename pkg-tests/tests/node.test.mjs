@@ -1594,30 +1594,42 @@ test("options and definitions whose keys cannot be listed (a revoked Proxy) are 
   });
 });
 
-test("kernels whose host queues together would outgrow wasm memory are refused at launch by name, and removing one makes room", async () => {
+test("kernels whose host queues together would outgrow wasm memory are refused at launch by name, in every runtime sharing it, and removing one or disposing its runtime makes room", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
     await init();
     const Big = defineMessage("NodeBig", { words: "array<u32, 1024>" });
     const big = { input: Big, output: Big, handler: (m) => m };
     const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const other = await RingKernelRuntime.create({ backend: "cpu" });
     const refusal = (p) => p.then(() => "launched", (e) => e.name + ": " + e.message);
-    // 65,536 messages of 4 KiB: 256 MiB a queue, 512 MiB a kernel, and 1 GiB the most in all.
+    // 65,536 messages of 4 KiB: 256 MiB a queue, 512 MiB a kernel, and 1 GiB the most in all,
+    // every runtime's in this wasm memory together.
     const options = { queueSize: 65536 };
     const first = await refusal(runtime.launch("a", big, options));
-    const second = await refusal(runtime.launch("b", big, options));
+    const second = await refusal(other.launch("b", big, options));
     const third = await refusal(runtime.launch("c", big, { queueSize: 1 }));
-    await runtime.terminate("b");
-    runtime.remove("b");
+    const besideIt = await refusal(other.launch("c", big, { queueSize: 1 }));
+    await other.terminate("b");
+    other.remove("b");
     const afterRemove = await refusal(runtime.launch("c", big, { ...options, autoActivate: true }));
     const answer = await runtime.call("c", { words: Array(1024).fill(7) }, { timeout: 5000 });
+    const beforeDispose = await refusal(other.launch("d", big, { queueSize: 1 }));
     await runtime.dispose();
-    console.log(JSON.stringify({ first, second, third, afterRemove, answered: answer.words[1023] }));
+    const afterDispose = await refusal(other.launch("d", big, options));
+    await other.dispose();
+    console.log(JSON.stringify({ first, second, third, besideIt, afterRemove, answered: answer.words[1023], beforeDispose, afterDispose }));
   `);
   assertExited(result);
   const found = findings(result);
-  assert.deepEqual([found.first, found.second, found.afterRemove, found.answered], ["launched", "launched", "launched", 7]);
-  assert.match(found.third, /^RangeError: kernel 'c': its host queues \(8192 bytes when full\) and those of the kernels launched already \(1073741824 bytes\) are over 1073741824 bytes/);
+  assert.deepEqual(
+    [found.first, found.second, found.afterRemove, found.answered, found.afterDispose],
+    ["launched", "launched", "launched", 7, "launched"],
+  );
+  const over = (id, here) => new RegExp(`^RangeError: kernel '${id}': its host queues \\(8192 bytes when full\\) and those of the kernels launched already \\(1073741824 bytes, ${here} of them this runtime's\\) are over 1073741824 bytes`);
+  assert.match(found.third, over("c", 536870912));
+  assert.match(found.besideIt, over("c", 536870912));
+  assert.match(found.beforeDispose, over("d", 0));
 });
 
 test("sends waiting on many kernels keep each kernel's order, and a send to another kernel goes at once", async () => {

@@ -19,7 +19,7 @@ use crate::cursor::RingCursor;
 use crate::error::{Error, Quoted, Result};
 use crate::kernel::{self, KernelDefinition};
 use crate::lifecycle::{Action, KernelState, Lifecycle, LifecycleState};
-use crate::mailbox::Mailbox;
+use crate::mailbox::{HostQueueBytes, Mailbox};
 use crate::platform::{self, option_name};
 use crate::recovery;
 use crate::spans::{self, Phase};
@@ -688,14 +688,15 @@ fn host_queues_fit(
     Ok(())
 }
 
-/// The most bytes the host queues of all a runtime's kernels may hold together on the web, in
-/// wasm memory: 4 GiB in all, which a queue's buffer, growing by doubling, may take up to twice
-/// its size of. Past it an allocation fails, and that aborts the module (the runtime and every
-/// other in the page's wasm are lost). Natively only `isize`.
+/// The most bytes the host queues of all kernels in one wasm memory may hold together, every
+/// runtime's in it (a page's, a worker's or a Node process's): 4 GiB in all, which a queue's
+/// buffer, growing by doubling, may take up to twice its size of. Past it an allocation fails,
+/// and that aborts the module (every runtime in it is lost). Natively only `isize`.
 const MAX_HOST_QUEUES_BYTES: usize = if cfg!(target_arch = "wasm32") { 1 << 30 } else { isize::MAX as usize };
 
 /// Whether a kernel `id` with `definition`'s messages and queues of `input_size` and
-/// `output_size` fits beside the host queues of the kernels in `table`, or how far over.
+/// `output_size` fits beside the host queues of the kernels launched already, in `table` and
+/// in every other runtime in this memory, or how far over.
 fn host_queues_fit_beside(
     table: &Table,
     id: &str,
@@ -706,14 +707,14 @@ fn host_queues_fit_beside(
     let adding = input_size
         .saturating_mul(definition.input.size())
         .saturating_add(output_size.saturating_mul(definition.output.size()));
-    let total = table.host_queue_bytes.saturating_add(adding);
-    if total > MAX_HOST_QUEUES_BYTES {
+    let launched = HostQueueBytes::in_memory();
+    if launched.saturating_add(adding) > MAX_HOST_QUEUES_BYTES {
         return Err(Error::OutOfRange(format!(
             "kernel {}: its host queues ({adding} bytes when full) and those of the kernels launched already \
-             ({} bytes) are over {MAX_HOST_QUEUES_BYTES} bytes, the most all of a runtime's host queues hold here: \
-             remove kernels, or launch this one with a smaller queue size",
+             ({launched} bytes, {} of them this runtime's) are over {MAX_HOST_QUEUES_BYTES} bytes, the most all \
+             host queues in one wasm memory hold: remove kernels, or launch this one with a smaller queue size",
             Quoted(id),
-            table.host_queue_bytes
+            table.host_queue_bytes.here()
         )));
     }
     Ok(())

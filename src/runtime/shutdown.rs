@@ -11,7 +11,6 @@ use super::DEFAULT_TERMINATE_TIMEOUT;
 use crate::error::{Error, Result};
 use crate::kernel::KernelDefinition;
 use crate::lifecycle::{KernelState, LifecycleState};
-use crate::mailbox::Mailbox;
 use crate::platform;
 use crate::table::{Resources, Table};
 use crate::telemetry::ShutdownReport;
@@ -157,11 +156,12 @@ impl Runtime {
         // the lifecycle, counters, telemetry): its queues, rings, state array and handler go
         // now, not when its last handle is collected. A handler is the user's code and holds
         // what it captured. A kernel still terminating (a drain under way past its time) keeps
-        // what it holds, for that terminate to count.
+        // what it holds, for that terminate to count. The queues let go no longer count
+        // against the memory other runtimes launch in.
         let ended = table.kernels.values_mut().filter(|kernel| kernel.life.state() == KernelState::Terminated);
         for kernel in ended {
-            let (inbox, outbox) = (&kernel.mailbox.inbox, &kernel.mailbox.outbox);
-            kernel.mailbox = Mailbox::new(inbox.stride(), outbox.stride(), inbox.capacity(), outbox.capacity());
+            table.host_queue_bytes.sub(kernel.mailbox.host_queue_bytes());
+            kernel.mailbox = kernel.mailbox.let_go();
             kernel.resources = Resources::default();
             if kernel.def.host.is_some() {
                 kernel.def = Arc::new(KernelDefinition { host: None, ..(*kernel.def).clone() });
