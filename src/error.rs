@@ -233,6 +233,15 @@ pub enum ErrorKind {
     OutOfRange,
 }
 
+impl ErrorKind {
+    /// The refusals that turn an operation away before its kernel has its message: the
+    /// kernel's circuit is open, its queue is full, or the runtime sheds load. None is the
+    /// kernel's failure, so a circuit breaker counts none (see
+    /// [`CircuitBreaker::execute`](crate::CircuitBreaker::execute)).
+    pub(crate) const TURNED_AWAY: [ErrorKind; 3] =
+        [ErrorKind::CircuitOpen, ErrorKind::QueueFull, ErrorKind::Overloaded];
+}
+
 /// A kernel id as error texts show it: in single quotes, with quotes, backslashes and control
 /// characters escaped, so an id can neither end its quote nor start a line of its own, and cut
 /// after [`SHOWN_ID_BYTES`] bytes (an id looked up may be any string, a megabyte long).

@@ -187,6 +187,47 @@ fn execute_counts_the_callers_outcomes() {
     });
 }
 
+/// Two protected operations racing a half-open circuit: each passes the circuit's check, then
+/// yields before its call, so the second one's call finds the probe taken and is refused. That
+/// refusal is not the kernel's failure: the probe's answer closes the circuit, as if the second
+/// operation had never run.
+#[test]
+fn an_operation_turned_away_by_a_taken_probe_leaves_the_probe_to_close_the_circuit() {
+    let rt = runtime(BackendChoice::Cpu, Some(breaker(1)));
+    pollster::block_on(async {
+        start(&rt, flaky("guarded")).await;
+        let circuit = rt.circuit_breaker("guarded").unwrap();
+        let failing = || async { Err::<(), _>(Error::InvalidArgument("the caller's own failure".into())) };
+        circuit.execute(failing).await.unwrap_err();
+        wait_until("half-open", || circuit.state().unwrap() == CircuitState::HalfOpen);
+        let call = |value: i32| {
+            let rt = rt.clone();
+            move || async move {
+                let mut yielded = false;
+                std::future::poll_fn(|cx| match std::mem::replace(&mut yielded, true) {
+                    true => std::task::Poll::Ready(()),
+                    false => {
+                        cx.waker().wake_by_ref();
+                        std::task::Poll::Pending
+                    }
+                })
+                .await;
+                rt.call_pod::<i32, i32>("guarded", &value, LONG).await
+            }
+        };
+        let (probe, second) = futures_util::join!(circuit.execute(call(21)), circuit.execute(call(1)));
+        assert_eq!(probe.unwrap(), 42);
+        assert_eq!(second.unwrap_err().kind(), ErrorKind::CircuitOpen);
+        let status = circuit.status().unwrap();
+        assert_eq!((status.state, status.failures, status.opened), (CircuitState::Closed, 0, 1));
+        // A full queue turns an operation away too: no failure of the kernel's either.
+        rt.deactivate("guarded").await.unwrap();
+        rt.send_batch("guarded", &[1i32; 16], LONG).await.unwrap();
+        let full = circuit.execute(|| rt.send_pod("guarded", &1i32, Some(Duration::ZERO))).await.unwrap_err();
+        assert_eq!((full.kind(), circuit.status().unwrap().failures), (ErrorKind::QueueFull, 0));
+    });
+}
+
 /// An open time longer than a `Duration` can say after the clock's milliseconds (the
 /// largest) refuses with that as its wait, rather than panicking in every send that checks it.
 #[test]

@@ -206,6 +206,36 @@ test("withCircuitBreaker checks the circuit and calls its operation when called:
   });
 });
 
+test("withCircuitBreaker: an operation turned away (its call finding the probe taken, a full queue) is not the kernel's failure, so the probe closes the circuit", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu", circuitBreaker: { failureThreshold: 1, openMs: 100, halfOpenProbes: 1 } });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true, queueSize: 4 });
+    await runtime.withCircuitBreaker("doubler", () => Promise.reject(new Error("the caller's failure"))).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    // Both pass the circuit's check when called; each calls after a microtask, the second
+    // finding the probe taken by the first, which waits while the kernel is paused.
+    await doubler.deactivate();
+    const guarded = (value) => runtime.withCircuitBreaker("doubler", async () => { await null; return doubler.call({ value }); });
+    const [first, later] = [guarded(21), guarded(1)].map((p) => p.then((a) => a.result, (e) => e.name));
+    const second = await later;
+    await doubler.activate();
+    const probe = await first;
+    const afterRace = runtime.circuitBreaker("doubler");
+    await doubler.deactivate();
+    await doubler.sendBatch([{ value: 1 }, { value: 2 }, { value: 3 }, { value: 4 }]);
+    const full = await runtime.withCircuitBreaker("doubler", () => doubler.send({ value: 5 }, { timeout: 0 })).catch((e) => e.name);
+    const afterFull = runtime.circuitBreaker("doubler");
+    await runtime.dispose();
+    console.log(JSON.stringify({ probe, second, afterRace: [afterRace.state, afterRace.failures, afterRace.opened], full, afterFull: [afterFull.state, afterFull.failures] }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), {
+    probe: 42, second: "CircuitOpenError", afterRace: ["closed", 0, 1], full: "QueueFullError", afterFull: ["closed", 0],
+  });
+});
+
 test("dispose() hands the answers its drain produced to receives already waiting for them", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime } from "ringkernel-web";

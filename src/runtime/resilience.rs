@@ -9,6 +9,7 @@
 //! with [`Error::CircuitOpen`] before anything is queued (see the `circuit` module for the state
 //! machine itself).
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use super::Runtime;
 use crate::circuit::{CircuitState, CircuitStatus};
 use crate::devices::DeviceId;
-use crate::error::{Error, Result};
+use crate::error::{BatchSendError, Error, ErrorKind, Result};
 use crate::lifecycle::KernelState;
 use crate::platform;
 use crate::recovery;
@@ -69,8 +70,13 @@ impl CircuitBreaker {
 
     /// Runs a protected operation of the caller's: refused with `CircuitOpen` (converted into
     /// `E`) without running it while the circuit refuses work, otherwise run, its `Err` counted
-    /// as a failure and its `Ok` as a success of the kernel's circuit. It takes no half-open
-    /// probe itself, so an operation that sends to the kernel takes the probe with its send.
+    /// as a failure and its `Ok` as a success of the kernel's circuit. An `Err` that is an
+    /// [`Error`] (or a [`BatchSendError`]) turning the operation away before the kernel had its
+    /// message (`CircuitOpen`, `QueueFull`, `Overloaded`) counts as neither: the kernel did not
+    /// fail (a typed handle's `SendError` is told once converted into its `Error`). It takes no
+    /// half-open probe itself, so an operation that sends to the kernel takes the probe with
+    /// its send, and one that finds the probe taken by another is refused without reopening
+    /// the circuit.
     ///
     /// ```no_run
     /// # async fn demo(runtime: ringkernel_web::Runtime) -> ringkernel_web::Result<()> {
@@ -81,6 +87,29 @@ impl CircuitBreaker {
     /// # Ok(()) }
     /// ```
     pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<Error> + 'static,
+    {
+        let failed = |error: &E| {
+            let error: &dyn Any = error;
+            let batch = || error.downcast_ref::<BatchSendError>().map(|batch| &batch.error);
+            !error
+                .downcast_ref::<Error>()
+                .or_else(batch)
+                .is_some_and(|error| ErrorKind::TURNED_AWAY.contains(&error.kind()))
+        };
+        self.execute_judged(operation, failed).await
+    }
+
+    /// [`execute`](Self::execute), with which of the operation's errors are the kernel's
+    /// failures told by `failed` (the JavaScript layer tells its errors by their names).
+    pub(crate) async fn execute_judged<T, E, F, Fut>(
+        &self,
+        operation: F,
+        failed: impl FnOnce(&E) -> bool,
+    ) -> Result<T, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -100,7 +129,8 @@ impl CircuitBreaker {
         if let Some(kernel) = table.launch_of(&self.id, self.instance) {
             match &outcome {
                 Ok(_) => kernel.circuit_success(platform::now_ms()),
-                Err(_) => kernel.circuit_failures(1, Failed::Operations, platform::now_ms()),
+                Err(error) if failed(error) => kernel.circuit_failures(1, Failed::Operations, platform::now_ms()),
+                Err(_) => {}
             }
         }
         outcome

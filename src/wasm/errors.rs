@@ -39,6 +39,13 @@ fn name(kind: ErrorKind) -> &'static str {
     }
 }
 
+/// Whether `value` is an error of a kind that turned an operation away before its kernel had
+/// its message ([`ErrorKind::TURNED_AWAY`]), told by its `name`.
+pub(super) fn turned_away(value: &JsValue) -> bool {
+    let named = Reflect::get(value, &"name".into()).ok().and_then(|name| name.as_string());
+    named.is_some_and(|named| ErrorKind::TURNED_AWAY.iter().any(|&kind| name(kind) == named))
+}
+
 /// Converts a runtime error to an instance of its JS class, with its details.
 pub(super) fn js_error(error: Error) -> JsValue {
     // Bad arguments are JavaScript's own `TypeError` and `RangeError`, as a built-in's would be.

@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::definitions::kernel_definition;
-use super::errors::{js_error, js_void, type_error};
+use super::errors::{js_error, js_void, turned_away, type_error};
 use super::handle::JsKernelHandle;
 use super::messages::{js_state, shown};
 use super::options::{self, launch_options, runtime_options, timeout_option, watchdog_action};
@@ -298,7 +298,9 @@ impl JsRuntime {
 
     /// Runs `operation` (a function, its result awaited) under the kernel's circuit breaker:
     /// rejects with `CircuitOpenError` without calling it while the circuit is open; otherwise
-    /// its rejection (or throw) counts as a failure and its result as a success. The circuit is
+    /// its rejection (or throw) counts as a failure and its result as a success, but for a
+    /// `CircuitOpenError`, `QueueFullError` or `OverloadedError`, which turned the operation
+    /// away before the kernel had its message. The circuit is
     /// checked and `operation` called when this is called, so a send it makes is in call order
     /// (and takes a half-open circuit's probe before a send made after this call).
     #[wasm_bindgen(js_name = withCircuitBreaker, skip_typescript)] // declared generic in TS_TYPES
@@ -314,7 +316,7 @@ impl JsRuntime {
                 let returned = operation.call0(&JsValue::UNDEFINED).map_err(JsFailure)?;
                 JsFuture::from(Promise::resolve(&returned)).await.map_err(JsFailure)
             };
-            circuit.execute(protected).await.map_err(|failure| failure.0)
+            circuit.execute_judged(protected, |failure| !turned_away(&failure.0)).await.map_err(|failure| failure.0)
         }))
     }
 
