@@ -153,6 +153,19 @@ async fn pause_unless_shut_down(shared: &Shared, ms: f64) -> bool {
 /// The tick of `device`'s `generation` failed with `error`: the device is lost. A failure of a
 /// device that was already replaced, or already reported, changes nothing.
 pub(crate) fn fail_device(shared: &Shared, device: DeviceId, error: Error, generation: u64) {
+    fail_device_charging(shared, device, error, generation, &|_| true);
+}
+
+/// [`fail_device`], the loss counted against the circuit breakers of the kernels on it that
+/// `charged` names only: a device the watchdog replaces failed its stale kernels, not the
+/// others on it, which lose nothing.
+pub(crate) fn fail_device_charging(
+    shared: &Shared,
+    device: DeviceId,
+    error: Error,
+    generation: u64,
+    charged: &dyn Fn(&str) -> bool,
+) {
     // Released by the runtime's shutdown, the device is not lost: its kernels keep their states.
     if shared.is_shut_down() {
         return;
@@ -169,7 +182,7 @@ pub(crate) fn fail_device(shared: &Shared, device: DeviceId, error: Error, gener
         other => Error::DeviceLost { reason: other.to_string() },
     };
     table.device(device).generation += 1;
-    for kernel in table.kernels.values_mut().filter(|k| k.device == device) {
+    for (id, kernel) in table.kernels.iter_mut().filter(|(_, k)| k.device == device) {
         kernel.in_tick = false;
         let resources = &mut kernel.resources;
         // State arrays on the lost device are gone; what remains is each one's checkpoint,
@@ -188,7 +201,9 @@ pub(crate) fn fail_device(shared: &Shared, device: DeviceId, error: Error, gener
             resources.exec = None;
             kernel.cursor.device_lost(&mut kernel.mailbox);
             kernel.mailbox.ledger.abandon_calls(&lost);
-            kernel.circuit_failures(1, Failed::Operations, platform::now_ms());
+            if charged(id) {
+                kernel.circuit_failures(1, Failed::Operations, platform::now_ms());
+            }
         }
         kernel.notify();
     }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use common::wait_until;
 use ringkernel_web::kernel::{self, doubler_request, doubler_response, host};
 use ringkernel_web::{
-    BackendChoice, KernelDefinition, KernelState, LaunchOptions, Runtime, RuntimeOptions, WatchdogAction,
-    WatchdogConfig,
+    BackendChoice, CircuitBreakerConfig, CircuitState, KernelDefinition, KernelState, LaunchOptions, Runtime,
+    RuntimeOptions, WatchdogAction, WatchdogConfig,
 };
 
 /// The watchdog's timeout here: eight times the slow kernel's 60 ms per message, so a loaded
@@ -144,15 +144,21 @@ fn recover_device_loses_and_recovers_the_device_and_loses_nothing() {
     // A kernel starved on its device: a bounded tick (1 message) always full of a busier
     // kernel's messages of higher priority. It has input and makes no progress: stale, and not
     // for want of a receiver, so the watchdog replaces its device.
+    // The replacement counts against the stale kernel's circuit breaker only: the others on
+    // the device lose nothing and did not fail.
     let watchdog =
         WatchdogConfig::default().with_heartbeat_timeout(HEARTBEAT).with_action(WatchdogAction::RecoverDevice);
-    let options = RuntimeOptions::default().with_watchdog(watchdog).with_max_messages_per_tick(1);
+    let breaker = CircuitBreakerConfig::default().with_failure_threshold(1).with_open_duration(Duration::from_secs(60));
+    let options =
+        RuntimeOptions::default().with_watchdog(watchdog).with_max_messages_per_tick(1).with_circuit_breaker(breaker);
     let rt = pollster::block_on(Runtime::new(options)).unwrap();
     const BUSY: i32 = 20_000;
     pollster::block_on(async {
         let busy = LaunchOptions::default().with_queue_capacity(BUSY as usize).with_priority(1).with_auto_activate();
         rt.launch_as("doubler", "busy", busy).await.unwrap();
         rt.launch_as("doubler", "starved", LaunchOptions::default().with_auto_activate()).await.unwrap();
+        rt.launch_as("doubler", "bystander", LaunchOptions::default().with_auto_activate()).await.unwrap();
+        assert_eq!(rt.call_pod::<i32, i32>("bystander", &1, LONG).await.unwrap(), 2);
         rt.send_batch("busy", &(1..=BUSY).collect::<Vec<i32>>(), LONG).await.unwrap();
         rt.send_batch("starved", &(1..=6).collect::<Vec<i32>>(), LONG).await.unwrap();
         std::thread::sleep(HEARTBEAT + Duration::from_millis(200));
@@ -162,6 +168,10 @@ fn recover_device_loses_and_recovers_the_device_and_loses_nothing() {
         let device = rt.summary().device;
         assert_eq!((device.losses, device.recoveries, device.lost), (1, 1, None));
         assert_eq!(rt.state("starved").unwrap(), KernelState::Active);
+        let circuit = |id: &str| rt.circuit_breaker(id).unwrap().state().unwrap();
+        let circuits = ["busy", "starved", "bystander"].map(circuit);
+        assert_eq!(circuits, [CircuitState::Closed, CircuitState::Open, CircuitState::Closed]);
+        assert_eq!(rt.call_pod::<i32, i32>("bystander", &5, LONG).await.unwrap(), 10);
         all_answers_in_order(&rt, "busy", BUSY).await;
         all_answers_in_order(&rt, "starved", 6).await;
     });

@@ -612,7 +612,7 @@ impl Runtime {
         match self.shared.device(device).gpu() {
             // Lost from here on, as a real loss would be once noticed: a tick under way on it
             // when this returns has failed with it, not only the next one.
-            Some(_) => self.lose_device(device, "the device was destroyed (destroyDevice)"),
+            Some(_) => self.lose_device(device, "the device was destroyed (destroyDevice)", &|_| true),
             None => {
                 let reason = "the cpu backend has no device to destroy".to_owned();
                 return Err(Error::InvalidArgument(self.name_device(device.index(), reason)));

@@ -267,7 +267,8 @@ impl Runtime {
                     .collect();
                 for &device in &devices {
                     let on_it: Vec<&str> = stale.iter().filter(on(device)).map(|k| k.kernel_id.as_str()).collect();
-                    self.lose_device(device, &format!("the watchdog found kernels stale: {}", on_it.join(", ")));
+                    let reason = format!("the watchdog found kernels stale: {}", on_it.join(", "));
+                    self.lose_device(device, &reason, &|id| on_it.contains(&id));
                     recovery::recover_device(&self.shared, device).await?;
                 }
                 for kernel in &mut stale {
@@ -296,12 +297,14 @@ impl Runtime {
 
     /// Destroys the GPU `device` (which also ends a tick waiting on it) and declares it lost at
     /// once, rather than when the tick notices, so recovery that follows has a loss to recover.
-    pub(super) fn lose_device(&self, device: DeviceId, reason: &str) {
+    /// The loss counts against the circuit breakers of the kernels `charged` names.
+    pub(super) fn lose_device(&self, device: DeviceId, reason: &str, charged: &dyn Fn(&str) -> bool) {
         let generation = self.shared.lock().device(device).generation;
         if let Some(gpu) = self.shared.device(device).gpu() {
             gpu.destroy(reason);
         }
-        recovery::fail_device(&self.shared, device, Error::DeviceLost { reason: reason.to_owned() }, generation);
+        let lost = Error::DeviceLost { reason: reason.to_owned() };
+        recovery::fail_device_charging(&self.shared, device, lost, generation, charged);
         self.shared.wake();
     }
 }
