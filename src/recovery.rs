@@ -237,6 +237,9 @@ pub(crate) async fn recover_device(shared: &Arc<Shared>, device: DeviceId) -> Re
         let generation = shared.lock().device(device).generation;
         fail_device(shared, device, fault, generation);
     }
+    shared.lock().device(device).recovering = true;
+    // However it ends, dropped part way too.
+    let _under_way = crate::cancel::OnCancel::new(|| shared.lock().device(device).recovering = false);
     spans::around(shared.settings.tracing, Phase::Recovery, None, recover_locked(shared, device)).await
 }
 

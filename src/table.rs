@@ -259,6 +259,9 @@ pub(crate) struct DeviceStatus {
     /// Automatic recovery made its last attempt at this loss and failed: the device comes back
     /// only with a `recover`, so terminates stop waiting for it (their kernels are stranded).
     pub auto_recovery_spent: bool,
+    /// A recovery of this device is under way (health calls a lost device recovering then; a
+    /// migration, which takes the same turn, is none).
+    pub recovering: bool,
     /// Ticks that did work on this device.
     pub ticks: u64,
     /// Messages its ticks processed, by whichever kernels ran there then: a count that only

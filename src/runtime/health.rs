@@ -74,8 +74,8 @@ impl Runtime {
         let vitals = Vitals {
             runtime,
             device_lost: lost.map(|(id, d)| self.name_device(id, d.lost_reason().unwrap_or_default())),
-            recovering: lost.is_some_and(|(_, d)| self.shared.settings.auto_recover && !d.auto_recovery_spent)
-                || (lost.is_some() && self.shared.recovering.try_lock().is_none()),
+            recovering: lost
+                .is_some_and(|(_, d)| (self.shared.settings.auto_recover && !d.auto_recovery_spent) || d.recovering),
             recovery_error: table.devices.iter().find_map(|d| d.recovery_error.clone()),
             memory_pressure: crate::pressure::used_and_pressure(&self.shared, Some(&table)).1,
             kernels,
@@ -105,5 +105,26 @@ impl HealthChecker {
     /// The verdict with every finding.
     pub fn report(&self) -> HealthReport {
         self.runtime.health()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::DeviceId;
+    use crate::error::Error;
+    use crate::runtime::{BackendChoice, RuntimeOptions};
+
+    /// A lost device is recovering while a recovery of it is under way, not while a migration
+    /// takes the turn recoveries take too: health then still asks for `recover()`.
+    #[test]
+    fn a_lost_device_is_recovering_only_while_its_recovery_is_under_way() {
+        let rt = pollster::block_on(Runtime::new(RuntimeOptions::default().with_backend(BackendChoice::Cpu))).unwrap();
+        rt.shared.lock().device(DeviceId(0)).lost = Some(Error::DeviceLost { reason: "gone".into() });
+        let migrating = pollster::block_on(rt.shared.recovering.lock());
+        assert!(matches!(rt.health().status, HealthStatus::Unhealthy(_)), "{:?}", rt.health().status);
+        drop(migrating);
+        rt.shared.lock().device(DeviceId(0)).recovering = true;
+        assert!(matches!(rt.health().status, HealthStatus::Degraded(_)), "{:?}", rt.health().status);
     }
 }
