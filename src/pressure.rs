@@ -150,9 +150,12 @@ pub(crate) fn evaluate_degradation(shared: &Shared, table: &mut Table, now_ms: f
         if !kernel.life.state().accepts_messages() {
             continue;
         }
-        top_priority = top_priority.max(kernel.priority);
-        let inbox = &kernel.mailbox.inbox;
-        queue_fill = queue_fill.max(inbox.fill());
+        // The load is what kernels that run have to do: a paused kernel's queue is work held,
+        // however full, and its priority protects nothing while it takes no messages itself.
+        if kernel.life.runs() {
+            top_priority = top_priority.max(kernel.priority);
+            queue_fill = queue_fill.max(kernel.mailbox.inbox.fill());
+        }
         let counters = &mut kernel.counters;
         if now_ms - counters.window_started_ms >= window_ms {
             if let Some(window) = counters.window_latency.as_mut() {

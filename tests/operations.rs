@@ -15,7 +15,7 @@ use common::wait_until;
 use ringkernel_web::kernel::{self, host, HISTOGRAM_BINS};
 use ringkernel_web::{
     BackendChoice, DegradationLevel, DegradationOptions, DegradationReason, Error, ErrorKind, KernelDefinition,
-    LaunchOptions, MemoryPressureAlert, MemoryPurpose, Runtime, RuntimeOptions, TrySendError,
+    KernelHandle, LaunchOptions, MemoryPressureAlert, MemoryPurpose, Runtime, RuntimeOptions, TrySendError,
 };
 
 const BACKENDS: [BackendChoice; 2] = [BackendChoice::Vulkan, BackendChoice::Cpu];
@@ -172,19 +172,35 @@ fn quick() -> DegradationOptions {
     DegradationOptions::default().with_cooldown(Duration::from_millis(20)).with_window(Duration::from_millis(20))
 }
 
+/// Launches doubler `id`, active, with an input queue of 20 and an output queue of one answer,
+/// which the answer to `primer` fills: nobody receives, so the kernel runs but takes no more
+/// input, and what is sent to it waits in its input queue (the synthetic load).
+fn stalled(rt: &Runtime, id: &str, priority: i32, primer: i32) -> KernelHandle<i32, i32> {
+    let options = LaunchOptions::default().with_input_queue_capacity(20).with_output_queue_capacity(1);
+    launch(rt, "doubler", id, options.with_priority(priority).with_auto_activate());
+    let kernel = rt.get_kernel(id).unwrap().typed::<i32, i32>().unwrap();
+    kernel.try_send(primer).unwrap();
+    wait_until("the primer's answer", || rt.kernel_metrics(id).unwrap().messages_processed == 1);
+    kernel
+}
+
 #[test]
 fn load_raises_the_level_refusals_hand_messages_back_and_nothing_accepted_is_lost() {
     for backend in BACKENDS {
         let rt = runtime(RuntimeOptions::default().with_backend(backend).with_degradation(quick()));
         assert!(rt.degradation_manager().is_enabled());
-        // Launched, not active: messages wait in their queues (the synthetic load).
-        launch(&rt, "doubler", "low", LaunchOptions::default().with_queue_capacity(20).with_priority(-1));
-        launch(&rt, "doubler", "high", LaunchOptions::default().with_queue_capacity(20).with_priority(3));
-        launch(&rt, "doubler", "mid", LaunchOptions::default().with_queue_capacity(20));
-        let low = rt.get_kernel("low").unwrap().typed::<i32, i32>().unwrap();
-        let high = rt.get_kernel("high").unwrap().typed::<i32, i32>().unwrap();
-        let mid = rt.get_kernel("mid").unwrap().typed::<i32, i32>().unwrap();
+        let low = stalled(&rt, "low", -1, 100);
+        let high = stalled(&rt, "high", 3, 100);
+        let mid = stalled(&rt, "mid", 0, 100);
         assert_eq!(rt.degradation_level(), DegradationLevel::Normal);
+        // A paused kernel's queue is work held, not load: full, it raises no level, and its
+        // priority is no one's bar at critical.
+        launch(&rt, "doubler", "paused", LaunchOptions::default().with_queue_capacity(20).with_priority(9));
+        let paused = rt.get_kernel("paused").unwrap().typed::<i32, i32>().unwrap();
+        for i in 0..20 {
+            paused.try_send(i).unwrap();
+        }
+        assert_eq!(rt.degradation_level(), DegradationLevel::Normal, "{backend:?}");
 
         // 12 of 20: light (0.5) → moderate (0.7 needs 14).
         for i in 0..12 {
@@ -228,26 +244,27 @@ fn load_raises_the_level_refusals_hand_messages_back_and_nothing_accepted_is_los
         assert!(metrics.contains("ringkernel_degradation_level 4\n"), "{metrics}");
         assert!(metrics.contains("ringkernel_degradation_state{level=\"critical\"} 1\n"));
         assert_eq!(rt.kernel_metrics("low").unwrap().errors, 2, "each refusal counted against its kernel");
-        assert_eq!(rt.kernel_metrics("low").unwrap().messages_sent, 18, "refused messages were never accepted");
+        assert_eq!(
+            rt.kernel_metrics("low").unwrap().messages_sent,
+            19,
+            "the primer and 18: refused messages were never accepted"
+        );
 
         // Serve the load: every accepted message is answered once, in order; the level comes down
         // step by step.
         pollster::block_on(async {
-            low.activate().await.unwrap();
-            high.activate().await.unwrap();
-            let answers = rt.receive_batch::<i32>("low", 64, Some(Duration::from_secs(30))).await.unwrap();
-            let mut answers = answers;
-            while answers.len() < 18 {
-                answers.extend(rt.receive_batch::<i32>("low", 64, Some(Duration::from_secs(30))).await.unwrap());
-            }
-            assert_eq!(answers, (0..18).map(|i| i * 2).collect::<Vec<_>>(), "{backend:?}");
-            let mut answers = Vec::new();
-            while answers.len() < 19 {
-                answers.extend(rt.receive_batch::<i32>("high", 64, Some(Duration::from_secs(30))).await.unwrap());
-            }
-            assert_eq!(answers, (1000..1019).map(|i| i * 2).collect::<Vec<_>>());
-            mid.activate().await.unwrap();
-            assert_eq!(mid.receive().await.unwrap(), 1000, "mid's one accepted message");
+            let rt = &rt;
+            let all = |id: &'static str, count: usize| async move {
+                let mut answers = Vec::new();
+                while answers.len() < count {
+                    answers.extend(rt.receive_batch::<i32>(id, 64, Some(Duration::from_secs(30))).await.unwrap());
+                }
+                answers
+            };
+            let primed = |sent: Vec<i32>| [200].into_iter().chain(sent.into_iter().map(|i| i * 2)).collect::<Vec<_>>();
+            assert_eq!(all("low", 19).await, primed((0..18).collect()), "{backend:?}");
+            assert_eq!(all("high", 20).await, primed((1000..1019).collect()));
+            assert_eq!(all("mid", 2).await, primed(vec![500]), "mid's one accepted message");
         });
         let mut seen = vec![rt.degradation_level()];
         wait_until("the level to come back to normal", || {

@@ -138,8 +138,22 @@ async fn degradation_levels_and_overloaded_errors_through_javascript() {
         let degradation = object(&[("cooldownMs", 5.into()), ("windowMs", 50.into())]);
         let rt = create(object(&[("backend", backend.into()), ("degradation", degradation)])).await;
         assert_eq!(get(&rt, "degradationLevel").as_string().as_deref(), Some("normal"));
-        let low_options = object(&[("queueSize", 10.into()), ("priority", (-1).into())]);
+        // Active, its one-answer output queue full of the primer's answer and nobody receiving:
+        // what is sent waits in its input queue (a paused kernel's queue would be no load).
+        let low_options = object(&[
+            ("inputQueueSize", 10.into()),
+            ("outputQueueSize", 1.into()),
+            ("priority", (-1).into()),
+            ("autoActivate", true.into()),
+        ]);
         let low = call(&rt, "launch", &["web-deg".into(), JsValue::NULL, low_options]).await;
+        call(&low, "send", &[object(&[("value", 100.into())])]).await;
+        let mut polls = 0;
+        while num(&call(&rt, "getTelemetry", &["web-deg".into()]).await, "messagesProcessed") < 1.0 {
+            polls += 1;
+            assert!(polls < 2_000, "{backend}: the primer was not processed");
+            sleep_ms(5).await;
+        }
         let values: Vec<JsValue> = (1..=9).map(|v| object(&[("value", v.into())])).collect();
         assert_eq!(call(&low, "sendBatch", &[array(&values)]).await.as_f64(), Some(9.0));
         assert_eq!(get(&rt, "degradationLevel").as_string().as_deref(), Some("severe"), "{backend}: 9 of 10");
@@ -160,18 +174,19 @@ async fn degradation_levels_and_overloaded_errors_through_javascript() {
         assert_eq!(name_of(&batch), "OverloadedError");
         let summary = call(&rt, "getSummary", &[]).await;
         assert_eq!(get(&get(&summary, "degradation"), "level").as_string().as_deref(), Some("severe"));
-        assert_eq!(num(&get(&get(&summary, "perKernel"), "web-deg"), "messagesSent"), 9.0, "nothing refused went in");
+        let sent = num(&get(&get(&summary, "perKernel"), "web-deg"), "messagesSent");
+        assert_eq!(sent, 10.0, "the primer and nine: nothing refused went in");
         let metrics = call(&rt, "metricsText", &[]).await.as_string().unwrap();
         assert!(metrics.contains("ringkernel_degradation_level 3\n"), "{metrics}");
 
-        // Serve the load: the nine accepted come back in order, and the level comes down.
-        call(&low, "activate", &[]).await;
+        // Serve the load: the primer's answer and the nine accepted come back in order, and the
+        // level comes down.
         let mut answers = Vec::new();
-        while answers.len() < 9 {
-            let batch = call(&low, "receiveBatch", &[object(&[("max", 9.into()), ("timeout", 30_000.into())])]).await;
+        while answers.len() < 10 {
+            let batch = call(&low, "receiveBatch", &[object(&[("max", 10.into()), ("timeout", 30_000.into())])]).await;
             answers.extend(Array::from(&batch).iter().map(|a| num(&a, "result") as i32));
         }
-        assert_eq!(answers, (1..=9).map(|v| v * 2).collect::<Vec<_>>(), "{backend}");
+        assert_eq!(answers, [200].into_iter().chain((1..=9).map(|v| v * 2)).collect::<Vec<_>>(), "{backend}");
         let mut polls = 0;
         while get(&rt, "degradationLevel").as_string().as_deref() != Some("normal") {
             polls += 1;

@@ -108,7 +108,7 @@ impl HealthChecker {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use crate::devices::DeviceId;
