@@ -43,8 +43,10 @@ pub struct KernelTelemetry {
     /// failures. Not counted: a timed-out receive (it refused nothing) and a receive from a
     /// terminated kernel with no answer left (the end of its answers).
     pub errors: u64,
-    /// The share of operations that failed: `errors` per message processed or operation
-    /// failed, from 0 to 1 (0 before either).
+    /// The share of operations that failed, from 0 to 1 (0 before any): `errors` per message
+    /// processed or other operation failed. A message whose handler failed is one operation,
+    /// though it is among both `messages_processed` and `errors`, as `health` counts it: a
+    /// handler that fails every message reads 1.
     pub error_rate: f64,
     /// Dispatches of this kernel whose submission completed (one per tick that had work for it).
     pub dispatches: u64,
@@ -256,6 +258,18 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    /// `KernelTelemetry::error_rate`: `errors` over the messages processed and the errors
+    /// beside them. A handler's failures are among both, so they are taken out of the
+    /// divisor once (counted twice, a handler failing every message read 0.5).
+    pub fn error_rate(&self) -> f64 {
+        // `failures` beyond `failed_operations` are the messages handlers failed.
+        let handler_failures = self.failures - self.failed_operations;
+        match self.messages_processed + self.errors.saturating_sub(handler_failures) {
+            0 => 0.0,
+            operations => self.errors as f64 / operations as f64,
+        }
+    }
+
     /// A kernel's counters from launch on; latency is recorded only with telemetry on.
     pub fn new(telemetry: bool, now_ms: f64, unix_ms: f64) -> Self {
         Counters {

@@ -122,7 +122,7 @@ fn handler_errors_open_the_circuit_which_refuses_then_probes_and_closes() {
         let t = rt.kernel_metrics("flaky").unwrap();
         assert_eq!((t.circuit_opened, t.errors, t.messages_processed), (3, 9, 12));
         let rate = rt.telemetry("flaky").unwrap().unwrap().error_rate;
-        assert_eq!(rate, 9.0 / 21.0, "the share of operations that failed");
+        assert_eq!(rate, 9.0 / 12.0, "the share of operations that failed: a failed message is one");
         assert_eq!(t.messages_received, 3, "every answered message was received once");
     });
 }

@@ -261,3 +261,50 @@ fn a_kernel_launched_again_is_judged_by_its_own_errors() {
         assert!(judged.iter().all(|line| scraped.contains(line)), "the scrape judges it too:\n{scraped}");
     });
 }
+
+/// Telemetry's error rate counts a message whose handler failed once, as `health()` does
+/// (it is among both the messages processed and the errors): a handler failing every message
+/// reads 1 where `health()` finds all of them failed, one failing half of them 0.5.
+#[test]
+fn telemetry_error_rates_count_operations_as_health_does() {
+    use ringkernel_web::kernel::{doubler_request, doubler_response, host};
+    use ringkernel_web::KernelDefinition;
+    // Doubles on the host and fails on negative values.
+    let failing_negatives = |id: &str| {
+        KernelDefinition::new(id, doubler_request(), doubler_response(), "").with_host_handler(
+            |input: &[u8], output: &mut [u8], _: &mut [u32]| -> host::HostOutcome {
+                let value: i32 = bytemuck::pod_read_unaligned(input);
+                if value < 0 {
+                    return Err(format!("negative input {value}"));
+                }
+                output.copy_from_slice(&(value * 2).to_le_bytes());
+                Ok(true)
+            },
+        )
+    };
+    let rt = runtime_on(BackendChoice::Cpu);
+    pollster::block_on(async {
+        let options = LaunchOptions::default().with_queue_capacity(256).with_auto_activate();
+        rt.launch_definition(failing_negatives("all-fail"), options.clone()).await.unwrap();
+        rt.launch_definition(failing_negatives("half-fail"), options).await.unwrap();
+        let negatives: Vec<i32> = (1..=100).map(|v| -v).collect();
+        let halves: Vec<i32> = (1..=100).map(|v| if v % 2 == 0 { v } else { -v }).collect();
+        rt.send_batch("all-fail", &negatives, WAIT).await.unwrap();
+        rt.send_batch("half-fail", &halves, WAIT).await.unwrap();
+        common::receive_n(&rt, "half-fail", 50, Duration::from_secs(30)).await;
+        wait_until("every message processed", || {
+            ["all-fail", "half-fail"].iter().all(|id| rt.kernel_metrics(id).unwrap().messages_processed == 100)
+        });
+        for (id, errors, rate) in [("all-fail", 100, 1.0), ("half-fail", 50, 0.5)] {
+            let t = rt.telemetry(id).unwrap().unwrap();
+            assert_eq!((t.messages_processed, t.errors, t.error_rate), (100, errors, rate), "{id}");
+        }
+        let report = rt.health();
+        let reasons: Vec<&str> = report.issues.iter().map(|i| i.reason.as_str()).collect();
+        let found = [
+            "kernel 'all-fail': 100 of 100 operations failed since the last check",
+            "kernel 'half-fail': 50 of 100 operations failed since the last check",
+        ];
+        assert_eq!(reasons, found, "{report:?}");
+    });
+}

@@ -218,10 +218,7 @@ fn snapshot(id: &str, kernel: &Kernel, now_ms: f64, heartbeat_timeout: std::time
         messages_processed: c.messages_processed,
         messages_dropped: c.messages_dropped,
         errors: c.errors,
-        error_rate: match c.messages_processed + c.errors {
-            0 => 0.0,
-            operations => c.errors as f64 / operations as f64,
-        },
+        error_rate: c.error_rate(),
         dispatches: c.dispatches,
         fused_dispatches: c.fused_dispatches,
         grouped_dispatches: c.grouped_dispatches,

@@ -287,7 +287,7 @@ export interface KernelTelemetry {
   messagesDropped: number;
   /** Failed operations on the kernel: refused messages and receives (malformed, full queue, wrong state, overloaded), timed-out calls and terminates, and host handlers that threw. Not counted: a timed-out receive (it refused nothing) and a receive from a terminated kernel with no answer left (the end of its answers, as a `for await` loop ends). */
   errors: number;
-  /** The share of operations that failed: `errors / (messagesProcessed + errors)`, from 0 to 1. */
+  /** The share of operations that failed, from 0 to 1: `errors` per message processed or other operation failed. A message whose handler threw is one operation, though it is among both `messagesProcessed` and `errors`, as `health()` counts it: a handler that throws for every message reads 1, for half of them 0.5. */
   errorRate: number;
   /** Dispatches (runs of the handler) of this kernel. */
   dispatches: number;
