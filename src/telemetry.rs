@@ -144,8 +144,11 @@ pub struct LatencySummary {
     pub sum_ms: f64,
 }
 
-/// Records send→answer latencies in an HDR histogram: O(1) per batch of answers, fixed memory
-/// (about 27 KB per kernel), 1% precision from a microsecond to an hour.
+/// Records send→answer latencies in an HDR histogram: O(1) per batch of answers, 1% precision
+/// from a microsecond up. The histogram grows to the longest latency it holds, so the minimum,
+/// maximum and percentiles are real ones however long (about 4 KB for milliseconds, 14 KB for
+/// seconds, 27 KB for an hour: what a histogram bounded at an hour always took, which cut
+/// longer latencies to an hour while the mean kept them).
 #[derive(Debug, Clone)]
 pub struct LatencyRecorder {
     /// Made with the first latency recorded: thousands of kernels may be launched and never
@@ -155,7 +158,9 @@ pub struct LatencyRecorder {
 }
 
 impl LatencyRecorder {
-    const HIGHEST_US: u64 = 3_600_000_000;
+    /// The most a growing histogram holds (hdrhistogram's `i64::MAX / 2`), in microseconds:
+    /// about 146,000 years, so nothing a clock measures is cut.
+    const HIGHEST_US: u64 = (i64::MAX / 2) as u64;
 
     /// Forgets every recorded latency (keeps the histogram's memory).
     pub fn reset(&mut self) {
@@ -172,14 +177,20 @@ impl LatencyRecorder {
 
     /// Records `count` messages that each took `latency_ms`.
     pub fn record(&mut self, latency_ms: f64, count: u64) {
-        let micros = (latency_ms.max(0.0) * 1000.0).round() as u64;
-        let histogram = self
-            .histogram
-            .get_or_insert_with(|| Histogram::new_with_bounds(1, Self::HIGHEST_US, 2).expect("valid histogram bounds"));
-        histogram.saturating_record_n(micros.min(Self::HIGHEST_US), count);
-        self.sum_ms += latency_ms.max(0.0) * count as f64;
+        // The sum takes what the histogram holds, so the mean stays between its min and max.
+        let latency_ms = latency_ms.max(0.0).min(Self::HIGHEST_US as f64 / 1000.0);
+        let micros = ((latency_ms * 1000.0).round() as u64).min(Self::HIGHEST_US);
+        // Auto-resizing: it starts at 2 KB and grows a bucket (1 KB) per doubling of its longest.
+        let histogram = self.histogram.get_or_insert_with(|| Histogram::new(2).expect("valid histogram precision"));
+        if histogram.record_n(micros, count).is_err() {
+            // Only when the histogram could not grow (its size past `usize`, which it is not).
+            histogram.saturating_record_n(micros, count);
+        }
+        self.sum_ms += latency_ms * count as f64;
     }
 
+    /// Count, min, mean, max, median and 99th percentile of what was recorded (empty before
+    /// anything was).
     pub fn summary(&self) -> LatencySummary {
         let Some(h) = self.histogram.as_ref().filter(|h| !h.is_empty()) else {
             return LatencySummary::default();
@@ -476,7 +487,7 @@ impl RuntimeSummary {
 mod tests {
     use super::*;
 
-    /// A recorder holds no histogram (about 27 KB) until it records: a kernel that never
+    /// A recorder holds no histogram until it records: a kernel that never
     /// answers costs none, nor does its degradation window's recorder.
     #[test]
     fn a_recorder_holds_no_histogram_until_it_records() {
@@ -492,6 +503,35 @@ mod tests {
         recorder.reset();
         assert!(recorder.histogram.is_some(), "a reset keeps the histogram's memory");
         assert_eq!(recorder.summary(), LatencySummary::default());
+    }
+
+    /// Latencies over an hour are held as they are: min, max and the percentiles show them, and
+    /// the mean stays between min and max (a histogram bounded at an hour cut them to an hour
+    /// while the mean kept them). Past what the histogram holds, the sum is cut alike. It grows
+    /// with the longest latency: one of milliseconds holds less than that hour's 27 KB.
+    #[test]
+    fn latencies_over_an_hour_are_held_as_they_are() {
+        let close = |got: Option<f64>, want: f64| {
+            let got = got.unwrap();
+            assert!((got - want).abs() <= want * 0.01, "{got} vs {want}");
+        };
+        let bytes = |recorder: &LatencyRecorder| recorder.histogram.as_ref().unwrap().distinct_values() * 8;
+        let mut recorder = LatencyRecorder::new();
+        recorder.record(1.0, 1);
+        let milliseconds = bytes(&recorder);
+        recorder.reset();
+        let two_hours = 2.0 * 3_600_000.0;
+        recorder.record(two_hours, 3);
+        let s = recorder.summary();
+        for got in [s.min_ms, s.max_ms, s.p50_ms, s.p99_ms] {
+            close(got, two_hours);
+        }
+        assert_eq!(s.mean_ms, Some(two_hours));
+        recorder.record(f64::INFINITY, 1);
+        let s = recorder.summary();
+        let (min, mean, max) = (s.min_ms.unwrap(), s.mean_ms.unwrap(), s.max_ms.unwrap());
+        assert!(min <= mean && mean <= max && max.is_finite(), "{s:?}");
+        assert!(milliseconds < 8 * 1024, "{milliseconds} bytes for a millisecond");
     }
 
     #[test]
