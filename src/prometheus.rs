@@ -173,7 +173,7 @@ pub fn render(summary: &RuntimeSummary) -> String {
         escape(&a.driver),
         escape(&a.device_type)
     );
-    header(&mut out, "ringkernel_uptime_seconds", "Seconds since the runtime was created.", "gauge");
+    header(&mut out, "ringkernel_uptime_seconds", "Seconds since the runtime was created, until it stopped.", "gauge");
     let _ = writeln!(out, "ringkernel_uptime_seconds {}", number(summary.uptime_ms / 1000.0));
     header(&mut out, "ringkernel_kernels", "Kernels in the runtime's table.", "gauge");
     let _ = writeln!(out, "ringkernel_kernels {}", summary.kernel_count);

@@ -395,7 +395,8 @@ pub struct RuntimeSummary {
     pub adapter: AdapterSummary,
     /// Whether the runtime was created with telemetry enabled.
     pub telemetry_enabled: bool,
-    /// Milliseconds since the runtime was created.
+    /// Milliseconds since the runtime was created, until it stopped (then its shutdown
+    /// report's `total_uptime_ms`).
     pub uptime_ms: f64,
     /// Kernels in the runtime, in any state.
     pub kernel_count: usize,

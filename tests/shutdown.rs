@@ -91,6 +91,11 @@ fn drain_then_report(backend: BackendChoice) {
         assert_eq!(report.answers_never_received, 30 + 5);
         assert_eq!((report.device_losses, report.recoveries, report.migrated_kernels), (0, 0, 0));
         assert!(report.total_uptime_ms >= summary.uptime_ms, "{report:?} vs {summary:?}");
+        // Stopped, it reads the report's uptime at every read, as its kernels stopped theirs.
+        assert_eq!(rt.summary().uptime_ms, report.total_uptime_ms);
+        let scraped = rt.metrics_text();
+        let seconds = scraped.lines().find_map(|line| line.strip_prefix("ringkernel_uptime_seconds "));
+        assert_eq!(seconds.map(|s| s.parse::<f64>().unwrap()), Some(report.total_uptime_ms / 1000.0), "{scraped}");
 
         // Stopped: every call is refused; shutting down again hands back the same report.
         assert!(matches!(rt.send_pod("doubler", &1, NOW).await, Err(Error::Disposed)));

@@ -111,10 +111,12 @@ impl Runtime {
             recovery_error: table.devices.iter().find_map(|d| d.recovery_error.clone()),
         };
         let devices = self.topology_of(&table).devices;
+        // A stopped runtime's uptime ended with it, as its report's and its kernels' did.
+        let uptime_ms = table.report.as_ref().map_or(now - self.shared.created_at_ms, |r| r.total_uptime_ms);
         let mut summary = RuntimeSummary::new(
             self.adapter(),
             self.shared.settings.enable_telemetry,
-            now - self.shared.created_at_ms,
+            uptime_ms,
             table.ticks,
             (self.shared.buffers.count(), self.shared.buffers.bytes()),
             device,

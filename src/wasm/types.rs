@@ -337,7 +337,9 @@ export interface KernelTelemetry {
 }
 
 export interface RuntimeSummary {
-  backend: string; adapter: AdapterInfo; telemetryEnabled: boolean; uptimeMs: number;
+  backend: string; adapter: AdapterInfo; telemetryEnabled: boolean;
+  /** Milliseconds since the runtime was created, until it stopped (then its shutdown report's `totalUptimeMs`). */
+  uptimeMs: number;
   kernelCount: number; activeKernels: number;
   /** Ticks that did work: one submit and one readback each, for all kernels together. */
   ticks: number;
