@@ -1463,8 +1463,9 @@ fn while_degraded_sends_to_low_priority_kernels_are_refused_and_nothing_changes(
 }
 
 /// Runtime options that could never work are refused when the runtime is made, by name: a
-/// default queue size of 0 (or over the limit) would fail every launch that names none, and a
-/// tick bound of 0 would process nothing, ever.
+/// default queue size of 0 (or over the limit) would fail every launch that names none, a
+/// tick bound of 0 would process nothing, ever, and a memory budget of 0 would read full (and
+/// unhealthy) with nothing held.
 #[test]
 fn a_runtime_that_could_not_work_is_refused_when_made() {
     let cpu = || RuntimeOptions::default().with_backend(BackendChoice::Cpu);
@@ -1478,6 +1479,8 @@ fn a_runtime_that_could_not_work_is_refused_when_made() {
             "default_queue_size (defaultQueueSize) must be between 1 and 4194304, got 4194305",
         ),
         (cpu().with_max_messages_per_tick(0), "max_messages_per_tick (maxMessagesPerTick) must be at least 1, got 0"),
+        // A budget of nothing would read full, and unhealthy, with nothing held.
+        (cpu().with_memory_budget(0), "memory_budget (memoryBudget) must be at least 1 byte, got 0"),
     ] {
         let refused = pollster::block_on(Runtime::new(options)).expect_err("refused");
         assert_eq!(common::js_name(&refused), "RangeError", "{refused}");

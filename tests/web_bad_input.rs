@@ -1181,6 +1181,7 @@ fn operations_rows() -> Vec<Row> {
     let degradation = |pairs: &[(&str, JsValue)]| object(&[("degradation", object(pairs))]);
     let create_options: Vec<(&str, JsValue, &'static str)> = vec![
         ("{ memoryBudget: -1 }", object(&[("memoryBudget", n(-1.0))]), "RangeError"),
+        ("{ memoryBudget: 0 }", object(&[("memoryBudget", n(0.0))]), "RangeError"),
         ("{ memoryBudget: 1.5 }", object(&[("memoryBudget", n(1.5))]), "RangeError"),
         ("{ memoryBudget: \"1\" }", object(&[("memoryBudget", s("1"))]), "TypeError"),
         ("{ memoryBudget: 1n }", object(&[("memoryBudget", BigInt::from(1).into())]), "TypeError"),

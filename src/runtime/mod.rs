@@ -100,7 +100,7 @@ pub struct RuntimeOptions {
     pub watchdog: WatchdogConfig,
     /// Device bytes the runtime may hold before memory pressure reads 1 (see
     /// [`crate::memory`]): WebGPU reports no device total, so this is the denominator. `None`
-    /// (the default): pressure reads 0.
+    /// (the default): pressure reads 0. At least 1 (`OutOfRange` at [`Runtime::new`]).
     pub memory_budget: Option<u64>,
     /// The degradation manager and its settings (see [`crate::degradation`]); `None` (the
     /// default): off, every kernel served alike whatever the load.
@@ -108,7 +108,8 @@ pub struct RuntimeOptions {
 }
 
 impl RuntimeOptions {
-    /// The device bytes memory pressure is measured against.
+    /// The device bytes memory pressure is measured against: at least 1 (a runtime made with 0
+    /// is refused, as its pressure would read 1 with nothing held).
     pub fn with_memory_budget(mut self, bytes: u64) -> Self {
         self.memory_budget = Some(bytes);
         self
@@ -526,6 +527,15 @@ impl Runtime {
             return Err(Error::OutOfRange(problem));
         }
         crate::watchdog::checked_heartbeat(options.watchdog.heartbeat_timeout)?;
+        if options.memory_budget == Some(0) {
+            return Err(Error::OutOfRange(
+                concat!(
+                    option_name!("memoryBudget", "memory_budget"),
+                    " must be at least 1 byte, got 0: memory pressure would read 1 (unhealthy) with nothing held"
+                )
+                .into(),
+            ));
+        }
         if let Some(breaker) = &options.circuit_breaker {
             breaker.validate().map_err(Error::OutOfRange)?;
         }

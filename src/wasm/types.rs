@@ -48,7 +48,7 @@ export interface RuntimeOptions {
   circuitBreaker?: CircuitBreakerOptions | null | undefined;
   /** The kernel watchdog's heartbeat timeout and action. */
   watchdog?: WatchdogOptions | undefined;
-  /** Device bytes `memoryPressure` is measured against (WebGPU reports no device total); without one, pressure reads 0. */
+  /** Device bytes `memoryPressure` is measured against (WebGPU reports no device total), at least 1 (0 is a `RangeError`); without one, pressure reads 0. */
   memoryBudget?: number | null | undefined;
   /** Turns the degradation manager on (`{}` for its defaults); off without it. */
   degradation?: DegradationOptions | null | undefined;
