@@ -195,7 +195,9 @@ fn answers_stream_one_by_one_and_end_when_none_will_come() {
             assert_eq!(rest, (20..50).map(|v| v * 2).collect::<Vec<_>>(), "dropping the stream took none of the rest");
 
             h.send_batch(&[1, 2, 3]).await.unwrap();
-            let (all, terminated) = join(h.answers().collect::<Vec<_>>(), async {
+            // The stream holds a handle of its own: it outlives the one it came from.
+            let answers = h.clone().answers();
+            let (all, terminated) = join(answers.collect::<Vec<_>>(), async {
                 futures_timer::Delay::new(Duration::from_millis(50)).await;
                 h.terminate().await
             })

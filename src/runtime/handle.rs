@@ -417,9 +417,14 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     /// JavaScript handle's `for await`): each is taken only when the stream is polled for it, so
     /// a stream dropped part way loses none (the rest stay queued). It ends when no answer will
     /// come: the kernel terminated with none left, was removed, or the runtime shut down. Any
-    /// other refusal (a failed kernel, a lost device) is its last item.
-    pub fn answers(&self) -> impl futures_util::Stream<Item = Result<Out>> + '_ {
-        futures_util::stream::unfold(Some(self), |handle| async move {
+    /// other refusal (a failed kernel, a lost device) is its last item. The stream holds a
+    /// clone of the handle, so it may outlive this one: returned, stored or moved to a task.
+    pub fn answers(&self) -> impl futures_util::Stream<Item = Result<Out>> + 'static
+    where
+        In: 'static,
+        Out: 'static,
+    {
+        futures_util::stream::unfold(Some(self.clone()), |handle| async move {
             let handle = handle?;
             match handle.receive().await {
                 Ok(answer) => Some((Ok(answer), Some(handle))),
