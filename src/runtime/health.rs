@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::health::{assess, HealthReport, HealthStatus, KernelVitals, Vitals};
 use crate::lifecycle::LifecycleState;
 use crate::platform;
+use crate::table::DeviceStatus;
 
 /// Each kernel's launch and its (failures, operations) at the previous check, so error rates
 /// are recent ones, and of that launch only.
@@ -69,14 +70,18 @@ impl Runtime {
             })
             .collect();
         samples.0 = seen;
-        // The first lost device (each recovers on its own; one is enough to degrade).
-        let lost = table.devices.iter().enumerate().find(|(_, d)| d.lost.is_some());
+        // The worst lost device (each recovers on its own; one is enough to degrade): one whose
+        // recovery failed, else one waiting for `recover()`, else one recovering, the first of
+        // each, so no device that needs the application is hidden behind one that does not.
+        let recovering =
+            |d: &DeviceStatus| (self.shared.settings.auto_recover && !d.auto_recovery_spent) || d.recovering;
+        let lost = (table.devices.iter().enumerate().filter(|(_, d)| d.lost.is_some()))
+            .min_by_key(|(_, d)| (d.recovery_error.is_none(), recovering(d)));
         let vitals = Vitals {
             runtime,
             device_lost: lost.map(|(id, d)| self.name_device(id, d.lost_reason().unwrap_or_default())),
-            recovering: lost
-                .is_some_and(|(_, d)| (self.shared.settings.auto_recover && !d.auto_recovery_spent) || d.recovering),
-            recovery_error: table.devices.iter().find_map(|d| d.recovery_error.clone()),
+            recovering: lost.is_some_and(|(_, d)| recovering(d)),
+            recovery_error: lost.and_then(|(_, d)| d.recovery_error.clone()),
             memory_pressure: crate::pressure::used_and_pressure(&self.shared, Some(&table)).1,
             kernels,
         };
@@ -112,6 +117,7 @@ impl HealthChecker {
 mod tests {
     use super::*;
     use crate::devices::DeviceId;
+    use crate::devices::DeviceSpec;
     use crate::error::Error;
     use crate::runtime::{BackendChoice, RuntimeOptions};
 
@@ -126,5 +132,27 @@ mod tests {
         drop(migrating);
         rt.shared.lock().device(DeviceId(0)).recovering = true;
         assert!(matches!(rt.health().status, HealthStatus::Degraded(_)), "{:?}", rt.health().status);
+    }
+
+    /// Of several lost devices, health reports the one that needs the application: a device
+    /// waiting for `recover()` is not hidden behind one recovering, nor a failed recovery
+    /// behind either.
+    #[test]
+    fn of_several_lost_devices_health_reports_the_one_that_needs_the_application() {
+        let options =
+            RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_devices([DeviceSpec::default(); 3]);
+        let rt = pollster::block_on(Runtime::new(options)).unwrap();
+        let lose = |device: u32, reason: &str| {
+            rt.shared.lock().device(DeviceId(device)).lost = Some(Error::DeviceLost { reason: reason.into() });
+        };
+        lose(0, "first");
+        rt.shared.lock().device(DeviceId(0)).recovering = true;
+        lose(1, "second");
+        let status = rt.health().status;
+        assert_eq!(status, HealthStatus::Unhealthy("the device is lost (device 1: second); call recover()".into()));
+        lose(2, "third");
+        rt.shared.lock().device(DeviceId(2)).recovery_error = Some("no adapter".into());
+        let status = rt.health().status;
+        assert!(matches!(&status, HealthStatus::Unhealthy(why) if why.contains("third") && why.contains("no adapter")));
     }
 }
