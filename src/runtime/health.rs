@@ -75,8 +75,13 @@ impl Runtime {
         // each, so no device that needs the application is hidden behind one that does not.
         let recovering =
             |d: &DeviceStatus| (self.shared.settings.auto_recover && !d.auto_recovery_spent) || d.recovering;
-        let lost = (table.devices.iter().enumerate().filter(|(_, d)| d.lost.is_some()))
-            .min_by_key(|(_, d)| (d.recovery_error.is_none(), recovering(d)));
+        let rank = |d: &DeviceStatus| 2 * u8::from(d.recovery_error.is_none()) + u8::from(recovering(d));
+        let mut lost: Option<(usize, &DeviceStatus)> = None;
+        for (id, device) in table.devices.iter().enumerate().filter(|(_, d)| d.lost.is_some()) {
+            if lost.is_none_or(|(_, worst)| rank(device) < rank(worst)) {
+                lost = Some((id, device));
+            }
+        }
         let vitals = Vitals {
             runtime,
             device_lost: lost.map(|(id, d)| self.name_device(id, d.lost_reason().unwrap_or_default())),
