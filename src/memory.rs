@@ -369,9 +369,26 @@ impl AlertWatches {
 pub(crate) fn fire(due: Due, registered: impl Fn(MemoryWatchId) -> bool) {
     for (id, callback, event) in due {
         if registered(id) {
-            callback(&event);
+            call(callback, &event);
         }
     }
+}
+
+/// Natively a callback that panics is reported and the others still run: it may run on the tick
+/// loop's thread, which a panic would end. The callback is let go inside too (its captures may
+/// hold the runtime's last handle). On the web panics abort.
+#[cfg(not(target_arch = "wasm32"))]
+fn call(callback: AlertCallback, event: &MemoryAlertEvent) {
+    let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || callback(event)));
+    if let Err(panic) = called {
+        let said = crate::kernel::host::panic_message(&panic);
+        crate::platform::warn(&format!("a memory alert callback panicked ({said}); the runtime goes on"));
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn call(callback: AlertCallback, event: &MemoryAlertEvent) {
+    callback(event)
 }
 
 #[cfg(test)]

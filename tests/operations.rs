@@ -555,3 +555,41 @@ fn a_new_watch_hears_its_first_crossing_before_on_alert_returns_whatever_round_r
     launch(&rt, "histogram", "a", LaunchOptions::default().with_queue_capacity(16));
     assert_eq!(*seen_at_return.lock().unwrap(), Some(1), "on_alert from a callback returned before calling back");
 }
+
+/// A memory alert callback that panics on the tick loop's thread is reported and the loop goes
+/// on: messages sent after it are processed with no caller waiting for them (a waiting receive
+/// may run a tick itself), and so are those of a later launch.
+#[test]
+fn a_panicking_alert_callback_leaves_the_tick_loop_running() {
+    // The doubler's rings hold about half the budget; the readback of a tick of 8000 answers
+    // takes pressure past 0.7, inside the tick loop.
+    let rt = runtime(RuntimeOptions::default().with_backend(BackendChoice::Vulkan).with_memory_budget(120_000));
+    launch(&rt, "doubler", "d", LaunchOptions::default().with_queue_capacity(8192).with_auto_activate());
+    let panicked_on = Arc::new(Mutex::new(Vec::new()));
+    let into = panicked_on.clone();
+    rt.gpu_memory_dashboard()
+        .on_alert(0.7, move |event| {
+            into.lock().unwrap().push(std::thread::current().name().map(str::to_owned));
+            panic!("an alert callback that panics ({:?})", event.alert);
+        })
+        .unwrap();
+    assert!(panicked_on.lock().unwrap().is_empty(), "pressure was below 0.7 at registration");
+    let processed = |id: &str| rt.kernel_metrics(id).unwrap().messages_processed;
+    let sent = |id: &str, n: i32| {
+        let values: Vec<i32> = (0..n).collect();
+        pollster::block_on(rt.send_batch(id, &values, Some(Duration::from_secs(60)))).unwrap();
+    };
+    sent("d", 8000);
+    wait_until("the first 8000", || processed("d") == 8000);
+    wait_until("the alert", || !panicked_on.lock().unwrap().is_empty());
+    assert_eq!(*panicked_on.lock().unwrap(), [Some("ringkernel-tick".to_owned())]);
+    pollster::block_on(common::receive_n(&rt, "d", 8000, Duration::from_secs(60)));
+
+    sent("d", 100);
+    wait_until("100 more, processed by the tick loop", || processed("d") == 8100);
+    let answers = pollster::block_on(common::receive_n(&rt, "d", 100, Duration::from_secs(60)));
+    assert_eq!(answers, (0..100).map(|v| v * 2).collect::<Vec<_>>());
+    launch(&rt, "doubler", "later", LaunchOptions::default().with_queue_capacity(16).with_auto_activate());
+    sent("later", 10);
+    wait_until("a later launch's messages", || processed("later") == 10);
+}

@@ -113,8 +113,13 @@ impl RunReport {
 }
 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    format!("the host handler panicked: {}", panic_message(panic))
+}
+
+/// What a caught panic said (its `&str` or `String` payload), or `(no message)`.
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
     let text = panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str));
-    format!("the host handler panicked: {}", text.unwrap_or("(no message)"))
+    text.unwrap_or("(no message)")
 }
 
 /// A host handler over `#[repr(C)]` `Pod` messages: `f(&msg, state)` returns the answer, or

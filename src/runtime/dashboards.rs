@@ -80,7 +80,8 @@ impl GpuMemoryDashboard {
     /// [`ALERT_HYSTERESIS`](crate::memory::ALERT_HYSTERESIS). Pressure is checked after every
     /// tick and launch and on every memory query; the callback runs with no lock held. A
     /// pressure already above `threshold` calls it before this returns natively, and on the web
-    /// in a microtask after (so a JavaScript callback always has its watch's id).
+    /// in a microtask after (so a JavaScript callback always has its watch's id). Natively a
+    /// callback that panics is reported as a warning and the runtime goes on.
     pub fn on_alert(
         &self,
         threshold: f64,
