@@ -27,9 +27,15 @@ pub fn spawn_tick_loop(tick_loop: impl Future<Output = ()> + 'static) -> TickLoo
 pub struct TickLoopHandle(Option<std::thread::JoinHandle<()>>);
 
 impl TickLoopHandle {
-    /// Waits for the tick loop to return; call after telling it to stop.
+    /// Waits for the tick loop to return; call after telling it to stop. On the loop's own
+    /// thread (the runtime's last handle let go by an alert callback) it does not wait: a thread
+    /// cannot join itself, and the loop returns by itself once it sees the stop.
     pub fn join(&mut self) {
         if let Some(thread) = self.0.take() {
+            #[cfg(not(target_arch = "wasm32"))]
+            if thread.thread().id() == std::thread::current().id() {
+                return;
+            }
             // A panic in the tick loop was already reported by the panic hook.
             let _ = thread.join();
         }

@@ -241,4 +241,45 @@ mod tests {
         assert_eq!(table.kernels["doubler"].life.state(), KernelState::Active);
         assert!(table.device(DeviceId(0)).lost.is_none(), "{:?}", table.device(DeviceId(0)).lost);
     }
+
+    /// The last handle let go on the tick loop's own thread (an alert callback that holds the
+    /// dashboard and removes its own watch) cannot join that thread: the runtime still shuts down
+    /// and releases its device, and the loop ends by itself.
+    #[test]
+    fn the_last_handle_dropped_on_the_tick_thread_still_releases_the_device() {
+        use std::sync::{mpsc, Arc, Mutex, OnceLock};
+        use std::time::Instant;
+
+        let options = RuntimeOptions::default().with_backend(BackendChoice::Auto).with_memory_budget(120_000);
+        let rt = pollster::block_on(Runtime::new(options)).expect("GPU tests need lavapipe (mesa-vulkan-drivers)");
+        let options = LaunchOptions::default().with_queue_capacity(8192).with_auto_activate();
+        pollster::block_on(rt.launch("doubler", options)).unwrap();
+        let device = rt.shared.device(DeviceId(0));
+        let own = Arc::new(OnceLock::new());
+        let (dropped, waiting) = mpsc::channel::<()>();
+        let (watch, waiting, dashboard) = (own.clone(), Mutex::new(waiting), rt.gpu_memory_dashboard());
+        let id = rt
+            .gpu_memory_dashboard()
+            .on_alert(0.7, move |_| {
+                // The test has let its handles go by the time this returns.
+                let _ = waiting.lock().unwrap().recv_timeout(Duration::from_secs(60));
+                assert_eq!(std::thread::current().name(), Some("ringkernel-tick"));
+                dashboard.remove_alert(*watch.get().expect("set at registration"));
+            })
+            .unwrap();
+        own.set(id).unwrap();
+        // A tick of 8000 answers takes pressure past 0.7 with its readback.
+        let values: Vec<i32> = (0..8000).collect();
+        pollster::block_on(rt.send_batch("doubler", &values, None)).unwrap();
+        drop(rt);
+        dropped.send(()).unwrap();
+        let released = |device: &crate::backend::Device| device.gpu().expect("a GPU").check_fault().is_err();
+        let started = Instant::now();
+        while !released(&device) {
+            assert!(started.elapsed() < Duration::from_secs(60), "the device was never released");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let fault = device.gpu().unwrap().check_fault().unwrap_err();
+        assert!(fault.to_string().contains("the runtime was dropped"), "{fault}");
+    }
 }
