@@ -264,7 +264,7 @@ impl MemoryWatchId {
 /// JavaScript function meets these bounds.)
 pub type AlertCallback = Arc<dyn Fn(&MemoryAlertEvent) + Send + Sync>;
 
-struct Watch {
+pub(crate) struct Watch {
     id: MemoryWatchId,
     threshold: f64,
     high: bool,
@@ -311,6 +311,12 @@ impl AlertWatches {
     /// Whether watch `id` is registered.
     pub fn holds(&self, id: MemoryWatchId) -> bool {
         self.watches.iter().any(|w| w.id == id)
+    }
+
+    /// Takes every watch out, for the caller to drop outside the lock (a callback's captures
+    /// may call the runtime as they go).
+    pub fn clear(&mut self) -> Vec<Watch> {
+        std::mem::take(&mut self.watches)
     }
 
     /// Removes a watch; `false` when there was none by that id.

@@ -593,3 +593,20 @@ fn a_panicking_alert_callback_leaves_the_tick_loop_running() {
     sent("later", 10);
     wait_until("a later launch's messages", || processed("later") == 10);
 }
+
+/// A callback holding the runtime (here its dashboard) would keep it alive through its own
+/// watch: the shutdown lets every watch's callback go, and what it captured with it.
+#[test]
+fn dispose_lets_alert_callbacks_and_what_they_hold_go() {
+    let rt = runtime(RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_memory_budget(1 << 20));
+    let sentinel = Arc::new(());
+    let (held, dashboard) = (sentinel.clone(), rt.gpu_memory_dashboard());
+    rt.gpu_memory_dashboard()
+        .on_alert(0.5, move |_| {
+            let _ = (&held, dashboard.budget());
+        })
+        .unwrap();
+    assert_eq!(Arc::strong_count(&sentinel), 2);
+    pollster::block_on(rt.dispose()).unwrap();
+    assert_eq!(Arc::strong_count(&sentinel), 1, "the callback outlived the shutdown");
+}

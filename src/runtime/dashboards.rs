@@ -82,14 +82,22 @@ impl GpuMemoryDashboard {
     /// pressure already above `threshold` calls it before this returns natively, and on the web
     /// in a microtask after (so a JavaScript callback always has its watch's id). Natively a
     /// callback that panics is reported as a warning and the runtime goes on.
+    ///
+    /// A callback holding the runtime (a clone, a handle, a dashboard) keeps it alive, with its
+    /// tick loop and devices, until [`dispose`](Runtime::dispose) or
+    /// [`complete_shutdown`](Runtime::complete_shutdown), which let every callback go; dropping
+    /// the handles is not enough then.
     pub fn on_alert(
         &self,
         threshold: f64,
         callback: impl Fn(&MemoryAlertEvent) + Send + Sync + 'static,
     ) -> Result<MemoryWatchId> {
-        // A stopped runtime's memory changes no more: a watch would never fire.
-        drop(self.runtime.open_table()?);
-        let id = self.runtime.shared.alerts().add(threshold, Arc::new(callback))?;
+        // A stopped runtime's memory changes no more: a watch would never fire. Added under the
+        // table's lock, so a shutdown stopping meanwhile, which then lets watches go, sees it.
+        let table = self.runtime.open_table()?;
+        let id = self.runtime.shared.alerts().add(threshold, Arc::new(callback));
+        drop(table);
+        let id = id?;
         #[cfg(not(target_arch = "wasm32"))]
         pressure::check_new_watch(&self.runtime.shared, id);
         #[cfg(target_arch = "wasm32")]

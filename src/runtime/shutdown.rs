@@ -62,7 +62,7 @@ impl Runtime {
     }
 
     /// `→ Stopped`: drains first if that has not begun (within [`DEFAULT_TERMINATE_TIMEOUT`]),
-    /// stops the tick loop, releases every device (WebGPU's `device.destroy()`, once the work
+    /// stops the tick loop, lets every memory alert callback go, releases every device (WebGPU's `device.destroy()`, once the work
     /// under way on it is done, or after a second at most) and reports the runtime's whole
     /// life. Every later call fails with `Disposed`; a second `complete_shutdown` hands back the
     /// same report.
@@ -81,6 +81,10 @@ impl Runtime {
             }
         };
         self.shared.shut_down();
+        // A stopped runtime's watches fire no more, and a callback holding the runtime would keep
+        // it (its tick loop and devices) alive through them: they go, outside the lock.
+        let watches = self.shared.alerts().clear();
+        drop(watches);
         // Again on a second call: the first one's future may have been dropped before it.
         self.release_devices().await;
         Ok(report)

@@ -55,7 +55,7 @@ impl JsRuntime {
 
     /// Calls `callback(event)` once each time memory pressure crosses `threshold` (0 < t ≤ 1):
     /// `alert: "high"` on the way up, `"normal"` once it is back below `threshold - 0.05`.
-    /// Returns the watch's id, for `removeMemoryAlert`.
+    /// Returns the watch's id, for `removeMemoryAlert`. `dispose()` lets every callback go.
     #[wasm_bindgen(js_name = onMemoryAlert)]
     pub fn on_memory_alert(
         &self,
