@@ -570,8 +570,23 @@ impl Shared {
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Table> {
+        // Natively the lock may be held by this thread's own receive, whose `read` called the
+        // runtime (see `ReadingAnswers`): a panic saying so, not a deadlock. Only a lock held
+        // already looks. (On the web std's one-thread lock panics on such a call itself.)
+        #[cfg(not(target_arch = "wasm32"))]
+        match self.table.try_lock() {
+            Ok(table) => return table,
+            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => ReadingAnswers::refuse_reentry(self),
+        }
         // A poisoned lock means a panic inside the runtime; keep serving rather than cascade.
         self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What tells this runtime's table apart from others' while it lives.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn table_address(&self) -> usize {
+        std::ptr::from_ref(&self.table) as usize
     }
 
     /// The device `id` is now.
@@ -628,5 +643,43 @@ impl Shared {
 
     pub fn is_shut_down(&self) -> bool {
         self.shutdown.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+thread_local! {
+    /// The address of the table whose receive's `read` this thread runs, or 0 (see
+    /// [`ReadingAnswers`]).
+    static READING_ANSWERS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Natively, marks this thread as running a `*_with` receive's `read` for `shared`'s table
+/// until dropped. `read` gets the answers straight from the output queue, under the table's
+/// lock; one that calls the same runtime would wait for that lock forever, with the tick loop
+/// and every caller behind it. (Another runtime's table is another lock, and fine.)
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) struct ReadingAnswers(usize);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl ReadingAnswers {
+    pub fn begin(shared: &Shared) -> Self {
+        ReadingAnswers(READING_ANSWERS.replace(shared.table_address()))
+    }
+
+    /// Panics when `shared`'s table lock is wanted from inside a `read` of its own.
+    fn refuse_reentry(shared: &Shared) {
+        if READING_ANSWERS.get() == shared.table_address() {
+            panic!(
+                "a receive's `read` called the runtime: it runs while the runtime's table is locked, so it must \
+                 not call the runtime (copy what it needs and call after the receive returns)"
+            );
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Drop for ReadingAnswers {
+    fn drop(&mut self) {
+        READING_ANSWERS.set(self.0);
     }
 }

@@ -733,3 +733,35 @@ fn a_handle_of_a_launch_that_failed_never_reaches_a_later_kernel() {
         assert_eq!(later.call(4, WAIT).await.unwrap(), 8, "the later kernel is untouched");
     });
 }
+
+/// A `*_with` receive's `read` runs while the runtime's table is locked: one that calls the
+/// runtime panics, saying so, rather than deadlocking every caller and the tick loop, and the
+/// answer it was handed stays queued.
+#[test]
+fn a_read_that_calls_the_runtime_panics_and_the_answer_stays() {
+    let rt = common::runtime_on(BackendChoice::Cpu);
+    let handle = pollster::block_on(doubler(&rt, "reentrant", LaunchOptions::default().with_auto_activate()));
+    pollster::block_on(handle.send(21)).unwrap();
+    common::wait_until("the answer", || handle.status().unwrap().output_queue_depth == 1);
+    let (inside, done) = (handle.clone(), std::sync::mpsc::channel());
+    let reader = rt.get_kernel("reentrant").unwrap();
+    std::thread::spawn(move || {
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            reader.try_receive_with(|_, bytes| {
+                let _ = inside.state();
+                bytes.to_vec()
+            })
+        }));
+        let said = |panic: Box<dyn std::any::Any + Send>| match panic.downcast::<String>() {
+            Ok(text) => Some(*text),
+            Err(panic) => panic.downcast::<&str>().ok().map(|text| text.to_string()),
+        };
+        let _ = done.0.send(read.map(drop).map_err(said));
+    });
+    let read = done.1.recv_timeout(WAIT).expect("the read deadlocked");
+    let text = read.expect_err("the read called the runtime").expect("a panic with a message");
+    assert!(text.contains("must not call the runtime"), "{text}");
+    assert_eq!(handle.try_receive().unwrap(), 42, "the answer stayed queued");
+    pollster::block_on(handle.send(1)).unwrap();
+    assert_eq!(pollster::block_on(handle.receive()).unwrap(), 2);
+}

@@ -143,7 +143,8 @@ impl Runtime {
     }
 
     /// Takes the next answer if one is waiting now, handing `read` the output layout and its
-    /// bytes; `Ok(None)` when none is.
+    /// bytes; `Ok(None)` when none is. `read` runs while the runtime's table is locked: it must not call the runtime (natively
+    /// that panics; copy what it needs and call after).
     pub fn try_receive_with<R>(&self, id: &str, read: impl FnOnce(&MessageLayout, &[u8]) -> R) -> Result<Option<R>> {
         let mut take = Some(|layout: &MessageLayout, outbox: &mut PackedQueue| {
             outbox.pop_with(|answer| read(layout, answer)).expect("not empty")
@@ -811,8 +812,8 @@ impl Runtime {
     }
 
     /// Takes the next answer, handing `read` the output layout and the answer's bytes straight
-    /// from the output queue (what the JavaScript layer turns into an object). `read` runs
-    /// while the runtime's table is locked, so it must not call the runtime.
+    /// from the output queue (what the JavaScript layer turns into an object). `read` runs while the runtime's table is locked: it must not call the runtime (natively
+    /// that panics; copy what it needs and call after).
     pub async fn receive_with<R>(
         &self,
         id: &str,
@@ -864,8 +865,8 @@ impl Runtime {
     /// Takes up to `max` answers at once (1 or more), as
     /// [`receive_batch_packed`](Self::receive_batch_packed) does, and hands them to `read`
     /// with the output layout straight from the output queue, packed back to back: answers
-    /// decoded (or copied where they go) with no vector in between. `read` runs while the
-    /// runtime's table is locked, so it must not call the runtime.
+    /// decoded (or copied where they go) with no vector in between. `read` runs while the runtime's table is locked: it must not call the runtime (natively
+    /// that panics; copy what it needs and call after).
     pub async fn receive_batch_with<R>(
         &self,
         id: &str,
@@ -998,7 +999,11 @@ impl Runtime {
         }
         let before = kernel.mailbox.outbox.len();
         let request = envelope.is_some().then(|| kernel.mailbox.take_answer_header());
-        let taken = take.take().expect("taken once")(&kernel.def.output, &mut kernel.mailbox.outbox);
+        let taken = {
+            #[cfg(not(target_arch = "wasm32"))]
+            let _reading = crate::table::ReadingAnswers::begin(&self.shared);
+            take.take().expect("taken once")(&kernel.def.output, &mut kernel.mailbox.outbox)
+        };
         let held_back = answers_taken(kernel, before);
         if let (Some(envelope), Some(request)) = (envelope, request) {
             *envelope = Some(table.clock.answer(request, id));
