@@ -73,8 +73,9 @@ impl Runtime {
     }
 
     /// [`receive_envelope`](Self::receive_envelope), handing `read` the output layout and the
-    /// answer's bytes straight from the output queue. `read` runs while the runtime's table is locked: it must not call the runtime (natively
-    /// that panics; copy what it needs and call after).
+    /// answer's bytes straight from the output queue. `read` runs while the runtime's table is
+    /// locked: it must not call the runtime (natively that panics; copy what it needs and call
+    /// after).
     pub async fn receive_envelope_with<R>(
         &self,
         id: &str,

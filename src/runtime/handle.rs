@@ -305,8 +305,9 @@ impl KernelHandle {
         self.pinned.receive_with(self.live_id()?, timeout, read).await
     }
 
-    /// The next answer handed to `read` if one is waiting now. `read` runs while the runtime's table is locked: it must not call the runtime (natively
-    /// that panics; copy what it needs and call after).
+    /// The next answer handed to `read` if one is waiting now. `read` runs while the runtime's
+    /// table is locked: it must not call the runtime (natively that panics; copy what it needs
+    /// and call after).
     pub fn try_receive_with<R>(&self, read: impl FnOnce(&MessageLayout, &[u8]) -> R) -> Result<R, TryReceiveError> {
         self.try_receive_read(read)
     }

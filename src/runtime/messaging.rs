@@ -143,8 +143,8 @@ impl Runtime {
     }
 
     /// Takes the next answer if one is waiting now, handing `read` the output layout and its
-    /// bytes; `Ok(None)` when none is. `read` runs while the runtime's table is locked: it must not call the runtime (natively
-    /// that panics; copy what it needs and call after).
+    /// bytes; `Ok(None)` when none is. `read` runs while the runtime's table is locked: it must
+    /// not call the runtime (natively that panics; copy what it needs and call after).
     pub fn try_receive_with<R>(&self, id: &str, read: impl FnOnce(&MessageLayout, &[u8]) -> R) -> Result<Option<R>> {
         let mut take = Some(|layout: &MessageLayout, outbox: &mut PackedQueue| {
             outbox.pop_with(|answer| read(layout, answer)).expect("not empty")
@@ -812,8 +812,9 @@ impl Runtime {
     }
 
     /// Takes the next answer, handing `read` the output layout and the answer's bytes straight
-    /// from the output queue (what the JavaScript layer turns into an object). `read` runs while the runtime's table is locked: it must not call the runtime (natively
-    /// that panics; copy what it needs and call after).
+    /// from the output queue (what the JavaScript layer turns into an object). `read` runs
+    /// while the runtime's table is locked: it must not call the runtime (natively that panics;
+    /// copy what it needs and call after).
     pub async fn receive_with<R>(
         &self,
         id: &str,
@@ -865,8 +866,9 @@ impl Runtime {
     /// Takes up to `max` answers at once (1 or more), as
     /// [`receive_batch_packed`](Self::receive_batch_packed) does, and hands them to `read`
     /// with the output layout straight from the output queue, packed back to back: answers
-    /// decoded (or copied where they go) with no vector in between. `read` runs while the runtime's table is locked: it must not call the runtime (natively
-    /// that panics; copy what it needs and call after).
+    /// decoded (or copied where they go) with no vector in between. `read` runs while the
+    /// runtime's table is locked: it must not call the runtime (natively that panics; copy what
+    /// it needs and call after).
     pub async fn receive_batch_with<R>(
         &self,
         id: &str,
