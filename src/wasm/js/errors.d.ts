@@ -29,10 +29,10 @@ export class MessageDroppedError extends RingKernelError { name: "MessageDropped
 export class BackendUnavailableError extends RingKernelError { name: "BackendUnavailableError"; }
 /** The GPU device was lost; kernels wait for `recover()`. `kernelId` and `unprocessed`: for a `terminate` (or `dispose()`) of a kernel stranded on the lost device, which kernel and how many of its messages were left unprocessed. */
 export class DeviceLostError extends RingKernelError { name: "DeviceLostError"; kernelId?: string; unprocessed?: number; }
-/** The runtime was disposed: every later call rejects with this. `accepted`: for a `sendBatch` that was refused part way because the runtime was disposed, how many of its messages went in. A batch whose kernel `dispose()` was terminating rejects with `KernelStateError` and its `accepted` instead. */
+/** The runtime was disposed: every later call rejects with this. `accepted`: for a `sendBatch` that was refused part way because the runtime was disposed, how many of its messages went in. A batch still waiting for room when `dispose()` began rejects with `RuntimeDrainingError` (or, its kernel terminating, `KernelStateError`) and its `accepted` instead. */
 export class RuntimeDisposedError extends RingKernelError { name: "RuntimeDisposedError"; accepted?: number; }
-/** The runtime is draining (`drain()`): new launches, sends and calls are refused; receives still work. */
-export class RuntimeDrainingError extends RingKernelError { name: "RuntimeDrainingError"; }
+/** The runtime is draining (`drain()`, or `dispose()` before it stops): new launches, sends and calls are refused; receives still work. `accepted`: for a `sendBatch` waiting for room when the drain began, how many of its messages went in. */
+export class RuntimeDrainingError extends RingKernelError { name: "RuntimeDrainingError"; accepted?: number; }
 /** The kernel's circuit breaker is open (see `circuitBreaker(id)`): the send, batch or call was refused whole and nothing was queued; `retryAfterMs` says when the circuit lets a probe through. */
 export class CircuitOpenError extends RingKernelError { name: "CircuitOpenError"; kernelId: string; retryAfterMs: number; }
 /** The runtime is degraded to `level` and refuses messages for kernels below `requiredPriority` (this one has `priority`); nothing was accepted, the message is still yours. */
