@@ -158,7 +158,8 @@ pub enum LifecycleState {
     Running,
     /// Finishing what it has; refusing new work.
     Draining,
-    /// Shut down; every call is refused.
+    /// Shut down; every operation that changes or waits on something is refused (queries
+    /// answer with the final state).
     Stopped,
 }
 

@@ -253,7 +253,9 @@ pub struct LaunchOptions {
     pub queue_size: Option<usize>,
     /// Bound of the input queue alone (and the ring's minimum slot count), over `queue_size`.
     pub input_queue_size: Option<usize>,
-    /// Bound of the output queue alone, over `queue_size`.
+    /// Bound of the output queue alone, over `queue_size`. A kernel whose answers come here
+    /// (not a next stage's) drains past it while it terminates, so its terminate leaves nothing
+    /// unprocessed for want of a receiver.
     pub output_queue_size: Option<usize>,
     /// The seeds' execution mode (see [`KernelMode`]: both are scheduled alike).
     pub mode: KernelMode,
@@ -322,7 +324,8 @@ impl LaunchOptions {
         self
     }
 
-    /// The output queue's bound, in messages.
+    /// The output queue's bound, in messages (lifted while the kernel drains to terminate: see
+    /// [`output_queue_size`](Self::output_queue_size)).
     pub fn with_output_queue_capacity(mut self, messages: usize) -> Self {
         self.output_queue_size = Some(messages);
         self
@@ -651,8 +654,9 @@ impl Runtime {
     /// [`drain`](Self::drain) (every kernel terminated gracefully, within
     /// [`DEFAULT_TERMINATE_TIMEOUT`] each) and [`complete_shutdown`](Self::complete_shutdown):
     /// the report, or the drain's `Timeout` (the runtime stops all the same, and
-    /// `complete_shutdown` then hands back the report). Later calls fail with `Disposed`; a
-    /// second `dispose` hands back the same report.
+    /// `complete_shutdown` then hands back the report). Later operations that change or wait on
+    /// something fail with `Disposed`; queries (a kernel's state, telemetry, health) keep
+    /// answering with the final state, and a second `dispose` hands back the same report.
     pub async fn dispose(&self) -> Result<ShutdownReport> {
         // Its drain's terminates then read no state back that the shutdown lets go of.
         self.shared.lock().stopping = true;

@@ -64,7 +64,8 @@ impl Runtime {
     /// `→ Stopped`: drains first if that has not begun (within [`DEFAULT_TERMINATE_TIMEOUT`]),
     /// stops the tick loop, lets every memory alert callback go, releases every device (WebGPU's
     /// `device.destroy()`, once the work under way on it is done, or after a second at most)
-    /// and reports the runtime's whole life. Every later call fails with `Disposed`; a second
+    /// and reports the runtime's whole life. Every later operation that changes or waits on
+    /// something fails with `Disposed` (queries answer with the final state); a second
     /// `complete_shutdown` hands back the same report.
     pub async fn complete_shutdown(&self) -> Result<ShutdownReport> {
         self.shared.lock().stopping = true;
