@@ -54,7 +54,7 @@ pub enum Error {
     Timeout {
         /// The kernel the error is about.
         id: String,
-        /// What timed out: `call`, `receive`, `try_receive` or `terminate`.
+        /// What timed out: `call`, `receive`, `try_receive`, `terminate` or `wait`.
         operation: String,
         /// The timeout that ran out.
         timeout: std::time::Duration,

@@ -215,10 +215,17 @@ fn wait_resolves_when_another_handle_terminates_the_kernel() {
     pollster::block_on(async {
         let h = doubler(&rt, "waited", LaunchOptions::default()).await;
         let other = h.clone();
-        let (waited, terminated) = join(h.wait(), async move { other.terminate().await }).await;
+        // Bounded, the wait ends with a `Timeout` and leaves the kernel as it is.
+        let timed_out = h.wait_timeout(Duration::from_millis(20)).await.unwrap_err();
+        assert_eq!((timed_out.kind(), h.state().unwrap()), (ErrorKind::Timeout, KernelState::Launched));
+        assert!(timed_out.to_string().starts_with("wait on kernel 'waited' timed out after 20 ms"), "{timed_out}");
+        assert_eq!(h.metrics().unwrap().errors, 0, "a wait that ran out is no failure of the kernel");
+        let (waited, terminated) =
+            join(h.wait_timeout(Duration::from_secs(30)), async move { other.terminate().await }).await;
         terminated.unwrap();
         waited.unwrap();
         assert!(h.is_terminated());
+        h.wait().await.unwrap();
     });
 }
 

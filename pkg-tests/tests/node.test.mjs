@@ -236,6 +236,34 @@ test("withCircuitBreaker: an operation turned away (its call finding the probe t
   });
 });
 
+test("a handle's wait() takes { timeout, signal }: a TimeoutError or the signal's reason, the kernel left as it is; other keys are a TypeError", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const doubler = await runtime.launch("doubler");
+    const outcome = (p) => p.then(() => "resolved", (e) => e.name + ": " + e.message);
+    const timedOut = await outcome(doubler.wait({ timeout: 20 }));
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error("stopped waiting")), 20);
+    const aborted = await outcome(doubler.wait({ signal: controller.signal }));
+    const misspelt = await outcome(doubler.wait({ timout: 20 }));
+    const state = doubler.state;
+    const waited = doubler.wait({ timeout: 30000 });
+    await doubler.terminate();
+    const ended = await outcome(waited);
+    const errors = runtime.getTelemetry("doubler").errors;
+    await runtime.dispose();
+    console.log(JSON.stringify({ timedOut, aborted, misspelt, state, ended, errors }));
+  `);
+  assertExited(result);
+  const found = findings(result);
+  assert.match(found.timedOut, /^TimeoutError: wait on kernel 'doubler' timed out after 20 ms/);
+  assert.equal(found.aborted, "Error: stopped waiting", "the signal's reason");
+  assert.match(found.misspelt, /^TypeError: .*timout/);
+  assert.deepEqual([found.state, found.ended, found.errors], ["launched", "resolved", 0]);
+});
+
 test("dispose() hands the answers its drain produced to receives already waiting for them", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime } from "ringkernel-web";

@@ -24,7 +24,7 @@ use crate::error::{
 use crate::lifecycle::{KernelMode, KernelState};
 use crate::message::{same_bytes, MessageLayout, MessageRef, RingMessage, Value};
 use crate::telemetry::KernelTelemetry;
-use crate::waiting::wait;
+use crate::waiting::{deadline, wait};
 
 /// The message type of a handle whose kernel's messages are known only at run time: it sends
 /// and receives [`Value`]s (see [`KernelHandle::typed`] for Rust types).
@@ -172,10 +172,31 @@ impl<In, Out> KernelHandle<In, Out> {
 
     /// Resolves once the kernel is terminated (or removed).
     pub async fn wait(&self) -> Result<()> {
+        self.wait_within(None).await
+    }
+
+    /// [`wait`](Self::wait), for up to `timeout`: then `Timeout` (operation `wait`), the kernel
+    /// left as it is.
+    pub async fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        self.wait_within(Some(timeout)).await
+    }
+
+    /// [`wait`](Self::wait) within `timeout`, if any.
+    pub(crate) async fn wait_within(&self, timeout: Option<Duration>) -> Result<()> {
+        let until = deadline(timeout);
         loop {
             let Ok(id) = self.live_id() else { return Ok(()) };
             let Some(listener) = self.pinned.until_changed(id)? else { return Ok(()) };
-            wait(listener, None).await;
+            if !wait(listener, until).await {
+                let timeout = timeout.unwrap_or_default();
+                return Err(Error::Timeout {
+                    id: id.to_owned(),
+                    operation: "wait".into(),
+                    timeout,
+                    unprocessed: 0,
+                    stall: None,
+                });
+            }
         }
     }
 

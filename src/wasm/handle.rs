@@ -7,9 +7,10 @@
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
+use super::abort::Abort;
 use super::errors::{behind_earlier_sends, js_error, js_void};
 use super::messages::{js_answer, JsMessage};
-use super::{calls, envelopes, order, promise, to_js};
+use super::{calls, envelopes, options, order, promise, to_js};
 use crate::error::{Error, TryReceiveError};
 use crate::runtime::{Runtime, DEFAULT_TERMINATE_TIMEOUT};
 use crate::KernelHandle;
@@ -203,10 +204,15 @@ impl JsKernelHandle {
         }
     }
 
-    /// Resolves once the kernel is terminated (or removed).
-    pub fn wait(&self) -> Promise {
+    /// Resolves once the kernel is terminated (or removed); `{ timeout, signal }` bound the
+    /// wait (then a `TimeoutError`, or the signal's reason), the kernel left as it is.
+    pub fn wait(&self, options: Option<JsValue>) -> Promise {
+        let wait = match options::wait_option(options, "wait options") {
+            Ok(wait) => wait,
+            Err(error) => return Promise::reject(&error),
+        };
         let handle = self.inner.clone();
-        promise(async move { js_void(handle.wait().await) })
+        Abort::by(wait.signal).promise(async move { js_void(handle.wait_within(wait.timeout).await) })
     }
 
     /// State, mode, queue depths, messages processed and uptime.

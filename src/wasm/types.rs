@@ -548,8 +548,8 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   resume(): Promise<void>;
   /** Graceful stop within `timeout` ms (default 5000): queued messages are processed first. */
   terminate(options?: TimeoutOptions): Promise<void>;
-  /** Resolves once the kernel is terminated or removed (by this handle or any other call). */
-  wait(): Promise<void>;
+  /** Resolves once the kernel is terminated or removed (by this handle or any other call); past `timeout` a `TimeoutError`, or the `signal`'s reason, the kernel left as it is. */
+  wait(options?: WaitOptions): Promise<void>;
   status(): KernelStatus;
   /** Every counter, whether or not the runtime keeps telemetry (then `latency` is empty). */
   metrics(): KernelTelemetry;
