@@ -2,8 +2,8 @@
 //! the runtime does at each level. Off unless `RuntimeOptions::degradation` is set.
 //!
 //! # Signals
-//! - **queue fill**: the fullest input queue among kernels that run (`len / capacity`; active or
-//!   draining: a paused kernel's queue is work held, not load);
+//! - **queue fill**: the fullest input queue among active kernels (`len / capacity`: a paused
+//!   kernel's queue is work held, not load);
 //! - **latency**: the worst `p99 / budget` among kernels with a latency budget
 //!   (`LaunchOptions::latency_budget`, or [`DegradationOptions::default_latency_budget`]), the
 //!   p99 taken over the answers of the last [`window`](DegradationOptions::window) (so a kernel

@@ -288,16 +288,22 @@ pub(crate) struct AlertWatches {
 /// watch, so one removed meanwhile is skipped.
 pub(crate) type Due = Vec<(MemoryWatchId, AlertCallback, MemoryAlertEvent)>;
 
+/// A memory alert's threshold, a pressure in (0, 1], or why it is none.
+pub(crate) fn check_threshold(threshold: f64) -> Result<()> {
+    match threshold > 0.0 && threshold <= 1.0 {
+        true => Ok(()),
+        false => Err(Error::OutOfRange(format!(
+            "a memory alert threshold is a pressure in (0, 1], not {}",
+            Float(threshold)
+        ))),
+    }
+}
+
 impl AlertWatches {
     /// Registers a watch at `threshold` (in `(0, 1]`, else `OutOfRange`). It starts as if
     /// pressure were 0: a pressure already above fires `High` at the next check.
     pub fn add(&mut self, threshold: f64, callback: AlertCallback) -> Result<MemoryWatchId> {
-        if !(threshold > 0.0 && threshold <= 1.0) {
-            return Err(Error::OutOfRange(format!(
-                "a memory alert threshold is a pressure in (0, 1], not {}",
-                Float(threshold)
-            )));
-        }
+        check_threshold(threshold)?;
         self.next += 1;
         let id = MemoryWatchId(self.next);
         self.watches.push(Watch { id, threshold, high: false, callback });
@@ -320,10 +326,11 @@ impl AlertWatches {
     }
 
     /// Removes a watch; `false` when there was none by that id.
-    pub fn remove(&mut self, id: MemoryWatchId) -> bool {
-        let before = self.watches.len();
-        self.watches.retain(|w| w.id != id);
-        self.watches.len() != before
+    /// Takes a watch out, for the caller to drop outside the lock (as [`clear`](Self::clear));
+    /// `None` when there was none by that id.
+    pub fn remove(&mut self, id: MemoryWatchId) -> Option<Watch> {
+        let at = self.watches.iter().position(|w| w.id == id)?;
+        Some(self.watches.remove(at))
     }
 
     /// The crossings `pressure` makes, of every watch or of watch `only`: each watch fires at
@@ -446,8 +453,8 @@ mod tests {
         let id = watches.add(0.5, first).unwrap();
         watches.add(0.9, second).unwrap();
         fire(watches.trigger(MemoryPressureAlert::High, 0.1, 0, None), |_| true);
-        assert!(watches.remove(id));
-        assert!(!watches.remove(id));
+        assert!(watches.remove(id).is_some());
+        assert!(watches.remove(id).is_none());
         fire(watches.observe(None, 1.0, 0, None), |_| true);
         assert_eq!(first_seen.lock().unwrap().len(), 1, "the trigger only");
         assert_eq!(second_seen.lock().unwrap().len(), 2, "the trigger and the crossing");

@@ -8,6 +8,7 @@ use crate::backend::StateStore;
 use crate::cancel::OnCancel;
 use crate::degradation::{DegradationSignals, Policy};
 use crate::devices::Load;
+use crate::lifecycle::KernelState;
 use crate::memory::{self, MemoryByPurpose, MemoryPurpose, MemoryReport};
 use crate::table::{Kernel, Shared, Table};
 
@@ -150,9 +151,10 @@ pub(crate) fn evaluate_degradation(shared: &Shared, table: &mut Table, now_ms: f
         if !kernel.life.state().accepts_messages() {
             continue;
         }
-        // The load is what kernels that run have to do: a paused kernel's queue is work held,
-        // however full, and its priority protects nothing while it takes no messages itself.
-        if kernel.life.runs() {
+        // The load is what active kernels have to do (one terminating takes no new messages): a
+        // paused kernel's queue is work held, however full, and its priority protects nothing
+        // while it processes none.
+        if kernel.life.state() == KernelState::Active {
             top_priority = top_priority.max(kernel.priority);
             queue_fill = queue_fill.max(kernel.mailbox.inbox.fill());
         }

@@ -229,6 +229,14 @@ pub(crate) async fn recover_all(shared: &Arc<Shared>) -> Result<()> {
 /// succeeds). Resolves at once when no device was lost (counting a failure the tick has not seen
 /// yet).
 pub(crate) async fn recover_device(shared: &Arc<Shared>, device: DeviceId) -> Result<()> {
+    // Asked for: health calls the device recovering from here, while this waits for its turn
+    // too, until it ends however it does (dropped part way too).
+    shared.lock().device(device).recovering += 1;
+    let _asked = crate::cancel::OnCancel::new(|| {
+        let mut table = shared.lock();
+        let status = table.device(device);
+        status.recovering = status.recovering.saturating_sub(1);
+    });
     let _one_at_a_time = shared.recovering.lock().await;
     // The device may have failed before the tick loop noticed (it looks at its next tick, and
     // an idle loop may not have one yet): record the loss here as the tick would, so a
@@ -237,9 +245,6 @@ pub(crate) async fn recover_device(shared: &Arc<Shared>, device: DeviceId) -> Re
         let generation = shared.lock().device(device).generation;
         fail_device(shared, device, fault, generation);
     }
-    shared.lock().device(device).recovering = true;
-    // However it ends, dropped part way too.
-    let _under_way = crate::cancel::OnCancel::new(|| shared.lock().device(device).recovering = false);
     spans::around(shared.settings.tracing, Phase::Recovery, None, recover_locked(shared, device)).await
 }
 

@@ -259,9 +259,10 @@ pub(crate) struct DeviceStatus {
     /// Automatic recovery made its last attempt at this loss and failed: the device comes back
     /// only with a `recover`, so terminates stop waiting for it (their kernels are stranded).
     pub auto_recovery_spent: bool,
-    /// A recovery of this device is under way (health calls a lost device recovering then; a
-    /// migration, which takes the same turn, is none).
-    pub recovering: bool,
+    /// Recoveries of this device asked for and not yet ended, waiting for their turn or under
+    /// way (health calls a lost device recovering then; a migration, which takes the same turn,
+    /// is none).
+    pub recovering: u32,
     /// Ticks that did work on this device.
     pub ticks: u64,
     /// Messages its ticks processed, by whichever kernels ran there then: a count that only
@@ -270,6 +271,12 @@ pub(crate) struct DeviceStatus {
 }
 
 impl DeviceStatus {
+    /// Whether this device, lost, comes back without the application: a recovery is asked for
+    /// or under way, or automatic recovery (`auto_recover`) has attempts left.
+    pub fn recovering(&self, auto_recover: bool) -> bool {
+        (auto_recover && !self.auto_recovery_spent) || self.recovering > 0
+    }
+
     /// Why the device is lost, if it is, as the summary and health report it.
     pub fn lost_reason(&self) -> Option<String> {
         self.lost.as_ref().map(|lost| match lost {
@@ -425,6 +432,21 @@ impl Table {
         let kernel = self.kernels.get_mut(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })?;
         let device = &self.devices[kernel.device.index()];
         Ok((kernel, device))
+    }
+
+    /// The worst lost device, by index (each recovers on its own; one is enough to degrade):
+    /// one whose last recovery failed, else one waiting for `recover()`, else one recovering,
+    /// the first of each, so no device that needs the application is hidden behind one that
+    /// does not. `auto_recover`: the runtime's setting.
+    pub fn worst_lost_device(&self, auto_recover: bool) -> Option<(usize, &DeviceStatus)> {
+        let rank = |d: &DeviceStatus| 2 * u8::from(d.recovery_error.is_none()) + u8::from(d.recovering(auto_recover));
+        let mut worst: Option<(usize, &DeviceStatus)> = None;
+        for (id, device) in self.devices.iter().enumerate().filter(|(_, d)| d.lost.is_some()) {
+            if worst.is_none_or(|(_, that)| rank(device) < rank(that)) {
+                worst = Some((id, device));
+            }
+        }
+        worst
     }
 
     /// The status of `device`.

@@ -94,10 +94,12 @@ impl GpuMemoryDashboard {
     ) -> Result<MemoryWatchId> {
         // A stopped runtime's memory changes no more: a watch would never fire. Added under the
         // table's lock, so a shutdown stopping meanwhile, which then lets watches go, sees it.
+        // A threshold refused is refused first: the callback is then dropped with no lock held
+        // (its captures may call the runtime as they go).
+        crate::memory::check_threshold(threshold)?;
         let table = self.runtime.open_table()?;
-        let id = self.runtime.shared.alerts().add(threshold, Arc::new(callback));
+        let id = self.runtime.shared.alerts().add(threshold, Arc::new(callback))?;
         drop(table);
-        let id = id?;
         #[cfg(not(target_arch = "wasm32"))]
         pressure::check_new_watch(&self.runtime.shared, id);
         #[cfg(target_arch = "wasm32")]
@@ -112,7 +114,9 @@ impl GpuMemoryDashboard {
 
     /// Stops a watch; `false` when there was none by that id.
     pub fn remove_alert(&self, id: MemoryWatchId) -> bool {
-        self.runtime.shared.alerts().remove(id)
+        // The watch's callback is dropped once the lock is let go.
+        let removed = self.runtime.shared.alerts().remove(id);
+        removed.is_some()
     }
 
     /// Sends `alert` to every watch's callback now, at the current pressure (to test an alert

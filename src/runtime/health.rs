@@ -10,7 +10,6 @@ use crate::error::Result;
 use crate::health::{assess, HealthReport, HealthStatus, KernelVitals, Vitals};
 use crate::lifecycle::LifecycleState;
 use crate::platform;
-use crate::table::DeviceStatus;
 
 /// Each kernel's launch and its (failures, operations) at the previous check, so error rates
 /// are recent ones, and of that launch only.
@@ -70,22 +69,12 @@ impl Runtime {
             })
             .collect();
         samples.0 = seen;
-        // The worst lost device (each recovers on its own; one is enough to degrade): one whose
-        // recovery failed, else one waiting for `recover()`, else one recovering, the first of
-        // each, so no device that needs the application is hidden behind one that does not.
-        let recovering =
-            |d: &DeviceStatus| (self.shared.settings.auto_recover && !d.auto_recovery_spent) || d.recovering;
-        let rank = |d: &DeviceStatus| 2 * u8::from(d.recovery_error.is_none()) + u8::from(recovering(d));
-        let mut lost: Option<(usize, &DeviceStatus)> = None;
-        for (id, device) in table.devices.iter().enumerate().filter(|(_, d)| d.lost.is_some()) {
-            if lost.is_none_or(|(_, worst)| rank(device) < rank(worst)) {
-                lost = Some((id, device));
-            }
-        }
+        let auto_recover = self.shared.settings.auto_recover;
+        let lost = table.worst_lost_device(auto_recover);
         let vitals = Vitals {
             runtime,
             device_lost: lost.map(|(id, d)| self.name_device(id, d.lost_reason().unwrap_or_default())),
-            recovering: lost.is_some_and(|(_, d)| recovering(d)),
+            recovering: lost.is_some_and(|(_, d)| d.recovering(auto_recover)),
             recovery_error: lost.and_then(|(_, d)| d.recovery_error.clone()),
             memory_pressure: crate::pressure::used_and_pressure(&self.shared, Some(&table)).1,
             kernels,
@@ -135,8 +124,23 @@ mod tests {
         let migrating = pollster::block_on(rt.shared.recovering.lock());
         assert!(matches!(rt.health().status, HealthStatus::Unhealthy(_)), "{:?}", rt.health().status);
         drop(migrating);
-        rt.shared.lock().device(DeviceId(0)).recovering = true;
+        rt.shared.lock().device(DeviceId(0)).recovering = 1;
         assert!(matches!(rt.health().status, HealthStatus::Degraded(_)), "{:?}", rt.health().status);
+    }
+
+    /// A recovery asked for and waiting for its turn (behind a migration) counts as recovering
+    /// already: the application has called `recover()`. Dropped, it counts no more.
+    #[test]
+    fn a_recovery_waiting_for_its_turn_counts_as_recovering() {
+        let rt = pollster::block_on(Runtime::new(RuntimeOptions::default().with_backend(BackendChoice::Cpu))).unwrap();
+        rt.shared.lock().device(DeviceId(0)).lost = Some(Error::DeviceLost { reason: "gone".into() });
+        let migrating = pollster::block_on(rt.shared.recovering.lock());
+        let mut recovery = Box::pin(crate::recovery::recover_device(&rt.shared, DeviceId(0)));
+        pollster::block_on(async { assert!(futures_util::poll!(recovery.as_mut()).is_pending()) });
+        assert!(matches!(rt.health().status, HealthStatus::Degraded(_)), "{:?}", rt.health().status);
+        drop(recovery);
+        assert!(matches!(rt.health().status, HealthStatus::Unhealthy(_)), "{:?}", rt.health().status);
+        drop(migrating);
     }
 
     /// Of several lost devices, health reports the one that needs the application: a device
@@ -151,7 +155,7 @@ mod tests {
             rt.shared.lock().device(DeviceId(device)).lost = Some(Error::DeviceLost { reason: reason.into() });
         };
         lose(0, "first");
-        rt.shared.lock().device(DeviceId(0)).recovering = true;
+        rt.shared.lock().device(DeviceId(0)).recovering = 1;
         lose(1, "second");
         let status = rt.health().status;
         assert_eq!(status, HealthStatus::Unhealthy("the device is lost (device 1: second); call recover()".into()));
@@ -159,5 +163,11 @@ mod tests {
         rt.shared.lock().device(DeviceId(2)).recovery_error = Some("no adapter".into());
         let status = rt.health().status;
         assert!(matches!(&status, HealthStatus::Unhealthy(why) if why.contains("third") && why.contains("no adapter")));
+        // The summary names the same device, with its own recovery error.
+        let device = rt.summary().device;
+        assert_eq!(
+            (device.lost.as_deref(), device.recovery_error.as_deref()),
+            (Some("device 2: third"), Some("no adapter"))
+        );
     }
 }

@@ -102,13 +102,14 @@ impl Runtime {
         for (id, k) in &table.kernels {
             per_kernel.insert(id.clone(), snapshot(id, k, now, table.watchdog.heartbeat_timeout));
         }
-        let lost = table.devices.iter().enumerate().find(|(_, d)| d.lost.is_some());
+        // The device health itself reports: the summary and `health()` name the same one.
+        let lost = table.worst_lost_device(self.shared.settings.auto_recover);
         let device = DeviceHealth {
             lost: lost.map(|(id, d)| self.name_device(id, d.lost_reason().unwrap_or_default())),
             losses: table.devices.iter().map(|d| d.generation).sum(),
             recoveries: table.devices.iter().map(|d| d.recoveries).sum(),
             auto_recover: self.shared.settings.auto_recover,
-            recovery_error: table.devices.iter().find_map(|d| d.recovery_error.clone()),
+            recovery_error: lost.and_then(|(_, d)| d.recovery_error.clone()),
         };
         let devices = self.topology_of(&table).devices;
         // A stopped runtime's uptime ended with it, as its report's and its kernels' did.

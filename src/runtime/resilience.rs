@@ -295,16 +295,20 @@ impl Runtime {
         ids
     }
 
-    /// Destroys the GPU `device` (which also ends a tick waiting on it) and declares it lost at
-    /// once, rather than when the tick notices, so recovery that follows has a loss to recover.
-    /// The loss counts against the circuit breakers of the kernels `charged` names.
+    /// Declares the GPU `device` lost at once, rather than when the tick notices, so recovery
+    /// that follows has a loss to recover, then destroys it (which also ends a tick waiting on
+    /// it). The loss counts against the circuit breakers of the kernels `charged` names: declared
+    /// first, it is this call's, not that of a tick the destruction fails, which would charge
+    /// every kernel on the device (that tick's delivery finds its generation gone).
     pub(super) fn lose_device(&self, device: DeviceId, reason: &str, charged: &dyn Fn(&str) -> bool) {
         let generation = self.shared.lock().device(device).generation;
-        if let Some(gpu) = self.shared.device(device).gpu() {
-            gpu.destroy(reason);
-        }
+        // The device as it is now: a recovery that replaces it meanwhile keeps its new one.
+        let lost_device = self.shared.device(device);
         let lost = Error::DeviceLost { reason: reason.to_owned() };
         recovery::fail_device_charging(&self.shared, device, lost, generation, charged);
+        if let Some(gpu) = lost_device.gpu() {
+            gpu.destroy(reason);
+        }
         self.shared.wake();
     }
 }
