@@ -64,7 +64,8 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /getTelemetry\(id: string\): KernelTelemetry \| null;/);
   assert.match(types, /export function managedKernel<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>\(\s*runtime: RingKernelRuntime, id: string, definition\?: KernelDefinitionInput<I, O> \| null/);
   assert.match(types, /launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>\(\s*id: string, definition\?: KernelDefinitionInput<I, O> \| null, options\?: LaunchOptions\): Promise<KernelHandle<I, O>>;/);
-  assert.match(types, /getKernel\(id: string\): KernelHandle \| null;/);
+  assert.match(types, /getKernel<K extends keyof BuiltInKernels>\(id: K\): KernelHandle<BuiltInKernels\[K\]\[0\], BuiltInKernels\[K\]\[1\]> \| null;/);
+  assert.match(types, /getKernel<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>\(id: string\): KernelHandle<I, O> \| null;/);
   // Envelopes and the hybrid logical clock.
   assert.match(types, /sendEnvelope<M extends object & MessageLike<M>>\(id: string, message: M & NotAMessage<M>, options\?: SendEnvelopeOptions\): Promise<EnvelopeHeader>;/);
   assert.match(types, /send<M extends object & MessageLike<M>>\(id: string, message: M & NotAMessage<M>, options\?: WaitOptions\): Promise<void>;/);

@@ -30,6 +30,11 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   const doubler = await runtime.launch("doubler", null, { queueSize: 8 });
   const doubled: number = (await doubler.call({ value: 5 })).result * 2;
   for await (const answer of doubler) if (answer.result > doubled) break;
+  // And found again by id: a built-in's typed, another's typed as asked.
+  const found = runtime.getKernel("doubler");
+  const again: number = found ? (await found.call({ value: 5 })).result : 0;
+  const pointer = runtime.getKernel<typeof Point, typeof Point>("surface-point");
+  const x: number = pointer ? (await pointer.call({ x: 1, at: [0, 0] })).x : again;
   const tile = await runtime.launch("mandelbrot");
   const counts: Uint32Array = (await tile.call({ origin: [0, 0], step: 0.1, max_iter: 64 })).iterations;
   await runtime.call("doubler", request);
@@ -64,5 +69,5 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   } catch (e) {
     if (e instanceof RingKernelError && e.name === "RingKernelError") return point.x;
   }
-  return answer.result + (answers[0]?.result ?? 0) + (counts[0] ?? 0);
+  return answer.result + (answers[0]?.result ?? 0) + (counts[0] ?? 0) + x;
 }

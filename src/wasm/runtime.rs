@@ -64,8 +64,8 @@ impl JsRuntime {
     }
 
     /// A handle to the kernel `id` (launched and not removed), or `null`.
-    #[wasm_bindgen(js_name = getKernel, unchecked_return_type = "KernelHandle | null")]
-    pub fn get_kernel(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+    #[wasm_bindgen(js_name = getKernel, skip_typescript)] // declared generic in TS_TYPES
+    pub fn get_kernel(&self, id: JsValue) -> Result<JsValue, JsValue> {
         let id = kernel_id(&id, "id")?;
         Ok(self.inner.get_kernel(&id).map_or(JsValue::NULL, JsKernelHandle::new_js))
     }

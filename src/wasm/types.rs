@@ -595,6 +595,10 @@ export interface RingKernelRuntime {
    */
   launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>(
     id: string, definition?: KernelDefinitionInput<I, O> | null, options?: LaunchOptions): Promise<KernelHandle<I, O>>;
+  /** A handle to the built-in kernel `id` (see `BuiltInKernels`), typed, or `null` when none is launched under it. */
+  getKernel<K extends keyof BuiltInKernels>(id: K): KernelHandle<BuiltInKernels[K][0], BuiltInKernels[K][1]> | null;
+  /** A handle to the kernel `id` (launched and not removed), or `null`; `I` and `O` type its messages as `launch`'s do (`getKernel<typeof Request, typeof Response>("worker")`). */
+  getKernel<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>(id: string): KernelHandle<I, O> | null;
   /** Queues one message; waits up to `timeout` ms for room, then QueueFullError. */
   send<M extends object & MessageLike<M>>(id: string, message: M & NotAMessage<M>, options?: WaitOptions): Promise<void>;
   /**
@@ -616,7 +620,7 @@ export interface RingKernelRuntime {
   /** Up to `max` answers (at least one), as objects; `T` types each (e.g. `OutputOf<typeof Response>`). */
   receiveBatch<T extends object = MessageOutput>(id: string, options?: ReceiveBatchOptions & { packed?: false | undefined }): Promise<T[]>;
   receiveBatch(id: string, options?: ReceiveBatchOptions): Promise<MessageOutput[] | Uint8Array>;
-  /** Runs `operation` under the kernel's circuit breaker: `CircuitOpenError` without calling it while the circuit is open; its rejection counts as a failure, its result as a success. */
+  /** Runs `operation` under the kernel's circuit breaker: `CircuitOpenError` without calling it while the circuit is open; its rejection counts as a failure (but for a `CircuitOpenError`, `QueueFullError` or `OverloadedError`, which turned it away before the kernel had its message), its result as a success. */
   withCircuitBreaker<T>(id: string, operation: () => T | PromiseLike<T>): Promise<Awaited<T>>;
   /** The same as `dispose()`: `await using runtime = await RingKernelRuntime.create()`. */
   [Symbol.asyncDispose](): Promise<void>;
