@@ -210,6 +210,28 @@ fn answers_stream_one_by_one_and_end_when_none_will_come() {
 }
 
 #[test]
+fn handles_are_equal_when_they_refer_to_the_same_launch() {
+    use std::collections::HashSet;
+    let rt = common::runtime_on(BackendChoice::Cpu);
+    pollster::block_on(async {
+        let h = doubler(&rt, "same", LaunchOptions::default()).await;
+        let found = rt.get_kernel("same").unwrap().typed::<i32, i32>().unwrap();
+        let other = doubler(&rt, "other", LaunchOptions::default()).await;
+        assert_eq!(h, h.clone());
+        assert_eq!(h, found, "got again by id");
+        assert_ne!(h, other);
+        let set: HashSet<_> = [h.clone(), found, other.clone()].into_iter().collect();
+        assert_eq!(set.len(), 2);
+        // Launched again under its id, the kernel is another: its handles are too.
+        h.terminate().await.unwrap();
+        rt.remove("same").unwrap();
+        let again = doubler(&rt, "same", LaunchOptions::default()).await;
+        assert_ne!(h, again);
+        assert!(!set.contains(&again) && set.contains(&other));
+    });
+}
+
+#[test]
 fn wait_resolves_when_another_handle_terminates_the_kernel() {
     let rt = common::runtime_on(BackendChoice::Cpu);
     pollster::block_on(async {

@@ -53,6 +53,24 @@ impl<In, Out> Clone for KernelHandle<In, Out> {
     }
 }
 
+/// Two handles are equal when they refer to the same launch: clones, and handles got by id
+/// while that launch was there. A kernel launched again under the id is another (as its
+/// handles reach only it), so handles can key a map or a set of kernels.
+impl<In, Out> PartialEq for KernelHandle<In, Out> {
+    fn eq(&self, other: &Self) -> bool {
+        // Each launch has a flag of its own, shared by all its handles.
+        Arc::ptr_eq(&self.removed, &other.removed)
+    }
+}
+
+impl<In, Out> Eq for KernelHandle<In, Out> {}
+
+impl<In, Out> std::hash::Hash for KernelHandle<In, Out> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.removed), state);
+    }
+}
+
 impl<In, Out> std::fmt::Debug for KernelHandle<In, Out> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KernelHandle").field("id", &self.id).finish()
