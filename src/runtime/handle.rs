@@ -55,7 +55,9 @@ impl<In, Out> Clone for KernelHandle<In, Out> {
 
 /// Two handles are equal when they refer to the same launch: clones, and handles got by id
 /// while that launch was there. A kernel launched again under the id is another (as its
-/// handles reach only it), so handles can key a map or a set of kernels.
+/// handles reach only it), so handles can key a map or a set of kernels. (Clippy's
+/// `mutable_key_type` flags such a key, as it does any that holds a lock; a handle hashes by its
+/// launch alone, which never changes.)
 impl<In, Out> PartialEq for KernelHandle<In, Out> {
     fn eq(&self, other: &Self) -> bool {
         // Each launch has a flag of its own, shared by all its handles.
