@@ -28,8 +28,10 @@ pub struct KernelTelemetry {
     pub state: KernelState,
     /// How the tick loop schedules the kernel.
     pub mode: KernelMode,
-    /// Bound of the kernel's input and output queues, in messages.
+    /// Bound of the kernel's input queue, in messages (`queue_size`, or `input_queue_size`).
     pub queue_size: usize,
+    /// Bound of its output queue, in messages (`queue_size`, or `output_queue_size`).
+    pub output_queue_size: usize,
     /// Messages accepted by `send`, `send_batch` and `call` (host → kernel).
     pub messages_sent: u64,
     /// Answers handed to `receive`/`receive_batch`/`call` callers (kernel → host).

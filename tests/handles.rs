@@ -260,7 +260,7 @@ fn input_and_output_queues_have_their_own_bounds() {
         let options = LaunchOptions::default().with_input_queue_capacity(8).with_output_queue_capacity(2);
         let h = doubler(&rt, "bounds", options).await;
         let t = h.metrics().unwrap();
-        assert_eq!(t.queue_size, 8);
+        assert_eq!((t.queue_size, t.output_queue_size), (8, 2));
         h.send_batch(&[1, 2, 3, 4, 5, 6, 7, 8]).await.unwrap();
         assert!(matches!(h.try_send(9), Err(TrySendError::Full(9, _))));
         h.activate().await.unwrap();

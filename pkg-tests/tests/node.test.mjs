@@ -264,6 +264,22 @@ test("a handle's wait() takes { timeout, signal }: a TimeoutError or the signal'
   assert.deepEqual([found.state, found.ended, found.errors], ["launched", "resolved", 0]);
 });
 
+test("telemetry reports both queues' bounds: queueSize the input's, outputQueueSize the output's", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const doubler = await runtime.launch("doubler", null, { inputQueueSize: 4, outputQueueSize: 16 });
+    const echo = await runtime.launch("echo", null, { queueSize: 8 });
+    const bounds = (t) => [t.queueSize, t.outputQueueSize];
+    const found = [bounds(runtime.getTelemetry("doubler")), bounds(doubler.metrics()), bounds(echo.metrics())];
+    await runtime.dispose();
+    console.log(JSON.stringify(found));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), [[4, 16], [4, 16], [8, 8]]);
+});
+
 test("dispose() hands the answers its drain produced to receives already waiting for them", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime } from "ringkernel-web";

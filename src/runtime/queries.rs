@@ -216,6 +216,7 @@ fn snapshot(id: &str, kernel: &Kernel, now_ms: f64, heartbeat_timeout: std::time
         state: kernel.life.state(),
         mode: kernel.mode,
         queue_size: kernel.mailbox.inbox.capacity(),
+        output_queue_size: kernel.mailbox.outbox.capacity(),
         messages_sent: c.messages_sent,
         messages_received: c.messages_received,
         messages_processed: c.messages_processed,

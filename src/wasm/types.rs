@@ -276,7 +276,11 @@ export interface LatencySummary {
 }
 
 export interface KernelTelemetry {
-  kernelId: string; state: KernelState; mode: KernelMode; queueSize: number;
+  kernelId: string; state: KernelState; mode: KernelMode;
+  /** Bound of the input queue, in messages (`queueSize`, or `inputQueueSize`). */
+  queueSize: number;
+  /** Bound of the output queue, in messages (`queueSize`, or `outputQueueSize`). */
+  outputQueueSize: number;
   /** Accepted by send, sendBatch and call (host → kernel). */
   messagesSent: number;
   /** Answers handed to receive, receiveBatch and call (kernel → host). */
