@@ -209,6 +209,29 @@ fn answers_stream_one_by_one_and_end_when_none_will_come() {
     }
 }
 
+/// A handle reads its own launch's state: the same as the runtime's read by id, and
+/// `KernelNotFound` once removed, though another kernel is launched under its id.
+#[test]
+fn a_handle_reads_its_own_launchs_state() {
+    use ringkernel_web::kernel::{HISTOGRAM_BINS, HISTOGRAM_SAMPLES};
+    let rt = common::runtime_on(BackendChoice::Cpu);
+    pollster::block_on(async {
+        let options = LaunchOptions::default().with_auto_activate();
+        let h = rt.launch("histogram", options.clone()).await.unwrap();
+        let samples = [0.5f32; HISTOGRAM_SAMPLES as usize];
+        rt.call_pod::<_, u32>("histogram", &samples, Some(Duration::from_secs(30))).await.unwrap();
+        let bins = h.read_state_as::<u32>().await.unwrap();
+        assert_eq!(bins.len(), HISTOGRAM_BINS as usize);
+        assert_eq!(bins.iter().sum::<u32>(), HISTOGRAM_SAMPLES);
+        assert_eq!(rt.read_state_as::<u32>("histogram").await.unwrap(), bins);
+        assert_eq!(h.read_state().await.unwrap().len(), 4 * HISTOGRAM_BINS as usize);
+        h.terminate().await.unwrap();
+        rt.remove("histogram").unwrap();
+        rt.launch("histogram", options).await.unwrap();
+        assert_eq!(h.read_state().await.unwrap_err().kind(), ErrorKind::KernelNotFound);
+    });
+}
+
 #[test]
 fn handles_are_equal_when_they_refer_to_the_same_launch() {
     use std::collections::HashSet;

@@ -280,6 +280,26 @@ test("telemetry reports both queues' bounds: queueSize the input's, outputQueueS
   assert.deepEqual(findings(result), [[4, 16], [4, 16], [8, 8]]);
 });
 
+test("a handle's readState() reads its own launch's state, as runtime.readState(id) does, and KernelNotFoundError once it is removed", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const histogram = await runtime.launch("histogram", null, { autoActivate: true });
+    await histogram.call({ samples: Array(16).fill(0.5) });
+    const own = await histogram.readState();
+    const byId = await runtime.readState("histogram");
+    await histogram.terminate();
+    runtime.remove("histogram");
+    await runtime.launch("histogram");
+    const gone = await histogram.readState().then(() => "read", (e) => e.name);
+    await runtime.dispose();
+    console.log(JSON.stringify({ kind: own.constructor.name, same: [...own].join() === [...byId].join(), counted: own.reduce((a, b) => a + b, 0), gone }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), { kind: "Uint32Array", same: true, counted: 16, gone: "KernelNotFoundError" });
+});
+
 test("dispose() hands the answers its drain produced to receives already waiting for them", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime } from "ringkernel-web";

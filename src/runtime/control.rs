@@ -528,7 +528,8 @@ impl Runtime {
         let (store, device, _work) = {
             let mut table = self.open_table()?;
             let work = self.shared.device_work();
-            let (kernel, device) = table.kernel_on_device(id)?;
+            // A handle's read reaches its own launch only.
+            let (kernel, device) = self.kernel_on_device_in(&mut table, id)?;
             let lost = device.lost.clone();
             if kernel.def.state.is_none() {
                 return Err(Error::InvalidArgument(format!(

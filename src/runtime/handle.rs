@@ -190,6 +190,18 @@ impl<In, Out> KernelHandle<In, Out> {
         self.pinned.terminate(self.live_id()?, Some(timeout)).await
     }
 
+    /// Its kernel's `state` array, read back as [`Runtime::read_state`] reads it: this launch's
+    /// only (`KernelNotFound` once it is removed, even with another launched under its id).
+    pub async fn read_state(&self) -> Result<Vec<u8>> {
+        self.pinned.read_state(self.live_id()?).await
+    }
+
+    /// [`read_state`](Self::read_state) as `u32`, `i32` or `f32` values, matching the state's
+    /// element type.
+    pub async fn read_state_as<T: bytemuck::Pod>(&self) -> Result<Vec<T>> {
+        self.pinned.read_state_as(self.live_id()?).await
+    }
+
     /// Resolves once the kernel is terminated (or removed).
     pub async fn wait(&self) -> Result<()> {
         self.wait_within(None).await

@@ -175,7 +175,7 @@ impl Runtime {
         Ok(self.kernel_in(&mut self.shared.lock(), id)?.def.state)
     }
 
-    /// The bound of the kernel's input and output queues, in messages.
+    /// The bound of the kernel's input queue, in messages.
     pub fn queue_size(&self, id: &str) -> Result<usize> {
         Ok(self.kernel_in(&mut self.shared.lock(), id)?.mailbox.inbox.capacity())
     }

@@ -215,6 +215,13 @@ impl JsKernelHandle {
         Abort::by(wait.signal).promise(async move { js_void(handle.wait_within(wait.timeout).await) })
     }
 
+    /// Its kernel's `state` array as `runtime.readState(id)` reads it, of this launch only.
+    #[wasm_bindgen(js_name = readState)]
+    pub fn read_state(&self) -> Promise {
+        let handle = self.inner.clone();
+        promise(async move { calls::read_state(handle.pinned_runtime(), handle.live_id().map_err(js_error)?).await })
+    }
+
     /// State, mode, queue depths, messages processed and uptime.
     pub fn status(&self) -> Result<JsValue, JsValue> {
         let status = self.inner.status().map_err(js_error)?;

@@ -10,12 +10,11 @@ use wasm_bindgen_futures::JsFuture;
 use super::definitions::kernel_definition;
 use super::errors::{js_error, js_void, turned_away, type_error};
 use super::handle::JsKernelHandle;
-use super::messages::{js_state, shown};
+use super::messages::shown;
 use super::options::{self, launch_options, runtime_options, timeout_option, watchdog_action};
 use super::{calls, envelopes, kernel_id, promise, started_promise, to_js};
 use crate::error::Error;
 use crate::kernel::KernelDefinition;
-use crate::message::Scalar;
 use crate::runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT};
 
 /// Promise-based host runtime for ring kernels (the seeds' `RingKernelRuntime`).
@@ -226,13 +225,7 @@ impl JsRuntime {
     #[wasm_bindgen(js_name = readState, unchecked_return_type = "Promise<Uint32Array | Int32Array | Float32Array>")]
     pub fn read_state(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
         let rt = self.inner.clone();
-        promise(async move {
-            let id = kernel_id(&id, "id")?;
-            // The element type first: the kernel may be removed while the copy is in flight.
-            let spec = rt.state_spec(&id).map_err(js_error)?;
-            let bytes = rt.read_state(&id).await.map_err(js_error)?; // refuses a kernel without state
-            Ok(js_state(spec.map_or(Scalar::U32, |s| s.element.scalar()), &bytes))
-        })
+        promise(async move { calls::read_state(&rt, &kernel_id(&id, "id")?).await })
     }
 
     /// The kernel's state: `created`, `launched`, `active`, `deactivated`, `terminating`,

@@ -554,6 +554,8 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   terminate(options?: TimeoutOptions): Promise<void>;
   /** Resolves once the kernel is terminated or removed (by this handle or any other call); past `timeout` a `TimeoutError`, or the `signal`'s reason, the kernel left as it is. */
   wait(options?: WaitOptions): Promise<void>;
+  /** Its kernel's `state` array, as `runtime.readState(id)` reads it: this launch's only (KernelNotFoundError once it is removed). */
+  readState(): Promise<Uint32Array | Int32Array | Float32Array>;
   status(): KernelStatus;
   /** Every counter, whether or not the runtime keeps telemetry (then `latency` is empty). */
   metrics(): KernelTelemetry;
