@@ -214,6 +214,8 @@ pub(crate) fn fail_device_charging(
 
 /// [`recover_device`] for every lost device of the runtime; the first failure, after trying all.
 pub(crate) async fn recover_all(shared: &Arc<Shared>) -> Result<()> {
+    // Every device counts as asked for from the call on, not only once its turn comes.
+    let _asked = asked_to_recover(shared, 0..shared.device_count() as u32);
     let mut result = Ok(());
     for device in shared.device_ids() {
         let recovered = recover_device(shared, device).await;
@@ -224,19 +226,29 @@ pub(crate) async fn recover_all(shared: &Arc<Shared>) -> Result<()> {
     result
 }
 
+/// Counts a recovery of each of `devices` (by index) as asked for (see
+/// `DeviceStatus::recovering`) until the guard is dropped, however the recovery ends (its future
+/// dropped part way too).
+fn asked_to_recover(shared: &Shared, devices: std::ops::Range<u32>) -> crate::cancel::OnCancel<impl FnOnce() + '_> {
+    let mut table = shared.lock();
+    devices.clone().for_each(|device| table.device(DeviceId(device)).recovering += 1);
+    crate::cancel::OnCancel::new(move || {
+        let mut table = shared.lock();
+        for device in devices {
+            let status = table.device(DeviceId(device));
+            status.recovering = status.recovering.saturating_sub(1);
+        }
+    })
+}
+
 /// Opens a new device and relaunches the failed kernels on it (see the module docs). If that
 /// fails, nothing changes and the error says why (also in the summary until an attempt
 /// succeeds). Resolves at once when no device was lost (counting a failure the tick has not seen
 /// yet).
 pub(crate) async fn recover_device(shared: &Arc<Shared>, device: DeviceId) -> Result<()> {
     // Asked for: health calls the device recovering from here, while this waits for its turn
-    // too, until it ends however it does (dropped part way too).
-    shared.lock().device(device).recovering += 1;
-    let _asked = crate::cancel::OnCancel::new(|| {
-        let mut table = shared.lock();
-        let status = table.device(device);
-        status.recovering = status.recovering.saturating_sub(1);
-    });
+    // too, until it ends however it does.
+    let _asked = asked_to_recover(shared, device.0..device.0 + 1);
     let _one_at_a_time = shared.recovering.lock().await;
     // The device may have failed before the tick loop noticed (it looks at its next tick, and
     // an idle loop may not have one yet): record the loss here as the tick would, so a

@@ -141,6 +141,20 @@ mod tests {
         drop(recovery);
         assert!(matches!(rt.health().status, HealthStatus::Unhealthy(_)), "{:?}", rt.health().status);
         drop(migrating);
+
+        // `recover()` of every device: each counts as asked for from the call on, not only once
+        // its turn comes after the device before it.
+        let options =
+            RuntimeOptions::default().with_backend(BackendChoice::Cpu).with_devices([DeviceSpec::default(); 2]);
+        let rt = pollster::block_on(Runtime::new(options)).unwrap();
+        for device in [0, 1] {
+            rt.shared.lock().device(DeviceId(device)).lost = Some(Error::DeviceLost { reason: "gone".into() });
+        }
+        let migrating = pollster::block_on(rt.shared.recovering.lock());
+        let mut recovery = Box::pin(crate::recovery::recover_all(&rt.shared));
+        pollster::block_on(async { assert!(futures_util::poll!(recovery.as_mut()).is_pending()) });
+        assert!(matches!(rt.health().status, HealthStatus::Degraded(_)), "{:?}", rt.health().status);
+        drop((recovery, migrating));
     }
 
     /// Of several lost devices, health reports the one that needs the application: a device
