@@ -214,7 +214,9 @@ pub(crate) fn fail_device_charging(
 
 /// [`recover_device`] for every lost device of the runtime; the first failure, after trying all.
 pub(crate) async fn recover_all(shared: &Arc<Shared>) -> Result<()> {
-    // Every device counts as asked for from the call on, not only once its turn comes.
+    // Every device counts as asked for from the call on, not only once its turn comes (one
+    // lost again after its turn reads as recovering until the last turn ends: a guard per
+    // device weighed 170 bytes more gzipped).
     let _asked = asked_to_recover(shared, 0..shared.device_count() as u32);
     let mut result = Ok(());
     for device in shared.device_ids() {

@@ -323,7 +323,9 @@ pub struct RuntimeMetrics {
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct DeviceHealth {
-    /// Why the device was lost, while kernels wait for recovery; `None` when it is healthy.
+    /// Why the device was lost, while kernels wait for recovery; `None` when it is healthy. Of
+    /// several lost devices, the one `health` reports, named: one whose recovery failed, else
+    /// one waiting for `recover()`, else one recovering.
     pub lost: Option<String>,
     /// Times the device was lost.
     pub losses: u64,
@@ -331,7 +333,7 @@ pub struct DeviceHealth {
     pub recoveries: u64,
     /// Whether the runtime recovers from a lost device by itself (`RuntimeOptions::auto_recover`).
     pub auto_recover: bool,
-    /// Why the last recovery attempt failed, until one succeeds.
+    /// Why the last recovery attempt of the device `lost` names failed, until one succeeds.
     pub recovery_error: Option<String>,
 }
 

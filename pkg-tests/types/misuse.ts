@@ -123,6 +123,7 @@ export async function misuse(): Promise<void> {
   if (handle.status().state === "running") return; // misuse
   handle.id = "other"; // misuse
   await runtime.getKernel("misuse-typed").activate(); // misuse
+  await runtime.getKernel("doubler")?.send({ val: 1 }); // misuse
   await runtime.launch("doubler", null, { autoActivate: "yes" }); // misuse
   await runtime.launch("doubler", null, { inputQueueSize: "8" }); // misuse
   await RingKernelRuntime.create({ deviceIndex: "0" }); // misuse

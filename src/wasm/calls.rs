@@ -14,7 +14,7 @@ use super::abort::{self, Abort};
 use super::errors::{aborted_batch, cut_batch, js_error, js_void};
 use super::messages::{js_answer, js_batch, js_message_value, js_state, receive_answers, Batch, JsMessage};
 use super::options::{timeout_option, wait_option, with_signal, ReceiveBatchOptions, Wait};
-use super::{kernel_id, order};
+use super::{kernel_id, order, promise};
 use crate::message::Scalar;
 use crate::runtime::Runtime;
 use crate::waiting::deadline;
@@ -211,11 +211,14 @@ pub(super) async fn terminate(
     js_void(rt.terminate(&id, timeout.or(default)).await)
 }
 
-/// Kernel `id`'s state array, as a typed array of its element type (`rt` pinned to a handle's
-/// launch reads that launch's only).
-pub(super) async fn read_state(rt: &Runtime, id: &str) -> Result<JsValue, JsValue> {
-    // The element type first: the kernel may be removed while the copy is in flight.
-    let spec = rt.state_spec(id).map_err(js_error)?;
-    let bytes = rt.read_state(id).await.map_err(js_error)?; // refuses a kernel without state
-    Ok(js_state(spec.map_or(Scalar::U32, |s| s.element.scalar()), &bytes))
+/// Resolves with kernel `id`'s state array, as a typed array of its element type (`rt` pinned
+/// to a handle's launch reads that launch's only); one future for the runtime's and handles'.
+pub(super) fn read_state(rt: Runtime, id: Result<String, JsValue>) -> Promise {
+    promise(async move {
+        let id = id?;
+        // The element type first: the kernel may be removed while the copy is in flight.
+        let spec = rt.state_spec(&id).map_err(js_error)?;
+        let bytes = rt.read_state(&id).await.map_err(js_error)?; // refuses a kernel without state
+        Ok(js_state(spec.map_or(Scalar::U32, |s| s.element.scalar()), &bytes))
+    })
 }

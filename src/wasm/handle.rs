@@ -218,8 +218,8 @@ impl JsKernelHandle {
     /// Its kernel's `state` array as `runtime.readState(id)` reads it, of this launch only.
     #[wasm_bindgen(js_name = readState)]
     pub fn read_state(&self) -> Promise {
-        let handle = self.inner.clone();
-        promise(async move { calls::read_state(handle.pinned_runtime(), handle.live_id().map_err(js_error)?).await })
+        let id = self.inner.live_id().map(str::to_owned).map_err(js_error);
+        calls::read_state(self.inner.pinned_runtime().clone(), id)
     }
 
     /// State, mode, queue depths, messages processed and uptime.

@@ -224,8 +224,7 @@ impl JsRuntime {
     /// final results survive `terminate`.
     #[wasm_bindgen(js_name = readState, unchecked_return_type = "Promise<Uint32Array | Int32Array | Float32Array>")]
     pub fn read_state(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
-        let rt = self.inner.clone();
-        promise(async move { calls::read_state(&rt, &kernel_id(&id, "id")?).await })
+        calls::read_state(Runtime::clone(&self.inner), kernel_id(&id, "id"))
     }
 
     /// The kernel's state: `created`, `launched`, `active`, `deactivated`, `terminating`,

@@ -365,10 +365,10 @@ export interface RuntimeSummary {
 
 /** Device losses and recoveries, over every device. */
 export interface DeviceHealth {
-  /** Why a device was lost (the first lost one, named when there are several), while its kernels wait for recovery; null when healthy. */
+  /** Why a device was lost, while its kernels wait for recovery (of several, the one `health()` reports, named: one whose recovery failed, else one waiting for `recover()`, else one recovering); null when healthy. */
   lost: string | null;
   losses: number; recoveries: number; autoRecover: boolean;
-  /** Why the last recovery attempt failed, until one succeeds. */
+  /** Why the last recovery attempt of the device `lost` names failed, until one succeeds. */
   recoveryError: string | null;
 }
 
@@ -601,7 +601,7 @@ export interface RingKernelRuntime {
    */
   launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>(
     id: string, definition?: KernelDefinitionInput<I, O> | null, options?: LaunchOptions): Promise<KernelHandle<I, O>>;
-  /** A handle to the built-in kernel `id` (see `BuiltInKernels`), typed, or `null` when none is launched under it. */
+  /** A handle to the built-in kernel `id` (see `BuiltInKernels`), typed, or `null` when none is launched under it. A kernel of your own launched under a built-in's id is typed by `getKernel<I, O>(id)`. */
   getKernel<K extends keyof BuiltInKernels>(id: K): KernelHandle<BuiltInKernels[K][0], BuiltInKernels[K][1]> | null;
   /** A handle to the kernel `id` (launched and not removed), or `null`; `I` and `O` type its messages as `launch`'s do (`getKernel<typeof Request, typeof Response>("worker")`). */
   getKernel<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>(id: string): KernelHandle<I, O> | null;
