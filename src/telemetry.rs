@@ -262,7 +262,7 @@ pub(crate) struct Counters {
     pub heartbeat_ms: f64,
     /// Failures of the kernel itself, what a circuit breaker counts whether or not there is
     /// one: handler errors, device losses, timed-out calls, receives timed out while it ran
-    /// with input, and failed operations run under its breaker ([`crate::CircuitBreaker::execute`]).
+    /// with input and made no progress, and failed operations run under its breaker ([`crate::CircuitBreaker::execute`]).
     /// (Refusals such as a full queue are back-pressure, not failures.)
     pub failures: u64,
     /// Of those, the ones that were not messages it processed (all but handler errors): with

@@ -228,6 +228,59 @@ fn an_operation_turned_away_by_a_taken_probe_leaves_the_probe_to_close_the_circu
     });
 }
 
+/// A receive that times out on a kernel busy answering calls (its answers go to them) is no
+/// failure of the kernel: it made progress all the while. Nor is a poll that waited for nothing.
+/// One on a kernel that has input and makes no progress (its handler held) is.
+#[test]
+fn a_receive_timing_out_beside_a_busy_kernel_is_no_failure_and_beside_a_stuck_one_is() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let rt = runtime(BackendChoice::Cpu, Some(breaker(1)));
+    let held = Arc::new(AtomicBool::new(false));
+    let gate = held.clone();
+    let busy = KernelDefinition::new("busy", doubler_request(), doubler_response(), "").with_host_handler(
+        move |input: &[u8], output: &mut [u8], _: &mut [u32]| -> HostOutcome {
+            while gate.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+            let value: i32 = bytemuck::pod_read_unaligned(input);
+            output.copy_from_slice(&(value * 2).to_le_bytes());
+            Ok(true)
+        },
+    );
+    pollster::block_on(start(&rt, busy));
+    // Eight callers keep its input queue from emptying: its answers all go to them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (rt, stop) = (rt.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(pollster::block_on(rt.call_pod::<i32, i32>("busy", &3, LONG)).unwrap(), 6);
+                }
+            })
+        })
+        .collect();
+    let receive = |wait: Duration| pollster::block_on(rt.receive_pod::<i32>("busy", Some(wait))).unwrap_err().kind();
+    // A second: the handler answers every 2 ms, so only a machine that stalls the tick loop for
+    // that long could make it look stuck.
+    assert_eq!(receive(Duration::from_secs(1)), ErrorKind::Timeout);
+    assert_eq!(receive(Duration::ZERO), ErrorKind::Timeout);
+    assert_eq!(circuit(&rt, "busy"), CircuitState::Closed, "busy answering calls, not stuck");
+    // Held: input and no progress for as long as the receive waits.
+    held.store(true, Ordering::Relaxed);
+    assert_eq!(receive(Duration::from_millis(300)), ErrorKind::Timeout);
+    assert_eq!(circuit(&rt, "busy"), CircuitState::Open, "stuck");
+    // Every caller waits in a call it made before the circuit opened: stopped first, each ends
+    // with that call's answer instead of calling into the open circuit.
+    stop.store(true, Ordering::Relaxed);
+    held.store(false, Ordering::Relaxed);
+    for caller in callers {
+        caller.join().unwrap();
+    }
+}
+
 /// An open time longer than a `Duration` can say after the clock's milliseconds (the
 /// largest) refuses with that as its wait, rather than panicking in every send that checks it.
 #[test]

@@ -696,24 +696,26 @@ impl Runtime {
 
     /// Counts a failed message operation in the kernel's `errors` (see
     /// [`Error::counts_against_kernel`]) and hands the error back. A timed-out `call`, or a
-    /// `receive` that timed out while the kernel had unanswered input, is also a failure for
-    /// the kernel's circuit breaker: the kernel did not answer in time. A `receive` that timed
+    /// `receive` that waited and timed out while the kernel had input and made no progress, is
+    /// also a failure for the kernel's circuit breaker: the kernel did not answer in time. A `receive` that timed
     /// out is not among the kernel's `errors`, though: nothing was refused, and a caller
     /// polling an idle kernel would otherwise make it look unhealthy.
     fn count(&self, id: &str, error: Error) -> Error {
-        let timed_out = match &error {
-            Error::Timeout { operation, .. } => Some(operation.as_str()),
-            _ => None,
+        let (timed_out, waited) = match &error {
+            Error::Timeout { operation, timeout, .. } => (Some(operation.as_str()), *timeout),
+            _ => (None, Duration::ZERO),
         };
         if error.counts_against_kernel() {
             // Only against the launch this runtime reaches: a handle's error is not a later
             // launch's under the same id.
             let mut table = self.shared.lock();
             if let Ok(kernel) = self.kernel_in(&mut table, id) {
-                // A receive that timed out fails the kernel only if it ran with input: a paused
-                // kernel was not expected to answer.
-                let ran_with_input = kernel.runs() && kernel.input_depth() > 0;
-                if timed_out == Some("call") || (timed_out == Some("receive") && ran_with_input) {
+                // A receive that timed out fails the kernel only if it ran with input and made no
+                // progress for as long as the receive waited: a paused kernel was not expected to
+                // answer, nor one busy answering calls (its answers go to them), nor does a poll
+                // that waited for nothing say anything.
+                let stuck = !waited.is_zero() && kernel.stale_for(platform::now_ms(), waited).is_some();
+                if timed_out == Some("call") || (timed_out == Some("receive") && stuck) {
                     kernel.circuit_failures(1, Failed::Operations, platform::now_ms());
                 }
                 if timed_out != Some("receive") {
