@@ -4,11 +4,10 @@
 //! What a breaker counts, and where: handler errors (the tick's delivery), a lost device (for
 //! each kernel on it, where recovery declares the loss), timed-out calls and receives that
 //! waited and timed out while the kernel had input and made no progress (where the runtime
-//! counts errors), and whatever
-//! [`CircuitBreaker::execute`] protects. A tick that answered a kernel's messages without a
-//! handler error is a success. While a circuit is open, sends, batches and calls are refused
-//! with [`Error::CircuitOpen`] before anything is queued (see the `circuit` module for the state
-//! machine itself).
+//! counts errors), and whatever [`CircuitBreaker::execute`] protects. A tick that answered a
+//! kernel's messages without a handler error is a success. While a circuit is open, sends,
+//! batches and calls are refused with [`Error::CircuitOpen`] before anything is queued (see the
+//! `circuit` module for the state machine itself).
 
 use std::any::Any;
 use std::future::Future;
