@@ -133,7 +133,7 @@ pub use error::{
 };
 pub use health::{HealthReport, HealthStatus, HealthThresholds};
 pub use hlc::HlcTimestamp;
-pub use kernel::{KernelDefinition, StateElement};
+pub use kernel::{KernelDefinition, StateElement, StateValues};
 pub use lifecycle::{KernelMode, KernelState, LifecycleState};
 pub use memory::{MemoryAlertEvent, MemoryByPurpose, MemoryPressureAlert, MemoryPurpose, MemoryReport, MemoryWatchId};
 pub use message::{FieldType, MessageLayout, MessageRef, RingMessage, Scalar, Value, Vec2, Vec3, Vec4};

@@ -66,6 +66,8 @@ pub enum Action {
     Remove,
     /// Copy its state array back from the device.
     ReadState,
+    /// Write values into its state array.
+    WriteState,
     /// Route one kernel's answers into another's input.
     Connect,
     /// Move it to another device, live (its state is unchanged).
@@ -331,6 +333,7 @@ impl fmt::Display for Action {
             Action::Receive => "receive",
             Action::Remove => "remove",
             Action::ReadState => "read state",
+            Action::WriteState => "write state",
             Action::Connect => "connect",
             Action::Migrate => "migrate",
             Action::Fail => "fail",

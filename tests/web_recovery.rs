@@ -272,6 +272,71 @@ async fn a_pipeline_streams_through_device_losses_with_auto_recover() {
 
 /// Launch → activate → call → terminate → remove, many times: the GPU buffers the runtime
 /// reports in getSummary are back to their start, count and bytes.
+/// `initialState` starts a kernel's state, `writeState` (the runtime's and a handle's) writes
+/// into it between ticks, and recovery restores both; values of the wrong element type, past
+/// the state's end or not a typed array are refused as `TypeError`s and `RangeError`s, changing
+/// nothing.
+#[wasm_bindgen_test]
+async fn initial_state_and_writes_reach_the_gpu_and_survive_recovery() {
+    let rt = js_runtime(false).await;
+    register("written", true);
+    let initial = js_sys::Int32Array::from([10, 100].as_slice());
+    let options = object(&[("autoActivate", true.into()), ("initialState", initial.clone().into())]);
+    let handle = js(rt.launch("written".into(), None, Some(options))).await.unwrap();
+    initial.set_index(0, -1); // copied at the call
+    assert_eq!(state_words(&rt, "written").await, [10, 100]);
+    assert_eq!(send_values(&rt, "written", &[1, 2]).await, 2);
+    assert_eq!(receive_up_to(&rt, "written", 2).await.0, [answer_to(1), answer_to(2)]);
+    assert_eq!(state_words(&rt, "written").await, [12, 103]);
+    let write = |values: JsValue, index: Option<JsValue>| js(rt.write_state("written".into(), values, index));
+    write(js_sys::Int32Array::from([7].as_slice()).into(), Some(1.into())).await.unwrap();
+    assert_eq!(state_words(&rt, "written").await, [12, 7]);
+    let zero: JsValue = js_sys::Int32Array::from([0].as_slice()).into();
+    assert!(common::web::call(&handle, "writeState", &[zero]).await.is_undefined());
+    assert_eq!(state_words(&rt, "written").await, [0, 7]);
+    let refusals = [
+        (
+            write(js_sys::Float32Array::from([1.0f32].as_slice()).into(), None).await,
+            "TypeError",
+            "give an Int32Array, got a Float32Array",
+        ),
+        (
+            write(js_sys::Int32Array::from([1, 2].as_slice()).into(), Some(1.into())).await,
+            "RangeError",
+            "2 values from index 1 do not fit",
+        ),
+        (
+            write(js_sys::Array::of1(&1.into()).into(), None).await,
+            "TypeError",
+            "writeState takes a Uint32Array, Int32Array or Float32Array, got an array",
+        ),
+        (
+            write(js_sys::Int32Array::new_with_length(1).into(), Some((-1).into())).await,
+            "RangeError",
+            "writeState: index must be a whole number from 0 to 4294967295, got -1",
+        ),
+        (
+            js(rt.write_state("echo".into(), js_sys::Int32Array::new_with_length(1).into(), None)).await,
+            "KernelNotFoundError",
+            "echo",
+        ),
+    ];
+    for (refused, name, text) in refusals {
+        let error = refused.unwrap_err();
+        let message = String::from(error.unchecked_ref::<js_sys::Error>().message());
+        assert_eq!((name_of(&error).as_str(), message.contains(text)), (name, true), "{message}");
+    }
+    assert_eq!(state_words(&rt, "written").await, [0, 7], "nothing refused was written");
+    rt.destroy_device(None).unwrap();
+    assert_eq!(
+        name_of(&write(js_sys::Int32Array::new_with_length(1).into(), None).await.unwrap_err()),
+        "DeviceLostError"
+    );
+    js(rt.recover()).await.unwrap();
+    assert_eq!(state_words(&rt, "written").await, [0, 7], "the checkpoint took the writes");
+    js(rt.dispose()).await.unwrap();
+}
+
 #[wasm_bindgen_test]
 async fn launch_terminate_cycles_leave_no_gpu_buffer_behind() {
     const CYCLES: i32 = 1000;

@@ -300,6 +300,58 @@ test("a handle's readState() reads its own launch's state, as runtime.readState(
   assert.deepEqual(findings(result), { kind: "Uint32Array", same: true, counted: 16, gone: "KernelNotFoundError" });
 });
 
+test("initialState starts a kernel's state and writeState (the runtime's and a handle's) writes into it between messages; wrong types and indices are TypeErrors and RangeErrors that write nothing", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage, ringKernel, KernelStateError } from "ringkernel-web";
+    await init();
+    const Request = defineMessage("TallyRequest", { value: "i32" });
+    const Response = defineMessage("TallyResponse", { result: "i32" });
+    // state[0]: messages seen, state[1]: the sum of their values.
+    ringKernel({ id: "tally", input: Request, output: Response, state: { length: 2, type: "i32" }, handler: (m, s) => {
+      s[1] += m.value;
+      return { result: s[0]++ };
+    } });
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const initial = new Int32Array([10, 100]);
+    const tally = await runtime.launch("tally", null, { autoActivate: true, initialState: initial });
+    initial[0] = -1; // copied by launch
+    const first = (await tally.call({ value: 1 })).result;
+    await runtime.writeState("tally", new Int32Array([7]), 1);
+    const afterWrite = [...(await tally.readState())];
+    await tally.writeState(new Int32Array([0]));
+    const second = (await tally.call({ value: 2 })).result;
+    const refused = async (promise) => promise.then(() => "written", (e) => [e.name, e instanceof TypeError || e instanceof RangeError, e.message]);
+    const refusals = [
+      await refused(runtime.writeState("tally", new Float32Array([1]))),
+      await refused(runtime.writeState("tally", new Int32Array(2), 1)),
+      await refused(runtime.writeState("tally", [1, 2])),
+      await refused(runtime.writeState("tally", new Int32Array(1), 1.5)),
+      await refused(runtime.launch("doubler", null, { initialState: new Int32Array(1) })),
+      await refused(runtime.launch("tally2", ringKernel({ id: "tally2", input: Request, output: Response, state: { length: 1, type: "u32" }, handler: (m) => ({ result: 0 }) }), { initialState: new Int32Array(1) })),
+    ];
+    const kept = [...(await runtime.readState("tally"))];
+    await tally.terminate();
+    const ended = await tally.writeState(new Int32Array(1)).then(() => "written", (e) => [e.name, e instanceof KernelStateError, e.state, e.action]);
+    await runtime.dispose();
+    console.log(JSON.stringify({ first, afterWrite, second, refusals, kept, ended }));
+  `);
+  assertExited(result);
+  const found = findings(result);
+  assert.equal(found.first, 10, "the count started at its initial value");
+  assert.deepEqual(found.afterWrite, [11, 7]);
+  assert.equal(found.second, 0, "the write reached the next message");
+  assert.deepEqual(found.refusals, [
+    ["TypeError", true, "the state of kernel 'tally' is array<i32, 2>: give an Int32Array, got a Float32Array"],
+    ["RangeError", true, "the state of kernel 'tally' has 2 elements: 2 values from index 1 do not fit"],
+    ["TypeError", true, "writeState takes a Uint32Array, Int32Array or Float32Array, got an array"],
+    ["RangeError", true, "writeState: index must be a whole number from 0 to 4294967295, got 1.5"],
+    ["TypeError", true, "kernel 'doubler' has no state; declare one in its definition (state: { type, length })"],
+    ["TypeError", true, "the state of kernel 'tally2' is array<u32, 1>: give a Uint32Array, got an Int32Array"],
+  ]);
+  assert.deepEqual(found.kept, [1, 9], "nothing refused was written");
+  assert.deepEqual(found.ended, ["KernelStateError", true, "terminated", "write state"]);
+});
+
 test("dispose() hands the answers its drain produced to receives already waiting for them", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime } from "ringkernel-web";

@@ -48,7 +48,9 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   await runtime.receive("doubler", { timeout, signal: undefined });
   await runtime.receiveBatch("doubler", { max: undefined, timeout, packed: undefined });
   await runtime.launch("surface-point", null, { queueSize: undefined, device: undefined });
-  await runtime.launch("histogram", null, { checkpointIntervalMs: Infinity });
+  const bins = await runtime.launch("histogram", null, { checkpointIntervalMs: Infinity, initialState: new Uint32Array(64) });
+  await runtime.writeState("histogram", new Uint32Array([1, 2]), 8);
+  await bins.writeState(new Uint32Array(64));
   // ringKernel's own return value is a definition managedKernel takes, typed by its messages.
   const definition = ringKernel({ id: "surface-point", input: Point, output: Point, handler: (p) => p });
   const managed = await managedKernel(runtime, "surface-point", definition, { queueSize: 16 });

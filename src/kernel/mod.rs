@@ -105,6 +105,130 @@ impl StateSpec {
     }
 }
 
+/// Values for a kernel's state array: launched with them
+/// ([`LaunchOptions::with_initial_state`](crate::LaunchOptions::with_initial_state)) or written
+/// into it later ([`Runtime::write_state`](crate::Runtime::write_state)). Typed, so that a value
+/// of the wrong scalar (an `f32` into a `u32` state) is refused instead of reinterpreted; from
+/// a `Vec` or slice of `u32`, `i32` or `f32` (`vec![1u32, 2].into()`). In JavaScript, a
+/// `Uint32Array`, `Int32Array` or `Float32Array`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum StateValues {
+    /// For an `atomic<u32>` or `u32` state.
+    U32(Vec<u32>),
+    /// For an `atomic<i32>` or `i32` state.
+    I32(Vec<i32>),
+    /// For an `f32` state.
+    F32(Vec<f32>),
+}
+
+impl StateValues {
+    /// The scalar of each value.
+    pub fn scalar(&self) -> Scalar {
+        match self {
+            StateValues::U32(_) => Scalar::U32,
+            StateValues::I32(_) => Scalar::I32,
+            StateValues::F32(_) => Scalar::F32,
+        }
+    }
+
+    /// How many values there are.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len() / 4
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values as the state array holds them: 4 little-endian bytes each.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            StateValues::U32(values) => bytemuck::cast_slice(values),
+            StateValues::I32(values) => bytemuck::cast_slice(values),
+            StateValues::F32(values) => bytemuck::cast_slice(values),
+        }
+    }
+
+    /// Refuses these values for kernel `id`'s state from element `index` on: a kernel without
+    /// state, values of another scalar (`InvalidArgument`, a `TypeError` in JavaScript), or
+    /// values past the array's end (`OutOfRange`, a `RangeError`).
+    pub(crate) fn check(&self, id: &str, state: Option<StateSpec>, index: u32) -> Result<StateSpec, Error> {
+        let quoted = crate::error::Quoted(id);
+        let Some(spec) = state else { return Err(no_state(id)) };
+        if spec.element.scalar() != self.scalar() {
+            return Err(Error::InvalidArgument(format!(
+                "the state of kernel {} is array<{}, {}>: give {}, got {}",
+                quoted,
+                spec.element,
+                spec.len,
+                state_values_name(spec.element.scalar()),
+                state_values_name(self.scalar()),
+            )));
+        }
+        if index as u64 + self.len() as u64 > spec.len as u64 {
+            return Err(Error::OutOfRange(format!(
+                "the state of kernel {quoted} has {} elements: {} values from index {index} do not fit",
+                spec.len,
+                self.len()
+            )));
+        }
+        Ok(spec)
+    }
+}
+
+/// The refusal of a state operation on kernel `id`, which declares no state.
+pub(crate) fn no_state(id: &str) -> Error {
+    Error::InvalidArgument(format!(
+        concat!(
+            "kernel {} has no state; declare one in its definition (",
+            option_name!("state: {{ type, length }}", "with_state(element, len)"),
+            ")"
+        ),
+        crate::error::Quoted(id)
+    ))
+}
+
+/// What values of `scalar` are called where the caller gives them.
+fn state_values_name(scalar: Scalar) -> &'static str {
+    let (js, rust) = match scalar {
+        Scalar::U32 => ("a Uint32Array", "u32 values"),
+        Scalar::I32 => ("an Int32Array", "i32 values"),
+        Scalar::F32 => ("a Float32Array", "f32 values"),
+    };
+    if cfg!(target_arch = "wasm32") {
+        js
+    } else {
+        rust
+    }
+}
+
+macro_rules! state_values_from {
+    ($($scalar:ty => $variant:ident),*) => {$(
+        impl From<Vec<$scalar>> for StateValues {
+            fn from(values: Vec<$scalar>) -> Self {
+                StateValues::$variant(values)
+            }
+        }
+
+        impl From<&[$scalar]> for StateValues {
+            fn from(values: &[$scalar]) -> Self {
+                StateValues::$variant(values.to_vec())
+            }
+        }
+
+        impl<const N: usize> From<[$scalar; N]> for StateValues {
+            fn from(values: [$scalar; N]) -> Self {
+                StateValues::$variant(values.to_vec())
+            }
+        }
+    )*};
+}
+
+state_values_from!(u32 => U32, i32 => I32, f32 => F32);
+
 /// How a launch shapes a GPU kernel's dispatches (RingKernel's grid and block), set through
 /// `LaunchOptions`; the cpu backend runs none, but checks it against every device's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -11,8 +11,6 @@ use event_listener::Event;
 
 use super::handle::KernelHandle;
 use super::{LaunchOptions, Runtime, MAX_QUEUE_SIZE};
-use crate::backend::gpu::readback::read_state;
-use crate::backend::StateStore;
 use crate::cancel::OnCancel;
 use crate::circuit::Breaker;
 use crate::cursor::RingCursor;
@@ -60,6 +58,9 @@ impl Runtime {
         validate_id(&id)?;
         let (input_size, output_size, max_batch) = queue_sizes(&options, self.options().default_queue_size)?;
         host_queues_fit(&definition, &options, input_size, output_size)?;
+        if let Some(initial) = &options.initial_state {
+            initial.check(&id, definition.state, 0)?;
+        }
         let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
         let (device, generation, _work) = {
             // Reserve the id (state Created) so a concurrent launch of the same id is refused.
@@ -173,6 +174,9 @@ impl Runtime {
                     }
                     kernel.resources.state = exec.state_store();
                     kernel.resources.exec = Some(exec);
+                    if let Some(initial) = &options.initial_state {
+                        super::state::put(kernel, &device, 0, initial);
+                    }
                     kernel.notify();
                     let removed = kernel.removed.clone();
                     table.launched += 1;
@@ -517,69 +521,6 @@ impl Runtime {
         drop(kernel);
         crate::pressure::check_memory_alerts(&self.shared);
         Ok(discarded)
-    }
-
-    /// Copies the kernel's `state` array back from the GPU, as it stands after every dispatch
-    /// issued so far (so after receiving an answer, the state includes that message's updates).
-    /// Readable from launch until the kernel is removed (or the runtime disposed, which
-    /// releases the device), including after terminate. After a lost device, a kernel with a
-    /// checkpoint interval holds its last checkpoint (see [`LaunchOptions::checkpoint_interval`]).
-    pub async fn read_state(&self, id: &str) -> Result<Vec<u8>> {
-        let (store, device, _work) = {
-            let mut table = self.open_table()?;
-            let work = self.shared.device_work();
-            // A handle's read reaches its own launch only.
-            let (kernel, device) = self.kernel_on_device_in(&mut table, id)?;
-            let lost = device.lost.clone();
-            if kernel.def.state.is_none() {
-                return Err(Error::InvalidArgument(format!(
-                    concat!(
-                        "kernel {} has no state; declare one in its definition (",
-                        option_name!("state: {{ type, length }}", "with_state(element, len)"),
-                        ")"
-                    ),
-                    Quoted(id)
-                )));
-            }
-            let Some(store) = kernel.resources.state.clone() else {
-                return Err(Error::KernelState {
-                    id: id.to_owned(),
-                    state: kernel.life.state(),
-                    action: Action::ReadState,
-                });
-            };
-            if kernel.life.state() == KernelState::Failed {
-                // Its state comes back with it on recovery.
-                return Err(lost.unwrap_or_else(|| Error::DeviceLost {
-                    reason: format!("kernel {quoted_id} has failed", quoted_id = Quoted(id)),
-                }));
-            }
-            if let StateStore::Gpu(buffer) = &store {
-                if let Some(lost) = lost {
-                    return Err(lost);
-                }
-                kernel.counters.bytes_from_device += buffer.size();
-            }
-            // The device the buffer lives on, taken with it: recovery may replace the runtime's.
-            (store, self.shared.device(kernel.device), work)
-        };
-        match (store, device.gpu()) {
-            // The host handler updates the words under this lock, between messages.
-            (StateStore::Cpu(words), _) => {
-                Ok(bytemuck::cast_slice(&words.lock().unwrap_or_else(|p| p.into_inner())).to_vec())
-            }
-            (StateStore::Gpu(state), Some(gpu)) => read_state(gpu, &state).await,
-            (StateStore::Gpu(_), None) => unreachable!("GPU state exists only on a GPU device"),
-        }
-    }
-
-    /// [`read_state`](Self::read_state) as `u32`, `i32` or `f32` values, matching the state's
-    /// element type.
-    pub async fn read_state_as<T: bytemuck::Pod>(&self, id: &str) -> Result<Vec<T>> {
-        if std::mem::size_of::<T>() != 4 {
-            return Err(Error::InvalidArgument("state elements are 4 bytes (u32, i32 or f32)".into()));
-        }
-        Ok(bytemuck::pod_collect_to_vec(&self.read_state(id).await?))
     }
 
     /// Replaces every lost device: opens a new one on the same kind of adapter, relaunches

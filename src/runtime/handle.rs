@@ -202,6 +202,12 @@ impl<In, Out> KernelHandle<In, Out> {
         self.pinned.read_state_as(self.live_id()?).await
     }
 
+    /// Writes `values` into its kernel's `state` array from element `index` on, as
+    /// [`Runtime::write_state`] does: this launch's only.
+    pub async fn write_state(&self, index: u32, values: impl Into<crate::kernel::StateValues>) -> Result<()> {
+        self.pinned.write_state(self.live_id()?, index, values).await
+    }
+
     /// Resolves once the kernel is terminated (or removed).
     pub async fn wait(&self) -> Result<()> {
         self.wait_within(None).await

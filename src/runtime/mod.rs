@@ -30,6 +30,7 @@ pub(crate) mod queries;
 pub(crate) mod resilience;
 mod routing;
 mod shutdown;
+mod state;
 
 #[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
 pub(crate) use messaging::{batch_bytes, MAX_BATCH_BYTES};
@@ -45,7 +46,7 @@ use crate::degradation::{DegradationOptions, Degrader};
 use crate::devices::{DeviceId, DeviceRequirements, DeviceSpec, LoadBalancing};
 use crate::error::{Error, Result};
 use crate::health::HealthThresholds;
-use crate::kernel::DispatchShape;
+use crate::kernel::{DispatchShape, StateValues};
 use crate::lifecycle::{KernelMode, LifecycleState};
 use crate::platform::{self, option_name};
 use crate::table::{DeviceStatus, Failed, Kernel, Settings, Shared, Table};
@@ -243,7 +244,7 @@ impl Default for RuntimeOptions {
 /// Options for [`Runtime::launch`], built from [`LaunchOptions::default`] with the `with_*`
 /// methods (RingKernel's builders). In JavaScript, `{ queueSize, inputQueueSize,
 /// outputQueueSize, mode, maxBatch, autoActivate, workgroupSize, maxWorkgroups, sharedMemory,
-/// unfused, priority, latencyBudgetMs, checkpointIntervalMs, device, requirements }`.
+/// unfused, priority, latencyBudgetMs, checkpointIntervalMs, initialState, device, requirements }`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
@@ -304,6 +305,11 @@ pub struct LaunchOptions {
     /// In JavaScript `checkpointIntervalMs` (`Infinity`: never).
     #[serde(rename = "checkpointIntervalMs", deserialize_with = "checkpoint_millis")]
     pub checkpoint_interval: Option<Duration>,
+    /// Values the kernel's `state` array starts with, from its first element on (the rest is
+    /// zeroed), instead of all zeros: of the state's scalar, and no more than its length (see
+    /// [`StateValues`]). Also what recovery restores before the first checkpoint. In
+    /// JavaScript `initialState`, a `Uint32Array`, `Int32Array` or `Float32Array`.
+    pub initial_state: Option<StateValues>,
     /// The device to run on (`None`: the runtime's `load_balancing` picks one that meets
     /// `requirements`).
     pub device: Option<DeviceId>,
@@ -409,6 +415,13 @@ impl LaunchOptions {
     /// with every tick (see [`checkpoint_interval`](Self::checkpoint_interval)).
     pub fn with_checkpoint_interval(mut self, interval: Duration) -> Self {
         self.checkpoint_interval = Some(interval);
+        self
+    }
+
+    /// Starts the kernel's `state` array with `values` instead of zeros (see
+    /// [`initial_state`](Self::initial_state)).
+    pub fn with_initial_state(mut self, values: impl Into<StateValues>) -> Self {
+        self.initial_state = Some(values.into());
         self
     }
 

@@ -11,9 +11,12 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use super::abort::{self, Abort};
+use super::errors::type_error;
 use super::errors::{aborted_batch, cut_batch, js_error, js_void};
-use super::messages::{js_answer, js_batch, js_message_value, js_state, receive_answers, Batch, JsMessage};
-use super::options::{timeout_option, wait_option, with_signal, ReceiveBatchOptions, Wait};
+use super::messages::{
+    js_answer, js_batch, js_message_value, js_state, receive_answers, shown, state_values, Batch, JsMessage,
+};
+use super::options::{index_argument, timeout_option, wait_option, with_signal, ReceiveBatchOptions, Wait};
 use super::{kernel_id, order, promise};
 use crate::message::Scalar;
 use crate::runtime::Runtime;
@@ -220,5 +223,27 @@ pub(super) fn read_state(rt: Runtime, id: Result<String, JsValue>) -> Promise {
         let spec = rt.state_spec(&id).map_err(js_error)?;
         let bytes = rt.read_state(&id).await.map_err(js_error)?; // refuses a kernel without state
         Ok(js_state(spec.map_or(Scalar::U32, |s| s.element.scalar()), &bytes))
+    })
+}
+
+/// Writes `values` (a `Uint32Array`, `Int32Array` or `Float32Array`, copied before this returns)
+/// into kernel `id`'s state array from `{ index }` on (`rt` pinned to a handle's launch writes
+/// that launch's only).
+pub(super) fn write_state(
+    rt: Runtime,
+    id: Result<String, JsValue>,
+    values: JsValue,
+    index: Option<JsValue>,
+) -> Promise {
+    let read = id.and_then(|id| {
+        let values = state_values(&values).ok_or_else(|| {
+            type_error(format!("writeState takes a Uint32Array, Int32Array or Float32Array, got {}", shown(&values)))
+        })?;
+        let index = index_argument(index, "writeState")?;
+        Ok((id, index, values))
+    });
+    promise(async move {
+        let (id, index, values) = read?;
+        js_void(rt.write_state(&id, index, values).await)
     })
 }

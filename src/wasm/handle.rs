@@ -222,6 +222,18 @@ impl JsKernelHandle {
         calls::read_state(self.inner.pinned_runtime().clone(), id)
     }
 
+    /// Writes `values` into its kernel's `state` array as `runtime.writeState(id, values,
+    /// index)` does, this launch's only.
+    #[wasm_bindgen(js_name = writeState, unchecked_return_type = "Promise<void>")]
+    pub fn write_state(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Uint32Array | Int32Array | Float32Array")] values: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] index: Option<JsValue>,
+    ) -> Promise {
+        let id = self.inner.live_id().map(str::to_owned).map_err(js_error);
+        calls::write_state(self.inner.pinned_runtime().clone(), id, values, index)
+    }
+
     /// State, mode, queue depths, messages processed and uptime.
     pub fn status(&self) -> Result<JsValue, JsValue> {
         let status = self.inner.status().map_err(js_error)?;

@@ -404,6 +404,23 @@ fn kind_name(value: &JsValue) -> String {
     }
 }
 
+/// State values from a `Uint32Array`, `Int32Array` or `Float32Array` (told by its tag, so one
+/// from another realm counts too), copied now; `None` for anything else.
+pub(super) fn state_values(value: &JsValue) -> Option<crate::kernel::StateValues> {
+    use crate::kernel::StateValues;
+    if !js_sys::ArrayBuffer::is_view(value) {
+        return None;
+    }
+    let tag = Reflect::get(value, &js_sys::Symbol::to_string_tag()).ok()?.as_string()?;
+    let scalar = element_scalar(&tag)?;
+    let bytes = packed_bytes(value).ok()??;
+    Some(match scalar {
+        Scalar::U32 => StateValues::U32(bytemuck::pod_collect_to_vec(&bytes)),
+        Scalar::I32 => StateValues::I32(bytemuck::pod_collect_to_vec(&bytes)),
+        Scalar::F32 => StateValues::F32(bytemuck::pod_collect_to_vec(&bytes)),
+    })
+}
+
 /// A state array as the typed array of its element type.
 pub(super) fn js_state(scalar: Scalar, bytes: &[u8]) -> JsValue {
     let words: Vec<u32> = bytemuck::pod_collect_to_vec(bytes);

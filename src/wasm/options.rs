@@ -27,7 +27,7 @@ use crate::error::Quoted;
 
 use super::abort::{as_signal, AbortSignal};
 use super::errors::{js_error, range_error, type_error};
-use super::messages::{js_string, shown};
+use super::messages::{js_string, shown, state_values};
 use crate::backend::BackendChoice;
 use crate::circuit::CircuitBreakerConfig;
 use crate::degradation::{DegradationOptions, MILLISECONDS};
@@ -247,6 +247,15 @@ fn refused(what: &str, refusal: Refusal) -> JsValue {
     match refusal.range {
         true => range_error(message),
         false => type_error(message),
+    }
+}
+
+/// An optional index argument (`what` names the call): 0 when not given, else a whole number
+/// from 0 (a `RangeError` for another number, a `TypeError` for anything else).
+pub(super) fn index_argument(value: Option<JsValue>, what: &str) -> Result<u32, JsValue> {
+    match value.filter(|v| !v.is_undefined()) {
+        None => Ok(0),
+        Some(value) => unsigned_u32(&value).map_err(|refusal| refused(what, refusal.under("index"))),
     }
 }
 
@@ -515,6 +524,7 @@ impl ReadFields for LaunchOptions {
             // `deserialize_with` takes the value as it is: `null` is no number, not `None`.
             "latencyBudgetMs" => put(&mut self.latency_budget, positive_millis(value).map(Some)),
             "checkpointIntervalMs" => put(&mut self.checkpoint_interval, checkpoint_millis(value).map(Some)),
+            "initialState" => put(&mut self.initial_state, option(value, state_array)),
             // `DeviceId` is a transparent `u32`.
             "device" => put(&mut self.device, option(value, unsigned_u32).map(|id| id.map(DeviceId))),
             "requirements" => put(&mut self.requirements, nested(value)),
@@ -653,6 +663,11 @@ fn read_nested(value: &JsValue, fields: &[&str], options: &mut dyn ReadFields) -
 #[inline(never)] // one copy for every field that reads it
 fn boolean(value: &JsValue) -> Read<bool> {
     value.as_bool().ok_or_else(|| Refusal::mistyped("a boolean", value))
+}
+
+/// Values for a state array (see [`state_values`]).
+fn state_array(value: &JsValue) -> Read<crate::kernel::StateValues> {
+    state_values(value).ok_or_else(|| Refusal::mistyped("a Uint32Array, Int32Array or Float32Array", value))
 }
 
 /// `f64`: any number.

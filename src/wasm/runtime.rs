@@ -227,6 +227,21 @@ impl JsRuntime {
         calls::read_state(Runtime::clone(&self.inner), kernel_id(&id, "id"))
     }
 
+    /// Writes `values` into the kernel's `state` array from element `index` on (default 0, as
+    /// `TypedArray.prototype.set` takes its offset), between ticks: messages the device took
+    /// before see the old values, later ones the new, and recovery after a lost device restores
+    /// them. A `Uint32Array`, `Int32Array` or `Float32Array` of the state's element type (a
+    /// `TypeError` otherwise; a `RangeError` past its end), copied before this returns.
+    #[wasm_bindgen(js_name = writeState, unchecked_return_type = "Promise<void>")]
+    pub fn write_state(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Uint32Array | Int32Array | Float32Array")] values: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] index: Option<JsValue>,
+    ) -> Promise {
+        calls::write_state(Runtime::clone(&self.inner), kernel_id(&id, "id"), values, index)
+    }
+
     /// The kernel's state: `created`, `launched`, `active`, `deactivated`, `terminating`,
     /// `terminated` or `failed`.
     #[wasm_bindgen(js_name = getState, unchecked_return_type = "KernelState")]

@@ -253,6 +253,8 @@ export interface LaunchOptions {
   latencyBudgetMs?: number | undefined;
   /** How often a GPU kernel's `state` is copied back as the checkpoint recovery restores, in ms: 0 (the default) with every tick, so a recovered kernel's state reflects each answered message once; `Infinity` never. A large state skips its copy on the ticks in between; recovered after a lost device (or moved off one), the kernel starts again from its last checkpoint (its zeroed state if none). A migration between working devices moves the state as it is, and a kernel's final state survives its terminate (read back within the terminate's timeout, or after it unless the device is lost first; `dispose()` reads none). */
   checkpointIntervalMs?: number | undefined;
+  /** Values the kernel's `state` array starts with instead of zeros, from its first element on (the rest zeroed): a `Uint32Array`, `Int32Array` or `Float32Array` of the state's element type (a TypeError otherwise), no longer than the state (a RangeError). Recovery restores them until the first checkpoint. */
+  initialState?: Uint32Array | Int32Array | Float32Array | null | undefined;
   /** The device to run on (an id from `topology()`); without it the runtime's `loadBalancing` picks one meeting `requirements`. */
   device?: number | null | undefined;
   requirements?: DeviceRequirements | undefined;
@@ -556,6 +558,8 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   wait(options?: WaitOptions): Promise<void>;
   /** Its kernel's `state` array, as `runtime.readState(id)` reads it: this launch's only (KernelNotFoundError once it is removed). */
   readState(): Promise<Uint32Array | Int32Array | Float32Array>;
+  /** Writes `values` into its kernel's `state` array from element `index` on (default 0), as `runtime.writeState(id, values, index)` does: this launch's only. */
+  writeState(values: Uint32Array | Int32Array | Float32Array, index?: number): Promise<void>;
   status(): KernelStatus;
   /** Every counter, whether or not the runtime keeps telemetry (then `latency` is empty). */
   metrics(): KernelTelemetry;

@@ -1,0 +1,190 @@
+//! A kernel's `state` array from the host: read back (`read_state`), written
+//! (`write_state`), and given at launch (`LaunchOptions::with_initial_state`). Each write also
+//! updates the checkpoint that recovery restores, so a recovered or moved kernel keeps it.
+
+use super::Runtime;
+use crate::backend::gpu::readback::read_state;
+use crate::backend::{Device, StateStore};
+use crate::cancel::OnCancel;
+use crate::error::{Error, Quoted, Result};
+use crate::kernel::{no_state, StateSpec, StateValues};
+use crate::lifecycle::{Action, KernelState};
+use crate::table::{DeviceStatus, Kernel};
+use crate::waiting::wait;
+
+impl Runtime {
+    /// Copies the kernel's `state` array back from the GPU, as it stands after every dispatch
+    /// issued so far (so after receiving an answer, the state includes that message's updates).
+    /// Readable from launch until the kernel is removed (or the runtime disposed, which
+    /// releases the device), including after terminate. After a lost device, a kernel with a
+    /// checkpoint interval holds its last checkpoint (see [`LaunchOptions::checkpoint_interval`](super::LaunchOptions::checkpoint_interval)).
+    pub async fn read_state(&self, id: &str) -> Result<Vec<u8>> {
+        let (store, device, _work) = {
+            let mut table = self.open_table()?;
+            let work = self.shared.device_work();
+            // A handle's read reaches its own launch only.
+            let (kernel, device) = self.kernel_on_device_in(&mut table, id)?;
+            let lost = device.lost.clone();
+            if kernel.def.state.is_none() {
+                return Err(no_state(id));
+            }
+            let Some(store) = kernel.resources.state.clone() else {
+                return Err(Error::KernelState {
+                    id: id.to_owned(),
+                    state: kernel.life.state(),
+                    action: Action::ReadState,
+                });
+            };
+            if kernel.life.state() == KernelState::Failed {
+                // Its state comes back with it on recovery.
+                return Err(lost.unwrap_or_else(|| Error::DeviceLost {
+                    reason: format!("kernel {quoted_id} has failed", quoted_id = Quoted(id)),
+                }));
+            }
+            if let StateStore::Gpu(buffer) = &store {
+                if let Some(lost) = lost {
+                    return Err(lost);
+                }
+                kernel.counters.bytes_from_device += buffer.size();
+            }
+            // The device the buffer lives on, taken with it: recovery may replace the runtime's.
+            (store, self.shared.device(kernel.device), work)
+        };
+        match (store, device.gpu()) {
+            // The host handler updates the words under this lock, between messages.
+            (StateStore::Cpu(words), _) => {
+                Ok(bytemuck::cast_slice(&words.lock().unwrap_or_else(|p| p.into_inner())).to_vec())
+            }
+            (StateStore::Gpu(state), Some(gpu)) => read_state(gpu, &state).await,
+            (StateStore::Gpu(_), None) => unreachable!("GPU state exists only on a GPU device"),
+        }
+    }
+
+    /// [`read_state`](Self::read_state) as `u32`, `i32` or `f32` values, matching the state's
+    /// element type.
+    pub async fn read_state_as<T: bytemuck::Pod>(&self, id: &str) -> Result<Vec<T>> {
+        if std::mem::size_of::<T>() != 4 {
+            return Err(Error::InvalidArgument("state elements are 4 bytes (u32, i32 or f32)".into()));
+        }
+        Ok(bytemuck::pod_collect_to_vec(&self.read_state(id).await?))
+    }
+
+    /// Writes `values` into kernel `id`'s `state` array from element `index` on (the rest
+    /// stays as it is), and into the checkpoint that recovery restores. The write lands between
+    /// ticks: every message the device took before it saw the old values, every later one sees
+    /// the new (a tick under way is waited for, its messages answered first). So receive the
+    /// answers of the messages that should see the old values before writing. For a kernel
+    /// that is launched, active or deactivated; refused for one without state or with values
+    /// of another scalar (`InvalidArgument`), past the array's end (`OutOfRange`), one that
+    /// is terminating or terminated (`KernelState`), and one whose device is lost
+    /// (`DeviceLost`: recovery restores its last checkpoint, so write it again after).
+    pub async fn write_state(&self, id: &str, index: u32, values: impl Into<StateValues>) -> Result<()> {
+        let values = values.into();
+        // One move of kernels' state between devices at a time: a migration or recovery under
+        // way carries the state across, and would carry it without this write.
+        let _one_at_a_time = self.shared.recovering.lock().await;
+        let mut launch = None;
+        loop {
+            let listener = {
+                let mut table = self.open_table()?;
+                let (kernel, device) = self.kernel_on_device_in(&mut table, id)?;
+                let ours = *launch.get_or_insert(kernel.instance) == kernel.instance;
+                let refused = match ours {
+                    true => values.check(id, kernel.def.state, index).and_then(|_| writable(id, kernel, device)),
+                    // Removed while the write waited, and launched again under its id.
+                    false => Err(Error::KernelNotFound { id: id.to_owned() }),
+                };
+                if let Err(refused) = refused {
+                    if ours && kernel.held_out {
+                        kernel.held_out = false;
+                        kernel.notify();
+                        drop(table);
+                        self.shared.wake();
+                    }
+                    return Err(refused);
+                }
+                if !kernel.in_tick {
+                    let device = self.shared.device(kernel.device);
+                    put(kernel, &device, index, &values);
+                    kernel.held_out = false;
+                    kernel.notify();
+                    drop(table);
+                    self.shared.wake();
+                    return Ok(());
+                }
+                // Out of the next ticks until the one under way has delivered, so the write
+                // cannot wait behind a busy kernel for good.
+                kernel.held_out = true;
+                kernel.changed.listen()
+            };
+            let instance = launch.expect("set above");
+            let undo = OnCancel::new(|| {
+                let mut table = self.shared.lock();
+                if let Some(kernel) = table.launch_of(id, instance) {
+                    kernel.held_out = false;
+                    kernel.notify();
+                }
+                drop(table);
+                self.shared.wake();
+            });
+            wait(listener, None).await;
+            undo.done();
+        }
+    }
+}
+
+/// Refuses a write to `kernel`'s state unless it is launched, active or deactivated on a
+/// working `device`.
+fn writable(id: &str, kernel: &Kernel, device: &DeviceStatus) -> Result<()> {
+    let state = kernel.life.state();
+    match state {
+        // Its state comes back with it on recovery, as of its last checkpoint.
+        KernelState::Failed => Err(device
+            .lost
+            .clone()
+            .unwrap_or_else(|| Error::DeviceLost { reason: format!("kernel {} has failed", Quoted(id)) })),
+        _ if device.lost.is_some() => Err(device.lost.clone().expect("checked")),
+        KernelState::Launched | KernelState::Active | KernelState::Deactivated if kernel.resources.exec.is_some() => {
+            Ok(())
+        }
+        _ => Err(Error::KernelState { id: id.to_owned(), state, action: Action::WriteState }),
+    }
+}
+
+/// Writes `values` (checked against the kernel's state) into `kernel`'s state array on
+/// `device` from element `index` on, and into its checkpoint unless a checkpoint interval left
+/// that behind the state already (a write of the whole array catches it up). Under the table lock, with no tick of the kernel under way: a
+/// GPU write lands before the device's next submission, so before the kernel's next dispatch.
+pub(crate) fn put(kernel: &mut Kernel, device: &Device, index: u32, values: &StateValues) {
+    let (bytes, at) = (values.as_bytes(), index as usize * 4);
+    if bytes.is_empty() {
+        return;
+    }
+    match (&kernel.resources.state, device.gpu(), kernel.def.state) {
+        (Some(StateStore::Gpu(state)), Some(gpu), Some(spec)) => {
+            gpu.queue.write_buffer(state, at as u64, bytes);
+            kernel.counters.bytes_to_device += bytes.len() as u64;
+            let resources = &mut kernel.resources;
+            // Written whole, the state is known on the host again, whatever ran since the last
+            // checkpoint.
+            if bytes.len() as u64 == spec.size_bytes() {
+                resources.checkpoint_behind = false;
+            }
+            if !resources.checkpoint_behind {
+                // No checkpoint yet stands for the zeroed array of the launch.
+                let checkpoint = resources.checkpoint.get_or_insert_with(|| zeroed(spec));
+                checkpoint[at..at + bytes.len()].copy_from_slice(bytes);
+            }
+        }
+        (Some(StateStore::Cpu(words)), _, _) => {
+            let mut words = words.lock().unwrap_or_else(|p| p.into_inner());
+            words[index as usize..][..values.len()].copy_from_slice(&bytemuck::pod_collect_to_vec::<u8, u32>(bytes));
+        }
+        _ => {}
+    }
+}
+
+/// The state array of `spec` as launched without initial values.
+fn zeroed(spec: StateSpec) -> Vec<u8> {
+    vec![0; spec.size_bytes() as usize]
+}
