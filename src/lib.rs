@@ -94,6 +94,7 @@ pub mod codegen;
 mod correlation;
 mod cursor;
 pub mod degradation;
+mod device_events;
 pub mod devices;
 pub mod envelope;
 mod error;
@@ -125,6 +126,7 @@ mod watchdog;
 pub use backend::{AdapterSummary, BackendChoice};
 pub use circuit::{CircuitBreakerConfig, CircuitState, CircuitStatus};
 pub use degradation::{DegradationLevel, DegradationOptions, DegradationReason, DegradationSignals, DegradationStatus};
+pub use device_events::{DeviceEvent, DeviceEventKind, KEPT_DEVICE_EVENTS};
 pub use devices::{DeviceId, DeviceInfo, DeviceRequirements, DeviceSpec, LoadBalancing, PowerPreference, Topology};
 pub use envelope::{EnvelopeHeader, MessageEnvelope};
 pub use error::{

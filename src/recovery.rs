@@ -28,12 +28,13 @@
 use std::sync::{Arc, Mutex};
 
 use crate::backend::{Device, KernelExec, StateStore};
+use crate::device_events::DeviceEventKind;
 use crate::devices::DeviceId;
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, LifecycleState};
 use crate::platform;
 use crate::spans::{self, Phase};
-use crate::table::{Failed, Shared};
+use crate::table::{Failed, Shared, Table};
 use crate::waiting;
 
 /// With automatic recovery, how long the loop waits before each attempt to recover (in
@@ -126,6 +127,8 @@ fn give_up(shared: &Shared, device: DeviceId) {
     for kernel in table.kernels.values_mut().filter(|k| k.device == device) {
         kernel.notify();
     }
+    let waiting = waiting_on(&table, device);
+    table.device_events.record(DeviceEventKind::AutoRecoveryGaveUp, device, Some(why.clone()), waiting);
     drop(table);
     platform::warn(&format!(
         "ringkernel-web: automatic recovery of device {} gave up after {} attempts ({why}); its kernels wait for \
@@ -133,6 +136,12 @@ fn give_up(shared: &Shared, device: DeviceId) {
         device.0,
         AUTO_RECOVERY_DELAYS_MS.len()
     ));
+}
+
+/// The kernels on `device` waiting for it to be replaced (failed, or terminated while failed).
+fn waiting_on(table: &Table, device: DeviceId) -> Vec<String> {
+    let waiting = table.kernels.iter().filter(|(_, k)| k.device == device && k.life.awaiting_device());
+    waiting.map(|(id, _)| id.clone()).collect()
 }
 
 /// Waits `ms` milliseconds, or less if the runtime shuts down meanwhile (then `false`), so
@@ -182,6 +191,7 @@ pub(crate) fn fail_device_charging(
         other => Error::DeviceLost { reason: other.to_string() },
     };
     table.device(device).generation += 1;
+    let mut failed = Vec::new();
     for (id, kernel) in table.kernels.iter_mut().filter(|(_, k)| k.device == device) {
         kernel.in_tick = false;
         let resources = &mut kernel.resources;
@@ -197,6 +207,7 @@ pub(crate) fn fail_device_charging(
             resources.checkpoint_behind = false;
         }
         if let Some(KernelExec::Gpu(_)) = resources.exec {
+            failed.push(id.clone());
             kernel.life.apply(Action::Fail).expect("kernels with GPU resources may fail");
             resources.exec = None;
             kernel.cursor.device_lost(&mut kernel.mailbox);
@@ -207,9 +218,11 @@ pub(crate) fn fail_device_charging(
         }
         kernel.notify();
     }
+    let reason = lost.to_string();
     let status = table.device(device);
     status.lost = Some(lost);
     status.auto_recovery_spent = false;
+    table.device_events.record(DeviceEventKind::Lost, device, Some(reason), failed);
 }
 
 /// [`recover_device`] for every lost device of the runtime; the first failure, after trying all.
@@ -304,6 +317,8 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
         Ok(rebuilt) => rebuilt,
         Err(error) => {
             table.device(device_id).recovery_error = Some(error.to_string());
+            let waiting = waiting_on(&table, device_id);
+            table.device_events.record(DeviceEventKind::RecoveryFailed, device_id, Some(error.to_string()), waiting);
             return Err(error);
         }
     };
@@ -315,6 +330,7 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
         return Err(Error::Disposed);
     }
     shared.replace_device(device_id, device);
+    let mut relaunched = Vec::new();
     for (id, instance, exec) in execs {
         // Skip a kernel terminated (stranded) while the device was being replaced.
         let Some(kernel) = table.launch_of(&id, instance).filter(|k| k.device == device_id) else {
@@ -324,6 +340,7 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
             continue;
         }
         kernel.life.relaunched();
+        relaunched.push(id);
         kernel.beat(platform::now_ms());
         kernel.resources.state = exec.state_store();
         kernel.resources.exec = Some(exec);
@@ -335,6 +352,7 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
     status.lost = None;
     status.recoveries += 1;
     status.recovery_error = None;
+    table.device_events.record(DeviceEventKind::Recovered, device_id, None, relaunched);
     drop(table);
     shared.wake();
     Ok(())

@@ -22,6 +22,7 @@ use crate::backend::{BufferStats, Device, DeviceRequest, KernelExec, StateStore}
 use crate::circuit::{Breaker, CircuitBreakerConfig, CircuitState};
 use crate::cursor::RingCursor;
 use crate::degradation::Degrader;
+use crate::device_events::DeviceEventLog;
 use crate::devices::DeviceId;
 use crate::envelope::Clock;
 use crate::error::{Error, Result, Stall};
@@ -321,6 +322,8 @@ pub(crate) struct Table {
     pub degrader: Option<Degrader>,
     /// The hybrid logical clock and message ids of envelopes (see [`crate::envelope`]).
     pub clock: Clock,
+    /// What happened to the devices lately, for readers of the runtime's device events.
+    pub device_events: DeviceEventLog,
 }
 
 /// The counts of removed kernels that the shutdown report still owes.

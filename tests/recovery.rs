@@ -590,3 +590,55 @@ fn max_batch_bounds_every_dispatch() {
         assert!(matches!(rt.state("refused"), Err(Error::KernelNotFound { .. })));
     });
 }
+
+/// Device events tell of each loss and recovery as it happens, with the kernels each concerns,
+/// to every reader from when it began reading; automatic recovery's too. A stopped runtime ends
+/// every stream.
+#[test]
+fn device_events_tell_of_each_loss_and_recovery_to_every_reader() {
+    use futures_util::StreamExt;
+    use ringkernel_web::DeviceEventKind;
+    let rt = runtime();
+    pollster::block_on(async {
+        for id in ["a", "b"] {
+            rt.launch_definition(sequencer(id), queue(16).with_auto_activate()).await.unwrap();
+        }
+        assert_eq!(rt.last_device_event(), 0);
+        let mut first = Box::pin(rt.device_events());
+        rt.destroy_device().unwrap();
+        // A reader that begins now hears of what comes next only.
+        let mut second = Box::pin(rt.device_events());
+        rt.recover().await.unwrap();
+        let lost = first.next().await.unwrap();
+        assert_eq!((lost.seq, lost.kind, lost.device.0, lost.missed), (1, DeviceEventKind::Lost, 0, 0));
+        let mut kernels = lost.kernels.clone();
+        kernels.sort();
+        assert_eq!(kernels, ["a", "b"]);
+        assert!(lost.reason.as_deref().unwrap().contains("destroyDevice"), "{lost:?}");
+        let recovered = first.next().await.unwrap();
+        assert_eq!((recovered.seq, recovered.kind, recovered.reason.as_deref()), (2, DeviceEventKind::Recovered, None));
+        assert_eq!(recovered.kernels.len(), 2);
+        assert_eq!(second.next().await.unwrap(), recovered, "the later reader starts after the loss");
+        assert_eq!(rt.next_device_event(0).await.unwrap(), lost, "read by number, from the first kept");
+        rt.dispose().await.unwrap();
+        assert!(first.next().await.is_none() && second.next().await.is_none(), "a stopped runtime ends them");
+    });
+    // Automatic recovery's own.
+    let rt = runtime_with(RuntimeOptions::default().with_auto_recover(true));
+    pollster::block_on(async {
+        rt.launch_definition(sequencer("auto"), queue(16).with_auto_activate()).await.unwrap();
+        let mut events = Box::pin(rt.device_events());
+        rt.destroy_device().unwrap();
+        let kinds = [events.next().await.unwrap().kind, events.next().await.unwrap().kind];
+        assert_eq!(kinds, [DeviceEventKind::Lost, DeviceEventKind::Recovered]);
+        assert_eq!(
+            rt.call("auto", &[("value", ringkernel_web::Value::from(2))], None).await.unwrap()[0].1,
+            ringkernel_web::Value::I32(answer_to(2))
+        );
+        // A stream waiting when the runtime stops ends.
+        let waiting = async { events.next().await };
+        let (ended, disposed) = futures_util::join!(waiting, rt.dispose());
+        assert!(ended.is_none());
+        disposed.unwrap();
+    });
+}

@@ -337,6 +337,45 @@ async fn initial_state_and_writes_reach_the_gpu_and_survive_recovery() {
     js(rt.dispose()).await.unwrap();
 }
 
+/// `nextDeviceEvent(after)` resolves with each loss and recovery as it happens, by number, to
+/// any number of readers; `lastDeviceEvent` is where a reader from now on starts; once the
+/// runtime is disposed it resolves with `null`, and a signal ends its wait.
+#[wasm_bindgen_test]
+async fn device_events_tell_of_each_loss_and_recovery() {
+    let rt = js_runtime(false).await;
+    register("seen", false);
+    js(rt.launch("seen".into(), None, Some(object(&[("autoActivate", true.into())])))).await.unwrap();
+    assert_eq!(rt.last_device_event(), 0.0);
+    let waiting = rt.next_device_event(0.into(), None);
+    rt.destroy_device(None).unwrap();
+    let lost = js(waiting).await.unwrap();
+    assert_eq!(
+        (num(&lost, "seq"), get(&lost, "kind").as_string().unwrap(), num(&lost, "device"), num(&lost, "missed")),
+        (1.0, "lost".to_owned(), 0.0, 0.0)
+    );
+    let kernels: Vec<JsValue> = js_sys::Array::from(&get(&lost, "kernels")).to_vec();
+    assert_eq!(kernels, [JsValue::from("seen")]);
+    assert!(get(&lost, "reason").as_string().unwrap().contains("destroyDevice"));
+    js(rt.recover()).await.unwrap();
+    assert_eq!(rt.last_device_event(), 2.0);
+    let recovered = js(rt.next_device_event(1.into(), None)).await.unwrap();
+    assert_eq!(
+        (get(&recovered, "kind").as_string().unwrap(), get(&recovered, "reason")),
+        ("recovered".to_owned(), JsValue::NULL)
+    );
+    // Read again by another reader, from the first.
+    assert_eq!(num(&js(rt.next_device_event(0.into(), None)).await.unwrap(), "seq"), 1.0);
+    let refused = js(rt.next_device_event((-1).into(), None)).await.unwrap_err();
+    assert_eq!(name_of(&refused), "RangeError");
+    let signal = common::web::js_function("", "const c = new AbortController(); c.abort(); return c.signal;");
+    let signal = signal.call0(&JsValue::NULL).unwrap();
+    let aborted = rt.next_device_event(2.into(), Some(object(&[("signal", signal)])));
+    assert_eq!(name_of(&js(aborted).await.unwrap_err()), "AbortError");
+    let pending = rt.next_device_event(2.into(), None);
+    js(rt.dispose()).await.unwrap();
+    assert!(js(pending).await.unwrap().is_null(), "disposed: no event will come");
+}
+
 #[wasm_bindgen_test]
 async fn launch_terminate_cycles_leave_no_gpu_buffer_behind() {
     const CYCLES: i32 = 1000;

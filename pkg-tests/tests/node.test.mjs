@@ -1624,7 +1624,7 @@ test("lifecycle: a terminate joins one under way, terminateAll and dispose finis
   });
 });
 
-test("Dawn: automatic recovery that gives up says so once, and a terminate waiting on its kernel then ends with its messages counted", async () => {
+test("Dawn: automatic recovery that gives up says so once, a terminate waiting on its kernel then ends with its messages counted, and deviceEvents() tells of the loss, each failed attempt and the give-up", async () => {
   const result = await runModule(`${DAWN_SETUP}
     import init, { RingKernelRuntime } from "ringkernel-web";
     await init();
@@ -1642,6 +1642,13 @@ test("Dawn: automatic recovery that gives up says so once, and a terminate waiti
     const runtime = await RingKernelRuntime.create({ autoRecover: true });
     const doubler = await runtime.launch("doubler", null, { autoActivate: true });
     await doubler.sendBatch(Array.from({ length: 20 }, (_, value) => ({ value })), { timeout: 10000 });
+    // Every event from here on, until the runtime is disposed (which ends the loop).
+    const events = [];
+    const heard = (async () => {
+      for await (const event of runtime.deviceEvents()) {
+        events.push([event.seq, event.kind, event.device, event.kernels.join(), event.missed, typeof event.reason, event.timestampMs > 0]);
+      }
+    })();
     gone = true;
     runtime.destroyDevice();
     // With no timeout: it waits for the automatic attempts (0, 0.1, 1 and 5 s), and no longer.
@@ -1651,8 +1658,9 @@ test("Dawn: automatic recovery that gives up says so once, and a terminate waiti
     const gaveUp = warnings.filter((w) => w.includes("automatic recovery of device 0 gave up"));
     const health = await runtime.health();
     await runtime.dispose().catch(() => {});
+    await heard;
     console.log(JSON.stringify({ terminated, waited: waitedMs < 30000, gaveUp: gaveUp.length, health: [health.status, health.reason],
-      state: runtime.getState("doubler") }));
+      state: runtime.getState("doubler"), events }));
   `, DAWN_ENV);
   assertExited(result);
   const found = findings(result);
@@ -1662,6 +1670,13 @@ test("Dawn: automatic recovery that gives up says so once, and a terminate waiti
   assert.equal(found.health[0], "unhealthy", "health no longer says it is recovering");
   assert.match(found.health[1], /the device is lost \(.*\) and the last recovery failed: /);
   assert.equal(found.state, "terminated");
+  // The loss, each of the four automatic attempts failing (no adapter), the give-up: each heard
+  // once, in order, naming the kernel that waits.
+  const attempt = (seq) => [seq, "recoveryFailed", 0, "doubler", 0, "string", true];
+  assert.deepEqual(found.events, [
+    [1, "lost", 0, "doubler", 0, "string", true], attempt(2), attempt(3), attempt(4), attempt(5),
+    [6, "autoRecoveryGaveUp", 0, "doubler", 0, "string", true],
+  ]);
 });
 
 test("an async memory alert callback that rejects is shown in the console and ends no process", async () => {

@@ -57,6 +57,8 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /export interface WaitOptions extends TimeoutOptions \{ signal\?: AbortSignal \| null \| undefined; \}/);
   assert.match(types, /readState\(id: string\): Promise<Uint32Array \| Int32Array \| Float32Array>/);
   assert.match(types, /writeState\(id: string, values: Uint32Array \| Int32Array \| Float32Array, index\?: number\): Promise<void>/);
+  assert.match(types, /deviceEvents\(options\?: \{ signal\?: AbortSignal \| null \| undefined \}\): AsyncGenerator<DeviceEvent, void, undefined>;/);
+  assert.match(types, /nextDeviceEvent\(after: number, options\?: \{ signal\?: AbortSignal \| null \| undefined \}\): Promise<DeviceEvent \| null>;/);
   assert.match(types, /initialState\?: Uint32Array \| Int32Array \| Float32Array \| null \| undefined;/);
   assert.match(types, /export function defineMessage<.*>\(name: N, fields: F\): MessageDescription<N, F>;/);
   assert.match(types, /export function ringKernel<.*>\(definition: KernelDefinitionInput<I, O> & \{ id: string \}\): KernelDefinitionInput<I, O> & \{ id: string \};/);

@@ -35,6 +35,7 @@ export async function misuse(): Promise<void> {
   await runtime.writeState("histogram", [1, 2, 3]); // misuse
   await runtime.writeState("histogram", new Uint32Array(4), { index: 1 }); // misuse
   await runtime.launch("histogram", null, { initialState: [0, 1] }); // misuse
+  for await (const event of runtime.deviceEvents({ timeout: 100 })) console.log(event); // misuse
   if (runtime.getState("doubler") === "running") return; // misuse
   runtime.getTelemetry("doubler").messagesSent; // misuse
   runtime.getSummary().perKernel["doubler"].latency.p50Ms.toFixed(2); // misuse

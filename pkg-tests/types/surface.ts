@@ -51,6 +51,11 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   const bins = await runtime.launch("histogram", null, { checkpointIntervalMs: Infinity, initialState: new Uint32Array(64) });
   await runtime.writeState("histogram", new Uint32Array([1, 2]), 8);
   await bins.writeState(new Uint32Array(64));
+  for await (const event of runtime.deviceEvents({ signal: AbortSignal.timeout(1) })) {
+    const kind: "lost" | "recovered" | "recoveryFailed" | "autoRecoveryGaveUp" = event.kind;
+    const about: [number, number, string | null, string[], number, number] = [event.seq, event.device, event.reason, event.kernels, event.timestampMs, event.missed];
+    if (kind === "lost" && about[0] > 0) break;
+  }
   // ringKernel's own return value is a definition managedKernel takes, typed by its messages.
   const definition = ringKernel({ id: "surface-point", input: Point, output: Point, handler: (p) => p });
   const managed = await managedKernel(runtime, "surface-point", definition, { queueSize: 16 });

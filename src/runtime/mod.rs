@@ -21,6 +21,7 @@
 pub(crate) mod builder;
 mod control;
 pub(crate) mod dashboards;
+mod device_events;
 mod envelopes;
 pub(crate) mod handle;
 pub(crate) mod health;

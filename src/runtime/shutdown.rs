@@ -140,6 +140,7 @@ impl Runtime {
     /// Stops the runtime under the table lock and makes its report.
     fn stop(table: &mut Table, created_at_ms: f64) -> ShutdownReport {
         table.state = LifecycleState::Stopped;
+        table.device_events.ended();
         let kernels = || table.kernels.values();
         let report = ShutdownReport {
             total_uptime_ms: platform::now_ms() - created_at_ms,

@@ -16,7 +16,7 @@ use super::errors::{aborted_batch, cut_batch, js_error, js_void};
 use super::messages::{
     js_answer, js_batch, js_message_value, js_state, receive_answers, shown, state_values, Batch, JsMessage,
 };
-use super::options::{index_argument, timeout_option, wait_option, with_signal, ReceiveBatchOptions, Wait};
+use super::options::{timeout_option, u32_argument, wait_option, with_signal, ReceiveBatchOptions, Wait};
 use super::{kernel_id, order, promise};
 use crate::message::Scalar;
 use crate::runtime::Runtime;
@@ -239,7 +239,7 @@ pub(super) fn write_state(
         let values = state_values(&values).ok_or_else(|| {
             type_error(format!("writeState takes a Uint32Array, Int32Array or Float32Array, got {}", shown(&values)))
         })?;
-        let index = index_argument(index, "writeState")?;
+        let index = u32_argument(index, "writeState", "index")?;
         Ok((id, index, values))
     });
     promise(async move {

@@ -1,13 +1,16 @@
 //! Several devices on `RingKernelRuntime`: `topology()`, `deviceCount`, `deviceOf`,
-//! `selectDevice`, `migrate` and `destroyDevice(device)` (see [`crate::devices`]). A device is a
-//! plain number in JavaScript: its place in the runtime's list.
+//! `selectDevice`, `migrate`, `destroyDevice(device)` (see [`crate::devices`]), and what happens
+//! to them: `lastDeviceEvent` and `nextDeviceEvent`, which `deviceEvents()` (iteration.js) reads
+//! (see [`crate::device_events`]). A device is a plain number in JavaScript: its place in the
+//! runtime's list.
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
+use super::abort::Abort;
 use super::errors::{js_error, range_error, type_error};
 use super::messages::shown;
-use super::options::parse_options;
+use super::options::{parse_options, u32_argument, with_signal, NoOptions};
 use super::runtime::JsRuntime;
 use super::{kernel_id, promise, to_js};
 use crate::devices::{DeviceId, DeviceRequirements};
@@ -88,5 +91,37 @@ impl JsRuntime {
             None => self.inner.destroy_device(),
         }
         .map_err(js_error)
+    }
+
+    /// The number of the last device event so far (0 before the first).
+    #[wasm_bindgen(getter, js_name = lastDeviceEvent)]
+    pub fn last_device_event(&self) -> f64 {
+        self.inner.last_device_event() as f64
+    }
+
+    /// Resolves with the first device event numbered after `after` as soon as there is one, or
+    /// `null` once the runtime has stopped with none after it; `{ signal }` ends the wait.
+    /// `for await (const event of runtime.deviceEvents())` reads them one after another.
+    #[wasm_bindgen(js_name = nextDeviceEvent, unchecked_return_type = "Promise<DeviceEvent | null>")]
+    pub fn next_device_event(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "number")] after: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ signal?: AbortSignal | null | undefined }")] options: Option<
+            JsValue,
+        >,
+    ) -> Promise {
+        let read = u32_argument(Some(after), "nextDeviceEvent", "after")
+            .and_then(|after| Ok((after, with_signal::<NoOptions>(options, "nextDeviceEvent options")?.1)));
+        let (after, signal) = match read {
+            Ok(read) => read,
+            Err(error) => return Promise::reject(&error),
+        };
+        let rt = self.inner.clone();
+        Abort::by(signal).promise(async move {
+            match rt.next_device_event(after as u64).await {
+                Some(event) => to_js(&event),
+                None => Ok(JsValue::NULL),
+            }
+        })
     }
 }

@@ -65,6 +65,11 @@ pub(super) fn timeout_option(options: Option<JsValue>, what: &str) -> Result<Opt
     parse_options::<TimeoutOptions>(options, what)?.timeout(what)
 }
 
+/// The options of an operation that takes none but `{ signal }`.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NoOptions {}
+
 /// How long an operation that waits (a send, a receive, a call) may: `{ timeout, signal }`.
 #[derive(Default)]
 pub(super) struct Wait {
@@ -250,12 +255,12 @@ fn refused(what: &str, refusal: Refusal) -> JsValue {
     }
 }
 
-/// An optional index argument (`what` names the call): 0 when not given, else a whole number
-/// from 0 (a `RangeError` for another number, a `TypeError` for anything else).
-pub(super) fn index_argument(value: Option<JsValue>, what: &str) -> Result<u32, JsValue> {
+/// An optional whole-number argument, `name` of the call `what`: 0 when not given, else a whole
+/// number from 0 (a `RangeError` for another number, a `TypeError` for anything else).
+pub(super) fn u32_argument(value: Option<JsValue>, what: &str, name: &str) -> Result<u32, JsValue> {
     match value.filter(|v| !v.is_undefined()) {
         None => Ok(0),
-        Some(value) => unsigned_u32(&value).map_err(|refusal| refused(what, refusal.under("index"))),
+        Some(value) => unsigned_u32(&value).map_err(|refusal| refused(what, refusal.under(name))),
     }
 }
 
@@ -451,6 +456,12 @@ pub(super) trait ReadFields {
 #[inline(never)]
 fn unread(name: &str) -> Read<()> {
     Err(Refusal { path: String::new(), text: format!("(option '{name}') has no reader"), range: false })
+}
+
+impl ReadFields for NoOptions {
+    fn read_field(&mut self, name: &str, _: &JsValue) -> Read<()> {
+        unread(name)
+    }
 }
 
 impl ReadFields for TimeoutOptions {

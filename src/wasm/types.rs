@@ -219,6 +219,24 @@ export interface DeviceInfo {
   ticks: number;
 }
 export interface Topology { devices: DeviceInfo[]; }
+/** What happened to a device: lost, recovered (a new device runs its kernels again), a recovery attempt that failed, or automatic recovery giving up (its kernels wait for `recover()`). */
+export type DeviceEventKind = "lost" | "recovered" | "recoveryFailed" | "autoRecoveryGaveUp";
+/** One thing that happened to one device, as `deviceEvents()` yields it. */
+export interface DeviceEvent {
+  /** Its number among the runtime's device events, from 1. */
+  seq: number;
+  kind: DeviceEventKind;
+  /** The device (an id from `topology()`). */
+  device: number;
+  /** Why: the loss's reason, a failed recovery's error, or what automatic recovery last saw; null for a recovery. */
+  reason: string | null;
+  /** The kernels it concerns: those that failed with the loss, those running again after a recovery, those still waiting for one otherwise. */
+  kernels: string[];
+  /** When, in ms since the Unix epoch. */
+  timestampMs: number;
+  /** Events skipped before this one because the reader fell more than 256 behind (0 normally). */
+  missed: number;
+}
 /** What `migrate` resolves with. */
 export interface MigrationReport {
   kernelId: string; from: number; to: number;
@@ -632,6 +650,14 @@ export interface RingKernelRuntime {
   receiveBatch(id: string, options?: ReceiveBatchOptions): Promise<MessageOutput[] | Uint8Array>;
   /** Runs `operation` under the kernel's circuit breaker: `CircuitOpenError` without calling it while the circuit is open; its rejection counts as a failure (but for a `CircuitOpenError`, `QueueFullError` or `OverloadedError`, which turned it away before the kernel had its message), its result as a success. */
   withCircuitBreaker<T>(id: string, operation: () => T | PromiseLike<T>): Promise<Awaited<T>>;
+  /**
+   * What happens to the runtime's devices from the call on, one event at a time
+   * (`for await (const event of runtime.deviceEvents())`): each device lost, recovered, each
+   * recovery attempt that failed, and automatic recovery giving up. Ends once the runtime is
+   * disposed; `signal` ends the wait (the loop then throws its reason). Loops read
+   * independently, each seeing every event.
+   */
+  deviceEvents(options?: { signal?: AbortSignal | null | undefined }): AsyncGenerator<DeviceEvent, void, undefined>;
   /** The same as `dispose()`: `await using runtime = await RingKernelRuntime.create()`. */
   [Symbol.asyncDispose](): Promise<void>;
   /** What `JSON.stringify` and Node's `console.log` show: its backend, lifecycle state and kernel ids. */

@@ -7,9 +7,13 @@
 // throw) loses none: the answers not yet asked for stay queued. The loop ends when no answer will
 // come: the kernel terminated with none left, was removed, or the runtime was disposed. Any other
 // refusal (a failed kernel, a lost device, a wait's timeout, the signal's abort) is thrown into
-// the loop. For
-// throughput, loop over `receiveBatch` instead: each batch is in the caller's hands whole.
-import { KernelHandle } from "./ringkernel_web.js";
+// the loop. For throughput, loop over `receiveBatch` instead: each batch is in the caller's hands
+// whole.
+//
+// A runtime's device events likewise: `for await (const event of runtime.deviceEvents())` hears
+// of each device lost, recovered, each failed recovery and automatic recovery giving up, from the
+// call on, and ends once the runtime is disposed.
+import { KernelHandle, RingKernelRuntime } from "./ringkernel_web.js";
 import { KernelNotFoundError, KernelStateError, RuntimeDisposedError } from "./SNIPPETS/errors.js";
 
 /**
@@ -58,6 +62,24 @@ Object.defineProperty(KernelHandle.prototype, "answers", {
 Object.defineProperty(KernelHandle.prototype, Symbol.asyncIterator, {
   value: function asyncIterator() {
     return answersOf(this, undefined);
+  },
+  writable: true,
+  configurable: true,
+});
+
+async function* deviceEventsOf(runtime, seen, options) {
+  for (;;) {
+    const event = await runtime.nextDeviceEvent(seen, options);
+    if (event === null) return;
+    seen = event.seq;
+    yield event;
+  }
+}
+
+Object.defineProperty(RingKernelRuntime.prototype, "deviceEvents", {
+  value: function deviceEvents(options) {
+    // From the call on, not from the loop's first turn.
+    return deviceEventsOf(this, this.lastDeviceEvent, options);
   },
   writable: true,
   configurable: true,
