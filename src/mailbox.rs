@@ -139,10 +139,10 @@ impl Mailbox {
         self.headers.forwarded(first, count, |i| kept_at(kept, i))
     }
 
-    /// The header of the answer at the front of the output queue, if it has one (it is about
-    /// to be taken).
-    pub fn take_answer_header(&mut self) -> Option<Carried> {
-        self.headers.take_answer(self.outbox.taken())
+    /// The header of the answer just taken off the front of the output queue, if it has one:
+    /// taken after the answer, so a receive whose `read` panics leaves the header with it.
+    pub fn answer_header_taken(&mut self) -> Option<Carried> {
+        self.headers.take_answer(self.outbox.taken() - 1)
     }
 }
 

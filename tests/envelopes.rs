@@ -1,7 +1,8 @@
 //! Envelopes and the hybrid logical clock, natively on lavapipe and on the cpu backend: an
 //! answer's envelope names its request (correlation id = the request's message id) and is
 //! stamped after it, through a 3-stage pipeline, through a handler that drops messages, and
-//! through a lost device and its recovery; plain messages keep their plain answers. A property
+//! through a lost device and its recovery; plain messages keep their plain answers, and a
+//! `read` that panics leaves the answer with its header. A property
 //! test: whatever mix of plain and enveloped sends and receives, answers come in FIFO order and
 //! their timestamps increase in that order.
 #![cfg(not(target_arch = "wasm32"))]
@@ -276,6 +277,35 @@ fn a_dropped_message_drops_its_header() {
                 assert_answers(&got.header, &sent[v as usize], &id);
             }
             assert!(rt.receive_envelope(&id, Some(Duration::from_millis(50))).await.is_err(), "odd ones dropped");
+        });
+    }
+}
+
+/// A `receive_envelope_with` whose `read` panics takes nothing: the answer stays queued with its
+/// header, and the next `receive_envelope` gets both (as a plain `*_with` receive's answer stays).
+#[test]
+fn a_read_that_panics_leaves_the_answer_with_its_header() {
+    for backend in BACKENDS {
+        let rt = runtime_on(backend);
+        let sent: Vec<EnvelopeHeader> = pollster::block_on(async {
+            launch(&rt, "doubler").await;
+            let mut sent = Vec::new();
+            for v in [1, 2] {
+                sent.push(rt.send_envelope("doubler", &MessageEnvelope::new(value(v)), None).await.unwrap());
+            }
+            sent
+        });
+        common::wait_until("both answers", || rt.kernel_metrics("doubler").unwrap().output_queue_depth == 2);
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pollster::block_on(rt.receive_envelope_with("doubler", WAIT, |_, _| -> i32 { panic!("the read fails") }))
+        }));
+        assert!(read.is_err(), "{backend:?}: the read panicked");
+        pollster::block_on(async {
+            for (expected, sent) in [2, 4].into_iter().zip(&sent) {
+                let got = rt.receive_envelope("doubler", WAIT).await.unwrap();
+                assert_eq!(result_of(&got.message), expected, "{backend:?}");
+                assert_answers(&got.header, sent, "doubler");
+            }
         });
     }
 }

@@ -1000,12 +1000,13 @@ impl Runtime {
             return Ok(Attempt::Wait(listener, (device, looks)));
         }
         let before = kernel.mailbox.outbox.len();
-        let request = envelope.is_some().then(|| kernel.mailbox.take_answer_header());
         let taken = {
             #[cfg(not(target_arch = "wasm32"))]
             let _reading = crate::table::ReadingAnswers::begin(&self.shared);
             take.take().expect("taken once")(&kernel.def.output, &mut kernel.mailbox.outbox)
         };
+        // Its header goes once the answer has: a `read` that panics leaves both queued.
+        let request = envelope.is_some().then(|| kernel.mailbox.answer_header_taken());
         let held_back = answers_taken(kernel, before);
         if let (Some(envelope), Some(request)) = (envelope, request) {
             *envelope = Some(table.clock.answer(request, id));
