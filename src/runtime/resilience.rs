@@ -208,7 +208,9 @@ impl Runtime {
 
     /// Kernels that run (active, or draining to terminate, on a live device), have input, and made no progress
     /// for the watchdog's heartbeat timeout, sorted by id; then the watchdog's action is applied
-    /// to them (see [`WatchdogAction`]), and each record says what was done.
+    /// to them (see [`WatchdogAction`]), and each record says what was done. A device that
+    /// `RecoverDevice` fails to recover stays lost; the others are still recovered, and the first
+    /// failure is the scan's error.
     pub async fn scan_stale_kernels(&self) -> Result<Vec<StaleKernel>> {
         let (mut stale, action, not_the_device) = {
             let table = self.open_table()?;
@@ -265,12 +267,20 @@ impl Runtime {
                     .filter(|&device| stale.iter().any(|k| on(device)(&k)))
                     .filter(|&device| self.shared.device(device).gpu().is_some())
                     .collect();
+                // A recovery that fails leaves its device lost (its error in the summary and
+                // health) and the rest still tried; the first failure is the scan's, as
+                // `recover`'s is.
+                let mut recovered = Ok(());
                 for &device in &devices {
                     let on_it: Vec<&str> = stale.iter().filter(on(device)).map(|k| k.kernel_id.as_str()).collect();
                     let reason = format!("the watchdog found kernels stale: {}", on_it.join(", "));
                     self.lose_device(device, &reason, &|id| on_it.contains(&id));
-                    recovery::recover_device(&self.shared, device).await?;
+                    let result = recovery::recover_device(&self.shared, device).await;
+                    if recovered.is_ok() {
+                        recovered = result;
+                    }
                 }
+                recovered?;
                 for kernel in &mut stale {
                     if stuck(&&*kernel) && self.device_of(&kernel.kernel_id).is_ok_and(|d| devices.contains(&d)) {
                         kernel.action = WatchdogAction::RecoverDevice;
@@ -310,5 +320,60 @@ impl Runtime {
             gpu.destroy(reason);
         }
         self.shared.wake();
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::devices::{DeviceId, DeviceSpec};
+    use crate::kernel::KernelDefinition;
+    use crate::watchdog::{WatchdogAction, WatchdogConfig};
+    use crate::{platform, ErrorKind, KernelState, LaunchOptions, Runtime, RuntimeOptions};
+
+    /// With `RecoverDevice`, a device whose recovery fails does not end the scan: every device
+    /// with a stale kernel is replaced, and the failure is the scan's error, as `recover`'s is.
+    #[test]
+    fn a_failed_recovery_leaves_the_other_stale_devices_recovered() {
+        let watchdog = WatchdogConfig::default().with_action(WatchdogAction::RecoverDevice);
+        let options = RuntimeOptions::default()
+            .with_devices([DeviceSpec::default(); 2])
+            .with_watchdog(watchdog)
+            .with_max_messages_per_tick(1);
+        let rt = pollster::block_on(Runtime::new(options)).expect("GPU tests need lavapipe (mesa-vulkan-drivers)");
+        // On each device a kernel starved by a busier one of higher priority, which takes every
+        // one-message tick.
+        const BUSY: usize = 2_000;
+        pollster::block_on(async {
+            for device in 0..2 {
+                let on = LaunchOptions::default().on_device(DeviceId(device)).with_auto_activate();
+                let busy = on.clone().with_queue_capacity(BUSY).with_priority(1);
+                rt.launch_as("doubler", &format!("busy{device}"), busy).await.unwrap();
+                rt.launch_as("doubler", &format!("starved{device}"), on).await.unwrap();
+                rt.send_batch(&format!("busy{device}"), &[1i32; BUSY], None).await.unwrap();
+                rt.send_batch(&format!("starved{device}"), &[1i32; 4], None).await.unwrap();
+            }
+        });
+        {
+            // Their last progress long ago as far as the watchdog knows; device 0's starved
+            // kernel no longer compiles, so its device cannot be recovered.
+            let mut table = rt.shared.lock();
+            for id in ["starved0", "starved1"] {
+                table.kernels.get_mut(id).unwrap().beat(platform::now_ms() - 3_600_000.0);
+            }
+            let starved = table.kernels.get_mut("starved0").unwrap();
+            starved.def = Arc::new(KernelDefinition { wgsl: "not WGSL".into(), ..(*starved.def).clone() });
+        }
+        let e = pollster::block_on(rt.kernel_watchdog().scan_stale_kernels()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::KernelCompile, "{e}");
+        let devices = rt.gpu_topology().devices;
+        let tried = devices.iter().map(|d| (d.losses, d.recoveries, d.lost.is_some())).collect::<Vec<_>>();
+        assert_eq!(tried, [(1, 0, true), (1, 1, false)], "{devices:?}");
+        assert_eq!(rt.state("starved0"), Ok(KernelState::Failed));
+        assert_eq!(rt.state("starved1"), Ok(KernelState::Active));
+        let summary = rt.summary().device;
+        let lost = summary.lost.as_deref().is_some_and(|lost| lost.starts_with("device 0: "));
+        assert!(lost && summary.recovery_error.is_some(), "{summary:?}");
     }
 }
