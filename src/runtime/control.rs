@@ -716,3 +716,56 @@ fn ended_with_scope(terminated: Result<()>) -> Result<()> {
         other => other,
     }
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::{BackendChoice, KernelState, LaunchOptions, Runtime, RuntimeOptions};
+
+    /// What the runtime counts as held: its kernels' device bytes (rings, flags and states, not
+    /// the readback buffer all share) and its host queues' bytes.
+    fn held(rt: &Runtime) -> (u64, usize) {
+        let bytes = rt.memory_report().by_purpose;
+        let device = bytes.input_ring + bytes.output_ring + bytes.kept_flags + bytes.state;
+        (device, rt.shared.lock().host_queue_bytes.here())
+    }
+
+    /// Launches a doubler that takes a message a tick, sends it 2,000 and drops a terminate
+    /// of it while it drains.
+    fn drop_a_terminate_mid_drain(rt: &Runtime) {
+        pollster::block_on(async {
+            let options = LaunchOptions::default().with_queue_capacity(2048).with_max_batch(1).with_auto_activate();
+            rt.launch("doubler", options).await.unwrap();
+            rt.send_batch::<i32>("doubler", &(0..2000).collect::<Vec<_>>(), None).await.unwrap();
+            let mut terminating = Box::pin(rt.terminate("doubler", None));
+            assert!(futures_util::poll!(terminating.as_mut()).is_pending(), "dropped while it drains");
+        });
+        assert_eq!(rt.state("doubler"), Ok(KernelState::Terminating));
+    }
+
+    /// A terminate dropped while its kernel drains leaves nothing counted once the kernel has
+    /// gone: its rings once it ends, its host queues once it is removed, or, disposed of mid
+    /// drain, once the runtime has stopped.
+    #[test]
+    fn a_terminate_dropped_mid_drain_leaves_nothing_counted() {
+        for backend in [BackendChoice::Auto, BackendChoice::Cpu] {
+            let rt = pollster::block_on(Runtime::new(RuntimeOptions::default().with_backend(backend))).unwrap();
+            let before = held(&rt);
+            drop_a_terminate_mid_drain(&rt);
+            assert!(held(&rt).1 > before.1, "{backend:?}: its queues are counted");
+            let start = Instant::now();
+            while rt.state("doubler") != Ok(KernelState::Terminated) {
+                assert!(start.elapsed() < Duration::from_secs(30), "{backend:?}: {:?}", rt.state("doubler"));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(held(&rt).0, before.0, "{backend:?}: its rings are freed when it ends");
+            rt.remove("doubler").unwrap();
+            assert_eq!(held(&rt), before, "{backend:?}: and its queues when it is removed");
+
+            drop_a_terminate_mid_drain(&rt);
+            pollster::block_on(rt.dispose()).unwrap();
+            assert_eq!(held(&rt), before, "{backend:?}: disposed of mid drain");
+        }
+    }
+}
