@@ -227,13 +227,13 @@ pub(crate) fn fail_device_charging(
 
 /// [`recover_device`] for every lost device of the runtime; the first failure, after trying all.
 pub(crate) async fn recover_all(shared: &Arc<Shared>) -> Result<()> {
-    // Every device counts as asked for from the call on, not only once its turn comes (one
-    // lost again after its turn reads as recovering until the last turn ends: a guard per
-    // device weighed 170 bytes more gzipped).
-    let _asked = asked_to_recover(shared, 0..shared.device_count() as u32);
+    // Every device counts as asked for from the call on, not only once its turn comes, and no
+    // longer once its turn has ended: one lost again after it waits for the next `recover()`.
+    let mut asked = asked_to_recover(shared, 0..shared.device_count() as u32);
     let mut result = Ok(());
     for device in shared.device_ids() {
         let recovered = recover_device(shared, device).await;
+        asked.first_done();
         if result.is_ok() {
             result = recovered;
         }
@@ -241,19 +241,39 @@ pub(crate) async fn recover_all(shared: &Arc<Shared>) -> Result<()> {
     result
 }
 
-/// Counts a recovery of each of `devices` (by index) as asked for (see
-/// `DeviceStatus::recovering`) until the guard is dropped, however the recovery ends (its future
-/// dropped part way too).
-fn asked_to_recover(shared: &Shared, devices: std::ops::Range<u32>) -> crate::cancel::OnCancel<impl FnOnce() + '_> {
+/// Recoveries of `devices` (by index) counted as asked for (see `DeviceStatus::recovering`):
+/// each until its turn ends ([`first_done`](Self::first_done)), the rest when this is dropped,
+/// however the recovery ends (its future dropped part way too).
+struct Asked<'a> {
+    shared: &'a Shared,
+    devices: std::ops::Range<u32>,
+}
+
+impl Asked<'_> {
+    /// The first device still counted has had its turn: it counts no more.
+    fn first_done(&mut self) {
+        let first = self.devices.start;
+        self.devices.start += 1;
+        let mut table = self.shared.lock();
+        let status = table.device(DeviceId(first));
+        status.recovering = status.recovering.saturating_sub(1);
+    }
+}
+
+impl Drop for Asked<'_> {
+    fn drop(&mut self) {
+        while !self.devices.is_empty() {
+            self.first_done();
+        }
+    }
+}
+
+/// Counts a recovery of each of `devices` (by index) as asked for until it is done with (see
+/// [`Asked`]).
+fn asked_to_recover(shared: &Shared, devices: std::ops::Range<u32>) -> Asked<'_> {
     let mut table = shared.lock();
     devices.clone().for_each(|device| table.device(DeviceId(device)).recovering += 1);
-    crate::cancel::OnCancel::new(move || {
-        let mut table = shared.lock();
-        for device in devices {
-            let status = table.device(DeviceId(device));
-            status.recovering = status.recovering.saturating_sub(1);
-        }
-    })
+    Asked { shared, devices }
 }
 
 /// Opens a new device and relaunches the failed kernels on it (see the module docs). If that

@@ -157,6 +157,36 @@ mod tests {
         drop((recovery, migrating));
     }
 
+    /// A device whose turn of a `recover()` of every device has ended counts as asked for no
+    /// more: lost again while a later device's turn is under way (compiling its kernel on a
+    /// helper thread), it waits for the next `recover()`, and health says so.
+    #[test]
+    fn a_device_lost_again_after_its_turn_of_recover_all_needs_recover_again() {
+        let options =
+            RuntimeOptions::default().with_devices([DeviceSpec::new(BackendChoice::Cpu), DeviceSpec::default()]);
+        let rt = pollster::block_on(Runtime::new(options)).expect("a cpu device and a GPU device");
+        let on_gpu = crate::LaunchOptions::default().on_device(DeviceId(1));
+        pollster::block_on(rt.launch("doubler", on_gpu)).unwrap();
+        rt.destroy_device_at(DeviceId(1)).unwrap();
+        // The loss failed the kernel's operations: reported once, by this check.
+        assert!(matches!(rt.health().status, HealthStatus::Unhealthy(_)));
+        let lose_cpu = |reason: &str| {
+            rt.shared.lock().device(DeviceId(0)).lost = Some(Error::DeviceLost { reason: reason.into() });
+        };
+        lose_cpu("gone");
+        let mut recovery = Box::pin(crate::recovery::recover_all(&rt.shared));
+        let polled = pollster::block_on(async { futures_util::poll!(recovery.as_mut()) });
+        assert!(polled.is_pending(), "device 1's turn compiles its kernel on a helper thread");
+        assert!(rt.shared.lock().device(DeviceId(0)).lost.is_none(), "device 0's turn came first");
+        lose_cpu("again");
+        let needs = HealthStatus::Unhealthy("the device is lost (device 0: again); call recover()".into());
+        assert_eq!(rt.health().status, needs);
+        pollster::block_on(recovery).unwrap();
+        assert_eq!(rt.health().status, needs);
+        pollster::block_on(rt.recover()).unwrap();
+        assert_eq!(rt.health().status, HealthStatus::Healthy);
+    }
+
     /// Of several lost devices, health reports the one that needs the application: a device
     /// waiting for `recover()` is not hidden behind one recovering, nor a failed recovery
     /// behind either.
