@@ -375,5 +375,12 @@ mod tests {
         let summary = rt.summary().device;
         let lost = summary.lost.as_deref().is_some_and(|lost| lost.starts_with("device 0: "));
         assert!(lost && summary.recovery_error.is_some(), "{summary:?}");
+        // Device events tell the same, each device's in turn.
+        let events: Vec<_> = (0..rt.last_device_event())
+            .map(|seen| pollster::block_on(rt.next_device_event(seen)).unwrap())
+            .map(|e| (e.kind, e.device.0, e.kernels.contains(&"starved0".to_owned())))
+            .collect();
+        use crate::DeviceEventKind::{Lost, Recovered, RecoveryFailed};
+        assert_eq!(events, [(Lost, 0, true), (RecoveryFailed, 0, true), (Lost, 1, false), (Recovered, 1, false)]);
     }
 }
