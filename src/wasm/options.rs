@@ -439,6 +439,7 @@ impl Refusal {
 /// What the integer options must be (`usize` is `u32` on wasm32).
 const U32_RANGE: &str = "a whole number from 0 to 4294967295";
 const U64_RANGE: &str = "a whole number from 0 to 9007199254740991";
+const BUDGET_RANGE: &str = "a whole number from 1 to 9007199254740991";
 const QUEUE_SIZE_RANGE: &str = "a whole number from 1 to 4194304";
 const COUNT_RANGE: &str = "a whole number from 1 to 4294967295";
 const _: () = assert!(MAX_QUEUE_SIZE == 4_194_304, "QUEUE_SIZE_RANGE names MAX_QUEUE_SIZE");
@@ -511,7 +512,7 @@ impl ReadFields for RuntimeOptions {
             "health" => onto(&mut self.health, value),
             "circuitBreaker" => optional_onto(&mut self.circuit_breaker, value),
             "watchdog" => onto(&mut self.watchdog, value),
-            "memoryBudget" => put(&mut self.memory_budget, option(value, unsigned_u64)),
+            "memoryBudget" => put(&mut self.memory_budget, option(value, budget_u64)),
             "degradation" => optional_onto(&mut self.degradation, value),
             _ => unread(name),
         }
@@ -712,6 +713,12 @@ fn queue_size(value: &JsValue) -> Read<usize> {
 #[inline(never)] // one copy for every field that reads it
 fn unsigned_u64(value: &JsValue) -> Read<u64> {
     u64_of(value).ok_or_else(|| Refusal::out_of_range(U64_RANGE, value))
+}
+
+/// A budget in bytes: [`unsigned_u64`] but for 0, under which pressure would read full with
+/// nothing held.
+fn budget_u64(value: &JsValue) -> Read<u64> {
+    u64_of(value).filter(|&n| n > 0).ok_or_else(|| Refusal::out_of_range(BUDGET_RANGE, value))
 }
 
 /// [`size`] and [`unsigned_u64`] before narrowing: a safe integer not below zero, or a BigInt
@@ -1233,7 +1240,8 @@ mod tests {
             (launch(&[("requirements", object(&[("minBufferBytes", n(-1.0))]))]), "RangeError: launch options: requirements.minBufferBytes must be a whole number from 0 to 9007199254740991, got -1"),
             (create(&[("defaultQueueSize", JsValue::NULL)]), "TypeError: RingKernelRuntime.create options: defaultQueueSize must be a whole number from 1 to 4194304, got null"),
             (create(&[("defaultQueueSize", n(0.0))]), "RangeError: RingKernelRuntime.create options: defaultQueueSize must be a whole number from 1 to 4194304, got 0"),
-            (create(&[("memoryBudget", Array::new().into())]), "TypeError: RingKernelRuntime.create options: memoryBudget must be a whole number from 0 to 9007199254740991, got an array"),
+            (create(&[("memoryBudget", Array::new().into())]), "TypeError: RingKernelRuntime.create options: memoryBudget must be a whole number from 1 to 9007199254740991, got an array"),
+            (create(&[("memoryBudget", n(0.0))]), "RangeError: RingKernelRuntime.create options: memoryBudget must be a whole number from 1 to 9007199254740991, got 0"),
             (create(&[("circuitBreaker", object(&[("windowMs", n(-1.0))]))]), "RangeError: RingKernelRuntime.create options: circuitBreaker.windowMs must be a number of milliseconds more than 0, up to 9e15, got -1"),
             (create(&[("circuitBreaker", object(&[("openMs", n(-1.0))]))]), "RangeError: RingKernelRuntime.create options: circuitBreaker.openMs must be a number of milliseconds from 0 to 9e15, got -1"),
             (create(&[("circuitBreaker", object(&[("failureThreshold", n(0.0))]))]), "RangeError: RingKernelRuntime.create options: circuitBreaker.failureThreshold must be a whole number from 1 to 4294967295, got 0"),
