@@ -300,6 +300,44 @@ test("a handle's readState() reads its own launch's state, as runtime.readState(
   assert.deepEqual(findings(result), { kind: "Uint32Array", same: true, counted: 16, gone: "KernelNotFoundError" });
 });
 
+test("an error's toJSON() carries its class and details through JSON and structuredClone, and RingKernelError.fromJSON makes it again, several kernels' errors included", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, RingKernelError, KernelStateError, TimeoutError, isRingKernelError, defineMessage } from "ringkernel-web";
+    await init();
+    const In = defineMessage("JsonIn", { value: "i32" });
+    const Out = defineMessage("JsonOut", { result: "i32" });
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    await runtime.launch("doubler");
+    const refused = await runtime.deactivate("doubler").catch((e) => e);
+    // Two kernels that cannot drain in time: a TimeoutError with each one's own error.
+    for (const id of ["a", "b"]) {
+      await runtime.launch(id, { input: In, output: Out, handler: (m) => ({ result: m.value }) });
+      await runtime.sendBatch(id, [{ value: 1 }, { value: 2 }]);
+    }
+    const several = await runtime.terminateAll({ timeout: 0 }).catch((e) => e);
+    const copy = (error) => RingKernelError.fromJSON(structuredClone(JSON.parse(JSON.stringify(error))));
+    const again = copy(refused);
+    const severalAgain = copy(several);
+    const unknown = RingKernelError.fromJSON({ name: "constructor", message: "?" });
+    const plainClone = structuredClone(refused);
+    await runtime.dispose().catch(() => {});
+    console.log(JSON.stringify({
+      data: refused.toJSON(),
+      again: [again instanceof KernelStateError, isRingKernelError(again), again.name, again.message === refused.message, again.kernelId, again.state, again.action],
+      several: [several instanceof TimeoutError, severalAgain instanceof TimeoutError, severalAgain.unprocessed, severalAgain.errors.map((e) => [e instanceof TimeoutError, e.kernelId, e.unprocessed])],
+      unknown: [unknown.constructor.name, unknown.name],
+      plainClone: [plainClone instanceof KernelStateError, plainClone.kernelId === undefined],
+    }));
+  `);
+  assertExited(result);
+  const found = findings(result);
+  assert.deepEqual(found.data, { name: "KernelStateError", message: found.data.message, kernelId: "doubler", state: "launched", action: "deactivate" });
+  assert.deepEqual(found.again, [true, true, "KernelStateError", true, "doubler", "launched", "deactivate"]);
+  assert.deepEqual(found.several, [true, true, 4, [[true, "a", 2], [true, "b", 2]]]);
+  assert.deepEqual(found.unknown, ["RingKernelError", "RingKernelError"]);
+  assert.deepEqual(found.plainClone, [false, true], "what toJSON() is for: a clone of the error itself loses its class and details");
+});
+
 test("initialState starts a kernel's state and writeState (the runtime's and a handle's) writes into it between messages; wrong types and indices are TypeErrors and RangeErrors that write nothing", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, defineMessage, ringKernel, KernelStateError } from "ringkernel-web";

@@ -8,7 +8,15 @@ export type RingKernelErrorName =
   /** The base class's own name (an instance made with `new RingKernelError(...)`). */
   | "RingKernelError";
 /** Every error the runtime rejects with: `catch (e) { if (e instanceof RingKernelError) ... }`. `errors`: when several kernels of a `terminateAll()`, `drain()` or `dispose()` failed, each one's own error by kernel id (as an `AggregateError` lists them); the error is then of the first one's class, with its `kernelId` and their `unprocessed` summed. `accepted`: on whatever error ends a `sendBatch` part way, how many of its messages (from the front) went in and will be answered. `sent`: on a `call`'s error, whether its message was queued (Rust's `CallError::Unanswered` against `NotSent`): `true`, it may have run or may still run (a timed-out call's, or one that waited through a lost device, does, after recovery) and its answer is discarded; `false`, it never runs and may be sent again. Test it as `if (error.sent)`: it is absent where the runtime never took the call up (a bad argument, a handle whose kernel was removed, a call ended by its `signal`, which rejects with the signal's reason). */
-export class RingKernelError extends Error { name: RingKernelErrorName; errors?: AnyRingKernelError[]; accepted?: number; sent?: boolean; }
+export class RingKernelError extends Error {
+  name: RingKernelErrorName; errors?: AnyRingKernelError[]; accepted?: number; sent?: boolean;
+  /** The error as plain data, which `JSON.stringify` and `postMessage` carry whole (a structured clone of the error itself keeps only its message): `name`, `message` and its details, each of `errors` alike. */
+  toJSON(): RingKernelErrorData;
+  /** The error `toJSON()` described, of its own class (`RingKernelError` for a name it does not know), with its details: `RingKernelError.fromJSON(event.data.error)` in a page whose worker posted `error.toJSON()`. */
+  static fromJSON(data: RingKernelErrorData): AnyRingKernelError;
+}
+/** A runtime error as plain data (`error.toJSON()`): its name, message and details. */
+export interface RingKernelErrorData { name: RingKernelErrorName; message: string; errors?: RingKernelErrorData[]; [detail: string]: unknown; }
 /** No kernel has this id. */
 export class KernelNotFoundError extends RingKernelError { name: "KernelNotFoundError"; kernelId: string; }
 /** An operation the kernel's state does not allow; `action` is what was asked (e.g. "activate"). `accepted`: for a `sendBatch` cut off part way (a `terminate` or `dispose()` meanwhile: `state` is then "terminating"), how many of its messages went in. */

@@ -4,7 +4,31 @@
 // the wasm layer sets. Bad arguments are JavaScript's own `TypeError` and `RangeError`.
 
 /** Every error the runtime rejects with, apart from bad arguments. */
-export class RingKernelError extends Error {}
+export class RingKernelError extends Error {
+  /**
+   * The error as plain data, which `JSON.stringify` and `postMessage` carry whole: its `name`,
+   * `message` and details (`kernelId`, `accepted`, ...; each of `errors` alike). A structured
+   * clone of the error itself keeps only its message (its class and details are lost), so a
+   * worker posts `error.toJSON()` and the page makes the error again with `fromJSON`.
+   */
+  toJSON() {
+    const data = { name: this.name, message: this.message };
+    for (const [key, value] of Object.entries(this)) {
+      data[key] = key === "errors" && Array.isArray(value) ? value.map((e) => e?.toJSON?.() ?? e) : value;
+    }
+    return data;
+  }
+
+  /** The error `toJSON()` described, of its own class (`RingKernelError` for a name it does not know), with its details. */
+  static fromJSON(data) {
+    const error = ringKernelError(data?.name, data?.message);
+    for (const [key, value] of Object.entries(data ?? {})) {
+      if (key === "name" || key === "message") continue;
+      error[key] = key === "errors" && Array.isArray(value) ? value.map((e) => RingKernelError.fromJSON(e)) : value;
+    }
+    return error;
+  }
+}
 /** No kernel has this id. */
 export class KernelNotFoundError extends RingKernelError {}
 /** The kernel's state does not allow the operation (`state`, `action`). */
@@ -57,7 +81,7 @@ for (const [name, errorClass] of Object.entries(CLASSES)) {
  * default export, so the package's `export *` of this module leaves it out.
  */
 export default function ringKernelError(name, message) {
-  const errorClass = CLASSES[name] ?? RingKernelError;
+  const errorClass = Object.hasOwn(CLASSES, name) ? CLASSES[name] : RingKernelError;
   return new errorClass(message);
 }
 
