@@ -338,6 +338,51 @@ test("an error's toJSON() carries its class and details through JSON and structu
   assert.deepEqual(found.plainClone, [false, true], "what toJSON() is for: a clone of the error itself loses its class and details");
 });
 
+test("a handle's readable() and writable() are Web Streams of its answers and input: pipeTo feeds it with backpressure, a cancelled reader loses no answer, termination closes the readable and a refused send errors the writable", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, KernelStateError } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true, queueSize: 8 });
+    const source = new ReadableStream({ start(c) { for (let value = 0; value < 100; value++) c.enqueue({ value }); c.close(); } });
+    const piped = source.pipeTo(doubler.writable());
+    const reader = doubler.readable().getReader();
+    const streamed = [];
+    while (streamed.length < 100) streamed.push((await reader.read()).value.result);
+    await piped;
+    reader.releaseLock();
+    // A reader that reads one answer and cancels leaves the rest queued.
+    await doubler.sendBatch([{ value: 1000 }, { value: 1001 }, { value: 1002 }]);
+    const partial = doubler.readable().getReader();
+    const one = (await partial.read()).value.result;
+    await partial.cancel();
+    const rest = (await doubler.receiveBatch({ max: 10, timeout: 1000 })).map((a) => a.result);
+    // Cancelled while its read waits: that wait takes nothing.
+    const idle = doubler.readable().getReader();
+    const pending = idle.read();
+    await idle.cancel();
+    const ended = await pending;
+    await doubler.send({ value: 7 });
+    const later = (await doubler.receive({ timeout: 1000 })).result;
+    // A caller's signal errors the stream with its reason.
+    const controller = new AbortController();
+    const signalled = doubler.readable({ signal: controller.signal }).getReader();
+    const aborted = signalled.read().then(() => "read", (e) => e);
+    controller.abort(new Error("enough"));
+    const abortReason = (await aborted).message;
+    // Terminated with none left, the readable closes; a send to it errors the writable.
+    const closing = doubler.readable().getReader();
+    const closed = closing.read();
+    await doubler.terminate();
+    const done = (await closed).done;
+    const refused = await new ReadableStream({ start(c) { c.enqueue({ value: 1 }); c.close(); } }).pipeTo(doubler.writable()).then(() => "sent", (e) => [e instanceof KernelStateError, e.state]);
+    await runtime.dispose();
+    console.log(JSON.stringify({ inOrder: streamed.every((r, i) => r === 2 * i), one, rest, ended: ended.done, later, abortReason, done, refused }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), { inOrder: true, one: 2000, rest: [2002, 2004], ended: true, later: 14, abortReason: "enough", done: true, refused: [true, "terminated"] });
+});
+
 test("initialState starts a kernel's state and writeState (the runtime's and a handle's) writes into it between messages; wrong types and indices are TypeErrors and RangeErrors that write nothing", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, defineMessage, ringKernel, KernelStateError } from "ringkernel-web";

@@ -32,6 +32,8 @@ export async function misuse(): Promise<void> {
   await runtime.call("doubler", new Date()); // misuse
   await runtime.sendBatch("doubler", [new Map([["value", 21]])]); // misuse
   await runtime.sendEnvelope("doubler", [21]); // misuse
+  const tile = await runtime.launch("mandelbrot");
+  await new ReadableStream<{ value: number }>().pipeTo(tile.writable()); // misuse
   await runtime.writeState("histogram", [1, 2, 3]); // misuse
   await runtime.writeState("histogram", new Uint32Array(4), { index: 1 }); // misuse
   await runtime.launch("histogram", null, { initialState: [0, 1] }); // misuse

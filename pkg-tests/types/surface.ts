@@ -30,6 +30,10 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   const doubler = await runtime.launch("doubler", null, { queueSize: 8 });
   const doubled: number = (await doubler.call({ value: 5 })).result * 2;
   for await (const answer of doubler) if (answer.result > doubled) break;
+  // Web Streams of its input and answers, typed by its messages.
+  await new ReadableStream<{ value: number }>().pipeTo(doubler.writable({ timeout: 1000 }));
+  const streamedAnswer: { result: number } | undefined = (await doubler.readable().getReader().read()).value;
+  if (streamedAnswer === undefined) return 0;
   // And found again by id: a built-in's typed, another's typed as asked.
   const found = runtime.getKernel("doubler");
   const again: number = found ? (await found.call({ value: 5 })).result : 0;
@@ -80,6 +84,12 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
     throw new RingKernelError("base");
   } catch (e) {
     if (e instanceof RingKernelError && e.name === "RingKernelError") return point.x;
+    // Errors as data, across postMessage, and back.
+    if (e instanceof RingKernelError) {
+      const data: { name: string; message: string } = e.toJSON();
+      const back = RingKernelError.fromJSON(data.name === "QueueFullError" ? e.toJSON() : data as ReturnType<typeof e.toJSON>);
+      if (back.name === "QueueFullError") return back.accepted;
+    }
   }
   return answer.result + (answers[0]?.result ?? 0) + (counts[0] ?? 0) + x;
 }

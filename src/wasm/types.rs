@@ -588,6 +588,19 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
    * runtime disposed); other refusals, a wait's timeout and the signal's abort are thrown.
    */
   answers(options?: WaitOptions): AsyncGenerator<OutputOf<O>, void, undefined>;
+  /**
+   * Its answers as a `ReadableStream`, each taken from the kernel when a reader asks for it (so
+   * cancelling the stream loses none; the rest stay queued), each wait with `receive`'s options.
+   * Closes when none will come (terminated with none left, removed, or the runtime disposed);
+   * other refusals, a wait's timeout and the signal's abort error it.
+   */
+  readable(options?: WaitOptions): ReadableStream<OutputOf<O>>;
+  /**
+   * A `WritableStream` that sends each chunk to the kernel, in order, each waiting for room with
+   * `send`'s options (the kernel's queue is its backpressure): `source.pipeTo(kernel.writable())`.
+   * A refused send errors it; closing it leaves the kernel running, aborting it ends a send's wait.
+   */
+  writable(options?: WaitOptions): WritableStream<InputOf<I>>;
   /** The same as `answers()`: `for await (const answer of kernel)`. */
   [Symbol.asyncIterator](): AsyncGenerator<OutputOf<O>, void, undefined>;
 }

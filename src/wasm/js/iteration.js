@@ -10,6 +10,12 @@
 // the loop. For throughput, loop over `receiveBatch` instead: each batch is in the caller's hands
 // whole.
 //
+// Web Streams likewise: `kernel.readable()` is a `ReadableStream` of its answers, each taken when
+// a reader asks for it (a high-water mark of 0: none waits in the stream, so cancelling it loses
+// none), and `kernel.writable()` a `WritableStream` that sends each chunk, its backpressure the
+// kernel's queue (a write waits for room as `send` does). `source.pipeTo(kernel.writable())`
+// feeds a kernel; closing the writable leaves the kernel running.
+//
 // A runtime's device events likewise: `for await (const event of runtime.deviceEvents())` hears
 // of each device lost, recovered, each failed recovery and automatic recovery giving up, from the
 // call on, and ends once the runtime is disposed.
@@ -66,6 +72,70 @@ Object.defineProperty(KernelHandle.prototype, Symbol.asyncIterator, {
   writable: true,
   configurable: true,
 });
+
+/**
+ * A signal that aborts when `stop` is called or `given` aborts (with its reason): how a stream
+ * ends its own wait when it is cancelled or aborted, and when the caller's signal says so.
+ */
+function stopping(given) {
+  const own = new AbortController();
+  if (given?.aborted) own.abort(given.reason);
+  given?.addEventListener("abort", () => own.abort(given.reason), { once: true });
+  return own;
+}
+
+function readableOf(kernel, options) {
+  const stop = stopping(options?.signal);
+  const wait = { ...options, signal: stop.signal };
+  return new ReadableStream(
+    {
+      async pull(controller) {
+        try {
+          if (stop.signal.aborted) throw stop.signal.reason;
+          controller.enqueue(kernel.tryReceive() ?? (await kernel.receive(wait)));
+        } catch (error) {
+          // Cancelled meanwhile: the wait ended without taking its answer, and nobody reads on.
+          if (stop.signal.aborted && stop.signal.reason === CANCELLED) return;
+          if (endOfAnswers(error)) controller.close();
+          else controller.error(error);
+        }
+      },
+      cancel() {
+        stop.abort(CANCELLED);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+function writableOf(kernel, options) {
+  const stop = stopping(options?.signal);
+  const wait = { ...options, signal: stop.signal };
+  return new WritableStream(
+    {
+      write(message) {
+        return kernel.send(message, wait);
+      },
+      abort(reason) {
+        stop.abort(reason);
+      },
+    },
+    { highWaterMark: 1 },
+  );
+}
+
+/** Why a stream's own wait ended: the stream was cancelled. */
+const CANCELLED = Symbol("cancelled");
+
+for (const [name, make] of [["readable", readableOf], ["writable", writableOf]]) {
+  Object.defineProperty(KernelHandle.prototype, name, {
+    value: function stream(options) {
+      return make(this, options);
+    },
+    writable: true,
+    configurable: true,
+  });
+}
 
 async function* deviceEventsOf(runtime, seen, options) {
   for (;;) {
