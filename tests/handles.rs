@@ -209,6 +209,50 @@ fn answers_stream_one_by_one_and_end_when_none_will_come() {
     }
 }
 
+/// `sink()` feeds a kernel from a stream with the kernel's queue as its backpressure, in order;
+/// a refused message ends it with the message back. An untyped handle's `answers()` streams
+/// named values and ends alike.
+#[test]
+fn a_sink_feeds_a_kernel_and_untyped_answers_stream_named_values() {
+    use futures_util::{SinkExt, StreamExt};
+    use ringkernel_web::Value;
+    for backend in BACKENDS {
+        let rt = common::runtime_on(backend);
+        pollster::block_on(async {
+            let h = doubler(&rt, "sink", LaunchOptions::default().with_queue_capacity(4).with_auto_activate()).await;
+            // More than the queue holds: the sink waits for room as the answers are read.
+            let values: Vec<i32> = (0..40).collect();
+            let fed = futures_util::stream::iter(values.clone()).map(Ok).forward(h.sink());
+            let read = async {
+                let mut got = Vec::new();
+                while got.len() < values.len() {
+                    got.extend(h.receive_batch(values.len() - got.len()).await.unwrap());
+                }
+                got
+            };
+            let (fed, got) = join(fed, read).await;
+            fed.unwrap();
+            assert_eq!(got, values.iter().map(|v| v * 2).collect::<Vec<_>>(), "{backend:?}");
+
+            let untyped = rt.get_kernel("sink").unwrap();
+            h.send_batch(&[5, 6]).await.unwrap();
+            let answers = untyped.answers();
+            let (all, terminated) = join(answers.collect::<Vec<_>>(), async {
+                futures_timer::Delay::new(Duration::from_millis(50)).await;
+                h.terminate().await
+            })
+            .await;
+            terminated.unwrap();
+            let results: Vec<Value> = all.into_iter().map(|a| a.unwrap().remove(0).1).collect();
+            assert_eq!(results, [Value::I32(10), Value::I32(12)], "{backend:?}");
+
+            let mut sink = std::pin::pin!(h.sink());
+            let refused = sink.send(7).await.unwrap_err();
+            assert_eq!((refused.message, refused.error.kind()), (7, ringkernel_web::ErrorKind::KernelState));
+        });
+    }
+}
+
 /// A handle reads its own launch's state: the same as the runtime's read by id, and
 /// `KernelNotFound` once removed, though another kernel is launched under its id.
 #[test]

@@ -704,6 +704,8 @@ fn every_operations_future_is_send(
     send(typed.send_batch_timeout(&[1], Duration::ZERO));
     send(typed.call(1, Duration::ZERO));
     send(typed.answers());
+    send(typed.sink());
+    send(untyped.answers());
     send(untyped.send_values(values, wait));
     send(untyped.send_packed(&[0; 4], wait));
 }

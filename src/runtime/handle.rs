@@ -324,6 +324,19 @@ impl KernelHandle {
         self.pinned.send_value(self.live_id()?, message, timeout).await
     }
 
+    /// Its answers as named values, one by one as they come: [`answers`](KernelHandle::answers)
+    /// for a handle that is not typed, ending alike.
+    pub fn answers(&self) -> impl futures_util::Stream<Item = Result<Vec<(String, Value)>>> + 'static {
+        futures_util::stream::unfold(Some(self.clone()), |handle| async move {
+            let handle = handle?;
+            match handle.receive_value(None).await {
+                Ok(answer) => Some((Ok(answer), Some(handle))),
+                Err(error) if error.ends_answers() => None,
+                Err(error) => Some((Err(error), None)),
+            }
+        })
+    }
+
     /// Queues one message given as named values if there is room now (else `QueueFull`).
     pub fn try_send_value(&self, message: &Value) -> Result<()> {
         self.pinned.try_send_value(self.live_id()?, message)
@@ -494,6 +507,22 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
                 Err(error) if error.ends_answers() => None,
                 Err(error) => Some((Err(error), None)),
             }
+        })
+    }
+
+    /// Its input as a [`Sink`](futures_util::Sink): each item is queued as
+    /// [`send`](Self::send) queues it, waiting for room, so the kernel's queue is the sink's
+    /// backpressure (`stream.map(Ok).forward(kernel.sink())`, or `SinkExt::send` on the sink
+    /// pinned). A refused message ends the sink with its error, the message in it. The sink
+    /// holds a clone of the handle.
+    pub fn sink(&self) -> impl futures_util::Sink<In, Error = SendError<In>> + 'static
+    where
+        In: 'static,
+        Out: 'static,
+    {
+        futures_util::sink::unfold(self.clone(), |handle, message| async move {
+            handle.send(message).await?;
+            Ok(handle)
         })
     }
 
