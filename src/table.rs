@@ -42,6 +42,9 @@ pub(crate) struct Kernel {
     /// The tick leaves it out: a migration is moving it (until the move is done), or a
     /// terminate that ran out of time waits for the tick it is in to deliver.
     pub held_out: bool,
+    /// The tick leaves it out for a state write, which waits for the tick it is in to deliver
+    /// (apart from `held_out`, which a terminate may set meanwhile and a write must not clear).
+    pub writing: bool,
     /// A tick on its device has it planned and not yet delivered (migration waits for that).
     pub in_tick: bool,
     /// A terminate whose caller went away (its future dropped) left it `Terminating`: it ends,
@@ -127,6 +130,11 @@ impl Kernel {
     /// Fires the kernel's `changed` event.
     pub fn notify(&self) {
         self.changed.notify(usize::MAX);
+    }
+
+    /// Whether the tick leaves it out: a migration, a terminate or a state write holds it.
+    pub fn out_of_ticks(&self) -> bool {
+        self.held_out || self.writing
     }
 
     /// Ends a `Terminating` kernel: `Terminated`, its rings dropped (destroyed on the web; see
@@ -468,7 +476,7 @@ impl Table {
         let mut ids: Vec<String> = self
             .kernels
             .iter()
-            .filter(|(_, k)| device.is_none_or(|d| k.device == d) && !k.held_out && k.runs() && keep(k))
+            .filter(|(_, k)| device.is_none_or(|d| k.device == d) && !k.out_of_ticks() && k.runs() && keep(k))
             .map(|(id, _)| id.clone())
             .collect();
         // Ids are unique, so this is `sort`'s order (one sort instance in the wasm, not two).

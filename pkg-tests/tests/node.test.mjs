@@ -320,6 +320,8 @@ test("an error's toJSON() carries its class and details through JSON and structu
     const severalAgain = copy(several);
     const unknown = RingKernelError.fromJSON({ name: "constructor", message: "?" });
     const plainClone = structuredClone(refused);
+    const hostile = RingKernelError.fromJSON(JSON.parse('{"name":"KernelStateError","message":"m","__proto__":{"x":1},"constructor":1,"toJSON":5,"kernelId":"k"}'));
+    const hostileKept = [hostile instanceof KernelStateError, JSON.stringify(hostile), hostile.x];
     await runtime.dispose().catch(() => {});
     console.log(JSON.stringify({
       data: refused.toJSON(),
@@ -327,6 +329,7 @@ test("an error's toJSON() carries its class and details through JSON and structu
       several: [several instanceof TimeoutError, severalAgain instanceof TimeoutError, severalAgain.unprocessed, severalAgain.errors.map((e) => [e instanceof TimeoutError, e.kernelId, e.unprocessed])],
       unknown: [unknown.constructor.name, unknown.name],
       plainClone: [plainClone instanceof KernelStateError, plainClone.kernelId === undefined],
+      hostileKept,
     }));
   `);
   assertExited(result);
@@ -336,6 +339,7 @@ test("an error's toJSON() carries its class and details through JSON and structu
   assert.deepEqual(found.several, [true, true, 4, [[true, "a", 2], [true, "b", 2]]]);
   assert.deepEqual(found.unknown, ["RingKernelError", "RingKernelError"]);
   assert.deepEqual(found.plainClone, [false, true], "what toJSON() is for: a clone of the error itself loses its class and details");
+  assert.deepEqual(found.hostileKept, [true, '{"name":"KernelStateError","message":"m","kernelId":"k"}', null], "data cannot replace the prototype or the methods");
 });
 
 test("a handle's readable() and writable() are Web Streams of its answers and input: pipeTo feeds it with backpressure, a cancelled reader loses no answer, termination closes the readable and a refused send errors the writable", async () => {
@@ -370,6 +374,38 @@ test("a handle's readable() and writable() are Web Streams of its answers and in
     const aborted = signalled.read().then(() => "read", (e) => e);
     controller.abort(new Error("enough"));
     const abortReason = (await aborted).message;
+    // A cancel that comes after the answer is there but before the stream's own continuation
+    // (here a reaction on the same wait, registered first) takes nothing.
+    const racing = doubler.readable().getReader();
+    const ready = doubler.answerReady.bind(doubler);
+    doubler.answerReady = (options) => { const waited = ready(options); waited.then(() => racing.cancel()); return waited; };
+    const raced = racing.read();
+    await doubler.send({ value: 21 });
+    const racedDone = (await raced).done;
+    delete doubler.answerReady;
+    const kept = (await doubler.receive({ timeout: 1000 })).result;
+    // Streams let go of a long-lived signal's listener when they end; a signal that is not one
+    // is a TypeError at once.
+    const { getEventListeners } = await import("node:events");
+    const longLived = new AbortController();
+    for (let i = 0; i < 50; i++) {
+      await doubler.readable({ signal: longLived.signal }).cancel();
+      await doubler.writable({ signal: longLived.signal }).close();
+    }
+    const listeners = getEventListeners(longLived.signal, "abort").length;
+    const badSignal = (() => { try { doubler.readable({ signal: 5 }); return "made"; } catch (e) { return [e.constructor.name, e.message]; } })();
+    // Aborting a writable ends the send that waits for room: that message is not queued.
+    await doubler.deactivate();
+    const before = doubler.status().inputQueueDepth;
+    const writer = doubler.writable().getWriter();
+    for (let value = 0; value < 8 - before; value++) writer.write({ value });
+    const waiting = writer.write({ value: 99 }).then(() => "written", (e) => e?.name ?? String(e));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await writer.abort(new Error("stop"));
+    const abortedWrite = await waiting;
+    const queuedAfterAbort = doubler.status().inputQueueDepth;
+    await doubler.activate();
+    await doubler.receiveBatch({ max: 100, timeout: 1000 });
     // Terminated with none left, the readable closes; a send to it errors the writable.
     const closing = doubler.readable().getReader();
     const closed = closing.read();
@@ -377,10 +413,12 @@ test("a handle's readable() and writable() are Web Streams of its answers and in
     const done = (await closed).done;
     const refused = await new ReadableStream({ start(c) { c.enqueue({ value: 1 }); c.close(); } }).pipeTo(doubler.writable()).then(() => "sent", (e) => [e instanceof KernelStateError, e.state]);
     await runtime.dispose();
-    console.log(JSON.stringify({ inOrder: streamed.every((r, i) => r === 2 * i), one, rest, ended: ended.done, later, abortReason, done, refused }));
+    console.log(JSON.stringify({ inOrder: streamed.every((r, i) => r === 2 * i), one, rest, ended: ended.done, later, abortReason, racedDone, kept, listeners, badSignal, abortedWrite, queuedAfterAbort, done, refused }));
   `);
   assertExited(result);
-  assert.deepEqual(findings(result), { inOrder: true, one: 2000, rest: [2002, 2004], ended: true, later: 14, abortReason: "enough", done: true, refused: [true, "terminated"] });
+  assert.deepEqual(findings(result), { inOrder: true, one: 2000, rest: [2002, 2004], ended: true, later: 14, abortReason: "enough",
+    racedDone: true, kept: 42, listeners: 0, badSignal: ["TypeError", "readable options: signal must be an AbortSignal, got number"],
+    abortedWrite: "Error", queuedAfterAbort: 8, done: true, refused: [true, "terminated"] });
 });
 
 test("initialState starts a kernel's state and writeState (the runtime's and a handle's) writes into it between messages; wrong types and indices are TypeErrors and RangeErrors that write nothing", async () => {
@@ -410,6 +448,8 @@ test("initialState starts a kernel's state and writeState (the runtime's and a h
       await refused(runtime.writeState("tally", [1, 2])),
       await refused(runtime.writeState("tally", new Int32Array(1), 1.5)),
       await refused(runtime.launch("doubler", null, { initialState: new Int32Array(1) })),
+      await refused(runtime.writeState("tally", (() => { const a = new Int32Array(2); structuredClone(a.buffer, { transfer: [a.buffer] }); return a; })())),
+      await refused(runtime.writeState("tally", Object.defineProperty(new Uint8Array(8), Symbol.toStringTag, { value: "Int32Array" }))),
       await refused(runtime.launch("tally2", ringKernel({ id: "tally2", input: Request, output: Response, state: { length: 1, type: "u32" }, handler: (m) => ({ result: 0 }) }), { initialState: new Int32Array(1) })),
     ];
     const kept = [...(await runtime.readState("tally"))];
@@ -429,6 +469,8 @@ test("initialState starts a kernel's state and writeState (the runtime's and a h
     ["TypeError", true, "writeState takes a Uint32Array, Int32Array or Float32Array, got an array"],
     ["RangeError", true, "writeState: index must be a whole number from 0 to 4294967295, got 1.5"],
     ["TypeError", true, "kernel 'doubler' has no state; declare one in its definition (state: { type, length })"],
+    ["TypeError", true, "writeState cannot read its values: they are an Int32Array whose buffer is detached"],
+    ["TypeError", true, "writeState takes a Uint32Array, Int32Array or Float32Array, got a Uint8Array"],
     ["TypeError", true, "the state of kernel 'tally2' is array<u32, 1>: give a Uint32Array, got an Int32Array"],
   ]);
   assert.deepEqual(found.kept, [1, 9], "nothing refused was written");

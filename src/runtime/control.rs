@@ -83,6 +83,7 @@ impl Runtime {
             let kernel = Kernel {
                 device,
                 held_out: false,
+                writing: false,
                 in_tick: false,
                 ends_when_drained: false,
                 served: 0,

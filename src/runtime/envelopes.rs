@@ -83,7 +83,7 @@ impl Runtime {
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<MessageEnvelope<R>> {
         let mut header = None;
-        let result = self.receive_one(id, timeout, read, Some(&mut header)).await;
+        let result = self.receive_one(id, timeout, read, Some(&mut header), super::messaging::Taking::Take).await;
         self.counted(id, result.map(|message| MessageEnvelope::with_header(message, header.expect("made when taken"))))
     }
 }

@@ -513,8 +513,9 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     /// Its input as a [`Sink`](futures_util::Sink): each item is queued as
     /// [`send`](Self::send) queues it, waiting for room, so the kernel's queue is the sink's
     /// backpressure (`stream.map(Ok).forward(kernel.sink())`, or `SinkExt::send` on the sink
-    /// pinned). A refused message ends the sink with its error, the message in it. The sink
-    /// holds a clone of the handle.
+    /// pinned). A refused message ends the sink with its error, the message in it; the sink is
+    /// done then (used again, it panics, as futures' sinks do): take another with `sink()`. The
+    /// sink holds a clone of the handle.
     pub fn sink(&self) -> impl futures_util::Sink<In, Error = SendError<In>> + 'static
     where
         In: 'static,
@@ -580,7 +581,8 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     async fn receive_envelope_until(&self, timeout: Option<Duration>) -> Result<MessageEnvelope<Out>> {
         let read = |_: &MessageLayout, answer: &[u8]| bytemuck::pod_read_unaligned::<Out>(answer);
         let mut header = None;
-        let result = self.pinned.receive_one(self.live_id()?, timeout, read, Some(&mut header)).await;
+        let taking = super::messaging::Taking::Take;
+        let result = self.pinned.receive_one(self.live_id()?, timeout, read, Some(&mut header), taking).await;
         let result = result.map(|message| MessageEnvelope::with_header(message, header.expect("made when taken")));
         result.map_err(|error| self.pinned.count(&self.id, error))
     }

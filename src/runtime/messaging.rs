@@ -821,21 +821,47 @@ impl Runtime {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
-        let result = self.receive_one(id, timeout, read, None).await;
+        let result = self.receive_one(id, timeout, read, None, Taking::Take).await;
         self.counted(id, result)
     }
 
-    /// Takes the next answer, handing `read` the output layout and its bytes, and with
-    /// `envelope` its envelope's header; nothing is counted here. `receive_with` and
-    /// `receive_envelope_with` share it (one copy of the waiting receive in the wasm).
+    /// Waits, in the line of receives, until an answer is there for this caller, and takes none
+    /// (`try_receive_with` then takes it, unless a receive that began to wait meanwhile is owed
+    /// it): a JavaScript stream (`readable()`) waits so, then takes the answer in the same step
+    /// as it hands it on, so a cancel between the two takes nothing. Refused as `receive` is,
+    /// `Timeout` after `timeout` alike.
+    pub async fn answer_ready(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
+        self.answer_ready_with(id, timeout, |_, _| ()).await
+    }
+
+    /// [`answer_ready`](Self::answer_ready), handing `read` the answer that is there (left
+    /// queued): the JavaScript layer's wait shares the waiting receive of its `receive` so.
+    pub(crate) async fn answer_ready_with<R>(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+        read: impl FnOnce(&MessageLayout, &[u8]) -> R,
+    ) -> Result<R> {
+        let result = self.receive_one(id, timeout, read, None, Taking::Leave).await;
+        self.counted(id, result)
+    }
+
+    /// Takes the next answer (or with `Taking::Leave` leaves it queued), handing `read` the
+    /// output layout and its bytes, and with `envelope` its envelope's header; nothing is
+    /// counted here. `receive_with`, `receive_envelope_with` and `answer_ready_with` share it
+    /// (one copy of the waiting receive in the wasm).
     pub(super) async fn receive_one<R>(
         &self,
         id: &str,
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
         envelope: Option<&mut Option<EnvelopeHeader>>,
+        taking: Taking,
     ) -> Result<R> {
-        let take = |layout: &MessageLayout, outbox: &mut PackedQueue| outbox.pop_with(|answer| read(layout, answer));
+        let take = |layout: &MessageLayout, outbox: &mut PackedQueue| match taking {
+            Taking::Take => outbox.pop_with(|answer| read(layout, answer)),
+            Taking::Leave => (!outbox.is_empty()).then(|| read(layout, outbox.front(1))),
+        };
         let read = self.receive_answer(id, timeout, any_layout, take, envelope).await?;
         Ok(read.expect("the output queue had an answer"))
     }
@@ -1016,6 +1042,14 @@ impl Runtime {
         }
         Ok(Attempt::Done(taken))
     }
+}
+
+/// Whether [`Runtime::receive_one`] takes the answer it waited for, or leaves it queued (a wait
+/// for an answer to be there).
+#[derive(Clone, Copy)]
+pub(super) enum Taking {
+    Take,
+    Leave,
 }
 
 /// Whether a receive may take answers from `kernel` now (`None`; its `ticket` then leaves the

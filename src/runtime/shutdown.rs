@@ -141,6 +141,11 @@ impl Runtime {
     fn stop(table: &mut Table, created_at_ms: f64) -> ShutdownReport {
         table.state = LifecycleState::Stopped;
         table.device_events.ended();
+        // Whoever still waits on a kernel (a state write behind a tick that will never deliver)
+        // looks again, and finds the runtime stopped.
+        for kernel in table.kernels.values() {
+            kernel.notify();
+        }
         let kernels = || table.kernels.values();
         let report = ShutdownReport {
             total_uptime_ms: platform::now_ms() - created_at_ms,

@@ -1,6 +1,8 @@
 //! A kernel's `state` array from the host: read back (`read_state`), written
 //! (`write_state`), and given at launch (`LaunchOptions::with_initial_state`). Each write also
-//! updates the checkpoint that recovery restores, so a recovered or moved kernel keeps it.
+//! updates the checkpoint that recovery restores, so a recovered or moved kernel keeps it (but
+//! a write of part of the array while a checkpoint interval has left the checkpoint behind,
+//! which waits for the next checkpoint).
 
 use super::Runtime;
 use crate::backend::gpu::readback::read_state;
@@ -70,7 +72,10 @@ impl Runtime {
     }
 
     /// Writes `values` into kernel `id`'s `state` array from element `index` on (the rest
-    /// stays as it is), and into the checkpoint that recovery restores. The write lands between
+    /// stays as it is), and into the checkpoint that recovery restores (with a
+    /// [`checkpoint_interval`](super::LaunchOptions::checkpoint_interval) that has left the
+    /// checkpoint behind, a write of part of the array reaches it with the next checkpoint; one of
+    /// the whole array at once). The write lands between
     /// ticks: every message the device took before it saw the old values, every later one sees
     /// the new (a tick under way is waited for, its messages answered first). So receive the
     /// answers of the messages that should see the old values before writing. For a kernel
@@ -94,34 +99,29 @@ impl Runtime {
                     // Removed while the write waited, and launched again under its id.
                     false => Err(Error::KernelNotFound { id: id.to_owned() }),
                 };
-                if let Err(refused) = refused {
-                    if ours && kernel.held_out {
-                        kernel.held_out = false;
+                if refused.is_ok() && !kernel.in_tick {
+                    let device = self.shared.device(kernel.device);
+                    put(kernel, &device, index, &values);
+                }
+                if refused.is_err() || !kernel.in_tick {
+                    // The write's own hold only (one write at a time, under `recovering`).
+                    if ours && std::mem::take(&mut kernel.writing) {
                         kernel.notify();
                         drop(table);
                         self.shared.wake();
                     }
-                    return Err(refused);
-                }
-                if !kernel.in_tick {
-                    let device = self.shared.device(kernel.device);
-                    put(kernel, &device, index, &values);
-                    kernel.held_out = false;
-                    kernel.notify();
-                    drop(table);
-                    self.shared.wake();
-                    return Ok(());
+                    return refused;
                 }
                 // Out of the next ticks until the one under way has delivered, so the write
                 // cannot wait behind a busy kernel for good.
-                kernel.held_out = true;
+                kernel.writing = true;
                 kernel.changed.listen()
             };
             let instance = launch.expect("set above");
             let undo = OnCancel::new(|| {
                 let mut table = self.shared.lock();
                 if let Some(kernel) = table.launch_of(id, instance) {
-                    kernel.held_out = false;
+                    kernel.writing = false;
                     kernel.notify();
                 }
                 drop(table);
@@ -187,4 +187,86 @@ pub(crate) fn put(kernel: &mut Kernel, device: &Device, index: u32, values: &Sta
 /// The state array of `spec` as launched without initial values.
 fn zeroed(spec: StateSpec) -> Vec<u8> {
     vec![0; spec.size_bytes() as usize]
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::kernel::{doubler_request, doubler_response, host};
+    use crate::{BackendChoice, Error, KernelDefinition, KernelState, LaunchOptions, Runtime, RuntimeOptions};
+    use crate::{LifecycleState, StateElement};
+
+    /// A stateful kernel whose host handler takes `ms` per message (cpu backend).
+    fn slow_counter(id: &str, ms: u64) -> KernelDefinition {
+        let wgsl = "fn handle(msg: Request) -> Response { return Response(atomicAdd(&state[0], 1)); }";
+        KernelDefinition::new(id, doubler_request(), doubler_response(), wgsl)
+            .with_state(StateElement::AtomicI32, 2)
+            .with_host_handler(host::typed(move |_: &i32, state: &mut [u32]| {
+                std::thread::sleep(Duration::from_millis(ms));
+                state[0] += 1;
+                Some(state[0] as i32 - 1)
+            }))
+    }
+
+    /// The kernel's state, whether a tick has it, and what holds it out of the ticks.
+    fn flags(rt: &Runtime, id: &str) -> (KernelState, bool, bool, bool) {
+        let table = rt.shared.lock();
+        let kernel = &table.kernels[id];
+        (kernel.life.state(), kernel.in_tick, kernel.held_out, kernel.writing)
+    }
+
+    fn until(rt: &Runtime, id: &str, holds: impl Fn((KernelState, bool, bool, bool)) -> bool) {
+        let start = Instant::now();
+        while !holds(flags(rt, id)) {
+            assert!(start.elapsed() < Duration::from_secs(10), "{:?}", flags(rt, id));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn cpu_runtime() -> Runtime {
+        pollster::block_on(Runtime::new(RuntimeOptions::default().with_backend(BackendChoice::Cpu))).unwrap()
+    }
+
+    /// A terminate past its timeout holds its kernel out of the ticks while the tick under way
+    /// delivers; a write refused for that terminating kernel leaves the hold as it found it.
+    #[test]
+    fn a_refused_write_leaves_a_terminates_hold() {
+        let rt = cpu_runtime();
+        pollster::block_on(async {
+            let options = LaunchOptions::default().with_auto_activate().with_max_batch(1);
+            rt.launch_definition(slow_counter("slow", 300), options).await.unwrap();
+            rt.send_batch("slow", &[1i32, 2, 3, 4, 5], None).await.unwrap();
+        });
+        until(&rt, "slow", |(_, in_tick, _, _)| in_tick);
+        let terminating = rt.clone();
+        let terminate =
+            std::thread::spawn(move || pollster::block_on(terminating.terminate("slow", Some(Duration::ZERO))));
+        until(&rt, "slow", |flags| flags == (KernelState::Terminating, true, true, false));
+        let refused = pollster::block_on(rt.write_state("slow", 0, [0])).unwrap_err();
+        assert!(matches!(refused, Error::KernelState { action: crate::lifecycle::Action::WriteState, .. }));
+        let (state, _, held_out, writing) = flags(&rt, "slow");
+        assert_eq!((state, held_out, writing), (KernelState::Terminating, true, false), "the terminate's hold is kept");
+        assert!(matches!(terminate.join().unwrap(), Err(Error::Timeout { .. })));
+    }
+
+    /// A write waiting for a tick under way when the runtime stops without that tick delivering
+    /// ends with `Disposed` (the stop wakes whoever waits on a kernel). The tick that never
+    /// delivers is made by hand: natively it is one that outlives the shutdown's wait for it.
+    #[test]
+    fn a_write_waiting_on_a_tick_that_never_delivers_ends_with_the_runtime() {
+        let rt = cpu_runtime();
+        pollster::block_on(rt.launch_definition(slow_counter("k", 0), LaunchOptions::default().with_auto_activate()))
+            .unwrap();
+        rt.shared.lock().kernels.get_mut("k").unwrap().in_tick = true;
+        let (done, written) = std::sync::mpsc::channel();
+        let writer = rt.clone();
+        std::thread::spawn(move || done.send(pollster::block_on(writer.write_state("k", 0, [7]))));
+        until(&rt, "k", |(_, _, _, writing)| writing);
+        rt.begin_drain().unwrap();
+        pollster::block_on(rt.complete_shutdown()).unwrap();
+        assert_eq!(rt.lifecycle_state(), LifecycleState::Stopped);
+        let written = written.recv_timeout(Duration::from_secs(5));
+        assert!(matches!(written, Ok(Err(Error::Disposed))), "the write never ended: {written:?}");
+    }
 }

@@ -270,7 +270,7 @@ pub(crate) fn dispatches<'t>(table: &'t Table, plan: &[Planned], now_ms: f64) ->
                 forward: p.forward,
                 level: p.level,
                 definition: &kernel.def,
-                fusable: kernel.life.state() == KernelState::Active && !kernel.held_out,
+                fusable: kernel.life.state() == KernelState::Active && !kernel.out_of_ticks(),
                 checkpoint: crate::checkpoint::due(kernel, now_ms),
             }
         })
@@ -280,7 +280,8 @@ pub(crate) fn dispatches<'t>(table: &'t Table, plan: &[Planned], now_ms: f64) ->
 /// How `kernel`'s answers reach its downstream on a backend that routes so: on the device only
 /// when both run on the same device and the downstream is not moving to another.
 fn routing_of(table: &Table, kernel: &Kernel, backend: Routing) -> Routing {
-    let same_device = |down: &String| table.kernels.get(down).is_some_and(|d| d.device == kernel.device && !d.held_out);
+    let same_device =
+        |down: &String| table.kernels.get(down).is_some_and(|d| d.device == kernel.device && !d.out_of_ticks());
     match (&kernel.route.downstream, backend) {
         (Some(down), Routing::OnDevice) if same_device(down) => Routing::OnDevice,
         _ => Routing::ViaHost,
@@ -308,7 +309,7 @@ fn forward_room(
     if let Some(&room) = rooms.get(id) {
         return room;
     }
-    let Some(kernel) = table.kernels.get(id).filter(|k| k.runs() && !k.held_out) else { return 0 };
+    let Some(kernel) = table.kernels.get(id).filter(|k| k.runs() && !k.out_of_ticks()) else { return 0 };
     let Some(slots) = kernel.resources.exec.as_ref().and_then(capacity) else { return 0 };
     let queued = kernel.cursor.in_flight() as usize + kernel.mailbox.inbox.len();
     let max_batch = policy.max_batch(kernel.max_batch, pressure::over_latency_budget(table, kernel));
@@ -386,7 +387,7 @@ fn with_fed_stages(table: &Table, device: DeviceId, mut ids: Vec<String>) -> Vec
     for id in &ids {
         let mut down = table.kernels[id].route.downstream.as_deref();
         while let Some(id) = down {
-            let feedable = |k: &&Kernel| k.device == device && !k.held_out && k.runs() && k.input_depth() == 0;
+            let feedable = |k: &&Kernel| k.device == device && !k.out_of_ticks() && k.runs() && k.input_depth() == 0;
             let Some(kernel) = table.kernels.get(id).filter(feedable) else { break };
             fed.push(id.to_owned());
             down = kernel.route.downstream.as_deref();
@@ -428,6 +429,7 @@ mod tests {
         Kernel {
             device: DeviceId(0),
             held_out: false,
+            writing: false,
             in_tick: false,
             ends_when_drained: false,
             served: 0,

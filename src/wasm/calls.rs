@@ -154,6 +154,20 @@ pub(super) fn receive(rt: Runtime, id: JsValue, options: Option<JsValue>, remove
     })
 }
 
+/// Resolves once an answer waits for this caller (its turn among waiting receives), taking
+/// none; `removed` as for [`receive`].
+pub(super) fn answer_ready(rt: Runtime, id: JsValue, options: Option<JsValue>, removed: Removed) -> Promise {
+    let (id, wait) = match arguments(&id, options, "answerReady options") {
+        Ok(read) => read,
+        Err(error) => return Promise::reject(&error),
+    };
+    Abort::by(wait.signal).promise(async move {
+        launch_still_there(&removed, &id)?;
+        // Through `receive`'s own waiting receive (the answer read, left queued, and dropped).
+        rt.answer_ready_with(&id, wait.timeout, js_answer).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+    })
+}
+
 /// A handle's receive runs a microtask after its call, and its kernel's id may have been
 /// removed and launched again in between: `KernelNotFoundError` then, as at the call. From its
 /// first run on, the core keeps it to the launch it finds.
@@ -236,9 +250,16 @@ pub(super) fn write_state(
     index: Option<JsValue>,
 ) -> Promise {
     let read = id.and_then(|id| {
-        let values = state_values(&values).ok_or_else(|| {
-            type_error(format!("writeState takes a Uint32Array, Int32Array or Float32Array, got {}", shown(&values)))
-        })?;
+        let values = match state_values(&values) {
+            Ok(Some(values)) => values,
+            Ok(None) => {
+                let got = shown(&values);
+                return Err(type_error(format!(
+                    "writeState takes a Uint32Array, Int32Array or Float32Array, got {got}"
+                )));
+            }
+            Err(what) => return Err(type_error(format!("writeState cannot read its values: they are {what}"))),
+        };
         let index = u32_argument(index, "writeState", "index")?;
         Ok((id, index, values))
     });

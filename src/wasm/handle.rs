@@ -142,6 +142,18 @@ impl JsKernelHandle {
         }
     }
 
+    /// Resolves once an answer waits for this caller, in its turn among the receives waiting, and
+    /// takes none (`tryReceive()` then takes it, unless a receive that began to wait meanwhile
+    /// is owed it); rejects as `receive` does, `{ timeout, signal }` alike. `readable()` waits
+    /// so, so that a cancel takes nothing.
+    #[wasm_bindgen(js_name = answerReady)]
+    pub fn answer_ready(&self, options: Option<JsValue>) -> Promise {
+        match self.id_js() {
+            Ok(id) => calls::answer_ready(self.runtime(), id, options, Some(self.inner.removed_flag())),
+            Err(rejected) => rejected,
+        }
+    }
+
     /// The next answer if one is waiting now, or `null`; throws when none will come (the
     /// kernel terminated with none left, its device was lost, ...).
     #[wasm_bindgen(js_name = tryReceive)]

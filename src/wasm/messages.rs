@@ -404,21 +404,25 @@ fn kind_name(value: &JsValue) -> String {
     }
 }
 
-/// State values from a `Uint32Array`, `Int32Array` or `Float32Array` (told by its tag, so one
-/// from another realm counts too), copied now; `None` for anything else.
-pub(super) fn state_values(value: &JsValue) -> Option<crate::kernel::StateValues> {
+/// State values from a `Uint32Array`, `Int32Array` or `Float32Array` (told by its tag and its
+/// 4-byte elements, so one from another realm counts too), copied now; `Ok(None)` for anything
+/// else, and what it is when its values cannot be read (its buffer is detached).
+pub(super) fn state_values(value: &JsValue) -> Result<Option<crate::kernel::StateValues>, String> {
     use crate::kernel::StateValues;
-    if !js_sys::ArrayBuffer::is_view(value) {
-        return None;
-    }
-    let tag = Reflect::get(value, &js_sys::Symbol::to_string_tag()).ok()?.as_string()?;
-    let scalar = element_scalar(&tag)?;
-    let bytes = packed_bytes(value).ok()??;
-    Some(match scalar {
+    let tag = js_sys::ArrayBuffer::is_view(value)
+        .then(|| Reflect::get(value, &js_sys::Symbol::to_string_tag()).ok()?.as_string())
+        .flatten();
+    let four_bytes = || Reflect::get(value, &"BYTES_PER_ELEMENT".into()).ok().and_then(|n| n.as_f64()) == Some(4.0);
+    let Some(scalar) = tag.as_deref().and_then(element_scalar).filter(|_| four_bytes()) else { return Ok(None) };
+    let bytes = match packed_view(value, f64::INFINITY).map(|view| view.dyn_into::<js_sys::Uint8Array>()) {
+        Ok(Ok(bytes)) => bytes.to_vec(),
+        _ => return Err(format!("{} whose buffer is detached", with_article(&kind_name(value)))),
+    };
+    Ok(Some(match scalar {
         Scalar::U32 => StateValues::U32(bytemuck::pod_collect_to_vec(&bytes)),
         Scalar::I32 => StateValues::I32(bytemuck::pod_collect_to_vec(&bytes)),
         Scalar::F32 => StateValues::F32(bytemuck::pod_collect_to_vec(&bytes)),
-    })
+    }))
 }
 
 /// A state array as the typed array of its element type.

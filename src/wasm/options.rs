@@ -679,7 +679,11 @@ fn boolean(value: &JsValue) -> Read<bool> {
 
 /// Values for a state array (see [`state_values`]).
 fn state_array(value: &JsValue) -> Read<crate::kernel::StateValues> {
-    state_values(value).ok_or_else(|| Refusal::mistyped("a Uint32Array, Int32Array or Float32Array", value))
+    match state_values(value) {
+        Ok(Some(values)) => Ok(values),
+        Ok(None) => Err(Refusal::mistyped("a Uint32Array, Int32Array or Float32Array", value)),
+        Err(what) => Err(Refusal { path: String::new(), text: format!("cannot be read: it is {what}"), range: false }),
+    }
 }
 
 /// `f64`: any number.

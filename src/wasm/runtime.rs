@@ -230,7 +230,8 @@ impl JsRuntime {
     /// Writes `values` into the kernel's `state` array from element `index` on (default 0, as
     /// `TypedArray.prototype.set` takes its offset), between ticks: messages the device took
     /// before see the old values, later ones the new, and recovery after a lost device restores
-    /// them. A `Uint32Array`, `Int32Array` or `Float32Array` of the state's element type (a
+    /// them (with a `checkpointIntervalMs`, a partial write only once the next checkpoint is
+    /// taken). A `Uint32Array`, `Int32Array` or `Float32Array` of the state's element type (a
     /// `TypeError` otherwise; a `RangeError` past its end), copied before this returns.
     #[wasm_bindgen(js_name = writeState, unchecked_return_type = "Promise<void>")]
     pub fn write_state(

@@ -549,6 +549,8 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   sendBatch(messages: ReadonlyArray<InputOf<I>> | PackedMessages, options?: WaitOptions): Promise<number>;
   /** The next answer; TimeoutError after `timeout` ms, waits without one. */
   receive(options?: WaitOptions): Promise<OutputOf<O>>;
+  /** Resolves once an answer waits for this caller, in its turn among waiting receives, taking none (`tryReceive()` then takes it); rejects as `receive` does. */
+  answerReady(options?: WaitOptions): Promise<void>;
   /** The next answer if one is waiting now, or null; throws when none will come. */
   tryReceive(): OutputOf<O> | null;
   /** Up to `max` answers (at least one) packed in the output layout, with `packed: true`. */

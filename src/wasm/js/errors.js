@@ -3,6 +3,9 @@
 // cannot change it) and carries its details as properties (`kernelId`, `accepted`, ...), which
 // the wasm layer sets. Bad arguments are JavaScript's own `TypeError` and `RangeError`.
 
+/** Keys of an error's data that `fromJSON` does not copy as details. */
+const NOT_DETAILS = new Set(["name", "message", "stack", "__proto__", "constructor", "toJSON"]);
+
 /** Every error the runtime rejects with, apart from bad arguments. */
 export class RingKernelError extends Error {
   /**
@@ -23,8 +26,10 @@ export class RingKernelError extends Error {
   static fromJSON(data) {
     const error = ringKernelError(data?.name, data?.message);
     for (const [key, value] of Object.entries(data ?? {})) {
-      if (key === "name" || key === "message") continue;
-      error[key] = key === "errors" && Array.isArray(value) ? value.map((e) => RingKernelError.fromJSON(e)) : value;
+      // Details only: nothing that would replace the error's prototype, class or methods.
+      if (NOT_DETAILS.has(key)) continue;
+      const detail = key === "errors" && Array.isArray(value) ? value.map((e) => RingKernelError.fromJSON(e)) : value;
+      Object.defineProperty(error, key, { value: detail, writable: true, enumerable: true, configurable: true });
     }
     return error;
   }

@@ -74,34 +74,65 @@ Object.defineProperty(KernelHandle.prototype, Symbol.asyncIterator, {
 });
 
 /**
- * A signal that aborts when `stop` is called or `given` aborts (with its reason): how a stream
- * ends its own wait when it is cancelled or aborted, and when the caller's signal says so.
+ * A signal of a stream's own, which aborts when the stream is done with its wait (`abort`) or
+ * when a signal it follows aborts (the caller's `given`, with its reason); `release` stops
+ * following them, so a long-lived caller's signal keeps no listener per stream that ended.
+ * A `given` that is no AbortSignal is a `TypeError` at once, as `receive`'s options say.
  */
-function stopping(given) {
+function stopping(given, what) {
+  if (given != null && (typeof given.addEventListener !== "function" || !("aborted" in given))) {
+    throw new TypeError(`${what}: signal must be an AbortSignal, got ${given === null ? "null" : typeof given}`);
+  }
   const own = new AbortController();
-  if (given?.aborted) own.abort(given.reason);
-  given?.addEventListener("abort", () => own.abort(given.reason), { once: true });
-  return own;
+  const followed = [];
+  const follow = (signal) => {
+    if (signal == null) return;
+    if (signal.aborted) return own.abort(signal.reason);
+    const onAbort = () => own.abort(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    followed.push([signal, onAbort]);
+  };
+  follow(given);
+  return {
+    signal: own.signal,
+    follow,
+    abort: (reason) => own.abort(reason),
+    release() {
+      for (const [signal, onAbort] of followed.splice(0)) signal.removeEventListener("abort", onAbort);
+    },
+  };
 }
 
 function readableOf(kernel, options) {
-  const stop = stopping(options?.signal);
+  const stop = stopping(options?.signal, "readable options");
   const wait = { ...options, signal: stop.signal };
+  let cancelled = false;
   return new ReadableStream(
     {
+      // An answer is taken only in the step that hands it on: `answerReady` waits without
+      // taking one, so a cancel that comes while it waits, or before its continuation runs,
+      // takes nothing.
       async pull(controller) {
-        try {
-          if (stop.signal.aborted) throw stop.signal.reason;
-          controller.enqueue(kernel.tryReceive() ?? (await kernel.receive(wait)));
-        } catch (error) {
-          // Cancelled meanwhile: the wait ended without taking its answer, and nobody reads on.
-          if (stop.signal.aborted && stop.signal.reason === CANCELLED) return;
-          if (endOfAnswers(error)) controller.close();
-          else controller.error(error);
+        for (;;) {
+          let answer = null;
+          try {
+            answer = kernel.tryReceive();
+            if (answer === null) await kernel.answerReady(wait);
+          } catch (error) {
+            if (cancelled) return;
+            stop.release();
+            if (endOfAnswers(error)) controller.close();
+            else controller.error(error);
+            return;
+          }
+          if (cancelled) return;
+          if (answer !== null) return controller.enqueue(answer);
         }
       },
       cancel() {
+        cancelled = true;
         stop.abort(CANCELLED);
+        stop.release();
       },
     },
     { highWaterMark: 0 },
@@ -109,15 +140,26 @@ function readableOf(kernel, options) {
 }
 
 function writableOf(kernel, options) {
-  const stop = stopping(options?.signal);
+  const stop = stopping(options?.signal, "writable options");
   const wait = { ...options, signal: stop.signal };
   return new WritableStream(
     {
-      write(message) {
-        return kernel.send(message, wait);
+      // The stream's own signal aborts as soon as it is aborted, before the write under way
+      // settles (the sink's `abort` only runs after): a send waiting for room ends then.
+      start(controller) {
+        stop.follow(controller.signal);
       },
-      abort(reason) {
-        stop.abort(reason);
+      write(message) {
+        return kernel.send(message, wait).catch((error) => {
+          stop.release();
+          throw error;
+        });
+      },
+      close() {
+        stop.release();
+      },
+      abort() {
+        stop.release();
       },
     },
     { highWaterMark: 1 },
