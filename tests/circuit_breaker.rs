@@ -268,8 +268,18 @@ fn a_receive_timing_out_beside_a_busy_kernel_is_no_failure_and_beside_a_stuck_on
     assert_eq!(receive(Duration::from_secs(1)), ErrorKind::Timeout);
     assert_eq!(receive(Duration::ZERO), ErrorKind::Timeout);
     assert_eq!(circuit(&rt, "busy"), CircuitState::Closed, "busy answering calls, not stuck");
-    // Held: input and no progress for as long as the receive waits.
+    // Held: input and no progress for as long as the receive waits. A message the handler had
+    // begun may still end its tick's batch and deliver: the receive waits once that is done
+    // (nothing processed for 50 ms), so its whole wait sees no progress.
     held.store(true, Ordering::Relaxed);
+    let processed = || rt.kernel_metrics("busy").unwrap().messages_processed;
+    loop {
+        let before = processed();
+        std::thread::sleep(Duration::from_millis(50));
+        if processed() == before {
+            break;
+        }
+    }
     assert_eq!(receive(Duration::from_millis(300)), ErrorKind::Timeout);
     assert_eq!(circuit(&rt, "busy"), CircuitState::Open, "stuck");
     // Every caller waits in a call it made before the circuit opened: stopped first, each ends
