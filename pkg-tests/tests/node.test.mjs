@@ -320,8 +320,8 @@ test("an error's toJSON() carries its class and details through JSON and structu
     const severalAgain = copy(several);
     const unknown = RingKernelError.fromJSON({ name: "constructor", message: "?" });
     const plainClone = structuredClone(refused);
-    const hostile = RingKernelError.fromJSON(JSON.parse('{"name":"KernelStateError","message":"m","__proto__":{"x":1},"constructor":1,"toJSON":5,"kernelId":"k"}'));
-    const hostileKept = [hostile instanceof KernelStateError, JSON.stringify(hostile), hostile.x];
+    const hostile = RingKernelError.fromJSON(JSON.parse('{"name":"KernelStateError","message":"m","__proto__":{"x":1},"constructor":1,"toJSON":5,"toString":5,"valueOf":1,"kernelId":"k"}'));
+    const hostileKept = [hostile instanceof KernelStateError, JSON.stringify(hostile), hostile.x, String(hostile)];
     await runtime.dispose().catch(() => {});
     console.log(JSON.stringify({
       data: refused.toJSON(),
@@ -339,7 +339,7 @@ test("an error's toJSON() carries its class and details through JSON and structu
   assert.deepEqual(found.several, [true, true, 4, [[true, "a", 2], [true, "b", 2]]]);
   assert.deepEqual(found.unknown, ["RingKernelError", "RingKernelError"]);
   assert.deepEqual(found.plainClone, [false, true], "what toJSON() is for: a clone of the error itself loses its class and details");
-  assert.deepEqual(found.hostileKept, [true, '{"name":"KernelStateError","message":"m","kernelId":"k"}', null], "data cannot replace the prototype or the methods");
+  assert.deepEqual(found.hostileKept, [true, '{"name":"KernelStateError","message":"m","kernelId":"k"}', null, "KernelStateError: m"], "data cannot replace the prototype or the methods");
 });
 
 test("a handle's readable() and writable() are Web Streams of its answers and input: pipeTo feeds it with backpressure, a cancelled reader loses no answer, termination closes the readable and a refused send errors the writable", async () => {
@@ -374,16 +374,23 @@ test("a handle's readable() and writable() are Web Streams of its answers and in
     const aborted = signalled.read().then(() => "read", (e) => e);
     controller.abort(new Error("enough"));
     const abortReason = (await aborted).message;
-    // A cancel that comes after the answer is there but before the stream's own continuation
-    // (here a reaction on the same wait, registered first) takes nothing.
-    const racing = doubler.readable().getReader();
-    const ready = doubler.answerReady.bind(doubler);
-    doubler.answerReady = (options) => { const waited = ready(options); waited.then(() => racing.cancel()); return waited; };
-    const raced = racing.read();
-    await doubler.send({ value: 21 });
-    const racedDone = (await raced).done;
-    delete doubler.answerReady;
-    const kept = (await doubler.receive({ timeout: 1000 })).result;
+    // The stream's wait keeps its place among receives: a read whose wait began first gets the
+    // first answer, a receive after it the second.
+    const first = doubler.readable().getReader();
+    const firstRead = first.read();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const secondReceive = doubler.receive({ timeout: 1000 });
+    await doubler.sendBatch([{ value: 21 }, { value: 22 }]);
+    const inLine = [(await firstRead).value.result, (await secondReceive).result];
+    first.releaseLock();
+    // An aborted signal errors the stream and takes nothing, answers waiting or not.
+    await doubler.sendBatch([{ value: 1 }, { value: 2 }]);
+    const abortedRead = await doubler.readable({ signal: AbortSignal.abort(new Error("gone")) }).getReader().read().then(() => "read", (e) => e.message);
+    const kept = (await doubler.receiveBatch({ max: 10, timeout: 1000 })).map((a) => a.result);
+    // A callback that throws leaves its answer queued.
+    await doubler.send({ value: 5 });
+    const thrown = await doubler.receiveInto(() => { throw new Error("not now"); }).then(() => "taken", (e) => e.message);
+    const still = (await doubler.receive({ timeout: 1000 })).result;
     // Streams let go of a long-lived signal's listener when they end; a signal that is not one
     // is a TypeError at once.
     const { getEventListeners } = await import("node:events");
@@ -413,11 +420,11 @@ test("a handle's readable() and writable() are Web Streams of its answers and in
     const done = (await closed).done;
     const refused = await new ReadableStream({ start(c) { c.enqueue({ value: 1 }); c.close(); } }).pipeTo(doubler.writable()).then(() => "sent", (e) => [e instanceof KernelStateError, e.state]);
     await runtime.dispose();
-    console.log(JSON.stringify({ inOrder: streamed.every((r, i) => r === 2 * i), one, rest, ended: ended.done, later, abortReason, racedDone, kept, listeners, badSignal, abortedWrite, queuedAfterAbort, done, refused }));
+    console.log(JSON.stringify({ inOrder: streamed.every((r, i) => r === 2 * i), one, rest, ended: ended.done, later, abortReason, inLine, abortedRead, kept, thrown, still, listeners, badSignal, abortedWrite, queuedAfterAbort, done, refused }));
   `);
   assertExited(result);
   assert.deepEqual(findings(result), { inOrder: true, one: 2000, rest: [2002, 2004], ended: true, later: 14, abortReason: "enough",
-    racedDone: true, kept: 42, listeners: 0, badSignal: ["TypeError", "readable options: signal must be an AbortSignal, got number"],
+    inLine: [42, 44], abortedRead: "gone", kept: [2, 4], thrown: "not now", still: 10, listeners: 0, badSignal: ["TypeError", "readable options: signal must be an AbortSignal, got number"],
     abortedWrite: "Error", queuedAfterAbort: 8, done: true, refused: [true, "terminated"] });
 });
 
@@ -449,7 +456,7 @@ test("initialState starts a kernel's state and writeState (the runtime's and a h
       await refused(runtime.writeState("tally", new Int32Array(1), 1.5)),
       await refused(runtime.launch("doubler", null, { initialState: new Int32Array(1) })),
       await refused(runtime.writeState("tally", (() => { const a = new Int32Array(2); structuredClone(a.buffer, { transfer: [a.buffer] }); return a; })())),
-      await refused(runtime.writeState("tally", Object.defineProperty(new Uint8Array(8), Symbol.toStringTag, { value: "Int32Array" }))),
+      await refused(runtime.writeState("tally", Object.defineProperties(new Uint8Array(8), { [Symbol.toStringTag]: { value: "Int32Array" }, BYTES_PER_ELEMENT: { value: 4 } }))),
       await refused(runtime.launch("tally2", ringKernel({ id: "tally2", input: Request, output: Response, state: { length: 1, type: "u32" }, handler: (m) => ({ result: 0 }) }), { initialState: new Int32Array(1) })),
     ];
     const kept = [...(await runtime.readState("tally"))];

@@ -827,15 +827,14 @@ impl Runtime {
 
     /// Waits, in the line of receives, until an answer is there for this caller, and takes none
     /// (`try_receive_with` then takes it, unless a receive that began to wait meanwhile is owed
-    /// it): a JavaScript stream (`readable()`) waits so, then takes the answer in the same step
-    /// as it hands it on, so a cancel between the two takes nothing. Refused as `receive` is,
-    /// `Timeout` after `timeout` alike.
+    /// it). Refused as `receive` is, `Timeout` after `timeout` alike.
     pub async fn answer_ready(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
         self.answer_ready_with(id, timeout, |_, _| ()).await
     }
 
     /// [`answer_ready`](Self::answer_ready), handing `read` the answer that is there (left
-    /// queued): the JavaScript layer's wait shares the waiting receive of its `receive` so.
+    /// queued): the JavaScript layer's `receiveInto` waits so, sharing `receive`'s waiting
+    /// receive, then hands the answer on and takes it in the same step.
     pub(crate) async fn answer_ready_with<R>(
         &self,
         id: &str,
@@ -844,6 +843,23 @@ impl Runtime {
     ) -> Result<R> {
         let result = self.receive_one(id, timeout, read, None, Taking::Leave).await;
         self.counted(id, result)
+    }
+
+    /// Takes the front answer of kernel `id`, which [`answer_ready_with`](Self::answer_ready_with)
+    /// has just read for this caller, as a receive takes it. For the wasm layer only: on the
+    /// page's one thread nothing runs between the two when no await comes between them, so the
+    /// answer taken is the one read (natively another thread could take it first).
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn take_front_answer(&self, id: &str) -> Result<()> {
+        let mut table = self.open_table()?;
+        let (kernel, _) = self.kernel_on_device_in(&mut table, id)?;
+        let before = kernel.mailbox.outbox.len();
+        kernel.mailbox.outbox.discard(1);
+        if answers_taken(kernel, before) {
+            drop(table);
+            self.shared.wake();
+        }
+        Ok(())
     }
 
     /// Takes the next answer (or with `Taking::Leave` leaves it queued), handing `read` the

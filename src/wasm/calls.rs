@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use js_sys::Promise;
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 
 use super::abort::{self, Abort};
@@ -154,17 +154,32 @@ pub(super) fn receive(rt: Runtime, id: JsValue, options: Option<JsValue>, remove
     })
 }
 
-/// Resolves once an answer waits for this caller (its turn among waiting receives), taking
-/// none; `removed` as for [`receive`].
-pub(super) fn answer_ready(rt: Runtime, id: JsValue, options: Option<JsValue>, removed: Removed) -> Promise {
-    let (id, wait) = match arguments(&id, options, "answerReady options") {
+/// Waits in line for the next answer and hands it to `callback` in the same step as it takes
+/// it: a callback that throws leaves it queued, and the promise rejects with what it threw (a
+/// cancelled stream's `enqueue`). `removed` as for [`receive`].
+pub(super) fn receive_into(
+    rt: Runtime,
+    id: JsValue,
+    callback: JsValue,
+    options: Option<JsValue>,
+    removed: Removed,
+) -> Promise {
+    let read = arguments(&id, options, "receiveInto options").and_then(|read| match callback.dyn_into::<Function>() {
+        Ok(callback) => Ok((read, callback)),
+        Err(callback) => Err(type_error(format!("receiveInto takes a function, got {}", shown(&callback)))),
+    });
+    let ((id, wait), callback) = match read {
         Ok(read) => read,
         Err(error) => return Promise::reject(&error),
     };
     Abort::by(wait.signal).promise(async move {
         launch_still_there(&removed, &id)?;
-        // Through `receive`'s own waiting receive (the answer read, left queued, and dropped).
-        rt.answer_ready_with(&id, wait.timeout, js_answer).await.map(|_| JsValue::UNDEFINED).map_err(js_error)
+        // Read and left queued, in this caller's turn; nothing awaits from here on, so on the
+        // page's one thread nothing runs until the answer is handed on and taken.
+        let answer = rt.answer_ready_with(&id, wait.timeout, js_answer).await.map_err(js_error)?;
+        callback.call1(&JsValue::NULL, &answer)?;
+        rt.take_front_answer(&id).map_err(js_error)?;
+        Ok(JsValue::UNDEFINED)
     })
 }
 

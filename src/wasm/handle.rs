@@ -142,14 +142,18 @@ impl JsKernelHandle {
         }
     }
 
-    /// Resolves once an answer waits for this caller, in its turn among the receives waiting, and
-    /// takes none (`tryReceive()` then takes it, unless a receive that began to wait meanwhile
-    /// is owed it); rejects as `receive` does, `{ timeout, signal }` alike. `readable()` waits
-    /// so, so that a cancel takes nothing.
-    #[wasm_bindgen(js_name = answerReady)]
-    pub fn answer_ready(&self, options: Option<JsValue>) -> Promise {
+    /// Waits in line for the next answer, as `receive` does, and calls `callback(answer)` in the
+    /// same step as it takes it: a `callback` that throws leaves the answer queued, and the
+    /// promise rejects with what it threw. `readable()` hands answers to its stream so, so a
+    /// cancel never takes one. `{ timeout, signal }` as `receive`'s.
+    #[wasm_bindgen(js_name = receiveInto)]
+    pub fn receive_into(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(answer: any) => void")] callback: JsValue,
+        options: Option<JsValue>,
+    ) -> Promise {
         match self.id_js() {
-            Ok(id) => calls::answer_ready(self.runtime(), id, options, Some(self.inner.removed_flag())),
+            Ok(id) => calls::receive_into(self.runtime(), id, callback, options, Some(self.inner.removed_flag())),
             Err(rejected) => rejected,
         }
     }

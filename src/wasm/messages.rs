@@ -404,16 +404,22 @@ fn kind_name(value: &JsValue) -> String {
     }
 }
 
-/// State values from a `Uint32Array`, `Int32Array` or `Float32Array` (told by its tag and its
-/// 4-byte elements, so one from another realm counts too), copied now; `Ok(None)` for anything
+/// What a typed array is, by the built-in `%TypedArray%.prototype[Symbol.toStringTag]` getter:
+/// an array's own (forged) tag does not change it, and one from another realm is told too.
+/// `None` for anything else.
+fn typed_array_tag(value: &JsValue) -> Option<String> {
+    let typed_array = Object::get_prototype_of(&Object::get_prototype_of(&js_sys::Uint8Array::new_with_length(0)));
+    let tag = Reflect::get_own_property_descriptor(&typed_array, &js_sys::Symbol::to_string_tag()).ok()?;
+    let getter: js_sys::Function = Reflect::get(&tag, &"get".into()).ok()?.dyn_into().ok()?;
+    getter.call0(value).ok()?.as_string()
+}
+
+/// State values from a `Uint32Array`, `Int32Array` or `Float32Array` (told by
+/// [`typed_array_tag`]), copied now; `Ok(None)` for anything
 /// else, and what it is when its values cannot be read (its buffer is detached).
 pub(super) fn state_values(value: &JsValue) -> Result<Option<crate::kernel::StateValues>, String> {
     use crate::kernel::StateValues;
-    let tag = js_sys::ArrayBuffer::is_view(value)
-        .then(|| Reflect::get(value, &js_sys::Symbol::to_string_tag()).ok()?.as_string())
-        .flatten();
-    let four_bytes = || Reflect::get(value, &"BYTES_PER_ELEMENT".into()).ok().and_then(|n| n.as_f64()) == Some(4.0);
-    let Some(scalar) = tag.as_deref().and_then(element_scalar).filter(|_| four_bytes()) else { return Ok(None) };
+    let Some(scalar) = typed_array_tag(value).as_deref().and_then(element_scalar) else { return Ok(None) };
     let bytes = match packed_view(value, f64::INFINITY).map(|view| view.dyn_into::<js_sys::Uint8Array>()) {
         Ok(Ok(bytes)) => bytes.to_vec(),
         _ => return Err(format!("{} whose buffer is detached", with_article(&kind_name(value)))),

@@ -549,8 +549,8 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   sendBatch(messages: ReadonlyArray<InputOf<I>> | PackedMessages, options?: WaitOptions): Promise<number>;
   /** The next answer; TimeoutError after `timeout` ms, waits without one. */
   receive(options?: WaitOptions): Promise<OutputOf<O>>;
-  /** Resolves once an answer waits for this caller, in its turn among waiting receives, taking none (`tryReceive()` then takes it); rejects as `receive` does. */
-  answerReady(options?: WaitOptions): Promise<void>;
+  /** Waits in line for the next answer, as `receive` does, and calls `callback(answer)` in the same step as it takes it: a callback that throws leaves the answer queued and the promise rejects with what it threw. */
+  receiveInto(callback: (answer: OutputOf<O>) => void, options?: WaitOptions): Promise<void>;
   /** The next answer if one is waiting now, or null; throws when none will come. */
   tryReceive(): OutputOf<O> | null;
   /** Up to `max` answers (at least one) packed in the output layout, with `packed: true`. */
@@ -600,7 +600,9 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   /**
    * A `WritableStream` that sends each chunk to the kernel, in order, each waiting for room with
    * `send`'s options (the kernel's queue is its backpressure): `source.pipeTo(kernel.writable())`.
-   * A refused send errors it; closing it leaves the kernel running, aborting it ends a send's wait.
+   * A refused send errors it; closing it leaves the kernel running, aborting it ends a send's wait
+   * (`pipeTo(writable, { signal })` finishes a write under way before it aborts: give
+   * `writable({ signal })` the same signal).
    */
   writable(options?: WaitOptions): WritableStream<InputOf<I>>;
   /** The same as `answers()`: `for await (const answer of kernel)`. */

@@ -26,8 +26,9 @@ export class RingKernelError extends Error {
   static fromJSON(data) {
     const error = ringKernelError(data?.name, data?.message);
     for (const [key, value] of Object.entries(data ?? {})) {
-      // Details only: nothing that would replace the error's prototype, class or methods.
-      if (NOT_DETAILS.has(key)) continue;
+      // Details only: nothing that would replace the error's prototype, class or methods
+      // (its own, `Error`'s or `Object`'s: `toString`, `valueOf`, ...).
+      if (NOT_DETAILS.has(key) || key in Error.prototype) continue;
       const detail = key === "errors" && Array.isArray(value) ? value.map((e) => RingKernelError.fromJSON(e)) : value;
       Object.defineProperty(error, key, { value: detail, writable: true, enumerable: true, configurable: true });
     }

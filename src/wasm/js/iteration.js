@@ -109,24 +109,16 @@ function readableOf(kernel, options) {
   let cancelled = false;
   return new ReadableStream(
     {
-      // An answer is taken only in the step that hands it on: `answerReady` waits without
-      // taking one, so a cancel that comes while it waits, or before its continuation runs,
-      // takes nothing.
+      // An answer is taken only in the step that hands it on (`receiveInto`), so a cancel, or
+      // the signal, before that step takes nothing; the wait keeps its place among receives.
       async pull(controller) {
-        for (;;) {
-          let answer = null;
-          try {
-            answer = kernel.tryReceive();
-            if (answer === null) await kernel.answerReady(wait);
-          } catch (error) {
-            if (cancelled) return;
-            stop.release();
-            if (endOfAnswers(error)) controller.close();
-            else controller.error(error);
-            return;
-          }
+        try {
+          await kernel.receiveInto((answer) => controller.enqueue(answer), wait);
+        } catch (error) {
           if (cancelled) return;
-          if (answer !== null) return controller.enqueue(answer);
+          stop.release();
+          if (endOfAnswers(error)) controller.close();
+          else controller.error(error);
         }
       },
       cancel() {
