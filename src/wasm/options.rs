@@ -1102,9 +1102,11 @@ mod tests {
             }
             let serde = serde_wasm_bindgen::from_value::<T>(given.into()).map_err(|_| ());
             // Options that could never work are refused here although serde takes them (a
-            // heartbeat, window or budget of 0 ms, health lines of 0, counts of 0, infinite
-            // thresholds): the core refuses them too, though not in JavaScript's terms.
+            // heartbeat, window or budget of 0 ms, a memory budget of 0 bytes, health lines of
+            // 0, counts of 0, infinite thresholds): the core refuses them too, though not in
+            // JavaScript's terms.
             let narrower = [
+                "memoryBudget",
                 "latencyBudgetMs",
                 "defaultLatencyBudgetMs",
                 "windowMs",
