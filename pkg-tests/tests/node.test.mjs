@@ -391,6 +391,12 @@ test("a handle's readable() and writable() are Web Streams of its answers and in
     await doubler.send({ value: 5 });
     const thrown = await doubler.receiveInto(() => { throw new Error("not now"); }).then(() => "taken", (e) => e.message);
     const still = (await doubler.receive({ timeout: 1000 })).result;
+    // A callback that receives from the kernel itself takes the answer there: receiveInto then
+    // takes nothing more and says so, and the next answer stays queued.
+    await doubler.sendBatch([{ value: 6 }, { value: 7 }]);
+    let inner;
+    const selfReceiving = await doubler.receiveInto(() => { inner = doubler.tryReceive().result; }).then(() => "taken", (e) => e.name);
+    const next = (await doubler.receive({ timeout: 1000 })).result;
     // Streams let go of a long-lived signal's listener when they end; a signal that is not one
     // is a TypeError at once.
     const { getEventListeners } = await import("node:events");
@@ -420,11 +426,11 @@ test("a handle's readable() and writable() are Web Streams of its answers and in
     const done = (await closed).done;
     const refused = await new ReadableStream({ start(c) { c.enqueue({ value: 1 }); c.close(); } }).pipeTo(doubler.writable()).then(() => "sent", (e) => [e instanceof KernelStateError, e.state]);
     await runtime.dispose();
-    console.log(JSON.stringify({ inOrder: streamed.every((r, i) => r === 2 * i), one, rest, ended: ended.done, later, abortReason, inLine, abortedRead, kept, thrown, still, listeners, badSignal, abortedWrite, queuedAfterAbort, done, refused }));
+    console.log(JSON.stringify({ inOrder: streamed.every((r, i) => r === 2 * i), one, rest, ended: ended.done, later, abortReason, inLine, abortedRead, kept, thrown, still, selfReceiving, inner, next, listeners, badSignal, abortedWrite, queuedAfterAbort, done, refused }));
   `);
   assertExited(result);
   assert.deepEqual(findings(result), { inOrder: true, one: 2000, rest: [2002, 2004], ended: true, later: 14, abortReason: "enough",
-    inLine: [42, 44], abortedRead: "gone", kept: [2, 4], thrown: "not now", still: 10, listeners: 0, badSignal: ["TypeError", "readable options: signal must be an AbortSignal, got number"],
+    inLine: [42, 44], abortedRead: "gone", kept: [2, 4], thrown: "not now", still: 10, selfReceiving: "TypeError", inner: 12, next: 14, listeners: 0, badSignal: ["TypeError", "readable options: signal must be an AbortSignal, got number"],
     abortedWrite: "Error", queuedAfterAbort: 8, done: true, refused: [true, "terminated"] });
 });
 

@@ -845,14 +845,30 @@ impl Runtime {
         self.counted(id, result)
     }
 
-    /// Takes the front answer of kernel `id`, which [`answer_ready_with`](Self::answer_ready_with)
-    /// has just read for this caller, as a receive takes it. For the wasm layer only: on the
-    /// page's one thread nothing runs between the two when no await comes between them, so the
-    /// answer taken is the one read (natively another thread could take it first).
+    /// How many answers kernel `id`'s output queue has handed out so far: where its front
+    /// answer stands, for [`take_front_answer`](Self::take_front_answer).
     #[cfg(target_arch = "wasm32")]
-    pub(crate) fn take_front_answer(&self, id: &str) -> Result<()> {
+    pub(crate) fn answers_handed_out(&self, id: &str) -> Result<u64> {
+        let mut table = self.open_table()?;
+        Ok(self.kernel_on_device_in(&mut table, id)?.0.mailbox.outbox.taken())
+    }
+
+    /// Takes the front answer of kernel `id`, which [`answer_ready_with`](Self::answer_ready_with)
+    /// has just read for this caller, as a receive takes it, if it is still the answer that
+    /// stood `at` the front ([`answers_handed_out`](Self::answers_handed_out) then). For the
+    /// wasm layer only: on the page's one thread nothing else runs between the read and this,
+    /// but the JavaScript it calls in between might receive from the kernel itself: then
+    /// nothing is taken here, and `InvalidArgument` says why.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn take_front_answer(&self, id: &str, at: u64) -> Result<()> {
         let mut table = self.open_table()?;
         let (kernel, _) = self.kernel_on_device_in(&mut table, id)?;
+        if kernel.mailbox.outbox.taken() != at {
+            return Err(Error::InvalidArgument(format!(
+                "receiveInto's callback received from kernel {} itself, which took the answer it was handed",
+                crate::error::Quoted(id)
+            )));
+        }
         let before = kernel.mailbox.outbox.len();
         kernel.mailbox.outbox.discard(1);
         if answers_taken(kernel, before) {

@@ -177,8 +177,9 @@ pub(super) fn receive_into(
         // Read and left queued, in this caller's turn; nothing awaits from here on, so on the
         // page's one thread nothing runs until the answer is handed on and taken.
         let answer = rt.answer_ready_with(&id, wait.timeout, js_answer).await.map_err(js_error)?;
+        let at = rt.answers_handed_out(&id).map_err(js_error)?;
         callback.call1(&JsValue::NULL, &answer)?;
-        rt.take_front_answer(&id).map_err(js_error)?;
+        rt.take_front_answer(&id, at).map_err(js_error)?;
         Ok(JsValue::UNDEFINED)
     })
 }

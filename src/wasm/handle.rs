@@ -144,8 +144,9 @@ impl JsKernelHandle {
 
     /// Waits in line for the next answer, as `receive` does, and calls `callback(answer)` in the
     /// same step as it takes it: a `callback` that throws leaves the answer queued, and the
-    /// promise rejects with what it threw. `readable()` hands answers to its stream so, so a
-    /// cancel never takes one. `{ timeout, signal }` as `receive`'s.
+    /// promise rejects with what it threw. `callback` must not receive from the kernel itself
+    /// (a `TypeError` then, the answer taken by that receive). `readable()` hands answers to
+    /// its stream so, so a cancel never takes one. `{ timeout, signal }` as `receive`'s.
     #[wasm_bindgen(js_name = receiveInto)]
     pub fn receive_into(
         &self,
