@@ -825,16 +825,13 @@ impl Runtime {
         self.counted(id, result)
     }
 
-    /// Waits, in the line of receives, until an answer is there for this caller, and takes none
-    /// (`try_receive_with` then takes it, unless a receive that began to wait meanwhile is owed
-    /// it). Refused as `receive` is, `Timeout` after `timeout` alike.
-    pub async fn answer_ready(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
-        self.answer_ready_with(id, timeout, |_, _| ()).await
-    }
-
-    /// [`answer_ready`](Self::answer_ready), handing `read` the answer that is there (left
-    /// queued): the JavaScript layer's `receiveInto` waits so, sharing `receive`'s waiting
-    /// receive, then hands the answer on and takes it in the same step.
+    /// Waits, in the line of receives, until an answer is there for this caller, and hands
+    /// `read` that answer, left queued. Refused as `receive` is, `Timeout` after `timeout`
+    /// alike. The JavaScript layer's `receiveInto` waits so, sharing `receive`'s waiting
+    /// receive, then hands the answer on and takes it in the same step
+    /// ([`take_front_answer`](Self::take_front_answer)); natively another thread could take it
+    /// between the two, and a Rust stream needs no such step (a dropped receive takes nothing).
+    #[cfg(target_arch = "wasm32")]
     pub(crate) async fn answer_ready_with<R>(
         &self,
         id: &str,
@@ -892,6 +889,7 @@ impl Runtime {
     ) -> Result<R> {
         let take = |layout: &MessageLayout, outbox: &mut PackedQueue| match taking {
             Taking::Take => outbox.pop_with(|answer| read(layout, answer)),
+            #[cfg(target_arch = "wasm32")]
             Taking::Leave => (!outbox.is_empty()).then(|| read(layout, outbox.front(1))),
         };
         let read = self.receive_answer(id, timeout, any_layout, take, envelope).await?;
@@ -1081,6 +1079,7 @@ impl Runtime {
 #[derive(Clone, Copy)]
 pub(super) enum Taking {
     Take,
+    #[cfg(target_arch = "wasm32")]
     Leave,
 }
 

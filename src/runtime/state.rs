@@ -39,9 +39,7 @@ impl Runtime {
             };
             if kernel.life.state() == KernelState::Failed {
                 // Its state comes back with it on recovery.
-                return Err(lost.unwrap_or_else(|| Error::DeviceLost {
-                    reason: format!("kernel {quoted_id} has failed", quoted_id = Quoted(id)),
-                }));
+                return Err(failed(id, device));
             }
             if let StateStore::Gpu(buffer) = &store {
                 if let Some(lost) = lost {
@@ -133,16 +131,20 @@ impl Runtime {
     }
 }
 
+/// Why kernel `id`, failed with its `device`, has no state to read or write until recovery:
+/// the device's loss.
+fn failed(id: &str, device: &DeviceStatus) -> Error {
+    let failed = || Error::DeviceLost { reason: format!("kernel {} has failed", Quoted(id)) };
+    device.lost.clone().unwrap_or_else(failed)
+}
+
 /// Refuses a write to `kernel`'s state unless it is launched, active or deactivated on a
 /// working `device`.
 fn writable(id: &str, kernel: &Kernel, device: &DeviceStatus) -> Result<()> {
     let state = kernel.life.state();
     match state {
         // Its state comes back with it on recovery, as of its last checkpoint.
-        KernelState::Failed => Err(device
-            .lost
-            .clone()
-            .unwrap_or_else(|| Error::DeviceLost { reason: format!("kernel {} has failed", Quoted(id)) })),
+        KernelState::Failed => Err(failed(id, device)),
         _ if device.lost.is_some() => Err(device.lost.clone().expect("checked")),
         KernelState::Launched | KernelState::Active | KernelState::Deactivated if kernel.resources.exec.is_some() => {
             Ok(())
