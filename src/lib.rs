@@ -98,6 +98,7 @@ mod device_events;
 pub mod devices;
 pub mod envelope;
 mod error;
+mod features;
 pub mod health;
 pub mod hlc;
 pub mod kernel;
@@ -133,6 +134,7 @@ pub use error::{
     BatchSendError, CallError, Error, ErrorKind, Result, SendError, SendTimeoutError, Stall, TryReceiveError,
     TrySendError,
 };
+pub use features::DeviceFeature;
 pub use health::{HealthReport, HealthStatus, HealthThresholds};
 pub use hlc::HlcTimestamp;
 pub use kernel::{KernelDefinition, StateElement, StateValues};

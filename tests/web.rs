@@ -1168,6 +1168,37 @@ async fn compile_errors_carry_the_users_line_and_column_in_the_browser() {
     assert!(rt.kernel_ids().is_empty(), "a failed launch leaves nothing behind");
 }
 
+#[wasm_bindgen_test]
+async fn an_f16_handler_runs_where_the_adapter_has_shader_f16_and_is_refused_at_its_enable_where_not() {
+    let rt = js_runtime().await;
+    let request = define_message("Request".into(), object(&[("value", "i32".into())])).unwrap();
+    let response = define_message("Response".into(), object(&[("result", "i32".into())])).unwrap();
+    let source = "// Arithmetic in half floats.\nenable f16;\nfn handle(msg: Request) -> Response {\n    \
+                  return Response(i32(f16(msg.value) * 2.0h));\n}";
+    let definition = object(&[("input", request), ("output", response), ("wgsl", source.into())]);
+    let adapter = rt.adapter().unwrap();
+    let features: Vec<String> =
+        Array::from(&get(&adapter, "features")).iter().map(|f| f.as_string().expect("feature names")).collect();
+    let launched = js(rt.launch("half".into(), Some(definition), None)).await;
+    if features.iter().any(|f| f == "shader-f16") {
+        // An adapter with it (a GPU's): the device was opened with it and the handler runs.
+        launched.unwrap();
+        js(rt.activate("half".into())).await.unwrap();
+        let answer = js(rt.call("half".into(), value(21), Some(timeout(20_000)))).await.unwrap();
+        assert_eq!(num(&answer, "result"), 42.0);
+    } else {
+        // SwiftShader has none: refused at the extension's name, naming the feature, where the
+        // browser's compiler said "not supported in the current environment" in generated code.
+        assert!(features.is_empty(), "{features:?}");
+        let error = launched.unwrap_err();
+        let message = get(&error, "message").as_string().unwrap();
+        assert_eq!(get(&error, "name").as_string().unwrap(), "KernelCompileError", "{message}");
+        assert_eq!((num(&error, "line"), num(&error, "column")), (2.0, 8.0), "{message}");
+        assert!(message.contains("\"shader-f16\""), "{message}");
+        assert!(rt.kernel_ids().is_empty(), "a refused launch leaves nothing behind");
+    }
+}
+
 // ---- the cpu backend: JavaScript handlers for browsers without WebGPU (issue 5) ----
 
 async fn cpu_runtime() -> JsRuntime {

@@ -124,7 +124,15 @@ fn print_text(report: &InfoReport) {
     match &report.runtime {
         // Its name says it runs host handlers.
         RuntimePick::Adapter(a) if runs_on_host(a) => println!("runtime: {}", a.name),
-        RuntimePick::Adapter(a) => println!("runtime picks: {}", adapter_line(a)),
+        RuntimePick::Adapter(a) => {
+            println!("runtime picks: {}", adapter_line(a));
+            // What a handler may `enable` there.
+            let features: Vec<&str> = a.features.iter().map(|f| f.name()).collect();
+            println!(
+                "  optional features on: {}",
+                if features.is_empty() { "none".into() } else { features.join(", ") }
+            );
+        }
         RuntimePick::Unavailable(reason) => println!("runtime: unavailable: {reason}"),
     }
 }

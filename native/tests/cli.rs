@@ -93,6 +93,10 @@ fn info_json_names_the_adapters_their_limits_and_the_runtimes_pick() {
         adapters.iter().any(|a| a["name"] == picked["name"] && a["backend"] == picked["backend"]),
         "the runtime's adapter is one of those listed: {info:#}"
     );
+    // The optional features its device was opened with, by their WebGPU names (lavapipe's
+    // Vulkan adapter has shader-f16).
+    let features = picked["features"].as_array().expect("the runtime's features");
+    assert!(features.iter().all(|f| f == "shader-f16"), "{info:#}");
 }
 
 #[test]

@@ -29,6 +29,7 @@ impl CpuContext {
                 name: "host CPU (kernels run their host handlers; no GPU)".into(),
                 driver: format!("ringkernel-web {}", env!("CARGO_PKG_VERSION")),
                 device_type: "Cpu".into(),
+                features: Vec::new(),
             },
         }
     }

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use event_listener::Event;
 
 use crate::error::{Error, Result};
+use crate::features::DeviceFeature;
 use crate::kernel::{DispatchShape, KernelDefinition, ShapeLimits};
 use crate::memory::{DeviceMemoryLimits, MemoryByPurpose};
 use crate::platform;
@@ -104,6 +105,9 @@ pub struct AdapterSummary {
     pub driver: String,
     /// wgpu's device type: `DiscreteGpu`, `IntegratedGpu`, `Cpu`, ...
     pub device_type: String,
+    /// The optional features the device was opened with: those of [`DeviceFeature::ALL`] the
+    /// adapter has (none on the `cpu` backend).
+    pub features: Vec<DeviceFeature>,
 }
 
 /// Which device to open: the backend, the adapter's index among those wgpu lists (0: the one
@@ -154,6 +158,15 @@ impl Device {
         match self {
             Device::Gpu(_) => definition.has_wgsl(),
             Device::Cpu(_) => definition.host.is_some(),
+        }
+    }
+
+    /// Whether the device has every optional feature `definition`'s WGSL enables (a cpu
+    /// device runs the host handler, which needs none).
+    pub fn has_features(&self, definition: &KernelDefinition) -> bool {
+        match self {
+            Device::Gpu(gpu) => crate::codegen::missing_feature(definition, &gpu.adapter.features).is_none(),
+            Device::Cpu(_) => true,
         }
     }
 

@@ -10,6 +10,7 @@
 //! compiler on the web), whose positions `codegen` maps back to the user's source.
 
 use crate::error::Error;
+use crate::features::DeviceFeature;
 use crate::kernel::KernelDefinition;
 
 /// How the handler answers.
@@ -419,6 +420,28 @@ pub(super) fn directives(code: &str) -> Vec<std::ops::Range<usize>> {
     found
 }
 
+/// The features the `enable` directives opening `source` need (`enable f16;`: `shader-f16`),
+/// each with the position of its extension's name, for an error that points at it. An
+/// extension the runtime knows no feature for is the compiler's to judge.
+pub(crate) fn enabled_features(source: &str) -> Vec<(DeviceFeature, Position)> {
+    let code = blank_comments(source);
+    let mut found = Vec::new();
+    for range in directives(&code) {
+        let mut words = tokens(&code[range.clone()]);
+        if !matches!(words.next(), Some((_, Token::Ident("enable")))) {
+            continue;
+        }
+        for (at, token) in words {
+            if let Token::Ident(extension) = token {
+                if let Some(feature) = DeviceFeature::for_extension(extension) {
+                    found.push((feature, Position::of(source, range.start + at)));
+                }
+            }
+        }
+    }
+    found
+}
+
 /// `text` on one line, written one way (a blank only between words and after commas), so two
 /// stages' copies of one directive read the same.
 pub(super) fn one_line(text: &str) -> String {
@@ -576,6 +599,14 @@ mod tests {
         let found: Vec<&str> = directives(&code).into_iter().map(|r| &code[r]).collect();
         assert_eq!(found, ["enable f16;", "requires a,\n b;", "diagnostic(off, y);"]);
         assert!(directives("fn f() {}\nenable f16;").is_empty());
+    }
+
+    #[test]
+    fn enabled_features_point_at_their_extension() {
+        let found = enabled_features("// half floats\nenable subgroups, f16 ;\n/* f16 */ requires a;\nfn handle() {}");
+        assert_eq!(found, [(DeviceFeature::ShaderF16, Position { line: 2, column: 19 })]);
+        assert!(enabled_features("// enable f16;\nfn handle() {}\nenable f16;").is_empty());
+        assert!(enabled_features("diagnostic(off, f16);").is_empty());
         assert_eq!(blank_ranges("ab;\ncd;", &[0..2, 4..5]), "  ;\n d;");
     }
 

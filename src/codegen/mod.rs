@@ -15,6 +15,7 @@ mod naga_check;
 use std::fmt::Write as _;
 
 use crate::error::Error;
+use crate::features::DeviceFeature;
 use crate::kernel::{DispatchShape, KernelDefinition, StateElement};
 use crate::message::MessageLayout;
 pub use fused::{generate_fused, unfusable, FusedShader, MAX_FUSED_STAGES};
@@ -75,6 +76,38 @@ impl GeneratedShader {
             line: at.map(|(line, _, _)| line),
             column: at.map(|(_, column, _)| column),
         }
+    }
+}
+
+/// The first feature `definition`'s handler enables (`enable f16;`) that a device with
+/// `features` lacks, with where the handler enables it.
+pub(crate) fn missing_feature(
+    definition: &KernelDefinition,
+    features: &[DeviceFeature],
+) -> Option<(DeviceFeature, handler::Position)> {
+    handler::enabled_features(&definition.wgsl).into_iter().find(|(feature, _)| !features.contains(feature))
+}
+
+/// `KernelCompile` at the extension's name when `definition`'s handler enables a feature that
+/// a device with `features`, on adapter `adapter`, lacks: what the WGSL compiler would refuse
+/// with "not supported in the current environment" at a line of generated code.
+pub(crate) fn check_features(
+    definition: &KernelDefinition,
+    features: &[DeviceFeature],
+    adapter: &str,
+) -> Result<(), Error> {
+    match missing_feature(definition, features) {
+        None => Ok(()),
+        Some((feature, at)) => Err(Error::KernelCompile {
+            id: definition.id.clone(),
+            message: format!(
+                "`enable {};` needs the device feature \"{feature}\", which the device on adapter {adapter} does not \
+                 have; launch it on a device whose adapter has it (its `adapter.features` lists it)",
+                feature.extension()
+            ),
+            line: Some(at.line),
+            column: Some(at.column),
+        }),
     }
 }
 

@@ -140,7 +140,8 @@ impl Runtime {
     }
 
     /// The load balancer's pick among the devices that meet `requirements`, are not lost and
-    /// can run `definition` (when any device of the runtime can: otherwise compiling says why).
+    /// can run `definition` with the features its handler enables (when any device of the
+    /// runtime can: otherwise compiling says why).
     fn choose(
         &self,
         table: &Table,
@@ -149,9 +150,18 @@ impl Runtime {
     ) -> Result<DeviceId> {
         let definition =
             definition.filter(|definition| self.shared.device_ids().any(|id| self.shared.device(id).runs(definition)));
+        // Devices with the features its handler enables, when any has them.
+        let features = definition.filter(|definition| {
+            self.shared.device_ids().any(|id| {
+                let device = self.shared.device(id);
+                device.runs(definition) && device.has_features(definition)
+            })
+        });
         // A device that would do, lost or not.
         let fits = |device: &Device| {
-            definition.is_none_or(|definition| device.runs(definition)) && meets(device, requirements)
+            definition.is_none_or(|definition| device.runs(definition))
+                && features.is_none_or(|definition| device.has_features(definition))
+                && meets(device, requirements)
         };
         let eligible: Vec<bool> = self
             .shared

@@ -356,7 +356,7 @@ impl JsRuntime {
         self.inner.kernel_watchdog().set_action(watchdog_action(action)?).map_err(js_error)
     }
 
-    /// The adapter this runtime's first device runs on: `{ backend, name, driver, deviceType }`
+    /// The adapter this runtime's first device runs on: `{ backend, name, driver, deviceType, features }`
     /// (`topology()` gives every device's).
     #[wasm_bindgen(getter, unchecked_return_type = "AdapterInfo")]
     pub fn adapter(&self) -> Result<JsValue, JsValue> {

@@ -287,7 +287,13 @@ export interface ReceiveBatchOptions { max?: number | undefined; timeout?: numbe
 /** `receiveBatch` options that ask for the answers packed in the output layout, as bytes. */
 export interface PackedReceiveBatchOptions extends ReceiveBatchOptions { packed: true; }
 
-export interface AdapterInfo { backend: string; name: string; driver: string; deviceType: string; }
+/** An optional WebGPU feature a device is opened with where its adapter has it, so handlers can use it (`enable f16;`). */
+export type DeviceFeature = "shader-f16";
+export interface AdapterInfo {
+  backend: string; name: string; driver: string; deviceType: string;
+  /** The optional features the device was opened with: those the runtime knows that the adapter has ([] on the cpu backend). */
+  features: DeviceFeature[];
+}
 
 /** Send→answer latency in milliseconds; null until an answer has been timed. */
 export interface LatencySummary {

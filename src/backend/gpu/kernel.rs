@@ -147,6 +147,7 @@ impl GpuKernel {
             });
         }
         let device = &ctx.device;
+        codegen::check_features(definition, &ctx.adapter.features, &ctx.adapter.name)?;
         check_limits(device, definition, slots)?;
         let shader = codegen::generate_for(definition, shape)?;
         let workgroup_size = shape.workgroup_size.unwrap_or(definition.workgroup_size);

@@ -29,6 +29,7 @@ use event_listener::Event;
 
 use super::{AdapterSummary, BackendChoice, DeviceRequest};
 use crate::error::{Error, Result};
+use crate::features::DeviceFeature;
 use crate::memory::{DeviceMemoryLimits, MemoryPurpose, PurposeBytes};
 use crate::platform;
 pub(crate) use kernel::GpuKernel;
@@ -247,6 +248,8 @@ impl GpuContext {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("ringkernel-web"),
+                // The optional features a handler may enable, where the adapter has them.
+                required_features: adapter.features() & DeviceFeature::wanted(),
                 required_limits: adapter.limits(),
                 ..Default::default()
             })
@@ -274,6 +277,7 @@ impl GpuContext {
         }));
 
         let limits = device.limits();
+        let features = DeviceFeature::among(device.features());
         let (max_buffer_size, max_binding_size) = (limits.max_buffer_size, limits.max_storage_buffer_binding_size);
         Ok(GpuContext {
             device,
@@ -288,6 +292,7 @@ impl GpuContext {
                 },
                 driver: info.driver,
                 device_type: format!("{:?}", info.device_type),
+                features,
             },
             software: info.device_type == wgpu::DeviceType::Cpu,
             max_buffer_size,
