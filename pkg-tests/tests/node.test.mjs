@@ -300,7 +300,7 @@ test("a handle's readState() reads its own launch's state, as runtime.readState(
   assert.deepEqual(findings(result), { kind: "Uint32Array", same: true, counted: 16, gone: "KernelNotFoundError" });
 });
 
-test("an error's toJSON() carries its class and details through JSON and structuredClone, and RingKernelError.fromJSON makes it again, several kernels' errors included", async () => {
+test("an error's toJSON() carries its class and details through JSON and structuredClone, and RingKernelError.fromJSON makes it again, several kernels' errors included, nested to any depth", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, RingKernelError, KernelStateError, TimeoutError, isRingKernelError, defineMessage } from "ringkernel-web";
     await init();
@@ -322,6 +322,15 @@ test("an error's toJSON() carries its class and details through JSON and structu
     const plainClone = structuredClone(refused);
     const hostile = RingKernelError.fromJSON(JSON.parse('{"name":"KernelStateError","message":"m","__proto__":{"x":1},"constructor":1,"toJSON":5,"toString":5,"valueOf":1,"kernelId":"k"}'));
     const hostileKept = [hostile instanceof KernelStateError, JSON.stringify(hostile), hostile.x, String(hostile)];
+    // Any depth (made in a loop, not by recursion), and data that refers to itself.
+    let deep = { name: "TimeoutError", message: "0" };
+    for (let i = 1; i <= 100000; i++) deep = { name: "TimeoutError", message: String(i), errors: [deep] };
+    let innermost = RingKernelError.fromJSON(deep), depth = 0;
+    while (innermost.errors) [innermost, depth] = [innermost.errors[0], depth + 1];
+    const cyclic = { name: "KernelStateError", message: "c", kernelId: "k" };
+    cyclic.errors = [cyclic, "not an error's data"];
+    const cyclicAgain = RingKernelError.fromJSON(structuredClone(cyclic));
+    const deepKept = [depth, innermost instanceof TimeoutError, innermost.message, cyclicAgain.errors[0] === cyclicAgain, cyclicAgain.errors[1].constructor.name, cyclicAgain.kernelId];
     await runtime.dispose().catch(() => {});
     console.log(JSON.stringify({
       data: refused.toJSON(),
@@ -330,6 +339,7 @@ test("an error's toJSON() carries its class and details through JSON and structu
       unknown: [unknown.constructor.name, unknown.name],
       plainClone: [plainClone instanceof KernelStateError, plainClone.kernelId === undefined],
       hostileKept,
+      deepKept,
     }));
   `);
   assertExited(result);
@@ -340,6 +350,7 @@ test("an error's toJSON() carries its class and details through JSON and structu
   assert.deepEqual(found.unknown, ["RingKernelError", "RingKernelError"]);
   assert.deepEqual(found.plainClone, [false, true], "what toJSON() is for: a clone of the error itself loses its class and details");
   assert.deepEqual(found.hostileKept, [true, '{"name":"KernelStateError","message":"m","kernelId":"k"}', null, "KernelStateError: m"], "data cannot replace the prototype or the methods");
+  assert.deepEqual(found.deepKept, [100000, true, "0", true, "RingKernelError", "k"]);
 });
 
 test("a handle's readable() and writable() are Web Streams of its answers and input: pipeTo feeds it with backpressure, a cancelled reader loses no answer, termination closes the readable and a refused send errors the writable", async () => {

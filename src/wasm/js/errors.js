@@ -22,17 +22,38 @@ export class RingKernelError extends Error {
     return data;
   }
 
-  /** The error `toJSON()` described, of its own class (`RingKernelError` for a name it does not know), with its details. */
+  /**
+   * The error `toJSON()` described, of its own class (`RingKernelError` for a name it does not
+   * know), with its details. Nested `errors` are made in a loop, not by recursion, so data of any
+   * depth (a worker's message is anybody's) makes its errors instead of overflowing the stack,
+   * and data that refers to itself (a structured clone keeps cycles) makes errors that do too.
+   */
   static fromJSON(data) {
-    const error = ringKernelError(data?.name, data?.message);
-    for (const [key, value] of Object.entries(data ?? {})) {
-      // Details only: nothing that would replace the error's prototype, class or methods
-      // (its own, `Error`'s or `Object`'s: `toString`, `valueOf`, ...).
-      if (NOT_DETAILS.has(key) || key in Error.prototype) continue;
-      const detail = key === "errors" && Array.isArray(value) ? value.map((e) => RingKernelError.fromJSON(e)) : value;
-      Object.defineProperty(error, key, { value: detail, writable: true, enumerable: true, configurable: true });
+    const made = new Map();
+    const pending = [];
+    /** The error for `data` (one per object), its details filled in by the loop below. */
+    const errorFor = (data) => {
+      const object = typeof data === "object" && data !== null;
+      let error = object ? made.get(data) : undefined;
+      if (error === undefined) {
+        error = ringKernelError(data?.name, data?.message);
+        if (object) made.set(data, error);
+        pending.push([data, error]);
+      }
+      return error;
+    };
+    const root = errorFor(data);
+    while (pending.length > 0) {
+      const [data, error] = pending.pop();
+      for (const [key, value] of Object.entries(data ?? {})) {
+        // Details only: nothing that would replace the error's prototype, class or methods
+        // (its own, `Error`'s or `Object`'s: `toString`, `valueOf`, ...).
+        if (NOT_DETAILS.has(key) || key in Error.prototype) continue;
+        const detail = key === "errors" && Array.isArray(value) ? value.map(errorFor) : value;
+        Object.defineProperty(error, key, { value: detail, writable: true, enumerable: true, configurable: true });
+      }
     }
-    return error;
+    return root;
   }
 }
 /** No kernel has this id. */
