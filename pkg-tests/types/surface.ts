@@ -3,7 +3,7 @@
 // (tsconfig.es2022.json; the classes' `[Symbol.asyncDispose]` must not need it). It is type-checked,
 // not run: the runtime takes each of these values as the JavaScript tests show.
 import { DeviceLostError, RingKernelRuntime, RingKernelError, defineMessage, managedKernel, ringKernel } from "ringkernel-web";
-import type { OutputOf } from "ringkernel-web";
+import type { DeviceFeature, OutputOf } from "ringkernel-web";
 
 const Point = defineMessage("SurfacePoint", { x: "f32", at: "vec2<f32>" });
 
@@ -74,6 +74,10 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   const point: OutputOf<typeof Point> = { x: 1, at: [2, 3] };
   point.x = 4;
   point.at[0] = 5;
+  // What a handler may enable on the first device, and on each.
+  const f16: boolean = runtime.adapter.features.includes("shader-f16");
+  const everywhere: boolean = runtime.topology().devices.every((d) => d.adapter.features.some((f: DeviceFeature) => f === "shader-f16"));
+  if (f16 !== everywhere) point.x = 1;
   try {
     await runtime.terminate("surface-point");
   } catch (e) {
