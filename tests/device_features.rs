@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use ringkernel_web::kernel::{doubler_request, doubler_response};
 use ringkernel_web::{
-    BackendChoice, DeviceFeature, DeviceId, DeviceSpec, Error, KernelDefinition, LaunchOptions, Runtime, RuntimeOptions,
+    BackendChoice, DeviceFeature, DeviceId, DeviceRequirements, DeviceSpec, Error, KernelDefinition, LaunchOptions,
+    Runtime, RuntimeOptions,
 };
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(10));
@@ -113,6 +114,31 @@ fn placement_passes_over_devices_without_the_feature_and_a_move_onto_one_is_refu
         assert_refused_for_f16(rt.migrate("a", DeviceId(0)).await.unwrap_err(), &gl);
         assert_eq!(rt.device_of("a").unwrap(), DeviceId(1));
         doubles(&rt, "a", 200).await;
+        rt.shutdown().await.unwrap();
+    });
+}
+
+/// Requirements that only a device without the feature meets: the launch goes there, as a
+/// launch naming it would, and is refused at the `enable` line naming the feature, not with
+/// "no device meets the requirements" (the GL device meets them).
+#[test]
+fn requirements_met_only_by_a_device_without_the_feature_refuse_at_the_enable_line() {
+    pollster::block_on(async {
+        let rt = runtime_with(
+            RuntimeOptions::default()
+                .with_devices([DeviceSpec::new(BackendChoice::Gl), DeviceSpec::new(BackendChoice::Vulkan)]),
+        );
+        let gl = rt.gpu_topology().devices[0].adapter.name.clone();
+        let on_gl =
+            LaunchOptions::default().with_requirements(DeviceRequirements::default().with_backend(BackendChoice::Gl));
+        assert_refused_for_f16(rt.launch_definition(half_doubler("half"), on_gl.clone()).await.unwrap_err(), &gl);
+        assert!(rt.kernel_ids().is_empty(), "nothing launched: {:?}", rt.kernel_ids());
+        // Requirements the Vulkan device meets too: it goes there and runs.
+        let any = LaunchOptions::default().with_requirements(DeviceRequirements::default().with_min_buffer_bytes(1024));
+        rt.launch_definition(half_doubler("half"), any).await.unwrap();
+        assert_eq!(rt.device_of("half").unwrap(), DeviceId(1));
+        rt.activate("half").await.unwrap();
+        doubles(&rt, "half", 100).await;
         rt.shutdown().await.unwrap();
     });
 }

@@ -140,8 +140,8 @@ impl Runtime {
     }
 
     /// The load balancer's pick among the devices that meet `requirements`, are not lost and
-    /// can run `definition` with the features its handler enables (when any device of the
-    /// runtime can: otherwise compiling says why).
+    /// can run `definition` (when any device of the runtime can) with the features its handler
+    /// enables (when any device that meets `requirements` has them): otherwise compiling says why.
     fn choose(
         &self,
         table: &Table,
@@ -150,11 +150,13 @@ impl Runtime {
     ) -> Result<DeviceId> {
         let definition =
             definition.filter(|definition| self.shared.device_ids().any(|id| self.shared.device(id).runs(definition)));
-        // Devices with the features its handler enables, when any has them.
+        // Devices with the features its handler enables, when any that meets the requirements
+        // has them (otherwise the launch goes where it would without them, and compiling says
+        // which feature the device lacks, not that no device meets the requirements).
         let features = definition.filter(|definition| {
             self.shared.device_ids().any(|id| {
                 let device = self.shared.device(id);
-                device.runs(definition) && device.has_features(definition)
+                device.runs(definition) && device.has_features(definition) && meets(&device, requirements)
             })
         });
         // A device that would do, lost or not.
