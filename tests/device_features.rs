@@ -142,3 +142,44 @@ fn requirements_met_only_by_a_device_without_the_feature_refuse_at_the_enable_li
         rt.shutdown().await.unwrap();
     });
 }
+
+/// The half doubler with its comment line ended by each of WGSL's line breaks, and blankspace
+/// beyond ASCII inside its directive: the directive is read (and moved to the module's top)
+/// wherever WGSL reads one, so the handler runs where the feature is and is refused at its
+/// `enable` line where not.
+#[test]
+fn enable_directives_after_any_wgsl_line_break_are_read() {
+    pollster::block_on(async {
+        let vulkan = runtime_with(RuntimeOptions::default().with_backend(BackendChoice::Vulkan));
+        let gl = runtime_with(RuntimeOptions::default().with_backend(BackendChoice::Gl));
+        let adapter = gl.adapter().name;
+        for (n, newline) in ["\r\n", "\r", "\u{0B}", "\u{0C}", "\u{85}", "\u{2028}", "\u{2029}"].into_iter().enumerate()
+        {
+            let source = HALF_DOUBLER.replacen("floats.\n", &format!("floats.{newline}"), 1).replacen(
+                "enable f16;",
+                "enable\u{200E} f16\u{200F};",
+                1,
+            );
+            let id = format!("half-{n}");
+            let definition = KernelDefinition::new(&id, doubler_request(), doubler_response(), &source);
+            let refused = gl.launch_definition(definition.clone(), LaunchOptions::default()).await.unwrap_err();
+            match refused {
+                Error::KernelCompile { message, line, column, .. } => {
+                    // The extension's name, 3 bytes on: the left-to-right mark before it is 3 bytes.
+                    assert_eq!((line, column), (Some(2), Some(11)), "{newline:?}: {message}");
+                    assert!(message.contains("\"shader-f16\"") && message.contains(&adapter), "{message}");
+                }
+                other => panic!("{newline:?}: expected KernelCompile, got {other:?}"),
+            }
+            vulkan
+                .launch_definition(definition, LaunchOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{newline:?}: {e}"));
+            vulkan.activate(&id).await.unwrap();
+            let answer: i32 = vulkan.call_pod(&id, &21i32, WAIT).await.unwrap();
+            assert_eq!(answer, 42, "{newline:?}");
+        }
+        vulkan.shutdown().await.unwrap();
+        gl.shutdown().await.unwrap();
+    });
+}

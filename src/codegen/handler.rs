@@ -51,6 +51,17 @@ fn is_line_break(c: char) -> bool {
     matches!(c, '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
+/// WGSL's blankspace: its line breaks, space, tab and the left-to-right and right-to-left marks.
+fn is_blankspace(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\u{200E}' | '\u{200F}') || is_line_break(c)
+}
+
+/// The length in bytes of the blankspace beyond ASCII (NEL, the marks, U+2028, U+2029) that
+/// starts at byte `at` of `code`, if one does.
+fn wide_blank(code: &str, at: usize) -> Option<usize> {
+    code.get(at..)?.chars().next().filter(|&c| !c.is_ascii() && is_blankspace(c)).map(char::len_utf8)
+}
+
 /// Checks `definition.wgsl` and says which form its handler takes.
 pub fn inspect(definition: &KernelDefinition) -> Result<HandlerForm, Error> {
     let source = definition.wgsl.as_str();
@@ -364,14 +375,15 @@ pub(super) fn top_level_names(code: &str) -> Vec<(usize, &str)> {
 /// A token of WGSL source, as [`tokens`] reads it.
 #[derive(Clone, Copy)]
 pub(super) enum Token<'a> {
-    /// A name or keyword (any byte beyond ASCII counts as part of one).
+    /// A name or keyword (any character beyond ASCII but WGSL's blankspace counts as part of one).
     Ident(&'a str),
     /// Any other byte but whitespace.
     Punct(u8),
 }
 
-/// Identifiers (with their offsets) and punctuation of `code`; numbers are skipped whole, so a
-/// suffix such as `1u` or `2.0f` is never taken for a name.
+/// Identifiers (with their offsets) and punctuation of `code`, between WGSL's blankspace (NEL,
+/// U+2028 and the direction marks too); numbers are skipped whole, so a suffix such as `1u` or
+/// `2.0f` is never taken for a name.
 pub(super) fn tokens(code: &str) -> impl Iterator<Item = (usize, Token<'_>)> {
     let bytes = code.as_bytes();
     let mut i = 0;
@@ -379,8 +391,14 @@ pub(super) fn tokens(code: &str) -> impl Iterator<Item = (usize, Token<'_>)> {
         while i < bytes.len() {
             let b = bytes[i];
             let start = i;
+            if let Some(blank) = wide_blank(code, i) {
+                i += blank;
+                continue;
+            }
             if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 {
-                while i < bytes.len() && (is_ident_byte(bytes[i]) || bytes[i] >= 0x80) {
+                while i < bytes.len()
+                    && (is_ident_byte(bytes[i]) || (bytes[i] >= 0x80 && wide_blank(code, i).is_none()))
+                {
                     i += 1;
                 }
                 return Some((start, Token::Ident(&code[start..i])));
@@ -392,7 +410,7 @@ pub(super) fn tokens(code: &str) -> impl Iterator<Item = (usize, Token<'_>)> {
                 continue;
             }
             i += 1;
-            if !b.is_ascii_whitespace() {
+            if !is_blankspace(b.into()) {
                 return Some((start, Token::Punct(b)));
             }
         }
@@ -450,7 +468,7 @@ pub(super) fn one_line(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut blank = false;
     for c in text.chars() {
-        if c.is_ascii_whitespace() || is_line_break(c) {
+        if is_blankspace(c) {
             blank = true;
             continue;
         }
@@ -607,6 +625,12 @@ mod tests {
         assert_eq!(found, [(DeviceFeature::ShaderF16, Position { line: 2, column: 19 })]);
         assert!(enabled_features("// enable f16;\nfn handle() {}\nenable f16;").is_empty());
         assert!(enabled_features("diagnostic(off, f16);").is_empty());
+        // After any of WGSL's line breaks, with any of its blankspace inside.
+        for blank in ["\u{0B}", "\u{85}", "\u{2028}", "\u{2029}"] {
+            let found = enabled_features(&format!("// x{blank}enable\u{200E}f16\u{200F};{blank}fn handle() {{}}"));
+            assert_eq!(found, [(DeviceFeature::ShaderF16, Position { line: 2, column: 10 })], "{blank:?}");
+        }
+        assert_eq!(one_line("enable\u{200E} a,\u{2028}b\u{0B};"), "enable a, b;");
         assert_eq!(blank_ranges("ab;\ncd;", &[0..2, 4..5]), "  ;\n d;");
     }
 
