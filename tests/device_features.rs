@@ -111,7 +111,10 @@ fn placement_passes_over_devices_without_the_feature_and_a_move_onto_one_is_refu
         assert_refused_for_f16(rt.launch_definition(half_doubler("d"), named).await.unwrap_err(), &gl);
         assert!(!rt.kernel_ids().contains(&"d".to_string()));
         // A move onto it: refused, the kernel stays where it was and answers there.
-        assert_refused_for_f16(rt.migrate("a", DeviceId(0)).await.unwrap_err(), &gl);
+        let moved = rt.migrate("a", DeviceId(0)).await.unwrap_err();
+        // A move is no launch: the refusal says where the kernel can run, not where to launch it.
+        assert!(!moved.to_string().contains("launch"), "{moved}");
+        assert_refused_for_f16(moved, &gl);
         assert_eq!(rt.device_of("a").unwrap(), DeviceId(1));
         doubles(&rt, "a", 200).await;
         rt.shutdown().await.unwrap();

@@ -102,7 +102,7 @@ pub(crate) fn check_features(
             id: definition.id.clone(),
             message: format!(
                 "`enable {};` needs the device feature \"{feature}\", which the device on adapter {adapter} does not \
-                 have; launch it on a device whose adapter has it (its `adapter.features` lists it)",
+                 have; it runs on a device whose adapter has it (its `adapter.features` lists it)",
                 feature.extension()
             ),
             line: Some(at.line),

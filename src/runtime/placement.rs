@@ -54,7 +54,8 @@ impl Runtime {
     /// The device the runtime's load balancing picks now among those that meet `requirements`
     /// and are not lost (the seed's `select_device(requirements)`): what a launch without a
     /// device would get (a launch also passes over devices that cannot run its kernel: a GPU
-    /// one without WGSL, a cpu one without a host handler). `OutOfRange` when no device meets
+    /// one without WGSL or without a feature its handler enables, a cpu one without a host
+    /// handler). `OutOfRange` when no device meets
     /// them; the loss when every one that does is lost.
     pub fn select_device(&self, requirements: &DeviceRequirements) -> Result<DeviceId> {
         let table = self.open_table()?;
