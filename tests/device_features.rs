@@ -99,7 +99,7 @@ fn placement_passes_over_devices_without_the_feature_and_a_move_onto_one_is_refu
         let topology = rt.gpu_topology();
         let features: Vec<&[DeviceFeature]> = topology.devices().map(|d| d.adapter.features.as_slice()).collect();
         assert_eq!(features, [&[][..], &[DeviceFeature::ShaderF16][..]]);
-        // Round robin would alternate; every f16 kernel goes where it can run.
+        // The balancer would spread them over both devices; every f16 kernel goes where it can run.
         for id in ["a", "b", "c"] {
             rt.launch_definition(half_doubler(id), LaunchOptions::default()).await.unwrap();
             assert_eq!(rt.device_of(id).unwrap(), DeviceId(1), "{id}");
