@@ -146,6 +146,7 @@ pub use runtime::builder::RuntimeBuilder;
 pub use runtime::dashboards::{DegradationManager, GpuMemoryDashboard};
 pub use runtime::handle::{Dynamic, KernelHandle, KernelStatus};
 pub use runtime::health::HealthChecker;
+pub use runtime::interop::STATE_COPY_USAGES;
 pub use runtime::placement::KernelMigrator;
 pub use runtime::queries::AnswersComing;
 pub use runtime::resilience::{CircuitBreaker, KernelWatchdog};
@@ -154,6 +155,9 @@ pub use telemetry::{
     DeviceHealth, KernelTelemetry, LatencySummary, RuntimeMetrics, RuntimeSummary, ShutdownReport, TickTime,
 };
 pub use watchdog::{StaleKernel, WatchdogAction, WatchdogConfig};
+/// The wgpu this crate runs on, for [`Runtime::wgpu_device`] and [`Runtime::state_to_gpu`]:
+/// work of the application's own on the runtime's devices needs this version's types.
+pub use wgpu;
 
 /// The README's Rust example, compiled and run as a doctest so it cannot rot.
 #[cfg(all(doctest, not(target_arch = "wasm32")))]

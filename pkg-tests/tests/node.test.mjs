@@ -943,6 +943,70 @@ test("Dawn: create() opens a WebGPU device with no other shim and leaves no glob
   assert.deepEqual(added, []);
 });
 
+test("Dawn: gpuDevice() and stateToGPU(): a copy of a kernel's state in a GPUBuffer of the application's own, read by its own pass on the runtime's device and left unchanged by later messages", async () => {
+  const result = await runModule(`${DAWN_SETUP}
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create();
+    const histogram = await runtime.launch("histogram", null, { autoActivate: true });
+    await histogram.call({ samples: Array(16).fill(0.5) }, { timeout: 10000 });
+    const device = runtime.gpuDevice();
+    const copy = histogram.stateToGPU();
+    const usage = copy.usage === (GPUBufferUsage.STORAGE | GPUBufferUsage.VERTEX | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
+    // The application's own pass on the runtime's device: each bin doubled.
+    const module = device.createShaderModule({ code: \`
+      @group(0) @binding(0) var<storage, read> bins: array<u32>;
+      @group(0) @binding(1) var<storage, read_write> doubled: array<u32>;
+      @compute @workgroup_size(1) fn main(@builtin(global_invocation_id) id: vec3<u32>) { doubled[id.x] = bins[id.x] * 2u; }\` });
+    const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
+    const doubledOf = async (input) => {
+      const output = device.createBuffer({ size: input.size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+      const staging = device.createBuffer({ size: input.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: input } }, { binding: 1, resource: { buffer: output } }] });
+      const encoder = device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(input.size / 4);
+      pass.end();
+      encoder.copyBufferToBuffer(output, 0, staging, 0, input.size);
+      device.queue.submit([encoder.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      const values = [...new Uint32Array(staging.getMappedRange().slice(0))];
+      staging.unmap();
+      output.destroy();
+      staging.destroy();
+      return values;
+    };
+    const first = await doubledOf(copy);
+    const state = [...(await histogram.readState())];
+    await histogram.call({ samples: Array(16).fill(0.5) }, { timeout: 10000 });
+    const firstAgain = await doubledOf(copy);
+    const second = await doubledOf(runtime.stateToGPU("histogram"));
+    const errors = [];
+    for (const attempt of [() => runtime.stateToGPU("doubler"), () => runtime.stateToGPU("nobody"), () => runtime.gpuDevice(1), () => runtime.gpuDevice("0")]) {
+      try { attempt(); errors.push(null); } catch (e) { errors.push(e.name); }
+    }
+    await runtime.launch("doubler");
+    try { runtime.stateToGPU("doubler"); } catch (e) { errors.push(e.name); }
+    const sameDevice = runtime.gpuDevice(0) === device;
+    await runtime.dispose();
+    try { runtime.gpuDevice(); } catch (e) { errors.push(e.name); }
+    console.log(JSON.stringify({ usage, size: copy.size, first, state, firstAgain, second, errors, sameDevice }));
+  `, DAWN_ENV);
+  assertExited(result);
+  const found = findings(result);
+  const bins = found.state;
+  assert.equal(bins.reduce((a, b) => a + b, 0), 16);
+  assert.deepEqual(found.first, bins.map((b) => b * 2), "the copy holds the state the kernel's messages made");
+  assert.deepEqual(found.firstAgain, found.first, "later messages leave an earlier copy as it was");
+  assert.deepEqual(found.second, bins.map((b) => b * 4), "a new copy has them");
+  assert.deepEqual([found.usage, found.size, found.sameDevice], [true, bins.length * 4, true]);
+  assert.deepEqual(found.errors, [
+    "KernelNotFoundError", "KernelNotFoundError", "RangeError", "TypeError", "TypeError", "RuntimeDisposedError",
+  ]);
+});
+
 test("Dawn: independent callers share ticks: one that starts a little later does not split them into cohorts taking every other tick", async () => {
   // The tick loop planned again the moment a tick was delivered, before the callers it had just
   // answered could send again: two callers, one a millisecond behind, then took a tick each,

@@ -78,6 +78,12 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   const f16: boolean = runtime.adapter.features.includes("shader-f16");
   const everywhere: boolean = runtime.topology().devices.every((d) => d.adapter.features.some((f: DeviceFeature) => f === "shader-f16"));
   if (f16 !== everywhere) point.x = 1;
+  // The application's own WebGPU work on the runtime's device, reading a copy of a kernel's state.
+  const device: GPUDevice | null = runtime.gpuDevice(runtime.deviceOf("surface-point"));
+  const copy: GPUBuffer = runtime.stateToGPU("histogram");
+  if (device !== null) device.queue.submit([]);
+  copy.destroy();
+  (await runtime.launch("histogram")).stateToGPU().destroy();
   try {
     await runtime.terminate("surface-point");
   } catch (e) {

@@ -196,6 +196,12 @@ impl<In, Out> KernelHandle<In, Out> {
         self.pinned.read_state(self.live_id()?).await
     }
 
+    /// A copy of its kernel's `state` array in a new buffer on its device, as
+    /// [`Runtime::state_to_gpu`] makes one: this launch's only.
+    pub fn state_to_gpu(&self) -> Result<wgpu::Buffer> {
+        self.pinned.state_to_gpu(self.live_id()?)
+    }
+
     /// [`read_state`](Self::read_state) as `u32`, `i32` or `f32` values, matching the state's
     /// element type.
     pub async fn read_state_as<T: bytemuck::Pod>(&self) -> Result<Vec<T>> {

@@ -25,6 +25,7 @@ mod device_events;
 mod envelopes;
 pub(crate) mod handle;
 pub(crate) mod health;
+pub(crate) mod interop;
 mod messaging;
 pub(crate) mod placement;
 pub(crate) mod queries;

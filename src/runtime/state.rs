@@ -133,7 +133,7 @@ impl Runtime {
 
 /// Why kernel `id`, failed with its `device`, has no state to read or write until recovery:
 /// the device's loss.
-fn failed(id: &str, device: &DeviceStatus) -> Error {
+pub(super) fn failed(id: &str, device: &DeviceStatus) -> Error {
     let failed = || Error::DeviceLost { reason: format!("kernel {} has failed", Quoted(id)) };
     device.lost.clone().unwrap_or_else(failed)
 }

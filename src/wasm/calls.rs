@@ -244,6 +244,12 @@ pub(super) async fn terminate(
     js_void(rt.terminate(&id, timeout.or(default)).await)
 }
 
+/// `stateToGPU`: the copy's `GPUBuffer`.
+pub(super) fn state_to_gpu(rt: &Runtime, id: &str) -> Result<JsValue, JsValue> {
+    let copy = rt.state_to_gpu(id).map_err(js_error)?;
+    Ok(copy.as_webgpu().cloned().map_or(JsValue::NULL, JsValue::from))
+}
+
 /// Resolves with kernel `id`'s state array, as a typed array of its element type (`rt` pinned
 /// to a handle's launch reads that launch's only); one future for the runtime's and handles'.
 pub(super) fn read_state(rt: Runtime, id: Result<String, JsValue>) -> Promise {

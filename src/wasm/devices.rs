@@ -1,5 +1,6 @@
 //! Several devices on `RingKernelRuntime`: `topology()`, `deviceCount`, `deviceOf`,
-//! `selectDevice`, `migrate`, `destroyDevice(device)` (see [`crate::devices`]), and what happens
+//! `selectDevice`, `migrate`, `destroyDevice(device)` (see [`crate::devices`]), `gpuDevice(device)`
+//! for the application's own WebGPU work, and what happens
 //! to them: `lastDeviceEvent` and `nextDeviceEvent`, which `deviceEvents()` (iteration.js) reads
 //! (see [`crate::device_events`]). A device is a plain number in JavaScript: its place in the
 //! runtime's list.
@@ -91,6 +92,25 @@ impl JsRuntime {
             None => self.inner.destroy_device(),
         }
         .map_err(js_error)
+    }
+
+    /// The `GPUDevice` the runtime runs kernels on (its first device without `device`; `null`
+    /// for a cpu device), for WebGPU work of the application's own beside them, such as
+    /// drawing a copy of a kernel's state (`stateToGPU`). It is replaced when the device is
+    /// recovered (`deviceEvents()` says when); an error of the application's work that no
+    /// error scope catches counts as the device's own fault and fails its kernels until
+    /// `recover()`. Destroying it is `destroyDevice`.
+    #[wasm_bindgen(js_name = gpuDevice, unchecked_return_type = "GPUDevice | null")]
+    pub fn gpu_device(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] device: Option<JsValue>,
+    ) -> Result<JsValue, JsValue> {
+        let device = match device.filter(|d| !d.is_undefined()) {
+            Some(device) => device_id(&device, "device")?,
+            None => DeviceId(0),
+        };
+        let pair = self.inner.wgpu_device(device).map_err(js_error)?;
+        Ok(pair.and_then(|(device, _)| device.as_webgpu().cloned()).map_or(JsValue::NULL, JsValue::from))
     }
 
     /// The number of the last device event so far (0 before the first).

@@ -239,6 +239,13 @@ impl JsKernelHandle {
         calls::read_state(self.inner.pinned_runtime().clone(), id)
     }
 
+    /// A copy of its kernel's `state` array in a new `GPUBuffer`, as `runtime.stateToGPU(id)`
+    /// makes one, this launch's only.
+    #[wasm_bindgen(js_name = stateToGPU, unchecked_return_type = "GPUBuffer")]
+    pub fn state_to_gpu(&self) -> Result<JsValue, JsValue> {
+        calls::state_to_gpu(self.inner.pinned_runtime(), self.inner.live_id().map_err(js_error)?)
+    }
+
     /// Writes `values` into its kernel's `state` array as `runtime.writeState(id, values,
     /// index)` does, this launch's only.
     #[wasm_bindgen(js_name = writeState, unchecked_return_type = "Promise<void>")]

@@ -227,6 +227,20 @@ impl JsRuntime {
         calls::read_state(Runtime::clone(&self.inner), kernel_id(&id, "id"))
     }
 
+    /// A new `GPUBuffer` on the kernel's device (`gpuDevice(deviceOf(id))`) holding a copy of
+    /// its `state` array as of every tick submitted so far, with the usages `STORAGE`, `VERTEX`,
+    /// `COPY_SRC` and `COPY_DST`: to draw or compute from on the GPU without reading it back.
+    /// The buffer is the caller's to `destroy()`; the kernel's own state buffer never leaves
+    /// the runtime. Refused as `readState` is, and with `BackendUnavailableError` for a kernel
+    /// on a cpu device.
+    #[wasm_bindgen(js_name = stateToGPU, unchecked_return_type = "GPUBuffer")]
+    pub fn state_to_gpu(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        calls::state_to_gpu(&self.inner, &kernel_id(&id, "id")?)
+    }
+
     /// Writes `values` into the kernel's `state` array from element `index` on (default 0, as
     /// `TypedArray.prototype.set` takes its offset), between ticks: messages the device took
     /// before see the old values, later ones the new, and recovery after a lost device restores

@@ -586,6 +586,8 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   readState(): Promise<Uint32Array | Int32Array | Float32Array>;
   /** Writes `values` into its kernel's `state` array from element `index` on (default 0), as `runtime.writeState(id, values, index)` does: this launch's only. */
   writeState(values: Uint32Array | Int32Array | Float32Array, index?: number): Promise<void>;
+  /** A copy of its kernel's `state` array in a new `GPUBuffer` on its device, as `runtime.stateToGPU(id)` makes one: this launch's only; the caller destroys it. */
+  stateToGPU(): GPUBuffer;
   status(): KernelStatus;
   /** Every counter, whether or not the runtime keeps telemetry (then `latency` is empty). */
   metrics(): KernelTelemetry;

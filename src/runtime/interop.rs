@@ -1,0 +1,86 @@
+//! GPU interop: the application's own WebGPU work beside the runtime's. It gets the device a
+//! runtime runs kernels on, and a kernel's `state` copied into a buffer of its own there, so
+//! that a renderer draws what the kernels computed without a trip through host memory. The
+//! copy is the application's (it destroys it when done); the runtime's own buffers never leave
+//! it, since a migration, a recovery or a removal replaces or destroys them.
+
+use super::state::failed;
+use super::Runtime;
+use crate::backend::StateStore;
+use crate::devices::DeviceId;
+use crate::error::{Error, Quoted, Result};
+use crate::kernel::no_state;
+use crate::lifecycle::{Action, KernelState};
+
+/// What a copy of a kernel's state may be used for: read in shaders (`STORAGE`), drawn from as
+/// vertex data (`VERTEX`), and copied to and from.
+pub const STATE_COPY_USAGES: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::VERTEX)
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl Runtime {
+    /// The wgpu device and queue that `device` runs kernels on, for work of the application's
+    /// own beside them (`None` for a cpu device). Commands submitted there run in queue order
+    /// with the kernels' ticks. The pair is replaced when the device is recovered (a
+    /// [`DeviceEvent`](crate::DeviceEvent) says when); an error of the application's work that
+    /// no error scope catches counts as the device's own fault, as the runtime's would, and
+    /// fails its kernels until recovery. `OutOfRange` for a device the runtime does not have.
+    pub fn wgpu_device(&self, device: DeviceId) -> Result<Option<(wgpu::Device, wgpu::Queue)>> {
+        let _open = self.open_table()?;
+        self.check_device(device)?;
+        Ok(self.shared.device(device).gpu().map(|gpu| (gpu.device.clone(), gpu.queue.clone())))
+    }
+
+    /// A new buffer on kernel `id`'s device ([`wgpu_device`](Self::wgpu_device)) holding a copy
+    /// of its `state` array, made on the device as of every tick submitted before it (the
+    /// messages answered so far, and those of a tick under way), with [`STATE_COPY_USAGES`].
+    /// The buffer is the caller's: the runtime neither counts it nor destroys it. Refused as
+    /// [`read_state`](Self::read_state) is (a kernel without state, one not yet made or failed
+    /// with its device, a lost device), and with `BackendUnavailable` for a kernel on a cpu
+    /// device, whose state is in host memory.
+    pub fn state_to_gpu(&self, id: &str) -> Result<wgpu::Buffer> {
+        let (state, device) = {
+            let mut table = self.open_table()?;
+            let (kernel, status) = self.kernel_on_device_in(&mut table, id)?;
+            if kernel.def.state.is_none() {
+                return Err(no_state(id));
+            }
+            let Some(store) = kernel.resources.state.clone() else {
+                return Err(Error::KernelState {
+                    id: id.to_owned(),
+                    state: kernel.life.state(),
+                    action: Action::ReadState,
+                });
+            };
+            if kernel.life.state() == KernelState::Failed {
+                // Its state comes back with it on recovery.
+                return Err(failed(id, status));
+            }
+            if let Some(lost) = status.lost.clone() {
+                return Err(lost);
+            }
+            let StateStore::Gpu(state) = store else {
+                return Err(Error::BackendUnavailable {
+                    reason: format!(
+                        "kernel {} runs on a cpu device, whose state is in host memory: read it with readState",
+                        Quoted(id)
+                    ),
+                });
+            };
+            (state, self.shared.device(kernel.device))
+        };
+        let gpu = device.gpu().expect("GPU state lives on a GPU device");
+        let copy = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("state copy"),
+            size: state.size(),
+            usage: STATE_COPY_USAGES,
+            mapped_at_creation: false,
+        });
+        let mut encoder =
+            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("state copy") });
+        encoder.copy_buffer_to_buffer(&state, 0, &copy, 0, state.size());
+        gpu.queue.submit([encoder.finish()]);
+        Ok(copy)
+    }
+}
