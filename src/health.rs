@@ -12,6 +12,7 @@
 //! | a kernel's input or output queue at least `queue_fill` full | degraded |
 //! | a kernel's failure rate since the last check (what its circuit breaker counts: handler errors, device losses, timed-out calls and receives, failed protected operations; per message processed or other operation failed) at least `error_rate_degraded` / `error_rate_unhealthy` | degraded / unhealthy |
 //! | a kernel the watchdog finds stale | degraded |
+//! | a kernel recovery could not rebuild on its recovered device | unhealthy |
 //! | a kernel's circuit breaker open (or half-open) | degraded |
 //! | memory pressure at least `memory_degraded` / `memory_unhealthy` | degraded / unhealthy |
 
@@ -225,6 +226,8 @@ pub(crate) struct KernelVitals {
     pub stale_for_ms: Option<f64>,
     /// `"open"` or `"halfOpen"` when its circuit breaker is not closed.
     pub circuit: Option<&'static str>,
+    /// Why recovery could not rebuild it on its recovered device, where it stays failed.
+    pub unrecovered: Option<String>,
 }
 
 /// The verdict on `vitals`.
@@ -290,6 +293,9 @@ pub(crate) fn assess(vitals: &Vitals, limits: &HealthThresholds) -> HealthReport
                     ),
                 );
             }
+        }
+        if let Some(unrecovered) = &k.unrecovered {
+            found(Severity::Unhealthy, kernel(), format!("kernel {} {unrecovered}", Quoted(&k.id)));
         }
         if let Some(ms) = k.stale_for_ms {
             found(

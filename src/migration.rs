@@ -182,6 +182,7 @@ pub(crate) async fn migrate(
     // Its old device was lost while it moved: it runs again, on the new one.
     if kernel.life.awaiting_device() {
         kernel.life.relaunched();
+        kernel.unrecovered = None;
         kernel.finish_if_drained();
     }
     kernel.counters.migrations += 1;

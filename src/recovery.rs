@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use crate::backend::{Device, KernelExec, StateStore};
 use crate::device_events::DeviceEventKind;
 use crate::devices::DeviceId;
-use crate::error::{Error, Result};
+use crate::error::{Error, Quoted, Result};
 use crate::lifecycle::{Action, LifecycleState};
 use crate::platform;
 use crate::spans::{self, Phase};
@@ -319,9 +319,17 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let device =
             Arc::new(Device::open(shared.request(device_id), shared.buffers.clone(), shared.wake.clone()).await?);
-        let mut execs = Vec::with_capacity(relaunch.len());
+        // Each kernel on its own: one the new device cannot run (a browser's recovered adapter
+        // without a feature its handler enables) stays failed, and the rest come back.
+        let (mut execs, mut unbuilt) = (Vec::with_capacity(relaunch.len()), Vec::new());
         for (id, instance, definition, queue_size, shape, checkpoint) in relaunch {
-            let exec = device.create_kernel(definition, queue_size, shape).await?;
+            let exec = match device.create_kernel(definition, queue_size, shape).await {
+                Ok(exec) => exec,
+                Err(error) => {
+                    unbuilt.push((id, instance, error));
+                    continue;
+                }
+            };
             if let (Some(StateStore::Gpu(state)), Some(checkpoint), Some(gpu)) =
                 (exec.state_store(), checkpoint, device.gpu())
             {
@@ -329,11 +337,11 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
             }
             execs.push((id, instance, exec));
         }
-        Ok::<_, Error>((device, execs))
+        Ok::<_, Error>((device, execs, unbuilt))
     }
     .await;
     let mut table = shared.lock();
-    let (device, execs) = match rebuilt {
+    let (device, execs, unbuilt) = match rebuilt {
         Ok(rebuilt) => rebuilt,
         Err(error) => {
             table.device(device_id).recovery_error = Some(error.to_string());
@@ -360,6 +368,7 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
             continue;
         }
         kernel.life.relaunched();
+        kernel.unrecovered = None;
         relaunched.push(id);
         kernel.beat(platform::now_ms());
         kernel.resources.state = exec.state_store();
@@ -368,12 +377,31 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
         kernel.finish_if_drained();
         kernel.notify();
     }
+    // The kernels it could not rebuild stay failed on the working device, each saying why; the
+    // first one's error is the recovery's.
+    let (mut left, mut first) = (Vec::new(), None);
+    for (id, instance, error) in unbuilt {
+        let Some(kernel) = table.launch_of(&id, instance).filter(|k| k.device == device_id) else {
+            continue;
+        };
+        if !kernel.life.awaiting_device() {
+            continue;
+        }
+        kernel.unrecovered = Some(format!(
+            "could not be rebuilt on device {device_id} when it was recovered ({error}): migrate it to a device \
+             that can run it, or terminate it"
+        ));
+        kernel.notify();
+        left.push(format!("kernel {}: {error}", Quoted(&id)));
+        first.get_or_insert(error);
+    }
+    let left = (!left.is_empty()).then(|| format!("not rebuilt: {}", left.join("; ")));
     let status = table.device(device_id);
     status.lost = None;
     status.recoveries += 1;
     status.recovery_error = None;
-    table.device_events.record(DeviceEventKind::Recovered, device_id, None, relaunched);
+    table.device_events.record(DeviceEventKind::Recovered, device_id, left, relaunched);
     drop(table);
     shared.wake();
-    Ok(())
+    first.map_or(Ok(()), Err)
 }

@@ -25,7 +25,7 @@ use crate::degradation::Degrader;
 use crate::device_events::DeviceEventLog;
 use crate::devices::DeviceId;
 use crate::envelope::Clock;
-use crate::error::{Error, Result, Stall};
+use crate::error::{Error, Quoted, Result, Stall};
 use crate::kernel::{DispatchShape, KernelDefinition};
 use crate::lifecycle::{Action, IllegalTransition, KernelMode, KernelState, Lifecycle, LifecycleState};
 use crate::mailbox::{HostQueueBytes, Mailbox};
@@ -84,6 +84,10 @@ pub(crate) struct Kernel {
     /// Why the terminate that ended it failed (messages left unprocessed), for the terminates
     /// that waited with it; `None` while it runs and after a drain that processed everything.
     pub ended: Option<Error>,
+    /// Why recovery could not rebuild it on its device, which came back without it (a
+    /// recovered browser adapter without a feature its handler enables): it stays `Failed`,
+    /// stranded, until a migration runs it elsewhere or a terminate ends it.
+    pub unrecovered: Option<String>,
 }
 
 /// A kernel's neighbours in a pipeline (see `Runtime::connect`).
@@ -125,6 +129,17 @@ impl Kernel {
     /// migrating kernel runs, on the device it moves to, once the move is done).
     pub fn runs(&self) -> bool {
         self.life.runs() && self.resources.exec.is_some()
+    }
+
+    /// Why this failed kernel runs nothing: its device's loss, or, its device recovered, why
+    /// it could not be rebuilt there.
+    pub fn failure(&self, id: &str, device: &DeviceStatus) -> Error {
+        let reason = match (&device.lost, &self.unrecovered) {
+            (Some(lost), _) => return lost.clone(),
+            (None, Some(unrecovered)) => format!("kernel {} {unrecovered}", Quoted(id)),
+            (None, None) => format!("kernel {} is waiting for recovery", Quoted(id)),
+        };
+        Error::DeviceLost { reason }
     }
 
     /// Fires the kernel's `changed` event.

@@ -107,6 +107,7 @@ impl Runtime {
                 changed: Arc::new(Event::new()),
                 removed: Arc::default(),
                 ended: None,
+                unrecovered: None,
                 def: definition.clone(),
             };
             table.insert_kernel(id.clone(), kernel);
@@ -399,8 +400,11 @@ impl Runtime {
                     leave_flushed(&mut table, id, pipeline);
                     return ended.map_or(Ok(()), Err);
                 }
-                let stranded =
-                    device.lost.clone().filter(|_| !self.shared.settings.auto_recover || device.auto_recovery_spent);
+                // Nor one that its recovered device could not rebuild.
+                let unrecovered = kernel.unrecovered.is_some() && device.lost.is_none();
+                let stranded = (device.lost.clone())
+                    .filter(|_| !self.shared.settings.auto_recover || device.auto_recovery_spent)
+                    .or_else(|| unrecovered.then(|| kernel.failure(id, device)));
                 let timed_out = deadline.is_some_and(|d| platform::now_ms() >= d);
                 let stranded = stranded.filter(|_| kernel.resources.exec.is_none());
                 // Out of time while a tick has its messages on the device: they run (or ran)
@@ -528,8 +532,11 @@ impl Runtime {
     /// every failed kernel with its last state checkpoint, returns each to the state it was in,
     /// and lets the tick process the messages that had no answer (see the README's Reliability
     /// section). Resolves at once when no device was lost (and always on the cpu backend). If
-    /// opening a device or relaunching fails, nothing changes there and the error says why;
-    /// `recover` may be retried.
+    /// opening a device fails, nothing changes there and the error says why; `recover` may be
+    /// retried. A kernel the new device cannot run (a browser's recovered adapter without a
+    /// feature its handler enables) stays `Failed` there, its operations saying why, while the
+    /// rest run again: the error is its (the first such kernel's), and a migration runs it
+    /// elsewhere or a terminate ends it with its messages unprocessed.
     pub async fn recover(&self) -> Result<()> {
         drop(self.open_table()?);
         recovery::recover_all(&self.shared).await

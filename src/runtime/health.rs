@@ -65,6 +65,7 @@ impl Runtime {
                     circuit: Some(k.circuit_state(now_ms))
                         .filter(|state| *state != CircuitState::Closed)
                         .map(CircuitState::as_str),
+                    unrecovered: k.unrecovered.clone().filter(|_| k.life.awaiting_device()),
                 }
             })
             .collect();

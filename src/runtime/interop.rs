@@ -4,7 +4,6 @@
 //! copy is the application's (it destroys it when done); the runtime's own buffers never leave
 //! it, since a migration, a recovery or a removal replaces or destroys them.
 
-use super::state::failed;
 use super::Runtime;
 use crate::backend::StateStore;
 use crate::devices::DeviceId;
@@ -55,7 +54,7 @@ impl Runtime {
             };
             if kernel.life.state() == KernelState::Failed {
                 // Its state comes back with it on recovery.
-                return Err(failed(id, status));
+                return Err(kernel.failure(id, status));
             }
             if let Some(lost) = status.lost.clone() {
                 return Err(lost);

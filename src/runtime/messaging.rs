@@ -525,9 +525,7 @@ impl Runtime {
             (state, _) if !state.accepts_messages() => {
                 Some(Error::KernelState { id: id.to_owned(), state, action: Action::Send })
             }
-            (KernelState::Failed, _) if call.is_some() => {
-                Some(device.lost.clone().unwrap_or_else(|| device_lost_error(id)))
-            }
+            (KernelState::Failed, _) if call.is_some() => Some(kernel.failure(id, device)),
             _ => overloaded,
         };
         let now = platform::now_ms();
@@ -1108,7 +1106,7 @@ fn receive_turn(
                 return Err(Error::KernelState { id: id.to_owned(), state, action: Action::Receive });
             }
             // Its answers come only after recovery: waiting receives hear why now.
-            (KernelState::Failed, _) => return Err(device.lost.clone().unwrap_or_else(|| device_lost_error(id))),
+            (KernelState::Failed, _) => return Err(kernel.failure(id, device)),
             // Its answers go to the next stage: none comes here while it stays connected.
             (_, Some(downstream)) => return Err(connected_refusal(id, downstream)),
             _ => {}
@@ -1410,11 +1408,6 @@ impl<'a> Packing<'a> {
 
 fn named(fields: &[(String, Value)]) -> impl Iterator<Item = (&str, &Value)> {
     fields.iter().map(|(name, value)| (name.as_str(), value))
-}
-
-/// For a failed kernel when the runtime has already recovered (or is about to).
-fn device_lost_error(id: &str) -> Error {
-    Error::DeviceLost { reason: format!("kernel {quoted_id} is waiting for recovery", quoted_id = Quoted(id)) }
 }
 
 /// A receive batch's `max`, which is at least 1: a batch takes at least one answer, so 0 could

@@ -327,13 +327,17 @@ impl Runtime {
 mod tests {
     use std::sync::Arc;
 
+    use std::time::Duration;
+
     use crate::devices::{DeviceId, DeviceSpec};
+    use crate::health::HealthStatus;
     use crate::kernel::KernelDefinition;
     use crate::watchdog::{WatchdogAction, WatchdogConfig};
-    use crate::{platform, ErrorKind, KernelState, LaunchOptions, Runtime, RuntimeOptions};
+    use crate::{platform, DeviceEventKind, Error, ErrorKind, KernelState, LaunchOptions, Runtime, RuntimeOptions};
 
-    /// With `RecoverDevice`, a device whose recovery fails does not end the scan: every device
-    /// with a stale kernel is replaced, and the failure is the scan's error, as `recover`'s is.
+    /// With `RecoverDevice`, a device whose recovery fails (for one of its kernels) does not end
+    /// the scan: every device with a stale kernel is replaced, and the failure is the scan's
+    /// error, as `recover`'s is.
     #[test]
     fn a_failed_recovery_leaves_the_other_stale_devices_recovered() {
         let watchdog = WatchdogConfig::default().with_action(WatchdogAction::RecoverDevice);
@@ -357,7 +361,7 @@ mod tests {
         });
         {
             // Their last progress long ago as far as the watchdog knows; device 0's starved
-            // kernel no longer compiles, so its device cannot be recovered.
+            // kernel no longer compiles, so its device's recovery fails for it.
             let mut table = rt.shared.lock();
             for id in ["starved0", "starved1"] {
                 table.kernels.get_mut(id).unwrap().beat(platform::now_ms() - 3_600_000.0);
@@ -369,18 +373,90 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::KernelCompile, "{e}");
         let devices = rt.gpu_topology().devices;
         let tried = devices.iter().map(|d| (d.losses, d.recoveries, d.lost.is_some())).collect::<Vec<_>>();
-        assert_eq!(tried, [(1, 0, true), (1, 1, false)], "{devices:?}");
+        // Both devices came back, device 0 without its starved kernel, which stays failed.
+        assert_eq!(tried, [(1, 1, false), (1, 1, false)], "{devices:?}");
         assert_eq!(rt.state("starved0"), Ok(KernelState::Failed));
+        assert_eq!(rt.state("busy0"), Ok(KernelState::Active));
         assert_eq!(rt.state("starved1"), Ok(KernelState::Active));
-        let summary = rt.summary().device;
-        let lost = summary.lost.as_deref().is_some_and(|lost| lost.starts_with("device 0: "));
-        assert!(lost && summary.recovery_error.is_some(), "{summary:?}");
-        // Device events tell the same, each device's in turn.
+        // Device events tell the same, each device's in turn, and health names the kernel.
         let events: Vec<_> = (0..rt.last_device_event())
             .map(|seen| pollster::block_on(rt.next_device_event(seen)).unwrap())
-            .map(|e| (e.kind, e.device.0, e.kernels.contains(&"starved0".to_owned())))
+            .map(|e| (e.kind, e.device.0, e.kernels.contains(&"starved0".to_owned()), e.reason.is_some()))
             .collect();
-        use crate::DeviceEventKind::{Lost, Recovered, RecoveryFailed};
-        assert_eq!(events, [(Lost, 0, true), (RecoveryFailed, 0, true), (Lost, 1, false), (Recovered, 1, false)]);
+        use crate::DeviceEventKind::{Lost, Recovered};
+        let expected =
+            [(Lost, 0, true, true), (Recovered, 0, false, true), (Lost, 1, false, true), (Recovered, 1, false, false)];
+        assert_eq!(events, expected);
+        assert!(matches!(rt.health().status, HealthStatus::Unhealthy(why) if why.contains("'starved0' could not be")));
+    }
+
+    const WAIT: Option<Duration> = Some(Duration::from_secs(10));
+
+    /// Swaps kernel `id`'s WGSL, as a recovered adapter without a feature it enables would
+    /// refuse it (no public path makes a native adapter change under a kernel).
+    fn set_wgsl(rt: &Runtime, id: &str, wgsl: &str) {
+        let mut table = rt.shared.lock();
+        let kernel = table.kernels.get_mut(id).unwrap();
+        kernel.def = Arc::new(KernelDefinition { wgsl: wgsl.into(), ..(*kernel.def).clone() });
+    }
+
+    /// One kernel that cannot be rebuilt on its recovered device no longer strands the others
+    /// there: they run again, it stays failed and says why (its operations, health, the device
+    /// event, `recover`'s error), a move runs it on another device with its queued messages
+    /// answered once, and a terminate ends such a kernel at once with its messages counted.
+    #[test]
+    fn a_kernel_its_recovered_device_cannot_rebuild_stays_failed_and_the_others_run_again() {
+        let options = RuntimeOptions::default().with_devices([DeviceSpec::default(); 2]);
+        let rt = pollster::block_on(Runtime::new(options)).expect("GPU tests need lavapipe (mesa-vulkan-drivers)");
+        pollster::block_on(async {
+            let on = LaunchOptions::default().on_device(DeviceId(0));
+            rt.launch_as("doubler", "kept", on.clone().with_auto_activate()).await.unwrap();
+            for id in ["moved", "ended"] {
+                // Launched, not active: their messages wait in their queues.
+                rt.launch_as("doubler", id, on.clone()).await.unwrap();
+                assert_eq!(rt.send_batch(id, &[1i32, 2, 3], WAIT).await.unwrap(), 3);
+            }
+            let doubler_wgsl = rt.shared.lock().kernels["moved"].def.wgsl.clone();
+            rt.destroy_device_at(DeviceId(0)).unwrap();
+            for id in ["moved", "ended"] {
+                set_wgsl(&rt, id, "not WGSL");
+            }
+            let refused = rt.recover().await.unwrap_err();
+            assert_eq!(refused.kind(), ErrorKind::KernelCompile, "{refused}");
+            assert!(matches!(&refused, Error::KernelCompile { id, .. } if id == "moved" || id == "ended"));
+
+            // The device and the kernel it could rebuild are back.
+            assert_eq!(rt.call_pod::<i32, i32>("kept", &21, WAIT).await.unwrap(), 42);
+            let device = &rt.gpu_topology().devices[0];
+            assert_eq!((device.lost.is_none(), device.recoveries), (true, 1));
+            let event = rt.next_device_event(rt.last_device_event() - 1).await.unwrap();
+            assert_eq!((event.kind, event.kernels.as_slice()), (DeviceEventKind::Recovered, &["kept".to_owned()][..]));
+            assert!(event.reason.as_deref().is_some_and(|r| r.contains("not rebuilt") && r.contains("moved")));
+
+            // The others stay failed, each saying why, and health says so.
+            assert_eq!(rt.state("moved"), Ok(KernelState::Failed));
+            let failed = rt.receive_batch::<i32>("moved", 3, WAIT).await.unwrap_err();
+            assert_eq!(failed.kind(), ErrorKind::DeviceLost);
+            assert!(failed.to_string().contains("could not be rebuilt on device 0"), "{failed}");
+            let HealthStatus::Unhealthy(why) = rt.health().status else { panic!("{:?}", rt.health()) };
+            assert!(why.contains("'ended' could not be rebuilt"), "{why}");
+
+            // A move runs it elsewhere, its queued messages answered once.
+            set_wgsl(&rt, "moved", &doubler_wgsl);
+            assert_eq!(rt.migrate("moved", DeviceId(1)).await.unwrap().to, DeviceId(1));
+            assert_eq!(rt.state("moved"), Ok(KernelState::Launched));
+            rt.activate("moved").await.unwrap();
+            let mut answers = Vec::new();
+            while answers.len() < 3 {
+                answers.extend(rt.receive_batch::<i32>("moved", 3, WAIT).await.unwrap());
+            }
+            assert_eq!(answers, [2, 4, 6]);
+
+            // A terminate ends the one left at once, with its messages counted.
+            let ended = rt.terminate("ended", Some(Duration::from_secs(60))).await.unwrap_err();
+            assert!(matches!(ended, Error::StrandedByDeviceLoss { unprocessed: 3, .. }), "{ended}");
+            assert_eq!(rt.health().status, HealthStatus::Healthy);
+            rt.shutdown().await.unwrap();
+        });
     }
 }

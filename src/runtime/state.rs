@@ -8,7 +8,7 @@ use super::Runtime;
 use crate::backend::gpu::readback::read_state;
 use crate::backend::{Device, StateStore};
 use crate::cancel::OnCancel;
-use crate::error::{Error, Quoted, Result};
+use crate::error::{Error, Result};
 use crate::kernel::{no_state, StateSpec, StateValues};
 use crate::lifecycle::{Action, KernelState};
 use crate::table::{DeviceStatus, Kernel};
@@ -39,7 +39,7 @@ impl Runtime {
             };
             if kernel.life.state() == KernelState::Failed {
                 // Its state comes back with it on recovery.
-                return Err(failed(id, device));
+                return Err(kernel.failure(id, device));
             }
             if let StateStore::Gpu(buffer) = &store {
                 if let Some(lost) = lost {
@@ -131,20 +131,13 @@ impl Runtime {
     }
 }
 
-/// Why kernel `id`, failed with its `device`, has no state to read or write until recovery:
-/// the device's loss.
-pub(super) fn failed(id: &str, device: &DeviceStatus) -> Error {
-    let failed = || Error::DeviceLost { reason: format!("kernel {} has failed", Quoted(id)) };
-    device.lost.clone().unwrap_or_else(failed)
-}
-
 /// Refuses a write to `kernel`'s state unless it is launched, active or deactivated on a
 /// working `device`.
 fn writable(id: &str, kernel: &Kernel, device: &DeviceStatus) -> Result<()> {
     let state = kernel.life.state();
     match state {
         // Its state comes back with it on recovery, as of its last checkpoint.
-        KernelState::Failed => Err(failed(id, device)),
+        KernelState::Failed => Err(kernel.failure(id, device)),
         _ if device.lost.is_some() => Err(device.lost.clone().expect("checked")),
         KernelState::Launched | KernelState::Active | KernelState::Deactivated if kernel.resources.exec.is_some() => {
             Ok(())

@@ -453,6 +453,7 @@ mod tests {
             changed: Arc::new(Event::new()),
             removed: Default::default(),
             ended: None,
+            unrecovered: None,
             def,
         }
     }
