@@ -451,3 +451,35 @@ async fn a_slow_handler_with_max_batch_leaves_the_page_responsive() {
         js(rt.launch("slow2".into(), None, Some(object(&[("queueSize", 8.into()), ("maxBatch", 9.into())])))).await;
     assert_eq!(name_of(&refused.unwrap_err()), "RangeError");
 }
+
+/// Every device the runtime opens (at `create`, and again at each recovery) registers its
+/// lost and uncaptured-error callbacks with the page. Once the device is replaced they must not
+/// stay in wasm-bindgen's table of JavaScript values: wgpu's own registrations forgot their
+/// `Closure`s, so each device left two functions there (and what they captured in wasm
+/// memory) for the page's life: 20 recoveries took the table's live values from 36 to 76.
+#[wasm_bindgen_test]
+async fn devices_replaced_by_recovery_leave_no_callback_behind() {
+    const CYCLES: u32 = 20;
+    let rt = js_runtime(false).await;
+    register("lives", false);
+    js(rt.launch("lives".into(), None, Some(object(&[("autoActivate", true.into())])))).await.unwrap();
+    let recover_cycle = || async {
+        rt.destroy_device(None).unwrap();
+        js(rt.recover()).await.unwrap();
+        let answer = js(rt.call("lives".into(), object(&[("value", 2.into())]), Some(timeout(10_000)))).await;
+        assert_eq!(num(&answer.unwrap(), "result"), answer_to(2) as f64);
+    };
+    recover_cycle().await;
+    let before = wasm_bindgen::externref_heap_live_count();
+    for _ in 0..CYCLES {
+        recover_cycle().await;
+    }
+    let after = wasm_bindgen::externref_heap_live_count();
+    js(rt.dispose()).await.unwrap();
+    web_sys::console::log_1(
+        &format!("{{\"test\":\"devices_replaced_by_recovery\",\"cycles\":{CYCLES},\"liveValues\":[{before},{after}]}}")
+            .into(),
+    );
+    // A few values may be in flight at either count; two per device would be 2 × CYCLES more.
+    assert!(after <= before + CYCLES / 4, "{CYCLES} recoveries: live JavaScript values {before} → {after}");
+}

@@ -239,6 +239,62 @@ pub(crate) struct GpuContext {
     readback: Mutex<Readback>,
 }
 
+/// Notes in `fault` why `device` was lost or what GPU error went uncaught (the first only), and
+/// notifies `wake`, so the tick loop notices even while idle.
+#[cfg(not(target_arch = "wasm32"))]
+fn watch_device(device: &wgpu::Device, fault: Arc<Mutex<Option<String>>>, wake: Arc<Event>) {
+    let lost = fault.clone();
+    let wake_on_loss = wake.clone();
+    device.set_device_lost_callback(move |reason, message| {
+        lost.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("{reason:?}: {message}"));
+        wake_on_loss.notify(usize::MAX);
+    });
+    device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+        // wgpu's default handler panics; an uncaptured error means the runtime issued bad
+        // GPU work, which must fail loudly but not abort the page.
+        fault.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("uncaptured GPU error: {error}"));
+        wake.notify(usize::MAX);
+    }));
+}
+
+/// On the web, the same through the `GPUDevice` itself. wgpu's `set_device_lost_callback` and
+/// `on_uncaptured_error` `forget` their `Closure`s there, which keeps both functions in
+/// wasm-bindgen's table, and what they capture in wasm memory, for the page's life: two for
+/// every device a runtime opens or recovery replaces. Handed to JavaScript instead
+/// (`into_js_value`), each lives while the device (or its `lost` promise) can call it, and the
+/// page's `FinalizationRegistry` frees it after.
+#[cfg(target_arch = "wasm32")]
+fn watch_device(device: &wgpu::Device, fault: Arc<Mutex<Option<String>>>, wake: Arc<Event>) {
+    use wasm_bindgen::prelude::*;
+
+    let text = |object: &JsValue, key: &str| {
+        js_sys::Reflect::get(object, &key.into()).ok().and_then(|v| v.as_string()).unwrap_or_default()
+    };
+
+    let gpu = device.as_webgpu().expect("on the web every device is a WebGPU device");
+    let lost = fault.clone();
+    let wake_on_loss = wake.clone();
+    let on_lost = Closure::<dyn FnMut(JsValue)>::new(move |info: JsValue| {
+        // wgpu's names for `GPUDeviceLostInfo.reason`.
+        let reason = if text(&info, "reason") == "destroyed" { "Destroyed" } else { "Unknown" };
+        lost.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("{reason}: {}", text(&info, "message")));
+        wake_on_loss.notify(usize::MAX);
+    });
+    let _ = gpu.lost().unchecked_into::<js_sys::Promise>().then(&on_lost);
+    drop(on_lost.into_js_value());
+    let on_error = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        // An uncaptured error means the runtime issued bad GPU work, which must fail loudly
+        // but not abort the page. wgpu's text: the error's message, "Out of Memory" for one.
+        let error = js_sys::Reflect::get(&event, &"error".into()).unwrap_or_default();
+        let message = Some(text(&error, "message")).filter(|m| !m.is_empty());
+        let message = message.unwrap_or_else(|| "Out of Memory".into());
+        fault.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("uncaptured GPU error: {message}"));
+        wake.notify(usize::MAX);
+    });
+    gpu.set_onuncapturederror(Some(on_error.as_ref().unchecked_ref()));
+    drop(on_error.into_js_value());
+}
+
 impl GpuContext {
     /// Opens a device on an adapter `choice` allows. Buffers are counted in `stats`; `wake` is
     /// notified when the device is lost, so the tick loop notices even while idle.
@@ -259,23 +315,7 @@ impl GpuContext {
             })?;
 
         let fault = Arc::new(Mutex::new(None));
-        let lost = fault.clone();
-        let wake_on_loss = wake.clone();
-        device.set_device_lost_callback(move |reason, message| {
-            lost.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("{reason:?}: {message}"));
-            wake_on_loss.notify(usize::MAX);
-        });
-        let uncaptured = fault.clone();
-        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
-            // wgpu's default handler panics; an uncaptured error means the runtime issued bad
-            // GPU work, which must fail loudly but not abort the page.
-            uncaptured
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(format!("uncaptured GPU error: {error}"));
-            wake.notify(usize::MAX);
-        }));
-
+        watch_device(&device, fault.clone(), wake);
         let limits = device.limits();
         let features = DeviceFeature::among(device.features());
         let (max_buffer_size, max_binding_size) = (limits.max_buffer_size, limits.max_storage_buffer_binding_size);
