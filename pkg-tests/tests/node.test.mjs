@@ -445,6 +445,44 @@ test("a handle's readable() and writable() are Web Streams of its answers and in
     abortedWrite: "Error", queuedAfterAbort: 8, done: true, refused: [true, "terminated"] });
 });
 
+test("streams dropped part way, neither cancelled nor closed, let go of a long-lived signal's listener once collected", async () => {
+  const result = await runNode(["--expose-gc", "--input-type=module", "-e", `
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    import { getEventListeners } from "node:events";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true });
+    const session = new AbortController();
+    // A view that reads one answer and a form that writes one message, then are dropped.
+    for (let i = 0; i < 200; i++) {
+      await doubler.send({ value: i });
+      const reader = doubler.readable({ signal: session.signal }).getReader();
+      await reader.read();
+      reader.releaseLock();
+      const writer = doubler.writable({ signal: session.signal }).getWriter();
+      await writer.write({ value: i });
+      writer.releaseLock();
+      await doubler.receive({ timeout: 1000 });
+    }
+    const held = getEventListeners(session.signal, "abort").length;
+    for (let i = 0; i < 10 && getEventListeners(session.signal, "abort").length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      gc();
+    }
+    const listeners = getEventListeners(session.signal, "abort").length;
+    // A stream still in use follows the signal, collections or not.
+    const live = doubler.readable({ signal: session.signal }).getReader();
+    const waiting = live.read();
+    for (let i = 0; i < 3; i++) { await new Promise((resolve) => setTimeout(resolve, 20)); gc(); }
+    session.abort(new Error("session over"));
+    const liveEnded = await waiting.then(() => "read", (e) => e.message);
+    await runtime.dispose();
+    console.log(JSON.stringify({ some: held > 0, listeners, liveEnded }));
+  `]);
+  assertExited(result);
+  assert.deepEqual(findings(result), { some: true, listeners: 0, liveEnded: "session over" });
+});
+
 test("initialState starts a kernel's state and writeState (the runtime's and a handle's) writes into it between messages; wrong types and indices are TypeErrors and RangeErrors that write nothing", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, defineMessage, ringKernel, KernelStateError } from "ringkernel-web";

@@ -77,6 +77,9 @@ Object.defineProperty(KernelHandle.prototype, Symbol.asyncIterator, {
  * A signal of a stream's own, which aborts when the stream is done with its wait (`abort`) or
  * when a signal it follows aborts (the caller's `given`, with its reason); `release` stops
  * following them, so a long-lived caller's signal keeps no listener per stream that ended.
+ * A stream dropped part way (its reader released, never cancelled or closed) never ends, so
+ * the listener holds the stream's own controller only weakly and goes once that is collected
+ * (`unfollowed`): a session's signal keeps no listener per stream let go.
  * A `given` that is no AbortSignal is a `TypeError` at once, as `receive`'s options say.
  */
 function stopping(given, what) {
@@ -88,8 +91,9 @@ function stopping(given, what) {
   const follow = (signal) => {
     if (signal == null) return;
     if (signal.aborted) return own.abort(signal.reason);
-    const onAbort = () => own.abort(signal.reason);
+    const onAbort = forwarding(new WeakRef(own), signal);
     signal.addEventListener("abort", onAbort, { once: true });
+    unfollowed?.register(own, { signal, onAbort }, own);
     followed.push([signal, onAbort]);
   };
   follow(given);
@@ -98,10 +102,25 @@ function stopping(given, what) {
     follow,
     abort: (reason) => own.abort(reason),
     release() {
+      unfollowed?.unregister(own);
       for (const [signal, onAbort] of followed.splice(0)) signal.removeEventListener("abort", onAbort);
     },
   };
 }
+
+/**
+ * The listener that aborts `own` (a `WeakRef` to it) with `signal`'s reason, made out here so
+ * that it closes over those two only and not over the stream's state.
+ */
+function forwarding(own, signal) {
+  return () => own.deref()?.abort(signal.reason);
+}
+
+/** Takes a collected stream's listener off the signal it followed. */
+const unfollowed =
+  typeof FinalizationRegistry === "function"
+    ? new FinalizationRegistry(({ signal, onAbort }) => signal.removeEventListener("abort", onAbort))
+    : undefined;
 
 function readableOf(kernel, options) {
   const stop = stopping(options?.signal, "readable options");
