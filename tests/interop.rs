@@ -199,3 +199,26 @@ fn an_error_of_the_applications_own_work_that_no_scope_catches_fails_the_device_
         rt.shutdown().await.unwrap();
     });
 }
+
+/// A terminated kernel's state outlives a loss of its device: after recovery `read_state` reads
+/// it (the checkpoint kept on the host), and `state_to_gpu` copies that onto the recovered
+/// device, not refusing it as a kernel on a cpu device.
+#[test]
+fn a_terminated_kernels_state_is_copied_onto_its_recovered_device() {
+    pollster::block_on(async {
+        let rt = runtime_with(RuntimeOptions::default());
+        rt.launch_definition(buckets("buckets"), LaunchOptions::default().with_auto_activate()).await.unwrap();
+        run(&rt, "buckets", 0..100).await;
+        rt.terminate("buckets", None).await.unwrap();
+        rt.destroy_device_at(DeviceId(0)).unwrap();
+        assert_eq!(rt.state_to_gpu("buckets").unwrap_err().kind(), ErrorKind::DeviceLost);
+        rt.recover().await.unwrap();
+        assert_eq!(rt.read_state_as::<i32>("buckets").await.unwrap(), sums(0..100));
+        let copy = rt.state_to_gpu("buckets").unwrap();
+        assert_eq!((copy.size(), copy.usage()), (16, STATE_COPY_USAGES));
+        let (device, queue) = rt.wgpu_device(DeviceId(0)).unwrap().unwrap();
+        let expected: Vec<i32> = sums(0..100).iter().map(|s| s * 2).collect();
+        assert_eq!(doubled_by_own_pass(&device, &queue, &copy, 4), expected);
+        rt.shutdown().await.unwrap();
+    });
+}

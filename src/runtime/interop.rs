@@ -37,9 +37,10 @@ impl Runtime {
     /// The buffer is the caller's: the runtime neither counts it nor destroys it. Refused as
     /// [`read_state`](Self::read_state) is (a kernel without state, one not yet made or failed
     /// with its device, a lost device), and with `BackendUnavailable` for a kernel on a cpu
-    /// device, whose state is in host memory.
+    /// device, whose state is in host memory. A kernel that ended on a device lost since keeps
+    /// its last checkpoint on the host, as `read_state` reads it: the copy is made from that.
     pub fn state_to_gpu(&self, id: &str) -> Result<wgpu::Buffer> {
-        let (state, device) = {
+        let (store, device) = {
             let mut table = self.open_table()?;
             let (kernel, status) = self.kernel_on_device_in(&mut table, id)?;
             if kernel.def.state.is_none() {
@@ -59,27 +60,42 @@ impl Runtime {
             if let Some(lost) = status.lost.clone() {
                 return Err(lost);
             }
-            let StateStore::Gpu(state) = store else {
+            let device = self.shared.device(kernel.device);
+            if device.gpu().is_none() {
                 return Err(Error::BackendUnavailable {
                     reason: format!(
                         "kernel {} runs on a cpu device, whose state is in host memory: read it with readState",
                         Quoted(id)
                     ),
                 });
-            };
-            (state, self.shared.device(kernel.device))
+            }
+            (store, device)
         };
-        let gpu = device.gpu().expect("GPU state lives on a GPU device");
+        let gpu = device.gpu().expect("checked above");
+        let size = match &store {
+            StateStore::Gpu(state) => state.size(),
+            StateStore::Cpu(words) => 4 * words.lock().unwrap_or_else(|p| p.into_inner()).len() as u64,
+        };
         let copy = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("state copy"),
-            size: state.size(),
+            size,
             usage: STATE_COPY_USAGES,
             mapped_at_creation: false,
         });
-        let mut encoder =
-            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("state copy") });
-        encoder.copy_buffer_to_buffer(&state, 0, &copy, 0, state.size());
-        gpu.queue.submit([encoder.finish()]);
+        match store {
+            StateStore::Gpu(state) => {
+                let mut encoder =
+                    gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("state copy") });
+                encoder.copy_buffer_to_buffer(&state, 0, &copy, 0, size);
+                gpu.queue.submit([encoder.finish()]);
+            }
+            // A kernel that ended on a device lost since (terminated, not relaunched): its state
+            // is the checkpoint kept on the host, which `read_state` reads too.
+            StateStore::Cpu(words) => {
+                let words = words.lock().unwrap_or_else(|p| p.into_inner());
+                gpu.queue.write_buffer(&copy, 0, bytemuck::cast_slice(&words));
+            }
+        }
         Ok(copy)
     }
 }
