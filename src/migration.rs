@@ -59,8 +59,10 @@ fn millis<S: serde::Serializer>(value: &Duration, serializer: S) -> std::result:
 }
 
 /// Moves kernel `id` to device `to` (see the module docs). A kernel already there is left as
-/// it is (a report with a zero pause). A kernel stranded on a lost device moves too, and runs
-/// again on the target with its state as of its last checkpoint (recovery elsewhere). Refused,
+/// it is (a report with a zero pause), unless it failed there: a move onto its lost device is
+/// refused, and one its recovered device could not rebuild is built there again. A kernel
+/// stranded on a lost device moves too, and runs again on the target with its state as of its
+/// last checkpoint (recovery elsewhere). Refused,
 /// changing nothing, for a kernel that is not launched, active, deactivated or stranded
 /// (`KernelState`), also when it was terminated or the runtime stopped while it compiled on the
 /// target, a target that is lost (`DeviceLost`) or unknown, and when compiling there fails.
@@ -88,7 +90,9 @@ pub(crate) async fn migrate(
             )));
         }
         movable(id, kernel)?;
-        if kernel.device == to {
+        // A failed kernel is not where it runs: one stranded on its lost device is refused
+        // below, and one its recovered device could not rebuild is rebuilt there (a retry).
+        if kernel.device == to && !kernel.life.awaiting_device() {
             return Ok(MigrationReport { kernel_id: id.to_owned(), from: to, to, pause: Duration::ZERO, requeued: 0 });
         }
         let (definition, queue_size, shape, instance) =

@@ -71,7 +71,8 @@ impl Runtime {
     /// keeps its id, handles, connections, counters and state, and every message accepted
     /// before, during and after the move is answered exactly once and in order (see
     /// [`MigrationReport`]). A kernel stranded on a lost device (`Failed`) moves too and runs
-    /// again on `device`: recovery elsewhere. Refused, changing nothing, with `KernelState`
+    /// again on `device`: recovery elsewhere (a move onto its own lost device is refused; one
+    /// that its recovered device could not rebuild is built there again by a move there). Refused, changing nothing, with `KernelState`
     /// unless the kernel is launched, active, deactivated or stranded (also when a terminate or
     /// the runtime's shutdown overtakes the move), and when the target is lost or cannot compile
     /// it.

@@ -459,4 +459,39 @@ mod tests {
             rt.shutdown().await.unwrap();
         });
     }
+
+    /// A move to the device a failed kernel is on does not leave it failed with a report of a
+    /// move made: stranded on its lost device it is refused with the loss, and once the device
+    /// is recovered without it, it is rebuilt there (a retry), or refused with why not.
+    #[test]
+    fn a_move_of_a_failed_kernel_to_its_own_device_rebuilds_it_there_or_is_refused() {
+        let rt = pollster::block_on(Runtime::new(RuntimeOptions::default())).expect("GPU tests need lavapipe");
+        pollster::block_on(async {
+            rt.launch_as("doubler", "stuck", LaunchOptions::default().with_auto_activate()).await.unwrap();
+            let wgsl = rt.shared.lock().kernels["stuck"].def.wgsl.clone();
+            assert_eq!(rt.send_batch("stuck", &[1i32, 2, 3], WAIT).await.unwrap(), 3);
+            rt.destroy_device_at(DeviceId(0)).unwrap();
+            let lost = rt.migrate("stuck", DeviceId(0)).await.unwrap_err();
+            assert_eq!(lost.kind(), ErrorKind::DeviceLost, "{lost}");
+            set_wgsl(&rt, "stuck", "not WGSL");
+            assert_eq!(rt.recover().await.unwrap_err().kind(), ErrorKind::KernelCompile);
+            assert_eq!(rt.state("stuck"), Ok(KernelState::Failed));
+            // Still not buildable there: refused with why.
+            let refused = rt.migrate("stuck", DeviceId(0)).await.unwrap_err();
+            assert_eq!(refused.kind(), ErrorKind::KernelCompile, "{refused}");
+            assert_eq!(rt.state("stuck"), Ok(KernelState::Failed));
+            // Buildable again: it runs there, its queued messages answered once.
+            set_wgsl(&rt, "stuck", &wgsl);
+            rt.migrate("stuck", DeviceId(0)).await.unwrap();
+            assert_eq!(rt.state("stuck"), Ok(KernelState::Active));
+            let mut answers = Vec::new();
+            while answers.len() < 3 {
+                answers.extend(rt.receive_batch::<i32>("stuck", 3, WAIT).await.unwrap());
+            }
+            assert_eq!(answers, [2, 4, 6]);
+            let health = rt.health();
+            assert!(health.issues.iter().all(|issue| !issue.reason.contains("could not be rebuilt")), "{health:?}");
+            rt.shutdown().await.unwrap();
+        });
+    }
 }
