@@ -60,7 +60,8 @@ pub struct DeviceEvent {
     /// To which device.
     pub device: DeviceId,
     /// Why: the loss's reason, a failed recovery's error, or what automatic recovery last saw;
-    /// `None` for a recovery.
+    /// for a recovery `None`, or the kernels it could not rebuild and why (`not rebuilt: ...`),
+    /// which stay failed on the recovered device.
     pub reason: Option<String>,
     /// The kernels it concerns: those that failed with the loss, those that run again after a
     /// recovery, those still waiting for one otherwise.

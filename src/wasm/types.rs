@@ -228,7 +228,7 @@ export interface DeviceEvent {
   kind: DeviceEventKind;
   /** The device (an id from `topology()`). */
   device: number;
-  /** Why: the loss's reason, a failed recovery's error, or what automatic recovery last saw; null for a recovery. */
+  /** Why: the loss's reason, a failed recovery's error, or what automatic recovery last saw; for a recovery null, or the kernels it could not rebuild and why (`not rebuilt: ...`), which stay failed there. */
   reason: string | null;
   /** The kernels it concerns: those that failed with the loss, those running again after a recovery, those still waiting for one otherwise. */
   kernels: string[];
