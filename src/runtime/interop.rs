@@ -40,8 +40,11 @@ impl Runtime {
     /// device, whose state is in host memory. A kernel that ended on a device lost since keeps
     /// its last checkpoint on the host, as `read_state` reads it: the copy is made from that.
     pub fn state_to_gpu(&self, id: &str) -> Result<wgpu::Buffer> {
-        let (store, device) = {
+        let (store, device, _work) = {
             let mut table = self.open_table()?;
+            // Taken under the lock that found the runtime open: a shutdown waits for the copy
+            // before it releases the device.
+            let work = self.shared.device_work();
             let (kernel, status) = self.kernel_on_device_in(&mut table, id)?;
             if kernel.def.state.is_none() {
                 return Err(no_state(id));
@@ -69,7 +72,7 @@ impl Runtime {
                     ),
                 });
             }
-            (store, device)
+            (store, device, work)
         };
         let gpu = device.gpu().expect("checked above");
         let size = match &store {
