@@ -6,6 +6,20 @@
 /** Keys of an error's data that `fromJSON` does not copy as details. */
 const NOT_DETAILS = new Set(["name", "message", "stack", "__proto__", "constructor", "toJSON"]);
 
+/**
+ * An error's `cause` (an aborted batch's: the signal's reason, a `DOMException` unless
+ * `abort(reason)` gave another) as plain data: an error's own `toJSON()`, or `{ name, message }`
+ * of any other error (`JSON.stringify` makes a `DOMException` `{}`, and a clone of an `Error`
+ * subclass keeps no class); anything else as it is.
+ */
+function causeData(cause) {
+  if (typeof cause?.toJSON === "function") return cause.toJSON();
+  if (cause instanceof Error || (typeof DOMException === "function" && cause instanceof DOMException)) {
+    return { name: cause.name, message: cause.message };
+  }
+  return cause;
+}
+
 /** Every error the runtime rejects with, apart from bad arguments. */
 export class RingKernelError extends Error {
   /**
@@ -17,7 +31,9 @@ export class RingKernelError extends Error {
   toJSON() {
     const data = { name: this.name, message: this.message };
     for (const [key, value] of Object.entries(this)) {
-      data[key] = key === "errors" && Array.isArray(value) ? value.map((e) => e?.toJSON?.() ?? e) : value;
+      if (key === "errors" && Array.isArray(value)) data[key] = value.map((e) => e?.toJSON?.() ?? e);
+      else if (key === "cause") data[key] = causeData(value);
+      else data[key] = value;
     }
     return data;
   }
