@@ -602,7 +602,9 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
    * Its answers as a `ReadableStream`, each taken from the kernel when a reader asks for it (so
    * cancelling the stream loses none; the rest stay queued), each wait with `receive`'s options.
    * Closes when none will come (terminated with none left, removed, or the runtime disposed);
-   * other refusals, a wait's timeout and the signal's abort error it.
+   * other refusals, a wait's timeout and the signal's abort error it. Transferred with
+   * `postMessage`, the worker's end of the platform's pipe reads one answer ahead of the page,
+   * and a cancel from the page loses that one; an error reaches the page as a plain `Error`.
    */
   readable(options?: WaitOptions): ReadableStream<OutputOf<O>>;
   /**
@@ -610,7 +612,9 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
    * `send`'s options (the kernel's queue is its backpressure): `source.pipeTo(kernel.writable())`.
    * A refused send errors it; closing it leaves the kernel running, aborting it ends a send's wait
    * (`pipeTo(writable, { signal })` finishes a write under way before it aborts: give
-   * `writable({ signal })` the same signal).
+   * `writable({ signal })` the same signal). Transferred with `postMessage`, a page's write
+   * resolves once the worker holds the message (which is then queued when there is room), and an
+   * abort from the page does not end a send's wait: abort a `signal` in the worker for that.
    */
   writable(options?: WaitOptions): WritableStream<InputOf<I>>;
   /** The same as `answers()`: `for await (const answer of kernel)`. */
