@@ -8,8 +8,6 @@ use super::Runtime;
 use crate::backend::StateStore;
 use crate::devices::DeviceId;
 use crate::error::{Error, Quoted, Result};
-use crate::kernel::no_state;
-use crate::lifecycle::{Action, KernelState};
 
 /// What a copy of a kernel's state may be used for: read in shaders (`STORAGE`), drawn from as
 /// vertex data (`VERTEX`), and copied to and from.
@@ -45,21 +43,7 @@ impl Runtime {
             // Taken under the lock that found the runtime open: a shutdown waits for the copy
             // before it releases the device.
             let work = self.shared.device_work();
-            let (kernel, status) = self.kernel_on_device_in(&mut table, id)?;
-            if kernel.def.state.is_none() {
-                return Err(no_state(id));
-            }
-            let Some(store) = kernel.resources.state.clone() else {
-                return Err(Error::KernelState {
-                    id: id.to_owned(),
-                    state: kernel.life.state(),
-                    action: Action::ReadState,
-                });
-            };
-            if kernel.life.state() == KernelState::Failed {
-                // Its state comes back with it on recovery.
-                return Err(kernel.failure(id, status));
-            }
+            let (kernel, status, store) = self.readable_state(&mut table, id)?;
             if let Some(lost) = status.lost.clone() {
                 return Err(lost);
             }

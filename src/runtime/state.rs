@@ -11,7 +11,7 @@ use crate::cancel::OnCancel;
 use crate::error::{Error, Result};
 use crate::kernel::{no_state, StateSpec, StateValues};
 use crate::lifecycle::{Action, KernelState};
-use crate::table::{DeviceStatus, Kernel};
+use crate::table::{DeviceStatus, Kernel, Table};
 use crate::waiting::wait;
 
 impl Runtime {
@@ -24,25 +24,9 @@ impl Runtime {
         let (store, device, _work) = {
             let mut table = self.open_table()?;
             let work = self.shared.device_work();
-            // A handle's read reaches its own launch only.
-            let (kernel, device) = self.kernel_on_device_in(&mut table, id)?;
-            let lost = device.lost.clone();
-            if kernel.def.state.is_none() {
-                return Err(no_state(id));
-            }
-            let Some(store) = kernel.resources.state.clone() else {
-                return Err(Error::KernelState {
-                    id: id.to_owned(),
-                    state: kernel.life.state(),
-                    action: Action::ReadState,
-                });
-            };
-            if kernel.life.state() == KernelState::Failed {
-                // Its state comes back with it on recovery.
-                return Err(kernel.failure(id, device));
-            }
+            let (kernel, device, store) = self.readable_state(&mut table, id)?;
             if let StateStore::Gpu(buffer) = &store {
-                if let Some(lost) = lost {
+                if let Some(lost) = device.lost.clone() {
                     return Err(lost);
                 }
                 kernel.counters.bytes_from_device += buffer.size();
@@ -58,6 +42,32 @@ impl Runtime {
             (StateStore::Gpu(state), Some(gpu)) => read_state(gpu, &state).await,
             (StateStore::Gpu(_), None) => unreachable!("GPU state exists only on a GPU device"),
         }
+    }
+
+    /// Kernel `id` (a handle's own launch only), its device and where its state is, refused
+    /// for a kernel without state (`InvalidArgument`), one whose state is not made yet
+    /// (`KernelState`) and one failed with its device (whose state comes back with it on
+    /// recovery): what reading the state, or copying it, needs first.
+    pub(super) fn readable_state<'t>(
+        &self,
+        table: &'t mut Table,
+        id: &str,
+    ) -> Result<(&'t mut Kernel, &'t DeviceStatus, StateStore)> {
+        let (kernel, device) = self.kernel_on_device_in(table, id)?;
+        if kernel.def.state.is_none() {
+            return Err(no_state(id));
+        }
+        let Some(store) = kernel.resources.state.clone() else {
+            return Err(Error::KernelState {
+                id: id.to_owned(),
+                state: kernel.life.state(),
+                action: Action::ReadState,
+            });
+        };
+        if kernel.life.state() == KernelState::Failed {
+            return Err(kernel.failure(id, device));
+        }
+        Ok((kernel, device, store))
     }
 
     /// [`read_state`](Self::read_state) as `u32`, `i32` or `f32` values, matching the state's
