@@ -62,10 +62,10 @@ fn millis<S: serde::Serializer>(value: &Duration, serializer: S) -> std::result:
 /// it is (a report with a zero pause), unless it failed there: a move onto its lost device is
 /// refused, and one its recovered device could not rebuild is built there again. A kernel
 /// stranded on a lost device moves too, and runs again on the target with its state as of its
-/// last checkpoint (recovery elsewhere). Refused,
-/// changing nothing, for a kernel that is not launched, active, deactivated or stranded
-/// (`KernelState`), also when it was terminated or the runtime stopped while it compiled on the
-/// target, a target that is lost (`DeviceLost`) or unknown, and when compiling there fails.
+/// last checkpoint (recovery elsewhere). Refused, changing nothing, for a kernel that is not
+/// launched, active, deactivated or stranded (`KernelState`), also when it was terminated or
+/// the runtime stopped while it compiled on the target, a target that is lost (`DeviceLost`) or
+/// unknown, and when compiling there fails.
 /// With `from`, a kernel that is not there as the move begins is refused (`InvalidArgument`):
 /// moves are made one at a time, so none can take it elsewhere afterwards.
 pub(crate) async fn migrate(

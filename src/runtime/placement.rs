@@ -55,8 +55,8 @@ impl Runtime {
     /// and are not lost (the seed's `select_device(requirements)`): what a launch without a
     /// device would get (a launch also passes over devices that cannot run its kernel: a GPU
     /// one without WGSL or without a feature its handler enables, a cpu one without a host
-    /// handler). `OutOfRange` when no device meets
-    /// them; the loss when every one that does is lost.
+    /// handler). `OutOfRange` when no device meets them; the loss when every one that does is
+    /// lost.
     pub fn select_device(&self, requirements: &DeviceRequirements) -> Result<DeviceId> {
         let table = self.open_table()?;
         self.choose(&table, requirements, None)
@@ -72,10 +72,10 @@ impl Runtime {
     /// before, during and after the move is answered exactly once and in order (see
     /// [`MigrationReport`]). A kernel stranded on a lost device (`Failed`) moves too and runs
     /// again on `device`: recovery elsewhere (a move onto its own lost device is refused; one
-    /// that its recovered device could not rebuild is built there again by a move there). Refused, changing nothing, with `KernelState`
-    /// unless the kernel is launched, active, deactivated or stranded (also when a terminate or
-    /// the runtime's shutdown overtakes the move), and when the target is lost or cannot compile
-    /// it.
+    /// that its recovered device could not rebuild is built there again by a move there).
+    /// Refused, changing nothing, with `KernelState` unless the kernel is launched, active,
+    /// deactivated or stranded (also when a terminate or the runtime's shutdown overtakes the
+    /// move), and when the target is lost or cannot compile it.
     pub async fn migrate(&self, id: &str, device: DeviceId) -> Result<MigrationReport> {
         self.migrate_from(id, None, device).await
     }
