@@ -8,7 +8,10 @@
 const WORKGROUP_SIZE = 64;
 export const RAW_DOUBLER_URL = "/shaders/bench/raw_doubler.wgsl";
 
-/** A device of its own (on a fresh adapter request: the runtime holds its own device), with the raw doubler's pipeline. */
+/**
+ * A device of its own (on a fresh adapter request, with the runtime's power preference: the
+ * runtime holds its own device), with the raw doubler's pipeline.
+ */
 export class RawGpu {
   static async open() {
     if (!navigator.gpu) throw new Error("navigator.gpu is missing: no WebGPU in this browser (or not a secure context)");
@@ -18,7 +21,9 @@ export class RawGpu {
         "(pkg-tests/bench.mjs and `node www/serve.mjs` do)");
     }
     const code = await response.text();
-    const adapter = await navigator.gpu.requestAdapter();
+    // The runtime asks for the high-performance adapter (its default powerPreference): on a
+    // machine with two GPUs, asking for none here would measure the baseline on the other one.
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
     if (!adapter) throw new Error("requestAdapter() returned null for the raw baseline");
     const device = await adapter.requestDevice({
       label: "raw baseline",

@@ -229,6 +229,45 @@ test("startServer keeps each route in its directory: /pkg/..%2fpkg-tests/ is ref
   }
 });
 
+test("the raw baseline asks for the adapter the runtime gets: the same power preference", async () => {
+  // On a machine with two GPUs the browser picks by power preference: a raw baseline asking for
+  // none would run on the integrated GPU while the runtime (high-performance by default) runs on
+  // the discrete one, and every ratio would compare two adapters.
+  const installed = join(here, "..", "node_modules", "ringkernel-web");
+  const { server, url } = await startServer({
+    routes: { "/": join(root, "www"), "/pkg/": existsSync(installed) ? installed : join(root, "pkg"), "/shaders/": join(root, "shaders") },
+  });
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    await page.addInitScript(() => {
+      const original = GPU.prototype.requestAdapter;
+      window.__adapterRequests = [];
+      GPU.prototype.requestAdapter = function requestAdapter(options) {
+        window.__adapterRequests.push(options?.powerPreference ?? "none");
+        return original.call(this, options);
+      };
+    });
+    await page.goto(`${url}/bench.html`);
+    const requests = await page.evaluate(async () => {
+      const { default: init, RingKernelRuntime } = await import("/pkg/index.js");
+      const { RawGpu } = await import("/bench-raw.js");
+      await init();
+      window.__adapterRequests = [];
+      const runtime = await RingKernelRuntime.create();
+      const raw = await RawGpu.open();
+      await runtime.dispose();
+      raw.destroy();
+      return window.__adapterRequests;
+    });
+    assert.equal(requests.length, 2, JSON.stringify(requests));
+    assert.equal(requests[1], requests[0], `the runtime asked for ${requests[0]}, the raw baseline for ${requests[1]}`);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
+
 test("without a WebGPU adapter the bench page says so, runs what needs none, and an unchecked quick box means a full run", async () => {
   const installed = join(here, "..", "node_modules", "ringkernel-web");
   const { server, url } = await startServer({
