@@ -45,7 +45,7 @@ use self::report::{
     SameGrid, StateCheckpoint, TickSteps,
 };
 use self::runtime_doubler::{Fleet, Pipelines, STAGES};
-use self::stats::{percentile, Latency, Throughput};
+use self::stats::{median, Latency, Throughput};
 use crate::backend::{adapter_like, Backend};
 
 /// Block pairs in a paired comparison (see [`report::Paired`]).
@@ -309,11 +309,6 @@ impl Bench<'_> {
             ratios.push(p50 / base_p50);
             differences_us.push(p50 - base_p50);
         }
-        let median = |values: &[f64]| {
-            let mut sorted = values.to_vec();
-            sorted.sort_by(f64::total_cmp);
-            percentile(&sorted, 0.5)
-        };
         Ok(Paired {
             block_samples,
             median: median(&ratios),

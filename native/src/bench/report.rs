@@ -77,7 +77,7 @@ pub struct Paired {
     pub block_samples: usize,
     /// Each block pair's p50 ÷ its base's p50, in order.
     pub ratios: Vec<f64>,
-    /// Their median.
+    /// Their median (of ten, the mean of the fifth and sixth).
     pub median: f64,
     /// Each block pair's p50 minus its base's p50, in µs, in order: the measure's own extra
     /// time, which a ratio hides when the base is slow.

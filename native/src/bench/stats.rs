@@ -64,6 +64,19 @@ impl Throughput {
     }
 }
 
+/// The median of `values` (any order): the middle one, or the mean of the two middle ones of an
+/// even count (nearest rank would take the lower, which favours the measured side of every
+/// ratio of ten block pairs); NaN when empty.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
 /// Nearest-rank percentile of ascending `sorted` (`q` in 0..=1); NaN when empty.
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -85,6 +98,15 @@ mod tests {
         assert_eq!(percentile(&values, 0.99), 99.0);
         assert_eq!(percentile(&values, 1.0), 100.0);
         assert_eq!(percentile(&[7.0], 0.99), 7.0);
+    }
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        let ten: Vec<f64> = (1..=10).rev().map(f64::from).collect();
+        assert_eq!(median(&ten), 5.5);
+        assert!(median(&[]).is_nan());
     }
 
     #[test]
