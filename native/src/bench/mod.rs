@@ -5,7 +5,8 @@
 //! 1. floors: one submit + map of a 4-byte copy, and the raw doubler on one message;
 //! 2. one message through the runtime doubler and back (`send` → `receive`, and `call`);
 //! 3. batches of 1, 1k, 100k and 1M messages through the runtime next to the raw doubler
-//!    doing the same batch in one dispatch;
+//!    doing the same batch in one dispatch (one invocation per message, and on the runtime's
+//!    grid), taking turns one batch each;
 //! 4. one raw dispatch + map per message (the naive design);
 //! 5. ticks of 1, 16 and 64 active doublers with traffic, next to as many raw doublers in one
 //!    submit;
@@ -19,7 +20,8 @@
 //! 10. one message through a kernel with a 4 MiB state, checkpointed with every tick and never.
 //!
 //! Ratios marked paired (round trip / raw single, 16 / 1 kernels, pipeline / single stage) come
-//! from alternating blocks of the two sides; the others from phases one after the other.
+//! from alternating blocks of the two sides, batched / raw from batches taking turns; the others
+//! from phases one after the other.
 //!
 //! Every answer is checked (after its clock stops) and a wrong one fails the bench. Nothing
 //! asserts a speed.
@@ -171,17 +173,19 @@ pub async fn run(backend: Backend, args: BenchArgs) -> anyhow::Result<()> {
     for &messages in &plan.batch_sizes {
         let doubler = raw.doubler(messages);
         let same_grid = raw.doubler_on_grid(messages, Some(runtime_doubler::grid(&runtime, messages).await?));
-        let label = format!("raw batch of {messages}, the runtime's grid ({} workgroups)", same_grid.workgroups);
+        let [runtime_batches, raw_batches, same_grid_batches] = bench
+            .batches_taking_turns(
+                messages,
+                async |v: &[i32]| runtime_doubler::batch(&runtime, v).await,
+                async |v: &[i32]| doubler.run(v),
+                async |v: &[i32]| same_grid.run(v),
+            )
+            .await?;
         throughput.push(BatchComparison {
             messages,
-            runtime: bench.runtime_batches(&runtime, "runtime", messages).await?,
-            raw: bench
-                .throughput(format!("raw batch of {messages}"), messages, async |v: &[i32]| doubler.run(v))
-                .await?,
-            raw_same_grid: SameGrid {
-                workgroups: same_grid.workgroups,
-                throughput: bench.throughput(label, messages, async |v: &[i32]| same_grid.run(v)).await?,
-            },
+            runtime: runtime_batches,
+            raw: raw_batches,
+            raw_same_grid: SameGrid { workgroups: same_grid.workgroups, throughput: same_grid_batches },
         });
     }
     let per_message = bench.per_message(&raw).await?;
@@ -519,6 +523,48 @@ impl Bench<'_> {
     ) -> anyhow::Result<Latency> {
         let samples = self.timed(label, factor, self.plan.warmup, self.plan.iterations, inputs, step).await?;
         Ok(Latency::from_samples(&samples))
+    }
+
+    /// Throughputs of the runtime doubler, the raw doubler and the raw doubler on the runtime's
+    /// grid on batches of `messages`, repeated as the plan says, taking turns one batch each (as
+    /// the browser bench does): this machine's speed drifts over seconds, and three phases one
+    /// after the other compared the runtime with a raw side measured on another machine state.
+    /// Each round starts with the next lane, so none always follows the same one.
+    async fn batches_taking_turns(
+        &self,
+        messages: usize,
+        mut runtime: impl AsyncFnMut(&[i32]) -> anyhow::Result<Vec<i32>>,
+        mut raw: impl AsyncFnMut(&[i32]) -> anyhow::Result<Vec<i32>>,
+        mut raw_same_grid: impl AsyncFnMut(&[i32]) -> anyhow::Result<Vec<i32>>,
+    ) -> anyhow::Result<[Throughput; 3]> {
+        const LANES: [&str; 3] = ["runtime", "raw", "raw, the runtime's grid"];
+        let repetitions = self.plan.repetitions(messages);
+        let warmup = self.plan.warmup.min(repetitions);
+        let bar = self.progress.phase(format!("batches of {messages}, taking turns"), (warmup + repetitions) as u64);
+        let mut timings: [Vec<Duration>; 3] = Default::default();
+        for i in 0..warmup + repetitions {
+            // Each lane its own inputs (three apart), different from sample to sample.
+            for turn in 0..LANES.len() {
+                let lane = (i + turn) % LANES.len();
+                let values = values(messages, i * LANES.len() + lane);
+                let start = Instant::now();
+                let answers = match lane {
+                    0 => runtime(&values).await,
+                    1 => raw(&values).await,
+                    _ => raw_same_grid(&values).await,
+                };
+                let elapsed = start.elapsed();
+                let what = format!("{} batch of {messages}", LANES[lane]);
+                let answers = answers.with_context(|| format!("{what}: step {i}"))?;
+                expect_multiplied(&what, 2, &values, &answers)?;
+                if i >= warmup {
+                    timings[lane].push(elapsed);
+                }
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok(timings.map(|samples| Throughput::from_samples(messages, &samples)))
     }
 
     /// Throughput of `step` on batches of `messages`, repeated as the plan says.
