@@ -12,7 +12,10 @@
 #   Chromium's GPU switches in CHROMIUM_EXTRA_ARGS (e.g. "--enable-features=Vulkan
 #   --use-angle=vulkan --ignore-gpu-blocklist"), and the report names the adapter it got.
 #
-# The file holds { machine, adapters, native: { <api>: report }, browser: report, failures }.
+# The file holds { machine, adapters, native: { <api>: report }, browser: report, issue19,
+# failures }: `issue19` has, for each report, issue 19's five ratios read from the keys the
+# README's goals table uses (natively the paired ones) and the adapter they ran on, null with
+# the reason where one was not measured (--quick has no batches of 100,000 or 1,000,000).
 # A bench that fails is named in `failures` (with what it said) and the script exits 1 after
 # writing everything the others measured. Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
@@ -64,46 +67,6 @@ if ! node pkg-tests/bench.mjs --json "${quick[@]}" > "$parts/browser.json" 2> "$
     tail -5 "$parts/browser.err" >&2
 fi
 
-# One document: each part as it came, the ones that failed under `failures`.
-node - "$parts" "$out" <<'EOF'
-const fs = require("fs");
-const os = require("os");
-const path = require("path");
-const [parts, out] = process.argv.slice(2);
-const read = (name) => {
-  const file = path.join(parts, name);
-  return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
-};
-const failures = [];
-// A report is good when it parses and carries no `error` (bench.mjs writes what it measured
-// before an error with the error beside it).
-const report = (name, label) => {
-  const text = read(`${name}.json`);
-  let parsed;
-  try { parsed = JSON.parse(text); } catch { parsed = undefined; }
-  if (parsed === undefined || parsed.error) {
-    const said = (parsed?.error ?? read(`${name}.err`).trim().split("\n").slice(-3).join(" | ")) || "no output";
-    failures.push({ bench: label, error: said });
-  }
-  return parsed ?? null;
-};
-let info;
-try { info = JSON.parse(read("info.json")); } catch { info = { adapters: [] }; }
-const native = {};
-for (const file of fs.readdirSync(parts).sort()) {
-  const match = /^native-(.+)\.json$/.exec(file);
-  if (match) native[match[1]] = report(`native-${match[1]}`, `native ${match[1]}`);
-}
-if (fs.existsSync(path.join(parts, "native-none.err"))) failures.push({ bench: "native", error: read("native-none.err").trim() });
-const document = {
-  machine: { host: os.hostname(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? "", date: new Date().toISOString() },
-  adapters: info.adapters,
-  native,
-  browser: report("browser", "browser"),
-  failures,
-};
-fs.writeFileSync(out, JSON.stringify(document, null, 2) + "\n");
-console.error(`bench.sh: wrote ${out} (native on ${Object.keys(native).join(", ") || "no adapter"}; browser ${document.browser?.adapter?.name ?? "not measured"}); ${failures.length} failed`);
-for (const f of failures) console.error(`  failed: ${f.bench}: ${f.error}`);
-process.exitCode = failures.length ? 1 : 0;
-EOF
+# One document: each part as it came, the ones that failed under `failures`, and issue 19's
+# ratios side by side (`issue19`, printed too; see scripts/bench-merge.mjs).
+node scripts/bench-merge.mjs "$parts" "$out"

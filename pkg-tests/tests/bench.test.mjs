@@ -13,6 +13,9 @@ import { runBenchPage } from "../bench.mjs";
 import { launchChromium } from "../chromium.mjs";
 import { rawFloorCheck } from "../../www/bench-stats.js";
 import { startServer } from "../../www/serve.mjs";
+import { merge, ISSUE_19_GOALS } from "../../scripts/bench-merge.mjs";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const runner = join(here, "..", "bench.mjs");
@@ -226,6 +229,57 @@ test("startServer keeps each route in its directory: /pkg/..%2fpkg-tests/ is ref
     assert.equal((await fetch(`${url}/pkg/..%2fpkg-tests/package.json`)).status, 403);
   } finally {
     server.close();
+  }
+});
+
+test("scripts/bench.sh's document puts issue 19's ratios side by side per report, naming what a run did not measure", () => {
+  const parts = mkdtempSync(join(tmpdir(), "bench-parts-"));
+  try {
+    const sized = (values) => values.map(([messages, value]) => ({ messages, value }));
+    const adapter = (backend) => ({ name: "an adapter", backend, deviceType: "DiscreteGpu" });
+    const write = (name, value) => writeFileSync(join(parts, name), typeof value === "string" ? value : JSON.stringify(value));
+    write("info.json", { adapters: [adapter("vulkan")] });
+    write("native-vulkan.json", {
+      adapter: adapter("vulkan"), config: { batchSizes: [1, 100_000, 1_000_000] },
+      ratios: {
+        batchedOverRaw: sized([[1, 0.5], [100_000, 0.85], [1_000_000, 0.95]]),
+        roundTripOverRawSingle: 2, roundTripOverRawSinglePaired: 1.05,
+        pipelineOverSingleStage: 2, pipelineOverSingleStagePaired: 1.02,
+        tick16OverTick1: 2, tick16OverTick1Paired: 1.2,
+      },
+    });
+    write("native-gl.json", "");
+    write("native-gl.err", "thread 'main' panicked\nsomething went wrong");
+    // A quick browser run over a suspect raw floor.
+    write("browser.json", {
+      adapter: adapter("browserwebgpu"), config: { batchSizes: [1, 1000, 10_000] },
+      ratios: {
+        batchedOverRaw: sized([[1, 0.5], [1000, 0.7], [10_000, 0.9]]),
+        roundTripOverRawSingle: 0.2, rawSingleFloor: { suspect: true },
+        pipelineOverSingleStage: 1.04, tick16OverTick1: 3, tick16OverTick1Paired: 1.3,
+      },
+    });
+    const { document, failures } = merge(parts);
+    assert.deepEqual(Object.keys(document), ["machine", "adapters", "native", "browser", "issue19", "failures"]);
+    assert.deepEqual(failures.map((f) => f.bench), ["native gl"]);
+    assert.match(failures[0].error, /something went wrong/);
+    assert.deepEqual(document.issue19.goals.map((g) => g.name), ISSUE_19_GOALS.map((g) => g.name));
+    assert.deepEqual(Object.keys(document.issue19.reports), ["native vulkan", "browser"]);
+    const native = document.issue19.reports["native vulkan"];
+    assert.deepEqual(native.values, {
+      batchedOverRaw100k: 0.85, batchedOverRaw1M: 0.95, roundTripOverRawSingle: 1.05, pipelineOverSingleStage: 1.02, tick16OverTick1: 1.2,
+    });
+    assert.equal(native.from.roundTripOverRawSingle, "roundTripOverRawSinglePaired");
+    assert.equal(native.missing, undefined);
+    assert.match(native.adapter, /an adapter \(vulkan, DiscreteGpu\)/);
+    const browser = document.issue19.reports.browser;
+    assert.deepEqual(browser.values, {
+      batchedOverRaw100k: null, batchedOverRaw1M: null, roundTripOverRawSingle: null, pipelineOverSingleStage: 1.04, tick16OverTick1: 1.3,
+    });
+    assert.match(browser.missing.batchedOverRaw1M, /no batch of 1000000.*--quick/);
+    assert.match(browser.missing.roundTripOverRawSingle, /suspect/);
+  } finally {
+    rmSync(parts, { recursive: true, force: true });
   }
 });
 
