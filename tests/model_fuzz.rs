@@ -5,9 +5,10 @@
 //! sequence everything is terminated and drained, and every accepted message must have been
 //! answered exactly once, in order. proptest shrinks a failing sequence to a minimal one.
 //!
-//! Runs on the `cpu` backend (many cases) and on the GPU (lavapipe; fewer cases, and device
-//! loss and recovery besides, see below), with a fixed seed and a bounded case count so CI is
-//! deterministic in what it tries.
+//! Runs on a runtime of two `cpu` devices (many cases) and of two GPU devices (lavapipe; fewer
+//! cases, and device loss and recovery besides, see below), with a fixed seed and a bounded
+//! case count so CI is deterministic in what it tries. Kernels are launched on a device drawn
+//! with them, and move between the two (see *Migration*).
 //! `RINGKERNEL_FUZZ_CASES` / `RINGKERNEL_FUZZ_GPU_CASES` raise the case counts and
 //! `RINGKERNEL_FUZZ_SEED` picks another seed, for longer runs by hand.
 //!
@@ -61,11 +62,46 @@
 //! exactly what it accepted, in order (less what a timed-out or stranded terminate reported
 //! unprocessed).
 //!
+//! # State
+//! "twin" counts in its `state`: `state[0] += 1` and `state[1] += value` per message. The kernel
+//! takes its messages in order and a loss rolls its state back to the last delivered tick (the
+//! checkpoint every tick takes) together with the messages it requeues, so the state always
+//! counts a *prefix* of the messages the launch accepted (sends and calls, kept in
+//! `KernelModel::log`): at least those known finished, at most all but those certainly still in
+//! the input queue. `write_state` of the whole array lands between ticks, after some prefix
+//! whose length the model bounds the same way when the write returns. So `ReadState` is checked
+//! at any moment, not only at quiescent points: the values must be the last write plus what
+//! `log[a..p]` adds, for a write split `a` in its bounds and a `p` in the processed bounds (the
+//! payloads are unique and positive, so the two counters pin both down); the model narrows `a`
+//! to what the values it read allow. Once stopped, the bounds freeze (all of it after a drain;
+//! exactly the answered prefix after a terminate while failed; anything past the known
+//! finished after a cut-short terminate). Refusals: no state (`doubler`: `TypeError`), a failed
+//! kernel (`DeviceLostError`, read or write), a write to a kernel whose device is lost
+//! (`DeviceLostError`) or that is terminated (`KernelStateError`); a stopped kernel's state
+//! stays readable after a loss (its checkpoint).
+//!
+//! # Migration
+//! `Migrate` moves a kernel to the other device (or its own) and awaits the move: a launched,
+//! active or deactivated kernel keeps its state, queue contents and order, and the model changes
+//! only its device (to its own: a zero-pause report); every check above holds across the move,
+//! the answer log included. Refused, changing nothing: an unknown kernel (`KernelNotFoundError`),
+//! a terminated one (`KernelStateError`), a lost target (`DeviceLostError`, also a failed
+//! kernel's own device). A failed kernel moved to a working device runs again there in the
+//! state it failed in, as `recover` would run it. The report's `from`, `to` and `requeued` (0:
+//! no device is lost during a move) are checked. `MigrateWhile` starts a move (polled once, so it
+//! takes its lock and starts compiling) and runs one operation on the same kernel while it goes
+//! on (send, batch, receive, call, state read or write, activate, deactivate, reactivate,
+//! terminate): the move changes nothing those operations' plans depend on, so both are checked
+//! against plans made before, whichever lands first; a terminate that overtakes the move makes
+//! it `KernelStateError`. A failed kernel's move changes its state, so it is run first, then
+//! the operation.
+//!
 //! # Device loss (GPU only)
-//! `DestroyDevice` loses the device and polls until the pump has noticed (the summary says
-//! lost, and no kernel is left launched, active, deactivated or terminating); `Recover` calls
-//! `recover`; `CallLosingDevice` loses the device while a `call` waits. A loss moves every
-//! kernel not terminated to `Failed`, remembering its state. How much each had processed by
+//! `DestroyDevice(d)` loses device `d` and polls until the pump has noticed (the summary says
+//! lost, and no kernel on it is left launched, active, deactivated or terminating); `Recover`
+//! calls `recover` (every lost device); `CallLosingDevice` loses the kernel's device while a
+//! `call` waits. A loss moves every kernel on the device not terminated to `Failed`,
+//! remembering its state; kernels on the other device go on as before. How much each had processed by
 //! then is timing, so the harness reads each failed kernel's input-queue depth: the model
 //! allows any depth from what is certainly unprocessed to its whole FIFO, and learns the
 //! split. From then on it knows each failed kernel exactly, since nothing moves until
@@ -75,7 +111,7 @@
 //!   a wait would show as `TimeoutError`); `call` is refused with `DeviceLostError`; `send` and
 //!   `send_batch` queue as far as the input queue has room below `q`;
 //! - activate, deactivate, reactivate and remove give `KernelStateError`, launching a new id
-//!   `DeviceLostError`;
+//!   on the lost device `DeviceLostError`;
 //! - `terminate` (any timeout) stops the kernel at once: `Ok` if nothing was unprocessed, else
 //!   `DeviceLostError`, with exactly that count in `unprocessed_at_termination`; the delivered
 //!   answers stay receivable and are all the launch will ever answer;
@@ -87,9 +123,10 @@
 //! order, so the model's rules above hold again, with one change: the messages the GPU had not
 //! answered went back to the front of the input queue, which may then hold more than `q` (up
 //! to `q` waiting plus `q` in flight; sends wait until it is below `q`), so the input bound is
-//! `q` or the requeued messages left, whichever is more. The summary's `lost`, `losses` and
-//! `recoveries` are checked after every operation, and a case that ends lost recovers before
-//! draining, so the answer log must hold across every loss.
+//! `q` or the requeued messages left, whichever is more. The summary's `lost`, and each
+//! device's `lost`, `losses` and `recoveries`, are checked after every operation, and so is
+//! where each kernel runs (`device_of`, telemetry's `device`); a case that ends lost recovers
+//! before draining, so the answer log must hold across every loss.
 //!
 //! Shrinking reruns shortened sequences, each up to `SHRINK_ATTEMPTS` times; a failure that
 //! needs a lucky interleaving may still not recur, so its reported sequence may be longer than
@@ -113,17 +150,24 @@ use std::sync::Once;
 use std::task::Poll;
 use std::time::Duration;
 
-use common::runtime_on;
 use futures_util::poll;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 
-use ringkernel_web::{kernel, BackendChoice, Error, KernelMode, KernelState, LaunchOptions, Runtime};
+use ringkernel_web::kernel::{doubler_request, doubler_response, host};
+use ringkernel_web::{
+    kernel, BackendChoice, DeviceId, DeviceSpec, Error, KernelDefinition, KernelMode, KernelState, LaunchOptions,
+    MigrationReport, Runtime, RuntimeOptions, StateElement,
+};
 
-/// Kernel ids the operations pick from: the built-in doubler, a copy of it under another id
-/// whose host handler is slow (see [`register_twin`]), and an id nobody registered.
+/// Kernel ids the operations pick from: the built-in doubler, a doubler under another id that
+/// also counts in its `state` (see [`register_twin`]), and an id nobody registered.
 const IDS: [&str; 3] = ["doubler", "twin", "ghost"];
+/// The one with a `state` array.
+const TWIN: usize = 1;
 const GHOST: usize = 2;
+/// Devices of the runtime (two cpu devices on the cpu backend, two GPU devices on the GPU).
+const DEVICES: usize = 2;
 
 /// Liveness bound for operations that must succeed eventually; never waited out when passing.
 const LONG_MS: f64 = 10_000.0;
@@ -146,6 +190,8 @@ const STATE: &str = "KernelStateError";
 const QUEUE_FULL: &str = "QueueFullError";
 const TIMEOUT: &str = "TimeoutError";
 const DEVICE_LOST: &str = "DeviceLostError";
+/// `InvalidArgument`: here, reading or writing the state of a kernel without one.
+const NO_STATE: &str = "TypeError";
 
 // ---- operations ----
 
@@ -171,6 +217,7 @@ enum Op {
         k: K,
         queue_size: usize,
         mode: KernelMode,
+        device: usize,
     },
     Activate(K),
     Deactivate(K),
@@ -188,18 +235,27 @@ enum Op {
     /// `receive_batch` of up to this many (0 counts as 1).
     ReceiveBatch(K, usize),
     Call(K),
-    /// `destroy_device` (GPU only), then waiting until the pump has noticed: every kernel that
-    /// had GPU resources is `Failed`.
-    DestroyDevice,
+    /// `destroy_device_at` this device (GPU only), then waiting until the pump has noticed:
+    /// every kernel that had GPU resources there is `Failed`.
+    DestroyDevice(usize),
     /// `recover`: a new device, every failed kernel back in the state it failed in.
     Recover,
-    /// A `call` (long timeout), and the device lost while it waits, at once or after a
+    /// A `call` (long timeout), and the kernel's device lost while it waits, at once or after a
     /// millisecond's `pause` (time for the pump to answer it first): checked as the call, then
     /// `DestroyDevice`.
     CallLosingDevice {
         k: K,
         pause: bool,
     },
+    /// `migrate` to this device, awaited.
+    Migrate(K, usize),
+    /// `migrate` started (polled once), then the operation (on the same kernel) run while it
+    /// goes on: checked as the migration, then the operation.
+    MigrateWhile(K, usize, Box<Op>),
+    /// `read_state` (the twin's two counters).
+    ReadState(K),
+    /// `write_state` of the whole array (both counters) from element 0.
+    WriteState(K, i32, i32),
 }
 
 impl Op {
@@ -219,8 +275,12 @@ impl Op {
             | Op::Receive(k)
             | Op::ReceiveBatch(k, _)
             | Op::Call(k)
-            | Op::CallLosingDevice { k, .. } => k,
-            Op::DestroyDevice | Op::Recover => unreachable!("{self:?} names no kernel"),
+            | Op::CallLosingDevice { k, .. }
+            | Op::Migrate(k, _)
+            | Op::MigrateWhile(k, ..)
+            | Op::ReadState(k)
+            | Op::WriteState(k, ..) => k,
+            Op::DestroyDevice(_) | Op::Recover => unreachable!("{self:?} names no kernel"),
         }
     }
 }
@@ -234,11 +294,41 @@ fn kernel() -> impl Strategy<Value = K> {
     prop_oneof![6 => Just(K(0)), 6 => Just(K(1)), 1 => Just(K(GHOST))]
 }
 
-/// With `device`, also device loss and recovery (GPU only: the cpu backend has no device).
+fn device() -> impl Strategy<Value = usize> {
+    0..DEVICES
+}
+
+/// Values `WriteState` writes: small, so a counter written back stays readable.
+fn state_value() -> impl Strategy<Value = i32> {
+    prop_oneof![Just(0), -5..=1000]
+}
+
+/// Operations a `MigrateWhile` runs while the migration goes on: ones the move does not
+/// change the outcome of (so the model's plan for each holds whenever the move lands).
+fn during_migration() -> impl Strategy<Value = Op> {
+    let k = kernel;
+    prop_oneof![
+        3 => k().prop_map(Op::Send),
+        2 => (k(), 1..=MAX_BATCH).prop_map(|(k, n)| Op::SendBatch(k, n)),
+        3 => k().prop_map(Op::Receive),
+        1 => (k(), 1..=10usize).prop_map(|(k, n)| Op::ReceiveBatch(k, n)),
+        3 => k().prop_map(Op::Call),
+        2 => k().prop_map(Op::ReadState),
+        1 => (k(), state_value(), state_value()).prop_map(|(k, a, b)| Op::WriteState(k, a, b)),
+        1 => k().prop_map(Op::Activate),
+        1 => k().prop_map(Op::Deactivate),
+        1 => k().prop_map(Op::Reactivate),
+        1 => k().prop_map(Op::Terminate),
+    ]
+}
+
+/// Every kind of operation; with `device`, also device loss and recovery (GPU only: the cpu
+/// backend has no device to lose).
 fn op_strategy(device: bool) -> BoxedStrategy<Op> {
     let k = kernel;
     let ops = prop_oneof![
-        2 => (k(), 1..=MAX_QUEUE, mode()).prop_map(|(k, queue_size, mode)| Op::Launch { k, queue_size, mode }),
+        2 => (k(), 1..=MAX_QUEUE, mode(), self::device())
+            .prop_map(|(k, queue_size, mode, device)| Op::Launch { k, queue_size, mode, device }),
         4 => k().prop_map(Op::Activate),
         3 => k().prop_map(Op::Deactivate),
         3 => k().prop_map(Op::Reactivate),
@@ -250,11 +340,31 @@ fn op_strategy(device: bool) -> BoxedStrategy<Op> {
         6 => k().prop_map(Op::Receive),
         3 => (k(), 0..=10usize).prop_map(|(k, n)| Op::ReceiveBatch(k, n)),
         3 => k().prop_map(Op::Call),
+        3 => (k(), self::device()).prop_map(|(k, to)| Op::Migrate(k, to)),
+        2 => (k(), self::device(), during_migration()).prop_map(|(k, to, op)| {
+            // The operation names the migrating kernel.
+            let op = match op {
+                Op::Send(_) => Op::Send(k),
+                Op::SendBatch(_, n) => Op::SendBatch(k, n),
+                Op::Receive(_) => Op::Receive(k),
+                Op::ReceiveBatch(_, n) => Op::ReceiveBatch(k, n),
+                Op::Call(_) => Op::Call(k),
+                Op::ReadState(_) => Op::ReadState(k),
+                Op::WriteState(_, a, b) => Op::WriteState(k, a, b),
+                Op::Activate(_) => Op::Activate(k),
+                Op::Deactivate(_) => Op::Deactivate(k),
+                Op::Reactivate(_) => Op::Reactivate(k),
+                _ => Op::Terminate(k),
+            };
+            Op::MigrateWhile(k, to, Box::new(op))
+        }),
+        3 => k().prop_map(Op::ReadState),
+        2 => (k(), state_value(), state_value()).prop_map(|(k, a, b)| Op::WriteState(k, a, b)),
     ];
     if device {
         prop_oneof![
-            39 => ops,
-            1 => Just(Op::DestroyDevice),
+            44 => ops,
+            1 => self::device().prop_map(Op::DestroyDevice),
             1 => (kernel(), any::<bool>()).prop_map(|(k, pause)| Op::CallLosingDevice { k, pause }),
             2 => Just(Op::Recover),
         ]
@@ -264,19 +374,23 @@ fn op_strategy(device: bool) -> BoxedStrategy<Op> {
     }
 }
 
-/// A case: both kernels launched (queue sizes drawn too), then random operations. The two
-/// launches only spare cases a long run-up of `KernelNotFoundError`s; later `Launch` ops
+/// A case: both kernels launched (queue sizes and devices drawn too), then random operations.
+/// The two launches only spare cases a long run-up of `KernelNotFoundError`s; later `Launch` ops
 /// relaunch removed kernels (or are refused).
 /// Mostly single operations; sometimes a restart burst (terminate at once, remove, launch
 /// again), back to back so the relaunch can meet work the old launch still had in progress;
-/// with `device`, sometimes a batch followed at once by a loss, so the device goes while
-/// messages are on the GPU.
+/// with `device`, sometimes a batch followed at once by a loss of its kernel's device (the
+/// first, if the kernel moved), so the device goes while messages are on the GPU.
 fn chunk_strategy(device: bool) -> BoxedStrategy<Vec<Op>> {
-    let restart = (prop_oneof![1 => Just(K(0)), 3 => Just(K(1))], 1..=MAX_QUEUE, mode())
-        .prop_map(|(k, queue_size, mode)| vec![Op::TerminateNow(k), Op::Remove(k), Op::Launch { k, queue_size, mode }]);
+    let restart = (prop_oneof![1 => Just(K(0)), 3 => Just(K(1))], 1..=MAX_QUEUE, mode(), self::device()).prop_map(
+        |(k, queue_size, mode, device)| {
+            vec![Op::TerminateNow(k), Op::Remove(k), Op::Launch { k, queue_size, mode, device }]
+        },
+    );
     let chunks = prop_oneof![40 => op_strategy(device).prop_map(|op| vec![op]), 1 => restart];
     if device {
-        let lost_mid_batch = (kernel(), 1..=MAX_BATCH).prop_map(|(k, n)| vec![Op::SendBatch(k, n), Op::DestroyDevice]);
+        let lost_mid_batch = (kernel(), 1..=MAX_BATCH, self::device())
+            .prop_map(|(k, n, d)| vec![Op::SendBatch(k, n), Op::DestroyDevice(d)]);
         prop_oneof![41 => chunks, 1 => lost_mid_batch].boxed()
     } else {
         chunks.boxed()
@@ -284,8 +398,14 @@ fn chunk_strategy(device: bool) -> BoxedStrategy<Vec<Op>> {
 }
 
 fn case_strategy(device: bool) -> impl Strategy<Value = Vec<Op>> {
-    let launch =
-        |k| (1..=MAX_QUEUE, mode()).prop_map(move |(queue_size, mode)| Op::Launch { k: K(k), queue_size, mode });
+    let launch = |k| {
+        (1..=MAX_QUEUE, mode(), self::device()).prop_map(move |(queue_size, mode, device)| Op::Launch {
+            k: K(k),
+            queue_size,
+            mode,
+            device,
+        })
+    };
     (launch(0), launch(1), proptest::collection::vec(chunk_strategy(device), 0..=MAX_OPS))
         .prop_map(|(a, b, chunks)| [a, b].into_iter().chain(chunks.into_iter().flatten()).collect())
 }
@@ -318,6 +438,14 @@ enum Outcome {
     Abandoned,
     /// `CallLosingDevice`: the call's outcome, then the loss's.
     CallLost(Box<Outcome>, Vec<(K, usize)>),
+    /// `migrate`: the report's devices and requeued count.
+    Moved {
+        from: usize,
+        to: usize,
+        requeued: u64,
+    },
+    /// `read_state`: the twin's two counters.
+    State([i32; 2]),
 }
 
 /// What the model expects of one operation: the timeout to run it with, the payload it sends,
@@ -357,9 +485,70 @@ struct KernelModel {
     received: u64,
     /// Once terminated: bounds on the count telemetry reports as unprocessed.
     unprocessed: (usize, usize),
+    /// The device it is placed on.
+    device: usize,
+    /// Every message this launch accepted, in order (sends and calls): the payloads its state
+    /// counts. The kernel processes them in order (what a lost device had not answered runs
+    /// again from its checkpoint, which counted none of it), so its state always counts a
+    /// prefix of them: the first `p`, where `p` is at least what is known finished and at most
+    /// what is not certainly still in the input queue (see [`KernelModel::processed`]).
+    log: Vec<i32>,
+    /// The last `write_state` (zeros from the launch), and bounds on how many of `log` the
+    /// kernel had processed when it landed (between ticks, so a prefix): the state is the
+    /// written values plus what `log[a..p]` added, for one `a` in `split`.
+    written: [i32; 2],
+    split: (usize, usize),
+    /// Once stopped: bounds on how many of `log` its final state counts.
+    frozen: Option<(usize, usize)>,
 }
 
 impl KernelModel {
+    fn new(queue_size: usize, mode: KernelMode, device: usize) -> KernelModel {
+        KernelModel {
+            state: KernelState::Launched,
+            resume: None,
+            mode,
+            queue_size,
+            fifo: VecDeque::new(),
+            sent: 0,
+            received: 0,
+            unprocessed: (0, 0),
+            device,
+            log: vec![],
+            written: [0, 0],
+            split: (0, 0),
+            frozen: None,
+        }
+    }
+
+    /// Bounds on how many of `log` the state counts now: at least those known finished, at
+    /// most all but the messages certainly still in the input queue.
+    fn processed(&self) -> (usize, usize) {
+        if let Some(frozen) = self.frozen {
+            return frozen;
+        }
+        let n = self.log.len();
+        (n - self.fifo.len(), n - self.inbox_min().min(self.fifo.len()))
+    }
+
+    /// The state after the first `p` messages, if the last write landed after the first `a`.
+    fn state_at(&self, a: usize, p: usize) -> [i32; 2] {
+        let added = self.log[a..p].iter().fold(0i32, |sum, v| sum.wrapping_add(*v));
+        [self.written[0].wrapping_add((p - a) as i32), self.written[1].wrapping_add(added)]
+    }
+
+    /// Every state `read_state` may return now, with the write split `a` each implies.
+    fn possible_states(&self) -> Vec<(usize, [i32; 2])> {
+        let (lo, hi) = self.processed();
+        let mut states = Vec::new();
+        for a in self.split.0..=self.split.1 {
+            for p in lo.max(a)..=hi.max(a) {
+                states.push((a, self.state_at(a, p)));
+            }
+        }
+        states
+    }
+
     fn sends(&self) -> usize {
         self.fifo.iter().filter(|m| m.send.is_some()).count()
     }
@@ -446,6 +635,9 @@ impl KernelModel {
     fn fail(&mut self, unprocessed: usize) {
         self.resume = Some(self.state);
         self.state = KernelState::Failed;
+        // Its state is its checkpoint: the messages answered, every one after the last write.
+        let answered = self.log.len() - unprocessed;
+        self.split = (self.split.0.min(answered), self.split.1.min(answered));
         let processed = self.fifo.len() - unprocessed;
         let mut seen = 0;
         self.fifo.retain_mut(|m| {
@@ -483,10 +675,23 @@ impl KernelModel {
         .collect()
     }
 
-    fn push(&mut self, send: Option<i32>) {
+    /// Accepted: a send (`send`: its answer is due to `receive`) or a call that timed out.
+    fn push(&mut self, value: i32, send: bool) {
         let waiting = self.state != KernelState::Active;
-        self.fifo.push_back(Queued { send, waiting, requeued: false });
+        self.fifo.push_back(Queued { send: send.then_some(value), waiting, requeued: false });
+        self.log.push(value);
         self.sent += 1;
+    }
+
+    /// Back in the state it failed in, on a working device: what it had not processed waits
+    /// for it to run.
+    fn resume(&mut self) {
+        if let Some(state) = self.resume.take() {
+            self.state = state;
+            if state == KernelState::Active {
+                self.fifo.iter_mut().for_each(|q| q.waiting = false);
+            }
+        }
     }
 }
 
@@ -495,11 +700,11 @@ struct Model {
     kernels: BTreeMap<K, KernelModel>,
     /// Payloads are unique across kernels and launches, so a stray answer is never mistaken.
     next_value: i32,
-    /// The device is lost and not yet recovered.
-    lost: bool,
-    /// The runtime's counts of losses and recoveries (cumulative over the cases it ran).
-    losses: u64,
-    recoveries: u64,
+    /// Each device: lost and not yet recovered.
+    lost: Vec<bool>,
+    /// Each device's counts of losses and recoveries (cumulative over the cases it ran).
+    losses: Vec<u64>,
+    recoveries: Vec<u64>,
 }
 
 fn only(timeout_ms: f64, outcome: Outcome) -> (f64, Vec<Outcome>) {
@@ -518,17 +723,31 @@ fn any_of(timeout_ms: f64, outcomes: impl IntoIterator<Item = (bool, Outcome)>) 
 impl Model {
     /// A model of a fresh runtime, or of one that earlier cases left healthy.
     fn new(rt: &Runtime) -> Model {
-        let device = rt.summary().device;
-        assert_eq!(device.lost, None, "a case starts on a healthy device");
-        Model { losses: device.losses, recoveries: device.recoveries, ..Model::default() }
+        let devices = rt.summary().devices;
+        assert!(devices.iter().all(|d| d.lost.is_none()), "a case starts on healthy devices");
+        Model {
+            lost: vec![false; devices.len()],
+            losses: devices.iter().map(|d| d.losses).collect(),
+            recoveries: devices.iter().map(|d| d.recoveries).collect(),
+            ..Model::default()
+        }
+    }
+
+    fn any_lost(&self) -> bool {
+        self.lost.iter().any(|&lost| lost)
+    }
+
+    /// The device kernel `k` is on (the first for one not launched).
+    fn device_of(&self, k: K) -> usize {
+        self.kernels.get(&k).map_or(0, |m| m.device)
     }
 
     /// What a loss may leave: every kernel not terminated fails, with each message it had not
     /// processed waiting in its input queue: at least those certainly there, at most all of its
     /// FIFO. An already failed kernel stays as it is.
-    fn lost_outcomes(&self) -> Vec<Outcome> {
+    fn lost_outcomes(&self, device: usize) -> Vec<Outcome> {
         let mut outcomes = vec![vec![]];
-        for (&k, m) in &self.kernels {
+        for (&k, m) in self.kernels.iter().filter(|(_, m)| m.device == device) {
             let unprocessed = match m.state {
                 KernelState::Terminated => continue,
                 KernelState::Failed => m.waiting()..=m.waiting(),
@@ -549,7 +768,9 @@ impl Model {
         use Outcome::*;
         match op {
             // A loss is noticed within the liveness bound.
-            Op::DestroyDevice => return Plan { timeout_ms: LONG_MS, payload: vec![], allowed: self.lost_outcomes() },
+            &Op::DestroyDevice(d) => {
+                return Plan { timeout_ms: LONG_MS, payload: vec![], allowed: self.lost_outcomes(d) }
+            }
             // Resolves at once when nothing is lost.
             Op::Recover => return Plan { timeout_ms: NOW_MS, payload: vec![], allowed: vec![Done] },
             _ => {}
@@ -569,12 +790,40 @@ impl Model {
         }
         let (timeout_ms, allowed) = match (op, self.kernels.get(&k)) {
             (Op::Launch { .. }, _) if k.0 == GHOST => refused(NOT_FOUND),
-            (Op::Launch { .. }, None) if self.lost => refused(DEVICE_LOST),
+            (&Op::Launch { device, .. }, None) if self.lost[device] => refused(DEVICE_LOST),
             (Op::Launch { .. }, None) => only(NOW_MS, Done),
             (Op::Launch { .. }, Some(_)) => refused(STATE),
             // A batch takes at least one answer: `max` 0 is refused before anything is looked at.
             (Op::ReceiveBatch(_, 0), _) => refused("RangeError"),
             (_, None) => refused(NOT_FOUND),
+            (Op::ReadState(_) | Op::WriteState(..), _) if k.0 != TWIN => refused(NO_STATE),
+            // Its state comes back with it on recovery; a stopped kernel's stays readable (as
+            // its checkpoint, once its device is lost).
+            (Op::ReadState(_), Some(m)) if m.state == KernelState::Failed => refused(DEVICE_LOST),
+            (Op::ReadState(_), Some(m)) => {
+                let mut states = vec![];
+                for (_, state) in m.possible_states() {
+                    if !states.contains(&State(state)) {
+                        states.push(State(state));
+                    }
+                }
+                (NOW_MS, states)
+            }
+            (Op::WriteState(..), Some(m)) if m.state == KernelState::Failed || self.lost[m.device] => {
+                refused(DEVICE_LOST)
+            }
+            (Op::WriteState(..), Some(m)) => lifecycle(matches!(m.state, Launched | Active | Deactivated)),
+            // Refused, changing nothing, unless the kernel can move there: a failed one moves
+            // to a working device only (its own is lost), and one already there stays.
+            (&Op::Migrate(_, to), Some(m)) => {
+                let moved = Moved { from: m.device, to, requeued: 0 };
+                match m.state {
+                    Terminated => refused(STATE),
+                    _ if to == m.device && m.state != KernelState::Failed => only(NOW_MS, moved),
+                    _ if self.lost[to] => refused(DEVICE_LOST),
+                    _ => only(LONG_MS, moved),
+                }
+            }
             // Nothing will drain it without recovery: it stops at once, and the error names
             // what it had not processed, if anything.
             (Op::Terminate(_) | Op::TerminateNow(_), Some(m)) if m.state == KernelState::Failed => {
@@ -687,7 +936,9 @@ impl Model {
                     )
                 }
             }
-            (Op::DestroyDevice | Op::Recover | Op::CallLosingDevice { .. }, _) => unreachable!("planned above"),
+            (Op::DestroyDevice(_) | Op::Recover | Op::CallLosingDevice { .. } | Op::MigrateWhile(..), _) => {
+                unreachable!("planned above, or in `Case::step`")
+            }
         };
         Plan { timeout_ms, payload, allowed }
     }
@@ -697,44 +948,31 @@ impl Model {
         use KernelState::*;
         self.next_value += plan.payload.len() as i32;
         match (op, outcome) {
-            (Op::DestroyDevice, Outcome::Lost(failed)) if !self.lost => {
-                self.lost = true;
-                self.losses += 1;
+            (&Op::DestroyDevice(d), Outcome::Lost(failed)) if !self.lost[d] => {
+                self.lost[d] = true;
+                self.losses[d] += 1;
                 for &(k, unprocessed) in failed {
                     self.kernels.get_mut(&k).expect("allowed only for kernels in the model").fail(unprocessed);
                 }
                 return;
             }
-            (Op::Recover, Outcome::Done) if self.lost => {
-                self.lost = false;
-                self.recoveries += 1;
-                for m in self.kernels.values_mut() {
-                    if let Some(state) = m.resume.take() {
-                        m.state = state;
-                        if state == Active {
-                            m.fifo.iter_mut().for_each(|q| q.waiting = false);
-                        }
+            (Op::Recover, Outcome::Done) => {
+                for d in 0..self.lost.len() {
+                    if std::mem::take(&mut self.lost[d]) {
+                        self.recoveries[d] += 1;
                     }
                 }
+                // Only kernels failed on a lost device remember a state to resume.
+                self.kernels.values_mut().for_each(KernelModel::resume);
                 return;
             }
-            // Lost again while lost, or recovered while healthy: nothing changes.
-            (Op::DestroyDevice | Op::Recover, _) => return,
+            // Lost again while lost: nothing changes.
+            (Op::DestroyDevice(_) | Op::Recover, _) => return,
             _ => {}
         }
         let k = op.k();
-        if let (Op::Launch { queue_size, mode, .. }, Outcome::Done) = (op, outcome) {
-            let kernel = KernelModel {
-                state: Launched,
-                resume: None,
-                mode: *mode,
-                queue_size: *queue_size,
-                fifo: VecDeque::new(),
-                sent: 0,
-                received: 0,
-                unprocessed: (0, 0),
-            };
-            self.kernels.insert(k, kernel);
+        if let (&Op::Launch { queue_size, mode, device, .. }, Outcome::Done) = (op, outcome) {
+            self.kernels.insert(k, KernelModel::new(queue_size, mode, device));
             return;
         }
         let Some(m) = self.kernels.get_mut(&k) else { return };
@@ -745,24 +983,45 @@ impl Model {
             }
             (Op::Deactivate(_), Outcome::Done) => m.state = Deactivated,
             // Drained: abandoned calls are gone, every answer is in the output queue.
-            (Op::Terminate(_) | Op::TerminateNow(_), Outcome::Done) => m.stop(usize::MAX),
+            (Op::Terminate(_) | Op::TerminateNow(_), Outcome::Done) => {
+                m.frozen = Some((m.log.len(), m.log.len()));
+                m.stop(usize::MAX);
+            }
             // Stopped while failed: the delivered answers stay, the rest was never processed.
             (Op::Terminate(_) | Op::TerminateNow(_), Outcome::Failed(DEVICE_LOST)) => {
+                let answered = m.log.len() - m.waiting();
+                m.frozen = Some((answered, answered));
                 m.unprocessed = (m.waiting(), m.waiting());
                 m.stop(m.delivered());
             }
             (Op::TerminateNow(_), Outcome::CutShort { answers_kept }) => {
                 // Everything not delivered by then was unprocessed: the sends after the kept
                 // answers, and abandoned calls (some of them may have been processed).
+                m.frozen = Some((m.processed().0, m.log.len()));
                 m.unprocessed = (m.sends() - answers_kept, m.fifo.len() - answers_kept);
                 m.stop(*answers_kept);
+            }
+            (Op::Migrate(..), &Outcome::Moved { to, .. }) => {
+                m.device = to;
+                // A failed kernel runs again there: recovery elsewhere.
+                m.resume();
+            }
+            (Op::ReadState(_), Outcome::State(state)) => {
+                // The write landed where this state says it may have.
+                let splits = m.possible_states().into_iter().filter(|(_, s)| s == state).map(|(a, _)| a);
+                let (lo, hi) = splits.fold((usize::MAX, 0), |(lo, hi), a| (lo.min(a), hi.max(a)));
+                m.split = (lo, hi);
+            }
+            (&Op::WriteState(_, a, b), Outcome::Done) => {
+                m.split = m.processed();
+                m.written = [a, b];
             }
             (Op::Remove(_), Outcome::Done) => {
                 self.kernels.remove(&k);
             }
-            (Op::Send(_), Outcome::Done) => m.push(Some(plan.payload[0])),
+            (Op::Send(_), Outcome::Done) => m.push(plan.payload[0], true),
             (Op::SendBatch(_, n), Outcome::Accepted(c)) => {
-                plan.payload[..*c].iter().for_each(|&v| m.push(Some(v)));
+                plan.payload[..*c].iter().for_each(|&v| m.push(v, true));
                 if c < n {
                     m.learn_full();
                 }
@@ -772,13 +1031,14 @@ impl Model {
             (Op::Call(_), Outcome::Answer(_)) => {
                 // Everything ahead of the call has been processed.
                 m.fifo.retain(|q| q.send.is_some());
+                m.log.push(plan.payload[0]);
                 m.sent += 1;
                 m.received += 1;
             }
-            (Op::Call(_), Outcome::Failed(TIMEOUT)) => m.push(None),
+            (Op::Call(_), Outcome::Failed(TIMEOUT)) => m.push(plan.payload[0], false),
             (Op::Call(_), Outcome::Abandoned) => {
                 // Not answered, so not processed on the lost device: it waits for recovery.
-                m.push(None);
+                m.push(plan.payload[0], false);
                 m.fifo.back_mut().expect("just pushed").waiting = true;
             }
             (Op::Send(_) | Op::Call(_), Outcome::Failed(QUEUE_FULL)) => m.learn_full(),
@@ -789,40 +1049,71 @@ impl Model {
 
 // ---- running operations on the runtime ----
 
-/// Whether the pump has noticed a lost device: the runtime reports it lost, and no kernel is
-/// left in a state that has GPU resources (a kernel the loss missed is the model's to report).
-fn loss_noticed(rt: &Runtime) -> bool {
-    use KernelState::*;
-    rt.summary().device.lost.is_some()
-        && rt.kernel_ids().iter().all(|id| !matches!(rt.state(id), Ok(Launched | Active | Deactivated | Terminating)))
+fn on(rt: &Runtime, id: &str, device: usize) -> bool {
+    rt.device_of(id).is_ok_and(|d| d.0 as usize == device)
 }
 
-/// After a loss: every failed kernel and the depth of its input queue.
-fn failed_kernels(rt: &Runtime) -> Result<Vec<(K, usize)>, Error> {
+/// Whether the pump has noticed a lost device: the runtime reports it lost, and no kernel on
+/// it is left in a state that has GPU resources (a kernel the loss missed is the model's to
+/// report).
+fn loss_noticed(rt: &Runtime, device: usize) -> bool {
+    use KernelState::*;
+    rt.summary().devices[device].lost.is_some()
+        && rt
+            .kernel_ids()
+            .iter()
+            .filter(|id| on(rt, id, device))
+            .all(|id| !matches!(rt.state(id), Ok(Launched | Active | Deactivated | Terminating)))
+}
+
+/// After a loss: every failed kernel on the device and the depth of its input queue.
+fn failed_kernels(rt: &Runtime, device: usize) -> Result<Vec<(K, usize)>, Error> {
     let mut failed = Vec::new();
     for (i, id) in IDS.iter().enumerate() {
-        if matches!(rt.state(id), Ok(KernelState::Failed)) {
+        if on(rt, id, device) && matches!(rt.state(id), Ok(KernelState::Failed)) {
             failed.push((K(i), rt.telemetry(id)?.expect("telemetry is enabled").input_queue_depth));
         }
     }
     Ok(failed)
 }
 
-/// `destroy_device`, then polls until the pump has noticed, up to the liveness bound.
-fn lose_device(rt: &Runtime) -> Result<(), Error> {
-    rt.destroy_device()?;
+/// `destroy_device_at`, then polls until the pump has noticed, up to the liveness bound.
+fn lose_device(rt: &Runtime, device: usize) -> Result<(), Error> {
+    rt.destroy_device_at(DeviceId(device as u32))?;
     let start = std::time::Instant::now();
-    while !loss_noticed(rt) && start.elapsed().as_secs_f64() * 1000.0 < LONG_MS {
+    while !loss_noticed(rt, device) && start.elapsed().as_secs_f64() * 1000.0 < LONG_MS {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     Ok(())
 }
 
+fn moved(report: MigrationReport) -> Outcome {
+    Outcome::Moved { from: report.from.0 as usize, to: report.to.0 as usize, requeued: report.requeued }
+}
+
+/// `MigrateWhile`: the migration, polled once (it takes its lock and starts compiling on the
+/// target), then `op` run while it goes on; both outcomes.
+async fn migrate_while(
+    rt: &Runtime,
+    k: K,
+    to: usize,
+    op: &Op,
+    plan: &Plan,
+) -> (Result<Outcome, Error>, Result<Outcome, Error>) {
+    let mut migration = pin!(rt.migrate(k.id(), DeviceId(to as u32)));
+    let early = poll!(migration.as_mut());
+    let (migrated, done) = match early {
+        Poll::Ready(migrated) => (migrated, execute(rt, op, plan).await),
+        Poll::Pending => futures_util::future::join(migration, execute(rt, op, plan)).await,
+    };
+    (migrated.map(moved), done)
+}
+
 async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
     match op {
-        Op::DestroyDevice => {
-            lose_device(rt)?;
-            return Ok(Outcome::Lost(failed_kernels(rt)?));
+        &Op::DestroyDevice(d) => {
+            lose_device(rt, d)?;
+            return Ok(Outcome::Lost(failed_kernels(rt, d)?));
         }
         Op::Recover => return rt.recover().await.map(|()| Outcome::Done),
         &Op::CallLosingDevice { k, pause } => {
@@ -838,7 +1129,8 @@ async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
             if pause {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            lose_device(rt)?;
+            let device = rt.device_of(k.id()).map_or(0, |d| d.0 as usize);
+            lose_device(rt, device)?;
             let call = match early {
                 Poll::Ready(done) => done,
                 Poll::Pending => call.await,
@@ -848,15 +1140,16 @@ async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
                 Err(Error::DeviceLost { .. }) if sent() > sent_before => Outcome::Abandoned,
                 Err(e) => Outcome::Failed(common::js_name(&e)),
             };
-            return Ok(Outcome::CallLost(Box::new(call), failed_kernels(rt)?));
+            return Ok(Outcome::CallLost(Box::new(call), failed_kernels(rt, device)?));
         }
         _ => {}
     }
     let id = op.k().id();
     let timeout = Some(Duration::from_secs_f64(plan.timeout_ms / 1000.0));
     Ok(match op {
-        Op::Launch { queue_size, mode, .. } => {
-            rt.launch(id, LaunchOptions::default().with_queue_capacity(*queue_size).with_mode(*mode)).await?;
+        &Op::Launch { queue_size, mode, device, .. } => {
+            let options = LaunchOptions::default().with_queue_capacity(queue_size).with_mode(mode);
+            rt.launch(id, options.on_device(DeviceId(device as u32))).await?;
             Outcome::Done
         }
         Op::Activate(_) => rt.activate(id).await.map(|()| Outcome::Done)?,
@@ -880,18 +1173,33 @@ async fn execute(rt: &Runtime, op: &Op, plan: &Plan) -> Result<Outcome, Error> {
         Op::Receive(_) => Outcome::Answer(rt.receive_pod::<i32>(id, timeout).await?),
         Op::ReceiveBatch(_, max) => Outcome::Answers(rt.receive_batch::<i32>(id, *max, timeout).await?),
         Op::Call(_) => Outcome::Answer(rt.call_pod::<i32, i32>(id, &plan.payload[0], timeout).await?),
-        Op::DestroyDevice | Op::Recover | Op::CallLosingDevice { .. } => unreachable!("run above"),
+        &Op::Migrate(_, to) => moved(rt.migrate(id, DeviceId(to as u32)).await?),
+        Op::ReadState(_) => match rt.read_state_as::<i32>(id).await?[..] {
+            [count, sum] => Outcome::State([count, sum]),
+            ref other => panic!("the twin's state has two elements, read {other:?}"),
+        },
+        &Op::WriteState(_, a, b) => rt.write_state(id, 0, vec![a, b]).await.map(|()| Outcome::Done)?,
+        Op::DestroyDevice(_) | Op::Recover | Op::CallLosingDevice { .. } | Op::MigrateWhile(..) => {
+            unreachable!("run above, or in `Case::step`")
+        }
     })
 }
 
 /// Every kernel's state, the id lists and the queue counters, against the model.
 fn check_runtime(rt: &Runtime, model: &Model) -> Result<(), String> {
-    let device = rt.summary().device;
-    if (device.lost.is_some(), device.losses, device.recoveries) != (model.lost, model.losses, model.recoveries) {
-        return Err(format!(
-            "device lost {:?} after {} losses and {} recoveries; the model says lost {}, {} and {}",
-            device.lost, device.losses, device.recoveries, model.lost, model.losses, model.recoveries
-        ));
+    let summary = rt.summary();
+    let (device, devices) = (summary.device, summary.devices);
+    if device.lost.is_some() != model.any_lost() {
+        return Err(format!("device lost {:?}; the model says lost {:?}", device.lost, model.lost));
+    }
+    for (d, info) in devices.iter().enumerate() {
+        if (info.lost.is_some(), info.losses, info.recoveries) != (model.lost[d], model.losses[d], model.recoveries[d])
+        {
+            return Err(format!(
+                "device {d} lost {:?} after {} losses and {} recoveries; the model says lost {}, {} and {}",
+                info.lost, info.losses, info.recoveries, model.lost[d], model.losses[d], model.recoveries[d]
+            ));
+        }
     }
     for (i, id) in IDS.iter().enumerate() {
         let expected = model.kernels.get(&K(i)).map(|m| m.state);
@@ -924,6 +1232,8 @@ fn check_runtime(rt: &Runtime, model: &Model) -> Result<(), String> {
                 "sent/received {}/{}, the model counts {}/{}",
                 t.messages_sent, t.messages_received, m.sent, m.received
             ))
+        } else if t.device.0 as usize != m.device || rt.device_of(k.id()).ok().map(|d| d.0 as usize) != Some(m.device) {
+            Some(format!("on device {} (device_of {:?}), the model says {}", t.device, rt.device_of(k.id()), m.device))
         } else if t.mode != m.mode || t.queue_size != q {
             Some(format!("launched as {:?} with queue {}, the model says {:?} and {q}", t.mode, t.queue_size, m.mode))
         } else if t.messages_processed > t.messages_sent {
@@ -997,6 +1307,9 @@ struct Case<'r> {
 impl Case<'_> {
     /// Runs `op` on the runtime and checks its outcome, then every state and counter.
     fn step(&mut self, op: Op) -> Result<(), TestCaseError> {
+        if let Op::MigrateWhile(k, to, inner) = op {
+            return self.migrate_while(k, to, *inner);
+        }
         let plan = self.model.plan(&op);
         let result = pollster::block_on(execute(self.rt, &op, &plan));
         let outcome = result.as_ref().map_or_else(|e| Outcome::Failed(common::js_name(e)), Outcome::clone);
@@ -1005,12 +1318,42 @@ impl Case<'_> {
         match (&op, outcome) {
             // One runtime action, two steps of the model: the call, then the loss.
             (&Op::CallLosingDevice { k, .. }, Outcome::CallLost(call, failed)) => {
+                let device = self.model.device_of(k);
                 self.check(&Op::Call(k), &plan, &call)?;
-                let loss = self.model.plan(&Op::DestroyDevice);
-                self.check(&Op::DestroyDevice, &loss, &Outcome::Lost(failed))?;
+                let loss = self.model.plan(&Op::DestroyDevice(device));
+                self.check(&Op::DestroyDevice(device), &loss, &Outcome::Lost(failed))?;
             }
             (_, outcome) => self.check(&op, &plan, &outcome)?,
         }
+        check_runtime(self.rt, &self.model).or_else(|why| self.fail(why))
+    }
+
+    /// `MigrateWhile`: the migration and `op` at once, where the model's plans hold whichever
+    /// lands first (a kernel that will not move, or moves to where it is, changes nothing; a
+    /// launched, active or deactivated one keeps everything but its device). A failed kernel's
+    /// move runs it again, which changes what `op` may do: then they run one after the other.
+    fn migrate_while(&mut self, k: K, to: usize, op: Op) -> Result<(), TestCaseError> {
+        use KernelState::*;
+        let migration = Op::Migrate(k, to);
+        if self.model.kernels.get(&k).is_some_and(|m| m.state == Failed) {
+            self.step(migration)?;
+            return self.step(op);
+        }
+        let mut plan = self.model.plan(&migration);
+        let inner = self.model.plan(&op);
+        if matches!(op, Op::Terminate(_)) && self.model.kernels.get(&k).is_some_and(|m| m.state != Terminated) {
+            // The terminate may overtake the move, which then changes nothing.
+            plan.allowed.push(Outcome::Failed(STATE));
+        }
+        let (migrated, done) = pollster::block_on(migrate_while(self.rt, k, to, &op, &inner));
+        let [migrated, done] = [migrated, done].map(|result| {
+            let outcome = result.as_ref().map_or_else(|e| Outcome::Failed(common::js_name(e)), Outcome::clone);
+            (outcome, result.err().map(|e| format!(" ({e})")).unwrap_or_default())
+        });
+        self.trace.push(format!("{:<36} -> {:?}{}", format!("{migration:?}, while"), migrated.0, migrated.1));
+        self.trace.push(format!("  {:<34} -> {:?}{}", format!("{op:?}"), done.0, done.1));
+        self.check(&migration, &plan, &migrated.0)?;
+        self.check(&op, &inner, &done.0)?;
         check_runtime(self.rt, &self.model).or_else(|why| self.fail(why))
     }
 
@@ -1036,7 +1379,7 @@ impl Case<'_> {
     }
 
     fn record(&mut self, op: &Op, plan: &Plan, outcome: &Outcome) {
-        if matches!(op, Op::DestroyDevice | Op::Recover) {
+        if matches!(op, Op::DestroyDevice(_) | Op::Recover) {
             return;
         }
         let k = op.k();
@@ -1067,7 +1410,7 @@ impl Case<'_> {
     /// what a timed-out or stranded terminate reported unprocessed, and a prefix of that if an
     /// op removed the kernel earlier.
     fn finish(&mut self) -> Result<(), TestCaseError> {
-        if self.model.lost {
+        if self.model.any_lost() {
             self.step(Op::Recover)?;
         }
         let live: Vec<K> = self.model.kernels.keys().copied().collect();
@@ -1105,20 +1448,37 @@ fn run_case(rt: &Runtime, ops: &[Op]) -> Result<(), TestCaseError> {
 
 // ---- the properties ----
 
-/// Registers "twin": the doubler's WGSL, and on the `cpu` backend a doubler that takes
-/// `SLOW_HANDLER` per message, so its runs are long enough for operations to land while one is
-/// in progress (deactivate, terminate, remove and relaunch mid-run).
+/// Registers "twin": a doubler that also counts in its `state`, `state[0] += 1` and
+/// `state[1] += value` per message (atomics on a GPU), so the state says exactly which prefix of
+/// its messages it has processed; on the `cpu` backend its host handler takes `SLOW_HANDLER` per
+/// message, so its runs are long enough for operations to land while one is in progress
+/// (deactivate, terminate, remove and relaunch mid-run, migrate).
 fn register_twin() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let doubler = (*kernel::lookup("doubler").expect("built-in")).clone();
-        let slow = kernel::host::typed(|value: &i32, _: &mut [u32]| {
+        let wgsl = "fn handle(msg: Request) -> Response {
+    atomicAdd(&state[0], 1);
+    atomicAdd(&state[1], msg.value);
+    return Response(msg.value * 2);
+}";
+        let slow = host::typed(|value: &i32, state: &mut [u32]| {
             std::thread::sleep(SLOW_HANDLER);
+            state[0] = state[0].wrapping_add(1);
+            state[1] = state[1].wrapping_add(*value as u32);
             Some(value.wrapping_mul(2))
         });
-        kernel::register_or_replace(doubler.with_id("twin").with_host_handler(slow));
+        let twin = KernelDefinition::new(IDS[TWIN], doubler_request(), doubler_response(), wgsl)
+            .with_state(StateElement::AtomicI32, 2)
+            .with_host_handler(slow);
+        kernel::register_or_replace(twin);
         assert!(kernel::lookup(IDS[GHOST]).is_none());
     });
+}
+
+/// A runtime of `DEVICES` devices of `backend`.
+fn runtime_on(backend: BackendChoice) -> Runtime {
+    let options = RuntimeOptions::default().with_backend(backend).with_devices([DeviceSpec::default(); DEVICES]);
+    pollster::block_on(Runtime::new(options)).unwrap_or_else(|e| panic!("{backend:?}: {e}"))
 }
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -1181,18 +1541,21 @@ fn fuzz(backend: BackendChoice, cases_var: &str, default_cases: u32) {
     }
 }
 
-/// On the `cpu` backend (host handlers): every random operation sequence behaves as the model
-/// of the lifecycle and queues says, and loses, duplicates or reorders no answer.
+/// On two `cpu` devices (host handlers): every random operation sequence behaves as the model
+/// of the lifecycle, queues, state and migration says, and loses, duplicates or reorders no
+/// answer.
 #[test]
 fn random_operation_sequences_match_the_model_on_the_cpu_backend() {
     fuzz(BackendChoice::Cpu, "RINGKERNEL_FUZZ_CASES", 1024);
 }
 
-/// The same property on a GPU adapter (lavapipe without a GPU), with fewer cases: the pump's
-/// GPU ticks, readbacks and ring indices against the same model; and device loss and recovery
-/// at random points (`Failed` kernels, requeued messages, recovery to the state each failed
-/// in), with every answer still delivered exactly once, in order.
+/// The same property on two devices of a GPU adapter (lavapipe without a GPU), with fewer
+/// cases: the pump's GPU ticks, readbacks, ring indices, state checkpoints and live migration
+/// between the devices against the same model; and the loss and recovery of either device at
+/// random points (`Failed` kernels, requeued messages, recovery to the state each failed in,
+/// or a move to the working device), with every answer still delivered exactly once, in order,
+/// and the state counting each message once.
 #[test]
 fn random_operation_sequences_match_the_model_on_the_gpu() {
-    fuzz(BackendChoice::Auto, "RINGKERNEL_FUZZ_GPU_CASES", 128);
+    fuzz(BackendChoice::Auto, "RINGKERNEL_FUZZ_GPU_CASES", 768);
 }
