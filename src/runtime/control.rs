@@ -535,8 +535,10 @@ impl Runtime {
     /// opening a device fails, nothing changes there and the error says why; `recover` may be
     /// retried. A kernel the new device cannot run (a browser's recovered adapter without a
     /// feature its handler enables) stays `Failed` there, its operations saying why, while the
-    /// rest run again: the error is its (the first such kernel's), and a migration runs it
-    /// elsewhere or a terminate ends it with its messages unprocessed.
+    /// rest run again: the error is its (the first such kernel's), and a later `recover`
+    /// returns `Ok` at once, leaving it so. A migration runs it elsewhere (one to its own
+    /// device tries to build it there again), or a terminate ends it with its messages
+    /// unprocessed.
     pub async fn recover(&self) -> Result<()> {
         drop(self.open_table()?);
         recovery::recover_all(&self.shared).await

@@ -22,7 +22,12 @@ impl Runtime {
     /// with the kernels' ticks. The pair is replaced when the device is recovered (a
     /// [`DeviceEvent`](crate::DeviceEvent) says when); an error of the application's work that
     /// no error scope catches counts as the device's own fault, as the runtime's would, and
-    /// fails its kernels until recovery. `OutOfRange` for a device the runtime does not have.
+    /// fails its kernels until recovery. The runtime hears of those through the device's
+    /// uncaptured-error handler and its device-lost callback: leave
+    /// [`on_uncaptured_error`](wgpu::Device::on_uncaptured_error) and
+    /// [`set_device_lost_callback`](wgpu::Device::set_device_lost_callback) alone, which
+    /// replace the runtime's, and catch errors with an error scope. The device is destroyed at
+    /// [`shutdown`](Self::shutdown). `OutOfRange` for a device the runtime does not have.
     pub fn wgpu_device(&self, device: DeviceId) -> Result<Option<(wgpu::Device, wgpu::Queue)>> {
         let _open = self.open_table()?;
         self.check_device(device)?;
@@ -32,10 +37,12 @@ impl Runtime {
     /// A new buffer on kernel `id`'s device ([`wgpu_device`](Self::wgpu_device)) holding a copy
     /// of its `state` array, made on the device as of every tick submitted before it (the
     /// messages answered so far, and those of a tick under way), with [`STATE_COPY_USAGES`].
-    /// The buffer is the caller's: the runtime neither counts it nor destroys it. Refused as
+    /// The buffer is the caller's: the runtime neither counts it nor destroys it, but it goes
+    /// with its device (lost, or destroyed at shutdown). Refused as
     /// [`read_state`](Self::read_state) is (a kernel without state, one not yet made or failed
-    /// with its device, a lost device), and with `BackendUnavailable` for a kernel on a cpu
-    /// device, whose state is in host memory. A kernel that ended on a device lost since keeps
+    /// with its device), with `DeviceLost` while its device is lost (where `read_state` still
+    /// reads a terminated kernel's checkpoint), and with `BackendUnavailable` for a kernel on a
+    /// cpu device, whose state is in host memory. A kernel that ended on a device lost since keeps
     /// its last checkpoint on the host, as `read_state` reads it: the copy is made from that.
     pub fn state_to_gpu(&self, id: &str) -> Result<wgpu::Buffer> {
         let (store, device, _work) = {

@@ -97,9 +97,12 @@ impl JsRuntime {
     /// The `GPUDevice` the runtime runs kernels on (its first device without `device`; `null`
     /// for a cpu device), for WebGPU work of the application's own beside them, such as
     /// drawing a copy of a kernel's state (`stateToGPU`). It is replaced when the device is
-    /// recovered (`deviceEvents()` says when); an error of the application's work that no
-    /// error scope catches counts as the device's own fault and fails its kernels until
-    /// `recover()`. Destroying it is `destroyDevice`.
+    /// recovered (`deviceEvents()` says when), and `dispose()` destroys it. An error of the
+    /// application's work that no error scope catches counts as the device's own fault and
+    /// fails its kernels until `recover()`. The runtime hears of those through the device's
+    /// `onuncapturederror`: listen with `addEventListener("uncapturederror", ...)`, since
+    /// setting `onuncapturederror` replaces the runtime's handler. Destroying it is
+    /// `destroyDevice`.
     #[wasm_bindgen(js_name = gpuDevice, unchecked_return_type = "GPUDevice | null")]
     pub fn gpu_device(
         &self,

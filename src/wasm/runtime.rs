@@ -231,8 +231,9 @@ impl JsRuntime {
     /// its `state` array as of every tick submitted so far, with the usages `STORAGE`, `VERTEX`,
     /// `COPY_SRC` and `COPY_DST`: to draw or compute from on the GPU without reading it back.
     /// The buffer is the caller's to `destroy()`; the kernel's own state buffer never leaves
-    /// the runtime. Refused as `readState` is, and with `BackendUnavailableError` for a kernel
-    /// on a cpu device.
+    /// the runtime, and the copy is gone with its device (lost, or destroyed by `dispose()`).
+    /// Refused as `readState` is, with `BackendUnavailableError` for a kernel on a cpu device,
+    /// and with `DeviceLostError` while its device is lost.
     #[wasm_bindgen(js_name = stateToGPU, unchecked_return_type = "GPUBuffer")]
     pub fn state_to_gpu(
         &self,
@@ -380,7 +381,11 @@ impl JsRuntime {
     /// After the GPU device was lost (kernels are "failed", `getSummary().device.lost` says
     /// why): opens a new device, relaunches the failed kernels with their last state
     /// checkpoint and returns each to the state it was in; messages without an answer are then
-    /// processed, in order. Resolves at once if nothing was lost.
+    /// processed, in order. Resolves at once if nothing was lost. A kernel the new device
+    /// cannot build (one whose handler enables a feature it lacks) stays "failed" while the
+    /// others run again: the promise rejects with its error (the first such kernel's), and a
+    /// later `recover()` resolves at once and leaves it so. `migrate` runs it on a device that
+    /// can (on its own device, it tries to build it again); `terminate` ends it at once.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn recover(&self) -> Promise {
         let rt = self.inner.clone();
