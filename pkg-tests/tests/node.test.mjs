@@ -1045,6 +1045,29 @@ test("Dawn: gpuDevice() and stateToGPU(): a copy of a kernel's state in a GPUBuf
   ]);
 });
 
+test("Dawn: the application's own onuncapturederror on gpuDevice() leaves the runtime hearing of uncaught errors: both hear one, and the kernels fail until recover()", async () => {
+  const result = await runModule(`${DAWN_SETUP}
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create();
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true });
+    const device = runtime.gpuDevice();
+    let heard = 0;
+    device.onuncapturederror = () => { heard++; };
+    const before = (await doubler.call({ value: 3 }, { timeout: 10000 })).result;
+    device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.MAP_WRITE });
+    const during = await doubler.call({ value: 3 }, { timeout: 10000 }).then((a) => a.result, (e) => e.name + ": " + e.message);
+    await runtime.recover();
+    const after = (await doubler.call({ value: 3 }, { timeout: 10000 })).result;
+    await runtime.dispose();
+    console.log(JSON.stringify({ before, during, after, heard }));
+  `, DAWN_ENV);
+  assertExited(result);
+  const { before, during, after, heard } = findings(result);
+  assert.deepEqual([before, after, heard], [6, 6, 1]);
+  assert.match(during, /^DeviceLostError: .*uncaptured GPU error/);
+});
+
 test("Dawn: independent callers share ticks: one that starts a little later does not split them into cohorts taking every other tick", async () => {
   // The tick loop planned again the moment a tick was delivered, before the callers it had just
   // answered could send again: two callers, one a millisecond behind, then took a tick each,

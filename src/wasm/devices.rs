@@ -99,10 +99,9 @@ impl JsRuntime {
     /// drawing a copy of a kernel's state (`stateToGPU`). It is replaced when the device is
     /// recovered (`deviceEvents()` says when), and `dispose()` destroys it. An error of the
     /// application's work that no error scope catches counts as the device's own fault and
-    /// fails its kernels until `recover()`. The runtime hears of those through the device's
-    /// `onuncapturederror`: listen with `addEventListener("uncapturederror", ...)`, since
-    /// setting `onuncapturederror` replaces the runtime's handler. Destroying it is
-    /// `destroyDevice`.
+    /// fails its kernels until `recover()`. The runtime hears of those through an
+    /// `uncapturederror` listener of its own, so `onuncapturederror` is the application's to
+    /// set. Destroying it is `destroyDevice`.
     #[wasm_bindgen(js_name = gpuDevice, unchecked_return_type = "GPUDevice | null")]
     pub fn gpu_device(
         &self,

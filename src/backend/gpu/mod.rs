@@ -291,7 +291,9 @@ fn watch_device(device: &wgpu::Device, fault: Arc<Mutex<Option<String>>>, wake: 
         fault.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("uncaptured GPU error: {message}"));
         wake.notify(usize::MAX);
     });
-    gpu.set_onuncapturederror(Some(on_error.as_ref().unchecked_ref()));
+    // A listener, not the `onuncapturederror` property, which an application working on the
+    // device (`gpuDevice()`) may set for itself without silencing the runtime's.
+    let _ = gpu.add_event_listener_with_callback("uncapturederror", on_error.as_ref().unchecked_ref());
     drop(on_error.into_js_value());
 }
 
