@@ -387,10 +387,20 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
         if !kernel.life.awaiting_device() {
             continue;
         }
-        kernel.unrecovered = Some(format!(
+        let unrecovered = format!(
             "could not be rebuilt on device {device_id} when it was recovered ({error}): migrate it to a device \
              that can run it, or terminate it"
-        ));
+        );
+        // One whose terminate's caller went away would stay terminating for good, since nothing
+        // runs it again here: it ends as that terminate would have, stranded.
+        if kernel.ends_when_drained {
+            let unprocessed = kernel.input_depth() as u64;
+            let reason = format!("kernel {} {unrecovered}", Quoted(&id));
+            let ended = (unprocessed > 0).then(|| Error::StrandedByDeviceLoss { id: id.clone(), reason, unprocessed });
+            let _ = kernel.finish(unprocessed, ended);
+        } else {
+            kernel.unrecovered = Some(unrecovered);
+        }
         kernel.notify();
         left.push(format!("kernel {}: {error}", Quoted(&id)));
         first.get_or_insert(error);

@@ -494,4 +494,37 @@ mod tests {
             rt.shutdown().await.unwrap();
         });
     }
+
+    /// A kernel whose terminate's caller went away while its device was lost (it drains once
+    /// recovery runs it) and which the recovered device cannot rebuild ends as that terminate
+    /// would have, stranded with its messages counted, instead of staying terminating for good.
+    #[test]
+    fn an_orphaned_terminate_of_a_kernel_its_recovered_device_cannot_rebuild_ends_it() {
+        let rt = pollster::block_on(Runtime::new(RuntimeOptions::default()))
+            .expect("GPU tests need lavapipe (mesa-vulkan-drivers)");
+        pollster::block_on(async {
+            rt.launch_as("doubler", "orphaned", LaunchOptions::default()).await.unwrap();
+            assert_eq!(rt.send_batch("orphaned", &[1i32, 2, 3], WAIT).await.unwrap(), 3);
+            rt.destroy_device_at(DeviceId(0)).unwrap();
+            {
+                // As a terminate dropped while it waited for recovery leaves it (see
+                // `Runtime::terminate`'s `OnCancel`): terminating, to end once drained.
+                let mut table = rt.shared.lock();
+                let kernel = table.kernels.get_mut("orphaned").unwrap();
+                kernel.life.apply(crate::lifecycle::Action::Terminate).unwrap();
+                kernel.ends_when_drained = true;
+            }
+            set_wgsl(&rt, "orphaned", "not WGSL");
+            assert_eq!(rt.recover().await.unwrap_err().kind(), ErrorKind::KernelCompile);
+            assert_eq!(rt.state("orphaned"), Ok(KernelState::Terminated));
+            let (ended, unprocessed) = {
+                let table = rt.shared.lock();
+                let kernel = &table.kernels["orphaned"];
+                (kernel.ended.clone(), kernel.counters.unprocessed_at_termination)
+            };
+            assert!(matches!(ended, Some(Error::StrandedByDeviceLoss { unprocessed: 3, .. })), "{ended:?}");
+            assert_eq!(unprocessed, 3);
+            rt.shutdown().await.unwrap();
+        });
+    }
 }
