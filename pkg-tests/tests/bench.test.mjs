@@ -283,14 +283,19 @@ test("scripts/bench.sh's document puts issue 19's ratios side by side per report
   }
 });
 
+/** The bench page (www/) served with the installed package (or pkg/ before it is installed) and the shaders. */
+function serveBenchPage() {
+  const installed = join(here, "..", "node_modules", "ringkernel-web");
+  return startServer({
+    routes: { "/": join(root, "www"), "/pkg/": existsSync(installed) ? installed : join(root, "pkg"), "/shaders/": join(root, "shaders") },
+  });
+}
+
 test("the raw baseline asks for the adapter the runtime gets: the same power preference", async () => {
   // On a machine with two GPUs the browser picks by power preference: a raw baseline asking for
   // none would run on the integrated GPU while the runtime (high-performance by default) runs on
   // the discrete one, and every ratio would compare two adapters.
-  const installed = join(here, "..", "node_modules", "ringkernel-web");
-  const { server, url } = await startServer({
-    routes: { "/": join(root, "www"), "/pkg/": existsSync(installed) ? installed : join(root, "pkg"), "/shaders/": join(root, "shaders") },
-  });
+  const { server, url } = await serveBenchPage();
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
@@ -323,10 +328,7 @@ test("the raw baseline asks for the adapter the runtime gets: the same power pre
 });
 
 test("without a WebGPU adapter the bench page says so, runs what needs none, and an unchecked quick box means a full run", async () => {
-  const installed = join(here, "..", "node_modules", "ringkernel-web");
-  const { server, url } = await startServer({
-    routes: { "/": join(root, "www"), "/pkg/": existsSync(installed) ? installed : join(root, "pkg"), "/shaders/": join(root, "shaders") },
-  });
+  const { server, url } = await serveBenchPage();
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
