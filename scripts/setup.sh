@@ -16,7 +16,9 @@ as_root() {
 }
 
 # --- Debian packages -----------------------------------------------------------------------
-apt_packages=(chromium chromium-driver mesa-vulkan-drivers libvulkan1)
+# Mesa's EGL and DRI drivers give wgpu's GL backend llvmpipe (tests/device_features.rs and
+# `bench.sh` use lavapipe's GL adapter beside its Vulkan one); Chromium usually brings them.
+apt_packages=(chromium chromium-driver mesa-vulkan-drivers libvulkan1 libegl-mesa0 libgl1-mesa-dri)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
