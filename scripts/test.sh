@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Every test: native unit and GPU tests (cargo test, lavapipe), the API docs and the layering,
+# the published crates' build from their own files,
 # browser tests (wasm-pack test in headless Chromium on SwiftShader WebGPU), the npm package
 # as users install it (pkg-tests), and the release wasm's size against its budget
 # (wasm_size_budget in setup.sh).
@@ -16,6 +17,9 @@ log "API docs (cargo doc, warnings are errors, native and wasm32) and the layeri
 RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --workspace
 RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p ringkernel-web --target wasm32-unknown-unknown
 python3 scripts/code-shape.py --check > /dev/null
+
+log "the crates as crates.io would ship them (cargo package: the files they list build on their own)"
+cargo package -q --offline --allow-dirty -p ringkernel-web-derive -p ringkernel-web
 
 log "browser tests (wasm-pack test --headless --chrome, WebGPU on SwiftShader)"
 # ChromeDriver leaves each session's Chromium profile (about 40 MB, one per test binary) in

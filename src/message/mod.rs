@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 /// `#[derive(RingMessage)]`: exported beside the [`RingMessage`] trait it implements, so one
 /// `use` brings both.
-pub use ringkernel_derive::RingMessage;
+pub use ringkernel_web_derive::RingMessage;
 pub use typed::{same_bytes, RingMessage, Vec2, Vec3, Vec4, WgslScalar, WgslType};
 pub use value::Value;
 
