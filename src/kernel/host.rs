@@ -53,6 +53,7 @@ where
 
 /// A run of messages for [`HostHandler::handle_run`]: `kept[i]` receives 1 when answer `i` is
 /// kept and 0 when it is dropped (the GPU's kept-flag format).
+#[derive(Debug)]
 pub struct HostRun<'a> {
     /// The messages, packed back to back in the input layout.
     pub inputs: &'a [u8],

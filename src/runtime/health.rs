@@ -90,7 +90,7 @@ impl Runtime {
 }
 
 /// The seed's `HealthChecker`, checking one runtime.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct HealthChecker {
     runtime: Runtime,
 }

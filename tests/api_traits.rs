@@ -1,0 +1,154 @@
+//! The public API as a downstream crate meets it, checked by the compiler (Rust API Guidelines:
+//! C-SEND-SYNC, C-DEBUG, C-COMMON-TRAITS, C-GOOD-ERR): what moves between a multi-threaded
+//! executor's threads (`tokio::spawn` asks `Send + 'static`, a shared `Arc` asks `Sync`), what
+//! prints with `{:?}`, which value types compare, hash, copy and default, that every error goes
+//! into `Box<dyn Error + Send + Sync>` (what `anyhow` and `?` in `main` ask), and that the streams
+//! are `Unpin`, so `.next().await` needs no pinning. Each function is compiled and never run: a
+//! type losing one of these traits fails the build of this test.
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(dead_code)]
+
+use ringkernel_web::kernel::host::{HostRun, RunReport, SharedHostHandler};
+use ringkernel_web::{
+    codegen, degradation, devices, envelope, health, hlc, kernel, lifecycle, memory, message, AdapterSummary,
+    AnswersComing, BatchSendError, CallError, CircuitBreaker, CircuitBreakerConfig, CircuitState, CircuitStatus,
+    DegradationManager, DeviceEvent, DeviceFeature, DeviceHealth, Error, ErrorKind, GpuMemoryDashboard, HealthChecker,
+    KernelHandle, KernelMigrator, KernelStatus, KernelTelemetry, KernelWatchdog, LatencySummary, LaunchOptions,
+    MigrationReport, Runtime, RuntimeBuilder, RuntimeMetrics, RuntimeOptions, RuntimeSummary, SendError,
+    SendTimeoutError, ShutdownReport, StaleKernel, TickTime, TryReceiveError, TrySendError, WatchdogAction,
+    WatchdogConfig,
+};
+
+fn send_sync<T: Send + Sync + 'static>() {}
+fn debug<T: std::fmt::Debug>() {}
+fn value<T: std::fmt::Debug + Clone + PartialEq + Send + Sync + Unpin + 'static>() {}
+fn key<T: Copy + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync + 'static>() {}
+fn error<E: std::error::Error + Send + Sync + 'static>() {}
+fn boxed<E: Into<Box<dyn std::error::Error + Send + Sync>>>() {}
+fn default<T: Default>() {}
+
+/// The runtime, its handles and its operation objects can be shared between threads and moved
+/// into spawned tasks; each prints something with `{:?}`.
+fn the_runtime_and_its_handles_are_send_sync_and_debug() {
+    fn each<T: Send + Sync + Clone + std::fmt::Debug + 'static>() {}
+    each::<Runtime>();
+    each::<KernelHandle>();
+    each::<KernelHandle<i32, f32>>();
+    each::<CircuitBreaker>();
+    each::<KernelWatchdog>();
+    each::<HealthChecker>();
+    each::<GpuMemoryDashboard>();
+    each::<DegradationManager>();
+    each::<KernelMigrator>();
+    each::<RuntimeBuilder>();
+    each::<kernel::KernelDefinition>();
+    each::<SharedHostHandler>();
+    each::<message::MessageBuilder>();
+    each::<codegen::GeneratedShader>();
+    each::<codegen::FusedShader>();
+    send_sync::<std::sync::Arc<dyn kernel::HostHandler>>();
+    // The clock is `&mut` to use: it moves between threads, behind a `Mutex` to share.
+    fn send<T: Send + std::fmt::Debug + Default + 'static>() {}
+    send::<hlc::HybridClock>();
+    send_sync::<std::sync::Mutex<hlc::HybridClock>>();
+}
+
+/// Options, reports, summaries and events: plain values that print, clone and compare.
+fn options_reports_and_events_are_values() {
+    value::<RuntimeOptions>();
+    value::<LaunchOptions>();
+    value::<CircuitBreakerConfig>();
+    value::<WatchdogConfig>();
+    value::<health::HealthThresholds>();
+    value::<degradation::DegradationOptions>();
+    value::<devices::DeviceSpec>();
+    value::<devices::DeviceRequirements>();
+    value::<envelope::EnvelopeHeader>();
+    value::<envelope::MessageEnvelope<i32>>();
+    value::<AdapterSummary>();
+    value::<AnswersComing>();
+    value::<CircuitStatus>();
+    value::<DeviceEvent>();
+    value::<DeviceHealth>();
+    value::<KernelStatus>();
+    value::<KernelTelemetry>();
+    value::<LatencySummary>();
+    value::<MigrationReport>();
+    value::<RuntimeMetrics>();
+    value::<RuntimeSummary>();
+    value::<ShutdownReport>();
+    value::<StaleKernel>();
+    value::<TickTime>();
+    value::<health::HealthReport>();
+    value::<health::HealthIssue>();
+    value::<health::HealthStatus>();
+    value::<health::HealthSubject>();
+    value::<memory::MemoryReport>();
+    value::<memory::MemoryByPurpose>();
+    value::<memory::MemoryAlertEvent>();
+    value::<memory::DeviceMemoryLimits>();
+    value::<degradation::DegradationStatus>();
+    value::<degradation::DegradationSignals>();
+    value::<devices::DeviceInfo>();
+    value::<devices::Topology>();
+    value::<kernel::StateSpec>();
+    value::<kernel::StateValues>();
+    value::<kernel::DispatchShape>();
+    value::<RunReport>();
+    value::<message::MessageLayout>();
+    value::<message::Field>();
+    value::<message::FieldType>();
+    value::<message::Value>();
+    value::<message::Vec3<f32>>();
+    value::<lifecycle::IllegalTransition>();
+    debug::<HostRun<'static>>();
+    debug::<message::MessageRef<'static>>();
+    // Options start from their defaults.
+    default::<RuntimeOptions>();
+    default::<LaunchOptions>();
+    default::<RuntimeBuilder>();
+    default::<CircuitBreakerConfig>();
+    default::<WatchdogConfig>();
+    default::<health::HealthThresholds>();
+    default::<degradation::DegradationOptions>();
+    default::<devices::DeviceSpec>();
+    default::<devices::DeviceRequirements>();
+    default::<envelope::EnvelopeHeader>();
+}
+
+/// Ids, kinds and states: copied, compared and used as map keys (`HashMap<ErrorKind, u64>`,
+/// `HashSet<KernelState>`, counts by `DeviceEventKind`).
+fn ids_kinds_and_states_are_keys() {
+    key::<devices::DeviceId>();
+    key::<memory::MemoryWatchId>();
+    key::<hlc::HlcTimestamp>();
+    key::<ErrorKind>();
+    key::<lifecycle::KernelState>();
+    key::<lifecycle::LifecycleState>();
+    key::<lifecycle::KernelMode>();
+    key::<lifecycle::Action>();
+    key::<DeviceFeature>();
+    key::<CircuitState>();
+    key::<WatchdogAction>();
+    key::<degradation::DegradationLevel>();
+    key::<degradation::DegradationReason>();
+    key::<memory::MemoryPurpose>();
+    key::<memory::MemoryPressureAlert>();
+}
+
+/// Every error is a `std::error::Error + Send + Sync + 'static`, so it goes into
+/// `Box<dyn Error + Send + Sync>` and `anyhow::Error`, the ones that hand a message back too
+/// (when the message is `Debug + Send + Sync`).
+fn every_error_is_a_send_sync_std_error() {
+    error::<Error>();
+    error::<BatchSendError>();
+    error::<TryReceiveError>();
+    error::<SendError<i32>>();
+    error::<TrySendError<i32>>();
+    error::<SendTimeoutError<i32>>();
+    error::<CallError<i32>>();
+    error::<SendError<envelope::MessageEnvelope<i32>>>();
+    error::<message::FieldError>();
+    boxed::<Error>();
+    boxed::<CallError<i32>>();
+}
