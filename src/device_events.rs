@@ -21,7 +21,7 @@ use crate::devices::DeviceId;
 pub const KEPT_DEVICE_EVENTS: usize = 256;
 
 /// What happened to a device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum DeviceEventKind {

@@ -73,7 +73,7 @@ impl DeviceSpec {
 
 /// How [`Runtime::launch`](crate::Runtime::launch) places a kernel that names no device (the
 /// seed's `LoadBalancing`). In JavaScript `"leastLoaded"` or `"roundRobin"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum LoadBalancing {

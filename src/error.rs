@@ -298,7 +298,7 @@ fn unprocessed_part(unprocessed: u64) -> String {
 
 /// Why a kernel processes none of its input, named by a `QueueFull` or `Timeout` whose wait it
 /// explains: the stall a sender cannot see from its side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Stall {
     /// Its output queue is full: it runs no input until its answers are received (or it is

@@ -11,12 +11,12 @@
 use ringkernel_web::kernel::host::{HostRun, RunReport, SharedHostHandler};
 use ringkernel_web::{
     codegen, degradation, devices, envelope, health, hlc, kernel, lifecycle, memory, message, AdapterSummary,
-    AnswersComing, BatchSendError, CallError, CircuitBreaker, CircuitBreakerConfig, CircuitState, CircuitStatus,
-    DegradationManager, DeviceEvent, DeviceFeature, DeviceHealth, Error, ErrorKind, GpuMemoryDashboard, HealthChecker,
-    KernelHandle, KernelMigrator, KernelStatus, KernelTelemetry, KernelWatchdog, LatencySummary, LaunchOptions,
-    MigrationReport, Runtime, RuntimeBuilder, RuntimeMetrics, RuntimeOptions, RuntimeSummary, SendError,
-    SendTimeoutError, ShutdownReport, StaleKernel, TickTime, TryReceiveError, TrySendError, WatchdogAction,
-    WatchdogConfig,
+    AnswersComing, BackendChoice, BatchSendError, CallError, CircuitBreaker, CircuitBreakerConfig, CircuitState,
+    CircuitStatus, DegradationManager, DeviceEvent, DeviceEventKind, DeviceFeature, DeviceHealth, Error, ErrorKind,
+    GpuMemoryDashboard, HealthChecker, KernelHandle, KernelMigrator, KernelStatus, KernelTelemetry, KernelWatchdog,
+    LatencySummary, LaunchOptions, MigrationReport, Runtime, RuntimeBuilder, RuntimeMetrics, RuntimeOptions,
+    RuntimeSummary, SendError, SendTimeoutError, ShutdownReport, StaleKernel, Stall, TickTime, TryReceiveError,
+    TrySendError, WatchdogAction, WatchdogConfig,
 };
 
 fn send_sync<T: Send + Sync + 'static>() {}
@@ -127,6 +127,10 @@ fn ids_kinds_and_states_are_keys() {
     key::<lifecycle::LifecycleState>();
     key::<lifecycle::KernelMode>();
     key::<lifecycle::Action>();
+    key::<BackendChoice>();
+    key::<devices::PowerPreference>();
+    key::<devices::LoadBalancing>();
+    key::<DeviceEventKind>();
     key::<DeviceFeature>();
     key::<CircuitState>();
     key::<WatchdogAction>();
@@ -134,6 +138,11 @@ fn ids_kinds_and_states_are_keys() {
     key::<degradation::DegradationReason>();
     key::<memory::MemoryPurpose>();
     key::<memory::MemoryPressureAlert>();
+    key::<health::Severity>();
+    key::<kernel::StateElement>();
+    key::<message::Scalar>();
+    key::<Stall>();
+    key::<codegen::HandlerForm>();
 }
 
 /// Every error is a `std::error::Error + Send + Sync + 'static`, so it goes into

@@ -28,7 +28,7 @@ use gpu::{GpuBuffer, GpuContext, GpuKernel};
 
 /// Which adapters the runtime may pick. In JavaScript (and in serialized options) these are
 /// the lowercase names `"auto"`, `"vulkan"`, `"gl"`, `"metal"`, `"dx12"`, `"webgpu"` and `"cpu"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum BackendChoice {
@@ -81,7 +81,7 @@ impl BackendChoice {
 
 /// Which way a browser (or wgpu natively) leans when it picks an adapter: on laptops with two
 /// GPUs, `HighPerformance` asks for the discrete one and `LowPower` for the integrated one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum PowerPreference {

@@ -14,7 +14,7 @@ use crate::features::DeviceFeature;
 use crate::kernel::KernelDefinition;
 
 /// How the handler answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HandlerForm {
     /// `fn handle(msg: In) -> Out`: every message gets an answer.
     Answer,

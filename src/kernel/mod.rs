@@ -29,7 +29,7 @@ pub const DEFAULT_WORKGROUP_SIZE: u32 = 64;
 pub const MAX_STATE_LEN: u32 = 1 << 24;
 
 /// Element type of a kernel's state array.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StateElement {
     /// `atomic<u32>`, for counters many invocations update at once.

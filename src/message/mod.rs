@@ -53,7 +53,7 @@ pub const MAX_ARRAY_LENGTH: u32 = 65_535;
 pub const MAX_NESTING: u32 = 15;
 
 /// The scalar underneath every numeric field type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Scalar {
     /// WGSL `i32`: a 32-bit signed integer.
