@@ -342,10 +342,29 @@ impl fmt::Display for Action {
     }
 }
 
+/// As the runtime's `KernelState` error says it, without the kernel's id (see
+/// [`IllegalTransition::for_kernel`] for the error that names it).
+impl fmt::Display for IllegalTransition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a kernel that is {} cannot {}", self.state, self.action)
+    }
+}
+
+impl std::error::Error for IllegalTransition {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use KernelState::*;
+
+    /// A refusal of the table is an error of its own, for `?` into any `Box<dyn Error>`.
+    #[test]
+    fn an_illegal_transition_is_an_error_that_says_what_was_refused() {
+        let refused = Terminated.step(Action::Activate).unwrap_err();
+        assert_eq!(refused.to_string(), "a kernel that is terminated cannot activate");
+        let boxed: Box<dyn std::error::Error + Send + Sync> = refused.into();
+        assert!(boxed.source().is_none());
+    }
 
     /// Every action that moves a kernel between states.
     const LIFECYCLE_ACTIONS: [Action; 8] = [

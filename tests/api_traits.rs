@@ -158,6 +158,8 @@ fn every_error_is_a_send_sync_std_error() {
     error::<CallError<i32>>();
     error::<SendError<envelope::MessageEnvelope<i32>>>();
     error::<message::FieldError>();
+    error::<lifecycle::IllegalTransition>();
     boxed::<Error>();
     boxed::<CallError<i32>>();
+    boxed::<lifecycle::IllegalTransition>();
 }
