@@ -26,6 +26,7 @@ fn key<T: Copy + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync + 'static>
 fn error<E: std::error::Error + Send + Sync + 'static>() {}
 fn boxed<E: Into<Box<dyn std::error::Error + Send + Sync>>>() {}
 fn default<T: Default>() {}
+fn unpin<T: Unpin>(_: &T) {}
 
 /// The runtime, its handles and its operation objects can be shared between threads and moved
 /// into spawned tasks; each prints something with `{:?}`.
@@ -162,4 +163,17 @@ fn every_error_is_a_send_sync_std_error() {
     boxed::<Error>();
     boxed::<CallError<i32>>();
     boxed::<lifecycle::IllegalTransition>();
+}
+
+/// A typed handle's answers, an untyped one's, and the runtime's device events are `Unpin`
+/// streams: `while let Some(answer) = kernel.answers().next().await` compiles as it is, and
+/// each can move to a spawned task.
+fn the_streams_are_unpin_and_send(typed: &KernelHandle<i32, i32>, untyped: &KernelHandle, rt: &Runtime) {
+    fn spawnable<T: Send + 'static>(t: T) -> T {
+        t
+    }
+    unpin(&spawnable(typed.answers()));
+    unpin(&spawnable(untyped.answers()));
+    unpin(&spawnable(rt.device_events()));
+    unpin(&spawnable(typed.sink()));
 }

@@ -14,14 +14,15 @@ impl Runtime {
     /// stopped, after the events before the stop. Streams read independently: each sees every
     /// event (a reader more than [`KEPT_DEVICE_EVENTS`](crate::KEPT_DEVICE_EVENTS) behind is
     /// told how many it missed, in [`DeviceEvent::missed`]). The stream holds a clone of the
-    /// runtime, so it keeps it alive until [`dispose`](Self::dispose).
-    pub fn device_events(&self) -> impl futures_util::Stream<Item = DeviceEvent> + 'static {
+    /// runtime, so it keeps it alive until [`dispose`](Self::dispose). It is `Unpin`:
+    /// `events.next().await` needs no `pin!`.
+    pub fn device_events(&self) -> impl futures_util::Stream<Item = DeviceEvent> + Unpin + 'static {
         let seen = self.last_device_event();
-        futures_util::stream::unfold((self.clone(), seen), |(runtime, seen)| async move {
+        Box::pin(futures_util::stream::unfold((self.clone(), seen), |(runtime, seen)| async move {
             let event = runtime.next_device_event(seen).await?;
             let seq = event.seq;
             Some((event, (runtime, seq)))
-        })
+        }))
     }
 
     /// The number of the last device event so far (0 before the first): a reader from now on

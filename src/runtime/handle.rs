@@ -332,15 +332,15 @@ impl KernelHandle {
 
     /// Its answers as named values, one by one as they come: [`answers`](KernelHandle::answers)
     /// for a handle that is not typed, ending alike.
-    pub fn answers(&self) -> impl futures_util::Stream<Item = Result<Vec<(String, Value)>>> + 'static {
-        futures_util::stream::unfold(Some(self.clone()), |handle| async move {
+    pub fn answers(&self) -> impl futures_util::Stream<Item = Result<Vec<(String, Value)>>> + Unpin + 'static {
+        Box::pin(futures_util::stream::unfold(Some(self.clone()), |handle| async move {
             let handle = handle?;
             match handle.receive_value(None).await {
                 Ok(answer) => Some((Ok(answer), Some(handle))),
                 Err(error) if error.ends_answers() => None,
                 Err(error) => Some((Err(error), None)),
             }
-        })
+        }))
     }
 
     /// Queues one message given as named values if there is room now (else `QueueFull`).
@@ -500,20 +500,21 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     /// a stream dropped part way loses none (the rest stay queued). It ends when no answer will
     /// come: the kernel terminated with none left, was removed, or the runtime shut down. Any
     /// other refusal (a failed kernel, a lost device) is its last item. The stream holds a
-    /// clone of the handle, so it may outlive this one: returned, stored or moved to a task.
-    pub fn answers(&self) -> impl futures_util::Stream<Item = Result<Out>> + 'static
+    /// clone of the handle, so it may outlive this one: returned, stored or moved to a task. It is
+    /// `Unpin`: `while let Some(answer) = answers.next().await` needs no `pin!`.
+    pub fn answers(&self) -> impl futures_util::Stream<Item = Result<Out>> + Unpin + 'static
     where
         In: 'static,
         Out: 'static,
     {
-        futures_util::stream::unfold(Some(self.clone()), |handle| async move {
+        Box::pin(futures_util::stream::unfold(Some(self.clone()), |handle| async move {
             let handle = handle?;
             match handle.receive().await {
                 Ok(answer) => Some((Ok(answer), Some(handle))),
                 Err(error) if error.ends_answers() => None,
                 Err(error) => Some((Err(error), None)),
             }
-        })
+        }))
     }
 
     /// Its input as a [`Sink`](futures_util::Sink): each item is queued as
@@ -521,16 +522,16 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     /// backpressure (`stream.map(Ok).forward(kernel.sink())`, or `SinkExt::send` on the sink
     /// pinned). A refused message ends the sink with its error, the message in it; the sink is
     /// done then (used again, it panics, as futures' sinks do): take another with `sink()`. The
-    /// sink holds a clone of the handle.
-    pub fn sink(&self) -> impl futures_util::Sink<In, Error = SendError<In>> + 'static
+    /// sink holds a clone of the handle, and is `Unpin` (`SinkExt::send` on it needs no `pin!`).
+    pub fn sink(&self) -> impl futures_util::Sink<In, Error = SendError<In>> + Unpin + 'static
     where
         In: 'static,
         Out: 'static,
     {
-        futures_util::sink::unfold(self.clone(), |handle, message| async move {
+        Box::pin(futures_util::sink::unfold(self.clone(), |handle, message| async move {
             handle.send(message).await?;
             Ok(handle)
-        })
+        }))
     }
 
     /// Queues `envelope`'s message with its header, waiting for room as long as it takes, and
