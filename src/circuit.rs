@@ -90,24 +90,28 @@ impl Default for CircuitBreakerConfig {
 
 impl CircuitBreakerConfig {
     /// Failures in a row that open the circuit.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_failure_threshold(mut self, failures: u32) -> Self {
         self.failure_threshold = failures;
         self
     }
 
     /// How close together those failures must be.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_window(mut self, window: Duration) -> Self {
         self.window = window;
         self
     }
 
     /// How long the circuit stays open before probing.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_open_duration(mut self, open: Duration) -> Self {
         self.open_duration = open;
         self
     }
 
     /// Operations let through while half-open.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_half_open_probes(mut self, probes: u32) -> Self {
         self.half_open_probes = probes;
         self

@@ -171,48 +171,56 @@ impl Default for DegradationOptions {
 
 impl DegradationOptions {
     /// The thresholds of every signal.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_queue_fill_thresholds(mut self, thresholds: [f64; 4]) -> Self {
         self.queue_fill_thresholds = thresholds;
         self
     }
 
     /// Latency p99 over budget at which each level starts.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_latency_thresholds(mut self, thresholds: [f64; 4]) -> Self {
         self.latency_thresholds = thresholds;
         self
     }
 
     /// Memory pressure at which each level starts.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_memory_thresholds(mut self, thresholds: [f64; 4]) -> Self {
         self.memory_thresholds = thresholds;
         self
     }
 
     /// The fraction below a level's thresholds that lets it step down.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_hysteresis(mut self, fraction: f64) -> Self {
         self.hysteresis = fraction;
         self
     }
 
     /// How long a level holds before it may step down.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_cooldown(mut self, cooldown: Duration) -> Self {
         self.cooldown = cooldown;
         self
     }
 
     /// The span of answers the latency p99 is taken over.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_window(mut self, window: Duration) -> Self {
         self.window = window;
         self
     }
 
     /// The latency budget of kernels without their own.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_default_latency_budget(mut self, budget: Duration) -> Self {
         self.default_latency_budget = Some(budget);
         self
     }
 
     /// Kernels below this priority are low priority.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_protected_priority(mut self, priority: i32) -> Self {
         self.protected_priority = priority;
         self

@@ -59,12 +59,14 @@ impl DeviceSpec {
     }
 
     /// Adapter `index` among those wgpu lists for the backend.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_index(mut self, index: usize) -> Self {
         self.index = index;
         self
     }
 
     /// Which adapter to prefer.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_power_preference(mut self, preference: PowerPreference) -> Self {
         self.power_preference = preference;
         self
@@ -100,18 +102,21 @@ pub struct DeviceRequirements {
 
 impl DeviceRequirements {
     /// Only devices of `backend`.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_backend(mut self, backend: BackendChoice) -> Self {
         self.backend = Some(backend);
         self
     }
 
     /// Only devices whose largest storage binding is at least `bytes`.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_min_binding_bytes(mut self, bytes: u64) -> Self {
         self.min_binding_bytes = Some(bytes);
         self
     }
 
     /// Only devices whose largest buffer is at least `bytes`.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_min_buffer_bytes(mut self, bytes: u64) -> Self {
         self.min_buffer_bytes = Some(bytes);
         self

@@ -154,6 +154,7 @@ impl Default for HealthThresholds {
 
 impl HealthThresholds {
     /// A queue this full (0–1) makes its kernel degraded.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_queue_fill(mut self, fraction: f64) -> Self {
         self.queue_fill = fraction;
         self
@@ -161,12 +162,14 @@ impl HealthThresholds {
 
     /// Error rates (failed operations per operation since the last check) that make a kernel
     /// degraded and unhealthy.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_error_rates(mut self, degraded: f64, unhealthy: f64) -> Self {
         (self.error_rate_degraded, self.error_rate_unhealthy) = (degraded, unhealthy);
         self
     }
 
     /// Memory pressures that make the runtime degraded and unhealthy.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_memory(mut self, degraded: f64, unhealthy: f64) -> Self {
         (self.memory_degraded, self.memory_unhealthy) = (degraded, unhealthy);
         self

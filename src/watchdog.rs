@@ -66,12 +66,14 @@ impl Default for WatchdogConfig {
 
 impl WatchdogConfig {
     /// How long a kernel with input may go without progress.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_heartbeat_timeout(mut self, timeout: Duration) -> Self {
         self.heartbeat_timeout = timeout;
         self
     }
 
     /// What a scan does with stale kernels.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_action(mut self, action: WatchdogAction) -> Self {
         self.action = action;
         self

@@ -110,18 +110,21 @@ impl<M> MessageEnvelope<M> {
     }
 
     /// Sets the correlation id.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_correlation_id(mut self, correlation_id: u64) -> Self {
         self.header.correlation_id = Some(correlation_id);
         self
     }
 
     /// Sets the priority.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_priority(mut self, priority: u8) -> Self {
         self.header.priority = priority;
         self
     }
 
     /// Sets the source kernel (the host when unset).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_source(mut self, source: impl Into<String>) -> Self {
         self.header.source = Some(source.into());
         self
@@ -129,6 +132,7 @@ impl<M> MessageEnvelope<M> {
 
     /// Sets the timestamp the runtime's clock is updated with when it is sent (one received
     /// from another runtime, say).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_timestamp(mut self, timestamp: HlcTimestamp) -> Self {
         self.header.timestamp = timestamp;
         self

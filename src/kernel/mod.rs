@@ -339,6 +339,7 @@ impl KernelDefinition {
     }
 
     /// Gives the kernel a handler for the `cpu` backend (see [`host`]).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_host_handler(mut self, handler: impl HostHandler + 'static) -> Self {
         self.host = Some(SharedHostHandler::new(handler));
         self
@@ -350,18 +351,21 @@ impl KernelDefinition {
     }
 
     /// Gives the handler a `state` array (see [`StateSpec`]).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_state(mut self, element: StateElement, len: u32) -> Self {
         self.state = Some(StateSpec::new(element, len));
         self
     }
 
     /// The same kernel under another id, for a second instance of it.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_id(mut self, id: &str) -> Self {
         self.id = id.to_owned();
         self
     }
 
     /// Sets the invocations per workgroup (1 to 256; default [`DEFAULT_WORKGROUP_SIZE`]).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_workgroup_size(mut self, size: u32) -> Self {
         self.workgroup_size = size;
         self

@@ -587,6 +587,7 @@ fn collect_structs<'a>(layout: &'a MessageLayout, out: &mut Vec<&'a MessageLayou
 
 /// Builds a [`MessageLayout`] one field at a time (see [`MessageLayout::builder`]).
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct MessageBuilder {
     name: String,
     fields: Vec<(String, FieldType)>,

@@ -23,6 +23,7 @@ use crate::watchdog::WatchdogConfig;
 
 /// Builds a [`Runtime`]: `RuntimeBuilder::production().backend(BackendChoice::Vulkan).build().await`.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[must_use = "a builder does nothing until `build` is awaited"]
 pub struct RuntimeBuilder {
     options: RuntimeOptions,
 }

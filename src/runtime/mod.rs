@@ -113,42 +113,49 @@ pub struct RuntimeOptions {
 impl RuntimeOptions {
     /// The device bytes memory pressure is measured against: at least 1 (a runtime made with 0
     /// is refused, as its pressure would read 1 with nothing held).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_memory_budget(mut self, bytes: u64) -> Self {
         self.memory_budget = Some(bytes);
         self
     }
 
     /// Turns the degradation manager on with `options`.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_degradation(mut self, options: DegradationOptions) -> Self {
         self.degradation = Some(options);
         self
     }
 
     /// Which adapters may be used.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_backend(mut self, backend: BackendChoice) -> Self {
         self.backend = backend;
         self
     }
 
     /// Latency histograms and per-kernel telemetry on or off.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_telemetry(mut self, enable: bool) -> Self {
         self.enable_telemetry = enable;
         self
     }
 
     /// The queue size of kernels launched without their own.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_default_queue_size(mut self, messages: usize) -> Self {
         self.default_queue_size = messages;
         self
     }
 
     /// Recover from a lost device without waiting for `recover`.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_auto_recover(mut self, enable: bool) -> Self {
         self.auto_recover = enable;
         self
     }
 
     /// Which adapter among those wgpu lists for the backend.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_device_index(mut self, index: usize) -> Self {
         self.device_index = index;
         self
@@ -156,12 +163,14 @@ impl RuntimeOptions {
 
     /// Opens these devices (each with its own tick loop) instead of one; an empty list keeps
     /// the one device of `backend` and `device_index`.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_devices(mut self, devices: impl IntoIterator<Item = DeviceSpec>) -> Self {
         self.devices = devices.into_iter().collect();
         self
     }
 
     /// Where launches that name no device go.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_load_balancing(mut self, policy: LoadBalancing) -> Self {
         self.load_balancing = policy;
         self
@@ -185,36 +194,42 @@ impl RuntimeOptions {
     }
 
     /// Debug labels and validation layers on or off.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_debug(mut self, enable: bool) -> Self {
         self.debug = enable;
         self
     }
 
     /// Bounds how many messages one tick takes from all input queues together.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_max_messages_per_tick(mut self, messages: usize) -> Self {
         self.max_messages_per_tick = Some(messages);
         self
     }
 
     /// Where [`Runtime::health`] draws its lines.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_health_thresholds(mut self, thresholds: HealthThresholds) -> Self {
         self.health = thresholds;
         self
     }
 
     /// Tracing spans (natively `tracing`'s, in the browser User Timing measures) on or off.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_tracing(mut self, enable: bool) -> Self {
         self.tracing = enable;
         self
     }
 
     /// A circuit breaker per kernel, configured so.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_circuit_breaker(mut self, config: CircuitBreakerConfig) -> Self {
         self.circuit_breaker = Some(config);
         self
     }
 
     /// The kernel watchdog's settings.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_watchdog(mut self, config: WatchdogConfig) -> Self {
         self.watchdog = config;
         self
@@ -321,12 +336,14 @@ pub struct LaunchOptions {
 
 impl LaunchOptions {
     /// The same bound for the input and the output queue, in messages.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_queue_capacity(mut self, messages: usize) -> Self {
         self.queue_size = Some(messages);
         self
     }
 
     /// The input queue's bound (and the ring's minimum slot count), in messages.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_input_queue_capacity(mut self, messages: usize) -> Self {
         self.input_queue_size = Some(messages);
         self
@@ -334,30 +351,35 @@ impl LaunchOptions {
 
     /// The output queue's bound, in messages (lifted while the kernel drains to terminate: see
     /// [`output_queue_size`](Self::output_queue_size)).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_output_queue_capacity(mut self, messages: usize) -> Self {
         self.output_queue_size = Some(messages);
         self
     }
 
     /// The seeds' execution mode, kept and reported (both are scheduled alike: see [`KernelMode`]).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_mode(mut self, mode: KernelMode) -> Self {
         self.mode = mode;
         self
     }
 
     /// Most messages one dispatch handles.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_max_batch(mut self, messages: usize) -> Self {
         self.max_batch = Some(messages);
         self
     }
 
     /// Activate the kernel as soon as it is launched.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_auto_activate(mut self) -> Self {
         self.auto_activate = true;
         self
     }
 
     /// Leave the kernel `launched` until `activate` (the default).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn without_auto_activate(mut self) -> Self {
         self.auto_activate = false;
         self
@@ -376,12 +398,14 @@ impl LaunchOptions {
     }
 
     /// Most workgroups one dispatch may use.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_grid_size(mut self, workgroups: u32) -> Self {
         self.grid_size = Some(workgroups);
         self
     }
 
     /// Invocations per workgroup.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_block_size(mut self, invocations: u32) -> Self {
         self.block_size = Some(invocations);
         self
@@ -389,6 +413,7 @@ impl LaunchOptions {
 
     /// Bytes of workgroup memory the handler can use (`workgroup_memory: array<u32, N>`, so a
     /// count that is not a multiple of 4 is rounded up to whole words).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_shared_memory(mut self, bytes: u32) -> Self {
         self.shared_memory = bytes;
         self
@@ -396,18 +421,21 @@ impl LaunchOptions {
 
     /// Keeps the kernel out of fused pipelines and grouped dispatches (it always runs a
     /// dispatch of its own).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn unfused(mut self) -> Self {
         self.unfused = true;
         self
     }
 
     /// Priority in a bounded tick (higher first).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_priority(mut self, priority: i32) -> Self {
         self.priority = priority;
         self
     }
 
     /// The latency p99 this kernel should keep.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_latency_budget(mut self, budget: Duration) -> Self {
         self.latency_budget = Some(budget);
         self
@@ -415,6 +443,7 @@ impl LaunchOptions {
 
     /// Copies the kernel's state back as its checkpoint at most once per `interval` rather than
     /// with every tick (see [`checkpoint_interval`](Self::checkpoint_interval)).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_checkpoint_interval(mut self, interval: Duration) -> Self {
         self.checkpoint_interval = Some(interval);
         self
@@ -422,18 +451,21 @@ impl LaunchOptions {
 
     /// Starts the kernel's `state` array with `values` instead of zeros (see
     /// [`initial_state`](Self::initial_state)).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_initial_state(mut self, values: impl Into<StateValues>) -> Self {
         self.initial_state = Some(values.into());
         self
     }
 
     /// Runs the kernel on `device`.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn on_device(mut self, device: DeviceId) -> Self {
         self.device = Some(device);
         self
     }
 
     /// What the kernel needs of the device the runtime picks for it.
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_requirements(mut self, requirements: DeviceRequirements) -> Self {
         self.requirements = requirements;
         self
