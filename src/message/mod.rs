@@ -87,12 +87,18 @@ impl FieldType {
     pub const F32: FieldType = FieldType::Scalar(Scalar::F32);
 
     /// `vecN<scalar>`; `n` must be 2, 3 or 4.
+    ///
+    /// # Panics
+    /// When `n` is not 2, 3 or 4 (WGSL has no other vectors).
     pub fn vector(scalar: Scalar, n: u32) -> FieldType {
         assert!((2..=4).contains(&n), "WGSL vectors have 2 to 4 components, not {n}");
         FieldType::Vector(scalar, n)
     }
 
     /// `array<element, len>`; `len` must be at least 1.
+    ///
+    /// # Panics
+    /// When `len` is 0 (WGSL has no empty fixed-size arrays).
     pub fn array(element: FieldType, len: u32) -> FieldType {
         assert!(len > 0, "WGSL fixed-size arrays have at least one element");
         FieldType::Array(Box::new(element), len)

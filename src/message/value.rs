@@ -105,6 +105,9 @@ impl MessageLayout {
     }
 
     /// Unpacks one message into named values, in field order.
+    ///
+    /// # Panics
+    /// When `bytes` is not exactly one message long ([`size`](Self::size) bytes).
     pub fn decode(&self, bytes: &[u8]) -> Vec<(String, Value)> {
         assert_eq!(bytes.len(), self.size(), "decode source must be one message long");
         self.decode_fields(bytes, 0)
