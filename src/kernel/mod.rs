@@ -400,6 +400,9 @@ fn registry() -> &'static Mutex<HashMap<String, Arc<KernelDefinition>>> {
 /// Registers a definition under its id, for `Runtime::launch(id)` to find. An id that is
 /// already registered is refused (`InvalidArgument`), so two kernels never silently share one;
 /// see [`register_or_replace`].
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when a definition is registered under its id already.
 pub fn register(definition: KernelDefinition) -> Result<(), Error> {
     let mut registry = registry().lock().expect("kernel registry poisoned");
     if registry.contains_key(&definition.id) {

@@ -160,6 +160,10 @@ impl RuntimeBuilder {
     }
 
     /// Opens the device and starts the runtime (see [`Runtime::new`]).
+    ///
+    /// # Errors
+    /// As [`Runtime::new`]'s: `BackendUnavailable` without an adapter, `OutOfRange` or
+    /// `InvalidArgument` for options it refuses.
     pub async fn build(self) -> Result<Runtime> {
         Runtime::new(self.options).await
     }

@@ -29,6 +29,14 @@ impl Runtime {
     /// Launches a registered kernel by id (see [`kernel::register`]) and returns its handle
     /// (turn it into a typed one with [`KernelHandle::typed`]). A second launch of a live id is
     /// a `KernelState` error; a terminated id must be [`remove`](Self::remove)d first.
+    ///
+    /// # Errors
+    /// [`Error::KernelNotFound`] when no kernel is registered under `id`;
+    /// [`Error::KernelState`] when a kernel of that id is launched already;
+    /// [`Error::KernelCompile`] when its WGSL (or host handler) is refused on this device;
+    /// [`Error::OutOfRange`] for options outside their range (a queue size, workgroup size or
+    /// shared memory the device cannot give); [`Error::Draining`] or [`Error::Disposed`] once
+    /// the runtime drains or was disposed.
     pub async fn launch(&self, id: &str, options: LaunchOptions) -> Result<KernelHandle> {
         let definition = kernel::lookup(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })?;
         self.launch_shared(definition, options).await
@@ -293,6 +301,13 @@ impl Runtime {
     /// messages are processed (their answers stay receivable), then becomes `Terminated`.
     /// Past `timeout` it is stopped anyway; the unprocessed count is recorded in its
     /// telemetry and returned in the `Timeout` error, and waiting `call`s are cancelled.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when the kernel was stopped at `timeout` with messages unprocessed
+    /// (their count in [`Error::unprocessed`]); [`Error::KernelNotFound`] for an unknown id;
+    /// [`Error::KernelState`] when it is terminated already or still being launched;
+    /// [`Error::StrandedByDeviceLoss`] when its device was lost and nothing will recover it;
+    /// [`Error::Disposed`] once the runtime was disposed.
     pub async fn terminate(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
         self.terminate_within(id, timeout, Pipeline::Leave).await
     }

@@ -180,6 +180,10 @@ impl<In, Out> KernelHandle<In, Out> {
 
     /// Graceful stop: queued and in-flight messages are processed first (their answers stay
     /// receivable), for up to five seconds; see [`terminate_timeout`](Self::terminate_timeout).
+    ///
+    /// # Errors
+    /// As [`Runtime::terminate`]'s: a `Timeout` saying how many messages were left unprocessed
+    /// when the five seconds ran out, `KernelState` when it is terminated already.
     pub async fn terminate(&self) -> Result<()> {
         self.pinned.terminate(self.live_id()?, Some(DEFAULT_TERMINATE_TIMEOUT)).await
     }
@@ -299,6 +303,11 @@ impl<In, Out> KernelHandle<In, Out> {
 impl KernelHandle {
     /// This kernel as a handle that sends `In` and receives `Out`, after checking that their
     /// layouts are the kernel's byte for byte (field types and offsets; names may differ).
+    ///
+    /// # Errors
+    /// [`Error::MessageFormat`] naming the Rust type when `In` is not the kernel's input layout
+    /// or `Out` not its output layout (or either is no WGSL type); [`Error::KernelNotFound`]
+    /// once the kernel was removed.
     pub fn typed<In: RingMessage, Out: RingMessage>(&self) -> Result<KernelHandle<In, Out>> {
         let check = |layout: MessageLayout, theirs: MessageLayout, which: &str, ty: &str| {
             if same_bytes(&layout, &theirs) {
@@ -411,6 +420,11 @@ impl KernelHandle {
 impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     /// Queues `message`, waiting for room as long as it takes. Refused only when the kernel
     /// does not take messages; the message comes back.
+    ///
+    /// # Errors
+    /// A [`SendError`] with the message and why it was refused: the kernel was removed (`KernelNotFound`), is terminating or terminated (`KernelState`),
+    /// the runtime drains or was disposed (`Draining`, `Disposed`), the kernel's circuit is open
+    /// (`CircuitOpen`) or the degradation manager sheds its priority (`Overloaded`).
     pub async fn send(&self, message: In) -> Result<(), SendError<In>> {
         let id = match self.live_id() {
             Ok(id) => id,
@@ -422,6 +436,11 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     }
 
     /// Queues `message` if there is room now.
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`] with the message when the input queue is full now (its error a
+    /// `QueueFull`); [`TrySendError::Refused`] with the message when the kernel does not take
+    /// messages, as [`send`](Self::send)'s refusals.
     pub fn try_send(&self, message: In) -> Result<(), TrySendError<In>> {
         let bytes = bytemuck::bytes_of(&message);
         let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytes, slot);
@@ -437,6 +456,11 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     }
 
     /// Queues `message`, waiting up to `timeout` for room.
+    ///
+    /// # Errors
+    /// [`SendTimeoutError::Timeout`] with the message when the queue stayed full for all of
+    /// `timeout` (its error a `QueueFull`); [`SendTimeoutError::Refused`] with the message when
+    /// the kernel does not take messages, as [`send`](Self::send)'s refusals.
     pub async fn send_timeout(&self, message: In, timeout: Duration) -> Result<(), SendTimeoutError<In>> {
         let id = match self.live_id() {
             Ok(id) => id,
@@ -451,12 +475,20 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     /// Queues every message of `messages`, in order, waiting for room as long as it takes; or
     /// says how many were queued before the kernel refused the rest.
+    ///
+    /// # Errors
+    /// A [`BatchSendError`]: how many messages (from the front) were `accepted` (those are
+    /// answered), and why the rest were not, one of [`send`](Self::send)'s refusals.
     pub async fn send_batch(&self, messages: &[In]) -> Result<(), BatchSendError> {
         self.send_batch_until(messages, None).await
     }
 
     /// [`send_batch`](Self::send_batch) within `timeout`: past it, the error says how many of
     /// the messages (from the front) were queued; those are answered, the rest were not queued.
+    ///
+    /// # Errors
+    /// A [`BatchSendError`] saying how many were `accepted`: its error is a `QueueFull` when
+    /// the timeout ran out, or one of [`send`](Self::send)'s refusals.
     pub async fn send_batch_timeout(&self, messages: &[In], timeout: Duration) -> Result<(), BatchSendError> {
         self.send_batch_until(messages, Some(timeout)).await
     }
@@ -471,16 +503,29 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     }
 
     /// The next answer, waiting as long as it takes.
+    ///
+    /// # Errors
+    /// When no answer comes: the kernel terminated with none left (`KernelState`) or was
+    /// removed (`KernelNotFound`), it waits for its lost device's recovery (`DeviceLost`), it is
+    /// connected onward so its answers go to the next stage (`InvalidArgument`), or the runtime
+    /// was disposed (`Disposed`).
     pub async fn receive(&self) -> Result<Out> {
         self.pinned.receive_pod(self.live_id()?, None).await
     }
 
     /// The next answer, waiting up to `timeout` (then `Timeout`).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when none came within `timeout`, and [`receive`](Self::receive)'s.
     pub async fn receive_timeout(&self, timeout: Duration) -> Result<Out> {
         self.pinned.receive_pod(self.live_id()?, Some(timeout)).await
     }
 
     /// The next answer if one is waiting now.
+    ///
+    /// # Errors
+    /// [`TryReceiveError::Empty`] when no answer is waiting now; [`TryReceiveError::Refused`]
+    /// when no answer will come, as [`receive`](Self::receive)'s errors.
     pub fn try_receive(&self) -> Result<Out, TryReceiveError> {
         self.try_receive_read(|_, answer| bytemuck::pod_read_unaligned::<Out>(answer))
     }
@@ -596,6 +641,13 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     /// Sends `message` and waits up to `timeout` for its own answer (matched by correlation
     /// id, however many calls are in flight).
+    ///
+    /// # Errors
+    /// [`CallError::NotSent`] with the message when it was not queued: the queue stayed full
+    /// for all of `timeout` (`QueueFull`), one of [`send`](Self::send)'s refusals, or the kernel
+    /// is connected onward (its answers go to the next stage). [`CallError::Unanswered`] when
+    /// it was queued but no answer came within `timeout` (`Timeout`), the handler dropped it
+    /// (`MessageDropped`), or the kernel stopped or lost its device first.
     pub async fn call(&self, message: In, timeout: Duration) -> Result<Out, CallError<In>> {
         let bytes = bytemuck::bytes_of(&message);
         let pack = |layout: &MessageLayout, slot: &mut [u8]| copy_into(layout, bytes, slot);

@@ -545,6 +545,14 @@ struct Inner {
 impl Runtime {
     /// Opens the backend (a GPU device, or the host for [`BackendChoice::Cpu`]) and starts the
     /// tick loop. Fails with `BackendUnavailable` (naming what was tried) when no adapter exists.
+    ///
+    /// # Errors
+    /// [`Error::BackendUnavailable`] when no adapter of `options.backend` (or of a device in
+    /// `options.devices`) exists or its device cannot be opened; [`Error::OutOfRange`] for an
+    /// option outside its range (a default queue size of 0 or over [`MAX_QUEUE_SIZE`], more
+    /// than [`MAX_DEVICES`] devices, a `max_messages_per_tick` or `memory_budget` of 0, health
+    /// thresholds, watchdog, circuit breaker or degradation settings out of range);
+    /// [`Error::InvalidArgument`] for `device_index` given together with `devices`.
     pub async fn new(options: RuntimeOptions) -> Result<Runtime> {
         // Refused here rather than at each launch (a queue size the caller never passed) or
         // never (a tick bound of 0 that processes nothing).
