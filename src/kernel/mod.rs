@@ -401,6 +401,21 @@ fn registry() -> &'static Mutex<HashMap<String, Arc<KernelDefinition>>> {
 /// already registered is refused (`InvalidArgument`), so two kernels never silently share one;
 /// see [`register_or_replace`].
 ///
+/// ```
+/// use ringkernel_web::kernel::{self, KernelDefinition};
+/// use ringkernel_web::{FieldType, MessageLayout};
+///
+/// let request = MessageLayout::new("Request", &[("value", FieldType::I32)])?;
+/// let response = MessageLayout::new("Response", &[("result", FieldType::I32)])?;
+/// let wgsl = "fn handle(msg: Request) -> Response { return Response(msg.value + 1); }";
+/// kernel::register(KernelDefinition::new("increment", request, response, wgsl))?;
+/// assert!(kernel::lookup("increment").is_some());
+/// // A second definition under the id is refused: `register_or_replace` replaces it.
+/// # let (request, response) = (kernel::lookup("increment").unwrap().input.clone(), kernel::lookup("increment").unwrap().output.clone());
+/// assert!(kernel::register(KernelDefinition::new("increment", request, response, wgsl)).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
 /// [`Error::InvalidArgument`] when a definition is registered under its id already.
 pub fn register(definition: KernelDefinition) -> Result<(), Error> {

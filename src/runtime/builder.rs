@@ -22,6 +22,16 @@ use crate::health::HealthThresholds;
 use crate::watchdog::WatchdogConfig;
 
 /// Builds a [`Runtime`]: `RuntimeBuilder::production().backend(BackendChoice::Vulkan).build().await`.
+///
+/// ```no_run
+/// # async fn demo() -> ringkernel_web::Result<()> {
+/// use ringkernel_web::{BackendChoice, RuntimeBuilder};
+///
+/// let runtime = RuntimeBuilder::production().backend(BackendChoice::Auto).default_queue_size(1024).build().await?;
+/// println!("{}", runtime.adapter().name);
+/// runtime.shutdown().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 #[must_use = "a builder does nothing until `build` is awaited"]
 pub struct RuntimeBuilder {

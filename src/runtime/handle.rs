@@ -35,6 +35,25 @@ pub enum Dynamic {}
 /// that launch only: once the kernel is removed, every operation on it is `KernelNotFound`,
 /// even after another kernel is launched under the same id (as an actor reference never
 /// reaches the actor that took a stopped one's name).
+///
+/// ```no_run
+/// # async fn demo(runtime: ringkernel_web::Runtime) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// use std::time::Duration;
+/// use ringkernel_web::{CallError, LaunchOptions};
+///
+/// let options = LaunchOptions::default().with_auto_activate();
+/// // i32 in, i32 out: `typed` checks both against the kernel's layouts.
+/// let doubler = runtime.launch("doubler", options).await?.typed::<i32, i32>()?;
+/// doubler.send(21).await?; // a refused message comes back in the `SendError`
+/// assert_eq!(doubler.receive_timeout(Duration::from_secs(1)).await?, 42);
+/// match doubler.call(5, Duration::from_secs(1)).await {
+///     Ok(answer) => assert_eq!(answer, 10),
+///     Err(CallError::NotSent(message, why)) => eprintln!("{message} not sent: {why}"),
+///     Err(unanswered) => return Err(unanswered.into()),
+/// }
+/// doubler.terminate().await?;
+/// # Ok(()) }
+/// ```
 pub struct KernelHandle<In = Dynamic, Out = Dynamic> {
     /// The runtime as the handle's operations use it: reaching its own launch only, checked
     /// under the lock each acts under (see `Runtime::kernel_in`).

@@ -512,6 +512,23 @@ pub const DEFAULT_TERMINATE_TIMEOUT: Duration = Duration::from_secs(5);
 /// is dropped (or at once on [`dispose`](Self::dispose)). A host handler that keeps a clone or a
 /// handle keeps its own runtime alive: dispose such a runtime explicitly.
 ///
+/// ```no_run
+/// # async fn demo() -> ringkernel_web::Result<()> {
+/// use std::time::Duration;
+/// use ringkernel_web::{LaunchOptions, Runtime, RuntimeOptions, Value};
+///
+/// let runtime = Runtime::new(RuntimeOptions::default()).await?;
+/// runtime.launch("doubler", LaunchOptions::default().with_auto_activate()).await?;
+/// // Every operation by id, with named values; a clone shares the runtime (for another task).
+/// let clone = runtime.clone();
+/// clone.send("doubler", &[("value", Value::from(21))], Some(Duration::from_secs(1))).await?;
+/// let answer = runtime.receive("doubler", Some(Duration::from_secs(1))).await?;
+/// assert_eq!(answer, vec![("result".to_string(), Value::I32(42))]);
+/// let report = runtime.shutdown().await?; // drains every kernel, then stops
+/// println!("{} messages processed", report.messages_processed);
+/// # Ok(()) }
+/// ```
+///
 /// [`KernelHandle`]: crate::KernelHandle
 #[derive(Clone)]
 pub struct Runtime {
