@@ -76,6 +76,9 @@ impl Runtime {
     /// answer's bytes straight from the output queue. `read` runs while the runtime's table is
     /// locked: it must not call the runtime (natively that panics; copy what it needs and call
     /// after).
+    ///
+    /// # Panics
+    /// Natively, when `read` calls the runtime: its table is locked while `read` runs.
     pub async fn receive_envelope_with<R>(
         &self,
         id: &str,

@@ -403,6 +403,9 @@ impl KernelHandle {
     /// The next answer handed to `read` with the output layout, straight from the queue.
     /// `read` runs while the runtime's table is locked: it must not call the runtime (natively
     /// that panics; copy what it needs and call after).
+    ///
+    /// # Panics
+    /// Natively, when `read` calls the runtime: its table is locked while `read` runs.
     pub async fn receive_with<R>(
         &self,
         timeout: Option<Duration>,
@@ -414,6 +417,9 @@ impl KernelHandle {
     /// The next answer handed to `read` if one is waiting now. `read` runs while the runtime's
     /// table is locked: it must not call the runtime (natively that panics; copy what it needs
     /// and call after).
+    ///
+    /// # Panics
+    /// Natively, when `read` calls the runtime: its table is locked while `read` runs.
     pub fn try_receive_with<R>(&self, read: impl FnOnce(&MessageLayout, &[u8]) -> R) -> Result<R, TryReceiveError> {
         self.try_receive_read(read)
     }

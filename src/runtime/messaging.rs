@@ -145,6 +145,9 @@ impl Runtime {
     /// Takes the next answer if one is waiting now, handing `read` the output layout and its
     /// bytes; `Ok(None)` when none is. `read` runs while the runtime's table is locked: it must
     /// not call the runtime (natively that panics; copy what it needs and call after).
+    ///
+    /// # Panics
+    /// Natively, when `read` calls the runtime: its table is locked while `read` runs.
     pub fn try_receive_with<R>(&self, id: &str, read: impl FnOnce(&MessageLayout, &[u8]) -> R) -> Result<Option<R>> {
         let mut take = Some(|layout: &MessageLayout, outbox: &mut PackedQueue| {
             outbox.pop_with(|answer| read(layout, answer)).expect("not empty")
@@ -813,6 +816,9 @@ impl Runtime {
     /// from the output queue (what the JavaScript layer turns into an object). `read` runs
     /// while the runtime's table is locked: it must not call the runtime (natively that panics;
     /// copy what it needs and call after).
+    ///
+    /// # Panics
+    /// Natively, when `read` calls the runtime: its table is locked while `read` runs.
     pub async fn receive_with<R>(
         &self,
         id: &str,
@@ -923,6 +929,9 @@ impl Runtime {
     /// decoded (or copied where they go) with no vector in between. `read` runs while the
     /// runtime's table is locked: it must not call the runtime (natively that panics; copy what
     /// it needs and call after).
+    ///
+    /// # Panics
+    /// Natively, when `read` calls the runtime: its table is locked while `read` runs.
     pub async fn receive_batch_with<R>(
         &self,
         id: &str,
