@@ -529,6 +529,24 @@ pub const DEFAULT_TERMINATE_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Ok(()) }
 /// ```
 ///
+/// # Threads and blocking
+/// `Runtime`, [`KernelHandle`] and every operation's future are `Send` (and the handles
+/// `Sync`), so a multi-threaded executor's tasks share them (`tokio::spawn` takes the futures).
+/// Natively each device has a tick loop thread of its own, and no operation blocks its caller's
+/// thread for long, with two exceptions to know in an async executor:
+/// - a `receive` or `call` that has to wait for its answer runs the device's next tick on its
+///   own thread when no tick is under way and at most 1,024 messages wait on that device (a
+///   round trip then takes no thread hop), so its `poll` holds the executor's thread while the
+///   device works, as a raw wgpu `submit` and `poll` would; larger ticks are left to the loop;
+/// - dropping the last clone (or handle) of a runtime joins its tick loop threads, which waits
+///   for a tick under way to end. After [`dispose`](Self::dispose)`.await` (which waits for the
+///   devices' work asynchronously) the loops have stopped and the join is short; otherwise drop
+///   the last clone where blocking is fine (`spawn_blocking`).
+///
+/// `launch` compiles on a helper thread, and host handlers of the `cpu` backend run on the
+/// tick loop's thread, never the caller's. On the web nothing blocks: the tick loop is a task
+/// of the page's event loop.
+///
 /// [`KernelHandle`]: crate::KernelHandle
 #[derive(Clone)]
 pub struct Runtime {
