@@ -26,6 +26,7 @@ pub const MAX_FUSED_STAGES: usize = 6;
 
 /// A fused module and where each stage's handler lies in it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct FusedShader {
     /// The complete WGSL module.
     pub source: String,

@@ -83,8 +83,11 @@ impl HostRun<'_> {
     }
 }
 
-/// How a run went: dropped on purpose, failed, and why each failure failed.
+/// How a run went: dropped on purpose, failed, and why each failure failed. A
+/// [`HostHandler::handle_run`] of one's own starts from `RunReport::default()` and
+/// [`record`](Self::record)s each message's outcome (or returns [`HostRun::answer_each`]'s).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RunReport {
     /// Messages whose answer was not kept, failures included.
     pub dropped: u64,
