@@ -48,6 +48,13 @@ impl DeviceEventKind {
     }
 }
 
+/// Its JavaScript name, as [`as_str`](DeviceEventKind::as_str) gives it.
+impl std::fmt::Display for DeviceEventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One thing that happened to one device of a runtime.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -224,6 +224,13 @@ impl KernelMode {
     }
 }
 
+/// The mode's name, as [`as_str`](KernelMode::as_str) gives it and [`parse`](KernelMode::parse) takes it.
+impl std::fmt::Display for KernelMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a legal action leads (see [`KernelState::step`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -223,6 +223,13 @@ impl MemoryPressureAlert {
     }
 }
 
+/// `high` or `normal`, as [`as_str`](MemoryPressureAlert::as_str) gives it.
+impl std::fmt::Display for MemoryPressureAlert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How far below its threshold pressure must fall before a watch that fired `High` fires
 /// `Normal`: keeps a workload hovering at the threshold from alerting on every tick.
 pub const ALERT_HYSTERESIS: f64 = 0.05;

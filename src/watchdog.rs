@@ -45,6 +45,13 @@ impl WatchdogAction {
     }
 }
 
+/// Its JavaScript spelling, as [`as_str`](WatchdogAction::as_str) gives it.
+impl std::fmt::Display for WatchdogAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The watchdog's settings, from `RuntimeOptions::watchdog` and changeable later through
 /// `KernelWatchdog`. In JavaScript, `{ heartbeatTimeoutMs, action }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

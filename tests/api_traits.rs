@@ -177,3 +177,20 @@ fn the_streams_are_unpin_and_send(typed: &KernelHandle<i32, i32>, untyped: &Kern
     unpin(&spawnable(rt.device_events()));
     unpin(&spawnable(typed.sink()));
 }
+
+/// The kinds with a name print it with `{}` (C-COMMON-TRAITS), the same name `as_str` gives and
+/// JavaScript sees: a log line or a metric label needs no `as_str()` of its own.
+#[test]
+fn named_kinds_display_their_names() {
+    use ringkernel_web::memory::MemoryPressureAlert;
+    use ringkernel_web::KernelMode;
+    let shown = |kind: &dyn std::fmt::Display| kind.to_string();
+    assert_eq!(shown(&DeviceEventKind::RecoveryFailed), DeviceEventKind::RecoveryFailed.as_str());
+    assert_eq!(shown(&WatchdogAction::RecoverDevice), "recoverDevice");
+    assert_eq!(shown(&MemoryPressureAlert::High), "high");
+    assert_eq!(shown(&KernelMode::EventDriven), "event-driven");
+    assert_eq!(KernelMode::parse(&KernelMode::Persistent.to_string()), Some(KernelMode::Persistent));
+    // As the kinds that printed before did.
+    assert_eq!(shown(&CircuitState::HalfOpen), CircuitState::HalfOpen.as_str());
+    assert_eq!(shown(&ringkernel_web::KernelState::Active), "active");
+}
