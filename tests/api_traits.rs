@@ -194,3 +194,34 @@ fn named_kinds_display_their_names() {
     assert_eq!(shown(&CircuitState::HalfOpen), CircuitState::HalfOpen.as_str());
     assert_eq!(shown(&ringkernel_web::KernelState::Active), "active");
 }
+
+/// What `tokio::spawn` asks (`Future + Send + 'static`), met the way a downstream task meets it:
+/// a clone of the runtime or handle moved into an `async move` block around the operation.
+fn operations_spawn_as_tasks(rt: &Runtime, typed: &KernelHandle<i32, i32>) {
+    fn spawn<F: std::future::Future + Send + 'static>(_: F) {}
+    let (rt, typed) = (rt.clone(), typed.clone());
+    spawn({
+        let rt = rt.clone();
+        async move {
+            let handle = rt.launch("doubler", LaunchOptions::default()).await?.typed::<i32, i32>()?;
+            handle.send(1).await?;
+            rt.receive("doubler", None).await?;
+            rt.dispose().await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        }
+    });
+    spawn(async move {
+        use futures_util::StreamExt;
+        let mut answers = typed.answers();
+        while let Some(answer) = answers.next().await {
+            answer?;
+        }
+        typed.call(2, std::time::Duration::from_secs(1)).await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    });
+    spawn(async move {
+        use futures_util::StreamExt;
+        let mut events = rt.device_events();
+        events.next().await
+    });
+}
