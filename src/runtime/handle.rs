@@ -177,22 +177,37 @@ impl<In, Out> KernelHandle<In, Out> {
 
     /// `launched` → `active`, or `deactivated` → `active`: the kernel processes its queued
     /// messages.
+    ///
+    /// # Errors
+    /// [`Error::KernelState`] unless the kernel is launched or deactivated (a failed one
+    /// recovers first); [`Error::KernelNotFound`] once it was removed; [`Error::Disposed`] once the
+    /// runtime was disposed.
     pub async fn activate(&self) -> Result<()> {
         self.pinned.activate_or_reactivate(self.live_id()?)
     }
 
     /// `active` → `deactivated`: nothing more is dispatched; queued input stays.
+    ///
+    /// # Errors
+    /// [`Error::KernelState`] unless the kernel is active; [`Error::KernelNotFound`] once it was
+    /// removed; [`Error::Disposed`] once the runtime was disposed.
     pub async fn deactivate(&self) -> Result<()> {
         self.pinned.deactivate(self.live_id()?).await
     }
 
     /// The seed's name for [`deactivate`](Self::deactivate).
+    ///
+    /// # Errors
+    /// As [`deactivate`](Self::deactivate)'s.
     pub async fn suspend(&self) -> Result<()> {
         self.deactivate().await
     }
 
     /// The seed's name for [`activate`](Self::activate): `deactivated` → `active`, or
     /// `launched` → `active`.
+    ///
+    /// # Errors
+    /// As [`activate`](Self::activate)'s.
     pub async fn resume(&self) -> Result<()> {
         self.activate().await
     }
@@ -209,6 +224,10 @@ impl<In, Out> KernelHandle<In, Out> {
 
     /// Graceful stop within `timeout`; past it the kernel stops anyway and the `Timeout` error
     /// says how many messages were left unprocessed.
+    ///
+    /// # Errors
+    /// As [`Runtime::terminate`]'s: a `Timeout` saying how many messages were left unprocessed
+    /// when `timeout` ran out, `KernelState` when it is terminated already.
     pub async fn terminate_timeout(&self, timeout: Duration) -> Result<()> {
         self.pinned.terminate(self.live_id()?, Some(timeout)).await
     }
@@ -244,6 +263,9 @@ impl<In, Out> KernelHandle<In, Out> {
 
     /// [`wait`](Self::wait), for up to `timeout`: then `Timeout` (operation `wait`), the kernel
     /// left as it is.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] (operation `wait`) when the kernel has not terminated within `timeout`.
     pub async fn wait_timeout(&self, timeout: Duration) -> Result<()> {
         self.wait_within(Some(timeout)).await
     }
@@ -268,6 +290,9 @@ impl<In, Out> KernelHandle<In, Out> {
     }
 
     /// The kernel's state now.
+    ///
+    /// # Errors
+    /// [`Error::KernelNotFound`] once the kernel was removed.
     pub fn state(&self) -> Result<KernelState> {
         self.pinned.state(self.live_id()?)
     }
@@ -283,6 +308,9 @@ impl<In, Out> KernelHandle<In, Out> {
     }
 
     /// State, mode, queue depths, messages processed and uptime.
+    ///
+    /// # Errors
+    /// [`Error::KernelNotFound`] once the kernel was removed.
     pub fn status(&self) -> Result<KernelStatus> {
         let t = self.metrics()?;
         Ok(KernelStatus {
@@ -297,6 +325,9 @@ impl<In, Out> KernelHandle<In, Out> {
     }
 
     /// Every counter of the kernel (latency is empty when the runtime keeps no telemetry).
+    ///
+    /// # Errors
+    /// [`Error::KernelNotFound`] once the kernel was removed.
     pub fn metrics(&self) -> Result<KernelTelemetry> {
         self.pinned.kernel_metrics(self.live_id()?)
     }
@@ -556,11 +587,17 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     }
 
     /// Up to `max` answers (1 or more: 0 is `OutOfRange`), waiting for the first as long as it takes.
+    ///
+    /// # Errors
+    /// As [`receive`](Self::receive)'s, and [`Error::OutOfRange`] for a `max` of 0.
     pub async fn receive_batch(&self, max: usize) -> Result<Vec<Out>> {
         self.pinned.receive_batch::<Out>(self.live_id()?, max, None).await
     }
 
     /// Up to `max` answers (1 or more), waiting up to `timeout` for the first (then `Timeout`).
+    ///
+    /// # Errors
+    /// As [`receive_timeout`](Self::receive_timeout)'s, and [`Error::OutOfRange`] for a `max` of 0.
     pub async fn receive_batch_timeout(&self, max: usize, timeout: Duration) -> Result<Vec<Out>> {
         self.pinned.receive_batch::<Out>(self.live_id()?, max, Some(timeout)).await
     }
@@ -607,6 +644,9 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     /// Queues `envelope`'s message with its header, waiting for room as long as it takes, and
     /// returns the header as sent (see [`crate::envelope`]). Refused only when the kernel does
     /// not take messages; the envelope comes back.
+    ///
+    /// # Errors
+    /// A [`SendError`] with the envelope, for [`send`](Self::send)'s refusals.
     pub async fn send_envelope(
         &self,
         envelope: MessageEnvelope<In>,
@@ -616,6 +656,9 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     /// [`send_envelope`](Self::send_envelope), waiting up to `timeout` for room; the envelope
     /// comes back with the error, as [`send_timeout`](Self::send_timeout)'s message does.
+    ///
+    /// # Errors
+    /// As [`send_timeout`](Self::send_timeout)'s, with the envelope in the error.
     pub async fn send_envelope_timeout(
         &self,
         envelope: MessageEnvelope<In>,
@@ -646,11 +689,17 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     /// The next answer with its envelope's header, waiting as long as it takes (an answer to
     /// a message sent without an envelope gets a header made now; see [`crate::envelope`]).
+    ///
+    /// # Errors
+    /// As [`receive`](Self::receive)'s.
     pub async fn receive_envelope(&self) -> Result<MessageEnvelope<Out>> {
         self.receive_envelope_until(None).await
     }
 
     /// [`receive_envelope`](Self::receive_envelope), waiting up to `timeout` (then `Timeout`).
+    ///
+    /// # Errors
+    /// As [`receive_timeout`](Self::receive_timeout)'s.
     pub async fn receive_envelope_timeout(&self, timeout: Duration) -> Result<MessageEnvelope<Out>> {
         self.receive_envelope_until(Some(timeout)).await
     }
