@@ -3,8 +3,9 @@
 //! executor's threads (`tokio::spawn` asks `Send + 'static`, a shared `Arc` asks `Sync`), what
 //! prints with `{:?}`, which value types compare, hash, copy and default, that every error goes
 //! into `Box<dyn Error + Send + Sync>` (what `anyhow` and `?` in `main` ask), and that the streams
-//! are `Unpin`, so `.next().await` needs no pinning. Each function is compiled and never run: a
-//! type losing one of these traits fails the build of this test.
+//! are `Unpin`, so `.next().await` needs no pinning. Each function but the one `#[test]` (the
+//! kinds' `Display` texts) is compiled and never run: a type losing one of these traits fails the
+//! build of this test.
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(dead_code)]
 
