@@ -175,15 +175,25 @@ fn encode_value(ty: &FieldType, value: &Value, offset: u32, path: &str, out: &mu
             }
             Ok(())
         }
-        (FieldType::Vector(_, n), Value::Array(items)) => {
-            // [x, y, z] given element by element: each must be a number.
-            let numbers: Option<Vec<f64>> = items.iter().map(Value::as_number).collect();
-            match numbers {
-                Some(numbers) => encode_value(ty, &Value::List(numbers), offset, path, out),
-                None => {
-                    Err(FieldError::new(path, format!("expects {} ({ty})", plural(*n as usize, "number", "numbers"))))
-                }
+        (FieldType::Vector(s, n), Value::Array(items)) => {
+            // [x, y, z] given element by element: each must be a number, and each is written as
+            // it would be in a field of its own, so a typed one must be the vector's scalar and
+            // keeps its bits (through an f64 a signalling NaN would come out quiet).
+            if !items.iter().all(|item| item.as_number().is_some()) {
+                return Err(FieldError::new(
+                    path,
+                    format!("expects {} ({ty})", plural(*n as usize, "number", "numbers")),
+                ));
             }
+            if items.len() != *n as usize {
+                let expects = plural(*n as usize, "value", "values");
+                return Err(FieldError::new(path, format!("expects {expects} ({ty}), got {}", items.len())));
+            }
+            let component = FieldType::Scalar(*s);
+            for (i, item) in items.iter().enumerate() {
+                encode_value(&component, item, offset + 4 * i as u32, &format!("{path}[{i}]"), out)?;
+            }
+            Ok(())
         }
         _ => Err(FieldError::new(path, format!("expects {}, got {}", describe(ty), value.kind()))),
     }
@@ -540,6 +550,33 @@ mod tests {
         numbers[5] = f64::INFINITY;
         let err = m.encode([("a", &Value::List(numbers))], &mut bytes).unwrap_err();
         assert_eq!(err.to_string(), "'a[5]' expects an integer (i32), got inf");
+    }
+
+    /// A vector given element by element takes typed scalars as a typed list does: of its own
+    /// scalar only, bit for bit (a signalling NaN stays one), and another scalar is refused by
+    /// its index, as it is in a field of its own or a numeric array given element by element.
+    #[test]
+    fn typed_scalars_in_a_vector_keep_their_type_and_bits() {
+        let m = layout(&[("v", "vec2<f32>"), ("w", "vec3<i32>")]);
+        let snan = f32::from_bits(0x7f80_0001);
+        let given = |v: Vec<Value>, w: Vec<Value>| named(vec![("v", Value::Array(v)), ("w", Value::Array(w))]);
+        let one_by_one =
+            given(vec![Value::F32(snan), Value::F32(-0.0)], vec![Value::I32(i32::MIN), 2.0.into(), (-1).into()]);
+        let typed = named(vec![("v", Value::F32s(vec![snan, -0.0])), ("w", Value::I32s(vec![i32::MIN, 2, -1]))]);
+        assert_eq!(encode(&m, &one_by_one).unwrap(), encode(&m, &typed).unwrap());
+        let e = encode(&m, &given(vec![Value::F32(1.0), Value::I32(2)], vec![Value::I32(1); 3])).unwrap_err();
+        assert_eq!(e.to_string(), "'v[1]' is f32, got an i32");
+        let e = encode(&m, &given(vec![Value::F32(1.0); 2], vec![Value::I32(1), Value::F32(2.0), Value::I32(3)]))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "'w[1]' is i32, got an f32");
+        let e = encode(&m, &given(vec![Value::F32(1.0); 2], vec![Value::I32(1), Value::U32(2), Value::I32(3)]))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "'w[1]' is i32, got a u32");
+        // Untyped numbers are checked as before, by their index.
+        let e = encode(&m, &given(vec![1.0.into(); 2], vec![1.0.into(), 2.5.into(), 3.0.into()])).unwrap_err();
+        assert_eq!(e.to_string(), "'w[1]' expects an integer (i32), got 2.5");
+        let e = encode(&m, &given(vec![1.0.into(); 3], vec![1.0.into(); 3])).unwrap_err();
+        assert_eq!(e.to_string(), "'v' expects 2 values (vec2<f32>), got 3");
     }
 
     /// An f32 takes any number as a `Float32Array` stores it: NaN, ±Infinity, and numbers past
