@@ -108,8 +108,12 @@ wasm_size_budget=269077
 # when it is as small as that (binaryen's default inlines any size): 11.6 KB larger raw, but
 # 12.5 KB smaller gzipped, since the big functions that whole callees make compress worse than
 # the callees apart (any limit from 10 to 20 gave 256.5 to 256.7 KB; 0 gave 257.4, 300 267.3).
+# --reorder-functions-by-name, last: the functions in the order of their (Rust) names, so that
+# alike ones (drop glue, formatting impls, one type's methods, one future's closures) sit side
+# by side within gzip's window: 3.3 KB smaller gzipped, the same bytes raw. It reads the names
+# from the name section wasm-bindgen leaves; wasm-opt writes none (no -g).
 wasm_opt_flags=(-Oz --converge --low-memory-unused --strip-producers --strip-target-features
-    --one-caller-inline-max-function-size=16)
+    --one-caller-inline-max-function-size=16 --reorder-functions-by-name)
 
 # Where cargo builds (CARGO_TARGET_DIR or target/): the bundler build and wasm-size.json go there.
 target_dir=${CARGO_TARGET_DIR:-target}
