@@ -100,16 +100,16 @@ pub(super) fn all() -> Vec<KernelDefinition> {
             "doubler",
             doubler_request(),
             doubler_response(),
-            include_str!("../../shaders/kernels/doubler.wgsl"),
+            include_str!(concat!(env!("OUT_DIR"), "/kernels/doubler.wgsl")),
         )
         .with_host_handler(typed(|r: &Request, _: &mut [u32]| Some(Response { result: r.value.wrapping_mul(2) }))),
-        KernelDefinition::new("echo", echo.clone(), echo, include_str!("../../shaders/kernels/echo.wgsl"))
+        KernelDefinition::new("echo", echo.clone(), echo, include_str!(concat!(env!("OUT_DIR"), "/kernels/echo.wgsl")))
             .with_host_handler(typed(|value: &i32, _: &mut [u32]| Some(*value))),
         KernelDefinition::new(
             "vector_add",
             layout("VectorPair", &[("a", lanes()), ("b", lanes())]),
             layout("VectorSum", &[("sum", lanes())]),
-            include_str!("../../shaders/kernels/vector_add.wgsl"),
+            include_str!(concat!(env!("OUT_DIR"), "/kernels/vector_add.wgsl")),
         )
         .with_host_handler(typed(|pair: &[[f32; LANES]; 2], _: &mut [u32]| {
             Some(std::array::from_fn::<f32, LANES, _>(|i| pair[0][i] + pair[1][i]))
@@ -118,7 +118,7 @@ pub(super) fn all() -> Vec<KernelDefinition> {
             "saxpy",
             SaxpyInput::layout(),
             layout("SaxpyOutput", &[("result", lanes())]),
-            include_str!("../../shaders/kernels/saxpy.wgsl"),
+            include_str!(concat!(env!("OUT_DIR"), "/kernels/saxpy.wgsl")),
         )
         .with_host_handler(typed(|m: &SaxpyInput, _: &mut [u32]| {
             Some(std::array::from_fn::<f32, LANES, _>(|i| m.a * m.x[i] + m.y[i]))
@@ -127,7 +127,7 @@ pub(super) fn all() -> Vec<KernelDefinition> {
             "histogram",
             layout("HistogramSamples", &[("samples", FieldType::array(FieldType::F32, HISTOGRAM_SAMPLES))]),
             layout("HistogramAck", &[("binned", FieldType::U32)]),
-            include_str!("../../shaders/kernels/histogram.wgsl"),
+            include_str!(concat!(env!("OUT_DIR"), "/kernels/histogram.wgsl")),
         )
         .with_state(StateElement::AtomicU32, HISTOGRAM_BINS)
         .with_host_handler(typed(|samples: &[f32; SAMPLES], bins: &mut [u32]| Some(histogram(samples, bins)))),
@@ -138,7 +138,7 @@ pub(super) fn all() -> Vec<KernelDefinition> {
                 "MandelbrotCounts",
                 &[("iterations", FieldType::array(FieldType::U32, MANDELBROT_TILE * MANDELBROT_TILE))],
             ),
-            include_str!("../../shaders/kernels/mandelbrot.wgsl"),
+            include_str!(concat!(env!("OUT_DIR"), "/kernels/mandelbrot.wgsl")),
         )
         .with_host_handler(typed(|tile: &MandelbrotTile, _: &mut [u32]| Some(mandelbrot(tile)))),
     ]
