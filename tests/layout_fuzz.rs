@@ -181,7 +181,15 @@ fn runner(seed: u8, cases: u32) -> TestRunner {
     let mut bytes = [seed; 32];
     bytes[..8].copy_from_slice(&(env("LAYOUT_FUZZ_SEED").unwrap_or(0) ^ seed as u64).to_le_bytes());
     let cases = cases * env("LAYOUT_FUZZ_SCALE").unwrap_or(1) as u32;
-    let config = Config { cases, failure_persistence: None, max_global_rejects: 1_000_000, ..Config::default() };
+    // Shrinking a failure runs cases again, each up to its timeouts (a GPU case that hangs waits
+    // 30 s a receive): a minute of it, then the smallest case found so far is reported.
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        max_global_rejects: 1_000_000,
+        max_shrink_time: 60_000,
+        ..Config::default()
+    };
     TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
 }
 
@@ -673,7 +681,8 @@ async fn round_trips(rt: &Runtime, layout: &MessageLayout, case: usize, seed: u6
 
 /// Two more kernels of the flip kernel's definition (grouped into one dispatch once their
 /// module is ready), and the echo feeding the flip (fused into one module once it is ready,
-/// where the layout can be): every answer as before, ring to ring, grouped or fused.
+/// where the layout can be): every answer as before, ring to ring, grouped and fused, the
+/// rounds going on until both have run.
 async fn grouped_and_fused(
     rt: &Runtime,
     layout: &MessageLayout,
@@ -697,7 +706,13 @@ async fn grouped_and_fused(
     rt.launch_definition(definition, LaunchOptions::default().with_queue_capacity(64)).await.unwrap();
     rt.activate(&next).await.unwrap();
     rt.connect(echo, &next).await.unwrap();
-    for round in 0..12 {
+    // Rounds until the twins have run grouped and the echo and its next stage fused (where the
+    // layout lets them), so that those paths are checked however long their modules take to
+    // compile (a large layout's on a loaded machine: many rounds); a module that never comes
+    // fails the case rather than leaving it to the ring-to-ring path unseen.
+    let fuses = !nests_arrays_of_messages(layout);
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    for round in 0.. {
         for twin in &twins {
             rt.send_packed(twin, &packed, TIMEOUT).await.unwrap();
         }
@@ -708,6 +723,17 @@ async fn grouped_and_fused(
                 same_numbers(layout, answer, want, false)
                     .map_err(|e| format!("{id} (round {round}, message {i}): {e}"))?;
             }
+        }
+        let metrics = |id: &str| rt.kernel_metrics(id).unwrap();
+        let grouped = twins.iter().all(|twin| metrics(twin).grouped_dispatches > 0);
+        let fused = !fuses || metrics(&next).fused_dispatches > 0;
+        if round >= 11 && grouped && fused {
+            break;
+        }
+        if std::time::Instant::now() > give_up {
+            return Err(format!(
+                "after {round} rounds: grouped {grouped}, fused {fused} (of a layout that fuses: {fuses})"
+            ));
         }
         std::thread::sleep(Duration::from_millis(2)); // time for the grouped and fused modules to compile
     }
