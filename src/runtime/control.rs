@@ -33,10 +33,14 @@ impl Runtime {
     /// # Errors
     /// [`Error::KernelNotFound`] when no kernel is registered under `id`;
     /// [`Error::KernelState`] when a kernel of that id is launched already;
-    /// [`Error::KernelCompile`] when its WGSL (or host handler) is refused on this device;
+    /// [`Error::KernelCompile`] when its WGSL (or host handler) is refused on this device, or
+    /// the device it names cannot run it (a cpu device and no host handler, say);
     /// [`Error::OutOfRange`] for options outside their range (a queue size, workgroup size or
-    /// shared memory the device cannot give); [`Error::Draining`] or [`Error::Disposed`] once
-    /// the runtime drains or was disposed.
+    /// shared memory the device cannot give, a device that does not exist, requirements no
+    /// device meets, initial state past the state's end); [`Error::InvalidArgument`] for initial
+    /// state the kernel cannot take (it has no state, or one of the other scalar);
+    /// [`Error::DeviceLost`] when its device is lost (or was lost while it compiled);
+    /// [`Error::Draining`] or [`Error::Disposed`] once the runtime drains or was disposed.
     pub async fn launch(&self, id: &str, options: LaunchOptions) -> Result<KernelHandle> {
         let definition = kernel::lookup(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })?;
         self.launch_shared(definition, options).await

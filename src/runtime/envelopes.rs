@@ -78,7 +78,8 @@ impl Runtime {
     /// after).
     ///
     /// # Panics
-    /// Natively, when `read` calls the runtime: its table is locked while `read` runs.
+    /// When `read` calls the runtime, whose table is locked while `read` runs: natively with a
+    /// panic that says so, on the web in std's lock.
     pub async fn receive_envelope_with<R>(
         &self,
         id: &str,

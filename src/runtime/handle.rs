@@ -436,7 +436,8 @@ impl KernelHandle {
     /// that panics; copy what it needs and call after).
     ///
     /// # Panics
-    /// Natively, when `read` calls the runtime: its table is locked while `read` runs.
+    /// When `read` calls the runtime, whose table is locked while `read` runs: natively with a
+    /// panic that says so, on the web in std's lock.
     pub async fn receive_with<R>(
         &self,
         timeout: Option<Duration>,
@@ -450,7 +451,8 @@ impl KernelHandle {
     /// and call after).
     ///
     /// # Panics
-    /// Natively, when `read` calls the runtime: its table is locked while `read` runs.
+    /// When `read` calls the runtime, whose table is locked while `read` runs: natively with a
+    /// panic that says so, on the web in std's lock.
     pub fn try_receive_with<R>(&self, read: impl FnOnce(&MessageLayout, &[u8]) -> R) -> Result<R, TryReceiveError> {
         self.try_receive_read(read)
     }
@@ -646,7 +648,9 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     /// not take messages; the envelope comes back.
     ///
     /// # Errors
-    /// A [`SendError`] with the envelope, for [`send`](Self::send)'s refusals.
+    /// A [`SendError`] with the envelope, for [`send`](Self::send)'s refusals, and
+    /// `OutOfRange` for a header the runtime refuses (a source id not 1 to 128 bytes long, a
+    /// timestamp too far ahead of the wall clock).
     pub async fn send_envelope(
         &self,
         envelope: MessageEnvelope<In>,
@@ -658,7 +662,8 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     /// comes back with the error, as [`send_timeout`](Self::send_timeout)'s message does.
     ///
     /// # Errors
-    /// As [`send_timeout`](Self::send_timeout)'s, with the envelope in the error.
+    /// As [`send_timeout`](Self::send_timeout)'s, with the envelope in the error, and
+    /// [`send_envelope`](Self::send_envelope)'s `OutOfRange` for a header it refuses.
     pub async fn send_envelope_timeout(
         &self,
         envelope: MessageEnvelope<In>,

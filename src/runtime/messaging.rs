@@ -147,7 +147,8 @@ impl Runtime {
     /// not call the runtime (natively that panics; copy what it needs and call after).
     ///
     /// # Panics
-    /// Natively, when `read` calls the runtime: its table is locked while `read` runs.
+    /// When `read` calls the runtime, whose table is locked while `read` runs: natively with a
+    /// panic that says so, on the web in std's lock.
     pub fn try_receive_with<R>(&self, id: &str, read: impl FnOnce(&MessageLayout, &[u8]) -> R) -> Result<Option<R>> {
         let mut take = Some(|layout: &MessageLayout, outbox: &mut PackedQueue| {
             outbox.pop_with(|answer| read(layout, answer)).expect("not empty")
@@ -818,7 +819,8 @@ impl Runtime {
     /// copy what it needs and call after).
     ///
     /// # Panics
-    /// Natively, when `read` calls the runtime: its table is locked while `read` runs.
+    /// When `read` calls the runtime, whose table is locked while `read` runs: natively with a
+    /// panic that says so, on the web in std's lock.
     pub async fn receive_with<R>(
         &self,
         id: &str,
@@ -931,7 +933,8 @@ impl Runtime {
     /// it needs and call after).
     ///
     /// # Panics
-    /// Natively, when `read` calls the runtime: its table is locked while `read` runs.
+    /// When `read` calls the runtime, whose table is locked while `read` runs: natively with a
+    /// panic that says so, on the web in std's lock.
     pub async fn receive_batch_with<R>(
         &self,
         id: &str,
