@@ -628,10 +628,10 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
 
     /// Its input as a [`Sink`](futures_util::Sink): each item is queued as
     /// [`send`](Self::send) queues it, waiting for room, so the kernel's queue is the sink's
-    /// backpressure (`stream.map(Ok).forward(kernel.sink())`, or `SinkExt::send` on the sink
-    /// pinned). A refused message ends the sink with its error, the message in it; the sink is
-    /// done then (used again, it panics, as futures' sinks do): take another with `sink()`. The
-    /// sink holds a clone of the handle, and is `Unpin` (`SinkExt::send` on it needs no `pin!`).
+    /// backpressure (`stream.map(Ok).forward(kernel.sink())`, or `SinkExt::send` on it). A
+    /// refused message ends the sink with its error, the message in it; the sink is done then
+    /// (used again, it panics, as futures' sinks do): take another with `sink()`. The sink holds
+    /// a clone of the handle, and is `Unpin` (`SinkExt::send` on it needs no `pin!`).
     pub fn sink(&self) -> impl futures_util::Sink<In, Error = SendError<In>> + Unpin + 'static
     where
         In: 'static,
