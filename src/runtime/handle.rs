@@ -723,8 +723,9 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     ///
     /// # Errors
     /// [`CallError::NotSent`] with the message when it was not queued: the queue stayed full
-    /// for all of `timeout` (`QueueFull`), one of [`send`](Self::send)'s refusals, or the kernel
-    /// is connected onward (its answers go to the next stage). [`CallError::Unanswered`] when
+    /// for all of `timeout` (`QueueFull`), one of [`send`](Self::send)'s refusals, the kernel
+    /// is connected onward (its answers go to the next stage: `InvalidArgument`), or it failed
+    /// and waits for its device's recovery (`DeviceLost`). [`CallError::Unanswered`] when
     /// it was queued but no answer came within `timeout` (`Timeout`), the handler dropped it
     /// (`MessageDropped`), or the kernel stopped or lost its device first.
     pub async fn call(&self, message: In, timeout: Duration) -> Result<Out, CallError<In>> {
