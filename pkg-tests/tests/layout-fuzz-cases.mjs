@@ -1,6 +1,6 @@
 // Random message layouts through the installed package, for tests/layout-fuzz.test.mjs:
 // `node tests/layout-fuzz-cases.mjs <seed> <cases> <cpu|webgpu>` prints one JSON line,
-// { cases, messages, refusals, failures }. Each case defines a random layout with `defineMessage`
+// { cases, drawn, messages, refusals, failures }. Each case defines a random layout with `defineMessage`
 // (i32, u32, f32, vectors, arrays of any of them, arrays of arrays, nested messages by description
 // and by name, arrays of those, up to 50-odd fields, odd names such as `constructor`, `then` and
 // `valueOf`), launches an echo kernel of it (a JavaScript handler on the cpu backend, WGSL on a
@@ -309,9 +309,14 @@ const failures = [];
 let messages = 0;
 const runtime = await RingKernelRuntime.create({ backend });
 const fail = (what) => failures.length < 20 && failures.push(what);
-for (let c = 0; c < cases; c++) {
+// `cases` layouts of at most 2,048 bytes are run; larger ones (about half of those drawn) are
+// drawn again rather than counted.
+let drawn = 0;
+for (let ran = 0; ran < cases; ) {
   const layout = randomLayout(0, rand() < 0.15 ? 17 + int(40) : 1 + int(10));
+  if (++drawn > 50 * cases) throw new Error(`${drawn} layouts drawn for ${ran} of ${cases} cases`);
   if (layout.size > 2048) continue;
+  const c = ran++;
   const type = { kind: "struct", layout };
   const id = `echo${seed}_${c}`;
   const definition = { input: layout.message, output: layout.message };
@@ -421,4 +426,4 @@ for (let c = 0; c < cases; c++) {
   }
 }
 await runtime.dispose();
-console.log(JSON.stringify({ cases, messages, refusals, failures }));
+console.log(JSON.stringify({ cases, drawn, messages, refusals, failures }));
