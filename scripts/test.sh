@@ -19,7 +19,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p ringkernel-web --target was
 python3 scripts/code-shape.py --check > /dev/null
 
 log "the crates as crates.io would ship them (cargo package: the files they list build on their own)"
-cargo package -q --offline --allow-dirty -p ringkernel-web-derive -p ringkernel-web
+# A target directory of its own: the packaged copies' build script and derive crate get the same
+# unit hashes as the workspace's, and sharing target/ would leave cargo watching the packaged
+# copies (an edited build.rs would then go unbuilt).
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/package-check" \
+    cargo package -q --offline --allow-dirty -p ringkernel-web-derive -p ringkernel-web
 
 log "browser tests (wasm-pack test --headless --chrome, WebGPU on SwiftShader)"
 # ChromeDriver leaves each session's Chromium profile (about 40 MB, one per test binary) in
