@@ -353,6 +353,36 @@ test("an error's toJSON() carries its class and details through JSON and structu
   assert.deepEqual(found.deepKept, [100000, true, "0", true, "RingKernelError", "k"]);
 });
 
+test("a worker's bad-argument errors posted as { name, message } come back from RingKernelError.fromJSON as the TypeError or RangeError they were, not as a RingKernelError", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, RingKernelError, KernelStateError } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const doubler = await runtime.launch("doubler", null, { queueSize: 4 });
+    // What a worker posts for every error it catches: a RingKernelError's toJSON(), or JavaScript's own error by name.
+    const post = (e) => structuredClone(typeof e.toJSON === "function" ? e.toJSON() : { name: e.name, message: e.message });
+    const wrongType = await doubler.send({ value: 1 }, { timeot: 5 }).catch(post);   // a misspelt option
+    const outOfRange = await runtime.launch("other", null, { queueSize: -1 }).catch(post);
+    const again = [wrongType, outOfRange].map((data) => RingKernelError.fromJSON(data));
+    const nested = RingKernelError.fromJSON({ name: "KernelStateError", message: "m", errors: [{ name: "TypeError", message: "t" }] });
+    await runtime.dispose();
+    console.log(JSON.stringify({
+      data: [wrongType.name, outOfRange.name],
+      again: again.map((e) => [e.constructor.name, e.name, e instanceof RingKernelError]),
+      messages: again.map((e, i) => e.message === [wrongType, outOfRange][i].message),
+      nested: [nested instanceof KernelStateError, nested.errors[0] instanceof TypeError, nested.errors[0].message],
+      still: [RingKernelError.fromJSON({ name: "constructor", message: "?" }).constructor.name, RingKernelError.fromJSON({ name: "toString", message: "?" }).constructor.name],
+    }));
+  `);
+  assertExited(result);
+  const found = findings(result);
+  assert.deepEqual(found.data, ["TypeError", "RangeError"]);
+  assert.deepEqual(found.again, [["TypeError", "TypeError", false], ["RangeError", "RangeError", false]]);
+  assert.deepEqual(found.messages, [true, true]);
+  assert.deepEqual(found.nested, [true, true, "t"]);
+  assert.deepEqual(found.still, ["RingKernelError", "RingKernelError"], "other names it does not know stay RingKernelErrors");
+});
+
 test("a handle's readable() and writable() are Web Streams of its answers and input: pipeTo feeds it with backpressure, a cancelled reader loses no answer, termination closes the readable and a refused send errors the writable", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, KernelStateError } from "ringkernel-web";

@@ -12,9 +12,14 @@ export class RingKernelError extends Error {
   name: RingKernelErrorName; errors?: AnyRingKernelError[]; accepted?: number; sent?: boolean;
   /** The error as plain data, which `JSON.stringify` and `postMessage` carry whole (a structured clone of the error itself keeps only its message): `name`, `message` and its details, each of `errors` alike, and an aborted batch's `cause` (the signal's reason) as `{ name, message }`. */
   toJSON(): RingKernelErrorData;
-  /** The error `toJSON()` described, of its own class (`RingKernelError` for a name it does not know), with its details: `RingKernelError.fromJSON(event.data.error)` in a page whose worker posted `error.toJSON()`. */
+  /** The error `toJSON()` described, of its own class (`RingKernelError` for a name it does not know; `TypeError`, `RangeError` and JavaScript's other own errors of their class), with its details: `RingKernelError.fromJSON(event.data.error)` in a page whose worker posted `error.toJSON()`. */
   static fromJSON(data: RingKernelErrorData): AnyRingKernelError;
+  /** JavaScript's own errors, as a worker posts them (`{ name: error.name, message: error.message }`: a bad argument's `TypeError` or `RangeError` has no `toJSON()`), come back of their own class. */
+  static fromJSON(data: JsErrorData): Error;
+  static fromJSON(data: RingKernelErrorData | JsErrorData): AnyRingKernelError | Error;
 }
+/** One of JavaScript's own errors as plain data, `{ name, message }`: what a worker posts for the `TypeError`s and `RangeError`s of bad arguments. */
+export interface JsErrorData { name: "Error" | "TypeError" | "RangeError" | "SyntaxError" | "ReferenceError" | "EvalError" | "URIError"; message: string; }
 /** A runtime error as plain data (`error.toJSON()`): its name, message and details. */
 export interface RingKernelErrorData { name: RingKernelErrorName; message: string; errors?: RingKernelErrorData[]; [detail: string]: unknown; }
 /** No kernel has this id. */

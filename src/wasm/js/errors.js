@@ -20,6 +20,13 @@ function causeData(cause) {
   return cause;
 }
 
+/**
+ * JavaScript's own error classes, by name: bad arguments are `TypeError`s and `RangeError`s, and
+ * a worker posts those as `{ name, message }` (they have no `toJSON()`), so `fromJSON` makes them
+ * again of their own class instead of calling them `RingKernelError`s.
+ */
+const JS_ERRORS = { Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError };
+
 /** Every error the runtime rejects with, apart from bad arguments. */
 export class RingKernelError extends Error {
   /**
@@ -40,7 +47,8 @@ export class RingKernelError extends Error {
 
   /**
    * The error `toJSON()` described, of its own class (`RingKernelError` for a name it does not
-   * know), with its details. Nested `errors` are made in a loop, not by recursion, so data of any
+   * know), with its details; JavaScript's own errors (`{ name: "TypeError", message }`, as a
+   * worker posts a bad argument's) of theirs: `TypeError`, `RangeError`, ... Nested `errors` are made in a loop, not by recursion, so data of any
    * depth (a worker's message is anybody's) makes its errors instead of overflowing the stack,
    * and data that refers to itself (a structured clone keeps cycles) makes errors that do too.
    */
@@ -52,7 +60,7 @@ export class RingKernelError extends Error {
       const object = typeof data === "object" && data !== null;
       let error = object ? made.get(data) : undefined;
       if (error === undefined) {
-        error = ringKernelError(data?.name, data?.message);
+        error = Object.hasOwn(JS_ERRORS, data?.name ?? "") ? new JS_ERRORS[data.name](data.message) : ringKernelError(data?.name, data?.message);
         if (object) made.set(data, error);
         pending.push([data, error]);
       }
