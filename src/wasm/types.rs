@@ -602,7 +602,8 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
    * Its answers as a `ReadableStream`, each taken from the kernel when a reader asks for it (so
    * cancelling the stream loses none; the rest stay queued), each wait with `receive`'s options.
    * Closes when none will come (terminated with none left, removed, or the runtime disposed);
-   * other refusals, a wait's timeout and the signal's abort error it. Transferred with
+   * other refusals, a wait's timeout and the signal's abort error it, a lost device's
+   * `DeviceLostError` too (with `autoRecover` as well: make a new one once it has recovered). Transferred with
    * `postMessage`, the worker's end of the platform's pipe reads one answer ahead of the page,
    * and a cancel from the page loses that one; an error reaches the page as a plain `Error`.
    */
