@@ -79,7 +79,7 @@ pub enum Error {
     },
 
     /// The kernel's WGSL (or its host handler) was refused; `line`/`column` are in the user's
-    /// own source when the compiler gave a position.
+    /// own source when the compiler gave a position (1-based; the column in characters).
     #[error("kernel {} failed to compile{}: {message}", Quoted(id), location(*.line, *.column))]
     #[non_exhaustive]
     KernelCompile {

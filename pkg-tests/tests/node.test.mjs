@@ -353,6 +353,31 @@ test("an error's toJSON() carries its class and details through JSON and structu
   assert.deepEqual(found.deepKept, [100000, true, "0", true, "RingKernelError", "k"]);
 });
 
+test("a compile error's column counts the characters of the user's line, not its UTF-8 bytes, on WebGPU (Dawn) and in the cpu backend's check of the handler", async () => {
+  const result = await runModule(`
+    ${DAWN_SETUP}
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const Cell = defineMessage("Cell", { index: "u32" });
+    // The error sits after non-ASCII text on its own line: "é" is 2 bytes, "漢" 3.
+    const compiled = "fn handle(c: Cell) -> Cell {\\n  let é = 1u; /* 漢 */ return Cell(c.index + é + nope);\\n}";
+    const signature = "/* café */ fn handle(c: Celll) -> Cell { return c; }";
+    const where = async (backend, wgsl) => {
+      const runtime = await RingKernelRuntime.create({ backend });
+      const error = await runtime.launch("k", { input: Cell, output: Cell, wgsl, handler: (c) => c }).catch((e) => e);
+      await runtime.dispose();
+      const line = wgsl.split("\\n")[error.line - 1];
+      return [error.name, error.line, error.column, line.slice(error.column - 1, error.column + 4)];
+    };
+    console.log(JSON.stringify({ gpu: await where("webgpu", compiled), gpuSignature: await where("webgpu", signature), cpuSignature: await where("cpu", signature) }));
+  `, DAWN_ENV);
+  assertExited(result);
+  const found = findings(result);
+  assert.deepEqual(found.gpu, ["KernelCompileError", 2, 49, "nope)"]);
+  assert.deepEqual(found.gpuSignature, ["KernelCompileError", 1, 25, "Celll"]);
+  assert.deepEqual(found.cpuSignature, ["KernelCompileError", 1, 25, "Celll"]);
+});
+
 test("a worker's bad-argument errors posted as { name, message } come back from RingKernelError.fromJSON as the TypeError or RangeError they were, not as a RingKernelError", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, RingKernelError, KernelStateError } from "ringkernel-web";

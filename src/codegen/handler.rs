@@ -22,7 +22,7 @@ pub enum HandlerForm {
     AnswerOrDrop,
 }
 
-/// A 1-based line and column (in bytes) of the user's source.
+/// A 1-based line and column (in characters, as the user sees them) of the user's source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
     pub line: u32,
@@ -42,7 +42,7 @@ impl Position {
                 start = at + c.len_utf8();
             }
         }
-        Position { line, column: (offset - start) as u32 + 1 }
+        Position { line, column: source[start..offset].chars().count() as u32 + 1 }
     }
 }
 

@@ -68,7 +68,9 @@ impl GeneratedShader {
     ) -> Error {
         let at = locations
             .into_iter()
-            .filter_map(|(line, column, length)| Some((self.user_line(line)?, column, length)))
+            .filter_map(|(line, column, length)| {
+                Some((self.user_line(line)?, characters_before(&self.source, line, column), length))
+            })
             .min_by_key(|&(_, _, length)| length);
         Error::KernelCompile {
             id: id.to_owned(),
@@ -76,6 +78,19 @@ impl GeneratedShader {
             line: at.map(|(line, _, _)| line),
             column: at.map(|(_, column, _)| column),
         }
+    }
+}
+
+/// The 1-based column, in characters, of 1-based byte column `column` on 1-based line `line` of
+/// `source`: compilers (naga, and wgpu's reading of the browser's) count a column's UTF-8 bytes,
+/// which a line with non-ASCII text before the error (a comment, an identifier) would push past
+/// where the user sees it. Lines are counted at `\n`, as they count them; a position that is not
+/// on a character boundary of its line stays as it came.
+fn characters_before(source: &str, line: u32, column: u32) -> u32 {
+    let text = source.split('\n').nth((line as usize).saturating_sub(1));
+    match text.and_then(|text| text.get(..(column as usize).saturating_sub(1))) {
+        Some(before) => before.chars().count() as u32 + 1,
+        None => column,
     }
 }
 

@@ -34,7 +34,7 @@ export class QueueFullError extends RingKernelError { name: "QueueFullError"; ke
 export class TimeoutError extends RingKernelError { name: "TimeoutError"; kernelId: string; unprocessed: number; stall?: Stall; }
 /** `field` is the path of the bad field, e.g. "bodies[2].mass". */
 export class MessageFormatError extends RingKernelError { name: "MessageFormatError"; kernelId: string; field: string; }
-/** `line` and `column` are in the kernel's own WGSL, when the compiler gave a position. */
+/** `line` and `column` are in the kernel's own WGSL, when the compiler gave a position (1-based; the column in characters, as an editor counts them). */
 export class KernelCompileError extends RingKernelError { name: "KernelCompileError"; kernelId: string; line: number | null; column: number | null; }
 /** The handler dropped the message of this call, so it has no answer. */
 export class MessageDroppedError extends RingKernelError { name: "MessageDroppedError"; kernelId: string; }
