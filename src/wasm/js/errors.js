@@ -48,9 +48,10 @@ export class RingKernelError extends Error {
   /**
    * The error `toJSON()` described, of its own class (`RingKernelError` for a name it does not
    * know), with its details; JavaScript's own errors (`{ name: "TypeError", message }`, as a
-   * worker posts a bad argument's) of theirs: `TypeError`, `RangeError`, ... Nested `errors` are made in a loop, not by recursion, so data of any
-   * depth (a worker's message is anybody's) makes its errors instead of overflowing the stack,
-   * and data that refers to itself (a structured clone keeps cycles) makes errors that do too.
+   * worker posts a bad argument's) of theirs: `TypeError`, `RangeError`, ... Nested `errors` are
+   * made in a loop, not by recursion, so data of any depth (a worker's message is anybody's)
+   * makes its errors instead of overflowing the stack, and data that refers to itself (a
+   * structured clone keeps cycles) makes errors that do too.
    */
   static fromJSON(data) {
     const made = new Map();
@@ -60,7 +61,8 @@ export class RingKernelError extends Error {
       const object = typeof data === "object" && data !== null;
       let error = object ? made.get(data) : undefined;
       if (error === undefined) {
-        error = Object.hasOwn(JS_ERRORS, data?.name ?? "") ? new JS_ERRORS[data.name](data.message) : ringKernelError(data?.name, data?.message);
+        const jsError = Object.hasOwn(JS_ERRORS, data?.name ?? "") ? JS_ERRORS[data.name] : undefined;
+        error = jsError ? new jsError(data.message) : ringKernelError(data?.name, data?.message);
         if (object) made.set(data, error);
         pending.push([data, error]);
       }
