@@ -87,10 +87,16 @@ impl GeneratedShader {
 /// where the user sees it. Lines are counted at `\n`, as they count them; a position that is not
 /// on a character boundary of its line stays as it came.
 fn characters_before(source: &str, line: u32, column: u32) -> u32 {
-    let text = source.split('\n').nth((line as usize).saturating_sub(1));
-    match text.and_then(|text| text.get(..(column as usize).saturating_sub(1))) {
-        Some(before) => before.chars().count() as u32 + 1,
-        None => column,
+    let start = match line.checked_sub(2) {
+        None => Some(0),
+        Some(breaks) => {
+            source.bytes().enumerate().filter(|&(_, b)| b == b'\n').nth(breaks as usize).map(|(at, _)| at + 1)
+        }
+    };
+    let before = start.and_then(|start| source.get(start..start + (column as usize).saturating_sub(1)));
+    match before {
+        Some(before) if !before.contains('\n') => before.chars().count() as u32 + 1,
+        _ => column,
     }
 }
 
