@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -511,4 +512,74 @@ fn a_migration_from_a_source_the_kernel_left_meanwhile_is_refused() {
         pollster::block_on(rt.terminate("doubler", Some(Duration::from_secs(5)))).unwrap();
         rt.remove("doubler").unwrap();
     }
+}
+
+/// About 1.2 million atomic adds per message: a tick of [`SLOW_BATCH`] messages runs for a
+/// few hundred ms on lavapipe, far longer than a caller may hold its thread.
+const SLOW_HANDLER: &str = "fn handle(msg: Request) -> Response {
+    var x = msg.value;
+    for (var i = 0; i < 60000; i++) {
+        for (var j = 0; j < 20; j++) { x += atomicAdd(&state[(u32(i) + u32(j)) % 64u], 1); }
+    }
+    return Response(x);
+}";
+const SLOW_BATCH: usize = 20;
+
+/// A waiting `receive` runs its device's tick on its own thread (no hop to the tick loop), but
+/// a slow handler's tick held it, an executor's thread perhaps, for the whole tick: past the
+/// receive's own timeout, which then failed with `Timeout` although its tick had delivered the
+/// answers. Now what a receive's tick delivered is taken however long it ran, and after one slow
+/// tick callers leave the ticks to the loop: a poll of the next receives returns at once.
+#[test]
+fn a_slow_handler_holds_a_waiting_caller_for_one_tick_at_most_and_its_answers_beat_the_timeout() {
+    let rt = runtime();
+    let definition = KernelDefinition::new("slow", kernel::doubler_request(), kernel::doubler_response(), SLOW_HANDLER)
+        .with_state(ringkernel_web::StateElement::AtomicI32, 64);
+    pollster::block_on(async {
+        rt.launch_definition(definition, LaunchOptions::default().with_auto_activate()).await.unwrap();
+        let values: Vec<i32> = (0..SLOW_BATCH as i32).collect();
+        let short = Some(Duration::from_millis(20));
+        let wait = Some(Duration::from_secs(60));
+        let receive_rest = async |mut answered: usize| {
+            while answered < SLOW_BATCH {
+                answered += rt.receive_batch::<i32>("slow", SLOW_BATCH - answered, wait).await.unwrap().len();
+            }
+        };
+        // The first slow tick: run by this receive (then it takes the answers, not `Timeout`),
+        // or by the loop (then the receive times out while the tick runs).
+        rt.send_batch("slow", &values, wait).await.unwrap();
+        let started = Instant::now();
+        let first = rt.receive_batch::<i32>("slow", SLOW_BATCH, short).await;
+        let waited = started.elapsed();
+        let (answered, timed_out) = match first {
+            Ok(answers) => (answers.len(), None),
+            Err(error) => (0, Some(error)),
+        };
+        receive_rest(answered).await;
+        let started = Instant::now();
+        rt.send_batch("slow", &values, wait).await.unwrap();
+        receive_rest(0).await;
+        let tick = started.elapsed();
+        if tick < Duration::from_millis(50) {
+            eprintln!("skipped: {SLOW_BATCH} slow messages took {tick:?} here, not a slow tick");
+            return;
+        }
+        if let Some(error) = timed_out {
+            assert!(waited < tick / 2, "timed out after {waited:?} (a tick takes {tick:?}): {error}");
+        }
+        for round in 0..3 {
+            rt.send_batch("slow", &values, wait).await.unwrap();
+            let mut receive = std::pin::pin!(rt.receive_batch::<i32>("slow", SLOW_BATCH, short));
+            let polled = Instant::now();
+            let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+            let first_poll = receive.as_mut().poll(&mut context);
+            let held = polled.elapsed();
+            assert!(
+                first_poll.is_pending() && held < tick / 4,
+                "round {round}: the first poll held the caller {held:?} (a tick takes {tick:?})"
+            );
+            receive_rest(receive.await.map_or(0, |answers| answers.len())).await;
+        }
+        rt.dispose().await.unwrap();
+    });
 }
