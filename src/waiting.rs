@@ -63,7 +63,10 @@ pub(crate) async fn wait_until<F: Future + Unpin>(future: F, deadline: Deadline,
         Some(deadline) => {
             let remaining = deadline - platform::now_ms();
             if remaining <= 0.0 {
-                return None;
+                // What is there already still counts: natively a receive runs its device's tick
+                // on its own thread (`tick::help`), and a tick that outlasts the receive's
+                // timeout delivers the answers it waits for before this look.
+                return futures_util::FutureExt::now_or_never(future);
             }
             match futures_util::future::select(future, platform::sleep_ms_holding(remaining, holds)).await {
                 futures_util::future::Either::Left((output, _)) => Some(output),
@@ -100,4 +103,23 @@ pub(crate) async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) ->
     })
     .await;
     outputs.into_iter().flatten().collect()
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::{wait, wait_for};
+    use crate::platform;
+
+    /// A wait whose deadline has passed still takes what is ready: the answers of a tick that
+    /// the waiter ran itself past its timeout were otherwise left queued behind a `Timeout`.
+    #[test]
+    fn a_wait_past_its_deadline_takes_what_is_ready() {
+        let past = Some(platform::now_ms() - 1.0);
+        assert_eq!(pollster::block_on(wait_for(std::future::ready(7), past)), Some(7));
+        let event = event_listener::Event::new();
+        let notified = event.listen();
+        event.notify(1);
+        assert!(pollster::block_on(wait(notified, past)), "a listener notified before the look");
+        assert!(!pollster::block_on(wait(event.listen(), past)), "nothing came: the deadline holds");
+    }
 }

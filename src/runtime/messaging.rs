@@ -415,19 +415,15 @@ impl Runtime {
     }
 
     /// Natively, before waiting for answers from `device`: runs its next tick on this thread if
-    /// none is under way (see `tick::help`). `false` when the deadline has passed. On the web
-    /// callers never help: `true` at once.
-    fn help_tick(&self, device: DeviceId, deadline: Deadline) -> bool {
+    /// none is under way and the deadline has not passed (see `tick::help`). The wait after it
+    /// still takes what that tick delivered, however long it ran. On the web callers never help.
+    fn help_tick(&self, device: DeviceId, deadline: Deadline) {
         #[cfg(not(target_arch = "wasm32"))]
-        {
-            if deadline.is_some_and(|deadline| platform::now_ms() >= deadline) {
-                return false;
-            }
+        if deadline.is_none_or(|deadline| platform::now_ms() < deadline) {
             crate::tick::help(&self.shared, device);
         }
         #[cfg(target_arch = "wasm32")]
         let _ = (device, deadline);
-        true
     }
 
     /// Queues one message that `pack` writes in place (given the input layout), waiting until
@@ -1005,7 +1001,8 @@ impl Runtime {
                     // A receive from a kernel that does not run while its input waits looks
                     // again after a second, and reports it once; other receives set no timer.
                     let (until, looking) = stall.until(deadline, looks);
-                    if !self.help_tick(device, deadline) || !wait_holding(listener, until, deadline.is_some()).await {
+                    self.help_tick(device, deadline);
+                    if !wait_holding(listener, until, deadline.is_some()).await {
                         if looking && deadline.is_none_or(|d| platform::now_ms() < d) {
                             stall.looked(self.report_stall(id, "a receive from", "an answer", true));
                             continue;
