@@ -34,6 +34,10 @@ pub(crate) struct TickTurn {
     /// its next wait sleeps at once (see [`Self::wait_until_free`]).
     #[cfg(not(target_arch = "wasm32"))]
     long_ticks: AtomicBool,
+    /// Natively, whether the last tick that ran took longer than [`CALLER_TICK_LIMIT`]: callers
+    /// then leave the ticks to the loop (see [`Self::callers_may_tick`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    slow_ticks: AtomicBool,
 }
 
 /// Whether callers run a device's ticks, for the loop's grace.
@@ -85,6 +89,16 @@ const CALLER_GRACE: std::time::Duration = std::time::Duration::from_micros(20);
 #[cfg(not(target_arch = "wasm32"))]
 const TICK_WATCH: std::time::Duration = std::time::Duration::from_micros(500);
 
+/// The longest tick after which callers still run the device's next one on their own thread.
+/// A caller's tick holds its thread, perhaps an async executor's, until the device is done, and
+/// past the caller's own timeout (nothing can interrupt a `poll`): a kernel whose handler runs
+/// for seconds held every `receive` and `call` on its device that long, and a
+/// `receive_timeout` of 50 ms returned after 2 s. After a longer tick, callers wait for the
+/// loop's instead, without blocking, until a tick is this short again: on a slow device, or
+/// with a slow handler, a thread hop costs little against the tick.
+#[cfg(not(target_arch = "wasm32"))]
+const CALLER_TICK_LIMIT: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// A turn taken: the device's tick is this holder's until it is dropped.
 pub(crate) struct Turn<'a>(&'a TickTurn);
 
@@ -117,6 +131,20 @@ impl TickTurn {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn caller_left_to_loop(&self) {
         self.callers.left_to_loop.store(true, Ordering::Relaxed);
+    }
+
+    /// A tick ran (the loop's or a caller's) and took `took`: whether callers may run the next
+    /// ones depends on it (see [`CALLER_TICK_LIMIT`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn tick_took(&self, took: std::time::Duration) {
+        self.slow_ticks.store(took > CALLER_TICK_LIMIT, Ordering::Relaxed);
+    }
+
+    /// Whether a waiting caller may run the next tick on its own thread: not after a tick
+    /// longer than [`CALLER_TICK_LIMIT`], which would hold the caller's thread as long.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn callers_may_tick(&self) -> bool {
+        !self.slow_ticks.load(Ordering::Relaxed)
     }
 
     /// The loop ran a tick: callers tick again only once one of them has.

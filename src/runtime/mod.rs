@@ -537,7 +537,10 @@ pub const DEFAULT_TERMINATE_TIMEOUT: Duration = Duration::from_secs(5);
 /// - a `receive` or `call` that has to wait for its answer runs the device's next tick on its
 ///   own thread when no tick is under way and at most 1,024 messages wait on that device (a
 ///   round trip then takes no thread hop), so its `poll` holds the executor's thread while the
-///   device works, as a raw wgpu `submit` and `poll` would; larger ticks are left to the loop;
+///   device works, as a raw wgpu `submit` and `poll` would, past the operation's own timeout
+///   if the tick runs longer; larger ticks are left to the loop, and so are all ticks after one
+///   that ran longer than 2 ms (a slow handler holds a caller's thread for one tick at most),
+///   until one is that short again;
 /// - dropping the last clone (or handle) of a runtime joins its tick loop threads, which waits
 ///   for a tick under way to end. After [`dispose`](Self::dispose)`.await` (which waits for the
 ///   devices' work asynchronously) the loops have stopped and the join is short; otherwise drop

@@ -54,6 +54,8 @@ pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
         }
         // The device is held for the tick only: a lost one (its readback buffer, its caches)
         // is freed once recovery replaces it, not whenever this loop next wakes.
+        #[cfg(not(target_arch = "wasm32"))]
+        let started = std::time::Instant::now();
         let outcome = {
             let context = Tick { shared: &shared, id: device, device: shared.device(device) };
             match &*context.device {
@@ -62,6 +64,8 @@ pub(crate) async fn run(shared: Arc<Shared>, device: DeviceId) {
             }
         };
         if matches!(outcome, TickOutcome::Ran) {
+            #[cfg(not(target_arch = "wasm32"))]
+            shared.turn(device).tick_took(started.elapsed());
             shared.turn(device).loop_ticked();
         }
         drop(turn);
@@ -106,8 +110,9 @@ const HELPING_TICK_MESSAGES: usize = 1024;
 /// `submit` and `poll` on the caller's thread is. The tick loop, which the caller's sends woke,
 /// plans after it; while callers run the ticks, it leaves the next one's sender a moment to
 /// take the turn first (see `TickTurn::leave_to_caller`). A tick over
-/// [`HELPING_TICK_MESSAGES`] messages is left to the loop; a failed one loses the device as the
-/// loop's would, and the loop recovers it. On the web the tick loop is a task of the caller's
+/// [`HELPING_TICK_MESSAGES`] messages is left to the loop, and so is every tick after one that
+/// ran longer than `CALLER_TICK_LIMIT` (a slow handler or device), until one is that short
+/// again; a failed one loses the device as the loop's would, and the loop recovers it. On the web the tick loop is a task of the caller's
 /// own thread, so there is no hop to save and callers never help.
 ///
 /// It blocks until the tick is delivered: natively a tick never waits on anything but the device
@@ -118,13 +123,15 @@ pub(crate) fn help(shared: &Shared, device: DeviceId) {
     // The cpu backend's host handlers are the user's code: they stay on the loop's thread.
     let Device::Gpu(gpu) = &*context.device else { return };
     let turns = shared.turn(device);
-    let Some(turn) = turns.try_take() else {
+    // After a slow tick the loop ticks, and the caller waits for it without holding its thread.
+    let Some(turn) = turns.callers_may_tick().then(|| turns.try_take()).flatten() else {
         turns.caller_left_to_loop();
         return;
     };
     if shared.is_shut_down() {
         return;
     }
+    let started = std::time::Instant::now();
     let outcome = pollster::block_on(tick(&context, gpu, Some(HELPING_TICK_MESSAGES)));
     match outcome {
         // The loop ticks again after a tick that ran, for what it left: input beyond the
@@ -133,6 +140,7 @@ pub(crate) fn help(shared: &Shared, device: DeviceId) {
         // the turn at once.
         TickOutcome::Ran => {
             // Recorded while the turn is held: the loop, waiting for it, sees it once free.
+            turns.tick_took(started.elapsed());
             turns.caller_ticked();
             drop(turn);
             if work_remains(shared, device) {
