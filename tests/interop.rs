@@ -105,6 +105,59 @@ fn doubled_by_own_pass(device: &wgpu::Device, queue: &wgpu::Queue, input: &wgpu:
     values
 }
 
+/// The `arrayLength` a pass of the application's own sees for `input` bound with its size, as
+/// `STATE_COPY_USAGES` says to bind a copy (without a size, wgpu's 4 extra bytes of a `VERTEX`
+/// buffer count natively: one element more).
+fn length_seen_by_own_pass(device: &wgpu::Device, queue: &wgpu::Queue, input: &wgpu::Buffer) -> u32 {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("own length"),
+        source: wgpu::ShaderSource::Wgsl(
+            "@group(0) @binding(0) var<storage, read> input: array<i32>;
+             @group(0) @binding(1) var<storage, read_write> output: array<u32>;
+             @compute @workgroup_size(1) fn main() { output[0] = arrayLength(&input); }"
+                .into(),
+        ),
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("own length"),
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let buffer = |usage| {
+        device.create_buffer(&wgpu::BufferDescriptor { label: None, size: 4, usage, mapped_at_creation: false })
+    };
+    let output = buffer(wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
+    let staging = buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+    let sized = wgpu::BufferBinding { buffer: input, offset: 0, size: wgpu::BufferSize::new(input.size()) };
+    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("own length"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::Buffer(sized) },
+            wgpu::BindGroupEntry { binding: 1, resource: output.as_entire_binding() },
+        ],
+    });
+    let mut encoder = device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+    }
+    encoder.copy_buffer_to_buffer(&output, 0, &staging, 0, 4);
+    queue.submit([encoder.finish()]);
+    let (sender, receiver) = mpsc::channel();
+    staging.slice(..).map_async(wgpu::MapMode::Read, move |result| drop(sender.send(result)));
+    device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+    receiver.recv().unwrap().unwrap();
+    let length = bytemuck::pod_read_unaligned(&staging.slice(..).get_mapped_range().unwrap());
+    staging.unmap();
+    length
+}
+
 fn sums(values: std::ops::Range<i32>) -> Vec<i32> {
     let mut sums = vec![0; 4];
     values.for_each(|v| sums[(v % 4) as usize] += v);
@@ -123,6 +176,7 @@ fn a_copy_of_a_kernels_state_is_read_by_the_applications_own_pass_on_the_runtime
         assert_eq!((copy.size(), copy.usage()), (16, STATE_COPY_USAGES));
         let first: Vec<i32> = sums(0..1000).iter().map(|s| s * 2).collect();
         assert_eq!(doubled_by_own_pass(&device, &queue, &copy, 4), first);
+        assert_eq!(length_seen_by_own_pass(&device, &queue, &copy), 4, "bound with its size");
         assert_eq!(rt.read_state_as::<i32>("buckets").await.unwrap(), sums(0..1000));
 
         // Later messages change the kernel's state, not the copy; a new copy (the handle's

@@ -11,6 +11,21 @@ use crate::error::{Error, Quoted, Result};
 
 /// What a copy of a kernel's state may be used for: read in shaders (`STORAGE`), drawn from as
 /// vertex data (`VERTEX`), and copied to and from.
+///
+/// Natively, bind a copy with its size, not with `as_entire_binding()`: wgpu makes every
+/// `VERTEX` buffer 4 bytes longer than asked (so that an empty vertex range can be bound at its
+/// end), and on Vulkan and GL a binding without a size covers those too, so a shader's
+/// `arrayLength` counts one element more than the state has, and reads a stray word there
+/// (on lavapipe's Vulkan adapter, not zero):
+///
+/// ```no_run
+/// # fn bind(device: &ringkernel_web::wgpu::Device, layout: &ringkernel_web::wgpu::BindGroupLayout, copy: &ringkernel_web::wgpu::Buffer) {
+/// use ringkernel_web::wgpu;
+/// let state = wgpu::BufferBinding { buffer: copy, offset: 0, size: wgpu::BufferSize::new(copy.size()) };
+/// let entries = [wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::Buffer(state) }];
+/// let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries });
+/// # }
+/// ```
 pub const STATE_COPY_USAGES: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::VERTEX)
     .union(wgpu::BufferUsages::COPY_SRC)
@@ -36,7 +51,8 @@ impl Runtime {
 
     /// A new buffer on kernel `id`'s device ([`wgpu_device`](Self::wgpu_device)) holding a copy
     /// of its `state` array, made on the device as of every tick submitted before it (the
-    /// messages answered so far, and those of a tick under way), with [`STATE_COPY_USAGES`].
+    /// messages answered so far, and those of a tick under way), with [`STATE_COPY_USAGES`]
+    /// (bind it with its size, not `as_entire_binding()`: see there).
     /// The buffer is the caller's: the runtime neither counts it nor destroys it, but it goes
     /// with its device (lost, or destroyed at shutdown). Refused as
     /// [`read_state`](Self::read_state) is (a kernel without state, one not yet made or failed
