@@ -89,9 +89,8 @@ pub enum Error {
         message: String,
         /// 1-based line in the user's source, if known.
         line: Option<u32>,
-        /// 1-based column in the user's source, if known, counted in UTF-8 bytes (as naga and
-        /// wgpu count it, in the browser too): on a line with non-ASCII text before the error
-        /// it is past the character count an editor shows.
+        /// 1-based column in the user's source, if known, in characters (naga and wgpu count
+        /// UTF-8 bytes, which the runtime converts).
         column: Option<u32>,
     },
 
