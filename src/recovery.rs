@@ -138,10 +138,10 @@ fn give_up(shared: &Shared, device: DeviceId) {
     ));
 }
 
-/// The kernels on `device` waiting for it to be replaced (failed, or terminated while failed).
+/// The kernels on `device` waiting for it to be replaced (failed, or terminated while failed),
+/// sorted.
 fn waiting_on(table: &Table, device: DeviceId) -> Vec<String> {
-    let waiting = table.kernels.iter().filter(|(_, k)| k.device == device && k.life.awaiting_device());
-    waiting.map(|(id, _)| id.clone()).collect()
+    table.ids_where(&|k| k.device == device && k.life.awaiting_device())
 }
 
 /// Waits `ms` milliseconds, or less if the runtime shuts down meanwhile (then `false`), so

@@ -483,17 +483,18 @@ impl Table {
     /// Ids of the kernels the tick of `device` dispatches now (not moving between devices),
     /// sorted; every device's with `None`.
     pub fn running_ids(&self, device: Option<DeviceId>) -> Vec<String> {
-        self.running_ids_where(device, |_| true)
+        self.running_ids_where(device, &|_| true)
     }
 
     /// [`running_ids`](Self::running_ids) of the kernels `keep` keeps.
-    pub fn running_ids_where(&self, device: Option<DeviceId>, keep: impl Fn(&Kernel) -> bool) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .kernels
-            .iter()
-            .filter(|(_, k)| device.is_none_or(|d| k.device == d) && !k.out_of_ticks() && k.runs() && keep(k))
-            .map(|(id, _)| id.clone())
-            .collect();
+    pub fn running_ids_where(&self, device: Option<DeviceId>, keep: &dyn Fn(&Kernel) -> bool) -> Vec<String> {
+        self.ids_where(&|k| device.is_none_or(|d| k.device == d) && !k.out_of_ticks() && k.runs() && keep(k))
+    }
+
+    /// Ids of the kernels `keep` keeps, sorted. Every list of ids is made here: each caller's own
+    /// filter and `collect` was a copy of `Vec`'s `from_iter` in the wasm.
+    pub fn ids_where(&self, keep: &dyn Fn(&Kernel) -> bool) -> Vec<String> {
+        let mut ids: Vec<String> = self.kernels.iter().filter(|(_, k)| keep(k)).map(|(id, _)| id.clone()).collect();
         // Ids are unique, so this is `sort`'s order (one sort instance in the wasm, not two).
         ids.sort_unstable();
         ids

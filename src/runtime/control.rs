@@ -488,20 +488,12 @@ impl Runtime {
     pub async fn terminate_all(&self, timeout: Option<Duration>) -> Result<()> {
         let ids: Vec<String> = {
             let table = self.open_table()?;
-            let mut ids: Vec<String> = table
-                .kernels
-                .iter()
-                // Terminating ones too: their drain is waited for (within this timeout), so
-                // what they hold is processed or counted before a shutdown's report.
-                .filter(|(_, k)| {
-                    let state = k.life.state();
-                    state == KernelState::Terminating || state.step(Action::Terminate).is_ok()
-                })
-                .map(|(id, _)| id.clone())
-                .collect();
-            // Ids are unique, so this is `sort`'s order (one sort instance in the wasm, not two).
-            ids.sort_unstable();
-            ids
+            // Terminating ones too: their drain is waited for (within this timeout), so what
+            // they hold is processed or counted before a shutdown's report.
+            table.ids_where(&|k| {
+                let state = k.life.state();
+                state == KernelState::Terminating || state.step(Action::Terminate).is_ok()
+            })
         };
         // A kernel another caller terminated or removed meanwhile has ended: no error of ours.
         // Every stage of a pipeline ends here, so each keeps its route until the stage feeding

@@ -35,9 +35,8 @@ impl Runtime {
             LifecycleState::Stopped => Some("stopped"),
             _ => None,
         };
-        // Owned ids: sorting `Vec<String>` is the sort instance the id lists already have.
-        let mut ids: Vec<String> = table.kernels.keys().cloned().collect();
-        ids.sort_unstable();
+        // Owned ids, sorted.
+        let ids = table.ids_where(&|_| true);
         let mut seen = HashMap::with_capacity(ids.len());
         let now_ms = platform::now_ms();
         let heartbeat_timeout = table.watchdog.heartbeat_timeout;

@@ -30,9 +30,7 @@ impl Runtime {
             .map(|id| {
                 let device = self.shared.device(id);
                 let status = &table.devices[id.index()];
-                let on_it = table.kernels.iter().filter(|(_, k)| k.device == id);
-                let mut kernels: Vec<String> = on_it.map(|(name, _)| name.clone()).collect();
-                kernels.sort_unstable();
+                let kernels = table.ids_where(&|k| k.device == id);
                 DeviceInfo {
                     id,
                     adapter: device.adapter().clone(),

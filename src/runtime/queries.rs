@@ -28,25 +28,12 @@ impl Runtime {
 
     /// Ids of every kernel in the table (launched and not removed), sorted.
     pub fn kernel_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.shared.lock().kernels.keys().cloned().collect();
-        // Ids are unique, so this is `sort`'s order (one sort instance in the wasm, not two).
-        ids.sort_unstable();
-        ids
+        self.shared.lock().ids_where(&|_| true)
     }
 
     /// Ids of the kernels in the `Active` state, sorted.
     pub fn active_kernels(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .shared
-            .lock()
-            .kernels
-            .iter()
-            .filter(|(_, k)| k.life.state() == KernelState::Active)
-            .map(|(id, _)| id.clone())
-            .collect();
-        // Ids are unique, so this is `sort`'s order (one sort instance in the wasm, not two).
-        ids.sort_unstable();
-        ids
+        self.shared.lock().ids_where(&|k| k.life.state() == KernelState::Active)
     }
 
     /// A listener that fires when the kernel `id` changes (answers, room, state), or `None`

@@ -127,7 +127,7 @@ fn plan_with(
     // Only kernels with input, or that a feeder may feed this tick: a tick's plan costs what
     // has work, not every kernel that runs (a thousand idle ones cost 0.5 ms a tick, and so did
     // every stage of an idle pipeline).
-    let mut ids = with_fed_stages(table, device, table.running_ids_where(Some(device), |k| k.input_depth() > 0));
+    let mut ids = with_fed_stages(table, device, table.running_ids_where(Some(device), &|k| k.input_depth() > 0));
     // Under a budget (of messages, or of what a GPU tick copies back), of kernels of one stage
     // and priority the one served longest ago goes first: in id order every tick, the first
     // would take the whole budget while it had a backlog, and the others would wait until it
@@ -557,7 +557,7 @@ mod tests {
         chain(&mut table, &["s0", "s1", "s2", "s3", "s4"], &[0, 2, 0, 3, 0]);
         chain(&mut table, &["idle0", "idle1"], &[0, 0]);
         table.kernels.insert("lone".into(), doubler(0, 1));
-        let ids = table.running_ids_where(Some(DeviceId(0)), |k| k.input_depth() > 0);
+        let ids = table.running_ids_where(Some(DeviceId(0)), &|k| k.input_depth() > 0);
         let ids = with_fed_stages(&table, DeviceId(0), ids);
         assert_eq!(ids, ["lone", "s1", "s2", "s3", "s4"], "an idle stage with nothing before it is no candidate");
     }
