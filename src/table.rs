@@ -11,7 +11,7 @@
 //! | its device resources | [`Resources`] | `backend`, `recovery` |
 //! | its circuit breaker, when enabled | [`Breaker`] | `circuit` (fed by the runtime and the tick) |
 
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -494,11 +494,14 @@ impl Table {
     /// Ids of the kernels `keep` keeps, sorted. Every list of ids is made here: each caller's own
     /// filter and `collect` was a copy of `Vec`'s `from_iter` in the wasm.
     pub fn ids_where(&self, keep: &dyn Fn(&Kernel) -> bool) -> Vec<String> {
-        let mut ids: Vec<String> = self.kernels.iter().filter(|(_, k)| keep(k)).map(|(id, _)| id.clone()).collect();
-        // Ids are unique, so this is `sort`'s order (one sort instance in the wasm, not two).
-        ids.sort_unstable();
-        ids
+        sorted(self.kernels.iter().filter(|(_, k)| keep(k)).map(|(id, _)| id.clone()).collect())
     }
+}
+
+/// `ids`, sorted. Through a heap, as the tick's plan is: the wasm links no `sort`, whose code for
+/// `String` made it 1,380 bytes larger gzipped.
+pub(crate) fn sorted(ids: Vec<String>) -> Vec<String> {
+    BinaryHeap::from(ids).into_sorted_vec()
 }
 
 /// How the runtime was configured, as the table's users need it.

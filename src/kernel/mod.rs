@@ -444,10 +444,7 @@ pub fn lookup(id: &str) -> Option<Arc<KernelDefinition>> {
 
 /// Ids of every registered definition, sorted.
 pub fn registered_ids() -> Vec<String> {
-    let mut ids: Vec<String> = registry().lock().expect("kernel registry poisoned").keys().cloned().collect();
-    // Ids are unique, so this is `sort`'s order (one sort instance in the wasm, not two).
-    ids.sort_unstable();
-    ids
+    crate::table::sorted(registry().lock().expect("kernel registry poisoned").keys().cloned().collect())
 }
 
 /// Whether `id` (what `what` names: kernel ids, an envelope's source) is as long as a kernel

@@ -132,8 +132,8 @@ fn plan_with(
     // Under a budget (of messages, or of what a GPU tick copies back), of kernels of one stage
     // and priority the one served longest ago goes first: in id order every tick, the first
     // would take the whole budget while it had a backlog, and the others would wait until it
-    // had none. Ties in id order, as `ids` is: each key ends with its id. Sorted through a
-    // heap: `sort`'s code for one more element type made the wasm 708 bytes larger gzipped.
+    // had none. Ties in id order: each key ends with its id. Sorted through a
+    // heap, as lists of ids are (see `table::sorted`).
     let bounded = budget.is_some() || readback.most != u64::MAX;
     let keyed: Vec<_> = ids
         .into_iter()
@@ -384,8 +384,8 @@ fn chain_readback(table: &Table, id: &str, backend: Routing, readback: ReadbackB
     chain
 }
 
-/// `ids` (the kernels with input) and the stages after each that it may feed on `device` this
-/// tick, in id order: a stage with no input of its own and nothing with input before it has
+/// `ids` (the kernels with input) and after them the stages that they may feed on `device` this
+/// tick (`plan_with` puts them in order): a stage with no input of its own and nothing with input before it has
 /// nothing to run, so an idle pipeline costs a tick nothing. Each stage is walked once: a walk
 /// down from a stage with input ends at the next one, which is walked from itself.
 fn with_fed_stages(table: &Table, device: DeviceId, mut ids: Vec<String>) -> Vec<String> {
@@ -399,10 +399,7 @@ fn with_fed_stages(table: &Table, device: DeviceId, mut ids: Vec<String>) -> Vec
             down = kernel.route.downstream.as_deref();
         }
     }
-    if !fed.is_empty() {
-        ids.extend(fed);
-        ids.sort_unstable();
-    }
+    ids.extend(fed);
     ids
 }
 
@@ -564,7 +561,8 @@ mod tests {
         chain(&mut table, &["idle0", "idle1"], &[0, 0]);
         table.kernels.insert("lone".into(), doubler(0, 1));
         let ids = table.running_ids_where(Some(DeviceId(0)), &|k| k.input_depth() > 0);
-        let ids = with_fed_stages(&table, DeviceId(0), ids);
+        let mut ids = with_fed_stages(&table, DeviceId(0), ids);
+        ids.sort_unstable();
         assert_eq!(ids, ["lone", "s1", "s2", "s3", "s4"], "an idle stage with nothing before it is no candidate");
     }
 
