@@ -151,8 +151,9 @@ fn plan_with(
     // the rest wait for the next tick (a readback over the device's largest buffer loses it).
     let mut readback_left = readback.most;
     let mut plan: Vec<Planned> = Vec::new();
-    // Kernel id → (plan index of the kernel feeding it on the device, messages it forwards).
-    let mut incoming: HashMap<String, (usize, u32)> = HashMap::new();
+    // Kernel id → plan index of the kernel feeding it on the device, which forwards all its
+    // `pending` messages (the map's type is `rooms`': one `HashMap` less in the wasm).
+    let mut incoming: HashMap<String, usize> = HashMap::new();
     for id in ids {
         let kernel = &table.kernels[&id];
         let Some(exec) = kernel.resources.exec.as_ref() else { continue };
@@ -216,7 +217,7 @@ fn plan_with(
                 (take, answer_room.saturating_add(take.saturating_sub(room)))
             }
         };
-        let forwarded_in = fed.map_or(0, |(_, count)| count);
+        let forwarded_in = fed.map_or(0, |feeder| plan[feeder].pending);
         let pending = in_flight + take as u32 + forwarded_in;
         // (A fed stage's feeder made room for it; an unfed one whose messages in flight alone
         // do not fit waits for a tick with room.)
@@ -234,8 +235,8 @@ fn plan_with(
         let input_at = head.wrapping_add(in_flight);
         kernel.cursor.hand_over(&mut kernel.mailbox, take);
         let mut level = 0;
-        if let Some((feeder, count)) = fed {
-            let at = kernel.cursor.take_forwarded(&mut kernel.mailbox, count, now_ms);
+        if let Some(feeder) = fed {
+            let at = kernel.cursor.take_forwarded(&mut kernel.mailbox, forwarded_in, now_ms);
             plan[feeder].forward = Some((plan.len(), at));
             level = plan[feeder].level + 1;
         }
@@ -244,7 +245,7 @@ fn plan_with(
             kernel.notify();
         }
         if let (Some(down), Routing::OnDevice) = (&downstream, routing) {
-            incoming.insert(down.clone(), (plan.len(), pending));
+            incoming.insert(down.clone(), plan.len());
         }
         plan.push(Planned {
             id,
