@@ -152,7 +152,7 @@ pub(crate) fn millis<'de, D: Deserializer<'de>>(deserializer: D, name: &str) -> 
 pub(crate) fn duration_from_millis(ms: f64, name: &str) -> Result<Duration, crate::error::Error> {
     // Below 2^53 ms (285,000 years): every such number is exact and fits a `Duration`.
     if ms.is_finite() && (0.0..=9.0e15).contains(&ms) {
-        return Ok(Duration::from_secs_f64(ms / 1000.0));
+        return Ok(crate::platform::saturating_ms(ms));
     }
     let got = crate::platform::Float(ms);
     Err(crate::error::Error::OutOfRange(format!("{name} must be a number of milliseconds from 0 to 9e15, got {got}")))

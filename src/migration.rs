@@ -199,7 +199,7 @@ pub(crate) async fn migrate(
         kernel_id: id.to_owned(),
         from,
         to,
-        pause: Duration::from_secs_f64((platform::now_ms() - started).max(0.0) / 1000.0),
+        pause: platform::saturating_ms(platform::now_ms() - started),
         requeued,
     })
 }

@@ -132,7 +132,7 @@ fn as_millis<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<S:
 /// has been stale at `now_ms`: `Some(since its heartbeat)` when that is past `timeout`, `None`
 /// when it is not stale (no input, or a recent heartbeat).
 pub(crate) fn staleness(input_depth: usize, heartbeat_ms: f64, now_ms: f64, timeout: Duration) -> Option<Duration> {
-    let since = Duration::from_secs_f64(((now_ms - heartbeat_ms) / 1000.0).max(0.0));
+    let since = crate::platform::saturating_ms(now_ms - heartbeat_ms);
     (input_depth > 0 && since >= timeout).then_some(since)
 }
 

@@ -320,7 +320,7 @@ impl<In, Out> KernelHandle<In, Out> {
             input_queue_depth: t.input_queue_depth,
             output_queue_depth: t.output_queue_depth,
             messages_processed: t.messages_processed,
-            uptime: Duration::from_secs_f64(t.uptime_ms.max(0.0) / 1000.0),
+            uptime: crate::platform::saturating_ms(t.uptime_ms),
         })
     }
 
