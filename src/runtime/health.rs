@@ -1,7 +1,6 @@
 //! `Runtime::health` and the seed's `health_checker()`: the vitals [`crate::health`] judges,
 //! gathered under the table lock.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::Runtime;
@@ -11,10 +10,14 @@ use crate::health::{assess, HealthReport, HealthStatus, KernelVitals, Vitals};
 use crate::lifecycle::LifecycleState;
 use crate::platform;
 
-/// Each kernel's launch and its (failures, operations) at the previous check, so error rates
-/// are recent ones, and of that launch only.
+/// Each kernel's [`Sample`] at the previous check, so error rates are recent ones, and of that
+/// launch only. In id order, as a check lists the kernels, and looked up by binary search (a
+/// `HashMap` of its own weighed more in the wasm).
 #[derive(Default)]
-pub(super) struct ErrorSamples(HashMap<String, (u64, (u64, u64))>);
+pub(super) struct ErrorSamples(Vec<(String, Sample)>);
+
+/// A kernel's launch and its (failures, operations) at a check.
+type Sample = (u64, (u64, u64));
 
 impl Runtime {
     /// Healthy, degraded or unhealthy, with every finding (see [`crate::health`] for the rules
@@ -37,7 +40,7 @@ impl Runtime {
         };
         // Owned ids, sorted.
         let ids = table.ids_where(&|_| true);
-        let mut seen = HashMap::with_capacity(ids.len());
+        let mut seen = Vec::with_capacity(ids.len());
         let now_ms = platform::now_ms();
         let heartbeat_timeout = table.watchdog.heartbeat_timeout;
         let kernels = ids
@@ -50,10 +53,12 @@ impl Runtime {
                 let now = (c.failures, c.messages_processed + c.failed_operations);
                 // A kernel launched again under the same id starts from zero: its sample is
                 // another launch's, whose counts may be below its own.
-                let before =
-                    samples.0.get(&id).filter(|(launch, b)| *launch == k.instance && b.0 <= now.0 && b.1 <= now.1);
+                let before = samples.0.binary_search_by(|(sampled, _)| sampled.as_str().cmp(&id)).ok();
+                let before = before
+                    .map(|i| &samples.0[i].1)
+                    .filter(|(launch, b)| *launch == k.instance && b.0 <= now.0 && b.1 <= now.1);
                 let before = before.map_or((0, 0), |s| s.1);
-                seen.insert(id.clone(), (k.instance, now));
+                seen.push((id.clone(), (k.instance, now)));
                 KernelVitals {
                     id,
                     input_fill: k.mailbox.inbox.fill(),
