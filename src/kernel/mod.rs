@@ -13,11 +13,11 @@ pub use builtins::{
 };
 pub use host::{HostHandler, SharedHostHandler};
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::Error;
+use crate::message::registry::Registry;
 use crate::message::{MessageLayout, Scalar};
 use crate::platform::option_name;
 
@@ -389,11 +389,14 @@ impl KernelDefinition {
     }
 }
 
-fn registry() -> &'static Mutex<HashMap<String, Arc<KernelDefinition>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<KernelDefinition>>>> = OnceLock::new();
+fn registry() -> &'static Mutex<Registry<KernelDefinition>> {
+    static REGISTRY: OnceLock<Mutex<Registry<KernelDefinition>>> = OnceLock::new();
     REGISTRY.get_or_init(|| {
-        let map = builtins::all().into_iter().map(|def| (def.id.clone(), Arc::new(def))).collect();
-        Mutex::new(map)
+        let mut registry = Registry::default();
+        for def in builtins::all() {
+            registry.insert(def.id.clone(), Arc::new(def));
+        }
+        Mutex::new(registry)
     })
 }
 
@@ -420,7 +423,7 @@ fn registry() -> &'static Mutex<HashMap<String, Arc<KernelDefinition>>> {
 /// [`Error::InvalidArgument`] when a definition is registered under its id already.
 pub fn register(definition: KernelDefinition) -> Result<(), Error> {
     let mut registry = registry().lock().expect("kernel registry poisoned");
-    if registry.contains_key(&definition.id) {
+    if registry.contains(&definition.id) {
         return Err(Error::InvalidArgument(format!(
             "a kernel named {} is already registered; register_or_replace replaces it, and a second instance \
              runs under another id (Runtime::launch_as)",
@@ -439,12 +442,12 @@ pub fn register_or_replace(definition: KernelDefinition) {
 
 /// Looks a definition up by id.
 pub fn lookup(id: &str) -> Option<Arc<KernelDefinition>> {
-    registry().lock().expect("kernel registry poisoned").get(id).cloned()
+    registry().lock().expect("kernel registry poisoned").get(id)
 }
 
 /// Ids of every registered definition, sorted.
 pub fn registered_ids() -> Vec<String> {
-    crate::table::sorted(registry().lock().expect("kernel registry poisoned").keys().cloned().collect())
+    registry().lock().expect("kernel registry poisoned").names()
 }
 
 /// Whether `id` (what `what` names: kernel ids, an envelope's source) is as long as a kernel
