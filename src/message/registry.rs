@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use super::MessageLayout;
 
 /// Entries by name, in name order, found by binary search: the message types here, and the
-/// kernel definitions (`crate::kernel::register`). Registering is rare and lookups few, and a
-/// `HashMap` type for each weighed more in the wasm.
+/// kernel definitions (the kernel module's `register`). Registering is rare and lookups few,
+/// and a `HashMap` type for each weighed more in the wasm.
 pub(crate) struct Registry<T>(Vec<(String, Arc<T>)>);
 
 impl<T> Default for Registry<T> {
