@@ -168,8 +168,9 @@ fn enable_directives_after_any_wgsl_line_break_are_read() {
             let refused = gl.launch_definition(definition.clone(), LaunchOptions::default()).await.unwrap_err();
             match refused {
                 Error::KernelCompile { message, line, column, .. } => {
-                    // The extension's name, 3 bytes on: the left-to-right mark before it is 3 bytes.
-                    assert_eq!((line, column), (Some(2), Some(11)), "{newline:?}: {message}");
+                    // The extension's name, in characters: the left-to-right mark before it is
+                    // one (of 3 bytes).
+                    assert_eq!((line, column), (Some(2), Some(9)), "{newline:?}: {message}");
                     assert!(message.contains("\"shader-f16\"") && message.contains(&adapter), "{message}");
                 }
                 other => panic!("{newline:?}: expected KernelCompile, got {other:?}"),
