@@ -483,18 +483,25 @@ impl Table {
     /// Ids of the kernels the tick of `device` dispatches now (not moving between devices),
     /// sorted; every device's with `None`.
     pub fn running_ids(&self, device: Option<DeviceId>) -> Vec<String> {
-        self.running_ids_where(device, &|_| true)
+        sorted(self.running_ids_where(device, &|_| true))
     }
 
-    /// [`running_ids`](Self::running_ids) of the kernels `keep` keeps.
+    /// [`running_ids`](Self::running_ids) of the kernels `keep` keeps, in no order: the tick's
+    /// plan, its caller, orders them by a key of its own, so sorting them here too would be a
+    /// second sort every tick.
     pub fn running_ids_where(&self, device: Option<DeviceId>, keep: &dyn Fn(&Kernel) -> bool) -> Vec<String> {
-        self.ids_where(&|k| device.is_none_or(|d| k.device == d) && !k.out_of_ticks() && k.runs() && keep(k))
+        self.unsorted_ids_where(&|k| device.is_none_or(|d| k.device == d) && !k.out_of_ticks() && k.runs() && keep(k))
     }
 
-    /// Ids of the kernels `keep` keeps, sorted. Every list of ids is made here: each caller's own
-    /// filter and `collect` was a copy of `Vec`'s `from_iter` in the wasm.
+    /// Ids of the kernels `keep` keeps, sorted.
     pub fn ids_where(&self, keep: &dyn Fn(&Kernel) -> bool) -> Vec<String> {
-        sorted(self.kernels.iter().filter(|(_, k)| keep(k)).map(|(id, _)| id.clone()).collect())
+        sorted(self.unsorted_ids_where(keep))
+    }
+
+    /// Ids of the kernels `keep` keeps, in the map's order. Every list of ids is made here: each
+    /// caller's own filter and `collect` was a copy of `Vec`'s `from_iter` in the wasm.
+    fn unsorted_ids_where(&self, keep: &dyn Fn(&Kernel) -> bool) -> Vec<String> {
+        self.kernels.iter().filter(|(_, k)| keep(k)).map(|(id, _)| id.clone()).collect()
     }
 }
 
