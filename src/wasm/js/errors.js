@@ -8,16 +8,16 @@ const NOT_DETAILS = new Set(["name", "message", "stack", "__proto__", "construct
 
 /**
  * An error's `cause` (an aborted batch's: the signal's reason, a `DOMException` unless
- * `abort(reason)` gave another) as plain data: an error's own `toJSON()`, or `{ name, message }`
- * of any other error (`JSON.stringify` makes a `DOMException` `{}`, and a clone of an `Error`
- * subclass keeps no class); anything else as it is.
+ * `abort(reason)` gave another) or one of its `errors` as plain data: an error's own `toJSON()`,
+ * or `{ name, message }` of any other error (`JSON.stringify` makes a `DOMException` `{}`, and a
+ * clone of an `Error` subclass keeps no class); anything else as it is.
  */
-function causeData(cause) {
-  if (typeof cause?.toJSON === "function") return cause.toJSON();
-  if (cause instanceof Error || (typeof DOMException === "function" && cause instanceof DOMException)) {
-    return { name: cause.name, message: cause.message };
+function errorData(error) {
+  if (typeof error?.toJSON === "function") return error.toJSON();
+  if (error instanceof Error || (typeof DOMException === "function" && error instanceof DOMException)) {
+    return { name: error.name, message: error.message };
   }
-  return cause;
+  return error;
 }
 
 /**
@@ -38,8 +38,8 @@ export class RingKernelError extends Error {
   toJSON() {
     const data = { name: this.name, message: this.message };
     for (const [key, value] of Object.entries(this)) {
-      if (key === "errors" && Array.isArray(value)) data[key] = value.map((e) => e?.toJSON?.() ?? e);
-      else if (key === "cause") data[key] = causeData(value);
+      if (key === "errors" && Array.isArray(value)) data[key] = value.map(errorData);
+      else if (key === "cause") data[key] = errorData(value);
       else data[key] = value;
     }
     return data;
