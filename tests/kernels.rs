@@ -427,8 +427,45 @@ fn compile_errors_report_the_users_line_and_column() {
     let (line, _, message) = compile_error(&rt, "fn process(msg: Request) -> Response { return Response(0); }");
     assert_eq!(line, None);
     assert!(message.contains("no `fn handle`"), "{message}");
+    // Natively naga checks the handler; its texts are said in WGSL's terms (no arena indices,
+    // types as WGSL writes them), at the operand at fault.
+    let (line, column, message) =
+        compile_error(&rt, "fn handle(msg: Request) -> Response {\n    return Response(1u);\n}");
+    assert_eq!((line, column), (Some(2), Some(21)), "{message}");
+    assert_eq!(message, "argument 1 of `Response(…)` is `u32`, but its field `result` is `i32`");
+    // An assignment to a `let`: at the assignment, with naga's note.
+    let (line, column, message) = compile_error(
+        &rt,
+        "fn handle(msg: Request) -> Response {\n    let x = 1;\n    x = 2;\n    return Response(x);\n}",
+    );
+    assert_eq!((line, column), (Some(3), Some(5)), "{message}");
+    assert!(message.ends_with("consider declaring `x` with `var` instead of `let`"), "{message}");
     // Nothing was left behind: the id can be launched again once the source is fixed.
     assert!(rt.kernel_ids().is_empty());
+}
+
+#[test]
+fn an_atomic_state_assigned_with_an_equals_sign_is_refused_as_the_browser_refuses_it() {
+    // naga's IR stores into atomics as into anything, so its WGSL front end took this; WGSL,
+    // the browser's compiler and Dawn's do not ("cannot assign 'u32' to 'atomic<u32>'").
+    let rt = runtime();
+    let wgsl =
+        "fn handle(msg: Request) -> Response {\n    state[0] = u32(msg.value);\n    return Response(msg.value);\n}";
+    let def = KernelDefinition::new("assigns", doubler_request(), doubler_response(), wgsl)
+        .with_state(StateElement::AtomicU32, 4);
+    match pollster::block_on(rt.launch_definition(def, LaunchOptions::default())) {
+        Err(Error::KernelCompile { line, column, message, .. }) => {
+            assert_eq!((line, column), (Some(2), Some(5)), "{message}");
+            assert!(message.contains("`atomicStore(&state[i], value)`"), "{message}");
+        }
+        other => panic!("expected a KernelCompile error, got {other:?}"),
+    }
+    let stores = "fn handle(msg: Request) -> Response {\n    atomicStore(&state[0], u32(msg.value));\n    return Response(i32(atomicLoad(&state[0])));\n}";
+    let def = KernelDefinition::new("stores", doubler_request(), doubler_response(), stores)
+        .with_state(StateElement::AtomicU32, 4);
+    pollster::block_on(start_definition(&rt, def));
+    let answers: Vec<i32> = pollster::block_on(round_trip(&rt, "stores", &[7]));
+    assert_eq!(answers, [7]);
 }
 
 #[test]

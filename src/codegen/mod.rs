@@ -11,6 +11,8 @@ mod fused;
 pub(crate) mod handler;
 #[cfg(not(target_arch = "wasm32"))]
 mod naga_check;
+#[cfg(not(target_arch = "wasm32"))]
+mod naga_messages;
 
 use std::fmt::Write as _;
 

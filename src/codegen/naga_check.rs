@@ -3,11 +3,11 @@
 //! short message, where wgpu's compilation info would give a report about generated lines.
 //! (In the browser, the WGSL compiler's own messages are mapped instead.)
 
-use naga::common::wgsl::TypeContext;
-use naga::valid::{Capabilities, FunctionError, ValidationFlags, Validator};
-use naga::{Handle, Span};
+use naga::front::wgsl::ParseError;
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+use naga::{Block, Module, Span, Statement, TypeInner};
 
-use super::{FusedShader, GeneratedShader};
+use super::{naga_messages, FusedShader, GeneratedShader};
 use crate::error::Error;
 
 /// Parses and validates `shader`; the first error becomes a `KernelCompile` error.
@@ -24,41 +24,90 @@ pub fn check_fused(shader: &FusedShader) -> Result<(), Error> {
 type Spans<'a> = &'a mut dyn Iterator<Item = (u32, u32, u32)>;
 
 fn check_source(source: &str, error: impl Fn(&str, Spans<'_>) -> Error) -> Result<(), Error> {
-    let module = naga::front::wgsl::parse_str(source).map_err(|e| {
-        let mut spans = e.labels().map(|(span, _)| located(span, source));
-        error(e.message(), &mut spans)
-    })?;
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| parse_error(&e, source, &error))?;
     // Every capability: what the device lacks is still refused by wgpu after this check, so
     // this check never refuses a module the device would take.
     Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).map_err(|e| {
-        let mut spans = e.spans().map(|(span, _)| located(*span, source));
-        error(&innermost_cause(e.as_inner(), &module), &mut spans)
+        let (message, operand) = naga_messages::describe(e.as_inner(), &module);
+        let mut spans = e.spans().map(|(span, _)| *span).chain(operand).map(|span| located(span, source));
+        error(&message, &mut spans)
     })?;
-    Ok(())
+    match atomic_assignment(&module, source) {
+        Some(span) => Err(error(ATOMIC_ASSIGNMENT, &mut std::iter::once(located(span, source)))),
+        None => Ok(()),
+    }
 }
 
-/// naga nests validation errors ("Function [2] 'helper' is invalid" → "Expression [1] is
-/// invalid" → the reason); the innermost one says what is wrong. A mismatched `return` is
-/// said in WGSL's terms: naga's own text names the types by its arena indices ("does not match
-/// the declared return type Some([1])").
-fn innermost_cause(error: &(dyn std::error::Error + 'static), module: &naga::Module) -> String {
-    let mut cause = error;
-    while let Some(next) = cause.source() {
-        cause = next;
+const ATOMIC_ASSIGNMENT: &str = "an atomic is assigned with `=`, which WGSL does not allow: write it through \
+    its built-in functions (`atomicStore(&state[i], value)`, `atomicAdd`, ...)";
+
+/// The first `=` onto an atomic. naga's IR stores into an atomic as into anything (its
+/// `atomicStore` is such a store), so its WGSL front end takes `state[0] = 1u;`, which WGSL
+/// and the browser's compiler refuse: refused here as well, so that a handler that compiles
+/// natively compiles in the browser too. The two are told apart by the statement's text.
+fn atomic_assignment(module: &Module, source: &str) -> Option<Span> {
+    let functions = module.functions.iter().map(|(_, f)| f).chain(module.entry_points.iter().map(|e| &e.function));
+    functions.into_iter().find_map(|function| {
+        let types = naga_messages::Types { module, function };
+        first_atomic_store(&function.body, &types, source)
+    })
+}
+
+fn first_atomic_store(block: &Block, types: &naga_messages::Types<'_>, source: &str) -> Option<Span> {
+    block.span_iter().find_map(|(statement, span)| match statement {
+        Statement::Store { pointer, .. } => {
+            let onto_atomic =
+                types.resolution(*pointer).is_some_and(|pointer| match *pointer.inner_with(&types.module.types) {
+                    TypeInner::Pointer { base, .. } => matches!(types.module.types[base].inner, TypeInner::Atomic(_)),
+                    _ => false,
+                });
+            let written = span.to_range().and_then(|range| source.get(range)).unwrap_or("");
+            (onto_atomic && !written.trim_start().starts_with("atomicStore")).then_some(*span)
+        }
+        Statement::Block(inner) => first_atomic_store(inner, types, source),
+        Statement::If { accept, reject, .. } => {
+            first_atomic_store(accept, types, source).or_else(|| first_atomic_store(reject, types, source))
+        }
+        Statement::Switch { cases, .. } => cases.iter().find_map(|case| first_atomic_store(&case.body, types, source)),
+        Statement::Loop { body, continuing, .. } => {
+            first_atomic_store(body, types, source).or_else(|| first_atomic_store(continuing, types, source))
+        }
+        _ => None,
+    })
+}
+
+/// A parse error at its primary label (the first: naga's others point at what it relates to,
+/// such as the `let` of an assigned name, which may be shorter), or at another of its labels
+/// when that one lies outside the user's source, with naga's notes ("consider declaring `x`
+/// with `var` instead of `let`") after the message.
+fn parse_error(e: &ParseError, source: &str, error: &impl Fn(&str, Spans<'_>) -> Error) -> Error {
+    let mut message = naga_messages::parse_message(e.message());
+    for note in e.notes() {
+        message.push_str("; ");
+        message.push_str(&parameter_note(e, source).unwrap_or_else(|| note.to_owned()));
     }
-    let return_type = |ty: Handle<naga::Type>| module.to_ctx().type_to_string(ty);
-    match cause.downcast_ref::<FunctionError>() {
-        Some(FunctionError::InvalidReturnType { expression: Some(_), expected_ty: Some(ty) }) => {
-            format!("the `return` value is not of the function's return type `{}`", return_type(*ty))
+    let primary = error(&message, &mut e.labels().take(1).map(|(span, _)| located(span, source)));
+    match primary {
+        Error::KernelCompile { line: None, .. } => {
+            error(&message, &mut e.labels().map(|(span, _)| located(span, source)))
         }
-        Some(FunctionError::InvalidReturnType { expression: None, expected_ty: Some(ty) }) => {
-            format!("this `return` has no value, but the function returns `{}`", return_type(*ty))
-        }
-        Some(FunctionError::InvalidReturnType { expression: Some(_), expected_ty: None }) => {
-            "this `return` has a value, but the function declares no return type".to_owned()
-        }
-        _ => cause.to_string(),
+        primary => primary,
     }
+}
+
+/// naga's note on assigning to an immutable name says to declare it with `var` instead of
+/// `let`, parameters included, which `var` cannot declare: for a parameter, the note says to
+/// copy it.
+fn parameter_note(e: &ParseError, source: &str) -> Option<String> {
+    if e.message() != "invalid left-hand side of assignment" {
+        return None;
+    }
+    let (binding, _) = e.labels().nth(1)?;
+    let range = binding.to_range()?;
+    let before = source.get(..range.start)?.trim_end();
+    let name = source.get(range)?;
+    (before.ends_with('(') || before.ends_with(','))
+        .then(|| format!("`{name}` is a parameter: copy it into a `var` to change it (`var m = {name};`)"))
 }
 
 fn located(span: Span, source: &str) -> (u32, u32, u32) {
@@ -82,5 +131,132 @@ mod tests {
         assert!(!wrong.contains("Some(["), "{wrong}");
         let vector = refusal("fn g(x: f32) -> vec2<f32> { return x; }");
         assert!(vector.contains("`vec2<f32>`"), "{vector}");
+    }
+
+    const MESSAGES: &str = "struct Response { result: i32 }\n";
+
+    /// The refusal of `body`, a function after [`MESSAGES`], and the line and column of each
+    /// span it was given, the shortest first.
+    fn refusal_at(body: &str) -> (String, Vec<(u32, u32)>) {
+        let source = format!("{MESSAGES}{body}");
+        let at = std::cell::RefCell::new(Vec::new());
+        let error = check_source(&source, |message, spans| {
+            let mut spans: Vec<_> = spans.collect();
+            spans.sort_by_key(|&(_, _, length)| length);
+            *at.borrow_mut() = spans.into_iter().map(|(line, column, _)| (line - 1, column)).collect();
+            Error::InvalidArgument(message.to_owned())
+        })
+        .unwrap_err();
+        (error.to_string().trim_start_matches("invalid argument: ").to_owned(), at.into_inner())
+    }
+
+    #[test]
+    fn validation_errors_name_types_as_wgsl_writes_them_and_point_at_the_operand() {
+        let (message, at) = refusal_at("fn handle(v: i32) -> Response {\n    return Response(1u);\n}");
+        assert_eq!(message, "argument 1 of `Response(…)` is `u32`, but its field `result` is `i32`");
+        assert_eq!(at[0], (2, 21), "the argument, not the constructor");
+        let (message, at) = refusal_at(
+            "fn twice(v: f32) -> f32 { return v * 2.0; }\nfn handle(v: i32) -> Response {\n    return Response(i32(twice(v + 1)));\n}",
+        );
+        assert_eq!(message, "argument 1 of `twice` is `i32`, but its parameter is `f32`");
+        assert_eq!(at[0], (3, 31));
+        let (message, _) = refusal_at(
+            "fn handle(v: i32) -> Response {\n    if (v) { return Response(1); }\n    return Response(0);\n}",
+        );
+        assert_eq!(message, "the `if` condition is `i32`, where a `bool` is needed");
+        let (message, _) =
+            refusal_at("fn handle(v: i32) -> Response {\n    let x: f32 = 1;\n    return Response(i32(x % 2u));\n}");
+        assert!(message.starts_with("`%` does not take `f32` and `u32`: WGSL converts no type"), "{message}");
+        let (message, _) = refusal_at(
+            "fn handle(v: i32) -> Response {\n    let b = true;\n    return Response(select(0, 1, b + b));\n}",
+        );
+        assert_eq!(message, "`+` does not take `bool` and `bool`", "no conversion to suggest between equal types");
+        let (message, _) = refusal_at(
+            "fn handle(v: i32) -> Response {\n    var a = array<i32, 4>(1, 2, 3, 4);\n    return Response(a[7]);\n}",
+        );
+        assert_eq!(
+            message, "index 7 is out of the bounds of `array<i32, 4>`",
+            "the variable's type, not its pointer's"
+        );
+        let (message, at) = refusal_at("fn handle(v: i32) -> Response {\n    var a = array<i32, 4>(1, 2, 3, 4);\n    return Response(a[vec2<u32>(0u, 1u)]);\n}");
+        assert_eq!(message, "an index is an `i32` or `u32`, not `vec2<u32>`");
+        assert_eq!(at[0], (3, 23));
+        let (message, _) = refusal_at(
+            "fn f(a: i32, b: i32) -> i32 { return a; }\nfn handle(v: i32) -> Response {\n    return Response(f(v));\n}",
+        );
+        assert_eq!(message, "`f` takes 2 arguments, but 1 are given");
+    }
+
+    #[test]
+    fn a_literal_left_without_a_type_says_why_that_happens() {
+        for body in [
+            "fn handle(v: i32) -> Response {\n    return Response(v + 1.5);\n}",
+            "fn handle(v: i32) -> Response {\n    return Response(1, 2);\n}",
+        ] {
+            let (message, _) = refusal_at(body);
+            assert!(message.starts_with("this number has no concrete type: WGSL converts no type"), "{message}");
+        }
+    }
+
+    #[test]
+    fn no_refusal_shows_naga_arena_indices_or_rust_debug_output() {
+        let bodies = [
+            "fn handle(v: i32) -> Response { return Response(v + 1.5); }",
+            "fn handle(v: i32) -> Response { var x = 1; let p = &x; return Response(p); }",
+            "fn handle(v: i32) -> Response { switch 1.0 { default: { } } return Response(0); }",
+            "fn handle(v: i32) -> Response { return Response(select(1, 2u, true)); }",
+            "fn handle(v: i32) -> Response { return Response(select(1, 2, 3)); }",
+            "fn handle(v: i32) -> Response { return Response(-true); }",
+            "fn handle(v: i32) -> Response { let a = array<i32, 2>(1, 2); return Response(a[-1]); }",
+            "fn handle(v: i32) -> Response { return Response(v.x); }",
+            "fn handle(v: i32) -> Response { return Response(v[0]); }",
+            "fn handle(v: i32) -> Response { var x: i32; x = 1.5; return Response(x); }",
+        ];
+        for body in bodies {
+            let (message, _) = refusal_at(body);
+            let index = message.find('[').filter(|&at| message[at + 1..].starts_with(|c: char| c.is_ascii_digit()));
+            assert!(
+                index.is_none() && !message.contains("Scalar {") && !message.contains("kind:"),
+                "{body}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn naga_notes_follow_its_message_and_a_parameter_is_told_to_be_copied() {
+        let (message, at) =
+            refusal_at("fn handle(v: i32) -> Response {\n    let x = 1;\n    x = 2;\n    return Response(x);\n}");
+        assert_eq!(message, "invalid left-hand side of assignment; consider declaring `x` with `var` instead of `let`");
+        assert_eq!(at, [(3, 5)], "the assignment, naga's primary label, not the shorter `let` name");
+        let (message, at) = refusal_at("fn f(a: i32, b: i32) -> i32 {\n    b = 2;\n    return a;\n}");
+        assert_eq!(message, "invalid left-hand side of assignment; `b` is a parameter: copy it into a `var` to change it (`var m = b;`)");
+        assert_eq!(at, [(2, 5)]);
+    }
+
+    #[test]
+    fn an_atomic_assigned_with_an_equals_sign_is_refused_as_wgsl_refuses_it() {
+        const STATE: &str = "@group(0) @binding(0) var<storage, read_write> state: array<atomic<u32>>;\n";
+        let source = |body: &str| format!("{STATE}fn handle(v: u32) -> u32 {{\n{body}\n    return 0u;\n}}");
+        for (body, at) in [
+            ("    state[0] = 1u;", (3, 5)),
+            (
+                "    if (v > 0u) {\n        loop {\n            state[v] = v;\n            break;\n        }\n    }",
+                (5, 13),
+            ),
+        ] {
+            let found = std::cell::Cell::new(None);
+            let error = check_source(&source(body), |message, spans| {
+                found.set(spans.min_by_key(|&(_, _, length)| length).map(|(line, column, _)| (line, column)));
+                Error::InvalidArgument(message.to_owned())
+            });
+            assert!(error.unwrap_err().to_string().contains("an atomic is assigned with `=`"), "{body}");
+            assert_eq!(found.get(), Some(at), "{body}");
+        }
+        for body in [
+            "    atomicStore(&state[0], 1u);",
+            "    atomicStore (&state[v], v);\n    let plain = atomicLoad(&state[0]);",
+        ] {
+            assert!(check_source(&source(body), |m, _| Error::InvalidArgument(m.to_owned())).is_ok(), "{body}");
+        }
     }
 }

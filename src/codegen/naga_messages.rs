@@ -1,0 +1,320 @@
+//! naga's validation errors said in WGSL's terms. naga's own texts name expressions and types
+//! by its arena indices ("Argument 0 value [1] doesn't match the type [10]") and print types
+//! as Rust values (`Scalar(Scalar { kind: Float, width: 4 })`); a handler's author reads types
+//! as WGSL writes them (`f32`) and arguments counted from one. The browser's WGSL compiler
+//! says these in WGSL's terms already.
+
+use naga::common::wgsl::TypeContext;
+use naga::proc::{ResolveContext, TypeResolution};
+use naga::valid::{CallError, ComposeError, ExpressionError, FunctionError, LiteralError, ValidationError, WidthError};
+use naga::{BinaryOperator, Expression, Function, Handle, Module, Span, UnaryOperator};
+
+/// What is wrong, for `error` found in `module`: a rewording of the variants a handler's
+/// author meets, and naga's innermost text, freed of arena indices, for the rest; with the
+/// span of the operand at fault where naga's spans stop at the expression around it (a
+/// constructor's argument, not the whole constructor).
+pub fn describe(error: &ValidationError, module: &Module) -> (String, Option<Span>) {
+    let in_function = match error {
+        ValidationError::Function { handle, source, .. } => Some((&module.functions[*handle], source)),
+        ValidationError::EntryPoint { name, source: naga::valid::EntryPointError::Function(source), .. } => {
+            module.entry_points.iter().find(|entry| entry.name == *name).map(|entry| (&entry.function, source))
+        }
+        _ => None,
+    };
+    if let Some((function, source)) = in_function {
+        let types = Types { module, function };
+        if let Some(reworded) = types.function_error(source) {
+            return (reworded, types.operand_at_fault(source).map(|at| function.expressions.get_span(at)));
+        }
+    }
+    let cause = innermost(error);
+    let text = match cause.downcast_ref::<WidthError>() {
+        Some(WidthError::Abstract) => ABSTRACT.to_owned(),
+        _ => without_indices(&cause.to_string()),
+    };
+    (text, None)
+}
+
+/// A parse error's message: the WGSL front end resolves types as it goes, and passes on the
+/// resolver's texts, which name expressions by arena index ("Invalid access into expression
+/// [0], indexed: true").
+pub fn parse_message(message: &str) -> String {
+    match message {
+        m if m.starts_with("Invalid access into expression") && m.ends_with("indexed: true") => {
+            "this value cannot be indexed".to_owned()
+        }
+        m if m.starts_with("Invalid access into expression") => "this value has no such member".to_owned(),
+        m => without_indices(m),
+    }
+}
+
+/// naga's "Abstract types may only appear in constant expressions", where WGSL's compilers say
+/// which operands of which operator did not match.
+const ABSTRACT: &str = "this number has no concrete type: WGSL converts no type to another by itself, so a \
+    literal beside a value of another type (`1.5` with an `i32`), or one too many in a constructor, is left \
+    without one; write the literal as its type (`1.5f`, `2i`, `3u`) or convert the other value (`f32(x)`)";
+
+/// The innermost cause: naga nests its errors ("Function [2] 'helper' is invalid" →
+/// "Expression [1] is invalid" → the reason).
+fn innermost<'a>(error: &'a (dyn std::error::Error + 'static)) -> &'a (dyn std::error::Error + 'static) {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause
+}
+
+/// The types of a function's expressions, as WGSL writes them.
+pub(super) struct Types<'a> {
+    pub module: &'a Module,
+    pub function: &'a Function,
+}
+
+impl Types<'_> {
+    fn function_error(&self, error: &FunctionError) -> Option<String> {
+        let ty = |handle: Handle<naga::Type>| self.module.to_ctx().type_to_string(handle);
+        Some(match error {
+            FunctionError::Expression { handle, source } => return self.expression_error(*handle, source),
+            FunctionError::InvalidReturnType { expression: Some(_), expected_ty: Some(expected) } => {
+                format!("the `return` value is not of the function's return type `{}`", ty(*expected))
+            }
+            FunctionError::InvalidReturnType { expression: None, expected_ty: Some(expected) } => {
+                format!("this `return` has no value, but the function returns `{}`", ty(*expected))
+            }
+            FunctionError::InvalidReturnType { expression: Some(_), expected_ty: None } => {
+                "this `return` has a value, but the function declares no return type".to_owned()
+            }
+            FunctionError::InvalidIfType(condition) => {
+                format!("the `if` condition is `{}`, where a `bool` is needed", self.of(*condition)?)
+            }
+            FunctionError::InvalidSwitchType(selector) => {
+                format!("the `switch` value is `{}`, where an `i32` or `u32` is needed", self.of(*selector)?)
+            }
+            FunctionError::InvalidStoreTypes { pointer, value } => format!(
+                "the value is `{}`, but what it is assigned to holds `{}`",
+                self.of(*value)?,
+                self.value_of(*pointer)?
+            ),
+            FunctionError::InvalidCall { function, error } => {
+                let name = self.module.functions[*function].name.as_deref().unwrap_or("the function");
+                match error {
+                    CallError::ArgumentType { index, required, seen_expression } => format!(
+                        "argument {} of `{name}` is `{}`, but its parameter is `{}`",
+                        index + 1,
+                        self.of(*seen_expression)?,
+                        ty(*required)
+                    ),
+                    CallError::ArgumentCount { required, seen } => {
+                        format!("`{name}` takes {required} argument{}, but {seen} are given", plural(*required))
+                    }
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        })
+    }
+
+    /// The operand `error` is about, where naga's spans end at the expression around it.
+    fn operand_at_fault(&self, error: &FunctionError) -> Option<Handle<Expression>> {
+        match error {
+            FunctionError::Expression {
+                handle,
+                source: ExpressionError::Compose(ComposeError::ComponentType { index }),
+            } => match &self.function.expressions[*handle] {
+                Expression::Compose { components, .. } => components.get(*index as usize).copied(),
+                _ => None,
+            },
+            FunctionError::Expression { source: ExpressionError::InvalidIndexType(index), .. } => Some(*index),
+            _ => None,
+        }
+    }
+
+    fn expression_error(&self, at: Handle<Expression>, error: &ExpressionError) -> Option<String> {
+        Some(match error {
+            ExpressionError::Literal(LiteralError::Width(WidthError::Abstract)) => ABSTRACT.to_owned(),
+            ExpressionError::InvalidBinaryOperandTypes { op, lhs_type, rhs_type, .. } => {
+                let (lhs, rhs) = (self.inner(lhs_type), self.inner(rhs_type));
+                let hint = if lhs != rhs {
+                    ": WGSL converts no type to another by itself; convert one side (`f32(x)`, `i32(x)`, `u32(x)`)"
+                } else {
+                    ""
+                };
+                format!("`{}` does not take `{lhs}` and `{rhs}`{hint}", binary(*op))
+            }
+            ExpressionError::InvalidUnaryOperandType(op, operand) => {
+                format!("`{}` does not take `{}`", unary(*op), self.of(*operand)?)
+            }
+            ExpressionError::IndexOutOfBounds(base, index) => {
+                format!("index {index} is out of the bounds of `{}`", self.value_of(*base)?)
+            }
+            ExpressionError::NegativeIndex(base) => format!("a negative index into `{}`", self.value_of(*base)?),
+            ExpressionError::InvalidIndexType(index) => {
+                format!("an index is an `i32` or `u32`, not `{}`", self.of(*index)?)
+            }
+            ExpressionError::InvalidBaseType(base) => format!("`{}` cannot be indexed", self.value_of(*base)?),
+            ExpressionError::SelectConditionNotABool { actual } => {
+                format!("`select`'s condition is `{}`, where a `bool` is needed", self.inner(actual))
+            }
+            ExpressionError::SelectValuesTypeMismatch { accept, reject } => {
+                format!("`select`'s values are of two types, `{}` and `{}`", self.inner(reject), self.inner(accept))
+            }
+            ExpressionError::Compose(compose) => {
+                let Expression::Compose { ty, ref components } = self.function.expressions[at] else {
+                    return None;
+                };
+                let made = self.module.to_ctx().type_to_string(ty);
+                match compose {
+                    ComposeError::ComponentCount { expected, given } => {
+                        format!(
+                            "`{made}(…)` takes {expected} argument{}, but {given} are given",
+                            plural(*expected as usize)
+                        )
+                    }
+                    ComposeError::ComponentType { index } => {
+                        let given = self.of(*components.get(*index as usize)?)?;
+                        let wanted = match &self.module.types[ty].inner {
+                            naga::TypeInner::Struct { members, .. } => {
+                                let member = members.get(*index as usize)?;
+                                format!(
+                                    "its field `{}` is `{}`",
+                                    member.name.as_deref().unwrap_or("?"),
+                                    self.module.to_ctx().type_to_string(member.ty)
+                                )
+                            }
+                            _ => "that is not what it is made of".to_owned(),
+                        };
+                        format!("argument {} of `{made}(…)` is `{given}`, but {wanted}", index + 1)
+                    }
+                    ComposeError::Type(_) => format!("`{made}` cannot be made with a constructor"),
+                }
+            }
+            _ => return None,
+        })
+    }
+
+    /// The type of `expression`, resolved through the expressions before it (naga's own
+    /// typifier stops at the first it cannot resolve, which may be the one in error).
+    pub(super) fn resolution(&self, expression: Handle<Expression>) -> Option<TypeResolution> {
+        let context =
+            ResolveContext::with_locals(self.module, &self.function.local_variables, &self.function.arguments);
+        let mut resolved: Vec<Option<TypeResolution>> = Vec::with_capacity(expression.index() + 1);
+        for (handle, expr) in self.function.expressions.iter().take(expression.index() + 1) {
+            let past = |h: Handle<Expression>| {
+                resolved.get(h.index()).and_then(Option::as_ref).ok_or(naga::proc::ResolveError::InvalidScalar(h))
+            };
+            let resolution = context.resolve(expr, past).ok();
+            debug_assert_eq!(handle.index(), resolved.len());
+            resolved.push(resolution);
+        }
+        resolved.pop().flatten()
+    }
+
+    fn of(&self, expression: Handle<Expression>) -> Option<String> {
+        Some(self.module.to_ctx().type_resolution_to_string(&self.resolution(expression)?))
+    }
+
+    /// The type a pointer expression points at (an assignment's left-hand side, a variable
+    /// indexed), or the expression's own type when it is no pointer.
+    fn value_of(&self, pointer: Handle<Expression>) -> Option<String> {
+        let resolution = self.resolution(pointer)?;
+        let inner = resolution.inner_with(&self.module.types);
+        Some(match *inner {
+            naga::TypeInner::Pointer { base, .. } => self.module.to_ctx().type_to_string(base),
+            naga::TypeInner::ValuePointer { size, scalar, .. } => {
+                let value = match size {
+                    Some(size) => naga::TypeInner::Vector { size, scalar },
+                    None => naga::TypeInner::Scalar(scalar),
+                };
+                self.inner(&value)
+            }
+            _ => self.inner(inner),
+        })
+    }
+
+    fn inner(&self, inner: &naga::TypeInner) -> String {
+        self.module.to_ctx().type_resolution_to_string(&TypeResolution::Value(inner.clone()))
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn binary(op: BinaryOperator) -> &'static str {
+    use BinaryOperator as B;
+    match op {
+        B::Add => "+",
+        B::Subtract => "-",
+        B::Multiply => "*",
+        B::Divide => "/",
+        B::Modulo => "%",
+        B::Equal => "==",
+        B::NotEqual => "!=",
+        B::Less => "<",
+        B::LessEqual => "<=",
+        B::Greater => ">",
+        B::GreaterEqual => ">=",
+        B::And => "&",
+        B::ExclusiveOr => "^",
+        B::InclusiveOr => "|",
+        B::LogicalAnd => "&&",
+        B::LogicalOr => "||",
+        B::ShiftLeft => "<<",
+        B::ShiftRight => ">>",
+    }
+}
+
+fn unary(op: UnaryOperator) -> &'static str {
+    match op {
+        UnaryOperator::Negate => "-",
+        UnaryOperator::LogicalNot => "!",
+        UnaryOperator::BitwiseNot => "~",
+    }
+}
+
+/// `text` without naga's arena indices: `[12]` and `Some([12])` dropped, with the space before
+/// them.
+fn without_indices(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(['[', 'S']) {
+        let (before, from) = rest.split_at(start);
+        let index_len = |s: &str| {
+            let digits = s.strip_prefix('[')?.bytes().take_while(u8::is_ascii_digit).count();
+            (digits > 0 && s.as_bytes().get(1 + digits) == Some(&b']')).then_some(digits + 2)
+        };
+        let skip = match from.strip_prefix("Some(") {
+            Some(inner) => index_len(inner).filter(|&n| inner.as_bytes().get(n) == Some(&b')')).map(|n| n + 6),
+            None => index_len(from),
+        };
+        match skip {
+            Some(skip) => {
+                out.push_str(before.strip_suffix(' ').unwrap_or(before));
+                rest = &from[skip..];
+            }
+            None => {
+                out.push_str(before);
+                out.push_str(&from[..1]);
+                rest = &from[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_indices;
+
+    #[test]
+    fn arena_indices_are_dropped() {
+        assert_eq!(without_indices("Accessing with index [4] can't be done"), "Accessing with index can't be done");
+        assert_eq!(without_indices("type Some([1]) of [22]!"), "type of!");
+        assert_eq!(without_indices("Some things [x] and [] stay, So [9"), "Some things [x] and [] stay, So [9");
+    }
+}
