@@ -113,6 +113,7 @@ mod prometheus;
 mod queue;
 mod recovery;
 mod runtime;
+mod shared_device;
 mod spans;
 mod table;
 mod telemetry;
@@ -151,6 +152,7 @@ pub use runtime::placement::KernelMigrator;
 pub use runtime::queries::AnswersComing;
 pub use runtime::resilience::{CircuitBreaker, KernelWatchdog};
 pub use runtime::{LaunchOptions, Runtime, RuntimeOptions, DEFAULT_TERMINATE_TIMEOUT, MAX_DEVICES, MAX_QUEUE_SIZE};
+pub use shared_device::SharedDevice;
 pub use telemetry::{
     DeviceHealth, KernelTelemetry, LatencySummary, RuntimeMetrics, RuntimeSummary, ShutdownReport, TickTime,
 };

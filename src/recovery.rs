@@ -17,8 +17,9 @@
 //! size). Nothing is dropped.
 //!
 //! [`recover_device`] (`Runtime::recover`, or the loop itself with automatic recovery) opens a
-//! new device, relaunches every failed kernel with its state array as of the last tick whose
-//! answers were delivered (every tick reads it back with the answers, unless a checkpoint
+//! new device (for the application's own device, takes the one the application handed with
+//! `Runtime::replace_shared_device`: automatic recovery leaves those alone), relaunches every
+//! failed kernel with its state array as of the last tick whose answers were delivered (every tick reads it back with the answers, unless a checkpoint
 //! interval spaces those copies out: see the `checkpoint` module), and returns each to the
 //! state it failed in; the tick then processes the queued messages in order. A message whose
 //! tick was lost is processed again on the new device, from the state it saw the first time, and
@@ -27,7 +28,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::backend::{Device, KernelExec, StateStore};
+use crate::backend::{Device, DeviceSource, KernelExec, StateStore};
 use crate::device_events::DeviceEventKind;
 use crate::devices::DeviceId;
 use crate::error::{Error, Quoted, Result};
@@ -91,7 +92,9 @@ impl Recovery {
             let status = table.device(self.device);
             status.lost.is_some().then_some(status.messages_processed)
         };
-        let Some(delivered) = delivered.filter(|_| shared.settings.auto_recover) else {
+        // The application's device is replaced by the application (see `crate::shared_device`).
+        let automatic = shared.settings.auto_recover && !shared.is_shared(self.device);
+        let Some(delivered) = delivered.filter(|_| automatic) else {
             self.attempts = 0;
             return Flow::WaitForWork;
         };
@@ -316,9 +319,17 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
             .collect()
     };
     let rebuilt = async {
+        let source = shared.source(device_id).ok_or_else(|| Error::BackendUnavailable {
+            reason: format!(
+                "device {device_id} is the application's (a SharedDevice), which the runtime cannot replace itself: \
+                 hand its replacement, or the same device if it still works, with Runtime::replace_shared_device"
+            ),
+        })?;
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-        let device =
-            Arc::new(Device::open(shared.request(device_id), shared.buffers.clone(), shared.wake.clone()).await?);
+        let device = Arc::new(Device::open(&source, shared.buffers.clone(), shared.wake.clone()).await?);
+        if let DeviceSource::Shared(used) = &source {
+            shared.replacement_taken(device_id, used);
+        }
         // Each kernel on its own: one the new device cannot run (a browser's recovered adapter
         // without a feature its handler enables) stays failed, and the rest come back.
         let (mut execs, mut unbuilt) = (Vec::with_capacity(relaunch.len()), Vec::new());

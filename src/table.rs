@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use event_listener::Event;
 
-use crate::backend::{BufferStats, Device, DeviceRequest, KernelExec, StateStore};
+use crate::backend::{BufferStats, Device, DeviceSource, KernelExec, StateStore};
 use crate::circuit::{Breaker, CircuitBreakerConfig, CircuitState};
 use crate::cursor::RingCursor;
 use crate::degradation::Degrader;
@@ -30,6 +30,7 @@ use crate::kernel::{DispatchShape, KernelDefinition};
 use crate::lifecycle::{Action, IllegalTransition, KernelMode, KernelState, Lifecycle, LifecycleState};
 use crate::mailbox::{HostQueueBytes, Mailbox};
 use crate::memory::AlertWatches;
+use crate::shared_device::SharedDevice;
 use crate::telemetry::{Counters, ShutdownReport};
 use crate::turn::TickTurn;
 use crate::watchdog::{staleness, WatchdogConfig};
@@ -530,7 +531,10 @@ pub(crate) struct Settings {
 pub(crate) struct DeviceSlot {
     /// Replaced by recovery when the device is lost.
     device: RwLock<Arc<Device>>,
-    pub request: DeviceRequest,
+    source: DeviceSource,
+    /// For the application's device: the one it handed for recovery to use next (see
+    /// `Runtime::replace_shared_device`), until a recovery takes it.
+    replacement: Mutex<Option<SharedDevice>>,
     /// Whose tick it is: the tick loop's, or a caller's that runs it instead of waiting.
     turn: TickTurn,
 }
@@ -573,7 +577,7 @@ impl Drop for DeviceWork<'_> {
 
 impl Shared {
     pub fn new(
-        devices: Vec<(Device, DeviceRequest)>,
+        devices: Vec<(Device, DeviceSource)>,
         settings: Settings,
         wake: Arc<Event>,
         buffers: Arc<BufferStats>,
@@ -582,12 +586,17 @@ impl Shared {
         let table = Table { devices: devices.iter().map(|_| DeviceStatus::default()).collect(), ..Table::default() };
         let devices = devices
             .into_iter()
-            .map(|(device, request)| {
+            .map(|(device, source)| {
                 // On the web nothing is Send and everything shares the page's thread; Arc keeps
                 // one type.
                 #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
                 let device = Arc::new(device);
-                DeviceSlot { device: RwLock::new(device), request, turn: TickTurn::default() }
+                DeviceSlot {
+                    device: RwLock::new(device),
+                    source,
+                    replacement: Mutex::new(None),
+                    turn: TickTurn::default(),
+                }
             })
             .collect();
         Shared {
@@ -668,9 +677,34 @@ impl Shared {
         (0..self.devices.len() as u32).map(DeviceId)
     }
 
-    /// What recovery opens in place of device `id`.
-    pub fn request(&self, id: DeviceId) -> DeviceRequest {
-        self.devices[id.index()].request
+    /// What recovery opens in place of device `id`: what the runtime opened it from, or the
+    /// replacement the application handed for its own device (`None` until it hands one).
+    pub fn source(&self, id: DeviceId) -> Option<DeviceSource> {
+        let slot = &self.devices[id.index()];
+        match &slot.source {
+            DeviceSource::Open(request) => Some(DeviceSource::Open(*request)),
+            DeviceSource::Shared(_) => {
+                slot.replacement.lock().unwrap_or_else(|p| p.into_inner()).clone().map(DeviceSource::Shared)
+            }
+        }
+    }
+
+    /// Whether device `id` is the application's ([`SharedDevice`]).
+    pub fn is_shared(&self, id: DeviceId) -> bool {
+        matches!(self.devices[id.index()].source, DeviceSource::Shared(_))
+    }
+
+    /// Hands `replacement` for the application's device `id` to the recovery that follows.
+    pub fn hand_replacement(&self, id: DeviceId, replacement: SharedDevice) {
+        *self.devices[id.index()].replacement.lock().unwrap_or_else(|p| p.into_inner()) = Some(replacement);
+    }
+
+    /// Forgets the replacement recovery used for device `id`, if it is still `used`.
+    pub fn replacement_taken(&self, id: DeviceId, used: &SharedDevice) {
+        let mut replacement = self.devices[id.index()].replacement.lock().unwrap_or_else(|p| p.into_inner());
+        if replacement.as_ref() == Some(used) {
+            *replacement = None;
+        }
     }
 
     /// Recovery's replacement for the lost device `id`.

@@ -29,8 +29,9 @@ pub enum WatchdogAction {
     Deactivate,
     /// Lose the GPU device and recover onto a new one (nothing queued or in flight is lost; see
     /// `Runtime::recover`): for a device that hangs. Reported only on the cpu backend, which has
-    /// no device to lose, and for a kernel whose output queue is full (its answers wait for a
-    /// receiver, which a new device would not bring).
+    /// no device to lose, on the application's own device (a `SharedDevice`), which the runtime
+    /// may neither destroy nor replace, and for a kernel whose output queue is full (its answers
+    /// wait for a receiver, which a new device would not bring).
     RecoverDevice,
 }
 

@@ -22,6 +22,7 @@ use crate::features::DeviceFeature;
 use crate::kernel::{DispatchShape, KernelDefinition, ShapeLimits};
 use crate::memory::{DeviceMemoryLimits, MemoryByPurpose};
 use crate::platform;
+use crate::shared_device::SharedDevice;
 use cpu::{CpuContext, CpuKernel};
 pub(crate) use gpu::BufferStats;
 use gpu::{GpuBuffer, GpuContext, GpuKernel};
@@ -121,6 +122,14 @@ pub(crate) struct DeviceRequest {
     pub debug: bool,
 }
 
+/// Where a device of the runtime comes from: opened by the runtime as `Open` says, or the
+/// application's own ([`SharedDevice`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum DeviceSource {
+    Open(DeviceRequest),
+    Shared(SharedDevice),
+}
+
 /// Whether `backend` has an adapter (always, for the cpu backend).
 pub(crate) async fn is_available(backend: BackendChoice) -> bool {
     if backend == BackendChoice::Cpu {
@@ -136,13 +145,15 @@ pub(crate) enum Device {
 }
 
 impl Device {
-    /// Opens the device `request` names; `BackendUnavailable` (saying what was tried) when no
-    /// adapter exists. `Auto` never falls back to the CPU: that is the caller's explicit choice.
-    /// GPU buffers are counted in `stats`; `wake` hears of a lost device.
-    pub async fn open(request: DeviceRequest, stats: Arc<BufferStats>, wake: Arc<Event>) -> Result<Device> {
-        match request.backend {
-            BackendChoice::Cpu => Ok(Device::Cpu(CpuContext::new())),
-            _ => GpuContext::new(request, stats, wake).await.map(Device::Gpu),
+    /// Opens the device `source` names; `BackendUnavailable` (saying what was tried) when no
+    /// adapter exists, or when the application's device cannot run kernels. `Auto` never falls
+    /// back to the CPU: that is the caller's explicit choice. GPU buffers are counted in
+    /// `stats`; `wake` hears of a lost device.
+    pub async fn open(source: &DeviceSource, stats: Arc<BufferStats>, wake: Arc<Event>) -> Result<Device> {
+        match source {
+            DeviceSource::Open(DeviceRequest { backend: BackendChoice::Cpu, .. }) => Ok(Device::Cpu(CpuContext::new())),
+            DeviceSource::Open(request) => GpuContext::new(*request, stats, wake).await.map(Device::Gpu),
+            DeviceSource::Shared(shared) => GpuContext::shared(shared, stats, wake).map(Device::Gpu),
         }
     }
 

@@ -19,6 +19,7 @@ use crate::degradation::DegradationOptions;
 use crate::devices::{DeviceSpec, LoadBalancing};
 use crate::error::Result;
 use crate::health::HealthThresholds;
+use crate::shared_device::SharedDevice;
 use crate::watchdog::WatchdogConfig;
 
 /// Builds a [`Runtime`]: `RuntimeBuilder::production().backend(BackendChoice::Vulkan).build().await`.
@@ -159,6 +160,13 @@ impl RuntimeBuilder {
         RuntimeBuilder { options: self.options.with_devices(devices) }
     }
 
+    /// Runs kernels on the application's own wgpu device (see [`SharedDevice`]), after the
+    /// devices of [`devices`](Self::devices); alone, when there are none (the runtime then
+    /// opens no device of its own). Call it again for several.
+    pub fn shared_device(self, device: SharedDevice) -> Self {
+        RuntimeBuilder { options: self.options.with_shared_device(device) }
+    }
+
     /// Where launches that name no device go.
     pub fn load_balancing(self, policy: LoadBalancing) -> Self {
         RuntimeBuilder { options: self.options.with_load_balancing(policy) }
@@ -172,8 +180,8 @@ impl RuntimeBuilder {
     /// Opens the device and starts the runtime (see [`Runtime::new`]).
     ///
     /// # Errors
-    /// As [`Runtime::new`]'s: `BackendUnavailable` without an adapter, `OutOfRange` or
-    /// `InvalidArgument` for options it refuses.
+    /// As [`Runtime::new`]'s: `BackendUnavailable` without an adapter (or for a shared device
+    /// that cannot run kernels), `OutOfRange` or `InvalidArgument` for options it refuses.
     pub async fn build(self) -> Result<Runtime> {
         Runtime::new(self.options).await
     }

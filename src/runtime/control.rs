@@ -562,7 +562,11 @@ impl Runtime {
 
     /// Destroys the (first) GPU device, as a driver reset or an unplugged GPU would lose it,
     /// so applications can test how they handle `DeviceLost` and [`recover`](Self::recover).
-    /// Its kernels are `Failed` when this returns, a tick under way on it failing with it.
+    /// Its kernels are `Failed` when this returns, a tick under way on it failing with it. The
+    /// application's own device (a [`SharedDevice`](crate::SharedDevice)) is declared lost the
+    /// same way but not destroyed (a tick under way finishes on it, its answers discarded and
+    /// its messages processed again after recovery), and comes back with
+    /// [`replace_shared_device`](Self::replace_shared_device).
     pub fn destroy_device(&self) -> Result<()> {
         let first_gpu = self.shared.device_ids().find(|&id| self.shared.device(id).gpu().is_some());
         self.destroy_device_at(first_gpu.unwrap_or(crate::devices::DeviceId(0)))

@@ -2,12 +2,17 @@
 //! runtime runs kernels on, and a kernel's `state` copied into a buffer of its own there, so
 //! that a renderer draws what the kernels computed without a trip through host memory. The
 //! copy is the application's (it destroys it when done); the runtime's own buffers never leave
-//! it, since a migration, a recovery or a removal replaces or destroys them.
+//! it, since a migration, a recovery or a removal replaces or destroys them. The other way
+//! round, an application with a device of its own hands it to the runtime ([`SharedDevice`],
+//! `RuntimeBuilder::shared_device`), and [`Runtime::replace_shared_device`] hands the next one
+//! after a loss.
 
 use super::Runtime;
 use crate::backend::StateStore;
 use crate::devices::DeviceId;
 use crate::error::{Error, Quoted, Result};
+use crate::recovery;
+use crate::shared_device::SharedDevice;
 
 /// What a copy of a kernel's state may be used for: read in shaders (`STORAGE`), drawn from as
 /// vertex data (`VERTEX`), and copied to and from.
@@ -42,7 +47,9 @@ impl Runtime {
     /// [`on_uncaptured_error`](wgpu::Device::on_uncaptured_error) and
     /// [`set_device_lost_callback`](wgpu::Device::set_device_lost_callback) alone, which
     /// replace the runtime's, and catch errors with an error scope. The device is destroyed at
-    /// [`shutdown`](Self::shutdown). `OutOfRange` for a device the runtime does not have.
+    /// [`shutdown`](Self::shutdown). On the application's own device ([`SharedDevice`]) these
+    /// are its own handles (the replacement, once it handed one), which the runtime neither
+    /// watches nor destroys. `OutOfRange` for a device the runtime does not have.
     pub fn wgpu_device(&self, device: DeviceId) -> Result<Option<(wgpu::Device, wgpu::Queue)>> {
         let _open = self.open_table()?;
         self.check_device(device)?;
@@ -54,7 +61,8 @@ impl Runtime {
     /// messages answered so far, and those of a tick under way), with [`STATE_COPY_USAGES`]
     /// (bind it with its size, not `as_entire_binding()`: see there).
     /// The buffer is the caller's: the runtime neither counts it nor destroys it, but it goes
-    /// with its device (lost, or destroyed at shutdown). Refused as
+    /// with its device (lost, or destroyed at shutdown unless the device is the application's
+    /// own, a [`SharedDevice`], which outlives the runtime). Refused as
     /// [`read_state`](Self::read_state) is (a kernel without state, one not yet made or failed
     /// with its device), with `DeviceLost` while its device is lost (where `read_state` still
     /// reads a terminated kernel's checkpoint), and with `BackendUnavailable` for a kernel on a
@@ -107,5 +115,40 @@ impl Runtime {
             }
         }
         Ok(copy)
+    }
+
+    /// Hands `replacement` for the application's own device `device` (see [`SharedDevice`]),
+    /// and recovers the kernels there onto it, as [`recover`](Self::recover) does after a loss:
+    /// each relaunched with its last state checkpoint and the messages it had no answer for
+    /// processed again, in order, each answered once. The runtime cannot open a device the
+    /// application knows about, so this is how a shared device comes back, after a loss (a new
+    /// device), an uncaptured error forwarded with [`SharedDevice::uncaptured_error`] or the
+    /// loss [`destroy_device_at`](Self::destroy_device_at) declares (the same device again,
+    /// which still works); automatic recovery and `recover` leave such a device lost, `recover`
+    /// saying so with `BackendUnavailable`. A device the runtime has not seen
+    /// lost is declared lost first (its kernels keep their messages), so this also moves the
+    /// kernels to another device of the application's at any time.
+    ///
+    /// # Errors
+    /// `OutOfRange` for a device the runtime does not have, `InvalidArgument` for one the
+    /// runtime opened itself (`recover` replaces those), `BackendUnavailable` for a replacement
+    /// that cannot run kernels (nothing changes then), `Disposed` once the runtime stopped, and
+    /// as `recover`: a kernel the replacement cannot run (a handler enabling `f16` on a device
+    /// without `shader-f16`) stays `Failed`, saying why, while the rest run again.
+    pub async fn replace_shared_device(&self, device: DeviceId, replacement: SharedDevice) -> Result<()> {
+        drop(self.open_table()?);
+        self.check_device(device)?;
+        if !self.shared.is_shared(device) {
+            let reason = "the runtime opened this device itself: recover() replaces it".to_owned();
+            return Err(Error::InvalidArgument(format!("device {device}: {reason}")));
+        }
+        replacement.check_runs_kernels()?;
+        self.shared.hand_replacement(device, replacement);
+        let lost = self.shared.lock().device(device).lost.is_some() || self.shared.device(device).fault().is_some();
+        if !lost {
+            // Not the kernels' failure: no circuit breaker is charged.
+            self.lose_device(device, "the application replaced its device (replace_shared_device)", &|_| false);
+        }
+        recovery::recover_device(&self.shared, device).await
     }
 }

@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use event_listener::Event;
 
-use crate::backend::{AdapterSummary, BackendChoice, BufferStats, Device, DeviceRequest};
+use crate::backend::{AdapterSummary, BackendChoice, BufferStats, Device, DeviceRequest, DeviceSource};
 use crate::circuit::CircuitBreakerConfig;
 use crate::degradation::{DegradationOptions, Degrader};
 use crate::devices::{DeviceId, DeviceRequirements, DeviceSpec, LoadBalancing};
@@ -51,6 +51,7 @@ use crate::health::HealthThresholds;
 use crate::kernel::{DispatchShape, StateValues};
 use crate::lifecycle::{KernelMode, LifecycleState};
 use crate::platform::{self, option_name};
+use crate::shared_device::SharedDevice;
 use crate::table::{DeviceStatus, Failed, Kernel, Settings, Shared, Table};
 use crate::telemetry::ShutdownReport;
 use crate::watchdog::WatchdogConfig;
@@ -81,6 +82,11 @@ pub struct RuntimeOptions {
     /// launch (`LaunchOptions::device`, or `load_balancing`) and can move with
     /// [`Runtime::migrate`].
     pub devices: Vec<DeviceSpec>,
+    /// The application's own wgpu devices to run kernels on too (Rust only; see
+    /// [`SharedDevice`]): after those of `devices`, with the ids that follow theirs. With
+    /// shared devices and no `devices`, the runtime opens no device of its own.
+    #[serde(skip)]
+    pub shared_devices: Vec<SharedDevice>,
     /// Where launches that name no device go (the seed's `LoadBalancing`).
     pub load_balancing: LoadBalancing,
     /// Debug labels and the graphics API's validation layers where installed (slower).
@@ -169,11 +175,31 @@ impl RuntimeOptions {
         self
     }
 
+    /// Runs kernels on the application's own wgpu device too (see [`SharedDevice`]), after
+    /// the devices of `devices` (alone, when there are none).
+    #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
+    pub fn with_shared_device(mut self, device: SharedDevice) -> Self {
+        self.shared_devices.push(device);
+        self
+    }
+
     /// Where launches that name no device go.
     #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_load_balancing(mut self, policy: LoadBalancing) -> Self {
         self.load_balancing = policy;
         self
+    }
+
+    /// Where the runtime's devices come from: those it opens (`devices`, or the one `backend`
+    /// and `device_index` name unless the application shares devices of its own), then the
+    /// application's.
+    fn device_sources(&self) -> Vec<DeviceSource> {
+        let opened = match (self.devices.is_empty(), self.shared_devices.is_empty()) {
+            (true, false) => Vec::new(),
+            _ => self.device_requests(),
+        };
+        let opened = opened.into_iter().map(DeviceSource::Open);
+        opened.chain(self.shared_devices.iter().cloned().map(DeviceSource::Shared)).collect()
     }
 
     /// The devices the runtime opens: `devices`, or the one `backend` and `device_index` name.
@@ -245,6 +271,7 @@ impl Default for RuntimeOptions {
             auto_recover: false,
             device_index: 0,
             devices: Vec::new(),
+            shared_devices: Vec::new(),
             load_balancing: LoadBalancing::default(),
             debug: false,
             max_messages_per_tick: None,
@@ -586,11 +613,13 @@ impl Runtime {
     ///
     /// # Errors
     /// [`Error::BackendUnavailable`] when no adapter of `options.backend` (or of a device in
-    /// `options.devices`) exists or its device cannot be opened; [`Error::OutOfRange`] for an
+    /// `options.devices`) exists or its device cannot be opened, or when a device of
+    /// `options.shared_devices` cannot run kernels (its limits allow no kernel's bindings); [`Error::OutOfRange`] for an
     /// option outside its range (a default queue size of 0 or over [`MAX_QUEUE_SIZE`], more
     /// than [`MAX_DEVICES`] devices, a `max_messages_per_tick` or `memory_budget` of 0, health
     /// thresholds, watchdog, circuit breaker or degradation settings out of range);
-    /// [`Error::InvalidArgument`] for `device_index` given together with `devices`.
+    /// [`Error::InvalidArgument`] for `device_index` given together with `devices` or
+    /// `shared_devices`.
     pub async fn new(options: RuntimeOptions) -> Result<Runtime> {
         // Refused here rather than at each launch (a queue size the caller never passed) or
         // never (a tick bound of 0 that processes nothing).
@@ -598,11 +627,18 @@ impl Runtime {
             option_name!("defaultQueueSize", "default_queue_size"),
             options.default_queue_size,
         )?;
-        if options.devices.len() > MAX_DEVICES {
+        if options.devices.len() + options.shared_devices.len() > MAX_DEVICES {
             return Err(Error::OutOfRange(format!(
                 "devices lists {} devices; a runtime runs at most {MAX_DEVICES} (each has a tick loop of its own)",
-                options.devices.len()
+                options.devices.len() + options.shared_devices.len()
             )));
+        }
+        if !options.shared_devices.is_empty() && options.device_index != 0 {
+            return Err(Error::InvalidArgument(
+                "device_index picks the adapter of the device a runtime opens when given none; with shared devices \
+                 it opens only those of devices, each picking its adapter with its own index"
+                    .into(),
+            ));
         }
         if !options.devices.is_empty() && options.device_index != 0 {
             return Err(Error::InvalidArgument(
@@ -641,8 +677,8 @@ impl Runtime {
         let buffers = Arc::new(BufferStats::default());
         let wake = Arc::new(Event::new());
         let mut devices = Vec::new();
-        for request in options.device_requests() {
-            devices.push((Device::open(request, buffers.clone(), wake.clone()).await?, request));
+        for source in options.device_sources() {
+            devices.push((Device::open(&source, buffers.clone(), wake.clone()).await?, source));
         }
         let settings = Settings {
             enable_telemetry: options.enable_telemetry,

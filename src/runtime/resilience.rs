@@ -266,6 +266,9 @@ impl Runtime {
                     .device_ids()
                     .filter(|&device| stale.iter().any(|k| on(device)(&k)))
                     .filter(|&device| self.shared.device(device).gpu().is_some())
+                    // The application's device is neither the runtime's to destroy nor to
+                    // replace (see `crate::shared_device`): its kernels are reported.
+                    .filter(|&device| !self.shared.is_shared(device))
                     .collect();
                 // A recovery that fails leaves its device lost (its error in the summary and
                 // health) and the rest still tried; the first failure is the scan's, as

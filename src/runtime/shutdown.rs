@@ -63,7 +63,9 @@ impl Runtime {
 
     /// `→ Stopped`: drains first if that has not begun (within [`DEFAULT_TERMINATE_TIMEOUT`]),
     /// stops the tick loop, lets every memory alert callback go, releases every device (WebGPU's
-    /// `device.destroy()`, once the work under way on it is done, or after a second at most)
+    /// `device.destroy()`, once the work under way on it is done, or after a second at most;
+    /// the application's own devices, [`SharedDevice`](crate::SharedDevice)s, are not destroyed:
+    /// the runtime lets go of what it keeps there, and the application goes on using them)
     /// and reports the runtime's whole life. Every later operation that changes or waits on
     /// something fails with `Disposed` (queries answer with the final state); a second
     /// `complete_shutdown` hands back the same report.
@@ -181,7 +183,8 @@ impl Runtime {
         report
     }
 
-    /// Destroys every GPU device, each between ticks. On the web and in Node nothing else would:
+    /// Destroys every GPU device the runtime opened (and stops using the application's), each
+    /// between ticks. On the web and in Node nothing else would:
     /// wgpu's handles free no GPU memory when dropped there, so each runtime created and disposed
     /// kept its device's memory (Dawn in Node: about 10 MB a runtime). A tick still under way
     /// after [`RELEASE_WAIT`] fails on the released device, which after the shutdown changes

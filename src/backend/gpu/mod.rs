@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::features::DeviceFeature;
 use crate::memory::{DeviceMemoryLimits, MemoryPurpose, PurposeBytes};
 use crate::platform;
+use crate::shared_device::SharedDevice;
 pub(crate) use kernel::GpuKernel;
 use readback::Readback;
 
@@ -224,6 +225,9 @@ pub(crate) struct GpuContext {
     /// Set by wgpu when the device is lost or an error escapes every error scope; the tick loop
     /// checks it each tick so later calls fail with `DeviceLostError` instead of hanging.
     pub fault: Arc<Mutex<Option<String>>>,
+    /// Whether the runtime opened the device (then it destroys it when done), or the
+    /// application handed it ([`SharedDevice`]: never destroyed by the runtime).
+    pub owned: bool,
     stats: Arc<BufferStats>,
     /// WebGPU's error scopes are one stack per device, so launches whose compilations overlap
     /// on the page's event loop must not interleave their push and pop. (Natively scopes are
@@ -318,10 +322,35 @@ impl GpuContext {
 
         let fault = Arc::new(Mutex::new(None));
         watch_device(&device, fault.clone(), wake);
+        Ok(Self::on(device, queue, info, fault, stats, true))
+    }
+
+    /// The application's device `shared`, as it is (its features and limits), with no handler
+    /// installed on it: what the application forwards reaches `wake` (see
+    /// [`crate::shared_device`]). `BackendUnavailable` when its limits leave no room for a kernel.
+    pub fn shared(shared: &SharedDevice, stats: Arc<BufferStats>, wake: Arc<Event>) -> Result<Self> {
+        shared.check_runs_kernels()?;
+        let (device, queue) = (shared.device().clone(), shared.queue().clone());
+        let fault = Arc::new(Mutex::new(None));
+        shared.listen(&fault, &wake);
+        let info = device.adapter_info();
+        Ok(Self::on(device, queue, info, fault, stats, false))
+    }
+
+    /// The context of `device` (from the adapter `info` describes); `owned` when the runtime
+    /// opened it.
+    fn on(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        fault: Arc<Mutex<Option<String>>>,
+        stats: Arc<BufferStats>,
+        owned: bool,
+    ) -> Self {
         let limits = device.limits();
         let features = DeviceFeature::among(device.features());
         let (max_buffer_size, max_binding_size) = (limits.max_buffer_size, limits.max_storage_buffer_binding_size);
-        Ok(GpuContext {
+        GpuContext {
             device,
             queue,
             adapter: AdapterSummary {
@@ -340,13 +369,14 @@ impl GpuContext {
             max_buffer_size,
             max_binding_size,
             fault,
+            owned,
             stats,
             scopes: Scopes::default(),
             pipelines: pipelines::Pipelines::default(),
             fused: fused::SharedCache::default(),
             grouped: grouped::SharedClasses::default(),
             readback: Mutex::new(Readback::new()),
-        })
+        }
     }
 
     /// `DeviceLost` once the device was lost or an error escaped every error scope.
@@ -361,9 +391,18 @@ impl GpuContext {
     /// would lose it. The fault is recorded first, so the tick loop reports it even if the lost
     /// callback comes late. Its readback buffer goes too, so the memory figures count nothing
     /// on a device that is gone (unless a tick holds it now: that tick fails with the device).
+    /// The application's device is never destroyed: the runtime only stops using it (the
+    /// fault), and lets go of what it keeps there (a tick under way finishes on it, and its
+    /// delivery is discarded as a lost device's would be).
     pub fn destroy(&self, reason: &str) {
         self.fault.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason.to_owned());
-        self.device.destroy();
+        if self.owned {
+            self.device.destroy();
+        } else {
+            // Fused bind groups and their kept commands hold kernels' rings: on a device that
+            // lives on, they go now, not when the runtime is dropped.
+            *self.fused.lock().unwrap_or_else(|p| p.into_inner()) = fused::FusedCache::default();
+        }
         self.pipelines.clear();
         if let Ok(mut readback) = self.readback.try_lock() {
             *readback = Readback::new();
