@@ -7,31 +7,19 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ringkernel_web::kernel::{doubler_request, doubler_response, host};
 use ringkernel_web::{
-    wgpu, BackendChoice, DeviceId, DeviceSpec, Error, ErrorKind, KernelDefinition, LaunchOptions, Runtime,
-    RuntimeOptions, StateElement, STATE_COPY_USAGES,
+    wgpu, BackendChoice, DeviceId, DeviceSpec, Error, ErrorKind, LaunchOptions, Runtime, RuntimeOptions,
+    STATE_COPY_USAGES,
 };
+
+mod common;
+use common::{buckets, doubled_by_own_pass, sums};
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(10));
 
 fn runtime_with(options: RuntimeOptions) -> Runtime {
     pollster::block_on(Runtime::new(options))
         .unwrap_or_else(|e| panic!("these tests need a wgpu adapter (install mesa-vulkan-drivers for lavapipe): {e}"))
-}
-
-/// Adds each message's value to `state[value % 4]` and answers it unchanged.
-fn buckets(id: &str) -> KernelDefinition {
-    let wgsl = "fn handle(msg: Request) -> Response {
-    atomicAdd(&state[u32(msg.value) % 4u], msg.value);
-    return Response(msg.value);
-}";
-    KernelDefinition::new(id, doubler_request(), doubler_response(), wgsl)
-        .with_state(StateElement::AtomicI32, 4)
-        .with_host_handler(host::typed(|value: &i32, state: &mut [u32]| {
-            state[(*value as u32 % 4) as usize] = state[(*value as u32 % 4) as usize].wrapping_add(*value as u32);
-            Some(*value)
-        }))
 }
 
 /// Sends 0..count and receives every answer.
@@ -42,67 +30,6 @@ async fn run(rt: &Runtime, id: &str, values: std::ops::Range<i32>) {
     while answered < values.len() {
         answered += rt.receive_batch::<i32>(id, values.len() - answered, WAIT).await.unwrap().len();
     }
-}
-
-/// `values` doubled by a compute pass of the application's own on `device`, reading `input` as
-/// read-only storage: what the runtime's copy is for.
-fn doubled_by_own_pass(device: &wgpu::Device, queue: &wgpu::Queue, input: &wgpu::Buffer, len: u32) -> Vec<i32> {
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("own pass"),
-        source: wgpu::ShaderSource::Wgsl(
-            "@group(0) @binding(0) var<storage, read> input: array<i32>;
-             @group(0) @binding(1) var<storage, read_write> output: array<i32>;
-             @compute @workgroup_size(1) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-                 output[id.x] = input[id.x] * 2;
-             }"
-            .into(),
-        ),
-    });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some("own pass"),
-        layout: None,
-        module: &module,
-        entry_point: Some("main"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
-    let bytes = u64::from(len) * 4;
-    let output = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("own output"),
-        size: bytes,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let staging = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("own staging"),
-        size: bytes,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("own pass"),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry { binding: 0, resource: input.as_entire_binding() },
-            wgpu::BindGroupEntry { binding: 1, resource: output.as_entire_binding() },
-        ],
-    });
-    let mut encoder = device.create_command_encoder(&Default::default());
-    {
-        let mut pass = encoder.begin_compute_pass(&Default::default());
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(len, 1, 1);
-    }
-    encoder.copy_buffer_to_buffer(&output, 0, &staging, 0, bytes);
-    queue.submit([encoder.finish()]);
-    let (sender, receiver) = mpsc::channel();
-    staging.slice(..).map_async(wgpu::MapMode::Read, move |result| drop(sender.send(result)));
-    device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
-    receiver.recv().unwrap().unwrap();
-    let values = bytemuck::pod_collect_to_vec(&staging.slice(..).get_mapped_range().unwrap());
-    staging.unmap();
-    values
 }
 
 /// The `arrayLength` a pass of the application's own sees for `input` bound with its size, as
@@ -156,12 +83,6 @@ fn length_seen_by_own_pass(device: &wgpu::Device, queue: &wgpu::Queue, input: &w
     let length = bytemuck::pod_read_unaligned(&staging.slice(..).get_mapped_range().unwrap());
     staging.unmap();
     length
-}
-
-fn sums(values: std::ops::Range<i32>) -> Vec<i32> {
-    let mut sums = vec![0; 4];
-    values.for_each(|v| sums[(v % 4) as usize] += v);
-    sums
 }
 
 #[test]

@@ -6,14 +6,16 @@
 //! application hands, every message answered once, in order.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ringkernel_web::kernel::{doubler_request, doubler_response, host};
 use ringkernel_web::{
-    wgpu, BackendChoice, DeviceId, DeviceSpec, ErrorKind, KernelDefinition, LaunchOptions, Runtime, RuntimeBuilder,
-    RuntimeOptions, SharedDevice, StateElement,
+    wgpu, BackendChoice, DeviceId, DeviceSpec, ErrorKind, LaunchOptions, Runtime, RuntimeBuilder, RuntimeOptions,
+    SharedDevice,
 };
+
+mod common;
+use common::{buckets, doubled_by_own_pass, sums};
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(10));
 
@@ -62,26 +64,6 @@ fn runtime_on(shared: &SharedDevice) -> Runtime {
     pollster::block_on(RuntimeBuilder::new().shared_device(shared.clone()).build()).unwrap()
 }
 
-/// Adds each message's value to `state[value % 4]` and answers it unchanged.
-fn buckets(id: &str) -> KernelDefinition {
-    let wgsl = "fn handle(msg: Request) -> Response {
-    atomicAdd(&state[u32(msg.value) % 4u], msg.value);
-    return Response(msg.value);
-}";
-    KernelDefinition::new(id, doubler_request(), doubler_response(), wgsl)
-        .with_state(StateElement::AtomicI32, 4)
-        .with_host_handler(host::typed(|value: &i32, state: &mut [u32]| {
-            state[(*value as u32 % 4) as usize] = state[(*value as u32 % 4) as usize].wrapping_add(*value as u32);
-            Some(*value)
-        }))
-}
-
-fn sums(values: std::ops::Range<i32>) -> Vec<i32> {
-    let mut sums = vec![0; 4];
-    values.for_each(|v| sums[(v % 4) as usize] += v);
-    sums
-}
-
 /// Sends `values` as one batch and receives every answer, in order.
 async fn run(rt: &Runtime, id: &str, values: std::ops::Range<i32>) -> Vec<i32> {
     let values: Vec<i32> = values.collect();
@@ -96,63 +78,6 @@ async fn receive_all(rt: &Runtime, id: &str, count: usize) -> Vec<i32> {
         answers.extend(rt.receive_batch::<i32>(id, count - answers.len(), WAIT).await.unwrap());
     }
     answers
-}
-
-/// `len` values of `input` doubled by a compute pass of the application's own on `device`: a
-/// buffer of another device would be a validation error here, which the application's
-/// handler would hear.
-fn doubled_by_own_pass(shared: &SharedDevice, input: &wgpu::Buffer, len: u32) -> Vec<i32> {
-    let (device, queue) = (shared.device(), shared.queue());
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("own pass"),
-        source: wgpu::ShaderSource::Wgsl(
-            "@group(0) @binding(0) var<storage, read> input: array<i32>;
-             @group(0) @binding(1) var<storage, read_write> output: array<i32>;
-             @compute @workgroup_size(1) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-                 output[id.x] = input[id.x] * 2;
-             }"
-            .into(),
-        ),
-    });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some("own pass"),
-        layout: None,
-        module: &module,
-        entry_point: Some("main"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
-    let bytes = u64::from(len) * 4;
-    let buffer = |usage| {
-        device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes, usage, mapped_at_creation: false })
-    };
-    let output = buffer(wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
-    let staging = buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
-    let input = wgpu::BufferBinding { buffer: input, offset: 0, size: wgpu::BufferSize::new(bytes) };
-    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("own pass"),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::Buffer(input) },
-            wgpu::BindGroupEntry { binding: 1, resource: output.as_entire_binding() },
-        ],
-    });
-    let mut encoder = device.create_command_encoder(&Default::default());
-    {
-        let mut pass = encoder.begin_compute_pass(&Default::default());
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(len, 1, 1);
-    }
-    encoder.copy_buffer_to_buffer(&output, 0, &staging, 0, bytes);
-    queue.submit([encoder.finish()]);
-    let (sender, receiver) = mpsc::channel();
-    staging.slice(..).map_async(wgpu::MapMode::Read, move |result| drop(sender.send(result)));
-    device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
-    receiver.recv().unwrap().unwrap();
-    let values = bytemuck::pod_collect_to_vec(&staging.slice(..).get_mapped_range().unwrap());
-    staging.unmap();
-    values
 }
 
 /// A buffer of `values` on the application's device, made by the application.
@@ -212,15 +137,18 @@ fn kernels_run_on_the_applications_device_and_leave_it_working_after_shutdown() 
         assert_eq!(run(&rt, "buckets", 0..1000).await, (0..1000).collect::<Vec<_>>());
         let copy = rt.state_to_gpu("buckets").unwrap();
         let expected: Vec<i32> = sums(0..1000).iter().map(|s| s * 2).collect();
-        assert_eq!(doubled_by_own_pass(&shared, &copy, 4), expected);
+        assert_eq!(doubled_by_own_pass(shared.device(), shared.queue(), &copy, 4), expected);
         assert!(heard.errors.lock().unwrap().is_empty(), "{:?}", heard.errors.lock().unwrap());
 
         rt.shutdown().await.unwrap();
         assert_eq!(rt.memory_report().used_bytes, 0, "the runtime let go of its buffers there");
         // The device is the application's still: its work runs, the copy is there, and its own
         // handlers hear of its errors and its loss.
-        assert_eq!(doubled_by_own_pass(&shared, &own_buffer(&shared, &[1, 2, 3]), 3), [2, 4, 6]);
-        assert_eq!(doubled_by_own_pass(&shared, &copy, 4), expected);
+        assert_eq!(
+            doubled_by_own_pass(shared.device(), shared.queue(), &own_buffer(&shared, &[1, 2, 3]), 3),
+            [2, 4, 6]
+        );
+        assert_eq!(doubled_by_own_pass(shared.device(), shared.queue(), &copy, 4), expected);
         assert!(heard.errors.lock().unwrap().is_empty(), "{:?}", heard.errors.lock().unwrap());
         let _refused = refused_buffer(shared.device());
         assert_eq!(heard.errors.lock().unwrap().len(), 1, "the application's error handler is still its own");
@@ -363,9 +291,12 @@ fn a_lost_device_comes_back_with_the_one_the_application_hands(forward: bool) {
         assert_eq!(rt.read_state_as::<i32>("buckets").await.unwrap(), expected);
         let copy = rt.state_to_gpu("buckets").unwrap();
         let doubled: Vec<i32> = expected.iter().map(|s| s * 2).collect();
-        assert_eq!(doubled_by_own_pass(&replacement, &copy, 4), doubled);
+        assert_eq!(doubled_by_own_pass(replacement.device(), replacement.queue(), &copy, 4), doubled);
         rt.shutdown().await.unwrap();
-        assert_eq!(doubled_by_own_pass(&replacement, &own_buffer(&replacement, &[5]), 1), [10]);
+        assert_eq!(
+            doubled_by_own_pass(replacement.device(), replacement.queue(), &own_buffer(&replacement, &[5]), 1),
+            [10]
+        );
     });
 }
 
@@ -391,7 +322,7 @@ fn destroy_device_declares_the_applications_device_lost_without_destroying_it() 
         assert_eq!(rt.call_pod::<i32, i32>("doubler", &1, WAIT).await.unwrap(), 2);
         rt.destroy_device().unwrap();
         assert_eq!(rt.call_pod::<i32, i32>("doubler", &2, WAIT).await.unwrap_err().kind(), ErrorKind::DeviceLost);
-        assert_eq!(doubled_by_own_pass(&shared, &own_buffer(&shared, &[4]), 1), [8]);
+        assert_eq!(doubled_by_own_pass(shared.device(), shared.queue(), &own_buffer(&shared, &[4]), 1), [8]);
         assert!(heard.lost.lock().unwrap().is_empty(), "{:?}", heard.lost.lock().unwrap());
         rt.replace_shared_device(DeviceId(0), shared.clone()).await.unwrap();
         // The call made while the device was lost was refused, its message not taken.
@@ -420,5 +351,5 @@ fn a_working_device_is_replaced_without_losing_a_message() {
     });
     // The old device was the application's: not destroyed.
     assert!(heard.lost.lock().unwrap().is_empty());
-    assert_eq!(doubled_by_own_pass(&shared, &own_buffer(&shared, &[6]), 1), [12]);
+    assert_eq!(doubled_by_own_pass(shared.device(), shared.queue(), &own_buffer(&shared, &[6]), 1), [12]);
 }

@@ -97,9 +97,13 @@ pub use native::*;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
+    use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
-    use ringkernel_web::{kernel, BackendChoice, KernelDefinition, LaunchOptions, Runtime, RuntimeOptions};
+    use ringkernel_web::kernel::{doubler_request, doubler_response, host};
+    use ringkernel_web::{
+        kernel, wgpu, BackendChoice, KernelDefinition, LaunchOptions, Runtime, RuntimeOptions, StateElement,
+    };
 
     /// A runtime on `backend`; a GPU backend without an adapter is a failure that says what to
     /// install, never a skip.
@@ -144,6 +148,86 @@ mod native {
             assert!(started.elapsed() < Duration::from_secs(60), "waited a minute for {what}");
             std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    // A kernel with state, and the application's own GPU work with a copy of it (the interop
+    // and shared-device tests).
+
+    /// Adds each message's value to `state[value % 4]` and answers it unchanged.
+    pub fn buckets(id: &str) -> KernelDefinition {
+        let wgsl = "fn handle(msg: Request) -> Response {
+        atomicAdd(&state[u32(msg.value) % 4u], msg.value);
+        return Response(msg.value);
+    }";
+        KernelDefinition::new(id, doubler_request(), doubler_response(), wgsl)
+            .with_state(StateElement::AtomicI32, 4)
+            .with_host_handler(host::typed(|value: &i32, state: &mut [u32]| {
+                state[(*value as u32 % 4) as usize] = state[(*value as u32 % 4) as usize].wrapping_add(*value as u32);
+                Some(*value)
+            }))
+    }
+
+    /// What [`buckets`] holds after `values`.
+    pub fn sums(values: std::ops::Range<i32>) -> Vec<i32> {
+        let mut sums = vec![0; 4];
+        values.for_each(|v| sums[(v % 4) as usize] += v);
+        sums
+    }
+
+    /// `len` values of `input` doubled by a compute pass of the application's own on `device`,
+    /// reading `input` (bound with its first `len` values' size) as read-only storage: what a copy
+    /// of a kernel's state is for. A buffer of another device is a validation error here.
+    pub fn doubled_by_own_pass(device: &wgpu::Device, queue: &wgpu::Queue, input: &wgpu::Buffer, len: u32) -> Vec<i32> {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("own pass"),
+            source: wgpu::ShaderSource::Wgsl(
+                "@group(0) @binding(0) var<storage, read> input: array<i32>;
+                 @group(0) @binding(1) var<storage, read_write> output: array<i32>;
+                 @compute @workgroup_size(1) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+                     output[id.x] = input[id.x] * 2;
+                 }"
+                .into(),
+            ),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("own pass"),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let bytes = u64::from(len) * 4;
+        let buffer = |usage| {
+            device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes, usage, mapped_at_creation: false })
+        };
+        let output = buffer(wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
+        let staging = buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+        let input = wgpu::BufferBinding { buffer: input, offset: 0, size: wgpu::BufferSize::new(bytes) };
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("own pass"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::Buffer(input) },
+                wgpu::BindGroupEntry { binding: 1, resource: output.as_entire_binding() },
+            ],
+        });
+        let mut encoder = device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(len, 1, 1);
+        }
+        encoder.copy_buffer_to_buffer(&output, 0, &staging, 0, bytes);
+        queue.submit([encoder.finish()]);
+        let (sender, receiver) = mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |result| drop(sender.send(result)));
+        device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+        receiver.recv().unwrap().unwrap();
+        let values = bytemuck::pod_collect_to_vec(&staging.slice(..).get_mapped_range().unwrap());
+        staging.unmap();
+        values
     }
 }
 
