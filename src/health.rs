@@ -207,6 +207,8 @@ pub(crate) struct Vitals {
     pub device_lost: Option<String>,
     /// Whether a recovery is under way (automatic recovery on, attempts left).
     pub recovering: bool,
+    /// Whether the lost device is the application's own, which only it brings back.
+    pub device_shared: bool,
     /// Why the last recovery failed, if it did.
     pub recovery_error: Option<String>,
     /// Memory pressure, 0–1 (0 without a budget).
@@ -255,7 +257,13 @@ pub(crate) fn assess(vitals: &Vitals, limits: &HealthThresholds) -> HealthReport
             (None, false) => found(
                 Severity::Unhealthy,
                 HealthSubject::Device,
-                format!("the device is lost ({lost}); call recover()"),
+                match vitals.device_shared {
+                    true => format!(
+                        "the device is lost ({lost}); it is the application's: hand it back, or its replacement, with \
+                         replace_shared_device()"
+                    ),
+                    false => format!("the device is lost ({lost}); call recover()"),
+                },
             ),
         }
     }

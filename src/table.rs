@@ -293,13 +293,22 @@ pub(crate) struct DeviceStatus {
     /// Messages its ticks processed, by whichever kernels ran there then: a count that only
     /// grows, as a kernel migrates away or is removed.
     pub messages_processed: u64,
+    /// The application's own device ([`SharedDevice`]): only the application brings it back,
+    /// never automatic recovery.
+    pub shared: bool,
 }
 
 impl DeviceStatus {
     /// Whether this device, lost, comes back without the application: a recovery is asked for
     /// or under way, or automatic recovery (`auto_recover`) has attempts left.
     pub fn recovering(&self, auto_recover: bool) -> bool {
-        (auto_recover && !self.auto_recovery_spent) || self.recovering > 0
+        self.auto_recovers(auto_recover) || self.recovering > 0
+    }
+
+    /// Whether automatic recovery (`auto_recover`) still tries to bring this device back: it has
+    /// attempts left, and the device is not the application's.
+    pub fn auto_recovers(&self, auto_recover: bool) -> bool {
+        auto_recover && !self.shared && !self.auto_recovery_spent
     }
 
     /// Why the device is lost, if it is, as the summary and health report it.
@@ -583,7 +592,11 @@ impl Shared {
         buffers: Arc<BufferStats>,
         now_ms: f64,
     ) -> Self {
-        let table = Table { devices: devices.iter().map(|_| DeviceStatus::default()).collect(), ..Table::default() };
+        let status = |source: &DeviceSource| DeviceStatus {
+            shared: matches!(source, DeviceSource::Shared(_)),
+            ..DeviceStatus::default()
+        };
+        let table = Table { devices: devices.iter().map(|(_, source)| status(source)).collect(), ..Table::default() };
         let devices = devices
             .into_iter()
             .map(|(device, source)| {

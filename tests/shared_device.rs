@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ringkernel_web::{
-    wgpu, BackendChoice, DeviceId, DeviceSpec, ErrorKind, LaunchOptions, Runtime, RuntimeBuilder, RuntimeOptions,
-    SharedDevice,
+    wgpu, BackendChoice, DeviceId, DeviceSpec, Error, ErrorKind, HealthStatus, LaunchOptions, Runtime, RuntimeBuilder,
+    RuntimeOptions, SharedDevice,
 };
 
 mod common;
@@ -236,6 +236,9 @@ fn a_forwarded_uncaptured_error_fails_the_kernels_until_the_application_hands_th
         let device = &rt.gpu_topology().devices[0];
         assert!(device.lost.is_some() && device.recoveries == 0, "{device:?}");
         assert_eq!(rt.last_device_event(), lost_event, "no automatic attempt, failed or not");
+        // Health says what brings it back: not a recovery of the runtime's own.
+        let HealthStatus::Unhealthy(why) = rt.health().status else { panic!("{:?}", rt.health()) };
+        assert!(why.contains("hand it back, or its replacement, with replace_shared_device()"), "{why}");
         let refused = rt.recover().await.unwrap_err();
         assert_eq!(refused.kind(), ErrorKind::BackendUnavailable, "{refused}");
         assert!(refused.to_string().contains("replace_shared_device"), "{refused}");
@@ -352,4 +355,28 @@ fn a_working_device_is_replaced_without_losing_a_message() {
     // The old device was the application's: not destroyed.
     assert!(heard.lost.lock().unwrap().is_empty());
     assert_eq!(doubled_by_own_pass(shared.device(), shared.queue(), &own_buffer(&shared, &[6]), 1), [12]);
+}
+
+/// A kernel terminated while the application's device is lost ends at once, stranded with its
+/// unprocessed messages counted: automatic recovery (on here) never brings such a device back,
+/// so nothing is waited for.
+#[test]
+fn a_kernel_terminated_on_a_lost_shared_device_ends_stranded_at_once() {
+    let heard = Arc::new(Heard::default());
+    let (_adapter, shared) = own_device(wgpu::Limits::default(), &heard, true);
+    let rt = pollster::block_on(RuntimeBuilder::production().shared_device(shared.clone()).build()).unwrap();
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default().with_auto_activate()).await.unwrap();
+        assert_eq!(rt.call_pod::<i32, i32>("doubler", &1, WAIT).await.unwrap(), 2);
+        shared.device().destroy();
+        let _ = shared.device().poll(wgpu::PollType::Poll);
+        eventually("the runtime declares the device lost", || rt.gpu_topology().devices[0].lost.is_some());
+        rt.send_batch("doubler", &[1, 2, 3], WAIT).await.unwrap();
+        let started = Instant::now();
+        let ended = rt.terminate("doubler", Some(Duration::from_secs(5))).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2), "waited {:?}", started.elapsed());
+        assert_eq!(ended.kind(), ErrorKind::DeviceLost, "{ended}");
+        assert!(matches!(ended, Error::StrandedByDeviceLoss { unprocessed: 3, .. }), "{ended}");
+        rt.shutdown().await.unwrap();
+    });
 }

@@ -422,7 +422,7 @@ impl Runtime {
                 // Nor one that its recovered device could not rebuild.
                 let unrecovered = kernel.unrecovered.is_some() && device.lost.is_none();
                 let stranded = (device.lost.clone())
-                    .filter(|_| !self.shared.settings.auto_recover || device.auto_recovery_spent)
+                    .filter(|_| !device.auto_recovers(self.shared.settings.auto_recover))
                     .or_else(|| unrecovered.then(|| kernel.failure(id, device)));
                 let timed_out = deadline.is_some_and(|d| platform::now_ms() >= d);
                 let stranded = stranded.filter(|_| kernel.resources.exec.is_none());
