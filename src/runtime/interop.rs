@@ -127,7 +127,10 @@ impl Runtime {
     /// which still works); automatic recovery and `recover` leave such a device lost, `recover`
     /// saying so with `BackendUnavailable`. A device the runtime has not seen
     /// lost is declared lost first (its kernels keep their messages), so this also moves the
-    /// kernels to another device of the application's at any time.
+    /// kernels to another device of the application's at any time, as a recovery does: a
+    /// kernel with a `checkpoint_interval` restarts from its last checkpoint, without what the
+    /// messages answered since did to its state (a [`migrate`](Self::migrate) between devices
+    /// of the runtime moves it exactly).
     ///
     /// # Errors
     /// `OutOfRange` for a device the runtime does not have, `InvalidArgument` for one the
