@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ringkernel_web::{
     wgpu, BackendChoice, DeviceId, DeviceSpec, Error, ErrorKind, HealthStatus, LaunchOptions, Runtime, RuntimeBuilder,
-    RuntimeOptions, SharedDevice,
+    RuntimeOptions, SharedDevice, WatchdogAction, WatchdogConfig,
 };
 
 mod common;
@@ -379,4 +379,39 @@ fn a_kernel_terminated_on_a_lost_shared_device_ends_stranded_at_once() {
         assert!(matches!(ended, Error::StrandedByDeviceLoss { unprocessed: 3, .. }), "{ended}");
         rt.shutdown().await.unwrap();
     });
+}
+
+/// The watchdog's `RecoverDevice` neither destroys nor replaces the application's device: a
+/// kernel starved by one of higher priority on it is reported, and nothing is lost.
+#[test]
+fn the_watchdog_reports_stale_kernels_on_the_applications_device() {
+    const HEARTBEAT: Duration = Duration::from_millis(500);
+    const BUSY: i32 = 20_000;
+    let heard = Arc::new(Heard::default());
+    let (_adapter, shared) = own_device(wgpu::Limits::default(), &heard, true);
+    let watchdog =
+        WatchdogConfig::default().with_heartbeat_timeout(HEARTBEAT).with_action(WatchdogAction::RecoverDevice);
+    let options = RuntimeOptions::default()
+        .with_watchdog(watchdog)
+        .with_max_messages_per_tick(1)
+        .with_shared_device(shared.clone());
+    let rt = pollster::block_on(Runtime::new(options)).unwrap();
+    pollster::block_on(async {
+        let busy = LaunchOptions::default().with_queue_capacity(BUSY as usize).with_priority(1).with_auto_activate();
+        rt.launch_as("doubler", "busy", busy).await.unwrap();
+        rt.launch_as("doubler", "starved", LaunchOptions::default().with_auto_activate()).await.unwrap();
+        rt.send_batch("busy", &(1..=BUSY).collect::<Vec<i32>>(), WAIT).await.unwrap();
+        rt.send_batch("starved", &(1..=6).collect::<Vec<i32>>(), WAIT).await.unwrap();
+        std::thread::sleep(HEARTBEAT + Duration::from_millis(200));
+        let stale = rt.kernel_watchdog().scan_stale_kernels().await.unwrap();
+        let found: Vec<_> = stale.iter().map(|k| (k.kernel_id.as_str(), k.action)).collect();
+        assert_eq!(found, [("starved", WatchdogAction::Report)]);
+        let device = rt.summary().device;
+        assert_eq!((device.losses, device.lost), (0, None));
+        let doubled = |count: i32| (1..=count).map(|v| v * 2).collect::<Vec<_>>();
+        assert_eq!(receive_all(&rt, "busy", BUSY as usize).await, doubled(BUSY));
+        assert_eq!(receive_all(&rt, "starved", 6).await, doubled(6));
+        rt.shutdown().await.unwrap();
+    });
+    assert!(heard.lost.lock().unwrap().is_empty() && heard.errors.lock().unwrap().is_empty());
 }
