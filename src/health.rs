@@ -257,7 +257,8 @@ pub(crate) fn assess(vitals: &Vitals, limits: &HealthThresholds) -> HealthReport
             (None, false) => found(
                 Severity::Unhealthy,
                 HealthSubject::Device,
-                match vitals.device_shared {
+                // (Never on wasm32, where no `SharedDevice` can be made.)
+                match cfg!(not(target_arch = "wasm32")) && vitals.device_shared {
                     true => format!(
                         "the device is lost ({lost}); it is the application's: hand it back, or its replacement, with \
                          replace_shared_device()"

@@ -319,12 +319,7 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
             .collect()
     };
     let rebuilt = async {
-        let source = shared.source(device_id).ok_or_else(|| Error::BackendUnavailable {
-            reason: format!(
-                "device {device_id} is the application's (a SharedDevice), which the runtime cannot replace itself: \
-                 hand its replacement, or the same device if it still works, with Runtime::replace_shared_device"
-            ),
-        })?;
+        let source = shared.source(device_id)?;
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let device = Arc::new(Device::open(&source, shared.buffers.clone(), shared.wake.clone()).await?);
         if let DeviceSource::Shared(used) = &source {

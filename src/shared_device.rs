@@ -40,15 +40,15 @@ use crate::error::{Error, Result};
 ///   on threads of its own, popped before they yield: natively wgpu keeps error scopes per
 ///   thread, so they never interleave with the application's.
 ///
-/// `SharedDevice` is Rust-only: JavaScript has no way to hand a `GPUDevice` to the runtime,
-/// since wgpu's WebGPU backend makes a `wgpu::Device` only from its own `requestDevice` (a
-/// Rust application compiled to wasm that made its device with wgpu can hand that one, with
-/// the same rules; that path is untested).
+/// `SharedDevice` is native only: JavaScript has no way to hand a `GPUDevice` to the runtime,
+/// since wgpu's WebGPU backend makes a `wgpu::Device` only from its own `requestDevice`. On
+/// wasm32 none can be made (`new` is absent), so the npm package carries no code for it.
 ///
 /// Cheap to clone: clones share where forwarded losses and errors go, so keep one in the
 /// device's handlers:
 ///
 /// ```no_run
+/// # #[cfg(not(target_arch = "wasm32"))] // (none can be made there)
 /// # async fn demo(device: ringkernel_web::wgpu::Device, queue: ringkernel_web::wgpu::Queue) -> ringkernel_web::Result<()> {
 /// use std::sync::Arc;
 /// use ringkernel_web::{wgpu, RuntimeBuilder, SharedDevice};
@@ -72,6 +72,10 @@ pub struct SharedDevice {
     queue: wgpu::Queue,
     /// The runtimes' devices on it that hear what is forwarded.
     listeners: Arc<Listeners>,
+    /// On wasm32 no value exists, so the compiler drops every path that would handle one.
+    #[cfg(target_arch = "wasm32")]
+    #[allow(dead_code, reason = "never read: it only makes the type uninhabited")]
+    never: std::convert::Infallible,
 }
 
 /// Where forwarded faults go: each runtime device made on the shared device, as long as it lives.
@@ -87,6 +91,7 @@ struct Listener {
 impl SharedDevice {
     /// The application's `device` and the `queue` it came with (the queue the kernels' ticks
     /// submit to, in order with the application's own submissions there).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(device: wgpu::Device, queue: wgpu::Queue) -> Self {
         SharedDevice { device, queue, listeners: Arc::default() }
     }

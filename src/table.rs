@@ -294,8 +294,8 @@ pub(crate) struct DeviceStatus {
     /// grows, as a kernel migrates away or is removed.
     pub messages_processed: u64,
     /// The application's own device ([`SharedDevice`]): only the application brings it back,
-    /// never automatic recovery.
-    pub shared: bool,
+    /// never automatic recovery. Read it with [`DeviceStatus::is_shared`].
+    shared: bool,
 }
 
 impl DeviceStatus {
@@ -305,10 +305,16 @@ impl DeviceStatus {
         self.auto_recovers(auto_recover) || self.recovering > 0
     }
 
+    /// Whether it is the application's own device ([`SharedDevice`]): never on wasm32, where
+    /// none can be made, so the compiler drops what handles one there.
+    pub fn is_shared(&self) -> bool {
+        cfg!(not(target_arch = "wasm32")) && self.shared
+    }
+
     /// Whether automatic recovery (`auto_recover`) still tries to bring this device back: it has
     /// attempts left, and the device is not the application's.
     pub fn auto_recovers(&self, auto_recover: bool) -> bool {
-        auto_recover && !self.shared && !self.auto_recovery_spent
+        auto_recover && !self.is_shared() && !self.auto_recovery_spent
     }
 
     /// Why the device is lost, if it is, as the summary and health report it.
@@ -691,20 +697,27 @@ impl Shared {
     }
 
     /// What recovery opens in place of device `id`: what the runtime opened it from, or the
-    /// replacement the application handed for its own device (`None` until it hands one).
-    pub fn source(&self, id: DeviceId) -> Option<DeviceSource> {
+    /// replacement the application handed for its own device (`BackendUnavailable` until it
+    /// hands one).
+    pub fn source(&self, id: DeviceId) -> Result<DeviceSource> {
         let slot = &self.devices[id.index()];
         match &slot.source {
-            DeviceSource::Open(request) => Some(DeviceSource::Open(*request)),
+            DeviceSource::Open(request) => Ok(DeviceSource::Open(*request)),
             DeviceSource::Shared(_) => {
-                slot.replacement.lock().unwrap_or_else(|p| p.into_inner()).clone().map(DeviceSource::Shared)
+                let replacement = slot.replacement.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                replacement.map(DeviceSource::Shared).ok_or_else(|| Error::BackendUnavailable {
+                    reason: format!(
+                        "device {id} is the application's (a SharedDevice), which the runtime cannot replace itself: \
+                         hand its replacement, or the same device if it still works, with Runtime::replace_shared_device"
+                    ),
+                })
             }
         }
     }
 
     /// Whether device `id` is the application's ([`SharedDevice`]).
     pub fn is_shared(&self, id: DeviceId) -> bool {
-        matches!(self.devices[id.index()].source, DeviceSource::Shared(_))
+        cfg!(not(target_arch = "wasm32")) && matches!(self.devices[id.index()].source, DeviceSource::Shared(_))
     }
 
     /// Hands `replacement` for the application's device `id` to the recovery that follows.

@@ -80,7 +80,7 @@ impl Runtime {
             runtime,
             device_lost: lost.map(|(id, d)| self.name_device(id, d.lost_reason().unwrap_or_default())),
             recovering: lost.is_some_and(|(_, d)| d.recovering(auto_recover)),
-            device_shared: lost.is_some_and(|(_, d)| d.shared),
+            device_shared: lost.is_some_and(|(_, d)| d.is_shared()),
             recovery_error: lost.and_then(|(_, d)| d.recovery_error.clone()),
             memory_pressure: crate::pressure::used_and_pressure(&self.shared, Some(&table)).1,
             kernels,

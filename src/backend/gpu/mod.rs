@@ -396,7 +396,8 @@ impl GpuContext {
     /// delivery is discarded as a lost device's would be).
     pub fn destroy(&self, reason: &str) {
         self.fault.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason.to_owned());
-        if self.owned {
+        // (Always the runtime's on wasm32, where no `SharedDevice` can be made.)
+        if cfg!(target_arch = "wasm32") || self.owned {
             self.device.destroy();
         } else {
             // Fused bind groups and their kept commands hold kernels' rings: on a device that
