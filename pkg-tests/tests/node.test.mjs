@@ -2084,6 +2084,46 @@ test("options and definitions whose keys cannot be listed (a revoked Proxy) are 
   });
 });
 
+test("an option that 0 cannot be names the range it takes from 1, and an unknown create() option is named beside every known one, preset included", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const refusal = (promise) => promise.then(() => "accepted", (e) => e.name + ": " + e.message);
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const launch = (options) => refusal(runtime.launch("doubler", null, options));
+    const refused = {
+      maxBatch: await launch({ maxBatch: 1.5 }),
+      maxWorkgroups: await launch({ maxWorkgroups: -1 }),
+      workgroupSize: await launch({ workgroupSize: 0.5 }),
+      maxMessagesPerTick: await refusal(RingKernelRuntime.create({ backend: "cpu", maxMessagesPerTick: 1.5 })),
+      zeroBatch: await launch({ maxBatch: 0 }),
+      zeroGrid: await launch({ maxWorkgroups: 0 }),
+      zeroPerTick: await refusal(RingKernelRuntime.create({ backend: "cpu", maxMessagesPerTick: 0 })),
+      unknown: await refusal(RingKernelRuntime.create({ backend: "cpu", presets: "production" })),
+    };
+    const launched = await runtime.launch("doubler", null, { maxBatch: 1, maxWorkgroups: 1, workgroupSize: 1, autoActivate: true });
+    const answer = await launched.call({ value: 21 }, { timeout: 5000 });
+    await runtime.dispose();
+    console.log(JSON.stringify({ refused, answer }));
+  `);
+  assertExited(result);
+  const found = findings(result);
+  const from1 = (what, option, value) => `RangeError: ${what}: ${option} must be a whole number from 1 to 4294967295, got ${value}`;
+  assert.deepEqual(found.refused, {
+    maxBatch: from1("launch options", "maxBatch", "1.5"),
+    maxWorkgroups: from1("launch options", "maxWorkgroups", "-1"),
+    workgroupSize: from1("launch options", "workgroupSize", "0.5"),
+    maxMessagesPerTick: from1("RingKernelRuntime.create options", "maxMessagesPerTick", "1.5"),
+    zeroBatch: from1("launch options", "maxBatch", "0"),
+    zeroGrid: from1("launch options", "maxWorkgroups", "0"),
+    zeroPerTick: from1("RingKernelRuntime.create options", "maxMessagesPerTick", "0"),
+    unknown: "TypeError: RingKernelRuntime.create options: unknown option 'presets' (expected one of enableTelemetry, " +
+      "defaultQueueSize, backend, autoRecover, deviceIndex, devices, loadBalancing, debug, maxMessagesPerTick, tracing, " +
+      "health, circuitBreaker, watchdog, memoryBudget, degradation, preset)",
+  });
+  assert.deepEqual(found.answer, { result: 42 }, "1 is taken");
+});
+
 test("kernels whose host queues together would outgrow wasm memory are refused at launch by name, in every runtime sharing it, and removing one or disposing its runtime makes room", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";

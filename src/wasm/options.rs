@@ -303,6 +303,8 @@ pub(super) const CREATE_OPTIONS: &str = "RingKernelRuntime.create options";
 pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, JsValue> {
     let (value, preset) = without_preset(value)?;
     if let Some(options) = value.as_ref().filter(|v| v.is_object()) {
+        // An unknown key is named beside every known one, `preset` included.
+        check_keys_and(options, shape::<RuntimeOptions>().1, Some("preset"), CREATE_OPTIONS)?;
         let nested = [
             ("circuitBreaker", shape::<CircuitBreakerConfig>().1),
             ("watchdog", shape::<WatchdogConfig>().1),
@@ -507,7 +509,7 @@ impl ReadFields for RuntimeOptions {
             "devices" => put(&mut self.devices, sequence(value, nested).and_then(some_devices)),
             "loadBalancing" => put(&mut self.load_balancing, variant::<LoadBalancing>(value)),
             "debug" => put(&mut self.debug, boolean(value)),
-            "maxMessagesPerTick" => put(&mut self.max_messages_per_tick, option(value, size)),
+            "maxMessagesPerTick" => put(&mut self.max_messages_per_tick, option(value, count)),
             "tracing" => put(&mut self.tracing, boolean(value)),
             "health" => onto(&mut self.health, value),
             "circuitBreaker" => optional_onto(&mut self.circuit_breaker, value),
@@ -526,10 +528,10 @@ impl ReadFields for LaunchOptions {
             "inputQueueSize" => put(&mut self.input_queue_size, option(value, queue_size)),
             "outputQueueSize" => put(&mut self.output_queue_size, option(value, queue_size)),
             "mode" => put(&mut self.mode, variant(value)),
-            "maxBatch" => put(&mut self.max_batch, option(value, size)),
+            "maxBatch" => put(&mut self.max_batch, option(value, count)),
             "autoActivate" => put(&mut self.auto_activate, boolean(value)),
-            "workgroupSize" => put(&mut self.block_size, option(value, unsigned_u32)),
-            "maxWorkgroups" => put(&mut self.grid_size, option(value, unsigned_u32)),
+            "workgroupSize" => put(&mut self.block_size, option(value, count_u32)),
+            "maxWorkgroups" => put(&mut self.grid_size, option(value, count_u32)),
             "sharedMemory" => put(&mut self.shared_memory, unsigned_u32(value)),
             "unfused" => put(&mut self.unfused, boolean(value)),
             "priority" => put(&mut self.priority, signed_i32(value)),
@@ -1107,6 +1109,10 @@ mod tests {
             // JavaScript's terms.
             let narrower = [
                 "memoryBudget",
+                "maxMessagesPerTick",
+                "maxBatch",
+                "workgroupSize",
+                "maxWorkgroups",
                 "latencyBudgetMs",
                 "defaultLatencyBudgetMs",
                 "windowMs",
@@ -1237,8 +1243,10 @@ mod tests {
             (launch(&[("inputQueueSize", n(0.0))]), "RangeError: launch options: inputQueueSize must be a whole number from 1 to 4194304, got 0"),
             (launch(&[("outputQueueSize", n(4194305.0))]), "RangeError: launch options: outputQueueSize must be a whole number from 1 to 4194304, got 4194305"),
             (launch(&[("queueSize", n(1e300))]), "RangeError: launch options: queueSize must be a whole number from 1 to 4194304, got 1e+300"),
-            (launch(&[("maxBatch", "7".into())]), "TypeError: launch options: maxBatch must be a whole number from 0 to 4294967295, got \"7\""),
-            (launch(&[("workgroupSize", n(0.5))]), "RangeError: launch options: workgroupSize must be a whole number from 0 to 4294967295, got 0.5"),
+            (launch(&[("maxBatch", "7".into())]), "TypeError: launch options: maxBatch must be a whole number from 1 to 4294967295, got \"7\""),
+            (launch(&[("workgroupSize", n(0.5))]), "RangeError: launch options: workgroupSize must be a whole number from 1 to 4294967295, got 0.5"),
+            (launch(&[("maxWorkgroups", n(-1.0))]), "RangeError: launch options: maxWorkgroups must be a whole number from 1 to 4294967295, got -1"),
+            (create(&[("maxMessagesPerTick", n(1.5))]), "RangeError: RingKernelRuntime.create options: maxMessagesPerTick must be a whole number from 1 to 4294967295, got 1.5"),
             (launch(&[("priority", n(f64::INFINITY))]), "RangeError: launch options: priority must be a whole number from -2147483648 to 2147483647, got Infinity"),
             (launch(&[("queueSize", js_sys::Float64Array::new_with_length(2).into())]), "TypeError: launch options: queueSize must be a whole number from 1 to 4194304, got a Float64Array"),
             (launch(&[("autoActivate", n(1.0))]), "TypeError: launch options: autoActivate must be a boolean, got 1"),
