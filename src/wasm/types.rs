@@ -313,7 +313,7 @@ export interface KernelTelemetry {
   messagesReceived: number;
   /** Counted where the handler runs (on the GPU, or on the host for the cpu backend). */
   messagesProcessed: number;
-  /** Messages the handler dropped (and, on the cpu backend, those whose handler threw). */
+  /** Messages the handler dropped (and, on the cpu backend, those its handler failed on: it threw, or returned a Promise or a malformed answer). */
   messagesDropped: number;
   /** Failed operations on the kernel: refused messages and receives (malformed, full queue, wrong state, overloaded), timed-out calls and terminates, and host handlers that threw. Not counted: a timed-out receive (it refused nothing) and a receive from a terminated kernel with no answer left (the end of its answers, as a `for await` loop ends). */
   errors: number;
@@ -346,7 +346,7 @@ export interface KernelTelemetry {
   answersAbandoned: number;
   /** Answers routed to the connected kernel instead of `receive`. */
   messagesForwarded: number;
-  /** Sends, calls and receives that waited a second or more on this kernel while it could not run their input (its output queue full of answers nobody receives, or it was not active); the console warns once a stall. Shorter waits are not counted. */
+  /** Sends, calls and receives that waited a second or more on this kernel while it could not run their input (its output queue full of answers nobody receives, it was not active, or a stage after it held it; for a receive, also its input held at an earlier stage); the console warns once a stall. Shorter waits are not counted. */
   stalledSends: number;
   /** The device it runs on now. */
   device: number;

@@ -36,7 +36,7 @@ export class TimeoutError extends RingKernelError { name: "TimeoutError"; kernel
 export class MessageFormatError extends RingKernelError { name: "MessageFormatError"; kernelId: string; field: string; }
 /** `line` and `column` are in the kernel's own WGSL, when the compiler gave a position (1-based; the column in characters, as an editor counts them). */
 export class KernelCompileError extends RingKernelError { name: "KernelCompileError"; kernelId: string; line: number | null; column: number | null; }
-/** The handler dropped the message of this call, so it has no answer. */
+/** The handler dropped the message of this call, or failed on it (a JavaScript handler that threw, or returned a Promise or a malformed answer: the message says which), so it has no answer. */
 export class MessageDroppedError extends RingKernelError { name: "MessageDroppedError"; kernelId: string; }
 /** No WebGPU adapter or device (the message says what was tried and how to get WebGPU), or a native graphics API's backend ("vulkan", ...) asked for on the web. */
 export class BackendUnavailableError extends RingKernelError { name: "BackendUnavailableError"; }
