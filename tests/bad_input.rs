@@ -1507,6 +1507,12 @@ fn a_runtime_that_could_not_work_is_refused_when_made() {
     let refused = pollster::block_on(Runtime::new(both)).expect_err("refused");
     assert_eq!(common::js_name(&refused), "TypeError", "{refused}");
     assert!(refused.to_string().contains("device_index (deviceIndex) picks the adapter of a runtime's one device"));
+    // An adapter past those there are names the backends as the options do, not as wgpu's
+    // `Debug` prints them ("Backends(VULKAN | GL)").
+    let past = RuntimeOptions::default().with_backend(BackendChoice::Vulkan).with_device_index(99);
+    let refused = pollster::block_on(Runtime::new(past)).expect_err("no adapter 99");
+    assert!(refused.to_string().contains("vulkan: ") && refused.to_string().contains("no adapter 99"), "{refused}");
+    assert!(!refused.to_string().contains("Backends("), "{refused}");
     let rt =
         pollster::block_on(Runtime::new(cpu().with_default_queue_size(MAX_QUEUE_SIZE).with_max_messages_per_tick(1)));
     rt.expect("the limits themselves are fine");

@@ -115,10 +115,14 @@ pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adap
                     return Ok(adapter);
                 }
                 listed += count;
-                failures.push(format!("{backends:?}: {count} adapters, no adapter {}", request.index));
+                failures.push(format!("{}: {count} adapters, no adapter {}", backend_names(backends), request.index));
             }
             #[cfg(target_arch = "wasm32")]
-            failures.push(format!("{backends:?}: a browser offers one adapter, not adapter {}", request.index));
+            failures.push(format!(
+                "{}: a browser offers one adapter, not adapter {}",
+                backend_names(backends),
+                request.index
+            ));
             continue;
         }
         let options = wgpu::RequestAdapterOptions {
@@ -132,7 +136,7 @@ pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adap
         };
         match instance.request_adapter(&options).await {
             Ok(adapter) => return Ok(adapter),
-            Err(e) => failures.push(format!("{backends:?}: {e}")),
+            Err(e) => failures.push(format!("{}: {e}", backend_names(backends))),
         }
     }
     Err(Error::BackendUnavailable {
@@ -143,6 +147,16 @@ pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adap
             _ => format!("no adapter found: {}", failures.join("; ")),
         },
     })
+}
+
+/// `backends` as the runtime's options name them (`vulkan or gl`, `webgpu`), where wgpu's
+/// `Debug` gives `Backends(VULKAN | GL)`.
+fn backend_names(backends: wgpu::Backends) -> String {
+    let names = backends.iter_names().map(|(name, _)| match name {
+        "BROWSER_WEBGPU" => "webgpu".to_owned(),
+        name => name.to_ascii_lowercase(),
+    });
+    names.collect::<Vec<_>>().join(" or ")
 }
 
 /// GPU buffers the runtime holds, counted as they are created and dropped, so the summary can
