@@ -863,3 +863,163 @@ fn a_read_that_calls_the_runtime_panics_and_the_answer_stays() {
     pollster::block_on(handle.send(1)).unwrap();
     assert_eq!(pollster::block_on(handle.receive()).unwrap(), 2);
 }
+
+/// Polls `future` once, with a waker that does nothing: a receive that waits takes its place
+/// in its kernel's line of receives then, deterministically, without a thread.
+fn pending_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> bool {
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    future.poll(&mut context).is_pending()
+}
+
+/// `receive_batch_at_least(min, max, timeout)`: a batch waits until `min` answers are there
+/// (those there meanwhile stay queued, owed to it: `try_receive` takes none), then takes up to
+/// `max`, in order and each once; at its timeout it takes what is there, one or more, and with
+/// none it is a `Timeout`. Without `min`, the first poll took the two answers there.
+#[test]
+fn a_batch_with_a_min_waits_for_that_many_or_its_timeout() {
+    use std::pin::pin;
+    use std::time::Instant;
+    for backend in BACKENDS {
+        let rt = common::runtime_on(backend);
+        pollster::block_on(async {
+            let options = LaunchOptions::default().with_queue_capacity(16).with_auto_activate();
+            let h = doubler(&rt, "at-least", options).await;
+            let depth = || h.status().unwrap().output_queue_depth;
+            h.send_batch(&[1, 2]).await.unwrap();
+            common::wait_until("two answers", || depth() == 2);
+            let mut batch = pin!(h.receive_batch_at_least(4, 8, Some(WAIT)));
+            assert!(pending_once(batch.as_mut()), "{backend:?}: two answers are not four");
+            assert_eq!(depth(), 2, "{backend:?}: left queued while it waits");
+            assert!(matches!(h.try_receive(), Err(TryReceiveError::Empty(_))), "{backend:?}: owed to the batch");
+            h.send_batch(&[3, 4, 5]).await.unwrap();
+            let mut got = batch.await.unwrap();
+            assert!((4..=5).contains(&got.len()), "{backend:?}: {got:?}");
+            got.extend(common::receive_n(&rt, "at-least", 5 - got.len(), WAIT).await);
+            assert_eq!(got, [2, 4, 6, 8, 10], "{backend:?}: in order, each once");
+
+            // At the timeout with fewer than `min`: what is there.
+            h.send_batch(&[6, 7]).await.unwrap();
+            common::wait_until("two answers", || depth() == 2);
+            let short = Duration::from_millis(150);
+            let started = Instant::now();
+            assert_eq!(h.receive_batch_at_least(4, 8, Some(short)).await.unwrap(), [12, 14], "{backend:?}");
+            assert!(started.elapsed() >= short, "{backend:?}: it waited for more first");
+            // With none there by then: `Timeout`, as a batch without `min`.
+            let e = h.receive_batch_at_least(4, 8, Some(Duration::from_millis(20))).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Timeout, "{backend:?}: {e}");
+            // `max` still bounds it, the rest left queued; the packed form and the runtime's alike.
+            h.send_batch(&[1, 2, 3, 4, 5, 6]).await.unwrap();
+            common::wait_until("six answers", || depth() == 6);
+            assert_eq!(rt.receive_batch_at_least::<i32>("at-least", 3, 4, Some(WAIT)).await.unwrap(), [2, 4, 6, 8]);
+            let untyped = rt.get_kernel("at-least").unwrap();
+            let packed = untyped.receive_batch_packed_at_least(2, 2, Some(WAIT)).await.unwrap();
+            assert_eq!(bytemuck::cast_slice::<u8, i32>(&packed), [10, 12], "{backend:?}");
+            assert_eq!(depth(), 0);
+        });
+    }
+}
+
+/// A batch's `min` as many as the output queue holds is met (the kernel fills its output queue
+/// to the brim); more could never be, so it is `OutOfRange` at the call, as are a `min` of 0 and
+/// one over `max`, and none of them takes anything.
+#[test]
+fn a_batch_min_that_could_never_be_met_is_refused_and_takes_nothing() {
+    let rt = common::runtime_on(BackendChoice::Cpu);
+    pollster::block_on(async {
+        let options =
+            LaunchOptions::default().with_queue_capacity(16).with_output_queue_capacity(4).with_auto_activate();
+        let h = doubler(&rt, "brim", options).await;
+        h.send_batch(&[1, 2, 3, 4, 5, 6]).await.unwrap();
+        common::wait_until("a full output queue", || h.status().unwrap().output_queue_depth == 4);
+        for (min, max, says) in [
+            (5, 8, "a receive batch's min of 5 could never be met: kernel 'brim' holds at most 4 answers"),
+            (0, 8, "a receive batch's min must be at least 1, got 0"),
+            (3, 2, "a receive batch's min must be at most its max, got a min of 3 and a max of 2"),
+        ] {
+            let e = h.receive_batch_at_least(min, max, None).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
+            assert!(e.to_string().contains(says), "{e}");
+            let e = rt.receive_batch_packed_at_least("brim", min, max, Some(WAIT)).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");
+        }
+        assert_eq!(h.status().unwrap().output_queue_depth, 4, "nothing taken");
+        assert_eq!(h.receive_batch_at_least(4, 4, Some(WAIT)).await.unwrap(), [2, 4, 6, 8]);
+        assert_eq!(h.receive_batch_at_least(2, 8, Some(WAIT)).await.unwrap(), [10, 12]);
+        assert_eq!(rt.telemetry("brim").unwrap().unwrap().errors, 0, "an argument error is not the kernel's");
+    });
+}
+
+/// A batch waiting for more holds its turn in the line of receives: one made after it waits
+/// behind it though answers are there, and takes the next once the batch has taken its own. A
+/// batch dropped while it waits takes nothing and hands its turn on.
+#[test]
+fn a_batch_waiting_for_its_min_holds_its_turn_and_a_dropped_one_takes_nothing() {
+    use std::pin::pin;
+    for backend in BACKENDS {
+        let rt = common::runtime_on(backend);
+        pollster::block_on(async {
+            let h = doubler(&rt, "turns", LaunchOptions::default().with_auto_activate()).await;
+            let depth = || h.status().unwrap().output_queue_depth;
+            h.send_batch(&[1, 2]).await.unwrap();
+            common::wait_until("two answers", || depth() == 2);
+            let mut first = pin!(h.receive_batch_at_least(3, 3, Some(WAIT)));
+            assert!(pending_once(first.as_mut()));
+            let mut behind = pin!(h.receive_timeout(WAIT));
+            assert!(pending_once(behind.as_mut()), "{backend:?}: behind the batch, though answers are there");
+            h.send(3).await.unwrap();
+            assert_eq!(first.await.unwrap(), [2, 4, 6], "{backend:?}");
+            h.send(4).await.unwrap();
+            assert_eq!(behind.await.unwrap(), 8, "{backend:?}");
+
+            h.send_batch(&[5, 6]).await.unwrap();
+            common::wait_until("two answers", || depth() == 2);
+            {
+                let mut dropped = pin!(h.receive_batch_at_least(3, 3, None));
+                assert!(pending_once(dropped.as_mut()));
+            }
+            assert_eq!(depth(), 2, "{backend:?}: the dropped batch took nothing");
+            assert_eq!(h.receive_batch_at_least(2, 8, Some(WAIT)).await.unwrap(), [10, 12], "{backend:?}");
+        });
+    }
+}
+
+/// A batch waiting for more stops waiting, and takes what is there, once no more will come: its
+/// kernel terminated (the next receive is then refused, as ever), or its device was lost (the
+/// next receive hears `DeviceLost`; after recovery the kernel answers again).
+#[test]
+fn a_batch_waiting_for_its_min_takes_what_is_there_once_none_more_will_come() {
+    for backend in BACKENDS {
+        let rt = common::runtime_on(backend);
+        let h = pollster::block_on(doubler(&rt, "ending", LaunchOptions::default().with_auto_activate()));
+        pollster::block_on(h.send_batch(&[1, 2, 3])).unwrap();
+        common::wait_until("three answers", || h.status().unwrap().output_queue_depth == 3);
+        let waiting = {
+            let h = h.clone();
+            std::thread::spawn(move || pollster::block_on(h.receive_batch_at_least(8, 8, None)))
+        };
+        std::thread::sleep(Duration::from_millis(100)); // waiting for more
+        assert!(!waiting.is_finished(), "{backend:?}");
+        pollster::block_on(h.terminate()).unwrap();
+        assert_eq!(waiting.join().unwrap().unwrap(), [2, 4, 6], "{backend:?}");
+        let e = pollster::block_on(h.receive_timeout(WAIT)).unwrap_err();
+        assert_eq!((e.kind(), h.state().unwrap()), (ErrorKind::KernelState, KernelState::Terminated), "{e}");
+    }
+
+    let rt = common::runtime_on(BackendChoice::Auto);
+    let h = pollster::block_on(doubler(&rt, "lost", LaunchOptions::default().with_auto_activate()));
+    pollster::block_on(h.send_batch(&[1, 2])).unwrap();
+    common::wait_until("two answers", || h.status().unwrap().output_queue_depth == 2);
+    let waiting = {
+        let h = h.clone();
+        std::thread::spawn(move || pollster::block_on(h.receive_batch_at_least(8, 8, None)))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!waiting.is_finished());
+    rt.destroy_device().unwrap();
+    assert_eq!(waiting.join().unwrap().unwrap(), [2, 4], "the answers read back before the loss");
+    let e = pollster::block_on(h.receive_timeout(WAIT)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::DeviceLost, "{e}");
+    pollster::block_on(rt.recover()).unwrap();
+    pollster::block_on(h.send(5)).unwrap();
+    assert_eq!(pollster::block_on(h.receive_batch_at_least(1, 8, Some(WAIT))).unwrap(), [10]);
+}

@@ -1850,3 +1850,108 @@ async fn presets_in_javascript_start_from_the_builders_options() {
     }
     assert_js_error(create(&[("preset", "production".into()), ("debugg", true.into())]).await, "TypeError", &[]);
 }
+
+/// `receiveBatch({ min, max, timeout })`, the runtime's and a handle's: a batch waits until
+/// `min` answers are there (those there meanwhile stay queued, owed to it: `tryReceive` gives
+/// `null`), then takes up to `max` in order; at its timeout it takes what is there, one or more
+/// (`TimeoutError` with none). A `min` of 0, over `max` or over the output queue size is a
+/// `RangeError` at the call, and so is a bad number; an abort while it waits takes nothing.
+#[wasm_bindgen_test]
+async fn receive_batch_with_a_min_waits_for_that_many_or_its_timeout() {
+    let rt = js_runtime().await;
+    let options = object(&[("queueSize", 16.into()), ("outputQueueSize", 8.into()), ("autoActivate", true.into())]);
+    let doubler = js(rt.launch("doubler".into(), None, Some(options))).await.unwrap();
+    let depth = || num(&call_method(&doubler, "status", &[]), "outputQueueDepth");
+    let until_depth = |n: f64| async move {
+        for _ in 0..4000 {
+            if depth() == n {
+                return;
+            }
+            sleep_ms(5).await;
+        }
+        panic!("{n} answers never came");
+    };
+    let send = |values: &[i32]| js(rt.send_batch("doubler".into(), js_sys::Int32Array::from(values).into(), None));
+    let batch = |pairs: &[(&str, JsValue)]| js(rt.receive_batch("doubler".into(), Some(object(pairs))));
+    let results = |answers: JsValue| {
+        answers.unchecked_into::<Array>().iter().map(|a| num(&a, "result") as i32).collect::<Vec<_>>()
+    };
+
+    send(&[1, 2]).await.unwrap();
+    until_depth(2.0).await;
+    let waiting = batch(&[("min", 4.into()), ("max", 8.into()), ("timeout", 20_000.into())]);
+    sleep_ms(100).await;
+    assert_eq!(depth(), 2.0, "left queued while the batch waits for four");
+    assert_eq!(call_method(&doubler, "tryReceive", &[]), JsValue::NULL, "owed to the waiting batch");
+    send(&[3, 4, 5]).await.unwrap();
+    let mut got = results(waiting.await.unwrap());
+    assert!((4..=5).contains(&got.len()), "{got:?}");
+    if got.len() == 4 {
+        got.extend(results(batch(&[("timeout", 20_000.into())]).await.unwrap()));
+    }
+    assert_eq!(got, [2, 4, 6, 8, 10], "in order, each once");
+
+    // At the timeout with fewer than `min`: what is there; with none, a TimeoutError.
+    send(&[6, 7]).await.unwrap();
+    until_depth(2.0).await;
+    let started = js_sys::Date::now();
+    let short = batch(&[("min", 4.into()), ("timeout", 150.into())]).await.unwrap();
+    assert_eq!(results(short), [12, 14]);
+    assert!(js_sys::Date::now() - started >= 140.0, "it waited for more first");
+    assert_js_error(
+        batch(&[("min", 4.into()), ("timeout", 20.into())]).await,
+        "TimeoutError",
+        &[("kernelId", "doubler")],
+    );
+
+    // Refused at the call, taking nothing.
+    send(&[1, 2, 3]).await.unwrap();
+    until_depth(3.0).await;
+    let refusals: [(&[(&str, JsValue)], &str); 5] = [
+        (&[("min", 0.into())], "receiveBatch options: min must be a whole number from 1 to 4294967295, got 0"),
+        (&[("min", 1.5.into())], "receiveBatch options: min must be a whole number from 1 to 4294967295, got 1.5"),
+        (&[("min", 3.into()), ("max", 2.into())], "a receive batch's min must be at most its max, got a min of 3 and a max of 2"),
+        (
+            &[("min", 9.into()), ("timeout", 20_000.into())],
+            "a receive batch's min of 9 could never be met: kernel 'doubler' holds at most 8 answers in its output queue \
+             (its outputQueueSize)",
+        ),
+        (&[("min", "3".into())], ""),
+    ];
+    for (options, says) in refusals {
+        let refused = batch(options).await.unwrap_err();
+        let (name, message) = (name_of(&refused), get(&refused, "message").as_string().unwrap());
+        match says {
+            "" => assert_eq!(name, "TypeError", "{message}"),
+            says => assert_eq!((name.as_str(), message.as_str()), ("RangeError", says)),
+        }
+    }
+    assert_eq!(depth(), 3.0, "nothing taken");
+    // Aborted while it waits: the signal's reason, nothing taken.
+    let controller = web_sys_abort_controller();
+    let signal = get(&controller, "signal");
+    let aborted = batch(&[("min", 5.into()), ("signal", signal)]);
+    sleep_ms(20).await;
+    call_method(&controller, "abort", &[]);
+    assert_eq!(name_of(&aborted.await.unwrap_err()), "AbortError");
+    assert_eq!(depth(), 3.0, "the aborted batch took nothing");
+    // A handle's, packed: exactly `min` there is enough.
+    let options = object(&[("min", 3.into()), ("max", 3.into()), ("packed", true.into())]);
+    let packed = invoke(&doubler, "receiveBatch", &[options]).await.unwrap();
+    let bytes = js_sys::Uint8Array::new(&packed).to_vec();
+    assert_eq!(bytemuck::pod_collect_to_vec::<u8, i32>(&bytes), [2, 4, 6]);
+    // Terminated while it waits for more: what is there, then the kernel's refusal.
+    send(&[8]).await.unwrap();
+    until_depth(1.0).await;
+    let waiting = js(call_method(&doubler, "receiveBatch", &[object(&[("min", 4.into())])]).unchecked_into());
+    sleep_ms(50).await; // waiting for more
+    js(rt.terminate("doubler".into(), None)).await.unwrap();
+    assert_eq!(results(waiting.await.unwrap()), [16]);
+    assert_js_error(batch(&[("min", 2.into())]).await, "KernelStateError", &[("state", "terminated")]);
+}
+
+/// `new AbortController()`.
+fn web_sys_abort_controller() -> JsValue {
+    let class: Function = get(&js_sys::global(), "AbortController").unchecked_into();
+    js_sys::Reflect::construct(&class, &Array::new()).unwrap()
+}

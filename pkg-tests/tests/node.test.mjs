@@ -1791,6 +1791,69 @@ for (const [backend, env] of [["webgpu", DAWN_ENV], ["cpu", {}]]) {
     assert.deepEqual(findings(result), [["A", 1], ["B", 2], ["D", "AbortError"], ["C", 3], ["E", 4]]);
   });
 
+  test(`receiveBatch({ min }) on ${label} waits for that many answers or its timeout, holds its turn, and takes what is there once none more will come`, async () => {
+    const result = await runModule(`${backend === "webgpu" ? DAWN_SETUP : ""}
+      import init, { RingKernelRuntime } from "ringkernel-web";
+      await init();
+      const runtime = await RingKernelRuntime.create({ backend: ${JSON.stringify(backend)} });
+      const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+      const doubler = await runtime.launch("doubler", null, { queueSize: 16, outputQueueSize: 8, autoActivate: true });
+      const depth = () => doubler.status().outputQueueDepth;
+      const until = async (n) => { while (depth() !== n) await sleep(2); };
+      const results = (answers) => answers.map((a) => a.result);
+      const found = {};
+      await doubler.sendBatch([{ value: 1 }, { value: 2 }]);
+      await until(2);
+      const batch = doubler.receiveBatch({ min: 4, max: 4, timeout: 20000 });
+      const behind = runtime.receive("doubler", { timeout: 20000 });
+      await sleep(50);
+      found.whileWaiting = { depth: depth(), tryReceive: doubler.tryReceive() };
+      await doubler.sendBatch([{ value: 3 }, { value: 4 }, { value: 5 }]);
+      found.batch = results(await batch);
+      found.behind = (await behind).result;
+      await until(0);
+      await doubler.sendBatch([{ value: 6 }, { value: 7 }]);
+      await until(2);
+      const started = performance.now();
+      found.atTimeout = results(await runtime.receiveBatch("doubler", { min: 4, timeout: 100 }));
+      found.waited = performance.now() - started >= 95;
+      found.none = await doubler.receiveBatch({ min: 4, timeout: 10 }).catch((e) => e.name);
+      await doubler.sendBatch([{ value: 8 }]);
+      await until(1);
+      const refusal = (options) => doubler.receiveBatch(options).then(() => "taken", (e) => e.name + ": " + e.message);
+      found.refused = [await refusal({ min: 9 }), await refusal({ min: 3, max: 2 }), await refusal({ min: 0 })];
+      const abort = new AbortController();
+      const aborted = doubler.receiveBatch({ min: 2, signal: abort.signal }).catch((e) => e.name);
+      await sleep(10);
+      abort.abort();
+      found.aborted = await aborted;
+      found.left = depth();
+      // Disposed while a batch waits for more: the drain ends its kernel, and the batch takes what is there.
+      const last = doubler.receiveBatch({ min: 8, packed: true });
+      await sleep(10);
+      await runtime.dispose();
+      found.atDispose = Array.from(new Int32Array((await last).slice().buffer));
+      console.log(JSON.stringify(found));
+    `, env);
+    assertExited(result);
+    assert.deepEqual(findings(result), {
+      whileWaiting: { depth: 2, tryReceive: null },
+      batch: [2, 4, 6, 8],
+      behind: 10,
+      atTimeout: [12, 14],
+      waited: true,
+      none: "TimeoutError",
+      refused: [
+        "RangeError: a receive batch's min of 9 could never be met: kernel 'doubler' holds at most 8 answers in its output queue (its outputQueueSize)",
+        "RangeError: a receive batch's min must be at most its max, got a min of 3 and a max of 2",
+        "RangeError: receiveBatch options: min must be a whole number from 1 to 4294967295, got 0",
+      ],
+      aborted: "AbortError",
+      left: 1,
+      atDispose: [16],
+    });
+  });
+
   test(`a drain out of time on ${label} counts every kernel's unprocessed messages, not only the first's`, async () => {
     // Each kernel takes one message a dispatch, so a drain of no time leaves most of its 2048;
     // "idle" has none and terminates in time.

@@ -127,6 +127,8 @@ export async function misuse(): Promise<void> {
   handle.tryReceive().result; // misuse
   await handle.terminate(5000); // misuse
   await handle.receiveBatch({ max: "all" }); // misuse
+  await handle.receiveBatch({ min: "4", max: 8 }); // misuse
+  await runtime.receiveBatch("doubler", { minimum: 4 }); // misuse
   if (handle.status().state === "running") return; // misuse
   handle.id = "other"; // misuse
   await runtime.getKernel("misuse-typed").activate(); // misuse

@@ -463,6 +463,22 @@ impl KernelHandle {
         self.pinned.receive_batch_packed(self.live_id()?, max, timeout).await
     }
 
+    /// At least `min` and up to `max` answers, packed back to back: waits until `min` are
+    /// there, or until `timeout` and then takes what is there (see
+    /// [`Runtime::receive_batch_at_least`]).
+    ///
+    /// # Errors
+    /// As [`Runtime::receive_batch_at_least`]'s; [`Error::KernelNotFound`] once the kernel was
+    /// removed.
+    pub async fn receive_batch_packed_at_least(
+        &self,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>> {
+        self.pinned.receive_batch_packed_at_least(self.live_id()?, min, max, timeout).await
+    }
+
     /// Sends one message (a [`Value::Struct`]) and hands its own answer to `read`, waiting up to
     /// `timeout` in all.
     pub async fn call_value<R>(
@@ -602,6 +618,29 @@ impl<In: RingMessage, Out: RingMessage> KernelHandle<In, Out> {
     /// As [`receive_timeout`](Self::receive_timeout)'s, and [`Error::OutOfRange`] for a `max` of 0.
     pub async fn receive_batch_timeout(&self, max: usize, timeout: Duration) -> Result<Vec<Out>> {
         self.pinned.receive_batch::<Out>(self.live_id()?, max, Some(timeout)).await
+    }
+
+    /// At least `min` and up to `max` answers: waits until `min` are there for it, or, with a
+    /// `timeout`, until that runs out and then takes what is there (one or more; `Timeout`
+    /// with none). It takes what is there sooner when no more will come (the kernel
+    /// terminated, its device was lost); see [`Runtime::receive_batch_at_least`].
+    ///
+    /// ```no_run
+    /// # async fn consume(kernel: ringkernel_web::KernelHandle<i32, i32>) -> ringkernel_web::Result<()> {
+    /// use std::time::Duration;
+    /// // Batches of 64 to 1024 answers, or what came within 5 ms.
+    /// let answers = kernel.receive_batch_at_least(64, 1024, Some(Duration::from_millis(5))).await?;
+    /// assert!(!answers.is_empty() && answers.len() <= 1024);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`], taking nothing, for a `min` or `max` of 0, a `min` over `max` or
+    /// over the kernel's output queue size; [`Error::Timeout`] when no answer came within
+    /// `timeout`; and [`receive`](Self::receive)'s refusals when none is there and none will
+    /// come.
+    pub async fn receive_batch_at_least(&self, min: usize, max: usize, timeout: Option<Duration>) -> Result<Vec<Out>> {
+        self.pinned.receive_batch_at_least::<Out>(self.live_id()?, min, max, timeout).await
     }
 
     /// Its answers as a [`Stream`](futures_util::Stream), one by one as they come (as the

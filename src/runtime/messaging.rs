@@ -894,7 +894,7 @@ impl Runtime {
             #[cfg(target_arch = "wasm32")]
             Taking::Leave => (!outbox.is_empty()).then(|| read(layout, outbox.front(1))),
         };
-        let read = self.receive_answer(id, timeout, any_layout, take, envelope).await?;
+        let read = self.receive_answer(id, timeout, 1, any_layout, take, envelope).await?;
         Ok(read.expect("the output queue had an answer"))
     }
 
@@ -908,7 +908,7 @@ impl Runtime {
         // Checked before taking: a wrong `T` must not take the answer off the queue.
         let check = |layout: &MessageLayout| answer_size_matches::<T>(id, layout);
         let result = self
-            .receive_inner(id, timeout, check, |_, outbox| outbox.pop_with(bytemuck::pod_read_unaligned::<T>))
+            .receive_inner(id, timeout, 1, check, |_, outbox| outbox.pop_with(bytemuck::pod_read_unaligned::<T>))
             .await;
         self.counted(id, result.map(|read| read.expect("the output queue had an answer")))
     }
@@ -918,7 +918,23 @@ impl Runtime {
     /// `call`s never appear here. After termination the remaining answers can still be taken;
     /// then `receive` fails with `KernelState`.
     pub async fn receive_batch_packed(&self, id: &str, max: usize, timeout: Option<Duration>) -> Result<Vec<u8>> {
-        self.receive_batch_with(id, max, timeout, |_, answers| answers.to_vec()).await
+        self.receive_batch_packed_at_least(id, 1, max, timeout).await
+    }
+
+    /// Takes at least `min` and up to `max` answers at once, packed back to back: waits until
+    /// `min` are there (or, before that, until `timeout`, then takes what is there; see
+    /// [`receive_batch_at_least`](Self::receive_batch_at_least)).
+    ///
+    /// # Errors
+    /// As [`receive_batch_at_least`](Self::receive_batch_at_least)'s.
+    pub async fn receive_batch_packed_at_least(
+        &self,
+        id: &str,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>> {
+        self.receive_batch_at_least_with(id, min, max, timeout, |_, answers| answers.to_vec()).await
     }
 
     /// Takes up to `max` answers at once (1 or more), as
@@ -938,11 +954,33 @@ impl Runtime {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
-        let max = batch_max(max)?;
+        self.receive_batch_at_least_with(id, 1, max, timeout, read).await
+    }
+
+    /// Takes at least `min` and up to `max` answers at once, as
+    /// [`receive_batch_at_least`](Self::receive_batch_at_least) does, and hands them to `read`
+    /// as [`receive_batch_with`](Self::receive_batch_with) does: what JavaScript's
+    /// `receiveBatch({ min, max, timeout })` waits with.
+    ///
+    /// # Errors
+    /// As [`receive_batch_at_least`](Self::receive_batch_at_least)'s.
+    ///
+    /// # Panics
+    /// When `read` calls the runtime, whose table is locked while `read` runs: natively with a
+    /// panic that says so, on the web in std's lock.
+    pub async fn receive_batch_at_least_with<R>(
+        &self,
+        id: &str,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
+        read: impl FnOnce(&MessageLayout, &[u8]) -> R,
+    ) -> Result<R> {
+        let (min, max) = batch_bounds(min, max)?;
         let take = |layout: &MessageLayout, outbox: &mut PackedQueue| {
             outbox.pop_many_with(max, |answers| read(layout, answers))
         };
-        let result = self.receive_inner(id, timeout, |_| Ok(()), take).await;
+        let result = self.receive_inner(id, timeout, min, |_| Ok(()), take).await;
         self.counted(id, result)
     }
 
@@ -953,7 +991,36 @@ impl Runtime {
         max: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<T>> {
-        let max = batch_max(max)?;
+        self.receive_batch_at_least::<T>(id, 1, max, timeout).await
+    }
+
+    /// Takes at least `min` and up to `max` answers as `#[repr(C)]` values, for a consumer that
+    /// amortises its cost per call over batches of a size it chooses (Kafka's
+    /// `fetch.min.bytes` with `fetch.max.wait.ms`). Waits until `min` answers are there for
+    /// it (in its turn among the receives that wait on the kernel: one waiting for more holds
+    /// those behind it), then takes up to `max`. It stops waiting for more, and takes what is
+    /// there, when `timeout` runs out and when no more will come without something else
+    /// happening: the kernel terminated, its device was lost (the next receive hears of it), or
+    /// it was connected onward. With none there then, it fails as
+    /// [`receive_batch`](Self::receive_batch) does: `Timeout` after the timeout, and so on.
+    /// Without a timeout it waits as long as it takes: a kernel whose handler drops messages,
+    /// or that is sent fewer than `min`, may never have `min` answers for it. The answers are
+    /// taken at once, in order; a refused or dropped receive takes none.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`], before anything is waited for or taken, for a `min` or `max` of
+    /// 0, a `min` over `max`, or a `min` over the kernel's output queue size (that many
+    /// answers are never there at once); [`Error::Timeout`] when no answer came within
+    /// `timeout`; [`Error::MessageFormat`] when `T` does not fit the output layout; and
+    /// [`receive`](Self::receive)'s refusals when no answer is there and none will come.
+    pub async fn receive_batch_at_least<T: bytemuck::Pod>(
+        &self,
+        id: &str,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<T>> {
+        let (min, max) = batch_bounds(min, max)?;
         let check = |layout: &MessageLayout| {
             if !layout.size().is_multiple_of(std::mem::size_of::<T>()) {
                 return Err(pod_error::<T>(id, layout.size()));
@@ -961,20 +1028,22 @@ impl Runtime {
             pod_scalars_match::<T>(id, layout)
         };
         // Straight from the output queue into the answer vector: one copy.
-        let result = self.receive_inner(id, timeout, check, |_, outbox| outbox.pop_many_as::<T>(max)).await;
+        let result = self.receive_inner(id, timeout, min, check, |_, outbox| outbox.pop_many_as::<T>(max)).await;
         self.counted(id, result)
     }
 
-    /// Waits until answers are there, then takes them with `take`. `check` refuses the call
-    /// before anything is waited for or taken.
+    /// Waits until `min` answers are there (fewer once `timeout` runs out or none more will
+    /// come: see [`receive_batch_at_least`](Self::receive_batch_at_least)), then takes them
+    /// with `take`. `check` refuses the call before anything is waited for or taken.
     async fn receive_inner<R>(
         &self,
         id: &str,
         timeout: Option<Duration>,
+        min: usize,
         check: impl Fn(&MessageLayout) -> Result<()>,
         take: impl FnOnce(&MessageLayout, &mut PackedQueue) -> R,
     ) -> Result<R> {
-        self.receive_answer(id, timeout, check, take, None).await
+        self.receive_answer(id, timeout, min, check, take, None).await
     }
 
     /// [`receive_inner`](Self::receive_inner); with `envelope`, one answer is taken and its
@@ -983,6 +1052,7 @@ impl Runtime {
         &self,
         id: &str,
         timeout: Option<Duration>,
+        min: usize,
         check: impl Fn(&MessageLayout) -> Result<()>,
         take: impl FnOnce(&MessageLayout, &mut PackedQueue) -> R,
         mut envelope: Option<&mut Option<EnvelopeHeader>>,
@@ -993,9 +1063,13 @@ impl Runtime {
         let mut stall = StallWatch::default();
         let mut place = InLine { runtime: self, id, ticket: None };
         let mut launch = None;
+        // How many answers it waits for: `min`, and once the timeout has run out, any.
+        let mut need = min;
         loop {
             let ticket = Some(&mut place.ticket);
-            match self.try_take_answer(id, check.take(), &mut take, envelope.as_deref_mut(), ticket, &mut launch)? {
+            let attempt =
+                self.try_take_answer(id, check.take(), need, &mut take, envelope.as_deref_mut(), ticket, &mut launch);
+            match attempt? {
                 Attempt::Done(taken) => return Ok(taken),
                 Attempt::Wait(listener, (device, looks)) => {
                     // A receive from a kernel that does not run while its input waits looks
@@ -1005,6 +1079,12 @@ impl Runtime {
                     if !wait_holding(listener, until, deadline.is_some()).await {
                         if looking && deadline.is_none_or(|d| platform::now_ms() < d) {
                             stall.looked(self.report_stall(id, "a receive from", "an answer", true));
+                            continue;
+                        }
+                        if need > 1 {
+                            // Past the timeout with fewer than `min`: what is there, if any, in
+                            // one more look (still in its turn).
+                            need = 1;
                             continue;
                         }
                         return Err(Error::Timeout {
@@ -1029,7 +1109,7 @@ impl Runtime {
         check: Option<impl Fn(&MessageLayout) -> Result<()>>,
         take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
     ) -> Result<Attempt<R, (DeviceId, bool)>> {
-        self.try_take_answer(id, check, take, None, None, &mut None)
+        self.try_take_answer(id, check, 1, take, None, None, &mut None)
     }
 
     /// [`try_take`](Self::try_take); with `envelope`, `take` takes the front answer and the
@@ -1038,10 +1118,15 @@ impl Runtime {
     /// receive that waits takes its place in that line the first time (and leaves it when it
     /// takes answers); without, it takes answers only when no receive waits (`try_receive`).
     /// `launch` pins a receive that waits to the launch it first found (see [`same_launch`]).
+    /// It takes answers once `need` are there, or fewer when none more will come (see
+    /// [`receive_turn`]); `check` there (the first attempt) refuses a `need` over the output
+    /// queue's size, which could never be met.
+    #[allow(clippy::too_many_arguments)]
     fn try_take_answer<R>(
         &self,
         id: &str,
         check: Option<impl Fn(&MessageLayout) -> Result<()>>,
+        need: usize,
         take: &mut Option<impl FnOnce(&MessageLayout, &mut PackedQueue) -> R>,
         envelope: Option<&mut Option<EnvelopeHeader>>,
         ticket: Option<&mut Option<u64>>,
@@ -1052,9 +1137,10 @@ impl Runtime {
         same_launch(launch, kernel, id)?;
         if let Some(check) = check {
             check(&kernel.def.output)?;
+            batch_min_fits(id, kernel, need)?;
         }
         let later_stage = kernel.route.upstream.is_some();
-        if let Some((listener, (device, looks))) = receive_turn(id, kernel, device, ticket)? {
+        if let Some((listener, (device, looks))) = receive_turn(id, kernel, device, need, ticket)? {
             // A later stage of a pipeline looks again after a second too while its input waits,
             // held, at an earlier stage (`Table::receive_stall`), which it alone cannot tell;
             // only then: a look a second ahead is often earlier than the page's alarm, which
@@ -1092,16 +1178,21 @@ pub(super) enum Taking {
 
 /// Whether a receive may take answers from `kernel` now (`None`; its `ticket` then leaves the
 /// line), or what it waits on while it may not (it joins the line with its first wait), or
-/// why none will come. Out of [`Runtime::try_take_answer`], which is generic over what the
+/// why none will come. A receive that `need`s more answers than are there takes what is there
+/// once none more will come without something else happening (see [`answers_held_up`]), as it
+/// would at its timeout. Out of [`Runtime::try_take_answer`], which is generic over what the
 /// receive makes of its answers, so that this is in the wasm once.
 fn receive_turn(
     id: &str,
     kernel: &mut Kernel,
     device: &DeviceStatus,
+    need: usize,
     ticket: Option<&mut Option<u64>>,
 ) -> Result<Option<(event_listener::EventListener, (DeviceId, bool))>> {
     let held = ticket.as_deref().copied().flatten();
-    if !kernel.mailbox.outbox.is_empty() && kernel.mailbox.receivers_first(held) {
+    let ready = kernel.mailbox.outbox.len();
+    let enough = ready >= need || (ready > 0 && answers_held_up(kernel));
+    if enough && kernel.mailbox.receivers_first(held) {
         if let (Some(held), Some(ticket)) = (held, ticket) {
             kernel.mailbox.leave_receivers(held);
             *ticket = None;
@@ -1125,6 +1216,28 @@ fn receive_turn(
         *ticket = Some(kernel.mailbox.join_receivers());
     }
     Ok(Some((kernel.changed.listen(), (kernel.device, kernel.stall_with_input().is_some()))))
+}
+
+/// Whether no more answers come to `kernel`'s output queue without something else happening:
+/// it terminated, its device was lost (they come after recovery), or it is connected onward.
+/// The states in which a receive finding no answer is refused (see [`receive_turn`]).
+fn answers_held_up(kernel: &Kernel) -> bool {
+    matches!(kernel.life.state(), KernelState::Terminated | KernelState::Failed) || kernel.route.downstream.is_some()
+}
+
+/// Refuses a receive batch's `min` over kernel `id`'s output queue size: the queue never holds
+/// that many answers at once (but while the kernel terminates), so the wait could never end.
+fn batch_min_fits(id: &str, kernel: &Kernel, min: usize) -> Result<()> {
+    let capacity = kernel.mailbox.outbox.capacity();
+    if min > capacity {
+        return Err(Error::OutOfRange(format!(
+            "a receive batch's min of {min} could never be met: kernel {} holds at most {} in its output queue \
+             (its outputQueueSize)",
+            Quoted(id),
+            crate::error::plural(capacity, "answer", "answers")
+        )));
+    }
+    Ok(())
 }
 
 /// Whether a later stage's input waits, held, at an earlier stage (see `Table::receive_stall`).
@@ -1419,12 +1532,16 @@ fn named(fields: &[(String, Value)]) -> impl Iterator<Item = (&str, &Value)> {
     fields.iter().map(|(name, value)| (name.as_str(), value))
 }
 
-/// A receive batch's `max`, which is at least 1: a batch takes at least one answer, so 0 could
-/// only be taken as 1, more than it asked for.
-fn batch_max(max: usize) -> Result<usize> {
-    match max {
-        0 => Err(Error::OutOfRange("a receive batch's max must be at least 1, got 0".into())),
-        max => Ok(max),
+/// A receive batch's `min` and `max`, each at least 1 (a batch takes at least one answer, so 0
+/// could only be taken as 1, more than it asked for), `min` no more than `max`.
+fn batch_bounds(min: usize, max: usize) -> Result<(usize, usize)> {
+    match (min, max) {
+        (_, 0) => Err(Error::OutOfRange("a receive batch's max must be at least 1, got 0".into())),
+        (0, _) => Err(Error::OutOfRange("a receive batch's min must be at least 1, got 0".into())),
+        (min, max) if min > max => Err(Error::OutOfRange(format!(
+            "a receive batch's min must be at most its max, got a min of {min} and a max of {max}"
+        ))),
+        bounds => Ok(bounds),
     }
 }
 

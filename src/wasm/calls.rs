@@ -197,7 +197,8 @@ pub(super) fn launch_still_there(removed: &Removed, id: &str) -> Result<(), JsVa
 /// A handle's launch's removed flag (`KernelHandle::removed_flag`); `None` for calls by id.
 pub(super) type Removed = Option<std::sync::Arc<std::sync::atomic::AtomicBool>>;
 
-/// Resolves with up to `{ max }` answers, as objects or packed; `removed` as for [`receive`].
+/// Resolves with `{ min }` (1 without it) to `{ max }` answers, as objects or packed; `removed`
+/// as for [`receive`].
 pub(super) fn receive_batch(rt: Runtime, id: JsValue, options: Option<JsValue>, removed: Removed) -> Promise {
     let read = kernel_id(&id, "id").and_then(|id| {
         let (options, signal) = with_signal::<ReceiveBatchOptions>(options, "receiveBatch options")?;
@@ -207,10 +208,10 @@ pub(super) fn receive_batch(rt: Runtime, id: JsValue, options: Option<JsValue>, 
         Ok(read) => read,
         Err(error) => return Promise::reject(&error),
     };
-    let max = options.max.unwrap_or(usize::MAX);
+    let (min, max) = (options.min.unwrap_or(1), options.max.unwrap_or(usize::MAX));
     Abort::by(signal).promise(async move {
         launch_still_there(&removed, &id)?;
-        receive_answers(&rt, &id, max, timeout, options.packed).await
+        receive_answers(&rt, &id, (min, max), timeout, options.packed).await
     })
 }
 

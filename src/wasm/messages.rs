@@ -138,18 +138,18 @@ pub(super) fn js_answer(layout: &MessageLayout, answer: &[u8]) -> JsValue {
     }
 }
 
-/// `receiveBatch` for the runtime and its handles: up to `max` answers of `id` as objects, or
-/// with `packed` the bytes as they are.
+/// `receiveBatch` for the runtime and its handles: `min` (which the core waits for, until the
+/// timeout) to `max` answers of `id` as objects, or with `packed` the bytes as they are.
 pub(super) async fn receive_answers(
     rt: &Runtime,
     id: &str,
-    max: usize,
+    (min, max): (usize, usize),
     timeout: Option<Duration>,
     packed: bool,
 ) -> Result<JsValue, JsValue> {
     let ready = if packed { answer_array(rt, id, max) } else { None };
     // Straight from the output queue into JavaScript: copied into a `Uint8Array`, or decoded.
-    let answers = rt.receive_batch_with(id, max, timeout, |layout, answers| match (packed, ready) {
+    let answers = rt.receive_batch_at_least_with(id, min, max, timeout, |layout, answers| match (packed, ready) {
         (true, Some(array)) if array.length() as usize == answers.len() => {
             array.copy_from(answers);
             array.into()

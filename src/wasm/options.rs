@@ -156,6 +156,8 @@ extern "C" {
 #[cfg_attr(test, derive(Debug))]
 #[serde(default, deny_unknown_fields)]
 pub(super) struct ReceiveBatchOptions {
+    /// The fewest answers it waits for, until the timeout (1 when not given).
+    pub min: Option<usize>,
     pub max: Option<usize>,
     pub timeout: Option<f64>,
     /// The answers packed in the output layout (a `Uint8Array`) instead of objects.
@@ -479,6 +481,7 @@ impl ReadFields for TimeoutOptions {
 impl ReadFields for ReceiveBatchOptions {
     fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
         match name {
+            "min" => put(&mut self.min, option(value, count)),
             "max" => put(&mut self.max, option(value, count)),
             "timeout" => put(&mut self.timeout, option(value, number)),
             "packed" => put(&mut self.packed, boolean(value)),

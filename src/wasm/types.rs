@@ -282,8 +282,11 @@ export interface ManagedKernelOptions { queueSize?: number | undefined; mode?: K
 export interface TimeoutOptions { timeout?: number | undefined; }
 /** A send's, receive's or call's `timeout`, and a `signal` that ends its wait: once it aborts, the operation rejects with the signal's `reason` and leaves nothing half done (see the README's "Cancelling with an AbortSignal"). */
 export interface WaitOptions extends TimeoutOptions { signal?: AbortSignal | null | undefined; }
-/** `max` answers at most (1 or more; at least one comes); `timeout` ms to wait for the first (waits without one); `signal` ends the wait. */
-export interface ReceiveBatchOptions { max?: number | undefined; timeout?: number | undefined; packed?: boolean | undefined; signal?: AbortSignal | null | undefined; }
+/**
+ * `max` answers at most (1 or more; without it, every answer waiting); `min` answers waited for (1 or more, at most `max` and the kernel's output queue size, else a `RangeError` taking nothing; default 1); `timeout` ms to wait (without one, as long as it takes); `signal` ends the wait.
+ * A batch takes its answers once `min` are there; at the `timeout` with fewer it takes what is there (a `TimeoutError` with none), and so it does sooner when no more will come (the kernel terminated, its device was lost, it was connected onward). A batch waiting for more holds its turn: receives made after it wait behind it.
+ */
+export interface ReceiveBatchOptions { min?: number | undefined; max?: number | undefined; timeout?: number | undefined; packed?: boolean | undefined; signal?: AbortSignal | null | undefined; }
 /** `receiveBatch` options that ask for the answers packed in the output layout, as bytes. */
 export interface PackedReceiveBatchOptions extends ReceiveBatchOptions { packed: true; }
 
@@ -559,9 +562,9 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   receiveInto(callback: (answer: OutputOf<O>) => void, options?: WaitOptions): Promise<void>;
   /** The next answer if one is waiting now, or null; throws when none will come. */
   tryReceive(): OutputOf<O> | null;
-  /** Up to `max` answers (at least one) packed in the output layout, with `packed: true`. */
+  /** `min` (default 1) to `max` answers packed in the output layout, with `packed: true` (see `ReceiveBatchOptions`). */
   receiveBatch(options: PackedReceiveBatchOptions): Promise<Uint8Array>;
-  /** Up to `max` answers (at least one), as objects. */
+  /** `min` (default 1) to `max` answers, as objects (see `ReceiveBatchOptions`). */
   receiveBatch(options?: ReceiveBatchOptions & { packed?: false | undefined }): Promise<OutputOf<O>[]>;
   receiveBatch(options?: ReceiveBatchOptions): Promise<OutputOf<O>[] | Uint8Array>;
   /** Sends one message and resolves with its own answer (matched by correlation id). */
@@ -673,9 +676,9 @@ export interface RingKernelRuntime {
    * when `T` is given (TypeScript infers no type argument once one is given).
    */
   call<T extends object = MessageOutput, M extends object & MessageLike<M> = object>(id: string, message: M & NotAMessage<M>, options?: WaitOptions): Promise<T>;
-  /** Up to `max` answers (at least one) packed in the output layout, with `packed: true`. */
+  /** `min` (default 1) to `max` answers packed in the output layout, with `packed: true` (see `ReceiveBatchOptions`). */
   receiveBatch(id: string, options: PackedReceiveBatchOptions): Promise<Uint8Array>;
-  /** Up to `max` answers (at least one), as objects; `T` types each (e.g. `OutputOf<typeof Response>`). */
+  /** `min` (default 1) to `max` answers, as objects (see `ReceiveBatchOptions`); `T` types each (e.g. `OutputOf<typeof Response>`). */
   receiveBatch<T extends object = MessageOutput>(id: string, options?: ReceiveBatchOptions & { packed?: false | undefined }): Promise<T[]>;
   receiveBatch(id: string, options?: ReceiveBatchOptions): Promise<MessageOutput[] | Uint8Array>;
   /** Runs `operation` under the kernel's circuit breaker: `CircuitOpenError` without calling it while the circuit is open; its rejection counts as a failure (but for a `CircuitOpenError`, `QueueFullError` or `OverloadedError`, which turned it away before the kernel had its message), its result as a success. */
