@@ -300,6 +300,32 @@ test("a handle's readState() reads its own launch's state, as runtime.readState(
   assert.deepEqual(findings(result), { kind: "Uint32Array", same: true, counted: 16, gone: "KernelNotFoundError" });
 });
 
+test("readState() gives the typed array its TypeScript type claims for each state type: f32 a Float32Array, i32 and atomic<i32> an Int32Array, u32, atomic<u32> and none given a Uint32Array", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const Tally = defineMessage("Tally", { bin: "u32" });
+    const kinds = {};
+    for (const type of ["f32", "i32", "atomic<i32>", "u32", "atomic<u32>", undefined]) {
+      const state = type === undefined ? { length: 4 } : { length: 4, type };
+      const handle = await runtime.launch("k" + Object.keys(kinds).length, { input: Tally, output: Tally, state, handler: (m) => m });
+      kinds[type ?? "none"] = [(await handle.readState()).constructor.name, (await runtime.readState(handle.id)).constructor.name];
+    }
+    await runtime.dispose();
+    console.log(JSON.stringify(kinds));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), {
+    f32: ["Float32Array", "Float32Array"],
+    i32: ["Int32Array", "Int32Array"],
+    "atomic<i32>": ["Int32Array", "Int32Array"],
+    u32: ["Uint32Array", "Uint32Array"],
+    "atomic<u32>": ["Uint32Array", "Uint32Array"],
+    none: ["Uint32Array", "Uint32Array"],
+  });
+});
+
 test("an error's toJSON() carries its class and details through JSON and structuredClone, and RingKernelError.fromJSON makes it again, several kernels' errors included, nested to any depth", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, RingKernelError, KernelStateError, TimeoutError, isRingKernelError, defineMessage } from "ringkernel-web";

@@ -55,21 +55,24 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /receive<T extends object = MessageOutput>\(id: string, options\?: WaitOptions\): Promise<T>/);
   // A key set to undefined is not given: optional option keys take it under exactOptionalPropertyTypes.
   assert.match(types, /export interface WaitOptions extends TimeoutOptions \{ signal\?: AbortSignal \| null \| undefined; \}/);
-  assert.match(types, /readState\(id: string\): Promise<Uint32Array \| Int32Array \| Float32Array>/);
+  // readState: the union unless the caller gives the type; a handle's typed by its definition's state.
+  assert.match(types, /readState<T extends StateArray = StateArray>\(id: string\): Promise<Given<T>>;/);
+  assert.match(types, /export type StateArray = Uint32Array \| Int32Array \| Float32Array;/);
+  assert.match(types, /readState\(\): Promise<S>;/);
   assert.match(types, /writeState\(id: string, values: Uint32Array \| Int32Array \| Float32Array, index\?: number\): Promise<void>/);
   assert.match(types, /deviceEvents\(options\?: \{ signal\?: AbortSignal \| null \| undefined \}\): AsyncGenerator<DeviceEvent, void, undefined>;/);
   assert.match(types, /nextDeviceEvent\(after: number, options\?: \{ signal\?: AbortSignal \| null \| undefined \}\): Promise<DeviceEvent \| null>;/);
   assert.match(types, /initialState\?: Uint32Array \| Int32Array \| Float32Array \| null \| undefined;/);
   assert.match(types, /export function defineMessage<.*>\(name: N, fields: F\): MessageDescription<N, F>;/);
-  assert.match(types, /export function ringKernel<.*>\(definition: KernelDefinitionInput<I, O> & \{ id: string \}\): KernelDefinitionInput<I, O> & \{ id: string \};/);
+  assert.match(types, /export function ringKernel<.*>\(definition: KernelDefinitionInput<I, O, S> & \{ id: string \}\): KernelDefinitionInput<I, O, S> & \{ id: string \};/);
   assert.match(types, /export function isRingKernelError\(error: unknown\): error is AnyRingKernelError;/);
   assert.match(types, /call<T extends object = MessageOutput, M extends object & MessageLike<M> = object>\(id: string, message: M & NotAMessage<M>, options\?: WaitOptions\): Promise<T>/);
   assert.match(types, /getState\(id: string\): KernelState;/);
   assert.match(types, /getTelemetry\(id: string\): KernelTelemetry \| null;/);
   assert.match(types, /export function managedKernel<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>\(\s*runtime: RingKernelRuntime, id: string, definition\?: KernelDefinitionInput<I, O> \| null/);
-  assert.match(types, /launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>\(\s*id: string, definition\?: KernelDefinitionInput<I, O> \| null, options\?: LaunchOptions\): Promise<KernelHandle<I, O>>;/);
-  assert.match(types, /getKernel<K extends keyof BuiltInKernels>\(id: K\): KernelHandle<BuiltInKernels\[K\]\[0\], BuiltInKernels\[K\]\[1\]> \| null;/);
-  assert.match(types, /getKernel<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>\(id: string\): KernelHandle<I, O> \| null;/);
+  assert.match(types, /launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription, S extends StateDefinition \| undefined = undefined>\(\s*id: string, definition\?: KernelDefinitionInput<I, O, S> \| null, options\?: LaunchOptions\): Promise<KernelHandle<I, O, StateArrayOf<S>>>;/);
+  assert.match(types, /getKernel<K extends keyof BuiltInKernels>\(id: K\): KernelHandle<BuiltInKernels\[K\]\[0\], BuiltInKernels\[K\]\[1\], BuiltInStateOf<K>> \| null;/);
+  assert.match(types, /getKernel<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription, S extends StateArray = StateArray>\(id: string\): KernelHandle<I, O, S> \| null;/);
   // Envelopes and the hybrid logical clock.
   assert.match(types, /sendEnvelope<M extends object & MessageLike<M>>\(id: string, message: M & NotAMessage<M>, options\?: SendEnvelopeOptions\): Promise<EnvelopeHeader>;/);
   assert.match(types, /send<M extends object & MessageLike<M>>\(id: string, message: M & NotAMessage<M>, options\?: WaitOptions\): Promise<void>;/);
@@ -83,7 +86,7 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /readonly degradationLevel: DegradationLevel;/);
   assert.match(types, /degradationStatus\(\): DegradationStatus;/);
   assert.match(types, /export class OverloadedError extends RingKernelError \{ name: "OverloadedError";/);
-  assert.match(types, /export class KernelHandle<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> \{/);
+  assert.match(types, /export class KernelHandle<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription, S extends StateArray = StateArray> \{/);
   assert.match(types, /call\(message: InputOf<I>, options\?: WaitOptions\): Promise<OutputOf<O>>;/);
   assert.match(types, /tryReceive\(\): OutputOf<O> \| null;/);
   assert.match(types, /\[Symbol\.asyncDispose\]\(\): Promise<void>;/);

@@ -1,7 +1,7 @@
 // Deliberate misuse: every line marked `// misuse` must be a type error, and no other line may
 // be (tests/types.test.mjs runs tsc on this file and compares the lines it reports).
 import { RingKernelRuntime, defineMessage, ringKernel, isRingKernelError, KernelStateError } from "ringkernel-web";
-import type { InputOf, OutputOf } from "ringkernel-web";
+import type { InputOf, OutputOf, StateDefinition } from "ringkernel-web";
 
 const Point = defineMessage("MisusePoint", { x: "f32", y: "f32" });
 const Length = defineMessage("MisuseLength", { length: "f32" });
@@ -180,6 +180,17 @@ export async function misuse(): Promise<void> {
   runtime.destroyDevice();
   runtime.destroyDevice(1);
   runtime.destroyDevice("1"); // misuse
+  // readState() claims no type the runtime may not give.
+  const floats = await runtime.launch("misuse-floats", { input: Point, output: Point, state: { length: 4, type: "f32" }, wgsl: "" });
+  const notCounts: Uint32Array = await floats.readState(); // misuse
+  const byId: Float32Array = await runtime.readState("misuse-floats"); // misuse
+  await runtime.readState<Float64Array>("misuse-floats"); // misuse
+  const loose: StateDefinition = { length: 4 };
+  const looselyTyped = await runtime.launch("misuse-loose", { input: Point, output: Point, state: loose, wgsl: "" });
+  const guessed: Uint32Array = await looselyTyped.readState(); // misuse
+  const none = await runtime.launch("misuse-none", { input: Point, output: Point, wgsl: "" });
+  const noState: Uint32Array = await none.readState(); // misuse
+  const found: Float32Array = await runtime.getKernel("misuse-floats")!.readState(); // misuse
   void point;
   void reply.result;
 }

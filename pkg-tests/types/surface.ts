@@ -3,7 +3,7 @@
 // (tsconfig.es2022.json; the classes' `[Symbol.asyncDispose]` must not need it). It is type-checked,
 // not run: the runtime takes each of these values as the JavaScript tests show.
 import { DeviceLostError, RingKernelRuntime, RingKernelError, defineMessage, managedKernel, ringKernel } from "ringkernel-web";
-import type { DeviceFeature, OutputOf } from "ringkernel-web";
+import type { DeviceFeature, KernelHandle, OutputOf, StateArray } from "ringkernel-web";
 
 const Point = defineMessage("SurfacePoint", { x: "f32", at: "vec2<f32>" });
 
@@ -60,6 +60,24 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   const bins = await runtime.launch("histogram", null, { checkpointIntervalMs: Infinity, initialState: new Uint32Array(64) });
   await runtime.writeState("histogram", new Uint32Array([1, 2]), 8);
   await bins.writeState(new Uint32Array(64));
+  // readState() as its kernel's definition declares the state: f32 a Float32Array, i32 and
+  // atomic<i32> an Int32Array, u32, atomic<u32> and none given (atomic<u32>) a Uint32Array.
+  const histogram: Uint32Array = await bins.readState();
+  const Tally = defineMessage("SurfaceTally", { bin: "u32" });
+  const wgsl = "fn handle(m: SurfaceTally) -> SurfaceTally { return m; }";
+  const floats = await runtime.launch("surface-floats", { input: Tally, output: Tally, state: { length: 4, type: "f32" }, wgsl });
+  const weights: Float32Array = await floats.readState();
+  const signed = await runtime.launch("surface-signed", { input: Tally, output: Tally, state: { length: 4, type: "atomic<i32>" }, wgsl });
+  const balances: Int32Array = await signed.readState();
+  const counters = await runtime.launch("surface-counters", { input: Tally, output: Tally, state: { length: 4 }, handler: (m) => m });
+  const counted: Uint32Array = await counters.readState();
+  // A kernel by id, or a definition whose state type is not known: the union, or what the caller says.
+  const unknown: StateArray = await runtime.readState("surface-floats");
+  const asked: Float32Array = await runtime.readState<Float32Array>("surface-floats");
+  const stateless: StateArray = await (await runtime.launch("surface-point")).readState();
+  // A handle typed by its state is still a handle of its messages.
+  const plain: KernelHandle<typeof Tally, typeof Tally> = floats;
+  if (histogram.length + weights.length + balances.length + counted.length + unknown.length + asked.length + stateless.length === 0) await plain.activate();
   for await (const event of runtime.deviceEvents({ signal: AbortSignal.timeout(1) })) {
     const kind: "lost" | "recovered" | "recoveryFailed" | "autoRecoveryGaveUp" = event.kind;
     const about: [number, number, string | null, string[], number, number] = [event.seq, event.device, event.reason, event.kernels, event.timestampMs, event.missed];

@@ -222,7 +222,7 @@ impl JsRuntime {
     /// lost device, a kernel with a `checkpointIntervalMs` holds its last checkpoint). Readable
     /// until the kernel is removed (or the runtime disposed, which releases the device), so
     /// final results survive `terminate`.
-    #[wasm_bindgen(js_name = readState, unchecked_return_type = "Promise<Uint32Array | Int32Array | Float32Array>")]
+    #[wasm_bindgen(js_name = readState, skip_typescript)] // declared generic in TS_TYPES
     pub fn read_state(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
         calls::read_state(Runtime::clone(&self.inner), kernel_id(&id, "id"))
     }

@@ -473,8 +473,19 @@ export type OutputOf<D extends MessageDescription> = { -readonly [K in keyof D["
 
 /** The kernel's `state` array as a host handler sees it and `readState` returns it. */
 export type StateArray = Uint32Array | Int32Array | Float32Array;
+/** The element types a kernel's `state` array is declared with (`atomic<u32>` when none is given). */
+export type StateType = "atomic<u32>" | "atomic<i32>" | "u32" | "i32" | "f32";
 /** A kernel's persistent `state` array (zeroed at launch); read it with `readState`. */
-export interface StateDefinition { length: number; type?: "atomic<u32>" | "atomic<i32>" | "u32" | "i32" | "f32" | undefined; }
+export interface StateDefinition { length: number; type?: StateType | undefined; }
+/** The typed array of a state's element type `T`: a `Float32Array` for `f32`, an `Int32Array` for `i32` and `atomic<i32>`, else (`u32`, `atomic<u32>`, none given) a `Uint32Array`; for a union of types, the union of their arrays. */
+type StateElementArray<T> = T extends "f32" ? Float32Array : T extends "i32" | "atomic<i32>" ? Int32Array : Uint32Array;
+/**
+ * What `readState()` gives for a kernel whose definition declares `state` as `S`: `{ length: 64, type: "f32" }`
+ * a `Float32Array`, `{ length: 64 }` a `Uint32Array`; a definition without `state` (`readState` rejects
+ * with a TypeError) or one whose type is not known, any `StateArray`.
+ */
+export type StateArrayOf<S extends StateDefinition | undefined> =
+  [S] extends [StateDefinition] ? ("type" extends keyof S ? StateElementArray<S["type" & keyof S]> : Uint32Array) : StateArray;
 /**
  * A kernel's handler in JavaScript, run by the "cpu" backend: gets the message as `receive` would
  * give it and the state array (updated in place), returns the answer, or null/undefined to drop the
@@ -483,26 +494,27 @@ export interface StateDefinition { length: number; type?: "atomic<u32>" | "atomi
 export type HostHandler<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> =
   (message: OutputOf<I>, state: StateArray | undefined) => InputOf<O> | null | undefined;
 
-interface KernelDefinitionBase<I extends MessageDescription, O extends MessageDescription> {
+interface KernelDefinitionBase<I extends MessageDescription, O extends MessageDescription, S extends StateDefinition | undefined> {
   id?: string | undefined;
   /** `ringKernel` only: replace a kernel registered under the same id (without it, that is a TypeError). */
   replace?: boolean | undefined;
   input: I | string;
   output: O | string;
   workgroupSize?: number | undefined;
-  state?: StateDefinition | undefined;
+  /** Its `state` array; a launch of this definition types `readState()` by it (see `StateArrayOf`). */
+  state?: S;
 }
 /**
  * A kernel: `wgsl` (`fn handle(msg: In) -> Out`, or `fn handle(msg: In, out: ptr<function, Out>) -> bool`
  * to drop messages) runs on GPU backends, `handler` on the "cpu" backend; give at least one.
  */
-export type KernelDefinitionInput<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> =
-  KernelDefinitionBase<I, O> & ({ wgsl: string; handler?: HostHandler<I, O> | undefined } | { wgsl?: string | undefined; handler: HostHandler<I, O> });
+export type KernelDefinitionInput<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription, S extends StateDefinition | undefined = StateDefinition | undefined> =
+  KernelDefinitionBase<I, O, S> & ({ wgsl: string; handler?: HostHandler<I, O> | undefined } | { wgsl?: string | undefined; handler: HostHandler<I, O> });
 
 /** Registers a message type by name and returns its description. */
 export function defineMessage<const N extends string, const F extends Record<string, FieldType>>(name: N, fields: F): MessageDescription<N, F>;
 /** Registers a kernel for `runtime.launch(id)` (the seeds' `@ring_kernel`) and returns its definition; a taken id is a TypeError unless `replace: true`. */
-export function ringKernel<I extends MessageDescription, O extends MessageDescription>(definition: KernelDefinitionInput<I, O> & { id: string }): KernelDefinitionInput<I, O> & { id: string };
+export function ringKernel<I extends MessageDescription, O extends MessageDescription, S extends StateDefinition | undefined = undefined>(definition: KernelDefinitionInput<I, O, S> & { id: string }): KernelDefinitionInput<I, O, S> & { id: string };
 
 /** The runtime's own lifecycle: `running` from `create`, `draining` after `drain()`, `stopped` after `completeShutdown()` or `dispose()`. */
 export type LifecycleState = "running" | "draining" | "stopped";
@@ -539,9 +551,10 @@ export interface KernelStatus {
 /**
  * A launched kernel: what `launch` resolves with and `getKernel` finds. `I` and `O` (from a typed
  * definition, or given: `launch<typeof Request, typeof Response>("worker")`) type its messages
- * and answers. `await using kernel = await runtime.launch(...)` terminates it at block exit.
+ * and answers, and `S` what `readState()` gives (from the definition's `state`, see `StateArrayOf`).
+ * `await using kernel = await runtime.launch(...)` terminates it at block exit.
  */
-export class KernelHandle<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> {
+export class KernelHandle<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription, S extends StateArray = StateArray> {
   private constructor();
   /** `terminate()`, unless the kernel has ended already (terminated, removed, or its runtime disposed): then nothing. */
   [Symbol.asyncDispose](): Promise<void>;
@@ -586,7 +599,7 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   /** Resolves once the kernel is terminated or removed (by this handle or any other call); past `timeout` a `TimeoutError`, or the `signal`'s reason, the kernel left as it is. */
   wait(options?: WaitOptions): Promise<void>;
   /** Its kernel's `state` array, as `runtime.readState(id)` reads it: this launch's only (KernelNotFoundError once it is removed). */
-  readState(): Promise<Uint32Array | Int32Array | Float32Array>;
+  readState(): Promise<S>;
   /** Writes `values` into its kernel's `state` array from element `index` on (default 0), as `runtime.writeState(id, values, index)` does: this launch's only. */
   writeState(values: Uint32Array | Int32Array | Float32Array, index?: number): Promise<void>;
   /** A copy of its kernel's `state` array in a new `GPUBuffer` on its device, as `runtime.stateToGPU(id)` makes one: this launch's only; the caller destroys it. */
@@ -640,26 +653,40 @@ export interface BuiltInKernels {
     MessageDescription<"SaxpyInput", { a: "f32"; x: "array<f32, 32>"; y: "array<f32, 32>" }>,
     MessageDescription<"SaxpyOutput", { result: "array<f32, 32>" }>,
   ];
-  histogram: [MessageDescription<"HistogramSamples", { samples: "array<f32, 16>" }>, MessageDescription<"HistogramAck", { binned: "u32" }>];
+  /** Its state: 64 `atomic<u32>` bins. */
+  histogram: [MessageDescription<"HistogramSamples", { samples: "array<f32, 16>" }>, MessageDescription<"HistogramAck", { binned: "u32" }>, Uint32Array];
   mandelbrot: [
     MessageDescription<"MandelbrotTile", { origin: "vec2<f32>"; step: "f32"; max_iter: "u32" }>,
     MessageDescription<"MandelbrotCounts", { iterations: "array<u32, 64>" }>,
   ];
 }
+/** `T` as a call's type argument gives it, never inferred from where the result goes (`const a: Float32Array = await runtime.readState(id)` is a type error, not a claim): TypeScript 5.4's `NoInfer`, for older compilers too. */
+type Given<T> = [T][T extends unknown ? 0 : never];
+/** What a built-in kernel's `readState()` gives: its state's array (the histogram's bins), or, for one without state (it rejects), any `StateArray`. */
+type BuiltInStateOf<K extends keyof BuiltInKernels> = BuiltInKernels[K] extends [unknown, unknown, infer S extends StateArray] ? S : StateArray;
 
 export interface RingKernelRuntime {
   /** Launches a built-in kernel (see `BuiltInKernels`) and resolves with its typed handle. */
-  launch<K extends keyof BuiltInKernels>(id: K, definition?: null, options?: LaunchOptions): Promise<KernelHandle<BuiltInKernels[K][0], BuiltInKernels[K][1]>>;
+  launch<K extends keyof BuiltInKernels>(id: K, definition?: null, options?: LaunchOptions): Promise<KernelHandle<BuiltInKernels[K][0], BuiltInKernels[K][1], BuiltInStateOf<K>>>;
   /**
    * Launches a registered kernel, or `definition`, and resolves with its handle; a typed
    * definition gives a typed handle.
    */
-  launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>(
-    id: string, definition?: KernelDefinitionInput<I, O> | null, options?: LaunchOptions): Promise<KernelHandle<I, O>>;
+  launch<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription, S extends StateDefinition | undefined = undefined>(
+    id: string, definition?: KernelDefinitionInput<I, O, S> | null, options?: LaunchOptions): Promise<KernelHandle<I, O, StateArrayOf<S>>>;
   /** A handle to the built-in kernel `id` (see `BuiltInKernels`), typed, or `null` when none is launched under it. A kernel of your own launched under a built-in's id is typed by `getKernel<I, O>(id)`. */
-  getKernel<K extends keyof BuiltInKernels>(id: K): KernelHandle<BuiltInKernels[K][0], BuiltInKernels[K][1]> | null;
+  getKernel<K extends keyof BuiltInKernels>(id: K): KernelHandle<BuiltInKernels[K][0], BuiltInKernels[K][1], BuiltInStateOf<K>> | null;
   /** A handle to the kernel `id` (launched and not removed), or `null`; `I` and `O` type its messages as `launch`'s do (`getKernel<typeof Request, typeof Response>("worker")`). */
-  getKernel<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>(id: string): KernelHandle<I, O> | null;
+  getKernel<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription, S extends StateArray = StateArray>(id: string): KernelHandle<I, O, S> | null;
+  /**
+   * Copies the kernel's `state` array back from the GPU, as a `Uint32Array`, `Int32Array` or
+   * `Float32Array` by its element type; it includes every message answered so far (after a lost
+   * device, a kernel with a `checkpointIntervalMs` holds its last checkpoint). Readable until the
+   * kernel is removed (or the runtime disposed), so final results survive `terminate`. `T`, given
+   * (`readState<Float32Array>(id)`), types it where the caller knows the kernel's state type; a
+   * handle from a typed definition knows it (see `StateArrayOf`).
+   */
+  readState<T extends StateArray = StateArray>(id: string): Promise<Given<T>>;
   /** Queues one message; waits up to `timeout` ms for room, then QueueFullError. */
   send<M extends object & MessageLike<M>>(id: string, message: M & NotAMessage<M>, options?: WaitOptions): Promise<void>;
   /**
