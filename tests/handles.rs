@@ -1023,3 +1023,87 @@ fn a_batch_waiting_for_its_min_takes_what_is_there_once_none_more_will_come() {
     pollster::block_on(h.send(5)).unwrap();
     assert_eq!(pollster::block_on(h.receive_batch_at_least(1, 8, Some(WAIT))).unwrap(), [10]);
 }
+
+/// `{ x, y }`: the same bytes as [`Yx`] under the other names.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable, ringkernel_web::RingMessage)]
+struct Xy {
+    x: i32,
+    y: i32,
+}
+
+/// `{ y, x }`: the messages of the `swapped` kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable, ringkernel_web::RingMessage)]
+struct Yx {
+    y: i32,
+    x: i32,
+}
+
+/// [`Xy`] one struct further in, in an array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable, ringkernel_web::RingMessage)]
+struct XyPair {
+    n: u32,
+    pair: [Xy; 2],
+}
+
+/// [`Yx`] one struct further in, in an array: the messages of the `nested-swapped` kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable, ringkernel_web::RingMessage)]
+struct YxPair {
+    n: u32,
+    pair: [Yx; 2],
+}
+
+/// A derived `{ val }` where the doubler's messages are `Request { value }`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable, ringkernel_web::RingMessage)]
+struct Val {
+    val: i32,
+}
+
+/// `typed::<In, Out>()` holds a derived struct's field names to the kernel's, nested ones too:
+/// `{ x, y }` onto a kernel whose messages are `{ y, x }` has the same bytes, but every `x` sent
+/// would arrive as `y` (and the JavaScript side, whose codecs map objects by name, would read
+/// the same kernel's answers the other way round). Refused naming the field; a plain `i32`,
+/// `u32` or `f32` still stands for any one-field message of its scalar (the doubler's
+/// `Response { result }`).
+#[test]
+fn typed_refuses_fields_of_the_same_bytes_under_other_names() {
+    use ringkernel_web::kernel::host;
+    use ringkernel_web::message::RingMessage;
+    use ringkernel_web::KernelDefinition;
+    let rt = common::runtime_on(BackendChoice::Cpu);
+    pollster::block_on(async {
+        let echo = |id: &str, layout: ringkernel_web::MessageLayout| {
+            KernelDefinition::new(id, layout.clone(), layout, "")
+                .with_host_handler(host::typed(|m: &Yx, _: &mut [u32]| Some(*m)))
+        };
+        let swapped = rt.launch_definition(echo("swapped", Yx::layout()), LaunchOptions::default()).await.unwrap();
+        let e = swapped.typed::<Xy, Yx>().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MessageFormat, "{e}");
+        let said = e.to_string();
+        assert!(said.ends_with(
+            "'handles::Xy.x' is where the kernel's messages (Yx) have `y`: the same bytes under another name, so its \
+             value would go to `y`; name the fields as the kernel does"
+        ), "{said}");
+        let e = swapped.typed::<Yx, Xy>().unwrap_err().to_string();
+        assert!(e.contains("handles::Xy.x'") && e.contains("answers (Yx)"), "{e}");
+        let typed = swapped.typed::<Yx, Yx>().unwrap();
+        typed.activate().await.unwrap();
+        assert_eq!(typed.call(Yx { y: 1, x: 2 }, WAIT).await.unwrap(), Yx { y: 1, x: 2 });
+
+        let nested = KernelDefinition::new("nested-swapped", YxPair::layout(), YxPair::layout(), "")
+            .with_host_handler(host::typed(|m: &YxPair, _: &mut [u32]| Some(*m)));
+        let nested = rt.launch_definition(nested, LaunchOptions::default()).await.unwrap();
+        let e = nested.typed::<XyPair, YxPair>().unwrap_err().to_string();
+        assert!(e.contains("handles::XyPair.pair[].x'") && e.contains("`y`"), "{e}");
+        assert!(nested.typed::<YxPair, YxPair>().is_ok());
+
+        let doubler = rt.launch_as("doubler", "named", LaunchOptions::default()).await.unwrap();
+        let e = doubler.typed::<Val, i32>().unwrap_err().to_string();
+        assert!(e.contains("handles::Val.val'") && e.contains("`value`"), "{e}");
+        assert!(doubler.typed::<i32, i32>().is_ok(), "a plain number is any one-field message of its scalar");
+    });
+}

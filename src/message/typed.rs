@@ -5,7 +5,8 @@
 //!   `u32`, `f32`, [`Vec2`]/[`Vec3`]/[`Vec4`] of those, arrays `[T; N]`, derived structs;
 //! - [`RingMessage`]: a message type, with its [`MessageLayout`]; `#[derive(RingMessage)]` writes
 //!   both impls and refuses, at compile time, a field that Rust places elsewhere than WGSL;
-//! - [`same_bytes`]: whether two layouts describe the same bytes, whatever their names.
+//! - [`same_bytes`]: whether two layouts describe the same bytes, whatever their names (and
+//!   `renamed_field`: the first field they name differently).
 //!
 //! ```
 //! use bytemuck::{Pod, Zeroable};
@@ -75,6 +76,14 @@ pub trait RingMessage: WgslType {
     fn try_layout() -> Result<MessageLayout, String> {
         Ok(Self::layout())
     }
+
+    /// Whether the layout's field names are the type's own, chosen by its author, so that
+    /// [`KernelHandle::typed`](crate::KernelHandle::typed) holds them to the kernel's (a field
+    /// of the same bytes under another name would carry its value into that other field): true
+    /// for a derived struct, and by default. False for `i32`, `u32` and `f32`, whose one field
+    /// `value` stands for any one-field message of their scalar (the doubler's
+    /// `Response { result }` too).
+    const NAMED_FIELDS: bool = true;
 }
 
 /// The scalars a WGSL vector holds: `i32`, `u32`, `f32`.
@@ -111,6 +120,8 @@ macro_rules! scalar {
             fn layout() -> MessageLayout {
                 MessageLayout::new($message, &[("value", Self::field_type())]).expect("a one-scalar layout is valid")
             }
+
+            const NAMED_FIELDS: bool = false;
         }
     };
 }
@@ -211,6 +222,39 @@ fn same_type(a: &FieldType, b: &FieldType) -> bool {
         (FieldType::Array(x, n), FieldType::Array(y, m)) => n == m && same_type(x, y),
         (FieldType::Struct(x), FieldType::Struct(y)) => same_bytes(x, y),
         _ => a == b,
+    }
+}
+
+/// A field that two layouts of the same bytes ([`same_bytes`]) name differently: its path in
+/// `ours` (`pair[].x` for a field of an array's struct elements) and its name in `theirs`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Renamed {
+    pub path: String,
+    pub theirs: String,
+}
+
+/// The first field, in order and depth first, that `ours` names otherwise than `theirs` does,
+/// where both describe the same bytes; `None` when every field's name is the same, nested ones
+/// included. Struct names are not compared: a type may spell its own name as it likes.
+pub(crate) fn renamed_field(ours: &MessageLayout, theirs: &MessageLayout) -> Option<Renamed> {
+    ours.fields().iter().zip(theirs.fields()).find_map(|(a, b)| {
+        if a.name != b.name {
+            return Some(Renamed { path: a.name.clone(), theirs: b.name.clone() });
+        }
+        renamed_within(&a.ty, &b.ty).map(|inner| Renamed { path: format!("{}{}", a.name, inner.path), ..inner })
+    })
+}
+
+/// [`renamed_field`] within a field's type: its path from the field on (`.x`, `[].x`).
+fn renamed_within(a: &FieldType, b: &FieldType) -> Option<Renamed> {
+    match (a, b) {
+        (FieldType::Array(x, _), FieldType::Array(y, _)) => {
+            renamed_within(x, y).map(|inner| Renamed { path: format!("[]{}", inner.path), ..inner })
+        }
+        (FieldType::Struct(x), FieldType::Struct(y)) => {
+            renamed_field(x, y).map(|inner| Renamed { path: format!(".{}", inner.path), ..inner })
+        }
+        _ => None,
     }
 }
 
@@ -325,5 +369,20 @@ mod tests {
         assert!(same_bytes(&outer("P", &a), &outer("Q", &b)));
         let c = MessageLayout::new("C", &[("x", FieldType::I32)]).unwrap();
         assert!(!same_bytes(&outer("P", &a), &outer("P", &c)));
+    }
+
+    #[test]
+    fn renamed_field_finds_the_first_field_named_otherwise_nested_ones_too() {
+        let a = MessageLayout::new("A", &[("x", FieldType::F32), ("y", FieldType::F32)]).unwrap();
+        let b = MessageLayout::new("B", &[("y", FieldType::F32), ("x", FieldType::F32)]).unwrap();
+        let renamed = |path: &str, theirs: &str| Some(Renamed { path: path.into(), theirs: theirs.into() });
+        assert_eq!(renamed_field(&a, &b), renamed("x", "y"));
+        assert_eq!(renamed_field(&a, &a), None);
+        let outer = |name: &str, inner: &MessageLayout| {
+            let nested = FieldType::array(FieldType::message(inner), 2);
+            MessageLayout::new(name, &[("n", FieldType::U32), ("items", nested)]).unwrap()
+        };
+        assert_eq!(renamed_field(&outer("P", &a), &outer("Q", &b)), renamed("items[].x", "y"));
+        assert_eq!(renamed_field(&outer("P", &a), &outer("Q", &a)), None, "struct names are not compared");
     }
 }

@@ -22,6 +22,7 @@ use crate::error::{
     BatchSendError, CallError, Error, Result, SendError, SendTimeoutError, TryReceiveError, TrySendError,
 };
 use crate::lifecycle::{KernelMode, KernelState};
+use crate::message::typed::{renamed_field, Renamed};
 use crate::message::{same_bytes, MessageLayout, MessageRef, RingMessage, Value};
 use crate::telemetry::KernelTelemetry;
 use crate::waiting::{deadline, wait};
@@ -352,35 +353,60 @@ impl<In, Out> KernelHandle<In, Out> {
 
 impl KernelHandle {
     /// This kernel as a handle that sends `In` and receives `Out`, after checking that their
-    /// layouts are the kernel's byte for byte (field types and offsets; names may differ).
+    /// layouts are the kernel's: byte for byte (field types and offsets), and for a derived
+    /// struct field by field by name too, nested ones included, since a field of the same bytes
+    /// under another name (`{ x, y }` where the kernel has `{ y, x }`) would carry its value
+    /// into that other field. The names of the structs themselves may differ, and a plain
+    /// `i32`, `u32` or `f32` stands for any one-field message of its scalar (see
+    /// [`RingMessage::NAMED_FIELDS`]).
     ///
     /// # Errors
     /// [`Error::MessageFormat`] naming the Rust type when `In` is not the kernel's input layout
-    /// or `Out` not its output layout (or either is no WGSL type); [`Error::KernelNotFound`]
-    /// once the kernel was removed.
+    /// or `Out` not its output layout (or either is no WGSL type), and naming the field (its
+    /// path in the Rust type: `Pair.items[].x`) when one is the kernel's under another name;
+    /// [`Error::KernelNotFound`] once the kernel was removed.
     pub fn typed<In: RingMessage, Out: RingMessage>(&self) -> Result<KernelHandle<In, Out>> {
-        let check = |layout: MessageLayout, theirs: MessageLayout, which: &str, ty: &str| {
-            if same_bytes(&layout, &theirs) {
-                return Ok(());
-            }
-            Err(Error::MessageFormat {
-                id: self.id.to_string(),
-                field: ty.to_owned(),
-                problem: format!(
-                    "does not match the kernel's {which}: it is {}, the kernel's is {}",
-                    theirs.wgsl_struct().trim(),
-                    layout.wgsl_struct().trim()
-                ),
-            })
-        };
         let id = self.live_id()?;
         let layout_of = |layout: Result<MessageLayout, String>, ty: &str| {
             layout.map_err(|problem| Error::MessageFormat { id: id.to_owned(), field: ty.to_owned(), problem })
         };
         let (input, output) = (std::any::type_name::<In>(), std::any::type_name::<Out>());
-        check(self.pinned.input_layout(id)?, layout_of(In::try_layout(), input)?, "messages", input)?;
-        check(self.pinned.output_layout(id)?, layout_of(Out::try_layout(), output)?, "answers", output)?;
+        let theirs = layout_of(In::try_layout(), input)?;
+        self.type_matches(&self.pinned.input_layout(id)?, &theirs, In::NAMED_FIELDS, "messages", input)?;
+        let theirs = layout_of(Out::try_layout(), output)?;
+        self.type_matches(&self.pinned.output_layout(id)?, &theirs, Out::NAMED_FIELDS, "answers", output)?;
         Ok(self.retyped())
+    }
+
+    /// Whether the Rust type `ty`, of layout `theirs`, is the kernel's `layout` for its
+    /// `which` ("messages" or "answers"): the same bytes and, where the type names its fields
+    /// (`named`), under the same names. Out of the generic [`typed`](Self::typed).
+    fn type_matches(
+        &self,
+        layout: &MessageLayout,
+        theirs: &MessageLayout,
+        named: bool,
+        which: &str,
+        ty: &str,
+    ) -> Result<()> {
+        let error = |field: String, problem: String| Error::MessageFormat { id: self.id.to_string(), field, problem };
+        if !same_bytes(layout, theirs) {
+            let (it, kernels) = (theirs.wgsl_struct(), layout.wgsl_struct());
+            let problem =
+                format!("does not match the kernel's {which}: it is {}, the kernel's is {}", it.trim(), kernels.trim());
+            return Err(error(ty.to_owned(), problem));
+        }
+        match renamed_field(theirs, layout).filter(|_| named) {
+            None => Ok(()),
+            Some(Renamed { path, theirs: kernels }) => Err(error(
+                format!("{ty}.{path}"),
+                format!(
+                    "is where the kernel's {which} ({}) have `{kernels}`: the same bytes under another name, so its \
+                     value would go to `{kernels}`; name the fields as the kernel does",
+                    layout.name()
+                ),
+            )),
+        }
     }
 
     /// Queues one message given as named values (a [`Value::Struct`]), waiting up to
