@@ -62,8 +62,11 @@ fn first_atomic_store(block: &Block, module: &Module, types: &FunctionInfo, sour
                 TypeInner::Pointer { base, .. } => matches!(module.types[base].inner, TypeInner::Atomic(_)),
                 _ => false,
             };
+            // naga's span of the store it makes of `atomicStore(...)` is the built-in's name,
+            // where an assignment's is the statement (which may begin with a name like
+            // `atomicStoreCounts`).
             let written = span.to_range().and_then(|range| source.get(range)).unwrap_or("");
-            (onto_atomic && !written.trim_start().starts_with("atomicStore")).then_some(*span)
+            (onto_atomic && written != "atomicStore").then_some(*span)
         }
         Statement::Block(inner) => first_atomic_store(inner, module, types, source),
         Statement::If { accept, reject, .. } => first_atomic_store(accept, module, types, source)
@@ -236,14 +239,17 @@ mod tests {
 
     #[test]
     fn an_atomic_assigned_with_an_equals_sign_is_refused_as_wgsl_refuses_it() {
-        const STATE: &str = "@group(0) @binding(0) var<storage, read_write> state: array<atomic<u32>>;\n";
+        const STATE: &str = "@group(0) @binding(0) var<storage, read_write> state: array<atomic<u32>>;\n\
+            @group(0) @binding(1) var<storage, read_write> atomicStoreCounts: array<atomic<u32>>;\n";
         let source = |body: &str| format!("{STATE}fn handle(v: u32) -> u32 {{\n{body}\n    return 0u;\n}}");
         for (body, at) in [
-            ("    state[0] = 1u;", (3, 5)),
+            ("    state[0] = 1u;", (4, 5)),
             (
                 "    if (v > 0u) {\n        loop {\n            state[v] = v;\n            break;\n        }\n    }",
-                (5, 13),
+                (6, 13),
             ),
+            // A name that begins like the built-in is not a call of it.
+            ("    atomicStoreCounts[0] = 1u;", (4, 5)),
         ] {
             let found = std::cell::Cell::new(None);
             let error = check_source(&source(body), |message, spans| {
@@ -256,6 +262,11 @@ mod tests {
         for body in [
             "    atomicStore(&state[0], 1u);",
             "    atomicStore (&state[v], v);\n    let plain = atomicLoad(&state[0]);",
+            "    let p = &state[v];\n    atomicStore(p, v);\n    atomicStore(&atomicStoreCounts[0], v);",
+            "    switch v {\n        case 1u: { atomicStore(&state[0], v); }\n        default: {}\n    }",
+            "    loop {\n        continuing {\n            atomicStore(&state[0], v);\n            break if true;\n        }\n    }",
+            "    for (var i = 0u; i < 2u; atomicStore(&state[0], i)) {\n        i++;\n    }",
+            "    atomicStore(\n        &state[0],\n        v,\n    );",
         ] {
             assert!(check_source(&source(body), |m, _| Error::InvalidArgument(m.to_owned())).is_ok(), "{body}");
         }
