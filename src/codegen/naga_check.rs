@@ -188,7 +188,7 @@ mod tests {
         let (message, _) = refusal_at(
             "fn f(a: i32, b: i32) -> i32 { return a; }\nfn handle(v: i32) -> Response {\n    return Response(f(v));\n}",
         );
-        assert_eq!(message, "`f` takes 2 arguments, but 1 are given");
+        assert_eq!(message, "`f` takes 2 arguments, but 1 is given");
     }
 
     #[test]

@@ -105,7 +105,8 @@ impl Types<'_> {
                         ty(*required)
                     ),
                     CallError::ArgumentCount { required, seen } => {
-                        format!("`{name}` takes {required} argument{}, but {seen} are given", plural(*required))
+                        let (s, are) = (plural(*required), are(*seen));
+                        format!("`{name}` takes {required} argument{s}, but {seen} {are} given")
                     }
                     _ => return None,
                 }
@@ -165,10 +166,8 @@ impl Types<'_> {
                 let made = self.module.to_ctx().type_to_string(ty);
                 match compose {
                     ComposeError::ComponentCount { expected, given } => {
-                        format!(
-                            "`{made}(…)` takes {expected} argument{}, but {given} are given",
-                            plural(*expected as usize)
-                        )
+                        let (s, are) = (plural(*expected as usize), are(*given as usize));
+                        format!("`{made}(…)` takes {expected} argument{s}, but {given} {are} given")
                     }
                     ComposeError::ComponentType { index } => {
                         let given = self.of(*components.get(*index as usize)?)?;
@@ -241,6 +240,14 @@ fn plural(n: usize) -> &'static str {
         ""
     } else {
         "s"
+    }
+}
+
+fn are(n: usize) -> &'static str {
+    if n == 1 {
+        "is"
+    } else {
+        "are"
     }
 }
 
