@@ -415,3 +415,39 @@ fn the_watchdog_reports_stale_kernels_on_the_applications_device() {
     });
     assert!(heard.lost.lock().unwrap().is_empty() && heard.errors.lock().unwrap().is_empty());
 }
+
+/// Handed while the device works, the replacement moves the kernels as a recovery does, and
+/// what waits on them meets a loss: a waiting receive and a waiting call reject with
+/// `DeviceLost`, the call's message processed on the replacement with its answer discarded.
+#[test]
+fn replacing_a_working_device_fails_what_waits_on_its_kernels_as_a_loss_does() {
+    let heard = Arc::new(Heard::default());
+    let (_adapter, shared) = own_device(wgpu::Limits::default(), &heard, true);
+    let rt = Arc::new(runtime_on(&shared));
+    pollster::block_on(async {
+        rt.launch("doubler", LaunchOptions::default().with_auto_activate()).await.unwrap();
+        rt.deactivate("doubler").await.unwrap();
+    });
+    let receive = {
+        let rt = rt.clone();
+        std::thread::spawn(move || pollster::block_on(rt.receive_pod::<i32>("doubler", WAIT)))
+    };
+    let call = {
+        let rt = rt.clone();
+        std::thread::spawn(move || pollster::block_on(rt.call_pod::<i32, i32>("doubler", &5, WAIT)))
+    };
+    eventually("the call's message is queued", || rt.telemetry("doubler").unwrap().unwrap().input_queue_depth == 1);
+    pollster::block_on(rt.replace_shared_device(DeviceId(0), shared.clone())).unwrap();
+    for waited in [receive.join().unwrap().unwrap_err(), call.join().unwrap().unwrap_err()] {
+        assert_eq!(waited.kind(), ErrorKind::DeviceLost, "{waited}");
+        assert!(waited.to_string().contains("replace_shared_device"), "{waited}");
+    }
+    pollster::block_on(async {
+        rt.reactivate("doubler").await.unwrap();
+        assert_eq!(rt.call_pod::<i32, i32>("doubler", &6, WAIT).await.unwrap(), 12);
+        let telemetry = rt.telemetry("doubler").unwrap().unwrap();
+        assert_eq!((telemetry.messages_processed, telemetry.answers_abandoned), (2, 1));
+        assert!(rt.try_receive_with("doubler", |_, _| ()).unwrap().is_none(), "the abandoned answer is not received");
+        rt.shutdown().await.unwrap();
+    });
+}
