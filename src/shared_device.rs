@@ -111,7 +111,9 @@ impl SharedDevice {
     /// Their kernels fail with `DeviceLost` (their queued messages kept) at once, even while
     /// idle, and wait for [`Runtime::replace_shared_device`](crate::Runtime::replace_shared_device).
     pub fn device_lost(&self, reason: wgpu::DeviceLostReason, message: &str) {
-        self.fault(format!("{reason:?}: {message} (the application's device)"));
+        // wgpu's message is empty for a destroyed device.
+        let said = if message.is_empty() { String::new() } else { format!(": {message}") };
+        self.fault(format!("{reason:?}{said} (the application's device)"));
     }
 
     /// Tells every runtime running kernels on this device of a GPU error no error scope caught:
