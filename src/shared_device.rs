@@ -37,8 +37,11 @@ use crate::error::{Error, Result};
 ///   application's `map_async` callbacks there too (wgpu runs a device's ready callbacks on
 ///   whichever thread polls), and its poll waits for the application's submissions before it
 ///   as well as its own (one queue). The runtime pushes error scopes only around compilations,
-///   on threads of its own, popped before they yield: natively wgpu keeps error scopes per
-///   thread, so they never interleave with the application's.
+///   and pops each before its call returns: a launch's, a recovery's or a migration's on the
+///   thread that awaits that call, nested inside any scope the application has open there, a
+///   background compilation's on a thread of its own. Natively wgpu keeps error scopes per
+///   thread, and natively these compilations never yield between push and pop, so the
+///   runtime's scopes never interleave with the application's.
 ///
 /// `SharedDevice` is native only: JavaScript has no way to hand a `GPUDevice` to the runtime,
 /// since wgpu's WebGPU backend makes a `wgpu::Device` only from its own `requestDevice`. On
@@ -121,7 +124,7 @@ impl SharedDevice {
     /// [`on_uncaptured_error`](wgpu::Device::on_uncaptured_error) for the errors that leave the
     /// device unusable to the kernels, at least those the application cannot tell for its own
     /// (the runtime's own GPU work reports its errors there too; the runtime catches its
-    /// compilations' in error scopes of their own threads). As on a device the runtime opened,
+    /// compilations' in error scopes of its own). As on a device the runtime opened,
     /// the kernels then fail with `DeviceLost` until recovered; the device itself still works,
     /// so [`Runtime::replace_shared_device`](crate::Runtime::replace_shared_device) may hand
     /// the same one back.

@@ -455,3 +455,24 @@ fn replacing_a_working_device_fails_what_waits_on_its_kernels_as_a_loss_does() {
         rt.shutdown().await.unwrap();
     });
 }
+
+/// The runtime's error scope around a launch's compilation is pushed on the thread that awaits
+/// the launch, inside any scope the application has open there, and popped before the launch
+/// returns: the application's scope catches its own error, and only that.
+#[test]
+fn a_launch_nests_its_error_scope_inside_the_applications_on_the_same_thread() {
+    let heard = Arc::new(Heard::default());
+    let (_adapter, shared) = own_device(wgpu::Limits::default(), &heard, true);
+    let rt = runtime_on(&shared);
+    pollster::block_on(async {
+        let scope = shared.device().push_error_scope(wgpu::ErrorFilter::Validation);
+        rt.launch("doubler", LaunchOptions::default().with_auto_activate()).await.unwrap();
+        rt.launch_definition(buckets("buckets"), LaunchOptions::default()).await.unwrap();
+        let _refused = refused_buffer(shared.device());
+        let caught = scope.pop().await.expect("the application's scope caught its error");
+        assert!(caught.to_string().contains("mappable storage"), "{caught}");
+        assert!(heard.errors.lock().unwrap().is_empty(), "{:?}", heard.errors.lock().unwrap());
+        assert_eq!(rt.call_pod::<i32, i32>("doubler", &4, WAIT).await.unwrap(), 8);
+        rt.shutdown().await.unwrap();
+    });
+}
