@@ -185,6 +185,20 @@ mod tests {
         let (message, at) = refusal_at("fn handle(v: i32) -> Response {\n    var a = array<i32, 4>(1, 2, 3, 4);\n    return Response(a[vec2<u32>(0u, 1u)]);\n}");
         assert_eq!(message, "an index is an `i32` or `u32`, not `vec2<u32>`");
         assert_eq!(at[0], (3, 23));
+        // An operand that is a name (a parameter, a `let`) has its expression's span where the
+        // name was declared: the error stays at the expression that uses it.
+        let (message, at) =
+            refusal_at("fn handle(v: u32) -> Response {\n    return Response(i32(vec2<f32>(v, 2.0).x));\n}");
+        assert!(message.starts_with("argument 1 of `vec2<f32>(…)` is `u32`, but "), "{message}");
+        assert_eq!(at[0], (2, 25), "the constructor, not the parameter's declaration");
+        let (_, at) = refusal_at(
+            "fn handle(v: u32) -> Response {\n    let w = v + 1u;\n    return Response(i32(vec2<f32>(w, 2.0).x));\n}",
+        );
+        assert_eq!(at[0], (3, 25), "the constructor, not the `let`");
+        let (_, at) = refusal_at(
+            "fn handle(p: vec2<u32>) -> Response {\n    var a = array<i32, 4>(1, 2, 3, 4);\n    return Response(a[p]);\n}",
+        );
+        assert_eq!(at[0], (3, 21), "the indexing, not the parameter's declaration");
         let (message, _) = refusal_at(
             "fn f(a: i32, b: i32) -> i32 { return a; }\nfn handle(v: i32) -> Response {\n    return Response(f(v));\n}",
         );

@@ -24,7 +24,7 @@ pub fn describe(error: &ValidationError, module: &Module) -> (String, Option<Spa
     if let Some((function, source)) = in_function {
         let types = Types { module, function };
         if let Some(reworded) = types.function_error(source) {
-            return (reworded, types.operand_at_fault(source).map(|at| function.expressions.get_span(at)));
+            return (reworded, types.operand_at_fault(source));
         }
     }
     let cause = innermost(error);
@@ -115,19 +115,25 @@ impl Types<'_> {
         })
     }
 
-    /// The operand `error` is about, where naga's spans end at the expression around it.
-    fn operand_at_fault(&self, error: &FunctionError) -> Option<Handle<Expression>> {
-        match error {
+    /// The span of the operand `error` is about, where naga's spans end at the expression
+    /// around it. Only one written inside that expression: a name's (a parameter's, a `let`'s)
+    /// expression has the span where it was declared, which is not where it is used.
+    fn operand_at_fault(&self, error: &FunctionError) -> Option<Span> {
+        let (around, operand) = match error {
             FunctionError::Expression {
                 handle,
                 source: ExpressionError::Compose(ComposeError::ComponentType { index }),
             } => match &self.function.expressions[*handle] {
-                Expression::Compose { components, .. } => components.get(*index as usize).copied(),
-                _ => None,
+                Expression::Compose { components, .. } => (*handle, *components.get(*index as usize)?),
+                _ => return None,
             },
-            FunctionError::Expression { source: ExpressionError::InvalidIndexType(index), .. } => Some(*index),
-            _ => None,
-        }
+            FunctionError::Expression { handle, source: ExpressionError::InvalidIndexType(index) } => (*handle, *index),
+            _ => return None,
+        };
+        let (around, operand) =
+            (self.function.expressions.get_span(around), self.function.expressions.get_span(operand));
+        let (outer, inner) = (around.to_range()?, operand.to_range()?);
+        (outer.start <= inner.start && inner.end <= outer.end).then_some(operand)
     }
 
     fn expression_error(&self, at: Handle<Expression>, error: &ExpressionError) -> Option<String> {
