@@ -189,7 +189,7 @@ mod tests {
         // name was declared: the error stays at the expression that uses it.
         let (message, at) =
             refusal_at("fn handle(v: u32) -> Response {\n    return Response(i32(vec2<f32>(v, 2.0).x));\n}");
-        assert!(message.starts_with("argument 1 of `vec2<f32>(…)` is `u32`, but "), "{message}");
+        assert_eq!(message, "argument 1 of `vec2<f32>(…)` is `u32`, but its components are `f32`");
         assert_eq!(at[0], (2, 25), "the constructor, not the parameter's declaration");
         let (_, at) = refusal_at(
             "fn handle(v: u32) -> Response {\n    let w = v + 1u;\n    return Response(i32(vec2<f32>(w, 2.0).x));\n}",
@@ -199,6 +199,18 @@ mod tests {
             "fn handle(p: vec2<u32>) -> Response {\n    var a = array<i32, 4>(1, 2, 3, 4);\n    return Response(a[p]);\n}",
         );
         assert_eq!(at[0], (3, 21), "the indexing, not the parameter's declaration");
+        for (made, wanted) in [
+            ("array<i32, 2>(1, 2u)", "argument 2 of `array<i32, 2>(…)` is `u32`, but its elements are `i32`"),
+            (
+                "mat2x2<f32>(vec2<u32>(1u, 2u), vec2(1.0, 2.0))",
+                "argument 1 of `mat2x2<f32>(…)` is `vec2<u32>`, but its columns are `vec2<f32>`",
+            ),
+        ] {
+            let (message, _) = refusal_at(&format!(
+                "fn handle(v: u32) -> Response {{\n    let m = {made};\n    return Response(0);\n}}"
+            ));
+            assert_eq!(message, wanted);
+        }
         let (message, _) = refusal_at(
             "fn f(a: i32, b: i32) -> i32 { return a; }\nfn handle(v: i32) -> Response {\n    return Response(f(v));\n}",
         );

@@ -186,6 +186,16 @@ impl Types<'_> {
                                     self.module.to_ctx().type_to_string(member.ty)
                                 )
                             }
+                            naga::TypeInner::Vector { scalar, .. } => {
+                                format!("its components are `{}`", self.inner(&naga::TypeInner::Scalar(*scalar)))
+                            }
+                            naga::TypeInner::Matrix { rows, scalar, .. } => format!(
+                                "its columns are `{}`",
+                                self.inner(&naga::TypeInner::Vector { size: *rows, scalar: *scalar })
+                            ),
+                            naga::TypeInner::Array { base, .. } => {
+                                format!("its elements are `{}`", self.module.to_ctx().type_to_string(*base))
+                            }
                             _ => "that is not what it is made of".to_owned(),
                         };
                         format!("argument {} of `{made}(…)` is `{given}`, but {wanted}", index + 1)
