@@ -252,6 +252,33 @@ mod tests {
         }
     }
 
+    /// The front end's resolver refuses a logical operator or a comparison of other types
+    /// with a Rust value for text ("Incompatible operands: Less(Matrix { columns: Bi, ...
+    /// Scalar { kind: Float, width: 4 } }, _)"); `*` between shapes that do not multiply gets
+    /// no advice to convert, which cannot help.
+    #[test]
+    fn operators_refused_for_their_operands_say_so_in_wgsl_terms() {
+        for (body, wanted) in [
+            (
+                "let b = v && true;",
+                "`&&` takes `bool` operands, not `u32`: WGSL converts no type to `bool` by itself; compare instead \
+                 (`x != 0u`)",
+            ),
+            (
+                "let b = vec2(v, v) || vec2(true, true);",
+                "`||` takes `bool` operands, not `vec2<u32>`: WGSL converts no type to `bool` by itself; compare \
+                 instead (`x != 0u`)",
+            ),
+            ("let m = mat2x2<f32>();\n    let x = m < m;", "`<` compares only scalars and vectors"),
+            ("let a = array<u32, 2>(v, v);\n    let b = a == a;", "`==` compares only scalars and vectors"),
+            ("let m = mat2x2<f32>();\n    let x = m * vec3<f32>();", "`*` does not take `mat2x2<f32>` and `vec3<f32>`"),
+        ] {
+            let (message, _) =
+                refusal_at(&format!("fn handle(v: u32) -> Response {{\n    {body}\n    return Response(0);\n}}"));
+            assert_eq!(message, wanted, "{body}");
+        }
+    }
+
     #[test]
     fn naga_notes_follow_its_message_and_a_parameter_is_told_to_be_copied() {
         let (message, at) =

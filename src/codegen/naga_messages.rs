@@ -44,8 +44,39 @@ pub fn parse_message(message: &str) -> String {
             "this value cannot be indexed".to_owned()
         }
         m if m.starts_with("Invalid access into expression") => "this value has no such member".to_owned(),
-        m => without_indices(m),
+        m => m
+            .strip_prefix("Incompatible operands: ")
+            .and_then(incompatible_operands)
+            .unwrap_or_else(|| without_indices(m)),
     }
+}
+
+/// The resolver's refusal of an operator's left operand, `Op(type, _)`, where the type is
+/// WGSL's name for a logical operator's operand and a Rust value for a comparison's
+/// (`Less(Matrix { columns: Bi, ... }, _)`); `None` for its other texts.
+fn incompatible_operands(operands: &str) -> Option<String> {
+    use BinaryOperator as B;
+    let (op, operand) = operands.strip_suffix(", _)")?.split_once('(')?;
+    let op = match op {
+        "LogicalAnd" => B::LogicalAnd,
+        "LogicalOr" => B::LogicalOr,
+        "Equal" => B::Equal,
+        "NotEqual" => B::NotEqual,
+        "Less" => B::Less,
+        "LessEqual" => B::LessEqual,
+        "Greater" => B::Greater,
+        "GreaterEqual" => B::GreaterEqual,
+        _ => return None,
+    };
+    let symbol = binary(op);
+    Some(match op {
+        B::LogicalAnd | B::LogicalOr if !operand.contains(['{', '[', '(']) => format!(
+            "`{symbol}` takes `bool` operands, not `{operand}`: WGSL converts no type to `bool` by itself; compare \
+             instead (`x != 0u`)"
+        ),
+        B::LogicalAnd | B::LogicalOr => format!("`{symbol}` takes `bool` operands"),
+        _ => format!("`{symbol}` compares only scalars and vectors"),
+    })
 }
 
 /// naga's "Abstract types may only appear in constant expressions", where WGSL's compilers say
@@ -141,7 +172,8 @@ impl Types<'_> {
             ExpressionError::Literal(LiteralError::Width(WidthError::Abstract)) => ABSTRACT.to_owned(),
             ExpressionError::InvalidBinaryOperandTypes { op, lhs_type, rhs_type, .. } => {
                 let (lhs, rhs) = (self.inner(lhs_type), self.inner(rhs_type));
-                let hint = if lhs != rhs {
+                // Only a conversion of one side's scalar type can help.
+                let hint = if lhs_type.scalar() != rhs_type.scalar() {
                     ": WGSL converts no type to another by itself; convert one side (`f32(x)`, `i32(x)`, `u32(x)`)"
                 } else {
                     ""
