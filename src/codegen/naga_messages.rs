@@ -332,8 +332,23 @@ fn unary(op: UnaryOperator) -> &'static str {
 }
 
 /// `text` without naga's arena indices: `[12]` and `Some([12])` dropped, with the space before
-/// them.
+/// them; what it quotes in `"` (the user's own source) stays as it is.
 fn without_indices(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    // Between quotes every other part, from the first; an unclosed quote runs to the end.
+    for (i, part) in text.split('"').enumerate() {
+        if i > 0 {
+            out.push('"');
+        }
+        match i % 2 {
+            0 => out.push_str(&indices_dropped(part)),
+            _ => out.push_str(part),
+        }
+    }
+    out
+}
+
+fn indices_dropped(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find(['[', 'S']) {
@@ -371,5 +386,11 @@ mod tests {
         assert_eq!(without_indices("Accessing with index [4] can't be done"), "Accessing with index can't be done");
         assert_eq!(without_indices("type Some([1]) of [22]!"), "type of!");
         assert_eq!(without_indices("Some things [x] and [] stay, So [9"), "Some things [x] and [] stay, So [9");
+        // What naga quotes is the user's own source (the rest of it, after an unclosed `/*`).
+        assert_eq!(
+            without_indices("expected statement, found \"/* note\n    state[0] = a[1];\n}\n\""),
+            "expected statement, found \"/* note\n    state[0] = a[1];\n}\n\""
+        );
+        assert_eq!(without_indices("type [1] of \"x[2]\" and [3]"), "type of \"x[2]\" and");
     }
 }
