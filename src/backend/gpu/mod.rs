@@ -264,7 +264,9 @@ fn watch_device(device: &wgpu::Device, fault: Arc<Mutex<Option<String>>>, wake: 
     let lost = fault.clone();
     let wake_on_loss = wake.clone();
     device.set_device_lost_callback(move |reason, message| {
-        lost.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("{reason:?}: {message}"));
+        // wgpu's message is empty for a destroyed device.
+        let said = if message.is_empty() { format!("{reason:?}") } else { format!("{reason:?}: {message}") };
+        lost.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(said);
         wake_on_loss.notify(usize::MAX);
     });
     device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
