@@ -330,16 +330,21 @@ mod tests {
     /// of a few thousand indexed stores (4,000: 2.5 s in a debug build, where validating it
     /// takes 12 ms).
     #[test]
-    fn the_atomic_search_takes_time_in_proportion_to_the_handler() {
-        let stores: String = (0..4_000).map(|i| format!("    a[{}] = x + {i}u;\n", i % 4)).collect();
-        let source = format!(
-            "fn handle(v: u32) -> u32 {{\n    var x = v;\n    var a = array<u32, 4>();\n{stores}    return x;\n}}"
-        );
-        let module = naga::front::wgsl::parse_str(&source).unwrap();
-        let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).unwrap();
-        let started = std::time::Instant::now();
-        assert!(atomic_assignment(&module, &info, &source).is_none());
-        let took = started.elapsed();
-        assert!(took < std::time::Duration::from_millis(500), "{took:?}");
+    fn a_long_handler_is_searched_to_its_end_with_the_validators_types() {
+        // Resolving each store's type afresh made the search quadratic (4,000 stores: 2.5 s in a
+        // debug build); the search reads the types validation found (0.3 ms). Timings are the
+        // benchmarks' to print, not a test's to assert: this one checks the search's answer.
+        const STATE: &str = "@group(0) @binding(0) var<storage, read_write> state: array<atomic<u32>>;\n";
+        let stores: String = (0..1_000).map(|i| format!("    a[{}] = x + {i}u;\n", i % 4)).collect();
+        let source = |last: &str| {
+            format!("{STATE}fn handle(v: u32) -> u32 {{\n    var x = v;\n    var a = array<u32, 4>();\n{stores}{last}    return x;\n}}")
+        };
+        let located = |source: &str| {
+            let module = naga::front::wgsl::parse_str(source).unwrap();
+            let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).unwrap();
+            atomic_assignment(&module, &info, source).map(|span| located(span, source))
+        };
+        assert_eq!(located(&source("")), None);
+        assert_eq!(located(&source("    state[1] = x;\n")), Some((1_005, 5, 12)), "the last statement of 1,004");
     }
 }
