@@ -12,7 +12,6 @@
 //! senders wait (tokio's `mpsc`).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -38,10 +37,11 @@ struct Line {
 }
 
 thread_local! {
-    /// The lines of kernels with sends not yet queued, by [`line_key`]. Keyed, not scanned:
-    /// every send looks its kernel's line up, and thousands of kernels may each have a send
-    /// waiting. A kernel leaves when its last one is queued.
-    static LINES: RefCell<HashMap<String, Line>> = RefCell::new(HashMap::new());
+    /// The lines of kernels with sends not yet queued, in order of [`line_key`], found by
+    /// binary search: every send looks its kernel's line up, and thousands of kernels may each
+    /// have a send waiting. A kernel leaves when its last one is queued. (A `HashMap` type of
+    /// its own weighed more in the wasm.)
+    static LINES: RefCell<Vec<(String, Line)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The key of kernel `id`'s line in the runtime whose [`key`](Runtime::key) is `key` (which
@@ -81,21 +81,22 @@ fn update(key: usize, id: &str, change: Option<Change>) -> (u32, Option<oneshot:
             return (0, None);
         }
         let name = line_key(key, id);
-        let line = lines.get_mut(&name);
-        let before = line.as_ref().map_or(0, |line| line.unqueued);
-        match (change, line) {
-            (Some(Change::Join(next)), Some(line)) => {
+        let found = lines.binary_search_by(|(line, _)| line.as_str().cmp(&name));
+        let before = found.map_or(0, |at| lines[at].1.unqueued);
+        match (change, found) {
+            (Some(Change::Join(next)), Ok(at)) => {
+                let line = &mut lines[at].1;
                 line.unqueued += 1;
                 (before, line.last.replace(next))
             }
-            (Some(Change::Join(next)), None) => {
-                lines.insert(name, Line { unqueued: 1, last: Some(next) });
+            (Some(Change::Join(next)), Err(at)) => {
+                lines.insert(at, (name, Line { unqueued: 1, last: Some(next) }));
                 (0, None)
             }
-            (Some(Change::Leave), Some(line)) => {
-                line.unqueued -= 1;
-                if line.unqueued == 0 {
-                    lines.remove(&name);
+            (Some(Change::Leave), Ok(at)) => {
+                lines[at].1.unqueued -= 1;
+                if lines[at].1.unqueued == 0 {
+                    lines.remove(at);
                 }
                 (before, None)
             }
