@@ -11,6 +11,7 @@
 //! | its device resources | [`Resources`] | `backend`, `recovery` |
 //! | its circuit breaker, when enabled | [`Breaker`] | `circuit` (fed by the runtime and the tick) |
 
+use std::cell::Cell;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -59,6 +60,8 @@ pub(crate) struct Kernel {
     /// When a bounded tick last served it (the runtime's tick count then, 0: never): of kernels
     /// of one stage and priority, the one served longest ago goes first.
     pub served: u64,
+    /// What the tick plan being made worked out for it (see [`PlanMark`]).
+    pub plan_mark: Cell<PlanMark>,
     /// The latency p99 it should keep, in milliseconds (see `LaunchOptions::latency_budget`).
     pub latency_budget_ms: Option<f64>,
     /// Milliseconds between copies of its GPU state as the checkpoint (0: every tick; infinite:
@@ -89,6 +92,28 @@ pub(crate) struct Kernel {
     /// recovered browser adapter without a feature its handler enables): it stays `Failed`,
     /// stranded, until a migration runs it elsewhere or a terminate ends it.
     pub unrecovered: Option<String>,
+}
+
+/// What a tick's plan worked out for one kernel, kept on the kernel so the plan needs no map
+/// of its own (the `tick::plan` module): it holds for the plan numbered `plan` only
+/// ([`Table::plans`]), so no plan has to clear what an earlier one left.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PlanMark {
+    /// The plan it was made in.
+    pub plan: u64,
+    /// Its forward room this tick, once worked out.
+    pub room: Option<usize>,
+    /// The plan index of the kernel that forwards its answers into it on the device this tick.
+    pub fed_by: Option<usize>,
+}
+
+impl PlanMark {
+    /// `kernel`'s mark in plan `plan`: empty when it holds an earlier plan's.
+    pub fn of(kernel: &Kernel, plan: u64) -> PlanMark {
+        Some(kernel.plan_mark.get())
+            .filter(|mark| mark.plan == plan)
+            .unwrap_or(PlanMark { plan, ..PlanMark::default() })
+    }
 }
 
 /// A kernel's neighbours in a pipeline (see `Runtime::connect`).
@@ -332,6 +357,8 @@ pub(crate) struct Table {
     pub kernels: HashMap<String, Kernel>,
     /// Ticks that did work (reported in the summary).
     pub ticks: u64,
+    /// Tick plans made so far, each kernel's [`PlanMark`] naming the one it belongs to.
+    pub plans: u64,
     /// Where those ticks' time went, step by step.
     pub tick_time: crate::telemetry::TickTime,
     /// Kernels launched so far, removed ones included.

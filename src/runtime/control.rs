@@ -99,6 +99,7 @@ impl Runtime {
                 in_tick: false,
                 ends_when_drained: false,
                 served: 0,
+                plan_mark: Default::default(),
                 mode: options.mode,
                 max_batch: max_batch as u32,
                 priority: options.priority,

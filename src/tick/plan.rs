@@ -9,14 +9,14 @@
 //! termination, when keeping every answer matters more than the bound.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 use crate::backend::{Dispatch, KernelExec, ReadbackBudget, Routing};
 use crate::degradation::Policy;
 use crate::devices::DeviceId;
 use crate::lifecycle::KernelState;
 use crate::pressure;
-use crate::table::{Kernel, Table};
+use crate::table::{Kernel, PlanMark, Table};
 
 /// One kernel's share of a tick.
 #[derive(Debug)]
@@ -143,17 +143,16 @@ fn plan_with(
         })
         .collect();
     let ids = BinaryHeap::from(keyed).into_sorted_vec().into_iter().map(|(.., id)| id);
-    // Each stage's forward room, worked out once this tick (see `forward_room`).
-    let mut rooms = HashMap::new();
+    // Each stage's forward room is worked out once this tick (see `forward_room`), and a fed
+    // stage's feeder noted, on the kernels' marks for this plan.
+    table.plans += 1;
+    let plan_no = table.plans;
     let served = table.ticks + 1;
     let mut budget = budget.unwrap_or(usize::MAX);
     // What the tick may still copy back: a kernel takes only the messages whose answers fit, and
     // the rest wait for the next tick (a readback over the device's largest buffer loses it).
     let mut readback_left = readback.most;
     let mut plan: Vec<Planned> = Vec::new();
-    // Kernel id → plan index of the kernel feeding it on the device, which forwards all its
-    // `pending` messages (the map's type is `rooms`': one `HashMap` less in the wasm).
-    let mut incoming: HashMap<String, usize> = HashMap::new();
     for id in ids {
         let kernel = &table.kernels[&id];
         let Some(exec) = kernel.resources.exec.as_ref() else { continue };
@@ -174,9 +173,11 @@ fn plan_with(
             }
             _ => (fixed, per_answer, 0),
         };
-        let answer_room = answer_room(table, kernel, backend, capacity, policy, &mut rooms);
+        let answer_room = answer_room(table, kernel, backend, capacity, policy, plan_no);
         let max_batch = policy.max_batch(kernel.max_batch, pressure::over_latency_budget(table, kernel));
-        let fed = incoming.remove(&id);
+        // The plan index of the kernel feeding it on the device, which forwards all its
+        // `pending` messages.
+        let fed = PlanMark::of(kernel, plan_no).fed_by;
         if fed.is_none() && defer(kernel.priority) {
             continue;
         }
@@ -244,12 +245,15 @@ fn plan_with(
             // Senders waiting for queue room may continue.
             kernel.notify();
         }
+        let instance = kernel.instance;
         if let (Some(down), Routing::OnDevice) = (&downstream, routing) {
-            incoming.insert(down.clone(), plan.len());
+            if let Some(down) = table.kernels.get(down) {
+                down.plan_mark.set(PlanMark { fed_by: Some(plan.len()), ..PlanMark::of(down, plan_no) });
+            }
         }
         plan.push(Planned {
             id,
-            instance: kernel.instance,
+            instance,
             head,
             take,
             input_at,
@@ -302,7 +306,7 @@ fn routing_of(table: &Table, kernel: &Kernel, backend: Routing) -> Routing {
 /// output queue, or its downstream's room, recursively: a fused run stays within every later
 /// stage's limit).
 ///
-/// Kept in `rooms` for the rest of the tick's plan, so a pipeline's rooms cost one walk down it,
+/// Kept on the kernel's mark for plan `plan_no` for the rest of the tick's plan, so a pipeline's rooms cost one walk down it,
 /// not one per stage. A stage's room is only asked for before it is planned (by the stages
 /// before it, which the plan takes first), and planning them changes nothing it depends on.
 fn forward_room(
@@ -311,18 +315,22 @@ fn forward_room(
     backend: Routing,
     capacity: fn(&KernelExec) -> Option<u32>,
     policy: &Policy,
-    rooms: &mut HashMap<String, usize>,
+    plan_no: u64,
 ) -> usize {
-    if let Some(&room) = rooms.get(id) {
+    let Some(kernel) = table.kernels.get(id) else { return 0 };
+    let mark = PlanMark::of(kernel, plan_no);
+    if let Some(room) = mark.room {
         return room;
     }
-    let Some(kernel) = table.kernels.get(id).filter(|k| k.runs() && !k.out_of_ticks()) else { return 0 };
+    if !kernel.runs() || kernel.out_of_ticks() {
+        return 0;
+    }
     let Some(slots) = kernel.resources.exec.as_ref().and_then(capacity) else { return 0 };
     let queued = kernel.cursor.in_flight() as usize + kernel.mailbox.inbox.len();
     let max_batch = policy.max_batch(kernel.max_batch, pressure::over_latency_budget(table, kernel));
     let dispatch_room = (slots.min(max_batch) as usize).saturating_sub(queued);
-    let room = dispatch_room.min(answer_room(table, kernel, backend, capacity, policy, rooms).saturating_sub(queued));
-    rooms.insert(id.to_owned(), room);
+    let room = dispatch_room.min(answer_room(table, kernel, backend, capacity, policy, plan_no).saturating_sub(queued));
+    kernel.plan_mark.set(PlanMark { room: Some(room), ..PlanMark::of(kernel, plan_no) });
     room
 }
 
@@ -334,10 +342,10 @@ fn answer_room(
     backend: Routing,
     capacity: fn(&KernelExec) -> Option<u32>,
     policy: &Policy,
-    rooms: &mut HashMap<String, usize>,
+    plan_no: u64,
 ) -> usize {
     match (&kernel.route.downstream, routing_of(table, kernel, backend)) {
-        (Some(down), Routing::OnDevice) => forward_room(table, down, backend, capacity, policy, rooms),
+        (Some(down), Routing::OnDevice) => forward_room(table, down, backend, capacity, policy, plan_no),
         (Some(down), Routing::ViaHost) => inbox_room(table, down),
         (None, _) if kernel.life.state() == KernelState::Terminating => usize::MAX,
         (None, _) => kernel.mailbox.outbox.free(),
@@ -437,6 +445,7 @@ mod tests {
             in_tick: false,
             ends_when_drained: false,
             served: 0,
+            plan_mark: Default::default(),
             mode: KernelMode::Persistent,
             max_batch: 64,
             priority,
