@@ -251,18 +251,7 @@ fn plan_with(
                 down.plan_mark.set(PlanMark { fed_by: Some(plan.len()), ..PlanMark::of(down, plan_no) });
             }
         }
-        plan.push(Planned {
-            id,
-            instance,
-            head,
-            take,
-            input_at,
-            pending,
-            level,
-            downstream,
-            routing,
-            forward: None,
-        });
+        plan.push(Planned { id, instance, head, take, input_at, pending, level, downstream, routing, forward: None });
     }
     plan
 }

@@ -14,7 +14,7 @@ use super::abort::{self, Abort};
 use super::errors::type_error;
 use super::errors::{aborted_batch, cut_batch, js_error, js_void};
 use super::messages::{
-    js_answer, js_batch, js_message_value, js_state, receive_answers, shown, state_values, Batch, JsMessage,
+    js_answer, js_batch, js_message_value, js_state, mistyped, receive_answers, shown, state_values, Batch, JsMessage,
 };
 use super::options::{timeout_option, u32_argument, wait_option, with_signal, ReceiveBatchOptions, Wait};
 use super::{kernel_id, order, promise};
@@ -166,7 +166,7 @@ pub(super) fn receive_into(
 ) -> Promise {
     let read = arguments(&id, options, "receiveInto options").and_then(|read| match callback.dyn_into::<Function>() {
         Ok(callback) => Ok((read, callback)),
-        Err(callback) => Err(type_error(format!("receiveInto takes a function, got {}", shown(&callback)))),
+        Err(callback) => Err(mistyped(format_args!("receiveInto takes a function"), &callback)),
     });
     let ((id, wait), callback) = match read {
         Ok(read) => read,

@@ -8,7 +8,7 @@ use wasm_bindgen::JsCast;
 
 use super::errors::{range_error, type_error};
 use super::host_handler::JsHostHandler;
-use super::messages::shown;
+use super::messages::{mistyped, shown};
 use super::options::{own_entries, own_keys};
 use crate::error::Quoted;
 use crate::kernel::{self, KernelDefinition, StateElement, DEFAULT_WORKGROUP_SIZE};
@@ -26,7 +26,7 @@ pub fn define_message(
     #[wasm_bindgen(unchecked_param_type = "Record<string, FieldType>")] fields: JsValue,
 ) -> Result<JsValue, JsValue> {
     if name.as_string().is_none() {
-        return Err(type_error(format!("defineMessage's name must be a string, got {}", shown(&name))));
+        return Err(mistyped(format_args!("defineMessage's name must be a string"), &name));
     }
     let description = Object::new();
     Reflect::set(&description, &"name".into(), &name)?;
@@ -55,7 +55,7 @@ fn message_layout(description: &JsValue, depth: u32) -> Result<MessageLayout, Js
             .ok_or_else(|| type_error(format!("no message type named '{name}'; define it with defineMessage first")));
     }
     if !description.is_object() {
-        return Err(type_error(format!("a message type must be a defineMessage result, got {}", shown(description))));
+        return Err(mistyped(format_args!("a message type must be a defineMessage result"), description));
     }
     let name = Reflect::get(description, &"name".into())?
         .as_string()
@@ -113,7 +113,7 @@ const DEFINITION_KEYS: &[&str] = &["id", "input", "output", "wgsl", "handler", "
 /// the object's own.
 pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Result<KernelDefinition, JsValue> {
     if !definition.is_object() {
-        return Err(type_error(format!("a kernel definition must be an object, got {}", shown(definition))));
+        return Err(mistyped(format_args!("a kernel definition must be an object"), definition));
     }
     let get = |key: &str| Reflect::get(definition, &key.into());
     let id = match id {
@@ -135,7 +135,7 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
     let (wgsl, handler) = (get("wgsl")?, get("handler")?);
     // A handler that is no function is what is wrong, whether or not there is WGSL.
     if !handler.is_undefined() && !handler.is_function() {
-        return Err(type_error(format!("kernel {quoted}: handler must be a function, got {}", shown(&handler))));
+        return Err(mistyped(format_args!("kernel {quoted}: handler must be a function"), &handler));
     }
     let wgsl = match wgsl.as_string() {
         Some(text) => text,
@@ -181,7 +181,7 @@ fn replace(id: &str, value: &JsValue) -> Result<bool, JsValue> {
     match value.as_bool() {
         None if value.is_undefined() => Ok(false),
         Some(replace) => Ok(replace),
-        None => Err(type_error(format!("kernel {quoted}: replace must be a boolean, got {}", shown(value)))),
+        None => Err(mistyped(format_args!("kernel {quoted}: replace must be a boolean"), value)),
     }
 }
 

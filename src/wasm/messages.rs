@@ -359,6 +359,14 @@ fn has_64_bit_elements(value: &JsValue) -> bool {
     Reflect::get(value, &"BYTES_PER_ELEMENT".into()).ok().and_then(|n| n.as_f64()) == Some(8.0)
 }
 
+/// The `TypeError` refusing `value` where `wanted` says what an argument must be: "`wanted`,
+/// got `value`" (as [`shown`] shows it). One function for every such refusal: a `format!` of
+/// each one's own weighed more in the wasm.
+#[inline(never)]
+pub(super) fn mistyped(wanted: std::fmt::Arguments<'_>, value: &JsValue) -> JsValue {
+    type_error(format!("{wanted}, got {}", shown(value)))
+}
+
 /// A value as a JavaScript error names it: numbers and booleans as JavaScript prints them,
 /// strings quoted, BigInts with their `n`, `null`, `undefined`, and what other values are.
 pub(super) fn shown(value: &JsValue) -> String {

@@ -51,7 +51,7 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use errors::type_error;
-use messages::shown;
+use messages::{mistyped, shown};
 
 /// Runs when the module is instantiated: panics reach the console with their message. (wasm-bindgen
 /// also exports it; it is kept out of the TypeScript declarations, and its name says it is no
@@ -79,7 +79,7 @@ fn kernel_id(id: &JsValue, argument: &str) -> Result<String, JsValue> {
             )))
         }
         Some(text) => Ok(text),
-        None => Err(type_error(format!("{argument} must be a kernel id (a string), got {}", shown(id)))),
+        None => Err(mistyped(format_args!("{argument} must be a kernel id (a string)"), id)),
     }
 }
 

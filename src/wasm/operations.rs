@@ -7,8 +7,8 @@
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
-use super::errors::{js_error, type_error};
-use super::messages::shown;
+use super::errors::js_error;
+use super::messages::mistyped;
 use super::runtime::JsRuntime;
 use super::to_js;
 use crate::memory::{MemoryAlertEvent, MemoryPressureAlert, MemoryWatchId};
@@ -63,10 +63,10 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "(event: MemoryAlertEvent) => void")] callback: JsValue,
     ) -> Result<f64, JsValue> {
         let Some(threshold) = threshold.as_f64() else {
-            return Err(type_error(format!("threshold must be a number, got {}", shown(&threshold))));
+            return Err(mistyped(format_args!("threshold must be a number"), &threshold));
         };
         let Some(function) = callback.dyn_ref::<Function>().cloned() else {
-            return Err(type_error(format!("callback must be a function, got {}", shown(&callback))));
+            return Err(mistyped(format_args!("callback must be a function"), &callback));
         };
         let callback = JsAlertCallback(function);
         let id = self.inner.gpu_memory_dashboard().on_alert(threshold, move |event| callback.call(event));
@@ -80,7 +80,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "number")] id: JsValue,
     ) -> Result<bool, JsValue> {
         let Some(id) = id.as_f64().filter(|id| id.fract() == 0.0 && *id >= 0.0) else {
-            return Err(type_error(format!("id must be a watch id from onMemoryAlert, got {}", shown(&id))));
+            return Err(mistyped(format_args!("id must be a watch id from onMemoryAlert"), &id));
         };
         Ok(self.inner.gpu_memory_dashboard().remove_alert(MemoryWatchId::from_u64(id as u64)))
     }
@@ -93,7 +93,7 @@ impl JsRuntime {
         #[wasm_bindgen(unchecked_param_type = "MemoryPressureAlert")] alert: JsValue,
     ) -> Result<(), JsValue> {
         let Some(alert) = alert.as_string().as_deref().and_then(MemoryPressureAlert::parse) else {
-            return Err(type_error(format!("alert must be \"high\" or \"normal\", got {}", shown(&alert))));
+            return Err(mistyped(format_args!("alert must be \"high\" or \"normal\""), &alert));
         };
         self.inner.gpu_memory_dashboard().trigger_alert(alert).map_err(js_error)
     }

@@ -27,7 +27,7 @@ use crate::error::Quoted;
 
 use super::abort::{as_signal, AbortSignal};
 use super::errors::{js_error, range_error, type_error};
-use super::messages::{js_string, shown, state_values};
+use super::messages::{js_string, mistyped, shown, state_values};
 use crate::backend::BackendChoice;
 use crate::circuit::CircuitBreakerConfig;
 use crate::degradation::{DegradationOptions, MILLISECONDS};
@@ -275,7 +275,7 @@ pub(super) fn check_keys(value: &JsValue, known: &[&str], what: &str) -> Result<
 /// [`check_keys`] with `also` known too.
 fn check_keys_and(value: &JsValue, known: &[&str], also: Option<&str>, what: &str) -> Result<(), JsValue> {
     if !value.is_object() {
-        return Err(type_error(format!("{what} must be an object, got {}", shown(value))));
+        return Err(mistyped(format_args!("{what} must be an object"), value));
     }
     let keys =
         own_keys(value).map_err(|thrown| type_error(format!("{what} could not be read: {}", js_string(&thrown))))?;
@@ -373,10 +373,7 @@ fn without_preset(value: Option<JsValue>) -> Result<(Option<JsValue>, Option<Run
         return Ok((Some(rest.into()), None)); // not given, as every key set to `undefined`
     }
     let preset = name.as_string().as_deref().and_then(RuntimeBuilder::preset).ok_or_else(|| {
-        type_error(format!(
-            "RingKernelRuntime.create options: preset must be \"development\", \"production\" or \"highPerformance\", got {}",
-            shown(&name)
-        ))
+        mistyped(format_args!("RingKernelRuntime.create options: preset must be \"development\", \"production\" or \"highPerformance\""), &name)
     })?;
     Ok((Some(rest.into()), Some(preset.options().clone())))
 }
@@ -384,10 +381,7 @@ fn without_preset(value: Option<JsValue>) -> Result<(Option<JsValue>, Option<Run
 /// A watchdog action from JavaScript: `"report"`, `"deactivate"` or `"recoverDevice"`.
 pub(super) fn watchdog_action(value: JsValue) -> Result<WatchdogAction, JsValue> {
     variant(&value).map_err(|_| {
-        type_error(format!(
-            "the watchdog action must be \"report\", \"deactivate\" or \"recoverDevice\", got {}",
-            shown(&value)
-        ))
+        mistyped(format_args!("the watchdog action must be \"report\", \"deactivate\" or \"recoverDevice\""), &value)
     })
 }
 

@@ -8,9 +8,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::definitions::kernel_definition;
-use super::errors::{js_error, js_void, turned_away, type_error};
+use super::errors::{js_error, js_void, turned_away};
 use super::handle::JsKernelHandle;
-use super::messages::shown;
+use super::messages::mistyped;
 use super::options::{self, launch_options, runtime_options, timeout_option, watchdog_action};
 use super::{calls, envelopes, kernel_id, promise, started_promise, to_js};
 use crate::error::Error;
@@ -333,7 +333,7 @@ impl JsRuntime {
             let id = kernel_id(&id, "id")?;
             let operation: js_sys::Function = operation
                 .dyn_into()
-                .map_err(|other: JsValue| type_error(format!("operation must be a function, got {}", shown(&other))))?;
+                .map_err(|other: JsValue| mistyped(format_args!("operation must be a function"), &other))?;
             let circuit = rt.circuit_breaker(&id).map_err(js_error)?;
             let protected = || async move {
                 let returned = operation.call0(&JsValue::UNDEFINED).map_err(JsFailure)?;
