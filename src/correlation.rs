@@ -153,23 +153,19 @@ impl Ledger {
     pub fn void(&mut self, first: Sequence, count: u64) {
         debug_assert!(first >= self.answered && first + count <= self.next);
         let end = first + count;
-        let renumber = |seq: Sequence| match seq {
-            _ if seq < first => Some(seq),
-            _ if seq < end => None,
-            _ => Some(seq - count),
-        };
-        // Renumbering keeps the order, so `calls` stays sorted.
-        self.calls.retain_mut(|(seq, _)| match renumber(*seq) {
-            Some(renumbered) => {
-                *seq = renumbered;
-                true
-            }
-            None => false,
-        });
+        // The voided numbers' calls go and later ones are renumbered, which keeps `calls`
+        // sorted. (By index, not `retain_mut`: the wasm links fewer `VecDeque` methods.)
+        let at = self.calls.partition_point(|&(seq, _)| seq < first);
+        while self.calls.get(at).is_some_and(|&(seq, _)| seq < end) {
+            self.calls.remove(at);
+        }
+        for (seq, _) in self.calls.iter_mut().skip(at) {
+            *seq -= count;
+        }
         // Cut the voided messages out of the send-time runs (which start at `answered`).
         let mut at = self.answered;
         let mut runs = VecDeque::with_capacity(self.sent_at.len());
-        for (time, run) in self.sent_at.drain(..) {
+        for &(time, run) in &self.sent_at {
             let overlap = end.min(at + run).saturating_sub(first.max(at));
             if run > overlap {
                 runs.push_back((time, run - overlap));

@@ -63,14 +63,14 @@ impl Headers {
     /// later numbers close the gap, as the ledger's do.
     pub fn void(&mut self, first: Sequence, count: u64) {
         let end = first + count;
-        self.requests.retain_mut(|(seq, _)| match *seq {
-            s if s < first => true,
-            s if s < end => false,
-            _ => {
-                *seq -= count;
-                true
-            }
-        });
+        // By index, not `retain_mut`, as the ledger's calls are (see `Ledger::void`).
+        let at = self.requests.partition_point(|(seq, _)| *seq < first);
+        while self.requests.get(at).is_some_and(|(seq, _)| *seq < end) {
+            self.requests.remove(at);
+        }
+        for (seq, _) in self.requests.iter_mut().skip(at) {
+            *seq -= count;
+        }
     }
 
     /// Headers of messages numbered below `first`: left behind by a kernel that stopped with
