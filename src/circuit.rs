@@ -18,7 +18,6 @@
 //! What counts as a failure and a success is the runtime's business (see `runtime::resilience`);
 //! this module only counts.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -209,14 +208,15 @@ enum Phase {
 pub(crate) struct Breaker {
     config: CircuitBreakerConfig,
     phase: Phase,
-    /// When each failure of the current run happened, oldest first (at most the threshold).
-    run: VecDeque<f64>,
+    /// When each failure of the current run happened, oldest first (at most the threshold): a
+    /// `Vec`, which the wasm links less code for than a `VecDeque`.
+    run: Vec<f64>,
     opened: u64,
 }
 
 impl Breaker {
     pub fn new(config: CircuitBreakerConfig) -> Self {
-        Breaker { config, phase: Phase::Closed, run: VecDeque::new(), opened: 0 }
+        Breaker { config, phase: Phase::Closed, run: Vec::new(), opened: 0 }
     }
 
     /// The state at `now_ms`: an open circuit whose time is up is half-open.
@@ -261,10 +261,9 @@ impl Breaker {
     pub fn failure(&mut self, now_ms: f64) {
         match self.phase(now_ms) {
             Phase::Closed => {
-                self.run.push_back(now_ms);
-                while self.run.front().is_some_and(|&at| at <= now_ms - self.window_ms()) {
-                    self.run.pop_front();
-                }
+                self.run.push(now_ms);
+                let since = now_ms - self.window_ms();
+                self.run.retain(|&at| at > since);
                 if self.run.len() >= self.config.failure_threshold as usize {
                     self.open(now_ms);
                 }
