@@ -9,7 +9,6 @@
 //! holds the number of the last one it read, so readers never take events from each other, and
 //! one that falls further behind than that is told how many it missed.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use event_listener::{Event, EventListener};
@@ -83,7 +82,9 @@ pub struct DeviceEvent {
 /// The events a runtime keeps, and who waits for the next (kept in its table, under its lock).
 #[derive(Default)]
 pub(crate) struct DeviceEventLog {
-    kept: VecDeque<DeviceEvent>,
+    /// Oldest first: a `Vec` (events are rare), which the wasm links less code for than a
+    /// `VecDeque`.
+    kept: Vec<DeviceEvent>,
     /// The number of the last event recorded (0: none yet).
     last: u64,
     /// Notified at each event, and when the runtime stops.
@@ -96,10 +97,10 @@ impl DeviceEventLog {
     pub fn record(&mut self, kind: DeviceEventKind, device: DeviceId, reason: Option<String>, kernels: Vec<String>) {
         self.last += 1;
         if self.kept.len() == KEPT_DEVICE_EVENTS {
-            self.kept.pop_front();
+            self.kept.remove(0);
         }
         let timestamp_ms = crate::platform::unix_time_ms();
-        self.kept.push_back(DeviceEvent { seq: self.last, kind, device, reason, kernels, timestamp_ms, missed: 0 });
+        self.kept.push(DeviceEvent { seq: self.last, kind, device, reason, kernels, timestamp_ms, missed: 0 });
         self.changed.notify(usize::MAX);
     }
 
@@ -110,7 +111,7 @@ impl DeviceEventLog {
 
     /// The first event numbered after `seen`, with how many the reader missed before it.
     pub fn after(&self, seen: u64) -> Option<DeviceEvent> {
-        let first = self.kept.front()?.seq;
+        let first = self.kept.first()?.seq;
         let at = seen.saturating_sub(first - 1) as usize;
         let mut event = self.kept.get(at)?.clone();
         event.missed = event.seq - seen - 1;
