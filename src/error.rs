@@ -390,6 +390,19 @@ pub(crate) fn with_article(noun: &str) -> String {
     format!("{article} {noun}")
 }
 
+/// `parts` with `sep` between them, as `[&str]::join` gives them: that `join`'s code for `&str`
+/// parts was a second copy in the wasm beside its copy for `String` parts.
+pub(crate) fn joined(parts: &[&str], sep: &str) -> String {
+    let mut text = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            text.push_str(sep);
+        }
+        text.push_str(part);
+    }
+    text
+}
+
 /// `n` things, in the singular for one.
 pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })

@@ -328,7 +328,7 @@ pub(crate) fn assess(vitals: &Vitals, limits: &HealthThresholds) -> HealthReport
     let worst = issues.first().map(|i| i.severity);
     let reason = || {
         let lines: Vec<&str> = issues.iter().filter(|i| Some(i.severity) == worst).map(|i| i.reason.as_str()).collect();
-        lines.join("; ")
+        crate::error::joined(&lines, "; ")
     };
     let status = match worst {
         None => HealthStatus::Healthy,

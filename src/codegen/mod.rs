@@ -50,7 +50,7 @@ impl GeneratedShader {
     /// The source without the comment's name of its kernel: what its pipeline is kept by, so a
     /// kernel launched under another id from the same definition reuses it.
     pub fn unnamed(&self) -> String {
-        [&self.source[..self.named.start], &self.source[self.named.end..]].concat()
+        crate::error::joined(&[&self.source[..self.named.start], &self.source[self.named.end..]], "")
     }
 
     /// Maps a 1-based generated line to the user's own line, or `None` when the position lies

@@ -127,7 +127,7 @@ pub(super) fn kernel_definition(definition: &JsValue, id: Option<String>) -> Res
             return Err(type_error(format!(
                 "kernel {quoted}: unknown key {} (expected one of {})",
                 Quoted(&key),
-                DEFINITION_KEYS.join(", ")
+                crate::error::joined(DEFINITION_KEYS, ", ")
             )));
         }
     }

@@ -286,7 +286,7 @@ fn check_keys_and(value: &JsValue, known: &[&str], also: Option<&str>, what: &st
             return Err(type_error(format!(
                 "{what}: unknown option {} (expected one of {}{also})",
                 Quoted(&key),
-                known.join(", ")
+                crate::error::joined(known, ", ")
             )));
         }
         // serde-wasm-bindgen took a BigInt for a number, which these options are not.
