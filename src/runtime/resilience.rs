@@ -276,7 +276,7 @@ impl Runtime {
                 let mut recovered = Ok(());
                 for &device in &devices {
                     let on_it: Vec<&str> = stale.iter().filter(on(device)).map(|k| k.kernel_id.as_str()).collect();
-                    let reason = format!("the watchdog found kernels stale: {}", on_it.join(", "));
+                    let reason = format!("the watchdog found kernels stale: {}", crate::error::joined(&on_it, ", "));
                     self.lose_device(device, &reason, &|id| on_it.contains(&id));
                     let result = recovery::recover_device(&self.shared, device).await;
                     if recovered.is_ok() {
