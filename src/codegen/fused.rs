@@ -129,12 +129,14 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
         spans.push((stage.id.clone(), start..source.lines().count() as u32 + 1));
     }
     let last = stages[stages.len() - 1];
-    source.push_str(
-        &FUSED
-            .replace("{{IN}}", &format!("s0__{}", first.input.name()))
-            .replace("{{OUT}}", &format!("s{}__{}", stages.len() - 1, last.output.name()))
-            .replace("{{WORKGROUP_SIZE}}", &workgroup_size.to_string()),
-    );
+    source.push_str(&super::fill_in(
+        FUSED,
+        &[
+            ("IN", &format!("s0__{}", first.input.name())),
+            ("OUT", &format!("s{}__{}", stages.len() - 1, last.output.name())),
+            ("WORKGROUP_SIZE", &workgroup_size.to_string()),
+        ],
+    ));
     // Generated glue: each stage's handle on the one before's answer, rebuilt as its own input
     // type field by field (the layouts match byte for byte; names may differ).
     let _ = write!(

@@ -269,7 +269,8 @@ fn barrier_call(code: &str) -> Option<(usize, &str)> {
 fn find_handles(code: &str) -> Vec<usize> {
     let bytes = code.as_bytes();
     let mut found = Vec::new();
-    for (at, _) in code.match_indices("fn") {
+    // Each `f` that starts "fn" (a `char` pattern: a `&str` one links `str`'s substring search).
+    for (at, _) in code.match_indices('f').filter(|&(at, _)| code[at..].starts_with("fn")) {
         let starts_token = at == 0 || !is_ident_byte(bytes[at - 1]);
         let rest = &code[at + 2..];
         if !starts_token || !rest.starts_with(|c: char| c.is_whitespace()) {

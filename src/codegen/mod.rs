@@ -198,12 +198,17 @@ fn assemble(
         Some(_) => "_ = state[0];",
         None => "",
     };
+    let workgroup_size = definition.workgroup_size.to_string();
     let fill = |template: &str| {
-        template
-            .replace("{{IN}}", definition.input.name())
-            .replace("{{OUT}}", definition.output.name())
-            .replace("{{WORKGROUP_SIZE}}", &definition.workgroup_size.to_string())
-            .replace("{{USE_STATE}}", use_state)
+        fill_in(
+            template,
+            &[
+                ("IN", definition.input.name()),
+                ("OUT", definition.output.name()),
+                ("WORKGROUP_SIZE", &workgroup_size),
+                ("USE_STATE", use_state),
+            ],
+        )
     };
     source.push_str(&fill(harness));
     source.push_str(&fill(match form {
@@ -219,9 +224,10 @@ fn assemble(
         );
     }
     if let Some(state) = definition.state {
-        source.push_str(
-            &STATE.replace("{{STATE_ELEMENT}}", state.element.wgsl()).replace("{{STATE_LEN}}", &state.len.to_string()),
-        );
+        source.push_str(&fill_in(
+            STATE,
+            &[("STATE_ELEMENT", state.element.wgsl()), ("STATE_LEN", &state.len.to_string())],
+        ));
     }
     source.push_str("// ---- handler of ");
     let named = source.len()..source.len() + whose.len();
@@ -249,10 +255,53 @@ fn message_structs<'a>(input: &'a MessageLayout, output: &'a MessageLayout) -> R
     Ok(all)
 }
 
+/// `template` with each `{{NAME}}` of `fields` replaced by its value (a `{{` that starts no
+/// field's name is kept as it is). One scan, where a `str::replace` per field linked `str`'s
+/// substring search (two-way, about 2 KB) into the wasm.
+pub(crate) fn fill_in(template: &str, fields: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let field = fields.iter().find(|(name, _)| {
+            rest.strip_prefix("{{").and_then(|r| r.strip_prefix(name)).is_some_and(|r| r.starts_with("}}"))
+        });
+        match field {
+            Some((name, value)) => {
+                out.push_str(value);
+                rest = &rest[name.len() + 4..];
+            }
+            None => {
+                out.push('{');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kernel;
+
+    /// Templates fill as a `str::replace` per field did: every occurrence, and braces that start
+    /// no field's name kept.
+    #[test]
+    fn templates_fill_every_field_and_keep_other_braces() {
+        let fields = [("IN", "Request"), ("N", "64")];
+        let filled = fill_in("{{IN}} {{N}}u {{IN}}{{N}} {x} {{ {{OUT}} {{N} {{N}}}", &fields);
+        assert_eq!(filled, "Request 64u Request64 {x} {{ {{OUT}} {{N} 64}");
+        assert_eq!(fill_in("", &fields), "");
+        assert_eq!(fill_in("{{N}}", &fields), "64");
+        assert_eq!(fill_in("ends {", &fields), "ends {");
+        for template in [RING, ANSWER, ANSWER_OR_DROP, STATE, GROUPED, fused::FUSED] {
+            let replaced = template.replace("{{IN}}", "Request").replace("{{N}}", "64");
+            assert_eq!(fill_in(template, &fields), replaced);
+        }
+    }
 
     #[test]
     fn doubler_module_has_structs_harness_and_handler() {

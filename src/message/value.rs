@@ -352,7 +352,10 @@ impl Value {
             Value::Array(_) => "a list".into(),
             // JavaScript's `null` and `undefined` as they are, and "...s nested more than N deep".
             Value::Unsupported(type_name) if type_name == "null" || type_name == "undefined" => type_name.clone(),
-            Value::Unsupported(type_name) if type_name.contains(" nested ") => type_name.clone(),
+            // (Bytes compared, not `str::contains`: its substring search is linked for nothing else.)
+            Value::Unsupported(type_name) if type_name.as_bytes().windows(8).any(|w| w == b" nested ") => {
+                type_name.clone()
+            }
             Value::Unsupported(type_name) => with_article(type_name),
         }
     }

@@ -72,7 +72,10 @@ fn kernel_id(id: &JsValue, argument: &str) -> Result<String, JsValue> {
     match id.as_string() {
         // Read as Rust text, a lone surrogate became U+FFFD: two ids, one kernel. Checked only
         // then (the check reads the string a unit at a time).
-        Some(text) if text.contains('\u{FFFD}') && !id.unchecked_ref::<js_sys::JsString>().is_valid_utf16() => {
+        // (`contains` of a non-ASCII char runs `str`'s substring search, linked for nothing else.)
+        Some(text)
+            if text.chars().any(|c| c == '\u{FFFD}') && !id.unchecked_ref::<js_sys::JsString>().is_valid_utf16() =>
+        {
             Err(type_error(format!(
                 "{argument} must be a kernel id of well-formed text, got {} (it has a lone surrogate)",
                 shown(id)
