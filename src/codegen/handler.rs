@@ -201,14 +201,25 @@ pub(super) fn blank_comments(source: &str) -> String {
         i += 1;
     }
     // Only ASCII bytes were replaced, and whole multi-byte characters lie inside comments.
-    as_text(out)
+    as_text(source, out)
 }
 
-/// Bytes that were UTF-8 before some of them became spaces, every byte of each character that
-/// did (so UTF-8 still), as text. (No lossy fallback for what cannot happen: it linked
-/// `String::from_utf8_lossy` into the wasm for nothing else.)
-fn as_text(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).unwrap_or_else(|_| unreachable!("only whole characters became spaces"))
+/// `original` with the characters `blanked` (its bytes, some made spaces: every byte of each
+/// character that was) turned into as many spaces. Read off `original` rather than checking
+/// `blanked` is UTF-8 again: that check (`str::from_utf8`) was linked for nothing else.
+fn as_text(original: &str, blanked: Vec<u8>) -> String {
+    let mut out = String::with_capacity(original.len());
+    for (at, c) in original.char_indices() {
+        // A kept character's first byte is itself; only a space or a blanked one reads b' '.
+        if blanked[at] == b' ' {
+            for _ in 0..c.len_utf8() {
+                out.push(' ');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub(super) fn is_ident_byte(b: u8) -> bool {
@@ -493,7 +504,7 @@ pub(super) fn blank_ranges(text: &str, ranges: &[std::ops::Range<usize>]) -> Str
     for range in ranges {
         out[range.clone()].iter_mut().filter(|b| !matches!(b, b'\n' | b'\r')).for_each(|b| *b = b' ');
     }
-    as_text(out)
+    as_text(text, out)
 }
 
 #[cfg(test)]
@@ -636,6 +647,11 @@ mod tests {
         }
         assert_eq!(one_line("enable\u{200E} a,\u{2028}b\u{0B};"), "enable a, b;");
         assert_eq!(blank_ranges("ab;\ncd;", &[0..2, 4..5]), "  ;\n d;");
+        // Characters beyond ASCII blank to one space a byte, so offsets still match.
+        assert_eq!(blank_ranges("é;\nü ;", &[0..3, 4..7]), "   \n   ;");
+        let spaces = |n| " ".repeat(n);
+        let blanked = format!("a{}\n{} b {}\r\nc", spaces(6), spaces(11), spaces(5));
+        assert_eq!(blank_comments("a /* é\n/* ü */ */ b // ß\r\nc"), blanked);
     }
 
     #[test]
