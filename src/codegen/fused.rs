@@ -121,12 +121,12 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
         }
         // The id escaped (see `generate_for`).
         let _ = writeln!(source, "// ---- stage {index}: handler of kernel {:?} ----", stage.id);
-        let start = source.lines().count() as u32 + 1;
+        let start = super::lines_ended(&source) + 1;
         source.push_str(&rename(&code, &names, &prefix));
         if !source.ends_with('\n') {
             source.push('\n');
         }
-        spans.push((stage.id.clone(), start..source.lines().count() as u32 + 1));
+        spans.push((stage.id.clone(), start..super::lines_ended(&source) + 1));
     }
     let last = stages[stages.len() - 1];
     source.push_str(&super::fill_in(

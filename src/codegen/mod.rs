@@ -232,7 +232,7 @@ fn assemble(
     source.push_str("// ---- handler of ");
     let named = source.len()..source.len() + whose.len();
     let _ = writeln!(source, "{whose} (errors report lines from here) ----");
-    let handler_first_line = source.lines().count() as u32 + 1;
+    let handler_first_line = lines_ended(&source) + 1;
     source.push_str(&handler::blank_ranges(&definition.wgsl, &directives));
     Ok(GeneratedShader { source, handler_first_line, form, named })
 }
@@ -253,6 +253,13 @@ fn message_structs<'a>(input: &'a MessageLayout, output: &'a MessageLayout) -> R
         }
     }
     Ok(all)
+}
+
+/// How many lines `text`, which ends with a line break, has: its `\n`s, as `str::lines` counts
+/// them then (counting bytes links no `Lines` iterator's `count`).
+fn lines_ended(text: &str) -> u32 {
+    debug_assert!(text.is_empty() || text.ends_with('\n'));
+    text.bytes().filter(|&b| b == b'\n').count() as u32
 }
 
 /// `template` with each `{{NAME}}` of `fields` replaced by its value (a `{{` that starts no
