@@ -421,10 +421,12 @@ fn the_watchdog_reports_stale_kernels_on_the_applications_device() {
 }
 
 /// Handed while the device works, the replacement moves the kernels as a recovery does, and
-/// what waits on them meets a loss: a waiting receive and a waiting call reject with
-/// `DeviceLost`, the call's message processed on the replacement with its answer discarded.
+/// what waits on them meets a loss: a waiting call rejects with `DeviceLost`, its message
+/// processed on the replacement with its answer discarded. (A waiting receive meets it only if
+/// it looks while the kernels are failed: on a thread of its own it may look after the move,
+/// and then waits on, so it is not checked here.)
 #[test]
-fn replacing_a_working_device_fails_what_waits_on_its_kernels_as_a_loss_does() {
+fn replacing_a_working_device_fails_a_waiting_call_as_a_loss_does() {
     let heard = Arc::new(Heard::default());
     let (_adapter, shared) = own_device(wgpu::Limits::default(), &heard, true);
     let rt = Arc::new(runtime_on(&shared));
@@ -432,20 +434,15 @@ fn replacing_a_working_device_fails_what_waits_on_its_kernels_as_a_loss_does() {
         rt.launch("doubler", LaunchOptions::default().with_auto_activate()).await.unwrap();
         rt.deactivate("doubler").await.unwrap();
     });
-    let receive = {
-        let rt = rt.clone();
-        std::thread::spawn(move || pollster::block_on(rt.receive_pod::<i32>("doubler", WAIT)))
-    };
     let call = {
         let rt = rt.clone();
         std::thread::spawn(move || pollster::block_on(rt.call_pod::<i32, i32>("doubler", &5, WAIT)))
     };
     eventually("the call's message is queued", || rt.telemetry("doubler").unwrap().unwrap().input_queue_depth == 1);
     pollster::block_on(rt.replace_shared_device(DeviceId(0), shared.clone())).unwrap();
-    for waited in [receive.join().unwrap().unwrap_err(), call.join().unwrap().unwrap_err()] {
-        assert_eq!(waited.kind(), ErrorKind::DeviceLost, "{waited}");
-        assert!(waited.to_string().contains("replace_shared_device"), "{waited}");
-    }
+    let waited = call.join().unwrap().unwrap_err();
+    assert_eq!(waited.kind(), ErrorKind::DeviceLost, "{waited}");
+    assert!(waited.to_string().contains("replace_shared_device"), "{waited}");
     pollster::block_on(async {
         rt.reactivate("doubler").await.unwrap();
         assert_eq!(rt.call_pod::<i32, i32>("doubler", &6, WAIT).await.unwrap(), 12);

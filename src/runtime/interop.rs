@@ -131,9 +131,10 @@ impl Runtime {
     /// kernel with a `checkpoint_interval` restarts from its last checkpoint, without what the
     /// messages answered since did to its state (a [`migrate`](Self::migrate) between devices
     /// of the runtime moves it exactly), and what waits on the kernels meets that loss as any
-    /// other: a waiting receive or call fails with `DeviceLost` (the call's message is
-    /// processed on the replacement, its answer discarded), and the device's events count a
-    /// loss.
+    /// other: a waiting call fails with `DeviceLost` (its message is processed on the
+    /// replacement, its answer discarded), a waiting receive too if it looks while the kernels
+    /// are failed (on another thread it may look only after the move, and waits on), and the
+    /// device's events count a loss.
     ///
     /// # Errors
     /// `OutOfRange` for a device the runtime does not have, `InvalidArgument` for one the
