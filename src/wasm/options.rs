@@ -1108,6 +1108,8 @@ mod tests {
                 "memoryBudget",
                 "maxMessagesPerTick",
                 "maxBatch",
+                "min",
+                "max",
                 "workgroupSize",
                 "maxWorkgroups",
                 "latencyBudgetMs",
