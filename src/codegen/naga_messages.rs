@@ -4,6 +4,7 @@
 //! as WGSL writes them (`f32`) and arguments counted from one. The browser's WGSL compiler
 //! says these in WGSL's terms already.
 
+use crate::error::plural;
 use naga::common::wgsl::TypeContext;
 use naga::proc::{ResolveContext, TypeResolution};
 use naga::valid::{CallError, ComposeError, ExpressionError, FunctionError, LiteralError, ValidationError, WidthError};
@@ -135,10 +136,7 @@ impl Types<'_> {
                         self.of(*seen_expression)?,
                         ty(*required)
                     ),
-                    CallError::ArgumentCount { required, seen } => {
-                        let (s, are) = (plural(*required), are(*seen));
-                        format!("`{name}` takes {required} argument{s}, but {seen} {are} given")
-                    }
+                    CallError::ArgumentCount { required, seen } => takes(name, *required, *seen),
                     _ => return None,
                 }
             }
@@ -204,8 +202,7 @@ impl Types<'_> {
                 let made = self.module.to_ctx().type_to_string(ty);
                 match compose {
                     ComposeError::ComponentCount { expected, given } => {
-                        let (s, are) = (plural(*expected as usize), are(*given as usize));
-                        format!("`{made}(…)` takes {expected} argument{s}, but {given} {are} given")
+                        takes(&format!("{made}(…)"), *expected as usize, *given as usize)
                     }
                     ComposeError::ComponentType { index } => {
                         let given = self.of(*components.get(*index as usize)?)?;
@@ -283,20 +280,9 @@ impl Types<'_> {
     }
 }
 
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-fn are(n: usize) -> &'static str {
-    if n == 1 {
-        "is"
-    } else {
-        "are"
-    }
+/// "`f` takes 2 arguments, but 1 is given".
+fn takes(callee: &str, wanted: usize, given: usize) -> String {
+    format!("`{callee}` takes {}, but {} given", plural(wanted, "argument", "arguments"), plural(given, "is", "are"))
 }
 
 fn binary(op: BinaryOperator) -> &'static str {
