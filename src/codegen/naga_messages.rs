@@ -22,6 +22,11 @@ pub fn describe(error: &ValidationError, module: &Module) -> (String, Option<Spa
         }
         _ => None,
     };
+    if let ValidationError::Function { handle, name, source, .. } = error {
+        if let Some(reworded) = missing_return(module, *handle, name, source) {
+            return reworded;
+        }
+    }
     if let Some((function, source)) = in_function {
         let types = Types { module, function };
         if let Some(reworded) = types.function_error(source) {
@@ -48,8 +53,35 @@ pub fn parse_message(message: &str) -> String {
         m => m
             .strip_prefix("Incompatible operands: ")
             .and_then(incompatible_operands)
+            .or_else(|| auto_conversion(m))
             .unwrap_or_else(|| without_indices(m)),
     }
+}
+
+/// naga's "automatic conversions cannot convert `u32` to `f32`" (or "cannot convert elements
+/// of ..."), its words for a value of one type where another is needed (assigned, passed, in a
+/// `let` of a declared type), with its own spelling of a literal's type (`{AbstractFloat}`):
+/// said in WGSL's terms, with the conversion to write; `None` for its other texts.
+fn auto_conversion(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("automatic conversions cannot convert ")?;
+    let rest = rest.strip_prefix("elements of ").unwrap_or(rest);
+    let (given, needed) = rest.strip_prefix('`')?.strip_suffix('`')?.split_once("` to `")?;
+    let given = match given {
+        "{AbstractFloat}" => "a float literal".to_owned(),
+        "{AbstractInt}" => "an integer literal".to_owned(),
+        // WGSL's own names, inside a vector of literals (`vec3<AbstractFloat>`).
+        other => format!("`{}`", other.replace(['{', '}'], "")),
+    };
+    let convertible = ["i32", "u32", "f32", "f16", "bool", "vec", "mat"].iter().any(|t| needed.starts_with(t));
+    let hint = match convertible {
+        true if given == "a float literal" => format!(
+            ": WGSL converts no type to another by itself; write a whole number for `{needed}` (`2`), or convert \
+             (`{needed}(x)`)"
+        ),
+        true => format!(": WGSL converts no type to another by itself; convert it (`{needed}(x)`)"),
+        false => ": WGSL converts no type to another by itself".to_owned(),
+    };
+    Some(format!("{given} is given where `{needed}` is needed{hint}"))
 }
 
 /// The resolver's refusal of an operator's left operand, `Op(type, _)`, where the type is
@@ -77,6 +109,49 @@ fn incompatible_operands(operands: &str) -> Option<String> {
         ),
         B::LogicalAnd | B::LogicalOr => format!("`{symbol}` takes `bool` operands"),
         _ => format!("`{symbol}` compares only scalars and vectors"),
+    })
+}
+
+/// A function with a return type whose end can be reached without a `return`: naga's front
+/// end ends every such path with a `return` of no value of its own (at no span), and its
+/// validator then refuses that `return`, which the author never wrote. Said as WGSL's compilers
+/// say it ("missing return at end of function"), at the function's closing brace; `None` for
+/// any other error, and for a `return;` the author did write.
+fn missing_return(
+    module: &Module,
+    handle: Handle<Function>,
+    name: &str,
+    error: &FunctionError,
+) -> Option<(String, Option<Span>)> {
+    let FunctionError::InvalidReturnType { expression: None, expected_ty: Some(expected) } = error else {
+        return None;
+    };
+    let function = &module.functions[handle];
+    if written_return_without_value(&function.body) {
+        return None;
+    }
+    let message = format!(
+        "`{name}` can reach its end without a `return`: it returns `{}`, so every path through it must end \
+         with `return …;`",
+        module.to_ctx().type_to_string(*expected)
+    );
+    // The function's span runs from `fn` to its closing brace.
+    let closing = module.functions.get_span(handle).to_range().filter(|range| !range.is_empty());
+    Some((message, closing.map(|range| Span::new(range.end as u32 - 1, range.end as u32))))
+}
+
+/// Whether `block` holds a `return;` of the author's (one with a span: naga's own have none).
+fn written_return_without_value(block: &naga::Block) -> bool {
+    use naga::Statement as S;
+    block.span_iter().any(|(statement, span)| match statement {
+        S::Return { value: None } => span.is_defined(),
+        S::Block(inner) => written_return_without_value(inner),
+        S::If { accept, reject, .. } => written_return_without_value(accept) || written_return_without_value(reject),
+        S::Switch { cases, .. } => cases.iter().any(|case| written_return_without_value(&case.body)),
+        S::Loop { body, continuing, .. } => {
+            written_return_without_value(body) || written_return_without_value(continuing)
+        }
+        _ => false,
     })
 }
 
