@@ -383,7 +383,7 @@ fn state_that_the_handler_leaves_alone_is_bound_all_the_same() {
             start_definition(&rt, def).await;
             let answers: Vec<i32> = round_trip(&rt, &id, &[1, 2, 3]).await;
             assert_eq!(answers, [3, 6, 9], "{element}");
-            assert_eq!(rt.read_state_as::<u32>(&id).await.unwrap(), [0; 4], "{element}");
+            assert_eq!(rt.read_state(&id).await.unwrap(), [0; 16], "{element}");
         }
     });
 }

@@ -232,6 +232,13 @@ impl Scalar {
         Self::ALL.into_iter().find(|scalar| scalar.wgsl() == text.trim())
     }
 
+    /// The scalar a plain `T` is made of: `f32` for `f32`, `[f32; 4]` or `[[f32; 2]; 3]` (the
+    /// name inside the brackets); `None` for any other type (a struct's fields are its own).
+    pub(crate) fn of_pod<T>() -> Option<Scalar> {
+        let inner = std::any::type_name::<T>().trim_start_matches('[').split(';').next().unwrap_or_default();
+        Scalar::parse(inner)
+    }
+
     /// The WGSL spelling (what `Display` writes).
     fn wgsl(self) -> &'static str {
         match self {
@@ -505,9 +512,7 @@ impl MessageLayout {
     /// as the `i32` 1069547520). Other Pod types (structs) are compared by size alone.
     pub(crate) fn check_pod_scalars<T: 'static>(&self) -> Result<(), String> {
         let name = std::any::type_name::<T>();
-        // `f32`, `[f32; 4]`, `[[f32; 2]; 3]`: the scalar is the name inside the brackets.
-        let inner = name.trim_start_matches('[').split(';').next().unwrap_or_default();
-        match Scalar::parse(inner) {
+        match Scalar::of_pod::<T>() {
             Some(scalar) if !self.made_of(scalar) => {
                 Err(format!("holds fields that are not {scalar}, so {name} would be read as their bits"))
             }

@@ -246,7 +246,7 @@ impl<In, Out> KernelHandle<In, Out> {
     }
 
     /// [`read_state`](Self::read_state) as `u32`, `i32` or `f32` values, matching the state's
-    /// element type.
+    /// element type; another scalar is refused as [`Runtime::read_state_as`] refuses it.
     pub async fn read_state_as<T: bytemuck::Pod>(&self) -> Result<Vec<T>> {
         self.pinned.read_state_as(self.live_id()?).await
     }

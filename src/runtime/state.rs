@@ -8,9 +8,10 @@ use super::Runtime;
 use crate::backend::gpu::readback::read_state;
 use crate::backend::{Device, StateStore};
 use crate::cancel::OnCancel;
-use crate::error::{Error, Result};
+use crate::error::{Error, Quoted, Result};
 use crate::kernel::{no_state, StateSpec, StateValues};
 use crate::lifecycle::{Action, KernelState};
+use crate::message::Scalar;
 use crate::table::{DeviceStatus, Kernel, Table};
 use crate::waiting::wait;
 
@@ -71,10 +72,25 @@ impl Runtime {
     }
 
     /// [`read_state`](Self::read_state) as `u32`, `i32` or `f32` values, matching the state's
-    /// element type.
+    /// element type (`u32` for `atomic<u32>`, and so on).
+    ///
+    /// # Errors
+    /// `InvalidArgument`, before anything is read, for a `T` that is not 4 bytes or that is a
+    /// scalar other than the state's (an `f32` read of an `atomic<u32>` state would be its
+    /// counts' bits; a 4-byte struct of the caller's is taken by its size), and for a kernel
+    /// without state; otherwise as [`read_state`](Self::read_state).
     pub async fn read_state_as<T: bytemuck::Pod>(&self, id: &str) -> Result<Vec<T>> {
-        if std::mem::size_of::<T>() != 4 {
-            return Err(Error::InvalidArgument("state elements are 4 bytes (u32, i32 or f32)".into()));
+        let spec = self.kernel_in(&mut *self.open_table()?, id)?.def.state.ok_or_else(|| no_state(id))?;
+        let scalar = spec.element.scalar();
+        if std::mem::size_of::<T>() != 4 || Scalar::of_pod::<T>().is_some_and(|theirs| theirs != scalar) {
+            return Err(Error::InvalidArgument(format!(
+                "the state of kernel {} is array<{}, {}>: read it as {scalar}, not {} ({} bytes)",
+                Quoted(id),
+                spec.element,
+                spec.len,
+                std::any::type_name::<T>(),
+                std::mem::size_of::<T>()
+            )));
         }
         Ok(bytemuck::pod_collect_to_vec(&self.read_state(id).await?))
     }
