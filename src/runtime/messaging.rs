@@ -1231,8 +1231,12 @@ fn batch_min_fits(id: &str, kernel: &Kernel, min: usize) -> Result<()> {
     let capacity = kernel.mailbox.outbox.capacity();
     if min > capacity {
         return Err(Error::OutOfRange(format!(
-            "a receive batch's min of {min} could never be met: kernel {} holds at most {} in its output queue \
-             (its outputQueueSize)",
+            concat!(
+                "a receive batch's min of {} could never be met: kernel {} holds at most {} in its output queue (its ",
+                crate::platform::option_name!("outputQueueSize", "output_queue_size"),
+                ")"
+            ),
+            min,
             Quoted(id),
             crate::error::plural(capacity, "answer", "answers")
         )));
