@@ -157,8 +157,10 @@ pub use telemetry::{
     DeviceHealth, KernelTelemetry, LatencySummary, RuntimeMetrics, RuntimeSummary, ShutdownReport, TickTime,
 };
 pub use watchdog::{StaleKernel, WatchdogAction, WatchdogConfig};
-/// The wgpu this crate runs on, for [`Runtime::wgpu_device`] and [`Runtime::state_to_gpu`]:
-/// work of the application's own on the runtime's devices needs this version's types.
+/// The wgpu this crate runs on, for [`Runtime::wgpu_device`], [`Runtime::state_to_gpu`] and
+/// [`SharedDevice`]: work of the application's own on the runtime's devices, and a device it
+/// hands the runtime, need this version's types (open them through `ringkernel_web::wgpu`, or
+/// depend on the same major version of wgpu).
 pub use wgpu;
 
 /// The README's Rust example, compiled and run as a doctest so it cannot rot.

@@ -33,10 +33,14 @@ use crate::error::{Error, Result};
 ///   recovery and `recover()` leave it lost, and the watchdog's `RecoverDevice` reports its
 ///   stale kernels only. Until then the kernels on it keep what they were sent, as after any
 ///   loss;
-/// - the runtime's tick polls the device (`Device::poll`) on its own thread, which may run the
-///   application's `map_async` callbacks there too (wgpu runs a device's ready callbacks on
-///   whichever thread polls), and its poll waits for the application's submissions before it
-///   as well as its own (one queue). The runtime pushes error scopes only around compilations,
+/// - the runtime's tick polls the device (`Device::poll`) and submits to its queue on its own
+///   thread (or a caller's, natively), which may run the application's `map_async` callbacks
+///   there too (wgpu runs a device's ready callbacks on whichever thread polls or submits), and
+///   its poll waits for the application's submissions before it as well as its own (one queue).
+///   A callback that wgpu runs inside the runtime's submission runs while the runtime's table
+///   is locked: a call to that runtime from it is refused (`InvalidArgument`, the message
+///   handed back; the few calls that return no error, such as `get_kernel`, panic) rather than
+///   waiting forever, so hand such work to a thread or task of the application's (a channel). The runtime pushes error scopes only around compilations,
 ///   and pops each before its call returns: a launch's, a recovery's or a migration's on the
 ///   thread that awaits that call, nested inside any scope the application has open there, a
 ///   background compilation's on a thread of its own. Natively wgpu keeps error scopes per
@@ -93,7 +97,9 @@ struct Listener {
 
 impl SharedDevice {
     /// The application's `device` and the `queue` it came with (the queue the kernels' ticks
-    /// submit to, in order with the application's own submissions there).
+    /// submit to, in order with the application's own submissions there). They are this
+    /// crate's wgpu ([`crate::wgpu`], re-exported): an application that depends on wgpu itself
+    /// needs the same major version (30) for its `Device` to be this one.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn new(device: wgpu::Device, queue: wgpu::Queue) -> Self {
         SharedDevice { device, queue, listeners: Arc::default() }

@@ -691,7 +691,10 @@ impl Shared {
         match self.table.try_lock() {
             Ok(table) => return table,
             Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => ReadingAnswers::refuse_reentry(self),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                ReadingAnswers::refuse_reentry(self);
+                SubmittingTick::refuse_reentry(self);
+            }
         }
         // A poisoned lock means a panic inside the runtime; keep serving rather than cascade.
         self.table.lock().unwrap_or_else(|p| p.into_inner())
@@ -827,5 +830,59 @@ impl ReadingAnswers {
 impl Drop for ReadingAnswers {
     fn drop(&mut self) {
         READING_ANSWERS.set(self.0);
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+thread_local! {
+    /// The address of the table under whose lock this thread submits a tick, or 0 (see
+    /// [`SubmittingTick`]).
+    static SUBMITTING_TICK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Natively, marks this thread as submitting a tick of `shared`'s runtime, under its table's
+/// lock, until dropped. wgpu's `Queue::submit` runs the device's `map_async` callbacks that
+/// have become ready, on the submitting thread, before it returns: on a device the
+/// application shares ([`SharedDevice`](crate::SharedDevice), or one it uses through
+/// `wgpu_device`) those include the application's own. One of those that called the same
+/// runtime would wait for the lock its own thread holds, forever, with the tick loop and every
+/// caller behind it: it is refused instead (see [`Self::refusal`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) struct SubmittingTick(usize);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl SubmittingTick {
+    pub fn begin(shared: &Shared) -> Self {
+        SubmittingTick(SUBMITTING_TICK.replace(shared.table_address()))
+    }
+
+    /// Whether this thread submits a tick of `shared`'s runtime now: a call to that runtime
+    /// here comes from a wgpu callback that the submission ran.
+    pub fn inside(shared: &Shared) -> bool {
+        SUBMITTING_TICK.get() == shared.table_address()
+    }
+
+    /// What a call to the runtime from such a callback is refused with.
+    pub fn refusal() -> String {
+        "the runtime was called from a wgpu callback (a `map_async` callback of the application's, on a device it \
+         shares with the runtime) that wgpu ran inside the runtime's own submission, while the runtime's table is \
+         locked: hand the call to another thread or task (a channel) instead"
+            .to_owned()
+    }
+
+    /// Panics when `shared`'s table lock is wanted from inside a callback its tick's
+    /// submission ran (the calls that cannot return an error: `get_kernel`, a handle's
+    /// `status`, ...).
+    fn refuse_reentry(shared: &Shared) {
+        if Self::inside(shared) {
+            panic!("{}", Self::refusal());
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Drop for SubmittingTick {
+    fn drop(&mut self) {
+        SUBMITTING_TICK.set(self.0);
     }
 }

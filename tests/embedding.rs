@@ -415,3 +415,51 @@ fn typed_handles_and_typed_state_reads_refuse_the_wrong_types_by_name() {
 struct u64Like {
     words: ringkernel_web::Vec2<u32>,
 }
+
+#[test]
+fn the_applications_callback_that_the_runtimes_submission_runs_is_refused_instead_of_locking_up_the_runtime() {
+    let app = App::new();
+    let runtime = app.runtime();
+    let kernel = launched(&runtime, 16);
+    // A buffer no submission uses is mapped at the device's next maintain: with the application
+    // polling nothing, that is inside the runtime's next tick submission (wgpu's `Queue::submit`
+    // runs ready callbacks before it returns), on the thread that holds the runtime's table.
+    let buffer = app.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("the application's readback"),
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ,
+        mapped_at_creation: false,
+    });
+    let (called, calls) = mpsc::channel();
+    let from_callback = kernel.clone();
+    buffer.slice(..).map_async(wgpu::MapMode::Read, move |mapped| {
+        // What an application does with what it read back: feed a kernel, copy its state.
+        let sent = from_callback.try_send(Sample { value: 7, weight: 1 }).map_err(|refused| match refused {
+            ringkernel_web::TrySendError::Refused(sample, error) => (error, sample),
+            full => panic!("{full:?}"),
+        });
+        let copied = from_callback.state_to_gpu().map(drop);
+        let status = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| from_callback.status().map(drop)))
+            .map_err(|panic| panic.downcast_ref::<String>().cloned().unwrap_or_default());
+        called.send((mapped.is_ok(), sent, copied, status)).unwrap();
+    });
+    pollster::block_on(kernel.send(Sample { value: 1, weight: 2 })).unwrap();
+    let (mapped, sent, copied, status) =
+        calls.recv_timeout(Duration::from_secs(20)).expect("the callback returned: the runtime did not lock up");
+    assert!(mapped);
+    let (error, sample) = sent.unwrap_err();
+    assert_eq!(sample, Sample { value: 7, weight: 1 }, "the refused sample is handed back");
+    assert_eq!(error.kind(), ErrorKind::InvalidArgument, "{error}");
+    assert!(error.to_string().contains("called from a wgpu callback"), "{error}");
+    let copied = copied.unwrap_err();
+    assert!(copied.to_string().contains("called from a wgpu callback"), "{copied}");
+    assert!(status.unwrap_err().contains("called from a wgpu callback"), "a call that returns no error panics");
+
+    // The runtime goes on: the sample sent before is answered, the refused one never queued.
+    pollster::block_on(async {
+        assert_eq!(kernel.receive_timeout(Duration::from_secs(10)).await.unwrap(), Seen { bucket: 1, count: 2 });
+        assert_eq!(kernel.read_state_as::<u32>().await.unwrap()[7], 0);
+        runtime.shutdown().await.unwrap();
+    });
+    app.quiet();
+}

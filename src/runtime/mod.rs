@@ -806,6 +806,12 @@ impl Runtime {
 
     /// The kernel table, or `Disposed` once the runtime has stopped.
     fn open_table(&self) -> Result<MutexGuard<'_, Table>> {
+        // Called from a wgpu callback that this runtime's own tick submission runs, on the
+        // thread that holds the table: an error now, where the lock would wait forever.
+        #[cfg(not(target_arch = "wasm32"))]
+        if crate::table::SubmittingTick::inside(&self.shared) {
+            return Err(Error::InvalidArgument(crate::table::SubmittingTick::refusal()));
+        }
         let table = self.shared.lock();
         if table.state == LifecycleState::Stopped {
             return Err(Error::Disposed);
