@@ -16,6 +16,9 @@ use ringkernel_web::{
     RuntimeBuilder, SharedDevice, StateElement,
 };
 
+mod common;
+use common::own_vulkan_device;
+
 const WAIT: Option<Duration> = Some(Duration::from_secs(10));
 /// Buckets of the histogram kernel's state.
 const BUCKETS: u32 = 8;
@@ -85,18 +88,8 @@ struct App {
 
 impl App {
     fn new() -> App {
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-        desc.backends = wgpu::Backends::VULKAN;
-        let instance = wgpu::Instance::new(desc);
-        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-            .expect("these tests need a Vulkan adapter (install mesa-vulkan-drivers for lavapipe)");
         // README: "`downlevel_defaults()` is enough".
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("the application's device"),
-            required_limits: wgpu::Limits::downlevel_defaults(),
-            ..Default::default()
-        }))
-        .unwrap();
+        let (_, device, queue) = own_vulkan_device(wgpu::Limits::downlevel_defaults());
         let shared = SharedDevice::new(device.clone(), queue.clone());
         let heard = Arc::new(Heard::default());
         let (on_lost, on_error) = (shared.clone(), shared.clone());

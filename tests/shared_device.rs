@@ -15,7 +15,7 @@ use ringkernel_web::{
 };
 
 mod common;
-use common::{buckets, doubled_by_own_pass, sums};
+use common::{buckets, doubled_by_own_pass, own_vulkan_device, sums};
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(10));
 
@@ -30,17 +30,7 @@ struct Heard {
 /// its own that note what they hear in `heard`; with `forward`, they also tell the runtime
 /// through the `SharedDevice` they return.
 fn own_device(limits: wgpu::Limits, heard: &Arc<Heard>, forward: bool) -> (wgpu::Adapter, SharedDevice) {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    desc.backends = wgpu::Backends::VULKAN;
-    let instance = wgpu::Instance::new(desc);
-    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-        .expect("these tests need a Vulkan adapter (install mesa-vulkan-drivers for lavapipe)");
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        label: Some("the application's device"),
-        required_limits: limits,
-        ..Default::default()
-    }))
-    .unwrap();
+    let (adapter, device, queue) = own_vulkan_device(limits);
     let shared = SharedDevice::new(device.clone(), queue);
     let (on_error, on_lost) = (heard.clone(), heard.clone());
     let (error_to_runtime, lost_to_runtime) = (shared.clone(), shared.clone());

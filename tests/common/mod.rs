@@ -150,6 +150,23 @@ mod native {
         }
     }
 
+    /// A device of the application's own, as a renderer opens one: its own instance and Vulkan
+    /// adapter (lavapipe here), with `limits` (the shared-device and embedding tests).
+    pub fn own_vulkan_device(limits: wgpu::Limits) -> (wgpu::Adapter, wgpu::Device, wgpu::Queue) {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = wgpu::Backends::VULKAN;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .expect("these tests need a Vulkan adapter (install mesa-vulkan-drivers for lavapipe)");
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("the application's device"),
+            required_limits: limits,
+            ..Default::default()
+        }))
+        .unwrap();
+        (adapter, device, queue)
+    }
+
     // A kernel with state, and the application's own GPU work with a copy of it (the interop
     // and shared-device tests).
 
