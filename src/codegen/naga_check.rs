@@ -85,7 +85,7 @@ fn first_atomic_store(block: &Block, module: &Module, types: &FunctionInfo, sour
 /// when that one lies outside the user's source, with naga's notes ("consider declaring `x`
 /// with `var` instead of `let`") after the message.
 fn parse_error(e: &ParseError, source: &str, error: &impl Fn(&str, Spans<'_>) -> Error) -> Error {
-    let mut message = naga_messages::parse_message(e.message());
+    let mut message = atomic_as_value(e, source).unwrap_or_else(|| naga_messages::parse_message(e.message()));
     for note in e.notes() {
         message.push_str("; ");
         message.push_str(&parameter_note(e, source).unwrap_or_else(|| note.to_owned()));
@@ -97,6 +97,34 @@ fn parse_error(e: &ParseError, source: &str, error: &impl Fn(&str, Spans<'_>) ->
         }
         primary => primary,
     }
+}
+
+/// naga's refusal of an atomic used as a plain value ("use atomic built-in functions"), with
+/// the call to write: as an atomic built-in's first argument the `&` was left out
+/// (`atomicAdd(state[i], 1u)`, where the author did call one); elsewhere it is read or
+/// written as a plain value (`state[0] + 1u`).
+fn atomic_as_value(e: &ParseError, source: &str) -> Option<String> {
+    if !e.message().starts_with("atomic variables cannot be accessed directly") {
+        return None;
+    }
+    let (span, _) = e.labels().next()?;
+    let range = span.to_range()?;
+    let written = source.get(range.clone())?;
+    let before = source.get(..range.start)?.trim_end();
+    let callee = before.strip_suffix('(').map(|call| {
+        let call = call.trim_end();
+        let name_start = call.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |at| at + 1);
+        &call[name_start..]
+    });
+    Some(match callee {
+        Some(builtin) if builtin.starts_with("atomic") => {
+            format!("`{builtin}` takes a pointer to the atomic: write `&{written}`")
+        }
+        _ => format!(
+            "`{written}` is atomic, and WGSL uses an atomic only through its built-in functions: read it with \
+             `atomicLoad(&{written})`, change it with `atomicStore(&{written}, value)` or `atomicAdd`"
+        ),
+    })
 }
 
 /// naga's note on assigning to an immutable name says to declare it with `var` instead of
