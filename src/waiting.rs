@@ -23,21 +23,33 @@ pub(crate) fn remaining(deadline: Deadline) -> Option<Duration> {
     deadline.map(|deadline| platform::saturating_ms(deadline - platform::now_ms()))
 }
 
-/// A timeout given in milliseconds (JavaScript's unit) as a `Duration`, refusing negative and
-/// non-finite numbers with an error that names it `what`. Only the JavaScript layer has
-/// timeouts in numbers.
+/// A timeout given in milliseconds (JavaScript's unit): `None`, no timeout, for `Infinity` and
+/// any number past 9e15 (see [`wait_ms`]); negative numbers and NaN are refused with an error
+/// that names it `what`. Only the JavaScript layer has timeouts in numbers.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-pub(crate) fn duration_from_ms(ms: f64, what: &str) -> Result<Duration> {
-    if ms.is_finite() && ms >= 0.0 {
-        return Ok(platform::saturating_ms(ms));
+pub(crate) fn duration_from_ms(ms: f64, what: &str) -> Result<Option<Duration>> {
+    if ms >= 0.0 {
+        return Ok(wait_ms(ms));
     }
     // As JavaScript prints it (Rust says `inf`).
     let got = match ms {
-        f64::INFINITY => "Infinity".to_owned(),
         f64::NEG_INFINITY => "-Infinity".to_owned(),
         _ => platform::Float(ms).to_string(),
     };
     Err(Error::OutOfRange(format!("{what} must be a non-negative number of milliseconds, got {got}")))
+}
+
+/// Most milliseconds a wait's timeout counts as a deadline: 9e15, 285,000 years, the top of
+/// what the options' other durations take (`circuit::duration_from_millis`).
+pub(crate) const MAX_TIMEOUT_MS: f64 = 9.0e15;
+
+/// A timeout of `ms` milliseconds (not negative, not NaN) as a wait takes it: `Infinity`, and
+/// any number past [`MAX_TIMEOUT_MS`], is no timeout, as the checkpoint interval's `Infinity`
+/// is never. A deadline that far could never pass, and as one it would differ from none only
+/// where it should not: it would hold Node's process open while the wait itself does not.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn wait_ms(ms: f64) -> Option<Duration> {
+    (ms <= MAX_TIMEOUT_MS).then(|| platform::saturating_ms(ms))
 }
 
 /// Waits for `listener` or the deadline; `false` when the deadline passed first.
@@ -107,8 +119,26 @@ pub(crate) async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) ->
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
-    use super::{wait, wait_for};
+    use super::{duration_from_ms, wait, wait_for};
     use crate::platform;
+    use std::time::Duration;
+
+    /// `Infinity`, and any number of milliseconds past 9e15, is no timeout (it was a
+    /// `RangeError`, while 1e300 waited as long as none); NaN and negative numbers stay refused.
+    #[test]
+    fn an_infinite_timeout_is_none() {
+        let read = |ms: f64| duration_from_ms(ms, "timeout").map_err(|e| e.to_string());
+        assert_eq!(read(f64::INFINITY), Ok(None));
+        assert_eq!(read(1e300), Ok(None));
+        assert_eq!(read(9.000_000_000_000_002e15), Ok(None));
+        assert_eq!(read(9e15), Ok(Some(Duration::from_millis(9_000_000_000_000_000))));
+        assert_eq!(read(0.0), Ok(Some(Duration::ZERO)));
+        assert_eq!(read(1.5), Ok(Some(Duration::from_micros(1500))));
+        for (ms, shown) in [(f64::NAN, "NaN"), (-1.0, "-1"), (f64::NEG_INFINITY, "-Infinity")] {
+            let refusal = format!("out of range: timeout must be a non-negative number of milliseconds, got {shown}");
+            assert_eq!(read(ms), Err(refusal));
+        }
+    }
 
     /// A wait whose deadline has passed still takes what is ready: the answers of a tick that
     /// the waiter ran itself past its timeout were otherwise left queued behind a `Timeout`.

@@ -427,7 +427,7 @@ test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no time
     const called = await doubler.call({ value: 4 }, long);
     const refusals = [];
     for (const options of [{ priorty: 1 }, { priority: 256 }, { priority: "high" }, { correlationId: 1.5 }, { correlationId: 1n }, { source: 5 }, { source: "a\\uD800b" }, { source: "\\uDC00" },
-      { timestamp: { physicalMs: 1, tick: 0 } }, { timestamp: { physicalMs: 1, logical: -1 } }, { timestamp: { logical: 3 } }, { timestamp: {} }, { timeout: -1 }, { timeout: Infinity }, { timeout: "5" }, { signal: {} }, { signal: "stop" }, 7]) {
+      { timestamp: { physicalMs: 1, tick: 0 } }, { timestamp: { physicalMs: 1, logical: -1 } }, { timestamp: { logical: 3 } }, { timestamp: {} }, { timeout: -1 }, { timeout: NaN }, { timeout: "5" }, { signal: {} }, { signal: "stop" }, 7]) {
       try { await rt.sendEnvelope("doubler", { value: 9 }, options); refusals.push("sent"); } catch (e) { refusals.push(e.constructor.name + ": " + e.message); }
     }
     const depth = doubler.status().inputQueueDepth + doubler.status().outputQueueDepth;
@@ -462,7 +462,7 @@ test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no time
     "TypeError: sendEnvelope options: timestamp.physicalMs must be a number, got undefined",
     "TypeError: sendEnvelope options: timestamp.physicalMs must be a number, got undefined",
     "RangeError: sendEnvelope options: timeout must be a non-negative number of milliseconds, got -1",
-    "RangeError: sendEnvelope options: timeout must be a non-negative number of milliseconds, got Infinity",
+    "RangeError: sendEnvelope options: timeout must be a non-negative number of milliseconds, got NaN",
     "TypeError: sendEnvelope options: timeout must be a number of milliseconds, got \"5\"",
     "TypeError: sendEnvelope options: signal must be an AbortSignal, got an object",
     "TypeError: sendEnvelope options: signal must be an AbortSignal, got \"stop\"",
@@ -473,6 +473,51 @@ test("a timeout too long for Rust's Duration (1e300 ms) waits as long as no time
   assert.equal(value.clockMoved, false, "a refused envelope moved the runtime's clock");
   // Given out since the header: the answer taken by receiveEnvelope, then the next send's.
   assert.equal(value.idsUsed, 2, "refused envelopes used up message ids");
+});
+
+test("a timeout of Infinity is no timeout: every wait takes it and waits as long as it takes; NaN and negative ones stay RangeErrors", async () => {
+  const value = await inPage(`
+    const catchIt = async (f) => { try { await f(); return "taken"; } catch (e) { return e.constructor.name + ": " + e.message; } };
+    const rt = await rk.RingKernelRuntime.create();
+    const doubler = await rt.launch("doubler", null, { autoActivate: true });
+    const forever = { timeout: Infinity };
+    // Waits that end only when the answers come, well after the call.
+    const one = doubler.receive(forever);
+    const two = rt.receiveBatch("doubler", { min: 2, max: 2, timeout: Infinity });
+    const envelope = rt.receiveEnvelope("doubler", forever);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await doubler.send({ value: 1 }, forever);
+    await doubler.sendBatch([{ value: 2 }, { value: 3 }], forever);
+    await rt.sendEnvelope("doubler", { value: 4 }, { timeout: Infinity, priority: 1 });
+    const answers = [(await one).result, (await two).map((a) => a.result), (await envelope).message.result];
+    const called = await rt.call("doubler", { value: 5 }, forever);
+    const Forever = rk.defineMessage("ForeverMsg", { value: "i32" });
+    const definition = { input: Forever, output: Forever, wgsl: "fn handle(m: ForeverMsg) -> ForeverMsg { return m; }" };
+    const managed = await rk.managedKernel(rt, "managed-forever", definition, { terminateTimeout: Infinity });
+    await managed.terminate();
+    const refused = [];
+    for (const timeout of [NaN, -1, -Infinity]) {
+      refused.push(await catchIt(() => doubler.receive({ timeout })));
+      refused.push(await catchIt(() => rk.managedKernel(rt, "doubler", null, { terminateTimeout: timeout })));
+    }
+    const waited = doubler.wait(forever);
+    await doubler.terminate(forever);
+    await waited;
+    await rt.terminateAll(forever);
+    await rt.drain(forever);
+    await rt.dispose();
+    return { answers, called: called.result, refused };
+  `);
+  assert.deepEqual(value.answers, [2, [4, 6], 8]);
+  assert.equal(value.called, 10);
+  assert.deepEqual(value.refused, [
+    "RangeError: receive options: timeout must be a non-negative number of milliseconds, got NaN",
+    "RangeError: managedKernel options: terminateTimeout must be a non-negative number of milliseconds, got NaN",
+    "RangeError: receive options: timeout must be a non-negative number of milliseconds, got -1",
+    "RangeError: managedKernel options: terminateTimeout must be a non-negative number of milliseconds, got -1",
+    "RangeError: receive options: timeout must be a non-negative number of milliseconds, got -Infinity",
+    "RangeError: managedKernel options: terminateTimeout must be a non-negative number of milliseconds, got -Infinity",
+  ]);
 });
 
 test("an AbortSignal ends a wait: nothing half done, the signal's reason as the rejection, a partly queued batch's count, no listener left behind", async () => {

@@ -16,7 +16,7 @@ use super::errors::{aborted_batch, cut_batch, js_error, js_void};
 use super::messages::{
     js_answer, js_batch, js_message_value, js_state, mistyped, receive_answers, shown, state_values, Batch, JsMessage,
 };
-use super::options::{timeout_option, u32_argument, wait_option, with_signal, ReceiveBatchOptions, Wait};
+use super::options::{timeout_option_or, u32_argument, wait_option, with_signal, ReceiveBatchOptions, Wait};
 use super::{kernel_id, order, promise};
 use crate::message::Scalar;
 use crate::runtime::Runtime;
@@ -233,7 +233,8 @@ pub(super) async fn reactivate(rt: Runtime, id: JsValue) -> Result<JsValue, JsVa
     js_void(rt.reactivate(&id).await)
 }
 
-/// Graceful stop within `{ timeout }` ms, or within `default` without one.
+/// Graceful stop within `{ timeout }` ms, or within `default` without one (`Infinity`: as
+/// long as it takes).
 pub(super) async fn terminate(
     rt: Runtime,
     id: JsValue,
@@ -241,8 +242,8 @@ pub(super) async fn terminate(
     default: Option<Duration>,
 ) -> Result<JsValue, JsValue> {
     let id = kernel_id(&id, "id")?;
-    let timeout = timeout_option(options, "terminate options")?;
-    js_void(rt.terminate(&id, timeout.or(default)).await)
+    let timeout = timeout_option_or(options, "terminate options", default)?;
+    js_void(rt.terminate(&id, timeout).await)
 }
 
 /// `stateToGPU`: the copy's `GPUBuffer`.

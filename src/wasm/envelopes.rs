@@ -14,9 +14,8 @@ use super::options::{signal_of, Wait};
 use super::{calls, kernel_id, order};
 use crate::envelope::EnvelopeHeader;
 use crate::hlc::HlcTimestamp;
-use crate::platform::saturating_ms;
 use crate::runtime::Runtime;
-use crate::waiting::deadline;
+use crate::waiting::{deadline, wait_ms};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_ENVELOPES: &str = r#"
@@ -77,7 +76,7 @@ fn send_options(options: Option<JsValue>) -> Result<(EnvelopeHeader, Wait), JsVa
     if let (Some(physical_ms), Some(logical)) = (physical_ms, logical) {
         header.timestamp = HlcTimestamp::new(physical_ms as u64, logical as u32);
     }
-    Ok((header, Wait { timeout: timeout.map(saturating_ms), signal }))
+    Ok((header, Wait { timeout: timeout.and_then(wait_ms), signal }))
 }
 
 /// Queues one message with an envelope and resolves with the header it was sent with (a new

@@ -20,7 +20,8 @@ pub struct ManagedKernel {
     /// Its launch: once that kernel is removed, a kernel launched later under the id is
     /// another, which `terminate` never reaches.
     handle: KernelHandle,
-    terminate_timeout: Duration,
+    /// `None`: as long as it takes (`terminateTimeout: Infinity`).
+    terminate_timeout: Option<Duration>,
 }
 
 #[wasm_bindgen]
@@ -38,7 +39,7 @@ impl ManagedKernel {
         let (handle, timeout) = (self.handle.clone(), self.terminate_timeout);
         promise(async move {
             match handle.live_id() {
-                Ok(id) => js_void(handle.runtime().terminate_if_live(id, Some(timeout)).await),
+                Ok(id) => js_void(handle.runtime().terminate_if_live(id, timeout).await),
                 Err(_removed) => Ok(JsValue::UNDEFINED),
             }
         })
@@ -47,7 +48,7 @@ impl ManagedKernel {
 
 /// The seeds' `managed_kernel`: launches and activates `id` (a registered kernel, or
 /// `definition`) and resolves with a handle that terminates it on `await using` exit.
-/// Options: `{ queueSize, mode, terminateTimeout }` (ms, default 5000).
+/// Options: `{ queueSize, mode, terminateTimeout }` (ms, default 5000; `Infinity`: no timeout).
 #[wasm_bindgen(js_name = managedKernel, skip_typescript)] // declared generic in TS_TYPES
 pub fn managed_kernel(
     runtime: &JsRuntime,

@@ -50,8 +50,8 @@ pub(super) struct TimeoutOptions {
 }
 
 impl TimeoutOptions {
-    /// The timeout as a `Duration` (`RangeError` for a negative or non-finite number; `what`
-    /// names the options in it).
+    /// The timeout as a `Duration`: `None` without one, or for `Infinity` (see [`millis`]); a
+    /// `RangeError` for a negative number or NaN (`what` names the options in it).
     pub fn timeout(&self, what: &str) -> Result<Option<Duration>, JsValue> {
         millis(self.timeout, what, "timeout")
     }
@@ -59,10 +59,24 @@ impl TimeoutOptions {
 
 /// Reads an optional `{ timeout }` argument (`what` names it in errors) as a `Duration`.
 pub(super) fn timeout_option(options: Option<JsValue>, what: &str) -> Result<Option<Duration>, JsValue> {
-    if let Some(ms) = options.as_ref().and_then(only_a_timeout) {
-        return millis(Some(ms), what, "timeout");
+    timeout_option_or(options, what, None)
+}
+
+/// [`timeout_option`] for a wait that has a `default` when no timeout is given (a handle's
+/// `terminate`, `drain`): `Infinity` is still no timeout.
+pub(super) fn timeout_option_or(
+    options: Option<JsValue>,
+    what: &str,
+    default: Option<Duration>,
+) -> Result<Option<Duration>, JsValue> {
+    let given = match options.as_ref().and_then(only_a_timeout) {
+        Some(ms) => Some(ms),
+        None => parse_options::<TimeoutOptions>(options, what)?.timeout,
+    };
+    match given {
+        Some(ms) => wait_millis(ms, what, "timeout"),
+        None => Ok(default),
     }
-    parse_options::<TimeoutOptions>(options, what)?.timeout(what)
 }
 
 /// The options of an operation that takes none but `{ signal }`.
@@ -165,16 +179,23 @@ pub(super) struct ReceiveBatchOptions {
 }
 
 impl ReceiveBatchOptions {
-    /// The timeout as a `Duration` (`RangeError` for a negative or non-finite number).
+    /// The timeout as a `Duration` (as [`TimeoutOptions::timeout`] reads it).
     pub fn timeout(&self) -> Result<Option<Duration>, JsValue> {
         millis(self.timeout, "receiveBatch options", "timeout")
     }
 }
 
-/// Milliseconds from JavaScript under `key` of the options `what` as a `Duration`, by the
-/// core's rule; a refusal names both, as every option error does.
+/// A wait's timeout, milliseconds from JavaScript under `key` of the options `what`, as a
+/// `Duration` by the core's rule (`waiting::duration_from_ms`): `None` when not given, and for
+/// `Infinity` or past 9e15, which wait as long as it takes; a refusal names both, as every
+/// option error does.
 fn millis(ms: Option<f64>, what: &str, key: &str) -> Result<Option<Duration>, JsValue> {
-    ms.map(|ms| duration_from_ms(ms, key)).transpose().map_err(|error| match error {
+    Ok(ms.map(|ms| wait_millis(ms, what, key)).transpose()?.flatten())
+}
+
+/// [`millis`] for a number given: `None` is no timeout.
+fn wait_millis(ms: f64, what: &str, key: &str) -> Result<Option<Duration>, JsValue> {
+    duration_from_ms(ms, key).map_err(|error| match error {
         Error::OutOfRange(refusal) => range_error(format!("{what}: {refusal}")),
         other => js_error(other),
     })
@@ -192,10 +213,13 @@ pub(super) struct ManagedKernelOptions {
 }
 
 impl ManagedKernelOptions {
-    /// How long the kernel gets to drain when the holder is done (default five seconds).
-    pub fn terminate_timeout(&self) -> Result<Duration, JsValue> {
-        Ok(millis(self.terminate_timeout, "managedKernel options", "terminateTimeout")?
-            .unwrap_or(DEFAULT_TERMINATE_TIMEOUT))
+    /// How long the kernel gets to drain when the holder is done (default five seconds; `None`,
+    /// as long as it takes, for `Infinity`).
+    pub fn terminate_timeout(&self) -> Result<Option<Duration>, JsValue> {
+        match self.terminate_timeout {
+            None => Ok(Some(DEFAULT_TERMINATE_TIMEOUT)),
+            Some(ms) => wait_millis(ms, "managedKernel options", "terminateTimeout"),
+        }
     }
 
     /// The launch options among these.

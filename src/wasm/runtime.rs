@@ -11,7 +11,7 @@ use super::definitions::kernel_definition;
 use super::errors::{js_error, js_void, turned_away};
 use super::handle::JsKernelHandle;
 use super::messages::mistyped;
-use super::options::{self, launch_options, runtime_options, timeout_option, watchdog_action};
+use super::options::{self, launch_options, runtime_options, timeout_option, timeout_option_or, watchdog_action};
 use super::{calls, envelopes, kernel_id, promise, started_promise, to_js};
 use crate::error::Error;
 use crate::kernel::KernelDefinition;
@@ -430,11 +430,12 @@ impl JsRuntime {
         let rt = self.inner.clone();
         // Bad options change nothing; good ones refuse new work from this call on, not from
         // when the promise's job first runs.
-        let begun = timeout_option(options, "drain options").and_then(|timeout| {
+        let begun = timeout_option_or(options, "drain options", Some(DEFAULT_TERMINATE_TIMEOUT)).and_then(|timeout| {
             rt.begin_drain().map_err(js_error)?;
-            Ok(timeout.unwrap_or(DEFAULT_TERMINATE_TIMEOUT))
+            Ok(timeout)
         });
-        promise(async move { js_void(rt.drain(begun?).await) })
+        // `drain` once begun: each kernel terminated within the timeout (`Infinity`: none).
+        promise(async move { js_void(rt.terminate_all(begun?).await) })
     }
 
     /// `→ stopped` (draining first if that has not begun): resolves with the shutdown report,

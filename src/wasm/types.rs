@@ -278,12 +278,12 @@ export interface LaunchOptions {
   requirements?: DeviceRequirements | undefined;
 }
 export interface ManagedKernelOptions { queueSize?: number | undefined; mode?: KernelMode | undefined; terminateTimeout?: number | undefined; }
-/** Milliseconds, counted from the call (for a send, its wait behind earlier sends to the kernel included). Without a timeout, the operation waits for as long as it takes. */
+/** Milliseconds, counted from the call (for a send, its wait behind earlier sends to the kernel included), from 0 (a NaN or negative one is a RangeError). Without a timeout, or with `Infinity` (or any number past 9e15, 285,000 years), the operation waits for as long as it takes. */
 export interface TimeoutOptions { timeout?: number | undefined; }
 /** A send's, receive's or call's `timeout`, and a `signal` that ends its wait: once it aborts, the operation rejects with the signal's `reason` and leaves nothing half done (see the README's "Cancelling with an AbortSignal"). */
 export interface WaitOptions extends TimeoutOptions { signal?: AbortSignal | null | undefined; }
 /**
- * `max` answers at most (1 or more; without it, every answer waiting); `min` answers waited for (1 or more, at most `max` and the kernel's output queue size, else a `RangeError` taking nothing; default 1); `timeout` ms to wait (without one, as long as it takes); `signal` ends the wait.
+ * `max` answers at most (1 or more; without it, every answer waiting); `min` answers waited for (1 or more, at most `max` and the kernel's output queue size, else a `RangeError` taking nothing; default 1); `timeout` ms to wait (without one, or `Infinity`, as long as it takes); `signal` ends the wait.
  * A batch takes its answers once `min` are there; at the `timeout` with fewer it takes what is there (a `TimeoutError` with none), and so it does sooner when no more will come (the kernel terminated, its device was lost, it was connected onward). A batch waiting for more holds its turn: receives made after it wait behind it.
  */
 export interface ReceiveBatchOptions { min?: number | undefined; max?: number | undefined; timeout?: number | undefined; packed?: boolean | undefined; signal?: AbortSignal | null | undefined; }
@@ -734,7 +734,7 @@ export interface ManagedKernel {
 /**
  * The seeds' `managed_kernel`: launches and activates `id` (a registered kernel, or `definition`)
  * and resolves with a handle that terminates it on `await using` exit. Options: `{ queueSize, mode,
- * terminateTimeout }` (ms, default 5000).
+ * terminateTimeout }` (ms, default 5000; `Infinity` waits as long as the drain takes).
  */
 export function managedKernel<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription>(
   runtime: RingKernelRuntime, id: string, definition?: KernelDefinitionInput<I, O> | null, options?: ManagedKernelOptions,

@@ -54,7 +54,8 @@ export function sendOptions(options, out) {
   }
   if (timeout !== undefined) {
     if (typeof timeout !== "number") throw mistyped("timeout", "a number of milliseconds", timeout);
-    if (!(timeout >= 0) || timeout === Infinity) {
+    // Infinity (or past 9e15) is no timeout, read as such by the wasm layer (`wait_ms`).
+    if (!(timeout >= 0)) {
       throw new RangeError(`${WHAT}: timeout must be a non-negative number of milliseconds, got ${timeout}`);
     }
     out[4] = timeout;
