@@ -585,7 +585,9 @@ fn max_batch_bounds_every_dispatch() {
         for max_batch in [0, 1025] {
             let options = LaunchOptions::default().with_queue_capacity(1024).with_max_batch(max_batch);
             let refused = rt.launch_definition(sequencer("refused"), options).await;
-            assert!(matches!(refused, Err(Error::OutOfRange(_))), "{max_batch}: {refused:?}");
+            let expected =
+                format!("max_batch (maxBatch) must be from 1 to 1024 (the input queue size), got {max_batch}");
+            assert!(matches!(&refused, Err(Error::OutOfRange(said)) if *said == expected), "{max_batch}: {refused:?}");
         }
         assert!(matches!(rt.state("refused"), Err(Error::KernelNotFound { .. })));
     });

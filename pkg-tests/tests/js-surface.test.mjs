@@ -197,6 +197,8 @@ test("errors are instances of exported classes, with their names and details", a
     const negative = await catchIt(() => small.receive({ timeout: -1 }));
     const terminateTimeout = await catchIt(() => rk.managedKernel(rt, "doubler", null, { terminateTimeout: -1 }));
     const heartbeat = await catchIt(() => rt.setHeartbeatTimeout(-1));
+    const batch = await catchIt(() => rt.launch("small-3", { input: Req, output: Res,
+      wgsl: "fn handle(msg: SurfaceReq) -> SurfaceRes { return SurfaceRes(msg.value); }" }, { queueSize: 4, maxBatch: 8 }));
     const describe = (e) => Object.fromEntries(Object.entries({
       name: e.name, ctor: e.constructor.name, error: e instanceof Error, ringKernel: e instanceof rk.RingKernelError,
       guard: rk.isRingKernelError(e), kernelId: e.kernelId, accepted: e.accepted, state: e.state, action: e.action,
@@ -206,7 +208,7 @@ test("errors are instances of exported classes, with their names and details", a
     return {
       notFound: describe(notFound), state: describe(state), full: describe(full), timeout: describe(timeout),
       typo: { ...describe(typo), typeError: typo instanceof TypeError },
-      ranges: [range, negative, terminateTimeout, heartbeat].map((e) => [e.constructor.name, e instanceof RangeError, e.message]),
+      ranges: [range, negative, terminateTimeout, heartbeat, batch].map((e) => [e.constructor.name, e instanceof RangeError, e.message]),
       classes: ["KernelNotFoundError", "KernelStateError", "QueueFullError", "TimeoutError", "MessageFormatError",
         "KernelCompileError", "MessageDroppedError", "BackendUnavailableError", "DeviceLostError", "RuntimeDisposedError",
         "RuntimeDrainingError", "CircuitOpenError", "OverloadedError"]
@@ -221,11 +223,12 @@ test("errors are instances of exported classes, with their names and details", a
   assert.deepEqual(value.full, { ...common, name: "QueueFullError", ctor: "QueueFullError", kernelId: "small", accepted: 2 });
   assert.deepEqual(value.timeout, { ...common, name: "TimeoutError", ctor: "TimeoutError", kernelId: "small" });
   assert.deepEqual(value.typo, { error: true, ringKernel: false, guard: false, stack: true, name: "TypeError", ctor: "TypeError", typeError: true });
-  assert.deepEqual(value.ranges.map(([ctor, isRange]) => [ctor, isRange]), Array(4).fill(["RangeError", true]));
+  assert.deepEqual(value.ranges.map(([ctor, isRange]) => [ctor, isRange]), Array(5).fill(["RangeError", true]));
   assert.match(value.ranges[0][2], /launch options: queueSize must be a whole number from 1 to 4194304, got 0/);
   assert.match(value.ranges[1][2], /^receive options: timeout must be a non-negative number of milliseconds, got -1/);
   assert.match(value.ranges[2][2], /^managedKernel options: terminateTimeout must be a non-negative number of milliseconds, got -1/, "named by its option");
   assert.match(value.ranges[3][2], /^setHeartbeatTimeout: the heartbeat timeout must be a number of milliseconds more than 0, up to 9e15, got -1/);
+  assert.equal(value.ranges[4][2], "launch options: maxBatch must be a whole number from 1 to 4 (the input queue size), got 8", "the range that applies");
   for (const [name, shown, subclass] of value.classes) assert.deepEqual([shown, subclass], [name, true], name);
 });
 

@@ -608,7 +608,7 @@ fn queue_sizes(options: &LaunchOptions, default_queue_size: usize) -> Result<(us
     let max_batch = options.max_batch.unwrap_or(input_size);
     if max_batch == 0 || max_batch > input_size {
         return Err(Error::OutOfRange(format!(
-            concat!(option_name!("maxBatch", "max_batch"), " must be between 1 and the queue size ({}), got {}"),
+            concat!(option_name!("maxBatch", "max_batch"), " must be from 1 to {} (the input queue size), got {}"),
             input_size, max_batch
         )));
     }

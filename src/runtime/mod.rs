@@ -304,8 +304,9 @@ pub struct LaunchOptions {
     pub output_queue_size: Option<usize>,
     /// The seeds' execution mode (see [`KernelMode`]: both are scheduled alike).
     pub mode: KernelMode,
-    /// Most messages one dispatch of this kernel handles (default: its input queue size).
-    /// Lower it for handlers that run long per message, so each GPU submission stays short.
+    /// Most messages one dispatch of this kernel handles, 1 to its input queue size (the
+    /// default; `OutOfRange` beyond, naming that size). Lower it for handlers that run long per
+    /// message, so each GPU submission stays short.
     pub max_batch: Option<usize>,
     /// Activate the kernel as soon as it is launched. Off by default: as in PyDotCompute, a
     /// launched kernel waits for `activate` (RingKernel's default is on).

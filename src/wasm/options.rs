@@ -366,13 +366,39 @@ pub(super) fn runtime_options(value: Option<JsValue>) -> Result<RuntimeOptions, 
     Ok(options)
 }
 
-/// `launch`'s options: [`parse_options`], with the nested `requirements` held to its own keys.
-pub(super) fn launch_options(value: Option<JsValue>) -> Result<LaunchOptions, JsValue> {
+/// `launch`'s options: [`parse_options`], with the nested `requirements` held to its own keys,
+/// and `maxBatch` to the range the core holds it to, from 1 to the kernel's input queue size
+/// (`inputQueueSize`, else `queueSize`, else the runtime's `default_queue_size`), named in its
+/// refusal.
+pub(super) fn launch_options(value: Option<JsValue>, default_queue_size: usize) -> Result<LaunchOptions, JsValue> {
     const WHAT: &str = "launch options";
     if let Some(options) = value.as_ref().filter(|v| v.is_object()) {
         check_nested(options, "requirements", shape::<DeviceRequirements>().1, WHAT)?;
     }
-    parse_options(value, WHAT)
+    let mut launch = Launch { options: LaunchOptions::default(), default_queue_size };
+    read_options(value, WHAT, shape::<LaunchOptions>().1, false, &mut launch)?;
+    Ok(launch.options)
+}
+
+/// `LaunchOptions` as `launch` reads them: `maxBatch` against the input queue size, which the
+/// fields before it (read first, in the struct's order) and the runtime's default give.
+struct Launch {
+    options: LaunchOptions,
+    default_queue_size: usize,
+}
+
+impl ReadFields for Launch {
+    fn read_field(&mut self, name: &str, value: &JsValue) -> Read<()> {
+        let options = &mut self.options;
+        if name != "maxBatch" || value.loose_eq(&JsValue::NULL) {
+            return options.read_field(name, value);
+        }
+        let input_size = options.input_queue_size.or(options.queue_size).unwrap_or(self.default_queue_size);
+        let batch = size(value).ok().filter(|n| (1..=input_size).contains(n)).ok_or_else(|| {
+            Refusal::out_of_range(&format!("a whole number from 1 to {input_size} (the input queue size)"), value)
+        });
+        put(&mut options.max_batch, batch.map(Some))
+    }
 }
 
 /// Refuses unknown keys in the object at `options[key]`, if there is one.
@@ -1219,8 +1245,10 @@ mod tests {
         assert_eq!(plain.watchdog.heartbeat_timeout, WatchdogConfig::default().heartbeat_timeout);
         let with_preset = unset(&[("preset", "development".into())]);
         assert_eq!(with_preset.watchdog.heartbeat_timeout, Duration::from_secs(5), "the preset's heartbeat stays");
-        let launch =
-            launch_options(Some(object(&[("queueSize", JsValue::UNDEFINED), ("autoActivate", JsValue::UNDEFINED)])));
+        let launch = launch_options(
+            Some(object(&[("queueSize", JsValue::UNDEFINED), ("autoActivate", JsValue::UNDEFINED)])),
+            1024,
+        );
         assert_eq!(launch.expect("undefined is not given").auto_activate, LaunchOptions::default().auto_activate);
         // A nested object for an option the preset leaves off starts from its defaults.
         let on =
@@ -1258,7 +1286,7 @@ mod tests {
             let error: js_sys::Error = result.expect_err("refused").into();
             format!("{}: {}", String::from(error.name()), String::from(error.message()))
         };
-        let launch = |entries: &[(&str, JsValue)]| error(launch_options(Some(object(entries))).map(drop));
+        let launch = |entries: &[(&str, JsValue)]| error(launch_options(Some(object(entries)), 1024).map(drop));
         let create = |entries: &[(&str, JsValue)]| error(runtime_options(Some(object(entries))).map(drop));
         let n = |v: f64| JsValue::from(v);
         let cases = [
@@ -1266,7 +1294,11 @@ mod tests {
             (launch(&[("inputQueueSize", n(0.0))]), "RangeError: launch options: inputQueueSize must be a whole number from 1 to 4194304, got 0"),
             (launch(&[("outputQueueSize", n(4194305.0))]), "RangeError: launch options: outputQueueSize must be a whole number from 1 to 4194304, got 4194305"),
             (launch(&[("queueSize", n(1e300))]), "RangeError: launch options: queueSize must be a whole number from 1 to 4194304, got 1e+300"),
-            (launch(&[("maxBatch", "7".into())]), "TypeError: launch options: maxBatch must be a whole number from 1 to 4294967295, got \"7\""),
+            // maxBatch's top is the input queue size: the runtime's default (1024 here), or the launch's.
+            (launch(&[("maxBatch", "7".into())]), "TypeError: launch options: maxBatch must be a whole number from 1 to 1024 (the input queue size), got \"7\""),
+            (launch(&[("maxBatch", n(1025.0))]), "RangeError: launch options: maxBatch must be a whole number from 1 to 1024 (the input queue size), got 1025"),
+            (launch(&[("queueSize", n(16.0)), ("maxBatch", n(0.0))]), "RangeError: launch options: maxBatch must be a whole number from 1 to 16 (the input queue size), got 0"),
+            (launch(&[("maxBatch", n(9.0)), ("inputQueueSize", n(8.0)), ("queueSize", n(16.0))]), "RangeError: launch options: maxBatch must be a whole number from 1 to 8 (the input queue size), got 9"),
             (launch(&[("workgroupSize", n(0.5))]), "RangeError: launch options: workgroupSize must be a whole number from 1 to 4294967295, got 0.5"),
             (launch(&[("maxWorkgroups", n(-1.0))]), "RangeError: launch options: maxWorkgroups must be a whole number from 1 to 4294967295, got -1"),
             (create(&[("maxMessagesPerTick", n(1.5))]), "RangeError: RingKernelRuntime.create options: maxMessagesPerTick must be a whole number from 1 to 4294967295, got 1.5"),

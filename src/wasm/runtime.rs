@@ -52,7 +52,7 @@ impl JsRuntime {
         // Started when called: the id is `created` (reserved) before this returns.
         started_promise(Box::pin(async move {
             let id = kernel_id(&id, "id")?;
-            let options: LaunchOptions = launch_options(options)?;
+            let options: LaunchOptions = launch_options(options, rt.options().default_queue_size)?;
             let handle = match launch_definition(&id, definition)? {
                 Some(definition) => rt.launch_definition(definition, options).await,
                 None => rt.launch(&id, options).await,

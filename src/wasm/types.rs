@@ -253,7 +253,7 @@ export interface LaunchOptions {
   /** Bound of the output queue alone, over `queueSize`. */
   outputQueueSize?: number | null | undefined;
   mode?: KernelMode | undefined;
-  /** Most messages one dispatch handles (default: the input queue size); lower it for handlers that run long per message. */
+  /** Most messages one dispatch handles, 1 to the input queue size (the default; a RangeError beyond, naming it); lower it for handlers that run long per message. */
   maxBatch?: number | null | undefined;
   /** Activate the kernel as soon as it is launched (default false: it waits for `activate`). */
   autoActivate?: boolean | undefined;
