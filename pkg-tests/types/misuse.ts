@@ -191,6 +191,10 @@ export async function misuse(): Promise<void> {
   const none = await runtime.launch("misuse-none", { input: Point, output: Point, wgsl: "" });
   const noState: Uint32Array = await none.readState(); // misuse
   const found: Float32Array = await runtime.getKernel("misuse-floats")!.readState(); // misuse
+  // A host handler's state claims no type the runtime may not give either.
+  ringKernel({ id: "misuse-handler-floats", input: Point, output: Point, state: { length: 4, type: "f32" }, handler: (p, state) => { const counts: Uint32Array = state; return counts ? p : null; } }); // misuse
+  ringKernel({ id: "misuse-handler-none", input: Point, output: Point, handler: (p, state) => { const words: Uint32Array = state; return words ? p : null; } }); // misuse
+  await runtime.launch("misuse-handler-counts", { input: Point, output: Point, state: { length: 4 }, handler: (p, state) => { const signed: Int32Array = state; return signed ? p : null; } }); // misuse
   void point;
   void reply.result;
 }

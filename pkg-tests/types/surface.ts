@@ -3,7 +3,7 @@
 // (tsconfig.es2022.json; the classes' `[Symbol.asyncDispose]` must not need it). It is type-checked,
 // not run: the runtime takes each of these values as the JavaScript tests show.
 import { DeviceLostError, RingKernelRuntime, RingKernelError, defineMessage, managedKernel, ringKernel } from "ringkernel-web";
-import type { DeviceFeature, KernelHandle, OutputOf, StateArray } from "ringkernel-web";
+import type { DeviceFeature, KernelHandle, OutputOf, StateArray, StateDefinition } from "ringkernel-web";
 
 const Point = defineMessage("SurfacePoint", { x: "f32", at: "vec2<f32>" });
 
@@ -71,6 +71,13 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   const balances: Int32Array = await signed.readState();
   const counters = await runtime.launch("surface-counters", { input: Tally, output: Tally, state: { length: 4 }, handler: (m) => m });
   const counted: Uint32Array = await counters.readState();
+  // A host handler's state as the definition declares it, as readState() gives it; none declared, undefined.
+  ringKernel({ id: "surface-weights", input: Tally, output: Tally, state: { length: 4, type: "f32" }, handler: (m, state) => { const w: Float32Array = state; w[0] += 0.5; return m; } });
+  ringKernel({ id: "surface-signed-handler", input: Tally, output: Tally, state: { length: 4, type: "i32" }, handler: (m, state) => { const b: Int32Array = state; b[0] -= 1; return m; } });
+  await runtime.launch("surface-tally-handler", { input: Tally, output: Tally, state: { length: 4 }, handler: (m, state) => { const c: Uint32Array = state; c[m.bin] += 1; return m; } });
+  ringKernel({ id: "surface-stateless", input: Tally, output: Tally, handler: (m, state) => { const none: undefined = state; void none; return m; } });
+  const looseState: StateDefinition | undefined = counted.length > 0 ? { length: 4 } : undefined;
+  ringKernel({ id: "surface-loose", input: Tally, output: Tally, state: looseState, handler: (m, state) => { const maybe: StateArray | undefined = state; return maybe ? m : null; } });
   // A kernel by id, or a definition whose state type is not known: the union, or what the caller says.
   const unknown: StateArray = await runtime.readState("surface-floats");
   const asked: Float32Array = await runtime.readState<Float32Array>("surface-floats");

@@ -487,12 +487,22 @@ type StateElementArray<T> = T extends "f32" ? Float32Array : T extends "i32" | "
 export type StateArrayOf<S extends StateDefinition | undefined> =
   [S] extends [StateDefinition] ? ("type" extends keyof S ? StateElementArray<S["type" & keyof S]> : Uint32Array) : StateArray;
 /**
- * A kernel's handler in JavaScript, run by the "cpu" backend: gets the message as `receive` would
- * give it and the state array (updated in place), returns the answer, or null/undefined to drop the
- * message. Runs synchronously; a throw drops the message and counts an error.
+ * What a host handler gets as `state` for a definition that declares `state` as `S`: the array
+ * `readState()` gives (see `StateArrayOf`: `{ length: 4, type: "f32" }` a `Float32Array`), `undefined`
+ * for a definition without `state`, and where `S` is not known either of them.
  */
-export type HostHandler<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription> =
-  (message: OutputOf<I>, state: StateArray | undefined) => InputOf<O> | null | undefined;
+export type HandlerStateOf<S extends StateDefinition | undefined> =
+  [S] extends [StateDefinition] ? StateArrayOf<S> : [S] extends [undefined] ? undefined : StateArray | undefined;
+/**
+ * A kernel's handler in JavaScript, run by the "cpu" backend: gets the message as `receive` would
+ * give it and the state array (updated in place; typed by the definition's `state`, see
+ * `HandlerStateOf`), returns the answer, or null/undefined to drop the message. Runs synchronously;
+ * a throw drops the message and counts an error.
+ */
+export type HostHandler<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription, S extends StateDefinition | undefined = StateDefinition | undefined> =
+  // A method's type, whose parameters TypeScript checks both ways: a definition typed by its own
+  // state is still a `KernelDefinitionInput` of any state (its handler was one of `StateArray | undefined`).
+  { handler(message: OutputOf<I>, state: HandlerStateOf<S>): InputOf<O> | null | undefined }["handler"];
 
 interface KernelDefinitionBase<I extends MessageDescription, O extends MessageDescription, S extends StateDefinition | undefined> {
   id?: string | undefined;
@@ -501,7 +511,7 @@ interface KernelDefinitionBase<I extends MessageDescription, O extends MessageDe
   input: I | string;
   output: O | string;
   workgroupSize?: number | undefined;
-  /** Its `state` array; a launch of this definition types `readState()` by it (see `StateArrayOf`). */
+  /** Its `state` array; it types the handler's `state` argument, and a launch of this definition's `readState()` (see `StateArrayOf`). */
   state?: S;
 }
 /**
@@ -509,7 +519,7 @@ interface KernelDefinitionBase<I extends MessageDescription, O extends MessageDe
  * to drop messages) runs on GPU backends, `handler` on the "cpu" backend; give at least one.
  */
 export type KernelDefinitionInput<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription, S extends StateDefinition | undefined = StateDefinition | undefined> =
-  KernelDefinitionBase<I, O, S> & ({ wgsl: string; handler?: HostHandler<I, O> | undefined } | { wgsl?: string | undefined; handler: HostHandler<I, O> });
+  KernelDefinitionBase<I, O, S> & ({ wgsl: string; handler?: HostHandler<I, O, S> | undefined } | { wgsl?: string | undefined; handler: HostHandler<I, O, S> });
 
 /** Registers a message type by name and returns its description. */
 export function defineMessage<const N extends string, const F extends Record<string, FieldType>>(name: N, fields: F): MessageDescription<N, F>;
