@@ -211,6 +211,13 @@ pub struct DeviceInfo {
     pub id: DeviceId,
     /// The adapter it was opened on: backend, name, driver, device type.
     pub adapter: AdapterSummary,
+    /// Whether it is the application's own device, handed as a
+    /// [`SharedDevice`](crate::SharedDevice) (the one handed last by
+    /// [`replace_shared_device`](crate::Runtime::replace_shared_device)): the runtime never
+    /// destroys it, and only the application brings it back after a loss. Never on the web,
+    /// where none can be handed (and JavaScript's topology has no such key).
+    #[cfg_attr(target_arch = "wasm32", serde(skip))]
+    pub shared: bool,
     /// The limits that bound ring kernels (largest buffer and storage binding).
     pub limits: DeviceMemoryLimits,
     /// Device bytes this runtime holds there.

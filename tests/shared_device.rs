@@ -201,6 +201,20 @@ fn shared_devices_follow_the_devices_the_runtime_opens_and_only_they_are_replace
     assert_eq!(refused.kind(), ErrorKind::InvalidArgument, "{refused}");
 }
 
+/// `gpu_topology()` marks the application's device, and only it: not a GPU device the runtime
+/// opened on the same adapter, nor the cpu backend.
+#[test]
+fn the_topology_marks_the_applications_device_and_only_it() {
+    let heard = Arc::new(Heard::default());
+    let (_adapter, shared) = own_device(wgpu::Limits::default(), &heard, false);
+    let opened = [DeviceSpec::new(BackendChoice::Vulkan), DeviceSpec::new(BackendChoice::Cpu)];
+    let options = RuntimeOptions::default().with_devices(opened).with_shared_device(shared.clone());
+    let rt = pollster::block_on(Runtime::new(options)).unwrap();
+    let marked: Vec<_> = rt.gpu_topology().devices.iter().map(|d| (d.adapter.backend.clone(), d.shared)).collect();
+    assert_eq!(marked, [("vulkan".to_owned(), false), ("cpu".to_owned(), false), ("vulkan".to_owned(), true)]);
+    pollster::block_on(rt.shutdown()).unwrap();
+}
+
 /// An uncaptured error the application forwards fails the kernels (their messages kept), as
 /// on a device the runtime opened; `recover` cannot replace the application's device and says
 /// so, and the application hands the same device back, which still works.
@@ -276,6 +290,7 @@ fn a_lost_device_comes_back_with_the_one_the_application_hands(forward: bool) {
         rt.replace_shared_device(DeviceId(0), replacement.clone()).await.unwrap();
         let (device, _) = rt.wgpu_device(DeviceId(0)).unwrap().unwrap();
         assert!(device == *replacement.device(), "the kernels run on the replacement");
+        assert!(rt.gpu_topology().devices[0].shared, "the replacement is the application's device too");
         // Told, the runtime refused the call (the device known lost). Untold, it took the
         // call's message, which stayed queued when its tick failed: processed before the batch
         // (its answer discarded, as a failed call's is). Either way each message sent is

@@ -34,6 +34,7 @@ impl Runtime {
                 DeviceInfo {
                     id,
                     adapter: device.adapter().clone(),
+                    shared: device.gpu().is_some_and(|gpu| !gpu.owned),
                     limits: device.memory_limits(),
                     memory_bytes: loads[id.index()].bytes,
                     messages_processed: status.messages_processed,
