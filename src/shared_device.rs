@@ -40,12 +40,17 @@ use crate::error::{Error, Result};
 ///   A callback that wgpu runs inside the runtime's submission runs while the runtime's table
 ///   is locked: a call to that runtime from it is refused (`InvalidArgument`, the message
 ///   handed back; the few calls that return no error, such as `get_kernel`, panic) rather than
-///   waiting forever, so hand such work to a thread or task of the application's (a channel). The runtime pushes error scopes only around compilations,
+///   waiting forever, so hand such work to a thread or task of the application's (a channel).
+///   The runtime pushes error scopes around compilations and around each tick's submission,
 ///   and pops each before its call returns: a launch's, a recovery's or a migration's on the
-///   thread that awaits that call, nested inside any scope the application has open there, a
-///   background compilation's on a thread of its own. Natively wgpu keeps error scopes per
-///   thread, and natively these compilations never yield between push and pop, so the
-///   runtime's scopes never interleave with the application's.
+///   thread that awaits that call, a tick's on the thread that runs it (its own, or a receive's
+///   that helps it), nested inside any scope the application has open there, a background
+///   compilation's on a thread of its own. Natively wgpu keeps error scopes per thread, and
+///   natively none of these yields between push and pop, so the runtime's scopes never
+///   interleave with the application's. A validation error of a tick's is the runtime's: it
+///   fails the kernels there with `DeviceLost` (health and the device events report it) until
+///   the application hands the device back, and never reaches the application's
+///   uncaptured-error handler.
 ///
 /// `SharedDevice` is native only: JavaScript has no way to hand a `GPUDevice` to the runtime,
 /// since wgpu's WebGPU backend makes a `wgpu::Device` only from its own `requestDevice`. On
@@ -129,8 +134,8 @@ impl SharedDevice {
     /// call it from the application's own
     /// [`on_uncaptured_error`](wgpu::Device::on_uncaptured_error) for the errors that leave the
     /// device unusable to the kernels, at least those the application cannot tell for its own
-    /// (the runtime's own GPU work reports its errors there too; the runtime catches its
-    /// compilations' in error scopes of its own). As on a device the runtime opened,
+    /// (the runtime catches its compilations' and its ticks' validation errors in error scopes
+    /// of its own). As on a device the runtime opened,
     /// the kernels then fail with `DeviceLost` until recovered; the device itself still works,
     /// so [`Runtime::replace_shared_device`](crate::Runtime::replace_shared_device) may hand
     /// the same one back.

@@ -100,6 +100,21 @@ impl Execute for GpuContext {
     }
 
     fn submit(&self, dispatches: &[Dispatch<'_>]) -> Result<Submitted> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if !self.owned {
+            return self.in_error_scope(|| self.submit_commands(dispatches));
+        }
+        self.submit_commands(dispatches)
+    }
+
+    async fn complete<R>(&self, submitted: Submitted, deliver: impl FnOnce(&[Outcome<'_>]) -> R) -> Result<R> {
+        self.complete_commands(submitted, deliver).await
+    }
+}
+
+impl GpuContext {
+    /// [`Execute::submit`]: writes the tick's input, encodes its commands and submits them.
+    fn submit_commands(&self, dispatches: &[Dispatch<'_>]) -> Result<Submitted> {
         let rings: Vec<&GpuKernel> = dispatches.iter().map(|d| gpu_kernel(d.exec)).collect();
         let runs = fused::runs(self, dispatches, &rings);
         let mut roles = vec![Role::Alone; dispatches.len()];
@@ -198,7 +213,8 @@ impl Execute for GpuContext {
         Ok(Submitted { mapping, layout, dispatches: submissions })
     }
 
-    async fn complete<R>(&self, submitted: Submitted, deliver: impl FnOnce(&[Outcome<'_>]) -> R) -> Result<R> {
+    /// [`Execute::complete`].
+    async fn complete_commands<R>(&self, submitted: Submitted, deliver: impl FnOnce(&[Outcome<'_>]) -> R) -> Result<R> {
         let Submitted { mapping, layout, dispatches } = submitted;
         mapping
             .read(self, |bytes| {

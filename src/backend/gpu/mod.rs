@@ -395,6 +395,24 @@ impl GpuContext {
         }
     }
 
+    /// Runs `work`, the runtime's own GPU calls of a tick on the application's device
+    /// ([`SharedDevice`]), inside a validation error scope of its own (on this thread, nested in
+    /// any the application has open there, and popped before it returns): a validation error of
+    /// the runtime's becomes this device's fault, as one its own handler hears on a device it
+    /// opened, so it reaches the runtime's health and device events (its kernels fail with
+    /// `DeviceLost` until the application hands the device back), not the application's
+    /// uncaptured-error handler. Natively a pop is ready at once: a push and pop cost 55 to 420
+    /// ns a tick on lavapipe, lost in a round trip's 60 to 75 µs (`MEASURED.md`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn in_error_scope<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let done = work();
+        let Some(error) = pollster::block_on(scope.pop()) else { return done };
+        let reason = format!("GPU validation error in the runtime's own work: {error} (on the application's device)");
+        self.fault.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason);
+        self.check_fault().and(done)
+    }
+
     /// `DeviceLost` once the device was lost or an error escaped every error scope.
     pub fn check_fault(&self) -> Result<()> {
         match self.fault.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
@@ -474,5 +492,51 @@ impl GpuContext {
     /// The lock on the device's error-scope stack, for a compilation that outlives the caller.
     pub(crate) fn scopes(&self) -> Scopes {
         self.scopes.clone()
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    /// A buffer wgpu refuses (mappable storage).
+    fn refused_buffer(device: &wgpu::Device) -> wgpu::Buffer {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("mappable storage"),
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// On the application's device a tick's own GPU calls run in an error scope of the
+    /// runtime's: a validation error there is the device's fault (its kernels then fail with
+    /// `DeviceLost`, which health and the device events report), and the application's
+    /// uncaptured-error handler, which heard it before, does not; outside that scope the
+    /// application's handler still hears its own.
+    #[test]
+    fn the_runtimes_own_error_on_the_applications_device_is_the_runtimes_fault() {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = wgpu::Backends::VULKAN;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .expect("this test needs a Vulkan adapter (install mesa-vulkan-drivers for lavapipe)");
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let handler = heard.clone();
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| handler.lock().unwrap().push(error.to_string())));
+        let shared = SharedDevice::new(device.clone(), queue);
+        let ctx = GpuContext::shared(&shared, Arc::default(), Arc::default()).unwrap();
+
+        assert_eq!(ctx.in_error_scope(|| Ok(7)).unwrap(), 7, "no error: the work's own result");
+        let failed = ctx.in_error_scope(|| Ok(refused_buffer(&ctx.device))).unwrap_err();
+        let Error::DeviceLost { reason } = &failed else { panic!("{failed:?}") };
+        assert!(reason.starts_with("GPU validation error in the runtime's own work: "), "{reason}");
+        assert!(reason.ends_with("(on the application's device)"), "{reason}");
+        assert!(ctx.check_fault().is_err(), "the device's fault from now on");
+        assert!(heard.lock().unwrap().is_empty(), "{:?}", heard.lock().unwrap());
+
+        let _own = refused_buffer(&device);
+        assert_eq!(heard.lock().unwrap().len(), 1, "the application's own error is still its own");
     }
 }
