@@ -523,6 +523,30 @@ test("a timeout of Infinity is no timeout: every wait takes it and waits as long
   ]);
 });
 
+test("under autoRecover a kernel's readable() errors with DeviceLostError when its device is lost, and a new one after the recovery reads on, nothing lost", async () => {
+  const value = await inPage(`
+    const rt = await rk.RingKernelRuntime.create({ autoRecover: true });
+    const doubler = await rt.launch("doubler", null, { autoActivate: true });
+    const events = rt.deviceEvents()[Symbol.asyncIterator]();
+    const reader = doubler.readable().getReader();
+    await doubler.send({ value: 1 });
+    const first = (await reader.read()).value.result;
+    const pending = reader.read().then((r) => "read", (e) => e.name);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    rt.destroyDevice();
+    const lost = await pending;
+    const kinds = [];
+    for (;;) { const { value } = await events.next(); kinds.push(value.kind); if (value.kind !== "lost") break; }
+    const after = await reader.read().then(() => "read", (e) => e.name);
+    await doubler.send({ value: 2 });
+    const again = (await doubler.readable().getReader().read()).value.result;
+    await rt.dispose();
+    return { first, lost, kinds, after, again, state: "done" };
+  `);
+  assert.deepEqual(value, { first: 2, lost: "DeviceLostError", kinds: ["lost", "recovered"], after: "DeviceLostError", again: 4, state: "done" },
+    "the stream ends with the loss (the kernel comes back from its last checkpoint, which its reader should hear of); a new one reads on");
+});
+
 test("an AbortSignal ends a wait: nothing half done, the signal's reason as the rejection, a partly queued batch's count, no listener left behind", async () => {
   const value = await inPage(`
     const rt = await rk.RingKernelRuntime.create({ enableTelemetry: true });

@@ -629,7 +629,8 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
    * cancelling the stream loses none; the rest stay queued), each wait with `receive`'s options.
    * Closes when none will come (terminated with none left, removed, or the runtime disposed);
    * other refusals, a wait's timeout and the signal's abort error it, a lost device's
-   * `DeviceLostError` too (with `autoRecover` as well: make a new one once it has recovered). Transferred with
+   * `DeviceLostError` too (with `autoRecover` as well, since the kernel comes back from its last checkpoint, which
+   * its reader should hear of: make a new one once `deviceEvents()` says `recovered`). Transferred with
    * `postMessage`, the worker's end of the platform's pipe reads one answer ahead of the page,
    * and a cancel from the page loses that one; an error reaches the page as a plain `Error`.
    */
