@@ -5,7 +5,7 @@
 //! objects; the format itself is a few line rules and one escaping rule. Native tests parse
 //! the output with `prometheus-parse`.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
 use crate::circuit::CircuitState;
 use crate::degradation::DegradationLevel;
@@ -168,13 +168,13 @@ pub fn render(summary: &RuntimeSummary) -> String {
     let _ = writeln!(
         out,
         "ringkernel_info{{backend=\"{}\",adapter=\"{}\",driver=\"{}\",device_type=\"{}\"}} 1",
-        escape(&a.backend),
-        escape(&a.name),
-        escape(&a.driver),
-        escape(&a.device_type)
+        Escaped(&a.backend),
+        Escaped(&a.name),
+        Escaped(&a.driver),
+        Escaped(&a.device_type)
     );
     header(&mut out, "ringkernel_uptime_seconds", "Seconds since the runtime was created, until it stopped.", "gauge");
-    let _ = writeln!(out, "ringkernel_uptime_seconds {}", number(summary.uptime_ms / 1000.0));
+    let _ = writeln!(out, "ringkernel_uptime_seconds {}", Number(summary.uptime_ms / 1000.0));
     header(&mut out, "ringkernel_kernels", "Kernels in the runtime's table.", "gauge");
     let _ = writeln!(out, "ringkernel_kernels {}", summary.kernel_count);
     header(&mut out, "ringkernel_ticks_total", "Ticks that did work (one submit and readback each).", "counter");
@@ -198,7 +198,7 @@ pub fn render(summary: &RuntimeSummary) -> String {
     ];
     for (name, help, kind, value) in runtime_samples {
         header(&mut out, name, help, kind);
-        let _ = writeln!(out, "{name} {}", number(value));
+        let _ = writeln!(out, "{name} {}", Number(value));
     }
 
     header(
@@ -212,7 +212,7 @@ pub fn render(summary: &RuntimeSummary) -> String {
             let _ = writeln!(
                 out,
                 "ringkernel_kernel_state{{kernel=\"{}\",mode=\"{}\",state=\"{}\"}} {}",
-                escape(id),
+                Escaped(id),
                 kernel.mode.as_str(),
                 state,
                 (kernel.state == state) as u8
@@ -230,7 +230,7 @@ pub fn render(summary: &RuntimeSummary) -> String {
             let _ = writeln!(
                 out,
                 "ringkernel_circuit_state{{kernel=\"{}\",state=\"{}\"}} {}",
-                escape(id),
+                Escaped(id),
                 state,
                 (kernel.circuit_state == state) as u8
             );
@@ -242,7 +242,7 @@ pub fn render(summary: &RuntimeSummary) -> String {
     for family in KERNEL_FAMILIES {
         header(&mut out, family.name, family.help, family.kind);
         for (id, kernel) in &summary.per_kernel {
-            let _ = writeln!(out, "{}{{kernel=\"{}\"}} {}", family.name, escape(id), number((family.value)(kernel)));
+            let _ = writeln!(out, "{}{{kernel=\"{}\"}} {}", family.name, Escaped(id), Number((family.value)(kernel)));
         }
     }
     render_devices(&mut out, summary);
@@ -254,12 +254,12 @@ pub fn render(summary: &RuntimeSummary) -> String {
     header(&mut out, latency, "Latency from send to the answer arriving on the host.", "summary");
     for (id, kernel) in &summary.per_kernel {
         let l = &kernel.latency;
-        let id = escape(id);
+        let id = Escaped(id);
         for (quantile, value) in [("0.5", l.p50_ms), ("0.99", l.p99_ms)] {
-            let value = value.map_or("NaN".to_owned(), |ms| number(ms / 1000.0));
+            let value = Number(value.map_or(f64::NAN, |ms| ms / 1000.0));
             let _ = writeln!(out, "{latency}{{kernel=\"{id}\",quantile=\"{quantile}\"}} {value}");
         }
-        let _ = writeln!(out, "{latency}_sum{{kernel=\"{id}\"}} {}", number(l.sum_ms / 1000.0));
+        let _ = writeln!(out, "{latency}_sum{{kernel=\"{id}\"}} {}", Number(l.sum_ms / 1000.0));
         let _ = writeln!(out, "{latency}_count{{kernel=\"{id}\"}} {}", l.count);
     }
     out
@@ -274,7 +274,7 @@ type DeviceFamily = (&'static str, &'static str, &'static str, fn(&crate::device
 fn render_devices(out: &mut String, summary: &RuntimeSummary) {
     header(out, "ringkernel_kernel_device", "The device each kernel runs on now.", "gauge");
     for (id, kernel) in &summary.per_kernel {
-        let _ = writeln!(out, "ringkernel_kernel_device{{kernel=\"{}\",device=\"{}\"}} 1", escape(id), kernel.device);
+        let _ = writeln!(out, "ringkernel_kernel_device{{kernel=\"{}\",device=\"{}\"}} 1", Escaped(id), kernel.device);
     }
     header(out, "ringkernel_device_info", "Each device of the runtime and its adapter.", "gauge");
     for d in &summary.devices {
@@ -283,8 +283,8 @@ fn render_devices(out: &mut String, summary: &RuntimeSummary) {
             out,
             "ringkernel_device_info{{device=\"{}\",backend=\"{}\",adapter=\"{}\"}} 1",
             d.id,
-            escape(&a.backend),
-            escape(&a.name)
+            Escaped(&a.backend),
+            Escaped(&a.name)
         );
     }
     let families: [DeviceFamily; 5] = [
@@ -302,7 +302,7 @@ fn render_devices(out: &mut String, summary: &RuntimeSummary) {
     for (name, help, kind, value) in families {
         header(out, name, help, kind);
         for d in &summary.devices {
-            let _ = writeln!(out, "{name}{{device=\"{}\"}} {}", d.id, number(value(d)));
+            let _ = writeln!(out, "{name}{{device=\"{}\"}} {}", d.id, Number(value(d)));
         }
     }
 }
@@ -319,7 +319,7 @@ pub fn render_health(report: &HealthReport) -> String {
     let mut counts: Vec<(Severity, String, usize)> = Vec::new();
     for issue in &report.issues {
         let labels = match &issue.subject {
-            HealthSubject::Kernel(id) => format!("subject=\"kernel\",kernel=\"{}\"", escape(id)),
+            HealthSubject::Kernel(id) => format!("subject=\"kernel\",kernel=\"{}\"", Escaped(id)),
             HealthSubject::Runtime => "subject=\"runtime\"".into(),
             HealthSubject::Device => "subject=\"device\"".into(),
             HealthSubject::Memory => "subject=\"memory\"".into(),
@@ -349,7 +349,7 @@ fn render_memory(out: &mut String, summary: &RuntimeSummary) {
     );
     for (id, bytes) in &memory.by_kernel {
         for purpose in MemoryPurpose::ALL.into_iter().filter(|p| *p != MemoryPurpose::Readback) {
-            let _ = writeln!(out, "{name}{{kernel=\"{}\",purpose=\"{purpose}\"}} {}", escape(id), bytes.get(purpose));
+            let _ = writeln!(out, "{name}{{kernel=\"{}\",purpose=\"{purpose}\"}} {}", Escaped(id), bytes.get(purpose));
         }
     }
     let readback = MemoryPurpose::Readback;
@@ -365,7 +365,7 @@ fn render_memory(out: &mut String, summary: &RuntimeSummary) {
     ];
     for (name, help, value) in samples {
         header(out, name, help, "gauge");
-        let _ = writeln!(out, "{name} {}", number(value));
+        let _ = writeln!(out, "{name} {}", Number(value));
     }
 }
 
@@ -390,20 +390,44 @@ fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// Label values escape backslash, double quote and newline.
-fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+/// A label value as the format escapes it: backslash, double quote and newline. Written
+/// straight into the text, with no string of its own.
+#[derive(Clone, Copy)]
+struct Escaped<'a>(&'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut start = 0;
+        for (at, byte) in self.0.bytes().enumerate() {
+            let escaped = match byte {
+                b'\\' => "\\\\",
+                b'"' => "\\\"",
+                b'\n' => "\\n",
+                _ => continue,
+            };
+            // The escaped bytes are ASCII, so `start` and `at` are character boundaries.
+            f.write_str(&self.0[start..at])?;
+            f.write_str(escaped)?;
+            start = at + 1;
+        }
+        f.write_str(&self.0[start..])
+    }
 }
 
-/// Integers without a fraction, other finite values as Rust prints them, and Prometheus'
-/// spellings of the non-finite ones.
-fn number(value: f64) -> String {
-    match value {
-        v if v.is_nan() => "NaN".into(),
-        v if v == f64::INFINITY => "+Inf".into(),
-        v if v == f64::NEG_INFINITY => "-Inf".into(),
-        v if v.fract() == 0.0 && v.abs() < 1e15 => format!("{}", v as i64),
-        v => Float(v).to_string(),
+/// A sample value: integers without a fraction, other finite values as Rust prints them, and
+/// Prometheus' spellings of the non-finite ones. Written straight into the text.
+#[derive(Clone, Copy)]
+struct Number(f64);
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            v if v.is_nan() => f.write_str("NaN"),
+            v if v == f64::INFINITY => f.write_str("+Inf"),
+            v if v == f64::NEG_INFINITY => f.write_str("-Inf"),
+            v if v.fract() == 0.0 && v.abs() < 1e15 => fmt::Display::fmt(&(v as i64), f),
+            v => fmt::Display::fmt(&Float(v), f),
+        }
     }
 }
 
@@ -413,14 +437,15 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(Escaped("a\"b\\c\nd").to_string(), "a\\\"b\\\\c\\nd");
+        assert_eq!(Escaped("é\"ü\n").to_string(), "é\\\"ü\\n");
     }
 
     #[test]
     fn numbers_are_prometheus_floats() {
-        assert_eq!(number(3.0), "3");
-        assert_eq!(number(0.25), "0.25");
-        assert_eq!(number(f64::INFINITY), "+Inf");
-        assert_eq!(number(f64::NAN), "NaN");
+        assert_eq!(Number(3.0).to_string(), "3");
+        assert_eq!(Number(0.25).to_string(), "0.25");
+        assert_eq!(Number(f64::INFINITY).to_string(), "+Inf");
+        assert_eq!(Number(f64::NAN).to_string(), "NaN");
     }
 }
