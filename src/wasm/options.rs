@@ -1336,6 +1336,34 @@ mod tests {
         }
     }
 
+    /// The core's checks of options against each other reject `create` under the options' name
+    /// too, in the class of the core's error (`InvalidArgument` a `TypeError`, `OutOfRange` a
+    /// `RangeError`).
+    #[wasm_bindgen_test]
+    async fn create_names_its_options_in_the_cores_refusals() {
+        let rejected = |entries: &[(&str, JsValue)]| {
+            let created =
+                wasm_bindgen_futures::JsFuture::from(super::super::runtime::JsRuntime::create(Some(object(entries))));
+            async move {
+                let error: js_sys::Error = created.await.expect_err("refused").into();
+                format!("{}: {}", String::from(error.name()), String::from(error.message()))
+            }
+        };
+        let cpu = ("backend", JsValue::from("cpu"));
+        let one_device = Array::of1(&object(&[])).into();
+        let too_many: JsValue = (0..65).map(|_| object(&[])).collect::<Array>().into();
+        assert_eq!(
+            rejected(&[cpu.clone(), ("deviceIndex", 1.into()), ("devices", one_device)]).await,
+            "TypeError: RingKernelRuntime.create options: deviceIndex picks the adapter of a runtime's one device; \
+             with devices, each device's own index picks its adapter"
+        );
+        assert_eq!(
+            rejected(&[cpu, ("devices", too_many)]).await,
+            "RangeError: RingKernelRuntime.create options: devices lists 65 devices; a runtime runs at most 64 (each \
+             has a tick loop of its own)"
+        );
+    }
+
     #[wasm_bindgen_test]
     fn watchdog_actions_read_as_serde_reads_them() {
         for value in values() {

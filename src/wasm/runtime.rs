@@ -34,10 +34,11 @@ impl JsRuntime {
         promise(async move {
             let options: RuntimeOptions = runtime_options(options)?;
             // The core's checks of options against each other are the options' errors too.
-            let runtime = Runtime::new(options).await.map_err(|error| match error {
-                Error::InvalidArgument(text) => Error::InvalidArgument(format!("{}: {text}", options::CREATE_OPTIONS)),
-                Error::OutOfRange(text) => Error::OutOfRange(format!("{}: {text}", options::CREATE_OPTIONS)),
-                other => other,
+            let runtime = Runtime::new(options).await.map_err(|mut error| {
+                if let Error::InvalidArgument(text) | Error::OutOfRange(text) = &mut error {
+                    *text = format!("{}: {text}", options::CREATE_OPTIONS);
+                }
+                error
             });
             let runtime = runtime.map_err(js_error)?;
             Ok(JsRuntime { inner: Rc::new(runtime) }.into())
