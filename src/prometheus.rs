@@ -386,8 +386,7 @@ fn render_degradation(out: &mut String, summary: &RuntimeSummary) {
 }
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// A label value as the format escapes it: backslash, double quote and newline. Written
