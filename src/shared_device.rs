@@ -213,10 +213,11 @@ impl fmt::Debug for SharedDevice {
     }
 }
 
-/// The same device and queue.
+/// The same `SharedDevice`: one value of [`SharedDevice::new`] and its clones. Not wgpu's own
+/// equality of devices, which compares an id that devices of two instances can share.
 impl PartialEq for SharedDevice {
     fn eq(&self, other: &Self) -> bool {
-        self.device == other.device && self.queue == other.queue
+        Arc::ptr_eq(&self.listeners, &other.listeners)
     }
 }
 

@@ -176,6 +176,30 @@ fn a_device_too_small_for_a_kernel_is_refused_at_build() {
 }
 
 #[test]
+fn the_same_device_handed_twice_is_refused_at_build() {
+    let heard = Arc::new(Heard::default());
+    let (_adapter, shared) = own_device(wgpu::Limits::default(), &heard, false);
+    let (_other_adapter, other) = own_device(wgpu::Limits::default(), &heard, false);
+    let twice =
+        RuntimeBuilder::new().shared_device(shared.clone()).shared_device(other.clone()).shared_device(shared.clone());
+    let refused = pollster::block_on(twice.build()).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidArgument, "{refused}");
+    assert!(refused.to_string().contains("the same device twice (entries 0 and 2)"), "{refused}");
+    // wgpu compares devices by an id that two instances' first devices share; these are two.
+    assert_ne!(shared, other);
+    assert_eq!(shared, shared.clone());
+    // Once each, the device serves two runtimes as well as one.
+    let (first, second) = (runtime_on(&shared), runtime_on(&shared));
+    pollster::block_on(async {
+        for rt in [&first, &second] {
+            rt.launch("doubler", LaunchOptions::default().with_auto_activate()).await.unwrap();
+            assert_eq!(rt.call_pod::<i32, i32>("doubler", &21, WAIT).await.unwrap(), 42);
+            rt.shutdown().await.unwrap();
+        }
+    });
+}
+
+#[test]
 fn shared_devices_follow_the_devices_the_runtime_opens_and_only_they_are_replaced_by_the_application() {
     let heard = Arc::new(Heard::default());
     let (_adapter, shared) = own_device(wgpu::Limits::default(), &heard, false);

@@ -176,7 +176,8 @@ impl RuntimeOptions {
     }
 
     /// Runs kernels on the application's own wgpu device too (see [`SharedDevice`]), after
-    /// the devices of `devices` (alone, when there are none).
+    /// the devices of `devices` (alone, when there are none). Each device once: the same one
+    /// twice is refused when the runtime is built (several runtimes may share it).
     #[must_use = "this returns the changed value and leaves the one it was called on as it was"]
     pub fn with_shared_device(mut self, device: SharedDevice) -> Self {
         self.shared_devices.push(device);
@@ -512,6 +513,12 @@ impl LaunchOptions {
 
 /// `checkpointIntervalMs` as serde reads it: milliseconds as the circuit breaker's are (0 to
 /// 9e15, as the JavaScript reader takes them), or `Infinity` for never (`Duration::MAX`).
+/// The first two entries of `shared` that are the same device and queue, if any: two runtime
+/// devices on one wgpu device would tick it from two loops and each need its own replacement.
+fn handed_twice(shared: &[SharedDevice]) -> Option<(usize, usize)> {
+    (1..shared.len()).find_map(|again| Some((shared[..again].iter().position(|d| *d == shared[again])?, again)))
+}
+
 fn checkpoint_millis<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> std::result::Result<Option<Duration>, D::Error> {
@@ -620,7 +627,7 @@ impl Runtime {
     /// than [`MAX_DEVICES`] devices, a `max_messages_per_tick` or `memory_budget` of 0, health
     /// thresholds, watchdog, circuit breaker or degradation settings out of range);
     /// [`Error::InvalidArgument`] for `device_index` given together with `devices` or
-    /// `shared_devices`.
+    /// `shared_devices`, or the same device in `shared_devices` twice.
     pub async fn new(options: RuntimeOptions) -> Result<Runtime> {
         // Refused here rather than at each launch (a queue size the caller never passed) or
         // never (a tick bound of 0 that processes nothing).
@@ -640,6 +647,12 @@ impl Runtime {
                  it opens only those of devices, each picking its adapter with its own index"
                     .into(),
             ));
+        }
+        if let Some((first, again)) = handed_twice(&options.shared_devices) {
+            return Err(Error::InvalidArgument(format!(
+                "shared_devices hands the same device twice (entries {first} and {again}): a runtime runs one tick \
+                 loop per device, so launch more kernels on it instead"
+            )));
         }
         if !options.devices.is_empty() && options.device_index != 0 {
             return Err(Error::InvalidArgument(
