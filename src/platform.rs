@@ -218,17 +218,42 @@ pub fn drive_gpu(device: &wgpu::Device) {
     let _ = device.poll(wgpu::PollType::wait_indefinitely());
 }
 
-/// Milliseconds on a monotonic clock shared by every runtime of this process or page.
+/// Milliseconds on a monotonic clock shared by every runtime of this process or page: natively
+/// since the first call, on the web `performance.now()` (since the page or worker began).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn now_ms() -> f64 {
     use std::sync::OnceLock;
-    static ORIGIN: OnceLock<web_time::Instant> = OnceLock::new();
-    ORIGIN.get_or_init(web_time::Instant::now).elapsed().as_secs_f64() * 1000.0
+    static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+    ORIGIN.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1000.0
+}
+
+#[cfg(target_arch = "wasm32")]
+pub fn now_ms() -> f64 {
+    web_clock::performance_now()
 }
 
 /// Wall-clock milliseconds since the Unix epoch (`Date.now()` on the web), for timestamps
 /// people read; durations use [`now_ms`].
+#[cfg(not(target_arch = "wasm32"))]
 pub fn unix_time_ms() -> f64 {
-    web_time::SystemTime::now().duration_since(web_time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+#[cfg(target_arch = "wasm32")]
+pub fn unix_time_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// The web's clock, called directly: `std`'s `Instant` panics there.
+#[cfg(target_arch = "wasm32")]
+mod web_clock {
+    use wasm_bindgen::prelude::*;
+
+    #[wasm_bindgen]
+    extern "C" {
+        #[wasm_bindgen(js_namespace = performance, js_name = now)]
+        pub(super) fn performance_now() -> f64;
+    }
 }
 
 /// Whether this JavaScript realm exposes `navigator.gpu` (browsers with WebGPU, Node with the

@@ -16,8 +16,29 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-// `std`'s `Instant` natively; `performance.now()` on the web, where `std`'s panics.
-use web_time::Instant;
+#[cfg(not(target_arch = "wasm32"))]
+use std::time::Instant;
+
+/// On the web, where `std`'s `Instant` panics: [`crate::platform::now_ms`] (`performance.now()`)
+/// to the nanosecond, with the few operations the deadlines use.
+#[cfg(target_arch = "wasm32")]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Instant(Duration);
+
+#[cfg(target_arch = "wasm32")]
+impl Instant {
+    fn now() -> Self {
+        Self(Duration::from_nanos((crate::platform::now_ms() * 1e6) as u64))
+    }
+
+    fn checked_add(&self, duration: Duration) -> Option<Self> {
+        self.0.checked_add(duration).map(Self)
+    }
+
+    fn saturating_duration_since(&self, earlier: Self) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+}
 
 /// Resolves once `duration` has passed. Dropping it early removes its deadline.
 pub(crate) fn sleep(duration: Duration) -> Sleep {
