@@ -97,6 +97,12 @@ fn is_plain_object(value: &JsValue) -> bool {
     value.is_object() && !is_array(value).unwrap_or(false) && !is_typed_array(value)
 }
 
+/// A list of numbers, the elements of a typed array or of an array checked to hold only
+/// numbers (so never NaN for a missing one): one `collect` for both.
+fn numbers(items: &Array) -> Value {
+    Value::List(items.iter().map(|n| n.as_f64().unwrap_or(f64::NAN)).collect())
+}
+
 fn js_value(value: &JsValue, path: &str, depth: u32) -> Value {
     if let Some(n) = value.as_f64() {
         return Value::Number(n);
@@ -105,7 +111,7 @@ fn js_value(value: &JsValue, path: &str, depth: u32) -> Value {
         if has_64_bit_elements(value) {
             return Value::Unsupported(type_name(value));
         }
-        return Value::List(Array::from(value).iter().map(|n| n.as_f64().unwrap_or(f64::NAN)).collect());
+        return numbers(&Array::from(value));
     }
     // No message type nests deeper than MAX_NESTING, so a deeper value is malformed; stopping
     // here keeps a deliberately deep one from overflowing the stack.
@@ -116,7 +122,7 @@ fn js_value(value: &JsValue, path: &str, depth: u32) -> Value {
     if array {
         let Ok(items) = items(value) else { return Value::Unsupported(UNREADABLE.into()) };
         if items.iter().all(|item| item.as_f64().is_some()) {
-            return Value::List(items.iter().map(|n| n.as_f64().expect("checked")).collect());
+            return numbers(&items);
         }
         return Value::Array(
             items.iter().enumerate().map(|(i, item)| js_value(&item, &format!("{path}[{i}]"), depth + 1)).collect(),
