@@ -401,6 +401,25 @@ mod tests {
             assert_eq!(format!("{:?}", Float(v)), format!("{v:?}"), "{v:e}");
         }
     }
+
+    /// The page's clocks: `now_ms` is `performance.now()`'s, `unix_time_ms` `Date.now()`'s, and a
+    /// sleep on the timers' alarm (deadlines on `now_ms`) lasts at least what it was asked.
+    #[wasm_bindgen_test]
+    async fn the_clocks_are_the_pages_and_a_sleep_lasts_what_it_was_asked() {
+        let performance = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).unwrap();
+        let now: js_sys::Function = js_sys::Reflect::get(&performance, &"now".into()).unwrap().into();
+        let page_ms = || now.call0(&performance).unwrap().as_f64().unwrap();
+        let (before, ours, after) = (page_ms(), super::now_ms(), page_ms());
+        assert!(before <= ours && ours <= after, "{before} <= {ours} <= {after}");
+        let (before, ours, after) =
+            (js_sys::Date::new_0().get_time(), super::unix_time_ms(), js_sys::Date::new_0().get_time());
+        assert!(before <= ours && ours <= after, "{before} <= {ours} <= {after}");
+        let started = super::now_ms();
+        super::sleep_ms(30.0).await;
+        let slept = super::now_ms() - started;
+        // The deadline is kept to the nanosecond below it.
+        assert!(slept >= 30.0 - 1e-6, "{slept} ms");
+    }
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
