@@ -221,25 +221,23 @@ impl Runtime {
             // active. A new device would change none of that, so `RecoverDevice` leaves it to
             // the report.
             let mut not_the_device = Vec::new();
-            // In the order of `running_ids` (sorted), so nothing else needs sorting.
-            let stale: Vec<StaleKernel> = table
-                .running_ids(None)
-                .into_iter()
-                .filter_map(|id| {
-                    let k = &table.kernels[&id];
-                    let since = k.stale_for(now, timeout)?;
-                    if table.stall_cause(&id).is_some() {
-                        not_the_device.push(id.clone());
-                    }
-                    let input_depth = k.input_depth();
-                    Some(StaleKernel {
-                        kernel_id: id,
-                        input_depth,
-                        since_progress: since,
-                        action: WatchdogAction::Report,
-                    })
-                })
-                .collect();
+            // In the order of `running_ids` (sorted), so nothing else needs sorting. Pushed, as
+            // the lists below are: each `collect` was a copy of `Vec`'s `from_iter` in the wasm.
+            let mut stale = Vec::new();
+            for id in table.running_ids(None) {
+                let k = &table.kernels[&id];
+                let Some(since) = k.stale_for(now, timeout) else { continue };
+                if table.stall_cause(&id).is_some() {
+                    not_the_device.push(id.clone());
+                }
+                let input_depth = k.input_depth();
+                stale.push(StaleKernel {
+                    kernel_id: id,
+                    input_depth,
+                    since_progress: since,
+                    action: WatchdogAction::Report,
+                });
+            }
             (stale, action, not_the_device)
         };
         match action {
@@ -261,21 +259,26 @@ impl Runtime {
                 };
                 // Each device with a stale kernel on it is replaced, once, in id order (taken
                 // from the device list rather than sorted: no sort of its own in the wasm).
-                let devices: Vec<DeviceId> = self
-                    .shared
-                    .device_ids()
-                    .filter(|&device| stale.iter().any(|k| on(device)(&k)))
-                    .filter(|&device| self.shared.device(device).gpu().is_some())
+                let mut devices = Vec::new();
+                for device in self.shared.device_ids() {
                     // The application's device is neither the runtime's to destroy nor to
                     // replace (see `crate::shared_device`): its kernels are reported.
-                    .filter(|&device| !self.shared.is_shared(device))
-                    .collect();
+                    if stale.iter().any(|k| on(device)(&k))
+                        && self.shared.device(device).gpu().is_some()
+                        && !self.shared.is_shared(device)
+                    {
+                        devices.push(device);
+                    }
+                }
                 // A recovery that fails leaves its device lost (its error in the summary and
                 // health) and the rest still tried; the first failure is the scan's, as
                 // `recover`'s is.
                 let mut recovered = Ok(());
                 for &device in &devices {
-                    let on_it: Vec<&str> = stale.iter().filter(on(device)).map(|k| k.kernel_id.as_str()).collect();
+                    let mut on_it = Vec::new();
+                    for k in stale.iter().filter(on(device)) {
+                        on_it.push(k.kernel_id.as_str());
+                    }
                     let reason = format!("the watchdog found kernels stale: {}", crate::error::joined(&on_it, ", "));
                     self.lose_device(device, &reason, &|id| on_it.contains(&id));
                     let result = recovery::recover_device(&self.shared, device).await;
