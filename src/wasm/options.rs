@@ -804,6 +804,14 @@ fn safe_integer(value: &JsValue) -> Option<i64> {
     Number::is_safe_integer(value).then(|| value.unchecked_into_f64() as i64)
 }
 
+#[wasm_bindgen(module = "/src/wasm/js/codec.js")]
+extern "C" {
+    /// The iterator of an iterable that is not an array (`None`: not iterable), as
+    /// `js_sys::try_iter` finds it, in one call into JavaScript.
+    #[wasm_bindgen(js_name = iteratorOf, catch)]
+    fn iterator_of(value: &JsValue) -> Result<Option<js_sys::Iterator>, JsValue>;
+}
+
 /// The elements of an array, or of another iterable, one by one as they are asked for (an
 /// iterator's exception passed on as serde-wasm-bindgen passed it); `expected` names what was
 /// wanted when `value` is neither.
@@ -812,8 +820,8 @@ fn elements<'a>(value: &'a JsValue, expected: &str) -> Read<Box<dyn Iterator<Ite
     Ok(match value.dyn_ref::<Array>() {
         Some(array) => Box::new(array.iter().map(Ok)),
         None if !value.is_object() => return Err(Refusal::mistyped(expected, value)),
-        None => match js_sys::try_iter(value).map_err(thrown)? {
-            Some(iter) => Box::new(iter.map(|element| element.map_err(thrown))),
+        None => match iterator_of(value).map_err(thrown)? {
+            Some(iter) => Box::new(iter.into_iter().map(|element| element.map_err(thrown))),
             None => return Err(Refusal::mistyped(expected, value)),
         },
     })
@@ -1370,6 +1378,41 @@ mod tests {
             let ours = variant::<WatchdogAction>(&value).map_err(|_| ());
             let serde = serde_wasm_bindgen::from_value::<WatchdogAction>(value.clone()).map_err(|_| ());
             assert_eq!(ours, serde, "{value:?}");
+        }
+    }
+
+    /// Iterables other than arrays are read through their iterators, one element at a time, as
+    /// `js_sys::try_iter` found them: a `Symbol.iterator` that is no function, or gives no object
+    /// with a `next` method, is not iterable; what its getter, it or the iterator throws is
+    /// passed on as a refusal, a throwing `next` getter too (which js-sys read outside any
+    /// `catch`: it threw through the wasm).
+    #[wasm_bindgen_test]
+    fn iterables_are_read_through_their_iterators() {
+        let made = |body: &str| js_sys::Function::new_no_args(body).call0(&JsValue::NULL).unwrap();
+        let read = |body: &str| -> std::result::Result<Vec<f64>, String> {
+            let value = made(body);
+            let elements = elements(&value, "an array").map_err(|refusal| refusal.text)?;
+            elements.map(|element| element.map(|n| n.as_f64().unwrap()).map_err(|refusal| refusal.text)).collect()
+        };
+        assert_eq!(read("return new Set([1, 2])"), Ok(vec![1.0, 2.0]));
+        let counter = "let i = 0; return { [Symbol.iterator]: () => ({ next: () => ({ done: i > 2, value: i++ }) }) }";
+        assert_eq!(read(counter), Ok(vec![0.0, 1.0, 2.0]));
+        for not_iterable in [
+            "return {}",
+            "return { [Symbol.iterator]: 1 }",
+            "return { [Symbol.iterator]: () => 1 }",
+            "return { [Symbol.iterator]: () => null }",
+            "return { [Symbol.iterator]: () => ({ next: 1 }) }",
+        ] {
+            assert_eq!(read(not_iterable), Err("must be an array, got an object".into()), "{not_iterable}");
+        }
+        for (throws, said) in [
+            ("return { get [Symbol.iterator]() { throw new Error('a') } }", "a"),
+            ("return { [Symbol.iterator]() { throw new Error('b') } }", "b"),
+            ("return { [Symbol.iterator]: () => ({ get next() { throw new Error('c') } }) }", "c"),
+            ("return { [Symbol.iterator]: () => ({ next() { throw new Error('d') } }) }", "d"),
+        ] {
+            assert_eq!(read(throws), Err(format!("could not be read: Error: {said}")), "{throws}");
         }
     }
 }

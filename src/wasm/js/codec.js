@@ -505,6 +505,19 @@ export function fieldEntries(object) {
   return entries;
 }
 
+/**
+ * The iterator of an iterable that is not an array (`options.rs`' `elements`), or `undefined`
+ * when `value[Symbol.iterator]` is no function or what it returns has no `next` method: js-sys'
+ * `try_iter`'s tests, in one call. A getter or an iterator that throws is the caller's to catch.
+ */
+export function iteratorOf(value) {
+  const make = value[Symbol.iterator];
+  if (!(make instanceof Function)) return undefined;
+  const iterator = make.call(value);
+  const object = typeof iterator === "object" && iterator !== null;
+  return object && typeof iterator.next === "function" ? iterator : undefined;
+}
+
 /** What the last `callHandler` that threw threw, described (a string), or `null`. */
 export function takeThrown() {
   const said = thrown;
