@@ -191,14 +191,17 @@ pub(crate) fn choose(loads: &[Load], policy: LoadBalancing, turn: usize) -> Opti
 /// what was asked for (not as the struct's fields, which JavaScript names otherwise).
 pub(crate) fn not_met(requirements: &DeviceRequirements, which: &str) -> Error {
     let DeviceRequirements { backend, min_buffer_bytes, min_binding_bytes } = requirements;
-    let wanted: Vec<String> = [
-        backend.map(|backend| format!("backend \"{}\"", format!("{backend:?}").to_ascii_lowercase())),
-        min_buffer_bytes.map(|bytes| format!("a buffer of at least {bytes} bytes")),
-        min_binding_bytes.map(|bytes| format!("a storage binding of at least {bytes} bytes")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+    let mut wanted = Vec::new();
+    if let Some(backend) = backend {
+        wanted.push(format!("backend \"{}\"", format!("{backend:?}").to_ascii_lowercase()));
+    }
+    if let Some(bytes) = min_buffer_bytes {
+        wanted.push(format!("a buffer of at least {bytes} bytes"));
+    }
+    if let Some(bytes) = min_binding_bytes {
+        wanted.push(format!("a storage binding of at least {bytes} bytes"));
+    }
     Error::OutOfRange(format!("{which} the requirements ({})", wanted.join(", ")))
 }
 

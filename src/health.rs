@@ -327,7 +327,11 @@ pub(crate) fn assess(vitals: &Vitals, limits: &HealthThresholds) -> HealthReport
     issues.extend(degraded);
     let worst = issues.first().map(|i| i.severity);
     let reason = || {
-        let lines: Vec<&str> = issues.iter().filter(|i| Some(i.severity) == worst).map(|i| i.reason.as_str()).collect();
+        // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+        let mut lines = Vec::new();
+        for issue in issues.iter().filter(|i| Some(i.severity) == worst) {
+            lines.push(issue.reason.as_str());
+        }
         crate::error::joined(&lines, "; ")
     };
     let status = match worst {

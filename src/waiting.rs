@@ -92,11 +92,15 @@ pub(crate) async fn wait_until<F: Future + Unpin>(future: F, deadline: Deadline,
 /// `futures_util::future::join_all` does for short lists, without its second implementation for
 /// long ones (a `FuturesOrdered`, a few kilobytes of wasm for a list of kernels).
 pub(crate) async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut futures: Vec<_> = futures.into_iter().map(|future| Some(Box::pin(future))).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+    let (mut slots, mut outputs) = (Vec::new(), Vec::new());
+    for future in futures {
+        slots.push(Some(Box::pin(future)));
+        outputs.push(None);
+    }
     std::future::poll_fn(|cx| {
         let mut pending = false;
-        for (slot, output) in futures.iter_mut().zip(&mut outputs) {
+        for (slot, output) in slots.iter_mut().zip(&mut outputs) {
             if let Some(future) = slot {
                 match future.as_mut().poll(cx) {
                     Poll::Ready(value) => {

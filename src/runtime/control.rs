@@ -501,7 +501,11 @@ impl Runtime {
         // it has ended: what is in a pipeline reaches its last stage (see `Pipeline::Flush`).
         let terminated = |id| async move { ended_already(self.terminate_within(id, timeout, Pipeline::Flush).await) };
         let results = join_all(ids.iter().map(|id| terminated(id.as_str()))).await;
-        let mut errors: Vec<Error> = results.into_iter().filter_map(Result::err).collect();
+        // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+        let mut errors = Vec::new();
+        for result in results {
+            errors.extend(result.err());
+        }
         match errors.len() {
             0 => Ok(()),
             1 => Err(errors.remove(0)),

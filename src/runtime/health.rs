@@ -43,36 +43,35 @@ impl Runtime {
         let mut seen = Vec::with_capacity(ids.len());
         let now_ms = platform::now_ms();
         let heartbeat_timeout = table.watchdog.heartbeat_timeout;
-        let kernels = ids
-            .into_iter()
-            .map(|id| {
-                let k = &table.kernels[&id];
-                let c = &k.counters;
-                // Operations: the messages it processed (a handler's errors among them) and the
-                // operations that failed beside them.
-                let now = (c.failures, c.messages_processed + c.failed_operations);
-                // A kernel launched again under the same id starts from zero: its sample is
-                // another launch's, whose counts may be below its own.
-                let before = samples.0.binary_search_by(|(sampled, _)| sampled.as_str().cmp(&id)).ok();
-                let before = before
-                    .map(|i| &samples.0[i].1)
-                    .filter(|(launch, b)| *launch == k.instance && b.0 <= now.0 && b.1 <= now.1);
-                let before = before.map_or((0, 0), |s| s.1);
-                seen.push((id.clone(), (k.instance, now)));
-                KernelVitals {
-                    id,
-                    input_fill: k.mailbox.inbox.fill(),
-                    output_fill: k.mailbox.outbox.fill(),
-                    errors: now.0 - before.0,
-                    operations: now.1 - before.1,
-                    stale_for_ms: k.stale_for(now_ms, heartbeat_timeout).map(|since| since.as_secs_f64() * 1000.0),
-                    circuit: Some(k.circuit_state(now_ms))
-                        .filter(|state| *state != CircuitState::Closed)
-                        .map(CircuitState::as_str),
-                    unrecovered: k.unrecovered.clone().filter(|_| k.life.awaiting_device()),
-                }
-            })
-            .collect();
+        // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+        let mut kernels = Vec::with_capacity(ids.len());
+        for id in ids {
+            let k = &table.kernels[&id];
+            let c = &k.counters;
+            // Operations: the messages it processed (a handler's errors among them) and the
+            // operations that failed beside them.
+            let now = (c.failures, c.messages_processed + c.failed_operations);
+            // A kernel launched again under the same id starts from zero: its sample is
+            // another launch's, whose counts may be below its own.
+            let before = samples.0.binary_search_by(|(sampled, _)| sampled.as_str().cmp(&id)).ok();
+            let before = before
+                .map(|i| &samples.0[i].1)
+                .filter(|(launch, b)| *launch == k.instance && b.0 <= now.0 && b.1 <= now.1);
+            let before = before.map_or((0, 0), |s| s.1);
+            seen.push((id.clone(), (k.instance, now)));
+            kernels.push(KernelVitals {
+                id,
+                input_fill: k.mailbox.inbox.fill(),
+                output_fill: k.mailbox.outbox.fill(),
+                errors: now.0 - before.0,
+                operations: now.1 - before.1,
+                stale_for_ms: k.stale_for(now_ms, heartbeat_timeout).map(|since| since.as_secs_f64() * 1000.0),
+                circuit: Some(k.circuit_state(now_ms))
+                    .filter(|state| *state != CircuitState::Closed)
+                    .map(CircuitState::as_str),
+                unrecovered: k.unrecovered.clone().filter(|_| k.life.awaiting_device()),
+            });
+        }
         samples.0 = seen;
         let auto_recover = self.shared.settings.auto_recover;
         let lost = table.worst_lost_device(auto_recover);

@@ -199,8 +199,15 @@ impl RuntimeOptions {
             (true, false) => Vec::new(),
             _ => self.device_requests(),
         };
-        let opened = opened.into_iter().map(DeviceSource::Open);
-        opened.chain(self.shared_devices.iter().cloned().map(DeviceSource::Shared)).collect()
+        // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+        let mut sources = Vec::new();
+        for request in opened {
+            sources.push(DeviceSource::Open(request));
+        }
+        for device in &self.shared_devices {
+            sources.push(DeviceSource::Shared(device.clone()));
+        }
+        sources
     }
 
     /// The devices the runtime opens: `devices`, or the one `backend` and `device_index` name.
@@ -217,7 +224,11 @@ impl RuntimeOptions {
         if self.devices.is_empty() {
             return vec![request(&DeviceSpec::new(self.backend).with_index(self.device_index))];
         }
-        self.devices.iter().map(request).collect()
+        let mut requests = Vec::new();
+        for spec in &self.devices {
+            requests.push(request(spec));
+        }
+        requests
     }
 
     /// Debug labels and validation layers on or off.

@@ -24,29 +24,27 @@ impl Runtime {
     /// [`gpu_topology`](Self::gpu_topology) from the locked `table`.
     pub(super) fn topology_of(&self, table: &Table) -> Topology {
         let loads = crate::pressure::loads_by_device(&self.shared, table);
-        let devices = self
-            .shared
-            .device_ids()
-            .map(|id| {
-                let device = self.shared.device(id);
-                let status = &table.devices[id.index()];
-                let kernels = table.ids_where(&|k| k.device == id);
-                DeviceInfo {
-                    id,
-                    adapter: device.adapter().clone(),
-                    shared: device.gpu().is_some_and(|gpu| !gpu.owned),
-                    limits: device.memory_limits(),
-                    memory_bytes: loads[id.index()].bytes,
-                    messages_processed: status.messages_processed,
-                    queued: loads[id.index()].queued,
-                    kernels,
-                    lost: status.lost_reason(),
-                    losses: status.generation,
-                    recoveries: status.recoveries,
-                    ticks: status.ticks,
-                }
-            })
-            .collect();
+        // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+        let mut devices = Vec::new();
+        for id in self.shared.device_ids() {
+            let device = self.shared.device(id);
+            let status = &table.devices[id.index()];
+            let kernels = table.ids_where(&|k| k.device == id);
+            devices.push(DeviceInfo {
+                id,
+                adapter: device.adapter().clone(),
+                shared: device.gpu().is_some_and(|gpu| !gpu.owned),
+                limits: device.memory_limits(),
+                memory_bytes: loads[id.index()].bytes,
+                messages_processed: status.messages_processed,
+                queued: loads[id.index()].queued,
+                kernels,
+                lost: status.lost_reason(),
+                losses: status.generation,
+                recoveries: status.recoveries,
+                ticks: status.ticks,
+            });
+        }
         Topology { devices }
     }
 
@@ -166,11 +164,10 @@ impl Runtime {
                 && features.is_none_or(|definition| device.has_features(definition))
                 && meets(device, requirements)
         };
-        let eligible: Vec<bool> = self
-            .shared
-            .device_ids()
-            .map(|id| table.devices[id.index()].lost.is_none() && fits(&self.shared.device(id)))
-            .collect();
+        let mut eligible = Vec::new();
+        for id in self.shared.device_ids() {
+            eligible.push(table.devices[id.index()].lost.is_none() && fits(&self.shared.device(id)));
+        }
         let count = eligible.len();
         // With one device to choose from every policy picks it, so the kernels are not weighed:
         // weighing them at every launch made launching N kernels cost O(N²).

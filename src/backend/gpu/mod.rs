@@ -152,11 +152,15 @@ pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adap
 /// `backends` as the runtime's options name them (`vulkan or gl`, `webgpu`), where wgpu's
 /// `Debug` gives `Backends(VULKAN | GL)`.
 fn backend_names(backends: wgpu::Backends) -> String {
-    let names = backends.iter_names().map(|(name, _)| match name {
-        "BROWSER_WEBGPU" => "webgpu".to_owned(),
-        name => name.to_ascii_lowercase(),
-    });
-    names.collect::<Vec<_>>().join(" or ")
+    // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+    let mut names = Vec::new();
+    for (name, _) in backends.iter_names() {
+        names.push(match name {
+            "BROWSER_WEBGPU" => "webgpu".to_owned(),
+            name => name.to_ascii_lowercase(),
+        });
+    }
+    names.join(" or ")
 }
 
 /// GPU buffers the runtime holds, counted as they are created and dropped, so the summary can
