@@ -118,7 +118,11 @@ pub(crate) async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) ->
         }
     })
     .await;
-    outputs.into_iter().flatten().collect()
+    let mut done = Vec::with_capacity(outputs.len());
+    for output in outputs.into_iter().flatten() {
+        done.push(output);
+    }
+    done
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -504,7 +504,9 @@ impl Runtime {
         // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
         let mut errors = Vec::new();
         for result in results {
-            errors.extend(result.err());
+            if let Err(error) = result {
+                errors.push(error);
+            }
         }
         match errors.len() {
             0 => Ok(()),

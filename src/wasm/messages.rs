@@ -83,14 +83,17 @@ pub(super) fn js_message_value(message: &JsValue) -> Value {
 /// counts the objects and arrays it sits in.
 fn js_fields(object: &JsValue, path: &str, depth: u32) -> Value {
     let Ok(entries) = entries(object) else { return Value::Unsupported(UNREADABLE.into()) };
-    let fields = entries.iter().map(|entry| {
+    // Pushed, not collected, as the lists below: each `collect` is a copy of `Vec`'s
+    // `from_iter` in the wasm.
+    let mut fields = Vec::with_capacity(entries.length() as usize);
+    for entry in entries.iter() {
         let entry: Array = entry.unchecked_into();
         let name = entry.get(0).as_string().unwrap_or_default();
         let child = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
         let value = js_value(&entry.get(1), &child, depth);
-        (name, value)
-    });
-    Value::Struct(fields.collect())
+        fields.push((name, value));
+    }
+    Value::Struct(fields)
 }
 
 fn is_plain_object(value: &JsValue) -> bool {
@@ -100,7 +103,11 @@ fn is_plain_object(value: &JsValue) -> bool {
 /// A list of numbers, the elements of a typed array or of an array checked to hold only
 /// numbers (so never NaN for a missing one): one `collect` for both.
 fn numbers(items: &Array) -> Value {
-    Value::List(items.iter().map(|n| n.as_f64().unwrap_or(f64::NAN)).collect())
+    let mut numbers = Vec::with_capacity(items.length() as usize);
+    for n in items.iter() {
+        numbers.push(n.as_f64().unwrap_or(f64::NAN));
+    }
+    Value::List(numbers)
 }
 
 fn js_value(value: &JsValue, path: &str, depth: u32) -> Value {
@@ -124,9 +131,11 @@ fn js_value(value: &JsValue, path: &str, depth: u32) -> Value {
         if items.iter().all(|item| item.as_f64().is_some()) {
             return numbers(&items);
         }
-        return Value::Array(
-            items.iter().enumerate().map(|(i, item)| js_value(&item, &format!("{path}[{i}]"), depth + 1)).collect(),
-        );
+        let mut values = Vec::with_capacity(items.length() as usize);
+        for (i, item) in items.iter().enumerate() {
+            values.push(js_value(&item, &format!("{path}[{i}]"), depth + 1));
+        }
+        return Value::Array(values);
     }
     if is_plain_object(value) {
         return js_fields(value, path, depth + 1);

@@ -829,8 +829,13 @@ fn elements<'a>(value: &'a JsValue, expected: &str) -> Read<Box<dyn Iterator<Ite
 
 /// `Vec<T>`: every element of an array (or another iterable), each read by `read`.
 fn sequence<T>(value: &JsValue, read: fn(&JsValue) -> Read<T>) -> Read<Vec<T>> {
-    let elements = elements(value, "an array")?.enumerate();
-    elements.map(|(i, element)| read(&element?).map_err(|refusal| refusal.at(i))).collect()
+    // Pushed, not collected: a `collect` into a `Result` is a copy of `Vec`'s `from_iter` and
+    // `try_process` in the wasm for each `T`.
+    let mut list = Vec::new();
+    for (i, element) in elements(value, "an array")?.enumerate() {
+        list.push(read(&element?).map_err(|refusal| refusal.at(i))?);
+    }
+    Ok(list)
 }
 
 /// `devices` as given: an empty list (which the core reads as "not given") is a `RangeError`.
