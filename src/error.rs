@@ -386,7 +386,10 @@ fn batch_send_text(accepted: usize, error: &Error) -> String {
 pub(crate) fn with_article(noun: &str) -> String {
     // "Uint32Array" and "u32" begin with the sound of "you".
     let you = noun.starts_with("Uint") || noun.starts_with("u32");
-    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) && !you { "an" } else { "a" };
+    // The first byte: a vowel is ASCII (`starts_with` of a set of `char`s was linked for this alone).
+    let vowel =
+        matches!(noun.bytes().next(), Some(b'a' | b'e' | b'i' | b'o' | b'u' | b'A' | b'E' | b'I' | b'O' | b'U'));
+    let article = if vowel && !you { "an" } else { "a" };
     format!("{article} {noun}")
 }
 
