@@ -634,6 +634,23 @@ impl<T> From<CallError<T>> for Error {
 mod tests {
     use std::time::Duration;
 
+    /// "an" before a vowel, "a" before anything else (a "you" sound among them).
+    #[test]
+    fn articles_go_by_the_first_letter() {
+        for (noun, said) in [
+            ("object", "an object"),
+            ("Int32Array", "an Int32Array"),
+            ("undefined", "an undefined"),
+            ("string", "a string"),
+            ("Uint32Array", "a Uint32Array"),
+            ("u32", "a u32"),
+            ("éclair", "a éclair"),
+            ("", "a "),
+        ] {
+            assert_eq!(super::with_article(noun), said);
+        }
+    }
+
     #[test]
     fn millis_prints_as_millis() {
         for (timeout, shown) in [
