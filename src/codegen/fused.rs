@@ -233,9 +233,11 @@ fn rename(code: &str, names: &[&str], prefix: &str) -> String {
             }
             Token::Ident("struct") if depth == 0 => struct_next = true,
             Token::Ident(word) if names.contains(&word) => {
-                let before = code[..at].trim_end();
+                // The last character before it that is not white space (`trim_end` was linked
+                // for this alone).
+                let before = code[..at].chars().rev().find(|c| !c.is_whitespace());
                 let after = code[at + word.len()..].trim_start();
-                let member_access = before.ends_with('.');
+                let member_access = before == Some('.');
                 let member_declaration = struct_body == Some(depth) && after.starts_with(':');
                 if !member_access && !member_declaration {
                     out.push_str(&code[copied..at]);

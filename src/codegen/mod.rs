@@ -97,7 +97,9 @@ fn characters_before(source: &str, line: u32, column: u32) -> u32 {
     };
     let before = start.and_then(|start| source.get(start..start + (column as usize).saturating_sub(1)));
     match before {
-        Some(before) if !before.contains('\n') => before.chars().count() as u32 + 1,
+        // Characters counted as the bytes that start one (not 0b10xxxxxx), as `chars().count()`
+        // counts them: its code for long strings was linked for this alone.
+        Some(before) if !before.contains('\n') => before.bytes().filter(|&b| (b as i8) >= -0x40).count() as u32 + 1,
         _ => column,
     }
 }
