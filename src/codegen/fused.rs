@@ -257,6 +257,17 @@ mod tests {
     use super::*;
     use crate::kernel::{doubler_request, doubler_response};
 
+    /// Names are prefixed except as members: after a `.` (white space between or not) and
+    /// declared inside a struct's braces.
+    #[test]
+    fn rename_leaves_members_alone() {
+        let code = "struct T { x: f32 }\nfn f(t: T) -> f32 { let x = t.x + t .\n\tx; return x\u{e9}(x); }";
+        let renamed = rename(code, &["x", "T"], "s0__");
+        let want =
+            "struct s0__T { x: f32 }\nfn f(t: s0__T) -> f32 { let s0__x = t.x + t .\n\tx; return x\u{e9}(s0__x); }";
+        assert_eq!(renamed, want);
+    }
+
     fn stage(id: &str, wgsl: &str) -> KernelDefinition {
         KernelDefinition::new(id, doubler_request(), doubler_response(), wgsl)
     }

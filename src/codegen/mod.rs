@@ -296,6 +296,18 @@ mod tests {
     use super::*;
     use crate::kernel;
 
+    /// Byte columns become character columns: non-ASCII text before the position counts one a
+    /// character; a position inside a character, or past its line, stays as it came.
+    #[test]
+    fn columns_count_characters_before_them() {
+        let source = "let a = 1;\n// \u{e9}\u{fc}\u{df}\nlet b\u{e9} = x;\n";
+        assert_eq!(characters_before(source, 1, 5), 5);
+        assert_eq!(characters_before(source, 2, 10), 7); // after "// éüß": 9 bytes, 6 characters
+        assert_eq!(characters_before(source, 3, 11), 10); // the x after "let bé = "
+        assert_eq!(characters_before(source, 3, 7), 7); // inside é
+        assert_eq!(characters_before(source, 1, 40), 40); // past the line
+    }
+
     /// Templates fill as a `str::replace` per field did: every occurrence, and braces that start
     /// no field's name kept.
     #[test]
