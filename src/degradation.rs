@@ -240,7 +240,15 @@ impl DegradationOptions {
             (option_name!("degradation.memoryThresholds", "memory_thresholds"), &self.memory_thresholds, f64::MAX),
         ];
         for (name, t, most) in signals {
-            let shown = || t.map(|v| Float(v).to_string()).join(", ");
+            // Written one by one: `[f64; 4]::map` into `String`s was linked for this alone.
+            let shown = || {
+                let mut text = String::new();
+                for (i, v) in t.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{sep}{}", Float(*v)));
+                }
+                text
+            };
             if t.iter().any(|v| !v.is_finite() || *v <= 0.0) || t.windows(2).any(|w| w[1] < w[0]) {
                 return Some(format!("{name} must be four finite positive rising numbers, not [{}]", shown()));
             }
