@@ -63,7 +63,12 @@ pub(crate) fn loads_by_device(shared: &Shared, table: &Table) -> Vec<Load> {
 
 /// For each device, whether it is the cpu backend (whose kernels' state lives in host memory).
 fn cpu_devices(shared: &Shared) -> Vec<bool> {
-    shared.device_ids().map(|device| shared.device(device).gpu().is_none()).collect()
+    // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+    let mut cpu = Vec::new();
+    for device in shared.device_ids() {
+        cpu.push(shared.device(device).gpu().is_none());
+    }
+    cpu
 }
 
 /// The memory dashboard's snapshot.

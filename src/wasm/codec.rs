@@ -140,11 +140,11 @@ enum TypeDescription<'a> {
 
 impl<'a> Description<'a> {
     fn of(layout: &'a MessageLayout) -> Self {
-        let fields = layout
-            .fields()
-            .iter()
-            .map(|f| FieldDescription { name: &f.name, offset: f.offset, ty: TypeDescription::of(&f.ty) })
-            .collect();
+        // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+        let mut fields = Vec::with_capacity(layout.fields().len());
+        for f in layout.fields() {
+            fields.push(FieldDescription { name: &f.name, offset: f.offset, ty: TypeDescription::of(&f.ty) });
+        }
         Description { name: layout.name(), size: layout.size(), fields }
     }
 }

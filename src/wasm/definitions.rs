@@ -95,7 +95,11 @@ fn message_layout(description: &JsValue, depth: u32) -> Result<MessageLayout, Js
         };
         parsed.push((field, ty));
     }
-    let refs: Vec<(&str, FieldType)> = parsed.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+    let mut refs = Vec::with_capacity(parsed.len());
+    for (n, t) in &parsed {
+        refs.push((n.as_str(), t.clone()));
+    }
     let layout = MessageLayout::new(&name, &refs).map_err(|e| type_error(format!("message {name}: {e}")))?;
     // Messages that nest a defined one by name resolve it when used: another layout under the
     // same name, defined or described inline, would change them silently.

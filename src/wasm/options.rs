@@ -967,7 +967,11 @@ fn variant_refused(value: &JsValue, names: &[&str]) -> Refusal {
 
 /// `"a"`, `"a" or "b"`, `one of "a", "b", "c"`: what an enum option must be.
 fn one_of(names: &[&str]) -> String {
-    let quoted: Vec<String> = names.iter().map(|name| format!("{name:?}")).collect();
+    // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+    let mut quoted = Vec::with_capacity(names.len());
+    for name in names {
+        quoted.push(format!("{name:?}"));
+    }
     match quoted.split_last() {
         Some((last, [])) => last.clone(),
         Some((last, [first])) => format!("{first} or {last}"),
