@@ -229,7 +229,7 @@ pub fn now_ms() -> f64 {
 
 #[cfg(target_arch = "wasm32")]
 pub fn now_ms() -> f64 {
-    web_clock::performance_now()
+    crate::timers::performance_now()
 }
 
 /// Wall-clock milliseconds since the Unix epoch (`Date.now()` on the web), for timestamps
@@ -242,18 +242,6 @@ pub fn unix_time_ms() -> f64 {
 #[cfg(target_arch = "wasm32")]
 pub fn unix_time_ms() -> f64 {
     js_sys::Date::now()
-}
-
-/// The web's clock, called directly: `std`'s `Instant` panics there.
-#[cfg(target_arch = "wasm32")]
-mod web_clock {
-    use wasm_bindgen::prelude::*;
-
-    #[wasm_bindgen]
-    extern "C" {
-        #[wasm_bindgen(js_namespace = performance, js_name = now)]
-        pub(super) fn performance_now() -> f64;
-    }
 }
 
 /// Whether this JavaScript realm exposes `navigator.gpu` (browsers with WebGPU, Node with the

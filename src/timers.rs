@@ -19,16 +19,25 @@ use std::time::Duration;
 #[cfg(not(target_arch = "wasm32"))]
 use std::time::Instant;
 
-/// On the web, where `std`'s `Instant` panics: [`crate::platform::now_ms`] (`performance.now()`)
-/// to the nanosecond, with the few operations the deadlines use.
+/// On the web, where `std`'s `Instant` panics: `performance.now()` (what
+/// `platform::now_ms` gives there) to the nanosecond, with the few operations the
+/// deadlines use.
 #[cfg(target_arch = "wasm32")]
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Instant(Duration);
 
 #[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// The web's monotonic clock, in milliseconds since the page or worker began.
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    pub(crate) fn performance_now() -> f64;
+}
+
+#[cfg(target_arch = "wasm32")]
 impl Instant {
     fn now() -> Self {
-        Self(Duration::from_nanos((crate::platform::now_ms() * 1e6) as u64))
+        Self(Duration::from_nanos((performance_now() * 1e6) as u64))
     }
 
     fn checked_add(&self, duration: Duration) -> Option<Self> {
