@@ -629,24 +629,27 @@ impl Shared {
             shared: matches!(source, DeviceSource::Shared(_)),
             ..DeviceStatus::default()
         };
-        let table = Table { devices: devices.iter().map(|(_, source)| status(source)).collect(), ..Table::default() };
-        let devices = devices
-            .into_iter()
-            .map(|(device, source)| {
-                // On the web nothing is Send and everything shares the page's thread; Arc keeps
-                // one type.
-                #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-                let device = Arc::new(device);
-                DeviceSlot {
-                    device: RwLock::new(device),
-                    source,
-                    replacement: Mutex::new(None),
-                    turn: TickTurn::default(),
-                }
-            })
-            .collect();
+        // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+        let mut statuses = Vec::with_capacity(devices.len());
+        for (_, source) in &devices {
+            statuses.push(status(source));
+        }
+        let table = Table { devices: statuses, ..Table::default() };
+        let mut slots = Vec::with_capacity(devices.len());
+        for (device, source) in devices {
+            // On the web nothing is Send and everything shares the page's thread; Arc keeps
+            // one type.
+            #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+            let device = Arc::new(device);
+            slots.push(DeviceSlot {
+                device: RwLock::new(device),
+                source,
+                replacement: Mutex::new(None),
+                turn: TickTurn::default(),
+            });
+        }
         Shared {
-            devices,
+            devices: slots,
             settings,
             table: Mutex::new(table),
             wake,

@@ -88,14 +88,13 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
         ));
     }
     // Every stage's directives open the module, each once, as WGSL wants.
-    let codes: Vec<(String, Vec<std::ops::Range<usize>>)> = stages
-        .iter()
-        .map(|stage| {
-            let code = blank_comments(&stage.wgsl);
-            let directives = handler::directives(&code);
-            (code, directives)
-        })
-        .collect();
+    // Lists pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+    let mut codes = Vec::with_capacity(stages.len());
+    for stage in stages.iter() {
+        let code = blank_comments(&stage.wgsl);
+        let directives = handler::directives(&code);
+        codes.push((code, directives));
+    }
     let mut directives: Vec<String> = Vec::new();
     for (code, ranges) in &codes {
         for range in ranges {
@@ -105,7 +104,11 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
             }
         }
     }
-    let mut source = directives.iter().map(|directive| format!("{directive}\n")).collect::<String>();
+    let mut source = String::new();
+    for directive in &directives {
+        source.push_str(directive);
+        source.push('\n');
+    }
     let mut spans = Vec::new();
     for ((index, stage), (code, ranges)) in stages.iter().enumerate().zip(&codes) {
         if let Some(why) = unfusable(stage) {
@@ -113,7 +116,10 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
         }
         let structs = super::message_structs(&stage.input, &stage.output).map_err(|m| refuse(&stage.id, m))?;
         let code = handler::blank_ranges(&handler::blank_ranges(code, ranges), &override_ids(code));
-        let mut names: Vec<&str> = top_level_names(&code).into_iter().map(|(_, name)| name).collect();
+        let mut names = Vec::new();
+        for (_, name) in top_level_names(&code) {
+            names.push(name);
+        }
         names.extend(structs.iter().map(|layout| layout.name()));
         let prefix = format!("s{index}__");
         for layout in &structs {
