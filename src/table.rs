@@ -686,21 +686,36 @@ impl Shared {
         }
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, Table> {
-        // Natively the lock may be held by this thread's own receive, whose `read` called the
-        // runtime (see `ReadingAnswers`): a panic saying so, not a deadlock. Only a lock held
-        // already looks. (On the web std's one-thread lock panics on such a call itself.)
+    /// The table, locked. Natively this thread is marked as its holder until the guard goes
+    /// (see [`HoldingTable`]): a call back into the runtime from a wgpu callback that a submit
+    /// or poll under the lock runs is refused, not a deadlock.
+    pub fn lock(&self) -> TableGuard<'_> {
+        // Natively the lock may be held by this thread already: its own receive, whose `read`
+        // called the runtime (see `ReadingAnswers`), or a submission under the lock that ran a
+        // callback of the application's which did (see `HoldingTable`): a panic saying so, not
+        // a deadlock. Only a lock held already looks. (On the web std's one-thread lock panics
+        // on such a call itself.)
         #[cfg(not(target_arch = "wasm32"))]
-        match self.table.try_lock() {
-            Ok(table) => return table,
-            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+        let table = match self.table.try_lock() {
+            Ok(table) => table,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => {
                 ReadingAnswers::refuse_reentry(self);
-                SubmittingTick::refuse_reentry(self);
+                HoldingTable::refuse_reentry(self);
+                // A poisoned lock means a panic inside the runtime; keep serving rather than
+                // cascade.
+                self.table.lock().unwrap_or_else(|p| p.into_inner())
             }
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            TableGuard { table, _held: HoldingTable::begin(self) }
         }
         // A poisoned lock means a panic inside the runtime; keep serving rather than cascade.
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+        #[cfg(target_arch = "wasm32")]
+        {
+            self.table.lock().unwrap_or_else(|p| p.into_inner())
+        }
     }
 
     /// What tells this runtime's table apart from others' while it lives.
@@ -818,9 +833,14 @@ impl ReadingAnswers {
         ReadingAnswers(READING_ANSWERS.replace(shared.table_address()))
     }
 
+    /// Whether this thread runs a `read` of `shared`'s receive now.
+    pub fn inside(shared: &Shared) -> bool {
+        READING_ANSWERS.get() == shared.table_address()
+    }
+
     /// Panics when `shared`'s table lock is wanted from inside a `read` of its own.
     fn refuse_reentry(shared: &Shared) {
-        if READING_ANSWERS.get() == shared.table_address() {
+        if Self::inside(shared) {
             panic!(
                 "a receive's `read` called the runtime: it runs while the runtime's table is locked, so it must \
                  not call the runtime (copy what it needs and call after the receive returns)"
@@ -836,33 +856,66 @@ impl Drop for ReadingAnswers {
     }
 }
 
+/// The locked table ([`Shared::lock`]); on the web std's guard itself.
+#[cfg(target_arch = "wasm32")]
+pub(crate) type TableGuard<'a> = MutexGuard<'a, Table>;
+
+/// The locked table ([`Shared::lock`]), natively marking this thread as its holder (see
+/// [`HoldingTable`]) until dropped.
 #[cfg(not(target_arch = "wasm32"))]
-thread_local! {
-    /// The address of the table under whose lock this thread submits a tick, or 0 (see
-    /// [`SubmittingTick`]).
-    static SUBMITTING_TICK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+pub(crate) struct TableGuard<'a> {
+    /// First, so the lock is released before the mark goes.
+    table: MutexGuard<'a, Table>,
+    _held: HoldingTable,
 }
 
-/// Natively, marks this thread as submitting a tick of `shared`'s runtime, under its table's
-/// lock, until dropped. wgpu's `Queue::submit` runs the device's `map_async` callbacks that
-/// have become ready, on the submitting thread, before it returns: on a device the
-/// application shares ([`SharedDevice`](crate::SharedDevice), or one it uses through
-/// `wgpu_device`) those include the application's own. One of those that called the same
-/// runtime would wait for the lock its own thread holds, forever, with the tick loop and every
-/// caller behind it: it is refused instead (see [`Self::refusal`]).
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) struct SubmittingTick(usize);
+impl std::ops::Deref for TableGuard<'_> {
+    type Target = Table;
+
+    fn deref(&self) -> &Table {
+        &self.table
+    }
+}
 
 #[cfg(not(target_arch = "wasm32"))]
-impl SubmittingTick {
-    pub fn begin(shared: &Shared) -> Self {
-        SubmittingTick(SUBMITTING_TICK.replace(shared.table_address()))
+impl std::ops::DerefMut for TableGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Table {
+        &mut self.table
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+thread_local! {
+    /// The addresses of the tables whose lock this thread holds (see [`HoldingTable`]).
+    static HELD_TABLES: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Natively, marks this thread as holding `shared`'s table lock, until dropped. wgpu's
+/// `Queue::submit` and `Device::poll` run the device's `map_async` callbacks that have become
+/// ready, on the calling thread, before they return, and the runtime submits under its table
+/// lock: a tick's commands, and the empty submit that frees a kernel's rings when they drop
+/// (its end, removal, recovery or move). On a device the application shares
+/// ([`SharedDevice`](crate::SharedDevice), or one it uses through `wgpu_device`) those
+/// callbacks include the application's own. One of those that called the same runtime would
+/// wait for the lock its own thread holds, forever, with the tick loop and every caller behind
+/// it: it is refused instead (see [`Self::refusal`]). A guard is never held across an await
+/// (std's is not `Send`), so the thread that marks is the one that unmarks.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) struct HoldingTable(usize);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl HoldingTable {
+    fn begin(shared: &Shared) -> Self {
+        let table = shared.table_address();
+        HELD_TABLES.with_borrow_mut(|held| held.push(table));
+        HoldingTable(table)
     }
 
-    /// Whether this thread submits a tick of `shared`'s runtime now: a call to that runtime
-    /// here comes from a wgpu callback that the submission ran.
+    /// Whether this thread holds `shared`'s table lock now: a call to that runtime here comes
+    /// from a wgpu callback that a submission (or poll) under the lock ran.
     pub fn inside(shared: &Shared) -> bool {
-        SUBMITTING_TICK.get() == shared.table_address()
+        HELD_TABLES.with_borrow(|held| held.contains(&shared.table_address()))
     }
 
     /// What a call to the runtime from such a callback is refused with.
@@ -873,9 +926,8 @@ impl SubmittingTick {
             .to_owned()
     }
 
-    /// Panics when `shared`'s table lock is wanted from inside a callback its tick's
-    /// submission ran (the calls that cannot return an error: `get_kernel`, a handle's
-    /// `status`, ...).
+    /// Panics when `shared`'s table lock is wanted by the thread that holds it (the calls
+    /// that cannot return an error: `get_kernel`, a handle's `status`, ...).
     fn refuse_reentry(shared: &Shared) {
         if Self::inside(shared) {
             panic!("{}", Self::refusal());
@@ -884,8 +936,14 @@ impl SubmittingTick {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-impl Drop for SubmittingTick {
+impl Drop for HoldingTable {
     fn drop(&mut self) {
-        SUBMITTING_TICK.set(self.0);
+        // In any order: a thread may let go of two runtimes' tables out of turn.
+        let _ = HELD_TABLES.try_with(|held| {
+            let mut held = held.borrow_mut();
+            if let Some(at) = held.iter().rposition(|&table| table == self.0) {
+                held.swap_remove(at);
+            }
+        });
     }
 }

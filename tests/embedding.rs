@@ -456,3 +456,41 @@ fn the_applications_callback_that_the_runtimes_submission_runs_is_refused_instea
     });
     app.quiet();
 }
+
+#[test]
+fn the_applications_callback_that_a_kernels_release_runs_is_refused_instead_of_locking_up_the_runtime() {
+    let app = App::new();
+    let runtime = app.runtime();
+    let kernel = launched(&runtime, 16);
+    // Ending a kernel drops its rings, and with them submits nothing to the queue (to free
+    // their memory), under the runtime's table lock: wgpu runs ready callbacks inside that
+    // submit too, with no tick submitting.
+    let buffer = app.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("the application's readback"),
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ,
+        mapped_at_creation: false,
+    });
+    let (called, calls) = mpsc::channel();
+    let from_callback = runtime.clone();
+    buffer.slice(..).map_async(wgpu::MapMode::Read, move |mapped| {
+        let status = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(from_callback.summary())))
+            .map_err(|panic| panic.downcast_ref::<String>().cloned().unwrap_or_default());
+        let launched =
+            pollster::block_on(from_callback.launch_definition(histogram("another"), LaunchOptions::default()));
+        called.send((mapped.is_ok(), status, launched.map(drop))).unwrap();
+    });
+    // On a thread of its own: the terminate itself would wait forever on this one otherwise.
+    let (ended, terminated) = mpsc::channel();
+    std::thread::spawn(move || ended.send(pollster::block_on(kernel.terminate())).unwrap());
+    let (mapped, status, launched) =
+        calls.recv_timeout(Duration::from_secs(20)).expect("the callback returned: the runtime did not lock up");
+    assert!(mapped);
+    let launched = launched.unwrap_err();
+    assert_eq!(launched.kind(), ErrorKind::InvalidArgument, "{launched}");
+    assert!(launched.to_string().contains("called from a wgpu callback"), "{launched}");
+    assert!(status.unwrap_err().contains("called from a wgpu callback"), "a call that returns no error panics");
+    terminated.recv_timeout(Duration::from_secs(20)).expect("the terminate returned").unwrap();
+    pollster::block_on(runtime.shutdown()).unwrap();
+    app.quiet();
+}

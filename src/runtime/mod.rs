@@ -37,7 +37,7 @@ mod state;
 #[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
 pub(crate) use messaging::{batch_bytes, MAX_BATCH_BYTES};
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use event_listener::Event;
@@ -52,7 +52,7 @@ use crate::kernel::{DispatchShape, StateValues};
 use crate::lifecycle::{KernelMode, LifecycleState};
 use crate::platform::{self, option_name};
 use crate::shared_device::SharedDevice;
-use crate::table::{DeviceStatus, Failed, Kernel, Settings, Shared, Table};
+use crate::table::{DeviceStatus, Failed, Kernel, Settings, Shared, Table, TableGuard};
 use crate::telemetry::ShutdownReport;
 use crate::watchdog::WatchdogConfig;
 
@@ -830,12 +830,13 @@ impl Runtime {
     }
 
     /// The kernel table, or `Disposed` once the runtime has stopped.
-    fn open_table(&self) -> Result<MutexGuard<'_, Table>> {
-        // Called from a wgpu callback that this runtime's own tick submission runs, on the
-        // thread that holds the table: an error now, where the lock would wait forever.
+    fn open_table(&self) -> Result<TableGuard<'_>> {
+        // Called from a wgpu callback that a submission of this runtime's own runs under its
+        // table lock, on the thread that holds it: an error now, where the lock would wait
+        // forever. (A receive's `read` that calls the runtime panics in `lock`, as it did.)
         #[cfg(not(target_arch = "wasm32"))]
-        if crate::table::SubmittingTick::inside(&self.shared) {
-            return Err(Error::InvalidArgument(crate::table::SubmittingTick::refusal()));
+        if crate::table::HoldingTable::inside(&self.shared) && !crate::table::ReadingAnswers::inside(&self.shared) {
+            return Err(Error::InvalidArgument(crate::table::HoldingTable::refusal()));
         }
         let table = self.shared.lock();
         if table.state == LifecycleState::Stopped {
@@ -846,7 +847,7 @@ impl Runtime {
 
     /// The kernel table for new work (`what`: a launch, send or call): refused with `Draining`
     /// while the runtime drains, and with `Disposed` once it has stopped.
-    fn accepting_table(&self, what: &'static str) -> Result<MutexGuard<'_, Table>> {
+    fn accepting_table(&self, what: &'static str) -> Result<TableGuard<'_>> {
         let table = self.open_table()?;
         if table.state == LifecycleState::Draining {
             return Err(Error::Draining(what));

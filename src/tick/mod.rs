@@ -211,12 +211,9 @@ async fn tick_steps<B: Execute>(context: &Tick<'_>, backend: &B, tracing: bool, 
         // completes.
         let executing = spans::span(tracing, Phase::Execute, None);
         let planned = platform::now_ms();
-        let submitted = {
-            // wgpu runs ready `map_async` callbacks inside the submit, the application's too.
-            #[cfg(not(target_arch = "wasm32"))]
-            let _submitting = crate::table::SubmittingTick::begin(shared);
-            executing.in_scope(|| backend.submit(&plan::dispatches(&table, &plan, now)))
-        };
+        // wgpu runs ready `map_async` callbacks inside the submit, the application's too: one
+        // that calls this runtime is refused (see `table::HoldingTable`).
+        let submitted = executing.in_scope(|| backend.submit(&plan::dispatches(&table, &plan, now)));
         match submitted {
             Ok(submitted) => {
                 let submitted_at = platform::now_ms();
