@@ -96,27 +96,32 @@ impl Runtime {
             StateStore::Gpu(state) => state.size(),
             StateStore::Cpu(words) => 4 * words.lock().unwrap_or_else(|p| p.into_inner()).len() as u64,
         };
-        let copy = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("state copy"),
-            size,
-            usage: STATE_COPY_USAGES,
-            mapped_at_creation: false,
-        });
-        match store {
-            StateStore::Gpu(state) => {
-                let mut encoder =
-                    gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("state copy") });
-                encoder.copy_buffer_to_buffer(&state, 0, &copy, 0, size);
-                gpu.queue.submit([encoder.finish()]);
+        // The runtime's own error scope on the application's device (see
+        // `GpuContext::own_work`).
+        gpu.own_work(|| {
+            let copy = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("state copy"),
+                size,
+                usage: STATE_COPY_USAGES,
+                mapped_at_creation: false,
+            });
+            match store {
+                StateStore::Gpu(state) => {
+                    let mut encoder = gpu
+                        .device
+                        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("state copy") });
+                    encoder.copy_buffer_to_buffer(&state, 0, &copy, 0, size);
+                    gpu.queue.submit([encoder.finish()]);
+                }
+                // A kernel that ended on a device lost since (terminated, not relaunched): its state
+                // is the checkpoint kept on the host, which `read_state` reads too.
+                StateStore::Cpu(words) => {
+                    let words = words.lock().unwrap_or_else(|p| p.into_inner());
+                    gpu.queue.write_buffer(&copy, 0, bytemuck::cast_slice(&words));
+                }
             }
-            // A kernel that ended on a device lost since (terminated, not relaunched): its state
-            // is the checkpoint kept on the host, which `read_state` reads too.
-            StateStore::Cpu(words) => {
-                let words = words.lock().unwrap_or_else(|p| p.into_inner());
-                gpu.queue.write_buffer(&copy, 0, bytemuck::cast_slice(&words));
-            }
-        }
-        Ok(copy)
+            Ok(copy)
+        })
     }
 
     /// Hands `replacement` for the application's own device `device` (see [`SharedDevice`]),

@@ -100,11 +100,7 @@ impl Execute for GpuContext {
     }
 
     fn submit(&self, dispatches: &[Dispatch<'_>]) -> Result<Submitted> {
-        #[cfg(not(target_arch = "wasm32"))]
-        if !self.owned {
-            return self.in_error_scope(|| self.submit_commands(dispatches));
-        }
-        self.submit_commands(dispatches)
+        self.own_work(|| self.submit_commands(dispatches))
     }
 
     async fn complete<R>(&self, submitted: Submitted, deliver: impl FnOnce(&[Outcome<'_>]) -> R) -> Result<R> {

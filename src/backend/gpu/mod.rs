@@ -417,6 +417,18 @@ impl GpuContext {
         self.check_fault().and(done)
     }
 
+    /// Runs `work`, GPU calls of the runtime's own (a tick's submission, a state read's or
+    /// write's, `state_to_gpu`'s copy), in [`in_error_scope`](Self::in_error_scope) on the
+    /// application's device; on a device the runtime opened, as it is (the runtime's own
+    /// handler hears every error there).
+    pub(crate) fn own_work<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if !self.owned {
+            return self.in_error_scope(work);
+        }
+        work()
+    }
+
     /// `DeviceLost` once the device was lost or an error escaped every error scope.
     pub fn check_fault(&self) -> Result<()> {
         match self.fault.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
@@ -520,17 +532,7 @@ mod tests {
     /// application's handler still hears its own.
     #[test]
     fn the_runtimes_own_error_on_the_applications_device_is_the_runtimes_fault() {
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-        desc.backends = wgpu::Backends::VULKAN;
-        let instance = wgpu::Instance::new(desc);
-        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-            .expect("this test needs a Vulkan adapter (install mesa-vulkan-drivers for lavapipe)");
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
-        let heard = Arc::new(Mutex::new(Vec::new()));
-        let handler = heard.clone();
-        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| handler.lock().unwrap().push(error.to_string())));
-        let shared = SharedDevice::new(device.clone(), queue);
-        let ctx = GpuContext::shared(&shared, Arc::default(), Arc::default()).unwrap();
+        let (ctx, device, heard) = shared_context();
 
         assert_eq!(ctx.in_error_scope(|| Ok(7)).unwrap(), 7, "no error: the work's own result");
         let failed = ctx.in_error_scope(|| Ok(refused_buffer(&ctx.device))).unwrap_err();
@@ -542,5 +544,40 @@ mod tests {
 
         let _own = refused_buffer(&device);
         assert_eq!(heard.lock().unwrap().len(), 1, "the application's own error is still its own");
+    }
+
+    /// The runtime's context on an application's Vulkan device, the device, and what the
+    /// application's uncaptured-error handler heard.
+    fn shared_context() -> (GpuContext, wgpu::Device, Arc<Mutex<Vec<String>>>) {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = wgpu::Backends::VULKAN;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .expect("this test needs a Vulkan adapter (install mesa-vulkan-drivers for lavapipe)");
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let handler = heard.clone();
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| handler.lock().unwrap().push(error.to_string())));
+        let shared = SharedDevice::new(device.clone(), queue);
+        let ctx = GpuContext::shared(&shared, Arc::default(), Arc::default()).unwrap();
+        (ctx, device, heard)
+    }
+
+    /// A state read's copy on the application's device runs in the runtime's own error scope
+    /// too: one wgpu refuses (from a buffer it may not copy from: no public call makes one) is
+    /// the device's fault, not an error for the application's handler.
+    #[test]
+    fn a_state_reads_error_on_the_applications_device_is_the_runtimes_fault() {
+        let (ctx, _device, heard) = shared_context();
+        let uncopyable = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("state without COPY_SRC"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let failed = pollster::block_on(readback::read_state(&ctx, &uncopyable)).unwrap_err();
+        let Error::DeviceLost { reason } = &failed else { panic!("{failed:?}") };
+        assert!(reason.starts_with("GPU validation error in the runtime's own work: "), "{reason}");
+        assert!(heard.lock().unwrap().is_empty(), "{:?}", heard.lock().unwrap());
     }
 }

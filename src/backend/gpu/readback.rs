@@ -162,18 +162,23 @@ pub(crate) async fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, size: u64
 /// A kernel's `state` array as it is on the device now, through a staging buffer of its own
 /// (`readState`, and a checkpoint caught up: see `checkpoint::catch_up`).
 pub(crate) async fn read_state(ctx: &GpuContext, state: &wgpu::Buffer) -> Result<Vec<u8>> {
-    let staging = ctx.create_buffer(
-        MemoryPurpose::Readback,
-        &wgpu::BufferDescriptor {
-            label: Some("state readback"),
-            size: state.size(),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        },
-    );
-    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read state") });
-    encoder.copy_buffer_to_buffer(state, 0, &staging, 0, state.size());
-    ctx.queue.submit([encoder.finish()]);
+    // The runtime's own error scope on the application's device (see `GpuContext::own_work`).
+    let staging = ctx.own_work(|| {
+        let staging = ctx.create_buffer(
+            MemoryPurpose::Readback,
+            &wgpu::BufferDescriptor {
+                label: Some("state readback"),
+                size: state.size(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            },
+        );
+        let mut encoder =
+            ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read state") });
+        encoder.copy_buffer_to_buffer(state, 0, &staging, 0, state.size());
+        ctx.queue.submit([encoder.finish()]);
+        Ok(staging)
+    })?;
     let bytes = read_back(ctx, &staging, state.size()).await;
     staging.destroy();
     bytes
