@@ -191,6 +191,17 @@ impl App {
         pollster::block_on(RuntimeBuilder::new().shared_device(self.shared.clone()).build()).unwrap()
     }
 
+    /// A buffer of the application's to map for reading, which no submission uses: its map
+    /// is ready at the device's next submit or poll, whoever makes it.
+    fn readback(&self) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("the application's readback"),
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ,
+            mapped_at_creation: false,
+        })
+    }
+
     fn quiet(&self) {
         assert!(self.heard.errors.lock().unwrap().is_empty(), "{:?}", self.heard.errors.lock().unwrap());
         assert!(self.heard.lost.lock().unwrap().is_empty(), "{:?}", self.heard.lost.lock().unwrap());
@@ -417,12 +428,7 @@ fn the_applications_callback_that_the_runtimes_submission_runs_is_refused_instea
     // A buffer no submission uses is mapped at the device's next maintain: with the application
     // polling nothing, that is inside the runtime's next tick submission (wgpu's `Queue::submit`
     // runs ready callbacks before it returns), on the thread that holds the runtime's table.
-    let buffer = app.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("the application's readback"),
-        size: 16,
-        usage: wgpu::BufferUsages::MAP_READ,
-        mapped_at_creation: false,
-    });
+    let buffer = app.readback();
     let (called, calls) = mpsc::channel();
     let from_callback = kernel.clone();
     buffer.slice(..).map_async(wgpu::MapMode::Read, move |mapped| {
@@ -465,12 +471,7 @@ fn the_applications_callback_that_a_kernels_release_runs_is_refused_instead_of_l
     // Ending a kernel drops its rings, and with them submits nothing to the queue (to free
     // their memory), under the runtime's table lock: wgpu runs ready callbacks inside that
     // submit too, with no tick submitting.
-    let buffer = app.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("the application's readback"),
-        size: 16,
-        usage: wgpu::BufferUsages::MAP_READ,
-        mapped_at_creation: false,
-    });
+    let buffer = app.readback();
     let (called, calls) = mpsc::channel();
     let from_callback = runtime.clone();
     buffer.slice(..).map_async(wgpu::MapMode::Read, move |mapped| {
