@@ -37,17 +37,20 @@ use crate::error::{Error, Result};
 ///   thread (or a caller's, natively), which may run the application's `map_async` callbacks
 ///   there too (wgpu runs a device's ready callbacks on whichever thread polls or submits), and
 ///   its poll waits for the application's submissions before it as well as its own (one queue).
-///   A callback that wgpu runs inside the runtime's submission runs while the runtime's table
-///   is locked: a call to that runtime from it is refused (`InvalidArgument`, the message
-///   handed back; the few calls that return no error, such as `get_kernel`, panic) rather than
+///   A callback that wgpu runs inside a submission of the runtime's made under its table lock
+///   (a tick's, or the empty one that frees an ended kernel's buffers) runs while that lock is
+///   held: a call to that runtime from it is refused (`InvalidArgument`, the message handed
+///   back; the few calls that return no error, such as `get_kernel`, panic) rather than
 ///   waiting forever, so hand such work to a thread or task of the application's (a channel).
-///   The runtime pushes error scopes around compilations and around each tick's submission,
-///   and pops each before its call returns: a launch's, a recovery's or a migration's on the
-///   thread that awaits that call, a tick's on the thread that runs it (its own, or a receive's
-///   that helps it), nested inside any scope the application has open there, a background
-///   compilation's on a thread of its own. Natively wgpu keeps error scopes per thread, and
-///   natively none of these yields between push and pop, so the runtime's scopes never
-///   interleave with the application's. A validation error of a tick's is the runtime's: it
+///   The runtime pushes error scopes around compilations, around each tick's submission and
+///   around a state read's, a state write's and `state_to_gpu`'s GPU calls, and pops each
+///   before its call returns: a launch's, a recovery's or a migration's on the thread that
+///   awaits that call, a tick's on the thread that runs it (its own, or a receive's that helps
+///   it), a state call's on its caller's, nested inside any scope the application has open
+///   there, a background compilation's on a thread of its own. Natively wgpu keeps error
+///   scopes per thread, and natively none of these yields between push and pop, so the
+///   runtime's scopes never interleave with the application's. A validation error of that
+///   work is the runtime's: it
 ///   fails the kernels there with `DeviceLost` (health and the device events report it) until
 ///   the application hands the device back, and never reaches the application's
 ///   uncaptured-error handler.

@@ -49,8 +49,9 @@ impl Runtime {
     /// replace the runtime's, and catch errors with an error scope. The device is destroyed at
     /// [`shutdown`](Self::shutdown). On the application's own device ([`SharedDevice`]) these
     /// are its own handles (the replacement, once it handed one), which the runtime neither
-    /// watches nor destroys. A `map_async` callback of the application's may run inside the
-    /// runtime's own tick submission there, and may not call the runtime (see [`SharedDevice`]).
+    /// watches nor destroys. A `map_async` callback of the application's may run inside a
+    /// submission of the runtime's own there (a tick's, or a kernel's release), and may not call
+    /// the runtime (see [`SharedDevice`]).
     /// `OutOfRange` for a device the runtime does not have.
     pub fn wgpu_device(&self, device: DeviceId) -> Result<Option<(wgpu::Device, wgpu::Queue)>> {
         let _open = self.open_table()?;
