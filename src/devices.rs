@@ -202,7 +202,7 @@ pub(crate) fn not_met(requirements: &DeviceRequirements, which: &str) -> Error {
     if let Some(bytes) = min_binding_bytes {
         wanted.push(format!("a storage binding of at least {bytes} bytes"));
     }
-    Error::OutOfRange(format!("{which} the requirements ({})", wanted.join(", ")))
+    Error::OutOfRange(format!("{which} the requirements ({})", crate::error::joined(&wanted, ", ")))
 }
 
 /// One device as [`Runtime::gpu_topology`](crate::Runtime::gpu_topology) reports it.

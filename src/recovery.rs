@@ -411,7 +411,7 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
         left.push(format!("kernel {}: {error}", Quoted(&id)));
         first.get_or_insert(error);
     }
-    let left = (!left.is_empty()).then(|| format!("not rebuilt: {}", left.join("; ")));
+    let left = (!left.is_empty()).then(|| format!("not rebuilt: {}", crate::error::joined(&left, "; ")));
     let status = table.device(device_id);
     status.lost = None;
     status.recoveries += 1;

@@ -196,7 +196,7 @@ impl SharedDevice {
                 "the application's device ({}) cannot run kernels: {}; request it with limits at least wgpu's \
                  `Limits::downlevel_defaults()`",
                 self.device.adapter_info().name,
-                short.join(", ")
+                crate::error::joined(&short, ", ")
             ),
         })
     }

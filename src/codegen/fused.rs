@@ -203,7 +203,7 @@ fn convert(value: &str, from: &MessageLayout, to: &MessageLayout, prefix: &str) 
             _ => field,
         });
     }
-    Some(format!("{prefix}{}({})", to.name(), args.join(", ")))
+    Some(format!("{prefix}{}({})", to.name(), crate::error::joined(&args, ", ")))
 }
 
 fn contains_struct(ty: &FieldType) -> bool {

@@ -975,7 +975,7 @@ fn one_of(names: &[&str]) -> String {
     match quoted.split_last() {
         Some((last, [])) => last.clone(),
         Some((last, [first])) => format!("{first} or {last}"),
-        _ => format!("one of {}", quoted.join(", ")),
+        _ => format!("one of {}", crate::error::joined(&quoted, ", ")),
     }
 }
 

@@ -143,8 +143,8 @@ pub(crate) async fn request_adapter(request: DeviceRequest) -> Result<wgpu::Adap
         // What to do first, and what wgpu tried after it; but an adapter asked for by an index
         // past those there are is that, not a missing driver.
         reason: match request.index {
-            0 => format!("no adapter found: {}. Tried: {}", no_adapter_hint(), failures.join("; ")),
-            _ => format!("no adapter found: {}", failures.join("; ")),
+            0 => format!("no adapter found: {}. Tried: {}", no_adapter_hint(), crate::error::joined(&failures, "; ")),
+            _ => format!("no adapter found: {}", crate::error::joined(&failures, "; ")),
         },
     })
 }
@@ -160,7 +160,7 @@ fn backend_names(backends: wgpu::Backends) -> String {
             name => name.to_ascii_lowercase(),
         });
     }
-    names.join(" or ")
+    crate::error::joined(&names, " or ")
 }
 
 /// GPU buffers the runtime holds, counted as they are created and dropped, so the summary can
