@@ -300,7 +300,7 @@ pub(crate) async fn recover_device(shared: &Arc<Shared>, device: DeviceId) -> Re
 
 /// [`recover_device`], one recovery at a time.
 async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()> {
-    let relaunch: Vec<_> = {
+    let relaunch = {
         let mut table = shared.lock();
         if table.state == LifecycleState::Stopped {
             return Err(Error::Disposed);
@@ -308,15 +308,15 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
         if table.device(device_id).lost.is_none() {
             return Ok(());
         }
-        table
-            .kernels
-            .iter()
-            .filter(|(_, k)| k.device == device_id && k.life.awaiting_device())
-            .map(|(id, k)| {
+        // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+        let mut relaunch = Vec::new();
+        for (id, k) in table.kernels.iter() {
+            if k.device == device_id && k.life.awaiting_device() {
                 let checkpoint = k.resources.checkpoint.clone();
-                (id.clone(), k.instance, k.def.clone(), k.mailbox.inbox.capacity(), k.shape, checkpoint)
-            })
-            .collect()
+                relaunch.push((id.clone(), k.instance, k.def.clone(), k.mailbox.inbox.capacity(), k.shape, checkpoint));
+            }
+        }
+        relaunch
     };
     let rebuilt = async {
         let source = shared.source(device_id)?;

@@ -357,7 +357,7 @@ fn read_header(code: &str, fn_offset: usize) -> Option<Header> {
 fn typed(code: &str, from: usize, to: usize) -> (usize, String) {
     let text = &code[from..to];
     let lead = text.len() - text.trim_start().len();
-    (from + lead, text.chars().filter(|c| !c.is_whitespace()).collect())
+    (from + lead, crate::kernel::without_white_space(text))
 }
 
 /// Names declared at the top level of `code` (comments blanked), with their offsets: the

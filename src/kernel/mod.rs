@@ -52,7 +52,7 @@ impl StateElement {
     /// Parses the WGSL spelling (what `Display` writes): `atomic<u32>`, `atomic<i32>`, `u32`,
     /// `i32`, `f32`; whitespace inside is ignored.
     pub fn parse(text: &str) -> Option<Self> {
-        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let compact = without_white_space(text);
         Self::ALL.into_iter().find(|element| element.wgsl() == compact)
     }
 
@@ -457,4 +457,43 @@ pub(crate) fn check_id_length(what: &str, id: &str) -> Result<(), Error> {
         return Err(Error::OutOfRange(format!("{what} must be 1 to 128 bytes long (UTF-8), got {}", id.len())));
     }
     Ok(())
+}
+
+/// `text` without its white space (`char::is_whitespace`), as a state type and a handler's
+/// types are compared. Pushed, not collected: `String`'s `FromIterator<char>` was an instance
+/// linked for these two alone.
+pub(crate) fn without_white_space(text: &str) -> String {
+    let mut compact = String::with_capacity(text.len());
+    for c in text.chars() {
+        if !c.is_whitespace() {
+            compact.push(c);
+        }
+    }
+    compact
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StateElement;
+
+    /// A state type is read with its white space skipped, and only as one of the five types.
+    #[test]
+    fn state_types_are_read_without_their_white_space() {
+        for element in StateElement::ALL {
+            assert_eq!(StateElement::parse(element.wgsl()), Some(element));
+        }
+        for (text, read) in [
+            (" atomic < u32 > ", Some(StateElement::AtomicU32)),
+            ("atomic<\ti32>\n", Some(StateElement::AtomicI32)),
+            ("u 32", Some(StateElement::U32)),
+            ("\u{2028}f32", Some(StateElement::F32)),
+            ("atomic<f32>", None),
+            ("atomic<u32", None),
+            ("u32u32", None),
+            ("", None),
+            (" ", None),
+        ] {
+            assert_eq!(StateElement::parse(text), read, "{text:?}");
+        }
+    }
 }

@@ -68,7 +68,11 @@ pub(super) fn js_error(error: Error) -> JsValue {
         // Several kernels of a `terminateAll`, `drain` or `dispose`: the first one's id, their
         // sum, and each one's own error, as an `AggregateError` lists them.
         Error::SeveralKernels { errors, unprocessed } => {
-            let each: js_sys::Array = errors.iter().cloned().map(js_error).collect();
+            // Pushed, not collected: each `collect` into an `Array` is an instance of its own.
+            let each = js_sys::Array::new();
+            for error in errors {
+                each.push(&js_error(error.clone()));
+            }
             set("kernelId", Reflect::get(&each.get(0), &"kernelId".into()).unwrap_or_default());
             set("unprocessed", (*unprocessed as f64).into());
             set("errors", each.into());
