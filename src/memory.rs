@@ -374,13 +374,13 @@ impl AlertWatches {
         used_bytes: u64,
         budget_bytes: Option<u64>,
     ) -> Due {
-        self.watches
-            .iter()
-            .map(|w| {
-                let event = MemoryAlertEvent { alert, threshold: w.threshold, pressure, used_bytes, budget_bytes };
-                (w.id, w.callback.clone(), event)
-            })
-            .collect()
+        // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+        let mut due = Vec::with_capacity(self.watches.len());
+        for w in &self.watches {
+            let event = MemoryAlertEvent { alert, threshold: w.threshold, pressure, used_bytes, budget_bytes };
+            due.push((w.id, w.callback.clone(), event));
+        }
+        due
     }
 }
 
