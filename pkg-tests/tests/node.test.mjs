@@ -2200,11 +2200,12 @@ test("an option that 0 cannot be names the range it takes from 1, and an unknown
   const found = findings(result);
   const from1 = (what, option, value) => `RangeError: ${what}: ${option} must be a whole number from 1 to 4294967295, got ${value}`;
   assert.deepEqual(found.refused, {
-    maxBatch: from1("launch options", "maxBatch", "1.5"),
+    // maxBatch's top is the kernel's input queue (the runtime's default, 4096, here).
+    maxBatch: "RangeError: launch options: maxBatch must be a whole number from 1 to 4096 (the input queue size), got 1.5",
     maxWorkgroups: from1("launch options", "maxWorkgroups", "-1"),
     workgroupSize: from1("launch options", "workgroupSize", "0.5"),
     maxMessagesPerTick: from1("RingKernelRuntime.create options", "maxMessagesPerTick", "1.5"),
-    zeroBatch: from1("launch options", "maxBatch", "0"),
+    zeroBatch: "RangeError: launch options: maxBatch must be a whole number from 1 to 4096 (the input queue size), got 0",
     zeroGrid: from1("launch options", "maxWorkgroups", "0"),
     zeroPerTick: from1("RingKernelRuntime.create options", "maxMessagesPerTick", "0"),
     unknown: "TypeError: RingKernelRuntime.create options: unknown option 'presets' (expected one of enableTelemetry, " +
