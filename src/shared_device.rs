@@ -216,7 +216,7 @@ impl fmt::Debug for SharedDevice {
     }
 }
 
-/// The same `SharedDevice`: one value of [`SharedDevice::new`] and its clones. Not wgpu's own
+/// The same `SharedDevice`: one value of `SharedDevice::new` and its clones. Not wgpu's own
 /// equality of devices, which compares an id that devices of two instances can share.
 impl PartialEq for SharedDevice {
     fn eq(&self, other: &Self) -> bool {
