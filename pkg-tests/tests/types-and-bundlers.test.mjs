@@ -51,6 +51,22 @@ test("a strict TypeScript app type-checks against the package's declarations, al
   }
 });
 
+test("the README's Node example in TypeScript, importing the webgpu package, type-checks with the tsconfig the README gives for it", async () => {
+  const readme = await readFile(join(root, "..", "README.md"), "utf8");
+  const node = readme.slice(readme.indexOf("\n### Node\n"), readme.indexOf("\n## Rust\n"));
+  const block = node.match(/node-dawn\.ts`\), type-checks with:\n\n\s*```json\n([^]*?)\n\s*```/);
+  assert.ok(block, "the README's Node section gives the tsconfig that pkg-tests/types/node-dawn.ts type-checks with");
+  const config = JSON.parse(block[1]);
+  // Written beside the example, so that it resolves the packages as an app there would.
+  const file = join(root, "types", "tsconfig.node-dawn.json");
+  await writeFile(file, JSON.stringify({ ...config, compilerOptions: { ...config.compilerOptions, noEmit: true }, include: ["node-dawn.ts"] }));
+  try {
+    await run(bin("tsc"), ["-p", file]).catch((e) => assert.fail(`tsc -p ${file} failed:\n${e.stdout}${e.stderr}`));
+  } finally {
+    await rm(file, { force: true });
+  }
+});
+
 test("misuse of the API fails to type-check, on exactly the lines marked misuse", async () => {
   const file = join(root, "types", "misuse.ts");
   const marked = (await readFile(file, "utf8")).split("\n").flatMap((line, i) => (/\/\/ misuse$/.test(line) ? [i + 1] : []));
