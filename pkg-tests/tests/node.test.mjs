@@ -640,6 +640,32 @@ test("dispose() hands the answers its drain produced to receives already waiting
   });
 });
 
+test("sendBatch takes messages packed in a SharedArrayBuffer, whole or through a view, as it takes an ArrayBuffer", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    const doubler = await runtime.launch("doubler", null, { autoActivate: true });
+    const shared = new SharedArrayBuffer(12);
+    new Int32Array(shared).set([1, 2, 3]);
+    const sent = [
+      await doubler.sendBatch(shared),
+      await runtime.sendBatch("doubler", shared),
+      await doubler.sendBatch(new Int32Array(shared, 4, 2)),
+      await doubler.sendBatch(new DataView(shared, 8, 4)),
+    ];
+    const answers = (await doubler.receiveBatch({ min: 9, timeout: 5000 })).map((a) => a.result);
+    const torn = await doubler.sendBatch(new SharedArrayBuffer(5)).then(() => "resolved", (e) => e.name + ": " + e.message);
+    await runtime.dispose();
+    console.log(JSON.stringify({ sent, answers, torn }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), {
+    sent: [3, 3, 2, 1], answers: [2, 4, 6, 2, 4, 6, 4, 6, 6],
+    torn: "MessageFormatError: malformed message for kernel 'doubler': 'Request' messages are 4 bytes each: a packed batch of 5 bytes is not a whole number of them",
+  });
+});
+
 test("Node's own AbortSignal ends a wait: the receive rejects with its reason, operations whose signal aborted before the call do nothing", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";

@@ -22,6 +22,9 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   const request: Doubling = { value: 21 };
   await runtime.send("doubler", request);
   await runtime.sendBatch("doubler", [request, request]);
+  // Packed messages in a worker's shared memory, whole or through a view.
+  await runtime.sendBatch("doubler", new SharedArrayBuffer(8));
+  await runtime.sendBatch("doubler", new Int32Array(new SharedArrayBuffer(8)));
   await runtime.sendEnvelope("doubler", request, { priority: 1 });
   const answer = await runtime.receive<Doubled>("doubler", { timeout: 1000 });
   const answers = await runtime.receiveBatch<Doubled>("doubler", { max: 1 });

@@ -45,6 +45,16 @@ extern "C" {
     /// straight from the snippet as well, the module was listed twice in the glue's imports.)
     #[wasm_bindgen(js_name = packedView, catch)]
     pub(super) fn packed_view(value: &JsValue, max: f64) -> Result<JsValue, JsValue>;
+
+    /// Whether `value` is an `ArrayBuffer` or a `SharedArrayBuffer` (packed messages, whole);
+    /// `catch` as `packedView`'s, though it never throws.
+    #[wasm_bindgen(js_name = isBuffer, catch)]
+    fn is_shared_or_plain_buffer(value: &JsValue) -> Result<bool, JsValue>;
+}
+
+/// Whether `value` is an `ArrayBuffer` or a `SharedArrayBuffer`: packed messages, whole.
+pub(super) fn is_buffer(value: &JsValue) -> bool {
+    is_shared_or_plain_buffer(value).unwrap_or(false)
 }
 
 thread_local! {

@@ -11,7 +11,7 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::codec::{codec, packed_view};
+use super::codec::{codec, is_buffer, packed_view};
 use super::errors::{js_error, range_error, type_error};
 use crate::error::with_article;
 use crate::message::{FieldType, MessageLayout, Scalar, Value, MAX_NESTING};
@@ -209,7 +209,7 @@ fn js_answers(layout: &MessageLayout, packed: &[u8]) -> JsValue {
 
 /// `sendBatch`'s messages: already packed in the input layout, or message objects.
 pub(super) enum Batch {
-    /// A typed array, DataView or ArrayBuffer (see [`packed_bytes`]).
+    /// A typed array, DataView, ArrayBuffer or SharedArrayBuffer (see [`packed_bytes`]).
     Packed(Vec<u8>),
     /// An array of message objects (a copy made by `Array.from`, whose reads cannot throw),
     /// each read by [`js_message_value`] when the core packs it.
@@ -337,12 +337,11 @@ fn typed_array(scalar: Scalar) -> &'static str {
     }
 }
 
-/// The bytes of a typed array, DataView or ArrayBuffer (messages already packed). Not of a
+/// The bytes of a typed array, DataView, ArrayBuffer or SharedArrayBuffer (messages already packed). Not of a
 /// `Float64Array`, `BigInt64Array` or `BigUint64Array`: no message field has 64-bit elements, so
 /// such an array is a mistake (`new Float64Array([1, 2])` for two `f32`s), not packed messages.
 fn packed_bytes(value: &JsValue) -> Result<Option<Vec<u8>>, JsValue> {
-    let packed = value.is_instance_of::<js_sys::ArrayBuffer>()
-        || (js_sys::ArrayBuffer::is_view(value) && !has_64_bit_elements(value));
+    let packed = is_buffer(value) || (js_sys::ArrayBuffer::is_view(value) && !has_64_bit_elements(value));
     if !packed {
         return Ok(None);
     }
@@ -420,7 +419,7 @@ fn kind_name(value: &JsValue) -> String {
         "null".into()
     } else if is_array(value).unwrap_or(false) {
         "array".into()
-    } else if js_sys::ArrayBuffer::is_view(value) || value.is_instance_of::<js_sys::ArrayBuffer>() {
+    } else if js_sys::ArrayBuffer::is_view(value) || is_buffer(value) {
         String::from(value.unchecked_ref::<Object>().constructor().name())
     } else {
         value.js_typeof().as_string().unwrap_or_else(|| "unknown".into())

@@ -407,8 +407,8 @@ export type Nested<T> = (T | Nested<T>)[];
 export type ReadonlyNested<T> = readonly (T | ReadonlyNested<T>)[];
 /** Numbers as a vector or a numeric array field takes them, flat in memory order: an array, or a typed array of 8, 16 or 32-bit elements (64-bit ones are refused, and so is an object that only has a length). */
 export type Numbers = readonly number[] | Float32Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array | Uint8ClampedArray;
-/** Messages already packed in the input layout, back to back: bytes in any view whose elements are 8, 16 or 32 bits wide (64-bit elements are no message field's). A `Float32Array` is refused (TypeError) for messages with integer fields, and an `Int32Array` or `Uint32Array` for messages with `f32` fields: their bits would be read as the other kind of number. */
-export type PackedMessages = Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | DataView | ArrayBuffer;
+/** Messages already packed in the input layout, back to back: bytes in any view whose elements are 8, 16 or 32 bits wide (64-bit elements are no message field's), or a whole buffer (a worker's `SharedArrayBuffer` too). A `Float32Array` is refused (TypeError) for messages with integer fields, and an `Int32Array` or `Uint32Array` for messages with `f32` fields: their bits would be read as the other kind of number. */
+export type PackedMessages = Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | DataView | ArrayBuffer | SharedArrayBuffer;
 /** A message as sent: numbers, arrays or typed arrays of numbers, objects for nested messages. */
 export type MessageInput = { [field: string]: number | Numbers | ReadonlyNested<Numbers> | MessageInput | ReadonlyNested<MessageInput> };
 /**
@@ -701,7 +701,7 @@ export interface RingKernelRuntime {
   /** Queues one message; waits up to `timeout` ms for room, then QueueFullError. */
   send<M extends object & MessageLike<M>>(id: string, message: M & NotAMessage<M>, options?: WaitOptions): Promise<void>;
   /**
-   * Queues many messages (objects, or one typed array / ArrayBuffer already packed in the input
+   * Queues many messages (objects, or one typed array / ArrayBuffer / SharedArrayBuffer already packed in the input
    * layout), in order: all of them within `timeout` (resolving with their count), or
    * QueueFullError whose `accepted` says how many (from the front) were queued.
    */

@@ -469,7 +469,15 @@ const VIEW_OF = {
 };
 
 /**
- * The bytes of an ArrayBuffer, a typed array or a DataView as a Uint8Array over the same
+ * Whether `value` is a whole buffer: an ArrayBuffer, or a SharedArrayBuffer (a worker's shared
+ * memory; the global exists only where the page is cross-origin isolated).
+ */
+export function isBuffer(value) {
+  return value instanceof ArrayBuffer || (typeof SharedArrayBuffer === "function" && value instanceof SharedArrayBuffer);
+}
+
+/**
+ * The bytes of an ArrayBuffer, a SharedArrayBuffer, a typed array or a DataView as a Uint8Array over the same
  * memory, read through the built-in getters (a subclass cannot make them say another range);
  * the byte length instead when it is over `max`; why not (the engine's words, e.g. a buffer
  * detached by its transfer to a worker) when they cannot be read.
@@ -477,7 +485,7 @@ const VIEW_OF = {
 export function packedView(value, max) {
   try {
     let view;
-    if (value instanceof ArrayBuffer) {
+    if (isBuffer(value)) {
       view = new Uint8Array(value);
     } else {
       const [buffer, offset, length] = value instanceof DataView ? VIEW_OF.data : VIEW_OF.typed;
