@@ -54,6 +54,9 @@ fn drain_then_report(backend: BackendChoice) {
                 rt.send_batch("doubler", &[1, 2], NOW).await.unwrap_err().error,
                 rt.call_pod::<i32, i32>("doubler", &1, NOW).await.unwrap_err(),
                 rt.launch("histogram", queue(16)).await.map(drop).unwrap_err(),
+                // An id nothing is registered under: refused as new work, not as unknown.
+                rt.launch("no-such-kernel", queue(16)).await.map(drop).unwrap_err(),
+                rt.launch_as("no-such-kernel", "copy", queue(16)).await.map(drop).unwrap_err(),
                 rt.start().unwrap_err(),
             ];
             let state = rt.lifecycle_state();
@@ -102,6 +105,11 @@ fn drain_then_report(backend: BackendChoice) {
         assert!(matches!(rt.receive_batch::<i32>("doubler", 1, NOW).await, Err(Error::Disposed)));
         assert!(matches!(rt.drain(Duration::ZERO).await, Err(Error::Disposed)));
         assert!(matches!(rt.start(), Err(Error::Disposed)));
+        // Launches too, of a registered id or of one nothing is registered under.
+        for id in ["doubler", "no-such-kernel"] {
+            let launched = rt.launch(id, queue(16)).await.map(drop);
+            assert!(matches!(launched, Err(Error::Disposed)), "launch {id}: {launched:?}");
+        }
         assert_eq!(rt.complete_shutdown().await.unwrap(), report);
         assert_eq!(rt.dispose().await.unwrap(), report);
     });

@@ -666,6 +666,29 @@ test("sendBatch takes messages packed in a SharedArrayBuffer, whole or through a
   });
 });
 
+test("after dispose() a launch or readState of an id nothing is registered or launched under is a RuntimeDisposedError, as a send to it is", async () => {
+  const result = await runModule(`
+    import init, { RingKernelRuntime } from "ringkernel-web";
+    await init();
+    const runtime = await RingKernelRuntime.create({ backend: "cpu" });
+    await runtime.launch("histogram");
+    await runtime.dispose();
+    const refusal = (promise) => promise.then(() => "resolved", (e) => e.name);
+    console.log(JSON.stringify({
+      launchUnknown: await refusal(runtime.launch("no-such-kernel")),
+      launchBuiltIn: await refusal(runtime.launch("doubler")),
+      readStateUnknown: await refusal(runtime.readState("no-such-kernel")),
+      readStateLaunched: await refusal(runtime.readState("histogram")),
+      sendUnknown: await refusal(runtime.send("no-such-kernel", { value: 1 })),
+    }));
+  `);
+  assertExited(result);
+  assert.deepEqual(findings(result), {
+    launchUnknown: "RuntimeDisposedError", launchBuiltIn: "RuntimeDisposedError",
+    readStateUnknown: "RuntimeDisposedError", readStateLaunched: "RuntimeDisposedError", sendUnknown: "RuntimeDisposedError",
+  });
+});
+
 test("Node's own AbortSignal ends a wait: the receive rejects with its reason, operations whose signal aborted before the call do nothing", async () => {
   const result = await runModule(`
     import init, { RingKernelRuntime, defineMessage } from "ringkernel-web";

@@ -42,14 +42,22 @@ impl Runtime {
     /// [`Error::DeviceLost`] when its device is lost (or was lost while it compiled);
     /// [`Error::Draining`] or [`Error::Disposed`] once the runtime drains or was disposed.
     pub async fn launch(&self, id: &str, options: LaunchOptions) -> Result<KernelHandle> {
-        let definition = kernel::lookup(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })?;
+        let definition = self.registered(id)?;
         self.launch_shared(definition, options).await
+    }
+
+    /// The kernel registered under `id`, once the runtime is known to take launches: a stopped
+    /// or draining runtime refuses one as such (`Disposed`, `Draining`) whatever the id, as it
+    /// refuses a send to an unknown id, rather than as `KernelNotFound`.
+    fn registered(&self, id: &str) -> Result<Arc<KernelDefinition>> {
+        drop(self.accepting_table("launches")?);
+        kernel::lookup(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })
     }
 
     /// Launches a second (third, ...) instance of the registered kernel `id` under the id
     /// `as_id`, with rings and state of its own.
     pub async fn launch_as(&self, id: &str, as_id: &str, options: LaunchOptions) -> Result<KernelHandle> {
-        let definition = kernel::lookup(id).ok_or_else(|| Error::KernelNotFound { id: id.to_owned() })?;
+        let definition = self.registered(id)?;
         self.launch_definition((*definition).clone().with_id(as_id), options).await
     }
 

@@ -257,6 +257,11 @@ pub(super) fn state_to_gpu(rt: &Runtime, id: &str) -> Result<JsValue, JsValue> {
 pub(super) fn read_state(rt: Runtime, id: Result<String, JsValue>) -> Promise {
     promise(async move {
         let id = id?;
+        // A stopped runtime refuses as it does for a known id (`read_state` below), not with
+        // the `KernelNotFound` that a query's look-up gives an unknown one.
+        if rt.lifecycle_state() == crate::LifecycleState::Stopped {
+            return Err(js_error(crate::Error::Disposed));
+        }
         // The element type first: the kernel may be removed while the copy is in flight.
         let spec = rt.state_spec(&id).map_err(js_error)?;
         let bytes = rt.read_state(&id).await.map_err(js_error)?; // refuses a kernel without state
