@@ -32,6 +32,11 @@ export async function misuse(): Promise<void> {
   await runtime.call("doubler", new Date()); // misuse
   await runtime.sendBatch("doubler", [new Map([["value", 21]])]); // misuse
   await runtime.sendEnvelope("doubler", [21]); // misuse
+  const untyped = runtime.getKernel("worker")!; // a handle whose messages TypeScript does not know
+  await untyped.send({ value: "21" }); // misuse
+  await untyped.sendBatch([new Date()]); // misuse
+  await untyped.call([21]); // misuse
+  untyped.trySend(21); // misuse
   const tile = await runtime.launch("mandelbrot");
   await new ReadableStream<{ value: number }>().pipeTo(tile.writable()); // misuse
   await runtime.writeState("histogram", [1, 2, 3]); // misuse

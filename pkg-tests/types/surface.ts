@@ -22,6 +22,16 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
   const request: Doubling = { value: 21 };
   await runtime.send("doubler", request);
   await runtime.sendBatch("doubler", [request, request]);
+  // A handle whose messages TypeScript does not know takes them typed by interfaces too, as
+  // send(id, ...) does.
+  const worker = runtime.getKernel("worker");
+  if (worker) {
+    await worker.send(request);
+    worker.trySend(request);
+    await worker.sendBatch([request, request]);
+    await worker.call(request);
+    await worker.sendEnvelope(request);
+  }
   // Packed messages in a worker's shared memory, whole or through a view.
   await runtime.sendBatch("doubler", new SharedArrayBuffer(8));
   await runtime.sendBatch("doubler", new Int32Array(new SharedArrayBuffer(8)));

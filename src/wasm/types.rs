@@ -420,6 +420,10 @@ export type MessageInput = { [field: string]: number | Numbers | ReadonlyNested<
 export type MessageLike<M> = { [K in keyof M]: FieldLike<M[K]> };
 /** `never` for what is never one message (a list, packed bytes, a `Date`, a `Map` or `Set`), so that an argument of that type does not type-check. */
 type NotAMessage<M> = M extends ReadonlyArray<unknown> | ArrayBufferView | ArrayBuffer | Date | ReadonlyMap<unknown, unknown> | ReadonlySet<unknown> ? never : unknown;
+/** Whether TypeScript knows the fields of message description `D`: not for a handle from an id alone (`getKernel("worker")`) or from a definition that names its messages by string. */
+type KnownFields<D extends MessageDescription> = Record<string, FieldType> extends D["fields"] ? false : true;
+/** What a handle's sends take: a message of its input type, or, where its fields are not known (`KnownFields`), any message-like object, as the id-based `send(id, ...)` takes one (a value of an interface of yours too). */
+type HandleInput<I extends MessageDescription, M> = KnownFields<I> extends true ? InputOf<I> : M & MessageLike<M> & NotAMessage<M>;
 type FieldLike<V> =
   V extends number ? number : V extends Numbers ? V : V extends ReadonlyArray<infer E> ? ReadonlyArray<FieldLike<E>> :
   V extends (...args: never[]) => unknown ? V : V extends object ? MessageLike<V> : never;
@@ -574,11 +578,11 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   /** What `JSON.stringify` and Node's `console.log` show: its id, and its state (null once the kernel is removed). */
   toJSON(): { id: string; state: KernelState | null };
   /** Queues one message; waits up to `timeout` ms for room, then QueueFullError. */
-  send(message: InputOf<I>, options?: WaitOptions): Promise<void>;
+  send<M extends object = InputOf<I>>(message: HandleInput<I, M>, options?: WaitOptions): Promise<void>;
   /** Queues one message if there is room now; throws QueueFullError if not, or while an earlier send to the kernel still waits to be queued (it never overtakes one). */
-  trySend(message: InputOf<I>): void;
+  trySend<M extends object = InputOf<I>>(message: HandleInput<I, M>): void;
   /** Queues every message within `timeout` and resolves with their count, or rejects with QueueFullError whose `accepted` (from the front) went in. */
-  sendBatch(messages: ReadonlyArray<InputOf<I>> | PackedMessages, options?: WaitOptions): Promise<number>;
+  sendBatch<M extends object = InputOf<I>>(messages: ReadonlyArray<HandleInput<I, M>> | PackedMessages, options?: WaitOptions): Promise<number>;
   /** The next answer; TimeoutError after `timeout` ms, waits without one. */
   receive(options?: WaitOptions): Promise<OutputOf<O>>;
   /** Waits in line for the next answer, as `receive` does, and calls `callback(answer)` in the same step as it takes it: a callback that throws leaves the answer queued and the promise rejects with what it threw. */
@@ -591,9 +595,9 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   receiveBatch(options?: ReceiveBatchOptions & { packed?: false | undefined }): Promise<OutputOf<O>[]>;
   receiveBatch(options?: ReceiveBatchOptions): Promise<OutputOf<O>[] | Uint8Array>;
   /** Sends one message and resolves with its own answer (matched by correlation id). */
-  call(message: InputOf<I>, options?: WaitOptions): Promise<OutputOf<O>>;
+  call<M extends object = InputOf<I>>(message: HandleInput<I, M>, options?: WaitOptions): Promise<OutputOf<O>>;
   /** Queues one message with an envelope and resolves with the header it was sent with (as the runtime's `sendEnvelope`). */
-  sendEnvelope(message: InputOf<I>, options?: SendEnvelopeOptions): Promise<EnvelopeHeader>;
+  sendEnvelope<M extends object = InputOf<I>>(message: HandleInput<I, M>, options?: SendEnvelopeOptions): Promise<EnvelopeHeader>;
   /** The next answer and its envelope's header; TimeoutError after `timeout` ms. */
   receiveEnvelope(options?: WaitOptions): Promise<ReceivedEnvelope<OutputOf<O>>>;
   /** launched → active, or deactivated → active. */
