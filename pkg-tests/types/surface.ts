@@ -31,6 +31,16 @@ export async function surface(runtime: RingKernelRuntime): Promise<number> {
     await worker.sendBatch([request, request]);
     await worker.call(request);
     await worker.sendEnvelope(request);
+    // Its answers typed as given, as receive<T>(id) types them.
+    const one: Doubled = await worker.receive<Doubled>({ timeout: 1000 });
+    const some: Doubled[] = await worker.receiveBatch<Doubled>({ max: 2 });
+    const own: Doubled = await worker.call<Doubling, Doubled>(request);
+    const enveloped: Doubled = (await worker.receiveEnvelope<Doubled>()).message;
+    const waiting: Doubled | null = worker.tryReceive<Doubled>();
+    const stream: ReadableStream<Doubled> = worker.readable<Doubled>();
+    for await (const next of worker.answers<Doubled>()) void next.result;
+    void [one.result, some, own.result, enveloped.result, waiting, stream];
+    await new ReadableStream<Doubling>().pipeTo(worker.writable());
   }
   // Packed messages in a worker's shared memory, whole or through a view.
   await runtime.sendBatch("doubler", new SharedArrayBuffer(8));

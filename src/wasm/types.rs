@@ -424,6 +424,8 @@ type NotAMessage<M> = M extends ReadonlyArray<unknown> | ArrayBufferView | Array
 type KnownFields<D extends MessageDescription> = Record<string, FieldType> extends D["fields"] ? false : true;
 /** What a handle's sends take: a message of its input type, or, where its fields are not known (`KnownFields`), any message-like object, as the id-based `send(id, ...)` takes one (a value of an interface of yours too). */
 type HandleInput<I extends MessageDescription, M> = KnownFields<I> extends true ? InputOf<I> : M & MessageLike<M> & NotAMessage<M>;
+/** What a handle's receives give: an answer of its output type, or, where its fields are not known (`KnownFields`), `T` as given (`receive<Response>()`), as `runtime.receive<T>(id)` types one. */
+type HandleOutput<O extends MessageDescription, T> = KnownFields<O> extends true ? OutputOf<O> : T;
 type FieldLike<V> =
   V extends number ? number : V extends Numbers ? V : V extends ReadonlyArray<infer E> ? ReadonlyArray<FieldLike<E>> :
   V extends (...args: never[]) => unknown ? V : V extends object ? MessageLike<V> : never;
@@ -584,22 +586,22 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
   /** Queues every message within `timeout` and resolves with their count, or rejects with QueueFullError whose `accepted` (from the front) went in. */
   sendBatch<M extends object = InputOf<I>>(messages: ReadonlyArray<HandleInput<I, M>> | PackedMessages, options?: WaitOptions): Promise<number>;
   /** The next answer; TimeoutError after `timeout` ms, waits without one. */
-  receive(options?: WaitOptions): Promise<OutputOf<O>>;
+  receive<T extends object = OutputOf<O>>(options?: WaitOptions): Promise<HandleOutput<O, T>>;
   /** Waits in line for the next answer, as `receive` does, and calls `callback(answer)` in the same step as it takes it: a callback that throws leaves the answer queued and the promise rejects with what it threw. */
-  receiveInto(callback: (answer: OutputOf<O>) => void, options?: WaitOptions): Promise<void>;
+  receiveInto<T extends object = OutputOf<O>>(callback: (answer: HandleOutput<O, T>) => void, options?: WaitOptions): Promise<void>;
   /** The next answer if one is waiting now, or null; throws when none will come. */
-  tryReceive(): OutputOf<O> | null;
+  tryReceive<T extends object = OutputOf<O>>(): HandleOutput<O, T> | null;
   /** `min` (default 1) to `max` answers packed in the output layout, with `packed: true` (see `ReceiveBatchOptions`). */
   receiveBatch(options: PackedReceiveBatchOptions): Promise<Uint8Array>;
   /** `min` (default 1) to `max` answers, as objects (see `ReceiveBatchOptions`). */
-  receiveBatch(options?: ReceiveBatchOptions & { packed?: false | undefined }): Promise<OutputOf<O>[]>;
+  receiveBatch<T extends object = OutputOf<O>>(options?: ReceiveBatchOptions & { packed?: false | undefined }): Promise<HandleOutput<O, T>[]>;
   receiveBatch(options?: ReceiveBatchOptions): Promise<OutputOf<O>[] | Uint8Array>;
   /** Sends one message and resolves with its own answer (matched by correlation id). */
-  call<M extends object = InputOf<I>>(message: HandleInput<I, M>, options?: WaitOptions): Promise<OutputOf<O>>;
+  call<M extends object = InputOf<I>, T extends object = OutputOf<O>>(message: HandleInput<I, M>, options?: WaitOptions): Promise<HandleOutput<O, T>>;
   /** Queues one message with an envelope and resolves with the header it was sent with (as the runtime's `sendEnvelope`). */
   sendEnvelope<M extends object = InputOf<I>>(message: HandleInput<I, M>, options?: SendEnvelopeOptions): Promise<EnvelopeHeader>;
   /** The next answer and its envelope's header; TimeoutError after `timeout` ms. */
-  receiveEnvelope(options?: WaitOptions): Promise<ReceivedEnvelope<OutputOf<O>>>;
+  receiveEnvelope<T extends object = OutputOf<O>>(options?: WaitOptions): Promise<ReceivedEnvelope<HandleOutput<O, T>>>;
   /** launched → active, or deactivated → active. */
   activate(): Promise<void>;
   /** active → deactivated: input stays queued, nothing is dispatched. */
@@ -627,7 +629,7 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
    * the loop loses none. Ends when none will come (terminated with none left, removed, or the
    * runtime disposed); other refusals, a wait's timeout and the signal's abort are thrown.
    */
-  answers(options?: WaitOptions): AsyncGenerator<OutputOf<O>, void, undefined>;
+  answers<T extends object = OutputOf<O>>(options?: WaitOptions): AsyncGenerator<HandleOutput<O, T>, void, undefined>;
   /**
    * Its answers as a `ReadableStream`, each taken from the kernel when a reader asks for it (so
    * cancelling the stream loses none; the rest stay queued), each wait with `receive`'s options.
@@ -638,7 +640,7 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
    * `postMessage`, the worker's end of the platform's pipe reads one answer ahead of the page,
    * and a cancel from the page loses that one; an error reaches the page as a plain `Error`.
    */
-  readable(options?: WaitOptions): ReadableStream<OutputOf<O>>;
+  readable<T extends object = OutputOf<O>>(options?: WaitOptions): ReadableStream<HandleOutput<O, T>>;
   /**
    * A `WritableStream` that sends each chunk to the kernel, in order, each waiting for room with
    * `send`'s options (the kernel's queue is its backpressure): `source.pipeTo(kernel.writable())`.
@@ -648,7 +650,7 @@ export class KernelHandle<I extends MessageDescription = MessageDescription, O e
    * resolves once the worker holds the message (which is then queued when there is room), and an
    * abort from the page does not end a send's wait: abort a `signal` in the worker for that.
    */
-  writable(options?: WaitOptions): WritableStream<InputOf<I>>;
+  writable<M extends object = InputOf<I>>(options?: WaitOptions): WritableStream<HandleInput<I, M>>;
   /** The same as `answers()`: `for await (const answer of kernel)`. */
   [Symbol.asyncIterator](): AsyncGenerator<OutputOf<O>, void, undefined>;
 }
