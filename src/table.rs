@@ -688,20 +688,27 @@ impl Shared {
 
     /// The table, locked. Natively this thread is marked as its holder until the guard goes
     /// (see [`HoldingTable`]): a call back into the runtime from a wgpu callback that a submit
-    /// or poll under the lock runs is refused, not a deadlock.
+    /// or poll under the lock runs panics with [`HoldingTable::refusal`], not a deadlock (the
+    /// calls that return an error use [`Self::lock_or_refuse`]).
     pub fn lock(&self) -> TableGuard<'_> {
-        // Natively the lock may be held by this thread already: its own receive, whose `read`
-        // called the runtime (see `ReadingAnswers`), or a submission under the lock that ran a
-        // callback of the application's which did (see `HoldingTable`): a panic saying so, not
-        // a deadlock. Only a lock held already looks. (On the web std's one-thread lock panics
-        // on such a call itself.)
+        self.lock_or_refuse().unwrap_or_else(|refusal| panic!("{refusal}"))
+    }
+
+    /// The table, locked, or, natively, [`HoldingTable::refusal`] where this thread holds the
+    /// lock already: a submission under the lock ran a callback of the application's which
+    /// called the runtime. A receive's `read` that called it panics (see `ReadingAnswers`).
+    /// Only a lock held already looks at whether this thread holds it, so the uncontended lock
+    /// costs no lookup. (On the web std's one-thread lock panics on such a call itself.)
+    pub fn lock_or_refuse(&self) -> std::result::Result<TableGuard<'_>, String> {
         #[cfg(not(target_arch = "wasm32"))]
         let table = match self.table.try_lock() {
             Ok(table) => table,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => {
                 ReadingAnswers::refuse_reentry(self);
-                HoldingTable::refuse_reentry(self);
+                if HoldingTable::inside(self) {
+                    return Err(HoldingTable::refusal());
+                }
                 // A poisoned lock means a panic inside the runtime; keep serving rather than
                 // cascade.
                 self.table.lock().unwrap_or_else(|p| p.into_inner())
@@ -709,12 +716,12 @@ impl Shared {
         };
         #[cfg(not(target_arch = "wasm32"))]
         {
-            TableGuard { table, _held: HoldingTable::begin(self) }
+            Ok(TableGuard { table, _held: HoldingTable::begin(self) })
         }
         // A poisoned lock means a panic inside the runtime; keep serving rather than cascade.
         #[cfg(target_arch = "wasm32")]
         {
-            self.table.lock().unwrap_or_else(|p| p.into_inner())
+            Ok(self.table.lock().unwrap_or_else(|p| p.into_inner()))
         }
     }
 
@@ -924,14 +931,6 @@ impl HoldingTable {
          shares with the runtime) that wgpu ran inside the runtime's own submission, while the runtime's table is \
          locked: hand the call to another thread or task (a channel) instead"
             .to_owned()
-    }
-
-    /// Panics when `shared`'s table lock is wanted by the thread that holds it (the calls
-    /// that cannot return an error: `get_kernel`, a handle's `status`, ...).
-    fn refuse_reentry(shared: &Shared) {
-        if Self::inside(shared) {
-            panic!("{}", Self::refusal());
-        }
     }
 }
 

@@ -833,12 +833,8 @@ impl Runtime {
     fn open_table(&self) -> Result<TableGuard<'_>> {
         // Called from a wgpu callback that a submission of this runtime's own runs under its
         // table lock, on the thread that holds it: an error now, where the lock would wait
-        // forever. (A receive's `read` that calls the runtime panics in `lock`, as it did.)
-        #[cfg(not(target_arch = "wasm32"))]
-        if crate::table::HoldingTable::inside(&self.shared) && !crate::table::ReadingAnswers::inside(&self.shared) {
-            return Err(Error::InvalidArgument(crate::table::HoldingTable::refusal()));
-        }
-        let table = self.shared.lock();
+        // forever. (A receive's `read` that calls the runtime panics, as it did.)
+        let table = self.shared.lock_or_refuse().map_err(Error::InvalidArgument)?;
         if table.state == LifecycleState::Stopped {
             return Err(Error::Disposed);
         }
