@@ -242,7 +242,7 @@ fn carry_state(kernel: &mut Kernel, exec: &crate::backend::KernelExec, target: &
     let Some(bytes) = bytes else { return };
     match (exec.state_store(), target.gpu()) {
         (Some(StateStore::Gpu(state)), Some(gpu)) => {
-            gpu.queue.write_buffer(&state, 0, &bytes);
+            gpu.own_write(&state, 0, &bytes);
             kernel.resources.checkpoint = Some(bytes);
         }
         (Some(StateStore::Cpu(words)), _) => {

@@ -339,7 +339,7 @@ async fn recover_locked(shared: &Arc<Shared>, device_id: DeviceId) -> Result<()>
             if let (Some(StateStore::Gpu(state)), Some(checkpoint), Some(gpu)) =
                 (exec.state_store(), checkpoint, device.gpu())
             {
-                gpu.queue.write_buffer(&state, 0, &checkpoint);
+                gpu.own_write(&state, 0, &checkpoint);
             }
             execs.push((id, instance, exec));
         }

@@ -246,8 +246,11 @@ impl KernelMigrator {
 mod tests {
     use std::time::Duration;
 
+    use crate::backend::gpu::tests::application_device;
+    use crate::backend::{BackendChoice, StateStore};
     use crate::devices::DeviceId;
-    use crate::kernel::{doubler_request, doubler_response, KernelDefinition, StateElement};
+    use crate::error::Error;
+    use crate::kernel::{doubler_request, doubler_response, host, KernelDefinition, StateElement};
     use crate::{DeviceSpec, KernelState, LaunchOptions, Runtime, RuntimeOptions};
 
     /// A kernel that never checkpoints, whose device is lost the way a driver reset loses it
@@ -281,5 +284,33 @@ mod tests {
             assert_eq!(rt.call_pod::<i32, i32>("counter", &6, Some(Duration::from_secs(30))).await, Ok(6));
             assert_eq!(rt.read_state_as::<i32>("counter").await.unwrap()[0], 1);
         });
+    }
+
+    /// The state a move writes on the application's device is the runtime's own work, in its
+    /// error scope: a write wgpu refuses (past the end of the state array: no public call
+    /// makes one) is that device's fault, not an error for the application's handler.
+    #[test]
+    fn a_moved_kernels_state_refused_on_the_applications_device_is_the_runtimes_fault() {
+        let (shared, _device, heard) = application_device();
+        let options =
+            RuntimeOptions::default().with_devices([DeviceSpec::new(BackendChoice::Cpu)]).with_shared_device(shared);
+        let rt = pollster::block_on(Runtime::new(options)).unwrap();
+        let counter = KernelDefinition::new(
+            "count",
+            doubler_request(),
+            doubler_response(),
+            "fn handle(msg: Request) -> Response { return Response(atomicAdd(&state[0], 1)); }",
+        )
+        .with_state(StateElement::AtomicI32, 2)
+        .with_host_handler(host::typed(|_: &i32, state: &mut [u32]| Some(state[0] as i32)));
+        pollster::block_on(rt.launch_definition(counter, LaunchOptions::default().on_device(DeviceId(0)))).unwrap();
+        if let Some(StateStore::Cpu(words)) = &rt.shared.lock().kernels["count"].resources.state {
+            words.lock().unwrap().resize(4096, 7);
+        }
+
+        pollster::block_on(rt.migrate("count", DeviceId(1))).unwrap();
+        assert!(heard.lock().unwrap().is_empty(), "{:?}", heard.lock().unwrap());
+        let Some(Error::DeviceLost { reason }) = rt.shared.device(DeviceId(1)).fault() else { panic!("no fault") };
+        assert!(reason.starts_with("GPU validation error in the runtime's own work: "), "{reason}");
     }
 }

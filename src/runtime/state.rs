@@ -183,12 +183,7 @@ pub(crate) fn put(kernel: &mut Kernel, device: &Device, index: u32, values: &Sta
     }
     match (&kernel.resources.state, device.gpu(), kernel.def.state) {
         (Some(StateStore::Gpu(state)), Some(gpu), Some(spec)) => {
-            // In the runtime's own error scope on the application's device: an error there is
-            // the device's fault, which the next tick reports (see `GpuContext::own_work`).
-            let _ = gpu.own_work(|| {
-                gpu.queue.write_buffer(state, at as u64, bytes);
-                Ok(())
-            });
+            gpu.own_write(state, at as u64, bytes);
             kernel.counters.bytes_to_device += bytes.len() as u64;
             let resources = &mut kernel.resources;
             // Written whole, the state is known on the host again, whatever ran since the last

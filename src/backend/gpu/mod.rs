@@ -429,6 +429,16 @@ impl GpuContext {
         work()
     }
 
+    /// Writes `bytes` into `buffer` at `offset` as [`own_work`](Self::own_work): on the
+    /// application's device an error there is the device's fault, which the next tick reports
+    /// (a state write's, a moved kernel's state, a recovered kernel's checkpoint).
+    pub(crate) fn own_write(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
+        let _ = self.own_work(|| {
+            self.queue.write_buffer(buffer, offset, bytes);
+            Ok(())
+        });
+    }
+
     /// `DeviceLost` once the device was lost or an error escaped every error scope.
     pub fn check_fault(&self) -> Result<()> {
         match self.fault.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
@@ -512,7 +522,7 @@ impl GpuContext {
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A buffer wgpu refuses (mappable storage).
@@ -546,9 +556,9 @@ mod tests {
         assert_eq!(heard.lock().unwrap().len(), 1, "the application's own error is still its own");
     }
 
-    /// The runtime's context on an application's Vulkan device, the device, and what the
-    /// application's uncaptured-error handler heard.
-    fn shared_context() -> (GpuContext, wgpu::Device, Arc<Mutex<Vec<String>>>) {
+    /// An application's Vulkan device, handed to the runtime, the device, and what the
+    /// application's uncaptured-error handler heard (it forwards nothing to the runtime).
+    pub(crate) fn application_device() -> (SharedDevice, wgpu::Device, Arc<Mutex<Vec<String>>>) {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         desc.backends = wgpu::Backends::VULKAN;
         let instance = wgpu::Instance::new(desc);
@@ -558,7 +568,13 @@ mod tests {
         let heard = Arc::new(Mutex::new(Vec::new()));
         let handler = heard.clone();
         device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| handler.lock().unwrap().push(error.to_string())));
-        let shared = SharedDevice::new(device.clone(), queue);
+        (SharedDevice::new(device.clone(), queue), device, heard)
+    }
+
+    /// The runtime's context on an application's Vulkan device, the device, and what the
+    /// application's uncaptured-error handler heard.
+    fn shared_context() -> (GpuContext, wgpu::Device, Arc<Mutex<Vec<String>>>) {
+        let (shared, device, heard) = application_device();
         let ctx = GpuContext::shared(&shared, Arc::default(), Arc::default()).unwrap();
         (ctx, device, heard)
     }
