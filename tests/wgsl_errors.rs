@@ -68,7 +68,7 @@ const CASES: &[Case] = &[
         "fn handle(p: Particle) -> Particle {\n    var q = p;\n    q.pos = p.position + p.velocity;\n    return q;\n}",
         3,
         7,
-        &["`pos`"],
+        &["`pos`", ": `Particle` has `position`, `velocity`, `mass` and `id`"],
     ),
     (
         "a vec3<f32> times an i32",

@@ -8,7 +8,7 @@ use naga::valid::{Capabilities, FunctionInfo, ModuleInfo, ValidationFlags, Valid
 use naga::{Block, Module, Span, Statement, TypeInner};
 
 use super::{naga_messages, FusedShader, GeneratedShader};
-use crate::error::Error;
+use crate::error::{joined, Error};
 
 /// Parses and validates `shader`; the first error becomes a `KernelCompile` error.
 pub fn check(id: &str, shader: &GeneratedShader) -> Result<(), Error> {
@@ -85,7 +85,9 @@ fn first_atomic_store(block: &Block, module: &Module, types: &FunctionInfo, sour
 /// when that one lies outside the user's source, with naga's notes ("consider declaring `x`
 /// with `var` instead of `let`") after the message.
 fn parse_error(e: &ParseError, source: &str, error: &impl Fn(&str, Spans<'_>) -> Error) -> Error {
-    let mut message = atomic_as_value(e, source).unwrap_or_else(|| naga_messages::parse_message(e.message()));
+    let mut message = atomic_as_value(e, source)
+        .or_else(|| missing_field(e, source))
+        .unwrap_or_else(|| naga_messages::parse_message(e.message()));
     for note in e.notes() {
         message.push_str("; ");
         message.push_str(&parameter_note(e, source).unwrap_or_else(|| note.to_owned()));
@@ -97,6 +99,67 @@ fn parse_error(e: &ParseError, source: &str, error: &impl Fn(&str, Spans<'_>) ->
         }
         primary => primary,
     }
+}
+
+/// naga's refusal of a field name a struct does not have ("invalid field accessor `pos`"),
+/// with the fields there are. Parsing stopped there, so the accessed value's type is unknown:
+/// the structs of the module that lack the name are the ones it may be (the runtime's own, its
+/// rings', left out). An accessor a vector takes (`xyzw`, `rgba`) is about a vector; so is one
+/// no struct lacks.
+fn missing_field(e: &ParseError, source: &str) -> Option<String> {
+    let accessor = e.message().strip_prefix("invalid field accessor `")?.strip_suffix('`')?;
+    let swizzle = accessor.len() <= 4
+        && (accessor.chars().all(|c| "xyzw".contains(c)) || accessor.chars().all(|c| "rgba".contains(c)));
+    let harness: Vec<&str> = [super::RING, super::GROUPED, super::fused::FUSED]
+        .into_iter()
+        .flat_map(structs)
+        .map(|(name, _)| name)
+        .collect();
+    let lacking: Vec<String> = structs(source)
+        .into_iter()
+        .filter(|(name, fields)| !harness.contains(name) && !fields.iter().any(|field| field == accessor))
+        .map(|(name, fields)| {
+            let fields: Vec<String> = fields.iter().map(|field| format!("`{field}`")).collect();
+            let last = fields.len().saturating_sub(1);
+            match fields.split_at(last) {
+                ([], [only]) => format!("`{name}` has {only}"),
+                (first, last) => format!("`{name}` has {} and {}", joined(first, ", "), joined(last, "")),
+            }
+        })
+        .collect();
+    (!swizzle && !lacking.is_empty())
+        .then(|| format!("invalid field accessor `{accessor}`: {}", joined(&lacking, "; ")))
+}
+
+/// The structs `source` declares, each one's name and its fields' names, in order.
+fn structs(source: &str) -> Vec<(&str, Vec<String>)> {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut found = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find("struct") {
+        let keyword = rest[..at].chars().next_back().is_none_or(|c| !ident(c));
+        rest = &rest[at + "struct".len()..];
+        let (Some(open), Some(close)) = (rest.find('{'), rest.find('}')) else { break };
+        let name = rest[..open].trim();
+        if !keyword || !rest.starts_with(char::is_whitespace) || close < open || !name.chars().all(ident) {
+            continue;
+        }
+        // Each `:` ends a field's name (types have none), less what comments say.
+        let lines: Vec<&str> =
+            rest[open + 1..close].lines().map(|line| line.split("//").next().unwrap_or("")).collect();
+        let body = joined(&lines, "\n");
+        let pieces: Vec<&str> = body.split(':').collect();
+        let fields = pieces[..pieces.len() - 1]
+            .iter()
+            .map(|piece| {
+                let piece = piece.trim_end();
+                piece[piece.rfind(|c: char| !ident(c)).map_or(0, |at| at + 1)..].to_owned()
+            })
+            .collect();
+        found.push((name, fields));
+        rest = &rest[close..];
+    }
+    found
 }
 
 /// naga's refusal of an atomic used as a plain value ("use atomic built-in functions"), with
@@ -163,6 +226,25 @@ mod tests {
         assert!(!wrong.contains("Some(["), "{wrong}");
         let vector = refusal("fn g(x: f32) -> vec2<f32> { return x; }");
         assert!(vector.contains("`vec2<f32>`"), "{vector}");
+    }
+
+    /// A field name a struct does not have lists the fields of the structs that lack it (what
+    /// the value may be; comments and types with commas skipped); a vector's component that is
+    /// not there lists none.
+    #[test]
+    fn a_missing_field_lists_the_fields_there_are() {
+        let pair =
+            "struct Pair {\n    a: u32, // the first: a\n    b: array<u32, 2>,\n}\nstruct Response { result: i32 }\n";
+        let missing = refusal(&format!("{pair}fn f(p: Pair) -> u32 {{ return p.c; }}"));
+        assert!(
+            missing.contains("invalid field accessor `c`: `Pair` has `a` and `b`; `Response` has `result`"),
+            "{missing}"
+        );
+        let one = refusal(&format!("{pair}fn f(p: Pair) -> u32 {{ return p.result; }}"));
+        assert!(one.contains("invalid field accessor `result`: `Pair` has `a` and `b`"), "{one}");
+        assert!(!one.contains("`Response`"), "{one}");
+        let component = refusal(&format!("{pair}fn f(v: vec2<f32>) -> f32 {{ return v.z; }}"));
+        assert!(!component.contains(" has "), "{component}");
     }
 
     const MESSAGES: &str = "struct Response { result: i32 }\n";
