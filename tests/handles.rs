@@ -933,8 +933,9 @@ fn a_batch_min_that_could_never_be_met_is_refused_and_takes_nothing() {
         common::wait_until("a full output queue", || h.status().unwrap().output_queue_depth == 4);
         for (min, max, says) in [
             (5, 8, "a receive batch's min of 5 could never be met: kernel 'brim' holds at most 4 answers"),
-            (0, 8, "a receive batch's min must be at least 1, got 0"),
-            (3, 2, "a receive batch's min must be at most its max, got a min of 3 and a max of 2"),
+            (0, 8, "kernel 'brim': a receive batch's min must be at least 1, got 0"),
+            (3, 2, "kernel 'brim': a receive batch's min must be at most its max, got a min of 3 and a max of 2"),
+            (1, 0, "kernel 'brim': a receive batch's max must be at least 1, got 0"),
         ] {
             let e = h.receive_batch_at_least(min, max, None).await.unwrap_err();
             assert_eq!(e.kind(), ErrorKind::OutOfRange, "{e}");

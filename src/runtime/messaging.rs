@@ -976,7 +976,7 @@ impl Runtime {
         timeout: Option<Duration>,
         read: impl FnOnce(&MessageLayout, &[u8]) -> R,
     ) -> Result<R> {
-        let (min, max) = batch_bounds(min, max)?;
+        let (min, max) = batch_bounds(id, min, max)?;
         let take = |layout: &MessageLayout, outbox: &mut PackedQueue| {
             outbox.pop_many_with(max, |answers| read(layout, answers))
         };
@@ -1020,7 +1020,7 @@ impl Runtime {
         max: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<T>> {
-        let (min, max) = batch_bounds(min, max)?;
+        let (min, max) = batch_bounds(id, min, max)?;
         let check = |layout: &MessageLayout| {
             if !layout.size().is_multiple_of(std::mem::size_of::<T>()) {
                 return Err(pod_error::<T>(id, layout.size()));
@@ -1536,15 +1536,16 @@ fn named(fields: &[(String, Value)]) -> impl Iterator<Item = (&str, &Value)> {
     fields.iter().map(|(name, value)| (name.as_str(), value))
 }
 
-/// A receive batch's `min` and `max`, each at least 1 (a batch takes at least one answer, so 0
+/// A receive batch's `min` and `max` (from kernel `id`, whom a refusal names), each at least 1 (a batch takes at least one answer, so 0
 /// could only be taken as 1, more than it asked for), `min` no more than `max`.
-fn batch_bounds(min: usize, max: usize) -> Result<(usize, usize)> {
+fn batch_bounds(id: &str, min: usize, max: usize) -> Result<(usize, usize)> {
+    let refused = |what: String| Err(Error::OutOfRange(format!("kernel {}: a receive batch's {what}", Quoted(id))));
     match (min, max) {
-        (_, 0) => Err(Error::OutOfRange("a receive batch's max must be at least 1, got 0".into())),
-        (0, _) => Err(Error::OutOfRange("a receive batch's min must be at least 1, got 0".into())),
-        (min, max) if min > max => Err(Error::OutOfRange(format!(
-            "a receive batch's min must be at most its max, got a min of {min} and a max of {max}"
-        ))),
+        (_, 0) => refused("max must be at least 1, got 0".into()),
+        (0, _) => refused("min must be at least 1, got 0".into()),
+        (min, max) if min > max => {
+            refused(format!("min must be at most its max, got a min of {min} and a max of {max}"))
+        }
         bounds => Ok(bounds),
     }
 }
