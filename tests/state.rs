@@ -195,7 +195,13 @@ fn bad_values_and_kernels_that_cannot_take_them_are_refused_by_name() {
 
         rt.launch("doubler", LaunchOptions::default()).await.unwrap();
         let no_state = rt.write_state("doubler", 0, [1]).await.unwrap_err();
-        assert!(no_state.to_string().contains("kernel 'doubler' has no state"), "{no_state}");
+        assert!(
+            no_state.to_string().ends_with(
+                "kernel 'doubler' has no state; declare one in its definition: with_state(element, len) (state: { \
+                 type, length })"
+            ),
+            "{no_state}"
+        );
         assert!(matches!(rt.write_state("nobody", 0, [1]).await, Err(Error::KernelNotFound { .. })));
 
         // Initial values are held to the same rules, and a refused launch leaves its id free.

@@ -181,12 +181,15 @@ impl StateValues {
 
 /// The refusal of a state operation on kernel `id`, which declares no state.
 pub(crate) fn no_state(id: &str) -> Error {
+    // Natively the call, then the JavaScript option in parentheses: after a colon, so no
+    // parentheses nest.
+    const DECLARE: &str = if cfg!(target_arch = "wasm32") {
+        " (state: { type, length })"
+    } else {
+        concat!(": ", option_name!("state: { type, length }", "with_state(element, len)"))
+    };
     Error::InvalidArgument(format!(
-        concat!(
-            "kernel {} has no state; declare one in its definition (",
-            option_name!("state: {{ type, length }}", "with_state(element, len)"),
-            ")"
-        ),
+        "kernel {} has no state; declare one in its definition{DECLARE}",
         crate::error::Quoted(id)
     ))
 }
