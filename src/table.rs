@@ -604,6 +604,10 @@ pub(crate) struct Shared {
     /// which the shutdown lets finish before it releases them.
     device_work: AtomicUsize,
     device_work_done: Event,
+    /// Natively, the thread that holds the table lock now, 0 while none does (see
+    /// [`HoldingTable`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    holder: AtomicUsize,
 }
 
 /// Work on the devices outside the tick, under way until dropped (see [`Shared::device_work`]).
@@ -661,6 +665,8 @@ impl Shared {
             alerts: Mutex::new(AlertWatches::default()),
             device_work: AtomicUsize::new(0),
             device_work_done: Event::new(),
+            #[cfg(not(target_arch = "wasm32"))]
+            holder: AtomicUsize::new(0),
         }
     }
 
@@ -691,38 +697,49 @@ impl Shared {
     /// or poll under the lock runs panics with [`HoldingTable::refusal`], not a deadlock (the
     /// calls that return an error use [`Self::lock_or_refuse`]).
     pub fn lock(&self) -> TableGuard<'_> {
-        self.lock_or_refuse().unwrap_or_else(|refusal| panic!("{refusal}"))
+        match self.lock_or_refuse() {
+            Ok(table) => table,
+            Err(refusal) => refused(refusal),
+        }
     }
 
     /// The table, locked, or, natively, [`HoldingTable::refusal`] where this thread holds the
     /// lock already: a submission under the lock ran a callback of the application's which
     /// called the runtime. A receive's `read` that called it panics (see `ReadingAnswers`).
-    /// Only a lock held already looks at whether this thread holds it, so the uncontended lock
-    /// costs no lookup. (On the web std's one-thread lock panics on such a call itself.)
+    /// Only a lock held already looks at whether this thread holds it (see
+    /// [`Self::contended`]), so the uncontended lock costs no lookup. (On the web std's
+    /// one-thread lock panics on such a call itself.)
+    #[inline]
     pub fn lock_or_refuse(&self) -> std::result::Result<TableGuard<'_>, String> {
         #[cfg(not(target_arch = "wasm32"))]
-        let table = match self.table.try_lock() {
-            Ok(table) => table,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => {
-                ReadingAnswers::refuse_reentry(self);
-                if HoldingTable::inside(self) {
-                    return Err(HoldingTable::refusal());
-                }
+        {
+            let table = match self.table.try_lock() {
+                Ok(table) => table,
                 // A poisoned lock means a panic inside the runtime; keep serving rather than
                 // cascade.
-                self.table.lock().unwrap_or_else(|p| p.into_inner())
-            }
-        };
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            Ok(TableGuard { table, _held: HoldingTable::begin(self) })
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => self.contended()?,
+            };
+            Ok(TableGuard { _held: HoldingTable::begin(self), table })
         }
-        // A poisoned lock means a panic inside the runtime; keep serving rather than cascade.
         #[cfg(target_arch = "wasm32")]
         {
             Ok(self.table.lock().unwrap_or_else(|p| p.into_inner()))
         }
+    }
+
+    /// The lock, held when asked for: refused where this thread holds it (see
+    /// [`Self::lock_or_refuse`]), else waited for. Out of line, so the uncontended lock stays
+    /// small where it is inlined.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[cold]
+    #[inline(never)]
+    fn contended(&self) -> std::result::Result<MutexGuard<'_, Table>, String> {
+        ReadingAnswers::refuse_reentry(self);
+        if HoldingTable::inside(self) {
+            return Err(HoldingTable::refusal());
+        }
+        Ok(self.table.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// What tells this runtime's table apart from others' while it lives.
@@ -820,6 +837,13 @@ impl Shared {
     }
 }
 
+/// [`Shared::lock`]'s panic with `refusal` (see [`HoldingTable::refusal`]), out of line.
+#[cold]
+#[inline(never)]
+fn refused(refusal: String) -> ! {
+    panic!("{refusal}")
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 thread_local! {
     /// The address of the table whose receive's `read` this thread runs, or 0 (see
@@ -871,9 +895,9 @@ pub(crate) type TableGuard<'a> = MutexGuard<'a, Table>;
 /// [`HoldingTable`]) until dropped.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) struct TableGuard<'a> {
-    /// First, so the lock is released before the mark goes.
+    /// First, so the mark goes before the lock is released (the next holder marks its own).
+    _held: HoldingTable<'a>,
     table: MutexGuard<'a, Table>,
-    _held: HoldingTable,
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -894,11 +918,19 @@ impl std::ops::DerefMut for TableGuard<'_> {
 
 #[cfg(not(target_arch = "wasm32"))]
 thread_local! {
-    /// The addresses of the tables whose lock this thread holds (see [`HoldingTable`]).
-    static HELD_TABLES: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Nothing: its address tells this thread apart from the others running (see
+    /// [`HoldingTable`]). Constant and without a destructor, so reaching it costs no call.
+    static THREAD_MARK: u8 = const { 0 };
 }
 
-/// Natively, marks this thread as holding `shared`'s table lock, until dropped. wgpu's
+/// This thread, told apart from the others running: the address of its [`THREAD_MARK`].
+#[cfg(not(target_arch = "wasm32"))]
+fn this_thread() -> usize {
+    THREAD_MARK.with(|mark| std::ptr::from_ref(mark) as usize)
+}
+
+/// Natively, marks this thread as holding `shared`'s table lock (in the table's `holder`, which
+/// only the holding thread sets, and clears before it lets go), until dropped. wgpu's
 /// `Queue::submit` and `Device::poll` run the device's `map_async` callbacks that have become
 /// ready, on the calling thread, before they return, and the runtime submits under its table
 /// lock: a tick's commands, and the empty submit that frees a kernel's rings when they drop
@@ -907,22 +939,25 @@ thread_local! {
 /// callbacks include the application's own. One of those that called the same runtime would
 /// wait for the lock its own thread holds, forever, with the tick loop and every caller behind
 /// it: it is refused instead (see [`Self::refusal`]). A guard is never held across an await
-/// (std's is not `Send`), so the thread that marks is the one that unmarks.
+/// (std's is not `Send`), so the thread that marks is the one that unmarks. Only a lock found
+/// held looks at the mark ([`Shared::lock_or_refuse`]): the uncontended lock pays one store
+/// to mark and one to unmark.
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) struct HoldingTable(usize);
+pub(crate) struct HoldingTable<'a>(&'a AtomicUsize);
 
 #[cfg(not(target_arch = "wasm32"))]
-impl HoldingTable {
-    fn begin(shared: &Shared) -> Self {
-        let table = shared.table_address();
-        HELD_TABLES.with_borrow_mut(|held| held.push(table));
-        HoldingTable(table)
+impl<'a> HoldingTable<'a> {
+    fn begin(shared: &'a Shared) -> Self {
+        shared.holder.store(this_thread(), Ordering::Relaxed);
+        HoldingTable(&shared.holder)
     }
 
     /// Whether this thread holds `shared`'s table lock now: a call to that runtime here comes
-    /// from a wgpu callback that a submission (or poll) under the lock ran.
+    /// from a wgpu callback that a submission (or poll) under the lock ran. (Relaxed is
+    /// enough: no other thread ever writes this thread's mark, and this thread sees its own
+    /// writes in order.)
     pub fn inside(shared: &Shared) -> bool {
-        HELD_TABLES.with_borrow(|held| held.contains(&shared.table_address()))
+        shared.holder.load(Ordering::Relaxed) == this_thread()
     }
 
     /// What a call to the runtime from such a callback is refused with.
@@ -935,14 +970,8 @@ impl HoldingTable {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-impl Drop for HoldingTable {
+impl Drop for HoldingTable<'_> {
     fn drop(&mut self) {
-        // In any order: a thread may let go of two runtimes' tables out of turn.
-        let _ = HELD_TABLES.try_with(|held| {
-            let mut held = held.borrow_mut();
-            if let Some(at) = held.iter().rposition(|&table| table == self.0) {
-                held.swap_remove(at);
-            }
-        });
+        self.0.store(0, Ordering::Relaxed);
     }
 }
