@@ -233,8 +233,12 @@ mod tests {
     /// not there lists none.
     #[test]
     fn a_missing_field_lists_the_fields_there_are() {
-        let pair =
-            "struct Pair {\n    a: u32, // the first: a\n    b: array<u32, 2>,\n}\nstruct Response { result: i32 }\n";
+        let pair = concat!(
+            "struct Pair {\n",
+            "    a: u32, // the first: a\n",
+            "    b: array<u32, 2>,\n",
+            "}\nstruct Response { result: i32 }\n",
+        );
         let missing = refusal(&format!("{pair}fn f(p: Pair) -> u32 {{ return p.c; }}"));
         assert!(
             missing.contains("invalid field accessor `c`: `Pair` has `a` and `b`; `Response` has `result`"),
