@@ -182,14 +182,21 @@ impl StateValues {
 /// The refusal of a state operation on kernel `id`, which declares no state.
 pub(crate) fn no_state(id: &str) -> Error {
     // Natively the call, then the JavaScript option in parentheses: after a colon, so no
-    // parentheses nest.
-    const DECLARE: &str = if cfg!(target_arch = "wasm32") {
-        " (state: { type, length })"
-    } else {
-        concat!(": ", option_name!("state: { type, length }", "with_state(element, len)"))
-    };
+    // parentheses nest. (One literal either way: no argument more to format.)
+    #[cfg(target_arch = "wasm32")]
+    macro_rules! declare {
+        () => {
+            " (state: {{ type, length }})"
+        };
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    macro_rules! declare {
+        () => {
+            concat!(": ", option_name!("state: {{ type, length }}", "with_state(element, len)"))
+        };
+    }
     Error::InvalidArgument(format!(
-        "kernel {} has no state; declare one in its definition{DECLARE}",
+        concat!("kernel {} has no state; declare one in its definition", declare!()),
         crate::error::Quoted(id)
     ))
 }
