@@ -934,7 +934,7 @@ fn a_batch_min_that_could_never_be_met_is_refused_and_takes_nothing() {
         for (min, max, says) in [
             (5, 8, "a receive batch's min of 5 could never be met: kernel 'brim' holds at most 4 answers"),
             (0, 8, "kernel 'brim': a receive batch's min must be at least 1, got 0"),
-            (3, 2, "kernel 'brim': a receive batch's min must be at most its max, got a min of 3 and a max of 2"),
+            (3, 2, "kernel 'brim': a receive batch's min must be at most its max of 2, got 3"),
             (1, 0, "kernel 'brim': a receive batch's max must be at least 1, got 0"),
         ] {
             let e = h.receive_batch_at_least(min, max, None).await.unwrap_err();

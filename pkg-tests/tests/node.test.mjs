@@ -1921,7 +1921,7 @@ for (const [backend, env] of [["webgpu", DAWN_ENV], ["cpu", {}]]) {
       none: "TimeoutError",
       refused: [
         "RangeError: a receive batch's min of 9 could never be met: kernel 'doubler' holds at most 8 answers in its output queue (its outputQueueSize)",
-        "RangeError: kernel 'doubler': a receive batch's min must be at most its max, got a min of 3 and a max of 2",
+        "RangeError: kernel 'doubler': a receive batch's min must be at most its max of 2, got 3",
         "RangeError: receiveBatch options: min must be a whole number from 1 to 4294967295, got 0",
       ],
       aborted: "AbortError",

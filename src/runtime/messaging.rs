@@ -1539,15 +1539,17 @@ fn named(fields: &[(String, Value)]) -> impl Iterator<Item = (&str, &Value)> {
 /// A receive batch's `min` and `max` (from kernel `id`, whom a refusal names), each at least 1 (a batch takes at least one answer, so 0
 /// could only be taken as 1, more than it asked for), `min` no more than `max`.
 fn batch_bounds(id: &str, min: usize, max: usize) -> Result<(usize, usize)> {
-    let refused = |what: String| Err(Error::OutOfRange(format!("kernel {}: a receive batch's {what}", Quoted(id))));
-    match (min, max) {
-        (_, 0) => refused("max must be at least 1, got 0".into()),
-        (0, _) => refused("min must be at least 1, got 0".into()),
-        (min, max) if min > max => {
-            refused(format!("min must be at most its max, got a min of {min} and a max of {max}"))
-        }
-        bounds => Ok(bounds),
-    }
+    // One text for the three refusals: each `format!` of its own weighs in the wasm.
+    let (which, rel, bound, got) = match (min, max) {
+        (_, 0) => ("max", "least ", 1, 0),
+        (0, _) => ("min", "least ", 1, 0),
+        (min, max) if min > max => ("min", "most its max of ", max, min),
+        bounds => return Ok(bounds),
+    };
+    Err(Error::OutOfRange(format!(
+        "kernel {}: a receive batch's {which} must be at {rel}{bound}, got {got}",
+        Quoted(id)
+    )))
 }
 
 /// A call's or receive's refusal while kernel `id` is connected onward to `downstream`.
