@@ -214,13 +214,11 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, Error> {
                 fn try_layout() -> ::core::result::Result<#ring::MessageLayout, ::std::string::String> {
                     static LAYOUT: ::std::sync::OnceLock<::core::result::Result<#ring::MessageLayout, ::std::string::String>> =
                         ::std::sync::OnceLock::new();
-                    LAYOUT
-                        .get_or_init(|| {
-                            // A nested type's own error as it is: it names its type.
-                            let fields = [#(#layout_fields),*];
-                            #ring::MessageLayout::new(#name_lit, &fields).map_err(|e| ::std::format!(#invalid, e))
-                        })
-                        .clone()
+                    #private::layout_once(&LAYOUT, || {
+                        // A nested type's own error as it is: it names its type.
+                        let fields = [#(#layout_fields),*];
+                        #ring::MessageLayout::new(#name_lit, &fields).map_err(|e| ::std::format!(#invalid, e))
+                    })
                 }
             }
 

@@ -261,7 +261,18 @@ fn renamed_within(a: &FieldType, b: &FieldType) -> Option<Renamed> {
 /// What the code `#[derive(RingMessage)]` writes calls; not an API.
 #[doc(hidden)]
 pub mod __private {
-    use super::super::{MAX_MESSAGE_SIZE, RESERVED_NAMES, WGSL_RESERVED_WORDS};
+    use super::super::{MessageLayout, MAX_MESSAGE_SIZE, RESERVED_NAMES, WGSL_RESERVED_WORDS};
+    use std::sync::OnceLock;
+
+    /// A derived type's layout, made by `make` on the first call and cloned from `cell` after:
+    /// `make` a function pointer, so that one instance of `OnceLock`'s initialization serves
+    /// every derived type (a closure would make one each).
+    pub fn layout_once(
+        cell: &OnceLock<Result<MessageLayout, String>>,
+        make: fn() -> Result<MessageLayout, String>,
+    ) -> Result<MessageLayout, String> {
+        cell.get_or_init(make).clone()
+    }
 
     /// `value` rounded up to a multiple of `align`.
     pub const fn round_up(value: u32, align: u32) -> u32 {
