@@ -48,7 +48,14 @@ impl DeviceFeature {
 
     /// The features among [`ALL`](Self::ALL) that `features` has.
     pub(crate) fn among(features: wgpu::Features) -> Vec<DeviceFeature> {
-        Self::ALL.into_iter().filter(|feature| features.contains(feature.wgpu())).collect()
+        // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+        let mut among = Vec::new();
+        for feature in Self::ALL {
+            if features.contains(feature.wgpu()) {
+                among.push(feature);
+            }
+        }
+        among
     }
 
     /// Every feature of [`ALL`](Self::ALL), as wgpu's flags: what a device asks its adapter for.

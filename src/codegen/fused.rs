@@ -120,7 +120,9 @@ pub fn generate_fused(stages: &[&KernelDefinition], workgroup_size: u32) -> Resu
         for (_, name) in top_level_names(&code) {
             names.push(name);
         }
-        names.extend(structs.iter().map(|layout| layout.name()));
+        for layout in &structs {
+            names.push(layout.name());
+        }
         let prefix = format!("s{index}__");
         for layout in &structs {
             source.push_str(&rename(&layout.wgsl_struct(), &names, &prefix));
@@ -179,7 +181,9 @@ fn override_ids(code: &str) -> Vec<std::ops::Range<usize>> {
             Token::Punct(b')') if start.is_some() => {
                 depth -= 1;
                 if depth == 0 {
-                    ids.extend(start.take().map(|start| start..at + 1));
+                    if let Some(start) = start.take() {
+                        ids.push(start..at + 1);
+                    }
                 }
             }
             _ if start.is_some() => {}

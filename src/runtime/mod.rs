@@ -718,9 +718,12 @@ impl Runtime {
         let shared = Arc::new(Shared::new(devices, settings, wake, buffers, platform::now_ms()));
         shared.lock().watchdog = options.watchdog;
         shared.lock().degrader = options.degradation.clone().map(|o| Degrader::new(o, platform::now_ms()));
-        let tick_loops =
-            shared.device_ids().map(|device| platform::spawn_tick_loop(crate::tick::run(shared.clone(), device)));
-        let tick_loops = Mutex::new(tick_loops.collect());
+        // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+        let mut tick_loops = Vec::new();
+        for device in shared.device_ids() {
+            tick_loops.push(platform::spawn_tick_loop(crate::tick::run(shared.clone(), device)));
+        }
+        let tick_loops = Mutex::new(tick_loops);
         #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
         let inner = Arc::new(Inner {
             shared: shared.clone(),

@@ -176,10 +176,11 @@ impl GpuKernel {
         let drops = shader.form == HandlerForm::AnswerOrDrop;
         let buffers = Buffers::allocate(ctx, definition, slots, drops);
         let bindings = buffers.bindings();
-        let group_entries: Vec<wgpu::BindGroupEntry> = bindings
-            .iter()
-            .map(|&(binding, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
-            .collect();
+        // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
+        let mut group_entries = Vec::with_capacity(bindings.len());
+        for &(binding, buffer) in &bindings {
+            group_entries.push(wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() });
+        }
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(label),
             layout: &layout,
@@ -370,8 +371,13 @@ impl Buffers {
     /// only with state.
     fn bindings(&self) -> Vec<(u32, &wgpu::Buffer)> {
         let mut bindings: Vec<(u32, &wgpu::Buffer)> = vec![(0, &self.input_ring), (1, &self.output_ring)];
-        bindings.extend(self.kept.as_deref().map(|buffer| (2, buffer)));
-        bindings.extend(self.state.as_deref().map(|buffer| (3, &**buffer)));
+        // `if let`, not `extend` of an `Option`: each such `extend` is an instance of its own.
+        if let Some(buffer) = self.kept.as_deref() {
+            bindings.push((2, buffer));
+        }
+        if let Some(buffer) = self.state.as_deref() {
+            bindings.push((3, &**buffer));
+        }
         bindings
     }
 }
