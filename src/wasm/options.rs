@@ -936,7 +936,7 @@ fn degradation_millis(value: &JsValue) -> Read<Duration> {
 fn variant<E: for<'de> Deserialize<'de>>(value: &JsValue) -> Read<E> {
     let names = shape::<E>().1;
     let tag = variant_tag(value, names)?;
-    E::deserialize(IntoDeserializer::<de::value::Error>::into_deserializer(tag.as_str()))
+    E::deserialize(IntoDeserializer::<Unread>::into_deserializer(tag.as_str()))
         .map_err(|_| variant_refused(value, names))
 }
 
@@ -987,15 +987,35 @@ fn shape<T: for<'de> Deserialize<'de>>() -> (&'static str, &'static [&'static st
     (names.0, names.1)
 }
 
+/// The error of [`variant`]'s and [`Shape`]'s deserializers, which their callers drop unread:
+/// no message is formatted (serde's `de::value::Error` formats each into a `String`, its
+/// expected variants with them).
+#[derive(Debug)]
+struct Unread;
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not read")
+    }
+}
+
+impl std::error::Error for Unread {}
+
+impl de::Error for Unread {
+    fn custom<T: std::fmt::Display>(_: T) -> Self {
+        Unread
+    }
+}
+
 /// A deserializer that only records the name and the fields or variants a struct or enum asks
 /// for, then gives up.
 struct Shape(&'static str, &'static [&'static str]);
 
 impl<'de> Deserializer<'de> for &mut Shape {
-    type Error = de::value::Error;
+    type Error = Unread;
 
     fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-        Err(de::Error::custom("only structs and enums are read"))
+        Err(Unread)
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -1005,7 +1025,7 @@ impl<'de> Deserializer<'de> for &mut Shape {
         _: V,
     ) -> Result<V::Value, Self::Error> {
         *self = Shape(name, fields);
-        Err(de::Error::custom("fields recorded"))
+        Err(Unread)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -1015,7 +1035,7 @@ impl<'de> Deserializer<'de> for &mut Shape {
         _: V,
     ) -> Result<V::Value, Self::Error> {
         *self = Shape(name, variants);
-        Err(de::Error::custom("variants recorded"))
+        Err(Unread)
     }
 
     forward_to_deserialize_any! {
