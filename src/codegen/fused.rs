@@ -48,10 +48,15 @@ impl FusedShader {
     /// `locations` (1-based generated line, column, span length), at its own line; the first
     /// stage's id at no position when none lies in a stage's source.
     pub fn compile_error(&self, message: &str, locations: impl IntoIterator<Item = (u32, u32, u32)>) -> Error {
-        let at = locations
-            .into_iter()
-            .filter_map(|(line, column, length)| Some((self.stage_line(line)?, column, length)))
-            .min_by_key(|&(_, _, length)| length);
+        // The shortest span in a stage's handler (the first of equal ones), by a loop: each
+        // adapter chain is code of its own in the wasm.
+        let mut at = None;
+        for (line, column, length) in locations {
+            let Some(stage_line) = self.stage_line(line) else { continue };
+            if at.is_none_or(|(_, _, shortest)| length < shortest) {
+                at = Some((stage_line, column, length));
+            }
+        }
         let stage = at.map_or(0, |((stage, _), _, _)| stage);
         Error::KernelCompile {
             id: self.stages.get(stage).map_or_else(String::new, |(id, _)| id.clone()),

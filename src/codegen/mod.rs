@@ -68,12 +68,15 @@ impl GeneratedShader {
         message: &str,
         locations: impl IntoIterator<Item = (u32, u32, u32)>,
     ) -> Error {
-        let at = locations
-            .into_iter()
-            .filter_map(|(line, column, length)| {
-                Some((self.user_line(line)?, characters_before(&self.source, line, column), length))
-            })
-            .min_by_key(|&(_, _, length)| length);
+        // The shortest span in the user's handler (the first of equal ones), by a loop: each
+        // adapter chain is code of its own in the wasm.
+        let mut at: Option<(u32, u32, u32)> = None;
+        for (line, column, length) in locations {
+            let Some(user_line) = self.user_line(line) else { continue };
+            if at.is_none_or(|(_, _, shortest)| length < shortest) {
+                at = Some((user_line, characters_before(&self.source, line, column), length));
+            }
+        }
         Error::KernelCompile {
             id: id.to_owned(),
             message: message.trim().to_owned(),
