@@ -103,16 +103,20 @@ impl Runtime {
         const QUIET_MS: f64 = 5.0;
         const LONGEST_MS: f64 = 100.0;
         // Answers left in output queues, and whether anything listens for a kernel holding some.
+        // One loop over the kernels: each adapter chain over the table is code of its own in
+        // the wasm.
         let left = || {
             let table = self.shared.lock();
-            let holding = || table.kernels.values().filter(|k| !k.mailbox.outbox.is_empty());
-            match table.state {
-                LifecycleState::Stopped => (0, false),
-                _ => (
-                    holding().map(|k| k.mailbox.outbox.len()).sum::<usize>(),
-                    holding().any(|k| k.changed.total_listeners() > 0),
-                ),
+            let (mut answers, mut listened) = (0, false);
+            if table.state != LifecycleState::Stopped {
+                for kernel in table.kernels.values() {
+                    if !kernel.mailbox.outbox.is_empty() {
+                        answers += kernel.mailbox.outbox.len();
+                        listened |= kernel.changed.total_listeners() > 0;
+                    }
+                }
             }
+            (answers, listened)
         };
         if left().0 == 0 {
             return;
@@ -145,21 +149,25 @@ impl Runtime {
         table.device_events.ended();
         // Whoever still waits on a kernel (a state write behind a tick that will never deliver)
         // looks again, and finds the runtime stopped.
+        // The report's sums over the kernels in the same loop: each adapter chain over the
+        // table is code of its own in the wasm.
+        let retired = &table.retired;
+        let (mut terminated, mut processed, mut unprocessed, mut never_received) =
+            (retired.kernels, retired.messages_processed, retired.messages_unprocessed, retired.answers_never_received);
         for kernel in table.kernels.values() {
             kernel.notify();
+            terminated += u64::from(kernel.life.state() == KernelState::Terminated);
+            processed += kernel.counters.messages_processed;
+            unprocessed += kernel.counters.unprocessed_at_termination;
+            never_received += kernel.mailbox.outbox.len() as u64 + kernel.counters.answers_abandoned;
         }
-        let kernels = || table.kernels.values();
         let report = ShutdownReport {
             total_uptime_ms: platform::now_ms() - created_at_ms,
             kernels_launched: table.launched,
-            kernels_terminated: table.retired.kernels
-                + kernels().filter(|k| k.life.state() == KernelState::Terminated).count() as u64,
-            messages_processed: table.retired.messages_processed
-                + kernels().map(|k| k.counters.messages_processed).sum::<u64>(),
-            messages_unprocessed: table.retired.messages_unprocessed
-                + kernels().map(|k| k.counters.unprocessed_at_termination).sum::<u64>(),
-            answers_never_received: table.retired.answers_never_received
-                + kernels().map(|k| k.mailbox.outbox.len() as u64 + k.counters.answers_abandoned).sum::<u64>(),
+            kernels_terminated: terminated,
+            messages_processed: processed,
+            messages_unprocessed: unprocessed,
+            answers_never_received: never_received,
             device_losses: table.devices.iter().map(|d| d.generation).sum(),
             recoveries: table.devices.iter().map(|d| d.recoveries).sum(),
             migrated_kernels: table.migrations,
