@@ -322,9 +322,18 @@ pub(crate) fn assess(vitals: &Vitals, limits: &HealthThresholds) -> HealthReport
     }
     // Worst first, in the order found within a severity: a stable sort by severity, which with
     // two severities is one partition (a sort would link a stable sort's code into the wasm).
-    let (mut issues, degraded): (Vec<_>, Vec<_>) =
-        issues.into_iter().partition(|issue| issue.severity == Severity::Unhealthy);
-    issues.extend(degraded);
+    // By a loop: `partition` and `extend` are code of their own in the wasm.
+    let (mut worst_first, mut degraded) = (Vec::with_capacity(issues.len()), Vec::new());
+    for issue in issues {
+        match issue.severity == Severity::Unhealthy {
+            true => worst_first.push(issue),
+            false => degraded.push(issue),
+        }
+    }
+    for issue in degraded {
+        worst_first.push(issue);
+    }
+    let issues = worst_first;
     let worst = issues.first().map(|i| i.severity);
     let reason = || {
         // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.

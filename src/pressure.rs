@@ -35,8 +35,14 @@ pub(crate) fn used_and_pressure(shared: &Shared, table: Option<&Table>) -> (u64,
         false => shared.buffers.bytes(),
         true => {
             let state_words = |table: &Table| -> u64 {
-                let on_cpu = |k: &Kernel| cpu_devices[k.device.index()];
-                table.kernels.values().filter(|k| on_cpu(k)).map(|k| kernel_memory(k, true).total()).sum()
+                // A loop: each adapter chain over the table is code of its own in the wasm.
+                let mut words = 0;
+                for kernel in table.kernels.values() {
+                    if cpu_devices[kernel.device.index()] {
+                        words += kernel_memory(kernel, true).total();
+                    }
+                }
+                words
             };
             shared.buffers.bytes() + table.map_or_else(|| state_words(&shared.lock()), state_words)
         }

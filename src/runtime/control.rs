@@ -510,16 +510,17 @@ impl Runtime {
         let terminated = |id| async move { ended_already(self.terminate_within(id, timeout, Pipeline::Flush).await) };
         let results = join_all(ids.iter().map(|id| terminated(id.as_str()))).await;
         // Pushed, not collected: each `collect` is a copy of `Vec`'s `from_iter` in the wasm.
-        let mut errors = Vec::new();
+        let (mut errors, mut unprocessed) = (Vec::new(), 0);
         for result in results {
             if let Err(error) = result {
+                unprocessed += error.unprocessed();
                 errors.push(error);
             }
         }
         match errors.len() {
             0 => Ok(()),
             1 => Err(errors.remove(0)),
-            _ => Err(Error::SeveralKernels { unprocessed: errors.iter().map(Error::unprocessed).sum(), errors }),
+            _ => Err(Error::SeveralKernels { unprocessed, errors }),
         }
     }
 
@@ -583,8 +584,14 @@ impl Runtime {
     /// its messages processed again after recovery), and comes back with
     /// [`replace_shared_device`](Self::replace_shared_device).
     pub fn destroy_device(&self) -> Result<()> {
-        let first_gpu = self.shared.device_ids().find(|&id| self.shared.device(id).gpu().is_some());
-        self.destroy_device_at(first_gpu.unwrap_or(crate::devices::DeviceId(0)))
+        let mut first_gpu = crate::devices::DeviceId(0);
+        for id in self.shared.device_ids() {
+            if self.shared.device(id).gpu().is_some() {
+                first_gpu = id;
+                break;
+            }
+        }
+        self.destroy_device_at(first_gpu)
     }
 
     /// [`destroy_device`](Self::destroy_device) for `device`: only its kernels fail.
