@@ -92,11 +92,23 @@ pub fn inspect(definition: &KernelDefinition) -> Result<HandlerForm, Error> {
     }
     let headers = find_handles(&code);
     // Its own `fn handle` is the one name of the harness's that a handler declares.
-    let names_handler = |at: usize| headers.iter().any(|&fn_at| at > fn_at && code[fn_at + 2..at].trim().is_empty());
-    if let Some((at, name)) = top_level_names(&code)
-        .into_iter()
-        .find(|&(at, name)| !names_handler(at) && crate::message::typed::__private::is_reserved_name(name))
-    {
+    // Loops, not `any` and `find`: each adapter is code of its own in the wasm.
+    let names_handler = |at: usize| {
+        for &fn_at in &headers {
+            if at > fn_at && code[fn_at + 2..at].trim().is_empty() {
+                return true;
+            }
+        }
+        false
+    };
+    let mut reserved = None;
+    for (at, name) in top_level_names(&code) {
+        if !names_handler(at) && crate::message::typed::__private::is_reserved_name(name) {
+            reserved = Some((at, name));
+            break;
+        }
+    }
+    if let Some((at, name)) = reserved {
         return Err(fail(
             Some(at),
             format!(
