@@ -245,16 +245,23 @@ fn assemble(
 /// Every struct the two message types need, each once, dependencies first.
 fn message_structs<'a>(input: &'a MessageLayout, output: &'a MessageLayout) -> Result<Vec<&'a MessageLayout>, String> {
     let mut all: Vec<&MessageLayout> = Vec::new();
-    for layout in input.structs().into_iter().chain(output.structs()).flatten() {
-        match all.iter().find(|seen| seen.name() == layout.name()) {
-            Some(seen) if *seen != layout => {
-                return Err(format!(
-                    "the input and output messages both use a type named {} but define it differently",
-                    layout.name()
-                ))
+    // Loops, not `chain`, `flatten` and `find`: each adapter is code of its own in the wasm. A
+    // layout whose structs cannot be listed adds none (as `flatten` of its `Err` added none).
+    for structs in [input.structs(), output.structs()] {
+        let Ok(structs) = structs else { continue };
+        'layouts: for layout in structs {
+            for seen in &all {
+                if seen.name() == layout.name() {
+                    if *seen != layout {
+                        return Err(format!(
+                            "the input and output messages both use a type named {} but define it differently",
+                            layout.name()
+                        ));
+                    }
+                    continue 'layouts;
+                }
             }
-            Some(_) => {}
-            None => all.push(layout),
+            all.push(layout);
         }
     }
     Ok(all)
