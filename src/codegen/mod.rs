@@ -305,6 +305,7 @@ pub(crate) fn fill_in(template: &str, fields: &[(&str, &str)]) -> String {
 mod tests {
     use super::*;
     use crate::kernel;
+    use crate::message::FieldType;
 
     /// Byte columns become character columns: non-ASCII text before the position counts one a
     /// character; a position inside a character, or past its line, stays as it came.
@@ -316,6 +317,27 @@ mod tests {
         assert_eq!(characters_before(source, 3, 11), 10); // the x after "let bé = "
         assert_eq!(characters_before(source, 3, 7), 7); // inside é
         assert_eq!(characters_before(source, 1, 40), 40); // past the line
+    }
+
+    /// The structs of both messages, each once, in the order met (the input's first); a type
+    /// name the two define differently is refused.
+    #[test]
+    fn message_structs_list_each_struct_once_and_refuse_two_definitions() {
+        let part = MessageLayout::new("Part", &[("x", FieldType::F32)]).unwrap();
+        let other = MessageLayout::new("Other", &[("y", FieldType::U32)]).unwrap();
+        let input = MessageLayout::new("In", &[("p", FieldType::message(&part))]).unwrap();
+        let output =
+            MessageLayout::new("Out", &[("o", FieldType::message(&other)), ("p", FieldType::message(&part))]).unwrap();
+        let names: Vec<&str> = message_structs(&input, &output).unwrap().iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["Part", "In", "Other", "Out"]);
+        let same: Vec<&str> = message_structs(&input, &input).unwrap().iter().map(|s| s.name()).collect();
+        assert_eq!(same, ["Part", "In"]);
+        let changed = MessageLayout::new("Part", &[("x", FieldType::I32)]).unwrap();
+        let clash = MessageLayout::new("Clash", &[("p", FieldType::message(&changed))]).unwrap();
+        assert_eq!(
+            message_structs(&input, &clash).unwrap_err(),
+            "the input and output messages both use a type named Part but define it differently"
+        );
     }
 
     /// Templates fill as a `str::replace` per field did: every occurrence, and braces that start
