@@ -87,8 +87,8 @@ test("the installed package.json names the module and its types", async () => {
   assert.match(types, /degradationStatus\(\): DegradationStatus;/);
   assert.match(types, /export class OverloadedError extends RingKernelError \{ name: "OverloadedError";/);
   assert.match(types, /export class KernelHandle<I extends MessageDescription = MessageDescription, O extends MessageDescription = MessageDescription, S extends StateArray = StateArray> \{/);
-  assert.match(types, /call\(message: InputOf<I>, options\?: WaitOptions\): Promise<OutputOf<O>>;/);
-  assert.match(types, /tryReceive\(\): OutputOf<O> \| null;/);
+  assert.match(types, /call<M extends object = InputOf<I>, T extends object = OutputOf<O>>\(message: HandleInput<I, M>, options\?: WaitOptions\): Promise<HandleOutput<O, T>>;/);
+  assert.match(types, /tryReceive<T extends object = OutputOf<O>>\(\): HandleOutput<O, T> \| null;/);
   assert.match(types, /\[Symbol\.asyncDispose\]\(\): Promise<void>;/);
   // Every telemetry field the runtime serializes is declared.
   const declared = types.match(/export interface KernelTelemetry \{([\s\S]*?)\n\}/)[1];
