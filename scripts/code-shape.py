@@ -70,14 +70,34 @@ def strong(v):
         if len(comp) > 1: sccs.append(sorted(comp))
 for v in files:
     if v not in idx: strong(v)
-# longest fn (braces counted outside comments, strings and char literals)
-def code_only(line):
-    line = re.sub(r"//.*", "", line)
-    line = re.sub(r'"(\\.|[^"\\])*"', '""', line)
-    return re.sub(r"'(\\.|[^'\\])'", "''", line)
+# longest fn (braces counted outside comments, strings and char literals, read over the whole
+# file, so a string that runs on over several lines hides its braces too)
+RAW_STRING = re.compile(r'b?r(#*)"')
+CHAR = re.compile(r"'(\\.[^']*|[^'\\])'")
+def code_only(text):
+    out = []; i = 0; n = len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            j = text.find("\n", i); i = n if j < 0 else j
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2); j = n if j < 0 else j + 2
+            out.append("\n" * text.count("\n", i, j)); i = j
+        elif c in "br" and (m := RAW_STRING.match(text, i)) and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+            end = '"' + m.group(1); j = text.find(end, m.end()); j = n if j < 0 else j + len(end)
+            out.append('""' + "\n" * text.count("\n", i, j)); i = j
+        elif c == '"':
+            j = i + 1
+            while j < n and text[j] != '"': j += 2 if text[j] == "\\" else 1
+            out.append('""' + "\n" * text.count("\n", i, j)); i = j + 1
+        elif c == "'" and (m := CHAR.match(text, i)):
+            out.append("''"); i = m.end()
+        else:
+            out.append(c); i += 1
+    return "".join(out)
 longest = []
 for p, text in files.items():
-    lines = [code_only(l) for l in text.split("\n")]
+    lines = code_only(text).split("\n")
     i = 0
     while i < len(lines):
         if re.match(r"\s*(pub(\(\w+\))?\s+)?(async\s+)?fn\s+\w+", lines[i]) and not lines[i].rstrip().endswith(";"):
