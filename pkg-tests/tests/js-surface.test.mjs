@@ -888,6 +888,9 @@ test("circuit breakers refuse with CircuitOpenError and the watchdog lists a sta
     const rt2 = await rk.RingKernelRuntime.create({ watchdog: { heartbeatTimeoutMs: 150 } });
     const stuck = await rt2.launch("doubler", null, { autoActivate: true, inputQueueSize: 16, outputQueueSize: 2 });
     await stuck.sendBatch([1, 2, 3, 4, 5].map((value) => ({ value })));
+    // Stuck once its two answers fill its output queue (however long a loaded machine takes to
+    // get there); then it makes no progress for longer than the heartbeat timeout.
+    while (stuck.status().outputQueueDepth < 2) await new Promise((resolve) => setTimeout(resolve, 5));
     await new Promise((resolve) => setTimeout(resolve, 400));
     const stale = await rt2.scanStaleKernels();
     const metrics = rt2.metricsText();

@@ -187,8 +187,9 @@ test("an error crossing a transferred readable reaches the page as a plain Error
     const readable = await run(`
       scope.k = await scope.runtime.launch("doubler", null, { autoActivate: true });
       const r = scope.k.readable({ timeout: 100 }); return { value: r, transfer: [r] };`);
-    // No read for 400 ms: the worker's end of the pipe waits meanwhile, and its wait times out.
-    await new Promise((r) => setTimeout(r, 400));
+    // No read for 1 s: the worker's end of the pipe waits meanwhile, and its wait times out
+    // (100 ms) and its error crosses to the page, with time to spare on a loaded machine.
+    await new Promise((r) => setTimeout(r, 1000));
     const asked = performance.now();
     const error = await readable.getReader().read().then(() => null, (e) => e);
     return { name: error?.name, message: error?.message, kernelId: error?.kernelId, ringKernelError: error instanceof rk.RingKernelError,
