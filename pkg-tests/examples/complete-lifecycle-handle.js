@@ -16,7 +16,7 @@ await init();
   await doubler.send({ value: 21 });
 
   // Receive response
-  const response = await doubler.receive({ timeout: 1000 });
+  const response = await doubler.receive({ timeout: 5000 });
   console.log(`Result: ${response.result}`); // 42
 
   // Check telemetry

@@ -15,7 +15,7 @@ await init();
   await runtime.send("doubler", { value: 21 });
 
   // Receive response
-  const response = await runtime.receive("doubler", { timeout: 1000 });
+  const response = await runtime.receive("doubler", { timeout: 5000 });
   console.log(`Result: ${response.result}`); // 42
 
   // Check telemetry
