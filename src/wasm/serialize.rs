@@ -59,6 +59,31 @@ fn put_field(object: &Object, key: &str, value: Result) -> Result<()> {
     Ok(())
 }
 
+/// A map's entry, `object[key] = value`, or the value's error passed on: one copy of the key's
+/// checks for every map, where each value type's `serialize_value` had a copy of its own.
+#[inline(never)]
+fn put_entry(object: &Object, key: Option<JsValue>, value: Result) -> Result<()> {
+    let key = key.unwrap_or_default();
+    let value = value?;
+    if !key.is_string() {
+        return Err(Error("Map key is not a string and cannot be an object key".to_owned()));
+    }
+    // Map keys are kernel ids, any string: assigned, `__proto__` would set the object's
+    // prototype instead of adding its entry. Defined, it is an entry like any other.
+    if key.as_string().as_deref() == Some("__proto__") {
+        let own = Object::new();
+        for (name, v) in
+            [("value", value), ("writable", true.into()), ("enumerable", true.into()), ("configurable", true.into())]
+        {
+            set_field(&own, name, v);
+        }
+        Object::define_property(object, &key, &own);
+    } else {
+        set(object, &key, value);
+    }
+    Ok(())
+}
+
 /// `array.push(value)`, or the value's error passed on (as [`put_field`]).
 #[inline(never)]
 fn push_element(array: &Array, value: Result) -> Result<()> {
@@ -282,28 +307,7 @@ impl ser::SerializeMap for ObjectBuilder {
         Ok(())
     }
     fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<()> {
-        let key = self.key.take().unwrap_or_default();
-        let value = value.serialize(JsSerializer)?;
-        if !key.is_string() {
-            return Err(Error("Map key is not a string and cannot be an object key".to_owned()));
-        }
-        // Map keys are kernel ids, any string: assigned, `__proto__` would set the object's
-        // prototype instead of adding its entry. Defined, it is an entry like any other.
-        if key.as_string().as_deref() == Some("__proto__") {
-            let own = Object::new();
-            for (name, v) in [
-                ("value", value),
-                ("writable", true.into()),
-                ("enumerable", true.into()),
-                ("configurable", true.into()),
-            ] {
-                set_field(&own, name, v);
-            }
-            Object::define_property(&self.object, &key, &own);
-        } else {
-            set(&self.object, &key, value);
-        }
-        Ok(())
+        put_entry(&self.object, self.key.take(), value.serialize(JsSerializer))
     }
     fn end(self) -> Result {
         Ok(self.object.into())
