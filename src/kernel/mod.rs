@@ -432,16 +432,26 @@ fn registry() -> &'static Mutex<Registry<KernelDefinition>> {
 /// # Errors
 /// [`Error::InvalidArgument`] when a definition is registered under its id already.
 pub fn register(definition: KernelDefinition) -> Result<(), Error> {
-    let mut registry = registry().lock().expect("kernel registry poisoned");
-    if registry.contains(&definition.id) {
-        return Err(Error::InvalidArgument(format!(
+    let id = definition.id.clone();
+    match register_new(definition) {
+        true => Ok(()),
+        false => Err(Error::InvalidArgument(format!(
             "a kernel named {} is already registered; register_or_replace replaces it, and a second instance \
              runs under another id (Runtime::launch_as)",
-            crate::error::Quoted(&definition.id)
-        )));
+            crate::error::Quoted(&id)
+        ))),
+    }
+}
+
+/// [`register`] without its error's text: `false`, registering nothing, when the id is taken.
+/// JavaScript's `ringKernel` words its own refusal, so the wasm links no text it would drop.
+pub(crate) fn register_new(definition: KernelDefinition) -> bool {
+    let mut registry = registry().lock().expect("kernel registry poisoned");
+    if registry.contains(&definition.id) {
+        return false;
     }
     registry.insert(definition.id.clone(), Arc::new(definition));
-    Ok(())
+    true
 }
 
 /// Registers a definition under its id, replacing any registered under the same id (kernels

@@ -248,12 +248,12 @@ pub fn ring_kernel(
     }
     // The core refuses only an id that is taken; its message names the Rust calls.
     let id = def.id.clone();
-    let quoted = Quoted(&id);
-    kernel::register(def).map_err(|_| {
-        type_error(format!(
-            "a kernel named {quoted} is already registered; ringKernel({{ ..., replace: true }}) replaces it, and \
-             launch(otherId, definition) runs a second kernel from the same definition"
-        ))
-    })?;
+    if !kernel::register_new(def) {
+        return Err(type_error(format!(
+            "a kernel named {} is already registered; ringKernel({{ ..., replace: true }}) replaces it, and \
+             launch(otherId, definition) runs a second kernel from the same definition",
+            Quoted(&id)
+        )));
+    }
     Ok(definition)
 }
