@@ -149,12 +149,18 @@ pub(crate) fn millis<'de, D: Deserializer<'de>>(deserializer: D, name: &str) -> 
 
 /// [`millis`]' rule for a number already read (the wasm layer reads its options itself).
 pub(crate) fn duration_from_millis(ms: f64, name: &str) -> Result<Duration, crate::error::Error> {
-    // Below 2^53 ms (285,000 years): every such number is exact and fits a `Duration`.
-    if ms.is_finite() && (0.0..=9.0e15).contains(&ms) {
-        return Ok(crate::platform::saturating_ms(ms));
+    if let Some(duration) = millis_within(ms) {
+        return Ok(duration);
     }
     let got = crate::platform::Float(ms);
     Err(crate::error::Error::OutOfRange(format!("{name} must be a number of milliseconds from 0 to 9e15, got {got}")))
+}
+
+/// [`duration_from_millis`] without its error: `None` for what it refuses (the wasm layer's
+/// readers word their own refusal, and would drop the text).
+pub(crate) fn millis_within(ms: f64) -> Option<Duration> {
+    // Below 2^53 ms (285,000 years): every such number is exact and fits a `Duration`.
+    (ms.is_finite() && (0.0..=9.0e15).contains(&ms)).then(|| crate::platform::saturating_ms(ms))
 }
 
 fn window_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {

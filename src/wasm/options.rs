@@ -873,8 +873,8 @@ fn four_numbers(value: &JsValue) -> Read<[f64; 4]> {
 /// A circuit breaker's or the watchdog's milliseconds (see `circuit::millis`).
 #[inline(never)] // one copy for every field that reads it
 fn circuit_millis(value: &JsValue) -> Read<Duration> {
-    circuit::duration_from_millis(number(value)?, "")
-        .map_err(|_| Refusal::out_of_range("a number of milliseconds from 0 to 9e15", value))
+    circuit::millis_within(number(value)?)
+        .ok_or_else(|| Refusal::out_of_range("a number of milliseconds from 0 to 9e15", value))
 }
 
 /// Milliseconds more than 0 (and within what [`circuit_millis`] takes): a heartbeat, a window
