@@ -494,7 +494,27 @@ pub(crate) fn without_white_space(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::StateElement;
+    use super::{lookup, register, register_new, KernelDefinition, StateElement};
+    use crate::message::{FieldType, MessageLayout};
+
+    /// A taken id: `register_new` keeps the first definition and says `false`; `register` refuses
+    /// with the text it always had (the wasm words its own, from `register_new`).
+    #[test]
+    fn a_taken_id_keeps_its_first_definition() {
+        let layout = MessageLayout::new("TakenIdValue", &[("value", FieldType::U32)]).unwrap();
+        let define = |wgsl: &str| KernelDefinition::new("taken \"id\"", layout.clone(), layout.clone(), wgsl);
+        let first = "fn handle(msg: TakenIdValue) -> TakenIdValue { return msg; }";
+        let second = "fn handle(msg: TakenIdValue) -> TakenIdValue { return TakenIdValue(1u); }";
+        assert!(register_new(define(first)));
+        assert!(!register_new(define(second)));
+        let refused = register(define(second)).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "invalid argument: a kernel named 'taken \"id\"' is already registered; register_or_replace \
+             replaces it, and a second instance runs under another id (Runtime::launch_as)"
+        );
+        assert_eq!(lookup("taken \"id\"").unwrap().wgsl, first);
+    }
 
     /// A state type is read with its white space skipped, and only as one of the five types.
     #[test]
