@@ -183,7 +183,11 @@ impl LatencyRecorder {
         let latency_ms = latency_ms.max(0.0).min(Self::HIGHEST_US as f64 / 1000.0);
         let micros = ((latency_ms * 1000.0).round() as u64).min(Self::HIGHEST_US);
         // Auto-resizing: it starts at 2 KB and grows a bucket (1 KB) per doubling of its longest.
-        let histogram = self.histogram.get_or_insert_with(|| Histogram::new(2).expect("valid histogram precision"));
+        // Matched, not `expect`ed: `expect` would link the error's `Debug` for a panic that cannot come.
+        let histogram = self.histogram.get_or_insert_with(|| match Histogram::new(2) {
+            Ok(histogram) => histogram,
+            Err(_) => unreachable!("a precision of 2 is valid"),
+        });
         if histogram.record_n(micros, count).is_err() {
             // Only when the histogram could not grow (its size past `usize`, which it is not).
             histogram.saturating_record_n(micros, count);
