@@ -336,7 +336,7 @@ fn batched_receives_with_a_minimum_refuse_bad_bounds_taking_nothing_and_take_wha
         // Bounds refused before anything is taken, each saying what it got.
         out_of_range(kernel.receive_batch_at_least(0, 4, WAIT).await, "min must be at least 1, got 0");
         out_of_range(kernel.receive_batch_at_least(1, 0, WAIT).await, "max must be at least 1, got 0");
-        out_of_range(kernel.receive_batch_at_least(5, 4, WAIT).await, "a min of 5 and a max of 4");
+        out_of_range(kernel.receive_batch_at_least(5, 4, WAIT).await, "min must be at most its max of 4, got 5");
         // Named as a Rust caller sets it.
         out_of_range(kernel.receive_batch_at_least(17, 32, WAIT).await, "min of 17 could never be met");
         out_of_range(kernel.receive_batch_at_least(17, 32, WAIT).await, "its output_queue_size");
